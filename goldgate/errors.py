@@ -1,0 +1,15 @@
+"""The exceptions goldgate raises to its callers: one type per failure an operator can act on."""
+
+from __future__ import annotations
+
+
+class GoldgateError(Exception):
+    """Base of every error goldgate reports to a user; the message says what to do."""
+
+
+class SpecError(GoldgateError):
+    """A stack description is invalid or missing a field; the message names the field."""
+
+
+class StateError(GoldgateError):
+    """Local state (a stack, an image, a lock) is not what the command needs."""
