@@ -1,0 +1,1 @@
+"""Subcommands of the `goldgate` CLI, one module per area (local, release, ops)."""

@@ -1,0 +1,421 @@
+"""StackSpec: the one typed description of a stack, for both targets.
+
+A stack is read from `stacks/local.yaml` (the embedded local target) or from Pulumi stack config
+(`stacks/Pulumi.<stack>.yaml`, key `goldgate:spec`, same shape), and validated here with errors
+that name the offending field (`stacks/local.yaml: stacks.prod.endpoint.workers_max: ...`).
+Secrets are never part of the spec: they live in Pulumi secrets (cloud) or the state dir (local).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from goldgate.errors import SpecError
+
+STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
+LOCAL_STACKS_FILE = STACKS_DIR / "local.yaml"
+
+DIGEST_REF = re.compile(r"^(?P<repo>[a-z0-9][a-z0-9._/:-]*[a-z0-9])@sha256:(?P<hex>[0-9a-f]{64})$")
+_NAME = re.compile(r"^[a-z][a-z0-9-]{1,40}$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+_ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+# Names RunPod and our own code set; a stack may not override them through endpoint.env.
+RESERVED_ENV = frozenset({"WORKFLOW_VERSION", "WORKER_IMAGE_TAG", "STACK", "R2_ENDPOINT_URL", "R2_BUCKET",
+                          "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY"})
+SCALER_TYPES = ("QUEUE_DELAY", "REQUEST_COUNT")
+ROLES = ("staging", "prod")
+
+
+def is_digest_ref(image: str) -> bool:
+    """True for `repo@sha256:<64 hex>`, the only image form a stack may run."""
+    return bool(DIGEST_REF.match(image))
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """The RunPod serverless endpoint's shape."""
+
+    name: str
+    gpu_types: tuple[str, ...]
+    gpu_count: int = 1
+    workers_min: int = 0
+    workers_max: int = 3
+    idle_timeout_s: int = 5
+    scaler_type: str = "QUEUE_DELAY"
+    scaler_value: int = 4
+    flashboot: bool = True
+    execution_timeout_ms: int = 600_000
+    ttl_ms: int = 86_400_000
+    network_volume_id: str | None = None
+    data_center_ids: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    """The R2 results bucket."""
+
+    bucket: str
+    location: str | None = None
+    jurisdiction: str = "default"
+    result_ttl_days: int = 30
+
+
+@dataclass(frozen=True)
+class DatabaseSpec:
+    """The D1 database (jobs, deliveries, job_metrics)."""
+
+    name: str
+    location_hint: str | None = None
+    protect: bool = False
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    """The API Worker."""
+
+    script_name: str
+    public_base_url: str | None = None
+    route: str | None = None
+    zone_id: str | None = None
+    custom_domain: str | None = None
+    max_body_bytes: int = 65_536
+    signed_url_ttl_s: int = 3_600
+    compatibility_date: str = "2025-09-01"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Release gates: golden latency (the checklist's exit criterion is a 6-minute mean) and error rate."""
+
+    golden_mean_latency_s: float = 360.0
+    golden_case_latency_s: float = 600.0
+    error_rate: float = 0.05
+    report_max_age_s: int = 86_400
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Chaos knobs for the local RunPod emulator (a user's drill, or a test)."""
+
+    duplicate_deliveries: int = 1
+    reorder: bool = False
+    drop_first_delivery_rate: float = 0.0
+    drop_all_deliveries_rate: float = 0.0
+    delivery_delay_s: float = 0.0
+    worker_crash_rate: float = 0.0
+    failed_rate: float = 0.0
+    cold_start_s: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LocalSpec:
+    """What only the embedded target needs."""
+
+    webhook_retry_delay_s: float = 10.0
+    comfy_startup_s: float = 0.5
+    rate_limit_per_10s: int = 1_000
+    faults: Faults = Faults()
+
+
+@dataclass(frozen=True)
+class CloudSpec:
+    """Account coordinates for the cloud target (ids, never secrets)."""
+
+    cloudflare_account_id: str
+    runpod_api_base: str = "https://rest.runpod.io/v2"
+    runpod_endpoint_base: str = "https://api.runpod.ai/v2"
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """One stack, validated. `image` is None only for a local stack nothing was deployed to yet."""
+
+    name: str
+    role: str
+    target: str
+    workflow_version: str
+    endpoint: EndpointSpec
+    storage: StorageSpec
+    database: DatabaseSpec
+    api: ApiSpec
+    thresholds: Thresholds = Thresholds()
+    prices_per_gpu_second: Mapping[str, float] = field(default_factory=dict)
+    image: str | None = None
+    local: LocalSpec | None = None
+    cloud: CloudSpec | None = None
+
+    @property
+    def is_prod(self) -> bool:
+        return self.role == "prod"
+
+    def price_per_gpu_second(self, gpu_type: str | None = None) -> float | None:
+        """The stack's price for a GPU type, or for its first pool; None defers to the vendor table."""
+        key = gpu_type or (self.endpoint.gpu_types[0] if self.endpoint.gpu_types else None)
+        return self.prices_per_gpu_second.get(key) if key else None
+
+    def with_image(self, image: str) -> StackSpec:
+        if not is_digest_ref(image):
+            raise SpecError(f"{self.name}: image {image!r} is not pinned by digest (repo@sha256:<64 hex>)")
+        return _replace(self, image=image)
+
+    def resource_names(self) -> dict[str, str]:
+        """Every cloud resource name, derived from the stack in one place."""
+        return {
+            "endpoint": self.endpoint.name,
+            "bucket": self.storage.bucket,
+            "database": self.database.name,
+            "script": self.api.script_name,
+        }
+
+
+def _replace(spec: StackSpec, **changes: Any) -> StackSpec:
+    from dataclasses import replace
+
+    return replace(spec, **changes)
+
+
+class _Fields:
+    """Reads one mapping, naming the dotted path of any bad or unknown field in its errors."""
+
+    def __init__(self, raw: Any, where: str, source: str) -> None:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise SpecError(f"{source}: {where}: expected a mapping, got {type(raw).__name__}")
+        self.raw, self.where, self.source, self.used = raw, where, source, set()
+
+    def _err(self, key: str, msg: str) -> SpecError:
+        return SpecError(f"{self.source}: {self.where}.{key}: {msg}")
+
+    def _get(self, key: str, required: bool) -> Any:
+        self.used.add(key)
+        if key not in self.raw or self.raw[key] is None:
+            if required:
+                raise self._err(key, "is required")
+            return None
+        return self.raw[key]
+
+    def str(self, key: str, default: str | None = None, required: bool = False,
+            pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] | None = None) -> str | None:
+        value = self._get(key, required and default is None)
+        if value is None:
+            return default
+        if not isinstance(value, str) or not value.strip():
+            raise self._err(key, f"expected a non-empty string, got {value!r}")
+        if pattern and not pattern.match(value):
+            raise self._err(key, f"{value!r} does not match {pattern.pattern}")
+        if choices and value not in choices:
+            raise self._err(key, f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def num(self, key: str, default: float, lo: float | None = None, hi: float | None = None,
+            integer: bool = False) -> Any:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        ok = isinstance(value, int) if integer else isinstance(value, int | float)
+        if not ok or isinstance(value, bool):
+            raise self._err(key, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
+        if lo is not None and value < lo:
+            raise self._err(key, f"{value} is below the minimum {lo}")
+        if hi is not None and value > hi:
+            raise self._err(key, f"{value} is above the maximum {hi}")
+        return value
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self._err(key, f"expected true or false, got {value!r}")
+        return value
+
+    def strs(self, key: str, required: bool = False) -> tuple[str, ...]:
+        value = self._get(key, required)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self._err(key, f"expected a list of strings, got {value!r}")
+        if required and not value:
+            raise self._err(key, "must name at least one entry")
+        return tuple(value)
+
+    def sub(self, key: str, required: bool = False) -> _Fields:
+        return _Fields(self._get(key, required), f"{self.where}.{key}", self.source)
+
+    def done(self) -> None:
+        unknown = sorted(set(self.raw) - self.used)
+        if unknown:
+            raise SpecError(f"{self.source}: {self.where}: unknown field(s) {', '.join(map(str, unknown))}")
+
+
+def _endpoint(f: _Fields, stack: str) -> EndpointSpec:
+    env_raw = f._get("env", False) or {}
+    if not isinstance(env_raw, Mapping):
+        raise f._err("env", "expected a mapping of NAME: value")
+    env: dict[str, str] = {}
+    for k, v in env_raw.items():
+        if not isinstance(k, str) or not _ENV_KEY.match(k):
+            raise f._err("env", f"{k!r} is not a valid environment variable name")
+        if k in RESERVED_ENV:
+            raise f._err("env", f"{k} is set by goldgate from the stack; remove it from endpoint.env")
+        if not isinstance(v, str | int | float) or isinstance(v, bool):
+            raise f._err("env", f"{k}: value must be a string or number")
+        env[k] = str(v)
+    spec = EndpointSpec(
+        name=f.str("name", default=f"goldgate-{stack}", pattern=_NAME),
+        gpu_types=f.strs("gpu_types", required=True),
+        gpu_count=f.num("gpu_count", 1, 1, 8, integer=True),
+        workers_min=f.num("workers_min", 0, 0, 100, integer=True),
+        workers_max=f.num("workers_max", 3, 1, 100, integer=True),
+        idle_timeout_s=f.num("idle_timeout_s", 5, 1, 3600, integer=True),
+        scaler_type=f.str("scaler_type", default="QUEUE_DELAY", choices=SCALER_TYPES),
+        scaler_value=f.num("scaler_value", 4, 1, 1000, integer=True),
+        flashboot=f.bool("flashboot", True),
+        execution_timeout_ms=f.num("execution_timeout_ms", 600_000, 5_000, 86_400_000, integer=True),
+        ttl_ms=f.num("ttl_ms", 86_400_000, 10_000, 604_800_000, integer=True),
+        network_volume_id=f.str("network_volume_id"),
+        data_center_ids=f.strs("data_center_ids"),
+        env=env,
+    )
+    f.done()
+    if spec.workers_min > spec.workers_max:
+        raise SpecError(f"{f.source}: {f.where}: workers_min ({spec.workers_min}) exceeds workers_max "
+                        f"({spec.workers_max})")
+    return spec
+
+
+def _faults(f: _Fields) -> Faults:
+    out = Faults(
+        duplicate_deliveries=f.num("duplicate_deliveries", 1, 1, 10, integer=True),
+        reorder=f.bool("reorder", False),
+        drop_first_delivery_rate=f.num("drop_first_delivery_rate", 0.0, 0, 1),
+        drop_all_deliveries_rate=f.num("drop_all_deliveries_rate", 0.0, 0, 1),
+        delivery_delay_s=f.num("delivery_delay_s", 0.0, 0, 600),
+        worker_crash_rate=f.num("worker_crash_rate", 0.0, 0, 1),
+        failed_rate=f.num("failed_rate", 0.0, 0, 1),
+        cold_start_s=f.num("cold_start_s", 0.0, 0, 600),
+        seed=f.num("seed", 0, 0, None, integer=True),
+    )
+    f.done()
+    return out
+
+
+def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
+    """Validate one stack's mapping (a `stacks/local.yaml` entry or Pulumi's `goldgate:spec`)."""
+    if not _NAME.match(name or ""):
+        raise SpecError(f"{source}: stack name {name!r} must be lowercase letters, digits and dashes")
+    f = _Fields(raw, f"stacks.{name}" if target == "local" else "goldgate:spec", source)
+    role = f.str("role", required=True, choices=ROLES)
+    image = f.str("image")
+    if image is not None and not is_digest_ref(image):
+        raise f._err("image", f"{image!r} is not pinned by digest: use repo@sha256:<64 hex> "
+                              "(a tag can be re-pointed; RunPod may keep serving a cached image for it)")
+    ep = _endpoint(f.sub("endpoint", required=True), name)
+    st = f.sub("storage", required=True)
+    storage = StorageSpec(bucket=f"{st.str('bucket', required=True, pattern=re.compile(r'^[a-z0-9][a-z0-9-]{2,62}$'))}",
+                          location=st.str("location"), jurisdiction=st.str("jurisdiction", default="default",
+                                                                             choices=("default", "eu", "fedramp")),
+                          result_ttl_days=st.num("result_ttl_days", 30, 1, 3650, integer=True))
+    st.done()
+    db = f.sub("database", required=True)
+    database = DatabaseSpec(name=db.str("name", required=True, pattern=_NAME),
+                            location_hint=db.str("location_hint"),
+                            protect=db.bool("protect", role == "prod"))
+    db.done()
+    a = f.sub("api", required=True)
+    api = ApiSpec(script_name=a.str("script_name", required=True, pattern=_NAME),
+                  public_base_url=a.str("public_base_url", pattern=re.compile(r"^https?://[^\s?#]+$")),
+                  route=a.str("route"), zone_id=a.str("zone_id"), custom_domain=a.str("custom_domain"),
+                  max_body_bytes=a.num("max_body_bytes", 65_536, 1_024, 10_000_000, integer=True),
+                  signed_url_ttl_s=a.num("signed_url_ttl_s", 3_600, 60, 604_800, integer=True),
+                  compatibility_date=a.str("compatibility_date", default="2025-09-01",
+                                           pattern=re.compile(r"^\d{4}-\d{2}-\d{2}$")))
+    a.done()
+    t = f.sub("thresholds")
+    thresholds = Thresholds(golden_mean_latency_s=t.num("golden_mean_latency_s", 360.0, 1, 86_400),
+                            golden_case_latency_s=t.num("golden_case_latency_s", 600.0, 1, 86_400),
+                            error_rate=t.num("error_rate", 0.05, 0, 1),
+                            report_max_age_s=t.num("report_max_age_s", 86_400, 60, 30 * 86_400, integer=True))
+    t.done()
+    prices_raw = f._get("prices_per_gpu_second", False) or {}
+    if not isinstance(prices_raw, Mapping) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1 for v in prices_raw.values()):
+        raise f._err("prices_per_gpu_second", "expected a mapping of GPU type to USD per second (0 < price < 1)")
+    local = cloud = None
+    if target == "local":
+        lf = f.sub("local")
+        local = LocalSpec(webhook_retry_delay_s=lf.num("webhook_retry_delay_s", 10.0, 0, 600),
+                          comfy_startup_s=lf.num("comfy_startup_s", 0.5, 0, 600),
+                          rate_limit_per_10s=lf.num("rate_limit_per_10s", 1_000, 1, 1_000_000, integer=True),
+                          faults=_faults(lf.sub("faults")))
+        lf.done()
+    else:
+        cf = f.sub("cloud", required=True)
+        cloud = CloudSpec(cloudflare_account_id=cf.str("cloudflare_account_id", required=True,
+                                                       pattern=re.compile(r"^[0-9a-f]{32}$|^<[A-Z_]+>$")),
+                          runpod_api_base=cf.str("runpod_api_base", default="https://rest.runpod.io/v2"),
+                          runpod_endpoint_base=cf.str("runpod_endpoint_base", default="https://api.runpod.ai/v2"))
+        cf.done()
+    spec = StackSpec(name=name, role=role, target=target,
+                     workflow_version=f.str("workflow_version", required=True, pattern=_VERSION),
+                     endpoint=ep, storage=storage, database=database, api=api, thresholds=thresholds,
+                     prices_per_gpu_second=dict(prices_raw), image=image, local=local, cloud=cloud)
+    f.done()
+    if spec.is_prod and spec.endpoint.network_volume_id:
+        raise SpecError(f"{source}: stacks.{name}.endpoint.network_volume_id: PROD must not use a network "
+                        "volume; models are baked into the image")
+    if target == "cloud" and spec.image is None:
+        raise SpecError(f"{source}: goldgate:spec.image is required for a cloud stack (repo@sha256:<64 hex>)")
+    return spec
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"stack file {path} does not exist") from None
+    if len(text) > 1_000_000:
+        raise SpecError(f"stack file {path} is larger than 1 MB; is it the right file?")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"stack file {path} is not valid YAML: {exc}") from None
+
+
+def load_local(name: str, path: Path = LOCAL_STACKS_FILE) -> StackSpec:
+    """One local stack from `stacks/local.yaml`."""
+    stacks = local_stack_names(path, _raw=True)
+    if name not in stacks:
+        raise SpecError(f"{path}: no stack named {name!r} (stacks: {', '.join(stacks) or 'none'})")
+    return from_mapping(name, stacks[name], "local", str(path))
+
+
+def local_stack_names(path: Path = LOCAL_STACKS_FILE, _raw: bool = False) -> Any:
+    doc = _read_yaml(path)
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("stacks"), Mapping):
+        raise SpecError(f"{path}: expected a top-level `stacks:` mapping of stack name to settings")
+    return doc["stacks"] if _raw else sorted(doc["stacks"])
+
+
+def load_pulumi(name: str, directory: Path = STACKS_DIR) -> StackSpec:
+    """A cloud stack from `stacks/Pulumi.<name>.yaml` (key `goldgate:spec`)."""
+    path = directory / f"Pulumi.{name}.yaml"
+    doc = _read_yaml(path)
+    config = doc.get("config") if isinstance(doc, Mapping) else None
+    if not isinstance(config, Mapping) or "goldgate:spec" not in config:
+        raise SpecError(f"{path}: expected `config: goldgate:spec: {{...}}`")
+    return from_mapping(name, config["goldgate:spec"], "cloud", str(path))
+
+
+def from_pulumi_config(name: str, spec_object: Any) -> StackSpec:
+    """The StackSpec inside a running Pulumi program (`pulumi.Config('goldgate').require_object('spec')`)."""
+    return from_mapping(name, spec_object, "cloud", f"Pulumi config of stack {name}")
