@@ -1,0 +1,44 @@
+"""goldgate's RunPod clients: REST v2 control plane (`ControlPlaneClient`) and serverless data plane
+(`DataPlaneClient`), typed values, and one error hierarchy rooted at `RunPodError`."""
+
+from goldgate.runpod.control import DEFAULT_CONTROL_BASE, ControlPlaneClient
+from goldgate.runpod.errors import (
+    RunPodAuthError,
+    RunPodError,
+    RunPodNotFound,
+    RunPodProtocolError,
+    RunPodRateLimited,
+    RunPodRejected,
+    RunPodUnavailable,
+)
+from goldgate.runpod.jobs import (
+    DEFAULT_DATA_BASE,
+    JOB_STATUSES,
+    TERMINAL_STATUSES,
+    DataPlaneClient,
+    Health,
+    JobPolicy,
+    JobStatus,
+)
+from goldgate.runpod.resources import (
+    DiffEntry,
+    Endpoint,
+    EndpointConfig,
+    EndpointPatch,
+    GpuType,
+    Release,
+    ReleaseHistory,
+    Rollout,
+    Scaling,
+    Worker,
+    WorkerList,
+)
+from goldgate.runpod.transport import RetryPolicy
+
+__all__ = [
+    "DEFAULT_CONTROL_BASE", "DEFAULT_DATA_BASE", "JOB_STATUSES", "TERMINAL_STATUSES",
+    "ControlPlaneClient", "DataPlaneClient", "DiffEntry", "Endpoint", "EndpointConfig", "EndpointPatch",
+    "GpuType", "Health", "JobPolicy", "JobStatus", "Release", "ReleaseHistory", "RetryPolicy", "Rollout",
+    "RunPodAuthError", "RunPodError", "RunPodNotFound", "RunPodProtocolError", "RunPodRateLimited",
+    "RunPodRejected", "RunPodUnavailable", "Scaling", "Worker", "WorkerList",
+]

@@ -1,0 +1,130 @@
+"""RunPod REST v2 control-plane client: serverless endpoints, their releases and workers, the GPU catalog.
+
+Usage::
+
+    from goldgate.runpod import ControlPlaneClient, EndpointConfig, EndpointPatch, Scaling
+
+    with ControlPlaneClient(api_key) as rp:          # base_url defaults to https://api.runpod.io
+        ep = rp.create_endpoint(EndpointConfig(name="goldgate-staging", image="repo@sha256:...",
+                                               gpu_pools=("ADA_24",), workers_max=2))
+        ep = rp.get_endpoint(ep.id)
+        ep = rp.update_endpoint(ep.id, EndpointPatch(image="repo@sha256:..."))   # new release
+        history = rp.list_releases(ep.id)      # history.rollout.percent_on_latest, .in_progress
+        workers = rp.list_workers(ep.id)       # workers.stale -> workers still on an older release
+        rp.delete_endpoint(ep.id)              # idempotent: a missing endpoint is not an error
+
+Paths follow the OpenAPI spec (`/v2/serverless`, ...); `base_url` is the server root (the spec's
+`servers` entry), so a local emulator is just another base URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+
+from goldgate.runpod.errors import RunPodNotFound, RunPodProtocolError
+from goldgate.runpod.resources import (
+    Endpoint,
+    EndpointConfig,
+    EndpointPatch,
+    GpuType,
+    ReleaseHistory,
+    WorkerList,
+)
+from goldgate.runpod.transport import RetryPolicy, Transport
+
+DEFAULT_CONTROL_BASE = "https://api.runpod.io"
+
+
+class ControlPlaneClient:
+    """Typed wrapper over REST v2. Every method raises a `RunPodError` subclass on failure."""
+
+    def __init__(self, api_key: str, base_url: str = DEFAULT_CONTROL_BASE, *, retry: RetryPolicy | None = None,
+                 timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None,
+                 event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None) -> None:
+        self._http = Transport(base_url, api_key, what="RunPod control plane", retry=retry,
+                               timeout_s=timeout_s, transport=transport, event_hooks=event_hooks)
+
+    @property
+    def base_url(self) -> str:
+        return self._http.base_url
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # endpoints
+
+    def create_endpoint(self, config: EndpointConfig) -> Endpoint:
+        return Endpoint.from_wire(self._object("POST", "/v2/serverless", json=config.to_create_body()))
+
+    def get_endpoint(self, endpoint_id: str) -> Endpoint:
+        return Endpoint.from_wire(self._object("GET", f"/v2/serverless/{_seg(endpoint_id)}"))
+
+    def find_endpoint(self, endpoint_id: str) -> Endpoint | None:
+        """Like get_endpoint, but None when it does not exist (for providers' read/refresh)."""
+        try:
+            return self.get_endpoint(endpoint_id)
+        except RunPodNotFound:
+            return None
+
+    def list_endpoints(self) -> tuple[Endpoint, ...]:
+        body = self._object("GET", "/v2/serverless")
+        items = body.get("endpoints")
+        if not isinstance(items, list):
+            raise RunPodProtocolError("RunPod endpoint list lacks 'endpoints': the API changed or the base "
+                                      "URL is wrong")
+        return tuple(Endpoint.from_wire(e) for e in items)
+
+    def update_endpoint(self, endpoint_id: str, patch: EndpointPatch) -> Endpoint:
+        """PATCH only the fields set in `patch`; an empty patch just reads the endpoint."""
+        if patch.is_empty():
+            return self.get_endpoint(endpoint_id)
+        return Endpoint.from_wire(self._object("PATCH", f"/v2/serverless/{_seg(endpoint_id)}",
+                                               json=patch.to_update_body()))
+
+    def delete_endpoint(self, endpoint_id: str, *, missing_ok: bool = True) -> bool:
+        """Delete; True if it was deleted, False if it was already gone (and `missing_ok`)."""
+        try:
+            self._http.request("DELETE", f"/v2/serverless/{_seg(endpoint_id)}")
+        except RunPodNotFound:
+            if missing_ok:
+                return False
+            raise
+        return True
+
+    # releases and workers
+
+    def list_releases(self, endpoint_id: str) -> ReleaseHistory:
+        return ReleaseHistory.from_wire(self._object("GET", f"/v2/serverless/{_seg(endpoint_id)}/releases"))
+
+    def list_workers(self, endpoint_id: str) -> WorkerList:
+        return WorkerList.from_wire(self._object("GET", f"/v2/serverless/{_seg(endpoint_id)}/workers"))
+
+    # catalog
+
+    def list_gpu_types(self) -> tuple[GpuType, ...]:
+        body = self._object("GET", "/v2/catalog/gpus")
+        return tuple(GpuType.from_wire(g) for g in body.get("gpus") or ())
+
+    def _object(self, method: str, path: str, *, json: Any = None) -> dict[str, Any]:
+        body = self._http.request(method, path, json=json)
+        if not isinstance(body, dict):
+            raise RunPodProtocolError(f"{method} {self.base_url}{path} answered {type(body).__name__}, not a "
+                                      "JSON object: the API changed or the base URL is wrong")
+        return body
+
+
+def _seg(value: str) -> str:
+    """One path segment; an id with '/' or '..' must not address another resource."""
+    if not value or not isinstance(value, str):
+        raise ValueError("an endpoint id is required (got an empty value)")
+    return quote(value, safe="")

@@ -1,0 +1,188 @@
+"""The HTTP layer under both RunPod clients: bearer auth, bounded retries with backoff, problem JSON -> errors."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from goldgate.runpod.errors import (
+    RunPodAuthError,
+    RunPodError,
+    RunPodNotFound,
+    RunPodProtocolError,
+    RunPodRateLimited,
+    RunPodRejected,
+    RunPodUnavailable,
+)
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. `attempts` counts the first try. 429 is always retried (the request was not
+    processed); 5xx and connection errors only for idempotent requests, because a retried POST /run or
+    POST /v2/serverless after a 5xx may create a second job or endpoint (set `retry_unsafe` to allow it)."""
+
+    attempts: int = 4
+    backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+    max_retry_after_s: float = 60.0
+    retry_unsafe: bool = False
+
+    def delay(self, attempt: int) -> float:
+        # Full jitter keeps many clients from retrying in lockstep after a shared outage.
+        ceiling = min(self.max_backoff_s, self.backoff_s * (2 ** attempt))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP-date (RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class Transport:
+    """One httpx.Client with RunPod auth. `request` returns parsed JSON (or None for an empty body)."""
+
+    def __init__(self, base_url: str, api_key: str, *, what: str, retry: RetryPolicy | None = None,
+                 timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None,
+                 event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if not api_key:
+            raise RunPodAuthError(f"no RunPod API key given for the {what}: set the stack's RunPod API key "
+                                  "(runpod_api_key_file for local stacks, the Pulumi secret in the cloud)")
+        self.base_url = base_url.rstrip("/")
+        self.what = what
+        self.retry = retry or RetryPolicy()
+        self._api_key = api_key
+        self._sleep = sleep
+        self._client = httpx.Client(
+            base_url=self.base_url, timeout=timeout_s, transport=transport,
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json",
+                     "User-Agent": "goldgate-runpod/0.1"},
+            event_hooks=dict(event_hooks or {}))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __repr__(self) -> str:  # never show the key
+        return f"Transport({self.what} at {self.base_url})"
+
+    def request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
+                timeout_s: float | None = None) -> Any:
+        method = method.upper()
+        may_retry_failure = method in _IDEMPOTENT or self.retry.retry_unsafe
+        where = f"{method} {self.base_url}{path}"
+        attempt = 0
+        while True:
+            attempt += 1
+            last = attempt >= self.retry.attempts
+            try:
+                kwargs: dict[str, Any] = {"json": json, "params": params}
+                if timeout_s is not None:
+                    kwargs["timeout"] = timeout_s
+                response = self._client.request(method, path, **kwargs)
+            except httpx.ConnectError as exc:
+                # Nothing was sent, so even a POST is safe to retry.
+                if last:
+                    raise RunPodUnavailable(self._scrub(
+                        f"cannot connect to the {self.what} at {self.base_url} ({exc}) after {attempt} "
+                        "attempts: check the base URL and that the service (or local emulator) is running"))
+                self._sleep(self.retry.delay(attempt - 1))
+                continue
+            except httpx.TransportError as exc:
+                if last or not may_retry_failure:
+                    raise RunPodUnavailable(self._scrub(
+                        f"{where} failed in transit ({type(exc).__name__}: {exc}) after {attempt} attempt(s); "
+                        "the request may or may not have been applied: read the resource before retrying"))
+                self._sleep(self.retry.delay(attempt - 1))
+                continue
+            status = response.status_code
+            if status == 429 and not last:
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                if wait is None:
+                    wait = self.retry.delay(attempt - 1)
+                if wait <= self.retry.max_retry_after_s:
+                    self._sleep(wait)
+                    continue
+            elif status >= 500 and may_retry_failure and not last:
+                self._sleep(self.retry.delay(attempt - 1))
+                continue
+            if status >= 400:
+                raise self._error(response, where, attempt)
+            return self._parse(response, where)
+
+    def _parse(self, response: httpx.Response, where: str) -> Any:
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise RunPodProtocolError(
+                f"{where} answered {response.status_code} with a body that is not JSON "
+                f"(content-type {response.headers.get('content-type')!r}): check the base URL points at "
+                "RunPod's API and not at a proxy or web page", status=response.status_code) from None
+
+    def _error(self, response: httpx.Response, where: str, attempts: int) -> RunPodError:
+        status = response.status_code
+        title, detail = _problem(response)
+        said = self._scrub(f"{title}: {detail}" if detail else title)
+        kw = {"status": status, "title": title, "detail": self._scrub(detail) if detail else None}
+        if status in (401, 403):
+            return RunPodAuthError(
+                f"{where} -> {status} ({said}): the RunPod API key is missing, wrong or lacks access; "
+                "check the stack's key and its permissions in the RunPod console", **kw)
+        if status == 404:
+            return RunPodNotFound(
+                f"{where} -> 404 ({said}): it does not exist (deleted, wrong id, or a job past its ttl)", **kw)
+        if status == 429:
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            return RunPodRateLimited(
+                f"{where} -> 429 ({said}) after {attempts} attempt(s): slow down"
+                + (f" and retry in {retry_after:.0f}s" if retry_after is not None else ""),
+                retry_after_s=retry_after, **kw)
+        if status >= 500:
+            return RunPodUnavailable(
+                f"{where} -> {status} ({said}) after {attempts} attempt(s): RunPod is failing; retry later "
+                "and check its status page (for a POST, read the resource first: it may have been applied)",
+                **kw)
+        return RunPodRejected(f"{where} -> {status} ({said}): RunPod refused the request as sent; fix it "
+                              "(see the detail) rather than retrying", **kw)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+
+def _problem(response: httpx.Response) -> tuple[str, str | None]:
+    """(title, detail) from RFC 9457 problem JSON, the data plane's {"error": ...}, or plain text."""
+    reason = response.reason_phrase or f"HTTP {response.status_code}"
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return reason, (text[:300] or None)
+    if isinstance(body, dict):
+        title = body.get("title") or reason
+        detail = body.get("detail") or body.get("error") or body.get("message")
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:
+            detail = f"{detail or ''} ({'; '.join(str(e) for e in errors[:5])})".strip()
+        return str(title), (str(detail)[:500] if detail else None)
+    return reason, str(body)[:300]
