@@ -42,7 +42,8 @@ class EndpointSpec:
     """The RunPod serverless endpoint's shape."""
 
     name: str
-    gpu_types: tuple[str, ...]
+    gpu_pools: tuple[str, ...]
+    cost_gpu_type: str = "NVIDIA GeForce RTX 4090"
     gpu_count: int = 1
     workers_min: int = 0
     workers_max: int = 3
@@ -157,9 +158,8 @@ class StackSpec:
         return self.role == "prod"
 
     def price_per_gpu_second(self, gpu_type: str | None = None) -> float | None:
-        """The stack's price for a GPU type, or for its first pool; None defers to the vendor table."""
-        key = gpu_type or (self.endpoint.gpu_types[0] if self.endpoint.gpu_types else None)
-        return self.prices_per_gpu_second.get(key) if key else None
+        """The stack's price for a GPU type (default: the one costs assume); None defers to the vendor table."""
+        return self.prices_per_gpu_second.get(gpu_type or self.endpoint.cost_gpu_type)
 
     def with_image(self, image: str) -> StackSpec:
         if not is_digest_ref(image):
@@ -272,7 +272,8 @@ def _endpoint(f: _Fields, stack: str) -> EndpointSpec:
         env[k] = str(v)
     spec = EndpointSpec(
         name=f.str("name", default=f"goldgate-{stack}", pattern=_NAME),
-        gpu_types=f.strs("gpu_types", required=True),
+        gpu_pools=f.strs("gpu_pools", required=True),
+        cost_gpu_type=f.str("cost_gpu_type", default="NVIDIA GeForce RTX 4090"),
         gpu_count=f.num("gpu_count", 1, 1, 8, integer=True),
         workers_min=f.num("workers_min", 0, 0, 100, integer=True),
         workers_max=f.num("workers_max", 3, 1, 100, integer=True),
