@@ -1,0 +1,226 @@
+"""Local-target commands: up, down, status, recover, demo, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from goldgate import spec as specs
+from goldgate.commands.output import add_json_flag, emit, progress, table
+from goldgate.errors import GoldgateError, StateError
+from goldgate.local import image_store
+from goldgate.local.platform import LocalPlatform, StackStatus
+
+WORKER_SOURCE = Path(__file__).resolve().parents[2] / "images" / "worker"
+
+
+def _platform(args: argparse.Namespace) -> LocalPlatform:
+    return LocalPlatform(Path(args.home) if getattr(args, "home", None) else None)
+
+
+def ensure_up(platform: LocalPlatform, stack: str) -> StackStatus:
+    """Bring a stack up; a STAGING stack with nothing deployed gets the working tree's image first."""
+    spec = specs.load_local(stack, platform.stacks_file)
+    if spec.role == "staging" and platform.pinned_image(stack) is None:
+        progress(f"{stack}: nothing deployed yet; building the worker image from {WORKER_SOURCE}")
+        image = image_store.build_local_image(WORKER_SOURCE, platform.home)
+        from goldgate.local.state import StackDir
+
+        StackDir(platform.home, stack).pin(image, reason="first up: working tree")
+        progress(f"{stack}: pinned {image}")
+    return platform.up(stack, progress)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    status = ensure_up(_platform(args), args.stack)
+    emit(args, status.to_dict(), _render_status)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    platform = _platform(args)
+    stacks = specs.local_stack_names(platform.stacks_file) if args.stack == "all" else [args.stack]
+    for stack in stacks:
+        platform.down(stack, progress)
+    print(f"down: {', '.join(stacks)}")
+    return 0
+
+
+def _render_status(data: Any) -> str:
+    rows = data if isinstance(data, list) else [data]
+    lines = []
+    for s in rows:
+        lines.append(f"{s['stack']}: {'up' if s['running'] else 'down'}")
+        for key in ("api_url", "image", "workflow_version", "endpoint_id", "runpod_endpoint_base", "logs_dir"):
+            lines.append(f"  {key:<22} {s.get(key) or '-'}")
+        if s["workers"]:
+            lines.append("  workers:")
+            lines.append("    " + table(s["workers"], ["id", "status", "is_stale", "image"]).replace("\n", "\n    "))
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    platform = _platform(args)
+    stacks = [args.stack] if args.stack else specs.local_stack_names(platform.stacks_file)
+    data = [platform.status(s).to_dict() for s in stacks]
+    emit(args, data if not args.stack else data[0], _render_status)
+    return 0
+
+
+class ApiClient:
+    """The public API of one running local stack, as a client would use it."""
+
+    def __init__(self, platform: LocalPlatform, stack: str, timeout_s: float = 30.0) -> None:
+        state = platform.require_running(stack)
+        self.base = state["api_url"]
+        self.http = httpx.Client(base_url=self.base, timeout=timeout_s,
+                                 headers={"Authorization": f"Bearer {platform.api_token(stack)}"})
+
+    def close(self) -> None:
+        self.http.close()
+
+    def call(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        try:
+            resp = self.http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise GoldgateError(f"{method} {self.base}{path} failed: {exc}") from None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        if resp.status_code >= 400:
+            err = body.get("error", {}) if isinstance(body, dict) else {}
+            raise GoldgateError(f"{method} {path} answered {resp.status_code}: "
+                                f"{err.get('message') or resp.text[:200]}")
+        return body
+
+    def wait_terminal(self, job_id: str, timeout_s: float) -> dict[str, Any]:
+        """Wait for the webhook-driven outcome by reading our own API (never RunPod's)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = self.call("GET", f"/api/status/{job_id}")
+            if status["status"] not in ("queued", "in_progress"):
+                return status
+            if time.monotonic() > deadline:
+                return status
+            time.sleep(0.25)
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    api = ApiClient(_platform(args), args.stack)
+    try:
+        result = api.call("POST", f"/api/admin/recover/{args.job_id}")
+    finally:
+        api.close()
+    emit(args, result, lambda r: f"{args.job_id}: {r.get('status')} ({r.get('reason', '')})")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    platform = _platform(args)
+    started = time.monotonic()
+    ensure_up(platform, args.stack)
+    api = ApiClient(platform, args.stack)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    try:
+        workflows = api.call("GET", "/api/workflows")["workflows"]
+        jobs = []
+        for wf in workflows:
+            inputs = {p["name"]: _demo_value(p) for p in wf["parameters"] if p["required"]}
+            created = api.call("POST", "/api/queue/create", json={"workflow_id": wf["id"], "inputs": inputs})
+            progress(f"queued {wf['id']} as job {created['job_id']}")
+            jobs.append((wf, created))
+        for wf, created in jobs:
+            status = api.wait_terminal(created["job_id"], args.timeout)
+            files = []
+            for result in status.get("results") or []:
+                resp = api.http.get(result["url"])
+                resp.raise_for_status()
+                target = out_dir / result["key"].replace("/", "_")
+                target.write_bytes(resp.content)
+                files.append(str(target))
+            rows.append({"workflow": wf["id"], "job_id": created["job_id"], "status": status["status"],
+                         "e2e_ms": (status.get("timings") or {}).get("e2e_ms"), "images": len(files),
+                         "files": files, "error": status.get("error")})
+    finally:
+        api.close()
+    summary = {"stack": args.stack, "jobs": rows, "seconds": round(time.monotonic() - started, 1),
+               "all_completed": all(r["status"] == "completed" and r["images"] for r in rows)}
+
+    def render(s: dict[str, Any]) -> str:
+        head = table(s["jobs"], ["workflow", "job_id", "status", "e2e_ms", "images", "error"])
+        verdict = "all jobs completed" if s["all_completed"] else "SOME JOBS DID NOT COMPLETE"
+        return f"{head}\n\n{verdict}; results in {out_dir} ({s['seconds']} s). " \
+               f"The stack keeps running: `goldgate status {s['stack']}`, `goldgate down {s['stack']}`."
+
+    emit(args, summary, render)
+    return 0 if summary["all_completed"] else 1
+
+
+def _demo_value(param: dict[str, Any]) -> Any:
+    if param.get("default") is not None:
+        return param["default"]
+    if param.get("choices"):
+        return param["choices"][0]
+    kind = param["type"]
+    if kind == "string":
+        return "a lighthouse on a cliff at golden hour, oil painting"
+    if kind in ("integer", "number"):
+        return param.get("min") or 1
+    return True
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from images.worker import preflight
+
+    platform = _platform(args)
+    if args.image or args.stack:
+        image = args.image or platform.pinned_image(args.stack)
+        if not image:
+            raise StateError(f"stack {args.stack} has no image deployed")
+        snapshot = image_store.resolve(image, platform.home)
+        worker, roots = snapshot / "worker", [str(snapshot / "models")]
+    else:
+        worker, roots = WORKER_SOURCE, args.model_root or ["/comfyui/models", "/workspace/ComfyUI/models"]
+    report = preflight.run_preflight(worker / "models.yaml", worker / "workflows", roots,
+                                     verify_sha256=args.sha256)
+    emit(args, report.to_dict(), lambda _: report.render())
+    return 0 if report.ok else 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    def add(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--home", help="state directory (default: $GOLDGATE_HOME or ./.goldgate)")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("up", cmd_up, "bring a local stack up in the background (idempotent)")
+    p.add_argument("stack")
+    add_json_flag(p)
+    p = add("down", cmd_down, "stop a local stack (or `all`)")
+    p.add_argument("stack")
+    p = add("status", cmd_status, "what each local stack runs")
+    p.add_argument("stack", nargs="?")
+    add_json_flag(p)
+    p = add("recover", cmd_recover, "settle a job whose webhook never came: one RunPod /status call")
+    p.add_argument("job_id")
+    p.add_argument("--stack", required=True)
+    add_json_flag(p)
+    p = add("demo", cmd_demo, "bring up a stack and run one job per shipped workflow end to end")
+    p.add_argument("--stack", default="staging")
+    p.add_argument("--out", default=".goldgate/demo-results")
+    p.add_argument("--timeout", type=float, default=180.0)
+    add_json_flag(p)
+    p = add("doctor", cmd_doctor, "first aid: are the models every workflow needs where ComfyUI looks?")
+    p.add_argument("--stack", help="check the image this local stack runs")
+    p.add_argument("--image", help="check a local image ref")
+    p.add_argument("--model-root", action="append", help="model root to check (repeatable)")
+    p.add_argument("--sha256", action="store_true", help="also verify every file's sha256 (slow)")
+    add_json_flag(p)

@@ -1,0 +1,224 @@
+"""The local platform: bring local stacks up and down, deploy images to them, report their status.
+
+This is the embedded target's counterpart of `pulumi up` plus RunPod's image rollout. Each
+stack runs in its own background host process (goldgate.local.stackhost) until `down`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from goldgate import spec as specs
+from goldgate.errors import StateError
+from goldgate.local.state import StackDir, default_home, read_json
+from goldgate.runpod.control import ControlPlaneClient
+from goldgate.spec import StackSpec
+
+REPO = Path(__file__).resolve().parents[2]
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    stack: str
+    running: bool
+    api_url: str | None
+    api_token_file: str
+    webhook_secret_file: str
+    runpod_api_base: str | None
+    runpod_endpoint_base: str | None
+    runpod_api_key_file: str
+    endpoint_id: str | None
+    image: str | None
+    workflow_version: str
+    logs_dir: str
+    db_path: str
+    state_dir: str
+    workers: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+class LocalPlatform:
+    """Local stacks under one state home ($GOLDGATE_HOME or ./.goldgate)."""
+
+    def __init__(self, home: Path | None = None, stacks_file: Path = specs.LOCAL_STACKS_FILE) -> None:
+        self.home = (home or default_home()).resolve()
+        self.stacks_file = stacks_file
+
+    def _dir(self, stack: str) -> StackDir:
+        specs.load_local(stack, self.stacks_file)  # an unknown stack is refused with the stacks it knows
+        return StackDir(self.home, stack)
+
+    def spec(self, stack: str) -> StackSpec:
+        base = specs.load_local(stack, self.stacks_file)
+        image = StackDir(self.home, stack).pinned_image()
+        return base.with_image(image) if image else base
+
+    def pinned_image(self, stack: str) -> str | None:
+        return self._dir(stack).pinned_image()
+
+    def api_token(self, stack: str) -> str:
+        return self._dir(stack).secret("api_token")
+
+    def webhook_secret(self, stack: str) -> str:
+        return self._dir(stack).secret("webhook_secret")
+
+    def runpod_api_key(self, stack: str) -> str:
+        return self._dir(stack).secret("runpod_api_key")
+
+    def db_path(self, stack: str) -> Path:
+        return self._dir(stack).db_path
+
+    def _state(self, stack: str) -> dict[str, Any] | None:
+        state = read_json(self._dir(stack).state_file)
+        if not isinstance(state, dict) or state.get("status") != "ready" or not _alive(state.get("pid")):
+            return None
+        return state
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def up(self, stack: str, progress: Progress = _quiet, timeout_s: float = 120.0) -> StackStatus:
+        """Start the stack in the background; a running stack is left as it is."""
+        d = self._dir(stack)
+        if self._state(stack):
+            progress(f"{stack}: already up")
+            return self.status(stack)
+        leftover = read_json(d.state_file)
+        if isinstance(leftover, dict) and _alive(leftover.get("pid")):
+            self._stop_pid(leftover["pid"])
+        d.ensure()
+        d.state_file.unlink(missing_ok=True)
+        progress(f"{stack}: starting object store, RunPod emulator and API service")
+        log = open(d.logs_dir / "stackhost.stderr.log", "a")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "goldgate.local.stackhost", "--stack", stack, "--home", str(self.home),
+             "--stacks-file", str(self.stacks_file)],
+            cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            state = read_json(d.state_file)
+            if isinstance(state, dict) and state.get("status") == "failed":
+                proc.wait(10)
+                raise StateError(f"stack {stack} failed to start: {state.get('error')} "
+                                 f"(logs: {d.logs_dir})")
+            if isinstance(state, dict) and state.get("status") == "ready":
+                progress(f"{stack}: up at {state['api_url']}")
+                return self.status(stack)
+            if proc.poll() is not None:
+                raise StateError(f"stack {stack} host exited with code {proc.returncode} "
+                                 f"(see {d.logs_dir / 'stackhost.stderr.log'})")
+            time.sleep(0.1)
+        self._stop_pid(proc.pid)
+        raise StateError(f"stack {stack} did not come up within {timeout_s:.0f} s (logs: {d.logs_dir})")
+
+    def _stop_pid(self, pid: int, timeout_s: float = 30.0) -> None:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.1)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+
+    def down(self, stack: str, progress: Progress = _quiet) -> None:
+        d = self._dir(stack)
+        state = read_json(d.state_file)
+        if isinstance(state, dict) and _alive(state.get("pid")):
+            progress(f"{stack}: stopping")
+            self._stop_pid(state["pid"])
+        d.state_file.unlink(missing_ok=True)
+
+    def status(self, stack: str) -> StackStatus:
+        d = self._dir(stack)
+        state = self._state(stack) or {}
+        workers: list[dict[str, Any]] = []
+        if state:
+            try:
+                client = ControlPlaneClient(api_key=d.secret("runpod_api_key"), base_url=state["runpod_api_base"])
+                with client:
+                    workers = [asdict(w) for w in client.list_workers(state["endpoint_id"]).workers]
+            except Exception:  # noqa: BLE001 -- status must answer even when the emulator is busy; workers are best effort
+                workers = []
+        return StackStatus(
+            stack=stack, running=bool(state), api_url=state.get("api_url"),
+            api_token_file=str(d.secret_file("api_token")),
+            webhook_secret_file=str(d.secret_file("webhook_secret")),
+            runpod_api_base=state.get("runpod_api_base"), runpod_endpoint_base=state.get("runpod_endpoint_base"),
+            runpod_api_key_file=str(d.secret_file("runpod_api_key")), endpoint_id=state.get("endpoint_id"),
+            image=d.pinned_image(), workflow_version=specs.load_local(stack, self.stacks_file).workflow_version,
+            logs_dir=str(d.logs_dir), db_path=str(d.db_path), state_dir=str(d.root), workers=workers,
+        )
+
+    def require_running(self, stack: str) -> dict[str, Any]:
+        state = self._state(stack)
+        if not state:
+            raise StateError(f"stack {stack} is not up; run `goldgate up {stack}`")
+        return state
+
+    # -- deploy ---------------------------------------------------------------------------------
+    def deploy(self, stack: str, image: str, progress: Progress = _quiet, timeout_s: float = 120.0) -> StackStatus:
+        """Pin `image` for the stack, redeploy, and wait until every worker runs it."""
+        if not specs.is_digest_ref(image):
+            raise StateError(f"refusing to deploy {image!r}: images are deployed by digest (repo@sha256:<64 hex>)")
+        d = self._dir(stack)
+        state = self.require_running(stack)
+        d.pin(image, reason="deploy")
+        progress(f"{stack}: pinned {image}; redeploying")
+        os.kill(state["pid"], signal.SIGHUP)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            now = self._state(stack)
+            if now and now.get("generation", 0) > state.get("generation", 0) and now.get("image") == image:
+                break
+            time.sleep(0.1)
+        else:
+            raise StateError(f"{stack} did not pick up {image} within {timeout_s:.0f} s (logs: {d.logs_dir})")
+        self.wait_rollout(stack, progress, max(1.0, deadline - time.monotonic()))
+        return self.status(stack)
+
+    def wait_rollout(self, stack: str, progress: Progress = _quiet, timeout_s: float = 120.0) -> None:
+        """Wait until the endpoint's newest release is on 100% of its workers."""
+        state = self.require_running(stack)
+        client = ControlPlaneClient(api_key=self.runpod_api_key(stack), base_url=state["runpod_api_base"])
+        deadline = time.monotonic() + timeout_s
+        with client:
+            while time.monotonic() < deadline:
+                rollout = client.list_releases(state["endpoint_id"]).rollout
+                if not rollout.in_progress and rollout.percent_on_latest >= 100:
+                    progress(f"{stack}: rollout complete")
+                    return
+                time.sleep(0.2)
+        raise StateError(f"{stack}: rollout did not reach 100% of workers within {timeout_s:.0f} s")

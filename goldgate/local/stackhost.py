@@ -1,0 +1,250 @@
+"""One local stack's host process: the R2 stand-in, the RunPod emulator and the API service.
+
+`goldgate up <stack>` starts `python -m goldgate.local.stackhost --stack S --home H` detached.
+It runs, on 127.0.0.1 only:
+  - an S3-protocol object store (moto's server) holding the stack's results bucket (R2 semantics:
+    create-only writes with If-None-Match, stored Content-Type and size),
+  - the RunPod emulator (control plane, data plane, worker job URLs, webhooks) with the stack's
+    endpoint, whose workers are processes running the pinned image's real handler,
+  - the service (`python -m service.local_server`) over the stack's SQLite, as a child process.
+It writes `state.json` once everything answers, restarts the service and re-pins the endpoint's
+image on SIGHUP (what `pulumi up` does in the cloud: the Worker is redeployed with the new image
+tag and the endpoint gets an image PATCH), and stops everything on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from botocore.config import Config as BotoConfig
+from moto.server import ThreadedMotoServer
+
+from goldgate import spec as specs
+from goldgate.local import image_store
+from goldgate.local.state import StackDir, write_json_atomic, write_private
+from goldgate.logs import JsonLogger
+from goldgate.migrations import MIGRATIONS_DIR, apply_sqlite
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS_DIR = REPO / "images" / "worker" / "workflows"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with code {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+class StackHost:
+    """Owns the stack's processes for as long as it runs."""
+
+    def __init__(self, stack: str, home: Path, stacks_file: Path) -> None:
+        self.dir = StackDir(home, stack)
+        self.dir.ensure()
+        self.home = home
+        self.spec = specs.load_local(stack, stacks_file)
+        self.log = JsonLogger("orchestrator", open(self.dir.logs_dir / "stackhost.jsonl", "a"),  # noqa: SIM115
+                              stack=stack, workflow_version=self.spec.workflow_version)
+        self.service_port = free_port()
+        self.service: subprocess.Popen | None = None
+        self.generation = 0
+        self.stopping = threading.Event()
+        self.reload_requested = threading.Event()
+
+    # -- object store -------------------------------------------------------------------------
+    def start_object_store(self) -> None:
+        self.s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.s3.start()
+        host, port = self.s3.get_host_and_port()
+        self.s3_url = f"http://{host}:{port}"
+        client = boto3.client("s3", endpoint_url=self.s3_url, region_name="us-east-1",
+                              aws_access_key_id=self.dir.secret("s3_access_key_id"),
+                              aws_secret_access_key=self.dir.secret("s3_secret_access_key"),
+                              config=BotoConfig(signature_version="s3v4"))
+        client.create_bucket(Bucket=self.spec.storage.bucket)
+
+    # -- RunPod emulator ----------------------------------------------------------------------
+    def worker_env(self, image: str | None) -> dict[str, str]:
+        local = self.spec.local
+        return {
+            **self.spec.endpoint.env,
+            "STACK": self.spec.name,
+            "WORKFLOW_VERSION": self.spec.workflow_version,
+            "WORKER_IMAGE_TAG": image or "",
+            "R2_ENDPOINT_URL": self.s3_url,
+            "R2_BUCKET": self.spec.storage.bucket,
+            "R2_ACCESS_KEY_ID": self.dir.secret("s3_access_key_id"),
+            "R2_SECRET_ACCESS_KEY": self.dir.secret("s3_secret_access_key"),
+            "GPU_TYPE": self.spec.endpoint.cost_gpu_type,
+            "COMFY_EMULATOR_STARTUP_S": str(local.comfy_startup_s if local else 0.5),
+        }
+
+    def start_runpod(self) -> None:
+        from goldgate.local import runpod_embed as embed
+
+        image = self.dir.pinned_image()
+        self.runpod = embed.start(spec=self.spec, home=self.home, api_key=self.dir.secret("runpod_api_key"),
+                                  logs_dir=self.dir.logs_dir)
+        self.endpoint_id = embed.create_endpoint(self.runpod, self.spec, image, self.worker_env(image))
+
+    # -- service --------------------------------------------------------------------------------
+    def service_config(self, image: str | None) -> dict[str, Any]:
+        sp = self.spec
+        workflows = WORKFLOWS_DIR
+        if image and image_store.is_local_ref(image):
+            workflows = image_store.resolve(image, self.home) / "worker" / "workflows"
+        return {
+            "stack": sp.name,
+            "api_token": self.dir.secret("api_token"),
+            "webhook_secret": self.dir.secret("webhook_secret"),
+            "runpod_api_key": self.dir.secret("runpod_api_key"),
+            "runpod_endpoint_base": f"{self.runpod.endpoint_base}/{self.endpoint_id}",
+            "public_base_url": f"http://127.0.0.1:{self.service_port}",
+            "workflows_dir": str(workflows),
+            "execution_timeout_ms": sp.endpoint.execution_timeout_ms,
+            "ttl_ms": sp.endpoint.ttl_ms,
+            "max_body_bytes": sp.api.max_body_bytes,
+            "signed_url_ttl_s": sp.api.signed_url_ttl_s,
+            "gpu_type": sp.endpoint.cost_gpu_type,
+            "gpu_count": sp.endpoint.gpu_count,
+            "price_per_gpu_second": sp.price_per_gpu_second(),
+            "workflow_version": sp.workflow_version,
+            "worker_image_tag": image,
+            "host": "127.0.0.1",
+            "port": self.service_port,
+            "db_path": str(self.dir.db_path),
+            "s3_endpoint_url": self.s3_url,
+            "s3_bucket": sp.storage.bucket,
+            "s3_access_key_id": self.dir.secret("s3_access_key_id"),
+            "s3_secret_access_key": self.dir.secret("s3_secret_access_key"),
+        }
+
+    def start_service(self, image: str | None) -> None:
+        config_path = self.dir.root / "service.json"
+        write_private(config_path, json.dumps(self.service_config(image), indent=2))
+        out = open(self.dir.logs_dir / "service.jsonl", "a")  # noqa: SIM115
+        self.service = subprocess.Popen([sys.executable, "-m", "service.local_server", "--config", str(config_path)],
+                                        cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        wait_http(f"http://127.0.0.1:{self.service_port}/healthz", 60, self.service)
+
+    def stop_service(self) -> None:
+        if self.service and self.service.poll() is None:
+            self.service.terminate()
+            try:
+                self.service.wait(10)
+            except subprocess.TimeoutExpired:
+                self.service.kill()
+                self.service.wait()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def write_state(self, image: str | None) -> None:
+        write_json_atomic(self.dir.state_file, {
+            "status": "ready",
+            "pid": os.getpid(),
+            "generation": self.generation,
+            "api_url": f"http://127.0.0.1:{self.service_port}",
+            "runpod_api_base": self.runpod.api_base,
+            "runpod_endpoint_base": self.runpod.endpoint_base,
+            "endpoint_id": self.endpoint_id,
+            "s3_endpoint_url": self.s3_url,
+            "image": image,
+            "service_pid": self.service.pid if self.service else None,
+        })
+
+    def reload(self) -> None:
+        """Apply a new pin: PATCH the endpoint's image and env, redeploy the service."""
+        from goldgate.local import runpod_embed as embed
+
+        image = self.dir.pinned_image()
+        embed.update_endpoint(self.runpod, self.endpoint_id, image, self.worker_env(image))
+        self.stop_service()
+        self.start_service(image)
+        self.generation += 1
+        self.write_state(image)
+        self.log.info("stack.redeployed", worker_image_tag=image, data={"generation": self.generation})
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+        try:
+            apply_sqlite(self.dir.db_path, MIGRATIONS_DIR)
+            self.start_object_store()
+            self.start_runpod()
+            image = self.dir.pinned_image()
+            self.start_service(image)
+            self.write_state(image)
+            self.log.info("stack.ready", worker_image_tag=image)
+            while not self.stopping.is_set():
+                if self.reload_requested.is_set():
+                    self.reload_requested.clear()
+                    self.reload()
+                if self.service and self.service.poll() is not None:
+                    self.log.error("service.exited", data={"code": self.service.returncode})
+                    self.start_service(self.dir.pinned_image())
+                self.stopping.wait(0.2)
+            return 0
+        except Exception as exc:  # noqa: BLE001 -- the host reports why it could not start, then cleans up
+            write_json_atomic(self.dir.state_file, {"status": "failed", "pid": os.getpid(),
+                                                    "error": f"{type(exc).__name__}: {exc}"})
+            self.log.error("stack.failed", error={"type": type(exc).__name__, "message": str(exc)})
+            return 1
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        self.stop_service()
+        runpod = getattr(self, "runpod", None)
+        if runpod is not None:
+            runpod.stop()
+        s3 = getattr(self, "s3", None)
+        if s3 is not None:
+            s3.stop()
+        state = self.dir.state_file
+        if state.exists():
+            try:
+                current = json.loads(state.read_text())
+            except ValueError:
+                current = {}
+            if current.get("status") != "failed":
+                state.unlink(missing_ok=True)
+        self.log.info("stack.stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m goldgate.local.stackhost")
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--home", required=True, type=Path)
+    parser.add_argument("--stacks-file", type=Path, default=specs.LOCAL_STACKS_FILE)
+    args = parser.parse_args(argv)
+    return StackHost(args.stack, args.home, args.stacks_file).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The local target's state directory: where each stack keeps its secrets, pin, database and logs.
+
+Layout (`$GOLDGATE_HOME` or `./.goldgate`):
+    stacks/<stack>/state.json      ports, pids, endpoint id of the running stack (absent when down)
+    stacks/<stack>/secrets/        api_token, webhook_secret, runpod_api_key, s3_* (mode 0600)
+    stacks/<stack>/pin.json        the image the stack runs (a digest ref), with who pinned it
+    stacks/<stack>/db.sqlite       the stack's "D1"
+    stacks/<stack>/logs/*.jsonl    component logs, schema v1
+    images/<hex>/                  content-addressed worker snapshots
+    ledger.jsonl                   release ledger
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from goldgate.errors import StateError
+from goldgate.logs import now_rfc3339
+
+SECRET_NAMES = ("api_token", "webhook_secret", "runpod_api_key", "s3_access_key_id", "s3_secret_access_key")
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("GOLDGATE_HOME") or Path.cwd() / ".goldgate").resolve()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (secrets, configs holding secrets)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
+def write_json_atomic(path: Path, data: Any, private: bool = False) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    text = json.dumps(data, indent=2, sort_keys=True)
+    if private:
+        write_private(tmp, text)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StateError(f"{path} is corrupt ({exc}); remove it and run the command again") from None
+
+
+@dataclass(frozen=True)
+class StackDir:
+    """One stack's directory in the state home."""
+
+    home: Path
+    stack: str
+
+    @property
+    def root(self) -> Path:
+        return self.home / "stacks" / self.stack
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def pin_file(self) -> Path:
+        return self.root / "pin.json"
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "db.sqlite"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.root / "secrets"
+
+    def secret_file(self, name: str) -> Path:
+        return self.secrets_dir / name
+
+    def ensure(self) -> None:
+        """Create the directories and any missing secret (random, 256 bits)."""
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.secrets_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.secrets_dir, 0o700)
+        for name in SECRET_NAMES:
+            path = self.secret_file(name)
+            if not path.exists():
+                write_private(path, secrets.token_hex(32 if name != "s3_access_key_id" else 10))
+
+    def secret(self, name: str) -> str:
+        try:
+            return self.secret_file(name).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise StateError(f"stack {self.stack} has no {name} yet; run `goldgate up {self.stack}`") from None
+
+    def pinned_image(self) -> str | None:
+        pin = read_json(self.pin_file)
+        return pin.get("image") if isinstance(pin, dict) else None
+
+    def pin(self, image: str, reason: str) -> None:
+        write_json_atomic(self.pin_file, {"image": image, "reason": reason, "pinned_at": now_rfc3339()})
