@@ -396,7 +396,7 @@ def load_local(name: str, path: Path = LOCAL_STACKS_FILE) -> StackSpec:
     """One local stack from `stacks/local.yaml`."""
     stacks = local_stack_names(path, _raw=True)
     if name not in stacks:
-        raise SpecError(f"{path}: no stack named {name!r} (stacks: {', '.join(stacks) or 'none'})")
+        raise SpecError(f"{path}: no stack named {name!r} (stacks: {', '.join(sorted(stacks)) or 'none'})")
     return from_mapping(name, stacks[name], "local", str(path))
 
 

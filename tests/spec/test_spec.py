@@ -1,0 +1,114 @@
+"""StackSpec: the shipped stacks load, and every bad field is refused with its name."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from goldgate import spec as specs
+from goldgate.errors import SpecError
+
+DIGEST = "registry.example/goldgate/worker@sha256:" + "a" * 64
+
+
+def local_doc() -> dict:
+    return yaml.safe_load(specs.LOCAL_STACKS_FILE.read_text())
+
+
+def write(tmp_path: Path, doc: object) -> Path:
+    path = tmp_path / "local.yaml"
+    path.write_text(yaml.safe_dump(doc) if not isinstance(doc, str) else doc)
+    return path
+
+
+def test_shipped_local_stacks_are_separate_and_valid() -> None:
+    staging, prod = specs.load_local("staging"), specs.load_local("prod")
+    assert staging.role == "staging" and prod.role == "prod"
+    assert set(staging.resource_names().values()).isdisjoint(prod.resource_names().values())
+    assert prod.database.protect and not staging.database.protect
+    assert prod.endpoint.network_volume_id is None
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("endpoint", "workers_max"), "three", "stacks.staging.endpoint.workers_max: expected an integer"),
+        (("endpoint", "workers_max"), 0, "stacks.staging.endpoint.workers_max: 0 is below the minimum"),
+        (("endpoint", "gpu_pools"), [], "stacks.staging.endpoint.gpu_pools: must name at least one entry"),
+        (("endpoint", "env"), {"WORKFLOW_VERSION": "x"}, "WORKFLOW_VERSION is set by goldgate"),
+        (("endpoint", "env"), {"bad name": "x"}, "not a valid environment variable name"),
+        (("endpoint", "scaler_type"), "FASTEST", "is not one of QUEUE_DELAY, REQUEST_COUNT"),
+        (("image",), "repo/worker:latest", "is not pinned by digest"),
+        (("storage", "bucket"), "Bad_Bucket", "stacks.staging.storage.bucket"),
+        (("workflow_version",), None, "stacks.staging.workflow_version: is required"),
+        (("thresholds", "error_rate"), 1.5, "stacks.staging.thresholds.error_rate: 1.5 is above the maximum"),
+        (("endpoint", "surprise"), 1, "stacks.staging.endpoint: unknown field(s) surprise"),
+        (("local", "faults", "failed_rate"), -0.1, "stacks.staging.local.faults.failed_rate"),
+    ],
+)
+def test_a_bad_field_is_refused_by_name(tmp_path: Path, path: tuple, value: object, message: str) -> None:
+    doc = local_doc()
+    node = doc["stacks"]["staging"]
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        specs.load_local("staging", write(tmp_path, doc))
+
+
+def test_prod_with_a_network_volume_is_refused(tmp_path: Path) -> None:
+    doc = local_doc()
+    doc["stacks"]["prod"]["endpoint"]["network_volume_id"] = "vol-123"
+    with pytest.raises(SpecError, match="PROD must not use a network volume"):
+        specs.load_local("prod", write(tmp_path, doc))
+
+
+def test_workers_min_above_max_is_refused(tmp_path: Path) -> None:
+    doc = local_doc()
+    doc["stacks"]["staging"]["endpoint"].update(workers_min=5, workers_max=2)
+    with pytest.raises(SpecError, match="workers_min \\(5\\) exceeds workers_max \\(2\\)"):
+        specs.load_local("staging", write(tmp_path, doc))
+
+
+@pytest.mark.parametrize("text", ["stacks: [1, 2", "- just a list", "", "stacks: 3", "\x00\x01"])
+def test_malformed_stack_files_give_one_clear_error(tmp_path: Path, text: str) -> None:
+    with pytest.raises(SpecError):
+        specs.load_local("staging", write(tmp_path, text))
+
+
+def test_hostile_yaml_tags_are_not_executed(tmp_path: Path) -> None:
+    text = "stacks: !!python/object/apply:os.system ['echo pwned']\n"
+    with pytest.raises(SpecError, match="not valid YAML"):
+        specs.load_local("staging", write(tmp_path, text))
+
+
+def test_oversized_stack_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="larger than 1 MB"):
+        specs.load_local("staging", write(tmp_path, "#" * 1_100_000))
+
+
+def test_unknown_stack_names_the_known_ones() -> None:
+    with pytest.raises(SpecError, match="no stack named 'qa' \\(stacks: prod, staging\\)"):
+        specs.load_local("qa")
+
+
+def test_with_image_only_takes_digests() -> None:
+    staging = specs.load_local("staging")
+    assert staging.with_image(DIGEST).image == DIGEST
+    with pytest.raises(SpecError, match="not pinned by digest"):
+        staging.with_image("repo/worker:v1")
+
+
+def test_cloud_stack_requires_an_image_and_account() -> None:
+    raw = copy.deepcopy(local_doc()["stacks"]["prod"])
+    raw.pop("local")
+    with pytest.raises(SpecError, match="goldgate:spec.cloud: is required"):
+        specs.from_pulumi_config("prod", raw)
+    raw["cloud"] = {"cloudflare_account_id": "0" * 32}
+    with pytest.raises(SpecError, match="image is required for a cloud stack"):
+        specs.from_pulumi_config("prod", raw)
+    raw["image"] = DIGEST
+    assert specs.from_pulumi_config("prod", raw).cloud.cloudflare_account_id == "0" * 32
