@@ -1,0 +1,94 @@
+"""Turns ComfyUI's prompt validation errors into one line an operator can act on.
+
+ComfyUI says `Value not in list: ckpt_name: 'x' not in []`; the operator needs to know which file,
+where the worker looked, and the usual reasons ("No checkpoint models appear to be available" is
+the phrase runpod-workers/worker-comfyui prints for this, kept so searches for it land here).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .comfy_client import PromptRejected
+from .manifest import FOLDERS, LOADER_INPUTS, Manifest
+
+NO_CHECKPOINTS = "No checkpoint models appear to be available"
+LIKELY_CAUSES = ("likely causes: the model was not baked into the image (rebuild it from models.yaml), "
+                 "it sits in the wrong directory for its loader, a UNet/diffusion model is used with the "
+                 "checkpoint loader (use UNETLoader + CLIP + VAE loaders), or a network volume holding it "
+                 "is not attached (production images must not depend on one)")
+
+
+def _search(file: str, roots: tuple[str, ...], folder: str) -> tuple[list[str], list[str]]:
+    """Directories searched for the loader, and places the file was found anywhere under the roots."""
+    searched = [str(Path(root) / d) for root in roots for d in FOLDERS[folder]]
+    found = []
+    for root in roots:
+        for directory in sorted({d for dirs in FOLDERS.values() for d in dirs}):
+            candidate = Path(root) / directory / file
+            try:
+                if candidate.is_file():
+                    found.append(str(candidate))
+            except OSError:
+                continue
+    return searched, found
+
+
+def _listed(error: dict[str, Any]) -> list[Any] | None:
+    config = (error.get("extra_info") or {}).get("input_config")
+    if isinstance(config, list) and config and isinstance(config[0], list):
+        return config[0]
+    return None
+
+
+def _model_message(node_id: str, class_type: str, error: dict[str, Any], roots: tuple[str, ...],
+                   manifest: Manifest | None) -> str | None:
+    extra = error.get("extra_info") or {}
+    input_name = extra.get("input_name")
+    folder = LOADER_INPUTS.get(class_type, {}).get(input_name)
+    if folder is None:
+        return None
+    file = str(extra.get("received_value"))
+    listed = _listed(error)
+    searched, found = _search(file, roots, folder)
+    shown = "nothing" if listed == [] else (listed if listed else "other files")
+    parts = [(f"model file {file!r} is not available to ComfyUI: {class_type} (node {node_id}) input "
+             f"{input_name} lists {shown}")]
+    if folder == "checkpoints" and not listed:
+        parts.append(NO_CHECKPOINTS)
+    parts.append(f"searched {', '.join(searched)}")
+    if found:
+        parts.append(f"found at {', '.join(found)}, a directory {class_type} does not read")
+    entries = manifest.find(file) if manifest else []
+    if entries and entries[0].kind == "diffusion_model" and class_type == "CheckpointLoaderSimple":
+        parts.append("models.yaml lists it as a diffusion model: load it with UNETLoader plus CLIP and VAE "
+                     "loaders, not CheckpointLoaderSimple")
+    elif manifest is not None and not entries:
+        parts.append("models.yaml does not list it, so no image bakes it")
+    parts.append(LIKELY_CAUSES)
+    parts.append("run the worker preflight (goldgate doctor) for a full report")
+    return "; ".join(parts)
+
+
+def explain_rejection(rejected: PromptRejected, graph: dict[str, Any], roots: tuple[str, ...],
+                      manifest: Manifest | None = None) -> str:
+    """One line naming what ComfyUI refused and, for missing models, where to look and why."""
+    lines: list[str] = []
+    for node_id, node_error in sorted(rejected.node_errors.items()):
+        if not isinstance(node_error, dict):
+            continue
+        class_type = str(node_error.get("class_type") or (graph.get(node_id) or {}).get("class_type"))
+        for error in node_error.get("errors") or []:
+            if not isinstance(error, dict):
+                continue
+            message = None
+            if error.get("type") == "value_not_in_list":
+                message = _model_message(node_id, class_type, error, roots, manifest)
+            if message is None:
+                message = f"node {node_id} ({class_type}): {error.get('message')}: {error.get('details')}"
+            lines.append(message)
+    if not lines:
+        top = rejected.error
+        lines.append(f"{top.get('message')}: {top.get('details')}".strip(": "))
+    return ("ComfyUI rejected the prompt: " + " | ".join(lines)).replace("\n", " ")

@@ -1,0 +1,175 @@
+"""The RunPod handler: job input -> ComfyUI graph -> images in R2 -> output (docs/INTERFACES.md).
+
+Entry point: `python -m <pkg>.handler` runs `runpod.serverless.start` (cloud mode when RunPod's
+webhook variables are set, `--test_input` for a local run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .comfy_client import ComfyClient, ComfyError, PromptRejected
+from .config import ConfigError, WorkerConfig, load_config
+from .first_aid import explain_rejection
+from .job_input import JobInput, JobInputError, log_context, parse_job_input
+from .logs import WorkerLog, error_field
+from .manifest import Manifest, ManifestError, load_manifest
+from .png import NotAPngError, png_size
+from .storage import ResultStore, StorageError
+from .workflows import Workflow, WorkflowError, load_workflows
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CONTENT_TYPES = {".png": "image/png"}
+
+
+@dataclass(frozen=True)
+class WorkerRuntime:
+    """What a job needs, built once per worker process."""
+
+    config: WorkerConfig
+    workflows: dict[str, Workflow]
+    manifest: Manifest | None
+    comfy: ComfyClient
+    store: ResultStore
+    log: WorkerLog
+
+
+def build_runtime(config: WorkerConfig, stream: IO[str] | None = None, package_dir: Path = PACKAGE_DIR,
+                  store: ResultStore | None = None, poll_interval_s: float = 0.2) -> WorkerRuntime:
+    """Raises ConfigError/WorkflowError/ManifestError with an operator message when the worker cannot run."""
+    workflows = load_workflows(package_dir / "workflows")
+    manifest = load_manifest(package_dir / "models.yaml")
+    log = WorkerLog(stream, secrets=config.secrets(), stack=config.stack,
+                    worker_image_tag=config.worker_image_tag, workflow_version=config.workflow_version)
+    return WorkerRuntime(config=config, workflows=workflows, manifest=manifest,
+                         comfy=ComfyClient(config.comfy_url, poll_interval_s),
+                         store=store or ResultStore(config.require_storage()), log=log)
+
+
+class _JobFailed(Exception):
+    """A fault already explained in one operator line."""
+
+
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+def _upload(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, images: list) -> list[dict[str, Any]]:
+    results = []
+    for index, image in enumerate(images):
+        suffix = Path(image.filename).suffix.lower()
+        content_type = CONTENT_TYPES.get(suffix)
+        if content_type is None:
+            raise _JobFailed(f"ComfyUI output {image.filename} is not a PNG; this worker uploads PNG only "
+                             f"(the workflow should end in SaveImage)")
+        data = runtime.comfy.fetch_image(image)
+        try:
+            width, height = png_size(data)
+        except NotAPngError as exc:
+            raise _JobFailed(f"ComfyUI output {image.filename}: {exc}") from None
+        key = f"{job.result_prefix}{index}{suffix}"
+        stored = runtime.store.put_create_only(key, data, content_type)
+        log.info("image_uploaded", message=f"{key} ({stored.bytes} bytes)",
+                 data={"key": key, "bytes": stored.bytes, "sha256": stored.sha256, "width": width,
+                       "height": height, "created": stored.created})
+        results.append({"key": key, "content_type": stored.content_type, "bytes": stored.bytes,
+                        "sha256": stored.sha256, "width": width, "height": height})
+    return results
+
+
+def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float) -> dict[str, Any]:
+    timings: dict[str, int] = {}
+    t = time.monotonic()
+    waited = runtime.comfy.wait_ready(runtime.config.comfy_ready_timeout_s)
+    timings["comfy_wait_ms"] = _ms(waited)
+    log.info("comfy_ready", duration_ms=_ms(waited))
+
+    t = time.monotonic()
+    try:
+        prompt_id = runtime.comfy.queue_prompt(job.graph, client_id=uuid.uuid4().hex)
+    except PromptRejected as rejected:
+        raise _JobFailed(explain_rejection(rejected, job.graph, runtime.config.model_roots, runtime.manifest)) \
+            from None
+    timings["queue_ms"] = _ms(time.monotonic() - t)
+    log.info("prompt_queued", data={"prompt_id": prompt_id})
+
+    t = time.monotonic()
+    images = runtime.comfy.wait_for_outputs(prompt_id, runtime.config.comfy_job_timeout_s)
+    timings["inference_ms"] = _ms(time.monotonic() - t)
+    log.info("prompt_completed", duration_ms=timings["inference_ms"], data={"prompt_id": prompt_id,
+                                                                           "images": len(images)})
+    if not images:
+        raise _JobFailed(f"ComfyUI finished prompt {prompt_id} without saving an image "
+                         f"(does workflow {job.workflow.version} end in SaveImage?)")
+
+    t = time.monotonic()
+    results = _upload(job, runtime, log, images)
+    timings["upload_ms"] = _ms(time.monotonic() - t)
+    timings["total_ms"] = _ms(time.monotonic() - started)
+    return {"images": results, "timings": timings, "workflow_version": job.workflow.version,
+            "worker_image_tag": runtime.config.worker_image_tag, "gpu_type": runtime.config.gpu_type}
+
+
+def run_job(job: dict[str, Any], runtime: WorkerRuntime) -> dict[str, Any]:
+    """Runs one RunPod job; every fault comes back as {"error": "<one line>"}, never as an exception."""
+    started = time.monotonic()
+    raw = job.get("input") if isinstance(job, dict) else None
+    runpod_job_id = job.get("id") if isinstance(job, dict) and isinstance(job.get("id"), str) else None
+    log = runtime.log.bind(runpod_job_id=runpod_job_id, **log_context(raw))
+    log.info("job_started")
+    try:
+        parsed = parse_job_input(raw, runtime.workflows)
+    except JobInputError as exc:
+        log.warning("job_rejected", message=str(exc), status="FAILED", reason="invalid_input",
+                    error=error_field(exc))
+        return {"error": str(exc)}
+    log = log.bind(workflow_version=parsed.workflow.version)
+    try:
+        output = _run(parsed, runtime, log, started)
+    except (_JobFailed, ComfyError, StorageError) as exc:
+        log.error("job_failed", message=str(exc), status="FAILED", duration_ms=_ms(time.monotonic() - started),
+                  error=error_field(exc))
+        return {"error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - the job must fail with a line, not take the worker down
+        message = f"internal worker error ({type(exc).__name__}): {exc}; see the worker log"
+        log.error("job_failed", message=message, status="FAILED", error=error_field(exc))
+        return {"error": message}
+    log.info("job_completed", status="COMPLETED", duration_ms=output["timings"]["total_ms"],
+             data={"images": [i["key"] for i in output["images"]], "timings": output["timings"]})
+    return output
+
+
+_runtime: WorkerRuntime | None = None
+
+
+async def handler(job: dict[str, Any]) -> dict[str, Any]:
+    """The function given to runpod.serverless.start; blocking work runs in a thread so the SDK loop
+    keeps answering (heartbeat, SIGTERM) while ComfyUI renders."""
+    if _runtime is None:
+        return {"error": "worker runtime not initialised; start the worker with `python -m <pkg>.handler`"}
+    return await asyncio.to_thread(run_job, job, _runtime)
+
+
+def main() -> None:
+    global _runtime
+    try:
+        config = load_config()
+        _runtime = build_runtime(config)
+    except (ConfigError, WorkflowError, ManifestError) as exc:
+        print(f"worker: cannot start: {exc}", file=sys.stderr)
+        sys.exit(2)
+    _runtime.log.info("worker_started", data={"workflows": sorted(w.version for w in _runtime.workflows.values()),
+                                              "comfy_url": config.comfy_url, "model_roots": list(config.model_roots)})
+    import runpod  # imported here so the rest of the package (preflight, tests) does not need the SDK loaded
+
+    runpod.serverless.start({"handler": handler})
+
+
+if __name__ == "__main__":
+    main()

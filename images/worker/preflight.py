@@ -1,0 +1,222 @@
+"""Preflight ("first aid"): are the manifest's models where ComfyUI's loaders look, at the right size?
+
+Run at worker start (start script, local worker process) and on demand (`goldgate doctor` calls
+`run_preflight`; `python -m <pkg>.preflight` from a shell). It never raises for a bad tree: every
+finding goes into the report, which renders for a human and as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, load_config
+from .logs import WorkerLog
+from .manifest import FOLDERS, ManifestError, ModelEntry, check_consistency, load_manifest, model_references
+from .workflows import WorkflowError, load_workflows
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_MANIFEST = PACKAGE_DIR / "models.yaml"
+DEFAULT_WORKFLOWS = PACKAGE_DIR / "workflows"
+_ALL_DIRS = sorted({d for dirs in FOLDERS.values() for d in dirs})
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    file: str
+    kind: str
+    directory: str
+    status: str  # ok | missing | wrong_size | sha256_mismatch | unreadable
+    path: str | None
+    expected_size: int | None
+    actual_size: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class LoaderDirCheck:
+    folder: str
+    directories: tuple[str, ...]
+    files: int
+    ok: bool
+
+
+@dataclass(frozen=True)
+class PreflightReport:
+    ok: bool
+    model_roots: tuple[str, ...]
+    roots_present: tuple[str, ...]
+    workflows: tuple[str, ...]
+    models: tuple[ModelCheck, ...]
+    loader_dirs: tuple[LoaderDirCheck, ...]
+    problems: tuple[str, ...]
+    warnings: tuple[str, ...]
+    sha256_verified: bool
+
+    def loaded_models(self) -> list[str]:
+        return [m.path for m in self.models if m.status == "ok" and m.path]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["models"] = [asdict(m) for m in self.models]
+        data["loader_dirs"] = [asdict(d) for d in self.loader_dirs]
+        return data
+
+    def render_text(self) -> str:
+        lines = [f"worker preflight: {'OK' if self.ok else 'FAILED'}",
+                 f"model roots: {', '.join(self.model_roots)} (present: {', '.join(self.roots_present) or 'none'})",
+                 f"workflows: {', '.join(self.workflows) or 'none loaded'}"]
+        for m in self.models:
+            lines.append(f"  [{'ok' if m.status == 'ok' else m.status.upper()}] {m.directory}/{m.file}: {m.message}")
+        for d in self.loader_dirs:
+            lines.append(f"  [{'ok' if d.ok else 'EMPTY'}] loader folder {d.folder} "
+                         f"({' or '.join(d.directories)}): {d.files} file(s)")
+        lines += [f"problem: {p}" for p in self.problems]
+        lines += [f"warning: {w}" for w in self.warnings]
+        if not self.ok:
+            lines.append("if this is a serverless image, rebuild it with the models baked in (models.yaml); "
+                         "check /comfyui/models and /workspace/ComfyUI/models; see docs/RUNBOOK.md")
+        return "\n".join(lines)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(8 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_model(entry: ModelEntry, roots: tuple[Path, ...], verify_sha256: bool) -> ModelCheck:
+    def result(status: str, path: Path | None, size: int | None, message: str) -> ModelCheck:
+        return ModelCheck(entry.file, entry.kind, entry.directory, status, str(path) if path else None,
+                          entry.size, size, message)
+
+    for root in roots:
+        path = root / entry.directory / entry.file
+        try:
+            if not path.is_file():
+                continue
+            size = path.stat().st_size
+        except OSError as exc:
+            return result("unreadable", path, None, f"cannot stat {path}: {exc.strerror}")
+        if entry.size is not None and size != entry.size:
+            return result("wrong_size", path, size, f"{path} is {size} bytes, models.yaml says {entry.size} "
+                          f"(truncated download or a different file)")
+        if entry.size is None and size == 0:
+            return result("wrong_size", path, size, f"{path} is empty")
+        if verify_sha256 and entry.sha256 is not None:
+            try:
+                actual = _sha256(path)
+            except OSError as exc:
+                return result("unreadable", path, size, f"cannot read {path}: {exc.strerror}")
+            if actual != entry.sha256:
+                return result("sha256_mismatch", path, size, f"{path} sha256 {actual[:16]}... differs from "
+                              f"models.yaml {entry.sha256[:16]}... (a different file with the same name)")
+        note = "" if entry.pinned else " (size/sha256 not pinned in models.yaml)"
+        return result("ok", path, size, f"{path}, {size} bytes{note}")
+    searched = ", ".join(str(r / entry.directory) for r in roots)
+    elsewhere = [str(r / d / entry.file) for r in roots for d in _ALL_DIRS
+                 if d != entry.directory and (r / d / entry.file).is_file()]
+    hint = f"; found in another directory: {', '.join(elsewhere)}" if elsewhere else ""
+    return result("missing", None, None, f"not found (searched {searched}){hint}")
+
+
+def _count_files(roots: tuple[Path, ...], directories: tuple[str, ...]) -> int:
+    count = 0
+    for root in roots:
+        for directory in directories:
+            base = root / directory
+            if base.is_dir():
+                count += sum(1 for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return count
+
+
+def run_preflight(manifest_path: Path = DEFAULT_MANIFEST, workflows_dir: Path = DEFAULT_WORKFLOWS,
+                  model_roots: Sequence[str | Path] = ("/comfyui/models", "/workspace/ComfyUI/models"),
+                  verify_sha256: bool = False) -> PreflightReport:
+    """Checks the model tree against models.yaml and the workflows; never raises for a bad tree."""
+    roots = tuple(Path(r) for r in model_roots)
+    problems: list[str] = []
+    warnings: list[str] = []
+    try:
+        manifest = load_manifest(Path(manifest_path))
+    except ManifestError as exc:
+        manifest = None
+        problems.append(str(exc))
+    try:
+        workflows = load_workflows(Path(workflows_dir))
+    except WorkflowError as exc:
+        workflows = {}
+        problems.append(str(exc))
+    checks: list[ModelCheck] = []
+    loader_dirs: list[LoaderDirCheck] = []
+    if manifest is not None:
+        checks = [_check_model(m, roots, verify_sha256) for m in manifest.models]
+        problems += [f"{c.directory}/{c.file}: {c.message}" for c in checks if c.status != "ok"]
+        if workflows:
+            consistency = check_consistency(manifest, workflows)
+            problems += list(consistency.errors)
+            warnings += list(consistency.warnings)
+            warnings += [f"{m} is in models.yaml but no workflow uses it" for m in consistency.unused_models]
+    folders = sorted({ref.folder for w in workflows.values() for ref in model_references(w)})
+    for folder in folders:
+        count = _count_files(roots, FOLDERS[folder])
+        loader_dirs.append(LoaderDirCheck(folder, FOLDERS[folder], count, count > 0))
+        if count == 0:
+            problems.append(f"loader folder {folder} is empty under every root "
+                            f"({', '.join(str(r / d) for r in roots for d in FOLDERS[folder])})")
+    present = tuple(str(r) for r in roots if r.is_dir())
+    if not present:
+        problems.insert(0, f"no model root exists ({', '.join(str(r) for r in roots)}): models were not baked "
+                           f"into this image, or MODEL_ROOTS points elsewhere")
+    return PreflightReport(ok=not problems, model_roots=tuple(str(r) for r in roots), roots_present=present,
+                           workflows=tuple(w.version for w in workflows.values()), models=tuple(checks),
+                           loader_dirs=tuple(loader_dirs), problems=tuple(problems), warnings=tuple(warnings),
+                           sha256_verified=verify_sha256)
+
+
+def log_report(report: PreflightReport, log: WorkerLog) -> None:
+    """`models_loaded` with the list on success (operators look for it in the startup log)."""
+    data = {"models": report.loaded_models(), "model_roots": list(report.model_roots),
+            "workflows": list(report.workflows), "warnings": list(report.warnings)}
+    if report.ok:
+        log.info("models_loaded", message=f"{len(report.loaded_models())} model files present", data=data)
+    else:
+        log.error("preflight_failed", message="; ".join(report.problems)[:4000],
+                  data={**data, "problems": list(report.problems)})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="preflight", description="Check the worker's models and workflows.")
+    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    parser.add_argument("--workflows", type=Path, default=DEFAULT_WORKFLOWS)
+    parser.add_argument("--model-roots", help="colon-separated roots (default: MODEL_ROOTS or the image's)")
+    parser.add_argument("--verify-sha256", action="store_true", help="hash every file (slow on real models)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        print(f"preflight: {exc}", file=sys.stderr)
+        return 2
+    roots = tuple(r for r in args.model_roots.split(":") if r) if args.model_roots else config.model_roots
+    report = run_preflight(args.manifest, args.workflows, roots, args.verify_sha256)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(report.render_text(), file=sys.stderr)
+        log_report(report, WorkerLog(secrets=config.secrets(), stack=config.stack,
+                                     worker_image_tag=config.worker_image_tag,
+                                     workflow_version=config.workflow_version))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

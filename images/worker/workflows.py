@@ -1,0 +1,238 @@
+"""Versioned ComfyUI workflows (images/worker/workflows/<id>.json): load, check, bind job inputs.
+
+The format is the seam with the service (docs/INTERFACES.md, "Workflows"). The service validates
+inputs too, but the worker checks them again: it never trusts what arrives in a job.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PARAMETER_TYPES = ("string", "integer", "number", "boolean")
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_VERSION = re.compile(r"^(?P<id>[a-z0-9][a-z0-9._-]{0,63})@(?P<semver>\d+\.\d+\.\d+)$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_WORKFLOW_BYTES = 1_000_000
+
+
+class WorkflowError(ValueError):
+    """A workflow file is malformed; the message names the file and the field to fix."""
+
+
+class InputError(ValueError):
+    """A job's inputs do not fit the workflow's parameters; the message names the parameter."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str
+    required: bool
+    default: Any
+    min: float | None
+    max: float | None
+    choices: tuple[Any, ...] | None
+    node: str
+    input: str
+
+
+@dataclass(frozen=True)
+class Workflow:
+    id: str
+    version: str
+    description: str
+    parameters: tuple[Parameter, ...]
+    graph: dict[str, Any]
+    path: Path | None = None
+
+    def parameter(self, name: str) -> Parameter | None:
+        return next((p for p in self.parameters if p.name == name), None)
+
+
+def _check_value(param: Parameter, value: Any, where: str) -> Any:
+    """Returns the value if it fits the parameter, else raises InputError naming `where`."""
+    kind = param.type
+    if kind == "string":
+        if not isinstance(value, str):
+            raise InputError(f"{where} must be a string, got {type(value).__name__}")
+        if "\x00" in value:
+            raise InputError(f"{where} contains a NUL character")
+        if param.min is not None and len(value) < param.min:
+            raise InputError(f"{where} must be at least {int(param.min)} characters long")
+        if param.max is not None and len(value) > param.max:
+            raise InputError(f"{where} must be at most {int(param.max)} characters long, got {len(value)}")
+    elif kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{where} must be an integer, got {type(value).__name__}")
+    elif kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"{where} must be a number, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise InputError(f"{where} must be a finite number")
+    elif kind == "boolean" and not isinstance(value, bool):
+        raise InputError(f"{where} must be true or false, got {type(value).__name__}")
+    if kind in ("integer", "number"):
+        if param.min is not None and value < param.min:
+            raise InputError(f"{where} must be >= {param.min:g}, got {value}")
+        if param.max is not None and value > param.max:
+            raise InputError(f"{where} must be <= {param.max:g}, got {value}")
+    if param.choices is not None and value not in param.choices:
+        raise InputError(f"{where} must be one of {list(param.choices)}, got {value!r}")
+    return value
+
+
+def _number_or_none(raw: Any, where: str) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise WorkflowError(f"{where} must be a number or null")
+    return raw
+
+
+def _parse_parameter(raw: Any, graph: dict[str, Any], where: str) -> Parameter:
+    if not isinstance(raw, dict):
+        raise WorkflowError(f"{where} must be an object")
+    expected = {"name", "type", "required", "default", "min", "max", "choices", "node", "input"}
+    missing = expected - raw.keys()
+    if missing:
+        raise WorkflowError(f"{where} lacks {sorted(missing)} (every field is present, null when unused)")
+    extra = raw.keys() - expected
+    if extra:
+        raise WorkflowError(f"{where} has unknown fields {sorted(extra)}")
+    name = raw["name"]
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise WorkflowError(f"{where}.name must match {_NAME.pattern}, got {name!r}")
+    where = f"{where} ({name})"
+    if raw["type"] not in PARAMETER_TYPES:
+        raise WorkflowError(f"{where}.type must be one of {PARAMETER_TYPES}, got {raw['type']!r}")
+    if not isinstance(raw["required"], bool):
+        raise WorkflowError(f"{where}.required must be true or false")
+    choices = raw["choices"]
+    if choices is not None and (not isinstance(choices, list) or not choices):
+        raise WorkflowError(f"{where}.choices must be a non-empty list or null")
+    node, input_name = raw["node"], raw["input"]
+    if not isinstance(node, str) or node not in graph:
+        raise WorkflowError(f"{where}.node {node!r} is not a node of the graph")
+    if not isinstance(input_name, str) or input_name not in graph[node].get("inputs", {}):
+        raise WorkflowError(f"{where}.input {input_name!r} is not an input of node {node} "
+                            f"({graph[node].get('class_type')})")
+    if isinstance(graph[node]["inputs"][input_name], list):
+        raise WorkflowError(f"{where} targets node {node} input {input_name!r}, which is a link, not a value")
+    param = Parameter(name=name, type=raw["type"], required=raw["required"], default=raw["default"],
+                      min=_number_or_none(raw["min"], f"{where}.min"),
+                      max=_number_or_none(raw["max"], f"{where}.max"),
+                      choices=tuple(choices) if choices is not None else None, node=node, input=input_name)
+    if param.required and param.default is not None:
+        raise WorkflowError(f"{where} is required, so its default must be null")
+    if not param.required:
+        if param.default is None:
+            raise WorkflowError(f"{where} is optional, so it needs a default")
+        try:
+            _check_value(param, param.default, f"{where}.default")
+        except InputError as exc:
+            raise WorkflowError(str(exc)) from None
+    return param
+
+
+def _check_graph(graph: Any, where: str) -> dict[str, Any]:
+    if not isinstance(graph, dict) or not graph:
+        raise WorkflowError(f"{where}.graph must be a non-empty object in ComfyUI API format")
+    for node_id, node in graph.items():
+        if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
+            raise WorkflowError(f"{where}.graph node {node_id!r} needs a class_type")
+        if not isinstance(node.get("inputs"), dict):
+            raise WorkflowError(f"{where}.graph node {node_id!r} needs an inputs object")
+        for input_name, value in node["inputs"].items():
+            linked = isinstance(value, list)
+            if linked and (len(value) != 2 or value[0] not in graph or not isinstance(value[1], int)):
+                raise WorkflowError(f"{where}.graph node {node_id} input {input_name!r} links to "
+                                    f"{value!r}, which is not [existing node id, output index]")
+    return graph
+
+
+def parse_workflow(raw: Any, source: str = "<workflow>", path: Path | None = None) -> Workflow:
+    if not isinstance(raw, dict):
+        raise WorkflowError(f"{source}: a workflow is a JSON object")
+    for key in ("id", "version", "description", "parameters", "graph"):
+        if key not in raw:
+            raise WorkflowError(f"{source}: missing field {key!r}")
+    wid, version = raw["id"], raw["version"]
+    if not isinstance(wid, str) or not _ID.match(wid):
+        raise WorkflowError(f"{source}: id must match {_ID.pattern}, got {wid!r}")
+    match = _VERSION.match(version) if isinstance(version, str) else None
+    if not match or match["id"] != wid:
+        raise WorkflowError(f"{source}: version must be '{wid}@<major>.<minor>.<patch>', got {version!r}")
+    if not isinstance(raw["description"], str):
+        raise WorkflowError(f"{source}: description must be a string")
+    graph = _check_graph(raw["graph"], source)
+    if not isinstance(raw["parameters"], list):
+        raise WorkflowError(f"{source}: parameters must be a list")
+    params = tuple(_parse_parameter(p, graph, f"{source}: parameters[{i}]")
+                   for i, p in enumerate(raw["parameters"]))
+    names = [p.name for p in params]
+    if len(set(names)) != len(names):
+        raise WorkflowError(f"{source}: parameter names repeat: {names}")
+    targets = [(p.node, p.input) for p in params]
+    if len(set(targets)) != len(targets):
+        raise WorkflowError(f"{source}: two parameters set the same node input")
+    return Workflow(id=wid, version=version, description=raw["description"], parameters=params,
+                    graph=graph, path=path)
+
+
+def load_workflow(path: Path) -> Workflow:
+    try:
+        if path.stat().st_size > MAX_WORKFLOW_BYTES:
+            raise WorkflowError(f"{path}: larger than {MAX_WORKFLOW_BYTES} bytes")
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise WorkflowError(f"{path}: cannot read ({exc.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WorkflowError(f"{path}: not valid JSON ({exc})") from None
+    workflow = parse_workflow(raw, str(path), path)
+    if path.stem != workflow.id:
+        raise WorkflowError(f"{path}: file name must be {workflow.id}.json to match its id")
+    return workflow
+
+
+def load_workflows(directory: Path) -> dict[str, Workflow]:
+    """All workflows of a directory, keyed by id. An empty or missing directory is an error."""
+    if not directory.is_dir():
+        raise WorkflowError(f"workflow directory {directory} does not exist")
+    workflows = {}
+    for path in sorted(directory.glob("*.json")):
+        workflow = load_workflow(path)
+        workflows[workflow.id] = workflow
+    if not workflows:
+        raise WorkflowError(f"no workflow (*.json) in {directory}")
+    return workflows
+
+
+def resolve_inputs(workflow: Workflow, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Checks a job's inputs against the parameters; returns every parameter's value (defaults filled)."""
+    unknown = sorted(set(inputs) - {p.name for p in workflow.parameters})
+    if unknown:
+        known = ", ".join(p.name for p in workflow.parameters)
+        raise InputError(f"unknown input {unknown[0]!r} for workflow {workflow.version} (known: {known})")
+    values: dict[str, Any] = {}
+    for param in workflow.parameters:
+        if param.name not in inputs or inputs[param.name] is None:
+            if param.required:
+                raise InputError(f"input {param.name!r} is required by workflow {workflow.version}")
+            values[param.name] = param.default
+            continue
+        values[param.name] = _check_value(param, inputs[param.name], f"input {param.name!r}")
+    return values
+
+
+def build_graph(workflow: Workflow, values: dict[str, Any]) -> dict[str, Any]:
+    """A fresh API-format graph with each parameter's value written into its node input."""
+    graph = copy.deepcopy(workflow.graph)
+    for param in workflow.parameters:
+        graph[param.node]["inputs"][param.input] = values[param.name]
+    return graph
