@@ -1,0 +1,215 @@
+"""D1 over the Cloudflare REST API: databases, queries, SQL export/import and Time Travel.
+
+Request and response shapes follow the v4 API as wrangler drives it: export is
+`POST .../export {"output_format": "polling"}` repeated with `current_bookmark` until
+`status == "complete"`, then a GET of `result.signed_url`; import is `init` (md5 etag) -> PUT the
+file to `upload_url` (ETag must echo the md5) -> `ingest` -> `poll` until complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from goldgate.cloudflare.api import CloudflareApi
+from goldgate.cloudflare.errors import CloudflareError, D1OperationFailed
+
+PAGE_ROWS = 5_000  # rows per /query page when streaming a table; well under D1's response limits
+
+
+@dataclass(frozen=True)
+class D1Database:
+    uuid: str
+    name: str
+    created_at: str | None = None
+
+
+@dataclass(frozen=True)
+class D1Export:
+    sql: bytes
+    filename: str
+    at_bookmark: str | None
+
+
+@dataclass(frozen=True)
+class D1Import:
+    final_bookmark: str | None
+    num_queries: int
+
+
+@dataclass(frozen=True)
+class D1Restore:
+    bookmark: str | None
+    previous_bookmark: str | None
+    message: str | None
+
+
+class D1Client:
+    """D1 admin operations for one account."""
+
+    def __init__(self, api: CloudflareApi, account_id: str, *, poll_interval_s: float = 1.0,
+                 operation_timeout_s: float = 1_800.0, sleep: Callable[[float], None] = time.sleep,
+                 transfer: httpx.Client | None = None) -> None:
+        self.api = api
+        self.account_id = account_id
+        self.poll_interval_s = poll_interval_s
+        self.operation_timeout_s = operation_timeout_s
+        self._sleep = sleep
+        # Signed URLs point at R2, not the API: a separate client without the API token.
+        self._transfer = transfer or httpx.Client(timeout=300.0)
+
+    def _db(self, database_id: str, suffix: str = "") -> str:
+        return f"/accounts/{self.account_id}/d1/database/{database_id}{suffix}"
+
+    # -- databases ---------------------------------------------------------------------------
+    def create_database(self, name: str, location_hint: str | None = None) -> D1Database:
+        body: dict[str, Any] = {"name": name}
+        if location_hint:
+            body["primary_location_hint"] = location_hint
+        result = self.api.call("POST", f"/accounts/{self.account_id}/d1/database", json=body)
+        return _database(result)
+
+    def get_database(self, database_id: str) -> D1Database:
+        return _database(self.api.call("GET", self._db(database_id)))
+
+    def delete_database(self, database_id: str) -> None:
+        self.api.call("DELETE", self._db(database_id))
+
+    # -- queries ------------------------------------------------------------------------------
+    def query(self, database_id: str, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of the last statement in `sql` (D1 runs several statements as one batch)."""
+        result = self.api.call("POST", self._db(database_id, "/query"), json={"sql": sql, "params": list(params)})
+        if not isinstance(result, list) or not result:
+            raise CloudflareError(f"D1 /query on {database_id} returned no result set")
+        last = result[-1]
+        if not last.get("success", True):
+            raise CloudflareError(f"D1 /query on {database_id} failed: {last.get('error') or last}")
+        return list(last.get("results") or [])
+
+    def stream(self, database_id: str, sql: str, params: Sequence[Any] = (),
+               page_rows: int = PAGE_ROWS) -> Iterator[dict[str, Any]]:
+        """All rows of an ORDER BY query, paged so no single response grows with the table."""
+        offset = 0
+        while True:
+            rows = self.query(database_id, f"{sql} LIMIT ? OFFSET ?", [*params, page_rows, offset])
+            yield from rows
+            if len(rows) < page_rows:
+                return
+            offset += page_rows
+
+    # -- export / import ----------------------------------------------------------------------
+    def export_sql(self, database_id: str, progress: Callable[[str], None] = lambda _m: None) -> D1Export:
+        """Export the whole database as SQL: poll until complete, then download the signed URL."""
+        deadline = time.monotonic() + self.operation_timeout_s
+        bookmark: str | None = None
+        while True:
+            body: dict[str, Any] = {"output_format": "polling", "dump_options": {}}
+            if bookmark:
+                body["current_bookmark"] = bookmark
+            response = self.api.call("POST", self._db(database_id, "/export"), json=body) or {}
+            for line in response.get("messages") or []:
+                progress(f"export: {line}")
+            status = response.get("status")
+            bookmark = response.get("at_bookmark") or bookmark
+            if response.get("success") is False or status == "error":
+                raise D1OperationFailed(f"D1 export of {database_id} failed: {response.get('error') or 'no reason given'}"
+                                        "; retry, and check the database is not being imported into")
+            if status == "complete":
+                result = response.get("result") or {}
+                url = result.get("signed_url")
+                if not url:
+                    raise D1OperationFailed(f"D1 export of {database_id} completed without a signed_url")
+                return D1Export(sql=self._download(url), filename=result.get("filename") or "export.sql",
+                                at_bookmark=bookmark)
+            if time.monotonic() > deadline:
+                raise D1OperationFailed(f"D1 export of {database_id} did not complete within "
+                                        f"{self.operation_timeout_s:.0f} s (last bookmark {bookmark})")
+            # An export that is not polled is cancelled by D1, so keep polling at a steady pace.
+            self._sleep(self.poll_interval_s)
+
+    def _download(self, url: str) -> bytes:
+        try:
+            response = self._transfer.get(url)
+        except httpx.TransportError as exc:
+            raise D1OperationFailed(f"downloading the D1 export failed ({exc}); the signed URL is valid for one "
+                                    "hour: run the export again") from None
+        if response.status_code != 200:
+            raise D1OperationFailed(f"downloading the D1 export answered {response.status_code}; the signed URL "
+                                    "may have expired: run the export again")
+        return response.content
+
+    def import_sql(self, database_id: str, sql: bytes, progress: Callable[[str], None] = lambda _m: None) -> D1Import:
+        """Import SQL: init (md5 etag) -> upload -> ingest -> poll until complete."""
+        etag = hashlib.md5(sql, usedforsecurity=False).hexdigest()
+        path = self._db(database_id, "/import")
+        response = self.api.call("POST", path, json={"action": "init", "etag": etag}) or {}
+        if "upload_url" in response:
+            self._upload(response["upload_url"], sql, etag)
+            response = self.api.call("POST", path, json={"action": "ingest", "etag": etag,
+                                                         "filename": response.get("filename")}) or {}
+        else:
+            progress("import: file already uploaded; D1 is processing it")
+        deadline = time.monotonic() + self.operation_timeout_s
+        while True:
+            for line in response.get("messages") or []:
+                progress(f"import: {line}")
+            status = response.get("status")
+            if response.get("success") is False or status == "error":
+                raise D1OperationFailed(f"D1 import into {database_id} failed: "
+                                        f"{response.get('error') or 'no reason given'}; the database was left "
+                                        "as it was before the import")
+            if status == "complete":
+                result = response.get("result") or {}
+                return D1Import(final_bookmark=result.get("final_bookmark"),
+                                num_queries=int(result.get("num_queries") or 0))
+            bookmark = response.get("at_bookmark")
+            if not bookmark:
+                raise D1OperationFailed(f"D1 import into {database_id} is in progress but gave no bookmark to poll")
+            if time.monotonic() > deadline:
+                raise D1OperationFailed(f"D1 import into {database_id} did not complete within "
+                                        f"{self.operation_timeout_s:.0f} s (bookmark {bookmark})")
+            self._sleep(self.poll_interval_s)
+            response = self.api.call("POST", path, json={"action": "poll", "current_bookmark": bookmark}) or {}
+
+    def _upload(self, url: str, sql: bytes, etag: str) -> None:
+        try:
+            response = self._transfer.put(url, content=sql, headers={"Content-Length": str(len(sql))})
+        except httpx.TransportError as exc:
+            raise D1OperationFailed(f"uploading the SQL file for import failed ({exc}); retry the import") from None
+        if response.status_code != 200:
+            raise D1OperationFailed(f"uploading the SQL file for import answered {response.status_code}; retry")
+        echoed = (response.headers.get("etag") or "").strip('"')
+        if echoed != etag:
+            raise D1OperationFailed("the uploaded SQL file's ETag does not match its md5: the upload was damaged; "
+                                    "retry the import")
+
+    # -- time travel --------------------------------------------------------------------------
+    def bookmark(self, database_id: str, timestamp: str | None = None) -> str:
+        """The current bookmark, or the nearest one at or before `timestamp` (RFC 3339)."""
+        params = {"timestamp": timestamp} if timestamp else None
+        result = self.api.call("GET", self._db(database_id, "/time_travel/bookmark"), params=params) or {}
+        if not result.get("bookmark"):
+            raise D1OperationFailed(f"D1 returned no time-travel bookmark for {database_id}"
+                                    + (f" at {timestamp} (older than 30 days?)" if timestamp else ""))
+        return str(result["bookmark"])
+
+    def restore(self, database_id: str, *, bookmark: str | None = None, timestamp: str | None = None) -> D1Restore:
+        """Restore to a bookmark or timestamp; keep `previous_bookmark` to undo."""
+        if bool(bookmark) == bool(timestamp):
+            raise D1OperationFailed("time-travel restore needs exactly one of a bookmark or a timestamp")
+        params = {"bookmark": bookmark} if bookmark else {"timestamp": timestamp}
+        result = self.api.call("POST", self._db(database_id, "/time_travel/restore"), params=params) or {}
+        return D1Restore(bookmark=result.get("bookmark"), previous_bookmark=result.get("previous_bookmark"),
+                         message=result.get("message"))
+
+
+def _database(result: Any) -> D1Database:
+    if not isinstance(result, dict) or not result.get("uuid"):
+        raise CloudflareError(f"D1 answered without a database uuid: {str(result)[:200]}")
+    return D1Database(uuid=str(result["uuid"]), name=str(result.get("name") or ""),
+                      created_at=result.get("created_at"))

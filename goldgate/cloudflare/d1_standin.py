@@ -1,0 +1,466 @@
+"""A loopback stand-in for the D1 REST API, backed by SQLite, for tests and offline drills.
+
+Follows moto's split: `D1Backend` is the model (databases, bookmarks, export and import tasks),
+`D1StandIn` the wire format (the v4 envelope, the endpoints wrangler calls, signed URLs it serves
+itself). Binds 127.0.0.1 only. What it models: databases are SQLite in memory with foreign keys
+on; every committed write makes a new time-travel bookmark; export answers `active` for a few
+polls before `complete` with a signed URL; import is init (upload_url) -> PUT (ETag = md5) ->
+ingest -> poll; restore returns the new bookmark and the previous one (to undo).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+from urllib.parse import parse_qs, urlsplit
+
+MAX_SNAPSHOTS = 64
+MAX_BODY = 256 * 1024 * 1024
+
+
+class D1ApiError(Exception):
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def split_sql(sql: str) -> list[str]:
+    """Statements of a SQL text, keeping string literals that span lines (export dumps have them)."""
+    out, buf = [], ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            stmt = buf.strip()
+            if stmt and not all(ln.strip().startswith("--") or not ln.strip() for ln in stmt.splitlines()):
+                out.append(stmt)
+            buf = ""
+    if buf.strip() and not all(ln.strip().startswith("--") or not ln.strip() for ln in buf.splitlines()):
+        raise D1ApiError(400, 7500, "incomplete input: SQL ends in the middle of a statement")
+    return out
+
+
+@dataclass
+class _Snapshot:
+    at: float
+    bookmark: str
+    image: bytes
+
+
+@dataclass
+class _Database:
+    uuid: str
+    name: str
+    created_at: str
+    conn: sqlite3.Connection
+    snapshots: list[_Snapshot] = field(default_factory=list)
+    seq: int = 0
+
+
+@dataclass
+class _Task:
+    polls_left: int
+    bookmark: str
+    outcome: dict[str, Any]
+
+
+class D1Backend:
+    """The model: databases and their history. Thread-safe through one lock."""
+
+    def __init__(self, account_id: str, clock: Callable[[], float] = time.time, export_polls: int = 2,
+                 import_polls: int = 1) -> None:
+        self.account_id = account_id
+        self.clock = clock
+        self.export_polls = export_polls
+        self.import_polls = import_polls
+        self.lock = threading.RLock()
+        self.databases: dict[str, _Database] = {}
+        self.exports: dict[tuple[str, str], _Task] = {}
+        self.imports: dict[tuple[str, str], _Task] = {}
+        self.uploads: dict[str, bytes] = {}          # filename -> SQL uploaded for import
+        self.signed: dict[str, bytes] = {}           # token -> exported SQL
+        self.fail_next_import: str | None = None      # a test's way to make D1 refuse an import
+        self.origin = ""                               # where signed URLs point; set by the HTTP shell
+
+    # -- databases ---------------------------------------------------------------------------
+    def create(self, name: str) -> _Database:
+        if not isinstance(name, str) or not re.match(r"^[a-z0-9][a-z0-9-]{0,63}$", name):
+            raise D1ApiError(400, 7400, "database name must be lowercase letters, digits and dashes")
+        if any(d.name == name for d in self.databases.values()):
+            raise D1ApiError(400, 7502, f"a database with the name {name} already exists")
+        conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA foreign_keys = ON")
+        # D1's own internal table; it also gives an empty database a page, so it can be serialized.
+        conn.execute("CREATE TABLE _cf_KV (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID")
+        db = _Database(str(uuid.uuid4()), name, _iso(self.clock()), conn)
+        self.databases[db.uuid] = db
+        self._snapshot(db)
+        return db
+
+    def get(self, database_id: str) -> _Database:
+        db = self.databases.get(database_id)
+        if db is None:
+            raise D1ApiError(404, 7404, f"database {database_id} not found")
+        return db
+
+    def delete(self, database_id: str) -> None:
+        self.get(database_id).conn.close()
+        del self.databases[database_id]
+
+    def _snapshot(self, db: _Database) -> str:
+        db.seq += 1
+        image = db.conn.serialize()
+        digest = hashlib.md5(image, usedforsecurity=False).hexdigest()
+        bookmark = f"{db.seq:08x}-00000000-{len(image) & 0xffffffff:08x}-{digest}"
+        db.snapshots.append(_Snapshot(self.clock(), bookmark, image))
+        del db.snapshots[:-MAX_SNAPSHOTS]
+        return bookmark
+
+    def current_bookmark(self, db: _Database) -> str:
+        return db.snapshots[-1].bookmark
+
+    # -- SQL ---------------------------------------------------------------------------------
+    def execute(self, db: _Database, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        statements = split_sql(sql if sql.rstrip().endswith(";") else sql + ";")
+        if not statements:
+            raise D1ApiError(400, 7500, "no SQL statements given")
+        if params and len(statements) > 1:
+            raise D1ApiError(400, 7500, "params are only allowed with a single statement")
+        if len(params) > 100:
+            raise D1ApiError(400, 7500, "too many SQL variables (D1 allows 100 bound parameters)")
+        results = []
+        before = db.conn.total_changes
+        db.conn.execute("SAVEPOINT d1_batch")
+        try:
+            for stmt in statements:
+                if re.match(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", stmt, re.IGNORECASE):
+                    raise D1ApiError(400, 7500, "D1 does not allow transaction statements; the batch is one "
+                                                "transaction already")
+                started = time.perf_counter()
+                changes_before = db.conn.total_changes
+                cur = db.conn.execute(stmt, params)
+                cols = [c[0] for c in cur.description or ()]
+                rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+                changes = db.conn.total_changes - changes_before
+                results.append({"results": rows, "success": True, "meta": {
+                    "changed_db": changes > 0, "changes": changes, "duration": (time.perf_counter() - started) * 1e3,
+                    "last_row_id": cur.lastrowid or 0, "rows_read": len(rows), "rows_written": changes,
+                    "size_after": 0}})
+            db.conn.execute("RELEASE d1_batch")
+        except sqlite3.Error as exc:
+            db.conn.execute("ROLLBACK TO d1_batch")
+            db.conn.execute("RELEASE d1_batch")
+            raise D1ApiError(400, 7500, f"{exc}: SQLITE_ERROR") from None
+        except D1ApiError:
+            db.conn.execute("ROLLBACK TO d1_batch")
+            db.conn.execute("RELEASE d1_batch")
+            raise
+        if db.conn.total_changes != before or any(
+                re.match(r"^\s*(CREATE|DROP|ALTER)\b", s, re.IGNORECASE) for s in statements):
+            self._snapshot(db)
+        return results
+
+    def dump(self, db: _Database) -> bytes:
+        """SQL text like D1's export: no transaction statements, foreign keys deferred."""
+        lines = ["PRAGMA defer_foreign_keys=TRUE;"]
+        for line in db.conn.iterdump():
+            if line in ("BEGIN TRANSACTION;", "COMMIT;") or "_cf_KV" in line:
+                continue
+            lines.append(line)
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+    # -- export ------------------------------------------------------------------------------
+    def export(self, db: _Database, current_bookmark: str | None) -> dict[str, Any]:
+        if current_bookmark is None:
+            bookmark = self.current_bookmark(db)
+            self.exports[(db.uuid, bookmark)] = _Task(self.export_polls, bookmark, {})
+        else:
+            bookmark = current_bookmark
+        task = self.exports.get((db.uuid, bookmark))
+        if task is None:
+            return {"success": False, "error": f"no export in progress at bookmark {bookmark}"}
+        if task.polls_left > 0:
+            task.polls_left -= 1
+            return {"success": True, "type": "export", "at_bookmark": bookmark, "status": "active",
+                    "messages": ["Generating SQL dump"]}
+        token = secrets.token_urlsafe(24)
+        self.signed[token] = self.dump(db)
+        del self.exports[(db.uuid, bookmark)]
+        return {"success": True, "type": "export", "at_bookmark": bookmark, "status": "complete",
+                "messages": ["Uploaded part 1", "Export complete"],
+                "result": {"filename": f"{db.name}-{bookmark}.sql", "signed_url": f"{self.origin}/_signed/exports/{token}"}}
+
+    # -- import ------------------------------------------------------------------------------
+    def import_action(self, db: _Database, body: dict[str, Any]) -> dict[str, Any]:
+        action = body.get("action")
+        if action == "init":
+            etag = body.get("etag")
+            if not isinstance(etag, str) or not re.match(r"^[0-9a-f]{32}$", etag):
+                raise D1ApiError(400, 7400, "etag must be the md5 hex of the file")
+            filename = f"{db.uuid}-{etag}.sql"
+            return {"success": True, "filename": filename, "upload_url": f"{self.origin}/_signed/imports/{filename}"}
+        if action == "ingest":
+            filename, etag = body.get("filename"), body.get("etag")
+            data = self.uploads.get(filename or "")
+            if data is None:
+                raise D1ApiError(400, 7400, f"file {filename} was not uploaded")
+            if hashlib.md5(data, usedforsecurity=False).hexdigest() != etag:
+                raise D1ApiError(400, 7400, "uploaded file does not match its etag")
+            if self.fail_next_import:
+                reason, self.fail_next_import = self.fail_next_import, None
+                return {"success": True, "type": "import", "status": "error", "error": reason, "messages": []}
+            started = time.perf_counter()
+            try:
+                statements = split_sql(data.decode("utf-8"))
+                results = self._ingest(db, statements)
+            except (UnicodeDecodeError, D1ApiError) as exc:
+                return {"success": True, "type": "import", "status": "error", "messages": [],
+                        "error": str(exc) if not isinstance(exc, D1ApiError) else exc.message}
+            bookmark = self._snapshot(db)
+            outcome = {"final_bookmark": bookmark, "num_queries": len(statements),
+                       "meta": {"changed_db": True, "changes": results, "duration": (time.perf_counter() - started)
+                                * 1e3, "rows_read": 0, "rows_written": results, "size_after": 0}}
+            self.imports[(db.uuid, bookmark)] = _Task(self.import_polls, bookmark, outcome)
+            return self._import_status(db, bookmark)
+        if action == "poll":
+            return self._import_status(db, str(body.get("current_bookmark") or ""))
+        raise D1ApiError(400, 7400, "action must be one of init, ingest, poll")
+
+    def _ingest(self, db: _Database, statements: list[str]) -> int:
+        before = db.conn.total_changes
+        db.conn.execute("SAVEPOINT d1_import")
+        try:
+            for stmt in statements:
+                if re.match(r"^\s*(BEGIN|COMMIT|END|ROLLBACK)\b", stmt, re.IGNORECASE):
+                    raise D1ApiError(400, 7500, "imports may not contain transaction statements")
+                db.conn.execute(stmt)
+            db.conn.execute("RELEASE d1_import")
+        except sqlite3.Error as exc:
+            db.conn.execute("ROLLBACK TO d1_import")
+            db.conn.execute("RELEASE d1_import")
+            raise D1ApiError(400, 7500, f"{exc}") from None
+        except D1ApiError:
+            db.conn.execute("ROLLBACK TO d1_import")
+            db.conn.execute("RELEASE d1_import")
+            raise
+        return db.conn.total_changes - before
+
+    def _import_status(self, db: _Database, bookmark: str) -> dict[str, Any]:
+        task = self.imports.get((db.uuid, bookmark))
+        if task is None:
+            return {"success": False, "error": "Not currently importing anything."}
+        if task.polls_left > 0:
+            task.polls_left -= 1
+            return {"success": True, "type": "import", "at_bookmark": bookmark, "status": "active",
+                    "messages": ["Importing"]}
+        return {"success": True, "type": "import", "at_bookmark": bookmark, "status": "complete",
+                "messages": ["Import complete"], "result": task.outcome}
+
+    # -- time travel -------------------------------------------------------------------------
+    def bookmark_at(self, db: _Database, timestamp: str | None) -> str:
+        if timestamp is None:
+            return self.current_bookmark(db)
+        at = _parse_ts(timestamp)
+        candidates = [s for s in db.snapshots if s.at <= at]
+        if not candidates:
+            raise D1ApiError(400, 7400, f"no bookmark at or before {timestamp} (outside the retention window)")
+        return candidates[-1].bookmark
+
+    def restore(self, db: _Database, bookmark: str | None, timestamp: str | None) -> dict[str, Any]:
+        if bool(bookmark) == bool(timestamp):
+            raise D1ApiError(400, 7400, "give exactly one of bookmark or timestamp")
+        target = bookmark or self.bookmark_at(db, timestamp)
+        snap = next((s for s in db.snapshots if s.bookmark == target), None)
+        if snap is None:
+            raise D1ApiError(400, 7400, f"unknown bookmark {target}")
+        previous = self.current_bookmark(db)
+        db.conn.deserialize(snap.image)
+        db.conn.execute("PRAGMA foreign_keys = ON")
+        new = self._snapshot(db)
+        return {"bookmark": new, "previous_bookmark": previous,
+                "message": f"Restored database {db.uuid} to bookmark {target}"}
+
+
+class D1StandIn:
+    """The HTTP shell: `with D1StandIn(token) as d1:` serves `d1.api_base` until the block ends."""
+
+    def __init__(self, api_token: str, account_id: str | None = None, **backend: Any) -> None:
+        self.api_token = api_token
+        self.backend = D1Backend(account_id or secrets.token_hex(16), **backend)
+        self.requests: list[tuple[str, str]] = []
+        handler = _handler_for(self)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="d1-standin",
+                                        daemon=True)
+        self.backend.origin = self.origin
+
+    @property
+    def account_id(self) -> str:
+        return self.backend.account_id
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.origin}/client/v4"
+
+    def start(self) -> D1StandIn:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+_DB_PATH = re.compile(r"^/client/v4/accounts/(?P<acct>[^/]+)/d1/database(?:/(?P<db>[^/]+)(?P<rest>/.*)?)?$")
+
+
+def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
+    backend = standin.backend
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_: Any) -> None:  # quiet: tests read results, not access logs
+            pass
+
+        def _send(self, status: int, body: bytes, content_type: str = "application/json",
+                  headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _envelope(self, status: int, result: Any = None, errors: list[dict[str, Any]] | None = None) -> None:
+            body = {"success": not errors, "errors": errors or [], "messages": [], "result": result}
+            self._send(status, json.dumps(body).encode())
+
+        def _body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                raise D1ApiError(413, 7400, "request body too large")
+            return self.rfile.read(length) if length else b""
+
+        def _dispatch(self, method: str) -> None:
+            url = urlsplit(self.path)
+            standin.requests.append((method, url.path))
+            try:
+                if url.path.startswith("/_signed/"):
+                    return self._signed(method, url.path)
+                match = _DB_PATH.match(url.path)
+                if not match:
+                    raise D1ApiError(404, 7000, "No route for that URI")
+                if self.headers.get("Authorization") != f"Bearer {standin.api_token}":
+                    raise D1ApiError(403, 10000, "Authentication error")
+                if match["acct"] != backend.account_id:
+                    raise D1ApiError(403, 10000, "Authentication error: not a member of this account")
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                raw = self._body()
+                try:
+                    body = json.loads(raw) if raw else {}
+                except ValueError:
+                    raise D1ApiError(400, 7400, "request body is not JSON") from None
+                with backend.lock:
+                    result = self._route(method, match["db"], match["rest"] or "", body, query)
+                self._envelope(200, result)
+            except D1ApiError as exc:
+                self._envelope(exc.status, None, [{"code": exc.code, "message": exc.message}])
+
+        def _route(self, method: str, db_id: str | None, rest: str, body: Any, query: dict[str, str]) -> Any:
+            if not isinstance(body, dict):
+                raise D1ApiError(400, 7400, "request body must be a JSON object")
+            if db_id is None:
+                if method == "POST":
+                    return _db_json(backend.create(body.get("name")))
+                if method == "GET":
+                    return [_db_json(d) for d in backend.databases.values()
+                            if not query.get("name") or d.name == query["name"]]
+                raise D1ApiError(405, 7400, "method not allowed")
+            db = backend.get(db_id)
+            if rest == "" and method == "GET":
+                return _db_json(db)
+            if rest == "" and method == "DELETE":
+                backend.delete(db_id)
+                return None
+            if rest == "/query" and method == "POST":
+                sql, params = body.get("sql"), body.get("params") or []
+                if not isinstance(sql, str) or not isinstance(params, list):
+                    raise D1ApiError(400, 7400, "sql must be a string and params a list")
+                return backend.execute(db, sql, params)
+            if rest == "/export" and method == "POST":
+                if body.get("output_format") != "polling":
+                    raise D1ApiError(400, 7400, "output_format must be 'polling'")
+                return backend.export(db, body.get("current_bookmark"))
+            if rest == "/import" and method == "POST":
+                return backend.import_action(db, body)
+            if rest == "/time_travel/bookmark" and method == "GET":
+                return {"bookmark": backend.bookmark_at(db, query.get("timestamp"))}
+            if rest == "/time_travel/restore" and method == "POST":
+                return backend.restore(db, query.get("bookmark"), query.get("timestamp"))
+            raise D1ApiError(404, 7000, "No route for that URI")
+
+        def _signed(self, method: str, path: str) -> None:
+            # Signed URLs carry their own authority (R2 presigned), so no API token here.
+            kind, _, name = path[len("/_signed/"):].partition("/")
+            with backend.lock:
+                if kind == "exports" and method == "GET" and name in backend.signed:
+                    return self._send(200, backend.signed[name], "application/sql")
+                if kind == "imports" and method == "PUT":
+                    data = self._body()
+                    backend.uploads[name] = data
+                    etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+                    return self._send(200, b"", "text/plain", {"ETag": f'"{etag}"'})
+            self._send(404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
+
+        def do_GET(self) -> None:
+            self._dispatch("GET")
+
+        def do_POST(self) -> None:
+            self._dispatch("POST")
+
+        def do_PUT(self) -> None:
+            self._dispatch("PUT")
+
+        def do_DELETE(self) -> None:
+            self._dispatch("DELETE")
+
+    return Handler
+
+
+def _db_json(db: _Database) -> dict[str, Any]:
+    size = db.conn.execute("PRAGMA page_count").fetchone()[0] * db.conn.execute("PRAGMA page_size").fetchone()[0]
+    return {"uuid": db.uuid, "name": db.name, "created_at": db.created_at, "version": "production",
+            "file_size": size, "num_tables": db.conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]}
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_ts(text: str) -> float:
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise D1ApiError(400, 7400, f"timestamp {text!r} is not ISO 8601") from None

@@ -1,0 +1,155 @@
+"""The D1 REST client against the loopback stand-in: queries, export polling, import, time travel."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from goldgate.cloudflare.api import CloudflareApi
+from goldgate.cloudflare.d1 import D1Client
+from goldgate.cloudflare.d1_standin import D1StandIn
+from goldgate.cloudflare.errors import CloudflareAuthError, CloudflareError, CloudflareNotFound, D1OperationFailed
+
+TOKEN = "cf-test-token-0123456789"
+
+
+@pytest.fixture
+def standin():
+    with D1StandIn(TOKEN, export_polls=3, import_polls=2) as s:
+        yield s
+
+
+@pytest.fixture
+def d1(standin):
+    api = CloudflareApi(TOKEN, standin.api_base)
+    client = D1Client(api, standin.account_id, poll_interval_s=0.0)
+    yield client
+    api.close()
+
+
+def _seed(d1: D1Client, db: str) -> None:
+    d1.query(db, "CREATE TABLE jobs (id TEXT PRIMARY KEY, note TEXT)")
+    d1.query(db, "INSERT INTO jobs VALUES (?, ?)", ["a", "line one\n-- not a comment\nline three"])
+    d1.query(db, "INSERT INTO jobs VALUES (?, ?)", ["b", "it's quoted"])
+
+
+def test_query_returns_rows_of_the_last_statement(d1):
+    db = d1.create_database("goldgate-test").uuid
+    _seed(d1, db)
+    rows = d1.query(db, "SELECT id, note FROM jobs ORDER BY id")
+    assert [r["id"] for r in rows] == ["a", "b"]
+    assert rows[1]["note"] == "it's quoted"
+
+
+def test_stream_pages_through_a_table_in_order(d1):
+    db = d1.create_database("goldgate-stream").uuid
+    d1.query(db, "CREATE TABLE n (i INTEGER PRIMARY KEY)")
+    d1.query(db, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 23) "
+                 "INSERT INTO n SELECT x FROM c")
+    got = [r["i"] for r in d1.stream(db, "SELECT i FROM n ORDER BY i", page_rows=5)]
+    assert got == list(range(1, 24))
+
+
+def test_export_polls_until_complete_and_downloads_the_signed_url(standin, d1):
+    db = d1.create_database("goldgate-export").uuid
+    _seed(d1, db)
+    export = d1.export_sql(db)
+    text = export.sql.decode()
+    assert "CREATE TABLE jobs" in text and "it''s quoted" in text
+    assert "BEGIN TRANSACTION" not in text
+    polls = [p for m, p in standin.requests if p.endswith("/export")]
+    assert len(polls) == 4  # three "active" answers, then "complete"
+    assert export.at_bookmark
+
+
+def test_import_runs_init_upload_ingest_poll_and_reproduces_the_data(standin, d1):
+    source = d1.create_database("goldgate-src").uuid
+    _seed(d1, source)
+    export = d1.export_sql(source)
+    scratch = d1.create_database("goldgate-scratch").uuid
+    result = d1.import_sql(scratch, export.sql)
+    assert result.num_queries >= 3 and result.final_bookmark
+    assert d1.query(scratch, "SELECT id, note FROM jobs ORDER BY id") == d1.query(
+        source, "SELECT id, note FROM jobs ORDER BY id")
+    steps = [(m, "upload" if "/_signed/imports/" in p else "import") for m, p in standin.requests
+             if "/import" in p and scratch in p or "/_signed/imports/" in p]
+    # init, upload to the signed URL, ingest, then two "active" polls and the final one
+    assert steps == [("POST", "import"), ("PUT", "upload"), ("POST", "import"), ("POST", "import"),
+                     ("POST", "import")]
+
+
+def test_a_refused_import_raises_with_the_reason(standin, d1):
+    db = d1.create_database("goldgate-refuse").uuid
+    standin.backend.fail_next_import = "SQLITE_CONSTRAINT: UNIQUE constraint failed"
+    with pytest.raises(D1OperationFailed, match="UNIQUE constraint failed"):
+        d1.import_sql(db, b"CREATE TABLE t (x);\n")
+
+
+def test_import_of_broken_sql_fails_and_leaves_the_database_as_it_was(d1):
+    db = d1.create_database("goldgate-broken").uuid
+    d1.query(db, "CREATE TABLE t (x)")
+    with pytest.raises(D1OperationFailed, match="failed"):
+        d1.import_sql(db, b"INSERT INTO t VALUES (1);\nINSERT INTO nope VALUES (2);\n")
+    assert d1.query(db, "SELECT count(*) AS n FROM t") == [{"n": 0}]
+
+
+def test_time_travel_restore_returns_a_bookmark_that_undoes_it(d1):
+    db = d1.create_database("goldgate-tt").uuid
+    _seed(d1, db)
+    before_delete = d1.bookmark(db)
+    d1.query(db, "DELETE FROM jobs")
+    assert d1.query(db, "SELECT count(*) AS n FROM jobs") == [{"n": 0}]
+    restored = d1.restore(db, bookmark=before_delete)
+    assert d1.query(db, "SELECT count(*) AS n FROM jobs") == [{"n": 2}]
+    assert restored.previous_bookmark and restored.bookmark
+    d1.restore(db, bookmark=restored.previous_bookmark)  # undo the restore
+    assert d1.query(db, "SELECT count(*) AS n FROM jobs") == [{"n": 0}]
+
+
+def test_time_travel_by_timestamp_picks_the_state_at_that_time(d1):
+    db = d1.create_database("goldgate-ts").uuid
+    _seed(d1, db)
+    time.sleep(0.05)
+    moment = datetime.now(UTC).isoformat()
+    time.sleep(0.05)
+    d1.query(db, "INSERT INTO jobs VALUES ('c', 'later')")
+    d1.restore(db, timestamp=moment)
+    assert [r["id"] for r in d1.query(db, "SELECT id FROM jobs ORDER BY id")] == ["a", "b"]
+
+
+def test_restore_needs_exactly_one_target(d1):
+    with pytest.raises(D1OperationFailed, match="exactly one"):
+        d1.restore("x", bookmark="a", timestamp="b")
+
+
+def test_wrong_token_is_an_auth_error_without_the_token_in_it(standin):
+    api = CloudflareApi("wrong-token-value", standin.api_base)
+    with pytest.raises(CloudflareAuthError) as info:
+        D1Client(api, standin.account_id).create_database("x-db")
+    assert "wrong-token-value" not in str(info.value)
+    api.close()
+
+
+def test_unknown_database_is_not_found(d1):
+    with pytest.raises(CloudflareNotFound):
+        d1.query("00000000-0000-0000-0000-000000000000", "SELECT 1")
+
+
+def test_bad_sql_is_a_clear_error(d1):
+    db = d1.create_database("goldgate-bad").uuid
+    with pytest.raises(CloudflareError, match="no such table"):
+        d1.query(db, "SELECT * FROM missing")
+
+
+def test_unreachable_api_is_a_clear_error():
+    api = CloudflareApi(TOKEN, "http://127.0.0.1:9/client/v4")
+    with pytest.raises(CloudflareError, match="cannot reach"):
+        D1Client(api, "acct").get_database("x")
+    api.close()
+
+
+def test_missing_token_is_refused_up_front():
+    with pytest.raises(CloudflareAuthError, match="CLOUDFLARE_API_TOKEN"):
+        CloudflareApi("")
