@@ -1,0 +1,122 @@
+"""D1 migrations as a Pulumi dynamic resource: `migrations/*.sql` applied over D1's REST `/query`.
+
+Built on goldgate.cloudflare's D1 client; applied migrations are recorded in wrangler's
+`d1_migrations` table (goldgate.migrations), so `wrangler d1 migrations apply` and this resource
+agree. Idempotent: a second run applies nothing.
+The SQL travels as an input (name -> text) because the provider runs in another process, from a
+pickle; deleting the resource never drops schema (deleting the D1 database does that).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi.dynamic as dyn
+
+from goldgate.cloudflare.api import DEFAULT_API_BASE, CloudflareApi
+from goldgate.cloudflare.d1 import D1Client
+from goldgate.migrations import MIGRATIONS_DIR, MigrationError, apply_with, discover
+
+DEFAULT_CLOUDFLARE_API = DEFAULT_API_BASE
+
+
+def checksums(migrations: Mapping[str, str]) -> dict[str, str]:
+    return {name: hashlib.sha256(sql.encode("utf-8")).hexdigest() for name, sql in sorted(migrations.items())}
+
+
+def read_migrations(directory: Path = MIGRATIONS_DIR) -> dict[str, str]:
+    """name -> SQL for every migration file, validated (wrangler naming, no gaps) at program time."""
+    return {m.name: m.sql for m in discover(directory)}
+
+
+def edited_after_apply(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    """Migrations whose text changed after they were applied: wrangler would never re-run them either."""
+    return sorted(name for name, digest in old.items() if name in new and new[name] != digest)
+
+
+class D1MigrationsProvider(dyn.ResourceProvider):
+    """create/update apply pending migrations; read reports what D1 has recorded; delete leaves the schema."""
+
+    def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        applied = self._apply(props)
+        return dyn.CreateResult(id_=f"{props['database_id']}/migrations", outs=self._outs(props, applied))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
+        new_sums = checksums(news.get("migrations") or {})
+        old_sums = olds.get("checksums") or {}
+        edited = edited_after_apply(old_sums, new_sums)
+        if edited:
+            raise MigrationError(f"migration(s) {', '.join(edited)} changed after being applied; D1 will not re-run "
+                                 "them: restore the applied text and add a new migration file instead")
+        changed = [k for k in ("database_id", "account_id", "api_base") if olds.get(k) != news.get(k)]
+        if new_sums != old_sums:
+            changed.append("migrations")
+        return dyn.DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+        return dyn.UpdateResult(outs=self._outs(news, self._apply(news)))
+
+    def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
+        with _D1(props) as execute:
+            rows = execute("SELECT name FROM sqlite_master WHERE type='table' AND name='d1_migrations'", [])
+            recorded = [r["name"] for r in execute("SELECT name FROM d1_migrations ORDER BY id", [])] if rows else []
+        outs = dict(props)
+        outs["recorded"] = recorded
+        return dyn.ReadResult(id_=id_, outs=outs)
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        # Deliberately nothing: dropping tables here would destroy data the database still serves.
+        return None
+
+    def _apply(self, props: Mapping[str, Any]) -> list[str]:
+        migrations = props.get("migrations") or {}
+        with tempfile.TemporaryDirectory(prefix="goldgate-migrations-") as tmp:
+            for name, sql in migrations.items():
+                (Path(tmp) / name).write_text(sql, encoding="utf-8")
+            with _D1(props) as execute:
+                return apply_with(execute, Path(tmp))
+
+    @staticmethod
+    def _outs(props: Mapping[str, Any], applied: list[str]) -> dict[str, Any]:
+        outs = dict(props)
+        outs["applied"] = applied
+        outs["checksums"] = checksums(props.get("migrations") or {})
+        outs["recorded"] = sorted(outs["checksums"])
+        return outs
+
+
+class _D1:
+    """`with _D1(props) as execute:` an `execute(sql, params) -> rows` over one database, closed after."""
+
+    def __init__(self, props: Mapping[str, Any]) -> None:
+        self._api = CloudflareApi(props["api_token"], props.get("api_base") or DEFAULT_CLOUDFLARE_API)
+        self._client = D1Client(self._api, props["account_id"])
+        self._database_id = props["database_id"]
+
+    def __enter__(self):
+        return lambda sql, params: self._client.query(self._database_id, sql, params)
+
+    def __exit__(self, *_: object) -> None:
+        self._api.close()
+
+
+class D1Migrations(dyn.Resource, module="cloudflare", name="D1Migrations"):
+    """The D1 schema of one database, kept at `migrations/*.sql`."""
+
+    applied: pulumi.Output[list]
+    checksums: pulumi.Output[dict]
+    recorded: pulumi.Output[list]
+
+    def __init__(self, name: str, *, account_id: pulumi.Input[str], database_id: pulumi.Input[str],
+                 api_token: pulumi.Input[str], migrations: Mapping[str, str],
+                 api_base: str = DEFAULT_CLOUDFLARE_API, opts: pulumi.ResourceOptions | None = None) -> None:
+        props = {"account_id": account_id, "database_id": database_id, "api_token": pulumi.Output.secret(api_token),
+                 "api_base": api_base, "migrations": dict(migrations),
+                 "applied": None, "checksums": None, "recorded": None}
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["api_token"]))
+        super().__init__(D1MigrationsProvider(), name, props, opts)

@@ -1,0 +1,220 @@
+"""Guardrails for the cloud stacks, usable two ways with one set of rules.
+
+- Plain functions (`*_violations`, `check_stacks`) that the program calls before it declares a
+  single resource, so the rules hold without the Pulumi CLI or a policy pack.
+- pulumi_policy objects (`POLICIES`) wrapping the same functions for `pulumi up --policy-pack
+  infra/policy_pack`. Only infra/policy_pack/__main__.py builds the PolicyPack: constructing one
+  starts a server.
+
+Rules: PROD has no network volume; every stack's image is `repo@sha256:<64 hex>`; STAGING and
+PROD never share a resource name or id; PROD's D1 is protected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from goldgate.errors import GoldgateError, SpecError
+from goldgate.spec import STACKS_DIR, StackSpec, is_digest_ref, load_pulumi
+from infra.names import StackNames
+
+RUNPOD_ENDPOINT_TYPE = "pulumi-python:dynamic/runpod:ServerlessEndpoint"
+D1_DATABASE_TYPE = "cloudflare:index/d1Database:D1Database"
+# Resource type -> the input holding its physical name (what Cloudflare / RunPod call it).
+PHYSICAL_NAME_INPUT = {
+    RUNPOD_ENDPOINT_TYPE: "name",
+    D1_DATABASE_TYPE: "name",
+    "cloudflare:index/r2Bucket:R2Bucket": "name",
+    "cloudflare:index/workersScript:WorkersScript": "scriptName",
+    "cloudflare:index/apiToken:ApiToken": "name",
+}
+
+
+class GuardrailError(GoldgateError):
+    """A stack breaks a guardrail; the message lists every violation and how to fix it."""
+
+
+def image_violations(stack: str, image: str | None) -> list[str]:
+    """Every stack runs an image pinned by digest: a tag can be re-pointed, and RunPod may keep a cached one."""
+    if image and is_digest_ref(image):
+        return []
+    return [(f"stack {stack}: image {image!r} is not pinned by digest; set goldgate:spec.image to "
+            "repo@sha256:<64 hex> (the digest `goldgate build` printed), never a tag")]
+
+
+def network_volume_violations(stack: str, role: str, network_volume_ids: Sequence[str]) -> list[str]:
+    """PROD bakes its models into the image; a network volume would make PROD depend on mutable state."""
+    ids = [v for v in network_volume_ids if v]
+    if role != "prod" or not ids:
+        return []
+    return [(f"stack {stack} (PROD): network volume {', '.join(ids)} attached; PROD must not use a network "
+            "volume (models are baked into the image): remove endpoint.network_volume_id")]
+
+
+def database_protection_violations(stack: str, role: str, protected: bool) -> list[str]:
+    """Replacing or deleting PROD's D1 loses every job and metric: Pulumi must refuse to."""
+    if role != "prod" or protected:
+        return []
+    return [(f"stack {stack} (PROD): the D1 database is not protected; set database.protect: true "
+            "(replacing it deletes all jobs and metrics)")]
+
+
+def identifiers_of(spec: StackSpec) -> dict[str, str]:
+    """Every name and id a stack claims for itself, by kind (shared account ids are not listed)."""
+    found = {f"{kind} name": value for kind, value in StackNames.of(spec).physical().items()}
+    optional = {"route": spec.api.route, "custom domain": spec.api.custom_domain,
+                "public base URL": spec.api.public_base_url, "network volume id": spec.endpoint.network_volume_id}
+    found.update({kind: value for kind, value in optional.items() if value})
+    return found
+
+
+def shared_identifier_violations(specs: Iterable[StackSpec]) -> list[str]:
+    """No two stacks may claim the same name or id: STAGING must never touch PROD's resources."""
+    owners: dict[str, tuple[str, str]] = {}
+    problems: list[str] = []
+    for spec in specs:
+        for kind, value in identifiers_of(spec).items():
+            key = value.lower().rstrip("/")
+            if key in owners and owners[key][0] != spec.name:
+                other, other_kind = owners[key]
+                problems.append(f"stacks {other} and {spec.name} share {value!r} ({other_kind} / {kind}); give each "
+                                "stack its own name (e.g. suffix it with the stack name)")
+            owners.setdefault(key, (spec.name, kind))
+    return problems
+
+
+def live_id_violations(ids_by_stack: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """Deployed ids (endpoint id, D1 id, ...) from each stack's outputs must all differ across stacks.
+
+    Ids only exist after creation, so this runs against `pulumi stack output --json` of both stacks."""
+    owners: dict[str, str] = {}
+    problems = []
+    for stack, ids in ids_by_stack.items():
+        for kind, value in ids.items():
+            if value and value in owners and owners[value] != stack:
+                problems.append(f"stacks {owners[value]} and {stack} both use {kind} {value!r}: one stack "
+                                "was imported or pointed at the other's resource; detach it")
+            owners.setdefault(value, stack)
+    return problems
+
+
+def spec_violations(spec: StackSpec) -> list[str]:
+    """The single-stack rules, evaluated on the spec alone."""
+    return (image_violations(spec.name, spec.image)
+            + network_volume_violations(spec.name, spec.role,
+                                        [spec.endpoint.network_volume_id] if spec.endpoint.network_volume_id else [])
+            + database_protection_violations(spec.name, spec.role, spec.database.protect or spec.is_prod))
+
+
+def load_cloud_stacks(directory: Path = STACKS_DIR) -> dict[str, StackSpec]:
+    """Every cloud stack file (`Pulumi.<stack>.yaml`) in `directory`, validated."""
+    stacks = {}
+    for path in sorted(directory.glob("Pulumi.*.yaml")):
+        name = path.name[len("Pulumi."):-len(".yaml")]
+        stacks[name] = load_pulumi(name, directory)
+    return stacks
+
+
+def check_stacks(spec: StackSpec, others: Iterable[StackSpec]) -> None:
+    """Raise GuardrailError listing every violation of `spec`, alone and against the other stacks."""
+    peers = [o for o in others if o.name != spec.name]
+    problems = spec_violations(spec) + shared_identifier_violations([spec, *peers])
+    if problems:
+        raise GuardrailError("guardrails refuse this deployment:\n  - " + "\n  - ".join(problems))
+
+
+# --- pulumi_policy wrappers -------------------------------------------------------------------------
+
+
+def stack_of_urn(urn: str) -> str:
+    """`urn:pulumi:<stack>::<project>::<type>::<name>` -> stack."""
+    parts = urn.split("::")
+    if not parts or not parts[0].startswith("urn:pulumi:"):
+        raise ValueError(f"not a Pulumi URN: {urn!r}")
+    return parts[0][len("urn:pulumi:"):]
+
+
+def role_of_stack(stack: str, directory: Path = STACKS_DIR) -> str:
+    """The stack's role from its stack file; a stack without a readable file counts as PROD (fail safe)."""
+    try:
+        return load_pulumi(stack, directory).role
+    except SpecError:
+        return "prod"
+
+
+def _validate_endpoint(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != RUNPOD_ENDPOINT_TYPE:
+        return
+    stack = stack_of_urn(args.urn)
+    for problem in image_violations(stack, args.props.get("image")):
+        report(problem, None)
+
+
+def _validate_no_volume(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != RUNPOD_ENDPOINT_TYPE:
+        return
+    stack = stack_of_urn(args.urn)
+    volumes = list(args.props.get("network_volume_ids") or [])
+    for problem in network_volume_violations(stack, role_of_stack(stack, _stacks_dir(args)), volumes):
+        report(problem, None)
+
+
+def _validate_d1_protected(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != D1_DATABASE_TYPE:
+        return
+    stack = stack_of_urn(args.urn)
+    for problem in database_protection_violations(stack, role_of_stack(stack, _stacks_dir(args)),
+                                                  bool(args.opts.protect)):
+        report(problem, None)
+
+
+def _validate_share_nothing(args: StackValidationArgs, report: ReportViolation) -> None:
+    directory = _stacks_dir(args)
+    try:
+        specs = load_cloud_stacks(directory)
+    except SpecError as exc:
+        report(f"cannot read the stack files in {directory}: {exc}", None)
+        return
+    for problem in shared_identifier_violations(specs.values()):
+        report(problem, None)
+    for resource in args.resources:
+        field = PHYSICAL_NAME_INPUT.get(resource.resource_type)
+        if not field or not isinstance(resource.props.get(field), str):
+            continue
+        stack = stack_of_urn(resource.urn)
+        name = resource.props[field]
+        for other, spec in specs.items():
+            if other != stack and name.lower() in {v.lower() for v in identifiers_of(spec).values()}:
+                report(f"{resource.name} in stack {stack} is named {name!r}, which stack {other} claims; "
+                       "each stack's names come from its own stack file", resource.urn)
+
+
+def _stacks_dir(args: ResourceValidationArgs | StackValidationArgs) -> Path:
+    configured = args.get_config().get("stacksDir") if args.get_config() else None
+    return Path(configured) if configured else STACKS_DIR
+
+
+IMAGE_PINNED = ResourceValidationPolicy(
+    name="image-digest-pinned", enforcement_level=EnforcementLevel.MANDATORY, validate=_validate_endpoint,
+    description="Every stack's RunPod endpoint runs an image pinned by digest (repo@sha256:<64 hex>).")
+PROD_NO_NETWORK_VOLUME = ResourceValidationPolicy(
+    name="prod-no-network-volume", enforcement_level=EnforcementLevel.MANDATORY, validate=_validate_no_volume,
+    description="PROD's RunPod endpoint attaches no network volume; models are baked into the image.")
+PROD_D1_PROTECTED = ResourceValidationPolicy(
+    name="prod-d1-protected", enforcement_level=EnforcementLevel.MANDATORY, validate=_validate_d1_protected,
+    description="PROD's D1 database is protected: Pulumi refuses to replace or delete it.")
+STACKS_SHARE_NOTHING = StackValidationPolicy(
+    name="stacks-share-nothing", enforcement_level=EnforcementLevel.MANDATORY, validate=_validate_share_nothing,
+    description="STAGING and PROD never share a resource name or id.")
+
+POLICIES = [IMAGE_PINNED, PROD_NO_NETWORK_VOLUME, PROD_D1_PROTECTED, STACKS_SHARE_NOTHING]

@@ -1,0 +1,218 @@
+"""The RunPod serverless endpoint as a Pulumi dynamic resource, a thin layer over goldgate.runpod.
+
+create/read/diff/update/delete map onto REST v2 (`POST/GET/PATCH/DELETE /v2/serverless`).
+Almost nothing forces a replacement: image and env are PATCHed in place (a new release rolls out,
+the endpoint id stays), as are workers, scaling, GPU pools, timeouts, flashboot, data centers and
+volumes. Only a different control-plane base (another account or API) or a different endpoint
+type means a new endpoint. `read` reports drift against what was declared, including RunPod's idle
+scale-down of max workers (to 2 after 3 quiet days, to 0 after 7), so `pulumi up --refresh` restores it.
+
+Pulumi pickles the provider: it holds no state, and builds its client from the inputs each call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pulumi
+import pulumi.dynamic as dyn
+
+from goldgate.runpod import ControlPlaneClient, Endpoint, EndpointConfig, EndpointPatch, Scaling
+from goldgate.spec import is_digest_ref
+
+# The endpoint fields goldgate declares (input name -> how to read it off an Endpoint).
+DECLARED_FIELDS: dict[str, Any] = {
+    "endpoint_type": lambda ep: ep.type,
+    "name": lambda ep: ep.name,
+    "image": lambda ep: ep.image,
+    "env": lambda ep: dict(ep.env),
+    "gpu_pools": lambda ep: list(ep.gpu_pools),
+    "gpu_count": lambda ep: ep.gpu_count,
+    "workers_min": lambda ep: ep.workers_min,
+    "workers_max": lambda ep: ep.workers_max,
+    "idle_timeout_s": lambda ep: ep.idle_timeout_s,
+    "scaler_type": lambda ep: ep.scaling.type,
+    "scaler_value": lambda ep: ep.scaling.value,
+    "execution_timeout_ms": lambda ep: ep.timeout_ms,
+    "flashboot": lambda ep: ep.flashboot,
+    "data_center_ids": lambda ep: list(ep.data_center_ids),
+    "network_volume_ids": lambda ep: list(ep.network_volumes),
+}
+# Changing these cannot be done to an existing endpoint: another control plane (account) has never
+# heard of it, and RunPod refuses to change an endpoint's routing type.
+REPLACE_FIELDS = ("api_base", "endpoint_type")
+# Order carries no meaning in these lists; RunPod may answer them in its own order.
+UNORDERED_FIELDS = ("gpu_pools", "data_center_ids", "network_volume_ids")
+SECRET_OUTPUTS = ["api_key", "env", "declared"]
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One declared field the live endpoint no longer matches. For env only the key names are kept."""
+
+    field: str
+    declared: Any
+    actual: Any
+
+    def to_output(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _norm(field: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if field in UNORDERED_FIELDS:
+        return sorted(value)
+    if field == "scaler_value":
+        return float(value)
+    if field == "env":
+        return {str(k): str(v) for k, v in dict(value).items()}
+    return value
+
+
+def changed_fields(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+    """The declared fields (and api_base/api_key) whose values differ between two property bags."""
+    fields = [*DECLARED_FIELDS, "api_base", "api_key"]
+    return [f for f in fields if _norm(f, olds.get(f)) != _norm(f, news.get(f))]
+
+
+def endpoint_drift(declared: Mapping[str, Any], endpoint: Endpoint) -> list[Drift]:
+    """Where the live endpoint differs from what was declared (env values are never reported)."""
+    drift = []
+    for field, read in DECLARED_FIELDS.items():
+        if field not in declared:
+            continue
+        want, have = _norm(field, declared[field]), _norm(field, read(endpoint))
+        if want == have:
+            continue
+        if field == "env":
+            keys = sorted(k for k in set(want or {}) | set(have or {}) if (want or {}).get(k) != (have or {}).get(k))
+            drift.append(Drift("env", keys, "changed"))
+        else:
+            drift.append(Drift(field, want, have))
+    return drift
+
+
+def idle_scaled_down(declared: Mapping[str, Any], endpoint: Endpoint) -> bool:
+    """RunPod's idle scale-down: max workers lowered to 2 (3 quiet days) or 0 (7) below what we declared."""
+    want = declared.get("workers_max")
+    return isinstance(want, int) and endpoint.workers_max < want and endpoint.workers_max <= 2
+
+
+def config_of(props: Mapping[str, Any]) -> EndpointConfig:
+    """The create body from the resource inputs."""
+    return EndpointConfig(
+        name=props["name"], image=props["image"], env=dict(props.get("env") or {}),
+        gpu_pools=tuple(props["gpu_pools"]), gpu_count=int(props.get("gpu_count", 1)),
+        workers_min=int(props.get("workers_min", 0)), workers_max=int(props.get("workers_max", 3)),
+        idle_timeout_s=int(props.get("idle_timeout_s", 5)),
+        scaling=Scaling(props.get("scaler_type", "QUEUE_DELAY"), props.get("scaler_value", 4)),
+        timeout_ms=int(props.get("execution_timeout_ms", 600_000)), flashboot=props.get("flashboot", "OFF"),
+        data_center_ids=tuple(props.get("data_center_ids") or ()),
+        network_volumes=tuple(props.get("network_volume_ids") or ()))
+
+
+def patch_of(fields: list[str], news: Mapping[str, Any]) -> EndpointPatch:
+    """A PATCH carrying only the changed fields (grouped objects are resent whole: gpu, workers, scaling)."""
+    c = config_of(news)
+    touched = set(fields)
+    gpu = bool(touched & {"gpu_pools", "gpu_count"})
+    workers = bool(touched & {"workers_min", "workers_max", "idle_timeout_s"})
+    return EndpointPatch(
+        name=c.name if "name" in touched else None,
+        image=c.image if "image" in touched else None,
+        env=c.env if "env" in touched else None,  # PATCH replaces env wholesale: send all of it
+        gpu_pools=c.gpu_pools if gpu else None, gpu_count=c.gpu_count if gpu else None,
+        workers_min=c.workers_min if workers else None, workers_max=c.workers_max if workers else None,
+        idle_timeout_s=c.idle_timeout_s if workers else None,
+        scaling=c.scaling if touched & {"scaler_type", "scaler_value"} else None,
+        timeout_ms=c.timeout_ms if "execution_timeout_ms" in touched else None,
+        flashboot=c.flashboot if "flashboot" in touched else None,
+        data_center_ids=c.data_center_ids if "data_center_ids" in touched else None,
+        network_volumes=c.network_volumes if "network_volume_ids" in touched else None)
+
+
+class RunPodEndpointProvider(dyn.ResourceProvider):
+    """CRUD of one serverless endpoint over goldgate.runpod.ControlPlaneClient."""
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+        failures = []
+        image = news.get("image")
+        if isinstance(image, str) and not is_digest_ref(image):
+            failures.append(dyn.CheckFailure("image", f"{image!r} is not pinned by digest (repo@sha256:<64 hex>)"))
+        if not news.get("gpu_pools"):
+            failures.append(dyn.CheckFailure("gpu_pools", "name at least one RunPod GPU pool (e.g. ADA_24)"))
+        lo, hi = news.get("workers_min"), news.get("workers_max")
+        if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
+            failures.append(dyn.CheckFailure("workers_min", f"workers_min {lo} exceeds workers_max {hi}"))
+        return dyn.CheckResult(news, failures)
+
+    def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        with _client(props) as rp:
+            endpoint = rp.create_endpoint(config_of(props))
+        return dyn.CreateResult(id_=endpoint.id, outs=_outs(props, endpoint))
+
+    def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
+        with _client(props) as rp:
+            endpoint = rp.find_endpoint(id_)
+        if endpoint is None:  # deleted outside Pulumi: an empty id tells the engine it is gone
+            return dyn.ReadResult(id_="", outs={})
+        declared = props.get("declared") or {f: props[f] for f in DECLARED_FIELDS if f in props}
+        outs = dict(props)
+        outs.update({f: read(endpoint) for f, read in DECLARED_FIELDS.items()})
+        outs.update(_observed(declared, endpoint))
+        return dyn.ReadResult(id_=id_, outs=outs)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
+        changed = changed_fields(olds, news)
+        replaces = [f for f in changed if f in REPLACE_FIELDS]
+        return dyn.DiffResult(changes=bool(changed), replaces=replaces,
+                              stables=["endpoint_id"] if not replaces else [], delete_before_replace=False)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+        patch = patch_of(changed_fields(olds, news), news)
+        with _client(news) as rp:
+            endpoint = rp.update_endpoint(id_, patch)  # an empty patch (only the key changed) just reads
+        return dyn.UpdateResult(outs=_outs(news, endpoint))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        with _client(props) as rp:
+            rp.delete_endpoint(id_, missing_ok=True)
+
+
+def _client(props: Mapping[str, Any]) -> ControlPlaneClient:
+    return ControlPlaneClient(props["api_key"], base_url=props["api_base"])
+
+
+def _observed(declared: Mapping[str, Any], endpoint: Endpoint) -> dict[str, Any]:
+    return {"endpoint_id": endpoint.id, "created_at": endpoint.created_at,
+            "drift": [d.to_output() for d in endpoint_drift(declared, endpoint)],
+            "idle_scaled_down": idle_scaled_down(declared, endpoint)}
+
+
+def _outs(props: Mapping[str, Any], endpoint: Endpoint) -> dict[str, Any]:
+    declared = {f: props[f] for f in DECLARED_FIELDS if f in props}
+    outs = dict(props)
+    outs["declared"] = declared
+    outs.update(_observed(declared, endpoint))
+    return outs
+
+
+class RunPodEndpoint(dyn.Resource, module="runpod", name="ServerlessEndpoint"):
+    """A RunPod serverless endpoint (queue-based, GPU) declared by goldgate."""
+
+    endpoint_id: pulumi.Output[str]
+    created_at: pulumi.Output[str]
+    drift: pulumi.Output[list]
+    idle_scaled_down: pulumi.Output[bool]
+
+    def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        bag = dict(props)
+        bag.setdefault("endpoint_type", "QUEUE")
+        bag["api_key"] = pulumi.Output.secret(bag["api_key"])
+        bag.update({"endpoint_id": None, "created_at": None, "drift": None, "idle_scaled_down": None,
+                    "declared": None})
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS))
+        super().__init__(RunPodEndpointProvider(), name, bag, opts)
