@@ -1,0 +1,108 @@
+"""The core application: the route table, request limits, error shaping and request logs.
+
+`create_app(config, db, store, runpod)` is what every runtime builds; `await app.handle(request)`
+answers one request. The service never polls RunPod: there is no timer, loop or background task
+here; a job without its webhook is recovered by POST /api/admin/recover/<job_id>.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+
+from service import routes
+from service.config import ServiceConfig
+from service.http import ApiError, Request, Response, json_response
+from service.logs import Logger, Sink, error_field, stdout_sink
+from service.ports import Database, ResultStore, RunPodGateway
+from service.transitions import Pricing, Transitions
+from service.workflows import Registry
+
+Handler = Callable[..., Awaitable[Response]]
+
+ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
+    ("GET", re.compile(r"^/healthz$"), routes.health),
+    ("GET", re.compile(r"^/api/workflows$"), routes.list_workflows),
+    ("POST", re.compile(r"^/api/queue/create$"), routes.create_job),
+    ("POST", re.compile(r"^/api/runpod/webhook$"), routes.runpod_webhook),
+    ("GET", re.compile(r"^/api/status/(?P<job_id>[^/]{1,200})$"), routes.job_status),
+    ("GET", re.compile(r"^/api/result/(?P<key>.{1,1000})$"), routes.result_object),
+    ("POST", re.compile(r"^/api/admin/recover/(?P<job_id>[^/]{1,200})$"), routes.recover_job),
+    ("GET", re.compile(r"^/api/metrics$"), routes.metrics_report),
+)
+
+
+class App:
+    def __init__(self, config: ServiceConfig, db: Database, store: ResultStore, runpod: RunPodGateway,
+                 registry: Registry, log: Logger, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.db = db
+        self.store = store
+        self.runpod = runpod
+        self.registry = registry
+        self.log = log
+        self.clock = clock
+        self.transitions = Transitions(db, store, Pricing(config.gpu_type, config.gpu_count,
+                                                          config.price_per_gpu_second, config.worker_image_tag), log)
+        self._base = config.public_base_url.rstrip("/")
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.config.max_body_bytes
+
+    def webhook_url(self, job_id: str) -> str:
+        return f"{self._base}/api/runpod/webhook?{routes.webhook_query(self.config.webhook_secret, job_id)}"
+
+    def result_url(self, key: str, expires: int) -> str:
+        query = routes.signed_result_query(self.config.webhook_secret, key, expires)
+        return f"{self._base}{routes.result_path(key)}?{query}"
+
+    async def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            response = await self._dispatch(request)
+        except ApiError as exc:
+            response = exc.to_response()
+        except Exception as exc:  # noqa: BLE001 - last line of defence: a JSON 500, never a traceback
+            self.log.error("http.unhandled", error=error_field(exc),
+                           http={"method": request.method[:16], "path": request.path[:512], "status": 500})
+            response = json_response(500, {"error": {"code": "internal", "message":
+                                                     "internal error; the service log has the details"}})
+        self.log.info("http.request", duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                      http={"method": request.method[:16], "path": request.path[:512], "status": response.status})
+        return response
+
+    async def _dispatch(self, request: Request) -> Response:
+        declared = request.header("content-length")
+        if len(request.body) > self.max_body_bytes or (
+                declared and declared.isdigit() and int(declared) > self.max_body_bytes):
+            raise ApiError(413, "body_too_large", f"request body is over the {self.max_body_bytes}-byte limit")
+        allowed: list[str] = []
+        for method, pattern, handler in ROUTES:
+            match = pattern.match(request.path)
+            if match is None:
+                continue
+            if request.method != method:
+                allowed.append(method)
+                continue
+            return await handler(self, request, **match.groupdict())
+        if allowed:
+            raise ApiError(405, "method_not_allowed", f"{request.method[:16]} is not allowed here; use "
+                                                      f"{', '.join(allowed)}", allow=", ".join(allowed))
+        raise ApiError(404, "not_found", "no such route")
+
+
+def create_app(config: ServiceConfig, db: Database, store: ResultStore, runpod: RunPodGateway,
+               registry: Registry | None = None, log_sink: Sink = stdout_sink,
+               clock: Callable[[], float] = time.time) -> App:
+    """The service over the given ports. The registry defaults to `config.workflows_dir`; log lines
+    go to `log_sink` (one JSON string per call), with the config's secrets masked as a last guard."""
+    if registry is None:
+        if not config.workflows_dir:
+            raise ValueError("no workflows: set workflows_dir in the service config or pass a Registry")
+        registry = Registry.from_dir(config.workflows_dir)
+    secrets = (config.api_token, config.webhook_secret, config.runpod_api_key, config.s3_secret_access_key or "")
+    log = Logger(log_sink, secrets=secrets, stack=config.stack, worker_image_tag=config.worker_image_tag,
+                 workflow_version=config.workflow_version)
+    return App(config, db, store, runpod, registry, log, clock)

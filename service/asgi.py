@@ -1,0 +1,69 @@
+"""A thin ASGI shell over the core App (stdlib only): any ASGI server (uvicorn here) can serve it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+from service.http import Request
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class AsgiService:
+    def __init__(self, app: Any, on_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.app = app
+        self.on_shutdown = on_shutdown
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.on_shutdown is not None:
+                    await self.on_shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        limit = self.app.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more and size <= limit:  # stop reading past the limit: the core answers 413
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
+            more = message.get("more_body", False)
+        raw_path = scope.get("raw_path")
+        path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        request = Request(scope["method"], path, scope.get("query_string", b"").decode("latin-1"), headers,
+                          b"".join(chunks))
+        response = await self.app.handle(request)
+        out_headers = [(k.encode("latin-1"), str(v).encode("latin-1")) for k, v in response.headers.items()]
+        if more:
+            out_headers.append((b"connection", b"close"))  # we did not read the whole body
+        body = response.body
+        if isinstance(body, (bytes, bytearray)):
+            if not any(k == b"content-length" for k, _ in out_headers):
+                out_headers.append((b"content-length", str(len(body)).encode()))
+            await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+            await send({"type": "http.response.body", "body": bytes(body)})
+            return
+        await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+        async for chunk in body:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})

@@ -1,0 +1,95 @@
+"""ServiceConfig: everything the service needs, given to it (it reads no environment itself)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The service configuration is missing a key or holds a bad value; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    stack: str
+    api_token: str = field(repr=False)
+    webhook_secret: str = field(repr=False)
+    runpod_api_key: str = field(repr=False)
+    runpod_endpoint_base: str  # https://api.runpod.ai/v2/<endpoint_id>
+    public_base_url: str  # where RunPod and clients reach this service
+    workflows_dir: str | None = None
+    execution_timeout_ms: int = 600_000
+    ttl_ms: int = 86_400_000
+    max_body_bytes: int = 65_536
+    signed_url_ttl_s: int = 3600
+    gpu_type: str | None = None
+    gpu_count: int = 1
+    price_per_gpu_second: float | None = None
+    workflow_version: str | None = None
+    worker_image_tag: str | None = None
+    runpod_timeout_s: float = 10.0
+    # local server only
+    host: str = "127.0.0.1"
+    port: int = 0
+    db_path: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    s3_access_key_id: str | None = field(default=None, repr=False)
+    s3_secret_access_key: str | None = field(default=None, repr=False)
+    apply_migrations_from: str | None = None
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> ServiceConfig:
+        """Validate a JSON-like mapping; unknown keys are refused so a typo cannot go unnoticed."""
+        if not isinstance(raw, Mapping):
+            raise ConfigError("service config must be a JSON object")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown service config key(s): {', '.join(unknown)}; "
+                              f"known keys: {', '.join(sorted(known))}")
+        values: dict[str, Any] = {}
+        for name, spec in known.items():
+            if name not in raw or raw[name] is None:
+                continue
+            values[name] = _coerce(name, spec.type, raw[name])
+        missing = [n for n in ("stack", "api_token", "webhook_secret", "runpod_api_key",
+                               "runpod_endpoint_base", "public_base_url") if not values.get(n)]
+        if missing:
+            raise ConfigError(f"service config is missing required key(s): {', '.join(missing)}")
+        config = cls(**values)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        for name in ("execution_timeout_ms", "ttl_ms", "max_body_bytes", "signed_url_ttl_s", "gpu_count"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"service config {name} must be a positive integer")
+        if self.price_per_gpu_second is not None and not (
+                math.isfinite(self.price_per_gpu_second) and self.price_per_gpu_second >= 0):
+            raise ConfigError("service config price_per_gpu_second must be a non-negative number")
+        if not (0 <= self.port <= 65535):
+            raise ConfigError("service config port must be 0..65535 (0 picks a free port)")
+        for name in ("runpod_endpoint_base", "public_base_url"):
+            if not getattr(self, name).startswith(("http://", "https://")):
+                raise ConfigError(f"service config {name} must be an http(s) URL")
+        if len(self.webhook_secret) < 16 or len(self.api_token) < 16:
+            raise ConfigError("service config api_token and webhook_secret must be at least 16 characters")
+
+
+def _coerce(name: str, annotation: str, value: Any) -> Any:
+    kind = str(annotation)
+    if "int" in kind and "float" not in kind:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"service config {name} must be an integer, got {type(value).__name__}")
+        return value
+    if "float" in kind:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"service config {name} must be a number, got {type(value).__name__}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"service config {name} must be a string, got {type(value).__name__}")
+    return value

@@ -1,0 +1,99 @@
+"""The jobs table: a job's record from creation to its terminal state, and its public status view."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from service.ports import Database, Statement
+
+TERMINAL = frozenset({"completed", "failed", "cancelled", "timed_out"})
+STATUSES = ("queued", "in_progress", "completed", "failed", "cancelled", "timed_out")
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def iso_ms(epoch_s: float) -> str:
+    """UTC RFC 3339 with milliseconds and Z: sorts lexically in time order, as SQL compares it."""
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class NewJob:
+    id: str
+    stack: str
+    workflow_id: str
+    workflow_version: str
+    inputs: dict[str, Any]
+    trace_id: str
+    created_at_s: float
+    worker_image_tag: str | None  # the stack's pinned tag; the worker's own report replaces it
+
+
+async def insert(db: Database, job: NewJob) -> None:
+    now = iso_ms(job.created_at_s)
+    await db.execute(
+        "INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, "
+        "worker_image_tag, created_at, created_at_ms, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+        (job.id, job.stack, job.workflow_id, job.workflow_version,
+         json.dumps(job.inputs, separators=(",", ":"), sort_keys=True), job.trace_id, job.worker_image_tag, now,
+         int(job.created_at_s * 1000), now))
+
+
+async def get(db: Database, job_id: str) -> dict[str, Any] | None:
+    rows = await db.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
+    return rows[0] if rows else None
+
+
+async def record_runpod_id(db: Database, job_id: str, runpod_job_id: str, now_s: float) -> None:
+    # A fast webhook may already have recorded the id (COALESCE in the transition): keep it.
+    await db.execute("UPDATE jobs SET runpod_job_id = ?, updated_at = ? WHERE id = ? AND runpod_job_id IS NULL",
+                     (runpod_job_id, iso_ms(now_s), job_id))
+
+
+async def fail_submission(db: Database, job: dict[str, Any], reason: str, now_s: float) -> bool:
+    """Mark a job failed because RunPod never took it; one job_metrics row, like any terminal job."""
+    marker = f"submit:{job['id']}"
+    e2e = max(0, int(now_s * 1000) - job["created_at_ms"])
+    results = await db.batch([
+        Statement("UPDATE jobs SET status = 'failed', error = ?, version = version + 1, last_delivery = ?, "
+                  "e2e_ms = ?, finished_at = ?, updated_at = ? "
+                  "WHERE id = ? AND status = 'queued' AND runpod_job_id IS NULL",
+                  (reason, marker, e2e, iso_ms(now_s), iso_ms(now_s), job["id"])),
+        Statement("INSERT OR IGNORE INTO job_metrics (job_id, stack, status, e2e_ms, workflow_version, "
+                  "worker_image_tag, created_at) SELECT id, stack, 'failed', e2e_ms, workflow_version, "
+                  "worker_image_tag, created_at FROM jobs WHERE id = ? AND last_delivery = ?",
+                  (job["id"], marker)),
+    ])
+    return results[0].changes == 1
+
+
+def status_view(job: dict[str, Any]) -> dict[str, Any]:
+    """The job as GET /api/status shows it (result URLs are added by the route)."""
+    worker_timings = json.loads(job["worker_timings_json"]) if job.get("worker_timings_json") else None
+    return {
+        "job_id": job["id"],
+        "status": job["status"],
+        "workflow_id": job["workflow_id"],
+        "workflow_version": job["workflow_version"],
+        "worker_image_tag": job["worker_image_tag"],
+        "trace_id": job["trace_id"],
+        "runpod_job_id": job["runpod_job_id"],
+        "error": job["error"],
+        "timings": {
+            "created_at": job["created_at"],
+            "finished_at": job["finished_at"],
+            "queue_ms": job["runpod_queue_duration_ms"],
+            "run_ms": job["runpod_run_duration_ms"],
+            "e2e_ms": job["e2e_ms"],
+            "worker": worker_timings,
+        },
+        "gpu_type": job["gpu_type"],
+        "cost_estimate_usd": job["cost_estimate_usd"],
+    }
+
+
+def stored_results(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return json.loads(job["results_json"]) if job.get("results_json") else []

@@ -1,0 +1,215 @@
+"""The local server: the service core under uvicorn, over SQLite (WAL, D1 rules) and an S3-protocol
+result store, calling RunPod (or its emulator) over httpx.
+
+Start it:
+
+    python -m service.local_server --config /path/to/service.json [--port-file /path/to/port]
+
+`service.json` (mode 0600: it holds secrets) is a JSON object with the ServiceConfig keys of
+docs/INTERFACES.md: `stack, api_token, webhook_secret, runpod_api_key, runpod_endpoint_base,
+public_base_url, workflows_dir, execution_timeout_ms, ttl_ms, max_body_bytes, signed_url_ttl_s,
+gpu_type, gpu_count, price_per_gpu_second, workflow_version, worker_image_tag` and, locally,
+`host` (default 127.0.0.1), `port` (0 = pick a free port), `db_path`, `s3_endpoint_url`,
+`s3_bucket`, `s3_access_key_id`, `s3_secret_access_key`, and optional `apply_migrations_from`
+(a migrations/ directory applied to db_path at start; without it the db must be migrated).
+
+Once listening it writes one log line `service.listening` with `data.port` (and `data.host`) and,
+with --port-file, writes the port number to that file (atomically, after the socket is bound).
+Every line on stdout is a goldgate.log.v1 JSON object. SIGTERM/SIGINT stop it cleanly.
+Exit status 2 = bad config (the message says which key), 1 = could not start.
+
+In-process (the local platform, tests): `start_in_thread(config)` returns a RunningServer with
+`.port`, `.url` and `.stop()`; `build_local(config)` returns the ASGI app and its parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import socket
+import sqlite3
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from service.app import App, create_app
+from service.asgi import AsgiService
+from service.config import ConfigError, ServiceConfig
+from service.httpx_transport import HttpxTransport
+from service.logs import Logger, Sink, stdout_sink
+from service.migrate import MigrationError, apply_sqlite
+from service.runpod import HttpRunPodGateway
+from service.s3_store import S3ResultStore
+from service.sqlite_database import SqliteDatabase
+from service.workflows import WorkflowError
+
+
+class StartupError(RuntimeError):
+    """The local server cannot start; the message says what to fix."""
+
+
+@dataclass
+class LocalService:
+    app: App
+    asgi: AsgiService
+    db: SqliteDatabase
+    log: Logger
+
+
+def load_config(path: str | Path) -> ServiceConfig:
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"service config file {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"service config file {path} is not valid JSON: {exc}") from None
+    return ServiceConfig.from_mapping(raw)
+
+
+def build_local(config: ServiceConfig, log_sink: Sink = stdout_sink) -> LocalService:
+    """The service wired to SQLite, the S3 store and RunPod over httpx (not yet serving)."""
+    missing = [k for k in ("db_path", "s3_endpoint_url", "s3_bucket", "s3_access_key_id", "s3_secret_access_key",
+                           "workflows_dir") if not getattr(config, k)]
+    if missing:
+        raise ConfigError(f"the local server needs service config key(s): {', '.join(missing)}")
+    db = SqliteDatabase(config.db_path)  # type: ignore[arg-type]
+    if config.apply_migrations_from:
+        conn = sqlite3.connect(config.db_path, isolation_level=None)  # type: ignore[arg-type]
+        try:
+            apply_sqlite(conn, Path(config.apply_migrations_from))
+        finally:
+            conn.close()
+    store = S3ResultStore.connect(config.s3_endpoint_url, config.s3_bucket,  # type: ignore[arg-type]
+                                  config.s3_access_key_id, config.s3_secret_access_key)  # type: ignore[arg-type]
+    transport = HttpxTransport()
+    runpod = HttpRunPodGateway(transport, config.runpod_endpoint_base, config.runpod_api_key, config.runpod_timeout_s)
+    app = create_app(config, db, store, runpod, log_sink=log_sink)
+    return LocalService(app, AsgiService(app, on_shutdown=transport.aclose), db, app.log)
+
+
+class _JsonRecords(logging.Handler):
+    """uvicorn's own warnings and errors, as schema lines instead of plain text."""
+
+    def __init__(self, log: Logger) -> None:
+        super().__init__(logging.WARNING)
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = "error" if record.levelno >= logging.ERROR else "warning"
+        self.log.log(level, "service.server_log", message=record.getMessage()[:2000], data={"logger": record.name})
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another port (0 = any free)") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _uvicorn_config(service: LocalService) -> uvicorn.Config:
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers = [_JsonRecords(service.log)]
+        logger.propagate = False
+        logger.setLevel(logging.WARNING)
+    return uvicorn.Config(service.asgi, log_config=None, access_log=False, lifespan="on",
+                          timeout_keep_alive=30, log_level="warning", server_header=False, date_header=False)
+
+
+def _write_port_file(path: str, port: int) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    Path(tmp).write_text(f"{port}\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass
+class RunningServer:
+    port: int
+    url: str
+    service: LocalService
+    _server: uvicorn.Server
+    _thread: threading.Thread
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+        self.service.db.close()
+
+
+def start_in_thread(config: ServiceConfig, log_sink: Sink = stdout_sink) -> RunningServer:
+    """Serve in a background thread of this process (for the local platform and tests)."""
+    service = build_local(config, log_sink)
+    sock = _bind(config.host, config.port)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(_uvicorn_config(service))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True,
+                              name=f"service-{port}")
+    thread.start()
+    while not server.started and thread.is_alive():
+        threading.Event().wait(0.01)
+    if not server.started:
+        raise StartupError("the local server thread stopped before it started listening; see its log lines")
+    service.log.info("service.listening", data={"host": config.host, "port": port})
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return RunningServer(port, f"http://{host}:{port}", service, server, thread)
+
+
+def serve(config: ServiceConfig, port_file: str | None = None, log_sink: Sink = stdout_sink) -> None:
+    """Serve in the foreground until SIGTERM/SIGINT."""
+    service = build_local(config, log_sink)
+    sock = _bind(config.host, config.port)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(_uvicorn_config(service))
+
+    async def run() -> None:
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if server.started:
+            if port_file:
+                _write_port_file(port_file, port)
+            service.log.info("service.listening", data={"host": config.host, "port": port})
+        await task
+
+    try:
+        asyncio.run(run())
+    finally:
+        service.log.info("service.stopped", data={"port": port})
+        service.db.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service.local_server", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="service config JSON file (ServiceConfig keys)")
+    parser.add_argument("--port-file", help="write the bound port here once listening")
+    args = parser.parse_args(argv)
+    log = Logger(stdout_sink)
+    try:
+        config = load_config(args.config)
+        serve(config, args.port_file)
+    except (ConfigError, WorkflowError, MigrationError) as exc:
+        log.error("service.bad_config", message=str(exc), error={"type": type(exc).__name__, "message": str(exc)})
+        print(f"service: error: {exc}", file=sys.stderr)
+        return 2
+    except (StartupError, OSError) as exc:
+        log.error("service.start_failed", message=str(exc), error={"type": type(exc).__name__, "message": str(exc)})
+        print(f"service: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Log lines on goldgate.log.v1 (docs/logging-schema-v1.json) for the service.
+
+Every line carries every required field (null when it does not apply). Callers pass paths
+without query strings and never pass secrets; `redact` is a last guard for free text.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+SCHEMA = "goldgate.log.v1"
+_CONTEXT = ("stack", "trace_id", "job_id", "workflow_version", "worker_image_tag")
+_OPTIONAL = ("runpod_job_id", "message", "status", "reason", "duration_ms", "runpod_queue_duration_ms",
+             "runpod_run_duration_ms", "e2e_ms", "http", "error", "data")
+_LIMITS = {"message": 4000, "reason": 200, "status": 32, "workflow_version": 64, "worker_image_tag": 256,
+           "job_id": 128, "runpod_job_id": 128, "stack": 64}
+
+Sink = Callable[[str], None]
+
+
+def stdout_sink(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Logger:
+    """Writes one JSON object per line to `sink`. `secrets` are masked from free text as a last guard."""
+
+    def __init__(self, sink: Sink = stdout_sink, secrets: Iterable[str] = (), **context: Any) -> None:
+        self.sink = sink
+        self.secrets = tuple(s for s in secrets if s)
+        self.context = {k: context.get(k) for k in _CONTEXT}
+
+    def bind(self, **context: Any) -> Logger:
+        child = Logger(self.sink, self.secrets)
+        child.context = {**self.context, **{k: v for k, v in context.items() if k in _CONTEXT}}
+        return child
+
+    def log(self, level: str, event: str, **fields: Any) -> None:
+        line: dict[str, Any] = {"schema": SCHEMA, "ts": now_rfc3339(), "level": level, "event": event,
+                                "component": "service"}
+        line.update(self.context)
+        for key, value in fields.items():
+            if key in _CONTEXT or key in _OPTIONAL:
+                line[key] = value
+        for key, limit in _LIMITS.items():
+            if isinstance(line.get(key), str) and len(line[key]) > limit:
+                line[key] = line[key][: limit - 1] + "…"
+        if isinstance(line.get("error"), dict) and isinstance(line["error"].get("message"), str):
+            line["error"]["message"] = line["error"]["message"][:4000]
+        text = json.dumps(line, separators=(",", ":"), default=str, ensure_ascii=False)
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "[redacted]")
+        self.sink(text)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self.log("debug", event, **fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self.log("info", event, **fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self.log("warning", event, **fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self.log("error", event, **fields)
+
+
+def error_field(exc: BaseException) -> dict[str, str]:
+    return {"type": type(exc).__name__, "message": str(exc)[:4000] or type(exc).__name__}

@@ -1,0 +1,82 @@
+"""The three ports the core talks through: Database (D1 semantics), ResultStore (R2), RunPod.
+
+Adapters: service/cloudflare_entry.py (D1, R2, fetch) and service/local_server.py (SQLite, S3, httpx).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    params: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class StatementResult:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    changes: int = 0
+
+
+class Database(Protocol):
+    """D1 semantics: no BEGIN/COMMIT; `batch` runs its statements as one transaction."""
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        ...
+
+    async def batch(self, statements: Sequence[Statement]) -> list[StatementResult]: ...
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    key: str
+    size: int
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """`body` is bytes, an async iterator of bytes, or a runtime-native stream (R2)."""
+
+    meta: ObjectMeta
+    body: Any
+
+
+class StoreUnavailable(Exception):
+    """The result store did not answer; the caller should retry later (RunPod retries webhooks)."""
+
+
+class ResultStore(Protocol):
+    async def head(self, key: str) -> ObjectMeta | None: ...
+
+    async def get(self, key: str) -> StoredObject | None: ...
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    status: int
+    body: bytes
+
+
+class TransportError(Exception):
+    """The peer could not be reached or did not answer in time."""
+
+
+class HttpTransport(Protocol):
+    """The one outbound HTTP call the core needs (httpx locally, fetch in the Worker)."""
+
+    async def request(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                      timeout_s: float) -> HttpReply: ...
+
+
+class RunPodGateway(Protocol):
+    async def run(self, body: Mapping[str, Any]) -> Mapping[str, Any]: ...
+
+    async def status(self, runpod_job_id: str) -> Mapping[str, Any]: ...

@@ -1,0 +1,100 @@
+"""Result objects: which keys may be served, and checking what a worker reported against the store."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from service.http import ApiError
+from service.ports import ResultStore
+
+ALLOWED_CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp")
+_JOB_ID = r"[0-9a-f]{32}"
+_KEY = re.compile(rf"^results/({_JOB_ID})/([A-Za-z0-9_-][A-Za-z0-9._-]{{0,127}})$")
+
+
+def result_prefix(job_id: str) -> str:
+    return f"results/{job_id}/"
+
+
+def parse_result_key(raw_path_tail: str) -> str:
+    """The object key from the encoded path after /api/result/, or 404 for anything that is not a
+    plain result key: no '..', no absolute or backslash paths, no (double) percent-encoding tricks."""
+    key = unquote(raw_path_tail)
+    if "%" in key or not _KEY.match(key) or ".." in key:
+        raise ApiError(404, "not_found", "no such result; keys look like results/<job_id>/<file>")
+    return key
+
+
+def key_job_id(key: str) -> str:
+    match = _KEY.match(key)
+    assert match, key
+    return match.group(1)
+
+
+@dataclass(frozen=True)
+class ResultImage:
+    key: str
+    content_type: str
+    bytes: int
+    sha256: str | None
+    width: int | None
+    height: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "content_type": self.content_type, "bytes": self.bytes,
+                "sha256": self.sha256, "width": self.width, "height": self.height}
+
+
+class ResultRejected(Exception):
+    """The worker's output does not match the store; the message is the job's failure reason."""
+
+
+def parse_images(job_id: str, output: Any) -> list[ResultImage]:
+    """The images a COMPLETED output reports, or ResultRejected saying what is wrong with it."""
+    if not isinstance(output, dict):
+        raise ResultRejected("worker output is not a JSON object with 'images'")
+    images = output.get("images")
+    if not isinstance(images, list) or not images:
+        raise ResultRejected("worker output reports no images")
+    parsed: list[ResultImage] = []
+    prefix = result_prefix(job_id)
+    for i, item in enumerate(images):
+        where = f"worker output images[{i}]"
+        if not isinstance(item, dict):
+            raise ResultRejected(f"{where} is not an object")
+        key, ctype, size = item.get("key"), item.get("content_type"), item.get("bytes")
+        if not isinstance(key, str) or not _KEY.match(key) or not key.startswith(prefix):
+            raise ResultRejected(f"{where}.key {str(key)[:200]!r} is not a result key under {prefix}")
+        if not isinstance(ctype, str):
+            raise ResultRejected(f"{where}.content_type is missing")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ResultRejected(f"{where}.bytes must be a non-negative integer")
+        sha, width, height = item.get("sha256"), item.get("width"), item.get("height")
+        parsed.append(ResultImage(key, ctype, size, sha if isinstance(sha, str) else None,
+                                  width if isinstance(width, int) else None,
+                                  height if isinstance(height, int) else None))
+    return parsed
+
+
+async def verify_images(store: ResultStore, images: list[ResultImage]) -> None:
+    """Each reported object exists with the reported size and an allowed image Content-Type.
+
+    Raises ResultRejected (the job fails with that reason); StoreUnavailable propagates (retry later).
+    """
+    for image in images:
+        meta = await store.head(image.key)
+        if meta is None:
+            raise ResultRejected(f"result object {image.key} is missing from the result store")
+        if meta.size != image.bytes:
+            raise ResultRejected(f"result object {image.key} has {meta.size} bytes in the store but the "
+                                 f"worker reported {image.bytes}")
+        stored_type = (meta.content_type or "").split(";")[0].strip().lower()
+        if stored_type not in ALLOWED_CONTENT_TYPES:
+            raise ResultRejected(f"result object {image.key} has Content-Type {meta.content_type!r}; "
+                                 f"allowed: {', '.join(ALLOWED_CONTENT_TYPES)}")
+        if stored_type != image.content_type.lower():
+            raise ResultRejected(f"result object {image.key} is stored as {stored_type} but the worker "
+                                 f"reported {image.content_type[:100]}")

@@ -1,0 +1,206 @@
+"""The route handlers: each a short async function over a Request, returning a Response."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from service import jobs
+from service.http import ApiError, Request, Response, json_response, parse_json_body
+from service.metrics import MetricsError, compute
+from service.ports import StoreUnavailable
+from service.results import parse_result_key
+from service.runpod import RunPodRefused, RunPodUnavailable
+from service.signing import (
+    bearer_matches,
+    result_signature,
+    verify_result_signature,
+    verify_webhook_signature,
+    webhook_signature,
+)
+from service.transitions import Delivery, parse_delivery
+
+if TYPE_CHECKING:
+    from service.app import App
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def require_bearer(app: App, request: Request) -> None:
+    if not bearer_matches(app.config.api_token, request.header("authorization")):
+        raise ApiError(401, "unauthorized", "missing or wrong bearer token; send 'Authorization: Bearer <api token>'",
+                       www_authenticate="Bearer")
+
+
+def _job_id(raw: str) -> str:
+    if not jobs.JOB_ID.match(raw):
+        raise ApiError(404, "unknown_job", "no such job; job ids are 32 lowercase hex characters")
+    return raw
+
+
+async def health(app: App, request: Request, **_: str) -> Response:
+    try:
+        await app.db.query("SELECT 1 AS ok")
+    except Exception as exc:  # noqa: BLE001 - the database adapter has its own error type
+        raise ApiError(503, "database_unavailable", f"database check failed: {type(exc).__name__}") from None
+    return json_response(200, {"status": "ok", "stack": app.config.stack})
+
+
+async def list_workflows(app: App, request: Request, **_: str) -> Response:
+    require_bearer(app, request)
+    return json_response(200, {"workflows": [wf.to_dict() for wf in app.registry.all()]})
+
+
+def _trace_id(request: Request) -> str:
+    match = _TRACEPARENT.match(request.header("traceparent") or "")
+    if match and match.group(1) != "0" * 32:
+        return match.group(1)
+    return uuid.uuid4().hex
+
+
+async def create_job(app: App, request: Request, **_: str) -> Response:
+    require_bearer(app, request)
+    body = parse_json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "body must be a JSON object {\"workflow_id\": ..., \"inputs\": {...}}")
+    extra = sorted(set(body) - {"workflow_id", "inputs"})
+    if extra:
+        raise ApiError(400, "unknown_field", f"unknown field {extra[0][:64]!r}; send workflow_id and inputs",
+                       field=extra[0][:64])
+    workflow = app.registry.get(body.get("workflow_id"))
+    inputs = workflow.validate_inputs(body.get("inputs", {}))
+    now = app.clock()
+    job = jobs.NewJob(id=uuid.uuid4().hex, stack=app.config.stack, workflow_id=workflow.id,
+                      workflow_version=workflow.version, inputs=inputs, trace_id=_trace_id(request),
+                      created_at_s=now, worker_image_tag=app.config.worker_image_tag)
+    await jobs.insert(app.db, job)  # written before RunPod is called: nothing is ever lost
+    log = app.log.bind(job_id=job.id, trace_id=job.trace_id, workflow_version=job.workflow_version)
+    log.info("job.created", status="queued", data={"workflow_id": workflow.id})
+    run_body = {
+        "input": {"workflow_id": workflow.id, "workflow_version": workflow.version, "inputs": inputs,
+                  "job_id": job.id, "trace_id": job.trace_id, "result_prefix": f"results/{job.id}/"},
+        "webhook": app.webhook_url(job.id),
+        "policy": {"executionTimeout": app.config.execution_timeout_ms, "ttl": app.config.ttl_ms},
+    }
+    try:
+        reply = await app.runpod.run(run_body)
+    except (RunPodRefused, RunPodUnavailable, Exception) as exc:
+        refused = isinstance(exc, RunPodRefused)
+        reason = (f"RunPod refused the job: {exc}" if refused else
+                  f"RunPod could not be reached: {exc}" if isinstance(exc, RunPodUnavailable) else
+                  f"submitting to RunPod failed: {type(exc).__name__}")
+        row = await jobs.get(app.db, job.id)
+        if row is not None:
+            await jobs.fail_submission(app.db, row, reason, app.clock())
+        log.error("job.submit_failed", status="failed", reason="runpod_refused" if refused else "runpod_unavailable",
+                  message=reason, error={"type": type(exc).__name__, "message": reason})
+        if not isinstance(exc, (RunPodRefused, RunPodUnavailable)):
+            raise
+        raise ApiError(502 if refused else 503, "runpod_refused" if refused else "runpod_unavailable",
+                       f"{reason}; job {job.id} is marked failed, submit it again later", job_id=job.id) from None
+    await jobs.record_runpod_id(app.db, job.id, reply["id"], app.clock())
+    log.info("job.submitted", status="queued", runpod_job_id=reply["id"])
+    return json_response(202, {"job_id": job.id, "status": "queued", "trace_id": job.trace_id})
+
+
+async def runpod_webhook(app: App, request: Request, **_: str) -> Response:
+    job_id, sig = request.query("job") or "", request.query("sig")
+    if not jobs.JOB_ID.match(job_id) or not verify_webhook_signature(app.config.webhook_secret, job_id, sig):
+        app.log.warning("webhook.bad_signature", reason="bad_signature",
+                        job_id=job_id if jobs.JOB_ID.match(job_id) else None)
+        raise ApiError(401, "bad_signature", "webhook signature missing or wrong for this job")
+    delivery = parse_delivery(parse_json_body(request))
+    return await _apply(app, job_id, delivery, "webhook")
+
+
+async def _apply(app: App, job_id: str, delivery: Delivery, source: str, **extra: Any) -> Response:
+    try:
+        outcome = await app.transitions.apply(job_id, delivery, source, app.clock())
+    except StoreUnavailable as exc:
+        raise ApiError(503, "store_unavailable", f"result store unreachable while checking results: {exc}; "
+                                                 "retry later") from None
+    return json_response(200, {**outcome.to_dict(), **extra})
+
+
+async def job_status(app: App, request: Request, job_id: str) -> Response:
+    require_bearer(app, request)
+    job = await jobs.get(app.db, _job_id(job_id))
+    if job is None:
+        raise ApiError(404, "unknown_job", f"no job {job_id}")
+    view = jobs.status_view(job)
+    expires = int(app.clock()) + app.config.signed_url_ttl_s
+    view["results"] = [
+        {"key": r["key"], "content_type": r["content_type"], "bytes": r["bytes"], "sha256": r.get("sha256"),
+         "width": r.get("width"), "height": r.get("height"),
+         "url": app.result_url(r["key"], expires), "url_expires_at": jobs.iso_ms(expires)}
+        for r in jobs.stored_results(job)
+    ]
+    return json_response(200, view)
+
+
+async def result_object(app: App, request: Request, key: str) -> Response:
+    key = parse_result_key(key)
+    signed = verify_result_signature(app.config.webhook_secret, key, request.query("exp"), request.query("sig"),
+                                     app.clock())
+    if not signed:
+        if request.query("sig") is not None and request.header("authorization") is None:
+            raise ApiError(403, "url_expired_or_invalid", "this result URL has expired or is not valid; "
+                                                          "ask GET /api/status for a fresh one")
+        require_bearer(app, request)
+    try:
+        obj = await app.store.get(key)
+    except StoreUnavailable as exc:
+        raise ApiError(503, "store_unavailable", f"result store unreachable: {exc}; retry later") from None
+    if obj is None:
+        raise ApiError(404, "not_found", f"no result object {key}")
+    headers = {"content-type": obj.meta.content_type or "application/octet-stream",
+               "content-length": str(obj.meta.size), "cache-control": "private, max-age=300",
+               "x-content-type-options": "nosniff"}
+    return Response(200, obj.body, headers)
+
+
+async def recover_job(app: App, request: Request, job_id: str) -> Response:
+    require_bearer(app, request)
+    job = await jobs.get(app.db, _job_id(job_id))
+    if job is None:
+        raise ApiError(404, "unknown_job", f"no job {job_id}")
+    rid = job["runpod_job_id"]
+    if rid is None:
+        raise ApiError(409, "not_submitted", f"job {job_id} has no RunPod id (it never reached RunPod, status "
+                                             f"{job['status']}); there is nothing to recover from RunPod")
+    try:
+        reply = await app.runpod.status(rid)
+    except RunPodUnavailable as exc:
+        raise ApiError(503, "runpod_unavailable", f"{exc}; retry the recovery later") from None
+    except RunPodRefused as exc:
+        if exc.status != 404:
+            raise ApiError(502, "runpod_refused", str(exc)) from None
+        # RunPod deletes a job when its TTL expires: the job can never finish, so record that.
+        delivery = Delivery(rid, "FAILED", None, None, None,
+                            f"RunPod has no record of job {rid} (its TTL expired or it was purged)")
+        return await _apply(app, job_id, delivery, "recover", runpod_status=None)
+    delivery = parse_delivery({"id": rid, **reply})
+    return await _apply(app, job_id, delivery, "recover", runpod_status=delivery.runpod_status)
+
+
+async def metrics_report(app: App, request: Request, **_: str) -> Response:
+    require_bearer(app, request)
+    try:
+        report = await compute(app.db, request.query("since"))
+    except MetricsError as exc:
+        raise ApiError(400, "invalid_since", str(exc), field="since") from None
+    return json_response(200, report)
+
+
+def result_path(key: str) -> str:
+    return "/api/result/" + quote(key, safe="/")
+
+
+def signed_result_query(secret: str, key: str, expires: int) -> str:
+    return f"exp={expires}&sig={result_signature(secret, key, expires)}"
+
+
+def webhook_query(secret: str, job_id: str) -> str:
+    return f"job={job_id}&sig={webhook_signature(secret, job_id)}"

@@ -1,0 +1,73 @@
+"""RunPod serverless data plane (`{endpoint_base}/run`, `/status/{id}`) over an HttpTransport port."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from service.ports import HttpTransport, TransportError
+
+
+class RunPodRefused(Exception):
+    """RunPod answered, but not with success; `status` is its HTTP status (404 = unknown job)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"RunPod answered HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class RunPodUnavailable(Exception):
+    """RunPod could not be reached or answered nonsense; try again later."""
+
+
+def _detail(body: bytes) -> str:
+    # Only the vendor's explanation (RFC 9457 detail/title or error), never our request.
+    try:
+        data = json.loads(body)
+        if isinstance(data, dict):
+            for key in ("detail", "error", "title", "message"):
+                if isinstance(data.get(key), str):
+                    return data[key][:300]
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return body[:200].decode("utf-8", "replace") or "(empty body)"
+
+
+class HttpRunPodGateway:
+    def __init__(self, transport: HttpTransport, endpoint_base: str, api_key: str, timeout_s: float = 10.0) -> None:
+        self.transport = transport
+        self.endpoint_base = endpoint_base.rstrip("/")
+        self._headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json",
+                         "accept": "application/json"}
+        self.timeout_s = timeout_s
+
+    async def _call(self, method: str, path: str, body: Mapping[str, Any] | None) -> Mapping[str, Any]:
+        payload = json.dumps(body).encode() if body is not None else None
+        try:
+            reply = await self.transport.request(method, self.endpoint_base + path, self._headers, payload,
+                                                 self.timeout_s)
+        except TransportError as exc:
+            raise RunPodUnavailable(f"RunPod at {self.endpoint_base} is unreachable: {exc}") from None
+        if reply.status >= 500 or reply.status == 429:
+            raise RunPodUnavailable(f"RunPod answered HTTP {reply.status}: {_detail(reply.body)}")
+        if reply.status >= 300:
+            raise RunPodRefused(reply.status, _detail(reply.body))
+        try:
+            data = json.loads(reply.body)
+        except (ValueError, UnicodeDecodeError):
+            raise RunPodUnavailable("RunPod answered with a body that is not JSON") from None
+        if not isinstance(data, dict):
+            raise RunPodUnavailable("RunPod answered with JSON that is not an object")
+        return data
+
+    async def run(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        data = await self._call("POST", "/run", body)
+        if not isinstance(data.get("id"), str) or not data["id"]:
+            raise RunPodUnavailable("RunPod /run answer has no job id")
+        return data
+
+    async def status(self, runpod_job_id: str) -> Mapping[str, Any]:
+        return await self._call("GET", "/status/" + quote(runpod_job_id, safe=""), None)

@@ -1,0 +1,75 @@
+"""The ResultStore port over an S3-protocol server (moto locally; R2 speaks the same) with boto3."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from service.ports import ObjectMeta, StoredObject, StoreUnavailable
+
+_CHUNK = 64 * 1024
+
+
+class S3ResultStore:
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    @classmethod
+    def connect(cls, endpoint_url: str, bucket: str, access_key_id: str, secret_access_key: str,
+                region: str = "us-east-1") -> S3ResultStore:
+        config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=15,
+                        request_checksum_calculation="when_required",
+                        response_checksum_validation="when_required",
+                        max_pool_connections=32, s3={"addressing_style": "path"})
+        client = boto3.client("s3", endpoint_url=endpoint_url, aws_access_key_id=access_key_id,
+                              aws_secret_access_key=secret_access_key, region_name=region, config=config)
+        return cls(client, bucket)
+
+    def _head(self, key: str) -> ObjectMeta | None:
+        try:
+            reply = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StoreUnavailable(f"HEAD {key} failed: {exc.response.get('Error', {}).get('Code')}") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"HEAD {key} failed: {type(exc).__name__}") from None
+        return ObjectMeta(key, int(reply["ContentLength"]), reply.get("ContentType"))
+
+    async def head(self, key: str) -> ObjectMeta | None:
+        return await asyncio.to_thread(self._head, key)
+
+    def _get(self, key: str) -> tuple[ObjectMeta, Any] | None:
+        try:
+            reply = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StoreUnavailable(f"GET {key} failed: {exc.response.get('Error', {}).get('Code')}") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"GET {key} failed: {type(exc).__name__}") from None
+        return ObjectMeta(key, int(reply["ContentLength"]), reply.get("ContentType")), reply["Body"]
+
+    async def get(self, key: str) -> StoredObject | None:
+        found = await asyncio.to_thread(self._get, key)
+        if found is None:
+            return None
+        meta, body = found
+        return StoredObject(meta, _chunks(body))
+
+
+async def _chunks(body: Any) -> AsyncIterator[bytes]:
+    try:
+        while True:
+            chunk = await asyncio.to_thread(body.read, _CHUNK)
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        body.close()

@@ -1,0 +1,286 @@
+"""The one transition function: applies a RunPod delivery (webhook or recovery /status) to a job.
+
+Semantics (RunPod retries, may repeat and may reorder deliveries):
+
+- Identity. A delivery's fingerprint is sha256 over (job id, RunPod id, status, delayTime,
+  executionTime, sha256 of the canonical JSON of output, sha256 of error). Every distinct
+  delivery is recorded once in `webhook_deliveries` (primary key = fingerprint) with its
+  outcome. A delivery whose fingerprint is already recorded is a `duplicate`: nothing changes
+  and nothing is recorded again. After a RunPod /retry (same RunPod id), the new attempt's
+  deliveries differ in timings/output and so get their own fingerprints.
+- Attempt. A delivery whose RunPod id differs from the job's recorded `runpod_job_id` is
+  refused (`runpod_id_mismatch`) and changes nothing. If the job has no RunPod id yet (the
+  webhook overtook our own record of the /run answer), the signed delivery's id is adopted.
+- Order. queued < in_progress < terminal. A delivery ranking below the job's state is
+  `out_of_order` (ignored, logged as such); the same non-terminal state again is `no_change`.
+  A terminal state is never replaced by a non-terminal one.
+- Conflicting terminal states: the first terminal state wins (`terminal_conflict`), with one
+  exception: COMPLETED replaces FAILED or TIMED_OUT (`applied`), because RunPod's /retry only
+  accepts FAILED/TIMED_OUT jobs, so a later COMPLETED for the same id is the retried attempt
+  succeeding, while nothing can follow a COMPLETED.
+- Results. A COMPLETED delivery is checked against the store (each reported object exists,
+  its size equals the reported bytes, its Content-Type is an allowed image type and matches
+  the report); a mismatch makes the job `failed` with the reason. If the store cannot be
+  reached, nothing is recorded and the caller answers 503 so RunPod retries.
+- Metrics. Each terminal transition writes the job's `job_metrics` row in the same batch
+  (one D1 transaction) as the job update and the delivery record. The row's primary key is
+  the job id and the insert is `ON CONFLICT DO UPDATE ... WHERE` only for the COMPLETED-replaces-
+  failure case, so a job has exactly one row, describing its final state.
+- Concurrency. D1 has no BEGIN/COMMIT. Each transition reads the job, decides, and writes one
+  batch whose UPDATE is conditional on the version it read (compare-and-set); the delivery
+  and metrics inserts are conditional on that UPDATE having happened (`last_delivery` =
+  this fingerprint). A lost race re-reads and decides again, so concurrent duplicates resolve
+  to one `applied` and the rest `duplicate`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from service import cost, jobs
+from service.http import ApiError
+from service.logs import Logger
+from service.ports import Database, ResultStore, Statement
+from service.results import ResultRejected, parse_images, verify_images
+
+RUNPOD_STATUSES = {"IN_QUEUE": "queued", "IN_PROGRESS": "in_progress", "COMPLETED": "completed",
+                   "FAILED": "failed", "CANCELLED": "cancelled", "TIMED_OUT": "timed_out"}
+_RANK = {"queued": 0, "in_progress": 1, "completed": 2, "failed": 2, "cancelled": 2, "timed_out": 2}
+_MAX_RACES = 16
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    runpod_job_id: str
+    runpod_status: str
+    delay_time_ms: int | None
+    execution_time_ms: int | None
+    output: Any
+    error: Any
+
+    @property
+    def status(self) -> str:
+        return RUNPOD_STATUSES[self.runpod_status]
+
+    def fingerprint(self, job_id: str) -> str:
+        return _sha(_canonical([job_id, self.runpod_job_id, self.runpod_status, self.delay_time_ms,
+                                self.execution_time_ms, _sha(_canonical(self.output)),
+                                _sha(_canonical(self.error))]))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    applied: bool
+    reason: str  # applied | duplicate | out_of_order | no_change | terminal_conflict | runpod_id_mismatch
+    status: str  # the job's status after this delivery
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"applied": self.applied, "reason": self.reason, "status": self.status}
+
+
+def parse_delivery(payload: Any) -> Delivery:
+    """RunPod's webhook / status JSON as a Delivery, or a 400 naming the bad field."""
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_payload", "RunPod payload must be a JSON object")
+    rid, status = payload.get("id"), payload.get("status")
+    if not isinstance(rid, str) or not rid or len(rid) > 128:
+        raise ApiError(400, "invalid_payload", "RunPod payload field id must be a non-empty string", field="id")
+    if status not in RUNPOD_STATUSES:
+        raise ApiError(400, "invalid_payload", f"RunPod payload field status must be one of "
+                                               f"{', '.join(RUNPOD_STATUSES)}", field="status")
+    durations = {}
+    for name in ("delayTime", "executionTime"):
+        value = payload.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                                  or value < 0 or value > 10**12):
+            raise ApiError(400, "invalid_payload", f"RunPod payload field {name} must be a non-negative number "
+                                                   "of milliseconds", field=name)
+        durations[name] = int(value) if value is not None else None
+    return Delivery(rid, status, durations["delayTime"], durations["executionTime"],
+                    payload.get("output"), payload.get("error"))
+
+
+@dataclass(frozen=True)
+class Pricing:
+    gpu_type: str | None
+    gpu_count: int
+    price_per_gpu_second: float | None
+    worker_image_tag: str | None
+
+
+def _decide(current: str, new: str) -> str:
+    if current in jobs.TERMINAL:
+        if _RANK[new] < 2:
+            return "out_of_order"
+        if new == "completed" and current in ("failed", "timed_out"):
+            return "applied"
+        return "terminal_conflict"
+    if _RANK[new] < _RANK[current]:
+        return "out_of_order"
+    if new == current:
+        return "no_change"
+    return "applied"
+
+
+def _error_text(delivery: Delivery) -> str:
+    if delivery.runpod_status == "TIMED_OUT":
+        return "RunPod reported TIMED_OUT: the job exceeded its execution timeout or TTL"
+    if delivery.runpod_status == "CANCELLED":
+        return "RunPod reported CANCELLED: the job was cancelled before it finished"
+    err = delivery.error
+    if err is None and isinstance(delivery.output, dict):
+        err = delivery.output.get("error")
+    text = err if isinstance(err, str) else _canonical(err) if err is not None else "worker reported FAILED"
+    return text[:2000]
+
+
+class Transitions:
+    """Applies deliveries for one service instance (its DB, store, pricing and log)."""
+
+    def __init__(self, db: Database, store: ResultStore, pricing: Pricing, log: Logger) -> None:
+        self.db = db
+        self.store = store
+        self.pricing = pricing
+        self.log = log
+
+    async def apply(self, job_id: str, delivery: Delivery, source: str, now_s: float) -> Outcome:
+        fingerprint = delivery.fingerprint(job_id)
+        checked: tuple[str, str | None, list[dict[str, Any]] | None] | None = None
+        for _ in range(_MAX_RACES):
+            job = await jobs.get(self.db, job_id)
+            if job is None:
+                raise ApiError(404, "unknown_job", f"no job {job_id}")
+            log = self.log.bind(job_id=job_id, trace_id=job["trace_id"],
+                                workflow_version=job["workflow_version"],
+                                worker_image_tag=job["worker_image_tag"])
+            seen = await self.db.query("SELECT outcome FROM webhook_deliveries WHERE fingerprint = ?", (fingerprint,))
+            if seen or job["last_delivery"] == fingerprint:
+                log.info("webhook.duplicate", reason="duplicate", status=job["status"],
+                         runpod_job_id=delivery.runpod_job_id, data={"source": source})
+                return Outcome(False, "duplicate", job["status"])
+            if job["runpod_job_id"] is not None and job["runpod_job_id"] != delivery.runpod_job_id:
+                return await self._ignore(job, delivery, fingerprint, source, "runpod_id_mismatch", log, now_s)
+            decision = _decide(job["status"], delivery.status)
+            if decision != "applied":
+                return await self._ignore(job, delivery, fingerprint, source, decision, log, now_s)
+            if checked is None:
+                checked = await self._check_results(job_id, delivery)
+            if await self._write(job, delivery, fingerprint, source, checked, now_s):
+                new_status = checked[0]
+                self._log_applied(log, job, delivery, new_status, checked[1], source, now_s)
+                return Outcome(True, "applied", new_status)
+        raise ApiError(503, "contended", f"job {job_id} is changing too fast to apply this delivery; retry")
+
+    async def _check_results(self, job_id: str, delivery: Delivery
+                             ) -> tuple[str, str | None, list[dict[str, Any]] | None]:
+        """(status to record, error, results) for a delivery, after checking COMPLETED results."""
+        if delivery.status == "completed":
+            try:
+                images = parse_images(job_id, delivery.output)
+                await verify_images(self.store, images)
+            except ResultRejected as exc:
+                return "failed", str(exc), None
+            return "completed", None, [image.to_dict() for image in images]
+        if delivery.status in jobs.TERMINAL:
+            return delivery.status, _error_text(delivery), None
+        return delivery.status, None, None
+
+    async def _write(self, job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
+                     checked: tuple[str, str | None, list[dict[str, Any]] | None], now_s: float) -> bool:
+        status, error, results = checked
+        now = jobs.iso_ms(now_s)
+        output = delivery.output if isinstance(delivery.output, dict) else {}
+        tag = output.get("worker_image_tag") if isinstance(output.get("worker_image_tag"), str) else None
+        tag = (tag or job["worker_image_tag"] or self.pricing.worker_image_tag)
+        gpu = output.get("gpu_type") if isinstance(output.get("gpu_type"), str) else None
+        gpu = (gpu or self.pricing.gpu_type)
+        terminal = status in jobs.TERMINAL
+        e2e = max(0, int(now_s * 1000) - job["created_at_ms"]) if terminal else None
+        usd = cost.estimate_usd(delivery.execution_time_ms, gpu, self.pricing.gpu_count,
+                                self.pricing.price_per_gpu_second) if terminal else None
+        timings = output.get("timings") if isinstance(output.get("timings"), dict) else None
+        statements = [
+            Statement(
+                "UPDATE jobs SET status = ?, runpod_job_id = COALESCE(runpod_job_id, ?), version = version + 1, "
+                "last_delivery = ?, error = ?, results_json = ?, worker_timings_json = COALESCE(?, worker_timings_json), "
+                "worker_image_tag = ?, gpu_type = COALESCE(?, gpu_type), "
+                "runpod_queue_duration_ms = COALESCE(?, runpod_queue_duration_ms), "
+                "runpod_run_duration_ms = COALESCE(?, runpod_run_duration_ms), e2e_ms = ?, "
+                "cost_estimate_usd = ?, finished_at = ?, updated_at = ? WHERE id = ? AND version = ?",
+                (status, delivery.runpod_job_id, fingerprint, error,
+                 _canonical(results) if results is not None else None,
+                 _canonical(timings) if timings is not None else None,
+                 tag[:256] if tag else None, gpu[:128] if gpu else None,
+                 delivery.delay_time_ms, delivery.execution_time_ms, e2e, usd,
+                 now if terminal else None, now, job["id"], job["version"])),
+            Statement(
+                "INSERT OR IGNORE INTO webhook_deliveries (fingerprint, job_id, runpod_job_id, runpod_status, "
+                "source, applied, outcome, received_at) SELECT ?, ?, ?, ?, ?, 1, 'applied', ? "
+                "WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ? AND last_delivery = ?)",
+                (fingerprint, job["id"], delivery.runpod_job_id, delivery.runpod_status, source, now,
+                 job["id"], fingerprint)),
+        ]
+        if terminal:
+            statements.append(Statement(
+                "INSERT INTO job_metrics (job_id, stack, status, runpod_queue_duration_ms, runpod_run_duration_ms, "
+                "e2e_ms, worker_image_tag, workflow_version, gpu_type, cost_estimate_usd, created_at) "
+                "SELECT id, stack, status, runpod_queue_duration_ms, runpod_run_duration_ms, e2e_ms, "
+                "worker_image_tag, workflow_version, gpu_type, cost_estimate_usd, created_at FROM jobs "
+                "WHERE id = ? AND last_delivery = ? "
+                "ON CONFLICT (job_id) DO UPDATE SET status = excluded.status, "
+                "runpod_queue_duration_ms = excluded.runpod_queue_duration_ms, "
+                "runpod_run_duration_ms = excluded.runpod_run_duration_ms, e2e_ms = excluded.e2e_ms, "
+                "worker_image_tag = excluded.worker_image_tag, gpu_type = excluded.gpu_type, "
+                "cost_estimate_usd = excluded.cost_estimate_usd "
+                "WHERE excluded.status = 'completed' AND job_metrics.status <> 'completed'",
+                (job["id"], fingerprint)))
+        results_ = await self.db.batch(statements)
+        return results_[0].changes == 1
+
+    async def _ignore(self, job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
+                      reason: str, log: Logger, now_s: float) -> Outcome:
+        # Recording a non-applied delivery needs no compare-and-set: states only move forward, so
+        # a delivery that is stale now stays stale.
+        await self.db.execute(
+            "INSERT OR IGNORE INTO webhook_deliveries (fingerprint, job_id, runpod_job_id, runpod_status, source, "
+            "applied, outcome, received_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+            (fingerprint, job["id"], delivery.runpod_job_id, delivery.runpod_status, source, reason,
+             jobs.iso_ms(now_s)))
+        level = "info" if reason == "no_change" else "warning"
+        log.log(level, f"webhook.{reason}", reason=reason, status=job["status"],
+                runpod_job_id=delivery.runpod_job_id,
+                message=f"RunPod {delivery.runpod_status} for a job that is {job['status']}: ignored",
+                data={"source": source, "runpod_status": delivery.runpod_status,
+                      "recorded_runpod_job_id": job["runpod_job_id"]})
+        return Outcome(False, reason, job["status"])
+
+    def _log_applied(self, log: Logger, job: dict[str, Any], delivery: Delivery, status: str,
+                     error: str | None, source: str, now_s: float) -> None:
+        terminal = status in jobs.TERMINAL
+        fields: dict[str, Any] = {
+            "reason": "applied", "status": status, "runpod_job_id": delivery.runpod_job_id,
+            "runpod_queue_duration_ms": delivery.delay_time_ms, "runpod_run_duration_ms": delivery.execution_time_ms,
+            "e2e_ms": max(0, int(now_s * 1000) - job["created_at_ms"]) if terminal else None,
+            "data": {"source": source, "runpod_status": delivery.runpod_status, "previous_status": job["status"]},
+        }
+        if status == "failed" and delivery.status == "completed":
+            log.error("job.result_rejected", message=error, error={"type": "ResultRejected", "message": error},
+                      **fields)
+        elif status in ("failed", "timed_out", "cancelled"):
+            log.warning("job.finished", message=error, **fields)
+        elif terminal:
+            log.info("job.finished", **fields)
+        else:
+            log.info("job.progress", **fields)
