@@ -13,8 +13,9 @@ Usage::
         workers = rp.list_workers(ep.id)       # workers.stale -> workers still on an older release
         rp.delete_endpoint(ep.id)              # idempotent: a missing endpoint is not an error
 
-Paths follow the OpenAPI spec (`/v2/serverless`, ...); `base_url` is the server root (the spec's
-`servers` entry), so a local emulator is just another base URL.
+Paths follow the OpenAPI spec (`/v2/serverless`, ...). `base_url` is the server root (the spec's
+`servers` entry, https://api.runpod.io); a base ending in `/v2` (https://rest.runpod.io/v2, or the
+emulator's `api_base`) is accepted too, so a local emulator is just another base URL.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ class ControlPlaneClient:
     def __init__(self, api_key: str, base_url: str = DEFAULT_CONTROL_BASE, *, retry: RetryPolicy | None = None,
                  timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None,
                  event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None) -> None:
-        self._http = Transport(base_url, api_key, what="RunPod control plane", retry=retry,
+        root = base_url.rstrip("/")
+        root = root[:-3] if root.endswith("/v2") else root
+        self._http = Transport(root, api_key, what="RunPod control plane", retry=retry,
                                timeout_s=timeout_s, transport=transport, event_hooks=event_hooks)
 
     @property

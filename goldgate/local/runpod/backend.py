@@ -1,0 +1,637 @@
+"""The RunPod emulator's state and rules (moto's "backend"): endpoints, releases, workers, jobs, the queue,
+rate limits, ttl and result retention, scaling decisions. No HTTP and no processes here: the server
+calls in, the fleet executes the scaling plan, the dispatcher sends the webhooks.
+
+Behaviour chosen where RunPod's is undocumented (see also EmulatorConfig):
+- Only container settings (image, env, args, disk, ports, registry) create a release; workers started
+  on an older release are stale; an idle stale worker is cycled (stopped, and replaced if demand or
+  workers.min needs it) and is never handed a new job.
+- A worker that dies mid-job: the job is requeued (health `retried`) up to `crash_requeues` times,
+  then FAILED with a reason.
+- ttl counts from submission and deletes the job in any state (a running one is stopped); finished
+  jobs are also deleted `result_retention_s` after they finish. Deleted jobs answer 404.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from goldgate.local.runpod.config import EmulatorConfig
+from goldgate.local.runpod.faults import FaultPlan
+from goldgate.logs import now_rfc3339
+
+TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
+CONTAINER_FIELDS = ("image", "env", "args", "disk", "ports", "registry")
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+class EmulatorError(Exception):
+    """A request the emulator refuses; `status` and `title` become the HTTP answer."""
+
+    def __init__(self, status: int, title: str, detail: str, errors: list[str] | None = None,
+                 retry_after_s: float | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors or []
+        self.retry_after_s = retry_after_s
+
+
+def not_found(what: str) -> EmulatorError:
+    return EmulatorError(404, "Not Found", f"{what} not found")
+
+
+def new_id(n: int = 8) -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(n))
+
+
+@dataclass
+class ReleaseRecord:
+    id: str
+    version: int
+    created_at: str
+    image: str
+    env: dict[str, str]
+    diff: list[dict[str, Any]]
+
+
+@dataclass
+class EndpointRecord:
+    id: str
+    name: str
+    settings: dict[str, Any]  # the wire fields we keep (image, env, gpu, workers, scaling, timeout, ...)
+    created_at: str
+    version: int = 1
+    releases: list[ReleaseRecord] = field(default_factory=list)
+    queue: deque[str] = field(default_factory=deque)
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    run_times: deque[float] = field(default_factory=deque)
+    spawn_blocked_until: float = 0.0
+
+    @property
+    def latest(self) -> ReleaseRecord:
+        return self.releases[-1]
+
+
+@dataclass
+class WorkerRecord:
+    id: str
+    endpoint_id: str
+    version: int
+    image: str
+    env: dict[str, str]
+    started_mono: float
+    started_at: str
+    status: str = "INITIALIZING"  # INITIALIZING, IDLE, RUNNING; `stopping` is separate
+    stopping: bool = False
+    retire: bool = False  # refresh_worker / stopPod: replace after the current job
+    seen: bool = False
+    job_ids: set[str] = field(default_factory=set)
+    stop_signals: list[str] = field(default_factory=list)
+    idle_since: float = 0.0
+    last_ping: float = 0.0
+
+
+@dataclass
+class JobRecord:
+    id: str
+    endpoint_id: str
+    input: Any
+    webhook: str | None
+    execution_timeout_ms: int | None
+    ttl_ms: int
+    low_priority: bool
+    created_mono: float
+    status: str = "IN_QUEUE"
+    started_mono: float | None = None
+    finished_mono: float | None = None
+    delay_ms: int | None = None
+    execution_ms: int | None = None
+    output: Any = None
+    error: Any = None
+    worker_id: str | None = None
+    attempts: int = 0
+    crashes: int = 0
+    retries: int = 0
+    progress: Any = None
+
+
+@dataclass(frozen=True)
+class StartWorker:
+    endpoint_id: str
+    worker_id: str
+    image: str
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StopWorker:
+    worker_id: str
+    reason: str
+
+
+class RunPodBackend:
+    """All emulator state behind one lock; `changed` wakes long-polls and runsync waiters."""
+
+    def __init__(self, config: EmulatorConfig, *, clock: Callable[[], float] = time.monotonic,
+                 on_finished: Callable[[JobRecord], None] | None = None,
+                 on_crash: Callable[[str, str], None] | None = None,
+                 on_event: Callable[..., None] | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.faults = FaultPlan(config.faults)
+        self.endpoints: dict[str, EndpointRecord] = {}
+        self.workers: dict[str, WorkerRecord] = {}
+        self.jobs: dict[str, JobRecord] = {}
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.on_finished = on_finished or (lambda job: None)
+        self.on_crash = on_crash or (lambda worker_id, job_id: None)
+        self.on_event = on_event or (lambda event, **fields: None)
+
+    # ---- control plane ------------------------------------------------------------------------
+
+    def create_endpoint(self, body: dict[str, Any]) -> EndpointRecord:
+        if body.get("type", "QUEUE") != "QUEUE":
+            raise EmulatorError(400, "Bad Request", "the local emulator models QUEUE endpoints only")
+        if "cpu" in body or "gpu" not in body:
+            raise EmulatorError(400, "Bad Request", "exactly one of gpu or cpu is required; the local emulator "
+                                                    "models GPU endpoints only")
+        if not body.get("image"):
+            raise EmulatorError(400, "Bad Request", "image is required (templates are not emulated)")
+        workers = {"min": 0, "max": 3, "idleTimeout": 10, **(body.get("workers") or {})}
+        _check_workers(workers)
+        gpu = body["gpu"]
+        settings = {
+            "type": "QUEUE", "image": body["image"], "env": dict(body.get("env") or {}),
+            "args": body.get("args", ""), "disk": body.get("disk", 20), "ports": list(body.get("ports") or []),
+            "registry": body.get("registry"),
+            "gpu": {"pools": list(gpu["pools"]), "count": gpu.get("count", 1),
+                    "allowedCudaVersions": list(gpu.get("allowedCudaVersions") or []),
+                    "minCudaVersion": gpu.get("minCudaVersion"),
+                    **({"excludedTypes": list(gpu["excludedTypes"])} if gpu.get("excludedTypes") else {})},
+            "workers": workers, "scaling": dict(body["scaling"]),
+            "dataCenterIds": list(body.get("dataCenterIds") or []),
+            "networkVolumes": list(body.get("networkVolumes") or []),
+            "timeout": int(body.get("timeout", 300_000)), "flashboot": body.get("flashboot", "OFF"),
+        }
+        with self.lock:
+            ep = EndpointRecord(id=new_id(), name=body["name"], settings=settings, created_at=now_rfc3339())
+            ep.releases.append(ReleaseRecord(new_id(), 1, ep.created_at, settings["image"], dict(settings["env"]),
+                                             []))
+            self.endpoints[ep.id] = ep
+            self.on_event("endpoint.created", endpoint_id=ep.id, image=settings["image"])
+            return ep
+
+    def endpoint(self, endpoint_id: str) -> EndpointRecord:
+        ep = self.endpoints.get(endpoint_id)
+        if ep is None:
+            raise not_found(f"endpoint {endpoint_id}")
+        return ep
+
+    def update_endpoint(self, endpoint_id: str, body: dict[str, Any]) -> EndpointRecord:
+        if "cpu" in body:
+            raise EmulatorError(400, "Bad Request", "cpu on a GPU endpoint: the compute family is immutable")
+        with self.lock:
+            ep = self.endpoint(endpoint_id)
+            before = _flatten(ep.settings | {"name": ep.name})
+            new = {k: (dict(v) if isinstance(v, dict) else v) for k, v in ep.settings.items()}
+            for key, value in body.items():
+                if key in ("workers", "gpu"):
+                    new[key] = {**new[key], **value}
+                elif key == "templateId" or key == "name":
+                    continue
+                else:
+                    new[key] = value
+            _check_workers(new["workers"])
+            name = body.get("name", ep.name)
+            after = _flatten(new | {"name": name})
+            diff = [{"field": k, "old": before.get(k), "new": after.get(k)}
+                    for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+            container_changed = any(new.get(f) != ep.settings.get(f) for f in CONTAINER_FIELDS)
+            ep.settings, ep.name = new, name
+            if container_changed:
+                ep.version += 1
+                ep.releases.append(ReleaseRecord(new_id(), ep.version, now_rfc3339(), new["image"],
+                                                 dict(new["env"]), diff))
+                self.on_event("endpoint.release", endpoint_id=ep.id, version=ep.version, image=new["image"])
+            self.on_event("endpoint.updated", endpoint_id=ep.id, changed=[d["field"] for d in diff])
+            self.changed.notify_all()
+            return ep
+
+    def delete_endpoint(self, endpoint_id: str) -> list[StopWorker]:
+        with self.lock:
+            ep = self.endpoint(endpoint_id)
+            for job in [j for j in self.jobs.values() if j.endpoint_id == ep.id]:
+                if job.status not in TERMINAL:
+                    self._finish(job, "CANCELLED", notify=False)
+                del self.jobs[job.id]
+            del self.endpoints[ep.id]
+            stops = []
+            for w in self.workers.values():
+                if w.endpoint_id == ep.id and not w.stopping:
+                    w.stopping = True
+                    stops.append(StopWorker(w.id, "endpoint deleted"))
+            self.changed.notify_all()
+            self.on_event("endpoint.deleted", endpoint_id=endpoint_id)
+            return stops
+
+    def live_workers(self, endpoint_id: str) -> list[WorkerRecord]:
+        return sorted((w for w in self.workers.values() if w.endpoint_id == endpoint_id),
+                      key=lambda w: w.started_mono)
+
+    def rollout(self, ep: EndpointRecord) -> dict[str, Any]:
+        live = self.live_workers(ep.id)
+        on_latest = sum(1 for w in live if w.version == ep.version)
+        total = len(live)
+        percent = 100 if total == 0 else (on_latest * 100) // total
+        return {"inProgress": on_latest < total, "workersOnLatest": on_latest, "workersTotal": total,
+                "percentOnLatest": percent}
+
+    def snapshot(self) -> dict[str, Any]:
+        """Endpoints and their releases as JSON (jobs and workers do not survive a restart)."""
+        with self.lock:
+            return {"endpoints": [{"id": ep.id, "name": ep.name, "settings": ep.settings, "created_at": ep.created_at,
+                                   "version": ep.version,
+                                   "releases": [vars(r) for r in ep.releases]} for ep in self.endpoints.values()]}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        with self.lock:
+            for e in snapshot.get("endpoints") or []:
+                ep = EndpointRecord(id=e["id"], name=e["name"], settings=e["settings"], created_at=e["created_at"],
+                                    version=int(e["version"]), releases=[ReleaseRecord(**r) for r in e["releases"]])
+                self.endpoints[ep.id] = ep
+
+    # ---- data plane ---------------------------------------------------------------------------
+
+    def submit(self, endpoint_id: str, body: Any, payload_bytes: int, *, sync: bool = False) -> JobRecord:
+        limit = self.config.max_runsync_payload_bytes if sync else self.config.max_run_payload_bytes
+        if payload_bytes > limit:
+            raise EmulatorError(413, "Payload Too Large",
+                                f"request body is {payload_bytes} bytes; the limit for "
+                                f"{'/runsync' if sync else '/run'} is {limit} bytes: upload large inputs "
+                                "to object storage and pass keys")
+        if not isinstance(body, dict) or "input" not in body:
+            raise EmulatorError(400, "Bad Request", "body must be a JSON object with an 'input' field")
+        if not isinstance(body["input"], dict):
+            raise EmulatorError(400, "Bad Request", "'input' must be a JSON object")
+        webhook = body.get("webhook")
+        if webhook is not None and (not isinstance(webhook, str)
+                                    or not webhook.startswith(("http://", "https://"))):
+            raise EmulatorError(400, "Bad Request", "'webhook' must be an http(s) URL")
+        policy = body.get("policy") or {}
+        if not isinstance(policy, dict):
+            raise EmulatorError(400, "Bad Request", "'policy' must be an object")
+        for key in ("executionTimeout", "ttl"):
+            value = policy.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise EmulatorError(400, "Bad Request", f"policy.{key} must be a positive integer (ms)")
+        with self.lock:
+            ep = self.endpoint(endpoint_id)
+            self._rate_limit(ep)
+            job = JobRecord(id=f"{uuid.uuid4()}-u1", endpoint_id=ep.id, input=body["input"], webhook=webhook,
+                            execution_timeout_ms=policy.get("executionTimeout"),
+                            ttl_ms=int(policy.get("ttl") or self.config.default_ttl_ms),
+                            low_priority=bool(policy.get("lowPriority", False)), created_mono=self.clock())
+            self.jobs[job.id] = job
+            ep.queue.append(job.id)
+            self.changed.notify_all()
+            self.on_event("job.queued", endpoint_id=ep.id, job=job.id)
+            return job
+
+    def _rate_limit(self, ep: EndpointRecord) -> None:
+        now = self.clock()
+        window = self.config.rate_limit_window_s
+        while ep.run_times and ep.run_times[0] <= now - window:
+            ep.run_times.popleft()
+        if len(ep.run_times) >= self.config.rate_limit_requests:
+            retry_after = max(0.0, ep.run_times[0] + window - now)
+            raise EmulatorError(429, "Too Many Requests",
+                                f"rate limit exceeded: {self.config.rate_limit_requests} /run requests per "
+                                f"{window:g} s on endpoint {ep.id}", retry_after_s=retry_after)
+        ep.run_times.append(now)
+
+    def job(self, endpoint_id: str, job_id: str) -> JobRecord:
+        self.endpoint(endpoint_id)
+        job = self.jobs.get(job_id)
+        if job is None or job.endpoint_id != endpoint_id:
+            raise not_found(f"job {job_id} (it may have passed its ttl or result retention)")
+        return job
+
+    def wait_terminal(self, endpoint_id: str, job_id: str, wait_s: float) -> JobRecord:
+        deadline = self.clock() + wait_s
+        with self.changed:
+            while True:
+                job = self.job(endpoint_id, job_id)
+                remaining = deadline - self.clock()
+                if job.status in TERMINAL or remaining <= 0:
+                    return job
+                self.changed.wait(min(remaining, 0.5))
+
+    def cancel(self, endpoint_id: str, job_id: str) -> JobRecord:
+        with self.lock:
+            job = self.job(endpoint_id, job_id)
+            if job.status not in TERMINAL:
+                self._finish(job, "CANCELLED")
+            return job
+
+    def retry(self, endpoint_id: str, job_id: str) -> JobRecord:
+        with self.lock:
+            job = self.job(endpoint_id, job_id)
+            if job.status not in ("FAILED", "TIMED_OUT"):
+                raise EmulatorError(400, "Bad Request",
+                                    f"job {job_id} is {job.status}: only FAILED or TIMED_OUT jobs can be retried")
+            ep = self.endpoint(endpoint_id)
+            job.status, job.output, job.error = "IN_QUEUE", None, None
+            job.worker_id, job.finished_mono, job.execution_ms = None, None, None
+            job.retries += 1
+            ep.retried += 1
+            ep.queue.append(job.id)
+            self.changed.notify_all()
+            return job
+
+    def purge_queue(self, endpoint_id: str) -> int:
+        with self.lock:
+            ep = self.endpoint(endpoint_id)
+            removed = 0
+            while ep.queue:
+                job = self.jobs.pop(ep.queue.popleft(), None)
+                removed += job is not None
+            return removed
+
+    def health(self, endpoint_id: str) -> dict[str, Any]:
+        with self.lock:
+            ep = self.endpoint(endpoint_id)
+            in_progress = sum(1 for j in self.jobs.values() if j.endpoint_id == ep.id and j.status == "IN_PROGRESS")
+            live = [w for w in self.live_workers(ep.id)]
+            return {
+                "jobs": {"completed": ep.completed, "failed": ep.failed, "inProgress": in_progress,
+                         "inQueue": len(ep.queue), "retried": ep.retried},
+                "workers": {"idle": sum(1 for w in live if w.status == "IDLE" and not w.stopping),
+                            "initializing": sum(1 for w in live if w.status == "INITIALIZING"),
+                            "running": sum(1 for w in live if w.status == "RUNNING"),
+                            "throttled": 0, "unhealthy": 0},
+            }
+
+    # ---- worker side (the URLs the runpod SDK calls) ------------------------------------------
+
+    def worker(self, endpoint_id: str, worker_id: str) -> WorkerRecord:
+        w = self.workers.get(worker_id)
+        if w is None or w.endpoint_id != endpoint_id:
+            raise not_found(f"worker {worker_id} of endpoint {endpoint_id}")
+        return w
+
+    def _touch(self, w: WorkerRecord) -> None:
+        if not w.seen:
+            w.seen = True
+            w.status = "RUNNING" if w.job_ids else "IDLE"
+            w.idle_since = self.clock()
+            self.on_event("worker.ready", worker=w.id, endpoint_id=w.endpoint_id,
+                          cold_start_ms=int((self.clock() - w.started_mono) * 1000))
+
+    def take(self, endpoint_id: str, worker_id: str, count: int, hold_s: float) -> list[dict[str, Any]]:
+        """Hand up to `count` queued jobs to a worker, holding the long-poll up to `hold_s` for one."""
+        deadline = self.clock() + hold_s
+        with self.changed:
+            while True:
+                ep = self.endpoint(endpoint_id)
+                w = self.worker(endpoint_id, worker_id)
+                self._touch(w)
+                if w.stopping or w.retire or w.version < ep.version:
+                    return []  # a stale worker finishes what it has and is cycled; it gets nothing new
+                taken = self._pop_jobs(ep, w, count)
+                if taken:
+                    return taken
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    return []
+                self.changed.wait(min(remaining, 0.5))
+
+    def _pop_jobs(self, ep: EndpointRecord, w: WorkerRecord, count: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        now = self.clock()
+        while ep.queue and len(out) < count:
+            # Normal-priority jobs first: lowPriority ones wait while anything else is queued.
+            pick = next((jid for jid in ep.queue if not self.jobs[jid].low_priority), ep.queue[0])
+            ep.queue.remove(pick)
+            job = self.jobs[pick]
+            job.attempts += 1
+            job.started_mono = now
+            job.delay_ms = int((now - job.created_mono) * 1000)
+            if job.attempts == 1 and self.faults.fail(job.id):
+                job.status = "IN_PROGRESS"
+                self._finish(job, "FAILED", error="emulated failure injected by faults.failed_rate "
+                                                  "(RunPod emulator chaos drill)")
+                continue
+            job.status, job.worker_id = "IN_PROGRESS", w.id
+            w.job_ids.add(job.id)
+            w.status = "RUNNING"
+            out.append({"id": job.id, "input": job.input})
+            self.on_event("job.started", endpoint_id=ep.id, job=job.id, worker=w.id, delay_ms=job.delay_ms)
+            if job.attempts == 1 and self.faults.crash(job.id):
+                self.on_crash(w.id, job.id)
+        return out
+
+    def done(self, endpoint_id: str, worker_id: str, job_id: str, body: Any) -> None:
+        """A worker's result (or progress update) for a job it holds; anything stale is ignored."""
+        if not isinstance(body, dict):
+            raise EmulatorError(400, "Bad Request", "job result must be a JSON object")
+        with self.lock:
+            w = self.worker(endpoint_id, worker_id)
+            self._touch(w)
+            job = self.jobs.get(job_id)
+            if job is None or job.worker_id != worker_id or job.status != "IN_PROGRESS":
+                self.on_event("job.result_ignored", job=job_id, worker=worker_id,
+                              state=None if job is None else job.status)
+                return
+            if body.get("status") == "IN_PROGRESS":
+                job.progress = body.get("output")
+                return
+            if body.get("error") is not None:
+                self._finish(job, "FAILED", error=body["error"])
+            else:
+                self._finish(job, "COMPLETED", output=body.get("output"))
+            if body.get("stopPod"):
+                w.retire = True  # refresh_worker: RunPod replaces the worker after this job
+
+    def stop_signals(self, endpoint_id: str, worker_id: str, hold_s: float) -> list[str]:
+        deadline = self.clock() + hold_s
+        with self.changed:
+            while True:
+                w = self.worker(endpoint_id, worker_id)
+                self._touch(w)
+                if w.stop_signals:
+                    out, w.stop_signals = w.stop_signals, []
+                    return out
+                remaining = deadline - self.clock()
+                if w.stopping or remaining <= 0:
+                    return []
+                self.changed.wait(min(remaining, 0.5))
+
+    def ping(self, endpoint_id: str, worker_id: str) -> None:
+        with self.lock:
+            w = self.worker(endpoint_id, worker_id)
+            self._touch(w)
+            w.last_ping = self.clock()
+
+    # ---- lifecycle: finishing, timeouts, ttl, retention ---------------------------------------
+
+    def _finish(self, job: JobRecord, status: str, *, output: Any = None, error: Any = None,
+                notify: bool = True) -> None:
+        now = self.clock()
+        ep = self.endpoints.get(job.endpoint_id)
+        if job.status == "IN_QUEUE" and ep is not None and job.id in ep.queue:
+            ep.queue.remove(job.id)
+        if job.started_mono is not None and job.status == "IN_PROGRESS":
+            job.execution_ms = int((now - job.started_mono) * 1000)
+        job.status, job.finished_mono = status, now
+        job.output, job.error = (output, None) if status == "COMPLETED" else (None, error)
+        w = self.workers.get(job.worker_id or "")
+        if w is not None and job.id in w.job_ids:
+            w.job_ids.discard(job.id)
+            if status in ("CANCELLED", "TIMED_OUT"):
+                w.stop_signals.append(job.id)
+            if not w.job_ids:
+                w.status, w.idle_since = "IDLE", now
+        if ep is not None:
+            ep.completed += status == "COMPLETED"
+            ep.failed += status == "FAILED"
+        self.changed.notify_all()
+        self.on_event("job.finished", endpoint_id=job.endpoint_id, job=job.id, status=status,
+                      delay_ms=job.delay_ms, execution_ms=job.execution_ms)
+        if notify:
+            self.on_finished(job)
+
+    def expire(self) -> None:
+        """Apply execution timeouts, ttl and result retention (called every tick)."""
+        with self.lock:
+            now = self.clock()
+            for job in list(self.jobs.values()):
+                ep = self.endpoints.get(job.endpoint_id)
+                if job.created_mono + job.ttl_ms / 1000.0 <= now:
+                    if job.status not in TERMINAL:
+                        self._finish(job, "CANCELLED", notify=False)
+                    self.jobs.pop(job.id, None)
+                    self.on_event("job.expired", job=job.id, reason="ttl")
+                    continue
+                if job.status in TERMINAL:
+                    if job.finished_mono is not None and job.finished_mono + self.config.result_retention_s <= now:
+                        self.jobs.pop(job.id, None)
+                    continue
+                if job.status == "IN_PROGRESS" and job.started_mono is not None and ep is not None:
+                    timeout_ms = job.execution_timeout_ms or ep.settings.get("timeout") or 0
+                    if timeout_ms and (now - job.started_mono) * 1000 >= timeout_ms:
+                        self._finish(job, "TIMED_OUT", error=f"job exceeded its execution timeout of {timeout_ms} ms")
+
+    # ---- workers: scaling plan and process events ---------------------------------------------
+
+    def plan(self) -> list[StartWorker | StopWorker]:
+        """What the fleet should do now: start workers for demand, cycle stale ones, stop idle ones."""
+        actions: list[StartWorker | StopWorker] = []
+        with self.lock:
+            now = self.clock()
+            for ep in self.endpoints.values():
+                live = [w for w in self.live_workers(ep.id) if not w.stopping]
+                for w in live:
+                    if (w.version < ep.version or w.retire) and not w.job_ids:
+                        actions.append(self._stop(w, "stale release: cycling to the latest" if not w.retire
+                                                  else "refresh_worker requested by the handler"))
+                current = [w for w in live if not w.stopping]
+                workers = ep.settings["workers"]
+                busy = sum(1 for w in current for _ in w.job_ids)
+                demand = busy + len(ep.queue)
+                scaling = ep.settings.get("scaling") or {}
+                if scaling.get("type") == "REQUEST_COUNT":
+                    demand = math.ceil(demand / max(1, int(scaling.get("requestCount") or 1)))
+                desired = max(workers["min"], min(workers["max"], demand))
+                # Stale workers still busy do not count as capacity for new jobs.
+                usable = [w for w in current if w.version >= ep.version and not w.retire]
+                if len(usable) < desired and now >= ep.spawn_blocked_until:
+                    room = workers["max"] - len(current)
+                    for _ in range(max(0, min(desired - len(usable), room))):
+                        actions.append(self._start(ep))
+                        usable.append(self.workers[actions[-1].worker_id])  # type: ignore[union-attr]
+                idle_timeout = float(workers.get("idleTimeout") or 5)
+                keep = max(workers["min"], desired)
+                for w in list(usable):
+                    if len(usable) <= keep:
+                        break
+                    if w.status == "IDLE" and not w.job_ids and now - w.idle_since >= idle_timeout:
+                        actions.append(self._stop(w, "idle timeout"))
+                        usable.remove(w)
+                over = len(usable) - workers["max"]
+                for w in [w for w in usable if not w.job_ids][:max(0, over)]:
+                    actions.append(self._stop(w, "above workers.max"))
+        return actions
+
+    def _start(self, ep: EndpointRecord) -> StartWorker:
+        rel = ep.latest
+        w = WorkerRecord(id=new_id(14), endpoint_id=ep.id, version=rel.version, image=rel.image,
+                         env=dict(rel.env), started_mono=self.clock(), started_at=now_rfc3339())
+        self.workers[w.id] = w
+        return StartWorker(ep.id, w.id, rel.image, dict(rel.env))
+
+    def _stop(self, w: WorkerRecord, reason: str) -> StopWorker:
+        w.stopping = True
+        self.changed.notify_all()
+        return StopWorker(w.id, reason)
+
+    def worker_exited(self, worker_id: str, returncode: int | None) -> None:
+        """The process is gone. Jobs it held are requeued or failed (a crash, not a clean stop)."""
+        with self.lock:
+            w = self.workers.pop(worker_id, None)
+            if w is None:
+                return
+            ep = self.endpoints.get(w.endpoint_id)
+            if not w.stopping and not w.seen and ep is not None:
+                ep.spawn_blocked_until = self.clock() + 5.0  # a worker that dies at boot: do not spin
+            for job_id in list(w.job_ids):
+                job = self.jobs.get(job_id)
+                if job is None or job.status != "IN_PROGRESS":
+                    continue
+                job.crashes += 1
+                if job.crashes <= self.config.crash_requeues and ep is not None:
+                    job.status, job.worker_id, job.started_mono = "IN_QUEUE", None, None
+                    ep.retried += 1
+                    ep.queue.appendleft(job.id)
+                    self.on_event("job.requeued", job=job.id, worker=worker_id, returncode=returncode)
+                else:
+                    self._finish(job, "FAILED", error=f"worker {worker_id} exited (code {returncode}) while "
+                                                      "running the job; see the worker's log")
+            self.changed.notify_all()
+
+    def worker_failed_to_start(self, worker_id: str, reason: str) -> None:
+        with self.lock:
+            w = self.workers.pop(worker_id, None)
+            ep = self.endpoints.get(w.endpoint_id) if w else None
+            if ep is not None:
+                ep.spawn_blocked_until = self.clock() + 5.0
+            self.on_event("worker.start_failed", worker=worker_id, reason=reason)
+
+
+def _check_workers(workers: dict[str, Any]) -> None:
+    if workers["min"] > workers["max"]:
+        raise EmulatorError(400, "Bad Request", f"workers.min ({workers['min']}) exceeds workers.max "
+                                                f"({workers['max']})")
+
+
+def _flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'workers': {'max': 3}} -> {'workers.max': 3}; env stays one field (it is replaced as a whole)."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and key not in ("env",):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

@@ -1,0 +1,175 @@
+"""Settings of the RunPod emulator: vendor timings, limits and the fault injection a chaos drill asks for."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from goldgate.errors import SpecError
+
+WEBHOOK_STATUSES = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Chaos knobs. Every per-job decision is a pure function of (seed, job id, what), so a seed
+    picks the same jobs whatever the thread timing.
+
+    - duplicate_deliveries: each webhook is sent this many times (1 = no duplicates).
+    - reorder: each delivery is held a random 0..reorder_window_s, so later-finished jobs often
+      arrive first and copies interleave.
+    - drop_first_delivery_rate: fraction of jobs whose first attempt (of each copy) is lost; the
+      vendor's retry after webhook_retry_delay_s delivers it.
+    - drop_all_deliveries_rate: fraction of jobs whose webhook never arrives: recovery is needed.
+    - delivery_delay_s / delivery_delay_rate: hold that fraction of deliveries this long first.
+    - worker_crash_rate: fraction of jobs whose worker process is killed (SIGKILL) just after it
+      took the job, on the job's first attempt only.
+    - failed_rate: fraction of jobs the emulator fails itself (FAILED, error names the injection).
+    - cold_start_s: extra delay before each worker process starts (a slow image pull)."""
+
+    duplicate_deliveries: int = 1
+    reorder: bool = False
+    reorder_window_s: float = 1.0
+    drop_first_delivery_rate: float = 0.0
+    drop_all_deliveries_rate: float = 0.0
+    delivery_delay_s: float = 0.0
+    delivery_delay_rate: float = 1.0
+    worker_crash_rate: float = 0.0
+    crash_after_s: float = 0.05
+    failed_rate: float = 0.0
+    cold_start_s: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.duplicate_deliveries < 1:
+            raise SpecError("faults.duplicate_deliveries must be at least 1 (1 means no duplicates)")
+        for name in ("drop_first_delivery_rate", "drop_all_deliveries_rate", "delivery_delay_rate",
+                     "worker_crash_rate", "failed_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise SpecError(f"faults.{name} must be a fraction between 0 and 1 (got {value})")
+        for name in ("reorder_window_s", "delivery_delay_s", "crash_after_s", "cold_start_s"):
+            if getattr(self, name) < 0:
+                raise SpecError(f"faults.{name} must not be negative")
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """How the emulator behaves. Defaults follow RunPod's documented numbers (vendor facts).
+
+    - webhook_statuses: which terminal states send a webhook. RunPod documents COMPLETED and FAILED;
+      for CANCELLED and TIMED_OUT it is unverified, so the default sends none and an operator
+      recovers those jobs (`goldgate recover`). Add them to model the other possibility.
+    - crash_requeues: a job whose worker died mid-run goes back to the queue this many times (counted
+      in health `retried`), then FAILS with a reason. RunPod retries jobs of lost workers; how many
+      times is unverified, and 1 keeps a crash-looping image from spinning forever.
+    - job_take_hold_s: how long a worker's job-take long-poll is held open when the queue is empty."""
+
+    api_key: str = ""
+    host: str = "127.0.0.1"
+    port: int = 0
+    logs_dir: Path | None = None
+    state_file: Path | None = None
+    home: Path | None = None
+    stack: str | None = None
+    launcher: str | None = None
+    rate_limit_requests: int = 1000
+    rate_limit_window_s: float = 10.0
+    result_retention_s: float = 1800.0
+    default_ttl_ms: int = 86_400_000
+    max_run_payload_bytes: int = 10 * 1024 * 1024
+    max_runsync_payload_bytes: int = 20 * 1024 * 1024
+    runsync_wait_s: float = 90.0
+    webhook_retry_delay_s: float = 10.0
+    webhook_attempts: int = 3
+    webhook_timeout_s: float = 10.0
+    webhook_statuses: tuple[str, ...] = ("COMPLETED", "FAILED")
+    crash_requeues: int = 1
+    job_take_hold_s: float = 2.0
+    ping_interval_ms: int = 10_000
+    worker_stop_grace_s: float = 5.0
+    tick_s: float = 0.1
+    gpu_type: str = "NVIDIA GeForce RTX 4090"
+    faults: FaultConfig = field(default_factory=FaultConfig)
+
+    def __post_init__(self) -> None:
+        if self.host not in ("127.0.0.1", "localhost", "::1"):
+            raise SpecError(f"emulator host {self.host!r}: the RunPod emulator binds loopback only (127.0.0.1)")
+        if self.rate_limit_requests < 1 or self.rate_limit_window_s <= 0:
+            raise SpecError("rate_limit_requests and rate_limit_window_s must be positive")
+        if self.webhook_attempts < 1:
+            raise SpecError("webhook_attempts must be at least 1")
+        bad = [s for s in self.webhook_statuses if s not in WEBHOOK_STATUSES]
+        if bad:
+            raise SpecError(f"webhook_statuses {bad} are not terminal RunPod statuses {list(WEBHOOK_STATUSES)}")
+
+
+_PATHS = ("logs_dir", "state_file", "home")
+
+
+def config_from_mapping(raw: Any, source: str = "config") -> EmulatorConfig:
+    """Build an EmulatorConfig from a JSON object; unknown or ill-typed keys are named in the error."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: the emulator config must be a JSON object")
+    known = {f.name: f for f in fields(EmulatorConfig)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise SpecError(f"{source}: unknown emulator config keys {unknown}; known: {sorted(known)}")
+    kw: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "faults":
+            kw[key] = _faults(value, source)
+        elif key in _PATHS:
+            kw[key] = Path(value) if value is not None else None
+        elif key == "webhook_statuses":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise SpecError(f"{source}: webhook_statuses must be a list of status names")
+            kw[key] = tuple(value)
+        else:
+            kw[key] = _typed(key, value, known[key].default, source)
+    return EmulatorConfig(**kw)
+
+
+def load_config(path: Path) -> EmulatorConfig:
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise SpecError(f"emulator config {path} does not exist; write it (goldgate up does) or fix the path") \
+            from None
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"emulator config {path} is not readable JSON: {exc}") from None
+    return config_from_mapping(raw, str(path))
+
+
+def _faults(value: Any, source: str) -> FaultConfig:
+    if value is None:
+        return FaultConfig()
+    if not isinstance(value, dict):
+        raise SpecError(f"{source}: faults must be an object")
+    known = {f.name: f for f in fields(FaultConfig)}
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise SpecError(f"{source}: unknown faults keys {unknown}; known: {sorted(known)}")
+    return FaultConfig(**{k: _typed(f"faults.{k}", v, known[k].default, source) for k, v in value.items()})
+
+
+def _typed(key: str, value: Any, default: Any, source: str) -> Any:
+    if default is None or isinstance(default, str):
+        if value is not None and not isinstance(value, str):
+            raise SpecError(f"{source}: {key} must be a string")
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise SpecError(f"{source}: {key} must be true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"{source}: {key} must be an integer")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SpecError(f"{source}: {key} must be a number")
+        return float(value)
+    return value

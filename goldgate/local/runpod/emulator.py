@@ -1,0 +1,131 @@
+"""The RunPod emulator assembled: backend + HTTP shell + worker fleet + webhook dispatcher + a ticker.
+
+    emu = RunPodEmulator(EmulatorConfig(api_key=key, logs_dir=logs), launcher=my_launcher).start()
+    emu.api_base        # http://127.0.0.1:PORT/v2  (REST v2 control plane; ControlPlaneClient takes it)
+    emu.endpoint_base   # http://127.0.0.1:PORT/v2  (data plane: <endpoint_base>/<endpoint_id>/run)
+    emu.stop()          # stops workers (SIGTERM, then SIGKILL), the server and pending webhooks
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Self
+
+from goldgate.local.runpod import responses
+from goldgate.local.runpod.backend import JobRecord, RunPodBackend
+from goldgate.local.runpod.config import EmulatorConfig
+from goldgate.local.runpod.fleet import (
+    Launcher,
+    WorkerFleet,
+    WorkerUrls,
+    default_launcher,
+    launcher_from_string,
+)
+from goldgate.local.runpod.server import RunPodApp, RunPodHTTPServer
+from goldgate.local.runpod.webhooks import WebhookDispatcher
+from goldgate.logs import JsonLogger
+
+
+class RunPodEmulator:
+    """One emulated RunPod account on 127.0.0.1. Startable in-process; `stop` is idempotent."""
+
+    def __init__(self, config: EmulatorConfig, launcher: Launcher | None = None) -> None:
+        self.config = config
+        self.api_key = config.api_key or secrets.token_urlsafe(24)
+        self.worker_token = secrets.token_urlsafe(24)
+        self.logs_dir = Path(config.logs_dir) if config.logs_dir else Path(tempfile.mkdtemp(prefix="runpod-emu-"))
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._log_stream = open(self.logs_dir / "runpod-emulator.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self.log = JsonLogger("runpod-emulator", self._log_stream, stack=config.stack)
+        if launcher is None:
+            launcher = launcher_from_string(config.launcher) if config.launcher else default_launcher(config.home)
+        self.backend = RunPodBackend(config, on_finished=self._finished, on_crash=self._crash, on_event=self._event)
+        if config.state_file and Path(config.state_file).exists():
+            self.backend.restore(json.loads(Path(config.state_file).read_text()))
+        self.webhooks = WebhookDispatcher(config, self.log)
+        self._server = RunPodHTTPServer(config.host, config.port, RunPodApp(
+            self.backend, self.api_key, self.worker_token, "", self.log))
+        host, port = self._server.server_address[:2]
+        self.base_url = f"http://{host}:{port}"
+        self._server.app.data_base = self.endpoint_base
+        self.fleet = WorkerFleet(self.backend, launcher, WorkerUrls(self.endpoint_base), self.worker_token,
+                                 self.logs_dir, self.log)
+        self._server.app.on_stops = self.fleet.apply  # type: ignore[method-assign]
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._stopped = False
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.base_url}/v2"
+
+    @property
+    def endpoint_base(self) -> str:
+        return f"{self.base_url}/v2"
+
+    def start(self) -> Self:
+        serve = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                 name="runpod-emulator-http", daemon=True)
+        tick = threading.Thread(target=self._tick, name="runpod-emulator-tick", daemon=True)
+        self._threads = [serve, tick]
+        for t in self._threads:
+            t.start()
+        self.log.info("runpod_emulator.started", base_url=self.base_url, logs_dir=str(self.logs_dir))
+        return self
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stop.set()
+        for t in self._threads[1:]:
+            t.join(timeout=5)
+        with self.backend.lock:
+            for w in self.backend.workers.values():
+                w.stopping = True
+            self.backend.changed.notify_all()
+        self.fleet.stop_all(self.config.worker_stop_grace_s)
+        self._server.shutdown()
+        self._server.server_close()
+        self.webhooks.stop()
+        self.log.info("runpod_emulator.stopped")
+        self._log_stream.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.config.tick_s):
+            try:
+                self.fleet.reap()
+                self.backend.expire()
+                self.fleet.apply(self.backend.plan())
+            except Exception as exc:  # noqa: BLE001 -- the ticker must survive to keep workers supervised
+                self.log.error("runpod_emulator.tick_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _finished(self, job: JobRecord) -> None:
+        if job.webhook and job.status in self.config.webhook_statuses:
+            self.webhooks.send(job.id, job.webhook, responses.webhook_payload(job))
+
+    def _crash(self, worker_id: str, job_id: str) -> None:
+        self.fleet.crash(worker_id, job_id)
+
+    def _event(self, event: str, **fields: Any) -> None:
+        job_id = fields.pop("job", None)
+        self.log.info(event, job_id=job_id, **fields)
+        if event.startswith("endpoint.") and self.config.state_file:
+            self._save_state()
+
+    def _save_state(self) -> None:
+        path = Path(self.config.state_file)  # type: ignore[arg-type]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.backend.snapshot(), indent=1))
+        os.replace(tmp, path)

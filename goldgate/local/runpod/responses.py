@@ -1,0 +1,129 @@
+"""The RunPod emulator's wire format (moto's "responses"): backend records -> the vendor's JSON.
+
+Control-plane shapes follow the REST v2 OpenAPI schemas (tests validate them); data-plane and
+webhook shapes follow RunPod's serverless docs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from goldgate.local.runpod.backend import EndpointRecord, JobRecord, RunPodBackend, WorkerRecord
+
+GPU_CATALOG = (
+    # id, name, pool, memory GB, USD per GPU-second (vendor facts, flex)
+    ("NVIDIA RTX A4000", "RTX A4000", "AMPERE_16", 16, 0.00016),
+    ("NVIDIA GeForce RTX 3090", "RTX 3090", "AMPERE_24", 24, 0.00019),
+    ("NVIDIA L4", "L4", "ADA_24", 24, 0.00019),
+    ("NVIDIA GeForce RTX 4090", "RTX 4090", "ADA_24", 24, 0.00031),
+    ("NVIDIA RTX A6000", "RTX A6000", "AMPERE_48", 48, 0.00034),
+    ("NVIDIA L40S", "L40S", "ADA_48_PRO", 48, 0.00053),
+    ("NVIDIA A100 80GB PCIe", "A100 PCIe", "AMPERE_80", 80, 0.00076),
+    ("NVIDIA H100 80GB HBM3", "H100 SXM", "HOPPER_141", 80, 0.00116),
+)
+
+
+def problem(status: int, title: str, detail: str, errors: list[str] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def endpoint(ep: EndpointRecord, data_base: str) -> dict[str, Any]:
+    s = ep.settings
+    base = f"{data_base}/{ep.id}"
+    return {
+        "id": ep.id, "name": ep.name, "type": "QUEUE",
+        "requestUrls": {"run": f"{base}/run", "runSync": f"{base}/runsync", "status": f"{base}/status/{{job_id}}",
+                        "stream": f"{base}/stream/{{job_id}}", "cancel": f"{base}/cancel/{{job_id}}",
+                        "retry": f"{base}/retry/{{job_id}}", "purgeQueue": f"{base}/purge-queue",
+                        "health": f"{base}/health"},
+        "image": s["image"], "args": s.get("args", ""), "disk": s.get("disk", 20), "ports": list(s.get("ports") or []),
+        "env": dict(s.get("env") or {}), "registry": s.get("registry"),
+        "gpu": dict(s["gpu"]), "workers": dict(s["workers"]), "scaling": dict(s["scaling"]),
+        "dataCenterIds": list(s.get("dataCenterIds") or []), "networkVolumes": list(s.get("networkVolumes") or []),
+        "timeout": s["timeout"], "flashboot": s.get("flashboot", "OFF"), "createdAt": ep.created_at,
+    }
+
+
+def endpoints(eps: list[EndpointRecord], data_base: str) -> dict[str, Any]:
+    return {"endpoints": [endpoint(ep, data_base) for ep in eps]}
+
+
+def releases(backend: RunPodBackend, ep: EndpointRecord) -> dict[str, Any]:
+    live = backend.live_workers(ep.id)
+    return {
+        "endpointVersion": ep.version,
+        "rollout": backend.rollout(ep),
+        "releases": [{"id": r.id, "version": r.version, "source": "MANUAL", "buildId": None,
+                      "createdByUserId": None, "workerCount": sum(1 for w in live if w.version == r.version),
+                      "createdAt": r.created_at, "diff": list(r.diff)}
+                     for r in reversed(ep.releases)],
+    }
+
+
+def worker_status(w: WorkerRecord) -> str:
+    return w.status
+
+
+def workers(backend: RunPodBackend, ep: EndpointRecord, gpu_type: str) -> dict[str, Any]:
+    live = backend.live_workers(ep.id)
+    now = backend.clock()
+    items = [{"id": w.id, "status": worker_status(w), "isStale": w.version < ep.version, "version": w.version,
+              "gpuCount": int(ep.settings["gpu"].get("count", 1)), "image": w.image,
+              "uptimeSeconds": max(0, int(now - w.started_mono)), "gpuTypeId": gpu_type,
+              "dataCenterId": "LOCAL", "startedAt": w.started_at} for w in live]
+    summary = {k: sum(1 for i in items if i["status"] == k.upper())
+               for k in ("running", "idle", "initializing", "throttled", "unhealthy")}
+    summary["total"] = len(items)
+    return {"endpointVersion": ep.version, "summary": summary, "workers": items}
+
+
+def gpu_types() -> dict[str, Any]:
+    return {"gpus": [{"id": gid, "name": name, "pool": pool, "manufacturer": "NVIDIA", "memory": mem,
+                      "secure": True, "community": True,
+                      "price": {"secure": round(per_s * 3600 * 0.9, 2), "community": round(per_s * 3600 * 0.7, 2),
+                                "serverless": round(per_s * 3600, 4)},
+                      "maxCount": {"secure": 8, "community": 4}}
+                     for gid, name, pool, mem, per_s in GPU_CATALOG]}
+
+
+def job_status(job: JobRecord) -> dict[str, Any]:
+    """GET /status/{id}: RunPod's shape per state (times only once known; `error` only on failures)."""
+    body: dict[str, Any] = {"id": job.id, "status": job.status}
+    if job.delay_ms is not None:
+        body["delayTime"] = job.delay_ms
+    if job.execution_ms is not None:
+        body["executionTime"] = job.execution_ms
+    if job.worker_id:
+        body["workerId"] = job.worker_id
+    if job.retries:
+        body["retries"] = job.retries
+    if job.status == "COMPLETED":
+        body["output"] = job.output
+    elif job.status == "IN_PROGRESS" and job.progress is not None:
+        body["output"] = job.progress
+    elif job.error is not None:
+        body["error"] = job.error
+    return body
+
+
+def job_accepted(job: JobRecord) -> dict[str, Any]:
+    return {"id": job.id, "status": job.status}
+
+
+def webhook_payload(job: JobRecord) -> dict[str, Any]:
+    """What RunPod POSTs to a job's webhook when it finishes."""
+    body: dict[str, Any] = {"id": job.id, "status": job.status, "delayTime": job.delay_ms or 0,
+                            "executionTime": job.execution_ms or 0, "input": job.input}
+    if job.status == "COMPLETED":
+        body["output"] = job.output
+    else:
+        body["error"] = job.error if job.error is not None else job.status.lower().replace("_", " ")
+    body["webhook"] = job.webhook
+    return body
+
+
+def unix_now() -> int:
+    return int(time.time())

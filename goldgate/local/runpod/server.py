@@ -1,0 +1,296 @@
+"""The RunPod emulator's HTTP shell: a route table over the backend and the wire format.
+
+One port serves the REST v2 control plane (`/v2/serverless...`, `/v2/catalog/gpus`), the serverless
+data plane (`/v2/{endpoint}/run` ...), and the worker URLs the runpod SDK calls
+(`/v2/{endpoint}/job-take/{worker}` ...). Threaded: long-polls hold a thread each."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from goldgate.local.runpod import responses
+from goldgate.local.runpod.backend import EmulatorError, RunPodBackend
+from goldgate.local.runpod.openapi import component, schema_errors
+from goldgate.logs import JsonLogger
+
+MAX_BODY = 21 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    params: dict[str, str]
+
+    def json(self) -> Any:
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise EmulatorError(400, "Bad Request", "request body is not valid JSON") from None
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any = None
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+Handler = Callable[[Request], Reply]
+
+
+class RunPodApp:
+    """Routing and auth; each route is a short function over the backend."""
+
+    def __init__(self, backend: RunPodBackend, api_key: str, worker_token: str, data_base: str,
+                 log: JsonLogger) -> None:
+        self.backend = backend
+        self.api_key = api_key
+        self.worker_token = worker_token
+        self.data_base = data_base
+        self.log = log
+        cfg = backend.config
+        W = r"(?P<eid>[A-Za-z0-9_-]+)"
+        # (method, pattern, auth, handler): auth is "api" (Bearer key) or "worker" (the pod's key)
+        self.routes: list[tuple[str, re.Pattern[str], str, Handler]] = [
+            ("GET", re.compile(r"/v2/serverless"), "api", self.list_endpoints),
+            ("POST", re.compile(r"/v2/serverless"), "api", self.create_endpoint),
+            ("GET", re.compile(r"/v2/serverless/(?P<id>[^/]+)"), "api", self.get_endpoint),
+            ("PATCH", re.compile(r"/v2/serverless/(?P<id>[^/]+)"), "api", self.update_endpoint),
+            ("DELETE", re.compile(r"/v2/serverless/(?P<id>[^/]+)"), "api", self.delete_endpoint),
+            ("GET", re.compile(r"/v2/serverless/(?P<id>[^/]+)/releases"), "api", self.list_releases),
+            ("GET", re.compile(r"/v2/serverless/(?P<id>[^/]+)/workers"), "api", self.list_workers),
+            ("GET", re.compile(r"/v2/catalog/gpus"), "api", lambda r: Reply(200, responses.gpu_types())),
+            ("POST", re.compile(rf"/v2/{W}/run"), "api", self.run),
+            ("POST", re.compile(rf"/v2/{W}/runsync"), "api", self.runsync),
+            ("GET", re.compile(rf"/v2/{W}/status/(?P<jid>[^/]+)"), "api", self.status),
+            ("POST", re.compile(rf"/v2/{W}/cancel/(?P<jid>[^/]+)"), "api", self.cancel),
+            ("POST", re.compile(rf"/v2/{W}/retry/(?P<jid>[^/]+)"), "api", self.retry),
+            ("POST", re.compile(rf"/v2/{W}/purge-queue"), "api", self.purge_queue),
+            ("GET", re.compile(rf"/v2/{W}/health"), "api", self.health),
+            ("GET", re.compile(rf"/v2/{W}/job-take/(?P<wid>[^/]+)"), "worker", self.job_take),
+            ("GET", re.compile(rf"/v2/{W}/job-take-batch/(?P<wid>[^/]+)"), "worker", self.job_take_batch),
+            ("POST", re.compile(rf"/v2/{W}/job-done/(?P<wid>[^/]+)/(?P<jid>[^/]+)"), "worker", self.job_done),
+            ("POST", re.compile(rf"/v2/{W}/job-stream/(?P<wid>[^/]+)/(?P<jid>[^/]+)"), "worker",
+             lambda r: Reply(200, {})),
+            ("GET", re.compile(rf"/v2/{W}/job-stop/(?P<wid>[^/]+)"), "worker", self.job_stop),
+            ("GET", re.compile(rf"/v2/{W}/ping/(?P<wid>[^/]+)"), "worker", self.ping),
+        ]
+        self.job_take_hold_s = cfg.job_take_hold_s
+
+    # ---- dispatch -------------------------------------------------------------------------------
+
+    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        parts = urlsplit(target)
+        path = parts.path.rstrip("/") or "/"
+        control = path.startswith(("/v2/serverless", "/v2/catalog"))
+        allowed = []
+        for m, pattern, auth, handler in self.routes:
+            match = pattern.fullmatch(path)
+            if not match:
+                continue
+            if m != method:
+                allowed.append(m)
+                continue
+            try:
+                self._authorize(auth, headers)
+                req = Request(method, path, parse_qs(parts.query), headers, body, match.groupdict())
+                return handler(req)
+            except EmulatorError as exc:
+                return self._error(exc, control)
+        if allowed:
+            return self._error(EmulatorError(405, "Method Not Allowed", f"{method} is not allowed on {path}"),
+                               control, (("Allow", ", ".join(sorted(set(allowed)))),))
+        return self._error(EmulatorError(404, "Not Found", f"no such route: {method} {path}"), control)
+
+    def _authorize(self, kind: str, headers: dict[str, str]) -> None:
+        given = headers.get("authorization", "")
+        token = given[7:] if given.lower().startswith("bearer ") else given
+        valid = {self.api_key} if kind == "api" else {self.worker_token, self.api_key}
+        if not token:
+            raise EmulatorError(401, "Unauthorized", "missing bearer token")
+        if token not in valid:
+            raise EmulatorError(401, "Unauthorized", "invalid API key")
+
+    def _error(self, exc: EmulatorError, control: bool,
+               extra: tuple[tuple[str, str], ...] = ()) -> Reply:
+        headers = list(extra)
+        if exc.retry_after_s is not None:
+            headers.append(("Retry-After", str(max(1, int(exc.retry_after_s + 0.999)))))
+        if control:
+            return Reply(exc.status, responses.problem(exc.status, exc.title, exc.detail, exc.errors),
+                         "application/problem+json", tuple(headers))
+        # The serverless data plane answers errors as {"error": "..."}.
+        return Reply(exc.status, {"error": exc.detail}, headers=tuple(headers))
+
+    # ---- control plane --------------------------------------------------------------------------
+
+    def _validated(self, req: Request, schema: str) -> dict[str, Any]:
+        body = req.json()
+        if not isinstance(body, dict):
+            raise EmulatorError(400, "Bad Request", "request body must be a JSON object")
+        errors = schema_errors(component(schema), body)
+        if errors:
+            raise EmulatorError(422, "Unprocessable Entity", "Request validation failed.", errors)
+        return body
+
+    def list_endpoints(self, req: Request) -> Reply:
+        with self.backend.lock:
+            return Reply(200, responses.endpoints(list(self.backend.endpoints.values()), self.data_base))
+
+    def create_endpoint(self, req: Request) -> Reply:
+        ep = self.backend.create_endpoint(self._validated(req, "CreateEndpointRequest"))
+        with self.backend.lock:
+            return Reply(201, responses.endpoint(ep, self.data_base))
+
+    def get_endpoint(self, req: Request) -> Reply:
+        with self.backend.lock:
+            return Reply(200, responses.endpoint(self.backend.endpoint(req.params["id"]), self.data_base))
+
+    def update_endpoint(self, req: Request) -> Reply:
+        ep = self.backend.update_endpoint(req.params["id"], self._validated(req, "UpdateEndpointRequest"))
+        with self.backend.lock:
+            return Reply(200, responses.endpoint(ep, self.data_base))
+
+    def delete_endpoint(self, req: Request) -> Reply:
+        stops = self.backend.delete_endpoint(req.params["id"])
+        self.on_stops(stops)
+        return Reply(204)
+
+    def on_stops(self, stops: list[Any]) -> None:  # replaced by the emulator with the fleet's apply
+        pass
+
+    def list_releases(self, req: Request) -> Reply:
+        with self.backend.lock:
+            return Reply(200, responses.releases(self.backend, self.backend.endpoint(req.params["id"])))
+
+    def list_workers(self, req: Request) -> Reply:
+        with self.backend.lock:
+            ep = self.backend.endpoint(req.params["id"])
+            return Reply(200, responses.workers(self.backend, ep, self.backend.config.gpu_type))
+
+    # ---- data plane -----------------------------------------------------------------------------
+
+    def run(self, req: Request) -> Reply:
+        job = self.backend.submit(req.params["eid"], req.json(), len(req.body))
+        with self.backend.lock:
+            return Reply(200, responses.job_accepted(job))
+
+    def runsync(self, req: Request) -> Reply:
+        wait_s = self.backend.config.runsync_wait_s
+        if "wait" in req.query:
+            try:
+                wait_s = min(300.0, max(1.0, int(req.query["wait"][0]) / 1000.0))
+            except ValueError:
+                raise EmulatorError(400, "Bad Request", "wait must be an integer number of milliseconds") from None
+        job = self.backend.submit(req.params["eid"], req.json(), len(req.body), sync=True)
+        job = self.backend.wait_terminal(req.params["eid"], job.id, wait_s)
+        with self.backend.lock:
+            return Reply(200, responses.job_status(job))
+
+    def status(self, req: Request) -> Reply:
+        with self.backend.lock:
+            return Reply(200, responses.job_status(self.backend.job(req.params["eid"], req.params["jid"])))
+
+    def cancel(self, req: Request) -> Reply:
+        job = self.backend.cancel(req.params["eid"], req.params["jid"])
+        with self.backend.lock:
+            return Reply(200, responses.job_accepted(job))
+
+    def retry(self, req: Request) -> Reply:
+        job = self.backend.retry(req.params["eid"], req.params["jid"])
+        with self.backend.lock:
+            return Reply(200, responses.job_accepted(job))
+
+    def purge_queue(self, req: Request) -> Reply:
+        return Reply(200, {"removed": self.backend.purge_queue(req.params["eid"]), "status": "completed"})
+
+    def health(self, req: Request) -> Reply:
+        return Reply(200, self.backend.health(req.params["eid"]))
+
+    # ---- worker URLs (runpod SDK, cloud mode) ---------------------------------------------------
+
+    def job_take(self, req: Request) -> Reply:
+        jobs = self.backend.take(req.params["eid"], req.params["wid"], 1, self.job_take_hold_s)
+        return Reply(200, jobs[0]) if jobs else Reply(204)
+
+    def job_take_batch(self, req: Request) -> Reply:
+        try:
+            size = max(1, min(100, int(req.query.get("batch_size", ["1"])[0])))
+        except ValueError:
+            raise EmulatorError(400, "Bad Request", "batch_size must be an integer") from None
+        jobs = self.backend.take(req.params["eid"], req.params["wid"], size, self.job_take_hold_s)
+        return Reply(200, jobs) if jobs else Reply(204)
+
+    def job_done(self, req: Request) -> Reply:
+        self.backend.done(req.params["eid"], req.params["wid"], req.params["jid"], req.json())
+        return Reply(200, {})
+
+    def job_stop(self, req: Request) -> Reply:
+        ids = self.backend.stop_signals(req.params["eid"], req.params["wid"], self.job_take_hold_s)
+        return Reply(200, {"jobsToStop": ids}) if ids else Reply(204)
+
+    def ping(self, req: Request) -> Reply:
+        self.backend.ping(req.params["eid"], req.params["wid"])
+        return Reply(200, {})
+
+
+class _HTTPHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: RunPodHTTPServer
+
+    def _serve(self) -> None:
+        length_text = self.headers.get("Content-Length") or "0"
+        try:
+            length = int(length_text)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            self.close_connection = True
+            reply = Reply(413 if length > 0 else 400, {"error": f"request body must be 0..{MAX_BODY} bytes "
+                                                                f"with a valid Content-Length"})
+        else:
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                reply = self.server.app.handle(self.command, self.path, headers, body)
+            except Exception as exc:  # noqa: BLE001 -- the emulator must answer, never drop the connection
+                self.server.app.log.error("http.internal_error", path=urlsplit(self.path).path,
+                                          error=f"{type(exc).__name__}: {exc}")
+                reply = Reply(500, {"error": "internal emulator error; see the emulator log"})
+        payload = b"" if reply.body is None or reply.status == 204 else json.dumps(reply.body).encode()
+        self.send_response(reply.status)
+        if payload:
+            self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for k, v in reply.headers:
+            self.send_header(k, v)
+        self.end_headers()
+        if payload:
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # request lines could carry a webhook signature in a query; the app logs what matters
+
+
+class RunPodHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, host: str, port: int, app: RunPodApp) -> None:
+        self.app = app
+        super().__init__((host, port), _HTTPHandler)

@@ -1,0 +1,144 @@
+"""Webhook delivery the way RunPod does it: POST the finished job, expect 200, retry up to
+`webhook_attempts - 1` more times `webhook_retry_delay_s` apart, plus the injected faults
+(duplicates, reordering, delays, lost attempts, lost webhooks)."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from goldgate.local.runpod.config import EmulatorConfig
+from goldgate.local.runpod.faults import FaultPlan
+from goldgate.logs import JsonLogger
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One attempt, for drills and tests: outcome is 'ok', 'http <code>', 'error <type>', 'dropped' or
+    'dropped-all'."""
+
+    job_id: str
+    status: str
+    copy: int
+    attempt: int
+    outcome: str
+
+
+@dataclass
+class _Delivery:
+    job_id: str
+    url: str
+    payload: dict[str, Any]
+    copy: int
+    attempt: int = 1
+    drop_this: bool = False
+
+
+def redact_url(url: str) -> str:
+    """Scheme, host and path only: the query carries the per-job signature and must not be logged."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+class WebhookDispatcher:
+    """A due-time queue served by a few sender threads; `send` never blocks the caller."""
+
+    def __init__(self, config: EmulatorConfig, log: JsonLogger, senders: int = 4) -> None:
+        self.config = config
+        self.plan = FaultPlan(config.faults)
+        self.log = log
+        self._heap: list[tuple[float, int, _Delivery]] = []
+        self._seq = itertools.count()
+        self._cv = threading.Condition()
+        self._stopped = False
+        self._in_flight = 0
+        self.history: list[DeliveryRecord] = []
+        self._client = httpx.Client(timeout=config.webhook_timeout_s, follow_redirects=False,
+                                    headers={"Content-Type": "application/json", "User-Agent": "RunPod-Webhook"})
+        self._threads = [threading.Thread(target=self._serve, name=f"runpod-webhook-{i}", daemon=True)
+                         for i in range(senders)]
+        for t in self._threads:
+            t.start()
+
+    def send(self, job_id: str, url: str, payload: dict[str, Any]) -> None:
+        status = str(payload.get("status"))
+        if self.plan.drop_all(job_id):
+            self._record(DeliveryRecord(job_id, status, 0, 0, "dropped-all"))
+            self.log.warning("webhook.dropped_all", job_id=job_id, status=status, url=redact_url(url),
+                             reason="faults.drop_all_deliveries_rate: recovery must settle this job")
+            return
+        drop_first = self.plan.drop_first(job_id)
+        now = time.monotonic()
+        with self._cv:
+            for copy in range(self.plan.copies()):
+                d = _Delivery(job_id, url, payload, copy, 1, drop_first)
+                heapq.heappush(self._heap, (now + self.plan.hold_s(job_id, copy), next(self._seq), d))
+            self._cv.notify_all()
+
+    def pending(self) -> int:
+        with self._cv:
+            return len(self._heap) + self._in_flight
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopped = True
+            dropped = len(self._heap)
+            self._heap.clear()
+            self._cv.notify_all()
+        for t in self._threads:
+            t.join(timeout=self.config.webhook_timeout_s + 1)
+        self._client.close()
+        if dropped:
+            self.log.warning("webhook.discarded_on_stop", count=dropped)
+
+    def _serve(self) -> None:
+        while True:
+            with self._cv:
+                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    self._cv.wait(None if not self._heap else max(0.0, self._heap[0][0] - time.monotonic()))
+                if self._stopped:
+                    return
+                _, _, d = heapq.heappop(self._heap)
+                self._in_flight += 1
+            try:
+                self._attempt(d)
+            finally:
+                with self._cv:
+                    self._in_flight -= 1
+
+    def _attempt(self, d: _Delivery) -> None:
+        status = str(d.payload.get("status"))
+        if d.drop_this and d.attempt == 1:
+            outcome = "dropped"
+        else:
+            try:
+                response = self._client.post(d.url, json=d.payload)
+                outcome = "ok" if response.status_code == 200 else f"http {response.status_code}"
+            except httpx.HTTPError as exc:
+                outcome = f"error {type(exc).__name__}"
+        self._record(DeliveryRecord(d.job_id, status, d.copy, d.attempt, outcome))
+        fields = {"job_id": d.job_id, "status": status, "copy": d.copy, "attempt": d.attempt,
+                  "url": redact_url(d.url), "outcome": outcome}
+        if outcome == "ok":
+            self.log.info("webhook.delivered", **fields)
+            return
+        if d.attempt >= self.config.webhook_attempts:
+            self.log.warning("webhook.gave_up", **fields)
+            return
+        self.log.warning("webhook.retry_scheduled", delay_s=self.config.webhook_retry_delay_s, **fields)
+        d.attempt += 1
+        with self._cv:
+            due = time.monotonic() + self.config.webhook_retry_delay_s
+            heapq.heappush(self._heap, (due, next(self._seq), d))
+            self._cv.notify_all()
+
+    def _record(self, record: DeliveryRecord) -> None:
+        with self._cv:
+            self.history.append(record)
