@@ -1,0 +1,450 @@
+"""The emulated ComfyUI: its node catalogue, model folders, prompt validation, queue and history.
+
+Validation follows ComfyUI's execution.validate_prompt/validate_inputs: the same error types,
+messages and `details` text (`ckpt_name: 'x' not in []`), with loader choices listed from the
+files really present under the models directory, exactly as ComfyUI's folder_paths does.
+Execution renders a PNG whose size comes from the latent node and whose pixels come from every
+value upstream of the SaveImage node (seed, prompt, steps...), so mis-wired parameters show.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import random
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+# ComfyUI folder_paths: folder name -> directories scanned (relative to the models dir).
+FOLDERS: dict[str, tuple[str, ...]] = {
+    "checkpoints": ("checkpoints",),
+    "diffusion_models": ("diffusion_models", "unet"),
+    "text_encoders": ("text_encoders", "clip"),
+    "vae": ("vae",),
+    "loras": ("loras",),
+}
+MODEL_EXTENSIONS = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
+SAMPLERS = ["euler", "euler_cfg_pp", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2m",
+            "dpmpp_2m_sde", "dpmpp_sde", "ddim", "uni_pc"]
+SCHEDULERS = ["normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform", "beta"]
+CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "flux",
+              "sdxl", "hunyuan_video"]
+MAX_RESOLUTION = 16384
+INT_MAX = 0xFFFFFFFFFFFFFFFF
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """One node class: required inputs as ComfyUI declares them, output types, whether it is an output."""
+
+    name: str
+    category: str
+    required: dict[str, tuple[Any, ...]]
+    outputs: tuple[str, ...]
+    output_node: bool = False
+
+
+def _models(folder: str) -> tuple[Any, ...]:
+    return (("__models__", folder),)
+
+
+NODE_TYPES: dict[str, NodeType] = {n.name: n for n in (
+    NodeType("CheckpointLoaderSimple", "loaders", {"ckpt_name": _models("checkpoints")}, ("MODEL", "CLIP", "VAE")),
+    NodeType("UNETLoader", "advanced/loaders", {
+        "unet_name": _models("diffusion_models"),
+        "weight_dtype": (["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"],)}, ("MODEL",)),
+    NodeType("CLIPLoader", "advanced/loaders", {
+        "clip_name": _models("text_encoders"), "type": (CLIP_TYPES,)}, ("CLIP",)),
+    NodeType("DualCLIPLoader", "advanced/loaders", {
+        "clip_name1": _models("text_encoders"), "clip_name2": _models("text_encoders"),
+        "type": (["sdxl", "sd3", "flux", "hunyuan_video"],)}, ("CLIP",)),
+    NodeType("VAELoader", "loaders", {"vae_name": _models("vae")}, ("VAE",)),
+    NodeType("LoraLoader", "loaders", {
+        "model": ("MODEL",), "clip": ("CLIP",), "lora_name": _models("loras"),
+        "strength_model": ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01}),
+        "strength_clip": ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01})},
+        ("MODEL", "CLIP")),
+    NodeType("LoraLoaderModelOnly", "loaders", {
+        "model": ("MODEL",), "lora_name": _models("loras"),
+        "strength_model": ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01})}, ("MODEL",)),
+    NodeType("CLIPTextEncode", "conditioning", {
+        "text": ("STRING", {"multiline": True, "dynamicPrompts": True}), "clip": ("CLIP",)}, ("CONDITIONING",)),
+    NodeType("EmptyLatentImage", "latent", {
+        "width": ("INT", {"default": 512, "min": 16, "max": MAX_RESOLUTION, "step": 8}),
+        "height": ("INT", {"default": 512, "min": 16, "max": MAX_RESOLUTION, "step": 8}),
+        "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096})}, ("LATENT",)),
+    NodeType("EmptySD3LatentImage", "latent/sd3", {
+        "width": ("INT", {"default": 1024, "min": 16, "max": MAX_RESOLUTION, "step": 16}),
+        "height": ("INT", {"default": 1024, "min": 16, "max": MAX_RESOLUTION, "step": 16}),
+        "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096})}, ("LATENT",)),
+    NodeType("KSampler", "sampling", {
+        "model": ("MODEL",),
+        "seed": ("INT", {"default": 0, "min": 0, "max": INT_MAX}),
+        "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
+        "cfg": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
+        "sampler_name": (SAMPLERS,), "scheduler": (SCHEDULERS,),
+        "positive": ("CONDITIONING",), "negative": ("CONDITIONING",), "latent_image": ("LATENT",),
+        "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01})}, ("LATENT",)),
+    NodeType("VAEDecode", "latent", {"samples": ("LATENT",), "vae": ("VAE",)}, ("IMAGE",)),
+    NodeType("SaveImage", "image", {
+        "images": ("IMAGE",), "filename_prefix": ("STRING", {"default": "ComfyUI"})}, (), output_node=True),
+)}
+
+
+class PromptInvalid(Exception):
+    """ComfyUI's answer to a prompt that fails validation: `error` and `node_errors` as it sends them."""
+
+    def __init__(self, error: dict[str, Any], node_errors: dict[str, Any]) -> None:
+        super().__init__(error.get("message"))
+        self.error = error
+        self.node_errors = node_errors
+
+
+def _error(kind: str, message: str, details: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"type": kind, "message": message, "details": details, "extra_info": extra or {}}
+
+
+@dataclass
+class _Task:
+    number: int
+    prompt_id: str
+    prompt: dict[str, Any]
+    extra_data: dict[str, Any]
+    outputs: list[str]
+
+    def as_list(self) -> list[Any]:
+        return [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs]
+
+
+@dataclass
+class _State:
+    queue: list[_Task] = field(default_factory=list)
+    running: _Task | None = None
+    history: dict[str, dict[str, Any]] = field(default_factory=dict)
+    number: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class ComfyBackend:
+    """State and rules of one emulated ComfyUI instance. Thread-safe; one executor thread renders."""
+
+    def __init__(self, models_dir: Path, output_dir: Path, render_delay_s: float = 0.0) -> None:
+        self.models_dir = Path(models_dir)
+        self.output_dir = Path(output_dir)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.render_delay_s = render_delay_s
+        self._state = _State()
+        self._lock = threading.Condition()
+        self._interrupt = threading.Event()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._execute_loop, name="comfyui-emulator-exec", daemon=True)
+        self._thread.start()
+
+    # -- models --------------------------------------------------------------------------------------
+    def models(self, folder: str) -> list[str]:
+        """Files a loader lists, as ComfyUI's folder_paths.get_filename_list does (relative, sorted)."""
+        names: set[str] = set()
+        for directory in FOLDERS.get(folder, ()):
+            base = self.models_dir / directory
+            if not base.is_dir():
+                continue
+            for path in base.rglob("*"):
+                if path.is_file() and path.suffix.lower() in MODEL_EXTENSIONS:
+                    names.add(path.relative_to(base).as_posix())
+        return sorted(names)
+
+    def resolved_inputs(self, node_type: NodeType) -> dict[str, tuple[Any, ...]]:
+        resolved = {}
+        for name, spec in node_type.required.items():
+            if isinstance(spec[0], tuple) and spec[0][0] == "__models__":
+                resolved[name] = (self.models(spec[0][1]),)
+            else:
+                resolved[name] = spec
+        return resolved
+
+    # -- validation ----------------------------------------------------------------------------------
+    def _validate_node(self, prompt: dict[str, Any], node_id: str, validated: dict[str, Any]) -> tuple[bool, list]:
+        if node_id in validated:
+            return validated[node_id]
+        node = prompt[node_id]
+        node_type = NODE_TYPES[node["class_type"]]
+        inputs = node.get("inputs") or {}
+        required = self.resolved_inputs(node_type)
+        errors: list[dict[str, Any]] = []
+        valid = True
+        for name, info in required.items():
+            if name not in inputs:
+                errors.append(_error("required_input_missing", "Required input is missing", name,
+                                     {"input_name": name}))
+                continue
+            value = inputs[name]
+            type_input = info[0]
+            if isinstance(value, list):
+                if len(value) != 2 or str(value[0]) not in prompt or not isinstance(value[1], int):
+                    errors.append(_error("bad_linked_input",
+                                         "Bad linked input, must be a length-2 list of [node_id, slot_index]",
+                                         name, {"input_name": name, "input_config": info, "received_value": value}))
+                    continue
+                linked = prompt[str(value[0])]
+                linked_type = NODE_TYPES[linked["class_type"]]
+                received = linked_type.outputs[value[1]] if 0 <= value[1] < len(linked_type.outputs) else None
+                if received != type_input:
+                    errors.append(_error("return_type_mismatch", "Return type mismatch between linked nodes",
+                                         f"{name}, received_type({received}) mismatch input_type({type_input})",
+                                         {"input_name": name, "input_config": info, "received_type": received,
+                                          "linked_node": value}))
+                    continue
+                ok, _ = self._validate_node(prompt, str(value[0]), validated)
+                if not ok:
+                    valid = False
+                continue
+            error = self._check_value(name, value, info)
+            if error is not None:
+                errors.append(error)
+            elif type_input in ("INT", "FLOAT"):
+                inputs[name] = int(value) if type_input == "INT" else float(value)
+        result = (valid and not errors, errors)
+        validated[node_id] = result
+        return result
+
+    @staticmethod
+    def _check_value(name: str, value: Any, info: tuple[Any, ...]) -> dict[str, Any] | None:
+        type_input = info[0]
+        options = info[1] if len(info) > 1 else {}
+        if type_input in ("INT", "FLOAT", "STRING"):
+            try:
+                if type_input == "INT":
+                    value = int(value)
+                elif type_input == "FLOAT":
+                    value = float(value)
+                else:
+                    value = str(value)
+            except (TypeError, ValueError) as exc:
+                return _error("invalid_input_type", f"Failed to convert an input value to a {type_input} value",
+                              f"{name}, {value}, {exc}", {"input_name": name, "input_config": info,
+                                                          "received_value": value, "exception_message": str(exc)})
+            if "min" in options and value < options["min"]:
+                return _error("value_smaller_than_min", f"Value {value} smaller than min of {options['min']}",
+                              name, {"input_name": name, "input_config": info, "received_value": value})
+            if "max" in options and value > options["max"]:
+                return _error("value_bigger_than_max", f"Value {value} bigger than max of {options['max']}",
+                              name, {"input_name": name, "input_config": info, "received_value": value})
+            return None
+        if isinstance(type_input, list) and value not in type_input:
+            # ComfyUI does not echo gigantic lists (scanned model paths) back.
+            big = len(type_input) > 20
+            listing = f"(list of length {len(type_input)})" if big else str(type_input)
+            return _error("value_not_in_list", "Value not in list", f"{name}: '{value}' not in {listing}",
+                          {"input_name": name, "input_config": None if big else info, "received_value": value})
+        return None
+
+    def validate_prompt(self, prompt: Any) -> list[str]:
+        """Returns the output node ids to execute, or raises PromptInvalid with ComfyUI's error shapes."""
+        if not isinstance(prompt, dict):
+            raise PromptInvalid(_error("invalid_prompt", "Invalid prompt: prompt must be an object",
+                                       str(type(prompt).__name__)), {})
+        for node_id, node in prompt.items():
+            if not isinstance(node, dict) or "class_type" not in node:
+                raise PromptInvalid(_error("invalid_prompt",
+                                           "Cannot execute because a node is missing the class_type property.",
+                                           f"Node ID '#{node_id}'"), {})
+            if node["class_type"] not in NODE_TYPES:
+                raise PromptInvalid(_error(
+                    "missing_node_type", f"Node '{node['class_type']}' not found. The custom node may not be installed.",
+                    f"Node ID '#{node_id}'", {"node_id": node_id, "class_type": node["class_type"]}), {})
+        outputs = [nid for nid, node in prompt.items() if NODE_TYPES[node["class_type"]].output_node]
+        if not outputs:
+            raise PromptInvalid(_error("prompt_no_outputs", "Prompt has no outputs", ""), {})
+        validated: dict[str, Any] = {}
+        good: list[str] = []
+        failures: list[tuple[str, list]] = []
+        node_errors: dict[str, Any] = {}
+        for output in outputs:
+            ok, reasons = self._validate_node(prompt, output, validated)
+            if ok:
+                good.append(output)
+                continue
+            failures.append((output, reasons))
+            for node_id, (node_ok, node_reasons) in validated.items():
+                if not node_ok and node_reasons:
+                    entry = node_errors.setdefault(node_id, {"errors": node_reasons, "dependent_outputs": [],
+                                                             "class_type": prompt[node_id]["class_type"]})
+                    entry["dependent_outputs"].append(output)
+        if not good:
+            lines = [f"{e['message']}: {e['details']}" for _, reasons in failures for e in reasons]
+            raise PromptInvalid(_error("prompt_outputs_failed_validation", "Prompt outputs failed validation",
+                                       "\n".join(lines)), node_errors)
+        return good
+
+    # -- queue ---------------------------------------------------------------------------------------
+    def submit(self, prompt: Any, client_id: str | None = None, prompt_id: str | None = None) -> tuple[str, int]:
+        prompt = copy.deepcopy(prompt)
+        outputs = self.validate_prompt(prompt)
+        with self._lock:
+            number = self._state.number
+            self._state.number += 1
+            task = _Task(number, prompt_id or str(uuid.uuid4()), prompt,
+                         {"client_id": client_id} if client_id else {}, outputs)
+            self._state.queue.append(task)
+            self._lock.notify_all()
+        return task.prompt_id, number
+
+    def queue_snapshot(self) -> tuple[list[list[Any]], list[list[Any]]]:
+        with self._lock:
+            running = [self._state.running.as_list()] if self._state.running else []
+            return running, [t.as_list() for t in self._state.queue]
+
+    def remaining(self) -> int:
+        with self._lock:
+            return len(self._state.queue) + (1 if self._state.running else 0)
+
+    def delete_queued(self, prompt_ids: list[str]) -> None:
+        with self._lock:
+            self._state.queue = [t for t in self._state.queue if t.prompt_id not in prompt_ids]
+
+    def clear_queue(self) -> None:
+        with self._lock:
+            self._state.queue = []
+
+    def interrupt(self) -> None:
+        self._interrupt.set()
+
+    def history(self, prompt_id: str | None = None, max_items: int | None = None) -> dict[str, Any]:
+        with self._lock:
+            if prompt_id is not None:
+                entry = self._state.history.get(prompt_id)
+                return {prompt_id: copy.deepcopy(entry)} if entry else {}
+            items = list(self._state.history.items())
+            if max_items is not None:
+                items = items[-max_items:]
+            return copy.deepcopy(dict(items))
+
+    def clear_history(self, prompt_ids: list[str] | None = None) -> None:
+        with self._lock:
+            if prompt_ids is None:
+                self._state.history.clear()
+            for pid in prompt_ids or []:
+                self._state.history.pop(pid, None)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            self._lock.notify_all()
+        self._interrupt.set()
+        self._thread.join(timeout=5)
+
+    # -- execution -----------------------------------------------------------------------------------
+    def _execute_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._state.queue and not self._stopped:
+                    self._lock.wait()
+                if self._stopped:
+                    return
+                self._state.queue.sort(key=lambda t: t.number)
+                task = self._state.queue.pop(0)
+                self._state.running = task
+            self._interrupt.clear()
+            started = int(time.time() * 1000)
+            messages: list[list[Any]] = [["execution_start", {"prompt_id": task.prompt_id, "timestamp": started}],
+                                         ["execution_cached", {"nodes": [], "prompt_id": task.prompt_id,
+                                                               "timestamp": started}]]
+            interrupted = self._interrupt.wait(self.render_delay_s) if self.render_delay_s > 0 else False
+            outputs: dict[str, Any] = {}
+            if interrupted:
+                status = "error"
+                messages.append(["execution_interrupted", {"prompt_id": task.prompt_id, "node_id": task.outputs[0],
+                                                           "node_type": "SaveImage", "executed": [],
+                                                           "timestamp": int(time.time() * 1000)}])
+            else:
+                for node_id in task.outputs:
+                    outputs[node_id] = {"images": self._save_images(task.prompt, node_id)}
+                status = "success"
+                messages.append(["execution_success", {"prompt_id": task.prompt_id,
+                                                       "timestamp": int(time.time() * 1000)}])
+            with self._lock:
+                self._state.running = None
+                self._state.history[task.prompt_id] = {
+                    "prompt": task.as_list(), "outputs": outputs,
+                    "status": {"status_str": status, "completed": status == "success", "messages": messages},
+                    "meta": {nid: {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
+                             for nid in outputs}}
+                self._lock.notify_all()
+
+    def _upstream(self, prompt: dict[str, Any], node_id: str, seen: dict[str, Any]) -> None:
+        if node_id in seen:
+            return
+        node = prompt[node_id]
+        values = {k: v for k, v in sorted(node["inputs"].items()) if not isinstance(v, list)}
+        seen[node_id] = {"class_type": node["class_type"], "values": values}
+        for value in node["inputs"].values():
+            if isinstance(value, list):
+                self._upstream(prompt, str(value[0]), seen)
+
+    def _latent(self, prompt: dict[str, Any], node_id: str) -> dict[str, Any]:
+        """The Empty*LatentImage feeding this node, following the first LATENT/IMAGE links."""
+        node = prompt[node_id]
+        if node["class_type"] in ("EmptyLatentImage", "EmptySD3LatentImage"):
+            return node["inputs"]
+        for name in ("images", "samples", "latent_image"):
+            link = node["inputs"].get(name)
+            if isinstance(link, list):
+                return self._latent(prompt, str(link[0]))
+        raise PromptInvalid(_error("exception_during_validation", "no latent image upstream", node_id), {})
+
+    def render(self, prompt: dict[str, Any], save_node: str) -> list[bytes]:
+        """Deterministic PNGs for one SaveImage node: same upstream values -> same bytes."""
+        upstream: dict[str, Any] = {}
+        self._upstream(prompt, save_node, upstream)
+        upstream[save_node]["values"].pop("filename_prefix", None)  # naming does not change pixels
+        fingerprint = json.dumps(sorted(upstream.values(), key=lambda v: json.dumps(v, sort_keys=True)),
+                                 sort_keys=True)
+        latent = self._latent(prompt, save_node)
+        # A latent pixel covers 8x8 image pixels: sizes round down to a multiple of 8, as in ComfyUI.
+        width, height = max(8, int(latent["width"]) // 8 * 8), max(8, int(latent["height"]) // 8 * 8)
+        images = []
+        for index in range(int(latent.get("batch_size", 1))):
+            seed = int.from_bytes(hashlib.sha256(f"{fingerprint}#{index}".encode()).digest()[:8], "big")
+            rng = random.Random(seed)
+            tile = Image.new("RGB", (8, 8))
+            tile.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(64)])
+            buf = io.BytesIO()
+            tile.resize((width, height), Image.Resampling.NEAREST).save(buf, format="PNG", compress_level=1)
+            images.append(buf.getvalue())
+        return images
+
+    def _save_images(self, prompt: dict[str, Any], node_id: str) -> list[dict[str, str]]:
+        prefix = str(prompt[node_id]["inputs"].get("filename_prefix") or "ComfyUI")
+        subfolder, _, base = prefix.replace("\\", "/").rpartition("/")
+        subfolder = "/".join(p for p in subfolder.split("/") if p not in ("", ".", ".."))
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", base) or "ComfyUI"
+        target = self.output_dir / subfolder
+        target.mkdir(parents=True, exist_ok=True)
+        saved = []
+        for data in self.render(prompt, node_id):
+            with self._lock:
+                counter = self._state.counters.get(prefix, 0) + 1
+                self._state.counters[prefix] = counter
+            filename = f"{base}_{counter:05}_.png"
+            (target / filename).write_bytes(data)
+            saved.append({"filename": filename, "subfolder": subfolder, "type": "output"})
+        return saved
+
+    def view(self, filename: str, subfolder: str = "", kind: str = "output") -> bytes | None:
+        """An output file's bytes, or None; refuses any path outside the output directory."""
+        if kind != "output" or not filename or "/" in filename or "\\" in filename or filename.startswith("."):
+            return None
+        root = self.output_dir.resolve()
+        path = (root / subfolder / filename).resolve()
+        if root not in path.parents or not path.is_file():
+            return None
+        return path.read_bytes()

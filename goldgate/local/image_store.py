@@ -1,0 +1,109 @@
+"""The local, content-addressed image store: `local/worker@sha256:<hex>` names a worker snapshot.
+
+A snapshot is what a Docker build would produce, without Docker: `worker/` (a copy of the worker
+package: code, models.yaml, workflows) and `models/` (each manifest file "baked" as a sparse file of
+the manifest's size under its loader directory). Same tree -> same digest; any change -> new digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from goldgate.errors import StateError
+from images.worker.manifest import ManifestError, check_consistency, load_manifest
+from images.worker.workflows import WorkflowError, load_workflows
+
+REF_PREFIX = "local/worker@sha256:"
+_REF = re.compile(r"^local/worker@sha256:([0-9a-f]{64})$")
+_SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+# A manifest entry whose size is not confirmed still needs a file for loaders to list.
+UNPINNED_PLACEHOLDER_BYTES = 1
+
+
+class ImageStoreError(StateError):
+    """A snapshot cannot be built or a reference does not name one; the message says what to do."""
+
+
+def _source_files(source_dir: Path) -> list[Path]:
+    files = []
+    for path in sorted(source_dir.rglob("*")):
+        rel = path.relative_to(source_dir)
+        if any(part in _SKIP_DIRS or part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_symlink():
+            raise ImageStoreError(f"{path} is a symlink; a worker snapshot holds regular files only")
+        if path.is_file() and path.suffix != ".pyc":
+            files.append(path)
+    return files
+
+
+def snapshot_digest(source_dir: Path) -> str:
+    """sha256 over every file's relative path and content, in sorted order."""
+    h = hashlib.sha256()
+    for path in _source_files(source_dir):
+        rel = path.relative_to(source_dir).as_posix()
+        h.update(f"{rel}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+    return h.hexdigest()
+
+
+def _check_source(source_dir: Path) -> None:
+    if not (source_dir / "handler.py").is_file():
+        raise ImageStoreError(f"{source_dir} is not a worker package (no handler.py)")
+    try:
+        manifest = load_manifest(source_dir / "models.yaml")
+        workflows = load_workflows(source_dir / "workflows")
+    except (ManifestError, WorkflowError) as exc:
+        raise ImageStoreError(f"cannot build a worker image from {source_dir}: {exc}") from None
+    report = check_consistency(manifest, workflows)
+    if not report.ok:
+        raise ImageStoreError(f"cannot build a worker image from {source_dir}: " + "; ".join(report.errors))
+
+
+def build_local_image(source_dir: Path = Path("images/worker"), home: Path = Path(".goldgate")) -> str:
+    """Snapshots the worker package into `<home>/images/<hex>/` and returns `local/worker@sha256:<hex>`."""
+    source_dir = Path(source_dir)
+    _check_source(source_dir)
+    digest = snapshot_digest(source_dir)
+    images = Path(home) / "images"
+    final = images / digest
+    if (final / "worker" / "handler.py").is_file():
+        return REF_PREFIX + digest  # content-addressed: an existing snapshot is this exact tree
+    images.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=images))
+    try:
+        for path in _source_files(source_dir):
+            target = staging / "worker" / path.relative_to(source_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        for model in load_manifest(source_dir / "models.yaml").models:
+            target = staging / "models" / model.directory / model.file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as f:
+                f.truncate(model.size if model.size is not None else UNPINNED_PLACEHOLDER_BYTES)
+        try:
+            os.rename(staging, final)
+        except OSError:
+            if not (final / "worker" / "handler.py").is_file():
+                raise ImageStoreError(f"cannot move the snapshot into {final}; remove it and rebuild") from None
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return REF_PREFIX + digest
+
+
+def resolve(ref: str, home: Path = Path(".goldgate")) -> Path:
+    """The snapshot directory a reference names; clear errors for malformed or unknown references."""
+    match = _REF.match(ref) if isinstance(ref, str) else None
+    if not match:
+        raise ImageStoreError(f"{ref!r} is not a local worker image reference; expected "
+                              f"{REF_PREFIX}<64 lowercase hex> as printed by the local build")
+    path = Path(home) / "images" / match.group(1)
+    if not (path / "worker" / "handler.py").is_file() or not (path / "models").is_dir():
+        raise ImageStoreError(f"no local worker image {ref} under {Path(home) / 'images'}; build it first "
+                              f"(or point GOLDGATE_HOME at the state directory that holds it)")
+    return path

@@ -1,0 +1,96 @@
+"""A local RunPod worker: the ComfyUI emulator over a snapshot's models, preflight, then the snapshot's
+handler under the real `runpod` SDK loop (cloud mode when the RunPod emulator set RUNPOD_WEBHOOK_*).
+
+    python -m goldgate.local.worker_process --snapshot DIR [-- <runpod SDK args, e.g. --test_input JSON>]
+
+Environment: the worker's (docs/INTERFACES.md); COMFY_URL and MODEL_ROOTS are set here.
+COMFY_EMULATOR_STARTUP_S plays a cold start (seconds before the emulator listens; default 0.2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+from goldgate.local.comfyui import ComfyUIEmulator
+from goldgate.logs import JsonLogger
+
+DEFAULT_STARTUP_S = 0.2
+PACKAGE = "worker"  # the snapshot's package directory name
+
+
+class _Terminated(SystemExit):
+    pass
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated(0)
+
+
+def _startup_delay() -> float:
+    raw = os.environ.get("COMFY_EMULATOR_STARTUP_S", "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_STARTUP_S
+    except ValueError:
+        raise SystemExit(f"worker_process: COMFY_EMULATOR_STARTUP_S={raw!r} is not a number of seconds") from None
+    if value < 0:
+        raise SystemExit("worker_process: COMFY_EMULATOR_STARTUP_S must be >= 0")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    sdk_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, sdk_args = argv[:cut], argv[cut + 1:]
+    parser = argparse.ArgumentParser(prog="goldgate.local.worker_process")
+    parser.add_argument("--snapshot", type=Path, required=True, help="a local image snapshot directory")
+    args = parser.parse_args(argv)
+    snapshot = args.snapshot.resolve()
+    log = JsonLogger("orchestrator", stack=os.environ.get("STACK") or None,
+                     worker_image_tag=os.environ.get("WORKER_IMAGE_TAG") or None)
+    if not (snapshot / PACKAGE / "handler.py").is_file() or not (snapshot / "models").is_dir():
+        print(f"worker_process: {snapshot} is not a worker snapshot (needs {PACKAGE}/handler.py and models/)",
+              file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _on_sigterm)  # until the SDK installs its own graceful handler
+    emulator = ComfyUIEmulator(snapshot / "models", startup_delay_s=_startup_delay(),
+                               stack=os.environ.get("STACK") or None)
+    try:
+        emulator.start()
+        os.environ["COMFY_URL"] = emulator.url
+        os.environ["MODEL_ROOTS"] = str(snapshot / "models")
+        # No GPU and no RunPod host here: the SDK's fitness checks would kill the worker.
+        os.environ.setdefault("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS", "true")
+        os.environ.setdefault("RUNPOD_SKIP_GPU_CHECK", "true")
+        sys.path.insert(0, str(snapshot))
+        preflight = importlib.import_module(f"{PACKAGE}.preflight")
+        logs = importlib.import_module(f"{PACKAGE}.logs")
+        report = preflight.run_preflight(snapshot / PACKAGE / "models.yaml", snapshot / PACKAGE / "workflows",
+                                         [snapshot / "models"])
+        preflight.log_report(report, logs.WorkerLog(stack=os.environ.get("STACK") or None,
+                                                    worker_image_tag=os.environ.get("WORKER_IMAGE_TAG") or None,
+                                                    workflow_version=os.environ.get("WORKFLOW_VERSION") or None))
+        if not report.ok:
+            print(f"worker_process: preflight failed, not starting the handler:\n{report.render_text()}",
+                  file=sys.stderr)
+            return 3
+        log.info("local_worker_starting", message=f"snapshot {snapshot}, ComfyUI emulator at {emulator.url}")
+        handler = importlib.import_module(f"{PACKAGE}.handler")
+        sys.argv = [sys.argv[0], *sdk_args]
+        handler.main()
+        return 0
+    except _Terminated:
+        return 0
+    finally:
+        emulator.stop()
+        log.info("local_worker_stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
