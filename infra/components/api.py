@@ -1,0 +1,112 @@
+"""Api: the `service/` Python Worker with its D1 and R2 bindings, secrets, settings and an optional route.
+
+Binding names are the ServiceConfig keys (docs/INTERFACES.md) upper-cased, so the Worker entry
+builds its config with one rule: `ServiceConfig.from_mapping({k.lower(): v for k, v in env})`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_cloudflare as cloudflare
+
+from goldgate.errors import SpecError
+from goldgate.spec import StackSpec
+from infra.names import StackNames
+from infra.worker_bundle import PYTHON, WorkerBundle
+
+COMPATIBILITY_FLAGS = ["python_workers"]
+DB_BINDING = "DB"
+RESULTS_BINDING = "RESULTS"
+
+
+def api_url(spec: StackSpec) -> str:
+    """Where clients and RunPod's webhooks reach the API: custom domain, else the declared public URL."""
+    if spec.api.custom_domain:
+        return f"https://{spec.api.custom_domain}"
+    if spec.api.public_base_url:
+        return spec.api.public_base_url.rstrip("/")
+    if spec.api.route:
+        return "https://" + spec.api.route.split("/", 1)[0].lstrip("*.")
+    raise SpecError(f"stack {spec.name}: goldgate:spec.api needs public_base_url (e.g. the workers.dev URL), "
+                    "custom_domain or route: RunPod's webhooks must know where the API lives")
+
+
+def settings_vars(spec: StackSpec) -> dict[str, str]:
+    """The plain-text settings the service reads (never secrets)."""
+    ep = spec.endpoint
+    out = {"STACK": spec.name, "PUBLIC_BASE_URL": api_url(spec), "WORKFLOW_VERSION": spec.workflow_version,
+           "WORKER_IMAGE_TAG": spec.image or "", "EXECUTION_TIMEOUT_MS": str(ep.execution_timeout_ms),
+           "TTL_MS": str(ep.ttl_ms), "MAX_BODY_BYTES": str(spec.api.max_body_bytes),
+           "SIGNED_URL_TTL_S": str(spec.api.signed_url_ttl_s), "GPU_TYPE": ep.cost_gpu_type,
+           "GPU_COUNT": str(ep.gpu_count)}
+    price = spec.price_per_gpu_second()
+    if price is not None:  # absent: the service falls back to its vendor price table
+        out["PRICE_PER_GPU_SECOND"] = repr(float(price))
+    return out
+
+
+@dataclass(frozen=True)
+class ApiArgs:
+    spec: StackSpec
+    names: StackNames
+    account_id: str
+    bundle: WorkerBundle
+    database_id: pulumi.Input[str]
+    bucket_name: pulumi.Input[str]
+    endpoint_id: pulumi.Input[str]
+    endpoint_base: pulumi.Input[str]
+    runpod_api_key: pulumi.Input[str]
+    webhook_secret: pulumi.Input[str]
+    api_token: pulumi.Input[str]
+
+
+def bindings(args: ApiArgs) -> list[cloudflare.WorkersScriptBindingArgs]:
+    b = cloudflare.WorkersScriptBindingArgs
+    out = [b(type="d1", name=DB_BINDING, id=args.database_id),
+           b(type="r2_bucket", name=RESULTS_BINDING, bucket_name=args.bucket_name)]
+    for name, value in (("API_TOKEN", args.api_token), ("WEBHOOK_SECRET", args.webhook_secret),
+                        ("RUNPOD_API_KEY", args.runpod_api_key)):
+        out.append(b(type="secret_text", name=name, text=pulumi.Output.secret(value)))
+    plain = {**settings_vars(args.spec), "RUNPOD_ENDPOINT_ID": args.endpoint_id,
+             "RUNPOD_ENDPOINT_BASE": args.endpoint_base}
+    out.extend(b(type="plain_text", name=name, text=value) for name, value in sorted(plain.items()))
+    return out
+
+
+class Api(pulumi.ComponentResource):
+    """The API Worker (each apply deploys at 100%), its workers.dev or custom-domain exposure."""
+
+    api_url: str
+    script_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("goldgate:api:Worker", name, None, opts)
+        spec, names = args.spec, args.names
+        child = pulumi.ResourceOptions(parent=self)
+        self.api_url = api_url(spec)
+        files = {f.name: cloudflare.WorkersScriptFilesArgs(content_type=f.content_type, content_base64=f.base64,
+                                                           content_sha256=f.sha256)
+                 for f in args.bundle.files}
+        self.script = cloudflare.WorkersScript(
+            names.logical("api"), account_id=args.account_id, script_name=names.script,
+            main_module=args.bundle.main_module, content=args.bundle.main_content, content_type=PYTHON,
+            compatibility_date=spec.api.compatibility_date, compatibility_flags=COMPATIBILITY_FLAGS,
+            bindings=bindings(args), files=files, opts=child)
+        self.script_name = self.script.script_name
+        if spec.api.custom_domain:
+            self.custom_domain = cloudflare.WorkersCustomDomain(
+                names.logical("api-domain"), account_id=args.account_id, hostname=spec.api.custom_domain,
+                service=self.script.script_name, zone_id=spec.api.zone_id, opts=child)
+        if spec.api.route:
+            if not spec.api.zone_id:
+                raise SpecError(f"stack {spec.name}: goldgate:spec.api.route needs api.zone_id (the zone it lives in)")
+            self.route = cloudflare.WorkersRoute(
+                names.logical("api-route"), zone_id=spec.api.zone_id, pattern=spec.api.route,
+                script=self.script.script_name, opts=child)
+        if self.api_url.endswith(".workers.dev"):
+            self.subdomain = cloudflare.WorkersScriptSubdomain(
+                names.logical("api-workers-dev"), account_id=args.account_id, script_name=self.script.script_name,
+                enabled=True, previews_enabled=False, opts=child)
+        self.register_outputs({"api_url": self.api_url, "script_name": self.script_name})

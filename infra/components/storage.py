@@ -1,0 +1,111 @@
+"""Storage: the R2 results bucket (lifecycle, a bucket-scoped S3 token) and the D1 database (migrated)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_cloudflare as cloudflare
+
+from goldgate.spec import StackSpec
+from infra.d1_migrations_provider import DEFAULT_CLOUDFLARE_API, D1Migrations
+from infra.names import StackNames
+
+# Cloudflare's permission groups "Workers R2 Storage Bucket Item Write" / "... Item Read" (stable ids;
+# override with goldgate:r2WritePermissionGroupId / goldgate:r2ReadPermissionGroupId if Cloudflare changes them).
+R2_BUCKET_ITEM_WRITE = "2efd5506f9c8494dacb1fa10a3e7d5b6"
+R2_BUCKET_ITEM_READ = "6a018a9f2fc74eb6b293b0c548f38b39"
+RESULTS_PREFIX = "results/"
+ABORT_MULTIPART_AFTER_S = 86_400
+
+
+def r2_endpoint_url(account_id: str, jurisdiction: str) -> str:
+    """The S3 endpoint; jurisdictional buckets are only reachable through their own host."""
+    region = "" if jurisdiction == "default" else f".{jurisdiction}"
+    return f"https://{account_id}{region}.r2.cloudflarestorage.com"
+
+
+def r2_secret_access_key(token_value: str) -> str:
+    """R2's S3 secret for an API token is the SHA-256 (hex) of the token's value."""
+    return hashlib.sha256(token_value.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class StorageArgs:
+    spec: StackSpec
+    names: StackNames
+    account_id: str
+    cloudflare_api_token: pulumi.Input[str]
+    migrations: Mapping[str, str]
+    r2_write_permission_group_id: str = R2_BUCKET_ITEM_WRITE
+    r2_read_permission_group_id: str = R2_BUCKET_ITEM_READ
+    cloudflare_api_base: str = DEFAULT_CLOUDFLARE_API
+
+
+class Storage(pulumi.ComponentResource):
+    """R2 bucket + lifecycle + scoped token, D1 database + migrations; PROD's D1 is protected."""
+
+    bucket_name: pulumi.Output[str]
+    database_id: pulumi.Output[str]
+    r2_endpoint_url: str
+    r2_access_key_id: pulumi.Output[str]
+    r2_secret_access_key: pulumi.Output[str]
+
+    def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("goldgate:storage:Storage", name, None, opts)
+        spec, names = args.spec, args.names
+        child = pulumi.ResourceOptions(parent=self)
+        jurisdiction = spec.storage.jurisdiction
+
+        self.bucket = cloudflare.R2Bucket(
+            names.logical("results"), account_id=args.account_id, name=names.bucket,
+            location=spec.storage.location, jurisdiction=jurisdiction, opts=child)
+        self.lifecycle = cloudflare.R2BucketLifecycle(
+            names.logical("results-lifecycle"), account_id=args.account_id, bucket_name=self.bucket.name,
+            jurisdiction=jurisdiction, rules=[
+                cloudflare.R2BucketLifecycleRuleArgs(
+                    id="expire-results", enabled=True,
+                    conditions=cloudflare.R2BucketLifecycleRuleConditionsArgs(prefix=RESULTS_PREFIX),
+                    delete_objects_transition=cloudflare.R2BucketLifecycleRuleDeleteObjectsTransitionArgs(
+                        condition=cloudflare.R2BucketLifecycleRuleDeleteObjectsTransitionConditionArgs(
+                            type="Age", max_age=spec.storage.result_ttl_days * 86_400))),
+                cloudflare.R2BucketLifecycleRuleArgs(
+                    id="abort-incomplete-multipart", enabled=True,
+                    conditions=cloudflare.R2BucketLifecycleRuleConditionsArgs(prefix=""),
+                    abort_multipart_uploads_transition=(
+                        cloudflare.R2BucketLifecycleRuleAbortMultipartUploadsTransitionArgs(
+                            condition=cloudflare.R2BucketLifecycleRuleAbortMultipartUploadsTransitionConditionArgs(
+                                type="Age", max_age=ABORT_MULTIPART_AFTER_S)))),
+            ], opts=child)
+
+        # The worker's S3 credentials: a token that can touch this bucket's objects and nothing else.
+        resource = self.bucket.name.apply(
+            lambda bucket: json.dumps({f"com.cloudflare.edge.r2.bucket.{args.account_id}_{jurisdiction}_{bucket}": "*"}))
+        self.r2_token = cloudflare.ApiToken(
+            names.logical("r2-token"), name=names.r2_token, policies=[cloudflare.ApiTokenPolicyArgs(
+                effect="allow", resources=resource,
+                permission_groups=[cloudflare.ApiTokenPolicyPermissionGroupArgs(id=args.r2_write_permission_group_id),
+                                   cloudflare.ApiTokenPolicyPermissionGroupArgs(id=args.r2_read_permission_group_id)])],
+            opts=child)
+        self.r2_endpoint_url = r2_endpoint_url(args.account_id, jurisdiction)
+        self.r2_access_key_id = pulumi.Output.secret(self.r2_token.id)
+        self.r2_secret_access_key = pulumi.Output.secret(self.r2_token.value.apply(r2_secret_access_key))
+
+        protect = spec.database.protect or spec.is_prod
+        self.database = cloudflare.D1Database(
+            names.logical("db"), account_id=args.account_id, name=names.database,
+            primary_location_hint=spec.database.location_hint,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect))
+        self.migrations = D1Migrations(
+            names.logical("db-migrations"), account_id=args.account_id, database_id=self.database.id,
+            api_token=args.cloudflare_api_token, migrations=args.migrations, api_base=args.cloudflare_api_base,
+            opts=child)
+
+        self.bucket_name = self.bucket.name
+        self.database_id = self.database.id
+        self.register_outputs({"bucket": self.bucket_name, "database_id": self.database_id,
+                               "r2_access_key_id": self.r2_access_key_id,
+                               "r2_secret_access_key": self.r2_secret_access_key})

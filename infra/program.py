@@ -1,0 +1,162 @@
+"""The Pulumi program for one cloud stack: config -> StackSpec -> guardrails -> components -> exports.
+
+`run` is the whole program; `infra/__main__.py` calls it with the running stack's config, and the
+tests call it under Pulumi mocks. Guardrails run before any resource is declared.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_cloudflare as cloudflare
+
+from goldgate.errors import SpecError
+from goldgate.migrations import MIGRATIONS_DIR
+from goldgate.spec import STACKS_DIR, StackSpec, from_pulumi_config
+from infra.components import Api, ApiArgs, GpuEndpoint, GpuEndpointArgs, Storage, StorageArgs
+from infra.components.storage import R2_BUCKET_ITEM_READ, R2_BUCKET_ITEM_WRITE
+from infra.d1_migrations_provider import DEFAULT_CLOUDFLARE_API, read_migrations
+from infra.names import StackNames
+from infra.policies import check_stacks, load_cloud_stacks
+from infra.worker_bundle import SERVICE_DIR, WORKFLOWS_DIR, WorkerBundle, collect
+
+CONFIG_NAMESPACE = "goldgate"
+SECRET_KEYS = {"runpod_api_key": "runpodApiKey", "webhook_secret": "webhookSecret", "api_token": "apiToken",
+               "cloudflare_api_token": "cloudflareApiToken"}
+_PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
+_ZERO_DIGEST = "@sha256:" + "0" * 64
+
+
+@dataclass(frozen=True)
+class StackSecrets:
+    """The stack's secrets, as Pulumi secret Outputs (never in the spec, never logged)."""
+
+    runpod_api_key: pulumi.Input[str]
+    webhook_secret: pulumi.Input[str]
+    api_token: pulumi.Input[str]
+    cloudflare_api_token: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class ProgramSettings:
+    """Non-secret knobs that are not part of a stack's shape (defaults suit every real deployment)."""
+
+    r2_write_permission_group_id: str = R2_BUCKET_ITEM_WRITE
+    r2_read_permission_group_id: str = R2_BUCKET_ITEM_READ
+    cloudflare_api_base: str = DEFAULT_CLOUDFLARE_API
+    stacks_dir: Path = STACKS_DIR
+    service_dir: Path = SERVICE_DIR
+    workflows_dir: Path = WORKFLOWS_DIR
+    migrations_dir: Path = MIGRATIONS_DIR
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    """What a stack exports (also returned to tests, which assert on the Outputs)."""
+
+    api_url: pulumi.Input[str]
+    endpoint_id: pulumi.Output[str]
+    endpoint_base: pulumi.Output[str]
+    bucket: pulumi.Output[str]
+    d1_id: pulumi.Output[str]
+    image: str
+    workflow_version: str
+    r2_access_key_id: pulumi.Output[str]
+    r2_secret_access_key: pulumi.Output[str]
+    storage: Storage
+    gpu: GpuEndpoint
+    api: Api
+
+    def exports(self) -> dict[str, Any]:
+        return {"api_url": self.api_url, "endpoint_id": self.endpoint_id, "endpoint_base": self.endpoint_base,
+                "bucket": self.bucket, "d1_id": self.d1_id, "image": self.image,
+                "workflow_version": self.workflow_version, "r2_access_key_id": self.r2_access_key_id,
+                "r2_secret_access_key": self.r2_secret_access_key}
+
+
+def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
+    """The running stack's spec, secrets and settings from `pulumi.Config('goldgate')`."""
+    config = pulumi.Config(CONFIG_NAMESPACE)
+    spec = from_pulumi_config(stack, config.require_object("spec"))
+    missing = [key for key in SECRET_KEYS.values() if config.get(key) is None]
+    if missing:
+        raise SpecError(f"stack {stack}: secret(s) {', '.join(CONFIG_NAMESPACE + ':' + k for k in missing)} are not "
+                        "set: `pulumi config set --secret goldgate:<key> --stack " + stack + "` (docs/CLOUD.md)")
+    secrets = StackSecrets(**{field: config.require_secret(key) for field, key in SECRET_KEYS.items()})
+    settings = ProgramSettings(
+        r2_write_permission_group_id=config.get("r2WritePermissionGroupId") or R2_BUCKET_ITEM_WRITE,
+        r2_read_permission_group_id=config.get("r2ReadPermissionGroupId") or R2_BUCKET_ITEM_READ,
+        cloudflare_api_base=config.get("cloudflareApiBase") or DEFAULT_CLOUDFLARE_API)
+    return spec, secrets, settings
+
+
+def placeholders_in(value: Any, where: str = "goldgate:spec") -> list[str]:
+    """Every `<PLACEHOLDER>` (or all-zero digest) still in the spec: the stack file was never filled in."""
+    found: list[str] = []
+    if isinstance(value, str):
+        if _PLACEHOLDER.search(value) or _ZERO_DIGEST in value:
+            found.append(f"{where} = {value!r}")
+    elif is_dataclass(value):
+        for f in fields(value):
+            found += placeholders_in(getattr(value, f.name), f"{where}.{f.name}")
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            found += placeholders_in(v, f"{where}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found += placeholders_in(v, f"{where}[{i}]")
+    return found
+
+
+def preflight(spec: StackSpec, settings: ProgramSettings) -> None:
+    """Refuse, before any resource is declared, a spec with placeholders or one breaking a guardrail."""
+    if spec.cloud is None or spec.image is None:
+        raise SpecError(f"stack {spec.name}: a cloud stack needs goldgate:spec.cloud and goldgate:spec.image")
+    left = placeholders_in(spec)
+    if left:
+        raise SpecError(f"stack {spec.name}: the stack file still holds placeholders; replace them (docs/CLOUD.md):"
+                        "\n  - " + "\n  - ".join(left))
+    check_stacks(spec, load_cloud_stacks(settings.stacks_dir).values())
+
+
+def run(spec: StackSpec, secrets: StackSecrets, settings: ProgramSettings = ProgramSettings(),
+        bundle: WorkerBundle | None = None) -> StackOutputs:
+    """Declare one stack's resources and export its outputs."""
+    preflight(spec, settings)
+    assert spec.cloud is not None and spec.image is not None
+    bundle = bundle or collect(settings.service_dir, settings.workflows_dir)
+    migrations = read_migrations(settings.migrations_dir)
+    names = StackNames.of(spec)
+    account = spec.cloud.cloudflare_account_id
+
+    provider = cloudflare.Provider(names.logical("cloudflare"), api_token=secrets.cloudflare_api_token)
+    with_cf = pulumi.ResourceOptions(providers={"cloudflare": provider})
+    storage = Storage(names.logical("storage"), StorageArgs(
+        spec=spec, names=names, account_id=account, cloudflare_api_token=secrets.cloudflare_api_token,
+        migrations=migrations, r2_write_permission_group_id=settings.r2_write_permission_group_id,
+        r2_read_permission_group_id=settings.r2_read_permission_group_id,
+        cloudflare_api_base=settings.cloudflare_api_base), opts=with_cf)
+    gpu = GpuEndpoint(names.logical("gpu"), GpuEndpointArgs(
+        spec=spec, names=names, runpod_api_key=secrets.runpod_api_key, r2_endpoint_url=storage.r2_endpoint_url,
+        r2_bucket=storage.bucket_name, r2_access_key_id=storage.r2_access_key_id,
+        r2_secret_access_key=storage.r2_secret_access_key))
+    api = Api(names.logical("api"), ApiArgs(
+        spec=spec, names=names, account_id=account, bundle=bundle, database_id=storage.database_id,
+        bucket_name=storage.bucket_name, endpoint_id=gpu.endpoint_id, endpoint_base=gpu.endpoint_base,
+        runpod_api_key=secrets.runpod_api_key, webhook_secret=secrets.webhook_secret, api_token=secrets.api_token),
+        # The API must not serve before its schema exists.
+        opts=pulumi.ResourceOptions.merge(with_cf, pulumi.ResourceOptions(depends_on=[storage.migrations])))
+
+    outputs = StackOutputs(
+        api_url=api.api_url, endpoint_id=gpu.endpoint_id, endpoint_base=gpu.endpoint_base,
+        bucket=storage.bucket_name, d1_id=storage.database_id, image=spec.image,
+        workflow_version=spec.workflow_version, r2_access_key_id=storage.r2_access_key_id,
+        r2_secret_access_key=storage.r2_secret_access_key, storage=storage, gpu=gpu, api=api)
+    for key, value in outputs.exports().items():
+        pulumi.export(key, value)
+    return outputs
