@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Container entry: launch ComfyUI, run preflight while it loads, then start the RunPod handler.
+# Fails fast (non-zero exit, one clear line) when preflight finds the models missing or misplaced:
+# a worker that cannot render must not take jobs.
+set -euo pipefail
+
+PYTHON="${PYTHON:-python}"
+COMFY_DIR="${COMFY_DIR:-/comfyui}"
+WORKER_PKG="${WORKER_PKG:-goldgate_worker}"
+export COMFY_URL="${COMFY_URL:-http://127.0.0.1:8188}"
+
+cd /opt/goldgate
+"$PYTHON" "$COMFY_DIR/main.py" --listen 127.0.0.1 --port 8188 --disable-auto-launch --disable-metadata &
+COMFY_PID=$!
+trap 'kill "$COMFY_PID" 2>/dev/null || true' EXIT
+
+if ! "$PYTHON" -m "$WORKER_PKG.preflight"; then
+  echo "FATAL: worker preflight failed (see the report above): the image lacks models its workflows need." \
+       "No checkpoint models appear to be available to ComfyUI: rebuild the image with the models baked in" \
+       "(images/worker/models.yaml); do not rely on a network volume." >&2
+  exit 1
+fi
+
+# The handler waits for ComfyUI itself (COMFY_READY_TIMEOUT_S), so a slow model load is not a failure.
+"$PYTHON" -m "$WORKER_PKG.handler" &
+HANDLER_PID=$!
+trap 'kill -TERM "$HANDLER_PID" 2>/dev/null || true; kill "$COMFY_PID" 2>/dev/null || true' TERM INT
+wait "$HANDLER_PID"
