@@ -14,12 +14,14 @@ Groups: overall, and per worker_image_tag (null tag reported as null).
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.ports import Database
+
+if TYPE_CHECKING:  # sqlite3 is not in the Worker runtime; only the CLI path below needs it
+    import sqlite3
 
 PERCENTILES = (50, 95, 99)
 DURATIONS = {"e2e_ms": "e2e_ms", "queue_ms": "runpod_queue_duration_ms", "run_ms": "runpod_run_duration_ms"}
@@ -129,6 +131,8 @@ class _SqliteReader:
 
 def compute_sqlite(db: str | Path | sqlite3.Connection, since: str | datetime | None = None) -> dict[str, Any]:
     """Synchronous convenience for the CLI: the same report straight off a local SQLite file."""
+    import sqlite3
+
     conn = db if isinstance(db, sqlite3.Connection) else sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         return asyncio.run(compute(_SqliteReader(conn), since))  # type: ignore[arg-type]

@@ -1,0 +1,221 @@
+"""The Cloudflare Python Worker entry: adapts D1, R2 and fetch to the core's ports. Kept thin.
+
+Bindings (infra/components/api.py): D1 `DB`, R2 `RESULTS`, secret_text `API_TOKEN`,
+`WEBHOOK_SECRET`, `RUNPOD_API_KEY`, and plain_text settings named after the ServiceConfig keys
+upper-cased (values are strings; numbers are parsed here). Workflows come from the generated
+top-level module `bundled_workflows` (`WORKFLOWS`: file name -> JSON text). The Worker never
+migrates D1 (Pulumi does) and never polls RunPod.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+from urllib.parse import urlsplit
+
+from service.app import App, create_app
+from service.config import ConfigError, ServiceConfig
+from service.http import Request, Response, json_response
+from service.logs import stdout_sink
+from service.ports import HttpReply, ObjectMeta, Statement, StatementResult, StoredObject, TransportError
+from service.runpod import HttpRunPodGateway
+from service.workflows import Registry
+
+try:  # present in the Workers runtime; tests install stand-ins with the same call shapes
+    from workers import Response as WorkersResponse
+    from workers import WorkerEntrypoint
+except ImportError:  # pragma: no cover - plain CPython without the stand-in
+    WorkersResponse = None
+    WorkerEntrypoint = object
+
+try:
+    from pyodide.ffi import JsException, jsnull, to_js
+except ImportError:  # pragma: no cover
+    jsnull = None
+    JsException = Exception
+
+    def to_js(value: Any, **_: Any) -> Any:
+        return value
+
+DB_BINDING = "DB"
+RESULTS_BINDING = "RESULTS"
+_LOCAL_ONLY = {"host", "port", "db_path", "s3_endpoint_url", "s3_bucket", "s3_access_key_id",
+               "s3_secret_access_key", "apply_migrations_from", "workflows_dir"}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (jsnull is not None and value is jsnull)
+
+
+def _py(value: Any) -> Any:
+    return value.to_py() if hasattr(value, "to_py") else value
+
+
+class D1Database:
+    """The Database port over a D1 binding: prepare/bind/all/run, batch = one transaction."""
+
+    def __init__(self, binding: Any) -> None:
+        self.binding = binding
+
+    def _prepare(self, sql: str, params: Any) -> Any:
+        statement = self.binding.prepare(sql)
+        if params:
+            # D1 rejects `undefined`, and Python None would become undefined: bind JS null instead.
+            statement = statement.bind(*[jsnull if p is None else p for p in params])
+        return statement
+
+    @staticmethod
+    def _result(raw: Any) -> StatementResult:
+        result = _py(raw) or {}
+        rows = result.get("results") or []
+        meta = result.get("meta") or {}
+        return StatementResult([dict(r) for r in rows], int(meta.get("changes") or 0))
+
+    async def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        return self._result(await self._prepare(sql, params).all()).rows
+
+    async def execute(self, sql: str, params: Any = ()) -> int:
+        return self._result(await self._prepare(sql, params).run()).changes
+
+    async def batch(self, statements: list[Statement]) -> list[StatementResult]:
+        prepared = [self._prepare(s.sql, s.params) for s in statements]
+        raw = _py(await self.binding.batch(to_js(prepared)))
+        return [self._result(r) for r in raw]
+
+
+class R2ResultStore:
+    """The ResultStore port over an R2 binding; the body stream goes straight into the Response."""
+
+    def __init__(self, binding: Any) -> None:
+        self.binding = binding
+
+    @staticmethod
+    def _meta(key: str, obj: Any) -> ObjectMeta:
+        http = getattr(obj, "httpMetadata", None)
+        ctype = None if _missing(http) else getattr(http, "contentType", None)
+        return ObjectMeta(key, int(obj.size), None if _missing(ctype) else str(ctype))
+
+    async def head(self, key: str) -> ObjectMeta | None:
+        obj = await self.binding.head(key)
+        return None if _missing(obj) else self._meta(key, obj)
+
+    async def get(self, key: str) -> StoredObject | None:
+        obj = await self.binding.get(key)
+        return None if _missing(obj) else StoredObject(self._meta(key, obj), obj.body)
+
+
+class FetchTransport:
+    """The HttpTransport port over the Workers `fetch` (with an abort-after timeout)."""
+
+    def __init__(self, fetch: Any, abort_signal: Any = None) -> None:
+        self.fetch = fetch
+        self.abort_signal = abort_signal
+
+    async def request(self, method: str, url: str, headers: Any, body: bytes | None, timeout_s: float) -> HttpReply:
+        init: dict[str, Any] = {"method": method, "headers": dict(headers)}
+        if body is not None:
+            init["body"] = body.decode("utf-8")
+        if self.abort_signal is not None:
+            init["signal"] = self.abort_signal.timeout(int(timeout_s * 1000))
+        try:
+            reply = await self.fetch(url, to_js(init, dict_converter=_object_from_entries()))
+            text = await reply.text()
+        except JsException as exc:
+            raise TransportError(f"fetch failed: {exc}") from None
+        return HttpReply(int(reply.status), str(text).encode("utf-8"))
+
+
+def _object_from_entries() -> Any:
+    try:
+        from js import Object
+        return Object.fromEntries
+    except ImportError:
+        return dict
+
+
+def config_from_env(env: Any) -> ServiceConfig:
+    """ServiceConfig from the Worker's bindings: each key upper-cased; numbers arrive as text."""
+    raw: dict[str, Any] = {}
+    for spec in fields(ServiceConfig):
+        if spec.name in _LOCAL_ONLY:
+            continue
+        value = getattr(env, spec.name.upper(), None)
+        if _missing(value) or value == "":
+            continue
+        kind = str(spec.type)
+        try:
+            if "int" in kind and "float" not in kind:
+                value = int(value)
+            elif "float" in kind:
+                value = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"Worker binding {spec.name.upper()} must be a number, got {value!r}") from None
+        raw[spec.name] = value
+    return ServiceConfig.from_mapping(raw)
+
+
+def bundled_registry() -> Registry:
+    import bundled_workflows  # generated by infra/worker_bundle.py
+
+    return Registry.from_texts(bundled_workflows.WORKFLOWS)
+
+
+def build_app(env: Any, fetch: Any = None, abort_signal: Any = None, registry: Registry | None = None) -> App:
+    config = config_from_env(env)
+    if fetch is None:
+        from js import AbortSignal
+        from js import fetch as js_fetch
+        fetch, abort_signal = js_fetch, AbortSignal
+    gateway = HttpRunPodGateway(FetchTransport(fetch, abort_signal), config.runpod_endpoint_base,
+                                config.runpod_api_key, config.runpod_timeout_s)
+    return create_app(config, D1Database(getattr(env, DB_BINDING)), R2ResultStore(getattr(env, RESULTS_BINDING)),
+                      gateway, registry=registry or bundled_registry(), log_sink=stdout_sink)
+
+
+async def to_core_request(request: Any, max_body_bytes: int) -> Request:
+    url = urlsplit(str(request.url))
+    pairs = request.headers.items() if hasattr(request.headers, "items") else request.headers.entries()
+    headers = {str(k).lower(): str(v) for k, v in pairs}
+    body = b""
+    if request.method not in ("GET", "HEAD"):
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_body_bytes:
+            body = b"\0" * (max_body_bytes + 1)  # refused by the core with 413, without reading it
+        else:
+            body = await _read_body(request)
+    return Request(str(request.method), url.path or "/", url.query, headers, body)
+
+
+async def _read_body(request: Any) -> bytes:
+    if hasattr(request, "bytes"):
+        value = await request.bytes()
+    elif hasattr(request, "arrayBuffer"):
+        value = await request.arrayBuffer()
+    else:
+        return str(await request.text()).encode("utf-8")
+    if hasattr(value, "to_bytes"):
+        return bytes(value.to_bytes())
+    value = _py(value)
+    return value.tobytes() if isinstance(value, memoryview) else bytes(value)
+
+
+def to_workers_response(response: Response) -> Any:
+    body = response.body  # bytes, or an R2 body stream passed straight through
+    if isinstance(body, (bytes, bytearray)) and response.headers.get("content-type") == "application/json":
+        body = bytes(body).decode("utf-8")
+    return WorkersResponse(body, status=response.status, headers=dict(response.headers))
+
+
+class Default(WorkerEntrypoint):  # type: ignore[misc, valid-type]
+    """One App per isolate, built on the first request from this Worker's bindings."""
+
+    _app: App | None = None
+
+    async def fetch(self, request: Any) -> Any:
+        try:
+            if Default._app is None:
+                Default._app = build_app(self.env)
+            app = Default._app
+        except ConfigError as exc:
+            return to_workers_response(json_response(500, {"error": {"code": "misconfigured", "message": str(exc)}}))
+        return to_workers_response(await app.handle(await to_core_request(request, app.max_body_bytes)))
