@@ -25,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
+from goldgate.cloudflare.sqltext import split_sql as split_statements
+
 MAX_SNAPSHOTS = 64
 MAX_BODY = 256 * 1024 * 1024
 
@@ -36,18 +38,10 @@ class D1ApiError(Exception):
 
 
 def split_sql(sql: str) -> list[str]:
-    """Statements of a SQL text, keeping string literals that span lines (export dumps have them)."""
-    out, buf = [], ""
-    for line in sql.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            stmt = buf.strip()
-            if stmt and not all(ln.strip().startswith("--") or not ln.strip() for ln in stmt.splitlines()):
-                out.append(stmt)
-            buf = ""
-    if buf.strip() and not all(ln.strip().startswith("--") or not ln.strip() for ln in buf.splitlines()):
-        raise D1ApiError(400, 7500, "incomplete input: SQL ends in the middle of a statement")
-    return out
+    try:
+        return split_statements(sql)
+    except ValueError as exc:
+        raise D1ApiError(400, 7500, f"incomplete input: {exc}") from None
 
 
 @dataclass

@@ -10,7 +10,12 @@ import pytest
 from goldgate.cloudflare.api import CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.d1_standin import D1StandIn
-from goldgate.cloudflare.errors import CloudflareAuthError, CloudflareError, CloudflareNotFound, D1OperationFailed
+from goldgate.cloudflare.errors import (
+    CloudflareAuthError,
+    CloudflareError,
+    CloudflareNotFound,
+    D1OperationFailed,
+)
 
 TOKEN = "cf-test-token-0123456789"
 

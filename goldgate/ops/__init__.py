@@ -1,0 +1,1 @@
+"""Operations: the D1 disaster-recovery drill, the readiness checklist, the metrics report."""

@@ -1,0 +1,188 @@
+"""Local D1 backups: an online SQLite backup with a manifest, and a restore that verifies before it trusts.
+
+A backup is `<home>/backups/<stack>/<stamp>.sqlite` plus `<stamp>.manifest.json` holding the file's
+size and SHA-256 and the fingerprint of the source taken in the same read transaction as the copy.
+A restore refuses a backup whose size or hash differs from its manifest (truncated, bit rot, edited),
+that fails SQLite's integrity check, or whose content differs from the fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from goldgate.errors import GoldgateError
+from goldgate.ops.fingerprint import Fingerprint, SqliteSource, fingerprint
+
+MANIFEST_FORMAT = "goldgate.d1-backup.v1"
+
+
+class BackupError(GoldgateError):
+    """A backup could not be taken (no source database, no space, ...)."""
+
+
+class BackupRefused(GoldgateError):
+    """A backup failed verification and must not be restored; the message says what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class BackupManifest:
+    stack: str
+    kind: str                   # "sqlite" (local) or "d1-sql" (a D1 export)
+    file: str                   # the backup file's name, next to the manifest
+    bytes: int
+    sha256: str
+    created_at: str
+    source: str
+    fingerprint: Fingerprint
+    format: str = MANIFEST_FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "stack": self.stack, "kind": self.kind, "file": self.file,
+                "bytes": self.bytes, "sha256": self.sha256, "created_at": self.created_at, "source": self.source,
+                "fingerprint": self.fingerprint.to_dict()}
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str) -> BackupManifest:
+        try:
+            if raw.get("format") != MANIFEST_FORMAT:
+                raise BackupRefused(f"{where} is not a goldgate backup manifest (format {raw.get('format')!r})")
+            return cls(stack=str(raw["stack"]), kind=str(raw["kind"]), file=str(raw["file"]),
+                       bytes=int(raw["bytes"]), sha256=str(raw["sha256"]), created_at=str(raw["created_at"]),
+                       source=str(raw["source"]), fingerprint=Fingerprint.from_dict(raw["fingerprint"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BackupRefused(f"{where} is missing or has a malformed field ({exc}); it cannot vouch for the "
+                                "backup: take a new one") from None
+
+
+def utc_stamp(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def iso(now: datetime) -> str:
+    return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def manifest_path(backup: Path) -> Path:
+    return backup.with_name(backup.name.rsplit(".", 1)[0] + ".manifest.json")
+
+
+def take_backup(source: Path, dest_dir: Path, stack: str,
+                clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> tuple[Path, BackupManifest]:
+    """Copy `source` with SQLite's online backup API while it may be in use; write the manifest."""
+    if not source.is_file():
+        raise BackupError(f"no database at {source}: bring the stack up once (`goldgate up {stack}`) or "
+                          "check the stack name")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    stamp = utc_stamp(clock())
+    target = dest_dir / f"{stamp}.sqlite"
+    partial = target.with_suffix(".sqlite.partial")
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, isolation_level=None)
+    try:
+        # One read transaction: the copy and the fingerprint see the same snapshot of the data.
+        src.execute("BEGIN")
+        src.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        dst = sqlite3.connect(partial)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+        print_ = fingerprint(SqliteSource(src))
+        src.execute("COMMIT")
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        raise BackupError(f"backing up {source} failed: {exc}") from None
+    finally:
+        src.close()
+    os.replace(partial, target)
+    manifest = BackupManifest(stack=stack, kind="sqlite", file=target.name, bytes=target.stat().st_size,
+                              sha256=file_sha256(target), created_at=iso(clock()), source=str(source),
+                              fingerprint=print_)
+    manifest_path(target).write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+    return target, manifest
+
+
+def load_manifest(backup: Path) -> BackupManifest:
+    path = manifest_path(backup)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BackupRefused(f"backup {backup} has no manifest ({path.name}); without it the backup cannot be "
+                            "verified: take a new backup") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BackupRefused(f"manifest {path} is not valid JSON ({exc}); take a new backup") from None
+    return BackupManifest.from_dict(raw, str(path))
+
+
+def verify_file(backup: Path, manifest: BackupManifest) -> None:
+    """Size and SHA-256 against the manifest: catches truncation and any changed byte."""
+    if not backup.is_file():
+        raise BackupRefused(f"backup file {backup} does not exist")
+    size = backup.stat().st_size
+    if size != manifest.bytes:
+        raise BackupRefused(f"backup {backup.name} is {size} bytes but its manifest says {manifest.bytes}: it is "
+                            f"{'truncated' if size < manifest.bytes else 'changed'}; refusing to restore it "
+                            "(use an older backup or take a new one)")
+    digest = file_sha256(backup)
+    if digest != manifest.sha256:
+        raise BackupRefused(f"backup {backup.name} has sha256 {digest[:16]}… but its manifest says "
+                            f"{manifest.sha256[:16]}…: the file is corrupted; refusing to restore it "
+                            "(use an older backup or take a new one)")
+
+
+@dataclass(frozen=True)
+class RestoreOutcome:
+    target: Path
+    fingerprint: Fingerprint
+    seconds: float
+
+
+def restore_backup(backup: Path, manifest: BackupManifest, target: Path) -> RestoreOutcome:
+    """Restore into `target` (a fresh file, or a stopped stack's database) and verify it; raise BackupRefused."""
+    started = time.perf_counter()
+    verify_file(backup, manifest)
+    partial = target.with_name(target.name + ".restoring")
+    partial.unlink(missing_ok=True)
+    try:
+        src = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
+        dst = sqlite3.connect(partial)
+        try:
+            src.backup(dst)
+            check = [r[0] for r in dst.execute("PRAGMA integrity_check").fetchall()]
+            if check != ["ok"]:
+                raise BackupRefused(f"backup {backup.name} fails SQLite's integrity check ({'; '.join(check[:3])}); "
+                                    "refusing to restore it")
+            got = fingerprint(SqliteSource(dst))
+        finally:
+            src.close()
+            dst.close()
+    except sqlite3.DatabaseError as exc:
+        partial.unlink(missing_ok=True)
+        raise BackupRefused(f"backup {backup.name} is not a readable SQLite database ({exc}); refusing to "
+                            "restore it") from None
+    except BackupRefused:
+        partial.unlink(missing_ok=True)
+        raise
+    problems = got.differences(manifest.fingerprint)
+    if problems:
+        partial.unlink(missing_ok=True)
+        raise BackupRefused(f"backup {backup.name} does not hold what its manifest recorded: "
+                            + "; ".join(problems[:5]) + "; refusing to restore it")
+    os.replace(partial, target)
+    return RestoreOutcome(target=target, fingerprint=got, seconds=time.perf_counter() - started)

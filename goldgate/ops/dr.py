@@ -1,0 +1,263 @@
+"""The D1 disaster-recovery drill: back up, restore into a fresh database, verify, measure, record.
+
+`run_local_drill` works on a local stack's SQLite "D1"; `run_cloud_drill` on a real D1 through
+the REST API (export -> R2 `backups/` -> import into a scratch D1 -> verify -> delete the scratch).
+Each records its result at `<home>/drills/<stack>/latest.json` (and a dated copy), which the
+readiness checklist reads. RPO achieved = backup time minus the newest write the backup holds;
+RTO achieved = time from starting the restore to a verified copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from goldgate.cloudflare.d1 import D1Client
+from goldgate.cloudflare.r2 import R2Admin
+from goldgate.cloudflare.sqltext import split_sql
+from goldgate.errors import GoldgateError, StateError
+from goldgate.ops.backup import (
+    BackupManifest,
+    BackupRefused,
+    iso,
+    load_manifest,
+    restore_backup,
+    take_backup,
+    utc_stamp,
+)
+from goldgate.ops.fingerprint import (
+    D1Source,
+    Fingerprint,
+    SqliteSource,
+    fingerprint,
+    parse_time,
+    schema_version,
+    tables,
+)
+
+Progress = Callable[[str], None]
+DRILL_FORMAT = "goldgate.dr-drill.v1"
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class DrillResult:
+    stack: str
+    target: str                  # "local" or "cloud"
+    passed: bool
+    started_at: str
+    finished_at: str
+    backup_s: float | None = None
+    restore_s: float | None = None
+    rto_s: float | None = None
+    rpo_s: float | None = None
+    last_write_at: str | None = None
+    backup: str | None = None
+    backup_bytes: int | None = None
+    schema_version: list[str] = field(default_factory=list)
+    row_counts: dict[str, int] = field(default_factory=dict)
+    verified: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    format: str = DRILL_FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def drills_dir(home: Path, stack: str) -> Path:
+    return home / "drills" / stack
+
+
+def record(home: Path, result: DrillResult) -> Path:
+    directory = drills_dir(home, result.stack)
+    directory.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result.to_dict(), indent=2, sort_keys=True)
+    (directory / f"{result.started_at.replace(':', '').replace('-', '')}.json").write_text(text, encoding="utf-8")
+    latest = directory / "latest.json"
+    tmp = latest.with_suffix(".json.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(latest)
+    return latest
+
+
+def latest_drill(home: Path, stack: str) -> dict[str, Any] | None:
+    """The last recorded drill of a stack, or None; a damaged record is an error, not silence."""
+    path = drills_dir(home, stack) / "latest.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StateError(f"{path} is corrupt ({exc}); run `goldgate dr-drill {stack}` again") from None
+    if not isinstance(raw, dict) or raw.get("format") != DRILL_FORMAT:
+        raise StateError(f"{path} is not a goldgate drill record; run `goldgate dr-drill {stack}` again")
+    return raw
+
+
+def _rpo(backup_at: datetime, last_write: str | None) -> float | None:
+    when = parse_time(last_write)
+    return max(0.0, (backup_at - when).total_seconds()) if when else None
+
+
+def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _quiet,
+                    keep_backup: bool = True) -> DrillResult:
+    """Back up `source`, restore into a scratch file, verify, remove the scratch, record the result."""
+    started = datetime.now(UTC)
+    backup_dir = home / "backups" / stack
+    scratch = home / "drills" / stack / f"scratch-{utc_stamp(started)}.sqlite"
+    result: dict[str, Any] = {"stack": stack, "target": "local", "started_at": iso(started)}
+    try:
+        progress(f"{stack}: online backup of {source}")
+        t0 = time.perf_counter()
+        backup, manifest = take_backup(source, backup_dir, stack)
+        backup_s = time.perf_counter() - t0
+        backup_at = datetime.now(UTC)
+        result.update(backup=str(backup), backup_bytes=manifest.bytes, backup_s=round(backup_s, 3),
+                      last_write_at=manifest.fingerprint.last_write_at,
+                      rpo_s=_rpo(backup_at, manifest.fingerprint.last_write_at),
+                      schema_version=list(manifest.fingerprint.schema_version),
+                      row_counts=dict(manifest.fingerprint.row_counts))
+        progress(f"{stack}: backup {backup.name} ({manifest.bytes} bytes) in {backup_s:.2f} s; restoring")
+        scratch.parent.mkdir(parents=True, exist_ok=True)
+        # The restore reads the manifest back from disk, as an operator's restore would.
+        outcome = restore_backup(backup, load_manifest(backup), scratch)
+        result.update(restore_s=round(outcome.seconds, 3), rto_s=round(outcome.seconds, 3),
+                      verified=_verified(manifest.fingerprint))
+        if not keep_backup:
+            backup.unlink(missing_ok=True)
+            backup.with_name(backup.name.replace(".sqlite", ".manifest.json")).unlink(missing_ok=True)
+        drill = DrillResult(passed=True, finished_at=iso(datetime.now(UTC)), **result)
+    except GoldgateError as exc:
+        drill = DrillResult(passed=False, finished_at=iso(datetime.now(UTC)), error=str(exc), **result)
+    finally:
+        for leftover in (scratch, scratch.with_name(scratch.name + ".restoring")):
+            leftover.unlink(missing_ok=True)
+    record(home, drill)
+    return drill
+
+
+def _verified(expected: Fingerprint) -> list[str]:
+    latest = expected.schema_version[-1] if expected.schema_version else "(none)"
+    return ([f"schema version {latest} ({len(expected.schema_version)} migrations)", "table definitions (sha256)"]
+            + [f"{t}: {n} rows, checksum {expected.checksums[t][:12]}" for t, n in sorted(expected.row_counts.items())]
+            + ["sha256 of the backup file", "SQLite integrity_check"])
+
+
+def restore_into_stack(backup: Path, target: Path) -> Path:
+    """Restore a verified backup over a stopped stack's database; the old file is kept beside it."""
+    manifest = load_manifest(backup)
+    kept = None
+    if target.exists():
+        kept = target.with_name(f"{target.name}.before-restore-{utc_stamp()}")
+        # The SQLite backup API copies pages, so a copy of the old file is a consistent snapshot too.
+        src = sqlite3.connect(target)
+        dst = sqlite3.connect(kept)
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+    restore_backup(backup, manifest, target)
+    for suffix in ("-wal", "-shm"):
+        Path(str(target) + suffix).unlink(missing_ok=True)
+    return kept or target
+
+
+# -- cloud ---------------------------------------------------------------------------------------
+
+def load_sql_dump(sql: bytes) -> sqlite3.Connection:
+    """An export loaded into an in-memory SQLite, to fingerprint what the backup holds."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        statements = split_sql(sql.decode("utf-8"))
+        conn.execute("BEGIN")
+        for stmt in statements:
+            conn.execute(stmt)
+        conn.execute("COMMIT")
+    except (UnicodeDecodeError, ValueError, sqlite3.Error) as exc:
+        conn.close()
+        raise BackupRefused(f"the D1 export is not valid SQL ({exc}); refusing to use it") from None
+    return conn
+
+
+def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, home: Path,
+                    progress: Progress = _quiet, scratch_prefix: str = "goldgate-drill") -> DrillResult:
+    """Export D1, keep the export in R2, import it into a scratch D1, verify, delete the scratch, record."""
+    started = datetime.now(UTC)
+    stamp = utc_stamp(started)
+    result: dict[str, Any] = {"stack": stack, "target": "cloud", "started_at": iso(started)}
+    scratch_id: str | None = None
+    notes: list[str] = []
+    try:
+        source_schema = D1Source(d1, database_id)
+        progress(f"{stack}: exporting D1 {database_id}")
+        t0 = time.perf_counter()
+        export = d1.export_sql(database_id, progress)
+        backup_at = datetime.now(UTC)
+        dump = load_sql_dump(export.sql)
+        try:
+            expected = fingerprint(SqliteSource(dump))
+        finally:
+            dump.close()
+        name = f"{stack}/{stamp}.sql"
+        stored = r2.put_backup(name, export.sql)
+        manifest = BackupManifest(stack=stack, kind="d1-sql", file=stored.key.rsplit("/", 1)[-1],
+                                  bytes=len(export.sql), sha256=_sha256(export.sql), created_at=iso(backup_at),
+                                  source=f"d1:{database_id}@{export.at_bookmark}", fingerprint=expected)
+        r2.put_backup(f"{stack}/{stamp}.manifest.json", json.dumps(manifest.to_dict(), indent=2).encode(),
+                      content_type="application/json")
+        backup_s = time.perf_counter() - t0
+        result.update(backup=f"r2://{r2.bucket}/{stored.key}", backup_bytes=len(export.sql),
+                      backup_s=round(backup_s, 3), last_write_at=expected.last_write_at,
+                      rpo_s=_rpo(backup_at, expected.last_write_at), schema_version=list(expected.schema_version),
+                      row_counts=dict(expected.row_counts))
+        live_version = _schema_version(source_schema)
+        if live_version != expected.schema_version:
+            raise BackupRefused(f"the export's schema version {list(expected.schema_version)} differs from the live "
+                                f"database's {list(live_version)}: a migration ran during the export; run the drill "
+                                "again")
+        progress(f"{stack}: stored {stored.key} ({len(export.sql)} bytes); importing into a scratch D1")
+        t1 = time.perf_counter()
+        stored_sql = r2.get(stored.key)  # restore from what R2 holds, not from memory
+        if _sha256(stored_sql) != manifest.sha256:
+            raise BackupRefused(f"the backup read back from R2 ({stored.key}) does not match its sha256")
+        scratch_id = d1.create_database(f"{scratch_prefix}-{stamp[:15].lower().replace('t', '-')}").uuid
+        d1.import_sql(scratch_id, stored_sql, progress)
+        got = fingerprint(D1Source(d1, scratch_id))
+        problems = got.differences(expected)
+        if problems:
+            raise BackupRefused("the scratch D1 restored from the export differs from the export: "
+                                + "; ".join(problems[:5]))
+        restore_s = time.perf_counter() - t1
+        result.update(restore_s=round(restore_s, 3), rto_s=round(restore_s, 3),
+                      verified=_verified(expected)[:-1] + ["sha256 of the export as stored in R2"])
+        drill = DrillResult(passed=True, finished_at=iso(datetime.now(UTC)), notes=notes, **result)
+    except GoldgateError as exc:
+        drill = DrillResult(passed=False, finished_at=iso(datetime.now(UTC)), error=str(exc), notes=notes, **result)
+    finally:
+        if scratch_id:
+            try:
+                d1.delete_database(scratch_id)
+            except GoldgateError as exc:
+                notes.append(f"scratch database {scratch_id} was not deleted ({exc}); delete it by hand")
+    record(home, drill)
+    return drill
+
+
+def _schema_version(source: D1Source) -> tuple[str, ...]:
+    return schema_version(source, tables(source))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

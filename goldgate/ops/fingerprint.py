@@ -1,0 +1,170 @@
+"""What a D1 database holds, in a form two copies can be compared by: schema, row counts, checksums.
+
+The same SQL runs against local SQLite and against D1 over REST, so a backup taken on either
+target is verified the same way. A table's checksum is the SHA-256 of its rows, each rendered by
+SQLite's own `quote()` and read in primary-key order: identical content gives identical bytes,
+whatever the physical layout (rowids, pages, vacuum) of the copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from goldgate.cloudflare.d1 import D1Client
+
+# Tables D1 and SQLite keep for themselves; neither is exported nor part of the data.
+_INTERNAL = ("sqlite_%", "_cf_%")
+
+
+class SqlSource(Protocol):
+    """Somewhere SQL can be read from: `rows` for small answers, `stream` for whole tables."""
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+    def stream(self, sql: str) -> Iterator[dict[str, Any]]: ...
+
+
+class SqliteSource:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return list(self.stream(sql, params))
+
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        cur = self.conn.execute(sql, params)
+        cols = [c[0] for c in cur.description or ()]
+        for row in cur:
+            yield dict(zip(cols, row, strict=True))
+
+
+class D1Source:
+    def __init__(self, client: D1Client, database_id: str) -> None:
+        self.client, self.database_id = client, database_id
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return self.client.query(self.database_id, sql, params)
+
+    def stream(self, sql: str) -> Iterator[dict[str, Any]]:
+        return self.client.stream(self.database_id, sql)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    schema_version: tuple[str, ...]
+    schema_sha256: str
+    row_counts: Mapping[str, int] = field(default_factory=dict)
+    checksums: Mapping[str, str] = field(default_factory=dict)
+    last_write_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": list(self.schema_version), "schema_sha256": self.schema_sha256,
+                "row_counts": dict(self.row_counts), "checksums": dict(self.checksums),
+                "last_write_at": self.last_write_at}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Fingerprint:
+        return cls(schema_version=tuple(raw["schema_version"]), schema_sha256=str(raw["schema_sha256"]),
+                   row_counts={str(k): int(v) for k, v in raw["row_counts"].items()},
+                   checksums={str(k): str(v) for k, v in raw["checksums"].items()},
+                   last_write_at=raw.get("last_write_at"))
+
+    def differences(self, other: Fingerprint) -> list[str]:
+        """Human-readable differences from `other` (the expected one); empty when they match."""
+        out = []
+        if self.schema_version != other.schema_version:
+            out.append(f"schema version {list(self.schema_version)} != expected {list(other.schema_version)}")
+        if self.schema_sha256 != other.schema_sha256:
+            out.append("table/index definitions differ from the expected schema")
+        for table in sorted(set(self.row_counts) | set(other.row_counts)):
+            got, want = self.row_counts.get(table), other.row_counts.get(table)
+            if got != want:
+                out.append(f"table {table}: {got if got is not None else 'missing'} rows, expected "
+                           f"{want if want is not None else 'no such table'}")
+            elif self.checksums.get(table) != other.checksums.get(table):
+                out.append(f"table {table}: content checksum differs ({self.checksums.get(table, '')[:12]} != "
+                           f"expected {other.checksums.get(table, '')[:12]}) with the same row count")
+        return out
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def tables(source: SqlSource) -> list[str]:
+    where = " AND ".join("name NOT LIKE ?" for _ in _INTERNAL)
+    return [r["name"] for r in source.rows(
+        f"SELECT name FROM sqlite_master WHERE type = 'table' AND {where} ORDER BY name", list(_INTERNAL))]
+
+
+def schema_sha256(source: SqlSource) -> str:
+    where = " AND ".join("name NOT LIKE ?" for _ in _INTERNAL)
+    rows = source.rows(f"SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND {where} "
+                       "ORDER BY type, name", list(_INTERNAL))
+    text = "\n".join(f"{r['type']}|{r['name']}|{' '.join(str(r['sql']).split())}" for r in rows)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def schema_version(source: SqlSource, table_names: Sequence[str]) -> tuple[str, ...]:
+    if "d1_migrations" not in table_names:
+        return ()
+    return tuple(r["name"] for r in source.rows("SELECT name FROM d1_migrations ORDER BY id"))
+
+
+def table_checksum(source: SqlSource, table: str) -> tuple[int, str]:
+    """(row count, sha256 of the rows in primary-key order), streamed: memory does not grow with the table."""
+    info = source.rows(f"PRAGMA table_info({_ident(table)})")
+    columns = [r["name"] for r in sorted(info, key=lambda r: r["cid"])]
+    pk = [r["name"] for r in sorted((r for r in info if r["pk"]), key=lambda r: r["pk"])]
+    # Without a primary key, all columns in order give a stable order for identical content.
+    order = ", ".join(_ident(c) for c in (pk or columns))
+    row_expr = " || ',' || ".join(f"quote({_ident(c)})" for c in columns) or "''"
+    digest = hashlib.sha256()
+    count = 0
+    for row in source.stream(f"SELECT {row_expr} AS r FROM {_ident(table)} ORDER BY {order}"):
+        digest.update(str(row["r"]).encode("utf-8"))
+        digest.update(b"\n")
+        count += 1
+    return count, digest.hexdigest()
+
+
+def last_write_at(source: SqlSource, table_names: Sequence[str]) -> str | None:
+    """The newest timestamp in any `*_at` column: when the last data this copy holds was written."""
+    newest: datetime | None = None
+    for table in table_names:
+        for col in source.rows(f"PRAGMA table_info({_ident(table)})"):
+            if not str(col["name"]).endswith("_at"):
+                continue
+            value = source.rows(f"SELECT max({_ident(col['name'])}) AS v FROM {_ident(table)}")[0]["v"]
+            when = parse_time(value)
+            if when and (newest is None or when > newest):
+                newest = when
+    return newest.isoformat(timespec="milliseconds").replace("+00:00", "Z") if newest else None
+
+
+def parse_time(value: Any) -> datetime | None:
+    """RFC 3339 text, SQLite's CURRENT_TIMESTAMP text, or epoch seconds/milliseconds, as aware UTC."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        seconds = value / 1000 if value > 1e11 else value
+        return datetime.fromtimestamp(seconds, UTC)
+    try:
+        when = datetime.fromisoformat(str(value).strip().replace(" ", "T"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def fingerprint(source: SqlSource) -> Fingerprint:
+    names = tables(source)
+    counts, sums = {}, {}
+    for table in names:
+        counts[table], sums[table] = table_checksum(source, table)
+    return Fingerprint(schema_version=schema_version(source, names), schema_sha256=schema_sha256(source),
+                       row_counts=counts, checksums=sums, last_write_at=last_write_at(source, names))

@@ -1,0 +1,125 @@
+"""The local D1 disaster-recovery drill: backup, restore into a fresh file, verify, refuse bad backups."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from goldgate.local.platform import LocalPlatform
+from goldgate.ops.backup import BackupRefused, load_manifest, manifest_path, restore_backup, take_backup
+from goldgate.ops.dr import latest_drill, restore_into_stack, run_local_drill
+
+
+def test_drill_passes_on_a_stack_holding_100000_jobs_and_reports_its_timings(tmp_path, stack_db):
+    home = tmp_path / "home"
+    db = stack_db(LocalPlatform(home).db_path("staging"), jobs=100_000)
+    result = run_local_drill("staging", db, home)
+    assert result.passed, result.error
+    assert result.row_counts["jobs"] == 100_000 and result.row_counts["job_metrics"] == 100_000
+    assert result.schema_version == ["0001_init.sql"] or result.schema_version[0] == "0001_init.sql"
+    for figure in (result.backup_s, result.restore_s, result.rto_s, result.rpo_s):
+        assert isinstance(figure, float) and figure >= 0
+    # the newest write is the migration record (applied just now), newer than any job row
+    assert result.last_write_at and result.last_write_at > "2026-11-02"
+    recorded = latest_drill(home, "staging")
+    assert recorded["passed"] is True and recorded["rto_s"] == result.rto_s
+    # the scratch restore is gone, the backup and its manifest stay
+    assert not list((home / "drills" / "staging").glob("scratch-*"))
+    assert len(list((home / "backups" / "staging").glob("*.sqlite"))) == 1
+    print(f"\nDR drill, 100,000 jobs: backup {result.backup_s:.2f} s, restore+verify {result.restore_s:.2f} s, "
+          f"{result.backup_bytes / 1e6:.1f} MB")
+
+
+@pytest.fixture
+def backup(tmp_path, stack_db):
+    db = stack_db(tmp_path / "db.sqlite", jobs=2_000)
+    path, _ = take_backup(db, tmp_path / "backups", "staging")
+    return path
+
+
+def _restore(path, tmp_path):
+    return restore_backup(path, load_manifest(path), tmp_path / "restored.sqlite")
+
+
+def test_a_good_backup_restores_to_identical_content(backup, tmp_path):
+    outcome = _restore(backup, tmp_path)
+    conn = sqlite3.connect(outcome.target)
+    assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 2_000
+    assert conn.execute("SELECT inputs_json FROM jobs LIMIT 1").fetchone()[0].endswith("-- line two\"}")
+
+
+def test_a_corrupted_backup_is_refused(backup, tmp_path):
+    data = bytearray(backup.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    backup.write_bytes(bytes(data))
+    with pytest.raises(BackupRefused, match="corrupted; refusing to restore"):
+        _restore(backup, tmp_path)
+    assert not (tmp_path / "restored.sqlite").exists()
+
+
+def test_a_truncated_backup_is_refused(backup, tmp_path):
+    data = backup.read_bytes()
+    backup.write_bytes(data[: len(data) // 3])
+    with pytest.raises(BackupRefused, match="truncated; refusing to restore"):
+        _restore(backup, tmp_path)
+
+
+def _rewrite_manifest_hash(backup):
+    from goldgate.ops.backup import file_sha256
+
+    path = manifest_path(backup)
+    raw = json.loads(path.read_text())
+    raw["sha256"], raw["bytes"] = file_sha256(backup), backup.stat().st_size
+    path.write_text(json.dumps(raw))
+
+
+def test_a_damaged_page_is_refused_even_when_the_manifest_hash_was_rewritten(backup, tmp_path):
+    data = bytearray(backup.read_bytes())
+    page = 4096
+    for i in range(page * 3, page * 3 + 200):  # scribble over a b-tree page header
+        data[i] = 0x5A
+    backup.write_bytes(bytes(data))
+    _rewrite_manifest_hash(backup)
+    with pytest.raises(BackupRefused, match="integrity check|not a readable SQLite|checksum|rows"):
+        _restore(backup, tmp_path)
+
+
+def test_changed_content_is_caught_by_the_table_checksums(backup, tmp_path):
+    conn = sqlite3.connect(backup)
+    with conn:
+        conn.execute("UPDATE jobs SET status = 'completed' WHERE id = 'job-0000050'")
+    conn.close()
+    _rewrite_manifest_hash(backup)
+    with pytest.raises(BackupRefused, match="table jobs: content checksum differs"):
+        _restore(backup, tmp_path)
+
+
+def test_a_backup_without_a_manifest_is_refused(backup, tmp_path):
+    manifest_path(backup).unlink()
+    with pytest.raises(BackupRefused, match="has no manifest"):
+        load_manifest(backup)
+
+
+def test_a_garbled_manifest_is_refused(backup, tmp_path):
+    manifest_path(backup).write_text("{not json")
+    with pytest.raises(BackupRefused, match="not valid JSON"):
+        load_manifest(backup)
+    manifest_path(backup).write_text(json.dumps({"format": "goldgate.d1-backup.v1", "stack": "staging"}))
+    with pytest.raises(BackupRefused, match="malformed field"):
+        load_manifest(backup)
+
+
+def test_a_drill_without_a_database_is_recorded_as_failed(tmp_path):
+    result = run_local_drill("staging", tmp_path / "missing.sqlite", tmp_path)
+    assert not result.passed and "goldgate up staging" in result.error
+    assert latest_drill(tmp_path, "staging")["passed"] is False
+
+
+def test_restore_into_a_stack_replaces_its_database_and_keeps_the_old_one(backup, tmp_path, stack_db):
+    live = stack_db(tmp_path / "live" / "db.sqlite", jobs=10)
+    kept = restore_into_stack(backup, live)
+    assert kept != live and kept.exists()
+    assert sqlite3.connect(live).execute("SELECT count(*) FROM jobs").fetchone()[0] == 2_000
+    assert sqlite3.connect(kept).execute("SELECT count(*) FROM jobs").fetchone()[0] == 10
