@@ -1,0 +1,318 @@
+"""Release commands: build, deploy, golden, promote, rollback, history, release.
+
+`goldgate release` is the whole flow on the local target: up STAGING and PROD, build the worker
+image once, deploy it to STAGING, run the golden suite there, promote that exact digest to PROD
+(gate, deploy, rollout, smoke), and print a summary. The other commands are its steps, and are what
+CI calls (.github/workflows/release.yml) against the cloud target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from goldgate import spec as specs
+from goldgate.commands.output import add_json_flag, emit, progress, table
+from goldgate.errors import GoldgateError
+from goldgate.release import build as builds
+from goldgate.release.deployers import Deployer, for_target
+from goldgate.release.gate import PromotionRefused
+from goldgate.release.ledger import Ledger, detect_trigger
+from goldgate.release.promote import PromotionOutcome, check_gate, promote
+from goldgate.release.rollback import rollback
+from goldgate.release.verification import GoldenPaths, GoldenRun, run_golden
+
+TARGETS = ("local", "cloud")
+
+
+def _home(args: argparse.Namespace) -> Path:
+    if getattr(args, "home", None):
+        return Path(args.home).resolve()
+    from goldgate.local.state import default_home
+
+    return default_home()
+
+
+def _paths(args: argparse.Namespace) -> GoldenPaths:
+    base = GoldenPaths()
+    return GoldenPaths(cases_dir=Path(args.cases_dir) if args.cases_dir else base.cases_dir,
+                       references_dir=Path(args.references_dir) if args.references_dir else base.references_dir,
+                       reports_dir=Path(args.reports_dir) if args.reports_dir else base.reports_dir)
+
+
+def _deployer(args: argparse.Namespace) -> Deployer:
+    return for_target(args.target, _home(args))
+
+
+# -- build -------------------------------------------------------------------------------------
+
+def _workflow_version(args: argparse.Namespace) -> str:
+    if args.workflow_version:
+        return args.workflow_version
+    if args.target == "cloud":
+        return specs.load_pulumi("staging").workflow_version
+    return specs.load_local("staging").workflow_version
+
+
+def do_build(args: argparse.Namespace, ledger: Ledger) -> builds.BuildResult:
+    context = Path(args.context).resolve()
+    if not context.is_dir():
+        raise GoldgateError(f"build context {context} is not a directory")
+    identity = builds.identity_for(context, _workflow_version(args))
+    engine = args.engine or ("docker" if args.repo else "local")
+    if engine == "docker":
+        if not args.repo:
+            raise GoldgateError("--repo is required to build with docker (e.g. 127.0.0.1:5000/goldgate-worker)")
+        try:
+            import docker
+
+            client = docker.from_env()
+            client.ping()
+        except Exception as exc:  # noqa: BLE001 -- any failure to reach the engine is one actionable message
+            raise GoldgateError(f"cannot reach a Docker engine ({type(exc).__name__}: {exc}); set DOCKER_HOST "
+                                "or build for the local target with --engine local") from None
+        result = builds.build_docker(client, context, args.repo, identity, dockerfile=args.dockerfile,
+                                     progress=progress)
+    else:
+        progress(f"snapshotting {context} into the local image store")
+        result = builds.build_local(context, _home(args), identity)
+    ledger.append("build", **result.to_dict(), trigger=detect_trigger(args.trigger))
+    return result
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    result = do_build(args, Ledger(_home(args)))
+    emit(args, result.to_dict(), lambda d: d["image"])
+    return 0
+
+
+# -- deploy ------------------------------------------------------------------------------------
+
+def do_deploy(deployer: Deployer, ledger: Ledger, stack: str, image: str, trigger: str) -> dict[str, Any]:
+    role = deployer.spec(stack).role
+    if role == "prod":
+        raise GoldgateError(f"{stack} is a PROD stack: it takes an image only through `goldgate promote` "
+                            "(after the golden gate) or `goldgate rollback`")
+    if not specs.is_digest_ref(image):
+        raise GoldgateError(f"{image!r} is not pinned by digest (repo@sha256:<64 hex>); stacks never take a tag")
+    result = deployer.deploy(stack, image, progress)
+    ledger.append("deploy", **result.to_dict(), image=image, trigger=trigger)
+    return result.to_dict()
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    data = do_deploy(_deployer(args), Ledger(_home(args)), args.stack, args.image, detect_trigger(args.trigger))
+    emit(args, data, lambda d: f"{d['stack']}: {d['before'] or '(nothing)'} -> {d['after']}")
+    return 0
+
+
+# -- golden ------------------------------------------------------------------------------------
+
+def _render_golden(report: dict[str, Any]) -> str:
+    rows = [{"case": c["id"], "result": "pass" if c["passed"] else "FAIL", "latency_s": c["latency_s"],
+             "failed checks": ", ".join(x["name"] for x in c["checks"] if not x["passed"]) or "-"}
+            for c in report["cases"]]
+    lat = report["latency_s"]
+    lines = [table(rows, ["case", "result", "latency_s", "failed checks"]), "",
+             (f"{report['suite']} suite on {report['stack']} ({report['image']}): "
+             f"{'PASSED' if report['passed'] else 'FAILED'}"),
+             (f"latency p50 {lat['p50']} s, p95 {lat['p95']} s, mean {lat['mean']} s, max {lat['max']} s; "
+             f"wall time {report['wall_time_s']} s vs {report['sum_latency_s']} s summed over cases")]
+    lines += [f"  failure: {f}" for f in report["failures"]]
+    return "\n".join(lines)
+
+
+def cmd_golden(args: argparse.Namespace) -> int:
+    if args.update_references:
+        progress("!!! --update-references: the images rendered now become the references every future golden "
+                 "run is compared with. Do this only deliberately, after checking the images by eye, and "
+                 "commit the new references/ in their own reviewed change. !!!")
+    run = run_golden(_deployer(args), args.stack, Ledger(_home(args)), suite="smoke" if args.smoke else "full",
+                     paths=_paths(args), update_references=args.update_references,
+                     trigger=detect_trigger(args.trigger), progress=progress, concurrency=args.concurrency)
+    progress(f"report: {run.path} (html: {run.html_path})")
+    emit(args, run.report, _render_golden)
+    return 0 if run.passed else 1
+
+
+# -- promote / rollback ------------------------------------------------------------------------
+
+def _render_promotion(d: dict[str, Any]) -> str:
+    lines = [f"{c['name']:<14} {'ok' if c['passed'] else 'FAILED':<7} {c['detail']}" for c in d["gate"]["conditions"]]
+    return "\n".join(["gate:", *("  " + ln for ln in lines), d["message"]])
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    deployer, ledger, paths = _deployer(args), Ledger(_home(args)), _paths(args)
+    report = Path(args.report) if args.report else paths.reports_dir / "latest.json"
+    if args.check:
+        decision, _ = check_gate(deployer, ledger, report)
+        emit(args, decision.to_dict(), lambda d: _render_promotion({"gate": d, "message": (
+            "gate would pass" if d["passed"] else "gate would refuse")}))
+        return 0 if decision.passed else 1
+    outcome = promote(deployer, ledger, _home(args), report_path=report, trigger=detect_trigger(args.trigger),
+                      progress=progress, paths=paths)
+    emit(args, outcome.to_dict(), _render_promotion)
+    if not outcome.ok:
+        raise GoldgateError(outcome.message())
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    outcome = rollback(_deployer(args), Ledger(_home(args)), _home(args), to=args.to,
+                       trigger=detect_trigger(args.trigger), progress=progress, paths=_paths(args))
+    emit(args, outcome.to_dict(), lambda d: f"PROD rolled back: {d['before']} -> {d['prod_image']} (smoke passed)")
+    return 0
+
+
+# -- history -----------------------------------------------------------------------------------
+
+def cmd_history(args: argparse.Namespace) -> int:
+    entries = [e.to_dict() for e in Ledger(_home(args)).entries()]
+    if args.limit:
+        entries = entries[-args.limit:]
+
+    def render(rows: list[dict[str, Any]]) -> str:
+        flat = [{"seq": r["seq"], "ts": r["ts"], "kind": r["kind"], "phase": r.get("phase", ""),
+                 "stack": r.get("stack", ""), "outcome": r.get("outcome", r.get("passed", "")),
+                 "image": _short(r.get("prod_image") or r.get("image") or r.get("after")),
+                 "trigger": r.get("trigger", "")} for r in rows]
+        return table(flat, ["seq", "ts", "kind", "phase", "stack", "outcome", "image", "trigger"]) + \
+            f"\n{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}; hash chain verified"
+    emit(args, entries, render)
+    return 0
+
+
+def _short(image: Any) -> str:
+    if not isinstance(image, str):
+        return "-"
+    repo, _, digest = image.partition("@")
+    return f"{repo}@{digest[:19]}" if digest else image
+
+
+# -- release -----------------------------------------------------------------------------------
+
+def cmd_release(args: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    home, ledger, trigger = _home(args), Ledger(_home(args)), detect_trigger(args.trigger)
+    deployer = _deployer(args)
+    summary: dict[str, Any] = {"target": args.target, "home": str(home)}
+    progress(f"release on the {args.target} target (state: {home})")
+    t = time.monotonic()
+    with ThreadPoolExecutor(max_workers=2) as pool:  # both stacks start at once
+        for f in [pool.submit(deployer.ensure_up, s, progress) for s in (args.staging, args.prod)]:
+            f.result()
+    summary["up_s"] = round(time.monotonic() - t, 2)
+    t = time.monotonic()
+    built = do_build(args, ledger)
+    summary.update(image=built.image, release_id=built.release_id, build_s=round(time.monotonic() - t, 2))
+    progress(f"built {built.image} (release {built.release_id})")
+    t = time.monotonic()
+    do_deploy(deployer, ledger, args.staging, built.image, trigger)
+    summary["deploy_staging_s"] = round(time.monotonic() - t, 2)
+    golden: GoldenRun = run_golden(deployer, args.staging, ledger, paths=_paths(args), trigger=trigger,
+                                   progress=progress, concurrency=args.concurrency)
+    rep = golden.report
+    summary["golden"] = {"passed": golden.passed, "report": str(golden.path), "html": str(golden.html_path),
+                         "cases": len(rep["cases"]), "latency_s": rep["latency_s"],
+                         "wall_time_s": rep["wall_time_s"], "sum_latency_s": rep["sum_latency_s"],
+                         "failures": rep["failures"]}
+    outcome: PromotionOutcome | None = None
+    error: str | None = None
+    if golden.passed:
+        try:
+            outcome = promote(deployer, ledger, home, report_path=_paths(args).reports_dir / "latest.json",
+                              staging=args.staging, prod=args.prod, trigger=trigger, progress=progress,
+                              paths=_paths(args))
+            summary["promotion"] = outcome.to_dict()
+            error = None if outcome.ok else outcome.message()
+        except PromotionRefused as exc:
+            error = str(exc)
+    else:
+        error = f"golden suite failed on {args.staging}; {built.image} is not promoted and PROD is unchanged"
+    summary["prod_image"] = deployer.current_image(args.prod)
+    summary["duration_s"] = round(time.monotonic() - t0, 2)
+    summary["ok"] = error is None
+    summary["error"] = error
+    emit(args, summary, _render_release)
+    if error:
+        raise GoldgateError(error)
+    return 0
+
+
+def _render_release(s: dict[str, Any]) -> str:
+    g = s["golden"]
+    lat = g["latency_s"]
+    lines = ["", "=== goldgate release ===",
+             f"image        {s['image']}",
+             f"release id   {s['release_id']}",
+             (f"golden       {'PASSED' if g['passed'] else 'FAILED'}: {g['cases']} cases, latency p50 {lat['p50']} s, "
+             f"p95 {lat['p95']} s, mean {lat['mean']} s, max {lat['max']} s"),
+             f"             suite wall time {g['wall_time_s']} s vs {g['sum_latency_s']} s summed case latencies",
+             f"             report {g['report']}"]
+    promo = s.get("promotion")
+    if promo:
+        lines.append(f"promotion    {promo['outcome']}: {promo['message']}")
+    lines += [f"PROD runs    {s['prod_image'] or '(nothing)'}",
+              f"duration     {s['duration_s']} s (stacks up {s['up_s']} s, build {s['build_s']} s)",
+              "result       " + ("OK: STAGING and PROD keep serving until `goldgate down all`" if s["ok"]
+                                 else f"FAILED: {s['error']}")]
+    return "\n".join(lines)
+
+
+# -- registration ------------------------------------------------------------------------------
+
+def register(sub: argparse._SubParsersAction) -> None:
+    default_target = os.environ.get("GOLDGATE_TARGET", "local")
+
+    def add(name: str, func: Any, help_text: str, golden_paths: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--home", help="state directory (default: $GOLDGATE_HOME or ./.goldgate)")
+        p.add_argument("--target", choices=TARGETS, default=default_target,
+                       help="local (the embedded target, default) or cloud (Pulumi + RunPod); env GOLDGATE_TARGET")
+        p.add_argument("--trigger", help="who/what asked, for the ledger (default: CI run or local user)")
+        if golden_paths:
+            p.add_argument("--cases-dir", help="golden cases (default scripts/golden-tests/cases)")
+            p.add_argument("--references-dir", help="reference images (default scripts/golden-tests/references)")
+            p.add_argument("--reports-dir", help="reports (default scripts/golden-tests/reports)")
+        add_json_flag(p)
+        p.set_defaults(func=func)
+        return p
+
+    def build_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--context", default=str(builds.WORKER_DIR), help="build context (default images/worker)")
+        p.add_argument("--dockerfile", default="Dockerfile")
+        p.add_argument("--repo", help="image repository to push to (selects the docker engine)")
+        p.add_argument("--engine", choices=("docker", "local"),
+                       help="docker (push to --repo) or local (content-addressed local image store)")
+        p.add_argument("--workflow-version", help="default: the staging stack's workflow_version")
+
+    build_args(add("build", cmd_build, "build the worker image once, immutably tagged; print repo@sha256:<digest>"))
+    p = add("deploy", cmd_deploy, "deploy an image (by digest) to a non-PROD stack, e.g. STAGING")
+    p.add_argument("stack")
+    p.add_argument("--image", required=True, help="repo@sha256:<digest>")
+    p = add("golden", cmd_golden, "run the golden cases against a stack's public API; write the report",
+            golden_paths=True)
+    p.add_argument("stack")
+    p.add_argument("--smoke", action="store_true", help="only the smoke cases (does not replace latest.json)")
+    p.add_argument("--update-references", action="store_true",
+                   help="DELIBERATE USE ONLY: overwrite the reference images with this run's renders")
+    p.add_argument("--concurrency", type=int, default=8)
+    p = add("promote", cmd_promote, "gate the latest STAGING golden report, pin its digest on PROD, smoke, "
+                                    "roll back automatically on failure", golden_paths=True)
+    p.add_argument("--report", help="golden report to gate on (default reports/latest.json)")
+    p.add_argument("--check", action="store_true", help="only evaluate the gate; change nothing")
+    p = add("rollback", cmd_rollback, "pin an earlier verified release on PROD, deploy, smoke", golden_paths=True)
+    p.add_argument("--to", help="digest, image ref or release id (default: the previous verified release)")
+    p = add("history", cmd_history, "the release ledger: builds, deploys, golden runs, promotions, rollbacks")
+    p.add_argument("--limit", type=int, help="only the last N entries")
+    p = add("release", cmd_release, "the whole flow: build, deploy STAGING, golden, promote to PROD, smoke",
+            golden_paths=True)
+    build_args(p)
+    p.add_argument("--staging", default="staging")
+    p.add_argument("--prod", default="prod")
+    p.add_argument("--concurrency", type=int, default=8)

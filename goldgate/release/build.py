@@ -1,0 +1,185 @@
+"""Build the worker image once and name it immutably.
+
+The tag is derived from what makes a release: `<workflow version>-g<git commit>-m<model manifest
+sha256[:12]>`. A tag is never re-pointed: before pushing, the registry is asked what the tag names
+now; if it names other content the build is refused. The push stream is read to the end (the docker
+SDK does not raise on a failed push: an `error`/`errorDetail` line is the failure), and the digest
+comes from its final `aux` line. The result is `repo@sha256:<digest>`, the only form a stack runs.
+
+Without Docker (the local target) the worker is snapshotted into the content-addressed local image
+store instead: `local/worker@sha256:<hex>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from goldgate.errors import GoldgateError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WORKER_DIR = REPO_ROOT / "images" / "worker"
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_REPO = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$|^[a-z0-9._-]+$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class BuildFailed(GoldgateError):
+    """The image did not build; the message carries the builder's last error."""
+
+
+class PushFailed(GoldgateError):
+    """The registry refused or broke off the push; nothing may be deployed from it."""
+
+
+class TagConflict(GoldgateError):
+    """The immutable tag already names other content in the registry."""
+
+
+@dataclass(frozen=True)
+class ReleaseIdentity:
+    """What identifies a release before it has a digest."""
+
+    workflow_version: str
+    git_commit: str
+    models_sha256: str
+
+    @property
+    def tag(self) -> str:
+        tag = f"{self.workflow_version}-g{self.git_commit[:12]}-m{self.models_sha256[:12]}"
+        if not _TAG.match(tag):
+            raise BuildFailed(f"derived tag {tag!r} is not a valid image tag; check workflow_version")
+        return tag
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    image: str                 # repo@sha256:<hex>, what stacks run
+    release_id: str            # the immutable tag
+    repo: str
+    digest: str
+    identity: ReleaseIdentity
+    target: str                # "docker" | "local"
+    reused: bool = False       # the registry already held this exact content under the tag
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": self.image, "release_id": self.release_id, "repo": self.repo, "digest": self.digest,
+                "workflow_version": self.identity.workflow_version, "git_commit": self.identity.git_commit,
+                "models_sha256": self.identity.models_sha256, "target": self.target, "reused": self.reused}
+
+
+def git_commit(repo: Path = REPO_ROOT) -> str:
+    """The checked-out commit (full sha); `GITHUB_SHA`-free so it is the same in CI and locally."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                             timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BuildFailed(f"cannot read the git commit of {repo} ({exc}); build from a git checkout") from None
+    return out.stdout.strip()
+
+
+def manifest_sha256(context: Path) -> str:
+    """sha256 of the model manifest (`models.yaml`) the image bakes; the empty hash if it has none."""
+    path = context / "models.yaml"
+    return hashlib.sha256(path.read_bytes() if path.is_file() else b"").hexdigest()
+
+
+def identity_for(context: Path, workflow_version: str, commit: str | None = None) -> ReleaseIdentity:
+    return ReleaseIdentity(workflow_version=workflow_version, git_commit=commit or git_commit(),
+                           models_sha256=manifest_sha256(context))
+
+
+def parse_push_stream(lines: Iterable[dict[str, Any]], progress: Callable[[str], None] | None = None) -> str:
+    """Read every line of a push; raise on an error line; return the digest from the last `aux` line."""
+    digest: str | None = None
+    for line in lines:
+        if not isinstance(line, dict):
+            raise PushFailed(f"unexpected push stream line {line!r}")
+        if "error" in line or "errorDetail" in line:
+            detail = line.get("errorDetail") or {}
+            message = line.get("error") or (detail.get("message") if isinstance(detail, dict) else None) or detail
+            raise PushFailed(f"push failed: {message}")
+        aux = line.get("aux")
+        if isinstance(aux, dict) and aux.get("Digest"):
+            digest = str(aux["Digest"])
+        elif progress and line.get("status") and not line.get("progressDetail"):
+            progress(f"push: {line.get('id', '')} {line['status']}".strip())
+    if digest is None or not _DIGEST.match(digest):
+        raise PushFailed("the push stream ended without a digest (no final `aux` line); the registry did not "
+                         "confirm the image")
+    return digest
+
+
+def build_docker(client: Any, context: Path, repo: str, identity: ReleaseIdentity, *,
+                 dockerfile: str = "Dockerfile", progress: Callable[[str], None] | None = None) -> BuildResult:
+    """Build `context`, refuse a re-pointed tag, push, and return the pushed digest ref."""
+    import docker.errors  # the SDK is only needed on the docker path
+
+    if not _REPO.match(repo):
+        raise BuildFailed(f"{repo!r} is not an image repository name (e.g. 127.0.0.1:5000/goldgate-worker)")
+    tag = identity.tag
+    ref = f"{repo}:{tag}"
+    labels = {"org.opencontainers.image.revision": identity.git_commit,
+              "dev.goldgate.workflow-version": identity.workflow_version,
+              "dev.goldgate.models-sha256": identity.models_sha256}
+    if progress:
+        progress(f"building {context} as {ref}")
+    try:
+        image, _logs = client.images.build(path=str(context), dockerfile=dockerfile, tag=ref, labels=labels,
+                                          rm=True, pull=False)
+    except docker.errors.BuildError as exc:
+        raise BuildFailed(f"docker build of {context} failed: {exc.msg}") from None
+    except docker.errors.APIError as exc:
+        raise BuildFailed(f"docker build of {context} failed: {exc.explanation or exc}") from None
+    existing = _registry_digest(client, ref)
+    if existing is not None:
+        mine = {d.split("@", 1)[1] for d in image.attrs.get("RepoDigests") or [] if d.startswith(repo + "@")}
+        if existing not in mine:
+            raise TagConflict(f"{ref} already names {repo}@{existing} in the registry and this build is different "
+                              f"content (image {image.id}); tags are immutable: commit your change (a new "
+                              "commit gives a new tag) or bump workflow_version")
+        if progress:
+            progress(f"{ref} already pushed with this exact content")
+        return BuildResult(f"{repo}@{existing}", tag, repo, existing, identity, "docker", reused=True)
+    if progress:
+        progress(f"pushing {ref}")
+    try:
+        digest = parse_push_stream(client.api.push(repo, tag=tag, stream=True, decode=True), progress)
+    except docker.errors.APIError as exc:
+        raise PushFailed(f"push of {ref} failed: {exc.explanation or exc}") from None
+    return BuildResult(f"{repo}@{digest}", tag, repo, digest, identity, "docker")
+
+
+def _registry_digest(client: Any, ref: str) -> str | None:
+    """The manifest digest the registry holds for `ref`, or None if the tag does not exist there."""
+    import docker.errors
+
+    try:
+        data = client.images.get_registry_data(ref)
+    except docker.errors.NotFound:
+        return None
+    except docker.errors.APIError as exc:
+        text = str(exc.explanation or exc).lower()
+        if "not found" in text or "manifest unknown" in text or "no such" in text:
+            return None
+        raise PushFailed(f"cannot ask the registry about {ref} ({exc.explanation or exc}); refusing to push "
+                         "without knowing whether the tag exists") from None
+    return str(data.id)
+
+
+def build_local(source_dir: Path, home: Path, identity: ReleaseIdentity) -> BuildResult:
+    """Snapshot the worker into the local content-addressed image store."""
+    try:
+        from goldgate.local.image_store import build_local_image
+    except ImportError as exc:
+        raise BuildFailed(f"the local image store is not available ({exc})") from None
+    image = str(build_local_image(source_dir, home))
+    repo, _, digest = image.partition("@")
+    if not _DIGEST.match(digest):
+        raise BuildFailed(f"the local image store returned {image!r}, not repo@sha256:<hex>")
+    return BuildResult(image, identity.tag, repo, digest, identity, "local")

@@ -1,0 +1,161 @@
+"""Golden cases: `scripts/golden-tests/cases/*.yaml`, one case per file, validated with errors that
+name the file and field. A case says which workflow to run with which inputs and what the result
+must look like; `smoke: true` puts it in the subset run on PROD after a promotion or rollback.
+
+    id: sdxl-lighthouse            # defaults to the file name
+    workflow: sdxl-txt2img
+    smoke: true
+    inputs: {prompt: "a lighthouse at dusk", seed: 42, width: 768, height: 768}
+    expect:
+      status: completed
+      images: 1
+      width: 768
+      height: 768
+      content_type: image/png
+      min_bytes: 1000
+      max_bytes: 20000000
+      reference: sdxl-lighthouse.png   # in references/; defaults to <id>.png
+      max_hash_distance: 8             # dHash bits (0..64)
+      max_latency_s: 600               # defaults to the stack's golden_case_latency_s
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from goldgate.errors import GoldgateError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GOLDEN_DIR = REPO_ROOT / "scripts" / "golden-tests"
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_MAX_CASE_FILE = 256 * 1024
+_EXPECT_KEYS = {"status", "images", "width", "height", "content_type", "min_bytes", "max_bytes",
+                "reference", "max_hash_distance", "max_latency_s"}
+
+
+class CaseError(GoldgateError):
+    """A golden case file is missing, unreadable or invalid; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class Expectations:
+    status: str = "completed"
+    images: int = 1
+    width: int | None = None
+    height: int | None = None
+    content_type: str = "image/png"
+    min_bytes: int = 1
+    max_bytes: int = 50_000_000
+    reference: str | None = None
+    max_hash_distance: int = 8
+    max_latency_s: float | None = None
+
+
+@dataclass(frozen=True)
+class GoldenCase:
+    id: str
+    workflow: str
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    expect: Expectations = Expectations()
+    smoke: bool = False
+    source: str = ""
+
+    @property
+    def reference_name(self) -> str:
+        return self.expect.reference or f"{self.id}.png"
+
+
+def load_cases(cases_dir: Path = GOLDEN_DIR / "cases", smoke_only: bool = False) -> list[GoldenCase]:
+    """Every case in `cases_dir` (sorted by id), or only the smoke subset."""
+    if not cases_dir.is_dir():
+        raise CaseError(f"golden cases directory {cases_dir} does not exist")
+    cases = [load_case(p) for p in sorted(cases_dir.glob("*.yaml"))]
+    if not cases:
+        raise CaseError(f"no golden cases (*.yaml) in {cases_dir}")
+    seen: dict[str, str] = {}
+    for c in cases:
+        if c.id in seen:
+            raise CaseError(f"{c.source}: case id {c.id!r} is also used by {seen[c.id]}")
+        seen[c.id] = c.source
+    if smoke_only:
+        cases = [c for c in cases if c.smoke]
+        if not cases:
+            raise CaseError(f"no smoke cases in {cases_dir}: mark at least one case `smoke: true`")
+    return sorted(cases, key=lambda c: c.id)
+
+
+def load_case(path: Path) -> GoldenCase:
+    src = str(path)
+    try:
+        if path.stat().st_size > _MAX_CASE_FILE:
+            raise CaseError(f"{src}: larger than {_MAX_CASE_FILE} bytes; a case is a few lines of YAML")
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CaseError(f"{src}: cannot read ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise CaseError(f"{src}: not valid YAML ({exc})") from None
+    if not isinstance(raw, Mapping):
+        raise CaseError(f"{src}: expected a mapping with workflow, inputs and expect")
+    unknown = set(raw) - {"id", "workflow", "inputs", "expect", "smoke", "description"}
+    if unknown:
+        raise CaseError(f"{src}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    case_id = raw.get("id", path.stem)
+    if not isinstance(case_id, str) or not _ID.match(case_id):
+        raise CaseError(f"{src}: id {case_id!r} must be lowercase letters, digits, '.', '_' or '-'")
+    workflow = raw.get("workflow")
+    if not isinstance(workflow, str) or not _ID.match(workflow):
+        raise CaseError(f"{src}: workflow is required (a workflow id such as sdxl-txt2img)")
+    inputs = raw.get("inputs") or {}
+    if not isinstance(inputs, Mapping) or not all(isinstance(k, str) for k in inputs):
+        raise CaseError(f"{src}: inputs must be a mapping of parameter name to value")
+    smoke = raw.get("smoke", False)
+    if not isinstance(smoke, bool):
+        raise CaseError(f"{src}: smoke must be true or false")
+    return GoldenCase(id=case_id, workflow=workflow, inputs=dict(inputs), smoke=smoke, source=src,
+                      expect=_expectations(raw.get("expect") or {}, src))
+
+
+def _expectations(raw: Any, src: str) -> Expectations:
+    if not isinstance(raw, Mapping):
+        raise CaseError(f"{src}: expect must be a mapping")
+    unknown = set(raw) - _EXPECT_KEYS
+    if unknown:
+        raise CaseError(f"{src}: expect: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+
+    def integer(key: str, default: int | None, lo: int, hi: int) -> int | None:
+        value = raw.get(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise CaseError(f"{src}: expect.{key}: expected an integer in [{lo}, {hi}], got {value!r}")
+        return value
+
+    status = raw.get("status", "completed")
+    if status != "completed":
+        raise CaseError(f"{src}: expect.status: only `completed` is supported (a golden case must succeed)")
+    content_type = raw.get("content_type", "image/png")
+    if not isinstance(content_type, str) or not re.match(r"^image/[a-z0-9.+-]+$", content_type):
+        raise CaseError(f"{src}: expect.content_type: expected an image media type, got {content_type!r}")
+    reference = raw.get("reference")
+    if reference is not None and (not isinstance(reference, str)
+                                  or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.png$", reference)):
+        raise CaseError(f"{src}: expect.reference: a PNG file name in references/ (no directories)")
+    latency = raw.get("max_latency_s")
+    if latency is not None and (not isinstance(latency, int | float) or isinstance(latency, bool)
+                                or not 0 < latency <= 86_400):
+        raise CaseError(f"{src}: expect.max_latency_s: expected seconds in (0, 86400], got {latency!r}")
+    exp = Expectations(status=status, images=integer("images", 1, 1, 64),
+                       width=integer("width", None, 1, 16_384), height=integer("height", None, 1, 16_384),
+                       content_type=content_type, min_bytes=integer("min_bytes", 1, 1, 2**31),
+                       max_bytes=integer("max_bytes", 50_000_000, 1, 2**33), reference=reference,
+                       max_hash_distance=integer("max_hash_distance", 8, 0, 64),
+                       max_latency_s=float(latency) if latency is not None else None)
+    if exp.min_bytes > exp.max_bytes:
+        raise CaseError(f"{src}: expect.min_bytes exceeds expect.max_bytes")
+    return exp

@@ -1,0 +1,53 @@
+"""The deployer interface and its result value."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from goldgate.release.gate import ErrorRate
+from goldgate.release.golden import ApiAccess
+from goldgate.spec import StackSpec
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """What a stack ran before and after a deploy; `rollout` is the target's evidence of completion."""
+
+    stack: str
+    target: str
+    before: str | None
+    after: str | None
+    rollout: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stack": self.stack, "target": self.target, "before": self.before, "after": self.after,
+                "rollout": self.rollout}
+
+
+class Deployer(Protocol):
+    """One target's stacks: what they run, how to change it, and how to reach and measure them."""
+
+    target: str
+
+    def current_image(self, stack: str) -> str | None:
+        """The image pinned for `stack` (repo@sha256:...), or None if nothing was deployed."""
+
+    def deploy(self, stack: str, image: str, progress: Progress) -> DeployResult:
+        """Pin `image` for `stack`, apply it, and return once every worker runs it."""
+
+    def spec(self, stack: str) -> StackSpec:
+        """The stack's spec (thresholds, workflow version) with the pinned image applied."""
+
+    def api_access(self, stack: str) -> ApiAccess:
+        """The stack's public API URL and bearer token."""
+
+    def error_rate(self, stack: str, since: datetime) -> ErrorRate:
+        """Failed / terminal jobs on `stack` since `since`, from job_metrics."""
+
+    def ensure_up(self, stack: str, progress: Progress) -> None:
+        """Make sure the stack exists and serves (local: bring it up; cloud: nothing to do)."""

@@ -1,0 +1,185 @@
+"""The cloud deployer: Pulumi's Automation API over the project's own program, then RunPod's rollout.
+
+Deploying a stack is a config pin, nothing else: select the stack in the project directory, set the
+image inside the one spec (`pulumi config set --path goldgate:spec.image <repo@sha256:...>`, so the
+spec stays the single source and `stacks/Pulumi.<stack>.yaml` records the pin), `up`, read the
+outputs (`endpoint_id`, `api_url`), then wait until RunPod's `/releases` reports the new release
+on 100% of workers and the endpoint names the image. Rollback is the same call with an older digest.
+Pulumi's own `stack history` keeps each update's config.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from goldgate.errors import GoldgateError
+from goldgate.release.deployers.base import DeployResult, Progress
+from goldgate.release.error_rate import from_api
+from goldgate.release.gate import ErrorRate
+from goldgate.release.golden import ApiAccess
+from goldgate.spec import STACKS_DIR, StackSpec, is_digest_ref, load_pulumi
+
+IMAGE_KEY = "goldgate:spec.image"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+class CloudDeployFailed(GoldgateError):
+    """Pulumi or RunPod did not complete the deploy; the stack config says what was pinned."""
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    project_dir: Path = REPO_ROOT
+    pulumi_root: str | None = None          # a directory holding bin/pulumi; None = `pulumi` on PATH
+    rollout_timeout_s: float = 1800.0
+    rollout_poll_s: float = 5.0
+    env: tuple[tuple[str, str], ...] = ()   # extra environment for the pulumi process
+
+
+class CloudDeployer:
+    target = "cloud"
+
+    def __init__(self, settings: CloudSettings = CloudSettings(),
+                 control_client: Callable[[str, str], Any] | None = None) -> None:
+        self.settings = settings
+        self._control_client = control_client or _default_control_client
+        self._command: Any = None
+
+    @classmethod
+    def from_env(cls) -> CloudDeployer:
+        return cls(CloudSettings(project_dir=Path(os.environ.get("GOLDGATE_PROJECT_DIR") or REPO_ROOT),
+                                 pulumi_root=os.environ.get("GOLDGATE_PULUMI_ROOT") or None,
+                                 rollout_timeout_s=float(os.environ.get("GOLDGATE_ROLLOUT_TIMEOUT_S") or 1800)))
+
+    # -- Pulumi ---------------------------------------------------------------------------------
+
+    def _stack(self, stack: str) -> Any:
+        from pulumi import automation as auto
+
+        try:
+            if self._command is None:
+                self._command = auto.PulumiCommand(root=self.settings.pulumi_root)
+            opts = auto.LocalWorkspaceOptions(pulumi_command=self._command, env_vars=dict(self.settings.env))
+            return auto.select_stack(stack, work_dir=str(self.settings.project_dir), opts=opts)
+        except FileNotFoundError:
+            raise CloudDeployFailed("the pulumi CLI is not installed (or GOLDGATE_PULUMI_ROOT has no bin/pulumi); "
+                                    "the cloud target needs it") from None
+        except auto.errors.CommandError as exc:
+            raise CloudDeployFailed(f"pulumi cannot select stack {stack!r}: {_last_line(exc)}") from None
+
+    def current_image(self, stack: str) -> str | None:
+        from pulumi import automation as auto
+
+        try:
+            value = self._stack(stack).get_config(IMAGE_KEY, path=True).value
+        except auto.errors.CommandError:
+            return None
+        return value or None
+
+    def deploy(self, stack: str, image: str, progress: Progress) -> DeployResult:
+        from pulumi import automation as auto
+
+        if not is_digest_ref(image):
+            raise CloudDeployFailed(f"{image!r} is not pinned by digest (repo@sha256:<64 hex>); stacks never "
+                                    "take a tag")
+        s = self._stack(stack)
+        before = self.current_image(stack)
+        progress(f"pulumi: pin {IMAGE_KEY}={image} on stack {stack}")
+        try:
+            s.set_config(IMAGE_KEY, auto.ConfigValue(value=image), path=True)
+            progress(f"pulumi up ({stack})")
+            result = s.up(on_output=lambda line: progress(f"pulumi: {line}") if line.strip() else None,
+                          message=f"goldgate deploy {image}")
+        except auto.errors.CommandError as exc:
+            raise CloudDeployFailed(f"pulumi up of {stack} failed: {_last_line(exc)}; the stack config pins "
+                                    f"{image} (was {before}): fix the cause and deploy again, or roll back") \
+                from None
+        outputs = {k: v.value for k, v in result.outputs.items()}
+        endpoint_id = outputs.get("endpoint_id") or outputs.get("runpod_endpoint_id")
+        if not endpoint_id:
+            raise CloudDeployFailed(f"stack {stack} has no `endpoint_id` output; cannot watch the rollout")
+        api_key = self._secret(s, "RUNPOD_API_KEY", "goldgate:runpodApiKey")
+        base = str(outputs.get("runpod_api_base") or self.spec(stack).cloud.runpod_api_base)  # type: ignore[union-attr]
+        with self._control_client(api_key, base.removesuffix("/").removesuffix("/v2")) as client:
+            rollout = wait_for_rollout(client, str(endpoint_id), image, timeout_s=self.settings.rollout_timeout_s,
+                                       poll_s=self.settings.rollout_poll_s, progress=progress)
+        return DeployResult(stack=stack, target=self.target, before=before, after=self.current_image(stack),
+                            rollout={"endpoint_id": endpoint_id, **rollout})
+
+    def spec(self, stack: str) -> StackSpec:
+        return load_pulumi(stack, self.settings.project_dir / STACKS_DIR.name)
+
+    def api_access(self, stack: str) -> ApiAccess:
+        s = self._stack(stack)
+        outputs = {k: v.value for k, v in s.outputs().items()}
+        api_url = outputs.get("api_url")
+        if not api_url:
+            raise CloudDeployFailed(f"stack {stack} has no `api_url` output; has it been deployed?")
+        return ApiAccess(api_url=str(api_url), token=self._secret(s, "GOLDGATE_API_TOKEN", "goldgate:apiToken"))
+
+    def error_rate(self, stack: str, since: datetime) -> ErrorRate:
+        access = self.api_access(stack)
+        return from_api(access.api_url, access.token, since)
+
+    def ensure_up(self, stack: str, progress: Progress) -> None:
+        self._stack(stack)
+
+    def _secret(self, s: Any, env_name: str, config_key: str) -> str:
+        from pulumi import automation as auto
+
+        if os.environ.get(env_name):
+            return os.environ[env_name]
+        try:
+            value = s.get_config(config_key).value
+        except auto.errors.CommandError:
+            value = ""
+        if not value:
+            raise CloudDeployFailed(f"no {env_name} in the environment and no {config_key} secret in the stack "
+                                    "config")
+        return str(value)
+
+
+def wait_for_rollout(client: Any, endpoint_id: str, image: str, *, timeout_s: float, poll_s: float,
+                     progress: Progress) -> dict[str, Any]:
+    """Poll the control plane until the endpoint names `image` and its latest release is on every worker.
+
+    With no workers allocated (min 0, idle) RunPod reports 0% and no rollout in progress: the next
+    worker starts on the latest release, so that counts as rolled out."""
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while True:
+        endpoint = client.get_endpoint(endpoint_id)
+        history = client.list_releases(endpoint_id)
+        r = history.rollout
+        done = (endpoint.image == image and not r.in_progress
+                and (r.percent_on_latest == 100 or r.workers_total == 0))
+        state = f"{r.workers_on_latest}/{r.workers_total} workers on the latest release ({r.percent_on_latest}%)"
+        if state != last:
+            progress(f"rollout of {endpoint_id}: {state}")
+            last = state
+        if done:
+            latest = history.latest
+            return {"endpoint_version": history.endpoint_version, "release_id": latest.id if latest else None,
+                    "workers_total": r.workers_total, "percent_on_latest": r.percent_on_latest}
+        if time.monotonic() > deadline:
+            raise CloudDeployFailed(f"rollout of endpoint {endpoint_id} did not finish within {timeout_s:g} s "
+                                    f"({state}; endpoint image {endpoint.image}); the config pins {image}")
+        time.sleep(poll_s)
+
+
+def _default_control_client(api_key: str, base_url: str) -> Any:
+    from goldgate.runpod import ControlPlaneClient
+
+    return ControlPlaneClient(api_key, base_url)
+
+
+def _last_line(exc: BaseException) -> str:
+    text = getattr(exc, "stderr", "") or str(exc)
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else type(exc).__name__

@@ -1,0 +1,81 @@
+"""STAGING's error rate for the gate: failed / terminal jobs in `job_metrics` since a moment.
+Local target: the stack's SQLite "D1" read-only. Cloud: the service's `GET /api/metrics?since=`,
+which computes the same figure from D1 (the orchestrator holds no D1 credentials in the gate)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from goldgate.errors import GoldgateError
+from goldgate.release.gate import ErrorRate
+
+# A cap on rows scanned so a huge table cannot stall the gate; the newest rows matter.
+_MAX_ROWS = 500_000
+
+
+def from_sqlite(db_path: Path, stack: str, since: datetime) -> ErrorRate:
+    """Count terminal jobs and failures for `stack` created at or after `since`."""
+    if not Path(db_path).is_file():
+        raise GoldgateError(f"the stack database {db_path} does not exist; is the stack up?")
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    except sqlite3.Error as exc:
+        raise GoldgateError(f"cannot open {db_path} read-only: {exc}") from None
+    try:
+        rows = conn.execute("SELECT status, created_at FROM job_metrics WHERE stack = ? "
+                            "ORDER BY rowid DESC LIMIT ?", (stack, _MAX_ROWS)).fetchall()
+    except sqlite3.Error as exc:
+        raise GoldgateError(f"cannot read job_metrics from {db_path}: {exc}") from None
+    finally:
+        conn.close()
+    jobs = failed = 0
+    for status, created in rows:
+        when = _when(created)
+        if when is None or when < since:
+            continue
+        jobs += 1
+        if str(status).lower() != "completed":
+            failed += 1
+    return ErrorRate(jobs=jobs, failed=failed, since=_iso(since))
+
+
+def from_api(api_url: str, token: str, since: datetime) -> ErrorRate:
+    """The service's own metrics endpoint (cloud target)."""
+    try:
+        resp = httpx.get(f"{api_url.rstrip('/')}/api/metrics", params={"since": _iso(since)},
+                         headers={"authorization": f"Bearer {token}"}, timeout=30)
+    except httpx.HTTPError as exc:
+        raise GoldgateError(f"cannot read STAGING metrics from {api_url}: {exc}") from None
+    if resp.status_code != 200:
+        raise GoldgateError(f"{api_url}/api/metrics answered {resp.status_code}")
+    try:
+        body: Any = resp.json()
+        overall = body.get("overall", body)
+        jobs = int(overall["count"])
+        rate = float(overall["error_rate"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise GoldgateError(f"{api_url}/api/metrics answered without count and error_rate") from None
+    return ErrorRate(jobs=jobs, failed=round(rate * jobs), since=_iso(since))
+
+
+def _when(value: Any) -> datetime | None:
+    """created_at as written by the service: ISO 8601 text, or epoch seconds / milliseconds."""
+    if isinstance(value, int | float):
+        seconds = value / 1000 if value > 10**11 else value
+        return datetime.fromtimestamp(seconds, UTC)
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "T"))
+        except ValueError:
+            return None
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,109 @@
+"""The promotion gate: a pure decision over the evidence. PROD may only take the digest STAGING runs
+now, and only with a passing, fresh golden report for exactly that digest, a mean latency within the
+threshold, and STAGING's error rate within its threshold. Every failed condition is named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from goldgate.errors import GoldgateError
+from goldgate.spec import Thresholds
+
+
+class PromotionRefused(GoldgateError):
+    """The gate said no; the message lists each failed condition."""
+
+    def __init__(self, decision: GateDecision) -> None:
+        super().__init__("promotion refused: " + "; ".join(
+            f"{c.name}: {c.detail}" for c in decision.conditions if not c.passed))
+        self.decision = decision
+
+
+@dataclass(frozen=True)
+class ErrorRate:
+    """STAGING's job outcomes over a window: failed / terminal."""
+
+    jobs: int
+    failed: int
+    since: str
+
+    @property
+    def rate(self) -> float:
+        return self.failed / self.jobs if self.jobs else 0.0
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    conditions: tuple[Condition, ...]
+    image: str | None
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.conditions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "image": self.image,
+                "conditions": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.conditions]}
+
+
+def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thresholds,
+             error_rate: ErrorRate | None, now: datetime | None = None,
+             staging_stack: str = "staging") -> GateDecision:
+    """Check the report and STAGING against the thresholds; never raises on a malformed report."""
+    now = now or datetime.now(UTC)
+    conds: list[Condition] = []
+
+    def cond(name: str, passed: bool, detail: str) -> None:
+        conds.append(Condition(name, bool(passed), detail))
+
+    cond("staging_image", staging_image is not None,
+         f"STAGING runs {staging_image}" if staging_image else "STAGING has no image deployed")
+    passed = report.get("passed") is True and report.get("suite", "full") == "full"
+    failures = report.get("failures") or []
+    cond("report_passed", passed,
+         "the latest golden report passed" if passed else
+         "the latest golden report did not pass" + (f" ({'; '.join(map(str, failures[:3]))})" if failures else ""))
+    cond("report_stack", report.get("stack") == staging_stack,
+         f"report is for stack {report.get('stack')!r}, expected {staging_stack!r}")
+    same = staging_image is not None and report.get("image") == staging_image
+    cond("report_digest", same,
+         f"report is for {report.get('image')}" + ("" if same else f", but STAGING now runs {staging_image}; "
+                                                   "run `goldgate golden staging` for the image it runs"))
+    age = _age_s(report.get("finished_at"), now)
+    fresh = age is not None and 0 <= age <= thresholds.report_max_age_s
+    cond("report_fresh", fresh,
+         f"report finished {age:.0f} s ago (max {thresholds.report_max_age_s} s)" if age is not None else
+         f"report has no readable finished_at ({report.get('finished_at')!r})")
+    mean = (report.get("latency_s") or {}).get("mean")
+    ok_mean = isinstance(mean, int | float) and mean <= thresholds.golden_mean_latency_s
+    cond("mean_latency", ok_mean,
+         f"mean latency {mean} s (max {thresholds.golden_mean_latency_s:g} s)")
+    if error_rate is None:
+        cond("error_rate", False, "STAGING's error rate could not be read")
+    else:
+        cond("error_rate", error_rate.rate <= thresholds.error_rate,
+             f"{error_rate.failed} of {error_rate.jobs} STAGING jobs failed since {error_rate.since} "
+             f"({error_rate.rate:.1%}, max {thresholds.error_rate:.1%})")
+    return GateDecision(tuple(conds), staging_image if same else None)
+
+
+def _age_s(stamp: Any, now: datetime) -> float | None:
+    if not isinstance(stamp, str):
+        return None
+    try:
+        when = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    return (now - when).total_seconds()

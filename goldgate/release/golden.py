@@ -1,0 +1,261 @@
+"""Golden runner: runs cases concurrently against a stack through its public API only
+(POST /api/queue/create, GET /api/status/<id> until terminal, GET each result), checks each result
+against the case's expectations and its reference image, and returns a report bound to the image
+the stack ran. Polling *our* API for a job's status is the client's view; the service itself never
+polls RunPod.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from goldgate.errors import GoldgateError
+from goldgate.logs import now_rfc3339
+from goldgate.release.cases import GOLDEN_DIR, GoldenCase
+from goldgate.release.perceptual import ImageUnreadable, hamming, inspect_image
+from goldgate.release.report import build_report
+from goldgate.spec import Thresholds
+
+TERMINAL = ("completed", "failed", "cancelled", "timed_out")
+REFERENCES_DIR = GOLDEN_DIR / "references"
+_MAX_RESULT_BYTES = 200_000_000
+
+
+@dataclass(frozen=True)
+class ApiAccess:
+    """Where a stack's public API is and the bearer token to call it (never logged)."""
+
+    api_url: str
+    token: str
+
+    def __repr__(self) -> str:
+        return f"ApiAccess(api_url={self.api_url!r}, token=<redacted>)"
+
+
+@dataclass(frozen=True)
+class SuiteTarget:
+    """What a golden run is bound to: the stack and the image it served when the run started."""
+
+    stack: str
+    target: str
+    image: str | None
+    workflow_version: str
+    thresholds: Thresholds
+
+
+class Check:
+    """Collects named pass/fail checks for one case."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def __call__(self, name: str, passed: bool, detail: str = "") -> bool:
+        self.items.append({"name": name, "passed": bool(passed), "detail": detail})
+        return bool(passed)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.items) and all(i["passed"] for i in self.items)
+
+
+def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *, suite: str = "full",
+              references_dir: Path = REFERENCES_DIR, update_references: bool = False,
+              concurrency: int = 8, poll_s: float = 0.25,
+              progress: Callable[[str], None] | None = None,
+              image_now: Callable[[], str | None] | None = None) -> dict[str, Any]:
+    """Run every case at once (bounded by `concurrency`); returns the report (see report.py)."""
+    if not cases:
+        raise GoldgateError("no golden cases to run")
+    started, t0 = now_rfc3339(), time.monotonic()
+    headers = {"authorization": f"Bearer {access.token}", "user-agent": "goldgate-golden/1"}
+    with httpx.Client(base_url=access.api_url, headers=headers, timeout=httpx.Timeout(30.0),
+                      follow_redirects=False) as client:
+        def one(case: GoldenCase) -> dict[str, Any]:
+            result = run_case(client, access, case, target, references_dir=references_dir,
+                              update_references=update_references, poll_s=poll_s)
+            if progress:
+                progress(f"{case.id}: {'pass' if result['passed'] else 'FAIL'} "
+                         f"in {result['latency_s'] if result['latency_s'] is not None else '-'} s")
+            return result
+
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(cases)))) as pool:
+            results = list(pool.map(one, cases))
+    wall = time.monotonic() - t0
+    image_after = image_now() if image_now else target.image
+    return build_report(target, access.api_url, results, started=started, finished=now_rfc3339(),
+                        wall_time_s=wall, suite=suite, image_after=image_after,
+                        references_updated=update_references)
+
+
+def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: SuiteTarget, *,
+             references_dir: Path, update_references: bool = False, poll_s: float = 0.25) -> dict[str, Any]:
+    """Submit one case, wait for a terminal status, fetch and check every image."""
+    check = Check()
+    limit = case.expect.max_latency_s or target.thresholds.golden_case_latency_s
+    out: dict[str, Any] = {"id": case.id, "workflow_id": case.workflow, "smoke": case.smoke, "job_id": None,
+                           "status": None, "latency_s": None, "max_latency_s": limit,
+                           "worker_image_tag": None, "workflow_version": None, "images": [], "error": None}
+    t0 = time.monotonic()
+    try:
+        status = _submit_and_wait(client, case, limit, poll_s, out)
+    except (httpx.HTTPError, GoldgateError) as exc:
+        out["error"] = _one_line(exc)
+        check("completed", False, out["error"])
+        return {**out, "checks": check.items, "passed": False}
+    latency = time.monotonic() - t0
+    out["latency_s"] = round(latency, 3)
+    out["status"] = status.get("status")
+    out["worker_image_tag"] = status.get("worker_image_tag")
+    out["workflow_version"] = status.get("workflow_version")
+    out["error"] = status.get("error")
+    completed = check("completed", status.get("status") == "completed",
+                      f"status {status.get('status')}" + (f": {status.get('error')}" if status.get("error") else ""))
+    check("latency", latency <= limit, f"{latency:.2f} s (max {limit:g} s)")
+    tag = status.get("worker_image_tag")
+    if target.image and isinstance(tag, str) and "@sha256:" in tag:
+        # The job must have run on the image the report is bound to, not on a stale worker.
+        check("worker_image", tag == target.image, f"job ran on {tag}")
+    if completed:
+        _check_results(client, access, case, status.get("results") or [], check, out,
+                       references_dir, update_references)
+    return {**out, "checks": check.items, "passed": check.passed}
+
+
+def _submit_and_wait(client: httpx.Client, case: GoldenCase, limit: float, poll_s: float,
+                     out: dict[str, Any]) -> dict[str, Any]:
+    resp = client.post("/api/queue/create", json={"workflow_id": case.workflow, "inputs": dict(case.inputs)})
+    if resp.status_code != 202:
+        raise GoldgateError(f"queue/create answered {resp.status_code}: {_api_error(resp)}")
+    job_id = _json(resp).get("job_id")
+    if not isinstance(job_id, str) or not job_id:
+        raise GoldgateError("queue/create answered 202 without a job_id")
+    out["job_id"] = job_id
+    deadline = time.monotonic() + limit
+    while True:
+        resp = client.get(f"/api/status/{job_id}")
+        if resp.status_code != 200:
+            raise GoldgateError(f"status/{job_id} answered {resp.status_code}: {_api_error(resp)}")
+        status = _json(resp)
+        if status.get("status") in TERMINAL:
+            return status
+        if time.monotonic() > deadline:
+            raise GoldgateError(f"job {job_id} still {status.get('status')} after {limit:g} s "
+                                "(the case's latency limit)")
+        time.sleep(poll_s)
+
+
+def _check_results(client: httpx.Client, access: ApiAccess, case: GoldenCase, results: list[Any],
+                   check: Check, out: dict[str, Any], references_dir: Path, update_references: bool) -> None:
+    exp = case.expect
+    check("image_count", len(results) == exp.images, f"{len(results)} image(s), expected {exp.images}")
+    for index, item in enumerate(results):
+        name = f"image[{index}]"
+        if not isinstance(item, dict):
+            check(name, False, "result entry is not an object")
+            continue
+        try:
+            data, content_type = _fetch(client, access, item)
+        except (httpx.HTTPError, GoldgateError) as exc:
+            check(f"{name}.fetch", False, _one_line(exc))
+            continue
+        facts_out: dict[str, Any] = {"key": item.get("key"), "content_type": content_type, "bytes": len(data)}
+        out["images"].append(facts_out)
+        check(f"{name}.content_type", content_type == exp.content_type,
+              f"{content_type} (expected {exp.content_type})")
+        check(f"{name}.size", exp.min_bytes <= len(data) <= exp.max_bytes,
+              f"{len(data)} bytes (allowed {exp.min_bytes}..{exp.max_bytes})")
+        reported = item.get("bytes")
+        if isinstance(reported, int):
+            check(f"{name}.bytes_match", reported == len(data), f"status says {reported}, got {len(data)}")
+        try:
+            facts = inspect_image(data)
+        except ImageUnreadable as exc:
+            check(f"{name}.decode", False, str(exc))
+            continue
+        facts_out.update(width=facts.width, height=facts.height, dhash=facts.dhash)
+        if exp.width is not None or exp.height is not None:
+            check(f"{name}.dimensions", (exp.width in (None, facts.width)) and (exp.height in (None, facts.height)),
+                  f"{facts.width}x{facts.height} (expected {exp.width or '*'}x{exp.height or '*'})")
+        if index == 0:
+            _check_reference(case, data, facts.dhash, check, facts_out, references_dir, update_references)
+
+
+def _check_reference(case: GoldenCase, data: bytes, digest: str, check: Check, facts_out: dict[str, Any],
+                     references_dir: Path, update_references: bool) -> None:
+    ref_path = references_dir / case.reference_name
+    if update_references:
+        references_dir.mkdir(parents=True, exist_ok=True)
+        ref_path.write_bytes(data)
+        check("reference_updated", True, f"wrote {ref_path.name}")
+    if not ref_path.is_file():
+        check("perceptual_hash", False, f"no reference image {ref_path.name} in {references_dir}; create it "
+                                        "deliberately with `goldgate golden <stack> --update-references`")
+        return
+    try:
+        ref = inspect_image(ref_path.read_bytes())
+    except ImageUnreadable as exc:
+        check("perceptual_hash", False, f"reference {ref_path.name}: {exc}")
+        return
+    distance = hamming(digest, ref.dhash)
+    facts_out.update(reference=ref_path.name, hash_distance=distance)
+    check("perceptual_hash", distance <= case.expect.max_hash_distance,
+          f"dHash distance {distance} to {ref_path.name} (max {case.expect.max_hash_distance})")
+
+
+def _fetch(client: httpx.Client, access: ApiAccess, item: dict[str, Any]) -> tuple[bytes, str]:
+    url = item.get("url")
+    key = item.get("key")
+    if isinstance(url, str) and url:
+        absolute = urljoin(access.api_url.rstrip("/") + "/", url)
+    elif isinstance(key, str) and key:
+        absolute = urljoin(access.api_url.rstrip("/") + "/", f"/api/result/{key}")
+    else:
+        raise GoldgateError("result has neither url nor key")
+    # The bearer token only goes to our own API's origin, never to another host a URL names.
+    same_origin = urlsplit(absolute)[:2] == urlsplit(access.api_url)[:2]
+    opener = client.stream if same_origin else httpx.stream
+    with opener("GET", absolute, timeout=30.0) as resp:
+        if resp.status_code != 200:
+            resp.read()
+            raise GoldgateError(f"GET result answered {resp.status_code}: {_api_error(resp)}")
+        chunks, total = [], 0
+        for chunk in resp.iter_bytes():
+            total += len(chunk)
+            if total > _MAX_RESULT_BYTES:
+                raise GoldgateError(f"result is larger than {_MAX_RESULT_BYTES} bytes")
+            chunks.append(chunk)
+        content_type = resp.headers.get("content-type", "").split(";")[0].strip()
+    return b"".join(chunks), content_type
+
+
+def _json(resp: httpx.Response) -> dict[str, Any]:
+    try:
+        body = resp.json()
+    except ValueError:
+        raise GoldgateError(f"{resp.request.url.path} answered {resp.status_code} with a body that is not JSON") \
+            from None
+    if not isinstance(body, dict):
+        raise GoldgateError(f"{resp.request.url.path} answered with JSON that is not an object")
+    return body
+
+
+def _api_error(resp: httpx.Response) -> str:
+    try:
+        err = resp.json().get("error")
+        if isinstance(err, dict):
+            return f"{err.get('code')}: {err.get('message')}"
+    except (ValueError, AttributeError):
+        pass
+    return resp.text[:200].replace("\n", " ")
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]

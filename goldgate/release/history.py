@@ -1,0 +1,107 @@
+"""What the ledger says about releases: which digests are verified on PROD, which release an
+operator means by `--to`, and whether a promotion or rollback was interrupted part-way.
+
+A release is verified once PROD served it and its smoke cases passed there (a promotion or a
+rollback with outcome `promoted` / `rolled_back`). Only verified releases are rollback targets.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from goldgate.errors import GoldgateError
+from goldgate.release.ledger import Entry
+
+VERIFIED_OUTCOMES = ("promoted", "rolled_back")
+_HEX = re.compile(r"^(sha256:)?[0-9a-f]{7,64}$")
+
+
+class UnknownRelease(GoldgateError):
+    """`--to` names nothing the ledger knows as a verified release."""
+
+
+@dataclass(frozen=True)
+class VerifiedRelease:
+    """A digest PROD served with its smoke cases passing, and when that was last true."""
+
+    image: str
+    release_id: str | None
+    verified_at: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """An intent with no outcome: the command died between recording intent and outcome."""
+
+    kind: str
+    intent_seq: int
+    image: str
+    before: str | None
+
+
+def digest_of(image: str) -> str:
+    """`sha256:<hex>` of an image ref, or the ref itself when it has no digest."""
+    return image.split("@", 1)[1] if "@" in image else image
+
+
+def release_ids(entries: list[Entry]) -> dict[str, str]:
+    """Image ref -> release id, from build entries (the latest build of an image wins)."""
+    out: dict[str, str] = {}
+    for e in entries:
+        if e.kind == "build" and e.get("image") and e.get("release_id"):
+            out[e.get("image")] = e.get("release_id")
+    return out
+
+
+def verified_releases(entries: list[Entry], stack: str = "prod") -> list[VerifiedRelease]:
+    """Each verified image once, ordered by when it was last verified (oldest first)."""
+    ids = release_ids(entries)
+    latest: dict[str, VerifiedRelease] = {}
+    for e in entries:
+        if (e.kind in ("promotion", "rollback") and e.get("phase") == "outcome"
+                and e.get("stack", "prod") == stack and e.get("outcome") in VERIFIED_OUTCOMES):
+            image = e.get("prod_image")
+            if image:
+                latest.pop(image, None)
+                latest[image] = VerifiedRelease(image, ids.get(image), e.ts, e.seq)
+    return list(latest.values())
+
+
+def last_verified(entries: list[Entry], exclude: str | None = None, stack: str = "prod") -> VerifiedRelease | None:
+    """The most recently verified release other than `exclude` (the candidate or current image)."""
+    for release in reversed(verified_releases(entries, stack)):
+        if release.image != exclude:
+            return release
+    return None
+
+
+def resolve(entries: list[Entry], to: str, stack: str = "prod") -> VerifiedRelease:
+    """Find the verified release `to` names: a full ref, `sha256:<hex>`, a hex prefix, or a release id."""
+    to = to.strip()
+    verified = verified_releases(entries, stack)
+    if not verified:
+        raise UnknownRelease("the ledger holds no verified release yet: nothing to roll back to "
+                             "(a release becomes verified when a promotion's smoke cases pass on PROD)")
+    matches = [r for r in verified if to in (r.image, r.release_id)]
+    if not matches and _HEX.match(to):
+        hex_part = to.removeprefix("sha256:")
+        matches = [r for r in verified if digest_of(r.image).removeprefix("sha256:").startswith(hex_part)]
+    if len({m.image for m in matches}) > 1:
+        raise UnknownRelease(f"{to!r} matches several verified releases "
+                             f"({', '.join(m.image for m in matches)}); give the full digest")
+    if not matches:
+        known = ", ".join(f"{r.release_id or '-'} ({r.image})" for r in reversed(verified[-5:]))
+        raise UnknownRelease(f"{to!r} is not a verified release; only verified releases can be pinned on "
+                             f"PROD. Recent ones: {known}. See `goldgate history`.")
+    return matches[-1]
+
+
+def interrupted(entries: list[Entry], stack: str = "prod") -> list[Interrupted]:
+    """Intents on `stack` that never got their outcome line."""
+    finished = {e.get("intent_seq") for e in entries if e.get("phase") == "outcome"}
+    return [Interrupted(e.kind, e.seq, e.get("image"), e.get("before"))
+            for e in entries
+            if e.kind in ("promotion", "rollback") and e.get("phase") == "intent"
+            and e.get("stack", "prod") == stack and e.seq not in finished]

@@ -1,0 +1,144 @@
+"""The release ledger: an append-only, hash-chained record of every build, deploy, golden run,
+promotion and rollback, with its evidence. `<home>/ledger.jsonl`, one JSON object per line.
+
+Each entry carries `prev` (the previous entry's `hash`) and its own `hash` (sha256 of the entry's
+canonical JSON without `hash`), so an edited, dropped or reordered line breaks the chain and
+`verify()` names it. Appends take an exclusive lock on the file so that concurrent commands
+(a CLI run and a CI job on the same state dir) cannot interleave or fork the chain.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from goldgate.errors import StateError
+from goldgate.logs import now_rfc3339
+
+GENESIS = "0" * 64
+KINDS = ("build", "deploy", "golden", "promotion", "rollback")
+# The largest line we will read back; anything bigger was not written by us.
+_MAX_LINE = 1_000_000
+
+
+class LedgerTampered(StateError):
+    """The hash chain does not verify: a line was edited, removed or reordered."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ledger line. `fields` holds the kind-specific evidence."""
+
+    seq: int
+    ts: str
+    kind: str
+    fields: Mapping[str, Any]
+    prev: str
+    hash: str
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.fields.get(key, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "ts": self.ts, "kind": self.kind, **self.fields,
+                "prev": self.prev, "hash": self.hash}
+
+
+def _digest(body: Mapping[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def detect_trigger(explicit: str | None = None) -> str:
+    """Who or what asked: `--trigger` wins; in GitHub Actions the run; otherwise the local user."""
+    if explicit:
+        return explicit
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        run = os.environ.get("GITHUB_RUN_ID", "?")
+        actor = os.environ.get("GITHUB_ACTOR", "?")
+        return f"ci:github-actions run {run} by {actor}"
+    return f"user:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
+
+
+class Ledger:
+    """Append and read `<home>/ledger.jsonl`."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = Path(home) / "ledger.jsonl"
+
+    def append(self, kind: str, **fields: Any) -> Entry:
+        if kind not in KINDS:
+            raise ValueError(f"unknown ledger kind {kind!r}")
+        reserved = {"seq", "ts", "kind", "prev", "hash"} & set(fields)
+        if reserved:
+            raise ValueError(f"ledger fields may not be named {sorted(reserved)}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        with os.fdopen(fd, "r+", encoding="utf-8") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                fh.seek(0)
+                last = None
+                for last in self._parse(fh):
+                    pass
+                body = {"seq": (last.seq + 1) if last else 1, "ts": now_rfc3339(), "kind": kind,
+                        **json.loads(json.dumps(fields, default=str)),
+                        "prev": last.hash if last else GENESIS}
+                line = {**body, "hash": _digest(body)}
+                fh.seek(0, os.SEEK_END)
+                fh.write(json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return _entry(line)
+
+    def entries(self) -> list[Entry]:
+        """Every entry, oldest first, after verifying the chain (raises LedgerTampered)."""
+        if not self.path.exists():
+            return []
+        with self.path.open(encoding="utf-8") as fh:
+            return list(self._parse(fh))
+
+    def verify(self) -> int:
+        """Check the whole chain; returns the number of entries."""
+        return len(self.entries())
+
+    def _parse(self, fh: Any) -> Iterator[Entry]:
+        prev, seq = GENESIS, 0
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            where = f"{self.path}:{number}"
+            if len(raw) > _MAX_LINE:
+                raise LedgerTampered(f"{where}: line is {len(raw)} bytes; the ledger has been altered")
+            try:
+                line = json.loads(raw)
+            except json.JSONDecodeError:
+                raise LedgerTampered(f"{where}: not valid JSON; the ledger has been altered or truncated "
+                                     "(restore it from a backup; never edit it by hand)") from None
+            if not isinstance(line, dict) or "hash" not in line:
+                raise LedgerTampered(f"{where}: not a ledger entry")
+            body = {k: v for k, v in line.items() if k != "hash"}
+            if line.get("prev") != prev:
+                raise LedgerTampered(f"{where}: `prev` does not match the entry before it; "
+                                     "an entry was removed, reordered or inserted")
+            if _digest(body) != line["hash"]:
+                raise LedgerTampered(f"{where}: hash mismatch; entry {line.get('seq')} was edited")
+            if line.get("seq") != seq + 1:
+                raise LedgerTampered(f"{where}: sequence {line.get('seq')} follows {seq}")
+            entry = _entry(line)
+            prev, seq = entry.hash, entry.seq
+            yield entry
+
+
+def _entry(line: Mapping[str, Any]) -> Entry:
+    fields = {k: v for k, v in line.items() if k not in ("seq", "ts", "kind", "prev", "hash")}
+    return Entry(seq=int(line["seq"]), ts=str(line["ts"]), kind=str(line["kind"]), fields=fields,
+                 prev=str(line["prev"]), hash=str(line["hash"]))

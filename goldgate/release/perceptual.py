@@ -1,0 +1,56 @@
+"""Perceptual image hashing (dHash) with Pillow: two renders of the same seed and prompt should be a
+few bits apart; a broken model or workflow lands far away. 64-bit hash, Hamming distance 0..64."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from goldgate.errors import GoldgateError
+
+# Decoding a hostile file must not exhaust memory: Pillow refuses beyond this many pixels.
+MAX_PIXELS = 64_000_000
+
+
+class ImageUnreadable(GoldgateError):
+    """The bytes are not an image Pillow can decode."""
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    format: str
+    width: int
+    height: int
+    dhash: str
+
+
+def inspect_image(data: bytes) -> ImageFacts:
+    """Format, size and dHash of an encoded image."""
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            return ImageFacts(format=str(img.format or "?"), width=img.width, height=img.height,
+                              dhash=dhash(img))
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
+        raise ImageUnreadable(f"not a readable image ({type(exc).__name__}: {exc})") from None
+
+
+def dhash(img: Image.Image, size: int = 8) -> str:
+    """Difference hash: grey, shrink to (size+1) x size, one bit per horizontal gradient sign."""
+    grey = img.convert("L").resize((size + 1, size), Image.Resampling.LANCZOS)
+    px = grey.load()
+    bits = 0
+    for y in range(size):
+        for x in range(size):
+            bits = (bits << 1) | (1 if px[x, y] > px[x + 1, y] else 0)
+    return f"{bits:0{size * size // 4}x}"
+
+
+def hamming(a: str, b: str) -> int:
+    """Bits that differ between two hex hashes of the same length."""
+    if len(a) != len(b):
+        raise ValueError(f"hashes of different lengths: {len(a)} vs {len(b)}")
+    return (int(a, 16) ^ int(b, 16)).bit_count()

@@ -1,0 +1,146 @@
+"""Promotion, STAGING -> PROD: gate, pin the digest STAGING runs on PROD, deploy, wait for the rollout,
+smoke-test PROD; if anything after the pin fails, roll back automatically to the last verified
+release and smoke again. One PROD change at a time (the release lock); intent and outcome in the
+ledger around every change.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from goldgate.errors import GoldgateError
+from goldgate.release.deployers.base import Deployer, Progress
+from goldgate.release.gate import ErrorRate, GateDecision, PromotionRefused, evaluate
+from goldgate.release.history import last_verified, release_ids
+from goldgate.release.ledger import Entry, Ledger
+from goldgate.release.lock import ReleaseLock
+from goldgate.release.report import load_report, report_sha256
+from goldgate.release.rollback import RollbackOutcome, reconcile, rollback_locked
+from goldgate.release.verification import DEFAULT_PATHS, GoldenPaths, run_golden
+
+
+@dataclass(frozen=True)
+class PromotionOutcome:
+    outcome: str              # promoted | rolled_back | smoke_failed | deploy_failed
+    image: str
+    release_id: str | None
+    before: str | None
+    prod_image: str | None    # what PROD is pinned to at the end
+    gate: GateDecision
+    smoke_report: str | None
+    smoke_passed: bool
+    rollback: RollbackOutcome | None
+    duration_s: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "promoted"
+
+    def message(self) -> str:
+        if self.ok:
+            return f"PROD now serves {self.image} (smoke passed)"
+        what = {"smoke_failed": "PROD smoke failed", "deploy_failed": "PROD deploy failed"}.get(
+            self.outcome, self.outcome)
+        tail = (f"rolled back automatically to {self.rollback.image} ({self.rollback.outcome.replace('_', ' ')})"
+                if self.rollback else "no earlier verified release to roll back to")
+        return f"{what} for {self.image}{': ' + self.error if self.error else ''}; {tail}; PROD is pinned to " \
+               f"{self.prod_image}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "ok": self.ok, "image": self.image, "release_id": self.release_id,
+                "before": self.before, "prod_image": self.prod_image, "gate": self.gate.to_dict(),
+                "smoke_report": self.smoke_report, "smoke_passed": self.smoke_passed,
+                "rollback": self.rollback.to_dict() if self.rollback else None,
+                "duration_s": round(self.duration_s, 3), "error": self.error, "message": self.message()}
+
+
+def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging: str = "staging",
+               now: datetime | None = None) -> tuple[GateDecision, dict[str, Any]]:
+    """Evaluate the gate for the report at `report_path` against what STAGING runs now."""
+    report = load_report(report_path)
+    staging_image = deployer.current_image(staging)
+    thresholds = deployer.spec(staging).thresholds
+    now = now or datetime.now(UTC)
+    since = _deployed_at(ledger.entries(), staging, staging_image) or (now - timedelta(
+        seconds=thresholds.report_max_age_s))
+    error_rate: ErrorRate | None
+    try:
+        error_rate = deployer.error_rate(staging, since)
+    except GoldgateError:
+        error_rate = None
+    return evaluate(report, staging_image, thresholds, error_rate, now=now, staging_stack=staging), report
+
+
+def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path | None = None,
+            staging: str = "staging", prod: str = "prod", trigger: str = "user",
+            progress: Progress = lambda _m: None, paths: GoldenPaths = DEFAULT_PATHS,
+            now: datetime | None = None) -> PromotionOutcome:
+    """Raises PromotionRefused (nothing changed) or ReleaseLocked; otherwise returns the outcome."""
+    t0 = time.monotonic()
+    report_path = report_path or paths.reports_dir / "latest.json"
+    with ReleaseLock(home, f"promote {staging} -> {prod}"):
+        reconcile(deployer, ledger, prod, progress)
+        decision, _report = check_gate(deployer, ledger, report_path, staging=staging, now=now)
+        sha = report_sha256(report_path)
+        if not decision.passed:
+            ledger.append("promotion", phase="refused", stack=prod, image=deployer.current_image(staging),
+                          report=str(report_path), report_sha256=sha, gate=decision.to_dict(), trigger=trigger)
+            raise PromotionRefused(decision)
+        image = str(decision.image)
+        before = deployer.current_image(prod)
+        rid = release_ids(ledger.entries()).get(image)
+        intent = ledger.append("promotion", phase="intent", stack=prod, image=image, release_id=rid, before=before,
+                               report=str(report_path), report_sha256=sha, gate=decision.to_dict(),
+                               trigger=trigger)
+        progress(f"gate passed; promoting {image} to {prod} (was {before})")
+        smoke_path, smoke_passed, error = None, False, None
+        try:
+            deployer.deploy(prod, image, progress)
+        except GoldgateError as exc:
+            outcome, error = "deploy_failed", str(exc)
+        else:
+            try:
+                run = run_golden(deployer, prod, ledger, suite="smoke", paths=paths, trigger=trigger,
+                                 progress=progress)
+                smoke_path, smoke_passed = str(run.path), run.passed
+                outcome = "promoted" if run.passed else "smoke_failed"
+                if not run.passed:
+                    error = "; ".join(run.report["failures"][:3])
+            except GoldgateError as exc:
+                outcome, error = "smoke_failed", str(exc)
+        rolled: RollbackOutcome | None = None
+        if outcome != "promoted":
+            progress(f"{outcome.replace('_', ' ')} on {prod}: {error}")
+            target = last_verified(ledger.entries(), exclude=image, stack=prod)
+            fallback = target.image if target else (before if before and before != image else None)
+            if fallback:
+                rolled = rollback_locked(deployer, ledger, fallback, stack=prod, trigger=trigger,
+                                         reason=f"automatic: promotion of {image} {outcome.replace('_', ' ')}",
+                                         progress=progress, paths=paths)
+        prod_image = deployer.current_image(prod)
+        ledger.append("promotion", phase="outcome", intent_seq=intent.seq, stack=prod, image=image, release_id=rid,
+                      before=before, after=prod_image, pinned=prod_image,
+                      prod_image=image if outcome == "promoted" else None, outcome=outcome,
+                      smoke_report=smoke_path, smoke_passed=smoke_passed, error=error,
+                      rollback=rolled.to_dict() if rolled else None, trigger=trigger)
+    return PromotionOutcome(outcome=outcome, image=image, release_id=rid, before=before, prod_image=prod_image,
+                            gate=decision, smoke_report=smoke_path, smoke_passed=smoke_passed, rollback=rolled,
+                            duration_s=time.monotonic() - t0, error=error)
+
+
+def _deployed_at(entries: list[Entry], stack: str, image: str | None) -> datetime | None:
+    """When `image` was last deployed to `stack`, per the ledger: the error-rate window starts there."""
+    if image is None:
+        return None
+    for e in reversed(entries):
+        if e.kind == "deploy" and e.get("stack") == stack and e.get("after") == image:
+            try:
+                return datetime.fromisoformat(e.ts)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,124 @@
+"""Golden reports: the JSON evidence a promotion is gated on. Built from case results, bound to the
+stack and image digest that served them, written as `reports/latest.json` plus a dated copy, and
+read back with validation (the gate must never trip over a hand-edited or truncated file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from goldgate.errors import GoldgateError
+from goldgate.release.cases import GOLDEN_DIR
+
+if TYPE_CHECKING:
+    from goldgate.release.golden import SuiteTarget
+
+SCHEMA = "goldgate.golden-report.v1"
+REPORTS_DIR = GOLDEN_DIR / "reports"
+_MAX_REPORT = 20_000_000
+
+
+class ReportError(GoldgateError):
+    """A golden report is missing, unreadable, or not a report."""
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """Nearest-rank percentile (p in 0..100): always one of the observed values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def latency_summary(values: Sequence[float]) -> dict[str, float | int | None]:
+    if not values:
+        return {"count": 0, "p50": None, "p95": None, "mean": None, "max": None, "min": None}
+    return {"count": len(values), "p50": percentile(values, 50), "p95": percentile(values, 95),
+            "mean": round(sum(values) / len(values), 3), "max": max(values), "min": min(values)}
+
+
+def build_report(target: SuiteTarget, api_url: str, results: list[dict[str, Any]], *, started: str,
+                 finished: str, wall_time_s: float, suite: str, image_after: str | None,
+                 references_updated: bool = False) -> dict[str, Any]:
+    latencies = [r["latency_s"] for r in results if r.get("latency_s") is not None]
+    summary = latency_summary(latencies)
+    failures = [f"{r['id']}: {c['name']}: {c['detail']}" for r in results for c in r["checks"] if not c["passed"]]
+    mean = summary["mean"]
+    if mean is not None and mean > target.thresholds.golden_mean_latency_s:
+        failures.append(f"mean latency {mean} s exceeds golden_mean_latency_s "
+                        f"{target.thresholds.golden_mean_latency_s:g} s")
+    if image_after != target.image:
+        failures.append(f"the stack's image changed during the run ({target.image} -> {image_after}); "
+                        "the report cannot vouch for either")
+    if target.image is None:
+        failures.append(f"stack {target.stack} has no pinned image; deploy one first")
+    tags = sorted({r["worker_image_tag"] for r in results if r.get("worker_image_tag")})
+    return {
+        "schema": SCHEMA,
+        "suite": suite,
+        "stack": target.stack,
+        "target": target.target,
+        "api_url": api_url,
+        "image": target.image,
+        "image_digest": target.image.split("@", 1)[1] if target.image and "@" in target.image else None,
+        "worker_image_tag": tags[0] if len(tags) == 1 else (tags or None),
+        "workflow_version": target.workflow_version,
+        "workflow_versions": sorted({r["workflow_version"] for r in results if r.get("workflow_version")}),
+        "started_at": started,
+        "finished_at": finished,
+        "wall_time_s": round(wall_time_s, 3),
+        "sum_latency_s": round(sum(latencies), 3),
+        "latency_s": summary,
+        "thresholds": asdict(target.thresholds),
+        "cases": results,
+        "failures": failures,
+        "references_updated": references_updated,
+        "passed": not failures and all(r["passed"] for r in results),
+    }
+
+
+def write_report(report: dict[str, Any], reports_dir: Path = REPORTS_DIR, latest: bool = True) -> Path:
+    """Write the dated copy (and latest.json); returns the dated copy's path."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    label = report["stack"] + ("" if report.get("suite") == "full" else f"-{report.get('suite')}")
+    dated = reports_dir / f"{stamp}-{label}.json"
+    text = json.dumps(report, indent=2, sort_keys=True) + "\n"
+    _atomic_write(dated, text)
+    if latest:
+        _atomic_write(reports_dir / "latest.json", text)
+    return dated
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    try:
+        if path.stat().st_size > _MAX_REPORT:
+            raise ReportError(f"{path} is larger than {_MAX_REPORT} bytes; it is not a golden report")
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportError(f"no golden report at {path}: run `goldgate golden staging` first") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{path} is not a readable golden report ({exc}); run `goldgate golden staging` "
+                          "again") from None
+    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+        raise ReportError(f"{path} is not a golden report (schema {SCHEMA} expected)")
+    return report
+
+
+def report_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

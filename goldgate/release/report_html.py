@@ -1,0 +1,97 @@
+"""A golden report as one self-contained HTML page: summary, an inline SVG latency chart (one bar per
+case, the per-case and mean thresholds drawn across), and each case's checks. No external assets,
+no scripts; every value from the report is escaped."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+from typing import Any
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d232a;max-width:70rem}
+h1{font-size:1.4rem}.pass{color:#17803d}.fail{color:#b42318}
+table{border-collapse:collapse;width:100%;margin:1rem 0}td,th{border-bottom:1px solid #e4e7ec;
+padding:.3rem .5rem;text-align:left;vertical-align:top}th{background:#f6f8fa}code{font-size:12px}
+.kv td:first-child{color:#555;width:14rem}
+"""
+
+
+def render(report: dict[str, Any]) -> str:
+    ok = report.get("passed") is True
+    lat = report.get("latency_s") or {}
+    thr = report.get("thresholds") or {}
+    rows = [("stack", report.get("stack")), ("target", report.get("target")), ("api_url", report.get("api_url")),
+            ("image", report.get("image")), ("worker_image_tag", report.get("worker_image_tag")),
+            ("workflow_version", report.get("workflow_version")), ("suite", report.get("suite")),
+            ("started_at", report.get("started_at")), ("finished_at", report.get("finished_at")),
+            ("wall time", f"{report.get('wall_time_s')} s"),
+            ("sum of case latencies", f"{report.get('sum_latency_s')} s"),
+            ("latency p50 / p95 / mean / max",
+             f"{lat.get('p50')} / {lat.get('p95')} / {lat.get('mean')} / {lat.get('max')} s"),
+            ("thresholds", ", ".join(f"{k}={v}" for k, v in sorted(thr.items())))]
+    kv = "".join(f"<tr><td>{escape(str(k))}</td><td><code>{escape(str(v))}</code></td></tr>" for k, v in rows)
+    failures = "".join(f"<li>{escape(str(f))}</li>" for f in report.get("failures") or [])
+    cases = "".join(_case_row(c) for c in report.get("cases") or [])
+    verdict = '<span class="pass">PASSED</span>' if ok else '<span class="fail">FAILED</span>'
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8>"
+            f"<title>golden report {escape(str(report.get('stack')))}</title><style>{_CSS}</style></head><body>"
+            f"<h1>Golden report: {escape(str(report.get('stack')))} {verdict}</h1>"
+            f"<table class=kv>{kv}</table>"
+            + (f"<h2>Failures</h2><ul class=fail>{failures}</ul>" if failures else "")
+            + f"<h2>Latency per case</h2>{latency_chart(report)}"
+            f"<h2>Cases</h2><table><tr><th>case</th><th>result</th><th>latency</th><th>job</th>"
+            f"<th>checks</th></tr>{cases}</table></body></html>\n")
+
+
+def latency_chart(report: dict[str, Any]) -> str:
+    cases = report.get("cases") or []
+    thr = report.get("thresholds") or {}
+    values = [float(c.get("latency_s") or 0.0) for c in cases]
+    mean_limit = float(thr.get("golden_mean_latency_s") or 0.0)
+    case_limit = float(thr.get("golden_case_latency_s") or 0.0)
+    top = max(values + [0.001])
+    # Draw a threshold line only when it is within sight of the data; otherwise name it in the caption.
+    show_mean = mean_limit and mean_limit <= top * 1.5
+    scale_top = max(top, mean_limit if show_mean else 0) * 1.1
+    bar_h, gap, left, width = 22, 8, 170, 520
+    height = max(1, len(cases)) * (bar_h + gap) + 30
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 90}" height="{height}" '
+             f'role="img" aria-label="latency per case">')]
+    for i, (case, value) in enumerate(zip(cases, values, strict=True)):
+        y = i * (bar_h + gap) + 10
+        w = max(1.0, value / scale_top * width)
+        color = "#17803d" if case.get("passed") else "#b42318"
+        parts.append(f'<text x="{left - 8}" y="{y + 16}" text-anchor="end" font-size="12">'
+                     f'{escape(str(case.get("id")))}</text>')
+        parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>')
+        parts.append(f'<text x="{left + w + 6:.1f}" y="{y + 16}" font-size="12">{value:.2f} s</text>')
+    if show_mean:
+        x = left + mean_limit / scale_top * width
+        parts.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 18}" stroke="#b54708" '
+                     f'stroke-dasharray="4 3"/><text x="{x:.1f}" y="{height - 4}" font-size="11" '
+                     f'text-anchor="middle">mean limit {mean_limit:g} s</text>')
+    else:
+        parts.append(f'<text x="{left}" y="{height - 4}" font-size="11">mean limit {mean_limit:g} s, '
+                     f'per-case limit {case_limit:g} s (off scale)</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _case_row(case: dict[str, Any]) -> str:
+    ok = case.get("passed") is True
+    checks = "<br>".join(
+        f'<span class="{"pass" if c.get("passed") else "fail"}">{"✓" if c.get("passed") else "✗"}</span> '
+        f'{escape(str(c.get("name")))}: {escape(str(c.get("detail")))}' for c in case.get("checks") or [])
+    return (f"<tr><td>{escape(str(case.get('id')))}<br><small>{escape(str(case.get('workflow_id')))}"
+            f"{' · smoke' if case.get('smoke') else ''}</small></td>"
+            f"<td class={'pass' if ok else 'fail'}>{'pass' if ok else 'FAIL'}</td>"
+            f"<td>{escape(str(case.get('latency_s')))} s</td><td><code>{escape(str(case.get('job_id')))}</code></td>"
+            f"<td>{checks}</td></tr>")
+
+
+def write_html(report: dict[str, Any], json_path: Path) -> Path:
+    """Write `<report>.html` next to the JSON report."""
+    out = json_path.with_suffix(".html")
+    out.write_text(render(report), encoding="utf-8")
+    return out

@@ -1,0 +1,130 @@
+"""Rollback: pin an earlier verified release on PROD, deploy it, smoke-test it.
+
+`rollback()` is the operator's command (takes the release lock); `rollback_locked()` is the same
+sequence for a caller that already holds it (the automatic rollback after a failed promotion).
+Every PROD change writes its intent to the ledger before touching PROD and its outcome after, so a
+crash part-way leaves a record of both candidates for what PROD runs; `reconcile()` closes such an
+intent with what PROD is observed to run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from goldgate.errors import GoldgateError
+from goldgate.release.deployers.base import Deployer, Progress
+from goldgate.release.history import UnknownRelease, interrupted, last_verified, release_ids, resolve
+from goldgate.release.ledger import Ledger
+from goldgate.release.lock import ReleaseLock
+from goldgate.release.verification import DEFAULT_PATHS, GoldenPaths, run_golden
+
+
+class RollbackFailed(GoldgateError):
+    """The rollback deploy or its smoke test failed; PROD's pin is recorded in the ledger."""
+
+
+@dataclass(frozen=True)
+class RollbackOutcome:
+    outcome: str                  # rolled_back | smoke_failed | deploy_failed
+    stack: str
+    image: str
+    release_id: str | None
+    before: str | None
+    prod_image: str | None
+    smoke_report: str | None
+    smoke_passed: bool
+    reason: str
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "rolled_back"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None = None, stack: str = "prod",
+             trigger: str = "user", progress: Progress = lambda _m: None,
+             paths: GoldenPaths = DEFAULT_PATHS) -> RollbackOutcome:
+    """Operator rollback to `to` (digest, ref or release id), or to the previous verified release."""
+    with ReleaseLock(home, f"rollback {stack}"):
+        reconcile(deployer, ledger, stack, progress)
+        entries = ledger.entries()
+        current = deployer.current_image(stack)
+        if to:
+            target = resolve(entries, to, stack)
+        else:
+            found = last_verified(entries, exclude=current, stack=stack)
+            if found is None:
+                raise UnknownRelease(f"no earlier verified release to roll back to ({stack} runs {current}); "
+                                     "see `goldgate history`")
+            target = found
+        if target.image == current:
+            raise GoldgateError(f"{stack} already runs {current}; nothing to roll back (name another release "
+                                "with --to)")
+        outcome = rollback_locked(deployer, ledger, target.image, stack=stack, trigger=trigger,
+                                  reason="manual", progress=progress, paths=paths)
+    if not outcome.ok:
+        raise RollbackFailed(f"rollback of {stack} to {outcome.image} {outcome.outcome.replace('_', ' ')}"
+                             f"{': ' + outcome.error if outcome.error else ''}; {stack} is pinned to "
+                             f"{outcome.prod_image} (recorded in the ledger)")
+    return outcome
+
+
+def rollback_locked(deployer: Deployer, ledger: Ledger, image: str, *, stack: str, trigger: str, reason: str,
+                    progress: Progress, paths: GoldenPaths) -> RollbackOutcome:
+    before = deployer.current_image(stack)
+    rid = release_ids(ledger.entries()).get(image)
+    intent = ledger.append("rollback", phase="intent", stack=stack, image=image, release_id=rid, before=before,
+                           reason=reason, trigger=trigger)
+    progress(f"rolling {stack} back to {image} ({reason})")
+    smoke_path: str | None = None
+    smoke_passed = False
+    error = None
+    try:
+        deployer.deploy(stack, image, progress)
+    except GoldgateError as exc:
+        outcome, error = "deploy_failed", str(exc)
+    else:
+        try:
+            run = run_golden(deployer, stack, ledger, suite="smoke", paths=paths, trigger=trigger, progress=progress)
+            smoke_path, smoke_passed = str(run.path), run.passed
+            outcome = "rolled_back" if run.passed else "smoke_failed"
+            if not run.passed:
+                error = "; ".join(run.report["failures"][:3])
+        except GoldgateError as exc:
+            outcome, error = "smoke_failed", str(exc)
+    prod_image = _observe(deployer, stack)
+    ledger.append("rollback", phase="outcome", intent_seq=intent.seq, stack=stack, image=image, release_id=rid,
+                  before=before, after=prod_image, prod_image=prod_image if outcome == "rolled_back" else None,
+                  pinned=prod_image, outcome=outcome, smoke_report=smoke_path, smoke_passed=smoke_passed,
+                  error=error, trigger=trigger, reason=reason)
+    progress(f"rollback of {stack}: {outcome} ({stack} pinned to {prod_image})")
+    return RollbackOutcome(outcome=outcome, stack=stack, image=image, release_id=rid, before=before,
+                           prod_image=prod_image, smoke_report=smoke_path, smoke_passed=smoke_passed,
+                           reason=reason, error=error)
+
+
+def reconcile(deployer: Deployer, ledger: Ledger, stack: str, progress: Progress) -> int:
+    """Close intents a crashed command left open, recording what `stack` runs now. Call under the lock."""
+    open_intents = interrupted(ledger.entries(), stack)
+    if not open_intents:
+        return 0
+    pinned = _observe(deployer, stack)
+    for item in open_intents:
+        ledger.append(item.kind, phase="outcome", intent_seq=item.intent_seq, stack=stack, image=item.image,
+                      before=item.before, after=pinned, pinned=pinned, prod_image=None, outcome="interrupted",
+                      trigger="goldgate reconcile")
+        progress(f"an earlier {item.kind} (ledger #{item.intent_seq}) was interrupted; {stack} is pinned to "
+                 f"{pinned}, recorded")
+    return len(open_intents)
+
+
+def _observe(deployer: Deployer, stack: str) -> str | None:
+    try:
+        return deployer.current_image(stack)
+    except GoldgateError:
+        return None

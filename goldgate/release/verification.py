@@ -1,0 +1,68 @@
+"""A golden or smoke run on a stack, end to end: bind to the image the stack runs, run the cases
+through the public API, write the report (+ HTML) and record it in the ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from goldgate.release.cases import GOLDEN_DIR, load_cases
+from goldgate.release.deployers.base import Deployer, Progress
+from goldgate.release.golden import REFERENCES_DIR, SuiteTarget, run_suite
+from goldgate.release.ledger import Ledger
+from goldgate.release.report import REPORTS_DIR, report_sha256, write_report
+from goldgate.release.report_html import write_html
+
+
+@dataclass(frozen=True)
+class GoldenPaths:
+    """Where cases, references and reports live (the repo's scripts/golden-tests by default)."""
+
+    cases_dir: Path = GOLDEN_DIR / "cases"
+    references_dir: Path = REFERENCES_DIR
+    reports_dir: Path = REPORTS_DIR
+
+
+DEFAULT_PATHS = GoldenPaths()
+
+
+@dataclass(frozen=True)
+class GoldenRun:
+    report: dict[str, Any]
+    path: Path
+    html_path: Path
+    sha256: str
+
+    @property
+    def passed(self) -> bool:
+        return self.report.get("passed") is True
+
+
+def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "full",
+               paths: GoldenPaths = DEFAULT_PATHS, update_references: bool = False, trigger: str = "user",
+               progress: Progress = lambda _m: None, concurrency: int = 8, poll_s: float = 0.25) -> GoldenRun:
+    spec = deployer.spec(stack)
+    access = deployer.api_access(stack)
+    image = deployer.current_image(stack)
+    cases = load_cases(paths.cases_dir, smoke_only=(suite == "smoke"))
+    progress(f"{suite} suite on {stack}: {len(cases)} case(s) against {access.api_url} (image {image})")
+    target = SuiteTarget(stack=stack, target=deployer.target, image=image,
+                         workflow_version=spec.workflow_version, thresholds=spec.thresholds)
+    report = run_suite(cases, access, target, suite=suite, references_dir=paths.references_dir,
+                       update_references=update_references, concurrency=concurrency, poll_s=poll_s,
+                       progress=progress, image_now=lambda: deployer.current_image(stack))
+    # Only a full, ordinary run may become latest.json: that file is what the promotion gate reads.
+    latest = suite == "full" and not update_references
+    path = write_report(report, paths.reports_dir, latest=latest)
+    html = write_html(report, path)
+    if latest:
+        write_html(report, paths.reports_dir / "latest.json")
+    sha = report_sha256(path)
+    lat = report["latency_s"]
+    ledger.append("golden", stack=stack, target=deployer.target, image=image, suite=suite,
+                  passed=report["passed"], report=str(path), report_sha256=sha, cases=len(cases),
+                  mean_latency_s=lat["mean"], p95_latency_s=lat["p95"], wall_time_s=report["wall_time_s"],
+                  references_updated=update_references, trigger=trigger,
+                  failures=report["failures"][:20])
+    return GoldenRun(report=report, path=path, html_path=html, sha256=sha)
