@@ -94,6 +94,7 @@ class WorkerFleet:
         if self.config.faults.cold_start_s > 0:
             time.sleep(self.config.faults.cold_start_s)  # a slow image pull before the container starts
         env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+        env["RUNPOD_LOG_LEVEL"] = "INFO"  # the SDK defaults to DEBUG; an endpoint's env may say otherwise
         env.update(action.env)
         env.update(self.urls.env(action.endpoint_id, self.config.gpu_type))
         env.update({
