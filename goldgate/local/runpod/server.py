@@ -294,3 +294,12 @@ class RunPodHTTPServer(ThreadingHTTPServer):
     def __init__(self, host: str, port: int, app: RunPodApp) -> None:
         self.app = app
         super().__init__((host, port), _HTTPHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer (a worker killed during a long-poll) is normal here.
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            return
+        self.app.log.error("http.connection_error", error=f"{type(exc).__name__}: {exc}")
