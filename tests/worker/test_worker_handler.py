@@ -1,0 +1,190 @@
+"""The real handler against the ComfyUI emulator and moto's S3 server, both on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from worker_harness import SECRET_KEY, TRACE_ID, bake_models, job, s3_client, worker_env
+
+from images.worker.config import ConfigError, load_config
+from images.worker.handler import build_runtime, run_job
+
+
+def test_job_uploads_every_image_with_content_type_size_and_digest(comfy, models_dir, runtime_factory, storage):
+    runtime = runtime_factory(comfy.url, models_dir)
+    out = run_job(job({"prompt": "a lighthouse", "width": 640, "height": 512, "batch_size": 2, "seed": 7}), runtime)
+    assert "error" not in out, out
+    assert [i["key"] for i in out["images"]] == ["results/job-1/0.png", "results/job-1/1.png"]
+    s3 = s3_client(storage.endpoint_url)
+    for image in out["images"]:
+        head = s3.head_object(Bucket=storage.bucket, Key=image["key"])
+        body = s3.get_object(Bucket=storage.bucket, Key=image["key"])["Body"].read()
+        assert head["ContentType"] == "image/png" == image["content_type"]
+        assert head["ContentLength"] == image["bytes"] == len(body)
+        assert hashlib.sha256(body).hexdigest() == image["sha256"]
+        assert (image["width"], image["height"]) == (640, 512)
+    assert out["images"][0]["sha256"] != out["images"][1]["sha256"]
+    assert out["workflow_version"] == "sdxl-txt2img@1.0.0"
+    assert out["worker_image_tag"] == "local/worker@sha256:" + "ab" * 32
+    assert out["gpu_type"] == "NVIDIA GeForce RTX 4090"
+    assert set(out["timings"]) == {"comfy_wait_ms", "queue_ms", "inference_ms", "upload_ms", "total_ms"}
+
+
+def test_unet_clip_vae_lora_workflow_renders(comfy, models_dir, runtime_factory):
+    runtime = runtime_factory(comfy.url, models_dir)
+    out = run_job(job({"prompt": "a fox", "width": 768, "height": 512, "lora_strength": 0.5},
+                      workflow="flux-schnell-lora"), runtime)
+    assert "error" not in out, out
+    assert (out["images"][0]["width"], out["images"][0]["height"]) == (768, 512)
+
+
+def test_rerunning_a_job_keeps_the_stored_image_and_succeeds(comfy, models_dir, runtime_factory, storage):
+    runtime = runtime_factory(comfy.url, models_dir)
+    first = run_job(job(), runtime)
+    second = run_job(job(), runtime)
+    assert "error" not in second, second
+    assert first["images"] == second["images"]
+
+
+def test_a_different_object_under_the_key_is_never_overwritten(comfy, models_dir, runtime_factory, storage):
+    s3 = s3_client(storage.endpoint_url)
+    s3.put_object(Bucket=storage.bucket, Key="results/job-1/0.png", Body=b"someone else's bytes")
+    out = run_job(job(), runtime_factory(comfy.url, models_dir))
+    assert "already exists" in out["error"] and "refusing to overwrite" in out["error"]
+    assert s3.get_object(Bucket=storage.bucket, Key="results/job-1/0.png")["Body"].read() == b"someone else's bytes"
+
+
+def test_missing_checkpoint_gives_the_first_aid_error(tmp_path, comfy_factory, runtime_factory):
+    models = bake_models(tmp_path / "models", skip=("sd_xl_base_1.0.safetensors",))
+    comfy = comfy_factory(models)
+    out = run_job(job(), runtime_factory(comfy.url, models))
+    error = out["error"]
+    assert "No checkpoint models appear to be available" in error
+    assert "'sd_xl_base_1.0.safetensors'" in error
+    assert f"searched {models / 'checkpoints'}" in error
+    for cause in ("not baked into the image", "wrong directory", "UNet/diffusion model", "network volume"):
+        assert cause in error
+    assert "\n" not in error
+
+
+def test_checkpoint_baked_into_the_unet_directory_is_pointed_at(tmp_path, comfy_factory, runtime_factory):
+    models = bake_models(tmp_path / "models", skip=("sd_xl_base_1.0.safetensors",))
+    (models / "unet").mkdir()
+    (models / "unet" / "sd_xl_base_1.0.safetensors").write_bytes(b"x")
+    comfy = comfy_factory(models)
+    out = run_job(job(), runtime_factory(comfy.url, models))
+    assert f"found at {models / 'unet' / 'sd_xl_base_1.0.safetensors'}" in out["error"]
+
+
+def test_missing_unet_model_names_the_diffusion_model_directories(tmp_path, comfy_factory, runtime_factory):
+    models = bake_models(tmp_path / "models", skip=("flux1-schnell.safetensors",))
+    comfy = comfy_factory(models)
+    out = run_job(job(workflow="flux-schnell-lora"), runtime_factory(comfy.url, models))
+    assert "'flux1-schnell.safetensors'" in out["error"]
+    assert str(models / "diffusion_models") in out["error"] and str(models / "unet") in out["error"]
+    assert "No checkpoint models" not in out["error"]
+
+
+def test_a_cold_start_within_the_bound_succeeds(models_dir, comfy_factory, runtime_factory):
+    comfy = comfy_factory(models_dir, startup_delay_s=1.0)
+    out = run_job(job(), runtime_factory(comfy.url, models_dir, COMFY_READY_TIMEOUT_S="30"))
+    assert "error" not in out, out
+
+
+def test_a_cold_start_beyond_the_bound_fails_clearly(models_dir, comfy_factory, runtime_factory):
+    comfy = comfy_factory(models_dir, startup_delay_s=120)
+    out = run_job(job(), runtime_factory(comfy.url, models_dir, COMFY_READY_TIMEOUT_S="0.5"))
+    assert out["error"].startswith(f"ComfyUI at {comfy.url} was not ready after 0.5 s")
+    assert "COMFY_READY_TIMEOUT_S" in out["error"]
+
+
+def test_a_prompt_that_outlasts_the_job_bound_fails_and_is_cancelled(models_dir, comfy_factory, runtime_factory):
+    comfy = comfy_factory(models_dir, render_delay_s=120)
+    assert comfy.wait_listening(10)
+    out = run_job(job(), runtime_factory(comfy.url, models_dir, COMFY_JOB_TIMEOUT_S="0.5"))
+    assert "did not finish prompt" in out["error"] and "COMFY_JOB_TIMEOUT_S" in out["error"]
+
+
+INVALID_INPUTS = [
+    ("not a dict", "job input must be a JSON object"),
+    ({**job()["input"], "trace_id": "XYZ"}, "'trace_id' is malformed"),
+    ({**job()["input"], "job_id": "../etc"}, "'job_id' is malformed"),
+    ({k: v for k, v in job()["input"].items() if k != "job_id"}, "lacks 'job_id'"),
+    ({**job()["input"], "result_prefix": "/abs/"}, "'result_prefix' is malformed"),
+    ({**job()["input"], "result_prefix": "results/../x/"}, "'.' or '..' segment"),
+    ({**job()["input"], "workflow_id": "nope"}, "unknown workflow 'nope'"),
+    ({**job()["input"], "workflow_version": "sdxl-txt2img@9.9.9"}, "workflow version mismatch"),
+    ({**job()["input"], "inputs": []}, "'inputs' must be an object"),
+    ({**job()["input"], "inputs": {}}, "input 'prompt' is required"),
+    ({**job()["input"], "inputs": {"prompt": "x", "colour": 1}}, "unknown input 'colour'"),
+    ({**job()["input"], "inputs": {"prompt": 5}}, "input 'prompt' must be a string"),
+    ({**job()["input"], "inputs": {"prompt": "x" * 2001}}, "at most 2000 characters"),
+    ({**job()["input"], "inputs": {"prompt": "x", "width": 4096}}, "input 'width' must be <= 2048"),
+    ({**job()["input"], "inputs": {"prompt": "x", "width": True}}, "input 'width' must be an integer"),
+    ({**job()["input"], "inputs": {"prompt": "x", "cfg": "high"}}, "input 'cfg' must be a number"),
+    ({**job()["input"], "inputs": {"prompt": "x", "sampler": "magic"}}, "input 'sampler' must be one of"),
+    ({**job()["input"], "api_key": "x"}, "unknown field 'api_key'"),
+    ({**job()["input"], "inputs": {"prompt": "x" * 70_000}}, "the limit is 65536"),
+]
+
+
+@pytest.mark.parametrize(("payload", "expected"), INVALID_INPUTS, ids=[e for _, e in INVALID_INPUTS])
+def test_each_invalid_input_gets_its_own_clear_error(payload, expected, comfy, models_dir, runtime_factory):
+    out = run_job({"id": "rp-1", "input": payload}, runtime_factory(comfy.url, models_dir))
+    assert set(out) == {"error"}
+    assert expected in out["error"], out["error"]
+
+
+def test_every_log_line_is_schema_v1_with_the_trace_and_no_secret(comfy, models_dir, runtime_factory, logs):
+    runtime = runtime_factory(comfy.url, models_dir)
+    run_job(job(), runtime)
+    run_job(job({"prompt": ""}, job_id="job-2"), runtime)
+    lines = logs.lines()
+    assert [line["component"] for line in lines] == ["worker"] * len(lines)
+    assert {"job_started", "comfy_ready", "prompt_queued", "prompt_completed", "image_uploaded",
+            "job_completed", "job_rejected"} <= {line["event"] for line in lines}
+    for line in lines:
+        assert line["trace_id"] == TRACE_ID
+        assert line["job_id"] in ("job-1", "job-2")
+        assert line["worker_image_tag"] and line["stack"] == "local"
+    assert SECRET_KEY not in logs.getvalue()
+
+
+def test_a_secret_that_reaches_a_message_is_redacted(comfy, models_dir, runtime_factory, logs):
+    runtime = runtime_factory(comfy.url, models_dir)
+    runtime.log.error("probe", message=f"leaked {SECRET_KEY}")
+    assert SECRET_KEY not in logs.getvalue() and "[redacted]" in logs.getvalue()
+
+
+def test_unreachable_storage_fails_the_job_with_the_key(comfy, models_dir, logs):
+    env = worker_env(comfy.url, None, models_dir, R2_ENDPOINT_URL="http://127.0.0.1:9", R2_BUCKET="b",
+                     R2_ACCESS_KEY_ID="a", R2_SECRET_ACCESS_KEY="s")
+    runtime = build_runtime(load_config(env), stream=logs, poll_interval_s=0.05)
+    out = run_job(job(), runtime)
+    assert out["error"].startswith("upload of results/job-1/0.png to bucket b failed")
+
+
+def test_a_worker_without_storage_refuses_to_start(comfy, models_dir):
+    with pytest.raises(ConfigError, match="R2_ENDPOINT_URL, R2_BUCKET"):
+        build_runtime(load_config(worker_env(comfy.url, None, models_dir)))
+
+
+def test_half_configured_storage_is_named(models_dir):
+    with pytest.raises(ConfigError, match="R2_SECRET_ACCESS_KEY not set"):
+        load_config({"R2_ENDPOINT_URL": "http://x", "R2_BUCKET": "b", "R2_ACCESS_KEY_ID": "a"})
+
+
+@pytest.mark.parametrize(("name", "value"), [("COMFY_READY_TIMEOUT_S", "soon"), ("COMFY_JOB_TIMEOUT_S", "-1"),
+                                             ("COMFY_URL", "ftp://x")])
+def test_malformed_worker_environment_is_named(name, value):
+    with pytest.raises(ConfigError, match=name):
+        load_config({name: value})
+
+
+def test_output_is_json_serialisable_for_runpod(comfy, models_dir, runtime_factory):
+    out = run_job(job(), runtime_factory(comfy.url, models_dir))
+    assert json.loads(json.dumps(out)) == out
+    assert Path(out["images"][0]["key"]).suffix == ".png"
