@@ -1,0 +1,166 @@
+"""Operations commands: dr-drill, dr-restore, checklist, metrics."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from goldgate import spec as specs
+from goldgate.commands.output import add_json_flag, emit, progress
+from goldgate.errors import GoldgateError, StateError
+from goldgate.local.platform import LocalPlatform
+
+
+def _platform(args: argparse.Namespace) -> LocalPlatform:
+    return LocalPlatform(Path(args.home) if getattr(args, "home", None) else None)
+
+
+def _env_secret(name: str, what: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise GoldgateError(f"{name} is not set: the cloud drill needs {what}")
+    return value
+
+
+# -- dr-drill -------------------------------------------------------------------------------------
+
+def _render_drill(d: dict[str, Any]) -> str:
+    verdict = "PASSED" if d["passed"] else "FAILED"
+    lines = [f"{d['stack']}: DR drill ({d['target']}) {verdict}"]
+    for key, label in (("backup_s", "backup time"), ("restore_s", "restore + verify time"),
+                       ("rto_s", "RTO achieved"), ("rpo_s", "RPO achieved")):
+        value = d.get(key)
+        lines.append(f"  {label:<22} {'-' if value is None else f'{value:.2f} s'}")
+    lines.append(f"  {'last write covered':<22} {d.get('last_write_at') or '-'}")
+    lines.append(f"  {'backup':<22} {d.get('backup') or '-'} ({d.get('backup_bytes') or 0} bytes)")
+    rows = ", ".join(f"{t}={n}" for t, n in sorted((d.get("row_counts") or {}).items()))
+    lines.append(f"  {'rows':<22} {rows or '-'}")
+    for item in d.get("verified") or []:
+        lines.append(f"  verified: {item}")
+    for note in d.get("notes") or []:
+        lines.append(f"  note: {note}")
+    if d.get("error"):
+        lines.append(f"  error: {d['error']}")
+    return "\n".join(lines)
+
+
+def cmd_dr_drill(args: argparse.Namespace) -> int:
+    from goldgate.ops import dr
+
+    platform = _platform(args)
+    if args.cloud:
+        result = _cloud_drill(args, platform.home)
+    else:
+        result = dr.run_local_drill(args.stack, platform.db_path(args.stack), platform.home, progress,
+                                    keep_backup=not args.discard_backup)
+    emit(args, result.to_dict(), _render_drill)
+    return 0 if result.passed else 1
+
+
+def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
+    from goldgate.cloudflare.api import CloudflareApi
+    from goldgate.cloudflare.d1 import D1Client
+    from goldgate.cloudflare.r2 import R2Admin, r2_endpoint
+    from goldgate.ops import dr
+
+    spec = specs.load_pulumi(args.stack)
+    account = args.account_id or (spec.cloud.cloudflare_account_id if spec.cloud else None)
+    if not account or account.startswith("<"):
+        raise GoldgateError(f"no Cloudflare account id for {args.stack}: set cloud.cloudflare_account_id in "
+                            f"stacks/Pulumi.{args.stack}.yaml or pass --account-id")
+    if not args.database_id:
+        raise GoldgateError("--database-id is required for --cloud (the D1 uuid: `pulumi stack output` or "
+                            "`wrangler d1 info`)")
+    api = CloudflareApi(_env_secret("CLOUDFLARE_API_TOKEN", "an API token with D1 Edit"), args.api_base)
+    r2 = R2Admin(args.r2_endpoint or r2_endpoint(account), args.bucket or spec.storage.bucket,
+                 _env_secret("R2_ACCESS_KEY_ID", "R2 S3 credentials"),
+                 _env_secret("R2_SECRET_ACCESS_KEY", "R2 S3 credentials"))
+    with api:
+        return dr.run_cloud_drill(args.stack, D1Client(api, account), args.database_id, r2, home, progress,
+                                  scratch_prefix=f"{spec.database.name}-drill")
+
+
+def cmd_dr_restore(args: argparse.Namespace) -> int:
+    from goldgate.ops import dr
+
+    platform = _platform(args)
+    if platform.status(args.stack).running:
+        raise StateError(f"stack {args.stack} is running; stop it first (`goldgate down {args.stack}`) so nothing "
+                         "writes while its database is replaced")
+    target = platform.db_path(args.stack)
+    kept = dr.restore_into_stack(Path(args.backup), target)
+    print(f"{args.stack}: restored {args.backup} into {target} (verified)")
+    if kept != target:
+        print(f"{args.stack}: the previous database is kept at {kept}")
+    return 0
+
+
+# -- metrics --------------------------------------------------------------------------------------
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from goldgate.ops import metrics_report
+
+    platform = _platform(args)
+    report = metrics_report.report_from_sqlite(platform.db_path(args.stack), args.stack, args.since)
+    if args.html:
+        out = Path(args.html)
+        try:
+            out.write_text(metrics_report.render_html(report), encoding="utf-8")
+        except OSError as exc:
+            raise GoldgateError(f"cannot write {out}: {exc.strerror}") from None
+        progress(f"wrote {out}")
+    emit(args, report, metrics_report.render_text)
+    return 0
+
+
+# -- checklist ------------------------------------------------------------------------------------
+
+def cmd_checklist(args: argparse.Namespace) -> int:
+    from goldgate.ops import checklist
+
+    platform = _platform(args)
+    facts = checklist.gather_local(platform, args.stack, progress=progress, live=not args.offline)
+    results = checklist.run_checks(facts)
+    emit(args, checklist.to_json(args.stack, results), checklist.render_text)
+    return 1 if checklist.failed(results) else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    def add(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--home", help="state directory (default: $GOLDGATE_HOME or ./.goldgate)")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("dr-drill", cmd_dr_drill, "D1 disaster-recovery drill: back up, restore into a fresh database, verify, "
+                                      "report RPO/RTO (see docs/D1_DISASTER_RECOVERY.md)")
+    p.add_argument("stack")
+    p.add_argument("--discard-backup", action="store_true", help="remove the local backup after a passing drill")
+    p.add_argument("--cloud", action="store_true",
+                   help="drill the stack's real D1 (export -> R2 backups/ -> scratch D1 import); needs "
+                        "CLOUDFLARE_API_TOKEN, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY")
+    p.add_argument("--database-id", help="the D1 database uuid (cloud)")
+    p.add_argument("--account-id", help="Cloudflare account id (default: the stack's Pulumi spec)")
+    p.add_argument("--api-base", default="https://api.cloudflare.com/client/v4", help=argparse.SUPPRESS)
+    p.add_argument("--r2-endpoint", help="R2 S3 endpoint (default: https://<account>.r2.cloudflarestorage.com)")
+    p.add_argument("--bucket", help="R2 bucket for backups/ (default: the stack's results bucket)")
+    add_json_flag(p)
+
+    p = add("dr-restore", cmd_dr_restore, "restore a verified local backup over a stopped stack's database "
+                                          "(the old database is kept beside it)")
+    p.add_argument("stack")
+    p.add_argument("--backup", required=True, help="<home>/backups/<stack>/<stamp>.sqlite (its manifest beside it)")
+
+    p = add("checklist", cmd_checklist, "the production-hardening checklist, every line checked with evidence")
+    p.add_argument("stack")
+    p.add_argument("--offline", action="store_true",
+                   help="skip the checks that need the running stack (webhook replay); they report n/a")
+    add_json_flag(p)
+
+    p = add("metrics", cmd_metrics, "P50/P95/P99 queue, run and end-to-end time, error rate and cost, per release")
+    p.add_argument("stack")
+    p.add_argument("--since", help="only jobs created at or after this time (ISO 8601)")
+    p.add_argument("--html", metavar="FILE", help="also write an HTML report with charts to FILE")
+    add_json_flag(p)

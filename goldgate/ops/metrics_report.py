@@ -1,0 +1,267 @@
+"""The metrics report of a stack: percentiles, error rate and cost per release, as text, JSON or HTML.
+
+The figures come from `service.metrics` (P50/P95/P99 computed in SQL over `job_metrics`, the
+same code the API serves); this module adds what an operator compares releases by: cost per
+1,000 images, the end-to-end latency histogram, and the releases in the order they first ran.
+The HTML page is self-contained (inline SVG and CSS, no scripts, no external assets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from goldgate.cloudflare.d1 import D1Client
+from goldgate.errors import GoldgateError
+from service import metrics as service_metrics
+
+HISTOGRAM_BINS = 20
+PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#0891b2", "#db2777", "#65a30d")
+
+
+class MetricsUnavailable(GoldgateError):
+    """The stack's database cannot be read or has no job_metrics table."""
+
+
+class _D1Reader:
+    """service.metrics' Database port over the D1 REST API (read-only use)."""
+
+    def __init__(self, client: D1Client, database_id: str) -> None:
+        self.client, self.database_id = client, database_id
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return self.client.query(self.database_id, sql, list(params))
+
+
+class _SqliteReader:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, tuple(params))
+        cols = [c[0] for c in cur.description or ()]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def open_sqlite(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise MetricsUnavailable(f"no database at {path}: bring the stack up (`goldgate up <stack>`) and run jobs")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn.execute("SELECT 1 FROM job_metrics LIMIT 1").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise MetricsUnavailable(f"{path} has no readable job_metrics table ({exc}); apply the migrations "
+                                 "(`goldgate up` does) before asking for metrics") from None
+    return conn
+
+
+async def _extras(db: Any, since: str | None) -> dict[str, Any]:
+    """Images per release (for cost per 1,000 images), first-seen order, and the e2e histogram."""
+    releases = await db.query(
+        "SELECT m.worker_image_tag AS tag, MIN(m.created_at) AS first_seen, "
+        "SUM(CASE WHEN m.status = 'completed' THEN COALESCE(json_array_length(j.results_json), 1) ELSE 0 END) "
+        "AS images FROM job_metrics m LEFT JOIN jobs j ON j.id = m.job_id "
+        "WHERE (?1 IS NULL OR m.created_at >= ?1) GROUP BY m.worker_image_tag", (since,))
+    bounds = (await db.query("SELECT MIN(e2e_ms) AS lo, MAX(e2e_ms) AS hi FROM job_metrics "
+                             "WHERE e2e_ms IS NOT NULL AND (?1 IS NULL OR created_at >= ?1)", (since,)))[0]
+    histogram: dict[str, Any] = {"bin_ms": None, "start_ms": None, "bins": []}
+    if bounds["lo"] is not None:
+        lo, hi = int(bounds["lo"]), int(bounds["hi"])
+        width = max(1, -(-(hi - lo + 1) // HISTOGRAM_BINS))
+        rows = await db.query(
+            "SELECT worker_image_tag AS tag, (e2e_ms - ?2) / ?3 AS bin, COUNT(*) AS n FROM job_metrics "
+            "WHERE e2e_ms IS NOT NULL AND (?1 IS NULL OR created_at >= ?1) GROUP BY worker_image_tag, bin",
+            (since, lo, width))
+        histogram = {"bin_ms": width, "start_ms": lo,
+                     "bins": [{"worker_image_tag": r["tag"], "bin": int(r["bin"]), "count": r["n"]} for r in rows]}
+    return {"releases": releases, "histogram": histogram}
+
+
+def _with_image_costs(group: dict[str, Any], images: int | None) -> dict[str, Any]:
+    total = group.get("cost_total_usd")
+    count = group.get("count") or 0
+    group["images"] = images
+    group["cost_per_job_usd"] = (total / count) if total is not None and count else None
+    group["cost_per_1000_images_usd"] = (total / images * 1000) if total is not None and images else None
+    return group
+
+
+def build_report(db: Any, stack: str, since: str | None = None) -> dict[str, Any]:
+    """The full report from a Database-port reader (SQLite or D1)."""
+    async def gather() -> tuple[dict[str, Any], dict[str, Any]]:
+        base = await service_metrics.compute(db, since)
+        return base, await _extras(db, base["since"])
+
+    try:
+        base, extras = asyncio.run(gather())
+    except service_metrics.MetricsError as exc:
+        raise MetricsUnavailable(str(exc)) from None
+    except sqlite3.DatabaseError as exc:
+        raise MetricsUnavailable(f"reading job_metrics failed ({exc})") from None
+    images = {r["tag"]: int(r["images"] or 0) for r in extras["releases"]}
+    first_seen = {r["tag"]: r["first_seen"] for r in extras["releases"]}
+    _with_image_costs(base["overall"], sum(images.values()))
+    for group in base["by_worker_image_tag"]:
+        _with_image_costs(group, images.get(group["worker_image_tag"]))
+        group["first_seen"] = first_seen.get(group["worker_image_tag"])
+    base["by_worker_image_tag"].sort(key=lambda g: (g["first_seen"] is None, g["first_seen"] or ""))
+    return {"stack": stack, **base, "histogram": extras["histogram"]}
+
+
+def report_from_sqlite(path: Path, stack: str, since: str | None = None) -> dict[str, Any]:
+    conn = open_sqlite(path)
+    try:
+        return build_report(_SqliteReader(conn), stack, since)
+    finally:
+        conn.close()
+
+
+def report_from_d1(client: D1Client, database_id: str, stack: str, since: str | None = None) -> dict[str, Any]:
+    return build_report(_D1Reader(client, database_id), stack, since)
+
+
+# -- text ---------------------------------------------------------------------------------------
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{value / 1000:.1f}s"
+
+
+def _usd(value: Any, digits: int = 5) -> str:
+    return "-" if value is None else f"${value:.{digits}f}"
+
+
+def short_tag(tag: str | None) -> str:
+    if not tag:
+        return "(untagged)"
+    repo, _, digest = tag.partition("@sha256:")
+    return f"{repo.rsplit('/', 1)[-1]}@{digest[:12]}" if digest else tag[-40:]
+
+
+def _row(name: str, g: dict[str, Any]) -> dict[str, Any]:
+    row = {"release": name, "jobs": g["count"],
+           "error_rate": "-" if g["error_rate"] is None else f"{g['error_rate'] * 100:.2f}%",
+           "cost/job": _usd(g.get("cost_per_job_usd")), "cost/1k img": _usd(g.get("cost_per_1000_images_usd"), 3)}
+    for metric in ("queue_ms", "run_ms", "e2e_ms"):
+        for p in ("p50", "p95", "p99"):
+            row[f"{metric[:-3]} {p}"] = _ms(g[metric][p])
+    return row
+
+
+COLUMNS = ["release", "jobs", "error_rate", "queue p50", "queue p95", "queue p99", "run p50", "run p95", "run p99",
+           "e2e p50", "e2e p95", "e2e p99", "cost/job", "cost/1k img"]
+
+
+def render_text(report: dict[str, Any]) -> str:
+    from goldgate.commands.output import table
+
+    rows = [_row("all", report["overall"])]
+    rows += [_row(short_tag(g["worker_image_tag"]), g) for g in report["by_worker_image_tag"]]
+    since = f" since {report['since']}" if report.get("since") else ""
+    return f"{report['stack']}: job metrics{since} (percentiles: {report['percentile_method']})\n" + table(rows, COLUMNS)
+
+
+# -- HTML ---------------------------------------------------------------------------------------
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _histogram_svg(report: dict[str, Any], colors: dict[Any, str]) -> str:
+    hist = report["histogram"]
+    w, h, left, bottom, top = 1000, 320, 60, 40, 20
+    if not hist["bins"]:
+        return f'<svg width="{w}" height="80" role="img"><text x="20" y="40">no end-to-end timings yet</text></svg>'
+    tags = [g["worker_image_tag"] for g in report["by_worker_image_tag"]]
+    counts: dict[tuple[Any, int], int] = {(b["worker_image_tag"], b["bin"]): b["count"] for b in hist["bins"]}
+    nbins = max(b["bin"] for b in hist["bins"]) + 1
+    per_bin = [sum(counts.get((t, i), 0) for t in tags) for i in range(nbins)]
+    peak = max(per_bin) or 1
+    bar_w = (w - left - 10) / nbins
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
+             'aria-label="end-to-end latency histogram">'),
+             f'<line x1="{left}" y1="{h - bottom}" x2="{w - 10}" y2="{h - bottom}" stroke="#334155"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="#334155"/>',
+             f'<text x="8" y="{top + 10}" font-size="12">{peak}</text>',
+             f'<text x="8" y="{h - bottom}" font-size="12">0</text>']
+    for i in range(nbins):
+        y = h - bottom
+        for tag in tags:  # stacked by release
+            n = counts.get((tag, i), 0)
+            if not n:
+                continue
+            bh = n / peak * (h - top - bottom)
+            y -= bh
+            parts.append(f'<rect x="{left + i * bar_w + 1:.1f}" y="{y:.1f}" width="{max(bar_w - 2, 1):.1f}" '
+                         f'height="{bh:.1f}" fill="{colors[tag]}"><title>{_e(short_tag(tag))}: {n} jobs</title></rect>')
+        if i % max(1, nbins // 8) == 0:
+            start = (hist["start_ms"] + i * hist["bin_ms"]) / 1000
+            parts.append(f'<text x="{left + i * bar_w:.1f}" y="{h - bottom + 16}" font-size="11">{start:.0f}s</text>')
+    parts.append(f'<text x="{w / 2:.0f}" y="{h - 6}" font-size="12" text-anchor="middle">end-to-end time</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _comparison_svg(report: dict[str, Any], colors: dict[Any, str]) -> str:
+    groups = report["by_worker_image_tag"]
+    metrics = [(m, p) for m in ("queue_ms", "run_ms", "e2e_ms") for p in ("p50", "p95", "p99")]
+    w, h, left, bottom, top = 1000, 320, 60, 50, 20
+    values = [g[m][p] or 0 for g in groups for m, p in metrics]
+    peak = max(values, default=0) or 1
+    slot = (w - left - 10) / len(metrics)
+    bar_w = max((slot - 8) / max(len(groups), 1), 1)
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
+             'aria-label="latency percentiles by release">'),
+             f'<line x1="{left}" y1="{h - bottom}" x2="{w - 10}" y2="{h - bottom}" stroke="#334155"/>',
+             f'<text x="8" y="{top + 10}" font-size="12">{peak / 1000:.0f}s</text>']
+    for k, (m, p) in enumerate(metrics):
+        x0 = left + k * slot + 4
+        for j, g in enumerate(groups):
+            v = g[m][p]
+            if v is None:
+                continue
+            bh = v / peak * (h - top - bottom)
+            parts.append(f'<rect x="{x0 + j * bar_w:.1f}" y="{h - bottom - bh:.1f}" width="{bar_w - 1:.1f}" '
+                         f'height="{bh:.1f}" fill="{colors[g["worker_image_tag"]]}"><title>'
+                         f'{_e(short_tag(g["worker_image_tag"]))} {m[:-3]} {p}: {v / 1000:.1f}s</title></rect>')
+        parts.append(f'<text x="{x0 + slot / 2 - 4:.1f}" y="{h - bottom + 16}" font-size="11" text-anchor="middle">'
+                     f'{m[:-3]} {p}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(report: dict[str, Any]) -> str:
+    groups = report["by_worker_image_tag"]
+    colors = {g["worker_image_tag"]: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
+    legend = "".join(f'<span class="key"><i style="background:{colors[g["worker_image_tag"]]}"></i>'
+                     f'{_e(short_tag(g["worker_image_tag"]))} (first seen {_e(g.get("first_seen") or "-")})</span>'
+                     for g in groups)
+    rows = [_row("all", report["overall"])] + [_row(short_tag(g["worker_image_tag"]), g) for g in groups]
+    head = "".join(f"<th>{_e(c)}</th>" for c in COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{_e(r[c])}</td>" for c in COLUMNS) + "</tr>" for r in rows)
+    since = f" since {_e(report['since'])}" if report.get("since") else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>goldgate metrics: {_e(report['stack'])}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 24px; color: #0f172a; background: #ffffff; }}
+h1 {{ font-size: 22px; }} h2 {{ font-size: 17px; margin-top: 28px; }}
+table {{ border-collapse: collapse; font-size: 13px; }}
+th, td {{ border: 1px solid #cbd5e1; padding: 4px 8px; text-align: right; }}
+th {{ background: #e2e8f0; }} td:first-child {{ text-align: left; font-family: monospace; }}
+.key {{ margin-right: 18px; font-size: 13px; }} .key i {{ display: inline-block; width: 12px; height: 12px;
+margin-right: 6px; vertical-align: middle; }}
+</style></head><body>
+<h1>goldgate metrics: {_e(report['stack'])}{since}</h1>
+<p>{report['overall']['count']} jobs; percentiles by {_e(report['percentile_method'])} over job_metrics.</p>
+<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<h2>End-to-end latency histogram</h2><div>{legend}</div>
+{_histogram_svg(report, colors)}
+<h2>Latency percentiles by release (in the order releases first ran)</h2><div>{legend}</div>
+{_comparison_svg(report, colors)}
+</body></html>
+"""

@@ -1,0 +1,71 @@
+"""Helpers for operations tests: a migrated stack database filled with jobs and metrics by plain SQL."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from goldgate.migrations import apply_sqlite
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(available: bool, what: str) -> None:
+    """The project's policy (tests/conftest.py): skip when missing here, fail under CI=true."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required under CI (.ci/run installs it) but is missing")
+    pytest.skip(f"{what} is not available on this machine")
+
+
+OLD_TAG = "local/worker@sha256:" + "a" * 64
+NEW_TAG = "local/worker@sha256:" + "b" * 64
+
+# Rows are generated in SQL (a recursive CTE) so 100,000 jobs take a fraction of a second.
+_JOBS = """
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count)
+INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, runpod_job_id,
+                  version, worker_image_tag, gpu_type, runpod_queue_duration_ms, runpod_run_duration_ms, e2e_ms,
+                  cost_estimate_usd, created_at, created_at_ms, updated_at, finished_at, results_json)
+SELECT printf('job-%07d', i), :stack, 'sdxl-txt2img', 'sdxl-txt2img@1.0.0',
+       '{"prompt": "a lighthouse, it''s dusk\n-- line two"}', printf('%032x', i),
+       CASE WHEN i % :fail_every = 0 THEN 'failed' ELSE 'completed' END, printf('rp-%07d', i), 2,
+       CASE WHEN i % 2 = 0 THEN :old_tag ELSE :new_tag END, 'NVIDIA GeForce RTX 4090',
+       200 + (i * 37) % 5000, 8000 + (i * 101) % 30000, 9000 + (i * 37) % 5000 + (i * 101) % 30000,
+       round((8000 + (i * 101) % 30000) / 1000.0 * 0.00031, 8),
+       strftime('%Y-%m-%dT%H:%M:%fZ', :start, printf('+%d seconds', i)), 0,
+       strftime('%Y-%m-%dT%H:%M:%fZ', :start, printf('+%d seconds', i + 40)),
+       strftime('%Y-%m-%dT%H:%M:%fZ', :start, printf('+%d seconds', i + 40)),
+       '[{"key": "results/x/0.png", "content_type": "image/png", "bytes": 1234}]'
+FROM n
+"""
+_METRICS = """
+INSERT INTO job_metrics (job_id, stack, status, runpod_queue_duration_ms, runpod_run_duration_ms, e2e_ms,
+                         worker_image_tag, workflow_version, gpu_type, cost_estimate_usd, created_at)
+SELECT id, stack, status, runpod_queue_duration_ms, runpod_run_duration_ms, e2e_ms, worker_image_tag,
+       workflow_version, gpu_type, cost_estimate_usd, created_at FROM jobs
+"""
+_DELIVERIES = """
+INSERT INTO webhook_deliveries (fingerprint, job_id, runpod_job_id, runpod_status, source, applied, outcome,
+                                received_at)
+SELECT printf('%064x', rowid), id, runpod_job_id, upper(status), 'webhook', 1, 'applied', finished_at
+FROM jobs WHERE rowid % 10 = 0
+"""
+
+
+def build_stack_db(path: Path, jobs: int, stack: str = "staging", fail_every: int = 50,
+                   start: str = "2026-11-01T00:00:00Z") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    apply_sqlite(path)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(_JOBS, {"count": jobs, "stack": stack, "fail_every": fail_every, "old_tag": OLD_TAG,
+                             "new_tag": NEW_TAG, "start": start})
+        conn.execute(_METRICS)
+        conn.execute(_DELIVERIES)
+    conn.close()
+    return path

@@ -1,0 +1,97 @@
+"""`goldgate metrics`: percentiles, error rate and cost per release from job_metrics; text, JSON, HTML."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from ops_fixtures import NEW_TAG, OLD_TAG, require
+from PIL import Image
+
+from goldgate.cli import main
+from goldgate.local.platform import LocalPlatform
+from goldgate.ops.metrics_report import MetricsUnavailable, render_html, report_from_sqlite
+
+
+@pytest.fixture
+def home(tmp_path, stack_db):
+    home = tmp_path / "home"
+    stack_db(LocalPlatform(home).db_path("staging"), jobs=1_000, fail_every=20)
+    return home
+
+
+def test_report_has_percentiles_error_rate_and_cost_per_release(home):
+    report = report_from_sqlite(LocalPlatform(home).db_path("staging"), "staging")
+    overall = report["overall"]
+    assert overall["count"] == 1_000 and overall["error_rate"] == pytest.approx(0.05)
+    for metric in ("queue_ms", "run_ms", "e2e_ms"):
+        p = overall[metric]
+        assert p["p50"] <= p["p95"] <= p["p99"]
+    assert overall["cost_per_job_usd"] == pytest.approx(overall["cost_total_usd"] / 1_000)
+    # one image per completed job in the fixture: 950 images
+    assert overall["images"] == 950
+    assert overall["cost_per_1000_images_usd"] == pytest.approx(overall["cost_total_usd"] / 950 * 1000)
+    assert {g["worker_image_tag"] for g in report["by_worker_image_tag"]} == {OLD_TAG, NEW_TAG}
+    assert sum(b["count"] for b in report["histogram"]["bins"]) == 1_000
+
+
+def test_cli_prints_a_table_and_json(home, capsys):
+    assert main(["metrics", "staging", "--home", str(home)]) == 0
+    text = capsys.readouterr().out
+    assert "E2E P95" in text and "worker@bbbbbbbbbbbb" in text
+    assert main(["metrics", "staging", "--home", str(home), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["overall"]["count"] == 1_000
+
+
+def test_since_filters_and_a_bad_since_is_one_line_error(home, capsys):
+    assert main(["metrics", "staging", "--home", str(home), "--since", "2026-11-01T00:08:21Z", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["overall"]["count"] == 500
+    assert main(["metrics", "staging", "--home", str(home), "--since", "yesterday-ish"]) == 1
+    assert "goldgate: error: since must be an ISO 8601 time" in capsys.readouterr().err
+
+
+def test_a_stack_without_a_database_is_a_clear_error(tmp_path, capsys):
+    assert main(["metrics", "staging", "--home", str(tmp_path)]) == 1
+    assert "no database at" in capsys.readouterr().err
+    (tmp_path / "junk.sqlite").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(MetricsUnavailable, match="no readable job_metrics"):
+        report_from_sqlite(tmp_path / "junk.sqlite", "staging")
+
+
+def test_html_escapes_hostile_tags(home):
+    report = report_from_sqlite(LocalPlatform(home).db_path("staging"), "staging")
+    report["by_worker_image_tag"][0]["worker_image_tag"] = "<script>alert(1)</script>"
+    page = render_html(report)
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")  # no external assets
+
+
+def test_html_report_renders_in_headless_chromium(home, tmp_path):
+    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    require(chromium is not None, "chromium (Debian package `chromium`)")
+    page = tmp_path / "metrics.html"
+    assert main(["metrics", "staging", "--home", str(home), "--html", str(page)]) == 0
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,900",
+         page.as_uri()], capture_output=True, text=True, timeout=120, check=False)
+    assert shot.exists(), f"chromium wrote no screenshot (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    image = Image.open(shot).convert("RGB")
+    colors = image.getcolors(maxcolors=1 << 20) or []
+    non_white = sum(n for n, rgb in colors if rgb != (255, 255, 255))
+    assert len(colors) > 8, "the screenshot is (nearly) one colour: the page did not render"
+    assert non_white > 0.02 * image.width * image.height
+    # the bar colours of both releases are on screen (the SVG charts rendered)
+    rgbs = {rgb for _, rgb in colors}
+    assert (0x25, 0x63, 0xEB) in rgbs and (0xF5, 0x9E, 0x0B) in rgbs
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__]))
