@@ -19,10 +19,11 @@ class FakeRunPod:
         self.status_calls: list[str] = []
         self.jobs: dict[str, dict[str, Any]] = {}  # RunPod id -> /status answer
         self.run_mode = "accept"  # accept | refuse | error | garbage
+        self.status_mode = "answer"  # answer | error
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def base(self) -> str:
@@ -98,7 +99,9 @@ class FakeRunPod:
                 with fake._lock:
                     fake.status_calls.append(rid)
                     answer = fake.jobs.get(rid)
-                if answer is None:
+                if fake.status_mode == "error":
+                    self._reply(503, {"error": "no capacity"})
+                elif answer is None:
                     self._reply(404, {"error": "request does not exist"})
                 else:
                     self._reply(200, answer)
