@@ -1,0 +1,212 @@
+"""The real Pulumi program under mocks (preview=False, Outputs returned and asserted), for both stacks."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from conftest import SECRETS, digest_ref, filled_stack_file, is_wire_secret, use_cloud
+
+from goldgate.errors import SpecError
+from goldgate.spec import from_pulumi_config
+from infra.policies import GuardrailError
+from infra.program import ProgramSettings, StackOutputs, read_config, run
+from infra.worker_bundle import MAIN_MODULE, WORKFLOWS_MODULE
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+STACKS = ("staging", "prod")
+
+
+def _settings(stacks_dir: Path, tmp_path: Path) -> ProgramSettings:
+    migrations = tmp_path / "migrations"
+    migrations.mkdir(exist_ok=True)
+    (migrations / "0001_init.sql").write_text("CREATE TABLE jobs (id TEXT PRIMARY KEY);\n")
+    return ProgramSettings(stacks_dir=stacks_dir, migrations_dir=migrations)
+
+
+def _traced(fn, *args):
+    import traceback
+    try:
+        return fn(*args)
+    except Exception:
+        traceback.print_exc()
+        raise
+
+
+def _bindings(cloud: Any) -> dict[str, dict[str, Any]]:
+    script = cloud.one("workersScript:WorkersScript")
+    return {b["name"]: b for b in script.inputs["bindings"]}
+
+
+def _wire_bindings(cloud: Any) -> Any:
+    return cloud.one("workersScript:WorkersScript").wire["bindings"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_program_declares_the_stack_with_wired_bindings_and_secret_credentials(stack, stacks_dir, tmp_path, bundle):
+    doc = filled_stack_file(stack)["config"]["goldgate:spec"]
+    cloud = use_cloud(stack, doc)
+
+    @pulumi.runtime.test
+    def program():
+        spec, secrets, _ = read_config(stack)
+        out = run(spec, secrets, _settings(stacks_dir, tmp_path), bundle)
+        assert out.r2_access_key_id.is_secret is not None
+        return pulumi.Output.all(out.endpoint_id, out.endpoint_base, out.bucket, out.d1_id, out.api_url,
+                                 pulumi.Output.from_input(out.r2_secret_access_key).is_secret(),
+                                 pulumi.Output.from_input(out.r2_access_key_id).is_secret(),
+                                 out.r2_secret_access_key,
+                                 # Wait for the last resources too, so every registration is recorded.
+                                 out.api.script.id, out.storage.migrations.id, out.storage.lifecycle.id,
+                                 ).apply(lambda v: _traced(check, out, *v[:8]))
+
+    def check(out: StackOutputs, endpoint_id, endpoint_base, bucket, d1_id, url, secret_is_secret, key_is_secret,
+              secret_value) -> None:
+        db = cloud.one("d1Database:D1Database")
+        endpoint = cloud.one("runpod:ServerlessEndpoint")
+        token = cloud.one("apiToken:ApiToken")
+        assert d1_id == db.id and endpoint_id == endpoint.id
+        assert bucket == f"goldgate-{stack}-results" and out.image == doc["image"]
+        assert out.workflow_version == doc["workflow_version"]
+        assert url == f"https://goldgate-api-{stack}.example.workers.dev"
+        assert endpoint_base == f"https://api.runpod.ai/v2/{endpoint_id}"
+        # The R2 credentials: token id and sha256 of its value, and both stay secret.
+        assert secret_is_secret and key_is_secret
+        assert re.fullmatch(r"[0-9a-f]{64}", secret_value)
+        assert f"{doc['cloud']['cloudflare_account_id']}_default_goldgate-{stack}-results" in token.inputs["policies"][0][
+            "resources"]
+
+        b = _bindings(cloud)
+        assert b["DB"] == {"type": "d1", "name": "DB", "id": d1_id}
+        assert b["RESULTS"] == {"type": "r2_bucket", "name": "RESULTS", "bucketName": bucket}
+        assert b["RUNPOD_ENDPOINT_ID"]["text"] == endpoint_id
+        assert b["RUNPOD_ENDPOINT_BASE"]["text"] == endpoint_base
+        assert b["STACK"]["text"] == stack and b["WORKFLOW_VERSION"]["text"] == doc["workflow_version"]
+        assert b["WORKER_IMAGE_TAG"]["text"] == doc["image"]
+        # A secret binding makes Pulumi send (and store) the whole bindings list as a secret.
+        assert is_wire_secret(_wire_bindings(cloud))
+        for name in ("API_TOKEN", "WEBHOOK_SECRET", "RUNPOD_API_KEY"):
+            assert b[name]["type"] == "secret_text", name
+        assert b["RUNPOD_API_KEY"]["text"] == SECRETS["goldgate:runpodApiKey"]
+
+        script = cloud.one("workersScript:WorkersScript").inputs
+        assert script["mainModule"] == MAIN_MODULE and script["contentType"] == "text/x-python"
+        assert script["compatibilityFlags"] == ["python_workers"]
+        assert {"service/app.py", "service/cloudflare_entry.py", WORKFLOWS_MODULE} <= set(script["files"])
+        assert script["files"]["service/app.py"]["contentType"] == "text/x-python"
+
+        ep = endpoint.inputs
+        assert ep["image"] == doc["image"] and ep["name"] == f"goldgate-{stack}"
+        assert ep["network_volume_ids"] == [] and ep["gpu_pools"] == ["ADA_24"]
+        assert ep["api_base"] == "https://api.runpod.io"
+        assert {"api_key", "env"} <= set(endpoint.secret_outputs)
+        assert is_wire_secret(endpoint.wire["env"]) and is_wire_secret(endpoint.wire["api_key"])
+        env = ep["env"]
+        assert env["WORKFLOW_VERSION"] == doc["workflow_version"] and env["WORKER_IMAGE_TAG"] == doc["image"]
+        assert env["STACK"] == stack and env["R2_BUCKET"] == bucket
+        assert env["R2_ENDPOINT_URL"] == f"https://{doc['cloud']['cloudflare_account_id']}.r2.cloudflarestorage.com"
+        assert env["R2_ACCESS_KEY_ID"] == token.id and env["R2_SECRET_ACCESS_KEY"] == secret_value
+
+        # PROD's D1 (and endpoint) are protected; STAGING's are not.
+        assert db.protect is (stack == "prod")
+        assert endpoint.protect is (stack == "prod")
+        rules = cloud.one("r2BucketLifecycle:R2BucketLifecycle").inputs["rules"]
+        expire = next(r for r in rules if r["id"] == "expire-results")
+        assert expire["deleteObjectsTransition"]["condition"]["maxAge"] == doc["storage"]["result_ttl_days"] * 86400
+        assert any("abortMultipartUploadsTransition" in r for r in rules)
+        migrations = cloud.one("cloudflare:D1Migrations")
+        assert migrations.inputs["database_id"] == d1_id and "0001_init.sql" in migrations.inputs["migrations"]
+        assert is_wire_secret(migrations.wire["api_token"])
+        # Every resource is a child of one of the three components (or is the stack's Cloudflare provider).
+        for r in cloud.registered.values():
+            assert r.name.startswith(f"{stack}-"), r.name
+            if r.type.startswith("goldgate:") or r.type.startswith("pulumi:providers:"):
+                continue
+            assert re.search(r"goldgate:(storage|gpu|api):", r.parent), (r.name, r.parent)
+
+    program()
+
+
+def test_staging_and_prod_share_no_resource_name(stacks_dir, tmp_path, bundle):
+    claimed: dict[str, set[str]] = {}
+    for stack in STACKS:
+        cloud = use_cloud(stack, filled_stack_file(stack)["config"]["goldgate:spec"])
+
+        @pulumi.runtime.test
+        def program():
+            spec, secrets, _ = read_config(stack)  # noqa: B023 - called right here, within the loop
+            return run(spec, secrets, _settings(stacks_dir, tmp_path), bundle).d1_id
+
+        program()
+        names = set(cloud.registered)
+        for r in cloud.registered.values():
+            names.update(str(r.inputs[k]) for k in ("name", "scriptName", "bucketName") if k in r.inputs)
+        claimed[stack] = names
+    assert claimed["staging"] and claimed["prod"]
+    assert not claimed["staging"] & claimed["prod"]
+
+
+def test_prod_with_a_tag_instead_of_a_digest_fails_clearly():
+    doc = filled_stack_file("prod")["config"]["goldgate:spec"]
+    doc["image"] = "ghcr.io/example/goldgate-worker:latest"
+    use_cloud("prod", doc)
+    with pytest.raises(SpecError, match=r"not pinned by digest: use repo@sha256:<64 hex>"):
+        read_config("prod")
+
+
+def test_prod_with_a_network_volume_fails_clearly():
+    doc = filled_stack_file("prod")["config"]["goldgate:spec"]
+    doc["endpoint"]["network_volume_id"] = "vol_abc123"
+    use_cloud("prod", doc)
+    with pytest.raises(SpecError, match="PROD must not use a network volume"):
+        read_config("prod")
+
+
+def test_program_refuses_a_prod_spec_with_a_volume_even_past_spec_validation(stacks_dir, tmp_path, bundle):
+    spec = from_pulumi_config("prod", filled_stack_file("prod")["config"]["goldgate:spec"])
+    sneaky = dataclasses.replace(spec, endpoint=dataclasses.replace(spec.endpoint, network_volume_id="vol_abc"),
+                                 image="ghcr.io/example/worker:v1")
+    cloud = use_cloud("prod", filled_stack_file("prod")["config"]["goldgate:spec"])
+    with pytest.raises(GuardrailError) as err:
+        run(sneaky, None, _settings(stacks_dir, tmp_path), bundle)  # type: ignore[arg-type]
+    assert "network volume vol_abc attached" in str(err.value) and "not pinned by digest" in str(err.value)
+    assert not cloud.registered  # refused before any resource was declared
+
+
+def test_program_refuses_a_stack_that_claims_the_other_stacks_names(stacks_dir, tmp_path, bundle):
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    doc["storage"]["bucket"] = "goldgate-prod-results"
+    use_cloud("staging", doc)
+    spec, secrets, _ = read_config("staging")
+    with pytest.raises(GuardrailError, match="share 'goldgate-prod-results'"):
+        run(spec, secrets, _settings(stacks_dir, tmp_path), bundle)
+
+
+def test_program_refuses_placeholders_left_in_the_stack_file(stacks_dir, tmp_path, bundle):
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    doc["cloud"]["cloudflare_account_id"] = "<CLOUDFLARE_ACCOUNT_ID>"
+    doc["image"] = "ghcr.io/your-org/goldgate-worker@sha256:" + "0" * 64
+    use_cloud("staging", doc)
+    spec, secrets, _ = read_config("staging")
+    with pytest.raises(SpecError) as err:
+        run(spec, secrets, _settings(stacks_dir, tmp_path), bundle)
+    assert "cloud.cloudflare_account_id" in str(err.value) and "goldgate:spec.image" in str(err.value)
+
+
+def test_missing_secret_is_named_with_the_command_to_set_it():
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    secrets = {k: v for k, v in SECRETS.items() if k != "goldgate:webhookSecret"}
+    use_cloud("staging", doc, secrets)
+    with pytest.raises(SpecError, match=r"goldgate:webhookSecret.*pulumi config set --secret"):
+        read_config("staging")
+
+
+def test_committed_stack_files_differ_only_where_placeholders_are_expected():
+    for stack in STACKS:
+        spec = from_pulumi_config(stack, filled_stack_file(stack)["config"]["goldgate:spec"])
+        assert spec.role == stack and spec.image == digest_ref("release-1")
+        assert spec.database.protect is (stack == "prod")
