@@ -1,0 +1,182 @@
+"""The golden runner against a stand-in of the API's client routes: checks, references, report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from release_support import TOKEN, StandInApi, render_png, standin_api
+
+from goldgate.release.cases import load_cases
+from goldgate.release.golden import ApiAccess, SuiteTarget, run_suite
+from goldgate.release.perceptual import ImageUnreadable, hamming, inspect_image
+from goldgate.release.report import load_report, percentile, write_report
+from goldgate.release.report_html import render
+from goldgate.spec import Thresholds
+
+IMAGE = "local/worker@sha256:" + "a" * 64
+
+
+def write_case(d: Path, name: str, text: str) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{name}.yaml").write_text(text)
+
+
+@pytest.fixture
+def golden_dir(tmp_path: Path) -> Path:
+    cases = tmp_path / "cases"
+    write_case(cases, "square", "workflow: wf-a\nsmoke: true\ninputs: {prompt: p1, seed: 1, width: 64, height: 64}\n"
+                                "expect: {images: 1, width: 64, height: 64, max_hash_distance: 4}\n")
+    write_case(cases, "batch", "workflow: wf-b\ninputs: {prompt: p2, seed: 2, width: 48, height: 32, batch_size: 2}\n"
+                               "expect: {images: 2, width: 48, height: 32}\n")
+    refs = tmp_path / "references"
+    refs.mkdir()
+    (refs / "square.png").write_bytes(render_png("wf-a:p1:1:0", 64, 64))
+    (refs / "batch.png").write_bytes(render_png("wf-b:p2:2:0", 48, 32))
+    return tmp_path
+
+
+def target(image: str | None = IMAGE, **thr: float) -> SuiteTarget:
+    return SuiteTarget(stack="staging", target="local", image=image, workflow_version="2026.11.0",
+                       thresholds=Thresholds(**thr))
+
+
+def run(api: StandInApi, golden_dir: Path, **kw):
+    cases = load_cases(golden_dir / "cases", smoke_only=kw.pop("smoke_only", False))
+    return run_suite(cases, ApiAccess(api.url, TOKEN), kw.pop("target", target()),
+                     references_dir=golden_dir / "references", poll_s=0.01, image_now=kw.pop("image_now", None), **kw)
+
+
+def test_a_healthy_stack_passes_every_check_and_the_report_is_bound_to_its_image(golden_dir: Path) -> None:
+    with standin_api() as api:
+        report = run(api, golden_dir)
+    assert report["passed"] is True, report["failures"]
+    assert report["image"] == IMAGE and report["image_digest"] == "sha256:" + "a" * 64
+    assert report["worker_image_tag"] == IMAGE
+    assert [c["id"] for c in report["cases"]] == ["batch", "square"]
+    names = {ch["name"] for ch in report["cases"][1]["checks"]}
+    assert {"completed", "latency", "worker_image", "image_count", "image[0].content_type", "image[0].size",
+            "image[0].dimensions", "perceptual_hash"} <= names
+    assert report["latency_s"]["count"] == 2
+    assert report["sum_latency_s"] == pytest.approx(sum(c["latency_s"] for c in report["cases"]), abs=0.01)
+    assert report["cases"][1]["images"][0]["hash_distance"] == 0
+
+
+def test_a_failed_job_fails_its_case_with_the_reason(golden_dir: Path) -> None:
+    with standin_api(StandInApi(fail_workflows={"wf-b"})) as api:
+        report = run(api, golden_dir)
+    assert report["passed"] is False
+    assert any("batch: completed: status failed: model missing" in f for f in report["failures"])
+
+
+def test_a_different_render_is_caught_by_the_perceptual_hash(golden_dir: Path) -> None:
+    (golden_dir / "references" / "square.png").write_bytes(render_png("something else entirely", 64, 64))
+    with standin_api() as api:
+        report = run(api, golden_dir)
+    square = next(c for c in report["cases"] if c["id"] == "square")
+    failed = [c for c in square["checks"] if not c["passed"]]
+    assert [c["name"] for c in failed] == ["perceptual_hash"]
+    assert "dHash distance" in failed[0]["detail"]
+
+
+def test_wrong_dimensions_and_content_type_are_each_named(golden_dir: Path) -> None:
+    def renders(workflow: str, inputs: dict) -> list[bytes]:
+        return [render_png("x", 50, 50)] * int(inputs.get("batch_size", 1))
+
+    with standin_api(StandInApi(renders=renders, content_type="image/jpeg")) as api:
+        report = run(api, golden_dir)
+    failed = {c["name"] for case in report["cases"] for c in case["checks"] if not c["passed"]}
+    assert {"image[0].dimensions", "image[0].content_type"} <= failed
+
+
+def test_a_missing_reference_fails_and_says_how_to_create_it(golden_dir: Path) -> None:
+    (golden_dir / "references" / "batch.png").unlink()
+    with standin_api() as api:
+        report = run(api, golden_dir)
+    assert any("--update-references" in f for f in report["failures"])
+
+
+def test_update_references_writes_the_first_image_of_each_case(golden_dir: Path) -> None:
+    for p in (golden_dir / "references").iterdir():
+        p.unlink()
+    with standin_api() as api:
+        report = run(api, golden_dir, update_references=True)
+    assert report["passed"] is True and report["references_updated"] is True
+    assert inspect_image((golden_dir / "references" / "batch.png").read_bytes()).width == 48
+
+
+def test_a_job_on_another_image_than_the_stack_pins_fails(golden_dir: Path) -> None:
+    with standin_api(StandInApi(image_tag="local/worker@sha256:" + "b" * 64)) as api:
+        report = run(api, golden_dir)
+    assert any("worker_image: job ran on local/worker@sha256:bbbb" in f for f in report["failures"])
+
+
+def test_an_image_change_during_the_run_voids_the_report(golden_dir: Path) -> None:
+    with standin_api() as api:
+        report = run(api, golden_dir, image_now=lambda: "local/worker@sha256:" + "c" * 64)
+    assert report["passed"] is False
+    assert any("changed during the run" in f for f in report["failures"])
+
+
+def test_mean_latency_above_the_threshold_fails_the_report(golden_dir: Path) -> None:
+    with standin_api(StandInApi(polls_before_done=3)) as api:
+        report = run(api, golden_dir, target=target(golden_mean_latency_s=0.000001))
+    assert any("exceeds golden_mean_latency_s" in f for f in report["failures"])
+
+
+def test_a_rejected_submission_is_a_failed_case_not_a_crash(tmp_path: Path) -> None:
+    write_case(tmp_path / "cases", "bad", "workflow: wf-a\ninputs: {seed: 1}\n")
+    with standin_api() as api:
+        report = run(api, tmp_path)
+    assert report["passed"] is False
+    assert "400" in report["cases"][0]["error"] and "inputs.prompt is required" in report["cases"][0]["error"]
+
+
+def test_the_token_is_sent_to_our_api_and_an_unreachable_api_fails_cleanly(golden_dir: Path) -> None:
+    with standin_api() as api:
+        run(api, golden_dir, smoke_only=True)
+        assert set(api.auth_headers_seen) == {f"Bearer {TOKEN}"}
+    cases = load_cases(golden_dir / "cases", smoke_only=True)
+    report = run_suite(cases, ApiAccess("http://127.0.0.1:9", TOKEN), target(), poll_s=0.01,
+                       references_dir=golden_dir / "references")
+    assert report["passed"] is False and "ConnectError" in report["cases"][0]["error"]
+
+
+def test_reports_are_written_with_a_dated_copy_and_read_back(golden_dir: Path) -> None:
+    with standin_api() as api:
+        report = run(api, golden_dir)
+    dated = write_report(report, golden_dir / "reports")
+    assert dated.name.endswith("-staging.json")
+    assert load_report(golden_dir / "reports" / "latest.json") == json.loads(dated.read_text())
+    smoke = dict(report, suite="smoke")
+    write_report(smoke, golden_dir / "reports", latest=False)
+    assert load_report(golden_dir / "reports" / "latest.json")["suite"] == "full"
+
+
+def test_the_html_view_is_self_contained_and_escapes_values(golden_dir: Path) -> None:
+    with standin_api() as api:
+        report = run(api, golden_dir)
+    report["cases"][0]["id"] = "<script>alert(1)</script>"
+    html = render(report)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<svg" in html and "<rect" in html
+    assert "src=" not in html and "href=" not in html and "@import" not in html
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [5.0, 1.0, 3.0, 2.0, 4.0]
+    assert percentile(values, 50) == 3.0
+    assert percentile(values, 95) == 5.0
+    assert percentile([7.0], 95) == 7.0
+    assert percentile([], 50) is None
+
+
+def test_perceptual_hash_is_stable_and_separates_different_pictures() -> None:
+    a = inspect_image(render_png("one", 96, 96))
+    assert hamming(a.dhash, inspect_image(render_png("one", 96, 96)).dhash) == 0
+    assert hamming(a.dhash, inspect_image(render_png("two", 96, 96)).dhash) > 10
+    with pytest.raises(ImageUnreadable):
+        inspect_image(b"not an image at all")
+    with pytest.raises(ImageUnreadable):
+        inspect_image(render_png("one")[:60])

@@ -1,0 +1,124 @@
+"""The ledger's hash chain, concurrent appends, and what it says about verified releases."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from goldgate.release.history import UnknownRelease, interrupted, last_verified, resolve, verified_releases
+from goldgate.release.ledger import Ledger, LedgerTampered, detect_trigger
+
+A = "local/worker@sha256:" + "a" * 64
+B = "local/worker@sha256:" + "b" * 64
+C = "local/worker@sha256:" + "c" * 64
+
+
+def promoted(ledger: Ledger, image: str, outcome: str = "promoted", release_id: str | None = None) -> None:
+    if release_id:
+        ledger.append("build", image=image, release_id=release_id)
+    intent = ledger.append("promotion", phase="intent", stack="prod", image=image, before=None)
+    ledger.append("promotion", phase="outcome", intent_seq=intent.seq, stack="prod", image=image,
+                  prod_image=image if outcome == "promoted" else None, outcome=outcome)
+
+
+def test_entries_chain_and_read_back_in_order(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    first = ledger.append("build", image=A, trigger="user:t")
+    second = ledger.append("golden", stack="staging", image=A, passed=True)
+    assert (first.seq, second.seq) == (1, 2) and second.prev == first.hash
+    assert [e.kind for e in ledger.entries()] == ["build", "golden"]
+    assert ledger.entries()[0].get("image") == A
+
+
+@pytest.mark.parametrize("tamper", ["edit", "drop", "swap", "garbage"])
+def test_tampering_is_detected_and_names_the_line(tmp_path: Path, tamper: str) -> None:
+    ledger = Ledger(tmp_path)
+    for image in (A, B, C):
+        ledger.append("deploy", stack="staging", image=image)
+    lines = ledger.path.read_text().splitlines()
+    if tamper == "edit":
+        entry = json.loads(lines[1])
+        entry["image"] = C
+        lines[1] = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+    elif tamper == "drop":
+        del lines[1]
+    elif tamper == "swap":
+        lines[1], lines[2] = lines[2], lines[1]
+    else:
+        lines[2] = "{not json"
+    ledger.path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LedgerTampered, match=r"ledger\.jsonl:[23]"):
+        ledger.entries()
+    with pytest.raises(LedgerTampered):
+        ledger.append("deploy", stack="staging", image=A)  # never extend a broken chain
+
+
+def _append_many(home: str, n: int) -> None:
+    ledger = Ledger(Path(home))
+    for i in range(n):
+        ledger.append("deploy", stack="staging", image=A, n=i)
+
+
+def test_concurrent_appends_from_processes_keep_one_chain(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_append_many, args=(str(tmp_path), 25)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert Ledger(tmp_path).verify() == 75
+
+
+def test_reserved_and_unknown_kinds_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown ledger kind"):
+        Ledger(tmp_path).append("coffee")
+    with pytest.raises(ValueError, match="may not be named"):
+        Ledger(tmp_path).append("build", hash="x")
+
+
+def test_trigger_names_the_ci_run_or_the_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_RUN_ID", "12345")
+    monkeypatch.setenv("GITHUB_ACTOR", "octo")
+    assert detect_trigger() == "ci:github-actions run 12345 by octo"
+    assert detect_trigger("release-bot") == "release-bot"
+    monkeypatch.delenv("GITHUB_ACTIONS")
+    monkeypatch.setenv("USER", "dana")
+    assert detect_trigger() == "user:dana"
+
+
+def test_only_smoke_verified_prod_images_are_verified_releases(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    promoted(ledger, A, release_id="2026.11.0-gaaaa-m1")
+    promoted(ledger, B, outcome="smoke_failed")
+    promoted(ledger, C)
+    entries = ledger.entries()
+    assert [r.image for r in verified_releases(entries)] == [A, C]
+    assert last_verified(entries, exclude=C).image == A
+    assert verified_releases(entries)[0].release_id == "2026.11.0-gaaaa-m1"
+
+
+def test_resolve_accepts_ref_digest_prefix_and_release_id(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    promoted(ledger, A, release_id="rel-a")
+    promoted(ledger, C)
+    entries = ledger.entries()
+    assert resolve(entries, A).image == A
+    assert resolve(entries, "sha256:" + "a" * 64).image == A
+    assert resolve(entries, "aaaaaaaa").image == A
+    assert resolve(entries, "rel-a").image == A
+    with pytest.raises(UnknownRelease, match="not a verified release"):
+        resolve(entries, B)
+    with pytest.raises(UnknownRelease, match="no verified release"):
+        resolve([], A)
+
+
+def test_an_intent_without_outcome_is_reported_as_interrupted(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    promoted(ledger, A)
+    ledger.append("promotion", phase="intent", stack="prod", image=B, before=A)
+    [item] = interrupted(ledger.entries())
+    assert (item.kind, item.image, item.before) == ("promotion", B, A)
