@@ -1,0 +1,201 @@
+"""The emulator's serverless data plane with real runpod SDK workers: statuses, times, ttl, limits, scaling."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import runpod
+from emulator_harness import API_KEY, wait_for
+
+from goldgate.runpod import JobPolicy, RetryPolicy, RunPodNotFound, RunPodRateLimited, RunPodRejected
+
+
+def test_a_job_runs_on_a_real_sdk_worker_with_runpod_times(make_stack) -> None:
+    stack = make_stack()
+    ep = stack.endpoint(env={"MARKER": "from-endpoint-env"})
+    jobs = stack.jobs(ep.id)
+    accepted = jobs.run({"prompt": "a cat"})
+    assert accepted.status == "IN_QUEUE" and accepted.id.endswith("-u1")
+    done = stack.finished(jobs, accepted.id)
+    assert done.status == "COMPLETED"
+    assert done.output["echo"] == {"prompt": "a cat"} and done.output["marker"] == "from-endpoint-env"
+    assert isinstance(done.delay_time_ms, int) and done.delay_time_ms > 0  # includes the cold start
+    assert isinstance(done.execution_time_ms, int) and done.execution_time_ms >= 0
+    assert done.worker_id == done.output["worker"]
+    health = jobs.health()
+    assert health.jobs["completed"] == 1 and health.jobs["inQueue"] == 0
+
+
+def test_handler_errors_and_exceptions_become_failed(make_stack) -> None:
+    stack = make_stack()
+    ep = stack.endpoint(workers_max=1)
+    jobs = stack.jobs(ep.id)
+    failed = stack.finished(jobs, jobs.run({"fail": "model flux1-dev.safetensors missing"}).id)
+    assert failed.status == "FAILED" and failed.error == "model flux1-dev.safetensors missing"
+    assert failed.output is None
+    raised = stack.finished(jobs, jobs.run({"raise": "boom"}).id)
+    assert raised.status == "FAILED" and json.loads(raised.error)["error_message"] == "boom"
+    assert jobs.health().jobs["failed"] == 2
+
+
+def test_the_runpod_sdk_client_runs_a_job_against_the_emulator(make_stack, monkeypatch) -> None:
+    stack = make_stack()
+    ep = stack.endpoint()
+    monkeypatch.setattr(runpod, "endpoint_url_base", stack.emulator.endpoint_base)
+    endpoint = runpod.Endpoint(ep.id, api_key=API_KEY)
+    job = endpoint.run({"via": "runpod.Endpoint"})
+    assert job.status() in ("IN_QUEUE", "IN_PROGRESS", "COMPLETED")
+    output = job.output(timeout=60)
+    assert output["echo"] == {"via": "runpod.Endpoint"}
+    assert job.status() == "COMPLETED"
+    assert endpoint.health()["jobs"]["completed"] == 1
+
+
+def test_runsync_waits_for_the_result(make_stack) -> None:
+    stack = make_stack()
+    ep = stack.endpoint()
+    result = stack.jobs(ep.id).runsync({"n": 7}, wait_ms=60_000)
+    assert result.status == "COMPLETED" and result.output["echo"] == {"n": 7}
+
+
+def test_ttl_expiry_deletes_the_job_so_status_is_404(make_stack) -> None:
+    stack = make_stack()
+    ep = stack.endpoint(workers_max=0)  # nothing will ever take it
+    jobs = stack.jobs(ep.id)
+    job = jobs.run({"n": 1}, policy=JobPolicy(ttl_ms=500))
+    assert jobs.status(job.id).status == "IN_QUEUE"
+
+    def gone() -> bool:
+        try:
+            jobs.status(job.id)
+        except RunPodNotFound:
+            return True
+        return False
+
+    wait_for(gone, "the job to expire")
+    assert jobs.health().jobs["inQueue"] == 0
+
+
+def test_finished_results_are_kept_only_for_the_retention_time(make_stack) -> None:
+    stack = make_stack(result_retention_s=0.5)
+    ep = stack.endpoint()
+    jobs = stack.jobs(ep.id)
+    job = stack.finished(jobs, jobs.run({"n": 1}).id)
+
+    def gone() -> bool:
+        try:
+            jobs.status(job.id)
+        except RunPodNotFound:
+            return True
+        return False
+
+    wait_for(gone, "the result to be dropped")
+
+
+def test_execution_timeout_times_out_and_stops_the_job_on_the_worker(make_stack) -> None:
+    stack = make_stack()
+    ep = stack.endpoint(workers_max=1)
+    jobs = stack.jobs(ep.id)
+    slow = stack.finished(jobs, jobs.run({"sleep": 60}, policy=JobPolicy(execution_timeout_ms=1000)).id)
+    assert slow.status == "TIMED_OUT" and slow.execution_time_ms >= 1000
+    # the same (only) worker was told to stop that job and takes the next one
+    nxt = stack.finished(jobs, jobs.run({"n": 2}).id)
+    assert nxt.status == "COMPLETED" and nxt.worker_id == slow.worker_id
+
+
+def test_run_beyond_the_rate_limit_is_429_with_retry_after(make_stack) -> None:
+    stack = make_stack(rate_limit_requests=3, rate_limit_window_s=10.0)
+    ep = stack.endpoint(workers_max=0)
+    jobs = stack.jobs(ep.id, retry=RetryPolicy(attempts=1))
+    for n in range(3):
+        jobs.run({"n": n})
+    with pytest.raises(RunPodRateLimited):
+        jobs.run({"n": 3})
+    raw = httpx.post(f"{stack.emulator.endpoint_base}/{ep.id}/run", json={"input": {}},
+                     headers={"Authorization": f"Bearer {API_KEY}"})
+    assert raw.status_code == 429 and int(raw.headers["retry-after"]) >= 1 and "rate limit" in raw.json()["error"]
+
+
+def test_cancel_retry_and_purge(make_stack) -> None:
+    stack = make_stack()
+    ep = stack.endpoint(workers_max=0)
+    jobs = stack.jobs(ep.id)
+    a, b, c = (jobs.run({"n": n}).id for n in range(3))
+    assert jobs.cancel(a).status == "CANCELLED" and jobs.status(a).status == "CANCELLED"
+    with pytest.raises(RunPodRejected, match="only FAILED or TIMED_OUT"):
+        jobs.retry(b)
+    assert jobs.purge_queue() == 2
+    with pytest.raises(RunPodNotFound):
+        jobs.status(c)
+
+
+def test_retry_requeues_a_failed_job_under_the_same_id(make_stack) -> None:
+    from goldgate.local.runpod import FaultConfig
+
+    stack = make_stack(faults=FaultConfig(failed_rate=1.0))  # first attempts fail; retries run for real
+    ep = stack.endpoint()
+    jobs = stack.jobs(ep.id)
+    first = stack.finished(jobs, jobs.run({"n": 1}).id)
+    assert first.status == "FAILED" and "faults.failed_rate" in first.error
+    assert jobs.retry(first.id).status == "IN_QUEUE"
+    again = stack.finished(jobs, first.id)
+    assert again.status == "COMPLETED" and again.raw["retries"] == 1
+    assert jobs.health().jobs["retried"] == 1
+
+
+def test_bad_job_requests_are_clear_400s(make_stack) -> None:
+    stack = make_stack(max_run_payload_bytes=1000)
+    ep = stack.endpoint(workers_max=0)
+    url = f"{stack.emulator.endpoint_base}/{ep.id}"
+    h = {"Authorization": f"Bearer {API_KEY}"}
+    cases = [({"nope": 1}, 400, "input"), ({"input": "text"}, 400, "input"),
+             ({"input": {}, "webhook": "ftp://x"}, 400, "webhook"),
+             ({"input": {}, "policy": {"ttl": -5}}, 400, "ttl"),
+             ({"input": {"blob": "x" * 2000}}, 413, "limit")]
+    for body, status, word in cases:
+        r = httpx.post(f"{url}/run", json=body, headers=h)
+        assert r.status_code == status and word in r.json()["error"], (body, r.text)
+    assert httpx.post(f"{url}/run", content=b"{", headers=h).status_code == 400
+    assert httpx.post(f"{url}/run", json={"input": {}}).status_code == 401
+    assert httpx.get(f"{stack.emulator.endpoint_base}/nosuchep/health", headers=h).status_code == 404
+
+
+def test_workers_scale_with_the_queue_up_to_max_and_stop_when_idle(make_stack) -> None:
+    stack = make_stack()
+    ep = stack.endpoint(workers_min=0, workers_max=2, idle_timeout_s=1)
+    jobs = stack.jobs(ep.id)
+    ids = [jobs.run({"sleep": 1, "n": n}).id for n in range(4)]
+    peak = 0
+
+    def all_done() -> bool:
+        nonlocal peak
+        peak = max(peak, len(stack.control.list_workers(ep.id).workers))
+        return all(jobs.status(i).is_terminal for i in ids)
+
+    wait_for(all_done, "four jobs on two workers")
+    assert peak == 2
+    assert len({jobs.status(i).worker_id for i in ids}) == 2
+    wait_for(lambda: not stack.control.list_workers(ep.id).workers, "idle workers to stop")
+    assert list(stack.emulator.fleet.pids()) == []
+
+
+def test_workers_min_keeps_a_warm_worker(make_stack) -> None:
+    stack = make_stack()
+    ep = stack.endpoint(workers_min=1, workers_max=1, idle_timeout_s=1)
+    worker = wait_for(lambda: [w for w in stack.control.list_workers(ep.id).workers if w.status == "IDLE"],
+                      "a warm worker")
+    job = stack.finished(stack.jobs(ep.id), stack.jobs(ep.id).run({"n": 1}).id)
+    assert job.worker_id == worker[0].id
+    assert [w.id for w in stack.control.list_workers(ep.id).workers] == [worker[0].id]
+
+
+def test_worker_logs_go_to_the_logs_dir(make_stack) -> None:
+    stack = make_stack()
+    ep = stack.endpoint()
+    job = stack.finished(stack.jobs(ep.id), stack.jobs(ep.id).run({"n": 1}).id)
+    log = (stack.emulator.logs_dir / f"worker-{job.worker_id}.log").read_text()
+    assert "Starting Serverless Worker" in log
+    emulator_log = (stack.emulator.logs_dir / "runpod-emulator.jsonl").read_text()
+    assert API_KEY not in emulator_log and stack.emulator.worker_token not in emulator_log
