@@ -15,8 +15,10 @@ def split_sql(sql: str) -> list[str]:
     for line in sql.splitlines(keepends=True):
         buf += line
         if sqlite3.complete_statement(buf):
-            if not _only_comments(buf):
-                out.append(buf.strip())
+            # SQLite's own prepare loop skips empty statements (";;"), so D1 does too.
+            stmt = buf.strip().rstrip(";").strip()
+            if stmt and not _only_comments(stmt):
+                out.append(stmt)
             buf = ""
     if buf.strip() and not _only_comments(buf):
         raise ValueError("SQL ends in the middle of a statement (truncated?)")

@@ -1,0 +1,114 @@
+"""The cloud DR drill against loopback stand-ins: D1 REST (SQLite-backed) and R2 (moto's S3)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from goldgate.cli import main
+from goldgate.cloudflare.api import CloudflareApi
+from goldgate.cloudflare.d1 import D1Client
+from goldgate.cloudflare.d1_standin import D1StandIn
+from goldgate.cloudflare.r2 import R2Admin
+from goldgate.migrations import apply_with
+from goldgate.ops.dr import latest_drill, run_cloud_drill
+
+TOKEN = "cf-drill-token-abcdef0123456789"
+
+
+@pytest.fixture
+def r2():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    bucket = f"goldgate-drill-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="k",
+                 aws_secret_access_key="s").create_bucket(Bucket=bucket)
+    try:
+        yield R2Admin(url, bucket, "k", "s")
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def cloud():
+    with D1StandIn(TOKEN, export_polls=2, import_polls=1) as standin:
+        api = CloudflareApi(TOKEN, standin.api_base)
+        d1 = D1Client(api, standin.account_id, poll_interval_s=0.0)
+        source = d1.create_database("goldgate-staging").uuid
+        apply_with(lambda sql, params: d1.query(source, sql, params))
+        d1.query(source, """
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+            INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, created_at,
+                              created_at_ms, updated_at)
+            SELECT printf('job-%04d', i), 'staging', 'sdxl-txt2img', 'sdxl-txt2img@1.0.0',
+                   '{"prompt": "multi\nline, it''s"}', printf('%032x', i), 'completed',
+                   '2026-11-20T00:00:00.000Z', i, '2026-11-20T00:10:00.000Z' FROM n""")
+        d1.query(source, "INSERT INTO job_metrics (job_id, stack, status, e2e_ms, created_at) "
+                         "SELECT id, stack, status, 1000, created_at FROM jobs")
+        yield standin, d1, source
+        api.close()
+
+
+def test_cloud_drill_exports_stores_in_r2_imports_a_scratch_verifies_and_deletes_it(cloud, r2, tmp_path):
+    standin, d1, source = cloud
+    result = run_cloud_drill("staging", d1, source, r2, tmp_path)
+    assert result.passed, result.error
+    assert result.row_counts["jobs"] == 300 and result.row_counts["job_metrics"] == 300
+    assert result.schema_version[0] == "0001_init.sql"
+    assert result.rto_s is not None and result.rpo_s is not None
+    keys = sorted(o.key for o in r2.list())
+    assert len(keys) == 2 and keys[0].startswith("backups/staging/")
+    assert {k.rsplit(".", 1)[-1] for k in keys} == {"sql", "json"}
+    manifest = json.loads(r2.get(next(k for k in keys if k.endswith(".json"))))
+    assert manifest["fingerprint"]["row_counts"]["jobs"] == 300
+    # the scratch database is gone; only the source remains
+    assert list(standin.backend.databases) == [source]
+    assert latest_drill(tmp_path, "staging")["target"] == "cloud"
+    requests = [p for _, p in standin.requests]
+    assert any(p.endswith("/export") for p in requests) and any("/_signed/imports/" in p for p in requests)
+
+
+def test_a_failed_import_fails_the_drill_and_still_deletes_the_scratch(cloud, r2, tmp_path):
+    standin, d1, source = cloud
+    standin.backend.fail_next_import = "D1_RESET_DO: storage reset during import"
+    result = run_cloud_drill("staging", d1, source, r2, tmp_path)
+    assert not result.passed and "storage reset during import" in result.error
+    assert list(standin.backend.databases) == [source]
+    assert latest_drill(tmp_path, "staging")["passed"] is False
+
+
+def test_cli_drill_prints_timings_and_exits_zero(tmp_path, stack_db, capsys):
+    from goldgate.local.platform import LocalPlatform
+
+    home = tmp_path / "home"
+    stack_db(LocalPlatform(home).db_path("staging"), jobs=500)
+    assert main(["dr-drill", "staging", "--home", str(home)]) == 0
+    out = capsys.readouterr().out
+    assert "DR drill (local) PASSED" in out and "RTO achieved" in out and "RPO achieved" in out
+    assert main(["dr-drill", "staging", "--home", str(home), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["passed"] is True
+
+
+def test_cli_drill_of_a_stack_without_a_database_fails_with_one_line(tmp_path, capsys):
+    assert main(["dr-drill", "staging", "--home", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "goldgate up staging" in out
+
+
+def test_cli_restore_refuses_a_tampered_backup(tmp_path, stack_db, capsys):
+    from goldgate.local.platform import LocalPlatform
+
+    home = tmp_path / "home"
+    stack_db(LocalPlatform(home).db_path("staging"), jobs=50)
+    assert main(["dr-drill", "staging", "--home", str(home)]) == 0
+    backup = next((home / "backups" / "staging").glob("*.sqlite"))
+    backup.write_bytes(backup.read_bytes()[:-4096])
+    capsys.readouterr()
+    assert main(["dr-restore", "staging", "--home", str(home), "--backup", str(backup)]) == 1
+    assert "truncated; refusing to restore" in capsys.readouterr().err
