@@ -65,7 +65,7 @@ class FakeRunPod:
                     return False
                 return True
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length)
                 if not self._authorized():
@@ -88,7 +88,7 @@ class FakeRunPod:
                     fake.set_status(rid, {"id": rid, "status": "IN_QUEUE", "delayTime": 0})
                     self._reply(200, {"id": rid, "status": "IN_QUEUE"})
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 if not self._authorized():
                     return
                 prefix = f"/v2/{fake.endpoint_id}/status/"

@@ -104,7 +104,7 @@ def test_create_refuses_an_oversized_body_with_413(svc):
 
 
 def test_create_needs_the_bearer_token(svc):
-    status, body, _ = svc.call("POST", "/api/queue/create", {"workflow_id": "sdxl-txt2img"}, token=None)
+    status, _body, _ = svc.call("POST", "/api/queue/create", {"workflow_id": "sdxl-txt2img"}, token=None)
     assert status == 401 and svc.fake.runs == []
 
 
@@ -151,7 +151,7 @@ def test_status_shows_a_queued_job_and_refuses_unknown_or_malformed_ids(svc):
 def _complete(svc, data=b"\x89PNG result", content_type="image/png"):
     job = svc.create()
     image = svc.put_result(job["job_id"], data=data, content_type=content_type)
-    status, body, _ = svc.deliver(job["job_id"], svc.completed(job["job_id"], [image]))
+    _status, body, _ = svc.deliver(job["job_id"], svc.completed(job["job_id"], [image]))
     assert body["reason"] == "applied"
     return job, image
 

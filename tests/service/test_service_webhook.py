@@ -1,0 +1,205 @@
+"""Webhook invariants: signatures, idempotency, ordering, terminal rules, retries and result checks."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import WEBHOOK_SECRET
+
+from service.signing import webhook_signature
+
+
+def _deliveries(svc, job_id):
+    return svc.rows("SELECT runpod_status, applied, outcome FROM webhook_deliveries WHERE job_id = ? ORDER BY rowid",
+                    (job_id,))
+
+
+def _metrics(svc, job_id):
+    return svc.rows("SELECT * FROM job_metrics WHERE job_id = ?", (job_id,))
+
+
+def _failed(svc, job_id, error="worker crashed", execution_ms=1000):
+    return {"id": svc.runpod_id(job_id), "status": "FAILED", "delayTime": 50, "executionTime": execution_ms,
+            "error": error}
+
+
+@pytest.mark.parametrize("sig", ["", "0" * 64, "zz", "A" * 65, None])
+def test_a_missing_or_wrong_signature_is_401_and_changes_nothing(svc, sig):
+    job = svc.create()
+    query = f"job={job['job_id']}" + (f"&sig={sig}" if sig is not None else "")
+    status, body, _ = svc.call("POST", "/api/runpod/webhook", _failed(svc, job["job_id"]), token=None, query=query)
+    assert status == 401 and body["error"]["code"] == "bad_signature"
+    assert svc.job(job["job_id"])["status"] == "queued" and _deliveries(svc, job["job_id"]) == []
+
+
+def test_a_valid_signature_for_another_job_is_refused(svc):
+    victim, other = svc.create(), svc.create()
+    other_sig = webhook_signature(WEBHOOK_SECRET, other["job_id"])
+    status, _, _ = svc.deliver(victim["job_id"], _failed(svc, victim["job_id"]), sig=other_sig)
+    assert status == 401 and svc.job(victim["job_id"])["status"] == "queued"
+
+
+def test_a_malformed_job_parameter_is_401(svc):
+    for query in ("", "job=../x&sig=" + "0" * 64, "job=" + "a" * 32):
+        assert svc.call("POST", "/api/runpod/webhook", {}, token=None, query=query)[0] == 401
+
+
+@pytest.mark.parametrize(("payload", "field"), [
+    ([1], None), ({"status": "COMPLETED"}, "id"), ({"id": "", "status": "COMPLETED"}, "id"),
+    ({"id": "r", "status": "DONE"}, "status"), ({"id": "r", "status": "FAILED", "delayTime": -1}, "delayTime"),
+    ({"id": "r", "status": "FAILED", "executionTime": "12"}, "executionTime"),
+])
+def test_a_malformed_payload_is_400_naming_the_field(svc, payload, field):
+    job = svc.create()
+    status, body, _ = svc.deliver(job["job_id"], payload)
+    assert status == 400 and body["error"]["code"] == "invalid_payload"
+    assert body["error"].get("field") == field
+    status, body, _ = svc.call("POST", "/api/runpod/webhook", raw=b"{oops", token=None,
+                               query=f"job={job['job_id']}&sig={webhook_signature(WEBHOOK_SECRET, job['job_id'])}")
+    assert status == 400 and body["error"]["code"] == "invalid_json"
+
+
+def test_a_duplicate_delivery_changes_nothing_and_records_nothing_twice(svc):
+    job = svc.create()
+    image = svc.put_result(job["job_id"])
+    payload = svc.completed(job["job_id"], [image])
+    assert svc.deliver(job["job_id"], payload)[1] == {"applied": True, "reason": "applied", "status": "completed"}
+    before = svc.job(job["job_id"])
+    for _ in range(3):
+        assert svc.deliver(job["job_id"], payload)[1] == {"applied": False, "reason": "duplicate",
+                                                          "status": "completed"}
+    assert svc.job(job["job_id"]) == before
+    assert _deliveries(svc, job["job_id"]) == [{"runpod_status": "COMPLETED", "applied": 1, "outcome": "applied"}]
+    assert len(_metrics(svc, job["job_id"])) == 1
+
+
+def test_a_stale_delivery_is_ignored_and_logged_out_of_order(svc, log_lines):
+    job = svc.create()
+    rid = svc.runpod_id(job["job_id"])
+    image = svc.put_result(job["job_id"])
+    assert svc.deliver(job["job_id"], svc.completed(job["job_id"], [image]))[1]["reason"] == "applied"
+    for stale in ({"id": rid, "status": "IN_PROGRESS", "delayTime": 800},
+                  {"id": rid, "status": "IN_QUEUE"}):
+        status, body, _ = svc.deliver(job["job_id"], stale)
+        assert status == 200 and body == {"applied": False, "reason": "out_of_order", "status": "completed"}
+    assert svc.job(job["job_id"])["status"] == "completed"
+    assert sum('"event":"webhook.out_of_order"' in line for line in log_lines) == 2
+    assert sum('"reason":"out_of_order"' in line for line in log_lines) == 2
+
+
+def test_progress_then_in_queue_is_out_of_order_but_progress_then_terminal_applies(svc):
+    job = svc.create()
+    rid = svc.runpod_id(job["job_id"])
+    assert svc.deliver(job["job_id"], {"id": rid, "status": "IN_PROGRESS", "delayTime": 10})[1]["reason"] == "applied"
+    assert svc.job(job["job_id"])["status"] == "in_progress"
+    assert svc.deliver(job["job_id"], {"id": rid, "status": "IN_QUEUE"})[1]["reason"] == "out_of_order"
+    assert svc.deliver(job["job_id"], {"id": rid, "status": "IN_PROGRESS", "delayTime": 11})[1]["reason"] == "no_change"
+    assert svc.deliver(job["job_id"], _failed(svc, job["job_id"]))[1]["status"] == "failed"
+    assert len(_metrics(svc, job["job_id"])) == 1
+
+
+def test_conflicting_terminal_states_keep_the_first_except_completed_after_a_failure(svc):
+    job = svc.create()
+    rid = svc.runpod_id(job["job_id"])
+    assert svc.deliver(job["job_id"], {"id": rid, "status": "CANCELLED"})[1]["status"] == "cancelled"
+    body = svc.deliver(job["job_id"], _failed(svc, job["job_id"]))[1]
+    assert body == {"applied": False, "reason": "terminal_conflict", "status": "cancelled"}
+    image = svc.put_result(job["job_id"])
+    body = svc.deliver(job["job_id"], svc.completed(job["job_id"], [image]))[1]
+    assert body["reason"] == "terminal_conflict" and svc.job(job["job_id"])["status"] == "cancelled"
+    [metric] = _metrics(svc, job["job_id"])
+    assert metric["status"] == "cancelled"
+
+
+def test_after_a_runpod_retry_the_completed_attempt_wins_and_old_attempt_deliveries_are_ignored(svc):
+    job = svc.create()
+    first_failure = _failed(svc, job["job_id"], "ComfyUI crashed", execution_ms=4000)
+    assert svc.deliver(job["job_id"], first_failure)[1]["status"] == "failed"
+    assert _metrics(svc, job["job_id"])[0]["status"] == "failed"
+    # operator runs RunPod /retry: same RunPod id, new attempt succeeds
+    image = svc.put_result(job["job_id"])
+    success = svc.completed(job["job_id"], [image], execution_ms=3000)
+    assert svc.deliver(job["job_id"], success)[1] == {"applied": True, "reason": "applied", "status": "completed"}
+    # late repeats and late deliveries of the old attempt change nothing
+    assert svc.deliver(job["job_id"], first_failure)[1]["reason"] == "duplicate"
+    assert svc.deliver(job["job_id"], _failed(svc, job["job_id"], "late", 4001))[1]["reason"] == "terminal_conflict"
+    row = svc.job(job["job_id"])
+    assert row["status"] == "completed" and row["error"] is None
+    [metric] = _metrics(svc, job["job_id"])
+    assert metric["status"] == "completed" and metric["runpod_run_duration_ms"] == 3000
+
+
+def test_a_delivery_for_another_runpod_id_is_refused(svc):
+    job = svc.create()
+    body = svc.deliver(job["job_id"], {"id": "someone-elses-job", "status": "FAILED", "error": "x"})[1]
+    assert body == {"applied": False, "reason": "runpod_id_mismatch", "status": "queued"}
+    assert svc.job(job["job_id"])["status"] == "queued" and _metrics(svc, job["job_id"]) == []
+
+
+def test_a_webhook_that_overtakes_the_run_answer_adopts_the_runpod_id(svc):
+    job = svc.create()
+    svc.run(svc.db.execute("UPDATE jobs SET runpod_job_id = NULL WHERE id = ?", (job["job_id"],)))
+    body = svc.deliver(job["job_id"], {"id": "early-id", "status": "FAILED", "executionTime": 10, "error": "x"})[1]
+    assert body["reason"] == "applied" and svc.job(job["job_id"])["runpod_job_id"] == "early-id"
+
+
+@pytest.mark.parametrize(("mutate", "reason"), [
+    (lambda img, svc, job: {**img, "bytes": img["bytes"] + 1}, "has 21 bytes in the store but the worker reported 22"),
+    (lambda img, svc, job: {**img, "key": img["key"].replace("0.png", "missing.png")}, "is missing from the result"),
+    (lambda img, svc, job: svc.put_result(job, "page.png", b"<html>x</html>", "text/html"), "Content-Type 'text/html'"),
+    (lambda img, svc, job: {**img, "content_type": "image/jpeg"}, "stored as image/png but the worker reported"),
+    (lambda img, svc, job: {**img, "key": "results/" + "e" * 32 + "/0.png"}, "is not a result key under"),
+    (lambda img, svc, job: {**img, "key": "../../etc/passwd"}, "is not a result key under"),
+    (lambda img, svc, job: {**img, "bytes": "21"}, "bytes must be a non-negative integer"),
+])
+def test_completed_with_a_result_that_does_not_match_the_store_fails_the_job(svc, log_lines, mutate, reason):
+    job = svc.create()
+    image = svc.put_result(job["job_id"], data=b"\x89PNG fake image bytes")
+    bad = mutate(image, svc, job["job_id"])
+    body = svc.deliver(job["job_id"], svc.completed(job["job_id"], [image, bad]))[1]
+    assert body == {"applied": True, "reason": "applied", "status": "failed"}
+    row = svc.job(job["job_id"])
+    assert row["status"] == "failed" and reason in row["error"], row["error"]
+    assert _metrics(svc, job["job_id"])[0]["status"] == "failed"
+    assert any('"event":"job.result_rejected"' in line for line in log_lines)
+    _status, view, _ = svc.call("GET", f"/api/status/{job['job_id']}")
+    assert view["results"] == [] and reason in view["error"]
+
+
+@pytest.mark.parametrize("output", [None, {}, {"images": []}, {"images": "x"}, {"images": [7]}])
+def test_completed_without_usable_images_fails_the_job(svc, output):
+    job = svc.create()
+    payload = {"id": svc.runpod_id(job["job_id"]), "status": "COMPLETED", "executionTime": 5, "output": output}
+    assert svc.deliver(job["job_id"], payload)[1]["status"] == "failed"
+
+
+def test_terminal_jobs_get_one_metrics_row_with_timings_and_cost(svc):
+    job = svc.create()
+    image = svc.put_result(job["job_id"])
+    svc.clock[0] += 7.25
+    svc.deliver(job["job_id"], svc.completed(job["job_id"], [image], execution_ms=2001, delay_ms=900))
+    [m] = _metrics(svc, job["job_id"])
+    assert m["status"] == "completed" and m["runpod_queue_duration_ms"] == 900
+    assert m["runpod_run_duration_ms"] == 2001 and m["e2e_ms"] == 7250
+    assert m["gpu_type"] == "NVIDIA GeForce RTX 4090" and m["workflow_version"] == "sdxl-txt2img@1.0.0"
+    assert m["worker_image_tag"] == "local/worker@sha256:" + "b" * 64
+    assert m["cost_estimate_usd"] == pytest.approx(0.00031 * 3)  # 2001 ms bills as 3 s
+    assert m["stack"] == "test"
+
+
+def test_timed_out_and_cancelled_are_terminal_with_a_clear_error(svc):
+    for status, expected in (("TIMED_OUT", "timed_out"), ("CANCELLED", "cancelled")):
+        job = svc.create()
+        body = svc.deliver(job["job_id"], {"id": svc.runpod_id(job["job_id"]), "status": status})[1]
+        assert body["status"] == expected
+        assert status in svc.job(job["job_id"])["error"]
+        assert _metrics(svc, job["job_id"])[0]["status"] == expected
+
+
+def test_the_store_being_down_answers_503_and_records_nothing(svc):
+    job = svc.create()
+    image = svc.put_result(job["job_id"])
+    from service.s3_store import S3ResultStore
+    svc.app.transitions.store = S3ResultStore.connect("http://127.0.0.1:9", "b", "k", "s")
+    status, body, _ = svc.deliver(job["job_id"], svc.completed(job["job_id"], [image]))
+    assert status == 503 and body["error"]["code"] == "store_unavailable"
+    assert svc.job(job["job_id"])["status"] == "queued" and _deliveries(svc, job["job_id"]) == []
