@@ -116,7 +116,7 @@ class RecordingMonitor(MockMonitor):
         super().__init__(cloud)
         self.cloud = cloud
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         if request.type != "pulumi:pulumi:Stack":
             self.cloud.registered[request.name] = Registered(
                 type=request.type, name=request.name, inputs={}, protect=bool(request.protect),

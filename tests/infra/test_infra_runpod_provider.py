@@ -1,0 +1,187 @@
+"""The RunPod endpoint dynamic provider, called directly against the RunPod emulator on loopback.
+
+The emulator rejects (422) any control-plane request that does not validate against RunPod's
+REST v2 OpenAPI spec; the tests also record every request and validate it themselves."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dill
+import pulumi.dynamic
+import pytest
+
+from goldgate.local.runpod import EmulatorConfig, RunPodEmulator
+from goldgate.local.runpod.openapi import component, schema_errors
+from goldgate.runpod import ControlPlaneClient, EndpointPatch, RunPodAuthError
+from infra.runpod_provider import RunPodEndpointProvider
+
+API_KEY = "rp_infra_test_key_0123456789"
+IMG1 = "ghcr.io/example/goldgate-worker@sha256:" + "1" * 64
+IMG2 = "ghcr.io/example/goldgate-worker@sha256:" + "2" * 64
+REQUEST_SCHEMAS = {("POST", "/v2/serverless"): "CreateEndpointRequest",
+                   ("PATCH", "/v2/serverless/"): "UpdateEndpointRequest"}
+
+
+def idle_launcher(image_ref: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    # These tests keep workers_min at 0, so no worker should start; if one does, it just waits to be stopped.
+    return [sys.executable, "-c", "import time; time.sleep(30)"], env
+
+
+class Emulator:
+    def __init__(self, tmp: Path) -> None:
+        self.emu = RunPodEmulator(EmulatorConfig(api_key=API_KEY, logs_dir=tmp / "logs"), launcher=idle_launcher)
+        self.requests: list[tuple[str, str, Any]] = []
+        app = self.emu._server.app  # record what reaches the wire, then let the emulator answer
+        handle = app.handle
+
+        def recording(method: str, target: str, headers: dict[str, str], body: bytes) -> Any:
+            self.requests.append((method, target, json.loads(body) if body else None))
+            return handle(method, target, headers, body)
+
+        app.handle = recording
+
+    def control(self) -> ControlPlaneClient:
+        return ControlPlaneClient(API_KEY, self.emu.base_url)
+
+    def invalid_requests(self) -> list[str]:
+        problems = []
+        for method, target, body in self.requests:
+            for (m, prefix), schema in REQUEST_SCHEMAS.items():
+                if method == m and (target == prefix or (prefix.endswith("/") and target.startswith(prefix))):
+                    problems += [f"{method} {target}: {e}" for e in schema_errors(component(schema), body)]
+        return problems
+
+
+@pytest.fixture
+def runpod(tmp_path: Path) -> Iterator[Emulator]:
+    emulator = Emulator(tmp_path)
+    emulator.emu.start()
+    try:
+        yield emulator
+    finally:
+        emulator.emu.stop()
+
+
+def declared(runpod: Emulator, **over: Any) -> dict[str, Any]:
+    props = {"api_base": runpod.emu.base_url, "api_key": API_KEY, "endpoint_type": "QUEUE",
+             "name": "goldgate-staging", "image": IMG1,
+             "env": {"WORKFLOW_VERSION": "2026.11.0", "WORKER_IMAGE_TAG": IMG1, "R2_SECRET_ACCESS_KEY": "s3cr3t"},
+             "gpu_pools": ["ADA_24"], "gpu_count": 1, "workers_min": 0, "workers_max": 3, "idle_timeout_s": 30,
+             "scaler_type": "QUEUE_DELAY", "scaler_value": 4, "execution_timeout_ms": 600_000,
+             "flashboot": "FLASHBOOT", "data_center_ids": [], "network_volume_ids": []}
+    props.update(over)
+    return props
+
+
+def test_create_makes_the_declared_endpoint(runpod):
+    provider = RunPodEndpointProvider()
+    result = provider.create(declared(runpod))
+    with runpod.control() as rp:
+        ep = rp.get_endpoint(result.id)
+    assert result.outs["endpoint_id"] == ep.id == result.id
+    assert ep.image == IMG1 and ep.workers_max == 3 and ep.gpu_pools == ("ADA_24",) and ep.flashboot == "FLASHBOOT"
+    assert ep.env["WORKFLOW_VERSION"] == "2026.11.0" and ep.timeout_ms == 600_000
+    assert result.outs["drift"] == [] and result.outs["idle_scaled_down"] is False
+    assert runpod.invalid_requests() == []
+
+
+def test_image_and_env_changes_update_in_place_and_keep_the_endpoint_id(runpod):
+    provider = RunPodEndpointProvider()
+    old = provider.create(declared(runpod))
+    new = declared(runpod, image=IMG2, env={**declared(runpod)["env"], "WORKER_IMAGE_TAG": IMG2})
+    diff = provider.diff(old.id, old.outs, new)
+    assert diff.changes is True and diff.replaces == []
+    updated = provider.update(old.id, old.outs, new)
+    assert updated.outs["endpoint_id"] == old.id
+    with runpod.control() as rp:
+        ep = rp.get_endpoint(old.id)
+        history = rp.list_releases(old.id)
+    assert ep.image == IMG2 and ep.env["WORKER_IMAGE_TAG"] == IMG2
+    assert history.latest is not None and any(d.field == "image" for d in history.latest.diff)
+    patches = [body for method, _, body in runpod.requests if method == "PATCH"]
+    assert patches == [{"image": IMG2, "env": new["env"]}]  # only what changed, env whole
+    assert runpod.invalid_requests() == []
+
+
+def test_diff_names_exactly_the_fields_that_force_a_replacement(runpod):
+    provider = RunPodEndpointProvider()
+    old = declared(runpod)
+    assert provider.diff("ep", old, dict(old)).changes is False
+    for field, value in (("workers_max", 5), ("workers_min", 1), ("gpu_pools", ["ADA_24", "AMPERE_24"]),
+                         ("scaler_value", 8), ("execution_timeout_ms", 900_000), ("flashboot", "OFF"),
+                         ("name", "goldgate-staging-2"), ("network_volume_ids", ["vol_1"]), ("api_key", "rotated")):
+        diff = provider.diff("ep", old, {**old, field: value})
+        assert diff.changes is True and diff.replaces == [], field
+    assert provider.diff("ep", old, {**old, "api_base": "http://127.0.0.1:1"}).replaces == ["api_base"]
+    assert provider.diff("ep", old, {**old, "endpoint_type": "LOAD_BALANCER"}).replaces == ["endpoint_type"]
+    # Order of pools and a 4 vs 4.0 scaler value are not changes.
+    assert provider.diff("ep", {**old, "gpu_pools": ["A", "B"], "scaler_value": 4},
+                         {**old, "gpu_pools": ["B", "A"], "scaler_value": 4.0}).changes is False
+
+
+def test_read_detects_idle_scale_down_and_update_restores_it(runpod):
+    provider = RunPodEndpointProvider()
+    created = provider.create(declared(runpod))
+    with runpod.control() as rp:  # what RunPod does to an endpoint nobody called for 7 days
+        rp.update_endpoint(created.id, EndpointPatch(workers_max=0))
+    read = provider.read(created.id, created.outs)
+    assert read.id == created.id and read.outs["workers_max"] == 0
+    assert read.outs["idle_scaled_down"] is True
+    assert {"field": "workers_max", "declared": 3, "actual": 0} in read.outs["drift"]
+    diff = provider.diff(created.id, read.outs, declared(runpod))
+    assert diff.changes is True and diff.replaces == []
+    restored = provider.update(created.id, read.outs, declared(runpod))
+    assert restored.outs["idle_scaled_down"] is False and restored.outs["drift"] == []
+    with runpod.control() as rp:
+        assert rp.get_endpoint(created.id).workers_max == 3
+    assert runpod.invalid_requests() == []
+
+
+def test_read_reports_env_drift_by_key_never_by_value(runpod):
+    provider = RunPodEndpointProvider()
+    created = provider.create(declared(runpod))
+    with runpod.control() as rp:
+        rp.update_endpoint(created.id, EndpointPatch(env={**declared(runpod)["env"], "R2_SECRET_ACCESS_KEY": "other"}))
+    drift = provider.read(created.id, created.outs).outs["drift"]
+    assert drift == [{"field": "env", "declared": ["R2_SECRET_ACCESS_KEY"], "actual": "changed"}]
+    assert "s3cr3t" not in json.dumps(drift) and "other" not in json.dumps(drift)
+
+
+def test_read_of_an_endpoint_deleted_outside_pulumi_reports_it_gone(runpod):
+    provider = RunPodEndpointProvider()
+    created = provider.create(declared(runpod))
+    with runpod.control() as rp:
+        rp.delete_endpoint(created.id)
+    assert provider.read(created.id, created.outs).id == ""
+
+
+def test_delete_removes_the_endpoint_and_is_idempotent(runpod):
+    provider = RunPodEndpointProvider()
+    created = provider.create(declared(runpod))
+    provider.delete(created.id, created.outs)
+    provider.delete(created.id, created.outs)
+    with runpod.control() as rp:
+        assert rp.find_endpoint(created.id) is None
+
+
+def test_check_refuses_a_tag_and_an_empty_pool_list(runpod):
+    result = RunPodEndpointProvider().check({}, declared(runpod, image="ghcr.io/example/worker:latest", gpu_pools=[]))
+    assert {f.property for f in result.failures} == {"image", "gpu_pools"}
+
+
+def test_a_wrong_key_fails_clearly_without_echoing_it(runpod):
+    with pytest.raises(RunPodAuthError) as err:
+        RunPodEndpointProvider().create(declared(runpod, api_key="rp_wrong_key_abcdef"))
+    assert "rp_wrong_key_abcdef" not in str(err.value) and "API key" in str(err.value)
+
+
+def test_the_provider_survives_pulumis_pickling():
+    provider = RunPodEndpointProvider()
+    restored = dill.loads(base64.b64decode(pulumi.dynamic.dynamic.serialize_provider(provider)))
+    assert isinstance(restored, RunPodEndpointProvider)
