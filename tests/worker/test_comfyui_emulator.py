@@ -1,0 +1,154 @@
+"""The ComfyUI emulator speaks ComfyUI's HTTP API and validation shapes, over real files."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from worker_harness import WORKER_DIR, validate_log_lines
+
+from goldgate.local.comfyui import ComfyUIEmulator
+from images.worker.comfy_client import ComfyClient
+from images.worker.workflows import build_graph, load_workflows, resolve_inputs
+
+WORKFLOWS = load_workflows(WORKER_DIR / "workflows")
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _post(url: str, body: Any) -> tuple[int, Any]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _graph(inputs: dict[str, Any], workflow: str = "sdxl-txt2img") -> dict[str, Any]:
+    wf = WORKFLOWS[workflow]
+    return build_graph(wf, resolve_inputs(wf, inputs))
+
+
+def _render(comfy: ComfyUIEmulator, graph: dict[str, Any]) -> list[bytes]:
+    client = ComfyClient(comfy.url, 0.02)
+    images = client.wait_for_outputs(client.queue_prompt(graph, "t"), 10)
+    return [client.fetch_image(i) for i in images]
+
+
+def test_object_info_lists_the_model_files_really_present(comfy, models_dir: Path):
+    (models_dir / "checkpoints" / "sub").mkdir()
+    (models_dir / "checkpoints" / "sub" / "extra.ckpt").write_bytes(b"x")
+    (models_dir / "checkpoints" / "notes.txt").write_text("not a model")
+    status, body = _get(comfy.url + "/object_info/CheckpointLoaderSimple")
+    info = json.loads(body)["CheckpointLoaderSimple"]
+    assert status == 200
+    assert info["input"]["required"]["ckpt_name"] == [["sd_xl_base_1.0.safetensors", "sub/extra.ckpt"]]
+    assert info["output"] == ["MODEL", "CLIP", "VAE"]
+    stats = json.loads(_get(comfy.url + "/system_stats")[1])
+    assert {"system", "devices"} <= set(stats) and stats["devices"][0]["type"] == "cuda"
+
+
+def test_a_missing_model_is_rejected_with_comfyuis_value_not_in_list_shape(tmp_path: Path, comfy_factory):
+    comfy = comfy_factory(tmp_path / "empty-models")
+    assert comfy.wait_listening(10)
+    status, body = _post(comfy.url + "/prompt", {"prompt": _graph({"prompt": "x"})})
+    assert status == 400
+    assert body["error"]["type"] == "prompt_outputs_failed_validation"
+    assert body["error"]["message"] == "Prompt outputs failed validation"
+    node = body["node_errors"]["4"]
+    assert node["class_type"] == "CheckpointLoaderSimple" and node["dependent_outputs"] == ["9"]
+    [error] = node["errors"]
+    assert error == {"type": "value_not_in_list", "message": "Value not in list",
+                     "details": "ckpt_name: 'sd_xl_base_1.0.safetensors' not in []",
+                     "extra_info": {"input_name": "ckpt_name", "input_config": [[]],
+                                    "received_value": "sd_xl_base_1.0.safetensors"}}
+
+
+@pytest.mark.parametrize(("mutate", "kind"), [
+    (lambda g: g["5"]["inputs"].update(width=8), "value_smaller_than_min"),
+    (lambda g: g["3"]["inputs"].update(steps="many"), "invalid_input_type"),
+    (lambda g: g["3"]["inputs"].pop("seed"), "required_input_missing"),
+    (lambda g: g["3"]["inputs"].update(model=["4", 1]), "return_type_mismatch"),
+    (lambda g: g["3"]["inputs"].update(sampler_name="magic"), "value_not_in_list"),
+])
+def test_input_validation_errors_follow_comfyui(comfy, mutate, kind):
+    graph = _graph({"prompt": "x"})
+    mutate(graph)
+    status, body = _post(comfy.url + "/prompt", {"prompt": graph})
+    assert status == 400
+    assert [e["type"] for e in body["node_errors"]["3" if kind != "value_smaller_than_min" else "5"]["errors"]] == [kind]
+
+
+def test_prompt_level_errors_follow_comfyui(comfy):
+    assert _post(comfy.url + "/prompt", {"nope": 1}) == (400, {"error": {
+        "type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided", "extra_info": {}},
+        "node_errors": {}})
+    status, body = _post(comfy.url + "/prompt", {"prompt": {"1": {"class_type": "Mystery", "inputs": {}}}})
+    assert status == 400 and body["error"]["type"] == "missing_node_type"
+    graph = _graph({"prompt": "x"})
+    del graph["9"]
+    assert _post(comfy.url + "/prompt", {"prompt": graph})[1]["error"]["type"] == "prompt_no_outputs"
+
+
+def test_history_and_queue_have_comfyuis_shapes(comfy):
+    status, accepted = _post(comfy.url + "/prompt", {"prompt": _graph({"prompt": "x"}), "client_id": "c"})
+    assert status == 200 and set(accepted) == {"prompt_id", "number", "node_errors"}
+    ComfyClient(comfy.url, 0.02).wait_for_outputs(accepted["prompt_id"], 10)
+    entry = json.loads(_get(f"{comfy.url}/history/{accepted['prompt_id']}")[1])[accepted["prompt_id"]]
+    assert entry["status"]["status_str"] == "success" and entry["status"]["completed"] is True
+    assert entry["status"]["messages"][0][0] == "execution_start"
+    assert entry["prompt"][1] == accepted["prompt_id"]
+    assert entry["outputs"]["9"]["images"][0]["type"] == "output"
+    assert json.loads(_get(comfy.url + "/queue")[1]) == {"queue_running": [], "queue_pending": []}
+    assert json.loads(_get(comfy.url + "/history/unknown")[1]) == {}
+
+
+def test_images_are_deterministic_sized_by_the_latent_and_follow_every_parameter(comfy):
+    base = {"prompt": "a lighthouse", "seed": 1, "width": 640, "height": 520}
+    first, again = _render(comfy, _graph(base)), _render(comfy, _graph(base))
+    assert first == again
+    assert Image.open(io.BytesIO(first[0])).size == (640, 520)
+    for change in ({"seed": 2}, {"prompt": "a lighthouse!"}, {"steps": 26}, {"negative_prompt": "x"}):
+        assert _render(comfy, _graph({**base, **change})) != first, change
+
+
+def test_view_serves_outputs_and_refuses_paths_outside_them(comfy):
+    [png] = _render(comfy, _graph({"prompt": "x"}))
+    assert png.startswith(b"\x89PNG")
+    for query in ("filename=../../etc/passwd", "filename=x.png&subfolder=../..", "filename=.hidden",
+                  "filename=goldgate_00001_.png&type=temp"):
+        assert _get(f"{comfy.url}/view?{query}")[0] == 404
+
+
+def test_during_the_startup_delay_connections_are_refused(models_dir: Path, comfy_factory):
+    comfy = comfy_factory(models_dir, startup_delay_s=120)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", comfy.port), timeout=5)
+    assert ComfyClient(comfy.url).is_ready()[0] is False
+
+
+def test_the_emulator_logs_schema_v1_lines(models_dir: Path, comfy_factory):
+    stream = io.StringIO()
+    comfy = comfy_factory(models_dir, log_stream=stream)
+    assert comfy.wait_listening(10)
+    _post(comfy.url + "/prompt", {"prompt": _graph({"prompt": "x"})})
+
+    lines = validate_log_lines(stream.getvalue())
+    assert {line["component"] for line in lines} == {"comfyui-emulator"}
+    assert "comfyui_listening" in [line["event"] for line in lines]
