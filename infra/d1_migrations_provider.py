@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import pulumi.dynamic as dyn
 
 from goldgate.cloudflare.api import DEFAULT_API_BASE, CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
+from goldgate.cloudflare.errors import CloudflareError
 from goldgate.migrations import MIGRATIONS_DIR, MigrationError, apply_with, discover
 
 DEFAULT_CLOUDFLARE_API = DEFAULT_API_BASE
@@ -62,9 +63,14 @@ class D1MigrationsProvider(dyn.ResourceProvider):
         return dyn.UpdateResult(outs=self._outs(news, self._apply(news)))
 
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
-        with _D1(props) as execute:
-            rows = execute("SELECT name FROM sqlite_master WHERE type='table' AND name='d1_migrations'", [])
-            recorded = [r["name"] for r in execute("SELECT name FROM d1_migrations ORDER BY id", [])] if rows else []
+        try:
+            with _D1(props) as execute:
+                rows = execute("SELECT name FROM sqlite_master WHERE type='table' AND name='d1_migrations'", [])
+                recorded = [r["name"] for r in execute("SELECT name FROM d1_migrations ORDER BY id", [])] if rows else []
+        except _QueryFailed as exc:
+            if exc.status == 404:  # the database is gone, and its schema with it
+                return dyn.ReadResult(id_="", outs={})
+            raise MigrationError(f"cannot read the applied migrations of D1 {props['database_id']}: {exc}") from None
         outs = dict(props)
         outs["recorded"] = recorded
         return dyn.ReadResult(id_=id_, outs=outs)
@@ -78,8 +84,12 @@ class D1MigrationsProvider(dyn.ResourceProvider):
         with tempfile.TemporaryDirectory(prefix="goldgate-migrations-") as tmp:
             for name, sql in migrations.items():
                 (Path(tmp) / name).write_text(sql, encoding="utf-8")
-            with _D1(props) as execute:
-                return apply_with(execute, Path(tmp))
+            discover(Path(tmp))  # refuse misnamed or gapped files before touching D1 at all
+            try:
+                with _D1(props) as execute:
+                    return apply_with(execute, Path(tmp))
+            except _QueryFailed as exc:  # before any migration ran: reading or creating d1_migrations
+                raise MigrationError(f"cannot read the applied migrations of D1 {props['database_id']}: {exc}") from None
 
     @staticmethod
     def _outs(props: Mapping[str, Any], applied: list[str]) -> dict[str, Any]:
@@ -90,6 +100,14 @@ class D1MigrationsProvider(dyn.ResourceProvider):
         return outs
 
 
+class _QueryFailed(Exception):
+    """A D1 call failed. Not a GoldgateError on purpose: apply_with then names the migration that failed."""
+
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class _D1:
     """`with _D1(props) as execute:` an `execute(sql, params) -> rows` over one database, closed after."""
 
@@ -98,8 +116,14 @@ class _D1:
         self._client = D1Client(self._api, props["account_id"])
         self._database_id = props["database_id"]
 
-    def __enter__(self):
-        return lambda sql, params: self._client.query(self._database_id, sql, params)
+    def __enter__(self) -> Callable[[str, list], list[dict[str, Any]]]:
+        return self.execute
+
+    def execute(self, sql: str, params: list) -> list[dict[str, Any]]:
+        try:
+            return self._client.query(self._database_id, sql, params)
+        except CloudflareError as exc:
+            raise _QueryFailed(str(exc), exc.status) from None
 
     def __exit__(self, *_: object) -> None:
         self._api.close()

@@ -1,0 +1,124 @@
+"""The D1 migrations dynamic resource, called directly against the loopback D1 /query stand-in (SQLite)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dill
+import pulumi.dynamic
+import pytest
+
+from goldgate.cloudflare.api import CloudflareApi
+from goldgate.cloudflare.d1 import D1Client
+from goldgate.cloudflare.d1_standin import D1StandIn
+from goldgate.migrations import TRACKING_TABLE_SQL, MigrationError
+from infra.d1_migrations_provider import D1MigrationsProvider, read_migrations
+
+TOKEN = "cf-infra-test-token-0123456789"
+REPO_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+SECOND = ("0002_job_tags.sql", ("CREATE TABLE job_tags (job_id TEXT NOT NULL, tag TEXT NOT NULL);\n"
+                               "CREATE INDEX job_tags_by_tag ON job_tags (tag);\n"))
+
+
+@pytest.fixture
+def d1() -> Iterator[tuple[D1StandIn, D1Client, str]]:
+    with D1StandIn(TOKEN) as standin:
+        api = CloudflareApi(TOKEN, standin.api_base)
+        client = D1Client(api, standin.account_id)
+        database_id = client.create_database("goldgate-staging").uuid
+        yield standin, client, database_id
+        api.close()
+
+
+def props(d1: tuple[D1StandIn, D1Client, str], migrations: dict[str, str], **over: Any) -> dict[str, Any]:
+    standin, _, database_id = d1
+    return {"account_id": standin.account_id, "database_id": database_id, "api_token": TOKEN,
+            "api_base": standin.api_base, "migrations": migrations, **over}
+
+
+def recorded(d1: tuple[D1StandIn, D1Client, str]) -> list[dict[str, Any]]:
+    _, client, database_id = d1
+    return client.query(database_id, "SELECT id, name, applied_at FROM d1_migrations ORDER BY id")
+
+
+def test_create_applies_the_repo_migrations_and_records_them_as_wrangler_does(d1):
+    migrations = read_migrations(REPO_MIGRATIONS)
+    result = D1MigrationsProvider().create(props(d1, migrations))
+    assert result.outs["applied"] == sorted(migrations) and result.outs["recorded"] == sorted(migrations)
+    rows = recorded(d1)
+    assert [r["name"] for r in rows] == sorted(migrations) and [r["id"] for r in rows] == list(range(1, len(rows) + 1))
+    assert all(r["applied_at"] for r in rows)
+    _, client, database_id = d1
+    ddl = client.query(database_id, "SELECT sql FROM sqlite_master WHERE name = 'd1_migrations'")[0]["sql"]
+    assert ddl.replace(" IF NOT EXISTS", "") == TRACKING_TABLE_SQL.replace(" IF NOT EXISTS", "")
+    assert client.query(database_id, "SELECT name FROM sqlite_master WHERE name = 'jobs'")
+
+
+def test_second_run_applies_nothing_and_a_new_file_applies_alone(d1):
+    provider = D1MigrationsProvider()
+    first = {"0001_init.sql": "CREATE TABLE jobs (id TEXT PRIMARY KEY);\n"}
+    created = provider.create(props(d1, first))
+    assert provider.diff(created.id, created.outs, props(d1, first)).changes is False
+    again = provider.update(created.id, created.outs, props(d1, first))
+    assert again.outs["applied"] == [] and [r["name"] for r in recorded(d1)] == ["0001_init.sql"]
+
+    both = {**first, SECOND[0]: SECOND[1]}
+    diff = provider.diff(created.id, again.outs, props(d1, both))
+    assert diff.changes is True and diff.replaces == []
+    updated = provider.update(created.id, again.outs, props(d1, both))
+    assert updated.outs["applied"] == [SECOND[0]]
+    assert [r["name"] for r in recorded(d1)] == ["0001_init.sql", SECOND[0]]
+    assert provider.read(created.id, updated.outs).outs["recorded"] == ["0001_init.sql", SECOND[0]]
+
+
+def test_editing_an_applied_migration_is_refused_with_what_to_do(d1):
+    provider = D1MigrationsProvider()
+    first = {"0001_init.sql": "CREATE TABLE jobs (id TEXT PRIMARY KEY);\n"}
+    created = provider.create(props(d1, first))
+    edited = {"0001_init.sql": "CREATE TABLE jobs (id TEXT PRIMARY KEY, extra TEXT);\n"}
+    with pytest.raises(MigrationError, match="0001_init.sql changed after being applied.*add a new migration"):
+        provider.diff(created.id, created.outs, props(d1, edited))
+
+
+def test_a_failing_migration_is_named_and_leaves_nothing_half_recorded(d1):
+    provider = D1MigrationsProvider()
+    broken = {"0001_init.sql": "CREATE TABLE jobs (id TEXT PRIMARY KEY);\n",
+              "0002_broken.sql": "CREATE TABLE half (x TEXT);\nINSERT INTO no_such_table VALUES (1);\n"}
+    with pytest.raises(MigrationError, match="migration 0002_broken.sql failed"):
+        provider.create(props(d1, broken))
+    _, client, database_id = d1
+    assert [r["name"] for r in recorded(d1)] == ["0001_init.sql"]
+    assert not client.query(database_id, "SELECT name FROM sqlite_master WHERE name = 'half'")
+
+
+def test_misnamed_or_gapped_migrations_are_refused_before_touching_d1(d1):
+    with pytest.raises(MigrationError, match="out of sequence"):
+        D1MigrationsProvider().create(props(d1, {"0002_late.sql": "SELECT 1;\n"}))
+    with pytest.raises(MigrationError, match="wrangler naming"):
+        D1MigrationsProvider().create(props(d1, {"init.sql": "SELECT 1;\n"}))
+    standin = d1[0]
+    assert not any("/query" in path for _, path in standin.requests)
+
+
+def test_a_wrong_token_fails_clearly_without_echoing_it(d1):
+    with pytest.raises(MigrationError) as err:
+        D1MigrationsProvider().create(props(d1, {"0001_init.sql": "SELECT 1;\n"}, api_token="cf-wrong-token-xyz"))
+    assert "cf-wrong-token-xyz" not in str(err.value) and "token" in str(err.value)
+
+
+def test_delete_keeps_the_schema_and_a_deleted_database_reads_as_gone(d1):
+    provider = D1MigrationsProvider()
+    created = provider.create(props(d1, {"0001_init.sql": "CREATE TABLE jobs (id TEXT PRIMARY KEY);\n"}))
+    provider.delete(created.id, created.outs)
+    assert [r["name"] for r in recorded(d1)] == ["0001_init.sql"]
+    _, client, database_id = d1
+    client.delete_database(database_id)
+    assert provider.read(created.id, created.outs).id == ""
+
+
+def test_the_provider_survives_pulumis_pickling():
+    restored = dill.loads(base64.b64decode(pulumi.dynamic.dynamic.serialize_provider(D1MigrationsProvider())))
+    assert isinstance(restored, D1MigrationsProvider)
