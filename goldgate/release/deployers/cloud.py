@@ -50,6 +50,7 @@ class CloudDeployer:
         self.settings = settings
         self._control_client = control_client or _default_control_client
         self._command: Any = None
+        self._stacks: dict[str, Any] = {}  # selecting a stack is one CLI run; do it once per stack
 
     @classmethod
     def from_env(cls) -> CloudDeployer:
@@ -62,11 +63,14 @@ class CloudDeployer:
     def _stack(self, stack: str) -> Any:
         from pulumi import automation as auto
 
+        if stack in self._stacks:
+            return self._stacks[stack]
         try:
             if self._command is None:
                 self._command = auto.PulumiCommand(root=self.settings.pulumi_root)
             opts = auto.LocalWorkspaceOptions(pulumi_command=self._command, env_vars=dict(self.settings.env))
-            return auto.select_stack(stack, work_dir=str(self.settings.project_dir), opts=opts)
+            self._stacks[stack] = auto.select_stack(stack, work_dir=str(self.settings.project_dir), opts=opts)
+            return self._stacks[stack]
         except FileNotFoundError:
             raise CloudDeployFailed("the pulumi CLI is not installed (or GOLDGATE_PULUMI_ROOT has no bin/pulumi); "
                                     "the cloud target needs it") from None

@@ -1,0 +1,133 @@
+"""The cloud deployer drives Pulumi's Automation API (against a stand-in `pulumi` binary that records
+its command lines and answers as the CLI does) and waits for the rollout on the RunPod emulator's
+control plane, whose workers cycle to the new release like RunPod's."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from goldgate.local.runpod.config import EmulatorConfig
+from goldgate.local.runpod.emulator import RunPodEmulator
+from goldgate.release.deployers.cloud import CloudDeployer, CloudDeployFailed, CloudSettings
+from goldgate.runpod import ControlPlaneClient
+
+REPO = Path(__file__).resolve().parents[2]
+STANDIN = REPO / "tests" / "fixtures" / "release" / "pulumi_standin.py"
+A = "ghcr.io/acme/goldgate-worker@sha256:" + "a" * 64
+B = "ghcr.io/acme/goldgate-worker@sha256:" + "b" * 64
+KEY = "runpod-test-key"
+
+
+def _idle_worker(image: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    # A worker process that just stays up: enough for the emulator's fleet to count and cycle it.
+    return [sys.executable, "-c", "import time; time.sleep(300)"], env
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[RunPodEmulator]:
+    emu = RunPodEmulator(EmulatorConfig(api_key=KEY, logs_dir=tmp_path / "emu-logs"), launcher=_idle_worker).start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def project(tmp_path: Path, emulator: RunPodEmulator, monkeypatch: pytest.MonkeyPatch) -> Path:
+    proj = tmp_path / "project"
+    (proj / "stacks").mkdir(parents=True)
+    (proj / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
+    doc = yaml.safe_load((REPO / "stacks" / "Pulumi.prod.yaml").read_text())
+    spec = doc["config"]["goldgate:spec"]
+    spec["image"] = A
+    spec["cloud"]["cloudflare_account_id"] = "0" * 31 + "1"
+    spec["cloud"]["runpod_api_base"] = emulator.api_base.removesuffix("/v2")
+    spec["api"]["public_base_url"] = "https://goldgate-api-prod.example.workers.dev"
+    (proj / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    bin_dir = tmp_path / "pulumi" / "bin"
+    bin_dir.mkdir(parents=True)
+    wrapper = bin_dir / "pulumi"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {STANDIN} \"$@\"\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PULUMI_STANDIN_LOG", str(tmp_path / "pulumi-commands.jsonl"))
+    monkeypatch.setenv("PULUMI_STANDIN_STATE_DIR", str(tmp_path / "pulumi-state"))
+    monkeypatch.setenv("RUNPOD_API_KEY", KEY)
+    monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return proj
+
+
+def deployer(project: Path) -> CloudDeployer:
+    return CloudDeployer(CloudSettings(project_dir=project, pulumi_root=str(project.parent / "pulumi"),
+                                       rollout_timeout_s=60, rollout_poll_s=0.2))
+
+
+def commands(project: Path) -> list[list[str]]:
+    path = project.parent / "pulumi-commands.jsonl"
+    return [json.loads(line)["argv"] for line in path.read_text().splitlines()]
+
+
+def test_deploy_pins_the_digest_in_the_spec_runs_up_and_waits_for_every_worker(project: Path,
+                                                                               emulator: RunPodEmulator) -> None:
+    d = deployer(project)
+    first = d.deploy("prod", A, progress=lambda _m: None)
+    assert first.after == A
+    endpoint_id = first.rollout["endpoint_id"]
+    log: list[str] = []
+    second = d.deploy("prod", B, progress=log.append)
+    assert (second.before, second.after) == (A, B)
+    assert second.rollout["endpoint_id"] == endpoint_id  # same endpoint: a rollout is an image patch
+    assert second.rollout["percent_on_latest"] == 100
+    # The pin lives in the stack file, inside the one spec.
+    spec = yaml.safe_load((project / "stacks" / "Pulumi.prod.yaml").read_text())["config"]["goldgate:spec"]
+    assert spec["image"] == B and spec["role"] == "prod"
+    with ControlPlaneClient(KEY, emulator.api_base.removesuffix("/v2")) as rp:
+        assert rp.get_endpoint(endpoint_id).image == B
+        assert not rp.list_releases(endpoint_id).rollout.in_progress
+    assert any("rollout of" in m for m in log)
+    ran = commands(project)
+    second_run = ran[ran.index(["--non-interactive", "up", "--yes", "--skip-preview", "--message",
+                                f"goldgate deploy {A}", "--exec-kind", "auto.local", "--stack", "prod"]) + 1:]
+    assert ["config", "set", "--path", "goldgate:spec.image", "--plaintext", "--stack", "prod",
+            "--non-interactive", "--", B] in second_run
+    assert ["--non-interactive", "up", "--yes", "--skip-preview", "--message", f"goldgate deploy {B}",
+            "--exec-kind", "auto.local", "--stack", "prod"] in second_run
+    assert ["--non-interactive", "stack", "output", "--json", "--show-secrets", "--stack", "prod"] in second_run
+    assert d.current_image("prod") == B
+
+
+def test_a_failed_up_says_what_is_pinned_and_what_to_do(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULUMI_STANDIN_FAIL_UP", "1")
+    with pytest.raises(CloudDeployFailed, match=r"pulumi up of prod failed: .*503 Service Unavailable.*pins .*b{64}"):
+        deployer(project).deploy("prod", B, progress=lambda _m: None)
+
+
+def test_a_tag_is_refused_before_pulumi_runs(project: Path) -> None:
+    with pytest.raises(CloudDeployFailed, match="not pinned by digest"):
+        deployer(project).deploy("prod", "ghcr.io/acme/goldgate-worker:latest", progress=lambda _m: None)
+    assert not (project.parent / "pulumi-commands.jsonl").exists()
+
+
+def test_an_unknown_stack_and_a_missing_cli_are_clear_errors(project: Path, tmp_path: Path) -> None:
+    with pytest.raises(CloudDeployFailed, match="cannot select stack 'qa'.*no stack named 'qa' found"):
+        deployer(project).current_image("qa")
+    missing = CloudDeployer(CloudSettings(project_dir=project, pulumi_root=str(tmp_path / "nowhere")))
+    with pytest.raises(CloudDeployFailed, match="pulumi CLI is not installed"):
+        missing.current_image("prod")
+
+
+def test_api_access_reads_the_output_and_the_token(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = deployer(project)
+    d.deploy("prod", A, progress=lambda _m: None)
+    monkeypatch.setenv("GOLDGATE_API_TOKEN", "s3cr3t-value")
+    access = d.api_access("prod")
+    assert access.api_url == "https://goldgate-api-prod.example.workers.dev" and access.token == "s3cr3t-value"
+    assert "s3cr3t-value" not in repr(access)
+    monkeypatch.delenv("GOLDGATE_API_TOKEN")
+    # The stack file's secret placeholder is what the stand-in "decrypts"; it is returned, never logged.
+    assert d.api_access("prod").token.startswith("<SET_WITH")
