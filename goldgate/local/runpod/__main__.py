@@ -16,7 +16,7 @@ from pathlib import Path
 from goldgate.errors import GoldgateError
 from goldgate.local.runpod.config import load_config
 from goldgate.local.runpod.emulator import RunPodEmulator
-from goldgate.logs import JsonLogger
+from goldgate.local.runpod.eventlog import EventLog
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, type=Path, help="emulator config (JSON)")
     parser.add_argument("--ready-file", type=Path, help="where to write the base URLs once listening")
     args = parser.parse_args(argv)
-    out = JsonLogger("runpod-emulator")
+    out = EventLog(None, None)
     try:
         config = load_config(args.config)
         emulator = RunPodEmulator(config).start()

@@ -438,7 +438,8 @@ class RunPodBackend:
             w.job_ids.add(job.id)
             w.status = "RUNNING"
             out.append({"id": job.id, "input": job.input})
-            self.on_event("job.started", endpoint_id=ep.id, job=job.id, worker=w.id, delay_ms=job.delay_ms)
+            self.on_event("job.started", endpoint_id=ep.id, job=job.id, worker=w.id,
+                          runpod_queue_duration_ms=job.delay_ms)
             if job.attempts == 1 and self.faults.crash(job.id):
                 self.on_crash(w.id, job.id)
         return out
@@ -509,7 +510,7 @@ class RunPodBackend:
             ep.failed += status == "FAILED"
         self.changed.notify_all()
         self.on_event("job.finished", endpoint_id=job.endpoint_id, job=job.id, status=status,
-                      delay_ms=job.delay_ms, execution_ms=job.execution_ms)
+                      runpod_queue_duration_ms=job.delay_ms, runpod_run_duration_ms=job.execution_ms)
         if notify:
             self.on_finished(job)
 

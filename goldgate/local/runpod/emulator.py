@@ -19,6 +19,7 @@ from typing import Any, Self
 from goldgate.local.runpod import responses
 from goldgate.local.runpod.backend import JobRecord, RunPodBackend
 from goldgate.local.runpod.config import EmulatorConfig
+from goldgate.local.runpod.eventlog import EventLog, job_context
 from goldgate.local.runpod.fleet import (
     Launcher,
     WorkerFleet,
@@ -28,7 +29,6 @@ from goldgate.local.runpod.fleet import (
 )
 from goldgate.local.runpod.server import RunPodApp, RunPodHTTPServer
 from goldgate.local.runpod.webhooks import WebhookDispatcher
-from goldgate.logs import JsonLogger
 
 
 class RunPodEmulator:
@@ -41,7 +41,7 @@ class RunPodEmulator:
         self.logs_dir = Path(config.logs_dir) if config.logs_dir else Path(tempfile.mkdtemp(prefix="runpod-emu-"))
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self._log_stream = open(self.logs_dir / "runpod-emulator.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-        self.log = JsonLogger("runpod-emulator", self._log_stream, stack=config.stack)
+        self.log = EventLog(self._log_stream, config.stack)
         if launcher is None:
             launcher = launcher_from_string(config.launcher) if config.launcher else default_launcher(config.home)
         self.backend = RunPodBackend(config, on_finished=self._finished, on_crash=self._crash, on_event=self._event)
@@ -119,8 +119,11 @@ class RunPodEmulator:
         self.fleet.crash(worker_id, job_id)
 
     def _event(self, event: str, **fields: Any) -> None:
-        job_id = fields.pop("job", None)
-        self.log.info(event, job_id=job_id, **fields)
+        runpod_job_id = fields.pop("job", None)
+        if runpod_job_id:
+            job = self.backend.jobs.get(runpod_job_id)
+            fields.update(runpod_job_id=runpod_job_id, **job_context(job.input if job else None))
+        self.log.info(event, **fields)
         if event.startswith("endpoint.") and self.config.state_file:
             self._save_state()
 

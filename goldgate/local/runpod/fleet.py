@@ -18,7 +18,7 @@ from pathlib import Path
 
 from goldgate.errors import SpecError
 from goldgate.local.runpod.backend import RunPodBackend, StartWorker, StopWorker
-from goldgate.logs import JsonLogger
+from goldgate.local.runpod.eventlog import EventLog
 
 Launcher = Callable[[str, dict[str, str]], tuple[list[str], dict[str, str]]]
 
@@ -70,7 +70,7 @@ class WorkerFleet:
     """Executes the backend's scaling plan and tells it when a process exits."""
 
     def __init__(self, backend: RunPodBackend, launcher: Launcher, urls: WorkerUrls, worker_token: str,
-                 logs_dir: Path, log: JsonLogger) -> None:
+                 logs_dir: Path, log: EventLog) -> None:
         self.backend = backend
         self.config = backend.config
         self.launcher = launcher
@@ -145,7 +145,7 @@ class WorkerFleet:
             with self._lock:
                 proc = self._procs.get(worker_id)
             if proc is not None:
-                self.log.warning("worker.crash_injected", worker=worker_id, job_id=job_id)
+                self.log.warning("worker.crash_injected", worker=worker_id, runpod_job_id=job_id)
                 _signal_group(proc, signal.SIGKILL)
 
         threading.Timer(self.config.faults.crash_after_s, kill).start()

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from goldgate.local.runpod import responses
 from goldgate.local.runpod.backend import EmulatorError, RunPodBackend
+from goldgate.local.runpod.eventlog import EventLog
 from goldgate.local.runpod.openapi import component, schema_errors
-from goldgate.logs import JsonLogger
 
 MAX_BODY = 21 * 1024 * 1024
 
@@ -55,7 +55,7 @@ class RunPodApp:
     """Routing and auth; each route is a short function over the backend."""
 
     def __init__(self, backend: RunPodBackend, api_key: str, worker_token: str, data_base: str,
-                 log: JsonLogger) -> None:
+                 log: EventLog) -> None:
         self.backend = backend
         self.api_key = api_key
         self.worker_token = worker_token

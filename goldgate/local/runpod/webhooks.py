@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from goldgate.local.runpod.config import EmulatorConfig
+from goldgate.local.runpod.eventlog import EventLog, job_context
 from goldgate.local.runpod.faults import FaultPlan
-from goldgate.logs import JsonLogger
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def redact_url(url: str) -> str:
 class WebhookDispatcher:
     """A due-time queue served by a few sender threads; `send` never blocks the caller."""
 
-    def __init__(self, config: EmulatorConfig, log: JsonLogger, senders: int = 4) -> None:
+    def __init__(self, config: EmulatorConfig, log: EventLog, senders: int = 4) -> None:
         self.config = config
         self.plan = FaultPlan(config.faults)
         self.log = log
@@ -71,7 +71,8 @@ class WebhookDispatcher:
         status = str(payload.get("status"))
         if self.plan.drop_all(job_id):
             self._record(DeliveryRecord(job_id, status, 0, 0, "dropped-all"))
-            self.log.warning("webhook.dropped_all", job_id=job_id, status=status, url=redact_url(url),
+            self.log.warning("webhook.dropped_all", runpod_job_id=job_id, status=status, url=redact_url(url),
+                             **job_context(payload.get("input")),
                              reason="faults.drop_all_deliveries_rate: recovery must settle this job")
             return
         drop_first = self.plan.drop_first(job_id)
@@ -124,7 +125,7 @@ class WebhookDispatcher:
             except httpx.HTTPError as exc:
                 outcome = f"error {type(exc).__name__}"
         self._record(DeliveryRecord(d.job_id, status, d.copy, d.attempt, outcome))
-        fields = {"job_id": d.job_id, "status": status, "copy": d.copy, "attempt": d.attempt,
+        fields = {"runpod_job_id": d.job_id, **job_context(d.payload.get("input")), "status": status, "copy": d.copy, "attempt": d.attempt,
                   "url": redact_url(d.url), "outcome": outcome}
         if outcome == "ok":
             self.log.info("webhook.delivered", **fields)
