@@ -81,16 +81,17 @@ def identifiers_of(spec: StackSpec) -> dict[str, str]:
 def shared_identifier_violations(specs: Iterable[StackSpec]) -> list[str]:
     """No two stacks may claim the same name or id: STAGING must never touch PROD's resources."""
     owners: dict[str, tuple[str, str]] = {}
-    problems: list[str] = []
+    problems: dict[tuple[str, str], str] = {}  # one report per shared value and stack
     for spec in specs:
         for kind, value in identifiers_of(spec).items():
             key = value.lower().rstrip("/")
             if key in owners and owners[key][0] != spec.name:
                 other, other_kind = owners[key]
-                problems.append(f"stacks {other} and {spec.name} share {value!r} ({other_kind} / {kind}); give each "
-                                "stack its own name (e.g. suffix it with the stack name)")
+                problems.setdefault((key, spec.name), (
+                    f"stacks {other} and {spec.name} share {value!r} ({other_kind} / {kind}); give each stack its "
+                    "own name (e.g. suffix it with the stack name)"))
             owners.setdefault(key, (spec.name, kind))
-    return problems
+    return list(problems.values())
 
 
 def live_id_violations(ids_by_stack: Mapping[str, Mapping[str, str]]) -> list[str]:
