@@ -96,6 +96,11 @@ def build_local_image(source_dir: Path = Path("images/worker"), home: Path = Pat
     return REF_PREFIX + digest
 
 
+def is_local_ref(ref: str) -> bool:
+    """True when `ref` has the local store's form (it may still name no snapshot: see resolve)."""
+    return isinstance(ref, str) and _REF.match(ref) is not None
+
+
 def resolve(ref: str, home: Path = Path(".goldgate")) -> Path:
     """The snapshot directory a reference names; clear errors for malformed or unknown references."""
     match = _REF.match(ref) if isinstance(ref, str) else None

@@ -68,6 +68,14 @@ class PreflightReport:
         data["loader_dirs"] = [asdict(d) for d in self.loader_dirs]
         return data
 
+    def to_dict(self) -> dict[str, Any]:
+        """Same as to_json (the CLI's name for it)."""
+        return self.to_json()
+
+    def render(self) -> str:
+        """Same as render_text (the CLI's name for it)."""
+        return self.render_text()
+
     def render_text(self) -> str:
         lines = [f"worker preflight: {'OK' if self.ok else 'FAILED'}",
                  f"model roots: {', '.join(self.model_roots)} (present: {', '.join(self.roots_present) or 'none'})",

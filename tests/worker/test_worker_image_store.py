@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 from worker_harness import FIXTURES, WORKER_DIR
 
-from goldgate.local.image_store import ImageStoreError, build_local_image, resolve, snapshot_digest
+from goldgate.local.image_store import (
+    ImageStoreError,
+    build_local_image,
+    is_local_ref,
+    resolve,
+    snapshot_digest,
+)
 from images.worker.manifest import load_manifest
 from images.worker.preflight import run_preflight
 
@@ -16,6 +22,7 @@ from images.worker.preflight import run_preflight
 def test_building_twice_gives_the_same_reference_and_a_runnable_snapshot(tmp_path: Path):
     ref = build_local_image(WORKER_DIR, tmp_path)
     assert ref == build_local_image(WORKER_DIR, tmp_path)
+    assert is_local_ref(ref)
     assert ref.startswith("local/worker@sha256:") and len(ref.split(":")[1]) == 64
     snapshot = resolve(ref, tmp_path)
     assert (snapshot / "worker" / "handler.py").is_file()
@@ -52,6 +59,7 @@ def test_a_tree_whose_workflows_name_unbaked_models_is_refused(tmp_path: Path):
 
 @pytest.mark.parametrize("ref", ["", "local/worker:latest", "local/worker@sha256:ABC", "docker.io/x@sha256:" + "a" * 64])
 def test_malformed_references_are_refused_with_the_expected_form(ref: str, tmp_path: Path):
+    assert not is_local_ref(ref)
     with pytest.raises(ImageStoreError, match="expected local/worker@sha256:<64 lowercase hex>"):
         resolve(ref, tmp_path)
 

@@ -30,7 +30,8 @@ def test_a_complete_sparse_tree_passes_on_size_and_logs_models_loaded(tmp_path: 
     [line] = validate_log_lines(stream.getvalue())
     assert line["event"] == "models_loaded"
     assert len(line["data"]["models"]) == len(report.models)
-    assert "OK" in report.render_text()
+    assert report.render() == report.render_text() and "OK" in report.render()
+    assert report.to_dict() == report.to_json()
 
 
 def test_a_missing_file_names_it_and_the_directories_searched(tmp_path: Path):
