@@ -210,3 +210,19 @@ def test_committed_stack_files_differ_only_where_placeholders_are_expected():
         spec = from_pulumi_config(stack, filled_stack_file(stack)["config"]["goldgate:spec"])
         assert spec.role == stack and spec.image == digest_ref("release-1")
         assert spec.database.protect is (stack == "prod")
+
+
+def test_main_module_runs_the_program_for_the_running_stack_with_the_real_service():
+    import runpy
+
+    cloud = use_cloud("staging", filled_stack_file("staging")["config"]["goldgate:spec"])
+
+    @pulumi.runtime.test
+    def program():
+        runpy.run_path(str(Path(__file__).resolve().parents[2] / "infra" / "__main__.py"), run_name="__main__")
+
+    program()
+    script = cloud.one("workersScript:WorkersScript").inputs
+    assert "service/cloudflare_entry.py" in script["files"] and script["scriptName"] == "goldgate-api-staging"
+    migrations = cloud.one("cloudflare:D1Migrations").inputs["migrations"]
+    assert sorted(migrations) == sorted(p.name for p in MIGRATIONS.glob("*.sql"))
