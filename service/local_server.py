@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import sqlite3
 import sys
@@ -154,7 +156,7 @@ def start_in_thread(config: ServiceConfig, log_sink: Sink = stdout_sink) -> Runn
     sock = _bind(config.host, config.port)
     port = sock.getsockname()[1]
     server = uvicorn.Server(_uvicorn_config(service))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # not the main thread
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True,
                               name=f"service-{port}")
     thread.start()
@@ -174,7 +176,14 @@ def serve(config: ServiceConfig, port_file: str | None = None, log_sink: Sink = 
     port = sock.getsockname()[1]
     server = uvicorn.Server(_uvicorn_config(service))
 
+    # uvicorn would re-raise SIGTERM after its graceful shutdown (exit -15, no last log line):
+    # handle the signals here instead, so a stop is a clean exit 0.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+
     async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.01)

@@ -210,3 +210,71 @@ def svc(db_path: Path, moto_endpoint: str, fake_runpod: FakeRunPod, log_lines: L
     harness.run(transport.aclose())
     harness.loop.close()
     db.close()
+
+
+class LocalServer:
+    """`python -m service.local_server` as a real subprocess; its stdout log is checked when it stops."""
+
+    def __init__(self, tmp_path: Path, moto_endpoint: str, runpod_base: str, **overrides: Any) -> None:
+        self.db_path = tmp_path / "service.sqlite"
+        self.config_path = tmp_path / "service.json"
+        self.port_file = tmp_path / "service.port"
+        self.log_path = tmp_path / "service.log"
+        config = {"stack": "test", "api_token": API_TOKEN, "webhook_secret": WEBHOOK_SECRET,
+                  "runpod_api_key": RUNPOD_KEY, "runpod_endpoint_base": runpod_base,
+                  "public_base_url": "http://127.0.0.1:1", "workflows_dir": str(WORKFLOWS), "host": "127.0.0.1",
+                  "port": 0, "db_path": str(self.db_path), "s3_endpoint_url": moto_endpoint, "s3_bucket": BUCKET,
+                  "s3_access_key_id": S3_KEY_ID, "s3_secret_access_key": S3_SECRET,
+                  "apply_migrations_from": str(MIGRATIONS), "gpu_type": "NVIDIA L4",
+                  "worker_image_tag": "local/worker@sha256:" + "c" * 64}
+        config.update(overrides)
+        self.config_path.write_text(json.dumps(config))
+        self.config_path.chmod(0o600)
+        self.proc: Any = None
+        self.port = 0
+
+    def start(self, timeout_s: float = 30) -> LocalServer:
+        import subprocess
+        import sys
+        import time
+
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "service.local_server", "--config", str(self.config_path),
+             "--port-file", str(self.port_file)], cwd=ROOT, stdout=self._log, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + timeout_s
+        while not self.port_file.exists():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"local server exited {self.proc.returncode}: {self.proc.stderr.read()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("local server did not write its port file in time")
+            time.sleep(0.05)
+        self.port = int(self.port_file.read_text())
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        code = self.proc.wait(timeout=20)
+        self.proc.stderr.close()
+        self._log.close()
+        self.proc = None
+        return code
+
+    def log_lines(self) -> list[str]:
+        return [line for line in self.log_path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def local_server(tmp_path: Path, moto_endpoint: str, fake_runpod: FakeRunPod) -> Iterator[LocalServer]:
+    server = LocalServer(tmp_path, moto_endpoint, fake_runpod.base).start()
+    yield server
+    server.stop()
+    check_log_lines(server.log_lines())

@@ -1,0 +1,103 @@
+"""The local server as a real process: uvicorn over SQLite (WAL) and the moto S3 store, on a free port."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sqlite3
+import subprocess
+import sys
+
+import httpx
+from conftest import API_TOKEN, ROOT, WEBHOOK_SECRET, LocalServer, check_log_lines, s3_client
+
+from service.signing import webhook_signature
+
+AUTH = {"authorization": f"Bearer {API_TOKEN}"}
+
+
+def test_starts_on_a_fresh_db_with_port_0_and_serves_the_job_path(local_server, moto_endpoint):
+    lines = [json.loads(line) for line in local_server.log_lines()]
+    listening = [line for line in lines if line["event"] == "service.listening"]
+    assert listening and listening[0]["data"]["port"] == local_server.port
+    conn = sqlite3.connect(local_server.db_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert [r[0] for r in conn.execute("SELECT name FROM d1_migrations")] == ["0001_init.sql"]
+    with httpx.Client(base_url=local_server.url, headers=AUTH, timeout=10) as client:
+        assert client.get("/healthz").json()["status"] == "ok"
+        job = client.post("/api/queue/create", json={"workflow_id": "flux-schnell", "inputs": {"prompt": "p"}})
+        assert job.status_code == 202
+        job_id = job.json()["job_id"]
+        rid = conn.execute("SELECT runpod_job_id FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
+        data = bytes(range(256)) * 1000
+        key = f"results/{job_id}/0.webp"
+        s3_client(moto_endpoint).put_object(Bucket="goldgate-results", Key=key, Body=data, ContentType="image/webp")
+        hook = client.post("/api/runpod/webhook", params={"job": job_id, "sig": webhook_signature(WEBHOOK_SECRET, job_id)},
+                           json={"id": rid, "status": "COMPLETED", "delayTime": 5, "executionTime": 1500,
+                                 "output": {"images": [{"key": key, "content_type": "image/webp",
+                                                        "bytes": len(data)}]}},
+                           headers={"authorization": ""})
+        assert hook.json() == {"applied": True, "reason": "applied", "status": "completed"}
+        status = client.get(f"/api/status/{job_id}").json()
+        assert status["status"] == "completed" and status["cost_estimate_usd"] == 0.00019 * 2
+        url = status["results"][0]["url"].replace("http://127.0.0.1:1", local_server.url)
+        fetched = httpx.get(url, timeout=10)
+        assert fetched.status_code == 200 and fetched.content == data
+        assert fetched.headers["content-type"] == "image/webp"
+        assert fetched.headers["content-length"] == str(len(data))
+    conn.close()
+
+
+def _raw(server: LocalServer, method: str, path: str, body: bytes = b"", headers: dict | None = None):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.putrequest(method, path, skip_accept_encoding=True)
+    for k, v in {**AUTH, "content-length": str(len(body)), **(headers or {})}.items():
+        conn.putheader(k, v)
+    conn.endheaders()
+    if body:
+        try:
+            conn.send(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may answer 413 and close before reading everything
+    reply = conn.getresponse()
+    payload = reply.read()
+    conn.close()
+    return reply.status, json.loads(payload) if payload.startswith(b"{") else payload
+
+
+def test_over_http_bad_input_gets_clear_json_errors_never_a_traceback(local_server):
+    status, body = _raw(local_server, "POST", "/api/queue/create", b"x" * 2_000_000)
+    assert status == 413 and body["error"]["code"] == "body_too_large"
+    status, body = _raw(local_server, "POST", "/api/queue/create", b'{"workflow_id": ')
+    assert status == 400 and body["error"]["code"] == "invalid_json"
+    for path in ("/api/result/..%2F..%2Fetc%2Fpasswd", "/api/result/%2e%2e/%2e%2e/service.json",
+                 "/api/result/results/%2e%2e%2f%2e%2e%2fx.png", "/api/result/../../etc/passwd"):
+        status, body = _raw(local_server, "GET", path)
+        assert status == 404 and body["error"]["code"] == "not_found", path
+    status, body = _raw(local_server, "PUT", "/api/metrics")
+    assert status == 405
+    status, body = _raw(local_server, "POST", "/api/runpod/webhook?job=" + "a" * 32 + "&sig=" + "0" * 64, b"{}")
+    assert status == 401
+    text = local_server.log_path.read_text()
+    assert "Traceback" not in text and "sig=" not in text
+
+
+def test_a_bad_config_exits_2_naming_the_key(tmp_path, moto_endpoint, fake_runpod):
+    server = LocalServer(tmp_path, moto_endpoint, fake_runpod.base, max_body_bytes="lots")
+    proc = subprocess.run([sys.executable, "-m", "service.local_server", "--config", str(server.config_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "max_body_bytes must be an integer" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    check_log_lines(proc.stdout.splitlines())
+    missing = subprocess.run([sys.executable, "-m", "service.local_server", "--config", str(tmp_path / "none.json")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_sigterm_stops_it_cleanly(tmp_path, moto_endpoint, fake_runpod):
+    server = LocalServer(tmp_path, moto_endpoint, fake_runpod.base).start()
+    assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
+    assert server.stop() == 0
+    lines = server.log_lines()
+    check_log_lines(lines)
+    assert json.loads(lines[-1])["event"] == "service.stopped"
