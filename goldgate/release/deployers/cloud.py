@@ -135,17 +135,19 @@ class CloudDeployer:
         self._stack(stack)
 
     def _secret(self, s: Any, env_name: str, config_key: str) -> str:
+        """`<ENV>_<STACK>` (e.g. GOLDGATE_API_TOKEN_STAGING), then `<ENV>`, then the stack's Pulumi secret."""
         from pulumi import automation as auto
 
-        if os.environ.get(env_name):
-            return os.environ[env_name]
+        for name in (f"{env_name}_{s.name.upper().replace('-', '_')}", env_name):
+            if os.environ.get(name):
+                return os.environ[name]
         try:
             value = s.get_config(config_key).value
         except auto.errors.CommandError:
             value = ""
         if not value:
-            raise CloudDeployFailed(f"no {env_name} in the environment and no {config_key} secret in the stack "
-                                    "config")
+            raise CloudDeployFailed(f"no {env_name} (or {env_name}_{s.name.upper()}) in the environment and no "
+                                    f"{config_key} secret in the config of stack {s.name}")
         return str(value)
 
 
