@@ -1,0 +1,92 @@
+"""The release commands turn bad input and missing state into one clear line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from goldgate.cli import main
+from goldgate.release.ledger import Ledger
+
+A = "local/worker@sha256:" + "a" * 64
+
+
+def run(capsys: pytest.CaptureFixture, home: Path, *argv: str) -> tuple[int, str, str]:
+    code = main([*argv, "--home", str(home)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.startswith("goldgate: error: ")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_history_of_a_fresh_home_is_empty_json(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, tmp_path, "history", "--json")
+    assert code == 0 and json.loads(out) == []
+
+
+def test_history_lists_entries_and_refuses_a_tampered_ledger(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    Ledger(tmp_path).append("build", image=A, release_id="r1", trigger="user:t")
+    Ledger(tmp_path).append("deploy", stack="staging", image=A, before=None, after=A, trigger="user:t")
+    code, out, _ = run(capsys, tmp_path, "history", "--json", "--limit", "1")
+    assert code == 0 and [e["kind"] for e in json.loads(out)] == ["deploy"]
+    code, out, _ = run(capsys, tmp_path, "history")
+    assert code == 0 and "hash chain verified" in out
+    path = tmp_path / "ledger.jsonl"
+    path.write_text(path.read_text().replace('"r1"', '"r2"'))
+    code, _, err = run(capsys, tmp_path, "history", "--json")
+    assert code == 1 and "entry 1 was edited" in one_error_line(err)
+
+
+def test_prod_takes_no_direct_deploy_and_no_tag(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code, _, err = run(capsys, tmp_path, "deploy", "prod", "--image", A)
+    assert code == 1 and "only through `goldgate promote`" in one_error_line(err)
+    code, _, err = run(capsys, tmp_path, "deploy", "staging", "--image", "local/worker:latest")
+    assert code == 1 and "not pinned by digest" in one_error_line(err)
+    assert not (tmp_path / "ledger.jsonl").exists()
+
+
+def test_promote_without_a_report_says_to_run_golden(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code, _, err = run(capsys, tmp_path, "promote", "--reports-dir", str(tmp_path / "reports"))
+    assert code == 1 and "run `goldgate golden staging` first" in one_error_line(err)
+
+
+@pytest.mark.parametrize("content", ["{truncated", "[1, 2]", '{"schema": "something else"}', "x" * 10])
+def test_promote_refuses_a_malformed_report(capsys: pytest.CaptureFixture, tmp_path: Path, content: str) -> None:
+    report = tmp_path / "bad.json"
+    report.write_text(content)
+    code, _, err = run(capsys, tmp_path, "promote", "--report", str(report))
+    assert code == 1 and str(report) in one_error_line(err)
+
+
+def test_rollback_with_no_verified_release_says_so(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code, _, err = run(capsys, tmp_path, "rollback")
+    assert code == 1 and "no earlier verified release" in one_error_line(err)
+    code, _, err = run(capsys, tmp_path, "rollback", "--to", "sha256:" + "f" * 64)
+    assert code == 1 and "no verified release yet" in one_error_line(err)
+
+
+def test_golden_on_a_stack_that_is_down_or_with_bad_cases(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code, _, err = run(capsys, tmp_path, "golden", "staging")
+    assert code == 1 and "staging is not up" in one_error_line(err)
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "x.yaml").write_text("workflow: [oops\n")
+    code, _, err = run(capsys, tmp_path, "golden", "staging", "--cases-dir", str(cases))
+    assert code == 1 and "x.yaml: not valid YAML" in one_error_line(err)
+
+
+def test_build_with_a_missing_context_or_no_engine(capsys: pytest.CaptureFixture, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    code, _, err = run(capsys, tmp_path, "build", "--context", str(tmp_path / "missing"))
+    assert code == 1 and "is not a directory" in one_error_line(err)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    code, _, err = run(capsys, tmp_path, "build", "--engine", "docker", "--repo", "127.0.0.1:5000/w",
+                       "--context", str(tmp_path))
+    assert code == 1 and "cannot reach a Docker engine" in one_error_line(err)
