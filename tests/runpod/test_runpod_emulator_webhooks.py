@@ -1,0 +1,217 @@
+"""Webhooks as RunPod sends them, and every injected fault, observed by a real receiver on loopback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from emulator_harness import wait_for
+
+from goldgate.local.runpod import FaultConfig
+from goldgate.local.runpod.faults import FaultPlan, draw
+from goldgate.runpod import JobPolicy
+
+LOG_SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "logging-schema-v1.json").read_text())
+PAYLOAD_KEYS = {"id", "status", "delayTime", "executionTime", "input", "webhook"}
+
+
+def _hook(receiver, job: str = "svc-1") -> str:
+    return f"{receiver.url}?job={job}&sig=deadbeef"
+
+
+def test_completed_and_failed_post_runpods_payload_once(make_stack, receiver) -> None:
+    stack = make_stack()
+    ep = stack.endpoint()
+    jobs = stack.jobs(ep.id)
+    ok = jobs.run({"job_id": "svc-1", "n": 1}, webhook=_hook(receiver, "svc-1"))
+    bad = jobs.run({"job_id": "svc-2", "fail": "no checkpoint"}, webhook=_hook(receiver, "svc-2"))
+    wait_for(lambda: receiver.for_job(ok.id) and receiver.for_job(bad.id), "both webhooks")
+    [done] = receiver.for_job(ok.id)
+    assert set(done.body) == PAYLOAD_KEYS | {"output"}
+    assert done.body["status"] == "COMPLETED" and done.body["input"] == {"job_id": "svc-1", "n": 1}
+    assert done.body["webhook"] == _hook(receiver, "svc-1") and done.query["sig"] == ["deadbeef"]
+    assert isinstance(done.body["delayTime"], int) and isinstance(done.body["executionTime"], int)
+    status = jobs.status(ok.id)
+    assert (done.body["delayTime"], done.body["executionTime"]) == (status.delay_time_ms, status.execution_time_ms)
+    [failed] = receiver.for_job(bad.id)
+    assert set(failed.body) == PAYLOAD_KEYS | {"error"} and failed.body["error"] == "no checkpoint"
+    assert [d.outcome for d in stack.emulator.webhooks.history] == ["ok", "ok"]
+
+
+def test_cancelled_and_timed_out_send_no_webhook_by_default(make_stack, receiver) -> None:
+    stack = make_stack()
+    ep = stack.endpoint(workers_max=1)
+    jobs = stack.jobs(ep.id)
+    slow = jobs.run({"sleep": 60}, webhook=_hook(receiver), policy=JobPolicy(execution_timeout_ms=500))
+    queued = jobs.run({"n": 1}, webhook=_hook(receiver))
+    jobs.cancel(queued.id)
+    assert stack.finished(jobs, slow.id).status == "TIMED_OUT"
+    marker = jobs.run({"n": 2}, webhook=_hook(receiver))  # a later COMPLETED proves the pipe is working
+    wait_for(lambda: receiver.for_job(marker.id), "the marker webhook")
+    assert receiver.for_job(slow.id) == [] and receiver.for_job(queued.id) == []
+
+
+def test_cancelled_and_timed_out_webhooks_can_be_switched_on(make_stack, receiver) -> None:
+    stack = make_stack(webhook_statuses=("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"))
+    ep = stack.endpoint(workers_max=1)
+    jobs = stack.jobs(ep.id)
+    slow = jobs.run({"sleep": 60}, webhook=_hook(receiver), policy=JobPolicy(execution_timeout_ms=500))
+    queued = jobs.run({"n": 1}, webhook=_hook(receiver))
+    jobs.cancel(queued.id)
+    wait_for(lambda: receiver.for_job(slow.id) and receiver.for_job(queued.id), "both webhooks")
+    assert receiver.for_job(slow.id)[0].body["status"] == "TIMED_OUT"
+    assert receiver.for_job(queued.id)[0].body["status"] == "CANCELLED"
+
+
+def test_a_non_200_answer_is_retried_twice_more_then_given_up(make_stack, receiver) -> None:
+    stack = make_stack(webhook_retry_delay_s=0.3)
+    ep = stack.endpoint()
+    jobs = stack.jobs(ep.id)
+    receiver.fail_first = 2
+    saved = jobs.run({"n": 1}, webhook=_hook(receiver))
+    wait_for(lambda: len(receiver.for_job(saved.id)) == 3, "three attempts")
+    got = receiver.for_job(saved.id)
+    assert got[1].at - got[0].at >= 0.3 and got[2].at - got[1].at >= 0.3  # RunPod's spacing, a lower bound
+    receiver.fail_first = 10
+    lost = jobs.run({"n": 2}, webhook=_hook(receiver))
+    wait_for(lambda: [h for h in stack.emulator.webhooks.history if h.job_id == lost.id and h.attempt == 3],
+             "the third attempt")
+    outcomes = [h.outcome for h in stack.emulator.webhooks.history if h.job_id == lost.id]
+    assert outcomes == ["http 500"] * 3
+    assert len(receiver.for_job(lost.id)) == 3  # and no fourth
+
+
+def test_duplicates_arrive_n_times(make_stack, receiver) -> None:
+    stack = make_stack(faults=FaultConfig(duplicate_deliveries=3))
+    ep = stack.endpoint()
+    job = stack.jobs(ep.id).run({"n": 1}, webhook=_hook(receiver))
+    wait_for(lambda: len(receiver.for_job(job.id)) == 3, "three copies")
+    bodies = [d.body for d in receiver.for_job(job.id)]
+    assert bodies[0] == bodies[1] == bodies[2]
+
+
+def test_a_dropped_first_delivery_is_saved_by_runpods_retry(make_stack, receiver) -> None:
+    stack = make_stack(faults=FaultConfig(drop_first_delivery_rate=1.0))
+    ep = stack.endpoint()
+    job = stack.jobs(ep.id).run({"n": 1}, webhook=_hook(receiver))
+    wait_for(lambda: receiver.for_job(job.id), "the retried delivery")
+    history = [(h.attempt, h.outcome) for h in stack.emulator.webhooks.history if h.job_id == job.id]
+    assert history == [(1, "dropped"), (2, "ok")]
+    assert len(receiver.for_job(job.id)) == 1
+
+
+def test_a_fully_dropped_webhook_never_arrives_and_status_still_tells(make_stack, receiver) -> None:
+    stack = make_stack(faults=FaultConfig(drop_all_deliveries_rate=1.0))
+    ep = stack.endpoint()
+    jobs = stack.jobs(ep.id)
+    job = jobs.run({"n": 1}, webhook=_hook(receiver))
+    assert stack.finished(jobs, job.id).status == "COMPLETED"  # what `goldgate recover` reads
+    wait_for(lambda: any(h.job_id == job.id for h in stack.emulator.webhooks.history), "the drop to be recorded")
+    assert [h.outcome for h in stack.emulator.webhooks.history if h.job_id == job.id] == ["dropped-all"]
+    assert receiver.for_job(job.id) == []
+
+
+def test_delayed_deliveries_arrive_no_sooner_than_the_delay(make_stack, receiver) -> None:
+    stack = make_stack(faults=FaultConfig(delivery_delay_s=1.0))
+    ep = stack.endpoint()
+    jobs = stack.jobs(ep.id)
+    job = jobs.run({"n": 1}, webhook=_hook(receiver))
+    stack.finished(jobs, job.id)
+    wait_for(lambda: receiver.for_job(job.id), "the delayed webhook")
+    finished_at = stack.emulator.backend.jobs[job.id].finished_mono  # same monotonic clock as the receiver
+    assert receiver.for_job(job.id)[0].at - finished_at >= 1.0
+
+
+def test_reordering_delivers_later_finished_jobs_first(make_stack, receiver) -> None:
+    stack = make_stack(faults=FaultConfig(reorder=True, reorder_window_s=3.0, seed=7))
+    ep = stack.endpoint(workers_max=1)
+    jobs = stack.jobs(ep.id)
+    ids = [jobs.run({"n": n}, webhook=_hook(receiver)).id for n in range(8)]
+    for i in ids:
+        stack.finished(jobs, i)
+    wait_for(lambda: all(receiver.for_job(i) for i in ids), "all webhooks")
+    finished_order = sorted(ids, key=lambda i: stack.emulator.backend.jobs[i].finished_mono)
+    arrival_order = [d.body["id"] for d in sorted(receiver.deliveries, key=lambda d: d.at)]
+    assert arrival_order != finished_order and sorted(arrival_order) == sorted(finished_order)
+
+
+def test_a_crashed_worker_requeues_its_job_once(make_stack, receiver) -> None:
+    stack = make_stack(faults=FaultConfig(worker_crash_rate=1.0))
+    ep = stack.endpoint(workers_max=1)
+    jobs = stack.jobs(ep.id)
+    job = jobs.run({"sleep": 1}, webhook=_hook(receiver))
+    done = stack.finished(jobs, job.id)
+    assert done.status == "COMPLETED"
+    assert jobs.health().jobs["retried"] == 1
+    log = (stack.emulator.logs_dir / "runpod-emulator.jsonl").read_text()
+    assert '"event":"worker.crash_injected"' in log and '"event":"job.requeued"' in log
+
+
+def test_a_crash_beyond_the_requeue_budget_fails_with_a_reason(make_stack, receiver) -> None:
+    stack = make_stack(crash_requeues=0, faults=FaultConfig(worker_crash_rate=1.0))
+    ep = stack.endpoint(workers_max=1)
+    jobs = stack.jobs(ep.id)
+    job = jobs.run({"sleep": 1}, webhook=_hook(receiver))
+    done = stack.finished(jobs, job.id)
+    assert done.status == "FAILED" and "exited" in done.error and "worker" in done.error
+    wait_for(lambda: receiver.for_job(job.id), "the FAILED webhook")
+    assert receiver.for_job(job.id)[0].body["status"] == "FAILED"
+
+
+def test_injected_failures_name_the_injection(make_stack, receiver) -> None:
+    stack = make_stack(faults=FaultConfig(failed_rate=1.0))
+    ep = stack.endpoint()
+    job = stack.jobs(ep.id).run({"n": 1}, webhook=_hook(receiver))
+    wait_for(lambda: receiver.for_job(job.id), "the FAILED webhook")
+    body = receiver.for_job(job.id)[0].body
+    assert body["status"] == "FAILED" and "faults.failed_rate" in body["error"]
+
+
+def test_a_slow_cold_start_shows_in_delay_time(make_stack) -> None:
+    stack = make_stack(faults=FaultConfig(cold_start_s=1.5))
+    ep = stack.endpoint()
+    jobs = stack.jobs(ep.id)
+    job = jobs.run({"n": 1})
+    wait_for(lambda: [w for w in stack.control.list_workers(ep.id).workers if w.status == "INITIALIZING"],
+             "an initializing worker")
+    assert stack.finished(jobs, job.id).delay_time_ms >= 1500
+
+
+def test_fault_choices_are_fixed_by_the_seed() -> None:
+    ids = [f"job-{n}" for n in range(200)]
+    a = FaultPlan(FaultConfig(worker_crash_rate=0.25, seed=1))
+    b = FaultPlan(FaultConfig(worker_crash_rate=0.25, seed=1))
+    c = FaultPlan(FaultConfig(worker_crash_rate=0.25, seed=2))
+    picked = [i for i in ids if a.crash(i)]
+    assert picked == [i for i in ids if b.crash(i)] != [i for i in ids if c.crash(i)]
+    assert 20 < len(picked) < 80
+    assert draw(1, "x", "j") == draw(1, "x", "j") != draw(1, "y", "j")
+
+
+def test_every_emulator_log_line_is_schema_v1_and_holds_no_secret(make_stack, receiver) -> None:
+    stack = make_stack(faults=FaultConfig(drop_first_delivery_rate=1.0, worker_crash_rate=1.0), stack="staging")
+    ep = stack.endpoint(env={"R2_SECRET_ACCESS_KEY": "s3cr3t-r2-value"})
+    jobs = stack.jobs(ep.id)
+    job = jobs.run({"job_id": "svc-9", "trace_id": "ab" * 16}, webhook=_hook(receiver))
+    stack.finished(jobs, job.id)
+    wait_for(lambda: receiver.for_job(job.id), "the webhook")
+    stack.emulator.stop()
+    text = (stack.emulator.logs_dir / "runpod-emulator.jsonl").read_text()
+    validator = jsonschema.Draft202012Validator(LOG_SCHEMA)
+    lines = [json.loads(line) for line in text.splitlines()]
+    for line in lines:
+        errors = [e.message for e in validator.iter_errors(line)]
+        assert errors == [], (line, errors)
+    for secret in ("deadbeef", "s3cr3t-r2-value", stack.emulator.api_key, stack.emulator.worker_token):
+        assert secret not in text
+    started = [x for x in lines if x["event"] == "job.finished"]
+    assert started and started[0]["job_id"] == "svc-9" and started[0]["trace_id"] == "ab" * 16
+
+
+@pytest.mark.parametrize("bad", [{"duplicate_deliveries": 0}, {"failed_rate": 1.5}, {"cold_start_s": -1}])
+def test_invalid_fault_settings_are_refused_by_name(bad) -> None:
+    from goldgate.errors import SpecError
+    with pytest.raises(SpecError, match=next(iter(bad))):
+        FaultConfig(**bad)
