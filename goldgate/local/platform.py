@@ -167,7 +167,7 @@ class LocalPlatform:
         workers: list[dict[str, Any]] = []
         if state:
             try:
-                client = ControlPlaneClient(api_key=d.secret("runpod_api_key"), base_url=state["runpod_api_base"])
+                client = ControlPlaneClient(api_key=d.secret("runpod_api_key"), base_url=state["runpod_api_base"].removesuffix("/v2"))
                 with client:
                     workers = [asdict(w) for w in client.list_workers(state["endpoint_id"]).workers]
             except Exception:  # noqa: BLE001 -- status must answer even when the emulator is busy; workers are best effort
@@ -212,7 +212,7 @@ class LocalPlatform:
     def wait_rollout(self, stack: str, progress: Progress = _quiet, timeout_s: float = 120.0) -> None:
         """Wait until the endpoint's newest release is on 100% of its workers."""
         state = self.require_running(stack)
-        client = ControlPlaneClient(api_key=self.runpod_api_key(stack), base_url=state["runpod_api_base"])
+        client = ControlPlaneClient(api_key=self.runpod_api_key(stack), base_url=state["runpod_api_base"].removesuffix("/v2"))
         deadline = time.monotonic() + timeout_s
         with client:
             while time.monotonic() < deadline:

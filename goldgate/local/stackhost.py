@@ -182,7 +182,8 @@ class StackHost:
         from goldgate.local import runpod_embed as embed
 
         image = self.dir.pinned_image()
-        embed.update_endpoint(self.runpod, self.endpoint_id, image, self.worker_env(image))
+        self.endpoint_id = embed.update_endpoint(self.runpod, self.spec, self.endpoint_id, image,
+                                                 self.worker_env(image))
         self.stop_service()
         self.start_service(image)
         self.generation += 1
