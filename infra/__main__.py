@@ -10,7 +10,11 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from goldgate.errors import GoldgateError
 from infra.program import read_config, run
 
-spec, secrets, settings = read_config(pulumi.get_stack())
-run(spec, secrets, settings)
+try:
+    spec, secrets, settings = read_config(pulumi.get_stack())
+    run(spec, secrets, settings)
+except GoldgateError as exc:  # a bad stack file or a guardrail: the message, not a traceback
+    raise pulumi.RunError(str(exc)) from None

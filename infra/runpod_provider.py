@@ -144,6 +144,10 @@ class RunPodEndpointProvider(dyn.ResourceProvider):
             failures.append(dyn.CheckFailure("image", f"{image!r} is not pinned by digest (repo@sha256:<64 hex>)"))
         if not news.get("gpu_pools"):
             failures.append(dyn.CheckFailure("gpu_pools", "name at least one RunPod GPU pool (e.g. ADA_24)"))
+        if news.get("scaler_type") == "REQUEST_COUNT":
+            # RunPod rejects idleTimeout with REQUEST_COUNT on queue endpoints; goldgate.runpod always sends it.
+            failures.append(dyn.CheckFailure("scaler_type", "REQUEST_COUNT scaling cannot carry an idle timeout on "
+                                             "a queue endpoint: use QUEUE_DELAY (endpoint.scaler_type)"))
         lo, hi = news.get("workers_min"), news.get("workers_max")
         if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
             failures.append(dyn.CheckFailure("workers_min", f"workers_min {lo} exceeds workers_max {hi}"))

@@ -226,3 +226,14 @@ def test_main_module_runs_the_program_for_the_running_stack_with_the_real_servic
     assert "service/cloudflare_entry.py" in script["files"] and script["scriptName"] == "goldgate-api-staging"
     migrations = cloud.one("cloudflare:D1Migrations").inputs["migrations"]
     assert sorted(migrations) == sorted(p.name for p in MIGRATIONS.glob("*.sql"))
+
+
+def test_main_module_reports_a_bad_stack_file_as_a_message_not_a_traceback():
+    import runpy
+
+    doc = filled_stack_file("prod")["config"]["goldgate:spec"]
+    doc["image"] = "ghcr.io/example/goldgate-worker:v1"
+    use_cloud("prod", doc)
+    with pytest.raises(pulumi.RunError, match="not pinned by digest") as err:
+        runpy.run_path(str(Path(__file__).resolve().parents[2] / "infra" / "__main__.py"), run_name="__main__")
+    assert err.value.__cause__ is None

@@ -173,6 +173,8 @@ def test_delete_removes_the_endpoint_and_is_idempotent(runpod):
 def test_check_refuses_a_tag_and_an_empty_pool_list(runpod):
     result = RunPodEndpointProvider().check({}, declared(runpod, image="ghcr.io/example/worker:latest", gpu_pools=[]))
     assert {f.property for f in result.failures} == {"image", "gpu_pools"}
+    result = RunPodEndpointProvider().check({}, declared(runpod, scaler_type="REQUEST_COUNT"))
+    assert [f.property for f in result.failures] == ["scaler_type"]
 
 
 def test_a_wrong_key_fails_clearly_without_echoing_it(runpod):
