@@ -32,7 +32,7 @@ def default_launcher(home: Path | None) -> Launcher:
     def launch(image_ref: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
         from goldgate.local import image_store  # written alongside; imported late so tests need not have it
 
-        snapshot = image_store.resolve(image_ref, home)
+        snapshot = image_store.resolve(image_ref, home) if home is not None else image_store.resolve(image_ref)
         return [sys.executable, "-m", "goldgate.local.worker_process", "--snapshot", str(snapshot)], env
 
     return launch
