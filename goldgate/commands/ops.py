@@ -119,9 +119,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 def cmd_checklist(args: argparse.Namespace) -> int:
     from goldgate.ops import checklist
+    from goldgate.ops.checklist_facts import gather_local
 
     platform = _platform(args)
-    facts = checklist.gather_local(platform, args.stack, progress=progress, live=not args.offline)
+    facts = gather_local(platform, args.stack, progress=progress, live=not args.offline)
     results = checklist.run_checks(facts)
     emit(args, checklist.to_json(args.stack, results), checklist.render_text)
     return 1 if checklist.failed(results) else 0

@@ -53,7 +53,7 @@ _DELIVERIES = """
 INSERT INTO webhook_deliveries (fingerprint, job_id, runpod_job_id, runpod_status, source, applied, outcome,
                                 received_at)
 SELECT printf('%064x', rowid), id, runpod_job_id, upper(status), 'webhook', 1, 'applied', finished_at
-FROM jobs WHERE rowid % 10 = 0
+FROM jobs
 """
 
 

@@ -1,0 +1,545 @@
+"""The production-hardening checklist, every line a check over `Facts` with its evidence.
+
+Lines are the seed's own (../shared/seed/production-hardening-checklist.md, Thai and English), in
+its order. A check answers pass, fail, or n/a with the reason it does not apply here; `goldgate
+checklist` exits non-zero when any applicable line fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from goldgate.ops.checklist_facts import Facts
+from goldgate.spec import is_digest_ref
+
+PASS, FAIL, NA = "pass", "fail", "n/a"
+DRILL_MAX_AGE_S = 7 * 86_400
+EXIT_MEAN_LATENCY_S = 360.0  # the seed's exit criterion: mean latency <= 6 minutes
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: str
+    section: str
+    line: str
+    status: str
+    evidence: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Verdict = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    section: str
+    line: str
+    judge: Callable[[Facts], Verdict]
+
+
+def _ok(cond: bool, yes: str, no: str) -> Verdict:
+    return (PASS, yes) if cond else (FAIL, no)
+
+
+def _age_s(stamp: Any, now: datetime) -> float | None:
+    try:
+        when = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return None
+    return (now - when).total_seconds() if when.tzinfo else None
+
+
+def _entries(f: Facts, kind: str, **match: Any) -> list[Any]:
+    return [e for e in f.ledger or () if e.kind == kind and all(e.get(k) == v for k, v in match.items())]
+
+
+# -- RunPod worker -------------------------------------------------------------------------------
+
+def staging_separate(f: Facts) -> Verdict:
+    s, p = f.specs.get("staging"), f.specs.get("prod")
+    if s is None or p is None:
+        missing = "; ".join(f"{r}: {f.spec_errors.get(r, 'missing')}" for r in ("staging", "prod") if r not in f.specs)
+        if "network_volume_id" in missing:  # judged by its own line; the rest of the spec is still separate
+            return NA, f"PROD spec refused for its network volume (see that line): {missing}"
+        return FAIL, f"cannot compare STAGING and PROD: {missing}"
+    same = [k for k, v in s.resource_names().items() if p.resource_names()[k] == v]
+    return _ok(not same, f"distinct endpoints ({s.endpoint.name} / {p.endpoint.name}), buckets, databases, scripts",
+               f"STAGING and PROD share: {', '.join(same)}")
+
+
+def staging_image_via_pipeline(f: Facts) -> Verdict:
+    image = f.images.get("staging")
+    if not image:
+        return FAIL, "STAGING has no pinned image; deploy one with `goldgate deploy staging`"
+    if not is_digest_ref(image):
+        return FAIL, f"STAGING runs {image}, not pinned by digest"
+    deploys = _entries(f, "deploy", stack="staging", image=image)
+    return _ok(bool(deploys), f"{image} deployed by the pipeline (ledger deploy #{deploys[-1].seq})" if deploys else "",
+               f"STAGING runs {image} but the ledger records no deploy of it (pinned by hand?); "
+               "deploy through `goldgate deploy staging`")
+
+
+def golden_before_promote(f: Facts) -> Verdict:
+    if f.ledger is None:
+        return FAIL, f.ledger_error or "no ledger"
+    intents = {e.seq: e for e in _entries(f, "promotion", phase="intent")}
+    promoted = _entries(f, "promotion", phase="outcome", outcome="promoted")
+    if not promoted:
+        return NA, "no promotion recorded yet"
+    bad = [e.seq for e in promoted if not ((intents.get(e.get("intent_seq")) or e).get("gate") or {}).get("passed")]
+    goldens = {e.get("image") for e in _entries(f, "golden", stack="staging", passed=True)}
+    untested = [e.get("image") for e in promoted if e.get("image") not in goldens]
+    return _ok(not bad and not untested, f"all {len(promoted)} promotions passed the golden gate on STAGING first",
+               f"promotions without a passing gate or STAGING golden run: seqs {bad} images {untested}")
+
+
+def prod_same_digest(f: Facts) -> Verdict:
+    image = f.images.get("prod")
+    if not image:
+        return FAIL, "PROD has no pinned image"
+    if not is_digest_ref(image):
+        return FAIL, f"PROD runs {image!r}, which is not pinned by digest (a tag can be re-pointed)"
+    outcomes = [e for e in f.ledger or () if e.kind in ("promotion", "rollback") and e.get("phase") == "outcome"
+                and e.get("prod_image")]
+    last = outcomes[-1] if outcomes else None
+    if last is None or last.get("prod_image") != image:
+        return FAIL, f"PROD runs {image}, which no promotion or rollback in the ledger put there"
+    tested = _entries(f, "golden", stack="staging", image=image, passed=True)
+    return _ok(bool(tested), f"PROD runs {image}, promoted from STAGING (ledger #{last.seq}) where it passed golden",
+               f"PROD runs {image}, but STAGING never passed golden tests with it")
+
+
+def rollback_ready(f: Facts) -> Verdict:
+    from goldgate.release.history import last_verified, verified_releases
+
+    image = f.images.get("prod")
+    entries = list(f.ledger or ())
+    target = last_verified(entries, exclude=image)
+    if target:
+        return PASS, f"rollback target: {target.release_id or '-'} {target.image} (verified {target.verified_at})"
+    verified = [r.image for r in verified_releases(entries)]
+    if verified == [image]:
+        return NA, "PROD's first verified release: nothing earlier to pin yet"
+    return FAIL, "no verified release to roll back to in the ledger"
+
+
+# -- workflow / models ---------------------------------------------------------------------------
+
+def workflow_version_set(f: Facts) -> Verdict:
+    versions = {r: s.workflow_version for r, s in f.specs.items()}
+    if not versions:
+        return FAIL, "no stack spec loaded"
+    return _ok(all(versions.values()), ", ".join(f"{r}: WORKFLOW_VERSION={v}" for r, v in sorted(versions.items())),
+               f"WORKFLOW_VERSION missing: {versions}")
+
+
+def models_match(f: Facts) -> Verdict:
+    if f.consistency is None:
+        return FAIL, f.consistency_error or "the workflow/manifest check did not run"
+    return _ok(f.consistency.ok, "every model each workflow names is in models.yaml under its loader's directory"
+               + (f" ({len(f.consistency.warnings)} warning(s))" if f.consistency.warnings else ""),
+               "; ".join(f.consistency.errors[:3]))
+
+
+def no_network_volume(f: Facts) -> Verdict:
+    prod, err = f.specs.get("prod"), f.spec_errors.get("prod", "")
+    if "network_volume_id" in err or "network volume" in err:
+        return FAIL, err
+    if prod is None:
+        return FAIL, f"PROD spec not loaded: {err}"
+    if prod.endpoint.network_volume_id:
+        return FAIL, f"PROD's endpoint attaches network volume {prod.endpoint.network_volume_id}"
+    docker = [p for p in f.dockerfile_problems or () if "volume" in p.lower() or "VOLUME" in p]
+    return _ok(not docker, "PROD has no network volume; the Dockerfile bakes models and declares no VOLUME",
+               "; ".join(docker))
+
+
+def cold_start_ok(f: Facts) -> Verdict:
+    j = f.jobs
+    if j is None:
+        return FAIL, f.jobs_error or "no job facts"
+    if not j.total:
+        return NA, "no jobs yet"
+    return _ok(j.first_job_status == "completed" and not j.cold_start_failures,
+               "the first job (a cold start) completed; no job failed for an engine that was not ready",
+               f"first job {j.first_job_status}; {j.cold_start_failures} job(s) failed while the engine was starting")
+
+
+# -- API / queue ---------------------------------------------------------------------------------
+
+def queue_create(f: Facts) -> Verdict:
+    j = f.jobs
+    if j is None:
+        return FAIL, f.jobs_error or "no job facts"
+    return _ok(j.total > 0, f"{j.total} jobs created through POST /api/queue/create ({dict(j.by_status)})",
+               "no job was ever created on this stack")
+
+
+def webhook_receives(f: Facts) -> Verdict:
+    j = f.jobs
+    if j is None:
+        return FAIL, f.jobs_error or "no job facts"
+    done, failed = j.applied_webhooks.get("COMPLETED", 0), j.applied_webhooks.get("FAILED", 0)
+    return _ok(done > 0, f"webhooks applied: {done} COMPLETED, {failed} FAILED",
+               "no COMPLETED webhook was ever applied")
+
+
+def no_polling(f: Facts) -> Verdict:
+    return _ok(not f.polling, "static scan of service/: no loop, timer or cron handler calls RunPod /status",
+               "; ".join(f.polling[:3]))
+
+
+def status_after_webhook(f: Facts) -> Verdict:
+    j = f.jobs
+    if j is None:
+        return FAIL, f.jobs_error or "no job facts"
+    if j.completed_without_delivery:
+        return FAIL, f"{j.completed_without_delivery} completed job(s) have no applied COMPLETED delivery"
+    if f.live is None:
+        return (PASS, f"every completed job was completed by an applied delivery ({f.live_reason})") \
+            if j.by_status.get("completed") else (NA, "no completed job yet")
+    return _ok(f.live.status_ok, f.live.status_detail, f.live.status_detail)
+
+
+def webhook_idempotent(f: Facts) -> Verdict:
+    if f.live is None:
+        return NA, f"needs the live stack: {f.live_reason}"
+    return _ok(f.live.replay_ok, f.live.replay_detail, f.live.replay_detail)
+
+
+# -- storage -------------------------------------------------------------------------------------
+
+def _golden_checks(f: Facts, suffix: str) -> tuple[int, list[str]]:
+    checks = [c for case in (f.golden or {}).get("cases") or [] for c in case.get("checks") or []
+              if str(c.get("name", "")).endswith(suffix)]
+    return len(checks), [f"{c['name']}: {c.get('detail')}" for c in checks if not c.get("passed")]
+
+
+def result_via_api(f: Facts) -> Verdict:
+    if f.live is not None:
+        return _ok(f.live.result_ok, f.live.result_detail, f.live.result_detail)
+    n, bad = _golden_checks(f, ".content_type")
+    if not n:
+        return FAIL, f"no live stack ({f.live_reason}) and no golden result downloads to show"
+    return _ok(not bad, f"golden run downloaded {n} result(s) through /api/result/:key", "; ".join(bad[:3]))
+
+
+def size_and_type_checked(f: Facts) -> Verdict:
+    j = f.jobs
+    if j is None:
+        return FAIL, f.jobs_error or "no job facts"
+    n_size, bad_size = _golden_checks(f, ".size")
+    n_type, bad_type = _golden_checks(f, ".content_type")
+    bad = list(j.bad_results) + bad_size + bad_type
+    if not (n_size or j.by_status.get("completed")):
+        return NA, "no results yet"
+    return _ok(not bad, f"every stored result is image/* with bytes > 0; golden checked {n_size} sizes and "
+                        f"{n_type} content types", "; ".join(bad[:3]))
+
+
+# -- observability -------------------------------------------------------------------------------
+
+def logs_schema(f: Facts) -> Verdict:
+    lg = f.logs
+    if lg is None:
+        return FAIL, f.logs_error or "logs not read"
+    if not lg.lines:
+        return FAIL, "no log lines found under the stack's logs dir"
+    return _ok(not lg.invalid_count, f"{lg.lines} lines in {lg.files} files valid against logging-schema-v1",
+               f"{lg.invalid_count} invalid lines: " + "; ".join(lg.invalid))
+
+
+def trace_fields(f: Facts) -> Verdict:
+    lg = f.logs
+    if lg is None:
+        return FAIL, f.logs_error or "logs not read"
+    if not lg.job_ids:
+        return NA, "no job-scoped log lines yet"
+    problems = ([f"lines without trace_id for jobs {list(lg.jobs_missing_trace)}"] if lg.jobs_missing_trace else []) \
+        + ([f"jobs never logged with trace_id+workflow_version+worker_image_tag: {list(lg.jobs_without_context)}"]
+           if lg.jobs_without_context else [])
+    return _ok(not problems, f"{lg.job_ids} jobs logged with trace_id, workflow_version and worker_image_tag",
+               "; ".join(problems))
+
+
+def durations_recorded(f: Facts) -> Verdict:
+    j = f.jobs
+    if j is None:
+        return FAIL, f.jobs_error or "no job facts"
+    if not j.metrics_completed:
+        return NA, "no completed job_metrics rows yet"
+    return _ok(j.metrics_with_durations > 0,
+               f"{j.metrics_with_durations} of {j.metrics_completed} completed jobs have queue and run durations",
+               "no completed job has runpod_queue_duration_ms/runpod_run_duration_ms")
+
+
+def percentiles(f: Facts) -> Verdict:
+    if f.metrics is None:
+        return FAIL, f.metrics_error or "metrics not computed"
+    e2e = f.metrics["overall"]["e2e_ms"]
+    ok = f.metrics["overall"]["count"] > 0 and None not in (e2e["p50"], e2e["p95"], e2e["p99"])
+    return _ok(ok, f"job_metrics: {f.metrics['overall']['count']} rows; e2e P50/P95/P99 = "
+                   f"{e2e['p50']}/{e2e['p95']}/{e2e['p99']} ms (SQL)", "P50/P95/P99 not computable: no rows")
+
+
+def cost_estimate(f: Facts) -> Verdict:
+    j = f.jobs
+    if j is None:
+        return FAIL, f.jobs_error or "no job facts"
+    if not j.metrics_completed:
+        return NA, "no completed job_metrics rows yet"
+    return _ok(not j.metrics_missing_cost, f"all {j.metrics_completed} completed jobs carry cost_estimate_usd",
+               f"{j.metrics_missing_cost} completed jobs lack cost_estimate_usd")
+
+
+# -- golden tests --------------------------------------------------------------------------------
+
+def golden_against_staging(f: Facts) -> Verdict:
+    if f.golden is None:
+        return FAIL, f.golden_error or "no golden report"
+    image = f.images.get("staging")
+    stack_ok = f.golden.get("stack") == "staging" or (f.specs.get("staging") and
+                                                       f.golden.get("stack") == f.specs["staging"].name)
+    return _ok(bool(stack_ok) and f.golden.get("image") == image,
+               f"golden suite ran against STAGING ({f.golden.get('image')}) via `goldgate golden staging`",
+               f"the report is for stack {f.golden.get('stack')!r} image {f.golden.get('image')}, STAGING runs {image}")
+
+
+def golden_report_latest(f: Facts) -> Verdict:
+    if f.golden is None:
+        return FAIL, f.golden_error or "no golden report"
+    staging = f.specs.get("staging")
+    max_age = staging.thresholds.report_max_age_s if staging else 86_400
+    age = _age_s(f.golden.get("finished_at"), f.now)
+    return _ok(age is not None and 0 <= age <= max_age, f"{f.golden_path} finished {age:.0f} s ago (max {max_age})"
+               if age is not None else "", f"{f.golden_path} is stale or undated: finished_at "
+               f"{f.golden.get('finished_at')!r} ({f'{age:.0f} s ago' if age is not None else 'unreadable'}, "
+               f"max {max_age} s); run `goldgate golden staging`")
+
+
+def golden_latency(f: Facts) -> Verdict:
+    if f.golden is None:
+        return FAIL, f.golden_error or "no golden report"
+    staging = f.specs.get("staging")
+    if staging is None:
+        return FAIL, "STAGING spec not loaded: no thresholds"
+    t = staging.thresholds
+    mean = (f.golden.get("latency_s") or {}).get("mean")
+    slow = [c.get("id") for c in f.golden.get("cases") or []
+            if isinstance(c.get("latency_s"), int | float) and c["latency_s"] > t.golden_case_latency_s]
+    ok = isinstance(mean, int | float) and mean <= t.golden_mean_latency_s and not slow
+    return _ok(ok, f"mean {mean} s <= {t.golden_mean_latency_s:g} s; every case <= {t.golden_case_latency_s:g} s",
+               f"mean {mean} s (max {t.golden_mean_latency_s:g}); slow cases {slow}")
+
+
+# -- release readiness ---------------------------------------------------------------------------
+
+def pipeline_complete(f: Facts) -> Verdict:
+    from goldgate.release.history import interrupted
+
+    if f.ledger is None:
+        return FAIL, f.ledger_error or "no ledger"
+    promoted = _entries(f, "promotion", phase="outcome", outcome="promoted")
+    if not promoted:
+        return FAIL, "no promotion has completed yet: build -> deploy staging -> golden -> promote"
+    image = promoted[-1].get("image")
+    steps = {"build": _entries(f, "build", image=image), "deploy staging": _entries(f, "deploy", stack="staging",
+                                                                                   image=image),
+             "golden staging": _entries(f, "golden", stack="staging", image=image, passed=True),
+             "promotion": _entries(f, "promotion", phase="outcome", image=image, outcome="promoted")}
+    missing = [k for k, v in steps.items() if not v]
+    stuck = interrupted(list(f.ledger))
+    if stuck:
+        missing.append(f"interrupted {stuck[0].kind} #{stuck[0].intent_seq} (run `goldgate rollback --reconcile`)")
+    return _ok(not missing and bool(image), f"{image}: build -> deploy STAGING -> golden -> promoted",
+               f"for the last promoted release {image}: missing {', '.join(missing)}")
+
+
+def error_rate_ok(f: Facts) -> Verdict:
+    if f.metrics is None:
+        return FAIL, f.metrics_error or "metrics not computed"
+    spec = f.specs.get("staging") if f.stack not in {s.name for s in f.specs.values()} else next(
+        s for s in f.specs.values() if s.name == f.stack)
+    rate = f.metrics["overall"]["error_rate"]
+    if rate is None:
+        return NA, "no jobs yet"
+    limit = spec.thresholds.error_rate if spec else 0.05
+    return _ok(rate <= limit, f"error rate {rate:.2%} <= {limit:.2%} over {f.metrics['overall']['count']} jobs",
+               f"error rate {rate:.2%} exceeds {limit:.2%}")
+
+
+def rollback_smoke(f: Facts) -> Verdict:
+    outcomes = _entries(f, "rollback", phase="outcome")
+    if not outcomes:
+        return NA, "no rollback performed yet (the promotion's automatic rollback or `goldgate rollback`)"
+    last = outcomes[-1]
+    return _ok(last.get("outcome") == "rolled_back" and last.get("smoke_passed"),
+               f"last rollback to {last.get('image')} passed its smoke test (ledger #{last.seq})",
+               f"last rollback ({last.get('image')}) ended {last.get('outcome')}: {last.get('error')}")
+
+
+def dr_drill(f: Facts) -> Verdict:
+    if f.drill is None:
+        return FAIL, f.drill_error or f"no DR drill recorded; run `goldgate dr-drill {f.stack}`"
+    age = _age_s(f.drill.get("finished_at"), f.now)
+    if not f.drill.get("passed"):
+        return FAIL, f"the last DR drill failed: {f.drill.get('error')}"
+    return _ok(age is not None and age <= DRILL_MAX_AGE_S,
+               f"DR drill passed {age / 3600:.1f} h ago: backup {f.drill.get('backup_s')} s, RTO {f.drill.get('rto_s')}"
+               f" s, RPO {f.drill.get('rpo_s')} s" if age is not None else "",
+               f"the last passing DR drill is older than {DRILL_MAX_AGE_S // 86_400} days; run `goldgate dr-drill`")
+
+
+# -- exit criteria -------------------------------------------------------------------------------
+
+def all_jobs_have_images(f: Facts) -> Verdict:
+    j = f.jobs
+    if j is None:
+        return FAIL, f.jobs_error or "no job facts"
+    cases = (f.golden or {}).get("cases") or []
+    cases_without = [c.get("id") for c in cases if not c.get("images") and not c.get("passed")]
+    done = j.by_status.get("completed", 0)
+    if not done:
+        return FAIL, "no completed job"
+    return _ok(not j.completed_without_images and not cases_without,
+               f"{done} completed jobs, each with result images; golden cases all produced images",
+               f"{j.completed_without_images} completed jobs without images; golden cases without: {cases_without}")
+
+
+def mean_latency(f: Facts) -> Verdict:
+    j = f.jobs
+    if j is None:
+        return FAIL, f.jobs_error or "no job facts"
+    if j.mean_e2e_ms is None:
+        return NA, "no completed jobs with end-to-end time yet"
+    mean_s = j.mean_e2e_ms / 1000
+    return _ok(mean_s <= EXIT_MEAN_LATENCY_S, f"mean end-to-end {mean_s:.1f} s <= 360 s",
+               f"mean end-to-end {mean_s:.1f} s exceeds 6 minutes")
+
+
+def golden_all_pass(f: Facts) -> Verdict:
+    if f.golden is None:
+        return FAIL, f.golden_error or "no golden report"
+    cases = f.golden.get("cases") or []
+    failed = [c.get("id") for c in cases if not c.get("passed")]
+    return _ok(bool(f.golden.get("passed")) and cases and not failed, f"all {len(cases)} golden cases passed",
+               f"golden report failed: cases {failed}; {'; '.join(map(str, (f.golden.get('failures') or [])[:2]))}")
+
+
+# -- first aid -----------------------------------------------------------------------------------
+
+def model_paths(f: Facts) -> Verdict:
+    need = {"/comfyui/models", "/workspace/ComfyUI/models"}
+    return _ok(need <= set(f.model_roots), f"the worker searches {', '.join(f.model_roots)} (MODEL_ROOTS default)",
+               f"the worker's model roots {list(f.model_roots)} miss {sorted(need - set(f.model_roots))}")
+
+
+def image_has_models(f: Facts) -> Verdict:
+    im = f.image_models
+    if im is None:
+        return FAIL, f.image_models_error or "the pinned image was not inspected"
+    return _ok(not im.missing and im.checked > 0,
+               f"preflight (`goldgate doctor`): {im.checked} UNET/CLIP/VAE/LoRA/checkpoint files baked in {im.image}",
+               f"missing from {im.image}: {'; '.join(im.missing[:3])}")
+
+
+def startup_log(f: Facts) -> Verdict:
+    lg = f.logs
+    if lg is None:
+        return FAIL, f.logs_error or "logs not read"
+    return _ok(lg.models_loaded > 0, f"{lg.models_loaded} `models_loaded` start-up line(s) in the worker logs",
+               "no `models_loaded` line in the worker logs: the preflight did not confirm the models")
+
+
+def rebuild_with_models(f: Facts) -> Verdict:
+    if f.dockerfile_problems is None:
+        return FAIL, f.consistency_error or "the Dockerfile was not read"
+    return _ok(not f.dockerfile_problems, "the Dockerfile bakes every models.yaml entry (rebuild = `goldgate build`)",
+               "; ".join(f.dockerfile_problems[:3]))
+
+
+S1, S2, S3, S4 = "RunPod Worker (Staging + Prod)", "Workflow / Models", "API / Queue", "Storage (R2)"
+S5, S6, S7, S8 = "Observability", "Golden Tests", "Release Readiness", "Exit Criteria"
+S9 = 'Debug First Aid: "No checkpoint models appear to be available"'
+
+CHECKS: tuple[Check, ...] = (
+    Check("staging_separate", S1, "STAGING endpoint created and configured separatelyจาก PROD", staging_separate),
+    Check("staging_image_pipeline", S1, "IMAGE tag สำหรับ STAGING ถูก deploy ผ่าน pipeline", staging_image_via_pipeline),
+    Check("golden_before_promote", S1, "STAGING ผ่าน Golden Tests ทั้งหมดก่อน promote", golden_before_promote),
+    Check("prod_same_digest", S1, "PROD รับการ promote จาก tag เดียวกัน (immutable)", prod_same_digest),
+    Check("rollback_ready", S1, "Rollback พร้อมใช้งาน (pin tag เดิม)", rollback_ready),
+    Check("workflow_version", S2, "Workflow version tag ระบุชัดใน env `WORKFLOW_VERSION`", workflow_version_set),
+    Check("models_match", S2, "โมเดลครบและชื่อไฟล์ตรงกับ workflow", models_match),
+    Check("no_network_volume", S2, "ไม่มีการพึ่ง Network Volume ใน production", no_network_volume),
+    Check("cold_start", S2, "cold start ไม่ทำให้ workflow ล้มเหลว", cold_start_ok),
+    Check("queue_create", S3, "POST `/api/queue/create` ส่งงานได้", queue_create),
+    Check("webhook_receives", S3, "POST `/api/runpod/webhook` รับ COMPLETED/FAILED ได้", webhook_receives),
+    Check("no_polling", S3, "ไม่มี automated polling ใน live flow (ใช้ manual recovery เท่านั้น)", no_polling),
+    Check("status_completed", S3, "Status endpoint ตอบ completed เมื่อ webhook อัปเดต", status_after_webhook),
+    Check("webhook_idempotent", S3, "Webhook idempotency ทำงานและ out-of-order ถูก ignore", webhook_idempotent),
+    Check("result_via_api", S4, "Result upload สำเร็จและเรียกผ่าน `/api/result/:key`", result_via_api),
+    Check("size_content_type", S4, "ตรวจขนาดไฟล์และ Content-Type", size_and_type_checked),
+    Check("logs_schema_v1", S5, "Logging schema v1 ครบทุกจุด", logs_schema),
+    Check("trace_fields", S5, "มี trace_id, workflow_version, worker_image_tag", trace_fields),
+    Check("durations_recorded", S5, "runpod_queue_duration_ms/runpod_run_duration_ms ถูกบันทึก (ถ้ามี)",
+          durations_recorded),
+    Check("percentiles", S5, "Metrics ถูกบันทึกใน D1 (job_metrics) และคำนวณ P50/P95/P99 ได้", percentiles),
+    Check("cost_estimate", S5, "มี cost_estimate_usd ต่อ job สำหรับการประเมินคร่าวๆ", cost_estimate),
+    Check("golden_against_staging", S6, "รัน `scripts/golden-tests/run.mjs` กับ STAGING", golden_against_staging),
+    Check("golden_report_latest", S6, "Report ล่าสุดอยู่ที่ `scripts/golden-tests/reports/latest.json`",
+          golden_report_latest),
+    Check("golden_latency", S6, "Latency <= threshold ที่กำหนด", golden_latency),
+    Check("pipeline_complete", S7, "Pipeline deploy/promote ผ่านทุกขั้นตอน", pipeline_complete),
+    Check("error_rate", S7, "ไม่มี error rate เกินเกณฑ์", error_rate_ok),
+    Check("rollback_smoke", S7, "Rollback ผ่าน smoke test", rollback_smoke),
+    Check("dr_drill", S7, "DR drill ผ่านตามเอกสาร `docs/D1_DISASTER_RECOVERY.md`", dr_drill),
+    Check("all_jobs_images", S8, "ทุก job COMPLETED และได้ผลลัพธ์ภาพ", all_jobs_have_images),
+    Check("mean_latency", S8, "Latency เฉลี่ย <= 6 นาที", mean_latency),
+    Check("exit_no_network_volume", S8, "ไม่มี Network Volume ใน production", no_network_volume),
+    Check("golden_all_pass", S8, "Golden Tests ผ่านครบทุกเคส", golden_all_pass),
+    Check("model_paths", S9, "เช็ค path `/comfyui/models` และ `/workspace/ComfyUI/models`", model_paths),
+    Check("image_models", S9, "ยืนยันไฟล์ UNET/CLIP/VAE/LoRA ครบตาม workflow", image_has_models),
+    Check("startup_log", S9, "ดู startup log ว่ามีข้อความโหลดโมเดลสำเร็จ", startup_log),
+    Check("rebuild_with_models", S9, "หากเป็น serverless ให้ rebuild image พร้อมโมเดล", rebuild_with_models),
+)
+
+
+def run_checks(facts: Facts, checks: tuple[Check, ...] = CHECKS) -> list[CheckResult]:
+    out = []
+    for check in checks:
+        try:
+            status, evidence = check.judge(facts)
+        except Exception as exc:  # noqa: BLE001 -- one broken fact must not hide the other lines
+            status, evidence = FAIL, f"the check itself failed on these facts: {type(exc).__name__}: {exc}"
+        out.append(CheckResult(check.id, check.section, check.line, status, evidence))
+    return out
+
+
+def failed(results: list[CheckResult]) -> list[CheckResult]:
+    return [r for r in results if r.status == FAIL]
+
+
+def to_json(stack: str, results: list[CheckResult]) -> dict[str, Any]:
+    counts = {s: sum(1 for r in results if r.status == s) for s in (PASS, FAIL, NA)}
+    return {"stack": stack, "passed": not failed(results), "counts": counts, "checks": [r.to_dict() for r in results]}
+
+
+def render_text(data: dict[str, Any]) -> str:
+    marks = {PASS: "PASS", FAIL: "FAIL", NA: "n/a "}
+    lines, section = [], None
+    for c in data["checks"]:
+        if c["section"] != section:
+            section = c["section"]
+            lines.append(f"\n{section}")
+        lines.append(f"  [{marks[c['status']]}] {c['line']}")
+        lines.append(f"         {c['evidence']}")
+    n = data["counts"]
+    verdict = "READY" if data["passed"] else "NOT READY"
+    lines.append(f"\n{data['stack']}: {verdict} ({n[PASS]} pass, {n[FAIL]} fail, {n[NA]} n/a)")
+    return "\n".join(lines).lstrip("\n")

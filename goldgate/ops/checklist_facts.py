@@ -1,0 +1,383 @@
+"""The facts the readiness checklist judges, each read from the component that owns it.
+
+`Facts` is a plain frozen value so a test can change one fact (`dataclasses.replace`) and see
+exactly one line of the checklist turn red. `gather_local` reads them for a local deployment:
+the stack specs (goldgate.spec), pinned images (LocalPlatform), the ledger and golden report
+(goldgate.release), job_metrics and jobs (the stack's SQLite), the workflow/model manifest check
+and the Dockerfile (images/worker), the logs (against docs/logging-schema-v1.json), a static scan
+of service/ for polling, the latest DR drill, and, when the stack runs, a live webhook replay.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from goldgate import spec as specs
+from goldgate.errors import GoldgateError
+from goldgate.spec import StackSpec
+
+REPO = Path(__file__).resolve().parents[2]
+WORKER_DIR = REPO / "images" / "worker"
+SERVICE_DIR = REPO / "service"
+LOG_SCHEMA = REPO / "docs" / "logging-schema-v1.json"
+MAX_LOG_LINES = 200_000
+_NOT_READY = re.compile(r"not ready|connection refused|did not start|waiting for comfyui|cold start", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    total: int = 0
+    by_status: Mapping[str, int] = field(default_factory=dict)
+    first_job_status: str | None = None
+    cold_start_failures: int = 0
+    completed_without_images: int = 0
+    bad_results: tuple[str, ...] = ()
+    applied_webhooks: Mapping[str, int] = field(default_factory=dict)
+    completed_without_delivery: int = 0
+    metrics_completed: int = 0
+    metrics_with_durations: int = 0
+    metrics_missing_cost: int = 0
+    mean_e2e_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class LogFacts:
+    files: int = 0
+    lines: int = 0
+    invalid: tuple[str, ...] = ()
+    invalid_count: int = 0
+    jobs_missing_trace: tuple[str, ...] = ()
+    jobs_without_context: tuple[str, ...] = ()
+    job_ids: int = 0
+    models_loaded: int = 0
+
+
+@dataclass(frozen=True)
+class LiveFacts:
+    """What the running stack answered: a replayed webhook, the status endpoint, a result download."""
+
+    replay_ok: bool
+    replay_detail: str
+    status_ok: bool
+    status_detail: str
+    result_ok: bool
+    result_detail: str
+
+
+@dataclass(frozen=True)
+class ImageModels:
+    image: str
+    missing: tuple[str, ...]
+    checked: int
+
+
+@dataclass(frozen=True)
+class Facts:
+    stack: str
+    now: datetime
+    specs: Mapping[str, StackSpec] = field(default_factory=dict)        # role -> spec
+    spec_errors: Mapping[str, str] = field(default_factory=dict)        # role -> why it did not load
+    images: Mapping[str, str | None] = field(default_factory=dict)      # role -> pinned image
+    ledger: tuple[Any, ...] | None = None
+    ledger_error: str | None = None
+    golden: Mapping[str, Any] | None = None
+    golden_error: str | None = None
+    golden_path: str = ""
+    metrics: Mapping[str, Any] | None = None
+    metrics_error: str | None = None
+    jobs: JobFacts | None = None
+    jobs_error: str | None = None
+    consistency: Any = None                                             # images.worker.manifest.ConsistencyReport
+    consistency_error: str | None = None
+    dockerfile_problems: tuple[str, ...] | None = None
+    image_models: ImageModels | None = None
+    image_models_error: str | None = None
+    model_roots: tuple[str, ...] = ()
+    logs: LogFacts | None = None
+    logs_error: str | None = None
+    polling: tuple[str, ...] = ()
+    live: LiveFacts | None = None
+    live_reason: str | None = None
+    drill: Mapping[str, Any] | None = None
+    drill_error: str | None = None
+
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# -- readers, one per source ---------------------------------------------------------------------
+
+def read_job_facts(db_path: Path) -> JobFacts:
+    if not db_path.is_file():
+        raise GoldgateError(f"no database at {db_path}; bring the stack up and run jobs")
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        one = lambda sql, *p: conn.execute(sql, p).fetchone()
+        by_status = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall())
+        first = one("SELECT status FROM jobs ORDER BY created_at, id LIMIT 1")
+        failures = conn.execute("SELECT error FROM jobs WHERE status IN ('failed', 'timed_out')").fetchall()
+        bad: list[str] = []
+        no_images = 0
+        for job_id, raw in conn.execute("SELECT id, results_json FROM jobs WHERE status = 'completed'"):
+            try:
+                results = json.loads(raw) if raw else []
+            except ValueError:
+                bad.append(f"{job_id}: results_json is not JSON")
+                continue
+            if not results:
+                no_images += 1
+            for r in results:
+                if not str(r.get("content_type", "")).startswith("image/") or not int(r.get("bytes") or 0) > 0:
+                    bad.append(f"{job_id}: {r.get('key')} content_type={r.get('content_type')!r} "
+                               f"bytes={r.get('bytes')!r}")
+        applied = dict(conn.execute("SELECT runpod_status, count(*) FROM webhook_deliveries "
+                                    "WHERE source = 'webhook' AND applied = 1 GROUP BY runpod_status").fetchall())
+        undelivered = one("SELECT count(*) FROM jobs j WHERE status = 'completed' AND NOT EXISTS (SELECT 1 FROM "
+                          "webhook_deliveries d WHERE d.job_id = j.id AND d.applied = 1 "
+                          "AND d.runpod_status = 'COMPLETED')")[0]
+        m = one("SELECT count(*), sum(runpod_queue_duration_ms IS NOT NULL AND runpod_run_duration_ms IS NOT NULL), "
+                "sum(cost_estimate_usd IS NULL OR cost_estimate_usd < 0), avg(e2e_ms) "
+                "FROM job_metrics WHERE status = 'completed'")
+    except sqlite3.DatabaseError as exc:
+        raise GoldgateError(f"{db_path} cannot be read ({exc}); is it the stack's migrated database?") from None
+    finally:
+        conn.close()
+    return JobFacts(total=sum(by_status.values()), by_status=by_status, first_job_status=first[0] if first else None,
+                    cold_start_failures=sum(1 for (e,) in failures if e and _NOT_READY.search(e)),
+                    completed_without_images=no_images, bad_results=tuple(bad[:20]), applied_webhooks=applied,
+                    completed_without_delivery=undelivered, metrics_completed=m[0] or 0,
+                    metrics_with_durations=m[1] or 0, metrics_missing_cost=m[2] or 0, mean_e2e_ms=m[3])
+
+
+def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
+    import jsonschema
+
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    files = sorted(logs_dir.glob("*.jsonl")) if logs_dir.is_dir() else []
+    invalid: list[str] = []
+    invalid_count = lines = models_loaded = 0
+    trace_missing: set[str] = set()
+    context: dict[str, set[str]] = {}
+    for path in files:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for number, text in enumerate(fh, 1):
+                if not text.strip():
+                    continue
+                lines += 1
+                if lines > MAX_LOG_LINES:
+                    break
+                try:
+                    line = json.loads(text)
+                    errors = sorted(validator.iter_errors(line), key=lambda e: list(e.path))
+                except ValueError:
+                    line, errors = None, ["not JSON"]
+                if errors:
+                    invalid_count += 1
+                    if len(invalid) < 5:
+                        first = errors[0] if isinstance(errors[0], str) else errors[0].message
+                        invalid.append(f"{path.name}:{number}: {first[:160]}")
+                    continue
+                if line.get("event") == "models_loaded":
+                    models_loaded += 1
+                job = line.get("job_id")
+                if job:
+                    if not line.get("trace_id"):
+                        trace_missing.add(job)
+                    seen = context.setdefault(job, set())
+                    seen.update(k for k in ("trace_id", "workflow_version", "worker_image_tag") if line.get(k))
+    without = sorted(j for j, seen in context.items() if len(seen) < 3)
+    return LogFacts(files=len(files), lines=lines, invalid=tuple(invalid), invalid_count=invalid_count,
+                    jobs_missing_trace=tuple(sorted(trace_missing)[:10]), jobs_without_context=tuple(without[:10]),
+                    job_ids=len(context), models_loaded=models_loaded)
+
+
+def dockerfile_problems(dockerfile: Path, manifest: Any) -> tuple[str, ...]:
+    """Models baked by the Dockerfile, one ADD per manifest entry, and no volume."""
+    text = dockerfile.read_text(encoding="utf-8")
+    problems = []
+    for m in manifest.models:
+        target = f"/comfyui/models/{m.relative_path}"
+        if not re.search(rf"^\s*(ADD|COPY)\b.*\s{re.escape(target)}\s*$", text, re.MULTILINE):
+            problems.append(f"the Dockerfile does not bake {m.relative_path} into {target}")
+    if re.search(r"^\s*VOLUME\b", text, re.MULTILINE):
+        problems.append("the Dockerfile declares a VOLUME; models must be baked, not mounted")
+    if "/runpod-volume" in text:
+        problems.append("the Dockerfile refers to /runpod-volume (a network volume)")
+    return tuple(problems)
+
+
+def read_worker_facts() -> tuple[Any, tuple[str, ...], tuple[str, ...]]:
+    """(consistency report, Dockerfile problems, default model roots) from images/worker itself."""
+    from images.worker import config as worker_config
+    from images.worker.manifest import check_consistency, load_manifest
+    from images.worker.workflows import load_workflows
+
+    manifest = load_manifest(WORKER_DIR / "models.yaml")
+    report = check_consistency(manifest, load_workflows(WORKER_DIR / "workflows"))
+    return report, dockerfile_problems(WORKER_DIR / "Dockerfile", manifest), tuple(worker_config.DEFAULT_MODEL_ROOTS)
+
+
+def read_image_models(home: Path, image: str) -> ImageModels:
+    """The worker's own preflight (what `goldgate doctor --stack` runs) over the pinned image's baked models."""
+    from goldgate.local import image_store
+    from images.worker import preflight
+
+    snapshot = image_store.resolve(image, home)
+    report = preflight.run_preflight(snapshot / "worker" / "models.yaml", snapshot / "worker" / "workflows",
+                                     [str(snapshot / "models")])
+    return ImageModels(image=image, missing=tuple(report.problems), checked=len(report.models))
+
+
+# -- the live probe ------------------------------------------------------------------------------
+
+def live_probe(api_url: str, api_token: str, webhook_secret: str, db_path: Path) -> LiveFacts:
+    """Re-POST a completed job's webhook and see nothing change; read its status and one result."""
+    import httpx
+
+    from service import signing
+
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        job = conn.execute("SELECT * FROM jobs WHERE status = 'completed' AND runpod_job_id IS NOT NULL "
+                           "AND results_json IS NOT NULL ORDER BY finished_at DESC LIMIT 1").fetchone()
+        if job is None:
+            return LiveFacts(False, "no completed job to replay; run one (`goldgate demo`)", False,
+                             "no completed job", False, "no completed job")
+        before = _job_state(conn, job["id"])
+    finally:
+        conn.close()
+    results = json.loads(job["results_json"])
+    body = {"id": job["runpod_job_id"], "status": "COMPLETED", "delayTime": job["runpod_queue_duration_ms"],
+            "executionTime": job["runpod_run_duration_ms"],
+            "input": {"job_id": job["id"], "trace_id": job["trace_id"], "workflow_version": job["workflow_version"]},
+            "output": {"images": results,
+                       "timings": json.loads(job["worker_timings_json"]) if job["worker_timings_json"] else {},
+                       "workflow_version": job["workflow_version"], "worker_image_tag": job["worker_image_tag"],
+                       "gpu_type": job["gpu_type"]}}
+    sig = signing.webhook_signature(webhook_secret, job["id"])
+    headers = {"Authorization": f"Bearer {api_token}"}
+    with httpx.Client(base_url=api_url, timeout=30.0) as http:
+        try:
+            replay = http.post("/api/runpod/webhook", params={"job": job["id"], "sig": sig}, json=body)
+            conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+            conn.row_factory = sqlite3.Row
+            try:
+                after = _job_state(conn, job["id"])
+            finally:
+                conn.close()
+            changed = [k for k in before if before[k] != after[k]]
+            replay_ok = replay.status_code == 200 and not changed
+            replay_detail = (f"replayed the COMPLETED webhook of job {job['id']}: HTTP {replay.status_code}, "
+                             + ("nothing changed (job row, metrics, applied deliveries)" if not changed
+                                else f"CHANGED: {', '.join(changed)}"))
+            status = http.get(f"/api/status/{job['id']}", headers=headers)
+            view = status.json() if status.status_code == 200 else {}
+            status_ok = view.get("status") == "completed"
+            status_detail = f"GET /api/status/{job['id']} -> {status.status_code} status={view.get('status')!r}"
+            first = results[0]
+            got = http.get(f"/api/result/{first['key']}", headers=headers)
+            ctype = got.headers.get("content-type", "").split(";")[0]
+            result_ok = (got.status_code == 200 and ctype == first["content_type"]
+                         and len(got.content) == first["bytes"])
+            result_detail = (f"GET /api/result/{first['key']} -> {got.status_code}, {ctype}, {len(got.content)} "
+                             f"bytes (recorded {first['content_type']}, {first['bytes']} bytes)")
+        except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
+            return LiveFacts(False, f"the live probe failed: {exc}", False, "not reached", False, "not reached")
+    return LiveFacts(replay_ok, replay_detail, status_ok, status_detail, result_ok, result_detail)
+
+
+def _job_state(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:
+    job = dict(conn.execute("SELECT status, version, results_json, updated_at, finished_at, error FROM jobs "
+                            "WHERE id = ?", (job_id,)).fetchone())
+    metrics = conn.execute("SELECT * FROM job_metrics WHERE job_id = ?", (job_id,)).fetchall()
+    applied = conn.execute("SELECT count(*) FROM webhook_deliveries WHERE job_id = ? AND applied = 1",
+                           (job_id,)).fetchone()[0]
+    return {"job": job, "metrics": [tuple(r) for r in metrics], "applied_deliveries": applied}
+
+
+# -- gathering -----------------------------------------------------------------------------------
+
+def _attempt(what: str, fn: Callable[[], Any]) -> tuple[Any, str | None]:
+    try:
+        return fn(), None
+    except (GoldgateError, OSError, ValueError, sqlite3.Error) as exc:
+        return None, f"{what}: {exc}"
+
+
+def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: bool = True,
+                 now: datetime | None = None) -> Facts:
+    """Every fact for `goldgate checklist <stack>` on the local target."""
+    from goldgate.ops import dr
+    from goldgate.ops.metrics_report import report_from_sqlite
+    from goldgate.ops.polling_scan import scan_tree
+    from goldgate.release.ledger import Ledger
+    from goldgate.release.report import REPORTS_DIR, load_report
+
+    the_spec = specs.load_local(stack, platform.stacks_file)  # an unknown stack is refused right away
+    names = specs.local_stack_names(platform.stacks_file)
+    role_stack = {role: next((n for n in names if specs.load_local(n, platform.stacks_file).role == role), None)
+                  for role in specs.ROLES}
+    role_stack[the_spec.role] = stack
+    spec_map: dict[str, StackSpec] = {}
+    spec_errors: dict[str, str] = {}
+    images: dict[str, str | None] = {}
+    for role, name in role_stack.items():
+        if name is None:
+            spec_errors[role] = f"stacks/local.yaml has no {role} stack"
+            continue
+        images[role] = platform.pinned_image(name)
+        got, err = _attempt(f"{name} spec", lambda n=name: platform.spec(n))
+        if got:
+            spec_map[role] = got
+        else:
+            spec_errors[role] = err or "not loaded"
+    progress("reading the ledger and the golden report")
+    ledger, ledger_error = _attempt("ledger", lambda: tuple(Ledger(platform.home).entries()))
+    golden_path = REPORTS_DIR / "latest.json"
+    golden, golden_error = _attempt("golden report", lambda: load_report(golden_path))
+    db_path = platform.db_path(stack)
+    progress(f"reading job_metrics and jobs from {db_path}")
+    metrics, metrics_error = _attempt("metrics", lambda: report_from_sqlite(db_path, stack))
+    jobs, jobs_error = _attempt("jobs", lambda: read_job_facts(db_path))
+    progress("checking workflows against models.yaml and the Dockerfile")
+    try:
+        consistency, docker_problems, roots = read_worker_facts()
+        consistency_error = None
+    except Exception as exc:  # noqa: BLE001 -- the worker's own loaders raise their own error types
+        consistency, docker_problems, roots, consistency_error = None, None, (), f"images/worker: {exc}"
+    image = images.get(the_spec.role)
+    image_models, image_models_error = (None, f"{stack} has no pinned image") if not image else _attempt(
+        "image models", lambda: read_image_models(platform.home, image))
+    status = platform.status(stack)
+    logs, logs_error = _attempt("logs", lambda: read_log_facts(Path(status.logs_dir)))
+    drill, drill_error = _attempt("DR drill", lambda: dr.latest_drill(platform.home, stack))
+    live_facts, live_reason = None, None
+    if not live:
+        live_reason = "--offline: live checks skipped"
+    elif not status.running or not status.api_url:
+        live_reason = f"stack {stack} is not running (`goldgate up {stack}`)"
+    else:
+        progress(f"replaying a webhook against {status.api_url}")
+        live_facts, live_reason = _attempt("live probe", lambda: live_probe(
+            status.api_url, platform.api_token(stack), platform.webhook_secret(stack), db_path))
+    return Facts(stack=stack, now=now or datetime.now(UTC), specs=spec_map, spec_errors=spec_errors, images=images,
+                 ledger=ledger, ledger_error=ledger_error, golden=golden, golden_error=golden_error,
+                 golden_path=str(golden_path), metrics=metrics, metrics_error=metrics_error, jobs=jobs,
+                 jobs_error=jobs_error, consistency=consistency, consistency_error=consistency_error,
+                 dockerfile_problems=docker_problems, image_models=image_models,
+                 image_models_error=image_models_error, model_roots=roots, logs=logs, logs_error=logs_error,
+                 polling=tuple(scan_tree(SERVICE_DIR)), live=live_facts, live_reason=live_reason, drill=drill,
+                 drill_error=drill_error)

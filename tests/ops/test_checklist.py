@@ -1,0 +1,184 @@
+"""The readiness checklist: every seed line a check; a healthy deployment passes; one broken fact, one red line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from ops_fixtures import build_stack_db
+
+from goldgate import spec as specs
+from goldgate.cli import main
+from goldgate.logs import JsonLogger
+from goldgate.ops import checklist
+from goldgate.ops.checklist_facts import (
+    Facts,
+    ImageModels,
+    LiveFacts,
+    read_job_facts,
+    read_log_facts,
+    read_worker_facts,
+)
+from goldgate.ops.dr import run_local_drill
+from goldgate.ops.metrics_report import report_from_sqlite
+from goldgate.ops.polling_scan import scan_source, scan_tree
+from goldgate.release.ledger import Ledger
+
+SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "production-hardening-checklist.md"
+IMG_A = "local/worker@sha256:" + "a" * 64
+IMG_B = "local/worker@sha256:" + "b" * 64
+
+
+def _ledger(home: Path) -> tuple:
+    ledger = Ledger(home)
+    for image in (IMG_A, IMG_B):
+        ledger.append("build", image=image, release_id=f"r-{image[-4:]}")
+        ledger.append("deploy", stack="staging", image=image)
+        ledger.append("golden", stack="staging", image=image, passed=True, suite="full")
+        intent = ledger.append("promotion", phase="intent", stack="prod", image=image, gate={"passed": True})
+        ledger.append("promotion", phase="outcome", intent_seq=intent.seq, stack="prod", image=image,
+                      prod_image=image, outcome="promoted", smoke_passed=True)
+    return tuple(ledger.entries())
+
+
+def _golden(now: datetime) -> dict:
+    checks = [{"name": "sdxl.image0.content_type", "passed": True, "detail": "image/png"},
+              {"name": "sdxl.image0.size", "passed": True, "detail": "1234 bytes"}]
+    return {"schema": "goldgate.golden-report.v1", "suite": "full", "stack": "staging", "image": IMG_B,
+            "passed": True, "finished_at": (now - timedelta(minutes=5)).isoformat(), "failures": [],
+            "latency_s": {"mean": 30.0}, "cases": [{"id": "sdxl", "passed": True, "latency_s": 30.0,
+                                                     "images": [{"key": "k"}], "checks": checks}]}
+
+
+def _logs(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / "worker.jsonl").open("w") as fh:
+        log = JsonLogger("worker", fh, stack="staging", workflow_version="sdxl-txt2img@1.0.0",
+                         worker_image_tag=IMG_B)
+        log.info("models_loaded", message="6 model files present")
+        log.bind(job_id="job-1", trace_id="0" * 32).info("job.completed", status="completed")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory) -> Facts:
+    tmp = tmp_path_factory.mktemp("healthy")
+    now = datetime.now(UTC)
+    db = build_stack_db(tmp / "db.sqlite", jobs=2_000, fail_every=100)
+    consistency, docker, roots = read_worker_facts()
+    staging, prod = specs.load_local("staging"), specs.load_local("prod")
+    return Facts(stack="staging", now=now, specs={"staging": staging.with_image(IMG_B), "prod": prod.with_image(IMG_B)},
+                 images={"staging": IMG_B, "prod": IMG_B}, ledger=_ledger(tmp / "home"), golden=_golden(now),
+                 golden_path="scripts/golden-tests/reports/latest.json", metrics=report_from_sqlite(db, "staging"),
+                 jobs=read_job_facts(db), consistency=consistency, dockerfile_problems=docker,
+                 image_models=ImageModels(IMG_B, (), 6), model_roots=roots, logs=read_log_facts(_logs(tmp / "logs")),
+                 polling=tuple(scan_tree(Path(checklist.__file__).resolve().parents[2] / "service")),
+                 live=LiveFacts(True, "replayed: nothing changed", True, "completed", True, "200 image/png"),
+                 drill=run_local_drill("staging", db, tmp / "home").to_dict())
+
+
+def _red(facts: Facts) -> set[str]:
+    return {r.id for r in checklist.run_checks(facts) if r.status == checklist.FAIL}
+
+
+def test_every_seed_line_is_a_check_in_order():
+    lines = [c.line for c in checklist.CHECKS]
+    assert len(lines) == 36 and len({c.id for c in checklist.CHECKS}) == 36
+    if SEED.is_file():  # the seed lives beside the repository; compare word for word when it is there
+        seed = re.findall(r"^- \[ \] (.+)$", SEED.read_text(encoding="utf-8"), re.MULTILINE)
+        assert lines == seed
+
+
+def test_a_healthy_deployment_passes_every_applicable_line(healthy):
+    results = checklist.run_checks(healthy)
+    assert [r for r in results if r.status == checklist.FAIL] == []
+    na = {r.id: r.evidence for r in results if r.status == checklist.NA}
+    assert set(na) <= {"rollback_smoke"}, na  # no rollback was performed in this history
+    assert all(r.evidence for r in results)
+
+
+def test_a_network_volume_in_prods_spec_turns_exactly_its_lines_red(healthy):
+    prod = healthy.specs["prod"]
+    broken = dataclasses.replace(prod, endpoint=dataclasses.replace(prod.endpoint, network_volume_id="vol-123"))
+    # the seed states this fact twice (Workflow/Models and Exit Criteria): both of its lines go red
+    assert _red(dataclasses.replace(healthy, specs={**healthy.specs, "prod": broken})) == {
+        "no_network_volume", "exit_no_network_volume"}
+
+
+def test_a_prod_spec_refused_for_its_network_volume_is_red_on_the_same_lines(healthy):
+    facts = dataclasses.replace(healthy, specs={"staging": healthy.specs["staging"]}, spec_errors={
+        "prod": "stacks/local.yaml: stacks.prod.endpoint.network_volume_id: PROD must not use a network volume"})
+    assert _red(facts) == {"no_network_volume", "exit_no_network_volume"}
+
+
+def test_an_unpinned_prod_image_turns_exactly_one_line_red(healthy):
+    facts = dataclasses.replace(healthy, images={**healthy.images, "prod": "local/worker:latest"})
+    assert _red(facts) == {"prod_same_digest"}
+
+
+def test_a_stale_golden_report_turns_exactly_one_line_red(healthy):
+    stale = {**healthy.golden, "finished_at": (healthy.now - timedelta(days=3)).isoformat()}
+    assert _red(dataclasses.replace(healthy, golden=stale)) == {"golden_report_latest"}
+
+
+def test_a_missing_model_turns_exactly_one_line_red(healthy):
+    from images.worker.manifest import Manifest, check_consistency, load_manifest
+    from images.worker.workflows import load_workflows
+
+    worker = Path(checklist.__file__).resolve().parents[2] / "images" / "worker"
+    manifest = load_manifest(worker / "models.yaml")
+    used = {r.file for w in load_workflows(worker / "workflows").values()
+            for r in __import__("images.worker.manifest", fromlist=["x"]).model_references(w)}
+    dropped = next(m for m in manifest.models if m.file in used)
+    fields = {f.name: getattr(manifest, f.name) for f in dataclasses.fields(manifest)}
+    fields["models"] = tuple(m for m in manifest.models if m is not dropped)
+    report = check_consistency(Manifest(**fields), load_workflows(worker / "workflows"))
+    assert _red(dataclasses.replace(healthy, consistency=report)) == {"models_match"}
+
+
+@pytest.mark.parametrize(("change", "line"), [
+    ({"polling": ("service/x.py:3: RunPod status call inside a loop",)}, "no_polling"),
+    ({"live": LiveFacts(False, "CHANGED: job", True, "completed", True, "ok")}, "webhook_idempotent"),
+    ({"drill": {"passed": False, "error": "backup refused", "finished_at": "2026-01-01T00:00:00Z"}}, "dr_drill"),
+    ({"model_roots": ("/comfyui/models",)}, "model_paths"),
+    ({"image_models": ImageModels(IMG_B, ("checkpoints/sd_xl_base_1.0.safetensors: missing",), 6)}, "image_models"),
+])
+def test_other_single_facts_turn_their_own_line_red(healthy, change, line):
+    assert _red(dataclasses.replace(healthy, **change)) == {line}
+
+
+def test_the_service_has_no_polling_code_path_and_the_scan_catches_one():
+    assert scan_tree(Path(checklist.__file__).resolve().parents[2] / "service") == []
+    loop = ("async def wait(app, rid):\n    while True:\n        s = await app.runpod.status(rid)\n"
+            "        if s['status'] == 'COMPLETED':\n            return s\n")
+    assert any("inside a loop" in x for x in scan_source(loop, "service/bad.py"))
+    cron = "async def scheduled(app):\n    await app.runpod.status('x')\n"
+    assert any("scheduled handler" in x for x in scan_source(cron, "service/cron.py"))
+    assert "cannot be parsed" in scan_source("def (:\n", "service/broken.py")[0]
+
+
+def test_an_invalid_log_line_is_reported(tmp_path):
+    logs = _logs(tmp_path / "logs")
+    with (logs / "service.jsonl").open("w") as fh:
+        fh.write(json.dumps({"schema": "goldgate.log.v1", "level": "info"}) + "\nnot json\n")
+    facts = read_log_facts(logs)
+    assert facts.invalid_count == 2 and "service.jsonl:1" in facts.invalid[0]
+
+
+def test_cli_on_an_empty_home_fails_with_evidence_and_json(tmp_path, capsys):
+    assert main(["checklist", "staging", "--home", str(tmp_path)]) == 1
+    text = capsys.readouterr().out
+    assert "NOT READY" in text and "[FAIL]" in text
+    assert main(["checklist", "staging", "--home", str(tmp_path), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["passed"] is False and len(data["checks"]) == 36
+    assert {c["status"] for c in data["checks"]} <= {"pass", "fail", "n/a"}
+
+
+def test_cli_refuses_an_unknown_stack_with_one_line(tmp_path, capsys):
+    assert main(["checklist", "nope-stack", "--home", str(tmp_path)]) == 1
+    assert "no stack named 'nope-stack'" in capsys.readouterr().err
