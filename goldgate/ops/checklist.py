@@ -356,7 +356,7 @@ def pipeline_complete(f: Facts) -> Verdict:
     missing = [k for k, v in steps.items() if not v]
     stuck = interrupted(list(f.ledger))
     if stuck:
-        missing.append(f"interrupted {stuck[0].kind} #{stuck[0].intent_seq} (run `goldgate rollback --reconcile`)")
+        missing.append(f"interrupted {stuck[0].kind} #{stuck[0].intent_seq} (the next `goldgate promote` or `goldgate rollback` reconciles it first)")
     return _ok(not missing and bool(image), f"{image}: build -> deploy STAGING -> golden -> promoted",
                f"for the last promoted release {image}: missing {', '.join(missing)}")
 
