@@ -47,7 +47,7 @@ class ControlPlaneClient:
                  timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None,
                  event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None) -> None:
         root = base_url.rstrip("/")
-        root = root[:-3] if root.endswith("/v2") else root
+        root = root.removesuffix("/v2")
         self._http = Transport(root, api_key, what="RunPod control plane", retry=retry,
                                timeout_s=timeout_s, transport=transport, event_hooks=event_hooks)
 

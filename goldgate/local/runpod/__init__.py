@@ -1,5 +1,10 @@
 """The local RunPod emulator (moto-style): REST v2 control plane, serverless data plane, the worker URLs
-the real `runpod` SDK loop calls, webhooks, and fault injection. See `emulator.RunPodEmulator`."""
+the real `runpod` SDK loop calls, webhooks, and fault injection. See `emulator.RunPodEmulator`.
+
+Modules: config (settings, faults), backend (state and rules), responses (wire format), server (HTTP
+shell), fleet (worker processes), webhooks (delivery and delivery faults), faults (seeded choices).
+Choices where RunPod's behaviour is unverified: CANCELLED and TIMED_OUT send no webhook by default
+(configurable); a job whose worker dies mid-run is requeued once, then FAILED with a reason."""
 
 from goldgate.local.runpod.config import EmulatorConfig, FaultConfig, config_from_mapping, load_config
 from goldgate.local.runpod.emulator import RunPodEmulator

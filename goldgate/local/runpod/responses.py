@@ -5,10 +5,9 @@ webhook shapes follow RunPod's serverless docs."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from goldgate.local.runpod.backend import EndpointRecord, JobRecord, RunPodBackend, WorkerRecord
+from goldgate.local.runpod.backend import EndpointRecord, JobRecord, RunPodBackend
 
 GPU_CATALOG = (
     # id, name, pool, memory GB, USD per GPU-second (vendor facts, flex)
@@ -63,14 +62,10 @@ def releases(backend: RunPodBackend, ep: EndpointRecord) -> dict[str, Any]:
     }
 
 
-def worker_status(w: WorkerRecord) -> str:
-    return w.status
-
-
 def workers(backend: RunPodBackend, ep: EndpointRecord, gpu_type: str) -> dict[str, Any]:
     live = backend.live_workers(ep.id)
     now = backend.clock()
-    items = [{"id": w.id, "status": worker_status(w), "isStale": w.version < ep.version, "version": w.version,
+    items = [{"id": w.id, "status": w.status, "isStale": w.version < ep.version, "version": w.version,
               "gpuCount": int(ep.settings["gpu"].get("count", 1)), "image": w.image,
               "uptimeSeconds": max(0, int(now - w.started_mono)), "gpuTypeId": gpu_type,
               "dataCenterId": "LOCAL", "startedAt": w.started_at} for w in live]
@@ -123,7 +118,3 @@ def webhook_payload(job: JobRecord) -> dict[str, Any]:
         body["error"] = job.error if job.error is not None else job.status.lower().replace("_", " ")
     body["webhook"] = job.webhook
     return body
-
-
-def unix_now() -> int:
-    return int(time.time())

@@ -1,6 +1,11 @@
 """Webhook delivery the way RunPod does it: POST the finished job, expect 200, retry up to
 `webhook_attempts - 1` more times `webhook_retry_delay_s` apart, plus the injected faults
-(duplicates, reordering, delays, lost attempts, lost webhooks)."""
+(duplicates, reordering, delays, lost attempts, lost webhooks).
+
+Which statuses send one: COMPLETED and FAILED (documented by RunPod). CANCELLED and TIMED_OUT send
+none by default: whether RunPod sends them is unverified, and assuming "none" is the safe side (an
+operator settles those jobs with `goldgate recover`, one /status read). `EmulatorConfig.webhook_statuses`
+switches them on to drill the other possibility."""
 
 from __future__ import annotations
 
