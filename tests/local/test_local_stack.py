@@ -1,0 +1,108 @@
+"""A local stack end to end: API -> RunPod emulator -> real SDK loop + real handler -> webhook -> result."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from goldgate.commands.local import WORKER_SOURCE, ensure_up
+from goldgate.errors import SpecError, StateError
+from goldgate.local import image_store
+from goldgate.local.platform import LocalPlatform
+
+
+def api(platform: LocalPlatform, stack: str) -> httpx.Client:
+    status = platform.status(stack)
+    return httpx.Client(base_url=status.api_url, timeout=30,
+                        headers={"Authorization": f"Bearer {platform.api_token(stack)}"})
+
+
+def wait_terminal(client: httpx.Client, job_id: str, timeout_s: float = 90) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/status/{job_id}").json()
+        if body["status"] not in ("queued", "in_progress"):
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {body['status']} after {timeout_s} s")
+
+
+def test_jobs_complete_through_webhooks_and_results_download(platform: LocalPlatform) -> None:
+    status = ensure_up(platform, "staging")
+    assert status.running and status.image and image_store.is_local_ref(status.image)
+    with api(platform, "staging") as client:
+        workflows = client.get("/api/workflows").json()["workflows"]
+        assert {w["id"] for w in workflows} >= {"sdxl-txt2img"}
+        jobs = [client.post("/api/queue/create", json={"workflow_id": "sdxl-txt2img",
+                                                          "inputs": {"prompt": f"a red fox #{i}", "seed": i,
+                                                                     "width": 512, "height": 512}})
+                for i in range(3)]
+        assert all(r.status_code == 202 for r in jobs), [r.text for r in jobs]
+        for created in jobs:
+            body = wait_terminal(client, created.json()["job_id"])
+            assert body["status"] == "completed", body
+            assert body["worker_image_tag"] == status.image
+            result = body["results"][0]
+            image = client.get(result["url"])
+            assert image.status_code == 200
+            assert image.headers["content-type"] == "image/png"
+            assert len(image.content) == result["bytes"] and image.content[:8] == b"\x89PNG\r\n\x1a\n"
+    # The outcome came by webhook (the service never polls RunPod): each job has a webhook delivery.
+    db = sqlite3.connect(platform.db_path("staging"))
+    ids = [r.json()["job_id"] for r in jobs]
+    sources = db.execute(f"SELECT DISTINCT source FROM webhook_deliveries WHERE job_id IN "
+                         f"({','.join('?' * len(ids))}) AND applied = 1", ids).fetchall()
+    assert sources == [("webhook",)]
+    metrics = db.execute("SELECT count(*), count(DISTINCT job_id) FROM job_metrics").fetchone()
+    assert metrics[0] == metrics[1] >= 3
+
+
+def test_up_is_idempotent_and_status_names_everything(platform: LocalPlatform) -> None:
+    first = ensure_up(platform, "staging")
+    again = platform.up("staging")
+    assert again.api_url == first.api_url and again.endpoint_id == first.endpoint_id
+    as_dict = again.to_dict()
+    for key in ("api_url", "api_token_file", "webhook_secret_file", "runpod_api_base", "runpod_endpoint_base",
+                "runpod_api_key_file", "endpoint_id", "image", "workflow_version", "logs_dir", "workers"):
+        assert as_dict[key] not in (None, ""), key
+
+
+def test_deploy_patches_the_same_endpoint_and_rolls_out(platform: LocalPlatform, tmp_path) -> None:
+    before = ensure_up(platform, "staging")
+    source = tmp_path / "worker"
+    shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
+    (source / "CHANGELOG.local").write_text("a change to the worker tree makes a new image\n")
+    candidate = image_store.build_local_image(source, platform.home)
+    assert candidate != before.image
+    after = platform.deploy("staging", candidate)
+    assert after.endpoint_id == before.endpoint_id
+    assert after.image == candidate
+    assert all(not w["is_stale"] for w in after.workers)
+    with api(platform, "staging") as client:
+        created = client.post("/api/queue/create", json={"workflow_id": "sdxl-txt2img",
+                                                          "inputs": {"prompt": "after deploy", "seed": 7}})
+        body = wait_terminal(client, created.json()["job_id"])
+    assert body["status"] == "completed" and body["worker_image_tag"] == candidate
+    platform.deploy("staging", before.image)
+
+
+def test_bad_requests_to_the_platform_are_clear(platform: LocalPlatform) -> None:
+    with pytest.raises(SpecError, match="no stack named 'qa'"):
+        platform.up("qa")
+    with pytest.raises(StateError, match="deployed by digest"):
+        platform.deploy("staging", "local/worker:latest")
+
+
+def test_cli_status_json_and_one_line_errors(platform: LocalPlatform) -> None:
+    env_home = ["--home", str(platform.home)]
+    bad = subprocess.run([sys.executable, "-m", "goldgate.cli", "recover", "nope", "--stack", "qa", *env_home],
+                         check=False, capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().startswith("goldgate: error:") and len(bad.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in bad.stderr
