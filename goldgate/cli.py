@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from goldgate.errors import GoldgateError
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except GoldgateError as exc:
         print(f"goldgate: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `goldgate ... | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("goldgate: interrupted", file=sys.stderr)
         return 130

@@ -106,3 +106,16 @@ def test_cli_status_json_and_one_line_errors(platform: LocalPlatform) -> None:
     assert bad.returncode == 1
     assert bad.stderr.strip().startswith("goldgate: error:") and len(bad.stderr.strip().splitlines()) == 1
     assert "Traceback" not in bad.stderr
+
+
+def test_doctor_passes_on_the_stack_image_and_names_missing_models(platform: LocalPlatform, tmp_path) -> None:
+    ensure_up(platform, "staging")
+    ok = subprocess.run([sys.executable, "-m", "goldgate.cli", "doctor", "--stack", "staging",
+                         "--home", str(platform.home)], check=False, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    empty = tmp_path / "models"
+    empty.mkdir()
+    bad = subprocess.run([sys.executable, "-m", "goldgate.cli", "doctor", "--model-root", str(empty)],
+                         check=False, capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "sd_xl_base_1.0.safetensors" in bad.stdout and str(empty) in bad.stdout
