@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import filled_stack_file
+from infra_harness import filled_stack_file
 from pulumi_policy import (
     PolicyCustomTimeouts,
     PolicyResource,

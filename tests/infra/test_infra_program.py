@@ -9,7 +9,7 @@ from typing import Any
 
 import pulumi
 import pytest
-from conftest import SECRETS, digest_ref, filled_stack_file, is_wire_secret, use_cloud
+from infra_harness import SECRETS, digest_ref, filled_stack_file, is_wire_secret, use_cloud
 
 from goldgate.errors import SpecError
 from goldgate.spec import from_pulumi_config
