@@ -7,6 +7,7 @@ polls RunPod.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -115,9 +116,9 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
     out["status"] = status.get("status")
     out["worker_image_tag"] = status.get("worker_image_tag")
     out["workflow_version"] = status.get("workflow_version")
-    out["error"] = status.get("error")
+    out["error"] = _brief(status.get("error"))
     completed = check("completed", status.get("status") == "completed",
-                      f"status {status.get('status')}" + (f": {status.get('error')}" if status.get("error") else ""))
+                      f"status {status.get('status')}" + (f": {out['error']}" if out["error"] else ""))
     check("latency", latency <= limit, f"{latency:.2f} s (max {limit:g} s)")
     tag = status.get("worker_image_tag")
     if target.image and isinstance(tag, str) and "@sha256:" in tag:
@@ -255,6 +256,20 @@ def _api_error(resp: httpx.Response) -> str:
     except (ValueError, AttributeError):
         pass
     return resp.text[:200].replace("\n", " ")
+
+
+def _brief(error: Any) -> str | None:
+    """A job's error in one readable line: the runpod SDK wraps exceptions as JSON with a traceback."""
+    if error is None:
+        return None
+    text = error if isinstance(error, str) else json.dumps(error)
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and parsed.get("error_message"):
+        text = f"{parsed.get('error_type', 'error')}: {parsed['error_message']}"
+    return " ".join(text.split())[:300]
 
 
 def _one_line(exc: BaseException) -> str:
