@@ -122,7 +122,8 @@ def cmd_checklist(args: argparse.Namespace) -> int:
     from goldgate.ops.checklist_facts import gather_local
 
     platform = _platform(args)
-    facts = gather_local(platform, args.stack, progress=progress, live=not args.offline)
+    facts = gather_local(platform, args.stack, progress=progress, live=not args.offline,
+                         reports_dir=Path(args.reports_dir) if args.reports_dir else None)
     results = checklist.run_checks(facts)
     emit(args, checklist.to_json(args.stack, results), checklist.render_text)
     return 1 if checklist.failed(results) else 0
@@ -158,6 +159,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("stack")
     p.add_argument("--offline", action="store_true",
                    help="skip the checks that need the running stack (webhook replay); they report n/a")
+    p.add_argument("--reports-dir", help="golden reports (default scripts/golden-tests/reports)")
     add_json_flag(p)
 
     p = add("metrics", cmd_metrics, "P50/P95/P99 queue, run and end-to-end time, error rate and cost, per release")

@@ -57,6 +57,7 @@ class LogFacts:
     jobs_without_context: tuple[str, ...] = ()
     job_ids: int = 0
     models_loaded: int = 0
+    foreign: int = 0   # lines in worker process logs that are not ours (the runpod SDK's own output)
 
 
 @dataclass(frozen=True)
@@ -165,15 +166,21 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
 
     schema = json.loads(schema_path.read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
-    files = sorted(logs_dir.glob("*.jsonl")) if logs_dir.is_dir() else []
+    # *.jsonl are goldgate's own log files: every line must be v1. A worker's *.log is its process
+    # output, where the runpod SDK prints its own lines too; there only goldgate's lines (those
+    # carrying `schema`) are judged and the SDK's are counted as foreign.
+    files = sorted([*logs_dir.glob("*.jsonl"), *logs_dir.glob("worker-*.log")]) if logs_dir.is_dir() else []
     invalid: list[str] = []
-    invalid_count = lines = models_loaded = 0
+    invalid_count = lines = models_loaded = foreign = 0
     trace_missing: set[str] = set()
     context: dict[str, set[str]] = {}
     for path in files:
         with path.open(encoding="utf-8", errors="replace") as fh:
             for number, text in enumerate(fh, 1):
                 if not text.strip():
+                    continue
+                if path.suffix == ".log" and '"schema"' not in text:
+                    foreign += 1
                     continue
                 lines += 1
                 if lines > MAX_LOG_LINES:
@@ -200,7 +207,7 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
     without = sorted(j for j, seen in context.items() if len(seen) < 3)
     return LogFacts(files=len(files), lines=lines, invalid=tuple(invalid), invalid_count=invalid_count,
                     jobs_missing_trace=tuple(sorted(trace_missing)[:10]), jobs_without_context=tuple(without[:10]),
-                    job_ids=len(context), models_loaded=models_loaded)
+                    job_ids=len(context), models_loaded=models_loaded, foreign=foreign)
 
 
 def dockerfile_problems(dockerfile: Path, manifest: Any) -> tuple[str, ...]:
@@ -318,7 +325,7 @@ def _attempt(what: str, fn: Callable[[], Any]) -> tuple[Any, str | None]:
 
 
 def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: bool = True,
-                 now: datetime | None = None) -> Facts:
+                 now: datetime | None = None, reports_dir: Path | None = None) -> Facts:
     """Every fact for `goldgate checklist <stack>` on the local target."""
     from goldgate.ops import dr
     from goldgate.ops.metrics_report import report_from_sqlite
@@ -346,7 +353,7 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
             spec_errors[role] = err or "not loaded"
     progress("reading the ledger and the golden report")
     ledger, ledger_error = _attempt("ledger", lambda: tuple(Ledger(platform.home).entries()))
-    golden_path = REPORTS_DIR / "latest.json"
+    golden_path = (reports_dir or REPORTS_DIR) / "latest.json"
     golden, golden_error = _attempt("golden report", lambda: load_report(golden_path))
     db_path = platform.db_path(stack)
     progress(f"reading job_metrics and jobs from {db_path}")
