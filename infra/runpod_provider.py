@@ -19,7 +19,7 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dyn
 
-from goldgate.runpod import ControlPlaneClient, Endpoint, EndpointConfig, EndpointPatch, Scaling
+from goldgate.runpod import ControlPlaneClient, Endpoint, EndpointConfig, EndpointPatch, RunPodError, Scaling
 from goldgate.spec import is_digest_ref
 
 # The endpoint fields goldgate declares (input name -> how to read it off an Endpoint).
@@ -187,6 +187,10 @@ class RunPodEndpointProvider(dyn.ResourceProvider):
 
 
 def _client(props: Mapping[str, Any]) -> ControlPlaneClient:
+    missing = [k for k in ("api_base", "api_key") if not props.get(k)]
+    if missing:  # e.g. `pulumi import` of an endpoint goldgate never declared
+        raise RunPodError(f"the endpoint's {' and '.join(missing)} are unknown: declare the endpoint in the program "
+                          "(infra/components/gpu.py) rather than importing it bare")
     return ControlPlaneClient(props["api_key"], base_url=props["api_base"])
 
 

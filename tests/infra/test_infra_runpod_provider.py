@@ -18,7 +18,7 @@ import pytest
 
 from goldgate.local.runpod import EmulatorConfig, RunPodEmulator
 from goldgate.local.runpod.openapi import component, schema_errors
-from goldgate.runpod import ControlPlaneClient, EndpointPatch, RunPodAuthError
+from goldgate.runpod import ControlPlaneClient, EndpointPatch, RunPodAuthError, RunPodError
 from infra.runpod_provider import RunPodEndpointProvider
 
 API_KEY = "rp_infra_test_key_0123456789"
@@ -187,3 +187,8 @@ def test_the_provider_survives_pulumis_pickling():
     provider = RunPodEndpointProvider()
     restored = dill.loads(base64.b64decode(pulumi.dynamic.dynamic.serialize_provider(provider)))
     assert isinstance(restored, RunPodEndpointProvider)
+
+
+def test_reading_an_endpoint_without_its_credentials_fails_clearly():
+    with pytest.raises(RunPodError, match="api_base and api_key are unknown"):
+        RunPodEndpointProvider().read("ep_1", {})
