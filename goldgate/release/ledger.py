@@ -10,6 +10,7 @@ canonical JSON without `hash`), so an edited, dropped or reordered line breaks t
 from __future__ import annotations
 
 import fcntl
+import getpass
 import hashlib
 import json
 import os
@@ -63,7 +64,11 @@ def detect_trigger(explicit: str | None = None) -> str:
         run = os.environ.get("GITHUB_RUN_ID", "?")
         actor = os.environ.get("GITHUB_ACTOR", "?")
         return f"ci:github-actions run {run} by {actor}"
-    return f"user:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        user = "unknown"
+    return f"user:{user}"
 
 
 class Ledger:

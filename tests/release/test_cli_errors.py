@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from release_support import require
 
 from goldgate.cli import main
 from goldgate.release.ledger import Ledger
@@ -90,3 +95,20 @@ def test_build_with_a_missing_context_or_no_engine(capsys: pytest.CaptureFixture
     code, _, err = run(capsys, tmp_path, "build", "--engine", "docker", "--repo", "127.0.0.1:5000/w",
                        "--context", str(tmp_path))
     assert code == 1 and "cannot reach a Docker engine" in one_error_line(err)
+
+
+def test_the_checklists_run_mjs_delegates_to_goldgate_golden(tmp_path: Path) -> None:
+    node = shutil.which("node")
+    require(node is not None, "node (for scripts/golden-tests/run.mjs)")
+    repo = Path(__file__).resolve().parents[2]
+    bad = tmp_path / "cases"
+    bad.mkdir()
+    (bad / "x.yaml").write_text("workflow: [oops\n")
+    shim = tmp_path / "goldgate"
+    shim.write_text(f"#!/bin/sh\nexec {sys.executable} -m goldgate.cli \"$@\"\n")
+    shim.chmod(0o755)
+    proc = subprocess.run([node, str(repo / "scripts" / "golden-tests" / "run.mjs"), "staging", "--cases-dir",
+                           str(bad), "--home", str(tmp_path / "home")], capture_output=True, text=True, timeout=120,
+                          check=False, cwd=repo, env={**os.environ, "GOLDGATE_BIN": str(shim)})
+    assert proc.returncode == 1
+    assert "goldgate: error: " in proc.stderr and "x.yaml: not valid YAML" in proc.stderr

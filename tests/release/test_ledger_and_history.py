@@ -86,6 +86,7 @@ def test_trigger_names_the_ci_run_or_the_user(monkeypatch: pytest.MonkeyPatch) -
     assert detect_trigger() == "ci:github-actions run 12345 by octo"
     assert detect_trigger("release-bot") == "release-bot"
     monkeypatch.delenv("GITHUB_ACTIONS")
+    monkeypatch.setenv("LOGNAME", "dana")
     monkeypatch.setenv("USER", "dana")
     assert detect_trigger() == "user:dana"
 
