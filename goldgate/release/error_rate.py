@@ -14,6 +14,8 @@ import httpx
 from goldgate.errors import GoldgateError
 from goldgate.release.gate import ErrorRate
 
+# The service's definition (service/metrics.py): a cancelled job is not the image's fault.
+ERROR_STATUSES = ("failed", "timed_out")
 # A cap on rows scanned so a huge table cannot stall the gate; the newest rows matter.
 _MAX_ROWS = 500_000
 
@@ -39,7 +41,7 @@ def from_sqlite(db_path: Path, stack: str, since: datetime) -> ErrorRate:
         if when is None or when < since:
             continue
         jobs += 1
-        if str(status).lower() != "completed":
+        if str(status).lower() in ERROR_STATUSES:
             failed += 1
     return ErrorRate(jobs=jobs, failed=failed, since=_iso(since))
 
@@ -57,10 +59,11 @@ def from_api(api_url: str, token: str, since: datetime) -> ErrorRate:
         body: Any = resp.json()
         overall = body.get("overall", body)
         jobs = int(overall["count"])
-        rate = float(overall["error_rate"])
+        errors = int(overall.get("errors") if overall.get("errors") is not None
+                     else round(float(overall.get("error_rate") or 0.0) * jobs))
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise GoldgateError(f"{api_url}/api/metrics answered without count and error_rate") from None
-    return ErrorRate(jobs=jobs, failed=round(rate * jobs), since=_iso(since))
+        raise GoldgateError(f"{api_url}/api/metrics answered without `overall.count` and `errors`") from None
+    return ErrorRate(jobs=jobs, failed=errors, since=_iso(since))
 
 
 def _when(value: Any) -> datetime | None:

@@ -73,8 +73,9 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     cond("report_passed", passed,
          "the latest golden report passed" if passed else
          "the latest golden report did not pass" + (f" ({'; '.join(map(str, failures[:3]))})" if failures else ""))
-    cond("report_stack", report.get("stack") == staging_stack,
-         f"report is for stack {report.get('stack')!r}, expected {staging_stack!r}")
+    same_stack = report.get("stack") == staging_stack
+    cond("report_stack", same_stack, f"report is for stack {report.get('stack')!r}"
+         + ("" if same_stack else f", expected {staging_stack!r}"))
     same = staging_image is not None and report.get("image") == staging_image
     cond("report_digest", same,
          f"report is for {report.get('image')}" + ("" if same else f", but STAGING now runs {staging_image}; "

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ import pytest
 from goldgate.cli import main
 from goldgate.local.platform import LocalPlatform
 from goldgate.release.deployers.local import LocalDeployer
+from goldgate.release.error_rate import from_api, from_sqlite
 from goldgate.release.gate import PromotionRefused
 from goldgate.release.history import interrupted
 from goldgate.release.ledger import Ledger
@@ -111,6 +113,12 @@ def test_goldgate_release_promotes_a_passing_candidate_and_prod_serves_it(flow: 
     kinds = [(e.kind, e.get("phase"), e.get("outcome")) for e in flow.ledger.entries()]
     assert ("promotion", "outcome", "promoted") in kinds and ("build", None, None) in kinds
     flow.good = image  # type: ignore[attr-defined]
+    # The cloud gate reads the error rate from the service's /api/metrics; it agrees with job_metrics.
+    since = datetime.now(UTC) - timedelta(hours=1)
+    access = flow.deployer.api_access("staging")
+    via_api = from_api(access.api_url, access.token, since)
+    via_db = from_sqlite(flow.platform.db_path("staging"), "staging", since)
+    assert (via_api.jobs, via_api.failed) == (via_db.jobs, via_db.failed) == (6, 0)
 
 
 def test_a_candidate_that_fails_golden_is_never_promoted(flow: Flow) -> None:
@@ -128,8 +136,6 @@ def test_a_candidate_that_fails_golden_is_never_promoted(flow: Flow) -> None:
 
 
 def test_the_gate_refuses_a_report_for_another_digest_a_stale_one_and_a_failed_one(flow: Flow) -> None:
-    from datetime import UTC, datetime, timedelta
-
     good = flow.good  # type: ignore[attr-defined]
     variant = flow.build(flow.candidate(flow.tmp, "variant", None))  # type: ignore[attr-defined]
     assert flow.cli("deploy", "staging", "--image", good)[0] == 0
