@@ -59,18 +59,23 @@ class App:
         return f"{self._base}{routes.result_path(key)}?{query}"
 
     async def handle(self, request: Request) -> Response:
+        """Answer one request; exactly one log line per request (events fold into it)."""
         started = time.perf_counter()
-        try:
-            response = await self._dispatch(request)
-        except ApiError as exc:
-            response = exc.to_response()
-        except Exception as exc:  # noqa: BLE001 - last line of defence: a JSON 500, never a traceback
-            self.log.error("http.unhandled", error=error_field(exc),
-                           http={"method": request.method[:16], "path": request.path[:512], "status": 500})
-            response = json_response(500, {"error": {"code": "internal", "message":
-                                                     "internal error; the service log has the details"}})
-        self.log.info("http.request", duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                      http={"method": request.method[:16], "path": request.path[:512], "status": response.status})
+        with self.log.request_line() as note:
+            try:
+                response = await self._dispatch(request)
+            except ApiError as exc:
+                response = exc.to_response()
+                if exc.status >= 500:
+                    self.log.error("http.refused", reason=exc.code, message=exc.message)
+            except Exception as exc:  # noqa: BLE001 - last line of defence: a JSON 500, never a traceback
+                self.log.error("http.unhandled", error=error_field(exc))
+                response = json_response(500, {"error": {"code": "internal", "message":
+                                                         "internal error; the service log has the details"}})
+        # the path only: query strings carry signatures (webhook and result URLs)
+        self.log.write_request_line(note, duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                                    http={"method": request.method[:16], "path": request.path[:512],
+                                          "status": response.status})
         return response
 
     async def _dispatch(self, request: Request) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,9 +20,13 @@ class Request:
     headers: Mapping[str, str] = field(default_factory=dict)  # lowercased names
     body: bytes = b""
 
+    @cached_property
+    def _params(self) -> dict[str, list[str]]:
+        return parse_qs(self.query_string, keep_blank_values=True)
+
     def query(self, name: str) -> str | None:
         """The first value of a query parameter, or None."""
-        values = parse_qs(self.query_string, keep_blank_values=True).get(name)
+        values = self._params.get(name)
         return values[0] if values else None
 
     def header(self, name: str) -> str | None:

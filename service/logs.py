@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +20,10 @@ _OPTIONAL = ("runpod_job_id", "message", "status", "reason", "duration_ms", "run
              "runpod_run_duration_ms", "e2e_ms", "http", "error", "data")
 _LIMITS = {"message": 4000, "reason": 200, "status": 32, "workflow_version": 64, "worker_image_tag": 256,
            "job_id": 128, "runpod_job_id": 128, "stack": 64}
+
+_LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3, "critical": 4}
+_NOTE: ContextVar[dict[str, Any] | None] = ContextVar("service_request_log", default=None)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False, check_circular=False)
 
 Sink = Callable[[str], None]
 
@@ -44,7 +50,37 @@ class Logger:
         child.context = {**self.context, **{k: v for k, v in context.items() if k in _CONTEXT}}
         return child
 
+    @contextmanager
+    def request_line(self) -> Iterator[dict[str, Any]]:
+        """Within it, events are folded into one line per request (the last event names it, the
+        highest level wins), which the caller writes with `write_request_line`: one canonical
+        line per request keeps the log readable and cheap."""
+        note: dict[str, Any] = {}
+        token = _NOTE.set(note)
+        try:
+            yield note
+        finally:
+            _NOTE.reset(token)
+
+    def write_request_line(self, note: dict[str, Any], **fields: Any) -> None:
+        level = note.pop("level", "info")
+        event = note.pop("event", "http.request")
+        self.emit(level, event, {**note, **fields})
+
     def log(self, level: str, event: str, **fields: Any) -> None:
+        note = _NOTE.get()
+        if note is None:
+            self.emit(level, event, {**{k: v for k, v in self.context.items() if v is not None}, **fields})
+            return
+        for key, value in self.context.items():
+            if value is not None:
+                note[key] = value
+        note.update(fields)
+        note["event"] = event
+        if _LEVELS[level] >= _LEVELS.get(note.get("level", "debug"), 0):
+            note["level"] = level
+
+    def emit(self, level: str, event: str, fields: dict[str, Any]) -> None:
         line: dict[str, Any] = {"schema": SCHEMA, "ts": now_rfc3339(), "level": level, "event": event,
                                 "component": "service"}
         line.update(self.context)
@@ -52,11 +88,13 @@ class Logger:
             if key in _CONTEXT or key in _OPTIONAL:
                 line[key] = value
         for key, limit in _LIMITS.items():
-            if isinstance(line.get(key), str) and len(line[key]) > limit:
-                line[key] = line[key][: limit - 1] + "…"
-        if isinstance(line.get("error"), dict) and isinstance(line["error"].get("message"), str):
-            line["error"]["message"] = line["error"]["message"][:4000]
-        text = json.dumps(line, separators=(",", ":"), default=str, ensure_ascii=False)
+            value = line.get(key)
+            if value.__class__ is str and len(value) > limit:
+                line[key] = value[: limit - 1] + "…"
+        error = line.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            line["error"] = {**error, "message": error["message"][:4000]}
+        text = _ENCODER.encode(line)
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, "[redacted]")

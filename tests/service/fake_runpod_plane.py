@@ -47,6 +47,7 @@ class FakeRunPod:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are separate writes
 
             def log_message(self, *args: Any) -> None:  # quiet: tests read state, not logs
                 pass

@@ -85,12 +85,12 @@ def test_over_http_bad_input_gets_clear_json_errors_never_a_traceback(local_serv
 def test_a_bad_config_exits_2_naming_the_key(tmp_path, moto_endpoint, fake_runpod):
     server = LocalServer(tmp_path, moto_endpoint, fake_runpod.base, max_body_bytes="lots")
     proc = subprocess.run([sys.executable, "-m", "service.local_server", "--config", str(server.config_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+                          check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "max_body_bytes must be an integer" in proc.stderr
     assert "Traceback" not in proc.stderr
     check_log_lines(proc.stdout.splitlines())
     missing = subprocess.run([sys.executable, "-m", "service.local_server", "--config", str(tmp_path / "none.json")],
-                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+                             check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
