@@ -131,7 +131,7 @@ class CloudSpec:
     """Account coordinates for the cloud target (ids, never secrets)."""
 
     cloudflare_account_id: str
-    runpod_api_base: str = "https://rest.runpod.io/v2"
+    runpod_api_base: str = "https://api.runpod.io"
     runpod_endpoint_base: str = "https://api.runpod.ai/v2"
 
 
@@ -363,7 +363,7 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
         cf = f.sub("cloud", required=True)
         cloud = CloudSpec(cloudflare_account_id=cf.str("cloudflare_account_id", required=True,
                                                        pattern=re.compile(r"^[0-9a-f]{32}$|^<[A-Z_]+>$")),
-                          runpod_api_base=cf.str("runpod_api_base", default="https://rest.runpod.io/v2"),
+                          runpod_api_base=cf.str("runpod_api_base", default="https://api.runpod.io"),
                           runpod_endpoint_base=cf.str("runpod_endpoint_base", default="https://api.runpod.ai/v2"))
         cf.done()
     spec = StackSpec(name=name, role=role, target=target,
