@@ -189,7 +189,7 @@ def test_program_refuses_a_stack_that_claims_the_other_stacks_names(stacks_dir, 
 def test_program_refuses_placeholders_left_in_the_stack_file(stacks_dir, tmp_path, bundle):
     doc = filled_stack_file("staging")["config"]["goldgate:spec"]
     doc["cloud"]["cloudflare_account_id"] = "<CLOUDFLARE_ACCOUNT_ID>"
-    doc["image"] = "ghcr.io/your-org/goldgate-worker@sha256:" + "0" * 64
+    doc["image"] = "registry.example.com/your-org/goldgate-worker@sha256:" + "0" * 64
     use_cloud("staging", doc)
     spec, secrets, _ = read_config("staging")
     with pytest.raises(SpecError) as err:
