@@ -182,4 +182,7 @@ def build_local(source_dir: Path, home: Path, identity: ReleaseIdentity) -> Buil
     repo, _, digest = image.partition("@")
     if not _DIGEST.match(digest):
         raise BuildFailed(f"the local image store returned {image!r}, not repo@sha256:<hex>")
-    return BuildResult(image, identity.tag, repo, digest, identity, "local")
+    # A local snapshot is not pushed under its tag, so nothing stops two different trees (a dirty
+    # checkout, a copied context) sharing one; the content digest keeps the release id unique.
+    return BuildResult(image, f"{identity.tag}-d{digest.removeprefix('sha256:')[:12]}", repo, digest, identity,
+                       "local")
