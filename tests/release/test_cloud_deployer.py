@@ -110,6 +110,8 @@ def test_a_failed_up_says_what_is_pinned_and_what_to_do(project: Path, monkeypat
 def test_a_tag_is_refused_before_pulumi_runs(project: Path) -> None:
     with pytest.raises(CloudDeployFailed, match="not pinned by digest"):
         deployer(project).deploy("prod", "ghcr.io/acme/goldgate-worker:latest", progress=lambda _m: None)
+    with pytest.raises(CloudDeployFailed, match="local-target image"):
+        deployer(project).deploy("prod", "local/worker@sha256:" + "c" * 64, progress=lambda _m: None)
     assert not (project.parent / "pulumi-commands.jsonl").exists()
 
 

@@ -92,6 +92,9 @@ class CloudDeployer:
         if not is_digest_ref(image):
             raise CloudDeployFailed(f"{image!r} is not pinned by digest (repo@sha256:<64 hex>); stacks never "
                                     "take a tag")
+        if image.startswith("local/"):
+            raise CloudDeployFailed(f"{image} is a local-target image (from the local image store); the cloud needs "
+                                    "a pushed one: `goldgate build --engine docker --repo <registry>/<name>`")
         s = self._stack(stack)
         before = self.current_image(stack)
         progress(f"pulumi: pin {IMAGE_KEY}={image} on stack {stack}")
