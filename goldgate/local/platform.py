@@ -217,7 +217,8 @@ class LocalPlatform:
         with client:
             while time.monotonic() < deadline:
                 rollout = client.list_releases(state["endpoint_id"]).rollout
-                if not rollout.in_progress and rollout.percent_on_latest >= 100:
+                # RunPod reports 0% when there are no workers; then nothing runs an old release either.
+                if not rollout.in_progress and (rollout.workers_total == 0 or rollout.percent_on_latest >= 100):
                     progress(f"{stack}: rollout complete")
                     return
                 time.sleep(0.2)

@@ -113,7 +113,7 @@ def test_client_reads_endpoint_release_and_worker_values(make_stack) -> None:
     history = stack.control.list_releases(ep.id)
     assert [r.version for r in history.releases] == [2, 1]
     assert history.latest.diff[0].field == "image"
-    assert history.rollout.percent_on_latest == 100 and not history.rollout.in_progress  # no workers yet
+    assert history.rollout.percent_on_latest == 0 and not history.rollout.in_progress  # no workers yet: 0 per spec
 
 
 def test_auth_failure_names_the_fix_and_never_the_key(make_stack) -> None:

@@ -255,7 +255,7 @@ class RunPodBackend:
         live = self.live_workers(ep.id)
         on_latest = sum(1 for w in live if w.version == ep.version)
         total = len(live)
-        percent = 100 if total == 0 else (on_latest * 100) // total
+        percent = 0 if total == 0 else (on_latest * 100) // total  # the spec: 0 when there are no workers
         return {"inProgress": on_latest < total, "workersOnLatest": on_latest, "workersTotal": total,
                 "percentOnLatest": percent}
 
