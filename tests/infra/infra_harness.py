@@ -22,7 +22,7 @@ SECRETS = {"goldgate:runpodApiKey": "rp-key-test", "goldgate:webhookSecret": "wh
 
 
 def digest_ref(label: str) -> str:
-    return f"ghcr.io/example/goldgate-worker@sha256:{hashlib.sha256(label.encode()).hexdigest()}"
+    return f"registry.example.com/example/goldgate-worker@sha256:{hashlib.sha256(label.encode()).hexdigest()}"
 
 
 def filled_stack_file(stack: str, source: Path = STACKS_DIR) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from infra.policies import (
     check_stacks,
 )
 
-DIGEST = "ghcr.io/example/goldgate-worker@sha256:" + "a" * 64
+DIGEST = "registry.example.com/example/goldgate-worker@sha256:" + "a" * 64
 
 
 def urn(stack: str, kind: str, name: str) -> str:
@@ -63,7 +63,7 @@ def spec(stack: str, **endpoint: Any) -> Any:
 
 def test_image_must_be_pinned_by_digest():
     assert policies.image_violations("prod", DIGEST) == []
-    for bad in ("ghcr.io/example/goldgate-worker:latest", "ghcr.io/example/goldgate-worker@sha256:abc", None, ""):
+    for bad in ("registry.example.com/example/goldgate-worker:latest", "registry.example.com/example/goldgate-worker@sha256:abc", None, ""):
         (message,) = policies.image_violations("prod", bad)
         assert "not pinned by digest" in message and "repo@sha256:<64 hex>" in message
 
@@ -124,7 +124,7 @@ def test_policy_objects_are_mandatory_and_listed():
 def test_image_policy(stacks_dir):
     ok = resource_args("staging", RUNPOD_ENDPOINT_TYPE, {"image": DIGEST}, stacks_dir)
     assert violations(IMAGE_PINNED, ok) == []
-    bad = resource_args("staging", RUNPOD_ENDPOINT_TYPE, {"image": "ghcr.io/example/worker:v1"}, stacks_dir)
+    bad = resource_args("staging", RUNPOD_ENDPOINT_TYPE, {"image": "registry.example.com/example/worker:v1"}, stacks_dir)
     assert "not pinned by digest" in violations(IMAGE_PINNED, bad)[0]
     other = resource_args("staging", "cloudflare:index/r2Bucket:R2Bucket", {"image": "x:y"}, stacks_dir)
     assert violations(IMAGE_PINNED, other) == []

@@ -152,7 +152,7 @@ def test_staging_and_prod_share_no_resource_name(stacks_dir, tmp_path, bundle):
 
 def test_prod_with_a_tag_instead_of_a_digest_fails_clearly():
     doc = filled_stack_file("prod")["config"]["goldgate:spec"]
-    doc["image"] = "ghcr.io/example/goldgate-worker:latest"
+    doc["image"] = "registry.example.com/example/goldgate-worker:latest"
     use_cloud("prod", doc)
     with pytest.raises(SpecError, match=r"not pinned by digest: use repo@sha256:<64 hex>"):
         read_config("prod")
@@ -169,7 +169,7 @@ def test_prod_with_a_network_volume_fails_clearly():
 def test_program_refuses_a_prod_spec_with_a_volume_even_past_spec_validation(stacks_dir, tmp_path, bundle):
     spec = from_pulumi_config("prod", filled_stack_file("prod")["config"]["goldgate:spec"])
     sneaky = dataclasses.replace(spec, endpoint=dataclasses.replace(spec.endpoint, network_volume_id="vol_abc"),
-                                 image="ghcr.io/example/worker:v1")
+                                 image="registry.example.com/example/worker:v1")
     cloud = use_cloud("prod", filled_stack_file("prod")["config"]["goldgate:spec"])
     with pytest.raises(GuardrailError) as err:
         run(sneaky, None, _settings(stacks_dir, tmp_path), bundle)  # type: ignore[arg-type]
@@ -232,7 +232,7 @@ def test_main_module_reports_a_bad_stack_file_as_a_message_not_a_traceback():
     import runpy
 
     doc = filled_stack_file("prod")["config"]["goldgate:spec"]
-    doc["image"] = "ghcr.io/example/goldgate-worker:v1"
+    doc["image"] = "registry.example.com/example/goldgate-worker:v1"
     use_cloud("prod", doc)
     with pytest.raises(pulumi.RunError, match="not pinned by digest") as err:
         runpy.run_path(str(Path(__file__).resolve().parents[2] / "infra" / "__main__.py"), run_name="__main__")

@@ -22,8 +22,8 @@ from goldgate.runpod import ControlPlaneClient, EndpointPatch, RunPodAuthError, 
 from infra.runpod_provider import RunPodEndpointProvider
 
 API_KEY = "rp_infra_test_key_0123456789"
-IMG1 = "ghcr.io/example/goldgate-worker@sha256:" + "1" * 64
-IMG2 = "ghcr.io/example/goldgate-worker@sha256:" + "2" * 64
+IMG1 = "registry.example.com/example/goldgate-worker@sha256:" + "1" * 64
+IMG2 = "registry.example.com/example/goldgate-worker@sha256:" + "2" * 64
 REQUEST_SCHEMAS = {("POST", "/v2/serverless"): "CreateEndpointRequest",
                    ("PATCH", "/v2/serverless/"): "UpdateEndpointRequest"}
 
@@ -171,7 +171,7 @@ def test_delete_removes_the_endpoint_and_is_idempotent(runpod):
 
 
 def test_check_refuses_a_tag_and_an_empty_pool_list(runpod):
-    result = RunPodEndpointProvider().check({}, declared(runpod, image="ghcr.io/example/worker:latest", gpu_pools=[]))
+    result = RunPodEndpointProvider().check({}, declared(runpod, image="registry.example.com/example/worker:latest", gpu_pools=[]))
     assert {f.property for f in result.failures} == {"image", "gpu_pools"}
     result = RunPodEndpointProvider().check({}, declared(runpod, scaler_type="REQUEST_COUNT"))
     assert [f.property for f in result.failures] == ["scaler_type"]

@@ -21,8 +21,8 @@ from goldgate.runpod import ControlPlaneClient
 
 REPO = Path(__file__).resolve().parents[2]
 STANDIN = REPO / "tests" / "fixtures" / "release" / "pulumi_standin.py"
-A = "ghcr.io/acme/goldgate-worker@sha256:" + "a" * 64
-B = "ghcr.io/acme/goldgate-worker@sha256:" + "b" * 64
+A = "registry.example.com/acme/goldgate-worker@sha256:" + "a" * 64
+B = "registry.example.com/acme/goldgate-worker@sha256:" + "b" * 64
 KEY = "runpod-test-key"
 
 
@@ -109,7 +109,7 @@ def test_a_failed_up_says_what_is_pinned_and_what_to_do(project: Path, monkeypat
 
 def test_a_tag_is_refused_before_pulumi_runs(project: Path) -> None:
     with pytest.raises(CloudDeployFailed, match="not pinned by digest"):
-        deployer(project).deploy("prod", "ghcr.io/acme/goldgate-worker:latest", progress=lambda _m: None)
+        deployer(project).deploy("prod", "registry.example.com/acme/goldgate-worker:latest", progress=lambda _m: None)
     with pytest.raises(CloudDeployFailed, match="local-target image"):
         deployer(project).deploy("prod", "local/worker@sha256:" + "c" * 64, progress=lambda _m: None)
     assert not (project.parent / "pulumi-commands.jsonl").exists()
