@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from goldgate.migrations import apply_sqlite
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require(available: bool, what: str) -> None:
-    """The project's policy (tests/conftest.py): skip when missing here, fail under CI=true."""
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"{what} is required under CI (.ci/run installs it) but is missing")
-    pytest.skip(f"{what} is not available on this machine")
-
 
 OLD_TAG = "local/worker@sha256:" + "a" * 64
 NEW_TAG = "local/worker@sha256:" + "b" * 64

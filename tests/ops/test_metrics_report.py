@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from ops_fixtures import NEW_TAG, OLD_TAG, require
+from ci_policy import require
+from ops_fixtures import NEW_TAG, OLD_TAG
 from PIL import Image
 
 from goldgate.cli import main

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from release_support import require
+from ci_policy import require
 
 from goldgate.release.build import ReleaseIdentity, TagConflict, build_docker, manifest_sha256
 from goldgate.release.ledger import Ledger

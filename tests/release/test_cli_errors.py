@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from release_support import require
+from ci_policy import require
 
 from goldgate.cli import main
 from goldgate.release.ledger import Ledger
