@@ -23,8 +23,15 @@ DEFAULT_STARTUP_S = 0.2
 PACKAGE = "worker"  # the snapshot's package directory name
 
 
+MAX_MESSAGE_CHARS = 4000  # logging-schema-v1 `message`
+
+
 class _Terminated(SystemExit):
     pass
+
+
+class _BadSetting(ValueError):
+    """A launcher setting is wrong; the message names it."""
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -36,10 +43,16 @@ def _startup_delay() -> float:
     try:
         value = float(raw) if raw else DEFAULT_STARTUP_S
     except ValueError:
-        raise SystemExit(f"worker_process: COMFY_EMULATOR_STARTUP_S={raw!r} is not a number of seconds") from None
+        raise _BadSetting(f"worker_process: COMFY_EMULATOR_STARTUP_S={raw!r} is not a number of seconds") from None
     if value < 0:
-        raise SystemExit("worker_process: COMFY_EMULATOR_STARTUP_S must be >= 0")
+        raise _BadSetting("worker_process: COMFY_EMULATOR_STARTUP_S must be >= 0")
     return value
+
+
+def _refuse(log: JsonLogger, event: str, message: str, code: int) -> int:
+    """Why this worker will not start, as one v1 line on stderr (the process output is a worker log)."""
+    log.error(event, message=message[:MAX_MESSAGE_CHARS])
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,15 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snapshot", type=Path, required=True, help="a local image snapshot directory")
     args = parser.parse_args(argv)
     snapshot = args.snapshot.resolve()
-    log = JsonLogger("orchestrator", stack=os.environ.get("STACK") or None,
-                     worker_image_tag=os.environ.get("WORKER_IMAGE_TAG") or None)
+    context = {"stack": os.environ.get("STACK") or None, "worker_image_tag": os.environ.get("WORKER_IMAGE_TAG") or None}
+    log = JsonLogger("orchestrator", **context)
+    refusal = JsonLogger("orchestrator", sys.stderr, **context)
     if not (snapshot / PACKAGE / "handler.py").is_file() or not (snapshot / "models").is_dir():
-        print(f"worker_process: {snapshot} is not a worker snapshot (needs {PACKAGE}/handler.py and models/)",
-              file=sys.stderr)
-        return 2
+        return _refuse(refusal, "local_worker_refused", f"worker_process: {snapshot} is not a worker snapshot "
+                                                        f"(needs {PACKAGE}/handler.py and models/)", 2)
+    try:
+        startup_delay = _startup_delay()
+    except _BadSetting as exc:
+        return _refuse(refusal, "local_worker_refused", str(exc), 2)
     signal.signal(signal.SIGTERM, _on_sigterm)  # until the SDK installs its own graceful handler
-    emulator = ComfyUIEmulator(snapshot / "models", startup_delay_s=_startup_delay(),
-                               stack=os.environ.get("STACK") or None)
+    emulator = ComfyUIEmulator(snapshot / "models", startup_delay_s=startup_delay, stack=context["stack"])
     try:
         emulator.start()
         os.environ["COMFY_URL"] = emulator.url
@@ -77,9 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     worker_image_tag=os.environ.get("WORKER_IMAGE_TAG") or None,
                                                     workflow_version=os.environ.get("WORKFLOW_VERSION") or None))
         if not report.ok:
-            print(f"worker_process: preflight failed, not starting the handler:\n{report.render_text()}",
-                  file=sys.stderr)
-            return 3
+            return _refuse(refusal, "local_worker_preflight_failed",
+                           f"worker_process: preflight failed, not starting the handler:\n{report.render_text()}", 3)
         log.info("local_worker_starting", message=f"snapshot {snapshot}, ComfyUI emulator at {emulator.url}")
         handler = importlib.import_module(f"{PACKAGE}.handler")
         sys.argv = [sys.argv[0], *sdk_args]

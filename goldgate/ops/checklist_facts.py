@@ -166,21 +166,19 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
 
     schema = json.loads(schema_path.read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
-    # *.jsonl are goldgate's own log files: every line must be v1. A worker's *.log is its process
-    # output, where the runpod SDK prints its own lines too; there only goldgate's lines (those
-    # carrying `schema`) are judged and the SDK's are counted as foreign.
-    files = sorted([*logs_dir.glob("*.jsonl"), *logs_dir.glob("worker-*.log")]) if logs_dir.is_dir() else []
+    # Every line of every log file is judged, worker process output (worker-*.log) included: the worker
+    # routes the runpod SDK's logger, prints, warnings and crashes into v1 lines. Only *.stderr.log is
+    # exempt: the crash output of a host process (a Python traceback has no schema).
+    files = sorted(p for p in logs_dir.rglob("*") if p.is_file() and not p.name.endswith(".stderr.log")) \
+        if logs_dir.is_dir() else []
     invalid: list[str] = []
-    invalid_count = lines = models_loaded = foreign = 0
+    invalid_count = lines = models_loaded = 0
     trace_missing: set[str] = set()
     context: dict[str, set[str]] = {}
     for path in files:
         with path.open(encoding="utf-8", errors="replace") as fh:
             for number, text in enumerate(fh, 1):
                 if not text.strip():
-                    continue
-                if path.suffix == ".log" and '"schema"' not in text:
-                    foreign += 1
                     continue
                 lines += 1
                 if lines > MAX_LOG_LINES:
@@ -194,7 +192,7 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
                     invalid_count += 1
                     if len(invalid) < 5:
                         first = errors[0] if isinstance(errors[0], str) else errors[0].message
-                        invalid.append(f"{path.name}:{number}: {first[:160]}")
+                        invalid.append(f"{path.relative_to(logs_dir)}:{number}: {first[:160]}")
                     continue
                 if line.get("event") == "models_loaded":
                     models_loaded += 1
@@ -207,7 +205,7 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
     without = sorted(j for j, seen in context.items() if len(seen) < 3)
     return LogFacts(files=len(files), lines=lines, invalid=tuple(invalid), invalid_count=invalid_count,
                     jobs_missing_trace=tuple(sorted(trace_missing)[:10]), jobs_without_context=tuple(without[:10]),
-                    job_ids=len(context), models_loaded=models_loaded, foreign=foreign)
+                    job_ids=len(context), models_loaded=models_loaded)
 
 
 def dockerfile_problems(dockerfile: Path, manifest: Any) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from . import sdk_logs
 from .comfy_client import ComfyClient, ComfyError, PromptRejected
 from .config import ConfigError, WorkerConfig, load_config
 from .first_aid import explain_rejection
@@ -162,8 +163,11 @@ def main() -> None:
         config = load_config()
         _runtime = build_runtime(config)
     except (ConfigError, WorkflowError, ManifestError) as exc:
-        print(f"worker: cannot start: {exc}", file=sys.stderr)
+        WorkerLog(sys.stderr).error("worker_cannot_start", message=f"worker: cannot start: {exc}",
+                                    error=error_field(exc))
         sys.exit(2)
+    # Before the SDK starts: its logger, prints, warnings and crashes must come out as v1 lines too.
+    sdk_logs.install(_runtime.log)
     _runtime.log.info("worker_started", data={"workflows": sorted(w.version for w in _runtime.workflows.values()),
                                               "comfy_url": config.comfy_url, "model_roots": list(config.model_roots)})
     import runpod  # imported here so the rest of the package (preflight, tests) does not need the SDK loaded

@@ -18,7 +18,8 @@ _CONTEXT_FIELDS = ("stack", "trace_id", "job_id", "runpod_job_id", "workflow_ver
 _REQUIRED = ("stack", "trace_id", "job_id", "workflow_version", "worker_image_tag")
 _LIMITS = {"stack": 64, "job_id": 128, "runpod_job_id": 128, "workflow_version": 64, "worker_image_tag": 256,
            "reason": 200, "status": 32}
-_lock = threading.Lock()
+# Re-entrant: the SDK logs from its SIGTERM handler, which may run while this thread is mid-line.
+_lock = threading.RLock()
 _REDACTED = "[redacted]"
 
 
@@ -53,6 +54,10 @@ class WorkerLog:
         if unknown:
             raise ValueError(f"not a log context field: {sorted(unknown)}")
         return WorkerLog(self._stream, self._secrets, **{**self._context, **context})
+
+    def to_stream(self, stream: IO[str] | None) -> WorkerLog:
+        """The same logger (context, secrets) writing to another stream."""
+        return WorkerLog(stream, self._secrets, **self._context)
 
     def log(self, level: str, event: str, *, message: str | None = None, **fields: Any) -> None:
         line: dict[str, Any] = {"schema": SCHEMA, "ts": _now(), "level": level, "event": event,

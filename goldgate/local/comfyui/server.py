@@ -38,6 +38,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # requests are logged as JSON lines in _send
 
+    def log_error(self, format: str, *args: Any) -> None:
+        # http.server reports malformed requests (bad request line, oversized headers) here, in plain text
+        # on stderr by default; the emulator's output lands in worker logs, where every line is v1.
+        logger: JsonLogger = self.server.logger  # type: ignore[attr-defined]
+        logger.warning("http_protocol_error", message=(format % args)[:4000])
+
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -131,6 +137,16 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(404, b"404: Not Found", "text/plain; charset=utf-8")
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback to stderr when a handler raises (a client that hung up mid-reply,
+        # most often); one v1 line says the same thing.
+        exc = sys.exc_info()[1]
+        self.logger.warning("http_handler_error",  # type: ignore[attr-defined]
+                            message=f"request from {client_address[0]}:{client_address[1]} failed",
+                            error={"type": type(exc).__name__, "message": str(exc)[:4000]})
+
+
 class ComfyUIEmulator:
     """Start with `start()` (returns at once; listening begins after `startup_delay_s`), stop with `stop()`."""
 
@@ -142,7 +158,7 @@ class ComfyUIEmulator:
         self.backend = ComfyBackend(Path(models_dir), self.output_dir, render_delay_s)
         self.startup_delay_s = startup_delay_s
         self.logger = JsonLogger("comfyui-emulator", log_stream, stack=stack)
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler, bind_and_activate=False)
+        self._server = _Server(("127.0.0.1", port), _Handler, bind_and_activate=False)
         self._server.daemon_threads = True
         self._server.backend = self.backend  # type: ignore[attr-defined]
         self._server.logger = self.logger  # type: ignore[attr-defined]

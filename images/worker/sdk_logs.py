@@ -1,0 +1,226 @@
+"""Everything a worker process writes besides its own lines, as schema-v1 lines (docs/logging-schema-v1.json).
+
+The worker's own code logs through WorkerLog. Other writers share the process's stdout/stderr: the runpod
+SDK's logger (plain `LEVEL  | message`, or RunPod's own JSON when RUNPOD_ENDPOINT_ID is set), bare print()s
+(the SDK's start banner, ...), and Python's own channels (warnings, logging, uncaught exceptions).
+`install` routes each into WorkerLog, so every line a worker writes is v1 and scrubbed of its secrets.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import logging
+import os
+import sys
+import threading
+import traceback
+import warnings
+from collections.abc import Callable
+from types import TracebackType
+from typing import IO, Any
+
+from .logs import SCHEMA, WorkerLog, error_field
+
+# The SDK's levels (rp_logger.LOG_LEVELS, plus TIP which it always prints) -> schema-v1 levels.
+SDK_LEVELS = {"TRACE": "debug", "DEBUG": "debug", "INFO": "info", "WARN": "warning", "ERROR": "error", "TIP": "info"}
+_SDK_ORDER = ("NOTSET", "TRACE", "DEBUG", "INFO", "WARN", "ERROR")
+_V1_PREFIX = '{"schema":"' + SCHEMA + '"'
+MAX_TRACEBACK_CHARS = 8000
+
+
+def sdk_log_route(log: WorkerLog, sdk_logger: Any) -> Callable[..., None]:
+    """A drop-in for `RunPodLogger.log(message, message_level="INFO", job_id=None)` writing v1 lines.
+
+    The SDK's filter is kept (its level is read on every call: `set_level` may change it). The job id the
+    SDK passes is RunPod's request id, so it goes to `runpod_job_id`; `job_id` is goldgate's own job id,
+    which the worker's `job_started` line ties to the same `runpod_job_id`.
+    """
+
+    def route(message: Any, message_level: str = "INFO", job_id: Any = None) -> None:
+        sdk_level = str(message_level).upper()
+        threshold = str(getattr(sdk_logger, "level", "DEBUG")).upper()
+        if threshold == "NOTSET":
+            return
+        if sdk_level != "TIP" and sdk_level in _SDK_ORDER and threshold in _SDK_ORDER \
+                and _SDK_ORDER.index(sdk_level) < _SDK_ORDER.index(threshold):
+            return
+        level = SDK_LEVELS.get(sdk_level, "info")
+        log.log(level, f"runpod_sdk.{level}", message=str(message),
+                runpod_job_id=str(job_id) if job_id not in (None, "") else None)
+
+    return route
+
+
+def route_sdk_logger(log: WorkerLog) -> Callable[[], None]:
+    """Sends the runpod SDK's logger to `log`; returns the undo.
+
+    RunPodLogger is a process-wide singleton (every SDK module holds the instance `RunPodLogger()` returns)
+    and each of its methods (debug, info, warn, error, tip, trace, secret, set_level) ends in `self.log`.
+    Setting `log` on that one instance therefore reroutes all of them, including SDK modules imported
+    later, without editing SDK module globals or its class. The SDK's message text is kept as is;
+    WorkerLog truncates it to the schema's 4000 characters.
+    """
+    from runpod.serverless.modules.rp_logger import RunPodLogger  # the SDK is only needed once we start it
+
+    sdk_logger = RunPodLogger()
+    previous_level = vars(sdk_logger).get("level")
+    if not (os.environ.get("RUNPOD_LOG_LEVEL") or os.environ.get("RUNPOD_DEBUG_LEVEL")):
+        # Unset, the SDK logs at DEBUG: several lines per job-take poll, hundreds a second when idle.
+        # Only the SDK's own variables are read, to respect an operator who chose a level.
+        sdk_logger.level = "INFO"
+    previous = vars(sdk_logger).get("log")
+    sdk_logger.log = sdk_log_route(log, sdk_logger)
+
+    def undo() -> None:
+        for name, value in (("log", previous), ("level", previous_level)):
+            if value is None:
+                vars(sdk_logger).pop(name, None)
+            else:
+                setattr(sdk_logger, name, value)
+
+    return undo
+
+
+class V1LineStream(io.TextIOBase):
+    """A text stream in place of sys.stdout/sys.stderr: v1 lines pass through, any other line is wrapped.
+
+    Lines are assembled per thread (print() writes text and newline in two calls, and several threads
+    print), then written to the real stream whole, under one lock, so lines never interleave.
+    """
+
+    def __init__(self, target: IO[str], log: WorkerLog, level: str, event: str) -> None:
+        super().__init__()
+        self.target = target
+        self._log = log.to_stream(self)
+        self._level = level
+        self._event = event
+        self._lock = threading.RLock()  # re-entrant for the same reason as logs._lock
+        self._partial: dict[int, str] = {}
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.target, "encoding", "utf-8")
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.target.fileno()
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        thread = threading.get_ident()
+        pending = self._partial.pop(thread, "") + text
+        *complete, rest = pending.split("\n")
+        if rest:
+            self._partial[thread] = rest
+        for line in complete:
+            self._emit(line)
+        return len(text)
+
+    def _emit(self, line: str) -> None:
+        line = line.rstrip("\r")
+        if not line.strip():
+            return
+        if line.startswith(_V1_PREFIX):
+            with self._lock:
+                self.target.write(line + "\n")
+                self.target.flush()
+            return
+        # Not ours: one v1 line whose message is the text (WorkerLog writes it back through this stream).
+        self._log.log(self._level, self._event, message=line)
+
+    def flush(self) -> None:
+        with self._lock:
+            self.target.flush()
+
+    def drain(self) -> None:
+        """Writes out every thread's unterminated text (at exit, or before the stream is put back)."""
+        for thread in list(self._partial):
+            rest = self._partial.pop(thread, "")
+            if rest:
+                self._emit(rest)
+        self.flush()
+
+
+class _V1Handler(logging.Handler):
+    """Python `logging` records (boto3, urllib3, asyncio, ...) as v1 lines."""
+
+    def __init__(self, log: WorkerLog) -> None:
+        super().__init__()
+        self._log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = ("critical" if record.levelno >= logging.CRITICAL else "error" if record.levelno >= logging.ERROR
+                     else "warning" if record.levelno >= logging.WARNING
+                     else "info" if record.levelno >= logging.INFO else "debug")
+            self._log.log(level, "python_log", message=self.format(record), data={"logger": record.name})
+        except Exception:  # noqa: BLE001 - logging's own contract: a failing handler reports, never raises
+            self.handleError(record)
+
+
+def _traceback_text(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> str:
+    text = "".join(traceback.format_exception(exc_type, exc, tb))
+    return text if len(text) <= MAX_TRACEBACK_CHARS else "...\n" + text[-MAX_TRACEBACK_CHARS:]
+
+
+def install(log: WorkerLog) -> Callable[[], None]:
+    """Routes the SDK's logger, stray prints, warnings, logging and uncaught exceptions to `log` as v1
+    lines (stdout for output, stderr for warnings and crashes, as before). Call it once at start-up,
+    before `runpod.serverless.start`; returns the undo (for tests running it in-process).
+    """
+    saved = (sys.stdout, sys.stderr, warnings.showwarning, sys.excepthook, threading.excepthook)
+    root = logging.getLogger()
+    saved_handlers = list(root.handlers)
+    out = sys.stdout if isinstance(sys.stdout, V1LineStream) else V1LineStream(sys.stdout, log, "info", "stdout_line")
+    err = sys.stderr if isinstance(sys.stderr, V1LineStream) else V1LineStream(sys.stderr, log, "warning",
+                                                                               "stderr_line")
+    err_log = log.to_stream(err)
+    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
+
+    def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                     file: IO[str] | None = None, line: str | None = None) -> None:
+        err_log.warning("python_warning", message=f"{category.__name__}: {message}",
+                        data={"file": filename, "line": lineno})
+
+    def uncaught(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        err_log.log("critical", "worker_crashed", message=f"uncaught {exc_type.__name__}: {exc}",
+                    error=error_field(exc), data={"traceback": _traceback_text(exc_type, exc, tb)})
+
+    def uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        exc = args.exc_value if args.exc_value is not None else args.exc_type()
+        err_log.log("error", "thread_crashed",
+                    message=f"uncaught {args.exc_type.__name__} in thread "
+                            f"{args.thread.name if args.thread else '?'}: {exc}",
+                    error=error_field(exc), data={"traceback": _traceback_text(args.exc_type, exc, args.exc_traceback)})
+
+    warnings.showwarning = show_warning
+    sys.excepthook = uncaught
+    threading.excepthook = uncaught_in_thread
+    # The worker owns its process's output: replace, not add to, the root handlers (an SDK module calls
+    # logging.basicConfig at import, which would print plain text to stderr).
+    root.handlers = [_V1Handler(err_log)]
+    undo_sdk = route_sdk_logger(log)
+
+    def drain() -> None:
+        for stream in (out, err):
+            stream.drain()
+
+    atexit.register(drain)  # a last print without a newline still becomes a line
+
+    def undo() -> None:
+        atexit.unregister(drain)
+        undo_sdk()
+        drain()
+        root.handlers = saved_handlers
+        sys.stdout, sys.stderr, warnings.showwarning, sys.excepthook, threading.excepthook = saved
+
+    return undo
