@@ -102,8 +102,11 @@ def cmd_dr_restore(args: argparse.Namespace) -> int:
 def cmd_metrics(args: argparse.Namespace) -> int:
     from goldgate.ops import metrics_report
 
-    platform = _platform(args)
-    report = metrics_report.report_from_sqlite(platform.db_path(args.stack), args.stack, args.since)
+    if args.target == "cloud":
+        report = _cloud_metrics(args)
+    else:
+        platform = _platform(args)
+        report = metrics_report.report_from_sqlite(platform.db_path(args.stack), args.stack, args.since)
     if args.html:
         out = Path(args.html)
         try:
@@ -117,8 +120,28 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 # -- checklist ------------------------------------------------------------------------------------
 
+def _cloud_metrics(args: argparse.Namespace) -> dict[str, Any]:
+    from goldgate.cloudflare.api import CloudflareApi
+    from goldgate.cloudflare.d1 import D1Client
+    from goldgate.ops import cloud_facts
+    from goldgate.ops.metrics_report import report_from_d1
+
+    stacks_dir = Path(args.stacks_dir) if args.stacks_dir else specs.STACKS_DIR
+    spec, _ = cloud_facts.load_cloud_stack(args.stack, stacks_dir)
+    account = cloud_facts.cloudflare_account(spec)
+    creds = cloud_facts.credentials_from_env((), need_runpod=False)
+    with CloudflareApi(creds.cloudflare_api_token, args.cloudflare_api_base) as api:
+        d1 = D1Client(api, account)
+        database_id = args.database_id or cloud_facts.find_database(d1, spec.database.name)
+        progress(f"reading job_metrics from D1 {spec.database.name} ({database_id})")
+        return report_from_d1(d1, database_id, args.stack, args.since)
+
+
 def cmd_checklist(args: argparse.Namespace) -> int:
     from goldgate.ops import checklist
+
+    if args.target == "cloud":
+        return _cloud_checklist(args)
     from goldgate.ops.checklist_facts import gather_local
 
     platform = _platform(args)
@@ -127,6 +150,46 @@ def cmd_checklist(args: argparse.Namespace) -> int:
     results = checklist.run_checks(facts)
     emit(args, checklist.to_json(args.stack, results), checklist.render_text)
     return 1 if checklist.failed(results) else 0
+
+
+def _render_cloud_checklist(data: dict[str, Any]) -> str:
+    from goldgate.ops import checklist
+
+    notes = data["cloud"]["notes"]
+    return checklist.render_text(data) + ("\n\ncloud notes:\n" + "\n".join(f"  - {n}" for n in notes) if notes else "")
+
+
+def _cloud_checklist(args: argparse.Namespace) -> int:
+    from goldgate.ops import checklist, cloud_facts
+
+    stacks_dir = Path(args.stacks_dir) if args.stacks_dir else specs.STACKS_DIR
+    spec, _ = cloud_facts.load_cloud_stack(args.stack, stacks_dir)  # an unknown stack: one line, before credentials
+    cloud_facts.cloudflare_account(spec)
+    pair = cloud_facts.stack_pair(args.stack, spec, stacks_dir)
+    creds = cloud_facts.credentials_from_env([n for n in pair.values() if n])
+    reading = cloud_facts.read_cloud(
+        args.stack, creds, home=_platform(args).home, stacks_dir=stacks_dir,
+        reports_dir=Path(args.reports_dir) if args.reports_dir else None,
+        logs_dir=Path(args.logs_dir) if args.logs_dir else None, cloudflare_api_base=args.cloudflare_api_base,
+        database_id=args.database_id, progress=progress)
+    results = checklist.run_checks(reading.facts)
+    data = {**checklist.to_json(args.stack, results), "target": "cloud", "cloud": reading.to_dict()}
+    emit(args, data, _render_cloud_checklist)
+    return 1 if checklist.failed(results) else 0
+
+
+_CLOUD_HELP = ("cloud: read the stack's RunPod endpoints (REST v2 and /health) and its D1 through the APIs, "
+               "read-only. Credentials come from the environment and are never printed: RUNPOD_API_KEY (or "
+               "RUNPOD_API_KEY_<STACK>) and CLOUDFLARE_API_TOKEN (D1 read); the account id and API bases come from "
+               "stacks/Pulumi.<stack>.yaml")
+
+
+def _add_cloud_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", choices=("local", "cloud"), default="local",
+                   help="local (default): the local deployment under --home. " + _CLOUD_HELP)
+    p.add_argument("--stacks-dir", help="cloud: where Pulumi.<stack>.yaml live (default: the repository's stacks/)")
+    p.add_argument("--database-id", help="cloud: the D1 uuid (default: looked up by the stack's database name)")
+    p.add_argument("--cloudflare-api-base", default="https://api.cloudflare.com/client/v4", help=argparse.SUPPRESS)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -160,10 +223,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--offline", action="store_true",
                    help="skip the checks that need the running stack (webhook replay); they report n/a")
     p.add_argument("--reports-dir", help="golden reports (default scripts/golden-tests/reports)")
+    p.add_argument("--logs-dir", help="cloud: a directory of exported JSON log lines (*.jsonl) to judge; the APIs "
+                                      "give no logs")
+    _add_cloud_flags(p)
     add_json_flag(p)
 
     p = add("metrics", cmd_metrics, "P50/P95/P99 queue, run and end-to-end time, error rate and cost, per release")
     p.add_argument("stack")
     p.add_argument("--since", help="only jobs created at or after this time (ISO 8601)")
     p.add_argument("--html", metavar="FILE", help="also write an HTML report with charts to FILE")
+    _add_cloud_flags(p)
     add_json_flag(p)

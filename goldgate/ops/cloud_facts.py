@@ -1,0 +1,553 @@
+"""The checklist's facts read from the cloud: the same `Facts` that `gather_local` fills, from the APIs.
+
+Sources: the stack files (`stacks/Pulumi.<stack>.yaml`), RunPod REST v2 (each role's endpoint: image,
+env WORKFLOW_VERSION, network volumes, max workers, releases and rollout) and the data plane's
+/health, the stack's D1 over the Cloudflare REST API (jobs, webhook_deliveries, job_metrics), and
+what lives beside the repository: the ledger, the golden report, images/worker, the polling scan,
+the latest DR drill. Everything is read-only: no webhook is replayed into a cloud stack and no job
+is submitted; idempotency is judged on the deliveries D1 already recorded.
+
+What a StackSpec does not carry but the cloud reports (scaled-down max workers, a rollout in
+progress, /health counters, drift between the stack file and the endpoint) comes back as notes
+beside the facts (`CloudReading`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from goldgate.cloudflare.api import DEFAULT_API_BASE, CloudflareApi
+from goldgate.cloudflare.d1 import D1Client
+from goldgate.errors import GoldgateError, SpecError
+from goldgate.ops.checklist_facts import (
+    SERVICE_DIR,
+    WORKER_DIR,
+    Facts,
+    ImageModels,
+    JobFacts,
+    LiveFacts,
+    read_log_facts,
+    read_worker_facts,
+)
+from goldgate.runpod import ControlPlaneClient, DataPlaneClient, Endpoint
+from goldgate.spec import ROLES, STACKS_DIR, StackSpec, from_mapping, is_digest_ref, load_pulumi
+
+RUNPOD_KEY_ENV = "RUNPOD_API_KEY"
+CLOUDFLARE_TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
+# RunPod lowers an unused endpoint's max workers to 2 after 3 quiet days and to 0 after 7.
+IDLE_SCALED_MAX = 2
+# The service's cold-start failure texts (checklist_facts' _NOT_READY), as SQL LIKE patterns.
+_NOT_READY_LIKE = ("%not ready%", "%connection refused%", "%did not start%", "%waiting for comfyui%",
+                   "%cold start%")
+_TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
+# Stands in for a tag pin while the rest of the stack file is validated; never reported or used.
+_PLACEHOLDER_IMAGE = "placeholder/validation@sha256:" + "0" * 64
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+class CloudFactError(GoldgateError):
+    """A cloud resource the checklist reads is missing or ambiguous; the message says which and what to do."""
+
+
+# -- credentials ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CloudCredentials:
+    """API credentials, from the environment only; never part of a repr, a log or the output."""
+
+    runpod_api_keys: Mapping[str, str] = field(repr=False)   # stack name -> key
+    cloudflare_api_token: str = field(repr=False)
+
+
+def _env_name(base: str, stack: str) -> str:
+    return f"{base}_{stack.upper().replace('-', '_')}"
+
+
+def credentials_from_env(stacks: Iterable[str], env: Mapping[str, str] | None = None,
+                         need_runpod: bool = True) -> CloudCredentials:
+    """`RUNPOD_API_KEY_<STACK>` or `RUNPOD_API_KEY` per stack (as the cloud deployer reads them), and
+    `CLOUDFLARE_API_TOKEN`. A missing one is a one-line error naming the variable."""
+    env = os.environ if env is None else env
+    keys: dict[str, str] = {}
+    for stack in stacks if need_runpod else ():
+        key = env.get(_env_name(RUNPOD_KEY_ENV, stack)) or env.get(RUNPOD_KEY_ENV)
+        if not key:
+            raise GoldgateError(f"{RUNPOD_KEY_ENV} is not set: the cloud checklist reads the {stack} endpoint with "
+                                f"it (or set {_env_name(RUNPOD_KEY_ENV, stack)} for that stack alone)")
+        keys[stack] = key
+    token = env.get(CLOUDFLARE_TOKEN_ENV)
+    if not token:
+        raise GoldgateError(f"{CLOUDFLARE_TOKEN_ENV} is not set: reading the stack's D1 needs an API token "
+                            "with D1 read permission")
+    return CloudCredentials(runpod_api_keys=keys, cloudflare_api_token=token)
+
+
+# -- stack files ---------------------------------------------------------------------------------
+
+def cloud_stack_names(stacks_dir: Path = STACKS_DIR) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+
+
+def load_cloud_stack(name: str, stacks_dir: Path = STACKS_DIR) -> tuple[StackSpec, str | None]:
+    """(spec, image pinned in the file). A tag pin is kept as written, for the checklist to judge,
+    while every other field of the file is still validated; any other error is the SpecError."""
+    try:
+        spec = load_pulumi(name, stacks_dir)
+        return spec, spec.image
+    except SpecError as exc:
+        if "goldgate:spec.image" not in str(exc):
+            raise
+        path = stacks_dir / f"Pulumi.{name}.yaml"
+        raw = ((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("config") or {}).get("goldgate:spec")
+        image = raw.get("image") if isinstance(raw, Mapping) else None
+        if not isinstance(image, str) or is_digest_ref(image):
+            raise
+        spec = from_mapping(name, {**raw, "image": _PLACEHOLDER_IMAGE}, "cloud", str(path))
+        return dataclasses.replace(spec, image=None), image
+
+
+def cloudflare_account(spec: StackSpec) -> str:
+    account = spec.cloud.cloudflare_account_id if spec.cloud else ""
+    if not account or account.startswith("<"):
+        raise GoldgateError(f"stacks/Pulumi.{spec.name}.yaml has no Cloudflare account id: set "
+                            "goldgate:spec.cloud.cloudflare_account_id (32 hex, the dashboard's Account ID)")
+    return account
+
+
+def find_database(d1: D1Client, name: str) -> str:
+    """The uuid of the account's D1 database named `name` (the stack's database.name)."""
+    found = d1.api.call("GET", f"/accounts/{d1.account_id}/d1/database", params={"name": name}) or []
+    uuids = [str(d.get("uuid")) for d in found if isinstance(d, dict) and d.get("name") == name]
+    if not uuids:
+        raise CloudFactError(f"Cloudflare account {d1.account_id} has no D1 database named {name}: "
+                             "`pulumi up` creates it, or pass --database-id")
+    if len(uuids) > 1:
+        raise CloudFactError(f"{len(uuids)} D1 databases are named {name} ({', '.join(uuids)}); pass --database-id")
+    return uuids[0]
+
+
+# -- RunPod --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EndpointState:
+    """One role's endpoint as RunPod reports it. Of the env only WORKFLOW_VERSION is kept: the rest
+    holds the R2 credentials."""
+
+    stack: str
+    role: str
+    endpoint_id: str
+    name: str
+    image: str | None
+    pinned: str | None
+    workflow_version: str | None
+    network_volumes: tuple[str, ...]
+    workers_max: int
+    declared_workers_max: int
+    release_version: int | None
+    rollout_in_progress: bool
+    percent_on_latest: int
+    workers_total: int
+    stale_workers: int
+    health: Mapping[str, Any] | None = None
+    health_error: str | None = None
+
+    @property
+    def idle_scaled_down(self) -> bool:
+        return self.workers_max < self.declared_workers_max and self.workers_max <= IDLE_SCALED_MAX
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "idle_scaled_down": self.idle_scaled_down}
+
+
+def find_endpoint(control: ControlPlaneClient, name: str, stack: str) -> Endpoint:
+    matches = [e for e in control.list_endpoints() if e.name == name]
+    if not matches:
+        raise CloudFactError(f"RunPod has no endpoint named {name} (stack {stack}): `pulumi up --stack {stack}` "
+                             "creates it")
+    if len(matches) > 1:
+        raise CloudFactError(f"RunPod has {len(matches)} endpoints named {name} ({', '.join(e.id for e in matches)})"
+                             f"; stack {stack} owns one: delete the others")
+    return matches[0]
+
+
+def read_endpoint(control: ControlPlaneClient, data_plane: Callable[[str], DataPlaneClient], spec: StackSpec,
+                  pinned: str | None) -> EndpointState:
+    ep = find_endpoint(control, spec.endpoint.name, spec.name)
+    history = control.list_releases(ep.id)
+    workers = control.list_workers(ep.id)
+    health, health_error = None, None
+    try:
+        with data_plane(ep.id) as plane:
+            h = plane.health()
+        health = {"jobs": dict(h.jobs), "workers": dict(h.workers)}
+    except GoldgateError as exc:  # /health is a note, not a line: a failure is reported, not fatal
+        health_error = str(exc)
+    return EndpointState(
+        stack=spec.name, role=spec.role, endpoint_id=ep.id, name=ep.name, image=ep.image, pinned=pinned,
+        workflow_version=ep.env.get("WORKFLOW_VERSION"), network_volumes=tuple(ep.network_volumes),
+        workers_max=ep.workers_max, declared_workers_max=spec.endpoint.workers_max,
+        release_version=history.endpoint_version, rollout_in_progress=history.rollout.in_progress,
+        percent_on_latest=history.rollout.percent_on_latest, workers_total=history.rollout.workers_total,
+        stale_workers=len(workers.stale), health=health, health_error=health_error)
+
+
+def endpoint_notes(state: EndpointState, spec: StackSpec) -> list[str]:
+    """What the operator should know about an endpoint beyond the checklist's lines."""
+    who = f"{state.role.upper()} endpoint {state.name} ({state.endpoint_id})"
+    notes = []
+    if state.pinned and state.image != state.pinned:
+        notes.append(f"{who} runs {state.image}, but stacks/Pulumi.{spec.name}.yaml pins {state.pinned}: "
+                     f"deploy the pin (`goldgate deploy {spec.name}`) or find who patched the endpoint")
+    if state.workflow_version != spec.workflow_version:
+        notes.append(f"{who} has WORKFLOW_VERSION={state.workflow_version!r}, the stack file says "
+                     f"{spec.workflow_version!r}")
+    if state.idle_scaled_down:
+        notes.append(f"{who}: RunPod scaled max workers down to {state.workers_max} (declared "
+                     f"{state.declared_workers_max}) after days without requests; `pulumi up --refresh --stack "
+                     f"{spec.name}` restores it")
+    elif state.workers_max != state.declared_workers_max:
+        notes.append(f"{who}: max workers {state.workers_max}, declared {state.declared_workers_max}")
+    if state.rollout_in_progress or state.stale_workers:
+        notes.append(f"{who}: release v{state.release_version} rolling out, {state.percent_on_latest}% of "
+                     f"{state.workers_total} workers on it, {state.stale_workers} stale")
+    if state.health_error:
+        notes.append(f"{who}: /health unreachable: {state.health_error}")
+    elif state.health is not None:
+        jobs, workers = state.health["jobs"], state.health["workers"]
+        notes.append(f"{who}: /health jobs {', '.join(f'{k}={v}' for k, v in jobs.items())}; workers "
+                     f"{', '.join(f'{k}={v}' for k, v in workers.items())}")
+    return notes
+
+
+def observed_spec(spec: StackSpec, state: EndpointState) -> StackSpec:
+    """The spec as the cloud runs it: the checks judge WORKFLOW_VERSION and network volumes from the
+    endpoint itself, not from what the file declares."""
+    endpoint = dataclasses.replace(spec.endpoint, network_volume_id=",".join(state.network_volumes) or None)
+    return dataclasses.replace(spec, workflow_version=state.workflow_version or "", endpoint=endpoint)
+
+
+def running_image(pinned: str | None, state: EndpointState | None) -> str | None:
+    """What the checklist judges as the role's image: a tag pin is the fault to report; otherwise the
+    endpoint's own image (equal to the pin when healthy); nothing when there is no endpoint."""
+    if pinned and not is_digest_ref(pinned):
+        return pinned
+    if state is None:
+        return None
+    return state.image
+
+
+# -- D1 ------------------------------------------------------------------------------------------
+
+class _D1Rows:
+    def __init__(self, d1: D1Client, database_id: str) -> None:
+        self.d1, self.database_id = d1, database_id
+
+    def all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        return self.d1.query(self.database_id, sql, list(params))
+
+    def one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any]:
+        rows = self.all(sql, params)
+        return rows[0] if rows else {}
+
+
+_RESULTS_ARRAY = "CASE WHEN json_valid(j.results_json) AND json_type(j.results_json) = 'array' " \
+                 "THEN j.results_json ELSE '[]' END"
+
+
+def read_job_facts_d1(db: _D1Rows) -> tuple[JobFacts, str | None]:
+    """checklist_facts.read_job_facts over D1: the same figures, aggregated in SQL so no response grows
+    with the table. A missing job_metrics table leaves its figures empty (the percentiles line says so)."""
+    by_status = {r["status"]: r["n"] for r in db.all("SELECT status, count(*) AS n FROM jobs GROUP BY status")}
+    first = db.one("SELECT status FROM jobs ORDER BY created_at, id LIMIT 1")
+    cold = db.one("SELECT count(*) AS n FROM jobs WHERE status IN ('failed', 'timed_out') AND ("
+                  + " OR ".join("lower(error) LIKE ?" for _ in _NOT_READY_LIKE) + ")", _NOT_READY_LIKE)
+    no_images = db.one("SELECT count(*) AS n FROM jobs j WHERE status = 'completed' AND (results_json IS NULL "
+                       "OR results_json = '' OR (json_valid(results_json) AND (json_type(results_json) = 'null' "
+                       "OR json_array_length(results_json) = 0)))")
+    not_json = db.all("SELECT id FROM jobs WHERE status = 'completed' AND results_json IS NOT NULL "
+                      "AND results_json <> '' AND NOT json_valid(results_json) LIMIT 20")
+    bad_rows = db.all(
+        "SELECT j.id AS job_id, json_extract(r.value, '$.key') AS key, json_extract(r.value, '$.content_type') "
+        f"AS content_type, json_extract(r.value, '$.bytes') AS bytes FROM jobs j, json_each({_RESULTS_ARRAY}) r "
+        "WHERE j.status = 'completed' AND (substr(coalesce(json_extract(r.value, '$.content_type'), ''), 1, 6) "
+        "<> 'image/' OR coalesce(json_extract(r.value, '$.bytes'), 0) <= 0) LIMIT 20")
+    bad = [f"{r['id']}: results_json is not JSON" for r in not_json] + [
+        f"{r['job_id']}: {r['key']} content_type={r['content_type']!r} bytes={r['bytes']!r}" for r in bad_rows]
+    applied = {r["runpod_status"]: r["n"] for r in db.all(
+        "SELECT runpod_status, count(*) AS n FROM webhook_deliveries WHERE source = 'webhook' AND applied = 1 "
+        "GROUP BY runpod_status")}
+    undelivered = db.one("SELECT count(*) AS n FROM jobs j WHERE status = 'completed' AND NOT EXISTS (SELECT 1 "
+                         "FROM webhook_deliveries d WHERE d.job_id = j.id AND d.applied = 1 "
+                         "AND d.runpod_status = 'COMPLETED')")
+    metrics_note = None
+    try:
+        m = db.one("SELECT count(*) AS n, sum(runpod_queue_duration_ms IS NOT NULL AND runpod_run_duration_ms "
+                   "IS NOT NULL) AS timed, sum(cost_estimate_usd IS NULL OR cost_estimate_usd < 0) AS uncosted, "
+                   "avg(e2e_ms) AS mean_e2e FROM job_metrics WHERE status = 'completed'")
+    except GoldgateError as exc:
+        m, metrics_note = {}, f"job_metrics unreadable: {exc}"
+    facts = JobFacts(total=sum(by_status.values()), by_status=by_status, first_job_status=first.get("status"),
+                     cold_start_failures=cold.get("n") or 0, completed_without_images=no_images.get("n") or 0,
+                     bad_results=tuple(bad[:20]), applied_webhooks=applied,
+                     completed_without_delivery=undelivered.get("n") or 0, metrics_completed=m.get("n") or 0,
+                     metrics_with_durations=m.get("timed") or 0, metrics_missing_cost=m.get("uncosted") or 0,
+                     mean_e2e_ms=m.get("mean_e2e"))
+    return facts, metrics_note
+
+
+def _golden_result_checks(golden: Mapping[str, Any] | None) -> tuple[int, list[str]]:
+    checks = [c for case in (golden or {}).get("cases") or [] for c in case.get("checks") or []
+              if str(c.get("name", "")).endswith(".content_type")]
+    return len(checks), [f"{c['name']}: {c.get('detail')}" for c in checks if not c.get("passed")]
+
+
+def read_webhook_evidence(db: _D1Rows, stack: str, jobs: JobFacts | None,
+                          golden: Mapping[str, Any] | None) -> tuple[LiveFacts | None, str]:
+    """Idempotency from what D1 already recorded, in place of a live replay.
+
+    Replaying a webhook into a cloud stack would act on a real job, so the checklist never does it.
+    The record shows the same thing: deliveries that arrived again or late were kept with applied=0
+    and their outcome; no job took a non-terminal delivery after its terminal one; every terminal
+    job's job_metrics row agrees with it. With no repeated delivery on record yet there is nothing to
+    show, and the line is n/a with that reason."""
+    reason = (f"cloud target: no webhook is replayed into {stack} from a checklist run (it would act on a live "
+              "job); idempotency is judged on D1's webhook_deliveries")
+    ignored = {r["outcome"]: r["n"] for r in db.all(
+        "SELECT outcome, count(*) AS n FROM webhook_deliveries WHERE applied = 0 GROUP BY outcome")}
+    terminal = ", ".join(f"'{s}'" for s in _TERMINAL)
+    late = [r["job_id"] for r in db.all(
+        "SELECT DISTINCT t.job_id AS job_id FROM webhook_deliveries t JOIN webhook_deliveries n "
+        f"ON n.job_id = t.job_id WHERE t.applied = 1 AND n.applied = 1 AND t.runpod_status IN ({terminal}) "
+        f"AND n.runpod_status NOT IN ({terminal}) AND n.received_at > t.received_at LIMIT 10")]
+    try:
+        disagree = [r["id"] for r in db.all(
+            "SELECT j.id AS id FROM jobs j JOIN job_metrics m ON m.job_id = j.id WHERE m.status <> j.status LIMIT 10")]
+    except GoldgateError:
+        disagree = []  # no job_metrics table: the percentiles line reports it
+    problems = ([f"jobs that took a non-terminal delivery after their terminal one: {late}"] if late else []) + (
+        [f"jobs whose job_metrics status disagrees with the job: {disagree}"] if disagree else [])
+    if not problems and not ignored:
+        return None, f"{reason}; D1 records no repeated or out-of-order delivery yet to show it"
+    total = sum(ignored.values())
+    replay_detail = ("read-only (D1): " + "; ".join(problems) if problems else
+                     f"read-only (D1 webhook_deliveries): {total} repeated or late deliveries recorded and ignored "
+                     f"(applied=0: {', '.join(f'{k} {v}' for k, v in sorted(ignored.items()))}); no job took a "
+                     "non-terminal delivery after its terminal one; job_metrics agrees with every terminal job")
+    completed = (jobs.by_status.get("completed", 0) if jobs else 0)
+    undelivered = jobs.completed_without_delivery if jobs else 0
+    status_ok = completed > 0 and not undelivered
+    status_detail = (f"read-only (D1): {completed} completed jobs, each completed by an applied COMPLETED "
+                     "delivery; GET /api/status answers from that row" if status_ok else
+                     f"read-only (D1): {completed} completed jobs, {undelivered} without an applied COMPLETED delivery")
+    n, bad = _golden_result_checks(golden)
+    result_ok = n > 0 and not bad
+    result_detail = (f"the golden run downloaded {n} result(s) through /api/result/:key (no download from {stack} by "
+                     "the checklist)" if result_ok else
+                     "; ".join(bad[:3]) or "no golden result downloads to show, and the checklist downloads nothing "
+                     f"from {stack}")
+    return LiveFacts(not problems, replay_detail, status_ok, status_detail, result_ok, result_detail), reason
+
+
+# -- the image's models ---------------------------------------------------------------------------
+
+def image_models_from_ledger(ledger: tuple[Any, ...] | None, image: str | None, manifest_sha256: str,
+                             manifest_models: int) -> ImageModels:
+    """A registry image's files cannot be listed from here; its build can. The build records the
+    models.yaml hash the image baked (the Dockerfile ADDs each entry, checksummed); when it is this
+    checkout's models.yaml, the workflow/manifest check (models_match) speaks for the image."""
+    if not image:
+        return ImageModels(image="(none)", missing=("the stack runs no image",), checked=0)
+    builds = [e for e in ledger or () if e.kind == "build" and e.get("image") == image]
+    if not builds:
+        why = (f"the ledger records no build of {image}, so what it bakes is unknown; release images built by "
+               "`goldgate build`")
+        return ImageModels(image, (why,), 0)
+    baked = builds[-1].get("models_sha256")
+    if baked != manifest_sha256:
+        why = (f"{image} was built from models.yaml sha256 {str(baked)[:12]}, this checkout's is "
+               f"{manifest_sha256[:12]}: rebuild (`goldgate build`) or check out its commit")
+        return ImageModels(image, (why,), 0)
+    return ImageModels(image, (), manifest_models)
+
+
+# -- gathering -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CloudReading:
+    """The facts for the checklist, plus what the cloud reported that no checklist line judges."""
+
+    facts: Facts
+    endpoints: Mapping[str, EndpointState]   # role -> endpoint
+    database_id: str | None
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"endpoints": {r: e.to_dict() for r, e in self.endpoints.items()}, "database_id": self.database_id,
+                "notes": list(self.notes)}
+
+
+def _attempt(what: str, fn: Callable[[], Any]) -> tuple[Any, str | None]:
+    try:
+        return fn(), None
+    except (GoldgateError, OSError, ValueError) as exc:
+        return None, f"{what}: {exc}"
+
+
+def stack_pair(stack: str, the_spec: StackSpec, stacks_dir: Path = STACKS_DIR) -> dict[str, str | None]:
+    """role -> stack name: the checked stack, and the other role's file (Pulumi.<role>.yaml first)."""
+    pair: dict[str, str | None] = {the_spec.role: stack}
+    for role in ROLES:
+        if role in pair:
+            continue
+        pair[role] = None
+        for name in [role, *cloud_stack_names(stacks_dir)]:
+            if name == stack or not (stacks_dir / f"Pulumi.{name}.yaml").is_file():
+                continue
+            try:
+                if load_cloud_stack(name, stacks_dir)[0].role == role:
+                    pair[role] = name
+                    break
+            except SpecError:
+                if name == role:  # the role's own file is broken: judge it as that role's error
+                    pair[role] = name
+                    break
+    return pair
+
+
+def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_dir: Path = STACKS_DIR,
+               reports_dir: Path | None = None, logs_dir: Path | None = None,
+               cloudflare_api_base: str = DEFAULT_API_BASE, database_id: str | None = None,
+               progress: Progress = _quiet, now: datetime | None = None) -> CloudReading:
+    """Every fact for `goldgate checklist <stack> --target cloud`, read-only."""
+    from goldgate.ops import dr
+    from goldgate.ops.metrics_report import report_from_d1
+    from goldgate.ops.polling_scan import scan_tree
+    from goldgate.release.build import manifest_sha256
+    from goldgate.release.ledger import Ledger
+    from goldgate.release.report import REPORTS_DIR, load_report
+
+    the_spec, _ = load_cloud_stack(stack, stacks_dir)  # an unknown or invalid stack is refused right away
+    account = cloudflare_account(the_spec)
+    spec_map: dict[str, StackSpec] = {}
+    spec_errors: dict[str, str] = {}
+    images: dict[str, str | None] = {}
+    endpoints: dict[str, EndpointState] = {}
+    notes: list[str] = []
+    for role, name in stack_pair(stack, the_spec, stacks_dir).items():
+        if name is None:
+            spec_errors[role] = f"{stacks_dir} has no {role} stack file (Pulumi.{role}.yaml)"
+            continue
+        try:
+            spec, pinned = load_cloud_stack(name, stacks_dir)
+        except SpecError as exc:
+            spec_errors[role] = str(exc)
+            continue
+        if pinned and not is_digest_ref(pinned):
+            notes.append(f"stacks/Pulumi.{name}.yaml pins {pinned!r}, a tag: RunPod may keep serving a cached image "
+                         "for it; pin repo@sha256:<digest>")
+        key = credentials.runpod_api_keys.get(name)
+        if key is None:
+            raise GoldgateError(f"{RUNPOD_KEY_ENV} is not set for stack {name}")
+        assert spec.cloud is not None  # load_pulumi guarantees the cloud block
+        base = spec.cloud.runpod_endpoint_base
+        progress(f"reading RunPod endpoint {spec.endpoint.name} ({name})")
+        try:
+            with ControlPlaneClient(key, spec.cloud.runpod_api_base) as control:
+                state = read_endpoint(control, lambda eid, k=key, b=base: DataPlaneClient(k, eid, b), spec, pinned)
+        except GoldgateError as exc:
+            spec_errors[role] = f"{name}: {exc}"
+            images[role] = running_image(pinned, None)
+            continue
+        endpoints[role] = state
+        spec_map[role] = observed_spec(spec, state)
+        images[role] = running_image(pinned, state)
+        notes.extend(endpoint_notes(state, spec))
+    if "staging" in endpoints and "prod" in endpoints and endpoints["staging"].endpoint_id == \
+            endpoints["prod"].endpoint_id:
+        spec_errors["prod"] = f"STAGING and PROD resolve to the same RunPod endpoint {endpoints['prod'].endpoint_id}"
+        spec_map.pop("prod", None)
+
+    progress("reading the ledger and the golden report")
+    ledger, ledger_error = _attempt("ledger", lambda: tuple(Ledger(home).entries()))
+    golden_path = (reports_dir or REPORTS_DIR) / "latest.json"
+    golden, golden_error = _attempt("golden report", lambda: load_report(golden_path))
+
+    metrics = jobs = live = None
+    metrics_error = jobs_error = None
+    live_reason = f"cloud target: D1 of {stack} not read"
+    api = CloudflareApi(credentials.cloudflare_api_token, cloudflare_api_base)
+    try:
+        d1 = D1Client(api, account)
+        if database_id is None:
+            database_id, db_error = _attempt("D1", lambda: find_database(d1, the_spec.database.name))
+        else:
+            db_error = None
+        if database_id is None:
+            metrics_error = jobs_error = db_error
+            live_reason = f"cloud target: {db_error}"
+        else:
+            progress(f"reading job_metrics, jobs and webhook_deliveries from D1 {the_spec.database.name}")
+            rows = _D1Rows(d1, database_id)
+            metrics, metrics_error = _attempt("metrics", lambda: report_from_d1(d1, database_id, stack))
+            got, jobs_error = _attempt("jobs", lambda: read_job_facts_d1(rows))
+            if got:
+                jobs, metrics_note = got
+                if metrics_note:
+                    notes.append(metrics_note)
+            evidence, evidence_error = _attempt("webhook deliveries",
+                                                lambda: read_webhook_evidence(rows, stack, jobs, golden))
+            live, live_reason = evidence if evidence else (None, f"cloud target: {evidence_error}")
+    finally:
+        api.close()
+
+    progress("checking workflows against models.yaml and the Dockerfile")
+    try:
+        consistency, docker_problems, roots = read_worker_facts()
+        consistency_error = None
+    except Exception as exc:  # noqa: BLE001 -- the worker's own loaders raise their own error types
+        consistency, docker_problems, roots, consistency_error = None, None, (), f"images/worker: {exc}"
+    image_models, image_models_error = _attempt("image models", lambda: image_models_from_ledger(
+        ledger, images.get(the_spec.role), manifest_sha256(WORKER_DIR), _manifest_models()))
+    if logs_dir is None:
+        logs, logs_error = None, ("cloud logs are not readable through the RunPod or D1 APIs: export the API "
+                                  "Worker's and the workers' JSON log lines (Workers Logs / Logpush, RunPod endpoint "
+                                  "logs) into a directory and pass --logs-dir")
+    else:
+        logs, logs_error = _attempt("logs", lambda: read_log_facts(logs_dir))
+    drill, drill_error = _attempt("DR drill", lambda: dr.latest_drill(home, stack))
+    if drill is not None and drill.get("target") != "cloud":
+        drill, drill_error = None, (f"the last DR drill of {stack} ran on the {drill.get('target')} target; the cloud "
+                                    f"needs `goldgate dr-drill {stack} --cloud --database-id <uuid>`")
+    facts = Facts(stack=stack, now=now or datetime.now(UTC), specs=spec_map, spec_errors=spec_errors, images=images,
+                  ledger=ledger, ledger_error=ledger_error, golden=golden, golden_error=golden_error,
+                  golden_path=str(golden_path), metrics=metrics, metrics_error=metrics_error, jobs=jobs,
+                  jobs_error=jobs_error, consistency=consistency, consistency_error=consistency_error,
+                  dockerfile_problems=docker_problems, image_models=image_models,
+                  image_models_error=image_models_error, model_roots=roots, logs=logs, logs_error=logs_error,
+                  polling=tuple(scan_tree(SERVICE_DIR)), live=live, live_reason=live_reason, drill=drill,
+                  drill_error=drill_error)
+    return CloudReading(facts=facts, endpoints=endpoints, database_id=database_id, notes=tuple(notes))
+
+
+def gather_cloud(stack: str, credentials: CloudCredentials, **kw: Any) -> Facts:
+    """The cloud twin of `checklist_facts.gather_local`: the same Facts, read through the APIs."""
+    return read_cloud(stack, credentials, **kw).facts
+
+
+def _manifest_models() -> int:
+    from images.worker.manifest import load_manifest
+
+    return len(load_manifest(WORKER_DIR / "models.yaml").models)

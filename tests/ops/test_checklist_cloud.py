@@ -1,0 +1,371 @@
+"""The cloud checklist against loopback stand-ins: the RunPod emulator (REST v2 + /health, in-process, no
+worker ever started) and the D1 stand-in (SQLite behind the REST API). A healthy STAGING/PROD pair
+passes every applicable line; drifting one cloud fact at a time turns exactly its line red."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from ops_fixtures import build_stack_db
+
+from goldgate.cli import main
+from goldgate.cloudflare.api import CloudflareApi
+from goldgate.cloudflare.d1 import D1Client
+from goldgate.cloudflare.d1_standin import D1StandIn
+from goldgate.local.runpod import EmulatorConfig, RunPodEmulator
+from goldgate.logs import JsonLogger
+from goldgate.ops import checklist, dr
+from goldgate.ops.checklist_facts import WORKER_DIR
+from goldgate.ops.cloud_facts import CloudCredentials, CloudReading, read_cloud
+from goldgate.release.build import manifest_sha256
+from goldgate.release.ledger import Ledger
+from goldgate.runpod import ControlPlaneClient, EndpointConfig, EndpointPatch, Scaling
+from goldgate.spec import STACKS_DIR, load_pulumi
+
+REPO = "ghcr.io/your-org/goldgate-worker"
+IMG_A, IMG_B, IMG_C = (f"{REPO}@sha256:{c * 64}" for c in "abc")
+RP_KEY = "rp_cloud_checklist_key_0123456789abcdef"
+CF_TOKEN = "cf-cloud-checklist-token-0123456789abcdef"
+R2_SECRET = "r2-secret-never-printed-0123456789abcdef"
+JOBS = 400  # 4 failed (1 %): under both stacks' error-rate thresholds
+
+
+def _no_workers(image: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    raise AssertionError("the checklist reads the control plane only; no worker should ever start")
+
+
+@pytest.fixture(scope="module")
+def seed_sql(tmp_path_factory) -> bytes:
+    """A migrated stack database as D1 would export it: jobs, applied deliveries, job_metrics, and
+    deliveries that arrived again or late and were kept with applied=0 (the idempotency record)."""
+    path = build_stack_db(tmp_path_factory.mktemp("seed") / "db.sqlite", jobs=JOBS, fail_every=100)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("INSERT INTO webhook_deliveries (fingerprint, job_id, runpod_job_id, runpod_status, source, "
+                     "applied, outcome, received_at) SELECT printf('%064x', 100000 + rowid), id, runpod_job_id, "
+                     "'IN_PROGRESS', 'webhook', 0, 'out_of_order', finished_at FROM jobs WHERE rowid % 10 = 0")
+        conn.execute("INSERT INTO webhook_deliveries (fingerprint, job_id, runpod_job_id, runpod_status, source, "
+                     "applied, outcome, received_at) SELECT printf('%064x', 200000 + rowid), id, runpod_job_id, "
+                     "'FAILED', 'webhook', 0, 'terminal_conflict', finished_at FROM jobs "
+                     "WHERE rowid % 25 = 1 AND status = 'completed'")
+    lines = [ln for ln in conn.iterdump() if ln not in ("BEGIN TRANSACTION;", "COMMIT;")]
+    conn.close()
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+@dataclass
+class Cloud:
+    emulator: RunPodEmulator
+    control: ControlPlaneClient
+    d1: D1Client
+    d1_api_base: str
+    database_id: str
+    endpoint_ids: dict[str, str]
+    stacks_dir: Path
+    home: Path
+    reports_dir: Path
+    logs_dir: Path
+    now: datetime
+
+    def read(self, stack: str = "staging") -> CloudReading:
+        return read_cloud(stack, CloudCredentials({"staging": RP_KEY, "prod": RP_KEY}, CF_TOKEN), home=self.home,
+                          stacks_dir=self.stacks_dir, reports_dir=self.reports_dir, logs_dir=self.logs_dir,
+                          cloudflare_api_base=self.d1_api_base, now=self.now)
+
+    def results(self, stack: str = "staging") -> dict[str, checklist.CheckResult]:
+        return {r.id: r for r in checklist.run_checks(self.read(stack).facts)}
+
+    def red(self) -> set[str]:
+        return {i for i, r in self.results().items() if r.status == checklist.FAIL}
+
+    def edit_stack_file(self, stack: str, **changes: object) -> None:
+        path = self.stacks_dir / f"Pulumi.{stack}.yaml"
+        doc = yaml.safe_load(path.read_text())
+        doc["config"]["goldgate:spec"].update(changes)
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def cli(self, *argv: str) -> list[str]:
+        return [*argv, "--target", "cloud", "--stacks-dir", str(self.stacks_dir), "--home", str(self.home),
+                "--cloudflare-api-base", self.d1_api_base]
+
+
+def _write_stack_files(directory: Path, account: str, emulator: RunPodEmulator) -> None:
+    """Copies of the repository's stack files, pinned to IMG_B, pointing at the stand-ins."""
+    directory.mkdir()
+    for stack in ("staging", "prod"):
+        src = STACKS_DIR / f"Pulumi.{stack}.yaml"
+        doc = yaml.safe_load(src.read_text())
+        spec = doc["config"]["goldgate:spec"]
+        spec["image"] = IMG_B
+        spec["cloud"] = {"cloudflare_account_id": account, "runpod_api_base": emulator.api_base,
+                         "runpod_endpoint_base": emulator.endpoint_base}
+        (directory / src.name).write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def _create_endpoint(control: ControlPlaneClient, stacks_dir: Path, stack: str) -> str:
+    """The endpoint as `pulumi up` declares it (infra/components/gpu.py), R2 credentials in its env."""
+    spec = load_pulumi(stack, stacks_dir)
+    ep = spec.endpoint
+    env = {**ep.env, "WORKFLOW_VERSION": spec.workflow_version, "WORKER_IMAGE_TAG": str(spec.image),
+           "STACK": spec.name, "R2_SECRET_ACCESS_KEY": R2_SECRET}
+    # workers_min 0: the checklist reads the control plane, so no worker process is needed here
+    return control.create_endpoint(EndpointConfig(
+        name=ep.name, image=str(spec.image), gpu_pools=ep.gpu_pools, env=env, gpu_count=ep.gpu_count,
+        workers_min=0, workers_max=ep.workers_max, idle_timeout_s=ep.idle_timeout_s,
+        scaling=Scaling(ep.scaler_type, ep.scaler_value), timeout_ms=ep.execution_timeout_ms,
+        flashboot="FLASHBOOT" if ep.flashboot else "OFF")).id
+
+
+def _ledger(home: Path) -> None:
+    ledger, models = Ledger(home), manifest_sha256(WORKER_DIR)
+    for image in (IMG_A, IMG_B):
+        ledger.append("build", image=image, release_id=f"r-{image[-4:]}", models_sha256=models)
+        ledger.append("deploy", stack="staging", image=image)
+        ledger.append("golden", stack="staging", image=image, passed=True, suite="full")
+        intent = ledger.append("promotion", phase="intent", stack="prod", image=image, gate={"passed": True})
+        ledger.append("promotion", phase="outcome", intent_seq=intent.seq, stack="prod", image=image,
+                      prod_image=image, outcome="promoted", smoke_passed=True)
+
+
+def _golden(reports: Path, now: datetime) -> None:
+    checks = [{"name": "sdxl.image0.content_type", "passed": True, "detail": "image/png"},
+              {"name": "sdxl.image0.size", "passed": True, "detail": "1234 bytes"}]
+    reports.mkdir()
+    (reports / "latest.json").write_text(json.dumps({
+        "schema": "goldgate.golden-report.v1", "suite": "full", "stack": "staging", "image": IMG_B, "passed": True,
+        "finished_at": (now - timedelta(minutes=5)).isoformat(), "failures": [], "latency_s": {"mean": 30.0},
+        "cases": [{"id": "sdxl", "passed": True, "latency_s": 30.0, "images": [{"key": "k"}], "checks": checks}]}))
+
+
+def _drill(home: Path, now: datetime, target: str = "cloud") -> None:
+    stamp = now.isoformat()
+    dr.record(home, dr.DrillResult(stack="staging", target=target, passed=True, started_at=stamp, finished_at=stamp,
+                                   backup_s=1.5, restore_s=2.0, rto_s=2.0, rpo_s=0.4))
+
+
+def _logs(directory: Path) -> None:
+    """Log lines as exported from the cloud (Workers Logs / RunPod), one JSON object per line."""
+    directory.mkdir()
+    with (directory / "worker.jsonl").open("w") as fh:
+        log = JsonLogger("worker", fh, stack="staging", workflow_version="sdxl-txt2img@1.0.0", worker_image_tag=IMG_B)
+        log.info("models_loaded", message="6 model files present")
+        log.bind(job_id="job-1", trace_id="0" * 32).info("job.completed", status="completed")
+
+
+@pytest.fixture
+def cloud(tmp_path: Path, seed_sql: bytes) -> Iterator[Cloud]:
+    now = datetime.now(UTC)
+    emulator = RunPodEmulator(EmulatorConfig(api_key=RP_KEY, logs_dir=tmp_path / "emulator"),
+                              launcher=_no_workers).start()
+    standin = D1StandIn(CF_TOKEN, import_polls=0).start()
+    api = CloudflareApi(CF_TOKEN, standin.api_base)
+    control = ControlPlaneClient(RP_KEY, emulator.api_base)
+    try:
+        d1 = D1Client(api, standin.account_id, poll_interval_s=0.0)
+        database_id = d1.create_database("goldgate-staging").uuid
+        d1.create_database("goldgate-prod")
+        d1.import_sql(database_id, seed_sql)
+        stacks = tmp_path / "stacks"
+        _write_stack_files(stacks, standin.account_id, emulator)
+        ids = {stack: _create_endpoint(control, stacks, stack) for stack in ("staging", "prod")}
+        home = tmp_path / "home"
+        _ledger(home)
+        _golden(tmp_path / "reports", now)
+        _drill(home, now)
+        _logs(tmp_path / "logs")
+        yield Cloud(emulator, control, d1, standin.api_base, database_id, ids, stacks, home, tmp_path / "reports",
+                    tmp_path / "logs", now)
+    finally:
+        control.close()
+        api.close()
+        emulator.stop()
+        standin.stop()
+
+
+def test_a_healthy_cloud_pair_passes_every_applicable_line(cloud):
+    reading = cloud.read()
+    results = checklist.run_checks(reading.facts)
+    assert {r.id: r.evidence for r in results if r.status == checklist.FAIL} == {}
+    na = {r.id: r.evidence for r in results if r.status == checklist.NA}
+    assert set(na) <= {"rollback_smoke"}, na  # no rollback was performed in this history
+    by_id = {r.id: r for r in results}
+    # idempotency is judged on the deliveries D1 recorded, never by replaying one into the cloud
+    assert "read-only" in by_id["webhook_idempotent"].evidence and "out_of_order" in by_id["webhook_idempotent"].evidence
+    assert reading.endpoints["staging"].endpoint_id == cloud.endpoint_ids["staging"]
+    assert reading.endpoints["prod"].endpoint_id == cloud.endpoint_ids["prod"] != cloud.endpoint_ids["staging"]
+    assert reading.facts.images == {"staging": IMG_B, "prod": IMG_B}
+    assert reading.database_id == cloud.database_id
+    assert all("/health" in n for n in reading.notes), reading.notes  # nothing drifted: only the health counters
+
+
+def test_prod_endpoint_running_another_image_than_the_pin_turns_exactly_one_line_red(cloud):
+    cloud.control.update_endpoint(cloud.endpoint_ids["prod"], EndpointPatch(image=IMG_C))
+    results = cloud.results()
+    assert {i for i, r in results.items() if r.status == checklist.FAIL} == {"prod_same_digest"}
+    assert IMG_C in results["prod_same_digest"].evidence
+    assert any(IMG_C in n and "pins" in n for n in cloud.read().notes)
+
+
+def test_a_network_volume_attached_to_prods_endpoint_turns_its_lines_red(cloud):
+    cloud.control.update_endpoint(cloud.endpoint_ids["prod"], EndpointPatch(network_volumes=("vol-abc123",)))
+    results = cloud.results()
+    # the seed states this fact twice (Workflow/Models and Exit Criteria): both of its lines go red
+    assert {i for i, r in results.items() if r.status == checklist.FAIL} == {"no_network_volume",
+                                                                              "exit_no_network_volume"}
+    assert "vol-abc123" in results["no_network_volume"].evidence
+
+
+def test_a_tag_instead_of_a_digest_in_prods_stack_file_turns_exactly_one_line_red(cloud):
+    cloud.edit_stack_file("prod", image=f"{REPO}:latest")
+    results = cloud.results()
+    assert {i for i, r in results.items() if r.status == checklist.FAIL} == {"prod_same_digest"}
+    assert "not pinned by digest" in results["prod_same_digest"].evidence
+    assert any("a tag" in n for n in cloud.read().notes)
+
+
+def test_empty_job_metrics_turns_exactly_the_percentiles_line_red(cloud):
+    cloud.d1.query(cloud.database_id, "DELETE FROM job_metrics")
+    results = cloud.results()
+    assert {i for i, r in results.items() if r.status == checklist.FAIL} == {"percentiles"}
+    assert "no rows" in results["percentiles"].evidence
+
+
+def test_a_missing_job_metrics_table_is_red_on_percentiles_and_on_the_error_rate_it_feeds(cloud):
+    cloud.d1.query(cloud.database_id, "DROP TABLE job_metrics")
+    results = cloud.results()
+    # the service computes the error rate from job_metrics too: without the table neither can be judged
+    assert {i for i, r in results.items() if r.status == checklist.FAIL} == {"percentiles", "error_rate"}
+    assert "job_metrics" in results["percentiles"].evidence
+
+
+def test_workflow_version_missing_from_the_endpoint_env_turns_exactly_one_line_red(cloud):
+    ep = cloud.control.get_endpoint(cloud.endpoint_ids["staging"])
+    env = {k: v for k, v in ep.env.items() if k != "WORKFLOW_VERSION"}
+    cloud.control.update_endpoint(ep.id, EndpointPatch(env=env))
+    assert cloud.red() == {"workflow_version"}
+
+
+def test_runpods_idle_scale_down_of_max_workers_is_reported_not_failed(cloud):
+    cloud.control.update_endpoint(cloud.endpoint_ids["staging"], EndpointPatch(workers_max=0))
+    reading = cloud.read()
+    assert not checklist.failed(checklist.run_checks(reading.facts))
+    assert reading.endpoints["staging"].idle_scaled_down
+    assert any("scaled max workers down to 0 (declared 3)" in n for n in reading.notes), reading.notes
+
+
+def test_a_non_terminal_delivery_applied_after_the_terminal_one_fails_idempotency(cloud):
+    cloud.d1.query(cloud.database_id,
+                   "INSERT INTO webhook_deliveries (fingerprint, job_id, runpod_job_id, runpod_status, source, applied, "
+                   "outcome, received_at) SELECT printf('%064x', 999999), id, runpod_job_id, 'IN_PROGRESS', 'webhook', "
+                   "1, 'applied', '2030-01-01T00:00:00.000Z' FROM jobs WHERE id = 'job-0000001'")
+    results = cloud.results()
+    assert {i for i, r in results.items() if r.status == checklist.FAIL} == {"webhook_idempotent"}
+    assert "job-0000001" in results["webhook_idempotent"].evidence
+
+
+def test_without_repeated_deliveries_on_record_idempotency_is_na_with_the_reason(cloud):
+    cloud.d1.query(cloud.database_id, "DELETE FROM webhook_deliveries WHERE applied = 0")
+    results = cloud.results()
+    assert not {i for i, r in results.items() if r.status == checklist.FAIL}
+    assert results["webhook_idempotent"].status == checklist.NA
+    assert "no webhook is replayed" in results["webhook_idempotent"].evidence
+
+
+def test_a_missing_prod_endpoint_is_red_and_named(cloud):
+    cloud.control.delete_endpoint(cloud.endpoint_ids["prod"])
+    results = cloud.results()
+    assert results["staging_separate"].status == checklist.FAIL
+    assert "RunPod has no endpoint named goldgate-prod" in results["staging_separate"].evidence
+    assert results["prod_same_digest"].status == checklist.FAIL
+
+
+def test_a_local_drill_does_not_count_for_the_cloud(cloud):
+    _drill(cloud.home, cloud.now, target="local")
+    results = cloud.results()
+    assert {i for i, r in results.items() if r.status == checklist.FAIL} == {"dr_drill"}
+    assert "--cloud" in results["dr_drill"].evidence
+
+
+def test_an_image_built_from_another_model_manifest_turns_the_image_models_line_red(cloud):
+    Ledger(cloud.home).append("build", image=IMG_B, release_id="r-bbbb", models_sha256="f" * 64)
+    assert cloud.red() == {"image_models"}
+
+
+def test_cli_checklist_cloud_passes_and_never_prints_a_secret(cloud, capsys, monkeypatch):
+    monkeypatch.setenv("RUNPOD_API_KEY", RP_KEY)
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", CF_TOKEN)
+    argv = cloud.cli("checklist", "staging", "--reports-dir", str(cloud.reports_dir), "--logs-dir", str(cloud.logs_dir))
+    assert main([*argv, "--json"]) == 0
+    out = capsys.readouterr()
+    data = json.loads(out.out)
+    assert data["passed"] is True and data["target"] == "cloud" and len(data["checks"]) == 36
+    assert set(data["cloud"]["endpoints"]) == {"staging", "prod"}
+    assert main(argv) == 0
+    text = capsys.readouterr()
+    assert "READY" in text.out and "cloud notes:" in text.out
+    for secret in (RP_KEY, CF_TOKEN, R2_SECRET):
+        assert secret not in out.out + out.err + text.out + text.err
+
+
+def test_cli_checklist_cloud_names_a_missing_credential_in_one_line(cloud, capsys, monkeypatch):
+    monkeypatch.delenv("RUNPOD_API_KEY", raising=False)
+    monkeypatch.delenv("RUNPOD_API_KEY_STAGING", raising=False)
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", CF_TOKEN)
+    assert main(cloud.cli("checklist", "staging")) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("goldgate: error: RUNPOD_API_KEY is not set") and "\n" not in err
+    monkeypatch.setenv("RUNPOD_API_KEY", RP_KEY)
+    monkeypatch.delenv("CLOUDFLARE_API_TOKEN")
+    assert main(cloud.cli("checklist", "staging")) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("goldgate: error: CLOUDFLARE_API_TOKEN is not set") and "\n" not in err
+
+
+def test_cli_checklist_cloud_with_a_wrong_runpod_key_fails_the_lines_with_the_reason(cloud, capsys, monkeypatch):
+    wrong = "rp_wrong_key_not_to_be_printed_42"
+    monkeypatch.setenv("RUNPOD_API_KEY", wrong)
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", CF_TOKEN)
+    argv = cloud.cli("checklist", "staging", "--reports-dir", str(cloud.reports_dir), "--logs-dir", str(cloud.logs_dir))
+    assert main([*argv, "--json"]) == 1
+    out = capsys.readouterr()
+    data = json.loads(out.out)
+    separate = next(c for c in data["checks"] if c["id"] == "staging_separate")
+    assert separate["status"] == "fail" and "401" in separate["evidence"]
+    assert wrong not in out.out + out.err
+
+
+def test_cli_refuses_a_stack_file_with_a_placeholder_account_id_in_one_line(tmp_path, capsys, monkeypatch):
+    stacks = tmp_path / "stacks"
+    shutil.copytree(STACKS_DIR, stacks)
+    monkeypatch.setenv("RUNPOD_API_KEY", RP_KEY)
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", CF_TOKEN)
+    for command in ("checklist", "metrics"):
+        assert main([command, "staging", "--target", "cloud", "--stacks-dir", str(stacks)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert "cloudflare_account_id" in err and "\n" not in err
+    assert main(["checklist", "nope", "--target", "cloud", "--stacks-dir", str(stacks)]) == 1
+    assert "Pulumi.nope.yaml does not exist" in capsys.readouterr().err
+
+
+def test_cli_metrics_cloud_reads_job_metrics_from_d1(cloud, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", CF_TOKEN)
+    monkeypatch.delenv("RUNPOD_API_KEY", raising=False)  # metrics read D1 only
+    html = tmp_path / "metrics.html"
+    assert main([*cloud.cli("metrics", "staging"), "--json", "--html", str(html)]) == 0
+    out = capsys.readouterr()
+    data = json.loads(out.out)
+    assert data["stack"] == "staging" and data["overall"]["count"] == JOBS
+    assert data["overall"]["error_rate"] == pytest.approx(0.01)
+    assert data["overall"]["e2e_ms"]["p95"] is not None and html.read_text().lower().startswith("<!doctype html>")
+    assert CF_TOKEN not in out.out + out.err
+    monkeypatch.delenv("CLOUDFLARE_API_TOKEN")
+    assert main(cloud.cli("metrics", "staging")) == 1
+    assert capsys.readouterr().err.startswith("goldgate: error: CLOUDFLARE_API_TOKEN is not set")
