@@ -119,6 +119,16 @@ def load_cloud_stack(name: str, stacks_dir: Path = STACKS_DIR) -> tuple[StackSpe
         return dataclasses.replace(spec, image=None), image
 
 
+def raw_pin(name: str, stacks_dir: Path = STACKS_DIR) -> str | None:
+    """The image a stack file pins, read without validating the rest (for a file that does not validate)."""
+    try:
+        doc = yaml.safe_load((stacks_dir / f"Pulumi.{name}.yaml").read_text(encoding="utf-8"))
+        image = doc["config"]["goldgate:spec"]["image"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    return image if isinstance(image, str) else None
+
+
 def cloudflare_account(spec: StackSpec) -> str:
     account = spec.cloud.cloudflare_account_id if spec.cloud else ""
     if not account or account.startswith("<"):
@@ -404,6 +414,8 @@ def _attempt(what: str, fn: Callable[[], Any]) -> tuple[Any, str | None]:
         return fn(), None
     except (GoldgateError, OSError, ValueError) as exc:
         return None, f"{what}: {exc}"
+    except (KeyError, TypeError) as exc:  # an API answered rows without the columns asked for
+        return None, f"{what}: unexpected answer ({type(exc).__name__}: {exc})"
 
 
 def stack_pair(stack: str, the_spec: StackSpec, stacks_dir: Path = STACKS_DIR) -> dict[str, str | None]:
@@ -453,7 +465,10 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
         try:
             spec, pinned = load_cloud_stack(name, stacks_dir)
         except SpecError as exc:
+            # Judged by the lines it concerns (a network volume in PROD's file, say); the pin still says
+            # what the pipeline put there, as the local target's pinned image does.
             spec_errors[role] = str(exc)
+            images[role] = raw_pin(name, stacks_dir)
             continue
         if pinned and not is_digest_ref(pinned):
             notes.append(f"stacks/Pulumi.{name}.yaml pins {pinned!r}, a tag: RunPod may keep serving a cached image "
@@ -542,9 +557,14 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
     return CloudReading(facts=facts, endpoints=endpoints, database_id=database_id, notes=tuple(notes))
 
 
-def gather_cloud(stack: str, credentials: CloudCredentials, **kw: Any) -> Facts:
+def gather_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_dir: Path = STACKS_DIR,
+                 reports_dir: Path | None = None, logs_dir: Path | None = None,
+                 cloudflare_api_base: str = DEFAULT_API_BASE, database_id: str | None = None,
+                 progress: Progress = _quiet, now: datetime | None = None) -> Facts:
     """The cloud twin of `checklist_facts.gather_local`: the same Facts, read through the APIs."""
-    return read_cloud(stack, credentials, **kw).facts
+    return read_cloud(stack, credentials, home=home, stacks_dir=stacks_dir, reports_dir=reports_dir,
+                      logs_dir=logs_dir, cloudflare_api_base=cloudflare_api_base, database_id=database_id,
+                      progress=progress, now=now).facts
 
 
 def _manifest_models() -> int:

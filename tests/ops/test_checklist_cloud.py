@@ -24,7 +24,7 @@ from goldgate.local.runpod import EmulatorConfig, RunPodEmulator
 from goldgate.logs import JsonLogger
 from goldgate.ops import checklist, dr
 from goldgate.ops.checklist_facts import WORKER_DIR
-from goldgate.ops.cloud_facts import CloudCredentials, CloudReading, read_cloud
+from goldgate.ops.cloud_facts import CloudCredentials, CloudReading, gather_cloud, read_cloud
 from goldgate.release.build import manifest_sha256
 from goldgate.release.ledger import Ledger
 from goldgate.runpod import ControlPlaneClient, EndpointConfig, EndpointPatch, Scaling
@@ -145,9 +145,9 @@ def _golden(reports: Path, now: datetime) -> None:
         "cases": [{"id": "sdxl", "passed": True, "latency_s": 30.0, "images": [{"key": "k"}], "checks": checks}]}))
 
 
-def _drill(home: Path, now: datetime, target: str = "cloud") -> None:
+def _drill(home: Path, now: datetime, target: str = "cloud", stack: str = "staging") -> None:
     stamp = now.isoformat()
-    dr.record(home, dr.DrillResult(stack="staging", target=target, passed=True, started_at=stamp, finished_at=stamp,
+    dr.record(home, dr.DrillResult(stack=stack, target=target, passed=True, started_at=stamp, finished_at=stamp,
                                    backup_s=1.5, restore_s=2.0, rto_s=2.0, rpo_s=0.4))
 
 
@@ -171,8 +171,8 @@ def cloud(tmp_path: Path, seed_sql: bytes) -> Iterator[Cloud]:
     try:
         d1 = D1Client(api, standin.account_id, poll_interval_s=0.0)
         database_id = d1.create_database("goldgate-staging").uuid
-        d1.create_database("goldgate-prod")
         d1.import_sql(database_id, seed_sql)
+        d1.import_sql(d1.create_database("goldgate-prod").uuid, seed_sql)
         stacks = tmp_path / "stacks"
         _write_stack_files(stacks, standin.account_id, emulator)
         ids = {stack: _create_endpoint(control, stacks, stack) for stack in ("staging", "prod")}
@@ -180,6 +180,7 @@ def cloud(tmp_path: Path, seed_sql: bytes) -> Iterator[Cloud]:
         _ledger(home)
         _golden(tmp_path / "reports", now)
         _drill(home, now)
+        _drill(home, now, stack="prod")
         _logs(tmp_path / "logs")
         yield Cloud(emulator, control, d1, standin.api_base, database_id, ids, stacks, home, tmp_path / "reports",
                     tmp_path / "logs", now)
@@ -206,6 +207,16 @@ def test_a_healthy_cloud_pair_passes_every_applicable_line(cloud):
     assert all("/health" in n for n in reading.notes), reading.notes  # nothing drifted: only the health counters
 
 
+def test_the_checklist_of_prod_reads_the_same_pair_and_passes(cloud):
+    facts = gather_cloud("prod", CloudCredentials({"staging": RP_KEY, "prod": RP_KEY}, CF_TOKEN), home=cloud.home,
+                         stacks_dir=cloud.stacks_dir, reports_dir=cloud.reports_dir, logs_dir=cloud.logs_dir,
+                         cloudflare_api_base=cloud.d1_api_base, now=cloud.now)
+    results = checklist.run_checks(facts)
+    assert {r.id: r.evidence for r in results if r.status == checklist.FAIL} == {}
+    assert facts.stack == "prod" and set(facts.specs) == {"staging", "prod"}
+    assert next(r for r in results if r.id == "error_rate").evidence.endswith("<= 2.00% over 400 jobs")
+
+
 def test_prod_endpoint_running_another_image_than_the_pin_turns_exactly_one_line_red(cloud):
     cloud.control.update_endpoint(cloud.endpoint_ids["prod"], EndpointPatch(image=IMG_C))
     results = cloud.results()
@@ -229,6 +240,22 @@ def test_a_tag_instead_of_a_digest_in_prods_stack_file_turns_exactly_one_line_re
     assert {i for i, r in results.items() if r.status == checklist.FAIL} == {"prod_same_digest"}
     assert "not pinned by digest" in results["prod_same_digest"].evidence
     assert any("a tag" in n for n in cloud.read().notes)
+
+
+def test_a_network_volume_in_prods_stack_file_is_red_on_the_same_lines(cloud):
+    ep = yaml.safe_load((cloud.stacks_dir / "Pulumi.prod.yaml").read_text())["config"]["goldgate:spec"]["endpoint"]
+    cloud.edit_stack_file("prod", endpoint={**ep, "network_volume_id": "vol-abc123"})
+    results = cloud.results()
+    assert {i for i, r in results.items() if r.status == checklist.FAIL} == {"no_network_volume",
+                                                                              "exit_no_network_volume"}
+    assert "PROD must not use a network volume" in results["no_network_volume"].evidence
+
+
+def test_an_unreadable_prod_stack_file_fails_with_its_error_not_a_traceback(cloud):
+    (cloud.stacks_dir / "Pulumi.prod.yaml").write_text("config: [unclosed\n")
+    results = cloud.results()
+    assert results["staging_separate"].status == checklist.FAIL
+    assert "not valid YAML" in results["staging_separate"].evidence
 
 
 def test_empty_job_metrics_turns_exactly_the_percentiles_line_red(cloud):
