@@ -82,6 +82,19 @@ def route_sdk_logger(log: WorkerLog) -> Callable[[], None]:
     return undo
 
 
+class _Through(io.TextIOBase):
+    """Where a V1LineStream's own wrapped lines go: straight to the real stream, not back through write()
+    (which would mix them with the thread's unfinished text)."""
+
+    def __init__(self, owner: V1LineStream) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def write(self, text: str) -> int:
+        self._owner.write_through(text)
+        return len(text)
+
+
 class V1LineStream(io.TextIOBase):
     """A text stream in place of sys.stdout/sys.stderr: v1 lines pass through, any other line is wrapped.
 
@@ -92,7 +105,7 @@ class V1LineStream(io.TextIOBase):
     def __init__(self, target: IO[str], log: WorkerLog, level: str, event: str) -> None:
         super().__init__()
         self.target = target
-        self._log = log.to_stream(self)
+        self._log = log.to_stream(_Through(self))
         self._level = level
         self._event = event
         self._lock = threading.RLock()  # re-entrant for the same reason as logs._lock
@@ -114,6 +127,10 @@ class V1LineStream(io.TextIOBase):
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if text.startswith(_V1_PREFIX) and text.endswith("\n") and text.count("\n") == 1:
+            # A logger's whole line in one call: out as is, even if this thread has unfinished text pending.
+            self.write_through(text)
+            return len(text)
         thread = threading.get_ident()
         pending = self._partial.pop(thread, "") + text
         *complete, rest = pending.split("\n")
@@ -128,12 +145,16 @@ class V1LineStream(io.TextIOBase):
         if not line.strip():
             return
         if line.startswith(_V1_PREFIX):
-            with self._lock:
-                self.target.write(line + "\n")
-                self.target.flush()
+            self.write_through(line + "\n")
             return
-        # Not ours: one v1 line whose message is the text (WorkerLog writes it back through this stream).
+        # Not ours: one v1 line whose message is the text.
         self._log.log(self._level, self._event, message=line)
+
+    def write_through(self, text: str) -> None:
+        """Whole lines to the real stream, one writer at a time."""
+        with self._lock:
+            self.target.write(text)
+            self.target.flush()
 
     def flush(self) -> None:
         with self._lock:
@@ -181,7 +202,7 @@ def install(log: WorkerLog) -> Callable[[], None]:
     out = sys.stdout if isinstance(sys.stdout, V1LineStream) else V1LineStream(sys.stdout, log, "info", "stdout_line")
     err = sys.stderr if isinstance(sys.stderr, V1LineStream) else V1LineStream(sys.stderr, log, "warning",
                                                                                "stderr_line")
-    err_log = log.to_stream(err)
+    err_log = log.to_stream(_Through(err))
     sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
 
     def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

@@ -169,6 +169,29 @@ def test_an_invalid_log_line_is_reported(tmp_path):
     assert facts.invalid_count == 2 and "service.jsonl:1" in facts.invalid[0]
 
 
+def test_every_line_of_a_worker_process_log_is_judged(tmp_path):
+    logs = _logs(tmp_path / "logs")
+    good = (logs / "worker.jsonl").read_text()
+    (logs / "worker-abc.log").write_text(good)
+    assert read_log_facts(logs).invalid_count == 0
+    # the runpod SDK's own lines, plain and JSON, are not schema v1 (the worker routes them into v1 lines)
+    (logs / "worker-abc.log").write_text(good + "INFO   | Started.\n"
+                                         + json.dumps({"requestId": "rp-1", "message": "Finished.", "level": "INFO"})
+                                         + "\n")
+    facts = read_log_facts(logs)
+    assert facts.invalid_count == 2 and facts.invalid[0].startswith("worker-abc.log:3: not JSON")
+
+
+def test_a_host_processs_crash_output_is_not_judged_but_every_other_file_is(tmp_path):
+    logs = _logs(tmp_path / "logs")
+    (logs / "stackhost.stderr.log").write_text("Traceback (most recent call last):\n  ...\nRuntimeError: boom\n")
+    assert read_log_facts(logs).invalid_count == 0
+    (logs / "old").mkdir()
+    (logs / "old" / "emulator.out").write_text("listening on 127.0.0.1\n")
+    facts = read_log_facts(logs)
+    assert facts.invalid_count == 1 and facts.invalid[0].startswith("old/emulator.out:1")
+
+
 def test_cli_on_an_empty_home_fails_with_evidence_and_json(tmp_path, capsys):
     assert main(["checklist", "staging", "--home", str(tmp_path)]) == 1
     text = capsys.readouterr().out
