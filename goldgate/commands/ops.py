@@ -118,8 +118,6 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- checklist ------------------------------------------------------------------------------------
-
 def _cloud_metrics(args: argparse.Namespace) -> dict[str, Any]:
     from goldgate.cloudflare.api import CloudflareApi
     from goldgate.cloudflare.d1 import D1Client
@@ -132,10 +130,13 @@ def _cloud_metrics(args: argparse.Namespace) -> dict[str, Any]:
     creds = cloud_facts.credentials_from_env((), need_runpod=False)
     with CloudflareApi(creds.cloudflare_api_token, args.cloudflare_api_base) as api:
         d1 = D1Client(api, account)
-        database_id = args.database_id or cloud_facts.find_database(d1, spec.database.name)
+        database_id = cloud_facts.checked_database_id(args.database_id) or cloud_facts.find_database(
+            d1, spec.database.name)
         progress(f"reading job_metrics from D1 {spec.database.name} ({database_id})")
         return report_from_d1(d1, database_id, args.stack, args.since)
 
+
+# -- checklist ------------------------------------------------------------------------------------
 
 def cmd_checklist(args: argparse.Namespace) -> int:
     from goldgate.ops import checklist
@@ -178,15 +179,19 @@ def _cloud_checklist(args: argparse.Namespace) -> int:
     return 1 if checklist.failed(results) else 0
 
 
-_CLOUD_HELP = ("cloud: read the stack's RunPod endpoints (REST v2 and /health) and its D1 through the APIs, "
-               "read-only. Credentials come from the environment and are never printed: RUNPOD_API_KEY (or "
-               "RUNPOD_API_KEY_<STACK>) and CLOUDFLARE_API_TOKEN (D1 read); the account id and API bases come from "
-               "stacks/Pulumi.<stack>.yaml")
+_CHECKLIST_CLOUD_HELP = (
+    "cloud: read STAGING's and PROD's RunPod endpoints (REST v2 and /health) and the stack's D1 through the APIs, "
+    "read-only; the ledger and DR drill records still come from --home. Credentials come from the environment "
+    "and are never printed: RUNPOD_API_KEY (or RUNPOD_API_KEY_<STACK>) and CLOUDFLARE_API_TOKEN (D1 read); the "
+    "account id and API bases come from stacks/Pulumi.<stack>.yaml")
+_METRICS_CLOUD_HELP = (
+    "cloud: read job_metrics from the stack's D1 over the REST API, read-only, with CLOUDFLARE_API_TOKEN from the "
+    "environment (never printed); the account id comes from stacks/Pulumi.<stack>.yaml")
 
 
-def _add_cloud_flags(p: argparse.ArgumentParser) -> None:
+def _add_cloud_flags(p: argparse.ArgumentParser, cloud_help: str) -> None:
     p.add_argument("--target", choices=("local", "cloud"), default="local",
-                   help="local (default): the local deployment under --home. " + _CLOUD_HELP)
+                   help="local (default): the local deployment under --home. " + cloud_help)
     p.add_argument("--stacks-dir", help="cloud: where Pulumi.<stack>.yaml live (default: the repository's stacks/)")
     p.add_argument("--database-id", help="cloud: the D1 uuid (default: looked up by the stack's database name)")
     p.add_argument("--cloudflare-api-base", default="https://api.cloudflare.com/client/v4", help=argparse.SUPPRESS)
@@ -225,12 +230,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reports-dir", help="golden reports (default scripts/golden-tests/reports)")
     p.add_argument("--logs-dir", help="cloud: a directory of exported JSON log lines (*.jsonl) to judge; the APIs "
                                       "give no logs")
-    _add_cloud_flags(p)
+    _add_cloud_flags(p, _CHECKLIST_CLOUD_HELP)
     add_json_flag(p)
 
     p = add("metrics", cmd_metrics, "P50/P95/P99 queue, run and end-to-end time, error rate and cost, per release")
     p.add_argument("stack")
     p.add_argument("--since", help="only jobs created at or after this time (ISO 8601)")
     p.add_argument("--html", metavar="FILE", help="also write an HTML report with charts to FILE")
-    _add_cloud_flags(p)
+    _add_cloud_flags(p, _METRICS_CLOUD_HELP)
     add_json_flag(p)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,6 +51,7 @@ _NOT_READY_LIKE = ("%not ready%", "%connection refused%", "%did not start%", "%w
 _TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
 # Stands in for a tag pin while the rest of the stack file is validated; never reported or used.
 _PLACEHOLDER_IMAGE = "placeholder/validation@sha256:" + "0" * 64
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 Progress = Callable[[str], None]
 
@@ -135,6 +137,14 @@ def cloudflare_account(spec: StackSpec) -> str:
         raise GoldgateError(f"stacks/Pulumi.{spec.name}.yaml has no Cloudflare account id: set "
                             "goldgate:spec.cloud.cloudflare_account_id (32 hex, the dashboard's Account ID)")
     return account
+
+
+def checked_database_id(database_id: str | None) -> str | None:
+    """A D1 uuid given by hand; anything else could address another API path."""
+    if database_id is not None and not _UUID.match(database_id):
+        raise GoldgateError(f"--database-id {database_id[:64]!r} is not a D1 uuid (8-4-4-4-12 hex, from "
+                            "`wrangler d1 list`)")
+    return database_id
 
 
 def find_database(d1: D1Client, name: str) -> str:
@@ -453,6 +463,7 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
 
     the_spec, _ = load_cloud_stack(stack, stacks_dir)  # an unknown or invalid stack is refused right away
     account = cloudflare_account(the_spec)
+    database_id = checked_database_id(database_id)
     spec_map: dict[str, StackSpec] = {}
     spec_errors: dict[str, str] = {}
     images: dict[str, str | None] = {}

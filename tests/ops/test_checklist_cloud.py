@@ -382,6 +382,18 @@ def test_cli_refuses_a_stack_file_with_a_placeholder_account_id_in_one_line(tmp_
     assert "Pulumi.nope.yaml does not exist" in capsys.readouterr().err
 
 
+def test_cli_refuses_a_database_id_that_is_not_a_uuid(cloud, capsys, monkeypatch):
+    monkeypatch.setenv("RUNPOD_API_KEY", RP_KEY)
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", CF_TOKEN)
+    for command in ("checklist", "metrics"):
+        assert main([*cloud.cli(command, "staging"), "--database-id", "../../user/tokens"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert "is not a D1 uuid" in err and "\n" not in err
+    argv = cloud.cli("metrics", "staging")
+    assert main([*argv, "--database-id", cloud.database_id, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["overall"]["count"] == JOBS
+
+
 def test_cli_metrics_cloud_reads_job_metrics_from_d1(cloud, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", CF_TOKEN)
     monkeypatch.delenv("RUNPOD_API_KEY", raising=False)  # metrics read D1 only
