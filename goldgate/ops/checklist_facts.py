@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from goldgate import spec as specs
 from goldgate.errors import GoldgateError
@@ -28,7 +28,6 @@ WORKER_DIR = REPO / "images" / "worker"
 SERVICE_DIR = REPO / "service"
 LOG_SCHEMA = REPO / "docs" / "logging-schema-v1.json"
 MAX_LOG_LINES = 200_000
-_NOT_READY = re.compile(r"not ready|connection refused|did not start|waiting for comfyui|cold start", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -119,46 +118,91 @@ def _quiet(_: str) -> None:
 
 # -- readers, one per source ---------------------------------------------------------------------
 
+class Rows(Protocol):
+    """A read-only SQL source answering rows as dicts: the local SQLite or D1 over REST."""
+
+    def all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]: ...
+
+    def one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any]: ...
+
+
+class SqliteRows:
+    def __init__(self, conn: sqlite3.Connection, source: Path) -> None:
+        self.conn, self.source = conn, source
+        conn.row_factory = sqlite3.Row
+
+    def all(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        try:
+            return [dict(r) for r in self.conn.execute(sql, tuple(params))]
+        except sqlite3.DatabaseError as exc:
+            raise GoldgateError(f"{self.source} cannot be read ({exc}); is it the stack's migrated database?") \
+                from None
+
+    def one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any]:
+        rows = self.all(sql, params)
+        return rows[0] if rows else {}
+
+
+# The service's cold-start failure texts, as SQL LIKE patterns.
+_NOT_READY_LIKE = ("%not ready%", "%connection refused%", "%did not start%", "%waiting for comfyui%",
+                   "%cold start%")
+
+_RESULTS_ARRAY = "CASE WHEN json_valid(j.results_json) AND json_type(j.results_json) = 'array' " \
+                 "THEN j.results_json ELSE '[]' END"
+
+
+def job_facts_from_rows(db: Rows) -> tuple[JobFacts, str | None]:
+    """The job figures, aggregated in SQL (SQLite and D1 alike) so no response grows with the table.
+    A missing job_metrics table leaves its figures empty, with a note (the percentiles line says so)."""
+    by_status = {r["status"]: r["n"] for r in db.all("SELECT status, count(*) AS n FROM jobs GROUP BY status")}
+    first = db.one("SELECT status FROM jobs ORDER BY created_at, id LIMIT 1")
+    cold = db.one("SELECT count(*) AS n FROM jobs WHERE status IN ('failed', 'timed_out') AND ("
+                  + " OR ".join("lower(error) LIKE ?" for _ in _NOT_READY_LIKE) + ")", _NOT_READY_LIKE)
+    no_images = db.one("SELECT count(*) AS n FROM jobs j WHERE status = 'completed' AND (results_json IS NULL "
+                       "OR results_json = '' OR (json_valid(results_json) AND (json_type(results_json) = 'null' "
+                       "OR json_array_length(results_json) = 0)))")
+    not_json = db.all("SELECT id FROM jobs WHERE status = 'completed' AND results_json IS NOT NULL "
+                      "AND results_json <> '' AND NOT json_valid(results_json) LIMIT 20")
+    bad_rows = db.all(
+        "SELECT j.id AS job_id, json_extract(r.value, '$.key') AS key, json_extract(r.value, '$.content_type') "
+        f"AS content_type, json_extract(r.value, '$.bytes') AS bytes FROM jobs j, json_each({_RESULTS_ARRAY}) r "
+        "WHERE j.status = 'completed' AND (substr(coalesce(json_extract(r.value, '$.content_type'), ''), 1, 6) "
+        "<> 'image/' OR coalesce(json_extract(r.value, '$.bytes'), 0) <= 0) LIMIT 20")
+    bad = [f"{r['id']}: results_json is not JSON" for r in not_json] + [
+        f"{r['job_id']}: {r['key']} content_type={r['content_type']!r} bytes={r['bytes']!r}" for r in bad_rows]
+    applied = {r["runpod_status"]: r["n"] for r in db.all(
+        "SELECT runpod_status, count(*) AS n FROM webhook_deliveries WHERE source = 'webhook' AND applied = 1 "
+        "GROUP BY runpod_status")}
+    undelivered = db.one("SELECT count(*) AS n FROM jobs j WHERE status = 'completed' AND NOT EXISTS (SELECT 1 "
+                         "FROM webhook_deliveries d WHERE d.job_id = j.id AND d.applied = 1 "
+                         "AND d.runpod_status = 'COMPLETED')")
+    metrics_note = None
+    try:
+        m = db.one("SELECT count(*) AS n, sum(runpod_queue_duration_ms IS NOT NULL AND runpod_run_duration_ms "
+                   "IS NOT NULL) AS timed, sum(cost_estimate_usd IS NULL OR cost_estimate_usd < 0) AS uncosted, "
+                   "avg(e2e_ms) AS mean_e2e FROM job_metrics WHERE status = 'completed'")
+    except GoldgateError as exc:
+        m, metrics_note = {}, f"job_metrics unreadable: {exc}"
+    facts = JobFacts(total=sum(by_status.values()), by_status=by_status, first_job_status=first.get("status"),
+                     cold_start_failures=cold.get("n") or 0, completed_without_images=no_images.get("n") or 0,
+                     bad_results=tuple(bad[:20]), applied_webhooks=applied,
+                     completed_without_delivery=undelivered.get("n") or 0, metrics_completed=m.get("n") or 0,
+                     metrics_with_durations=m.get("timed") or 0, metrics_missing_cost=m.get("uncosted") or 0,
+                     mean_e2e_ms=m.get("mean_e2e"))
+    return facts, metrics_note
+
+
 def read_job_facts(db_path: Path) -> JobFacts:
     if not db_path.is_file():
         raise GoldgateError(f"no database at {db_path}; bring the stack up and run jobs")
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        one = lambda sql, *p: conn.execute(sql, p).fetchone()
-        by_status = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall())
-        first = one("SELECT status FROM jobs ORDER BY created_at, id LIMIT 1")
-        failures = conn.execute("SELECT error FROM jobs WHERE status IN ('failed', 'timed_out')").fetchall()
-        bad: list[str] = []
-        no_images = 0
-        for job_id, raw in conn.execute("SELECT id, results_json FROM jobs WHERE status = 'completed'"):
-            try:
-                results = json.loads(raw) if raw else []
-            except ValueError:
-                bad.append(f"{job_id}: results_json is not JSON")
-                continue
-            if not results:
-                no_images += 1
-            for r in results:
-                if not str(r.get("content_type", "")).startswith("image/") or not int(r.get("bytes") or 0) > 0:
-                    bad.append(f"{job_id}: {r.get('key')} content_type={r.get('content_type')!r} "
-                               f"bytes={r.get('bytes')!r}")
-        applied = dict(conn.execute("SELECT runpod_status, count(*) FROM webhook_deliveries "
-                                    "WHERE source = 'webhook' AND applied = 1 GROUP BY runpod_status").fetchall())
-        undelivered = one("SELECT count(*) FROM jobs j WHERE status = 'completed' AND NOT EXISTS (SELECT 1 FROM "
-                          "webhook_deliveries d WHERE d.job_id = j.id AND d.applied = 1 "
-                          "AND d.runpod_status = 'COMPLETED')")[0]
-        m = one("SELECT count(*), sum(runpod_queue_duration_ms IS NOT NULL AND runpod_run_duration_ms IS NOT NULL), "
-                "sum(cost_estimate_usd IS NULL OR cost_estimate_usd < 0), avg(e2e_ms) "
-                "FROM job_metrics WHERE status = 'completed'")
-    except sqlite3.DatabaseError as exc:
-        raise GoldgateError(f"{db_path} cannot be read ({exc}); is it the stack's migrated database?") from None
+        facts, note = job_facts_from_rows(SqliteRows(conn, db_path))
     finally:
         conn.close()
-    return JobFacts(total=sum(by_status.values()), by_status=by_status, first_job_status=first[0] if first else None,
-                    cold_start_failures=sum(1 for (e,) in failures if e and _NOT_READY.search(e)),
-                    completed_without_images=no_images, bad_results=tuple(bad[:20]), applied_webhooks=applied,
-                    completed_without_delivery=undelivered, metrics_completed=m[0] or 0,
-                    metrics_with_durations=m[1] or 0, metrics_missing_cost=m[2] or 0, mean_e2e_ms=m[3])
+    if note:
+        raise GoldgateError(f"{db_path}: {note}")
+    return facts
 
 
 def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:

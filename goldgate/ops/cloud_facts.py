@@ -35,6 +35,7 @@ from goldgate.ops.checklist_facts import (
     ImageModels,
     JobFacts,
     LiveFacts,
+    job_facts_from_rows,
     read_log_facts,
     read_worker_facts,
 )
@@ -45,9 +46,6 @@ RUNPOD_KEY_ENV = "RUNPOD_API_KEY"
 CLOUDFLARE_TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
 # RunPod lowers an unused endpoint's max workers to 2 after 3 quiet days and to 0 after 7.
 IDLE_SCALED_MAX = 2
-# The service's cold-start failure texts (checklist_facts' _NOT_READY), as SQL LIKE patterns.
-_NOT_READY_LIKE = ("%not ready%", "%connection refused%", "%did not start%", "%waiting for comfyui%",
-                   "%cold start%")
 _TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
 # Stands in for a tag pin while the rest of the stack file is validated; never reported or used.
 _PLACEHOLDER_IMAGE = "placeholder/validation@sha256:" + "0" * 64
@@ -283,51 +281,6 @@ class _D1Rows:
         return rows[0] if rows else {}
 
 
-_RESULTS_ARRAY = "CASE WHEN json_valid(j.results_json) AND json_type(j.results_json) = 'array' " \
-                 "THEN j.results_json ELSE '[]' END"
-
-
-def read_job_facts_d1(db: _D1Rows) -> tuple[JobFacts, str | None]:
-    """checklist_facts.read_job_facts over D1: the same figures, aggregated in SQL so no response grows
-    with the table. A missing job_metrics table leaves its figures empty (the percentiles line says so)."""
-    by_status = {r["status"]: r["n"] for r in db.all("SELECT status, count(*) AS n FROM jobs GROUP BY status")}
-    first = db.one("SELECT status FROM jobs ORDER BY created_at, id LIMIT 1")
-    cold = db.one("SELECT count(*) AS n FROM jobs WHERE status IN ('failed', 'timed_out') AND ("
-                  + " OR ".join("lower(error) LIKE ?" for _ in _NOT_READY_LIKE) + ")", _NOT_READY_LIKE)
-    no_images = db.one("SELECT count(*) AS n FROM jobs j WHERE status = 'completed' AND (results_json IS NULL "
-                       "OR results_json = '' OR (json_valid(results_json) AND (json_type(results_json) = 'null' "
-                       "OR json_array_length(results_json) = 0)))")
-    not_json = db.all("SELECT id FROM jobs WHERE status = 'completed' AND results_json IS NOT NULL "
-                      "AND results_json <> '' AND NOT json_valid(results_json) LIMIT 20")
-    bad_rows = db.all(
-        "SELECT j.id AS job_id, json_extract(r.value, '$.key') AS key, json_extract(r.value, '$.content_type') "
-        f"AS content_type, json_extract(r.value, '$.bytes') AS bytes FROM jobs j, json_each({_RESULTS_ARRAY}) r "
-        "WHERE j.status = 'completed' AND (substr(coalesce(json_extract(r.value, '$.content_type'), ''), 1, 6) "
-        "<> 'image/' OR coalesce(json_extract(r.value, '$.bytes'), 0) <= 0) LIMIT 20")
-    bad = [f"{r['id']}: results_json is not JSON" for r in not_json] + [
-        f"{r['job_id']}: {r['key']} content_type={r['content_type']!r} bytes={r['bytes']!r}" for r in bad_rows]
-    applied = {r["runpod_status"]: r["n"] for r in db.all(
-        "SELECT runpod_status, count(*) AS n FROM webhook_deliveries WHERE source = 'webhook' AND applied = 1 "
-        "GROUP BY runpod_status")}
-    undelivered = db.one("SELECT count(*) AS n FROM jobs j WHERE status = 'completed' AND NOT EXISTS (SELECT 1 "
-                         "FROM webhook_deliveries d WHERE d.job_id = j.id AND d.applied = 1 "
-                         "AND d.runpod_status = 'COMPLETED')")
-    metrics_note = None
-    try:
-        m = db.one("SELECT count(*) AS n, sum(runpod_queue_duration_ms IS NOT NULL AND runpod_run_duration_ms "
-                   "IS NOT NULL) AS timed, sum(cost_estimate_usd IS NULL OR cost_estimate_usd < 0) AS uncosted, "
-                   "avg(e2e_ms) AS mean_e2e FROM job_metrics WHERE status = 'completed'")
-    except GoldgateError as exc:
-        m, metrics_note = {}, f"job_metrics unreadable: {exc}"
-    facts = JobFacts(total=sum(by_status.values()), by_status=by_status, first_job_status=first.get("status"),
-                     cold_start_failures=cold.get("n") or 0, completed_without_images=no_images.get("n") or 0,
-                     bad_results=tuple(bad[:20]), applied_webhooks=applied,
-                     completed_without_delivery=undelivered.get("n") or 0, metrics_completed=m.get("n") or 0,
-                     metrics_with_durations=m.get("timed") or 0, metrics_missing_cost=m.get("uncosted") or 0,
-                     mean_e2e_ms=m.get("mean_e2e"))
-    return facts, metrics_note
-
-
 def _golden_result_checks(golden: Mapping[str, Any] | None) -> tuple[int, list[str]]:
     checks = [c for case in (golden or {}).get("cases") or [] for c in case.get("checks") or []
               if str(c.get("name", "")).endswith(".content_type")]
@@ -528,7 +481,7 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
             progress(f"reading job_metrics, jobs and webhook_deliveries from D1 {the_spec.database.name}")
             rows = _D1Rows(d1, database_id)
             metrics, metrics_error = _attempt("metrics", lambda: report_from_d1(d1, database_id, stack))
-            got, jobs_error = _attempt("jobs", lambda: read_job_facts_d1(rows))
+            got, jobs_error = _attempt("jobs", lambda: job_facts_from_rows(rows))
             if got:
                 jobs, metrics_note = got
                 if metrics_note:
