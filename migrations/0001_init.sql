@@ -62,3 +62,9 @@ CREATE TABLE job_metrics (
   created_at TEXT NOT NULL
 );
 CREATE INDEX job_metrics_created_at ON job_metrics (created_at);
+-- Covering indexes for service.metrics: each percentile query streams one of them in
+-- (tag, value) order, grouping equal values, so 1,000,000 rows need no big sort. The first
+-- also covers the per-tag summary (counts by status, cost).
+CREATE INDEX job_metrics_tag_e2e ON job_metrics (worker_image_tag, e2e_ms, created_at, status, cost_estimate_usd);
+CREATE INDEX job_metrics_tag_queue ON job_metrics (worker_image_tag, runpod_queue_duration_ms, created_at);
+CREATE INDEX job_metrics_tag_run ON job_metrics (worker_image_tag, runpod_run_duration_ms, created_at);

@@ -1,14 +1,18 @@
 """Service metrics from `job_metrics`, computed in SQL: counts, error rate, cost, and P50/P95/P99.
 
 Percentile definition (nearest rank): over the n non-null values of a duration sorted
-ascending, P_p is the value at 1-based rank k = ceil(p * n / 100). In SQL each value gets
-ROW_NUMBER() in its group's order and the group's COUNT(*); P_p is MIN(value) over the rows
-with rank * 100 >= p * n, which is exactly rank >= ceil(p*n/100) in integer arithmetic (no
-floating point, no math extension, runs on D1 and SQLite alike). No values -> null.
+ascending, P_p is the value at 1-based rank k = ceil(p * n / 100); no values -> null.
+In SQL: rows are first grouped by (worker_image_tag, value) with their counts (streamed from a
+covering index, so a million rows need no big sort), then a window running sum
+`SUM(c) OVER (PARTITION BY tag ORDER BY v)` gives each distinct value its cumulative count
+`cum`, and P_p is MIN(v) over the values with cum * 100 >= p * n, which is exactly
+"the first value whose cumulative count reaches ceil(p*n/100)" in integer arithmetic (no
+floating point, no math extension: runs on D1 and SQLite alike). The overall percentiles use
+the same running sum over the per-value counts merged across tags.
 
 Error rate = (failed + timed_out) / count; cancelled jobs count but are not errors.
 Rows are those with created_at (the job's creation, UTC RFC 3339) >= `since`, if given.
-Groups: overall, and per worker_image_tag (null tag reported as null).
+Groups: overall, and per worker_image_tag (a null tag is reported as null).
 """
 
 from __future__ import annotations
@@ -49,38 +53,32 @@ def normalize_since(since: str | datetime | None) -> str | None:
     return parsed.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _percentile_sql(column: str, partitioned: bool) -> str:
-    part = "PARTITION BY worker_image_tag " if partitioned else ""
-    group = "worker_image_tag" if partitioned else "NULL"
-    picks = ", ".join(f"MIN(CASE WHEN rn * 100 >= {p} * n THEN v END) AS p{p}" for p in PERCENTILES)
+def _percentile_sql(column: str) -> str:
+    picks = ", ".join(f"MIN(CASE WHEN cum * 100 >= {p} * n THEN v END) AS p{p}" for p in PERCENTILES)
     return (
-        f"SELECT {group} AS grp, {picks} FROM ("
-        f"SELECT worker_image_tag, {column} AS v, "
-        f"ROW_NUMBER() OVER ({part}ORDER BY {column}) AS rn, COUNT(*) OVER ({part.strip() or ''}) AS n "
-        f"FROM job_metrics WHERE {column} IS NOT NULL AND (?1 IS NULL OR created_at >= ?1))"
-        + (" GROUP BY worker_image_tag" if partitioned else "")
+        f"WITH g AS (SELECT worker_image_tag AS tag, {column} AS v, COUNT(*) AS c FROM job_metrics "
+        f"WHERE {column} IS NOT NULL AND (?1 IS NULL OR created_at >= ?1) GROUP BY worker_image_tag, {column}), "
+        "t AS (SELECT tag, v, SUM(c) OVER (PARTITION BY tag ORDER BY v) AS cum, "
+        "SUM(c) OVER (PARTITION BY tag) AS n FROM g), "
+        "o AS (SELECT v, SUM(c) OVER (ORDER BY v) AS cum, SUM(c) OVER () AS n "
+        "FROM (SELECT v, SUM(c) AS c FROM g GROUP BY v)) "
+        f"SELECT 1 AS overall, NULL AS grp, {picks} FROM o "
+        f"UNION ALL SELECT 0 AS overall, tag AS grp, {picks} FROM t GROUP BY tag"
     )
 
 
-def _summary_sql(partitioned: bool) -> str:
-    group = "worker_image_tag" if partitioned else "NULL"
-    return (
-        f"SELECT {group} AS grp, COUNT(*) AS count, "
-        "SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END) AS completed, "
-        "SUM(CASE WHEN status IN ('failed', 'timed_out') THEN 1 ELSE 0 END) AS errors, "
-        "SUM(cost_estimate_usd) AS cost_total_usd, AVG(cost_estimate_usd) AS cost_mean_usd "
-        "FROM job_metrics WHERE (?1 IS NULL OR created_at >= ?1)"
-        + (" GROUP BY worker_image_tag" if partitioned else "")
-    )
+SUMMARY_SQL = (
+    "SELECT worker_image_tag AS grp, COUNT(*) AS count, "
+    "SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END) AS completed, "
+    "SUM(CASE WHEN status IN ('failed', 'timed_out') THEN 1 ELSE 0 END) AS errors, "
+    "SUM(cost_estimate_usd) AS cost_total_usd, COUNT(cost_estimate_usd) AS costed "
+    "FROM job_metrics WHERE (?1 IS NULL OR created_at >= ?1) GROUP BY worker_image_tag"
+)
 
 
-def queries() -> list[tuple[str, str, bool]]:
-    """(name, sql, per-tag) for every query the report runs; each takes `since` as ?1."""
-    out = [("summary", _summary_sql(False), False), ("summary", _summary_sql(True), True)]
-    for name, column in DURATIONS.items():
-        out.append((name, _percentile_sql(column, False), False))
-        out.append((name, _percentile_sql(column, True), True))
-    return out
+def queries() -> list[tuple[str, str]]:
+    """(name, sql) for every query the report runs; each takes `since` as ?1."""
+    return [("summary", SUMMARY_SQL)] + [(name, _percentile_sql(col)) for name, col in DURATIONS.items()]
 
 
 def _empty_group() -> dict[str, Any]:
@@ -96,20 +94,22 @@ async def compute(db: Database, since: str | datetime | None = None) -> dict[str
     bound = normalize_since(since)
     overall = _empty_group()
     by_tag: dict[Any, dict[str, Any]] = {}
-    for name, sql, per_tag in queries():
+    totals = {"count": 0, "completed": 0, "errors": 0, "cost": None, "costed": 0}
+    for name, sql in queries():
         for row in await db.query(sql, (bound,)):
-            if per_tag:
-                group = by_tag.setdefault(row["grp"], _empty_group())
-            else:
-                group = overall
             if name == "summary":
-                if row["count"] == 0:
-                    continue
-                group.update(count=row["count"], completed=row["completed"] or 0, errors=row["errors"] or 0,
-                             error_rate=(row["errors"] or 0) / row["count"],
-                             cost_total_usd=row["cost_total_usd"], cost_mean_usd=row["cost_mean_usd"])
-            else:
-                group[name] = {f"p{p}": row[f"p{p}"] for p in PERCENTILES}
+                group = by_tag.setdefault(row["grp"], _empty_group())
+                _fill_summary(group, row["count"], row["completed"], row["errors"], row["cost_total_usd"],
+                              row["costed"])
+                for key, value in (("count", row["count"]), ("completed", row["completed"]),
+                                   ("errors", row["errors"]), ("costed", row["costed"])):
+                    totals[key] += value or 0
+                if row["cost_total_usd"] is not None:
+                    totals["cost"] = (totals["cost"] or 0.0) + row["cost_total_usd"]
+                continue
+            group = overall if row["overall"] else by_tag.setdefault(row["grp"], _empty_group())
+            group[name] = {f"p{p}": row[f"p{p}"] for p in PERCENTILES}
+    _fill_summary(overall, totals["count"], totals["completed"], totals["errors"], totals["cost"], totals["costed"])
     tags = sorted(by_tag, key=lambda t: (t is None, t or ""))
     return {
         "since": bound,
@@ -117,6 +117,14 @@ async def compute(db: Database, since: str | datetime | None = None) -> dict[str
         "overall": overall,
         "by_worker_image_tag": [{"worker_image_tag": tag, **by_tag[tag]} for tag in tags],
     }
+
+
+def _fill_summary(group: dict[str, Any], count: int, completed: int | None, errors: int | None,
+                  cost_total: float | None, costed: int | None) -> None:
+    if not count:
+        return
+    group.update(count=count, completed=completed or 0, errors=errors or 0, error_rate=(errors or 0) / count,
+                 cost_total_usd=cost_total, cost_mean_usd=(cost_total / costed) if costed else None)
 
 
 class _SqliteReader:
@@ -134,6 +142,8 @@ def compute_sqlite(db: str | Path | sqlite3.Connection, since: str | datetime | 
     import sqlite3
 
     conn = db if isinstance(db, sqlite3.Connection) else sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    if not isinstance(db, sqlite3.Connection):
+        conn.execute("PRAGMA mmap_size = 1073741824")  # the scans read large covering indexes
     try:
         return asyncio.run(compute(_SqliteReader(conn), since))  # type: ignore[arg-type]
     finally:

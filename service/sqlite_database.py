@@ -25,6 +25,9 @@ class SqliteDatabase:
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.execute("PRAGMA foreign_keys = ON")  # D1 enforces foreign keys
+        # Metrics scans read large covering indexes: map the file instead of copying pages.
+        self.conn.execute("PRAGMA mmap_size = 1073741824")
+        self.conn.execute("PRAGMA cache_size = -65536")
         self._lock = threading.Lock()
 
     def close(self) -> None:

@@ -1,0 +1,94 @@
+"""Time the metrics report (service.metrics.compute: P50/P95/P99 in SQL, overall and per image tag)
+over 1,000,000 job_metrics rows in a local SQLite file built from the real migrations.
+
+    .venv/bin/python bench/metrics_query.py [--rows 1000000] [--tags 4] [--repeat 3]
+
+Prints one JSON object with the fastest and median wall time of the whole report, with and
+without a `since` filter. Target: under 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from service.metrics import compute
+from service.migrate import apply_sqlite
+from service.sqlite_database import SqliteDatabase
+
+
+def fill(path: Path, rows: int, tags: int) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    apply_sqlite(conn, ROOT / "migrations")
+    rng = random.Random(42)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    statuses = ["completed"] * 17 + ["failed", "timed_out", "cancelled"]
+
+    def generate():
+        for i in range(rows):
+            queue = int(rng.expovariate(1 / 1500))
+            run = int(rng.lognormvariate(8, 0.5))
+            created = (start + timedelta(seconds=i * 2)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            yield (f"job{i:08d}", "bench", rng.choice(statuses), queue, run, queue + run + rng.randint(50, 400),
+                   f"repo/worker@sha256:{i % tags:064x}", "sdxl-txt2img@1.0.0", "NVIDIA GeForce RTX 4090",
+                   0.00031 * -(-run // 1000), created)
+
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO job_metrics (job_id, stack, status, runpod_queue_duration_ms, runpod_run_duration_ms,"
+                     " e2e_ms, worker_image_tag, workflow_version, gpu_type, cost_estimate_usd, created_at) "
+                     "VALUES (?,?,?,?,?,?,?,?,?,?,?)", generate())
+    conn.execute("COMMIT")
+    conn.execute("ANALYZE")
+    conn.close()
+
+
+def timed(db: SqliteDatabase, since: str | None, repeat: int) -> tuple[list[float], dict]:
+    times, report = [], {}
+    for _ in range(repeat):
+        started = time.perf_counter()
+        report = asyncio.run(compute(db, since))
+        times.append(time.perf_counter() - started)
+    return times, report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--tags", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    path = Path(tempfile.mkdtemp(prefix="gg-metrics-")) / "metrics.sqlite"
+    started = time.perf_counter()
+    fill(path, args.rows, args.tags)
+    fill_s = time.perf_counter() - started
+    db = SqliteDatabase(path)
+    all_times, report = timed(db, None, args.repeat)
+    since = "2026-01-12T00:00:00Z"  # about the last half of the rows
+    since_times, since_report = timed(db, since, args.repeat)
+    db.close()
+    result = {
+        "rows": args.rows, "tags": args.tags, "fill_seconds": round(fill_s, 2),
+        "all_rows": {"best_s": round(min(all_times), 3), "median_s": round(statistics.median(all_times), 3)},
+        "since_filter": {"since": since, "rows": since_report["overall"]["count"],
+                         "best_s": round(min(since_times), 3), "median_s": round(statistics.median(since_times), 3)},
+        "overall": {k: report["overall"][k] for k in ("count", "error_rate", "e2e_ms", "queue_ms", "run_ms")},
+        "target_s": 1.0,
+    }
+    print(json.dumps(result, indent=2))
+    return 0 if min(all_times) < 1.0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
