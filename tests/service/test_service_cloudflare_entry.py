@@ -1,0 +1,266 @@
+"""The Cloudflare Worker entry against stand-ins with the Workers bindings' call shapes:
+D1 (prepare/bind/all/run/first/batch, results via .to_py(), None must be bound as jsnull) backed
+by SQLite, R2 (get/head, size, httpMetadata) backed by files, fetch backed by httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import sqlite3
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import API_TOKEN, MIGRATIONS, RUNPOD_KEY, WEBHOOK_SECRET, WORKFLOWS, migrate
+
+from service.signing import webhook_signature
+
+
+class JsNull:
+    def __repr__(self) -> str:
+        return "jsnull"
+
+
+JSNULL = JsNull()
+
+
+class JsException(Exception):
+    pass
+
+
+class Proxy:
+    """A JS object as Pyodide hands it over: attribute access, and .to_py() for plain data."""
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def to_py(self) -> Any:
+        return self._value
+
+
+class D1Statement:
+    def __init__(self, db: D1, sql: str, args: tuple = ()) -> None:
+        self.db, self.sql, self.args = db, sql, args
+
+    def bind(self, *args: Any) -> D1Statement:
+        for arg in args:
+            if arg is None:  # Python None arrives as `undefined`, which D1 refuses
+                raise JsException("D1_TYPE_ERROR: Type 'undefined' not supported for value 'undefined'")
+        return D1Statement(self.db, self.sql, tuple(None if a is JSNULL else a for a in args))
+
+    def _exec(self) -> dict:
+        if self.sql.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            raise JsException("D1 does not support transactions statements")
+        cursor = self.db.conn.execute(self.sql, self.args)
+        rows = [dict(zip([d[0] for d in cursor.description], r)) for r in cursor.fetchall()] if cursor.description \
+            else []
+        return {"results": rows, "success": True, "meta": {"changes": max(cursor.rowcount, 0)}}
+
+    async def all(self) -> Proxy:
+        self.db.calls.append(("all", self.sql))
+        return Proxy(self._exec())
+
+    async def run(self) -> Proxy:
+        self.db.calls.append(("run", self.sql))
+        return Proxy(self._exec())
+
+    async def first(self) -> Proxy:
+        rows = self._exec()["results"]
+        return Proxy(rows[0] if rows else None)
+
+
+class D1:
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        self.calls: list[tuple[str, str]] = []
+
+    def prepare(self, sql: str) -> D1Statement:
+        return D1Statement(self, sql)
+
+    async def batch(self, statements: list[D1Statement]) -> Proxy:
+        self.calls.append(("batch", str(len(statements))))
+        self.conn.execute("BEGIN")
+        try:
+            results = [s._exec() for s in statements]
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+        return Proxy(results)
+
+
+class R2Object:
+    def __init__(self, path: Path, content_type: str | None) -> None:
+        self.size = path.stat().st_size
+        self.httpMetadata = types.SimpleNamespace(contentType=content_type) if content_type else None
+        self.body = ("R2 stream", path)  # a ReadableStream: the entry must pass it through, not read it
+
+
+class R2:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.types: dict[str, str | None] = {}
+
+    def put(self, key: str, data: bytes, content_type: str | None) -> None:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        self.types[key] = content_type
+
+    async def head(self, key: str) -> R2Object | None:
+        path = self.root / key
+        return R2Object(path, self.types.get(key)) if path.is_file() else None
+
+    async def get(self, key: str) -> R2Object | None:
+        return await self.head(key)
+
+
+class WorkersResponse:
+    def __init__(self, body: Any, status: int = 200, headers: dict | None = None) -> None:
+        self.body, self.status, self.headers = body, status, headers or {}
+
+
+class WorkerEntrypoint:
+    def __init__(self, ctx: Any, env: Any) -> None:
+        self.ctx, self.env = ctx, env
+
+
+class JsHeaders:
+    def __init__(self, pairs: dict[str, str]) -> None:
+        self.pairs = pairs
+
+    def entries(self) -> list[list[str]]:
+        return [[k, v] for k, v in self.pairs.items()]
+
+
+class JsRequest:
+    def __init__(self, method: str, url: str, body: bytes = b"", headers: dict | None = None) -> None:
+        self.method, self.url, self._body = method, url, body
+        self.headers = JsHeaders({"content-length": str(len(body)), **(headers or {})})
+
+    async def arrayBuffer(self) -> Any:
+        return types.SimpleNamespace(to_bytes=lambda: self._body)
+
+
+@pytest.fixture
+def entry(monkeypatch: pytest.MonkeyPatch) -> Any:
+    workers = types.ModuleType("workers")
+    workers.WorkerEntrypoint = WorkerEntrypoint
+    workers.Response = WorkersResponse
+    pyodide = types.ModuleType("pyodide")
+    ffi = types.ModuleType("pyodide.ffi")
+    ffi.jsnull, ffi.JsException = JSNULL, JsException
+    ffi.to_js = lambda value, **_: value
+    pyodide.ffi = ffi
+    bundled = types.ModuleType("bundled_workflows")
+    bundled.WORKFLOWS = {p.name: p.read_text() for p in WORKFLOWS.glob("*.json")}
+    for name, module in (("workers", workers), ("pyodide", pyodide), ("pyodide.ffi", ffi),
+                         ("bundled_workflows", bundled)):
+        monkeypatch.setitem(sys.modules, name, module)
+    module = importlib.reload(importlib.import_module("service.cloudflare_entry"))
+    yield module
+    module.Default._app = None
+    monkeypatch.undo()
+    importlib.reload(module)
+
+
+def make_env(tmp_path: Path, runpod_base: str, **overrides: str) -> types.SimpleNamespace:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    db_path = tmp_path / "d1.sqlite"
+    migrate(db_path)
+    env = {"DB": D1(db_path), "RESULTS": R2(tmp_path / "r2"), "API_TOKEN": API_TOKEN, "WEBHOOK_SECRET": WEBHOOK_SECRET,
+           "RUNPOD_API_KEY": RUNPOD_KEY, "STACK": "staging", "RUNPOD_ENDPOINT_BASE": runpod_base,
+           "RUNPOD_ENDPOINT_ID": "ep-test", "PUBLIC_BASE_URL": "https://api.example", "WORKFLOW_VERSION": "v",
+           "WORKER_IMAGE_TAG": "", "EXECUTION_TIMEOUT_MS": "600000", "TTL_MS": "86400000",
+           "MAX_BODY_BYTES": "65536", "SIGNED_URL_TTL_S": "3600", "GPU_TYPE": "NVIDIA L4", "GPU_COUNT": "2",
+           "PRICE_PER_GPU_SECOND": "0.0005"}
+    env.update(overrides)
+    return types.SimpleNamespace(**env)
+
+
+class Fetch:
+    """`fetch(url, init)` with the Workers call shape, backed by httpx."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict]] = []
+
+    async def __call__(self, url: str, init: dict) -> Any:
+        self.calls.append((url, init))
+        async with httpx.AsyncClient() as client:
+            reply = await client.request(init["method"], url, headers=init["headers"], content=init.get("body"))
+
+        async def text() -> str:
+            return reply.text
+
+        return types.SimpleNamespace(status=reply.status_code, text=text)
+
+
+def test_config_from_env_parses_text_bindings_and_ignores_the_rest(entry, tmp_path):
+    config = entry.config_from_env(make_env(tmp_path, "http://127.0.0.1:9/v2/ep"))
+    assert config.gpu_count == 2 and config.price_per_gpu_second == 0.0005 and config.worker_image_tag is None
+    assert config.stack == "staging" and config.max_body_bytes == 65536
+    with pytest.raises(entry.ConfigError, match="GPU_COUNT must be a number"):
+        entry.config_from_env(make_env(tmp_path / "x", "http://127.0.0.1:9/v2/ep", GPU_COUNT="two"))
+
+
+def test_the_worker_serves_the_job_path_over_d1_r2_and_fetch(entry, tmp_path, fake_runpod, log_lines, capsys):
+    env = make_env(tmp_path, fake_runpod.base)
+    fetch = Fetch()
+    worker = entry.Default(None, env)
+    entry.Default._app = entry.build_app(env, fetch=fetch)
+    auth = {"authorization": f"Bearer {API_TOKEN}"}
+
+    async def call(method: str, path: str, body: Any = None, headers: dict | None = None) -> WorkersResponse:
+        raw = json.dumps(body).encode() if body is not None else b""
+        return await worker.fetch(JsRequest(method, "https://api.example" + path, raw, headers))
+
+    async def scenario() -> None:
+        created = await call("POST", "/api/queue/create", {"workflow_id": "flux-schnell", "inputs": {"prompt": "p"}},
+                             auth)
+        assert created.status == 202 and isinstance(created.body, str)
+        job_id = json.loads(created.body)["job_id"]
+        [(url, init)] = fetch.calls
+        assert url == fake_runpod.base + "/run" and init["headers"]["authorization"] == f"Bearer {RUNPOD_KEY}"
+        assert json.loads(init["body"])["webhook"].startswith("https://api.example/api/runpod/webhook?job=")
+        rid = env.DB.conn.execute("SELECT runpod_job_id FROM jobs").fetchone()[0]
+        key = f"results/{job_id}/0.png"
+        env.RESULTS.put(key, b"\x89PNG data", "image/png")
+        hook = await call("POST", f"/api/runpod/webhook?job={job_id}&sig={webhook_signature(WEBHOOK_SECRET, job_id)}",
+                          {"id": rid, "status": "COMPLETED", "delayTime": 3, "executionTime": 1001,
+                           "output": {"images": [{"key": key, "content_type": "image/png", "bytes": 9}]}})
+        assert json.loads(hook.body) == {"applied": True, "reason": "applied", "status": "completed"}
+        assert ("batch", "3") in env.DB.calls  # the transition is one D1 batch
+        status = json.loads((await call("GET", f"/api/status/{job_id}", headers=auth)).body)
+        assert status["status"] == "completed" and status["cost_estimate_usd"] == 0.0005 * 2 * 2
+        result = await call("GET", f"/api/result/{key}", headers=auth)
+        assert result.status == 200 and result.body == ("R2 stream", tmp_path / "r2" / key)
+        assert result.headers["content-type"] == "image/png" and result.headers["content-length"] == "9"
+        missing = await call("GET", f"/api/result/results/{job_id}/9.png", headers=auth)
+        assert missing.status == 404
+        big = await worker.fetch(JsRequest("POST", "https://api.example/api/queue/create", b"{}",
+                                           {**auth, "content-length": "10000000"}))
+        assert big.status == 413
+
+    asyncio.run(scenario())
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert lines and all(json.loads(line)["component"] == "service" for line in lines)
+    log_lines.extend(lines)  # validated against the schema and scanned for secrets at teardown
+
+
+def test_a_misconfigured_worker_answers_json_not_a_traceback(entry, tmp_path):
+    env = make_env(tmp_path, "http://127.0.0.1:9/v2/ep", WEBHOOK_SECRET="short")
+    entry.Default._app = None
+    reply = asyncio.run(entry.Default(None, env).fetch(JsRequest("GET", "https://api.example/healthz")))
+    assert reply.status == 500 and json.loads(reply.body)["error"]["code"] == "misconfigured"
+
+
+def test_the_worker_imports_nothing_local_only():
+    source = (Path(__file__).resolve().parents[2] / "service" / "cloudflare_entry.py").read_text()
+    for name in ("sqlite3", "uvicorn", "boto3", "httpx", "local_server", "goldgate", "images"):
+        assert f"import {name}" not in source and f"from {name}" not in source
+    assert MIGRATIONS.is_dir()
