@@ -43,6 +43,7 @@ class HttpRunPodGateway:
         self._headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json",
                          "accept": "application/json"}
         self.timeout_s = timeout_s
+        self._api_key = api_key
 
     async def _call(self, method: str, path: str, body: Mapping[str, Any] | None) -> Mapping[str, Any]:
         payload = json.dumps(body).encode() if body is not None else None
@@ -51,10 +52,12 @@ class HttpRunPodGateway:
                                                  self.timeout_s)
         except TransportError as exc:
             raise RunPodUnavailable(f"RunPod at {self.endpoint_base} is unreachable: {exc}") from None
-        if reply.status >= 500 or reply.status == 429:
-            raise RunPodUnavailable(f"RunPod answered HTTP {reply.status}: {_detail(reply.body)}")
         if reply.status >= 300:
-            raise RunPodRefused(reply.status, _detail(reply.body))
+            # a peer may echo our request back: never let the key travel on into errors and logs
+            detail = _detail(reply.body).replace(self._api_key, "[redacted]")
+            if reply.status >= 500 or reply.status == 429:
+                raise RunPodUnavailable(f"RunPod answered HTTP {reply.status}: {detail}")
+            raise RunPodRefused(reply.status, detail)
         try:
             data = json.loads(reply.body)
         except (ValueError, UnicodeDecodeError):

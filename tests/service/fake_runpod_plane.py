@@ -78,7 +78,9 @@ class FakeRunPod:
                 with fake._lock:
                     fake.runs.append(body)
                     mode = fake.run_mode
-                if mode == "refuse":
+                if mode == "echo":  # a hostile or buggy peer echoing our credentials back
+                    self._reply(401, {"error": f"bad key {self.headers.get('authorization')}", "input": body})
+                elif mode == "refuse":
                     self._reply(400, {"error": "input is invalid for this endpoint"})
                 elif mode == "error":
                     self._reply(500, {"error": "internal error"})
