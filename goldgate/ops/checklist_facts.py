@@ -56,7 +56,6 @@ class LogFacts:
     jobs_without_context: tuple[str, ...] = ()
     job_ids: int = 0
     models_loaded: int = 0
-    foreign: int = 0   # lines in worker process logs that are not ours (the runpod SDK's own output)
 
 
 @dataclass(frozen=True)
