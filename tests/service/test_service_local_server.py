@@ -101,3 +101,21 @@ def test_sigterm_stops_it_cleanly(tmp_path, moto_endpoint, fake_runpod):
     lines = server.log_lines()
     check_log_lines(lines)
     assert json.loads(lines[-1])["event"] == "service.stopped"
+
+
+def test_start_in_thread_serves_in_process_and_stops(tmp_path, moto_endpoint, fake_runpod, log_lines):
+    from conftest import make_config
+
+    from service.local_server import start_in_thread
+
+    config = make_config(runpod_endpoint_base=fake_runpod.base, db_path=str(tmp_path / "db.sqlite"),
+                         s3_endpoint_url=moto_endpoint, apply_migrations_from=str(ROOT / "migrations"))
+    server = start_in_thread(config, log_sink=log_lines.sink)
+    try:
+        assert httpx.get(server.url + "/healthz", timeout=10).json() == {"status": "ok", "stack": "test"}
+        reply = httpx.post(server.url + "/api/queue/create", headers=AUTH, timeout=10,
+                           json={"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "x"}})
+        assert reply.status_code == 202
+    finally:
+        server.stop()
+    assert any('"event":"service.listening"' in line for line in log_lines)
