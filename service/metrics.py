@@ -53,32 +53,36 @@ def normalize_since(since: str | datetime | None) -> str | None:
     return parsed.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _percentile_sql(column: str) -> str:
+def _report_sql(column: str, with_summary: bool) -> str:
+    """Rows (kind, grp, p50, p95, p99, count, completed, errors, cost_total_usd, costed): kind 1 =
+    overall percentiles, 0 = one tag's percentiles, 2 = one tag's summary (only `with_summary`:
+    it rides on the same index scan, which also covers status and cost)."""
     picks = ", ".join(f"MIN(CASE WHEN cum * 100 >= {p} * n THEN v END) AS p{p}" for p in PERCENTILES)
-    return (
-        f"WITH g AS (SELECT worker_image_tag AS tag, {column} AS v, COUNT(*) AS c FROM job_metrics "
-        f"WHERE {column} IS NOT NULL AND (?1 IS NULL OR created_at >= ?1) GROUP BY worker_image_tag, {column}), "
+    empty = "NULL AS count, NULL AS completed, NULL AS errors, NULL AS cost_total_usd, NULL AS costed"
+    summary_cols = (", SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END) AS completed, "
+                    "SUM(CASE WHEN status IN ('failed', 'timed_out') THEN 1 ELSE 0 END) AS errors, "
+                    "SUM(cost_estimate_usd) AS cost, COUNT(cost_estimate_usd) AS costed") if with_summary else ""
+    not_null = "" if with_summary else f"{column} IS NOT NULL AND "
+    sql = (
+        f"WITH g AS (SELECT worker_image_tag AS tag, {column} AS v, COUNT(*) AS c{summary_cols} FROM job_metrics "
+        f"WHERE {not_null}(?1 IS NULL OR created_at >= ?1) GROUP BY worker_image_tag, {column}), "
         "t AS (SELECT tag, v, SUM(c) OVER (PARTITION BY tag ORDER BY v) AS cum, "
-        "SUM(c) OVER (PARTITION BY tag) AS n FROM g), "
+        "SUM(c) OVER (PARTITION BY tag) AS n FROM g WHERE v IS NOT NULL), "
         "o AS (SELECT v, SUM(c) OVER (ORDER BY v) AS cum, SUM(c) OVER () AS n "
-        "FROM (SELECT v, SUM(c) AS c FROM g GROUP BY v)) "
-        f"SELECT 1 AS overall, NULL AS grp, {picks} FROM o "
-        f"UNION ALL SELECT 0 AS overall, tag AS grp, {picks} FROM t GROUP BY tag"
+        "FROM (SELECT v, SUM(c) AS c FROM g WHERE v IS NOT NULL GROUP BY v)) "
+        f"SELECT 1 AS kind, NULL AS grp, {picks}, {empty} FROM o "
+        f"UNION ALL SELECT 0 AS kind, tag AS grp, {picks}, {empty} FROM t GROUP BY tag"
     )
-
-
-SUMMARY_SQL = (
-    "SELECT worker_image_tag AS grp, COUNT(*) AS count, "
-    "SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END) AS completed, "
-    "SUM(CASE WHEN status IN ('failed', 'timed_out') THEN 1 ELSE 0 END) AS errors, "
-    "SUM(cost_estimate_usd) AS cost_total_usd, COUNT(cost_estimate_usd) AS costed "
-    "FROM job_metrics WHERE (?1 IS NULL OR created_at >= ?1) GROUP BY worker_image_tag"
-)
+    if with_summary:
+        sql += (" UNION ALL SELECT 2 AS kind, tag AS grp, NULL AS p50, NULL AS p95, NULL AS p99, SUM(c) AS count, "
+                "SUM(completed), SUM(errors), SUM(cost), SUM(costed) FROM g GROUP BY tag")
+    return sql
 
 
 def queries() -> list[tuple[str, str]]:
-    """(name, sql) for every query the report runs; each takes `since` as ?1."""
-    return [("summary", SUMMARY_SQL)] + [(name, _percentile_sql(col)) for name, col in DURATIONS.items()]
+    """(name, sql) for every query the report runs; each takes `since` as ?1. The first also
+    carries the per-tag summary (counts, errors, cost)."""
+    return [(name, _report_sql(col, with_summary=(i == 0))) for i, (name, col) in enumerate(DURATIONS.items())]
 
 
 def _empty_group() -> dict[str, Any]:
@@ -97,17 +101,16 @@ async def compute(db: Database, since: str | datetime | None = None) -> dict[str
     totals = {"count": 0, "completed": 0, "errors": 0, "cost": None, "costed": 0}
     for name, sql in queries():
         for row in await db.query(sql, (bound,)):
-            if name == "summary":
+            if row["kind"] == 2:
                 group = by_tag.setdefault(row["grp"], _empty_group())
                 _fill_summary(group, row["count"], row["completed"], row["errors"], row["cost_total_usd"],
                               row["costed"])
-                for key, value in (("count", row["count"]), ("completed", row["completed"]),
-                                   ("errors", row["errors"]), ("costed", row["costed"])):
-                    totals[key] += value or 0
+                for key in ("count", "completed", "errors", "costed"):
+                    totals[key] += row[key] or 0
                 if row["cost_total_usd"] is not None:
                     totals["cost"] = (totals["cost"] or 0.0) + row["cost_total_usd"]
                 continue
-            group = overall if row["overall"] else by_tag.setdefault(row["grp"], _empty_group())
+            group = overall if row["kind"] == 1 else by_tag.setdefault(row["grp"], _empty_group())
             group[name] = {f"p{p}": row[f"p{p}"] for p in PERCENTILES}
     _fill_summary(overall, totals["count"], totals["completed"], totals["errors"], totals["cost"], totals["costed"])
     tags = sorted(by_tag, key=lambda t: (t is None, t or ""))
