@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_TOKEN, MIGRATIONS, RUNPOD_KEY, WEBHOOK_SECRET, WORKFLOWS, migrate
+from service_testkit import API_TOKEN, MIGRATIONS, RUNPOD_KEY, WEBHOOK_SECRET, WORKFLOWS, migrate
 
 from service.signing import webhook_signature
 

@@ -9,7 +9,7 @@ import sqlite3
 import threading
 
 import httpx
-from conftest import API_TOKEN, BUCKET, WEBHOOK_SECRET, s3_client
+from service_testkit import API_TOKEN, BUCKET, WEBHOOK_SECRET, s3_client
 
 from service.signing import webhook_signature
 

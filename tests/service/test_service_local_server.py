@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import httpx
-from conftest import API_TOKEN, ROOT, WEBHOOK_SECRET, LocalServer, check_log_lines, s3_client
+from service_testkit import API_TOKEN, ROOT, WEBHOOK_SECRET, LocalServer, check_log_lines, s3_client
 
 from service.signing import webhook_signature
 
@@ -104,7 +104,7 @@ def test_sigterm_stops_it_cleanly(tmp_path, moto_endpoint, fake_runpod):
 
 
 def test_start_in_thread_serves_in_process_and_stops(tmp_path, moto_endpoint, fake_runpod, log_lines):
-    from conftest import make_config
+    from service_testkit import make_config
 
     from service.local_server import start_in_thread
 

@@ -6,9 +6,9 @@ import asyncio
 import math
 import sqlite3
 
-from conftest import MIGRATIONS
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from service_testkit import MIGRATIONS
 
 from service.metrics import compute, compute_sqlite, normalize_since
 from service.migrate import apply_sqlite

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import API_TOKEN, RUNPOD_KEY, WEBHOOK_SECRET
+from service_testkit import API_TOKEN, RUNPOD_KEY, WEBHOOK_SECRET
 
 from service.signing import result_signature, webhook_signature
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import API_TOKEN, RUNPOD_KEY, S3_SECRET, WEBHOOK_SECRET, check_log_lines
+from service_testkit import API_TOKEN, RUNPOD_KEY, S3_SECRET, WEBHOOK_SECRET, check_log_lines
 
 from service.signing import webhook_signature
 

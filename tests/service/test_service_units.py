@@ -6,7 +6,7 @@ import json
 import sqlite3
 
 import pytest
-from conftest import MIGRATIONS, WORKFLOWS, make_config
+from service_testkit import MIGRATIONS, WORKFLOWS, make_config
 
 from service import cost, signing
 from service.config import ConfigError, ServiceConfig
@@ -86,7 +86,7 @@ def test_workflow_files_are_validated_with_the_file_named():
 
 
 def test_shipped_workflows_if_present_load():
-    from conftest import ROOT
+    from service_testkit import ROOT
     shipped = ROOT / "images" / "worker" / "workflows"
     if list(shipped.glob("*.json")):
         assert Registry.from_dir(shipped).all()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import WEBHOOK_SECRET
+from service_testkit import WEBHOOK_SECRET
 
 from service.signing import webhook_signature
 
