@@ -29,7 +29,9 @@ WORKFLOWS_MODULE = "bundled_workflows.py"
 PYTHON = "text/x-python"
 TEXT = "text/plain"
 # Local-target-only modules need sqlite3/uvicorn, which a Worker lacks; they never ship.
-LOCAL_ONLY = frozenset({"local_server.py", "__main__.py"})
+# The local target's adapters (uvicorn, SQLite, boto3, httpx): the Worker entry never imports them.
+LOCAL_ONLY = frozenset({"local_server.py", "__main__.py", "asgi.py", "sqlite_database.py", "s3_store.py",
+                        "httpx_transport.py", "migrate.py"})
 MAX_BUNDLE_BYTES = 10 * 1024 * 1024  # Workers' compressed limit on paid plans; uncompressed is a fair proxy
 
 

@@ -62,3 +62,27 @@ def test_the_bundle_digest_follows_every_file(tmp_path):
     assert collect(service, workflows).digest == before
     (workflows / "a.json").write_text(json.dumps({"id": "a", "version": "a@2"}))
     assert collect(service, workflows).digest != before
+
+
+def test_the_bundle_imports_with_the_stdlib_alone(tmp_path):
+    """What ships must run in Pyodide: no site-packages, only the bundle and the Workers runtime's own
+    `workers`/`pyodide` modules (stand-ins here)."""
+    import subprocess
+    import sys
+
+    bundle = collect()
+    for f in bundle.files:
+        target = tmp_path / f.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(f.content)
+    (tmp_path / MAIN_MODULE).write_text(bundle.main_content)
+    (tmp_path / "workers.py").write_text("class WorkerEntrypoint:\n    pass\n\nclass Response:\n    pass\n")
+    (tmp_path / "pyodide").mkdir()
+    (tmp_path / "pyodide" / "__init__.py").write_text("")
+    (tmp_path / "pyodide" / "ffi.py").write_text("jsnull = None\n\ndef to_js(x, **kw):\n    return x\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import worker_main; "
+            "assert worker_main.Default.__name__ == 'Default'; "
+            "assert not [m for m in ('httpx', 'boto3', 'uvicorn', 'yaml', 'goldgate', 'images') if m in sys.modules]")
+    done = subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path)], check=False, capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
