@@ -16,20 +16,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import http.client
 import json
 import multiprocessing
 import os
 import random
+import resource
+import selectors
 import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -59,6 +60,8 @@ def wait_port_file(path: Path, proc: subprocess.Popen, timeout_s: float = 60) ->
 def serve_baseline(db_path: str, port_file: str) -> None:
     import uvicorn
 
+    from service.local_server import UVICORN_SETTINGS, listening_socket
+
     conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
@@ -82,56 +85,119 @@ def serve_baseline(db_path: str, port_file: str) -> None:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
         await send({"type": "http.response.body", "body": payload})
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # as service.local_server
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(2048)
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", log_level="warning",
-                            server_header=False, date_header=False)
+    sock = listening_socket("127.0.0.1", 0)
+    config = uvicorn.Config(app, **UVICORN_SETTINGS)
     server = uvicorn.Server(config)
     Path(port_file).write_text(str(sock.getsockname()[1]))
-    asyncio.run(server.serve(sockets=[sock]))
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:  # as service.local_server
+        runner.run(server.serve(sockets=[sock]))
 
 
 # ---- load generator ---------------------------------------------------------------------------
 
-def _connection_worker(port: int, requests: list[tuple[str, bytes]], out: list[float], errors: list[int]) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    conn.connect()
-    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    for path, body in requests:
-        started = time.perf_counter()
-        conn.request("POST", path, body, {"content-type": "application/json"})
-        reply = conn.getresponse()
-        reply.read()
-        out.append(time.perf_counter() - started)
-        if reply.status != 200:
-            errors.append(reply.status)
+class _Connection:
+    """One keep-alive connection sending prebuilt requests one at a time (no pipelining)."""
+
+    def __init__(self, port: int, requests: list[bytes]) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.pending = iter(requests)
+        self.buffer = bytearray()
+        self.started = 0.0
+
+    def send_next(self) -> bool:
+        request = next(self.pending, None)
+        if request is None:
+            return False
+        self.started = time.perf_counter()
+        self.sock.sendall(request)
+        return True
+
+    def read_reply(self) -> int | None:
+        """The reply's status once it is complete, else None (call again when readable)."""
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed a keep-alive connection")
+        self.buffer += chunk
+        head_end = self.buffer.find(b"\r\n\r\n")
+        if head_end < 0:
+            return None
+        head = bytes(self.buffer[:head_end]).lower()
+        at = head.find(b"\r\ncontent-length:")
+        if at < 0:
+            raise ConnectionError("reply without content-length")
+        length = int(head[at + 17:].split(b"\r\n", 1)[0])
+        if len(self.buffer) < head_end + 4 + length:
+            return None
+        status = int(self.buffer[9:12])
+        del self.buffer[:head_end + 4 + length]
+        return status
 
 
-def _load_process(port: int, requests: list[tuple[str, bytes]], conns: int, queue: multiprocessing.Queue) -> None:
+def _load_process(port: int, requests: list[bytes], conns: int, ready: Any, go: Any, queue: Any) -> None:
+    """`conns` connections driven from one thread with a selector: a lean client (a few tens of
+    microseconds per request), so the server under test, not the load generator, sets the pace."""
+    connections = [_Connection(port, requests[i::conns]) for i in range(conns)]
     latencies: list[float] = []
     errors: list[int] = []
-    threads = [threading.Thread(target=_connection_worker, args=(port, requests[i::conns], latencies, errors))
-               for i in range(conns)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    queue.put((latencies, errors))
+    ready.wait(timeout=60)
+    go.wait()
+    first = time.perf_counter()
+    with selectors.DefaultSelector() as selector:
+        for c in connections:
+            if c.send_next():
+                selector.register(c.sock, selectors.EVENT_READ, c)
+        while selector.get_map():
+            for key, _ in selector.select():
+                c = key.data
+                status = c.read_reply()
+                if status is None:
+                    continue
+                latencies.append(time.perf_counter() - c.started)
+                if status != 200:
+                    errors.append(status)
+                if not c.send_next():
+                    selector.unregister(c.sock)
+    last = time.perf_counter()
+    for c in connections:
+        c.sock.close()
+    queue.put((first, last, latencies, errors))
 
 
-def drive(port: int, requests: list[tuple[str, bytes]], procs: int, conns: int) -> dict:
+def _cpu_s(pid: int) -> float:
+    """utime + stime of a live process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drive(port: int, requests: list[tuple[str, bytes]], procs: int, conns: int,
+          watch: dict[str, int] | None = None) -> dict:
+    """Send `requests` from `procs` client processes x `conns` connections; report throughput,
+    latency and the CPU each party spent per request (clients, and each process in `watch`)."""
+    watch = watch or {}
+    wire = [f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n\r\n".encode() + body for path, body in requests]
+    ready = multiprocessing.Barrier(procs + 1)  # every client connected: start-up is not measured
+    go = multiprocessing.Event()
     queue: multiprocessing.Queue = multiprocessing.Queue()
-    workers = [multiprocessing.Process(target=_load_process, args=(port, requests[i::procs], conns, queue))
+    workers = [multiprocessing.Process(target=_load_process, args=(port, wire[i::procs], conns, ready, go, queue))
                for i in range(procs)]
-    started = time.perf_counter()
     for w in workers:
         w.start()
+    ready.wait(timeout=60)
+    cpu_before = {name: _cpu_s(pid) for name, pid in watch.items()}
+    clients_before = sum(_cpu_s(w.pid) for w in workers)  # type: ignore[arg-type]
+    go.set()
     results = [queue.get() for _ in workers]
-    elapsed = time.perf_counter() - started
+    cpu = {name: _cpu_s(pid) - cpu_before[name] for name, pid in watch.items()}
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     for w in workers:
         w.join()
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu["clients"] = (children_after.ru_utime + children_after.ru_stime - children_before.ru_utime
+                      - children_before.ru_stime - clients_before)
+    elapsed = max(r[1] for r in results) - min(r[0] for r in results)
+    results = [(lat, errs) for _, _, lat, errs in results]
     latencies = sorted(x for lat, _ in results for x in lat)
     errors = [e for _, errs in results for e in errs]
 
@@ -139,12 +205,18 @@ def drive(port: int, requests: list[tuple[str, bytes]], procs: int, conns: int) 
         return round(latencies[max(0, -(-p * len(latencies) // 100) - 1)] * 1000, 2)
 
     return {"requests": len(latencies), "errors": len(errors), "seconds": round(elapsed, 3),
-            "webhooks_per_s": round(len(latencies) / elapsed, 1), "p50_ms": pct(50), "p99_ms": pct(99)}
+            "webhooks_per_s": round(len(latencies) / elapsed, 1), "p50_ms": pct(50), "p99_ms": pct(99),
+            "cpu_us_per_request": {name: round(s * 1e6 / len(latencies), 1) for name, s in cpu.items()}}
 
 
 # ---- set-up -------------------------------------------------------------------------------------
 
-def prepare(tmp: Path, jobs: int, s3_endpoint: str, completed_every: int) -> list[tuple[str, bytes]]:
+Requests = list[tuple[str, bytes]]
+
+
+def prepare(tmp: Path, jobs: int, warmup_jobs: int, s3_endpoint: str, completed_every: int
+            ) -> tuple[Requests, Requests]:
+    """(warm-up deliveries, measured deliveries): distinct jobs, the same mix, each delivery twice."""
     import boto3
     from botocore.config import Config
 
@@ -163,10 +235,10 @@ def prepare(tmp: Path, jobs: int, s3_endpoint: str, completed_every: int) -> lis
     s3.create_bucket(Bucket=BUCKET)
     db = SqliteDatabase(db_path)
     now = time.time()
-    requests: list[tuple[str, bytes]] = []
+    requests: Requests = []
 
     async def fill() -> None:
-        for i in range(jobs):
+        for i in range(warmup_jobs + jobs):
             job_id = uuid.uuid4().hex
             await job_table.insert(db, job_table.NewJob(job_id, "bench", "sdxl-txt2img", "sdxl-txt2img@1.0.0",
                                                         {"prompt": "x"}, uuid.uuid4().hex, now, "bench@sha256:x"))
@@ -186,13 +258,57 @@ def prepare(tmp: Path, jobs: int, s3_endpoint: str, completed_every: int) -> lis
 
     asyncio.run(fill())
     db.close()
-    random.Random(1).shuffle(requests)
-    return requests
+    warmup, measured = requests[:2 * warmup_jobs], requests[2 * warmup_jobs:]
+    random.Random(1).shuffle(warmup)
+    random.Random(2).shuffle(measured)
+    return warmup, measured
+
+
+def run_baseline(tmp: Path, name: str, warmup: Requests, requests: Requests, procs: int, conns: int) -> dict:
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-baseline", str(tmp / f"{name}.sqlite"),
+                             str(tmp / f"{name}.port")], stdout=subprocess.DEVNULL)
+    try:
+        port = wait_port_file(tmp / f"{name}.port", proc)
+        drive(port, warmup, procs, conns)
+        return drive(port, requests, procs, conns, {"server": proc.pid})
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def run_service(tmp: Path, s3_endpoint: str, moto_pid: int, warmup: Requests, requests: Requests, procs: int,
+                conns: int) -> dict:
+    config = {"stack": "bench", "api_token": TOKEN, "webhook_secret": SECRET, "runpod_api_key": "bench-runpod-key",
+              "runpod_endpoint_base": "http://127.0.0.1:9/v2/none", "public_base_url": "http://127.0.0.1:1",
+              "workflows_dir": str(ROOT / "tests" / "service" / "fixtures" / "workflows"),
+              "db_path": str(tmp / "service.sqlite"), "s3_endpoint_url": s3_endpoint, "s3_bucket": BUCKET,
+              "s3_access_key_id": "bench", "s3_secret_access_key": "bench", "host": "127.0.0.1", "port": 0}
+    (tmp / "service.json").write_text(json.dumps(config))
+    os.chmod(tmp / "service.json", 0o600)
+    with (tmp / "service.log").open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "service.local_server", "--config", str(tmp / "service.json"),
+                                 "--port-file", str(tmp / "service.port")], cwd=ROOT, stdout=log)
+        spy = None
+        try:
+            port = wait_port_file(tmp / "service.port", proc)
+            drive(port, warmup, procs, conns)
+            if os.environ.get("GG_BENCH_PYSPY"):  # a sampling profile of the measured run (py-spy raw format)
+                spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw",
+                                        "-r", "1000", "--pid", str(proc.pid), "-o", os.environ["GG_BENCH_PYSPY"]],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1)
+            return drive(port, requests, procs, conns, {"server": proc.pid, "moto": moto_pid})
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            if spy is not None:
+                spy.wait(timeout=60)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--jobs", type=int, default=3000)
+    parser.add_argument("--warmup-jobs", type=int, default=200)
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--conns", type=int, default=4)
     parser.add_argument("--completed-every", type=int, default=2,
@@ -207,7 +323,6 @@ def main() -> int:
     moto_port = free_port()
     moto = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p",
                              str(moto_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs: list[subprocess.Popen] = [moto]
     try:
         s3_endpoint = f"http://127.0.0.1:{moto_port}"
         for _ in range(100):
@@ -216,48 +331,26 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.1)
-        requests = prepare(tmp, args.jobs, s3_endpoint, args.completed_every)
-
-        base_proc = subprocess.Popen([sys.executable, __file__, "--serve-baseline", str(tmp / "baseline.sqlite"),
-                                      str(tmp / "baseline.port")], stdout=subprocess.DEVNULL)
-        procs.append(base_proc)
-        base_port = wait_port_file(tmp / "baseline.port", base_proc)
-        drive(base_port, requests[:200], 1, 2)  # warm-up
-        baseline = drive(base_port, requests, args.procs, args.conns)
-        base_proc.terminate()
-        base_proc.wait()
-
-        config = {"stack": "bench", "api_token": TOKEN, "webhook_secret": SECRET, "runpod_api_key": "bench-runpod-key",
-                  "runpod_endpoint_base": "http://127.0.0.1:9/v2/none", "public_base_url": "http://127.0.0.1:1",
-                  "workflows_dir": str(ROOT / "tests" / "service" / "fixtures" / "workflows"),
-                  "db_path": str(tmp / "service.sqlite"), "s3_endpoint_url": s3_endpoint, "s3_bucket": BUCKET,
-                  "s3_access_key_id": "bench", "s3_secret_access_key": "bench", "host": "127.0.0.1", "port": 0}
-        (tmp / "service.json").write_text(json.dumps(config))
-        os.chmod(tmp / "service.json", 0o600)
-        with (tmp / "service.log").open("w") as log:
-            profile = ["-m", "cProfile", "-o", os.environ["GG_BENCH_PROFILE"]] if os.environ.get("GG_BENCH_PROFILE") else []
-            svc_proc = subprocess.Popen([sys.executable, *profile, "-m", "service.local_server", "--config",
-                                         str(tmp / "service.json"), "--port-file", str(tmp / "service.port")],
-                                        cwd=ROOT, stdout=log)
-            procs.append(svc_proc)
-            svc_port = wait_port_file(tmp / "service.port", svc_proc)
-            service = drive(svc_port, requests, args.procs, args.conns)
-            svc_proc.terminate()
-            svc_proc.wait()
+        warmup, requests = prepare(tmp, args.jobs, args.warmup_jobs, s3_endpoint, args.completed_every)
+        # The baseline runs before and after the service (the machine is shared: load drifts); the
+        # ratio is taken against the faster of the two, so noise never flatters the service.
+        before = run_baseline(tmp, "baseline-before", warmup, requests, args.procs, args.conns)
+        service = run_service(tmp, s3_endpoint, moto.pid, warmup, requests, args.procs, args.conns)
+        after = run_baseline(tmp, "baseline-after", warmup, requests, args.procs, args.conns)
+        baseline = max(before, after, key=lambda r: r["webhooks_per_s"])
         conn = sqlite3.connect(tmp / "service.sqlite")
         settled = conn.execute("SELECT COUNT(*) FROM job_metrics").fetchone()[0]
         conn.close()
-        report = {"jobs": args.jobs, "deliveries": len(requests), "client_processes": args.procs,
-                  "connections_per_process": args.conns, "baseline": baseline, "service": service,
-                  "ratio": round(service["webhooks_per_s"] / baseline["webhooks_per_s"], 3),
+        report = {"jobs": args.jobs, "deliveries": len(requests), "completed_every": args.completed_every,
+                  "client_processes": args.procs, "connections_per_process": args.conns,
+                  "baseline": baseline, "baseline_runs_per_s": [before["webhooks_per_s"], after["webhooks_per_s"]],
+                  "service": service, "ratio": round(service["webhooks_per_s"] / baseline["webhooks_per_s"], 3),
                   "service_jobs_settled": settled, "target_ratio": 0.5}
         print(json.dumps(report, indent=2))
-        return 0 if service["errors"] == 0 and settled == args.jobs else 1
+        return 0 if service["errors"] == 0 and settled == args.jobs + args.warmup_jobs else 1
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                p.wait(timeout=10)
+        moto.terminate()
+        moto.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,10 @@ import socket
 import sqlite3
 import sys
 import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -107,7 +109,7 @@ class _JsonRecords(logging.Handler):
         self.log.log(level, "service.server_log", message=record.getMessage()[:2000], data={"logger": record.name})
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def listening_socket(host: str, port: int) -> socket.socket:
     # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto says
     # TCP, and without it every keep-alive response waits ~40 ms on the client's delayed ACK.
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -122,20 +124,33 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+# The server settings, shared with bench/webhook_throughput.py's baseline so both measure one stack.
+# loop/http "auto": uvloop and httptools when installed (uvicorn's standard extras), else asyncio/h11.
+UVICORN_SETTINGS: dict[str, Any] = {"log_config": None, "access_log": False, "lifespan": "on", "timeout_keep_alive": 30,
+                                    "log_level": "warning", "server_header": False, "date_header": False,
+                                    "loop": "auto", "http": "auto"}
+
+
 def _uvicorn_config(service: LocalService) -> uvicorn.Config:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers = [_JsonRecords(service.log)]
         logger.propagate = False
         logger.setLevel(logging.WARNING)
-    return uvicorn.Config(service.asgi, log_config=None, access_log=False, lifespan="on",
-                          timeout_keep_alive=30, log_level="warning", server_header=False, date_header=False)
+    return uvicorn.Config(service.asgi, **UVICORN_SETTINGS)
 
 
 def _write_port_file(path: str, port: int) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     Path(tmp).write_text(f"{port}\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _run(server: uvicorn.Server, main: Coroutine[Any, Any, None]) -> None:
+    # The event loop uvicorn itself would pick (`loop="auto"`: uvloop when installed, as it is with
+    # uvicorn's standard extras), which `asyncio.run` would bypass.
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+        runner.run(main)
 
 
 @dataclass
@@ -155,11 +170,11 @@ class RunningServer:
 def start_in_thread(config: ServiceConfig, log_sink: Sink = stdout_sink) -> RunningServer:
     """Serve in a background thread of this process (for the local platform and tests)."""
     service = build_local(config, log_sink)
-    sock = _bind(config.host, config.port)
+    sock = listening_socket(config.host, config.port)
     port = sock.getsockname()[1]
     server = uvicorn.Server(_uvicorn_config(service))
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # not the main thread
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True,
+    thread = threading.Thread(target=lambda: _run(server, server.serve(sockets=[sock])), daemon=True,
                               name=f"service-{port}")
     thread.start()
     while not server.started and thread.is_alive():
@@ -174,7 +189,7 @@ def start_in_thread(config: ServiceConfig, log_sink: Sink = stdout_sink) -> Runn
 def serve(config: ServiceConfig, port_file: str | None = None, log_sink: Sink = stdout_sink) -> None:
     """Serve in the foreground until SIGTERM/SIGINT."""
     service = build_local(config, log_sink)
-    sock = _bind(config.host, config.port)
+    sock = listening_socket(config.host, config.port)
     port = sock.getsockname()[1]
     server = uvicorn.Server(_uvicorn_config(service))
 
@@ -196,7 +211,7 @@ def serve(config: ServiceConfig, port_file: str | None = None, log_sink: Sink = 
         await task
 
     try:
-        asyncio.run(run())
+        _run(server, run())
     finally:
         service.log.info("service.stopped", data={"port": port})
         service.db.close()
