@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -26,9 +26,14 @@ class S3ResultStore:
         config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=15,
                         request_checksum_calculation="when_required",
                         response_checksum_validation="when_required",
-                        max_pool_connections=32, s3={"addressing_style": "path"})
-        client = boto3.client("s3", endpoint_url=endpoint_url, aws_access_key_id=access_key_id,
-                              aws_secret_access_key=secret_access_key, region_name=region, config=config)
+                        max_pool_connections=32, s3={"addressing_style": "path"},
+                        parameter_validation=False)  # bucket and key are ours, checked before any call
+        session = botocore.session.Session()
+        # The store check reads size and Content-Type only: keep timestamps (LastModified) as the
+        # server's text instead of parsing them with dateutil, a fifth of a HEAD's client-side cost.
+        session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+        client = session.create_client("s3", endpoint_url=endpoint_url, aws_access_key_id=access_key_id,
+                                       aws_secret_access_key=secret_access_key, region_name=region, config=config)
         return cls(client, bucket)
 
     def _head(self, key: str) -> ObjectMeta | None:

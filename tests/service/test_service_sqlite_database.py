@@ -1,0 +1,95 @@
+"""The local SQLite adapter: D1 rules, group commit (concurrent writes share one transaction, a bad
+write fails alone) and checkpoints on their own thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from service.ports import Statement
+from service.sqlite_database import SqliteDatabase
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    database = SqliteDatabase(tmp_path / "db.sqlite")
+    asyncio.run(database.execute("CREATE TABLE hits (id INTEGER PRIMARY KEY, n INTEGER NOT NULL UNIQUE)"))
+    yield database
+    database.close()
+
+
+def _count(path: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM hits").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_concurrent_writes_all_commit_and_each_gets_its_own_result(db: SqliteDatabase):
+    async def main() -> list[int]:
+        return await asyncio.gather(*[db.execute("INSERT INTO hits (n) VALUES (?)", (i,)) for i in range(50)])
+
+    assert asyncio.run(main()) == [1] * 50
+    assert _count(db.path) == 50  # committed: another connection sees every row
+
+
+def test_a_failing_write_fails_alone_and_its_neighbours_commit(db: SqliteDatabase):
+    async def main() -> list:
+        return await asyncio.gather(
+            db.batch([Statement("INSERT INTO hits (n) VALUES (1)"), Statement("INSERT INTO hits (n) VALUES (2)")]),
+            db.batch([Statement("INSERT INTO hits (n) VALUES (3)"), Statement("INSERT INTO hits (n) VALUES (1)")]),
+            db.execute("INSERT INTO hits (n) VALUES (4)"),
+            return_exceptions=True)
+
+    first, second, third = asyncio.run(main())
+    assert [r.changes for r in first] == [1, 1] and third == 1
+    assert isinstance(second, sqlite3.IntegrityError)
+    # the failing batch is one transaction: its first insert (n = 3) was rolled back with it
+    assert asyncio.run(db.query("SELECT n FROM hits ORDER BY n")) == [{"n": 1}, {"n": 2}, {"n": 4}]
+
+
+def test_writes_in_one_group_see_each_other_in_order(db: SqliteDatabase):
+    async def main() -> list[int]:
+        await db.execute("INSERT INTO hits (n) VALUES (0)")
+        # compare-and-set from two requests at once: exactly one wins, as with separate commits
+        return await asyncio.gather(*[db.execute("UPDATE hits SET n = n + 1 WHERE n = 0") for _ in range(5)])
+
+    assert sorted(asyncio.run(main())) == [0, 0, 0, 0, 1]
+
+
+def test_transaction_statements_are_refused_like_d1(db: SqliteDatabase):
+    with pytest.raises(ValueError, match="Database.batch"):
+        asyncio.run(db.execute("BEGIN"))
+    with pytest.raises(ValueError, match="Database.batch"):
+        asyncio.run(db.batch([Statement("INSERT INTO hits (n) VALUES (1)"), Statement("COMMIT")]))
+    assert _count(db.path) == 0
+
+
+def test_commits_never_checkpoint_inline_and_close_leaves_every_row_in_the_file(tmp_path: Path):
+    db = SqliteDatabase(tmp_path / "db.sqlite")
+
+    async def main() -> None:
+        await db.execute("CREATE TABLE hits (id INTEGER PRIMARY KEY, n INTEGER NOT NULL UNIQUE)")
+        for i in range(300):  # sequential: one commit each, several checkpoint requests
+            await db.execute("INSERT INTO hits (n) VALUES (?)", (i,))
+
+    asyncio.run(main())
+    assert db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # never inside a commit
+    db.close()
+    plain = sqlite3.connect(tmp_path / "db.sqlite")
+    try:
+        assert plain.execute("SELECT COUNT(*) FROM hits").fetchone()[0] == 300
+        assert plain.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        plain.close()
+
+
+def test_a_write_after_close_fails_with_a_clear_error(tmp_path: Path):
+    db = SqliteDatabase(tmp_path / "db.sqlite")
+    db.close()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        asyncio.run(db.execute("CREATE TABLE t (x)"))
