@@ -13,7 +13,7 @@ body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d232a;max-width:70r
 h1{font-size:1.4rem}.pass{color:#17803d}.fail{color:#b42318}
 table{border-collapse:collapse;width:100%;margin:1rem 0}td,th{border-bottom:1px solid #e4e7ec;
 padding:.3rem .5rem;text-align:left;vertical-align:top}th{background:#f6f8fa}code{font-size:12px}
-.kv td:first-child{color:#555;width:14rem}
+.kv td:first-child{color:#555;width:14rem}td{overflow-wrap:anywhere}
 """
 
 
