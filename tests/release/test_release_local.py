@@ -50,8 +50,10 @@ def run_job(job, runtime):  # noqa: F811
 class Flow:
     """The shared home, golden paths and a CLI runner for one test module."""
 
-    def __init__(self, home: Path, reports: Path) -> None:
-        self.home, self.reports = home, reports
+    def __init__(self, home: Path, reports: Path, tmp: Path) -> None:
+        self.home, self.reports, self.tmp = home, reports, tmp
+        self._good: str | None = None
+        self._variant: str | None = None
         self.platform = LocalPlatform(home)
         self.deployer = LocalDeployer(home, self.platform)
         self.ledger = Ledger(home)
@@ -84,6 +86,22 @@ class Flow:
                 fh.write(BROKEN.format(condition=condition))
         return src
 
+    @property
+    def good(self) -> str:
+        """The first verified release, made once by `goldgate release`; each test may run alone."""
+        if self._good is None:
+            code, out = self.cli("release", "--engine", "local", "--json")
+            assert code == 0, out
+            self._good = json.loads(out)["image"]
+        return self._good
+
+    @property
+    def variant(self) -> str:
+        """A harmless second candidate, built once."""
+        if self._variant is None:
+            self._variant = self.build(self.candidate(self.tmp, "variant", None))
+        return self._variant
+
     def prod_serves(self) -> str | None:
         """Run the smoke cases on PROD and return the image the jobs ran on."""
         run = run_golden(self.deployer, "prod", self.ledger, suite="smoke", paths=self.paths, poll_s=0.1)
@@ -94,8 +112,7 @@ class Flow:
 @pytest.fixture(scope="module")
 def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
     home = tmp_path_factory.mktemp("release-home")
-    f = Flow(home, tmp_path_factory.mktemp("reports"))
-    f.tmp = tmp_path_factory.mktemp("candidates")  # type: ignore[attr-defined]
+    f = Flow(home, tmp_path_factory.mktemp("reports"), tmp_path_factory.mktemp("candidates"))
     yield f
     for stack in ("staging", "prod"):
         f.platform.down(stack)
@@ -112,7 +129,7 @@ def test_goldgate_release_promotes_a_passing_candidate_and_prod_serves_it(flow: 
     assert flow.prod_serves() == image
     kinds = [(e.kind, e.get("phase"), e.get("outcome")) for e in flow.ledger.entries()]
     assert ("promotion", "outcome", "promoted") in kinds and ("build", None, None) in kinds
-    flow.good = image  # type: ignore[attr-defined]
+    flow._good = image
     # The cloud gate reads the error rate from the service's /api/metrics; it agrees with job_metrics.
     since = datetime.now(UTC) - timedelta(hours=1)
     access = flow.deployer.api_access("staging")
@@ -122,8 +139,8 @@ def test_goldgate_release_promotes_a_passing_candidate_and_prod_serves_it(flow: 
 
 
 def test_a_candidate_that_fails_golden_is_never_promoted(flow: Flow) -> None:
-    good = flow.good  # type: ignore[attr-defined]
-    bad = flow.build(flow.candidate(flow.tmp, "broken", "True"))  # type: ignore[attr-defined]
+    good = flow.good
+    bad = flow.build(flow.candidate(flow.tmp, "broken", "True"))
     assert flow.cli("deploy", "staging", "--image", bad)[0] == 0
     code, out = flow.cli("golden", "staging", "--json")
     assert code == 1 and json.loads(out)["passed"] is False
@@ -136,8 +153,8 @@ def test_a_candidate_that_fails_golden_is_never_promoted(flow: Flow) -> None:
 
 
 def test_the_gate_refuses_a_report_for_another_digest_a_stale_one_and_a_failed_one(flow: Flow) -> None:
-    good = flow.good  # type: ignore[attr-defined]
-    variant = flow.build(flow.candidate(flow.tmp, "variant", None))  # type: ignore[attr-defined]
+    good = flow.good
+    variant = flow.variant
     assert flow.cli("deploy", "staging", "--image", good)[0] == 0
     assert flow.cli("golden", "staging")[0] == 0           # a passing report for `good`
     assert flow.cli("deploy", "staging", "--image", variant)[0] == 0
@@ -156,12 +173,11 @@ def test_the_gate_refuses_a_report_for_another_digest_a_stale_one_and_a_failed_o
     assert flow.platform.pinned_image("prod") == good
     refusals = [e for e in flow.ledger.entries() if e.kind == "promotion" and e.get("phase") == "refused"]
     assert len(refusals) >= 3
-    flow.variant = variant  # type: ignore[attr-defined]
 
 
 def test_a_prod_smoke_failure_rolls_back_automatically_to_the_last_verified_release(flow: Flow) -> None:
-    good = flow.good  # type: ignore[attr-defined]
-    prod_only = flow.build(flow.candidate(flow.tmp, "prod-only", "__import__('os').environ.get('STACK') == 'prod'"))  # type: ignore[attr-defined]
+    good = flow.good
+    prod_only = flow.build(flow.candidate(flow.tmp, "prod-only", "__import__('os').environ.get('STACK') == 'prod'"))
     assert flow.cli("deploy", "staging", "--image", prod_only)[0] == 0
     assert flow.cli("golden", "staging")[0] == 0           # fine on STAGING
     outcome = promote(flow.deployer, flow.ledger, flow.home, paths=flow.paths)
@@ -174,7 +190,7 @@ def test_a_prod_smoke_failure_rolls_back_automatically_to_the_last_verified_rele
 
 
 def test_goldgate_rollback_restores_an_earlier_release(flow: Flow) -> None:
-    good, variant = flow.good, flow.variant  # type: ignore[attr-defined]
+    good, variant = flow.good, flow.variant
     assert flow.cli("deploy", "staging", "--image", variant)[0] == 0
     assert flow.cli("golden", "staging")[0] == 0
     code, out = flow.cli("promote", "--json")
@@ -207,7 +223,7 @@ def _wait_for_lock_holder(flow: Flow, proc: subprocess.Popen[str]) -> None:
 
 
 def test_two_concurrent_promotes_do_not_both_run(flow: Flow) -> None:
-    variant = flow.variant  # type: ignore[attr-defined]
+    variant = flow.variant
     assert flow.cli("deploy", "staging", "--image", variant)[0] == 0
     assert flow.cli("golden", "staging")[0] == 0
     intents_before = len([e for e in flow.ledger.entries() if e.get("phase") == "intent"])
@@ -225,7 +241,7 @@ def test_two_concurrent_promotes_do_not_both_run(flow: Flow) -> None:
 
 
 def test_a_promotion_killed_part_way_leaves_prod_on_a_recorded_digest(flow: Flow) -> None:
-    good, variant = flow.good, flow.variant  # type: ignore[attr-defined]
+    good, variant = flow.good, flow.variant
     assert flow.cli("rollback", "--to", good)[0] == 0
     assert flow.cli("golden", "staging")[0] == 0             # STAGING still runs `variant`
     proc = _promote_process(flow)
