@@ -181,6 +181,9 @@ def _histogram_svg(report: dict[str, Any], colors: dict[Any, str]) -> str:
     per_bin = [sum(counts.get((t, i), 0) for t in tags) for i in range(nbins)]
     peak = max(per_bin) or 1
     bar_w = (w - left - 10) / nbins
+    # Enough decimals that neighbouring labels differ (bins of 0.1 s need one, of 0.01 s two).
+    labelled_ms = hist["bin_ms"] * max(1, nbins // 8)
+    decimals = 0 if labelled_ms >= 1000 else 1 if labelled_ms >= 100 else 2
     parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
              'aria-label="end-to-end latency histogram">'),
              f'<line x1="{left}" y1="{h - bottom}" x2="{w - 10}" y2="{h - bottom}" stroke="#334155"/>',
@@ -199,7 +202,8 @@ def _histogram_svg(report: dict[str, Any], colors: dict[Any, str]) -> str:
                          f'height="{bh:.1f}" fill="{colors[tag]}"><title>{_e(short_tag(tag))}: {n} jobs</title></rect>')
         if i % max(1, nbins // 8) == 0:
             start = (hist["start_ms"] + i * hist["bin_ms"]) / 1000
-            parts.append(f'<text x="{left + i * bar_w:.1f}" y="{h - bottom + 16}" font-size="11">{start:.0f}s</text>')
+            parts.append(f'<text x="{left + i * bar_w:.1f}" y="{h - bottom + 16}" font-size="11">'
+                         f'{start:.{decimals}f}s</text>')
     parts.append(f'<text x="{w / 2:.0f}" y="{h - 6}" font-size="12" text-anchor="middle">end-to-end time</text>')
     parts.append("</svg>")
     return "".join(parts)
