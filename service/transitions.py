@@ -257,12 +257,19 @@ class Transitions:
     async def _ignore(self, job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
                       reason: str, log: Logger, now_s: float) -> Outcome:
         # Recording a non-applied delivery needs no compare-and-set: states only move forward, so
-        # a delivery that is stale now stays stale.
-        await self.db.execute(
+        # a delivery that is stale now stays stale. If the insert changes nothing, a concurrent copy
+        # of this delivery was recorded between our read and now (D1 calls cross the network, and
+        # the local adapter commits in groups): that copy answers with the reason, this one is the
+        # duplicate.
+        recorded = await self.db.execute(
             "INSERT OR IGNORE INTO webhook_deliveries (fingerprint, job_id, runpod_job_id, runpod_status, source, "
             "applied, outcome, received_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
             (fingerprint, job["id"], delivery.runpod_job_id, delivery.runpod_status, source, reason,
              jobs.iso_ms(now_s)))
+        if not recorded:
+            log.info("webhook.duplicate", reason="duplicate", status=job["status"],
+                     runpod_job_id=delivery.runpod_job_id, data={"source": source})
+            return Outcome(False, "duplicate", job["status"])
         level = "info" if reason == "no_change" else "warning"
         log.log(level, f"webhook.{reason}", reason=reason, status=job["status"],
                 runpod_job_id=delivery.runpod_job_id,

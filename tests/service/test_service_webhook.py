@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 from service_testkit import WEBHOOK_SECRET
 
+from service.http import Request
 from service.signing import webhook_signature
 
 
@@ -84,6 +88,24 @@ def test_a_stale_delivery_is_ignored_and_logged_out_of_order(svc, log_lines):
     assert svc.job(job["job_id"])["status"] == "completed"
     assert sum('"event":"webhook.out_of_order"' in line for line in log_lines) == 2
     assert sum('"reason":"out_of_order"' in line for line in log_lines) == 2
+
+
+def test_concurrent_copies_of_a_stale_delivery_get_one_reason_and_the_rest_duplicate(svc):
+    job = svc.create()
+    rid = svc.runpod_id(job["job_id"])
+    assert svc.deliver(job["job_id"], _failed(svc, job["job_id"]))[1]["reason"] == "applied"
+    stale = json.dumps({"id": rid, "status": "IN_PROGRESS", "delayTime": 5}).encode()
+    query = f"job={job['job_id']}&sig={webhook_signature(WEBHOOK_SECRET, job['job_id'])}"
+
+    async def copies() -> list[dict]:
+        # all copies read the job before any of them records the delivery (writes commit together)
+        replies = await asyncio.gather(*[svc.app.handle(Request("POST", "/api/runpod/webhook", query, {}, stale))
+                                         for _ in range(4)])
+        return [json.loads(r.body) for r in replies]
+
+    reasons = sorted(body["reason"] for body in svc.run(copies()))
+    assert reasons == ["duplicate", "duplicate", "duplicate", "out_of_order"]
+    assert [d["outcome"] for d in _deliveries(svc, job["job_id"])] == ["applied", "out_of_order"]
 
 
 def test_progress_then_in_queue_is_out_of_order_but_progress_then_terminal_applies(svc):
