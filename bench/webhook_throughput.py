@@ -4,11 +4,17 @@ Baseline: the same stack (uvicorn, one worker process, an ASGI app over SQLite i
 answering 200 after one SQLite INSERT. Service: `python -m service.local_server` applying real
 RunPod deliveries (half COMPLETED with one result object checked in the S3 store, half FAILED),
 each sent twice, as RunPod's retries do (the second copy is a duplicate), shuffled.
-Load: several client processes, each with a few keep-alive connections, on loopback.
+Load: several client processes, each driving a few keep-alive connections from one thread with
+a selector and prebuilt requests (~20 us of client CPU per request, so the server sets the pace;
+the earlier http.client-in-threads client cost ~100 us and held the baseline at half its speed).
+Both servers get the same warm-up and the same uvicorn settings (service.local_server.UVICORN_SETTINGS);
+the baseline runs before and after the service and the ratio uses the faster of the two.
+GG_BENCH_PYSPY=out.txt records a py-spy profile (raw format) of the service during the measured run.
 
-    .venv/bin/python bench/webhook_throughput.py [--jobs 2000] [--procs 2] [--conns 4]
+    .venv/bin/python bench/webhook_throughput.py [--jobs 3000] [--procs 2] [--conns 4] [--completed-every 2]
 
-Prints one JSON object: webhooks/s and p50/p99 latency (ms) for both, and the ratio
+Prints one JSON object: webhooks/s, p50/p99 latency (ms) and CPU per request of each process for both,
+and the ratio
 service/baseline (target >= 0.5).
 """
 
