@@ -14,8 +14,7 @@ GG_BENCH_PYSPY=out.txt records a py-spy profile (raw format) of the service duri
     .venv/bin/python bench/webhook_throughput.py [--jobs 3000] [--procs 2] [--conns 4] [--completed-every 2]
 
 Prints one JSON object: webhooks/s, p50/p99 latency (ms) and CPU per request of each process for both,
-and the ratio
-service/baseline (target >= 0.5).
+and the ratio service/baseline (target >= 0.5).
 """
 
 from __future__ import annotations
