@@ -103,17 +103,47 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Faults:
-    """Chaos knobs for the local RunPod emulator (a user's drill, or a test)."""
+    """Chaos knobs for the local RunPod emulator (a user's drill, or a test); the emulator's own type.
+
+    Every per-job decision is a pure function of (seed, job id, what), so a seed picks the same jobs
+    whatever the thread timing.
+
+    - duplicate_deliveries: each webhook is sent this many times (1 = no duplicates).
+    - reorder: each delivery is held a random 0..reorder_window_s, so later-finished jobs often
+      arrive first and copies interleave.
+    - drop_first_delivery_rate: fraction of jobs whose first attempt (of each copy) is lost; the
+      vendor's retry after webhook_retry_delay_s delivers it.
+    - drop_all_deliveries_rate: fraction of jobs whose webhook never arrives: recovery is needed.
+    - delivery_delay_s / delivery_delay_rate: hold that fraction of deliveries this long first.
+    - worker_crash_rate: fraction of jobs whose worker process is killed (SIGKILL) just after it
+      took the job, on the job's first attempt only.
+    - failed_rate: fraction of jobs the emulator fails itself (FAILED, error names the injection).
+    - cold_start_s: extra delay before each worker process starts (a slow image pull)."""
 
     duplicate_deliveries: int = 1
     reorder: bool = False
+    reorder_window_s: float = 1.0
     drop_first_delivery_rate: float = 0.0
     drop_all_deliveries_rate: float = 0.0
     delivery_delay_s: float = 0.0
+    delivery_delay_rate: float = 1.0
     worker_crash_rate: float = 0.0
+    crash_after_s: float = 0.05
     failed_rate: float = 0.0
     cold_start_s: float = 0.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.duplicate_deliveries < 1:
+            raise SpecError("faults.duplicate_deliveries must be at least 1 (1 means no duplicates)")
+        for name in ("drop_first_delivery_rate", "drop_all_deliveries_rate", "delivery_delay_rate",
+                     "worker_crash_rate", "failed_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise SpecError(f"faults.{name} must be a fraction between 0 and 1 (got {value})")
+        for name in ("reorder_window_s", "delivery_delay_s", "crash_after_s", "cold_start_s"):
+            if getattr(self, name) < 0:
+                raise SpecError(f"faults.{name} must not be negative")
 
 
 @dataclass(frozen=True)
@@ -298,10 +328,13 @@ def _faults(f: _Fields) -> Faults:
     out = Faults(
         duplicate_deliveries=f.num("duplicate_deliveries", 1, 1, 10, integer=True),
         reorder=f.bool("reorder", False),
+        reorder_window_s=f.num("reorder_window_s", 1.0, 0, 600),
         drop_first_delivery_rate=f.num("drop_first_delivery_rate", 0.0, 0, 1),
         drop_all_deliveries_rate=f.num("drop_all_deliveries_rate", 0.0, 0, 1),
         delivery_delay_s=f.num("delivery_delay_s", 0.0, 0, 600),
+        delivery_delay_rate=f.num("delivery_delay_rate", 1.0, 0, 1),
         worker_crash_rate=f.num("worker_crash_rate", 0.0, 0, 1),
+        crash_after_s=f.num("crash_after_s", 0.05, 0, 600),
         failed_rate=f.num("failed_rate", 0.0, 0, 1),
         cold_start_s=f.num("cold_start_s", 0.0, 0, 600),
         seed=f.num("seed", 0, 0, None, integer=True),

@@ -6,10 +6,9 @@ local deploy is exactly a cloud deploy's image PATCH.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
-from goldgate.local.runpod import EmulatorConfig, FaultConfig, RunPodEmulator
+from goldgate.local.runpod import EmulatorConfig, RunPodEmulator
 from goldgate.runpod.control import ControlPlaneClient
 from goldgate.runpod.resources import EndpointConfig, EndpointPatch, Scaling
 from goldgate.spec import StackSpec
@@ -24,7 +23,7 @@ def start(spec: StackSpec, home: Path, api_key: str, logs_dir: Path) -> RunPodEm
         api_key=api_key, logs_dir=logs_dir, home=home, stack=spec.name,
         rate_limit_requests=local.rate_limit_per_10s, rate_limit_window_s=10.0,
         webhook_retry_delay_s=local.webhook_retry_delay_s, default_ttl_ms=spec.endpoint.ttl_ms,
-        gpu_type=spec.endpoint.cost_gpu_type, faults=FaultConfig(**asdict(local.faults)),
+        gpu_type=spec.endpoint.cost_gpu_type, faults=local.faults,
     )
     return RunPodEmulator(config).start()
 

@@ -8,51 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.errors import SpecError
+from goldgate.spec import Faults
 
 WEBHOOK_STATUSES = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
 
 
-@dataclass(frozen=True)
-class FaultConfig:
-    """Chaos knobs. Every per-job decision is a pure function of (seed, job id, what), so a seed
-    picks the same jobs whatever the thread timing.
-
-    - duplicate_deliveries: each webhook is sent this many times (1 = no duplicates).
-    - reorder: each delivery is held a random 0..reorder_window_s, so later-finished jobs often
-      arrive first and copies interleave.
-    - drop_first_delivery_rate: fraction of jobs whose first attempt (of each copy) is lost; the
-      vendor's retry after webhook_retry_delay_s delivers it.
-    - drop_all_deliveries_rate: fraction of jobs whose webhook never arrives: recovery is needed.
-    - delivery_delay_s / delivery_delay_rate: hold that fraction of deliveries this long first.
-    - worker_crash_rate: fraction of jobs whose worker process is killed (SIGKILL) just after it
-      took the job, on the job's first attempt only.
-    - failed_rate: fraction of jobs the emulator fails itself (FAILED, error names the injection).
-    - cold_start_s: extra delay before each worker process starts (a slow image pull)."""
-
-    duplicate_deliveries: int = 1
-    reorder: bool = False
-    reorder_window_s: float = 1.0
-    drop_first_delivery_rate: float = 0.0
-    drop_all_deliveries_rate: float = 0.0
-    delivery_delay_s: float = 0.0
-    delivery_delay_rate: float = 1.0
-    worker_crash_rate: float = 0.0
-    crash_after_s: float = 0.05
-    failed_rate: float = 0.0
-    cold_start_s: float = 0.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.duplicate_deliveries < 1:
-            raise SpecError("faults.duplicate_deliveries must be at least 1 (1 means no duplicates)")
-        for name in ("drop_first_delivery_rate", "drop_all_deliveries_rate", "delivery_delay_rate",
-                     "worker_crash_rate", "failed_rate"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise SpecError(f"faults.{name} must be a fraction between 0 and 1 (got {value})")
-        for name in ("reorder_window_s", "delivery_delay_s", "crash_after_s", "cold_start_s"):
-            if getattr(self, name) < 0:
-                raise SpecError(f"faults.{name} must not be negative")
+# The stack file's `local.faults` (goldgate.spec.Faults) is the emulator's fault config: one definition.
+FaultConfig = Faults
 
 
 @dataclass(frozen=True)
