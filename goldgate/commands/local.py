@@ -14,6 +14,7 @@ from goldgate.commands.output import add_json_flag, emit, progress, table
 from goldgate.errors import GoldgateError, StateError
 from goldgate.local import image_store
 from goldgate.local.platform import LocalPlatform, StackStatus
+from goldgate.local.state import StackDir
 
 WORKER_SOURCE = Path(__file__).resolve().parents[2] / "images" / "worker"
 
@@ -28,8 +29,6 @@ def ensure_up(platform: LocalPlatform, stack: str) -> StackStatus:
     if spec.role == "staging" and platform.pinned_image(stack) is None:
         progress(f"{stack}: nothing deployed yet; building the worker image from {WORKER_SOURCE}")
         image = image_store.build_local_image(WORKER_SOURCE, platform.home)
-        from goldgate.local.state import StackDir
-
         StackDir(platform.home, stack).pin(image, reason="first up: working tree")
         progress(f"{stack}: pinned {image}")
     return platform.up(stack, progress)
