@@ -21,7 +21,7 @@ emulator's `api_base`) is accepted too, so a local emulator is just another base
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -35,12 +35,12 @@ from goldgate.runpod.resources import (
     ReleaseHistory,
     WorkerList,
 )
-from goldgate.runpod.transport import RetryPolicy, Transport
+from goldgate.runpod.transport import ClientBase, RetryPolicy, Transport
 
 DEFAULT_CONTROL_BASE = "https://api.runpod.io"
 
 
-class ControlPlaneClient:
+class ControlPlaneClient(ClientBase):
     """Typed wrapper over REST v2. Every method raises a `RunPodError` subclass on failure."""
 
     def __init__(self, api_key: str, base_url: str = DEFAULT_CONTROL_BASE, *, retry: RetryPolicy | None = None,
@@ -50,19 +50,6 @@ class ControlPlaneClient:
         root = root.removesuffix("/v2")
         self._http = Transport(root, api_key, what="RunPod control plane", retry=retry,
                                timeout_s=timeout_s, transport=transport, event_hooks=event_hooks)
-
-    @property
-    def base_url(self) -> str:
-        return self._http.base_url
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # endpoints
 

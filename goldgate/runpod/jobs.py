@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from goldgate.runpod.errors import RunPodProtocolError
-from goldgate.runpod.transport import RetryPolicy, Transport
+from goldgate.runpod.transport import ClientBase, RetryPolicy, Transport
 
 DEFAULT_DATA_BASE = "https://api.runpod.ai/v2"
 TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
@@ -89,7 +89,7 @@ class Health:
         return cls(jobs=dict(wire.get("jobs") or {}), workers=dict(wire.get("workers") or {}))
 
 
-class DataPlaneClient:
+class DataPlaneClient(ClientBase):
     """One serverless endpoint's job API. Every method raises a `RunPodError` subclass on failure.
 
     POST /run is not retried after a 5xx or a lost response (it could enqueue the job twice); 429 and
@@ -113,19 +113,6 @@ class DataPlaneClient:
         if not base or not endpoint_id:
             raise ValueError(f"endpoint base {endpoint_base!r} is not of the form <base>/v2/<endpoint_id>")
         return cls(api_key, endpoint_id, base, **kw)
-
-    @property
-    def base_url(self) -> str:
-        return self._http.base_url
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def run(self, job_input: Mapping[str, Any], *, webhook: str | None = None,
             policy: JobPolicy | None = None) -> JobStatus:

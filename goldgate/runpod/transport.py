@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -186,3 +186,22 @@ def _problem(response: httpx.Response) -> tuple[str, str | None]:
             detail = f"{detail or ''} ({'; '.join(str(e) for e in errors[:5])})".strip()
         return str(title), (str(detail)[:500] if detail else None)
     return reason, str(body)[:300]
+
+
+class ClientBase:
+    """What every RunPod client shares: its transport's base URL, close, and use as a context manager."""
+
+    _http: Transport
+
+    @property
+    def base_url(self) -> str:
+        return self._http.base_url
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

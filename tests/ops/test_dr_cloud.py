@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import uuid
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+from r2_server import r2_admin
 
 from goldgate.cli import main
 from goldgate.cloudflare.api import CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.d1_standin import D1StandIn
-from goldgate.cloudflare.r2 import R2Admin
 from goldgate.migrations import apply_with
 from goldgate.ops.dr import latest_drill, run_cloud_drill
 
@@ -22,17 +19,8 @@ TOKEN = "cf-drill-token-abcdef0123456789"
 
 @pytest.fixture
 def r2():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    bucket = f"goldgate-drill-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="k",
-                 aws_secret_access_key="s").create_bucket(Bucket=bucket)
-    try:
-        yield R2Admin(url, bucket, "k", "s")
-    finally:
-        server.stop()
+    with r2_admin("goldgate-drill") as admin:
+        yield admin
 
 
 @pytest.fixture
