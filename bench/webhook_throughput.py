@@ -4,17 +4,22 @@ Baseline: the same stack (uvicorn, one worker process, an ASGI app over SQLite i
 answering 200 after one SQLite INSERT. Service: `python -m service.local_server` applying real
 RunPod deliveries (half COMPLETED with one result object checked in the S3 store, half FAILED),
 each sent twice, as RunPod's retries do (the second copy is a duplicate), shuffled.
+Floor: the same stack doing only what the webhook's invariants cost in SQL: the signature, the
+payload, and the service's own transition statements (transitions.READ_JOB, then
+transitions.write_statements as one batch through the service's SqliteDatabase, group commit)
+on a copy of the same database. No store check, no logs, no routing, no error shaping: the
+fastest any implementation of these invariants on this SQLite schema can be on this stack.
 Load: several client processes, each driving a few keep-alive connections from one thread with
 a selector and prebuilt requests (~20 us of client CPU per request, so the server sets the pace;
 the earlier http.client-in-threads client cost ~100 us and held the baseline at half its speed).
-Both servers get the same warm-up and the same uvicorn settings (service.local_server.UVICORN_SETTINGS);
-the baseline runs before and after the service and the ratio uses the faster of the two.
+All servers get the same warm-up and the same uvicorn settings (service.local_server.UVICORN_SETTINGS);
+the baseline runs before and after the others and the ratios use the faster of the two.
 GG_BENCH_PYSPY=out.txt records a py-spy profile (raw format) of the service during the measured run.
 
     .venv/bin/python bench/webhook_throughput.py [--jobs 3000] [--procs 2] [--conns 4] [--completed-every 2]
 
-Prints one JSON object: webhooks/s, p50/p99 latency (ms) and CPU per request of each process for both,
-and the ratio service/baseline (target >= 0.5).
+Prints one JSON object: webhooks/s, p50/p99 latency (ms) and CPU per request of each process for each
+server, and the ratios service/baseline (the target: >= 0.5), floor/baseline and service/floor.
 """
 
 from __future__ import annotations
@@ -98,6 +103,65 @@ def serve_baseline(db_path: str, port_file: str) -> None:
         runner.run(server.serve(sockets=[sock]))
 
 
+# ---- floor server: the transition's own SQL, nothing else ------------------------------------
+
+def serve_floor(db_path: str, port_file: str) -> None:
+    import hmac
+
+    import uvicorn
+
+    from service.local_server import UVICORN_SETTINGS, listening_socket
+    from service.signing import webhook_signature
+    from service.sqlite_database import SqliteDatabase
+    from service.transitions import READ_JOB, Pricing, parse_delivery, write_statements
+
+    db = SqliteDatabase(db_path)
+    pricing = Pricing(None, 1, None, None)
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                while (await receive())["type"] != "lifespan.shutdown":
+                    await send({"type": "lifespan.startup.complete"})
+                await send({"type": "lifespan.shutdown.complete"})
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        query = dict(pair.split("=", 1) for pair in scope["query_string"].decode().split("&"))
+        job_id = query["job"]
+        status = 401
+        payload = b'{"error":"bad_signature"}'
+        if hmac.compare_digest(webhook_signature(SECRET, job_id), query["sig"]):
+            delivery = parse_delivery(json.loads(body))
+            fingerprint = delivery.fingerprint(job_id)
+            job = (await db.query(READ_JOB, (fingerprint, job_id)))[0]
+            applied = False
+            if not (job["seen"] or job["last_delivery"] == fingerprint):
+                images = delivery.output.get("images") if isinstance(delivery.output, dict) else None
+                checked = (delivery.status, None if delivery.status == "completed" else "failed", images)
+                statements = write_statements(job, delivery, fingerprint, "webhook", checked, time.time(), pricing)
+                applied = (await db.batch(statements))[0].changes == 1
+            status = 200
+            payload = json.dumps({"applied": applied, "reason": "applied" if applied else "duplicate",
+                                  "status": delivery.status}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+
+    sock = listening_socket("127.0.0.1", 0)
+    config = uvicorn.Config(app, **UVICORN_SETTINGS)
+    server = uvicorn.Server(config)
+    Path(port_file).write_text(str(sock.getsockname()[1]))
+    try:
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(server.serve(sockets=[sock]))
+    finally:
+        db.close()
+
+
 # ---- load generator ---------------------------------------------------------------------------
 
 class _Connection:
@@ -142,6 +206,8 @@ class _Connection:
 def _load_process(port: int, requests: list[bytes], conns: int, ready: Any, go: Any, queue: Any) -> None:
     """`conns` connections driven from one thread with a selector: a lean client (a few tens of
     microseconds per request), so the server under test, not the load generator, sets the pace."""
+    if CPUS["clients"]:
+        os.sched_setaffinity(0, CPUS["clients"])
     connections = [_Connection(port, requests[i::conns]) for i in range(conns)]
     latencies: list[float] = []
     errors: list[int] = []
@@ -167,6 +233,18 @@ def _load_process(port: int, requests: list[bytes], conns: int, ready: Any, go: 
     for c in connections:
         c.sock.close()
     queue.put((first, last, latencies, errors))
+
+
+# CPUs the load generator and the servers may run on (--client-cpus / --server-cpus); empty = any.
+CPUS: dict[str, set[int]] = {"clients": set(), "servers": set()}
+
+
+def _on_server_cpus(proc: subprocess.Popen) -> subprocess.Popen:
+    """Pins a just-started server (or the S3 store) to the server CPUs. It is still importing, so
+    every thread it starts later inherits the mask from its main thread."""
+    if CPUS["servers"]:
+        os.sched_setaffinity(proc.pid, CPUS["servers"])
+    return proc
 
 
 def _cpu_s(pid: int) -> float:
@@ -269,9 +347,11 @@ def prepare(tmp: Path, jobs: int, warmup_jobs: int, s3_endpoint: str, completed_
     return warmup, measured
 
 
-def run_baseline(tmp: Path, name: str, warmup: Requests, requests: Requests, procs: int, conns: int) -> dict:
-    proc = subprocess.Popen([sys.executable, __file__, "--serve-baseline", str(tmp / f"{name}.sqlite"),
-                             str(tmp / f"{name}.port")], stdout=subprocess.DEVNULL)
+def run_plain(tmp: Path, mode: str, name: str, warmup: Requests, requests: Requests, procs: int, conns: int
+              ) -> dict:
+    """The baseline (`mode` = baseline) or the floor (`mode` = floor) on tmp/<name>.sqlite."""
+    proc = _on_server_cpus(subprocess.Popen([sys.executable, __file__, "--serve", mode, str(tmp / f"{name}.sqlite"),
+                                             str(tmp / f"{name}.port")], stdout=subprocess.DEVNULL))
     try:
         port = wait_port_file(tmp / f"{name}.port", proc)
         drive(port, warmup, procs, conns)
@@ -279,6 +359,23 @@ def run_baseline(tmp: Path, name: str, warmup: Requests, requests: Requests, pro
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _settled(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM job_metrics").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def copy_database(source: Path, target: Path) -> None:
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
 
 
 def run_service(tmp: Path, s3_endpoint: str, moto_pid: int, warmup: Requests, requests: Requests, procs: int,
@@ -291,14 +388,15 @@ def run_service(tmp: Path, s3_endpoint: str, moto_pid: int, warmup: Requests, re
     (tmp / "service.json").write_text(json.dumps(config))
     os.chmod(tmp / "service.json", 0o600)
     with (tmp / "service.log").open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "service.local_server", "--config", str(tmp / "service.json"),
-                                 "--port-file", str(tmp / "service.port")], cwd=ROOT, stdout=log)
+        proc = _on_server_cpus(subprocess.Popen([sys.executable, "-m", "service.local_server", "--config",
+                                                 str(tmp / "service.json"), "--port-file", str(tmp / "service.port")],
+                                                cwd=ROOT, stdout=log))
         spy = None
         try:
             port = wait_port_file(tmp / "service.port", proc)
             drive(port, warmup, procs, conns)
             if os.environ.get("GG_BENCH_PYSPY"):  # a sampling profile of the measured run (py-spy raw format)
-                spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw",
+                spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "--format", "raw",
                                         "-r", "1000", "--pid", str(proc.pid), "-o", os.environ["GG_BENCH_PYSPY"]],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(1)
@@ -318,16 +416,21 @@ def main() -> int:
     parser.add_argument("--conns", type=int, default=4)
     parser.add_argument("--completed-every", type=int, default=2,
                         help="every Nth job COMPLETED (one store check), the rest FAILED; 0 = all FAILED")
-    parser.add_argument("--serve-baseline", nargs=2, metavar=("DB", "PORT_FILE"), help=argparse.SUPPRESS)
+    parser.add_argument("--client-cpus", default="", help="pin the load generator to these CPUs (e.g. 1)")
+    parser.add_argument("--server-cpus", default="", help="pin the servers and the S3 store to these CPUs (e.g. 0)")
+    parser.add_argument("--serve", nargs=3, metavar=("MODE", "DB", "PORT_FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_baseline:
-        serve_baseline(*args.serve_baseline)
+    if args.serve:
+        mode, db, port_file = args.serve
+        (serve_floor if mode == "floor" else serve_baseline)(db, port_file)
         return 0
 
+    for role in CPUS:
+        CPUS[role] = {int(c) for c in getattr(args, f"{role[:-1]}_cpus").split(",") if c.strip()}
     tmp = Path(tempfile.mkdtemp(prefix="gg-bench-"))
     moto_port = free_port()
-    moto = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p",
-                             str(moto_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    moto = _on_server_cpus(subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1",
+                                             "-p", str(moto_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
         s3_endpoint = f"http://127.0.0.1:{moto_port}"
         for _ in range(100):
@@ -339,20 +442,24 @@ def main() -> int:
         warmup, requests = prepare(tmp, args.jobs, args.warmup_jobs, s3_endpoint, args.completed_every)
         # The baseline runs before and after the service (the machine is shared: load drifts); the
         # ratio is taken against the faster of the two, so noise never flatters the service.
-        before = run_baseline(tmp, "baseline-before", warmup, requests, args.procs, args.conns)
+        copy_database(tmp / "service.sqlite", tmp / "floor.sqlite")  # the same jobs, not yet settled
+        before = run_plain(tmp, "baseline", "baseline-before", warmup, requests, args.procs, args.conns)
+        floor = run_plain(tmp, "floor", "floor", warmup, requests, args.procs, args.conns)
         service = run_service(tmp, s3_endpoint, moto.pid, warmup, requests, args.procs, args.conns)
-        after = run_baseline(tmp, "baseline-after", warmup, requests, args.procs, args.conns)
+        after = run_plain(tmp, "baseline", "baseline-after", warmup, requests, args.procs, args.conns)
         baseline = max(before, after, key=lambda r: r["webhooks_per_s"])
-        conn = sqlite3.connect(tmp / "service.sqlite")
-        settled = conn.execute("SELECT COUNT(*) FROM job_metrics").fetchone()[0]
-        conn.close()
+        settled, floor_settled = (_settled(tmp / f"{name}.sqlite") for name in ("service", "floor"))
         report = {"jobs": args.jobs, "deliveries": len(requests), "completed_every": args.completed_every,
                   "client_processes": args.procs, "connections_per_process": args.conns,
                   "baseline": baseline, "baseline_runs_per_s": [before["webhooks_per_s"], after["webhooks_per_s"]],
-                  "service": service, "ratio": round(service["webhooks_per_s"] / baseline["webhooks_per_s"], 3),
+                  "floor": floor, "service": service,
+                  "ratio": round(service["webhooks_per_s"] / baseline["webhooks_per_s"], 3),
+                  "floor_ratio": round(floor["webhooks_per_s"] / baseline["webhooks_per_s"], 3),
+                  "service_to_floor": round(service["webhooks_per_s"] / floor["webhooks_per_s"], 3),
                   "service_jobs_settled": settled, "target_ratio": 0.5}
         print(json.dumps(report, indent=2))
-        return 0 if service["errors"] == 0 and settled == args.jobs + args.warmup_jobs else 1
+        every_job = args.jobs + args.warmup_jobs
+        return 0 if service["errors"] == floor["errors"] == 0 and settled == floor_settled == every_job else 1
     finally:
         moto.terminate()
         moto.wait(timeout=10)

@@ -32,6 +32,10 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
     ("GET", re.compile(r"^/api/metrics$"), routes.metrics_report),
 )
 
+# Routes without parameters, by path (their patterns above are ^literal$).
+_STATIC: dict[str, tuple[str, Handler]] = {
+    pattern.pattern[1:-1]: (method, handler) for method, pattern, handler in ROUTES if "(" not in pattern.pattern}
+
 
 class App:
     def __init__(self, config: ServiceConfig, db: Database, store: ResultStore, runpod: RunPodGateway,
@@ -83,6 +87,9 @@ class App:
         if len(request.body) > self.max_body_bytes or (
                 declared and declared.isdigit() and int(declared) > self.max_body_bytes):
             raise ApiError(413, "body_too_large", f"request body is over the {self.max_body_bytes}-byte limit")
+        static = _STATIC.get(request.path)
+        if static is not None and static[0] == request.method:  # the hot routes: one dict lookup
+            return await static[1](self, request)
         allowed: list[str] = []
         for method, pattern, handler in ROUTES:
             match = pattern.match(request.path)

@@ -22,7 +22,16 @@ class Request:
 
     @cached_property
     def _params(self) -> dict[str, list[str]]:
-        return parse_qs(self.query_string, keep_blank_values=True)
+        query = self.query_string
+        if "%" in query or "+" in query or ";" in query:
+            return parse_qs(query, keep_blank_values=True)
+        # Nothing to decode (signed URLs are plain hex and ids): split it as parse_qs would.
+        params: dict[str, list[str]] = {}
+        for pair in query.split("&"):
+            if pair:
+                name, _, value = pair.partition("=")
+                params.setdefault(name, []).append(value)
+        return params
 
     def query(self, name: str) -> str | None:
         """The first value of a query parameter, or None."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from service.logs import rfc3339_ms
 from service.ports import Database, Statement
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "timed_out"})
@@ -15,9 +15,7 @@ STATUSES = ("queued", "in_progress", "completed", "failed", "cancelled", "timed_
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def iso_ms(epoch_s: float) -> str:
-    """UTC RFC 3339 with milliseconds and Z: sorts lexically in time order, as SQL compares it."""
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+iso_ms = rfc3339_ms  # UTC RFC 3339 with milliseconds and Z: sorts lexically in time order, as SQL compares it
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ without query strings and never pass secrets; `redact` is a last guard for free 
 from __future__ import annotations
 
 import json
+import math
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -18,6 +20,7 @@ SCHEMA = "goldgate.log.v1"
 _CONTEXT = ("stack", "trace_id", "job_id", "workflow_version", "worker_image_tag")
 _OPTIONAL = ("runpod_job_id", "message", "status", "reason", "duration_ms", "runpod_queue_duration_ms",
              "runpod_run_duration_ms", "e2e_ms", "http", "error", "data")
+_FIELDS = frozenset(_CONTEXT + _OPTIONAL)
 _LIMITS = {"message": 4000, "reason": 200, "status": 32, "workflow_version": 64, "worker_image_tag": 256,
            "job_id": 128, "runpod_job_id": 128, "stack": 64}
 
@@ -33,8 +36,28 @@ def stdout_sink(line: str) -> None:
     sys.stdout.flush()
 
 
+_SECOND: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
+def rfc3339_ms(epoch_s: float) -> str:
+    """UTC RFC 3339 with milliseconds and Z (`2026-11-28T17:52:40.123Z`): sorts lexically in time
+    order. Exactly what datetime's isoformat(timespec="milliseconds") writes, at a fraction of the
+    cost: the text up to the second is kept from the previous call."""
+    global _SECOND
+    frac, whole = math.modf(epoch_s)
+    second, micros = int(whole), round(frac * 1e6)  # as datetime.fromtimestamp rounds
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    elif micros < 0:
+        second, micros = second - 1, micros + 1_000_000
+    cached = _SECOND
+    if cached[0] != second:
+        cached = _SECOND = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{micros // 1000:03d}Z"
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return rfc3339_ms(time.time())
 
 
 class Logger:
@@ -46,8 +69,11 @@ class Logger:
         self.context = {k: context.get(k) for k in _CONTEXT}
 
     def bind(self, **context: Any) -> Logger:
-        child = Logger(self.sink, self.secrets)
-        child.context = {**self.context, **{k: v for k, v in context.items() if k in _CONTEXT}}
+        child = Logger.__new__(Logger)
+        child.sink, child.secrets, child.context = self.sink, self.secrets, self.context.copy()
+        for key, value in context.items():
+            if key in child.context:  # it holds exactly the _CONTEXT keys
+                child.context[key] = value
         return child
 
     @contextmanager
@@ -85,7 +111,7 @@ class Logger:
                                 "component": "service"}
         line.update(self.context)
         for key, value in fields.items():
-            if key in _CONTEXT or key in _OPTIONAL:
+            if key in _FIELDS:
                 line[key] = value
         for key, limit in _LIMITS.items():
             value = line.get(key)

@@ -23,7 +23,7 @@ _RESULT_URL_LABEL = b"goldgate.result-url.v1"
 
 
 def webhook_signature(secret: str, job_id: str) -> str:
-    return hmac.new(secret.encode(), job_id.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), job_id.encode(), "sha256").hex()
 
 
 def verify_webhook_signature(secret: str, job_id: str, sig: str | None) -> bool:

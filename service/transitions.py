@@ -52,9 +52,18 @@ RUNPOD_STATUSES = {"IN_QUEUE": "queued", "IN_PROGRESS": "in_progress", "COMPLETE
 _RANK = {"queued": 0, "in_progress": 1, "completed": 2, "failed": 2, "cancelled": 2, "timed_out": 2}
 _MAX_RACES = 16
 # The job and whether this delivery was seen, in one round trip (D1 calls cross the network).
-_READ_JOB = ("SELECT id, stack, status, version, last_delivery, runpod_job_id, trace_id, workflow_version, "
+READ_JOB = ("SELECT id, stack, status, version, last_delivery, runpod_job_id, trace_id, workflow_version, "
              "worker_image_tag, created_at_ms, EXISTS (SELECT 1 FROM webhook_deliveries WHERE fingerprint = ?) AS seen "
              "FROM jobs WHERE id = ?")
+
+_UPDATE_SET = ("status = ?, {adopt}version = version + 1, last_delivery = ?, error = ?, results_json = ?, "
+               "worker_timings_json = COALESCE(?, worker_timings_json), worker_image_tag = ?, "
+               "gpu_type = COALESCE(?, gpu_type), runpod_queue_duration_ms = COALESCE(?, runpod_queue_duration_ms), "
+               "runpod_run_duration_ms = COALESCE(?, runpod_run_duration_ms), e2e_ms = ?, cost_estimate_usd = ?, "
+               "finished_at = ?, updated_at = ?")
+_UPDATE = f"UPDATE jobs SET {_UPDATE_SET.format(adopt='')} WHERE id = ? AND version = ?"
+_UPDATE_ADOPTING = (f"UPDATE jobs SET {_UPDATE_SET.format(adopt='runpod_job_id = COALESCE(runpod_job_id, ?), ')} "
+                    "WHERE id = ? AND version = ?")
 
 
 def _canonical(value: Any) -> str:
@@ -151,6 +160,60 @@ def _error_text(delivery: Delivery) -> str:
     return text[:2000]
 
 
+def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
+                     checked: tuple[str, str | None, list[dict[str, Any]] | None], now_s: float,
+                     pricing: Pricing) -> list[Statement]:
+    """The one batch (one D1 transaction) that applies a delivery to `job` as read (READ_JOB):
+    the compare-and-set UPDATE on its version, then, only if that UPDATE happened, the delivery's
+    record and, for a terminal state, the job's metrics row. `checked` = (status, error, results)."""
+    status, error, results = checked
+    now = jobs.iso_ms(now_s)
+    output = delivery.output if isinstance(delivery.output, dict) else {}
+    tag = output.get("worker_image_tag") if isinstance(output.get("worker_image_tag"), str) else None
+    tag = (tag or job["worker_image_tag"] or pricing.worker_image_tag)
+    gpu = output.get("gpu_type") if isinstance(output.get("gpu_type"), str) else None
+    gpu = (gpu or pricing.gpu_type)
+    terminal = status in jobs.TERMINAL
+    e2e = max(0, int(now_s * 1000) - job["created_at_ms"]) if terminal else None
+    usd = cost.estimate_usd(delivery.execution_time_ms, gpu, pricing.gpu_count,
+                            pricing.price_per_gpu_second) if terminal else None
+    timings = output.get("timings") if isinstance(output.get("timings"), dict) else None
+    # The RunPod id is set only when the job has none yet (the webhook overtook our record of
+    # /run's answer): naming the column otherwise would rewrite its index entry for nothing.
+    adopt = job["runpod_job_id"] is None
+    statements = [
+        Statement(
+            _UPDATE_ADOPTING if adopt else _UPDATE,
+            (status, *((delivery.runpod_job_id,) if adopt else ()), fingerprint, error,
+             _canonical(results) if results is not None else None,
+             _canonical(timings) if timings is not None else None,
+             tag[:256] if tag else None, gpu[:128] if gpu else None,
+             delivery.delay_time_ms, delivery.execution_time_ms, e2e, usd,
+             now if terminal else None, now, job["id"], job["version"])),
+        Statement(
+            "INSERT OR IGNORE INTO webhook_deliveries (fingerprint, job_id, runpod_job_id, runpod_status, "
+            "source, applied, outcome, received_at) SELECT ?, ?, ?, ?, ?, 1, 'applied', ? "
+            "WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ? AND last_delivery = ?)",
+            (fingerprint, job["id"], delivery.runpod_job_id, delivery.runpod_status, source, now,
+             job["id"], fingerprint)),
+    ]
+    if terminal:
+        statements.append(Statement(
+            "INSERT INTO job_metrics (job_id, stack, status, runpod_queue_duration_ms, runpod_run_duration_ms, "
+            "e2e_ms, worker_image_tag, workflow_version, gpu_type, cost_estimate_usd, created_at) "
+            "SELECT id, stack, status, runpod_queue_duration_ms, runpod_run_duration_ms, e2e_ms, "
+            "worker_image_tag, workflow_version, gpu_type, cost_estimate_usd, created_at FROM jobs "
+            "WHERE id = ? AND last_delivery = ? "
+            "ON CONFLICT (job_id) DO UPDATE SET status = excluded.status, "
+            "runpod_queue_duration_ms = excluded.runpod_queue_duration_ms, "
+            "runpod_run_duration_ms = excluded.runpod_run_duration_ms, e2e_ms = excluded.e2e_ms, "
+            "worker_image_tag = excluded.worker_image_tag, gpu_type = excluded.gpu_type, "
+            "cost_estimate_usd = excluded.cost_estimate_usd "
+            "WHERE excluded.status = 'completed' AND job_metrics.status <> 'completed'",
+            (job["id"], fingerprint)))
+    return statements
+
+
 class Transitions:
     """Applies deliveries for one service instance (its DB, store, pricing and log)."""
 
@@ -164,7 +227,7 @@ class Transitions:
         fingerprint = delivery.fingerprint(job_id)
         checked: tuple[str, str | None, list[dict[str, Any]] | None] | None = None
         for _ in range(_MAX_RACES):
-            rows = await self.db.query(_READ_JOB, (fingerprint, job_id))
+            rows = await self.db.query(READ_JOB, (fingerprint, job_id))
             if not rows:
                 raise ApiError(404, "unknown_job", f"no job {job_id}")
             job = rows[0]
@@ -204,55 +267,9 @@ class Transitions:
 
     async def _write(self, job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
                      checked: tuple[str, str | None, list[dict[str, Any]] | None], now_s: float) -> bool:
-        status, error, results = checked
-        now = jobs.iso_ms(now_s)
-        output = delivery.output if isinstance(delivery.output, dict) else {}
-        tag = output.get("worker_image_tag") if isinstance(output.get("worker_image_tag"), str) else None
-        tag = (tag or job["worker_image_tag"] or self.pricing.worker_image_tag)
-        gpu = output.get("gpu_type") if isinstance(output.get("gpu_type"), str) else None
-        gpu = (gpu or self.pricing.gpu_type)
-        terminal = status in jobs.TERMINAL
-        e2e = max(0, int(now_s * 1000) - job["created_at_ms"]) if terminal else None
-        usd = cost.estimate_usd(delivery.execution_time_ms, gpu, self.pricing.gpu_count,
-                                self.pricing.price_per_gpu_second) if terminal else None
-        timings = output.get("timings") if isinstance(output.get("timings"), dict) else None
-        statements = [
-            Statement(
-                "UPDATE jobs SET status = ?, runpod_job_id = COALESCE(runpod_job_id, ?), version = version + 1, "
-                "last_delivery = ?, error = ?, results_json = ?, worker_timings_json = COALESCE(?, worker_timings_json), "
-                "worker_image_tag = ?, gpu_type = COALESCE(?, gpu_type), "
-                "runpod_queue_duration_ms = COALESCE(?, runpod_queue_duration_ms), "
-                "runpod_run_duration_ms = COALESCE(?, runpod_run_duration_ms), e2e_ms = ?, "
-                "cost_estimate_usd = ?, finished_at = ?, updated_at = ? WHERE id = ? AND version = ?",
-                (status, delivery.runpod_job_id, fingerprint, error,
-                 _canonical(results) if results is not None else None,
-                 _canonical(timings) if timings is not None else None,
-                 tag[:256] if tag else None, gpu[:128] if gpu else None,
-                 delivery.delay_time_ms, delivery.execution_time_ms, e2e, usd,
-                 now if terminal else None, now, job["id"], job["version"])),
-            Statement(
-                "INSERT OR IGNORE INTO webhook_deliveries (fingerprint, job_id, runpod_job_id, runpod_status, "
-                "source, applied, outcome, received_at) SELECT ?, ?, ?, ?, ?, 1, 'applied', ? "
-                "WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ? AND last_delivery = ?)",
-                (fingerprint, job["id"], delivery.runpod_job_id, delivery.runpod_status, source, now,
-                 job["id"], fingerprint)),
-        ]
-        if terminal:
-            statements.append(Statement(
-                "INSERT INTO job_metrics (job_id, stack, status, runpod_queue_duration_ms, runpod_run_duration_ms, "
-                "e2e_ms, worker_image_tag, workflow_version, gpu_type, cost_estimate_usd, created_at) "
-                "SELECT id, stack, status, runpod_queue_duration_ms, runpod_run_duration_ms, e2e_ms, "
-                "worker_image_tag, workflow_version, gpu_type, cost_estimate_usd, created_at FROM jobs "
-                "WHERE id = ? AND last_delivery = ? "
-                "ON CONFLICT (job_id) DO UPDATE SET status = excluded.status, "
-                "runpod_queue_duration_ms = excluded.runpod_queue_duration_ms, "
-                "runpod_run_duration_ms = excluded.runpod_run_duration_ms, e2e_ms = excluded.e2e_ms, "
-                "worker_image_tag = excluded.worker_image_tag, gpu_type = excluded.gpu_type, "
-                "cost_estimate_usd = excluded.cost_estimate_usd "
-                "WHERE excluded.status = 'completed' AND job_metrics.status <> 'completed'",
-                (job["id"], fingerprint)))
-        results_ = await self.db.batch(statements)
-        return results_[0].changes == 1
+        results = await self.db.batch(write_statements(job, delivery, fingerprint, source, checked, now_s,
+                                                       self.pricing))
+        return results[0].changes == 1
 
     async def _ignore(self, job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
                       reason: str, log: Logger, now_s: float) -> Outcome:
