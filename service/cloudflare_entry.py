@@ -82,6 +82,9 @@ class D1Database:
         raw = _py(await self.binding.batch(to_js(prepared)))
         return [self._result(r) for r in raw]
 
+    async def read_many(self, statements: list[Statement]) -> list[list[dict[str, Any]]]:
+        return [result.rows for result in await self.batch(statements)]  # one round trip, one snapshot
+
 
 class R2ResultStore:
     """The ResultStore port over an R2 binding; the body stream goes straight into the Response."""

@@ -18,11 +18,12 @@ Groups: overall, and per worker_image_tag (a null tag is reported as null).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from service.ports import Database
+from service.ports import Database, Statement
 
 if TYPE_CHECKING:  # sqlite3 is not in the Worker runtime; only the CLI path below needs it
     import sqlite3
@@ -99,8 +100,10 @@ async def compute(db: Database, since: str | datetime | None = None) -> dict[str
     overall = _empty_group()
     by_tag: dict[Any, dict[str, Any]] = {}
     totals = {"count": 0, "completed": 0, "errors": 0, "cost": None, "costed": 0}
-    for name, sql in queries():
-        for row in await db.query(sql, (bound,)):
+    named = queries()
+    answers = await db.read_many([Statement(sql, (bound,)) for _, sql in named])
+    for (name, _), rows in zip(named, answers, strict=True):
+        for row in rows:
             if row["kind"] == 2:
                 group = by_tag.setdefault(row["grp"], _empty_group())
                 _fill_summary(group, row["count"], row["completed"], row["errors"], row["cost_total_usd"],
@@ -130,7 +133,9 @@ def _fill_summary(group: dict[str, Any], count: int, completed: int | None, erro
                  cost_total_usd=cost_total, cost_mean_usd=(cost_total / costed) if costed else None)
 
 
-class _SqliteReader:
+class SqliteReader:
+    """The read half of the Database port over one plain sqlite3 connection (CLI reports)."""
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
@@ -138,6 +143,14 @@ class _SqliteReader:
         cursor = self.conn.execute(sql, tuple(params))
         names = [d[0] for d in cursor.description or ()]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    async def read_many(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
+        return await read_in_turn(self, statements)
+
+
+async def read_in_turn(db: Any, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
+    """`read_many` for a reader that can only run one statement at a time (`db.query`)."""
+    return [await db.query(statement.sql, statement.params) for statement in statements]
 
 
 def compute_sqlite(db: str | Path | sqlite3.Connection, since: str | datetime | None = None) -> dict[str, Any]:
@@ -148,7 +161,7 @@ def compute_sqlite(db: str | Path | sqlite3.Connection, since: str | datetime | 
     if not isinstance(db, sqlite3.Connection):
         conn.execute("PRAGMA mmap_size = 1073741824")  # the scans read large covering indexes
     try:
-        return asyncio.run(compute(_SqliteReader(conn), since))  # type: ignore[arg-type]
+        return asyncio.run(compute(SqliteReader(conn), since))  # type: ignore[arg-type]
     finally:
         if not isinstance(db, sqlite3.Connection):
             conn.close()

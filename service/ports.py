@@ -33,6 +33,12 @@ class Database(Protocol):
 
     async def batch(self, statements: Sequence[Statement]) -> list[StatementResult]: ...
 
+    async def read_many(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
+        """Independent read-only statements (reports), each statement's rows, all from one snapshot.
+        D1 runs them as one batch (one round trip, one transaction); the local adapter runs them at
+        once, each on its own connection and thread."""
+        ...
+
 
 @dataclass(frozen=True)
 class ObjectMeta:

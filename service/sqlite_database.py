@@ -21,6 +21,8 @@ RunPod retries any webhook it did not get a 200 for, so nothing it sent is lost 
 from __future__ import annotations
 
 import asyncio
+import collections
+import os
 import re
 import sqlite3
 import threading
@@ -31,6 +33,7 @@ from typing import Any
 from service.ports import Statement, StatementResult
 
 _TRANSACTION_SQL = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 _CHECKPOINT_EVERY = 64  # commits between checkpoints: a few hundred WAL pages, as SQLite's default
 
 _Write = tuple[tuple[Statement, ...], "asyncio.Future[list[StatementResult]]"]
@@ -97,10 +100,17 @@ class SqliteDatabase:
         self._pending: dict[asyncio.AbstractEventLoop, list[_Write]] = {}
         self._commits = 0
         self._checkpointer = _Checkpointer(self.path, busy_timeout_ms)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._readers: list[sqlite3.Connection] = []  # idle connections for read_many
+        self._closed = False
 
     def close(self) -> None:
         self._checkpointer.close()
         with self._lock:
+            self._closed = True
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
             self.conn.close()  # the last connection to close checkpoints the WAL into the file
 
     @staticmethod
@@ -112,6 +122,60 @@ class SqliteDatabase:
         self._check(sql)
         with self._lock:
             return _run(self.conn, sql, params).rows
+
+    async def read_many(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
+        """The statements at once, on up to one connection and worker thread per CPU (SQLite scans
+        without the GIL, so a report's queries share the cores); each worker takes the next
+        statement in the given order, so put the longest first. Every worker begins its read
+        transaction here, on the caller's thread, before any statement runs: no commit of this
+        database (they happen on this thread too) can fall between them, so all read one snapshot."""
+        for statement in statements:
+            self._check(statement.sql)
+        readers = [self._reader() for _ in range(min(len(statements), _CPUS))]
+        try:
+            for reader in readers:
+                reader.execute("BEGIN")
+                reader.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall()  # the snapshot starts at a read
+        except BaseException:
+            for reader in readers:
+                self._release(reader)
+            raise
+        pending = collections.deque(enumerate(statements))
+        answers: list[list[dict[str, Any]]] = [[] for _ in statements]
+
+        def drain(reader: sqlite3.Connection) -> None:  # on a worker thread
+            try:
+                while True:
+                    try:
+                        index, statement = pending.popleft()
+                    except IndexError:
+                        return
+                    answers[index] = _run(reader, statement.sql, statement.params).rows
+            finally:  # even if the awaiting caller has gone
+                self._release(reader)
+
+        await asyncio.gather(*(asyncio.to_thread(drain, reader) for reader in readers))
+        return answers
+
+    def _reader(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            if self._readers:
+                return self._readers.pop()
+        reader = _connect(self.path, self._busy_timeout_ms)
+        reader.execute("PRAGMA mmap_size = 1073741824")
+        reader.execute("PRAGMA cache_size = -65536")
+        return reader
+
+    def _release(self, reader: sqlite3.Connection) -> None:
+        if reader.in_transaction:
+            reader.execute("COMMIT")  # ends the read transaction
+        with self._lock:
+            if self._closed:
+                reader.close()
+            else:
+                self._readers.append(reader)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._check(sql)

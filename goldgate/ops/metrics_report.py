@@ -18,6 +18,7 @@ from typing import Any
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.errors import GoldgateError
 from service import metrics as service_metrics
+from service.ports import Statement
 
 HISTOGRAM_BINS = 20
 PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#0891b2", "#db2777", "#65a30d")
@@ -36,15 +37,8 @@ class _D1Reader:
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return self.client.query(self.database_id, sql, list(params))
 
-
-class _SqliteReader:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        cur = self.conn.execute(sql, tuple(params))
-        cols = [c[0] for c in cur.description or ()]
-        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    async def read_many(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
+        return await service_metrics.read_in_turn(self, statements)
 
 
 def open_sqlite(path: Path) -> sqlite3.Connection:
@@ -115,7 +109,7 @@ def build_report(db: Any, stack: str, since: str | None = None) -> dict[str, Any
 def report_from_sqlite(path: Path, stack: str, since: str | None = None) -> dict[str, Any]:
     conn = open_sqlite(path)
     try:
-        return build_report(_SqliteReader(conn), stack, since)
+        return build_report(service_metrics.SqliteReader(conn), stack, since)
     finally:
         conn.close()
 

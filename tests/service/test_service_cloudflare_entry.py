@@ -237,6 +237,10 @@ def test_the_worker_serves_the_job_path_over_d1_r2_and_fetch(entry, tmp_path, fa
         assert ("batch", "3") in env.DB.calls  # the transition is one D1 batch
         status = json.loads((await call("GET", f"/api/status/{job_id}", headers=auth)).body)
         assert status["status"] == "completed" and status["cost_estimate_usd"] == 0.0005 * 2 * 2
+        calls_before = len(env.DB.calls)
+        metrics = json.loads((await call("GET", "/api/metrics", headers=auth)).body)
+        assert metrics["overall"]["count"] == 1 and metrics["overall"]["run_ms"]["p50"] == 1001
+        assert env.DB.calls[calls_before:] == [("batch", "3")]  # the report's queries: one round trip
         result = await call("GET", f"/api/result/{key}", headers=auth)
         assert result.status == 200 and result.body == ("R2 stream", tmp_path / "r2" / key)
         assert result.headers["content-type"] == "image/png" and result.headers["content-length"] == "9"

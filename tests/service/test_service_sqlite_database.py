@@ -93,3 +93,41 @@ def test_a_write_after_close_fails_with_a_clear_error(tmp_path: Path):
     db.close()
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         asyncio.run(db.execute("CREATE TABLE t (x)"))
+
+
+_SLOW_COUNT = ("WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 200000) "
+               "SELECT COUNT(*) AS n FROM hits WHERE (SELECT COUNT(*) FROM r) > 0")
+
+
+def test_read_many_answers_each_statement_in_order(db: SqliteDatabase):
+    async def main() -> list[list[dict]]:
+        await db.batch([Statement("INSERT INTO hits (n) VALUES (?)", (i,)) for i in range(10)])
+        statements = [Statement("SELECT n FROM hits WHERE n % ? = 0 ORDER BY n", (k,)) for k in range(1, 8)]
+        return await db.read_many(statements)
+
+    answers = asyncio.run(main())
+    assert [[row["n"] for row in rows] for rows in answers] == [
+        [n for n in range(10) if n % k == 0] for k in range(1, 8)]
+
+
+def test_read_many_reads_one_snapshot_while_a_write_commits(db: SqliteDatabase):
+    async def main() -> tuple[list[list[dict]], list[dict]]:
+        await db.execute("INSERT INTO hits (n) VALUES (0)")
+        reads = asyncio.ensure_future(db.read_many([Statement(_SLOW_COUNT)] * 4 + [Statement(
+            "SELECT COUNT(*) AS n FROM hits")]))
+        await asyncio.sleep(0)  # read_many has begun: its snapshot is taken
+        await db.execute("INSERT INTO hits (n) VALUES (1)")  # commits while the scans run
+        return await reads, await db.query("SELECT COUNT(*) AS n FROM hits")
+
+    answers, after = asyncio.run(main())
+    assert [rows[0]["n"] for rows in answers] == [1] * 5  # every statement, even the last to start
+    assert after == [{"n": 2}]
+
+
+def test_read_many_refuses_transactions_and_a_closed_database(tmp_path: Path):
+    db = SqliteDatabase(tmp_path / "db.sqlite")
+    with pytest.raises(ValueError, match="Database.batch"):
+        asyncio.run(db.read_many([Statement("BEGIN")]))
+    db.close()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        asyncio.run(db.read_many([Statement("SELECT 1")]))
