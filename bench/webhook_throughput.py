@@ -65,17 +65,16 @@ def wait_port_file(path: Path, proc: subprocess.Popen, timeout_s: float = 60) ->
     return int(path.read_text())
 
 
-# ---- baseline server: same uvicorn stack, one INSERT, 200 ------------------------------------
+# ---- plain servers: the same uvicorn stack as the service, a bare ASGI app --------------------
 
-def serve_baseline(db_path: str, port_file: str) -> None:
+Answer = tuple[int, bytes]
+
+
+def serve_plain(handle: Any, port_file: str) -> None:
+    """Serves `await handle(scope, body) -> (status, JSON bytes)` with the service's uvicorn settings."""
     import uvicorn
 
     from service.local_server import UVICORN_SETTINGS, listening_socket
-
-    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("CREATE TABLE IF NOT EXISTS hits (id INTEGER PRIMARY KEY, path TEXT, body BLOB)")
 
     async def app(scope, receive, send):
         if scope["type"] != "http":
@@ -89,9 +88,8 @@ def serve_baseline(db_path: str, port_file: str) -> None:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        conn.execute("INSERT INTO hits (path, body) VALUES (?, ?)", (scope["path"], body))
-        payload = b'{"applied":true,"reason":"applied","status":"completed"}'
-        await send({"type": "http.response.start", "status": 200,
+        status, payload = await handle(scope, body)
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
         await send({"type": "http.response.body", "body": payload})
 
@@ -103,14 +101,24 @@ def serve_baseline(db_path: str, port_file: str) -> None:
         runner.run(server.serve(sockets=[sock]))
 
 
-# ---- floor server: the transition's own SQL, nothing else ------------------------------------
+def serve_baseline(db_path: str, port_file: str) -> None:
+    """The baseline: one INSERT, then 200."""
+    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS hits (id INTEGER PRIMARY KEY, path TEXT, body BLOB)")
+
+    async def handle(scope: dict, body: bytes) -> Answer:
+        conn.execute("INSERT INTO hits (path, body) VALUES (?, ?)", (scope["path"], body))
+        return 200, b'{"applied":true,"reason":"applied","status":"completed"}'
+
+    serve_plain(handle, port_file)
+
 
 def serve_floor(db_path: str, port_file: str) -> None:
+    """The floor: the transition's own SQL (READ_JOB, then write_statements as one batch), nothing else."""
     import hmac
 
-    import uvicorn
-
-    from service.local_server import UVICORN_SETTINGS, listening_socket
     from service.signing import webhook_signature
     from service.sqlite_database import SqliteDatabase
     from service.transitions import READ_JOB, Pricing, parse_delivery, write_statements
@@ -118,46 +126,25 @@ def serve_floor(db_path: str, port_file: str) -> None:
     db = SqliteDatabase(db_path)
     pricing = Pricing(None, 1, None, None)
 
-    async def app(scope, receive, send):
-        if scope["type"] != "http":
-            if scope["type"] == "lifespan":
-                while (await receive())["type"] != "lifespan.shutdown":
-                    await send({"type": "lifespan.startup.complete"})
-                await send({"type": "lifespan.shutdown.complete"})
-            return
-        body, more = b"", True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+    async def handle(scope: dict, body: bytes) -> Answer:
         query = dict(pair.split("=", 1) for pair in scope["query_string"].decode().split("&"))
         job_id = query["job"]
-        status = 401
-        payload = b'{"error":"bad_signature"}'
-        if hmac.compare_digest(webhook_signature(SECRET, job_id), query["sig"]):
-            delivery = parse_delivery(json.loads(body))
-            fingerprint = delivery.fingerprint(job_id)
-            job = (await db.query(READ_JOB, (fingerprint, job_id)))[0]
-            applied = False
-            if not (job["seen"] or job["last_delivery"] == fingerprint):
-                images = delivery.output.get("images") if isinstance(delivery.output, dict) else None
-                checked = (delivery.status, None if delivery.status == "completed" else "failed", images)
-                statements = write_statements(job, delivery, fingerprint, "webhook", checked, time.time(), pricing)
-                applied = (await db.batch(statements))[0].changes == 1
-            status = 200
-            payload = json.dumps({"applied": applied, "reason": "applied" if applied else "duplicate",
-                                  "status": delivery.status}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
-        await send({"type": "http.response.body", "body": payload})
+        if not hmac.compare_digest(webhook_signature(SECRET, job_id), query["sig"]):
+            return 401, b'{"error":"bad_signature"}'
+        delivery = parse_delivery(json.loads(body))
+        fingerprint = delivery.fingerprint(job_id)
+        job = (await db.query(READ_JOB, (fingerprint, job_id)))[0]
+        applied = False
+        if not (job["seen"] or job["last_delivery"] == fingerprint):
+            images = delivery.output.get("images") if isinstance(delivery.output, dict) else None
+            checked = (delivery.status, None if delivery.status == "completed" else "failed", images)
+            statements = write_statements(job, delivery, fingerprint, "webhook", checked, time.time(), pricing)
+            applied = (await db.batch(statements))[0].changes == 1
+        return 200, json.dumps({"applied": applied, "reason": "applied" if applied else "duplicate",
+                                "status": delivery.status}).encode()
 
-    sock = listening_socket("127.0.0.1", 0)
-    config = uvicorn.Config(app, **UVICORN_SETTINGS)
-    server = uvicorn.Server(config)
-    Path(port_file).write_text(str(sock.getsockname()[1]))
     try:
-        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-            runner.run(server.serve(sockets=[sock]))
+        serve_plain(handle, port_file)
     finally:
         db.close()
 
