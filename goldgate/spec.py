@@ -25,6 +25,8 @@ DIGEST_REF = re.compile(r"^(?P<repo>[a-z0-9][a-z0-9._/:-]*[a-z0-9])@sha256:(?P<h
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,40}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 _ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+# A RunPod registry credential id (e.g. 6n2k8v4d): one path segment, never a host, URL or user name.
+REGISTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 # Names RunPod and our own code set; a stack may not override them through endpoint.env.
 RESERVED_ENV = frozenset({"WORKFLOW_VERSION", "WORKER_IMAGE_TAG", "STACK", "R2_ENDPOINT_URL", "R2_BUCKET",
                           "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY"})
@@ -39,7 +41,14 @@ def is_digest_ref(image: str) -> bool:
 
 @dataclass(frozen=True)
 class EndpointSpec:
-    """The RunPod serverless endpoint's shape."""
+    """The RunPod serverless endpoint's shape.
+
+    A private worker image needs a RunPod registry credential, given one of two ways (cloud stacks only):
+    - `registry_credential_id`: an existing credential's id (RunPod console or `GET /v2/registries`);
+      an id is not a secret.
+    - `manage_registry_credential: true`: goldgate creates, rotates and deletes the credential itself
+      from the secret Pulumi config `goldgate:registryUsername` / `goldgate:registryPassword`.
+    Neither: RunPod pulls the image anonymously."""
 
     name: str
     gpu_pools: tuple[str, ...]
@@ -56,6 +65,12 @@ class EndpointSpec:
     network_volume_id: str | None = None
     data_center_ids: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    registry_credential_id: str | None = None
+    manage_registry_credential: bool = False
+
+    @property
+    def pulls_privately(self) -> bool:
+        return self.registry_credential_id is not None or self.manage_registry_credential
 
 
 @dataclass(frozen=True)
@@ -287,6 +302,15 @@ class _Fields:
             raise SpecError(f"{self.source}: {self.where}: unknown field(s) {', '.join(map(str, unknown))}")
 
 
+def _registry_credential_id(f: _Fields) -> str | None:
+    value = f.str("registry_credential_id")
+    if value is not None and not REGISTRY_ID.match(value):
+        raise f._err("registry_credential_id", f"{value!r} is not a RunPod registry credential id: expected "
+                                               "letters, digits, '_' or '-' (e.g. 6n2k8v4d), the id from RunPod's "
+                                               "console or GET /v2/registries, not a registry host, image or user name")
+    return value
+
+
 def _endpoint(f: _Fields, stack: str) -> EndpointSpec:
     env_raw = f._get("env", False) or {}
     if not isinstance(env_raw, Mapping):
@@ -316,8 +340,14 @@ def _endpoint(f: _Fields, stack: str) -> EndpointSpec:
         network_volume_id=f.str("network_volume_id"),
         data_center_ids=f.strs("data_center_ids"),
         env=env,
+        registry_credential_id=_registry_credential_id(f),
+        manage_registry_credential=f.bool("manage_registry_credential", False),
     )
     f.done()
+    if spec.registry_credential_id is not None and spec.manage_registry_credential:
+        raise SpecError(f"{f.source}: {f.where}: registry_credential_id and manage_registry_credential are both set: "
+                        "use an existing credential (registry_credential_id) or let goldgate manage one from "
+                        "goldgate:registryUsername/goldgate:registryPassword (manage_registry_credential), not both")
     if spec.workers_min > spec.workers_max:
         raise SpecError(f"{f.source}: {f.where}: workers_min ({spec.workers_min}) exceeds workers_max "
                         f"({spec.workers_max})")
@@ -407,6 +437,9 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
     if spec.is_prod and spec.endpoint.network_volume_id:
         raise SpecError(f"{source}: stacks.{name}.endpoint.network_volume_id: PROD must not use a network "
                         "volume; models are baked into the image")
+    if target == "local" and spec.endpoint.pulls_privately:
+        raise SpecError(f"{source}: stacks.{name}.endpoint: registry_credential_id and manage_registry_credential are "
+                        "for cloud stacks: the local target runs images from its own image store and pulls nothing")
     if target == "cloud" and spec.image is None:
         raise SpecError(f"{source}: goldgate:spec.image is required for a cloud stack (repo@sha256:<64 hex>)")
     return spec

@@ -21,19 +21,23 @@ class StackNames:
     database: str
     script: str
     r2_token: str
+    registry_credential: str
 
     @classmethod
     def of(cls, spec: StackSpec) -> StackNames:
         physical = spec.resource_names()
         return cls(stack=spec.name, endpoint=physical["endpoint"], bucket=physical["bucket"],
                    database=physical["database"], script=physical["script"],
-                   r2_token=f"goldgate-{spec.name}-r2-{physical['bucket']}")
+                   r2_token=f"goldgate-{spec.name}-r2-{physical['bucket']}",
+                   registry_credential=f"{physical['endpoint']}-registry")
 
     def logical(self, what: str) -> str:
         """The Pulumi resource name for `what` (e.g. 'results', 'db'): '<stack>-<what>'."""
         return f"{self.stack}-{what}"
 
     def physical(self) -> dict[str, str]:
-        """Every physical name this stack claims, by kind (what the cross-stack guardrail compares)."""
+        """Every physical name this stack claims, by kind (what the cross-stack guardrail compares).
+
+        `registry_credential` is the prefix of a managed credential's name (RunPod's gets a suffix)."""
         return {"endpoint": self.endpoint, "bucket": self.bucket, "database": self.database,
-                "script": self.script, "r2_token": self.r2_token}
+                "script": self.script, "r2_token": self.r2_token, "registry_credential": self.registry_credential}

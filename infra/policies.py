@@ -37,6 +37,7 @@ PHYSICAL_NAME_INPUT = {
     "cloudflare:index/r2Bucket:R2Bucket": "name",
     "cloudflare:index/workersScript:WorkersScript": "scriptName",
     "cloudflare:index/apiToken:ApiToken": "name",
+    "pulumi-python:dynamic/runpod:RegistryCredential": "name",
 }
 
 

@@ -19,6 +19,7 @@ from goldgate.errors import SpecError
 from goldgate.migrations import MIGRATIONS_DIR
 from goldgate.spec import STACKS_DIR, StackSpec, from_pulumi_config
 from infra.components import Api, ApiArgs, GpuEndpoint, GpuEndpointArgs, Storage, StorageArgs
+from infra.components.gpu import RegistryLogin
 from infra.components.storage import R2_BUCKET_ITEM_READ, R2_BUCKET_ITEM_WRITE
 from infra.d1_migrations_provider import DEFAULT_CLOUDFLARE_API, read_migrations
 from infra.names import StackNames
@@ -28,6 +29,8 @@ from infra.worker_bundle import SERVICE_DIR, WORKFLOWS_DIR, WorkerBundle, collec
 CONFIG_NAMESPACE = "goldgate"
 SECRET_KEYS = {"runpod_api_key": "runpodApiKey", "webhook_secret": "webhookSecret", "api_token": "apiToken",
                "cloudflare_api_token": "cloudflareApiToken"}
+# Only with goldgate:spec.endpoint.manage_registry_credential: the private registry's login.
+REGISTRY_SECRET_KEYS = {"registry_username": "registryUsername", "registry_password": "registryPassword"}
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
 _ZERO_DIGEST = "@sha256:" + "0" * 64
 
@@ -40,6 +43,13 @@ class StackSecrets:
     webhook_secret: pulumi.Input[str]
     api_token: pulumi.Input[str]
     cloudflare_api_token: pulumi.Input[str]
+    registry_username: pulumi.Input[str] | None = None  # set exactly when goldgate manages the registry credential
+    registry_password: pulumi.Input[str] | None = None
+
+    def registry_login(self) -> RegistryLogin | None:
+        if self.registry_username is None or self.registry_password is None:
+            return None
+        return RegistryLogin(self.registry_username, self.registry_password)
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,7 @@ class StackOutputs:
     d1_id: pulumi.Output[str]
     image: str
     workflow_version: str
+    registry_credential_id: pulumi.Input[str] | None
     r2_access_key_id: pulumi.Output[str]
     r2_secret_access_key: pulumi.Output[str]
     storage: Storage
@@ -75,7 +86,8 @@ class StackOutputs:
     def exports(self) -> dict[str, Any]:
         return {"api_url": self.api_url, "endpoint_id": self.endpoint_id, "endpoint_base": self.endpoint_base,
                 "bucket": self.bucket, "d1_id": self.d1_id, "image": self.image,
-                "workflow_version": self.workflow_version, "r2_access_key_id": self.r2_access_key_id,
+                "workflow_version": self.workflow_version, "registry_credential_id": self.registry_credential_id,
+                "r2_access_key_id": self.r2_access_key_id,
                 "r2_secret_access_key": self.r2_secret_access_key}
 
 
@@ -87,12 +99,41 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
     if missing:
         raise SpecError(f"stack {stack}: secret(s) {', '.join(CONFIG_NAMESPACE + ':' + k for k in missing)} are not "
                         "set: `pulumi config set --secret goldgate:<key> --stack " + stack + "` (docs/CLOUD.md)")
-    secrets = StackSecrets(**{field: config.require_secret(key) for field, key in SECRET_KEYS.items()})
+    secrets = StackSecrets(**{field: config.require_secret(key) for field, key in SECRET_KEYS.items()},
+                           **registry_secrets(stack, spec, config))
     settings = ProgramSettings(
         r2_write_permission_group_id=config.get("r2WritePermissionGroupId") or R2_BUCKET_ITEM_WRITE,
         r2_read_permission_group_id=config.get("r2ReadPermissionGroupId") or R2_BUCKET_ITEM_READ,
         cloudflare_api_base=config.get("cloudflareApiBase") or DEFAULT_CLOUDFLARE_API)
     return spec, secrets, settings
+
+
+def registry_secrets(stack: str, spec: StackSpec, config: pulumi.Config) -> dict[str, pulumi.Output[str]]:
+    """The registry login for a managed credential; refuses every half-configured or contradictory setup."""
+    given = [key for key in REGISTRY_SECRET_KEYS.values() if config.get_secret(key) is not None]
+    named = ", ".join(f"{CONFIG_NAMESPACE}:{k}" for k in given)
+    endpoint = spec.endpoint
+    if endpoint.registry_credential_id is not None and given:
+        raise SpecError(f"stack {stack}: goldgate:spec.endpoint.registry_credential_id is set and so is {named}: use "
+                        "the existing credential or let goldgate manage one, not both (remove the id, or "
+                        f"`pulumi config rm` the secret(s) --stack {stack})")
+    if not endpoint.manage_registry_credential:
+        if given:
+            raise SpecError(f"stack {stack}: {named} is set but goldgate:spec.endpoint.manage_registry_credential is "
+                            "not true, so nothing would use it: set it to true, or `pulumi config rm` the secret(s) "
+                            f"--stack {stack}")
+        return {}
+    missing = [key for key in REGISTRY_SECRET_KEYS.values() if key not in given]
+    if missing:
+        raise SpecError(f"stack {stack}: goldgate:spec.endpoint.manage_registry_credential is true but "
+                        f"{', '.join(CONFIG_NAMESPACE + ':' + k for k in missing)} is not set: `pulumi config set "
+                        f"--secret {CONFIG_NAMESPACE}:<key> --stack {stack}` (docs/CLOUD.md)")
+    plain = [key for key in given if not pulumi.runtime.is_config_secret(f"{CONFIG_NAMESPACE}:{key}")]
+    if plain:
+        raise SpecError(f"stack {stack}: {', '.join(CONFIG_NAMESPACE + ':' + k for k in plain)} is stored in plain "
+                        "text in the stack file: set it again with `pulumi config set --secret` (and rotate the "
+                        "password if the file was shared)")
+    return {field: config.require_secret(key) for field, key in REGISTRY_SECRET_KEYS.items()}
 
 
 def placeholders_in(value: Any, where: str = "goldgate:spec") -> list[str]:
@@ -144,7 +185,7 @@ def run(spec: StackSpec, secrets: StackSecrets, settings: ProgramSettings = Prog
     gpu = GpuEndpoint(names.logical("gpu"), GpuEndpointArgs(
         spec=spec, names=names, runpod_api_key=secrets.runpod_api_key, r2_endpoint_url=storage.r2_endpoint_url,
         r2_bucket=storage.bucket_name, r2_access_key_id=storage.r2_access_key_id,
-        r2_secret_access_key=storage.r2_secret_access_key))
+        r2_secret_access_key=storage.r2_secret_access_key, registry_login=secrets.registry_login()))
     api = Api(names.logical("api"), ApiArgs(
         spec=spec, names=names, account_id=account, bundle=bundle, database_id=storage.database_id,
         bucket_name=storage.bucket_name, endpoint_id=gpu.endpoint_id, endpoint_base=gpu.endpoint_base,
@@ -155,7 +196,8 @@ def run(spec: StackSpec, secrets: StackSecrets, settings: ProgramSettings = Prog
     outputs = StackOutputs(
         api_url=api.api_url, endpoint_id=gpu.endpoint_id, endpoint_base=gpu.endpoint_base,
         bucket=storage.bucket_name, d1_id=storage.database_id, image=spec.image,
-        workflow_version=spec.workflow_version, r2_access_key_id=storage.r2_access_key_id,
+        workflow_version=spec.workflow_version, registry_credential_id=gpu.registry_credential_id,
+        r2_access_key_id=storage.r2_access_key_id,
         r2_secret_access_key=storage.r2_secret_access_key, storage=storage, gpu=gpu, api=api)
     for key, value in outputs.exports().items():
         pulumi.export(key, value)

@@ -1,9 +1,10 @@
 """The RunPod serverless endpoint as a Pulumi dynamic resource, a thin layer over goldgate.runpod.
 
 create/read/diff/update/delete map onto REST v2 (`POST/GET/PATCH/DELETE /v2/serverless`).
-Almost nothing forces a replacement: image and env are PATCHed in place (a new release rolls out,
-the endpoint id stays), as are workers, scaling, GPU pools, timeouts, flashboot, data centers and
-volumes. Only a different control-plane base (another account or API) or a different endpoint
+Almost nothing forces a replacement: image, env and the registry credential are PATCHed in place (a
+new release rolls out, the endpoint id stays), as are workers, scaling, GPU pools, timeouts, flashboot,
+data centers and volumes. `registry` None means "pull anonymously": a credential attached outside
+Pulumi is drift, and the next update clears it (`"registry": null`). Only a different control-plane base (another account or API) or a different endpoint
 type means a new endpoint. `read` reports drift against what was declared, including RunPod's idle
 scale-down of max workers (to 2 after 3 quiet days, to 0 after 7), so `pulumi up --refresh` restores it.
 
@@ -19,8 +20,16 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dyn
 
-from goldgate.runpod import ControlPlaneClient, Endpoint, EndpointConfig, EndpointPatch, RunPodError, Scaling
-from goldgate.spec import is_digest_ref
+from goldgate.runpod import (
+    CLEAR,
+    ControlPlaneClient,
+    Endpoint,
+    EndpointConfig,
+    EndpointPatch,
+    RunPodError,
+    Scaling,
+)
+from goldgate.spec import REGISTRY_ID, is_digest_ref
 
 # The endpoint fields goldgate declares (input name -> how to read it off an Endpoint).
 DECLARED_FIELDS: dict[str, Any] = {
@@ -39,7 +48,10 @@ DECLARED_FIELDS: dict[str, Any] = {
     "flashboot": lambda ep: ep.flashboot,
     "data_center_ids": lambda ep: list(ep.data_center_ids),
     "network_volume_ids": lambda ep: list(ep.network_volumes),
+    "registry": lambda ep: ep.registry,
 }
+# Pulumi drops None inputs, so an absent field here still declares "none" (pull anonymously).
+ABSENT_MEANS_NONE = ("registry",)
 # Changing these cannot be done to an existing endpoint: another control plane (account) has never
 # heard of it, and RunPod refuses to change an endpoint's routing type.
 REPLACE_FIELDS = ("api_base", "endpoint_type")
@@ -111,7 +123,8 @@ def config_of(props: Mapping[str, Any]) -> EndpointConfig:
         scaling=Scaling(props.get("scaler_type", "QUEUE_DELAY"), props.get("scaler_value", 4)),
         timeout_ms=int(props.get("execution_timeout_ms", 600_000)), flashboot=props.get("flashboot", "OFF"),
         data_center_ids=tuple(props.get("data_center_ids") or ()),
-        network_volumes=tuple(props.get("network_volume_ids") or ()))
+        network_volumes=tuple(props.get("network_volume_ids") or ()),
+        registry=props.get("registry") or None)
 
 
 def patch_of(fields: list[str], news: Mapping[str, Any]) -> EndpointPatch:
@@ -131,7 +144,8 @@ def patch_of(fields: list[str], news: Mapping[str, Any]) -> EndpointPatch:
         timeout_ms=c.timeout_ms if "execution_timeout_ms" in touched else None,
         flashboot=c.flashboot if "flashboot" in touched else None,
         data_center_ids=c.data_center_ids if "data_center_ids" in touched else None,
-        network_volumes=c.network_volumes if "network_volume_ids" in touched else None)
+        network_volumes=c.network_volumes if "network_volume_ids" in touched else None,
+        registry=(c.registry or CLEAR) if "registry" in touched else None)
 
 
 class RunPodEndpointProvider(dyn.ResourceProvider):
@@ -148,6 +162,10 @@ class RunPodEndpointProvider(dyn.ResourceProvider):
             # RunPod rejects idleTimeout with REQUEST_COUNT on queue endpoints; goldgate.runpod always sends it.
             failures.append(dyn.CheckFailure("scaler_type", "REQUEST_COUNT scaling cannot carry an idle timeout on "
                                              "a queue endpoint: use QUEUE_DELAY (endpoint.scaler_type)"))
+        registry = news.get("registry")
+        if isinstance(registry, str) and not REGISTRY_ID.match(registry):
+            failures.append(dyn.CheckFailure("registry", f"{registry!r} is not a RunPod registry credential id "
+                                             "(endpoint.registry_credential_id)"))
         lo, hi = news.get("workers_min"), news.get("workers_max")
         if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
             failures.append(dyn.CheckFailure("workers_min", f"workers_min {lo} exceeds workers_max {hi}"))
@@ -163,7 +181,7 @@ class RunPodEndpointProvider(dyn.ResourceProvider):
             endpoint = rp.find_endpoint(id_)
         if endpoint is None:  # deleted outside Pulumi: an empty id tells the engine it is gone
             return dyn.ReadResult(id_="", outs={})
-        declared = props.get("declared") or {f: props[f] for f in DECLARED_FIELDS if f in props}
+        declared = {**dict.fromkeys(ABSENT_MEANS_NONE), **(props.get("declared") or declared_of(props))}
         outs = dict(props)
         outs.update({f: read(endpoint) for f, read in DECLARED_FIELDS.items()})
         outs.update(_observed(declared, endpoint))
@@ -200,8 +218,13 @@ def _observed(declared: Mapping[str, Any], endpoint: Endpoint) -> dict[str, Any]
             "idle_scaled_down": idle_scaled_down(declared, endpoint)}
 
 
+def declared_of(props: Mapping[str, Any]) -> dict[str, Any]:
+    """What the inputs declare, field by field (an absent `registry` declares none)."""
+    return {f: props.get(f) for f in DECLARED_FIELDS if f in props or f in ABSENT_MEANS_NONE}
+
+
 def _outs(props: Mapping[str, Any], endpoint: Endpoint) -> dict[str, Any]:
-    declared = {f: props[f] for f in DECLARED_FIELDS if f in props}
+    declared = declared_of(props)
     outs = dict(props)
     outs["declared"] = declared
     outs.update(_observed(declared, endpoint))

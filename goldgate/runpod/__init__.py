@@ -1,5 +1,6 @@
-"""goldgate's RunPod clients: REST v2 control plane (`ControlPlaneClient`) and serverless data plane
-(`DataPlaneClient`), typed values, and one error hierarchy rooted at `RunPodError`."""
+"""goldgate's RunPod clients: REST v2 control plane (`ControlPlaneClient`: endpoints, registry credentials,
+catalog) and serverless data plane (`DataPlaneClient`), typed values, and one error hierarchy rooted at
+`RunPodError`."""
 
 from goldgate.runpod.control import DEFAULT_CONTROL_BASE, ControlPlaneClient
 from goldgate.runpod.errors import (
@@ -21,11 +22,15 @@ from goldgate.runpod.jobs import (
     JobStatus,
 )
 from goldgate.runpod.resources import (
+    CLEAR,
+    Clear,
     DiffEntry,
     Endpoint,
     EndpointConfig,
     EndpointPatch,
     GpuType,
+    Registry,
+    RegistryCredential,
     Release,
     ReleaseHistory,
     Rollout,
@@ -36,9 +41,9 @@ from goldgate.runpod.resources import (
 from goldgate.runpod.transport import RetryPolicy
 
 __all__ = [
-    "DEFAULT_CONTROL_BASE", "DEFAULT_DATA_BASE", "JOB_STATUSES", "TERMINAL_STATUSES",
-    "ControlPlaneClient", "DataPlaneClient", "DiffEntry", "Endpoint", "EndpointConfig", "EndpointPatch",
-    "GpuType", "Health", "JobPolicy", "JobStatus", "Release", "ReleaseHistory", "RetryPolicy", "Rollout",
-    "RunPodAuthError", "RunPodError", "RunPodNotFound", "RunPodProtocolError", "RunPodRateLimited",
-    "RunPodRejected", "RunPodUnavailable", "Scaling", "Worker", "WorkerList",
+    "CLEAR", "DEFAULT_CONTROL_BASE", "DEFAULT_DATA_BASE", "JOB_STATUSES", "TERMINAL_STATUSES",
+    "Clear", "ControlPlaneClient", "DataPlaneClient", "DiffEntry", "Endpoint", "EndpointConfig", "EndpointPatch",
+    "GpuType", "Health", "JobPolicy", "JobStatus", "Registry", "RegistryCredential", "Release", "ReleaseHistory",
+    "RetryPolicy", "Rollout", "RunPodAuthError", "RunPodError", "RunPodNotFound", "RunPodProtocolError",
+    "RunPodRateLimited", "RunPodRejected", "RunPodUnavailable", "Scaling", "Worker", "WorkerList",
 ]

@@ -1,8 +1,9 @@
-"""RunPod REST v2 control-plane client: serverless endpoints, their releases and workers, the GPU catalog.
+"""RunPod REST v2 control-plane client: serverless endpoints, their releases and workers, registry
+credentials, the GPU catalog.
 
 Usage::
 
-    from goldgate.runpod import ControlPlaneClient, EndpointConfig, EndpointPatch, Scaling
+    from goldgate.runpod import CLEAR, ControlPlaneClient, EndpointConfig, EndpointPatch, RegistryCredential
 
     with ControlPlaneClient(api_key) as rp:          # base_url defaults to https://api.runpod.io
         ep = rp.create_endpoint(EndpointConfig(name="goldgate-staging", image="repo@sha256:...",
@@ -11,6 +12,10 @@ Usage::
         ep = rp.update_endpoint(ep.id, EndpointPatch(image="repo@sha256:..."))   # new release
         history = rp.list_releases(ep.id)      # history.rollout.percent_on_latest, .in_progress
         workers = rp.list_workers(ep.id)       # workers.stale -> workers still on an older release
+        reg = rp.create_registry(RegistryCredential("goldgate-prod-registry", username, password))
+        rp.update_endpoint(ep.id, EndpointPatch(registry=reg.id))    # pull the private image with it
+        rp.update_endpoint(ep.id, EndpointPatch(registry=CLEAR))     # ... or stop using one
+        rp.delete_registry(reg.id)             # RunPod never returns the username or password
         rp.delete_endpoint(ep.id)              # idempotent: a missing endpoint is not an error
 
 Paths follow the OpenAPI spec (`/v2/serverless`, ...). `base_url` is the server root (the spec's
@@ -32,6 +37,8 @@ from goldgate.runpod.resources import (
     EndpointConfig,
     EndpointPatch,
     GpuType,
+    Registry,
+    RegistryCredential,
     ReleaseHistory,
     WorkerList,
 )
@@ -99,22 +106,60 @@ class ControlPlaneClient(ClientBase):
     def list_workers(self, endpoint_id: str) -> WorkerList:
         return WorkerList.from_wire(self._object("GET", f"/v2/serverless/{_seg(endpoint_id)}/workers"))
 
+    # registry credentials (write-only: only id and name ever come back)
+
+    def create_registry(self, credential: RegistryCredential) -> Registry:
+        """Store a private-registry login; errors never show its username or password."""
+        return Registry.from_wire(self._object("POST", "/v2/registries", json=credential.to_create_body(),
+                                               redact=credential.secrets()))
+
+    def get_registry(self, registry_id: str) -> Registry:
+        return Registry.from_wire(self._object("GET", f"/v2/registries/{_seg(registry_id, 'registry id')}"))
+
+    def find_registry(self, registry_id: str) -> Registry | None:
+        """Like get_registry, but None when it does not exist (for providers' read/refresh)."""
+        try:
+            return self.get_registry(registry_id)
+        except RunPodNotFound:
+            return None
+
+    def list_registries(self) -> tuple[Registry, ...]:
+        body = self._object("GET", "/v2/registries")
+        items = body.get("registries")
+        if not isinstance(items, list):
+            raise RunPodProtocolError("RunPod registry list lacks 'registries': the API changed or the base "
+                                      "URL is wrong")
+        return tuple(Registry.from_wire(r) for r in items)
+
+    def delete_registry(self, registry_id: str, *, missing_ok: bool = True) -> bool:
+        """Delete; True if it was deleted, False if it was already gone (and `missing_ok`).
+
+        RunPod refuses (RunPodRejected, 400) while a pod pulls with it; point endpoints elsewhere first."""
+        try:
+            self._http.request("DELETE", f"/v2/registries/{_seg(registry_id, 'registry id')}")
+        except RunPodNotFound:
+            if missing_ok:
+                return False
+            raise
+        return True
+
     # catalog
 
     def list_gpu_types(self) -> tuple[GpuType, ...]:
         body = self._object("GET", "/v2/catalog/gpus")
         return tuple(GpuType.from_wire(g) for g in body.get("gpus") or ())
 
-    def _object(self, method: str, path: str, *, json: Any = None) -> dict[str, Any]:
-        body = self._http.request(method, path, json=json)
+    def _object(self, method: str, path: str, *, json: Any = None, redact: tuple[str, ...] = ()) -> dict[str, Any]:
+        body = self._http.request(method, path, json=json, redact=redact)
         if not isinstance(body, dict):
             raise RunPodProtocolError(f"{method} {self.base_url}{path} answered {type(body).__name__}, not a "
                                       "JSON object: the API changed or the base URL is wrong")
         return body
 
 
-def _seg(value: str) -> str:
+def _seg(value: str, what: str = "endpoint id") -> str:
     """One path segment; an id with '/' or '..' must not address another resource."""
     if not value or not isinstance(value, str):
-        raise ValueError("an endpoint id is required (got an empty value)")
+        raise ValueError(f"an {what} is required (got an empty value)" if what[0] in "aeiou"
+                         else f"a {what} is required (got an empty value)")
     return quote(value, safe="")

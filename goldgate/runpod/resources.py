@@ -1,10 +1,13 @@
-"""Typed values for RunPod control-plane resources (REST v2): endpoints, releases, workers, GPU types.
+"""Typed values for RunPod control-plane resources (REST v2): endpoints, releases, workers, GPU types,
+registry credentials.
 
-Each `from_wire` reads the vendor's JSON; each `*Config`/`*Patch` writes a request body valid against
-the OpenAPI schema (CreateEndpointRequest / UpdateEndpointRequest)."""
+Each `from_wire` reads the vendor's JSON; each `*Config`/`*Patch`/`RegistryCredential` writes a request
+body valid against the OpenAPI schema (CreateEndpointRequest / UpdateEndpointRequest /
+CreateRegistryRequest)."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +22,17 @@ def _need(wire: Mapping[str, Any], key: str, what: str) -> Any:
     if key not in wire:
         raise RunPodProtocolError(f"RunPod {what} JSON lacks {key!r}: the API changed or the base URL is wrong")
     return wire[key]
+
+
+class Clear(enum.Enum):
+    """In an `EndpointPatch`, a field set to `CLEAR` is sent as JSON null: RunPod removes its value.
+
+    (None in a patch means "leave alone", as for every other field.)"""
+
+    CLEAR = "clear"
+
+
+CLEAR = Clear.CLEAR
 
 
 @dataclass(frozen=True)
@@ -45,7 +59,8 @@ class EndpointConfig:
     """What goldgate declares about a serverless endpoint (the create body). GPU endpoints only.
 
     `timeout_ms` is the endpoint's default execution timeout; `idle_timeout_s` how long an idle worker
-    lives."""
+    lives. `registry` is the id of a RunPod registry credential (`ControlPlaneClient.create_registry`) for
+    pulling a private image; None pulls anonymously."""
 
     name: str
     image: str
@@ -62,6 +77,11 @@ class EndpointConfig:
     network_volumes: tuple[str, ...] = ()
     disk_gb: int | None = None
     template_id: str | None = None
+    registry: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.registry is not None and (not isinstance(self.registry, str) or not self.registry):
+            raise ValueError("EndpointConfig.registry must be a registry credential id or None")
 
     def to_create_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -78,6 +98,8 @@ class EndpointConfig:
             body["disk"] = self.disk_gb
         if self.template_id is not None:
             body["templateId"] = self.template_id
+        if self.registry is not None:
+            body["registry"] = self.registry
         return body
 
 
@@ -85,7 +107,9 @@ class EndpointConfig:
 class EndpointPatch:
     """A partial update: only the fields that are not None are sent (PATCH semantics).
 
-    Changing `image` or `env` makes RunPod create a new release that rolls out as workers cycle."""
+    Changing `image`, `env` or `registry` makes RunPod create a new release that rolls out as workers
+    cycle. `registry` has three states: None leaves it alone, a credential id sets it, `CLEAR` removes
+    it (sent as `"registry": null`)."""
 
     name: str | None = None
     image: str | None = None
@@ -101,6 +125,13 @@ class EndpointPatch:
     data_center_ids: tuple[str, ...] | None = None
     network_volumes: tuple[str, ...] | None = None
     disk_gb: int | None = None
+    registry: str | Clear | None = None
+
+    def __post_init__(self) -> None:
+        if self.registry is not None and self.registry is not CLEAR and (
+                not isinstance(self.registry, str) or not self.registry):
+            raise ValueError("EndpointPatch.registry must be a registry credential id, CLEAR (remove it) or None "
+                             "(leave it alone)")
 
     def to_update_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {}
@@ -123,6 +154,10 @@ class EndpointPatch:
             body["dataCenterIds"] = list(self.data_center_ids)
         if self.network_volumes is not None:
             body["networkVolumes"] = list(self.network_volumes)
+        if self.registry is CLEAR:
+            body["registry"] = None
+        elif self.registry is not None:
+            body["registry"] = self.registry
         return body
 
     def is_empty(self) -> bool:
@@ -149,6 +184,7 @@ class Endpoint:
     network_volumes: tuple[str, ...]
     created_at: str
     type: str = "QUEUE"
+    registry: str | None = None
     request_urls: Mapping[str, str] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -167,6 +203,7 @@ class Endpoint:
             data_center_ids=tuple(wire.get("dataCenterIds") or ()),
             network_volumes=tuple(wire.get("networkVolumes") or ()),
             created_at=str(wire.get("createdAt") or ""), type=str(wire.get("type") or "QUEUE"),
+            registry=wire.get("registry") or None,
             request_urls=dict(wire.get("requestUrls") or {}), raw=dict(wire))
 
 
@@ -293,3 +330,41 @@ class GpuType:
         return cls(id=str(_need(wire, "id", "GPU type")), name=str(wire.get("name") or ""),
                    pool=wire.get("pool"), memory_gb=int(wire.get("memory") or 0),
                    serverless_price_per_hour=price.get("serverless"))
+
+
+@dataclass(frozen=True)
+class RegistryCredential:
+    """A private-registry login RunPod pulls images with (the POST /v2/registries body).
+
+    Write-only: RunPod never returns the username or password, and neither appears in this value's
+    repr or in any error the client raises."""
+
+    name: str
+    username: str = field(repr=False)
+    password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        for key in ("name", "username", "password"):
+            value = getattr(self, key)
+            if not isinstance(value, str) or not value:
+                # Never echo the value: it may be (part of) a secret.
+                raise ValueError(f"RegistryCredential.{key} must be a non-empty string")
+
+    def to_create_body(self) -> dict[str, Any]:
+        return {"name": self.name, "username": self.username, "password": self.password}
+
+    def secrets(self) -> tuple[str, ...]:
+        """The values an error message must never show (a short username is too common a string to scrub)."""
+        return (self.password, self.username) if len(self.username) >= 4 else (self.password,)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A registry credential as RunPod reports it: its id (what an endpoint's `registry` names) and name."""
+
+    id: str
+    name: str
+
+    @classmethod
+    def from_wire(cls, wire: Mapping[str, Any]) -> Registry:
+        return cls(id=str(_need(wire, "id", "registry")), name=str(_need(wire, "name", "registry")))

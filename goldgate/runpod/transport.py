@@ -86,7 +86,9 @@ class Transport:
         return f"Transport({self.what} at {self.base_url})"
 
     def request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
-                timeout_s: float | None = None) -> Any:
+                timeout_s: float | None = None, redact: tuple[str, ...] = ()) -> Any:
+        """`redact`: values from the request body (a registry password) that no error message may show,
+        even when the server echoes them back in a validation error."""
         method = method.upper()
         may_retry_failure = method in _IDEMPOTENT or self.retry.retry_unsafe
         where = f"{method} {self.base_url}{path}"
@@ -102,14 +104,14 @@ class Transport:
             except httpx.ConnectError as exc:
                 # Nothing was sent, so even a POST is safe to retry.
                 if last:
-                    raise RunPodUnavailable(self._scrub(
+                    raise RunPodUnavailable(self._scrub(redact,
                         f"cannot connect to the {self.what} at {self.base_url} ({exc}) after {attempt} "
                         "attempts: check the base URL and that the service (or local emulator) is running"))
                 self._sleep(self.retry.delay(attempt - 1))
                 continue
             except httpx.TransportError as exc:
                 if last or not may_retry_failure:
-                    raise RunPodUnavailable(self._scrub(
+                    raise RunPodUnavailable(self._scrub(redact,
                         f"{where} failed in transit ({type(exc).__name__}: {exc}) after {attempt} attempt(s); "
                         "the request may or may not have been applied: read the resource before retrying"))
                 self._sleep(self.retry.delay(attempt - 1))
@@ -126,7 +128,7 @@ class Transport:
                 self._sleep(self.retry.delay(attempt - 1))
                 continue
             if status >= 400:
-                raise self._error(response, where, attempt)
+                raise self._error(response, where, attempt, redact)
             return self._parse(response, where)
 
     def _parse(self, response: httpx.Response, where: str) -> Any:
@@ -140,11 +142,12 @@ class Transport:
                 f"(content-type {response.headers.get('content-type')!r}): check the base URL points at "
                 "RunPod's API and not at a proxy or web page", status=response.status_code) from None
 
-    def _error(self, response: httpx.Response, where: str, attempts: int) -> RunPodError:
+    def _error(self, response: httpx.Response, where: str, attempts: int, redact: tuple[str, ...] = ()) -> RunPodError:
         status = response.status_code
         title, detail = _problem(response)
-        said = self._scrub(f"{title}: {detail}" if detail else title)
-        kw = {"status": status, "title": title, "detail": self._scrub(detail) if detail else None}
+        title = self._scrub(redact, title)
+        said = self._scrub(redact, f"{title}: {detail}" if detail else title)
+        kw = {"status": status, "title": title, "detail": self._scrub(redact, detail) if detail else None}
         if status in (401, 403):
             return RunPodAuthError(
                 f"{where} -> {status} ({said}): the RunPod API key is missing, wrong or lacks access; "
@@ -166,8 +169,11 @@ class Transport:
         return RunPodRejected(f"{where} -> {status} ({said}): RunPod refused the request as sent; fix it "
                               "(see the detail) rather than retrying", **kw)
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+    def _scrub(self, redact: tuple[str, ...], text: str) -> str:
+        for secret in (self._api_key, *redact):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
 
 
 def _problem(response: httpx.Response) -> tuple[str, str | None]:

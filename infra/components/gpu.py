@@ -1,4 +1,5 @@
-"""GpuEndpoint: the stack's RunPod serverless endpoint, running the digest-pinned worker image."""
+"""GpuEndpoint: the stack's RunPod serverless endpoint, running the digest-pinned worker image, and the
+registry credential RunPod pulls it with when goldgate manages one."""
 
 from __future__ import annotations
 
@@ -6,15 +7,25 @@ from dataclasses import dataclass
 
 import pulumi
 
+from goldgate.errors import SpecError
 from goldgate.spec import StackSpec
 from infra.names import StackNames
 from infra.runpod_provider import RunPodEndpoint
+from infra.runpod_registry_provider import RunPodRegistryCredential
 
 
 def control_plane_root(api_base: str) -> str:
     """goldgate.runpod wants the server root (paths start /v2/...); accept a base that already ends in /v2."""
     base = api_base.rstrip("/")
     return base.removesuffix("/v2")
+
+
+@dataclass(frozen=True)
+class RegistryLogin:
+    """The private registry's username and password (Pulumi secrets) for a managed credential."""
+
+    username: pulumi.Input[str]
+    password: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -26,6 +37,7 @@ class GpuEndpointArgs:
     r2_bucket: pulumi.Input[str]
     r2_access_key_id: pulumi.Input[str]
     r2_secret_access_key: pulumi.Input[str]
+    registry_login: RegistryLogin | None = None  # required when endpoint.manage_registry_credential
 
 
 def worker_env(args: GpuEndpointArgs) -> pulumi.Output[dict]:
@@ -44,13 +56,28 @@ class GpuEndpoint(pulumi.ComponentResource):
 
     endpoint_id: pulumi.Output[str]
     endpoint_base: pulumi.Output[str]
+    registry_credential_id: pulumi.Input[str] | None
+    registry_credential: RunPodRegistryCredential | None
 
     def __init__(self, name: str, args: GpuEndpointArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("goldgate:gpu:Endpoint", name, None, opts)
         spec, ep = args.spec, args.spec.endpoint
         assert spec.cloud is not None and spec.image is not None  # from_pulumi_config guarantees both
+        api_base = control_plane_root(spec.cloud.runpod_api_base)
+        self.registry_credential = None
+        self.registry_credential_id = ep.registry_credential_id
+        if ep.manage_registry_credential:
+            if args.registry_login is None:
+                raise SpecError(f"stack {spec.name}: endpoint.manage_registry_credential needs the registry login: "
+                                "set goldgate:registryUsername and goldgate:registryPassword (docs/CLOUD.md)")
+            # Not protected, even in PROD: rotating the password replaces it (new one first, then the old goes).
+            self.registry_credential = RunPodRegistryCredential(args.names.logical("registry"), {
+                "api_base": api_base, "api_key": args.runpod_api_key, "name": args.names.registry_credential,
+                "username": args.registry_login.username, "password": args.registry_login.password,
+            }, opts=pulumi.ResourceOptions(parent=self))
+            self.registry_credential_id = self.registry_credential.registry_id
         props = {
-            "api_base": control_plane_root(spec.cloud.runpod_api_base), "api_key": args.runpod_api_key,
+            "api_base": api_base, "api_key": args.runpod_api_key,
             "endpoint_type": "QUEUE", "name": args.names.endpoint, "image": spec.image, "env": worker_env(args),
             "gpu_pools": list(ep.gpu_pools), "gpu_count": ep.gpu_count,
             "workers_min": ep.workers_min, "workers_max": ep.workers_max, "idle_timeout_s": ep.idle_timeout_s,
@@ -58,6 +85,7 @@ class GpuEndpoint(pulumi.ComponentResource):
             "execution_timeout_ms": ep.execution_timeout_ms, "flashboot": "FLASHBOOT" if ep.flashboot else "OFF",
             "data_center_ids": list(ep.data_center_ids),
             "network_volume_ids": [ep.network_volume_id] if ep.network_volume_id else [],
+            "registry": self.registry_credential_id,
         }
         # PROD's endpoint id is what the API Worker calls: a deleted endpoint would strand every queued job.
         self.endpoint = RunPodEndpoint(args.names.logical("endpoint"), props,
@@ -65,4 +93,5 @@ class GpuEndpoint(pulumi.ComponentResource):
         self.endpoint_id = self.endpoint.endpoint_id
         base = spec.cloud.runpod_endpoint_base.rstrip("/")
         self.endpoint_base = self.endpoint_id.apply(lambda i: f"{base}/{i}")
-        self.register_outputs({"endpoint_id": self.endpoint_id, "endpoint_base": self.endpoint_base})
+        self.register_outputs({"endpoint_id": self.endpoint_id, "endpoint_base": self.endpoint_base,
+                               "registry_credential_id": self.registry_credential_id})

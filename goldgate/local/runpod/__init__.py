@@ -4,7 +4,9 @@ the real `runpod` SDK loop calls, webhooks, and fault injection. See `emulator.R
 Modules: config (settings, faults), backend (state and rules), responses (wire format), server (HTTP
 shell), fleet (worker processes), webhooks (delivery and delivery faults), faults (seeded choices).
 Choices where RunPod's behaviour is unverified: CANCELLED and TIMED_OUT send no webhook by default
-(configurable); a job whose worker dies mid-run is requeued once, then FAILED with a reason."""
+(configurable); a job whose worker dies mid-run is requeued once, then FAILED with a reason; registry
+credentials are strict (an unknown id on an endpoint, deleting one in use, a duplicate name: 400) and their
+logins are never kept (backend's docstring)."""
 
 from goldgate.local.runpod.config import EmulatorConfig, FaultConfig, config_from_mapping, load_config
 from goldgate.local.runpod.emulator import RunPodEmulator

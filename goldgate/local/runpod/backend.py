@@ -1,5 +1,5 @@
 """The RunPod emulator's state and rules (moto's "backend"): endpoints, releases, workers, jobs, the queue,
-rate limits, ttl and result retention, scaling decisions. No HTTP and no processes here: the server
+registry credentials, rate limits, ttl and result retention, scaling decisions. No HTTP and no processes here: the server
 calls in, the fleet executes the scaling plan, the dispatcher sends the webhooks.
 
 Behaviour chosen where RunPod's is undocumented (see also EmulatorConfig):
@@ -10,6 +10,17 @@ Behaviour chosen where RunPod's is undocumented (see also EmulatorConfig):
   then FAILED with a reason.
 - ttl counts from submission and deletes the job in any state (a running one is stopped); finished
   jobs are also deleted `result_retention_s` after they finish. Deleted jobs answer 404.
+
+Registry credentials (/v2/registries); the spec fixes the shapes, these rules are unverified against
+RunPod and chosen so that code which passes here is also safe if RunPod is more lenient:
+- An endpoint may only name a credential that exists: create or PATCH with an unknown `registry` id
+  is a 400 naming it (the spec is silent; RunPod might accept it and fail only at image pull).
+- Deleting a credential an endpoint still names is a 400 naming the endpoints, as the spec says for
+  pods (for endpoints it is silent; templates silently lose the reference instead). So goldgate's
+  replacement order, new credential -> PATCH the endpoint -> delete the old one, is enforced here.
+- Credential names are unique per account: a second create with a taken name is a 400.
+- Username and password are validated and dropped: the emulator pulls nothing, so it keeps no
+  secret and its state file never holds one.
 """
 
 from __future__ import annotations
@@ -62,6 +73,15 @@ class ReleaseRecord:
     image: str
     env: dict[str, str]
     diff: list[dict[str, Any]]
+
+
+@dataclass
+class RegistryRecord:
+    """A registry credential: only what RunPod ever returns (the login itself is never kept)."""
+
+    id: str
+    name: str
+    created_at: str
 
 
 @dataclass
@@ -154,6 +174,7 @@ class RunPodBackend:
         self.endpoints: dict[str, EndpointRecord] = {}
         self.workers: dict[str, WorkerRecord] = {}
         self.jobs: dict[str, JobRecord] = {}
+        self.registries: dict[str, RegistryRecord] = {}
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.on_finished = on_finished or (lambda job: None)
@@ -187,6 +208,7 @@ class RunPodBackend:
             "timeout": int(body.get("timeout", 300_000)), "flashboot": body.get("flashboot", "OFF"),
         }
         with self.lock:
+            self._known_registry(settings["registry"])
             ep = EndpointRecord(id=new_id(), name=body["name"], settings=settings, created_at=now_rfc3339())
             ep.releases.append(ReleaseRecord(new_id(), 1, ep.created_at, settings["image"], dict(settings["env"]),
                                              []))
@@ -205,6 +227,8 @@ class RunPodBackend:
             raise EmulatorError(400, "Bad Request", "cpu on a GPU endpoint: the compute family is immutable")
         with self.lock:
             ep = self.endpoint(endpoint_id)
+            if "registry" in body:
+                self._known_registry(body["registry"])
             before = _flatten(ep.settings | {"name": ep.name})
             new = {k: (dict(v) if isinstance(v, dict) else v) for k, v in ep.settings.items()}
             for key, value in body.items():
@@ -247,6 +271,43 @@ class RunPodBackend:
             self.on_event("endpoint.deleted", endpoint_id=endpoint_id)
             return stops
 
+    # ---- registry credentials -----------------------------------------------------------------
+
+    def create_registry(self, body: dict[str, Any]) -> RegistryRecord:
+        """Body already valid against CreateRegistryRequest; username and password are not kept."""
+        with self.lock:
+            name = body["name"]
+            if any(r.name == name for r in self.registries.values()):
+                raise EmulatorError(400, "Bad Request", f"a registry credential named {name!r} already exists: "
+                                                        "choose another name or delete the old one")
+            record = RegistryRecord(id=new_id(), name=name, created_at=now_rfc3339())
+            self.registries[record.id] = record
+            self.on_event("registry.created", registry_id=record.id, name=name)
+            return record
+
+    def registry(self, registry_id: str) -> RegistryRecord:
+        record = self.registries.get(registry_id)
+        if record is None:
+            raise not_found(f"registry {registry_id}")
+        return record
+
+    def delete_registry(self, registry_id: str) -> None:
+        with self.lock:
+            self.registry(registry_id)
+            users = sorted(ep.id for ep in self.endpoints.values() if ep.settings.get("registry") == registry_id)
+            if users:
+                raise EmulatorError(400, "Bad Request", f"registry credential {registry_id} is in use by endpoint(s) "
+                                                        f"{', '.join(users)}: point them at another credential "
+                                                        "(PATCH registry) before deleting it")
+            del self.registries[registry_id]
+            self.on_event("registry.deleted", registry_id=registry_id)
+
+    def _known_registry(self, registry_id: Any) -> str | None:
+        if registry_id is not None and registry_id not in self.registries:
+            raise EmulatorError(400, "Bad Request", f"registry {registry_id} does not exist: create the credential "
+                                                    "(POST /v2/registries) and use the id it returns")
+        return registry_id
+
     def live_workers(self, endpoint_id: str) -> list[WorkerRecord]:
         return sorted((w for w in self.workers.values() if w.endpoint_id == endpoint_id),
                       key=lambda w: w.started_mono)
@@ -260,14 +321,18 @@ class RunPodBackend:
                 "percentOnLatest": percent}
 
     def snapshot(self) -> dict[str, Any]:
-        """Endpoints and their releases as JSON (jobs and workers do not survive a restart)."""
+        """Endpoints, their releases and registry credentials (id and name) as JSON (jobs and workers do
+        not survive a restart)."""
         with self.lock:
             return {"endpoints": [{"id": ep.id, "name": ep.name, "settings": ep.settings, "created_at": ep.created_at,
                                    "version": ep.version,
-                                   "releases": [vars(r) for r in ep.releases]} for ep in self.endpoints.values()]}
+                                   "releases": [vars(r) for r in ep.releases]} for ep in self.endpoints.values()],
+                    "registries": [vars(r) for r in self.registries.values()]}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         with self.lock:
+            for r in snapshot.get("registries") or []:
+                self.registries[r["id"]] = RegistryRecord(**r)
             for e in snapshot.get("endpoints") or []:
                 ep = EndpointRecord(id=e["id"], name=e["name"], settings=e["settings"], created_at=e["created_at"],
                                     version=int(e["version"]), releases=[ReleaseRecord(**r) for r in e["releases"]])

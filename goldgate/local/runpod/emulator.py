@@ -124,7 +124,7 @@ class RunPodEmulator:
             job = self.backend.jobs.get(runpod_job_id)
             fields.update(runpod_job_id=runpod_job_id, **job_context(job.input if job else None))
         self.log.info(event, **fields)
-        if event.startswith("endpoint.") and self.config.state_file:
+        if event.startswith(("endpoint.", "registry.")) and self.config.state_file:
             self._save_state()
 
     def _save_state(self) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from goldgate.local.runpod.backend import EndpointRecord, JobRecord, RunPodBackend
+from goldgate.local.runpod.backend import EndpointRecord, JobRecord, RegistryRecord, RunPodBackend
 
 GPU_CATALOG = (
     # id, name, pool, memory GB, USD per GPU-second (vendor facts, flex)
@@ -48,6 +48,15 @@ def endpoint(ep: EndpointRecord, data_base: str) -> dict[str, Any]:
 
 def endpoints(eps: list[EndpointRecord], data_base: str) -> dict[str, Any]:
     return {"endpoints": [endpoint(ep, data_base) for ep in eps]}
+
+
+def registry(record: RegistryRecord) -> dict[str, Any]:
+    """The Registry schema: id and name only; the login is write-only."""
+    return {"id": record.id, "name": record.name}
+
+
+def registries(records: list[RegistryRecord]) -> dict[str, Any]:
+    return {"registries": [registry(r) for r in records]}
 
 
 def releases(backend: RunPodBackend, ep: EndpointRecord) -> dict[str, Any]:

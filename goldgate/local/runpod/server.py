@@ -1,6 +1,7 @@
 """The RunPod emulator's HTTP shell: a route table over the backend and the wire format.
 
-One port serves the REST v2 control plane (`/v2/serverless...`, `/v2/catalog/gpus`), the serverless
+One port serves the REST v2 control plane (`/v2/serverless...`, `/v2/registries...`, `/v2/catalog/gpus`),
+the serverless
 data plane (`/v2/{endpoint}/run` ...), and the worker URLs the runpod SDK calls
 (`/v2/{endpoint}/job-take/{worker}` ...). Threaded: long-polls hold a thread each."""
 
@@ -72,6 +73,10 @@ class RunPodApp:
             ("DELETE", re.compile(r"/v2/serverless/(?P<id>[^/]+)"), "api", self.delete_endpoint),
             ("GET", re.compile(r"/v2/serverless/(?P<id>[^/]+)/releases"), "api", self.list_releases),
             ("GET", re.compile(r"/v2/serverless/(?P<id>[^/]+)/workers"), "api", self.list_workers),
+            ("GET", re.compile(r"/v2/registries"), "api", self.list_registries),
+            ("POST", re.compile(r"/v2/registries"), "api", self.create_registry),
+            ("GET", re.compile(r"/v2/registries/(?P<id>[^/]+)"), "api", self.get_registry),
+            ("DELETE", re.compile(r"/v2/registries/(?P<id>[^/]+)"), "api", self.delete_registry),
             ("GET", re.compile(r"/v2/catalog/gpus"), "api", lambda r: Reply(200, responses.gpu_types())),
             ("POST", re.compile(rf"/v2/{W}/run"), "api", self.run),
             ("POST", re.compile(rf"/v2/{W}/runsync"), "api", self.runsync),
@@ -95,7 +100,7 @@ class RunPodApp:
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         parts = urlsplit(target)
         path = parts.path.rstrip("/") or "/"
-        control = path.startswith(("/v2/serverless", "/v2/catalog"))
+        control = path.startswith(("/v2/serverless", "/v2/registries", "/v2/catalog"))
         allowed = []
         for m, pattern, auth, handler in self.routes:
             match = pattern.fullmatch(path)
@@ -137,12 +142,17 @@ class RunPodApp:
 
     # ---- control plane --------------------------------------------------------------------------
 
-    def _validated(self, req: Request, schema: str) -> dict[str, Any]:
+    def _validated(self, req: Request, schema: str, write_only: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The body, valid against `schema`; a `write_only` field's value never appears in an error."""
         body = req.json()
         if not isinstance(body, dict):
             raise EmulatorError(400, "Bad Request", "request body must be a JSON object")
         errors = schema_errors(component(schema), body)
         if errors:
+            for key in write_only:
+                secret = body.get(key)
+                if isinstance(secret, str) and secret:
+                    errors = [e.replace(repr(secret), "'***'").replace(secret, "***") for e in errors]
             raise EmulatorError(422, "Unprocessable Entity", "Request validation failed.", errors)
         return body
 
@@ -180,6 +190,22 @@ class RunPodApp:
         with self.backend.lock:
             ep = self.backend.endpoint(req.params["id"])
             return Reply(200, responses.workers(self.backend, ep, self.backend.config.gpu_type))
+
+    def list_registries(self, req: Request) -> Reply:
+        with self.backend.lock:
+            return Reply(200, responses.registries(list(self.backend.registries.values())))
+
+    def create_registry(self, req: Request) -> Reply:
+        body = self._validated(req, "CreateRegistryRequest", write_only=("username", "password"))
+        return Reply(201, responses.registry(self.backend.create_registry(body)))
+
+    def get_registry(self, req: Request) -> Reply:
+        with self.backend.lock:
+            return Reply(200, responses.registry(self.backend.registry(req.params["id"])))
+
+    def delete_registry(self, req: Request) -> Reply:
+        self.backend.delete_registry(req.params["id"])
+        return Reply(204)
 
     # ---- data plane -----------------------------------------------------------------------------
 
