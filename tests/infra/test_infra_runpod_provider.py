@@ -25,7 +25,8 @@ API_KEY = "rp_infra_test_key_0123456789"
 IMG1 = "registry.example.com/example/goldgate-worker@sha256:" + "1" * 64
 IMG2 = "registry.example.com/example/goldgate-worker@sha256:" + "2" * 64
 REQUEST_SCHEMAS = {("POST", "/v2/serverless"): "CreateEndpointRequest",
-                   ("PATCH", "/v2/serverless/"): "UpdateEndpointRequest"}
+                   ("PATCH", "/v2/serverless/"): "UpdateEndpointRequest",
+                   ("POST", "/v2/registries"): "CreateRegistryRequest"}
 
 
 def idle_launcher(image_ref: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:

@@ -150,9 +150,10 @@ class RunPodApp:
         errors = schema_errors(component(schema), body)
         if errors:
             for key in write_only:
-                secret = body.get(key)
-                if isinstance(secret, str) and secret:
-                    errors = [e.replace(repr(secret), "'***'").replace(secret, "***") for e in errors]
+                if body.get(key) not in (None, ""):
+                    secret = body[key]
+                    text = secret if isinstance(secret, str) else json.dumps(secret)
+                    errors = [e.replace(repr(secret), "'***'").replace(text, "***") for e in errors]
             raise EmulatorError(422, "Unprocessable Entity", "Request validation failed.", errors)
         return body
 
