@@ -66,6 +66,10 @@ class Cloud:
         elif kind == "pulumi-python:dynamic/runpod:ServerlessEndpoint":
             rid = uuid.uuid4().hex[:14]
             state.update(endpoint_id=rid, drift=[], idle_scaled_down=False, created_at="2026-11-28T00:00:00Z")
+        elif kind == "pulumi-python:dynamic/runpod:RegistryCredential":
+            rid = uuid.uuid4().hex[:8]  # like the real provider: the login is never part of the state
+            state = {k: v for k, v in state.items() if k not in ("username", "password")}
+            state.update(registry_id=rid, registry_name=f"{state['name']}-a1b2c3")
         else:
             rid = f"{args.name}-id"
         self.registered[args.name].id = rid
