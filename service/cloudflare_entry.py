@@ -9,6 +9,7 @@ migrates D1 (Pulumi does) and never polls RunPod.
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,13 +30,17 @@ except ImportError:  # pragma: no cover - plain CPython without the stand-in
     WorkerEntrypoint = object
 
 try:
-    from pyodide.ffi import JsException, jsnull, to_js
+    from pyodide.ffi import JsException, to_js
 except ImportError:  # pragma: no cover
-    jsnull = None
     JsException = Exception
 
     def to_js(value: Any, **_: Any) -> Any:
         return value
+
+try:  # Pyodide >= 0.28 only: the Python 3.12 runtimes (Pyodide 0.26, 0.27) have no jsnull
+    from pyodide.ffi import jsnull
+except ImportError:
+    jsnull = None
 
 DB_BINDING = "DB"
 RESULTS_BINDING = "RESULTS"
@@ -59,10 +64,20 @@ class D1Database:
 
     def _prepare(self, sql: str, params: Any) -> Any:
         statement = self.binding.prepare(sql)
-        if params:
-            # D1 rejects `undefined`, and Python None would become undefined: bind JS null instead.
-            statement = statement.bind(*[jsnull if p is None else p for p in params])
-        return statement
+        if not params:
+            return statement
+        # D1 rejects `undefined`, and Python None would become undefined: bind JS null instead.
+        if jsnull is not None or all(p is not None for p in params):
+            return statement.bind(*[jsnull if p is None else p for p in params])
+        # Before Pyodide 0.28 no Python value converts to JS null: take the nulls from a parsed JSON
+        # array, put the other values in, and pass that JS array to bind as its arguments.
+        from js import JSON, Reflect
+
+        args = JSON.parse(json.dumps([None] * len(params)))
+        for i, p in enumerate(params):
+            if p is not None:
+                args[i] = p
+        return Reflect.apply(statement.bind, statement, args)
 
     @staticmethod
     def _result(raw: Any) -> StatementResult:

@@ -147,22 +147,46 @@ class JsRequest:
         return types.SimpleNamespace(to_bytes=lambda: self._body)
 
 
-@pytest.fixture
-def entry(monkeypatch: pytest.MonkeyPatch) -> Any:
+def _to_js(value: Any, **_: Any) -> Any:
+    return value
+
+
+def _load_entry(monkeypatch: pytest.MonkeyPatch, with_jsnull: bool) -> Any:
     workers = types.ModuleType("workers")
     workers.WorkerEntrypoint = WorkerEntrypoint
     workers.Response = WorkersResponse
     pyodide = types.ModuleType("pyodide")
     ffi = types.ModuleType("pyodide.ffi")
-    ffi.jsnull, ffi.JsException = JSNULL, JsException
-    ffi.to_js = lambda value, **_: value
+    ffi.JsException, ffi.to_js = JsException, _to_js
+    modules = [("workers", workers), ("pyodide", pyodide), ("pyodide.ffi", ffi)]
+    if with_jsnull:  # Pyodide >= 0.28
+        ffi.jsnull = JSNULL
+    else:  # Pyodide 0.26 / 0.27 (Python 3.12): no jsnull; JS null only inside JS values, e.g. JSON.parse's
+        js = types.ModuleType("js")
+        js.JSON = types.SimpleNamespace(parse=lambda text: [JSNULL if v is None else v for v in json.loads(text)])
+        js.Reflect = types.SimpleNamespace(apply=lambda fn, this, args: fn(*args))
+        js.Object = types.SimpleNamespace(fromEntries=dict)
+        modules.append(("js", js))
     pyodide.ffi = ffi
     bundled = types.ModuleType("bundled_workflows")
     bundled.WORKFLOWS = {p.name: p.read_text() for p in WORKFLOWS.glob("*.json")}
-    for name, module in (("workers", workers), ("pyodide", pyodide), ("pyodide.ffi", ffi),
-                         ("bundled_workflows", bundled)):
+    for name, module in (*modules, ("bundled_workflows", bundled)):
         monkeypatch.setitem(sys.modules, name, module)
-    module = importlib.reload(importlib.import_module("service.cloudflare_entry"))
+    return importlib.reload(importlib.import_module("service.cloudflare_entry"))
+
+
+@pytest.fixture
+def entry(monkeypatch: pytest.MonkeyPatch) -> Any:
+    module = _load_entry(monkeypatch, with_jsnull=True)
+    yield module
+    module.Default._app = None
+    monkeypatch.undo()
+    importlib.reload(module)
+
+
+@pytest.fixture
+def entry_without_jsnull(monkeypatch: pytest.MonkeyPatch) -> Any:
+    module = _load_entry(monkeypatch, with_jsnull=False)
     yield module
     module.Default._app = None
     monkeypatch.undo()
@@ -268,3 +292,27 @@ def test_the_worker_imports_nothing_local_only():
     for name in ("sqlite3", "uvicorn", "boto3", "httpx", "local_server", "goldgate", "images"):
         assert f"import {name}" not in source and f"from {name}" not in source
     assert MIGRATIONS.is_dir()
+
+
+def test_on_a_pyodide_without_jsnull_the_worker_still_binds_null_and_uses_to_js(entry_without_jsnull, tmp_path,
+                                                                                 fake_runpod, capsys, log_lines):
+    """Pyodide 0.26/0.27 (the Python 3.12 runtimes) have no pyodide.ffi.jsnull. Importing it with to_js
+    and JsException in one statement dropped all three to the CPython fallbacks there, so None was
+    bound as undefined (D1 refuses it) and batch/fetch got unconverted Python objects."""
+    entry = entry_without_jsnull
+    assert entry.to_js is _to_js and entry.JsException is JsException and entry.jsnull is None
+    env = make_env(tmp_path, fake_runpod.base)
+    worker = entry.Default(None, env)
+    entry.Default._app = entry.build_app(env, fetch=Fetch())
+    auth = {"authorization": f"Bearer {API_TOKEN}"}
+
+    async def scenario() -> None:
+        body = json.dumps({"workflow_id": "flux-schnell", "inputs": {"prompt": "p"}}).encode()
+        created = await worker.fetch(JsRequest("POST", "https://api.example/api/queue/create", body, auth))
+        assert created.status == 202, created.body  # the insert binds NULLs (no RunPod id yet)
+        metrics = await worker.fetch(JsRequest("GET", "https://api.example/api/metrics", b"", auth))
+        assert metrics.status == 200, metrics.body  # `since` absent: bound as NULL
+        assert env.DB.calls[-1] == ("batch", "3")
+
+    asyncio.run(scenario())
+    log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))

@@ -1,0 +1,364 @@
+// Runs the API Worker's upload under the real Pyodide interpreter (what Python Workers run) in
+// Node, offline, and drives one job through `Default.fetch` with real JS Request objects.
+//
+// Usage: node run_worker.mjs UPLOAD.json   (UPLOAD.json from worker_upload.py)
+// Prints one JSON summary on stdout: every request's status, headers and body, the RunPod calls,
+// the D1 calls each request made, and every line the Worker printed.
+//
+// Only the platform is stood in, with the bindings' real call shapes: D1 (prepare/bind/all/run/
+// first, batch = one transaction) over a real SQLite (sql.js, SQLite compiled to wasm), R2
+// (head/get/put, bodies as ReadableStreams), `fetch` answering RunPod's /run, and the `workers`
+// module (WorkerEntrypoint, Response). Everything else is the upload itself.
+
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const PYODIDE_DIR = join(HERE, "node_modules", "pyodide");
+const require = createRequire(import.meta.url);
+const { loadPyodide } = await import(join(PYODIDE_DIR, "pyodide.mjs"));
+const initSqlJs = require("sql.js");
+
+const UPLOAD_ROOT = "/session/worker"; // the upload's modules, as the runtime lays them out
+const RUNTIME_ROOT = "/session/runtime"; // the runtime's own modules (here: the `workers` stand-in)
+
+// ---------------------------------------------------------------------------------------------
+// D1: the binding's call shapes over one SQLite database.
+
+const describe = (v) => (v === null ? "null" : Array.isArray(v) ? "Array" : typeof v === "object"
+  ? (v.constructor?.name ?? "object") : typeof v);
+
+class D1PreparedStatement {
+  constructor(db, sql, params = []) {
+    this.db = db;
+    this.sql = sql;
+    this.params = params;
+  }
+
+  bind(...values) {
+    for (const value of values) {
+      // As D1 does: undefined (what Python None becomes) and objects are refused at bind time.
+      const ok = value === null || ["number", "string", "boolean", "bigint"].includes(typeof value)
+        || value instanceof ArrayBuffer || ArrayBuffer.isView(value);
+      if (!ok) {
+        const error = `D1_TYPE_ERROR: Type '${describe(value)}' not supported for value '${String(value)}'`;
+        this.db.calls.push({ op: "bind", statements: [{ sql: this.sql, params: [] }], ok: false, error });
+        throw new Error(error);
+      }
+    }
+    return new D1PreparedStatement(this.db, this.sql, values);
+  }
+
+  async all() {
+    return this.db.call("all", [this], () => this.db.execute(this));
+  }
+
+  async run() {
+    return this.db.call("run", [this], () => this.db.execute(this));
+  }
+
+  async first(column) {
+    return this.db.call("first", [this], () => {
+      const row = this.db.execute(this).results[0] ?? null;
+      return column === undefined || row === null ? row : row[column];
+    });
+  }
+}
+
+class D1Database {
+  constructor(SQL, migrations) {
+    this.sqlite = new SQL.Database();
+    this.sqlite.exec("PRAGMA foreign_keys = ON");
+    for (const migration of migrations) this.sqlite.exec(migration.sql);
+    this.calls = [];
+  }
+
+  prepare(sql) {
+    return new D1PreparedStatement(this, String(sql));
+  }
+
+  async batch(statements) {
+    // A Python list that was not converted with to_js arrives as a PyProxy, not an Array.
+    if (!Array.isArray(statements)) {
+      throw new TypeError(`D1_ERROR: batch() takes an Array of prepared statements, got ${describe(statements)}`);
+    }
+    for (const s of statements) {
+      if (!(s instanceof D1PreparedStatement)) {
+        throw new TypeError(`D1_ERROR: batch() got ${describe(s)}, not a D1PreparedStatement`);
+      }
+    }
+    return this.call("batch", statements, () => {
+      this.sqlite.exec("BEGIN");
+      try {
+        const results = statements.map((s) => this.execute(s));
+        this.sqlite.exec("COMMIT");
+        return results;
+      } catch (error) {
+        this.sqlite.exec("ROLLBACK");
+        throw error;
+      }
+    });
+  }
+
+  call(op, statements, body) {
+    const entry = { op, statements: statements.map((s) => ({ sql: s.sql, params: s.params })), ok: true };
+    this.calls.push(entry);
+    try {
+      return body();
+    } catch (error) {
+      entry.ok = false;
+      entry.error = String(error.message ?? error);
+      throw error;
+    }
+  }
+
+  execute(statement) {
+    if (/^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b/i.test(statement.sql)) {
+      throw new Error("D1_ERROR: D1 does not support transaction statements; use batch()");
+    }
+    const before = this.totalChanges();
+    const results = [];
+    let prepared;
+    try {
+      prepared = this.sqlite.prepare(statement.sql);
+      prepared.bind(statement.params.map((p) => (typeof p === "boolean" ? Number(p) : p)));
+      while (prepared.step()) results.push(prepared.getAsObject());
+    } catch (error) {
+      throw new Error(`D1_ERROR: ${error.message}`);
+    } finally {
+      prepared?.free();
+    }
+    const changes = this.totalChanges() - before;
+    return { results, success: true, meta: { changes, changed_db: changes > 0, duration: 0, rows_written: changes,
+                                             rows_read: results.length, last_row_id: 0 } };
+  }
+
+  totalChanges() {
+    return this.sqlite.exec("SELECT total_changes()")[0].values[0][0];
+  }
+
+  rows(sql) {
+    const [table] = this.sqlite.exec(sql);
+    return table ? table.values.map((v) => Object.fromEntries(table.columns.map((c, i) => [c, v[i]]))) : [];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// R2: head/get/put; `get` hands the body over as a ReadableStream, as R2 does.
+
+class R2Bucket {
+  constructor() {
+    this.objects = new Map();
+    this.calls = [];
+  }
+
+  async put(key, value, options = {}) {
+    const bytes = typeof value === "string" ? new TextEncoder().encode(value) : new Uint8Array(value);
+    this.objects.set(key, { bytes, httpMetadata: { ...(options.httpMetadata ?? {}) }, uploaded: new Date() });
+    return this.describe(key, this.objects.get(key));
+  }
+
+  async head(key) {
+    this.calls.push({ op: "head", key });
+    const stored = this.objects.get(key);
+    return stored ? this.describe(key, stored) : null;
+  }
+
+  async get(key) {
+    this.calls.push({ op: "get", key });
+    const stored = this.objects.get(key);
+    if (!stored) return null;
+    return Object.assign(this.describe(key, stored), {
+      body: new Blob([stored.bytes]).stream(),
+      bodyUsed: false,
+      arrayBuffer: async () => stored.bytes.slice().buffer,
+      text: async () => new TextDecoder().decode(stored.bytes),
+    });
+  }
+
+  describe(key, stored) {
+    return { key, version: "1", size: stored.bytes.byteLength, etag: `e-${key.length}`, httpEtag: `"e-${key.length}"`,
+             uploaded: stored.uploaded, httpMetadata: { ...stored.httpMetadata }, customMetadata: {},
+             storageClass: "Standard" };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// fetch: RunPod's /run. The init object goes through a real Request, so a Python dict that was not
+// converted (a PyProxy) loses its method, headers and body exactly as it would on Workers.
+
+function runpodFetch(base, apiKey) {
+  const calls = [];
+  const fetch = async (input, init) => {
+    const request = new Request(String(input), init);
+    const call = { url: request.url, method: request.method, headers: Object.fromEntries(request.headers),
+                   body: await request.text(), initType: describe(init),
+                   signal: init?.signal instanceof AbortSignal };
+    calls.push(call);
+    const reply = (status, payload) => new Response(JSON.stringify(payload),
+      { status, headers: { "content-type": "application/json" } });
+    if (request.url !== `${base}/run`) return reply(404, { error: `no route ${request.method} ${request.url}` });
+    if (request.method !== "POST") return reply(405, { error: `${request.method} not allowed on /run` });
+    if (request.headers.get("authorization") !== `Bearer ${apiKey}`) return reply(401, { error: "Unauthorized" });
+    return reply(200, { id: `rp-${calls.length}-pyodide`, status: "IN_QUEUE" });
+  };
+  return { fetch, calls };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runtime's `workers` module: what the entry imports from it, built on the JS Response.
+
+const WORKERS_MODULE = `
+"""Stand-in for the Workers runtime's \`workers\` module: WorkerEntrypoint and Response."""
+import js
+from pyodide.ffi import JsProxy, to_js
+
+
+class WorkerEntrypoint:
+    def __init__(self, ctx, env):
+        self.ctx = ctx
+        self.env = env
+
+
+class Response:
+    """A JS Response, as the SDK builds it: str and bytes bodies, or a JS body (a stream) as is."""
+
+    def __init__(self, body=None, status=200, statusText="", headers=None):
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            body = to_js(bytes(body))
+        elif not (body is None or isinstance(body, (str, JsProxy))):
+            raise TypeError(f"Response body must be str, bytes or a JS stream, not {type(body).__name__}")
+        init = {"status": status, "statusText": statusText, "headers": dict(headers or {})}
+        self.js_object = js.Response.new(body, to_js(init, dict_converter=js.Object.fromEntries))
+`;
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const upload = JSON.parse(readFileSync(process.argv[2], "utf8"));
+  const env = upload.env;
+  const printed = [];
+  const errors = [];
+
+  const started = Date.now();
+  const pyodide = await loadPyodide({
+    indexURL: PYODIDE_DIR + "/",
+    stdout: (line) => printed.push(line),
+    stderr: (line) => errors.push(line),
+  });
+  const loadMs = Date.now() - started;
+
+  pyodide.FS.mkdirTree(UPLOAD_ROOT);
+  pyodide.FS.mkdirTree(RUNTIME_ROOT);
+  const write = (root, name, content) => {
+    const path = `${root}/${name}`;
+    pyodide.FS.mkdirTree(dirname(path));
+    pyodide.FS.writeFile(path, content);
+  };
+  write(UPLOAD_ROOT, upload.bundle.main_module, upload.bundle.main_content);
+  for (const file of upload.bundle.files) write(UPLOAD_ROOT, file.name, Buffer.from(file.base64, "base64"));
+  write(RUNTIME_ROOT, "workers.py", WORKERS_MODULE);
+
+  const SQL = await initSqlJs();
+  const db = new D1Database(SQL, upload.migrations);
+  const bucket = new R2Bucket();
+  const runpod = runpodFetch(env.RUNPOD_ENDPOINT_BASE, env.RUNPOD_API_KEY);
+  globalThis.fetch = runpod.fetch; // the entry takes `fetch` and `AbortSignal` from `js`, i.e. globalThis
+
+  const Default = pyodide.runPython(`
+import sys
+sys.path[:0] = ["${UPLOAD_ROOT}", "${RUNTIME_ROOT}"]
+from ${upload.bundle.main_module.replace(/\.py$/, "")} import Default
+Default
+`);
+  const worker = Default({ waitUntil: () => {}, passThroughOnException: () => {} },
+                         { ...env, DB: db, RESULTS: bucket });
+
+  const steps = [];
+  const base = env.PUBLIC_BASE_URL;
+  const auth = { authorization: `Bearer ${env.API_TOKEN}` };
+
+  // One request through Default.fetch; what the client sees, plus the D1 and R2 calls it made.
+  async function call(name, method, url, { body, headers = {} } = {}) {
+    const d1From = db.calls.length;
+    const r2From = bucket.calls.length;
+    const printedFrom = printed.length;
+    const request = new Request(new URL(url, base), { method, headers, body });
+    const step = { name, method, url: String(new URL(url, base)) };
+    try {
+      const reply = await worker.fetch(request);
+      const response = reply.js_object;
+      reply.destroy();
+      if (!(response instanceof Response)) throw new TypeError(`fetch returned ${describe(response)}, not a Response`);
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      step.status = response.status;
+      step.headers = Object.fromEntries(response.headers);
+      step.body_base64 = Buffer.from(bytes).toString("base64");
+      if ((step.headers["content-type"] ?? "").startsWith("application/json")) {
+        step.json = JSON.parse(new TextDecoder().decode(bytes));
+      }
+    } catch (error) {
+      step.exception = String(error.stack ?? error);
+    }
+    step.d1 = db.calls.slice(d1From);
+    step.r2 = bucket.calls.slice(r2From);
+    step.printed = printed.slice(printedFrom);
+    steps.push(step);
+    return step;
+  }
+
+  await call("health", "GET", "/healthz");
+  const created = await call("create", "POST", "/api/queue/create", {
+    headers: { ...auth, "content-type": "application/json" },
+    body: JSON.stringify({ workflow_id: "sdxl-txt2img", inputs: { prompt: "a lighthouse at dusk" } }),
+  });
+  const jobId = created.json?.job_id;
+  const run = runpod.calls.at(-1);
+  const runBody = run ? JSON.parse(run.body || "null") : null;
+  const webhook = runBody?.webhook ?? `${base}/api/runpod/webhook?job=${jobId}&sig=missing`;
+  const runpodId = db.rows(`SELECT runpod_job_id FROM jobs WHERE id = '${jobId}'`)[0]?.runpod_job_id ?? "rp-missing";
+
+  // The GPU worker uploads the image to R2, then RunPod posts COMPLETED to the signed webhook URL.
+  const key = `results/${jobId}/0.png`;
+  const image = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, ...new TextEncoder().encode("pyodide")]);
+  await bucket.put(key, image, { httpMetadata: { contentType: "image/png" } });
+  const delivery = JSON.stringify({
+    id: runpodId, status: "COMPLETED", delayTime: 800, executionTime: 2500,
+    output: { images: [{ key, content_type: "image/png", bytes: image.byteLength, sha256: "0".repeat(64),
+                         width: 8, height: 8 }],
+              timings: { total_ms: 2500 }, workflow_version: "sdxl-txt2img@1.0.0", gpu_type: "NVIDIA L4" },
+  });
+  await call("webhook", "POST", webhook, { body: delivery, headers: { "content-type": "application/json" } });
+  await call("webhook_again", "POST", webhook, { body: delivery, headers: { "content-type": "application/json" } });
+  const status = await call("status", "GET", `/api/status/${jobId}`, { headers: auth });
+  await call("metrics", "GET", "/api/metrics", { headers: auth });
+  await call("result", "GET", `/api/result/${key}`, { headers: auth });
+  await call("result_signed", "GET", status.json?.results?.[0]?.url ?? `/api/result/${key}?sig=missing`);
+  await call("result_missing", "GET", `/api/result/results/${jobId}/9.png`, { headers: auth });
+  await call("bad_signature", "POST", `/api/runpod/webhook?job=${jobId}&sig=${"0".repeat(64)}`,
+             { body: delivery, headers: { "content-type": "application/json" } });
+  const oversized = JSON.stringify({ workflow_id: "sdxl-txt2img", inputs: { prompt: "x".repeat(70000) } });
+  await call("oversized", "POST", "/api/queue/create", {
+    body: oversized,
+    headers: { ...auth, "content-type": "application/json", "content-length": String(Buffer.byteLength(oversized)) },
+  });
+  await call("oversized_undeclared", "POST", "/api/queue/create", {
+    body: oversized, headers: { ...auth, "content-type": "application/json" },
+  });
+
+  const [versions] = JSON.parse(pyodide.runPython(
+    "import json, sys, pyodide; json.dumps([[pyodide.__version__, sys.version.split()[0]]])"));
+  return {
+    pyodide: versions[0], python: versions[1], load_ms: loadMs, job_id: jobId, result_key: key,
+    result_base64: Buffer.from(image).toString("base64"),
+    runpod_calls: runpod.calls, steps, printed, stderr: errors,
+    tables: { jobs: db.rows("SELECT id, status, runpod_job_id, version, worker_image_tag, error FROM jobs"),
+              webhook_deliveries: db.rows("SELECT job_id, runpod_status, source, applied FROM webhook_deliveries"),
+              job_metrics: db.rows("SELECT job_id, status, runpod_run_duration_ms FROM job_metrics") },
+  };
+}
+
+const summary = await main();
+process.stdout.write(JSON.stringify(summary) + "\n");

@@ -1,0 +1,145 @@
+"""The API Worker's upload under the real Pyodide interpreter (run_worker.mjs, in Node): one job end
+to end through `Default.fetch`, with real JsProxy bindings, `to_js`, JS null and awaited promises.
+The bindings are JS stand-ins with D1's and R2's call shapes; D1 is a real SQLite with our migrations."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ci_policy import require
+from service_testkit import API_TOKEN, WEBHOOK_SECRET, check_log_lines
+from worker_upload import PUBLIC_BASE, RUNPOD_BASE, upload_input
+
+from service.cost import estimate_usd
+from service.signing import webhook_signature
+
+HERE = Path(__file__).resolve().parent
+PINNED = json.loads((HERE / "package.json").read_text())["dependencies"]["pyodide"]
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    # Pyodide's errors quote its minified one-line runtime: keep each line short.
+    return "\n".join(line[:300] for line in text.splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """Node with tests/pyodide's pinned Pyodide installed (`npm ci` here on a fresh clone)."""
+    node = shutil.which("node")
+    require(node is not None, "node (runs Pyodide for tests/pyodide)")
+    if not (HERE / "node_modules" / "pyodide" / "pyodide.mjs").is_file():
+        npm = shutil.which("npm")
+        require(npm is not None, "npm (installs tests/pyodide's pinned Pyodide)")
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, capture_output=True, text=True,
+                              check=False, timeout=600)
+        assert done.returncode == 0, f"`npm ci` in {HERE} failed:\n{_tail(done.stdout + done.stderr)}"
+    return node
+
+
+@pytest.fixture(scope="module")
+def run(node: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    upload = tmp_path_factory.mktemp("pyodide") / "upload.json"
+    upload.write_text(json.dumps(upload_input()))
+    done = subprocess.run([node, str(HERE / "run_worker.mjs"), str(upload)], capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert done.returncode == 0, f"run_worker.mjs failed:\n{_tail(done.stderr)}"
+    summary = json.loads(done.stdout)
+    failed = {s["name"]: _tail(s["exception"]) for s in summary["steps"] if "exception" in s}
+    assert not failed, f"Default.fetch raised into the runtime: {failed}"
+    yield summary
+
+
+def step(summary: dict[str, Any], name: str) -> dict[str, Any]:
+    [found] = [s for s in summary["steps"] if s["name"] == name]
+    return found
+
+
+def ops(found: dict[str, Any]) -> list[tuple[str, int]]:
+    return [(call["op"], len(call["statements"])) for call in found["d1"]]
+
+
+def test_the_upload_runs_on_the_pinned_pyodide_with_python_3_12(run):
+    assert run["pyodide"] == PINNED and run["python"].startswith("3.12.")
+    assert run["stderr"] == []
+    assert step(run, "health")["status"] == 200
+
+
+def test_creating_a_job_submits_it_to_runpod_with_the_signed_webhook(run):
+    created = step(run, "create")
+    assert created["status"] == 202, created.get("json")
+    job_id = created["json"]["job_id"]
+    assert created["json"]["status"] == "queued" and job_id == run["job_id"]
+    [submitted] = run["runpod_calls"]
+    assert submitted["url"] == RUNPOD_BASE + "/run" and submitted["method"] == "POST"
+    assert submitted["initType"] == "Object" and submitted["signal"]  # to_js'd init, with AbortSignal.timeout
+    assert submitted["headers"]["authorization"] == "Bearer " + upload_input()["env"]["RUNPOD_API_KEY"]
+    body = json.loads(submitted["body"])
+    assert body["webhook"] == (f"{PUBLIC_BASE}/api/runpod/webhook?job={job_id}"
+                               f"&sig={webhook_signature(WEBHOOK_SECRET, job_id)}")
+    assert body["input"]["job_id"] == job_id and body["input"]["inputs"]["prompt"] == "a lighthouse at dusk"
+    # The insert binds NULLs (no RunPod id yet, no image tag): they reached D1 as JS null.
+    [insert, record] = created["d1"]
+    assert insert["op"] == "run" and None in insert["statements"][0]["params"]
+    assert record["op"] == "run" and record["statements"][0]["params"][0] == "rp-1-pyodide"
+
+
+def test_the_completed_webhook_is_one_d1_batch_and_a_replay_changes_nothing(run):
+    hook = step(run, "webhook")
+    assert hook["status"] == 200 and hook["json"] == {"applied": True, "reason": "applied", "status": "completed"}
+    assert ops(hook) == [("all", 1), ("batch", 3)]  # read, then the transition as one transaction
+    assert hook["r2"] == [{"op": "head", "key": run["result_key"]}]  # the result was checked in R2
+    again = step(run, "webhook_again")
+    assert again["json"] == {"applied": False, "reason": "duplicate", "status": "completed"}
+    assert ops(again) == [("all", 1)]
+    [job] = run["tables"]["jobs"]
+    assert job["status"] == "completed" and job["version"] == 1 and job["error"] is None
+    assert len(run["tables"]["webhook_deliveries"]) == 1 and len(run["tables"]["job_metrics"]) == 1
+
+
+def test_status_and_metrics_report_the_job(run):
+    status = step(run, "status")
+    assert status["status"] == 200 and status["json"]["status"] == "completed"
+    assert status["json"]["error"] is None
+    assert status["json"]["cost_estimate_usd"] == estimate_usd(2500, "NVIDIA L4", 2, 0.0005)
+    [result] = status["json"]["results"]
+    assert result["key"] == run["result_key"] and result["url"].startswith(f"{PUBLIC_BASE}/api/result/")
+    metrics = step(run, "metrics")
+    assert metrics["status"] == 200, metrics.get("json")
+    overall = metrics["json"]["overall"]
+    assert overall["count"] == 1 and overall["completed"] == 1 and overall["run_ms"]["p50"] == 2500
+    assert ops(metrics) == [("batch", 3)]  # the report's three queries: one D1 round trip
+
+
+def test_the_result_streams_from_r2_with_a_bearer_or_a_signed_url(run):
+    image = base64.b64decode(run["result_base64"])
+    for name in ("result", "result_signed"):
+        got = step(run, name)
+        assert got["status"] == 200, (name, got.get("json"))
+        assert base64.b64decode(got["body_base64"]) == image
+        assert got["headers"]["content-type"] == "image/png" and got["headers"]["content-length"] == str(len(image))
+    missing = step(run, "result_missing")
+    assert missing["status"] == 404 and missing["json"]["error"]["code"] == "not_found"
+
+
+def test_refusals_are_json_errors(run):
+    bad = step(run, "bad_signature")
+    assert bad["status"] == 401 and bad["headers"]["content-type"] == "application/json"
+    assert bad["json"]["error"]["code"] == "bad_signature" and ops(bad) == []
+    for name in ("oversized", "oversized_undeclared"):
+        big = step(run, name)
+        assert big["status"] == 413 and big["json"]["error"]["code"] == "body_too_large", name
+        assert ops(big) == [] and run["runpod_calls"][1:] == []
+
+
+def test_every_line_the_worker_printed_is_one_goldgate_log_line_per_request(run, log_lines):
+    assert all(len(s["printed"]) == 1 for s in run["steps"]), [s["printed"] for s in run["steps"]]
+    check_log_lines(run["printed"], extra_forbidden=(API_TOKEN,))
+    log_lines.extend(run["printed"])  # and again by the kit's fixture at teardown
+    assert not any(json.loads(line)["level"] == "error" for line in run["printed"])
