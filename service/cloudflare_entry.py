@@ -84,7 +84,12 @@ class D1Database:
         result = _py(raw) or {}
         rows = result.get("results") or []
         meta = result.get("meta") or {}
-        return StatementResult([dict(r) for r in rows], int(meta.get("changes") or 0))
+        if jsnull is None:
+            return StatementResult([dict(r) for r in rows], int(meta.get("changes") or 0))
+        # Pyodide >= 0.28 hands a NULL column back as jsnull, which is neither None nor == None:
+        # the core's `is None` checks (e.g. a job without its RunPod id yet) must see None.
+        return StatementResult([{k: None if v is jsnull else v for k, v in dict(r).items()} for r in rows],
+                               int(meta.get("changes") or 0))
 
     async def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         return self._result(await self._prepare(sql, params).all()).rows

@@ -16,7 +16,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const PYODIDE_DIR = join(HERE, "node_modules", "pyodide");
+// argv: <upload.json> [<package dir under node_modules>: "pyodide" (Python 3.12) or "pyodide-py313"]
+const PYODIDE_DIR = join(HERE, "node_modules", process.argv[3] || "pyodide");
 const require = createRequire(import.meta.url);
 const { loadPyodide } = await import(join(PYODIDE_DIR, "pyodide.mjs"));
 const initSqlJs = require("sql.js");
@@ -191,6 +192,7 @@ class R2Bucket {
 
 function runpodFetch(base, apiKey) {
   const calls = [];
+  const held = { next: false, arrived: null, release: null }; // hold the next /run answer (hold())
   const fetch = async (input, init) => {
     const request = new Request(String(input), init);
     const call = { url: request.url, method: request.method, headers: Object.fromEntries(request.headers),
@@ -202,9 +204,16 @@ function runpodFetch(base, apiKey) {
     if (request.url !== `${base}/run`) return reply(404, { error: `no route ${request.method} ${request.url}` });
     if (request.method !== "POST") return reply(405, { error: `${request.method} not allowed on /run` });
     if (request.headers.get("authorization") !== `Bearer ${apiKey}`) return reply(401, { error: "Unauthorized" });
-    return reply(200, { id: `rp-${calls.length}-pyodide`, status: "IN_QUEUE" });
+    const id = `rp-${calls.length}-pyodide`;
+    if (held.next) {
+      held.next = false;
+      await new Promise((release) => { held.release = release; held.arrived(call); });
+    }
+    return reply(200, { id, status: "IN_QUEUE" });
   };
-  return { fetch, calls };
+  // The next /run is held until release() is called; resolves with that call once it arrives.
+  const hold = () => new Promise((arrived) => { held.next = true; held.arrived = arrived; });
+  return { fetch, calls, hold, release: () => held.release() };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -347,6 +356,21 @@ Default
   await call("oversized_undeclared", "POST", "/api/queue/create", {
     body: oversized, headers: { ...auth, "content-type": "application/json" },
   });
+
+  // A webhook that overtakes /run's answer: the job has no RunPod id yet (a NULL column) and adopts
+  // the signed delivery's id. Read through D1 on Pyodide 0.28, that NULL comes back as jsnull.
+  const arrived = runpod.hold();
+  const overtaken = call("create_overtaken", "POST", "/api/queue/create", {
+    headers: { ...auth, "content-type": "application/json" },
+    body: JSON.stringify({ workflow_id: "sdxl-txt2img", inputs: { prompt: "a harbour at dawn" } }),
+  });
+  const held = await arrived;
+  const early = JSON.stringify({ id: `rp-${runpod.calls.length}-pyodide`, status: "FAILED", delayTime: 5,
+                                 executionTime: 7, error: "CUDA out of memory" });
+  await call("webhook_overtaking", "POST", JSON.parse(held.body).webhook,
+             { body: early, headers: { "content-type": "application/json" } });
+  runpod.release();
+  await overtaken;
 
   const [versions] = JSON.parse(pyodide.runPython(
     "import json, sys, pyodide; json.dumps([[pyodide.__version__, sys.version.split()[0]]])"));

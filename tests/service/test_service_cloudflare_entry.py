@@ -56,8 +56,9 @@ class D1Statement:
         if self.sql.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
             raise JsException("D1 does not support transactions statements")
         cursor = self.db.conn.execute(self.sql, self.args)
-        rows = [dict(zip([d[0] for d in cursor.description], r)) for r in cursor.fetchall()] if cursor.description \
-            else []
+        null = self.db.null  # what a NULL column becomes after .to_py()
+        rows = [{d[0]: null if v is None else v for d, v in zip(cursor.description, r)} for r in cursor.fetchall()] \
+            if cursor.description else []
         return {"results": rows, "success": True, "meta": {"changes": max(cursor.rowcount, 0)}}
 
     async def all(self) -> Proxy:
@@ -74,7 +75,10 @@ class D1Statement:
 
 
 class D1:
-    def __init__(self, path: Path) -> None:
+    """`null`: what a NULL column comes back as: jsnull on Pyodide >= 0.28, None before."""
+
+    def __init__(self, path: Path, null: Any = None) -> None:
+        self.null = null
         self.conn = sqlite3.connect(path, isolation_level=None)
         self.conn.execute("PRAGMA foreign_keys = ON")
         self.calls: list[tuple[str, str]] = []
@@ -193,11 +197,11 @@ def entry_without_jsnull(monkeypatch: pytest.MonkeyPatch) -> Any:
     importlib.reload(module)
 
 
-def make_env(tmp_path: Path, runpod_base: str, **overrides: str) -> types.SimpleNamespace:
+def make_env(tmp_path: Path, runpod_base: str, null: Any = JSNULL, **overrides: str) -> types.SimpleNamespace:
     tmp_path.mkdir(parents=True, exist_ok=True)
     db_path = tmp_path / "d1.sqlite"
     migrate(db_path)
-    env = {"DB": D1(db_path), "RESULTS": R2(tmp_path / "r2"), "API_TOKEN": API_TOKEN, "WEBHOOK_SECRET": WEBHOOK_SECRET,
+    env = {"DB": D1(db_path, null), "RESULTS": R2(tmp_path / "r2"), "API_TOKEN": API_TOKEN, "WEBHOOK_SECRET": WEBHOOK_SECRET,
            "RUNPOD_API_KEY": RUNPOD_KEY, "STACK": "staging", "RUNPOD_ENDPOINT_BASE": runpod_base,
            "RUNPOD_ENDPOINT_ID": "ep-test", "PUBLIC_BASE_URL": "https://api.example", "WORKFLOW_VERSION": "v",
            "WORKER_IMAGE_TAG": "", "EXECUTION_TIMEOUT_MS": "600000", "TTL_MS": "86400000",
@@ -301,7 +305,7 @@ def test_on_a_pyodide_without_jsnull_the_worker_still_binds_null_and_uses_to_js(
     bound as undefined (D1 refuses it) and batch/fetch got unconverted Python objects."""
     entry = entry_without_jsnull
     assert entry.to_js is _to_js and entry.JsException is JsException and entry.jsnull is None
-    env = make_env(tmp_path, fake_runpod.base)
+    env = make_env(tmp_path, fake_runpod.base, null=None)
     worker = entry.Default(None, env)
     entry.Default._app = entry.build_app(env, fetch=Fetch())
     auth = {"authorization": f"Bearer {API_TOKEN}"}
@@ -315,4 +319,30 @@ def test_on_a_pyodide_without_jsnull_the_worker_still_binds_null_and_uses_to_js(
         assert env.DB.calls[-1] == ("batch", "3")
 
     asyncio.run(scenario())
+    log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
+
+
+def test_a_null_column_read_back_as_jsnull_is_none_to_the_core(entry, tmp_path, fake_runpod, capsys, log_lines):
+    """Pyodide 0.28 converts a NULL column to jsnull, which is neither None nor == None. A job whose
+    RunPod id is still NULL (the webhook overtook /run's answer) must adopt the delivery's id, not
+    be refused as runpod_id_mismatch."""
+    env = make_env(tmp_path, fake_runpod.base)
+    entry.Default._app = entry.build_app(env, fetch=Fetch())
+    worker = entry.Default(None, env)
+    job_id = "ab" * 16
+    env.DB.conn.execute(
+        "INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, created_at, "
+        "created_at_ms, updated_at) VALUES (?, 'staging', 'flux-schnell', 'v', '{}', ?, 'queued', "
+        "'2026-11-28T00:00:00.000Z', 0, '2026-11-28T00:00:00.000Z')", (job_id, "cd" * 16))
+    body = json.dumps({"id": "rp-early", "status": "FAILED", "delayTime": 1, "executionTime": 2,
+                       "error": "CUDA out of memory"}).encode()
+
+    async def deliver() -> WorkersResponse:
+        return await worker.fetch(JsRequest(
+            "POST", f"https://api.example/api/runpod/webhook?job={job_id}&sig={webhook_signature(WEBHOOK_SECRET, job_id)}",
+            body))
+
+    reply = asyncio.run(deliver())
+    assert json.loads(reply.body) == {"applied": True, "reason": "applied", "status": "failed"}
+    assert env.DB.conn.execute("SELECT runpod_job_id FROM jobs").fetchone() == ("rp-early",)
     log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
