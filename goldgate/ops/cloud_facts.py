@@ -181,6 +181,7 @@ class EndpointState:
     stale_workers: int
     health: Mapping[str, Any] | None = None
     health_error: str | None = None
+    registry: str | None = None  # the registry credential id RunPod pulls the image with
 
     @property
     def idle_scaled_down(self) -> bool:
@@ -219,7 +220,7 @@ def read_endpoint(control: ControlPlaneClient, data_plane: Callable[[str], DataP
         workers_max=ep.workers_max, declared_workers_max=spec.endpoint.workers_max,
         release_version=history.endpoint_version, rollout_in_progress=history.rollout.in_progress,
         percent_on_latest=history.rollout.percent_on_latest, workers_total=history.rollout.workers_total,
-        stale_workers=len(workers.stale), health=health, health_error=health_error)
+        stale_workers=len(workers.stale), health=health, health_error=health_error, registry=ep.registry)
 
 
 def endpoint_notes(state: EndpointState, spec: StackSpec) -> list[str]:
@@ -238,6 +239,9 @@ def endpoint_notes(state: EndpointState, spec: StackSpec) -> list[str]:
                      f"{spec.name}` restores it")
     elif state.workers_max != state.declared_workers_max:
         notes.append(f"{who}: max workers {state.workers_max}, declared {state.declared_workers_max}")
+    registry_note = _registry_note(who, state.registry, spec)
+    if registry_note:
+        notes.append(registry_note)
     if state.rollout_in_progress or state.stale_workers:
         notes.append(f"{who}: release v{state.release_version} rolling out, {state.percent_on_latest}% of "
                      f"{state.workers_total} workers on it, {state.stale_workers} stale")
@@ -248,6 +252,22 @@ def endpoint_notes(state: EndpointState, spec: StackSpec) -> list[str]:
         notes.append(f"{who}: /health jobs {', '.join(f'{k}={v}' for k, v in jobs.items())}; workers "
                      f"{', '.join(f'{k}={v}' for k, v in workers.items())}")
     return notes
+
+
+def _registry_note(who: str, registry: str | None, spec: StackSpec) -> str | None:
+    """Where the endpoint's registry credential differs from what the stack file declares."""
+    declared = spec.endpoint.registry_credential_id
+    if declared is not None and registry != declared:
+        now = f"pulls with registry credential {registry}" if registry else "names no registry credential"
+        return (f"{who} {now}, but stacks/Pulumi.{spec.name}.yaml declares {declared}: RunPod cannot pull a private "
+                f"image without it; `pulumi up --refresh --stack {spec.name}` restores it")
+    if spec.endpoint.manage_registry_credential and registry is None:
+        return (f"{who} names no registry credential, but goldgate manages one for stack {spec.name}: RunPod cannot "
+                f"pull a private image; `pulumi up --refresh --stack {spec.name}` restores it")
+    if not spec.endpoint.pulls_privately and registry is not None:
+        return (f"{who} pulls with registry credential {registry}, which stacks/Pulumi.{spec.name}.yaml does not "
+                f"declare: the next `pulumi up` removes it; declare it as endpoint.registry_credential_id to keep it")
+    return None
 
 
 def observed_spec(spec: StackSpec, state: EndpointState) -> StackSpec:

@@ -27,7 +27,7 @@ from goldgate.ops.checklist_facts import WORKER_DIR
 from goldgate.ops.cloud_facts import CloudCredentials, CloudReading, gather_cloud, read_cloud
 from goldgate.release.build import manifest_sha256
 from goldgate.release.ledger import Ledger
-from goldgate.runpod import ControlPlaneClient, EndpointConfig, EndpointPatch, Scaling
+from goldgate.runpod import ControlPlaneClient, EndpointConfig, EndpointPatch, RegistryCredential, Scaling
 from goldgate.spec import STACKS_DIR, load_pulumi
 
 REPO = "ghcr.io/your-org/goldgate-worker"
@@ -286,6 +286,29 @@ def test_runpods_idle_scale_down_of_max_workers_is_reported_not_failed(cloud):
     assert not checklist.failed(checklist.run_checks(reading.facts))
     assert reading.endpoints["staging"].idle_scaled_down
     assert any("scaled max workers down to 0 (declared 3)" in n for n in reading.notes), reading.notes
+
+
+def test_a_registry_credential_the_stack_file_does_not_declare_is_reported(cloud):
+    registry = cloud.control.create_registry(RegistryCredential("by-hand", "robot", "hunter2-token"))
+    cloud.control.update_endpoint(cloud.endpoint_ids["staging"], EndpointPatch(registry=registry.id))
+    reading = cloud.read()
+    assert not checklist.failed(checklist.run_checks(reading.facts))  # a note, not a red line
+    assert reading.endpoints["staging"].registry == registry.id
+    [note] = [n for n in reading.notes if "registry credential" in n]
+    assert f"pulls with registry credential {registry.id}, which stacks/Pulumi.staging.yaml does not declare" in note
+    assert "robot" not in " ".join(reading.notes) and "hunter2" not in " ".join(reading.notes)
+
+
+def test_an_endpoint_without_the_declared_registry_credential_is_reported_until_it_has_it(cloud):
+    registry = cloud.control.create_registry(RegistryCredential("declared", "robot", "hunter2-token"))
+    path = cloud.stacks_dir / "Pulumi.staging.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["goldgate:spec"]["endpoint"]["registry_credential_id"] = registry.id
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    [note] = [n for n in cloud.read().notes if "registry credential" in n]
+    assert f"names no registry credential, but stacks/Pulumi.staging.yaml declares {registry.id}" in note
+    cloud.control.update_endpoint(cloud.endpoint_ids["staging"], EndpointPatch(registry=registry.id))
+    assert not [n for n in cloud.read().notes if "registry credential" in n]
 
 
 def test_a_non_terminal_delivery_applied_after_the_terminal_one_fails_idempotency(cloud):
