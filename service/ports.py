@@ -36,7 +36,7 @@ class Database(Protocol):
     async def read_many(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
         """Independent read-only statements (reports), each statement's rows, all from one snapshot.
         D1 runs them as one batch (one round trip, one transaction); the local adapter runs them at
-        once, each on its own connection and thread."""
+        once, on up to one connection and worker thread per CPU."""
         ...
 
 
