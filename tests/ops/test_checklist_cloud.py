@@ -30,7 +30,7 @@ from goldgate.release.ledger import Ledger
 from goldgate.runpod import ControlPlaneClient, EndpointConfig, EndpointPatch, RegistryCredential, Scaling
 from goldgate.spec import STACKS_DIR, load_pulumi
 
-REPO = "ghcr.io/your-org/goldgate-worker"
+REPO = "registry.example.com/your-org/goldgate-worker"
 IMG_A, IMG_B, IMG_C = (f"{REPO}@sha256:{c * 64}" for c in "abc")
 RP_KEY = "rp_cloud_checklist_key_0123456789abcdef"
 CF_TOKEN = "cf-cloud-checklist-token-0123456789abcdef"

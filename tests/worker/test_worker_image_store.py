@@ -57,7 +57,7 @@ def test_a_tree_whose_workflows_name_unbaked_models_is_refused(tmp_path: Path):
         build_local_image(tmp_path, tmp_path / "home")
 
 
-@pytest.mark.parametrize("ref", ["", "local/worker:latest", "local/worker@sha256:ABC", "docker.io/x@sha256:" + "a" * 64])
+@pytest.mark.parametrize("ref", ["", "local/worker:latest", "local/worker@sha256:ABC", "registry.example.com/x@sha256:" + "a" * 64])
 def test_malformed_references_are_refused_with_the_expected_form(ref: str, tmp_path: Path):
     assert not is_local_ref(ref)
     with pytest.raises(ImageStoreError, match="expected local/worker@sha256:<64 lowercase hex>"):
