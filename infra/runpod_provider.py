@@ -204,12 +204,17 @@ class RunPodEndpointProvider(dyn.ResourceProvider):
             rp.delete_endpoint(id_, missing_ok=True)
 
 
-def _client(props: Mapping[str, Any]) -> ControlPlaneClient:
+def control_client(props: Mapping[str, Any], what: str, declare: str) -> ControlPlaneClient:
+    """The client a dynamic provider builds from its own inputs (it holds no state between calls)."""
     missing = [k for k in ("api_base", "api_key") if not props.get(k)]
-    if missing:  # e.g. `pulumi import` of an endpoint goldgate never declared
-        raise RunPodError(f"the endpoint's {' and '.join(missing)} are unknown: declare the endpoint in the program "
-                          "(infra/components/gpu.py) rather than importing it bare")
+    if missing:  # e.g. `pulumi import` of a resource goldgate never declared
+        raise RunPodError(f"the {what}'s {' and '.join(missing)} are unknown: declare it in the program "
+                          f"({declare}) rather than importing it bare")
     return ControlPlaneClient(props["api_key"], base_url=props["api_base"])
+
+
+def _client(props: Mapping[str, Any]) -> ControlPlaneClient:
+    return control_client(props, "endpoint", "infra/components/gpu.py")
 
 
 def _observed(declared: Mapping[str, Any], endpoint: Endpoint) -> dict[str, Any]:

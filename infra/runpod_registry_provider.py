@@ -24,7 +24,8 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dyn
 
-from goldgate.runpod import ControlPlaneClient, Registry, RegistryCredential, RunPodError
+from goldgate.runpod import ControlPlaneClient, Registry, RegistryCredential
+from infra.runpod_provider import control_client
 
 CREDENTIAL_FIELDS = ("username", "password")
 # Another control plane (account) has never heard of the credential; a name cannot be edited.
@@ -96,11 +97,7 @@ class RunPodRegistryCredentialProvider(dyn.ResourceProvider):
 
 
 def _client(props: Mapping[str, Any]) -> ControlPlaneClient:
-    missing = [k for k in ("api_base", "api_key") if not props.get(k)]
-    if missing:  # e.g. `pulumi import` of a credential goldgate never declared
-        raise RunPodError(f"the registry credential's {' and '.join(missing)} are unknown: declare it in the program "
-                          "(endpoint.manage_registry_credential) rather than importing it bare")
-    return ControlPlaneClient(props["api_key"], base_url=props["api_base"])
+    return control_client(props, "registry credential", "endpoint.manage_registry_credential")
 
 
 def _outs(props: Mapping[str, Any], registry: Registry, *, salt: str) -> dict[str, Any]:

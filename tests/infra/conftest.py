@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from infra_harness import filled_stack_file
+from runpod_harness import Emulator
 
 from infra.worker_bundle import WorkerBundle, collect
 
@@ -37,3 +39,14 @@ def bundle(tmp_path: Path) -> WorkerBundle:
 def pytest_configure(config: pytest.Config) -> None:
     # pulumi_cloudflare warns about its own deprecated resources on import; none of them are used here.
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:pulumi_cloudflare.*")
+
+
+@pytest.fixture
+def runpod(tmp_path: Path) -> Iterator[Emulator]:
+    """The RunPod emulator on loopback (runpod_harness), stopped after the test."""
+    emulator = Emulator(tmp_path)
+    emulator.emu.start()
+    try:
+        yield emulator
+    finally:
+        emulator.emu.stop()

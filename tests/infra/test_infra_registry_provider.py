@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import dill
 import pulumi.dynamic
 import pytest
-from test_infra_runpod_provider import API_KEY, Emulator, declared
+from runpod_harness import API_KEY, Emulator
+from test_infra_runpod_provider import declared
 
 from goldgate.runpod import EndpointPatch, RunPodAuthError, RunPodError, RunPodRejected
 from infra.runpod_provider import RunPodEndpointProvider
@@ -22,16 +21,6 @@ from infra.runpod_registry_provider import RunPodRegistryCredentialProvider, fin
 USERNAME = "robot$goldgate-puller"
 PASSWORD = "pw-first-0c1d2e3f4a5b6c7d"
 ROTATED = "pw-second-9f8e7d6c5b4a3f2e"
-
-
-@pytest.fixture
-def runpod(tmp_path: Path) -> Iterator[Emulator]:
-    emulator = Emulator(tmp_path)
-    emulator.emu.start()
-    try:
-        yield emulator
-    finally:
-        emulator.emu.stop()
 
 
 def credential(runpod: Emulator, **over: Any) -> dict[str, Any]:

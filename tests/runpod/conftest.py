@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emulator_harness import API_KEY, Stack, WebhookReceiver, sdk_launcher
+from emulator_harness import API_KEY, FlakyRunPod, Stack, WebhookReceiver, sdk_launcher
 
 from goldgate.local.runpod import EmulatorConfig, FaultConfig, RunPodEmulator
 from goldgate.runpod import ControlPlaneClient
@@ -38,3 +38,16 @@ def receiver() -> Iterator[WebhookReceiver]:
     r = WebhookReceiver()
     yield r
     r.close()
+
+
+@pytest.fixture
+def flaky() -> Iterator[Any]:
+    made: list[FlakyRunPod] = []
+
+    def make(script: dict[str, list[tuple[int, Any, dict[str, str]]]]) -> FlakyRunPod:
+        made.append(FlakyRunPod(script))
+        return made[-1]
+
+    yield make
+    for f in made:
+        f.close()

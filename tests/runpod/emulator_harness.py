@@ -109,3 +109,39 @@ class WebhookReceiver:
         self.server.server_close()
 
 
+class FlakyRunPod:
+    """A stand-in RunPod that answers each path from a script of (status, body, headers); a callable
+    body is called with the request's body text (e.g. to quote it back)."""
+
+    def __init__(self, script: dict[str, list[tuple[int, Any, dict[str, str]]]]) -> None:
+        self.calls: list[tuple[str, str]] = []
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.calls.append((self.command, self.path))
+                steps = script[self.path]
+                status, body, headers = steps.pop(0) if len(steps) > 1 else steps[0]
+                if callable(body):
+                    body = body(raw.decode())
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/v2"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -161,54 +158,6 @@ def test_connection_refused_is_unavailable_with_the_base_url() -> None:
     with pytest.raises(RunPodUnavailable, match="127.0.0.1:9") as err:
         client.health()
     assert API_KEY not in str(err.value)
-
-
-class FlakyRunPod:
-    """A stand-in RunPod that answers each path from a script of (status, body, headers)."""
-
-    def __init__(self, script: dict[str, list[tuple[int, Any, dict[str, str]]]]) -> None:
-        self.calls: list[tuple[str, str]] = []
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.calls.append((self.command, self.path))
-                steps = script[self.path]
-                status, body, headers = steps.pop(0) if len(steps) > 1 else steps[0]
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = _answer
-
-            def log_message(self, *a: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/v2"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def flaky() -> Iterator[Any]:
-    made: list[FlakyRunPod] = []
-
-    def make(script: dict[str, list[tuple[int, Any, dict[str, str]]]]) -> FlakyRunPod:
-        made.append(FlakyRunPod(script))
-        return made[-1]
-
-    yield make
-    for f in made:
-        f.close()
 
 
 FAST = RetryPolicy(attempts=3, backoff_s=0.01, max_backoff_s=0.02)

@@ -3,10 +3,6 @@ emulator, every wire shape against RunPod's OpenAPI schemas, and the login never
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -236,49 +232,14 @@ def test_the_login_never_shows_in_repr_or_in_a_refusal_of_it() -> None:
     assert PASSWORD not in str(err.value)
 
 
-class EchoingRunPod:
-    """A stand-in RunPod whose validation errors quote the request body back (some APIs do)."""
-
-    def __init__(self, status: int) -> None:
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-                data = json.dumps({"title": f"Rejected {body}", "status": status, "detail": f"cannot store {body}",
-                                   "errors": [f"$: {body} is not acceptable"]}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/problem+json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *a: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/v2"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def echoing() -> Iterator[Any]:
-    made: list[EchoingRunPod] = []
-
-    def make(status: int) -> EchoingRunPod:
-        made.append(EchoingRunPod(status))
-        return made[-1]
-
-    yield make
-    for server in made:
-        server.close()
+def _echo(body: str) -> dict[str, Any]:
+    """A validation error that quotes the request body back (some APIs do)."""
+    return {"title": f"Rejected {body}", "detail": f"cannot store {body}", "errors": [f"$: {body} is not acceptable"]}
 
 
 @pytest.mark.parametrize(("status", "error"), [(422, RunPodRejected), (401, RunPodAuthError), (500, Exception)])
-def test_errors_never_show_the_login_even_when_runpod_echoes_it(echoing, status: int, error: type) -> None:
-    rp = echoing(status)
+def test_errors_never_show_the_login_even_when_runpod_echoes_it(flaky, status: int, error: type) -> None:
+    rp = flaky({"/v2/registries": [(status, _echo, {"Content-Type": "application/problem+json"})]})
     with ControlPlaneClient(API_KEY, rp.base, retry=RetryPolicy(attempts=1)) as client, \
             pytest.raises(error) as err:
         client.create_registry(_login())
