@@ -10,6 +10,7 @@ import json
 import sqlite3
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -179,9 +180,8 @@ def _load_entry(monkeypatch: pytest.MonkeyPatch, with_jsnull: bool) -> Any:
     return importlib.reload(importlib.import_module("service.cloudflare_entry"))
 
 
-@pytest.fixture
-def entry(monkeypatch: pytest.MonkeyPatch) -> Any:
-    module = _load_entry(monkeypatch, with_jsnull=True)
+def _entry(monkeypatch: pytest.MonkeyPatch, with_jsnull: bool) -> Iterator[Any]:
+    module = _load_entry(monkeypatch, with_jsnull)
     yield module
     module.Default._app = None
     monkeypatch.undo()
@@ -189,12 +189,13 @@ def entry(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 @pytest.fixture
-def entry_without_jsnull(monkeypatch: pytest.MonkeyPatch) -> Any:
-    module = _load_entry(monkeypatch, with_jsnull=False)
-    yield module
-    module.Default._app = None
-    monkeypatch.undo()
-    importlib.reload(module)
+def entry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    yield from _entry(monkeypatch, with_jsnull=True)
+
+
+@pytest.fixture
+def entry_without_jsnull(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    yield from _entry(monkeypatch, with_jsnull=False)
 
 
 def make_env(tmp_path: Path, runpod_base: str, null: Any = JSNULL, **overrides: str) -> types.SimpleNamespace:
