@@ -9,6 +9,9 @@ payload, and the service's own transition statements (transitions.READ_JOB, then
 transitions.write_statements as one batch through the service's SqliteDatabase, group commit)
 on a copy of the same database. No store check, no logs, no routing, no error shaping: the
 fastest any implementation of these invariants on this SQLite schema can be on this stack.
+Parts: the floor's pieces timed bare in the bench's own process (request handling, the transition's
+SQL with commit groups of 1 and 8, the baseline's INSERT), and from them `parts_bound_ratio`: the
+ratio a server would reach if it cost no more than the baseline's HTTP handling plus those parts.
 Load: several client processes, each driving a few keep-alive connections from one thread with
 a selector and prebuilt requests (~20 us of client CPU per request, so the server sets the pace;
 the earlier http.client-in-threads client cost ~100 us and held the baseline at half its speed).
@@ -19,13 +22,15 @@ GG_BENCH_PYSPY=out.txt records a py-spy profile (raw format) of the service duri
     .venv/bin/python bench/webhook_throughput.py [--jobs 3000] [--procs 2] [--conns 4] [--completed-every 2]
 
 Prints one JSON object: webhooks/s, p50/p99 latency (ms) and CPU per request of each process for each
-server, and the ratios service/baseline (the target: >= 0.5), floor/baseline and service/floor.
+server, the ratios service/baseline (the target: >= 0.5), floor/baseline and service/floor, the parts
+(CPU microseconds per delivery) and parts_bound_ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
 import json
 import multiprocessing
 import os
@@ -44,6 +49,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from service.signing import webhook_signature
+from service.sqlite_database import SqliteDatabase
+from service.transitions import READ_JOB, Pricing, parse_delivery, write_statements
 
 SECRET = "bench-webhook-secret-0123456789"
 TOKEN = "bench-api-token-0123456789abcdef"
@@ -115,31 +124,39 @@ def serve_baseline(db_path: str, port_file: str) -> None:
     serve_plain(handle, port_file)
 
 
+def _transition_sql(job: dict, delivery: Any, fingerprint: str, now_s: float, pricing: Any) -> list:
+    """The floor's writes for one delivery, after READ_JOB: none for a delivery already seen, else
+    transitions.write_statements (the store check passes, as it does for every bench result)."""
+    if job["seen"] or job["last_delivery"] == fingerprint:
+        return []
+    images = delivery.output.get("images") if isinstance(delivery.output, dict) else None
+    checked = (delivery.status, None if delivery.status == "completed" else "failed", images)
+    return write_statements(job, delivery, fingerprint, "webhook", checked, now_s, pricing)
+
+
+def _parse(query_string: str, body: bytes) -> tuple[str, Any, str] | None:
+    """(job id, delivery, fingerprint), or None for a bad signature: the floor's request handling."""
+    query = dict(pair.split("=", 1) for pair in query_string.split("&"))
+    job_id = query["job"]
+    if not hmac.compare_digest(webhook_signature(SECRET, job_id), query["sig"]):
+        return None
+    delivery = parse_delivery(json.loads(body))
+    return job_id, delivery, delivery.fingerprint(job_id)
+
+
 def serve_floor(db_path: str, port_file: str) -> None:
     """The floor: the transition's own SQL (READ_JOB, then write_statements as one batch), nothing else."""
-    import hmac
-
-    from service.signing import webhook_signature
-    from service.sqlite_database import SqliteDatabase
-    from service.transitions import READ_JOB, Pricing, parse_delivery, write_statements
-
     db = SqliteDatabase(db_path)
     pricing = Pricing(None, 1, None, None)
 
     async def handle(scope: dict, body: bytes) -> Answer:
-        query = dict(pair.split("=", 1) for pair in scope["query_string"].decode().split("&"))
-        job_id = query["job"]
-        if not hmac.compare_digest(webhook_signature(SECRET, job_id), query["sig"]):
+        parsed = _parse(scope["query_string"].decode(), body)
+        if parsed is None:
             return 401, b'{"error":"bad_signature"}'
-        delivery = parse_delivery(json.loads(body))
-        fingerprint = delivery.fingerprint(job_id)
+        job_id, delivery, fingerprint = parsed
         job = (await db.query(READ_JOB, (fingerprint, job_id)))[0]
-        applied = False
-        if not (job["seen"] or job["last_delivery"] == fingerprint):
-            images = delivery.output.get("images") if isinstance(delivery.output, dict) else None
-            checked = (delivery.status, None if delivery.status == "completed" else "failed", images)
-            statements = write_statements(job, delivery, fingerprint, "webhook", checked, time.time(), pricing)
-            applied = (await db.batch(statements))[0].changes == 1
+        statements = _transition_sql(job, delivery, fingerprint, time.time(), pricing)
+        applied = bool(statements) and (await db.batch(statements))[0].changes == 1
         return 200, json.dumps({"applied": applied, "reason": "applied" if applied else "duplicate",
                                 "status": delivery.status}).encode()
 
@@ -147,6 +164,71 @@ def serve_floor(db_path: str, port_file: str) -> None:
         serve_plain(handle, port_file)
     finally:
         db.close()
+
+
+def parts_cost(tmp: Path, requests: Requests, groups: tuple[int, ...]) -> dict:
+    """CPU per delivery of the floor's parts run bare, in this process, with no server around them:
+    the request handling (_parse and the JSON answer), the baseline's INSERT (autocommit, as
+    serve_baseline), and the transition's SQL on the service's own connection (READ_JOB per
+    delivery, then each group's writes in one transaction, with the passive checkpoint every 64
+    commits that SqliteDatabase runs) for each commit group size in `groups`, each on a fresh
+    copy of the unsettled jobs."""
+    pricing = Pricing(None, 1, None, None)
+    start = time.process_time()
+    parsed = [_parse(path.split("?", 1)[1], body) for path, body in requests]
+    for _ in parsed:
+        json.dumps({"applied": True, "reason": "applied", "status": "failed"}).encode()
+    report = {"request_handling": round((time.process_time() - start) * 1e6 / len(requests), 1)}
+
+    conn = sqlite3.connect(tmp / "parts-baseline.sqlite", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS hits (id INTEGER PRIMARY KEY, path TEXT, body BLOB)")
+    start = time.process_time()
+    for path, body in requests:
+        conn.execute("INSERT INTO hits (path, body) VALUES (?, ?)", (path, body))
+    report["baseline_insert"] = round((time.process_time() - start) * 1e6 / len(requests), 1)
+    conn.close()
+
+    for group in groups:
+        copy = tmp / f"parts-{group}.sqlite"
+        copy_database(tmp / "service.sqlite", copy)
+        db = SqliteDatabase(copy)  # the service's pragmas; its group commit is bypassed
+        conn, commits, now = db.conn, 0, time.time()
+        try:
+            start = time.process_time()
+            for at in range(0, len(parsed), group):
+                writes = []
+                for job_id, delivery, fingerprint in parsed[at:at + group]:  # type: ignore[misc]
+                    job = dict(zip(*_columns_and_row(conn, READ_JOB, (fingerprint, job_id))))
+                    writes.extend(_transition_sql(job, delivery, fingerprint, now, pricing))
+                if writes:
+                    conn.execute("BEGIN IMMEDIATE")
+                    for statement in writes:
+                        conn.execute(statement.sql, statement.params)
+                    conn.execute("COMMIT")
+                    commits += 1
+                    if commits % 64 == 0:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            report[f"transition_sql_group_{group}"] = round((time.process_time() - start) * 1e6 / len(parsed), 1)
+        finally:
+            db.close()
+    return report
+
+
+def parts_bound(baseline: dict, parts: dict) -> float:
+    """The best ratio any server on this stack could reach with these invariants, if it cost no more
+    than its parts: the baseline's HTTP handling (its server CPU per request less its INSERT), the
+    request handling and the transition's SQL in the largest commit groups; no logs, no routing, no
+    event-loop hand-offs. Both servers are CPU-bound on one core, so throughput is 1 / CPU per request."""
+    request = baseline["cpu_us_per_request"]["server"]
+    sql = min(v for k, v in parts.items() if k.startswith("transition_sql_group_"))
+    return round(request / (request - parts["baseline_insert"] + parts["request_handling"] + sql), 3)
+
+
+def _columns_and_row(conn: sqlite3.Connection, sql: str, params: tuple) -> tuple[list[str], tuple]:
+    cursor = conn.execute(sql, params)
+    return [d[0] for d in cursor.description], cursor.fetchone()
 
 
 # ---- load generator ---------------------------------------------------------------------------
@@ -292,8 +374,6 @@ def prepare(tmp: Path, jobs: int, warmup_jobs: int, s3_endpoint: str, completed_
 
     from service import jobs as job_table
     from service.migrate import apply_sqlite
-    from service.signing import webhook_signature
-    from service.sqlite_database import SqliteDatabase
 
     db_path = tmp / "service.sqlite"
     conn = sqlite3.connect(db_path, isolation_level=None)
@@ -430,6 +510,7 @@ def main() -> int:
         # The baseline runs before and after the service (the machine is shared: load drifts); the
         # ratio is taken against the faster of the two, so noise never flatters the service.
         copy_database(tmp / "service.sqlite", tmp / "floor.sqlite")  # the same jobs, not yet settled
+        parts = parts_cost(tmp, requests, (1, 8))
         before = run_plain(tmp, "baseline", "baseline-before", warmup, requests, args.procs, args.conns)
         floor = run_plain(tmp, "floor", "floor", warmup, requests, args.procs, args.conns)
         service = run_service(tmp, s3_endpoint, moto.pid, warmup, requests, args.procs, args.conns)
@@ -443,7 +524,8 @@ def main() -> int:
                   "ratio": round(service["webhooks_per_s"] / baseline["webhooks_per_s"], 3),
                   "floor_ratio": round(floor["webhooks_per_s"] / baseline["webhooks_per_s"], 3),
                   "service_to_floor": round(service["webhooks_per_s"] / floor["webhooks_per_s"], 3),
-                  "service_jobs_settled": settled, "target_ratio": 0.5}
+                  "service_jobs_settled": settled, "target_ratio": 0.5,
+                  "parts_cpu_us_per_delivery": parts, "parts_bound_ratio": parts_bound(baseline, parts)}
         print(json.dumps(report, indent=2))
         every_job = args.jobs + args.warmup_jobs
         return 0 if service["errors"] == floor["errors"] == 0 and settled == floor_settled == every_job else 1
