@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -79,14 +82,57 @@ def json_response(status: int, payload: Any, headers: Mapping[str, str] | None =
     return Response(status, body, merged)
 
 
+class _NotJson(ValueError):
+    """A value Python's json module accepts but JSON (RFC 8259) has no place for."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJson(f"{text[:32]} is too large for a JSON number")
+    return value
+
+
+# A \uD800-\uDFFF escape; json.loads joins a proper pair into one character, so only lone halves stay.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """`value` with each lone UTF-16 surrogate replaced by U+FFFD (as Go's and browsers' JSON decoders
+    do): JSON can escape one, but UTF-8, SQLite and the log cannot hold it."""
+    if isinstance(value, str):
+        return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
+
+
 def parse_json_body(request: Request) -> Any:
-    """The body as JSON, or a 400 that says what is wrong with it."""
+    """The body as JSON, or a 400 that says what is wrong with it. NaN, Infinity and numbers beyond a
+    double are refused (no JSON reader could take them back); lone surrogates become U+FFFD."""
     if not request.body:
         raise ApiError(400, "invalid_json", "request body is empty; send a JSON object")
     try:
-        return json.loads(request.body.decode("utf-8"))
+        value = json.loads(request.body.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float)
+        if _SURROGATE_ESCAPE.search(request.body):
+            value = _without_lone_surrogates(value)
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_json", "request body is not UTF-8 text; send a JSON object") from None
     except json.JSONDecodeError as exc:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON ({exc.msg} at "
                                             f"line {exc.lineno} column {exc.colno})") from None
+    except _NotJson as exc:
+        raise ApiError(400, "invalid_json", f"request body is not valid JSON ({exc})") from None
+    except ValueError:  # the only other one: int() refuses numbers over sys.get_int_max_str_digits()
+        raise ApiError(400, "invalid_json", f"request body holds a number with more than "
+                                            f"{sys.get_int_max_str_digits()} digits") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "request body is nested too deeply; send a flat JSON object") from None
+    return value

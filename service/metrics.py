@@ -51,7 +51,11 @@ def normalize_since(since: str | datetime | None) -> str | None:
         parsed = since
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is in the year 10000 in UTC
+        raise MetricsError(f"since must fall within the years 0001 to 9999 in UTC, got {str(since)[:64]!r}") from None
+    return in_utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _report_sql(column: str, with_summary: bool) -> str:

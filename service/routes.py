@@ -181,7 +181,11 @@ async def recover_job(app: App, request: Request, job_id: str) -> Response:
         delivery = Delivery(rid, "FAILED", None, None, None,
                             f"RunPod has no record of job {rid} (its TTL expired or it was purged)")
         return await _apply(app, job_id, delivery, "recover", runpod_status=None)
-    delivery = parse_delivery({"id": rid, **reply})
+    try:
+        delivery = parse_delivery({"id": rid, **reply})
+    except ApiError as exc:  # RunPod's answer is at fault, not the operator's request
+        raise ApiError(502, "runpod_bad_answer", f"RunPod's /status answer for {rid} is unusable: "
+                                                 f"{exc.message}") from None
     return await _apply(app, job_id, delivery, "recover", runpod_status=delivery.runpod_status)
 
 

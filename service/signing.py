@@ -19,6 +19,7 @@ import hmac
 import re
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_DIGITS = re.compile(r"[0-9]{1,12}")  # not str.isdigit(): that takes '²', which int() refuses
 _RESULT_URL_LABEL = b"goldgate.result-url.v1"
 
 
@@ -42,7 +43,7 @@ def result_signature(secret: str, key: str, expires_at: int) -> str:
 
 def verify_result_signature(secret: str, key: str, exp: str | None, sig: str | None, now: float) -> bool:
     """True if `sig` signs (key, exp) and exp is still in the future."""
-    if not exp or not sig or not exp.isdigit() or len(exp) > 12 or not _HEX64.match(sig.lower()):
+    if not exp or not sig or not _DIGITS.fullmatch(exp) or not _HEX64.match(sig.lower()):
         return False
     if int(exp) < now:
         return False
@@ -50,6 +51,7 @@ def verify_result_signature(secret: str, key: str, exp: str | None, sig: str | N
 
 
 def bearer_matches(expected_token: str, authorization: str | None) -> bool:
-    if not authorization or not authorization.startswith("Bearer "):
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 9110 section 11.1)
         return False
-    return hmac.compare_digest(expected_token.encode(), authorization[len("Bearer "):].strip().encode())
+    return hmac.compare_digest(expected_token.encode(), token.strip().encode())

@@ -117,7 +117,8 @@ def parse_delivery(payload: Any) -> Delivery:
     durations = {}
     for name in ("delayTime", "executionTime"):
         value = payload.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or (isinstance(value, float) and not math.isfinite(value))
                                   or value < 0 or value > 10**12):
             raise ApiError(400, "invalid_payload", f"RunPod payload field {name} must be a non-negative number "
                                                    "of milliseconds", field=name)

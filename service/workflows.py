@@ -92,7 +92,8 @@ def _check_value(param: Parameter, value: Any) -> Any:
                 raise bad(f"must be an integer, got {_json_type(value)}")
         measure, unit = value, ""
     elif param.type == "number":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                isinstance(value, float) and not math.isfinite(value)):
             raise bad(f"must be a finite number, got {_json_type(value)}")
         measure, unit = value, ""
     else:

@@ -278,3 +278,53 @@ def test_metrics_refuses_a_bad_since_and_a_missing_token(svc):
     status, body, _ = svc.call("GET", "/api/metrics", query="since=yesterday")
     assert status == 400 and body["error"]["code"] == "invalid_since" and "ISO 8601" in body["error"]["message"]
     assert svc.call("GET", "/api/metrics", token=None)[0] == 401
+
+
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(("raw", "code", "needle"), [
+    (b'{"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "x", "width": ' + b"9" * 5000 + b"}}", "invalid_json",
+     "more than 4300 digits"),
+    (b'{"workflow_id": "sdxl-txt2img", "inputs": ' + _nested(30_000) + b"}", "invalid_json", "nested too deeply"),
+    (b'{"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "x", "cfg": 1' + b"0" * 400 + b"}}", "invalid_input",
+     "inputs.cfg must be at most 30"),
+])
+def test_create_refuses_numbers_and_nesting_python_cannot_take_with_400_not_500(svc, raw, code, needle):
+    status, body, _ = svc.call("POST", "/api/queue/create", raw=raw)
+    assert status == 400, body
+    assert body["error"]["code"] == code and needle in body["error"]["message"], body
+    assert svc.fake.runs == [] and svc.rows("SELECT COUNT(*) AS n FROM jobs")[0]["n"] == 0
+
+
+def test_the_bearer_scheme_is_case_insensitive(svc):
+    for scheme in ("bearer", "BEARER", "Bearer"):
+        status, _, _ = svc.call("GET", "/api/workflows", token=None, headers={"authorization": f"{scheme} {API_TOKEN}"})
+        assert status == 200, scheme
+    for header in (f"Basic {API_TOKEN}", f"Bearer{API_TOKEN}", "Bearer ", f"Token {API_TOKEN}"):
+        assert svc.call("GET", "/api/workflows", token=None, headers={"authorization": header})[0] == 401, header
+
+
+@pytest.mark.parametrize("exp", ["%C2%B2", "%C2%B9%C2%B2%C2%B3", "%D9%A1%D9%A2"])
+def test_a_result_url_whose_exp_has_non_ascii_digits_is_refused_not_a_500(svc, exp):
+    _job, image = _complete(svc)
+    status, body, _ = svc.call("GET", f"/api/result/{image['key']}", token=None, query=f"exp={exp}&sig={'0' * 64}")
+    assert status == 403 and body["error"]["code"] == "url_expired_or_invalid"
+
+
+def test_recover_answers_502_when_runpod_answers_with_a_status_it_does_not_document(svc):
+    job = svc.create()
+    rid = svc.runpod_id(job["job_id"])
+    for answer in ({"id": rid, "status": "PAUSED"}, {"id": rid, "status": "FAILED", "executionTime": "soon"}):
+        svc.fake.set_status(rid, answer)
+        status, body, _ = svc.call("POST", f"/api/admin/recover/{job['job_id']}")
+        assert status == 502 and body["error"]["code"] == "runpod_bad_answer", body
+        assert "RunPod" in body["error"]["message"]
+    assert svc.job(job["job_id"])["status"] == "queued"
+
+
+@pytest.mark.parametrize("since", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00%2B01:00"])
+def test_metrics_refuses_a_since_outside_the_representable_years_with_400(svc, since):
+    status, body, _ = svc.call("GET", "/api/metrics", query=f"since={since}")
+    assert status == 400 and body["error"]["code"] == "invalid_since", body

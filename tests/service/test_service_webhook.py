@@ -225,3 +225,44 @@ def test_the_store_being_down_answers_503_and_records_nothing(svc):
     status, body, _ = svc.deliver(job["job_id"], svc.completed(job["job_id"], [image]))
     assert status == 503 and body["error"]["code"] == "store_unavailable"
     assert svc.job(job["job_id"])["status"] == "queued" and _deliveries(svc, job["job_id"]) == []
+
+
+def _deliver_raw(svc, job_id, raw):
+    return svc.call("POST", "/api/runpod/webhook", raw=raw, token=None,
+                    query=f"job={job_id}&sig={webhook_signature(WEBHOOK_SECRET, job_id)}")
+
+
+@pytest.mark.parametrize(("fields", "code", "needle"), [
+    (b'"delayTime": 1' + b"0" * 400, "invalid_payload", "delayTime"),
+    (b'"delayTime": ' + b"9" * 5000, "invalid_json", "more than 4300 digits"),
+    (b'"error": ' + b"[" * 20_000 + b"]" * 20_000, "invalid_json", "nested too deeply"),
+    (b'"output": {"timings": {"total_ms": NaN}}', "invalid_json", "NaN"),
+    (b'"output": {"timings": {"total_ms": Infinity}}', "invalid_json", "Infinity"),
+    (b'"output": {"timings": {"total_ms": 1e999}}', "invalid_json", "1e999"),
+])
+def test_a_payload_python_cannot_take_or_json_cannot_hold_is_400_and_changes_nothing(svc, fields, code, needle):
+    job = svc.create()
+    raw = b'{"id": "%s", "status": "IN_PROGRESS", ' % svc.runpod_id(job["job_id"]).encode() + fields + b"}"
+    status, body, _ = _deliver_raw(svc, job["job_id"], raw)
+    assert status == 400 and body["error"]["code"] == code and needle in body["error"]["message"], body
+    assert svc.job(job["job_id"])["status"] == "queued" and _deliveries(svc, job["job_id"]) == []
+    assert svc.call("GET", f"/api/status/{job['job_id']}")[0] == 200
+
+
+def test_a_lone_surrogate_in_the_error_text_is_stored_as_a_replacement_character(svc):
+    # JSON may escape half a UTF-16 pair (a worker's error text holding surrogate-escaped file name
+    # bytes); UTF-8, SQLite and the log cannot hold it. The failure must still be recorded, once.
+    job = svc.create()
+    raw = b'{"id": "%s", "status": "FAILED", "error": "cannot read /models/\\udcff.ckpt"}' % (
+        svc.runpod_id(job["job_id"]).encode())
+    status, body, _ = _deliver_raw(svc, job["job_id"], raw)
+    assert (status, body) == (200, {"applied": True, "reason": "applied", "status": "failed"})
+    assert svc.job(job["job_id"])["error"] == "cannot read /models/\ufffd.ckpt"
+    assert _deliver_raw(svc, job["job_id"], raw)[1]["reason"] == "duplicate"
+    assert len(_metrics(svc, job["job_id"])) == 1
+    # a proper pair is one character and stays as it is
+    other = svc.create()
+    raw = b'{"id": "%s", "status": "FAILED", "error": "\\ud83d\\ude00 \\\\ud800"}' % (
+        svc.runpod_id(other["job_id"]).encode())
+    assert _deliver_raw(svc, other["job_id"], raw)[1]["status"] == "failed"
+    assert svc.job(other["job_id"])["error"] == "\U0001F600 \\ud800"
