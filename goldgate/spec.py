@@ -8,7 +8,9 @@ Secrets are never part of the spec: they live in Pulumi secrets (cloud) or the s
 
 from __future__ import annotations
 
+import math
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +37,18 @@ ROLES = ("staging", "prod")
 
 
 def is_digest_ref(image: str) -> bool:
-    """True for `repo@sha256:<64 hex>`, the only image form a stack may run."""
-    return bool(DIGEST_REF.match(image))
+    """True for `repo@sha256:<64 hex>`, the only image form a stack may run (nothing before or after it)."""
+    return isinstance(image, str) and DIGEST_REF.fullmatch(image) is not None
+
+
+# How a bad value is quoted in an error: bounded, so a huge value or a YAML alias bomb cannot swamp the message.
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 3, 80, 80
+_SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxdict = _SHOW.maxset = 4
+
+
+def _show(value: Any) -> str:
+    return _SHOW.repr(value)
 
 
 @dataclass(frozen=True)
@@ -254,11 +266,11 @@ class _Fields:
         if value is None:
             return default
         if not isinstance(value, str) or not value.strip():
-            raise self._err(key, f"expected a non-empty string, got {value!r}")
-        if pattern and not pattern.match(value):
-            raise self._err(key, f"{value!r} does not match {pattern.pattern}")
+            raise self._err(key, f"expected a non-empty string, got {_show(value)}")
+        if pattern and not pattern.fullmatch(value):
+            raise self._err(key, f"{_show(value)} does not match {pattern.pattern}")
         if choices and value not in choices:
-            raise self._err(key, f"{value!r} is not one of {', '.join(choices)}")
+            raise self._err(key, f"{_show(value)} is not one of {', '.join(choices)}")
         return value
 
     def num(self, key: str, default: float, lo: float | None = None, hi: float | None = None,
@@ -267,8 +279,8 @@ class _Fields:
         if value is None:
             return default
         ok = isinstance(value, int) if integer else isinstance(value, int | float)
-        if not ok or isinstance(value, bool):
-            raise self._err(key, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
+        if not ok or isinstance(value, bool) or (isinstance(value, float) and math.isnan(value)):
+            raise self._err(key, f"expected {'an integer' if integer else 'a number'}, got {_show(value)}")
         if lo is not None and value < lo:
             raise self._err(key, f"{value} is below the minimum {lo}")
         if hi is not None and value > hi:
@@ -280,7 +292,7 @@ class _Fields:
         if value is None:
             return default
         if not isinstance(value, bool):
-            raise self._err(key, f"expected true or false, got {value!r}")
+            raise self._err(key, f"expected true or false, got {_show(value)}")
         return value
 
     def strs(self, key: str, required: bool = False) -> tuple[str, ...]:
@@ -288,7 +300,7 @@ class _Fields:
         if value is None:
             return ()
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise self._err(key, f"expected a list of strings, got {value!r}")
+            raise self._err(key, f"expected a list of strings, got {_show(value)}")
         if required and not value:
             raise self._err(key, "must name at least one entry")
         return tuple(value)
@@ -297,7 +309,7 @@ class _Fields:
         return _Fields(self._get(key, required), f"{self.where}.{key}", self.source)
 
     def done(self) -> None:
-        unknown = sorted(set(self.raw) - self.used)
+        unknown = sorted(set(self.raw) - self.used, key=str)
         if unknown:
             raise SpecError(f"{self.source}: {self.where}: unknown field(s) {', '.join(map(str, unknown))}")
 
@@ -305,7 +317,7 @@ class _Fields:
 def _registry_credential_id(f: _Fields) -> str | None:
     value = f.str("registry_credential_id")
     if value is not None and not REGISTRY_ID.match(value):
-        raise f._err("registry_credential_id", f"{value!r} is not a RunPod registry credential id: expected "
+        raise f._err("registry_credential_id", f"{_show(value)} is not a RunPod registry credential id: expected "
                                                "letters, digits, '_' or '-' (e.g. 6n2k8v4d), the id from RunPod's "
                                                "console or GET /v2/registries, not a registry host, image or user name")
     return value
@@ -375,13 +387,13 @@ def _faults(f: _Fields) -> Faults:
 
 def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
     """Validate one stack's mapping (a `stacks/local.yaml` entry or Pulumi's `goldgate:spec`)."""
-    if not _NAME.match(name or ""):
+    if not _NAME.fullmatch(name or ""):
         raise SpecError(f"{source}: stack name {name!r} must be lowercase letters, digits and dashes")
     f = _Fields(raw, f"stacks.{name}" if target == "local" else "goldgate:spec", source)
     role = f.str("role", required=True, choices=ROLES)
     image = f.str("image")
     if image is not None and not is_digest_ref(image):
-        raise f._err("image", f"{image!r} is not pinned by digest: use repo@sha256:<64 hex> "
+        raise f._err("image", f"{_show(image)} is not pinned by digest: use repo@sha256:<64 hex> "
                               "(a tag can be re-pointed; RunPod may keep serving a cached image for it)")
     ep = _endpoint(f.sub("endpoint", required=True), name)
     st = f.sub("storage", required=True)
@@ -450,19 +462,24 @@ def _read_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"stack file {path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"stack file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                        "save it as UTF-8") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read stack file {path}: {exc.strerror or exc}") from None
     if len(text) > 1_000_000:
         raise SpecError(f"stack file {path} is larger than 1 MB; is it the right file?")
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"stack file {path} is not valid YAML: {exc}") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: e.g. a 5,000-digit number
+        raise SpecError(f"stack file {path} is not valid YAML: {str(exc)[:500] or type(exc).__name__}") from None
 
 
 def load_local(name: str, path: Path = LOCAL_STACKS_FILE) -> StackSpec:
     """One local stack from `stacks/local.yaml`."""
     stacks = local_stack_names(path, _raw=True)
     if name not in stacks:
-        raise SpecError(f"{path}: no stack named {name!r} (stacks: {', '.join(sorted(stacks)) or 'none'})")
+        raise SpecError(f"{path}: no stack named {name!r} (stacks: {', '.join(sorted(map(str, stacks))) or 'none'})")
     return from_mapping(name, stacks[name], "local", str(path))
 
 
@@ -470,7 +487,7 @@ def local_stack_names(path: Path = LOCAL_STACKS_FILE, _raw: bool = False) -> Any
     doc = _read_yaml(path)
     if not isinstance(doc, Mapping) or not isinstance(doc.get("stacks"), Mapping):
         raise SpecError(f"{path}: expected a top-level `stacks:` mapping of stack name to settings")
-    return doc["stacks"] if _raw else sorted(doc["stacks"])
+    return doc["stacks"] if _raw else sorted(doc["stacks"], key=str)
 
 
 def load_pulumi(name: str, directory: Path = STACKS_DIR) -> StackSpec:

@@ -150,7 +150,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     deployer, ledger, paths = _deployer(args), Ledger(_home(args)), _paths(args)
     report = Path(args.report) if args.report else paths.reports_dir / "latest.json"
     if args.check:
-        decision, _ = check_gate(deployer, ledger, report)
+        decision, _, _ = check_gate(deployer, ledger, report)
         emit(args, decision.to_dict(), lambda d: _render_promotion({"gate": d, "message": (
             "gate would pass" if d["passed"] else "gate would refuse")}))
         return 0 if decision.passed else 1
@@ -266,6 +266,16 @@ def _render_release(s: dict[str, Any]) -> str:
 
 # -- registration ------------------------------------------------------------------------------
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a count of entries: use 1 or more")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     default_target = os.environ.get("GOLDGATE_TARGET", "local")
 
@@ -309,7 +319,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add("rollback", cmd_rollback, "pin an earlier verified release on PROD, deploy, smoke", golden_paths=True)
     p.add_argument("--to", help="digest, image ref or release id (default: the previous verified release)")
     p = add("history", cmd_history, "the release ledger: builds, deploys, golden runs, promotions, rollbacks")
-    p.add_argument("--limit", type=int, help="only the last N entries")
+    p.add_argument("--limit", type=_positive_int, help="only the last N entries")
     p = add("release", cmd_release, "the whole flow: build, deploy STAGING, golden, promote to PROD, smoke",
             golden_paths=True)
     build_args(p)

@@ -1,10 +1,12 @@
 """The promotion gate: a pure decision over the evidence. PROD may only take the digest STAGING runs
-now, and only with a passing, fresh golden report for exactly that digest, a mean latency within the
-threshold, and STAGING's error rate within its threshold. Every failed condition is named.
+now, and only with a passing, fresh golden report for exactly that digest, that a golden run on
+STAGING wrote and recorded in the ledger (so a report edited by hand opens nothing), a mean latency
+within the threshold, and STAGING's error rate within its threshold. Every failed condition is named.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -58,8 +60,11 @@ class GateDecision:
 
 def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thresholds,
              error_rate: ErrorRate | None, now: datetime | None = None,
-             staging_stack: str = "staging") -> GateDecision:
-    """Check the report and STAGING against the thresholds; never raises on a malformed report."""
+             staging_stack: str = "staging", recorded: Mapping[str, Any] | None = None) -> GateDecision:
+    """Check the report and STAGING against the thresholds; never raises on a malformed report.
+
+    `recorded` is the ledger's entry for the golden run that wrote this very report (matched by the
+    report's sha256), or None when no run did."""
     now = now or datetime.now(UTC)
     conds: list[Condition] = []
 
@@ -69,7 +74,8 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     cond("staging_image", staging_image is not None,
          f"STAGING runs {staging_image}" if staging_image else "STAGING has no image deployed")
     passed = report.get("passed") is True and report.get("suite", "full") == "full"
-    failures = report.get("failures") or []
+    failures = report.get("failures")
+    failures = failures if isinstance(failures, list) else []
     cond("report_passed", passed,
          "the latest golden report passed" if passed else
          "the latest golden report did not pass" + (f" ({'; '.join(map(str, failures[:3]))})" if failures else ""))
@@ -80,12 +86,22 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     cond("report_digest", same,
          f"report is for {report.get('image')}" + ("" if same else f", but STAGING now runs {staging_image}; "
                                                    "run `goldgate golden staging` for the image it runs"))
+    ran = (recorded is not None and recorded.get("kind", "golden") == "golden" and recorded.get("passed") is True
+           and recorded.get("suite") == "full" and recorded.get("stack") == staging_stack
+           and recorded.get("image") == report.get("image"))
+    cond("report_recorded", ran,
+         f"written by the golden run recorded as ledger #{recorded.get('seq')}" if ran else
+         (f"the golden run that wrote this report (ledger #{recorded.get('seq')}) is not a passing full run on "
+          f"{staging_stack} for {report.get('image')}" if recorded is not None else
+          "no golden run in the ledger wrote this report (it was edited, or comes from another state dir)")
+         + f"; run `goldgate golden {staging_stack}`")
     age = _age_s(report.get("finished_at"), now)
     fresh = age is not None and 0 <= age <= thresholds.report_max_age_s
     cond("report_fresh", fresh,
          f"report finished {age:.0f} s ago (max {thresholds.report_max_age_s} s)" if age is not None else
          f"report has no readable finished_at ({report.get('finished_at')!r})")
-    mean = (report.get("latency_s") or {}).get("mean")
+    latency = report.get("latency_s")
+    mean = latency.get("mean") if isinstance(latency, Mapping) else None
     ok_mean = isinstance(mean, int | float) and mean <= thresholds.golden_mean_latency_s
     cond("mean_latency", ok_mean,
          f"mean latency {mean} s (max {thresholds.golden_mean_latency_s:g} s)")

@@ -4,7 +4,8 @@ promotion and rollback, with its evidence. `<home>/ledger.jsonl`, one JSON objec
 Each entry carries `prev` (the previous entry's `hash`) and its own `hash` (sha256 of the entry's
 canonical JSON without `hash`), so an edited, dropped or reordered line breaks the chain and
 `verify()` names it. Appends take an exclusive lock on the file so that concurrent commands
-(a CLI run and a CI job on the same state dir) cannot interleave or fork the chain.
+(a CLI run and a CI job on the same state dir) cannot interleave or fork the chain; reads take a
+shared one, so a reader never sees half an entry.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class Ledger:
             raise ValueError(f"ledger fields may not be named {sorted(reserved)}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        with os.fdopen(fd, "r+", encoding="utf-8") as fh:
+        with os.fdopen(fd, "r+", encoding="utf-8", errors="surrogateescape") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 fh.seek(0)
@@ -108,8 +109,13 @@ class Ledger:
         """Every entry, oldest first, after verifying the chain (raises LedgerTampered)."""
         if not self.path.exists():
             return []
-        with self.path.open(encoding="utf-8") as fh:
-            return list(self._parse(fh))
+        # Undecodable bytes reach _parse as text that is not a valid entry, so the line is named.
+        with self.path.open(encoding="utf-8", errors="surrogateescape") as fh:
+            fcntl.flock(fh, fcntl.LOCK_SH)  # wait out an append in progress: its half line is not tampering
+            try:
+                return list(self._parse(fh))
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def verify(self) -> int:
         """Check the whole chain; returns the number of entries."""
@@ -125,7 +131,7 @@ class Ledger:
                 raise LedgerTampered(f"{where}: line is {len(raw)} bytes; the ledger has been altered")
             try:
                 line = json.loads(raw)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON, absurd numbers or nesting
                 raise LedgerTampered(f"{where}: not valid JSON; the ledger has been altered or truncated "
                                      "(restore it from a backup; never edit it by hand)") from None
             if not isinstance(line, dict) or "hash" not in line:

@@ -18,7 +18,7 @@ from goldgate.release.gate import ErrorRate, GateDecision, PromotionRefused, eva
 from goldgate.release.history import last_verified, release_ids
 from goldgate.release.ledger import Entry, Ledger
 from goldgate.release.lock import ReleaseLock
-from goldgate.release.report import load_report, report_sha256
+from goldgate.release.report import read_report
 from goldgate.release.rollback import RollbackOutcome, reconcile, rollback_locked
 from goldgate.release.verification import DEFAULT_PATHS, GoldenPaths, run_golden
 
@@ -60,20 +60,25 @@ class PromotionOutcome:
 
 
 def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging: str = "staging",
-               now: datetime | None = None) -> tuple[GateDecision, dict[str, Any]]:
-    """Evaluate the gate for the report at `report_path` against what STAGING runs now."""
-    report = load_report(report_path)
+               now: datetime | None = None) -> tuple[GateDecision, dict[str, Any], str]:
+    """Evaluate the gate for the report at `report_path` against what STAGING runs now; returns the
+    decision, the report and the sha256 of the report as read."""
+    report, sha = read_report(report_path)
     staging_image = deployer.current_image(staging)
     thresholds = deployer.spec(staging).thresholds
     now = now or datetime.now(UTC)
-    since = _deployed_at(ledger.entries(), staging, staging_image) or (now - timedelta(
+    entries = ledger.entries()
+    recorded = next((e.to_dict() for e in reversed(entries)
+                     if e.kind == "golden" and e.get("report_sha256") == sha), None)
+    since = _deployed_at(entries, staging, staging_image) or (now - timedelta(
         seconds=thresholds.report_max_age_s))
     error_rate: ErrorRate | None
     try:
         error_rate = deployer.error_rate(staging, since)
     except GoldgateError:
         error_rate = None
-    return evaluate(report, staging_image, thresholds, error_rate, now=now, staging_stack=staging), report
+    return evaluate(report, staging_image, thresholds, error_rate, now=now, staging_stack=staging,
+                    recorded=recorded), report, sha
 
 
 def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path | None = None,
@@ -85,8 +90,7 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
     report_path = report_path or paths.reports_dir / "latest.json"
     with ReleaseLock(home, f"promote {staging} -> {prod}"):
         reconcile(deployer, ledger, prod, progress)
-        decision, _report = check_gate(deployer, ledger, report_path, staging=staging, now=now)
-        sha = report_sha256(report_path)
+        decision, _report, sha = check_gate(deployer, ledger, report_path, staging=staging, now=now)
         if not decision.passed:
             ledger.append("promotion", phase="refused", stack=prod, image=deployer.current_image(staging),
                           report=str(report_path), report_sha256=sha, gate=decision.to_dict(), trigger=trigger)

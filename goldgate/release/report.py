@@ -100,18 +100,24 @@ def write_report(report: dict[str, Any], reports_dir: Path = REPORTS_DIR, latest
 
 
 def load_report(path: Path) -> dict[str, Any]:
+    return read_report(path)[0]
+
+
+def read_report(path: Path) -> tuple[dict[str, Any], str]:
+    """The report at `path` and the sha256 of the very bytes it was read from (what the ledger records)."""
     try:
         if path.stat().st_size > _MAX_REPORT:
             raise ReportError(f"{path} is larger than {_MAX_REPORT} bytes; it is not a golden report")
-        report = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+        report = json.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise ReportError(f"no golden report at {path}: run `goldgate golden staging` first") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReportError(f"{path} is not a readable golden report ({exc}); run `goldgate golden staging` "
-                          "again") from None
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8, bad JSON, absurd numbers
+        raise ReportError(f"{path} is not a readable golden report ({type(exc).__name__}: {str(exc)[:200]}); "
+                          "run `goldgate golden staging` again") from None
     if not isinstance(report, dict) or report.get("schema") != SCHEMA:
         raise ReportError(f"{path} is not a golden report (schema {SCHEMA} expected)")
-    return report
+    return report, hashlib.sha256(data).hexdigest()
 
 
 def report_sha256(path: Path) -> str:

@@ -13,12 +13,31 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 TOKEN = "test-token-not-a-secret"
 
+
+def write_case(d: Path, name: str, text: str) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{name}.yaml").write_text(text)
+
+
+def golden_suite(root: Path) -> Path:
+    """Two golden cases (one of them smoke) and their references under `root`, as the stand-in renders them."""
+    cases = root / "cases"
+    write_case(cases, "square", "workflow: wf-a\nsmoke: true\ninputs: {prompt: p1, seed: 1, width: 64, height: 64}\n"
+                                "expect: {images: 1, width: 64, height: 64, max_hash_distance: 4}\n")
+    write_case(cases, "batch", "workflow: wf-b\ninputs: {prompt: p2, seed: 2, width: 48, height: 32, batch_size: 2}\n"
+                               "expect: {images: 2, width: 48, height: 32}\n")
+    refs = root / "references"
+    refs.mkdir()
+    (refs / "square.png").write_bytes(render_png("wf-a:p1:1:0", 64, 64))
+    (refs / "batch.png").write_bytes(render_png("wf-b:p2:2:0", 48, 32))
+    return root
 
 
 def render_png(seed: str, width: int = 64, height: int = 64) -> bytes:

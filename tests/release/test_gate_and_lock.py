@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from release_support import TOKEN, StandInApi, golden_suite, standin_api
 
 from goldgate.release.gate import ErrorRate, PromotionRefused, evaluate
+from goldgate.release.golden import ApiAccess
+from goldgate.release.ledger import Ledger
 from goldgate.release.lock import ReleaseLock, ReleaseLocked
+from goldgate.release.promote import check_gate, promote
+from goldgate.release.verification import GoldenPaths, run_golden
 from goldgate.spec import Thresholds
 
 A = "local/worker@sha256:" + "a" * 64
@@ -30,8 +37,11 @@ def failed(decision) -> list[str]:
     return [c.name for c in decision.conditions if not c.passed]
 
 
+RECORDED = {"kind": "golden", "seq": 7, "stack": "staging", "image": A, "suite": "full", "passed": True}
+
+
 def test_a_fresh_passing_report_for_the_staging_digest_passes() -> None:
-    d = evaluate(report(), A, THR, ErrorRate(40, 1, "t"), now=NOW)
+    d = evaluate(report(), A, THR, ErrorRate(40, 1, "t"), now=NOW, recorded=RECORDED)
     assert d.passed and d.image == A and failed(d) == []
 
 
@@ -77,3 +87,44 @@ def test_the_lock_is_released_when_its_holder_dies(tmp_path: Path) -> None:
     assert subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False, timeout=60).returncode == 3
     with ReleaseLock(tmp_path, "after a crash"):
         pass
+
+
+class Stacks:
+    """What the gate reads of a deployer: the pins, thresholds, STAGING's API and its error rate."""
+
+    target = "local"
+
+    def __init__(self, api_url: str, pins: dict[str, str]) -> None:
+        self.api_url, self.pins = api_url, pins
+
+    def current_image(self, stack: str) -> str | None:
+        return self.pins.get(stack)
+
+    def spec(self, stack: str) -> SimpleNamespace:
+        return SimpleNamespace(thresholds=Thresholds(), workflow_version="2026.11.0")
+
+    def api_access(self, stack: str) -> ApiAccess:
+        return ApiAccess(self.api_url, TOKEN)
+
+    def error_rate(self, stack: str, since: datetime) -> ErrorRate:
+        return ErrorRate(10, 0, "t")
+
+
+def test_a_failed_report_edited_to_pass_does_not_open_the_gate(tmp_path: Path) -> None:
+    suite, home = golden_suite(tmp_path / "golden"), tmp_path / "home"
+    paths = GoldenPaths(cases_dir=suite / "cases", references_dir=suite / "references", reports_dir=suite / "reports")
+    ledger, latest = Ledger(home), paths.reports_dir / "latest.json"
+    with standin_api(StandInApi(image_tag=A)) as api:
+        stacks = Stacks(api.url, {"staging": A})
+        assert run_golden(stacks, "staging", ledger, paths=paths, poll_s=0.01).passed
+        assert check_gate(stacks, ledger, latest)[0].passed        # the report the run wrote opens the gate
+        api.fail_workflows.add("wf-b")
+        assert not run_golden(stacks, "staging", ledger, paths=paths, poll_s=0.01).passed
+    edited = json.loads(latest.read_text())
+    edited.update(passed=True, failures=[])
+    latest.write_text(json.dumps(edited))
+    decision = check_gate(stacks, ledger, latest)[0]
+    assert failed(decision) == ["report_recorded"]
+    with pytest.raises(PromotionRefused, match="report_recorded: no golden run in the ledger wrote this report"):
+        promote(stacks, ledger, home, paths=paths)
+    assert "prod" not in stacks.pins

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from release_support import TOKEN, StandInApi, render_png, standin_api
+from release_support import TOKEN, StandInApi, golden_suite, render_png, standin_api, write_case
 
 from goldgate.release.cases import load_cases
 from goldgate.release.golden import ApiAccess, SuiteTarget, run_suite
@@ -18,23 +18,9 @@ from goldgate.spec import Thresholds
 IMAGE = "local/worker@sha256:" + "a" * 64
 
 
-def write_case(d: Path, name: str, text: str) -> None:
-    d.mkdir(parents=True, exist_ok=True)
-    (d / f"{name}.yaml").write_text(text)
-
-
 @pytest.fixture
 def golden_dir(tmp_path: Path) -> Path:
-    cases = tmp_path / "cases"
-    write_case(cases, "square", "workflow: wf-a\nsmoke: true\ninputs: {prompt: p1, seed: 1, width: 64, height: 64}\n"
-                                "expect: {images: 1, width: 64, height: 64, max_hash_distance: 4}\n")
-    write_case(cases, "batch", "workflow: wf-b\ninputs: {prompt: p2, seed: 2, width: 48, height: 32, batch_size: 2}\n"
-                               "expect: {images: 2, width: 48, height: 32}\n")
-    refs = tmp_path / "references"
-    refs.mkdir()
-    (refs / "square.png").write_bytes(render_png("wf-a:p1:1:0", 64, 64))
-    (refs / "batch.png").write_bytes(render_png("wf-b:p2:2:0", 48, 32))
-    return tmp_path
+    return golden_suite(tmp_path)
 
 
 def target(image: str | None = IMAGE, **thr: float) -> SuiteTarget:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import multiprocessing
+import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -72,6 +75,35 @@ def test_concurrent_appends_from_processes_keep_one_chain(tmp_path: Path) -> Non
     assert Ledger(tmp_path).verify() == 75
 
 
+def test_a_reader_never_mistakes_an_append_in_progress_for_tampering(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "home")
+    ledger.append("build", image=A, release_id="r1")
+    shutil.copytree(tmp_path / "home", tmp_path / "copy")
+    line = Ledger(tmp_path / "copy").append("golden", stack="staging", image=A, passed=False,
+                                            failures=[f"case-{i}: perceptual_hash: distance 30" for i in range(20)])
+    raw = json.dumps(line.to_dict(), sort_keys=True, separators=(",", ":")) + "\n"
+    seen: list[object] = []
+    with ledger.path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)           # an append is half-way through its line
+        fh.write(raw[:100])
+        fh.flush()
+        reader = threading.Thread(target=lambda: seen.append(_read(ledger)))
+        reader.start()
+        reader.join(0.5)                         # give the reader every chance to see the half line
+        fh.write(raw[100:])
+        fh.flush()
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    reader.join()
+    assert seen == [2]
+
+
+def _read(ledger: Ledger) -> object:
+    try:
+        return len(ledger.entries())
+    except LedgerTampered as exc:
+        return exc
+
+
 def test_reserved_and_unknown_kinds_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown ledger kind"):
         Ledger(tmp_path).append("coffee")
@@ -100,6 +132,25 @@ def test_only_smoke_verified_prod_images_are_verified_releases(tmp_path: Path) -
     assert [r.image for r in verified_releases(entries)] == [A, C]
     assert last_verified(entries, exclude=C).image == A
     assert verified_releases(entries)[0].release_id == "2026.11.0-gaaaa-m1"
+
+
+def rolled_back(ledger: Ledger, frm: str, to: str) -> None:
+    intent = ledger.append("rollback", phase="intent", stack="prod", image=to, before=frm, reason="manual")
+    ledger.append("rollback", phase="outcome", intent_seq=intent.seq, stack="prod", image=to, before=frm, after=to,
+                  prod_image=to, outcome="rolled_back", reason="manual")
+
+
+def test_a_second_rollback_goes_further_back_not_to_the_release_rolled_away_from(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    for image in (A, B, C):
+        promoted(ledger, image)
+    rolled_back(ledger, frm=C, to=B)                 # the operator took PROD off C
+    assert last_verified(ledger.entries(), exclude=B).image == A
+    rolled_back(ledger, frm=B, to=A)
+    assert last_verified(ledger.entries(), exclude=A) is None
+    assert resolve(ledger.entries(), C).image == C   # still reachable by name, deliberately
+    promoted(ledger, C)                              # promoted again after a fix: a target once more
+    assert last_verified(ledger.entries(), exclude=A).image == C
 
 
 def test_resolve_accepts_ref_digest_prefix_and_release_id(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ Pulumi's own `stack history` keeps each update's config.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -56,7 +57,7 @@ class CloudDeployer:
     def from_env(cls) -> CloudDeployer:
         return cls(CloudSettings(project_dir=Path(os.environ.get("GOLDGATE_PROJECT_DIR") or REPO_ROOT),
                                  pulumi_root=os.environ.get("GOLDGATE_PULUMI_ROOT") or None,
-                                 rollout_timeout_s=float(os.environ.get("GOLDGATE_ROLLOUT_TIMEOUT_S") or 1800)))
+                                 rollout_timeout_s=_seconds_from_env("GOLDGATE_ROLLOUT_TIMEOUT_S", 1800.0)))
 
     # -- Pulumi ---------------------------------------------------------------------------------
 
@@ -180,6 +181,19 @@ def wait_for_rollout(client: Any, endpoint_id: str, image: str, *, timeout_s: fl
             raise CloudDeployFailed(f"rollout of endpoint {endpoint_id} did not finish within {timeout_s:g} s "
                                     f"({state}; endpoint image {endpoint.image}); the config pins {image}")
         time.sleep(poll_s)
+
+
+def _seconds_from_env(name: str, default: float) -> float:
+    text = os.environ.get(name) or ""
+    if not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise CloudDeployFailed(f"{name}={text!r} is not a number of seconds greater than 0 (e.g. 1800)")
+    return value
 
 
 def _default_control_client(api_key: str, base_url: str) -> Any:
