@@ -159,7 +159,8 @@ class RunPodEndpointProvider(dyn.ResourceProvider):
         if not news.get("gpu_pools"):
             failures.append(dyn.CheckFailure("gpu_pools", "name at least one RunPod GPU pool (e.g. ADA_24)"))
         if news.get("scaler_type") == "REQUEST_COUNT":
-            # RunPod rejects idleTimeout with REQUEST_COUNT on queue endpoints; goldgate.runpod always sends it.
+            # RunPod rejects idleTimeout with REQUEST_COUNT on queue endpoints and leaves it out of its answers,
+            # so this resource's idle timeout (sent on updates, compared on refresh) could never settle.
             failures.append(dyn.CheckFailure("scaler_type", "REQUEST_COUNT scaling cannot carry an idle timeout on "
                                              "a queue endpoint: use QUEUE_DELAY (endpoint.scaler_type)"))
         registry = news.get("registry")

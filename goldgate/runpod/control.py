@@ -42,7 +42,7 @@ from goldgate.runpod.resources import (
     ReleaseHistory,
     WorkerList,
 )
-from goldgate.runpod.transport import ClientBase, RetryPolicy, Transport
+from goldgate.runpod.transport import ClientBase, RetryPolicy, T, Transport
 
 DEFAULT_CONTROL_BASE = "https://api.runpod.io"
 
@@ -61,10 +61,10 @@ class ControlPlaneClient(ClientBase):
     # endpoints
 
     def create_endpoint(self, config: EndpointConfig) -> Endpoint:
-        return Endpoint.from_wire(self._object("POST", "/v2/serverless", json=config.to_create_body()))
+        return self._object("POST", "/v2/serverless", Endpoint.from_wire, json=config.to_create_body())
 
     def get_endpoint(self, endpoint_id: str) -> Endpoint:
-        return Endpoint.from_wire(self._object("GET", f"/v2/serverless/{_seg(endpoint_id)}"))
+        return self._object("GET", f"/v2/serverless/{_seg(endpoint_id)}", Endpoint.from_wire)
 
     def find_endpoint(self, endpoint_id: str) -> Endpoint | None:
         """Like get_endpoint, but None when it does not exist (for providers' read/refresh)."""
@@ -74,19 +74,14 @@ class ControlPlaneClient(ClientBase):
             return None
 
     def list_endpoints(self) -> tuple[Endpoint, ...]:
-        body = self._object("GET", "/v2/serverless")
-        items = body.get("endpoints")
-        if not isinstance(items, list):
-            raise RunPodProtocolError("RunPod endpoint list lacks 'endpoints': the API changed or the base "
-                                      "URL is wrong")
-        return tuple(Endpoint.from_wire(e) for e in items)
+        return self._object("GET", "/v2/serverless", _items("endpoints", Endpoint.from_wire))
 
     def update_endpoint(self, endpoint_id: str, patch: EndpointPatch) -> Endpoint:
         """PATCH only the fields set in `patch`; an empty patch just reads the endpoint."""
         if patch.is_empty():
             return self.get_endpoint(endpoint_id)
-        return Endpoint.from_wire(self._object("PATCH", f"/v2/serverless/{_seg(endpoint_id)}",
-                                               json=patch.to_update_body()))
+        return self._object("PATCH", f"/v2/serverless/{_seg(endpoint_id)}", Endpoint.from_wire,
+                            json=patch.to_update_body())
 
     def delete_endpoint(self, endpoint_id: str, *, missing_ok: bool = True) -> bool:
         """Delete; True if it was deleted, False if it was already gone (and `missing_ok`)."""
@@ -101,20 +96,20 @@ class ControlPlaneClient(ClientBase):
     # releases and workers
 
     def list_releases(self, endpoint_id: str) -> ReleaseHistory:
-        return ReleaseHistory.from_wire(self._object("GET", f"/v2/serverless/{_seg(endpoint_id)}/releases"))
+        return self._object("GET", f"/v2/serverless/{_seg(endpoint_id)}/releases", ReleaseHistory.from_wire)
 
     def list_workers(self, endpoint_id: str) -> WorkerList:
-        return WorkerList.from_wire(self._object("GET", f"/v2/serverless/{_seg(endpoint_id)}/workers"))
+        return self._object("GET", f"/v2/serverless/{_seg(endpoint_id)}/workers", WorkerList.from_wire)
 
     # registry credentials (write-only: only id and name ever come back)
 
     def create_registry(self, credential: RegistryCredential) -> Registry:
         """Store a private-registry login; errors never show its username or password."""
-        return Registry.from_wire(self._object("POST", "/v2/registries", json=credential.to_create_body(),
-                                               redact=credential.secrets()))
+        return self._object("POST", "/v2/registries", Registry.from_wire, json=credential.to_create_body(),
+                            redact=credential.secrets())
 
     def get_registry(self, registry_id: str) -> Registry:
-        return Registry.from_wire(self._object("GET", f"/v2/registries/{_seg(registry_id, 'registry id')}"))
+        return self._object("GET", f"/v2/registries/{_seg(registry_id, 'registry id')}", Registry.from_wire)
 
     def find_registry(self, registry_id: str) -> Registry | None:
         """Like get_registry, but None when it does not exist (for providers' read/refresh)."""
@@ -124,12 +119,7 @@ class ControlPlaneClient(ClientBase):
             return None
 
     def list_registries(self) -> tuple[Registry, ...]:
-        body = self._object("GET", "/v2/registries")
-        items = body.get("registries")
-        if not isinstance(items, list):
-            raise RunPodProtocolError("RunPod registry list lacks 'registries': the API changed or the base "
-                                      "URL is wrong")
-        return tuple(Registry.from_wire(r) for r in items)
+        return self._object("GET", "/v2/registries", _items("registries", Registry.from_wire))
 
     def delete_registry(self, registry_id: str, *, missing_ok: bool = True) -> bool:
         """Delete; True if it was deleted, False if it was already gone (and `missing_ok`).
@@ -146,15 +136,32 @@ class ControlPlaneClient(ClientBase):
     # catalog
 
     def list_gpu_types(self) -> tuple[GpuType, ...]:
-        body = self._object("GET", "/v2/catalog/gpus")
-        return tuple(GpuType.from_wire(g) for g in body.get("gpus") or ())
+        return self._object("GET", "/v2/catalog/gpus",
+                            lambda body: tuple(GpuType.from_wire(g) for g in body.get("gpus") or ()))
 
-    def _object(self, method: str, path: str, *, json: Any = None, redact: tuple[str, ...] = ()) -> dict[str, Any]:
-        body = self._http.request(method, path, json=json, redact=redact)
-        if not isinstance(body, dict):
-            raise RunPodProtocolError(f"{method} {self.base_url}{path} answered {type(body).__name__}, not a "
-                                      "JSON object: the API changed or the base URL is wrong")
-        return body
+    def _object(self, method: str, path: str, parse: Callable[[dict[str, Any]], T], *, json: Any = None,
+                redact: tuple[str, ...] = ()) -> T:
+        """`parse` the JSON object RunPod answers with (anything else is a RunPodProtocolError)."""
+
+        def read(body: Any) -> T:
+            if not isinstance(body, dict):
+                raise RunPodProtocolError(f"answered {type(body).__name__}, not a JSON object: the API changed or "
+                                          "the base URL is wrong")
+            return parse(body)
+
+        return self._read(method, path, read, json=json, redact=redact)
+
+
+def _items(key: str, parse: Callable[[Any], T]) -> Callable[[dict[str, Any]], tuple[T, ...]]:
+    """A list answer ({"endpoints": [...]}) -> a tuple of values."""
+
+    def read(body: dict[str, Any]) -> tuple[T, ...]:
+        items = body.get(key)
+        if not isinstance(items, list):
+            raise RunPodProtocolError(f"the answer lacks the {key!r} list: the API changed or the base URL is wrong")
+        return tuple(parse(item) for item in items)
+
+    return read
 
 
 def _seg(value: str, what: str = "endpoint id") -> str:

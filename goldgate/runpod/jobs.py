@@ -116,33 +116,32 @@ class DataPlaneClient(ClientBase):
 
     def run(self, job_input: Mapping[str, Any], *, webhook: str | None = None,
             policy: JobPolicy | None = None) -> JobStatus:
-        return JobStatus.from_wire(self._http.request("POST", "/run", json=_job_body(job_input, webhook, policy)))
+        return self._read("POST", "/run", JobStatus.from_wire, json=_job_body(job_input, webhook, policy))
 
     def runsync(self, job_input: Mapping[str, Any], *, webhook: str | None = None,
                 policy: JobPolicy | None = None, wait_ms: int | None = None) -> JobStatus:
         """Waits server-side (RunPod's default 90 s, or `wait_ms`); may return IN_QUEUE/IN_PROGRESS."""
         params = {"wait": int(wait_ms)} if wait_ms is not None else None
         timeout = (wait_ms / 1000.0 + 30.0) if wait_ms is not None else 120.0
-        return JobStatus.from_wire(self._http.request(
-            "POST", "/runsync", json=_job_body(job_input, webhook, policy), params=params, timeout_s=timeout))
+        return self._read("POST", "/runsync", JobStatus.from_wire, json=_job_body(job_input, webhook, policy),
+                          params=params, timeout_s=timeout)
 
     def status(self, job_id: str) -> JobStatus:
-        return JobStatus.from_wire(self._http.request("GET", f"/status/{_seg(job_id)}"))
+        return self._read("GET", f"/status/{_seg(job_id)}", JobStatus.from_wire)
 
     def cancel(self, job_id: str) -> JobStatus:
-        return JobStatus.from_wire(self._http.request("POST", f"/cancel/{_seg(job_id)}"))
+        return self._read("POST", f"/cancel/{_seg(job_id)}", JobStatus.from_wire)
 
     def retry(self, job_id: str) -> JobStatus:
         """Requeue a FAILED or TIMED_OUT job under the same id."""
-        return JobStatus.from_wire(self._http.request("POST", f"/retry/{_seg(job_id)}"))
+        return self._read("POST", f"/retry/{_seg(job_id)}", JobStatus.from_wire)
 
     def purge_queue(self) -> int:
         """Drop every IN_QUEUE job; returns how many were removed."""
-        body = self._http.request("POST", "/purge-queue")
-        return int((body or {}).get("removed") or 0)
+        return self._read("POST", "/purge-queue", lambda body: int((body or {}).get("removed") or 0))
 
     def health(self) -> Health:
-        return Health.from_wire(self._http.request("GET", "/health"))
+        return self._read("GET", "/health", Health.from_wire)
 
 
 def _job_body(job_input: Mapping[str, Any], webhook: str | None, policy: JobPolicy | None) -> dict[str, Any]:

@@ -59,8 +59,9 @@ class EndpointConfig:
     """What goldgate declares about a serverless endpoint (the create body). GPU endpoints only.
 
     `timeout_ms` is the endpoint's default execution timeout; `idle_timeout_s` how long an idle worker
-    lives. `registry` is the id of a RunPod registry credential (`ControlPlaneClient.create_registry`) for
-    pulling a private image; None pulls anonymously."""
+    lives (not sent with REQUEST_COUNT scaling: RunPod refuses it there). `registry` is the id of a RunPod
+    registry credential (`ControlPlaneClient.create_registry`) for pulling a private image; None pulls
+    anonymously."""
 
     name: str
     image: str
@@ -84,10 +85,12 @@ class EndpointConfig:
             raise ValueError("EndpointConfig.registry must be a registry credential id or None")
 
     def to_create_body(self) -> dict[str, Any]:
+        workers: dict[str, Any] = {"min": self.workers_min, "max": self.workers_max}
+        if self.scaling.type != "REQUEST_COUNT":  # RunPod rejects idleTimeout on a queue endpoint scaling on it
+            workers["idleTimeout"] = self.idle_timeout_s
         body: dict[str, Any] = {
             "name": self.name, "type": "QUEUE", "image": self.image, "env": dict(self.env),
-            "gpu": {"pools": list(self.gpu_pools), "count": self.gpu_count},
-            "workers": {"min": self.workers_min, "max": self.workers_max, "idleTimeout": self.idle_timeout_s},
+            "gpu": {"pools": list(self.gpu_pools), "count": self.gpu_count}, "workers": workers,
             "scaling": self.scaling.to_wire(), "timeout": self.timeout_ms, "flashboot": self.flashboot,
         }
         if self.data_center_ids:

@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 
@@ -22,6 +22,7 @@ from goldgate.runpod.errors import (
 )
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,21 @@ class ClientBase:
     """What every RunPod client shares: its transport's base URL, close, and use as a context manager."""
 
     _http: Transport
+
+    def _read(self, method: str, path: str, parse: Callable[[Any], T], *, redact: tuple[str, ...] = (),
+              **kw: Any) -> T:
+        """Request, then `parse` the JSON answer: a 2xx body this client cannot read is a RunPodProtocolError
+        naming the request, never a bare TypeError from deep inside a value's `from_wire`."""
+        body = self._http.request(method, path, redact=redact, **kw)
+        where = f"{method} {self.base_url}{path}"
+        try:
+            return parse(body)
+        except RunPodProtocolError as exc:
+            raise RunPodProtocolError(self._http._scrub(redact, f"{where}: {exc}")) from None
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            raise RunPodProtocolError(self._http._scrub(redact,
+                f"{where} answered JSON this client cannot read ({type(exc).__name__}: {exc}): the API changed "
+                "or the base URL is wrong")) from None
 
     @property
     def base_url(self) -> str:

@@ -223,3 +223,34 @@ def test_job_policy_and_endpoint_base_parsing() -> None:
         DataPlaneClient.for_endpoint_base(API_KEY, "abc")
     with pytest.raises(ValueError):
         DataPlaneClient(API_KEY, "ep1", "http://127.0.0.1:1/v2").status("")
+
+
+def test_request_count_scaling_sends_no_idle_timeout_so_runpod_accepts_it(make_stack) -> None:
+    # RunPod rejects workers.idleTimeout on a queue endpoint that scales on REQUEST_COUNT (the spec's
+    # EndpointWorkers.idleTimeout), and leaves it out of the endpoint it returns.
+    stack = make_stack()
+    config = EndpointConfig(name="by-count", image="repo@sha256:" + "e" * 64, gpu_pools=("ADA_24",),
+                            scaling=Scaling("REQUEST_COUNT", 2), idle_timeout_s=30)
+    assert "idleTimeout" not in config.to_create_body()["workers"]
+    ep = stack.control.create_endpoint(config)
+    assert ep.scaling == Scaling("REQUEST_COUNT", 2) and ep.idle_timeout_s is None
+    assert "idleTimeout" in EndpointConfig(name="by-delay", image="i", gpu_pools=("ADA_24",)).to_create_body()["workers"]
+
+
+@pytest.mark.parametrize("path, body, call", [
+    ("/v2/serverless/e1", {"id": "e1", "name": "x", "workers": {"min": "many"}, "scaling": {}},
+     lambda c, d: c.get_endpoint("e1")),
+    ("/v2/serverless/e1", {"id": "e1", "name": "x", "workers": {}, "scaling": "fast"},
+     lambda c, d: c.get_endpoint("e1")),
+    ("/v2/serverless/e1/releases", {"rollout": None, "releases": []}, lambda c, d: c.list_releases("e1")),
+    ("/v2/serverless/e1/workers", {"workers": [1, 2]}, lambda c, d: c.list_workers("e1")),
+    ("/v2/catalog/gpus", {"gpus": {"a": 1}}, lambda c, d: c.list_gpu_types()),
+    ("/v2/ep1/health", {"jobs": [1], "workers": 3}, lambda c, d: d.health()),
+    ("/v2/ep1/purge-queue", {"removed": "all"}, lambda c, d: d.purge_queue()),
+], ids=["endpoint-int", "endpoint-scaling", "releases", "workers", "gpus", "health", "purge"])
+def test_a_2xx_body_of_the_wrong_shape_is_a_protocol_error(flaky, path: str, body: Any, call: Any) -> None:
+    rp = flaky({path: [(200, body, {})]})
+    with ControlPlaneClient(API_KEY, rp.base, retry=FAST) as control, \
+            DataPlaneClient(API_KEY, "ep1", rp.base, retry=FAST) as data, \
+            pytest.raises(RunPodProtocolError, match=re.escape(path)):
+        call(control, data)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 from typing import Any
 
 import httpx
 import pytest
 from emulator_harness import API_KEY, wait_for
+from test_runpod_client import _operation
 
 from goldgate.local.runpod import EmulatorConfig, RunPodEmulator
-from goldgate.local.runpod.openapi import component, schema_errors
+from goldgate.local.runpod.openapi import component, schema_errors, spec
 from goldgate.runpod import ControlPlaneClient, EndpointPatch, RunPodNotFound
 
 IMG1 = "local/worker@sha256:" + "1" * 64
@@ -148,3 +151,128 @@ def test_endpoints_survive_an_emulator_restart_with_a_state_file(tmp_path) -> No
         cp.delete_endpoint(ep.id)
         with pytest.raises(RunPodNotFound):
             cp.get_endpoint(ep.id)
+
+
+def _declared(op: dict[str, Any], status: int) -> tuple[str | None, str | None]:
+    """(media type, schema pointer) the spec declares for an operation's answer with this status."""
+    answer = op["responses"].get(str(status)) or op["responses"]["default"]
+    if "$ref" in answer:
+        answer = spec()["components"]["responses"][answer["$ref"].rsplit("/", 1)[1]]
+    for media, content in (answer.get("content") or {}).items():
+        return media, content["schema"]["$ref"]
+    return None, None
+
+
+def _template(pattern: str) -> str:
+    """An emulator route regex -> the spec's path template: (?P<id>[^/]+) -> {id}."""
+    return re.sub(r"\(\?P<\w+>[^)]*\)", "{id}", pattern)
+
+
+def test_every_control_plane_route_is_a_spec_operation_and_answers_as_declared(make_stack) -> None:
+    stack = make_stack()
+    problems: list[str] = []
+    seen: set[tuple[str, str]] = set()
+
+    def check(response: httpx.Response) -> None:
+        response.read()
+        request = response.request
+        op = _operation(request.method, request.url.path)
+        if op is None:
+            problems.append(f"{request.method} {request.url.path} is not a spec operation")
+            return
+        seen.add((request.method, op["operationId"]))
+        media, schema = _declared(op, response.status_code)
+        if schema is None:
+            if response.content:
+                problems.append(f"{op['operationId']} {response.status_code}: the spec declares no body")
+            return
+        if response.headers.get("content-type") != media:
+            problems.append(f"{op['operationId']} {response.status_code}: {response.headers.get('content-type')} "
+                            f"is not {media}")
+        problems.extend(f"{op['operationId']} {response.status_code}: {e}" for e in
+                        schema_errors(schema, response.json()))
+
+    with httpx.Client(base_url=stack.emulator.base_url, headers={"Authorization": f"Bearer {API_KEY}"},
+                      event_hooks={"response": [check]}) as http:
+        reg = http.post("/v2/registries", json={"name": "r", "username": "robot", "password": "pw-1"}).json()
+        http.get("/v2/registries")
+        http.get(f"/v2/registries/{reg['id']}")
+        eid = http.post("/v2/serverless", json={**CREATE, "registry": reg["id"]}).json()["id"]
+        http.get("/v2/serverless")
+        http.get(f"/v2/serverless/{eid}")
+        http.patch(f"/v2/serverless/{eid}", json={"image": IMG2, "registry": None,
+                                                  "scaling": {"type": "REQUEST_COUNT", "requestCount": 2}})
+        http.get(f"/v2/serverless/{eid}/releases")
+        http.get(f"/v2/serverless/{eid}/workers")
+        http.get("/v2/catalog/gpus")
+        for answer in (http.get("/v2/serverless/missing0"), http.post("/v2/serverless", json={"name": "x"}),
+                       http.patch(f"/v2/serverless/{eid}", json={"workers": {"min": 9, "max": 1}}),
+                       http.get("/v2/serverless", headers={"Authorization": "Bearer wrong"}),
+                       http.get("/v2/registries/missing0"), http.post("/v2/registries", json={})):
+            assert answer.status_code in (400, 401, 404, 422)
+        http.delete(f"/v2/registries/{reg['id']}")
+        http.delete(f"/v2/serverless/{eid}")
+    assert problems == []
+    served = {(m, _template(p.pattern)) for m, p, _, _ in stack.emulator._server.app.routes
+              if p.pattern.startswith(("/v2/serverless", "/v2/registries", "/v2/catalog"))}
+    assert all(_operation(m, t.replace("{id}", "x")) for m, t in served), served
+    assert len(seen) == len(served)  # every operation the emulator serves was exercised above
+
+
+def test_control_plane_errors_are_problem_json_before_routing_too(make_stack) -> None:
+    stack = make_stack()
+    host, port = stack.emulator.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /v2/serverless HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + API_KEY.encode()
+                     + b"\r\nContent-Length: 1000000000\r\n\r\n{")
+        answer = b""
+        while chunk := sock.recv(4096):  # the emulator closes the connection after refusing
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413") and b"Content-Type: application/problem+json" in head
+    _valid("ErrorResponse", json.loads(body))
+    with _http(stack) as http:
+        not_emulated = http.get("/v2/templates")  # a REST v2 collection the emulator does not model
+    assert not_emulated.status_code == 404 and not_emulated.headers["content-type"] == "application/problem+json"
+    _valid("ErrorResponse", not_emulated.json())
+
+
+def test_the_control_plane_wants_the_bearer_scheme(make_stack) -> None:
+    stack = make_stack()
+    for header in (API_KEY, f"Basic {API_KEY}", "Bearer"):
+        response = httpx.get(f"{stack.emulator.base_url}/v2/serverless", headers={"Authorization": header})
+        assert response.status_code == 401, header
+        _valid("ErrorResponse", response.json())
+    assert httpx.get(f"{stack.emulator.base_url}/v2/serverless",
+                     headers={"Authorization": f"bearer {API_KEY}"}).status_code == 200  # the scheme is caseless
+
+
+def test_a_template_id_is_refused_as_unknown_not_silently_ignored(make_stack) -> None:
+    stack = make_stack()
+    with _http(stack) as http:
+        created = http.post("/v2/serverless", json={**CREATE, "templateId": "30zmvf89kd"})
+        assert created.status_code == 404 and "template 30zmvf89kd" in created.json()["detail"]
+        assert http.get("/v2/serverless").json() == {"endpoints": []}
+        eid = http.post("/v2/serverless", json=CREATE).json()["id"]
+        patched = http.patch(f"/v2/serverless/{eid}", json={"templateId": "30zmvf89kd", "image": IMG2})
+        assert patched.status_code == 404 and "template 30zmvf89kd" in patched.json()["detail"]
+        assert http.get(f"/v2/serverless/{eid}").json()["image"] == IMG1
+
+
+def test_request_count_scaling_takes_no_idle_timeout(make_stack) -> None:
+    # The spec (EndpointWorkers.idleTimeout): rejected on create/update and omitted from responses when a
+    # queue endpoint scales on REQUEST_COUNT.
+    stack = make_stack()
+    by_count = {"type": "REQUEST_COUNT", "requestCount": 2}
+    with _http(stack) as http:
+        refused = http.post("/v2/serverless", json={**CREATE, "scaling": by_count})
+        assert refused.status_code == 400 and "idleTimeout" in refused.json()["detail"]
+        created = http.post("/v2/serverless", json={**CREATE, "scaling": by_count, "workers": {"min": 0, "max": 2}})
+        assert created.status_code == 201 and created.json()["workers"] == {"min": 0, "max": 2}
+        eid = created.json()["id"]
+        assert http.patch(f"/v2/serverless/{eid}", json={"workers": {"idleTimeout": 5}}).status_code == 400
+        back = http.patch(f"/v2/serverless/{eid}", json={"scaling": {"type": "QUEUE_DELAY", "queueDelay": 4},
+                                                         "workers": {"idleTimeout": 7}})
+        assert back.status_code == 200 and back.json()["workers"]["idleTimeout"] == 7
+        again = http.patch(f"/v2/serverless/{eid}", json={"scaling": by_count})
+        assert again.status_code == 200 and "idleTimeout" not in again.json()["workers"]

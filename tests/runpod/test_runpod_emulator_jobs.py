@@ -199,3 +199,29 @@ def test_worker_logs_go_to_the_logs_dir(make_stack) -> None:
     assert "Starting Serverless Worker" in log
     emulator_log = (stack.emulator.logs_dir / "runpod-emulator.jsonl").read_text()
     assert API_KEY not in emulator_log and stack.emulator.worker_token not in emulator_log
+
+
+@pytest.mark.parametrize("body", [
+    b'{"input": {"x": NaN}}', b'{"input": {"x": -Infinity}}',  # Python's json takes these; JSON does not
+    b'{"input": {"deep": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
+], ids=["nan", "infinity", "deep"])
+def test_json_that_is_not_json_is_a_400_on_both_planes(make_stack, body: bytes) -> None:
+    stack = make_stack()
+    ep = stack.endpoint(workers_max=0)
+    h = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    run = httpx.post(f"{stack.emulator.endpoint_base}/{ep.id}/run", content=body, headers=h)
+    assert run.status_code == 400 and "not valid JSON" in run.json()["error"], run.text
+    create = httpx.post(f"{stack.emulator.api_base}/serverless", content=body, headers=h)
+    assert create.status_code == 400 and "not valid JSON" in create.json()["detail"], create.text
+    assert stack.jobs(ep.id).health().jobs["inQueue"] == 0
+
+
+def test_a_chunked_body_is_refused_as_such_not_read_as_empty(make_stack) -> None:
+    stack = make_stack()
+    ep = stack.endpoint(workers_max=0)
+    with httpx.Client(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+        sent = http.post(f"{stack.emulator.endpoint_base}/{ep.id}/run",
+                         content=iter([b'{"input": {"n": 1}}']))  # an iterator body goes out chunked
+        assert sent.request.headers["transfer-encoding"] == "chunked"
+        assert sent.status_code == 411 and "Content-Length" in sent.json()["error"]
+        assert http.get(f"{stack.emulator.endpoint_base}/{ep.id}/health").json()["jobs"]["inQueue"] == 0

@@ -189,9 +189,11 @@ class RunPodBackend:
         if "cpu" in body or "gpu" not in body:
             raise EmulatorError(400, "Bad Request", "exactly one of gpu or cpu is required; the local emulator "
                                                     "models GPU endpoints only")
+        _no_template(body)
         if not body.get("image"):
             raise EmulatorError(400, "Bad Request", "image is required (templates are not emulated)")
-        workers = {"min": 0, "max": 3, "idleTimeout": 10, **(body.get("workers") or {})}
+        _idle_timeout_fits(body["scaling"], body.get("workers") or {})
+        workers = _scaled_workers({"min": 0, "max": 3, **(body.get("workers") or {})}, body["scaling"])
         _check_workers(workers)
         gpu = body["gpu"]
         settings = {
@@ -227,6 +229,7 @@ class RunPodBackend:
             raise EmulatorError(400, "Bad Request", "cpu on a GPU endpoint: the compute family is immutable")
         with self.lock:
             ep = self.endpoint(endpoint_id)
+            _no_template(body)
             if "registry" in body:
                 self._known_registry(body["registry"])
             before = _flatten(ep.settings | {"name": ep.name})
@@ -234,10 +237,12 @@ class RunPodBackend:
             for key, value in body.items():
                 if key in ("workers", "gpu"):
                     new[key] = {**new[key], **value}
-                elif key == "templateId" or key == "name":
+                elif key == "name":
                     continue
                 else:
                     new[key] = value
+            _idle_timeout_fits(new["scaling"], body.get("workers") or {})
+            new["workers"] = _scaled_workers(new["workers"], new["scaling"])
             _check_workers(new["workers"])
             name = body.get("name", ep.name)
             after = _flatten(new | {"name": name})
@@ -684,6 +689,29 @@ class RunPodBackend:
             if ep is not None:
                 ep.spawn_blocked_until = self.clock() + 5.0
             self.on_event("worker.start_failed", worker=worker_id, reason=reason)
+
+
+def _no_template(body: dict[str, Any]) -> None:
+    # The spec: an unknown templateId is a 404. The emulator has no templates, so every id is unknown;
+    # ignoring it would leave the caller believing the template's image and env were applied.
+    if "templateId" in body:
+        raise EmulatorError(404, "Not Found", f"template {body['templateId']} not found: the local emulator has no "
+                                              "templates; give image, env and the other container settings in the body")
+
+
+def _idle_timeout_fits(scaling: dict[str, Any], workers: dict[str, Any]) -> None:
+    # The spec (EndpointWorkers.idleTimeout): not applicable to a queue endpoint scaling on REQUEST_COUNT,
+    # rejected on create/update and omitted from responses.
+    if scaling.get("type") == "REQUEST_COUNT" and "idleTimeout" in workers:
+        raise EmulatorError(400, "Bad Request", "workers.idleTimeout does not apply to a QUEUE endpoint scaling on "
+                                                "REQUEST_COUNT: leave it out (or scale on QUEUE_DELAY)")
+
+
+def _scaled_workers(workers: dict[str, Any], scaling: dict[str, Any]) -> dict[str, Any]:
+    """The workers block as stored and returned: no idleTimeout with REQUEST_COUNT, the default 10 s otherwise."""
+    if scaling.get("type") == "REQUEST_COUNT":
+        return {k: v for k, v in workers.items() if k != "idleTimeout"}
+    return {**workers, "idleTimeout": workers.get("idleTimeout", 10)}
 
 
 def _check_workers(workers: dict[str, Any]) -> None:

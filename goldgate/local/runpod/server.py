@@ -18,9 +18,15 @@ from urllib.parse import parse_qs, urlsplit
 from goldgate.local.runpod import responses
 from goldgate.local.runpod.backend import EmulatorError, RunPodBackend
 from goldgate.local.runpod.eventlog import EventLog
-from goldgate.local.runpod.openapi import component, schema_errors
+from goldgate.local.runpod.openapi import component, schema_errors, spec
 
 MAX_BODY = 21 * 1024 * 1024
+# The REST v2 collections (/v2/serverless, /v2/templates, ...): their errors are problem JSON, whether emulated or not.
+CONTROL_COLLECTIONS = frozenset(path.split("/")[2] for path in spec()["paths"])
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
 
 
 @dataclass(frozen=True)
@@ -36,9 +42,11 @@ class Request:
         if not self.body:
             return None
         try:
-            return json.loads(self.body)
-        except ValueError:
-            raise EmulatorError(400, "Bad Request", "request body is not valid JSON") from None
+            # Strict RFC 8259, as RunPod parses it: no NaN/Infinity, and no nesting deep enough to blow the stack.
+            return json.loads(self.body, parse_constant=_not_json)
+        except (ValueError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise EmulatorError(400, "Bad Request", f"request body is not valid JSON ({reason})") from None
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,7 @@ class RunPodApp:
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         parts = urlsplit(target)
         path = parts.path.rstrip("/") or "/"
-        control = path.startswith(("/v2/serverless", "/v2/registries", "/v2/catalog"))
+        control = is_control(path)
         allowed = []
         for m, pattern, auth, handler in self.routes:
             match = pattern.fullmatch(path)
@@ -110,7 +118,7 @@ class RunPodApp:
                 allowed.append(m)
                 continue
             try:
-                self._authorize(auth, headers)
+                self._authorize(auth, headers, control)
                 req = Request(method, path, parse_qs(parts.query), headers, body, match.groupdict())
                 return handler(req)
             except EmulatorError as exc:
@@ -120,14 +128,22 @@ class RunPodApp:
                                control, (("Allow", ", ".join(sorted(set(allowed)))),))
         return self._error(EmulatorError(404, "Not Found", f"no such route: {method} {path}"), control)
 
-    def _authorize(self, kind: str, headers: dict[str, str]) -> None:
+    def _authorize(self, kind: str, headers: dict[str, str], control: bool) -> None:
         given = headers.get("authorization", "")
-        token = given[7:] if given.lower().startswith("bearer ") else given
+        bearer = given.lower().startswith("bearer ")
+        token = given[7:] if bearer else given
         valid = {self.api_key} if kind == "api" else {self.worker_token, self.api_key}
         if not token:
             raise EmulatorError(401, "Unauthorized", "missing bearer token")
+        if control and not bearer:
+            # REST v2 is bearerAuth only (a malformed token is a 401); the SDK's worker calls send the bare key.
+            raise EmulatorError(401, "Unauthorized", "malformed Authorization header: send 'Bearer <api key>'")
         if token not in valid:
             raise EmulatorError(401, "Unauthorized", "invalid API key")
+
+    def refuse(self, exc: EmulatorError, target: str) -> Reply:
+        """An error the HTTP shell raises before routing, in the wire format of the plane `target` is on."""
+        return self._error(exc, is_control(urlsplit(target).path))
 
     def _error(self, exc: EmulatorError, control: bool,
                extra: tuple[tuple[str, str], ...] = ()) -> Reply:
@@ -274,6 +290,11 @@ class RunPodApp:
         return Reply(200, {})
 
 
+def is_control(path: str) -> bool:
+    parts = path.split("/")
+    return len(parts) > 2 and parts[1] == "v2" and parts[2] in CONTROL_COLLECTIONS
+
+
 class _HTTPHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: RunPodHTTPServer
@@ -284,10 +305,18 @@ class _HTTPHandler(BaseHTTPRequestHandler):
             length = int(length_text)
         except ValueError:
             length = -1
-        if length < 0 or length > MAX_BODY:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            # Chunked bodies are not decoded: taken as empty, the request would be misjudged and its chunks
+            # read as the next request on the connection.
             self.close_connection = True
-            reply = Reply(413 if length > 0 else 400, {"error": f"request body must be 0..{MAX_BODY} bytes "
-                                                                f"with a valid Content-Length"})
+            reply = self.server.app.refuse(EmulatorError(
+                411, "Length Required", "send the request body with a Content-Length (chunked bodies are not "
+                                        "accepted by the local emulator)"), self.path)
+        elif length < 0 or length > MAX_BODY:
+            self.close_connection = True
+            reply = self.server.app.refuse(EmulatorError(
+                413 if length > 0 else 400, "Payload Too Large" if length > 0 else "Bad Request",
+                f"request body must be 0..{MAX_BODY} bytes with a valid Content-Length"), self.path)
         else:
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
@@ -296,7 +325,8 @@ class _HTTPHandler(BaseHTTPRequestHandler):
             except Exception as exc:  # noqa: BLE001 -- the emulator must answer, never drop the connection
                 self.server.app.log.error("http.internal_error", path=urlsplit(self.path).path,
                                           error=f"{type(exc).__name__}: {exc}")
-                reply = Reply(500, {"error": "internal emulator error; see the emulator log"})
+                reply = self.server.app.refuse(EmulatorError(
+                    500, "Internal Server Error", "internal emulator error; see the emulator log"), self.path)
         payload = b"" if reply.body is None or reply.status == 204 else json.dumps(reply.body).encode()
         self.send_response(reply.status)
         if payload:
