@@ -7,7 +7,7 @@ tests call it under Pulumi mocks. Guardrails run before any resource is declared
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,7 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
     if missing:
         raise SpecError(f"stack {stack}: secret(s) {', '.join(CONFIG_NAMESPACE + ':' + k for k in missing)} are not "
                         "set: `pulumi config set --secret goldgate:<key> --stack " + stack + "` (docs/CLOUD.md)")
+    refuse_plain_secrets(stack, SECRET_KEYS.values())
     secrets = StackSecrets(**{field: config.require_secret(key) for field, key in SECRET_KEYS.items()},
                            **registry_secrets(stack, spec, config))
     settings = ProgramSettings(
@@ -128,12 +129,17 @@ def registry_secrets(stack: str, spec: StackSpec, config: pulumi.Config) -> dict
         raise SpecError(f"stack {stack}: goldgate:spec.endpoint.manage_registry_credential is true but "
                         f"{', '.join(CONFIG_NAMESPACE + ':' + k for k in missing)} is not set: `pulumi config set "
                         f"--secret {CONFIG_NAMESPACE}:<key> --stack {stack}` (docs/CLOUD.md)")
-    plain = [key for key in given if not pulumi.runtime.is_config_secret(f"{CONFIG_NAMESPACE}:{key}")]
+    refuse_plain_secrets(stack, given)
+    return {field: config.require_secret(key) for field, key in REGISTRY_SECRET_KEYS.items()}
+
+
+def refuse_plain_secrets(stack: str, keys: Iterable[str]) -> None:
+    """A secret set without `--secret` sits in plain text in stacks/Pulumi.<stack>.yaml, which is committed."""
+    plain = [key for key in keys if not pulumi.runtime.is_config_secret(f"{CONFIG_NAMESPACE}:{key}")]
     if plain:
         raise SpecError(f"stack {stack}: {', '.join(CONFIG_NAMESPACE + ':' + k for k in plain)} is stored in plain "
-                        "text in the stack file: set it again with `pulumi config set --secret` (and rotate the "
-                        "password if the file was shared)")
-    return {field: config.require_secret(key) for field, key in REGISTRY_SECRET_KEYS.items()}
+                        "text in the stack file: set it again with `pulumi config set --secret` (and rotate it "
+                        "if the file was shared)")
 
 
 def placeholders_in(value: Any, where: str = "goldgate:spec") -> list[str]:

@@ -48,8 +48,10 @@ class CloudflareApi:
         try:
             body = response.json()
         except ValueError:
-            raise CloudflareError(f"{where} answered {response.status_code} with a body that is not JSON: "
-                                  "check the API base URL", status=response.status_code) from None
+            advice = ("Cloudflare's side failed (an error page, not the API's JSON): retry in a few minutes"
+                      if response.status_code >= 500 else "check the API base URL")
+            raise CloudflareError(f"{where} answered {response.status_code} with a body that is not JSON: {advice}",
+                                  status=response.status_code) from None
         if not isinstance(body, dict):
             raise CloudflareError(f"{where} answered with unexpected JSON ({type(body).__name__})",
                                   status=response.status_code)

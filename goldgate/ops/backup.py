@@ -33,6 +33,15 @@ class BackupRefused(GoldgateError):
     """A backup failed verification and must not be restored; the message says what is wrong with it."""
 
 
+class RestoreFailed(GoldgateError):
+    """A restore could not write its copy (no space, no permission); the backup was not at fault."""
+
+
+def unreadable_database(exc: sqlite3.Error) -> bool:
+    """True when SQLite says the file it read is not (or no longer) a database, rather than a write failing."""
+    return str(getattr(exc, "sqlite_errorname", "")).startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT"))
+
+
 @dataclass(frozen=True)
 class BackupManifest:
     stack: str
@@ -174,6 +183,10 @@ def restore_backup(backup: Path, manifest: BackupManifest, target: Path) -> Rest
             dst.close()
     except sqlite3.DatabaseError as exc:
         partial.unlink(missing_ok=True)
+        if not unreadable_database(exc):  # the disk or directory of the copy, not the backup
+            raise RestoreFailed(f"cannot write the restored copy {partial} ({exc}); free space or fix the "
+                                f"permissions of {partial.parent} and run the restore again (backup "
+                                f"{backup.name} was not judged; nothing was replaced)") from None
         raise BackupRefused(f"backup {backup.name} is not a readable SQLite database ({exc}); refusing to "
                             "restore it") from None
     except BackupRefused:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -23,13 +25,16 @@ from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.r2 import R2Admin
 from goldgate.cloudflare.sqltext import split_sql
 from goldgate.errors import GoldgateError, StateError
+from goldgate.migrations import discover as discover_migrations
 from goldgate.ops.backup import (
     BackupManifest,
     BackupRefused,
+    RestoreFailed,
     iso,
     load_manifest,
     restore_backup,
     take_backup,
+    unreadable_database,
     utc_stamp,
 )
 from goldgate.ops.fingerprint import (
@@ -155,23 +160,68 @@ def _verified(expected: Fingerprint) -> list[str]:
 
 
 def restore_into_stack(backup: Path, target: Path) -> Path:
-    """Restore a verified backup over a stopped stack's database; the old file is kept beside it."""
+    """Restore a verified backup over a stopped stack's database; the old file is kept beside it.
+
+    The backup is restored into a side file and verified first, then the old database is copied
+    aside, then the copy takes its place: a failure at any step leaves the stack's database as it was.
+    """
     manifest = load_manifest(backup)
+    _refuse_unknown_migrations(backup, manifest)
+    staged = target.with_name(f"{target.name}.restored")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)  # a stack never brought up on this machine
+    except OSError as exc:
+        raise RestoreFailed(f"cannot create {target.parent} ({exc.strerror or exc}); nothing was replaced") from None
+    restore_backup(backup, manifest, staged)
     kept = None
-    if target.exists():
-        kept = target.with_name(f"{target.name}.before-restore-{utc_stamp()}")
-        # The SQLite backup API copies pages, so a copy of the old file is a consistent snapshot too.
-        src = sqlite3.connect(target)
-        dst = sqlite3.connect(kept)
-        try:
-            src.backup(dst)
-        finally:
-            src.close()
-            dst.close()
-    restore_backup(backup, manifest, target)
+    try:
+        if target.exists():
+            kept = _keep_old_database(target)
+        os.replace(staged, target)
+    except (OSError, sqlite3.Error) as exc:
+        staged.unlink(missing_ok=True)
+        if kept is not None:
+            kept.unlink(missing_ok=True)
+        reason = (exc.strerror or exc) if isinstance(exc, OSError) else exc
+        raise RestoreFailed(f"replacing {target} failed ({reason}); it was left as it was: free space or fix "
+                            f"the permissions of {target.parent} and run the restore again") from None
     for suffix in ("-wal", "-shm"):
         Path(str(target) + suffix).unlink(missing_ok=True)
     return kept or target
+
+
+def _refuse_unknown_migrations(backup: Path, manifest: BackupManifest) -> None:
+    """A backup from a newer checkout: the stack would refuse to start on it once restored."""
+    known = {m.name for m in discover_migrations()}
+    unknown = [name for name in manifest.fingerprint.schema_version if name not in known]
+    if unknown:
+        raise BackupRefused(f"backup {backup.name} holds migrations this checkout does not have "
+                            f"({', '.join(unknown)}): the stack would not start on it; restore it from a checkout "
+                            "that has them, or pick an older backup")
+
+
+def _keep_old_database(target: Path) -> Path:
+    """A copy of the stack's current database beside it, even when that database is no longer readable."""
+    kept = target.with_name(f"{target.name}.before-restore-{utc_stamp()}")
+    # The SQLite backup API copies pages, so a copy of the old file is a consistent snapshot too.
+    src = sqlite3.connect(target)
+    dst = sqlite3.connect(kept)
+    try:
+        src.backup(dst)
+    except sqlite3.DatabaseError as exc:
+        if not unreadable_database(exc):
+            kept.unlink(missing_ok=True)
+            raise
+        # Not a database any more (often why it is being restored): keep its bytes as they are.
+        dst.close()
+        for suffix in ("", "-wal", "-journal"):
+            old = Path(str(target) + suffix)
+            if old.exists():
+                shutil.copyfile(old, Path(str(kept) + suffix))
+    finally:
+        src.close()
+        dst.close()
+    return kept
 
 
 # -- cloud ---------------------------------------------------------------------------------------

@@ -57,7 +57,9 @@ async def _extras(db: Any, since: str | None) -> dict[str, Any]:
     """Images per release (for cost per 1,000 images), first-seen order, and the e2e histogram."""
     releases = await db.query(
         "SELECT m.worker_image_tag AS tag, MIN(m.created_at) AS first_seen, "
-        "SUM(CASE WHEN m.status = 'completed' THEN COALESCE(json_array_length(j.results_json), 1) ELSE 0 END) "
+        # A results_json that is not JSON (a damaged row) counts as one image, like a missing one.
+        "SUM(CASE WHEN m.status = 'completed' THEN COALESCE(CASE WHEN json_valid(j.results_json) "
+        "THEN json_array_length(j.results_json) END, 1) ELSE 0 END) "
         "AS images FROM job_metrics m LEFT JOIN jobs j ON j.id = m.job_id "
         "WHERE (?1 IS NULL OR m.created_at >= ?1) GROUP BY m.worker_image_tag", (since,))
     bounds = (await db.query("SELECT MIN(e2e_ms) AS lo, MAX(e2e_ms) AS hi FROM job_metrics "

@@ -158,3 +158,17 @@ def test_unreachable_api_is_a_clear_error():
 def test_missing_token_is_refused_up_front():
     with pytest.raises(CloudflareAuthError, match="CLOUDFLARE_API_TOKEN"):
         CloudflareApi("")
+
+
+def test_an_html_5xx_from_cloudflare_says_retry_not_check_the_url():
+    import httpx
+
+    page = "<html><title>502 Bad Gateway</title><body>cloudflare</body></html>"
+    api = CloudflareApi(TOKEN, "https://api.example.test/client/v4", transport=httpx.MockTransport(
+        lambda request: httpx.Response(502, text=page, headers={"content-type": "text/html"})))
+    with pytest.raises(CloudflareError) as info:
+        D1Client(api, "acct").query("db", "SELECT 1")
+    message = str(info.value)
+    assert info.value.status == 502 and "502" in message and "retry" in message
+    assert "check the API base URL" not in message
+    api.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,17 @@ from infra_harness import filled_stack_file
 from runpod_harness import Emulator
 
 from infra.worker_bundle import WorkerBundle, collect
+
+
+@pytest.fixture(autouse=True)
+def main_thread_event_loop() -> None:
+    """Pulumi's mocks create futures on the thread's current event loop; a test that ran `asyncio.run`
+    before (the metrics report does, in tests/ops) leaves the main thread without one."""
+    policy = asyncio.get_event_loop_policy()
+    try:
+        policy.get_event_loop()
+    except RuntimeError:
+        policy.set_event_loop(policy.new_event_loop())
 
 
 @pytest.fixture

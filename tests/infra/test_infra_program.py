@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,18 @@ def test_main_module_reports_a_bad_stack_file_as_a_message_not_a_traceback():
     with pytest.raises(pulumi.RunError, match="not pinned by digest") as err:
         runpy.run_path(str(Path(__file__).resolve().parents[2] / "infra" / "__main__.py"), run_name="__main__")
     assert err.value.__cause__ is None
+
+
+@pytest.mark.parametrize("key", sorted(SECRETS))
+def test_a_secret_stored_in_plain_text_in_the_stack_file_is_refused_without_echoing_it(key):
+    # `pulumi config set goldgate:<key> VALUE` without --secret writes the value into stacks/Pulumi.<stack>.yaml,
+    # which is committed.
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    cloud = use_cloud("staging", doc)
+    pulumi.runtime.set_all_config({"goldgate:spec": json.dumps(doc), **SECRETS},
+                                  secret_keys=[k for k in SECRETS if k != key])
+    with pytest.raises(SpecError) as err:
+        read_config("staging")
+    assert f"{key} is stored in plain text" in str(err.value) and "pulumi config set --secret" in str(err.value)
+    assert SECRETS[key] not in str(err.value)
+    assert not cloud.registered

@@ -123,3 +123,90 @@ def test_restore_into_a_stack_replaces_its_database_and_keeps_the_old_one(backup
     assert kept != live and kept.exists()
     assert sqlite3.connect(live).execute("SELECT count(*) FROM jobs").fetchone()[0] == 2_000
     assert sqlite3.connect(kept).execute("SELECT count(*) FROM jobs").fetchone()[0] == 10
+
+
+def test_restore_over_a_corrupt_database_replaces_it_and_keeps_the_corrupt_file(backup, tmp_path):
+    live = tmp_path / "live" / "db.sqlite"
+    live.parent.mkdir()
+    live.write_bytes(b"torn write, not a database " * 200)  # the reason an operator restores
+    kept = restore_into_stack(backup, live)
+    assert sqlite3.connect(live).execute("SELECT count(*) FROM jobs").fetchone()[0] == 2_000
+    assert kept != live and kept.read_bytes() == b"torn write, not a database " * 200
+
+
+def test_restore_into_a_stack_never_brought_up_creates_its_database(backup, tmp_path, capsys):
+    from goldgate.cli import main
+
+    home = tmp_path / "new-machine"
+    assert main(["dr-restore", "staging", "--home", str(home), "--backup", str(backup)]) == 0
+    db = LocalPlatform(home).db_path("staging")
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM jobs").fetchone()[0] == 2_000
+    assert "not a readable SQLite database" not in capsys.readouterr().err
+
+
+def _disk_fills_at(monkeypatch, marker, pages=8):
+    """Files whose name holds `marker` can grow to `pages` pages only: SQLite's own SQLITE_FULL, as on a full disk."""
+    real_connect = sqlite3.connect
+
+    def connect(database, *args, **kwargs):
+        conn = real_connect(database, *args, **kwargs)
+        if marker in str(database):
+            conn.execute(f"PRAGMA max_page_count = {pages}")
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+
+
+def test_a_full_disk_mid_restore_blames_the_disk_not_the_backup_and_keeps_the_live_database(
+        backup, tmp_path, stack_db, monkeypatch):
+    from goldgate.errors import GoldgateError
+
+    live = stack_db(tmp_path / "live" / "db.sqlite", jobs=10)
+    before = live.read_bytes()
+    _disk_fills_at(monkeypatch, ".restoring")
+    with pytest.raises(GoldgateError) as err:
+        restore_into_stack(backup, live)
+    assert not isinstance(err.value, BackupRefused)
+    assert "database or disk is full" in str(err.value) and "not a readable SQLite database" not in str(err.value)
+    assert live.read_bytes() == before
+    assert sorted(p.name for p in live.parent.iterdir()) == ["db.sqlite"]  # no half-written copies left
+
+
+def test_a_full_disk_while_keeping_the_old_database_is_a_clear_error_and_replaces_nothing(
+        backup, tmp_path, stack_db, monkeypatch):
+    from goldgate.errors import GoldgateError
+
+    live = stack_db(tmp_path / "live" / "db.sqlite", jobs=1_000)
+    before = live.read_bytes()
+    _disk_fills_at(monkeypatch, ".before-restore-", pages=4)
+    with pytest.raises(GoldgateError, match="database or disk is full"):
+        restore_into_stack(backup, live)
+    assert live.read_bytes() == before
+    assert sorted(p.name for p in live.parent.iterdir()) == ["db.sqlite"]
+
+
+def test_a_backup_from_a_newer_checkout_is_refused_before_anything_is_replaced(backup, tmp_path, stack_db):
+    conn = sqlite3.connect(backup)
+    with conn:
+        conn.execute("INSERT INTO d1_migrations (name) VALUES ('9999_from_the_future.sql')")
+    conn.close()
+    _rewrite_manifest_fingerprint(backup)
+    live = stack_db(tmp_path / "live" / "db.sqlite", jobs=10)
+    before = live.read_bytes()
+    with pytest.raises(BackupRefused, match="9999_from_the_future.sql"):
+        restore_into_stack(backup, live)
+    assert live.read_bytes() == before
+    assert sorted(p.name for p in live.parent.iterdir()) == ["db.sqlite"]
+
+
+def _rewrite_manifest_fingerprint(backup):
+    """The manifest as `take_backup` would have written it for the file as it is now (a consistent backup)."""
+    from goldgate.ops.fingerprint import SqliteSource, fingerprint
+
+    path = manifest_path(backup)
+    raw = json.loads(path.read_text())
+    conn = sqlite3.connect(backup)
+    raw["fingerprint"] = fingerprint(SqliteSource(conn)).to_dict()
+    conn.close()
+    path.write_text(json.dumps(raw))
+    _rewrite_manifest_hash(backup)

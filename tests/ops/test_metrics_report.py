@@ -64,6 +64,19 @@ def test_a_stack_without_a_database_is_a_clear_error(tmp_path, capsys):
         report_from_sqlite(tmp_path / "junk.sqlite", "staging")
 
 
+def test_one_job_with_garbled_results_json_does_not_sink_the_report(home):
+    import sqlite3
+
+    db = LocalPlatform(home).db_path("staging")
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("""UPDATE jobs SET results_json = '[{"key": "results/x/0.png", "con' WHERE id = 'job-0000001'""")
+    conn.close()
+    report = report_from_sqlite(db, "staging")
+    assert report["overall"]["count"] == 1_000 and report["overall"]["error_rate"] == pytest.approx(0.05)
+    assert report["overall"]["images"] == 950
+
+
 def test_html_escapes_hostile_tags(home):
     report = report_from_sqlite(LocalPlatform(home).db_path("staging"), "staging")
     report["by_worker_image_tag"][0]["worker_image_tag"] = "<script>alert(1)</script>"
