@@ -55,7 +55,7 @@ def _model_message(node_id: str, class_type: str, error: dict[str, Any], roots: 
     shown = "nothing" if listed == [] else (listed if listed else "other files")
     parts = [(f"model file {file!r} is not available to ComfyUI: {class_type} (node {node_id}) input "
              f"{input_name} lists {shown}")]
-    if folder == "checkpoints" and not listed:
+    if folder == "checkpoints" and listed == []:  # None: ComfyUI did not echo a long list, so files exist
         parts.append(NO_CHECKPOINTS)
     parts.append(f"searched {', '.join(searched)}")
     if found:

@@ -39,15 +39,15 @@ def log_context(raw: Any) -> dict[str, str | None]:
     raw = raw if isinstance(raw, dict) else {}
     trace = raw.get("trace_id")
     job = raw.get("job_id")
-    return {"trace_id": trace if isinstance(trace, str) and _TRACE_ID.match(trace) else None,
-            "job_id": job if isinstance(job, str) and _JOB_ID.match(job) else None}
+    return {"trace_id": trace if isinstance(trace, str) and _TRACE_ID.fullmatch(trace) else None,
+            "job_id": job if isinstance(job, str) and _JOB_ID.fullmatch(job) else None}
 
 
 def _string(raw: dict[str, Any], name: str, pattern: re.Pattern[str], hint: str) -> str:
     value = raw.get(name)
     if value is None:
         raise JobInputError(f"job input lacks {name!r}")
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):  # `match` would let a trailing \n through
         shown = value if isinstance(value, str) else type(value).__name__
         raise JobInputError(f"job input {name!r} is malformed ({shown!r:.80}): {hint}")
     return value

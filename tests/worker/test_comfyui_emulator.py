@@ -15,7 +15,7 @@ from PIL import Image
 from worker_harness import WORKER_DIR, validate_log_lines
 
 from goldgate.local.comfyui import ComfyUIEmulator
-from images.worker.comfy_client import ComfyClient
+from images.worker.comfy_client import ComfyClient, ComfyExecutionError
 from images.worker.workflows import build_graph, load_workflows, resolve_inputs
 
 WORKFLOWS = load_workflows(WORKER_DIR / "workflows")
@@ -131,9 +131,30 @@ def test_images_are_deterministic_sized_by_the_latent_and_follow_every_parameter
 def test_view_serves_outputs_and_refuses_paths_outside_them(comfy):
     [png] = _render(comfy, _graph({"prompt": "x"}))
     assert png.startswith(b"\x89PNG")
-    for query in ("filename=../../etc/passwd", "filename=x.png&subfolder=../..", "filename=.hidden",
-                  "filename=goldgate_00001_.png&type=temp"):
-        assert _get(f"{comfy.url}/view?{query}")[0] == 404
+    # ComfyUI's /view: a '..' or absolute filename and an unknown type are 400, a subfolder outside the
+    # directory 403, a file that is not there 404.
+    for query, status in (("filename=../../etc/passwd", 400), ("filename=/etc/passwd", 400), ("filename=", 400),
+                          ("filename=goldgate_00001_.png&type=bogus", 400),
+                          ("filename=x.png&subfolder=../..", 403), ("filename=.hidden", 404),
+                          ("filename=goldgate_00001_.png&type=temp", 404), ("filename=x.png&subfolder=%00", 404),
+                          ("", 404)):
+        assert _get(f"{comfy.url}/view?{query}")[0] == status, query
+
+
+def test_a_node_failing_at_run_time_is_an_execution_error_and_the_queue_goes_on(comfy):
+    graph = _graph({"prompt": "x"})
+    graph["9"]["inputs"]["filename_prefix"] = "x" * 300  # longer than a file name may be
+    client = ComfyClient(comfy.url, 0.02)
+    failed = client.queue_prompt(graph, "t")
+    with pytest.raises(ComfyExecutionError, match=r"node 9 \(SaveImage\): OSError: .*File name too long"):
+        client.wait_for_outputs(failed, 10)
+    entry = json.loads(_get(f"{comfy.url}/history/{failed}")[1])[failed]
+    assert entry["status"]["status_str"] == "error" and entry["status"]["completed"] is False
+    kind, info = entry["status"]["messages"][-1]
+    assert kind == "execution_error"
+    assert {"prompt_id", "node_id", "node_type", "executed", "exception_message", "exception_type", "traceback",
+            "current_inputs", "current_outputs", "timestamp"} <= set(info)
+    assert _render(comfy, _graph({"prompt": "x"}))[0].startswith(b"\x89PNG")
 
 
 def test_during_the_startup_delay_connections_are_refused(models_dir: Path, comfy_factory):

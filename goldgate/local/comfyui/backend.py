@@ -17,6 +17,7 @@ import random
 import re
 import threading
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,18 @@ class PromptInvalid(Exception):
 
 def _error(kind: str, message: str, details: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"type": kind, "message": message, "details": details, "extra_info": extra or {}}
+
+
+def _execution_error(task: _Task, node_id: str, executed: list[str], exc: Exception) -> dict[str, Any]:
+    """ComfyUI's `execution_error` message (execution.py handle_execution_error), as its history keeps it."""
+    kind = type(exc)
+    inputs = task.prompt[node_id].get("inputs") or {}
+    return {"prompt_id": task.prompt_id, "node_id": node_id, "node_type": task.prompt[node_id]["class_type"],
+            "executed": executed, "exception_message": str(exc),
+            "exception_type": kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}",
+            "traceback": traceback.format_tb(exc.__traceback__),
+            "current_inputs": {k: [v if isinstance(v, (int, float, bool, str)) else str(v)] for k, v in inputs.items()},
+            "current_outputs": executed, "timestamp": int(time.time() * 1000)}
 
 
 @dataclass
@@ -366,11 +379,17 @@ class ComfyBackend:
                                                            "node_type": "SaveImage", "executed": [],
                                                            "timestamp": int(time.time() * 1000)}])
             else:
-                for node_id in task.outputs:
-                    outputs[node_id] = {"images": self._save_images(task.prompt, node_id)}
                 status = "success"
-                messages.append(["execution_success", {"prompt_id": task.prompt_id,
-                                                       "timestamp": int(time.time() * 1000)}])
+                for node_id in task.outputs:
+                    try:
+                        outputs[node_id] = {"images": self._save_images(task.prompt, node_id)}
+                    except Exception as exc:  # noqa: BLE001 - ComfyUI reports a failing node and takes the next prompt
+                        status = "error"
+                        messages.append(["execution_error", _execution_error(task, node_id, list(outputs), exc)])
+                        break
+                if status == "success":
+                    messages.append(["execution_success", {"prompt_id": task.prompt_id,
+                                                           "timestamp": int(time.time() * 1000)}])
             with self._lock:
                 self._state.running = None
                 self._state.history[task.prompt_id] = {
@@ -439,12 +458,19 @@ class ComfyBackend:
             saved.append({"filename": filename, "subfolder": subfolder, "type": "output"})
         return saved
 
-    def view(self, filename: str, subfolder: str = "", kind: str = "output") -> bytes | None:
-        """An output file's bytes, or None; refuses any path outside the output directory."""
-        if kind != "output" or not filename or "/" in filename or "\\" in filename or filename.startswith("."):
-            return None
+    def view(self, filename: str, subfolder: str = "", kind: str = "output") -> tuple[int, bytes | None]:
+        """(HTTP status, bytes) as ComfyUI's /view answers: 400 for an empty, absolute or '..' file name or an
+        unknown type, 403 for a subfolder outside the directory, 404 for a file that is not there."""
+        if not filename or filename.startswith("/") or ".." in filename or kind not in ("output", "input", "temp"):
+            return 400, None
         root = self.output_dir.resolve()
-        path = (root / subfolder / filename).resolve()
-        if root not in path.parents or not path.is_file():
-            return None
-        return path.read_bytes()
+        try:
+            directory = (root / subfolder).resolve()
+        except (OSError, ValueError):  # a NUL byte, a symlink loop: no such file
+            return 404, None
+        if directory != root and root not in directory.parents:
+            return 403, None
+        path = directory / Path(filename).name
+        if kind != "output" or not path.is_file():  # the emulator keeps no input or temp files
+            return 404, None
+        return 200, path.read_bytes()

@@ -68,7 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urllib.parse.urlsplit(self.path)
-        query = urllib.parse.parse_qs(url.query)
+        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         parts = [p for p in url.path.split("/") if p]
         if parts and parts[0] == "api":  # newer frontends prefix the API with /api
             parts = parts[1:]
@@ -93,10 +93,10 @@ class _Handler(BaseHTTPRequestHandler):
         if len(parts) == 2 and parts[0] == "models":
             return self._json(200, self.backend.models(parts[1]))
         if parts == ["view"]:
-            data = self.backend.view(query.get("filename", [""])[0], query.get("subfolder", [""])[0],
-                                     query.get("type", ["output"])[0])
+            status, data = self.backend.view(query["filename"][0], query.get("subfolder", [""])[0],
+                                             query.get("type", ["output"])[0]) if "filename" in query else (404, None)
             if data is None:
-                return self._send(404, b"404: Not Found", "text/plain; charset=utf-8")
+                return self._send(status, b"", "application/octet-stream")
             return self._send(200, data, "image/png")
         return self._send(404, b"404: Not Found", "text/plain; charset=utf-8")
 
