@@ -98,8 +98,9 @@ class ComfyClient:
                 return time.monotonic() - start
             if time.monotonic() - start >= timeout_s:
                 raise ComfyNotReady(
-                    f"ComfyUI at {self.base_url} was not ready after {timeout_s:g} s (last: {last}); it may "
-                    f"still be loading models (raise COMFY_READY_TIMEOUT_S) or have crashed (see its log)")
+                    f"ComfyUI at {self.base_url} was not ready after {round(timeout_s, 1):g} s (last: {last}); it may "
+                    f"still be loading models (COMFY_READY_TIMEOUT_S bounds this wait, COMFY_JOB_TIMEOUT_S the whole "
+                    f"job) or have crashed (see its log)")
             time.sleep(self.poll_interval_s)
 
     def queue_prompt(self, graph: dict[str, Any], client_id: str) -> str:
@@ -123,8 +124,8 @@ class ComfyClient:
                 return self._images(prompt_id, entry)
             if time.monotonic() - start >= timeout_s:
                 self._cancel(prompt_id)
-                raise ComfyTimeout(f"ComfyUI did not finish prompt {prompt_id} within {timeout_s:g} s "
-                                   f"(COMFY_JOB_TIMEOUT_S); the prompt was cancelled")
+                raise ComfyTimeout(f"ComfyUI did not finish prompt {prompt_id} within {round(timeout_s, 1):g} s (what "
+                                   f"was left of the job's COMFY_JOB_TIMEOUT_S); the prompt was cancelled")
             time.sleep(self.poll_interval_s)
 
     @staticmethod

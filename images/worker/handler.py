@@ -84,10 +84,16 @@ def _upload(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, images: list)
     return results
 
 
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
 def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float) -> dict[str, Any]:
     timings: dict[str, int] = {}
-    t = time.monotonic()
-    waited = runtime.comfy.wait_ready(runtime.config.comfy_ready_timeout_s)
+    # COMFY_JOB_TIMEOUT_S counts from the job's start, cold start included, so the worker's own clear
+    # error (and its cancel of the prompt) comes before RunPod's executionTimeout ends the job silently.
+    deadline = started + runtime.config.comfy_job_timeout_s
+    waited = runtime.comfy.wait_ready(min(runtime.config.comfy_ready_timeout_s, _left(deadline)))
     timings["comfy_wait_ms"] = _ms(waited)
     log.info("comfy_ready", duration_ms=_ms(waited))
 
@@ -101,7 +107,7 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float) 
     log.info("prompt_queued", data={"prompt_id": prompt_id})
 
     t = time.monotonic()
-    images = runtime.comfy.wait_for_outputs(prompt_id, runtime.config.comfy_job_timeout_s)
+    images = runtime.comfy.wait_for_outputs(prompt_id, _left(deadline))
     timings["inference_ms"] = _ms(time.monotonic() - t)
     log.info("prompt_completed", duration_ms=timings["inference_ms"], data={"prompt_id": prompt_id,
                                                                            "images": len(images)})

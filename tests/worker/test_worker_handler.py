@@ -79,6 +79,35 @@ def test_checkpoint_baked_into_the_unet_directory_is_pointed_at(tmp_path, comfy_
     assert f"found at {models / 'unet' / 'sd_xl_base_1.0.safetensors'}" in out["error"]
 
 
+def test_many_checkpoints_present_is_not_called_no_checkpoints(tmp_path, comfy_factory, runtime_factory):
+    # ComfyUI does not echo a list of more than 20 files back (input_config is null), so the worker
+    # cannot see the list; it must not claim that no checkpoint is available.
+    models = bake_models(tmp_path / "models", skip=("sd_xl_base_1.0.safetensors",))
+    (models / "checkpoints").mkdir(exist_ok=True)
+    for n in range(21):
+        (models / "checkpoints" / f"other-{n:02}.safetensors").write_bytes(b"x")
+    comfy = comfy_factory(models)
+    error = run_job(job(), runtime_factory(comfy.url, models))["error"]
+    assert "'sd_xl_base_1.0.safetensors'" in error and f"searched {models / 'checkpoints'}" in error
+    assert "No checkpoint models appear to be available" not in error
+
+
+def test_a_node_failing_in_comfyui_fails_the_job_and_the_next_job_runs(comfy, models_dir, runtime_factory,
+                                                                       monkeypatch):
+    runtime = runtime_factory(comfy.url, models_dir)
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(comfy.backend, "render", out_of_memory)
+        failed = run_job(job(), runtime)
+    assert failed["error"].startswith("ComfyUI failed while running prompt"), failed
+    assert "node 9 (SaveImage): RuntimeError: CUDA out of memory" in failed["error"]
+    out = run_job(job(job_id="job-2"), runtime)
+    assert "error" not in out, out
+
+
 def test_missing_unet_model_names_the_diffusion_model_directories(tmp_path, comfy_factory, runtime_factory):
     models = bake_models(tmp_path / "models", skip=("flux1-schnell.safetensors",))
     comfy = comfy_factory(models)
@@ -101,6 +130,15 @@ def test_a_cold_start_beyond_the_bound_fails_clearly(models_dir, comfy_factory, 
     assert "COMFY_READY_TIMEOUT_S" in out["error"]
 
 
+def test_the_job_bound_counts_the_cold_start_too(models_dir, comfy_factory, runtime_factory):
+    # RunPod's executionTimeout runs from the job's start: a worker whose own bound started after the
+    # cold start would be cut off by RunPod first, without its clear error or the prompt's cancel.
+    comfy = comfy_factory(models_dir, startup_delay_s=120)
+    out = run_job(job(), runtime_factory(comfy.url, models_dir, COMFY_READY_TIMEOUT_S="30", COMFY_JOB_TIMEOUT_S="0.5"))
+    assert out["error"].startswith(f"ComfyUI at {comfy.url} was not ready after 0.5 s"), out
+    assert "COMFY_JOB_TIMEOUT_S the whole job" in out["error"]
+
+
 def test_a_prompt_that_outlasts_the_job_bound_fails_and_is_cancelled(models_dir, comfy_factory, runtime_factory):
     comfy = comfy_factory(models_dir, render_delay_s=120)
     assert comfy.wait_listening(10)
@@ -111,6 +149,9 @@ def test_a_prompt_that_outlasts_the_job_bound_fails_and_is_cancelled(models_dir,
 INVALID_INPUTS = [
     ("not a dict", "job input must be a JSON object"),
     ({**job()["input"], "trace_id": "XYZ"}, "'trace_id' is malformed"),
+    ({**job()["input"], "trace_id": TRACE_ID + "\n"}, "'trace_id' is malformed"),
+    ({**job()["input"], "job_id": "job-1\n"}, "'job_id' is malformed"),
+    ({**job()["input"], "result_prefix": "results/job-1/\n"}, "'result_prefix' is malformed"),
     ({**job()["input"], "job_id": "../etc"}, "'job_id' is malformed"),
     ({k: v for k, v in job()["input"].items() if k != "job_id"}, "lacks 'job_id'"),
     ({**job()["input"], "result_prefix": "/abs/"}, "'result_prefix' is malformed"),
