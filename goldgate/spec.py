@@ -18,13 +18,23 @@ from typing import Any
 
 import yaml
 
-from goldgate.errors import SpecError
+from goldgate.errors import GoldgateError, SpecError
 
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
 LOCAL_STACKS_FILE = STACKS_DIR / "local.yaml"
 
 DIGEST_REF = re.compile(r"^(?P<repo>[a-z0-9][a-z0-9._/:-]*[a-z0-9])@sha256:(?P<hex>[0-9a-f]{64})$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,40}$")
+# Cloudflare's own naming rules, checked here so a name it would refuse fails before `pulumi up` creates anything.
+# An R2 bucket: 3-63 lowercase letters, digits and hyphens, beginning and ending with a letter or digit.
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_BUCKET_RULE = ("a bucket name R2 accepts (3-63 lowercase letters, digits or hyphens, beginning and ending with a "
+                "letter or digit)")
+# A Worker: begins with a letter, ends with a letter or digit, at most 63 characters (goldgate keeps to 41).
+# (A D1 database name may end with a hyphen, so _NAME is already within Cloudflare's rule for it.)
+_WORKER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}[a-z0-9]$")
+_WORKER_RULE = ("a Worker name Cloudflare accepts (2-41 lowercase letters, digits or hyphens, beginning with a letter "
+                "and ending with a letter or digit)")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 _ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 # A RunPod registry credential id (e.g. 6n2k8v4d): one path segment, never a host, URL or user name.
@@ -41,13 +51,14 @@ def is_digest_ref(image: str) -> bool:
     return isinstance(image, str) and DIGEST_REF.fullmatch(image) is not None
 
 
-# How a bad value is quoted in an error: bounded, so a huge value or a YAML alias bomb cannot swamp the message.
+# How a bad value is quoted in an error (here and in golden case files): bounded, so a huge value or a YAML alias
+# bomb cannot swamp the message.
 _SHOW = reprlib.Repr()
 _SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 3, 80, 80
 _SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxdict = _SHOW.maxset = 4
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     return _SHOW.repr(value)
 
 
@@ -261,16 +272,18 @@ class _Fields:
         return self.raw[key]
 
     def str(self, key: str, default: str | None = None, required: bool = False,
-            pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] | None = None) -> str | None:
+            pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] | None = None,
+            rule: str | None = None) -> str | None:
         value = self._get(key, required and default is None)
         if value is None:
             return default
         if not isinstance(value, str) or not value.strip():
-            raise self._err(key, f"expected a non-empty string, got {_show(value)}")
+            raise self._err(key, f"expected a non-empty string, got {show(value)}")
         if pattern and not pattern.fullmatch(value):
-            raise self._err(key, f"{_show(value)} does not match {pattern.pattern}")
+            raise self._err(key, f"{show(value)} is not {rule}" if rule
+                            else f"{show(value)} does not match {pattern.pattern}")
         if choices and value not in choices:
-            raise self._err(key, f"{_show(value)} is not one of {', '.join(choices)}")
+            raise self._err(key, f"{show(value)} is not one of {', '.join(choices)}")
         return value
 
     def num(self, key: str, default: float, lo: float | None = None, hi: float | None = None,
@@ -280,7 +293,7 @@ class _Fields:
             return default
         ok = isinstance(value, int) if integer else isinstance(value, int | float)
         if not ok or isinstance(value, bool) or (isinstance(value, float) and math.isnan(value)):
-            raise self._err(key, f"expected {'an integer' if integer else 'a number'}, got {_show(value)}")
+            raise self._err(key, f"expected {'an integer' if integer else 'a number'}, got {show(value)}")
         if lo is not None and value < lo:
             raise self._err(key, f"{value} is below the minimum {lo}")
         if hi is not None and value > hi:
@@ -292,7 +305,7 @@ class _Fields:
         if value is None:
             return default
         if not isinstance(value, bool):
-            raise self._err(key, f"expected true or false, got {_show(value)}")
+            raise self._err(key, f"expected true or false, got {show(value)}")
         return value
 
     def strs(self, key: str, required: bool = False) -> tuple[str, ...]:
@@ -300,7 +313,7 @@ class _Fields:
         if value is None:
             return ()
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise self._err(key, f"expected a list of strings, got {_show(value)}")
+            raise self._err(key, f"expected a list of strings, got {show(value)}")
         if required and not value:
             raise self._err(key, "must name at least one entry")
         return tuple(value)
@@ -317,7 +330,7 @@ class _Fields:
 def _registry_credential_id(f: _Fields) -> str | None:
     value = f.str("registry_credential_id")
     if value is not None and not REGISTRY_ID.match(value):
-        raise f._err("registry_credential_id", f"{_show(value)} is not a RunPod registry credential id: expected "
+        raise f._err("registry_credential_id", f"{show(value)} is not a RunPod registry credential id: expected "
                                                "letters, digits, '_' or '-' (e.g. 6n2k8v4d), the id from RunPod's "
                                                "console or GET /v2/registries, not a registry host, image or user name")
     return value
@@ -393,11 +406,11 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
     role = f.str("role", required=True, choices=ROLES)
     image = f.str("image")
     if image is not None and not is_digest_ref(image):
-        raise f._err("image", f"{_show(image)} is not pinned by digest: use repo@sha256:<64 hex> "
+        raise f._err("image", f"{show(image)} is not pinned by digest: use repo@sha256:<64 hex> "
                               "(a tag can be re-pointed; RunPod may keep serving a cached image for it)")
     ep = _endpoint(f.sub("endpoint", required=True), name)
     st = f.sub("storage", required=True)
-    storage = StorageSpec(bucket=f"{st.str('bucket', required=True, pattern=re.compile(r'^[a-z0-9][a-z0-9-]{2,62}$'))}",
+    storage = StorageSpec(bucket=f"{st.str('bucket', required=True, pattern=_BUCKET_NAME, rule=_BUCKET_RULE)}",
                           location=st.str("location"), jurisdiction=st.str("jurisdiction", default="default",
                                                                              choices=("default", "eu", "fedramp")),
                           result_ttl_days=st.num("result_ttl_days", 30, 1, 3650, integer=True))
@@ -408,7 +421,7 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
                             protect=db.bool("protect", role == "prod"))
     db.done()
     a = f.sub("api", required=True)
-    api = ApiSpec(script_name=a.str("script_name", required=True, pattern=_NAME),
+    api = ApiSpec(script_name=a.str("script_name", required=True, pattern=_WORKER_NAME, rule=_WORKER_RULE),
                   public_base_url=a.str("public_base_url", pattern=re.compile(r"^https?://[^\s?#]+$")),
                   route=a.str("route"), zone_id=a.str("zone_id"), custom_domain=a.str("custom_domain"),
                   max_body_bytes=a.num("max_body_bytes", 65_536, 1_024, 10_000_000, integer=True),
@@ -457,22 +470,34 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
     return spec
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path, what: str = "stack file", max_bytes: int = 1_000_000,
+              error: type[GoldgateError] = SpecError) -> Any:
+    """A small YAML file an operator edits (a stack file, a golden case), parsed; anything wrong with it, from a
+    missing file to a 5,000-digit number or nesting too deep to parse, is one `error` naming `what` and `path`."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            data = fh.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            size = f"{max_bytes / 1e6:g} MB" if max_bytes >= 1_000_000 else f"{max_bytes // 1000} kB"
+            raise error(f"{what} {path} is larger than {size}; is it the right file?")
+        text = data.decode("utf-8")
     except FileNotFoundError:
-        raise SpecError(f"stack file {path} does not exist") from None
+        raise error(f"{what} {path} does not exist") from None
     except UnicodeDecodeError as exc:
-        raise SpecError(f"stack file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                        "save it as UTF-8") from None
+        raise error(f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                    "save it as UTF-8") from None
     except OSError as exc:
-        raise SpecError(f"cannot read stack file {path}: {exc.strerror or exc}") from None
-    if len(text) > 1_000_000:
-        raise SpecError(f"stack file {path} is larger than 1 MB; is it the right file?")
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     try:
         return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:  # on one line: where, and what the parser expected there
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise error(f"{what} {path} is not valid YAML{where}: {(exc.problem or exc.context or '')[:300]}") from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: e.g. a 5,000-digit number
-        raise SpecError(f"stack file {path} is not valid YAML: {str(exc)[:500] or type(exc).__name__}") from None
+        reason = ("nested too deeply" if isinstance(exc, RecursionError)
+                  else " ".join(str(exc).split(";")[0].split())[:500])  # not Python's advice on raising its limit
+        raise error(f"{what} {path} is not valid YAML: {reason or type(exc).__name__}") from None
 
 
 def load_local(name: str, path: Path = LOCAL_STACKS_FILE) -> StackSpec:
@@ -484,7 +509,7 @@ def load_local(name: str, path: Path = LOCAL_STACKS_FILE) -> StackSpec:
 
 
 def local_stack_names(path: Path = LOCAL_STACKS_FILE, _raw: bool = False) -> Any:
-    doc = _read_yaml(path)
+    doc = read_yaml(path)
     if not isinstance(doc, Mapping) or not isinstance(doc.get("stacks"), Mapping):
         raise SpecError(f"{path}: expected a top-level `stacks:` mapping of stack name to settings")
     return doc["stacks"] if _raw else sorted(doc["stacks"], key=str)
@@ -493,7 +518,7 @@ def local_stack_names(path: Path = LOCAL_STACKS_FILE, _raw: bool = False) -> Any
 def load_pulumi(name: str, directory: Path = STACKS_DIR) -> StackSpec:
     """A cloud stack from `stacks/Pulumi.<name>.yaml` (key `goldgate:spec`)."""
     path = directory / f"Pulumi.{name}.yaml"
-    doc = _read_yaml(path)
+    doc = read_yaml(path)
     config = doc.get("config") if isinstance(doc, Mapping) else None
     if not isinstance(config, Mapping) or "goldgate:spec" not in config:
         raise SpecError(f"{path}: expected `config: goldgate:spec: {{...}}`")

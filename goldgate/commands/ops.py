@@ -90,7 +90,7 @@ def cmd_dr_restore(args: argparse.Namespace) -> int:
         raise StateError(f"stack {args.stack} is running; stop it first (`goldgate down {args.stack}`) so nothing "
                          "writes while its database is replaced")
     target = platform.db_path(args.stack)
-    kept = dr.restore_into_stack(Path(args.backup), target)
+    kept = dr.restore_into_stack(Path(args.backup), target, args.stack, args.from_stack)
     print(f"{args.stack}: restored {args.backup} into {target} (verified)")
     if kept != target:
         print(f"{args.stack}: the previous database is kept at {kept}")
@@ -222,6 +222,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                           "(the old database is kept beside it)")
     p.add_argument("stack")
     p.add_argument("--backup", required=True, help="<home>/backups/<stack>/<stamp>.sqlite (its manifest beside it)")
+    p.add_argument("--from-stack", metavar="STACK",
+                   help="restore a backup another stack took on purpose (e.g. PROD's into STAGING): the stack "
+                        "its manifest names; without it such a backup is refused")
 
     p = add("checklist", cmd_checklist, "the production-hardening checklist, every line checked with evidence")
     p.add_argument("stack")

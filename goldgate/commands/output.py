@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -15,9 +16,20 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> None:
     if getattr(args, "json", False):
-        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+        print(json.dumps(_finite(data), indent=2, sort_keys=True, default=str, allow_nan=False))
     else:
         print(render(data))
+
+
+def _finite(data: Any) -> Any:
+    """`data` with every infinite or NaN number (an overflowing sum, absurd input) as null: JSON has no Infinity."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, Mapping):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
 
 
 def progress(message: str) -> None:

@@ -17,6 +17,7 @@ from goldgate.spec import is_digest_ref
 
 PASS, FAIL, NA = "pass", "fail", "n/a"
 DRILL_MAX_AGE_S = 7 * 86_400
+CLOCK_SKEW_S = 300  # a record this far ahead of our clock is another machine's clock, not the future
 EXIT_MEAN_LATENCY_S = 360.0  # the seed's exit criterion: mean latency <= 6 minutes
 
 
@@ -390,9 +391,13 @@ def dr_drill(f: Facts) -> Verdict:
     age = _age_s(f.drill.get("finished_at"), f.now)
     if not f.drill.get("passed"):
         return FAIL, f"the last DR drill failed: {f.drill.get('error')}"
+    if age is not None and age < -CLOCK_SKEW_S:
+        return FAIL, (f"the last DR drill record says it finished at {f.drill.get('finished_at')}, {-age / 3600:.1f} h "
+                      f"in the future (now {f.now.isoformat(timespec='seconds')}): a record from the future is not "
+                      f"evidence; check this machine's clock and the record, then run `goldgate dr-drill {f.stack}`")
     return _ok(age is not None and age <= DRILL_MAX_AGE_S,
-               f"DR drill passed {age / 3600:.1f} h ago: backup {f.drill.get('backup_s')} s, RTO {f.drill.get('rto_s')}"
-               f" s, RPO {f.drill.get('rpo_s')} s" if age is not None else "",
+               f"DR drill passed {max(age, 0.0) / 3600:.1f} h ago: backup {f.drill.get('backup_s')} s, "
+               f"RTO {f.drill.get('rto_s')} s, RPO {f.drill.get('rpo_s')} s" if age is not None else "",
                f"the last passing DR drill is older than {DRILL_MAX_AGE_S // 86_400} days; run `goldgate dr-drill`")
 
 

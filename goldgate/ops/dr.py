@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -46,6 +47,7 @@ from goldgate.ops.fingerprint import (
     schema_version,
     tables,
 )
+from goldgate.spec import show
 
 Progress = Callable[[str], None]
 DRILL_FORMAT = "goldgate.dr-drill.v1"
@@ -159,13 +161,16 @@ def _verified(expected: Fingerprint) -> list[str]:
             + ["sha256 of the backup file", "SQLite integrity_check"])
 
 
-def restore_into_stack(backup: Path, target: Path) -> Path:
-    """Restore a verified backup over a stopped stack's database; the old file is kept beside it.
+def restore_into_stack(backup: Path, target: Path, stack: str, from_stack: str | None = None) -> Path:
+    """Restore a verified backup over stack `stack`'s stopped database; the old file is kept beside it.
 
+    A backup another stack took (its manifest names the stack) is refused unless `from_stack` names
+    that stack: restoring STAGING's jobs over PROD's is done on purpose or not at all.
     The backup is restored into a side file and verified first, then the old database is copied
     aside, then the copy takes its place: a failure at any step leaves the stack's database as it was.
     """
     manifest = load_manifest(backup)
+    _refuse_another_stacks_backup(backup, manifest, stack, from_stack)
     _refuse_unknown_migrations(backup, manifest)
     staged = target.with_name(f"{target.name}.restored")
     try:
@@ -188,6 +193,20 @@ def restore_into_stack(backup: Path, target: Path) -> Path:
     for suffix in ("-wal", "-shm"):
         Path(str(target) + suffix).unlink(missing_ok=True)
     return kept or target
+
+
+def _refuse_another_stacks_backup(backup: Path, manifest: BackupManifest, stack: str, from_stack: str | None) -> None:
+    if manifest.stack == (stack if from_stack is None else from_stack):
+        return
+    # As an operator would type it; quoted and bounded when a hand-edited manifest holds no stack name.
+    taken = manifest.stack if re.fullmatch(r"[a-z][a-z0-9-]{0,62}", manifest.stack) else show(manifest.stack)
+    if from_stack is None:
+        raise BackupRefused(f"backup {backup.name} was taken from stack {taken}, not {stack}: restoring it would "
+                            f"replace {stack}'s jobs with {taken}'s; nothing was replaced. Pick a backup of {stack} "
+                            f"(<home>/backups/{stack}/), or, to restore {taken}'s data into {stack} on purpose, "
+                            f"add --from-stack {taken}")
+    raise BackupRefused(f"backup {backup.name} was taken from stack {taken}, not {from_stack} (--from-stack); "
+                        "nothing was replaced: check which backup you meant")
 
 
 def _refuse_unknown_migrations(backup: Path, manifest: BackupManifest) -> None:

@@ -21,15 +21,15 @@ must look like; `smoke: true` puts it in the subset run on PROD after a promotio
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from goldgate.errors import GoldgateError
+from goldgate.spec import read_yaml, show
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = REPO_ROOT / "scripts" / "golden-tests"
@@ -92,14 +92,7 @@ def load_cases(cases_dir: Path = GOLDEN_DIR / "cases", smoke_only: bool = False)
 
 def load_case(path: Path) -> GoldenCase:
     src = str(path)
-    try:
-        if path.stat().st_size > _MAX_CASE_FILE:
-            raise CaseError(f"{src}: larger than {_MAX_CASE_FILE} bytes; a case is a few lines of YAML")
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CaseError(f"{src}: cannot read ({exc})") from None
-    except yaml.YAMLError as exc:
-        raise CaseError(f"{src}: not valid YAML ({exc})") from None
+    raw = read_yaml(path, "golden case file", _MAX_CASE_FILE, CaseError)
     if not isinstance(raw, Mapping):
         raise CaseError(f"{src}: expected a mapping with workflow, inputs and expect")
     unknown = set(raw) - {"id", "workflow", "inputs", "expect", "smoke", "description"}
@@ -107,13 +100,19 @@ def load_case(path: Path) -> GoldenCase:
         raise CaseError(f"{src}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
     case_id = raw.get("id", path.stem)
     if not isinstance(case_id, str) or not _ID.match(case_id):
-        raise CaseError(f"{src}: id {case_id!r} must be lowercase letters, digits, '.', '_' or '-'")
+        raise CaseError(f"{src}: id {show(case_id)} must be lowercase letters, digits, '.', '_' or '-'")
     workflow = raw.get("workflow")
     if not isinstance(workflow, str) or not _ID.match(workflow):
         raise CaseError(f"{src}: workflow is required (a workflow id such as sdxl-txt2img)")
     inputs = raw.get("inputs") or {}
     if not isinstance(inputs, Mapping) or not all(isinstance(k, str) for k in inputs):
         raise CaseError(f"{src}: inputs must be a mapping of parameter name to value")
+    for name, value in inputs.items():
+        # What a workflow parameter takes (a string, an integer, a number, true/false); anything else, a list,
+        # NaN or a YAML alias bomb, would only fail later, in the job request.
+        if not isinstance(value, str | int | float) or (isinstance(value, float) and not math.isfinite(value)):
+            raise CaseError(f"{src}: inputs.{name[:64]}: expected a string, a finite number or true/false, "
+                            f"got {show(value)}")
     smoke = raw.get("smoke", False)
     if not isinstance(smoke, bool):
         raise CaseError(f"{src}: smoke must be true or false")
@@ -133,7 +132,7 @@ def _expectations(raw: Any, src: str) -> Expectations:
         if value is None:
             return None
         if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            raise CaseError(f"{src}: expect.{key}: expected an integer in [{lo}, {hi}], got {value!r}")
+            raise CaseError(f"{src}: expect.{key}: expected an integer in [{lo}, {hi}], got {show(value)}")
         return value
 
     status = raw.get("status", "completed")
@@ -141,7 +140,7 @@ def _expectations(raw: Any, src: str) -> Expectations:
         raise CaseError(f"{src}: expect.status: only `completed` is supported (a golden case must succeed)")
     content_type = raw.get("content_type", "image/png")
     if not isinstance(content_type, str) or not re.match(r"^image/[a-z0-9.+-]+$", content_type):
-        raise CaseError(f"{src}: expect.content_type: expected an image media type, got {content_type!r}")
+        raise CaseError(f"{src}: expect.content_type: expected an image media type, got {show(content_type)}")
     reference = raw.get("reference")
     if reference is not None and (not isinstance(reference, str)
                                   or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.png$", reference)):
@@ -149,7 +148,7 @@ def _expectations(raw: Any, src: str) -> Expectations:
     latency = raw.get("max_latency_s")
     if latency is not None and (not isinstance(latency, int | float) or isinstance(latency, bool)
                                 or not 0 < latency <= 86_400):
-        raise CaseError(f"{src}: expect.max_latency_s: expected seconds in (0, 86400], got {latency!r}")
+        raise CaseError(f"{src}: expect.max_latency_s: expected seconds in (0, 86400], got {show(latency)}")
     exp = Expectations(status=status, images=integer("images", 1, 1, 64),
                        width=integer("width", None, 1, 16_384), height=integer("height", None, 1, 16_384),
                        content_type=content_type, min_bytes=integer("min_bytes", 1, 1, 2**31),

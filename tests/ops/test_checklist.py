@@ -151,6 +151,16 @@ def test_other_single_facts_turn_their_own_line_red(healthy, change, line):
     assert _red(dataclasses.replace(healthy, **change)) == {line}
 
 
+def test_a_drill_record_dated_in_the_future_is_not_evidence(healthy):
+    future = {**healthy.drill, "finished_at": (healthy.now + timedelta(hours=3)).isoformat()}
+    results = {r.id: r for r in checklist.run_checks(dataclasses.replace(healthy, drill=future))}
+    assert _red(dataclasses.replace(healthy, drill=future)) == {"dr_drill"}
+    assert "in the future" in results["dr_drill"].evidence
+    # a clock a couple of minutes apart is not a lie
+    skewed = {**healthy.drill, "finished_at": (healthy.now + timedelta(minutes=2)).isoformat()}
+    assert _red(dataclasses.replace(healthy, drill=skewed)) == set()
+
+
 def test_the_service_has_no_polling_code_path_and_the_scan_catches_one():
     assert scan_tree(Path(checklist.__file__).resolve().parents[2] / "service") == []
     loop = ("async def wait(app, rid):\n    while True:\n        s = await app.runpod.status(rid)\n"

@@ -119,7 +119,7 @@ def test_a_drill_without_a_database_is_recorded_as_failed(tmp_path):
 
 def test_restore_into_a_stack_replaces_its_database_and_keeps_the_old_one(backup, tmp_path, stack_db):
     live = stack_db(tmp_path / "live" / "db.sqlite", jobs=10)
-    kept = restore_into_stack(backup, live)
+    kept = restore_into_stack(backup, live, "staging")
     assert kept != live and kept.exists()
     assert sqlite3.connect(live).execute("SELECT count(*) FROM jobs").fetchone()[0] == 2_000
     assert sqlite3.connect(kept).execute("SELECT count(*) FROM jobs").fetchone()[0] == 10
@@ -129,7 +129,7 @@ def test_restore_over_a_corrupt_database_replaces_it_and_keeps_the_corrupt_file(
     live = tmp_path / "live" / "db.sqlite"
     live.parent.mkdir()
     live.write_bytes(b"torn write, not a database " * 200)  # the reason an operator restores
-    kept = restore_into_stack(backup, live)
+    kept = restore_into_stack(backup, live, "staging")
     assert sqlite3.connect(live).execute("SELECT count(*) FROM jobs").fetchone()[0] == 2_000
     assert kept != live and kept.read_bytes() == b"torn write, not a database " * 200
 
@@ -165,7 +165,7 @@ def test_a_full_disk_mid_restore_blames_the_disk_not_the_backup_and_keeps_the_li
     before = live.read_bytes()
     _disk_fills_at(monkeypatch, ".restoring")
     with pytest.raises(GoldgateError) as err:
-        restore_into_stack(backup, live)
+        restore_into_stack(backup, live, "staging")
     assert not isinstance(err.value, BackupRefused)
     assert "database or disk is full" in str(err.value) and "not a readable SQLite database" not in str(err.value)
     assert live.read_bytes() == before
@@ -180,7 +180,7 @@ def test_a_full_disk_while_keeping_the_old_database_is_a_clear_error_and_replace
     before = live.read_bytes()
     _disk_fills_at(monkeypatch, ".before-restore-", pages=4)
     with pytest.raises(GoldgateError, match="database or disk is full"):
-        restore_into_stack(backup, live)
+        restore_into_stack(backup, live, "staging")
     assert live.read_bytes() == before
     assert sorted(p.name for p in live.parent.iterdir()) == ["db.sqlite"]
 
@@ -194,7 +194,7 @@ def test_a_backup_from_a_newer_checkout_is_refused_before_anything_is_replaced(b
     live = stack_db(tmp_path / "live" / "db.sqlite", jobs=10)
     before = live.read_bytes()
     with pytest.raises(BackupRefused, match="9999_from_the_future.sql"):
-        restore_into_stack(backup, live)
+        restore_into_stack(backup, live, "staging")
     assert live.read_bytes() == before
     assert sorted(p.name for p in live.parent.iterdir()) == ["db.sqlite"]
 
@@ -210,3 +210,20 @@ def _rewrite_manifest_fingerprint(backup):
     conn.close()
     path.write_text(json.dumps(raw))
     _rewrite_manifest_hash(backup)
+
+
+def test_restore_refuses_another_stacks_backup_unless_its_stack_is_named(backup, tmp_path, stack_db, capsys):
+    from goldgate.cli import main
+
+    home = tmp_path / "home"
+    live = stack_db(LocalPlatform(home).db_path("prod"), jobs=10, stack="prod")
+    before = live.read_bytes()
+    restore = ["dr-restore", "prod", "--home", str(home), "--backup", str(backup)]
+    assert main(restore) == 1
+    err = capsys.readouterr().err
+    assert "taken from stack staging, not prod" in err and "--from-stack staging" in err
+    assert main([*restore, "--from-stack", "qa"]) == 1
+    assert "taken from stack staging, not qa" in capsys.readouterr().err
+    assert live.read_bytes() == before and sorted(p.name for p in live.parent.iterdir()) == ["db.sqlite"]
+    assert main([*restore, "--from-stack", "staging"]) == 0
+    assert sqlite3.connect(live).execute("SELECT count(*) FROM jobs").fetchone()[0] == 2_000

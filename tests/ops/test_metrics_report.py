@@ -109,3 +109,19 @@ def test_html_report_renders_in_headless_chromium(home, tmp_path):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))
+
+
+def _no_constants(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def test_json_stays_valid_json_when_sums_overflow(home, capsys):
+    import sqlite3
+
+    conn = sqlite3.connect(LocalPlatform(home).db_path("staging"))
+    with conn:
+        conn.execute("UPDATE job_metrics SET cost_estimate_usd = 1e308")  # absurd costs: their sum is infinite
+    conn.close()
+    assert main(["metrics", "staging", "--home", str(home), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out, parse_constant=_no_constants)
+    assert data["overall"]["count"] == 1_000 and data["overall"]["cost_total_usd"] is None

@@ -149,3 +149,29 @@ def test_a_bad_rollout_timeout_in_the_environment_is_named(capsys: pytest.Captur
     monkeypatch.setenv("GOLDGATE_ROLLOUT_TIMEOUT_S", value)
     code, _, err = run(capsys, tmp_path, "promote", "--target", "cloud", "--check")
     assert code == 1 and "GOLDGATE_ROLLOUT_TIMEOUT_S" in one_error_line(err)
+
+
+@pytest.mark.parametrize(("section", "key", "name"), [
+    ("storage", "bucket", "goldgate-staging-results-"),   # R2: must end with a letter or digit
+    ("storage", "bucket", "-goldgate-results"),
+    ("storage", "bucket", "ab"),                          # R2: 3-63 characters
+    ("storage", "bucket", "b" * 64),
+    ("storage", "bucket", "goldgate_results"),            # R2: lowercase letters, digits and hyphens only
+    ("api", "script_name", "goldgate-api-staging-"),      # Workers: must end with a letter or digit
+])
+def test_a_cloud_resource_name_the_vendor_refuses_is_refused_before_anything_is_created(
+        tmp_path: Path, section: str, key: str, name: str) -> None:
+    path = _stack_file(tmp_path, lambda s: s[section].update({key: name}))
+    with pytest.raises(SpecError, match=f"stacks.staging.{section}.{key}") as exc:
+        specs.load_local("staging", path)
+    assert "letter or digit" in str(exc.value)
+
+
+@pytest.mark.parametrize(("section", "key", "name"), [
+    ("storage", "bucket", "abc"), ("storage", "bucket", "0-results-9"), ("storage", "bucket", "b" * 63),
+    ("api", "script_name", "goldgate-api-2"),
+])
+def test_a_cloud_resource_name_the_vendor_takes_is_accepted(tmp_path: Path, section: str, key: str,
+                                                            name: str) -> None:
+    path = _stack_file(tmp_path, lambda s: s[section].update({key: name}))
+    assert specs.load_local("staging", path).resource_names()["bucket" if key == "bucket" else "script"] == name

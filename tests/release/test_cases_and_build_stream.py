@@ -92,3 +92,41 @@ def test_the_release_tag_is_derived_from_version_commit_and_manifest(tmp_path: P
     assert ident.tag == f"2026.11.0-g0123456789ab-m{sha[:12]}"
     (tmp_path / "models.yaml").write_text("models: [x]\n")
     assert manifest_sha256(tmp_path) != sha
+
+
+def test_a_huge_number_in_a_case_file_is_named_not_a_traceback(tmp_path: Path) -> None:
+    path = case_file(tmp_path, "workflow: wf\nexpect: {width: " + "9" * 5000 + "}\n")
+    with pytest.raises(CaseError, match="not valid YAML") as err:
+        load_case(path)
+    assert str(path) in str(err.value) and "5000 digits" in str(err.value) and "sys." not in str(err.value)
+    with pytest.raises(CaseError, match=r"not valid YAML at line 2, column 1: expected ',' or '\]'") as err:
+        load_case(case_file(tmp_path, "workflow: [oops\n"))
+    assert "\n" not in str(err.value)  # one line for the one-line error
+
+
+def _bomb_under_description(rest: str) -> str:
+    from test_bad_input import BOMB
+
+    return "description:\n" + "".join(f"  {line}\n" for line in BOMB.splitlines()) + rest
+
+
+@pytest.mark.parametrize(("rest", "words"), [
+    ("id: *i\nworkflow: wf\n", "id"),
+    ("workflow: *i\n", "workflow"),
+    ("workflow: wf\nexpect: {width: *i}\n", "expect.width"),
+    ("workflow: wf\nexpect: {content_type: *i}\n", "expect.content_type"),
+    ("workflow: wf\ninputs: {prompt: *i}\n", "inputs.prompt"),
+])
+def test_a_yaml_alias_bomb_in_a_case_file_is_refused_quickly(tmp_path: Path, rest: str, words: str) -> None:
+    path = case_file(tmp_path, _bomb_under_description(rest))
+    with pytest.raises(CaseError) as err:
+        load_case(path)
+    assert str(path) in str(err.value) and words in str(err.value) and len(str(err.value)) < 2000
+
+
+@pytest.mark.parametrize("value", ["[a, b]", "{x: 1}", ".nan", ".inf", "null"])
+def test_a_case_input_must_be_a_value_a_workflow_parameter_takes(tmp_path: Path, value: str) -> None:
+    with pytest.raises(CaseError, match="inputs.seed"):
+        load_case(case_file(tmp_path, f"workflow: wf\ninputs: {{prompt: ok, seed: {value}}}\n"))
+    case = load_case(case_file(tmp_path, "workflow: wf\ninputs: {prompt: ok, seed: 3, cfg: 1.5, hires: true}\n"))
+    assert case.inputs == {"prompt": "ok", "seed": 3, "cfg": 1.5, "hires": True}

@@ -84,7 +84,7 @@ def test_golden_on_a_stack_that_is_down_or_with_bad_cases(capsys: pytest.Capture
     cases.mkdir()
     (cases / "x.yaml").write_text("workflow: [oops\n")
     code, _, err = run(capsys, tmp_path, "golden", "staging", "--cases-dir", str(cases))
-    assert code == 1 and "x.yaml: not valid YAML" in one_error_line(err)
+    assert code == 1 and "x.yaml is not valid YAML" in one_error_line(err)
 
 
 def test_build_with_a_missing_context_or_no_engine(capsys: pytest.CaptureFixture, tmp_path: Path,
@@ -111,4 +111,4 @@ def test_the_checklists_run_mjs_delegates_to_goldgate_golden(tmp_path: Path) -> 
                            str(bad), "--home", str(tmp_path / "home")], capture_output=True, text=True, timeout=120,
                           check=False, cwd=repo, env={**os.environ, "GOLDGATE_BIN": str(shim)})
     assert proc.returncode == 1
-    assert "goldgate: error: " in proc.stderr and "x.yaml: not valid YAML" in proc.stderr
+    assert "goldgate: error: " in proc.stderr and "x.yaml is not valid YAML" in proc.stderr
