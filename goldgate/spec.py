@@ -95,6 +95,15 @@ class EndpointSpec:
     def pulls_privately(self) -> bool:
         return self.registry_credential_id is not None or self.manage_registry_credential
 
+    def worker_timeouts(self) -> dict[str, str]:
+        """The worker's own bounds (COMFY_JOB_TIMEOUT_S from the job's start, COMFY_READY_TIMEOUT_S for a cold
+        start) inside the execution timeout, with a tenth of it (at most 60 s) left to upload the results and
+        answer RunPod: the worker's clear error and its cancel of the prompt come before RunPod ends the job
+        as TIMED_OUT. `env` may still set either."""
+        total_s = self.execution_timeout_ms / 1000
+        job_s = total_s - min(60.0, total_s / 10)
+        return {"COMFY_JOB_TIMEOUT_S": f"{job_s:g}", "COMFY_READY_TIMEOUT_S": f"{min(300.0, job_s):g}"}
+
 
 @dataclass(frozen=True)
 class StorageSpec:

@@ -96,6 +96,7 @@ class StackHost:
     def worker_env(self, image: str | None) -> dict[str, str]:
         local = self.spec.local
         return {
+            **self.spec.endpoint.worker_timeouts(),
             **self.spec.endpoint.env,
             "STACK": self.spec.name,
             "WORKFLOW_VERSION": self.spec.workflow_version,

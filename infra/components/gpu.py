@@ -43,7 +43,7 @@ class GpuEndpointArgs:
 def worker_env(args: GpuEndpointArgs) -> pulumi.Output[dict]:
     """The worker's environment (docs/INTERFACES.md): the stack's own env plus what goldgate sets; secret."""
     spec = args.spec
-    fixed = {**dict(spec.endpoint.env), "WORKFLOW_VERSION": spec.workflow_version,
+    fixed = {**spec.endpoint.worker_timeouts(), **dict(spec.endpoint.env), "WORKFLOW_VERSION": spec.workflow_version,
              "WORKER_IMAGE_TAG": spec.image, "STACK": spec.name, "GPU_TYPE": spec.endpoint.cost_gpu_type,
              "R2_ENDPOINT_URL": args.r2_endpoint_url}
     env = pulumi.Output.all(args.r2_bucket, args.r2_access_key_id, args.r2_secret_access_key).apply(

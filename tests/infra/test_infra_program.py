@@ -109,6 +109,9 @@ def test_program_declares_the_stack_with_wired_bindings_and_secret_credentials(s
         env = ep["env"]
         assert env["WORKFLOW_VERSION"] == doc["workflow_version"] and env["WORKER_IMAGE_TAG"] == doc["image"]
         assert env["STACK"] == stack and env["R2_BUCKET"] == bucket
+        # The worker gives up (clearly, cancelling its prompt) 60 s before RunPod's 600 s executionTimeout.
+        assert doc["endpoint"]["execution_timeout_ms"] == 600_000
+        assert (env["COMFY_JOB_TIMEOUT_S"], env["COMFY_READY_TIMEOUT_S"]) == ("540", "300")
         assert env["R2_ENDPOINT_URL"] == f"https://{doc['cloud']['cloudflare_account_id']}.r2.cloudflarestorage.com"
         assert env["R2_ACCESS_KEY_ID"] == token.id and env["R2_SECRET_ACCESS_KEY"] == secret_value
 

@@ -112,3 +112,13 @@ def test_cloud_stack_requires_an_image_and_account() -> None:
         specs.from_pulumi_config("prod", raw)
     raw["image"] = DIGEST
     assert specs.from_pulumi_config("prod", raw).cloud.cloudflare_account_id == "0" * 32
+
+
+@pytest.mark.parametrize(("execution_timeout_ms", "job_s", "ready_s"),
+                         [(600_000, "540", "300"), (3_600_000, "3540", "300"), (30_000, "27", "27")])
+def test_the_workers_own_bounds_end_inside_runpods_execution_timeout(tmp_path: Path, execution_timeout_ms: int,
+                                                                     job_s: str, ready_s: str) -> None:
+    doc = local_doc()
+    doc["stacks"]["staging"]["endpoint"]["execution_timeout_ms"] = execution_timeout_ms
+    endpoint = specs.load_local("staging", write(tmp_path, doc)).endpoint
+    assert endpoint.worker_timeouts() == {"COMFY_JOB_TIMEOUT_S": job_s, "COMFY_READY_TIMEOUT_S": ready_s}
