@@ -76,6 +76,8 @@ class App:
                 self.log.error("http.unhandled", error=error_field(exc))
                 response = json_response(500, {"error": {"code": "internal", "message":
                                                          "internal error; the service log has the details"}})
+        if request.method == "HEAD":
+            response = _without_body(response)
         # the path only: query strings carry signatures (webhook and result URLs)
         self.log.write_request_line(note, duration_ms=round((time.perf_counter() - started) * 1000, 3),
                                     http={"method": request.method[:16], "path": request.path[:512],
@@ -87,22 +89,32 @@ class App:
         if len(request.body) > self.max_body_bytes or (
                 declared and declared.isdigit() and int(declared) > self.max_body_bytes):
             raise ApiError(413, "body_too_large", f"request body is over the {self.max_body_bytes}-byte limit")
+        wanted = "GET" if request.method == "HEAD" else request.method  # HEAD is GET without the body
         static = _STATIC.get(request.path)
-        if static is not None and static[0] == request.method:  # the hot routes: one dict lookup
+        if static is not None and static[0] == wanted:  # the hot routes: one dict lookup
             return await static[1](self, request)
         allowed: list[str] = []
         for method, pattern, handler in ROUTES:
             match = pattern.match(request.path)
             if match is None:
                 continue
-            if request.method != method:
-                allowed.append(method)
+            if wanted != method:
+                allowed.extend(("GET", "HEAD") if method == "GET" else (method,))
                 continue
             return await handler(self, request, **match.groupdict())
         if allowed:
             raise ApiError(405, "method_not_allowed", f"{request.method[:16]} is not allowed here; use "
                                                       f"{', '.join(allowed)}", allow=", ".join(allowed))
         raise ApiError(404, "not_found", "no such route")
+
+
+def _without_body(response: Response) -> Response:
+    """The answer to a HEAD (RFC 9110 9.3.2): GET's status and headers, with the Content-Length of the
+    body GET would send, and no body. Handlers that stream (results) read no body for HEAD."""
+    headers = dict(response.headers)
+    if isinstance(response.body, (bytes, bytearray)):
+        headers.setdefault("content-length", str(len(response.body)))
+    return Response(response.status, b"", headers)
 
 
 def create_app(config: ServiceConfig, db: Database, store: ResultStore, runpod: RunPodGateway,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +28,10 @@ _LIMITS = {"message": 4000, "reason": 200, "status": 32, "workflow_version": 64,
 _LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3, "critical": 4}
 _NOTE: ContextVar[dict[str, Any] | None] = ContextVar("service_request_log", default=None)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False, check_circular=False)
+# A signature in a signed URL (webhook `?job=..&sig=<hex>`, result `?exp=..&sig=<hex>`): any case, as
+# verification lower-cases it.
+_SIGNATURE = re.compile(r"(?<=sig=)[0-9A-Fa-f]+")
+_REDACTED = "[redacted]"
 
 Sink = Callable[[str], None]
 
@@ -66,11 +71,14 @@ class Logger:
     def __init__(self, sink: Sink = stdout_sink, secrets: Iterable[str] = (), **context: Any) -> None:
         self.sink = sink
         self.secrets = tuple(s for s in secrets if s)
+        # What each secret looks like in the encoded line: a '"' or '\\' in it is escaped there.
+        self._needles = tuple(_ENCODER.encode(s)[1:-1] for s in self.secrets)
         self.context = {k: context.get(k) for k in _CONTEXT}
 
     def bind(self, **context: Any) -> Logger:
         child = Logger.__new__(Logger)
-        child.sink, child.secrets, child.context = self.sink, self.secrets, self.context.copy()
+        child.sink, child.secrets, child._needles = self.sink, self.secrets, self._needles
+        child.context = self.context.copy()
         for key, value in context.items():
             if key in child.context:  # it holds exactly the _CONTEXT keys
                 child.context[key] = value
@@ -121,9 +129,16 @@ class Logger:
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             line["error"] = {**error, "message": error["message"][:4000]}
         text = _ENCODER.encode(line)
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, "[redacted]")
+        leaked = "=" in text and "sig=" in text  # "=" first: one memchr, and most lines have none
+        if not leaked:
+            for needle in self._needles:  # one substring search per secret; the common case finds none
+                if needle in text:
+                    leaked = True
+                    break
+        if leaked:
+            # Mask the values, not the encoded text (where a secret is escaped, or a near miss such as
+            # "\\t" + "ok-..." would be cut mid-escape), then encode again.
+            text = _ENCODER.encode(_masked(line, self.secrets))
         self.sink(text)
 
     def debug(self, event: str, **fields: Any) -> None:
@@ -137,6 +152,22 @@ class Logger:
 
     def error(self, event: str, **fields: Any) -> None:
         self.log("error", event, **fields)
+
+
+def _masked(value: Any, secrets: tuple[str, ...]) -> Any:
+    """`value` with every secret and URL signature in its strings (keys too) replaced by [redacted]."""
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, _REDACTED)
+        return _SIGNATURE.sub(_REDACTED, value) if "sig=" in value else value
+    if isinstance(value, dict):
+        return {_masked(k, secrets): _masked(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v, secrets) for v in value]
+    if value is None or isinstance(value, (int, float)):
+        return value
+    return _masked(str(value), secrets)  # what the encoder's default=str would write
 
 
 def error_field(exc: BaseException) -> dict[str, str]:

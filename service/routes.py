@@ -149,16 +149,18 @@ async def result_object(app: App, request: Request, key: str) -> Response:
             raise ApiError(403, "url_expired_or_invalid", "this result URL has expired or is not valid; "
                                                           "ask GET /api/status for a fresh one")
         require_bearer(app, request)
+    head = request.method == "HEAD"  # size and type only: the store's HEAD, no object body is read
     try:
-        obj = await app.store.get(key)
+        obj = await (app.store.head(key) if head else app.store.get(key))
     except StoreUnavailable as exc:
         raise ApiError(503, "store_unavailable", f"result store unreachable: {exc}; retry later") from None
     if obj is None:
         raise ApiError(404, "not_found", f"no result object {key}")
-    headers = {"content-type": obj.meta.content_type or "application/octet-stream",
-               "content-length": str(obj.meta.size), "cache-control": "private, max-age=300",
+    meta = obj if head else obj.meta
+    headers = {"content-type": meta.content_type or "application/octet-stream",
+               "content-length": str(meta.size), "cache-control": "private, max-age=300",
                "x-content-type-options": "nosniff"}
-    return Response(200, obj.body, headers)
+    return Response(200, b"" if head else obj.body, headers)
 
 
 async def recover_job(app: App, request: Request, job_id: str) -> Response:

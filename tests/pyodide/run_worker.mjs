@@ -294,7 +294,8 @@ Default
     const d1From = db.calls.length;
     const r2From = bucket.calls.length;
     const printedFrom = printed.length;
-    const request = new Request(new URL(url, base), { method, headers, body });
+    const streamed = body instanceof ReadableStream ? { duplex: "half" } : {}; // a chunked upload
+    const request = new Request(new URL(url, base), { method, headers, body, ...streamed });
     const step = { name, method, url: String(new URL(url, base)) };
     try {
       const reply = await worker.fetch(request);
@@ -305,7 +306,7 @@ Default
       step.status = response.status;
       step.headers = Object.fromEntries(response.headers);
       step.body_base64 = Buffer.from(bytes).toString("base64");
-      if ((step.headers["content-type"] ?? "").startsWith("application/json")) {
+      if (bytes.byteLength && (step.headers["content-type"] ?? "").startsWith("application/json")) {
         step.json = JSON.parse(new TextDecoder().decode(bytes));
       }
     } catch (error) {
@@ -346,6 +347,8 @@ Default
   await call("result", "GET", `/api/result/${key}`, { headers: auth });
   await call("result_signed", "GET", status.json?.results?.[0]?.url ?? `/api/result/${key}?sig=missing`);
   await call("result_missing", "GET", `/api/result/results/${jobId}/9.png`, { headers: auth });
+  await call("health_head", "HEAD", "/healthz");
+  await call("result_head", "HEAD", `/api/result/${key}`, { headers: auth });
   await call("bad_signature", "POST", `/api/runpod/webhook?job=${jobId}&sig=${"0".repeat(64)}`,
              { body: delivery, headers: { "content-type": "application/json" } });
   const oversized = JSON.stringify({ workflow_id: "sdxl-txt2img", inputs: { prompt: "x".repeat(70000) } });
@@ -356,6 +359,19 @@ Default
   await call("oversized_undeclared", "POST", "/api/queue/create", {
     body: oversized, headers: { ...auth, "content-type": "application/json" },
   });
+  // An 8 MiB chunked upload (a stream: no Content-Length): the Worker must stop reading past the limit.
+  let pulled = 0;
+  const chunks = new ReadableStream({
+    pull(controller) {
+      pulled += 65536;
+      controller.enqueue(new Uint8Array(65536));
+      if (pulled >= 8 * 1024 * 1024) controller.close();
+    },
+  });
+  const chunked = await call("oversized_chunked", "POST", "/api/queue/create", {
+    body: chunks, headers: { ...auth, "content-type": "application/json" },
+  });
+  chunked.pulled = pulled;
 
   // A webhook that overtakes /run's answer: the job has no RunPod id yet (a NULL column) and adopts
   // the signed delivery's id. Read through D1 on Pyodide 0.28, that NULL comes back as jsnull.

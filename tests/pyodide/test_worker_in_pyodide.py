@@ -149,14 +149,27 @@ def test_the_result_streams_from_r2_with_a_bearer_or_a_signed_url(run):
     assert missing["status"] == 404 and missing["json"]["error"]["code"] == "not_found"
 
 
+def test_head_answers_as_get_would_from_r2_head_without_a_body(run):
+    image = base64.b64decode(run["result_base64"])
+    head = step(run, "result_head")
+    assert head["status"] == 200 and head["body_base64"] == ""
+    assert head["headers"]["content-type"] == "image/png" and head["headers"]["content-length"] == str(len(image))
+    assert head["r2"] == [{"op": "head", "key": run["result_key"]}]  # R2's head: the object body is never read
+    health = step(run, "health_head")
+    assert health["status"] == 200 and health["body_base64"] == ""
+    assert health["headers"]["content-length"] == str(len(base64.b64decode(step(run, "health")["body_base64"])))
+
+
 def test_refusals_are_json_errors(run):
     bad = step(run, "bad_signature")
     assert bad["status"] == 401 and bad["headers"]["content-type"] == "application/json"
     assert bad["json"]["error"]["code"] == "bad_signature" and ops(bad) == []
-    for name in ("oversized", "oversized_undeclared"):
+    for name in ("oversized", "oversized_undeclared", "oversized_chunked"):
         big = step(run, name)
         assert big["status"] == 413 and big["json"]["error"]["code"] == "body_too_large", name
         assert ops(big) == []
+    # The 8 MiB chunked upload was read only a little past the 64 KiB limit (the isolate has 128 MB).
+    assert step(run, "oversized_chunked")["pulled"] < 1024 * 1024
     assert len(run["runpod_calls"]) == 2  # the two jobs created; nothing refused reached RunPod
 
 

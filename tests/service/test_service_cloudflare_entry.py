@@ -143,13 +143,44 @@ class JsHeaders:
         return [[k, v] for k, v in self.pairs.items()]
 
 
-class JsRequest:
-    def __init__(self, method: str, url: str, body: bytes = b"", headers: dict | None = None) -> None:
-        self.method, self.url, self._body = method, url, body
-        self.headers = JsHeaders({"content-length": str(len(body)), **(headers or {})})
+class JsReadableStream:
+    """A request's body stream: each `await getReader().read()` pulls one chunk (a Uint8Array)."""
 
-    async def arrayBuffer(self) -> Any:
-        return types.SimpleNamespace(to_bytes=lambda: self._body)
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.pulled = 0
+        self.cancelled = False
+
+    def getReader(self) -> JsReadableStream:
+        return self
+
+    async def read(self) -> Any:
+        chunk = None if self.cancelled else next(self.chunks, None)
+        if chunk is None:
+            return types.SimpleNamespace(done=True, value=None)
+        self.pulled += len(chunk)
+        return types.SimpleNamespace(done=False, value=types.SimpleNamespace(to_bytes=lambda: chunk))
+
+    async def cancel(self) -> None:
+        self.cancelled = True
+
+
+class JsRequest:
+    """bytes: a body with its Content-Length; an iterator of chunks: a chunked upload (no Content-Length)."""
+
+    def __init__(self, method: str, url: str, body: bytes | Iterator[bytes] = b"", headers: dict | None = None) -> None:
+        self.method, self.url = method, url
+        declared = {"content-length": str(len(body))} if isinstance(body, bytes) else {}
+        self.headers = JsHeaders({**declared, **(headers or {})})
+        chunks = iter([body] if body else []) if isinstance(body, bytes) else body
+        self.body = JsReadableStream(chunks) if body else None  # JS null when there is no body
+
+    async def arrayBuffer(self) -> Any:  # reads the whole stream, as JS does
+        chunks = []
+        while not (result := await self.body.read()).done:
+            chunks.append(result.value.to_bytes())
+        data = b"".join(chunks)
+        return types.SimpleNamespace(to_bytes=lambda: data)
 
 
 def _to_js(value: Any, **_: Any) -> Any:
@@ -283,6 +314,29 @@ def test_the_worker_serves_the_job_path_over_d1_r2_and_fetch(entry, tmp_path, fa
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert lines and all(json.loads(line)["component"] == "service" for line in lines)
     log_lines.extend(lines)  # validated against the schema and scanned for secrets at teardown
+
+
+def test_a_chunked_body_over_the_limit_is_refused_having_read_only_just_past_it(entry, tmp_path, fake_runpod,
+                                                                               capsys, log_lines):
+    """Without a Content-Length the Worker cannot refuse up front; reading a 100 MiB upload in full
+    before checking would hit the isolate's 128 MB memory limit."""
+    env = make_env(tmp_path, fake_runpod.base)  # MAX_BODY_BYTES 65536
+    entry.Default._app = entry.build_app(env, fetch=Fetch())
+    worker = entry.Default(None, env)
+    auth = {"authorization": f"Bearer {API_TOKEN}"}
+    chunk = b" " * 16384
+    huge = JsRequest("POST", "https://api.example/api/queue/create", (chunk for _ in range(6400)), auth)
+    body = json.dumps({"workflow_id": "flux-schnell", "inputs": {"prompt": "p"}}).encode()
+    small = JsRequest("POST", "https://api.example/api/queue/create", iter([body[:9], body[9:]]), auth)
+
+    async def scenario() -> tuple[WorkersResponse, WorkersResponse]:
+        return await worker.fetch(huge), await worker.fetch(small)
+
+    refused, created = asyncio.run(scenario())
+    assert refused.status == 413 and json.loads(refused.body)["error"]["code"] == "body_too_large"
+    assert huge.body.pulled <= 65536 + len(chunk) and huge.body.cancelled  # stopped just past the limit
+    assert created.status == 202, created.body  # a chunked body within the limit is read whole
+    log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
 
 
 def test_a_misconfigured_worker_answers_json_not_a_traceback(entry, tmp_path):

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import httpx
-from service_testkit import API_TOKEN, ROOT, WEBHOOK_SECRET, LocalServer, check_log_lines, s3_client
+from service_testkit import API_TOKEN, BUCKET, ROOT, WEBHOOK_SECRET, LocalServer, check_log_lines, s3_client
 
 from service.signing import webhook_signature
 
@@ -80,6 +80,25 @@ def test_over_http_bad_input_gets_clear_json_errors_never_a_traceback(local_serv
     assert status == 401
     text = local_server.log_path.read_text()
     assert "Traceback" not in text and "sig=" not in text
+
+
+def test_head_answers_as_get_would_with_its_headers_and_no_body(local_server, moto_endpoint):
+    # RFC 9110 9.3.2: load balancers, uptime checks and clients learning a result's size use HEAD.
+    key = f"results/{'e' * 32}/0.png"
+    data = b"\x89PNG" + bytes(5000)
+    s3_client(moto_endpoint).put_object(Bucket=BUCKET, Key=key, Body=data, ContentType="image/png")
+    for path, headers in (("/healthz", {}), (f"/api/result/{key}", AUTH),
+                          (f"/api/result/results/{'e' * 32}/9.png", AUTH), (f"/api/result/{key}", {})):
+        got = httpx.get(local_server.url + path, headers=headers, timeout=10)
+        head = httpx.head(local_server.url + path, headers=headers, timeout=10)
+        assert (head.status_code, head.content) == (got.status_code, b""), path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+        assert head.headers["content-length"] == got.headers["content-length"] == str(len(got.content)), path
+    assert got.status_code == 401 and head.headers["www-authenticate"] == "Bearer"
+    refused = httpx.put(local_server.url + "/api/metrics", headers=AUTH, timeout=10)
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"
+    heads = [json.loads(line) for line in local_server.log_lines() if '"method":"HEAD"' in line]
+    assert [line["http"]["status"] for line in heads] == [200, 200, 404, 401]  # one schema line each
 
 
 def test_a_bad_config_exits_2_naming_the_key(tmp_path, moto_endpoint, fake_runpod):

@@ -21,7 +21,9 @@ def test_unknown_route_is_404_json_and_wrong_method_is_405_with_allow(svc):
     status, body, headers = svc.call("GET", "/api/queue/create")
     assert status == 405 and body["error"]["code"] == "method_not_allowed" and headers["allow"] == "POST"
     status, _, headers = svc.call("DELETE", "/api/status/" + "a" * 32)
-    assert status == 405 and headers["allow"] == "GET"
+    assert status == 405 and headers["allow"] == "GET, HEAD"  # HEAD is answered wherever GET is
+    status, _, headers = svc.call("HEAD", "/api/queue/create")
+    assert status == 405 and headers["allow"] == "POST"
 
 
 def test_workflows_lists_parameters_and_needs_the_bearer_token(svc):

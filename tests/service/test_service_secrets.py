@@ -6,6 +6,7 @@ import json
 
 from service_testkit import API_TOKEN, RUNPOD_KEY, S3_SECRET, WEBHOOK_SECRET, check_log_lines
 
+from service.logs import Logger
 from service.signing import webhook_signature
 
 
@@ -31,3 +32,26 @@ def test_no_secret_or_signature_appears_in_logs_input_or_answers(svc, log_lines)
 def test_the_last_guard_masks_a_secret_that_slips_into_free_text(svc, log_lines):
     svc.app.log.info("test.leak", message=f"oops {RUNPOD_KEY} and {API_TOKEN}")
     assert "[redacted]" in log_lines[-1] and RUNPOD_KEY not in log_lines[-1]
+
+
+def test_the_last_guard_masks_webhook_signatures_echoed_in_an_error(svc, log_lines):
+    job_id = "ab" * 16
+    sig = webhook_signature(WEBHOOK_SECRET, job_id)
+    url = svc.app.webhook_url(job_id)
+    svc.app.log.error("test.leak", message=f"POST {url} refused",
+                      error={"type": "HTTPError", "message": f"upstream said: bad url {url.replace(sig, sig.upper())}"})
+    line = log_lines[-1]
+    assert sig not in line.lower() and "sig=[redacted]" in line
+    assert f"job={job_id}" in json.loads(line)["message"]  # the rest of the URL still says which job
+
+
+def test_the_last_guard_masks_secrets_with_quotes_or_backslashes_and_keeps_the_line_json(log_lines):
+    secret, token = 'pa"ss\\word-7f3e9a1c', "tok-NearMissToken-5c1e"
+    log = Logger(log_lines.sink, secrets=(secret, token))
+    log.info("test.leak", message=f"oops {secret}", data={"echo": [f"k={secret}"]})
+    # a tab before "ok-..." is not the token "tok-...", though JSON writes the tab as \t
+    log.info("test.near_miss", message="x\t" + token[1:])
+    leaked, near = (json.loads(line) for line in log_lines[-2:])
+    assert leaked["message"] == "oops [redacted]" and leaked["data"] == {"echo": ["k=[redacted]"]}
+    assert near["message"] == "x\t" + token[1:]
+    check_log_lines(log_lines[-2:], extra_forbidden=(json.dumps(secret)[1:-1],))
