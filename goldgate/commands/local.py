@@ -124,7 +124,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     ensure_up(platform, args.stack)
     api = ApiClient(platform, args.stack)
-    out_dir = Path(args.out)
+    out_dir = Path(args.out) if args.out else platform.home / "demo-results"
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     try:
@@ -214,7 +214,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(p)
     p = add("demo", cmd_demo, "bring up a stack and run one job per shipped workflow end to end")
     p.add_argument("--stack", default="staging")
-    p.add_argument("--out", default=".goldgate/demo-results")
+    p.add_argument("--out", help="where to save the result images (default <home>/demo-results)")
     p.add_argument("--timeout", type=float, default=180.0)
     add_json_flag(p)
     p = add("doctor", cmd_doctor, "first aid: are the models every workflow needs where ComfyUI looks?")

@@ -58,12 +58,20 @@ def _workflow_version(args: argparse.Namespace) -> str:
     return specs.load_local("staging").workflow_version
 
 
+def _engine(args: argparse.Namespace) -> str:
+    engine = args.engine or ("docker" if args.repo else "local")
+    if engine == "local" and args.target == "cloud":
+        raise GoldgateError("the cloud target needs an image RunPod can pull: build with docker and push it, "
+                            "--repo <registry>/<repository> (a local snapshot exists only on this machine)")
+    return engine
+
+
 def do_build(args: argparse.Namespace, ledger: Ledger) -> builds.BuildResult:
     context = Path(args.context).resolve()
     if not context.is_dir():
         raise GoldgateError(f"build context {context} is not a directory")
     identity = builds.identity_for(context, _workflow_version(args))
-    engine = args.engine or ("docker" if args.repo else "local")
+    engine = _engine(args)
     if engine == "docker":
         if not args.repo:
             raise GoldgateError("--repo is required to build with docker (e.g. 127.0.0.1:5000/goldgate-worker)")
@@ -200,6 +208,7 @@ def cmd_release(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     home, ledger, trigger = _home(args), Ledger(_home(args)), detect_trigger(args.trigger)
     deployer = _deployer(args)
+    _engine(args)  # a build the target cannot run fails before any stack is touched
     summary: dict[str, Any] = {"target": args.target, "home": str(home)}
     progress(f"release on the {args.target} target (state: {home})")
     t = time.monotonic()

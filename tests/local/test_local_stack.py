@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
+from goldgate.cli import main
 from goldgate.commands.local import WORKER_SOURCE, ensure_up
 from goldgate.errors import SpecError, StateError
 from goldgate.local import image_store
@@ -119,3 +122,17 @@ def test_doctor_passes_on_the_stack_image_and_names_missing_models(platform: Loc
                          check=False, capture_output=True, text=True)
     assert bad.returncode == 1
     assert "sd_xl_base_1.0.safetensors" in bad.stdout and str(empty) in bad.stdout
+
+
+def test_demo_runs_every_workflow_and_saves_its_images_under_the_home(platform: LocalPlatform, tmp_path,
+                                                                      monkeypatch, capsys) -> None:
+    ensure_up(platform, "staging")
+    monkeypatch.chdir(tmp_path)
+    code = main(["demo", "--stack", "staging", "--home", str(platform.home), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["all_completed"], summary
+    files = [f for job in summary["jobs"] for f in job["files"]]
+    assert len(summary["jobs"]) >= 2 and files
+    for f in files:
+        assert f.startswith(str(platform.home / "demo-results")) and Path(f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / ".goldgate").exists()  # nothing lands in the directory the command ran from

@@ -97,6 +97,15 @@ def test_build_with_a_missing_context_or_no_engine(capsys: pytest.CaptureFixture
     assert code == 1 and "cannot reach a Docker engine" in one_error_line(err)
 
 
+@pytest.mark.parametrize("command", ["build", "release"])
+def test_the_cloud_target_refuses_a_local_snapshot_before_touching_anything(capsys: pytest.CaptureFixture,
+                                                                            tmp_path: Path, command: str) -> None:
+    # RunPod cannot pull local/worker@sha256:...; a release would otherwise bring stacks up first.
+    code, _, err = run(capsys, tmp_path, command, "--target", "cloud")
+    assert code == 1 and "--repo <registry>/<repository>" in one_error_line(err)
+    assert not (tmp_path / "ledger.jsonl").exists() and not (tmp_path / "images").exists()
+
+
 def test_the_checklists_run_mjs_delegates_to_goldgate_golden(tmp_path: Path) -> None:
     node = shutil.which("node")
     require(node is not None, "node (for scripts/golden-tests/run.mjs)")
