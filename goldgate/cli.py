@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `goldgate ... | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # the state dir or a file in it: unwritable, full, or not a directory
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"goldgate: error: {exc.strerror or exc}{where}; check that the state dir (--home, GOLDGATE_HOME) "
+              "is a writable directory with free space", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("goldgate: interrupted", file=sys.stderr)
         return 130

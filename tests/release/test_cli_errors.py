@@ -97,6 +97,16 @@ def test_build_with_a_missing_context_or_no_engine(capsys: pytest.CaptureFixture
     assert code == 1 and "cannot reach a Docker engine" in one_error_line(err)
 
 
+@pytest.mark.parametrize("argv", [["build"], ["up", "staging"]])
+def test_a_state_dir_that_is_not_a_directory_is_one_line(capsys: pytest.CaptureFixture, tmp_path: Path,
+                                                         argv: list[str]) -> None:
+    home = tmp_path / "home"
+    home.write_text("a file where the state dir should be")
+    code, _, err = run(capsys, home, *argv)
+    line = one_error_line(err)
+    assert code == 1 and "Not a directory" in line and str(home) in line and "GOLDGATE_HOME" in line
+
+
 @pytest.mark.parametrize("command", ["build", "release"])
 def test_the_cloud_target_refuses_a_local_snapshot_before_touching_anything(capsys: pytest.CaptureFixture,
                                                                             tmp_path: Path, command: str) -> None:
