@@ -89,6 +89,13 @@ def test_create_takes_the_trace_id_from_a_w3c_traceparent(svc):
     (b'{"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "x", "sampler": "ddim"}}', "invalid_input",
      "inputs.sampler must be one of"),
     (b'{"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "x", "steps": 3}}', "unknown_input", "inputs.steps"),
+    # numbers and nesting Python's own parser cannot take: a 400, not a 500
+    (b'{"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "x", "width": ' + b"9" * 5000 + b"}}", "invalid_json",
+     "more than 4300 digits"),
+    (b'{"workflow_id": "sdxl-txt2img", "inputs": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", "invalid_json",
+     "nested too deeply"),
+    (b'{"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "x", "cfg": 1' + b"0" * 400 + b"}}", "invalid_input",
+     "inputs.cfg must be at most 30"),
 ])
 def test_create_refuses_bad_input_with_400_naming_the_field(svc, raw, code, needle):
     status, body, _ = svc.call("POST", "/api/queue/create", raw=raw)
@@ -280,24 +287,6 @@ def test_metrics_refuses_a_bad_since_and_a_missing_token(svc):
     status, body, _ = svc.call("GET", "/api/metrics", query="since=yesterday")
     assert status == 400 and body["error"]["code"] == "invalid_since" and "ISO 8601" in body["error"]["message"]
     assert svc.call("GET", "/api/metrics", token=None)[0] == 401
-
-
-def _nested(depth: int) -> bytes:
-    return b"[" * depth + b"]" * depth
-
-
-@pytest.mark.parametrize(("raw", "code", "needle"), [
-    (b'{"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "x", "width": ' + b"9" * 5000 + b"}}", "invalid_json",
-     "more than 4300 digits"),
-    (b'{"workflow_id": "sdxl-txt2img", "inputs": ' + _nested(30_000) + b"}", "invalid_json", "nested too deeply"),
-    (b'{"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "x", "cfg": 1' + b"0" * 400 + b"}}", "invalid_input",
-     "inputs.cfg must be at most 30"),
-])
-def test_create_refuses_numbers_and_nesting_python_cannot_take_with_400_not_500(svc, raw, code, needle):
-    status, body, _ = svc.call("POST", "/api/queue/create", raw=raw)
-    assert status == 400, body
-    assert body["error"]["code"] == code and needle in body["error"]["message"], body
-    assert svc.fake.runs == [] and svc.rows("SELECT COUNT(*) AS n FROM jobs")[0]["n"] == 0
 
 
 def test_the_bearer_scheme_is_case_insensitive(svc):
