@@ -37,6 +37,8 @@ def test_completed_and_failed_post_runpods_payload_once(make_stack, receiver) ->
     assert (done.body["delayTime"], done.body["executionTime"]) == (status.delay_time_ms, status.execution_time_ms)
     [failed] = receiver.for_job(bad.id)
     assert set(failed.body) == PAYLOAD_KEYS | {"error"} and failed.body["error"] == "no checkpoint"
+    # The sender records a delivery once the receiver's answer is back, a moment after the receiver has it.
+    wait_for(lambda: len(stack.emulator.webhooks.history) == 2, "both deliveries recorded")
     assert [d.outcome for d in stack.emulator.webhooks.history] == ["ok", "ok"]
 
 
@@ -97,6 +99,8 @@ def test_a_dropped_first_delivery_is_saved_by_runpods_retry(make_stack, receiver
     ep = stack.endpoint()
     job = stack.jobs(ep.id).run({"n": 1}, webhook=_hook(receiver))
     wait_for(lambda: receiver.for_job(job.id), "the retried delivery")
+    wait_for(lambda: any(h.job_id == job.id and h.attempt == 2 for h in stack.emulator.webhooks.history),
+             "the retry recorded")
     history = [(h.attempt, h.outcome) for h in stack.emulator.webhooks.history if h.job_id == job.id]
     assert history == [(1, "dropped"), (2, "ok")]
     assert len(receiver.for_job(job.id)) == 1
