@@ -121,13 +121,16 @@ class Logger:
         for key, value in fields.items():
             if key in _FIELDS:
                 line[key] = value
+        # A field over its limit is masked before it is cut: a secret across the cut must not leave its first part.
         for key, limit in _LIMITS.items():
             value = line.get(key)
             if value.__class__ is str and len(value) > limit:
-                line[key] = value[: limit - 1] + "…"
+                line[key] = _masked(value, self.secrets)[: limit - 1] + "…"
         error = line.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
-            line["error"] = {**error, "message": error["message"][:4000]}
+            message = error["message"]
+            line["error"] = {**error, "message": _masked(message, self.secrets)[:4000] if len(message) > 4000
+                             else message}
         text = _ENCODER.encode(line)
         leaked = "=" in text and "sig=" in text  # "=" first: one memchr, and most lines have none
         if not leaked:
@@ -171,4 +174,5 @@ def _masked(value: Any, secrets: tuple[str, ...]) -> Any:
 
 
 def error_field(exc: BaseException) -> dict[str, str]:
-    return {"type": type(exc).__name__, "message": str(exc)[:4000] or type(exc).__name__}
+    # Twice the logged length: the logger masks secrets, then cuts at 4,000, so no secret is cut in half here.
+    return {"type": type(exc).__name__, "message": str(exc)[:8000] or type(exc).__name__}

@@ -55,3 +55,13 @@ def test_the_last_guard_masks_secrets_with_quotes_or_backslashes_and_keeps_the_l
     assert leaked["message"] == "oops [redacted]" and leaked["data"] == {"echo": ["k=[redacted]"]}
     assert near["message"] == "x\t" + token[1:]
     check_log_lines(log_lines[-2:], extra_forbidden=(json.dumps(secret)[1:-1],))
+
+
+def test_a_secret_where_a_long_field_is_cut_is_masked_whole_not_half_kept(log_lines):
+    secret = "sk-live-" + "7" * 24
+    log = Logger(log_lines.sink, secrets=(secret,))
+    text = "x" * 3990 + secret  # the 4,000-character cut falls inside the secret
+    log.error("test.leak", message=text, error={"type": "E", "message": text})
+    line = json.loads(log_lines[-1])
+    for field in (line["message"], line["error"]["message"]):
+        assert "sk-live-" not in field and field.startswith("x" * 3990 + "[redac")
