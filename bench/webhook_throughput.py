@@ -8,7 +8,11 @@ Floor: the same stack doing only what the webhook's invariants cost in SQL: the 
 payload, and the service's own transition statements (transitions.READ_JOB, then
 transitions.write_statements as one batch through the service's SqliteDatabase, group commit)
 on a copy of the same database. No store check, no logs, no routing, no error shaping: the
-fastest any implementation of these invariants on this SQLite schema can be on this stack.
+fastest the service's own code path (the one D1 runs: read, then a compare-and-set batch) can be.
+Grouped floor: the same SQL in the fastest shape SQLite allows and D1 does not (D1 has no
+interactive transactions): every delivery of one event-loop turn read, decided and written inside
+one BEGIN IMMEDIATE transaction, one hand-off per request. The local service does not take this
+shape: it runs the transition code D1 runs, so the local target tests what production executes.
 Parts: the floor's pieces timed bare in the bench's own process (request handling, the transition's
 SQL with commit groups of 1 and 8, the baseline's INSERT), and from them `parts_bound_ratio`: the
 ratio a server would reach if it cost no more than the baseline's HTTP handling plus those parts.
@@ -22,8 +26,8 @@ GG_BENCH_PYSPY=out.txt records a py-spy profile (raw format) of the service duri
     .venv/bin/python bench/webhook_throughput.py [--jobs 3000] [--procs 2] [--conns 4] [--completed-every 2]
 
 Prints one JSON object: webhooks/s, p50/p99 latency (ms) and CPU per request of each process for each
-server, the ratios service/baseline (the target: >= 0.5), floor/baseline and service/floor, the parts
-(CPU microseconds per delivery) and parts_bound_ratio.
+server, the ratios service/baseline (the target: >= 0.5), floor/baseline, floor_grouped/baseline and
+service/floor, the parts (CPU microseconds per delivery) and parts_bound_ratio.
 """
 
 from __future__ import annotations
@@ -167,6 +171,52 @@ def serve_floor(db_path: str, port_file: str) -> None:
         serve_plain(handle, port_file)
     finally:
         db.close()
+
+
+def serve_floor_grouped(db_path: str, port_file: str) -> None:
+    """The grouped floor: the floor's SQL in the shape SQLite runs fastest and D1 cannot run at all.
+    Every delivery that arrived in one turn of the event loop is read, decided and written inside
+    one BEGIN IMMEDIATE transaction (no compare-and-set round trip, one hand-off per request)."""
+    db = SqliteDatabase(db_path)  # the service's pragmas and checkpointer; its group commit is bypassed
+    conn, pricing = db.conn, Pricing(None, 1, None, None)
+    pending: list[tuple[str, Any, str, asyncio.Future]] = []
+
+    def settle() -> None:
+        group, now = pending[:], time.time()
+        pending.clear()
+        applied = []
+        conn.execute("BEGIN IMMEDIATE")
+        for job_id, delivery, fingerprint, _ in group:
+            job = dict(zip(*_columns_and_row(conn, READ_JOB, (fingerprint, job_id))))
+            statements = _transition_sql(job, delivery, fingerprint, now, pricing)
+            changed = bool(statements) and conn.execute(statements[0].sql, statements[0].params).rowcount == 1
+            for statement in statements[1:]:
+                conn.execute(statement.sql, statement.params)
+            applied.append(changed)
+        conn.execute("COMMIT")
+        for (*_, future), changed in zip(group, applied):
+            future.set_result(changed)
+
+    async def handle(scope: dict, body: bytes) -> Answer:
+        parsed = _parse(scope["query_string"].decode(), body)
+        if parsed is None:
+            return 401, b'{"error":"bad_signature"}'
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        pending.append((*parsed, future))
+        if len(pending) == 1:
+            loop.call_soon(settle)
+        applied = await future
+        return 200, json.dumps({"applied": applied, "reason": "applied" if applied else "duplicate",
+                                "status": parsed[1].status}).encode()
+
+    try:
+        serve_plain(handle, port_file)
+    finally:
+        db.close()
+
+
+SERVE_MODES = {"baseline": "serve_baseline", "floor": "serve_floor", "floor_grouped": "serve_floor_grouped"}
 
 
 def parts_cost(tmp: Path, requests: Requests, groups: tuple[int, ...]) -> dict:
@@ -419,7 +469,7 @@ def prepare(tmp: Path, jobs: int, warmup_jobs: int, s3_endpoint: str, completed_
 
 def run_plain(tmp: Path, mode: str, name: str, warmup: Requests, requests: Requests, procs: int, conns: int
               ) -> dict:
-    """The baseline (`mode` = baseline) or the floor (`mode` = floor) on tmp/<name>.sqlite."""
+    """A plain server (`mode`: baseline, floor or floor_grouped) on tmp/<name>.sqlite."""
     proc = _on_server_cpus(subprocess.Popen([sys.executable, __file__, "--serve", mode, str(tmp / f"{name}.sqlite"),
                                              str(tmp / f"{name}.port")], stdout=subprocess.DEVNULL))
     try:
@@ -492,7 +542,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.serve:
         mode, db, port_file = args.serve
-        (serve_floor if mode == "floor" else serve_baseline)(db, port_file)
+        globals()[SERVE_MODES[mode]](db, port_file)
         return 0
 
     for role in CPUS:
@@ -512,26 +562,31 @@ def main() -> int:
         warmup, requests = prepare(tmp, args.jobs, args.warmup_jobs, s3_endpoint, args.completed_every)
         # The baseline runs before and after the service (the machine is shared: load drifts); the
         # ratio is taken against the faster of the two, so noise never flatters the service.
-        copy_database(tmp / "service.sqlite", tmp / "floor.sqlite")  # the same jobs, not yet settled
+        for name in ("floor", "floor-grouped"):  # the same jobs, not yet settled
+            copy_database(tmp / "service.sqlite", tmp / f"{name}.sqlite")
         parts = parts_cost(tmp, requests, (1, 8))
         before = run_plain(tmp, "baseline", "baseline-before", warmup, requests, args.procs, args.conns)
         floor = run_plain(tmp, "floor", "floor", warmup, requests, args.procs, args.conns)
+        grouped = run_plain(tmp, "floor_grouped", "floor-grouped", warmup, requests, args.procs, args.conns)
         service = run_service(tmp, s3_endpoint, moto.pid, warmup, requests, args.procs, args.conns)
         after = run_plain(tmp, "baseline", "baseline-after", warmup, requests, args.procs, args.conns)
         baseline = max(before, after, key=lambda r: r["webhooks_per_s"])
-        settled, floor_settled = (_settled(tmp / f"{name}.sqlite") for name in ("service", "floor"))
+        settled, floor_settled, grouped_settled = (_settled(tmp / f"{name}.sqlite")
+                                                   for name in ("service", "floor", "floor-grouped"))
         report = {"jobs": args.jobs, "deliveries": len(requests), "completed_every": args.completed_every,
                   "client_processes": args.procs, "connections_per_process": args.conns,
                   "baseline": baseline, "baseline_runs_per_s": [before["webhooks_per_s"], after["webhooks_per_s"]],
-                  "floor": floor, "service": service,
+                  "floor": floor, "floor_grouped": grouped, "service": service,
                   "ratio": round(service["webhooks_per_s"] / baseline["webhooks_per_s"], 3),
                   "floor_ratio": round(floor["webhooks_per_s"] / baseline["webhooks_per_s"], 3),
+                  "floor_grouped_ratio": round(grouped["webhooks_per_s"] / baseline["webhooks_per_s"], 3),
                   "service_to_floor": round(service["webhooks_per_s"] / floor["webhooks_per_s"], 3),
                   "service_jobs_settled": settled, "target_ratio": 0.5,
                   "parts_cpu_us_per_delivery": parts, "parts_bound_ratio": parts_bound(baseline, parts)}
         print(json.dumps(report, indent=2))
         every_job = args.jobs + args.warmup_jobs
-        return 0 if service["errors"] == floor["errors"] == 0 and settled == floor_settled == every_job else 1
+        clean = service["errors"] == floor["errors"] == grouped["errors"] == 0
+        return 0 if clean and settled == floor_settled == grouped_settled == every_job else 1
     finally:
         moto.terminate()
         moto.wait(timeout=10)
