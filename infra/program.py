@@ -11,14 +11,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_cloudflare as cloudflare
 
 from goldgate.errors import SpecError
 from goldgate.migrations import MIGRATIONS_DIR
-from goldgate.spec import STACKS_DIR, StackSpec, from_pulumi_config
+from goldgate.spec import STACKS_DIR, CloudSpec, StackSpec, from_pulumi_config, show
 from infra.components import Api, ApiArgs, GpuEndpoint, GpuEndpointArgs, Storage, StorageArgs
+from infra.components.api import check_exposure
 from infra.components.gpu import RegistryLogin
 from infra.components.storage import R2_BUCKET_ITEM_READ, R2_BUCKET_ITEM_WRITE
 from infra.d1_migrations_provider import DEFAULT_CLOUDFLARE_API, read_migrations
@@ -33,6 +35,11 @@ SECRET_KEYS = {"runpod_api_key": "runpodApiKey", "webhook_secret": "webhookSecre
 REGISTRY_SECRET_KEYS = {"registry_username": "registryUsername", "registry_password": "registryPassword"}
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
 _ZERO_DIGEST = "@sha256:" + "0" * 64
+# The API Worker refuses a shorter API token or webhook secret at its first request (service/config.py):
+# refused here, before a deploy replaces a working Worker with one that answers 500 to everything.
+API_SECRET_MIN_CHARS = 16
+API_SECRET_KEYS = ("apiToken", "webhookSecret")
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True)
@@ -95,17 +102,28 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
     """The running stack's spec, secrets and settings from `pulumi.Config('goldgate')`."""
     config = pulumi.Config(CONFIG_NAMESPACE)
     spec = from_pulumi_config(stack, config.require_object("spec"))
-    missing = [key for key in SECRET_KEYS.values() if config.get(key) is None]
+    missing = [key for key in SECRET_KEYS.values() if not (config.get(key) or "").strip()]
     if missing:
         raise SpecError(f"stack {stack}: secret(s) {', '.join(CONFIG_NAMESPACE + ':' + k for k in missing)} are not "
-                        "set: `pulumi config set --secret goldgate:<key> --stack " + stack + "` (docs/CLOUD.md)")
+                        "set (or empty): `pulumi config set --secret goldgate:<key> --stack " + stack +
+                        "` (docs/CLOUD.md)")
     refuse_plain_secrets(stack, SECRET_KEYS.values())
+    short = [key for key in API_SECRET_KEYS if len(config.get(key) or "") < API_SECRET_MIN_CHARS]
+    if short:  # never the value, nor its length: both help a guesser
+        raise SpecError(f"stack {stack}: {', '.join(CONFIG_NAMESPACE + ':' + k for k in short)} is shorter than "
+                        f"{API_SECRET_MIN_CHARS} characters, which the API Worker refuses: set a long random value, "
+                        f"e.g. `openssl rand -hex 32 | pulumi config set --secret {CONFIG_NAMESPACE}:<key> "
+                        f"--stack {stack}`")
+    cloudflare_api_base = config.get("cloudflareApiBase") or DEFAULT_CLOUDFLARE_API
+    if not secure_url(cloudflare_api_base):
+        raise SpecError(f"stack {stack}: {CONFIG_NAMESPACE}:cloudflareApiBase {show(cloudflare_api_base)} is not an "
+                        "https:// URL; the Cloudflare API token would travel in clear text")
     secrets = StackSecrets(**{field: config.require_secret(key) for field, key in SECRET_KEYS.items()},
                            **registry_secrets(stack, spec, config))
     settings = ProgramSettings(
         r2_write_permission_group_id=config.get("r2WritePermissionGroupId") or R2_BUCKET_ITEM_WRITE,
         r2_read_permission_group_id=config.get("r2ReadPermissionGroupId") or R2_BUCKET_ITEM_READ,
-        cloudflare_api_base=config.get("cloudflareApiBase") or DEFAULT_CLOUDFLARE_API)
+        cloudflare_api_base=cloudflare_api_base)
     return spec, secrets, settings
 
 
@@ -142,6 +160,18 @@ def refuse_plain_secrets(stack: str, keys: Iterable[str]) -> None:
                         "if the file was shared)")
 
 
+def secure_url(value: str) -> bool:
+    """An https:// URL with a host (plain http only to this machine: a local emulator or stand-in)."""
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if not host or any(c.isspace() for c in value):
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK)
+
+
 def placeholders_in(value: Any, where: str = "goldgate:spec") -> list[str]:
     """Every `<PLACEHOLDER>` (or all-zero digest) still in the spec: the stack file was never filled in."""
     found: list[str] = []
@@ -161,13 +191,21 @@ def placeholders_in(value: Any, where: str = "goldgate:spec") -> list[str]:
 
 
 def preflight(spec: StackSpec, settings: ProgramSettings) -> None:
-    """Refuse, before any resource is declared, a spec with placeholders or one breaking a guardrail."""
+    """Refuse, before any resource is declared, a spec with placeholders, one the vendors or the API Worker would
+    refuse once deployed, or one breaking a guardrail."""
     if spec.cloud is None or spec.image is None:
         raise SpecError(f"stack {spec.name}: a cloud stack needs goldgate:spec.cloud and goldgate:spec.image")
     left = placeholders_in(spec)
     if left:
         raise SpecError(f"stack {spec.name}: the stack file still holds placeholders; replace them (docs/CLOUD.md):"
                         "\n  - " + "\n  - ".join(left))
+    for field in ("runpod_api_base", "runpod_endpoint_base"):
+        value = getattr(spec.cloud, field)
+        if not secure_url(value):
+            raise SpecError(f"stack {spec.name}: goldgate:spec.cloud.{field} {show(value)} is not an https:// URL "
+                            f"(default {getattr(CloudSpec, field)}); the RunPod API key would travel in clear text "
+                            "or nowhere")
+    check_exposure(spec)
     check_stacks(spec, load_cloud_stacks(settings.stacks_dir).values())
 
 

@@ -57,6 +57,8 @@ ABSENT_MEANS_NONE = ("registry",)
 REPLACE_FIELDS = ("api_base", "endpoint_type")
 # Order carries no meaning in these lists; RunPod may answer them in its own order.
 UNORDERED_FIELDS = ("gpu_pools", "data_center_ids", "network_volume_ids")
+# Pulumi carries every number as a double, so a deployed provider receives workers_max 3.0: compare these as ints.
+WHOLE_FIELDS = ("gpu_count", "workers_min", "workers_max", "idle_timeout_s", "execution_timeout_ms")
 SECRET_OUTPUTS = ["api_key", "env", "declared"]
 
 
@@ -79,6 +81,8 @@ def _norm(field: str, value: Any) -> Any:
         return sorted(value)
     if field == "scaler_value":
         return float(value)
+    if field in WHOLE_FIELDS and isinstance(value, float) and value.is_integer():
+        return int(value)
     if field == "env":
         return {str(k): str(v) for k, v in dict(value).items()}
     return value
@@ -109,7 +113,7 @@ def endpoint_drift(declared: Mapping[str, Any], endpoint: Endpoint) -> list[Drif
 
 def idle_scaled_down(declared: Mapping[str, Any], endpoint: Endpoint) -> bool:
     """RunPod's idle scale-down: max workers lowered to 2 (3 quiet days) or 0 (7) below what we declared."""
-    want = declared.get("workers_max")
+    want = _norm("workers_max", declared.get("workers_max"))
     return isinstance(want, int) and endpoint.workers_max < want and endpoint.workers_max <= 2
 
 
@@ -167,7 +171,7 @@ class RunPodEndpointProvider(dyn.ResourceProvider):
         if isinstance(registry, str) and not REGISTRY_ID.match(registry):
             failures.append(dyn.CheckFailure("registry", f"{registry!r} is not a RunPod registry credential id "
                                              "(endpoint.registry_credential_id)"))
-        lo, hi = news.get("workers_min"), news.get("workers_max")
+        lo, hi = _norm("workers_min", news.get("workers_min")), _norm("workers_max", news.get("workers_max"))
         if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
             failures.append(dyn.CheckFailure("workers_min", f"workers_min {lo} exceeds workers_max {hi}"))
         return dyn.CheckResult(news, failures)

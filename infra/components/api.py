@@ -6,19 +6,22 @@ builds its config with one rule: `ServiceConfig.from_mapping({k.lower(): v for k
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_cloudflare as cloudflare
 
 from goldgate.errors import SpecError
-from goldgate.spec import StackSpec
+from goldgate.spec import StackSpec, show
 from infra.names import StackNames
 from infra.worker_bundle import PYTHON, WorkerBundle
 
 COMPATIBILITY_FLAGS = ["python_workers"]
 DB_BINDING = "DB"
 RESULTS_BINDING = "RESULTS"
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.IGNORECASE)
 
 
 def api_url(spec: StackSpec) -> str:
@@ -31,6 +34,30 @@ def api_url(spec: StackSpec) -> str:
         return "https://" + spec.api.route.split("/", 1)[0].lstrip("*.")
     raise SpecError(f"stack {spec.name}: goldgate:spec.api needs public_base_url (e.g. the workers.dev URL), "
                     "custom_domain or route: RunPod's webhooks must know where the API lives")
+
+
+def check_exposure(spec: StackSpec) -> None:
+    """Refuse an API that could not be exposed as declared (the program calls this before declaring anything)."""
+    api_url(spec)
+    domain = spec.api.custom_domain
+    if domain and not _HOSTNAME.fullmatch(domain):
+        raise SpecError(f"stack {spec.name}: goldgate:spec.api.custom_domain {show(domain)} is not a hostname: give the "
+                        "bare name (api.example.com), without scheme, port or path")
+    if spec.api.route and not spec.api.zone_id:
+        raise SpecError(f"stack {spec.name}: goldgate:spec.api.route needs api.zone_id (the zone it lives in)")
+    url = spec.api.public_base_url
+    if domain or not url:
+        return
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise SpecError(f"stack {spec.name}: goldgate:spec.api.public_base_url {show(url)} is not a URL") from None
+    script = spec.api.script_name
+    if host.endswith(".workers.dev") and host.split(".", 1)[0] != script:
+        # workers.dev serves a Worker at <script name>.<account subdomain>.workers.dev and nowhere else.
+        expected = f"https://{script}.{host.split('.', 1)[1]}"
+        raise SpecError(f"stack {spec.name}: goldgate:spec.api.public_base_url {show(url)} is not where Worker {script} "
+                        f"is served: set it to {expected} (or rename api.script_name back)")
 
 
 def settings_vars(spec: StackSpec) -> dict[str, str]:
@@ -82,6 +109,7 @@ class Api(pulumi.ComponentResource):
     script_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        check_exposure(args.spec)
         super().__init__("goldgate:api:Worker", name, None, opts)
         spec, names = args.spec, args.names
         child = pulumi.ResourceOptions(parent=self)
@@ -100,8 +128,6 @@ class Api(pulumi.ComponentResource):
                 names.logical("api-domain"), account_id=args.account_id, hostname=spec.api.custom_domain,
                 service=self.script.script_name, zone_id=spec.api.zone_id, opts=child)
         if spec.api.route:
-            if not spec.api.zone_id:
-                raise SpecError(f"stack {spec.name}: goldgate:spec.api.route needs api.zone_id (the zone it lives in)")
             self.route = cloudflare.WorkersRoute(
                 names.logical("api-route"), zone_id=spec.api.zone_id, pattern=spec.api.route,
                 script=self.script.script_name, opts=child)

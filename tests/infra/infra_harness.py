@@ -17,8 +17,8 @@ from goldgate.spec import STACKS_DIR
 
 ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker for a secret value on the wire
-SECRETS = {"goldgate:runpodApiKey": "rp-key-test", "goldgate:webhookSecret": "whsec-test",
-           "goldgate:apiToken": "api-token-test", "goldgate:cloudflareApiToken": "cf-token-test"}
+SECRETS = {"goldgate:runpodApiKey": "rp-key-test", "goldgate:webhookSecret": "whsec-test-5f0c2a9e41d7",
+           "goldgate:apiToken": "api-token-test-8b3e61d2", "goldgate:cloudflareApiToken": "cf-token-test"}
 
 
 def digest_ref(label: str) -> str:

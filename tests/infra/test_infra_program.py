@@ -256,3 +256,116 @@ def test_a_secret_stored_in_plain_text_in_the_stack_file_is_refused_without_echo
     assert f"{key} is stored in plain text" in str(err.value) and "pulumi config set --secret" in str(err.value)
     assert SECRETS[key] not in str(err.value)
     assert not cloud.registered
+
+
+def _refused_before_any_resource(stack: str, doc: dict[str, Any], stacks_dir: Path, tmp_path: Path,
+                                 bundle: Any) -> str:
+    """Run the program as the engine does (every registration made before the error still reaches it)."""
+    cloud = use_cloud(stack, doc)
+    message: list[str] = []
+
+    @pulumi.runtime.test
+    def program():
+        spec, secrets, _ = read_config(stack)
+        with pytest.raises(SpecError) as err:
+            run(spec, secrets, _settings(stacks_dir, tmp_path), bundle)
+        message.append(str(err.value))
+
+    program()
+    assert not cloud.registered, sorted(cloud.registered)  # not a bucket, database or endpoint left half-deployed
+    return message[0]
+
+
+@pytest.mark.parametrize(("api", "expected"), [
+    ({}, "needs public_base_url"),
+    ({"route": "api.example.com/*"}, "route needs api.zone_id"),
+])
+def test_an_api_runpod_cannot_reach_is_refused_before_any_resource_is_declared(api, expected, stacks_dir, tmp_path,
+                                                                               bundle):
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    del doc["api"]["public_base_url"]
+    doc["api"].update(api)
+    assert expected in _refused_before_any_resource("staging", doc, stacks_dir, tmp_path, bundle)
+
+
+@pytest.mark.parametrize(("where", "value", "expected"), [
+    ("runpod_endpoint_base", "api.runpod.ai/v2", "goldgate:spec.cloud.runpod_endpoint_base"),
+    ("runpod_api_base", "api.runpod.io", "goldgate:spec.cloud.runpod_api_base"),
+    ("runpod_api_base", "http://api.runpod.io", "goldgate:spec.cloud.runpod_api_base"),  # the key in clear text
+])
+def test_a_runpod_base_url_that_is_not_https_is_refused_before_any_resource_is_declared(where, value, expected,
+                                                                                        stacks_dir, tmp_path, bundle):
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    doc["cloud"][where] = value
+    message = _refused_before_any_resource("staging", doc, stacks_dir, tmp_path, bundle)
+    assert expected in message and "https://" in message
+
+
+def test_a_custom_domain_given_as_a_url_is_refused_before_any_resource_is_declared(stacks_dir, tmp_path, bundle):
+    # It would become the Worker's custom domain hostname and RunPod's webhook base (https://https://...).
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    doc["api"].update(custom_domain="https://api.example.com/", zone_id="0123456789abcdef0123456789abcdef")
+    message = _refused_before_any_resource("staging", doc, stacks_dir, tmp_path, bundle)
+    assert "goldgate:spec.api.custom_domain" in message and "hostname" in message
+
+
+def test_a_cloudflare_api_base_that_is_not_https_is_refused():
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    use_cloud("staging", doc)
+    pulumi.runtime.set_all_config({"goldgate:spec": json.dumps(doc), **SECRETS,
+                                   "goldgate:cloudflareApiBase": "http://api.cloudflare.com/client/v4"},
+                                  secret_keys=list(SECRETS))
+    with pytest.raises(SpecError, match=r"goldgate:cloudflareApiBase .*https://"):
+        read_config("staging")
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("goldgate:webhookSecret", "short-secret-15"),
+    ("goldgate:apiToken", "short-token-015"),
+    ("goldgate:apiToken", ""),
+    ("goldgate:runpodApiKey", ""),
+    ("goldgate:cloudflareApiToken", "   "),
+])
+def test_a_secret_the_deployed_stack_cannot_use_is_refused_without_echoing_it(key, value):
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    cloud = use_cloud("staging", doc, {**SECRETS, key: value})
+    with pytest.raises(SpecError) as err:
+        read_config("staging")
+    assert key in str(err.value) and "pulumi config set --secret" in str(err.value)
+    if value.strip():
+        assert value not in str(err.value)
+    assert not cloud.registered
+
+
+@pytest.mark.parametrize("key", ["goldgate:webhookSecret", "goldgate:apiToken"])
+def test_the_shortest_api_secret_the_program_accepts_is_one_the_api_worker_accepts(key):
+    from service.config import ConfigError, ServiceConfig
+
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    field = {"goldgate:webhookSecret": "webhook_secret", "goldgate:apiToken": "api_token"}[key]
+    base = {"stack": "staging", "api_token": "a" * 32, "webhook_secret": "w" * 32, "runpod_api_key": "rp",
+            "runpod_endpoint_base": "https://api.runpod.ai/v2/ep", "public_base_url": "https://api.example.com"}
+    for length in range(1, 40):
+        value = "s" * length
+        use_cloud("staging", doc, {**SECRETS, key: value})
+        try:
+            read_config("staging")
+            program_accepts = True
+        except SpecError:
+            program_accepts = False
+        try:
+            ServiceConfig.from_mapping({**base, field: value})
+            worker_accepts = True
+        except ConfigError:
+            worker_accepts = False
+        assert program_accepts == worker_accepts, (key, length)
+
+
+def test_a_workers_dev_url_naming_another_script_is_refused_before_any_resource_is_declared(stacks_dir, tmp_path,
+                                                                                           bundle):
+    # workers.dev serves a Worker at https://<script name>.<account subdomain>.workers.dev: after a rename, the
+    # old URL would send every client call and RunPod webhook to a Worker that is not this one.
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    doc["api"]["script_name"] = "goldgate-api-stg"
+    message = _refused_before_any_resource("staging", doc, stacks_dir, tmp_path, bundle)
+    assert "https://goldgate-api-stg.example.workers.dev" in message and "public_base_url" in message

@@ -5,6 +5,7 @@ REST v2 OpenAPI spec; the tests also record every request and validate it themse
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import dill
 import pulumi.dynamic
 import pytest
+from pulumi.runtime import rpc
 from runpod_harness import API_KEY, IMG1, IMG2, Emulator
 
 from goldgate.runpod import EndpointPatch, RunPodAuthError, RunPodError
@@ -27,6 +29,11 @@ def declared(runpod: Emulator, **over: Any) -> dict[str, Any]:
              "flashboot": "FLASHBOOT", "data_center_ids": [], "network_volume_ids": []}
     props.update(over)
     return props
+
+
+def as_the_engine_sends(props: dict[str, Any]) -> dict[str, Any]:
+    """The property bag after Pulumi's own wire encoding (protobuf Struct), as a deployed provider receives it."""
+    return rpc.deserialize_properties(asyncio.run(rpc.serialize_properties(props, {})), True)
 
 
 def test_create_makes_the_declared_endpoint(runpod):
@@ -91,6 +98,24 @@ def test_read_detects_idle_scale_down_and_update_restores_it(runpod):
     with runpod.control() as rp:
         assert rp.get_endpoint(created.id).workers_max == 3
     assert runpod.invalid_requests() == []
+
+
+def test_idle_scale_down_is_reported_for_inputs_as_the_engine_sends_them(runpod):
+    # Pulumi carries every number as a double: a deployed provider sees workers_max 3.0, never 3.
+    provider = RunPodEndpointProvider()
+    created = provider.create(as_the_engine_sends(declared(runpod)))
+    with runpod.control() as rp:
+        rp.update_endpoint(created.id, EndpointPatch(workers_max=2))
+    read = provider.read(created.id, as_the_engine_sends(created.outs))
+    assert read.outs["idle_scaled_down"] is True
+    assert {"field": "workers_max", "declared": 3, "actual": 2} in read.outs["drift"]
+    assert "3.0" not in json.dumps(read.outs["drift"])
+
+
+def test_check_refuses_more_min_than_max_workers_as_the_engine_sends_them(runpod):
+    result = RunPodEndpointProvider().check({}, as_the_engine_sends(declared(runpod, workers_min=4, workers_max=2)))
+    assert [f.property for f in result.failures] == ["workers_min"]
+    assert "workers_min 4 exceeds workers_max 2" in result.failures[0].reason
 
 
 def test_read_reports_env_drift_by_key_never_by_value(runpod):
