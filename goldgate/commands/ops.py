@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +64,19 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
     from goldgate.cloudflare.api import CloudflareApi
     from goldgate.cloudflare.d1 import D1Client
     from goldgate.cloudflare.r2 import R2Admin, r2_endpoint
-    from goldgate.ops import dr
+    from goldgate.ops import cloud_facts, dr
 
+    # Both become API path segments: a pasted path or URL would address another resource.
+    database_id = cloud_facts.checked_database_id(args.database_id)
+    if args.account_id is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", args.account_id):
+        raise GoldgateError(f"--account-id {args.account_id[:64]!r} is not a Cloudflare account id (32 hex, the "
+                            "dashboard's Account ID)")
     spec = specs.load_pulumi(args.stack)
     account = args.account_id or (spec.cloud.cloudflare_account_id if spec.cloud else None)
     if not account or account.startswith("<"):
         raise GoldgateError(f"no Cloudflare account id for {args.stack}: set cloud.cloudflare_account_id in "
                             f"stacks/Pulumi.{args.stack}.yaml or pass --account-id")
-    if not args.database_id:
+    if not database_id:
         raise GoldgateError("--database-id is required for --cloud (the D1 uuid: `pulumi stack output` or "
                             "`wrangler d1 info`)")
     api = CloudflareApi(_env_secret("CLOUDFLARE_API_TOKEN", "an API token with D1 Edit"), args.api_base)
@@ -78,7 +84,7 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
                  _env_secret("R2_ACCESS_KEY_ID", "R2 S3 credentials"),
                  _env_secret("R2_SECRET_ACCESS_KEY", "R2 S3 credentials"))
     with api:
-        return dr.run_cloud_drill(args.stack, D1Client(api, account), args.database_id, r2, home, progress,
+        return dr.run_cloud_drill(args.stack, D1Client(api, account), database_id, r2, home, progress,
                                   scratch_prefix=f"{spec.database.name}-drill")
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.errors import GoldgateError
-from goldgate.ops.fingerprint import Fingerprint, SqliteSource, fingerprint
+from goldgate.ops.fingerprint import Fingerprint, SqliteSource, connect_read_only, fingerprint
 
 MANIFEST_FORMAT = "goldgate.d1-backup.v1"
 
@@ -102,7 +102,7 @@ def take_backup(source: Path, dest_dir: Path, stack: str,
     stamp = utc_stamp(clock())
     target = dest_dir / f"{stamp}.sqlite"
     partial = target.with_suffix(".sqlite.partial")
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, isolation_level=None)
+    src = connect_read_only(source, isolation_level=None)
     try:
         # One read transaction: the copy and the fingerprint see the same snapshot of the data.
         src.execute("BEGIN")
@@ -119,6 +119,13 @@ def take_backup(source: Path, dest_dir: Path, stack: str,
         raise BackupError(f"backing up {source} failed: {exc}") from None
     finally:
         src.close()
+    if not print_.row_counts:
+        # An empty or zero-length file (a truncated database, the wrong path): its backup would "verify"
+        # while holding nothing to recover.
+        partial.unlink(missing_ok=True)
+        raise BackupError(f"{source} holds no tables: it is not the stack's migrated database (empty or "
+                          f"truncated?); nothing was backed up. Check the file, or restore {stack} from an "
+                          "earlier backup")
     os.replace(partial, target)
     manifest = BackupManifest(stack=stack, kind="sqlite", file=target.name, bytes=target.stat().st_size,
                               sha256=file_sha256(target), created_at=iso(clock()), source=str(source),
@@ -169,7 +176,7 @@ def restore_backup(backup: Path, manifest: BackupManifest, target: Path) -> Rest
     partial = target.with_name(target.name + ".restoring")
     partial.unlink(missing_ok=True)
     try:
-        src = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
+        src = connect_read_only(backup)
         dst = sqlite3.connect(partial)
         try:
             src.backup(dst)

@@ -252,8 +252,10 @@ def logs_schema(f: Facts) -> Verdict:
         return FAIL, f.logs_error or "logs not read"
     if not lg.lines:
         return FAIL, "no log lines found under the stack's logs dir"
-    return _ok(not lg.invalid_count, f"{lg.lines} lines in {lg.files} files valid against logging-schema-v1",
-               f"{lg.invalid_count} invalid lines: " + "; ".join(lg.invalid))
+    # Past the cap lines are only counted: the evidence says how many were judged, never more.
+    unjudged = f"; {lg.unjudged} more lines past the first {lg.lines} were not judged" if lg.unjudged else ""
+    return _ok(not lg.invalid_count, f"{lg.lines} lines in {lg.files} files valid against logging-schema-v1"
+               + unjudged, f"{lg.invalid_count} invalid lines: " + "; ".join(lg.invalid) + unjudged)
 
 
 def trace_fields(f: Facts) -> Verdict:
@@ -391,13 +393,17 @@ def dr_drill(f: Facts) -> Verdict:
     age = _age_s(f.drill.get("finished_at"), f.now)
     if not f.drill.get("passed"):
         return FAIL, f"the last DR drill failed: {f.drill.get('error')}"
-    if age is not None and age < -CLOCK_SKEW_S:
+    if age is None:
+        return FAIL, (f"the last DR drill record has no readable finish time (finished_at "
+                      f"{str(f.drill.get('finished_at'))[:64]!r}, expected RFC 3339 with a zone): it is not "
+                      f"evidence; run `goldgate dr-drill {f.stack}`")
+    if age < -CLOCK_SKEW_S:
         return FAIL, (f"the last DR drill record says it finished at {f.drill.get('finished_at')}, {-age / 3600:.1f} h "
                       f"in the future (now {f.now.isoformat(timespec='seconds')}): a record from the future is not "
                       f"evidence; check this machine's clock and the record, then run `goldgate dr-drill {f.stack}`")
-    return _ok(age is not None and age <= DRILL_MAX_AGE_S,
+    return _ok(age <= DRILL_MAX_AGE_S,
                f"DR drill passed {max(age, 0.0) / 3600:.1f} h ago: backup {f.drill.get('backup_s')} s, "
-               f"RTO {f.drill.get('rto_s')} s, RPO {f.drill.get('rpo_s')} s" if age is not None else "",
+               f"RTO {f.drill.get('rto_s')} s, RPO {f.drill.get('rpo_s')} s",
                f"the last passing DR drill is older than {DRILL_MAX_AGE_S // 86_400} days; run `goldgate dr-drill`")
 
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from goldgate import spec as specs
 from goldgate.errors import GoldgateError
+from goldgate.ops.fingerprint import connect_read_only
 from goldgate.spec import StackSpec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,6 +57,7 @@ class LogFacts:
     jobs_without_context: tuple[str, ...] = ()
     job_ids: int = 0
     models_loaded: int = 0
+    unjudged: int = 0            # non-empty lines past MAX_LOG_LINES: counted, not validated
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ def job_facts_from_rows(db: Rows) -> tuple[JobFacts, str | None]:
 def read_job_facts(db_path: Path) -> JobFacts:
     if not db_path.is_file():
         raise GoldgateError(f"no database at {db_path}; bring the stack up and run jobs")
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    conn = connect_read_only(db_path)
     try:
         facts, note = job_facts_from_rows(SqliteRows(conn, db_path))
     finally:
@@ -215,7 +217,7 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
     files = sorted(p for p in logs_dir.rglob("*") if p.is_file() and not p.name.endswith(".stderr.log")) \
         if logs_dir.is_dir() else []
     invalid: list[str] = []
-    invalid_count = lines = models_loaded = 0
+    invalid_count = lines = models_loaded = unjudged = 0
     trace_missing: set[str] = set()
     context: dict[str, set[str]] = {}
     for path in files:
@@ -223,9 +225,10 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
             for number, text in enumerate(fh, 1):
                 if not text.strip():
                     continue
+                if lines >= MAX_LOG_LINES:
+                    unjudged += 1
+                    continue
                 lines += 1
-                if lines > MAX_LOG_LINES:
-                    break
                 try:
                     line = json.loads(text)
                     errors = sorted(validator.iter_errors(line), key=lambda e: list(e.path))
@@ -248,7 +251,7 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
     without = sorted(j for j, seen in context.items() if len(seen) < 3)
     return LogFacts(files=len(files), lines=lines, invalid=tuple(invalid), invalid_count=invalid_count,
                     jobs_missing_trace=tuple(sorted(trace_missing)[:10]), jobs_without_context=tuple(without[:10]),
-                    job_ids=len(context), models_loaded=models_loaded)
+                    job_ids=len(context), models_loaded=models_loaded, unjudged=unjudged)
 
 
 def dockerfile_problems(dockerfile: Path, manifest: Any) -> tuple[str, ...]:
@@ -296,7 +299,7 @@ def live_probe(api_url: str, api_token: str, webhook_secret: str, db_path: Path)
 
     from service import signing
 
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    conn = connect_read_only(db_path)
     conn.row_factory = sqlite3.Row
     try:
         job = conn.execute("SELECT * FROM jobs WHERE status = 'completed' AND runpod_job_id IS NOT NULL "
@@ -320,7 +323,7 @@ def live_probe(api_url: str, api_token: str, webhook_secret: str, db_path: Path)
     with httpx.Client(base_url=api_url, timeout=30.0) as http:
         try:
             replay = http.post("/api/runpod/webhook", params={"job": job["id"], "sig": sig}, json=body)
-            conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+            conn = connect_read_only(db_path)
             conn.row_factory = sqlite3.Row
             try:
                 after = _job_state(conn, job["id"])

@@ -279,6 +279,9 @@ def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, hom
             expected = fingerprint(SqliteSource(dump))
         finally:
             dump.close()
+        if not expected.row_counts:
+            raise BackupRefused(f"the export of D1 {database_id} holds no tables: it is not {stack}'s migrated "
+                                "database (check --database-id); nothing was stored in R2")
         name = f"{stack}/{stamp}.sql"
         stored = r2.put_backup(name, export.sql)
         manifest = BackupManifest(stack=stack, kind="d1-sql", file=stored.key.rsplit("/", 1)[-1],

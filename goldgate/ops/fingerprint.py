@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from goldgate.cloudflare.d1 import D1Client
@@ -27,6 +28,14 @@ class SqlSource(Protocol):
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
 
     def stream(self, sql: str) -> Iterator[dict[str, Any]]: ...
+
+
+def connect_read_only(path: Path, **kwargs: Any) -> sqlite3.Connection:
+    """Open an existing SQLite file read-only, whatever its path holds.
+
+    The path is percent-encoded into the URI: a raw `#`, `?` or `%` in a directory name would end or
+    change the path SQLite reads, and it would silently open (and create) some other, empty file."""
+    return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, **kwargs)
 
 
 class SqliteSource:

@@ -17,6 +17,7 @@ from typing import Any
 
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.errors import GoldgateError
+from goldgate.ops.fingerprint import connect_read_only
 from service import metrics as service_metrics
 from service.ports import Statement
 
@@ -45,7 +46,7 @@ def open_sqlite(path: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise MetricsUnavailable(f"no database at {path}: bring the stack up (`goldgate up <stack>`) and run jobs")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = connect_read_only(path)
         conn.execute("SELECT 1 FROM job_metrics LIMIT 1").fetchall()
     except sqlite3.DatabaseError as exc:
         raise MetricsUnavailable(f"{path} has no readable job_metrics table ({exc}); apply the migrations "

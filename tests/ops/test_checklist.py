@@ -215,3 +215,53 @@ def test_cli_on_an_empty_home_fails_with_evidence_and_json(tmp_path, capsys):
 def test_cli_refuses_an_unknown_stack_with_one_line(tmp_path, capsys):
     assert main(["checklist", "nope-stack", "--home", str(tmp_path)]) == 1
     assert "no stack named 'nope-stack'" in capsys.readouterr().err
+
+
+def test_the_scan_follows_a_cron_handler_or_loop_through_the_helpers_that_reach_status():
+    # the likely way polling creeps in: a scheduled sweep reusing the one-shot recovery path
+    cron = ("async def recover(app, rid):\n    return await app.runpod.status(rid)\n\n"
+            "async def settle(app, rid):\n    return await recover(app, rid)\n\n"
+            "async def scheduled(app, event):\n    await settle(app, 'x')\n")
+    assert any("scheduled handler scheduled()" in x for x in scan_source(cron, "service/cron.py"))
+    loop = ("async def recover(app, rid):\n    return await app.runpod.status(rid)\n\n"
+            "async def sweep(app, ids):\n    for rid in ids:\n        await recover(app, rid)\n")
+    assert any("inside a loop" in x for x in scan_source(loop, "service/sweep.py"))
+    gathered = ("async def sweep(app, ids):\n"
+                "    return await asyncio.gather(*(app.runpod.status(rid) for rid in ids))\n")
+    assert any("inside a loop" in x for x in scan_source(gathered, "service/gather.py"))
+    # the one-shot recovery route itself, and a loop that never reaches /status, stay clean
+    one_shot = ("async def recover(app, rid):\n    return await app.runpod.status(rid)\n\n"
+                "async def route(app, rid):\n    for _ in range(1):\n        log('x')\n    return await recover(app, rid)\n")
+    assert scan_source(one_shot, "service/routes.py") == []
+
+
+def test_the_scan_reads_a_module_in_its_declared_encoding_and_reports_an_undecodable_one(tmp_path):
+    service = tmp_path / "service"
+    service.mkdir()
+    (service / "legacy.py").write_bytes("# -*- coding: latin-1 -*-\n# café\nasync def scheduled(app):\n"
+                                        "    await app.runpod.status('x')\n".encode("latin-1"))
+    (service / "garbled.py").write_bytes(b"x = '\xff\xfe'\n")
+    found = scan_tree(service)
+    assert any("service/legacy.py:4: RunPod status call in the scheduled handler" in x for x in found)
+    assert any(x.startswith("service/garbled.py:") and "cannot be parsed" in x for x in found)
+
+
+@pytest.mark.parametrize("finished_at", ["last tuesday", None, "2026-11-28T09:30:00"])
+def test_a_drill_record_without_a_readable_aware_finish_time_says_so(healthy, finished_at):
+    record = {**healthy.drill, "finished_at": finished_at}
+    results = {r.id: r for r in checklist.run_checks(dataclasses.replace(healthy, drill=record))}
+    assert results["dr_drill"].status == checklist.FAIL
+    assert "finished_at" in results["dr_drill"].evidence and "older than" not in results["dr_drill"].evidence
+
+
+def test_log_lines_past_the_judging_cap_are_not_reported_as_valid(tmp_path, monkeypatch, healthy):
+    from goldgate.ops import checklist_facts
+
+    logs = _logs(tmp_path / "logs")  # two valid lines
+    (logs / "zz-late.jsonl").write_text("not json\nnot json either\n")
+    monkeypatch.setattr(checklist_facts, "MAX_LOG_LINES", 2)
+    facts = read_log_facts(logs)
+    assert facts.lines == 2 and facts.unjudged == 2
+    evidence = {r.id: r.evidence for r in checklist.run_checks(dataclasses.replace(healthy, logs=facts))}
+    assert "2 lines in 2 files valid" in evidence["logs_schema_v1"]
+    assert "2 more lines past the first 2 were not judged" in evidence["logs_schema_v1"]

@@ -100,3 +100,29 @@ def test_cli_restore_refuses_a_tampered_backup(tmp_path, stack_db, capsys):
     capsys.readouterr()
     assert main(["dr-restore", "staging", "--home", str(home), "--backup", str(backup)]) == 1
     assert "truncated; refusing to restore" in capsys.readouterr().err
+
+
+def test_a_drill_of_a_d1_without_tables_fails_instead_of_verifying_nothing(cloud, r2, tmp_path):
+    _, d1, _ = cloud
+    empty = d1.create_database("goldgate-staging-unmigrated").uuid
+    result = run_cloud_drill("staging", d1, empty, r2, tmp_path)
+    assert not result.passed and "holds no tables" in result.error
+    assert latest_drill(tmp_path, "staging")["passed"] is False
+    assert not list(r2.list())  # no empty backup stored beside the real ones
+
+
+def test_cli_cloud_drill_refuses_a_database_id_that_is_not_a_uuid_before_touching_anything(
+        cloud, tmp_path, monkeypatch, capsys):
+    standin, _, source = cloud
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    monkeypatch.setenv("R2_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("R2_SECRET_ACCESS_KEY", "r2-secret-not-printed")
+    # a pasted path instead of the uuid would address another API path under the account
+    hostile = f"{source}/../../../d1/database/{source}"
+    drill = ["dr-drill", "staging", "--home", str(tmp_path), "--cloud", "--account-id", standin.account_id,
+             "--api-base", standin.api_base, "--r2-endpoint", "http://127.0.0.1:9", "--database-id", hostile]
+    seen = len(standin.requests)
+    assert main(drill) == 1
+    assert "is not a D1 uuid" in capsys.readouterr().err
+    assert latest_drill(tmp_path, "staging") is None  # the last real drill's record is not replaced
+    assert len(standin.requests) == seen  # not one call reached the API

@@ -227,3 +227,31 @@ def test_restore_refuses_another_stacks_backup_unless_its_stack_is_named(backup,
     assert live.read_bytes() == before and sorted(p.name for p in live.parent.iterdir()) == ["db.sqlite"]
     assert main([*restore, "--from-stack", "staging"]) == 0
     assert sqlite3.connect(live).execute("SELECT count(*) FROM jobs").fetchone()[0] == 2_000
+
+
+def test_a_home_whose_path_holds_uri_characters_is_backed_up_and_restored_from_the_real_files(tmp_path, stack_db):
+    # '#' and '?' end the path of a SQLite URI: read as one, the drill would copy some other (new, empty) file
+    home = tmp_path / "ops#1?draft" / "home"
+    db = stack_db(LocalPlatform(home).db_path("staging"), jobs=50)
+    result = run_local_drill("staging", db, home)
+    assert result.passed, result.error
+    assert result.row_counts["jobs"] == 50
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ops#1?draft"]  # no stray database beside it
+    backup = next((home / "backups" / "staging").glob("*.sqlite"))
+    live = home / "live%20db" / "db.sqlite"
+    restore_into_stack(backup, live, "staging")
+    assert sqlite3.connect(live).execute("SELECT count(*) FROM jobs").fetchone()[0] == 50
+
+
+def test_a_drill_of_an_empty_database_file_fails_instead_of_verifying_nothing(tmp_path, capsys):
+    from goldgate.cli import main
+
+    home = tmp_path / "home"
+    db = LocalPlatform(home).db_path("staging")
+    db.parent.mkdir(parents=True)
+    db.write_bytes(b"")  # a database truncated to nothing: there is nothing to recover from its backup
+    assert main(["dr-drill", "staging", "--home", str(home)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "holds no tables" in out
+    assert latest_drill(home, "staging")["passed"] is False
+    assert not list((home / "backups" / "staging").glob("*.sqlite"))

@@ -125,3 +125,14 @@ def test_json_stays_valid_json_when_sums_overflow(home, capsys):
     assert main(["metrics", "staging", "--home", str(home), "--json"]) == 0
     data = json.loads(capsys.readouterr().out, parse_constant=_no_constants)
     assert data["overall"]["count"] == 1_000 and data["overall"]["cost_total_usd"] is None
+
+
+def test_a_home_whose_path_holds_uri_characters_reports_the_stacks_own_jobs(tmp_path, stack_db, capsys):
+    from goldgate.ops.checklist_facts import read_job_facts
+
+    home = tmp_path / "team#2?x" / "home"
+    db = stack_db(LocalPlatform(home).db_path("staging"), jobs=40)
+    assert main(["metrics", "staging", "--home", str(home), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["overall"]["count"] == 40
+    assert read_job_facts(db).total == 40
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["team#2?x"]
