@@ -161,7 +161,9 @@ def compute_sqlite(db: str | Path | sqlite3.Connection, since: str | datetime | 
     """Synchronous convenience for the CLI: the same report straight off a local SQLite file."""
     import sqlite3
 
-    conn = db if isinstance(db, sqlite3.Connection) else sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    # as_uri() percent-encodes the path: a raw '#', '?' or '%' would make SQLite open another file
+    conn = db if isinstance(db, sqlite3.Connection) else sqlite3.connect(f"{Path(db).absolute().as_uri()}?mode=ro",
+                                                                          uri=True)
     if not isinstance(db, sqlite3.Connection):
         conn.execute("PRAGMA mmap_size = 1073741824")  # the scans read large covering indexes
     try:

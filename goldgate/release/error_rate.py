@@ -25,7 +25,8 @@ def from_sqlite(db_path: Path, stack: str, since: datetime) -> ErrorRate:
     if not Path(db_path).is_file():
         raise GoldgateError(f"the stack database {db_path} does not exist; is the stack up?")
     try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+        # as_uri() percent-encodes the path: a raw '#', '?' or '%' would make SQLite open another file
+        conn = sqlite3.connect(f"{Path(db_path).absolute().as_uri()}?mode=ro", uri=True, timeout=10)
     except sqlite3.Error as exc:
         raise GoldgateError(f"cannot open {db_path} read-only: {exc}") from None
     try:

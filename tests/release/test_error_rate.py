@@ -48,3 +48,14 @@ def test_no_jobs_is_a_zero_rate_and_a_missing_database_is_a_clear_error(tmp_path
     sqlite3.connect(other).close()
     with pytest.raises(GoldgateError, match="cannot read job_metrics"):
         from_sqlite(other, "staging", SINCE)
+
+
+@pytest.mark.parametrize("directory", ["a#b", "a?b", "a%23b"])
+def test_a_database_whose_path_holds_uri_characters_is_the_one_read(tmp_path: Path, directory: str) -> None:
+    # In a raw `file:` URI, `#` ends the path and `?` starts the query: SQLite would read another file.
+    home = tmp_path / directory
+    home.mkdir()
+    db = metrics_db(home, [("j1", "staging", "failed", "2026-11-28T12:30:00.000Z")])
+    rate = from_sqlite(db, "staging", SINCE)
+    assert (rate.jobs, rate.failed) == (1, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [directory]  # no stray empty database beside it

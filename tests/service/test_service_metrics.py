@@ -6,6 +6,7 @@ import asyncio
 import math
 import sqlite3
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from service_testkit import MIGRATIONS
@@ -87,6 +88,20 @@ def test_compute_runs_on_the_database_port_and_compute_sqlite_on_a_file(tmp_path
     assert report["overall"]["e2e_ms"] == {"p50": 20, "p95": 40, "p99": 40}
     assert compute_sqlite(path)["overall"] == report["overall"]
     assert report["percentile_method"] == "nearest-rank"
+
+
+@pytest.mark.parametrize("directory", ["a#b", "a?b", "a%23b"])
+def test_compute_sqlite_reads_the_named_file_whatever_its_path_holds(tmp_path, directory):
+    # In a raw `file:` URI, `#` ends the path and `?` starts the query: SQLite would open another file.
+    (tmp_path / directory).mkdir()
+    path = tmp_path / directory / "m.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    apply_sqlite(conn, MIGRATIONS)
+    conn.execute("INSERT INTO job_metrics (job_id, stack, status, e2e_ms, created_at) "
+                 "VALUES ('j1', 's', 'completed', 1500, '2026-01-01T00:00:00.000Z')")
+    conn.close()
+    assert compute_sqlite(path)["overall"]["e2e_ms"] == {"p50": 1500, "p95": 1500, "p99": 1500}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [directory]  # no stray empty database beside it
 
 
 def test_since_accepts_offsets_and_naive_times_as_utc():
