@@ -1,26 +1,58 @@
-"""The Cloudflare v4 API envelope: bearer auth, `{"success", "errors", "messages", "result"}` -> result or error."""
+"""The Cloudflare v4 API envelope: bearer auth, `{"success", "errors", "messages", "result"}` -> result or error.
+
+Retries are bounded and safe: a 429 (the request was refused, not run) after its `Retry-After`; a 5xx or
+a connection lost mid-request only for idempotent calls, since a repeated D1 `/query` could write twice."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import random
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 
-from goldgate.cloudflare.errors import CloudflareAuthError, CloudflareError, CloudflareNotFound
+from goldgate.cloudflare.errors import (
+    CloudflareAuthError,
+    CloudflareError,
+    CloudflareNotFound,
+    CloudflareRateLimited,
+)
 
 DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+def path_segment(value: str, what: str) -> str:
+    """An id as one URL path segment: '/', '?', '#' and '%' are escaped, and '.' / '..' (which httpx
+    would resolve into another path) refused, so a hostile id cannot address another resource."""
+    if not isinstance(value, str) or not value or value in (".", ".."):
+        raise CloudflareError(f"{str(value)[:80]!r} is not a Cloudflare {what}")
+    return quote(value, safe="")
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    """Cloudflare sends Retry-After as whole seconds on a 429."""
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
 
 
 class CloudflareApi:
     """One httpx.Client speaking the v4 API. `call` returns the envelope's `result`."""
 
     def __init__(self, api_token: str, base_url: str = DEFAULT_API_BASE, *, timeout_s: float = 60.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, attempts: int = 4, max_retry_after_s: float = 60.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if not api_token:
             raise CloudflareAuthError("no Cloudflare API token given: pass one with D1 Edit (and R2) permission "
                                       "(CLOUDFLARE_API_TOKEN, as wrangler uses)")
         self.base_url = base_url.rstrip("/")
+        self.attempts = max(1, attempts)
+        self.max_retry_after_s = max_retry_after_s
+        self._sleep = sleep
         self._token = api_token
         self._client = httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport,
                                     headers={"Authorization": f"Bearer {api_token}",
@@ -38,26 +70,75 @@ class CloudflareApi:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+    def call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
+             idempotent: bool | None = None) -> Any:
+        """`idempotent` (default: by method) says whether a 5xx or a lost response may be retried; set it
+        for a POST that only reads or polls."""
+        method = method.upper()
         where = f"{method} {path}"
-        try:
-            response = self._client.request(method, path, json=json, params=params)
-        except httpx.TransportError as exc:
-            raise CloudflareError(self._scrub(f"{where}: cannot reach the Cloudflare API at {self.base_url} "
-                                              f"({type(exc).__name__}: {exc}); check the network and retry")) from None
+        may_repeat = method in _IDEMPOTENT if idempotent is None else idempotent
+        attempt = 0
+        while True:
+            attempt += 1
+            last = attempt >= self.attempts
+            try:
+                response = self._client.request(method, path, json=json, params=params)
+            except httpx.ConnectError as exc:
+                if not last:  # nothing was sent, so even a POST may be repeated
+                    self._sleep(_backoff_s(attempt))
+                    continue
+                raise CloudflareError(self._scrub(
+                    f"{where}: cannot reach the Cloudflare API at {self.base_url} ({type(exc).__name__}: {exc}) "
+                    f"after {attempt} attempts; check the network and retry")) from None
+            except httpx.TransportError as exc:
+                if may_repeat and not last:
+                    self._sleep(_backoff_s(attempt))
+                    continue
+                advice = ("retry later" if may_repeat else
+                          "it may have been applied: check its effect before running it again")
+                raise CloudflareError(self._scrub(
+                    f"{where} failed in transit ({type(exc).__name__}: {exc}) after {attempt} "
+                    f"attempt{'s' if attempt > 1 else ''}; {advice}")) from None
+            status = response.status_code
+            if status == 429 and not last:
+                wait = _retry_after_s(response.headers.get("Retry-After"))
+                wait = _backoff_s(attempt) if wait is None else wait
+                if wait <= self.max_retry_after_s:
+                    self._sleep(wait)
+                    continue
+            elif status >= 500 and may_repeat and not last:
+                self._sleep(_backoff_s(attempt))
+                continue
+            return self._result(response, where, attempt)
+
+    def _result(self, response: httpx.Response, where: str, attempts: int) -> Any:
+        status = response.status_code
         try:
             body = response.json()
         except ValueError:
+            body = None
+        if status == 429:
+            raise self._rate_limited(response, where, attempts, body)
+        if body is None:
             advice = ("Cloudflare's side failed (an error page, not the API's JSON): retry in a few minutes"
-                      if response.status_code >= 500 else "check the API base URL")
-            raise CloudflareError(f"{where} answered {response.status_code} with a body that is not JSON: {advice}",
-                                  status=response.status_code) from None
+                      if status >= 500 else "check the API base URL")
+            raise CloudflareError(f"{where} answered {status} with a body that is not JSON: {advice}", status=status)
         if not isinstance(body, dict):
-            raise CloudflareError(f"{where} answered with unexpected JSON ({type(body).__name__})",
-                                  status=response.status_code)
-        if response.status_code >= 400 or body.get("success") is False:
-            raise self._error(where, response.status_code, body)
+            raise CloudflareError(f"{where} answered with unexpected JSON ({type(body).__name__})", status=status)
+        if status >= 400 or body.get("success") is False:
+            raise self._error(where, status, body)
         return body.get("result")
+
+    def _rate_limited(self, response: httpx.Response, where: str, attempts: int,
+                      body: Any) -> CloudflareRateLimited:
+        wait = _retry_after_s(response.headers.get("Retry-After"))
+        errors = body.get("errors") if isinstance(body, dict) and isinstance(body.get("errors"), list) else []
+        codes = tuple(int(e["code"]) for e in errors if isinstance(e, dict) and isinstance(e.get("code"), int))
+        return CloudflareRateLimited(
+            f"{where} -> 429 after {attempts} attempt{'s' if attempts > 1 else ''}: the Cloudflare API rate limit "
+            "(1200 requests per 5 minutes per token) is exhausted; "
+            + (f"retry in {wait:.0f} s" if wait is not None else "wait a few minutes and retry"),
+            retry_after_s=wait, status=429, codes=codes)
 
     def _error(self, where: str, status: int, body: dict[str, Any]) -> CloudflareError:
         errors = body.get("errors") if isinstance(body.get("errors"), list) else []
@@ -74,3 +155,9 @@ class CloudflareApi:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "***")
+
+
+def _backoff_s(attempt: int) -> float:
+    # Full jitter keeps several operators' scripts from retrying in lockstep after a shared outage.
+    ceiling = min(8.0, 0.5 * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)

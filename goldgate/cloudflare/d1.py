@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from goldgate.cloudflare.api import CloudflareApi
+from goldgate.cloudflare.api import CloudflareApi, path_segment
 from goldgate.cloudflare.errors import CloudflareError, D1OperationFailed
 
 PAGE_ROWS = 5_000  # rows per /query page when streaming a table; well under D1's response limits
@@ -57,6 +57,7 @@ class D1Client:
                  transfer: httpx.Client | None = None) -> None:
         self.api = api
         self.account_id = account_id
+        self._account = path_segment(account_id, "account id")
         self.poll_interval_s = poll_interval_s
         self.operation_timeout_s = operation_timeout_s
         self._sleep = sleep
@@ -64,14 +65,14 @@ class D1Client:
         self._transfer = transfer or httpx.Client(timeout=300.0)
 
     def _db(self, database_id: str, suffix: str = "") -> str:
-        return f"/accounts/{self.account_id}/d1/database/{database_id}{suffix}"
+        return f"/accounts/{self._account}/d1/database/{path_segment(database_id, 'D1 database id')}{suffix}"
 
     # -- databases ---------------------------------------------------------------------------
     def create_database(self, name: str, location_hint: str | None = None) -> D1Database:
         body: dict[str, Any] = {"name": name}
         if location_hint:
             body["primary_location_hint"] = location_hint
-        result = self.api.call("POST", f"/accounts/{self.account_id}/d1/database", json=body)
+        result = self.api.call("POST", f"/accounts/{self._account}/d1/database", json=body)
         return _database(result)
 
     def get_database(self, database_id: str) -> D1Database:
@@ -111,7 +112,8 @@ class D1Client:
             body: dict[str, Any] = {"output_format": "polling", "dump_options": {}}
             if bookmark:
                 body["current_bookmark"] = bookmark
-            response = self.api.call("POST", self._db(database_id, "/export"), json=body) or {}
+            # Starting or polling an export only reads: safe to repeat after a 5xx.
+            response = self.api.call("POST", self._db(database_id, "/export"), json=body, idempotent=True) or {}
             for line in response.get("messages") or []:
                 progress(f"export: {line}")
             status = response.get("status")
@@ -147,7 +149,9 @@ class D1Client:
         """Import SQL: init (md5 etag) -> upload -> ingest -> poll until complete."""
         etag = hashlib.md5(sql, usedforsecurity=False).hexdigest()
         path = self._db(database_id, "/import")
-        response = self.api.call("POST", path, json={"action": "init", "etag": etag}) or {}
+        # init names the upload by its md5, so repeating it is harmless; ingest is not repeated (it would
+        # run the SQL again).
+        response = self.api.call("POST", path, json={"action": "init", "etag": etag}, idempotent=True) or {}
         if "upload_url" in response:
             self._upload(response["upload_url"], sql, etag)
             response = self.api.call("POST", path, json={"action": "ingest", "etag": etag,
@@ -174,7 +178,8 @@ class D1Client:
                 raise D1OperationFailed(f"D1 import into {database_id} did not complete within "
                                         f"{self.operation_timeout_s:.0f} s (bookmark {bookmark})")
             self._sleep(self.poll_interval_s)
-            response = self.api.call("POST", path, json={"action": "poll", "current_bookmark": bookmark}) or {}
+            response = self.api.call("POST", path, json={"action": "poll", "current_bookmark": bookmark},
+                                     idempotent=True) or {}
 
     def _upload(self, url: str, sql: bytes, etag: str) -> None:
         try:

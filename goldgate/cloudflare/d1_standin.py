@@ -5,7 +5,9 @@ Follows moto's split: `D1Backend` is the model (databases, bookmarks, export and
 itself). Binds 127.0.0.1 only. What it models: databases are SQLite in memory with foreign keys
 on; every committed write makes a new time-travel bookmark; export answers `active` for a few
 polls before `complete` with a signed URL; import is init (upload_url) -> PUT (ETag = md5) ->
-ingest -> poll; restore returns the new bookmark and the previous one (to undo).
+ingest -> poll; restore returns the new bookmark and the previous one (to undo). Faults a test
+queues (`rate_limit`, `fail_with`) answer API requests before they reach the model, as
+Cloudflare's edge does: nothing behind them is applied.
 """
 
 from __future__ import annotations
@@ -59,6 +61,14 @@ class _Database:
     conn: sqlite3.Connection
     snapshots: list[_Snapshot] = field(default_factory=list)
     seq: int = 0
+
+
+@dataclass
+class _Fault:
+    skip: int        # API requests to let through first
+    status: int
+    body: bytes
+    headers: dict[str, str]
 
 
 @dataclass
@@ -292,6 +302,7 @@ class D1StandIn:
         self.api_token = api_token
         self.backend = D1Backend(account_id or secrets.token_hex(16), **backend)
         self.requests: list[tuple[str, str]] = []
+        self.faults: list[_Fault] = []
         handler = _handler_for(self)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="d1-standin",
@@ -309,6 +320,30 @@ class D1StandIn:
     @property
     def api_base(self) -> str:
         return f"{self.origin}/client/v4"
+
+    def rate_limit(self, retry_after_s: int, *, times: int = 1, after: int = 0) -> None:
+        """Answer the next `times` API requests (after letting `after` through) as Cloudflare's API rate
+        limit does: 429, `Retry-After` in whole seconds, error code 971 in the envelope."""
+        body = json.dumps({"success": False, "errors": [
+            {"code": 971, "message": "Please wait and consider throttling your request speed"}],
+            "messages": [], "result": None}).encode()
+        for _ in range(times):
+            self.fail_with(429, body, {"Content-Type": "application/json", "Retry-After": str(retry_after_s)},
+                           after=after)
+
+    def fail_with(self, status: int, body: bytes, headers: dict[str, str] | None = None, *, after: int = 0) -> None:
+        """Answer one API request (after letting `after` through) with this raw response, e.g. the HTML
+        502 page Cloudflare's edge serves when the API behind it fails."""
+        self.faults.append(_Fault(after, status, body, dict(headers or {"Content-Type": "text/html"})))
+
+    def _next_fault(self) -> _Fault | None:
+        with self.backend.lock:
+            if not self.faults:
+                return None
+            if self.faults[0].skip > 0:
+                self.faults[0].skip -= 1
+                return None
+            return self.faults.pop(0)
 
     def start(self) -> D1StandIn:
         self._thread.start()
@@ -362,6 +397,11 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
             try:
                 if url.path.startswith("/_signed/"):
                     return self._signed(method, url.path)
+                fault = standin._next_fault()
+                if fault is not None:
+                    self._body()  # drain it: closing on an unread body can reset the connection
+                    return self._send(fault.status, fault.body, fault.headers.get("Content-Type", "text/html"),
+                                      {k: v for k, v in fault.headers.items() if k != "Content-Type"})
                 match = _DB_PATH.match(url.path)
                 if not match:
                     raise D1ApiError(404, 7000, "No route for that URI")

@@ -18,6 +18,16 @@ class CloudflareAuthError(CloudflareError):
     """The API token is missing, wrong, or lacks the D1/R2 permission the call needs."""
 
 
+class CloudflareRateLimited(CloudflareError):
+    """429 after every allowed retry, or a wait longer than the client will sleep. `retry_after_s` is
+    Cloudflare's advice (its API blocks a token for up to five minutes past the limit), when it gave one."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, status: int | None = None,
+                 codes: tuple[int, ...] = ()) -> None:
+        super().__init__(message, status=status, codes=codes)
+        self.retry_after_s = retry_after_s
+
+
 class CloudflareNotFound(CloudflareError):
     """The account, database or object does not exist."""
 

@@ -166,7 +166,10 @@ def _items(key: str, parse: Callable[[Any], T]) -> Callable[[dict[str, Any]], tu
 
 def _seg(value: str, what: str = "endpoint id") -> str:
     """One path segment; an id with '/' or '..' must not address another resource."""
+    article = "an" if what[0] in "aeiou" else "a"
     if not value or not isinstance(value, str):
-        raise ValueError(f"an {what} is required (got an empty value)" if what[0] in "aeiou"
-                         else f"a {what} is required (got an empty value)")
+        raise ValueError(f"{article} {what} is required (got an empty value)")
+    if value in (".", ".."):
+        # quote() leaves dots alone and httpx resolves them: /v2/serverless/.. would be /v2.
+        raise ValueError(f"{value!r} is not {article} {what}")
     return quote(value, safe="")

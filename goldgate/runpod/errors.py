@@ -41,4 +41,5 @@ class RunPodRejected(RunPodError):
 
 
 class RunPodProtocolError(RunPodError):
-    """RunPod answered 2xx with a body this client cannot read (not JSON, or missing required fields)."""
+    """RunPod answered 2xx with a body this client cannot read (not JSON, or missing required fields), or
+    redirected (3xx) the request elsewhere: the base URL is wrong."""

@@ -99,10 +99,8 @@ class DataPlaneClient(ClientBase):
                  retry: RetryPolicy | None = None, timeout_s: float = 30.0,
                  transport: httpx.BaseTransport | None = None,
                  event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None) -> None:
-        if not endpoint_id:
-            raise ValueError("an endpoint id is required for the RunPod data plane")
         self.endpoint_id = endpoint_id
-        self._http = Transport(f"{base_url.rstrip('/')}/{quote(endpoint_id, safe='')}", api_key,
+        self._http = Transport(f"{base_url.rstrip('/')}/{_seg(endpoint_id, 'endpoint id')}", api_key,
                                what="RunPod serverless endpoint", retry=retry, timeout_s=timeout_s,
                                transport=transport, event_hooks=event_hooks)
 
@@ -155,7 +153,10 @@ def _job_body(job_input: Mapping[str, Any], webhook: str | None, policy: JobPoli
     return body
 
 
-def _seg(value: str) -> str:
+def _seg(value: str, what: str = "job id") -> str:
+    """One path segment: quoted, and never '.' or '..' (httpx resolves those into another path)."""
     if not value or not isinstance(value, str):
-        raise ValueError("a job id is required (got an empty value)")
+        raise ValueError(f"{'an' if what[0] in 'aeiou' else 'a'} {what} is required (got an empty value)")
+    if value in (".", ".."):
+        raise ValueError(f"{value!r} is not a RunPod {what}")
     return quote(value, safe="")

@@ -128,7 +128,7 @@ class Transport:
             elif status >= 500 and may_retry_failure and not last:
                 self._sleep(self.retry.delay(attempt - 1))
                 continue
-            if status >= 400:
+            if not 200 <= status < 300:
                 raise self._error(response, where, attempt, redact)
             return self._parse(response, where)
 
@@ -145,10 +145,16 @@ class Transport:
 
     def _error(self, response: httpx.Response, where: str, attempts: int, redact: tuple[str, ...] = ()) -> RunPodError:
         status = response.status_code
-        title, detail = _problem(response)
-        title = self._scrub(redact, title)
-        said = self._scrub(redact, f"{title}: {detail}" if detail else title)
-        kw = {"status": status, "title": title, "detail": self._scrub(redact, detail) if detail else None}
+        title, detail = _problem(response, lambda text: self._scrub(redact, text))
+        said = f"{title}: {detail}" if detail else title
+        kw = {"status": status, "title": title, "detail": detail}
+        if status < 400:
+            # httpx does not follow redirects: a 3xx means the base URL points somewhere RunPod moved away
+            # from (http:// instead of https://, an old host), and nothing was done.
+            location = self._scrub(redact, response.headers.get("Location") or "nowhere")
+            return RunPodProtocolError(
+                f"{where} -> {status}: redirected to {location}; nothing was done: set the base URL to where "
+                "RunPod's API really is", **kw)
         if status in (401, 403):
             return RunPodAuthError(
                 f"{where} -> {status} ({said}): the RunPod API key is missing, wrong or lacks access; "
@@ -177,13 +183,15 @@ class Transport:
         return text
 
 
-def _problem(response: httpx.Response) -> tuple[str, str | None]:
-    """(title, detail) from RFC 9457 problem JSON, the data plane's {"error": ...}, or plain text."""
+def _problem(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[str, str | None]:
+    """(title, detail) from RFC 9457 problem JSON, the data plane's {"error": ...}, or plain text.
+
+    `scrub` runs before the cut: a secret straddling the cut would otherwise leave its head behind."""
     reason = response.reason_phrase or f"HTTP {response.status_code}"
     try:
         body = response.json()
     except ValueError:
-        text = response.text.strip()
+        text = scrub(response.text.strip())
         return reason, (text[:300] or None)
     if isinstance(body, dict):
         title = body.get("title") or reason
@@ -191,8 +199,8 @@ def _problem(response: httpx.Response) -> tuple[str, str | None]:
         errors = body.get("errors")
         if isinstance(errors, list) and errors:
             detail = f"{detail or ''} ({'; '.join(str(e) for e in errors[:5])})".strip()
-        return str(title), (str(detail)[:500] if detail else None)
-    return reason, str(body)[:300]
+        return scrub(str(title))[:200], (scrub(str(detail))[:500] if detail else None)
+    return reason, scrub(str(body))[:300]
 
 
 class ClientBase:

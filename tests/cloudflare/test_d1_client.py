@@ -14,6 +14,7 @@ from goldgate.cloudflare.errors import (
     CloudflareAuthError,
     CloudflareError,
     CloudflareNotFound,
+    CloudflareRateLimited,
     D1OperationFailed,
 )
 
@@ -172,3 +173,93 @@ def test_an_html_5xx_from_cloudflare_says_retry_not_check_the_url():
     assert info.value.status == 502 and "502" in message and "retry" in message
     assert "check the API base URL" not in message
     api.close()
+
+
+BAD_GATEWAY = b"<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>"
+
+
+@pytest.fixture
+def slept():
+    return []
+
+
+@pytest.fixture
+def patient_d1(standin, slept):
+    """A client whose waits are recorded instead of slept, so a test can read them."""
+    api = CloudflareApi(TOKEN, standin.api_base, sleep=slept.append)
+    yield D1Client(api, standin.account_id, poll_interval_s=0.0, sleep=slept.append)
+    api.close()
+
+
+def test_a_rate_limited_call_waits_out_retry_after_then_succeeds(standin, patient_d1, slept):
+    db = patient_d1.create_database("goldgate-throttled").uuid
+    standin.rate_limit(retry_after_s=7, times=2)
+    assert patient_d1.query(db, "SELECT 1 AS one") == [{"one": 1}]
+    assert slept == [7, 7]
+    assert len([p for _, p in standin.requests if p.endswith("/query")]) == 3
+
+
+def test_a_rate_limit_longer_than_a_minute_is_reported_with_the_wait_not_slept(standin, patient_d1, slept):
+    db = patient_d1.create_database("goldgate-blocked").uuid
+    standin.rate_limit(retry_after_s=300)
+    with pytest.raises(CloudflareRateLimited) as info:
+        patient_d1.query(db, "SELECT 1")
+    assert info.value.status == 429 and info.value.retry_after_s == 300 and 971 in info.value.codes
+    assert "300 s" in str(info.value) and slept == []
+
+
+def test_a_5xx_on_a_read_is_retried_but_a_query_that_may_write_is_not(standin, patient_d1, slept):
+    db = patient_d1.create_database("goldgate-flaky").uuid
+    standin.fail_with(502, BAD_GATEWAY)
+    assert patient_d1.get_database(db).uuid == db and len(slept) == 1
+    standin.fail_with(502, BAD_GATEWAY)
+    with pytest.raises(CloudflareError, match="502"):
+        patient_d1.query(db, "CREATE TABLE t (x)")
+    assert len([p for _, p in standin.requests if p.endswith("/query")]) == 1
+
+
+def test_an_export_survives_a_5xx_between_its_polls(standin, patient_d1):
+    db = patient_d1.create_database("goldgate-export-5xx").uuid
+    _seed(patient_d1, db)
+    standin.fail_with(502, BAD_GATEWAY, after=2)  # the export starts, is polled once, then the edge fails
+    assert b"CREATE TABLE jobs" in patient_d1.export_sql(db).sql
+    assert len([p for _, p in standin.requests if p.endswith("/export")]) == 5  # 4 answers + the 502
+
+
+def test_a_query_lost_in_transit_is_not_retried_and_says_it_may_have_applied():
+    import httpx
+
+    calls = []
+
+    def drop(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    api = CloudflareApi(TOKEN, "https://api.example.test/client/v4", transport=httpx.MockTransport(drop),
+                        sleep=lambda _s: None)
+    with pytest.raises(CloudflareError) as info:
+        D1Client(api, "acct").query("db", "INSERT INTO jobs VALUES ('c', 'x')")
+    assert calls == ["POST"]
+    assert "may have been applied" in str(info.value) and "cannot reach" not in str(info.value)
+    assert TOKEN not in str(info.value)
+    calls.clear()
+    with pytest.raises(CloudflareError, match="after 4 attempts"):
+        D1Client(api, "acct").get_database("db")
+    assert calls == ["GET"] * 4
+    api.close()
+
+
+def test_a_database_id_with_path_characters_never_reaches_another_database(standin, d1):
+    keep = d1.create_database("goldgate-keep").uuid
+    other = d1.create_database("goldgate-other").uuid
+    for hostile in (f"{other}/../{keep}", f"{keep}?x=1", f"{keep}#frag", f"{other}%2F..%2F{keep}"):
+        with pytest.raises(CloudflareNotFound):
+            d1.delete_database(hostile)
+    for dots in ("..", "."):
+        with pytest.raises(CloudflareError, match="database id"):
+            d1.delete_database(dots)
+    with pytest.raises(CloudflareError, match="account id"):
+        D1Client(d1.api, "..")
+    with pytest.raises(CloudflareAuthError):  # one segment that is not this account, not another path
+        D1Client(d1.api, f"../accounts/{standin.account_id}").delete_database(keep)
+    assert {keep, other} <= set(standin.backend.databases)

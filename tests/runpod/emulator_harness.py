@@ -133,7 +133,7 @@ class FlakyRunPod:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = _answer
+            do_GET = do_POST = do_PATCH = do_DELETE = _answer
 
             def log_message(self, *a: Any) -> None:
                 pass

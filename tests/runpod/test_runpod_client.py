@@ -254,3 +254,37 @@ def test_a_2xx_body_of_the_wrong_shape_is_a_protocol_error(flaky, path: str, bod
             DataPlaneClient(API_KEY, "ep1", rp.base, retry=FAST) as data, \
             pytest.raises(RunPodProtocolError, match=re.escape(path)):
         call(control, data)
+
+
+def test_a_redirect_is_an_error_not_a_silent_success(flaky) -> None:
+    # A base URL on http:// (or behind a proxy) answers 301 with no body: nothing was deleted.
+    moved = (301, b"", {"Location": "https://api.runpod.io/v2/serverless/ep1"})
+    rp = flaky({"/v2/serverless/ep1": [moved]})
+    with ControlPlaneClient(API_KEY, rp.base, retry=FAST) as control, pytest.raises(RunPodError) as err:
+        control.delete_endpoint("ep1")
+    assert err.value.status == 301 and "https://api.runpod.io/v2/serverless/ep1" in str(err.value)
+    rp = flaky({"/v2/ep1/purge-queue": [(307, b"", {"Location": "https://api.runpod.ai/v2/ep1/purge-queue"})]})
+    with DataPlaneClient(API_KEY, "ep1", rp.base, retry=FAST) as data, pytest.raises(RunPodError, match="307"):
+        data.purge_queue()
+
+
+@pytest.mark.parametrize("bad", ["..", "."])
+def test_a_dot_segment_id_never_addresses_another_resource(flaky, bad: str) -> None:
+    # httpx resolves '.' and '..' in a path, so /v2/serverless/.. would be DELETE /v2 (and '.' the list).
+    rp = flaky({})
+    with ControlPlaneClient(API_KEY, rp.base, retry=FAST) as control, \
+            DataPlaneClient(API_KEY, "ep1", rp.base, retry=FAST) as data:
+        for call in (lambda: control.delete_endpoint(bad), lambda: control.list_releases(bad),
+                     lambda: control.delete_registry(bad), lambda: data.cancel(bad), lambda: data.status(bad),
+                     lambda: DataPlaneClient(API_KEY, bad, rp.base, retry=FAST).run({"a": 1})):
+            with pytest.raises(ValueError, match="id"):
+                call()
+    assert rp.calls == []
+
+
+def test_ids_with_path_characters_stay_one_path_segment(flaky) -> None:
+    rp = flaky({"/v2/serverless/a%2F..%2Fb%3Fx%23y": [(404, {"title": "Not Found", "status": 404,
+                                                             "detail": "endpoint not found"}, {})]})
+    with ControlPlaneClient(API_KEY, rp.base, retry=FAST) as control:
+        assert control.find_endpoint("a/../b?x#y") is None
+    assert rp.calls == [("GET", "/v2/serverless/a%2F..%2Fb%3Fx%23y")]

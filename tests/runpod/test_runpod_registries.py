@@ -247,3 +247,20 @@ def test_errors_never_show_the_login_even_when_runpod_echoes_it(flaky, status: i
                                      getattr(err.value, "title", "")))
     assert "cannot store" in text  # the server's words came through ...
     assert PASSWORD not in text and USERNAME not in text and API_KEY not in text  # ... without the secrets
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["problem-json", "plain-text"])
+def test_a_secret_echoed_across_the_length_cut_leaves_no_part_behind(flaky, as_json: bool) -> None:
+    # Error text is cut to a few hundred characters; a password straddling the cut must not leave its head.
+    def echo(body: str) -> Any:
+        cut = 500 if as_json else 300
+        text = "x" * (cut - 10) + PASSWORD + " was refused"
+        return {"title": "Unprocessable Entity", "status": 422, "detail": text} if as_json else text.encode()
+
+    rp = flaky({"/v2/registries": [(422, echo, {})]})
+    with ControlPlaneClient(API_KEY, rp.base, retry=RetryPolicy(attempts=1)) as client, \
+            pytest.raises(RunPodRejected) as err:
+        client.create_registry(_login())
+    text = " ".join(str(x) for x in (err.value, err.value.detail, err.value.title))
+    assert "xxxxx" in text  # the server's words came through ...
+    assert PASSWORD[:10] not in text  # ... and not the first characters of the password
