@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -36,7 +37,11 @@ class ComfyTimeout(ComfyError):
 
 
 class ComfyExecutionError(ComfyError):
-    """ComfyUI accepted the prompt but a node failed while running it."""
+    """ComfyUI accepted the prompt but a node failed while running it, or the run was interrupted."""
+
+
+class ComfyCancelled(ComfyError):
+    """The job was stopped (RunPod cancel or timeout) while the worker waited; its prompt was cancelled."""
 
 
 class PromptRejected(ComfyError):
@@ -89,7 +94,14 @@ class ComfyClient:
             return False, str(exc)
         return status == 200, f"HTTP {status}"
 
-    def wait_ready(self, timeout_s: float) -> float:
+    def _pause(self, stop: threading.Event | None, doing: str) -> None:
+        """Sleeps one poll interval; raises ComfyCancelled as soon as `stop` is set."""
+        if stop is None:
+            time.sleep(self.poll_interval_s)
+        elif stop.wait(self.poll_interval_s):
+            raise ComfyCancelled(f"job stopped while {doing}")
+
+    def wait_ready(self, timeout_s: float, stop: threading.Event | None = None) -> float:
         """Waits until /system_stats answers 200; returns the seconds waited. Tolerates a cold start."""
         start = time.monotonic()
         while True:
@@ -101,7 +113,7 @@ class ComfyClient:
                     f"ComfyUI at {self.base_url} was not ready after {round(timeout_s, 1):g} s (last: {last}); it may "
                     f"still be loading models (COMFY_READY_TIMEOUT_S bounds this wait, COMFY_JOB_TIMEOUT_S the whole "
                     f"job) or have crashed (see its log)")
-            time.sleep(self.poll_interval_s)
+            self._pause(stop, "waiting for ComfyUI to start")
 
     def queue_prompt(self, graph: dict[str, Any], client_id: str) -> str:
         status, body = self._json("POST", "/prompt", {"prompt": graph, "client_id": client_id})
@@ -109,10 +121,19 @@ class ComfyClient:
             raise PromptRejected(body.get("error"), body.get("node_errors"))
         if status != 200 or not isinstance(body, dict) or not isinstance(body.get("prompt_id"), str):
             raise ComfyError(f"ComfyUI POST /prompt answered HTTP {status}: {str(body)[:300]}")
+        if body.get("node_errors"):
+            # ComfyUI queued the outputs that validate and dropped the rest: the job would come back with
+            # fewer images than its workflow saves. Withdraw it and report what failed instead.
+            self._cancel(body["prompt_id"])
+            raise PromptRejected({"type": "prompt_outputs_failed_validation", "details": "",
+                                  "message": "some outputs failed validation and would not be saved",
+                                  "extra_info": {}}, body["node_errors"])
         return body["prompt_id"]
 
-    def wait_for_outputs(self, prompt_id: str, timeout_s: float) -> list[OutputImage]:
-        """Polls /history/{id} until the prompt finishes; returns its saved images."""
+    def wait_for_outputs(self, prompt_id: str, timeout_s: float,
+                         stop: threading.Event | None = None) -> list[OutputImage]:
+        """Polls /history/{id} until the prompt finishes; returns its saved images. When `stop` is set the
+        prompt is cancelled in ComfyUI (a render nobody waits for would hold the GPU) and ComfyCancelled raised."""
         start = time.monotonic()
         path = "/history/" + urllib.parse.quote(prompt_id, safe="")
         while True:
@@ -126,7 +147,11 @@ class ComfyClient:
                 self._cancel(prompt_id)
                 raise ComfyTimeout(f"ComfyUI did not finish prompt {prompt_id} within {round(timeout_s, 1):g} s (what "
                                    f"was left of the job's COMFY_JOB_TIMEOUT_S); the prompt was cancelled")
-            time.sleep(self.poll_interval_s)
+            try:
+                self._pause(stop, f"ComfyUI ran prompt {prompt_id}")
+            except ComfyCancelled as exc:
+                self._cancel(prompt_id)
+                raise ComfyCancelled(f"{exc}; the prompt was cancelled in ComfyUI") from None
 
     @staticmethod
     def _finished(entry: dict[str, Any]) -> bool:
@@ -140,10 +165,17 @@ class ComfyClient:
         if status.get("status_str") == "error":
             detail = "no detail"
             for message in status.get("messages") or []:
-                if isinstance(message, list) and len(message) == 2 and message[0] == "execution_error":
-                    info = message[1] if isinstance(message[1], dict) else {}
+                if not (isinstance(message, list) and len(message) == 2 and isinstance(message[1], dict)):
+                    continue
+                info = message[1]
+                if message[0] == "execution_error":
                     detail = (f"node {info.get('node_id')} ({info.get('node_type')}): "
                               f"{info.get('exception_type')}: {info.get('exception_message')}")
+                elif message[0] == "execution_interrupted":
+                    raise ComfyExecutionError(
+                        f"ComfyUI interrupted prompt {prompt_id} at node {info.get('node_id')} "
+                        f"({info.get('node_type')}) before it saved an image: something sent POST /interrupt "
+                        f"(another client of this ComfyUI, or a cancelled job); resubmit the job")
             raise ComfyExecutionError(f"ComfyUI failed while running prompt {prompt_id}: {detail}")
         images = []
         for node_id, output in sorted((entry.get("outputs") or {}).items()):
@@ -156,9 +188,10 @@ class ComfyClient:
     def _cancel(self, prompt_id: str) -> None:
         try:
             self._request("POST", "/queue", {"delete": [prompt_id]})
-            self._request("POST", "/interrupt", {})
+            # With the id, ComfyUI interrupts only if this prompt is the one running (older builds ignore it).
+            self._request("POST", "/interrupt", {"prompt_id": prompt_id})
         except ComfyError:
-            pass  # best effort: the job already failed with a clear timeout
+            pass  # best effort: the job fails with its own clear error either way
 
     def fetch_image(self, image: OutputImage) -> bytes:
         query = urllib.parse.urlencode({"filename": image.filename, "subfolder": image.subfolder, "type": image.type})

@@ -14,10 +14,16 @@ from .comfy_client import PromptRejected
 from .manifest import FOLDERS, LOADER_INPUTS, Manifest
 
 NO_CHECKPOINTS = "No checkpoint models appear to be available"
-LIKELY_CAUSES = ("likely causes: the model was not baked into the image (rebuild it from models.yaml), "
-                 "it sits in the wrong directory for its loader, a UNet/diffusion model is used with the "
-                 "checkpoint loader (use UNETLoader + CLIP + VAE loaders), or a network volume holding it "
-                 "is not attached (production images must not depend on one)")
+_BAKED = "the model was not baked into the image (rebuild it from models.yaml)"
+_DIRECTORY = "it sits in the wrong directory for its loader"
+_VOLUME = "a network volume holding it is not attached (production images must not depend on one)"
+_UNET_AS_CHECKPOINT = "a UNet/diffusion model is used with the checkpoint loader (use UNETLoader + CLIP + VAE loaders)"
+
+
+def likely_causes(class_type: str) -> str:
+    """The usual reasons a loader cannot see its file; the UNet mix-up only applies to the checkpoint loader."""
+    causes = [_BAKED, _DIRECTORY, *([_UNET_AS_CHECKPOINT] if class_type == "CheckpointLoaderSimple" else [])]
+    return f"likely causes: {', '.join(causes)}, or {_VOLUME}"
 
 
 def _search(file: str, roots: tuple[str, ...], folder: str) -> tuple[list[str], list[str]]:
@@ -66,7 +72,7 @@ def _model_message(node_id: str, class_type: str, error: dict[str, Any], roots: 
                      "loaders, not CheckpointLoaderSimple")
     elif manifest is not None and not entries:
         parts.append("models.yaml does not list it, so no image bakes it")
-    parts.append(LIKELY_CAUSES)
+    parts.append(likely_causes(class_type))
     parts.append("run the worker preflight (goldgate doctor) for a full report")
     return "; ".join(parts)
 

@@ -7,7 +7,9 @@ webhook variables are set, `--test_input` for a local run).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import sdk_logs
-from .comfy_client import ComfyClient, ComfyError, PromptRejected
+from .comfy_client import ComfyCancelled, ComfyClient, ComfyError, PromptRejected
 from .config import ConfigError, WorkerConfig, load_config
 from .first_aid import explain_rejection
 from .job_input import JobInput, JobInputError, log_context, parse_job_input
@@ -27,6 +29,10 @@ from .workflows import Workflow, WorkflowError, load_workflows
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONTENT_TYPES = {".png": "image/png"}
+CANCEL_GRACE_S = 10.0  # how long a cancelled job may take to withdraw its prompt before the SDK moves on
+# The handler's stop signal reaches run_job through the context asyncio.to_thread copies into the thread,
+# so run_job keeps the (job, runtime) call that wrappers of it (the release tests' broken candidates) make.
+_job_stop: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("job_stop", default=None)
 
 
 @dataclass(frozen=True)
@@ -88,12 +94,13 @@ def _left(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
 
-def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float) -> dict[str, Any]:
+def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float,
+         stop: threading.Event | None) -> dict[str, Any]:
     timings: dict[str, int] = {}
     # COMFY_JOB_TIMEOUT_S counts from the job's start, cold start included, so the worker's own clear
     # error (and its cancel of the prompt) comes before RunPod's executionTimeout ends the job silently.
     deadline = started + runtime.config.comfy_job_timeout_s
-    waited = runtime.comfy.wait_ready(min(runtime.config.comfy_ready_timeout_s, _left(deadline)))
+    waited = runtime.comfy.wait_ready(min(runtime.config.comfy_ready_timeout_s, _left(deadline)), stop)
     timings["comfy_wait_ms"] = _ms(waited)
     log.info("comfy_ready", duration_ms=_ms(waited))
 
@@ -107,7 +114,7 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float) 
     log.info("prompt_queued", data={"prompt_id": prompt_id})
 
     t = time.monotonic()
-    images = runtime.comfy.wait_for_outputs(prompt_id, _left(deadline))
+    images = runtime.comfy.wait_for_outputs(prompt_id, _left(deadline), stop)
     timings["inference_ms"] = _ms(time.monotonic() - t)
     log.info("prompt_completed", duration_ms=timings["inference_ms"], data={"prompt_id": prompt_id,
                                                                            "images": len(images)})
@@ -115,6 +122,8 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float) 
         raise _JobFailed(f"ComfyUI finished prompt {prompt_id} without saving an image "
                          f"(does workflow {job.workflow.version} end in SaveImage?)")
 
+    if stop is not None and stop.is_set():
+        raise ComfyCancelled(f"job stopped after prompt {prompt_id} finished; nothing was uploaded")
     t = time.monotonic()
     results = _upload(job, runtime, log, images)
     timings["upload_ms"] = _ms(time.monotonic() - t)
@@ -123,8 +132,10 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float) 
             "worker_image_tag": runtime.config.worker_image_tag, "gpu_type": runtime.config.gpu_type}
 
 
-def run_job(job: dict[str, Any], runtime: WorkerRuntime) -> dict[str, Any]:
-    """Runs one RunPod job; every fault comes back as {"error": "<one line>"}, never as an exception."""
+def run_job(job: dict[str, Any], runtime: WorkerRuntime, stop: threading.Event | None = None) -> dict[str, Any]:
+    """Runs one RunPod job; every fault comes back as {"error": "<one line>"}, never as an exception.
+    Setting `stop` (the job was cancelled) withdraws its prompt from ComfyUI and skips the upload."""
+    stop = stop if stop is not None else _job_stop.get()
     started = time.monotonic()
     raw = job.get("input") if isinstance(job, dict) else None
     runpod_job_id = job.get("id") if isinstance(job, dict) and isinstance(job.get("id"), str) else None
@@ -138,7 +149,11 @@ def run_job(job: dict[str, Any], runtime: WorkerRuntime) -> dict[str, Any]:
         return {"error": str(exc)}
     log = log.bind(workflow_version=parsed.workflow.version)
     try:
-        output = _run(parsed, runtime, log, started)
+        output = _run(parsed, runtime, log, started, stop)
+    except ComfyCancelled as exc:
+        log.warning("job_cancelled", message=str(exc), status="CANCELLED",
+                    duration_ms=_ms(time.monotonic() - started))
+        return {"error": str(exc)}
     except (_JobFailed, ComfyError, StorageError) as exc:
         log.error("job_failed", message=str(exc), status="FAILED", duration_ms=_ms(time.monotonic() - started),
                   error=error_field(exc))
@@ -160,7 +175,16 @@ async def handler(job: dict[str, Any]) -> dict[str, Any]:
     keeps answering (heartbeat, SIGTERM) while ComfyUI renders."""
     if _runtime is None:
         return {"error": "worker runtime not initialised; start the worker with `python -m <pkg>.handler`"}
-    return await asyncio.to_thread(run_job, job, _runtime)
+    stop = threading.Event()
+    _job_stop.set(stop)  # this task's own context: the SDK runs each job in a task of its own
+    work = asyncio.ensure_future(asyncio.to_thread(run_job, job, _runtime))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        # The SDK cancels this task when RunPod stops the job; the thread would render on regardless.
+        stop.set()
+        await asyncio.wait({work}, timeout=CANCEL_GRACE_S)
+        raise
 
 
 def main() -> None:

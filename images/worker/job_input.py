@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .workflows import InputError, Workflow, build_graph, resolve_inputs
+from .workflows import InputError, Workflow, build_graph, resolve_inputs, shown
 
 MAX_INPUT_BYTES = 64 * 1024
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -48,8 +48,8 @@ def _string(raw: dict[str, Any], name: str, pattern: re.Pattern[str], hint: str)
     if value is None:
         raise JobInputError(f"job input lacks {name!r}")
     if not isinstance(value, str) or not pattern.fullmatch(value):  # `match` would let a trailing \n through
-        shown = value if isinstance(value, str) else type(value).__name__
-        raise JobInputError(f"job input {name!r} is malformed ({shown!r:.80}): {hint}")
+        what = shown(value) if isinstance(value, str) else type(value).__name__
+        raise JobInputError(f"job input {name!r} is malformed ({what}): {hint}")
     return value
 
 
@@ -65,7 +65,7 @@ def parse_job_input(raw: Any, workflows: dict[str, Workflow]) -> JobInput:
         raise JobInputError(f"job input is {size} bytes; the limit is {MAX_INPUT_BYTES}")
     unknown = sorted(set(raw) - set(FIELDS))
     if unknown:
-        raise JobInputError(f"job input has unknown field {unknown[0]!r} (expected {', '.join(FIELDS)})")
+        raise JobInputError(f"job input has unknown field {shown(unknown[0])} (expected {', '.join(FIELDS)})")
     trace_id = _string(raw, "trace_id", _TRACE_ID, "expected 32 lowercase hex characters")
     job_id = _string(raw, "job_id", _JOB_ID, "expected 1-128 characters of A-Z a-z 0-9 . _ : -")
     prefix = _string(raw, "result_prefix", _PREFIX, "expected a relative key prefix ending in '/', e.g. results/<job_id>/")
@@ -79,7 +79,7 @@ def parse_job_input(raw: Any, workflows: dict[str, Workflow]) -> JobInput:
     if version is None:
         raise JobInputError("job input lacks 'workflow_version'")
     if version != workflow.version:
-        raise JobInputError(f"workflow version mismatch: the job asks for {version!r} but this worker image "
+        raise JobInputError(f"workflow version mismatch: the job asks for {shown(version)} but this worker image "
                             f"ships {workflow.version!r}; deploy the matching image or resubmit")
     inputs = raw.get("inputs")
     if inputs is None:

@@ -25,6 +25,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MANIFEST = PACKAGE_DIR / "models.yaml"
 DEFAULT_WORKFLOWS = PACKAGE_DIR / "workflows"
 _ALL_DIRS = sorted({d for dirs in FOLDERS.values() for d in dirs})
+# ComfyUI's folder_paths.supported_pt_extensions: a loader lists only these (not put_checkpoints_here).
+MODEL_EXTENSIONS = frozenset({".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"})
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class PreflightReport:
             lines.append(f"  [{'ok' if m.status == 'ok' else m.status.upper()}] {m.directory}/{m.file}: {m.message}")
         for d in self.loader_dirs:
             lines.append(f"  [{'ok' if d.ok else 'EMPTY'}] loader folder {d.folder} "
-                         f"({' or '.join(d.directories)}): {d.files} file(s)")
+                         f"({' or '.join(d.directories)}): {d.files} model file(s)")
         lines += [f"problem: {p}" for p in self.problems]
         lines += [f"warning: {w}" for w in self.warnings]
         if not self.ok:
@@ -142,7 +144,8 @@ def _count_files(roots: tuple[Path, ...], directories: tuple[str, ...]) -> int:
         for directory in directories:
             base = root / directory
             if base.is_dir():
-                count += sum(1 for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
+                count += sum(1 for p in base.rglob("*") if p.is_file() and not p.name.startswith(".")
+                             and p.suffix.lower() in MODEL_EXTENSIONS)
     return count
 
 

@@ -19,6 +19,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _VERSION = re.compile(r"^(?P<id>[a-z0-9][a-z0-9._-]{0,63})@(?P<semver>\d+\.\d+\.\d+)$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_WORKFLOW_BYTES = 1_000_000
+MAX_SHOWN_CHARS = 80  # how much of a job's own value an error echoes back (RunPod stores the output)
 
 
 class WorkflowError(ValueError):
@@ -55,6 +56,19 @@ class Workflow:
         return next((p for p in self.parameters if p.name == name), None)
 
 
+def shown(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
+    """repr(value), cut short: error messages name a hostile value without carrying all of it."""
+    if isinstance(value, int) and value.bit_length() > 4 * limit:
+        return f"<an integer of {value.bit_length()} bits>"  # repr() may even refuse one this long
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def _bound(value: float) -> str:
+    """A parameter bound as written (4294967295, not 4.29497e+09)."""
+    return str(int(value)) if isinstance(value, int) or value.is_integer() else repr(value)
+
+
 def _check_value(param: Parameter, value: Any, where: str) -> Any:
     """Returns the value if it fits the parameter, else raises InputError naming `where`."""
     kind = param.type
@@ -73,17 +87,21 @@ def _check_value(param: Parameter, value: Any, where: str) -> Any:
     elif kind == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InputError(f"{where} must be a number, got {type(value).__name__}")
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer too large for a float: JSON allows any size
+            finite = False
+        if not finite:
             raise InputError(f"{where} must be a finite number")
     elif kind == "boolean" and not isinstance(value, bool):
         raise InputError(f"{where} must be true or false, got {type(value).__name__}")
     if kind in ("integer", "number"):
         if param.min is not None and value < param.min:
-            raise InputError(f"{where} must be >= {param.min:g}, got {value}")
+            raise InputError(f"{where} must be >= {_bound(param.min)}, got {shown(value)}")
         if param.max is not None and value > param.max:
-            raise InputError(f"{where} must be <= {param.max:g}, got {value}")
+            raise InputError(f"{where} must be <= {_bound(param.max)}, got {shown(value)}")
     if param.choices is not None and value not in param.choices:
-        raise InputError(f"{where} must be one of {list(param.choices)}, got {value!r}")
+        raise InputError(f"{where} must be one of {list(param.choices)}, got {shown(value)}")
     return value
 
 
@@ -218,7 +236,7 @@ def resolve_inputs(workflow: Workflow, inputs: dict[str, Any]) -> dict[str, Any]
     unknown = sorted(set(inputs) - {p.name for p in workflow.parameters})
     if unknown:
         known = ", ".join(p.name for p in workflow.parameters)
-        raise InputError(f"unknown input {unknown[0]!r} for workflow {workflow.version} (known: {known})")
+        raise InputError(f"unknown input {shown(unknown[0])} for workflow {workflow.version} (known: {known})")
     values: dict[str, Any] = {}
     for param in workflow.parameters:
         if param.name not in inputs or inputs[param.name] is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,7 +16,7 @@ from PIL import Image
 from worker_harness import WORKER_DIR, validate_log_lines
 
 from goldgate.local.comfyui import ComfyUIEmulator
-from images.worker.comfy_client import ComfyClient, ComfyExecutionError
+from images.worker.comfy_client import ComfyClient, ComfyExecutionError, PromptRejected
 from images.worker.workflows import build_graph, load_workflows, resolve_inputs
 
 WORKFLOWS = load_workflows(WORKER_DIR / "workflows")
@@ -173,3 +174,72 @@ def test_the_emulator_logs_schema_v1_lines(models_dir: Path, comfy_factory):
     lines = validate_log_lines(stream.getvalue())
     assert {line["component"] for line in lines} == {"comfyui-emulator"}
     assert "comfyui_listening" in [line["event"] for line in lines]
+
+
+def _running(comfy: ComfyUIEmulator) -> list[Any]:
+    return json.loads(_get(comfy.url + "/queue")[1])["queue_running"]
+
+
+def _wait_running(comfy: ComfyUIEmulator) -> str:
+    for _ in range(200):
+        if running := _running(comfy):
+            return running[0][1]
+        time.sleep(0.05)
+    pytest.fail("the prompt never started running")
+
+
+def test_an_interrupt_naming_another_prompt_leaves_the_running_one_alone(models_dir: Path, comfy_factory):
+    # ComfyUI's POST /interrupt with {"prompt_id"} interrupts only when that prompt is the one running.
+    comfy = comfy_factory(models_dir, render_delay_s=120)
+    assert comfy.wait_listening(10)
+    status, accepted = _post(comfy.url + "/prompt", {"prompt": _graph({"prompt": "x"})})
+    assert status == 200 and _wait_running(comfy) == accepted["prompt_id"]
+    assert _post(comfy.url + "/interrupt", {"prompt_id": "some-other-prompt"}) == (200, None)
+    time.sleep(0.5)
+    assert [item[1] for item in _running(comfy)] == [accepted["prompt_id"]]
+    assert _post(comfy.url + "/interrupt", {"prompt_id": accepted["prompt_id"]}) == (200, None)
+    with pytest.raises(ComfyExecutionError):
+        ComfyClient(comfy.url, 0.02).wait_for_outputs(accepted["prompt_id"], 10)
+
+
+def test_an_interrupted_prompt_is_reported_as_interrupted_not_as_a_failure_without_detail(models_dir: Path,
+                                                                                          comfy_factory):
+    comfy = comfy_factory(models_dir, render_delay_s=120)
+    assert comfy.wait_listening(10)
+    client = ComfyClient(comfy.url, 0.02)
+    prompt_id = client.queue_prompt(_graph({"prompt": "x"}), "t")
+    _wait_running(comfy)
+    _post(comfy.url + "/interrupt", {})
+    with pytest.raises(ComfyExecutionError) as failed:
+        client.wait_for_outputs(prompt_id, 10)
+    assert f"ComfyUI interrupted prompt {prompt_id} at node 9 (SaveImage)" in str(failed.value)
+    assert "no detail" not in str(failed.value)
+
+
+def _two_outputs_one_invalid() -> dict[str, Any]:
+    graph = _graph({"prompt": "x"})
+    graph["13"] = {"class_type": "EmptyLatentImage", "inputs": {"width": 8, "height": 512, "batch_size": 1}}
+    graph["12"] = {"class_type": "VAEDecode", "inputs": {"samples": ["13", 0], "vae": ["4", 2]}}
+    graph["11"] = {"class_type": "SaveImage", "inputs": {"images": ["12", 0], "filename_prefix": "second"}}
+    return graph
+
+
+def test_a_prompt_with_one_invalid_output_is_accepted_with_its_node_errors(comfy):
+    # ComfyUI runs the outputs that validate and answers 200 with node_errors for the ones it drops.
+    status, accepted = _post(comfy.url + "/prompt", {"prompt": _two_outputs_one_invalid()})
+    assert status == 200
+    node = accepted["node_errors"]["13"]
+    assert node["class_type"] == "EmptyLatentImage" and node["dependent_outputs"] == ["11"]
+    assert [e["type"] for e in node["errors"]] == ["value_smaller_than_min"]
+
+
+def test_the_client_refuses_a_prompt_comfyui_would_run_only_in_part(models_dir: Path, comfy_factory):
+    comfy = comfy_factory(models_dir, render_delay_s=120)  # a real render takes long enough to withdraw it
+    assert comfy.wait_listening(10)
+    client = ComfyClient(comfy.url, 0.02)
+    with pytest.raises(PromptRejected) as rejected:
+        client.queue_prompt(_two_outputs_one_invalid(), "t")
+    assert set(rejected.value.node_errors) == {"13"}
+    time.sleep(0.3)
+    assert json.loads(_get(comfy.url + "/queue")[1]) == {"queue_running": [], "queue_pending": []}
+    assert all(not entry["outputs"] for entry in json.loads(_get(comfy.url + "/history")[1]).values())

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
 from worker_harness import SECRET_KEY, TRACE_ID, bake_models, job, s3_client, worker_env
 
+from images.worker import handler as handler_module
 from images.worker.config import ConfigError, load_config
 from images.worker.handler import build_runtime, run_job
 
@@ -229,3 +232,70 @@ def test_output_is_json_serialisable_for_runpod(comfy, models_dir, runtime_facto
     out = run_job(job(), runtime_factory(comfy.url, models_dir))
     assert json.loads(json.dumps(out)) == out
     assert Path(out["images"][0]["key"]).suffix == ".png"
+
+
+def test_a_number_too_large_for_a_float_is_an_input_error_not_a_traceback(comfy, models_dir, runtime_factory):
+    # JSON allows integers of any size; a float parameter must refuse them, not crash the handler.
+    out = run_job(job({"prompt": "x", "cfg": 10**400}), runtime_factory(comfy.url, models_dir))
+    assert set(out) == {"error"}
+    assert "input 'cfg' must be a finite number" in out["error"]
+
+
+def test_an_integer_bound_is_stated_exactly(comfy, models_dir, runtime_factory):
+    out = run_job(job({"prompt": "x", "seed": 4294967296}), runtime_factory(comfy.url, models_dir))
+    assert "input 'seed' must be <= 4294967295, got 4294967296" in out["error"], out
+
+
+HOSTILE_ECHOES = [
+    {"inputs": {"prompt": "x", "sampler": "y" * 60_000}},
+    {"inputs": {"prompt": "x", "q" * 60_000: 1}},
+    {"inputs": {"prompt": "x", "seed": 10**4000}},
+    {"workflow_version": "z" * 60_000},
+    {"w" * 60_000: 1},
+]
+
+
+@pytest.mark.parametrize("override", HOSTILE_ECHOES, ids=["choice", "input-name", "integer", "version", "field"])
+def test_an_oversized_hostile_value_is_not_echoed_back_in_full(override, comfy, models_dir, runtime_factory, logs):
+    # RunPod stores the output and the service copies the error into D1: a 60 KB echo is noise at best.
+    payload = {**job()["input"], **override}
+    out = run_job({"id": "rp-1", "input": payload}, runtime_factory(comfy.url, models_dir))
+    assert set(out) == {"error"}
+    assert len(out["error"]) < 500, out["error"][:300]
+
+
+def _comfy_queue(comfy) -> dict:
+    with urllib.request.urlopen(comfy.url + "/queue", timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_a_runpod_cancel_stops_the_prompt_in_comfyui_before_the_next_job(models_dir, comfy_factory, runtime_factory,
+                                                                         storage, logs, monkeypatch):
+    # The SDK stops a cancelled or timed-out job by cancelling the handler's task. The render must stop
+    # with it: a prompt left running keeps the GPU busy, and the worker's next job queues behind it.
+    comfy = comfy_factory(models_dir, render_delay_s=120)
+    assert comfy.wait_listening(10)
+    monkeypatch.setattr(handler_module, "_runtime", runtime_factory(comfy.url, models_dir, COMFY_JOB_TIMEOUT_S="8"))
+
+    async def cancel_while_rendering() -> dict:
+        task = asyncio.create_task(handler_module.handler(job()))
+        while not _comfy_queue(comfy)["queue_running"]:
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return _comfy_queue(comfy)
+
+    after = asyncio.run(asyncio.wait_for(cancel_while_rendering(), 30))
+    assert after == {"queue_running": [], "queue_pending": []}
+    assert "job_cancelled" in logs.events()
+    assert "Contents" not in s3_client(storage.endpoint_url).list_objects_v2(Bucket=storage.bucket)
+
+
+def test_a_missing_lora_is_not_blamed_on_the_checkpoint_loader(tmp_path, comfy_factory, runtime_factory):
+    models = bake_models(tmp_path / "models", skip=("flux_realism_lora.safetensors",))
+    comfy = comfy_factory(models)
+    error = run_job(job(workflow="flux-schnell-lora"), runtime_factory(comfy.url, models))["error"]
+    assert "'flux_realism_lora.safetensors'" in error and f"searched {models / 'loras'}" in error
+    assert "checkpoint loader" not in error and "No checkpoint models" not in error
+    assert "not baked into the image" in error and "network volume" in error

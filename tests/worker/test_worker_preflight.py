@@ -125,3 +125,16 @@ def test_the_cli_reads_model_roots_from_the_environment(tmp_path: Path):
     assert json.loads(result.stdout)["model_roots"] == [str(tmp_path / "x"), str(models)]
     bad = _cli(env_extra={"COMFY_READY_TIMEOUT_S": "later"})
     assert bad.returncode == 2 and "COMFY_READY_TIMEOUT_S" in bad.stderr
+
+
+def test_a_placeholder_file_is_not_counted_as_a_model(tmp_path: Path):
+    # ComfyUI's own tree ships models/checkpoints/put_checkpoints_here; its loaders list model files only.
+    models = bake_models(tmp_path / "models", skip=("sd_xl_base_1.0.safetensors",))
+    (models / "checkpoints").mkdir(exist_ok=True)
+    (models / "checkpoints" / "put_checkpoints_here").write_bytes(b"")
+    (models / "checkpoints" / "README.txt").write_text("models go here")
+    report = run_preflight(MANIFEST, WORKFLOWS, [models])
+    [checkpoints] = [d for d in report.loader_dirs if d.folder == "checkpoints"]
+    assert (checkpoints.files, checkpoints.ok) == (0, False)
+    assert any(p.startswith("loader folder checkpoints is empty") for p in report.problems)
+    assert "[EMPTY] loader folder checkpoints" in report.render_text()

@@ -260,8 +260,9 @@ class ComfyBackend:
                           {"input_name": name, "input_config": None if big else info, "received_value": value})
         return None
 
-    def validate_prompt(self, prompt: Any) -> list[str]:
-        """Returns the output node ids to execute, or raises PromptInvalid with ComfyUI's error shapes."""
+    def validate_prompt(self, prompt: Any) -> tuple[list[str], dict[str, Any]]:
+        """The output node ids to execute and the node_errors of the outputs dropped (ComfyUI runs what
+        validates and reports the rest), or raises PromptInvalid with ComfyUI's error shapes."""
         if not isinstance(prompt, dict):
             raise PromptInvalid(_error("invalid_prompt", "Invalid prompt: prompt must be an object",
                                        str(type(prompt).__name__)), {})
@@ -296,12 +297,14 @@ class ComfyBackend:
             lines = [f"{e['message']}: {e['details']}" for _, reasons in failures for e in reasons]
             raise PromptInvalid(_error("prompt_outputs_failed_validation", "Prompt outputs failed validation",
                                        "\n".join(lines)), node_errors)
-        return good
+        return good, node_errors
 
     # -- queue ---------------------------------------------------------------------------------------
-    def submit(self, prompt: Any, client_id: str | None = None, prompt_id: str | None = None) -> tuple[str, int]:
+    def submit(self, prompt: Any, client_id: str | None = None,
+               prompt_id: str | None = None) -> tuple[str, int, dict[str, Any]]:
+        """Queues a prompt; returns its id, its number and the node_errors of outputs that will not run."""
         prompt = copy.deepcopy(prompt)
-        outputs = self.validate_prompt(prompt)
+        outputs, node_errors = self.validate_prompt(prompt)
         with self._lock:
             number = self._state.number
             self._state.number += 1
@@ -309,7 +312,7 @@ class ComfyBackend:
                          {"client_id": client_id} if client_id else {}, outputs)
             self._state.queue.append(task)
             self._lock.notify_all()
-        return task.prompt_id, number
+        return task.prompt_id, number, node_errors
 
     def queue_snapshot(self) -> tuple[list[list[Any]], list[list[Any]]]:
         with self._lock:
@@ -328,8 +331,12 @@ class ComfyBackend:
         with self._lock:
             self._state.queue = []
 
-    def interrupt(self) -> None:
-        self._interrupt.set()
+    def interrupt(self, prompt_id: str | None = None) -> None:
+        """ComfyUI's POST /interrupt: with a prompt id, only when that prompt is the one running."""
+        with self._lock:
+            running = self._state.running
+            if prompt_id is None or (running is not None and running.prompt_id == prompt_id):
+                self._interrupt.set()
 
     def history(self, prompt_id: str | None = None, max_items: int | None = None) -> dict[str, Any]:
         with self._lock:
@@ -366,7 +373,7 @@ class ComfyBackend:
                 self._state.queue.sort(key=lambda t: t.number)
                 task = self._state.queue.pop(0)
                 self._state.running = task
-            self._interrupt.clear()
+                self._interrupt.clear()  # under the lock: an interrupt naming this task from now on counts
             started = int(time.time() * 1000)
             messages: list[list[Any]] = [["execution_start", {"prompt_id": task.prompt_id, "timestamp": started}],
                                          ["execution_cached", {"nodes": [], "prompt_id": task.prompt_id,

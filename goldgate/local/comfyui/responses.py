@@ -42,8 +42,8 @@ def object_info(backend: ComfyBackend, class_type: str | None = None) -> dict[st
     return {name: node_info(backend, name) for name in NODE_TYPES}
 
 
-def prompt_accepted(prompt_id: str, number: int) -> dict[str, Any]:
-    return {"prompt_id": prompt_id, "number": number, "node_errors": {}}
+def prompt_accepted(prompt_id: str, number: int, node_errors: dict[str, Any]) -> dict[str, Any]:
+    return {"prompt_id": prompt_id, "number": number, "node_errors": node_errors}
 
 
 def prompt_rejected(exc: PromptInvalid) -> dict[str, Any]:

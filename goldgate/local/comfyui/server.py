@@ -113,12 +113,12 @@ class _Handler(BaseHTTPRequestHandler):
             if not isinstance(body, dict) or "prompt" not in body:
                 return self._json(400, responses.no_prompt())
             try:
-                prompt_id, number = self.backend.submit(body["prompt"], body.get("client_id"),
+                prompt_id, number, node_errors = self.backend.submit(body["prompt"], body.get("client_id"),
                                                         body.get("prompt_id") if isinstance(body.get("prompt_id"),
                                                                                             str) else None)
             except PromptInvalid as exc:
                 return self._json(400, responses.prompt_rejected(exc))
-            return self._json(200, responses.prompt_accepted(prompt_id, number))
+            return self._json(200, responses.prompt_accepted(prompt_id, number, node_errors))
         if path == ["queue"] and isinstance(body, dict):
             if body.get("clear"):
                 self.backend.clear_queue()
@@ -126,7 +126,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.backend.delete_queued([str(x) for x in body["delete"]])
             return self._send(200, b"", "text/plain")
         if path == ["interrupt"]:
-            self.backend.interrupt()
+            prompt_id = body.get("prompt_id") if isinstance(body, dict) else None
+            self.backend.interrupt(str(prompt_id) if prompt_id else None)
             return self._send(200, b"", "text/plain")
         if path == ["history"] and isinstance(body, dict):
             if body.get("clear"):
