@@ -1,13 +1,14 @@
 """The Cloudflare v4 API envelope: bearer auth, `{"success", "errors", "messages", "result"}` -> result or error.
 
 Retries are bounded and safe: a 429 (the request was refused, not run) after its `Retry-After`; a 5xx or
-a connection lost mid-request only for idempotent calls, since a repeated D1 `/query` could write twice."""
+a connection lost mid-request only for idempotent calls, since a repeated D1 `/query` could write twice.
+Lists are read to their last page (`page`/`per_page` in, `result_info` out), or not at all."""
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Self
 from urllib.parse import quote
 
@@ -74,6 +75,44 @@ class CloudflareApi:
              idempotent: bool | None = None) -> Any:
         """`idempotent` (default: by method) says whether a 5xx or a lost response may be retried; set it
         for a POST that only reads or polls."""
+        return self._call(method, path, json=json, params=params, idempotent=idempotent).get("result")
+
+    def pages(self, path: str, *, params: Mapping[str, Any] | None = None, per_page: int,
+              max_pages: int) -> Iterator[list[Any]]:
+        """Each page of a v4 list, in order, until `result_info` says it was the last.
+
+        More than `max_pages` pages raises instead of stopping early: a caller that concludes something does
+        not exist must have seen the whole list, not its first part."""
+        for page in range(1, max_pages + 1):
+            where = f"GET {path} (page {page})"
+            body = self._call("GET", path, params={**(params or {}), "page": page, "per_page": per_page})
+            items = body.get("result")
+            if not isinstance(items, list):
+                raise CloudflareError(f"{where} answered {type(items).__name__} where a list was expected")
+            info = body.get("result_info") if isinstance(body.get("result_info"), dict) else {}
+            answered = _count(info.get("page"))
+            if answered is not None and answered != page:
+                # Asking again would return the same items forever; a partial list would mislead.
+                raise CloudflareError(f"{where}: asked for page {page} but was answered page {answered}; the "
+                                      "list cannot be read in full")
+            yield items
+            size = _count(info.get("per_page")) or per_page
+            total_pages, total_count = _count(info.get("total_pages")), _count(info.get("total_count"))
+            if not items:
+                return
+            if total_pages is not None:
+                if page >= total_pages:
+                    return
+            elif total_count is not None:
+                if page * size >= total_count:
+                    return
+            elif len(items) < size:
+                return
+        raise CloudflareError(f"GET {path} has more than {max_pages} pages of {per_page}; refusing to act on part "
+                              "of the list: narrow it (a name filter) or raise the bound")
+
+    def _call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
+              idempotent: bool | None = None) -> dict[str, Any]:
         method = method.upper()
         where = f"{method} {path}"
         may_repeat = method in _IDEMPOTENT if idempotent is None else idempotent
@@ -109,9 +148,9 @@ class CloudflareApi:
             elif status >= 500 and may_repeat and not last:
                 self._sleep(_backoff_s(attempt))
                 continue
-            return self._result(response, where, attempt)
+            return self._envelope(response, where, attempt)
 
-    def _result(self, response: httpx.Response, where: str, attempts: int) -> Any:
+    def _envelope(self, response: httpx.Response, where: str, attempts: int) -> dict[str, Any]:
         status = response.status_code
         try:
             body = response.json()
@@ -127,7 +166,7 @@ class CloudflareApi:
             raise CloudflareError(f"{where} answered with unexpected JSON ({type(body).__name__})", status=status)
         if status >= 400 or body.get("success") is False:
             raise self._error(where, status, body)
-        return body.get("result")
+        return body
 
     def _rate_limited(self, response: httpx.Response, where: str, attempts: int,
                       body: Any) -> CloudflareRateLimited:
@@ -155,6 +194,11 @@ class CloudflareApi:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "***")
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative whole number from `result_info`, or None when absent or malformed."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _backoff_s(attempt: int) -> float:

@@ -2,16 +2,20 @@
 
 Request and response shapes follow the v4 API as wrangler drives it: export is
 `POST .../export {"output_format": "polling"}` repeated with `current_bookmark` until
-`status == "complete"`, then a GET of `result.signed_url`; import is `init` (md5 etag) -> PUT the
-file to `upload_url` (ETag must echo the md5) -> `ingest` -> `poll` until complete.
+`status == "complete"`, then a GET of `result.signed_url`, streamed to a file (a database holds up to
+10 GB); import is `init` (md5 etag) -> PUT the file to `upload_url` (ETag must echo the md5) ->
+`ingest` -> `poll` until complete. Listing databases reads every page of the answer.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +24,10 @@ from goldgate.cloudflare.api import CloudflareApi, path_segment
 from goldgate.cloudflare.errors import CloudflareError, D1OperationFailed
 
 PAGE_ROWS = 5_000  # rows per /query page when streaming a table; well under D1's response limits
+# Databases per list page (the API allows 10..10000), and a bound on pages: 100 x 1000 is twice the
+# most databases an account may hold, so reaching it means the answer is not paging as documented.
+LIST_PER_PAGE = 1_000
+MAX_LIST_PAGES = 100
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,10 @@ class D1Database:
 
 @dataclass(frozen=True)
 class D1Export:
-    sql: bytes
+    """An export downloaded to `path`: its size and sha256 were taken as it was written."""
+    path: Path
+    bytes: int
+    sha256: str
     filename: str
     at_bookmark: str | None
 
@@ -75,6 +86,19 @@ class D1Client:
         result = self.api.call("POST", f"/accounts/{self._account}/d1/database", json=body)
         return _database(result)
 
+    def list_databases(self, name: str | None = None, *, per_page: int = LIST_PER_PAGE,
+                       max_pages: int = MAX_LIST_PAGES) -> list[D1Database]:
+        """Every database of the account (those whose name matches the API's `name` search, if given), in
+        the order listed; each once, even if one moved between pages while they were read."""
+        params = {"name": name} if name else None
+        seen: dict[str, D1Database] = {}
+        for page in self.api.pages(f"/accounts/{self._account}/d1/database", params=params, per_page=per_page,
+                                   max_pages=max_pages):
+            for item in page:
+                database = _database(item)
+                seen.setdefault(database.uuid, database)
+        return list(seen.values())
+
     def get_database(self, database_id: str) -> D1Database:
         return _database(self.api.call("GET", self._db(database_id)))
 
@@ -104,8 +128,11 @@ class D1Client:
             offset += page_rows
 
     # -- export / import ----------------------------------------------------------------------
-    def export_sql(self, database_id: str, progress: Callable[[str], None] = lambda _m: None) -> D1Export:
-        """Export the whole database as SQL: poll until complete, then download the signed URL."""
+    def export_sql(self, database_id: str, target: Path, progress: Callable[[str], None] = lambda _m: None
+                   ) -> D1Export:
+        """Export the whole database as SQL into the file `target`: poll until complete, then stream the
+        signed URL to disk. `target` appears only once the whole dump is on disk; a failed download leaves
+        whatever was there before."""
         deadline = time.monotonic() + self.operation_timeout_s
         bookmark: str | None = None
         while True:
@@ -126,24 +153,55 @@ class D1Client:
                 url = result.get("signed_url")
                 if not url:
                     raise D1OperationFailed(f"D1 export of {database_id} completed without a signed_url")
-                return D1Export(sql=self._download(url), filename=result.get("filename") or "export.sql",
-                                at_bookmark=bookmark)
+                size, digest = self._download(url, Path(target))
+                return D1Export(path=Path(target), bytes=size, sha256=digest,
+                                filename=result.get("filename") or "export.sql", at_bookmark=bookmark)
             if time.monotonic() > deadline:
                 raise D1OperationFailed(f"D1 export of {database_id} did not complete within "
                                         f"{self.operation_timeout_s:.0f} s (last bookmark {bookmark})")
             # An export that is not polled is cancelled by D1, so keep polling at a steady pace.
             self._sleep(self.poll_interval_s)
 
-    def _download(self, url: str) -> bytes:
+    def _download(self, url: str, target: Path) -> tuple[int, str]:
+        """Stream `url` into a temporary file beside `target`, fsync it, then rename it over `target`:
+        a download cut short never sits under the final name. Returns (bytes, sha256)."""
+        partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+        digest = hashlib.sha256()
+        size = 0
         try:
-            response = self._transfer.get(url)
+            with self._transfer.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise D1OperationFailed(f"downloading the D1 export answered {response.status_code}; the "
+                                            "signed URL may have expired: run the export again")
+                announced = response.headers.get("Content-Length")
+                with partial.open("xb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+                    # h11 already refuses a body shorter than its Content-Length; this says so in our words.
+                    if announced and announced.isdigit() and response.num_bytes_downloaded != int(announced):
+                        raise D1OperationFailed(
+                            f"downloading the D1 export was cut short ({response.num_bytes_downloaded} of "
+                            f"{announced} bytes); nothing was written to {target}: run the export again")
+                    out.flush()
+                    os.fsync(out.fileno())
+            os.replace(partial, target)
         except httpx.TransportError as exc:
-            raise D1OperationFailed(f"downloading the D1 export failed ({exc}); the signed URL is valid for one "
-                                    "hour: run the export again") from None
-        if response.status_code != 200:
-            raise D1OperationFailed(f"downloading the D1 export answered {response.status_code}; the signed URL "
-                                    "may have expired: run the export again")
-        return response.content
+            partial.unlink(missing_ok=True)
+            raise D1OperationFailed(f"downloading the D1 export was cut short after {size} bytes "
+                                    f"({type(exc).__name__}: {exc}); nothing was written to {target}. The signed "
+                                    "URL is valid for one hour: run the export again") from None
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise D1OperationFailed(f"writing the D1 export to {partial.parent} failed ({exc.strerror or exc}); "
+                                    f"nothing was written to {target}: free space or fix the directory's "
+                                    "permissions and run the export again") from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        _sync_directory(target.parent)
+        return size, digest.hexdigest()
 
     def import_sql(self, database_id: str, sql: bytes, progress: Callable[[str], None] = lambda _m: None) -> D1Import:
         """Import SQL: init (md5 etag) -> upload -> ingest -> poll until complete."""
@@ -211,6 +269,20 @@ class D1Client:
         result = self.api.call("POST", self._db(database_id, "/time_travel/restore"), params=params) or {}
         return D1Restore(bookmark=result.get("bookmark"), previous_bookmark=result.get("previous_bookmark"),
                          message=result.get("message"))
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable; some platforms cannot open a directory, and lose only that."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _database(result: Any) -> D1Database:

@@ -3,11 +3,14 @@
 Follows moto's split: `D1Backend` is the model (databases, bookmarks, export and import tasks),
 `D1StandIn` the wire format (the v4 envelope, the endpoints wrangler calls, signed URLs it serves
 itself). Binds 127.0.0.1 only. What it models: databases are SQLite in memory with foreign keys
-on; every committed write makes a new time-travel bookmark; export answers `active` for a few
-polls before `complete` with a signed URL; import is init (upload_url) -> PUT (ETag = md5) ->
-ingest -> poll; restore returns the new bookmark and the previous one (to undo). Faults a test
-queues (`rate_limit`, `fail_with`) answer API requests before they reach the model, as
-Cloudflare's edge does: nothing behind them is applied.
+on; every committed write makes a new time-travel bookmark; the database list is paged as the v4
+API documents (`page` >= 1, `per_page` 10..10000, `result_info` {page, per_page, count,
+total_count}); export answers `active` for a few polls before `complete` with a signed URL whose
+dump is written to a file and served in chunks, as R2 serves an object; import is init
+(upload_url) -> PUT (ETag = md5) -> ingest -> poll; restore returns the new bookmark and the
+previous one (to undo). Faults a test queues (`rate_limit`, `fail_with`) answer API requests before
+they reach the model, as Cloudflare's edge does: nothing behind them is applied; a download can be
+cut short (`cut_next_download_at`) or its signed URL expired (`signed_urls_expire`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import hashlib
 import json
 import re
 import secrets
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
@@ -24,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,6 +37,10 @@ from goldgate.cloudflare.sqltext import split_sql as split_statements
 
 MAX_SNAPSHOTS = 64
 MAX_BODY = 256 * 1024 * 1024
+# The list's documented bounds. The default page size is not documented (unverified): clients here always
+# send per_page, so the value only matters to one that does not.
+MIN_PER_PAGE, MAX_PER_PAGE, DEFAULT_PER_PAGE = 10, 10_000, 100
+SERVE_CHUNK = 64 * 1024
 
 
 class D1ApiError(Exception):
@@ -78,6 +88,13 @@ class _Task:
     outcome: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Page:
+    """A list answer: the envelope carries `result_info` beside `result`."""
+    result: list[dict[str, Any]]
+    info: dict[str, int]
+
+
 class D1Backend:
     """The model: databases and their history. Thread-safe through one lock."""
 
@@ -92,9 +109,12 @@ class D1Backend:
         self.exports: dict[tuple[str, str], _Task] = {}
         self.imports: dict[tuple[str, str], _Task] = {}
         self.uploads: dict[str, bytes] = {}          # filename -> SQL uploaded for import
-        self.signed: dict[str, bytes] = {}           # token -> exported SQL
+        self.signed: dict[str, Path] = {}            # token -> exported SQL, a file as R2 holds an object
         self.fail_next_import: str | None = None      # a test's way to make D1 refuse an import
+        self.cut_next_download_at: int | None = None  # close the next export download after this many bytes
+        self.signed_urls_expire = False               # answer signed export URLs as R2 does once expired
         self.origin = ""                               # where signed URLs point; set by the HTTP shell
+        self._export_dir: Path | None = None
 
     # -- databases ---------------------------------------------------------------------------
     def create(self, name: str) -> _Database:
@@ -120,6 +140,15 @@ class D1Backend:
     def delete(self, database_id: str) -> None:
         self.get(database_id).conn.close()
         del self.databases[database_id]
+
+    def list_page(self, query: dict[str, str]) -> _Page:
+        """One page of the account's databases, oldest first; `name` searches (a substring match: whether
+        Cloudflare matches whole names only is unverified, so callers compare names themselves)."""
+        page = _bounded_int(query, "page", 1, 1, None)
+        per_page = _bounded_int(query, "per_page", DEFAULT_PER_PAGE, MIN_PER_PAGE, MAX_PER_PAGE)
+        found = [d for d in self.databases.values() if not query.get("name") or query["name"] in d.name]
+        items = [_db_json(d) for d in found[(page - 1) * per_page:page * per_page]]
+        return _Page(items, {"page": page, "per_page": per_page, "count": len(items), "total_count": len(found)})
 
     def _snapshot(self, db: _Database) -> str:
         db.seq += 1
@@ -174,14 +203,25 @@ class D1Backend:
             self._snapshot(db)
         return results
 
-    def dump(self, db: _Database) -> bytes:
-        """SQL text like D1's export: no transaction statements, foreign keys deferred."""
-        lines = ["PRAGMA defer_foreign_keys=TRUE;"]
-        for line in db.conn.iterdump():
-            if line in ("BEGIN TRANSACTION;", "COMMIT;") or "_cf_KV" in line:
-                continue
-            lines.append(line)
-        return ("\n".join(lines) + "\n").encode("utf-8")
+    def write_dump(self, db: _Database, path: Path) -> None:
+        """SQL text like D1's export (no transaction statements, foreign keys deferred), written line by
+        line so a large database is never held whole in memory."""
+        with path.open("w", encoding="utf-8", newline="\n") as out:
+            out.write("PRAGMA defer_foreign_keys=TRUE;\n")
+            for line in db.conn.iterdump():
+                if line in ("BEGIN TRANSACTION;", "COMMIT;") or "_cf_KV" in line:
+                    continue
+                out.write(line + "\n")
+
+    def export_dir(self) -> Path:
+        if self._export_dir is None:
+            self._export_dir = Path(tempfile.mkdtemp(prefix="d1-standin-exports-"))
+        return self._export_dir
+
+    def close(self) -> None:
+        if self._export_dir is not None:
+            shutil.rmtree(self._export_dir, ignore_errors=True)
+            self._export_dir = None
 
     # -- export ------------------------------------------------------------------------------
     def export(self, db: _Database, current_bookmark: str | None) -> dict[str, Any]:
@@ -198,7 +238,9 @@ class D1Backend:
             return {"success": True, "type": "export", "at_bookmark": bookmark, "status": "active",
                     "messages": ["Generating SQL dump"]}
         token = secrets.token_urlsafe(24)
-        self.signed[token] = self.dump(db)
+        path = self.export_dir() / f"{token}.sql"
+        self.write_dump(db, path)
+        self.signed[token] = path
         del self.exports[(db.uuid, bookmark)]
         return {"success": True, "type": "export", "at_bookmark": bookmark, "status": "complete",
                 "messages": ["Uploaded part 1", "Export complete"],
@@ -353,6 +395,7 @@ class D1StandIn:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
+        self.backend.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -382,7 +425,11 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _envelope(self, status: int, result: Any = None, errors: list[dict[str, Any]] | None = None) -> None:
-            body = {"success": not errors, "errors": errors or [], "messages": [], "result": result}
+            body: dict[str, Any] = {"success": not errors, "errors": errors or [], "messages": []}
+            if isinstance(result, _Page):
+                body.update(result=result.result, result_info=result.info)
+            else:
+                body["result"] = result
             self._send(status, json.dumps(body).encode())
 
         def _body(self) -> bytes:
@@ -428,8 +475,7 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
                 if method == "POST":
                     return _db_json(backend.create(body.get("name")))
                 if method == "GET":
-                    return [_db_json(d) for d in backend.databases.values()
-                            if not query.get("name") or d.name == query["name"]]
+                    return backend.list_page(query)
                 raise D1ApiError(405, 7400, "method not allowed")
             db = backend.get(db_id)
             if rest == "" and method == "GET":
@@ -459,13 +505,39 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
             kind, _, name = path[len("/_signed/"):].partition("/")
             with backend.lock:
                 if kind == "exports" and method == "GET" and name in backend.signed:
-                    return self._send(200, backend.signed[name], "application/sql")
+                    if backend.signed_urls_expire:
+                        return self._send(403, b"<Error><Code>AccessDenied</Code><Message>Request has expired"
+                                               b"</Message></Error>", "application/xml")
+                    cut, backend.cut_next_download_at = backend.cut_next_download_at, None
+                    exported = backend.signed[name]
+                else:
+                    exported = None
                 if kind == "imports" and method == "PUT":
                     data = self._body()
                     backend.uploads[name] = data
                     etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
                     return self._send(200, b"", "text/plain", {"ETag": f'"{etag}"'})
+            if exported is not None:
+                return self._serve_file(exported, cut)
             self._send(404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
+
+        def _serve_file(self, path: Path, cut_at: int | None) -> None:
+            """The whole length announced, then the body in chunks; `cut_at` drops the connection part way,
+            as a network failure mid-download does."""
+            size = path.stat().st_size
+            self.send_response(200)
+            self.send_header("Content-Type", "application/sql")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            sent = 0
+            with path.open("rb") as f:
+                while chunk := f.read(SERVE_CHUNK):
+                    if cut_at is not None and sent + len(chunk) > cut_at:
+                        self.wfile.write(chunk[:max(0, cut_at - sent)])
+                        self.close_connection = True
+                        return
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
 
         def do_GET(self) -> None:
             self._dispatch("GET")
@@ -487,6 +559,18 @@ def _db_json(db: _Database) -> dict[str, Any]:
     return {"uuid": db.uuid, "name": db.name, "created_at": db.created_at, "version": "production",
             "file_size": size, "num_tables": db.conn.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]}
+
+
+def _bounded_int(query: dict[str, str], key: str, default: int, low: int, high: int | None) -> int:
+    if key not in query:
+        return default
+    try:
+        value = int(query[key])
+    except ValueError:
+        raise D1ApiError(400, 7400, f"{key} must be an integer") from None
+    if value < low or (high is not None and value > high):
+        raise D1ApiError(400, 7400, f"{key} must be at least {low}" + (f" and at most {high}" if high else ""))
+    return value
 
 
 def _iso(ts: float) -> str:

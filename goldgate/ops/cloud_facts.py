@@ -147,8 +147,9 @@ def checked_database_id(database_id: str | None) -> str | None:
 
 def find_database(d1: D1Client, name: str) -> str:
     """The uuid of the account's D1 database named `name` (the stack's database.name)."""
-    found = d1.api.call("GET", f"/accounts/{d1.account_id}/d1/database", params={"name": name}) or []
-    uuids = [str(d.get("uuid")) for d in found if isinstance(d, dict) and d.get("name") == name]
+    # The list is searched by name and read to its last page: a search may match more than the name itself
+    # (leftover `<name>-drill-...` scratch databases), and a first page proves nothing absent.
+    uuids = [d.uuid for d in d1.list_databases(name=name) if d.name == name]
     if not uuids:
         raise CloudFactError(f"Cloudflare account {d1.account_id} has no D1 database named {name}: "
                              "`pulumi up` creates it, or pass --database-id")

@@ -1,7 +1,8 @@
 """The D1 disaster-recovery drill: back up, restore into a fresh database, verify, measure, record.
 
 `run_local_drill` works on a local stack's SQLite "D1"; `run_cloud_drill` on a real D1 through
-the REST API (export -> R2 `backups/` -> import into a scratch D1 -> verify -> delete the scratch).
+the REST API (export to a local file -> R2 `backups/` -> import into a scratch D1 -> verify -> delete
+the scratch and the local file).
 Each records its result at `<home>/drills/<stack>/latest.json` (and a dated copy), which the
 readiness checklist reads. RPO achieved = backup time minus the newest write the backup holds;
 RTO achieved = time from starting the restore to a verified copy.
@@ -268,13 +269,18 @@ def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, hom
     result: dict[str, Any] = {"stack": stack, "target": "cloud", "started_at": iso(started)}
     scratch_id: str | None = None
     notes: list[str] = []
+    export_file = drills_dir(home, stack) / f"export-{stamp}.sql"
     try:
         source_schema = D1Source(d1, database_id)
         progress(f"{stack}: exporting D1 {database_id}")
         t0 = time.perf_counter()
-        export = d1.export_sql(database_id, progress)
+        export_file.parent.mkdir(parents=True, exist_ok=True)
+        export = d1.export_sql(database_id, export_file, progress)
         backup_at = datetime.now(UTC)
-        dump = load_sql_dump(export.sql)
+        # The drill verifies the dump by loading it, and R2Admin stores one body: read the file once here.
+        # (The sha256 taken while downloading goes in the manifest; the copy read back from R2 must match it.)
+        sql = export.path.read_bytes()
+        dump = load_sql_dump(sql)
         try:
             expected = fingerprint(SqliteSource(dump))
         finally:
@@ -283,14 +289,14 @@ def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, hom
             raise BackupRefused(f"the export of D1 {database_id} holds no tables: it is not {stack}'s migrated "
                                 "database (check --database-id); nothing was stored in R2")
         name = f"{stack}/{stamp}.sql"
-        stored = r2.put_backup(name, export.sql)
+        stored = r2.put_backup(name, sql)
         manifest = BackupManifest(stack=stack, kind="d1-sql", file=stored.key.rsplit("/", 1)[-1],
-                                  bytes=len(export.sql), sha256=_sha256(export.sql), created_at=iso(backup_at),
+                                  bytes=export.bytes, sha256=export.sha256, created_at=iso(backup_at),
                                   source=f"d1:{database_id}@{export.at_bookmark}", fingerprint=expected)
         r2.put_backup(f"{stack}/{stamp}.manifest.json", json.dumps(manifest.to_dict(), indent=2).encode(),
                       content_type="application/json")
         backup_s = time.perf_counter() - t0
-        result.update(backup=f"r2://{r2.bucket}/{stored.key}", backup_bytes=len(export.sql),
+        result.update(backup=f"r2://{r2.bucket}/{stored.key}", backup_bytes=export.bytes,
                       backup_s=round(backup_s, 3), last_write_at=expected.last_write_at,
                       rpo_s=_rpo(backup_at, expected.last_write_at), schema_version=list(expected.schema_version),
                       row_counts=dict(expected.row_counts))
@@ -299,7 +305,8 @@ def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, hom
             raise BackupRefused(f"the export's schema version {list(expected.schema_version)} differs from the live "
                                 f"database's {list(live_version)}: a migration ran during the export; run the drill "
                                 "again")
-        progress(f"{stack}: stored {stored.key} ({len(export.sql)} bytes); importing into a scratch D1")
+        del sql  # the import below reads the backup back from R2
+        progress(f"{stack}: stored {stored.key} ({export.bytes} bytes); importing into a scratch D1")
         t1 = time.perf_counter()
         stored_sql = r2.get(stored.key)  # restore from what R2 holds, not from memory
         if _sha256(stored_sql) != manifest.sha256:
@@ -318,6 +325,7 @@ def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, hom
     except GoldgateError as exc:
         drill = DrillResult(passed=False, finished_at=iso(datetime.now(UTC)), error=str(exc), notes=notes, **result)
     finally:
+        export_file.unlink(missing_ok=True)  # the backup lives in R2; a local copy per drill would fill the disk
         if scratch_id:
             try:
                 d1.delete_database(scratch_id)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+import tracemalloc
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from goldgate.cloudflare.api import CloudflareApi
@@ -58,24 +61,67 @@ def test_stream_pages_through_a_table_in_order(d1):
     assert got == list(range(1, 24))
 
 
-def test_export_polls_until_complete_and_downloads_the_signed_url(standin, d1):
+def test_export_polls_until_complete_and_downloads_the_signed_url_to_the_file(standin, d1, tmp_path):
     db = d1.create_database("goldgate-export").uuid
     _seed(d1, db)
-    export = d1.export_sql(db)
-    text = export.sql.decode()
+    export = d1.export_sql(db, tmp_path / "export.sql")
+    assert export.path == tmp_path / "export.sql"
+    text = export.path.read_text()
     assert "CREATE TABLE jobs" in text and "it''s quoted" in text
     assert "BEGIN TRANSACTION" not in text
+    data = export.path.read_bytes()
+    assert export.bytes == len(data) and export.sha256 == hashlib.sha256(data).hexdigest()
+    assert sorted(tmp_path.iterdir()) == [export.path]  # no temporary file left beside it
     polls = [p for m, p in standin.requests if p.endswith("/export")]
     assert len(polls) == 4  # three "active" answers, then "complete"
     assert export.at_bookmark
 
 
-def test_import_runs_init_upload_ingest_poll_and_reproduces_the_data(standin, d1):
+def test_an_export_is_streamed_to_disk_never_held_whole_in_memory(d1, tmp_path):
+    db = d1.create_database("goldgate-big").uuid
+    d1.query(db, "CREATE TABLE blobs (i INTEGER PRIMARY KEY, body TEXT)")
+    d1.query(db, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 16000) "
+                 "INSERT INTO blobs SELECT x, hex(randomblob(512)) FROM c")
+    tracemalloc.start()
+    try:
+        export = d1.export_sql(db, tmp_path / "big.sql")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    size = export.path.stat().st_size
+    assert export.bytes == size > 16_000 * 1024  # every row arrived
+    # Python memory (client and stand-in alike) stays a small fraction of the dump: it went to disk in chunks
+    assert peak < size // 4, f"peak {peak} bytes for a {size}-byte export"
+
+
+def test_an_export_download_cut_short_leaves_nothing_under_the_final_name(standin, d1, tmp_path):
+    db = d1.create_database("goldgate-cut").uuid
+    _seed(d1, db)
+    target = tmp_path / "export.sql"
+    target.write_bytes(b"-- the previous export\n")
+    standin.backend.cut_next_download_at = 100
+    with pytest.raises(D1OperationFailed) as info:
+        d1.export_sql(db, target)
+    assert "cut short" in str(info.value) and "run the export again" in str(info.value)
+    assert target.read_bytes() == b"-- the previous export\n"  # untouched, not replaced by a truncated dump
+    assert sorted(tmp_path.iterdir()) == [target]  # and no partial file left beside it
+
+
+def test_an_export_download_refused_by_storage_writes_nothing(standin, d1, tmp_path):
+    db = d1.create_database("goldgate-expired").uuid
+    _seed(d1, db)
+    standin.backend.signed_urls_expire = True
+    with pytest.raises(D1OperationFailed, match="answered 403.*run the export again"):
+        d1.export_sql(db, tmp_path / "export.sql")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_import_runs_init_upload_ingest_poll_and_reproduces_the_data(standin, d1, tmp_path):
     source = d1.create_database("goldgate-src").uuid
     _seed(d1, source)
-    export = d1.export_sql(source)
+    export = d1.export_sql(source, tmp_path / "src.sql")
     scratch = d1.create_database("goldgate-scratch").uuid
-    result = d1.import_sql(scratch, export.sql)
+    result = d1.import_sql(scratch, export.path.read_bytes())
     assert result.num_queries >= 3 and result.final_bookmark
     assert d1.query(scratch, "SELECT id, note FROM jobs ORDER BY id") == d1.query(
         source, "SELECT id, note FROM jobs ORDER BY id")
@@ -162,8 +208,6 @@ def test_missing_token_is_refused_up_front():
 
 
 def test_an_html_5xx_from_cloudflare_says_retry_not_check_the_url():
-    import httpx
-
     page = "<html><title>502 Bad Gateway</title><body>cloudflare</body></html>"
     api = CloudflareApi(TOKEN, "https://api.example.test/client/v4", transport=httpx.MockTransport(
         lambda request: httpx.Response(502, text=page, headers={"content-type": "text/html"})))
@@ -218,17 +262,15 @@ def test_a_5xx_on_a_read_is_retried_but_a_query_that_may_write_is_not(standin, p
     assert len([p for _, p in standin.requests if p.endswith("/query")]) == 1
 
 
-def test_an_export_survives_a_5xx_between_its_polls(standin, patient_d1):
+def test_an_export_survives_a_5xx_between_its_polls(standin, patient_d1, tmp_path):
     db = patient_d1.create_database("goldgate-export-5xx").uuid
     _seed(patient_d1, db)
     standin.fail_with(502, BAD_GATEWAY, after=2)  # the export starts, is polled once, then the edge fails
-    assert b"CREATE TABLE jobs" in patient_d1.export_sql(db).sql
+    assert b"CREATE TABLE jobs" in patient_d1.export_sql(db, tmp_path / "export.sql").path.read_bytes()
     assert len([p for _, p in standin.requests if p.endswith("/export")]) == 5  # 4 answers + the 502
 
 
 def test_a_query_lost_in_transit_is_not_retried_and_says_it_may_have_applied():
-    import httpx
-
     calls = []
 
     def drop(request: httpx.Request) -> httpx.Response:
@@ -263,3 +305,55 @@ def test_a_database_id_with_path_characters_never_reaches_another_database(stand
     with pytest.raises(CloudflareAuthError):  # one segment that is not this account, not another path
         D1Client(d1.api, f"../accounts/{standin.account_id}").delete_database(keep)
     assert {keep, other} <= set(standin.backend.databases)
+
+
+# -- listing databases ---------------------------------------------------------------------------
+
+def _fill(standin: D1StandIn, prefix: str, count: int) -> None:
+    with standin.backend.lock:
+        for i in range(count):
+            standin.backend.create(f"{prefix}-{i:05d}")
+
+
+def _list_answer(standin: D1StandIn, **params: object) -> httpx.Response:
+    return httpx.get(f"{standin.api_base}/accounts/{standin.account_id}/d1/database", params=params,
+                     headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+def test_the_standin_pages_the_database_list_as_cloudflare_documents(standin):
+    _fill(standin, "goldgate-page", 25)
+    pages = [_list_answer(standin, per_page=10, page=n).json() for n in (1, 2, 3, 4)]
+    assert [len(p["result"]) for p in pages] == [10, 10, 5, 0]
+    assert [p["result_info"] for p in pages[:3]] == [
+        {"page": n, "per_page": 10, "count": c, "total_count": 25} for n, c in ((1, 10), (2, 10), (3, 5))]
+    names = [d["name"] for p in pages for d in p["result"]]
+    assert sorted(names) == sorted(d.name for d in standin.backend.databases.values())  # each once
+    for bad in ({"per_page": 9}, {"per_page": 10_001}, {"page": 0}, {"per_page": "ten"}):
+        answer = _list_answer(standin, **bad)
+        assert answer.status_code == 400 and answer.json()["success"] is False
+
+
+def test_listing_follows_every_page_and_finds_a_database_past_the_first(standin, d1):
+    _fill(standin, "goldgate-staging-drill", 25)
+    stack = d1.create_database("goldgate-staging").uuid
+    listed = d1.list_databases(name="goldgate-staging", per_page=10)
+    assert len(listed) == 26 and [d.uuid for d in listed if d.name == "goldgate-staging"] == [stack]
+    assert len([p for m, p in standin.requests if m == "GET" and p.endswith("/d1/database")]) == 3
+
+
+def test_a_listing_longer_than_the_page_bound_is_an_error_not_a_partial_answer(standin, d1):
+    _fill(standin, "goldgate-many", 35)
+    with pytest.raises(CloudflareError, match="more than 3 pages"):
+        d1.list_databases(per_page=10, max_pages=3)
+
+
+def test_a_list_api_that_ignores_the_page_asked_for_is_an_error_not_a_loop():
+    def same_page(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"success": True, "errors": [], "messages": [], "result": [
+            {"uuid": f"u{i}", "name": f"db-{i}"} for i in range(10)],
+            "result_info": {"page": 1, "per_page": 10, "count": 10, "total_count": 40}})
+
+    api = CloudflareApi(TOKEN, "https://api.example.test/client/v4", transport=httpx.MockTransport(same_page))
+    with pytest.raises(CloudflareError, match="asked for page 2"):
+        D1Client(api, "acct").list_databases(per_page=10)
+    api.close()

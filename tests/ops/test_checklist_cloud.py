@@ -74,6 +74,7 @@ class Cloud:
     reports_dir: Path
     logs_dir: Path
     now: datetime
+    standin: D1StandIn
 
     def read(self, stack: str = "staging") -> CloudReading:
         return read_cloud(stack, CloudCredentials({"staging": RP_KEY, "prod": RP_KEY}, CF_TOKEN), home=self.home,
@@ -183,7 +184,7 @@ def cloud(tmp_path: Path, seed_sql: bytes) -> Iterator[Cloud]:
         _drill(home, now, stack="prod")
         _logs(tmp_path / "logs")
         yield Cloud(emulator, control, d1, standin.api_base, database_id, ids, stacks, home, tmp_path / "reports",
-                    tmp_path / "logs", now)
+                    tmp_path / "logs", now, standin)
     finally:
         control.close()
         api.close()
@@ -205,6 +206,23 @@ def test_a_healthy_cloud_pair_passes_every_applicable_line(cloud):
     assert reading.facts.images == {"staging": IMG_B, "prod": IMG_B}
     assert reading.database_id == cloud.database_id
     assert all("/health" in n for n in reading.notes), reading.notes  # nothing drifted: only the health counters
+
+
+def test_the_stacks_database_past_the_first_page_of_the_d1_list_is_found(cloud, seed_sql):
+    # Drill scratch databases left behind (`<database.name>-drill-<stamp>`) match a search for the stack's
+    # database name; the stack's database, recreated after them, is listed on a later page.
+    cloud.d1.delete_database(cloud.database_id)
+    with cloud.standin.backend.lock:
+        for i in range(2_500):
+            cloud.standin.backend.create(f"goldgate-staging-drill-{i:05d}")
+    recreated = cloud.d1.create_database("goldgate-staging").uuid
+    cloud.d1.import_sql(recreated, seed_sql)
+    seen = len(cloud.standin.requests)
+    reading = cloud.read()
+    assert reading.database_id == recreated
+    assert {r.id: r.evidence for r in checklist.run_checks(reading.facts) if r.status == checklist.FAIL} == {}
+    listed = [p for m, p in cloud.standin.requests[seen:] if m == "GET" and p.endswith("/d1/database")]
+    assert len(listed) > 1  # the answer really spanned pages
 
 
 def test_the_checklist_of_prod_reads_the_same_pair_and_passes(cloud):

@@ -58,6 +58,7 @@ def test_cloud_drill_exports_stores_in_r2_imports_a_scratch_verifies_and_deletes
     # the scratch database is gone; only the source remains
     assert list(standin.backend.databases) == [source]
     assert latest_drill(tmp_path, "staging")["target"] == "cloud"
+    assert not list((tmp_path / "drills" / "staging").glob("*.sql*"))  # the local export was removed
     requests = [p for _, p in standin.requests]
     assert any(p.endswith("/export") for p in requests) and any("/_signed/imports/" in p for p in requests)
 
@@ -69,6 +70,17 @@ def test_a_failed_import_fails_the_drill_and_still_deletes_the_scratch(cloud, r2
     assert not result.passed and "storage reset during import" in result.error
     assert list(standin.backend.databases) == [source]
     assert latest_drill(tmp_path, "staging")["passed"] is False
+
+
+def test_an_export_download_cut_short_fails_the_drill_and_stores_nothing(cloud, r2, tmp_path):
+    standin, d1, source = cloud
+    standin.backend.cut_next_download_at = 4096
+    result = run_cloud_drill("staging", d1, source, r2, tmp_path)
+    assert not result.passed and "cut short" in result.error and "run the export again" in result.error
+    assert not list(r2.list())  # no truncated backup in R2
+    assert list(standin.backend.databases) == [source]  # no scratch was created from it
+    assert sorted(p.name for p in (tmp_path / "drills" / "staging").iterdir()) == sorted(
+        p.name for p in (tmp_path / "drills" / "staging").glob("*.json"))  # no partial export left behind
 
 
 def test_cli_drill_prints_timings_and_exits_zero(tmp_path, stack_db, capsys):
