@@ -1,7 +1,8 @@
 """A small client for the ComfyUI HTTP API the worker needs: readiness, /prompt, /history, /view.
 
 It polls /history rather than holding a websocket: one job at a time per worker makes polling
-cheap, and it needs nothing beyond the stdlib.
+cheap, and it needs nothing beyond the stdlib. A poll that fails in passing is retried until the job's
+bound; a wait that ends any other way withdraws the prompt, so no render outlives its job.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 REQUEST_TIMEOUT_S = 30.0
+MIN_POLL_TIMEOUT_S = 1.0  # a poll at the job's bound still gets this long to answer
+MAX_POLL_BACKOFF_S = 2.0  # the longest pause between retries of a failing /history poll
+WITHDRAW_TIMEOUT_S = 5.0  # per request: a withdrawal must not keep a failed job from returning
 MAX_IMAGE_BYTES = 200 * 1024 * 1024
 
 
@@ -44,6 +48,10 @@ class ComfyCancelled(ComfyError):
     """The job was stopped (RunPod cancel or timeout) while the worker waited; its prompt was cancelled."""
 
 
+class _PollFailed(Exception):
+    """One /history poll got no usable answer in a way that may pass (no answer, a 5xx); retried."""
+
+
 class PromptRejected(ComfyError):
     """ComfyUI refused the prompt at validation (HTTP 400); `error` and `node_errors` are ComfyUI's."""
 
@@ -67,12 +75,13 @@ class ComfyClient:
         self.base_url = base_url.rstrip("/")
         self.poll_interval_s = poll_interval_s
 
-    def _request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+    def _request(self, method: str, path: str, body: Any = None,
+                 timeout_s: float = REQUEST_TIMEOUT_S) -> tuple[int, bytes]:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base_url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"} if data else {})
         try:
-            with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S) as resp:
+            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
                 return resp.status, resp.read(MAX_IMAGE_BYTES + 1)
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read(1_000_000)
@@ -94,11 +103,12 @@ class ComfyClient:
             return False, str(exc)
         return status == 200, f"HTTP {status}"
 
-    def _pause(self, stop: threading.Event | None, doing: str) -> None:
-        """Sleeps one poll interval; raises ComfyCancelled as soon as `stop` is set."""
+    def _pause(self, stop: threading.Event | None, doing: str, seconds: float | None = None) -> None:
+        """Sleeps one poll interval (or `seconds`); raises ComfyCancelled as soon as `stop` is set."""
+        seconds = self.poll_interval_s if seconds is None else seconds
         if stop is None:
-            time.sleep(self.poll_interval_s)
-        elif stop.wait(self.poll_interval_s):
+            time.sleep(seconds)
+        elif stop.wait(seconds):
             raise ComfyCancelled(f"job stopped while {doing}")
 
     def wait_ready(self, timeout_s: float, stop: threading.Event | None = None) -> float:
@@ -115,8 +125,21 @@ class ComfyClient:
                     f"job) or have crashed (see its log)")
             self._pause(stop, "waiting for ComfyUI to start")
 
-    def queue_prompt(self, graph: dict[str, Any], client_id: str) -> str:
-        status, body = self._json("POST", "/prompt", {"prompt": graph, "client_id": client_id})
+    def queue_prompt(self, graph: dict[str, Any], client_id: str, prompt_id: str | None = None) -> str:
+        """Queues the graph; returns ComfyUI's prompt id. `prompt_id` names the prompt up front (ComfyUI
+        takes it from the body), so a request whose answer is lost can still be withdrawn by that id."""
+        payload: dict[str, Any] = {"prompt": graph, "client_id": client_id}
+        if prompt_id is not None:
+            payload["prompt_id"] = prompt_id
+        try:
+            status, body = self._json("POST", "/prompt", payload)
+        except ComfyUnreachable as exc:
+            if prompt_id is None:
+                raise
+            # ComfyUI may have queued it before the answer was lost.
+            self.withdraw(prompt_id)
+            raise ComfyUnreachable(f"{exc}; prompt {prompt_id} was withdrawn in case ComfyUI had queued it") \
+                from None
         if status == 400 and isinstance(body, dict):
             raise PromptRejected(body.get("error"), body.get("node_errors"))
         if status != 200 or not isinstance(body, dict) or not isinstance(body.get("prompt_id"), str):
@@ -124,7 +147,7 @@ class ComfyClient:
         if body.get("node_errors"):
             # ComfyUI queued the outputs that validate and dropped the rest: the job would come back with
             # fewer images than its workflow saves. Withdraw it and report what failed instead.
-            self._cancel(body["prompt_id"])
+            self.withdraw(body["prompt_id"])
             raise PromptRejected({"type": "prompt_outputs_failed_validation", "details": "",
                                   "message": "some outputs failed validation and would not be saved",
                                   "extra_info": {}}, body["node_errors"])
@@ -132,26 +155,66 @@ class ComfyClient:
 
     def wait_for_outputs(self, prompt_id: str, timeout_s: float,
                          stop: threading.Event | None = None) -> list[OutputImage]:
-        """Polls /history/{id} until the prompt finishes; returns its saved images. When `stop` is set the
-        prompt is cancelled in ComfyUI (a render nobody waits for would hold the GPU) and ComfyCancelled raised."""
-        start = time.monotonic()
+        """Polls /history/{id} until the prompt finishes; returns its saved images. A poll that fails in
+        passing (no answer, a 5xx, a 404 before the entry exists) is retried, with a growing pause, until
+        `timeout_s`. However else the wait ends (a non-transient answer, the bound, `stop` set), the prompt
+        is withdrawn from ComfyUI first: a render nobody waits for holds the GPU and the next job."""
+        try:
+            entry = self._wait_finished(prompt_id, timeout_s, stop)
+        except BaseException:
+            self.withdraw(prompt_id)
+            raise
+        return self._images(prompt_id, entry)
+
+    def _wait_finished(self, prompt_id: str, timeout_s: float, stop: threading.Event | None) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
         path = "/history/" + urllib.parse.quote(prompt_id, safe="")
+        failures, last_failure = 0, ""
         while True:
-            status, body = self._json("GET", path)
-            if status != 200:
-                raise ComfyError(f"ComfyUI GET {path} answered HTTP {status}")
-            entry = body.get(prompt_id) if isinstance(body, dict) else None
-            if isinstance(entry, dict) and self._finished(entry):
-                return self._images(prompt_id, entry)
-            if time.monotonic() - start >= timeout_s:
-                self._cancel(prompt_id)
-                raise ComfyTimeout(f"ComfyUI did not finish prompt {prompt_id} within {round(timeout_s, 1):g} s (what "
-                                   f"was left of the job's COMFY_JOB_TIMEOUT_S); the prompt was cancelled")
             try:
-                self._pause(stop, f"ComfyUI ran prompt {prompt_id}")
+                entry = self._poll_history(prompt_id, path, max(MIN_POLL_TIMEOUT_S, deadline - time.monotonic()))
+                failures = 0
+            except _PollFailed as exc:
+                entry, failures, last_failure = None, failures + 1, str(exc)
+            if entry is not None:
+                return entry
+            left = deadline - time.monotonic()
+            if left <= 0:
+                failing = (f"; its last {failures} /history polls failed (last: {last_failure})" if failures
+                           else "")
+                raise ComfyTimeout(f"ComfyUI did not finish prompt {prompt_id} within {round(timeout_s, 1):g} s "
+                                   f"(what was left of the job's COMFY_JOB_TIMEOUT_S){failing}; the prompt was "
+                                   f"withdrawn from ComfyUI")
+            pause = min(self.poll_interval_s * 2 ** failures, MAX_POLL_BACKOFF_S) if failures else self.poll_interval_s
+            try:
+                self._pause(stop, f"ComfyUI ran prompt {prompt_id}", min(pause, left))
             except ComfyCancelled as exc:
-                self._cancel(prompt_id)
-                raise ComfyCancelled(f"{exc}; the prompt was cancelled in ComfyUI") from None
+                raise ComfyCancelled(f"{exc}; the prompt was withdrawn from ComfyUI") from None
+
+    def _poll_history(self, prompt_id: str, path: str, timeout_s: float) -> dict[str, Any] | None:
+        """The prompt's history entry once it has finished, None while it has not; _PollFailed when the
+        poll got no usable answer in a way that may pass, ComfyError when the answer will not get better."""
+        try:
+            status, raw = self._request("GET", path, timeout_s=timeout_s)
+        except ComfyUnreachable as exc:
+            raise _PollFailed(str(exc)) from None
+        if status >= 500:
+            raise _PollFailed(f"GET {path} answered HTTP {status}")
+        if status == 404:
+            return None  # a front end that answers 404 until the entry exists: still pending
+        if status != 200:
+            raise ComfyError(f"ComfyUI GET {path} answered HTTP {status}: {raw[:200]!r}; the prompt was "
+                             f"withdrawn from ComfyUI")
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ComfyError(f"ComfyUI GET {path} answered HTTP 200 with non-JSON: {raw[:200]!r}; the prompt "
+                             f"was withdrawn from ComfyUI") from None
+        if not isinstance(body, dict):
+            raise ComfyError(f"ComfyUI GET {path} answered HTTP 200 with a JSON {type(body).__name__}, not a "
+                             f"JSON object; the prompt was withdrawn from ComfyUI")
+        entry = body.get(prompt_id)
+        return entry if isinstance(entry, dict) and self._finished(entry) else None
 
     @staticmethod
     def _finished(entry: dict[str, Any]) -> bool:
@@ -185,13 +248,15 @@ class ComfyClient:
                                               "output"))
         return images
 
-    def _cancel(self, prompt_id: str) -> None:
-        try:
-            self._request("POST", "/queue", {"delete": [prompt_id]})
-            # With the id, ComfyUI interrupts only if this prompt is the one running (older builds ignore it).
-            self._request("POST", "/interrupt", {"prompt_id": prompt_id})
-        except ComfyError:
-            pass  # best effort: the job fails with its own clear error either way
+    def withdraw(self, prompt_id: str) -> None:
+        """Deletes the prompt from ComfyUI's queue and interrupts it if it is the one running. Best effort:
+        each request is tried on its own, and the job fails with its own clear error either way."""
+        # With the id, ComfyUI interrupts only if this prompt is the one running (older builds ignore it).
+        for path, body in (("/queue", {"delete": [prompt_id]}), ("/interrupt", {"prompt_id": prompt_id})):
+            try:
+                self._request("POST", path, body, timeout_s=WITHDRAW_TIMEOUT_S)
+            except ComfyError:
+                pass
 
     def fetch_image(self, image: OutputImage) -> bytes:
         query = urllib.parse.urlencode({"filename": image.filename, "subfolder": image.subfolder, "type": image.type})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_COMFY_URL = "http://127.0.0.1:8188"
 DEFAULT_MODEL_ROOTS = ("/comfyui/models", "/workspace/ComfyUI/models")
@@ -38,6 +38,8 @@ class WorkerConfig:
     comfy_job_timeout_s: float
     model_roots: tuple[str, ...]
     gpu_type: str | None
+    # RunPod puts its API key in every worker's environment; only ever read here to mask it.
+    runpod_api_key: str | None = field(default=None, repr=False)
 
     def require_storage(self) -> StorageConfig:
         if self.storage is None:
@@ -47,10 +49,9 @@ class WorkerConfig:
         return self.storage
 
     def secrets(self) -> tuple[str, ...]:
-        """Values the logger must never print."""
-        if self.storage is None:
-            return ()
-        return tuple(s for s in (self.storage.access_key_id, self.storage.secret_access_key) if s)
+        """Values the logger, and any error the worker returns, must never show."""
+        storage = (self.storage.access_key_id, self.storage.secret_access_key) if self.storage else ()
+        return tuple(s for s in (*storage, self.runpod_api_key) if s)
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:
@@ -104,4 +105,5 @@ def load_config(env: Mapping[str, str] | None = None) -> WorkerConfig:
         comfy_job_timeout_s=_seconds(env, "COMFY_JOB_TIMEOUT_S", DEFAULT_JOB_TIMEOUT_S),
         model_roots=roots,
         gpu_type=_optional(env, "GPU_TYPE"),
+        runpod_api_key=_optional(env, "RUNPOD_AI_API_KEY"),
     )

@@ -30,6 +30,8 @@ from .workflows import Workflow, WorkflowError, load_workflows
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONTENT_TYPES = {".png": "image/png"}
 CANCEL_GRACE_S = 10.0  # how long a cancelled job may take to withdraw its prompt before the SDK moves on
+# RunPod stores the error and the service shows it; a first-aid line fits well within this.
+MAX_ERROR_CHARS = 2000
 # The handler's stop signal reaches run_job through the context asyncio.to_thread copies into the thread,
 # so run_job keeps the (job, runtime) call that wrappers of it (the release tests' broken candidates) make.
 _job_stop: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("job_stop", default=None)
@@ -106,7 +108,7 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float,
 
     t = time.monotonic()
     try:
-        prompt_id = runtime.comfy.queue_prompt(job.graph, client_id=uuid.uuid4().hex)
+        prompt_id = runtime.comfy.queue_prompt(job.graph, client_id=uuid.uuid4().hex, prompt_id=str(uuid.uuid4()))
     except PromptRejected as rejected:
         raise _JobFailed(explain_rejection(rejected, job.graph, runtime.config.model_roots, runtime.manifest)) \
             from None
@@ -132,9 +134,19 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float,
             "worker_image_tag": runtime.config.worker_image_tag, "gpu_type": runtime.config.gpu_type}
 
 
+def _error(message: str, log: WorkerLog) -> dict[str, str]:
+    """The output RunPod gets for a fault: the message with the worker's secrets masked as in its log
+    lines, masked before it is cut (a cut secret would escape the mask), at most MAX_ERROR_CHARS long."""
+    message = log.scrub(message)
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[:MAX_ERROR_CHARS - 1] + "…"
+    return {"error": message}
+
+
 def run_job(job: dict[str, Any], runtime: WorkerRuntime, stop: threading.Event | None = None) -> dict[str, Any]:
-    """Runs one RunPod job; every fault comes back as {"error": "<one line>"}, never as an exception.
-    Setting `stop` (the job was cancelled) withdraws its prompt from ComfyUI and skips the upload."""
+    """Runs one RunPod job; every fault comes back as {"error": "<one line>"}, never as an exception, and
+    goes through `_error`. Setting `stop` (the job was cancelled) withdraws its prompt from ComfyUI and
+    skips the upload."""
     stop = stop if stop is not None else _job_stop.get()
     started = time.monotonic()
     raw = job.get("input") if isinstance(job, dict) else None
@@ -146,22 +158,22 @@ def run_job(job: dict[str, Any], runtime: WorkerRuntime, stop: threading.Event |
     except JobInputError as exc:
         log.warning("job_rejected", message=str(exc), status="FAILED", reason="invalid_input",
                     error=error_field(exc))
-        return {"error": str(exc)}
+        return _error(str(exc), log)
     log = log.bind(workflow_version=parsed.workflow.version)
     try:
         output = _run(parsed, runtime, log, started, stop)
     except ComfyCancelled as exc:
         log.warning("job_cancelled", message=str(exc), status="CANCELLED",
                     duration_ms=_ms(time.monotonic() - started))
-        return {"error": str(exc)}
+        return _error(str(exc), log)
     except (_JobFailed, ComfyError, StorageError) as exc:
         log.error("job_failed", message=str(exc), status="FAILED", duration_ms=_ms(time.monotonic() - started),
                   error=error_field(exc))
-        return {"error": str(exc)}
+        return _error(str(exc), log)
     except Exception as exc:  # noqa: BLE001 - the job must fail with a line, not take the worker down
         message = f"internal worker error ({type(exc).__name__}): {exc}; see the worker log"
         log.error("job_failed", message=message, status="FAILED", error=error_field(exc))
-        return {"error": message}
+        return _error(message, log)
     log.info("job_completed", status="COMPLETED", duration_ms=output["timings"]["total_ms"],
              data={"images": [i["key"] for i in output["images"]], "timings": output["timings"]})
     return output

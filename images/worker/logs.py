@@ -55,6 +55,10 @@ class WorkerLog:
             raise ValueError(f"not a log context field: {sorted(unknown)}")
         return WorkerLog(self._stream, self._secrets, **{**self._context, **context})
 
+    def scrub(self, text: str) -> str:
+        """`text` with this logger's secrets masked, as every line it writes has them."""
+        return _scrub(text, self._secrets)
+
     def to_stream(self, stream: IO[str] | None) -> WorkerLog:
         """The same logger (context, secrets) writing to another stream."""
         return WorkerLog(stream, self._secrets, **self._context)

@@ -204,8 +204,10 @@ def test_a_secret_that_reaches_a_message_is_redacted(comfy, models_dir, runtime_
 
 
 def test_unreachable_storage_fails_the_job_with_the_key(comfy, models_dir, logs):
+    # Credentials of a realistic length: returned errors are masked of them, and a one-letter "secret"
+    # would be masked out of every word of the message.
     env = worker_env(comfy.url, None, models_dir, R2_ENDPOINT_URL="http://127.0.0.1:9", R2_BUCKET="b",
-                     R2_ACCESS_KEY_ID="a", R2_SECRET_ACCESS_KEY="s")
+                     R2_ACCESS_KEY_ID="AKIDUNREACHABLE00001", R2_SECRET_ACCESS_KEY="unreachable-storage-secret")
     runtime = build_runtime(load_config(env), stream=logs, poll_interval_s=0.05)
     out = run_job(job(), runtime)
     assert out["error"].startswith("upload of results/job-1/0.png to bucket b failed")
