@@ -8,13 +8,16 @@ Secrets are never part of the spec: they live in Pulumi secrets (cloud) or the s
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import reprlib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -44,6 +47,26 @@ RESERVED_ENV = frozenset({"WORKFLOW_VERSION", "WORKER_IMAGE_TAG", "STACK", "R2_E
                           "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY"})
 SCALER_TYPES = ("QUEUE_DELAY", "REQUEST_COUNT")
 ROLES = ("staging", "prod")
+
+# Every text field: at most this long, and free of control characters (a newline or ESC in a hostname or URL
+# reaches the vendor's API, a log line or an HTTP header; U+202E and friends make a value read as another).
+MAX_TEXT_CHARS = 1_024
+_CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+# A `<PLACEHOLDER>` (as in the shipped stack files) stands for one label; infra's preflight refuses it before
+# `pulumi up`, but the stack still loads for the goldgate commands that read it.
+_LABEL = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?|<[a-z][a-z0-9_]*>)"
+# The hostname rule infra/components/api.py applies to a custom domain: dotted labels, a letters-only TLD.
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$)(?:{_LABEL}\.)+(?:[a-z]{{2,63}}|<[a-z][a-z0-9_]*>)$", re.IGNORECASE)
+_HOSTNAME_RULE = ("dot-separated labels of letters, digits and hyphens (at most 63 characters each, 253 in all) "
+                  "ending in a top-level domain")
+# Plain http only to this machine (a local emulator or stand-in), as infra/program.py `secure_url` allows.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_ZONE_ID = re.compile(r"^[0-9a-f]{32}$|^<[A-Z_]+>$")
+_ZONE_RULE = "a Cloudflare zone id (32 lowercase hex digits, from the zone's Overview page)"
+# R2 location hints and D1 primary location hints (Cloudflare's data-location docs list the same six).
+LOCATION_HINTS = ("wnam", "enam", "weur", "eeur", "apac", "oc")
+_DATA_CENTER_ID = re.compile(r"^[A-Z0-9]+(?:-[A-Z0-9]+)*$")
+_DATA_CENTER_RULE = "a RunPod data center id (upper-case letters, digits and hyphens, e.g. US-TX-3)"
 
 
 def is_digest_ref(image: str) -> bool:
@@ -288,12 +311,24 @@ class _Fields:
             return default
         if not isinstance(value, str) or not value.strip():
             raise self._err(key, f"expected a non-empty string, got {show(value)}")
+        self.text(key, value)
         if pattern and not pattern.fullmatch(value):
             raise self._err(key, f"{show(value)} is not {rule}" if rule
                             else f"{show(value)} does not match {pattern.pattern}")
         if choices and value not in choices:
-            raise self._err(key, f"{show(value)} is not one of {', '.join(choices)}")
+            raise self._err(key, f"{show(value)} is not {rule} (one of {', '.join(choices)})" if rule
+                            else f"{show(value)} is not one of {', '.join(choices)}")
         return value
+
+    def text(self, key: str, value: str) -> None:
+        """Refuse an oversized value or one holding a control character, whatever the field."""
+        if len(value) > MAX_TEXT_CHARS:
+            raise self._err(key, f"{show(value)} is {len(value):,} characters long; at most {MAX_TEXT_CHARS:,} are "
+                                 "accepted")
+        bad = next((i for i, c in enumerate(value) if unicodedata.category(c) in _CONTROL_CATEGORIES), None)
+        if bad is not None:
+            raise self._err(key, f"{show(value)} contains a control character (U+{ord(value[bad]):04X} at "
+                                 f"position {bad}); retype the value")
 
     def num(self, key: str, default: float, lo: float | None = None, hi: float | None = None,
             integer: bool = False) -> Any:
@@ -317,7 +352,8 @@ class _Fields:
             raise self._err(key, f"expected true or false, got {show(value)}")
         return value
 
-    def strs(self, key: str, required: bool = False) -> tuple[str, ...]:
+    def strs(self, key: str, required: bool = False, pattern: re.Pattern[str] | None = None,
+             rule: str | None = None) -> tuple[str, ...]:
         value = self._get(key, required)
         if value is None:
             return ()
@@ -325,6 +361,10 @@ class _Fields:
             raise self._err(key, f"expected a list of strings, got {show(value)}")
         if required and not value:
             raise self._err(key, "must name at least one entry")
+        for item in value:
+            self.text(key, item)
+            if pattern and not pattern.fullmatch(item):
+                raise self._err(key, f"{show(item)} is not {rule}")
         return tuple(value)
 
     def sub(self, key: str, required: bool = False) -> _Fields:
@@ -342,6 +382,86 @@ def _registry_credential_id(f: _Fields) -> str | None:
         raise f._err("registry_credential_id", f"{show(value)} is not a RunPod registry credential id: expected "
                                                "letters, digits, '_' or '-' (e.g. 6n2k8v4d), the id from RunPod's "
                                                "console or GET /v2/registries, not a registry host, image or user name")
+    return value
+
+
+def _custom_domain(f: _Fields) -> str | None:
+    """A Workers Custom Domain: the bare hostname, which also becomes RunPod's webhook base (https://<it>)."""
+    value = f.str("custom_domain")
+    if value is None or _HOSTNAME.fullmatch(value):
+        return value
+    if any(c in value for c in "/:"):
+        raise f._err("custom_domain", f"{show(value)} is a URL, not a hostname: give the bare name (api.example.com), "
+                                      "without scheme, port or path")
+    raise f._err("custom_domain", f"{show(value)} is not a hostname: {_HOSTNAME_RULE}, no wildcard")
+
+
+def _route_problem(pattern: str) -> str | None:
+    """Why Cloudflare would refuse a Workers route pattern (developers.cloudflare.com/workers/configuration/routing/
+    routes/#validity): `[http[s]://][*[.]]host[/path[*]]`, no query, wildcards only there; None if it would not."""
+    rest = pattern
+    scheme, sep, after = pattern.partition("://")
+    if sep:
+        if scheme not in ("http", "https"):
+            return f"it may begin with http:// or https:// only, not {show(scheme + sep)}"
+        rest = after
+    if "?" in rest:
+        return "route patterns may not contain query parameters"
+    host, _, path = rest.partition("/")
+    name = host.removeprefix("*").removeprefix(".") if host.startswith("*") else host
+    if not name:
+        return "it must name the zone's host (e.g. api.example.com/*); a bare * matches no zone given by zone_id"
+    if "*" in name:
+        return "a wildcard (*) may appear only at the start of the host (*example.com, *.example.com)"
+    if "*" in path.rstrip("*"):
+        return "a wildcard (*) may appear only at the end of the path (no infix wildcards such as /*.jpg)"
+    if not _HOSTNAME.fullmatch(name):
+        return f"host {show(name)} is not a hostname: {_HOSTNAME_RULE}"
+    return None
+
+
+def _route(f: _Fields) -> str | None:
+    value = f.str("route")
+    problem = value and _route_problem(value)
+    if problem:
+        raise f._err("route", f"{show(value)} is not a Workers route pattern Cloudflare accepts: {problem}")
+    return value
+
+
+def _url_problem(url: str) -> str | None:
+    """Why a base URL is not an absolute https:// URL the service can append paths to; None if it is one."""
+    if any(c.isspace() for c in url):
+        return "it contains whitespace"
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port  # .port raises on a port out of range or not a number
+    except ValueError as exc:
+        return f"it is not a URL ({exc})"
+    if not parts.scheme:
+        return "no scheme: begin it with https://"
+    if parts.scheme not in ("http", "https"):
+        return "the scheme must be https://"
+    if not host:
+        return "no host"
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        return f"plain http:// is allowed only to this machine ({', '.join(sorted(LOOPBACK_HOSTS))})"
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return "it has a query or fragment; paths are appended to it"
+    if parts.username is not None or parts.password is not None:
+        return "it holds a user name or password; credentials belong in Pulumi secrets"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost" and not _HOSTNAME.fullmatch(host):
+            return f"host {show(host)} is not a hostname: {_HOSTNAME_RULE}"
+    return None
+
+
+def _base_url(f: _Fields, key: str, default: str | None = None) -> str | None:
+    value = f.str(key, default=default)
+    problem = value and _url_problem(value)
+    if problem:
+        raise f._err(key, f"{show(value)} is not an absolute https:// URL: {problem}")
     return value
 
 
@@ -372,7 +492,7 @@ def _endpoint(f: _Fields, stack: str) -> EndpointSpec:
         execution_timeout_ms=f.num("execution_timeout_ms", 600_000, 5_000, 86_400_000, integer=True),
         ttl_ms=f.num("ttl_ms", 86_400_000, 10_000, 604_800_000, integer=True),
         network_volume_id=f.str("network_volume_id"),
-        data_center_ids=f.strs("data_center_ids"),
+        data_center_ids=f.strs("data_center_ids", pattern=_DATA_CENTER_ID, rule=_DATA_CENTER_RULE),
         env=env,
         registry_credential_id=_registry_credential_id(f),
         manage_registry_credential=f.bool("manage_registry_credential", False),
@@ -420,19 +540,20 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
     ep = _endpoint(f.sub("endpoint", required=True), name)
     st = f.sub("storage", required=True)
     storage = StorageSpec(bucket=f"{st.str('bucket', required=True, pattern=_BUCKET_NAME, rule=_BUCKET_RULE)}",
-                          location=st.str("location"), jurisdiction=st.str("jurisdiction", default="default",
-                                                                             choices=("default", "eu", "fedramp")),
+                          location=st.str("location", choices=LOCATION_HINTS, rule="an R2 location hint"),
+                          jurisdiction=st.str("jurisdiction", default="default", choices=("default", "eu", "fedramp")),
                           result_ttl_days=st.num("result_ttl_days", 30, 1, 3650, integer=True))
     st.done()
     db = f.sub("database", required=True)
     database = DatabaseSpec(name=db.str("name", required=True, pattern=_NAME),
-                            location_hint=db.str("location_hint"),
+                            location_hint=db.str("location_hint", choices=LOCATION_HINTS,
+                                                 rule="a D1 location hint"),
                             protect=db.bool("protect", role == "prod"))
     db.done()
     a = f.sub("api", required=True)
     api = ApiSpec(script_name=a.str("script_name", required=True, pattern=_WORKER_NAME, rule=_WORKER_RULE),
-                  public_base_url=a.str("public_base_url", pattern=re.compile(r"^https?://[^\s?#]+$")),
-                  route=a.str("route"), zone_id=a.str("zone_id"), custom_domain=a.str("custom_domain"),
+                  public_base_url=_base_url(a, "public_base_url"), route=_route(a),
+                  zone_id=a.str("zone_id", pattern=_ZONE_ID, rule=_ZONE_RULE), custom_domain=_custom_domain(a),
                   max_body_bytes=a.num("max_body_bytes", 65_536, 1_024, 10_000_000, integer=True),
                   signed_url_ttl_s=a.num("signed_url_ttl_s", 3_600, 60, 604_800, integer=True),
                   compatibility_date=a.str("compatibility_date", default="2025-09-01",
@@ -460,8 +581,8 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
         cf = f.sub("cloud", required=True)
         cloud = CloudSpec(cloudflare_account_id=cf.str("cloudflare_account_id", required=True,
                                                        pattern=re.compile(r"^[0-9a-f]{32}$|^<[A-Z_]+>$")),
-                          runpod_api_base=cf.str("runpod_api_base", default="https://api.runpod.io"),
-                          runpod_endpoint_base=cf.str("runpod_endpoint_base", default="https://api.runpod.ai/v2"))
+                          runpod_api_base=_base_url(cf, "runpod_api_base", "https://api.runpod.io"),
+                          runpod_endpoint_base=_base_url(cf, "runpod_endpoint_base", "https://api.runpod.ai/v2"))
         cf.done()
     spec = StackSpec(name=name, role=role, target=target,
                      workflow_version=f.str("workflow_version", required=True, pattern=_VERSION),

@@ -30,8 +30,9 @@ def api_url(spec: StackSpec) -> str:
         return f"https://{spec.api.custom_domain}"
     if spec.api.public_base_url:
         return spec.api.public_base_url.rstrip("/")
-    if spec.api.route:
-        return "https://" + spec.api.route.split("/", 1)[0].lstrip("*.")
+    if spec.api.route:  # a route pattern may name its scheme (Cloudflare accepts http:// and https:// ones)
+        host = spec.api.route.split("://", 1)[-1].split("/", 1)[0]
+        return "https://" + host.lstrip("*.")
     raise SpecError(f"stack {spec.name}: goldgate:spec.api needs public_base_url (e.g. the workers.dev URL), "
                     "custom_domain or route: RunPod's webhooks must know where the API lives")
 

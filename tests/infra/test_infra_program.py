@@ -14,6 +14,7 @@ from infra_harness import SECRETS, digest_ref, filled_stack_file, is_wire_secret
 
 from goldgate.errors import SpecError
 from goldgate.spec import from_pulumi_config
+from infra.components.api import api_url
 from infra.policies import GuardrailError
 from infra.program import ProgramSettings, StackOutputs, read_config, run
 from infra.worker_bundle import MAIN_MODULE, WORKFLOWS_MODULE
@@ -266,8 +267,8 @@ def _refused_before_any_resource(stack: str, doc: dict[str, Any], stacks_dir: Pa
 
     @pulumi.runtime.test
     def program():
-        spec, secrets, _ = read_config(stack)
-        with pytest.raises(SpecError) as err:
+        with pytest.raises(SpecError) as err:  # from the spec loader or from the program's preflight
+            spec, secrets, _ = read_config(stack)
             run(spec, secrets, _settings(stacks_dir, tmp_path), bundle)
         message.append(str(err.value))
 
@@ -369,3 +370,14 @@ def test_a_workers_dev_url_naming_another_script_is_refused_before_any_resource_
     doc["api"]["script_name"] = "goldgate-api-stg"
     message = _refused_before_any_resource("staging", doc, stacks_dir, tmp_path, bundle)
     assert "https://goldgate-api-stg.example.workers.dev" in message and "public_base_url" in message
+
+
+@pytest.mark.parametrize("route", ["api.example.com/*", "https://api.example.com/*", "http://api.example.com/v1/*",
+                                   "*.api.example.com/*"])
+def test_the_api_address_of_a_route_only_stack_is_its_host(route):
+    # RunPod's webhooks and the smoke tests go to this address; Cloudflare accepts routes with a scheme.
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    del doc["api"]["public_base_url"]
+    doc["api"].update(route=route, zone_id="0123456789abcdef0123456789abcdef")
+    spec = from_pulumi_config("staging", doc)
+    assert api_url(spec) == "https://api.example.com"
