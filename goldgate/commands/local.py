@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds: NaN never compares past a deadline, so it would wait forever."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds greater than 0 (e.g. 180)")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     def add(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -215,7 +227,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add("demo", cmd_demo, "bring up a stack and run one job per shipped workflow end to end")
     p.add_argument("--stack", default="staging")
     p.add_argument("--out", help="where to save the result images (default <home>/demo-results)")
-    p.add_argument("--timeout", type=float, default=180.0)
+    p.add_argument("--timeout", type=_seconds, default=180.0, help="seconds to wait for each job (default 180)")
     add_json_flag(p)
     p = add("doctor", cmd_doctor, "first aid: are the models every workflow needs where ComfyUI looks?")
     p.add_argument("--stack", help="check the image this local stack runs")

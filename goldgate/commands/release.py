@@ -162,8 +162,14 @@ def cmd_promote(args: argparse.Namespace) -> int:
         emit(args, decision.to_dict(), lambda d: _render_promotion({"gate": d, "message": (
             "gate would pass" if d["passed"] else "gate would refuse")}))
         return 0 if decision.passed else 1
-    outcome = promote(deployer, ledger, _home(args), report_path=report, trigger=detect_trigger(args.trigger),
-                      progress=progress, paths=paths)
+    try:
+        outcome = promote(deployer, ledger, _home(args), report_path=report, trigger=detect_trigger(args.trigger),
+                          progress=progress, paths=paths)
+    except PromotionRefused as exc:
+        if args.json:  # the refusal is the promotion's evidence: keep stdout one JSON document
+            emit(args, {"outcome": "refused", "ok": False, "gate": exc.decision.to_dict(), "message": str(exc)},
+                 _render_promotion)
+        raise
     emit(args, outcome.to_dict(), _render_promotion)
     if not outcome.ok:
         raise GoldgateError(outcome.message())

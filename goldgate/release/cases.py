@@ -16,6 +16,7 @@ must look like; `smoke: true` puts it in the subset run on PROD after a promotio
       max_bytes: 20000000
       reference: sdxl-lighthouse.png   # in references/; defaults to <id>.png
       max_hash_distance: 8             # dHash bits (0..64)
+      max_color_distance: 24           # mean colour difference of 8x8 thumbnails (0..255)
       max_latency_s: 600               # defaults to the stack's golden_case_latency_s
 """
 
@@ -36,7 +37,7 @@ GOLDEN_DIR = REPO_ROOT / "scripts" / "golden-tests"
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _MAX_CASE_FILE = 256 * 1024
 _EXPECT_KEYS = {"status", "images", "width", "height", "content_type", "min_bytes", "max_bytes",
-                "reference", "max_hash_distance", "max_latency_s"}
+                "reference", "max_hash_distance", "max_color_distance", "max_latency_s"}
 
 
 class CaseError(GoldgateError):
@@ -54,6 +55,8 @@ class Expectations:
     max_bytes: int = 50_000_000
     reference: str | None = None
     max_hash_distance: int = 8
+    # Re-encoding, GPU nondeterminism and slight blur stay under ~13; lost, swapped or crushed colours are ~50+.
+    max_color_distance: int = 24
     max_latency_s: float | None = None
 
 
@@ -154,6 +157,7 @@ def _expectations(raw: Any, src: str) -> Expectations:
                        content_type=content_type, min_bytes=integer("min_bytes", 1, 1, 2**31),
                        max_bytes=integer("max_bytes", 50_000_000, 1, 2**33), reference=reference,
                        max_hash_distance=integer("max_hash_distance", 8, 0, 64),
+                       max_color_distance=integer("max_color_distance", 24, 0, 255),
                        max_latency_s=float(latency) if latency is not None else None)
     if exp.min_bytes > exp.max_bytes:
         raise CaseError(f"{src}: expect.min_bytes exceeds expect.max_bytes")

@@ -60,11 +60,14 @@ class GateDecision:
 
 def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thresholds,
              error_rate: ErrorRate | None, now: datetime | None = None,
-             staging_stack: str = "staging", recorded: Mapping[str, Any] | None = None) -> GateDecision:
+             staging_stack: str = "staging", recorded: Mapping[str, Any] | None = None,
+             workflow_versions: Mapping[str, str] | None = None) -> GateDecision:
     """Check the report and STAGING against the thresholds; never raises on a malformed report.
 
     `recorded` is the ledger's entry for the golden run that wrote this very report (matched by the
-    report's sha256), or None when no run did."""
+    report's sha256), or None when no run did. `workflow_versions` maps each stack the release concerns
+    (STAGING now, the PROD it goes to) to the workflow version its spec declares: a release is the digest
+    and the workflow version, so the report must be for the version PROD will serve."""
     now = now or datetime.now(UTC)
     conds: list[Condition] = []
 
@@ -95,6 +98,19 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
           f"{staging_stack} for {report.get('image')}" if recorded is not None else
           "no golden run in the ledger wrote this report (it was edited, or comes from another state dir)")
          + f"; run `goldgate golden {staging_stack}`")
+    # Fail closed: every report goldgate writes says whether the run rewrote the references.
+    rewrote = report.get("references_updated") is not False or (
+        recorded is not None and recorded.get("references_updated") is True)
+    cond("report_references", not rewrote,
+         "the run compared each render with the committed references" if not rewrote else
+         "the report comes from a `--update-references` run, which compares each render with itself; "
+         f"run `goldgate golden {staging_stack}` without it")
+    if workflow_versions:
+        version = report.get("workflow_version")
+        other = {stack: v for stack, v in workflow_versions.items() if v != version}
+        cond("report_workflow_version", not other,
+             f"report is for workflow version {version!r}"
+             + "".join(f", but {stack} declares {v!r}" for stack, v in other.items()))
     age = _age_s(report.get("finished_at"), now)
     fresh = age is not None and 0 <= age <= thresholds.report_max_age_s
     cond("report_fresh", fresh,

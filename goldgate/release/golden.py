@@ -21,7 +21,7 @@ import httpx
 from goldgate.errors import GoldgateError
 from goldgate.logs import now_rfc3339
 from goldgate.release.cases import GOLDEN_DIR, GoldenCase
-from goldgate.release.perceptual import ImageUnreadable, hamming, inspect_image
+from goldgate.release.perceptual import ImageFacts, ImageUnreadable, color_distance, hamming, inspect_image
 from goldgate.release.report import build_report
 from goldgate.spec import Thresholds
 
@@ -121,9 +121,11 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
                       f"status {status.get('status')}" + (f": {out['error']}" if out["error"] else ""))
     check("latency", latency <= limit, f"{latency:.2f} s (max {limit:g} s)")
     tag = status.get("worker_image_tag")
-    if target.image and isinstance(tag, str) and "@sha256:" in tag:
-        # The job must have run on the image the report is bound to, not on a stale worker.
-        check("worker_image", tag == target.image, f"job ran on {tag}")
+    if target.image:
+        # The job must have run on the image the report is bound to, not on a stale worker; a job that does
+        # not name its image proves nothing about the one the stack runs.
+        check("worker_image", tag == target.image,
+              f"job ran on {tag}" if isinstance(tag, str) and tag else "the job did not say which image ran it")
     if completed:
         _check_results(client, access, case, status.get("results") or [], check, out,
                        references_dir, update_references)
@@ -186,10 +188,10 @@ def _check_results(client: httpx.Client, access: ApiAccess, case: GoldenCase, re
             check(f"{name}.dimensions", (exp.width in (None, facts.width)) and (exp.height in (None, facts.height)),
                   f"{facts.width}x{facts.height} (expected {exp.width or '*'}x{exp.height or '*'})")
         if index == 0:
-            _check_reference(case, data, facts.dhash, check, facts_out, references_dir, update_references)
+            _check_reference(case, data, facts, check, facts_out, references_dir, update_references)
 
 
-def _check_reference(case: GoldenCase, data: bytes, digest: str, check: Check, facts_out: dict[str, Any],
+def _check_reference(case: GoldenCase, data: bytes, facts: ImageFacts, check: Check, facts_out: dict[str, Any],
                      references_dir: Path, update_references: bool) -> None:
     ref_path = references_dir / case.reference_name
     if update_references:
@@ -205,10 +207,13 @@ def _check_reference(case: GoldenCase, data: bytes, digest: str, check: Check, f
     except ImageUnreadable as exc:
         check("perceptual_hash", False, f"reference {ref_path.name}: {exc}")
         return
-    distance = hamming(digest, ref.dhash)
-    facts_out.update(reference=ref_path.name, hash_distance=distance)
+    distance = hamming(facts.dhash, ref.dhash)
+    colors = round(color_distance(facts, ref), 2)
+    facts_out.update(reference=ref_path.name, hash_distance=distance, color_distance=colors)
     check("perceptual_hash", distance <= case.expect.max_hash_distance,
           f"dHash distance {distance} to {ref_path.name} (max {case.expect.max_hash_distance})")
+    check("color", colors <= case.expect.max_color_distance,
+          f"mean colour difference {colors:g} to {ref_path.name} (max {case.expect.max_color_distance})")
 
 
 def _fetch(client: httpx.Client, access: ApiAccess, item: dict[str, Any]) -> tuple[bytes, str]:

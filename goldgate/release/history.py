@@ -72,10 +72,11 @@ def verified_releases(entries: list[Entry], stack: str = "prod") -> list[Verifie
 def last_verified(entries: list[Entry], exclude: str | None = None, stack: str = "prod") -> VerifiedRelease | None:
     """The most recently verified release other than `exclude` (the candidate or current image), skipping
     any release a rollback took `stack` off since it was last verified: rolling back twice goes further
-    back, never forward to the release the first rollback left (`--to` still names it deliberately)."""
+    back, never forward to the release the first rollback left (`--to` still names it deliberately). A
+    rollback that failed before it changed the pin left nothing: what the stack still runs stays a target."""
     left = {e.get("before"): e.seq for e in entries
             if e.kind == "rollback" and e.get("phase") == "outcome" and e.get("stack", "prod") == stack
-            and e.get("before") and e.get("before") != e.get("image")}
+            and e.get("before") and e.get("before") != e.get("image") and e.get("after") != e.get("before")}
     for release in reversed(verified_releases(entries, stack)):
         if release.image != exclude and left.get(release.image, 0) <= release.seq:
             return release

@@ -1,5 +1,7 @@
-"""Perceptual image hashing (dHash) with Pillow: two renders of the same seed and prompt should be a
-few bits apart; a broken model or workflow lands far away. 64-bit hash, Hamming distance 0..64."""
+"""Perceptual image comparison with Pillow: two renders of the same seed and prompt should be a few bits
+apart in dHash (64-bit, Hamming distance 0..64); a broken model or workflow lands far away. dHash sees only
+grey-level gradients, so a colour thumbnail (8x8 RGB box averages) is kept too: a render with the right
+shapes but lost, swapped or crushed colours is far from the reference in mean colour difference (0..255)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,14 @@ class ImageFacts:
     width: int
     height: int
     dhash: str
+    colors: tuple[int, ...] = ()   # 8x8 RGB box averages, row by row
+
+
+def color_distance(a: ImageFacts, b: ImageFacts) -> float:
+    """Mean absolute difference of the two colour thumbnails, per channel value (0 = same colours, 255 = max)."""
+    if len(a.colors) != len(b.colors) or not a.colors:
+        raise ValueError("colour thumbnails of different sizes")
+    return sum(abs(x - y) for x, y in zip(a.colors, b.colors, strict=True)) / len(a.colors)
 
 
 def inspect_image(data: bytes) -> ImageFacts:
@@ -33,7 +43,7 @@ def inspect_image(data: bytes) -> ImageFacts:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
             return ImageFacts(format=str(img.format or "?"), width=img.width, height=img.height,
-                              dhash=dhash(img))
+                              dhash=dhash(img), colors=thumbnail(img))
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
         raise ImageUnreadable(f"not a readable image ({type(exc).__name__}: {exc})") from None
 
@@ -47,6 +57,13 @@ def dhash(img: Image.Image, size: int = 8) -> str:
         for x in range(size):
             bits = (bits << 1) | (1 if px[x, y] > px[x + 1, y] else 0)
     return f"{bits:0{size * size // 4}x}"
+
+
+def thumbnail(img: Image.Image, size: int = 8) -> tuple[int, ...]:
+    """The image's colours in brief: RGB, box-averaged down to size x size (alpha dropped)."""
+    small = img.convert("RGB").resize((size, size), Image.Resampling.BOX)
+    px = small.load()
+    return tuple(v for y in range(size) for x in range(size) for v in px[x, y])
 
 
 def hamming(a: str, b: str) -> int:

@@ -19,8 +19,8 @@ from goldgate.release.history import last_verified, release_ids
 from goldgate.release.ledger import Entry, Ledger
 from goldgate.release.lock import ReleaseLock
 from goldgate.release.report import read_report
-from goldgate.release.rollback import RollbackOutcome, reconcile, rollback_locked
-from goldgate.release.verification import DEFAULT_PATHS, GoldenPaths, run_golden
+from goldgate.release.rollback import RollbackOutcome, deploy_and_smoke, reconcile, rollback_locked
+from goldgate.release.verification import DEFAULT_PATHS, GoldenPaths
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,14 @@ class PromotionOutcome:
 
 
 def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging: str = "staging",
-               now: datetime | None = None) -> tuple[GateDecision, dict[str, Any], str]:
-    """Evaluate the gate for the report at `report_path` against what STAGING runs now; returns the
-    decision, the report and the sha256 of the report as read."""
+               prod: str = "prod", now: datetime | None = None) -> tuple[GateDecision, dict[str, Any], str]:
+    """Evaluate the gate for the report at `report_path` against what STAGING runs now and the workflow
+    version `prod` declares; returns the decision, the report and the sha256 of the report as read."""
     report, sha = read_report(report_path)
     staging_image = deployer.current_image(staging)
-    thresholds = deployer.spec(staging).thresholds
+    staging_spec = deployer.spec(staging)
+    thresholds = staging_spec.thresholds
+    versions = {staging: staging_spec.workflow_version, prod: deployer.spec(prod).workflow_version}
     now = now or datetime.now(UTC)
     entries = ledger.entries()
     recorded = next((e.to_dict() for e in reversed(entries)
@@ -78,7 +80,7 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     except GoldgateError:
         error_rate = None
     return evaluate(report, staging_image, thresholds, error_rate, now=now, staging_stack=staging,
-                    recorded=recorded), report, sha
+                    recorded=recorded, workflow_versions=versions), report, sha
 
 
 def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path | None = None,
@@ -90,7 +92,7 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
     report_path = report_path or paths.reports_dir / "latest.json"
     with ReleaseLock(home, f"promote {staging} -> {prod}"):
         reconcile(deployer, ledger, prod, progress)
-        decision, _report, sha = check_gate(deployer, ledger, report_path, staging=staging, now=now)
+        decision, _report, sha = check_gate(deployer, ledger, report_path, staging=staging, prod=prod, now=now)
         if not decision.passed:
             ledger.append("promotion", phase="refused", stack=prod, image=deployer.current_image(staging),
                           report=str(report_path), report_sha256=sha, gate=decision.to_dict(), trigger=trigger)
@@ -102,21 +104,9 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
                                report=str(report_path), report_sha256=sha, gate=decision.to_dict(),
                                trigger=trigger)
         progress(f"gate passed; promoting {image} to {prod} (was {before})")
-        smoke_path, smoke_passed, error = None, False, None
-        try:
-            deployer.deploy(prod, image, progress)
-        except GoldgateError as exc:
-            outcome, error = "deploy_failed", str(exc)
-        else:
-            try:
-                run = run_golden(deployer, prod, ledger, suite="smoke", paths=paths, trigger=trigger,
-                                 progress=progress)
-                smoke_path, smoke_passed = str(run.path), run.passed
-                outcome = "promoted" if run.passed else "smoke_failed"
-                if not run.passed:
-                    error = "; ".join(run.report["failures"][:3])
-            except GoldgateError as exc:
-                outcome, error = "smoke_failed", str(exc)
+        outcome, error, smoke_path, smoke_passed = deploy_and_smoke(deployer, ledger, prod, image, "promoted",
+                                                                     trigger=trigger, progress=progress,
+                                                                     paths=paths)
         rolled: RollbackOutcome | None = None
         if outcome != "promoted":
             progress(f"{outcome.replace('_', ' ')} on {prod}: {error}")

@@ -106,9 +106,11 @@ def load_report(path: Path) -> dict[str, Any]:
 def read_report(path: Path) -> tuple[dict[str, Any], str]:
     """The report at `path` and the sha256 of the very bytes it was read from (what the ledger records)."""
     try:
-        if path.stat().st_size > _MAX_REPORT:
+        # Read at most one byte past the limit: a device or pipe (/dev/zero, `<(...)`) has no size to stat.
+        with path.open("rb") as fh:
+            data = fh.read(_MAX_REPORT + 1)
+        if len(data) > _MAX_REPORT:
             raise ReportError(f"{path} is larger than {_MAX_REPORT} bytes; it is not a golden report")
-        data = path.read_bytes()
         report = json.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise ReportError(f"no golden report at {path}: run `goldgate golden staging` first") from None

@@ -50,11 +50,15 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
              trigger: str = "user", progress: Progress = lambda _m: None,
              paths: GoldenPaths = DEFAULT_PATHS) -> RollbackOutcome:
     """Operator rollback to `to` (digest, ref or release id), or to the previous verified release."""
+    if to is not None and not to.strip():
+        # An unset variable in `--to "$RELEASE"` must not quietly become "the previous release".
+        raise UnknownRelease("--to is empty: name a digest, image ref or release id, or leave --to out for the "
+                             "previous verified release")
     with ReleaseLock(home, f"rollback {stack}"):
         reconcile(deployer, ledger, stack, progress)
         entries = ledger.entries()
         current = deployer.current_image(stack)
-        if to:
+        if to is not None:
             target = resolve(entries, to, stack)
         else:
             found = last_verified(entries, exclude=current, stack=stack)
@@ -81,22 +85,8 @@ def rollback_locked(deployer: Deployer, ledger: Ledger, image: str, *, stack: st
     intent = ledger.append("rollback", phase="intent", stack=stack, image=image, release_id=rid, before=before,
                            reason=reason, trigger=trigger)
     progress(f"rolling {stack} back to {image} ({reason})")
-    smoke_path: str | None = None
-    smoke_passed = False
-    error = None
-    try:
-        deployer.deploy(stack, image, progress)
-    except GoldgateError as exc:
-        outcome, error = "deploy_failed", str(exc)
-    else:
-        try:
-            run = run_golden(deployer, stack, ledger, suite="smoke", paths=paths, trigger=trigger, progress=progress)
-            smoke_path, smoke_passed = str(run.path), run.passed
-            outcome = "rolled_back" if run.passed else "smoke_failed"
-            if not run.passed:
-                error = "; ".join(run.report["failures"][:3])
-        except GoldgateError as exc:
-            outcome, error = "smoke_failed", str(exc)
+    outcome, error, smoke_path, smoke_passed = deploy_and_smoke(deployer, ledger, stack, image, "rolled_back",
+                                                                trigger=trigger, progress=progress, paths=paths)
     prod_image = _observe(deployer, stack)
     ledger.append("rollback", phase="outcome", intent_seq=intent.seq, stack=stack, image=image, release_id=rid,
                   before=before, after=prod_image, prod_image=prod_image if outcome == "rolled_back" else None,
@@ -106,6 +96,31 @@ def rollback_locked(deployer: Deployer, ledger: Ledger, image: str, *, stack: st
     return RollbackOutcome(outcome=outcome, stack=stack, image=image, release_id=rid, before=before,
                            prod_image=prod_image, smoke_report=smoke_path, smoke_passed=smoke_passed,
                            reason=reason, error=error)
+
+
+def deploy_and_smoke(deployer: Deployer, ledger: Ledger, stack: str, image: str, success: str, *, trigger: str,
+                     progress: Progress, paths: GoldenPaths) -> tuple[str, str | None, str | None, bool]:
+    """Pin `image` on `stack`, check the stack took it, smoke-test it. Returns (outcome, error, smoke report,
+    smoke passed); outcome is `success`, `deploy_failed` or `smoke_failed`. Any failure is an outcome, not an
+    exception: the caller has an intent in the ledger to close and perhaps a rollback to run."""
+    try:
+        deployer.deploy(stack, image, progress)
+        pinned = deployer.current_image(stack)
+        if pinned != image:  # the smoke cases would vouch for whatever the stack still runs
+            raise GoldgateError(f"after the deploy {stack} runs {pinned}, not {image}")
+    except Exception as exc:  # noqa: BLE001 -- whatever broke, the stack's pin must be recorded and restored
+        return "deploy_failed", _describe(exc), None, False
+    try:
+        run = run_golden(deployer, stack, ledger, suite="smoke", paths=paths, trigger=trigger, progress=progress)
+    except Exception as exc:  # noqa: BLE001
+        return "smoke_failed", _describe(exc), None, False
+    if not run.passed:
+        return "smoke_failed", "; ".join(run.report["failures"][:3]), str(run.path), False
+    return success, None, str(run.path), True
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, GoldgateError) else f"{type(exc).__name__}: {exc}"
 
 
 def reconcile(deployer: Deployer, ledger: Ledger, stack: str, progress: Progress) -> int:

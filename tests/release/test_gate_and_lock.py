@@ -29,7 +29,7 @@ THR = Thresholds(golden_mean_latency_s=360, error_rate=0.05, report_max_age_s=36
 def report(**over: object) -> dict:
     base = {"schema": "goldgate.golden-report.v1", "suite": "full", "stack": "staging", "image": A,
             "passed": True, "failures": [], "finished_at": (NOW - timedelta(minutes=5)).isoformat(),
-            "latency_s": {"mean": 12.5}}
+            "latency_s": {"mean": 12.5}, "references_updated": False, "workflow_version": "2026.11.0"}
     return {**base, **over}
 
 
@@ -58,6 +58,8 @@ def test_a_fresh_passing_report_for_the_staging_digest_passes() -> None:
     (report(suite="smoke"), A, ErrorRate(10, 0, "t"), "report_passed", "did not pass"),
     (report(finished_at="yesterday"), A, ErrorRate(10, 0, "t"), "report_fresh", "no readable finished_at"),
     (report(), None, ErrorRate(10, 0, "t"), "staging_image", "no image deployed"),
+    (report(references_updated=True), A, ErrorRate(10, 0, "t"), "report_references", "--update-references"),
+    (report(references_updated=None), A, ErrorRate(10, 0, "t"), "report_references", "--update-references"),
 ])
 def test_each_failed_condition_is_refused_by_name(rep: dict, staging: str | None, rate: ErrorRate | None,
                                                   condition: str, words: str) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageOps
 from release_support import TOKEN, StandInApi, golden_suite, render_png, standin_api, write_case
 
 from goldgate.release.cases import load_cases
@@ -166,3 +168,40 @@ def test_perceptual_hash_is_stable_and_separates_different_pictures() -> None:
         inspect_image(b"not an image at all")
     with pytest.raises(ImageUnreadable):
         inspect_image(render_png("one")[:60])
+
+
+def _recolour(data: bytes, how: str) -> bytes:
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    r, g, b = img.split()
+    out = {"grey": ImageOps.grayscale(img).convert("RGB"), "bgr": Image.merge("RGB", (b, g, r)),
+           "dark": img.point(lambda v: v // 4)}[how]
+    buf = io.BytesIO()
+    out.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("how", ["grey", "bgr", "dark"])
+def test_a_render_with_the_right_shapes_but_wrong_colours_fails(golden_dir: Path, how: str) -> None:
+    # dHash sees only the grey gradients: a lost colour channel, swapped channels or a crushed exposure keep it.
+    def renders(workflow: str, inputs: dict) -> list[bytes]:
+        return [_recolour(render_png(f"{workflow}:{inputs['prompt']}:{inputs['seed']}:0", 64, 64), how)]
+
+    with standin_api(StandInApi(renders=renders)) as api:
+        report = run(api, golden_dir, smoke_only=True)
+    [square] = report["cases"]
+    assert square["images"][0]["hash_distance"] <= 4
+    assert [c["name"] for c in square["checks"] if not c["passed"]] == ["color"]
+    assert any("square: color: mean colour difference" in f for f in report["failures"])
+
+
+def test_an_identical_render_in_another_encoding_passes_the_colour_check(golden_dir: Path) -> None:
+    def renders(workflow: str, inputs: dict) -> list[bytes]:
+        img = Image.open(io.BytesIO(render_png(f"{workflow}:{inputs['prompt']}:{inputs['seed']}:0", 64, 64)))
+        buf = io.BytesIO()
+        img.convert("RGBA").save(buf, "PNG", compress_level=0)  # same pixels, alpha channel, no compression
+        return [buf.getvalue()]
+
+    with standin_api(StandInApi(renders=renders)) as api:
+        report = run(api, golden_dir, smoke_only=True)
+    assert report["passed"] is True, report["failures"]
+    assert report["cases"][0]["images"][0]["color_distance"] == 0
