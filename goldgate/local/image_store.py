@@ -71,8 +71,8 @@ def build_local_image(source_dir: Path = Path("images/worker"), home: Path = Pat
     digest = snapshot_digest(source_dir)
     images = Path(home) / "images"
     final = images / digest
-    if (final / "worker" / "handler.py").is_file():
-        return REF_PREFIX + digest  # content-addressed: an existing snapshot is this exact tree
+    if _intact(final, digest):
+        return REF_PREFIX + digest  # content-addressed: an existing, unaltered snapshot is this exact tree
     images.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".build-", dir=images))
     try:
@@ -85,10 +85,13 @@ def build_local_image(source_dir: Path = Path("images/worker"), home: Path = Pat
             target.parent.mkdir(parents=True, exist_ok=True)
             with target.open("wb") as f:
                 f.truncate(model.size if model.size is not None else UNPINNED_PLACEHOLDER_BYTES)
+        if final.exists() and not _intact(final, digest):
+            # An edited or half-removed snapshot under this digest: its content is not what the digest names.
+            shutil.rmtree(final)
         try:
             os.rename(staging, final)
         except OSError:
-            if not (final / "worker" / "handler.py").is_file():
+            if not _intact(final, digest):
                 raise ImageStoreError(f"cannot move the snapshot into {final}; remove it and rebuild") from None
     finally:
         if staging.exists():
@@ -111,4 +114,15 @@ def resolve(ref: str, home: Path = Path(".goldgate")) -> Path:
     if not (path / "worker" / "handler.py").is_file() or not (path / "models").is_dir():
         raise ImageStoreError(f"no local worker image {ref} under {Path(home) / 'images'}; build it first "
                               f"(or point GOLDGATE_HOME at the state directory that holds it)")
+    actual = snapshot_digest(path / "worker")
+    if actual != match.group(1):
+        # Running it would run code the digest does not name: what was tested is not what would run.
+        raise ImageStoreError(f"local worker image {ref}: the content under {path / 'worker'} was changed after "
+                              f"the build (its digest is now sha256:{actual}) and does not match its reference; "
+                              "rebuild it from the worker source (goldgate replaces the altered snapshot)")
     return path
+
+
+def _intact(snapshot: Path, digest: str) -> bool:
+    return (snapshot / "worker" / "handler.py").is_file() and (snapshot / "models").is_dir() \
+        and snapshot_digest(snapshot / "worker") == digest

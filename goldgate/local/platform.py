@@ -6,6 +6,7 @@ stack runs in its own background host process (goldgate.local.stackhost) until `
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -52,8 +53,33 @@ class StackStatus:
         return asdict(self)
 
 
+def _pid(value: Any) -> int | None:
+    """A state file's pid, if it can be one: a hand-edited "123", -1 or true must never reach os.kill
+    (-1 signals every process the user may signal; true is pid 1)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 1 else None
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    """The process's argv, or None where the platform cannot tell (no /proc, no ps)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return []  # /proc works and the pid has no entry: it is gone
+    except OSError:
+        return None
+    else:
+        return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    try:
+        out = subprocess.run(["ps", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, timeout=5,
+                             check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.split()
+
+
 def _alive(pid: int | None) -> bool:
-    if not pid:
+    if pid is None or _pid(pid) is None:
         return False
     try:
         os.kill(pid, 0)
@@ -100,9 +126,26 @@ class LocalPlatform:
     def db_path(self, stack: str) -> Path:
         return self._dir(stack).db_path
 
+    def _host_pid(self, stack: str, state: Any) -> int | None:
+        """The pid in a state file if it is still this stack's host process; None for a dead host, a
+        malformed pid, or a pid the OS has since given to an unrelated process (which must not be signalled)."""
+        pid = _pid(state.get("pid")) if isinstance(state, dict) else None
+        if pid is None or not _alive(pid):
+            return None
+        argv = _cmdline(pid)
+        if argv is None:
+            return pid  # cannot tell on this platform: trust the state file
+        if "goldgate.local.stackhost" not in argv:
+            return None
+        flags = dict(itertools.pairwise(argv))
+        home = flags.get("--home")
+        if flags.get("--stack") != stack or home is None or Path(home).resolve() != self.home:
+            return None
+        return pid
+
     def _state(self, stack: str) -> dict[str, Any] | None:
         state = read_json(self._dir(stack).state_file)
-        if not isinstance(state, dict) or state.get("status") != "ready" or not _alive(state.get("pid")):
+        if not isinstance(state, dict) or state.get("status") != "ready" or self._host_pid(stack, state) is None:
             return None
         return state
 
@@ -113,9 +156,15 @@ class LocalPlatform:
         if self._state(stack):
             progress(f"{stack}: already up")
             return self.status(stack)
-        leftover = read_json(d.state_file)
-        if isinstance(leftover, dict) and _alive(leftover.get("pid")):
-            self._stop_pid(leftover["pid"])
+        starting = self._host_pid(stack, {"pid": d.host_lock_pid()})
+        if starting is not None:
+            # A host is alive but not ready: another `up` is starting it (or it is stopping). A second host
+            # would share the database and overwrite its state file.
+            raise StateError(f"stack {stack} is already starting (host pid {starting}); wait for it and run "
+                             f"`goldgate status {stack}`, or `goldgate down {stack}` to stop it")
+        leftover = self._host_pid(stack, read_json(d.state_file))
+        if leftover is not None:
+            self._stop_pid(leftover)
         d.ensure()
         d.state_file.unlink(missing_ok=True)
         progress(f"{stack}: starting object store, RunPod emulator and API service")
@@ -151,14 +200,17 @@ class LocalPlatform:
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.1)
         if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+            try:
+                os.killpg(pid, signal.SIGKILL)  # the host leads its session: this takes the service too
+            except ProcessLookupError:
+                pass
 
     def down(self, stack: str, progress: Progress = _quiet) -> None:
         d = self._dir(stack)
-        state = read_json(d.state_file)
-        if isinstance(state, dict) and _alive(state.get("pid")):
+        pid = self._host_pid(stack, read_json(d.state_file)) or self._host_pid(stack, {"pid": d.host_lock_pid()})
+        if pid is not None:  # ready, failed-but-alive, or still starting: the host is stopped either way
             progress(f"{stack}: stopping")
-            self._stop_pid(state["pid"])
+            self._stop_pid(pid)
         d.state_file.unlink(missing_ok=True)
 
     def status(self, stack: str) -> StackStatus:

@@ -248,6 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--stacks-file", type=Path, default=specs.LOCAL_STACKS_FILE)
     args = parser.parse_args(argv)
+    # One host per stack: a second would share the database and overwrite the first one's state.json.
+    if StackDir(args.home, args.stack).take_host_lock() is None:
+        holder = StackDir(args.home, args.stack).lock_file.read_text(encoding="utf-8").strip() or "?"
+        print(f"stackhost: error: stack {args.stack} already has a host process (pid {holder}); "
+              f"`goldgate down {args.stack}` stops it", file=sys.stderr)
+        return 2
     return StackHost(args.stack, args.home, args.stacks_file).run()
 
 

@@ -2,6 +2,7 @@
 
 Layout (`$GOLDGATE_HOME` or `./.goldgate`):
     stacks/<stack>/state.json      ports, pids, endpoint id of the running stack (absent when down)
+    stacks/<stack>/host.lock       held (flock) by the stack's host process for its whole life
     stacks/<stack>/secrets/        api_token, webhook_secret, runpod_api_key, s3_* (mode 0600)
     stacks/<stack>/pin.json        the image the stack runs (a digest ref), with who pinned it
     stacks/<stack>/db.sqlite       the stack's "D1"
@@ -12,6 +13,7 @@ Layout (`$GOLDGATE_HOME` or `./.goldgate`):
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -74,6 +76,33 @@ class StackDir:
         return self.root / "state.json"
 
     @property
+    def lock_file(self) -> Path:
+        return self.root / "host.lock"
+
+    def take_host_lock(self) -> int | None:
+        """Take the stack's host lock for this process's life and record our pid in it; the open fd, or
+        None when another live process holds it (the lock goes with its holder, so a dead host leaves none)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        return fd
+
+    def host_lock_pid(self) -> int | None:
+        """The pid the last lock holder recorded (it may be gone: check it before trusting it). Read without
+        locking, so a look never stops a host from taking the lock."""
+        try:
+            text = self.lock_file.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
+
+    @property
     def pin_file(self) -> Path:
         return self.root / "pin.json"
 
@@ -99,14 +128,21 @@ class StackDir:
         os.chmod(self.secrets_dir, 0o700)
         for name in SECRET_NAMES:
             path = self.secret_file(name)
-            if not path.exists():
+            # An empty (truncated) secret was never a usable one: nothing to keep, so it is made anew.
+            if not path.exists() or not path.read_text(encoding="utf-8").strip():
                 write_private(path, secrets.token_hex(32 if name != "s3_access_key_id" else 10))
 
     def secret(self, name: str) -> str:
+        path = self.secret_file(name)
         try:
-            return self.secret_file(name).read_text(encoding="utf-8").strip()
+            value = path.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             raise StateError(f"stack {self.stack} has no {name} yet; run `goldgate up {self.stack}`") from None
+        if not value:
+            # An empty token would be sent (or accepted) as a credential: refuse it by name.
+            raise StateError(f"{path} ({name}) is empty; run `goldgate up {self.stack}` to make a new one "
+                             "(a running stack keeps the old one until `goldgate down` and up)")
+        return value
 
     def pinned_image(self) -> str | None:
         pin = read_json(self.pin_file)

@@ -1,16 +1,29 @@
 """A worker image for emulator tests: a trivial handler under the real `runpod` SDK loop (cloud mode).
 
 input {"sleep": s} waits (cancellable), {"fail": msg} returns an error, {"raise": msg} raises;
+{"progress_then_fail_once": dir} posts progress and fails on the first attempt (dir/attempt-1 marks it),
+each attempt n holding until the test creates dir/release-n, so a test sees every state of each attempt;
 the output names the image and worker it ran on, so tests can see which release served a job."""
 
 import asyncio
 import os
+from pathlib import Path
 
 import runpod
 
 
 async def handler(job):
     data = job["input"]
+    if data.get("progress_then_fail_once"):
+        gate = Path(data["progress_then_fail_once"])
+        first = not (gate / "attempt-1").exists()
+        if first:
+            (gate / "attempt-1").touch()
+            runpod.serverless.progress_update(job, "first attempt at 50%")
+        while not (gate / f"release-{1 if first else 2}").exists():
+            await asyncio.sleep(0.05)
+        if first:
+            return {"error": "first attempt fails"}
     if data.get("sleep"):
         await asyncio.sleep(float(data["sleep"]))
     if data.get("fail"):

@@ -153,6 +153,17 @@ def test_endpoints_survive_an_emulator_restart_with_a_state_file(tmp_path) -> No
             cp.get_endpoint(ep.id)
 
 
+def test_the_state_file_holding_endpoint_env_is_private_to_its_owner(tmp_path) -> None:
+    state_file = tmp_path / "runpod.json"
+    cfg = EmulatorConfig(api_key=API_KEY, logs_dir=tmp_path / "logs", state_file=state_file)
+    with RunPodEmulator(cfg).start() as emu, ControlPlaneClient(API_KEY, emu.api_base) as cp:
+        from goldgate.runpod import EndpointConfig
+        cp.create_endpoint(EndpointConfig(name="keep", image=IMG1, gpu_pools=("ADA_24",), workers_max=0,
+                                          env={"R2_SECRET_ACCESS_KEY": "s3cr3t-value"}))
+    assert "s3cr3t-value" in state_file.read_text()  # endpoint env is state RunPod keeps, secrets included
+    assert state_file.stat().st_mode & 0o077 == 0, oct(state_file.stat().st_mode)
+
+
 def _declared(op: dict[str, Any], status: int) -> tuple[str | None, str | None]:
     """(media type, schema pointer) the spec declares for an operation's answer with this status."""
     answer = op["responses"].get(str(status)) or op["responses"]["default"]

@@ -9,6 +9,7 @@ import pytest
 import runpod
 from emulator_harness import API_KEY, wait_for
 
+from goldgate.local.runpod import EmulatorConfig
 from goldgate.runpod import JobPolicy, RetryPolicy, RunPodNotFound, RunPodRateLimited, RunPodRejected
 
 
@@ -143,6 +144,45 @@ def test_retry_requeues_a_failed_job_under_the_same_id(make_stack) -> None:
     again = stack.finished(jobs, first.id)
     assert again.status == "COMPLETED" and again.raw["retries"] == 1
     assert jobs.health().jobs["retried"] == 1
+
+
+def test_retry_removes_the_previous_output_including_progress(make_stack, tmp_path) -> None:
+    # RunPod: "When a job is retried, the previous output is removed ... /status ... will return no output
+    # until the new job run is complete."
+    stack = make_stack()
+    ep = stack.endpoint(workers_max=1)
+    jobs = stack.jobs(ep.id)
+    job = jobs.run({"progress_then_fail_once": str(tmp_path)}).id
+    wait_for(lambda: jobs.status(job).raw.get("output") == "first attempt at 50%", "the first attempt's progress")
+    (tmp_path / "release-1").touch()
+    assert stack.finished(jobs, job).status == "FAILED"
+    assert jobs.retry(job).status == "IN_QUEUE"
+    second = wait_for(lambda: (s := jobs.status(job)).status == "IN_PROGRESS" and s, "the second attempt to start")
+    assert "output" not in second.raw, second.raw
+    (tmp_path / "release-2").touch()
+    done = stack.finished(jobs, job)
+    assert done.status == "COMPLETED" and done.output["echo"] == {"progress_then_fail_once": str(tmp_path)}
+
+
+def test_runsync_results_are_kept_a_shorter_time_than_run_results(make_stack) -> None:
+    # RunPod: jobs submitted via /run expire 30 minutes after completion, via /runsync 1 minute after.
+    stack = make_stack(sync_result_retention_s=0.5)
+    ep = stack.endpoint()
+    jobs = stack.jobs(ep.id)
+    synced = jobs.runsync({"n": 1}, wait_ms=60_000)
+    assert synced.status == "COMPLETED"
+    queued = stack.finished(jobs, jobs.run({"n": 2}).id)
+
+    def gone() -> bool:
+        try:
+            jobs.status(synced.id)
+        except RunPodNotFound:
+            return True
+        return False
+
+    wait_for(gone, "the /runsync result to be dropped")
+    assert jobs.status(queued.id).status == "COMPLETED"  # the /run result is still kept
+    assert EmulatorConfig().sync_result_retention_s == 60.0 and EmulatorConfig().result_retention_s == 1800.0
 
 
 def test_bad_job_requests_are_clear_400s(make_stack) -> None:

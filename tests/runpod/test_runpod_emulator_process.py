@@ -74,6 +74,25 @@ def test_a_bad_config_exits_1_with_one_line_and_no_traceback(tmp_path, content, 
     assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("state", [
+    '{"endpoints": [{"id": "abc", "na',  # truncated mid-write
+    '["not", "an", "object"]',
+    '{"endpoints": [{"id": "abc", "name": "old-version"}]}',  # another version's shape: fields missing
+    '{"endpoints": [{"id": "abc", "name": "x", "settings": {}, "created_at": "t", "version": "two", "releases": []}]}',
+], ids=["truncated", "not-an-object", "other-version", "hand-edited"])
+def test_an_unreadable_state_file_exits_1_naming_it_without_a_traceback(tmp_path, state) -> None:
+    state_file = tmp_path / "runpod-state.json"
+    state_file.write_text(state)
+    config = tmp_path / "runpod.json"
+    config.write_text(json.dumps({"api_key": API_KEY, "logs_dir": str(tmp_path / "logs"),
+                                  "state_file": str(state_file)}))
+    proc = _spawn(config, tmp_path / "ready.json")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert str(state_file) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert state_file.read_text() == state  # left for the operator to inspect, not overwritten
+
+
 def test_a_missing_config_names_the_path(tmp_path) -> None:
     with pytest.raises(SpecError, match="does not exist"):
         load_config(tmp_path / "absent.json")

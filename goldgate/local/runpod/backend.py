@@ -9,7 +9,8 @@ Behaviour chosen where RunPod's is undocumented (see also EmulatorConfig):
 - A worker that dies mid-job: the job is requeued (health `retried`) up to `crash_requeues` times,
   then FAILED with a reason.
 - ttl counts from submission and deletes the job in any state (a running one is stopped); finished
-  jobs are also deleted `result_retention_s` after they finish. Deleted jobs answer 404.
+  jobs are also deleted `result_retention_s` after they finish (`sync_result_retention_s` for /runsync
+  jobs: RunPod keeps those 1 minute, /run ones 30). Deleted jobs answer 404.
 
 Registry credentials (/v2/registries); the spec fixes the shapes, these rules are unverified against
 RunPod and chosen so that code which passes here is also safe if RunPod is more lenient:
@@ -41,6 +42,7 @@ from goldgate.logs import now_rfc3339
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 CONTAINER_FIELDS = ("image", "env", "args", "disk", "ports", "registry")
+_SETTINGS_KEYS = ("image", "env", "gpu", "workers", "scaling", "timeout")  # what the rules read from a restored endpoint
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
@@ -145,6 +147,7 @@ class JobRecord:
     crashes: int = 0
     retries: int = 0
     progress: Any = None
+    sync: bool = False  # submitted by /runsync: its result is kept a shorter time
 
 
 @dataclass(frozen=True)
@@ -334,14 +337,30 @@ class RunPodBackend:
                                    "releases": [vars(r) for r in ep.releases]} for ep in self.endpoints.values()],
                     "registries": [vars(r) for r in self.registries.values()]}
 
-    def restore(self, snapshot: dict[str, Any]) -> None:
-        with self.lock:
-            for r in snapshot.get("registries") or []:
-                self.registries[r["id"]] = RegistryRecord(**r)
+    def restore(self, snapshot: Any) -> None:
+        """Load a `snapshot()`; anything else (truncated, another version's shape, hand-edited) is a
+        ValueError naming what is wrong, and nothing is loaded."""
+        try:
+            registries = [RegistryRecord(**r) for r in snapshot.get("registries") or []]
+            endpoints = []
             for e in snapshot.get("endpoints") or []:
-                ep = EndpointRecord(id=e["id"], name=e["name"], settings=e["settings"], created_at=e["created_at"],
-                                    version=int(e["version"]), releases=[ReleaseRecord(**r) for r in e["releases"]])
-                self.endpoints[ep.id] = ep
+                settings = e["settings"]
+                missing = [k for k in _SETTINGS_KEYS if k not in settings]
+                if missing:
+                    raise ValueError(f"endpoint {e['id']} settings lack {missing}")
+                version = e["version"]
+                if isinstance(version, bool) or not isinstance(version, int):
+                    raise TypeError(f"endpoint {e['id']} version {version!r} is not an integer")
+                releases = [ReleaseRecord(**r) for r in e["releases"]]
+                if not releases:
+                    raise ValueError(f"endpoint {e['id']} has no releases")
+                endpoints.append(EndpointRecord(id=e["id"], name=e["name"], settings=settings,
+                                                created_at=e["created_at"], version=version, releases=releases))
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise ValueError(f"not an emulator state snapshot ({type(exc).__name__}: {exc})") from None
+        with self.lock:
+            self.registries.update((r.id, r) for r in registries)
+            self.endpoints.update((ep.id, ep) for ep in endpoints)
 
     # ---- data plane ---------------------------------------------------------------------------
 
@@ -373,7 +392,8 @@ class RunPodBackend:
             job = JobRecord(id=f"{uuid.uuid4()}-u1", endpoint_id=ep.id, input=body["input"], webhook=webhook,
                             execution_timeout_ms=policy.get("executionTimeout"),
                             ttl_ms=int(policy.get("ttl") or self.config.default_ttl_ms),
-                            low_priority=bool(policy.get("lowPriority", False)), created_mono=self.clock())
+                            low_priority=bool(policy.get("lowPriority", False)), created_mono=self.clock(),
+                            sync=sync)
             self.jobs[job.id] = job
             ep.queue.append(job.id)
             self.changed.notify_all()
@@ -423,8 +443,10 @@ class RunPodBackend:
                 raise EmulatorError(400, "Bad Request",
                                     f"job {job_id} is {job.status}: only FAILED or TIMED_OUT jobs can be retried")
             ep = self.endpoint(endpoint_id)
-            job.status, job.output, job.error = "IN_QUEUE", None, None
+            # RunPod: "the previous output is removed": no result, no progress, no times until the new run.
+            job.status, job.output, job.error, job.progress = "IN_QUEUE", None, None, None
             job.worker_id, job.finished_mono, job.execution_ms = None, None, None
+            job.started_mono, job.delay_ms = None, None
             job.retries += 1
             ep.retried += 1
             ep.queue.append(job.id)
@@ -597,7 +619,8 @@ class RunPodBackend:
                     self.on_event("job.expired", job=job.id, reason="ttl")
                     continue
                 if job.status in TERMINAL:
-                    if job.finished_mono is not None and job.finished_mono + self.config.result_retention_s <= now:
+                    keep_s = self.config.sync_result_retention_s if job.sync else self.config.result_retention_s
+                    if job.finished_mono is not None and job.finished_mono + keep_s <= now:
                         self.jobs.pop(job.id, None)
                     continue
                 if job.status == "IN_PROGRESS" and job.started_mono is not None and ep is not None:

@@ -40,6 +40,7 @@ class EmulatorConfig:
     rate_limit_requests: int = 1000
     rate_limit_window_s: float = 10.0
     result_retention_s: float = 1800.0
+    sync_result_retention_s: float = 60.0
     default_ttl_ms: int = 86_400_000
     max_run_payload_bytes: int = 10 * 1024 * 1024
     max_runsync_payload_bytes: int = 20 * 1024 * 1024

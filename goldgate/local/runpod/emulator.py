@@ -9,13 +9,13 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Self
 
+from goldgate.errors import StateError
 from goldgate.local.runpod import responses
 from goldgate.local.runpod.backend import JobRecord, RunPodBackend
 from goldgate.local.runpod.config import EmulatorConfig
@@ -29,6 +29,7 @@ from goldgate.local.runpod.fleet import (
 )
 from goldgate.local.runpod.server import RunPodApp, RunPodHTTPServer
 from goldgate.local.runpod.webhooks import WebhookDispatcher
+from goldgate.local.state import write_json_atomic
 
 
 class RunPodEmulator:
@@ -46,7 +47,12 @@ class RunPodEmulator:
             launcher = launcher_from_string(config.launcher) if config.launcher else default_launcher(config.home)
         self.backend = RunPodBackend(config, on_finished=self._finished, on_crash=self._crash, on_event=self._event)
         if config.state_file and Path(config.state_file).exists():
-            self.backend.restore(json.loads(Path(config.state_file).read_text()))
+            try:
+                self.backend.restore(json.loads(Path(config.state_file).read_text(encoding="utf-8")))
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                self._log_stream.close()
+                raise StateError(f"emulator state file {config.state_file} cannot be loaded ({exc}); move it aside "
+                                 "to start with no endpoints, or restore a good copy") from None
         self.webhooks = WebhookDispatcher(config, self.log)
         self._server = RunPodHTTPServer(config.host, config.port, RunPodApp(
             self.backend, self.api_key, self.worker_token, "", self.log))
@@ -128,7 +134,5 @@ class RunPodEmulator:
             self._save_state()
 
     def _save_state(self) -> None:
-        path = Path(self.config.state_file)  # type: ignore[arg-type]
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.backend.snapshot(), indent=1))
-        os.replace(tmp, path)
+        # Owner-only: endpoint env is part of the state, and env carries the worker's secrets.
+        write_json_atomic(Path(self.config.state_file), self.backend.snapshot(), private=True)  # type: ignore[arg-type]
