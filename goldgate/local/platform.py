@@ -95,6 +95,43 @@ def _alive(pid: int | None) -> bool:
         return True
 
 
+def _environ(pid: int) -> dict[str, str] | None:
+    """The environment a process started with (Linux /proc), or None when it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    pairs = (part.decode(errors="replace").partition("=") for part in raw.split(b"\0") if part)
+    return {key: value for key, _, value in pairs}
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the name in parentheses may hold spaces
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def _module_args(argv: list[str], module: str) -> dict[str, str] | None:
+    """`python -m <module> --flag value...` (directly or under goldgate.local.lifeline) -> its flags."""
+    for i in range(len(argv) - 1):
+        if argv[i] == "-m" and argv[i + 1] == module:
+            return dict(itertools.pairwise(argv[i + 2:]))
+        if argv[i] == "-m" and argv[i + 1] == "goldgate.local.lifeline" and argv[i + 2:i + 3] == [module]:
+            return dict(itertools.pairwise(argv[i + 3:]))
+    return None
+
+
+def _same_path(value: str | None, expected: Path) -> bool:
+    return value is not None and Path(value).resolve() == expected.resolve()
+
+
+def _under(value: str | None, root: Path) -> bool:
+    return value is not None and Path(value).resolve().is_relative_to(root.resolve())
+
+
 class LocalPlatform:
     """Local stacks under one state home ($GOLDGATE_HOME or ./.goldgate)."""
 
@@ -143,6 +180,79 @@ class LocalPlatform:
             return None
         return pid
 
+    def _is_host(self, stack: str, pid: int) -> bool:
+        argv = _cmdline(pid) or []
+        flags = _module_args(argv, "goldgate.local.stackhost") or {}
+        return flags.get("--stack") == stack and _same_path(flags.get("--home"), self.home)
+
+    def _belongs_to(self, stack: str, pid: int) -> bool:
+        """Proof that `pid` is this stack's service or worker (or a worker's SDK child) in this home: the
+        service's config path names home and stack; a worker's snapshot is under this home's images and its
+        environment names the stack (the fleet sets STACK). Anything short of that is left alone."""
+        argv = _cmdline(pid)
+        if not argv:
+            return False
+        service = _module_args(argv, "service.local_server")
+        if service is not None:
+            return _same_path(service.get("--config"), self.home / "stacks" / stack / "service.json")
+        worker = _module_args(argv, "goldgate.local.worker_process")
+        if worker is not None and _under(worker.get("--snapshot"), self.home / "images"):
+            return (_environ(pid) or {}).get("STACK") == stack
+        return False
+
+    def leftovers(self, stack: str) -> list[int]:
+        """Processes of this stack whose host is gone: a host that died before its children watched a lifeline
+        (goldgate.local.lifeline) left its service and workers running. Linux only (/proc); elsewhere none are
+        found, so nothing is signalled on a guess. A process with a live host of this stack among its
+        ancestors is that host's and is never listed."""
+        proc = Path("/proc")
+        if not (proc / "self").is_dir():
+            return []
+        found = []
+        for entry in proc.iterdir():
+            if not entry.name.isdigit() or int(entry.name) in (os.getpid(), 1):
+                continue
+            pid = int(entry.name)
+            if self._belongs_to(stack, pid) and not self._has_live_host(stack, pid):
+                found.append(pid)
+        return sorted(found)
+
+    def _has_live_host(self, stack: str, pid: int) -> bool:
+        seen = set()
+        parent = _parent(pid)
+        while parent is not None and parent > 1 and parent not in seen:
+            if self._is_host(stack, parent):
+                return True
+            seen.add(parent)
+            parent = _parent(parent)
+        return False
+
+    def _stop_leftovers(self, stack: str, progress: Progress, timeout_s: float = 10.0) -> None:
+        pids = self.leftovers(stack)
+        if not pids:
+            return
+        progress(f"{stack}: stopping {len(pids)} process(es) a dead host left running: {pids}")
+        for pid in pids:
+            self._signal_if_ours(stack, pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        # "Still ours" rather than "alive": an orphan's zombie (no command line) holds nothing and is not ours to reap.
+        while time.monotonic() < deadline and any(self._belongs_to(stack, pid) for pid in pids):
+            time.sleep(0.1)
+        for pid in pids:
+            self._signal_if_ours(stack, pid, signal.SIGKILL)
+
+    def _signal_if_ours(self, stack: str, pid: int, sig: int) -> None:
+        # Checked again right before each signal: the pid may have exited and been given to another process.
+        if not self._belongs_to(stack, pid) or self._has_live_host(stack, pid):
+            return
+        try:
+            if sig == signal.SIGKILL and os.getpgid(pid) == pid:
+                os.killpg(pid, sig)  # a worker leads its session: this takes its SDK heartbeat child too
+            else:
+                os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
     def _state(self, stack: str) -> dict[str, Any] | None:
         state = read_json(self._dir(stack).state_file)
         if not isinstance(state, dict) or state.get("status") != "ready" or self._host_pid(stack, state) is None:
@@ -165,6 +275,7 @@ class LocalPlatform:
         leftover = self._host_pid(stack, read_json(d.state_file))
         if leftover is not None:
             self._stop_pid(leftover)
+        self._stop_leftovers(stack, progress)
         d.ensure()
         d.state_file.unlink(missing_ok=True)
         progress(f"{stack}: starting object store, RunPod emulator and API service")
@@ -174,6 +285,7 @@ class LocalPlatform:
              "--stacks-file", str(self.stacks_file)],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         )
+        log.close()  # the host has its own copy
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             state = read_json(d.state_file)
@@ -211,6 +323,7 @@ class LocalPlatform:
         if pid is not None:  # ready, failed-but-alive, or still starting: the host is stopped either way
             progress(f"{stack}: stopping")
             self._stop_pid(pid)
+        self._stop_leftovers(stack, progress)
         d.state_file.unlink(missing_ok=True)
 
     def status(self, stack: str) -> StackStatus:

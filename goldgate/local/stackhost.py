@@ -34,6 +34,7 @@ from moto.server import ThreadedMotoServer
 
 from goldgate import spec as specs
 from goldgate.local import image_store
+from goldgate.local.lifeline import Lifeline
 from goldgate.local.state import StackDir, write_json_atomic, write_private
 from goldgate.logs import JsonLogger
 from goldgate.migrations import MIGRATIONS_DIR, apply_sqlite
@@ -74,6 +75,7 @@ class StackHost:
                               stack=stack, workflow_version=self.spec.workflow_version)
         self.service_port = free_port()
         self.service: subprocess.Popen | None = None
+        self.lifeline = Lifeline()  # the service ends with this process, however this process ends
         self.generation = 0
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
@@ -153,8 +155,13 @@ class StackHost:
         config_path = self.dir.root / "service.json"
         write_private(config_path, json.dumps(self.service_config(image), indent=2))
         out = open(self.dir.logs_dir / "service.jsonl", "a")  # noqa: SIM115
-        self.service = subprocess.Popen([sys.executable, "-m", "service.local_server", "--config", str(config_path)],
-                                        cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            self.service = subprocess.Popen(
+                [sys.executable, "-m", "goldgate.local.lifeline", "service.local_server", "--config", str(config_path)],
+                cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.lifeline.child_env()}, pass_fds=self.lifeline.pass_fds)
+        finally:
+            out.close()  # the child has its own copy
         wait_http(f"http://127.0.0.1:{self.service_port}/healthz", 60, self.service)
 
     def stop_service(self) -> None:
@@ -231,6 +238,7 @@ class StackHost:
         s3 = getattr(self, "s3", None)
         if s3 is not None:
             s3.stop()
+        self.lifeline.close()
         state = self.dir.state_file
         if state.exists():
             try:

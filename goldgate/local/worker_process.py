@@ -5,6 +5,9 @@ handler under the real `runpod` SDK loop (cloud mode when the RunPod emulator se
 
 Environment: the worker's (docs/INTERFACES.md); COMFY_URL and MODEL_ROOTS are set here.
 COMFY_EMULATOR_STARTUP_S plays a cold start (seconds before the emulator listens; default 0.2).
+GOLDGATE_LIFELINE_FD (set by the emulator's fleet): the worker ends with the process that started it.
+Exit status: 2 not a snapshot or a bad setting, 3 preflight failed, 4 a snapshot module failed to import;
+each with one v1 line on stderr saying why.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ import importlib
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
+from types import ModuleType
 
+from goldgate.local import lifeline
 from goldgate.local.comfyui import ComfyUIEmulator
 from goldgate.logs import JsonLogger
 
@@ -32,6 +38,19 @@ class _Terminated(SystemExit):
 
 class _BadSetting(ValueError):
     """A launcher setting is wrong; the message names it."""
+
+
+class _ImportFailed(RuntimeError):
+    """A module of the snapshot raised while being imported (a broken image); the message holds the traceback."""
+
+
+def _import(name: str, snapshot: Path) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:  # noqa: BLE001 -- any error in an image's module is the image's, reported as one
+        cause = traceback.format_exception_only(exc)[-1].strip()
+        frames = "".join(traceback.format_exception(exc)[-8:])
+        raise _ImportFailed(f"worker_process: cannot import {name} from {snapshot}: {cause}\n{frames}") from None
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -56,6 +75,7 @@ def _refuse(log: JsonLogger, event: str, message: str, code: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    lifeline.watch()  # first: a worker whose emulator is gone must not live on, even while it boots
     argv = list(sys.argv[1:] if argv is None else argv)
     sdk_args: list[str] = []
     if "--" in argv:
@@ -85,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS", "true")
         os.environ.setdefault("RUNPOD_SKIP_GPU_CHECK", "true")
         sys.path.insert(0, str(snapshot))
-        preflight = importlib.import_module(f"{PACKAGE}.preflight")
-        logs = importlib.import_module(f"{PACKAGE}.logs")
+        preflight = _import(f"{PACKAGE}.preflight", snapshot)
+        logs = _import(f"{PACKAGE}.logs", snapshot)
         report = preflight.run_preflight(snapshot / PACKAGE / "models.yaml", snapshot / PACKAGE / "workflows",
                                          [snapshot / "models"])
         preflight.log_report(report, logs.WorkerLog(stack=os.environ.get("STACK") or None,
@@ -96,10 +116,12 @@ def main(argv: list[str] | None = None) -> int:
             return _refuse(refusal, "local_worker_preflight_failed",
                            f"worker_process: preflight failed, not starting the handler:\n{report.render_text()}", 3)
         log.info("local_worker_starting", message=f"snapshot {snapshot}, ComfyUI emulator at {emulator.url}")
-        handler = importlib.import_module(f"{PACKAGE}.handler")
+        handler = _import(f"{PACKAGE}.handler", snapshot)
         sys.argv = [sys.argv[0], *sdk_args]
         handler.main()
         return 0
+    except _ImportFailed as exc:
+        return _refuse(refusal, "local_worker_import_failed", str(exc), 4)
     except _Terminated:
         return 0
     finally:

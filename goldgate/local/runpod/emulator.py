@@ -96,6 +96,7 @@ class RunPodEmulator:
                 w.stopping = True
             self.backend.changed.notify_all()
         self.fleet.stop_all(self.config.worker_stop_grace_s)
+        self.fleet.lifeline.close()
         self._server.shutdown()
         self._server.server_close()
         self.webhooks.stop()

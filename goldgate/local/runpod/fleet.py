@@ -1,7 +1,9 @@
 """Worker processes for the emulator: start, stop, crash and reap real `runpod` SDK worker processes.
 
 Each worker is a subprocess in its own session (so a kill also takes the SDK's heartbeat child) running
-the command the launcher gives for the image its release names, with RunPod's worker environment."""
+the command the launcher gives for the image its release names, with RunPod's worker environment. Each is
+handed the fleet's lifeline (goldgate.local.lifeline): a worker that watches it ends with this process, even
+when this process is SIGKILLed."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from goldgate.errors import SpecError
+from goldgate.local.lifeline import Lifeline
 from goldgate.local.runpod.backend import RunPodBackend, StartWorker, StopWorker
 from goldgate.local.runpod.eventlog import EventLog
 
@@ -81,6 +84,7 @@ class WorkerFleet:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._expected_exit: set[str] = set()
         self._lock = threading.Lock()
+        self.lifeline = Lifeline()
 
     def apply(self, actions: list[StartWorker | StopWorker]) -> None:
         for action in actions:
@@ -107,11 +111,12 @@ class WorkerFleet:
         })
         try:
             argv, env = self.launcher(action.image, env)
+            env = {**env, **self.lifeline.child_env()}
             self.logs_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.logs_dir / f"worker-{action.worker_id}.log", "ab")  # noqa: SIM115 -- owned by the child
             try:
                 proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                        start_new_session=True, close_fds=True)
+                                        start_new_session=True, close_fds=True, pass_fds=self.lifeline.pass_fds)
             finally:
                 out.close()
         except Exception as exc:  # noqa: BLE001 -- any launcher failure becomes a logged, retried start
@@ -136,7 +141,11 @@ class WorkerFleet:
             return  # not started yet: _start sees `stopping` and stops it
         self.log.info("worker.stopping", worker=worker_id, reason=reason)
         _signal_group(proc, signal.SIGTERM)
-        threading.Timer(self.config.worker_stop_grace_s, _signal_group, args=(proc, signal.SIGKILL)).start()
+        # Only a worker still running: once it has exited (and reap has cleared its group), its pid may
+        # already lead another process group. A daemon timer: it never holds a stopping host open.
+        timer = threading.Timer(self.config.worker_stop_grace_s, _kill_if_running, args=(proc,))
+        timer.daemon = True
+        timer.start()
 
     def crash(self, worker_id: str, job_id: str) -> None:
         """Fault injection: SIGKILL the worker shortly after it took `job_id`."""
@@ -186,6 +195,11 @@ class WorkerFleet:
     def pids(self) -> dict[str, int]:
         with self._lock:
             return {wid: p.pid for wid, p in self._procs.items()}
+
+
+def _kill_if_running(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        _signal_group(proc, signal.SIGKILL)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
