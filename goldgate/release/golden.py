@@ -28,6 +28,7 @@ from goldgate.spec import Thresholds
 TERMINAL = ("completed", "failed", "cancelled", "timed_out")
 REFERENCES_DIR = GOLDEN_DIR / "references"
 _MAX_RESULT_BYTES = 200_000_000
+_MAX_JSON_BYTES = 1_000_000  # an API answer (queue/create, status) far past any real one is refused, not held
 
 
 @dataclass(frozen=True)
@@ -134,16 +135,17 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
 
 def _submit_and_wait(client: httpx.Client, case: GoldenCase, limit: float, poll_s: float,
                      out: dict[str, Any]) -> dict[str, Any]:
-    resp = client.post("/api/queue/create", json={"workflow_id": case.workflow, "inputs": dict(case.inputs)})
+    deadline = time.monotonic() + limit
+    resp = _answer(client, "POST", "/api/queue/create", deadline, limit,
+                   json={"workflow_id": case.workflow, "inputs": dict(case.inputs)})
     if resp.status_code != 202:
         raise GoldgateError(f"queue/create answered {resp.status_code}: {_api_error(resp)}")
     job_id = _json(resp).get("job_id")
     if not isinstance(job_id, str) or not job_id:
         raise GoldgateError("queue/create answered 202 without a job_id")
     out["job_id"] = job_id
-    deadline = time.monotonic() + limit
     while True:
-        resp = client.get(f"/api/status/{job_id}")
+        resp = _answer(client, "GET", f"/api/status/{job_id}", deadline, limit)
         if resp.status_code != 200:
             raise GoldgateError(f"status/{job_id} answered {resp.status_code}: {_api_error(resp)}")
         status = _json(resp)
@@ -240,6 +242,26 @@ def _fetch(client: httpx.Client, access: ApiAccess, item: dict[str, Any]) -> tup
             chunks.append(chunk)
         content_type = resp.headers.get("content-type", "").split(";")[0].strip()
     return b"".join(chunks), content_type
+
+
+def _answer(client: httpx.Client, method: str, path: str, deadline: float, limit: float,
+            **kwargs: Any) -> httpx.Response:
+    """One call to our API, read whole but bounded: at most _MAX_JSON_BYTES, and given up at the case's
+    deadline (httpx's timeout is per read, so a server sending a byte now and then would never time out)."""
+    where = path.lstrip("/").removeprefix("api/")
+    timeout = max(0.1, min(30.0, deadline - time.monotonic()))
+    with client.stream(method, path, timeout=timeout, **kwargs) as resp:
+        chunks, total = [], 0
+        for chunk in resp.iter_bytes():
+            total += len(chunk)
+            if total > _MAX_JSON_BYTES:
+                raise GoldgateError(f"{where} answered with a body larger than {_MAX_JSON_BYTES} bytes")
+            if time.monotonic() > deadline:
+                raise GoldgateError(f"{where} was still answering after the case's latency limit ({limit:g} s)")
+            chunks.append(chunk)
+    # iter_bytes has already undone any Content-Encoding (Cloudflare compresses): the copy must not again
+    headers = [(k, v) for k, v in resp.headers.items() if k.lower() not in ("content-encoding", "content-length")]
+    return httpx.Response(resp.status_code, headers=headers, content=b"".join(chunks), request=resp.request)
 
 
 def _json(resp: httpx.Response) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import io
 import json
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -65,6 +66,9 @@ class StandInApi:
     objects: dict[str, bytes] = field(default_factory=dict)
     auth_headers_seen: list[str | None] = field(default_factory=list)
     url: str = ""
+    status_padding: int = 0  # bytes of filler in every in-progress status answer (a runaway API)
+    trickle_s: float = 0.0  # if set, in-progress status answers are sent one byte per trickle_s
+    trickles_finished: int = 0  # status answers trickled to their last byte (none, if the client gave up)
 
     def render(self, workflow: str, inputs: dict[str, Any]) -> list[bytes]:
         if self.renders:
@@ -88,6 +92,20 @@ def _handler(api: StandInApi) -> type[BaseHTTPRequestHandler]:
 
         def _json(self, status: int, obj: Any) -> None:
             self._send(status, json.dumps(obj).encode())
+
+        def _trickle(self, body: bytes) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            try:
+                for i in range(len(body)):
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(api.trickle_s)
+            except OSError:  # the client hung up
+                return
+            api.trickles_finished += 1
 
         def _authorized(self) -> bool:
             api.auth_headers_seen.append(self.headers.get("authorization"))
@@ -124,7 +142,10 @@ def _handler(api: StandInApi) -> type[BaseHTTPRequestHandler]:
                 return self._json(404, {"error": {"code": "not_found", "message": job_id}})
             job["polls"] += 1
             if job["polls"] <= api.polls_before_done:
-                return self._json(200, {"job_id": job_id, "status": "in_progress"})
+                body = json.dumps({"job_id": job_id, "status": "in_progress", "filler": "x" * api.status_padding})
+                if api.trickle_s:
+                    return self._trickle(body.encode())
+                return self._send(200, body.encode())
             if job["workflow"] in api.fail_workflows:
                 return self._json(200, {"job_id": job_id, "status": "failed", "error": "model missing",
                                         "worker_image_tag": api.image_tag})

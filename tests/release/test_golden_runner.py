@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image, ImageOps
 from release_support import TOKEN, StandInApi, golden_suite, render_png, standin_api, write_case
@@ -205,3 +208,34 @@ def test_an_identical_render_in_another_encoding_passes_the_colour_check(golden_
         report = run(api, golden_dir, smoke_only=True)
     assert report["passed"] is True, report["failures"]
     assert report["cases"][0]["images"][0]["color_distance"] == 0
+
+
+def test_a_status_answer_too_large_to_be_one_fails_its_case_without_being_held(tmp_path: Path) -> None:
+    write_case(tmp_path / "cases", "a", "workflow: wf-a\ninputs: {prompt: p1}\n")
+    with standin_api(StandInApi(status_padding=8_000_000)) as api:
+        report = run(api, tmp_path)
+    case = report["cases"][0]
+    assert not report["passed"] and not case["passed"]
+    assert "status/job-1" in case["error"] and "larger than" in case["error"]
+
+
+def test_an_api_trickling_its_answer_is_given_up_on_at_the_cases_latency_limit(tmp_path: Path) -> None:
+    # httpx's timeout is per read: a server sending a byte now and then would hold the run for ever.
+    write_case(tmp_path / "cases", "a", "workflow: wf-a\ninputs: {prompt: p1}\nexpect: {max_latency_s: 0.5}\n")
+    with standin_api(StandInApi(trickle_s=0.05)) as api:
+        report = run(api, tmp_path)
+        case = report["cases"][0]
+        assert not case["passed"] and "latency limit" in case["error"]
+    assert api.trickles_finished == 0  # the runner hung up instead of reading the answer to its end
+
+
+def test_a_compressed_api_answer_is_read_as_the_json_it_holds(tmp_path: Path) -> None:
+    # Cloudflare compresses the Worker's answers for clients that accept it, as httpx does by default.
+    from goldgate.release.golden import _answer
+
+    body = gzip.compress(json.dumps({"job_id": "j1", "status": "queued"}).encode())
+    transport = httpx.MockTransport(lambda request: httpx.Response(
+        202, headers={"content-type": "application/json", "content-encoding": "gzip"}, content=body))
+    with httpx.Client(base_url="http://api.test", transport=transport) as client:
+        resp = _answer(client, "POST", "/api/queue/create", time.monotonic() + 30, 30, json={})
+    assert resp.status_code == 202 and resp.json() == {"job_id": "j1", "status": "queued"}
