@@ -18,7 +18,15 @@ from service.app import App, create_app
 from service.config import ConfigError, ServiceConfig
 from service.http import Request, Response, json_response
 from service.logs import stdout_sink
-from service.ports import HttpReply, ObjectMeta, Statement, StatementResult, StoredObject, TransportError
+from service.ports import (
+    HttpReply,
+    ObjectMeta,
+    Statement,
+    StatementResult,
+    StoredObject,
+    StoreUnavailable,
+    TransportError,
+)
 from service.runpod import HttpRunPodGateway
 from service.workflows import Registry
 
@@ -119,12 +127,22 @@ class R2ResultStore:
         return ObjectMeta(key, int(obj.size), None if _missing(ctype) else str(ctype))
 
     async def head(self, key: str) -> ObjectMeta | None:
-        obj = await self.binding.head(key)
+        try:
+            obj = await self.binding.head(key)
+        except JsException as exc:  # R2 rejects with a JS Error (e.g. 10001 internal error): retry later
+            raise StoreUnavailable(f"R2 head {key} failed: {_js_message(exc)}") from None
         return None if _missing(obj) else self._meta(key, obj)
 
     async def get(self, key: str) -> StoredObject | None:
-        obj = await self.binding.get(key)
+        try:
+            obj = await self.binding.get(key)
+        except JsException as exc:
+            raise StoreUnavailable(f"R2 get {key} failed: {_js_message(exc)}") from None
         return None if _missing(obj) else StoredObject(self._meta(key, obj), obj.body)
+
+
+def _js_message(exc: BaseException) -> str:
+    return (str(getattr(exc, "message", "") or exc) or type(exc).__name__)[:300]
 
 
 class FetchTransport:
@@ -197,8 +215,7 @@ def build_app(env: Any, fetch: Any = None, abort_signal: Any = None, registry: R
 
 async def to_core_request(request: Any, max_body_bytes: int) -> Request:
     url = urlsplit(str(request.url))
-    pairs = request.headers.items() if hasattr(request.headers, "items") else request.headers.entries()
-    headers = {str(k).lower(): str(v) for k, v in pairs}
+    headers = _headers(request)
     body = b""
     if request.method not in ("GET", "HEAD"):
         declared = headers.get("content-length", "")
@@ -207,6 +224,20 @@ async def to_core_request(request: Any, max_body_bytes: int) -> Request:
         else:
             body = await _read_body(request, max_body_bytes)
     return Request(str(request.method), url.path or "/", url.query, headers, body)
+
+
+def _headers(request: Any) -> dict[str, str]:
+    """Lower-cased names to values. The SDK's `workers.Request.headers` (an HTTPMessage) splits each value
+    at its commas before compatibility date 2026-02-17: read the JS Request's own Headers instead, which
+    keep values whole (repeated headers joined with ", "). Pieces of a split value are joined back."""
+    js_request = getattr(request, "js_object", None)
+    source = request.headers if _missing(js_request) else js_request.headers
+    pairs = source.items() if hasattr(source, "items") else source.entries()
+    headers: dict[str, str] = {}
+    for name, value in pairs:
+        key = str(name).lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else str(value)
+    return headers
 
 
 async def _read_body(request: Any, max_body_bytes: int) -> bytes:

@@ -92,8 +92,15 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
                   f"RunPod could not be reached: {exc}" if isinstance(exc, RunPodUnavailable) else
                   f"submitting to RunPod failed: {type(exc).__name__}")
         row = await jobs.get(app.db, job.id)
-        if row is not None:
-            await jobs.fail_submission(app.db, row, reason, app.clock())
+        if row is not None and row["runpod_job_id"] is None and not await jobs.fail_submission(
+                app.db, row, reason, app.clock()):
+            row = await jobs.get(app.db, job.id)  # a webhook got there between the two reads
+        if row is not None and row["runpod_job_id"] is not None:
+            # RunPod has the job after all: its webhook overtook this lost answer and recorded the id.
+            log.warning("job.submit_answer_lost", status=row["status"], runpod_job_id=row["runpod_job_id"],
+                        reason="webhook_overtook_run_answer", message=reason,
+                        error={"type": type(exc).__name__, "message": reason})
+            return json_response(202, {"job_id": job.id, "status": row["status"], "trace_id": job.trace_id})
         log.error("job.submit_failed", status="failed", reason="runpod_refused" if refused else "runpod_unavailable",
                   message=reason, error={"type": type(exc).__name__, "message": reason})
         if not isinstance(exc, (RunPodRefused, RunPodUnavailable)):

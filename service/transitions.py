@@ -17,7 +17,9 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
 - Conflicting terminal states: the first terminal state wins (`terminal_conflict`), with one
   exception: COMPLETED replaces FAILED or TIMED_OUT (`applied`), because RunPod's /retry only
   accepts FAILED/TIMED_OUT jobs, so a later COMPLETED for the same id is the retried attempt
-  succeeding, while nothing can follow a COMPLETED.
+  succeeding, while nothing can follow a COMPLETED. A job marked failed because /run did not
+  answer (a timeout: RunPod may have taken it) holds our guess, not RunPod's word: the first
+  terminal delivery from RunPod replaces it and records the RunPod id.
 - Results. A COMPLETED delivery is checked against the store (each reported object exists,
   its size equals the reported bytes, its Content-Type is an allowed image type and matches
   the report); a mismatch makes the job `failed` with the reason. If the store cannot be
@@ -25,7 +27,8 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
 - Metrics. Each terminal transition writes the job's `job_metrics` row in the same batch
   (one D1 transaction) as the job update and the delivery record. The row's primary key is
   the job id and the insert is `ON CONFLICT DO UPDATE ... WHERE` only for the COMPLETED-replaces-
-  failure case, so a job has exactly one row, describing its final state.
+  failure and RunPod-replaces-a-failed-submission cases, so a job has exactly one row, describing
+  its final state.
 - Concurrency. D1 has no BEGIN/COMMIT. Each transition reads the job, decides, and writes one
   batch whose UPDATE is conditional on the version it read (compare-and-set); the delivery
   and metrics inserts are conditional on that UPDATE having happened (`last_delivery` =
@@ -149,6 +152,11 @@ def _decide(current: str, new: str) -> str:
     return "applied"
 
 
+def _failed_on_submission(job: dict[str, Any]) -> bool:
+    """Marked failed because /run did not answer (jobs.fail_submission), and nothing from RunPod since."""
+    return job["runpod_job_id"] is None and str(job["last_delivery"] or "").startswith("submit:")
+
+
 def _error_text(delivery: Delivery) -> str:
     if delivery.runpod_status == "TIMED_OUT":
         return "RunPod reported TIMED_OUT: the job exceeded its execution timeout or TTL"
@@ -210,8 +218,8 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
             "runpod_run_duration_ms = excluded.runpod_run_duration_ms, e2e_ms = excluded.e2e_ms, "
             "worker_image_tag = excluded.worker_image_tag, gpu_type = excluded.gpu_type, "
             "cost_estimate_usd = excluded.cost_estimate_usd "
-            "WHERE excluded.status = 'completed' AND job_metrics.status <> 'completed'",
-            (job["id"], fingerprint)))
+            "WHERE (excluded.status = 'completed' AND job_metrics.status <> 'completed') OR ?",
+            (job["id"], fingerprint, 1 if _failed_on_submission(job) else 0)))
     return statements
 
 
@@ -242,6 +250,8 @@ class Transitions:
             if job["runpod_job_id"] is not None and job["runpod_job_id"] != delivery.runpod_job_id:
                 return await self._ignore(job, delivery, fingerprint, source, "runpod_id_mismatch", log, now_s)
             decision = _decide(job["status"], delivery.status)
+            if decision == "terminal_conflict" and _failed_on_submission(job):
+                decision = "applied"  # our guess that RunPod never took the job: RunPod's outcome replaces it
             if decision != "applied":
                 return await self._ignore(job, delivery, fingerprint, source, decision, log, now_s)
             if checked is None:

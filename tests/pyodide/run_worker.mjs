@@ -153,6 +153,11 @@ class R2Bucket {
   constructor() {
     this.objects = new Map();
     this.calls = [];
+    this.down = false; // while true, head/get reject as R2 does when it has an internal error
+  }
+
+  fail(op, key) {
+    if (this.down) throw new Error(`${op}: We encountered an internal error. Please try again. (10001)`);
   }
 
   async put(key, value, options = {}) {
@@ -163,12 +168,14 @@ class R2Bucket {
 
   async head(key) {
     this.calls.push({ op: "head", key });
+    this.fail("head", key);
     const stored = this.objects.get(key);
     return stored ? this.describe(key, stored) : null;
   }
 
   async get(key) {
     this.calls.push({ op: "get", key });
+    this.fail("get", key);
     const stored = this.objects.get(key);
     if (!stored) return null;
     return Object.assign(this.describe(key, stored), {
@@ -347,6 +354,9 @@ Default
   await call("result", "GET", `/api/result/${key}`, { headers: auth });
   await call("result_signed", "GET", status.json?.results?.[0]?.url ?? `/api/result/${key}?sig=missing`);
   await call("result_missing", "GET", `/api/result/results/${jobId}/9.png`, { headers: auth });
+  bucket.down = true;
+  await call("result_r2_down", "GET", `/api/result/${key}`, { headers: auth });
+  bucket.down = false;
   await call("health_head", "HEAD", "/healthz");
   await call("result_head", "HEAD", `/api/result/${key}`, { headers: auth });
   await call("bad_signature", "POST", `/api/runpod/webhook?job=${jobId}&sig=${"0".repeat(64)}`,

@@ -149,6 +149,14 @@ def test_the_result_streams_from_r2_with_a_bearer_or_a_signed_url(run):
     assert missing["status"] == 404 and missing["json"]["error"]["code"] == "not_found"
 
 
+def test_r2_rejecting_is_a_503_retry_later_not_an_internal_error(run):
+    # R2's promise rejects (a JS Error): Pyodide raises JsException, which the store port reports as unavailable.
+    down = step(run, "result_r2_down")
+    assert down["status"] == 503 and down["json"]["error"]["code"] == "store_unavailable", down.get("json")
+    assert "10001" in down["json"]["error"]["message"]
+    assert down["r2"] == [{"op": "get", "key": run["result_key"]}]
+
+
 def test_head_answers_as_get_would_from_r2_head_without_a_body(run):
     image = base64.b64decode(run["result_base64"])
     head = step(run, "result_head")
@@ -180,4 +188,5 @@ def test_every_line_the_worker_printed_is_one_goldgate_log_line_per_request(run,
     assert len(run["printed"]) == len(run["steps"])
     check_log_lines(run["printed"], extra_forbidden=(API_TOKEN,))
     log_lines.extend(run["printed"])  # and again by the kit's fixture at teardown
-    assert not any(json.loads(line)["level"] == "error" for line in run["printed"])
+    errors = [s["name"] for s in run["steps"] if any(json.loads(line)["level"] == "error" for line in s["printed"])]
+    assert errors == ["result_r2_down"]  # the one 503 (R2 down) is logged as an error; nothing else

@@ -5,6 +5,7 @@ by SQLite, R2 (get/head, size, httpMetadata) backed by files, fetch backed by ht
 from __future__ import annotations
 
 import asyncio
+import http.client
 import importlib
 import json
 import sqlite3
@@ -400,4 +401,86 @@ def test_a_null_column_read_back_as_jsnull_is_none_to_the_core(entry, tmp_path, 
     reply = asyncio.run(deliver())
     assert json.loads(reply.body) == {"applied": True, "reason": "applied", "status": "failed"}
     assert env.DB.conn.execute("SELECT runpod_job_id FROM jobs").fetchone() == ("rp-early",)
+    log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
+
+
+class UnavailableR2(R2):
+    """R2 having a bad moment: the binding's promise rejects (a JS Error, as JsException in Python)."""
+
+    async def head(self, key: str) -> R2Object | None:
+        raise JsException(f"head: We encountered an internal error. Please try again. (10001) {key}")
+
+    async def get(self, key: str) -> R2Object | None:
+        raise JsException(f"get: We encountered an internal error. Please try again. (10001) {key}")
+
+
+def test_r2_failing_answers_503_store_unavailable_like_the_local_store_not_a_500(entry, tmp_path, fake_runpod,
+                                                                                capsys, log_lines):
+    """The store port promises StoreUnavailable when the store does not answer: the webhook then says 503
+    (nothing recorded, RunPod retries) and a result download says 'retry later', not 'internal error'."""
+    env = make_env(tmp_path, fake_runpod.base)
+    env.RESULTS = UnavailableR2(tmp_path / "r2")
+    entry.Default._app = entry.build_app(env, fetch=Fetch())
+    worker = entry.Default(None, env)
+    auth = {"authorization": f"Bearer {API_TOKEN}"}
+
+    async def scenario() -> tuple[Any, ...]:
+        body = json.dumps({"workflow_id": "flux-schnell", "inputs": {"prompt": "p"}}).encode()
+        created = await worker.fetch(JsRequest("POST", "https://api.example/api/queue/create", body, auth))
+        job_id = json.loads(created.body)["job_id"]
+        rid = env.DB.conn.execute("SELECT runpod_job_id FROM jobs").fetchone()[0]
+        key = f"results/{job_id}/0.png"
+        delivery = json.dumps({"id": rid, "status": "COMPLETED", "delayTime": 3, "executionTime": 1001,
+                               "output": {"images": [{"key": key, "content_type": "image/png", "bytes": 9}]}})
+        hook = await worker.fetch(JsRequest(
+            "POST", f"https://api.example/api/runpod/webhook?job={job_id}&sig={webhook_signature(WEBHOOK_SECRET, job_id)}",
+            delivery.encode()))
+        got = await worker.fetch(JsRequest("GET", f"https://api.example/api/result/{key}", b"", auth))
+        head = await worker.fetch(JsRequest("HEAD", f"https://api.example/api/result/{key}", b"", auth))
+        return hook, got, head
+
+    hook, got, head = asyncio.run(scenario())
+    assert hook.status == 503 and json.loads(hook.body)["error"]["code"] == "store_unavailable"
+    assert env.DB.conn.execute("SELECT status FROM jobs").fetchone() == ("queued",)
+    assert env.DB.conn.execute("SELECT COUNT(*) FROM webhook_deliveries").fetchone() == (0,)
+    assert got.status == 503 and json.loads(got.body)["error"]["code"] == "store_unavailable"
+    assert head.status == 503
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert not any(json.loads(line)["event"] == "http.unhandled" for line in lines)
+    log_lines.extend(lines)
+
+
+class SdkRequest:
+    """The `workers.Request` the Python Workers SDK wraps the JS Request in. Before compatibility date
+    2026-02-17 (flag python_request_headers_preserve_commas; the stacks pin 2025-09-01) its `.headers` is
+    an http.client.HTTPMessage holding every header value split at its commas, one entry per piece."""
+
+    def __init__(self, js_request: JsRequest) -> None:
+        self.js_object = js_request
+        self.method, self.url, self.body = js_request.method, js_request.url, js_request.body
+
+    @property
+    def headers(self) -> http.client.HTTPMessage:
+        result = http.client.HTTPMessage()
+        for key, value in self.js_object.headers.entries():
+            for piece in value.split(","):
+                result[key] = piece.strip()
+        return result
+
+
+def test_header_values_with_commas_reach_the_core_whole_through_the_sdk_request(entry, tmp_path, capsys,
+                                                                                  log_lines):
+    """An API token may hold a comma: read through the SDK's comma-split headers, the Worker saw only
+    the piece after the last comma and answered 401 to the right token."""
+    token = "tok-Api,Token-With,Commas-0123"
+    env = make_env(tmp_path, "http://127.0.0.1:9/v2/ep", API_TOKEN=token)
+    entry.Default._app = entry.build_app(env, fetch=Fetch())
+    worker = entry.Default(None, env)
+    request = JsRequest("GET", "https://api.example/api/workflows", b"",
+                        {"authorization": f"Bearer {token}", "accept": "application/json, */*;q=0.5"})
+    core = asyncio.run(entry.to_core_request(SdkRequest(request), 65536))
+    assert core.header("authorization") == f"Bearer {token}"
+    assert core.header("accept") == "application/json, */*;q=0.5"
+    reply = asyncio.run(worker.fetch(SdkRequest(request)))
+    assert reply.status == 200, reply.body
     log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))

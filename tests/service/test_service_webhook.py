@@ -266,3 +266,86 @@ def test_a_lone_surrogate_in_the_error_text_is_stored_as_a_replacement_character
         svc.runpod_id(other["job_id"]).encode())
     assert _deliver_raw(svc, other["job_id"], raw)[1]["status"] == "failed"
     assert svc.job(other["job_id"])["error"] == "\U0001F600 \\ud800"
+
+
+class _AnswerLostAfterTheWebhook:
+    """RunPod takes the job and runs it; its webhook reaches us, then /run's own answer is lost
+    (the connection times out, or a proxy in front of RunPod answers 502)."""
+
+    def __init__(self, svc, runpod_status):
+        self.svc, self.inner, self.runpod_status = svc, svc.app.runpod, runpod_status
+
+    async def run(self, body):
+        from service.runpod import RunPodUnavailable
+
+        reply = await self.inner.run(body)
+        job_id = body["input"]["job_id"]
+        delivery = {"id": reply["id"], "status": self.runpod_status, "delayTime": 20, "executionTime": 900}
+        if self.runpod_status == "COMPLETED":
+            delivery["output"] = {"images": [self.svc.put_result(job_id)]}
+        else:
+            delivery["error"] = "CUDA out of memory"
+        hook = await self.svc.app.handle(Request("POST", "/api/runpod/webhook",
+                                                 f"job={job_id}&sig={webhook_signature(WEBHOOK_SECRET, job_id)}",
+                                                 {}, json.dumps(delivery).encode()))
+        assert hook.status == 200, hook.body
+        raise RunPodUnavailable("RunPod at https://api.runpod.ai is unreachable: timed out")
+
+    async def status(self, runpod_job_id):
+        return await self.inner.status(runpod_job_id)
+
+
+@pytest.mark.parametrize(("runpod_status", "status", "error"), [("COMPLETED", "completed", None),
+                                                                ("FAILED", "failed", "CUDA out of memory")])
+def test_a_run_answer_lost_after_the_webhook_arrived_is_not_reported_as_a_failed_submission(
+        svc, log_lines, runpod_status, status, error):
+    """The webhook proves RunPod has the job: telling the client it is 'marked failed, submit it again'
+    would have them pay for the same image twice, and hide the job's real outcome."""
+    svc.app.runpod = _AnswerLostAfterTheWebhook(svc, runpod_status)
+    got, body, _ = svc.call("POST", "/api/queue/create", {"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "x"}})
+    assert got == 202, body
+    assert body["status"] == status and len(body["job_id"]) == 32
+    row = svc.job(body["job_id"])
+    assert row["status"] == status and row["runpod_job_id"].endswith("-u1")
+    assert row["error"] == error  # RunPod's own reason, not "RunPod could not be reached"
+    assert not any(json.loads(line)["event"] == "job.submit_failed" for line in log_lines)
+
+
+class _AnswerLost:
+    """RunPod takes the job, but /run's answer never reaches us (the call times out)."""
+
+    def __init__(self, svc):
+        self.inner = svc.app.runpod
+        self.accepted = []
+
+    async def run(self, body):
+        from service.runpod import RunPodUnavailable
+
+        self.accepted.append((await self.inner.run(body))["id"])
+        raise RunPodUnavailable("RunPod at https://api.runpod.ai is unreachable: timed out")
+
+    async def status(self, runpod_job_id):
+        return await self.inner.status(runpod_job_id)
+
+
+def test_runpods_own_outcome_replaces_the_guessed_failure_of_a_submission_whose_answer_was_lost(svc):
+    """After a /run timeout the job is marked failed as a guess ("RunPod could not be reached"). When
+    RunPod's webhook then shows it ran the job, its outcome and RunPod id must be recorded: else the
+    job keeps a false reason, its metrics miss the run, and recover refuses it as never submitted."""
+    lost = _AnswerLost(svc)
+    svc.app.runpod = lost
+    got, body, _ = svc.call("POST", "/api/queue/create", {"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "x"}})
+    assert got == 503 and body["error"]["code"] == "runpod_unavailable"
+    job_id = body["error"]["job_id"]
+    assert svc.job(job_id)["status"] == "failed" and svc.job(job_id)["runpod_job_id"] is None
+    [rid] = lost.accepted
+    delivery = {"id": rid, "status": "FAILED", "delayTime": 40, "executionTime": 700, "error": "CUDA out of memory"}
+    assert svc.deliver(job_id, delivery)[1] == {"applied": True, "reason": "applied", "status": "failed"}
+    row = svc.job(job_id)
+    assert row["runpod_job_id"] == rid and row["error"] == "CUDA out of memory"
+    [metric] = _metrics(svc, job_id)
+    assert metric["status"] == "failed" and metric["runpod_run_duration_ms"] == 700
+    assert svc.deliver(job_id, delivery)[1]["reason"] == "duplicate"
+    svc.fake.set_status(rid, delivery)
+    status, body, _ = svc.call("POST", f"/api/admin/recover/{job_id}")  # now recoverable: one status call
+    assert status == 200 and body["reason"] == "duplicate" and svc.fake.status_calls == [rid]
