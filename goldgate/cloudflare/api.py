@@ -6,6 +6,7 @@ Lists are read to their last page (`page`/`per_page` in, `result_info` out), or 
 
 from __future__ import annotations
 
+import json as jsonlib
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -121,7 +122,7 @@ class CloudflareApi:
             attempt += 1
             last = attempt >= self.attempts
             try:
-                response = self._client.request(method, path, json=json, params=params)
+                response, content = self._send(method, path, json=json, params=params)
             except httpx.ConnectError as exc:
                 if not last:  # nothing was sent, so even a POST may be repeated
                     self._sleep(_backoff_s(attempt))
@@ -148,12 +149,25 @@ class CloudflareApi:
             elif status >= 500 and may_repeat and not last:
                 self._sleep(_backoff_s(attempt))
                 continue
-            return self._envelope(response, where, attempt)
+            return self._envelope(response, content, where, attempt)
 
-    def _envelope(self, response: httpx.Response, where: str, attempts: int) -> dict[str, Any]:
+    def _send(self, method: str, path: str, *, json: Any, params: Mapping[str, Any] | None
+              ) -> tuple[httpx.Response, bytes]:
+        """The response and its body, read without caching it on the response: an httpx response refers
+        to itself (through its stream), so a cached body, a whole /query page, would outlive the call until
+        the cyclic garbage collector ran, and pages of a streamed table would pile up."""
+        request = self._client.build_request(method, path, json=json, params=params)
+        response = self._client.send(request, stream=True)
+        try:
+            content = b"".join(response.iter_bytes())
+        finally:
+            response.close()
+        return response, content
+
+    def _envelope(self, response: httpx.Response, content: bytes, where: str, attempts: int) -> dict[str, Any]:
         status = response.status_code
         try:
-            body = response.json()
+            body = jsonlib.loads(content)
         except ValueError:
             body = None
         if status == 429:

@@ -4,7 +4,7 @@ Request and response shapes follow the v4 API as wrangler drives it: export is
 `POST .../export {"output_format": "polling"}` repeated with `current_bookmark` until
 `status == "complete"`, then a GET of `result.signed_url`, streamed to a file (a database holds up to
 10 GB); import is `init` (md5 etag) -> PUT the file to `upload_url` (ETag must echo the md5) ->
-`ingest` -> `poll` until complete. Listing databases reads every page of the answer.
+`ingest` -> `poll` until complete, the file hashed and uploaded a chunk at a time. Listing databases reads every page of the answer.
 """
 
 from __future__ import annotations
@@ -122,8 +122,10 @@ class D1Client:
         offset = 0
         while True:
             rows = self.query(database_id, f"{sql} LIMIT ? OFFSET ?", [*params, page_rows, offset])
+            last = len(rows) < page_rows
             yield from rows
-            if len(rows) < page_rows:
+            del rows  # one page in memory at a time: let this one go before the next is fetched
+            if last:
                 return
             offset += page_rows
 
@@ -203,9 +205,11 @@ class D1Client:
         _sync_directory(target.parent)
         return size, digest.hexdigest()
 
-    def import_sql(self, database_id: str, sql: bytes, progress: Callable[[str], None] = lambda _m: None) -> D1Import:
-        """Import SQL: init (md5 etag) -> upload -> ingest -> poll until complete."""
-        etag = hashlib.md5(sql, usedforsecurity=False).hexdigest()
+    def import_sql(self, database_id: str, sql: bytes | Path,
+                   progress: Callable[[str], None] = lambda _m: None) -> D1Import:
+        """Import SQL (the bytes, or the file at a path, streamed): init (md5 etag) -> upload -> ingest -> poll
+        until complete."""
+        etag = _md5(sql)
         path = self._db(database_id, "/import")
         # init names the upload by its md5, so repeating it is harmless; ingest is not repeated (it would
         # run the SQL again).
@@ -239,11 +243,19 @@ class D1Client:
             response = self.api.call("POST", path, json={"action": "poll", "current_bookmark": bookmark},
                                      idempotent=True) or {}
 
-    def _upload(self, url: str, sql: bytes, etag: str) -> None:
+    def _upload(self, url: str, sql: bytes | Path, etag: str) -> None:
+        # The signed URL is R2's: a single PUT with its length announced (no chunked encoding), the body
+        # read from the file a chunk at a time.
+        size = len(sql) if isinstance(sql, bytes) else sql.stat().st_size
+        body = sql if isinstance(sql, bytes) else _file_chunks(sql)
         try:
-            response = self._transfer.put(url, content=sql, headers={"Content-Length": str(len(sql))})
+            response = self._transfer.put(url, content=body, headers={"Content-Length": str(size)})
         except httpx.TransportError as exc:
-            raise D1OperationFailed(f"uploading the SQL file for import failed ({exc}); retry the import") from None
+            raise D1OperationFailed(f"uploading the SQL file for import failed ({type(exc).__name__}: {exc}); "
+                                    "nothing was imported: retry the import") from None
+        except OSError as exc:
+            raise D1OperationFailed(f"reading {sql} for the import failed ({exc.strerror or exc}); nothing was "
+                                    "imported") from None
         if response.status_code != 200:
             raise D1OperationFailed(f"uploading the SQL file for import answered {response.status_code}; retry")
         echoed = (response.headers.get("etag") or "").strip('"')
@@ -269,6 +281,29 @@ class D1Client:
         result = self.api.call("POST", self._db(database_id, "/time_travel/restore"), params=params) or {}
         return D1Restore(bookmark=result.get("bookmark"), previous_bookmark=result.get("previous_bookmark"),
                          message=result.get("message"))
+
+
+TRANSFER_CHUNK = 1 << 20  # bytes read at a time from a file being hashed or uploaded
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(TRANSFER_CHUNK):
+            yield chunk
+
+
+def _md5(sql: bytes | Path) -> str:
+    """The import's etag: the md5 hex of the file, read a chunk at a time."""
+    if isinstance(sql, bytes):
+        return hashlib.md5(sql, usedforsecurity=False).hexdigest()
+    digest = hashlib.md5(usedforsecurity=False)
+    try:
+        for chunk in _file_chunks(sql):
+            digest.update(chunk)
+    except OSError as exc:
+        raise D1OperationFailed(f"reading {sql} for the import failed ({exc.strerror or exc}); nothing was "
+                                "imported") from None
+    return digest.hexdigest()
 
 
 def _sync_directory(directory: Path) -> None:

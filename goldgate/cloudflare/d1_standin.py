@@ -7,10 +7,12 @@ on; every committed write makes a new time-travel bookmark; the database list is
 API documents (`page` >= 1, `per_page` 10..10000, `result_info` {page, per_page, count,
 total_count}); export answers `active` for a few polls before `complete` with a signed URL whose
 dump is written to a file and served in chunks, as R2 serves an object; import is init
-(upload_url) -> PUT (ETag = md5) -> ingest -> poll; restore returns the new bookmark and the
-previous one (to undo). Faults a test queues (`rate_limit`, `fail_with`) answer API requests before
-they reach the model, as Cloudflare's edge does: nothing behind them is applied; a download can be
-cut short (`cut_next_download_at`) or its signed URL expired (`signed_urls_expire`).
+(upload_url) -> PUT (ETag = md5; the body is written to a file as it arrives) -> ingest (the file
+run one statement at a time) -> poll; restore returns the new bookmark and the previous one (to
+undo). Faults a test queues (`rate_limit`, `fail_with`) answer API requests before they reach the
+model, as Cloudflare's edge does: nothing behind them is applied; a download can be cut short
+(`cut_next_download_at`) or its signed URL expired (`signed_urls_expire`); an upload can be cut short
+(`cut_next_upload_at`: the connection drops part way and, as with R2, nothing is stored).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,14 +35,24 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
+from goldgate.cloudflare.sqltext import iter_sql_file
 from goldgate.cloudflare.sqltext import split_sql as split_statements
 
 MAX_SNAPSHOTS = 64
 MAX_BODY = 256 * 1024 * 1024
+MAX_UPLOAD = 5 * 1024 ** 3  # an import file goes to R2 in one PUT, which R2 allows up to 5 GiB
 # The list's documented bounds. The default page size is not documented (unverified): clients here always
 # send per_page, so the value only matters to one that does not.
 MIN_PER_PAGE, MAX_PER_PAGE, DEFAULT_PER_PAGE = 10, 10_000, 100
 SERVE_CHUNK = 64 * 1024
+
+
+def _statements(statements: Iterable[str]) -> Iterable[str]:
+    """Statements as D1 reports a dump that ends inside one."""
+    try:
+        yield from statements
+    except ValueError as exc:
+        raise D1ApiError(400, 7500, f"incomplete input: {exc}") from None
 
 
 class D1ApiError(Exception):
@@ -89,6 +101,13 @@ class _Task:
 
 
 @dataclass(frozen=True)
+class _Upload:
+    """An import file as uploaded to the signed URL: kept on disk, as R2 keeps an object."""
+    path: Path
+    md5: str
+
+
+@dataclass(frozen=True)
 class _Page:
     """A list answer: the envelope carries `result_info` beside `result`."""
     result: list[dict[str, Any]]
@@ -108,10 +127,11 @@ class D1Backend:
         self.databases: dict[str, _Database] = {}
         self.exports: dict[tuple[str, str], _Task] = {}
         self.imports: dict[tuple[str, str], _Task] = {}
-        self.uploads: dict[str, bytes] = {}          # filename -> SQL uploaded for import
+        self.uploads: dict[str, _Upload] = {}        # filename -> SQL file uploaded for import
         self.signed: dict[str, Path] = {}            # token -> exported SQL, a file as R2 holds an object
         self.fail_next_import: str | None = None      # a test's way to make D1 refuse an import
         self.cut_next_download_at: int | None = None  # close the next export download after this many bytes
+        self.cut_next_upload_at: int | None = None    # drop the next import upload after this many bytes
         self.signed_urls_expire = False               # answer signed export URLs as R2 does once expired
         self.origin = ""                               # where signed URLs point; set by the HTTP shell
         self._export_dir: Path | None = None
@@ -214,8 +234,9 @@ class D1Backend:
                 out.write(line + "\n")
 
     def export_dir(self) -> Path:
+        """Where exports and uploaded import files are kept (R2, for the real service)."""
         if self._export_dir is None:
-            self._export_dir = Path(tempfile.mkdtemp(prefix="d1-standin-exports-"))
+            self._export_dir = Path(tempfile.mkdtemp(prefix="d1-standin-files-"))
         return self._export_dir
 
     def close(self) -> None:
@@ -257,23 +278,22 @@ class D1Backend:
             return {"success": True, "filename": filename, "upload_url": f"{self.origin}/_signed/imports/{filename}"}
         if action == "ingest":
             filename, etag = body.get("filename"), body.get("etag")
-            data = self.uploads.get(filename or "")
-            if data is None:
+            upload = self.uploads.get(filename or "")
+            if upload is None:
                 raise D1ApiError(400, 7400, f"file {filename} was not uploaded")
-            if hashlib.md5(data, usedforsecurity=False).hexdigest() != etag:
+            if upload.md5 != etag:
                 raise D1ApiError(400, 7400, "uploaded file does not match its etag")
             if self.fail_next_import:
                 reason, self.fail_next_import = self.fail_next_import, None
                 return {"success": True, "type": "import", "status": "error", "error": reason, "messages": []}
             started = time.perf_counter()
             try:
-                statements = split_sql(data.decode("utf-8"))
-                results = self._ingest(db, statements)
+                results, num_queries = self._ingest(db, _statements(iter_sql_file(upload.path)))
             except (UnicodeDecodeError, D1ApiError) as exc:
                 return {"success": True, "type": "import", "status": "error", "messages": [],
                         "error": str(exc) if not isinstance(exc, D1ApiError) else exc.message}
             bookmark = self._snapshot(db)
-            outcome = {"final_bookmark": bookmark, "num_queries": len(statements),
+            outcome = {"final_bookmark": bookmark, "num_queries": num_queries,
                        "meta": {"changed_db": True, "changes": results, "duration": (time.perf_counter() - started)
                                 * 1e3, "rows_read": 0, "rows_written": results, "size_after": 0}}
             self.imports[(db.uuid, bookmark)] = _Task(self.import_polls, bookmark, outcome)
@@ -282,24 +302,27 @@ class D1Backend:
             return self._import_status(db, str(body.get("current_bookmark") or ""))
         raise D1ApiError(400, 7400, "action must be one of init, ingest, poll")
 
-    def _ingest(self, db: _Database, statements: list[str]) -> int:
+    def _ingest(self, db: _Database, statements: Iterable[str]) -> tuple[int, int]:
+        """Run the statements as one transaction: (rows changed, statements run), or nothing at all."""
         before = db.conn.total_changes
+        count = 0
         db.conn.execute("SAVEPOINT d1_import")
         try:
             for stmt in statements:
                 if re.match(r"^\s*(BEGIN|COMMIT|END|ROLLBACK)\b", stmt, re.IGNORECASE):
                     raise D1ApiError(400, 7500, "imports may not contain transaction statements")
                 db.conn.execute(stmt)
+                count += 1
             db.conn.execute("RELEASE d1_import")
         except sqlite3.Error as exc:
             db.conn.execute("ROLLBACK TO d1_import")
             db.conn.execute("RELEASE d1_import")
             raise D1ApiError(400, 7500, f"{exc}") from None
-        except D1ApiError:
+        except (D1ApiError, UnicodeDecodeError):
             db.conn.execute("ROLLBACK TO d1_import")
             db.conn.execute("RELEASE d1_import")
             raise
-        return db.conn.total_changes - before
+        return db.conn.total_changes - before, count
 
     def _import_status(self, db: _Database, bookmark: str) -> dict[str, Any]:
         task = self.imports.get((db.uuid, bookmark))
@@ -513,13 +536,51 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
                 else:
                     exported = None
                 if kind == "imports" and method == "PUT":
-                    data = self._body()
-                    backend.uploads[name] = data
-                    etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
-                    return self._send(200, b"", "text/plain", {"ETag": f'"{etag}"'})
+                    cut, backend.cut_next_upload_at = backend.cut_next_upload_at, None
+                    spool = backend.export_dir()
             if exported is not None:
                 return self._serve_file(exported, cut)
+            if kind == "imports" and method == "PUT":
+                return self._receive_upload(name, spool, cut)
             self._send(404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
+
+        def _receive_upload(self, name: str, spool: Path, cut_at: int | None) -> None:
+            """Write the PUT body to a file as it arrives, hashing it; store it only once the whole announced
+            length is in, as R2 stores an object only when its upload completes."""
+            if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Length") is None:
+                self.close_connection = True
+                return self._send(411, b"<Error><Code>MissingContentLength</Code></Error>", "application/xml")
+            length = int(self.headers["Content-Length"])
+            if length > MAX_UPLOAD:
+                self.close_connection = True
+                return self._send(400, b"<Error><Code>EntityTooLarge</Code></Error>", "application/xml")
+            partial = spool / f"import-{secrets.token_hex(8)}.sql"
+            digest = hashlib.md5(usedforsecurity=False)
+            received = 0
+            try:
+                with partial.open("wb") as out:
+                    while received < length:
+                        want = min(SERVE_CHUNK, length - received)
+                        if cut_at is not None and received + want > cut_at:
+                            want = max(0, cut_at - received)
+                        chunk = self.rfile.read(want) if want else b""
+                        if not chunk:  # the client went away, or the test's fault cut it here
+                            self.close_connection = True
+                            partial.unlink(missing_ok=True)
+                            return None
+                        out.write(chunk)
+                        digest.update(chunk)
+                        received += len(chunk)
+            except OSError:
+                self.close_connection = True
+                partial.unlink(missing_ok=True)
+                return None
+            with backend.lock:
+                old = backend.uploads.get(name)
+                backend.uploads[name] = _Upload(partial, digest.hexdigest())
+            if old is not None:
+                old.path.unlink(missing_ok=True)
+            return self._send(200, b"", "text/plain", {"ETag": f'"{digest.hexdigest()}"'})
 
         def _serve_file(self, path: Path, cut_at: int | None) -> None:
             """The whole length announced, then the body in chunks; `cut_at` drops the connection part way,

@@ -1,16 +1,33 @@
-"""R2 over its S3 API, for operators: put, read, list and delete objects (D1 backups under `backups/`)."""
+"""R2 over its S3 API, for operators: put, read, list and delete objects (D1 backups under `backups/`).
+
+A backup file goes up through boto3's managed transfer (multipart above `multipart_threshold`), with
+its sha256 as object metadata, and comes back streamed to a file whose sha256 is checked against it:
+a 10 GB D1 dump is never held in memory."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import secrets
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import boto3
+from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from goldgate.cloudflare.errors import R2Error
 
 BACKUP_PREFIX = "backups/"
+SHA256_METADATA = "sha256"  # x-amz-meta-sha256: the hex sha256 of the whole object, as the writer computed it
+MiB = 1024 * 1024
+# R2's multipart parts are at least 5 MiB (except the last) and at most 10,000: 64 MiB parts carry a 10 GB
+# D1 dump in 160 parts; a few in flight bound the memory and sockets a transfer takes.
+MULTIPART_THRESHOLD = 64 * MiB
+PART_SIZE = 64 * MiB
+READ_CHUNK = MiB
 
 
 def r2_endpoint(account_id: str) -> str:
@@ -24,36 +41,123 @@ class StoredObject:
     etag: str
 
 
+@dataclass(frozen=True)
+class FetchedBackup:
+    """An object streamed to `path`: its size and sha256 taken as it was written, and the sha256 its
+    writer recorded in the object's metadata (None when it recorded none)."""
+    path: Path
+    bytes: int
+    sha256: str
+    recorded_sha256: str | None
+
+
+def _create_only(params: dict[str, Any], **_: Any) -> None:
+    """Every write through R2Admin is create-only, whole-object PUT or multipart alike: R2 honours
+    `If-None-Match: *` on PutObject and CompleteMultipartUpload."""
+    params.setdefault("IfNoneMatch", "*")
+
+
 class R2Admin:
     """One bucket. Writes are create-only (`If-None-Match: *`): a backup is never overwritten."""
 
-    def __init__(self, endpoint_url: str, bucket: str, access_key_id: str, secret_access_key: str) -> None:
+    def __init__(self, endpoint_url: str, bucket: str, access_key_id: str, secret_access_key: str, *,
+                 multipart_threshold: int = MULTIPART_THRESHOLD, part_size: int = PART_SIZE,
+                 max_concurrency: int = 4) -> None:
         self.bucket = bucket
+        self.endpoint_url = endpoint_url
+        # "classic": s3transfer over this client (the CRT client would bypass the create-only hook below).
+        self._transfer = TransferConfig(multipart_threshold=multipart_threshold, multipart_chunksize=part_size,
+                                        max_concurrency=max_concurrency, preferred_transfer_client="classic")
         # R2 rejects the checksums newer boto3 adds by default; only send them when required.
         self._s3 = boto3.client(
             "s3", endpoint_url=endpoint_url, region_name="auto", aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,
             config=Config(request_checksum_calculation="when_required",
                           response_checksum_validation="when_required", retries={"max_attempts": 3}))
+        for operation in ("PutObject", "CompleteMultipartUpload"):
+            self._s3.meta.events.register(f"before-parameter-build.s3.{operation}", _create_only,
+                                          unique_id=f"goldgate-create-only-{operation}")
 
     def __repr__(self) -> str:  # never show keys
         return f"R2Admin(bucket={self.bucket})"
 
     def put_backup(self, name: str, body: bytes, content_type: str = "application/sql") -> StoredObject:
         """Store `body` at `backups/<name>`, refusing to overwrite an existing backup."""
-        key = name if name.startswith(BACKUP_PREFIX) else BACKUP_PREFIX + name.lstrip("/")
+        key = _backup_key(name)
         try:
             out = self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
                                       IfNoneMatch="*")
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code in ("PreconditionFailed", "412"):
-                raise R2Error(f"backup {key} already exists in bucket {self.bucket}; backups are never "
-                              "overwritten: use a new name") from None
-            raise R2Error(f"storing backup {key} in bucket {self.bucket} failed ({code}): {exc}") from None
-        except BotoCoreError as exc:
-            raise R2Error(f"storing backup {key} in bucket {self.bucket} failed: {exc}") from None
+        except (ClientError, BotoCoreError) as exc:
+            raise self._store_failed(key, exc) from None
         return StoredObject(key=key, size=len(body), etag=str(out.get("ETag", "")).strip('"'))
+
+    def put_backup_file(self, name: str, path: Path, sha256: str,
+                        content_type: str = "application/sql") -> StoredObject:
+        """Store the file at `backups/<name>` through the managed transfer (multipart when large), its
+        `sha256` recorded as object metadata; create-only. An upload that fails part way is aborted
+        by the transfer, so nothing is left under the key."""
+        key = _backup_key(name)
+        extra = {"ContentType": content_type, "Metadata": {SHA256_METADATA: sha256}}
+        try:
+            with create_transfer_manager(self._s3, self._transfer) as manager:
+                manager.upload(str(path), self.bucket, key, extra_args=extra).result()
+            head = self._s3.head_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._store_failed(key, exc) from None
+        except OSError as exc:
+            raise R2Error(f"reading {path} to store it as {key} failed ({exc.strerror or exc}); nothing was "
+                          "stored") from None
+        size = int(head.get("ContentLength", -1))
+        if size != path.stat().st_size:
+            raise R2Error(f"backup {key} holds {size} bytes in bucket {self.bucket}, but {path} has "
+                          f"{path.stat().st_size}: the upload was damaged; delete the object and store it again")
+        return StoredObject(key=key, size=size, etag=str(head.get("ETag", "")).strip('"'))
+
+    def fetch(self, key: str, target: Path) -> FetchedBackup:
+        """Stream object `key` into the file `target`, hashing it on the way; `target` appears only once
+        the whole object is on disk (a read cut short leaves nothing under that name)."""
+        partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            answer = self._s3.get_object(Bucket=self.bucket, Key=key)
+            recorded = (answer.get("Metadata") or {}).get(SHA256_METADATA)
+            with partial.open("xb") as out:
+                for chunk in answer["Body"].iter_chunks(READ_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, target)
+        except ClientError as exc:
+            partial.unlink(missing_ok=True)
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404"):
+                raise R2Error(f"no object {key} in bucket {self.bucket}") from None
+            raise R2Error(f"reading {key} from bucket {self.bucket} failed ({code})") from None
+        except BotoCoreError as exc:
+            partial.unlink(missing_ok=True)
+            raise R2Error(f"reading {key} from bucket {self.bucket} failed after {size} bytes ({exc}); nothing "
+                          f"was written to {target}: read it again") from None
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise R2Error(f"writing {key} to {partial.parent} failed ({exc.strerror or exc}); free space or fix "
+                          "the directory's permissions and read it again") from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return FetchedBackup(path=target, bytes=size, sha256=digest.hexdigest(), recorded_sha256=recorded)
+
+    def _store_failed(self, key: str, exc: ClientError | BotoCoreError) -> R2Error:
+        if isinstance(exc, BotoCoreError):
+            return R2Error(f"storing backup {key} in bucket {self.bucket} failed ({exc}); the upload did not "
+                           "complete (R2 keeps no part of it): store it again under a new name")
+        code = exc.response.get("Error", {}).get("Code")
+        if code in ("PreconditionFailed", "412"):
+            return R2Error(f"backup {key} already exists in bucket {self.bucket}; backups are never "
+                           "overwritten: use a new name")
+        return R2Error(f"storing backup {key} in bucket {self.bucket} failed ({code}): {exc}")
 
     def get(self, key: str) -> bytes:
         try:
@@ -81,3 +185,7 @@ class R2Admin:
             self._s3.delete_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:
             raise R2Error(f"deleting {key} from bucket {self.bucket} failed: {exc}") from None
+
+
+def _backup_key(name: str) -> str:
+    return name if name.startswith(BACKUP_PREFIX) else BACKUP_PREFIX + name.lstrip("/")

@@ -3,23 +3,51 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+READ_CHARS = 1 << 18  # characters read at a time from a dump file
 
 
 def _only_comments(text: str) -> bool:
     return all(not ln.strip() or ln.strip().startswith("--") for ln in text.splitlines())
 
 
-def split_sql(sql: str) -> list[str]:
-    """Statements of a SQL text; raises ValueError if it ends inside a statement."""
-    out, buf = [], ""
-    for line in sql.splitlines(keepends=True):
+def iter_sql(lines: Iterable[str]) -> Iterator[str]:
+    """Statements of SQL text given line by line (each line with its ending); raises ValueError if the
+    text ends inside a statement. Holds one statement at a time, whatever the text's length."""
+    buf = ""
+    for line in lines:
         buf += line
         if sqlite3.complete_statement(buf):
             # SQLite's own prepare loop skips empty statements (";;"), so D1 does too.
             stmt = buf.strip().rstrip(";").strip()
             if stmt and not _only_comments(stmt):
-                out.append(stmt)
+                yield stmt
             buf = ""
     if buf.strip() and not _only_comments(buf):
         raise ValueError("SQL ends in the middle of a statement (truncated?)")
-    return out
+
+
+def split_sql(sql: str) -> list[str]:
+    """Statements of a SQL text; raises ValueError if it ends inside a statement."""
+    return list(iter_sql(sql.splitlines(keepends=True)))
+
+
+def file_lines(path: Path) -> Iterator[str]:
+    """The lines of a UTF-8 file exactly as `str.splitlines(keepends=True)` cuts its whole text, read a
+    chunk at a time; raises UnicodeDecodeError on bytes that are not UTF-8."""
+    pending = ""
+    with path.open("r", encoding="utf-8", newline="") as f:
+        while chunk := f.read(READ_CHARS):
+            lines = (pending + chunk).splitlines(keepends=True)
+            # The last piece may be cut mid-line, or be a "\r" whose "\n" starts the next chunk.
+            pending = lines.pop() if lines else ""
+            yield from lines
+    if pending:
+        yield pending
+
+
+def iter_sql_file(path: Path) -> Iterator[str]:
+    """Statements of a SQL file, streamed (see `iter_sql`)."""
+    return iter_sql(file_lines(path))

@@ -1,8 +1,8 @@
 """The D1 disaster-recovery drill: back up, restore into a fresh database, verify, measure, record.
 
 `run_local_drill` works on a local stack's SQLite "D1"; `run_cloud_drill` on a real D1 through
-the REST API (export to a local file -> R2 `backups/` -> import into a scratch D1 -> verify -> delete
-the scratch and the local file).
+the REST API (export to a local file -> R2 `backups/` -> read back from R2 to a file -> import into a
+scratch D1 -> verify -> delete the scratch and the local files), streaming the dump between them.
 Each records its result at `<home>/drills/<stack>/latest.json` (and a dated copy), which the
 readiness checklist reads. RPO achieved = backup time minus the newest write the backup holds;
 RTO achieved = time from starting the restore to a verified copy.
@@ -10,7 +10,6 @@ RTO achieved = time from starting the restore to a verified copy.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -25,10 +24,11 @@ from typing import Any
 
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.r2 import R2Admin
-from goldgate.cloudflare.sqltext import split_sql
+from goldgate.cloudflare.sqltext import iter_sql_file
 from goldgate.errors import GoldgateError, StateError
 from goldgate.migrations import discover as discover_migrations
 from goldgate.ops.backup import (
+    BackupError,
     BackupManifest,
     BackupRefused,
     RestoreFailed,
@@ -246,50 +246,69 @@ def _keep_old_database(target: Path) -> Path:
 
 # -- cloud ---------------------------------------------------------------------------------------
 
-def load_sql_dump(sql: bytes) -> sqlite3.Connection:
-    """An export loaded into an in-memory SQLite, to fingerprint what the backup holds."""
-    conn = sqlite3.connect(":memory:", isolation_level=None)
+def load_sql_dump(dump: Path, database: Path | str = ":memory:") -> sqlite3.Connection:
+    """An export loaded into SQLite (a scratch file for a large dump, so neither Python nor SQLite holds it
+    in memory), to fingerprint what the backup holds. The dump is read one statement at a time."""
+    conn = sqlite3.connect(database, isolation_level=None)
     try:
-        statements = split_sql(sql.decode("utf-8"))
+        # A scratch copy, thrown away after fingerprinting: no journal or fsync to pay for.
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
         conn.execute("BEGIN")
-        for stmt in statements:
+        for stmt in iter_sql_file(dump):
             conn.execute(stmt)
         conn.execute("COMMIT")
     except (UnicodeDecodeError, ValueError, sqlite3.Error) as exc:
         conn.close()
         raise BackupRefused(f"the D1 export is not valid SQL ({exc}); refusing to use it") from None
+    except OSError as exc:
+        conn.close()
+        raise BackupError(f"reading the D1 export {dump} failed ({exc.strerror or exc})") from None
     return conn
+
+
+def _fingerprint_dump(dump: Path, scratch: Path) -> Fingerprint:
+    scratch.unlink(missing_ok=True)
+    try:
+        conn = load_sql_dump(dump, scratch)
+        try:
+            return fingerprint(SqliteSource(conn))
+        finally:
+            conn.close()
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, home: Path,
                     progress: Progress = _quiet, scratch_prefix: str = "goldgate-drill") -> DrillResult:
-    """Export D1, keep the export in R2, import it into a scratch D1, verify, delete the scratch, record."""
+    """Export D1, keep the export in R2, import it into a scratch D1, verify, delete the scratch, record.
+
+    The dump (up to 10 GB) only ever moves between files, R2 and D1 a chunk at a time: memory stays
+    bounded whatever the database's size."""
     started = datetime.now(UTC)
     stamp = utc_stamp(started)
     result: dict[str, Any] = {"stack": stack, "target": "cloud", "started_at": iso(started)}
     scratch_id: str | None = None
     notes: list[str] = []
-    export_file = drills_dir(home, stack) / f"export-{stamp}.sql"
+    work = drills_dir(home, stack)
+    export_file = work / f"export-{stamp}.sql"
+    loaded_file = work / f"export-{stamp}.sqlite"     # the export loaded into SQLite, to fingerprint it
+    restore_file = work / f"restore-{stamp}.sql"      # the backup as read back from R2
     try:
         source_schema = D1Source(d1, database_id)
         progress(f"{stack}: exporting D1 {database_id}")
         t0 = time.perf_counter()
-        export_file.parent.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
         export = d1.export_sql(database_id, export_file, progress)
         backup_at = datetime.now(UTC)
-        # The drill verifies the dump by loading it, and R2Admin stores one body: read the file once here.
-        # (The sha256 taken while downloading goes in the manifest; the copy read back from R2 must match it.)
-        sql = export.path.read_bytes()
-        dump = load_sql_dump(sql)
-        try:
-            expected = fingerprint(SqliteSource(dump))
-        finally:
-            dump.close()
+        expected = _fingerprint_dump(export.path, loaded_file)
         if not expected.row_counts:
             raise BackupRefused(f"the export of D1 {database_id} holds no tables: it is not {stack}'s migrated "
                                 "database (check --database-id); nothing was stored in R2")
         name = f"{stack}/{stamp}.sql"
-        stored = r2.put_backup(name, sql)
+        # The sha256 taken while downloading goes in the object's metadata and in the manifest; the copy
+        # read back from R2 must match it.
+        stored = r2.put_backup_file(name, export.path, export.sha256)
         manifest = BackupManifest(stack=stack, kind="d1-sql", file=stored.key.rsplit("/", 1)[-1],
                                   bytes=export.bytes, sha256=export.sha256, created_at=iso(backup_at),
                                   source=f"d1:{database_id}@{export.at_bookmark}", fingerprint=expected)
@@ -305,14 +324,15 @@ def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, hom
             raise BackupRefused(f"the export's schema version {list(expected.schema_version)} differs from the live "
                                 f"database's {list(live_version)}: a migration ran during the export; run the drill "
                                 "again")
-        del sql  # the import below reads the backup back from R2
+        export_file.unlink(missing_ok=True)  # the import below reads the backup back from R2
         progress(f"{stack}: stored {stored.key} ({export.bytes} bytes); importing into a scratch D1")
         t1 = time.perf_counter()
-        stored_sql = r2.get(stored.key)  # restore from what R2 holds, not from memory
-        if _sha256(stored_sql) != manifest.sha256:
+        fetched = r2.fetch(stored.key, restore_file)  # restore from what R2 holds, not from the local export
+        if fetched.sha256 != manifest.sha256 or fetched.recorded_sha256 != manifest.sha256:
             raise BackupRefused(f"the backup read back from R2 ({stored.key}) does not match its sha256")
         scratch_id = d1.create_database(f"{scratch_prefix}-{stamp[:15].lower().replace('t', '-')}").uuid
-        d1.import_sql(scratch_id, stored_sql, progress)
+        d1.import_sql(scratch_id, fetched.path, progress)
+        restore_file.unlink(missing_ok=True)
         got = fingerprint(D1Source(d1, scratch_id))
         problems = got.differences(expected)
         if problems:
@@ -325,7 +345,9 @@ def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, hom
     except GoldgateError as exc:
         drill = DrillResult(passed=False, finished_at=iso(datetime.now(UTC)), error=str(exc), notes=notes, **result)
     finally:
-        export_file.unlink(missing_ok=True)  # the backup lives in R2; a local copy per drill would fill the disk
+        # The backup lives in R2; local copies per drill would fill the disk.
+        for leftover in (export_file, loaded_file, restore_file):
+            leftover.unlink(missing_ok=True)
         if scratch_id:
             try:
                 d1.delete_database(scratch_id)
@@ -337,7 +359,3 @@ def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, hom
 
 def _schema_version(source: D1Source) -> tuple[str, ...]:
     return schema_version(source, tables(source))
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

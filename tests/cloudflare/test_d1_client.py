@@ -132,6 +132,40 @@ def test_import_runs_init_upload_ingest_poll_and_reproduces_the_data(standin, d1
                      ("POST", "import")]
 
 
+def test_an_import_from_a_file_is_hashed_and_uploaded_streamed_never_held_whole_in_memory(standin, d1, tmp_path):
+    source = d1.create_database("goldgate-big-src").uuid
+    d1.query(source, "CREATE TABLE blobs (i INTEGER PRIMARY KEY, body TEXT)")
+    d1.query(source, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 16000) "
+                     "INSERT INTO blobs SELECT x, hex(randomblob(512)) FROM c")
+    export = d1.export_sql(source, tmp_path / "big.sql")
+    scratch = d1.create_database("goldgate-big-scratch").uuid
+    tracemalloc.start()
+    try:
+        result = d1.import_sql(scratch, export.path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.num_queries == 16_002  # the PRAGMA, the CREATE TABLE and each row's INSERT
+    assert d1.query(scratch, "SELECT count(*) AS n, sum(length(body)) AS b FROM blobs") == [
+        {"n": 16_000, "b": 16_000 * 1024}]
+    # The stand-in's time-travel snapshot of the imported database is one copy of the data; the client
+    # and the stand-in's upload and ingest add only chunks to it.
+    assert peak < export.bytes * 3 // 2, f"peak {peak} bytes for a {export.bytes}-byte import"
+
+
+def test_an_import_upload_cut_short_imports_nothing(standin, d1, tmp_path):
+    source = d1.create_database("goldgate-cut-src").uuid
+    _seed(d1, source)
+    export = d1.export_sql(source, tmp_path / "src.sql")
+    scratch = d1.create_database("goldgate-cut-scratch").uuid
+    standin.backend.cut_next_upload_at = 100
+    with pytest.raises(D1OperationFailed, match="uploading the SQL file for import failed.*retry the import"):
+        d1.import_sql(scratch, export.path)
+    assert standin.backend.uploads == {}  # as with R2, an upload cut short stores nothing
+    assert [m for m, p in standin.requests if p.endswith(f"{scratch}/import")] == ["POST"]  # init; no ingest
+    assert d1.query(scratch, "SELECT count(*) AS n FROM sqlite_master WHERE name = 'jobs'") == [{"n": 0}]
+
+
 def test_a_refused_import_raises_with_the_reason(standin, d1):
     db = d1.create_database("goldgate-refuse").uuid
     standin.backend.fail_next_import = "SQLITE_CONSTRAINT: UNIQUE constraint failed"

@@ -3,18 +3,64 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+import tracemalloc
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
+import boto3
 import pytest
+from botocore.exceptions import ConnectionClosedError
 from r2_server import r2_admin
 
 from goldgate.cli import main
 from goldgate.cloudflare.api import CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.d1_standin import D1StandIn
+from goldgate.cloudflare.r2 import R2Admin
 from goldgate.migrations import apply_with
 from goldgate.ops.dr import latest_drill, run_cloud_drill
 
 TOKEN = "cf-drill-token-abcdef0123456789"
+MiB = 1024 * 1024
+# The D1 stand-in and moto's S3 in a process of their own: what tracemalloc then sees is the drill's
+# memory alone (moto keeps objects in memory, the stand-in its time-travel snapshots).
+_STANDINS = """
+import json, sys
+from moto.server import ThreadedMotoServer
+from goldgate.cloudflare.d1_standin import D1StandIn
+s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+s3.start()
+with D1StandIn(sys.argv[1], export_polls=1, import_polls=1) as d1:
+    print(json.dumps({"api_base": d1.api_base, "account_id": d1.account_id,
+                      "s3": "http://%s:%s" % s3.get_host_and_port()}), flush=True)
+    sys.stdin.read()
+s3.stop()
+"""
+
+
+@dataclass(frozen=True)
+class Elsewhere:
+    d1: D1Client
+    source: str
+    s3_url: str
+
+    def bucket(self) -> str:
+        name = f"goldgate-drill-{uuid.uuid4().hex[:12]}"
+        self.s3().create_bucket(Bucket=name)
+        return name
+
+    def s3(self):
+        return boto3.client("s3", endpoint_url=self.s3_url, region_name="us-east-1", aws_access_key_id="k",
+                            aws_secret_access_key="s")
+
+    def r2(self, bucket: str) -> R2Admin:
+        # 5 MiB parts (R2's minimum): a dump of tens of MB goes up in parts, as a large one would.
+        return R2Admin(self.s3_url, bucket, "k", "s", multipart_threshold=5 * MiB, part_size=5 * MiB)
 
 
 @pytest.fixture
@@ -41,6 +87,100 @@ def cloud():
                          "SELECT id, stack, status, 1000, created_at FROM jobs")
         yield standin, d1, source
         api.close()
+
+
+@pytest.fixture(scope="module")
+def big_cloud() -> Iterator[Elsewhere]:
+    """A migrated D1 whose export is about 27 MB (80,000 jobs), with R2, both served by another process."""
+    child = subprocess.Popen([sys.executable, "-c", _STANDINS, TOKEN], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline()
+        assert line, "the stand-ins did not start"
+        where = json.loads(line)
+        with CloudflareApi(TOKEN, where["api_base"]) as api:
+            d1 = D1Client(api, where["account_id"], poll_interval_s=0.0)
+            source = d1.create_database("goldgate-staging-big").uuid
+            apply_with(lambda sql, params: d1.query(source, sql, params))
+            d1.query(source, """
+                WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 80000)
+                INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status,
+                                  created_at, created_at_ms, updated_at)
+                SELECT printf('job-%06d', i), 'staging', 'sdxl-txt2img', 'sdxl-txt2img@1.0.0',
+                       '{"prompt": "' || hex(randomblob(40)) || '"}', printf('%032x', i), 'completed',
+                       '2026-11-20T00:00:00.000Z', i, '2026-11-20T00:10:00.000Z' FROM n""")
+            yield Elsewhere(d1, source, where["s3"])
+    finally:
+        child.stdin.close()
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _leftovers(home: Path, stack: str = "staging") -> list[str]:
+    """Files a drill left in its directory besides its records."""
+    return sorted(p.name for p in (home / "drills" / stack).iterdir() if p.suffix != ".json")
+
+
+def test_a_drill_of_a_multi_megabyte_database_keeps_python_memory_well_under_the_dump_size(big_cloud, tmp_path):
+    bucket = big_cloud.bucket()
+    r2 = big_cloud.r2(bucket)
+    tracemalloc.start()
+    try:
+        result = run_cloud_drill("staging", big_cloud.d1, big_cloud.source, r2, tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.passed, result.error
+    assert result.row_counts["jobs"] == 80_000
+    size = result.backup_bytes
+    assert size > 20 * MiB
+    # Export, fingerprint, R2 upload and read-back, import and verification all went a chunk (or a
+    # /query page) at a time: the drill's peak is a fraction of the dump
+    assert peak < size // 3, f"peak {peak} bytes for a {size}-byte dump"
+    key = result.backup.removeprefix(f"r2://{bucket}/")
+    head = big_cloud.s3().head_object(Bucket=bucket, Key=key)
+    manifest = json.loads(r2.get(key.removesuffix(".sql") + ".manifest.json"))
+    assert head["ContentLength"] == size == manifest["bytes"]
+    assert head["Metadata"]["sha256"] == manifest["sha256"]  # the sha256 recorded with the object
+    assert re.fullmatch(r"[0-9a-f]{32}-[0-9]+", head["ETag"].strip('"'))  # stored as a multipart upload
+    assert _leftovers(tmp_path) == []
+
+
+def test_an_r2_upload_cut_short_stores_no_backup_and_the_drill_fails(big_cloud, tmp_path):
+    bucket = big_cloud.bucket()
+    r2 = big_cloud.r2(bucket)
+    parts: list[str] = []
+
+    def network_drops_after_the_first_part(request, **_):
+        parts.append(request.url)
+        if not re.search(r"[?&]partNumber=1(&|$)", request.url):
+            raise ConnectionClosedError(endpoint_url=request.url)
+
+    # Where the network fails: under boto3, for the first try and every retry of the later parts.
+    r2._s3.meta.events.register("before-send.s3.UploadPart", network_drops_after_the_first_part)
+    result = run_cloud_drill("staging", big_cloud.d1, big_cloud.source, r2, tmp_path)
+    assert len(parts) > 1, "the backup was not uploaded in parts"
+    assert not result.passed and "storing backup" in result.error
+    assert latest_drill(tmp_path, "staging")["passed"] is False
+    assert r2.list() == []  # neither the SQL nor a manifest vouching for it
+    assert big_cloud.s3().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []  # aborted, not left
+    assert [d.uuid for d in big_cloud.d1.list_databases()] == [big_cloud.source]  # no scratch was created
+    assert _leftovers(tmp_path) == []
+
+
+def test_an_import_upload_cut_short_fails_the_drill_and_deletes_the_scratch(cloud, r2, tmp_path):
+    standin, d1, source = cloud
+    standin.backend.cut_next_upload_at = 4096
+    result = run_cloud_drill("staging", d1, source, r2, tmp_path)
+    assert not result.passed and "uploading the SQL file for import failed" in result.error
+    assert latest_drill(tmp_path, "staging")["passed"] is False
+    assert result.restore_s is None and result.verified == []  # no restore is reported as verified
+    assert standin.backend.uploads == {}  # D1 kept nothing of the cut upload
+    assert list(standin.backend.databases) == [source]
+    assert _leftovers(tmp_path) == []
 
 
 def test_cloud_drill_exports_stores_in_r2_imports_a_scratch_verifies_and_deletes_it(cloud, r2, tmp_path):
