@@ -172,6 +172,10 @@ class CloudflareApi:
             body = None
         if status == 429:
             raise self._rate_limited(response, where, attempts, body)
+        if 300 <= status < 400:  # the call never reached what it names, whatever the body says
+            location = str(response.headers.get("location", ""))[:200]
+            raise CloudflareError(f"{where} answered {status}, a redirect to {location or '(nowhere)'}: check the "
+                                  f"API base URL ({self.base_url})", status=status)
         if body is None:
             advice = ("Cloudflare's side failed (an error page, not the API's JSON): retry in a few minutes"
                       if status >= 500 else "check the API base URL")

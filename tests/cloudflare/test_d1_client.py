@@ -391,3 +391,14 @@ def test_a_list_api_that_ignores_the_page_asked_for_is_an_error_not_a_loop():
     with pytest.raises(CloudflareError, match="asked for page 2"):
         D1Client(api, "acct").list_databases(per_page=10)
     api.close()
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_an_error_even_with_a_success_envelope(status):
+    # Followed or not, a redirect means the API base is wrong (or something answers in its place): the call
+    # did not reach the resource it names, whatever the body claims.
+    api = CloudflareApi(TOKEN, "https://api.example.test/client/v4", transport=httpx.MockTransport(
+        lambda request: httpx.Response(status, headers={"location": "https://elsewhere.test/"},
+                                       json={"success": True, "errors": [], "messages": [], "result": {"ok": 1}})))
+    with pytest.raises(CloudflareError, match=f"{status}.*redirect.*elsewhere.test.*API base"):
+        api.call("DELETE", "/accounts/a/d1/database/b")
