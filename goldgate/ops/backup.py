@@ -110,6 +110,9 @@ def take_backup(source: Path, dest_dir: Path, stack: str,
         dst = sqlite3.connect(partial)
         try:
             src.backup(dst)
+            # A self-contained file: a copy left in WAL mode grows -wal/-shm files beside it whenever it is
+            # read. (A restore is switched back to WAL by the service when it opens it.)
+            dst.execute("PRAGMA journal_mode = DELETE")
         finally:
             dst.close()
         print_ = fingerprint(SqliteSource(src))

@@ -255,3 +255,15 @@ def test_a_drill_of_an_empty_database_file_fails_instead_of_verifying_nothing(tm
     assert "FAILED" in out and "holds no tables" in out
     assert latest_drill(home, "staging")["passed"] is False
     assert not list((home / "backups" / "staging").glob("*.sqlite"))
+
+
+def test_a_drill_of_a_live_wal_database_leaves_only_the_backup_and_its_manifest(tmp_path, stack_db):
+    # The stack's database is in WAL mode; a copy that kept that mode would grow -wal/-shm files beside it
+    # whenever it is read, and those would travel with the backups directory.
+    home = tmp_path / "home"
+    db = stack_db(LocalPlatform(home).db_path("staging"), jobs=100)
+    sqlite3.connect(db).execute("PRAGMA journal_mode = WAL").close()
+    result = run_local_drill("staging", db, home)
+    assert result.passed, result.error
+    assert sorted(p.name.split(".", 2)[-1] for p in (home / "backups" / "staging").iterdir()) == \
+        ["manifest.json", "sqlite"]
