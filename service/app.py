@@ -112,7 +112,7 @@ def _without_body(response: Response) -> Response:
     """The answer to a HEAD (RFC 9110 9.3.2): GET's status and headers, with the Content-Length of the
     body GET would send, and no body. Handlers that stream (results) read no body for HEAD."""
     headers = dict(response.headers)
-    if isinstance(response.body, (bytes, bytearray)):
+    if isinstance(response.body, (bytes, bytearray)) and response.status not in (204, 304):
         headers.setdefault("content-length", str(len(response.body)))
     return Response(response.status, b"", headers)
 

@@ -49,7 +49,10 @@ class AsgiService:
             more = message.get("more_body", False)
         raw_path = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers: dict[str, str] = {}
+        for k, v in scope.get("headers", []):  # a repeated field is one comma-joined list (RFC 9110 5.3)
+            name, value = k.decode("latin-1").lower(), v.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
         request = Request(scope["method"], path, scope.get("query_string", b"").decode("latin-1"), headers,
                           b"".join(chunks))
         response = await self.app.handle(request)
@@ -58,7 +61,8 @@ class AsgiService:
             out_headers.append((b"connection", b"close"))  # we did not read the whole body
         body = response.body
         if isinstance(body, (bytes, bytearray)):
-            if not any(k == b"content-length" for k, _ in out_headers):
+            # 204 and 304 have no body and no Content-Length of their own (RFC 9110 8.6): "0" would misstate it
+            if response.status not in (204, 304) and not any(k == b"content-length" for k, _ in out_headers):
                 out_headers.append((b"content-length", str(len(body)).encode()))
             await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
             await send({"type": "http.response.body", "body": bytes(body)})

@@ -124,7 +124,9 @@ class R2ResultStore:
     def _meta(key: str, obj: Any) -> ObjectMeta:
         http = getattr(obj, "httpMetadata", None)
         ctype = None if _missing(http) else getattr(http, "contentType", None)
-        return ObjectMeta(key, int(obj.size), None if _missing(ctype) else str(ctype))
+        etag = getattr(obj, "etag", None)  # R2's etag is unquoted (httpEtag is the same, quoted)
+        return ObjectMeta(key, int(obj.size), None if _missing(ctype) else str(ctype),
+                          None if _missing(etag) else str(etag), _epoch_s(getattr(obj, "uploaded", None)))
 
     async def head(self, key: str) -> ObjectMeta | None:
         try:
@@ -139,6 +141,15 @@ class R2ResultStore:
         except JsException as exc:
             raise StoreUnavailable(f"R2 get {key} failed: {_js_message(exc)}") from None
         return None if _missing(obj) else StoredObject(self._meta(key, obj), obj.body)
+
+
+def _epoch_s(uploaded: Any) -> int | None:
+    """R2's `uploaded` (a JS Date; a datetime if a runtime converts it) in Unix seconds."""
+    if hasattr(uploaded, "getTime"):
+        return int(uploaded.getTime()) // 1000
+    if hasattr(uploaded, "timestamp"):
+        return int(uploaded.timestamp())
+    return None
 
 
 def _js_message(exc: BaseException) -> str:

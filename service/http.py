@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,50 @@ def json_response(status: int, payload: Any, headers: Mapping[str, str] | None =
     merged = {"content-type": "application/json", "cache-control": "no-store"}
     merged.update(headers or {})
     return Response(status, body, merged)
+
+
+# RFC 9110 8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, one list element of If-None-Match at a time.
+_ETAGC = re.compile(r"[\x21\x23-\x7e]*")
+_LIST_ENTITY_TAG = re.compile(r'[ \t]*(?:W/)?"([\x21\x23-\x7e\x80-\U0010ffff]*)"[ \t]*(?:,|\Z)')
+
+
+def entity_tag(opaque: str | None) -> str | None:
+    """The strong ETag field value for a store's tag (quoted), or None for a tag no header may carry."""
+    if opaque is None or not _ETAGC.fullmatch(opaque):
+        return None
+    return f'"{opaque}"'
+
+
+def if_none_match_fails(if_none_match: str, etag: str | None) -> bool:
+    """True when If-None-Match is false for an existing object whose ETag field value is `etag`, i.e. the
+    client's copy is current (RFC 9110 13.1.2): `*`, or a listed tag equal by weak comparison (W/ ignored).
+    A malformed field is ignored (the condition holds): the client gets the whole object."""
+    field = if_none_match.strip(" \t")
+    if field == "*":
+        return True
+    tags: list[str] = []
+    pos = 0
+    while pos < len(field):
+        if field[pos] in ", \t":  # empty list elements are allowed (RFC 9110 5.6.1)
+            pos += 1
+            continue
+        match = _LIST_ENTITY_TAG.match(field, pos)
+        if match is None:
+            return False
+        tags.append(f'"{match.group(1)}"')
+        pos = match.end()
+    return etag is not None and etag in tags
+
+
+def inline_disposition(filename: str) -> str:
+    """`Content-Disposition: inline` naming `filename` (RFC 6266): a quoted ASCII fallback with quotes,
+    backslashes, controls and non-ASCII replaced by "_", plus the exact name as RFC 8187 filename* when
+    they differ. The value never holds a CR, LF or an unbalanced quote."""
+    fallback = re.sub(r'[^\x20-\x7e]|["\\]', "_", filename)
+    value = f'inline; filename="{fallback}"'
+    if fallback != filename:
+        value += "; filename*=UTF-8''" + quote(filename, safe="", errors="replace")
+    return value
 
 
 class _NotJson(ValueError):

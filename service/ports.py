@@ -42,9 +42,14 @@ class Database(Protocol):
 
 @dataclass(frozen=True)
 class ObjectMeta:
+    """`etag` is the store's entity tag without its quotes (R2's `etag`, S3's ETag unquoted);
+    `last_modified_s` the upload time in Unix seconds. Objects are create-only: both never change."""
+
     key: str
     size: int
     content_type: str | None
+    etag: str | None = None
+    last_modified_s: int | None = None
 
 
 @dataclass(frozen=True)

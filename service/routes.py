@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import re
 import uuid
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from service import jobs
-from service.http import ApiError, Request, Response, json_response, parse_json_body
+from service.http import (
+    ApiError,
+    Request,
+    Response,
+    entity_tag,
+    if_none_match_fails,
+    inline_disposition,
+    json_response,
+    parse_json_body,
+)
 from service.metrics import MetricsError, compute
-from service.ports import StoreUnavailable
+from service.ports import ObjectMeta, StoreUnavailable
 from service.results import parse_result_key
 from service.runpod import RunPodRefused, RunPodUnavailable
 from service.signing import (
@@ -156,18 +166,41 @@ async def result_object(app: App, request: Request, key: str) -> Response:
             raise ApiError(403, "url_expired_or_invalid", "this result URL has expired or is not valid; "
                                                           "ask GET /api/status for a fresh one")
         require_bearer(app, request)
-    head = request.method == "HEAD"  # size and type only: the store's HEAD, no object body is read
+    head = request.method == "HEAD"
+    if_none_match = request.header("if-none-match")
+    missing = ApiError(404, "not_found", f"no result object {key}")
+    body: Any = b""
     try:
-        obj = await (app.store.head(key) if head else app.store.get(key))
+        if head or if_none_match is not None:
+            # The store's HEAD: a HEAD, and a client's copy found current, never read the object body.
+            meta = await app.store.head(key)
+            if meta is None:
+                raise missing
+            if if_none_match is not None and if_none_match_fails(if_none_match, entity_tag(meta.etag)):
+                return Response(304, b"", _validators(meta))
+        if not head:
+            found = await app.store.get(key)
+            if found is None:
+                raise missing
+            meta, body = found.meta, found.body
     except StoreUnavailable as exc:
         raise ApiError(503, "store_unavailable", f"result store unreachable: {exc}; retry later") from None
-    if obj is None:
-        raise ApiError(404, "not_found", f"no result object {key}")
-    meta = obj if head else obj.meta
-    headers = {"content-type": meta.content_type or "application/octet-stream",
-               "content-length": str(meta.size), "cache-control": "private, max-age=300",
-               "x-content-type-options": "nosniff"}
-    return Response(200, b"" if head else obj.body, headers)
+    headers = {"content-type": meta.content_type or "application/octet-stream", "content-length": str(meta.size),
+               "content-disposition": inline_disposition(key.rsplit("/", 1)[-1]),
+               "x-content-type-options": "nosniff", **_validators(meta)}
+    return Response(200, body, headers)
+
+
+def _validators(meta: ObjectMeta) -> dict[str, str]:
+    """What a 200 and a 304 both carry (RFC 9110 15.4.5). `private`: bearer and signed-URL answers are for
+    this client alone, never a shared cache's; a result never changes, so a browser may reuse it a while."""
+    headers = {"cache-control": "private, max-age=300"}
+    etag = entity_tag(meta.etag)
+    if etag is not None:
+        headers["etag"] = etag
+    if meta.last_modified_s is not None:
+        headers["last-modified"] = formatdate(meta.last_modified_s, usegmt=True)
+    return headers
 
 
 async def recover_job(app: App, request: Request, job_id: str) -> Response:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import botocore.session
@@ -29,8 +31,8 @@ class S3ResultStore:
                         max_pool_connections=32, s3={"addressing_style": "path"},
                         parameter_validation=False)  # bucket and key are ours, checked before any call
         session = botocore.session.Session()
-        # The store check reads size and Content-Type only: keep timestamps (LastModified) as the
-        # server's text instead of parsing them with dateutil, a fifth of a HEAD's client-side cost.
+        # Keep timestamps (LastModified) as the server's HTTP-date text instead of parsing them with
+        # dateutil, a fifth of a HEAD's client-side cost; _meta reads the one it needs with email.utils.
         session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
         client = session.create_client("s3", endpoint_url=endpoint_url, aws_access_key_id=access_key_id,
                                        aws_secret_access_key=secret_access_key, region_name=region, config=config)
@@ -45,7 +47,7 @@ class S3ResultStore:
             raise StoreUnavailable(f"HEAD {key} failed: {exc.response.get('Error', {}).get('Code')}") from None
         except BotoCoreError as exc:
             raise StoreUnavailable(f"HEAD {key} failed: {type(exc).__name__}") from None
-        return ObjectMeta(key, int(reply["ContentLength"]), reply.get("ContentType"))
+        return _meta(key, reply)
 
     async def head(self, key: str) -> ObjectMeta | None:
         return await asyncio.to_thread(self._head, key)
@@ -59,7 +61,7 @@ class S3ResultStore:
             raise StoreUnavailable(f"GET {key} failed: {exc.response.get('Error', {}).get('Code')}") from None
         except BotoCoreError as exc:
             raise StoreUnavailable(f"GET {key} failed: {type(exc).__name__}") from None
-        return ObjectMeta(key, int(reply["ContentLength"]), reply.get("ContentType")), reply["Body"]
+        return _meta(key, reply), reply["Body"]
 
     async def get(self, key: str) -> StoredObject | None:
         found = await asyncio.to_thread(self._get, key)
@@ -67,6 +69,19 @@ class S3ResultStore:
             return None
         meta, body = found
         return StoredObject(meta, _chunks(body))
+
+
+def _meta(key: str, reply: dict[str, Any]) -> ObjectMeta:
+    # LastModified is the server's HTTP-date text from connect's client, a datetime from a default one;
+    # an object without a readable date just gets no Last-Modified.
+    etag, modified = reply.get("ETag"), reply.get("LastModified")
+    try:
+        when = modified if isinstance(modified, datetime) else parsedate_to_datetime(modified)
+        modified = int(when.timestamp())
+    except (TypeError, ValueError):
+        modified = None
+    return ObjectMeta(key, int(reply["ContentLength"]), reply.get("ContentType"),
+                      etag.strip('"') if isinstance(etag, str) else None, modified)
 
 
 async def _chunks(body: Any) -> AsyncIterator[bytes]:

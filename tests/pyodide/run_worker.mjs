@@ -10,6 +10,7 @@
 // (head/get/put, bodies as ReadableStreams), `fetch` answering RunPod's /run, and the `workers`
 // module (WorkerEntrypoint, Response). Everything else is the upload itself.
 
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -187,7 +188,9 @@ class R2Bucket {
   }
 
   describe(key, stored) {
-    return { key, version: "1", size: stored.bytes.byteLength, etag: `e-${key.length}`, httpEtag: `"e-${key.length}"`,
+    // As R2 does for a single-part upload: `etag` is the MD5 of the bytes in hex, `httpEtag` the same quoted.
+    const etag = createHash("md5").update(stored.bytes).digest("hex");
+    return { key, version: "1", size: stored.bytes.byteLength, etag, httpEtag: `"${etag}"`,
              uploaded: stored.uploaded, httpMetadata: { ...stored.httpMetadata }, customMetadata: {},
              storageClass: "Standard" };
   }
@@ -359,6 +362,21 @@ Default
   bucket.down = false;
   await call("health_head", "HEAD", "/healthz");
   await call("result_head", "HEAD", `/api/result/${key}`, { headers: auth });
+  // Revalidation: the client sends back the ETag it was given (a 304 must come from R2's head alone).
+  const etag = steps.find((s) => s.name === "result").headers?.etag ?? '"none"';
+  const signedUrl = status.json?.results?.[0]?.url ?? `/api/result/${key}?sig=missing`;
+  const current = (name, method, url, condition, headers = auth) =>
+    call(name, method, url, { headers: { ...headers, "if-none-match": condition } });
+  await current("result_current", "GET", `/api/result/${key}`, etag);
+  await current("result_current_weak_in_list", "GET", `/api/result/${key}`, `"stale", W/${etag}`);
+  await current("result_current_any", "GET", `/api/result/${key}`, "*");
+  await current("result_current_head", "HEAD", `/api/result/${key}`, etag);
+  await current("result_current_signed", "GET", signedUrl, etag, {});
+  await current("result_stale", "GET", `/api/result/${key}`, '"stale"');
+  await current("result_current_no_auth", "GET", `/api/result/${key}`, etag, {});
+  await current("result_current_bad_signature", "GET", `/api/result/${key}?exp=9999999999&sig=${"0".repeat(64)}`,
+                etag, {});
+  await call("result_range", "GET", `/api/result/${key}`, { headers: { ...auth, range: "bytes=0-3" } });
   await call("bad_signature", "POST", `/api/runpod/webhook?job=${jobId}&sig=${"0".repeat(64)}`,
              { body: delivery, headers: { "content-type": "application/json" } });
   const oversized = JSON.stringify({ workflow_id: "sdxl-txt2img", inputs: { prompt: "x".repeat(70000) } });
@@ -402,7 +420,7 @@ Default
     "import json, sys, pyodide; json.dumps([[pyodide.__version__, sys.version.split()[0]]])"));
   return {
     pyodide: versions[0], python: versions[1], load_ms: loadMs, job_id: jobId, result_key: key,
-    result_base64: Buffer.from(image).toString("base64"),
+    result_base64: Buffer.from(image).toString("base64"), result_uploaded_ms: bucket.objects.get(key)?.uploaded.getTime(),
     runpod_calls: runpod.calls, steps, printed, stderr: errors,
     tables: { jobs: db.rows("SELECT id, status, runpod_job_id, version, worker_image_tag, error FROM jobs"),
               webhook_deliveries: db.rows("SELECT job_id, runpod_status, source, applied FROM webhook_deliveries"),

@@ -5,10 +5,12 @@ The bindings are JS stand-ins with D1's and R2's call shapes; D1 is a real SQLit
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 import subprocess
 from collections.abc import Iterator
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +149,42 @@ def test_the_result_streams_from_r2_with_a_bearer_or_a_signed_url(run):
         assert got["headers"]["content-type"] == "image/png" and got["headers"]["content-length"] == str(len(image))
     missing = step(run, "result_missing")
     assert missing["status"] == 404 and missing["json"]["error"]["code"] == "not_found"
+
+
+def test_results_carry_r2s_etag_quoted_its_upload_time_and_an_inline_filename(run):
+    image = base64.b64decode(run["result_base64"])
+    etag = f'"{hashlib.md5(image).hexdigest()}"'  # what the R2 stand-in, like R2, reports as httpEtag
+    modified = formatdate(run["result_uploaded_ms"] // 1000, usegmt=True)
+    for name in ("result", "result_signed", "result_head"):
+        headers = step(run, name)["headers"]
+        assert headers["etag"] == etag and headers["last-modified"] == modified, name
+        assert headers["content-disposition"] == 'inline; filename="0.png"', name
+        assert headers["cache-control"] == "private, max-age=300", name
+
+
+def test_a_matching_if_none_match_is_a_304_from_r2_head_without_reading_the_body(run):
+    result = step(run, "result")["headers"]
+    for name in ("result_current", "result_current_weak_in_list", "result_current_any", "result_current_head",
+                 "result_current_signed"):
+        got = step(run, name)
+        assert (got["status"], got["body_base64"]) == (304, ""), (name, got.get("json"))
+        assert {h: got["headers"][h] for h in ("etag", "last-modified", "cache-control")} == {
+            h: result[h] for h in ("etag", "last-modified", "cache-control")}, name
+        assert "content-type" not in got["headers"], name
+        assert got["r2"] == [{"op": "head", "key": run["result_key"]}], name  # never R2's get
+    stale = step(run, "result_stale")
+    assert stale["status"] == 200 and base64.b64decode(stale["body_base64"]) == base64.b64decode(run["result_base64"])
+    assert stale["headers"]["etag"] == result["etag"]
+
+
+def test_revalidation_needs_auth_first_and_a_range_gets_the_whole_image(run):
+    no_auth = step(run, "result_current_no_auth")
+    assert no_auth["status"] == 401 and no_auth["r2"] == []  # a 304 would confirm the object exists
+    bad = step(run, "result_current_bad_signature")
+    assert bad["status"] == 403 and bad["r2"] == []
+    ranged = step(run, "result_range")
+    assert ranged["status"] == 200 and ranged["body_base64"] == run["result_base64"]
+    assert "content-range" not in ranged["headers"]
 
 
 def test_r2_rejecting_is_a_503_retry_later_not_an_internal_error(run):

@@ -5,6 +5,7 @@ by SQLite, R2 (get/head, size, httpMetadata) backed by files, fetch backed by ht
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import http.client
 import importlib
 import json
@@ -12,6 +13,7 @@ import sqlite3
 import sys
 import types
 from collections.abc import Iterator
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +106,18 @@ class R2Object:
     def __init__(self, path: Path, content_type: str | None) -> None:
         self.size = path.stat().st_size
         self.httpMetadata = types.SimpleNamespace(contentType=content_type) if content_type else None
+        self.etag = hashlib.md5(path.read_bytes()).hexdigest()  # R2: unquoted; httpEtag is it quoted
+        self.httpEtag = f'"{self.etag}"'
+        self.uploaded = JsDate(path.stat().st_mtime_ns // 1_000_000)
         self.body = ("R2 stream", path)  # a ReadableStream: the entry must pass it through, not read it
+
+
+class JsDate:
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def getTime(self) -> float:
+        return float(self.ms)
 
 
 class R2:
@@ -305,6 +318,11 @@ def test_the_worker_serves_the_job_path_over_d1_r2_and_fetch(entry, tmp_path, fa
         result = await call("GET", f"/api/result/{key}", headers=auth)
         assert result.status == 200 and result.body == ("R2 stream", tmp_path / "r2" / key)
         assert result.headers["content-type"] == "image/png" and result.headers["content-length"] == "9"
+        stored = env.RESULTS.root / key
+        assert result.headers["etag"] == f'"{hashlib.md5(stored.read_bytes()).hexdigest()}"'
+        assert result.headers["last-modified"] == formatdate(stored.stat().st_mtime_ns // 10**9, usegmt=True)
+        current = await call("GET", f"/api/result/{key}", headers={**auth, "if-none-match": result.headers["etag"]})
+        assert (current.status, current.body, current.headers["etag"]) == (304, None, result.headers["etag"])
         missing = await call("GET", f"/api/result/results/{job_id}/9.png", headers=auth)
         assert missing.status == 404
         big = await worker.fetch(JsRequest("POST", "https://api.example/api/queue/create", b"{}",

@@ -138,3 +138,28 @@ def test_start_in_thread_serves_in_process_and_stops(tmp_path, moto_endpoint, fa
     finally:
         server.stop()
     assert any('"event":"service.listening"' in line for line in log_lines)
+
+
+def test_over_http_a_cached_result_is_revalidated_with_a_304_and_no_body(local_server, moto_endpoint):
+    key = f"results/{'d' * 32}/0.png"
+    data = b"\x89PNG" + bytes(3000)
+    s3_client(moto_endpoint).put_object(Bucket=BUCKET, Key=key, Body=data, ContentType="image/png")
+    with httpx.Client(base_url=local_server.url, headers=AUTH, timeout=10) as client:
+        first = client.get(f"/api/result/{key}")
+        assert first.status_code == 200 and first.content == data
+        etag, modified = first.headers["etag"], first.headers["last-modified"]
+        assert first.headers["content-disposition"] == 'inline; filename="0.png"'
+        for method in ("GET", "HEAD"):
+            again = client.request(method, f"/api/result/{key}", headers={"if-none-match": etag})
+            assert (again.status_code, again.content) == (304, b""), method
+            assert again.headers["etag"] == etag and again.headers["last-modified"] == modified, method
+            assert again.headers["cache-control"] == first.headers["cache-control"] == "private, max-age=300"
+            # RFC 9110 8.6: a 304 may carry only the Content-Length a 200 would; "0" would be a lie
+            assert "content-length" not in again.headers, method
+        # a client (or proxy) may send the header twice; RFC 9110 5.3 reads repeats as one comma-joined list
+        repeated = client.build_request("GET", f"/api/result/{key}")
+        repeated.headers = httpx.Headers([*[(k, v) for k, v in repeated.headers.items()],
+                                          ("if-none-match", '"other"'), ("if-none-match", etag)])
+        assert client.send(repeated).status_code == 304
+        stranger = httpx.get(f"{local_server.url}/api/result/{key}", headers={"if-none-match": etag}, timeout=10)
+        assert stranger.status_code == 401
