@@ -40,8 +40,16 @@ def edited_after_apply(old: Mapping[str, str], new: Mapping[str, str]) -> list[s
     return sorted(name for name, digest in old.items() if name in new and new[name] != digest)
 
 
+def unrecorded(recorded: list[str] | None, declared: Mapping[str, str]) -> list[str]:
+    """Declared migrations D1 no longer records (refresh saw e.g. a Time Travel restore to before them)."""
+    if recorded is None:
+        return []
+    return sorted(set(declared) - set(recorded))
+
+
 class D1MigrationsProvider(dyn.ResourceProvider):
-    """create/update apply pending migrations; read reports what D1 has recorded; delete leaves the schema."""
+    """create/update apply pending migrations; read reports what D1 has recorded (diff re-applies what it lost);
+    delete leaves the schema."""
 
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         applied = self._apply(props)
@@ -54,8 +62,9 @@ class D1MigrationsProvider(dyn.ResourceProvider):
         if edited:
             raise MigrationError(f"migration(s) {', '.join(edited)} changed after being applied; D1 will not re-run "
                                  "them: restore the applied text and add a new migration file instead")
-        changed = [k for k in ("database_id", "account_id", "api_base") if olds.get(k) != news.get(k)]
-        if new_sums != old_sums:
+        # api_token too: a rotated token must reach the state, or `pulumi refresh` reads with the revoked one.
+        changed = [k for k in ("database_id", "account_id", "api_base", "api_token") if olds.get(k) != news.get(k)]
+        if new_sums != old_sums or unrecorded(olds.get("recorded"), new_sums):
             changed.append("migrations")
         return dyn.DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
 

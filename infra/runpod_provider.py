@@ -19,6 +19,7 @@ from typing import Any
 
 import pulumi
 import pulumi.dynamic as dyn
+from pulumi.output import Unknown
 
 from goldgate.runpod import (
     CLEAR,
@@ -75,8 +76,10 @@ class Drift:
 
 
 def _norm(field: str, value: Any) -> Any:
-    if value is None:
-        return None
+    if value is None or isinstance(value, Unknown):
+        # In a preview, an input computed from a resource being replaced (the R2 token behind the worker's env)
+        # is unknown: a change to show, never one to normalise.
+        return value
     if field in UNORDERED_FIELDS:
         return sorted(value)
     if field == "scaler_value":

@@ -122,3 +122,38 @@ def test_delete_keeps_the_schema_and_a_deleted_database_reads_as_gone(d1):
 def test_the_provider_survives_pulumis_pickling():
     restored = dill.loads(base64.b64decode(pulumi.dynamic.dynamic.serialize_provider(D1MigrationsProvider())))
     assert isinstance(restored, D1MigrationsProvider)
+
+
+def up(provider: D1MigrationsProvider, id_: str, state: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
+    """What `pulumi up` leaves in the state: the update's outputs, or (no change in the diff) the old ones."""
+    if provider.diff(id_, state, news).changes:
+        return provider.update(id_, state, news).outs
+    return state
+
+
+def test_after_rotating_the_cloudflare_token_refresh_uses_the_new_one(d1):
+    standin = d1[0]
+    provider = D1MigrationsProvider()
+    first = {"0001_init.sql": "CREATE TABLE jobs (id TEXT PRIMARY KEY);\n"}
+    created = provider.create(props(d1, first))
+    standin.api_token = "cf-rotated-token-9876543210"  # the operator rolls the token; the old one stops working
+    state = up(provider, created.id, created.outs, props(d1, first, api_token=standin.api_token))
+    assert state["api_token"] == standin.api_token  # the revoked token is not kept in the state
+    assert provider.read(created.id, state).outs["recorded"] == ["0001_init.sql"]  # `pulumi refresh` works
+
+
+def test_a_migration_lost_to_a_time_travel_restore_is_applied_again_by_the_next_up(d1):
+    _, client, database_id = d1
+    provider = D1MigrationsProvider()
+    first = {"0001_init.sql": "CREATE TABLE jobs (id TEXT PRIMARY KEY);\n"}
+    both = {**first, SECOND[0]: SECOND[1]}
+    created = provider.create(props(d1, first))
+    before = client.bookmark(database_id)
+    state = up(provider, created.id, created.outs, props(d1, both))
+    client.restore(database_id, bookmark=before)  # disaster recovery to a point before 0002 ran
+    refreshed = provider.read(created.id, state).outs  # `pulumi up --refresh`
+    assert refreshed["recorded"] == ["0001_init.sql"]
+    state = up(provider, created.id, refreshed, props(d1, both))
+    assert [r["name"] for r in recorded(d1)] == ["0001_init.sql", SECOND[0]]
+    assert client.query(database_id, "SELECT name FROM sqlite_master WHERE name = 'job_tags'")
+    assert provider.diff(created.id, provider.read(created.id, state).outs, props(d1, both)).changes is False

@@ -167,3 +167,19 @@ def test_the_provider_survives_pulumis_pickling():
 def test_reading_an_endpoint_without_its_credentials_fails_clearly():
     with pytest.raises(RunPodError, match="api_base and api_key are unknown"):
         RunPodEndpointProvider().read("ep_1", {})
+
+
+def test_a_preview_with_the_worker_credentials_still_unknown_is_an_in_place_update(runpod):
+    # Rotating the R2 keys replaces the Cloudflare token: until the new one exists, the preview sends the
+    # worker's env (which carries the keys) as unknown. The endpoint must show as an update, keeping its id.
+    provider = RunPodEndpointProvider()
+    created = provider.create(as_the_engine_sends(declared(runpod)))
+    news = as_the_engine_sends(declared(runpod, image=IMG2, env=rpc.UNKNOWN))
+    diff = provider.diff(created.id, as_the_engine_sends(created.outs), news)
+    assert diff.changes is True and diff.replaces == [] and diff.stables == ["endpoint_id"]
+    # Once the token exists, the update sends the new keys to the same endpoint.
+    new_env = {**declared(runpod)["env"], "R2_SECRET_ACCESS_KEY": "rotated", "WORKER_IMAGE_TAG": IMG2}
+    updated = provider.update(created.id, created.outs, declared(runpod, image=IMG2, env=new_env))
+    assert updated.outs["endpoint_id"] == created.id
+    with runpod.control() as rp:
+        assert rp.get_endpoint(created.id).env["R2_SECRET_ACCESS_KEY"] == "rotated"
