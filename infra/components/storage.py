@@ -46,7 +46,7 @@ class StorageArgs:
 
 
 class Storage(pulumi.ComponentResource):
-    """R2 bucket + lifecycle + scoped token, D1 database + migrations; PROD's D1 is protected."""
+    """R2 bucket + lifecycle + scoped token, D1 database + migrations; PROD's D1 and bucket are protected."""
 
     bucket_name: pulumi.Output[str]
     database_id: pulumi.Output[str]
@@ -60,9 +60,11 @@ class Storage(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         jurisdiction = spec.storage.jurisdiction
 
+        # PROD's bucket holds the DR drill's D1 backups as well as results: Pulumi must not delete or replace it.
         self.bucket = cloudflare.R2Bucket(
             names.logical("results"), account_id=args.account_id, name=names.bucket,
-            location=spec.storage.location, jurisdiction=jurisdiction, opts=child)
+            location=spec.storage.location, jurisdiction=jurisdiction,
+            opts=pulumi.ResourceOptions(parent=self, protect=spec.is_prod))
         self.lifecycle = cloudflare.R2BucketLifecycle(
             names.logical("results-lifecycle"), account_id=args.account_id, bucket_name=self.bucket.name,
             jurisdiction=jurisdiction, rules=[

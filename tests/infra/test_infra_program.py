@@ -116,8 +116,9 @@ def test_program_declares_the_stack_with_wired_bindings_and_secret_credentials(s
         assert env["R2_ENDPOINT_URL"] == f"https://{doc['cloud']['cloudflare_account_id']}.r2.cloudflarestorage.com"
         assert env["R2_ACCESS_KEY_ID"] == token.id and env["R2_SECRET_ACCESS_KEY"] == secret_value
 
-        # PROD's D1 (and endpoint) are protected; STAGING's are not.
+        # PROD's D1, endpoint and bucket (it holds the DR drill's D1 backups) are protected; STAGING's are not.
         assert db.protect is (stack == "prod") and endpoint.protect is (stack == "prod")
+        assert cloud.one("r2Bucket:R2Bucket").protect is (stack == "prod")
         assert endpoint.protect is (stack == "prod")
         rules = cloud.one("r2BucketLifecycle:R2BucketLifecycle").inputs["rules"]
         expire = next(r for r in rules if r["id"] == "expire-results")
