@@ -6,15 +6,58 @@ import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
+from typing import NoReturn
 
 from goldgate.errors import GoldgateError
 
 # Each module registers its subcommands: `register(subparsers)`; a command's `func(args) -> int`.
 COMMAND_MODULES = ("goldgate.commands.local", "goldgate.commands.release", "goldgate.commands.ops")
 
+# An error line longer than this is cut in the middle: the value that made it long (a pasted file, a
+# 10,000-character argument) is rarely the part an operator needs; the start and the advice at the end are.
+MAX_ERROR_CHARS = 600
+
+
+def one_line(message: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """`message` as one bounded terminal line: control characters escaped (no second line, no colours)."""
+    text = "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
+                   for ch in message)
+    if len(text) > limit:
+        keep = limit - 40
+        text = f"{text[:keep * 2 // 3]}…({len(text) - keep} characters cut)…{text[-(keep // 3):]}"
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one bounded line too (they echo the offending value)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+
+def _text(text: str) -> str:
+    # An empty value means "not given" to most commands (`--home ''` fell back to $GOLDGATE_HOME, `--report ''`
+    # to latest.json, `--context ''` to the working directory): refuse it rather than guess.
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty or blank; give a value")
+    return text
+
+
+def _refuse_blank_values(parser: argparse.ArgumentParser) -> None:
+    """Every argument that takes free text gets `_text` (arguments with their own type check themselves)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _refuse_blank_values(child)
+        elif action.type is None and action.nargs != 0 and isinstance(action, argparse._StoreAction
+                                                                        | argparse._AppendAction):
+            action.type = _text
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="goldgate",
         description="Ship ComfyUI on RunPod serverless + Cloudflare to production: "
                     "build once, golden-test on STAGING, promote the same digest to PROD, roll back.",
@@ -29,24 +72,42 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    _refuse_blank_values(parser)
     return parser
+
+
+def check_home(args: argparse.Namespace) -> None:
+    """The state dir (--home or $GOLDGATE_HOME) must be a directory or not exist yet; refuse it before any command
+    reads an empty ledger from it or writes a lock beside it."""
+    given = getattr(args, "home", None)
+    via = "--home" if given else "GOLDGATE_HOME"
+    value = given or os.environ.get("GOLDGATE_HOME")
+    if value is None or value == "":
+        return
+    if not value.strip():
+        raise GoldgateError(f"{via} is blank; set it to the state directory, or unset it for ./.goldgate")
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise GoldgateError(f"{via} {value}: Not a directory; the state dir (--home, GOLDGATE_HOME) must be a "
+                            "directory, or not exist yet (it is then created)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_home(args)
         return int(args.func(args) or 0)
     except GoldgateError as exc:
-        print(f"goldgate: error: {exc}", file=sys.stderr)
+        print(f"goldgate: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `goldgate ... | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:  # the state dir or a file in it: unwritable, full, or not a directory
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"goldgate: error: {exc.strerror or exc}{where}; check that the state dir (--home, GOLDGATE_HOME) "
-              "is a writable directory with free space", file=sys.stderr)
+        print(one_line(f"goldgate: error: {exc.strerror or exc}{where}; check that the state dir (--home, "
+                       "GOLDGATE_HOME) is a writable directory with free space"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("goldgate: interrupted", file=sys.stderr)

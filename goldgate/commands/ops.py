@@ -115,13 +115,38 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         report = metrics_report.report_from_sqlite(platform.db_path(args.stack), args.stack, args.since)
     if args.html:
         out = Path(args.html)
-        try:
-            out.write_text(metrics_report.render_html(report), encoding="utf-8")
+        _check_html_target(out)
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        try:  # written beside it, then renamed: a failed write never leaves half a report over the old one
+            tmp.write_text(metrics_report.render_html(report), encoding="utf-8")
+            os.replace(tmp, out)
         except OSError as exc:
+            tmp.unlink(missing_ok=True)
             raise GoldgateError(f"cannot write {out}: {exc.strerror}") from None
         progress(f"wrote {out}")
     emit(args, report, metrics_report.render_text)
     return 0
+
+
+_HTML_REPORT_HEAD = "<!doctype html>"
+_HTML_REPORT_TITLE = "<title>goldgate metrics:"
+
+
+def _check_html_target(out: Path) -> None:
+    """--html FILE replaces only a report goldgate wrote: a typo must not overwrite another file (as root,
+    `--html /etc/passwd` did), and a FIFO would block the write forever."""
+    if not out.exists():
+        return
+    if not out.is_file():
+        raise GoldgateError(f"--html {out} is not a regular file; name a new .html file")
+    try:
+        with out.open("rb") as fh:
+            head = fh.read(2048).decode("utf-8", "replace")
+    except OSError as exc:
+        raise GoldgateError(f"cannot read {out} to check it before replacing it: {exc.strerror}") from None
+    if head and not (head.lower().startswith(_HTML_REPORT_HEAD) and _HTML_REPORT_TITLE in head):
+        raise GoldgateError(f"--html {out} exists and is not an HTML report goldgate wrote; it is left as it is: "
+                            "name a new file or remove it first")
 
 
 def _cloud_metrics(args: argparse.Namespace) -> dict[str, Any]:

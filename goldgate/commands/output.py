@@ -18,7 +18,20 @@ def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> N
     if getattr(args, "json", False):
         print(json.dumps(_finite(data), indent=2, sort_keys=True, default=str, allow_nan=False))
     else:
-        print(render(data))
+        print(_encodable(render(data), sys.stdout))
+
+
+def _encodable(text: str, stream: Any) -> str:
+    """`text` as `stream` can encode it: a path with undecodable bytes (or any non-ASCII under an ASCII locale)
+    is printed escaped instead of failing with UnicodeEncodeError after the command did its work."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return text.encode(encoding, "backslashreplace").decode(encoding)
+    except LookupError:
+        pass
+    return text
 
 
 def _finite(data: Any) -> Any:

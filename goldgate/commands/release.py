@@ -291,13 +291,36 @@ def _positive_int(text: str) -> int:
     return value
 
 
+MAX_CONCURRENCY = 256
+
+
+def _concurrency(text: str) -> int:
+    """How many golden cases run at once: 1 to MAX_CONCURRENCY (0 or less used to be clamped to 1 silently)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"{text} cases at once: use 1 to {MAX_CONCURRENCY}")
+    return value
+
+
+def _target(text: str) -> str:
+    # argparse runs `type` on a string default but never checks it against `choices`: a GOLDGATE_TARGET typo
+    # would otherwise reach the deployer, or be ignored by commands that do not deploy.
+    if text not in TARGETS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a target: use local or cloud (--target, or the "
+                                         "GOLDGATE_TARGET environment variable)")
+    return text
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     default_target = os.environ.get("GOLDGATE_TARGET", "local")
 
     def add(name: str, func: Any, help_text: str, golden_paths: bool = False) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--home", help="state directory (default: $GOLDGATE_HOME or ./.goldgate)")
-        p.add_argument("--target", choices=TARGETS, default=default_target,
+        p.add_argument("--target", type=_target, choices=TARGETS, default=default_target,
                        help="local (the embedded target, default) or cloud (Pulumi + RunPod); env GOLDGATE_TARGET")
         p.add_argument("--trigger", help="who/what asked, for the ledger (default: CI run or local user)")
         if golden_paths:
@@ -326,7 +349,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smoke", action="store_true", help="only the smoke cases (does not replace latest.json)")
     p.add_argument("--update-references", action="store_true",
                    help="DELIBERATE USE ONLY: overwrite the reference images with this run's renders")
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--concurrency", type=_concurrency, default=8, help="golden cases run at once (1-256, default 8)")
     p = add("promote", cmd_promote, "gate the latest STAGING golden report, pin its digest on PROD, smoke, "
                                     "roll back automatically on failure", golden_paths=True)
     p.add_argument("--report", help="golden report to gate on (default reports/latest.json)")
@@ -340,4 +363,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     build_args(p)
     p.add_argument("--staging", default="staging")
     p.add_argument("--prod", default="prod")
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--concurrency", type=_concurrency, default=8, help="golden cases run at once (1-256, default 8)")

@@ -1,0 +1,261 @@
+"""Every `goldgate` command and option, fed hostile input: one bounded error line, the right exit code, nothing lost.
+
+Usage errors are checked at the parser (nothing runs, so no stack can start); errors the commands raise run
+in-process against a scratch home, or in a subprocess where the failure mode is a hang or the stdout encoding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from goldgate.cli import build_parser, main
+
+A = "local/worker@sha256:" + "a" * 64
+LONG = "x" * 10_000
+MAX_ERROR_CHARS = 1000
+
+
+def invoke(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def the_error_line(err: str) -> str:
+    """stderr is exactly one line naming the problem (progress lines aside), bounded, with no terminal escapes."""
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln and not ln.startswith("… ") and not ln.startswith("usage:")
+             and not ln.startswith(" ")]
+    assert len(lines) == 1, err[:2000]
+    assert len(lines[0]) <= MAX_ERROR_CHARS, f"{len(lines[0])} chars: {lines[0][:200]}"
+    assert "\x1b" not in err
+    return lines[0]
+
+
+def parse(capsys: pytest.CaptureFixture, argv: list[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(argv)
+    return exc.value.code, capsys.readouterr().err
+
+
+# -- every command, every string option -----------------------------------------------------------
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def _required_argv(parser: argparse.ArgumentParser, skip: argparse.Action) -> list[str]:
+    """Values for the command's required arguments, so only the argument under test is wrong."""
+    argv: list[str] = []
+    for action in parser._actions:
+        if action is skip or action.help == argparse.SUPPRESS:
+            continue
+        if not action.option_strings and action.nargs is None:
+            argv.append("staging")
+        elif action.option_strings and action.required:
+            argv += [action.option_strings[0], A if action.dest == "image" else "staging"]
+    return argv
+
+
+def _string_arguments() -> list[tuple[str, str]]:
+    cases = []
+    for name, parser in _subparsers().items():
+        for action in parser._actions:
+            takes_text = action.nargs in (None, "?") and not isinstance(
+                action, argparse._StoreConstAction | argparse._StoreTrueAction | argparse._HelpAction)
+            if takes_text and action.help != argparse.SUPPRESS and action.dest != "help":
+                cases.append((name, action.option_strings[0] if action.option_strings else action.dest))
+    return cases
+
+
+STRING_ARGUMENTS = _string_arguments()
+
+
+def test_the_table_of_string_arguments_covers_every_command() -> None:
+    assert {name for name, _ in STRING_ARGUMENTS} == set(_subparsers())
+    assert len(STRING_ARGUMENTS) > 40
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t"])
+@pytest.mark.parametrize(("command", "argument"), STRING_ARGUMENTS)
+def test_an_empty_or_blank_value_is_a_usage_error_naming_the_argument(
+        capsys: pytest.CaptureFixture, command: str, argument: str, blank: str) -> None:
+    # Before: '' meant "not given" (--home, --report, --stack, --image fell back to defaults), or a path
+    # to the working directory (--context), or a traceback (dr-restore --backup '').
+    parser = _subparsers()[command]
+    action = next(a for a in parser._actions if (a.option_strings[:1] or [a.dest])[0] == argument)
+    argv = [command, *_required_argv(parser, action)]
+    argv += [argument, blank] if action.option_strings else [blank]
+    code, err = parse(capsys, argv)
+    assert code == 2
+    line = the_error_line(err)
+    assert f"argument {argument if action.option_strings else action.dest}:" in line
+
+
+@pytest.mark.parametrize("argv", [
+    ["golden", "staging", "--concurrency", "0"],
+    ["golden", "staging", "--concurrency", "-3"],
+    ["release", "--concurrency", "0"],
+    ["release", "--concurrency", "-1"],
+    ["golden", "staging", "--concurrency", "9" * 400],
+])
+def test_a_concurrency_below_one_or_absurd_is_a_usage_error(capsys: pytest.CaptureFixture, argv: list[str]) -> None:
+    # Before: silently clamped to 1, and a release brought both stacks up before it ran the golden suite.
+    code, err = parse(capsys, argv)
+    assert code == 2 and "--concurrency" in the_error_line(err)
+
+
+@pytest.mark.parametrize("value", ["bogus", "CLOUD", "", "x" * 10_000])
+@pytest.mark.parametrize("command", [["deploy", "staging", "--image", A], ["history"], ["promote", "--check"]])
+def test_a_bad_goldgate_target_in_the_environment_is_a_usage_error_naming_it(
+        capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, value: str, command: list[str]) -> None:
+    # Before: history ignored it (exit 0); the others said "unknown target" without naming GOLDGATE_TARGET.
+    monkeypatch.setenv("GOLDGATE_TARGET", value)
+    code, err = parse(capsys, command)
+    assert code == 2 and "GOLDGATE_TARGET" in the_error_line(err)
+
+
+# -- errors the commands raise: one line, bounded, no terminal escapes ----------------------------
+
+@pytest.mark.parametrize("argv", [
+    ["status", LONG],
+    ["down", LONG],
+    ["deploy", "staging", "--image", LONG],
+    ["deploy", LONG, "--image", A],
+    ["doctor", "--image", LONG],
+    ["build", "--context", LONG],
+    ["golden", "staging", "--cases-dir", LONG],
+    ["promote", "--report", LONG],
+    ["dr-restore", "staging", "--backup", LONG],
+    ["history", "--limit", LONG],
+    ["golden", "staging", "--concurrency", LONG],
+    ["build", "--engine", LONG],
+    ["history", "--target", LONG],
+    ["demo", "--timeout", LONG, "--stack", "nosuch"],
+])
+def test_a_ten_thousand_character_value_gets_one_bounded_error_line(capsys: pytest.CaptureFixture, tmp_path: Path,
+                                                                    argv: list[str]) -> None:
+    # Before: the whole value was echoed back, 10,000+ characters on one "line".
+    code, out, err = invoke(capsys, *argv, "--home", str(tmp_path))
+    assert code in (1, 2) and out == ""
+    the_error_line(err)
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\rb", "a\x1b[31mred", "a\x07b"])
+@pytest.mark.parametrize("argv", [
+    ["build", "--context", "{}"],
+    ["golden", "staging", "--cases-dir", "{}"],
+    ["promote", "--report", "{}"],
+    ["dr-restore", "staging", "--backup", "{}"],
+    ["metrics", "staging", "--target", "cloud", "--stacks-dir", "{}"],
+])
+def test_control_characters_in_a_value_never_split_or_colour_the_error_line(
+        capsys: pytest.CaptureFixture, tmp_path: Path, argv: list[str], value: str) -> None:
+    # Before: a newline in a path printed a second line; an escape sequence reached the terminal.
+    code, _, err = invoke(capsys, *[a.replace("{}", value) for a in argv], "--home", str(tmp_path))
+    assert code == 1
+    the_error_line(err)
+
+
+# -- the state dir ----------------------------------------------------------------------------------
+
+def _not_a_directory(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / kind
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_text("not a state dir\n")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["file", "fifo"])
+@pytest.mark.parametrize("argv", [["history", "--json"], ["status", "--json"], ["rollback"], ["promote", "--check"]])
+@pytest.mark.parametrize("via", ["--home", "GOLDGATE_HOME"])
+def test_a_state_dir_that_is_not_a_directory_is_refused_before_anything_runs(
+        capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kind: str,
+        argv: list[str], via: str) -> None:
+    # Before: `history` printed [] and exited 0 over a file; others named a path deep inside it.
+    home = _not_a_directory(tmp_path, kind)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    if via == "--home":
+        argv = [*argv, "--home", str(home)]
+    else:
+        monkeypatch.setenv("GOLDGATE_HOME", str(home))
+    code, out, err = invoke(capsys, *argv)
+    line = the_error_line(err)
+    assert code == 1 and out == "" and str(home) in line and "not a directory" in line.lower() and via in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("value", ["   ", "\t"])
+def test_a_blank_goldgate_home_is_refused_and_creates_nothing(capsys: pytest.CaptureFixture,
+                                                              monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                              value: str) -> None:
+    # Before: a directory named "   " appeared in the working directory, holding release.lock.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GOLDGATE_HOME", value)
+    code, _, err = invoke(capsys, "rollback")
+    assert code == 1 and "GOLDGATE_HOME" in the_error_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- files a command reads or writes ----------------------------------------------------------------
+
+def _run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 20) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "goldgate.cli", *argv], capture_output=True, timeout=timeout,
+                          check=False, env={**os.environ, **(env or {})})
+
+
+def _stack_with_a_database(home: Path) -> None:
+    from goldgate import migrations
+
+    (home / "stacks" / "staging").mkdir(parents=True)
+    migrations.apply_sqlite(home / "stacks" / "staging" / "db.sqlite")
+
+
+def test_metrics_html_refuses_to_replace_a_file_it_did_not_write(capsys: pytest.CaptureFixture,
+                                                                 tmp_path: Path) -> None:
+    # Before: `--html /etc/passwd` replaced /etc/passwd with a chart.
+    _stack_with_a_database(tmp_path)
+    precious = tmp_path / "passwd"
+    precious.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    code, out, err = invoke(capsys, "metrics", "staging", "--home", str(tmp_path), "--html", str(precious), "--json")
+    assert code == 1 and out == ""
+    assert str(precious) in the_error_line(err) and "not an HTML report goldgate wrote" in err
+    assert precious.read_text() == "root:x:0:0:root:/root:/bin/bash\n"
+    # Its own report, from an earlier run, is replaced as asked.
+    report = tmp_path / "metrics.html"
+    for _ in range(2):
+        code, out, err = invoke(capsys, "metrics", "staging", "--home", str(tmp_path), "--html", str(report), "--json")
+        assert code == 0 and json.loads(out)["stack"] == "staging", err
+    assert report.read_text(encoding="utf-8").lower().startswith("<!doctype html>")
+
+
+def test_metrics_html_refuses_a_fifo_instead_of_hanging(tmp_path: Path) -> None:
+    _stack_with_a_database(tmp_path)
+    fifo = tmp_path / "out.html"
+    os.mkfifo(fifo)
+    proc = _run(["metrics", "staging", "--home", str(tmp_path), "--html", str(fifo)])
+    assert proc.returncode == 1
+    assert "not a regular file" in the_error_line(proc.stderr.decode())
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "utf-8"])
+def test_text_output_with_a_path_the_terminal_cannot_encode_is_printed_escaped(tmp_path: Path,
+                                                                               encoding: str) -> None:
+    # Before: UnicodeEncodeError traceback from print() when PYTHONIOENCODING was strict.
+    home = tmp_path / os.fsdecode(b"h\xffome\xc3\xa9")
+    proc = _run(["status", "staging", "--home", str(home)], env={"PYTHONIOENCODING": encoding})
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert b"Traceback" not in proc.stderr and b"staging: down" in proc.stdout
