@@ -107,7 +107,11 @@ def read_report(path: Path) -> tuple[dict[str, Any], str]:
     """The report at `path` and the sha256 of the very bytes it was read from (what the ledger records)."""
     try:
         # Read at most one byte past the limit: a device or pipe (/dev/zero, `<(...)`) has no size to stat.
-        with path.open("rb") as fh:
+        # Opened without waiting (a named pipe nobody writes would block open() for ever), then read
+        # blocking: a pipe's writer is waited for, and a pipe without one reads as empty.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb") as fh:
             data = fh.read(_MAX_REPORT + 1)
         if len(data) > _MAX_REPORT:
             raise ReportError(f"{path} is larger than {_MAX_REPORT} bytes; it is not a golden report")

@@ -10,6 +10,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -229,3 +230,40 @@ def test_demo_refuses_a_timeout_that_is_not_a_positive_number_of_seconds(capsys:
     with pytest.raises(SystemExit) as exc:
         run(capsys, home, "demo", "--timeout", value)
     assert exc.value.code == 2 and "argument --timeout" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_report_path_that_is_a_pipe_nobody_writes_is_refused_not_waited_on(tmp_path: Path) -> None:
+    from goldgate.release.report import ReportError, read_report
+
+    fifo = tmp_path / "latest.json"
+    os.mkfifo(fifo)
+    outcome: list[BaseException | None] = []
+
+    def read() -> None:
+        try:
+            read_report(fifo)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(30)
+    if reader.is_alive():  # blocked in open(): give it a writer so the thread ends, then fail
+        with fifo.open("wb"):
+            pass
+        reader.join(10)
+        pytest.fail("reading a pipe with no writer waited for one")
+    assert isinstance(outcome[0], ReportError) and "not a readable golden report" in str(outcome[0])
+
+
+def test_a_report_piped_in_by_a_writer_is_read_whole(tmp_path: Path) -> None:
+    # `goldgate promote --check --report <(curl ...)`: a pipe whose writer is still writing.
+    report = {"schema": "goldgate.golden-report.v1", "passed": True}
+    reader = ("import sys; from pathlib import Path; from goldgate.release.report import read_report; "
+              "print(read_report(Path(sys.argv[1]))[0])")
+    script = f"{sys.executable} -c '{reader}' <(sleep 0.5; echo '{json.dumps(report)}')"
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "'passed': True" in proc.stdout
