@@ -21,6 +21,7 @@ from goldgate.errors import GoldgateError
 from goldgate.release import build as builds
 from goldgate.release.deployers import Deployer, for_target
 from goldgate.release.gate import PromotionRefused
+from goldgate.release.golden import MAX_CONCURRENCY
 from goldgate.release.ledger import Ledger, detect_trigger
 from goldgate.release.promote import PromotionOutcome, check_gate, promote
 from goldgate.release.rollback import rollback
@@ -289,9 +290,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a count of entries: use 1 or more")
     return value
-
-
-MAX_CONCURRENCY = 256
 
 
 def _concurrency(text: str) -> int:

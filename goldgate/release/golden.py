@@ -28,6 +28,7 @@ from goldgate.spec import Thresholds
 TERMINAL = ("completed", "failed", "cancelled", "timed_out")
 REFERENCES_DIR = GOLDEN_DIR / "references"
 _MAX_RESULT_BYTES = 200_000_000
+MAX_CONCURRENCY = 256  # cases in flight at once; the CLI's --concurrency has the same bound
 _MAX_JSON_BYTES = 1_000_000  # an API answer (queue/create, status) far past any real one is refused, not held
 
 
@@ -76,6 +77,8 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
     """Run every case at once (bounded by `concurrency`); returns the report (see report.py)."""
     if not cases:
         raise GoldgateError("no golden cases to run")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise GoldgateError(f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}, got {concurrency!r}")
     started, t0 = now_rfc3339(), time.monotonic()
     headers = {"authorization": f"Bearer {access.token}", "user-agent": "goldgate-golden/1"}
     with httpx.Client(base_url=access.api_url, headers=headers, timeout=httpx.Timeout(30.0),
@@ -88,7 +91,7 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
                          f"in {result['latency_s'] if result['latency_s'] is not None else '-'} s")
             return result
 
-        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(cases)))) as pool:
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(cases))) as pool:
             results = list(pool.map(one, cases))
     wall = time.monotonic() - t0
     image_after = image_now() if image_now else target.image

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageOps
 from release_support import TOKEN, StandInApi, golden_suite, render_png, standin_api, write_case
 
+from goldgate.errors import GoldgateError
 from goldgate.release.cases import load_cases
 from goldgate.release.golden import ApiAccess, SuiteTarget, run_suite
 from goldgate.release.perceptual import ImageUnreadable, hamming, inspect_image
@@ -239,3 +240,12 @@ def test_a_compressed_api_answer_is_read_as_the_json_it_holds(tmp_path: Path) ->
     with httpx.Client(base_url="http://api.test", transport=transport) as client:
         resp = _answer(client, "POST", "/api/queue/create", time.monotonic() + 30, 30, json={})
     assert resp.status_code == 202 and resp.json() == {"job_id": "j1", "status": "queued"}
+
+
+@pytest.mark.parametrize("concurrency", [0, -3, 257])
+def test_a_concurrency_outside_one_to_256_is_refused_before_any_case_runs(golden_dir: Path, concurrency: int) -> None:
+    # The CLI refuses these; a caller of the library must not get a silently different run either.
+    with standin_api() as api:
+        with pytest.raises(GoldgateError, match="concurrency"):
+            run(api, golden_dir, concurrency=concurrency)
+        assert api.jobs == {}
