@@ -428,7 +428,7 @@ def _route(f: _Fields) -> str | None:
     return value
 
 
-def _url_problem(url: str) -> str | None:
+def url_problem(url: str) -> str | None:
     """Why a base URL is not an absolute https:// URL the service can append paths to; None if it is one."""
     if any(c.isspace() for c in url):
         return "it contains whitespace"
@@ -459,7 +459,7 @@ def _url_problem(url: str) -> str | None:
 
 def _base_url(f: _Fields, key: str, default: str | None = None) -> str | None:
     value = f.str(key, default=default)
-    problem = value and _url_problem(value)
+    problem = value and url_problem(value)
     if problem:
         raise f._err(key, f"{show(value)} is not an absolute https:// URL: {problem}")
     return value

@@ -11,14 +11,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_cloudflare as cloudflare
 
 from goldgate.errors import SpecError
 from goldgate.migrations import MIGRATIONS_DIR
-from goldgate.spec import STACKS_DIR, CloudSpec, StackSpec, from_pulumi_config, show
+from goldgate.spec import STACKS_DIR, StackSpec, from_pulumi_config, show, url_problem
 from infra.components import Api, ApiArgs, GpuEndpoint, GpuEndpointArgs, Storage, StorageArgs
 from infra.components.api import check_exposure
 from infra.components.gpu import RegistryLogin
@@ -39,7 +38,6 @@ _ZERO_DIGEST = "@sha256:" + "0" * 64
 # refused here, before a deploy replaces a working Worker with one that answers 500 to everything.
 API_SECRET_MIN_CHARS = 16
 API_SECRET_KEYS = ("apiToken", "webhookSecret")
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True)
@@ -115,9 +113,10 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
                         f"e.g. `openssl rand -hex 32 | pulumi config set --secret {CONFIG_NAMESPACE}:<key> "
                         f"--stack {stack}`")
     cloudflare_api_base = config.get("cloudflareApiBase") or DEFAULT_CLOUDFLARE_API
-    if not secure_url(cloudflare_api_base):
+    problem = url_problem(cloudflare_api_base)  # the spec's rule for its own base URLs
+    if problem:
         raise SpecError(f"stack {stack}: {CONFIG_NAMESPACE}:cloudflareApiBase {show(cloudflare_api_base)} is not an "
-                        "https:// URL; the Cloudflare API token would travel in clear text")
+                        f"https:// URL ({problem}); the Cloudflare API token would travel in clear text")
     secrets = StackSecrets(**{field: config.require_secret(key) for field, key in SECRET_KEYS.items()},
                            **registry_secrets(stack, spec, config))
     settings = ProgramSettings(
@@ -160,18 +159,6 @@ def refuse_plain_secrets(stack: str, keys: Iterable[str]) -> None:
                         "if the file was shared)")
 
 
-def secure_url(value: str) -> bool:
-    """An https:// URL with a host (plain http only to this machine: a local emulator or stand-in)."""
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-    except ValueError:
-        return False
-    if not host or any(c.isspace() for c in value):
-        return False
-    return parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK)
-
-
 def placeholders_in(value: Any, where: str = "goldgate:spec") -> list[str]:
     """Every `<PLACEHOLDER>` (or all-zero digest) still in the spec: the stack file was never filled in."""
     found: list[str] = []
@@ -199,12 +186,6 @@ def preflight(spec: StackSpec, settings: ProgramSettings) -> None:
     if left:
         raise SpecError(f"stack {spec.name}: the stack file still holds placeholders; replace them (docs/CLOUD.md):"
                         "\n  - " + "\n  - ".join(left))
-    for field in ("runpod_api_base", "runpod_endpoint_base"):
-        value = getattr(spec.cloud, field)
-        if not secure_url(value):
-            raise SpecError(f"stack {spec.name}: goldgate:spec.cloud.{field} {show(value)} is not an https:// URL "
-                            f"(default {getattr(CloudSpec, field)}); the RunPod API key would travel in clear text "
-                            "or nowhere")
     check_exposure(spec)
     check_stacks(spec, load_cloud_stacks(settings.stacks_dir).values())
 
