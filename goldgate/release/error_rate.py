@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from goldgate.errors import GoldgateError
+from goldgate.ops.fingerprint import connect_read_only
 from goldgate.release.gate import ErrorRate
 
 # The service's definition (service/metrics.py): a cancelled job is not the image's fault.
@@ -25,8 +26,7 @@ def from_sqlite(db_path: Path, stack: str, since: datetime) -> ErrorRate:
     if not Path(db_path).is_file():
         raise GoldgateError(f"the stack database {db_path} does not exist; is the stack up?")
     try:
-        # as_uri() percent-encodes the path: a raw '#', '?' or '%' would make SQLite open another file
-        conn = sqlite3.connect(f"{Path(db_path).absolute().as_uri()}?mode=ro", uri=True, timeout=10)
+        conn = connect_read_only(Path(db_path), timeout=10)
     except sqlite3.Error as exc:
         raise GoldgateError(f"cannot open {db_path} read-only: {exc}") from None
     try:
