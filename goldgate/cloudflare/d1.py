@@ -148,7 +148,7 @@ class D1Client:
             status = response.get("status")
             bookmark = response.get("at_bookmark") or bookmark
             if response.get("success") is False or status == "error":
-                raise D1OperationFailed(f"D1 export of {database_id} failed: {response.get('error') or 'no reason given'}"
+                raise D1OperationFailed(f"D1 export of {database_id} failed: {_reason(response)}"
                                         "; retry, and check the database is not being imported into")
             if status == "complete":
                 result = response.get("result") or {}
@@ -227,7 +227,7 @@ class D1Client:
             status = response.get("status")
             if response.get("success") is False or status == "error":
                 raise D1OperationFailed(f"D1 import into {database_id} failed: "
-                                        f"{response.get('error') or 'no reason given'}; the database was left "
+                                        f"{_reason(response)}; the database was left "
                                         "as it was before the import")
             if status == "complete":
                 result = response.get("result") or {}
@@ -304,6 +304,15 @@ def _md5(sql: bytes | Path) -> str:
         raise D1OperationFailed(f"reading {sql} for the import failed ({exc.strerror or exc}); nothing was "
                                 "imported") from None
     return digest.hexdigest()
+
+
+def _reason(response: dict[str, Any]) -> str:
+    """Why D1 says an export or import failed: `error` (a string) or, for an import, `errors` (a list)."""
+    errors = response.get("errors")
+    said = [str(response["error"])] if response.get("error") else []
+    said += [str(e.get("message", e)) if isinstance(e, dict) else str(e)
+             for e in (errors if isinstance(errors, list) else [])[:5]]
+    return "; ".join(said)[:1000] or "no reason given"
 
 
 def _sync_directory(directory: Path) -> None:

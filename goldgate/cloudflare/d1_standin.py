@@ -184,7 +184,8 @@ class D1Backend:
 
     # -- SQL ---------------------------------------------------------------------------------
     def execute(self, db: _Database, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-        statements = split_sql(sql if sql.rstrip().endswith(";") else sql + ";")
+        # The closing ';' on a line of its own: after a trailing "-- comment" it would be part of the comment.
+        statements = split_sql(sql if sql.rstrip().endswith(";") else sql + "\n;")
         if not statements:
             raise D1ApiError(400, 7500, "no SQL statements given")
         if params and len(statements) > 1:
@@ -285,13 +286,14 @@ class D1Backend:
                 raise D1ApiError(400, 7400, "uploaded file does not match its etag")
             if self.fail_next_import:
                 reason, self.fail_next_import = self.fail_next_import, None
-                return {"success": True, "type": "import", "status": "error", "error": reason, "messages": []}
+                # D1 gives an import's reasons as a list (`errors`), unlike an export's single `error`.
+                return {"success": True, "type": "import", "status": "error", "errors": [reason], "messages": []}
             started = time.perf_counter()
             try:
                 results, num_queries = self._ingest(db, _statements(iter_sql_file(upload.path)))
             except (UnicodeDecodeError, D1ApiError) as exc:
                 return {"success": True, "type": "import", "status": "error", "messages": [],
-                        "error": str(exc) if not isinstance(exc, D1ApiError) else exc.message}
+                        "errors": [str(exc) if not isinstance(exc, D1ApiError) else exc.message]}
             bookmark = self._snapshot(db)
             outcome = {"final_bookmark": bookmark, "num_queries": num_queries,
                        "meta": {"changed_db": True, "changes": results, "duration": (time.perf_counter() - started)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -13,6 +14,27 @@ def _only_comments(text: str) -> bool:
     return all(not ln.strip() or ln.strip().startswith("--") for ln in text.splitlines())
 
 
+# What can hide a ';' that does not end a statement: quoted strings and identifiers, and comments.
+_HIDES_SEMICOLONS = re.compile(r"""'[^']*'|"[^"]*"|`[^`]*`|\[[^\]]*\]|--[^\n]*|/\*.*?(?:\*/|\Z)|;""", re.DOTALL)
+
+
+def _pieces(text: str) -> list[str]:
+    """A complete run of SQL cut after each ';' that ends a statement: several statements may share a
+    line ("a; b;"), while a ';' in a string, a comment or a trigger's BEGIN ... END does not end one."""
+    if text.count(";") < 2:
+        return [text]
+    pieces, start = [], 0
+    for match in _HIDES_SEMICOLONS.finditer(text):
+        if match.group() == ";" and sqlite3.complete_statement(text[start:match.end()]):
+            pieces.append(text[start:match.end()])
+            start = match.end()
+    if not pieces:
+        return [text]
+    if text[start:].strip() and not _only_comments(text[start:]):
+        pieces[-1] += text[start:]  # never drop text: what is left goes with the last statement, as before
+    return pieces
+
+
 def iter_sql(lines: Iterable[str]) -> Iterator[str]:
     """Statements of SQL text given line by line (each line with its ending); raises ValueError if the
     text ends inside a statement. Holds one statement at a time, whatever the text's length."""
@@ -20,10 +42,11 @@ def iter_sql(lines: Iterable[str]) -> Iterator[str]:
     for line in lines:
         buf += line
         if sqlite3.complete_statement(buf):
-            # SQLite's own prepare loop skips empty statements (";;"), so D1 does too.
-            stmt = buf.strip().rstrip(";").strip()
-            if stmt and not _only_comments(stmt):
-                yield stmt
+            for piece in _pieces(buf):
+                # SQLite's own prepare loop skips empty statements (";;"), so D1 does too.
+                stmt = piece.strip().rstrip(";").strip()
+                if stmt and not _only_comments(stmt):
+                    yield stmt
             buf = ""
     if buf.strip() and not _only_comments(buf):
         raise ValueError("SQL ends in the middle of a statement (truncated?)")

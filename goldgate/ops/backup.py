@@ -67,7 +67,7 @@ class BackupManifest:
             return cls(stack=str(raw["stack"]), kind=str(raw["kind"]), file=str(raw["file"]),
                        bytes=int(raw["bytes"]), sha256=str(raw["sha256"]), created_at=str(raw["created_at"]),
                        source=str(raw["source"]), fingerprint=Fingerprint.from_dict(raw["fingerprint"]))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:  # Overflow: int(1e999)
             raise BackupRefused(f"{where} is missing or has a malformed field ({exc}); it cannot vouch for the "
                                 "backup: take a new one") from None
 
@@ -137,15 +137,21 @@ def take_backup(source: Path, dest_dir: Path, stack: str,
     return target, manifest
 
 
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024  # a manifest of thousands of tables is a few hundred KB
+
+
 def load_manifest(backup: Path) -> BackupManifest:
     path = manifest_path(backup)
     try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise BackupRefused(f"manifest {path} is {path.stat().st_size} bytes, more than a goldgate manifest "
+                                f"ever holds ({MAX_MANIFEST_BYTES}); it was not read: take a new backup")
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BackupRefused(f"backup {backup} has no manifest ({path.name}); without it the backup cannot be "
                             "verified: take a new backup") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BackupRefused(f"manifest {path} is not valid JSON ({exc}); take a new backup") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: nesting too deep to parse
+        raise BackupRefused(f"manifest {path} is not valid JSON ({str(exc)[:200]}); take a new backup") from None
     return BackupManifest.from_dict(raw, str(path))
 
 

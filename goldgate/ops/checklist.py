@@ -391,8 +391,10 @@ def dr_drill(f: Facts) -> Verdict:
     if f.drill is None:
         return FAIL, f.drill_error or f"no DR drill recorded; run `goldgate dr-drill {f.stack}`"
     age = _age_s(f.drill.get("finished_at"), f.now)
-    if not f.drill.get("passed"):
-        return FAIL, f"the last DR drill failed: {f.drill.get('error')}"
+    if f.drill.get("passed") is not True:  # only a drill writes true; "false" (a string) is truthy
+        return FAIL, (f"the last DR drill failed: {f.drill.get('error')}" if f.drill.get("passed") is False else
+                      f"the last DR drill record says passed={str(f.drill.get('passed'))[:40]!r}, not true: it is not "
+                      f"evidence; run `goldgate dr-drill {f.stack}`")
     if age is None:
         return FAIL, (f"the last DR drill record has no readable finish time (finished_at "
                       f"{str(f.drill.get('finished_at'))[:64]!r}, expected RFC 3339 with a zone): it is not "
@@ -438,8 +440,8 @@ def golden_all_pass(f: Facts) -> Verdict:
     if f.golden is None:
         return FAIL, f.golden_error or "no golden report"
     cases = f.golden.get("cases") or []
-    failed = [c.get("id") for c in cases if not c.get("passed")]
-    return _ok(bool(f.golden.get("passed")) and cases and not failed, f"all {len(cases)} golden cases passed",
+    failed = [c.get("id") for c in cases if c.get("passed") is not True]  # "false" (a string) is truthy
+    return _ok(f.golden.get("passed") is True and bool(cases) and not failed, f"all {len(cases)} golden cases passed",
                f"golden report failed: cases {failed}; {'; '.join(map(str, (f.golden.get('failures') or [])[:2]))}")
 
 

@@ -29,6 +29,7 @@ WORKER_DIR = REPO / "images" / "worker"
 SERVICE_DIR = REPO / "service"
 LOG_SCHEMA = REPO / "docs" / "logging-schema-v1.json"
 MAX_LOG_LINES = 200_000
+MAX_LOG_LINE_CHARS = 1024 * 1024  # a v1 line is a few hundred characters; a longer one is judged unread
 
 
 @dataclass(frozen=True)
@@ -222,18 +223,21 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
     context: dict[str, set[str]] = {}
     for path in files:
         with path.open(encoding="utf-8", errors="replace") as fh:
-            for number, text in enumerate(fh, 1):
-                if not text.strip():
+            for number, text in enumerate(_bounded_lines(fh), 1):
+                if text is not None and not text.strip():
                     continue
                 if lines >= MAX_LOG_LINES:
                     unjudged += 1
                     continue
                 lines += 1
                 try:
+                    if text is None:
+                        raise ValueError
                     line = json.loads(text)
                     errors = sorted(validator.iter_errors(line), key=lambda e: list(e.path))
-                except ValueError:
-                    line, errors = None, ["not JSON"]
+                except (ValueError, RecursionError):  # Recursion: nested too deep to parse
+                    line, errors = None, ["not JSON" if text is not None else
+                                          f"longer than {MAX_LOG_LINE_CHARS} characters (not read)"]
                 if errors:
                     invalid_count += 1
                     if len(invalid) < 5:
@@ -252,6 +256,18 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
     return LogFacts(files=len(files), lines=lines, invalid=tuple(invalid), invalid_count=invalid_count,
                     jobs_missing_trace=tuple(sorted(trace_missing)[:10]), jobs_without_context=tuple(without[:10]),
                     job_ids=len(context), models_loaded=models_loaded, unjudged=unjudged)
+
+
+def _bounded_lines(fh: Any) -> Iterable[str | None]:
+    """The lines of a text file, each None when longer than MAX_LOG_LINE_CHARS: its rest is skipped, a chunk
+    at a time, so one huge line is never held in memory."""
+    while text := fh.readline(MAX_LOG_LINE_CHARS + 1):
+        if len(text) <= MAX_LOG_LINE_CHARS or text.endswith("\n"):
+            yield text
+            continue
+        while (rest := fh.readline(MAX_LOG_LINE_CHARS)) and not rest.endswith("\n"):
+            pass
+        yield None
 
 
 def dockerfile_problems(dockerfile: Path, manifest: Any) -> tuple[str, ...]:

@@ -40,7 +40,7 @@ from goldgate.ops.checklist_facts import (
     read_worker_facts,
 )
 from goldgate.runpod import ControlPlaneClient, DataPlaneClient, Endpoint
-from goldgate.spec import ROLES, STACKS_DIR, StackSpec, from_mapping, is_digest_ref, load_pulumi
+from goldgate.spec import ROLES, STACKS_DIR, StackSpec, from_mapping, is_digest_ref, load_pulumi, show
 
 RUNPOD_KEY_ENV = "RUNPOD_API_KEY"
 CLOUDFLARE_TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
@@ -531,6 +531,11 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
     if drill is not None and drill.get("target") != "cloud":
         drill, drill_error = None, (f"the last DR drill of {stack} ran on the {drill.get('target')} target; the cloud "
                                     f"needs `goldgate dr-drill {stack} --cloud --database-id <uuid>`")
+    elif drill is not None and database_id and drill.get("database_id") not in (None, database_id):
+        # `--database-id` is typed by hand: a drill of another database proves nothing about this stack's.
+        drill, drill_error = None, (f"the last DR drill of {stack} exported D1 {show(drill.get('database_id'))}, not "
+                                    f"{stack}'s database {database_id}: it is not evidence; run `goldgate dr-drill "
+                                    f"{stack} --cloud --database-id {database_id}`")
     facts = Facts(stack=stack, now=now or datetime.now(UTC), specs=spec_map, spec_errors=spec_errors, images=images,
                   ledger=ledger, ledger_error=ledger_error, golden=golden, golden_error=golden_error,
                   golden_path=str(golden_path), metrics=metrics, metrics_error=metrics_error, jobs=jobs,

@@ -45,6 +45,7 @@ from goldgate.ops.fingerprint import (
     SqliteSource,
     fingerprint,
     parse_time,
+    schema_sha256,
     schema_version,
     tables,
 )
@@ -52,6 +53,7 @@ from goldgate.spec import show
 
 Progress = Callable[[str], None]
 DRILL_FORMAT = "goldgate.dr-drill.v1"
+MAX_DRILL_RECORD_BYTES = 4 * 1024 * 1024  # a record lists a few tables and notes: a few KB
 
 
 def _quiet(_: str) -> None:
@@ -77,6 +79,7 @@ class DrillResult:
     verified: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    database_id: str | None = None  # the D1 database a cloud drill exported
     format: str = DRILL_FORMAT
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,11 +106,14 @@ def latest_drill(home: Path, stack: str) -> dict[str, Any] | None:
     """The last recorded drill of a stack, or None; a damaged record is an error, not silence."""
     path = drills_dir(home, stack) / "latest.json"
     try:
+        if path.stat().st_size > MAX_DRILL_RECORD_BYTES:
+            raise StateError(f"{path} is {path.stat().st_size} bytes, not a goldgate drill record (it was not "
+                             f"read); run `goldgate dr-drill {stack}` again")
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise StateError(f"{path} is corrupt ({exc}); run `goldgate dr-drill {stack}` again") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: nesting too deep to parse
+        raise StateError(f"{path} is corrupt ({str(exc)[:200]}); run `goldgate dr-drill {stack}` again") from None
     if not isinstance(raw, dict) or raw.get("format") != DRILL_FORMAT:
         raise StateError(f"{path} is not a goldgate drill record; run `goldgate dr-drill {stack}` again")
     return raw
@@ -287,7 +293,7 @@ def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, hom
     bounded whatever the database's size."""
     started = datetime.now(UTC)
     stamp = utc_stamp(started)
-    result: dict[str, Any] = {"stack": stack, "target": "cloud", "started_at": iso(started)}
+    result: dict[str, Any] = {"stack": stack, "target": "cloud", "started_at": iso(started), "database_id": database_id}
     scratch_id: str | None = None
     notes: list[str] = []
     work = drills_dir(home, stack)
@@ -305,6 +311,8 @@ def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, hom
         if not expected.row_counts:
             raise BackupRefused(f"the export of D1 {database_id} holds no tables: it is not {stack}'s migrated "
                                 "database (check --database-id); nothing was stored in R2")
+        _refuse_partial_export(source_schema, expected, database_id)
+        _refuse_another_stacks_database(source_schema, expected, database_id, stack)
         name = f"{stack}/{stamp}.sql"
         # The sha256 taken while downloading goes in the object's metadata and in the manifest; the copy
         # read back from R2 must match it.
@@ -355,6 +363,32 @@ def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, hom
                 notes.append(f"scratch database {scratch_id} was not deleted ({exc}); delete it by hand")
     record(home, drill)
     return drill
+
+
+def _refuse_partial_export(live: D1Source, expected: Fingerprint, database_id: str) -> None:
+    """The export against the live database's schema: an export that left out a table (or an index or a
+    trigger) restores and verifies against itself perfectly, yet is not a backup of the database."""
+    live_tables = tables(live)
+    missing = sorted(set(live_tables) - set(expected.row_counts))
+    if missing:
+        raise BackupRefused(f"the export of D1 {database_id} lacks table(s) {', '.join(missing)} of the live "
+                            "database: a partial export; nothing was stored in R2. Run the drill again")
+    if schema_sha256(live) != expected.schema_sha256:
+        raise BackupRefused(f"the export of D1 {database_id} does not hold the live database's table/index/trigger "
+                            "definitions (a partial export, or a migration ran during the export); nothing was "
+                            "stored in R2. Run the drill again")
+
+
+def _refuse_another_stacks_database(live: D1Source, expected: Fingerprint, database_id: str, stack: str) -> None:
+    """`--database-id` is typed by hand: each job row names the stack that created it (the service's STACK),
+    so a database whose newest job is another stack's is not this stack's, and its export is no backup of it."""
+    if not expected.row_counts.get("jobs"):
+        return
+    newest = live.rows("SELECT stack FROM jobs ORDER BY created_at DESC LIMIT 1")  # by the created_at index
+    owner = newest[0].get("stack") if newest else None
+    if owner is not None and owner != stack:
+        raise BackupRefused(f"D1 {database_id} holds the jobs of stack {show(owner)}, not of {stack}: check --database-id "
+                            f"(the D1 uuid of {stack}'s database); nothing was stored in R2")
 
 
 def _schema_version(source: D1Source) -> tuple[str, ...]:

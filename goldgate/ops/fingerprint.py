@@ -18,8 +18,10 @@ from typing import Any, Protocol
 
 from goldgate.cloudflare.d1 import D1Client
 
-# Tables D1 and SQLite keep for themselves; neither is exported nor part of the data.
-_INTERNAL = ("sqlite_%", "_cf_%")
+# Tables D1 and SQLite keep for themselves; neither is exported nor part of the data. LIKE patterns with
+# '_' escaped: a bare '_' matches any character, and would hide tables such as 'scf_settings'.
+_INTERNAL = ("sqlite\\_%", "\\_cf\\_%")
+_NOT_INTERNAL = " AND ".join("name NOT LIKE ? ESCAPE '\\'" for _ in _INTERNAL)
 
 
 class SqlSource(Protocol):
@@ -106,14 +108,12 @@ def _ident(name: str) -> str:
 
 
 def tables(source: SqlSource) -> list[str]:
-    where = " AND ".join("name NOT LIKE ?" for _ in _INTERNAL)
     return [r["name"] for r in source.rows(
-        f"SELECT name FROM sqlite_master WHERE type = 'table' AND {where} ORDER BY name", list(_INTERNAL))]
+        f"SELECT name FROM sqlite_master WHERE type = 'table' AND {_NOT_INTERNAL} ORDER BY name", list(_INTERNAL))]
 
 
 def schema_sha256(source: SqlSource) -> str:
-    where = " AND ".join("name NOT LIKE ?" for _ in _INTERNAL)
-    rows = source.rows(f"SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND {where} "
+    rows = source.rows(f"SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND {_NOT_INTERNAL} "
                        "ORDER BY type, name", list(_INTERNAL))
     text = "\n".join(f"{r['type']}|{r['name']}|{' '.join(str(r['sql']).split())}" for r in rows)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -160,14 +160,14 @@ def parse_time(value: Any) -> datetime | None:
     """RFC 3339 text, SQLite's CURRENT_TIMESTAMP text, or epoch seconds/milliseconds, as aware UTC."""
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        seconds = value / 1000 if value > 1e11 else value
-        return datetime.fromtimestamp(seconds, UTC)
     try:
+        if isinstance(value, int | float):
+            seconds = value / 1000 if value > 1e11 else value
+            return datetime.fromtimestamp(seconds, UTC)
         when = datetime.fromisoformat(str(value).strip().replace(" ", "T"))
-    except ValueError:
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):  # not a time, or one no calendar of years 1..9999 holds
         return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def fingerprint(source: SqlSource) -> Fingerprint:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import tracemalloc
 from datetime import UTC, datetime
@@ -402,3 +403,32 @@ def test_a_redirect_is_an_error_even_with_a_success_envelope(status):
                                        json={"success": True, "errors": [], "messages": [], "result": {"ok": 1}})))
     with pytest.raises(CloudflareError, match=f"{status}.*redirect.*elsewhere.test.*API base"):
         api.call("DELETE", "/accounts/a/d1/database/b")
+
+
+def test_an_import_d1_refuses_says_why_in_the_words_d1_used():
+    # D1 reports a failed import as `status: "error"` with its reasons in `errors` (a list), as wrangler reads it.
+    sql = b"INSER INTO t VALUES (1);\n"
+    etag = hashlib.md5(sql, usedforsecurity=False).hexdigest()
+
+    def cloudflare(request: httpx.Request) -> httpx.Response:
+        action = json.loads(request.content)["action"]
+        result = ({"filename": "f.sql", "upload_url": "https://upload.example.test/f.sql"} if action == "init" else
+                  {"success": True, "type": "import", "status": "error", "at_bookmark": "0000-1", "messages": [],
+                   "errors": ['near "INSER": syntax error at offset 0: SQLITE_ERROR']})
+        return httpx.Response(200, json={"success": True, "errors": [], "messages": [], "result": result})
+
+    def r2(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"ETag": f'"{etag}"'})
+
+    api = CloudflareApi(TOKEN, "https://api.example.test/client/v4", transport=httpx.MockTransport(cloudflare))
+    client = D1Client(api, "acct", poll_interval_s=0.0, transfer=httpx.Client(transport=httpx.MockTransport(r2)))
+    with pytest.raises(D1OperationFailed, match='near "INSER": syntax error') as info:
+        client.import_sql("db", sql)
+    assert "no reason given" not in str(info.value)
+    api.close()
+
+
+def test_a_query_ending_in_a_comment_runs_as_on_d1(d1):
+    db = d1.create_database("goldgate-comment").uuid
+    assert d1.query(db, "SELECT 1 AS n -- the last line is a comment") == [{"n": 1}]
+    assert d1.query(db, "CREATE TABLE t (x); INSERT INTO t VALUES ('a;b'); SELECT x FROM t") == [{"x": "a;b"}]

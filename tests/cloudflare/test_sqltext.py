@@ -30,3 +30,27 @@ def test_a_file_that_ends_inside_a_statement_is_refused(tmp_path):
     path.write_text("CREATE TABLE t (x);\nINSERT INTO t VALUES('cut sh", encoding="utf-8")
     with pytest.raises(ValueError, match="middle of a statement"):
         list(iter_sql_file(path))
+
+
+def test_statements_sharing_a_line_are_split_and_semicolons_in_strings_and_trigger_bodies_are_not():
+    sql = ("CREATE TABLE t (x, y);  INSERT INTO t VALUES ('a;b', \"c;d\"); INSERT INTO t VALUES (2, 'it''s;'); -- done\n"
+           "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET y = ';'; DELETE FROM t WHERE 0; END; SELECT 1;\r\n"
+           "/* a; comment */ SELECT 2;;\n")
+    assert split_sql(sql) == [
+        "CREATE TABLE t (x, y)",
+        "INSERT INTO t VALUES ('a;b', \"c;d\")",
+        "INSERT INTO t VALUES (2, 'it''s;')",
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET y = ';'; DELETE FROM t WHERE 0; END",
+        "SELECT 1",
+        "/* a; comment */ SELECT 2",
+    ]
+
+
+def test_a_dump_with_statements_sharing_a_line_loads(tmp_path):
+    from goldgate.ops.dr import load_sql_dump
+
+    path = tmp_path / "dump.sql"
+    path.write_text("CREATE TABLE t (x); INSERT INTO t VALUES ('a;b'); INSERT INTO t VALUES (2);\n", encoding="utf-8")
+    conn = load_sql_dump(path)
+    assert conn.execute("SELECT x FROM t ORDER BY rowid").fetchall() == [("a;b",), (2,)]
+    conn.close()

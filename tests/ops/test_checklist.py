@@ -265,3 +265,43 @@ def test_log_lines_past_the_judging_cap_are_not_reported_as_valid(tmp_path, monk
     evidence = {r.id: r.evidence for r in checklist.run_checks(dataclasses.replace(healthy, logs=facts))}
     assert "2 lines in 2 files valid" in evidence["logs_schema_v1"]
     assert "2 more lines past the first 2 were not judged" in evidence["logs_schema_v1"]
+
+
+@pytest.mark.parametrize("passed", ["false", "no", 1, [False]])
+def test_a_drill_record_whose_passed_is_not_true_is_not_evidence(healthy, passed):
+    # Only the drill itself writes `passed: true`; a hand-edited or damaged record saying "false" is truthy.
+    record = {**healthy.drill, "passed": passed}
+    results = {r.id: r for r in checklist.run_checks(dataclasses.replace(healthy, drill=record))}
+    assert results["dr_drill"].status == checklist.FAIL
+
+
+def test_a_golden_report_whose_passed_is_a_string_is_not_green(healthy):
+    said_false = {**healthy.golden, "passed": "false"}
+    assert "golden_all_pass" in _red(dataclasses.replace(healthy, golden=said_false))
+    cases = [{**c, "passed": "false"} for c in healthy.golden["cases"]]
+    assert "golden_all_pass" in _red(dataclasses.replace(healthy, golden={**healthy.golden, "cases": cases}))
+
+
+def test_a_log_line_nested_too_deep_to_parse_is_an_invalid_line_not_a_crash(tmp_path):
+    logs = _logs(tmp_path / "logs")
+    with (logs / "service.jsonl").open("w") as fh:
+        fh.write("[" * 100_000 + "\n" + '{"a":' * 100_000 + "\n")
+    facts = read_log_facts(logs)
+    assert facts.invalid_count == 2 and "service.jsonl:1" in facts.invalid[0]
+
+
+def test_an_oversized_log_line_is_judged_invalid_without_being_held_in_memory(tmp_path):
+    import tracemalloc
+
+    logs = _logs(tmp_path / "logs")
+    with (logs / "service.jsonl").open("w") as fh:
+        fh.write('{"message": "' + "x" * (48 * 1024 * 1024) + '"}\n')
+    tracemalloc.start()
+    try:
+        facts = read_log_facts(logs)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert facts.invalid_count == 1 and "service.jsonl:1" in facts.invalid[0] and "longer than" in facts.invalid[0]
+    assert facts.lines == 3  # the worker's two lines and the oversized one: the others were still judged
+    assert peak < 16 * 1024 * 1024, peak

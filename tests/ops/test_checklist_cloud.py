@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -146,10 +147,10 @@ def _golden(reports: Path, now: datetime) -> None:
         "cases": [{"id": "sdxl", "passed": True, "latency_s": 30.0, "images": [{"key": "k"}], "checks": checks}]}))
 
 
-def _drill(home: Path, now: datetime, target: str = "cloud", stack: str = "staging") -> None:
+def _drill(home: Path, now: datetime, target: str = "cloud", stack: str = "staging", **more: Any) -> None:
     stamp = now.isoformat()
     dr.record(home, dr.DrillResult(stack=stack, target=target, passed=True, started_at=stamp, finished_at=stamp,
-                                   backup_s=1.5, restore_s=2.0, rto_s=2.0, rpo_s=0.4))
+                                   backup_s=1.5, restore_s=2.0, rto_s=2.0, rpo_s=0.4, **more))
 
 
 def _logs(directory: Path) -> None:
@@ -360,6 +361,18 @@ def test_a_local_drill_does_not_count_for_the_cloud(cloud):
     results = cloud.results()
     assert {i for i, r in results.items() if r.status == checklist.FAIL} == {"dr_drill"}
     assert "--cloud" in results["dr_drill"].evidence
+
+
+def test_a_drill_of_another_d1_database_does_not_count_for_the_stack(cloud):
+    # `--database-id` is typed by hand: a drill of PROD's database recorded under staging proves nothing
+    # about staging's backups.
+    other = next(d.uuid for d in cloud.d1.list_databases() if d.name == "goldgate-prod")
+    _drill(cloud.home, cloud.now, database_id=other)
+    results = cloud.results()
+    assert {i for i, r in results.items() if r.status == checklist.FAIL} == {"dr_drill"}
+    assert other in results["dr_drill"].evidence and cloud.database_id in results["dr_drill"].evidence
+    _drill(cloud.home, cloud.now, database_id=cloud.database_id)
+    assert cloud.results()["dr_drill"].status == checklist.PASS
 
 
 def test_an_image_built_from_another_model_manifest_turns_the_image_models_line_red(cloud):

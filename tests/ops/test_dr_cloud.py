@@ -22,6 +22,7 @@ from goldgate.cloudflare.api import CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.d1_standin import D1StandIn
 from goldgate.cloudflare.r2 import R2Admin
+from goldgate.cloudflare.sqltext import split_sql
 from goldgate.migrations import apply_with
 from goldgate.ops.dr import latest_drill, run_cloud_drill
 
@@ -198,6 +199,7 @@ def test_cloud_drill_exports_stores_in_r2_imports_a_scratch_verifies_and_deletes
     # the scratch database is gone; only the source remains
     assert list(standin.backend.databases) == [source]
     assert latest_drill(tmp_path, "staging")["target"] == "cloud"
+    assert latest_drill(tmp_path, "staging")["database_id"] == source  # what the checklist matches the stack by
     assert not list((tmp_path / "drills" / "staging").glob("*.sql*"))  # the local export was removed
     requests = [p for _, p in standin.requests]
     assert any(p.endswith("/export") for p in requests) and any("/_signed/imports/" in p for p in requests)
@@ -278,3 +280,34 @@ def test_cli_cloud_drill_refuses_a_database_id_that_is_not_a_uuid_before_touchin
     assert "is not a D1 uuid" in capsys.readouterr().err
     assert latest_drill(tmp_path, "staging") is None  # the last real drill's record is not replaced
     assert len(standin.requests) == seen  # not one call reached the API
+
+
+def test_an_export_missing_a_table_of_the_live_database_fails_the_drill_and_stores_nothing(cloud, r2, tmp_path):
+    # A partial export (a table, its rows and its indexes left out) imports and verifies against itself
+    # perfectly: only the live database can tell it is not a backup of the whole of it.
+    standin, d1, source = cloud
+    write_dump = standin.backend.write_dump
+
+    def without_job_metrics(db, path):
+        write_dump(db, path)
+        kept = [stmt for stmt in split_sql(path.read_text(encoding="utf-8")) if "job_metrics" not in stmt]
+        path.write_text("".join(f"{stmt};\n" for stmt in kept), encoding="utf-8")
+
+    standin.backend.write_dump = without_job_metrics
+    result = run_cloud_drill("staging", d1, source, r2, tmp_path)
+    assert not result.passed
+    assert "job_metrics" in result.error and "live database" in result.error
+    assert latest_drill(tmp_path, "staging")["passed"] is False
+    assert not list(r2.list())  # no partial backup in R2
+    assert list(standin.backend.databases) == [source]  # no scratch was created from it
+
+
+def test_a_drill_of_another_stacks_database_fails_and_copies_nothing_into_this_stacks_bucket(cloud, r2, tmp_path):
+    # --database-id is typed by hand: STAGING's D1 drilled as PROD would store STAGING's jobs as PROD's backup.
+    standin, d1, source = cloud
+    result = run_cloud_drill("prod", d1, source, r2, tmp_path)
+    assert not result.passed
+    assert "staging" in result.error and "--database-id" in result.error
+    assert latest_drill(tmp_path, "prod")["passed"] is False
+    assert not list(r2.list())
+    assert list(standin.backend.databases) == [source]

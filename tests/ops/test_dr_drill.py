@@ -267,3 +267,71 @@ def test_a_drill_of_a_live_wal_database_leaves_only_the_backup_and_its_manifest(
     assert result.passed, result.error
     assert sorted(p.name.split(".", 2)[-1] for p in (home / "backups" / "staging").iterdir()) == \
         ["manifest.json", "sqlite"]
+
+
+def test_a_table_whose_name_looks_like_an_internal_pattern_is_still_verified(tmp_path, stack_db):
+    # '_' is a LIKE wildcard: 'scf_settings' and 'sqlitex' are ordinary tables, not D1's `_cf_*` nor SQLite's
+    # `sqlite_*`; a backup that lost their rows must not restore as "verified".
+    db = stack_db(tmp_path / "db.sqlite", jobs=20)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("CREATE TABLE scf_settings (k TEXT PRIMARY KEY, v TEXT)")
+        conn.execute("CREATE TABLE sqlitex (k TEXT PRIMARY KEY)")
+        conn.execute("INSERT INTO scf_settings VALUES ('retention_days', '30')")
+        conn.execute("INSERT INTO sqlitex VALUES ('a')")
+    conn.close()
+    path, manifest = take_backup(db, tmp_path / "backups", "staging")
+    assert manifest.fingerprint.row_counts["scf_settings"] == 1 and manifest.fingerprint.row_counts["sqlitex"] == 1
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DELETE FROM scf_settings")
+    conn.close()
+    _rewrite_manifest_hash(path)
+    with pytest.raises(BackupRefused, match="table scf_settings: 0 rows, expected 1"):
+        _restore(path, tmp_path)
+
+
+def test_a_hostile_manifest_is_refused_in_one_line_not_a_traceback(backup, tmp_path):
+    path = manifest_path(backup)
+    good = json.loads(path.read_text())
+    path.write_text("[" * 200_000)  # nesting deeper than the JSON parser's recursion
+    with pytest.raises(BackupRefused, match="not valid JSON"):
+        load_manifest(backup)
+    path.write_text(json.dumps(good).replace(f'"bytes": {good["bytes"]}', '"bytes": 1e999'))
+    with pytest.raises(BackupRefused, match="malformed field"):
+        load_manifest(backup)
+    good["fingerprint"]["row_counts"]["jobs"] = float("inf")
+    path.write_text(json.dumps(good))
+    with pytest.raises(BackupRefused, match="malformed field"):
+        load_manifest(backup)
+    with path.open("r+b") as f:  # sparse: oversized without filling the disk
+        f.truncate(64 * 1024 * 1024)
+    with pytest.raises(BackupRefused, match="it was not read"):
+        load_manifest(backup)
+    assert not (tmp_path / "restored.sqlite").exists()
+
+
+def test_a_hostile_drill_record_is_a_one_line_error(tmp_path):
+    from goldgate.errors import StateError
+
+    record = tmp_path / "drills" / "staging" / "latest.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{\"a\":" * 200_000)
+    with pytest.raises(StateError, match="is corrupt"):
+        latest_drill(tmp_path, "staging")
+    with record.open("r+b") as f:
+        f.truncate(64 * 1024 * 1024)
+    with pytest.raises(StateError, match="was not read"):
+        latest_drill(tmp_path, "staging")
+
+
+def test_an_absurd_timestamp_in_the_data_does_not_crash_the_drill(tmp_path, stack_db):
+    db = stack_db(tmp_path / "db.sqlite", jobs=20)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, seen_at INTEGER, read_at TEXT)")
+        conn.execute("INSERT INTO notes VALUES (1, ?, '9999-12-31T23:59:59-23:59')", (10 ** 18,))
+    conn.close()
+    result = run_local_drill("staging", db, tmp_path / "home")
+    assert result.passed, result.error
+    assert result.last_write_at.startswith("2026-")  # the jobs' newest write; the absurd values are not times
