@@ -32,6 +32,11 @@ class ComfyUnreachable(ComfyError):
     """No HTTP answer from ComfyUI (connection refused, reset, timed out)."""
 
 
+class ComfyDown(ComfyUnreachable):
+    """ComfyUI refused a connection after it had answered: its process is gone (crashed, killed), and
+    nothing in the image restarts it. Not retried; the worker asks RunPod to replace it."""
+
+
 class ComfyNotReady(ComfyError):
     """ComfyUI did not come up within the readiness bound."""
 
@@ -42,6 +47,11 @@ class ComfyTimeout(ComfyError):
 
 class ComfyExecutionError(ComfyError):
     """ComfyUI accepted the prompt but a node failed while running it, or the run was interrupted."""
+
+
+class ComfyGpuFault(ComfyExecutionError):
+    """A node failed with a CUDA error other than out-of-memory: such errors are sticky, the process's CUDA
+    context stays unusable and every later prompt fails the same way until ComfyUI restarts."""
 
 
 class ComfyCancelled(ComfyError):
@@ -74,6 +84,7 @@ class ComfyClient:
     def __init__(self, base_url: str, poll_interval_s: float = 0.2) -> None:
         self.base_url = base_url.rstrip("/")
         self.poll_interval_s = poll_interval_s
+        self._answered = False  # ComfyUI has answered a request: a refused connection now means it died
 
     def _request(self, method: str, path: str, body: Any = None,
                  timeout_s: float = REQUEST_TIMEOUT_S) -> tuple[int, bytes]:
@@ -82,12 +93,19 @@ class ComfyClient:
                                      headers={"Content-Type": "application/json"} if data else {})
         try:
             with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+                self._answered = True
                 return resp.status, resp.read(MAX_IMAGE_BYTES + 1)
         except urllib.error.HTTPError as exc:
+            self._answered = True
             return exc.code, exc.read(1_000_000)
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc
-            raise ComfyUnreachable(f"cannot reach ComfyUI at {self.base_url} ({method} {path}): {reason}") from None
+            message = f"cannot reach ComfyUI at {self.base_url} ({method} {path}): {reason}"
+            if self._answered and isinstance(reason, ConnectionRefusedError):
+                # Nothing listens where ComfyUI answered before (a busy ComfyUI still accepts connections).
+                raise ComfyDown(f"ComfyUI stopped answering: {message}; its process has exited (out of memory, "
+                                f"a crash; see its log) and nothing restarts it") from None
+            raise ComfyUnreachable(message) from None
 
     def _json(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         status, raw = self._request(method, path, body)
@@ -99,6 +117,8 @@ class ComfyClient:
     def is_ready(self) -> tuple[bool, str]:
         try:
             status, _ = self._request("GET", "/system_stats")
+        except ComfyDown:
+            raise
         except ComfyUnreachable as exc:
             return False, str(exc)
         return status == 200, f"HTTP {status}"
@@ -138,8 +158,7 @@ class ComfyClient:
                 raise
             # ComfyUI may have queued it before the answer was lost.
             self.withdraw(prompt_id)
-            raise ComfyUnreachable(f"{exc}; prompt {prompt_id} was withdrawn in case ComfyUI had queued it") \
-                from None
+            raise type(exc)(f"{exc}; prompt {prompt_id} was withdrawn in case ComfyUI had queued it") from None
         if status == 400 and isinstance(body, dict):
             raise PromptRejected(body.get("error"), body.get("node_errors"))
         if status != 200 or not isinstance(body, dict) or not isinstance(body.get("prompt_id"), str):
@@ -196,6 +215,8 @@ class ComfyClient:
         poll got no usable answer in a way that may pass, ComfyError when the answer will not get better."""
         try:
             status, raw = self._request("GET", path, timeout_s=timeout_s)
+        except ComfyDown as exc:
+            raise ComfyDown(f"{exc}; prompt {prompt_id} is lost with it") from None
         except ComfyUnreachable as exc:
             raise _PollFailed(str(exc)) from None
         if status >= 500:
@@ -226,7 +247,7 @@ class ComfyClient:
     def _images(prompt_id: str, entry: dict[str, Any]) -> list[OutputImage]:
         status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
         if status.get("status_str") == "error":
-            detail = "no detail"
+            detail, gpu_fault = "no detail", False
             for message in status.get("messages") or []:
                 if not (isinstance(message, list) and len(message) == 2 and isinstance(message[1], dict)):
                     continue
@@ -234,11 +255,16 @@ class ComfyClient:
                 if message[0] == "execution_error":
                     detail = (f"node {info.get('node_id')} ({info.get('node_type')}): "
                               f"{info.get('exception_type')}: {info.get('exception_message')}")
+                    text = str(info.get("exception_message"))
+                    gpu_fault = "CUDA error:" in text and "out of memory" not in text
                 elif message[0] == "execution_interrupted":
                     raise ComfyExecutionError(
                         f"ComfyUI interrupted prompt {prompt_id} at node {info.get('node_id')} "
                         f"({info.get('node_type')}) before it saved an image: something sent POST /interrupt "
                         f"(another client of this ComfyUI, or a cancelled job); resubmit the job")
+            if gpu_fault:
+                raise ComfyGpuFault(f"ComfyUI failed while running prompt {prompt_id}: {detail}; a CUDA error "
+                                    f"leaves the GPU unusable to this ComfyUI process")
             raise ComfyExecutionError(f"ComfyUI failed while running prompt {prompt_id}: {detail}")
         images = []
         for node_id, output in sorted((entry.get("outputs") or {}).items()):

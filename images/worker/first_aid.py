@@ -42,9 +42,14 @@ def _search(file: str, roots: tuple[str, ...], folder: str) -> tuple[list[str], 
 
 
 def _listed(error: dict[str, Any]) -> list[Any] | None:
+    """The files the loader lists, from the input spec ComfyUI echoes: [[files...], {...}] for a V1 node,
+    ["COMBO", {"options": [files...]}] for a V3 one; None when it echoed none (a list over 20 long)."""
     config = (error.get("extra_info") or {}).get("input_config")
     if isinstance(config, list) and config and isinstance(config[0], list):
         return config[0]
+    if (isinstance(config, list) and len(config) > 1 and config[0] == "COMBO" and isinstance(config[1], dict)
+            and isinstance(config[1].get("options"), list)):
+        return config[1]["options"]
     return None
 
 
@@ -64,8 +69,14 @@ def _model_message(node_id: str, class_type: str, error: dict[str, Any], roots: 
     if folder == "checkpoints" and listed == []:  # None: ComfyUI did not echo a long list, so files exist
         parts.append(NO_CHECKPOINTS)
     parts.append(f"searched {', '.join(searched)}")
-    if found:
-        parts.append(f"found at {', '.join(found)}, a directory {class_type} does not read")
+    readable = [p for p in found if any(Path(p).is_relative_to(d) for d in searched)]
+    elsewhere = [p for p in found if p not in readable]
+    if readable:
+        parts.append(f"found at {', '.join(readable)}, where {class_type} looks, yet ComfyUI did not list it: "
+                     f"ComfyUI reads another model root (its extra_model_paths.yaml; the worker's MODEL_ROOTS) "
+                     f"or cannot read the file")
+    if elsewhere:
+        parts.append(f"found at {', '.join(elsewhere)}, a directory {class_type} does not read")
     entries = manifest.find(file) if manifest else []
     if entries and entries[0].kind == "diffusion_model" and class_type == "CheckpointLoaderSimple":
         parts.append("models.yaml lists it as a diffusion model: load it with UNETLoader plus CLIP and VAE "

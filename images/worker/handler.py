@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import sdk_logs
-from .comfy_client import ComfyCancelled, ComfyClient, ComfyError, PromptRejected
+from .comfy_client import (
+    ComfyCancelled,
+    ComfyClient,
+    ComfyDown,
+    ComfyError,
+    ComfyGpuFault,
+    ComfyNotReady,
+    PromptRejected,
+)
 from .config import ConfigError, WorkerConfig, load_config
 from .first_aid import explain_rejection
 from .job_input import JobInput, JobInputError, log_context, parse_job_input
@@ -70,8 +78,10 @@ def _ms(seconds: float) -> int:
 
 
 def _upload(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, images: list) -> list[dict[str, Any]]:
-    results = []
-    for index, image in enumerate(images):
+    """Every image is fetched and checked before the first upload, and an upload that fails removes what
+    this attempt stored: a failed job leaves no result behind for its retry to collide with."""
+    checked = []
+    for image in images:
         suffix = Path(image.filename).suffix.lower()
         content_type = CONTENT_TYPES.get(suffix)
         if content_type is None:
@@ -82,13 +92,26 @@ def _upload(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, images: list)
             width, height = png_size(data)
         except NotAPngError as exc:
             raise _JobFailed(f"ComfyUI output {image.filename}: {exc}") from None
-        key = f"{job.result_prefix}{index}{suffix}"
-        stored = runtime.store.put_create_only(key, data, content_type)
-        log.info("image_uploaded", message=f"{key} ({stored.bytes} bytes)",
-                 data={"key": key, "bytes": stored.bytes, "sha256": stored.sha256, "width": width,
-                       "height": height, "created": stored.created})
-        results.append({"key": key, "content_type": stored.content_type, "bytes": stored.bytes,
-                        "sha256": stored.sha256, "width": width, "height": height})
+        checked.append((suffix, content_type, data, width, height))
+    results: list[dict[str, Any]] = []
+    created: list[str] = []
+    try:
+        for index, (suffix, content_type, data, width, height) in enumerate(checked):
+            key = f"{job.result_prefix}{index}{suffix}"
+            stored = runtime.store.put_create_only(key, data, content_type)
+            if stored.created:
+                created.append(key)
+            log.info("image_uploaded", message=f"{key} ({stored.bytes} bytes)",
+                     data={"key": key, "bytes": stored.bytes, "sha256": stored.sha256, "width": width,
+                           "height": height, "created": stored.created})
+            results.append({"key": key, "content_type": stored.content_type, "bytes": stored.bytes,
+                            "sha256": stored.sha256, "width": width, "height": height})
+    except BaseException:
+        left = runtime.store.delete_created(created)
+        if left:
+            log.warning("upload_cleanup_failed", message=f"could not remove {', '.join(left)} after the job "
+                                                         f"failed", data={"keys": left})
+        raise
     return results
 
 
@@ -144,9 +167,9 @@ def _error(message: str, log: WorkerLog) -> dict[str, str]:
 
 
 def run_job(job: dict[str, Any], runtime: WorkerRuntime, stop: threading.Event | None = None) -> dict[str, Any]:
-    """Runs one RunPod job; every fault comes back as {"error": "<one line>"}, never as an exception, and
-    goes through `_error`. Setting `stop` (the job was cancelled) withdraws its prompt from ComfyUI and
-    skips the upload."""
+    """Runs one RunPod job; every fault comes back as {"error": "<one line>"} (plus "refresh_worker": True
+    when this worker cannot render again), never as an exception, and goes through `_error`. Setting `stop`
+    (the job was cancelled) withdraws its prompt from ComfyUI and skips the upload."""
     stop = stop if stop is not None else _job_stop.get()
     started = time.monotonic()
     raw = job.get("input") if isinstance(job, dict) else None
@@ -166,6 +189,13 @@ def run_job(job: dict[str, Any], runtime: WorkerRuntime, stop: threading.Event |
         log.warning("job_cancelled", message=str(exc), status="CANCELLED",
                     duration_ms=_ms(time.monotonic() - started))
         return _error(str(exc), log)
+    except (ComfyDown, ComfyNotReady, ComfyGpuFault) as exc:
+        # This worker cannot render again (its ComfyUI is gone, never came up, or its GPU is in a CUDA error
+        # state): RunPod replaces it after this job instead of handing it more jobs that fail the same way.
+        message = f"{exc}; the worker asks RunPod to replace it"
+        log.error("job_failed", message=message, status="FAILED", duration_ms=_ms(time.monotonic() - started),
+                  error=error_field(exc), data={"refresh_worker": True})
+        return {**_error(message, log), "refresh_worker": True}
     except (_JobFailed, ComfyError, StorageError) as exc:
         log.error("job_failed", message=str(exc), status="FAILED", duration_ms=_ms(time.monotonic() - started),
                   error=error_field(exc))

@@ -66,14 +66,14 @@ class WorkerLog:
     def log(self, level: str, event: str, *, message: str | None = None, **fields: Any) -> None:
         line: dict[str, Any] = {"schema": SCHEMA, "ts": _now(), "level": level, "event": event,
                                 "component": COMPONENT, **self._context}
-        if message is not None:
-            line["message"] = message[:4000]
+        if message is not None:  # masked before it is cut: a cut secret would escape the mask
+            line["message"] = self.scrub(message)[:4000]
         line.update(fields)
         for name, limit in _LIMITS.items():  # an oversized value must not make the line schema-invalid
             if isinstance(line.get(name), str) and len(line[name]) > limit:
                 line[name] = line[name][:limit]
         if isinstance(line.get("error"), dict):
-            line["error"]["message"] = str(line["error"].get("message", ""))[:4000]
+            line["error"]["message"] = self.scrub(str(line["error"].get("message", "")))[:4000]
         text = json.dumps(_scrub(line, self._secrets), separators=(",", ":"), default=str)
         stream = self._stream or sys.stdout
         with _lock:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, load_config
+from .first_aid import NO_CHECKPOINTS
 from .logs import WorkerLog
 from .manifest import FOLDERS, ManifestError, ModelEntry, check_consistency, load_manifest, model_references
 from .workflows import WorkflowError, load_workflows
@@ -25,6 +26,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MANIFEST = PACKAGE_DIR / "models.yaml"
 DEFAULT_WORKFLOWS = PACKAGE_DIR / "workflows"
 _ALL_DIRS = sorted({d for dirs in FOLDERS.values() for d in dirs})
+_NO_CHECKPOINTS_LINE = f"{NO_CHECKPOINTS}: the checkpoint loader folder is empty under every model root"
 # ComfyUI's folder_paths.supported_pt_extensions: a loader lists only these (not put_checkpoints_here).
 MODEL_EXTENSIONS = frozenset({".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"})
 
@@ -61,6 +63,10 @@ class PreflightReport:
     warnings: tuple[str, ...]
     sha256_verified: bool
 
+    def no_checkpoints(self) -> bool:
+        """The checkpoint loader would list nothing (a workflow uses it and its folder is empty)."""
+        return any(d.folder == "checkpoints" and not d.ok for d in self.loader_dirs)
+
     def loaded_models(self) -> list[str]:
         return [m.path for m in self.models if m.status == "ok" and m.path]
 
@@ -89,6 +95,8 @@ class PreflightReport:
                          f"({' or '.join(d.directories)}): {d.files} model file(s)")
         lines += [f"problem: {p}" for p in self.problems]
         lines += [f"warning: {w}" for w in self.warnings]
+        if self.no_checkpoints():
+            lines.append(_NO_CHECKPOINTS_LINE)
         if not self.ok:
             lines.append("if this is a serverless image, rebuild it with the models baked in (models.yaml); "
                          "check /comfyui/models and /workspace/ComfyUI/models; see docs/RUNBOOK.md")
@@ -200,7 +208,8 @@ def log_report(report: PreflightReport, log: WorkerLog) -> None:
     if report.ok:
         log.info("models_loaded", message=f"{len(report.loaded_models())} model files present", data=data)
     else:
-        log.error("preflight_failed", message="; ".join(report.problems)[:4000],
+        problems = [*([_NO_CHECKPOINTS_LINE] if report.no_checkpoints() else []), *report.problems]
+        log.error("preflight_failed", message="; ".join(problems)[:4000],
                   data={**data, "problems": list(report.problems)})
 
 

@@ -61,6 +61,16 @@ class ResultStore:
             raise StorageError(f"upload of {key} to bucket {self.bucket} failed: {exc}") from None
         return self._existing(key, digest, len(body), content_type)
 
+    def delete_created(self, keys: list[str]) -> list[str]:
+        """Best effort: removes objects this job attempt created before it failed; returns the keys left."""
+        left = []
+        for key in keys:
+            try:
+                self._client.delete_object(Bucket=self.bucket, Key=key)
+            except (ClientError, BotoCoreError):
+                left.append(key)
+        return left
+
     def _existing(self, key: str, digest: str, size: int, content_type: str) -> StoredObject:
         """The key exists already: fine if it holds these exact bytes, an error otherwise."""
         try:

@@ -291,3 +291,64 @@ def test_a_huge_error_is_cut_after_masking(comfy, models_dir, runtime_factory, m
     echoed = out["error"].split("RuntimeError: ", 1)[1]
     assert echoed and set(echoed) <= set("[redacted] …"), echoed[-80:]
     assert len(out["error"]) <= handler_module.MAX_ERROR_CHARS
+
+
+# -- ComfyUI's process dies ---------------------------------------------------------------------------
+
+
+def test_comfyui_dying_mid_render_fails_the_job_at_once_and_retires_the_worker(models_dir, comfy_factory,
+                                                                               runtime_factory, logs):
+    # Out of host memory, a segfault in a custom node: ComfyUI's process is gone and the start script
+    # does not bring it back, so the prompt can never finish. Retrying the polls until the job's bound
+    # bills GPU time for nothing and ends in a misleading "did not finish in time"; the worker must also
+    # ask RunPod to replace it, or every later job it takes fails the same way.
+    comfy = comfy_factory(models_dir, render_delay_s=120)
+    assert comfy.wait_listening(10)
+    runtime = runtime_factory(comfy.url, models_dir, COMFY_JOB_TIMEOUT_S="8")
+    result: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: result.update(run_job(job(), runtime)))
+    worker.start()
+    while "prompt_queued" not in logs.getvalue():
+        worker.join(0.05)
+        assert worker.is_alive(), result
+    comfy.stop()
+    worker.join(30)
+    assert "stopped answering" in result["error"] and "connection refused" in result["error"].lower(), result
+    assert "did not finish prompt" not in result["error"]
+    assert result.get("refresh_worker") is True
+
+
+def test_a_worker_whose_comfyui_died_between_jobs_fails_the_next_job_at_once_and_retires(comfy, models_dir,
+                                                                                      runtime_factory):
+    runtime = runtime_factory(comfy.url, models_dir, COMFY_READY_TIMEOUT_S="8")
+    assert "error" not in run_job(job(), runtime)
+    comfy.stop()
+    out = run_job(job(job_id="job-2"), runtime)
+    assert "stopped answering" in out["error"] and "was not ready after" not in out["error"], out
+    assert out.get("refresh_worker") is True
+
+
+def test_comfyui_that_never_came_up_retires_the_worker(models_dir, comfy_factory, runtime_factory):
+    comfy = comfy_factory(models_dir, startup_delay_s=120)
+    out = run_job(job(), runtime_factory(comfy.url, models_dir, COMFY_READY_TIMEOUT_S="0.5"))
+    assert out["error"].startswith(f"ComfyUI at {comfy.url} was not ready after 0.5 s"), out
+    assert out.get("refresh_worker") is True
+
+
+@pytest.mark.parametrize(("message", "retire"), [
+    ("CUDA error: an illegal memory access was encountered", True),
+    ("CUDA error: unspecified launch failure", True),
+    ("CUDA out of memory. Tried to allocate 2.00 GiB", False),
+    ("CUDA error: out of memory", False),
+])
+def test_a_gpu_left_unusable_by_a_failed_node_retires_the_worker(message, retire, comfy, models_dir,
+                                                                   runtime_factory, monkeypatch):
+    # A CUDA error other than out-of-memory poisons the process's CUDA context: ComfyUI fails every
+    # later prompt the same way, so the worker must ask RunPod to replace it. Out of memory passes.
+    def failing(*args, **kwargs):
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(comfy.backend, "render", failing)
+    out = run_job(job(), runtime_factory(comfy.url, models_dir))
+    assert out["error"].startswith("ComfyUI failed while running prompt") and message in out["error"], out
+    assert out.get("refresh_worker", False) is retire

@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 from worker_harness import SECRET_KEY, TRACE_ID, bake_models, job, s3_client, worker_env
 
 from images.worker import handler as handler_module
@@ -301,3 +302,73 @@ def test_a_missing_lora_is_not_blamed_on_the_checkpoint_loader(tmp_path, comfy_f
     assert "'flux_realism_lora.safetensors'" in error and f"searched {models / 'loras'}" in error
     assert "checkpoint loader" not in error and "No checkpoint models" not in error
     assert "not baked into the image" in error and "network volume" in error
+
+
+def test_a_secret_straddling_the_log_line_cut_leaves_no_part_of_it(comfy, models_dir, runtime_factory, logs):
+    # A log line's message and error are cut at 4000 characters; cutting before masking would leave the
+    # first characters of a secret that straddles the cut in the line.
+    runtime = runtime_factory(comfy.url, models_dir)
+    text = "x" * 3990 + SECRET_KEY + " tail"
+    runtime.log.error("probe", message=text, error={"type": "RuntimeError", "message": text})
+    (line,) = logs.lines()
+    assert SECRET_KEY[:10] not in line["message"] and SECRET_KEY[:10] not in line["error"]["message"]
+    assert line["message"].startswith("x" * 3990 + "[redacted")
+
+
+def _stored_keys(storage) -> list[str]:
+    listing = s3_client(storage.endpoint_url).list_objects_v2(Bucket=storage.bucket)
+    return [item["Key"] for item in listing.get("Contents", [])]
+
+
+def test_a_job_whose_second_image_is_unusable_leaves_nothing_in_the_store(comfy, models_dir, runtime_factory,
+                                                                           storage, monkeypatch):
+    # A failed job's images must not stay behind: its retry (RunPod /retry, same result prefix) renders
+    # again, and a GPU render that is not bit-identical then fails for ever on "already exists with
+    # different content".
+    render = comfy.backend.render
+    monkeypatch.setattr(comfy.backend, "render", lambda *a, **k: [render(*a, **k)[0], b"not a png at all"])
+    runtime = runtime_factory(comfy.url, models_dir)
+    out = run_job(job({"prompt": "a lighthouse", "batch_size": 2}), runtime)
+    assert "not a PNG image" in out["error"], out
+    assert _stored_keys(storage) == []
+
+
+def test_an_upload_failing_midway_removes_what_the_job_stored(comfy, models_dir, runtime_factory, storage):
+    runtime = runtime_factory(comfy.url, models_dir)
+    client = runtime.store._client
+    put = client.put_object
+
+    def put_failing_on_the_second(**kwargs):
+        if kwargs["Key"].endswith("/1.png"):
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "We encountered an internal error"}},
+                              "PutObject")
+        return put(**kwargs)
+
+    client.put_object = put_failing_on_the_second
+    out = run_job(job({"prompt": "a lighthouse", "batch_size": 2}), runtime)
+    assert out["error"].startswith("upload of results/job-1/1.png"), out
+    assert _stored_keys(storage) == []
+    client.put_object = put
+    retried = run_job(job({"prompt": "a lighthouse", "batch_size": 2}), runtime)
+    assert "error" not in retried, retried
+    assert _stored_keys(storage) == ["results/job-1/0.png", "results/job-1/1.png"]
+
+
+def test_an_image_stored_by_an_earlier_attempt_is_kept_when_this_one_fails(comfy, models_dir, runtime_factory,
+                                                                           storage):
+    # Only what this attempt created is removed: an identical object stored earlier stays.
+    runtime = runtime_factory(comfy.url, models_dir)
+    assert "error" not in run_job(job({"prompt": "a lighthouse", "batch_size": 2}), runtime)
+    client = runtime.store._client
+    put = client.put_object
+
+    def put_failing_on_the_second(**kwargs):
+        if kwargs["Key"].endswith("/1.png"):
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "We encountered an internal error"}},
+                              "PutObject")
+        return put(**kwargs)
+
+    client.put_object = put_failing_on_the_second
+    out = run_job(job({"prompt": "a lighthouse", "batch_size": 2}), runtime)
+    assert out["error"].startswith("upload of results/job-1/1.png"), out
+    assert _stored_keys(storage) == ["results/job-1/0.png", "results/job-1/1.png"]

@@ -13,6 +13,8 @@ from pathlib import Path
 import yaml
 from worker_harness import REPO, WORKER_DIR, bake_models, validate_log_lines
 
+from images.worker.comfy_client import PromptRejected
+from images.worker.first_aid import explain_rejection
 from images.worker.logs import WorkerLog
 from images.worker.preflight import log_report, run_preflight
 
@@ -138,3 +140,54 @@ def test_a_placeholder_file_is_not_counted_as_a_model(tmp_path: Path):
     assert (checkpoints.files, checkpoints.ok) == (0, False)
     assert any(p.startswith("loader folder checkpoints is empty") for p in report.problems)
     assert "[EMPTY] loader folder checkpoints" in report.render_text()
+
+
+def _rejected_checkpoint(input_config) -> PromptRejected:
+    return PromptRejected({"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
+                           "details": "", "extra_info": {}},
+                          {"4": {"class_type": "CheckpointLoaderSimple", "dependent_outputs": ["9"], "errors": [
+                              {"type": "value_not_in_list", "message": "Value not in list",
+                               "details": "ckpt_name: 'sd_xl_base_1.0.safetensors' not in []",
+                               "extra_info": {"input_name": "ckpt_name", "input_config": input_config,
+                                              "received_value": "sd_xl_base_1.0.safetensors"}}]}})
+
+
+def test_first_aid_reads_an_empty_combo_list_in_either_of_comfyuis_shapes(tmp_path: Path):
+    # A V1 node sends its input spec as [[files...], {...}]; a node written against ComfyUI's V3 schema
+    # as ["COMBO", {"options": [files...]}]. An empty list is "no checkpoints" in both.
+    graph = {"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}}}
+    for config in ([[], {}], ["COMBO", {"options": []}]):
+        message = explain_rejection(_rejected_checkpoint(config), graph, (str(tmp_path),))
+        assert "No checkpoint models appear to be available" in message, (config, message)
+        assert "lists nothing" in message
+    listed = explain_rejection(_rejected_checkpoint(["COMBO", {"options": ["other.safetensors"]}]), graph,
+                               (str(tmp_path),))
+    assert "lists ['other.safetensors']" in listed and "No checkpoint models" not in listed
+
+
+def test_first_aid_does_not_call_the_loaders_own_directory_one_it_does_not_read(tmp_path: Path):
+    # The file sits where the loader looks under the worker's roots, yet ComfyUI listed nothing: ComfyUI
+    # reads another model root. Telling the operator to move the file out of the right directory is wrong.
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "sd_xl_base_1.0.safetensors").write_bytes(b"x")
+    graph = {"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}}}
+    message = explain_rejection(_rejected_checkpoint([[], {}]), graph, (str(tmp_path),))
+    assert "does not read" not in message, message
+    assert f"{tmp_path / 'checkpoints' / 'sd_xl_base_1.0.safetensors'}" in message
+    assert "ComfyUI reads another model root" in message
+
+
+def test_the_report_says_no_checkpoints_only_when_the_checkpoint_folder_is_empty(tmp_path: Path):
+    # "No checkpoint models appear to be available" is the phrase operators search for; the report uses
+    # it when the checkpoint loader would list nothing, and not for a missing LoRA.
+    no_checkpoint = run_preflight(MANIFEST, WORKFLOWS, [bake_models(tmp_path / "a",
+                                                                    skip=("sd_xl_base_1.0.safetensors",))])
+    assert "No checkpoint models appear to be available" in no_checkpoint.render_text()
+    stream = io.StringIO()
+    log_report(no_checkpoint, WorkerLog(stream, stack="local"))
+    [line] = validate_log_lines(stream.getvalue())
+    assert "No checkpoint models appear to be available" in line["message"]
+    no_lora = run_preflight(MANIFEST, WORKFLOWS, [bake_models(tmp_path / "b",
+                                                              skip=("flux_realism_lora.safetensors",))])
+    assert not no_lora.ok
+    assert "No checkpoint models appear to be available" not in no_lora.render_text()
