@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 
-from service import routes
+from service import jobs, routes
 from service.config import ServiceConfig
 from service.http import ApiError, Request, Response, json_response
 from service.logs import Logger, Sink, error_field, stdout_sink
@@ -21,11 +21,23 @@ from service.workflows import Registry
 
 Handler = Callable[..., Awaitable[Response]]
 
+WEBHOOK_PATH = "/api/runpod/webhook"
+_RUNPOD_RUN_LIMIT = 10 * 1024 * 1024  # RunPod refuses a larger /run body: no larger input can come back
+_WEBHOOK_ROOM = 1024 * 1024  # the outcome beside it: output (result keys, timings), error text, ids, the URL
+
+
+def webhook_body_limit(max_body_bytes: int) -> int:
+    """The webhook's own body limit. RunPod echoes the job's `input` (the client's inputs, each byte sent at
+    most a 6-byte \\u escape, and never over RunPod's /run limit) beside the outcome: cut at the client's
+    limit, a finished job's webhook would be refused with 413 and its outcome lost."""
+    return min(6 * max_body_bytes, _RUNPOD_RUN_LIMIT) + _WEBHOOK_ROOM
+
+
 ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
     ("GET", re.compile(r"^/healthz$"), routes.health),
     ("GET", re.compile(r"^/api/workflows$"), routes.list_workflows),
     ("POST", re.compile(r"^/api/queue/create$"), routes.create_job),
-    ("POST", re.compile(r"^/api/runpod/webhook$"), routes.runpod_webhook),
+    ("POST", re.compile(f"^{WEBHOOK_PATH}$"), routes.runpod_webhook),
     ("GET", re.compile(r"^/api/status/(?P<job_id>[^/]{1,200})$"), routes.job_status),
     ("GET", re.compile(r"^/api/result/(?P<key>.{1,1000})$"), routes.result_object),
     ("POST", re.compile(r"^/api/admin/recover/(?P<job_id>[^/]{1,200})$"), routes.recover_job),
@@ -50,10 +62,15 @@ class App:
         self.transitions = Transitions(db, store, Pricing(config.gpu_type, config.gpu_count,
                                                           config.price_per_gpu_second, config.worker_image_tag), log)
         self._base = config.public_base_url.rstrip("/")
+        self._webhook_body_limit = webhook_body_limit(config.max_body_bytes)
 
     @property
     def max_body_bytes(self) -> int:
         return self.config.max_body_bytes
+
+    def body_limit(self, path: str) -> int:
+        """The most body bytes a request to `path` (raw) may carry; runtime adapters stop reading past it."""
+        return self._webhook_body_limit if path == WEBHOOK_PATH else self.config.max_body_bytes
 
     def webhook_url(self, job_id: str) -> str:
         return f"{self._base}/api/runpod/webhook?{routes.webhook_query(self.config.webhook_secret, job_id)}"
@@ -86,9 +103,14 @@ class App:
 
     async def _dispatch(self, request: Request) -> Response:
         declared = request.header("content-length")
-        if len(request.body) > self.max_body_bytes or (
-                declared and declared.isdigit() and int(declared) > self.max_body_bytes):
-            raise ApiError(413, "body_too_large", f"request body is over the {self.max_body_bytes}-byte limit")
+        limit = self.body_limit(request.path)
+        if len(request.body) > limit or (declared and declared.isdigit() and int(declared) > limit):
+            if request.path == WEBHOOK_PATH:  # RunPod's outcome for the job is lost unless it is recovered
+                job_id = request.query("job") or ""
+                self.log.error("webhook.body_too_large", reason="body_too_large",
+                               job_id=job_id if jobs.JOB_ID.match(job_id) else None,
+                               message=f"a webhook body over {limit} bytes was refused; recover the job")
+            raise ApiError(413, "body_too_large", f"request body is over the {limit}-byte limit")
         wanted = "GET" if request.method == "HEAD" else request.method  # HEAD is GET without the body
         static = _STATIC.get(request.path)
         if static is not None and static[0] == wanted:  # the hot routes: one dict lookup

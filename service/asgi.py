@@ -35,7 +35,9 @@ class AsgiService:
                 return
 
     async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        limit = self.app.max_body_bytes
+        raw_path = scope.get("raw_path")
+        path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
+        limit = self.app.body_limit(path)
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -47,8 +49,6 @@ class AsgiService:
             chunks.append(chunk)
             size += len(chunk)
             more = message.get("more_body", False)
-        raw_path = scope.get("raw_path")
-        path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
         headers: dict[str, str] = {}
         for k, v in scope.get("headers", []):  # a repeated field is one comma-joined list (RFC 9110 5.3)
             name, value = k.decode("latin-1").lower(), v.decode("latin-1")

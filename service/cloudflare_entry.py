@@ -10,6 +10,7 @@ migrates D1 (Pulumi does) and never polls RunPod.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 from service.app import App, create_app
 from service.config import ConfigError, ServiceConfig
 from service.http import Request, Response, json_response
-from service.logs import stdout_sink
+from service.logs import Logger, stdout_sink
 from service.ports import (
     HttpReply,
     ObjectMeta,
@@ -28,7 +29,7 @@ from service.ports import (
     TransportError,
 )
 from service.runpod import HttpRunPodGateway
-from service.workflows import Registry
+from service.workflows import Registry, WorkflowError
 
 try:  # present in the Workers runtime; tests install stand-ins with the same call shapes
     from workers import Response as WorkersResponse
@@ -212,20 +213,31 @@ def bundled_registry() -> Registry:
     return Registry.from_texts(bundled_workflows.WORKFLOWS)
 
 
+def _binding(env: Any, name: str, kind: str) -> Any:
+    value = getattr(env, name, None)
+    if _missing(value):
+        raise ConfigError(f"Worker binding {name} is missing; bind the service's {kind} as {name}")
+    return value
+
+
 def build_app(env: Any, fetch: Any = None, abort_signal: Any = None, registry: Registry | None = None) -> App:
     config = config_from_env(env)
+    db, results = _binding(env, DB_BINDING, "D1 database"), _binding(env, RESULTS_BINDING, "R2 bucket")
+    registry = registry or bundled_registry()
     if fetch is None:
         from js import AbortSignal
         from js import fetch as js_fetch
         fetch, abort_signal = js_fetch, AbortSignal
     gateway = HttpRunPodGateway(FetchTransport(fetch, abort_signal), config.runpod_endpoint_base,
                                 config.runpod_api_key, config.runpod_timeout_s)
-    return create_app(config, D1Database(getattr(env, DB_BINDING)), R2ResultStore(getattr(env, RESULTS_BINDING)),
-                      gateway, registry=registry or bundled_registry(), log_sink=stdout_sink)
+    return create_app(config, D1Database(db), R2ResultStore(results), gateway, registry=registry, log_sink=stdout_sink)
 
 
-async def to_core_request(request: Any, max_body_bytes: int) -> Request:
+async def to_core_request(request: Any, max_body_bytes: int | Callable[[str], int]) -> Request:
+    """`max_body_bytes`: a limit, or the App's `body_limit` (path -> limit)."""
     url = urlsplit(str(request.url))
+    if callable(max_body_bytes):
+        max_body_bytes = max_body_bytes(url.path or "/")
     headers = _headers(request)
     body = b""
     if request.method not in ("GET", "HEAD"):
@@ -297,6 +309,8 @@ class Default(WorkerEntrypoint):  # type: ignore[misc, valid-type]
             if Default._app is None:
                 Default._app = build_app(self.env)
             app = Default._app
-        except ConfigError as exc:
+        except (ConfigError, WorkflowError) as exc:  # a deploy fault: say which, in the answer and the log
+            Logger(stdout_sink).error("service.misconfigured", reason="misconfigured", message=str(exc),
+                                      error={"type": type(exc).__name__, "message": str(exc)})
             return to_workers_response(json_response(500, {"error": {"code": "misconfigured", "message": str(exc)}}))
-        return to_workers_response(await app.handle(await to_core_request(request, app.max_body_bytes)))
+        return to_workers_response(await app.handle(await to_core_request(request, app.body_limit)))

@@ -71,10 +71,14 @@ class ServiceConfig:
         if self.price_per_gpu_second is not None and not (
                 math.isfinite(self.price_per_gpu_second) and self.price_per_gpu_second >= 0):
             raise ConfigError("service config price_per_gpu_second must be a non-negative number")
+        if not (math.isfinite(self.runpod_timeout_s) and 0 < self.runpod_timeout_s <= 3600):
+            raise ConfigError("service config runpod_timeout_s must be a number of seconds above 0 and at most 3600 "
+                              "(how long a call to RunPod may take)")
         if not (0 <= self.port <= 65535):
             raise ConfigError("service config port must be 0..65535 (0 picks a free port)")
-        for name in ("runpod_endpoint_base", "public_base_url"):
-            if not getattr(self, name).startswith(("http://", "https://")):
+        for name in ("runpod_endpoint_base", "public_base_url", "s3_endpoint_url"):
+            value = getattr(self, name)
+            if value is not None and not value.startswith(("http://", "https://")):
                 raise ConfigError(f"service config {name} must be an http(s) URL")
         if len(self.webhook_secret) < 16 or len(self.api_token) < 16:
             raise ConfigError("service config api_token and webhook_secret must be at least 16 characters")

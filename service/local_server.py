@@ -71,6 +71,8 @@ def load_config(path: str | Path) -> ServiceConfig:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"service config file {path} does not exist") from None
+    except OSError as exc:  # a directory, or no permission to read it
+        raise ConfigError(f"service config file {path} cannot be read: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"service config file {path} is not valid JSON: {exc}") from None
     return ServiceConfig.from_mapping(raw)
@@ -82,7 +84,7 @@ def build_local(config: ServiceConfig, log_sink: Sink = stdout_sink) -> LocalSer
                            "workflows_dir") if not getattr(config, k)]
     if missing:
         raise ConfigError(f"the local server needs service config key(s): {', '.join(missing)}")
-    db = SqliteDatabase(config.db_path)  # type: ignore[arg-type]
+    db = _open_db(config.db_path)  # type: ignore[arg-type]
     if config.apply_migrations_from:
         conn = sqlite3.connect(config.db_path, isolation_level=None)  # type: ignore[arg-type]
         try:
@@ -95,6 +97,14 @@ def build_local(config: ServiceConfig, log_sink: Sink = stdout_sink) -> LocalSer
     runpod = HttpRunPodGateway(transport, config.runpod_endpoint_base, config.runpod_api_key, config.runpod_timeout_s)
     app = create_app(config, db, store, runpod, log_sink=log_sink)
     return LocalService(app, AsgiService(app, on_shutdown=transport.aclose), db, app.log)
+
+
+def _open_db(path: str) -> SqliteDatabase:
+    try:
+        return SqliteDatabase(path)
+    except sqlite3.Error as exc:  # a missing directory, no permission, or a file that is not SQLite
+        raise ConfigError(f"service config db_path {path} cannot be opened as a SQLite database ({exc}); "
+                          "point it at a file in an existing, writable directory") from None
 
 
 class _JsonRecords(logging.Handler):

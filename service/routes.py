@@ -19,6 +19,7 @@ from service.http import (
     json_response,
     parse_json_body,
 )
+from service.logs import error_field
 from service.metrics import MetricsError, compute
 from service.ports import ObjectMeta, StoreUnavailable
 from service.results import parse_result_key
@@ -117,7 +118,14 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
             raise
         raise ApiError(502 if refused else 503, "runpod_refused" if refused else "runpod_unavailable",
                        f"{reason}; job {job.id} is marked failed, submit it again later", job_id=job.id) from None
-    await jobs.record_runpod_id(app.db, job.id, reply["id"], app.clock())
+    try:
+        await jobs.record_runpod_id(app.db, job.id, reply["id"], app.clock())
+    except Exception as exc:  # noqa: BLE001 - RunPod has the job: a 500 would have the client pay for it twice
+        # Its webhook adopts the id (as when it overtakes this answer); the log keeps it for a recovery.
+        log.error("job.runpod_id_unrecorded", status="queued", runpod_job_id=reply["id"],
+                  reason="database_write_failed", message="RunPod took the job but recording its id failed; "
+                  "its webhook records it", error=error_field(exc))
+        return json_response(202, {"job_id": job.id, "status": "queued", "trace_id": job.trace_id})
     log.info("job.submitted", status="queued", runpod_job_id=reply["id"])
     return json_response(202, {"job_id": job.id, "status": "queued", "trace_id": job.trace_id})
 

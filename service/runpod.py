@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -23,17 +24,26 @@ class RunPodUnavailable(Exception):
     """RunPod could not be reached or answered nonsense; try again later."""
 
 
-def _detail(body: bytes) -> str:
-    # Only the vendor's explanation (RFC 9457 detail/title or error), never our request.
+# The signature of a webhook URL (`...?job=<id>&sig=<hex>`): it lets anyone post that job's outcome.
+_WEBHOOK_SIGNATURE = re.compile(r"(?<=sig=)[0-9A-Fa-f]+")
+
+
+def _masked(text: str, api_key: str) -> str:
+    return _WEBHOOK_SIGNATURE.sub("[redacted]", text.replace(api_key, "[redacted]") if api_key else text)
+
+
+def _detail(body: bytes, api_key: str) -> str:
+    # Only the vendor's explanation (RFC 9457 detail/title or error), never our request. A peer may echo
+    # our request back (key, webhook URL): they are masked before the text is cut, so no part is left at the cut.
     try:
         data = json.loads(body)
         if isinstance(data, dict):
             for key in ("detail", "error", "title", "message"):
                 if isinstance(data.get(key), str):
-                    return data[key][:300]
+                    return _masked(data[key], api_key)[:300]
     except (ValueError, UnicodeDecodeError):
         pass
-    return body[:200].decode("utf-8", "replace") or "(empty body)"
+    return _masked(body[:65536].decode("utf-8", "replace"), api_key)[:200] or "(empty body)"
 
 
 class HttpRunPodGateway:
@@ -54,7 +64,7 @@ class HttpRunPodGateway:
             raise RunPodUnavailable(f"RunPod at {self.endpoint_base} is unreachable: {exc}") from None
         if reply.status >= 300:
             # a peer may echo our request back: never let the key travel on into errors and logs
-            detail = _detail(reply.body).replace(self._api_key, "[redacted]")
+            detail = _detail(reply.body, self._api_key)
             if reply.status >= 500 or reply.status == 429:
                 raise RunPodUnavailable(f"RunPod answered HTTP {reply.status}: {detail}")
             raise RunPodRefused(reply.status, detail)

@@ -114,7 +114,7 @@ def parse_delivery(payload: Any) -> Delivery:
     rid, status = payload.get("id"), payload.get("status")
     if not isinstance(rid, str) or not rid or len(rid) > 128:
         raise ApiError(400, "invalid_payload", "RunPod payload field id must be a non-empty string", field="id")
-    if status not in RUNPOD_STATUSES:
+    if not isinstance(status, str) or status not in RUNPOD_STATUSES:  # a list or object is no key of it
         raise ApiError(400, "invalid_payload", f"RunPod payload field status must be one of "
                                                f"{', '.join(RUNPOD_STATUSES)}", field="status")
     durations = {}

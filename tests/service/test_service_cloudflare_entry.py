@@ -365,6 +365,59 @@ def test_a_misconfigured_worker_answers_json_not_a_traceback(entry, tmp_path):
     assert reply.status == 500 and json.loads(reply.body)["error"]["code"] == "misconfigured"
 
 
+def test_a_worker_missing_a_binding_or_with_a_broken_workflow_answers_json_and_logs_why(entry, tmp_path, monkeypatch,
+                                                                                       capsys, log_lines):
+    """A deploy without the D1 binding, or with a malformed bundled workflow, must answer the JSON 500 and
+    leave a schema log line naming the fault, not an HTML error page and a bare Python traceback."""
+    env = make_env(tmp_path, "http://127.0.0.1:9/v2/ep")
+    del env.DB
+    entry.Default._app = None
+    reply = asyncio.run(entry.Default(None, env).fetch(JsRequest("GET", "https://api.example/healthz")))
+    assert reply.status == 500 and json.loads(reply.body)["error"]["code"] == "misconfigured"
+    assert "DB" in json.loads(reply.body)["error"]["message"]
+    monkeypatch.setattr(sys.modules["bundled_workflows"], "WORKFLOWS", {"bad.json": "{"})
+    reply = asyncio.run(entry.Default(None, make_env(tmp_path / "w", "http://127.0.0.1:9/v2/ep")).fetch(
+        JsRequest("GET", "https://api.example/healthz")))
+    assert reply.status == 500 and "bad.json" in json.loads(reply.body)["error"]["message"]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [(line["event"], line["level"]) for line in lines] == [("service.misconfigured", "error")] * 2
+    assert "bad.json" in lines[1]["message"]
+    log_lines.extend(json.dumps(line) for line in lines)
+    assert entry.Default._app is None
+
+
+def test_the_worker_reads_a_webhook_larger_than_the_client_body_limit(entry, tmp_path, fake_runpod, capsys, log_lines):
+    """RunPod's webhook echoes the job's input beside the outcome: it must not be cut at the client's limit."""
+    env = make_env(tmp_path, fake_runpod.base, MAX_BODY_BYTES="1024")
+    fetch = Fetch()
+    worker = entry.Default(None, env)
+    entry.Default._app = entry.build_app(env, fetch=fetch)
+    auth = {"authorization": f"Bearer {API_TOKEN}"}
+
+    async def scenario() -> None:
+        created = await worker.fetch(JsRequest("POST", "https://api.example/api/queue/create", json.dumps(
+            {"workflow_id": "flux-schnell", "inputs": {"prompt": "p" * 400}}).encode(), auth))
+        assert created.status == 202, created.body
+        job_id = json.loads(created.body)["job_id"]
+        [(_url, init)] = fetch.calls
+        run = json.loads(init["body"])
+        rid = env.DB.conn.execute("SELECT runpod_job_id FROM jobs").fetchone()[0]
+        payload = {"id": rid, "status": "FAILED", "delayTime": 40, "executionTime": 700,
+                   "error": "ComfyUI rejected the prompt: " + "node 6: value too long; " * 20,
+                   "input": run["input"], "webhook": run["webhook"]}
+        body = json.dumps(payload).encode()
+        assert len(body) > 1024
+        chunks = iter([body[:700], body[700:]])  # a chunked delivery, no Content-Length to go by
+        hook = await worker.fetch(JsRequest("POST", f"https://api.example/api/runpod/webhook?job={job_id}&sig="
+                                            f"{webhook_signature(WEBHOOK_SECRET, job_id)}", chunks))
+        assert json.loads(hook.body) == {"applied": True, "reason": "applied", "status": "failed"}, hook.body
+        big = await worker.fetch(JsRequest("POST", "https://api.example/api/queue/create", b" " * 1025, auth))
+        assert big.status == 413
+
+    asyncio.run(scenario())
+    log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
+
+
 def test_the_worker_imports_nothing_local_only():
     source = (Path(__file__).resolve().parents[2] / "service" / "cloudflare_entry.py").read_text()
     for name in ("sqlite3", "uvicorn", "boto3", "httpx", "local_server", "goldgate", "images"):

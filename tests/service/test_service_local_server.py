@@ -111,6 +111,24 @@ def test_a_bad_config_exits_2_naming_the_key(tmp_path, moto_endpoint, fake_runpo
     missing = subprocess.run([sys.executable, "-m", "service.local_server", "--config", str(tmp_path / "none.json")],
                              check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+    unreadable = subprocess.run([sys.executable, "-m", "service.local_server", "--config", str(tmp_path)],
+                                check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)  # a directory
+    assert unreadable.returncode == 2 and "cannot be read" in unreadable.stderr, unreadable.stderr
+    assert [json.loads(line)["event"] for line in unreadable.stdout.splitlines()] == ["service.bad_config"]
+
+
+def test_a_db_path_that_cannot_be_opened_exits_2_naming_it_not_a_traceback(tmp_path, moto_endpoint, fake_runpod):
+    not_sqlite = tmp_path / "notes.txt"
+    not_sqlite.write_text("these are not the pages of a database\n" * 200)
+    for db_path in (tmp_path / "no" / "such" / "dir" / "service.sqlite", not_sqlite):
+        server = LocalServer(tmp_path, moto_endpoint, fake_runpod.base, db_path=str(db_path))
+        proc = subprocess.run([sys.executable, "-m", "service.local_server", "--config", str(server.config_path)],
+                              check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and "db_path" in proc.stderr and str(db_path) in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+        lines = proc.stdout.splitlines()
+        check_log_lines(lines)
+        assert [json.loads(line)["event"] for line in lines] == ["service.bad_config"]
 
 
 def test_sigterm_stops_it_cleanly(tmp_path, moto_endpoint, fake_runpod):
@@ -163,3 +181,31 @@ def test_over_http_a_cached_result_is_revalidated_with_a_304_and_no_body(local_s
         assert client.send(repeated).status_code == 304
         stranger = httpx.get(f"{local_server.url}/api/result/{key}", headers={"if-none-match": etag}, timeout=10)
         assert stranger.status_code == 401
+
+
+def test_over_http_a_webhook_larger_than_the_client_body_limit_is_read_whole_and_applied(tmp_path, moto_endpoint,
+                                                                                         fake_runpod):
+    """The server reads a webhook body up to the webhook's own limit: RunPod echoes the job's input in it."""
+    server = LocalServer(tmp_path, moto_endpoint, fake_runpod.base, max_body_bytes=1024).start()
+    try:
+        with httpx.Client(base_url=server.url, headers=AUTH, timeout=10) as client:
+            job = client.post("/api/queue/create", json={"workflow_id": "flux-schnell", "inputs": {"prompt": "p" * 400}})
+            assert job.status_code == 202, job.text
+            job_id = job.json()["job_id"]
+            [run] = fake_runpod.runs
+            conn = sqlite3.connect(server.db_path)
+            rid = conn.execute("SELECT runpod_job_id FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
+            conn.close()
+            failure = "ComfyUI rejected the prompt: " + "node 6 (CLIPTextEncode): value too long; " * 12
+            payload = {"id": rid, "status": "FAILED", "delayTime": 40, "executionTime": 700, "error": failure,
+                       "input": run["input"], "webhook": run["webhook"]}
+            body = json.dumps(payload).encode()
+            assert len(body) > 1024
+            status, answer = _raw(server, "POST", f"/api/runpod/webhook?job={job_id}&sig="
+                                  f"{webhook_signature(WEBHOOK_SECRET, job_id)}", body, {"authorization": ""})
+            assert (status, answer) == (200, {"applied": True, "reason": "applied", "status": "failed"})
+            status, answer = _raw(server, "POST", "/api/queue/create", b" " * 1025)
+            assert status == 413 and answer["error"]["code"] == "body_too_large"
+    finally:
+        server.stop()
+        check_log_lines(server.log_lines())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 from service_testkit import API_TOKEN, RUNPOD_KEY, WEBHOOK_SECRET
@@ -307,7 +308,8 @@ def test_a_result_url_whose_exp_has_non_ascii_digits_is_refused_not_a_500(svc, e
 def test_recover_answers_502_when_runpod_answers_with_a_status_it_does_not_document(svc):
     job = svc.create()
     rid = svc.runpod_id(job["job_id"])
-    for answer in ({"id": rid, "status": "PAUSED"}, {"id": rid, "status": "FAILED", "executionTime": "soon"}):
+    for answer in ({"id": rid, "status": "PAUSED"}, {"id": rid, "status": "FAILED", "executionTime": "soon"},
+                   {"id": rid, "status": ["COMPLETED"]}):
         svc.fake.set_status(rid, answer)
         status, body, _ = svc.call("POST", f"/api/admin/recover/{job['job_id']}")
         assert status == 502 and body["error"]["code"] == "runpod_bad_answer", body
@@ -319,3 +321,36 @@ def test_recover_answers_502_when_runpod_answers_with_a_status_it_does_not_docum
 def test_metrics_refuses_a_since_outside_the_representable_years_with_400(svc, since):
     status, body, _ = svc.call("GET", "/api/metrics", query=f"since={since}")
     assert status == 400 and body["error"]["code"] == "invalid_since", body
+
+
+class _LosesTheRunPodIdWrite:
+    """The database, failing the one write that records RunPod's id for a job (D1 can drop a call)."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def __getattr__(self, name):
+        return getattr(self.db, name)
+
+    async def execute(self, sql, params=()):
+        if sql.startswith("UPDATE jobs SET runpod_job_id"):
+            raise sqlite3.OperationalError("D1_ERROR: Network connection lost.")
+        return await self.db.execute(sql, params)
+
+
+def test_create_answers_202_when_runpod_took_the_job_but_recording_its_id_failed(svc, log_lines):
+    """RunPod has the job and will run it (its webhook adopts the id): a 500 would have the client
+    submit the same image again and pay twice."""
+    svc.app.db = _LosesTheRunPodIdWrite(svc.db)
+    status, body, _ = svc.call("POST", "/api/queue/create", {"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "x"}})
+    assert status == 202 and body["status"] == "queued", body
+    assert len(svc.fake.runs) == 1  # RunPod took it
+    assert svc.job(body["job_id"])["runpod_job_id"] is None
+    [line] = [json.loads(line) for line in log_lines if json.loads(line)["job_id"] == body["job_id"]]
+    assert line["level"] == "error" and line["runpod_job_id"]  # the operator can still find it at RunPod
+    svc.app.db = svc.db
+    rid = line["runpod_job_id"]
+    image = svc.put_result(body["job_id"])
+    delivery = {"id": rid, "status": "COMPLETED", "delayTime": 5, "executionTime": 9, "output": {"images": [image]}}
+    assert svc.deliver(body["job_id"], delivery)[1]["status"] == "completed"
+    assert svc.job(body["job_id"])["runpod_job_id"] == rid

@@ -65,3 +65,57 @@ def test_a_secret_where_a_long_field_is_cut_is_masked_whole_not_half_kept(log_li
     line = json.loads(log_lines[-1])
     for field in (line["message"], line["error"]["message"]):
         assert "sk-live-" not in field and field.startswith("x" * 3990 + "[redac")
+
+
+class _Echoes:
+    """A RunPod peer answering with our credentials in its error text, placed where the text is cut."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status, self.body = status, body
+
+    async def request(self, method, url, headers, body, timeout_s):
+        from service.ports import HttpReply
+
+        return HttpReply(self.status, self.body)
+
+
+def test_no_part_of_the_runpod_key_survives_when_an_echoed_error_is_cut_across_it():
+    import asyncio
+
+    import pytest
+
+    from service.runpod import HttpRunPodGateway, RunPodRefused
+
+    header = f"Bearer {RUNPOD_KEY}"
+    for body in (json.dumps({"error": "x" * 280 + header}).encode(),  # RunPod's detail, cut at 300 characters
+                 ("y" * 180 + header).encode()):  # a non-JSON body, cut at 200 bytes
+        gateway = HttpRunPodGateway(_Echoes(401, body), "https://rp.test/v2/ep", RUNPOD_KEY)
+        with pytest.raises(RunPodRefused) as refused:
+            asyncio.run(gateway.run({"input": {}}))
+        assert RUNPOD_KEY[:6] not in str(refused.value) and RUNPOD_KEY[:6] not in refused.value.detail
+        assert "[redacted]" in str(refused.value)
+
+
+class _RefusesTheWebhook:
+    """A RunPod that refuses /run quoting the webhook URL it was given (with the job's signature)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def request(self, method, url, headers, body, timeout_s):
+        from service.ports import HttpReply
+
+        webhook = json.loads(body)["webhook"]
+        return HttpReply(400, json.dumps({"error": f"webhook {webhook} is not reachable from RunPod"}).encode())
+
+
+def test_a_webhook_url_quoted_in_runpods_refusal_reaches_neither_the_client_nor_the_job(svc, log_lines):
+    """The signature in it lets anyone post this job's outcome: it is masked like the RunPod key."""
+    svc.app.runpod.transport = _RefusesTheWebhook(svc.app.runpod.transport)
+    status, body, _ = svc.call("POST", "/api/queue/create", {"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "x"}})
+    assert status == 502 and "is not reachable from RunPod" in body["error"]["message"]
+    job_id = body["error"]["job_id"]
+    sig = webhook_signature(WEBHOOK_SECRET, job_id)
+    _, view, _ = svc.call("GET", f"/api/status/{job_id}")
+    assert view["status"] == "failed" and "not reachable" in view["error"]
+    assert sig not in json.dumps(body) and sig not in json.dumps(view)

@@ -71,6 +71,22 @@ def test_config_names_the_bad_or_missing_key():
     assert "ApiTokenValue" not in repr(make_config())
 
 
+@pytest.mark.parametrize("timeout", [0, -1, float("inf"), float("nan")])
+def test_config_refuses_a_runpod_timeout_that_no_call_could_keep(timeout):
+    # 0 or less times every /run out at once (each job marked failed); inf or nan breaks the Worker's abort timer
+    with pytest.raises(ConfigError, match="runpod_timeout_s must be"):
+        make_config(runpod_timeout_s=timeout)
+    assert make_config(runpod_timeout_s=2.5).runpod_timeout_s == 2.5
+
+
+@pytest.mark.parametrize("endpoint", ["localhost:9000", "127.0.0.1:9000", "s3.example.com"])
+def test_config_refuses_a_store_endpoint_without_its_scheme_naming_the_key(endpoint):
+    # botocore would refuse it later with a bare ValueError traceback, and the server would not start
+    with pytest.raises(ConfigError, match="s3_endpoint_url must be an http"):
+        make_config(s3_endpoint_url=endpoint)
+    assert make_config(s3_endpoint_url="http://" + endpoint).s3_endpoint_url == "http://" + endpoint
+
+
 def test_workflow_files_are_validated_with_the_file_named():
     assert [w.id for w in Registry.from_dir(WORKFLOWS).all()] == ["flux-schnell", "sdxl-txt2img"]
     texts = {p.name: p.read_text() for p in WORKFLOWS.glob("*.json")}

@@ -51,6 +51,7 @@ def test_a_malformed_job_parameter_is_401(svc):
     ([1], None), ({"status": "COMPLETED"}, "id"), ({"id": "", "status": "COMPLETED"}, "id"),
     ({"id": "r", "status": "DONE"}, "status"), ({"id": "r", "status": "FAILED", "delayTime": -1}, "delayTime"),
     ({"id": "r", "status": "FAILED", "executionTime": "12"}, "executionTime"),
+    ({"id": "r", "status": ["FAILED"]}, "status"), ({"id": "r", "status": {"FAILED": 1}}, "status"),
 ])
 def test_a_malformed_payload_is_400_naming_the_field(svc, payload, field):
     job = svc.create()
@@ -349,3 +350,39 @@ def test_runpods_own_outcome_replaces_the_guessed_failure_of_a_submission_whose_
     svc.fake.set_status(rid, delivery)
     status, body, _ = svc.call("POST", f"/api/admin/recover/{job_id}")  # now recoverable: one status call
     assert status == 200 and body["reason"] == "duplicate" and svc.fake.status_calls == [rid]
+
+
+def _runpod_webhook_body(svc, job_id, run_body, images):
+    """What RunPod POSTs for a finished job: its status fields, plus the job's `input` and `webhook` echoed."""
+    return {"id": svc.runpod_id(job_id), "status": "COMPLETED", "delayTime": 812, "executionTime": 4210,
+            "input": run_body["input"], "webhook": run_body["webhook"],
+            "output": {"images": images, "timings": {"queue_ms": 3, "prompt_ms": 4100, "upload_ms": 90},
+                       "workflow_version": "sdxl-txt2img@1.0.0", "gpu_type": "NVIDIA GeForce RTX 4090",
+                       "worker_image_tag": "local/worker@sha256:" + "b" * 64}}
+
+
+def test_a_webhook_larger_than_the_client_body_limit_is_applied_not_refused(svc, log_lines):
+    """RunPod's webhook echoes the job's input beside the output: sized on the client's body limit (the
+    spec allows 1 KiB), every finished job's webhook was refused with 413 and its outcome lost."""
+    from service_testkit import make_config
+
+    from service.app import create_app
+
+    config = make_config(max_body_bytes=1024, runpod_endpoint_base=svc.fake.base)
+    svc.app = create_app(config, svc.db, svc.app.store, svc.app.runpod, log_sink=log_lines.sink,
+                         clock=lambda: svc.clock[0])
+    job = svc.create(prompt="a lighthouse on a cliff at dusk, volumetric light, " * 12)
+    images = [svc.put_result(job["job_id"], f"{i}.png") for i in range(4)]
+    payload = _runpod_webhook_body(svc, job["job_id"], svc.fake.runs[-1], images)
+    assert len(json.dumps(payload)) > 2 * 1024
+    status, body, _ = svc.deliver(job["job_id"], payload)
+    assert (status, body) == (200, {"applied": True, "reason": "applied", "status": "completed"})
+    assert svc.job(job["job_id"])["status"] == "completed"
+    status, body, _ = svc.call("POST", "/api/queue/create", raw=b" " * 1025)  # the client's limit stands
+    assert status == 413 and body["error"]["code"] == "body_too_large"
+    other = svc.create()
+    status, body, _ = svc.deliver(other["job_id"], {**payload, "error": "x" * (2 << 20)})  # past any webhook's size
+    assert status == 413 and svc.job(other["job_id"])["status"] == "queued"
+    refused = json.loads(log_lines[-1])  # an outcome lost: the operator is told which job to recover
+    assert (refused["level"], refused["event"], refused["job_id"]) == ("error", "webhook.body_too_large",
+                                                                       other["job_id"])
