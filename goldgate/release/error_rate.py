@@ -64,6 +64,8 @@ def from_api(api_url: str, token: str, since: datetime) -> ErrorRate:
                      else round(float(overall.get("error_rate") or 0.0) * jobs))
     except (ValueError, KeyError, TypeError, AttributeError):
         raise GoldgateError(f"{api_url}/api/metrics answered without `overall.count` and `errors`") from None
+    if not 0 <= errors <= jobs:  # 7 errors in 0 jobs would read as a 0% error rate
+        raise GoldgateError(f"{api_url}/api/metrics answered {errors} errors in {jobs} jobs, which cannot be")
     return ErrorRate(jobs=jobs, failed=errors, since=_iso(since))
 
 

@@ -61,13 +61,16 @@ class GateDecision:
 def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thresholds,
              error_rate: ErrorRate | None, now: datetime | None = None,
              staging_stack: str = "staging", recorded: Mapping[str, Any] | None = None,
-             workflow_versions: Mapping[str, str] | None = None) -> GateDecision:
+             workflow_versions: Mapping[str, str] | None = None,
+             superseded_by: Mapping[str, Any] | None = None) -> GateDecision:
     """Check the report and STAGING against the thresholds; never raises on a malformed report.
 
     `recorded` is the ledger's entry for the golden run that wrote this very report (matched by the
-    report's sha256), or None when no run did. `workflow_versions` maps each stack the release concerns
-    (STAGING now, the PROD it goes to) to the workflow version its spec declares: a release is the digest
-    and the workflow version, so the report must be for the version PROD will serve."""
+    report's sha256), or None when no run did. `superseded_by` is a later full golden run on STAGING for
+    the same image, if any: the newest run for a digest is its evidence, so an earlier pass cannot outvote
+    a later failure (`promote --report <an older dated copy>`). `workflow_versions` maps each stack the
+    release concerns (STAGING now, the PROD it goes to) to the workflow version its spec declares: a release
+    is the digest and the workflow version, so the report must be for the version PROD will serve."""
     now = now or datetime.now(UTC)
     conds: list[Condition] = []
 
@@ -92,12 +95,19 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     ran = (recorded is not None and recorded.get("kind", "golden") == "golden" and recorded.get("passed") is True
            and recorded.get("suite") == "full" and recorded.get("stack") == staging_stack
            and recorded.get("image") == report.get("image"))
-    cond("report_recorded", ran,
-         f"written by the golden run recorded as ledger #{recorded.get('seq')}" if ran else
-         (f"the golden run that wrote this report (ledger #{recorded.get('seq')}) is not a passing full run on "
-          f"{staging_stack} for {report.get('image')}" if recorded is not None else
-          "no golden run in the ledger wrote this report (it was edited, or comes from another state dir)")
-         + f"; run `goldgate golden {staging_stack}`")
+    if ran and superseded_by is not None:
+        outcome = "passed" if superseded_by.get("passed") is True else "did not pass"
+        cond("report_recorded", False,
+             f"a later golden run on {staging_stack} for {report.get('image')} (ledger #{superseded_by.get('seq')}) "
+             f"{outcome}; only the newest run for a digest counts: gate on its report, or run "
+             f"`goldgate golden {staging_stack}`")
+    else:
+        cond("report_recorded", ran,
+             f"written by the golden run recorded as ledger #{recorded.get('seq')}" if ran else
+             (f"the golden run that wrote this report (ledger #{recorded.get('seq')}) is not a passing full run "
+              f"on {staging_stack} for {report.get('image')}" if recorded is not None else
+              "no golden run in the ledger wrote this report (it was edited, or comes from another state dir)")
+             + f"; run `goldgate golden {staging_stack}`")
     # Fail closed: every report goldgate writes says whether the run rewrote the references.
     rewrote = report.get("references_updated") is not False or (
         recorded is not None and recorded.get("references_updated") is True)
@@ -123,6 +133,10 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
          f"mean latency {mean} s (max {thresholds.golden_mean_latency_s:g} s)")
     if error_rate is None:
         cond("error_rate", False, "STAGING's error rate could not be read")
+    elif error_rate.jobs <= 0:
+        # The golden run's own jobs fall in the window: none at all means the metrics are not there to judge.
+        cond("error_rate", False, f"no STAGING jobs recorded since {error_rate.since}, not even the golden "
+                                  "run's: the error rate has no evidence (is job_metrics written?)")
     else:
         cond("error_rate", error_rate.rate <= thresholds.error_rate,
              f"{error_rate.failed} of {error_rate.jobs} STAGING jobs failed since {error_rate.since} "

@@ -160,9 +160,12 @@ def _submit_and_wait(client: httpx.Client, case: GoldenCase, limit: float, poll_
         time.sleep(poll_s)
 
 
-def _check_results(client: httpx.Client, access: ApiAccess, case: GoldenCase, results: list[Any],
+def _check_results(client: httpx.Client, access: ApiAccess, case: GoldenCase, results: Any,
                    check: Check, out: dict[str, Any], references_dir: Path, update_references: bool) -> None:
     exp = case.expect
+    if not isinstance(results, list):
+        check("image_count", False, f"results is not a list ({type(results).__name__}), expected {exp.images} image(s)")
+        return
     check("image_count", len(results) == exp.images, f"{len(results)} image(s), expected {exp.images}")
     for index, item in enumerate(results):
         name = f"image[{index}]"

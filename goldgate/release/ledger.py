@@ -134,7 +134,8 @@ class Ledger:
             except (ValueError, RecursionError):  # not JSON, absurd numbers or nesting
                 raise LedgerTampered(f"{where}: not valid JSON; the ledger has been altered or truncated "
                                      "(restore it from a backup; never edit it by hand)") from None
-            if not isinstance(line, dict) or "hash" not in line:
+            if not isinstance(line, dict) or "hash" not in line or not isinstance(line.get("ts"), str) \
+                    or line.get("kind") not in KINDS:
                 raise LedgerTampered(f"{where}: not a ledger entry")
             body = {k: v for k, v in line.items() if k != "hash"}
             if line.get("prev") != prev:

@@ -41,6 +41,9 @@ def inspect_image(data: bytes) -> ImageFacts:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with Image.open(io.BytesIO(data)) as img:
+            # Pillow itself only warns up to twice MAX_IMAGE_PIXELS and decodes anyway: check the header first.
+            if img.width * img.height > MAX_PIXELS:
+                raise ImageUnreadable(f"{img.width}x{img.height} is more than {MAX_PIXELS} pixels")
             img.load()
             return ImageFacts(format=str(img.format or "?"), width=img.width, height=img.height,
                               dhash=dhash(img), colors=thumbnail(img))

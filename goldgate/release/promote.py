@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.errors import GoldgateError
+from goldgate.release.cases import load_cases
 from goldgate.release.deployers.base import Deployer, Progress
 from goldgate.release.gate import ErrorRate, GateDecision, PromotionRefused, evaluate
 from goldgate.release.history import last_verified, release_ids
@@ -72,6 +73,9 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     entries = ledger.entries()
     recorded = next((e.to_dict() for e in reversed(entries)
                      if e.kind == "golden" and e.get("report_sha256") == sha), None)
+    superseded = None if recorded is None else next(
+        (e.to_dict() for e in reversed(entries) if e.seq > recorded["seq"] and e.kind == "golden"
+         and e.get("stack") == staging and e.get("suite") == "full" and e.get("image") == report.get("image")), None)
     since = _deployed_at(entries, staging, staging_image) or (now - timedelta(
         seconds=thresholds.report_max_age_s))
     error_rate: ErrorRate | None
@@ -80,7 +84,7 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     except GoldgateError:
         error_rate = None
     return evaluate(report, staging_image, thresholds, error_rate, now=now, staging_stack=staging,
-                    recorded=recorded, workflow_versions=versions), report, sha
+                    recorded=recorded, workflow_versions=versions, superseded_by=superseded), report, sha
 
 
 def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path | None = None,
@@ -97,6 +101,9 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
             ledger.append("promotion", phase="refused", stack=prod, image=deployer.current_image(staging),
                           report=str(report_path), report_sha256=sha, gate=decision.to_dict(), trigger=trigger)
             raise PromotionRefused(decision)
+        # The smoke cases decide whether PROD keeps the candidate: cases that cannot run would fail the smoke
+        # after PROD changed, and the automatic rollback's smoke too. Found out now, PROD is untouched.
+        load_cases(paths.cases_dir, smoke_only=True)
         image = str(decision.image)
         before = deployer.current_image(prod)
         rid = release_ids(ledger.entries()).get(image)

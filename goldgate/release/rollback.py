@@ -14,8 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.errors import GoldgateError
+from goldgate.release.cases import load_cases
 from goldgate.release.deployers.base import Deployer, Progress
-from goldgate.release.history import UnknownRelease, interrupted, last_verified, release_ids, resolve
+from goldgate.release.history import (
+    UnknownRelease,
+    interrupted,
+    last_verified,
+    release_ids,
+    resolve,
+    verified_releases,
+)
 from goldgate.release.ledger import Ledger
 from goldgate.release.lock import ReleaseLock
 from goldgate.release.verification import DEFAULT_PATHS, GoldenPaths, run_golden
@@ -60,6 +68,11 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         current = deployer.current_image(stack)
         if to is not None:
             target = resolve(entries, to, stack)
+        elif current is None and verified_releases(entries, stack):
+            # Unreadable, not empty: "the release before this one" would be the newest verified one, which is
+            # most likely what the stack still runs; redeploying it is no rollback.
+            raise GoldgateError(f"cannot tell what {stack} runs now (its pin cannot be read); name the release "
+                                "to roll back to with --to (see `goldgate history`)")
         else:
             found = last_verified(entries, exclude=current, stack=stack)
             if found is None:
@@ -69,6 +82,7 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         if target.image == current:
             raise GoldgateError(f"{stack} already runs {current}; nothing to roll back (name another release "
                                 "with --to)")
+        load_cases(paths.cases_dir, smoke_only=True)  # smoke cases that cannot run: refused before PROD changes
         outcome = rollback_locked(deployer, ledger, target.image, stack=stack, trigger=trigger,
                                   reason="manual", progress=progress, paths=paths)
     if not outcome.ok:
@@ -116,6 +130,9 @@ def deploy_and_smoke(deployer: Deployer, ledger: Ledger, stack: str, image: str,
         return "smoke_failed", _describe(exc), None, False
     if not run.passed:
         return "smoke_failed", "; ".join(run.report["failures"][:3]), str(run.path), False
+    if run.report.get("image") != image:  # another writer re-pinned the stack after the check above
+        error = f"the smoke run was on {run.report.get('image')}, not {image}: it vouches for what {stack} ran"
+        return "smoke_failed", error, str(run.path), False
     return success, None, str(run.path), True
 
 

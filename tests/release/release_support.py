@@ -69,6 +69,7 @@ class StandInApi:
     status_padding: int = 0  # bytes of filler in every in-progress status answer (a runaway API)
     trickle_s: float = 0.0  # if set, in-progress status answers are sent one byte per trickle_s
     trickles_finished: int = 0  # status answers trickled to their last byte (none, if the client gave up)
+    results_as: Any = None  # if set, a completed status answers this as its `results` (a malformed answer)
 
     def render(self, workflow: str, inputs: dict[str, Any]) -> list[bytes]:
         if self.renders:
@@ -155,6 +156,8 @@ def _handler(api: StandInApi) -> type[BaseHTTPRequestHandler]:
                 api.objects[key] = data
                 results.append({"key": key, "content_type": api.content_type, "bytes": len(data),
                                 "url": f"/api/result/{key}"})
+            if api.results_as is not None:
+                results = api.results_as
             return self._json(200, {"job_id": job_id, "status": "completed", "results": results,
                                     "worker_image_tag": api.image_tag, "workflow_version": f"{job['workflow']}@1"})
 

@@ -333,6 +333,21 @@ def test_a_save_never_drops_entries_another_writer_pushed(rig: LedgerRig) -> Non
     assert rig.branch_ledger() == '{"n": 1}\n'
 
 
+def test_the_first_ledger_save_is_retried_after_a_refused_push(rig: LedgerRig) -> None:
+    # Before: the refused first attempt left a local `release-ledger` branch behind, so the retry's
+    # `checkout --orphan release-ledger` died ("already exists") and the job's entries were never saved.
+    marker = rig.tmp / "refused-once"
+    hook = rig.origin / "hooks" / "pre-receive"
+    hook.write_text(f"#!/bin/sh\nif [ ! -e '{marker}' ]; then touch '{marker}'; echo busy >&2; exit 1; fi\n")
+    hook.chmod(0o755)
+    work = rig.job()
+    assert rig.run("restore", work).returncode == 0
+    (work / ".goldgate" / "ledger.jsonl").write_text('{"n": 1}\n')
+    proc = rig.run("save", work)
+    assert marker.exists() and proc.returncode == 0, proc.stderr
+    assert rig.branch_ledger() == '{"n": 1}\n'
+
+
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_every_job_that_restores_the_ledger_saves_it_even_when_a_step_failed(name: str) -> None:
     # A failed build or deploy still appended its evidence; the runner's copy is gone when the job ends.

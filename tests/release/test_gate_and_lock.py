@@ -54,6 +54,7 @@ def test_a_fresh_passing_report_for_the_staging_digest_passes() -> None:
     (report(latency_s={"mean": 400.0}), A, ErrorRate(10, 0, "t"), "mean_latency", "400.0 s (max 360 s)"),
     (report(), A, ErrorRate(10, 2, "t"), "error_rate", "2 of 10 STAGING jobs failed"),
     (report(), A, None, "error_rate", "could not be read"),
+    (report(), A, ErrorRate(0, 0, "t"), "error_rate", "no STAGING jobs recorded since t"),
     (report(stack="prod"), A, ErrorRate(10, 0, "t"), "report_stack", "expected 'staging'"),
     (report(suite="smoke"), A, ErrorRate(10, 0, "t"), "report_passed", "did not pass"),
     (report(finished_at="yesterday"), A, ErrorRate(10, 0, "t"), "report_fresh", "no readable finished_at"),

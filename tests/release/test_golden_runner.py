@@ -125,6 +125,16 @@ def test_a_rejected_submission_is_a_failed_case_not_a_crash(tmp_path: Path) -> N
     assert "400" in report["cases"][0]["error"] and "inputs.prompt is required" in report["cases"][0]["error"]
 
 
+@pytest.mark.parametrize("results", [5, True, 2.5])
+def test_a_completed_status_whose_results_are_not_a_list_fails_its_case_not_the_run(golden_dir: Path,
+                                                                                     results: object) -> None:
+    with standin_api(StandInApi(results_as=results)) as api:
+        report = run(api, golden_dir)
+    assert report["passed"] is False
+    assert all(any("image_count: results is not a list" in f for f in report["failures"] if f.startswith(c["id"]))
+               for c in report["cases"])
+
+
 def test_the_token_is_sent_to_our_api_and_an_unreachable_api_fails_cleanly(golden_dir: Path) -> None:
     with standin_api() as api:
         run(api, golden_dir, smoke_only=True)
