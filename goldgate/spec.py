@@ -15,6 +15,7 @@ import reprlib
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,12 +40,13 @@ _WORKER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}[a-z0-9]$")
 _WORKER_RULE = ("a Worker name Cloudflare accepts (2-41 lowercase letters, digits or hyphens, beginning with a letter "
                 "and ending with a letter or digit)")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+_FIELD_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 # A RunPod registry credential id (e.g. 6n2k8v4d): one path segment, never a host, URL or user name.
 REGISTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 # Names RunPod and our own code set; a stack may not override them through endpoint.env.
 RESERVED_ENV = frozenset({"WORKFLOW_VERSION", "WORKER_IMAGE_TAG", "STACK", "R2_ENDPOINT_URL", "R2_BUCKET",
-                          "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY"})
+                          "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "GPU_TYPE"})
 SCALER_TYPES = ("QUEUE_DELAY", "REQUEST_COUNT")
 ROLES = ("staging", "prod")
 
@@ -372,8 +374,10 @@ class _Fields:
 
     def done(self) -> None:
         unknown = sorted(set(self.raw) - self.used, key=str)
-        if unknown:
-            raise SpecError(f"{self.source}: {self.where}: unknown field(s) {', '.join(map(str, unknown))}")
+        if unknown:  # a plain name as it is; anything else (huge, control characters) quoted and shortened
+            names = [k if isinstance(k, str) and _FIELD_NAME.fullmatch(k) else show(k) for k in unknown[:10]]
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            raise SpecError(f"{self.source}: {self.where}: unknown field(s) {', '.join(names)}{more}")
 
 
 def _registry_credential_id(f: _Fields) -> str | None:
@@ -465,19 +469,46 @@ def _base_url(f: _Fields, key: str, default: str | None = None) -> str | None:
     return value
 
 
+def _public_base_url(f: _Fields) -> str | None:
+    """Where clients and RunPod's webhooks reach the API: the root of a host, since the API Worker answers /api/...
+    and /healthz there whatever the URL says."""
+    value = _base_url(f, "public_base_url")
+    if value and urlsplit(value).path.strip("/"):
+        raise f._err("public_base_url", f"{show(value)} is not where the API answers: it serves /api/... and /healthz "
+                                        "at its host's root, so give the URL without a path (e.g. "
+                                        f"{show(value[:len(value) - len(urlsplit(value).path)])})")
+    return value
+
+
+def _compatibility_date(f: _Fields) -> str:
+    """The Worker's compatibility date: a real calendar date, not after today (Cloudflare refuses the upload)."""
+    value = f.str("compatibility_date", default="2025-09-01", pattern=re.compile(r"^\d{4}-\d{2}-\d{2}$"))
+    assert value is not None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise f._err("compatibility_date", f"{show(value)} is not a calendar date (YYYY-MM-DD)") from None
+    if day > datetime.now(UTC).date() + timedelta(days=1):  # a day's grace for time zones
+        raise f._err("compatibility_date", f"{show(value)} is in the future, which Cloudflare refuses: use today's "
+                                           "date or an earlier one")
+    return value
+
+
 def _endpoint(f: _Fields, stack: str) -> EndpointSpec:
     env_raw = f._get("env", False) or {}
     if not isinstance(env_raw, Mapping):
         raise f._err("env", "expected a mapping of NAME: value")
     env: dict[str, str] = {}
     for k, v in env_raw.items():
-        if not isinstance(k, str) or not _ENV_KEY.match(k):
-            raise f._err("env", f"{k!r} is not a valid environment variable name")
+        if not isinstance(k, str) or not _ENV_KEY.fullmatch(k):
+            raise f._err("env", f"{show(k)} is not a valid environment variable name")
         if k in RESERVED_ENV:
-            raise f._err("env", f"{k} is set by goldgate from the stack; remove it from endpoint.env")
+            raise f._err("env", f"{k} is set by goldgate from the stack; remove it from endpoint.env" +
+                         (" (endpoint.cost_gpu_type sets it)" if k == "GPU_TYPE" else ""))
         if not isinstance(v, str | int | float) or isinstance(v, bool):
             raise f._err("env", f"{k}: value must be a string or number")
         env[k] = str(v)
+        f.text("env", env[k])
     spec = EndpointSpec(
         name=f.str("name", default=f"goldgate-{stack}", pattern=_NAME),
         gpu_pools=f.strs("gpu_pools", required=True),
@@ -552,12 +583,11 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
     db.done()
     a = f.sub("api", required=True)
     api = ApiSpec(script_name=a.str("script_name", required=True, pattern=_WORKER_NAME, rule=_WORKER_RULE),
-                  public_base_url=_base_url(a, "public_base_url"), route=_route(a),
+                  public_base_url=_public_base_url(a), route=_route(a),
                   zone_id=a.str("zone_id", pattern=_ZONE_ID, rule=_ZONE_RULE), custom_domain=_custom_domain(a),
                   max_body_bytes=a.num("max_body_bytes", 65_536, 1_024, 10_000_000, integer=True),
                   signed_url_ttl_s=a.num("signed_url_ttl_s", 3_600, 60, 604_800, integer=True),
-                  compatibility_date=a.str("compatibility_date", default="2025-09-01",
-                                           pattern=re.compile(r"^\d{4}-\d{2}-\d{2}$")))
+                  compatibility_date=_compatibility_date(a))
     a.done()
     t = f.sub("thresholds")
     thresholds = Thresholds(golden_mean_latency_s=t.num("golden_mean_latency_s", 360.0, 1, 86_400),
@@ -600,6 +630,50 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
     return spec
 
 
+# How many entries `<<` merge keys may copy in one file: nested merges multiply, so a few hundred bytes could
+# otherwise expand to billions of entries.
+MAX_MERGED_ENTRIES = 10_000
+
+
+class _StackFileLoader(yaml.SafeLoader):
+    """SafeLoader reading a file as Pulumi (YAML 1.2) does: a key given twice in one mapping is an error, and an
+    unquoted date stays text; `<<` merges work but may copy at most MAX_MERGED_ENTRIES entries in all."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._merged = 0
+        self._checked: set[int] = set()
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        if id(node) not in self._checked:  # once per node, before merged entries join its own
+            self._checked.add(id(node))
+            seen: dict[tuple[str, str], yaml.Node] = {}
+            for key, _ in node.value:
+                if key.tag == "tag:yaml.org,2002:merge" or not isinstance(key, yaml.ScalarNode):
+                    continue
+                first = seen.setdefault((key.tag, key.value), key)
+                if first is not key:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {show(key.value)} (first given at line {first.start_mark.line + 1})",
+                        key.start_mark)
+        for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":
+                for source in value.value if isinstance(value, yaml.SequenceNode) else [value]:
+                    if isinstance(source, yaml.MappingNode):
+                        self.flatten_mapping(source)
+                        self._merged += len(source.value)
+                    if self._merged > MAX_MERGED_ENTRIES:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"merge keys (<<) expand to more than {MAX_MERGED_ENTRIES:,} entries",
+                            key.start_mark)
+        super().flatten_mapping(node)
+
+
+_StackFileLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
 def read_yaml(path: Path, what: str = "stack file", max_bytes: int = 1_000_000,
               error: type[GoldgateError] = SpecError) -> Any:
     """A small YAML file an operator edits (a stack file, a golden case), parsed; anything wrong with it, from a
@@ -619,7 +693,7 @@ def read_yaml(path: Path, what: str = "stack file", max_bytes: int = 1_000_000,
     except OSError as exc:
         raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StackFileLoader)  # a SafeLoader: no Python tags
     except yaml.MarkedYAMLError as exc:  # on one line: where, and what the parser expected there
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -634,7 +708,9 @@ def load_local(name: str, path: Path = LOCAL_STACKS_FILE) -> StackSpec:
     """One local stack from `stacks/local.yaml`."""
     stacks = local_stack_names(path, _raw=True)
     if name not in stacks:
-        raise SpecError(f"{path}: no stack named {name!r} (stacks: {', '.join(sorted(map(str, stacks))) or 'none'})")
+        known = [k if isinstance(k, str) and _NAME.fullmatch(k) else show(k) for k in sorted(stacks, key=str)]
+        listed = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
+        raise SpecError(f"{path}: no stack named {show(name)} (stacks: {listed or 'none'})")
     return from_mapping(name, stacks[name], "local", str(path))
 
 

@@ -187,6 +187,10 @@ def preflight(spec: StackSpec, settings: ProgramSettings) -> None:
         raise SpecError(f"stack {spec.name}: the stack file still holds placeholders; replace them (docs/CLOUD.md):"
                         "\n  - " + "\n  - ".join(left))
     check_exposure(spec)
+    if spec.endpoint.scaler_type == "REQUEST_COUNT":  # the endpoint's provider check refuses it, but only mid-deploy
+        raise SpecError(f"stack {spec.name}: goldgate:spec.endpoint.scaler_type REQUEST_COUNT cannot be deployed: "
+                        "RunPod refuses an idle timeout beside it on a queue endpoint, and the endpoint always "
+                        "declares one (endpoint.idle_timeout_s): use QUEUE_DELAY")
     check_stacks(spec, load_cloud_stacks(settings.stacks_dir).values())
 
 

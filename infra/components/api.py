@@ -29,7 +29,17 @@ def api_url(spec: StackSpec) -> str:
     if spec.api.public_base_url:
         return spec.api.public_base_url.rstrip("/")
     if spec.api.route:  # a route pattern may name its scheme (Cloudflare accepts http:// and https:// ones)
-        host = spec.api.route.split("://", 1)[-1].split("/", 1)[0]
+        scheme, _, rest = spec.api.route.rpartition("://")
+        host, _, path = rest.partition("/")
+        # The address is https://<host>/ (RunPod's webhooks, /api/..., /healthz): only a route matching all of it
+        # serves it.
+        why = ("it matches plain-http requests only (http://)" if scheme == "http" else
+               "it matches only the host's subdomains (*.)" if host.startswith("*.") else
+               f"it matches only part of the host's paths (/{path})" if path != "*" else None)
+        if why:
+            raise SpecError(f"stack {spec.name}: goldgate:spec.api.route {show(spec.api.route)} does not serve "
+                            f"https://{host.lstrip('*.')}/ ({why}): set api.public_base_url to the https:// "
+                            "address where the Worker answers every path")
         return "https://" + host.lstrip("*.")
     raise SpecError(f"stack {spec.name}: goldgate:spec.api needs public_base_url (e.g. the workers.dev URL), "
                     "custom_domain or route: RunPod's webhooks must know where the API lives")
@@ -87,8 +97,11 @@ class ApiArgs:
 
 def bindings(args: ApiArgs) -> list[cloudflare.WorkersScriptBindingArgs]:
     b = cloudflare.WorkersScriptBindingArgs
+    # A jurisdictional (eu, fedramp) bucket exists only within its jurisdiction: the binding must name it.
+    jurisdiction = args.spec.storage.jurisdiction
     out = [b(type="d1", name=DB_BINDING, id=args.database_id),
-           b(type="r2_bucket", name=RESULTS_BINDING, bucket_name=args.bucket_name)]
+           b(type="r2_bucket", name=RESULTS_BINDING, bucket_name=args.bucket_name,
+             jurisdiction=None if jurisdiction == "default" else jurisdiction)]
     for name, value in (("API_TOKEN", args.api_token), ("WEBHOOK_SECRET", args.webhook_secret),
                         ("RUNPOD_API_KEY", args.runpod_api_key)):
         out.append(b(type="secret_text", name=name, text=pulumi.Output.secret(value)))

@@ -373,8 +373,7 @@ def test_a_workers_dev_url_naming_another_script_is_refused_before_any_resource_
     assert "https://goldgate-api-stg.example.workers.dev" in message and "public_base_url" in message
 
 
-@pytest.mark.parametrize("route", ["api.example.com/*", "https://api.example.com/*", "http://api.example.com/v1/*",
-                                   "*.api.example.com/*"])
+@pytest.mark.parametrize("route", ["api.example.com/*", "https://api.example.com/*", "*api.example.com/*"])
 def test_the_api_address_of_a_route_only_stack_is_its_host(route):
     # RunPod's webhooks and the smoke tests go to this address; Cloudflare accepts routes with a scheme.
     doc = filled_stack_file("staging")["config"]["goldgate:spec"]
@@ -382,3 +381,52 @@ def test_the_api_address_of_a_route_only_stack_is_its_host(route):
     doc["api"].update(route=route, zone_id="0123456789abcdef0123456789abcdef")
     spec = from_pulumi_config("staging", doc)
     assert api_url(spec) == "https://api.example.com"
+
+
+@pytest.mark.parametrize("jurisdiction", ["eu", "fedramp"])
+def test_the_worker_binds_the_results_bucket_in_its_jurisdiction(jurisdiction, stacks_dir, tmp_path, bundle):
+    # An EU or FedRAMP bucket is only found within its jurisdiction: a binding without it names a bucket that does
+    # not exist, and the Worker could store and serve no result.
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    doc["storage"]["jurisdiction"] = jurisdiction
+    cloud = use_cloud("staging", doc)
+
+    @pulumi.runtime.test
+    def program():
+        spec, secrets, _ = read_config("staging")
+        out = run(spec, secrets, _settings(stacks_dir, tmp_path), bundle)
+        return pulumi.Output.all(out.bucket, out.api.script.id).apply(lambda v: check(v[0]))
+
+    def check(bucket: str) -> None:
+        assert cloud.one("r2Bucket:R2Bucket").inputs["jurisdiction"] == jurisdiction
+        assert _bindings(cloud)["RESULTS"] == {"type": "r2_bucket", "name": "RESULTS", "bucketName": bucket,
+                                               "jurisdiction": jurisdiction}
+
+    program()
+
+
+@pytest.mark.parametrize(("route", "why"), [
+    ("*.api.example.com/*", "subdomains"),        # matches x.api.example.com, never api.example.com itself
+    ("http://api.example.com/*", "http://"),      # matches plain-http requests only; webhooks come over https
+    ("api.example.com/v1/*", "/v1/*"),            # /api/... and /healthz are outside it
+    ("api.example.com", "(/)"),                   # the root page alone
+])
+def test_a_route_that_does_not_serve_its_hosts_https_root_needs_a_public_base_url(route, why, stacks_dir, tmp_path,
+                                                                                   bundle):
+    # The derived address would send RunPod's webhooks and every client call where the Worker never answers.
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    del doc["api"]["public_base_url"]
+    doc["api"].update(route=route, zone_id="0123456789abcdef0123456789abcdef")
+    message = _refused_before_any_resource("staging", doc, stacks_dir, tmp_path, bundle)
+    assert "public_base_url" in message and why in message
+    doc["api"]["public_base_url"] = "https://v1.api.example.com"
+    assert api_url(from_pulumi_config("staging", doc)) == "https://v1.api.example.com"
+
+
+def test_request_count_scaling_is_refused_before_any_resource_is_declared(stacks_dir, tmp_path, bundle):
+    # The endpoint's provider refuses it (every spec carries an idle timeout, which RunPod rejects beside it), but only
+    # when the engine checks the endpoint: by then the bucket, database and token would already be created.
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    doc["endpoint"]["scaler_type"] = "REQUEST_COUNT"
+    message = _refused_before_any_resource("staging", doc, stacks_dir, tmp_path, bundle)
+    assert "goldgate:spec.endpoint.scaler_type" in message and "QUEUE_DELAY" in message

@@ -39,6 +39,8 @@ def test_shipped_local_stacks_are_separate_and_valid() -> None:
         (("endpoint", "workers_max"), 0, "stacks.staging.endpoint.workers_max: 0 is below the minimum"),
         (("endpoint", "gpu_pools"), [], "stacks.staging.endpoint.gpu_pools: must name at least one entry"),
         (("endpoint", "env"), {"WORKFLOW_VERSION": "x"}, "WORKFLOW_VERSION is set by goldgate"),
+        # Both targets set the worker's GPU_TYPE from endpoint.cost_gpu_type: an env value would be dropped unseen.
+        (("endpoint", "env"), {"GPU_TYPE": "NVIDIA L40"}, "GPU_TYPE is set by goldgate"),
         (("endpoint", "env"), {"bad name": "x"}, "not a valid environment variable name"),
         (("endpoint", "scaler_type"), "FASTEST", "is not one of QUEUE_DELAY, REQUEST_COUNT"),
         (("image",), "repo/worker:latest", "is not pinned by digest"),
@@ -122,3 +124,72 @@ def test_the_workers_own_bounds_end_inside_runpods_execution_timeout(tmp_path: P
     doc["stacks"]["staging"]["endpoint"]["execution_timeout_ms"] = execution_timeout_ms
     endpoint = specs.load_local("staging", write(tmp_path, doc)).endpoint
     assert endpoint.worker_timeouts() == {"COMFY_JOB_TIMEOUT_S": job_s, "COMFY_READY_TIMEOUT_S": ready_s}
+
+
+def test_a_key_given_twice_is_refused_naming_it_and_both_lines(tmp_path: Path) -> None:
+    # YAML's last-one-wins would silently run a stack unlike the one its reader sees (Pulumi refuses such a file too).
+    text = specs.LOCAL_STACKS_FILE.read_text().replace("      workers_max: 3\n",
+                                                       "      workers_max: 3\n      workers_max: 1\n", 1)
+    first = text.splitlines().index("      workers_max: 3") + 1
+    with pytest.raises(SpecError) as err:
+        specs.load_local("staging", write(tmp_path, text))
+    message = str(err.value)
+    assert "\n" not in message and str(write(tmp_path, text)) in message
+    assert "'workers_max'" in message and f"line {first + 1}" in message and f"line {first}" in message
+
+
+def test_a_stack_given_twice_is_refused(tmp_path: Path) -> None:
+    text = specs.LOCAL_STACKS_FILE.read_text() + "  staging:\n    role: prod\n"
+    with pytest.raises(SpecError, match="duplicate key 'staging'"):
+        specs.load_local("prod", write(tmp_path, text))
+
+
+def test_merge_keys_and_anchors_still_work(tmp_path: Path) -> None:
+    doc = local_doc()
+    declared = doc["stacks"]["prod"]["endpoint"]["workers_max"]
+
+    def with_merge(doc: dict) -> str:
+        text = "x-base: &ep {workers_max: 2, workers_min: 1}\n" + yaml.safe_dump(doc)
+        return text.replace("    endpoint:\n", "    endpoint:\n      <<: *ep\n", 1)  # prod's (keys are sorted)
+
+    assert specs.load_local("prod", write(tmp_path, with_merge(doc))).endpoint.workers_max == declared  # explicit wins
+    del doc["stacks"]["prod"]["endpoint"]["workers_max"]
+    assert specs.load_local("prod", write(tmp_path, with_merge(doc))).endpoint.workers_max == 2
+
+
+def test_a_merge_key_bomb_is_refused_as_one_clear_error(tmp_path: Path) -> None:
+    # 400 bytes whose `<<` merges multiply nine-fold per level: a few more levels hold a machine for hours.
+    lines = ["a0: &a0 {k0: 1, k1: 1, k2: 1, k3: 1, k4: 1, k5: 1, k6: 1, k7: 1, k8: 1}"]
+    lines += [f"a{i}: &a{i} {{<<: [{', '.join([f'*a{i - 1}'] * 9)}]}}" for i in range(1, 6)]
+    lines.append("stacks: {staging: {<<: *a5}}")
+    with pytest.raises(SpecError, match=r"is not valid YAML at line \d+, column \d+: merge keys \(<<\) expand to more"):
+        specs.load_local("staging", write(tmp_path, "\n".join(lines) + "\n"))
+
+
+def test_an_unquoted_date_is_read_as_the_text_pulumi_reads(tmp_path: Path) -> None:
+    # Pulumi reads `compatibility_date: 2025-09-01` as the string "2025-09-01"; so must every stack file reader
+    # (the guardrails reread both cloud stack files before each deployment).
+    doc = local_doc()
+    text = yaml.safe_dump(doc).replace("api:\n      script_name: goldgate-api-staging\n",
+                                       "api:\n      compatibility_date: 2025-10-01\n"
+                                       "      script_name: goldgate-api-staging\n", 1)
+    assert "compatibility_date: 2025-10-01\n" in text
+    assert specs.load_local("staging", write(tmp_path, text)).api.compatibility_date == "2025-10-01"
+
+
+@pytest.mark.parametrize("key", ["x" * 5000, "surprise\nX-Injected: 1", "\x1b[2J"])
+def test_an_unknown_field_is_named_on_one_short_line(tmp_path: Path, key: str) -> None:
+    doc = local_doc()
+    doc["stacks"]["staging"]["endpoint"][key] = 1
+    with pytest.raises(SpecError, match="stacks.staging.endpoint: unknown field") as err:
+        specs.load_local("staging", write(tmp_path, doc))
+    message = str(err.value)
+    assert len(message) < 500 and "\n" not in message and "\x1b" not in message
+
+
+def test_a_missing_stack_lists_the_others_on_one_short_line(tmp_path: Path) -> None:
+    doc = {"stacks": {"x" * 5000: {}, "qa\nX-Injected: 1": {}, **{f"s{i}": {} for i in range(50)}}}
+    with pytest.raises(SpecError, match="no stack named 'staging'") as err:
+        specs.load_local("staging", write(tmp_path, doc))
+    message = str(err.value)
+    assert len(message) < 1000 and "\n" not in message

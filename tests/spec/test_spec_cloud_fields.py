@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -151,8 +152,24 @@ def test_a_base_url_that_is_not_an_absolute_https_url_is_refused(where: tuple[st
                                    "http://127.0.0.1:8080/v2", "http://localhost:1", "http://[::1]:9/v2",
                                    "https://goldgate-api-staging.<WORKERS_SUBDOMAIN>.workers.dev"])
 def test_an_https_or_loopback_base_url_loads(where: tuple[str, str], value: str) -> None:
+    if where == ("api", "public_base_url") and urlsplit(value).path.strip("/"):
+        return  # the API's own address has no path: see below
     spec = loads(where, value)
     assert getattr(spec.api if where[0] == "api" else spec.cloud, where[1]) == value
+
+
+@pytest.mark.parametrize("value", ["https://api.example.com/api", "https://api.example.com/v1/",
+                                   "https://goldgate-api-staging.example.workers.dev/goldgate"])
+def test_a_public_base_url_with_a_path_is_refused(value: str) -> None:
+    # The Worker answers /api/... and /healthz at its host's root, whatever this says: with a path, every RunPod
+    # webhook (<base>/api/runpod/webhook) and client call would reach a path the API does not serve.
+    message = refusal(("api", "public_base_url"), value)
+    assert f"{specs.show(value)} is not" in message and "path" in message
+
+
+@pytest.mark.parametrize("value", ["https://api.example.com", "https://api.example.com/", "https://api.example.com:8443"])
+def test_a_public_base_url_without_a_path_loads(value: str) -> None:
+    assert loads(("api", "public_base_url"), value).api.public_base_url == value
 
 
 # -- location hints: the values R2 and D1 document ----------------------------------------------------------------
@@ -236,3 +253,26 @@ def test_the_shipped_stack_files_load_unchanged() -> None:
     for stack in ("staging", "prod"):
         assert specs.load_pulumi(stack).name == stack
         assert specs.load_local(stack).name == stack
+
+
+@pytest.mark.parametrize("env", [{"COMFY_URL": "http://127.0.0.1:8188\r\nX-Injected: 1"}, {"MODEL_ROOTS": "a\x1bb"},
+                                 {"FOO\n": "x"}, {"LONG": "a" * 5000}])
+def test_the_worker_env_is_held_to_the_text_rules(env: dict[str, str]) -> None:
+    # endpoint.env reaches RunPod's API and the worker's environment as it is.
+    message = refusal(("endpoint", "env"), env)
+    assert "goldgate:spec.endpoint.env" in message
+    assert ("contains a control character" in message or "characters long" in message
+            or "not a valid environment variable name" in message)
+    assert "a" * 2000 not in message
+
+
+@pytest.mark.parametrize(("value", "rule"), [("2025-02-30", "not a calendar date"), ("2025-13-01", "not a calendar date"),
+                                             ("2999-01-01", "in the future")])
+def test_a_compatibility_date_cloudflare_would_refuse_is_refused(value: str, rule: str) -> None:
+    # Cloudflare refuses the Worker upload itself, after `pulumi up` has created the bucket, database and endpoint.
+    message = refusal(("api", "compatibility_date"), value)
+    assert "goldgate:spec.api.compatibility_date" in message and value in message and rule in message
+
+
+def test_a_past_compatibility_date_loads() -> None:
+    assert loads(("api", "compatibility_date"), "2024-02-29").api.compatibility_date == "2024-02-29"
