@@ -10,6 +10,7 @@ import runpod
 from emulator_harness import API_KEY, wait_for
 
 from goldgate.local.runpod import EmulatorConfig
+from goldgate.local.runpod.backend import RunPodBackend, StartWorker
 from goldgate.runpod import JobPolicy, RetryPolicy, RunPodNotFound, RunPodRateLimited, RunPodRejected
 
 
@@ -62,7 +63,7 @@ def test_runsync_waits_for_the_result(make_stack) -> None:
 
 
 def test_ttl_expiry_deletes_the_job_so_status_is_404(make_stack) -> None:
-    stack = make_stack()
+    stack = make_stack(min_ttl_ms=100)
     ep = stack.endpoint(workers_max=0)  # nothing will ever take it
     jobs = stack.jobs(ep.id)
     job = jobs.run({"n": 1}, policy=JobPolicy(ttl_ms=500))
@@ -96,7 +97,7 @@ def test_finished_results_are_kept_only_for_the_retention_time(make_stack) -> No
 
 
 def test_execution_timeout_times_out_and_stops_the_job_on_the_worker(make_stack) -> None:
-    stack = make_stack()
+    stack = make_stack(min_execution_timeout_ms=100)
     ep = stack.endpoint(workers_max=1)
     jobs = stack.jobs(ep.id)
     slow = stack.finished(jobs, jobs.run({"sleep": 60}, policy=JobPolicy(execution_timeout_ms=1000)).id)
@@ -200,6 +201,93 @@ def test_bad_job_requests_are_clear_400s(make_stack) -> None:
     assert httpx.post(f"{url}/run", content=b"{", headers=h).status_code == 400
     assert httpx.post(f"{url}/run", json={"input": {}}).status_code == 401
     assert httpx.get(f"{stack.emulator.endpoint_base}/nosuchep/health", headers=h).status_code == 404
+
+
+def test_policies_outside_runpods_bounds_are_refused(make_stack) -> None:
+    # RunPod: ttl 10 s .. 7 days, executionTimeout 5 s .. 7 days, lowPriority a boolean; a service configured
+    # outside them must fail here, not only in the cloud.
+    stack = make_stack()
+    ep = stack.endpoint(workers_max=0)
+    h = {"Authorization": f"Bearer {API_KEY}"}
+    week = 7 * 24 * 3600 * 1000
+    for policy, word in [({"ttl": 9_999}, "ttl"), ({"ttl": week + 1}, "ttl"),
+                         ({"executionTimeout": 4_999}, "executionTimeout"),
+                         ({"executionTimeout": week + 1}, "executionTimeout"),
+                         ({"lowPriority": "yes"}, "lowPriority")]:
+        for route in ("run", "runsync"):
+            r = httpx.post(f"{stack.emulator.endpoint_base}/{ep.id}/{route}", json={"input": {}, "policy": policy},
+                           headers=h)
+            assert r.status_code == 400 and word in r.json()["error"], (route, policy, r.text)
+    ok = stack.jobs(ep.id).run({"n": 1}, policy=JobPolicy(execution_timeout_ms=5_000, ttl_ms=10_000))
+    assert ok.status == "IN_QUEUE"
+    assert stack.jobs(ep.id).health().jobs["inQueue"] == 1
+
+
+def test_numbers_beyond_a_double_are_refused_not_kept_as_infinity(make_stack) -> None:
+    # 1e999 parses to inf in Python; kept, it would reach the worker and every webhook as non-JSON "Infinity".
+    stack = make_stack()
+    ep = stack.endpoint(workers_max=0)
+    h = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    for raw in (b'{"input": {"seed": 1e999}}', b'{"input": {"cfg": -1e400}}'):
+        r = httpx.post(f"{stack.emulator.endpoint_base}/{ep.id}/run", content=raw, headers=h)
+        assert r.status_code == 400 and "not valid JSON" in r.json()["error"], r.text
+    assert stack.jobs(ep.id).health().jobs["inQueue"] == 0
+
+
+def test_status_answers_post_as_well_as_get(make_stack) -> None:
+    # RunPod's /status/{job_id} takes GET or POST (its docs' curl examples POST).
+    stack = make_stack()
+    ep = stack.endpoint(workers_max=0)
+    job = stack.jobs(ep.id).run({"n": 1})
+    url = f"{stack.emulator.endpoint_base}/{ep.id}/status/{job.id}"
+    h = {"Authorization": f"Bearer {API_KEY}"}
+    got, posted = httpx.get(url, headers=h), httpx.post(url, headers=h)
+    assert got.status_code == posted.status_code == 200
+    assert posted.json() == got.json() == {"id": job.id, "status": "IN_QUEUE"}
+
+
+def test_a_full_queue_refuses_new_jobs_with_429(make_stack) -> None:
+    # RunPod: 429 once the queue holds more than 50 jobs and more than workers.max * 500.
+    stack = make_stack()
+    ep = stack.endpoint(workers_max=0)
+    jobs = stack.jobs(ep.id, retry=RetryPolicy(attempts=1))
+    queued = [jobs.run({"n": n}).id for n in range(50)]
+    with pytest.raises(RunPodRateLimited):
+        jobs.run({"n": 50})
+    r = httpx.post(f"{stack.emulator.endpoint_base}/{ep.id}/runsync?wait=1000", json={"input": {}},
+                   headers={"Authorization": f"Bearer {API_KEY}"})
+    assert r.status_code == 429 and "queue" in r.json()["error"]
+    jobs.cancel(queued[0])
+    assert jobs.run({"n": 51}).status == "IN_QUEUE"  # room again once the queue is below the bound
+    assert jobs.health().jobs["inQueue"] == 50
+
+
+def test_cancel_and_purge_queue_have_runpods_own_rate_limits(make_stack) -> None:
+    # RunPod: /purge-queue 2 and /cancel 100 requests per 10 s, each apart from /run's limit.
+    stack = make_stack()
+    ep = stack.endpoint(workers_max=0)
+    jobs = stack.jobs(ep.id, retry=RetryPolicy(attempts=1))
+    assert jobs.purge_queue() == 0 and jobs.purge_queue() == 0
+    with pytest.raises(RunPodRateLimited):
+        jobs.purge_queue()
+    job = jobs.run({"n": 1})
+    for _ in range(100):
+        assert jobs.cancel(job.id).status == "CANCELLED"
+    with pytest.raises(RunPodRateLimited):
+        jobs.cancel(job.id)
+    assert jobs.run({"n": 2}).status == "IN_QUEUE"  # /run is limited on its own
+
+
+def test_low_priority_jobs_do_not_scale_workers_up() -> None:
+    # RunPod: "lowPriority: when true, job won't trigger worker scaling"; the scaling plan is the backend's.
+    backend = RunPodBackend(EmulatorConfig())
+    ep = backend.create_endpoint({"name": "e", "type": "QUEUE", "image": "img", "gpu": {"pools": ["ADA_24"]},
+                                  "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4}, "workers": {"min": 0, "max": 3}})
+    for _ in range(3):
+        backend.submit(ep.id, {"input": {}, "policy": {"lowPriority": True}}, 40)
+    assert backend.plan() == []  # nothing starts for them alone
+    backend.submit(ep.id, {"input": {}}, 10)
+    assert [type(a) for a in backend.plan()] == [StartWorker]  # one for the normal job, none for the others
 
 
 def test_workers_scale_with_the_queue_up_to_max_and_stop_when_idle(make_stack) -> None:

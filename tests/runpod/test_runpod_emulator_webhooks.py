@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import jsonschema
 import pytest
 from emulator_harness import wait_for
 
-from goldgate.local.runpod import FaultConfig
+from goldgate.local.runpod import EmulatorConfig, FaultConfig
+from goldgate.local.runpod.eventlog import EventLog
 from goldgate.local.runpod.faults import FaultPlan, draw
+from goldgate.local.runpod.webhooks import WebhookDispatcher
 from goldgate.runpod import JobPolicy
 
 LOG_SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "logging-schema-v1.json").read_text())
@@ -43,7 +46,7 @@ def test_completed_and_failed_post_runpods_payload_once(make_stack, receiver) ->
 
 
 def test_cancelled_and_timed_out_send_no_webhook_by_default(make_stack, receiver) -> None:
-    stack = make_stack()
+    stack = make_stack(min_execution_timeout_ms=100)
     ep = stack.endpoint(workers_max=1)
     jobs = stack.jobs(ep.id)
     slow = jobs.run({"sleep": 60}, webhook=_hook(receiver), policy=JobPolicy(execution_timeout_ms=500))
@@ -56,7 +59,7 @@ def test_cancelled_and_timed_out_send_no_webhook_by_default(make_stack, receiver
 
 
 def test_cancelled_and_timed_out_webhooks_can_be_switched_on(make_stack, receiver) -> None:
-    stack = make_stack(webhook_statuses=("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"))
+    stack = make_stack(webhook_statuses=("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"), min_execution_timeout_ms=100)
     ep = stack.endpoint(workers_max=1)
     jobs = stack.jobs(ep.id)
     slow = jobs.run({"sleep": 60}, webhook=_hook(receiver), policy=JobPolicy(execution_timeout_ms=500))
@@ -221,3 +224,20 @@ def test_invalid_fault_settings_are_refused_by_name(bad) -> None:
     from goldgate.errors import SpecError
     with pytest.raises(SpecError, match=next(iter(bad))):
         FaultConfig(**bad)
+
+
+def test_a_payload_that_cannot_be_sent_does_not_stop_later_webhooks(receiver, tmp_path: Path) -> None:
+    # More unsendable payloads than sender threads; a good one after them must still arrive.
+    config = EmulatorConfig(webhook_retry_delay_s=0.05, logs_dir=tmp_path)
+    dispatcher = WebhookDispatcher(config, EventLog(io.StringIO(), None))
+    try:
+        for n in range(6):
+            dispatcher.send(f"bad-{n}", _hook(receiver), {"id": f"bad-{n}", "status": "COMPLETED",
+                                                          "output": {"x": float("nan")}})
+        dispatcher.send("good", _hook(receiver), {"id": "good", "status": "COMPLETED", "output": {"x": 1}})
+        wait_for(lambda: receiver.for_job("good"), "the good webhook")
+        wait_for(lambda: dispatcher.pending() == 0, "every delivery to be settled")
+        bad = [d for d in dispatcher.history if d.job_id.startswith("bad-")]
+        assert bad and all(d.outcome.startswith("error") for d in bad)
+    finally:
+        dispatcher.stop()

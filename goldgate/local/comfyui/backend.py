@@ -114,13 +114,18 @@ def _error(kind: str, message: str, details: str, extra: dict[str, Any] | None =
     return {"type": kind, "message": message, "details": details, "extra_info": extra or {}}
 
 
+def _type_name(exc: BaseException) -> str:
+    """ComfyUI's full_type_name: builtins bare, anything else module-qualified."""
+    kind = type(exc)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
 def _execution_error(task: _Task, node_id: str, executed: list[str], exc: Exception) -> dict[str, Any]:
     """ComfyUI's `execution_error` message (execution.py handle_execution_error), as its history keeps it."""
-    kind = type(exc)
     inputs = task.prompt[node_id].get("inputs") or {}
     return {"prompt_id": task.prompt_id, "node_id": node_id, "node_type": task.prompt[node_id]["class_type"],
             "executed": executed, "exception_message": str(exc),
-            "exception_type": kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}",
+            "exception_type": _type_name(exc),
             "traceback": traceback.format_tb(exc.__traceback__),
             "current_inputs": {k: [v if isinstance(v, (int, float, bool, str)) else str(v)] for k, v in inputs.items()},
             "current_outputs": executed, "timestamp": int(time.time() * 1000)}
@@ -144,7 +149,6 @@ class _State:
     running: _Task | None = None
     history: dict[str, dict[str, Any]] = field(default_factory=dict)
     number: int = 0
-    counters: dict[str, int] = field(default_factory=dict)
 
 
 class ComfyBackend:
@@ -283,7 +287,13 @@ class ComfyBackend:
         failures: list[tuple[str, list]] = []
         node_errors: dict[str, Any] = {}
         for output in outputs:
-            ok, reasons = self._validate_node(prompt, output, validated)
+            try:
+                ok, reasons = self._validate_node(prompt, output, validated)
+            except Exception as exc:  # noqa: BLE001 - ComfyUI reports it as this output's validation error
+                ok, reasons = False, [_error("exception_during_validation", "Exception when validating node",
+                                             str(exc), {"exception_type": _type_name(exc),
+                                                        "traceback": traceback.format_tb(exc.__traceback__)})]
+                validated[output] = (ok, reasons)
             if ok:
                 good.append(output)
                 continue
@@ -344,8 +354,8 @@ class ComfyBackend:
                 entry = self._state.history.get(prompt_id)
                 return {prompt_id: copy.deepcopy(entry)} if entry else {}
             items = list(self._state.history.items())
-            if max_items is not None:
-                items = items[-max_items:]
+            if max_items is not None:  # ComfyUI: the newest max_items (offset = len - max_items)
+                items = items[max(0, len(items) - max_items):]
             return copy.deepcopy(dict(items))
 
     def clear_history(self, prompt_ids: list[str] | None = None) -> None:
@@ -457,11 +467,11 @@ class ComfyBackend:
         target.mkdir(parents=True, exist_ok=True)
         saved = []
         for data in self.render(prompt, node_id):
-            with self._lock:
-                counter = self._state.counters.get(prefix, 0) + 1
-                self._state.counters[prefix] = counter
-            filename = f"{base}_{counter:05}_.png"
-            (target / filename).write_bytes(data)
+            with self._lock:  # ComfyUI's counter: one past the highest already in the folder, so nothing is overwritten
+                counter = 1 + max((int(m.group(1)) for m in (re.match(rf"{re.escape(base)}_(\d+)_", p.name)
+                                                              for p in target.iterdir()) if m), default=0)
+                filename = f"{base}_{counter:05}_.png"
+                (target / filename).write_bytes(data)
             saved.append({"filename": filename, "subfolder": subfolder, "type": "output"})
         return saved
 

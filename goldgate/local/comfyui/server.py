@@ -22,7 +22,7 @@ from typing import IO, Any, Self
 from goldgate.logs import JsonLogger
 
 from . import responses
-from .backend import ComfyBackend, PromptInvalid
+from .backend import FOLDERS, ComfyBackend, PromptInvalid
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
@@ -66,7 +66,27 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         return json.loads(raw) if raw else {}
 
+    def _answer(self, serve: Any) -> None:
+        try:
+            serve()
+        except (ConnectionError, TimeoutError):
+            raise  # the client is gone: nothing to answer
+        except Exception as exc:  # noqa: BLE001 - aiohttp answers an unhandled exception with a 500, never silence
+            logger: JsonLogger = self.server.logger  # type: ignore[attr-defined]
+            logger.error("http_handler_error", message=f"{self.command} {urllib.parse.urlsplit(self.path).path} "
+                                                       "raised", error={"type": type(exc).__name__,
+                                                                        "message": str(exc)[:4000]})
+            self.close_connection = True
+            self._send(500, b"500 Internal Server Error\n\nServer got itself in trouble",
+                       "text/plain; charset=utf-8")
+
     def do_GET(self) -> None:
+        self._answer(self._get)
+
+    def do_POST(self) -> None:
+        self._answer(self._post)
+
+    def _get(self) -> None:
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         parts = [p for p in url.path.split("/") if p]
@@ -90,7 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, self.backend.history(urllib.parse.unquote(parts[1])))
         if parts == ["models"]:
             return self._json(200, ["checkpoints", "diffusion_models", "text_encoders", "vae", "loras"])
-        if len(parts) == 2 and parts[0] == "models":
+        if len(parts) == 2 and parts[0] == "models" and parts[1] in FOLDERS:  # ComfyUI: an unknown folder is a 404
             return self._json(200, self.backend.models(parts[1]))
         if parts == ["view"]:
             status, data = self.backend.view(query["filename"][0], query.get("subfolder", [""])[0],
@@ -100,13 +120,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, data, "image/png")
         return self._send(404, b"404: Not Found", "text/plain; charset=utf-8")
 
-    def do_POST(self) -> None:
+    def _post(self) -> None:
         path = [p for p in urllib.parse.urlsplit(self.path).path.split("/") if p]
         if path and path[0] == "api":
             path = path[1:]
         try:
             body = self._body()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return self._json(400, {"error": {"type": "invalid_json", "message": "Request body is not valid JSON",
                                               "details": "", "extra_info": {}}, "node_errors": {}})
         if path == ["prompt"]:

@@ -8,6 +8,8 @@ Behaviour chosen where RunPod's is undocumented (see also EmulatorConfig):
   workers.min needs it) and is never handed a new job.
 - A worker that dies mid-job: the job is requeued (health `retried`) up to `crash_requeues` times,
   then FAILED with a reason.
+- /run and /runsync answer 429 while the queue holds max(50, workers.max x 500) jobs (RunPod's documented
+  queue limit), besides the per-endpoint rate limit.
 - ttl counts from submission and deletes the job in any state (a running one is stopped); finished
   jobs are also deleted `result_retention_s` after they finish (`sync_result_retention_s` for /runsync
   jobs: RunPod keeps those 1 minute, /run ones 30). Deleted jobs answer 404.
@@ -44,6 +46,11 @@ TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 CONTAINER_FIELDS = ("image", "env", "args", "disk", "ports", "registry")
 _SETTINGS_KEYS = ("image", "env", "gpu", "workers", "scaling", "timeout")  # what the rules read from a restored endpoint
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+MAX_POLICY_MS = 7 * 24 * 3600 * 1000  # RunPod: policy.ttl and policy.executionTimeout are at most 7 days
+QUEUE_FLOOR, QUEUE_PER_MAX_WORKER = 50, 500  # RunPod: 429 once the queue exceeds 50 and workers.max x 500
+# RunPod's per-endpoint limits per rate_limit_window_s (10 s) besides /run's (EmulatorConfig.rate_limit_requests,
+# which /runsync shares here: stricter than RunPod's own 2000 for it).
+OPERATION_LIMITS = {"status": 2000, "cancel": 100, "purge-queue": 2}
 
 
 class EmulatorError(Exception):
@@ -99,6 +106,7 @@ class EndpointRecord:
     failed: int = 0
     retried: int = 0
     run_times: deque[float] = field(default_factory=deque)
+    op_times: dict[str, deque[float]] = field(default_factory=dict)  # the other rate-limited operations
     spawn_blocked_until: float = 0.0
 
     @property
@@ -382,13 +390,25 @@ class RunPodBackend:
         policy = body.get("policy") or {}
         if not isinstance(policy, dict):
             raise EmulatorError(400, "Bad Request", "'policy' must be an object")
-        for key in ("executionTimeout", "ttl"):
+        # RunPod's bounds: ttl 10 s .. 7 days, executionTimeout 5 s .. 7 days (the minimums are configurable).
+        for key, least in (("executionTimeout", self.config.min_execution_timeout_ms),
+                           ("ttl", self.config.min_ttl_ms)):
             value = policy.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-                raise EmulatorError(400, "Bad Request", f"policy.{key} must be a positive integer (ms)")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or not least <= value <= MAX_POLICY_MS):
+                raise EmulatorError(400, "Bad Request", f"policy.{key} must be an integer number of milliseconds "
+                                                        f"from {least} to {MAX_POLICY_MS} (7 days)")
+        if not isinstance(policy.get("lowPriority", False), bool):
+            raise EmulatorError(400, "Bad Request", "policy.lowPriority must be true or false")
         with self.lock:
             ep = self.endpoint(endpoint_id)
             self._rate_limit(ep)
+            bound = max(QUEUE_FLOOR, QUEUE_PER_MAX_WORKER * int(ep.settings["workers"]["max"]))
+            if len(ep.queue) >= bound:
+                raise EmulatorError(429, "Too Many Requests",
+                                    f"queue full: endpoint {ep.id} already has {len(ep.queue)} jobs queued (RunPod "
+                                    f"refuses more than {QUEUE_FLOOR} and more than workers.max x "
+                                    f"{QUEUE_PER_MAX_WORKER}); wait for the queue to drain or raise workers.max")
             job = JobRecord(id=f"{uuid.uuid4()}-u1", endpoint_id=ep.id, input=body["input"], webhook=webhook,
                             execution_timeout_ms=policy.get("executionTimeout"),
                             ttl_ms=int(policy.get("ttl") or self.config.default_ttl_ms),
@@ -400,17 +420,26 @@ class RunPodBackend:
             self.on_event("job.queued", endpoint_id=ep.id, job=job.id)
             return job
 
-    def _rate_limit(self, ep: EndpointRecord) -> None:
+    def limit(self, endpoint_id: str, operation: str) -> None:
+        """Count one /status, /cancel or /purge-queue request against its rate limit (429 beyond it)."""
+        with self.lock:
+            self._rate_limit(self.endpoint(endpoint_id), operation)
+
+    def _rate_limit(self, ep: EndpointRecord, operation: str = "run") -> None:
         now = self.clock()
         window = self.config.rate_limit_window_s
-        while ep.run_times and ep.run_times[0] <= now - window:
-            ep.run_times.popleft()
-        if len(ep.run_times) >= self.config.rate_limit_requests:
-            retry_after = max(0.0, ep.run_times[0] + window - now)
+        if operation == "run":
+            limit, times = self.config.rate_limit_requests, ep.run_times
+        else:
+            limit, times = OPERATION_LIMITS[operation], ep.op_times.setdefault(operation, deque())
+        while times and times[0] <= now - window:
+            times.popleft()
+        if len(times) >= limit:
+            retry_after = max(0.0, times[0] + window - now)
             raise EmulatorError(429, "Too Many Requests",
-                                f"rate limit exceeded: {self.config.rate_limit_requests} /run requests per "
+                                f"rate limit exceeded: {limit} /{operation} requests per "
                                 f"{window:g} s on endpoint {ep.id}", retry_after_s=retry_after)
-        ep.run_times.append(now)
+        times.append(now)
 
     def job(self, endpoint_id: str, job_id: str) -> JobRecord:
         self.endpoint(endpoint_id)
@@ -431,6 +460,7 @@ class RunPodBackend:
 
     def cancel(self, endpoint_id: str, job_id: str) -> JobRecord:
         with self.lock:
+            self.limit(endpoint_id, "cancel")
             job = self.job(endpoint_id, job_id)
             if job.status not in TERMINAL:
                 self._finish(job, "CANCELLED")
@@ -456,6 +486,7 @@ class RunPodBackend:
     def purge_queue(self, endpoint_id: str) -> int:
         with self.lock:
             ep = self.endpoint(endpoint_id)
+            self._rate_limit(ep, "purge-queue")
             removed = 0
             while ep.queue:
                 job = self.jobs.pop(ep.queue.popleft(), None)
@@ -644,7 +675,8 @@ class RunPodBackend:
                 current = [w for w in live if not w.stopping]
                 workers = ep.settings["workers"]
                 busy = sum(1 for w in current for _ in w.job_ids)
-                demand = busy + len(ep.queue)
+                # RunPod: a lowPriority job does not trigger worker scaling (running workers still take it).
+                demand = busy + sum(1 for jid in ep.queue if not self.jobs[jid].low_priority)
                 scaling = ep.settings.get("scaling") or {}
                 if scaling.get("type") == "REQUEST_COUNT":
                     demand = math.ceil(demand / max(1, int(scaling.get("requestCount") or 1)))

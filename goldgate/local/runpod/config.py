@@ -27,7 +27,10 @@ class EmulatorConfig:
     - crash_requeues: a job whose worker died mid-run goes back to the queue this many times (counted
       in health `retried`), then FAILS with a reason. RunPod retries jobs of lost workers; how many
       times is unverified, and 1 keeps a crash-looping image from spinning forever.
-    - job_take_hold_s: how long a worker's job-take long-poll is held open when the queue is empty."""
+    - job_take_hold_s: how long a worker's job-take long-poll is held open when the queue is empty.
+    - min_ttl_ms / min_execution_timeout_ms: the smallest policy.ttl (10 s) and policy.executionTimeout
+      (5 s) RunPod accepts on /run and /runsync; both are at most 7 days. Tests lower the minimums to
+      watch a job expire or time out quickly."""
 
     api_key: str = ""
     host: str = "127.0.0.1"
@@ -42,6 +45,8 @@ class EmulatorConfig:
     result_retention_s: float = 1800.0
     sync_result_retention_s: float = 60.0
     default_ttl_ms: int = 86_400_000
+    min_ttl_ms: int = 10_000
+    min_execution_timeout_ms: int = 5_000
     max_run_payload_bytes: int = 10 * 1024 * 1024
     max_runsync_payload_bytes: int = 20 * 1024 * 1024
     runsync_wait_s: float = 90.0

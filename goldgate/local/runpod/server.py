@@ -8,6 +8,7 @@ data plane (`/v2/{endpoint}/run` ...), and the worker URLs the runpod SDK calls
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,14 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON value")
 
 
+def _double(text: str) -> float:
+    # 1e999 is valid JSON syntax, but no double holds it: Python would keep inf, which no JSON can carry on.
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
 @dataclass(frozen=True)
 class Request:
     method: str
@@ -43,7 +52,7 @@ class Request:
             return None
         try:
             # Strict RFC 8259, as RunPod parses it: no NaN/Infinity, and no nesting deep enough to blow the stack.
-            return json.loads(self.body, parse_constant=_not_json)
+            return json.loads(self.body, parse_constant=_not_json, parse_float=_double)
         except (ValueError, RecursionError) as exc:
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             raise EmulatorError(400, "Bad Request", f"request body is not valid JSON ({reason})") from None
@@ -89,6 +98,7 @@ class RunPodApp:
             ("POST", re.compile(rf"/v2/{W}/run"), "api", self.run),
             ("POST", re.compile(rf"/v2/{W}/runsync"), "api", self.runsync),
             ("GET", re.compile(rf"/v2/{W}/status/(?P<jid>[^/]+)"), "api", self.status),
+            ("POST", re.compile(rf"/v2/{W}/status/(?P<jid>[^/]+)"), "api", self.status),  # RunPod: GET | POST
             ("POST", re.compile(rf"/v2/{W}/cancel/(?P<jid>[^/]+)"), "api", self.cancel),
             ("POST", re.compile(rf"/v2/{W}/retry/(?P<jid>[^/]+)"), "api", self.retry),
             ("POST", re.compile(rf"/v2/{W}/purge-queue"), "api", self.purge_queue),
@@ -244,6 +254,7 @@ class RunPodApp:
             return Reply(200, responses.job_status(job))
 
     def status(self, req: Request) -> Reply:
+        self.backend.limit(req.params["eid"], "status")
         with self.backend.lock:
             return Reply(200, responses.job_status(self.backend.job(req.params["eid"], req.params["jid"])))
 

@@ -127,7 +127,7 @@ class WebhookDispatcher:
             try:
                 response = self._client.post(d.url, json=d.payload)
                 outcome = "ok" if response.status_code == 200 else f"http {response.status_code}"
-            except httpx.HTTPError as exc:
+            except Exception as exc:  # noqa: BLE001 -- any failure is this attempt's, never the sender thread's end
                 outcome = f"error {type(exc).__name__}"
         self._record(DeliveryRecord(d.job_id, status, d.copy, d.attempt, outcome))
         fields = {"runpod_job_id": d.job_id, **job_context(d.payload.get("input")), "status": status, "copy": d.copy, "attempt": d.attempt,

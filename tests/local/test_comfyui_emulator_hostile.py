@@ -1,0 +1,135 @@
+"""The ComfyUI emulator answers as ComfyUI does: hostile or malformed prompts get ComfyUI's errors and never a
+connection closed without an answer (a worker would see a dropped connection, not ComfyUI's error); history,
+model listings and saved file names follow ComfyUI's rules."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from goldgate.local.comfyui import ComfyUIEmulator
+
+
+@pytest.fixture
+def comfy(tmp_path: Path) -> Iterator[ComfyUIEmulator]:
+    models = tmp_path / "models"
+    for folder, name in (("checkpoints", "base.safetensors"), ("loras", "style.safetensors")):
+        (models / folder).mkdir(parents=True)
+        (models / folder / name).write_bytes(b"x")
+    emulator = ComfyUIEmulator(models, tmp_path / "out", log_stream=io.StringIO()).start()
+    assert emulator.wait_listening(10)
+    yield emulator
+    emulator.stop()
+
+
+def _post(comfy: ComfyUIEmulator, path: str, raw: bytes) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", comfy.port, timeout=30)
+    try:
+        conn.request("POST", path, raw, {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def _graph(model_link: list[Any]) -> dict[str, Any]:
+    return {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "base.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["4", 1]}},
+        "3": {"class_type": "KSampler", "inputs": {
+            "model": model_link, "seed": 1, "steps": 1, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
+            "positive": ["6", 0], "negative": ["6", 0], "latent_image": ["5", 0], "denoise": 1.0}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "t"}},
+    }
+
+
+def test_a_prompt_whose_links_form_a_cycle_is_a_validation_error(comfy: ComfyUIEmulator) -> None:
+    graph = _graph(["1", 0])
+    graph["1"] = {"class_type": "LoraLoaderModelOnly",
+                  "inputs": {"model": ["2", 0], "lora_name": "style.safetensors", "strength_model": 1.0}}
+    graph["2"] = {"class_type": "LoraLoaderModelOnly",
+                  "inputs": {"model": ["1", 0], "lora_name": "style.safetensors", "strength_model": 1.0}}
+    status, raw = _post(comfy, "/prompt", json.dumps({"prompt": graph}).encode())
+    body = json.loads(raw)
+    assert status == 400
+    assert body["error"]["type"] == "prompt_outputs_failed_validation"
+    [error] = body["node_errors"]["9"]["errors"]
+    assert error["type"] == "exception_during_validation" and error["message"] == "Exception when validating node"
+    assert error["extra_info"]["exception_type"] == "RecursionError"
+    # the emulator goes on serving: a sound prompt still runs
+    status, raw = _post(comfy, "/prompt", json.dumps({"prompt": _graph(["4", 0])}).encode())
+    assert status == 200 and json.loads(raw)["node_errors"] == {}
+
+
+def test_requests_that_break_the_handler_get_an_answer_not_a_dropped_connection(comfy: ComfyUIEmulator) -> None:
+    # ComfyUI (aiohttp) answers an unexpected exception with a 500; it never closes without an answer.
+    status, raw = _post(comfy, "/prompt", json.dumps({"prompt": {"9": {"class_type": ["SaveImage"],
+                                                                        "inputs": {}}}}).encode())
+    assert status == 500 and b"Internal Server Error" in raw
+    status, raw = _post(comfy, "/prompt", b"[" * 100_000 + b"]" * 100_000)
+    assert status == 400 and json.loads(raw)["error"]["type"] == "invalid_json"
+    status, raw = _post(comfy, "/prompt", json.dumps({"prompt": _graph(["4", 0])}).encode())
+    assert status == 200
+
+
+def test_history_max_items_counts_from_the_newest_and_zero_is_none(comfy: ComfyUIEmulator) -> None:
+    ids = [json.loads(_post(comfy, "/prompt", json.dumps({"prompt": _graph(["4", 0])}).encode())[1])["prompt_id"]
+           for _ in range(2)]
+    conn = http.client.HTTPConnection("127.0.0.1", comfy.port, timeout=30)
+
+    def history(query: str) -> dict[str, Any]:
+        conn.request("GET", "/history" + query)
+        return json.loads(conn.getresponse().read())
+
+    deadline = time.monotonic() + 30
+    while len(history("")) < 2:
+        assert time.monotonic() < deadline, "the two prompts never finished"
+        time.sleep(0.05)
+    assert list(history("?max_items=1")) == [ids[1]]
+    assert history("?max_items=0") == {}  # ComfyUI: offset = len(history) - 0, so nothing
+    conn.close()
+
+
+def test_a_restarted_comfyui_numbers_on_and_never_overwrites_saved_images(tmp_path: Path) -> None:
+    # ComfyUI picks the next counter from the files already in the output folder, not from memory.
+    models = tmp_path / "models"
+    (models / "checkpoints").mkdir(parents=True)
+    (models / "checkpoints" / "base.safetensors").write_bytes(b"x")
+    out = tmp_path / "out"
+    saved = []
+    for seed in (1, 2):
+        graph = _graph(["4", 0])
+        graph["3"]["inputs"]["seed"] = seed
+        with ComfyUIEmulator(models, out, log_stream=io.StringIO()) as comfy:
+            assert comfy.wait_listening(10)
+            prompt_id = json.loads(_post(comfy, "/prompt", json.dumps({"prompt": graph}).encode())[1])["prompt_id"]
+            deadline = time.monotonic() + 30
+            while not comfy.backend.history(prompt_id):
+                assert time.monotonic() < deadline, "the prompt never finished"
+                time.sleep(0.05)
+            [image] = comfy.backend.history(prompt_id)[prompt_id]["outputs"]["9"]["images"]
+            saved.append((image["filename"], (out / image["filename"]).read_bytes()))
+    assert [name for name, _ in saved] == ["t_00001_.png", "t_00002_.png"]
+    assert (out / "t_00001_.png").read_bytes() == saved[0][1] != saved[1][1]
+
+
+def test_models_of_an_unknown_folder_is_404_not_an_empty_list(comfy: ComfyUIEmulator) -> None:
+    # ComfyUI: GET /models/{folder} is 404 unless the folder is one it knows; an empty list means "none there".
+    conn = http.client.HTTPConnection("127.0.0.1", comfy.port, timeout=30)
+    conn.request("GET", "/models/checkpoint")  # a typo of checkpoints
+    resp = conn.getresponse()
+    assert resp.status == 404
+    resp.read()
+    conn.request("GET", "/models/checkpoints")
+    resp = conn.getresponse()
+    assert resp.status == 200 and json.loads(resp.read()) == ["base.safetensors"]
+    conn.close()
