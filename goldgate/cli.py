@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import os
 import sys
+import unicodedata
 from pathlib import Path
 from typing import NoReturn
 
@@ -56,12 +58,20 @@ def _refuse_blank_values(parser: argparse.ArgumentParser) -> None:
             action.type = _text
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("goldgate")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="goldgate",
         description="Ship ComfyUI on RunPod serverless + Cloudflare to production: "
                     "build once, golden-test on STAGING, promote the same digest to PROD, roll back.",
     )
+    parser.add_argument("--version", action="version", version=f"goldgate {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
@@ -86,15 +96,32 @@ def check_home(args: argparse.Namespace) -> None:
         return
     if not value.strip():
         raise GoldgateError(f"{via} is blank; set it to the state directory, or unset it for ./.goldgate")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise GoldgateError(f"{via} {value!r} holds a control character (a newline, an escape sequence); set it to "
+                            "the state directory's path")
     path = Path(value)
     if path.exists() and not path.is_dir():
         raise GoldgateError(f"{via} {value}: Not a directory; the state dir (--home, GOLDGATE_HOME) must be a "
                             "directory, or not exist yet (it is then created)")
 
 
+def _in_state_dir(args: argparse.Namespace, filename: object) -> bool:
+    """Whether a failing path is the state dir or under it (no path named: assume it is)."""
+    if not isinstance(filename, str | bytes | os.PathLike):
+        return True
+    home = getattr(args, "home", None) or os.environ.get("GOLDGATE_HOME") or ".goldgate"
+    try:
+        return Path(os.fsdecode(filename)).absolute().is_relative_to(Path(home).absolute())
+    except (ValueError, OSError):
+        return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named with the usage of the command they were given to, not the top-level one
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        sub.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         check_home(args)
         return int(args.func(args) or 0)
@@ -104,10 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `goldgate ... | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except OSError as exc:  # the state dir or a file in it: unwritable, full, or not a directory
+    except OSError as exc:  # the state dir or a file in it (or another path given): unwritable, full, not a directory
         where = f" ({exc.filename})" if exc.filename else ""
-        print(one_line(f"goldgate: error: {exc.strerror or exc}{where}; check that the state dir (--home, "
-                       "GOLDGATE_HOME) is a writable directory with free space"), file=sys.stderr)
+        advice = ("check that the state dir (--home, GOLDGATE_HOME) is a writable directory with free space"
+                  if _in_state_dir(args, exc.filename) else "check that path: a writable directory with free space")
+        print(one_line(f"goldgate: error: {exc.strerror or exc}{where}; {advice}"), file=sys.stderr)
+        return 1
+    except RecursionError:  # Path.mkdir(parents=True) recurses once per missing level: a path thousands deep
+        print("goldgate: error: a path is nested too deeply to create or read (thousands of levels); check --home, "
+              "GOLDGATE_HOME and the paths given", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("goldgate: interrupted", file=sys.stderr)

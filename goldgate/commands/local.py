@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -111,22 +112,29 @@ class ApiClient:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
+    job_id = _job_id(args.job_id)  # before anything is read: it becomes a path segment of the URL
     api = ApiClient(_platform(args), args.stack)
     try:
-        result = api.call("POST", f"/api/admin/recover/{args.job_id}")
+        result = api.call("POST", f"/api/admin/recover/{job_id}")
     finally:
         api.close()
-    emit(args, result, lambda r: f"{args.job_id}: {r.get('status')} ({r.get('reason', '')})")
+    emit(args, result, lambda r: f"{job_id}: {r.get('status')} ({r.get('reason', '')})")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     platform = _platform(args)
     started = time.monotonic()
+    out_dir = Path(args.out) if args.out else platform.home / "demo-results"
+    if args.out and out_dir.exists() and not out_dir.is_dir():  # found out now, not after the stack came up
+        raise GoldgateError(f"--out {args.out} is not a directory; name a directory for the result images")
     ensure_up(platform, args.stack)
     api = ApiClient(platform, args.stack)
-    out_dir = Path(args.out) if args.out else platform.home / "demo-results"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        api.close()
+        raise GoldgateError(f"cannot create the results directory {out_dir}: {exc.strerror or exc}") from None
     rows = []
     try:
         workflows = api.call("GET", "/api/workflows")["workflows"]
@@ -187,11 +195,32 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         snapshot = image_store.resolve(image, platform.home)
         worker, roots = snapshot / "worker", [str(snapshot / "models")]
     else:
-        worker, roots = WORKER_SOURCE, args.model_root or ["/comfyui/models", "/workspace/ComfyUI/models"]
+        roots = [root for given in args.model_root or [] for root in given]
+        worker, roots = WORKER_SOURCE, roots or ["/comfyui/models", "/workspace/ComfyUI/models"]
     report = preflight.run_preflight(worker / "models.yaml", worker / "workflows", roots,
                                      verify_sha256=args.sha256)
     emit(args, report.to_dict(), lambda _: report.render())
     return 0 if report.ok else 1
+
+
+def _job_id(text: str) -> str:
+    """A service job id (32 hex, as `POST /api/queue/create` answered): it becomes a URL path segment, so `../`,
+    `?` or `#` would address another route."""
+    value = text.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{32}", value):
+        raise GoldgateError(f"{text[:80]!r}{'…' if len(text) > 80 else ''} is not a job id: 32 hex characters, as "
+                            "POST /api/queue/create answered (`job_id`)")
+    return value
+
+
+def _model_roots(text: str) -> list[str]:
+    """One --model-root value: a directory, or a colon-separated list as in the worker's MODEL_ROOTS."""
+    if any(not ch.isprintable() for ch in text):
+        raise argparse.ArgumentTypeError(f"{text!r} holds a control character; give a directory")
+    roots = [r for r in text.split(":") if r.strip()]
+    if not roots:
+        raise argparse.ArgumentTypeError("is empty or blank; give a directory")
+    return roots
 
 
 def _seconds(text: str) -> float:
@@ -213,25 +242,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         return p
 
     p = add("up", cmd_up, "bring a local stack up in the background (idempotent)")
-    p.add_argument("stack")
+    p.add_argument("stack", help="a stack in stacks/local.yaml: staging or prod")
     add_json_flag(p)
     p = add("down", cmd_down, "stop a local stack (or `all`)")
-    p.add_argument("stack")
+    p.add_argument("stack", help="a stack in stacks/local.yaml (staging, prod), or all")
     p = add("status", cmd_status, "what each local stack runs")
-    p.add_argument("stack", nargs="?")
+    p.add_argument("stack", nargs="?", help="a stack in stacks/local.yaml (default: every stack)")
     add_json_flag(p)
     p = add("recover", cmd_recover, "settle a job whose webhook never came: one RunPod /status call")
-    p.add_argument("job_id")
-    p.add_argument("--stack", required=True)
+    p.add_argument("job_id", help="the job's id (32 hex), as POST /api/queue/create answered")
+    p.add_argument("--stack", required=True, help="the local stack that holds the job")
     add_json_flag(p)
     p = add("demo", cmd_demo, "bring up a stack and run one job per shipped workflow end to end")
-    p.add_argument("--stack", default="staging")
+    p.add_argument("--stack", default="staging", help="the local stack to run the jobs on (default staging)")
     p.add_argument("--out", help="where to save the result images (default <home>/demo-results)")
     p.add_argument("--timeout", type=_seconds, default=180.0, help="seconds to wait for each job (default 180)")
     add_json_flag(p)
     p = add("doctor", cmd_doctor, "first aid: are the models every workflow needs where ComfyUI looks?")
     p.add_argument("--stack", help="check the image this local stack runs")
     p.add_argument("--image", help="check a local image ref")
-    p.add_argument("--model-root", action="append", help="model root to check (repeatable)")
+    p.add_argument("--model-root", action="append", type=_model_roots,
+                   help="model root to check (repeatable; a colon-separated list like MODEL_ROOTS works too)")
     p.add_argument("--sha256", action="store_true", help="also verify every file's sha256 (slow)")
     add_json_flag(p)

@@ -91,12 +91,16 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
 def cmd_dr_restore(args: argparse.Namespace) -> int:
     from goldgate.ops import dr
 
+    backup = Path(args.backup)
+    if backup.exists() and not backup.is_file():  # `.`, a directory or a FIFO: nothing to verify (or to wait on)
+        raise GoldgateError(f"--backup {args.backup} is not a file: name a backup, <home>/backups/{args.stack}/"
+                            "<stamp>.sqlite (its .manifest.json beside it)")
     platform = _platform(args)
     if platform.status(args.stack).running:
         raise StateError(f"stack {args.stack} is running; stop it first (`goldgate down {args.stack}`) so nothing "
                          "writes while its database is replaced")
     target = platform.db_path(args.stack)
-    kept = dr.restore_into_stack(Path(args.backup), target, args.stack, args.from_stack)
+    kept = dr.restore_into_stack(backup, target, args.stack, args.from_stack)
     print(f"{args.stack}: restored {args.backup} into {target} (verified)")
     if kept != target:
         print(f"{args.stack}: the previous database is kept at {kept}")
@@ -237,7 +241,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = add("dr-drill", cmd_dr_drill, "D1 disaster-recovery drill: back up, restore into a fresh database, verify, "
                                       "report RPO/RTO (see docs/D1_DISASTER_RECOVERY.md)")
-    p.add_argument("stack")
+    p.add_argument("stack", help="staging or prod (stacks/local.yaml; stacks/Pulumi.<stack>.yaml for the cloud)")
     p.add_argument("--discard-backup", action="store_true", help="remove the local backup after a passing drill")
     p.add_argument("--cloud", action="store_true",
                    help="drill the stack's real D1 (export -> R2 backups/ -> scratch D1 import); needs "
@@ -251,14 +255,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = add("dr-restore", cmd_dr_restore, "restore a verified local backup over a stopped stack's database "
                                           "(the old database is kept beside it)")
-    p.add_argument("stack")
+    p.add_argument("stack", help="a local stack in stacks/local.yaml: staging or prod")
     p.add_argument("--backup", required=True, help="<home>/backups/<stack>/<stamp>.sqlite (its manifest beside it)")
     p.add_argument("--from-stack", metavar="STACK",
                    help="restore a backup another stack took on purpose (e.g. PROD's into STAGING): the stack "
                         "its manifest names; without it such a backup is refused")
 
     p = add("checklist", cmd_checklist, "the production-hardening checklist, every line checked with evidence")
-    p.add_argument("stack")
+    p.add_argument("stack", help="staging or prod (stacks/local.yaml; stacks/Pulumi.<stack>.yaml for the cloud)")
     p.add_argument("--offline", action="store_true",
                    help="skip the checks that need the running stack (webhook replay); they report n/a")
     p.add_argument("--reports-dir", help="golden reports (default scripts/golden-tests/reports)")
@@ -268,7 +272,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(p)
 
     p = add("metrics", cmd_metrics, "P50/P95/P99 queue, run and end-to-end time, error rate and cost, per release")
-    p.add_argument("stack")
+    p.add_argument("stack", help="staging or prod (stacks/local.yaml; stacks/Pulumi.<stack>.yaml for the cloud)")
     p.add_argument("--since", help="only jobs created at or after this time (ISO 8601)")
     p.add_argument("--html", metavar="FILE", help="also write an HTML report with charts to FILE")
     _add_cloud_flags(p, _METRICS_CLOUD_HELP)

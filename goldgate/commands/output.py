@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,7 +19,7 @@ def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> N
     if getattr(args, "json", False):
         print(json.dumps(_finite(data), indent=2, sort_keys=True, default=str, allow_nan=False))
     else:
-        print(_encodable(render(data), sys.stdout))
+        print(_encodable(escape_controls(render(data), keep="\n\t"), sys.stdout))
 
 
 def _encodable(text: str, stream: Any) -> str:
@@ -45,13 +46,30 @@ def _finite(data: Any) -> Any:
     return data
 
 
+# Bidirectional overrides reorder what a terminal shows; like control characters, they never come from us.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def escape_controls(text: str, keep: str = "") -> str:
+    """`text` with control characters (but those in `keep`) and bidi overrides escaped: a path or value holding
+    an escape sequence or a carriage return must not colour, move or overwrite what the terminal shows."""
+    if all(ch.isprintable() or ch in keep for ch in text):
+        return text
+    return "".join(ch if (ch in keep or (unicodedata.category(ch) != "Cc" and ch not in _BIDI))
+                   else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def progress(message: str) -> None:
-    """Progress on long steps goes to stderr so --json output stays parseable."""
-    print(f"… {message}", file=sys.stderr, flush=True)
+    """Progress on long steps goes to stderr so --json output stays parseable; one line each."""
+    print(_encodable(f"… {escape_controls(message)}", sys.stderr), file=sys.stderr, flush=True)
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else escape_controls(str(value))
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    widths = {c: max([len(c)] + [len(_cell(r.get(c, ""))) for r in rows]) for c in columns}
     lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns)]
-    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    lines += ["  ".join(_cell(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from goldgate import spec as specs
-from goldgate.commands.output import add_json_flag, emit, progress, table
+from goldgate.commands.output import add_json_flag, emit, escape_controls, progress, table
 from goldgate.errors import GoldgateError
 from goldgate.release import build as builds
 from goldgate.release.deployers import Deployer, for_target
@@ -39,6 +39,10 @@ def _home(args: argparse.Namespace) -> Path:
 
 
 def _paths(args: argparse.Namespace) -> GoldenPaths:
+    for option in ("cases_dir", "references_dir", "reports_dir"):
+        given = getattr(args, option, None)
+        if given and Path(given).exists() and not Path(given).is_dir():  # before any case runs or stack starts
+            raise GoldgateError(f"--{option.replace('_', '-')} {given} is not a directory")
     base = GoldenPaths()
     return GoldenPaths(cases_dir=Path(args.cases_dir) if args.cases_dir else base.cases_dir,
                        references_dir=Path(args.references_dir) if args.references_dir else base.references_dir,
@@ -151,7 +155,9 @@ def cmd_golden(args: argparse.Namespace) -> int:
 # -- promote / rollback ------------------------------------------------------------------------
 
 def _render_promotion(d: dict[str, Any]) -> str:
-    lines = [f"{c['name']:<14} {'ok' if c['passed'] else 'FAILED':<7} {c['detail']}" for c in d["gate"]["conditions"]]
+    conditions = d["gate"]["conditions"]
+    width = max([14, *(len(str(c["name"])) for c in conditions)])
+    lines = [f"{c['name']:<{width}} {'ok' if c['passed'] else 'FAILED':<7} {c['detail']}" for c in conditions]
     return "\n".join(["gate:", *("  " + ln for ln in lines), d["message"]])
 
 
@@ -193,13 +199,21 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     def render(rows: list[dict[str, Any]]) -> str:
         flat = [{"seq": r["seq"], "ts": r["ts"], "kind": r["kind"], "phase": r.get("phase", ""),
-                 "stack": r.get("stack", ""), "outcome": r.get("outcome", r.get("passed", "")),
+                 "stack": r.get("stack", ""), "outcome": _outcome(r),
                  "image": _short(r.get("prod_image") or r.get("image") or r.get("after")),
                  "trigger": r.get("trigger", "")} for r in rows]
         return table(flat, ["seq", "ts", "kind", "phase", "stack", "outcome", "image", "trigger"]) + \
             f"\n{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}; hash chain verified"
     emit(args, entries, render)
     return 0
+
+
+def _outcome(entry: dict[str, Any]) -> str:
+    """A promotion's or rollback's outcome as recorded; a golden run's `passed` as passed / FAILED."""
+    if "outcome" in entry:
+        return str(entry["outcome"])
+    passed = entry.get("passed")
+    return "" if passed is None else ("passed" if passed else "FAILED")
 
 
 def _short(image: Any) -> str:
@@ -216,6 +230,8 @@ def cmd_release(args: argparse.Namespace) -> int:
     home, ledger, trigger = _home(args), Ledger(_home(args)), detect_trigger(args.trigger)
     deployer = _deployer(args)
     _engine(args)  # a build the target cannot run fails before any stack is touched
+    _check_release_stacks(deployer, args.staging, args.prod)
+    _paths(args)
     summary: dict[str, Any] = {"target": args.target, "home": str(home)}
     progress(f"release on the {args.target} target (state: {home})")
     t = time.monotonic()
@@ -258,6 +274,20 @@ def cmd_release(args: argparse.Namespace) -> int:
     if error:
         raise GoldgateError(error)
     return 0
+
+
+def _check_release_stacks(deployer: Deployer, staging: str, prod: str) -> None:
+    """--staging must name a non-PROD stack and --prod a PROD one, two different stacks: checked before any stack
+    is brought up (`--prod staging` would otherwise "promote" to STAGING and report it as PROD)."""
+    if staging == prod:
+        raise GoldgateError(f"--staging and --prod both name {staging!r}: the release tests on one stack and "
+                            "promotes to another")
+    if deployer.spec(staging).role == "prod":
+        raise GoldgateError(f"--staging {staging} is a PROD stack: it takes an image only through `goldgate "
+                            "promote`; name the STAGING stack")
+    if deployer.spec(prod).role != "prod":
+        raise GoldgateError(f"--prod {prod} is not a PROD stack (its role is {deployer.spec(prod).role}); "
+                            "name the stack whose role is prod")
 
 
 def _render_release(s: dict[str, Any]) -> str:
@@ -303,6 +333,21 @@ def _concurrency(text: str) -> int:
     return value
 
 
+MAX_TRIGGER_CHARS = 1000
+
+
+def _trigger(text: str) -> str:
+    """Who or what asked (`ci:<run> by <actor>: <reason>`, `user:<name>`): recorded in every ledger entry and shown
+    as one cell of `goldgate history`. A control character (a newline in a pasted reason) is recorded escaped rather
+    than refused: a rollback must not fail over its reason; a value over MAX_TRIGGER_CHARS is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty or blank; give a value")
+    if len(text) > MAX_TRIGGER_CHARS:
+        raise argparse.ArgumentTypeError(f"is {len(text)} characters long; the ledger takes at most "
+                                         f"{MAX_TRIGGER_CHARS}")
+    return escape_controls(text)
+
+
 def _target(text: str) -> str:
     # argparse runs `type` on a string default but never checks it against `choices`: a GOLDGATE_TARGET typo
     # would otherwise reach the deployer, or be ignored by commands that do not deploy.
@@ -320,7 +365,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--home", help="state directory (default: $GOLDGATE_HOME or ./.goldgate)")
         p.add_argument("--target", type=_target, choices=TARGETS, default=default_target,
                        help="local (the embedded target, default) or cloud (Pulumi + RunPod); env GOLDGATE_TARGET")
-        p.add_argument("--trigger", help="who/what asked, for the ledger (default: CI run or local user)")
+        p.add_argument("--trigger", type=_trigger,
+                       help="who/what asked, for the ledger (default: CI run or local user)")
         if golden_paths:
             p.add_argument("--cases-dir", help="golden cases (default scripts/golden-tests/cases)")
             p.add_argument("--references-dir", help="reference images (default scripts/golden-tests/references)")
@@ -331,7 +377,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     def build_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--context", default=str(builds.WORKER_DIR), help="build context (default images/worker)")
-        p.add_argument("--dockerfile", default="Dockerfile")
+        p.add_argument("--dockerfile", default="Dockerfile", help="docker: the Dockerfile, relative to --context "
+                                                                   "(default Dockerfile)")
         p.add_argument("--repo", help="image repository to push to (selects the docker engine)")
         p.add_argument("--engine", choices=("docker", "local"),
                        help="docker (push to --repo) or local (content-addressed local image store)")
@@ -339,11 +386,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     build_args(add("build", cmd_build, "build the worker image once, immutably tagged; print repo@sha256:<digest>"))
     p = add("deploy", cmd_deploy, "deploy an image (by digest) to a non-PROD stack, e.g. STAGING")
-    p.add_argument("stack")
+    p.add_argument("stack", help="a stack in stacks/local.yaml (stacks/Pulumi.<stack>.yaml with --target cloud)")
     p.add_argument("--image", required=True, help="repo@sha256:<digest>")
     p = add("golden", cmd_golden, "run the golden cases against a stack's public API; write the report",
             golden_paths=True)
-    p.add_argument("stack")
+    p.add_argument("stack", help="a stack in stacks/local.yaml (stacks/Pulumi.<stack>.yaml with --target cloud)")
     p.add_argument("--smoke", action="store_true", help="only the smoke cases (does not replace latest.json)")
     p.add_argument("--update-references", action="store_true",
                    help="DELIBERATE USE ONLY: overwrite the reference images with this run's renders")
@@ -359,6 +406,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add("release", cmd_release, "the whole flow: build, deploy STAGING, golden, promote to PROD, smoke",
             golden_paths=True)
     build_args(p)
-    p.add_argument("--staging", default="staging")
-    p.add_argument("--prod", default="prod")
+    p.add_argument("--staging", default="staging", help="the stack that tests the candidate (default staging)")
+    p.add_argument("--prod", default="prod", help="the PROD stack the candidate is promoted to (default prod)")
     p.add_argument("--concurrency", type=_concurrency, default=8, help="golden cases run at once (1-256, default 8)")

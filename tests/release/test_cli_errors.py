@@ -131,3 +131,48 @@ def test_the_checklists_run_mjs_delegates_to_goldgate_golden(tmp_path: Path) -> 
                           check=False, cwd=repo, env={**os.environ, "GOLDGATE_BIN": str(shim)})
     assert proc.returncode == 1
     assert "goldgate: error: " in proc.stderr and "x.yaml is not valid YAML" in proc.stderr
+
+
+# -- found by following the README and the runbook on a fresh clone --------------------------------
+
+@pytest.mark.parametrize("argv", [
+    ["release", "--staging", "staging", "--prod", "staging"],
+    ["release", "--staging", "prod"],
+    ["release", "--prod", "staging"],
+])
+def test_release_refuses_stacks_in_the_wrong_roles_before_touching_anything(capsys: pytest.CaptureFixture,
+                                                                           tmp_path: Path, argv: list[str]) -> None:
+    # Before: `--prod staging` "promoted" to STAGING and printed "PROD now serves ..."; `--staging prod` brought
+    # both stacks up and built an image before the deploy refused PROD.
+    code, _, err = run(capsys, tmp_path, *argv)
+    line = one_error_line(err)
+    assert code == 1 and ("PROD" in line or "prod" in line)
+    assert not (tmp_path / "ledger.jsonl").exists() and not (tmp_path / "stacks").exists()
+    assert not (tmp_path / "images").exists()
+
+
+def test_history_shows_a_golden_run_as_passed_or_failed(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    # Before: the OUTCOME column of a golden run read `True` / `False`.
+    Ledger(tmp_path).append("golden", stack="staging", image=A, passed=True, trigger="user:t")
+    Ledger(tmp_path).append("golden", stack="staging", image=A, passed=False, trigger="user:t")
+    code, out, _ = run(capsys, tmp_path, "history")
+    rows = [ln.split() for ln in out.splitlines()[1:3]]
+    assert code == 0 and [r[4] for r in rows] == ["passed", "FAILED"], out
+    assert "True" not in out and "False" not in out
+
+
+def test_the_gate_table_keeps_its_columns_aligned_for_long_condition_names() -> None:
+    from goldgate.commands.release import _render_promotion
+
+    conditions = [{"name": n, "passed": True, "detail": "detail"} for n in
+                  ("staging_image", "report_workflow_version", "error_rate")]
+    lines = _render_promotion({"gate": {"conditions": conditions}, "message": "m"}).splitlines()[1:4]
+    assert len({ln.index("ok") for ln in lines}) == 1, lines
+    assert len({ln.index("detail") for ln in lines}) == 1, lines
+
+
+def test_an_empty_value_in_a_text_table_is_a_dash_not_none() -> None:
+    # Before: `goldgate demo` printed `None` in the ERROR column of every completed job.
+    from goldgate.commands.output import table
+
+    assert "None" not in table([{"job": "j1", "error": None}], ["job", "error"])

@@ -62,7 +62,7 @@ def _required_argv(parser: argparse.ArgumentParser, skip: argparse.Action) -> li
         if action is skip or action.help == argparse.SUPPRESS:
             continue
         if not action.option_strings and action.nargs is None:
-            argv.append("staging")
+            argv.append("0" * 32 if action.dest == "job_id" else "staging")
         elif action.option_strings and action.required:
             argv += [action.option_strings[0], A if action.dest == "image" else "staging"]
     return argv
@@ -259,3 +259,163 @@ def test_text_output_with_a_path_the_terminal_cannot_encode_is_printed_escaped(t
     proc = _run(["status", "staging", "--home", str(home)], env={"PYTHONIOENCODING": encoding})
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     assert b"Traceback" not in proc.stderr and b"staging: down" in proc.stdout
+
+
+# -- found by following the README and the runbook on a fresh clone --------------------------------
+
+@pytest.mark.parametrize("backup", [".", "{tmp}", "{tmp}/"])
+def test_dr_restore_of_a_directory_is_one_line_not_a_traceback(capsys: pytest.CaptureFixture,
+                                                               monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                               backup: str) -> None:
+    # Before: `--backup .` raised ValueError ("has an empty name") from deep in the restore.
+    monkeypatch.chdir(tmp_path)
+    code, out, err = invoke(capsys, "dr-restore", "staging", "--home", str(tmp_path / "home"), "--backup",
+                            backup.replace("{tmp}", str(tmp_path)))
+    assert code == 1 and out == ""
+    assert "not a file" in the_error_line(err)
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\x1b[31mred", "a\rb"])
+def test_doctor_refuses_a_model_root_with_control_characters(capsys: pytest.CaptureFixture, value: str) -> None:
+    # Before: the value went into the report as it was: a second line, or colours on the terminal.
+    code, err = parse(capsys, ["doctor", "--model-root", value])
+    assert code == 2 and "--model-root" in the_error_line(err)
+
+
+def test_doctor_takes_a_colon_separated_model_roots_list_like_the_worker(capsys: pytest.CaptureFixture,
+                                                                         tmp_path: Path) -> None:
+    # MODEL_ROOTS is colon-separated; pasting it into --model-root checked one directory named "a:b".
+    a, b = tmp_path / "a", tmp_path / "b"
+    code, out, _ = invoke(capsys, "doctor", "--json", "--model-root", f"{a}:{b}", "--model-root", str(tmp_path / "c"))
+    assert code == 1 and json.loads(out)["model_roots"] == [str(a), str(b), str(tmp_path / "c")]
+
+
+@pytest.mark.parametrize("value", ["h\nome", "h\x1b[31mome", "h\rome"])
+@pytest.mark.parametrize("via", ["--home", "GOLDGATE_HOME"])
+def test_a_state_dir_with_control_characters_is_refused_and_created_nowhere(
+        capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str, via: str) -> None:
+    # Before: a directory with an escape sequence in its name was created, and the sequence reached the terminal
+    # in every progress line that named a path under it.
+    monkeypatch.chdir(tmp_path)
+    argv = ["dr-drill", "staging"]
+    if via == "--home":
+        argv += ["--home", value]
+    else:
+        monkeypatch.setenv("GOLDGATE_HOME", value)
+    code, out, err = invoke(capsys, *argv)
+    assert code == 1 and out == "" and via in the_error_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_state_dir_nested_thousands_deep_is_one_line(capsys: pytest.CaptureFixture,
+                                                       monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Before: RecursionError from Path.mkdir(parents=True), a traceback thousands of lines long.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GOLDGATE_HOME", "/".join(["d"] * 2000))
+    code, out, err = invoke(capsys, "rollback")
+    assert code == 1 and out == ""
+    the_error_line(err)
+
+
+def test_progress_lines_never_carry_terminal_escapes(capsys: pytest.CaptureFixture) -> None:
+    from goldgate.commands.output import progress
+
+    progress("copying /tmp/a\x1b[31mred\rb\nc")
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\r" not in err and err.count("\n") == 1
+
+
+def test_version_is_answered_not_a_missing_command_error(capsys: pytest.CaptureFixture) -> None:
+    # Before: `goldgate --version` said "the following arguments are required: COMMAND" and exited 2.
+    code, out, err = invoke(capsys, "--version")
+    assert code == 0 and out.startswith("goldgate ") and err == ""
+
+
+@pytest.mark.parametrize("job_id", ["../../queue/create", "abc?x=1", "abc#f", "a" * 5000, "g" * 32, "abc"])
+def test_recover_refuses_what_is_not_a_job_id_before_any_request(capsys: pytest.CaptureFixture, tmp_path: Path,
+                                                                 job_id: str) -> None:
+    # Before: the value went into the URL as it was: `../../queue/create` sent the admin's POST to
+    # /api/queue/create, `?x=1` added a query string.
+    code, out, err = invoke(capsys, "recover", job_id, "--stack", "staging", "--home", str(tmp_path))
+    assert code == 1 and out == "" and "is not a job id" in the_error_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_recover_takes_a_job_id_pasted_in_upper_case(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code, _, err = invoke(capsys, "recover", "ABCDEF0123456789ABCDEF0123456789", "--stack", "staging",
+                          "--home", str(tmp_path))
+    assert code == 1 and "staging is not up" in the_error_line(err)
+
+
+def test_text_output_escapes_control_characters_but_keeps_its_lines(capsys: pytest.CaptureFixture) -> None:
+    from goldgate.commands.output import emit
+
+    emit(argparse.Namespace(json=False), {}, lambda _: "root /m\x1b[31mred\rX\n\tnext line \u202eevil")
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "\u202e" not in out
+    assert out.splitlines()[1] == "\tnext line \\u202eevil"
+
+
+def test_demo_out_that_is_a_file_is_named_before_any_stack_starts(capsys: pytest.CaptureFixture,
+                                                                  tmp_path: Path) -> None:
+    # Before: the stack came up, then "File exists (...); check that the state dir (--home, GOLDGATE_HOME) is a
+    # writable directory", which blamed the state dir for --out.
+    out_file = tmp_path / "results"
+    out_file.write_text("not a directory\n")
+    home = tmp_path / "home"
+    code, out, err = invoke(capsys, "demo", "--out", str(out_file), "--home", str(home))
+    line = the_error_line(err)
+    assert code == 1 and out == "" and "--out" in line and "state dir" not in line
+    assert not home.exists() and out_file.read_text() == "not a directory\n"
+
+
+@pytest.mark.parametrize("option", ["--reports-dir", "--references-dir", "--cases-dir"])
+def test_a_golden_directory_that_is_a_file_is_named_before_anything_runs(capsys: pytest.CaptureFixture,
+                                                                         tmp_path: Path, option: str) -> None:
+    # Before: --reports-dir FILE ran the whole suite, then blamed the state dir ("File exists ...; check that the
+    # state dir (--home, GOLDGATE_HOME) is a writable directory"); --cases-dir FILE said it "does not exist".
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x\n")
+    code, out, err = invoke(capsys, "golden", "staging", option, str(a_file), "--home", str(tmp_path / "home"))
+    line = the_error_line(err)
+    assert code == 1 and out == "" and option in line and "not a directory" in line
+
+
+@pytest.mark.parametrize(("where", "blames_state_dir"), [("home/ledger.jsonl", True), ("reports/sub", False)])
+def test_an_os_error_blames_the_state_dir_only_for_a_path_in_it(capsys: pytest.CaptureFixture,
+                                                                monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                                where: str, blames_state_dir: bool) -> None:
+    # Before: every OSError said "check that the state dir (--home, GOLDGATE_HOME) is a writable directory", also
+    # for --reports-dir or --out paths that have nothing to do with it.
+    import goldgate.commands.release as release_commands
+
+    def fails(_args: argparse.Namespace) -> int:
+        raise NotADirectoryError(20, "Not a directory", str(tmp_path / where))
+
+    monkeypatch.setattr(release_commands, "cmd_history", fails)
+    code, _, err = invoke(capsys, "history", "--home", str(tmp_path / "home"))
+    line = the_error_line(err)
+    assert code == 1 and str(tmp_path / where) in line and ("state dir" in line) == blames_state_dir
+
+
+@pytest.mark.parametrize("command", [["build"], ["deploy", "staging", "--image", A], ["rollback"]])
+def test_a_trigger_is_recorded_on_one_line_and_bounded(capsys: pytest.CaptureFixture, command: list[str]) -> None:
+    # Before: recorded as given: 100,000 characters in every ledger entry, or a newline that split `goldgate
+    # history`'s table. A rollback's reason with a newline is recorded escaped, not refused.
+    code, err = parse(capsys, [*command, "--trigger", "x" * 1001])
+    assert code == 2 and "--trigger" in the_error_line(err)
+    args = build_parser().parse_args([*command, "--trigger", "ci:rollback by me: smoke\nfailed \x1b[31m"])
+    assert args.trigger == "ci:rollback by me: smoke\\nfailed \\x1b[31m"
+
+
+def test_a_table_cell_never_spans_two_lines() -> None:
+    from goldgate.commands.output import table
+
+    assert len(table([{"trigger": "a\nb\rc"}], ["trigger"]).splitlines()) == 2
+
+
+def test_an_unknown_option_shows_the_usage_of_the_command_it_was_given_to(capsys: pytest.CaptureFixture) -> None:
+    # Before: `goldgate promote --dry-run` printed the top-level usage (`goldgate [-h] COMMAND ...`).
+    code, _, err = invoke(capsys, "promote", "--dry-run")
+    assert code == 2 and err.startswith("usage: goldgate promote ")
+    assert "unrecognized arguments: --dry-run" in the_error_line(err)
