@@ -104,10 +104,11 @@ def test_bad_requests_to_the_platform_are_clear(platform: LocalPlatform) -> None
 
 def test_cli_status_json_and_one_line_errors(platform: LocalPlatform) -> None:
     env_home = ["--home", str(platform.home)]
-    bad = subprocess.run([sys.executable, "-m", "goldgate.cli", "recover", "nope", "--stack", "qa", *env_home],
+    bad = subprocess.run([sys.executable, "-m", "goldgate.cli", "recover", "0" * 32, "--stack", "qa", *env_home],
                          check=False, capture_output=True, text=True)
     assert bad.returncode == 1
     assert bad.stderr.strip().startswith("goldgate: error:") and len(bad.stderr.strip().splitlines()) == 1
+    assert "qa" in bad.stderr  # the unknown stack is what is named, not the (valid) job id
     assert "Traceback" not in bad.stderr
 
 
