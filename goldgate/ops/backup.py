@@ -89,6 +89,9 @@ def file_sha256(path: Path) -> str:
 
 
 def manifest_path(backup: Path) -> Path:
+    if not backup.name:  # `/` or `.`: a directory, no backup file to find a manifest beside
+        raise BackupRefused(f"{str(backup)!r} names no backup file: name one, <home>/backups/<stack>/<stamp>.sqlite "
+                            "(its .manifest.json beside it)")
     return backup.with_name(backup.name.rsplit(".", 1)[0] + ".manifest.json")
 
 

@@ -23,8 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from goldgate.cloudflare.api import DEFAULT_API_BASE, CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.errors import GoldgateError, SpecError
@@ -40,7 +38,16 @@ from goldgate.ops.checklist_facts import (
     read_worker_facts,
 )
 from goldgate.runpod import ControlPlaneClient, DataPlaneClient, Endpoint
-from goldgate.spec import ROLES, STACKS_DIR, StackSpec, from_mapping, is_digest_ref, load_pulumi, show
+from goldgate.spec import (
+    ROLES,
+    STACKS_DIR,
+    StackSpec,
+    from_mapping,
+    is_digest_ref,
+    load_pulumi,
+    read_yaml,
+    show,
+)
 
 RUNPOD_KEY_ENV = "RUNPOD_API_KEY"
 CLOUDFLARE_TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
@@ -111,7 +118,7 @@ def load_cloud_stack(name: str, stacks_dir: Path = STACKS_DIR) -> tuple[StackSpe
         if "goldgate:spec.image" not in str(exc):
             raise
         path = stacks_dir / f"Pulumi.{name}.yaml"
-        raw = ((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("config") or {}).get("goldgate:spec")
+        raw = ((read_yaml(path) or {}).get("config") or {}).get("goldgate:spec")  # as load_pulumi read it
         image = raw.get("image") if isinstance(raw, Mapping) else None
         if not isinstance(image, str) or is_digest_ref(image):
             raise
@@ -120,11 +127,12 @@ def load_cloud_stack(name: str, stacks_dir: Path = STACKS_DIR) -> tuple[StackSpe
 
 
 def raw_pin(name: str, stacks_dir: Path = STACKS_DIR) -> str | None:
-    """The image a stack file pins, read without validating the rest (for a file that does not validate)."""
+    """The image a stack file pins, read without validating the rest (for a file that does not validate); None
+    when the file itself is not one Pulumi reads (duplicate keys, a merge bomb, too large, not YAML)."""
     try:
-        doc = yaml.safe_load((stacks_dir / f"Pulumi.{name}.yaml").read_text(encoding="utf-8"))
+        doc = read_yaml(stacks_dir / f"Pulumi.{name}.yaml")
         image = doc["config"]["goldgate:spec"]["image"]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+    except (SpecError, KeyError, TypeError):
         return None
     return image if isinstance(image, str) else None
 

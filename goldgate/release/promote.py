@@ -91,8 +91,10 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
             staging: str = "staging", prod: str = "prod", trigger: str = "user",
             progress: Progress = lambda _m: None, paths: GoldenPaths = DEFAULT_PATHS,
             now: datetime | None = None) -> PromotionOutcome:
-    """Raises PromotionRefused (nothing changed) or ReleaseLocked; otherwise returns the outcome."""
+    """Raises PromotionRefused (nothing changed), ReleaseLocked, or GoldgateError when `prod` is not the stack
+    whose role is prod or `staging` is (nothing recorded or deployed); otherwise returns the outcome."""
     t0 = time.monotonic()
+    _check_stacks(deployer, staging, prod)
     report_path = report_path or paths.reports_dir / "latest.json"
     with ReleaseLock(home, f"promote {staging} -> {prod}"):
         reconcile(deployer, ledger, prod, progress)
@@ -132,6 +134,18 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
     return PromotionOutcome(outcome=outcome, image=image, release_id=rid, before=before, prod_image=prod_image,
                             gate=decision, smoke_report=smoke_path, smoke_passed=smoke_passed, rollback=rolled,
                             duration_s=time.monotonic() - t0, error=error)
+
+
+def _check_stacks(deployer: Deployer, staging: str, prod: str) -> None:
+    """`prod` must be the stack whose role is prod, and `staging` another one: checked before the ledger or any
+    stack is touched (a STAGING stack named as `prod` would take the image and be recorded as PROD's release)."""
+    prod_role = deployer.spec(prod).role
+    if prod_role != "prod":
+        raise GoldgateError(f"cannot promote to {prod}: its role is {prod_role}, not prod; promote to the stack "
+                            "whose role is prod")
+    if deployer.spec(staging).role == "prod":
+        raise GoldgateError(f"cannot promote from {staging}: its role is prod; the candidate comes from a STAGING "
+                            "stack")
 
 
 def _deployed_at(entries: list[Entry], stack: str, image: str | None) -> datetime | None:

@@ -277,6 +277,31 @@ def test_an_unreadable_prod_stack_file_fails_with_its_error_not_a_traceback(clou
     assert "not valid YAML" in results["staging_separate"].evidence
 
 
+def test_a_tag_pinned_stack_file_with_an_unquoted_date_is_read_as_pulumi_reads_it(cloud):
+    # Pulumi (YAML 1.2) reads `compatibility_date: 2025-09-01` as text, and so does the spec loader: the
+    # checklist's second reading of a tag-pinned file must not turn it into a date and blame that field.
+    cloud.edit_stack_file("prod", image=f"{REPO}:latest")
+    path = cloud.stacks_dir / "Pulumi.prod.yaml"
+    text = path.read_text()
+    assert "compatibility_date: '2025-09-01'" in text
+    path.write_text(text.replace("compatibility_date: '2025-09-01'", "compatibility_date: 2025-09-01"))
+    results = cloud.results()
+    assert {i for i, r in results.items() if r.status == checklist.FAIL} == {"prod_same_digest"}
+    assert "not pinned by digest" in results["prod_same_digest"].evidence
+
+
+def test_a_stack_file_pinning_two_images_vouches_for_neither(cloud):
+    # Pulumi refuses a key given twice; the checklist must not pick the last pin and call PROD promoted.
+    path = cloud.stacks_dir / "Pulumi.prod.yaml"
+    text = path.read_text()
+    assert f"    image: {IMG_B}\n" in text
+    path.write_text(text.replace(f"    image: {IMG_B}\n", f"    image: {IMG_A}\n    image: {IMG_B}\n"))
+    results = cloud.results()
+    assert results["prod_same_digest"].status == checklist.FAIL
+    assert IMG_B not in results["prod_same_digest"].evidence
+    assert "duplicate key" in results["staging_separate"].evidence
+
+
 def test_empty_job_metrics_turns_exactly_the_percentiles_line_red(cloud):
     cloud.d1.query(cloud.database_id, "DELETE FROM job_metrics")
     results = cloud.results()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -335,3 +336,16 @@ def test_an_absurd_timestamp_in_the_data_does_not_crash_the_drill(tmp_path, stac
     result = run_local_drill("staging", db, tmp_path / "home")
     assert result.passed, result.error
     assert result.last_write_at.startswith("2026-")  # the jobs' newest write; the absurd values are not times
+
+
+@pytest.mark.parametrize("where", ["/", "."])
+def test_a_backup_path_without_a_file_name_is_a_one_line_refusal_not_a_traceback(where, tmp_path, stack_db):
+    # A library caller (not the CLI, which checks --backup first) naming a root or `.`: there is no
+    # backup file there to find a manifest beside, and nothing may be replaced.
+    target = stack_db(tmp_path / "stack" / "db.sqlite", jobs=5)
+    before = target.read_bytes()
+    with pytest.raises(BackupRefused, match="names no backup file") as refused:
+        restore_into_stack(Path(where), target, "staging")
+    assert "\n" not in str(refused.value)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in target.parent.iterdir()) == ["db.sqlite"]

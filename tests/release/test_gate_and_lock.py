@@ -103,8 +103,8 @@ class Stacks:
     def current_image(self, stack: str) -> str | None:
         return self.pins.get(stack)
 
-    def spec(self, stack: str) -> SimpleNamespace:
-        return SimpleNamespace(thresholds=Thresholds(), workflow_version="2026.11.0")
+    def spec(self, stack: str) -> SimpleNamespace:  # each stack's role is its name, as in stacks/local.yaml
+        return SimpleNamespace(thresholds=Thresholds(), role=stack, workflow_version="2026.11.0")
 
     def api_access(self, stack: str) -> ApiAccess:
         return ApiAccess(self.api_url, TOKEN)

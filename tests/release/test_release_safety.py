@@ -251,3 +251,32 @@ def test_an_image_past_the_pixel_limit_is_refused_before_it_is_decoded() -> None
     with pytest.raises(ImageUnreadable, match="pixels"):
         inspect_image(data)
     assert inspect_image(_png_header_only_bomb(64, 64)).width == 64
+
+
+class TwoStagings(Target):
+    """A second STAGING stack beside the first: its role is staging, whatever a caller names it."""
+
+    def spec(self, stack: str) -> Any:
+        return super().spec("prod" if stack == "prod" else "staging")
+
+
+@pytest.mark.parametrize(("staging", "prod"), [("staging", "staging-b"), ("staging", "staging"), ("prod", "prod")])
+def test_promote_refuses_a_prod_that_is_not_the_prod_stack_before_anything_is_recorded_or_deployed(
+        tmp_path: Path, paths: GoldenPaths, staging: str, prod: str) -> None:
+    # A library caller (the CLI checks its own flags) naming a STAGING stack as `prod`, or PROD as the stack
+    # under test: the gate would pass on STAGING's evidence and the ledger would call the result PROD's release.
+    home = tmp_path / "home"
+    ledger = Ledger(home)
+    with standin_api(StandInApi(image_tag=A)) as api:
+        target = TwoStagings(api, {})
+        _staging_passes(target, ledger, paths, A)
+        pins, entries = dict(target.pins), len(ledger.entries())
+        deploys: list[str] = []
+        real = target.deploy
+        target.deploy = lambda stack, image, progress: (deploys.append(f"{stack}={image}"),  # type: ignore[method-assign]
+                                                        real(stack, image, progress))[1]
+        with pytest.raises(GoldgateError, match="role") as refused:
+            promote(target, ledger, home, staging=staging, prod=prod, paths=paths)
+    assert "\n" not in str(refused.value)
+    assert deploys == [] and target.pins == pins
+    assert len(ledger.entries()) == entries
