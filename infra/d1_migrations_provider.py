@@ -40,6 +40,11 @@ def edited_after_apply(old: Mapping[str, str], new: Mapping[str, str]) -> list[s
     return sorted(name for name, digest in old.items() if name in new and new[name] != digest)
 
 
+def missing_after_apply(applied: list[str], declared: Mapping[str, str]) -> list[str]:
+    """Applied migrations this checkout no longer declares (renamed, deleted, or an older checkout)."""
+    return sorted(set(applied) - set(declared))
+
+
 def unrecorded(recorded: list[str] | None, declared: Mapping[str, str]) -> list[str]:
     """Declared migrations D1 no longer records (refresh saw e.g. a Time Travel restore to before them)."""
     if recorded is None:
@@ -62,6 +67,16 @@ class D1MigrationsProvider(dyn.ResourceProvider):
         if edited:
             raise MigrationError(f"migration(s) {', '.join(edited)} changed after being applied; D1 will not re-run "
                                  "them: restore the applied text and add a new migration file instead")
+        # The update would refuse these too (goldgate.migrations.pending), but only midway through `pulumi up`, after
+        # resources that do not wait for the schema (the endpoint's new image) changed: refuse them in the preview.
+        applied = olds.get("recorded")
+        missing = missing_after_apply(applied if applied is not None else list(old_sums), new_sums)
+        if missing:
+            added = sorted(set(new_sums) - set(old_sums))
+            renamed = f" (renamed to {', '.join(added)}?)" if added else ""
+            raise MigrationError(f"D1 {olds.get('database_id')} records migration(s) {', '.join(missing)} that this "
+                                 f"checkout does not declare{renamed}: restore them under their applied names, or "
+                                 "deploy from a checkout that includes them")
         # api_token too: a rotated token must reach the state, or `pulumi refresh` reads with the revoked one.
         changed = [k for k in ("database_id", "account_id", "api_base", "api_token") if olds.get(k) != news.get(k)]
         if new_sums != old_sums or unrecorded(olds.get("recorded"), new_sums):

@@ -4,8 +4,10 @@ create/read/diff/update/delete map onto REST v2 (`POST/GET/PATCH/DELETE /v2/serv
 Almost nothing forces a replacement: image, env and the registry credential are PATCHed in place (a
 new release rolls out, the endpoint id stays), as are workers, scaling, GPU pools, timeouts, flashboot,
 data centers and volumes. `registry` None means "pull anonymously": a credential attached outside
-Pulumi is drift, and the next update clears it (`"registry": null`). Only a different control-plane base (another account or API) or a different endpoint
-type means a new endpoint. `read` reports drift against what was declared, including RunPod's idle
+Pulumi is drift, and the next update clears it (`"registry": null`). Only a different endpoint type (which
+RunPod cannot change) means a new endpoint. A new control-plane base URL is an update too: the account is the
+API key's, and a moved API still serves the same endpoint; the update refuses a base where the endpoint does
+not exist (moving to another account is a deliberate `pulumi up --replace`). `read` reports drift against what was declared, including RunPod's idle
 scale-down of max workers (to 2 after 3 quiet days, to 0 after 7), so `pulumi up --refresh` restores it.
 
 Pulumi pickles the provider: it holds no state, and builds its client from the inputs each call.
@@ -13,7 +15,7 @@ Pulumi pickles the provider: it holds no state, and builds its client from the i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ from goldgate.runpod import (
     EndpointConfig,
     EndpointPatch,
     RunPodError,
+    RunPodNotFound,
     Scaling,
 )
 from goldgate.spec import REGISTRY_ID, is_digest_ref
@@ -53,9 +56,8 @@ DECLARED_FIELDS: dict[str, Any] = {
 }
 # Pulumi drops None inputs, so an absent field here still declares "none" (pull anonymously).
 ABSENT_MEANS_NONE = ("registry",)
-# Changing these cannot be done to an existing endpoint: another control plane (account) has never
-# heard of it, and RunPod refuses to change an endpoint's routing type.
-REPLACE_FIELDS = ("api_base", "endpoint_type")
+# RunPod refuses to change an endpoint's routing type (UpdateEndpointRequest has no `type`).
+REPLACE_FIELDS = ("endpoint_type",)
 # Order carries no meaning in these lists; RunPod may answer them in its own order.
 UNORDERED_FIELDS = ("gpu_pools", "data_center_ids", "network_volume_ids")
 # Pulumi carries every number as a double, so a deployed provider receives workers_max 3.0: compare these as ints.
@@ -187,8 +189,9 @@ class RunPodEndpointProvider(dyn.ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
         with _client(props) as rp:
             endpoint = rp.find_endpoint(id_)
-        if endpoint is None:  # deleted outside Pulumi: an empty id tells the engine it is gone
-            return dyn.ReadResult(id_="", outs={})
+            if endpoint is None:  # deleted outside Pulumi: an empty id tells the engine it is gone
+                confirm_gone(lambda: [e.id for e in rp.list_endpoints()], id_, "endpoint", props)
+                return dyn.ReadResult(id_="", outs={})
         declared = {**dict.fromkeys(ABSENT_MEANS_NONE), **(props.get("declared") or declared_of(props))}
         outs = dict(props)
         outs.update({f: read(endpoint) for f, read in DECLARED_FIELDS.items()})
@@ -202,9 +205,18 @@ class RunPodEndpointProvider(dyn.ResourceProvider):
                               stables=["endpoint_id"] if not replaces else [], delete_before_replace=False)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
-        patch = patch_of(changed_fields(olds, news), news)
+        fields = changed_fields(olds, news)
+        patch = patch_of(fields, news)
         with _client(news) as rp:
-            endpoint = rp.update_endpoint(id_, patch)  # an empty patch (only the key changed) just reads
+            try:
+                endpoint = rp.update_endpoint(id_, patch)  # an empty patch (only the key or base changed) just reads
+            except RunPodNotFound:
+                if "api_base" not in fields:
+                    raise
+                raise RunPodError(f"endpoint {id_} is not at {news.get('api_base')} (it was at {olds.get('api_base')}): "
+                                  "if that is the same RunPod account, fix goldgate:spec.cloud.runpod_api_base; to "
+                                  "move the endpoint to another account, replace it deliberately (`pulumi up "
+                                  "--replace <its urn>`; a new id, URL and queue)", status=404) from None
         return dyn.UpdateResult(outs=_outs(news, endpoint))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -223,6 +235,20 @@ def control_client(props: Mapping[str, Any], what: str, declare: str) -> Control
 
 def _client(props: Mapping[str, Any]) -> ControlPlaneClient:
     return control_client(props, "endpoint", "infra/components/gpu.py")
+
+
+def confirm_gone(list_ids: Callable[[], list[str]], id_: str, what: str, props: Mapping[str, Any]) -> None:
+    """A 404 for one resource proves it gone only if the control plane still lists its kind without it: a moved or
+    retired API answers 404 to every path, and a refresh that forgot the resource would let the next `pulumi up`
+    create a second one (a new id, a new URL, an empty queue)."""
+    try:
+        ids = list_ids()
+    except RunPodError as exc:
+        raise RunPodError(f"the {what} {id_} answered 404, but listing {what}s at {props.get('api_base')} failed too "
+                          f"({exc}): not reporting it gone; check the control plane (goldgate:spec.cloud."
+                          "runpod_api_base) and refresh again", status=exc.status) from None
+    if id_ in ids:
+        raise RunPodError(f"the {what} {id_} answered 404 but is still listed: not reporting it gone; refresh again")
 
 
 def _observed(declared: Mapping[str, Any], endpoint: Endpoint) -> dict[str, Any]:

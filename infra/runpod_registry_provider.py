@@ -25,7 +25,7 @@ import pulumi
 import pulumi.dynamic as dyn
 
 from goldgate.runpod import ControlPlaneClient, Registry, RegistryCredential
-from infra.runpod_provider import control_client
+from infra.runpod_provider import confirm_gone, control_client
 
 CREDENTIAL_FIELDS = ("username", "password")
 # Another control plane (account) has never heard of the credential; a name cannot be edited.
@@ -75,8 +75,9 @@ class RunPodRegistryCredentialProvider(dyn.ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
         with _client(props) as rp:
             registry = rp.find_registry(id_)
-        if registry is None:  # deleted outside Pulumi: an empty id tells the engine it is gone
-            return dyn.ReadResult(id_="", outs={})
+            if registry is None:  # deleted outside Pulumi: an empty id tells the engine it is gone
+                confirm_gone(lambda: [r.id for r in rp.list_registries()], id_, "registry credential", props)
+                return dyn.ReadResult(id_="", outs={})
         return dyn.ReadResult(id_=id_, outs={**props, "registry_id": registry.id, "registry_name": registry.name})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:

@@ -46,7 +46,8 @@ class StorageArgs:
 
 
 class Storage(pulumi.ComponentResource):
-    """R2 bucket + lifecycle + scoped token, D1 database + migrations; PROD's D1 and bucket are protected."""
+    """R2 bucket + lifecycle + scoped token, D1 database + migrations; PROD's D1 and bucket are protected and retained
+    on delete (a protected STAGING D1 too)."""
 
     bucket_name: pulumi.Output[str]
     database_id: pulumi.Output[str]
@@ -60,11 +61,12 @@ class Storage(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         jurisdiction = spec.storage.jurisdiction
 
-        # PROD's bucket holds the DR drill's D1 backups as well as results: Pulumi must not delete or replace it.
+        # PROD's bucket holds the DR drill's D1 backups as well as results: Pulumi must not delete or replace it, and
+        # should protect be lifted (`pulumi state unprotect`), destroy or a replacement still leaves it in Cloudflare.
         self.bucket = cloudflare.R2Bucket(
             names.logical("results"), account_id=args.account_id, name=names.bucket,
             location=spec.storage.location, jurisdiction=jurisdiction,
-            opts=pulumi.ResourceOptions(parent=self, protect=spec.is_prod))
+            opts=pulumi.ResourceOptions(parent=self, protect=spec.is_prod, retain_on_delete=spec.is_prod))
         self.lifecycle = cloudflare.R2BucketLifecycle(
             names.logical("results-lifecycle"), account_id=args.account_id, bucket_name=self.bucket.name,
             jurisdiction=jurisdiction, rules=[
@@ -100,7 +102,7 @@ class Storage(pulumi.ComponentResource):
         self.database = cloudflare.D1Database(
             names.logical("db"), account_id=args.account_id, name=names.database,
             primary_location_hint=spec.database.location_hint,
-            opts=pulumi.ResourceOptions(parent=self, protect=protect))
+            opts=pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect))
         self.migrations = D1Migrations(
             names.logical("db-migrations"), account_id=args.account_id, database_id=self.database.id,
             api_token=args.cloudflare_api_token, migrations=args.migrations, api_base=args.cloudflare_api_base,

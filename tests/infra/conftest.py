@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -62,3 +65,39 @@ def runpod(tmp_path: Path) -> Iterator[Emulator]:
         yield emulator
     finally:
         emulator.emu.stop()
+
+
+class _Stub(BaseHTTPRequestHandler):
+    status = 503
+
+    def _answer(self) -> None:
+        body = json.dumps({"title": "stub", "status": self.status, "detail": "stub control plane"}).encode()
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/problem+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = _answer
+
+    def log_message(self, *_: object) -> None:
+        return None
+
+
+@pytest.fixture
+def stub() -> Iterator[Any]:
+    """A control plane on loopback answering every request with one status (set `.status`)."""
+
+    class Handler(_Stub):
+        pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.handler = Handler  # type: ignore[attr-defined]
+    server.base_url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -45,6 +45,7 @@ class Registered:
     parent: str
     wire: dict[str, Any]  # the inputs as the engine received them, secrets still wrapped
     id: str = ""
+    retain_on_delete: bool = False  # `pulumi destroy` or a replacement leaves the cloud resource in place
 
 
 @dataclass
@@ -100,7 +101,8 @@ class RecordingMonitor(MockMonitor):
         if request.type != "pulumi:pulumi:Stack":
             self.cloud.registered[request.name] = Registered(
                 type=request.type, name=request.name, inputs={}, protect=bool(request.protect),
-                secret_outputs=list(request.additionalSecretOutputs), parent=request.parent, wire={})
+                secret_outputs=list(request.additionalSecretOutputs), parent=request.parent, wire={},
+                retain_on_delete=bool(request.retainOnDelete))
         return super().RegisterResource(request)
 
 

@@ -157,3 +157,40 @@ def test_a_migration_lost_to_a_time_travel_restore_is_applied_again_by_the_next_
     assert [r["name"] for r in recorded(d1)] == ["0001_init.sql", SECOND[0]]
     assert client.query(database_id, "SELECT name FROM sqlite_master WHERE name = 'job_tags'")
     assert provider.diff(created.id, provider.read(created.id, state).outs, props(d1, both)).changes is False
+
+
+def test_renaming_an_applied_migration_is_refused_by_the_preview(d1):
+    # D1 records migrations by file name: under its new name an applied data migration reads as pending.
+    _, client, database_id = d1
+    provider = D1MigrationsProvider()
+    first = {"0001_init.sql": "CREATE TABLE jobs (id TEXT PRIMARY KEY);\n",
+             "0002_seed.sql": "INSERT INTO jobs (id) VALUES ('seed');\n"}
+    created = provider.create(props(d1, first))
+    for renamed in ({"0001_init.sql": first["0001_init.sql"], "0002_seed_jobs.sql": first["0002_seed.sql"]},
+                    {"0001_init.sql": first["0001_init.sql"], "0002_seed_v2.sql": "INSERT INTO jobs VALUES ('x');\n"}):
+        new_name = sorted(renamed)[1]
+        with pytest.raises(MigrationError, match=f"0002_seed.sql.*{new_name}.*restore"):
+            provider.diff(created.id, created.outs, props(d1, renamed))
+    assert client.query(database_id, "SELECT id FROM jobs") == [{"id": "seed"}]
+
+
+def test_a_checkout_missing_an_applied_migration_is_refused_by_the_preview_not_midway_through_up(d1):
+    # The update would refuse it too (D1 records a migration this checkout lacks), but only after `pulumi up` had
+    # already rolled out the endpoint's new image: the preview is where the operator must learn it.
+    provider = D1MigrationsProvider()
+    first = {"0001_init.sql": "CREATE TABLE jobs (id TEXT PRIMARY KEY);\n"}
+    created = provider.create(props(d1, {**first, SECOND[0]: SECOND[1]}))
+    with pytest.raises(MigrationError, match=f"{SECOND[0]}.*checkout that includes"):
+        provider.diff(created.id, created.outs, props(d1, first))
+    with pytest.raises(MigrationError, match=f"{SECOND[0]}.*checkout that includes"):  # also on the refreshed state
+        provider.diff(created.id, provider.read(created.id, created.outs).outs, props(d1, first))
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_refresh_during_a_cloudflare_outage_is_an_error_not_a_lost_schema(d1, stub, status):
+    # "Gone" would make the next `pulumi up` create the resource again; only a 404 for the database means that.
+    stub.handler.status = status
+    first = {"0001_init.sql": "CREATE TABLE jobs (id TEXT PRIMARY KEY);\n"}
+    created = D1MigrationsProvider().create(props(d1, first))
+    with pytest.raises(MigrationError, match="cannot read the applied migrations"):
+        D1MigrationsProvider().read(created.id, {**created.outs, "api_base": stub.base_url})

@@ -430,3 +430,47 @@ def test_request_count_scaling_is_refused_before_any_resource_is_declared(stacks
     doc["endpoint"]["scaler_type"] = "REQUEST_COUNT"
     message = _refused_before_any_resource("staging", doc, stacks_dir, tmp_path, bundle)
     assert "goldgate:spec.endpoint.scaler_type" in message and "QUEUE_DELAY" in message
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_where_prods_data_lives_no_pulumi_operation_deletes_it(stack, stacks_dir, tmp_path, bundle):
+    # protect stops `pulumi destroy` and replacements while it is set; retainOnDelete still holds after someone runs
+    # `pulumi state unprotect` (or a stack-file change drops the resource): PROD's D1 (jobs, deliveries) and its
+    # bucket (results and the DR drill's D1 backups) are left in Cloudflare, never deleted.
+    doc = filled_stack_file(stack)["config"]["goldgate:spec"]
+    cloud = use_cloud(stack, doc)
+
+    @pulumi.runtime.test
+    def program():
+        spec, secrets, _ = read_config(stack)
+        out = run(spec, secrets, _settings(stacks_dir, tmp_path), bundle)
+        return pulumi.Output.all(out.d1_id, out.bucket, out.api.script.id).apply(lambda _: check())
+
+    def check() -> None:
+        prod = stack == "prod"
+        for kind in ("d1Database:D1Database", "r2Bucket:R2Bucket"):
+            r = cloud.one(kind)
+            assert (r.protect, r.retain_on_delete) == (prod, prod), kind
+        # The rest is rebuilt from the program: removing it on `pulumi destroy` loses nothing.
+        for kind in ("workersScript:WorkersScript", "apiToken:ApiToken", "cloudflare:D1Migrations"):
+            assert cloud.one(kind).retain_on_delete is False, kind
+
+    program()
+
+
+def test_a_staging_database_marked_protect_is_also_retained(stacks_dir, tmp_path, bundle):
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    doc["database"]["protect"] = True
+    cloud = use_cloud("staging", doc)
+
+    @pulumi.runtime.test
+    def program():
+        spec, secrets, _ = read_config("staging")
+        out = run(spec, secrets, _settings(stacks_dir, tmp_path), bundle)
+        return out.d1_id.apply(lambda _: check())
+
+    def check() -> None:
+        db = cloud.one("d1Database:D1Database")
+        assert db.protect and db.retain_on_delete
+
+    program()
