@@ -16,6 +16,7 @@ from service.config import ServiceConfig
 from service.http import ApiError, Request, Response, json_response
 from service.logs import Logger, Sink, error_field, stdout_sink
 from service.ports import Database, ResultStore, RunPodGateway
+from service.signing import verify_webhook_signature
 from service.transitions import Pricing, Transitions
 from service.workflows import Registry
 
@@ -107,9 +108,12 @@ class App:
         if len(request.body) > limit or (declared and declared.isdigit() and int(declared) > limit):
             if request.path == WEBHOOK_PATH:  # RunPod's outcome for the job is lost unless it is recovered
                 job_id = request.query("job") or ""
-                self.log.error("webhook.body_too_large", reason="body_too_large",
-                               job_id=job_id if jobs.JOB_ID.match(job_id) else None,
-                               message=f"a webhook body over {limit} bytes was refused; recover the job")
+                known = jobs.JOB_ID.match(job_id) is not None
+                # the job's trace only for a signed delivery: an anonymous caller gets no database read
+                signed = known and verify_webhook_signature(self.config.webhook_secret, job_id, request.query("sig"))
+                log = self.log.bind(**await routes.job_context(self, job_id)) if signed else self.log
+                log.error("webhook.body_too_large", reason="body_too_large", job_id=job_id if known else None,
+                          message=f"a webhook body over {limit} bytes was refused; recover the job")
             raise ApiError(413, "body_too_large", f"request body is over the {limit}-byte limit")
         wanted = "GET" if request.method == "HEAD" else request.method  # HEAD is GET without the body
         static = _STATIC.get(request.path)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from service.app import App, create_app
 from service.config import ConfigError, ServiceConfig
 from service.http import Request, Response, json_response
-from service.logs import Logger, stdout_sink
+from service.logs import Logger, error_field, stdout_sink
 from service.ports import (
     HttpReply,
     ObjectMeta,
@@ -313,4 +313,12 @@ class Default(WorkerEntrypoint):  # type: ignore[misc, valid-type]
             Logger(stdout_sink).error("service.misconfigured", reason="misconfigured", message=str(exc),
                                       error={"type": type(exc).__name__, "message": str(exc)})
             return to_workers_response(json_response(500, {"error": {"code": "misconfigured", "message": str(exc)}}))
-        return to_workers_response(await app.handle(await to_core_request(request, app.body_limit)))
+        try:
+            core_request = await to_core_request(request, app.body_limit)
+        except Exception as exc:  # noqa: BLE001 - the client broke off mid-upload: answer and log on the schema
+            app.log.warning("http.body_unreadable", reason="body_unreadable", error=error_field(exc),
+                            http={"method": str(request.method)[:16],
+                                  "path": (urlsplit(str(request.url)).path or "/")[:512], "status": 400})
+            return to_workers_response(json_response(400, {"error": {
+                "code": "body_unreadable", "message": "the request body could not be read to its end; send it again"}}))
+        return to_workers_response(await app.handle(core_request))

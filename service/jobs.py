@@ -52,12 +52,14 @@ async def record_runpod_id(db: Database, job_id: str, runpod_job_id: str, now_s:
 
 
 async def fail_submission(db: Database, job: dict[str, Any], reason: str, now_s: float) -> bool:
-    """Mark a job failed because RunPod never took it; one job_metrics row, like any terminal job."""
+    """Mark a job failed because RunPod never took it; one job_metrics row, like any terminal job.
+    No worker image ran it: its tag is cleared, so a RunPod outage does not count as the configured
+    image's errors (RunPod's own outcome, should it have taken the job after all, names the image)."""
     marker = f"submit:{job['id']}"
     e2e = max(0, int(now_s * 1000) - job["created_at_ms"])
     results = await db.batch([
         Statement("UPDATE jobs SET status = 'failed', error = ?, version = version + 1, last_delivery = ?, "
-                  "e2e_ms = ?, finished_at = ?, updated_at = ? "
+                  "e2e_ms = ?, worker_image_tag = NULL, finished_at = ?, updated_at = ? "
                   "WHERE id = ? AND status = 'queued' AND runpod_job_id IS NULL",
                   (reason, marker, e2e, iso_ms(now_s), iso_ms(now_s), job["id"])),
         Statement("INSERT OR IGNORE INTO job_metrics (job_id, stack, status, e2e_ms, workflow_version, "

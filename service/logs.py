@@ -74,11 +74,13 @@ class Logger:
         # What each secret looks like in the encoded line: a '"' or '\\' in it is escaped there.
         self._needles = tuple(_ENCODER.encode(s)[1:-1] for s in self.secrets)
         self.context = {k: context.get(k) for k in _CONTEXT}
+        self._bound = False  # a root logger: its context is the defaults `emit` writes under every line
 
     def bind(self, **context: Any) -> Logger:
         child = Logger.__new__(Logger)
         child.sink, child.secrets, child._needles = self.sink, self.secrets, self._needles
         child.context = self.context.copy()
+        child._bound = True
         for key, value in context.items():
             if key in child.context:  # it holds exactly the _CONTEXT keys
                 child.context[key] = value
@@ -106,9 +108,13 @@ class Logger:
         if note is None:
             self.emit(level, event, {**{k: v for k, v in self.context.items() if v is not None}, **fields})
             return
-        for key, value in self.context.items():
-            if value is not None:
-                note[key] = value
+        # Only a bound logger's context goes into the note: a root logger's is the defaults the
+        # request line gets anyway, and folding it in would replace a job's context (its trace,
+        # its image) with the stack's when the app's own logger names the line last (http.refused).
+        if self._bound:
+            for key, value in self.context.items():
+                if value is not None:
+                    note[key] = value
         note.update(fields)
         note["event"] = event
         if _LEVELS[level] >= _LEVELS.get(note.get("level", "debug"), 0):

@@ -11,7 +11,8 @@ floating point, no math extension: runs on D1 and SQLite alike). The overall per
 the same running sum over the per-value counts merged across tags.
 
 Error rate = (failed + timed_out) / count; cancelled jobs count but are not errors.
-Rows are those with created_at (the job's creation, UTC RFC 3339) >= `since`, if given.
+Rows are those with created_at (the job's creation, UTC RFC 3339) >= `since`, if given (any ISO 8601
+time; no zone = UTC; a fraction below the millisecond rounds up, as rows are stored to the ms).
 Groups: overall, and per worker_image_tag (a null tag is reported as null).
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,11 @@ def normalize_since(since: str | datetime | None) -> str | None:
         in_utc = parsed.astimezone(UTC)
     except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is in the year 10000 in UTC
         raise MetricsError(f"since must fall within the years 0001 to 9999 in UTC, got {str(since)[:64]!r}") from None
+    if in_utc.microsecond % 1000:  # rows are stored to the millisecond: one stored at .000 is before .0005
+        try:
+            in_utc += timedelta(microseconds=1000 - in_utc.microsecond % 1000)
+        except OverflowError:  # past 9999-12-31T23:59:59.999Z: no row can be that late
+            in_utc = datetime.max.replace(tzinfo=UTC)
     return in_utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

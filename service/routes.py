@@ -19,10 +19,10 @@ from service.http import (
     json_response,
     parse_json_body,
 )
-from service.logs import error_field
+from service.logs import Logger, error_field
 from service.metrics import MetricsError, compute
 from service.ports import ObjectMeta, StoreUnavailable
-from service.results import parse_result_key
+from service.results import key_job_id, parse_result_key
 from service.runpod import RunPodRefused, RunPodUnavailable
 from service.signing import (
     bearer_matches,
@@ -36,7 +36,9 @@ from service.transitions import Delivery, parse_delivery
 if TYPE_CHECKING:
     from service.app import App
 
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+# W3C Trace Context: version-traceid-parentid-flags, lowercase hex; a later version may append
+# "-<more>", version 00 may not; version ff, an all-zero trace id or parent id are invalid.
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$")
 
 
 def require_bearer(app: App, request: Request) -> None:
@@ -65,9 +67,12 @@ async def list_workflows(app: App, request: Request, **_: str) -> Response:
 
 
 def _trace_id(request: Request) -> str:
-    match = _TRACEPARENT.match(request.header("traceparent") or "")
-    if match and match.group(1) != "0" * 32:
-        return match.group(1)
+    match = _TRACEPARENT.match((request.header("traceparent") or "").strip(" \t"))
+    if match:
+        version, trace, parent, more = match.groups()
+        if (version != "ff" and not (version == "00" and more is not None) and trace != "0" * 32
+                and parent != "0" * 16):
+            return trace
     return uuid.uuid4().hex
 
 
@@ -86,8 +91,13 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
     job = jobs.NewJob(id=uuid.uuid4().hex, stack=app.config.stack, workflow_id=workflow.id,
                       workflow_version=workflow.version, inputs=inputs, trace_id=_trace_id(request),
                       created_at_s=now, worker_image_tag=app.config.worker_image_tag)
-    await jobs.insert(app.db, job)  # written before RunPod is called: nothing is ever lost
     log = app.log.bind(job_id=job.id, trace_id=job.trace_id, workflow_version=job.workflow_version)
+    try:
+        await jobs.insert(app.db, job)  # written before RunPod is called: nothing is ever lost
+    except Exception as exc:
+        log.error("job.create_failed", reason="database_write_failed", error=error_field(exc),
+                  message="the job could not be recorded; it was not sent to RunPod")
+        raise
     log.info("job.created", status="queued", data={"workflow_id": workflow.id})
     run_body = {
         "input": {"workflow_id": workflow.id, "workflow_version": workflow.version, "inputs": inputs,
@@ -136,8 +146,38 @@ async def runpod_webhook(app: App, request: Request, **_: str) -> Response:
         app.log.warning("webhook.bad_signature", reason="bad_signature",
                         job_id=job_id if jobs.JOB_ID.match(job_id) else None)
         raise ApiError(401, "bad_signature", "webhook signature missing or wrong for this job")
-    delivery = parse_delivery(parse_json_body(request))
-    return await _apply(app, job_id, delivery, "webhook")
+    try:
+        delivery = parse_delivery(parse_json_body(request))
+        return await _apply(app, job_id, delivery, "webhook")
+    except Exception as exc:
+        # RunPod retries a refused webhook twice, then the outcome is lost until the job is recovered:
+        # the line names the job and its trace so the operator can.
+        log = app.log.bind(**await job_context(app, job_id))
+        _log_refusal(log, "webhook.refused", exc, "error")
+        raise
+
+
+async def job_context(app: App, job_id: str, job: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The log context of a job (for error paths only: it may read the job)."""
+    if job is None:
+        try:
+            rows = await app.db.query("SELECT trace_id, workflow_version, worker_image_tag FROM jobs WHERE id = ?",
+                                      (job_id,))
+        except Exception:  # noqa: BLE001 - the database may be what failed; the job id still goes out
+            rows = []
+        job = rows[0] if rows else {}
+    context = {"job_id": job_id}
+    for key in ("trace_id", "workflow_version", "worker_image_tag"):
+        if job.get(key) is not None:
+            context[key] = job[key]
+    return context
+
+
+def _log_refusal(log: Logger, event: str, exc: BaseException, level: str, **fields: Any) -> None:
+    if isinstance(exc, ApiError):
+        log.log(level, event, reason=exc.code, message=exc.message, **fields)
+    else:
+        log.log("error", event, reason="internal", error=error_field(exc), **fields)
 
 
 async def _apply(app: App, job_id: str, delivery: Delivery, source: str, **extra: Any) -> Response:
@@ -151,7 +191,16 @@ async def _apply(app: App, job_id: str, delivery: Delivery, source: str, **extra
 
 async def job_status(app: App, request: Request, job_id: str) -> Response:
     require_bearer(app, request)
-    job = await jobs.get(app.db, _job_id(job_id))
+    try:
+        return await _job_status(app, _job_id(job_id))
+    except Exception as exc:
+        if not isinstance(exc, ApiError) or exc.status >= 500:
+            _log_refusal(app.log.bind(**await job_context(app, job_id)), "job.status_failed", exc, "error")
+        raise
+
+
+async def _job_status(app: App, job_id: str) -> Response:
+    job = await jobs.get(app.db, job_id)
     if job is None:
         raise ApiError(404, "unknown_job", f"no job {job_id}")
     view = jobs.status_view(job)
@@ -192,7 +241,9 @@ async def result_object(app: App, request: Request, key: str) -> Response:
                 raise missing
             meta, body = found.meta, found.body
     except StoreUnavailable as exc:
-        raise ApiError(503, "store_unavailable", f"result store unreachable: {exc}; retry later") from None
+        refused = ApiError(503, "store_unavailable", f"result store unreachable: {exc}; retry later")
+        _log_refusal(app.log.bind(**await job_context(app, key_job_id(key))), "result.refused", refused, "error")
+        raise refused from None
     headers = {"content-type": meta.content_type or "application/octet-stream", "content-length": str(meta.size),
                "content-disposition": inline_disposition(key.rsplit("/", 1)[-1]),
                "x-content-type-options": "nosniff", **_validators(meta)}
@@ -216,7 +267,18 @@ async def recover_job(app: App, request: Request, job_id: str) -> Response:
     job = await jobs.get(app.db, _job_id(job_id))
     if job is None:
         raise ApiError(404, "unknown_job", f"no job {job_id}")
-    rid = job["runpod_job_id"]
+    log = app.log.bind(**await job_context(app, job["id"], job))
+    try:
+        return await _recover(app, job)
+    except Exception as exc:
+        conflict = isinstance(exc, ApiError) and exc.status < 500
+        _log_refusal(log, "job.recover_failed", exc, "warning" if conflict else "error",
+                     runpod_job_id=job["runpod_job_id"])
+        raise
+
+
+async def _recover(app: App, job: dict[str, Any]) -> Response:
+    job_id, rid = job["id"], job["runpod_job_id"]
     if rid is None:
         raise ApiError(409, "not_submitted", f"job {job_id} has no RunPod id (it never reached RunPod, status "
                                              f"{job['status']}); there is nothing to recover from RunPod")

@@ -29,6 +29,12 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
   the job id and the insert is `ON CONFLICT DO UPDATE ... WHERE` only for the COMPLETED-replaces-
   failure and RunPod-replaces-a-failed-submission cases, so a job has exactly one row, describing
   its final state.
+- Timings. delayTime/executionTime are measurements, not state: one that is missing, not a
+  usable number of milliseconds (a numeric string is read as its number), or longer than the job
+  has existed (plus a minute) is recorded as null (no cost from it) and named in the applied line's
+  `data.unusable_runpod_timings`; the outcome itself is never refused for it. The job's
+  `worker_image_tag` (and the log line's) is the image the worker reports in its output; without
+  a report, the job's own, else the stack's configured tag.
 - Concurrency. D1 has no BEGIN/COMMIT. Each transition reads the job, decides, and writes one
   batch whose UPDATE is conditional on the version it read (compare-and-set); the delivery
   and metrics inserts are conditional on that UPDATE having happened (`last_delivery` =
@@ -85,6 +91,7 @@ class Delivery:
     execution_time_ms: int | None
     output: Any
     error: Any
+    dropped: tuple[str, ...] = ()  # timings RunPod sent that are no usable duration (not in the fingerprint)
 
     @property
     def status(self) -> str:
@@ -108,7 +115,10 @@ class Outcome:
 
 
 def parse_delivery(payload: Any) -> Delivery:
-    """RunPod's webhook / status JSON as a Delivery, or a 400 naming the bad field."""
+    """RunPod's webhook / status JSON as a Delivery, or a 400 naming the bad field. delayTime and
+    executionTime are only timings: one RunPod sends as a numeric string is read as a number, and
+    one that is no usable number of milliseconds is dropped (None, named in `dropped`), never a
+    reason to refuse the outcome (a refused webhook is retried twice, then lost)."""
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_payload", "RunPod payload must be a JSON object")
     rid, status = payload.get("id"), payload.get("status")
@@ -117,17 +127,29 @@ def parse_delivery(payload: Any) -> Delivery:
     if not isinstance(status, str) or status not in RUNPOD_STATUSES:  # a list or object is no key of it
         raise ApiError(400, "invalid_payload", f"RunPod payload field status must be one of "
                                                f"{', '.join(RUNPOD_STATUSES)}", field="status")
-    durations = {}
-    for name in ("delayTime", "executionTime"):
-        value = payload.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or (isinstance(value, float) and not math.isfinite(value))
-                                  or value < 0 or value > 10**12):
-            raise ApiError(400, "invalid_payload", f"RunPod payload field {name} must be a non-negative number "
-                                                   "of milliseconds", field=name)
-        durations[name] = int(value) if value is not None else None
-    return Delivery(rid, status, durations["delayTime"], durations["executionTime"],
-                    payload.get("output"), payload.get("error"))
+    delay, execution = payload.get("delayTime"), payload.get("executionTime")
+    delay_ms, execution_ms = _milliseconds(delay), _milliseconds(execution)
+    dropped = tuple(name for name, raw, value in (("delayTime", delay, delay_ms),
+                                                  ("executionTime", execution, execution_ms))
+                    if raw is not None and value is None)
+    return Delivery(rid, status, delay_ms, execution_ms, payload.get("output"), payload.get("error"), dropped)
+
+
+_MAX_MS = 10**12  # about 31 years: no job lives that long
+
+
+def _milliseconds(value: Any) -> int | None:
+    """A RunPod timing as whole milliseconds, or None when it is no usable duration."""
+    if value.__class__ is int:  # the usual case
+        return value if 0 <= value <= _MAX_MS else None
+    if isinstance(value, str) and len(value) <= 32:
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return int(value) if 0 <= value <= _MAX_MS else None
 
 
 @dataclass(frozen=True)
@@ -169,6 +191,26 @@ def _error_text(delivery: Delivery) -> str:
     return text[:2000]
 
 
+def ran_by(job: dict[str, Any], output: dict[str, Any], pricing: Pricing) -> str | None:
+    """The worker image that ran the job: the worker's own report, else what the job recorded
+    (the stack's pinned tag at creation), else the stack's configured tag."""
+    tag = output.get("worker_image_tag")
+    return (tag if tag.__class__ is str and tag else None) or job["worker_image_tag"] or pricing.worker_image_tag
+
+
+# RunPod measures both timings after we created the job, so neither can exceed the job's age by
+# more than this (clock reads at different points); a larger figure is wrong and would skew the
+# percentiles and bill hours that never ran.
+_TIMING_SLACK_MS = 60_000
+
+
+def plausible_timings(job: dict[str, Any], delivery: Delivery, now_s: float) -> tuple[int | None, int | None]:
+    """(queue ms, run ms) from RunPod, each None when missing or longer than the job has existed."""
+    limit = int(now_s * 1000) - job["created_at_ms"] + _TIMING_SLACK_MS
+    queue, run = delivery.delay_time_ms, delivery.execution_time_ms
+    return (queue if queue is None or queue <= limit else None), (run if run is None or run <= limit else None)
+
+
 def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
                      checked: tuple[str, str | None, list[dict[str, Any]] | None], now_s: float,
                      pricing: Pricing) -> list[Statement]:
@@ -178,14 +220,13 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
     status, error, results = checked
     now = jobs.iso_ms(now_s)
     output = delivery.output if isinstance(delivery.output, dict) else {}
-    tag = output.get("worker_image_tag") if isinstance(output.get("worker_image_tag"), str) else None
-    tag = (tag or job["worker_image_tag"] or pricing.worker_image_tag)
+    tag = ran_by(job, output, pricing)
     gpu = output.get("gpu_type") if isinstance(output.get("gpu_type"), str) else None
     gpu = (gpu or pricing.gpu_type)
     terminal = status in jobs.TERMINAL
     e2e = max(0, int(now_s * 1000) - job["created_at_ms"]) if terminal else None
-    usd = cost.estimate_usd(delivery.execution_time_ms, gpu, pricing.gpu_count,
-                            pricing.price_per_gpu_second) if terminal else None
+    queue_ms, run_ms = plausible_timings(job, delivery, now_s)
+    usd = cost.estimate_usd(run_ms, gpu, pricing.gpu_count, pricing.price_per_gpu_second) if terminal else None
     timings = output.get("timings") if isinstance(output.get("timings"), dict) else None
     # The RunPod id is set only when the job has none yet (the webhook overtook our record of
     # /run's answer): naming the column otherwise would rewrite its index entry for nothing.
@@ -197,7 +238,7 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
              _canonical(results) if results is not None else None,
              _canonical(timings) if timings is not None else None,
              tag[:256] if tag else None, gpu[:128] if gpu else None,
-             delivery.delay_time_ms, delivery.execution_time_ms, e2e, usd,
+             queue_ms, run_ms, e2e, usd,
              now if terminal else None, now, job["id"], job["version"])),
         Statement(
             "INSERT OR IGNORE INTO webhook_deliveries (fingerprint, job_id, runpod_job_id, runpod_status, "
@@ -309,11 +350,21 @@ class Transitions:
     def _log_applied(self, log: Logger, job: dict[str, Any], delivery: Delivery, status: str,
                      error: str | None, source: str, now_s: float) -> None:
         terminal = status in jobs.TERMINAL
+        output = delivery.output if isinstance(delivery.output, dict) else {}
+        queue_ms, run_ms = plausible_timings(job, delivery, now_s)
+        data: dict[str, Any] = {"source": source, "runpod_status": delivery.runpod_status,
+                                "previous_status": job["status"]}
+        unusable = [name for name, raw, kept in (("delayTime", delivery.delay_time_ms, queue_ms),
+                                                 ("executionTime", delivery.execution_time_ms, run_ms))
+                    if raw is not None and kept is None]
+        if delivery.dropped or unusable:
+            data["unusable_runpod_timings"] = [*delivery.dropped, *unusable]
         fields: dict[str, Any] = {
             "reason": "applied", "status": status, "runpod_job_id": delivery.runpod_job_id,
-            "runpod_queue_duration_ms": delivery.delay_time_ms, "runpod_run_duration_ms": delivery.execution_time_ms,
+            "worker_image_tag": ran_by(job, output, self.pricing),  # the image that ran it, not the configured one
+            "runpod_queue_duration_ms": queue_ms, "runpod_run_duration_ms": run_ms,
             "e2e_ms": max(0, int(now_s * 1000) - job["created_at_ms"]) if terminal else None,
-            "data": {"source": source, "runpod_status": delivery.runpod_status, "previous_status": job["status"]},
+            "data": data,
         }
         if status == "failed" and delivery.status == "completed":
             log.error("job.result_rejected", message=error, error={"type": "ResultRejected", "message": error},

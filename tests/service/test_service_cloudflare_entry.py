@@ -555,3 +555,24 @@ def test_header_values_with_commas_reach_the_core_whole_through_the_sdk_request(
     reply = asyncio.run(worker.fetch(SdkRequest(request)))
     assert reply.status == 200, reply.body
     log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
+
+
+def test_a_body_that_breaks_off_mid_read_answers_400_and_logs_a_schema_line(entry, tmp_path, fake_runpod, capsys,
+                                                                            log_lines):
+    """A client that disconnects mid-upload makes the body stream reject: the Worker must answer and log on
+    goldgate.log.v1, not leave an uncaught exception (a plain-text traceback) to the runtime."""
+    env = make_env(tmp_path, fake_runpod.base)
+    entry.Default._app = entry.build_app(env, fetch=Fetch())
+    worker = entry.Default(None, env)
+
+    def broken():
+        yield b'{"workflow_id": '
+        raise JsException("TypeError: Network connection lost.")
+
+    request = JsRequest("POST", "https://api.example/api/queue/create", broken(),
+                        {"authorization": f"Bearer {API_TOKEN}"})
+    reply = asyncio.run(worker.fetch(request))
+    assert reply.status == 400 and json.loads(reply.body)["error"]["code"] == "body_unreadable"
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [(obj["event"], obj["http"]["path"]) for obj in lines] == [("http.body_unreadable", "/api/queue/create")]
+    log_lines.extend(json.dumps(obj) for obj in lines)

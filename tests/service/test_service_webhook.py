@@ -49,9 +49,7 @@ def test_a_malformed_job_parameter_is_401(svc):
 
 @pytest.mark.parametrize(("payload", "field"), [
     ([1], None), ({"status": "COMPLETED"}, "id"), ({"id": "", "status": "COMPLETED"}, "id"),
-    ({"id": "r", "status": "DONE"}, "status"), ({"id": "r", "status": "FAILED", "delayTime": -1}, "delayTime"),
-    ({"id": "r", "status": "FAILED", "executionTime": "12"}, "executionTime"),
-    ({"id": "r", "status": ["FAILED"]}, "status"), ({"id": "r", "status": {"FAILED": 1}}, "status"),
+    ({"id": "r", "status": "DONE"}, "status"), ({"id": "r", "status": ["FAILED"]}, "status"), ({"id": "r", "status": {"FAILED": 1}}, "status"),
 ])
 def test_a_malformed_payload_is_400_naming_the_field(svc, payload, field):
     job = svc.create()
@@ -234,7 +232,6 @@ def _deliver_raw(svc, job_id, raw):
 
 
 @pytest.mark.parametrize(("fields", "code", "needle"), [
-    (b'"delayTime": 1' + b"0" * 400, "invalid_payload", "delayTime"),
     (b'"delayTime": ' + b"9" * 5000, "invalid_json", "more than 4300 digits"),
     (b'"error": ' + b"[" * 20_000 + b"]" * 20_000, "invalid_json", "nested too deeply"),
     (b'"output": {"timings": {"total_ms": NaN}}', "invalid_json", "NaN"),
