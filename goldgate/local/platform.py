@@ -6,9 +6,11 @@ stack runs in its own background host process (goldgate.local.stackhost) until `
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -25,6 +27,7 @@ from goldgate.spec import StackSpec
 
 REPO = Path(__file__).resolve().parents[2]
 Progress = Callable[[str], None]
+MAX_NAMED_JOBS = 20  # `down` names at most this many unsettled jobs
 
 
 def _quiet(_: str) -> None:
@@ -130,6 +133,27 @@ def _same_path(value: str | None, expected: Path) -> bool:
 
 def _under(value: str | None, root: Path) -> bool:
     return value is not None and Path(value).resolve().is_relative_to(root.resolve())
+
+
+PROBE_BYTES = 256 * 1024  # what `up` must be able to write to the state dir before it starts a host
+
+
+def _check_writable(stack: str, d: StackDir) -> None:
+    """A full or read-only state dir is refused up front in one sentence, not found out by a host whose own
+    log cannot be written (so it could not say why it died)."""
+    probe = d.root / ".write-probe"
+    try:
+        with open(probe, "wb") as f:
+            f.write(bytes(PROBE_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise StateError(f"cannot start stack {stack}: its state dir {d.root} is not writable "
+                         f"({exc.strerror or exc}); free some space or make it writable, then run "
+                         f"`goldgate up {stack}` again") from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
 
 
 class LocalPlatform:
@@ -261,8 +285,17 @@ class LocalPlatform:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def up(self, stack: str, progress: Progress = _quiet, timeout_s: float = 120.0) -> StackStatus:
-        """Start the stack in the background; a running stack is left as it is."""
+        """Start the stack in the background; a running stack is left as it is. Two `up`s at once: the second
+        waits for the first and then finds the stack up."""
         d = self._dir(stack)
+        with d.starting(timeout_s) as ours:
+            if not ours:
+                raise StateError(f"another `goldgate up {stack}` has been starting the stack for over "
+                                 f"{timeout_s:.0f} s; wait for it and run `goldgate status {stack}`, or "
+                                 f"`goldgate down {stack}` to stop it")
+            return self._up(stack, d, progress, timeout_s)
+
+    def _up(self, stack: str, d: StackDir, progress: Progress, timeout_s: float) -> StackStatus:
         if self._state(stack):
             progress(f"{stack}: already up")
             return self.status(stack)
@@ -277,9 +310,15 @@ class LocalPlatform:
             self._stop_pid(leftover)
         self._stop_leftovers(stack, progress)
         d.ensure()
+        _check_writable(stack, d)
+        # No host runs now, so no RunPod does: a job still waiting for its webhook lost it when the last one
+        # stopped (a crash says nothing at the time; `down` said so already, and this repeats until settled).
+        self._report_unsettled(stack, d, progress, "of the stack's last run never settled",
+                               "Once it is up, ")
         d.state_file.unlink(missing_ok=True)
         progress(f"{stack}: starting object store, RunPod emulator and API service")
         log = open(d.logs_dir / "stackhost.stderr.log", "a")  # noqa: SIM115
+        log_size = log.tell()
         proc = subprocess.Popen(
             [sys.executable, "-m", "goldgate.local.stackhost", "--stack", stack, "--home", str(self.home),
              "--stacks-file", str(self.stacks_file)],
@@ -297,8 +336,15 @@ class LocalPlatform:
                 progress(f"{stack}: up at {state['api_url']}")
                 return self.status(stack)
             if proc.poll() is not None:
-                raise StateError(f"stack {stack} host exited with code {proc.returncode} "
-                                 f"(see {d.logs_dir / 'stackhost.stderr.log'})")
+                if proc.returncode in (0, -signal.SIGTERM):
+                    raise StateError(f"stack {stack} was stopped before it was ready (by `goldgate down {stack}`?); "
+                                     f"run `goldgate up {stack}` again to start it")
+                host_log = d.logs_dir / "stackhost.stderr.log"
+                said = host_log.stat().st_size > log_size if host_log.exists() else False
+                raise StateError(f"stack {stack} host exited with code {proc.returncode} " +
+                                 (f"(see {host_log})" if said else
+                                  f"and wrote nothing to {host_log}: check that the state dir {d.root} is "
+                                  "writable and has free space"))
             time.sleep(0.1)
         self._stop_pid(proc.pid)
         raise StateError(f"stack {stack} did not come up within {timeout_s:.0f} s (logs: {d.logs_dir})")
@@ -325,6 +371,31 @@ class LocalPlatform:
             self._stop_pid(pid)
         self._stop_leftovers(stack, progress)
         d.state_file.unlink(missing_ok=True)
+        if pid is not None:
+            self._report_unsettled(stack, d, progress, "were still queued or running",
+                                   f"After `goldgate up {stack}`, ")
+
+    def _report_unsettled(self, stack: str, d: StackDir, progress: Progress, what: str, when: str) -> None:
+        """Jobs RunPod took that had not settled when the stack stopped (down, or a host that died): the local
+        RunPod's queue does not survive its host, so no webhook will ever come for them. Named, so the operator
+        can settle each."""
+        if not d.db_path.is_file():
+            return
+        try:
+            with contextlib.closing(sqlite3.connect(f"{d.db_path.resolve().as_uri()}?mode=ro", uri=True,
+                                                    timeout=5)) as db:
+                rows = db.execute("SELECT id FROM jobs WHERE status IN ('queued', 'in_progress') AND "
+                                  "runpod_job_id IS NOT NULL ORDER BY created_at").fetchall()
+        except sqlite3.Error:
+            return  # the report is advice; the stop itself succeeded
+        if not rows:
+            return
+        ids = [row[0] for row in rows]
+        shown = " ".join(ids[:MAX_NAMED_JOBS]) + (f" (and {len(ids) - MAX_NAMED_JOBS} more)"
+                                                 if len(ids) > MAX_NAMED_JOBS else "")
+        progress(f"{stack}: {len(ids)} job(s) {what}; the local RunPod's queue does not survive its stack's "
+                 f"stop, so no webhook will come for them. {when}`goldgate recover JOB --stack {stack}` settles "
+                 f"each: {shown}")
 
     def status(self, stack: str) -> StackStatus:
         d = self._dir(stack)

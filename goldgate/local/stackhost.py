@@ -3,7 +3,8 @@
 `goldgate up <stack>` starts `python -m goldgate.local.stackhost --stack S --home H` detached.
 It runs, on 127.0.0.1 only:
   - an S3-protocol object store (moto's server) holding the stack's results bucket (R2 semantics:
-    create-only writes with If-None-Match, stored Content-Type and size),
+    create-only writes with If-None-Match, stored Content-Type and size; durable: written through to
+    the state dir and restored on the next start, goldgate.local.object_store),
   - the RunPod emulator (control plane, data plane, worker job URLs, webhooks) with the stack's
     endpoint, whose workers are processes running the pinned image's real handler,
   - the service (`python -m service.local_server`) over the stack's SQLite, as a child process.
@@ -35,6 +36,7 @@ from moto.server import ThreadedMotoServer
 from goldgate import spec as specs
 from goldgate.local import image_store
 from goldgate.local.lifeline import Lifeline
+from goldgate.local.object_store import DurableBucket
 from goldgate.local.state import StackDir, write_json_atomic, write_private
 from goldgate.logs import JsonLogger
 from goldgate.migrations import MIGRATIONS_DIR, apply_sqlite
@@ -93,6 +95,9 @@ class StackHost:
                               aws_secret_access_key=self.dir.secret("s3_secret_access_key"),
                               config=BotoConfig(signature_version="s3v4"))
         client.create_bucket(Bucket=self.spec.storage.bucket)
+        # moto keeps objects in memory; the stack's D1 is a file: results must outlive the host as jobs do.
+        bucket = self.spec.storage.bucket
+        DurableBucket(self.dir.objects_dir / bucket, bucket, self.log).attach()
 
     # -- RunPod emulator ----------------------------------------------------------------------
     def worker_env(self, image: str | None) -> dict[str, str]:
@@ -231,10 +236,12 @@ class StackHost:
             self.shutdown()
 
     def shutdown(self) -> None:
-        self.stop_service()
+        # RunPod first: a job that finishes in its worker's grace period sends its webhook to a service that
+        # is still there to take it (stopped first, the job stayed queued in D1 with its result in R2).
         runpod = getattr(self, "runpod", None)
         if runpod is not None:
             runpod.stop()
+        self.stop_service()
         s3 = getattr(self, "s3", None)
         if s3 is not None:
             s3.stop()

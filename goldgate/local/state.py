@@ -3,20 +3,25 @@
 Layout (`$GOLDGATE_HOME` or `./.goldgate`):
     stacks/<stack>/state.json      ports, pids, endpoint id of the running stack (absent when down)
     stacks/<stack>/host.lock       held (flock) by the stack's host process for its whole life
+    stacks/<stack>/up.lock         held (flock) by the one `goldgate up` of the stack in progress
     stacks/<stack>/secrets/        api_token, webhook_secret, runpod_api_key, s3_* (mode 0600)
     stacks/<stack>/pin.json        the image the stack runs (a digest ref), with who pinned it
     stacks/<stack>/db.sqlite       the stack's "D1"
     stacks/<stack>/logs/*.jsonl    component logs, schema v1
+    stacks/<stack>/objects/<bucket>/  the stack's "R2" bucket on disk (goldgate.local.object_store)
     images/<hex>/                  content-addressed worker snapshots
     ledger.jsonl                   release ledger
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import secrets
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +98,32 @@ class StackDir:
         os.write(fd, str(os.getpid()).encode())
         return fd
 
+    @property
+    def up_lock_file(self) -> Path:
+        return self.root / "up.lock"
+
+    @contextlib.contextmanager
+    def starting(self, timeout_s: float) -> Iterator[bool]:
+        """Held by one `goldgate up` of the stack at a time, from its first look at the state to the stack's
+        readiness: a second `up` run meanwhile waits and then finds the stack up instead of racing a second host
+        (which would lose the host lock and fail). Yields False when the wait ran out."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.up_lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        yield False
+                        return
+                    time.sleep(0.1)
+            yield True
+        finally:
+            os.close(fd)  # releases the lock; a killed `up` releases it the same way
+
     def host_lock_pid(self) -> int | None:
         """The pid the last lock holder recorded (it may be gone: check it before trusting it). Read without
         locking, so a look never stops a host from taking the lock."""
@@ -109,6 +140,10 @@ class StackDir:
     @property
     def db_path(self) -> Path:
         return self.root / "db.sqlite"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.root / "objects"
 
     @property
     def logs_dir(self) -> Path:

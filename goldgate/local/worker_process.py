@@ -5,6 +5,7 @@ handler under the real `runpod` SDK loop (cloud mode when the RunPod emulator se
 
 Environment: the worker's (docs/INTERFACES.md); COMFY_URL and MODEL_ROOTS are set here.
 COMFY_EMULATOR_STARTUP_S plays a cold start (seconds before the emulator listens; default 0.2).
+COMFY_EMULATOR_RENDER_S plays a slow render (seconds each prompt takes; default 0): a drill's long job.
 GOLDGATE_LIFELINE_FD (set by the emulator's fleet): the worker ends with the process that started it.
 Exit status: 2 not a snapshot or a bad setting, 3 preflight failed, 4 a snapshot module failed to import;
 each with one v1 line on stderr saying why.
@@ -57,14 +58,14 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise _Terminated(0)
 
 
-def _startup_delay() -> float:
-    raw = os.environ.get("COMFY_EMULATOR_STARTUP_S", "").strip()
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
     try:
-        value = float(raw) if raw else DEFAULT_STARTUP_S
+        value = float(raw) if raw else default
     except ValueError:
-        raise _BadSetting(f"worker_process: COMFY_EMULATOR_STARTUP_S={raw!r} is not a number of seconds") from None
-    if value < 0:
-        raise _BadSetting("worker_process: COMFY_EMULATOR_STARTUP_S must be >= 0")
+        raise _BadSetting(f"worker_process: {name}={raw!r} is not a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise _BadSetting(f"worker_process: {name} must be >= 0 seconds")
     return value
 
 
@@ -92,11 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         return _refuse(refusal, "local_worker_refused", f"worker_process: {snapshot} is not a worker snapshot "
                                                         f"(needs {PACKAGE}/handler.py and models/)", 2)
     try:
-        startup_delay = _startup_delay()
+        startup_delay = _seconds("COMFY_EMULATOR_STARTUP_S", DEFAULT_STARTUP_S)
+        render_delay = _seconds("COMFY_EMULATOR_RENDER_S", 0.0)
     except _BadSetting as exc:
         return _refuse(refusal, "local_worker_refused", str(exc), 2)
     signal.signal(signal.SIGTERM, _on_sigterm)  # until the SDK installs its own graceful handler
-    emulator = ComfyUIEmulator(snapshot / "models", startup_delay_s=startup_delay, stack=context["stack"])
+    emulator = ComfyUIEmulator(snapshot / "models", startup_delay_s=startup_delay, render_delay_s=render_delay,
+                               stack=context["stack"])
     try:
         emulator.start()
         os.environ["COMFY_URL"] = emulator.url

@@ -27,6 +27,8 @@ class EmulatorConfig:
     - crash_requeues: a job whose worker died mid-run goes back to the queue this many times (counted
       in health `retried`), then FAILS with a reason. RunPod retries jobs of lost workers; how many
       times is unverified, and 1 keeps a crash-looping image from spinning forever.
+    - webhook_drain_s: on stop, how long pending webhooks (of jobs that finished as the workers stopped) may
+      still be delivered, retries included, before the rest are dropped.
     - job_take_hold_s: how long a worker's job-take long-poll is held open when the queue is empty.
     - min_ttl_ms / min_execution_timeout_ms: the smallest policy.ttl (10 s) and policy.executionTimeout
       (5 s) RunPod accepts on /run and /runsync; both are at most 7 days. Tests lower the minimums to
@@ -54,6 +56,7 @@ class EmulatorConfig:
     webhook_attempts: int = 3
     webhook_timeout_s: float = 10.0
     webhook_statuses: tuple[str, ...] = ("COMPLETED", "FAILED")
+    webhook_drain_s: float = 5.0
     crash_requeues: int = 1
     job_take_hold_s: float = 2.0
     ping_interval_ms: int = 10_000
@@ -67,6 +70,8 @@ class EmulatorConfig:
             raise SpecError(f"emulator host {self.host!r}: the RunPod emulator binds loopback only (127.0.0.1)")
         if self.rate_limit_requests < 1 or self.rate_limit_window_s <= 0:
             raise SpecError("rate_limit_requests and rate_limit_window_s must be positive")
+        if self.webhook_drain_s < 0:
+            raise SpecError("webhook_drain_s must not be negative")
         if self.webhook_attempts < 1:
             raise SpecError("webhook_attempts must be at least 1")
         bad = [s for s in self.webhook_statuses if s not in WEBHOOK_STATUSES]

@@ -3,7 +3,8 @@
     emu = RunPodEmulator(EmulatorConfig(api_key=key, logs_dir=logs), launcher=my_launcher).start()
     emu.api_base        # http://127.0.0.1:PORT/v2  (REST v2 control plane; ControlPlaneClient takes it)
     emu.endpoint_base   # http://127.0.0.1:PORT/v2  (data plane: <endpoint_base>/<endpoint_id>/run)
-    emu.stop()          # stops workers (SIGTERM, then SIGKILL), the server and pending webhooks
+    emu.stop()          # stops workers (SIGTERM, then SIGKILL) and the server, delivers pending webhooks
+                        # (at most webhook_drain_s), then drops what is left
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ class RunPodEmulator:
         self.fleet.lifeline.close()
         self._server.shutdown()
         self._server.server_close()
+        # Jobs that finished in the workers' grace period (or just before) still get their webhooks.
+        self.webhooks.drain(self.config.webhook_drain_s)
         self.webhooks.stop()
         self.log.info("runpod_emulator.stopped")
         self._log_stream.close()

@@ -92,14 +92,28 @@ class WebhookDispatcher:
         with self._cv:
             return len(self._heap) + self._in_flight
 
+    def drain(self, timeout_s: float) -> bool:
+        """Wait until every delivery sent so far is settled (delivered or given up), at most `timeout_s`; True
+        when none is left. Stopping calls it first, so a job that finished while the emulator was stopping
+        still gets its webhook."""
+        deadline = time.monotonic() + timeout_s
+        with self._cv:
+            while self._heap or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cv.wait(min(remaining, 0.1))
+        return True
+
     def stop(self) -> None:
         with self._cv:
             self._stopped = True
             dropped = len(self._heap)
             self._heap.clear()
             self._cv.notify_all()
+        deadline = time.monotonic() + self.config.webhook_timeout_s + 1  # one budget, not one per sender
         for t in self._threads:
-            t.join(timeout=self.config.webhook_timeout_s + 1)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
         self._client.close()
         if dropped:
             self.log.warning("webhook.discarded_on_stop", count=dropped)

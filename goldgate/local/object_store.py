@@ -1,0 +1,108 @@
+"""The local R2's durability: every object the stack's bucket holds is also kept on disk, and put back when the
+stack comes up again.
+
+The object store is moto's S3 server, which keeps objects in memory; the stack's "D1" is a SQLite file that
+outlives the host. Without this, `goldgate down` / `up` (or a crashed host) kept every job `completed` while
+its result images were gone (404). R2 is durable; so is this: each stored object is written through to
+`stacks/<stack>/objects/<bucket>/` (`<sha256 of key>.bin` and, last, its `.json` with the key and metadata), and a
+deleted object's files are removed. Same process as the moto server (the stack host): the S3 backend's
+put and delete are wrapped for the one bucket, nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from goldgate.logs import JsonLogger
+
+
+class DurableBucket:
+    """Write-through copy of one bucket of this process's moto S3 backend."""
+
+    def __init__(self, root: Path, bucket: str, log: JsonLogger) -> None:
+        self.root = root
+        self.bucket = bucket
+        self.log = log
+        self._lock = threading.Lock()
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        name = hashlib.sha256(key.encode()).hexdigest()
+        return self.root / f"{name}.bin", self.root / f"{name}.json"
+
+    def save(self, key: str, value: bytes, metadata: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        body, meta = self._paths(key)
+        with self._lock:
+            for path, data in ((body, value), (meta, json.dumps({"key": key, "metadata": metadata}).encode())):
+                tmp = path.with_suffix(path.suffix + ".tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, path)  # the .json goes last: an object without one was never fully saved
+
+    def forget(self, key: str) -> None:
+        body, meta = self._paths(key)
+        with self._lock:
+            meta.unlink(missing_ok=True)
+            body.unlink(missing_ok=True)
+
+    def saved(self) -> list[tuple[str, bytes, dict[str, Any]]]:
+        out = []
+        for meta in sorted(self.root.glob("*.json")) if self.root.is_dir() else []:
+            try:
+                record = json.loads(meta.read_text(encoding="utf-8"))
+                out.append((record["key"], meta.with_suffix(".bin").read_bytes(), dict(record["metadata"])))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                self.log.warning("object_store.unreadable", message=f"{meta}: {type(exc).__name__}: {exc}; skipped")
+        return out
+
+    def attach(self) -> None:
+        """Put the saved objects back into the (new, empty) bucket, then keep every change on disk."""
+        from moto.s3.models import S3Backend
+
+        backend_put, backend_delete = S3Backend.put_object, S3Backend.delete_object
+        durable = self
+        restored = 0
+        for backend in _backends():
+            if self.bucket in backend.buckets:
+                for key, value, metadata in self.saved():
+                    backend_put(backend, self.bucket, key, value).set_metadata(metadata)
+                    restored += 1
+        if restored:
+            self.log.info("object_store.restored", data={"objects": restored, "dir": str(self.root)})
+
+        def put_object(backend: Any, bucket_name: str, key_name: str, value: bytes, *args: Any,
+                       **kwargs: Any) -> Any:
+            key = backend_put(backend, bucket_name, key_name, value, *args, **kwargs)
+            if bucket_name == durable.bucket:
+                set_metadata = key.set_metadata
+
+                def set_and_save(*a: Any, **kw: Any) -> None:  # the S3 layer sets Content-Type after the put
+                    set_metadata(*a, **kw)
+                    durable.save(key_name, key.value, dict(key.metadata))
+
+                key.set_metadata = set_and_save
+                durable.save(key_name, key.value, dict(key.metadata))
+            return key
+
+        def delete_object(backend: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
+            result = backend_delete(backend, bucket_name, key_name, *args, **kwargs)
+            if bucket_name == durable.bucket:
+                durable.forget(key_name)
+            return result
+
+        S3Backend.put_object = put_object  # type: ignore[method-assign]
+        S3Backend.delete_object = delete_object  # type: ignore[method-assign]
+
+
+def _backends() -> list[Any]:
+    from moto.s3.models import s3_backends
+
+    found = []
+    for account in list(s3_backends.keys()):
+        for region in list(s3_backends[account].keys()):
+            found.append(s3_backends[account][region])
+    return found
