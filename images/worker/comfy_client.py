@@ -283,6 +283,23 @@ class ComfyClient:
                 self._request("POST", path, body, timeout_s=WITHDRAW_TIMEOUT_S)
             except ComfyError:
                 pass
+        # ComfyUI stops an interrupted render at its next step, not at once: wait (bounded) until its queue
+        # no longer holds the prompt, so the worker's next job does not start behind it.
+        deadline = time.monotonic() + WITHDRAW_TIMEOUT_S
+        while time.monotonic() < deadline and self._queued(prompt_id):
+            time.sleep(min(0.05, self.poll_interval_s))
+
+    def _queued(self, prompt_id: str) -> bool:
+        """Whether ComfyUI's GET /queue still lists the prompt as running or pending (False when it cannot say)."""
+        try:
+            status, raw = self._request("GET", "/queue", timeout_s=WITHDRAW_TIMEOUT_S)
+            queue = json.loads(raw) if status == 200 else None
+        except (ComfyError, ValueError):
+            return False
+        if not isinstance(queue, dict):
+            return False
+        items = [*(queue.get("queue_running") or []), *(queue.get("queue_pending") or [])]
+        return any(isinstance(item, list) and len(item) > 1 and item[1] == prompt_id for item in items)
 
     def fetch_image(self, image: OutputImage) -> bytes:
         query = urllib.parse.urlencode({"filename": image.filename, "subfolder": image.subfolder, "type": image.type})

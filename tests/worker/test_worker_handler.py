@@ -272,11 +272,13 @@ def _comfy_queue(comfy) -> dict:
         return json.loads(resp.read())
 
 
+@pytest.mark.parametrize("interrupt_lag_s", [0.0, 1.0], ids=["stops-at-once", "stops-at-its-next-step"])
 def test_a_runpod_cancel_stops_the_prompt_in_comfyui_before_the_next_job(models_dir, comfy_factory, runtime_factory,
-                                                                         storage, logs, monkeypatch):
+                                                                         storage, logs, monkeypatch, interrupt_lag_s):
     # The SDK stops a cancelled or timed-out job by cancelling the handler's task. The render must stop
     # with it: a prompt left running keeps the GPU busy, and the worker's next job queues behind it.
-    comfy = comfy_factory(models_dir, render_delay_s=120)
+    # ComfyUI stops an interrupted prompt at its next step, so the handler returns only once it has.
+    comfy = comfy_factory(models_dir, render_delay_s=120, interrupt_lag_s=interrupt_lag_s)
     assert comfy.wait_listening(10)
     monkeypatch.setattr(handler_module, "_runtime", runtime_factory(comfy.url, models_dir, COMFY_JOB_TIMEOUT_S="8"))
 

@@ -154,11 +154,14 @@ class _State:
 class ComfyBackend:
     """State and rules of one emulated ComfyUI instance. Thread-safe; one executor thread renders."""
 
-    def __init__(self, models_dir: Path, output_dir: Path, render_delay_s: float = 0.0) -> None:
+    def __init__(self, models_dir: Path, output_dir: Path, render_delay_s: float = 0.0,
+                 interrupt_lag_s: float = 0.0) -> None:
         self.models_dir = Path(models_dir)
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.render_delay_s = render_delay_s
+        # ComfyUI stops an interrupted prompt at the sampler's next step, not when /interrupt answers.
+        self.interrupt_lag_s = interrupt_lag_s
         self._state = _State()
         self._lock = threading.Condition()
         self._interrupt = threading.Event()
@@ -391,6 +394,7 @@ class ComfyBackend:
             interrupted = self._interrupt.wait(self.render_delay_s) if self.render_delay_s > 0 else False
             outputs: dict[str, Any] = {}
             if interrupted:
+                time.sleep(self.interrupt_lag_s)  # still running (in /queue) until its next step
                 status = "error"
                 messages.append(["execution_interrupted", {"prompt_id": task.prompt_id, "node_id": task.outputs[0],
                                                            "node_type": "SaveImage", "executed": [],

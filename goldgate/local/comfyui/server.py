@@ -173,10 +173,10 @@ class ComfyUIEmulator:
 
     def __init__(self, models_dir: Path, output_dir: Path | None = None, port: int = 0,
                  startup_delay_s: float = 0.0, render_delay_s: float = 0.0, log_stream: IO[str] | None = None,
-                 stack: str | None = None) -> None:
+                 stack: str | None = None, interrupt_lag_s: float = 0.0) -> None:
         self._tmp = None if output_dir else tempfile.TemporaryDirectory(prefix="comfyui-emulator-out-")
         self.output_dir = Path(output_dir) if output_dir else Path(self._tmp.name)  # type: ignore[union-attr]
-        self.backend = ComfyBackend(Path(models_dir), self.output_dir, render_delay_s)
+        self.backend = ComfyBackend(Path(models_dir), self.output_dir, render_delay_s, interrupt_lag_s)
         self.startup_delay_s = startup_delay_s
         self.logger = JsonLogger("comfyui-emulator", log_stream, stack=stack)
         self._server = _Server(("127.0.0.1", port), _Handler, bind_and_activate=False)
