@@ -379,11 +379,13 @@ class LocalPlatform:
         """Jobs RunPod took that had not settled when the stack stopped (down, or a host that died): the local
         RunPod's queue does not survive its host, so no webhook will ever come for them. Named, so the operator
         can settle each."""
+        # Imported here: goldgate.ops imports this package.
+        from goldgate.ops.fingerprint import connect_read_only
+
         if not d.db_path.is_file():
             return
         try:
-            with contextlib.closing(sqlite3.connect(f"{d.db_path.resolve().as_uri()}?mode=ro", uri=True,
-                                                    timeout=5)) as db:
+            with contextlib.closing(connect_read_only(d.db_path, timeout=5)) as db:
                 rows = db.execute("SELECT id FROM jobs WHERE status IN ('queued', 'in_progress') AND "
                                   "runpod_job_id IS NOT NULL ORDER BY created_at").fetchall()
         except sqlite3.Error:
