@@ -48,6 +48,9 @@ REGISTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 RESERVED_ENV = frozenset({"WORKFLOW_VERSION", "WORKER_IMAGE_TAG", "STACK", "R2_ENDPOINT_URL", "R2_BUCKET",
                           "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "GPU_TYPE"})
 SCALER_TYPES = ("QUEUE_DELAY", "REQUEST_COUNT")
+# RunPod's job ttl counts from submission, queue time included: beyond the execution timeout, a job must be able to
+# wait this long for a worker (a cold one pulls the image first) before RunPod may delete it.
+MIN_QUEUE_WAIT_MS = 600_000
 ROLES = ("staging", "prod")
 
 # Every text field: at most this long, and free of control characters (a newline or ESC in a hostname or URL
@@ -536,6 +539,12 @@ def _endpoint(f: _Fields, stack: str) -> EndpointSpec:
     if spec.workers_min > spec.workers_max:
         raise SpecError(f"{f.source}: {f.where}: workers_min ({spec.workers_min}) exceeds workers_max "
                         f"({spec.workers_max})")
+    least_ttl = spec.execution_timeout_ms + MIN_QUEUE_WAIT_MS
+    if spec.ttl_ms < least_ttl:
+        raise f._err("ttl_ms", f"{spec.ttl_ms} leaves less than {MIN_QUEUE_WAIT_MS // 60_000} minutes beyond "
+                               f"execution_timeout_ms ({spec.execution_timeout_ms}) for a job to wait in RunPod's "
+                               "queue, and RunPod deletes a job whose ttl runs out, queued or running, before it "
+                               f"can time out: set ttl_ms to at least {least_ttl}")
     return spec
 
 
@@ -564,6 +573,9 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
         raise SpecError(f"{source}: stack name {name!r} must be lowercase letters, digits and dashes")
     f = _Fields(raw, f"stacks.{name}" if target == "local" else "goldgate:spec", source)
     role = f.str("role", required=True, choices=ROLES)
+    if name in ROLES and role != name:  # the release commands, guardrails and protections all go by the role
+        raise f._err("role", f"{role!r} contradicts the stack's name {name!r}: a stack named {name} must have role "
+                             f"{name}; fix the role, or give a {role} stack a name other than staging or prod")
     image = f.str("image")
     if image is not None and not is_digest_ref(image):
         raise f._err("image", f"{show(image)} is not pinned by digest: use repo@sha256:<64 hex> "

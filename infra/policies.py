@@ -7,13 +7,14 @@
   starts a server.
 
 Rules: PROD has no network volume; every stack's image is `repo@sha256:<64 hex>`; STAGING and
-PROD never share a resource name or id; PROD's D1 is protected.
+PROD never share a resource name, id or API host; PROD's D1 is protected.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -25,11 +26,13 @@ from pulumi_policy import (
 )
 
 from goldgate.errors import GoldgateError, SpecError
-from goldgate.spec import STACKS_DIR, StackSpec, is_digest_ref, load_pulumi
+from goldgate.spec import STACKS_DIR, StackSpec, is_digest_ref, load_pulumi, read_yaml
 from infra.names import StackNames
 
 RUNPOD_ENDPOINT_TYPE = "pulumi-python:dynamic/runpod:ServerlessEndpoint"
 D1_DATABASE_TYPE = "cloudflare:index/d1Database:D1Database"
+# The secrets no two stacks may share: the API's bearer token and the webhook signing key.
+PER_STACK_SECRETS = ("apiToken", "webhookSecret")
 # Resource type -> the input holding its physical name (what Cloudflare / RunPod call it).
 PHYSICAL_NAME_INPUT = {
     RUNPOD_ENDPOINT_TYPE: "name",
@@ -70,12 +73,28 @@ def database_protection_violations(stack: str, role: str, protected: bool) -> li
             "(replacing it deletes all jobs and metrics)")]
 
 
+def api_hosts(spec: StackSpec) -> dict[str, str]:
+    """The hosts the stack's API serves on or is reached at, by where each comes from. Compared as bare hosts: one
+    stack's custom domain named as the other's public base URL would send its webhooks to the other's Worker."""
+    route_host = None
+    if spec.api.route:  # [scheme://][*[.]]host[/path]: the loader checked the shape
+        route_host = spec.api.route.rpartition("://")[2].partition("/")[0]
+        if not route_host.startswith("*."):  # `*example.com` serves example.com too; `*.example.com` only below it
+            route_host = route_host.removeprefix("*")
+    public_host = None
+    if spec.api.public_base_url:  # a port only tells apart stand-ins on this machine: Workers answer on 443 alone
+        url = urlsplit(spec.api.public_base_url)
+        public_host = url.hostname if url.port in (None, 443) else f"{url.hostname}:{url.port}"
+    hosts = {"custom domain": spec.api.custom_domain, "route host": route_host, "public base URL host": public_host}
+    return {kind: host for kind, host in hosts.items() if host}
+
+
 def identifiers_of(spec: StackSpec) -> dict[str, str]:
     """Every name and id a stack claims for itself, by kind (shared account ids are not listed)."""
     found = {f"{kind} name": value for kind, value in StackNames.of(spec).physical().items()}
-    optional = {"route": spec.api.route, "custom domain": spec.api.custom_domain,
-                "public base URL": spec.api.public_base_url, "network volume id": spec.endpoint.network_volume_id}
-    found.update({kind: value for kind, value in optional.items() if value})
+    found.update(api_hosts(spec))
+    if spec.endpoint.network_volume_id:
+        found["network volume id"] = spec.endpoint.network_volume_id
     return found
 
 
@@ -90,9 +109,30 @@ def shared_identifier_violations(specs: Iterable[StackSpec]) -> list[str]:
                 other, other_kind = owners[key]
                 problems.setdefault((key, spec.name), (
                     f"stacks {other} and {spec.name} share {value!r} ({other_kind} / {kind}); give each stack its "
-                    "own name (e.g. suffix it with the stack name)"))
+                    "own names and API host (e.g. suffix them with the stack name)"))
             owners.setdefault(key, (spec.name, kind))
     return list(problems.values())
+
+
+def copied_secret_violations(directory: Path = STACKS_DIR, stack: str | None = None) -> list[str]:
+    """No two stack files may hold the same encrypted API token or webhook secret (only pairs with `stack`, if given).
+
+    Pulumi encrypts each value with a fresh nonce, so equal ciphertexts mean a copied stack file; with a passphrase
+    secrets provider (whose salt was copied along) the copy decrypts: STAGING's token would open PROD's API and its
+    key sign PROD's webhooks."""
+    holders: dict[tuple[str, str], list[str]] = {}
+    for path in sorted(directory.glob("Pulumi.*.yaml")):
+        doc = read_yaml(path)
+        config = doc.get("config") if isinstance(doc, Mapping) else None
+        for key in PER_STACK_SECRETS:
+            value = config.get(f"goldgate:{key}") if isinstance(config, Mapping) else None
+            cipher = value.get("secure") if isinstance(value, Mapping) else None
+            if isinstance(cipher, str) and not cipher.startswith("<"):  # not unset, not the shipped placeholder
+                holders.setdefault((key, cipher), []).append(path.name[len("Pulumi."):-len(".yaml")])
+    return [f"stacks {' and '.join(stacks)} hold the same encrypted goldgate:{key} (a copied stack file), so they "
+            f"share its value: give each its own, `openssl rand -hex 32 | pulumi config set --secret goldgate:{key} "
+            f"--stack {stack or stacks[-1]}`"
+            for (key, _), stacks in holders.items() if len(stacks) > 1 and (stack is None or stack in stacks)]
 
 
 def live_id_violations(ids_by_stack: Mapping[str, Mapping[str, str]]) -> list[str]:
@@ -187,7 +227,7 @@ def _validate_share_nothing(args: StackValidationArgs, report: ReportViolation) 
     except SpecError as exc:
         report(f"cannot read the stack files in {directory}: {exc}", None)
         return
-    for problem in shared_identifier_violations(specs.values()):
+    for problem in shared_identifier_violations(specs.values()) + copied_secret_violations(directory):
         report(problem, None)
     for resource in args.resources:
         field = PHYSICAL_NAME_INPUT.get(resource.resource_type)

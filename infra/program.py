@@ -24,7 +24,7 @@ from infra.components.gpu import RegistryLogin
 from infra.components.storage import R2_BUCKET_ITEM_READ, R2_BUCKET_ITEM_WRITE
 from infra.d1_migrations_provider import DEFAULT_CLOUDFLARE_API, read_migrations
 from infra.names import StackNames
-from infra.policies import check_stacks, load_cloud_stacks
+from infra.policies import GuardrailError, check_stacks, copied_secret_violations, load_cloud_stacks
 from infra.worker_bundle import SERVICE_DIR, WORKFLOWS_DIR, WorkerBundle, collect
 
 CONFIG_NAMESPACE = "goldgate"
@@ -192,6 +192,9 @@ def preflight(spec: StackSpec, settings: ProgramSettings) -> None:
                         "RunPod refuses an idle timeout beside it on a queue endpoint, and the endpoint always "
                         "declares one (endpoint.idle_timeout_s): use QUEUE_DELAY")
     check_stacks(spec, load_cloud_stacks(settings.stacks_dir).values())
+    copied = copied_secret_violations(settings.stacks_dir, spec.name)
+    if copied:
+        raise GuardrailError("guardrails refuse this deployment:\n  - " + "\n  - ".join(copied))
 
 
 def run(spec: StackSpec, secrets: StackSecrets, settings: ProgramSettings = ProgramSettings(),

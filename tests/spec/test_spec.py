@@ -122,6 +122,7 @@ def test_the_workers_own_bounds_end_inside_runpods_execution_timeout(tmp_path: P
                                                                      job_s: str, ready_s: str) -> None:
     doc = local_doc()
     doc["stacks"]["staging"]["endpoint"]["execution_timeout_ms"] = execution_timeout_ms
+    doc["stacks"]["staging"]["endpoint"]["ttl_ms"] = execution_timeout_ms + specs.MIN_QUEUE_WAIT_MS
     endpoint = specs.load_local("staging", write(tmp_path, doc)).endpoint
     assert endpoint.worker_timeouts() == {"COMFY_JOB_TIMEOUT_S": job_s, "COMFY_READY_TIMEOUT_S": ready_s}
 
@@ -193,3 +194,53 @@ def test_a_missing_stack_lists_the_others_on_one_short_line(tmp_path: Path) -> N
         specs.load_local("staging", write(tmp_path, doc))
     message = str(err.value)
     assert len(message) < 1000 and "\n" not in message
+
+
+@pytest.mark.parametrize(("execution_timeout_ms", "ttl_ms"), [(600_000, 600_000), (600_000, 300_000),
+                                                              (3_600_000, 3_600_000), (600_000, 1_199_999)])
+def test_a_ttl_that_could_delete_a_job_before_it_times_out_is_refused(tmp_path: Path, execution_timeout_ms: int,
+                                                                      ttl_ms: int) -> None:
+    # RunPod's ttl counts from submission: a job still queued or running when it runs out is deleted (404), never
+    # TIMED_OUT, and the service waits for a webhook that cannot come.
+    doc = local_doc()
+    doc["stacks"]["staging"]["endpoint"].update(execution_timeout_ms=execution_timeout_ms, ttl_ms=ttl_ms)
+    with pytest.raises(SpecError) as err:
+        specs.load_local("staging", write(tmp_path, doc))
+    message = str(err.value)
+    assert "\n" not in message and "stacks.staging.endpoint.ttl_ms" in message
+    assert f"execution_timeout_ms ({execution_timeout_ms})" in message
+    assert f"at least {execution_timeout_ms + specs.MIN_QUEUE_WAIT_MS}" in message
+
+
+def test_a_ttl_leaving_room_to_queue_beyond_the_execution_timeout_loads(tmp_path: Path) -> None:
+    doc = local_doc()
+    doc["stacks"]["staging"]["endpoint"].update(execution_timeout_ms=600_000, ttl_ms=1_200_000)
+    assert specs.load_local("staging", write(tmp_path, doc)).endpoint.ttl_ms == 1_200_000
+    doc["stacks"]["staging"]["endpoint"].pop("ttl_ms")  # the default (24 h) leaves room for the longest timeout
+    doc["stacks"]["staging"]["endpoint"]["execution_timeout_ms"] = 86_400_000 - specs.MIN_QUEUE_WAIT_MS
+    assert specs.load_local("staging", write(tmp_path, doc)).endpoint.ttl_ms == 86_400_000
+
+
+@pytest.mark.parametrize(("name", "role"), [("prod", "staging"), ("staging", "prod")])
+def test_a_stack_named_after_a_role_must_have_that_role(tmp_path: Path, name: str, role: str) -> None:
+    # `prod` with role staging would lose PROD's protections and take candidate images straight from
+    # `goldgate deploy prod`; `staging` with role prod would make the stack under test the one promoted to.
+    doc = local_doc()
+    doc["stacks"][name]["role"] = role
+    with pytest.raises(SpecError) as err:
+        specs.load_local(name, write(tmp_path, doc))
+    message = str(err.value)
+    assert "\n" not in message and f"stacks.{name}.role: '{role}' contradicts the stack's name '{name}'" in message
+    cloud = copy.deepcopy(doc["stacks"][name])
+    cloud.pop("local")
+    cloud.update(image=DIGEST, cloud={"cloudflare_account_id": "0" * 32})
+    with pytest.raises(SpecError, match=f"goldgate:spec.role: '{role}' contradicts the stack's name '{name}'"):
+        specs.from_pulumi_config(name, cloud)
+
+
+def test_a_stack_with_another_name_may_take_either_role(tmp_path: Path) -> None:
+    doc = local_doc()
+    doc["stacks"]["staging-b"] = {**copy.deepcopy(doc["stacks"]["staging"]), "role": "staging"}
+    doc["stacks"]["prod-eu"] = {**copy.deepcopy(doc["stacks"]["prod"]), "role": "prod"}
+    assert specs.load_local("staging-b", write(tmp_path, doc)).role == "staging"
+    assert specs.load_local("prod-eu", write(tmp_path, doc)).is_prod
