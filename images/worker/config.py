@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 DEFAULT_COMFY_URL = "http://127.0.0.1:8188"
 DEFAULT_MODEL_ROOTS = ("/comfyui/models", "/workspace/ComfyUI/models")
+DEFAULT_OUTPUT_DIR = "/comfyui/output"
 DEFAULT_READY_TIMEOUT_S = 300.0
 DEFAULT_JOB_TIMEOUT_S = 600.0
 
@@ -38,6 +39,8 @@ class WorkerConfig:
     comfy_job_timeout_s: float
     model_roots: tuple[str, ...]
     gpu_type: str | None
+    # ComfyUI's output folder, where the worker removes each job's images once it has them.
+    comfy_output_dir: str = DEFAULT_OUTPUT_DIR
     # RunPod puts its API key in every worker's environment; only ever read here to mask it.
     runpod_api_key: str | None = field(default=None, repr=False)
 
@@ -105,5 +108,6 @@ def load_config(env: Mapping[str, str] | None = None) -> WorkerConfig:
         comfy_job_timeout_s=_seconds(env, "COMFY_JOB_TIMEOUT_S", DEFAULT_JOB_TIMEOUT_S),
         model_roots=roots,
         gpu_type=_optional(env, "GPU_TYPE"),
+        comfy_output_dir=_optional(env, "COMFY_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR,
         runpod_api_key=_optional(env, "RUNPOD_AI_API_KEY"),
     )

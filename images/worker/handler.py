@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
+import shutil
 import sys
 import threading
 import time
@@ -79,7 +81,8 @@ def _ms(seconds: float) -> int:
 
 def _upload(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, images: list) -> list[dict[str, Any]]:
     """Every image is fetched and checked before the first upload, and an upload that fails removes what
-    this attempt stored: a failed job leaves no result behind for its retry to collide with."""
+    this attempt stored: a failed job leaves no result behind for its retry to collide with. An image an
+    earlier run of the same render stored under a key is kept, so running a job again gives the same results."""
     checked = []
     for image in images:
         suffix = Path(image.filename).suffix.lower()
@@ -98,9 +101,15 @@ def _upload(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, images: list)
     try:
         for index, (suffix, content_type, data, width, height) in enumerate(checked):
             key = f"{job.result_prefix}{index}{suffix}"
-            stored = runtime.store.put_create_only(key, data, content_type)
+            stored = runtime.store.put_create_only(key, data, content_type, job.render_id())
             if stored.created:
                 created.append(key)
+            if stored.kept is not None:
+                # RunPod ran this job before (a /retry, a worker that lost its heartbeat) and that run's
+                # image stands: the output describes what the key holds, not this run's render.
+                width, height = png_size(stored.kept)
+                log.warning("image_kept_from_earlier_run", message=f"{key} holds this job's image from an "
+                            f"earlier run; kept it instead of this run's render", data={"key": key})
             log.info("image_uploaded", message=f"{key} ({stored.bytes} bytes)",
                      data={"key": key, "bytes": stored.bytes, "sha256": stored.sha256, "width": width,
                            "height": height, "created": stored.created})
@@ -113,6 +122,29 @@ def _upload(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, images: list)
                                                          f"failed", data={"keys": left})
         raise
     return results
+
+
+def _saved_apart(graph: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """The graph with every SaveImage writing under a folder of this run's own (`<run_id>/<prefix>`), which
+    `_discard_saved` removes. ComfyUI answers a graph identical to one it ran from its cache, naming that run's
+    files (removed by now): a prefix of its own makes SaveImage run again, on the cached pixels."""
+    graph = copy.deepcopy(graph)
+    for node in graph.values():
+        if node.get("class_type") == "SaveImage" and isinstance(node["inputs"].get("filename_prefix"), str):
+            node["inputs"]["filename_prefix"] = f"{run_id}/{node['inputs']['filename_prefix']}"
+    return graph
+
+
+def _discard_saved(output_dir: Path, run_id: str, log: WorkerLog) -> None:
+    """Removes this run's folder from ComfyUI's output folder, whatever the job's outcome. ComfyUI deletes no
+    output, and a warm worker that keeps every image fills its container disk until SaveImage fails every job.
+    Nothing to do when ComfyUI's output folder is not on this machine."""
+    saved = output_dir / run_id
+    shutil.rmtree(saved, ignore_errors=True)
+    if saved.exists():
+        log.warning("outputs_not_removed", message=f"could not remove {saved} (this job's images in ComfyUI's "
+                                                   f"output folder); they stay on the worker's disk",
+                    data={"path": str(saved)})
 
 
 def _left(deadline: float) -> float:
@@ -130,8 +162,10 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float,
     log.info("comfy_ready", duration_ms=_ms(waited))
 
     t = time.monotonic()
+    run_id = str(uuid.uuid4())  # names the prompt (ComfyUI takes it) and the folder its images are saved in
     try:
-        prompt_id = runtime.comfy.queue_prompt(job.graph, client_id=uuid.uuid4().hex, prompt_id=str(uuid.uuid4()))
+        prompt_id = runtime.comfy.queue_prompt(_saved_apart(job.graph, run_id), client_id=uuid.uuid4().hex,
+                                               prompt_id=run_id)
     except PromptRejected as rejected:
         raise _JobFailed(explain_rejection(rejected, job.graph, runtime.config.model_roots, runtime.manifest)) \
             from None
@@ -139,19 +173,22 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float,
     log.info("prompt_queued", data={"prompt_id": prompt_id})
 
     t = time.monotonic()
-    images = runtime.comfy.wait_for_outputs(prompt_id, _left(deadline), stop)
-    timings["inference_ms"] = _ms(time.monotonic() - t)
-    log.info("prompt_completed", duration_ms=timings["inference_ms"], data={"prompt_id": prompt_id,
-                                                                           "images": len(images)})
-    if not images:
-        raise _JobFailed(f"ComfyUI finished prompt {prompt_id} without saving an image "
-                         f"(does workflow {job.workflow.version} end in SaveImage?)")
+    try:
+        images = runtime.comfy.wait_for_outputs(prompt_id, _left(deadline), stop)
+        timings["inference_ms"] = _ms(time.monotonic() - t)
+        log.info("prompt_completed", duration_ms=timings["inference_ms"], data={"prompt_id": prompt_id,
+                                                                               "images": len(images)})
+        if not images:
+            raise _JobFailed(f"ComfyUI finished prompt {prompt_id} without saving an image "
+                             f"(does workflow {job.workflow.version} end in SaveImage?)")
 
-    if stop is not None and stop.is_set():
-        raise ComfyCancelled(f"job stopped after prompt {prompt_id} finished; nothing was uploaded")
-    t = time.monotonic()
-    results = _upload(job, runtime, log, images)
-    timings["upload_ms"] = _ms(time.monotonic() - t)
+        if stop is not None and stop.is_set():
+            raise ComfyCancelled(f"job stopped after prompt {prompt_id} finished; nothing was uploaded")
+        t = time.monotonic()
+        results = _upload(job, runtime, log, images)
+        timings["upload_ms"] = _ms(time.monotonic() - t)
+    finally:
+        _discard_saved(Path(runtime.config.comfy_output_dir), run_id, log)
     timings["total_ms"] = _ms(time.monotonic() - started)
     return {"images": results, "timings": timings, "workflow_version": job.workflow.version,
             "worker_image_tag": runtime.config.worker_image_tag, "gpu_type": runtime.config.gpu_type}

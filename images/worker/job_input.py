@@ -5,6 +5,7 @@ Each fault gets its own message: the text becomes the job's `error`, which an op
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -32,6 +33,12 @@ class JobInput:
     job_id: str
     trace_id: str
     result_prefix: str
+
+    def render_id(self) -> str:
+        """The job and the exact graph it renders: RunPod runs a job at least once, and every run of it has this
+        id, while another job, or this job id with other inputs, has another."""
+        graph = json.dumps(self.graph, sort_keys=True, separators=(",", ":"))
+        return f"{self.job_id}/{hashlib.sha256(graph.encode()).hexdigest()}"
 
 
 def log_context(raw: Any) -> dict[str, str | None]:

@@ -1,20 +1,23 @@
 """Result upload to Cloudflare R2 over the S3 API: create-only writes, Content-Type set.
 
 R2 rejects the newer boto3 default checksums, hence "when_required". `IfNoneMatch="*"` makes a
-write create-only: a retried job never overwrites an image, and a different image under an
-existing key is reported instead of silently replacing it.
+write create-only: a retried job never overwrites an image. RunPod runs a job at least once, and a
+second run on another GPU renders other bytes: the image an earlier run of the same render (same
+job, same graph) stored is kept and described instead; any other object under the key is a conflict.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import StorageConfig
+
+RENDER_METADATA = "render"  # user metadata: the render (JobInput.render_id) whose run stored the object
 
 
 class StorageError(RuntimeError):
@@ -27,7 +30,9 @@ class StoredObject:
     content_type: str
     bytes: int
     sha256: str
-    created: bool  # False when an identical object already existed (an idempotent retry)
+    created: bool  # False when the key held an object already: this one, or an earlier run's (`kept`)
+    # The bytes an earlier run of the same render stored under the key, kept instead of this run's bytes.
+    kept: bytes | None = field(default=None, repr=False)
 
 
 def make_s3_client(storage: StorageConfig):  # boto3 clients have no static type
@@ -48,18 +53,19 @@ class ResultStore:
         self.bucket = storage.bucket
         self._client = client or make_s3_client(storage)
 
-    def put_create_only(self, key: str, body: bytes, content_type: str) -> StoredObject:
+    def put_create_only(self, key: str, body: bytes, content_type: str, render_id: str) -> StoredObject:
+        """Stores `body` unless the key exists; an existing object of the same `render_id` is kept and returned."""
         digest = hashlib.sha256(body).hexdigest()
         try:
             self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
-                                    IfNoneMatch="*", Metadata={"sha256": digest})
+                                    IfNoneMatch="*", Metadata={"sha256": digest, RENDER_METADATA: render_id})
             return StoredObject(key, content_type, len(body), digest, created=True)
         except ClientError as exc:
             if _code(exc) not in ("PreconditionFailed", "412"):
                 raise StorageError(f"upload of {key} to bucket {self.bucket} failed: {_code(exc) or exc}") from None
         except BotoCoreError as exc:
             raise StorageError(f"upload of {key} to bucket {self.bucket} failed: {exc}") from None
-        return self._existing(key, digest, len(body), content_type)
+        return self._existing(key, digest, len(body), content_type, render_id)
 
     def delete_created(self, keys: list[str]) -> list[str]:
         """Best effort: removes objects this job attempt created before it failed; returns the keys left."""
@@ -71,15 +77,23 @@ class ResultStore:
                 left.append(key)
         return left
 
-    def _existing(self, key: str, digest: str, size: int, content_type: str) -> StoredObject:
-        """The key exists already: fine if it holds these exact bytes, an error otherwise."""
+    def _existing(self, key: str, digest: str, size: int, content_type: str, render_id: str) -> StoredObject:
+        """The key exists already: fine if it holds these exact bytes or an earlier run of this render's image,
+        an error otherwise."""
         try:
             obj = self._client.get_object(Bucket=self.bucket, Key=key)
             existing = obj["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"{key} already exists in bucket {self.bucket} and could not be read back "
                                f"to compare: {exc}") from None
-        if hashlib.sha256(existing).hexdigest() != digest:
-            raise StorageError(f"{key} already exists in bucket {self.bucket} with different content "
-                               f"({len(existing)} bytes); refusing to overwrite a stored result")
-        return StoredObject(key, obj.get("ContentType") or content_type, size, digest, created=False)
+        stored_type = obj.get("ContentType") or content_type
+        existing_digest = hashlib.sha256(existing).hexdigest()
+        if existing_digest == digest:
+            return StoredObject(key, stored_type, size, digest, created=False)
+        render = (obj.get("Metadata") or {}).get(RENDER_METADATA)
+        if render == render_id:
+            return StoredObject(key, stored_type, len(existing), existing_digest, created=False, kept=existing)
+        stored_by = f"stored by render {render}" if render else "not stored by a goldgate worker run"
+        raise StorageError(f"{key} already exists in bucket {self.bucket} with different content "
+                           f"({len(existing)} bytes, {stored_by}; this job is render {render_id}); refusing to "
+                           f"overwrite a stored result")

@@ -34,7 +34,8 @@ def test_every_manifest_model_is_baked_with_its_checksum_into_its_loader_directo
     adds = [line for line in INSTRUCTIONS if line.startswith("ADD ")]
     baked = {}
     for line in adds:
-        match = re.fullmatch(r"ADD (?:--checksum=sha256:([0-9a-f]{64}) )?(https://\S+) (/comfyui/models/\S+)", line)
+        match = re.fullmatch(r"ADD --chmod=644 (?:--checksum=sha256:([0-9a-f]{64}) )?(https://\S+) (/comfyui/models/\S+)",
+                             line)
         assert match, line
         baked[match.group(3)] = (match.group(1), match.group(2))
     manifest = load_manifest(WORKER_DIR / "models.yaml")
@@ -72,3 +73,33 @@ def test_the_start_script_runs_preflight_before_the_handler_and_fails_fast():
     assert comfy < preflight < handler
     assert re.search(r"if ! .*\.preflight\"?; then.*?exit 1", script, re.DOTALL)
     assert 'CMD ["/opt/goldgate/start.sh"]' in INSTRUCTIONS
+
+
+WORKER_UID = "10001"
+WRITABLE = ("/comfyui/output", "/comfyui/temp", "/comfyui/input", "/comfyui/user")
+
+
+def test_the_worker_runs_as_a_non_root_user_once_everything_that_needs_root_is_done():
+    users = [i for i, line in enumerate(INSTRUCTIONS) if line.startswith("USER ")]
+    assert users, "the image must not run ComfyUI and the handler as root"
+    last = users[-1]
+    assert INSTRUCTIONS[last] == f"USER {WORKER_UID}:{WORKER_UID}"
+    assert not any(line.startswith(("RUN", "COPY", "ADD")) for line in INSTRUCTIONS[last:])
+    assert INSTRUCTIONS[-1] == 'CMD ["/opt/goldgate/start.sh"]'
+
+
+def test_the_worker_user_can_read_the_models_but_not_change_them():
+    # Docker gives a file ADDed from a URL mode 600: root alone could read the models and ComfyUI, running
+    # as the worker user, would list every checkpoint and fail to open it.
+    adds = [line for line in INSTRUCTIONS if line.startswith("ADD ")]
+    assert adds and all(line.startswith("ADD --chmod=644 ") for line in adds)
+    assert not any("--chown" in line for line in adds)
+    assert not re.search(r"chown[^\n]*/comfyui(/models)?(\s|$)", DOCKERFILE)
+
+
+def test_the_worker_user_owns_the_folders_comfyui_writes():
+    (setup,) = [line for line in DOCKERFILE.split("\n\n") if "useradd" in line]
+    assert f"--uid {WORKER_UID}" in setup
+    for folder in WRITABLE:
+        assert re.search(rf"mkdir -p [^&]*{folder}(\s|$)", setup), folder
+        assert re.search(rf"chown -R {WORKER_UID}:{WORKER_UID} [^&]*{folder}(\s|$)", setup), folder

@@ -72,9 +72,11 @@ def test_a_failed_preflight_does_not_claim_checkpoints_are_missing_when_they_are
     # "No checkpoint models appear to be available" only when the checkpoint folder is empty, see
     # test_worker_preflight). Stating that phrase for a missing LoRA sends the operator after the wrong file.
     python = tmp_path / "python"
+    # Preflight runs while ComfyUI loads: it fails once ComfyUI is up (before that, stopping ComfyUI would
+    # kill it before its stand-in could record the stop, and the check below would race).
     python.write_text(STAND_IN.replace("*.preflight*) exit 0 ;;",
-                                       "*.preflight*) echo 'problem: loras/flux_realism_lora.safetensors: not "
-                                       "found' >&2; exit 1 ;;"))
+                                       "*.preflight*) until grep -q comfy-started \"$events\"; do sleep 0.05; done; "
+                                       "echo 'problem: loras/flux_realism_lora.safetensors: not found' >&2; exit 1 ;;"))
     python.chmod(0o755)
     (tmp_path / "events").touch()
     env = {**os.environ, "PYTHON": str(python), "COMFY_DIR": str(tmp_path), "EVENTS": str(tmp_path / "events"),
