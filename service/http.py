@@ -149,15 +149,15 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _without_lone_surrogates(value: Any) -> Any:
+def without_lone_surrogates(value: Any) -> Any:
     """`value` with each lone UTF-16 surrogate replaced by U+FFFD (as Go's and browsers' JSON decoders
     do): JSON can escape one, but UTF-8, SQLite and the log cannot hold it."""
     if isinstance(value, str):
         return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
     if isinstance(value, list):
-        return [_without_lone_surrogates(v) for v in value]
+        return [without_lone_surrogates(v) for v in value]
     if isinstance(value, dict):
-        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+        return {without_lone_surrogates(k): without_lone_surrogates(v) for k, v in value.items()}
     return value
 
 
@@ -169,7 +169,7 @@ def parse_json_body(request: Request) -> Any:
     try:
         value = _DECODER.decode(request.body.decode("utf-8"))
         if _SURROGATE_ESCAPE.search(request.body):
-            value = _without_lone_surrogates(value)
+            value = without_lone_surrogates(value)
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_json", "request body is not UTF-8 text; send a JSON object") from None
     except json.JSONDecodeError as exc:

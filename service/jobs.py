@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from service.http import ApiError
 from service.logs import rfc3339_ms
 from service.ports import Database, Statement
 
@@ -30,13 +31,30 @@ class NewJob:
     worker_image_tag: str | None  # the stack's pinned tag; the worker's own report replaces it
 
 
+# A job is one D1 row, and D1 refuses a row over 2,000,000 bytes: its inputs get half of it; the rest is
+# its results, timings and error.
+MAX_INPUTS_JSON_BYTES = 1_000_000
+
+
+def _inputs_json(inputs: dict[str, Any]) -> str:
+    return json.dumps(inputs, separators=(",", ":"), sort_keys=True)  # ASCII: one byte a character
+
+
+def check_inputs_size(inputs: dict[str, Any]) -> None:
+    """A 413 for inputs too large to record, before anything is written or sent to RunPod."""
+    size = len(_inputs_json(inputs))
+    if size > MAX_INPUTS_JSON_BYTES:
+        raise ApiError(413, "inputs_too_large", f"inputs are {size} bytes as JSON; a job's inputs may be at most "
+                                                f"{MAX_INPUTS_JSON_BYTES}: send large data (e.g. images) by URL")
+
+
 async def insert(db: Database, job: NewJob) -> None:
     now = iso_ms(job.created_at_s)
     await db.execute(
         "INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, "
         "worker_image_tag, created_at, created_at_ms, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
         (job.id, job.stack, job.workflow_id, job.workflow_version,
-         json.dumps(job.inputs, separators=(",", ":"), sort_keys=True), job.trace_id, job.worker_image_tag, now,
+         _inputs_json(job.inputs), job.trace_id, job.worker_image_tag, now,
          int(job.created_at_s * 1000), now))
 
 

@@ -11,6 +11,13 @@ from service.http import ApiError
 from service.ports import ResultStore
 
 ALLOWED_CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp")
+# Each reported image is one store HEAD while the webhook is answered (a Worker invocation's calls to
+# Cloudflare services, D1's too, are limited: 1,000 on the paid plan) and about 330 bytes of the job's row
+# (D1 refuses a row over 2,000,000 bytes). Past either, every delivery fails alike: RunPod retries twice and
+# gives up, and the job never settles.
+MAX_IMAGES = 500
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_MAX_DIMENSION = 2**31 - 1  # PNG's own limit; larger is no pixel count
 _JOB_ID = r"[0-9a-f]{32}"
 _KEY = re.compile(rf"^results/({_JOB_ID})/([A-Za-z0-9_-][A-Za-z0-9._-]{{0,127}})$")
 
@@ -59,6 +66,8 @@ def parse_images(job_id: str, output: Any) -> list[ResultImage]:
     images = output.get("images")
     if not isinstance(images, list) or not images:
         raise ResultRejected("worker output reports no images")
+    if len(images) > MAX_IMAGES:
+        raise ResultRejected(f"worker output reports {len(images)} images; a job may report at most {MAX_IMAGES}")
     parsed: list[ResultImage] = []
     prefix = result_prefix(job_id)
     for i, item in enumerate(images):
@@ -73,10 +82,14 @@ def parse_images(job_id: str, output: Any) -> list[ResultImage]:
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ResultRejected(f"{where}.bytes must be a non-negative integer")
         sha, width, height = item.get("sha256"), item.get("width"), item.get("height")
-        parsed.append(ResultImage(key, ctype, size, sha if isinstance(sha, str) else None,
-                                  width if isinstance(width, int) else None,
-                                  height if isinstance(height, int) else None))
+        parsed.append(ResultImage(key, ctype, size, sha if isinstance(sha, str) and _SHA256.fullmatch(sha) else None,
+                                  _dimension(width), _dimension(height)))
     return parsed
+
+
+def _dimension(value: Any) -> int | None:
+    """A reported width or height, or None when it is no pixel count (what is stored stays small)."""
+    return value if value.__class__ is int and 0 < value <= _MAX_DIMENSION else None
 
 
 async def verify_images(store: ResultStore, images: list[ResultImage]) -> None:

@@ -87,6 +87,7 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
                        field=extra[0][:64])
     workflow = app.registry.get(body.get("workflow_id"))
     inputs = workflow.validate_inputs(body.get("inputs", {}))
+    jobs.check_inputs_size(inputs)
     now = app.clock()
     job = jobs.NewJob(id=uuid.uuid4().hex, stack=app.config.stack, workflow_id=workflow.id,
                       workflow_version=workflow.version, inputs=inputs, trace_id=_trace_id(request),

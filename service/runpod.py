@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from service.http import without_lone_surrogates
 from service.ports import HttpTransport, TransportError
 
 
@@ -69,7 +70,9 @@ class HttpRunPodGateway:
                 raise RunPodUnavailable(f"RunPod answered HTTP {reply.status}: {detail}")
             raise RunPodRefused(reply.status, detail)
         try:
-            data = json.loads(reply.body)
+            # read as the webhook reads the same outcome: a lone \udXXX escape (a worker's error naming a file whose
+            # name is not UTF-8) would fail every later hash, write and log of it
+            data = without_lone_surrogates(json.loads(reply.body))
         except (ValueError, UnicodeDecodeError):
             raise RunPodUnavailable("RunPod answered with a body that is not JSON") from None
         if not isinstance(data, dict):

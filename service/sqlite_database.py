@@ -1,5 +1,5 @@
 """The Database port over a local SQLite file in WAL mode, with D1's rules (no BEGIN/COMMIT in SQL;
-`batch` is one transaction) so code that passes here behaves the same on D1.
+`batch` is one transaction; D1's size limits) so code that passes here behaves the same on D1.
 
 Calls run inline on the event loop's thread, on one connection (they take microseconds; a lock
 serialises threads). Two things keep the write path cheap under load:
@@ -39,8 +39,16 @@ _CHECKPOINT_EVERY = 64  # commits between checkpoints: a few hundred WAL pages, 
 _Write = tuple[tuple[Statement, ...], "asyncio.Future[list[StatementResult]]"]
 
 
+# D1's limits, where SQLite's own defaults are far higher (1 GB values and statements, 32766 variables):
+# a write D1 would refuse fails here the same way, so it is found locally and not first in production.
+D1_LIMITS = ((sqlite3.SQLITE_LIMIT_LENGTH, 2_000_000), (sqlite3.SQLITE_LIMIT_SQL_LENGTH, 100_000),
+             (sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100))
+
+
 def _connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for limit, value in D1_LIMITS:
+        conn.setlimit(limit, value)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn

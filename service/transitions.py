@@ -24,6 +24,10 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
   its size equals the reported bytes, its Content-Type is an allowed image type and matches
   the report); a mismatch makes the job `failed` with the reason. If the store cannot be
   reached, nothing is recorded and the caller answers 503 so RunPod retries.
+  What is kept of the worker's output fits D1's 2,000,000-byte row (a refused write would be a
+  500 on every retry and a job that never settles): at most `results.MAX_IMAGES` images (more
+  fails the job, saying so), and its `timings` up to 16,384 characters as JSON (larger ones are
+  dropped, named in the applied line's `data.worker_timings_dropped`).
 - Metrics. Each terminal transition writes the job's `job_metrics` row in the same batch
   (one D1 transaction) as the job update and the delivery record. The row's primary key is
   the job id and the insert is `ON CONFLICT DO UPDATE ... WHERE` only for the COMPLETED-replaces-
@@ -198,6 +202,20 @@ def ran_by(job: dict[str, Any], output: dict[str, Any], pricing: Pricing) -> str
     return (tag if tag.__class__ is str and tag else None) or job["worker_image_tag"] or pricing.worker_image_tag
 
 
+# The worker's own timings are a handful of numbers (status shows them); what it sends beyond this is
+# not kept, so the job's row stays far below D1's 2,000,000-byte limit and its outcome is recorded.
+_MAX_WORKER_TIMINGS_CHARS = 16_384
+
+
+def worker_timings_json(output: dict[str, Any]) -> str | None:
+    """The worker's `timings` object as stored, or None when it sent none or one over the size kept."""
+    timings = output.get("timings")
+    if not isinstance(timings, dict):
+        return None
+    text = _canonical(timings)
+    return text if len(text) <= _MAX_WORKER_TIMINGS_CHARS else None
+
+
 # RunPod measures both timings after we created the job, so neither can exceed the job's age by
 # more than this (clock reads at different points); a larger figure is wrong and would skew the
 # percentiles and bill hours that never ran.
@@ -227,7 +245,7 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
     e2e = max(0, int(now_s * 1000) - job["created_at_ms"]) if terminal else None
     queue_ms, run_ms = plausible_timings(job, delivery, now_s)
     usd = cost.estimate_usd(run_ms, gpu, pricing.gpu_count, pricing.price_per_gpu_second) if terminal else None
-    timings = output.get("timings") if isinstance(output.get("timings"), dict) else None
+    timings = worker_timings_json(output)
     # The RunPod id is set only when the job has none yet (the webhook overtook our record of
     # /run's answer): naming the column otherwise would rewrite its index entry for nothing.
     adopt = job["runpod_job_id"] is None
@@ -235,8 +253,7 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
         Statement(
             _UPDATE_ADOPTING if adopt else _UPDATE,
             (status, *((delivery.runpod_job_id,) if adopt else ()), fingerprint, error,
-             _canonical(results) if results is not None else None,
-             _canonical(timings) if timings is not None else None,
+             _canonical(results) if results is not None else None, timings,
              tag[:256] if tag else None, gpu[:128] if gpu else None,
              queue_ms, run_ms, e2e, usd,
              now if terminal else None, now, job["id"], job["version"])),
@@ -359,6 +376,8 @@ class Transitions:
                     if raw is not None and kept is None]
         if delivery.dropped or unusable:
             data["unusable_runpod_timings"] = [*delivery.dropped, *unusable]
+        if isinstance(output.get("timings"), dict) and worker_timings_json(output) is None:
+            data["worker_timings_dropped"] = f"over {_MAX_WORKER_TIMINGS_CHARS} characters as JSON"
         fields: dict[str, Any] = {
             "reason": "applied", "status": status, "runpod_job_id": delivery.runpod_job_id,
             "worker_image_tag": ran_by(job, output, self.pricing),  # the image that ran it, not the configured one

@@ -46,6 +46,12 @@ class Proxy:
         return self._value
 
 
+# D1's limits (SQLite's defaults are far higher): a value or row over 2,000,000 bytes, a statement over
+# 100,000 bytes or more than 100 bound parameters is refused, as D1 refuses them.
+D1_LIMITS = ((sqlite3.SQLITE_LIMIT_LENGTH, 2_000_000), (sqlite3.SQLITE_LIMIT_SQL_LENGTH, 100_000),
+             (sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100))
+
+
 class D1Statement:
     def __init__(self, db: D1, sql: str, args: tuple = ()) -> None:
         self.db, self.sql, self.args = db, sql, args
@@ -59,7 +65,10 @@ class D1Statement:
     def _exec(self) -> dict:
         if self.sql.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
             raise JsException("D1 does not support transactions statements")
-        cursor = self.db.conn.execute(self.sql, self.args)
+        try:
+            cursor = self.db.conn.execute(self.sql, self.args)
+        except sqlite3.Error as exc:  # D1 rejects the promise with a JS Error named after the SQLite code
+            raise JsException(f"D1_ERROR: {exc}: {getattr(exc, 'sqlite_errorname', 'SQLITE_ERROR')}") from None
         null = self.db.null  # what a NULL column becomes after .to_py()
         rows = [{d[0]: null if v is None else v for d, v in zip(cursor.description, r)} for r in cursor.fetchall()] \
             if cursor.description else []
@@ -84,6 +93,8 @@ class D1:
     def __init__(self, path: Path, null: Any = None) -> None:
         self.null = null
         self.conn = sqlite3.connect(path, isolation_level=None)
+        for limit, value in D1_LIMITS:
+            self.conn.setlimit(limit, value)
         self.conn.execute("PRAGMA foreign_keys = ON")
         self.calls: list[tuple[str, str]] = []
 
@@ -576,3 +587,120 @@ def test_a_body_that_breaks_off_mid_read_answers_400_and_logs_a_schema_line(entr
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [(obj["event"], obj["http"]["path"]) for obj in lines] == [("http.body_unreadable", "/api/queue/create")]
     log_lines.extend(json.dumps(obj) for obj in lines)
+
+
+def _worker_with_job(entry: Any, tmp_path: Path, fake_runpod: Any, **env: str) -> tuple[Any, Any, str, str]:
+    """A Worker over the D1 and R2 stand-ins, one job created through it and its result stored in R2."""
+    env_ = make_env(tmp_path, fake_runpod.base, **env)
+    entry.Default._app = entry.build_app(env_, fetch=Fetch())
+    worker = entry.Default(None, env_)
+    body = json.dumps({"workflow_id": "flux-schnell", "inputs": {"prompt": "p"}}).encode()
+    created = asyncio.run(worker.fetch(JsRequest("POST", "https://api.example/api/queue/create", body,
+                                                 {"authorization": f"Bearer {API_TOKEN}"})))
+    job_id = json.loads(created.body)["job_id"]
+    key = f"results/{job_id}/0.png"
+    env_.RESULTS.put(key, b"\x89PNG data", "image/png")
+    return worker, env_, job_id, key
+
+
+def _webhook(worker: Any, job_id: str, payload: dict[str, Any]) -> Any:
+    url = f"https://api.example/api/runpod/webhook?job={job_id}&sig={webhook_signature(WEBHOOK_SECRET, job_id)}"
+    return asyncio.run(worker.fetch(JsRequest("POST", url, json.dumps(payload).encode())))
+
+
+def test_a_completed_webhook_with_timings_too_large_for_a_d1_row_completes_the_job_not_a_500(
+        entry, tmp_path, fake_runpod, capsys, log_lines):
+    """D1 refuses a row over 2,000,000 bytes (SQLite locally takes 1 GB). The worker's `timings` were stored
+    whole: a COMPLETED webhook carrying 2 MB of them (the webhook limit allows it when max_body_bytes is raised)
+    answered 500 on every RunPod retry and the job stayed queued for good; recovery hit the same wall."""
+    worker, env, job_id, key = _worker_with_job(entry, tmp_path, fake_runpod, MAX_BODY_BYTES="524288")
+    rid = env.DB.conn.execute("SELECT runpod_job_id FROM jobs").fetchone()[0]
+    hook = _webhook(worker, job_id, {"id": rid, "status": "COMPLETED", "delayTime": 3, "executionTime": 1001,
+                                     "output": {"images": [{"key": key, "content_type": "image/png", "bytes": 9}],
+                                                "timings": {"total_ms": 1001, "steps": ["x" * 100] * 21_000}}})
+    assert hook.status == 200, hook.body
+    assert json.loads(hook.body) == {"applied": True, "reason": "applied", "status": "completed"}
+    assert env.DB.conn.execute("SELECT status, worker_timings_json FROM jobs").fetchone() == ("completed", None)
+    assert env.DB.conn.execute("SELECT status FROM job_metrics").fetchone() == ("completed",)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    [finished] = [line for line in lines if line["event"] == "job.finished"]
+    assert finished["data"]["worker_timings_dropped"] == "over 16384 characters as JSON"
+    log_lines.extend(json.dumps(line) for line in lines)
+
+
+def test_a_completed_webhook_reporting_more_images_than_a_job_may_fails_the_job_with_the_reason(
+        entry, tmp_path, fake_runpod, capsys, log_lines):
+    """20,000 reported images made a results record over D1's 2,000,000-byte row (after 20,000 R2 HEADs in one
+    invocation): a 500 on every retry and a job that never settled. Now the job fails, saying why."""
+    worker, env, job_id, key = _worker_with_job(entry, tmp_path, fake_runpod, MAX_BODY_BYTES="524288")
+    rid = env.DB.conn.execute("SELECT runpod_job_id FROM jobs").fetchone()[0]
+    image = {"key": key, "content_type": "image/png", "bytes": 9}
+    hook = _webhook(worker, job_id, {"id": rid, "status": "COMPLETED", "delayTime": 3, "executionTime": 1001,
+                                     "output": {"images": [image] * 20_000}})
+    assert hook.status == 200, hook.body
+    assert json.loads(hook.body) == {"applied": True, "reason": "applied", "status": "failed"}
+    status, error, results = env.DB.conn.execute("SELECT status, error, results_json FROM jobs").fetchone()
+    assert (status, results) == ("failed", None)
+    assert error == "worker output reports 20000 images; a job may report at most 500"
+    log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
+
+
+def test_the_d1_stand_in_refuses_what_d1_refuses(tmp_path):
+    """The stand-in must fail where D1 fails, or the tests above could not catch a write D1 refuses."""
+    db_path = tmp_path / "d1.sqlite"
+    migrate(db_path)
+    d1 = D1(db_path)
+    too_big = d1.prepare("SELECT length(?) AS n").bind("x" * 2_000_001)
+    with pytest.raises(JsException, match=r"^D1_ERROR: string or blob too big: SQLITE_TOOBIG$"):
+        asyncio.run(too_big.all())
+    too_many = d1.prepare("SELECT " + ", ".join(["?"] * 101)).bind(*range(101))
+    with pytest.raises(JsException, match="too many SQL variables"):
+        asyncio.run(too_many.all())
+    assert asyncio.run(d1.prepare("SELECT length(?) AS n").bind("x" * 2_000_000).all()).to_py()["results"] == [
+        {"n": 2_000_000}]
+
+
+def test_inputs_too_large_for_a_d1_row_are_a_413_naming_the_limit_not_a_500(entry, tmp_path, fake_runpod, capsys,
+                                                                            log_lines):
+    """An img2img workflow taking its image as a base64 string, on a stack whose max_body_bytes was raised (the
+    spec allows 10 MB): the job's inputs are kept in its D1 row, which D1 refuses over 2,000,000 bytes. The
+    client got 'internal error' for a 2 MB image (SQLite locally took it); now a 413 that says what to do."""
+    from service.workflows import Registry
+
+    img2img = {"id": "img2img", "version": "img2img@1.0.0", "parameters": [
+        {"name": "image", "type": "string", "required": True}]}
+    registry = Registry.from_texts({"img2img.json": json.dumps(img2img)})
+    env = make_env(tmp_path, fake_runpod.base, MAX_BODY_BYTES="4000000")
+    fetch = Fetch()
+    entry.Default._app = entry.build_app(env, fetch=fetch, registry=registry)
+    worker = entry.Default(None, env)
+
+    def create(image_bytes: int) -> Any:
+        body = json.dumps({"workflow_id": "img2img", "inputs": {"image": "A" * image_bytes}}).encode()
+        return asyncio.run(worker.fetch(JsRequest("POST", "https://api.example/api/queue/create", body,
+                                                  {"authorization": f"Bearer {API_TOKEN}"})))
+
+    refused = create(2_100_000)
+    assert refused.status == 413, refused.body
+    assert json.loads(refused.body)["error"] == {
+        "code": "inputs_too_large", "message": "inputs are 2100012 bytes as JSON; a job's inputs may be at most "
+                                               "1000000: send large data (e.g. images) by URL"}
+    assert env.DB.conn.execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,) and fetch.calls == []
+    assert create(900_000).status == 202  # large inputs that fit are taken
+    log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
+
+
+def test_a_reported_sha256_that_is_no_digest_is_not_stored_so_the_job_completes(entry, tmp_path, fake_runpod, capsys,
+                                                                              log_lines):
+    """Each image's `sha256` was stored whatever it held: 2 MB of it made the job's D1 row too big, a 500 on every
+    retry. Only a sha256 digest (64 hex digits) is kept, and a width or height only when it is a pixel count."""
+    worker, env, job_id, key = _worker_with_job(entry, tmp_path, fake_runpod, MAX_BODY_BYTES="524288")
+    rid = env.DB.conn.execute("SELECT runpod_job_id FROM jobs").fetchone()[0]
+    image = {"key": key, "content_type": "image/png", "bytes": 9, "sha256": "f" * 2_100_000, "width": True,
+             "height": 768}
+    hook = _webhook(worker, job_id, {"id": rid, "status": "COMPLETED", "delayTime": 3, "executionTime": 1001,
+                                     "output": {"images": [image]}})
+    assert hook.status == 200 and json.loads(hook.body)["status"] == "completed", hook.body
+    [stored] = json.loads(env.DB.conn.execute("SELECT results_json FROM jobs").fetchone()[0])
+    assert (stored["sha256"], stored["width"], stored["height"]) == (None, None, 768)
+    log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))

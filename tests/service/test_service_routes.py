@@ -249,6 +249,19 @@ def test_recover_of_a_job_runpod_forgot_marks_it_failed(svc):
     assert "TTL expired" in svc.job(job["job_id"])["error"]
 
 
+def test_recover_records_a_runpod_error_holding_a_lone_surrogate_as_its_webhook_does(svc, log_lines):
+    """A worker error naming a file whose name is not UTF-8 (Python keeps such bytes as lone surrogates, e.g.
+    \\udce9) reaches RunPod's /status as a lone \\udce9 escape. The webhook reads it as U+FFFD; the recovery
+    hashed it as it came, raised UnicodeEncodeError and answered 500 on every try: the job was unrecoverable."""
+    job = svc.create()
+    rid = svc.runpod_id(job["job_id"])
+    svc.fake.set_status(rid, {"id": rid, "status": "FAILED", "delayTime": 5, "executionTime": 9,
+                              "error": "model file caf\udce9.safetensors missing"})
+    status, body, _ = svc.call("POST", f"/api/admin/recover/{job['job_id']}")
+    assert (status, body.get("status")) == (200, "failed"), body
+    assert svc.job(job["job_id"])["error"] == "model file caf\ufffd.safetensors missing"
+
+
 def test_recover_refuses_unknown_jobs_jobs_never_submitted_and_missing_token(svc):
     assert svc.call("POST", "/api/admin/recover/" + "c" * 32)[0] == 404
     svc.fake.run_mode = "refuse"

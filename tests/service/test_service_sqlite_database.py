@@ -131,3 +131,18 @@ def test_read_many_refuses_transactions_and_a_closed_database(tmp_path: Path):
     db.close()
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         asyncio.run(db.read_many([Statement("SELECT 1")]))
+
+
+def test_the_local_database_refuses_what_d1_refuses(db: SqliteDatabase):
+    """D1 refuses a value or row over 2,000,000 bytes and more than 100 bound parameters; SQLite's defaults
+    take 1 GB and 32766. A write that only D1 refused passed every local run and failed first in production."""
+    asyncio.run(db.execute("CREATE TABLE notes (body TEXT)"))
+    with pytest.raises(sqlite3.DataError, match="string or blob too big"):
+        asyncio.run(db.execute("INSERT INTO notes (body) VALUES (?)", ("x" * 2_000_001,)))
+    with pytest.raises(sqlite3.OperationalError, match="too many SQL variables"):
+        asyncio.run(db.query("SELECT " + ", ".join(["?"] * 101), tuple(range(101))))
+    with pytest.raises(sqlite3.DataError, match="string or blob too big"):  # read_many's connections too
+        asyncio.run(db.read_many([Statement("SELECT length(?) AS n", ("x" * 2_000_001,))]))
+    assert asyncio.run(db.execute("INSERT INTO notes (body) VALUES (?)", ("x" * 1_999_000,))) == 1
+    assert asyncio.run(db.query("SELECT " + " + ".join(["?"] * 100) + " AS total", tuple(range(100)))) == [
+        {"total": 4950}]
