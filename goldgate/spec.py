@@ -597,7 +597,8 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
     api = ApiSpec(script_name=a.str("script_name", required=True, pattern=_WORKER_NAME, rule=_WORKER_RULE),
                   public_base_url=_public_base_url(a), route=_route(a),
                   zone_id=a.str("zone_id", pattern=_ZONE_ID, rule=_ZONE_RULE), custom_domain=_custom_domain(a),
-                  max_body_bytes=a.num("max_body_bytes", 65_536, 1_024, 10_000_000, integer=True),
+                  # a job's inputs are one D1 row, which the service caps at 1,000,000 bytes (inputs_too_large)
+                  max_body_bytes=a.num("max_body_bytes", 65_536, 1_024, 1_000_000, integer=True),
                   signed_url_ttl_s=a.num("signed_url_ttl_s", 3_600, 60, 604_800, integer=True),
                   compatibility_date=_compatibility_date(a))
     a.done()

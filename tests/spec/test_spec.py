@@ -49,6 +49,8 @@ def test_shipped_local_stacks_are_separate_and_valid() -> None:
         (("thresholds", "error_rate"), 1.5, "stacks.staging.thresholds.error_rate: 1.5 is above the maximum"),
         (("endpoint", "surprise"), 1, "stacks.staging.endpoint: unknown field(s) surprise"),
         (("local", "faults", "failed_rate"), -0.1, "stacks.staging.local.faults.failed_rate"),
+        # A body over a D1 row's share for inputs could only ever be answered inputs_too_large.
+        (("api", "max_body_bytes"), 2_000_000, "stacks.staging.api.max_body_bytes: 2000000 is above the maximum"),
     ],
 )
 def test_a_bad_field_is_refused_by_name(tmp_path: Path, path: tuple, value: object, message: str) -> None:
