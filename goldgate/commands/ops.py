@@ -96,9 +96,10 @@ def cmd_dr_restore(args: argparse.Namespace) -> int:
         raise GoldgateError(f"--backup {args.backup} is not a file: name a backup, <home>/backups/{args.stack}/"
                             "<stamp>.sqlite (its .manifest.json beside it)")
     platform = _platform(args)
-    if platform.status(args.stack).running:
-        raise StateError(f"stack {args.stack} is running; stop it first (`goldgate down {args.stack}`) so nothing "
-                         "writes while its database is replaced")
+    # Running or still starting: a host that is starting migrates the database it opened and then serves it.
+    if platform.host_pid(args.stack) is not None:
+        raise StateError(f"stack {args.stack} is running (or starting); stop it first (`goldgate down {args.stack}`) "
+                         "so nothing writes while its database is replaced")
     target = platform.db_path(args.stack)
     kept = dr.restore_into_stack(backup, target, args.stack, args.from_stack)
     print(f"{args.stack}: restored {args.backup} into {target} (verified)")

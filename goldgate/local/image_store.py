@@ -80,13 +80,13 @@ def build_local_image(source_dir: Path = Path("images/worker"), home: Path = Pat
             target = staging / "worker" / path.relative_to(source_dir)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
-        for model in load_manifest(source_dir / "models.yaml").models:
-            target = staging / "models" / model.directory / model.file
+        for rel, size in _baked_models(source_dir / "models.yaml").items():
+            target = staging / "models" / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             with target.open("wb") as f:
-                f.truncate(model.size if model.size is not None else UNPINNED_PLACEHOLDER_BYTES)
+                f.truncate(size)
         if final.exists() and not _intact(final, digest):
-            # An edited or half-removed snapshot under this digest: its content is not what the digest names.
+            # An edited or half-removed snapshot under this digest: its content is not what a build makes.
             shutil.rmtree(final)
         try:
             os.rename(staging, final)
@@ -123,6 +123,19 @@ def resolve(ref: str, home: Path = Path(".goldgate")) -> Path:
     return path
 
 
+def _baked_models(models_yaml: Path) -> dict[str, int]:
+    """What a build bakes under `models/`: each manifest file's path there and its size in bytes."""
+    return {f"{m.directory}/{m.file}": m.size if m.size is not None else UNPINNED_PLACEHOLDER_BYTES
+            for m in load_manifest(models_yaml).models}
+
+
 def _intact(snapshot: Path, digest: str) -> bool:
-    return (snapshot / "worker" / "handler.py").is_file() and (snapshot / "models").is_dir() \
-        and snapshot_digest(snapshot / "worker") == digest
+    if not ((snapshot / "worker" / "handler.py").is_file() and (snapshot / "models").is_dir()
+            and snapshot_digest(snapshot / "worker") == digest):
+        return False
+    # The digest names the worker package only: a baked model removed or cut short since the build (a worker
+    # failing with "No checkpoint models appear to be available") must be rebuilt, not reused, when the runbook
+    # says to rebuild.
+    models = snapshot / "models"
+    found = {p.relative_to(models).as_posix(): p.stat().st_size for p in models.rglob("*") if p.is_file()}
+    return found == _baked_models(snapshot / "worker" / "models.yaml")

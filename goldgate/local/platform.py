@@ -363,10 +363,16 @@ class LocalPlatform:
             except ProcessLookupError:
                 pass
 
+    def host_pid(self, stack: str) -> int | None:
+        """The stack's live host process: ready, failed-but-alive, or still starting (it takes the host lock
+        before it opens the database)."""
+        d = self._dir(stack)
+        return self._host_pid(stack, read_json(d.state_file)) or self._host_pid(stack, {"pid": d.host_lock_pid()})
+
     def down(self, stack: str, progress: Progress = _quiet) -> None:
         d = self._dir(stack)
-        pid = self._host_pid(stack, read_json(d.state_file)) or self._host_pid(stack, {"pid": d.host_lock_pid()})
-        if pid is not None:  # ready, failed-but-alive, or still starting: the host is stopped either way
+        pid = self.host_pid(stack)
+        if pid is not None:  # the host is stopped whatever its state
             progress(f"{stack}: stopping")
             self._stop_pid(pid)
         self._stop_leftovers(stack, progress)

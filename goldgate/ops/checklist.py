@@ -124,9 +124,15 @@ def rollback_ready(f: Facts) -> Verdict:
     target = last_verified(entries, exclude=image)
     if target:
         return PASS, f"rollback target: {target.release_id or '-'} {target.image} (verified {target.verified_at})"
-    verified = [r.image for r in verified_releases(entries)]
-    if verified == [image]:
+    verified = verified_releases(entries)
+    if [r.image for r in verified] == [image]:
         return NA, "PROD's first verified release: nothing earlier to pin yet"
+    earlier = [r for r in verified if r.image != image]
+    if earlier:  # `goldgate history` lists them as verified: say why `goldgate rollback` still has no target
+        left = earlier[-1]
+        return FAIL, (f"`goldgate rollback` has no target: a rollback took PROD off every earlier verified release "
+                      f"since it was verified; the newest, {left.release_id or '-'} {left.image}, can be pinned on "
+                      f"purpose with `goldgate rollback --to {left.release_id or left.image}`")
     return FAIL, "no verified release to roll back to in the ledger"
 
 

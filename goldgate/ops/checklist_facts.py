@@ -430,7 +430,7 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
         "image models", lambda: read_image_models(platform.home, image))
     status = platform.status(stack)
     logs, logs_error = _attempt("logs", lambda: read_log_facts(Path(status.logs_dir)))
-    drill, drill_error = _attempt("DR drill", lambda: dr.latest_drill(platform.home, stack))
+    drill, drill_error = _attempt("DR drill", lambda: dr.latest_drill(platform.home, stack, "local"))
     live_facts, live_reason = None, None
     if not live:
         live_reason = "--offline: live checks skipped"

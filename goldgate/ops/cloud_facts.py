@@ -535,10 +535,10 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
                                   "logs) into a directory and pass --logs-dir")
     else:
         logs, logs_error = _attempt("logs", lambda: read_log_facts(logs_dir))
-    drill, drill_error = _attempt("DR drill", lambda: dr.latest_drill(home, stack))
-    if drill is not None and drill.get("target") != "cloud":
-        drill, drill_error = None, (f"the last DR drill of {stack} ran on the {drill.get('target')} target; the cloud "
-                                    f"needs `goldgate dr-drill {stack} --cloud --database-id <uuid>`")
+    drill, drill_error = _attempt("DR drill", lambda: dr.latest_drill(home, stack, "cloud"))
+    if drill is None and drill_error is None:
+        drill_error = (f"no cloud DR drill recorded for {stack} (a local drill is no evidence for D1); run "
+                       f"`goldgate dr-drill {stack} --cloud --database-id <uuid>`")
     elif drill is not None and database_id and drill.get("database_id") not in (None, database_id):
         # `--database-id` is typed by hand: a drill of another database proves nothing about this stack's.
         drill, drill_error = None, (f"the last DR drill of {stack} exported D1 {show(drill.get('database_id'))}, not "

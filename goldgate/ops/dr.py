@@ -3,8 +3,8 @@
 `run_local_drill` works on a local stack's SQLite "D1"; `run_cloud_drill` on a real D1 through
 the REST API (export to a local file -> R2 `backups/` -> read back from R2 to a file -> import into a
 scratch D1 -> verify -> delete the scratch and the local files), streaming the dump between them.
-Each records its result at `<home>/drills/<stack>/latest.json` (and a dated copy), which the
-readiness checklist reads. RPO achieved = backup time minus the newest write the backup holds;
+Each records its result at `<home>/drills/<stack>/latest-<target>.json` (and a dated copy), which the
+readiness checklist of that target reads. RPO achieved = backup time minus the newest write the backup holds;
 RTO achieved = time from starting the restore to a verified copy.
 """
 
@@ -90,32 +90,48 @@ def drills_dir(home: Path, stack: str) -> Path:
     return home / "drills" / stack
 
 
+def latest_path(home: Path, stack: str, target: str) -> Path:
+    # One per target: a local drill proves nothing about the D1 backups, and must not replace the record of the
+    # cloud drill the cloud checklist reads (nor the other way round).
+    return drills_dir(home, stack) / f"latest-{target}.json"
+
+
 def record(home: Path, result: DrillResult) -> Path:
     directory = drills_dir(home, result.stack)
     directory.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result.to_dict(), indent=2, sort_keys=True)
-    (directory / f"{result.started_at.replace(':', '').replace('-', '')}.json").write_text(text, encoding="utf-8")
-    latest = directory / "latest.json"
+    stamp = result.started_at.replace(":", "").replace("-", "")
+    (directory / f"{stamp}-{result.target}.json").write_text(text, encoding="utf-8")
+    latest = latest_path(home, result.stack, result.target)
     tmp = latest.with_suffix(".json.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(latest)
     return latest
 
 
-def latest_drill(home: Path, stack: str) -> dict[str, Any] | None:
-    """The last recorded drill of a stack, or None; a damaged record is an error, not silence."""
-    path = drills_dir(home, stack) / "latest.json"
+def latest_drill(home: Path, stack: str, target: str) -> dict[str, Any] | None:
+    """The last recorded drill of a stack on `target` (local or cloud), or None; a damaged record is an error,
+    not silence."""
+    path = latest_path(home, stack, target)
+    if not path.exists() and (drills_dir(home, stack) / "latest.json").exists():
+        path = drills_dir(home, stack) / "latest.json"  # written before each target kept its own record
+    again = f"goldgate dr-drill {stack}" + (" --cloud --database-id <uuid>" if target == "cloud" else "")
     try:
         if path.stat().st_size > MAX_DRILL_RECORD_BYTES:
             raise StateError(f"{path} is {path.stat().st_size} bytes, not a goldgate drill record (it was not "
-                             f"read); run `goldgate dr-drill {stack}` again")
+                             f"read); run `{again}` again")
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: nesting too deep to parse
-        raise StateError(f"{path} is corrupt ({str(exc)[:200]}); run `goldgate dr-drill {stack}` again") from None
+        raise StateError(f"{path} is corrupt ({str(exc)[:200]}); run `{again}` again") from None
     if not isinstance(raw, dict) or raw.get("format") != DRILL_FORMAT:
-        raise StateError(f"{path} is not a goldgate drill record; run `goldgate dr-drill {stack}` again")
+        raise StateError(f"{path} is not a goldgate drill record; run `{again}` again")
+    if raw.get("target") != target:
+        if path.name == "latest.json":  # the old shared record holds the other target's drill: no evidence here
+            return None
+        raise StateError(f"{path} records a drill on the {show(raw.get('target'))} target, not {target}: it is not "
+                         f"evidence (copied by hand?); run `{again}`")
     return raw
 
 

@@ -12,12 +12,15 @@ from pathlib import Path
 import pytest
 from stackfiles import stacks_file
 
+from goldgate.cli import main
 from goldgate.commands.local import WORKER_SOURCE
 from goldgate.errors import StateError
 from goldgate.local import image_store
 from goldgate.local.image_store import ImageStoreError
 from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import SECRET_NAMES, StackDir, write_json_atomic
+from goldgate.migrations import apply_sqlite
+from goldgate.ops.backup import take_backup
 
 
 @pytest.fixture
@@ -109,6 +112,27 @@ def test_a_snapshot_missing_a_file_is_refused_by_its_digest(tmp_path: Path) -> N
         image_store.resolve(ref, tmp_path)
 
 
+@pytest.mark.parametrize("damage", ["removed", "cut short"])
+def test_rebuilding_an_image_whose_baked_checkpoint_went_missing_bakes_it_again(tmp_path: Path, capsys,
+                                                                                 damage: str) -> None:
+    # The runbook's "No checkpoint models appear to be available", step 4: rebuild with the models baked in.
+    source = tmp_path / "worker"
+    shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
+    home = ["--home", str(tmp_path / "home")]
+    assert main(["build", "--context", str(source), *home]) == 0
+    ref = capsys.readouterr().out.strip().splitlines()[-1]
+    checkpoint = image_store.resolve(ref, tmp_path / "home") / "models" / "checkpoints" / "sd_xl_base_1.0.safetensors"
+    if damage == "removed":
+        checkpoint.unlink()
+    else:
+        checkpoint.write_bytes(b"")
+    assert main(["doctor", "--image", ref, *home]) == 1
+    assert "sd_xl_base_1.0.safetensors" in capsys.readouterr().out
+    assert main(["build", "--context", str(source), *home]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == ref
+    assert main(["doctor", "--image", ref, *home]) == 0
+
+
 _HOLD_LOCK = ("import fcntl, os, sys, time\n"
               "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
               "fcntl.flock(fd, fcntl.LOCK_EX)\n"
@@ -140,6 +164,20 @@ def test_up_while_the_stack_is_still_starting_refuses_instead_of_starting_a_seco
     finally:
         platform.down("staging")
     assert starting_host.wait(30) is not None  # down stops a host that is still starting
+
+
+def test_restore_while_the_stack_is_still_starting_is_refused_and_replaces_nothing(platform, starting_host,
+                                                                                   tmp_path, capsys) -> None:
+    # A host that is starting migrates and then serves the database it opened: a restore under it would be
+    # served stale, or lost when the host writes.
+    source = tmp_path / "source.sqlite"
+    apply_sqlite(source)
+    backup, _ = take_backup(source, tmp_path / "backups", "staging")  # a good backup of staging
+    db = platform.db_path("staging")
+    db.write_bytes(b"the stack's database")
+    assert main(["dr-restore", "staging", "--backup", str(backup), "--home", str(platform.home)]) == 1
+    assert "stack staging is running (or starting)" in capsys.readouterr().err
+    assert db.read_bytes() == b"the stack's database"
 
 
 def test_a_second_host_process_for_a_stack_exits_without_touching_its_state(platform, starting_host,

@@ -23,7 +23,7 @@ from goldgate.ops.checklist_facts import (
     read_log_facts,
     read_worker_facts,
 )
-from goldgate.ops.dr import run_local_drill
+from goldgate.ops.dr import DrillResult, record, run_local_drill
 from goldgate.ops.metrics_report import report_from_sqlite
 from goldgate.ops.polling_scan import scan_source, scan_tree
 from goldgate.release.ledger import Ledger
@@ -151,6 +151,23 @@ def test_other_single_facts_turn_their_own_line_red(healthy, change, line):
     assert _red(dataclasses.replace(healthy, **change)) == {line}
 
 
+def test_after_rolling_back_and_returning_the_rollback_line_names_the_release_only_to_can_pin(healthy, tmp_path):
+    # A -> B promoted; B rolled back to A; B pinned again on purpose (`--to`). `goldgate rollback` now skips A
+    # (a rollback left it), though `goldgate history` lists it as verified: the line says so and how to pin it.
+    ledger = Ledger(tmp_path)
+    for image in (IMG_A, IMG_B):
+        ledger.append("build", image=image, release_id=f"r-{image[-4:]}")
+        ledger.append("promotion", phase="outcome", stack="prod", image=image, prod_image=image, outcome="promoted",
+                      smoke_passed=True)
+    for before, image in ((IMG_B, IMG_A), (IMG_A, IMG_B)):
+        ledger.append("rollback", phase="outcome", stack="prod", image=image, before=before, after=image,
+                      prod_image=image, pinned=image, outcome="rolled_back", smoke_passed=True)
+    facts = dataclasses.replace(healthy, ledger=tuple(ledger.entries()))
+    line = next(r for r in checklist.run_checks(facts) if r.id == "rollback_ready")
+    assert line.status == checklist.FAIL
+    assert f"goldgate rollback --to r-{IMG_A[-4:]}" in line.evidence
+
+
 def test_a_drill_record_dated_in_the_future_is_not_evidence(healthy):
     future = {**healthy.drill, "finished_at": (healthy.now + timedelta(hours=3)).isoformat()}
     results = {r.id: r for r in checklist.run_checks(dataclasses.replace(healthy, drill=future))}
@@ -210,6 +227,25 @@ def test_cli_on_an_empty_home_fails_with_evidence_and_json(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["passed"] is False and len(data["checks"]) == 36
     assert {c["status"] for c in data["checks"]} <= {"pass", "fail", "n/a"}
+
+
+def test_a_failed_cloud_drill_after_a_passing_local_drill_leaves_the_local_line_green(tmp_path, capsys):
+    home = tmp_path / "home"
+    assert run_local_drill("staging", build_stack_db(tmp_path / "db.sqlite", jobs=5), home).passed
+    now = datetime.now(UTC).isoformat()
+    record(home, DrillResult(stack="staging", target="cloud", passed=False, started_at=now, finished_at=now,
+                             error="export failed"))
+    main(["checklist", "staging", "--home", str(home), "--offline", "--json"])
+    line = next(c for c in json.loads(capsys.readouterr().out)["checks"] if c["id"] == "dr_drill")
+    assert line["status"] == "pass", line["evidence"]
+
+
+def test_a_cloud_drill_is_no_evidence_for_the_local_stack(tmp_path, capsys):
+    now = datetime.now(UTC).isoformat()
+    record(tmp_path, DrillResult(stack="staging", target="cloud", passed=True, started_at=now, finished_at=now))
+    main(["checklist", "staging", "--home", str(tmp_path), "--offline", "--json"])
+    line = next(c for c in json.loads(capsys.readouterr().out)["checks"] if c["id"] == "dr_drill")
+    assert line["status"] == "fail" and "goldgate dr-drill staging" in line["evidence"]
 
 
 def test_cli_refuses_an_unknown_stack_with_one_line(tmp_path, capsys):

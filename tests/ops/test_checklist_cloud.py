@@ -382,10 +382,19 @@ def test_a_missing_prod_endpoint_is_red_and_named(cloud):
 
 
 def test_a_local_drill_does_not_count_for_the_cloud(cloud):
+    dr.latest_path(cloud.home, "staging", "cloud").unlink()  # no cloud drill of staging on record
     _drill(cloud.home, cloud.now, target="local")
     results = cloud.results()
     assert {i for i, r in results.items() if r.status == checklist.FAIL} == {"dr_drill"}
     assert "--cloud" in results["dr_drill"].evidence
+
+
+def test_a_local_drill_after_the_cloud_drill_leaves_the_cloud_evidence_standing(cloud, stack_db, tmp_path):
+    # The 3 a.m. runbook drills the local stack after the nightly cloud drill: the cloud checklist still reads
+    # the cloud drill, not the local one that came after it.
+    local = dr.run_local_drill("staging", stack_db(tmp_path / "local.sqlite", jobs=5), cloud.home)
+    assert local.passed, local.error
+    assert cloud.results()["dr_drill"].status == checklist.PASS
 
 
 def test_a_drill_of_another_d1_database_does_not_count_for_the_stack(cloud):

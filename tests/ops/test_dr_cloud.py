@@ -165,7 +165,7 @@ def test_an_r2_upload_cut_short_stores_no_backup_and_the_drill_fails(big_cloud, 
     result = run_cloud_drill("staging", big_cloud.d1, big_cloud.source, r2, tmp_path)
     assert len(parts) > 1, "the backup was not uploaded in parts"
     assert not result.passed and "storing backup" in result.error
-    assert latest_drill(tmp_path, "staging")["passed"] is False
+    assert latest_drill(tmp_path, "staging", "cloud")["passed"] is False
     assert r2.list() == []  # neither the SQL nor a manifest vouching for it
     assert big_cloud.s3().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []  # aborted, not left
     assert [d.uuid for d in big_cloud.d1.list_databases()] == [big_cloud.source]  # no scratch was created
@@ -177,7 +177,7 @@ def test_an_import_upload_cut_short_fails_the_drill_and_deletes_the_scratch(clou
     standin.backend.cut_next_upload_at = 4096
     result = run_cloud_drill("staging", d1, source, r2, tmp_path)
     assert not result.passed and "uploading the SQL file for import failed" in result.error
-    assert latest_drill(tmp_path, "staging")["passed"] is False
+    assert latest_drill(tmp_path, "staging", "cloud")["passed"] is False
     assert result.restore_s is None and result.verified == []  # no restore is reported as verified
     assert standin.backend.uploads == {}  # D1 kept nothing of the cut upload
     assert list(standin.backend.databases) == [source]
@@ -198,8 +198,8 @@ def test_cloud_drill_exports_stores_in_r2_imports_a_scratch_verifies_and_deletes
     assert manifest["fingerprint"]["row_counts"]["jobs"] == 300
     # the scratch database is gone; only the source remains
     assert list(standin.backend.databases) == [source]
-    assert latest_drill(tmp_path, "staging")["target"] == "cloud"
-    assert latest_drill(tmp_path, "staging")["database_id"] == source  # what the checklist matches the stack by
+    assert latest_drill(tmp_path, "staging", "cloud")["target"] == "cloud"
+    assert latest_drill(tmp_path, "staging", "cloud")["database_id"] == source  # what the checklist matches the stack by
     assert not list((tmp_path / "drills" / "staging").glob("*.sql*"))  # the local export was removed
     requests = [p for _, p in standin.requests]
     assert any(p.endswith("/export") for p in requests) and any("/_signed/imports/" in p for p in requests)
@@ -211,7 +211,7 @@ def test_a_failed_import_fails_the_drill_and_still_deletes_the_scratch(cloud, r2
     result = run_cloud_drill("staging", d1, source, r2, tmp_path)
     assert not result.passed and "storage reset during import" in result.error
     assert list(standin.backend.databases) == [source]
-    assert latest_drill(tmp_path, "staging")["passed"] is False
+    assert latest_drill(tmp_path, "staging", "cloud")["passed"] is False
 
 
 def test_an_export_download_cut_short_fails_the_drill_and_stores_nothing(cloud, r2, tmp_path):
@@ -261,7 +261,7 @@ def test_a_drill_of_a_d1_without_tables_fails_instead_of_verifying_nothing(cloud
     empty = d1.create_database("goldgate-staging-unmigrated").uuid
     result = run_cloud_drill("staging", d1, empty, r2, tmp_path)
     assert not result.passed and "holds no tables" in result.error
-    assert latest_drill(tmp_path, "staging")["passed"] is False
+    assert latest_drill(tmp_path, "staging", "cloud")["passed"] is False
     assert not list(r2.list())  # no empty backup stored beside the real ones
 
 
@@ -278,7 +278,7 @@ def test_cli_cloud_drill_refuses_a_database_id_that_is_not_a_uuid_before_touchin
     seen = len(standin.requests)
     assert main(drill) == 1
     assert "is not a D1 uuid" in capsys.readouterr().err
-    assert latest_drill(tmp_path, "staging") is None  # the last real drill's record is not replaced
+    assert latest_drill(tmp_path, "staging", "cloud") is None  # the last real drill's record is not replaced
     assert len(standin.requests) == seen  # not one call reached the API
 
 
@@ -297,7 +297,7 @@ def test_an_export_missing_a_table_of_the_live_database_fails_the_drill_and_stor
     result = run_cloud_drill("staging", d1, source, r2, tmp_path)
     assert not result.passed
     assert "job_metrics" in result.error and "live database" in result.error
-    assert latest_drill(tmp_path, "staging")["passed"] is False
+    assert latest_drill(tmp_path, "staging", "cloud")["passed"] is False
     assert not list(r2.list())  # no partial backup in R2
     assert list(standin.backend.databases) == [source]  # no scratch was created from it
 
@@ -308,6 +308,6 @@ def test_a_drill_of_another_stacks_database_fails_and_copies_nothing_into_this_s
     result = run_cloud_drill("prod", d1, source, r2, tmp_path)
     assert not result.passed
     assert "staging" in result.error and "--database-id" in result.error
-    assert latest_drill(tmp_path, "prod")["passed"] is False
+    assert latest_drill(tmp_path, "prod", "cloud")["passed"] is False
     assert not list(r2.list())
     assert list(standin.backend.databases) == [source]

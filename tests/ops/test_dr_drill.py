@@ -24,7 +24,7 @@ def test_drill_passes_on_a_stack_holding_100000_jobs_and_reports_its_timings(tmp
         assert isinstance(figure, float) and figure >= 0
     # the newest write is the migration record (applied just now), newer than any job row
     assert result.last_write_at and result.last_write_at > "2026-11-02"
-    recorded = latest_drill(home, "staging")
+    recorded = latest_drill(home, "staging", "local")
     assert recorded["passed"] is True and recorded["rto_s"] == result.rto_s
     # the scratch restore is gone, the backup and its manifest stay
     assert not list((home / "drills" / "staging").glob("scratch-*"))
@@ -115,7 +115,7 @@ def test_a_garbled_manifest_is_refused(backup, tmp_path):
 def test_a_drill_without_a_database_is_recorded_as_failed(tmp_path):
     result = run_local_drill("staging", tmp_path / "missing.sqlite", tmp_path)
     assert not result.passed and "goldgate up staging" in result.error
-    assert latest_drill(tmp_path, "staging")["passed"] is False
+    assert latest_drill(tmp_path, "staging", "local")["passed"] is False
 
 
 def test_restore_into_a_stack_replaces_its_database_and_keeps_the_old_one(backup, tmp_path, stack_db):
@@ -254,7 +254,7 @@ def test_a_drill_of_an_empty_database_file_fails_instead_of_verifying_nothing(tm
     assert main(["dr-drill", "staging", "--home", str(home)]) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and "holds no tables" in out
-    assert latest_drill(home, "staging")["passed"] is False
+    assert latest_drill(home, "staging", "local")["passed"] is False
     assert not list((home / "backups" / "staging").glob("*.sqlite"))
 
 
@@ -315,15 +315,15 @@ def test_a_hostile_manifest_is_refused_in_one_line_not_a_traceback(backup, tmp_p
 def test_a_hostile_drill_record_is_a_one_line_error(tmp_path):
     from goldgate.errors import StateError
 
-    record = tmp_path / "drills" / "staging" / "latest.json"
+    record = tmp_path / "drills" / "staging" / "latest-local.json"
     record.parent.mkdir(parents=True)
     record.write_text("{\"a\":" * 200_000)
     with pytest.raises(StateError, match="is corrupt"):
-        latest_drill(tmp_path, "staging")
+        latest_drill(tmp_path, "staging", "local")
     with record.open("r+b") as f:
         f.truncate(64 * 1024 * 1024)
     with pytest.raises(StateError, match="was not read"):
-        latest_drill(tmp_path, "staging")
+        latest_drill(tmp_path, "staging", "local")
 
 
 def test_an_absurd_timestamp_in_the_data_does_not_crash_the_drill(tmp_path, stack_db):
@@ -349,3 +349,11 @@ def test_a_backup_path_without_a_file_name_is_a_one_line_refusal_not_a_traceback
     assert "\n" not in str(refused.value)
     assert target.read_bytes() == before
     assert sorted(p.name for p in target.parent.iterdir()) == ["db.sqlite"]
+
+
+def test_a_drill_recorded_before_each_target_kept_its_own_record_still_counts_for_its_target(tmp_path, stack_db):
+    assert run_local_drill("staging", stack_db(tmp_path / "db.sqlite", jobs=5), tmp_path / "home").passed
+    drills = tmp_path / "home" / "drills" / "staging"
+    (drills / "latest-local.json").rename(drills / "latest.json")  # as an older goldgate left it
+    assert latest_drill(tmp_path / "home", "staging", "local")["passed"] is True
+    assert latest_drill(tmp_path / "home", "staging", "cloud") is None
