@@ -135,21 +135,6 @@ def copied_secret_violations(directory: Path = STACKS_DIR, stack: str | None = N
             for (key, _), stacks in holders.items() if len(stacks) > 1 and (stack is None or stack in stacks)]
 
 
-def live_id_violations(ids_by_stack: Mapping[str, Mapping[str, str]]) -> list[str]:
-    """Deployed ids (endpoint id, D1 id, ...) from each stack's outputs must all differ across stacks.
-
-    Ids only exist after creation, so this runs against `pulumi stack output --json` of both stacks."""
-    owners: dict[str, str] = {}
-    problems = []
-    for stack, ids in ids_by_stack.items():
-        for kind, value in ids.items():
-            if value and value in owners and owners[value] != stack:
-                problems.append(f"stacks {owners[value]} and {stack} both use {kind} {value!r}: one stack "
-                                "was imported or pointed at the other's resource; detach it")
-            owners.setdefault(value, stack)
-    return problems
-
-
 def spec_violations(spec: StackSpec) -> list[str]:
     """The single-stack rules, evaluated on the spec alone."""
     return (image_violations(spec.name, spec.image)

@@ -94,13 +94,6 @@ def test_stacks_may_not_share_a_name_or_id():
     assert any("vol_shared" in m for m in policies.shared_identifier_violations([vol, other]))
 
 
-def test_deployed_ids_may_not_be_shared_across_stacks():
-    assert policies.live_id_violations({"staging": {"endpoint_id": "a", "d1_id": "b"},
-                                        "prod": {"endpoint_id": "c", "d1_id": "d"}}) == []
-    (message,) = policies.live_id_violations({"staging": {"d1_id": "same"}, "prod": {"d1_id": "same"}})
-    assert "same" in message
-
-
 def test_check_stacks_lists_every_violation_at_once():
     check_stacks(spec("prod"), [spec("staging")])
     bad = dataclasses.replace(spec("prod", network_volume_id="vol_1"), image="repo:tag",
