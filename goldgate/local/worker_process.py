@@ -3,7 +3,7 @@ handler under the real `runpod` SDK loop (cloud mode when the RunPod emulator se
 
     python -m goldgate.local.worker_process --snapshot DIR [-- <runpod SDK args, e.g. --test_input JSON>]
 
-Environment: the worker's (docs/INTERFACES.md); COMFY_URL and MODEL_ROOTS are set here.
+Environment: the worker's (docs/INTERFACES.md); COMFY_URL, MODEL_ROOTS and COMFY_OUTPUT_DIR are set here.
 COMFY_EMULATOR_STARTUP_S plays a cold start (seconds before the emulator listens; default 0.2).
 COMFY_EMULATOR_RENDER_S plays a slow render (seconds each prompt takes; default 0): a drill's long job.
 GOLDGATE_LIFELINE_FD (set by the emulator's fleet): the worker ends with the process that started it.
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         emulator.start()
         os.environ["COMFY_URL"] = emulator.url
         os.environ["MODEL_ROOTS"] = str(snapshot / "models")
+        os.environ["COMFY_OUTPUT_DIR"] = str(emulator.output_dir)  # so the handler removes each run's images
         # No GPU and no RunPod host here: the SDK's fitness checks would kill the worker.
         os.environ.setdefault("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS", "true")
         os.environ.setdefault("RUNPOD_SKIP_GPU_CHECK", "true")

@@ -1,6 +1,6 @@
 """The ComfyUI emulator answers as ComfyUI does: hostile or malformed prompts get ComfyUI's errors and never a
 connection closed without an answer (a worker would see a dropped connection, not ComfyUI's error); history,
-model listings and saved file names follow ComfyUI's rules."""
+model listings, saved file names, uploaded inputs and /ws events follow ComfyUI's rules."""
 
 from __future__ import annotations
 
@@ -13,8 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+import websockets.sync.client
 
 from goldgate.local.comfyui import ComfyUIEmulator
+
+PNG_A = b"\x89PNG\r\n\x1a\n" + b"first image"
+PNG_B = b"\x89PNG\r\n\x1a\n" + b"second image"
 
 
 @pytest.fixture
@@ -72,9 +77,12 @@ def test_a_prompt_whose_links_form_a_cycle_is_a_validation_error(comfy: ComfyUIE
 
 def test_requests_that_break_the_handler_get_an_answer_not_a_dropped_connection(comfy: ComfyUIEmulator) -> None:
     # ComfyUI (aiohttp) answers an unexpected exception with a 500; it never closes without an answer.
-    status, raw = _post(comfy, "/prompt", json.dumps({"prompt": {"9": {"class_type": ["SaveImage"],
-                                                                        "inputs": {}}}}).encode())
-    assert status == 500 and b"Internal Server Error" in raw
+    with requests.Session() as session:  # a pooled connection, as most HTTP clients keep one
+        broken = session.post(f"{comfy.url}/prompt", json={"prompt": {"9": {"class_type": ["SaveImage"],
+                                                                             "inputs": {}}}}, timeout=30)
+        assert broken.status_code == 500 and "Internal Server Error" in broken.text
+        assert broken.headers["Connection"] == "close"  # the emulator closes after it: the pool must know
+        assert session.get(f"{comfy.url}/queue", timeout=30).status_code == 200
     status, raw = _post(comfy, "/prompt", b"[" * 100_000 + b"]" * 100_000)
     assert status == 400 and json.loads(raw)["error"]["type"] == "invalid_json"
     status, raw = _post(comfy, "/prompt", json.dumps({"prompt": _graph(["4", 0])}).encode())
@@ -133,3 +141,85 @@ def test_models_of_an_unknown_folder_is_404_not_an_empty_list(comfy: ComfyUIEmul
     resp = conn.getresponse()
     assert resp.status == 200 and json.loads(resp.read()) == ["base.safetensors"]
     conn.close()
+
+
+def test_upload_image_stores_an_input_as_comfyui_does(comfy: ComfyUIEmulator) -> None:
+    # The official worker-comfyui handler uploads job images this way (requests, multipart/form-data) before it
+    # queues a prompt that loads them; ComfyUI answers the name it stored the file under.
+    url = f"{comfy.url}/upload/image"
+    first = requests.post(url, files={"image": ("in.png", PNG_A, "image/png")}, data={"overwrite": "true"},
+                          timeout=30)
+    assert first.status_code == 200 and first.json() == {"name": "in.png", "subfolder": "", "type": "input"}
+    view = requests.get(f"{comfy.url}/view", params={"filename": "in.png", "type": "input"}, timeout=30)
+    assert view.status_code == 200 and view.content == PNG_A and view.headers["Content-Type"] == "image/png"
+    jpeg = requests.post(url, files={"image": ("photo.jpg", b"\xff\xd8\xff jpeg")}, timeout=30).json()
+    assert requests.get(f"{comfy.url}/view", params={"filename": jpeg["name"], "type": "input"},
+                        timeout=30).headers["Content-Type"] == "image/jpeg"
+    # without overwrite: the same bytes keep their name, different ones get ComfyUI's " (1)" name
+    assert requests.post(url, files={"image": ("in.png", PNG_A)}, timeout=30).json()["name"] == "in.png"
+    other = requests.post(url, files={"image": ("in.png", PNG_B)}, data={"subfolder": ""}, timeout=30)
+    assert other.json() == {"name": "in (1).png", "subfolder": "", "type": "input"}
+    nested = requests.post(url, files={"image": ("in.png", PNG_B)}, data={"subfolder": "jobs/42"}, timeout=30)
+    assert nested.json() == {"name": "in.png", "subfolder": "jobs/42", "type": "input"}
+    assert requests.get(f"{comfy.url}/view", params={"filename": "in.png", "subfolder": "jobs/42", "type": "input"},
+                        timeout=30).content == PNG_B
+    # ComfyUI refuses a path out of its input directory and a form without an image
+    assert requests.post(url, files={"image": ("x.png", PNG_A)}, data={"subfolder": "../out"},
+                         timeout=30).status_code == 400
+    assert requests.post(url, data={"overwrite": "true"}, timeout=30).status_code == 400
+    assert requests.post(url, files={"image": ("x.png", PNG_A)}, data={"type": "models"},
+                         timeout=30).status_code == 500  # ComfyUI fails on an unknown type rather than refusing it
+
+
+def _until_done(ws: Any, prompt_id: str) -> list[dict[str, Any]]:
+    """Messages up to ComfyUI's end-of-prompt signal: 'executing' with node None for this prompt."""
+    seen = []
+    while True:
+        message = json.loads(ws.recv(timeout=30))
+        seen.append(message)
+        if message["type"] == "executing" and message["data"]["node"] is None \
+                and message["data"]["prompt_id"] == prompt_id:
+            return seen
+
+
+def test_ws_tells_the_prompts_client_when_it_is_done_as_comfyui_does(comfy: ComfyUIEmulator) -> None:
+    # The official worker-comfyui handler waits on /ws?clientId=... for 'executing' with node None, then reads
+    # /history: the entry must be there by then, and other clients hear only the queue status.
+    ws_url = f"ws://127.0.0.1:{comfy.port}/ws"
+    with websockets.sync.client.connect(f"{ws_url}?clientId=worker-1") as ws, \
+            websockets.sync.client.connect(f"{ws_url}?clientId=bystander") as other:
+        hello = json.loads(ws.recv(timeout=30))
+        assert hello == {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}},
+                                                    "sid": "worker-1"}}
+        status, raw = _post(comfy, "/prompt", json.dumps({"prompt": _graph(["4", 0]),
+                                                           "client_id": "worker-1"}).encode())
+        assert status == 200
+        prompt_id = json.loads(raw)["prompt_id"]
+        seen = _until_done(ws, prompt_id)
+        assert comfy.backend.history(prompt_id)[prompt_id]["status"]["completed"] is True
+        kinds = [m["type"] for m in seen]
+        assert kinds.index("execution_start") < kinds.index("executed") < kinds.index("execution_success")
+        [executed] = [m["data"] for m in seen if m["type"] == "executed"]
+        assert executed["node"] == "9" and executed["prompt_id"] == prompt_id
+        assert executed["output"]["images"][0]["filename"].startswith("t_")
+        other.recv(timeout=30)  # its own hello
+        heard = []
+        try:
+            while True:
+                heard.append(json.loads(other.recv(timeout=1))["type"])
+        except TimeoutError:
+            pass
+        assert heard and set(heard) == {"status"}
+
+
+def test_a_prompts_extra_data_is_kept_and_its_client_id_hears_the_events(comfy: ComfyUIEmulator) -> None:
+    # ComfyUI keeps extra_data with the prompt (the web UI sends the workflow in extra_pnginfo there) and sends
+    # the prompt's events to extra_data.client_id, whether the client put it there or at the top level.
+    extra = {"extra_pnginfo": {"workflow": {"nodes": []}}, "client_id": "ui-7"}
+    with websockets.sync.client.connect(f"ws://127.0.0.1:{comfy.port}/ws?clientId=ui-7") as ws:
+        ws.recv(timeout=30)
+        status, raw = _post(comfy, "/prompt", json.dumps({"prompt": _graph(["4", 0]), "extra_data": extra}).encode())
+        assert status == 200
+        prompt_id = json.loads(raw)["prompt_id"]
+        _until_done(ws, prompt_id)
+    assert comfy.backend.history(prompt_id)[prompt_id]["prompt"][3] == extra

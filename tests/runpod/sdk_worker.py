@@ -3,7 +3,9 @@
 input {"sleep": s} waits (cancellable), {"fail": msg} returns an error, {"raise": msg} raises;
 {"progress_then_fail_once": dir} posts progress and fails on the first attempt (dir/attempt-1 marks it),
 each attempt n holding until the test creates dir/release-n, so a test sees every state of each attempt;
-the output names the image and worker it ran on, so tests can see which release served a job."""
+the output names the image and worker it ran on, so tests can see which release served a job.
+An endpoint with env HANDLER=stream runs a generator handler instead: input {"chunks": [...]} yields each
+chunk in turn (the SDK posts each to the stream URL and aggregates them into the output)."""
 
 import asyncio
 import os
@@ -34,5 +36,14 @@ async def handler(job):
             "marker": os.environ.get("MARKER")}
 
 
+async def stream_handler(job):
+    for chunk in job["input"].get("chunks", []):
+        await asyncio.sleep(0.2)  # apart in time, so a reader sees the stream grow while the job runs
+        yield chunk
+
+
 if __name__ == "__main__":
-    runpod.serverless.start({"handler": handler})
+    if os.environ.get("HANDLER") == "stream":
+        runpod.serverless.start({"handler": stream_handler, "return_aggregate_stream": True})
+    else:
+        runpod.serverless.start({"handler": handler})

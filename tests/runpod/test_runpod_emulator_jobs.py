@@ -352,4 +352,5 @@ def test_a_chunked_body_is_refused_as_such_not_read_as_empty(make_stack) -> None
                          content=iter([b'{"input": {"n": 1}}']))  # an iterator body goes out chunked
         assert sent.request.headers["transfer-encoding"] == "chunked"
         assert sent.status_code == 411 and "Content-Length" in sent.json()["error"]
+        assert sent.headers["connection"] == "close"  # the body is left unread: the pool must not reuse it
         assert http.get(f"{stack.emulator.endpoint_base}/{ep.id}/health").json()["jobs"]["inQueue"] == 0

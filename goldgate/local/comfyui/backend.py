@@ -1,10 +1,12 @@
-"""The emulated ComfyUI: its node catalogue, model folders, prompt validation, queue and history.
+"""The emulated ComfyUI: its node catalogue, model folders, prompt validation, queue, history, uploaded
+inputs and the events its /ws sockets hear.
 
 Validation follows ComfyUI's execution.validate_prompt/validate_inputs: the same error types,
 messages and `details` text (`ckpt_name: 'x' not in []`), with loader choices listed from the
 files really present under the models directory, exactly as ComfyUI's folder_paths does.
 Execution renders a PNG whose size comes from the latent node and whose pixels come from every
 value upstream of the SaveImage node (seed, prompt, steps...), so mis-wired parameters show.
+Each output node is reported as one `executing` + `executed` pair (ComfyUI reports every node it runs).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import copy
 import hashlib
 import io
 import json
+import os
+import queue
 import random
 import re
 import threading
@@ -121,14 +125,14 @@ def _type_name(exc: BaseException) -> str:
 
 
 def _execution_error(task: _Task, node_id: str, executed: list[str], exc: Exception) -> dict[str, Any]:
-    """ComfyUI's `execution_error` message (execution.py handle_execution_error), as its history keeps it."""
+    """ComfyUI's `execution_error` message (execution.py handle_execution_error); add_message stamps it."""
     inputs = task.prompt[node_id].get("inputs") or {}
     return {"prompt_id": task.prompt_id, "node_id": node_id, "node_type": task.prompt[node_id]["class_type"],
             "executed": executed, "exception_message": str(exc),
             "exception_type": _type_name(exc),
             "traceback": traceback.format_tb(exc.__traceback__),
             "current_inputs": {k: [v if isinstance(v, (int, float, bool, str)) else str(v)] for k, v in inputs.items()},
-            "current_outputs": executed, "timestamp": int(time.time() * 1000)}
+            "current_outputs": executed}
 
 
 @dataclass
@@ -154,11 +158,14 @@ class _State:
 class ComfyBackend:
     """State and rules of one emulated ComfyUI instance. Thread-safe; one executor thread renders."""
 
-    def __init__(self, models_dir: Path, output_dir: Path, render_delay_s: float = 0.0,
-                 interrupt_lag_s: float = 0.0) -> None:
+    def __init__(self, models_dir: Path, output_dir: Path, input_dir: Path, temp_dir: Path,
+                 render_delay_s: float = 0.0, interrupt_lag_s: float = 0.0) -> None:
         self.models_dir = Path(models_dir)
         self.output_dir = Path(output_dir)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        # ComfyUI's folder_paths.get_directory_by_type: where /upload/image writes and /view reads, per `type`.
+        self.dirs = {"output": self.output_dir, "input": Path(input_dir), "temp": Path(temp_dir)}
+        for directory in self.dirs.values():
+            directory.mkdir(parents=True, exist_ok=True)
         self.render_delay_s = render_delay_s
         # ComfyUI stops an interrupted prompt at the sampler's next step, not when /interrupt answers.
         self.interrupt_lag_s = interrupt_lag_s
@@ -166,6 +173,7 @@ class ComfyBackend:
         self._lock = threading.Condition()
         self._interrupt = threading.Event()
         self._stopped = False
+        self._sockets: dict[str, queue.SimpleQueue[dict[str, Any]]] = {}  # /ws clients by their clientId
         self._thread = threading.Thread(target=self._execute_loop, name="comfyui-emulator-exec", daemon=True)
         self._thread.start()
 
@@ -313,17 +321,18 @@ class ComfyBackend:
         return good, node_errors
 
     # -- queue ---------------------------------------------------------------------------------------
-    def submit(self, prompt: Any, client_id: str | None = None,
+    def submit(self, prompt: Any, extra_data: dict[str, Any] | None = None,
                prompt_id: str | None = None) -> tuple[str, int, dict[str, Any]]:
-        """Queues a prompt; returns its id, its number and the node_errors of outputs that will not run."""
+        """Queues a prompt; returns its id, its number and the node_errors of outputs that will not run.
+        `extra_data` is kept with it (history and queue entries, index 3); its client_id hears the /ws events."""
         prompt = copy.deepcopy(prompt)
         outputs, node_errors = self.validate_prompt(prompt)
         with self._lock:
             number = self._state.number
             self._state.number += 1
-            task = _Task(number, prompt_id or str(uuid.uuid4()), prompt,
-                         {"client_id": client_id} if client_id else {}, outputs)
+            task = _Task(number, prompt_id or str(uuid.uuid4()), prompt, copy.deepcopy(extra_data or {}), outputs)
             self._state.queue.append(task)
+            self._queue_updated()
             self._lock.notify_all()
         return task.prompt_id, number, node_errors
 
@@ -339,10 +348,12 @@ class ComfyBackend:
     def delete_queued(self, prompt_ids: list[str]) -> None:
         with self._lock:
             self._state.queue = [t for t in self._state.queue if t.prompt_id not in prompt_ids]
+            self._queue_updated()
 
     def clear_queue(self) -> None:
         with self._lock:
             self._state.queue = []
+            self._queue_updated()
 
     def interrupt(self, prompt_id: str | None = None) -> None:
         """ComfyUI's POST /interrupt: with a prompt id, only when that prompt is the one running."""
@@ -368,6 +379,48 @@ class ComfyBackend:
             for pid in prompt_ids or []:
                 self._state.history.pop(pid, None)
 
+    # -- /ws clients ---------------------------------------------------------------------------------
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def subscribe(self, sid: str) -> queue.SimpleQueue[dict[str, Any]]:
+        """A /ws client's inbox (replacing an older socket of the same clientId, as ComfyUI does); it first
+        hears the queue status and its sid."""
+        inbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        with self._lock:
+            self._sockets[sid] = inbox
+            inbox.put({"type": "status", "data": {"status": self._queue_info(), "sid": sid}})
+        return inbox
+
+    def unsubscribe(self, sid: str, inbox: queue.SimpleQueue[dict[str, Any]]) -> None:
+        with self._lock:
+            if self._sockets.get(sid) is inbox:
+                del self._sockets[sid]
+
+    def _send(self, event: str, data: dict[str, Any], sid: str | None = None) -> None:
+        """ComfyUI's send_sync: to the socket of `sid` (nobody when it is not connected), or to all."""
+        with self._lock:
+            inboxes = list(self._sockets.values()) if sid is None else [self._sockets.get(sid)]
+        for inbox in inboxes:
+            if inbox is not None:
+                inbox.put({"type": event, "data": data})
+
+    def _queue_info(self) -> dict[str, Any]:
+        return {"exec_info": {"queue_remaining": self.remaining()}}
+
+    def _queue_updated(self) -> None:
+        self._send("status", {"status": self._queue_info()})
+
+    def _message(self, messages: list[list[Any]], client: str | None, event: str, data: dict[str, Any],
+                 broadcast: bool = False) -> None:
+        """ComfyUI's PromptExecutor.add_message: kept for the history entry, and sent to the prompt's client
+        (to every socket when the prompt named none, only if `broadcast`)."""
+        data = {**data, "timestamp": int(time.time() * 1000)}
+        messages.append([event, data])
+        if client is not None or broadcast:
+            self._send(event, data, client)
+
     def stop(self) -> None:
         with self._lock:
             self._stopped = True
@@ -387,30 +440,35 @@ class ComfyBackend:
                 task = self._state.queue.pop(0)
                 self._state.running = task
                 self._interrupt.clear()  # under the lock: an interrupt naming this task from now on counts
-            started = int(time.time() * 1000)
-            messages: list[list[Any]] = [["execution_start", {"prompt_id": task.prompt_id, "timestamp": started}],
-                                         ["execution_cached", {"nodes": [], "prompt_id": task.prompt_id,
-                                                               "timestamp": started}]]
+                self._queue_updated()
+            client = task.extra_data.get("client_id")
+            messages: list[list[Any]] = []
+            self._message(messages, client, "execution_start", {"prompt_id": task.prompt_id})
+            self._message(messages, client, "execution_cached", {"nodes": [], "prompt_id": task.prompt_id})
             interrupted = self._interrupt.wait(self.render_delay_s) if self.render_delay_s > 0 else False
             outputs: dict[str, Any] = {}
             if interrupted:
                 time.sleep(self.interrupt_lag_s)  # still running (in /queue) until its next step
                 status = "error"
-                messages.append(["execution_interrupted", {"prompt_id": task.prompt_id, "node_id": task.outputs[0],
-                                                           "node_type": "SaveImage", "executed": [],
-                                                           "timestamp": int(time.time() * 1000)}])
+                self._message(messages, client, "execution_interrupted", {
+                    "prompt_id": task.prompt_id, "node_id": task.outputs[0], "node_type": "SaveImage",
+                    "executed": []}, broadcast=True)
             else:
                 status = "success"
                 for node_id in task.outputs:
                     try:
+                        self._executing(client, task.prompt_id, node_id)
                         outputs[node_id] = {"images": self._save_images(task.prompt, node_id)}
                     except Exception as exc:  # noqa: BLE001 - ComfyUI reports a failing node and takes the next prompt
                         status = "error"
-                        messages.append(["execution_error", _execution_error(task, node_id, list(outputs), exc)])
+                        self._message(messages, client, "execution_error",
+                                      _execution_error(task, node_id, list(outputs), exc))
                         break
+                    if client is not None:
+                        self._send("executed", {"node": node_id, "display_node": node_id,
+                                                "output": outputs[node_id], "prompt_id": task.prompt_id}, client)
                 if status == "success":
-                    messages.append(["execution_success", {"prompt_id": task.prompt_id,
-                                                           "timestamp": int(time.time() * 1000)}])
+                    self._message(messages, client, "execution_success", {"prompt_id": task.prompt_id})
             with self._lock:
                 self._state.running = None
                 self._state.history[task.prompt_id] = {
@@ -418,7 +476,15 @@ class ComfyBackend:
                     "status": {"status_str": status, "completed": status == "success", "messages": messages},
                     "meta": {nid: {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
                              for nid in outputs}}
+                self._queue_updated()
                 self._lock.notify_all()
+            # ComfyUI's "this prompt is done" signal, sent once its history entry exists.
+            self._executing(client, task.prompt_id, None)
+
+    def _executing(self, client: str | None, prompt_id: str, node_id: str | None) -> None:
+        if client is not None:
+            self._send("executing", {"node": node_id, "display_node": node_id, "prompt_id": prompt_id}
+                       if node_id is not None else {"node": None, "prompt_id": prompt_id}, client)
 
     def _upstream(self, prompt: dict[str, Any], node_id: str, seen: dict[str, Any]) -> None:
         if node_id in seen:
@@ -479,12 +545,36 @@ class ComfyBackend:
             saved.append({"filename": filename, "subfolder": subfolder, "type": "output"})
         return saved
 
+    def upload(self, data: bytes, filename: str, subfolder: str, kind: str, overwrite: bool) -> dict[str, str] | None:
+        """ComfyUI's POST /upload/image (server.py image_upload): the stored name, subfolder and type, or None
+        for its 400 (no file name, or a path out of the directory). Without `overwrite`, a name taken by other
+        bytes becomes 'name (1).ext'; the same bytes again are not stored twice."""
+        if not filename:
+            return None
+        upload_dir = os.path.abspath(self.dirs[kind])
+        folder = os.path.join(upload_dir, os.path.normpath(subfolder))
+        path = os.path.abspath(os.path.join(folder, filename))
+        if os.path.commonpath((upload_dir, path)) != upload_dir:
+            return None
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        stem, ext = os.path.splitext(filename)
+        number = 1
+        with self._lock:
+            while not overwrite and os.path.exists(path):
+                if Path(path).read_bytes() == data:
+                    return {"name": filename, "subfolder": subfolder, "type": kind}
+                filename = f"{stem} ({number}){ext}"
+                path = os.path.join(folder, filename)
+                number += 1
+            Path(path).write_bytes(data)
+        return {"name": filename, "subfolder": subfolder, "type": kind}
+
     def view(self, filename: str, subfolder: str = "", kind: str = "output") -> tuple[int, bytes | None]:
         """(HTTP status, bytes) as ComfyUI's /view answers: 400 for an empty, absolute or '..' file name or an
         unknown type, 403 for a subfolder outside the directory, 404 for a file that is not there."""
-        if not filename or filename.startswith("/") or ".." in filename or kind not in ("output", "input", "temp"):
+        if not filename or filename.startswith("/") or ".." in filename or kind not in self.dirs:
             return 400, None
-        root = self.output_dir.resolve()
+        root = self.dirs[kind].resolve()
         try:
             directory = (root / subfolder).resolve()
         except (OSError, ValueError):  # a NUL byte, a symlink loop: no such file
@@ -492,6 +582,6 @@ class ComfyBackend:
         if directory != root and root not in directory.parents:
             return 403, None
         path = directory / Path(filename).name
-        if kind != "output" or not path.is_file():  # the emulator keeps no input or temp files
+        if not path.is_file():
             return 404, None
         return 200, path.read_bytes()

@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import mimetypes
+import queue
 import signal
 import sys
 import tempfile
 import threading
 import urllib.parse
+import uuid
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any, Self
+
+from websockets.frames import Opcode
+from websockets.protocol import Protocol, Side, State
+from websockets.utils import accept_key
 
 from goldgate.logs import JsonLogger
 
@@ -25,6 +34,8 @@ from . import responses
 from .backend import FOLDERS, ComfyBackend, PromptInvalid
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # ComfyUI's default --max-upload-size (MB)
+MAX_WS_MESSAGE_BYTES = 1024 * 1024  # clients only ever send a ping or a close
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -46,6 +57,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
+        if self.close_connection:
+            # Say so: a client that pools connections would otherwise send its next request into a closed one.
+            self.send_header("Connection", "close")
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -58,6 +72,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _json(self, status: int, payload: Any) -> None:
         self._send(status, json.dumps(payload).encode(), "application/json; charset=utf-8")
+
+    def _form(self) -> dict[str, tuple[str | None, bytes]] | None:
+        """A multipart/form-data body as {field: (file name or None, bytes)}; None when it is not one."""
+        content_type = self.headers.get("Content-Type") or ""
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+        if not message.is_multipart() or message.get_content_type() != "multipart/form-data":
+            return None
+        fields = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if isinstance(name, str):
+                fields[name] = (part.get_filename(), part.get_payload(decode=True) or b"")
+        return fields
 
     def _body(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
@@ -92,6 +120,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [p for p in url.path.split("/") if p]
         if parts and parts[0] == "api":  # newer frontends prefix the API with /api
             parts = parts[1:]
+        if parts == ["ws"]:
+            return self._websocket(query.get("clientId", [""])[0])
         if parts == ["system_stats"]:
             return self._json(200, responses.system_stats())
         if parts == ["object_info"]:
@@ -117,13 +147,16 @@ class _Handler(BaseHTTPRequestHandler):
                                              query.get("type", ["output"])[0]) if "filename" in query else (404, None)
             if data is None:
                 return self._send(status, b"", "application/octet-stream")
-            return self._send(200, data, "image/png")
+            # ComfyUI serves the file as aiohttp does: the type its extension names.
+            return self._send(200, data, mimetypes.guess_type(query["filename"][0])[0] or "application/octet-stream")
         return self._send(404, b"404: Not Found", "text/plain; charset=utf-8")
 
     def _post(self) -> None:
         path = [p for p in urllib.parse.urlsplit(self.path).path.split("/") if p]
         if path and path[0] == "api":
             path = path[1:]
+        if path == ["upload", "image"]:
+            return self._upload_image()
         try:
             body = self._body()
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -132,8 +165,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path == ["prompt"]:
             if not isinstance(body, dict) or "prompt" not in body:
                 return self._json(400, responses.no_prompt())
+            # ComfyUI: extra_data as sent, with a top-level client_id written into it.
+            extra_data = dict(body["extra_data"]) if isinstance(body.get("extra_data"), dict) else {}
+            if "client_id" in body:
+                extra_data["client_id"] = body["client_id"]
             try:
-                prompt_id, number, node_errors = self.backend.submit(body["prompt"], body.get("client_id"),
+                prompt_id, number, node_errors = self.backend.submit(body["prompt"], extra_data,
                                                         body.get("prompt_id") if isinstance(body.get("prompt_id"),
                                                                                             str) else None)
             except PromptInvalid as exc:
@@ -157,6 +194,87 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, b"", "text/plain")
         return self._send(404, b"404: Not Found", "text/plain; charset=utf-8")
 
+    def _websocket(self, client_id: str) -> None:
+        """ComfyUI's /ws: the socket of `clientId` (a fresh sid without one) hears the queue status and the
+        events of the prompts queued with that client_id, until either side closes."""
+        key = self.headers.get("Sec-WebSocket-Key")
+        if (self.headers.get("Upgrade") or "").lower() != "websocket" or not key:
+            return self._send(400, b"400: Bad Request", "text/plain; charset=utf-8")  # aiohttp: no upgrade
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept_key(key))
+        self.end_headers()
+        self.close_connection = True
+        sid = client_id or uuid.uuid4().hex
+        inbox = self.backend.subscribe(sid)
+        try:
+            self._pump(inbox)
+        finally:
+            self.backend.unsubscribe(sid, inbox)
+
+    def _pump(self, inbox: queue.SimpleQueue[dict[str, Any]]) -> None:
+        """Sends the inbox as text messages; a reader thread feeds what the client sends to the websocket
+        protocol (which answers pings and closes) and notices the client leave."""
+        ws = Protocol(Side.SERVER, state=State.OPEN, max_size=MAX_WS_MESSAGE_BYTES)
+        gone = threading.Event()
+        lock = threading.Lock()  # the protocol object is shared by the two threads
+
+        def flush() -> None:
+            for data in ws.data_to_send():
+                if data:
+                    self.wfile.write(data)
+
+        def read() -> None:
+            try:
+                while ws.state is not State.CLOSED and (data := self.rfile.read1(65536)):
+                    with lock:
+                        ws.receive_data(data)
+                        for event in ws.events_received():
+                            if event.opcode is Opcode.CLOSE:
+                                gone.set()
+                        flush()
+            except OSError:
+                pass
+            finally:
+                gone.set()
+
+        threading.Thread(target=read, name="comfyui-emulator-ws-read", daemon=True).start()
+        try:
+            while not gone.is_set() and not self.backend.stopped:
+                try:
+                    message = inbox.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                with lock:
+                    ws.send_text(json.dumps(message).encode())
+                    flush()
+            with lock:
+                if ws.state is State.OPEN:
+                    ws.send_close()
+                flush()
+        except OSError:
+            pass  # the client is gone
+
+    def _upload_image(self) -> None:
+        if int(self.headers.get("Content-Length") or 0) > MAX_UPLOAD_BYTES:
+            self.close_connection = True  # the body is left unread
+            return self._send(413, b"413: Request Entity Too Large", "text/plain; charset=utf-8")
+        form = self._form() or {}
+        filename, data = form.get("image", (None, b""))
+        kind = form.get("type", (None, b"input"))[1].decode() or "input"
+        if kind not in self.backend.dirs:
+            # ComfyUI's get_dir_by_type knows these three; any other type fails inside it, so a 500.
+            raise ValueError(f"upload type {kind!r} is not one of {sorted(self.backend.dirs)}")
+        if filename is None:
+            return self._send(400, b"", "application/octet-stream")
+        overwrite = form.get("overwrite", (None, b""))[1].decode() in ("true", "1")
+        subfolder = form.get("subfolder", (None, b""))[1].decode()
+        stored = self.backend.upload(data, filename, subfolder, kind, overwrite)
+        if stored is None:
+            return self._send(400, b"", "application/octet-stream")
+        return self._json(200, stored)
+
 
 class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -176,7 +294,11 @@ class ComfyUIEmulator:
                  stack: str | None = None, interrupt_lag_s: float = 0.0) -> None:
         self._tmp = None if output_dir else tempfile.TemporaryDirectory(prefix="comfyui-emulator-out-")
         self.output_dir = Path(output_dir) if output_dir else Path(self._tmp.name)  # type: ignore[union-attr]
-        self.backend = ComfyBackend(Path(models_dir), self.output_dir, render_delay_s, interrupt_lag_s)
+        # Uploaded inputs and temp files live only as long as this emulator, like a worker container's.
+        self._scratch = tempfile.TemporaryDirectory(prefix="comfyui-emulator-in-")
+        scratch = Path(self._scratch.name)
+        self.backend = ComfyBackend(Path(models_dir), self.output_dir, scratch / "input", scratch / "temp",
+                                    render_delay_s, interrupt_lag_s)
         self.startup_delay_s = startup_delay_s
         self.logger = JsonLogger("comfyui-emulator", log_stream, stack=stack)
         self._server = _Server(("127.0.0.1", port), _Handler, bind_and_activate=False)
@@ -221,6 +343,7 @@ class ComfyUIEmulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.backend.stop()
+        self._scratch.cleanup()
         if self._tmp is not None:
             self._tmp.cleanup()
 

@@ -50,7 +50,7 @@ MAX_POLICY_MS = 7 * 24 * 3600 * 1000  # RunPod: policy.ttl and policy.executionT
 QUEUE_FLOOR, QUEUE_PER_MAX_WORKER = 50, 500  # RunPod: 429 once the queue exceeds 50 and workers.max x 500
 # RunPod's per-endpoint limits per rate_limit_window_s (10 s) besides /run's (EmulatorConfig.rate_limit_requests,
 # which /runsync shares here: stricter than RunPod's own 2000 for it).
-OPERATION_LIMITS = {"status": 2000, "cancel": 100, "purge-queue": 2}
+OPERATION_LIMITS = {"status": 2000, "stream": 2000, "cancel": 100, "purge-queue": 2}
 
 
 class EmulatorError(Exception):
@@ -155,6 +155,7 @@ class JobRecord:
     crashes: int = 0
     retries: int = 0
     progress: Any = None
+    stream: list[Any] = field(default_factory=list)  # a generator handler's chunks not yet read by /stream
     sync: bool = False  # submitted by /runsync: its result is kept a shorter time
 
 
@@ -474,7 +475,7 @@ class RunPodBackend:
                                     f"job {job_id} is {job.status}: only FAILED or TIMED_OUT jobs can be retried")
             ep = self.endpoint(endpoint_id)
             # RunPod: "the previous output is removed": no result, no progress, no times until the new run.
-            job.status, job.output, job.error, job.progress = "IN_QUEUE", None, None, None
+            job.status, job.output, job.error, job.progress, job.stream = "IN_QUEUE", None, None, None, []
             job.worker_id, job.finished_mono, job.execution_ms = None, None, None
             job.started_mono, job.delay_ms = None, None
             job.retries += 1
@@ -482,6 +483,15 @@ class RunPodBackend:
             ep.queue.append(job.id)
             self.changed.notify_all()
             return job
+
+    def read_stream(self, endpoint_id: str, job_id: str) -> tuple[JobRecord, list[Any]]:
+        """GET /stream/{id}: the job and the chunks it streamed since the last read. RunPod hands each chunk
+        out once; the SDK's stream() stops at the first empty read of a finished job."""
+        with self.lock:
+            self.limit(endpoint_id, "stream")
+            job = self.job(endpoint_id, job_id)
+            chunks, job.stream = job.stream, []
+            return job, chunks
 
     def purge_queue(self, endpoint_id: str) -> int:
         with self.lock:
@@ -588,6 +598,20 @@ class RunPodBackend:
                 self._finish(job, "COMPLETED", output=body.get("output"))
             if body.get("stopPod"):
                 w.retire = True  # refresh_worker: RunPod replaces the worker after this job
+
+    def streamed(self, endpoint_id: str, worker_id: str, job_id: str, body: Any) -> None:
+        """One chunk a generator handler yielded ({"output": chunk}), for a job the worker holds."""
+        if not isinstance(body, dict) or "output" not in body:
+            raise EmulatorError(400, "Bad Request", "a stream chunk must be a JSON object with an 'output' field")
+        with self.lock:
+            w = self.worker(endpoint_id, worker_id)
+            self._touch(w)
+            job = self.jobs.get(job_id)
+            if job is None or job.worker_id != worker_id or job.status != "IN_PROGRESS":
+                self.on_event("job.stream_ignored", job=job_id, worker=worker_id,
+                              state=None if job is None else job.status)
+                return
+            job.stream.append(body["output"])
 
     def stop_signals(self, endpoint_id: str, worker_id: str, hold_s: float) -> list[str]:
         deadline = self.clock() + hold_s

@@ -113,6 +113,11 @@ def job_status(job: JobRecord) -> dict[str, Any]:
     return body
 
 
+def job_stream(job: JobRecord, chunks: list[Any]) -> dict[str, Any]:
+    """GET /stream/{id}: the job's status and the chunks not read before, each as {"output": chunk}."""
+    return {"status": job.status, "stream": [{"output": chunk} for chunk in chunks]}
+
+
 def job_accepted(job: JobRecord) -> dict[str, Any]:
     return {"id": job.id, "status": job.status}
 

@@ -99,6 +99,7 @@ class RunPodApp:
             ("POST", re.compile(rf"/v2/{W}/runsync"), "api", self.runsync),
             ("GET", re.compile(rf"/v2/{W}/status/(?P<jid>[^/]+)"), "api", self.status),
             ("POST", re.compile(rf"/v2/{W}/status/(?P<jid>[^/]+)"), "api", self.status),  # RunPod: GET | POST
+            ("GET", re.compile(rf"/v2/{W}/stream/(?P<jid>[^/]+)"), "api", self.stream),
             ("POST", re.compile(rf"/v2/{W}/cancel/(?P<jid>[^/]+)"), "api", self.cancel),
             ("POST", re.compile(rf"/v2/{W}/retry/(?P<jid>[^/]+)"), "api", self.retry),
             ("POST", re.compile(rf"/v2/{W}/purge-queue"), "api", self.purge_queue),
@@ -106,8 +107,7 @@ class RunPodApp:
             ("GET", re.compile(rf"/v2/{W}/job-take/(?P<wid>[^/]+)"), "worker", self.job_take),
             ("GET", re.compile(rf"/v2/{W}/job-take-batch/(?P<wid>[^/]+)"), "worker", self.job_take_batch),
             ("POST", re.compile(rf"/v2/{W}/job-done/(?P<wid>[^/]+)/(?P<jid>[^/]+)"), "worker", self.job_done),
-            ("POST", re.compile(rf"/v2/{W}/job-stream/(?P<wid>[^/]+)/(?P<jid>[^/]+)"), "worker",
-             lambda r: Reply(200, {})),
+            ("POST", re.compile(rf"/v2/{W}/job-stream/(?P<wid>[^/]+)/(?P<jid>[^/]+)"), "worker", self.job_stream),
             ("GET", re.compile(rf"/v2/{W}/job-stop/(?P<wid>[^/]+)"), "worker", self.job_stop),
             ("GET", re.compile(rf"/v2/{W}/ping/(?P<wid>[^/]+)"), "worker", self.ping),
         ]
@@ -258,6 +258,11 @@ class RunPodApp:
         with self.backend.lock:
             return Reply(200, responses.job_status(self.backend.job(req.params["eid"], req.params["jid"])))
 
+    def stream(self, req: Request) -> Reply:
+        job, chunks = self.backend.read_stream(req.params["eid"], req.params["jid"])
+        with self.backend.lock:
+            return Reply(200, responses.job_stream(job, chunks))
+
     def cancel(self, req: Request) -> Reply:
         job = self.backend.cancel(req.params["eid"], req.params["jid"])
         with self.backend.lock:
@@ -290,6 +295,10 @@ class RunPodApp:
 
     def job_done(self, req: Request) -> Reply:
         self.backend.done(req.params["eid"], req.params["wid"], req.params["jid"], req.json())
+        return Reply(200, {})
+
+    def job_stream(self, req: Request) -> Reply:
+        self.backend.streamed(req.params["eid"], req.params["wid"], req.params["jid"], req.json())
         return Reply(200, {})
 
     def job_stop(self, req: Request) -> Reply:
@@ -340,6 +349,9 @@ class _HTTPHandler(BaseHTTPRequestHandler):
                     500, "Internal Server Error", "internal emulator error; see the emulator log"), self.path)
         payload = b"" if reply.body is None or reply.status == 204 else json.dumps(reply.body).encode()
         self.send_response(reply.status)
+        if self.close_connection:
+            # Say so: a client that pools connections would otherwise send its next request into a closed one.
+            self.send_header("Connection", "close")
         if payload:
             self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(payload)))
