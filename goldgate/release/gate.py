@@ -62,7 +62,9 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              error_rate: ErrorRate | None, now: datetime | None = None,
              staging_stack: str = "staging", recorded: Mapping[str, Any] | None = None,
              workflow_versions: Mapping[str, str] | None = None,
-             superseded_by: Mapping[str, Any] | None = None) -> GateDecision:
+             superseded_by: Mapping[str, Any] | None = None,
+             redeployed_by: Mapping[str, Any] | None = None,
+             rejected_by: Mapping[str, Any] | None = None) -> GateDecision:
     """Check the report and STAGING against the thresholds; never raises on a malformed report.
 
     `recorded` is the ledger's entry for the golden run that wrote this very report (matched by the
@@ -70,15 +72,27 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     the same image, if any: the newest run for a digest is its evidence, so an earlier pass cannot outvote
     a later failure (`promote --report <an older dated copy>`). `workflow_versions` maps each stack the
     release concerns (STAGING now, the PROD it goes to) to the workflow version its spec declares: a release
-    is the digest and the workflow version, so the report must be for the version PROD will serve."""
+    is the digest and the workflow version, so the report must be for the version PROD will serve.
+    `redeployed_by` is the ledger's last deploy to STAGING when `staging_image` is a pin STAGING had before it:
+    the stack file read is older than STAGING (a re-run of an earlier CI run), so it does not say what STAGING
+    runs now. `rejected_by` is a later promotion or rollback on PROD that found the report's digest wanting (its
+    smoke cases failed there, or an operator's rollback took PROD off it): PROD's verdict is newer than
+    STAGING's, so a re-run of the failed promotion cannot put the digest back on PROD."""
     now = now or datetime.now(UTC)
     conds: list[Condition] = []
 
     def cond(name: str, passed: bool, detail: str) -> None:
         conds.append(Condition(name, bool(passed), detail))
 
-    cond("staging_image", staging_image is not None,
-         f"STAGING runs {staging_image}" if staging_image else "STAGING has no image deployed")
+    if redeployed_by is not None:
+        cond("staging_image", False,
+             f"this checkout pins {staging_image} on {staging_stack}, but its last deploy (ledger "
+             f"#{redeployed_by.get('seq')}) put {redeployed_by.get('after')} there: the stack file is older than "
+             "STAGING (a re-run of an earlier CI run?); start a new run from the newest main")
+        staging_image = redeployed_by.get("after")  # what STAGING runs, for the conditions below
+    else:
+        cond("staging_image", staging_image is not None,
+             f"STAGING runs {staging_image}" if staging_image else "STAGING has no image deployed")
     passed = report.get("passed") is True and report.get("suite", "full") == "full"
     failures = report.get("failures")
     failures = failures if isinstance(failures, list) else []
@@ -115,6 +129,13 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
          "the run compared each render with the committed references" if not rewrote else
          "the report comes from a `--update-references` run, which compares each render with itself; "
          f"run `goldgate golden {staging_stack}` without it")
+    if rejected_by is not None:
+        verdict = ("its smoke cases failed there" if rejected_by.get("kind") == "promotion" else
+                   f"an operator's rollback took {rejected_by.get('stack')} off it")
+        cond("prod_verdict", False,
+             f"after this golden run {report.get('image')} went to {rejected_by.get('stack')} and {verdict} (ledger "
+             f"#{rejected_by.get('seq')}); fix it and release a new build, or run `goldgate golden {staging_stack}` "
+             "to qualify it again")
     if workflow_versions:
         version = report.get("workflow_version")
         other = {stack: v for stack, v in workflow_versions.items() if v != version}
@@ -141,7 +162,7 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
         cond("error_rate", error_rate.rate <= thresholds.error_rate,
              f"{error_rate.failed} of {error_rate.jobs} STAGING jobs failed since {error_rate.since} "
              f"({error_rate.rate:.1%}, max {thresholds.error_rate:.1%})")
-    return GateDecision(tuple(conds), staging_image if same else None)
+    return GateDecision(tuple(conds), staging_image if same and redeployed_by is None else None)
 
 
 def _age_s(stamp: Any, now: datetime) -> float | None:

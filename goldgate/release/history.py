@@ -104,6 +104,24 @@ def resolve(entries: list[Entry], to: str, stack: str = "prod") -> VerifiedRelea
     return matches[-1]
 
 
+def stale_pin(entries: list[Entry], pinned: str | None, stack: str = "prod") -> Entry | None:
+    """The ledger's last change of `stack` when `pinned` (what the stack file pins here) is a pin `stack` had
+    before that change: the file is older than the change (a re-run of an earlier CI run checks out its old
+    commit). None when `pinned` is what the last change left, may be left by an interrupted change, or is
+    unknown to the ledger (a change the ledger missed is no reason to wedge every later one)."""
+    changes = [e for e in entries if e.kind in ("promotion", "rollback") and e.get("stack", "prod") == stack]
+    outcomes = [e for e in changes if e.get("phase") == "outcome"]
+    if pinned is None or not outcomes:
+        return None
+    last = outcomes[-1]
+    left = last.get("pinned", last.get("after"))
+    open_intents = interrupted(entries, stack)
+    if left is None or pinned == left or pinned in {i.image for i in open_intents} | {i.before for i in open_intents}:
+        return None
+    earlier = {e.get(key) for e in changes for key in ("before", "after", "pinned")}
+    return last if pinned in earlier else None
+
+
 def interrupted(entries: list[Entry], stack: str = "prod") -> list[Interrupted]:
     """Intents on `stack` that never got their outcome line."""
     finished = {e.get("intent_seq") for e in entries if e.get("phase") == "outcome"}

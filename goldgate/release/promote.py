@@ -20,7 +20,13 @@ from goldgate.release.history import last_verified, release_ids
 from goldgate.release.ledger import Entry, Ledger
 from goldgate.release.lock import ReleaseLock
 from goldgate.release.report import read_report
-from goldgate.release.rollback import RollbackOutcome, deploy_and_smoke, reconcile, rollback_locked
+from goldgate.release.rollback import (
+    RollbackOutcome,
+    check_pin_current,
+    deploy_and_smoke,
+    reconcile,
+    rollback_locked,
+)
 from goldgate.release.verification import DEFAULT_PATHS, GoldenPaths
 
 
@@ -47,10 +53,17 @@ class PromotionOutcome:
             return f"PROD now serves {self.image} (smoke passed)"
         what = {"smoke_failed": "PROD smoke failed", "deploy_failed": "PROD deploy failed"}.get(
             self.outcome, self.outcome)
-        tail = (f"rolled back automatically to {self.rollback.image} ({self.rollback.outcome.replace('_', ' ')})"
-                if self.rollback else "no earlier verified release to roll back to")
+        if self.rollback is None:
+            tail = "no earlier verified release to roll back to"
+            todo = "fix the cause and promote a fixed build"
+        elif self.rollback.ok:
+            tail, todo = f"rolled back automatically to {self.rollback.image} (smoke passed)", ""
+        else:  # PROD is on no verified release now: the operator has to act, and needs to be told how
+            why = self.rollback.outcome.replace("_", " ") + (f": {self.rollback.error}" if self.rollback.error else "")
+            tail = f"the automatic rollback to {self.rollback.image} failed too ({why})"
+            todo = "roll back further with `goldgate rollback --to <release>` (see `goldgate history`)"
         return f"{what} for {self.image}{': ' + self.error if self.error else ''}; {tail}; PROD is pinned to " \
-               f"{self.prod_image}"
+               f"{self.prod_image}{': ' + todo if todo else ''}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "ok": self.ok, "image": self.image, "release_id": self.release_id,
@@ -76,6 +89,9 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     superseded = None if recorded is None else next(
         (e.to_dict() for e in reversed(entries) if e.seq > recorded["seq"] and e.kind == "golden"
          and e.get("stack") == staging and e.get("suite") == "full" and e.get("image") == report.get("image")), None)
+    rejected = None if recorded is None else next(
+        (e.to_dict() for e in reversed(entries) if e.seq > recorded["seq"] and _rejected(e, prod, report.get("image"))),
+        None)
     since = _deployed_at(entries, staging, staging_image) or (now - timedelta(
         seconds=thresholds.report_max_age_s))
     error_rate: ErrorRate | None
@@ -84,19 +100,23 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     except GoldgateError:
         error_rate = None
     return evaluate(report, staging_image, thresholds, error_rate, now=now, staging_stack=staging,
-                    recorded=recorded, workflow_versions=versions, superseded_by=superseded), report, sha
+                    recorded=recorded, workflow_versions=versions, superseded_by=superseded,
+                    redeployed_by=_redeployed(entries, staging, staging_image),
+                    rejected_by=rejected), report, sha
 
 
 def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path | None = None,
             staging: str = "staging", prod: str = "prod", trigger: str = "user",
             progress: Progress = lambda _m: None, paths: GoldenPaths = DEFAULT_PATHS,
             now: datetime | None = None) -> PromotionOutcome:
-    """Raises PromotionRefused (nothing changed), ReleaseLocked, or GoldgateError when `prod` is not the stack
-    whose role is prod or `staging` is (nothing recorded or deployed); otherwise returns the outcome."""
+    """Raises PromotionRefused (nothing changed), ReleaseLocked, StalePin (PROD's stack file is older than its last
+    recorded change), or GoldgateError when `prod` is not the stack whose role is prod or `staging` is (nothing
+    recorded or deployed); otherwise returns the outcome."""
     t0 = time.monotonic()
     _check_stacks(deployer, staging, prod)
     report_path = report_path or paths.reports_dir / "latest.json"
     with ReleaseLock(home, f"promote {staging} -> {prod}"):
+        check_pin_current(deployer, ledger, prod)
         reconcile(deployer, ledger, prod, progress)
         decision, _report, sha = check_gate(deployer, ledger, report_path, staging=staging, prod=prod, now=now)
         if not decision.passed:
@@ -146,6 +166,28 @@ def _check_stacks(deployer: Deployer, staging: str, prod: str) -> None:
     if deployer.spec(staging).role == "prod":
         raise GoldgateError(f"cannot promote from {staging}: its role is prod; the candidate comes from a STAGING "
                             "stack")
+
+
+def _rejected(entry: Entry, prod: str, image: Any) -> bool:
+    """Did this ledger outcome find `image` wanting on `prod`: a promotion of it whose smoke cases failed, or an
+    operator's rollback that took `prod` off it? A failed deploy (and the automatic rollback after it) proves
+    nothing about the image: retrying it stays possible."""
+    if entry.get("phase") != "outcome" or entry.get("stack", "prod") != prod or not isinstance(image, str):
+        return False
+    if entry.kind == "promotion":
+        return entry.get("image") == image and entry.get("outcome") == "smoke_failed"
+    return (entry.kind == "rollback" and entry.get("reason") == "manual" and entry.get("before") == image
+            and entry.get("after") != image)
+
+
+def _redeployed(entries: list[Entry], stack: str, pinned: str | None) -> dict[str, Any] | None:
+    """The last deploy to `stack` when `pinned` is a pin `stack` had before it (a stack file older than that
+    deploy); None otherwise. A pin the ledger never saw (a deploy that failed after the pin) is taken as is."""
+    deploys = [e for e in entries if e.kind == "deploy" and e.get("stack") == stack]
+    if pinned is None or not deploys or deploys[-1].get("after") == pinned:
+        return None
+    earlier = {e.get(key) for e in deploys for key in ("before", "after")}
+    return deploys[-1].to_dict() if pinned in earlier else None
 
 
 def _deployed_at(entries: list[Entry], stack: str, image: str | None) -> datetime | None:

@@ -17,20 +17,26 @@ from goldgate.errors import GoldgateError
 from goldgate.release.cases import load_cases
 from goldgate.release.deployers.base import Deployer, Progress
 from goldgate.release.history import (
+    VERIFIED_OUTCOMES,
     UnknownRelease,
     interrupted,
     last_verified,
     release_ids,
     resolve,
+    stale_pin,
     verified_releases,
 )
-from goldgate.release.ledger import Ledger
+from goldgate.release.ledger import Entry, Ledger
 from goldgate.release.lock import ReleaseLock
 from goldgate.release.verification import DEFAULT_PATHS, GoldenPaths, run_golden
 
 
 class RollbackFailed(GoldgateError):
     """The rollback deploy or its smoke test failed; PROD's pin is recorded in the ledger."""
+
+
+class StalePin(GoldgateError):
+    """The stack file pins what the stack ran before its last recorded change: acting on it would undo that."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         raise UnknownRelease("--to is empty: name a digest, image ref or release id, or leave --to out for the "
                              "previous verified release")
     with ReleaseLock(home, f"rollback {stack}"):
+        check_pin_current(deployer, ledger, stack)
         reconcile(deployer, ledger, stack, progress)
         entries = ledger.entries()
         current = deployer.current_image(stack)
@@ -79,7 +86,7 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
                 raise UnknownRelease(f"no earlier verified release to roll back to ({stack} runs {current}); "
                                      "see `goldgate history`")
             target = found
-        if target.image == current:
+        if target.image == current and not _attempt_failed(entries, stack, current):
             raise GoldgateError(f"{stack} already runs {current}; nothing to roll back (name another release "
                                 "with --to)")
         load_cases(paths.cases_dir, smoke_only=True)  # smoke cases that cannot run: refused before PROD changes
@@ -90,6 +97,14 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
                              f"{': ' + outcome.error if outcome.error else ''}; {stack} is pinned to "
                              f"{outcome.prod_image} (recorded in the ledger)")
     return outcome
+
+
+def _attempt_failed(entries: list[Entry], stack: str, image: str) -> bool:
+    """Did the last promotion or rollback that put `image` on `stack` fail (deploy, smoke, interrupted)? Its pin
+    stays, so the stack "runs" it without having taken it; retrying that rollback must not be refused."""
+    attempt = next((e for e in reversed(entries) if e.kind in ("promotion", "rollback") and e.get("phase") == "outcome"
+                    and e.get("stack", "prod") == stack and e.get("image") == image), None)
+    return attempt is not None and attempt.get("outcome") not in VERIFIED_OUTCOMES
 
 
 def rollback_locked(deployer: Deployer, ledger: Ledger, image: str, *, stack: str, trigger: str, reason: str,
@@ -138,6 +153,20 @@ def deploy_and_smoke(deployer: Deployer, ledger: Ledger, stack: str, image: str,
 
 def _describe(exc: Exception) -> str:
     return str(exc) if isinstance(exc, GoldgateError) else f"{type(exc).__name__}: {exc}"
+
+
+def check_pin_current(deployer: Deployer, ledger: Ledger, stack: str) -> None:
+    """Refuse a stack file older than the stack's last recorded change, before anything is recorded: a re-run of
+    an earlier CI run would otherwise roll back to, or promote over, a release that was since replaced. Call
+    under the lock, before `reconcile` (which would record the stale pin as what the stack runs)."""
+    pinned = deployer.current_image(stack)
+    last = stale_pin(ledger.entries(), pinned, stack)
+    if last is not None:
+        left = last.get("pinned", last.get("after"))
+        raise StalePin(f"{stack} is pinned to {pinned} in this checkout, but its last {last.kind} (ledger "
+                       f"#{last.seq}) left it on {left}: this stack file is older than that change (a re-run of an "
+                       "earlier CI run?); nothing was changed: start a new run from the newest main (if main too "
+                       f"pins {pinned}, that change's pin commit never reached it: pin {left} there first)")
 
 
 def reconcile(deployer: Deployer, ledger: Ledger, stack: str, progress: Progress) -> int:

@@ -118,7 +118,7 @@ def _ci_shell_scripts() -> list[tuple[str, str]]:
     for name in WORKFLOW_NAMES:
         workflow = _workflow(name)
         for key, value in workflow.get("env", {}).items():
-            if key.startswith("LEDGER_"):
+            if key.startswith(("LEDGER_", "RELEASE_", "PROD_")):
                 scripts.append((f"{name} env.{key}", "#!/usr/bin/env bash\n" + value))
         for job_name, _job, step in _steps(workflow):
             if isinstance(step.get("run"), str):
@@ -242,7 +242,16 @@ def ledger_scripts() -> dict[str, str]:
     # Both workflows write the same branch; they must agree on how.
     assert release["LEDGER_RESTORE"] == rollback["LEDGER_RESTORE"]
     assert release["LEDGER_SAVE"] == rollback["LEDGER_SAVE"]
-    return {"restore": release["LEDGER_RESTORE"], "save": release["LEDGER_SAVE"]}
+    scripts = {"restore": release["LEDGER_RESTORE"], "save": release["LEDGER_SAVE"]}
+    if "PROD_STACK_IS_MAINS" in release or "PROD_STACK_IS_MAINS" in rollback:
+        assert release.get("PROD_STACK_IS_MAINS") == rollback.get("PROD_STACK_IS_MAINS")
+        scripts["current"] = release["PROD_STACK_IS_MAINS"]
+    # The release lock is shared the same way, when the workflows have one (the tests that need it ask for it).
+    for key, which in (("RELEASE_LOCK", "lock"), ("RELEASE_UNLOCK", "unlock")):
+        if key in release or key in rollback:
+            assert release.get(key) == rollback.get(key), f"release.yml and rollback.yml disagree on {key}"
+            scripts[which] = release[key]
+    return scripts
 
 
 class LedgerRig:
@@ -277,8 +286,27 @@ class LedgerRig:
         self._git(self.tmp, "clone", "-q", "--depth=1", self.origin.as_uri(), str(work))
         return work
 
-    def run(self, which: str, work: Path, note: str = "test") -> subprocess.CompletedProcess[str]:
-        return _bash(self.scripts[which], work, self._env(GOLDGATE_HOME=str(work / ".goldgate"), LEDGER_NOTE=note))
+    def run(self, which: str, work: Path, note: str = "test", **env: str) -> subprocess.CompletedProcess[str]:
+        return _bash(self.scripts[which], work, self._env(GOLDGATE_HOME=str(work / ".goldgate"), LEDGER_NOTE=note,
+                                                          **env))
+
+    def lock_env(self, work: Path, run_id: str, wait_s: str = "0", poll_s: str = "0.05") -> dict[str, str]:
+        """What a job's lock step sees; the step writes RELEASE_LOCK_COMMIT to `work/github_env`."""
+        (work / "github_env").touch()
+        return {"GITHUB_ENV": str(work / "github_env"), "GITHUB_WORKFLOW": "release", "GITHUB_RUN_ID": run_id,
+                "GITHUB_RUN_ATTEMPT": "1", "GITHUB_JOB": "promote", "RELEASE_LOCK_WAIT_S": wait_s,
+                "RELEASE_LOCK_POLL_S": poll_s}
+
+    def lock(self, work: Path, run_id: str, wait_s: str = "0") -> subprocess.CompletedProcess[str]:
+        return self.run("lock", work, **self.lock_env(work, run_id, wait_s))
+
+    def unlock(self, work: Path) -> subprocess.CompletedProcess[str]:
+        taken = dict(line.split("=", 1) for line in (work / "github_env").read_text().splitlines())
+        return self.run("unlock", work, **taken)
+
+    def lock_holder(self) -> str | None:
+        out = self._git(self.tmp, "ls-remote", self.origin.as_uri(), "refs/heads/goldgate-release-lock")
+        return out.split()[0] if out.strip() else None
 
     def branch_ledger(self) -> str | None:
         proc = subprocess.run(["git", "show", "release-ledger:ledger.jsonl"], cwd=self.origin, env=self._env(),
@@ -433,3 +461,150 @@ def test_stopping_run_mjs_stops_the_golden_run_it_started(tmp_path: Path) -> Non
         os.kill(child, signal.SIGKILL)
     assert stopped.exists() and not alive
     assert code != 0
+
+
+# --- one PROD change at a time, nothing cancelled -----------------------------------------------------------
+
+
+def test_nothing_queued_after_a_dispatched_rollback_can_cancel_it() -> None:
+    # A concurrency group holds one running and one pending run, and a newly queued run cancels the pending one.
+    # Before: rollback.yml shared `goldgate-prod-release` with release.yml, so a push while a release ran
+    # silently cancelled the operator's pending rollback (as would a second dispatch).
+    workflow = _workflow("rollback.yml")
+    groups = [workflow.get("concurrency")] + [job.get("concurrency") for job in workflow["jobs"].values()]
+    assert groups == [None] * len(groups), f"rollback.yml: a concurrency group can cancel a pending rollback: {groups}"
+
+
+def _step_index(steps: list[dict], pattern: str) -> int:
+    found = [i for i, s in enumerate(steps) if re.search(pattern, s.get("run") or "")]
+    assert len(found) == 1, f"expected one step running {pattern!r}, found {len(found)}"
+    return found[0]
+
+
+@pytest.mark.parametrize(("name", "job", "command"), [("release.yml", "promote", r"goldgate promote\b"),
+                                                      ("rollback.yml", "rollback", r"goldgate rollback\b")])
+def test_a_prod_job_holds_the_release_lock_from_before_its_ledger_restore_to_after_its_save(
+        name: str, job: str, command: str) -> None:
+    # With no shared concurrency group, the lock is what keeps a rollback and a promotion apart; taken after the
+    # restore, the job would act on a ledger (and save over one) that the other job changed meanwhile.
+    steps = _workflow(name)["jobs"][job]["steps"]
+    lock, restore = _step_index(steps, r"\$RELEASE_LOCK\b"), _step_index(steps, r"\$LEDGER_RESTORE\b")
+    current, act = _step_index(steps, r"\$PROD_STACK_IS_MAINS\b"), _step_index(steps, command)
+    pins, save = _step_index(steps, r"git push origin HEAD:main"), _step_index(steps, r"\$LEDGER_SAVE\b")
+    unlock = _step_index(steps, r"\$RELEASE_UNLOCK\b")
+    assert lock < restore < act < pins < save < unlock and lock < current < act
+    assert steps[lock].get("id") == "lock" and "always()" not in str(steps[lock].get("if", ""))
+    assert steps[current].get("id") == "current" and "always()" not in str(steps[current].get("if", ""))
+    # Pushed only by the lock's holder, even after a failed step; the pins only from a checkout of main's PROD file.
+    assert str(steps[save].get("if")) == "always() && steps.lock.outcome == 'success'"
+    assert str(steps[pins].get("if")) == ("always() && steps.lock.outcome == 'success' && "
+                                          "steps.current.outcome == 'success'")
+    assert str(steps[unlock].get("if")) == "always()"
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_every_ledger_save_runs_under_the_release_lock(name: str) -> None:
+    # The save refuses a branch with entries it never restored: a build's save landing between a rollback's
+    # restore and save would cost the rollback its evidence.
+    for job_name, job in _workflow(name)["jobs"].items():
+        steps = job.get("steps", [])
+        if not any("$LEDGER_SAVE" in (s.get("run") or "") for s in steps):
+            continue
+        lock, save = _step_index(steps, r"\$RELEASE_LOCK\b"), _step_index(steps, r"\$LEDGER_SAVE\b")
+        unlock = _step_index(steps, r"\$RELEASE_UNLOCK\b")
+        assert lock < save < unlock, f"{name}: job {job_name}"
+        assert "steps.lock.outcome == 'success'" in str(steps[save].get("if")), f"{name}: job {job_name}"
+        assert str(steps[unlock].get("if")) == "always()", f"{name}: job {job_name}"
+
+
+def test_a_second_job_waits_for_the_release_lock_and_names_who_holds_it(rig: LedgerRig) -> None:
+    first, second = rig.job(), rig.job()
+    assert rig.lock(first, "101").returncode == 0
+    proc = rig.lock(second, "202")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "held by release run 101 attempt 1, job promote" in out
+    assert "git push origin --delete goldgate-release-lock" in out
+    assert rig.unlock(first).returncode == 0 and rig.lock_holder() is None
+    assert rig.lock(second, "202").returncode == 0 and rig.lock_holder() is not None
+
+
+def test_a_waiting_job_takes_the_release_lock_once_its_holder_releases_it(rig: LedgerRig) -> None:
+    first, second = rig.job(), rig.job()
+    assert rig.lock(first, "101").returncode == 0
+    log = rig.tmp / "waiter.log"
+    with log.open("w") as out:
+        waiter = subprocess.Popen(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", rig.scripts["lock"]],
+                                  cwd=second, stdout=out, stderr=subprocess.STDOUT,
+                                  env=rig._env(**rig.lock_env(second, "202", wait_s="600")))
+    try:
+        deadline = time.monotonic() + 120   # a guard against a hang, not a measurement
+        while "waiting for the release lock" not in log.read_text():
+            assert waiter.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        assert rig.unlock(first).returncode == 0
+        assert waiter.wait(timeout=120) == 0, log.read_text()
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
+    assert "RELEASE_LOCK_COMMIT=" in (second / "github_env").read_text()
+    assert rig.lock_holder() is not None, log.read_text()
+
+
+def test_releasing_never_frees_a_lock_another_job_took_since(rig: LedgerRig) -> None:
+    first, second = rig.job(), rig.job()
+    assert rig.lock(first, "101").returncode == 0
+    rig._git(first, "push", "-q", "origin", "--delete", "goldgate-release-lock")   # freed by hand
+    assert rig.lock(second, "202").returncode == 0
+    held = rig.lock_holder()
+    proc = rig.unlock(first)
+    assert proc.returncode != 0 and "no longer ours" in proc.stdout + proc.stderr
+    assert rig.lock_holder() == held
+
+
+def test_a_job_that_never_took_the_release_lock_releases_nothing(rig: LedgerRig) -> None:
+    first, second = rig.job(), rig.job()
+    assert rig.lock(first, "101").returncode == 0
+    held = rig.lock_holder()
+    assert rig.run("unlock", second).returncode == 0
+    assert rig.lock_holder() == held
+
+
+def test_an_unreachable_origin_fails_the_lock_at_once_instead_of_waiting(rig: LedgerRig) -> None:
+    work = rig.job()
+    rig._git(work, "remote", "set-url", "origin", (rig.tmp / "gone.git").as_uri())
+    proc = rig.lock(work, "101", wait_s="3600")
+    assert proc.returncode != 0 and "cannot take the release lock" in proc.stdout + proc.stderr
+
+
+def _commit_prod_stack(rig: LedgerRig, text: str) -> None:
+    work = rig.job()
+    (work / "stacks").mkdir(exist_ok=True)
+    (work / "stacks" / "Pulumi.prod.yaml").write_text(text)
+    rig._git(work, "add", "stacks/Pulumi.prod.yaml")
+    rig._git(work, "commit", "-qm", "pin prod")
+    rig._git(work, "push", "-q", "origin", "HEAD:main")
+
+
+def test_a_prod_job_from_a_commit_whose_prod_stack_file_is_not_mains_stops(rig: LedgerRig) -> None:
+    # "Re-run jobs" checks out the run's own commit: its PROD pin and config predate a later promotion or
+    # rollback. Before, nothing in the workflow noticed and `pulumi up` applied them to PROD.
+    _commit_prod_stack(rig, f"image: {IMAGE}\n")
+    rerun = rig.job()
+    _commit_prod_stack(rig, "image: ghcr.example/acme/worker@sha256:" + "c" * 64 + "\n")
+    proc = rig.run("current", rerun, GITHUB_SHA="abc123")
+    assert proc.returncode != 0
+    assert "stacks/Pulumi.prod.yaml of this run's commit (abc123) is not main's" in proc.stdout + proc.stderr
+    assert rig.run("current", rig.job(), GITHUB_SHA="def456").returncode == 0
+
+
+def test_a_prod_job_goes_on_when_main_moved_without_touching_the_prod_stack_file(rig: LedgerRig) -> None:
+    _commit_prod_stack(rig, f"image: {IMAGE}\n")
+    work = rig.job()
+    other = rig.job()
+    (other / "README.md").write_text("goldgate, edited\n")
+    rig._git(other, "commit", "-qam", "docs")
+    rig._git(other, "push", "-q", "origin", "HEAD:main")
+    proc = rig.run("current", work, GITHUB_SHA="abc123")
+    assert proc.returncode == 0, proc.stderr
