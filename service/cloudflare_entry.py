@@ -9,8 +9,9 @@ migrates D1 (Pulumi does) and never polls RunPod.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import fields
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,12 +40,15 @@ except ImportError:  # pragma: no cover - plain CPython without the stand-in
     WorkerEntrypoint = object
 
 try:
-    from pyodide.ffi import JsException, to_js
+    from pyodide.ffi import JsException, create_once_callable, to_js
 except ImportError:  # pragma: no cover
     JsException = Exception
 
     def to_js(value: Any, **_: Any) -> Any:
         return value
+
+    def create_once_callable(function: Any) -> Any:
+        return function
 
 try:  # Pyodide >= 0.28 only: the Python 3.12 runtimes (Pyodide 0.26, 0.27) have no jsnull
     from pyodide.ffi import jsnull
@@ -320,4 +324,22 @@ class Default(WorkerEntrypoint):  # type: ignore[misc, valid-type]
                                   "path": (urlsplit(str(request.url)).path or "/")[:512], "status": 400})
             return to_workers_response(json_response(400, {"error": {
                 "code": "body_unreadable", "message": "the request body could not be read to its end; send it again"}}))
+        if core_request.method == "POST":
+            return to_workers_response(await self._to_the_end(app.handle(core_request)))
         return to_workers_response(await app.handle(core_request))
+
+    async def _to_the_end(self, work: Awaitable[Response]) -> Response:
+        """`work`'s answer, with `work` under ctx.waitUntil: the runtime cancels a request's work when its
+        client disconnects unless it runs there. A POST changes state; cut between RunPod's /run answer and
+        recording its id, a create would leave a job RunPod runs and bills that no recovery can find."""
+        from js import Promise
+
+        task = asyncio.ensure_future(work)
+
+        def settle(resolve: Any, reject: Any) -> None:
+            # A JS promise settled by the task, resolved with nothing: a Python value handed to JS
+            # would be a borrowed proxy, destroyed before the runtime looks at it.
+            task.add_done_callback(lambda _: resolve())
+
+        self.ctx.waitUntil(Promise.new(create_once_callable(settle)))
+        return await asyncio.shield(task)  # a cancelled wait for the answer leaves the work running

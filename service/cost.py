@@ -4,7 +4,8 @@ Billed seconds are RunPod's executionTime rounded UP to whole seconds (RunPod bi
 per second of execution; queue time is not billed). The price is the stack's
 `price_per_gpu_second` when set, otherwise the flex price of the worker-reported GPU type from
 the vendor table below (USD per GPU-second, offline fallback). Unknown GPU and no configured
-price -> no estimate (None), never a guess.
+price -> no estimate (None), never a guess. One attempt only: a job RunPod ran again after /retry is
+costed for the last attempt the service applied (service/README.md says why no more can be known).
 """
 
 from __future__ import annotations

@@ -48,14 +48,26 @@ def check_inputs_size(inputs: dict[str, Any]) -> None:
                                                 f"{MAX_INPUTS_JSON_BYTES}: send large data (e.g. images) by URL")
 
 
-async def insert(db: Database, job: NewJob) -> None:
+_INSERT = ("INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, "
+           "worker_image_tag, created_at, created_at_ms, updated_at) ")
+
+
+def insert_statement(job: NewJob, held_by: tuple[str, str] | None = None) -> Statement:
+    """The job's INSERT; with `held_by` (scope, idempotency key) only if that key row names this job
+    (service/idempotency.py writes the key row first, in the same batch)."""
     now = iso_ms(job.created_at_s)
-    await db.execute(
-        "INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, "
-        "worker_image_tag, created_at, created_at_ms, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
-        (job.id, job.stack, job.workflow_id, job.workflow_version,
-         _inputs_json(job.inputs), job.trace_id, job.worker_image_tag, now,
-         int(job.created_at_s * 1000), now))
+    params = (job.id, job.stack, job.workflow_id, job.workflow_version, _inputs_json(job.inputs), job.trace_id,
+              job.worker_image_tag, now, int(job.created_at_s * 1000), now)
+    if held_by is None:
+        return Statement(_INSERT + "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)", params)
+    return Statement(_INSERT + "SELECT ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "
+                     "idempotency_keys WHERE scope = ? AND idempotency_key = ? AND job_id = ?)",
+                     (*params, *held_by, job.id))
+
+
+async def insert(db: Database, job: NewJob) -> None:
+    statement = insert_statement(job)
+    await db.execute(statement.sql, statement.params)
 
 
 async def get(db: Database, job_id: str) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from service import jobs
+from service import idempotency, jobs
 from service.http import (
     ApiError,
     Request,
@@ -85,6 +85,7 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
     if extra:
         raise ApiError(400, "unknown_field", f"unknown field {extra[0][:64]!r}; send workflow_id and inputs",
                        field=extra[0][:64])
+    key = idempotency.parse(request.header("idempotency-key"), app.config.stack, body)
     workflow = app.registry.get(body.get("workflow_id"))
     inputs = workflow.validate_inputs(body.get("inputs", {}))
     jobs.check_inputs_size(inputs)
@@ -93,12 +94,24 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
                       workflow_version=workflow.version, inputs=inputs, trace_id=_trace_id(request),
                       created_at_s=now, worker_image_tag=app.config.worker_image_tag)
     log = app.log.bind(job_id=job.id, trace_id=job.trace_id, workflow_version=job.workflow_version)
-    try:
-        await jobs.insert(app.db, job)  # written before RunPod is called: nothing is ever lost
+    try:  # written before RunPod is called: nothing is ever lost
+        if key is None:
+            holder = None
+            await jobs.insert(app.db, job)
+        else:
+            holder = await idempotency.insert_job(app.db, key, job)
+    except ApiError:  # the key was used for another body: a refusal, not a failed write
+        raise
     except Exception as exc:
         log.error("job.create_failed", reason="database_write_failed", error=error_field(exc),
                   message="the job could not be recorded; it was not sent to RunPod")
         raise
+    if holder is not None:
+        app.log.bind(job_id=holder.job_id, trace_id=holder.trace_id).info(
+            "job.create_replayed", status=holder.status, reason="idempotency_key_seen",
+            message="a create with the same Idempotency-Key and body was answered with its job")
+        return json_response(202, {"job_id": holder.job_id, "status": holder.status, "trace_id": holder.trace_id},
+                             {"idempotent-replayed": "true"})
     log.info("job.created", status="queued", data={"workflow_id": workflow.id})
     run_body = {
         "input": {"workflow_id": workflow.id, "workflow_version": workflow.version, "inputs": inputs,
@@ -125,6 +138,8 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
             return json_response(202, {"job_id": job.id, "status": row["status"], "trace_id": job.trace_id})
         log.error("job.submit_failed", status="failed", reason="runpod_refused" if refused else "runpod_unavailable",
                   message=reason, error={"type": type(exc).__name__, "message": reason})
+        if key is not None:
+            await _release_key(app, key, job.id, log)
         if not isinstance(exc, (RunPodRefused, RunPodUnavailable)):
             raise
         raise ApiError(502 if refused else 503, "runpod_refused" if refused else "runpod_unavailable",
@@ -139,6 +154,15 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
         return json_response(202, {"job_id": job.id, "status": "queued", "trace_id": job.trace_id})
     log.info("job.submitted", status="queued", runpod_job_id=reply["id"])
     return json_response(202, {"job_id": job.id, "status": "queued", "trace_id": job.trace_id})
+
+
+async def _release_key(app: App, key: idempotency.IdempotencyKey, job_id: str, log: Logger) -> None:
+    try:
+        await idempotency.release(app.db, key, job_id)
+    except Exception as exc:  # noqa: BLE001 - the client still gets the submission's own error
+        log.warning("job.idempotency_key_kept", reason="database_write_failed", error=error_field(exc),
+                    message="the failed job keeps its Idempotency-Key: a retry with it answers this job; "
+                            "retry with a new key")
 
 
 async def runpod_webhook(app: App, request: Request, **_: str) -> Response:

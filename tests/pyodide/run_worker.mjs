@@ -292,7 +292,9 @@ sys.path[:0] = ["${UPLOAD_ROOT}", "${RUNTIME_ROOT}"]
 from ${upload.bundle.main_module.replace(/\.py$/, "")} import Default
 Default
 `);
-  const worker = Default({ waitUntil: () => {}, passThroughOnException: () => {} },
+  // The runtime keeps a request's work alive until each promise handed to waitUntil settles.
+  const waiting = [];
+  const worker = Default({ waitUntil: (promise) => { waiting.push(promise); }, passThroughOnException: () => {} },
                          { ...env, DB: db, RESULTS: bucket });
 
   const steps = [];
@@ -416,12 +418,22 @@ Default
   runpod.release();
   await overtaken;
 
+  // A client retrying a create it got no answer to, with the same Idempotency-Key: one job, one /run.
+  const keyed = { headers: { ...auth, "content-type": "application/json", "idempotency-key": "pyodide-retry-1" },
+                  body: JSON.stringify({ workflow_id: "sdxl-txt2img", inputs: { prompt: "a mill in fog" } }) };
+  await call("create_keyed", "POST", "/api/queue/create", keyed);
+  await call("create_keyed_again", "POST", "/api/queue/create", keyed);
+
+  const settled = await Promise.allSettled(waiting);
+  const waitUntil = { count: waiting.length, promises: waiting.every((p) => p instanceof Promise),
+                      rejected: settled.filter((s) => s.status === "rejected").map((s) => String(s.reason)) };
+
   const [versions] = JSON.parse(pyodide.runPython(
     "import json, sys, pyodide; json.dumps([[pyodide.__version__, sys.version.split()[0]]])"));
   return {
     pyodide: versions[0], python: versions[1], load_ms: loadMs, job_id: jobId, result_key: key,
     result_base64: Buffer.from(image).toString("base64"), result_uploaded_ms: bucket.objects.get(key)?.uploaded.getTime(),
-    runpod_calls: runpod.calls, steps, printed, stderr: errors,
+    runpod_calls: runpod.calls, steps, printed, stderr: errors, wait_until: waitUntil,
     tables: { jobs: db.rows("SELECT id, status, runpod_job_id, version, worker_image_tag, error FROM jobs"),
               webhook_deliveries: db.rows("SELECT job_id, runpod_status, source, applied FROM webhook_deliveries"),
               job_metrics: db.rows("SELECT job_id, status, runpod_run_duration_ms FROM job_metrics") },

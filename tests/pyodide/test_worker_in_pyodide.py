@@ -216,7 +216,7 @@ def test_refusals_are_json_errors(run):
         assert ops(big) == []
     # The 8 MiB chunked upload was read only a little past the 64 KiB limit (the isolate has 128 MB).
     assert step(run, "oversized_chunked")["pulled"] < 1024 * 1024
-    assert len(run["runpod_calls"]) == 2  # the two jobs created; nothing refused reached RunPod
+    assert len(run["runpod_calls"]) == 3  # the three jobs created; nothing refused reached RunPod
 
 
 def test_every_line_the_worker_printed_is_one_goldgate_log_line_per_request(run, log_lines):
@@ -228,3 +228,18 @@ def test_every_line_the_worker_printed_is_one_goldgate_log_line_per_request(run,
     log_lines.extend(run["printed"])  # and again by the kit's fixture at teardown
     errors = [s["name"] for s in run["steps"] if any(json.loads(line)["level"] == "error" for line in s["printed"])]
     assert errors == ["result_r2_down"]  # the one 503 (R2 down) is logged as an error; nothing else
+
+
+def test_a_create_retried_with_its_idempotency_key_answers_the_same_job_over_d1(run):
+    first, again = step(run, "create_keyed"), step(run, "create_keyed_again")
+    assert first["status"] == again["status"] == 202 and again["json"]["job_id"] == first["json"]["job_id"]
+    assert again["headers"]["idempotent-replayed"] == "true" and "idempotent-replayed" not in first["headers"]
+    assert len([c for c in run["runpod_calls"] if first["json"]["job_id"] in c["body"]]) == 1
+    assert len([j for j in run["tables"]["jobs"] if j["id"] == first["json"]["job_id"]]) == 1
+
+
+def test_every_post_runs_under_wait_until_and_its_promise_settles_cleanly(run):
+    """A POST's work runs under ctx.waitUntil, so a client that disconnects cannot cut a create between
+    RunPod taking the job and its id being recorded; the runtime gets a real Promise that resolves."""
+    posts = [s for s in run["steps"] if s["method"] == "POST"]
+    assert run["wait_until"] == {"count": len(posts), "promises": True, "rejected": []}

@@ -212,22 +212,47 @@ def _to_js(value: Any, **_: Any) -> Any:
     return value
 
 
+def _create_once_callable(function: Any) -> Any:
+    return function
+
+
+class JsPromise:
+    """`js.Promise`: `Promise.new(executor)` calls executor(resolve, reject) at once, as JS does."""
+
+    @staticmethod
+    def new(executor: Any) -> asyncio.Future:
+        settled = asyncio.get_running_loop().create_future()
+        executor(lambda value=None: settled.done() or settled.set_result(value), settled.set_exception)
+        return settled
+
+
+class Ctx:
+    """The Workers ExecutionContext: the runtime keeps a request's work alive until each promise handed to
+    waitUntil settles, even after its client disconnected; all other work of the request is cancelled."""
+
+    def __init__(self) -> None:
+        self.waiting: list[Any] = []
+
+    def waitUntil(self, promise: Any) -> None:
+        self.waiting.append(promise)
+
+
 def _load_entry(monkeypatch: pytest.MonkeyPatch, with_jsnull: bool) -> Any:
     workers = types.ModuleType("workers")
     workers.WorkerEntrypoint = WorkerEntrypoint
     workers.Response = WorkersResponse
     pyodide = types.ModuleType("pyodide")
     ffi = types.ModuleType("pyodide.ffi")
-    ffi.JsException, ffi.to_js = JsException, _to_js
-    modules = [("workers", workers), ("pyodide", pyodide), ("pyodide.ffi", ffi)]
+    ffi.JsException, ffi.to_js, ffi.create_once_callable = JsException, _to_js, _create_once_callable
+    js = types.ModuleType("js")
+    js.Promise = JsPromise
+    modules = [("workers", workers), ("pyodide", pyodide), ("pyodide.ffi", ffi), ("js", js)]
     if with_jsnull:  # Pyodide >= 0.28
         ffi.jsnull = JSNULL
     else:  # Pyodide 0.26 / 0.27 (Python 3.12): no jsnull; JS null only inside JS values, e.g. JSON.parse's
-        js = types.ModuleType("js")
         js.JSON = types.SimpleNamespace(parse=lambda text: [JSNULL if v is None else v for v in json.loads(text)])
         js.Reflect = types.SimpleNamespace(apply=lambda fn, this, args: fn(*args))
         js.Object = types.SimpleNamespace(fromEntries=dict)
-        modules.append(("js", js))
     pyodide.ffi = ffi
     bundled = types.ModuleType("bundled_workflows")
     bundled.WORKFLOWS = {p.name: p.read_text() for p in WORKFLOWS.glob("*.json")}
@@ -296,7 +321,7 @@ def test_config_from_env_parses_text_bindings_and_ignores_the_rest(entry, tmp_pa
 def test_the_worker_serves_the_job_path_over_d1_r2_and_fetch(entry, tmp_path, fake_runpod, log_lines, capsys):
     env = make_env(tmp_path, fake_runpod.base)
     fetch = Fetch()
-    worker = entry.Default(None, env)
+    worker = entry.Default(Ctx(), env)
     entry.Default._app = entry.build_app(env, fetch=fetch)
     auth = {"authorization": f"Bearer {API_TOKEN}"}
 
@@ -352,7 +377,7 @@ def test_a_chunked_body_over_the_limit_is_refused_having_read_only_just_past_it(
     before checking would hit the isolate's 128 MB memory limit."""
     env = make_env(tmp_path, fake_runpod.base)  # MAX_BODY_BYTES 65536
     entry.Default._app = entry.build_app(env, fetch=Fetch())
-    worker = entry.Default(None, env)
+    worker = entry.Default(Ctx(), env)
     auth = {"authorization": f"Bearer {API_TOKEN}"}
     chunk = b" " * 16384
     huge = JsRequest("POST", "https://api.example/api/queue/create", (chunk for _ in range(6400)), auth)
@@ -372,7 +397,7 @@ def test_a_chunked_body_over_the_limit_is_refused_having_read_only_just_past_it(
 def test_a_misconfigured_worker_answers_json_not_a_traceback(entry, tmp_path):
     env = make_env(tmp_path, "http://127.0.0.1:9/v2/ep", WEBHOOK_SECRET="short")
     entry.Default._app = None
-    reply = asyncio.run(entry.Default(None, env).fetch(JsRequest("GET", "https://api.example/healthz")))
+    reply = asyncio.run(entry.Default(Ctx(), env).fetch(JsRequest("GET", "https://api.example/healthz")))
     assert reply.status == 500 and json.loads(reply.body)["error"]["code"] == "misconfigured"
 
 
@@ -383,11 +408,11 @@ def test_a_worker_missing_a_binding_or_with_a_broken_workflow_answers_json_and_l
     env = make_env(tmp_path, "http://127.0.0.1:9/v2/ep")
     del env.DB
     entry.Default._app = None
-    reply = asyncio.run(entry.Default(None, env).fetch(JsRequest("GET", "https://api.example/healthz")))
+    reply = asyncio.run(entry.Default(Ctx(), env).fetch(JsRequest("GET", "https://api.example/healthz")))
     assert reply.status == 500 and json.loads(reply.body)["error"]["code"] == "misconfigured"
     assert "DB" in json.loads(reply.body)["error"]["message"]
     monkeypatch.setattr(sys.modules["bundled_workflows"], "WORKFLOWS", {"bad.json": "{"})
-    reply = asyncio.run(entry.Default(None, make_env(tmp_path / "w", "http://127.0.0.1:9/v2/ep")).fetch(
+    reply = asyncio.run(entry.Default(Ctx(), make_env(tmp_path / "w", "http://127.0.0.1:9/v2/ep")).fetch(
         JsRequest("GET", "https://api.example/healthz")))
     assert reply.status == 500 and "bad.json" in json.loads(reply.body)["error"]["message"]
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
@@ -401,7 +426,7 @@ def test_the_worker_reads_a_webhook_larger_than_the_client_body_limit(entry, tmp
     """RunPod's webhook echoes the job's input beside the outcome: it must not be cut at the client's limit."""
     env = make_env(tmp_path, fake_runpod.base, MAX_BODY_BYTES="1024")
     fetch = Fetch()
-    worker = entry.Default(None, env)
+    worker = entry.Default(Ctx(), env)
     entry.Default._app = entry.build_app(env, fetch=fetch)
     auth = {"authorization": f"Bearer {API_TOKEN}"}
 
@@ -444,7 +469,7 @@ def test_on_a_pyodide_without_jsnull_the_worker_still_binds_null_and_uses_to_js(
     entry = entry_without_jsnull
     assert entry.to_js is _to_js and entry.JsException is JsException and entry.jsnull is None
     env = make_env(tmp_path, fake_runpod.base, null=None)
-    worker = entry.Default(None, env)
+    worker = entry.Default(Ctx(), env)
     entry.Default._app = entry.build_app(env, fetch=Fetch())
     auth = {"authorization": f"Bearer {API_TOKEN}"}
 
@@ -466,7 +491,7 @@ def test_a_null_column_read_back_as_jsnull_is_none_to_the_core(entry, tmp_path, 
     be refused as runpod_id_mismatch."""
     env = make_env(tmp_path, fake_runpod.base)
     entry.Default._app = entry.build_app(env, fetch=Fetch())
-    worker = entry.Default(None, env)
+    worker = entry.Default(Ctx(), env)
     job_id = "ab" * 16
     env.DB.conn.execute(
         "INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, created_at, "
@@ -503,7 +528,7 @@ def test_r2_failing_answers_503_store_unavailable_like_the_local_store_not_a_500
     env = make_env(tmp_path, fake_runpod.base)
     env.RESULTS = UnavailableR2(tmp_path / "r2")
     entry.Default._app = entry.build_app(env, fetch=Fetch())
-    worker = entry.Default(None, env)
+    worker = entry.Default(Ctx(), env)
     auth = {"authorization": f"Bearer {API_TOKEN}"}
 
     async def scenario() -> tuple[Any, ...]:
@@ -557,7 +582,7 @@ def test_header_values_with_commas_reach_the_core_whole_through_the_sdk_request(
     token = "tok-Api,Token-With,Commas-0123"
     env = make_env(tmp_path, "http://127.0.0.1:9/v2/ep", API_TOKEN=token)
     entry.Default._app = entry.build_app(env, fetch=Fetch())
-    worker = entry.Default(None, env)
+    worker = entry.Default(Ctx(), env)
     request = JsRequest("GET", "https://api.example/api/workflows", b"",
                         {"authorization": f"Bearer {token}", "accept": "application/json, */*;q=0.5"})
     core = asyncio.run(entry.to_core_request(SdkRequest(request), lambda _path: 65536))
@@ -574,7 +599,7 @@ def test_a_body_that_breaks_off_mid_read_answers_400_and_logs_a_schema_line(entr
     goldgate.log.v1, not leave an uncaught exception (a plain-text traceback) to the runtime."""
     env = make_env(tmp_path, fake_runpod.base)
     entry.Default._app = entry.build_app(env, fetch=Fetch())
-    worker = entry.Default(None, env)
+    worker = entry.Default(Ctx(), env)
 
     def broken():
         yield b'{"workflow_id": '
@@ -593,7 +618,7 @@ def _worker_with_job(entry: Any, tmp_path: Path, fake_runpod: Any, **env: str) -
     """A Worker over the D1 and R2 stand-ins, one job created through it and its result stored in R2."""
     env_ = make_env(tmp_path, fake_runpod.base, **env)
     entry.Default._app = entry.build_app(env_, fetch=Fetch())
-    worker = entry.Default(None, env_)
+    worker = entry.Default(Ctx(), env_)
     body = json.dumps({"workflow_id": "flux-schnell", "inputs": {"prompt": "p"}}).encode()
     created = asyncio.run(worker.fetch(JsRequest("POST", "https://api.example/api/queue/create", body,
                                                  {"authorization": f"Bearer {API_TOKEN}"})))
@@ -673,7 +698,7 @@ def test_inputs_too_large_for_a_d1_row_are_a_413_naming_the_limit_not_a_500(entr
     env = make_env(tmp_path, fake_runpod.base, MAX_BODY_BYTES="4000000")
     fetch = Fetch()
     entry.Default._app = entry.build_app(env, fetch=fetch, registry=registry)
-    worker = entry.Default(None, env)
+    worker = entry.Default(Ctx(), env)
 
     def create(image_bytes: int) -> Any:
         body = json.dumps({"workflow_id": "img2img", "inputs": {"image": "A" * image_bytes}}).encode()
@@ -704,3 +729,48 @@ def test_a_reported_sha256_that_is_no_digest_is_not_stored_so_the_job_completes(
     [stored] = json.loads(env.DB.conn.execute("SELECT results_json FROM jobs").fetchone()[0])
     assert (stored["sha256"], stored["width"], stored["height"]) == (None, None, 768)
     log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
+
+
+class HeldRun(Fetch):
+    """`fetch` whose /run answer is held back after RunPod took the job, until `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken, self.release = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self, url: str, init: dict) -> Any:
+        reply = await super().__call__(url, init)
+        if url.endswith("/run"):
+            self.taken.set()
+            await self.release.wait()
+        return reply
+
+
+def test_a_create_whose_client_disconnects_while_runpod_answers_still_records_the_runpod_id(
+        entry, tmp_path, fake_runpod, capsys, log_lines):
+    """The runtime cancels a disconnected client's request, except work under ctx.waitUntil. Cut between
+    RunPod taking the job and the id being recorded, the job would run and be billed with no RunPod id
+    to recover it by, and the client, having no answer, would submit it again."""
+    env, ctx = make_env(tmp_path, fake_runpod.base), Ctx()
+    worker = entry.Default(ctx, env)
+    body = json.dumps({"workflow_id": "flux-schnell", "inputs": {"prompt": "p"}}).encode()
+
+    async def scenario() -> None:
+        fetch = HeldRun()
+        entry.Default._app = entry.build_app(env, fetch=fetch)
+        client = asyncio.ensure_future(worker.fetch(JsRequest(
+            "POST", "https://api.example/api/queue/create", body, {"authorization": f"Bearer {API_TOKEN}"})))
+        await fetch.taken.wait()
+        client.cancel()  # the client disconnects
+        with pytest.raises(asyncio.CancelledError):
+            await client
+        fetch.release.set()
+        await asyncio.gather(*ctx.waiting)  # what the runtime still lets finish
+
+    asyncio.run(scenario())
+    log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
+    [(status, rid)] = env.DB.conn.execute("SELECT status, runpod_job_id FROM jobs").fetchall()
+    assert status == "queued" and rid is not None
+    assert len(fake_runpod.runs) == 1
+    assert [json.loads(line)["runpod_job_id"] for line in log_lines if json.loads(line)["event"] == "job.submitted"] \
+        == [rid]

@@ -110,12 +110,12 @@ def test_shipped_workflows_if_present_load():
 
 def test_migrations_runner_is_idempotent_and_compatible_with_wrangler_and_goldgate(tmp_path):
     conn = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
-    assert apply_sqlite(conn, MIGRATIONS) == ["0001_init.sql"]
+    assert apply_sqlite(conn, MIGRATIONS) == ["0001_init.sql", "0002_idempotency_keys.sql"]
     assert apply_sqlite(conn, MIGRATIONS) == []
     cols = [r[1] for r in conn.execute("PRAGMA table_info(d1_migrations)")]
     assert cols == ["id", "name", "applied_at"]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"jobs", "webhook_deliveries", "job_metrics", "d1_migrations"} <= tables
+    assert {"jobs", "webhook_deliveries", "job_metrics", "idempotency_keys", "d1_migrations"} <= tables
     metric_cols = {r[1] for r in conn.execute("PRAGMA table_info(job_metrics)")}
     assert metric_cols == {"job_id", "stack", "status", "runpod_queue_duration_ms", "runpod_run_duration_ms",
                            "e2e_ms", "worker_image_tag", "workflow_version", "gpu_type", "cost_estimate_usd",
