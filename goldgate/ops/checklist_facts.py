@@ -271,12 +271,14 @@ def _bounded_lines(fh: Any) -> Iterable[str | None]:
 
 
 def dockerfile_problems(dockerfile: Path, manifest: Any) -> tuple[str, ...]:
-    """Models baked by the Dockerfile, one ADD per manifest entry, and no volume."""
+    """Models baked by the Dockerfile, one layer per manifest entry (an ADD or COPY, or a RUN of the worker's
+    fetch_model.py, whose last argument is the file it writes), and no volume."""
     text = dockerfile.read_text(encoding="utf-8")
     problems = []
     for m in manifest.models:
         target = f"/comfyui/models/{m.relative_path}"
-        if not re.search(rf"^\s*(ADD|COPY)\b.*\s{re.escape(target)}\s*$", text, re.MULTILINE):
+        baked = rf"^\s*(?:ADD|COPY|RUN\s+python\b.*\bfetch_model\.py)\b.*\s{re.escape(target)}\s*$"
+        if not re.search(baked, text, re.MULTILINE):
             problems.append(f"the Dockerfile does not bake {m.relative_path} into {target}")
     if re.search(r"^\s*VOLUME\b", text, re.MULTILINE):
         problems.append("the Dockerfile declares a VOLUME; models must be baked, not mounted")

@@ -341,3 +341,22 @@ def test_an_oversized_log_line_is_judged_invalid_without_being_held_in_memory(tm
     assert facts.invalid_count == 1 and "service.jsonl:1" in facts.invalid[0] and "longer than" in facts.invalid[0]
     assert facts.lines == 3  # the worker's two lines and the oversized one: the others were still judged
     assert peak < 16 * 1024 * 1024, peak
+
+
+def test_a_model_counts_as_baked_only_by_a_layer_that_writes_it(tmp_path: Path) -> None:
+    """The worker bakes each model with a RUN of fetch_model.py; a RUN that merely names the path, or a fetch of
+    another file, bakes nothing."""
+    from goldgate.ops.checklist_facts import dockerfile_problems
+    from images.worker.manifest import load_manifest
+
+    worker = Path(__file__).resolve().parents[2] / "images" / "worker"
+    manifest = load_manifest(worker / "models.yaml")
+    shipped = (worker / "Dockerfile").read_text(encoding="utf-8")
+    assert dockerfile_problems(worker / "Dockerfile", manifest) == ()
+    first = f"/comfyui/models/{manifest.models[0].relative_path}"
+    line = next(x for x in shipped.splitlines() if x.rstrip().endswith(first))
+    for replacement in (f"RUN echo {first}", line.replace(first, "/comfyui/models/elsewhere.safetensors")):
+        edited = tmp_path / "Dockerfile"
+        edited.write_text(shipped.replace(line, replacement), encoding="utf-8")
+        assert dockerfile_problems(edited, manifest) == (
+            f"the Dockerfile does not bake {manifest.models[0].relative_path} into {first}",)
