@@ -83,8 +83,7 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         else:
             found = last_verified(entries, exclude=current, stack=stack)
             if found is None:
-                raise UnknownRelease(f"no earlier verified release to roll back to ({stack} runs {current}); "
-                                     "see `goldgate history`")
+                raise UnknownRelease(_no_target(entries, stack, current))
             target = found
         if target.image == current and not _attempt_failed(entries, stack, current):
             raise GoldgateError(f"{stack} already runs {current}; nothing to roll back (name another release "
@@ -97,6 +96,17 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
                              f"{': ' + outcome.error if outcome.error else ''}; {stack} is pinned to "
                              f"{outcome.prod_image} (recorded in the ledger)")
     return outcome
+
+
+def _no_target(entries: list[Entry], stack: str, current: str | None) -> str:
+    """Why there is no previous release, naming the one `goldgate history` lists as verified if there is one."""
+    earlier = [r for r in verified_releases(entries, stack) if r.image != current]
+    if not earlier:
+        return f"no earlier verified release to roll back to ({stack} runs {current}); see `goldgate history`"
+    newest = earlier[-1]
+    return (f"no earlier verified release to roll back to ({stack} runs {current}): a rollback took {stack} off "
+            f"every earlier verified release since it was verified; the newest, {newest.release_id or '-'} "
+            f"{newest.image}, can be pinned on purpose with `goldgate rollback --to {newest.release_id or newest.image}`")
 
 
 def _attempt_failed(entries: list[Entry], stack: str, image: str) -> bool:

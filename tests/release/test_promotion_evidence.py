@@ -187,6 +187,27 @@ def test_rollback_to_an_empty_name_is_refused_not_taken_as_the_default(tmp_path:
     assert target.pins["prod"] == B
 
 
+def test_a_rollback_with_no_previous_release_names_the_verified_one_history_lists(tmp_path: Path,
+                                                                                   paths: GoldenPaths) -> None:
+    # B rolled back to A, then `--to B` back: A is verified in `goldgate history` but is no longer "the
+    # previous release". The error must name it and the command that pins it, not send the operator away.
+    home = tmp_path / "home"
+    ledger = Ledger(home)
+    with standin_api(StandInApi(image_tag=A)) as api:
+        target = Target(api, {})
+        for image in (A, B):
+            _staging_passes(target, ledger, paths, image)
+            assert promote(target, ledger, home, paths=paths).ok
+        assert rollback(target, ledger, home, paths=paths).image == A
+        assert rollback(target, ledger, home, to=B, paths=paths).image == B
+        with pytest.raises(GoldgateError) as refused:
+            rollback(target, ledger, home, paths=paths)
+        assert target.pins["prod"] == B
+        assert f"the newest, - {A}, can be pinned on purpose with `goldgate rollback --to {A}`" in str(refused.value)
+        assert rollback(target, ledger, home, to=A, paths=paths).ok  # the command it gives works
+    assert target.pins["prod"] == A
+
+
 def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 

@@ -30,15 +30,21 @@ def test_there_is_no_volume_and_no_network_volume_path():
         assert needle not in (WORKER_DIR / "start.sh").read_text()
 
 
+FETCH = "RUN python -B /opt/goldgate/fetch_model.py "
+
+
+def _model_layers() -> list[int]:
+    return [i for i, line in enumerate(INSTRUCTIONS) if line.startswith(FETCH)]
+
+
 def test_every_manifest_model_is_baked_with_its_checksum_into_its_loader_directory():
-    adds = [line for line in INSTRUCTIONS if line.startswith("ADD ")]
     baked = {}
-    for line in adds:
-        match = re.fullmatch(r"ADD --chmod=644 (?:--checksum=sha256:([0-9a-f]{64}) )?(https://\S+) (/comfyui/models/\S+)",
-                             line)
-        assert match, line
-        baked[match.group(3)] = (match.group(1), match.group(2))
+    for i in _model_layers():
+        match = re.fullmatch(r"(https://\S+) ([0-9a-f]{64}|-) (/comfyui/models/\S+)", INSTRUCTIONS[i].removeprefix(FETCH))
+        assert match, INSTRUCTIONS[i]
+        baked[match.group(3)] = (None if match.group(2) == "-" else match.group(2), match.group(1))
     manifest = load_manifest(WORKER_DIR / "models.yaml")
+    assert len(baked) == len(_model_layers()), "one layer per model"
     assert set(baked) == {f"/comfyui/models/{m.relative_path}" for m in manifest.models}
     for model in manifest.models:
         checksum, url = baked[f"/comfyui/models/{model.relative_path}"]
@@ -47,10 +53,33 @@ def test_every_manifest_model_is_baked_with_its_checksum_into_its_loader_directo
 
 
 def test_model_layers_come_before_dependencies_and_code():
-    last_model = max(i for i, line in enumerate(INSTRUCTIONS) if line.startswith("ADD "))
-    first_code = _index(lambda line: line.startswith(("COPY", "RUN")))
-    assert last_model < first_code
+    # A code change must not rebuild (and re-push) a model layer: before the models comes nothing but the
+    # base and the fetch script.
+    first_model, last_model = _model_layers()[0], _model_layers()[-1]
+    assert INSTRUCTIONS[first_model - 1] == "COPY fetch_model.py /opt/goldgate/fetch_model.py"
+    assert all(line.startswith(("ARG BASE_IMAGE=", "FROM ", "SHELL ")) for line in INSTRUCTIONS[:first_model - 1])
+    assert all(line.startswith(FETCH) for line in INSTRUCTIONS[first_model:last_model + 1])
     assert last_model < _index(lambda line: line.startswith("ARG WORKFLOW_VERSION"))
+
+
+# Flags the classic builder (what `goldgate build --repo` drives through the docker SDK) accepts; every
+# other instruction takes none. BuildKit-only ones (ADD --checksum/--chmod, RUN --mount) fail that build.
+CLASSIC_FLAGS = {"FROM": {"--platform"}, "COPY": {"--chown", "--from"}, "ADD": {"--chown"}}
+
+
+def test_the_dockerfile_builds_with_the_classic_builder():
+    assert not re.match(r"#\s*syntax\s*=", DOCKERFILE, re.IGNORECASE), "a syntax directive needs BuildKit"
+    logical = [line.strip() for line in re.sub(r"\\\n", " ", DOCKERFILE).splitlines()
+               if line.strip() and not line.lstrip().startswith("#")]
+    for line in logical:
+        assert "<<" not in line, f"{line[:80]}: heredocs need BuildKit"
+        keyword, *args = line.split()
+        flags = set()
+        for arg in args:
+            if not arg.startswith("--"):
+                break
+            flags.add(arg.split("=", 1)[0])
+        assert flags <= CLASSIC_FLAGS.get(keyword.upper(), set()), f"{line[:80]}: {sorted(flags)} need BuildKit"
 
 
 def test_workflow_version_and_image_tag_are_env_from_build_args():
@@ -89,11 +118,10 @@ def test_the_worker_runs_as_a_non_root_user_once_everything_that_needs_root_is_d
 
 
 def test_the_worker_user_can_read_the_models_but_not_change_them():
-    # Docker gives a file ADDed from a URL mode 600: root alone could read the models and ComfyUI, running
-    # as the worker user, would list every checkpoint and fail to open it.
-    adds = [line for line in INSTRUCTIONS if line.startswith("ADD ")]
-    assert adds and all(line.startswith("ADD --chmod=644 ") for line in adds)
-    assert not any("--chown" in line for line in adds)
+    # The models are baked as root (fetch_model.py makes them 644: tests/worker/test_fetch_model.py), so the
+    # worker user reads them and cannot change them.
+    assert not any(line.startswith("USER ") for line in INSTRUCTIONS[:_model_layers()[-1]])
+    assert not any("--chown" in line for line in INSTRUCTIONS[:_model_layers()[-1]])
     assert not re.search(r"chown[^\n]*/comfyui(/models)?(\s|$)", DOCKERFILE)
 
 

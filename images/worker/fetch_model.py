@@ -1,0 +1,124 @@
+"""Bake one model into the worker image at build time: download it, check its sha256, make it readable.
+
+The Dockerfile runs `python fetch_model.py URL SHA256|- DEST` once per models.yaml entry, each in a layer of
+its own. It does what BuildKit's `ADD --checksum --chmod` would, under the classic builder goldgate drives.
+Stdlib only: the base image has python, not necessarily curl or wget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import BinaryIO
+
+RETRY_DELAYS_S = (1, 2, 4)
+READ_TIMEOUT_S = 60
+CHUNK = 8 * 1024 * 1024
+# The layer's bytes must not depend on when or where it was built: a rebuild on a fresh builder then gives
+# the same layer digest, which the registry already holds, so the model is not pushed again.
+LAYER_MTIME = 0
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class FetchFailed(Exception):
+    """The model could not be baked; nothing was left at its destination."""
+
+
+class _Transient(Exception):
+    """A failure worth another attempt (a 5xx, a 429, a broken connection)."""
+
+
+def fetch(url: str, sha256: str | None, dest: Path) -> str:
+    """Download `url` to `dest` (mode 644), refusing content whose sha256 is not `sha256`. Returns the sha256."""
+    anchor = _nearest_existing(dest.parent)
+    stat = anchor.stat()
+    anchor_times = (stat.st_atime_ns, stat.st_mtime_ns)
+    created = [d for d in (dest.parent, *dest.parent.parents) if d != anchor and anchor in d.parents]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest = _download_with_retries(url, out)
+        if sha256 is not None and digest != sha256:
+            raise FetchFailed(f"{url} has sha256 {digest}, models.yaml pins {sha256}: the source changed or the pin "
+                              f"is wrong; nothing was written to {dest}")
+        os.chmod(tmp, 0o644)  # mkstemp makes it 600: the non-root worker user must read the model
+        os.utime(tmp, (LAYER_MTIME, LAYER_MTIME))
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+        for directory in created:
+            if directory.exists():
+                os.utime(directory, (LAYER_MTIME, LAYER_MTIME))
+        os.utime(anchor, ns=anchor_times)
+    return digest
+
+
+def _nearest_existing(directory: Path) -> Path:
+    while not directory.exists():
+        directory = directory.parent
+    return directory
+
+
+def _download_with_retries(url: str, out: BinaryIO) -> str:
+    for delay in RETRY_DELAYS_S:
+        try:
+            return _download(url, out)
+        except _Transient as exc:
+            print(f"fetch_model: {exc}; retrying in {delay} s", file=sys.stderr, flush=True)
+            time.sleep(delay)
+    try:
+        return _download(url, out)
+    except _Transient as exc:
+        raise FetchFailed(f"{exc} (gave up after {len(RETRY_DELAYS_S) + 1} attempts)") from None
+
+
+def _download(url: str, out: BinaryIO) -> str:
+    out.seek(0)
+    out.truncate()  # a retry starts the file over
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=READ_TIMEOUT_S) as resp:
+            while chunk := resp.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+    except urllib.error.HTTPError as exc:
+        message = f"GET {url} answered {exc.code} {exc.reason}"
+        if exc.code >= 500 or exc.code == 429:
+            raise _Transient(message) from None
+        raise FetchFailed(f"{message}; check source_url in models.yaml") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        raise _Transient(f"GET {url} failed: {getattr(exc, 'reason', None) or exc}") from None
+    return digest.hexdigest()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or not (argv[1] == "-" or _SHA256.match(argv[1])):
+        print("usage: fetch_model.py URL SHA256|- DEST (SHA256: 64 lowercase hex digits; '-' bakes the file "
+              "unverified)", file=sys.stderr)
+        return 2
+    url, pin, dest = argv[0], (None if argv[1] == "-" else argv[1]), Path(argv[2])
+    try:
+        digest = fetch(url, pin, dest)
+    except FetchFailed as exc:
+        print(f"fetch_model: {exc}", file=sys.stderr)
+        return 1
+    if pin is None:
+        print(f"fetch_model: UNPINNED {dest} baked unverified, sha256 {digest}: check it against its source and pin "
+              "it in models.yaml and the Dockerfile", file=sys.stderr)
+    else:
+        print(f"fetch_model: {dest} sha256 {digest} verified")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,114 @@
+"""fetch_model.py, the script the Dockerfile bakes each model with, against an HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from worker_harness import WORKER_DIR
+
+MODEL = b"safetensors bytes " * 4096
+MODEL_SHA256 = hashlib.sha256(MODEL).hexdigest()
+
+
+class _Models(BaseHTTPRequestHandler):
+    failures_left: ClassVar[dict[str, int]] = {}
+
+    def do_GET(self) -> None:
+        if self.path == "/missing.safetensors":
+            self.send_error(404)
+        elif self.path == "/broken.safetensors" or self.failures_left.get(self.path, 0) > 0:
+            self.failures_left[self.path] = self.failures_left.get(self.path, 0) - 1
+            self.send_error(500)
+        else:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(MODEL)))
+            self.end_headers()
+            self.wfile.write(MODEL)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    _Models.failures_left = {"/flaky.safetensors": 1}
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Models)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def fetch(url: str, pin: str, dest: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(WORKER_DIR / "fetch_model.py"), url, pin, str(dest)],
+                          check=False, capture_output=True, text=True, timeout=120)
+
+
+def test_a_model_with_its_pinned_sha256_is_baked_readable_by_everyone(server: str, tmp_path: Path) -> None:
+    dest = tmp_path / "models" / "checkpoints" / "model.safetensors"
+    done = fetch(f"{server}/model.safetensors", MODEL_SHA256, dest)
+    assert done.returncode == 0, done.stderr
+    assert dest.read_bytes() == MODEL
+    assert dest.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in dest.parent.iterdir()] == [dest.name]  # no partial file left beside it
+
+
+def test_the_model_layer_is_the_same_whenever_it_is_built(server: str, tmp_path: Path) -> None:
+    # A rebuild on a fresh builder must give the same layer bytes, so the registry already has it and the
+    # model is not pushed again: the file and the directory it lands in keep no build-time mtime.
+    models = tmp_path / "models"
+    models.mkdir()
+    before = models.stat().st_mtime_ns
+    dest = models / "loras" / "model.safetensors"
+    assert fetch(f"{server}/model.safetensors", MODEL_SHA256, dest).returncode == 0
+    assert dest.stat().st_mtime == 0 and dest.parent.stat().st_mtime == 0
+    assert models.stat().st_mtime_ns == before
+
+
+def test_a_sha256_mismatch_fails_the_build_and_leaves_nothing(server: str, tmp_path: Path) -> None:
+    dest = tmp_path / "models" / "vae" / "ae.safetensors"
+    done = fetch(f"{server}/ae.safetensors", "0" * 64, dest)
+    assert done.returncode != 0
+    assert f"has sha256 {MODEL_SHA256}, models.yaml pins {'0' * 64}" in done.stderr
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_an_unpinned_model_is_baked_and_says_so_with_its_sha256(server: str, tmp_path: Path) -> None:
+    dest = tmp_path / "loras" / "lora.safetensors"
+    done = fetch(f"{server}/lora.safetensors", "-", dest)
+    assert done.returncode == 0 and dest.read_bytes() == MODEL
+    assert "UNPINNED" in done.stderr and MODEL_SHA256 in done.stderr
+
+
+@pytest.mark.parametrize(("path", "answer"), [("/missing.safetensors", "404"), ("/broken.safetensors", "500")])
+def test_an_http_error_fails_the_build_with_one_clear_line(server: str, tmp_path: Path, path: str,
+                                                           answer: str) -> None:
+    dest = tmp_path / "models" / "model.safetensors"
+    done = fetch(f"{server}{path}", MODEL_SHA256, dest)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"fetch_model: GET {server}{path} answered {answer}"), done.stderr
+    assert "Traceback" not in done.stderr
+    assert not dest.exists() and list(dest.parent.iterdir()) == []
+
+
+def test_a_server_error_in_passing_is_retried(server: str, tmp_path: Path) -> None:
+    dest = tmp_path / "model.safetensors"
+    done = fetch(f"{server}/flaky.safetensors", MODEL_SHA256, dest)
+    assert done.returncode == 0, done.stderr
+    assert "answered 500" in done.stderr and dest.read_bytes() == MODEL
+
+
+def test_a_malformed_pin_is_refused_before_downloading(tmp_path: Path) -> None:
+    done = fetch("http://127.0.0.1:9/never", "sha256:" + MODEL_SHA256, tmp_path / "model.safetensors")
+    assert done.returncode == 2 and "64 lowercase hex digits" in done.stderr
+    assert list(tmp_path.iterdir()) == []
