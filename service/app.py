@@ -69,9 +69,21 @@ class App:
     def max_body_bytes(self) -> int:
         return self.config.max_body_bytes
 
-    def body_limit(self, path: str) -> int:
-        """The most body bytes a request to `path` (raw) may carry; runtime adapters stop reading past it."""
-        return self._webhook_body_limit if path == WEBHOOK_PATH else self.config.max_body_bytes
+    def body_limit(self, path: str, query_string: str) -> int:
+        """The most body bytes a request to `path` (raw) with `query_string` may carry; runtime adapters stop
+        reading past it. Only a signed webhook delivery gets the webhook's larger limit: an anonymous caller
+        cannot make the service read megabytes."""
+        if path == WEBHOOK_PATH and self._signed_webhook_job(Request("POST", path, query_string)) is not None:
+            return self._webhook_body_limit
+        return self.config.max_body_bytes
+
+    def _signed_webhook_job(self, request: Request) -> str | None:
+        """The job id of a webhook request whose signature holds, else None."""
+        job_id = request.query("job") or ""
+        if jobs.JOB_ID.match(job_id) and verify_webhook_signature(self.config.webhook_secret, job_id,
+                                                                  request.query("sig")):
+            return job_id
+        return None
 
     def webhook_url(self, job_id: str) -> str:
         return f"{self._base}/api/runpod/webhook?{routes.webhook_query(self.config.webhook_secret, job_id)}"
@@ -103,18 +115,21 @@ class App:
         return response
 
     async def _dispatch(self, request: Request) -> Response:
+        job_id = self._signed_webhook_job(request) if request.path == WEBHOOK_PATH else None
+        if job_id is None and request.path == WEBHOOK_PATH:
+            # unsigned: the route refuses it (401) before it reads the body, however large
+            return await self._route(request)
+        limit = self.config.max_body_bytes if job_id is None else self._webhook_body_limit
         declared = request.header("content-length")
-        limit = self.body_limit(request.path)
         if len(request.body) > limit or (declared and declared.isdigit() and int(declared) > limit):
-            if request.path == WEBHOOK_PATH:  # RunPod's outcome for the job is lost unless it is recovered
-                job_id = request.query("job") or ""
-                known = jobs.JOB_ID.match(job_id) is not None
-                # the job's trace only for a signed delivery: an anonymous caller gets no database read
-                signed = known and verify_webhook_signature(self.config.webhook_secret, job_id, request.query("sig"))
-                log = self.log.bind(**await routes.job_context(self, job_id)) if signed else self.log
-                log.error("webhook.body_too_large", reason="body_too_large", job_id=job_id if known else None,
-                          message=f"a webhook body over {limit} bytes was refused; recover the job")
+            if job_id is not None:  # RunPod's outcome for the job is lost unless it is recovered
+                self.log.bind(**await routes.job_context(self, job_id)).error(
+                    "webhook.body_too_large", reason="body_too_large",
+                    message=f"a webhook body over {limit} bytes was refused; recover the job")
             raise ApiError(413, "body_too_large", f"request body is over the {limit}-byte limit")
+        return await self._route(request)
+
+    async def _route(self, request: Request) -> Response:
         wanted = "GET" if request.method == "HEAD" else request.method  # HEAD is GET without the body
         static = _STATIC.get(request.path)
         if static is not None and static[0] == wanted:  # the hot routes: one dict lookup

@@ -37,7 +37,8 @@ class AsgiService:
     async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         raw_path = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
-        limit = self.app.body_limit(path)
+        query_string = scope.get("query_string", b"").decode("latin-1")
+        limit = self.app.body_limit(path, query_string)
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -53,8 +54,7 @@ class AsgiService:
         for k, v in scope.get("headers", []):  # a repeated field is one comma-joined list (RFC 9110 5.3)
             name, value = k.decode("latin-1").lower(), v.decode("latin-1")
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        request = Request(scope["method"], path, scope.get("query_string", b"").decode("latin-1"), headers,
-                          b"".join(chunks))
+        request = Request(scope["method"], path, query_string, headers, b"".join(chunks))
         response = await self.app.handle(request)
         out_headers = [(k.encode("latin-1"), str(v).encode("latin-1")) for k, v in response.headers.items()]
         if more:

@@ -237,10 +237,10 @@ def build_app(env: Any, fetch: Any = None, abort_signal: Any = None, registry: R
     return create_app(config, D1Database(db), R2ResultStore(results), gateway, registry=registry, log_sink=stdout_sink)
 
 
-async def to_core_request(request: Any, body_limit: Callable[[str], int]) -> Request:
-    """`body_limit`: the App's (path -> most body bytes a request to it may carry)."""
+async def to_core_request(request: Any, body_limit: Callable[[str, str], int]) -> Request:
+    """`body_limit`: the App's ((path, query string) -> most body bytes a request to it may carry)."""
     url = urlsplit(str(request.url))
-    max_body_bytes = body_limit(url.path or "/")
+    max_body_bytes = body_limit(url.path or "/", url.query)
     headers = _headers(request)
     body = b""
     if request.method not in ("GET", "HEAD"):

@@ -77,7 +77,8 @@ class ApiError(Exception):
 
 def json_response(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    merged = {"content-type": "application/json", "cache-control": "no-store"}
+    # nosniff: error bodies quote what the caller sent; no browser may read one as HTML
+    merged = {"content-type": "application/json", "cache-control": "no-store", "x-content-type-options": "nosniff"}
     merged.update(headers or {})
     return Response(status, body, merged)
 
@@ -115,12 +116,12 @@ def if_none_match_fails(if_none_match: str, etag: str | None) -> bool:
     return etag is not None and etag in tags
 
 
-def inline_disposition(filename: str) -> str:
-    """`Content-Disposition: inline` naming `filename` (RFC 6266): a quoted ASCII fallback with quotes,
-    backslashes, controls and non-ASCII replaced by "_", plus the exact name as RFC 8187 filename* when
-    they differ. The value never holds a CR, LF or an unbalanced quote."""
+def content_disposition(disposition: str, filename: str) -> str:
+    """`Content-Disposition: <disposition>` ("inline" or "attachment") naming `filename` (RFC 6266): a quoted
+    ASCII fallback with quotes, backslashes, controls and non-ASCII replaced by "_", plus the exact name as
+    RFC 8187 filename* when they differ. The value never holds a CR, LF or an unbalanced quote."""
     fallback = re.sub(r'[^\x20-\x7e]|["\\]', "_", filename)
-    value = f'inline; filename="{fallback}"'
+    value = f'{disposition}; filename="{fallback}"'
     if fallback != filename:
         value += "; filename*=UTF-8''" + quote(filename, safe="", errors="replace")
     return value

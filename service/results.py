@@ -19,7 +19,14 @@ MAX_IMAGES = 500
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _MAX_DIMENSION = 2**31 - 1  # PNG's own limit; larger is no pixel count
 _JOB_ID = r"[0-9a-f]{32}"
-_KEY = re.compile(rf"^results/({_JOB_ID})/([A-Za-z0-9_-][A-Za-z0-9._-]{{0,127}})$")
+# \Z, not $: $ also matches before a final newline, which would make "0.png\n" a second name for "0.png"
+_KEY = re.compile(rf"^results/({_JOB_ID})/([A-Za-z0-9_-][A-Za-z0-9._-]{{0,127}})\Z")
+
+
+def image_type(content_type: str | None) -> str | None:
+    """The allowed image type a stored Content-Type names (its parameters and case aside), or None."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media if media in ALLOWED_CONTENT_TYPES else None
 
 
 def result_prefix(job_id: str) -> str:
@@ -104,8 +111,8 @@ async def verify_images(store: ResultStore, images: list[ResultImage]) -> None:
         if meta.size != image.bytes:
             raise ResultRejected(f"result object {image.key} has {meta.size} bytes in the store but the "
                                  f"worker reported {image.bytes}")
-        stored_type = (meta.content_type or "").split(";")[0].strip().lower()
-        if stored_type not in ALLOWED_CONTENT_TYPES:
+        stored_type = image_type(meta.content_type)
+        if stored_type is None:
             raise ResultRejected(f"result object {image.key} has Content-Type {meta.content_type!r}; "
                                  f"allowed: {', '.join(ALLOWED_CONTENT_TYPES)}")
         if stored_type != image.content_type.lower():

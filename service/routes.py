@@ -13,16 +13,16 @@ from service.http import (
     ApiError,
     Request,
     Response,
+    content_disposition,
     entity_tag,
     if_none_match_fails,
-    inline_disposition,
     json_response,
     parse_json_body,
 )
 from service.logs import Logger, error_field
 from service.metrics import MetricsError, compute
 from service.ports import ObjectMeta, StoreUnavailable
-from service.results import key_job_id, parse_result_key
+from service.results import image_type, key_job_id, parse_result_key
 from service.runpod import RunPodRefused, RunPodUnavailable
 from service.signing import (
     bearer_matches,
@@ -269,8 +269,12 @@ async def result_object(app: App, request: Request, key: str) -> Response:
         refused = ApiError(503, "store_unavailable", f"result store unreachable: {exc}; retry later")
         _log_refusal(app.log.bind(**await job_context(app, key_job_id(key))), "result.refused", refused, "error")
         raise refused from None
-    headers = {"content-type": meta.content_type or "application/octet-stream", "content-length": str(meta.size),
-               "content-disposition": inline_disposition(key.rsplit("/", 1)[-1]),
+    # Only an allowed image is shown inline. Anything else under results/ (a stray upload, an object rewritten
+    # in the bucket) would run as HTML or SVG on the API's own origin: it is only ever a download.
+    image = image_type(meta.content_type)
+    headers = {"content-type": image or "application/octet-stream", "content-length": str(meta.size),
+               "content-disposition": content_disposition("inline" if image else "attachment",
+                                                          key.rsplit("/", 1)[-1]),
                "x-content-type-options": "nosniff", **_validators(meta)}
     return Response(200, body, headers)
 

@@ -394,6 +394,23 @@ def test_a_chunked_body_over_the_limit_is_refused_having_read_only_just_past_it(
     log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
 
 
+def test_an_unsigned_chunked_webhook_is_refused_having_read_only_just_past_the_clients_limit(entry, tmp_path,
+                                                                                            fake_runpod, capsys,
+                                                                                            log_lines):
+    """The webhook's multi-megabyte limit is for RunPod's signed deliveries: before, anyone could make an
+    isolate (128 MB) hold megabytes per request with a made-up signature."""
+    env = make_env(tmp_path, fake_runpod.base)  # MAX_BODY_BYTES 65536
+    entry.Default._app = entry.build_app(env, fetch=Fetch())
+    worker = entry.Default(Ctx(), env)
+    chunk = b" " * 16384
+    forged = JsRequest("POST", f"https://api.example/api/runpod/webhook?job={'a' * 32}&sig={'0' * 64}",
+                       (chunk for _ in range(64)))  # 1 MiB: within the webhook limit
+    refused = asyncio.run(worker.fetch(forged))
+    assert refused.status == 401 and json.loads(refused.body)["error"]["code"] == "bad_signature"
+    assert forged.body.pulled <= 65536 + len(chunk) and forged.body.cancelled
+    log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
+
+
 def test_a_misconfigured_worker_answers_json_not_a_traceback(entry, tmp_path):
     env = make_env(tmp_path, "http://127.0.0.1:9/v2/ep", WEBHOOK_SECRET="short")
     entry.Default._app = None
@@ -585,7 +602,7 @@ def test_header_values_with_commas_reach_the_core_whole_through_the_sdk_request(
     worker = entry.Default(Ctx(), env)
     request = JsRequest("GET", "https://api.example/api/workflows", b"",
                         {"authorization": f"Bearer {token}", "accept": "application/json, */*;q=0.5"})
-    core = asyncio.run(entry.to_core_request(SdkRequest(request), lambda _path: 65536))
+    core = asyncio.run(entry.to_core_request(SdkRequest(request), lambda _path, _query: 65536))
     assert core.header("authorization") == f"Bearer {token}"
     assert core.header("accept") == "application/json, */*;q=0.5"
     reply = asyncio.run(worker.fetch(SdkRequest(request)))

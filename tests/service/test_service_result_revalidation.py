@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from service_testkit import BUCKET, WEBHOOK_SECRET
 
-from service.http import entity_tag, if_none_match_fails, inline_disposition
+from service.http import content_disposition, entity_tag, if_none_match_fails
 from service.signing import result_signature
 
 DATA = b"\x89PNG" + bytes(range(256)) * 20
@@ -120,8 +120,8 @@ def test_a_missing_result_is_404_even_for_if_none_match_star(svc, stored):
     ("x\r\nSet-Cookie: y.png", "inline; filename=\"x__Set-Cookie: y.png\"; filename*=UTF-8''x%0D%0ASet-Cookie%3A%20y.png"),
     ("bild-\u00fc.webp", "inline; filename=\"bild-_.webp\"; filename*=UTF-8''bild-%C3%BC.webp"),
 ])
-def test_inline_disposition_quotes_any_name_into_one_safe_header_value(name, expected):
-    assert inline_disposition(name) == expected
+def test_content_disposition_quotes_any_name_into_one_safe_header_value(name, expected):
+    assert content_disposition("inline", name) == expected
 
 
 def test_a_store_tag_no_header_may_carry_gives_no_etag_and_never_matches():
