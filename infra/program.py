@@ -112,6 +112,11 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
                         f"{API_SECRET_MIN_CHARS} characters, which the API Worker refuses: set a long random value, "
                         f"e.g. `openssl rand -hex 32 | pulumi config set --secret {CONFIG_NAMESPACE}:<key> "
                         f"--stack {stack}`")
+    if config.get("apiToken") == config.get("webhookSecret"):  # never either value
+        raise SpecError(f"stack {stack}: {CONFIG_NAMESPACE}:apiToken and {CONFIG_NAMESPACE}:webhookSecret hold the "
+                        "same value, which the API Worker refuses (a client holding the token could sign RunPod's "
+                        "outcomes and result URLs): give each its own, e.g. `openssl rand -hex 32 | pulumi config "
+                        f"set --secret {CONFIG_NAMESPACE}:webhookSecret --stack {stack}`")
     cloudflare_api_base = config.get("cloudflareApiBase") or DEFAULT_CLOUDFLARE_API
     problem = url_problem(cloudflare_api_base)  # the spec's rule for its own base URLs
     if problem:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -82,6 +83,11 @@ class ServiceConfig:
                 raise ConfigError(f"service config {name} must be an http(s) URL")
         if len(self.webhook_secret) < 16 or len(self.api_token) < 16:
             raise ConfigError("service config api_token and webhook_secret must be at least 16 characters")
+        if hmac.compare_digest(self.webhook_secret.encode(), self.api_token.encode()):
+            # The webhook secret signs RunPod's outcomes and the result URLs: a client holding the token could
+            # then post any job's outcome and open any result.
+            raise ConfigError("service config api_token and webhook_secret must differ: give each its own random "
+                              "value")
 
 
 def _coerce(name: str, annotation: str, value: Any) -> Any:

@@ -339,6 +339,15 @@ def test_a_secret_the_deployed_stack_cannot_use_is_refused_without_echoing_it(ke
     assert not cloud.registered
 
 
+def test_an_api_token_equal_to_the_webhook_secret_is_refused_without_echoing_it():
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    same = "one-value-for-token-and-secret"
+    cloud = use_cloud("staging", doc, {**SECRETS, "goldgate:apiToken": same, "goldgate:webhookSecret": same})
+    with pytest.raises(SpecError, match="goldgate:apiToken and goldgate:webhookSecret hold the same value") as err:
+        read_config("staging")
+    assert same not in str(err.value) and not cloud.registered
+
+
 @pytest.mark.parametrize("key", ["goldgate:webhookSecret", "goldgate:apiToken"])
 def test_the_shortest_api_secret_the_program_accepts_is_one_the_api_worker_accepts(key):
     from service.config import ConfigError, ServiceConfig

@@ -66,6 +66,8 @@ def test_config_names_the_bad_or_missing_key():
         make_config(port=70000)
     with pytest.raises(ConfigError, match="at least 16"):
         make_config(api_token="short")
+    with pytest.raises(ConfigError, match="api_token and webhook_secret must differ"):
+        make_config(api_token="the-same-secret-for-both", webhook_secret="the-same-secret-for-both")
     with pytest.raises(ConfigError, match="runpod_endpoint_base must be an http"):
         make_config(runpod_endpoint_base="ftp://x")
     assert "ApiTokenValue" not in repr(make_config())
