@@ -1,4 +1,4 @@
-"""Operations commands: dr-drill, dr-restore, checklist, metrics."""
+"""Operations commands: dr-drill, dr-restore, checklist, metrics, prune."""
 
 from __future__ import annotations
 
@@ -106,6 +106,61 @@ def cmd_dr_restore(args: argparse.Namespace) -> int:
     if kept != target:
         print(f"{args.stack}: the previous database is kept at {kept}")
     return 0
+
+
+# -- prune ----------------------------------------------------------------------------------------
+
+MAX_KEEP_DAYS = 3_650  # as storage.result_ttl_days: ten years
+
+
+def _days(text: str) -> int:
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdecimal()):
+        raise argparse.ArgumentTypeError(f"{text[:64]!r} is not a whole number of days; give e.g. 30")
+    # Compared as text first: int() refuses strings of thousands of digits with a message of its own.
+    if len(digits.lstrip("0")) > len(str(MAX_KEEP_DAYS)) or not 1 <= int(digits) <= MAX_KEEP_DAYS:
+        raise argparse.ArgumentTypeError(f"{digits[:64]} days is out of range; give 1 to {MAX_KEEP_DAYS}")
+    return int(digits)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from goldgate.ops import retention
+
+    if args.cloud:
+        report = _cloud_prune(args)
+    elif args.database_id or args.account_id:  # without --cloud the local stack's database would be pruned
+        raise GoldgateError("--database-id and --account-id name a D1 database: add --cloud to prune it")
+    else:
+        platform = _platform(args)
+        report = retention.prune_local(platform.spec(args.stack), platform.db_path(args.stack), args.keep_days,
+                                       args.metrics_keep_days, dry_run=args.dry_run, progress=progress)
+    emit(args, report.to_dict(), retention.render_text)
+    return 0
+
+
+def _cloud_prune(args: argparse.Namespace) -> Any:
+    from goldgate.cloudflare.api import CloudflareApi
+    from goldgate.cloudflare.d1 import D1Client
+    from goldgate.ops import cloud_facts, retention
+
+    # A path segment of the API: a pasted path or URL would address another resource.
+    database_id = cloud_facts.checked_database_id(args.database_id)
+    if not database_id:
+        raise GoldgateError("--database-id is required for --cloud (the D1 uuid: `pulumi stack output` or "
+                            "`wrangler d1 info`)")
+    spec = specs.load_pulumi(args.stack)
+    retention.check_keep_days(spec, args.keep_days, args.metrics_keep_days)  # before any credential is read
+    if args.account_id is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", args.account_id):
+        raise GoldgateError(f"--account-id {args.account_id[:64]!r} is not a Cloudflare account id (32 hex, the "
+                            "dashboard's Account ID)")
+    account = args.account_id or cloud_facts.cloudflare_account(spec)
+    token = os.environ.get(cloud_facts.CLOUDFLARE_TOKEN_ENV, "")
+    if not token:
+        raise GoldgateError(f"{cloud_facts.CLOUDFLARE_TOKEN_ENV} is not set: pruning D1 needs an API token with "
+                            "D1 Edit")
+    with CloudflareApi(token, args.api_base) as api:
+        return retention.prune_cloud(spec, D1Client(api, account), database_id, args.keep_days,
+                                     args.metrics_keep_days, dry_run=args.dry_run, progress=progress)
 
 
 # -- metrics --------------------------------------------------------------------------------------
@@ -261,6 +316,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from-stack", metavar="STACK",
                    help="restore a backup another stack took on purpose (e.g. PROD's into STAGING): the stack "
                         "its manifest names; without it such a backup is refused")
+
+    p = add("prune", cmd_prune, "delete terminal jobs (and their webhook deliveries) older than --keep-days, "
+                                "expired idempotency keys and, if asked, old job metrics: D1 stays under 10 GB "
+                                "(see docs/RUNBOOK.md, D1 retention)")
+    p.add_argument("stack", help="staging or prod (stacks/local.yaml; stacks/Pulumi.<stack>.yaml for the cloud)")
+    p.add_argument("--keep-days", type=_days, required=True, metavar="N",
+                   help="keep jobs finished in the last N days; at least the stack's storage.result_ttl_days")
+    p.add_argument("--metrics-keep-days", type=_days, metavar="M",
+                   help="also delete job_metrics rows older than M days (M >= N); without it they are all kept")
+    p.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
+    p.add_argument("--cloud", action="store_true",
+                   help="prune the stack's real D1 over the REST API; needs --database-id and CLOUDFLARE_API_TOKEN "
+                        "(D1 Edit), never printed")
+    p.add_argument("--database-id", help="the D1 database uuid (cloud)")
+    p.add_argument("--account-id", help="Cloudflare account id (default: the stack's Pulumi spec)")
+    p.add_argument("--api-base", default="https://api.cloudflare.com/client/v4", help=argparse.SUPPRESS)
+    add_json_flag(p)
 
     p = add("checklist", cmd_checklist, "the production-hardening checklist, every line checked with evidence")
     p.add_argument("stack", help="staging or prod (stacks/local.yaml; stacks/Pulumi.<stack>.yaml for the cloud)")

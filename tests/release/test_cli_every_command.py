@@ -64,8 +64,19 @@ def _required_argv(parser: argparse.ArgumentParser, skip: argparse.Action) -> li
         if not action.option_strings and action.nargs is None:
             argv.append("0" * 32 if action.dest == "job_id" else "staging")
         elif action.option_strings and action.required:
-            argv += [action.option_strings[0], A if action.dest == "image" else "staging"]
+            argv += [action.option_strings[0], A if action.dest == "image" else _valid_value(action)]
     return argv
+
+
+def _valid_value(action: argparse.Action) -> str:
+    """A value the option's type accepts: a stack name, else a number (`prune --keep-days`)."""
+    for value in ("staging", "30"):
+        try:
+            (action.type or str)(value)
+            return value
+        except (argparse.ArgumentTypeError, ValueError, TypeError):
+            continue
+    raise AssertionError(f"no known valid value for {action.option_strings[0]}")
 
 
 def _string_arguments() -> list[tuple[str, str]]:

@@ -1,0 +1,164 @@
+"""`goldgate prune`: run service.retention against a stack's database, local SQLite or D1 over REST.
+
+This side decides whether a prune is safe to run (the keep periods against the stack's R2 result ttl, the
+database against the stack named) and reports; the SQL lives in service/retention.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from goldgate.cloudflare.d1 import D1Client
+from goldgate.errors import GoldgateError
+from goldgate.spec import StackSpec, show
+from service import retention
+from service.sqlite_database import D1_LIMITS
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+class PruneRefused(GoldgateError):
+    """A prune that would delete what must be kept, or run on a database that is not the stack's."""
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    stack: str
+    target: str
+    dry_run: bool
+    keep_days: int
+    metrics_keep_days: int | None
+    jobs_before: str
+    metrics_before: str | None
+    deleted: dict[str, int]
+    remaining: dict[str, int]
+    unfinished_kept: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_keep_days(spec: StackSpec, keep_days: int, metrics_keep_days: int | None) -> None:
+    """A job row is kept as long as R2 may still hold its results, and its metrics at least as long as it."""
+    ttl = spec.storage.result_ttl_days
+    if keep_days < ttl:
+        raise PruneRefused(f"--keep-days {keep_days} is below {spec.name}'s R2 result ttl ({ttl} days, "
+                           f"storage.result_ttl_days): jobs whose results still exist would lose their rows; "
+                           f"use --keep-days {ttl} or more")
+    if metrics_keep_days is not None and metrics_keep_days < keep_days:
+        raise PruneRefused(f"--metrics-keep-days {metrics_keep_days} is below --keep-days {keep_days}: a job's "
+                           f"metrics are kept at least as long as the job; use {keep_days} or more")
+
+
+class _SqliteSql:
+    """retention.Sql over one SQLite connection, with D1's limits so a statement D1 would refuse fails here too."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, tuple(params))
+        cols = [c[0] for c in cur.description or ()]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+
+class _D1Sql:
+    """retention.Sql over the D1 REST API: each statement is one /query call, committed on its own."""
+
+    def __init__(self, client: D1Client, database_id: str) -> None:
+        self.client, self.database_id = client, database_id
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return self.client.query(self.database_id, sql, list(params))
+
+
+def open_stack_db(path: Path) -> sqlite3.Connection:
+    """The stack's existing database, read-write (never created here), waiting its turn behind the running
+    service's writes."""
+    if not path.is_file():
+        raise GoldgateError(f"no database at {path}: bring the stack up (`goldgate up <stack>`) first; "
+                            "there is nothing to prune")
+    conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True, isolation_level=None)
+    for limit, value in D1_LIMITS:
+        conn.setlimit(limit, value)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA foreign_keys = ON")  # as D1: a job with deliveries left cannot go
+    return conn
+
+
+def prune_local(spec: StackSpec, path: Path, keep_days: int, metrics_keep_days: int | None = None, *,
+                dry_run: bool = False, now_s: float | None = None, progress: Progress = _quiet) -> PruneReport:
+    check_keep_days(spec, keep_days, metrics_keep_days)
+    conn = open_stack_db(path)
+    try:
+        progress(f"{'counting' if dry_run else 'pruning'} {path}")
+        return _run(_SqliteSql(conn), spec.name, "local", keep_days, metrics_keep_days, dry_run, now_s)
+    except sqlite3.DatabaseError as exc:
+        raise GoldgateError(f"pruning {path} failed ({exc}); it is safe to run the prune again") from None
+    finally:
+        conn.close()
+
+
+def prune_cloud(spec: StackSpec, d1: D1Client, database_id: str, keep_days: int,
+                metrics_keep_days: int | None = None, *, dry_run: bool = False, now_s: float | None = None,
+                progress: Progress = _quiet) -> PruneReport:
+    check_keep_days(spec, keep_days, metrics_keep_days)
+    db = _D1Sql(d1, database_id)
+    progress(f"{'counting' if dry_run else 'pruning'} D1 {database_id}")
+    return _run(db, spec.name, "cloud", keep_days, metrics_keep_days, dry_run, now_s, where=f"D1 {database_id}")
+
+
+def _run(db: retention.Sql, stack: str, target: str, keep_days: int, metrics_keep_days: int | None,
+         dry_run: bool, now_s: float | None, where: str = "the database") -> PruneReport:
+    cutoffs = retention.Cutoffs.at(time.time() if now_s is None else now_s, keep_days, metrics_keep_days)
+
+    async def checked_prune() -> retention.Pruned:
+        missing = await retention.missing_tables(db)
+        if missing:
+            raise PruneRefused(f"{where} has no {', '.join(missing)} table: it is not a migrated goldgate "
+                               "database (check --database-id, or apply the migrations)")
+        await _refuse_another_stacks_database(db, stack, where)
+        return await retention.prune(db, cutoffs, dry_run=dry_run)
+
+    pruned = asyncio.run(checked_prune())
+    return PruneReport(stack=stack, target=target, dry_run=dry_run, keep_days=keep_days,
+                       metrics_keep_days=metrics_keep_days, jobs_before=cutoffs.jobs, metrics_before=cutoffs.metrics,
+                       deleted=pruned.deleted, remaining=pruned.remaining, unfinished_kept=pruned.unfinished_kept)
+
+
+async def _refuse_another_stacks_database(db: retention.Sql, stack: str, where: str) -> None:
+    """Each job row names the stack that created it: PROD's database pruned under STAGING's shorter result ttl
+    would lose rows whose results PROD still keeps."""
+    newest = await db.query("SELECT stack FROM jobs ORDER BY created_at DESC LIMIT 1")  # by the created_at index
+    owner = newest[0]["stack"] if newest else None
+    if owner is not None and owner != stack:
+        raise PruneRefused(f"{where} holds the jobs of stack {show(owner)}, not of {stack}: nothing was deleted; "
+                           "check --database-id, or prune it as that stack")
+
+
+def render_text(d: dict[str, Any]) -> str:
+    verb = "would delete" if d["dry_run"] else "deleted"
+    mode = f"{d['target']}, dry run" if d["dry_run"] else d["target"]
+    head = (f"{d['stack']}: prune ({mode}): terminal jobs finished before {d['jobs_before']} "
+            f"(--keep-days {d['keep_days']})")
+    lines = [head]
+    for table in retention.TABLES:
+        if table == "job_metrics" and d["metrics_keep_days"] is None:
+            lines.append(f"  {table:<20} kept (no --metrics-keep-days); {d['remaining'][table]} rows")
+            continue
+        left = "would remain" if d["dry_run"] else "remain"
+        lines.append(f"  {table:<20} {verb} {d['deleted'][table]}, {left} {d['remaining'][table]}")
+    if d["unfinished_kept"]:
+        lines.append(f"  note: {d['unfinished_kept']} queued or in-progress jobs older than the cutoff were kept: "
+                     "they are stuck; `goldgate recover JOB --stack STACK` each")
+    return "\n".join(lines)

@@ -1,0 +1,151 @@
+"""Retention: delete what a stack's database no longer needs, in bounded batches, so D1 stays under 10 GB.
+
+Terminal jobs finished before a cutoff go with their webhook deliveries; queued and in-progress jobs are
+never touched (an old one is stuck: `recover` it). Idempotency keys go once their window is over, job
+metrics only when asked. Every statement that reads or deletes rows is bounded (a window of the created_at
+index, or LIMIT; totals are counted from indexes) so none nears D1's 30 s query limit, and each stands
+alone: an interrupted prune leaves a consistent database and the next run carries on. Stdlib only and over
+`query` alone, so a Worker cron can run it on the D1 binding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from service.idempotency import WINDOW_S
+from service.jobs import TERMINAL, iso_ms
+
+TABLES = ("jobs", "webhook_deliveries", "idempotency_keys", "job_metrics")
+# Jobs per window: a job row may carry 1 MB of inputs, so 100 of them is at most ~100 MB for SQLite to free.
+JOB_WINDOW = 100
+ROW_BATCH = 1_000  # key and metric rows are small
+DAY_S = 86_400
+
+_TERMINAL_IN = ", ".join(f"'{status}'" for status in sorted(TERMINAL))
+# ?1 after, ?2 up to (both created_at, the window), ?3 the cutoff. Finished before the cutoff too: a job
+# queued long before it may have finished (and uploaded results) after it.
+_IN_WINDOW = "created_at > ?1 AND created_at <= ?2 AND created_at < ?3"
+_PRUNABLE = f"{_IN_WINDOW} AND status IN ({_TERMINAL_IN}) AND COALESCE(finished_at, updated_at) < ?3"
+# The window's upper bound: the JOB_WINDOW-th created_at after ?1, read from the index alone.
+_WINDOW_END = ("SELECT created_at FROM jobs WHERE created_at > ?1 AND created_at < ?2 ORDER BY created_at "
+               "LIMIT 1 OFFSET ?3")
+_UNFINISHED = f"SELECT COUNT(*) AS n FROM jobs WHERE {_IN_WINDOW} AND status IN ('queued', 'in_progress')"
+_COUNT_WINDOW = (f"SELECT (SELECT COUNT(*) FROM jobs WHERE {_PRUNABLE}) AS jobs, "
+                 f"(SELECT COUNT(*) FROM webhook_deliveries WHERE job_id IN (SELECT id FROM jobs WHERE {_PRUNABLE})) "
+                 f"AS webhook_deliveries, ({_UNFINISHED}) AS unfinished")
+_DELETE_DELIVERIES = (f"DELETE FROM webhook_deliveries WHERE job_id IN (SELECT id FROM jobs WHERE {_PRUNABLE}) "
+                      "RETURNING 1")
+# A delivery that arrives between the two statements keeps its job (the foreign key) until the next run.
+_DELETE_JOBS = (f"DELETE FROM jobs WHERE {_PRUNABLE} AND NOT EXISTS "
+                "(SELECT 1 FROM webhook_deliveries d WHERE d.job_id = jobs.id) RETURNING 1")
+
+# No index on idempotency_keys.created_at_ms: rows are in insertion order, so the expired ones come first
+# and a scan stops after LIMIT matches.
+_KEYS_WHERE = "created_at_ms < ?1"
+_METRICS_WHERE = "created_at < ?1"
+# Counted from the created_at index alone (no row is read), up to the cutoff only.
+_COUNT_OLD_METRICS = f"SELECT COUNT(*) AS n FROM job_metrics WHERE {_METRICS_WHERE}"
+
+
+class Sql(Protocol):
+    """The part of the Database port retention needs (D1's binding, D1 over REST, SQLite)."""
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """Rows older than these go: jobs (created and finished), idempotency keys (ms), job metrics (None: kept)."""
+
+    jobs: str
+    idempotency_ms: int
+    metrics: str | None
+
+    @classmethod
+    def at(cls, now_s: float, keep_days: int, metrics_keep_days: int | None) -> Cutoffs:
+        return cls(jobs=iso_ms(now_s - keep_days * DAY_S), idempotency_ms=int((now_s - WINDOW_S) * 1000),
+                   metrics=None if metrics_keep_days is None else iso_ms(now_s - metrics_keep_days * DAY_S))
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """Rows deleted (or, in a dry run, that would be) per table, rows left, and old jobs kept as unfinished."""
+
+    deleted: dict[str, int]
+    remaining: dict[str, int]
+    unfinished_kept: int
+
+
+async def missing_tables(db: Sql) -> list[str]:
+    rows = await db.query("SELECT name FROM sqlite_master WHERE type = 'table'")
+    present = {row["name"] for row in rows}
+    return [table for table in TABLES if table not in present]
+
+
+async def prune(db: Sql, cutoffs: Cutoffs, *, dry_run: bool = False) -> Pruned:
+    deleted = dict.fromkeys(TABLES, 0)
+    deleted["jobs"], deleted["webhook_deliveries"], unfinished = await _prune_jobs(db, cutoffs.jobs, dry_run)
+    deleted["idempotency_keys"] = (
+        await _count_keys(db, cutoffs.idempotency_ms) if dry_run
+        else await _delete_in_batches(db, "idempotency_keys", _KEYS_WHERE, cutoffs.idempotency_ms))
+    if cutoffs.metrics is not None:
+        deleted["job_metrics"] = (
+            await _count(db, _COUNT_OLD_METRICS, (cutoffs.metrics,)) if dry_run
+            else await _delete_in_batches(db, "job_metrics", _METRICS_WHERE, cutoffs.metrics))
+    remaining = {}
+    for table in TABLES:
+        total = await _count(db, f"SELECT COUNT(*) AS n FROM {table}")
+        remaining[table] = total - deleted[table] if dry_run else total
+    return Pruned(deleted, remaining, unfinished)
+
+
+async def _prune_jobs(db: Sql, cutoff: str, dry_run: bool) -> tuple[int, int, int]:
+    """(jobs, deliveries, unfinished jobs kept), walking the old part of the created_at index a window at a
+    time: stuck jobs are passed once, not rescanned by every batch."""
+    jobs = deliveries = unfinished = 0
+    after = ""
+    while True:
+        rows = await db.query(_WINDOW_END, (after, cutoff, JOB_WINDOW - 1))
+        upto = rows[0]["created_at"] if rows else cutoff
+        window = (after, upto, cutoff)
+        if dry_run:
+            counts = (await db.query(_COUNT_WINDOW, window))[0]
+            jobs, deliveries = jobs + counts["jobs"], deliveries + counts["webhook_deliveries"]
+            unfinished += counts["unfinished"]
+        else:
+            deliveries += len(await db.query(_DELETE_DELIVERIES, window))
+            jobs += len(await db.query(_DELETE_JOBS, window))
+            unfinished += await _count(db, _UNFINISHED, window)  # reads only the rows the window kept
+        if not rows:
+            return jobs, deliveries, unfinished
+        after = upto
+
+
+async def _delete_in_batches(db: Sql, table: str, where: str, cutoff: Any) -> int:
+    total = 0
+    while True:
+        gone = len(await db.query(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {where} "
+                                  "LIMIT ?2) RETURNING 1", (cutoff, ROW_BATCH)))
+        total += gone
+        if gone < ROW_BATCH:
+            return total
+
+
+async def _count_keys(db: Sql, cutoff_ms: int) -> int:
+    """Counted a batch at a time in rowid order, as they are deleted: without an index, one COUNT would read
+    the whole table in one query."""
+    total, last = 0, 0
+    while True:
+        rows = await db.query(f"SELECT COUNT(*) AS n, MAX(r) AS last FROM (SELECT rowid AS r FROM idempotency_keys "
+                              f"WHERE {_KEYS_WHERE} AND rowid > ?2 ORDER BY rowid LIMIT ?3)",
+                              (cutoff_ms, last, ROW_BATCH))
+        total += rows[0]["n"]
+        if rows[0]["n"] < ROW_BATCH:
+            return total
+        last = rows[0]["last"]
+
+
+async def _count(db: Sql, sql: str, params: Sequence[Any] = ()) -> int:
+    return int((await db.query(sql, params))[0]["n"])
