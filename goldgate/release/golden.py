@@ -3,12 +3,18 @@
 against the case's expectations and its reference image, and returns a report bound to the image
 the stack ran. Polling *our* API for a job's status is the client's view; the service itself never
 polls RunPod.
+
+Each case's create carries its own Idempotency-Key, so a create whose answer was lost is sent again
+with that key and answered with the job it made: a flaky network neither fails a case nor runs (and
+bills) it twice. A status poll that fails on the way is polled again, with backoff, until the case's
+latency limit.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +36,12 @@ REFERENCES_DIR = GOLDEN_DIR / "references"
 _MAX_RESULT_BYTES = 200_000_000
 MAX_CONCURRENCY = 256  # cases in flight at once; the CLI's --concurrency has the same bound
 _MAX_JSON_BYTES = 1_000_000  # an API answer (queue/create, status) far past any real one is refused, not held
+CREATE_ATTEMPTS = 4  # sends of one case's create, all with its key, while its outcome stays unknown
+RETRY_BACKOFF_S = 0.5  # the first wait before a create is sent again; doubles each time (0.5, 1, 2 s)
+MAX_POLL_BACKOFF_S = 5.0  # the longest wait between status polls that failed on the way
+# A 502/503 from queue/create is documented as "RunPod never took it, the job is failed": it is an
+# answer, not a lost one. Any other 5xx may come from after the job was made (or from Cloudflare).
+_CREATE_ANSWERED_5XX = (502, 503)
 
 
 @dataclass(frozen=True)
@@ -139,25 +151,63 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
 def _submit_and_wait(client: httpx.Client, case: GoldenCase, limit: float, poll_s: float,
                      out: dict[str, Any]) -> dict[str, Any]:
     deadline = time.monotonic() + limit
-    resp = _answer(client, "POST", "/api/queue/create", deadline, limit,
-                   json={"workflow_id": case.workflow, "inputs": dict(case.inputs)})
+    job_id = _create(client, case, deadline, limit)
+    out["job_id"] = job_id
+    return _wait(client, job_id, deadline, limit, poll_s)
+
+
+def _create(client: httpx.Client, case: GoldenCase, deadline: float, limit: float) -> str:
+    """The case's job id. A create whose outcome is unknown (no answer, or a 5xx other than 502/503) is
+    sent again with the same key, so the service answers the job the lost one made instead of a second."""
+    body = {"workflow_id": case.workflow, "inputs": dict(case.inputs)}
+    headers = {"idempotency-key": str(uuid.uuid4())}
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            resp = _answer(client, "POST", "/api/queue/create", deadline, limit, json=body, headers=headers)
+        except httpx.TransportError as exc:
+            lost = _one_line(exc)
+        else:
+            if resp.status_code < 500 or resp.status_code in _CREATE_ANSWERED_5XX:
+                break
+            lost = f"queue/create answered {resp.status_code}: {_api_error(resp)}"
+        wait = RETRY_BACKOFF_S * 2 ** (attempt - 1)
+        if attempt == CREATE_ATTEMPTS or time.monotonic() + wait > deadline:
+            raise GoldgateError(f"{lost} ({attempt} attempt(s), all with the same Idempotency-Key)")
+        time.sleep(wait)
     if resp.status_code != 202:
         raise GoldgateError(f"queue/create answered {resp.status_code}: {_api_error(resp)}")
     job_id = _json(resp).get("job_id")
     if not isinstance(job_id, str) or not job_id:
         raise GoldgateError("queue/create answered 202 without a job_id")
-    out["job_id"] = job_id
+    return job_id
+
+
+def _wait(client: httpx.Client, job_id: str, deadline: float, limit: float, poll_s: float) -> dict[str, Any]:
+    """The job's terminal status. A poll that fails on the way (no answer, a 5xx, a 429) is retried with a
+    doubling wait up to MAX_POLL_BACKOFF_S: polling is a read, and the job runs on whether we look or not."""
+    state, trouble, wait = None, None, poll_s
     while True:
-        resp = _answer(client, "GET", f"/api/status/{job_id}", deadline, limit)
-        if resp.status_code != 200:
-            raise GoldgateError(f"status/{job_id} answered {resp.status_code}: {_api_error(resp)}")
-        status = _json(resp)
-        if status.get("status") in TERMINAL:
-            return status
-        if time.monotonic() > deadline:
-            raise GoldgateError(f"job {job_id} still {status.get('status')} after {limit:g} s "
-                                "(the case's latency limit)")
-        time.sleep(poll_s)
+        try:
+            resp = _answer(client, "GET", f"/api/status/{job_id}", deadline, limit)
+        except httpx.TransportError as exc:
+            trouble = _one_line(exc)
+        else:
+            if resp.status_code == 200:
+                status = _json(resp)
+                if status.get("status") in TERMINAL:
+                    return status
+                state, trouble = status.get("status"), None
+            elif resp.status_code >= 500 or resp.status_code == 429:
+                trouble = f"answered {resp.status_code}: {_api_error(resp)}"
+            else:
+                raise GoldgateError(f"status/{job_id} answered {resp.status_code}: {_api_error(resp)}")
+        wait = poll_s if trouble is None else min(MAX_POLL_BACKOFF_S, max(RETRY_BACKOFF_S, wait * 2))
+        # After a failed poll, one that could only start past the limit is not made: the reason is this one.
+        if time.monotonic() + (wait if trouble else 0.0) > deadline:
+            last = f"; the last poll failed: {trouble}" if trouble else ""
+            raise GoldgateError(f"job {job_id} still {state or 'without a status'} after {limit:g} s "
+                                f"(the case's latency limit){last}")
+        time.sleep(wait)
 
 
 def _check_results(client: httpx.Client, access: ApiAccess, case: GoldenCase, results: Any,

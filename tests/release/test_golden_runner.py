@@ -14,6 +14,7 @@ from PIL import Image, ImageOps
 from release_support import TOKEN, StandInApi, golden_suite, render_png, standin_api, write_case
 
 from goldgate.errors import GoldgateError
+from goldgate.release import golden
 from goldgate.release.cases import load_cases
 from goldgate.release.golden import ApiAccess, SuiteTarget, run_suite
 from goldgate.release.perceptual import ImageUnreadable, hamming, inspect_image
@@ -135,14 +136,17 @@ def test_a_completed_status_whose_results_are_not_a_list_fails_its_case_not_the_
                for c in report["cases"])
 
 
-def test_the_token_is_sent_to_our_api_and_an_unreachable_api_fails_cleanly(golden_dir: Path) -> None:
+def test_the_token_is_sent_to_our_api_and_an_unreachable_api_fails_cleanly(golden_dir: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     with standin_api() as api:
         run(api, golden_dir, smoke_only=True)
         assert set(api.auth_headers_seen) == {f"Bearer {TOKEN}"}
+    monkeypatch.setattr(golden, "RETRY_BACKOFF_S", 0.01)
     cases = load_cases(golden_dir / "cases", smoke_only=True)
     report = run_suite(cases, ApiAccess("http://127.0.0.1:9", TOKEN), target(), poll_s=0.01,
                        references_dir=golden_dir / "references")
-    assert report["passed"] is False and "ConnectError" in report["cases"][0]["error"]
+    error = report["cases"][0]["error"]
+    assert report["passed"] is False and "ConnectError" in error and "4 attempt(s)" in error
 
 
 def test_reports_are_written_with_a_dated_copy_and_read_back(golden_dir: Path) -> None:
