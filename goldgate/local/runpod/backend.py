@@ -583,11 +583,8 @@ class RunPodBackend:
             raise EmulatorError(400, "Bad Request", "job result must be a JSON object")
         with self.lock:
             w = self.worker(endpoint_id, worker_id)
-            self._touch(w)
-            job = self.jobs.get(job_id)
-            if job is None or job.worker_id != worker_id or job.status != "IN_PROGRESS":
-                self.on_event("job.result_ignored", job=job_id, worker=worker_id,
-                              state=None if job is None else job.status)
+            job = self._held(w, job_id, "job.result_ignored")
+            if job is None:
                 return
             if body.get("status") == "IN_PROGRESS":
                 job.progress = body.get("output")
@@ -604,14 +601,19 @@ class RunPodBackend:
         if not isinstance(body, dict) or "output" not in body:
             raise EmulatorError(400, "Bad Request", "a stream chunk must be a JSON object with an 'output' field")
         with self.lock:
-            w = self.worker(endpoint_id, worker_id)
-            self._touch(w)
-            job = self.jobs.get(job_id)
-            if job is None or job.worker_id != worker_id or job.status != "IN_PROGRESS":
-                self.on_event("job.stream_ignored", job=job_id, worker=worker_id,
-                              state=None if job is None else job.status)
-                return
-            job.stream.append(body["output"])
+            job = self._held(self.worker(endpoint_id, worker_id), job_id, "job.stream_ignored")
+            if job is not None:
+                job.stream.append(body["output"])
+
+    def _held(self, w: WorkerRecord, job_id: str, ignored_event: str) -> JobRecord | None:
+        """The job if worker `w` (who just called in) still runs it; else None, logged as `ignored_event` (stale).
+        Call under the lock."""
+        self._touch(w)
+        job = self.jobs.get(job_id)
+        if job is None or job.worker_id != w.id or job.status != "IN_PROGRESS":
+            self.on_event(ignored_event, job=job_id, worker=w.id, state=None if job is None else job.status)
+            return None
+        return job
 
     def stop_signals(self, endpoint_id: str, worker_id: str, hold_s: float) -> list[str]:
         deadline = self.clock() + hold_s
