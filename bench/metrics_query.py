@@ -92,16 +92,18 @@ def main() -> int:
     parser.add_argument("--tags", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    path = Path(tempfile.mkdtemp(prefix="gg-metrics-")) / "metrics.sqlite"
-    started = time.perf_counter()
-    fill(path, args.rows, args.tags)
-    fill_s = time.perf_counter() - started
-    db = SqliteDatabase(path)
-    all_times, report = timed(db, None, args.repeat)
-    since = "2026-01-12T00:00:00Z"  # about the last half of the rows
-    since_times, since_report = timed(db, since, args.repeat)
-    stall_s = asyncio.run(_longest_stall(db))
-    db.close()
+    # A million rows take about 700 MB: the file goes when the run ends.
+    with tempfile.TemporaryDirectory(prefix="gg-metrics-") as tmp:
+        path = Path(tmp) / "metrics.sqlite"
+        started = time.perf_counter()
+        fill(path, args.rows, args.tags)
+        fill_s = time.perf_counter() - started
+        db = SqliteDatabase(path)
+        all_times, report = timed(db, None, args.repeat)
+        since = "2026-01-12T00:00:00Z"  # about the last half of the rows
+        since_times, since_report = timed(db, since, args.repeat)
+        stall_s = asyncio.run(_longest_stall(db))
+        db.close()
     result = {
         "rows": args.rows, "tags": args.tags, "fill_seconds": round(fill_s, 2),
         "all_rows": {"best_s": round(min(all_times), 3), "median_s": round(statistics.median(all_times), 3)},

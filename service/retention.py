@@ -35,6 +35,11 @@ _UNFINISHED = f"SELECT COUNT(*) AS n FROM jobs WHERE {_IN_WINDOW} AND status IN 
 _COUNT_WINDOW = (f"SELECT (SELECT COUNT(*) FROM jobs WHERE {_PRUNABLE}) AS jobs, "
                  f"(SELECT COUNT(*) FROM webhook_deliveries WHERE job_id IN (SELECT id FROM jobs WHERE {_PRUNABLE})) "
                  f"AS webhook_deliveries, ({_UNFINISHED}) AS unfinished")
+# A metrics row written before migration 0003 has no image count: take it from the job before the job goes.
+_KEEP_IMAGE_COUNTS = ("UPDATE job_metrics SET images = (SELECT CASE WHEN j.status <> 'completed' THEN 0 "
+                      "WHEN json_valid(j.results_json) THEN json_array_length(j.results_json) ELSE 1 END "
+                      "FROM jobs j WHERE j.id = job_metrics.job_id) "
+                      f"WHERE images IS NULL AND job_id IN (SELECT id FROM jobs WHERE {_PRUNABLE})")
 _DELETE_DELIVERIES = (f"DELETE FROM webhook_deliveries WHERE job_id IN (SELECT id FROM jobs WHERE {_PRUNABLE}) "
                       "RETURNING 1")
 # A delivery that arrives between the two statements keeps its job (the foreign key) until the next run.
@@ -78,10 +83,20 @@ class Pruned:
     unfinished_kept: int
 
 
+# Columns prune writes that a later migration added (0003: a metrics row keeps its job's image count).
+COLUMNS = {"job_metrics": ("images",)}
+
+
 async def missing_tables(db: Sql) -> list[str]:
+    """The tables (and `table.column`s) prune needs that the database lacks: it is not migrated this far."""
     rows = await db.query("SELECT name FROM sqlite_master WHERE type = 'table'")
     present = {row["name"] for row in rows}
-    return [table for table in TABLES if table not in present]
+    missing = [table for table in TABLES if table not in present]
+    for table, columns in COLUMNS.items():
+        if table in present:
+            have = {row["name"] for row in await db.query(f"PRAGMA table_info({table})")}
+            missing += [f"{table}.{column}" for column in columns if column not in have]
+    return missing
 
 
 async def prune(db: Sql, cutoffs: Cutoffs, *, dry_run: bool = False) -> Pruned:
@@ -115,6 +130,7 @@ async def _prune_jobs(db: Sql, cutoff: str, dry_run: bool) -> tuple[int, int, in
             jobs, deliveries = jobs + counts["jobs"], deliveries + counts["webhook_deliveries"]
             unfinished += counts["unfinished"]
         else:
+            await db.query(_KEEP_IMAGE_COUNTS, window)
             deliveries += len(await db.query(_DELETE_DELIVERIES, window))
             jobs += len(await db.query(_DELETE_JOBS, window))
             unfinished += await _count(db, _UNFINISHED, window)  # reads only the rows the window kept

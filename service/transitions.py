@@ -32,7 +32,7 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
   (one D1 transaction) as the job update and the delivery record. The row's primary key is
   the job id and the insert is `ON CONFLICT DO UPDATE ... WHERE` only for the COMPLETED-replaces-
   failure and RunPod-replaces-a-failed-submission cases, so a job has exactly one row, describing
-  its final state.
+  its final state, including `images`, the number of result images recorded (0 unless completed).
 - Timings. delayTime/executionTime are measurements, not state: one that is missing, not a
   usable number of milliseconds (a numeric string is read as its number), or longer than the job
   has existed (plus a minute) is recorded as null (no cost from it) and named in the applied line's
@@ -267,17 +267,18 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
     if terminal:
         statements.append(Statement(
             "INSERT INTO job_metrics (job_id, stack, status, runpod_queue_duration_ms, runpod_run_duration_ms, "
-            "e2e_ms, worker_image_tag, workflow_version, gpu_type, cost_estimate_usd, created_at) "
+            "e2e_ms, worker_image_tag, workflow_version, gpu_type, cost_estimate_usd, created_at, images) "
             "SELECT id, stack, status, runpod_queue_duration_ms, runpod_run_duration_ms, e2e_ms, "
-            "worker_image_tag, workflow_version, gpu_type, cost_estimate_usd, created_at FROM jobs "
+            "worker_image_tag, workflow_version, gpu_type, cost_estimate_usd, created_at, ? FROM jobs "
             "WHERE id = ? AND last_delivery = ? "
             "ON CONFLICT (job_id) DO UPDATE SET status = excluded.status, "
             "runpod_queue_duration_ms = excluded.runpod_queue_duration_ms, "
             "runpod_run_duration_ms = excluded.runpod_run_duration_ms, e2e_ms = excluded.e2e_ms, "
             "worker_image_tag = excluded.worker_image_tag, gpu_type = excluded.gpu_type, "
-            "cost_estimate_usd = excluded.cost_estimate_usd "
+            "cost_estimate_usd = excluded.cost_estimate_usd, images = excluded.images "
             "WHERE (excluded.status = 'completed' AND job_metrics.status <> 'completed') OR ?",
-            (job["id"], fingerprint, 1 if _failed_on_submission(job) else 0)))
+            # The image count lives on in the metrics row: `goldgate prune` may delete the job's row.
+            (len(results or ()), job["id"], fingerprint, 1 if _failed_on_submission(job) else 0)))
     return statements
 
 

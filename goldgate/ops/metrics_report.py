@@ -56,12 +56,16 @@ def open_sqlite(path: Path) -> sqlite3.Connection:
 
 async def _extras(db: Any, since: str | None) -> dict[str, Any]:
     """Images per release (for cost per 1,000 images), first-seen order, and the e2e histogram."""
+    # A database not migrated to 0003 yet (D1 until the next `pulumi up`) has no images column.
+    own = "m.images" if any(c["name"] == "images" for c in await db.query("PRAGMA table_info(job_metrics)")) else "NULL"
     releases = await db.query(
         "SELECT m.worker_image_tag AS tag, MIN(m.created_at) AS first_seen, "
-        # A results_json that is not JSON (a damaged row) counts as one image, like a missing one.
-        "SUM(CASE WHEN m.status = 'completed' THEN COALESCE(CASE WHEN json_valid(j.results_json) "
-        "THEN json_array_length(j.results_json) END, 1) ELSE 0 END) "
-        "AS images FROM job_metrics m LEFT JOIN jobs j ON j.id = m.job_id "
+        # The row's own count (migration 0003) outlives a pruned job. A row written before it counts its
+        # job's results (looked up only then: COALESCE stops at the first non-null); a job pruned before
+        # the migration, or a results_json that is not JSON (a damaged row), counts as one image.
+        f"SUM(COALESCE({own}, CASE WHEN m.status = 'completed' THEN COALESCE((SELECT CASE WHEN "
+        "json_valid(j.results_json) THEN json_array_length(j.results_json) END FROM jobs j WHERE j.id = m.job_id), "
+        "1) ELSE 0 END)) AS images FROM job_metrics m "
         "WHERE (?1 IS NULL OR m.created_at >= ?1) GROUP BY m.worker_image_tag", (since,))
     bounds = (await db.query("SELECT MIN(e2e_ms) AS lo, MAX(e2e_ms) AS hi FROM job_metrics "
                              "WHERE e2e_ms IS NOT NULL AND (?1 IS NULL OR created_at >= ?1)", (since,)))[0]

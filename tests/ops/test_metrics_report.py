@@ -136,3 +136,62 @@ def test_a_home_whose_path_holds_uri_characters_reports_the_stacks_own_jobs(tmp_
     assert json.loads(capsys.readouterr().out)["overall"]["count"] == 40
     assert read_job_facts(db).total == 40
     assert sorted(p.name for p in tmp_path.iterdir()) == ["team#2?x"]
+
+
+def _per_image(report):
+    return [(g["images"], g["cost_per_1000_images_usd"]) for g in (report["overall"], *report["by_worker_image_tag"])]
+
+
+def test_a_database_upgraded_to_the_images_column_reports_its_older_jobs_images_from_their_results(tmp_path):
+    import sqlite3
+
+    from goldgate.migrations import MIGRATIONS_DIR, apply_sqlite
+
+    before_images = tmp_path / "migrations-before-0003"
+    before_images.mkdir()
+    for name in ("0001_init.sql", "0002_idempotency_keys.sql"):
+        shutil.copy(MIGRATIONS_DIR / name, before_images / name)
+    db = tmp_path / "stack.sqlite"
+    apply_sqlite(db, before_images)
+    conn = sqlite3.connect(db)
+    with conn:
+        for i, (status, images) in enumerate((("completed", 3), ("completed", 1), ("failed", 0))):
+            results = json.dumps([{"key": f"results/j{i}/{n}.png"} for n in range(images)]) if images else None
+            conn.execute("INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, "
+                         "results_json, created_at, created_at_ms, updated_at) VALUES (?, 'staging', 'w', 'w@1', '{}', "
+                         "'t', ?, ?, '2026-11-01T00:00:00.000Z', 0, '2026-11-01T00:00:00.000Z')", (f"j{i}", status,
+                                                                                                   results))
+            conn.execute("INSERT INTO job_metrics (job_id, stack, status, worker_image_tag, cost_estimate_usd, "
+                         "created_at) VALUES (?, 'staging', ?, ?, 0.01, '2026-11-01T00:00:00.000Z')",
+                         (f"j{i}", status, OLD_TAG))
+    conn.close()
+    before = report_from_sqlite(db, "staging")
+
+    assert apply_sqlite(db) == ["0003_job_metrics_images.sql"]
+
+    after = report_from_sqlite(db, "staging")
+    assert after["overall"]["images"] == 4 and _per_image(after) == _per_image(before)
+
+
+def test_cost_per_1000_images_is_unchanged_when_jobs_whose_metrics_carry_their_images_are_pruned(home):
+    import sqlite3
+
+    db = LocalPlatform(home).db_path("staging")
+    conn = sqlite3.connect(db)
+    with conn:  # even jobs made two images; the fixture's metrics rows predate the images column
+        conn.execute("UPDATE jobs SET results_json = json_array(json('{\"key\": \"a.png\"}'), "
+                     "json('{\"key\": \"b.png\"}')) WHERE CAST(substr(id, 5) AS INTEGER) % 2 = 0")
+    before = report_from_sqlite(db, "staging")
+    with conn:  # the first half written since, by the transition (which records images), then pruned
+        conn.execute("UPDATE job_metrics SET images = (SELECT CASE WHEN j.status = 'completed' THEN "
+                     "json_array_length(j.results_json) ELSE 0 END FROM jobs j WHERE j.id = job_metrics.job_id) "
+                     "WHERE job_id <= 'job-0000500'")
+        conn.execute("DELETE FROM webhook_deliveries WHERE job_id <= 'job-0000500'")
+        conn.execute("DELETE FROM jobs WHERE id <= 'job-0000500'")
+    conn.close()
+
+    after = report_from_sqlite(db, "staging")
+
+    completed = [i for i in range(1, 1_001) if i % 20]
+    assert before["overall"]["images"] == sum(2 if i % 2 == 0 else 1 for i in completed)
+    assert _per_image(after) == _per_image(before)

@@ -86,8 +86,10 @@ def test_thousands_of_repeated_shuffled_deliveries_settle_every_job_exactly_once
     final = dict(db.execute("SELECT id, status FROM jobs"))
     wrong = {j: (final[j], expected[j]) for j in job_ids if final[j] != expected[j]}
     assert not wrong, list(wrong.items())[:5]
-    metrics = dict(db.execute("SELECT job_id, status FROM job_metrics"))
-    assert metrics == expected  # exactly one row per terminal job, with its final status
+    metrics = {job_id: (status, images) for job_id, status, images
+               in db.execute("SELECT job_id, status, images FROM job_metrics")}
+    # exactly one row per terminal job, with its final status and its images (one per completed job)
+    assert metrics == {job_id: (status, int(status == "completed")) for job_id, status in expected.items()}
     # every distinct delivery recorded once; every other copy answered as a duplicate
     assert db.execute("SELECT COUNT(*) FROM webhook_deliveries").fetchone()[0] == JOBS * 4
     reasons = [body["reason"] for _, body in answers]

@@ -112,7 +112,8 @@ def test_shipped_workflows_if_present_load():
 
 def test_migrations_runner_is_idempotent_and_compatible_with_wrangler_and_goldgate(tmp_path):
     conn = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
-    assert apply_sqlite(conn, MIGRATIONS) == ["0001_init.sql", "0002_idempotency_keys.sql"]
+    assert apply_sqlite(conn, MIGRATIONS) == ["0001_init.sql", "0002_idempotency_keys.sql",
+                                              "0003_job_metrics_images.sql"]
     assert apply_sqlite(conn, MIGRATIONS) == []
     cols = [r[1] for r in conn.execute("PRAGMA table_info(d1_migrations)")]
     assert cols == ["id", "name", "applied_at"]
@@ -121,7 +122,7 @@ def test_migrations_runner_is_idempotent_and_compatible_with_wrangler_and_goldga
     metric_cols = {r[1] for r in conn.execute("PRAGMA table_info(job_metrics)")}
     assert metric_cols == {"job_id", "stack", "status", "runpod_queue_duration_ms", "runpod_run_duration_ms",
                            "e2e_ms", "worker_image_tag", "workflow_version", "gpu_type", "cost_estimate_usd",
-                           "created_at"}
+                           "created_at", "images"}
     conn.close()
     try:
         from goldgate.migrations import apply_sqlite as goldgate_apply
