@@ -144,12 +144,23 @@ class StorageSpec:
 
 
 @dataclass(frozen=True)
+class RetentionSpec:
+    """What the API Worker's Cron Trigger prunes from D1, on `cron` (UTC), as `goldgate prune --keep-days keep_days
+    [--metrics-keep-days metrics_keep_days]` would (cloud stacks only)."""
+
+    keep_days: int
+    cron: str
+    metrics_keep_days: int | None = None
+
+
+@dataclass(frozen=True)
 class DatabaseSpec:
     """The D1 database (jobs, deliveries, job_metrics)."""
 
     name: str
     location_hint: str | None = None
     protect: bool = False
+    retention: RetentionSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -497,6 +508,50 @@ def _compatibility_date(f: _Fields) -> str:
     return value
 
 
+# A Cron Trigger's schedule: five fields (minute hour day-of-month month day-of-week, UTC), each a list of values,
+# ranges and steps, names (JAN, MON) and Cloudflare's L, W and # extensions. No seconds or year field, no @daily.
+_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*,/#-]+$")
+_CRON_RULE = "a cron expression Cloudflare accepts: five fields, minute hour day-of-month month day-of-week (UTC)"
+
+
+def _cron_problem(expression: str) -> str | None:
+    parts = expression.split()
+    if len(parts) != 5:
+        return f"it has {len(parts)} field(s), not 5 (e.g. '30 3 * * *' is daily at 03:30 UTC)"
+    for part, (name, lo, hi) in zip(parts, _CRON_FIELDS, strict=True):
+        if not _CRON_FIELD.fullmatch(part):
+            return f"the {name} field {show(part)} holds a character cron does not know"
+        bad = next((n for n in re.findall(r"(?<![/#\d])\d+", part) if not lo <= int(n) <= hi), None)
+        if bad is not None:
+            return f"the {name} field {show(part)} names {bad}, outside {lo}-{hi}"
+    return None
+
+
+def _retention(f: _Fields, result_ttl_days: int) -> RetentionSpec | None:
+    """database.retention: N >= the R2 result ttl (a job keeps its row while its images exist), M >= N."""
+    if f._get("retention", False) is None:
+        return None
+    r = f.sub("retention")
+    keep_days = r.num("keep_days", None, 1, 3_650, integer=True)
+    if keep_days is None:
+        raise r._err("keep_days", "is required (days a finished job is kept; at least storage.result_ttl_days)")
+    if keep_days < result_ttl_days:
+        raise r._err("keep_days", f"{keep_days} is below storage.result_ttl_days ({result_ttl_days}): jobs whose "
+                                  f"results R2 still holds would lose their rows; use {result_ttl_days} or more")
+    metrics_keep_days = r.num("metrics_keep_days", None, 1, 3_650, integer=True)
+    if metrics_keep_days is not None and metrics_keep_days < keep_days:
+        raise r._err("metrics_keep_days", f"{metrics_keep_days} is below keep_days ({keep_days}): a job's metrics are "
+                                          f"kept at least as long as the job; use {keep_days} or more")
+    cron = r.str("cron", required=True)
+    assert cron is not None
+    problem = _cron_problem(cron)
+    if problem:
+        raise r._err("cron", f"{show(cron)} is not {_CRON_RULE}: {problem}")
+    r.done()
+    return RetentionSpec(keep_days=keep_days, cron=" ".join(cron.split()), metrics_keep_days=metrics_keep_days)
+
+
 def _endpoint(f: _Fields, stack: str) -> EndpointSpec:
     env_raw = f._get("env", False) or {}
     if not isinstance(env_raw, Mapping):
@@ -591,7 +646,8 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
     database = DatabaseSpec(name=db.str("name", required=True, pattern=_NAME),
                             location_hint=db.str("location_hint", choices=LOCATION_HINTS,
                                                  rule="a D1 location hint"),
-                            protect=db.bool("protect", role == "prod"))
+                            protect=db.bool("protect", role == "prod"),
+                            retention=_retention(db, storage.result_ttl_days))
     db.done()
     a = f.sub("api", required=True)
     api = ApiSpec(script_name=a.str("script_name", required=True, pattern=_WORKER_NAME, rule=_WORKER_RULE),
@@ -638,6 +694,9 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
     if target == "local" and spec.endpoint.pulls_privately:
         raise SpecError(f"{source}: stacks.{name}.endpoint: registry_credential_id and manage_registry_credential are "
                         "for cloud stacks: the local target runs images from its own image store and pulls nothing")
+    if target == "local" and spec.database.retention is not None:
+        raise SpecError(f"{source}: stacks.{name}.database.retention: a Cloudflare Cron Trigger runs it, so it is for "
+                        f"cloud stacks; on the local target run `goldgate prune {name} --keep-days N` instead")
     if target == "cloud" and spec.image is None:
         raise SpecError(f"{source}: goldgate:spec.image is required for a cloud stack (repo@sha256:<64 hex>)")
     return spec

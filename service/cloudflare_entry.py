@@ -4,18 +4,20 @@ Bindings (infra/components/api.py): D1 `DB`, R2 `RESULTS`, secret_text `API_TOKE
 `WEBHOOK_SECRET`, `RUNPOD_API_KEY`, and plain_text settings named after the ServiceConfig keys
 upper-cased (values are strings; numbers are parsed here). Workflows come from the generated
 top-level module `bundled_workflows` (`WORKFLOWS`: file name -> JSON text). The Worker never
-migrates D1 (Pulumi does) and never polls RunPod.
+migrates D1 (Pulumi does) and never polls RunPod. Its Cron Trigger (declared only when the stack sets
+database.retention) calls `Default.scheduled`, which prunes D1 as `goldgate prune` does, a bounded part per run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from service import retention
 from service.app import App, create_app
 from service.config import ConfigError, ServiceConfig
 from service.http import Request, Response, json_response
@@ -302,6 +304,72 @@ def to_workers_response(response: Response) -> Any:
     return WorkersResponse(body, status=response.status, headers=dict(response.headers))
 
 
+# D1 statements one scheduled run may make: half of D1's 1,000 queries per Worker invocation (Workers Paid) and,
+# each being a few milliseconds of Python, far inside the CPU limit. Every retention statement stands alone, so a
+# run cut here leaves a consistent database and the next one carries on (about 12,000 jobs or 500,000 keys a run).
+RETENTION_STATEMENTS = 500
+
+
+class StatementsSpent(Exception):
+    """A scheduled prune made its RETENTION_STATEMENTS statements; the next run continues."""
+
+
+class BoundedSql:
+    """retention.Sql over the D1 port that refuses statements past `statements`."""
+
+    def __init__(self, db: D1Database, statements: int) -> None:
+        self.db, self.left = db, statements
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        if self.left <= 0:
+            raise StatementsSpent
+        self.left -= 1
+        return await self.db.query(sql, params)
+
+
+async def prune_on_schedule(env: Any, now_s: float, cron: str) -> None:
+    """One Cron Trigger run: the stack's retention (its RETENTION_* bindings) over D1, logged as one line.
+    A failure is logged and raised again, so the Cron Events of the Worker show the run failed too."""
+    try:
+        config = config_from_env(env)
+        db = D1Database(_binding(env, DB_BINDING, "D1 database"))
+    except ConfigError as exc:
+        Logger(stdout_sink).error("service.misconfigured", reason="misconfigured", message=str(exc),
+                                  error={"type": type(exc).__name__, "message": str(exc)})
+        raise
+    log = Logger(stdout_sink, secrets=(config.api_token, config.webhook_secret, config.runpod_api_key),
+                 stack=config.stack, worker_image_tag=config.worker_image_tag,
+                 workflow_version=config.workflow_version)
+    keep_days, metrics_keep_days = config.retention_keep_days, config.retention_metrics_keep_days
+    if keep_days is None:
+        log.info("retention.skipped", reason="not_configured", data={"cron": cron},
+                 message="nothing pruned: this Worker has no RETENTION_KEEP_DAYS binding; set the stack's "
+                         "database.retention and `pulumi up`, or run `goldgate prune`")
+        return
+    cutoffs = retention.Cutoffs.at(now_s, keep_days, metrics_keep_days)
+    sql, deleted = BoundedSql(db, RETENTION_STATEMENTS), dict.fromkeys(retention.TABLES, 0)
+    settings = {"cron": cron, "keep_days": keep_days, "metrics_keep_days": metrics_keep_days,
+                "jobs_before": cutoffs.jobs, "metrics_before": cutoffs.metrics}
+    try:
+        pruned: retention.Pruned | None = await retention.prune(sql, cutoffs, deleted=deleted)
+    except StatementsSpent:
+        pruned = None
+    except Exception as exc:
+        log.error("retention.failed", reason="prune_failed", error=error_field(exc),
+                  data={**settings, "deleted": deleted},
+                  message="the scheduled prune failed; what it deleted stays deleted, and the next run carries on")
+        raise
+    if pruned is None:
+        log.info("retention.pruned", status="partial", data={**settings, "deleted": deleted},
+                 message=f"stopped after {RETENTION_STATEMENTS} statements; the next run carries on")
+        return
+    stuck = pruned.unfinished_kept
+    log.info("retention.pruned", status="complete",
+             data={**settings, "deleted": pruned.deleted, "remaining": pruned.remaining, "unfinished_kept": stuck},
+             message=f"{stuck} queued or in-progress jobs older than the cutoff were kept: they are stuck; "
+                     "`goldgate recover JOB --stack STACK` each" if stuck else None)
+
+
 class Default(WorkerEntrypoint):  # type: ignore[misc, valid-type]
     """One App per isolate, built on the first request from this Worker's bindings."""
 
@@ -327,6 +395,11 @@ class Default(WorkerEntrypoint):  # type: ignore[misc, valid-type]
         if core_request.method == "POST":
             return to_workers_response(await self._to_the_end(app.handle(core_request)))
         return to_workers_response(await app.handle(core_request))
+
+    async def scheduled(self, controller: Any, env: Any = None, ctx: Any = None) -> None:
+        """The Cron Trigger's entry. The runtime passes (controller, env, ctx); the bindings are `self.env`
+        here as in `fetch`."""
+        await prune_on_schedule(self.env, float(controller.scheduledTime) / 1000, str(controller.cron))
 
     async def _to_the_end(self, work: Awaitable[Response]) -> Response:
         """`work`'s answer, with `work` under ctx.waitUntil: the runtime cancels a request's work when its

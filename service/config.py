@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+MAX_KEEP_DAYS = 3_650  # as `goldgate prune --keep-days`: ten years
+
 
 class ConfigError(ValueError):
     """The service configuration is missing a key or holds a bad value; the message names the key."""
@@ -32,6 +34,9 @@ class ServiceConfig:
     workflow_version: str | None = None
     worker_image_tag: str | None = None
     runpod_timeout_s: float = 10.0
+    # Cloudflare Worker only (its Cron Trigger prunes D1, service/cloudflare_entry.py); None: no retention runs
+    retention_keep_days: int | None = None
+    retention_metrics_keep_days: int | None = None
     # local server only
     host: str = "127.0.0.1"
     port: int = 0
@@ -75,6 +80,7 @@ class ServiceConfig:
         if not (math.isfinite(self.runpod_timeout_s) and 0 < self.runpod_timeout_s <= 3600):
             raise ConfigError("service config runpod_timeout_s must be a number of seconds above 0 and at most 3600 "
                               "(how long a call to RunPod may take)")
+        self._check_retention()
         if not (0 <= self.port <= 65535):
             raise ConfigError("service config port must be 0..65535 (0 picks a free port)")
         for name in ("runpod_endpoint_base", "public_base_url", "s3_endpoint_url"):
@@ -88,6 +94,20 @@ class ServiceConfig:
             # then post any job's outcome and open any result.
             raise ConfigError("service config api_token and webhook_secret must differ: give each its own random "
                               "value")
+
+    def _check_retention(self) -> None:
+        """The spec's rules (goldgate/spec.py), again here: a hand-set binding must not delete what must be kept."""
+        keep, metrics = self.retention_keep_days, self.retention_metrics_keep_days
+        if keep is not None and not 1 <= keep <= MAX_KEEP_DAYS:
+            raise ConfigError(f"service config retention_keep_days must be 1..{MAX_KEEP_DAYS} days, got {keep}")
+        if metrics is None:
+            return
+        if keep is None:
+            raise ConfigError("service config retention_metrics_keep_days needs retention_keep_days: job metrics are "
+                              "pruned only together with the jobs")
+        if not keep <= metrics <= MAX_KEEP_DAYS:
+            raise ConfigError(f"service config retention_metrics_keep_days must be retention_keep_days ({keep}) to "
+                              f"{MAX_KEEP_DAYS} days (a job's metrics outlive it), got {metrics}")
 
 
 def _coerce(name: str, annotation: str, value: Any) -> Any:

@@ -99,27 +99,34 @@ async def missing_tables(db: Sql) -> list[str]:
     return missing
 
 
-async def prune(db: Sql, cutoffs: Cutoffs, *, dry_run: bool = False) -> Pruned:
-    deleted = dict.fromkeys(TABLES, 0)
-    deleted["jobs"], deleted["webhook_deliveries"], unfinished = await _prune_jobs(db, cutoffs.jobs, dry_run)
-    deleted["idempotency_keys"] = (
-        await _count_keys(db, cutoffs.idempotency_ms) if dry_run
-        else await _delete_in_batches(db, "idempotency_keys", _KEYS_WHERE, cutoffs.idempotency_ms))
+async def prune(db: Sql, cutoffs: Cutoffs, *, dry_run: bool = False,
+                deleted: dict[str, int] | None = None) -> Pruned:
+    """`deleted` (rows per table) is brought up to date after every statement, so a caller that stops a prune
+    part-way (a Worker's statement budget) still knows what went."""
+    deleted = dict.fromkeys(TABLES, 0) if deleted is None else deleted
+    for table in TABLES:
+        deleted.setdefault(table, 0)
+    unfinished = await _prune_jobs(db, cutoffs.jobs, dry_run, deleted)
+    if dry_run:
+        deleted["idempotency_keys"] += await _count_keys(db, cutoffs.idempotency_ms)
+    else:
+        await _delete_in_batches(db, "idempotency_keys", _KEYS_WHERE, cutoffs.idempotency_ms, deleted)
     if cutoffs.metrics is not None:
-        deleted["job_metrics"] = (
-            await _count(db, _COUNT_OLD_METRICS, (cutoffs.metrics,)) if dry_run
-            else await _delete_in_batches(db, "job_metrics", _METRICS_WHERE, cutoffs.metrics))
+        if dry_run:
+            deleted["job_metrics"] += await _count(db, _COUNT_OLD_METRICS, (cutoffs.metrics,))
+        else:
+            await _delete_in_batches(db, "job_metrics", _METRICS_WHERE, cutoffs.metrics, deleted)
     remaining = {}
     for table in TABLES:
         total = await _count(db, f"SELECT COUNT(*) AS n FROM {table}")
         remaining[table] = total - deleted[table] if dry_run else total
-    return Pruned(deleted, remaining, unfinished)
+    return Pruned(dict(deleted), remaining, unfinished)
 
 
-async def _prune_jobs(db: Sql, cutoff: str, dry_run: bool) -> tuple[int, int, int]:
-    """(jobs, deliveries, unfinished jobs kept), walking the old part of the created_at index a window at a
-    time: stuck jobs are passed once, not rescanned by every batch."""
-    jobs = deliveries = unfinished = 0
+async def _prune_jobs(db: Sql, cutoff: str, dry_run: bool, deleted: dict[str, int]) -> int:
+    """Deletes (or counts) jobs and their deliveries into `deleted`, walking the old part of the created_at index
+    a window at a time (stuck jobs are passed once, not rescanned by every batch); the unfinished jobs kept."""
+    unfinished = 0
     after = ""
     while True:
         rows = await db.query(_WINDOW_END, (after, cutoff, JOB_WINDOW - 1))
@@ -127,26 +134,26 @@ async def _prune_jobs(db: Sql, cutoff: str, dry_run: bool) -> tuple[int, int, in
         window = (after, upto, cutoff)
         if dry_run:
             counts = (await db.query(_COUNT_WINDOW, window))[0]
-            jobs, deliveries = jobs + counts["jobs"], deliveries + counts["webhook_deliveries"]
+            deleted["jobs"] += counts["jobs"]
+            deleted["webhook_deliveries"] += counts["webhook_deliveries"]
             unfinished += counts["unfinished"]
         else:
             await db.query(_KEEP_IMAGE_COUNTS, window)
-            deliveries += len(await db.query(_DELETE_DELIVERIES, window))
-            jobs += len(await db.query(_DELETE_JOBS, window))
+            deleted["webhook_deliveries"] += len(await db.query(_DELETE_DELIVERIES, window))
+            deleted["jobs"] += len(await db.query(_DELETE_JOBS, window))
             unfinished += await _count(db, _UNFINISHED, window)  # reads only the rows the window kept
         if not rows:
-            return jobs, deliveries, unfinished
+            return unfinished
         after = upto
 
 
-async def _delete_in_batches(db: Sql, table: str, where: str, cutoff: Any) -> int:
-    total = 0
+async def _delete_in_batches(db: Sql, table: str, where: str, cutoff: Any, deleted: dict[str, int]) -> None:
     while True:
         gone = len(await db.query(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {where} "
                                   "LIMIT ?2) RETURNING 1", (cutoff, ROW_BATCH)))
-        total += gone
+        deleted[table] += gone
         if gone < ROW_BATCH:
-            return total
+            return
 
 
 async def _count_keys(db: Sql, cutoff_ms: int) -> int:

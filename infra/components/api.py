@@ -77,6 +77,11 @@ def settings_vars(spec: StackSpec) -> dict[str, str]:
     price = spec.price_per_gpu_second()
     if price is not None:  # absent: the service falls back to its vendor price table
         out["PRICE_PER_GPU_SECOND"] = repr(float(price))
+    kept = spec.database.retention
+    if kept is not None:  # read by the Worker's scheduled handler; absent: it prunes nothing
+        out["RETENTION_KEEP_DAYS"] = str(kept.keep_days)
+        if kept.metrics_keep_days is not None:
+            out["RETENTION_METRICS_KEEP_DAYS"] = str(kept.metrics_keep_days)
     return out
 
 
@@ -112,7 +117,8 @@ def bindings(args: ApiArgs) -> list[cloudflare.WorkersScriptBindingArgs]:
 
 
 class Api(pulumi.ComponentResource):
-    """The API Worker (each apply deploys at 100%), its workers.dev or custom-domain exposure."""
+    """The API Worker (each apply deploys at 100%), its workers.dev or custom-domain exposure, and the Cron Trigger
+    that prunes D1 when the stack sets database.retention."""
 
     api_url: str
     script_name: pulumi.Output[str]
@@ -144,4 +150,8 @@ class Api(pulumi.ComponentResource):
             self.subdomain = cloudflare.WorkersScriptSubdomain(
                 names.logical("api-workers-dev"), account_id=args.account_id, script_name=self.script.script_name,
                 enabled=True, previews_enabled=False, opts=child)
+        if spec.database.retention is not None:
+            self.cron = cloudflare.WorkersCronTrigger(
+                names.logical("api-retention"), account_id=args.account_id, script_name=self.script.script_name,
+                schedules=[cloudflare.WorkersCronTriggerScheduleArgs(cron=spec.database.retention.cron)], opts=child)
         self.register_outputs({"api_url": self.api_url, "script_name": self.script_name})

@@ -2,6 +2,7 @@
 // Node, offline, and drives one job through `Default.fetch` with real JS Request objects.
 //
 // Usage: node run_worker.mjs UPLOAD.json   (UPLOAD.json from worker_upload.py)
+// Then it invokes `Default.scheduled` once, as a Cron Trigger does.
 // Prints one JSON summary on stdout: every request's status, headers and body, the RunPod calls,
 // the D1 calls each request made, and every line the Worker printed.
 //
@@ -423,6 +424,30 @@ Default
                   body: JSON.stringify({ workflow_id: "sdxl-txt2img", inputs: { prompt: "a mill in fog" } }) };
   await call("create_keyed", "POST", "/api/queue/create", keyed);
   await call("create_keyed_again", "POST", "/api/queue/create", keyed);
+
+  // The Cron Trigger (Default.scheduled, under the RETENTION_KEEP_DAYS binding): a job that finished 40 days ago
+  // goes with its delivery; every job created above stays.
+  const longAgo = new Date(Date.now() - 40 * 86400000).toISOString();
+  db.sqlite.run("INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, created_at, "
+                + "created_at_ms, updated_at, finished_at) VALUES ('job-long-ago', 'staging', 'sdxl-txt2img', "
+                + "'sdxl-txt2img@1.0.0', '{}', ?, 'completed', ?, ?, ?, ?)",
+                ["0".repeat(32), longAgo, Date.parse(longAgo), longAgo, longAgo]);
+  db.sqlite.run("INSERT INTO webhook_deliveries (fingerprint, job_id, runpod_status, source, applied, outcome, "
+                + "received_at) VALUES ('long-ago-hook', 'job-long-ago', 'COMPLETED', 'webhook', 1, 'applied', ?)",
+                [longAgo]);
+  const cron = { name: "scheduled", method: "SCHEDULED", url: "30 3 * * *" };
+  const d1From = db.calls.length;
+  const printedFrom = printed.length;
+  try {
+    await worker.scheduled({ cron: cron.url, scheduledTime: Date.now(), type: "scheduled" },
+                           { ...env, DB: db, RESULTS: bucket }, { waitUntil: (promise) => { waiting.push(promise); } });
+  } catch (error) {
+    cron.exception = String(error.stack ?? error);
+  }
+  cron.d1 = db.calls.slice(d1From);
+  cron.r2 = [];
+  cron.printed = printed.slice(printedFrom);
+  steps.push(cron);
 
   const settled = await Promise.allSettled(waiting);
   const waitUntil = { count: waiting.length, promises: waiting.every((p) => p instanceof Promise),

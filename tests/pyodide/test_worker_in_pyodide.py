@@ -243,3 +243,17 @@ def test_every_post_runs_under_wait_until_and_its_promise_settles_cleanly(run):
     RunPod taking the job and its id being recorded; the runtime gets a real Promise that resolves."""
     posts = [s for s in run["steps"] if s["method"] == "POST"]
     assert run["wait_until"] == {"count": len(posts), "promises": True, "rejected": []}
+
+
+def test_the_cron_trigger_prunes_a_long_finished_job_over_d1_and_logs_one_line(run):
+    """`Default.scheduled` as the runtime calls it (controller, env, ctx as JS objects): the job that finished
+    40 days ago goes with its delivery, the jobs the requests created stay."""
+    cron = step(run, "scheduled")
+    assert "exception" not in cron
+    assert {op for op, _ in ops(cron)} == {"all"} and all(call["ok"] for call in cron["d1"])
+    [line] = [json.loads(printed) for printed in cron["printed"]]
+    assert (line["event"], line["status"]) == ("retention.pruned", "complete")
+    assert line["data"]["deleted"] == {"jobs": 1, "webhook_deliveries": 1, "idempotency_keys": 0, "job_metrics": 0}
+    jobs = {job["id"] for job in run["tables"]["jobs"]}
+    assert "job-long-ago" not in jobs and len(jobs) == 3
+    assert all(d["job_id"] != "job-long-ago" for d in run["tables"]["webhook_deliveries"])

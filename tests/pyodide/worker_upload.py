@@ -31,7 +31,7 @@ def bindings(**overrides: str) -> dict[str, str]:
            "PUBLIC_BASE_URL": PUBLIC_BASE, "WORKFLOW_VERSION": "sdxl-txt2img@1.0.0",
            "WORKER_IMAGE_TAG": "", "EXECUTION_TIMEOUT_MS": "600000", "TTL_MS": "86400000",
            "MAX_BODY_BYTES": "65536", "SIGNED_URL_TTL_S": "3600", "GPU_TYPE": "NVIDIA L4", "GPU_COUNT": "2",
-           "PRICE_PER_GPU_SECOND": "0.0005"}
+           "PRICE_PER_GPU_SECOND": "0.0005", "RETENTION_KEEP_DAYS": "30"}
     env.update(overrides)
     return env
 
