@@ -132,8 +132,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
         raise GoldgateError("--database-id and --account-id name a D1 database: add --cloud to prune it")
     else:
         platform = _platform(args)
-        report = retention.prune_local(platform.spec(args.stack), platform.db_path(args.stack), args.keep_days,
-                                       args.metrics_keep_days, dry_run=args.dry_run, progress=progress)
+        report = retention.prune_local(platform.spec(args.stack), platform.require_migrated(args.stack),
+                                       args.keep_days, args.metrics_keep_days, dry_run=args.dry_run,
+                                       progress=progress)
     emit(args, report.to_dict(), retention.render_text)
     return 0
 

@@ -22,6 +22,7 @@ from typing import Any
 from goldgate import spec as specs
 from goldgate.errors import StateError
 from goldgate.local.state import StackDir, default_home, read_json
+from goldgate.migrations import discover as discover_migrations
 from goldgate.runpod.control import ControlPlaneClient
 from goldgate.spec import StackSpec
 
@@ -187,6 +188,33 @@ class LocalPlatform:
     def db_path(self, stack: str) -> Path:
         return self._dir(stack).db_path
 
+    def _missing_migrations(self, stack: str) -> list[str]:
+        """The migrations of this checkout the stack's database lacks: it was created by an older goldgate and no
+        host of this one has started on it since. None missing when there is no database yet."""
+        # Imported here: goldgate.ops imports this package.
+        from goldgate.ops.fingerprint import connect_read_only
+
+        path = self._dir(stack).db_path
+        if not path.is_file():
+            return []
+        try:
+            with contextlib.closing(connect_read_only(path, timeout=5)) as db:
+                applied = {row[0] for row in db.execute("SELECT name FROM d1_migrations")}
+        except sqlite3.Error:
+            return []  # not a database goldgate can read: the command that opens it says so
+        return [m.name for m in discover_migrations() if m.name not in applied]
+
+    def require_migrated(self, stack: str) -> Path:
+        """The stack's database path, refused while migrations of this checkout are missing from it."""
+        missing = self._missing_migrations(stack)
+        if not missing:
+            return self._dir(stack).db_path
+        lacks = f"{stack}'s database predates this goldgate (migrations not applied: {', '.join(missing)})"
+        if self.host_pid(stack) is not None:
+            raise StateError(f"{lacks}: its running host was started by an older goldgate; restart the stack to "
+                             f"apply them: `goldgate down {stack} && goldgate up {stack}`")
+        raise StateError(f"{lacks}; `goldgate up {stack}` applies them, then run this command again")
+
     def _host_pid(self, stack: str, state: Any) -> int | None:
         """The pid in a state file if it is still this stack's host process; None for a dead host, a
         malformed pid, or a pid the OS has since given to an unrelated process (which must not be signalled)."""
@@ -297,6 +325,9 @@ class LocalPlatform:
 
     def _up(self, stack: str, d: StackDir, progress: Progress, timeout_s: float) -> StackStatus:
         if self._state(stack):
+            # A host applies the migrations when it starts: one started by an older goldgate keeps serving the
+            # older schema (and code) until it is restarted, so "already up" would hide the upgrade.
+            self.require_migrated(stack)
             progress(f"{stack}: already up")
             return self.status(stack)
         starting = self._host_pid(stack, {"pid": d.host_lock_pid()})

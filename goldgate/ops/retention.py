@@ -16,6 +16,7 @@ from typing import Any
 
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.errors import GoldgateError
+from goldgate.migrations import discover as discover_migrations
 from goldgate.spec import StackSpec, show
 from service import retention
 from service.sqlite_database import D1_LIMITS
@@ -102,7 +103,8 @@ def prune_local(spec: StackSpec, path: Path, keep_days: int, metrics_keep_days: 
     conn = open_stack_db(path)
     try:
         progress(f"{'counting' if dry_run else 'pruning'} {path}")
-        return _run(_SqliteSql(conn), spec.name, "local", keep_days, metrics_keep_days, dry_run, now_s)
+        return _run(_SqliteSql(conn), spec.name, "local", keep_days, metrics_keep_days, dry_run, now_s,
+                    migrate=f"`goldgate up {spec.name}`")
     except sqlite3.DatabaseError as exc:
         raise GoldgateError(f"pruning {path} failed ({exc}); it is safe to run the prune again") from None
     finally:
@@ -115,18 +117,18 @@ def prune_cloud(spec: StackSpec, d1: D1Client, database_id: str, keep_days: int,
     check_keep_days(spec, keep_days, metrics_keep_days)
     db = _D1Sql(d1, database_id)
     progress(f"{'counting' if dry_run else 'pruning'} D1 {database_id}")
-    return _run(db, spec.name, "cloud", keep_days, metrics_keep_days, dry_run, now_s, where=f"D1 {database_id}")
+    return _run(db, spec.name, "cloud", keep_days, metrics_keep_days, dry_run, now_s, where=f"D1 {database_id}",
+                migrate=f"`pulumi up --stack {spec.name}`")
 
 
 def _run(db: retention.Sql, stack: str, target: str, keep_days: int, metrics_keep_days: int | None,
-         dry_run: bool, now_s: float | None, where: str = "the database") -> PruneReport:
+         dry_run: bool, now_s: float | None, *, migrate: str, where: str = "the database") -> PruneReport:
     cutoffs = retention.Cutoffs.at(time.time() if now_s is None else now_s, keep_days, metrics_keep_days)
 
     async def checked_prune() -> retention.Pruned:
         missing = await retention.missing_tables(db)
         if missing:
-            raise PruneRefused(f"{where} has no {', '.join(missing)} table: it is not a migrated goldgate "
-                               "database (check --database-id, or apply the migrations)")
+            raise PruneRefused(await _why_tables_missing(db, missing, where, migrate))
         await _refuse_another_stacks_database(db, stack, where)
         return await retention.prune(db, cutoffs, dry_run=dry_run)
 
@@ -134,6 +136,20 @@ def _run(db: retention.Sql, stack: str, target: str, keep_days: int, metrics_kee
     return PruneReport(stack=stack, target=target, dry_run=dry_run, keep_days=keep_days,
                        metrics_keep_days=metrics_keep_days, jobs_before=cutoffs.jobs, metrics_before=cutoffs.metrics,
                        deleted=pruned.deleted, remaining=pruned.remaining, unfinished_kept=pruned.unfinished_kept)
+
+
+async def _why_tables_missing(db: retention.Sql, missing: list[str], where: str, migrate: str) -> str:
+    """A goldgate database that an older checkout migrated lacks the newer tables until its migrations are applied
+    (after an upgrade, before the next `pulumi up` or `goldgate up`): say how; anything else is another database."""
+    tables = {row["name"] for row in await db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    applied = ({row["name"] for row in await db.query("SELECT name FROM d1_migrations")}
+               if "d1_migrations" in tables else set())
+    behind = [m.name for m in discover_migrations() if m.name not in applied]
+    if applied and behind:
+        return (f"{where} predates this goldgate (migrations not applied: {', '.join(behind)}): nothing was deleted; "
+                f"{migrate} applies them, then prune again")
+    return (f"{where} has no {', '.join(missing)} table: it is not a migrated goldgate database (check "
+            "--database-id, or apply the migrations)")
 
 
 async def _refuse_another_stacks_database(db: retention.Sql, stack: str, where: str) -> None:

@@ -18,7 +18,7 @@ from goldgate.cloudflare.api import CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.d1_standin import D1StandIn
 from goldgate.local.platform import LocalPlatform
-from goldgate.migrations import apply_sqlite, apply_with
+from goldgate.migrations import MIGRATIONS_DIR, apply_sqlite, apply_with
 from goldgate.ops import retention
 from service import retention as service_retention
 from service.jobs import iso_ms
@@ -362,3 +362,33 @@ def test_cli_prune_with_a_database_id_but_without_cloud_prunes_nothing(tmp_path,
     assert main(argv) == 1
     assert "add --cloud" in capsys.readouterr().err
     assert _state(db)["jobs"] == ALL_JOBS
+
+
+def test_cli_prune_of_a_database_an_older_goldgate_left_says_to_bring_the_stack_up(tmp_path, capsys):
+    home = tmp_path / "home"
+    db = LocalPlatform(home).db_path("staging")
+    db.parent.mkdir(parents=True)
+    before = tmp_path / "migrations-0001"
+    before.mkdir()
+    (before / "0001_init.sql").write_text((MIGRATIONS_DIR / "0001_init.sql").read_text())
+    apply_sqlite(db, before)  # the schema the goldgate before idempotency keys created
+    assert main(["prune", "staging", "--home", str(home), "--keep-days", "30"]) == 1
+    err = capsys.readouterr().err
+    assert "migrations not applied: 0002_idempotency_keys.sql" in err and "`goldgate up staging`" in err
+    assert err.count("\n") == 1
+
+
+def test_prune_of_a_d1_an_older_goldgate_migrated_says_pulumi_up_applies_the_rest_and_deletes_nothing(tmp_path):
+    before = tmp_path / "migrations-0001"
+    before.mkdir()
+    (before / "0001_init.sql").write_text((MIGRATIONS_DIR / "0001_init.sql").read_text())
+    with D1StandIn(TOKEN) as standin, CloudflareApi(TOKEN, standin.api_base) as api:
+        d1 = D1Client(api, standin.account_id, poll_interval_s=0.0)
+        database = d1.create_database("goldgate-staging").uuid
+        apply_with(lambda sql, params: d1.query(database, sql, params), before)
+        d1.query(database, *_rows(NOW)[0])  # one old completed job
+        with pytest.raises(retention.PruneRefused) as refused:
+            retention.prune_cloud(STAGING, d1, database, 30, now_s=NOW)
+        assert {row["id"] for row in d1.query(database, "SELECT id FROM jobs")} == {"old-completed"}
+    said = str(refused.value)
+    assert "migrations not applied: 0002_idempotency_keys.sql" in said and "`pulumi up --stack staging`" in said
