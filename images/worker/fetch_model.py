@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 RETRY_DELAYS_S = (1, 2, 4)
+MAX_RETRY_AFTER_S = 300  # a 429's Retry-After is waited out up to this; a longer one is a build to run later
 READ_TIMEOUT_S = 60
 CHUNK = 8 * 1024 * 1024
 # The layer's bytes must not depend on when or where it was built: a rebuild on a fresh builder then gives
@@ -33,7 +34,12 @@ class FetchFailed(Exception):
 
 
 class _Transient(Exception):
-    """A failure worth another attempt (a 5xx, a 429, a broken connection)."""
+    """A failure worth another attempt (a 5xx, a 429, a broken connection), after `retry_after` s if the server
+    said so."""
+
+    def __init__(self, message: str, retry_after: int = 0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def fetch(url: str, sha256: str | None, dest: Path) -> str:
@@ -74,7 +80,8 @@ def _download_with_retries(url: str, out: BinaryIO) -> str:
         try:
             return _download(url, out)
         except _Transient as exc:
-            print(f"fetch_model: {exc}; retrying in {delay} s", file=sys.stderr, flush=True)
+            delay = max(delay, exc.retry_after)  # a rate-limited host refuses a retry that comes sooner
+            print(f"fetch_model: {exc}; retrying in {delay:g} s", file=sys.stderr, flush=True)
             time.sleep(delay)
     try:
         return _download(url, out)
@@ -88,17 +95,28 @@ def _download(url: str, out: BinaryIO) -> str:
     digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=READ_TIMEOUT_S) as resp:
+            announced, got = resp.length, 0  # Content-Length, None when the server sent none
             while chunk := resp.read(CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
+                got += len(chunk)
     except urllib.error.HTTPError as exc:
         message = f"GET {url} answered {exc.code} {exc.reason}"
         if exc.code >= 500 or exc.code == 429:
-            raise _Transient(message) from None
+            raise _Transient(message, _retry_after(exc.headers.get("Retry-After"))) from None
         raise FetchFailed(f"{message}; check source_url in models.yaml") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         raise _Transient(f"GET {url} failed: {getattr(exc, 'reason', None) or exc}") from None
+    # read(amt) ends quietly at a connection closed early: only the count shows the body was cut short.
+    if announced is not None and got != announced:
+        raise _Transient(f"GET {url} ended after {got} of the {announced} bytes its Content-Length announced")
     return digest.hexdigest()
+
+
+def _retry_after(value: str | None) -> int:
+    """Retry-After in seconds (the HTTP-date form counts as absent), capped at MAX_RETRY_AFTER_S."""
+    value = (value or "").strip()
+    return min(int(value), MAX_RETRY_AFTER_S) if value.isdecimal() else 0
 
 
 def main(argv: list[str]) -> int:

@@ -6,6 +6,7 @@ import hashlib
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -112,3 +113,86 @@ def test_a_malformed_pin_is_refused_before_downloading(tmp_path: Path) -> None:
     done = fetch("http://127.0.0.1:9/never", "sha256:" + MODEL_SHA256, tmp_path / "model.safetensors")
     assert done.returncode == 2 and "64 lowercase hex digits" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+class _CutShort(BaseHTTPRequestHandler):
+    """Announces the whole model, sends a part of it and closes the connection, `cuts_left` times."""
+    cuts_left: ClassVar[int] = 0
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(MODEL)))
+        self.end_headers()
+        if type(self).cuts_left > 0:
+            type(self).cuts_left -= 1
+            self.wfile.write(MODEL[:1000])
+            self.close_connection = True
+        else:
+            self.wfile.write(MODEL)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def cut_short() -> Iterator[str]:
+    _CutShort.cuts_left = 1
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _CutShort)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_download_cut_short_is_retried_not_baked_truncated(cut_short: str, tmp_path: Path) -> None:
+    # Unpinned, nothing but the Content-Length can tell a cut-off model from the real one.
+    dest = tmp_path / "loras" / "lora.safetensors"
+    done = fetch(f"{cut_short}/lora.safetensors", "-", dest)
+    assert done.returncode == 0, done.stderr
+    assert dest.read_bytes() == MODEL
+    assert f"ended after 1000 of the {len(MODEL)} bytes" in done.stderr
+
+
+def test_a_download_cut_short_is_not_blamed_on_the_pin(cut_short: str, tmp_path: Path) -> None:
+    dest = tmp_path / "models" / "model.safetensors"
+    done = fetch(f"{cut_short}/model.safetensors", MODEL_SHA256, dest)
+    assert done.returncode == 0, done.stderr
+    assert dest.read_bytes() == MODEL and "models.yaml pins" not in done.stderr
+
+
+class _RateLimited(BaseHTTPRequestHandler):
+    """A host that answers 429 with Retry-After, and 429 again to any request before that time is up."""
+    RETRY_AFTER_S: ClassVar[int] = 8  # longer than every built-in retry delay together (1 + 2 + 4 s)
+    free_at: ClassVar[float | None] = None
+
+    def do_GET(self) -> None:
+        now = time.monotonic()
+        if _RateLimited.free_at is None or now < _RateLimited.free_at:
+            _RateLimited.free_at = _RateLimited.free_at or now + self.RETRY_AFTER_S
+            self.send_response(429)
+            self.send_header("Retry-After", str(self.RETRY_AFTER_S))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(MODEL)))
+        self.end_headers()
+        self.wfile.write(MODEL)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_a_429_is_retried_after_the_time_its_retry_after_asks_for(tmp_path: Path) -> None:
+    _RateLimited.free_at = None
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _RateLimited)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        dest = tmp_path / "models" / "model.safetensors"
+        done = fetch(f"http://127.0.0.1:{httpd.server_address[1]}/model.safetensors", MODEL_SHA256, dest)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert done.returncode == 0, done.stderr
+    assert dest.read_bytes() == MODEL and "answered 429" in done.stderr
