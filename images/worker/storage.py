@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import StorageConfig
 
+PUT_ATTEMPTS = 3  # a create-only write that races another run's write of the key, then gives up
 RENDER_METADATA = "render"  # user metadata: the render (JobInput.render_id) whose run stored the object
 
 
@@ -54,18 +55,30 @@ class ResultStore:
         self._client = client or make_s3_client(storage)
 
     def put_create_only(self, key: str, body: bytes, content_type: str, render_id: str) -> StoredObject:
-        """Stores `body` unless the key exists; an existing object of the same `render_id` is kept and returned."""
+        """Stores `body` unless the key exists; an existing object of the same `render_id` is kept and returned.
+
+        Two runs of one job can write the same key at once (RunPod runs a job at least once): S3 may answer the
+        racing conditional write 409 ConditionalRequestConflict, which asks for a retry, and the object a 412
+        named may be gone by the read-back (the other run failed and removed it). Both write again."""
         digest = hashlib.sha256(body).hexdigest()
-        try:
-            self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
-                                    IfNoneMatch="*", Metadata={"sha256": digest, RENDER_METADATA: render_id})
-            return StoredObject(key, content_type, len(body), digest, created=True)
-        except ClientError as exc:
-            if _code(exc) not in ("PreconditionFailed", "412"):
-                raise StorageError(f"upload of {key} to bucket {self.bucket} failed: {_code(exc) or exc}") from None
-        except BotoCoreError as exc:
-            raise StorageError(f"upload of {key} to bucket {self.bucket} failed: {exc}") from None
-        return self._existing(key, digest, len(body), content_type, render_id)
+        for _ in range(PUT_ATTEMPTS):
+            try:
+                self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
+                                        IfNoneMatch="*", Metadata={"sha256": digest, RENDER_METADATA: render_id})
+                return StoredObject(key, content_type, len(body), digest, created=True)
+            except ClientError as exc:
+                if _code(exc) in ("ConditionalRequestConflict", "409"):
+                    continue
+                if _code(exc) not in ("PreconditionFailed", "412"):
+                    raise StorageError(f"upload of {key} to bucket {self.bucket} failed: {_code(exc) or exc}") \
+                        from None
+            except BotoCoreError as exc:
+                raise StorageError(f"upload of {key} to bucket {self.bucket} failed: {exc}") from None
+            existing = self._existing(key, digest, len(body), content_type, render_id)
+            if existing is not None:
+                return existing
+        raise StorageError(f"upload of {key} to bucket {self.bucket} kept racing another write of the key "
+                           f"({PUT_ATTEMPTS} attempts); retry the job")
 
     def delete_created(self, keys: list[str]) -> list[str]:
         """Best effort: removes objects this job attempt created before it failed; returns the keys left."""
@@ -77,13 +90,18 @@ class ResultStore:
                 left.append(key)
         return left
 
-    def _existing(self, key: str, digest: str, size: int, content_type: str, render_id: str) -> StoredObject:
+    def _existing(self, key: str, digest: str, size: int, content_type: str, render_id: str) -> StoredObject | None:
         """The key exists already: fine if it holds these exact bytes or an earlier run of this render's image,
-        an error otherwise."""
+        an error otherwise; None if it is gone again (write it)."""
         try:
             obj = self._client.get_object(Bucket=self.bucket, Key=key)
             existing = obj["Body"].read()
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise StorageError(f"{key} already exists in bucket {self.bucket} and could not be read back "
+                               f"to compare: {exc}") from None
+        except BotoCoreError as exc:
             raise StorageError(f"{key} already exists in bucket {self.bucket} and could not be read back "
                                f"to compare: {exc}") from None
         stored_type = obj.get("ContentType") or content_type
