@@ -157,8 +157,9 @@ def _submit_and_wait(client: httpx.Client, case: GoldenCase, limit: float, poll_
 
 
 def _create(client: httpx.Client, case: GoldenCase, deadline: float, limit: float) -> str:
-    """The case's job id. A create whose outcome is unknown (no answer, or a 5xx other than 502/503) is
-    sent again with the same key, so the service answers the job the lost one made instead of a second."""
+    """The case's job id. A create whose outcome is unknown (no answer, or a 5xx other than 502/503), or that
+    the service answers 409 idempotency_key_busy, is sent again with the same key, so the service answers the
+    job the lost one made instead of a second."""
     body = {"workflow_id": case.workflow, "inputs": dict(case.inputs)}
     headers = {"idempotency-key": str(uuid.uuid4())}
     for attempt in range(1, CREATE_ATTEMPTS + 1):
@@ -167,8 +168,11 @@ def _create(client: httpx.Client, case: GoldenCase, deadline: float, limit: floa
         except httpx.TransportError as exc:
             lost = _one_line(exc)
         else:
-            if resp.status_code < 500 or resp.status_code in _CREATE_ANSWERED_5XX:
+            busy = resp.status_code == 409 and _api_error(resp).startswith("idempotency_key_busy:")
+            if not busy and (resp.status_code < 500 or resp.status_code in _CREATE_ANSWERED_5XX):
                 break
+            # the outcome is unknown, or the service asks for a retry with the key (a request with it failed
+            # while this one was being answered)
             lost = f"queue/create answered {resp.status_code}: {_api_error(resp)}"
         wait = RETRY_BACKOFF_S * 2 ** (attempt - 1)
         if attempt == CREATE_ATTEMPTS or time.monotonic() + wait > deadline:

@@ -131,6 +131,9 @@ class Proxy:
                     elif how == "500":
                         _reply(self, 500, b'{"error": {"code": "internal", "message": "upstream failed"}}',
                                {"content-type": "application/json"})
+                    elif how == "409busy":  # what the service answers when a request with the key failed meanwhile
+                        _reply(self, 409, b'{"error": {"code": "idempotency_key_busy", "message": "retry with the '
+                                          b'same key"}}', {"content-type": "application/json"})
                     return None  # "drop": the connection closes with nothing sent
                 passed = {k: v for k, v in answer.headers.items()
                           if k.lower() not in ("content-length", "content-encoding", "transfer-encoding", "connection")}
@@ -227,6 +230,16 @@ def test_a_create_whose_answers_keep_failing_is_given_up_after_a_bounded_number_
     keys = stack.creates()
     assert len(keys) == 4 and len(set(keys)) == 1
     assert stack.jobs() == 1 and len(stack.runpod.runs) == 1  # the case failed, but was billed once
+
+
+def test_a_create_the_service_answers_key_busy_is_sent_again_with_its_key(
+        stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(golden_module, "RETRY_BACKOFF_S", 0.01)
+    stack.proxy.lose["POST /api/queue/create"] = ["409busy"]
+    report = golden(stack, tmp_path, "lighthouse")
+    assert report["passed"] is True, report["failures"]
+    keys = stack.creates()
+    assert len(keys) == 2 and len(set(keys)) == 1 and stack.jobs() == 1 and len(stack.runpod.runs) == 1
 
 
 def test_a_refused_create_is_not_sent_again(stack: Stack, tmp_path: Path) -> None:
