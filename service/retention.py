@@ -106,7 +106,8 @@ async def prune(db: Sql, cutoffs: Cutoffs, *, dry_run: bool = False,
     deleted = dict.fromkeys(TABLES, 0) if deleted is None else deleted
     for table in TABLES:
         deleted.setdefault(table, 0)
-    unfinished = await _prune_jobs(db, cutoffs.jobs, dry_run, deleted)
+    # Keys and metrics before jobs: a few statements a run, they would otherwise wait forever behind a jobs
+    # backlog that no run of a Worker's bounded budget gets through (each run starts again at the oldest job).
     if dry_run:
         deleted["idempotency_keys"] += await _count_keys(db, cutoffs.idempotency_ms)
     else:
@@ -116,6 +117,7 @@ async def prune(db: Sql, cutoffs: Cutoffs, *, dry_run: bool = False,
             deleted["job_metrics"] += await _count(db, _COUNT_OLD_METRICS, (cutoffs.metrics,))
         else:
             await _delete_in_batches(db, "job_metrics", _METRICS_WHERE, cutoffs.metrics, deleted)
+    unfinished = await _prune_jobs(db, cutoffs.jobs, dry_run, deleted)
     remaining = {}
     for table in TABLES:
         total = await _count(db, f"SELECT COUNT(*) AS n FROM {table}")

@@ -158,16 +158,17 @@ def test_a_scheduled_run_stops_at_its_statement_budget_and_the_next_runs_finish_
 def test_a_d1_failure_is_logged_on_the_schema_and_raised_so_the_cron_run_shows_failed(
         entry, tmp_path, capsys, log_lines):
     worker, env = _worker(entry, tmp_path, RETENTION_KEEP_DAYS="30")
-    env.DB.conn.execute("DROP TABLE idempotency_keys")  # the jobs go, then a statement fails
+    env.DB.conn.execute("DROP TABLE job_metrics")  # the expired key goes, then a statement fails
 
     with pytest.raises(JsException, match="no such table"):
         asyncio.run(worker.scheduled(_controller(), env, Ctx()))
 
     [line] = _lines(capsys, log_lines)
     assert (line["event"], line["level"], line["reason"]) == ("retention.failed", "error", "prune_failed")
-    assert "no such table: idempotency_keys" in line["error"]["message"]
-    assert line["data"]["deleted"]["jobs"] == 2  # what it deleted before failing is reported, and stays deleted
-    assert env.DB.conn.execute("SELECT COUNT(*) FROM jobs WHERE id = 'old-completed'").fetchone() == (0,)
+    assert "no such table: job_metrics" in line["error"]["message"]
+    # what it deleted before failing is reported, and stays deleted
+    assert line["data"]["deleted"]["idempotency_keys"] == 1
+    assert env.DB.conn.execute("SELECT idempotency_key FROM idempotency_keys").fetchall() == [("key-fresh",)]
 
 
 @pytest.mark.parametrize(("bindings", "said"), [
@@ -187,3 +188,21 @@ def test_retention_bindings_that_would_delete_what_must_be_kept_are_refused_dele
     assert _state(env.DB.conn) == before
     [line] = _lines(capsys, log_lines)
     assert (line["event"], line["reason"]) == ("service.misconfigured", "misconfigured") and said in line["message"]
+
+
+def test_old_jobs_more_than_a_run_can_get_through_do_not_keep_expired_keys_and_old_metrics_forever(
+        entry, tmp_path, capsys, log_lines, monkeypatch):
+    """A backlog of old jobs larger than a run's budget (a first prune of a busy database, more jobs a day than a
+    daily run gets through, thousands of stuck jobs) makes every run partial; the small tables still get pruned."""
+    monkeypatch.setattr(entry, "RETENTION_STATEMENTS", 6)
+    stuck = [(f"stuck-{n:03d}", "queued", 60, None) for n in range(250)]  # walked again by every run
+    worker, env = _worker(entry, tmp_path, RETENTION_KEEP_DAYS="30", RETENTION_METRICS_KEEP_DAYS="365")
+    _fill(env.DB.conn, stuck, keys=False)
+
+    for _ in range(3):
+        asyncio.run(worker.scheduled(_controller(), env, Ctx()))
+
+    assert [line["status"] for line in _lines(capsys, log_lines)] == ["partial"] * 3
+    state = _state(env.DB.conn)
+    assert state["idempotency_keys"] == {"key-fresh"}  # the one past its 24 h window went
+    assert "old-completed" not in state["job_metrics"]  # 400 days old, past the 365 kept
