@@ -138,12 +138,19 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
             return json_response(202, {"job_id": job.id, "status": row["status"], "trace_id": job.trace_id})
         log.error("job.submit_failed", status="failed", reason="runpod_refused" if refused else "runpod_unavailable",
                   message=reason, error={"type": type(exc).__name__, "message": reason})
-        if key is not None:
+        # RunPod did not take the job only when it said so (a refusal, or 429). A timeout or a 5xx may have
+        # reached it: the key stays with this job, so a retry with it answers this job (which RunPod's webhook
+        # completes if it took it) instead of running and billing the work twice.
+        not_taken = refused or getattr(exc, "status", None) == 429
+        if key is not None and not_taken:
             await _release_key(app, key, job.id, log)
         if not isinstance(exc, (RunPodRefused, RunPodUnavailable)):
             raise
+        again = ("submit it again later" if key is None or not_taken else
+                 "if RunPod took it after all, its webhook completes it; a retry with this Idempotency-Key answers "
+                 "this job: to submit anew, use a new key")
         raise ApiError(502 if refused else 503, "runpod_refused" if refused else "runpod_unavailable",
-                       f"{reason}; job {job.id} is marked failed, submit it again later", job_id=job.id) from None
+                       f"{reason}; job {job.id} is marked failed; {again}", job_id=job.id) from None
     try:
         await jobs.record_runpod_id(app.db, job.id, reply["id"], app.clock())
     except Exception as exc:  # noqa: BLE001 - RunPod has the job: a 500 would have the client pay for it twice

@@ -22,7 +22,12 @@ class RunPodRefused(Exception):
 
 
 class RunPodUnavailable(Exception):
-    """RunPod could not be reached or answered nonsense; try again later."""
+    """RunPod could not be reached or answered nonsense; try again later. `status` is its HTTP status when it
+    answered one (a 5xx, or 429: rate limited, so the call was not taken), else None."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 # The signature of a webhook URL (`...?job=<id>&sig=<hex>`): it lets anyone post that job's outcome.
@@ -67,7 +72,7 @@ class HttpRunPodGateway:
             # a peer may echo our request back: never let the key travel on into errors and logs
             detail = _detail(reply.body, self._api_key)
             if reply.status >= 500 or reply.status == 429:
-                raise RunPodUnavailable(f"RunPod answered HTTP {reply.status}: {detail}")
+                raise RunPodUnavailable(f"RunPod answered HTTP {reply.status}: {detail}", reply.status)
             raise RunPodRefused(reply.status, detail)
         try:
             # read as the webhook reads the same outcome: a lone \udXXX escape (a worker's error naming a file whose

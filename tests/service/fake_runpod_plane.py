@@ -18,7 +18,7 @@ class FakeRunPod:
         self.runs: list[dict[str, Any]] = []  # bodies received on /run
         self.status_calls: list[str] = []
         self.jobs: dict[str, dict[str, Any]] = {}  # RunPod id -> /status answer
-        self.run_mode = "accept"  # accept | refuse | error | garbage
+        self.run_mode = "accept"  # accept | refuse | error | busy | garbage
         self.status_mode = "answer"  # answer | error
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -84,6 +84,8 @@ class FakeRunPod:
                     self._reply(400, {"error": "input is invalid for this endpoint"})
                 elif mode == "error":
                     self._reply(500, {"error": "internal error"})
+                elif mode == "busy":
+                    self._reply(429, {"error": "rate limited"})
                 elif mode == "garbage":
                     self._reply(200, None, raw=b"<html>gateway</html>")
                 else:

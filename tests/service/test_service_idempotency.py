@@ -88,14 +88,27 @@ def test_a_key_older_than_the_window_creates_a_new_job(svc):
     assert len(svc.fake.runs) == 2
 
 
-def test_a_create_runpod_never_took_frees_its_key_so_the_retry_submits(svc):
-    svc.fake.run_mode = "error"
-    status, failed, _ = create(svc, "k-runpod-down")
-    assert status == 503 and failed["error"]["code"] == "runpod_unavailable"
+@pytest.mark.parametrize(("mode", "code"), [("refuse", 502), ("busy", 503)])
+def test_a_create_runpod_said_it_did_not_take_frees_its_key_so_the_retry_submits(svc, mode, code):
+    svc.fake.run_mode = mode
+    status, failed, _ = create(svc, f"k-runpod-{mode}")
+    assert status == code and failed["error"]["job_id"]
     svc.fake.run_mode = "accept"
-    status, body, headers = create(svc, "k-runpod-down")
+    status, body, headers = create(svc, f"k-runpod-{mode}")
     assert status == 202 and body["job_id"] != failed["error"]["job_id"] and "idempotent-replayed" not in headers
     assert svc.job(body["job_id"])["runpod_job_id"] is not None
+
+
+def test_a_create_whose_runpod_outcome_is_unknown_keeps_its_key_so_a_retry_cannot_run_it_twice(svc):
+    # A 5xx (or a timeout) may come after RunPod took the job: a retry with the key must not submit it again.
+    svc.fake.run_mode = "error"
+    status, failed, _ = create(svc, "k-runpod-unknown")
+    assert status == 503 and failed["error"]["code"] == "runpod_unavailable"
+    assert "a retry with this Idempotency-Key answers this job" in failed["error"]["message"]
+    svc.fake.run_mode = "accept"
+    status, body, headers = create(svc, "k-runpod-unknown")
+    assert status == 202 and body["job_id"] == failed["error"]["job_id"] and body["status"] == "failed"
+    assert headers.get("idempotent-replayed") == "true" and len(svc.fake.runs) == 1
 
 
 class _HolderGivesUpMeanwhile:
