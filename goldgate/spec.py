@@ -508,23 +508,38 @@ def _compatibility_date(f: _Fields) -> str:
     return value
 
 
-# A Cron Trigger's schedule: five fields (minute hour day-of-month month day-of-week, UTC), each a list of values,
-# ranges and steps, names (JAN, MON) and Cloudflare's L, W and # extensions. No seconds or year field, no @daily.
-_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
-_CRON_FIELD = re.compile(r"^[0-9A-Za-z*,/#-]+$")
+# A Cron Trigger's schedule as Cloudflare documents it: five fields (minute hour day-of-month month day-of-week, UTC),
+# each a list of values, ranges and steps; names (JAN, MON) only for months and weekdays; L and W only in the day of
+# month, L and # only in the day of week. Its weekdays are 1-7 with 1 for Sunday (Quartz), not crontab's 0-6 from
+# Sunday: `* * * * 0` is refused, and `1-5` would be Sunday to Thursday. No seconds or year field, no @daily.
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+_CRON_FIELDS = (("minute", 0, 59, "", ()), ("hour", 0, 23, "", ()), ("day of month", 1, 31, "LW", ()),
+                ("month", 1, 12, "", _MONTHS), ("day of week", 1, 7, "L#", _WEEKDAYS))
 _CRON_RULE = "a cron expression Cloudflare accepts: five fields, minute hour day-of-month month day-of-week (UTC)"
+
+
+def _cron_field_problem(part: str, name: str, lo: int, hi: int, extra: str, names: tuple[str, ...]) -> str | None:
+    bare = re.sub("|".join(names), "", part.upper()) if names else part.upper()
+    if not re.fullmatch(rf"[0-9*,/{re.escape(extra)}-]*", bare):  # * here: a lone name leaves nothing
+        return f"the {name} field {show(part)} holds a character or name Cloudflare does not accept there"
+    if re.search(r"/0*(?:[^0-9]|$)", bare):
+        return f"the {name} field {show(part)} has a step that is not a positive number"
+    bad = next((n for n in re.findall(r"(?<![/#\d])\d+", bare) if not lo <= int(n) <= hi), None)
+    if bad is not None:
+        weekdays = "; Cloudflare's weekdays are 1-7 with 1 for Sunday, or SUN-SAT" if name == "day of week" else ""
+        return f"the {name} field {show(part)} names {bad}, outside {lo}-{hi}{weekdays}"
+    return None
 
 
 def _cron_problem(expression: str) -> str | None:
     parts = expression.split()
     if len(parts) != 5:
         return f"it has {len(parts)} field(s), not 5 (e.g. '30 3 * * *' is daily at 03:30 UTC)"
-    for part, (name, lo, hi) in zip(parts, _CRON_FIELDS, strict=True):
-        if not _CRON_FIELD.fullmatch(part):
-            return f"the {name} field {show(part)} holds a character cron does not know"
-        bad = next((n for n in re.findall(r"(?<![/#\d])\d+", part) if not lo <= int(n) <= hi), None)
-        if bad is not None:
-            return f"the {name} field {show(part)} names {bad}, outside {lo}-{hi}"
+    for part, rule in zip(parts, _CRON_FIELDS, strict=True):
+        problem = _cron_field_problem(part, *rule)
+        if problem:
+            return problem
     return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,15 +127,18 @@ def _days(text: str) -> int:
 def cmd_prune(args: argparse.Namespace) -> int:
     from goldgate.ops import retention
 
+    platform = _platform(args)
     if args.cloud:
-        report = _cloud_prune(args)
+        report, database = _cloud_prune(args), args.database_id
     elif args.database_id or args.account_id:  # without --cloud the local stack's database would be pruned
         raise GoldgateError("--database-id and --account-id name a D1 database: add --cloud to prune it")
     else:
-        platform = _platform(args)
-        report = retention.prune_local(platform.spec(args.stack), platform.require_migrated(args.stack),
-                                       args.keep_days, args.metrics_keep_days, dry_run=args.dry_run,
-                                       progress=progress)
+        path = platform.require_migrated(args.stack)
+        report = retention.prune_local(platform.spec(args.stack), path, args.keep_days, args.metrics_keep_days,
+                                       dry_run=args.dry_run, progress=progress)
+        database = str(path)
+    if not report.dry_run:  # the readiness checklist's evidence that the stack's database is pruned
+        retention.record(platform.home, report, database, datetime.now(UTC).isoformat(timespec="seconds"))
     emit(args, report.to_dict(), retention.render_text)
     return 0
 

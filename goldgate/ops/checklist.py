@@ -1,7 +1,7 @@
 """The production-hardening checklist, every line a check over `Facts` with its evidence.
 
 Lines are the seed's own (../shared/seed/production-hardening-checklist.md, Thai and English), in
-its order. A check answers pass, fail, or n/a with the reason it does not apply here; `goldgate
+its order, then goldgate's own for the database's upkeep. A check answers pass, fail, or n/a with the reason it does not apply here; `goldgate
 checklist` exits non-zero when any applicable line fails.
 """
 
@@ -17,6 +17,8 @@ from goldgate.spec import is_digest_ref
 
 PASS, FAIL, NA = "pass", "fail", "n/a"
 DRILL_MAX_AGE_S = 7 * 86_400
+# keep_days is at least the result ttl (30 days by default): pruned monthly, D1 holds at most about two periods.
+PRUNE_MAX_AGE_S = 31 * 86_400
 CLOCK_SKEW_S = 300  # a record this far ahead of our clock is another machine's clock, not the future
 EXIT_MEAN_LATENCY_S = 360.0  # the seed's exit criterion: mean latency <= 6 minutes
 
@@ -415,6 +417,62 @@ def dr_drill(f: Facts) -> Verdict:
                f"the last passing DR drill is older than {DRILL_MAX_AGE_S // 86_400} days; run `goldgate dr-drill`")
 
 
+# -- database upkeep (goldgate's own lines) -----------------------------------------------------------
+
+def db_migrated(f: Facts) -> Verdict:
+    m = f.migrations
+    if m is None:
+        return FAIL, f.migrations_error or "the database's d1_migrations was not read"
+    if m.unknown:
+        return FAIL, (f"the database has migrations this checkout does not ({', '.join(m.unknown)}): a newer goldgate "
+                      "migrated it; update this checkout before judging or deploying the stack")
+    apply = (f"`pulumi up --stack {f.stack}` applies them" if f.target == "cloud" else
+             f"`goldgate up {f.stack}` applies them (a running stack: `goldgate down {f.stack} && goldgate up "
+             f"{f.stack}`)")
+    return _ok(not m.missing, f"d1_migrations holds every migration of this checkout, up to {m.newest}",
+               f"migrations not applied: {', '.join(m.missing)}; {apply}")
+
+
+def _own_spec(f: Facts) -> Any:
+    return next((s for s in f.specs.values() if s.name == f.stack), None)
+
+
+def _last_prune(f: Facts) -> str | None:
+    """The last recorded prune in words, or None when there is none to read."""
+    p = f.prune
+    if p is None:
+        return None
+    age = _age_s(p.get("finished_at"), f.now)
+    when = f"{max(age, 0.0) / 86_400:.1f} days ago" if age is not None else f"at {str(p.get('finished_at'))[:64]!r}"
+    deleted = p.get("deleted")
+    jobs = deleted.get("jobs") if isinstance(deleted, dict) else None
+    return f"the last `goldgate prune` (--keep-days {p.get('keep_days')}) deleted {jobs} jobs {when}"
+
+
+def d1_retention(f: Facts) -> Verdict:
+    if f.target != "cloud":
+        last = _last_prune(f) or f.prune_error or f"no `goldgate prune {f.stack}` recorded"
+        return NA, f"local SQLite has no 10 GB cap as D1 has: informational only; {last}"
+    spec = _own_spec(f)
+    kept = spec.database.retention if spec is not None else None
+    if kept is not None:
+        metrics = (f", job_metrics over {kept.metrics_keep_days} days" if kept.metrics_keep_days is not None
+                   else ", job_metrics kept")
+        return PASS, (f"stacks/Pulumi.{f.stack}.yaml declares database.retention, which `pulumi up` deploys as a Cron "
+                      f"Trigger ({kept.cron} UTC) on the API Worker: jobs finished over {kept.keep_days} days ago are "
+                      f"pruned{metrics}")
+    declare = (f"set database.retention in stacks/Pulumi.{f.stack}.yaml (a Cron Trigger) or run `goldgate prune "
+               f"{f.stack} --keep-days N --cloud --database-id <uuid>` regularly")
+    if f.prune is None:
+        return FAIL, (f"{f.prune_error}; {declare}" if f.prune_error else
+                      f"D1 grows until its 10 GB cap refuses writes: no retention declared and no prune recorded; "
+                      f"{declare}")
+    age = _age_s(f.prune.get("finished_at"), f.now)
+    fresh = age is not None and -CLOCK_SKEW_S <= age <= PRUNE_MAX_AGE_S
+    return _ok(fresh, f"no retention declared; {_last_prune(f)}",
+               f"no retention declared and {_last_prune(f)}, not within {PRUNE_MAX_AGE_S // 86_400} days: {declare}")
+
+
 # -- exit criteria -------------------------------------------------------------------------------
 
 def all_jobs_have_images(f: Facts) -> Verdict:
@@ -486,8 +544,9 @@ def rebuild_with_models(f: Facts) -> Verdict:
 S1, S2, S3, S4 = "RunPod Worker (Staging + Prod)", "Workflow / Models", "API / Queue", "Storage (R2)"
 S5, S6, S7, S8 = "Observability", "Golden Tests", "Release Readiness", "Exit Criteria"
 S9 = 'Debug First Aid: "No checkpoint models appear to be available"'
+S10 = "Database upkeep (goldgate)"
 
-CHECKS: tuple[Check, ...] = (
+SEED_CHECKS: tuple[Check, ...] = (
     Check("staging_separate", S1, "STAGING endpoint created and configured separatelyจาก PROD", staging_separate),
     Check("staging_image_pipeline", S1, "IMAGE tag สำหรับ STAGING ถูก deploy ผ่าน pipeline", staging_image_via_pipeline),
     Check("golden_before_promote", S1, "STAGING ผ่าน Golden Tests ทั้งหมดก่อน promote", golden_before_promote),
@@ -526,6 +585,11 @@ CHECKS: tuple[Check, ...] = (
     Check("image_models", S9, "ยืนยันไฟล์ UNET/CLIP/VAE/LoRA ครบตาม workflow", image_has_models),
     Check("startup_log", S9, "ดู startup log ว่ามีข้อความโหลดโมเดลสำเร็จ", startup_log),
     Check("rebuild_with_models", S9, "หากเป็น serverless ให้ rebuild image พร้อมโมเดล", rebuild_with_models),
+)
+CHECKS: tuple[Check, ...] = SEED_CHECKS + (
+    Check("db_migrated", S10, "The stack's database has every migration of this checkout", db_migrated),
+    Check("d1_retention", S10, "D1 is pruned: database.retention (Cron Trigger) or a recent `goldgate prune`",
+          d1_retention),
 )
 
 

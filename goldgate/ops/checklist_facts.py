@@ -81,9 +81,19 @@ class ImageModels:
 
 
 @dataclass(frozen=True)
+class MigrationFacts:
+    """The stack database's d1_migrations against this checkout's migrations/."""
+
+    newest: str                      # this checkout's newest migration
+    missing: tuple[str, ...] = ()    # in migrations/, not applied
+    unknown: tuple[str, ...] = ()    # applied, not in migrations/: a newer goldgate migrated the database
+
+
+@dataclass(frozen=True)
 class Facts:
     stack: str
     now: datetime
+    target: str = "local"
     specs: Mapping[str, StackSpec] = field(default_factory=dict)        # role -> spec
     spec_errors: Mapping[str, str] = field(default_factory=dict)        # role -> why it did not load
     images: Mapping[str, str | None] = field(default_factory=dict)      # role -> pinned image
@@ -109,6 +119,10 @@ class Facts:
     live_reason: str | None = None
     drill: Mapping[str, Any] | None = None
     drill_error: str | None = None
+    migrations: MigrationFacts | None = None
+    migrations_error: str | None = None
+    prune: Mapping[str, Any] | None = None
+    prune_error: str | None = None
 
 
 Progress = Callable[[str], None]
@@ -192,6 +206,27 @@ def job_facts_from_rows(db: Rows) -> tuple[JobFacts, str | None]:
                      metrics_with_durations=m.get("timed") or 0, metrics_missing_cost=m.get("uncosted") or 0,
                      mean_e2e_ms=m.get("mean_e2e"))
     return facts, metrics_note
+
+
+def migration_facts_from_rows(db: Rows) -> MigrationFacts:
+    """What `goldgate up` (local) or `pulumi up` (D1) applied, read from wrangler's own table."""
+    from goldgate.migrations import discover
+
+    known = [m.name for m in discover()]
+    tracked = db.all("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'd1_migrations'")
+    applied = {r["name"] for r in db.all("SELECT name FROM d1_migrations")} if tracked else set()
+    return MigrationFacts(newest=known[-1], missing=tuple(n for n in known if n not in applied),
+                          unknown=tuple(sorted(applied - set(known))))
+
+
+def read_migration_facts(db_path: Path) -> MigrationFacts:
+    if not db_path.is_file():
+        raise GoldgateError(f"no database at {db_path}; bring the stack up (`goldgate up`)")
+    conn = connect_read_only(db_path)
+    try:
+        return migration_facts_from_rows(SqliteRows(conn, db_path))
+    finally:
+        conn.close()
 
 
 def read_job_facts(db_path: Path) -> JobFacts:
@@ -389,7 +424,7 @@ def _attempt(what: str, fn: Callable[[], Any]) -> tuple[Any, str | None]:
 def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: bool = True,
                  now: datetime | None = None, reports_dir: Path | None = None) -> Facts:
     """Every fact for `goldgate checklist <stack>` on the local target."""
-    from goldgate.ops import dr
+    from goldgate.ops import dr, retention
     from goldgate.ops.metrics_report import report_from_sqlite
     from goldgate.ops.polling_scan import scan_tree
     from goldgate.release.ledger import Ledger
@@ -421,6 +456,7 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     progress(f"reading job_metrics and jobs from {db_path}")
     metrics, metrics_error = _attempt("metrics", lambda: report_from_sqlite(db_path, stack))
     jobs, jobs_error = _attempt("jobs", lambda: read_job_facts(db_path))
+    migrations, migrations_error = _attempt("migrations", lambda: read_migration_facts(db_path))
     progress("checking workflows against models.yaml and the Dockerfile")
     try:
         consistency, docker_problems, roots = read_worker_facts()
@@ -433,6 +469,7 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     status = platform.status(stack)
     logs, logs_error = _attempt("logs", lambda: read_log_facts(Path(status.logs_dir)))
     drill, drill_error = _attempt("DR drill", lambda: dr.latest_drill(platform.home, stack, "local"))
+    prune, prune_error = _attempt("prune record", lambda: retention.latest_prune(platform.home, stack, "local"))
     live_facts, live_reason = None, None
     if not live:
         live_reason = "--offline: live checks skipped"
@@ -449,4 +486,5 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
                  dockerfile_problems=docker_problems, image_models=image_models,
                  image_models_error=image_models_error, model_roots=roots, logs=logs, logs_error=logs_error,
                  polling=tuple(scan_tree(SERVICE_DIR)), live=live_facts, live_reason=live_reason, drill=drill,
-                 drill_error=drill_error)
+                 drill_error=drill_error, migrations=migrations, migrations_error=migrations_error, prune=prune,
+                 prune_error=prune_error)

@@ -34,6 +34,7 @@ from goldgate.ops.checklist_facts import (
     JobFacts,
     LiveFacts,
     job_facts_from_rows,
+    migration_facts_from_rows,
     read_log_facts,
     read_worker_facts,
 )
@@ -436,7 +437,7 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
                cloudflare_api_base: str = DEFAULT_API_BASE, database_id: str | None = None,
                progress: Progress = _quiet, now: datetime | None = None) -> CloudReading:
     """Every fact for `goldgate checklist <stack> --target cloud`, read-only."""
-    from goldgate.ops import dr
+    from goldgate.ops import dr, retention
     from goldgate.ops.metrics_report import report_from_d1
     from goldgate.ops.polling_scan import scan_tree
     from goldgate.release.build import manifest_sha256
@@ -493,8 +494,8 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
     golden_path = (reports_dir or REPORTS_DIR) / "latest.json"
     golden, golden_error = _attempt("golden report", lambda: load_report(golden_path))
 
-    metrics = jobs = live = None
-    metrics_error = jobs_error = None
+    metrics = jobs = live = migrations = None
+    metrics_error = jobs_error = migrations_error = None
     live_reason = f"cloud target: D1 of {stack} not read"
     api = CloudflareApi(credentials.cloudflare_api_token, cloudflare_api_base)
     try:
@@ -504,7 +505,7 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
         else:
             db_error = None
         if database_id is None:
-            metrics_error = jobs_error = db_error
+            metrics_error = jobs_error = migrations_error = db_error
             live_reason = f"cloud target: {db_error}"
         else:
             progress(f"reading job_metrics, jobs and webhook_deliveries from D1 {the_spec.database.name}")
@@ -515,6 +516,7 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
                 jobs, metrics_note = got
                 if metrics_note:
                     notes.append(metrics_note)
+            migrations, migrations_error = _attempt("migrations", lambda: migration_facts_from_rows(rows))
             evidence, evidence_error = _attempt("webhook deliveries",
                                                 lambda: read_webhook_evidence(rows, stack, jobs, golden))
             live, live_reason = evidence if evidence else (None, f"cloud target: {evidence_error}")
@@ -544,14 +546,19 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
         drill, drill_error = None, (f"the last DR drill of {stack} exported D1 {show(drill.get('database_id'))}, not "
                                     f"{stack}'s database {database_id}: it is not evidence; run `goldgate dr-drill "
                                     f"{stack} --cloud --database-id {database_id}`")
-    facts = Facts(stack=stack, now=now or datetime.now(UTC), specs=spec_map, spec_errors=spec_errors, images=images,
+    prune, prune_error = _attempt("prune record", lambda: retention.latest_prune(home, stack, "cloud"))
+    if prune is not None and database_id and str(prune.get("database")).lower() != database_id.lower():
+        prune, prune_error = None, (f"the last recorded prune of {stack} ran on D1 {show(prune.get('database'))}, not "
+                                    f"{stack}'s database {database_id}: it is not evidence")
+    facts = Facts(stack=stack, now=now or datetime.now(UTC), target="cloud", specs=spec_map, spec_errors=spec_errors, images=images,
                   ledger=ledger, ledger_error=ledger_error, golden=golden, golden_error=golden_error,
                   golden_path=str(golden_path), metrics=metrics, metrics_error=metrics_error, jobs=jobs,
                   jobs_error=jobs_error, consistency=consistency, consistency_error=consistency_error,
                   dockerfile_problems=docker_problems, image_models=image_models,
                   image_models_error=image_models_error, model_roots=roots, logs=logs, logs_error=logs_error,
                   polling=tuple(scan_tree(SERVICE_DIR)), live=live, live_reason=live_reason, drill=drill,
-                  drill_error=drill_error)
+                  drill_error=drill_error, migrations=migrations, migrations_error=migrations_error, prune=prune,
+                  prune_error=prune_error)
     return CloudReading(facts=facts, endpoints=endpoints, database_id=database_id, notes=tuple(notes))
 
 

@@ -7,6 +7,7 @@ database against the stack named) and reports; the SQL lives in service/retentio
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.cloudflare.d1 import D1Client
-from goldgate.errors import GoldgateError
+from goldgate.errors import GoldgateError, StateError
 from goldgate.migrations import discover as discover_migrations
 from goldgate.spec import StackSpec, show
 from service import retention
@@ -160,6 +161,47 @@ async def _refuse_another_stacks_database(db: retention.Sql, stack: str, where: 
     if owner is not None and owner != stack:
         raise PruneRefused(f"{where} holds the jobs of stack {show(owner)}, not of {stack}: nothing was deleted; "
                            "check --database-id, or prune it as that stack")
+
+
+# -- the record the readiness checklist reads ------------------------------------------------------
+
+PRUNE_FORMAT = "goldgate.prune.v1"
+MAX_PRUNE_RECORD_BYTES = 64 * 1024  # a record holds a few counts: under 1 KB
+
+
+def record_path(home: Path, stack: str, target: str) -> Path:
+    # One per target, as drills: a prune of the local SQLite says nothing of the stack's D1.
+    return home / "prunes" / stack / f"latest-{target}.json"
+
+
+def record(home: Path, report: PruneReport, database: str, finished_at: str) -> Path:
+    """Keeps a completed prune (not a dry run) as evidence that the stack's database is being pruned."""
+    path = record_path(home, report.stack, report.target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"format": PRUNE_FORMAT, "finished_at": finished_at, "database": database,
+                               **report.to_dict()}, indent=2, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def latest_prune(home: Path, stack: str, target: str) -> dict[str, Any] | None:
+    """The last completed prune of a stack's database on `target`, or None; a damaged record is an error."""
+    path = record_path(home, stack, target)
+    again = f"goldgate prune {stack} --keep-days N" + (" --cloud --database-id <uuid>" if target == "cloud" else "")
+    try:
+        if path.stat().st_size > MAX_PRUNE_RECORD_BYTES:
+            raise StateError(f"{path} is {path.stat().st_size} bytes, not a goldgate prune record (it was not read); "
+                             f"run `{again}` again")
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: nesting too deep to parse
+        raise StateError(f"{path} is corrupt ({str(exc)[:200]}); run `{again}` again") from None
+    if not isinstance(raw, dict) or raw.get("format") != PRUNE_FORMAT or raw.get("target") != target \
+            or raw.get("dry_run") is not False:
+        raise StateError(f"{path} is not a goldgate record of a {target} prune; run `{again}` again")
+    return raw
 
 
 def render_text(d: dict[str, Any]) -> str:

@@ -13,14 +13,18 @@ from ops_fixtures import build_stack_db
 
 from goldgate import spec as specs
 from goldgate.cli import main
+from goldgate.local.platform import LocalPlatform
 from goldgate.logs import JsonLogger
+from goldgate.migrations import MIGRATIONS_DIR, apply_sqlite
 from goldgate.ops import checklist
 from goldgate.ops.checklist_facts import (
     Facts,
     ImageModels,
     LiveFacts,
+    MigrationFacts,
     read_job_facts,
     read_log_facts,
+    read_migration_facts,
     read_worker_facts,
 )
 from goldgate.ops.dr import DrillResult, record, run_local_drill
@@ -78,7 +82,7 @@ def healthy(tmp_path_factory) -> Facts:
                  image_models=ImageModels(IMG_B, (), 6), model_roots=roots, logs=read_log_facts(_logs(tmp / "logs")),
                  polling=tuple(scan_tree(Path(checklist.__file__).resolve().parents[2] / "service")),
                  live=LiveFacts(True, "replayed: nothing changed", True, "completed", True, "200 image/png"),
-                 drill=run_local_drill("staging", db, tmp / "home").to_dict())
+                 drill=run_local_drill("staging", db, tmp / "home").to_dict(), migrations=read_migration_facts(db))
 
 
 def _red(facts: Facts) -> set[str]:
@@ -86,8 +90,9 @@ def _red(facts: Facts) -> set[str]:
 
 
 def test_every_seed_line_is_a_check_in_order():
-    lines = [c.line for c in checklist.CHECKS]
-    assert len(lines) == 36 and len({c.id for c in checklist.CHECKS}) == 36
+    lines = [c.line for c in checklist.SEED_CHECKS]
+    assert len(lines) == 36 and len({c.id for c in checklist.CHECKS}) == len(checklist.CHECKS) == 38
+    assert checklist.CHECKS[:36] == checklist.SEED_CHECKS  # goldgate's own lines come after the seed's
     if SEED.is_file():  # the seed lives beside the repository; compare word for word when it is there
         seed = re.findall(r"^- \[ \] (.+)$", SEED.read_text(encoding="utf-8"), re.MULTILINE)
         assert lines == seed
@@ -97,7 +102,7 @@ def test_a_healthy_deployment_passes_every_applicable_line(healthy):
     results = checklist.run_checks(healthy)
     assert [r for r in results if r.status == checklist.FAIL] == []
     na = {r.id: r.evidence for r in results if r.status == checklist.NA}
-    assert set(na) <= {"rollback_smoke"}, na  # no rollback was performed in this history
+    assert set(na) <= {"rollback_smoke", "d1_retention"}, na  # no rollback here; retention is D1's (cloud) concern
     assert all(r.evidence for r in results)
 
 
@@ -225,7 +230,7 @@ def test_cli_on_an_empty_home_fails_with_evidence_and_json(tmp_path, capsys):
     assert "NOT READY" in text and "[FAIL]" in text
     assert main(["checklist", "staging", "--home", str(tmp_path), "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["passed"] is False and len(data["checks"]) == 36
+    assert data["passed"] is False and len(data["checks"]) == 38
     assert {c["status"] for c in data["checks"]} <= {"pass", "fail", "n/a"}
 
 
@@ -360,3 +365,57 @@ def test_a_model_counts_as_baked_only_by_a_layer_that_writes_it(tmp_path: Path) 
         edited.write_text(shipped.replace(line, replacement), encoding="utf-8")
         assert dockerfile_problems(edited, manifest) == (
             f"the Dockerfile does not bake {manifest.models[0].relative_path} into {first}",)
+
+
+# -- goldgate's own lines: the database's upkeep -------------------------------------------------
+
+def _line(capsys, home: Path, check: str) -> dict:
+    main(["checklist", "staging", "--home", str(home), "--offline", "--json"])
+    return next(c for c in json.loads(capsys.readouterr().out)["checks"] if c["id"] == check)
+
+
+def test_a_database_an_older_goldgate_migrated_turns_the_migrations_line_red_naming_what_is_missing(tmp_path, capsys):
+    home = tmp_path / "home"
+    db = LocalPlatform(home).db_path("staging")
+    db.parent.mkdir(parents=True)
+    older = tmp_path / "older-migrations"
+    older.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql"))[:2]:  # the checkout before migration 0003
+        (older / path.name).write_text(path.read_text())
+    apply_sqlite(db, older)
+    line = _line(capsys, home, "db_migrated")
+    assert line["status"] == "fail", line
+    assert "migrations not applied: 0003_job_metrics_images.sql" in line["evidence"]
+    assert "goldgate up staging" in line["evidence"]
+    apply_sqlite(db)
+    line = _line(capsys, home, "db_migrated")
+    assert line["status"] == "pass" and "0003_job_metrics_images.sql" in line["evidence"], line
+
+
+def test_a_database_a_newer_goldgate_migrated_is_not_judged_by_this_checkout(healthy):
+    newer = dataclasses.replace(healthy, migrations=MigrationFacts(newest="0003_job_metrics_images.sql",
+                                                                   unknown=("0004_later.sql",)))
+    assert _red(newer) == {"db_migrated"}
+    result = next(r for r in checklist.run_checks(newer) if r.id == "db_migrated")
+    assert "0004_later.sql" in result.evidence and "update this checkout" in result.evidence
+
+
+def test_a_missing_database_is_red_on_the_migrations_line(tmp_path, capsys):
+    line = _line(capsys, tmp_path, "db_migrated")
+    assert line["status"] == "fail" and "no database at" in line["evidence"], line
+
+
+def test_retention_on_a_local_stack_is_informational_and_names_the_last_prune(tmp_path, capsys):
+    home = tmp_path / "home"
+    build_stack_db(LocalPlatform(home).db_path("staging"), jobs=5)
+    line = _line(capsys, home, "d1_retention")
+    assert line["status"] == "n/a" and "no `goldgate prune staging` recorded" in line["evidence"], line
+    assert main(["prune", "staging", "--home", str(home), "--keep-days", "30", "--dry-run"]) == 0
+    capsys.readouterr()
+    line = _line(capsys, home, "d1_retention")
+    assert "no `goldgate prune staging` recorded" in line["evidence"], line  # a dry run deleted nothing
+    assert main(["prune", "staging", "--home", str(home), "--keep-days", "30"]) == 0
+    capsys.readouterr()
+    line = _line(capsys, home, "d1_retention")
+    assert line["status"] == "n/a" and "the last `goldgate prune` (--keep-days 30) deleted 0 jobs 0.0 days ago" \
+        in line["evidence"], line

@@ -23,7 +23,7 @@ from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.d1_standin import D1StandIn
 from goldgate.local.runpod import EmulatorConfig, RunPodEmulator
 from goldgate.logs import JsonLogger
-from goldgate.ops import checklist, dr
+from goldgate.ops import checklist, dr, retention
 from goldgate.ops.checklist_facts import WORKER_DIR
 from goldgate.ops.cloud_facts import CloudCredentials, CloudReading, gather_cloud, read_cloud
 from goldgate.release.build import manifest_sha256
@@ -153,6 +153,13 @@ def _drill(home: Path, now: datetime, target: str = "cloud", stack: str = "stagi
                                    backup_s=1.5, restore_s=2.0, rto_s=2.0, rpo_s=0.4, **more))
 
 
+def _prune(home: Path, now: datetime, database_id: str, stack: str = "staging", **more: Any) -> None:
+    report = retention.PruneReport(stack=stack, target="cloud", dry_run=False, keep_days=30, metrics_keep_days=None,
+                                   jobs_before="-", metrics_before=None, deleted={"jobs": 12}, remaining={},
+                                   unfinished_kept=0)
+    retention.record(home, report, more.get("database", database_id), now.isoformat())
+
+
 def _logs(directory: Path) -> None:
     """Log lines as exported from the cloud (Workers Logs / RunPod), one JSON object per line."""
     directory.mkdir()
@@ -177,12 +184,18 @@ def cloud(tmp_path: Path, seed_sql: bytes) -> Iterator[Cloud]:
         d1.import_sql(d1.create_database("goldgate-prod").uuid, seed_sql)
         stacks = tmp_path / "stacks"
         _write_stack_files(stacks, standin.account_id, emulator)
+        # D1 retention: PROD's by its Cron Trigger, STAGING's by a `goldgate prune --cloud` a day ago
+        prod_file = stacks / "Pulumi.prod.yaml"
+        doc = yaml.safe_load(prod_file.read_text())
+        doc["config"]["goldgate:spec"]["database"]["retention"] = {"keep_days": 30, "cron": "30 3 * * *"}
+        prod_file.write_text(yaml.safe_dump(doc, sort_keys=False))
         ids = {stack: _create_endpoint(control, stacks, stack) for stack in ("staging", "prod")}
         home = tmp_path / "home"
         _ledger(home)
         _golden(tmp_path / "reports", now)
         _drill(home, now)
         _drill(home, now, stack="prod")
+        _prune(home, now - timedelta(days=1), database_id)
         _logs(tmp_path / "logs")
         yield Cloud(emulator, control, d1, standin.api_base, database_id, ids, stacks, home, tmp_path / "reports",
                     tmp_path / "logs", now, standin)
@@ -218,6 +231,7 @@ def test_the_stacks_database_past_the_first_page_of_the_d1_list_is_found(cloud, 
             cloud.standin.backend.create(f"goldgate-staging-drill-{i:05d}")
     recreated = cloud.d1.create_database("goldgate-staging").uuid
     cloud.d1.import_sql(recreated, seed_sql)
+    _prune(cloud.home, cloud.now, recreated)  # the old database's prune is no evidence for the new one
     seen = len(cloud.standin.requests)
     reading = cloud.read()
     assert reading.database_id == recreated
@@ -409,6 +423,44 @@ def test_a_drill_of_another_d1_database_does_not_count_for_the_stack(cloud):
     assert cloud.results()["dr_drill"].status == checklist.PASS
 
 
+def test_d1_retention_is_green_by_a_declared_cron_or_a_recent_prune_of_the_stacks_database(cloud):
+    assert "Cron Trigger (30 3 * * * UTC)" in cloud.results("prod")["d1_retention"].evidence
+    line = cloud.results()["d1_retention"]
+    assert line.status == checklist.PASS and "deleted 12 jobs 1.0 days ago" in line.evidence, line
+
+
+def test_without_a_declared_cron_or_a_prune_record_d1_retention_is_red(cloud):
+    retention.record_path(cloud.home, "staging", "cloud").unlink()
+    assert cloud.red() == {"d1_retention"}
+    evidence = cloud.results()["d1_retention"].evidence
+    assert "10 GB" in evidence and "database.retention" in evidence and "goldgate prune staging" in evidence
+
+
+def test_a_stale_prune_or_one_of_another_database_is_no_retention_evidence(cloud):
+    _prune(cloud.home, cloud.now - timedelta(days=40), cloud.database_id)
+    assert cloud.red() == {"d1_retention"}
+    assert "40.0 days ago, not within 31 days" in cloud.results()["d1_retention"].evidence
+    other = next(d.uuid for d in cloud.d1.list_databases() if d.name == "goldgate-prod")
+    _prune(cloud.home, cloud.now, cloud.database_id, database=other)
+    assert cloud.red() == {"d1_retention"}
+    assert other in cloud.results()["d1_retention"].evidence
+    # a local prune says nothing of D1
+    retention.record_path(cloud.home, "staging", "cloud").unlink()
+    local = retention.PruneReport(stack="staging", target="local", dry_run=False, keep_days=30,
+                                  metrics_keep_days=None, jobs_before="-", metrics_before=None, deleted={"jobs": 1},
+                                  remaining={}, unfinished_kept=0)
+    retention.record(cloud.home, local, "db.sqlite", cloud.now.isoformat())
+    assert cloud.red() == {"d1_retention"}
+
+
+def test_a_d1_missing_a_migration_turns_the_migrations_line_red_and_says_pulumi_up(cloud):
+    cloud.d1.query(cloud.database_id, "DELETE FROM d1_migrations WHERE name = '0003_job_metrics_images.sql'")
+    assert cloud.red() == {"db_migrated"}
+    evidence = cloud.results()["db_migrated"].evidence
+    assert "0003_job_metrics_images.sql" in evidence and "pulumi up --stack staging" in evidence
+    assert cloud.results("prod")["db_migrated"].status == checklist.PASS
+
+
 def test_an_image_built_from_another_model_manifest_turns_the_image_models_line_red(cloud):
     Ledger(cloud.home).append("build", image=IMG_B, release_id="r-bbbb", models_sha256="f" * 64)
     assert cloud.red() == {"image_models"}
@@ -421,7 +473,7 @@ def test_cli_checklist_cloud_passes_and_never_prints_a_secret(cloud, capsys, mon
     assert main([*argv, "--json"]) == 0
     out = capsys.readouterr()
     data = json.loads(out.out)
-    assert data["passed"] is True and data["target"] == "cloud" and len(data["checks"]) == 36
+    assert data["passed"] is True and data["target"] == "cloud" and len(data["checks"]) == 38
     assert set(data["cloud"]["endpoints"]) == {"staging", "prod"}
     assert main(argv) == 0
     text = capsys.readouterr()

@@ -17,6 +17,7 @@ from goldgate.cli import main
 from goldgate.cloudflare.api import CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.d1_standin import D1StandIn
+from goldgate.errors import StateError
 from goldgate.local.platform import LocalPlatform
 from goldgate.migrations import MIGRATIONS_DIR, apply_sqlite, apply_with
 from goldgate.ops import retention
@@ -392,3 +393,38 @@ def test_prune_of_a_d1_an_older_goldgate_migrated_says_pulumi_up_applies_the_res
         assert {row["id"] for row in d1.query(database, "SELECT id FROM jobs")} == {"old-completed"}
     said = str(refused.value)
     assert "migrations not applied: 0002_idempotency_keys.sql" in said and "`pulumi up --stack staging`" in said
+
+
+# -- the record the readiness checklist reads ----------------------------------------------------
+
+def test_only_a_completed_prune_is_recorded_for_the_checklist(tmp_path, capsys):
+    home = tmp_path / "home"
+    _stack_db(LocalPlatform(home).db_path("staging"), now=time.time())
+    assert main(["prune", "staging", "--home", str(home), "--keep-days", "3"]) == 1  # refused: below the ttl
+    assert main(["prune", "staging", "--home", str(home), "--keep-days", "30", "--dry-run"]) == 0
+    assert retention.latest_prune(home, "staging", "local") is None
+    assert main(["prune", "staging", "--home", str(home), "--keep-days", "30"]) == 0
+    capsys.readouterr()
+    last = retention.latest_prune(home, "staging", "local")
+    assert last["deleted"]["jobs"] == 4 and last["keep_days"] == 30 and last["finished_at"]
+    assert last["database"] == str(LocalPlatform(home).db_path("staging"))
+    assert retention.latest_prune(home, "staging", "cloud") is None  # a local prune says nothing of D1
+
+
+def test_a_cloud_prune_records_the_d1_database_it_pruned(cloud, tmp_path, monkeypatch, capsys):
+    standin, _, database = cloud
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    assert main(["prune", "staging", "--home", str(tmp_path), "--keep-days", "30", "--cloud", "--database-id",
+                 database, "--account-id", standin.account_id, "--api-base", standin.api_base]) == 0
+    assert retention.latest_prune(tmp_path, "staging", "cloud")["database"] == database
+    assert TOKEN not in retention.record_path(tmp_path, "staging", "cloud").read_text()
+
+
+@pytest.mark.parametrize("text", ["{", "[]", '{"format": "goldgate.prune.v1", "target": "cloud", "dry_run": false}',
+                                  '{"format": "goldgate.prune.v1", "target": "local", "dry_run": true}'])
+def test_a_damaged_or_foreign_prune_record_is_an_error_not_evidence(tmp_path, text):
+    path = retention.record_path(tmp_path, "staging", "local")
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    with pytest.raises(StateError, match=r"run `goldgate prune staging --keep-days N` again"):
+        retention.latest_prune(tmp_path, "staging", "local")

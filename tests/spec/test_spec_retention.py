@@ -55,7 +55,8 @@ def test_a_retention_block_is_read_with_its_cron_and_optional_metrics_period():
     ({"keep_days": 30, "cron": "@daily"}, "has 1 field(s), not 5"),
     ({"keep_days": 30, "cron": "0 24 * * *"}, "the hour field '24' names 24, outside 0-23"),
     ({"keep_days": 30, "cron": "60 3 * * *"}, "the minute field '60' names 60, outside 0-59"),
-    ({"keep_days": 30, "cron": "0 3 ? * *"}, "the day of month field '?' holds a character cron does not know"),
+    ({"keep_days": 30, "cron": "0 3 ? * *"},
+     "the day of month field '?' holds a character or name Cloudflare does not accept there"),
     ({"keep_days": 30, "cron": "30 3 * * *", "keep": 1}, "retention: unknown field(s) keep"),
     ("daily", "retention: expected a mapping"),
 ])
@@ -72,3 +73,26 @@ def test_retention_on_a_local_stack_is_refused_pointing_to_goldgate_prune(tmp_pa
     with pytest.raises(SpecError, match=r"database.retention: a Cloudflare Cron Trigger runs it.*goldgate prune "
                                         r"staging --keep-days N"):
         specs.load_local("staging", path)
+
+
+@pytest.mark.parametrize(("cron", "said"), [
+    # Cloudflare's weekdays are 1-7 from Sunday (Quartz): crontab's 0 for Sunday is refused there
+    ("30 3 * * 0", "the day of week field '0' names 0, outside 1-7; Cloudflare's weekdays are 1-7 with 1 for Sunday"),
+    ("30 3 * * 0-4", "the day of week field '0-4' names 0, outside 1-7"),
+    ("L 3 * * *", "the minute field 'L' holds a character or name Cloudflare does not accept there"),
+    ("30 3 * MON *", "the month field 'MON' holds a character or name Cloudflare does not accept there"),
+    ("30 3 * * JAN", "the day of week field 'JAN' holds a character or name"),
+    ("30 3 * * FOO", "the day of week field 'FOO' holds a character or name"),
+    ("*/0 3 * * *", "the minute field '*/0' has a step that is not a positive number"),
+    ("30 3/ * * *", "the hour field '3/' has a step that is not a positive number"),
+])
+def test_a_cron_cloudflare_refuses_or_reads_otherwise_is_refused_before_pulumi_up(cron, said):
+    assert said in refusal({"keep_days": 30, "cron": cron}, "prod")
+
+
+@pytest.mark.parametrize("cron", ["0 17 * * 1", "0 17 * * sun", "10 7 * * mon-fri", "10 7 * * 2-6", "0 18 * * 6L",
+                                  "0 18 * * friL", "59 23 LW * *", "0 10 * * MON#2", "0 9 L * *", "0 3 1 jan,Jul *",
+                                  "*/10 9-17 * * *", "0 0 15W * 7"])
+def test_the_cron_forms_cloudflare_documents_are_accepted(cron):
+    spec = specs.from_pulumi_config("prod", cloud_doc("prod", {"keep_days": 30, "cron": cron}))
+    assert spec.database.retention.cron == cron
