@@ -367,7 +367,7 @@ async def prune_on_schedule(env: Any, now_s: float, cron: str) -> None:
     log.info("retention.pruned", status="complete",
              data={**settings, "deleted": pruned.deleted, "remaining": pruned.remaining, "unfinished_kept": stuck},
              message=f"{stuck} queued or in-progress jobs older than the cutoff were kept: they are stuck; "
-                     "`goldgate recover JOB --stack STACK` each" if stuck else None)
+                     "recover each with `POST /api/admin/recover/JOB` (docs/RUNBOOK.md, A stuck job)" if stuck else None)
 
 
 class Default(WorkerEntrypoint):  # type: ignore[misc, valid-type]

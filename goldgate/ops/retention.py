@@ -218,5 +218,7 @@ def render_text(d: dict[str, Any]) -> str:
         lines.append(f"  {table:<20} {verb} {d['deleted'][table]}, {left} {d['remaining'][table]}")
     if d["unfinished_kept"]:
         lines.append(f"  note: {d['unfinished_kept']} queued or in-progress jobs older than the cutoff were kept: "
-                     "they are stuck; `goldgate recover JOB --stack STACK` each")
+                     "they are stuck; recover each (docs/RUNBOOK.md, A stuck job): " +
+                     ("`POST /api/admin/recover/JOB` on the stack's API" if d["target"] == "cloud" else
+                      f"`goldgate recover JOB --stack {d['stack']}`"))
     return "\n".join(lines)

@@ -115,7 +115,7 @@ def test_a_scheduled_run_deletes_exactly_what_goldgate_prune_deletes_and_logs_th
     assert data["remaining"] == {table: len(rows) for table, rows in expected.items()}
     assert (data["cron"], data["keep_days"], data["metrics_keep_days"]) == (CRON, 30, metrics_keep_days)
     assert data["jobs_before"] == iso_ms(NOW - 30 * DAY) and data["unfinished_kept"] == 1
-    assert "goldgate recover" in line["message"]  # the stuck old-queued job
+    assert "POST /api/admin/recover/JOB" in line["message"]  # the stuck old-queued job: the cloud way
 
 
 def test_without_retention_bindings_a_scheduled_run_deletes_nothing_and_says_so(entry, tmp_path, capsys, log_lines):
