@@ -65,6 +65,21 @@ def read_json(path: Path) -> Any | None:
         raise StateError(f"{path} is corrupt ({exc}); remove it and run the command again") from None
 
 
+def read_record(path: Path, max_bytes: int, again: str) -> Any | None:
+    """A small JSON record goldgate keeps under the home (a drill's, a prune's), or None when there is none. One
+    that is too big to be one, or does not parse, is a StateError saying to run `again` (the command that
+    writes it anew); it is never silently taken for no record."""
+    try:
+        if path.stat().st_size > max_bytes:
+            raise StateError(f"{path} is {path.stat().st_size} bytes, not a goldgate record (it was not read); "
+                             f"run `{again}` again")
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: nesting too deep to parse
+        raise StateError(f"{path} is corrupt ({str(exc)[:200]}); run `{again}` again") from None
+
+
 @dataclass(frozen=True)
 class StackDir:
     """One stack's directory in the state home."""

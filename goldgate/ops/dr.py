@@ -26,6 +26,7 @@ from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.r2 import R2Admin
 from goldgate.cloudflare.sqltext import iter_sql_file
 from goldgate.errors import GoldgateError, StateError
+from goldgate.local.state import read_record
 from goldgate.migrations import discover as discover_migrations
 from goldgate.ops.backup import (
     BackupError,
@@ -116,15 +117,9 @@ def latest_drill(home: Path, stack: str, target: str) -> dict[str, Any] | None:
     if not path.exists() and (drills_dir(home, stack) / "latest.json").exists():
         path = drills_dir(home, stack) / "latest.json"  # written before each target kept its own record
     again = f"goldgate dr-drill {stack}" + (" --cloud --database-id <uuid>" if target == "cloud" else "")
-    try:
-        if path.stat().st_size > MAX_DRILL_RECORD_BYTES:
-            raise StateError(f"{path} is {path.stat().st_size} bytes, not a goldgate drill record (it was not "
-                             f"read); run `{again}` again")
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    raw = read_record(path, MAX_DRILL_RECORD_BYTES, again)
+    if raw is None:
         return None
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: nesting too deep to parse
-        raise StateError(f"{path} is corrupt ({str(exc)[:200]}); run `{again}` again") from None
     if not isinstance(raw, dict) or raw.get("format") != DRILL_FORMAT:
         raise StateError(f"{path} is not a goldgate drill record; run `{again}` again")
     if raw.get("target") != target:

@@ -7,7 +7,6 @@ database against the stack named) and reports; the SQL lives in service/retentio
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from typing import Any
 
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.errors import GoldgateError, StateError
+from goldgate.local.state import read_record, write_json_atomic
 from goldgate.migrations import discover as discover_migrations
 from goldgate.spec import StackSpec, show
 from service import retention
@@ -177,11 +177,8 @@ def record_path(home: Path, stack: str, target: str) -> Path:
 def record(home: Path, report: PruneReport, database: str, finished_at: str) -> Path:
     """Keeps a completed prune (not a dry run) as evidence that the stack's database is being pruned."""
     path = record_path(home, report.stack, report.target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"format": PRUNE_FORMAT, "finished_at": finished_at, "database": database,
-                               **report.to_dict()}, indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
+    write_json_atomic(path, {"format": PRUNE_FORMAT, "finished_at": finished_at, "database": database,
+                             **report.to_dict()})
     return path
 
 
@@ -189,15 +186,9 @@ def latest_prune(home: Path, stack: str, target: str) -> dict[str, Any] | None:
     """The last completed prune of a stack's database on `target`, or None; a damaged record is an error."""
     path = record_path(home, stack, target)
     again = f"goldgate prune {stack} --keep-days N" + (" --cloud --database-id <uuid>" if target == "cloud" else "")
-    try:
-        if path.stat().st_size > MAX_PRUNE_RECORD_BYTES:
-            raise StateError(f"{path} is {path.stat().st_size} bytes, not a goldgate prune record (it was not read); "
-                             f"run `{again}` again")
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    raw = read_record(path, MAX_PRUNE_RECORD_BYTES, again)
+    if raw is None:
         return None
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: nesting too deep to parse
-        raise StateError(f"{path} is corrupt ({str(exc)[:200]}); run `{again}` again") from None
     if not isinstance(raw, dict) or raw.get("format") != PRUNE_FORMAT or raw.get("target") != target \
             or raw.get("dry_run") is not False:
         raise StateError(f"{path} is not a goldgate record of a {target} prune; run `{again}` again")
