@@ -293,6 +293,14 @@ def _add_cloud_flags(p: argparse.ArgumentParser, cloud_help: str) -> None:
     p.add_argument("--cloudflare-api-base", default="https://api.cloudflare.com/client/v4", help=argparse.SUPPRESS)
 
 
+def add_d1_arguments(p: argparse.ArgumentParser, cloud_help: str) -> None:
+    """--cloud and how to reach the stack's D1 over Cloudflare's REST API (dr-drill and prune)."""
+    p.add_argument("--cloud", action="store_true", help=cloud_help)
+    p.add_argument("--database-id", help="the D1 database uuid (cloud)")
+    p.add_argument("--account-id", help="Cloudflare account id (default: the stack's Pulumi spec)")
+    p.add_argument("--api-base", default="https://api.cloudflare.com/client/v4", help=argparse.SUPPRESS)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     def add(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -304,12 +312,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "report RPO/RTO (see docs/D1_DISASTER_RECOVERY.md)")
     p.add_argument("stack", help="staging or prod (stacks/local.yaml; stacks/Pulumi.<stack>.yaml for the cloud)")
     p.add_argument("--discard-backup", action="store_true", help="remove the local backup after a passing drill")
-    p.add_argument("--cloud", action="store_true",
-                   help="drill the stack's real D1 (export -> R2 backups/ -> scratch D1 import); needs "
+    add_d1_arguments(p, "drill the stack's real D1 (export -> R2 backups/ -> scratch D1 import); needs "
                         "CLOUDFLARE_API_TOKEN, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY")
-    p.add_argument("--database-id", help="the D1 database uuid (cloud)")
-    p.add_argument("--account-id", help="Cloudflare account id (default: the stack's Pulumi spec)")
-    p.add_argument("--api-base", default="https://api.cloudflare.com/client/v4", help=argparse.SUPPRESS)
     p.add_argument("--r2-endpoint", help="R2 S3 endpoint (default: https://<account>.r2.cloudflarestorage.com)")
     p.add_argument("--bucket", help="R2 bucket for backups/ (default: the stack's results bucket)")
     add_json_flag(p)
@@ -331,12 +335,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics-keep-days", type=_days, metavar="M",
                    help="also delete job_metrics rows older than M days (M >= N); without it they are all kept")
     p.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
-    p.add_argument("--cloud", action="store_true",
-                   help="prune the stack's real D1 over the REST API; needs --database-id and CLOUDFLARE_API_TOKEN "
+    add_d1_arguments(p, "prune the stack's real D1 over the REST API; needs --database-id and CLOUDFLARE_API_TOKEN "
                         "(D1 Edit), never printed")
-    p.add_argument("--database-id", help="the D1 database uuid (cloud)")
-    p.add_argument("--account-id", help="Cloudflare account id (default: the stack's Pulumi spec)")
-    p.add_argument("--api-base", default="https://api.cloudflare.com/client/v4", help=argparse.SUPPRESS)
     add_json_flag(p)
 
     p = add("checklist", cmd_checklist, "the production-hardening checklist, every line checked with evidence")
