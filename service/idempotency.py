@@ -26,7 +26,7 @@ MAX_KEY_CHARS = 255
 # Visible ASCII without quote and backslash (a UUID, a ULID, a Stripe-style key), optionally sent as an
 # RFC 8941 string in double quotes as the IETF draft "The Idempotency-Key HTTP Header Field" writes it.
 _KEY_CHARS = r"[!#-\[\]-~]{1," + str(MAX_KEY_CHARS) + "}"
-_KEY = re.compile(f'^(?:"({_KEY_CHARS})"|({_KEY_CHARS}))$')
+_KEY = re.compile(f'^(?:"({_KEY_CHARS})"|({_KEY_CHARS}))\\Z')
 
 _CLAIM = ("INSERT INTO idempotency_keys (scope, idempotency_key, request_sha256, job_id, created_at, created_at_ms) "
           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, idempotency_key) DO UPDATE SET "

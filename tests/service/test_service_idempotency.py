@@ -72,7 +72,7 @@ def test_the_quoted_form_of_the_ietf_draft_is_the_same_key(svc):
     assert status == 202 and second["job_id"] == first["job_id"] and headers["idempotent-replayed"] == "true"
 
 
-@pytest.mark.parametrize("key", ["", "has space", "x" * 256, '"unbalanced', "caf\u00e9", 'a"b'])
+@pytest.mark.parametrize("key", ["", "has space", "x" * 256, '"unbalanced', "caf\u00e9", 'a"b', "k-newline\n"])
 def test_a_malformed_key_is_a_400_naming_the_header_and_creates_nothing(svc, key):
     status, body, _ = create(svc, key)
     assert status == 400 and body["error"]["code"] == "invalid_idempotency_key"
