@@ -115,19 +115,21 @@ class App:
         return response
 
     async def _dispatch(self, request: Request) -> Response:
-        job_id = self._signed_webhook_job(request) if request.path == WEBHOOK_PATH else None
-        if job_id is None and request.path == WEBHOOK_PATH:
-            # unsigned: the route refuses it (401) before it reads the body, however large
-            return await self._route(request)
-        limit = self.config.max_body_bytes if job_id is None else self._webhook_body_limit
+        if request.path != WEBHOOK_PATH:  # the webhook route checks its signature first, then its larger limit
+            await self.check_body_size(request)
+        return await self._route(request)
+
+    async def check_body_size(self, request: Request, signed_job: str | None = None) -> None:
+        """A 413 for a body over the request's limit: a signed webhook's (for `signed_job`) is the larger one,
+        and refusing it loses RunPod's outcome for the job, so that is logged as an error to recover it."""
+        limit = self.config.max_body_bytes if signed_job is None else self._webhook_body_limit
         declared = request.header("content-length")
         if len(request.body) > limit or (declared and declared.isdigit() and int(declared) > limit):
-            if job_id is not None:  # RunPod's outcome for the job is lost unless it is recovered
-                self.log.bind(**await routes.job_context(self, job_id)).error(
+            if signed_job is not None:
+                self.log.bind(**await routes.job_context(self, signed_job)).error(
                     "webhook.body_too_large", reason="body_too_large",
                     message=f"a webhook body over {limit} bytes was refused; recover the job")
             raise ApiError(413, "body_too_large", f"request body is over the {limit}-byte limit")
-        return await self._route(request)
 
     async def _route(self, request: Request) -> Response:
         wanted = "GET" if request.method == "HEAD" else request.method  # HEAD is GET without the body

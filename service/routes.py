@@ -178,6 +178,7 @@ async def runpod_webhook(app: App, request: Request, **_: str) -> Response:
         app.log.warning("webhook.bad_signature", reason="bad_signature",
                         job_id=job_id if jobs.JOB_ID.match(job_id) else None)
         raise ApiError(401, "bad_signature", "webhook signature missing or wrong for this job")
+    await app.check_body_size(request, signed_job=job_id)
     try:
         delivery = parse_delivery(parse_json_body(request))
         return await _apply(app, job_id, delivery, "webhook")
