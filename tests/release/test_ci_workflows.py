@@ -4,6 +4,7 @@ runner's entry point. Scripts are taken out of the YAML and run for real (bash, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 from ci_policy import require
+
+from goldgate.release.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -56,7 +59,10 @@ def _stub_bin(tmp_path: Path, **scripts: str) -> Path:
     """A directory of executables for PATH: `python` is this interpreter, the others are shell stubs."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    (bin_dir / "python").symlink_to(sys.executable)
+    # A script, not a symlink: a venv's interpreter finds its venv (goldgate, pyyaml) only by the path it runs at.
+    python = bin_dir / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
     for name, body in scripts.items():
         path = bin_dir / name
         path.write_text("#!/bin/sh\n" + body)
@@ -260,7 +266,13 @@ class LedgerRig:
     def __init__(self, tmp_path: Path, scripts: dict[str, str]) -> None:
         require(shutil.which("git") is not None, "git")
         self.tmp, self.scripts = tmp_path, scripts
-        self.bin = _stub_bin(tmp_path, goldgate="exit 0\n")   # `goldgate history` verifies the chain; not ours
+        # `goldgate history` verifies the chain (not ours); `gh api .../runs/R/attempts/A --jq .status` prints the
+        # state `set_run_state` gave that run attempt, or fails like GitHub's 404.
+        self.bin = _stub_bin(tmp_path, goldgate="exit 0\n", gh=(
+            'cat "$GH_RUN_STATES/$(printf %s "$2" | tr / _)" 2>/dev/null || { echo "HTTP 404: Not Found" >&2; exit 1; }\n'))
+        self.run_states = tmp_path / "run_states"
+        self.run_states.mkdir()
+        self.run_ids: dict[Path, str] = {}
         self.origin = tmp_path / "origin.git"
         self._git(tmp_path, "init", "-q", "--bare", "-b", "main", str(self.origin))
         seed = tmp_path / "seed"
@@ -290,19 +302,29 @@ class LedgerRig:
         return _bash(self.scripts[which], work, self._env(GOLDGATE_HOME=str(work / ".goldgate"), LEDGER_NOTE=note,
                                                           **env))
 
+    def job_env(self, run_id: str) -> dict[str, str]:
+        """Who a job of run `run_id` is, as GitHub tells every step (attempt 1 of the promote job)."""
+        return {"GITHUB_WORKFLOW": "release", "GITHUB_RUN_ID": run_id, "GITHUB_RUN_ATTEMPT": "1",
+                "GITHUB_JOB": "promote", "GITHUB_REPOSITORY": "acme/goldgate", "GH_RUN_STATES": str(self.run_states)}
+
+    def set_run_state(self, run_id: str, state: str) -> None:
+        """What GitHub reports as the status of attempt 1 of run `run_id`."""
+        (self.run_states / f"repos_acme_goldgate_actions_runs_{run_id}_attempts_1").write_text(state + "\n")
+
     def lock_env(self, work: Path, run_id: str, wait_s: str = "0", poll_s: str = "0.05") -> dict[str, str]:
         """What a job's lock step sees; the step writes RELEASE_LOCK_COMMIT to `work/github_env`."""
         (work / "github_env").touch()
-        return {"GITHUB_ENV": str(work / "github_env"), "GITHUB_WORKFLOW": "release", "GITHUB_RUN_ID": run_id,
-                "GITHUB_RUN_ATTEMPT": "1", "GITHUB_JOB": "promote", "RELEASE_LOCK_WAIT_S": wait_s,
+        self.run_ids[work] = run_id
+        return {"GITHUB_ENV": str(work / "github_env"), **self.job_env(run_id), "RELEASE_LOCK_WAIT_S": wait_s,
                 "RELEASE_LOCK_POLL_S": poll_s}
 
-    def lock(self, work: Path, run_id: str, wait_s: str = "0") -> subprocess.CompletedProcess[str]:
-        return self.run("lock", work, **self.lock_env(work, run_id, wait_s))
+    def lock(self, work: Path, run_id: str, wait_s: str = "0", **env: str) -> subprocess.CompletedProcess[str]:
+        return self.run("lock", work, **self.lock_env(work, run_id, wait_s), **env)
 
     def unlock(self, work: Path) -> subprocess.CompletedProcess[str]:
+        """The job's release step: GitHub's env plus whatever the job's steps wrote to GITHUB_ENV."""
         taken = dict(line.split("=", 1) for line in (work / "github_env").read_text().splitlines())
-        return self.run("unlock", work, **taken)
+        return self.run("unlock", work, **self.job_env(self.run_ids[work]), **taken)
 
     def lock_holder(self) -> str | None:
         out = self._git(self.tmp, "ls-remote", self.origin.as_uri(), "refs/heads/goldgate-release-lock")
@@ -490,7 +512,7 @@ def test_a_prod_job_holds_the_release_lock_from_before_its_ledger_restore_to_aft
     steps = _workflow(name)["jobs"][job]["steps"]
     lock, restore = _step_index(steps, r"\$RELEASE_LOCK\b"), _step_index(steps, r"\$LEDGER_RESTORE\b")
     current, act = _step_index(steps, r"\$PROD_STACK_IS_MAINS\b"), _step_index(steps, command)
-    pins, save = _step_index(steps, r"git push origin HEAD:main"), _step_index(steps, r"\$LEDGER_SAVE\b")
+    pins, save = _step_index(steps, r"push (-q )?origin HEAD:main"), _step_index(steps, r"\$LEDGER_SAVE\b")
     unlock = _step_index(steps, r"\$RELEASE_UNLOCK\b")
     assert lock < restore < act < pins < save < unlock and lock < current < act
     assert steps[lock].get("id") == "lock" and "always()" not in str(steps[lock].get("if", ""))
@@ -567,7 +589,7 @@ def test_a_job_that_never_took_the_release_lock_releases_nothing(rig: LedgerRig)
     first, second = rig.job(), rig.job()
     assert rig.lock(first, "101").returncode == 0
     held = rig.lock_holder()
-    assert rig.run("unlock", second).returncode == 0
+    assert rig.run("unlock", second, **rig.job_env("202")).returncode == 0
     assert rig.lock_holder() == held
 
 
@@ -576,6 +598,82 @@ def test_an_unreachable_origin_fails_the_lock_at_once_instead_of_waiting(rig: Le
     rig._git(work, "remote", "set-url", "origin", (rig.tmp / "gone.git").as_uri())
     proc = rig.lock(work, "101", wait_s="3600")
     assert proc.returncode != 0 and "cannot take the release lock" in proc.stdout + proc.stderr
+
+
+def test_a_job_stopped_after_taking_the_lock_frees_it_in_its_release_step(rig: LedgerRig) -> None:
+    # Cancelled or timed out after its push took the lock and before it wrote GITHUB_ENV: before, the release step
+    # saw no RELEASE_LOCK_COMMIT, freed nothing, and every later job waited an hour for a human.
+    work, other = rig.job(), rig.job()
+    assert rig.lock(work, "101").returncode == 0
+    (work / "github_env").write_text("")   # the step died before writing it
+    proc = rig.unlock(work)
+    assert proc.returncode == 0, proc.stderr
+    assert rig.lock_holder() is None
+    assert rig.lock(other, "202").returncode == 0
+
+
+def test_a_release_step_never_frees_a_lock_naming_another_job(rig: LedgerRig) -> None:
+    first, second = rig.job(), rig.job()
+    assert rig.lock(first, "101").returncode == 0
+    held = rig.lock_holder()
+    rig.run_ids[second] = "102"   # run 102's promote job, whose lock step never got the lock
+    (second / "github_env").write_text("")
+    assert rig.unlock(second).returncode == 0
+    assert rig.lock_holder() == held
+
+
+def test_a_waiting_job_frees_a_lock_whose_holders_run_has_completed(rig: LedgerRig) -> None:
+    # A lost runner runs no release step: before, the lock stayed until someone deleted the branch by hand.
+    first, second = rig.job(), rig.job()
+    assert rig.lock(first, "101").returncode == 0
+    rig.set_run_state("101", "completed")
+    proc = rig.lock(second, "202")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "freed the release lock left by release run 101 attempt 1, job promote" in proc.stdout
+    taken = (second / "github_env").read_text()
+    assert rig.lock_holder() is not None and f"RELEASE_LOCK_COMMIT={rig.lock_holder()}" in taken
+
+
+@pytest.mark.parametrize("state", ["in_progress", "queued", "waiting", None], ids=str)
+def test_a_waiting_job_never_frees_a_lock_whose_holder_may_still_run(rig: LedgerRig, state: str | None) -> None:
+    # None: GitHub cannot tell (no token, no `actions: read`, an API error); the holder may be running.
+    first, second = rig.job(), rig.job()
+    assert rig.lock(first, "101").returncode == 0
+    held = rig.lock_holder()
+    if state is not None:
+        rig.set_run_state("101", state)
+    proc = rig.lock(second, "202")
+    assert proc.returncode != 0
+    assert f"GitHub reports that run as {state or 'unknown'}" in proc.stdout + proc.stderr
+    assert rig.lock_holder() == held
+
+
+def test_a_lock_push_that_reached_origin_but_reported_failure_still_takes_the_lock(rig: LedgerRig) -> None:
+    # Before: the job found its own lock commit on origin and waited for itself until the deadline.
+    real_git = shutil.which("git")
+    assert real_git is not None
+    flaky = rig.tmp / "flaky-bin"
+    flaky.mkdir()
+    (flaky / "git").write_text(f'#!/bin/sh\nif [ "$1" = push ] && [ ! -e "{rig.tmp}/dropped" ]; then\n'
+                               f'  touch "{rig.tmp}/dropped"; "{real_git}" "$@"; exit 1\nfi\nexec "{real_git}" "$@"\n')
+    (flaky / "git").chmod(0o755)
+    work = rig.job()
+    proc = rig.lock(work, "101", PATH=f"{flaky}{os.pathsep}{rig.bin}{os.pathsep}{os.environ['PATH']}")
+    assert (rig.tmp / "dropped").exists()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"RELEASE_LOCK_COMMIT={rig.lock_holder()}" in (work / "github_env").read_text()
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_every_lock_step_may_ask_github_whether_the_holder_still_runs(name: str) -> None:
+    # Without a token and `actions: read` (a workflow's `permissions:` drops every scope it does not name), GitHub
+    # never reports a dead holder's run as completed and its lock waits for a human again.
+    workflow = _workflow(name)
+    assert workflow["permissions"].get("actions") in ("read", "write"), f"{name}: permissions {workflow['permissions']}"
+    for job_name, job in workflow["jobs"].items():
+        for step in job.get("steps", []):
+            if "$RELEASE_LOCK\"" in (step.get("run") or ""):
+                assert (step.get("env") or {}).get("GH_TOKEN") == "${{ github.token }}", f"{name}: job {job_name}"
 
 
 def _commit_prod_stack(rig: LedgerRig, text: str) -> None:
@@ -593,10 +691,12 @@ def test_a_prod_job_from_a_commit_whose_prod_stack_file_is_not_mains_stops(rig: 
     _commit_prod_stack(rig, f"image: {IMAGE}\n")
     rerun = rig.job()
     _commit_prod_stack(rig, "image: ghcr.example/acme/worker@sha256:" + "c" * 64 + "\n")
-    proc = rig.run("current", rerun, GITHUB_SHA="abc123")
+    proc = rig.run("current", rerun, GITHUB_SHA="abc123", GITHUB_WORKFLOW="rollback")
     assert proc.returncode != 0
-    assert "stacks/Pulumi.prod.yaml of this run's commit (abc123) is not main's" in proc.stdout + proc.stderr
-    assert rig.run("current", rig.job(), GITHUB_SHA="def456").returncode == 0
+    out = proc.stdout + proc.stderr
+    assert "stacks/Pulumi.prod.yaml of this run's commit (abc123) is not main's" in out
+    assert "start a new run of rollback from main (Actions > rollback > Run workflow, branch main)" in out
+    assert rig.run("current", rig.job(), GITHUB_SHA="def456", GITHUB_WORKFLOW="rollback").returncode == 0
 
 
 def test_a_prod_job_goes_on_when_main_moved_without_touching_the_prod_stack_file(rig: LedgerRig) -> None:
@@ -606,5 +706,171 @@ def test_a_prod_job_goes_on_when_main_moved_without_touching_the_prod_stack_file
     (other / "README.md").write_text("goldgate, edited\n")
     rig._git(other, "commit", "-qam", "docs")
     rig._git(other, "push", "-q", "origin", "HEAD:main")
-    proc = rig.run("current", work, GITHUB_SHA="abc123")
+    proc = rig.run("current", work, GITHUB_SHA="abc123", GITHUB_WORKFLOW="rollback")
     assert proc.returncode == 0, proc.stderr
+
+
+# --- two pushes close together --------------------------------------------------------------------------------
+
+BEFORE = "ghcr.example/acme/worker@sha256:" + "0" * 64    # what PROD ran before either push
+FIRST = "ghcr.example/acme/worker@sha256:" + "a" * 64     # the first push's release
+REPORT = "scripts/golden-tests/reports/latest.json"
+
+
+def _stack_text(stack: str, image: str, workers_max: int = 3) -> str:
+    return (f"# the {stack} stack\nconfig:\n  goldgate:spec:\n    role: {stack}\n    image: \"{image}\"\n"
+            f"    endpoint: {{workers_max: {workers_max}}}\n")
+
+
+def _push_stacks(rig: LedgerRig, message: str, **texts: str) -> None:
+    work = rig.job()
+    (work / "stacks").mkdir(exist_ok=True)
+    for stack, text in texts.items():
+        (work / "stacks" / f"Pulumi.{stack}.yaml").write_text(text)
+    rig._git(work, "add", "stacks")
+    rig._git(work, "commit", "-qm", message)
+    rig._git(work, "push", "-q", "origin", "HEAD:main")
+
+
+def _main_file(rig: LedgerRig, path: str) -> str:
+    return rig._git(rig.origin, "show", f"main:{path}")
+
+
+def _prod_change(ledger: Ledger, kind: str, image: str, before: str, phase: str = "outcome") -> None:
+    fields = {"stack": "prod", "image": image, "before": before, "trigger": "test"}
+    if phase == "outcome":
+        fields.update(after=image, pinned=image, prod_image=image,
+                      outcome="promoted" if kind == "promotion" else "rolled_back")
+    ledger.append(kind, phase=phase, **fields)
+
+
+def _second_push(rig: LedgerRig) -> tuple[Path, Ledger]:
+    """The second of two pushes: its checkout pins PROD's old digest; the first push's release (promotion recorded,
+    pin commit on main) came before this run's golden run, which qualified IMAGE and wrote its report."""
+    _push_stacks(rig, "seed stacks", prod=_stack_text("prod", BEFORE), staging=_stack_text("staging", BEFORE))
+    work = rig.job()
+    ledger = Ledger(work / ".goldgate")
+    _prod_change(ledger, "promotion", FIRST, BEFORE, phase="intent")
+    _prod_change(ledger, "promotion", FIRST, BEFORE)
+    _push_stacks(rig, "release r-1: pin stacks [skip ci]", prod=_stack_text("prod", FIRST),
+                 staging=_stack_text("staging", FIRST))
+    _qualify(work, ledger)
+    return work, ledger
+
+
+def _qualify(work: Path, ledger: Ledger) -> None:
+    """This run's staging job: IMAGE pinned on STAGING, its golden run recorded, the report it wrote."""
+    (work / "stacks" / "Pulumi.staging.yaml").write_text(_stack_text("staging", IMAGE))
+    ledger.append("deploy", stack="staging", target="cloud", before=FIRST, after=IMAGE, image=IMAGE, trigger="test")
+    report = work / REPORT
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps({"image": IMAGE, "stack": "staging", "passed": True}))
+    ledger.append("golden", stack="staging", image=IMAGE, suite="full", passed=True,
+                  report_sha256=hashlib.sha256(report.read_bytes()).hexdigest())
+
+
+def _check_prod_stack(rig: LedgerRig, work: Path) -> subprocess.CompletedProcess[str]:
+    return rig.run("current", work, GITHUB_SHA="abc123", GITHUB_WORKFLOW="release", QUALIFYING_REPORT=REPORT)
+
+
+def _pin_step() -> dict:
+    steps = _promote_job()["steps"]
+    return steps[_step_index(steps, r"push (-q )?origin HEAD:main")]
+
+
+def test_the_second_of_two_pushes_close_together_promotes_on_mains_prod_file(rig: LedgerRig) -> None:
+    # Before: its promote job stopped ("start a new run from main") after a full build and golden run, because the
+    # first push's pin commit had moved main's PROD pin; the digest it qualified never reached PROD.
+    work, _ledger = _second_push(rig)
+    proc = _check_prod_stack(rig, work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (work / "stacks" / "Pulumi.prod.yaml").read_text() == _stack_text("prod", FIRST)
+    assert f"moved from {BEFORE} to {FIRST}" in proc.stdout
+
+
+@pytest.mark.parametrize(("kind", "phase"), [("rollback", "outcome"), ("promotion", "outcome"),
+                                             ("promotion", "intent")])
+def test_a_promotion_stops_when_prod_changed_after_the_golden_run_that_qualified_it(
+        rig: LedgerRig, kind: str, phase: str) -> None:
+    # An operator's rollback while this run waited, or an earlier attempt of this run (a re-run): main's pin is
+    # newer than this run's evidence, and promoting over it would undo that change.
+    work, ledger = _second_push(rig)
+    _prod_change(ledger, kind, FIRST, BEFORE, phase=phase)
+    proc = _check_prod_stack(rig, work)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "PROD changed after the golden run that qualified this run's digest" in out
+    assert "start a new run of release from main (Actions > release > Run workflow, branch main)" in out
+    assert (work / "stacks" / "Pulumi.prod.yaml").read_text() == _stack_text("prod", BEFORE)
+
+
+def test_a_promotion_stops_when_mains_prod_config_changed_since_its_commit(rig: LedgerRig) -> None:
+    # Main's config came with code this run does not have; applying it with this run's program is not what either
+    # commit was tested with.
+    work, _ledger = _second_push(rig)
+    _push_stacks(rig, "more PROD workers", prod=_stack_text("prod", FIRST, workers_max=5))
+    proc = _check_prod_stack(rig, work)
+    assert proc.returncode != 0
+    assert "in more than PROD's pin" in proc.stdout + proc.stderr
+    assert (work / "stacks" / "Pulumi.prod.yaml").read_text() == _stack_text("prod", BEFORE)
+
+
+def test_a_promotion_stops_when_the_ledger_does_not_explain_mains_prod_pin(rig: LedgerRig) -> None:
+    work, _ledger = _second_push(rig)
+    other = "ghcr.example/acme/worker@sha256:" + "d" * 64
+    _push_stacks(rig, "pinned by hand", prod=_stack_text("prod", other))
+    proc = _check_prod_stack(rig, work)
+    assert proc.returncode != 0
+    assert f"main pins {other} on PROD, but PROD's last recorded change left {FIRST}" in proc.stdout + proc.stderr
+
+
+def test_a_promotion_stops_when_mains_prod_pin_comes_from_a_rollback(rig: LedgerRig) -> None:
+    # An operator's rollback after this run's push, even one before its golden run, judged code this run carries.
+    _push_stacks(rig, "release r-1: pin stacks [skip ci]", prod=_stack_text("prod", FIRST),
+                 staging=_stack_text("staging", FIRST))
+    work = rig.job()
+    ledger = Ledger(work / ".goldgate")
+    _prod_change(ledger, "promotion", FIRST, BEFORE, phase="intent")
+    _prod_change(ledger, "promotion", FIRST, BEFORE)
+    _prod_change(ledger, "rollback", BEFORE, FIRST, phase="intent")
+    _prod_change(ledger, "rollback", BEFORE, FIRST)
+    _push_stacks(rig, "prod: roll back [skip ci]", prod=_stack_text("prod", BEFORE))
+    _qualify(work, ledger)
+    proc = _check_prod_stack(rig, work)
+    assert proc.returncode != 0
+    assert f"main's PROD pin {BEFORE} was set by rollback ledger #4" in proc.stdout + proc.stderr
+    assert (work / "stacks" / "Pulumi.prod.yaml").read_text() == _stack_text("prod", FIRST)
+
+
+def test_the_pin_commit_lands_on_mains_head_with_only_the_pins_changed(rig: LedgerRig) -> None:
+    # Before: the pins were committed on this run's commit and rebased onto main, whose first-push pin commit had
+    # changed the same lines: the rebase stopped on a conflict and PROD's new pin never reached main.
+    work, _ledger = _second_push(rig)
+    _push_stacks(rig, "more STAGING workers", staging=_stack_text("staging", FIRST, workers_max=5))
+    (work / "stacks" / "Pulumi.prod.yaml").write_text(_stack_text("prod", IMAGE))   # what `goldgate promote` pinned
+    proc = _bash(_pin_step()["run"], work, rig._env(RELEASE_ID="r-2", GOLDGATE_HOME=str(work / ".goldgate")))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _main_file(rig, "stacks/Pulumi.prod.yaml") == _stack_text("prod", IMAGE)
+    assert _main_file(rig, "stacks/Pulumi.staging.yaml") == _stack_text("staging", IMAGE, workers_max=5)
+    assert rig._git(rig.origin, "log", "-1", "--format=%s", "main").strip() == "release r-2: pin stacks [skip ci]"
+
+
+def test_the_pin_step_never_records_a_staging_pin_older_than_stagings_last_deploy(rig: LedgerRig) -> None:
+    # A re-run's promote job whose gate refused (STAGING was redeployed since): its artifact's STAGING pin is not
+    # what STAGING runs, and main must not say it is.
+    work, ledger = _second_push(rig)
+    later = "ghcr.example/acme/worker@sha256:" + "e" * 64
+    ledger.append("deploy", stack="staging", target="cloud", before=IMAGE, after=later, image=later, trigger="test")
+    proc = _bash(_pin_step()["run"], work, rig._env(RELEASE_ID="r-2", GOLDGATE_HOME=str(work / ".goldgate")))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _main_file(rig, "stacks/Pulumi.staging.yaml") == _stack_text("staging", FIRST)
+    assert f"this run's STAGING pin {IMAGE} is not what STAGING's last deploy in the ledger left ({later})" in proc.stdout
+
+
+def test_the_pin_step_commits_nothing_when_the_pins_are_mains(rig: LedgerRig) -> None:
+    _push_stacks(rig, "seed stacks", prod=_stack_text("prod", FIRST), staging=_stack_text("staging", FIRST))
+    work = rig.job()
+    head = rig._git(rig.origin, "rev-parse", "main")
+    proc = _bash(_pin_step()["run"], work, rig._env(RELEASE_ID="r-2", GOLDGATE_HOME=str(work / ".goldgate")))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert rig._git(rig.origin, "rev-parse", "main") == head
