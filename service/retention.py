@@ -4,8 +4,10 @@ Terminal jobs finished before a cutoff go with their webhook deliveries; queued 
 never touched (an old one is stuck: `recover` it). Idempotency keys go once their window is over, job
 metrics only when asked. Every statement that reads or deletes rows is bounded (a window of the created_at
 index, or LIMIT; totals are counted from indexes) so none nears D1's 30 s query limit, and each stands
-alone: an interrupted prune leaves a consistent database and the next run carries on. Stdlib only and over
-`query` alone, so a Worker cron can run it on the D1 binding.
+alone: an interrupted prune leaves a consistent database and the next run carries on. A resumed prune (the
+Worker cron's, cut off by its statement budget) starts its walk over old jobs where the last one stopped, so stuck
+jobs cannot take every run's budget. Stdlib only and over `query` alone, so a Worker cron can run it on the D1
+binding.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ _TERMINAL_IN = ", ".join(f"'{status}'" for status in sorted(TERMINAL))
 # queued long before it may have finished (and uploaded results) after it.
 _IN_WINDOW = "created_at > ?1 AND created_at <= ?2 AND created_at < ?3"
 _PRUNABLE = f"{_IN_WINDOW} AND status IN ({_TERMINAL_IN}) AND COALESCE(finished_at, updated_at) < ?3"
-# The window's upper bound: the JOB_WINDOW-th created_at after ?1, read from the index alone.
+# The window's upper bound: the JOB_WINDOW-th created_at after ?1 and before ?2 (where the walk ends), read from
+# the index alone.
 _WINDOW_END = ("SELECT created_at FROM jobs WHERE created_at > ?1 AND created_at < ?2 ORDER BY created_at "
                "LIMIT 1 OFFSET ?3")
 _UNFINISHED = f"SELECT COUNT(*) AS n FROM jobs WHERE {_IN_WINDOW} AND status IN ('queued', 'in_progress')"
@@ -45,6 +48,11 @@ _DELETE_DELIVERIES = (f"DELETE FROM webhook_deliveries WHERE job_id IN (SELECT i
 # A delivery that arrives between the two statements keeps its job (the foreign key) until the next run.
 _DELETE_JOBS = (f"DELETE FROM jobs WHERE {_PRUNABLE} AND NOT EXISTS "
                 "(SELECT 1 FROM webhook_deliveries d WHERE d.job_id = jobs.id) RETURNING 1")
+
+# Where a resumed walk over old jobs stopped (migration 0004): the created_at it has reached.
+_RESUME_POINT = "SELECT reached FROM retention_cursor WHERE walk = 'jobs'"
+_SAVE_RESUME_POINT = ("INSERT INTO retention_cursor (walk, reached) VALUES ('jobs', ?1) "
+                      "ON CONFLICT (walk) DO UPDATE SET reached = excluded.reached")
 
 # No index on idempotency_keys.created_at_ms: rows are in insertion order, so the expired ones come first
 # and a scan stops after LIMIT matches.
@@ -100,14 +108,15 @@ async def missing_tables(db: Sql) -> list[str]:
 
 
 async def prune(db: Sql, cutoffs: Cutoffs, *, dry_run: bool = False,
-                deleted: dict[str, int] | None = None) -> Pruned:
+                deleted: dict[str, int] | None = None, resume: bool = False) -> Pruned:
     """`deleted` (rows per table) is brought up to date after every statement, so a caller that stops a prune
-    part-way (a Worker's statement budget) still knows what went."""
+    part-way (a Worker's statement budget) still knows what went. `resume`: walk the old jobs from where the last
+    resumed prune stopped, keeping the point each window reaches (a Worker cron, whose runs each stop part-way)."""
     deleted = dict.fromkeys(TABLES, 0) if deleted is None else deleted
     for table in TABLES:
         deleted.setdefault(table, 0)
     # Keys and metrics before jobs: a few statements a run, they would otherwise wait forever behind a jobs
-    # backlog that no run of a Worker's bounded budget gets through (each run starts again at the oldest job).
+    # backlog that no run of a Worker's bounded budget gets round (thousands of stuck jobs, a first prune).
     if dry_run:
         deleted["idempotency_keys"] += await _count_keys(db, cutoffs.idempotency_ms)
     else:
@@ -117,7 +126,7 @@ async def prune(db: Sql, cutoffs: Cutoffs, *, dry_run: bool = False,
             deleted["job_metrics"] += await _count(db, _COUNT_OLD_METRICS, (cutoffs.metrics,))
         else:
             await _delete_in_batches(db, "job_metrics", _METRICS_WHERE, cutoffs.metrics, deleted)
-    unfinished = await _prune_jobs(db, cutoffs.jobs, dry_run, deleted)
+    unfinished = await _prune_jobs(db, cutoffs.jobs, dry_run, deleted, resume)
     remaining = {}
     for table in TABLES:
         total = await _count(db, f"SELECT COUNT(*) AS n FROM {table}")
@@ -125,14 +134,28 @@ async def prune(db: Sql, cutoffs: Cutoffs, *, dry_run: bool = False,
     return Pruned(dict(deleted), remaining, unfinished)
 
 
-async def _prune_jobs(db: Sql, cutoff: str, dry_run: bool, deleted: dict[str, int]) -> int:
-    """Deletes (or counts) jobs and their deliveries into `deleted`, walking the old part of the created_at index
-    a window at a time (stuck jobs are passed once, not rescanned by every batch); the unfinished jobs kept."""
+async def _prune_jobs(db: Sql, cutoff: str, dry_run: bool, deleted: dict[str, int], resume: bool) -> int:
+    """Deletes (or counts) jobs and their deliveries into `deleted`; the unfinished jobs kept. Resumed, the walk goes
+    from the stored point to the cutoff and round from the oldest job back to the point: any stored point is safe
+    (runs overlap, and a job that turned terminal behind the point is met on the way round)."""
+    start = ""
+    if resume:
+        rows = await db.query(_RESUME_POINT)
+        start = rows[0]["reached"] if rows else ""
+    unfinished = await _walk_jobs(db, start, cutoff, cutoff, dry_run, deleted, resume)
+    if start:  # a point past the cutoff (keep days raised since) ends this way round at the cutoff
+        unfinished += await _walk_jobs(db, "", min(start, cutoff), cutoff, dry_run, deleted, resume)
+    return unfinished
+
+
+async def _walk_jobs(db: Sql, after: str, until: str, cutoff: str, dry_run: bool, deleted: dict[str, int],
+                     resume: bool) -> int:
+    """Jobs created after `after` up to `until`, a window of the created_at index at a time (stuck jobs are passed
+    once, not rescanned by every batch); the unfinished jobs kept."""
     unfinished = 0
-    after = ""
     while True:
-        rows = await db.query(_WINDOW_END, (after, cutoff, JOB_WINDOW - 1))
-        upto = rows[0]["created_at"] if rows else cutoff
+        rows = await db.query(_WINDOW_END, (after, until, JOB_WINDOW - 1))
+        upto = rows[0]["created_at"] if rows else until
         window = (after, upto, cutoff)
         if dry_run:
             counts = (await db.query(_COUNT_WINDOW, window))[0]
@@ -144,6 +167,8 @@ async def _prune_jobs(db: Sql, cutoff: str, dry_run: bool, deleted: dict[str, in
             deleted["webhook_deliveries"] += len(await db.query(_DELETE_DELIVERIES, window))
             deleted["jobs"] += len(await db.query(_DELETE_JOBS, window))
             unfinished += await _count(db, _UNFINISHED, window)  # reads only the rows the window kept
+            if resume:
+                await db.query(_SAVE_RESUME_POINT, (upto,))
         if not rows:
             return unfinished
         after = upto

@@ -431,3 +431,27 @@ def test_a_damaged_or_foreign_prune_record_is_an_error_not_evidence(tmp_path, te
     path.write_text(text)
     with pytest.raises(StateError, match=r"run `goldgate prune staging --keep-days N` again"):
         retention.latest_prune(tmp_path, "staging", "local")
+
+
+def test_a_dry_run_behind_thousands_of_stuck_jobs_counts_what_the_prune_then_deletes(tmp_path):
+    """13,000 stuck jobs (more than a scheduled run walks) before the finished ones: the command walks them all,
+    and its count, its deletes and its stuck-job note agree."""
+    db = tmp_path / "stack.sqlite"
+    apply_sqlite(db)
+    stuck_s, finished_s = NOW - 60 * DAY, NOW - 50 * DAY
+    with sqlite3.connect(db) as conn:
+        conn.executemany(_JOB, [(f"stuck-{n:05d}", "staging", "{}", "t", "queued", iso_ms(stuck_s + n / 1000), 0,
+                                 iso_ms(stuck_s), None) for n in range(13_000)])
+        conn.executemany(_JOB, [(f"done-{n:03d}", "staging", "{}", "t", "completed", iso_ms(finished_s + n / 1000), 0,
+                                 iso_ms(finished_s), iso_ms(finished_s)) for n in range(250)])
+        conn.executemany(_DELIVERY, [(f"done-{n:03d}-1", f"done-{n:03d}", iso_ms(finished_s)) for n in range(250)])
+    conn.close()
+
+    dry = retention.prune_local(STAGING, db, 30, dry_run=True, now_s=NOW)
+    real = retention.prune_local(STAGING, db, 30, now_s=NOW)
+
+    assert dry.deleted == real.deleted == {"jobs": 250, "webhook_deliveries": 250, "idempotency_keys": 0,
+                                           "job_metrics": 0}
+    assert dry.unfinished_kept == real.unfinished_kept == 13_000 and dry.remaining == real.remaining
+    assert _ids(db, "SELECT status FROM jobs") == {"queued"}
+    assert "13000 queued or in-progress jobs older than the cutoff were kept" in retention.render_text(real.to_dict())

@@ -195,7 +195,7 @@ def test_old_jobs_more_than_a_run_can_get_through_do_not_keep_expired_keys_and_o
     """A backlog of old jobs larger than a run's budget (a first prune of a busy database, more jobs a day than a
     daily run gets through, thousands of stuck jobs) makes every run partial; the small tables still get pruned."""
     monkeypatch.setattr(entry, "RETENTION_STATEMENTS", 6)
-    stuck = [(f"stuck-{n:03d}", "queued", 60, None) for n in range(250)]  # walked again by every run
+    stuck = [(f"stuck-{n:03d}", "queued", 60, None) for n in range(250)]  # more than a 6-statement run gets past
     worker, env = _worker(entry, tmp_path, RETENTION_KEEP_DAYS="30", RETENTION_METRICS_KEEP_DAYS="365")
     _fill(env.DB.conn, stuck, keys=False)
 
@@ -206,3 +206,84 @@ def test_old_jobs_more_than_a_run_can_get_through_do_not_keep_expired_keys_and_o
     state = _state(env.DB.conn)
     assert state["idempotency_keys"] == {"key-fresh"}  # the one past its 24 h window went
     assert "old-completed" not in state["job_metrics"]  # 400 days old, past the 365 kept
+
+
+STUCK = 13_000  # more old jobs than one run's 500 statements walk (about 8,000)
+
+
+def _stuck_then_finished(conn: sqlite3.Connection, stuck: int, finished: int) -> None:
+    """`stuck` jobs queued 60 days ago and never finished, then `finished` jobs completed 50 days ago (the
+    oldest first in the created_at index: the stuck ones stand between every run and the finished ones)."""
+    def job(job_id: str, status: str, created_s: float, finished_s: float | None) -> tuple[Any, ...]:
+        created, done = iso_ms(created_s), None if finished_s is None else iso_ms(finished_s)
+        return job_id, job_id, status, created, int(created_s * 1000), done or created, done
+
+    old, later = NOW - 60 * DAY, NOW - 50 * DAY
+    conn.execute("BEGIN")
+    conn.executemany(_JOB, [job(f"stuck-{n:05d}", "queued", old + n / 1000, None) for n in range(stuck)])
+    conn.executemany(_JOB, [job(f"finished-{n:03d}", "completed", later + n / 1000, later) for n in range(finished)])
+    conn.executemany(_DELIVERY, [(f"finished-{n:03d}-hook", f"finished-{n:03d}", iso_ms(later))
+                                 for n in range(finished)])
+    conn.execute("COMMIT")
+
+
+def _scheduled_runs(worker: Any, env: Any, entry: Any, runs: int, now_s: float = NOW) -> None:
+    controller = types.SimpleNamespace(cron=CRON, scheduledTime=now_s * 1000, type="scheduled")
+    for _ in range(runs):
+        calls = len(env.DB.calls)
+        asyncio.run(worker.scheduled(controller, env, Ctx()))
+        assert len(env.DB.calls) - calls <= entry.RETENTION_STATEMENTS  # never more D1 statements than the budget
+
+
+def test_thousands_of_stuck_old_jobs_do_not_keep_every_scheduled_run_from_the_finished_jobs_after_them(
+        entry, tmp_path, capsys, log_lines):
+    worker, env = _worker(entry, tmp_path, RETENTION_KEEP_DAYS="30")
+    _stuck_then_finished(env.DB.conn, STUCK, 250)
+
+    _scheduled_runs(worker, env, entry, 3)  # a run carries on where the one before it stopped
+
+    jobs = _state(env.DB.conn)["jobs"]
+    assert not {job for job in jobs if job.startswith("finished-")}
+    assert not {hook for hook in _state(env.DB.conn)["webhook_deliveries"] if hook.startswith("finished-")}
+    assert len({job for job in jobs if job.startswith("stuck-")}) == STUCK  # kept for `recover`
+    assert all(line["event"] == "retention.pruned" for line in _lines(capsys, log_lines))
+    # `goldgate prune` of the same database has nothing left to delete and names every stuck job
+    copy = tmp_path / "copy.sqlite"
+    shutil.copyfile(tmp_path / "d1.sqlite", copy)
+    report = prune_local(STAGING, copy, 30, now_s=NOW)
+    assert report.deleted["jobs"] == 0 and report.unfinished_kept == STUCK + 1  # and JOBS' old-queued
+
+
+def test_an_old_job_recovered_after_the_scheduled_runs_passed_it_is_pruned_by_a_later_run(
+        entry, tmp_path, capsys, log_lines):
+    worker, env = _worker(entry, tmp_path, RETENTION_KEEP_DAYS="30")
+    _stuck_then_finished(env.DB.conn, STUCK, 10)
+    _scheduled_runs(worker, env, entry, 2)
+    # an operator recovers one stuck job today: it finished now, so it goes once it is 30 days past that
+    env.DB.conn.execute("UPDATE jobs SET status = 'failed', updated_at = ?1, finished_at = ?1 WHERE id = ?2",
+                        (iso_ms(NOW), "stuck-03000"))
+
+    _scheduled_runs(worker, env, entry, 3, now_s=NOW + 31 * DAY)
+
+    jobs = _state(env.DB.conn)["jobs"]
+    assert "stuck-03000" not in jobs and len({job for job in jobs if job.startswith("stuck-")}) == STUCK - 1
+    _lines(capsys, log_lines)
+
+
+@pytest.mark.parametrize("resume_at", ["", iso_ms(NOW - 60 * DAY + 5), iso_ms(NOW - 45 * DAY), iso_ms(NOW)])
+def test_a_scheduled_run_that_gets_round_deletes_what_goldgate_prune_deletes_wherever_the_last_run_stopped(
+        entry, tmp_path, capsys, log_lines, monkeypatch, resume_at):
+    """Any stored position is safe: a run walks the old jobs from it to the cutoff and round to it again, so an
+    overlapping run or `goldgate prune` moving things on loses nothing."""
+    monkeypatch.setattr(entry, "RETENTION_STATEMENTS", 1_000)
+    worker, env = _worker(entry, tmp_path, RETENTION_KEEP_DAYS="30")
+    _stuck_then_finished(env.DB.conn, 1_050, 120)
+    env.DB.conn.execute("INSERT INTO retention_cursor (walk, reached) VALUES ('jobs', ?)", (resume_at,))
+    expected = _what_goldgate_prune_leaves(env, tmp_path, 30, None)
+
+    _scheduled_runs(worker, env, entry, 1)
+
+    assert _state(env.DB.conn) == expected
+    [line] = _lines(capsys, log_lines)
+    assert line["status"] == "complete" and line["data"]["unfinished_kept"] == 1_051
+    assert line["data"]["deleted"]["jobs"] == 122  # the 120 finished, old-completed and old-failed
