@@ -278,7 +278,7 @@ def _cloud_checklist(args: argparse.Namespace) -> int:
 _CHECKLIST_CLOUD_HELP = (
     "cloud: read STAGING's and PROD's RunPod endpoints (REST v2 and /health) and the stack's D1 through the APIs, "
     "read-only; the ledger and DR drill records still come from --home. Credentials come from the environment "
-    "and are never printed: RUNPOD_API_KEY (or RUNPOD_API_KEY_<STACK>) and CLOUDFLARE_API_TOKEN (D1 read); the "
+    "and are never printed: RUNPOD_API_KEY (or RUNPOD_API_KEY_<STACK>) and CLOUDFLARE_API_TOKEN (D1 read; Workers Scripts Read for a stack that declares database.retention); the "
     "account id and API bases come from stacks/Pulumi.<stack>.yaml")
 _METRICS_CLOUD_HELP = (
     "cloud: read job_metrics from the stack's D1 over the REST API, read-only, with CLOUDFLARE_API_TOKEN from the "

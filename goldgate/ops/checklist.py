@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from goldgate.ops.checklist_facts import Facts
-from goldgate.spec import is_digest_ref
+from goldgate.ops.checklist_facts import Facts, MigrationFacts
+from goldgate.spec import RetentionSpec, is_digest_ref
 
 PASS, FAIL, NA = "pass", "fail", "n/a"
 DRILL_MAX_AGE_S = 7 * 86_400
@@ -426,11 +426,23 @@ def db_migrated(f: Facts) -> Verdict:
     if m.unknown:
         return FAIL, (f"the database has migrations this checkout does not ({', '.join(m.unknown)}): a newer goldgate "
                       "migrated it; update this checkout before judging or deploying the stack")
-    apply = (f"`pulumi up --stack {f.stack}` applies them" if f.target == "cloud" else
-             f"`goldgate up {f.stack}` applies them (a running stack: `goldgate down {f.stack} && goldgate up "
-             f"{f.stack}`)")
-    return _ok(not m.missing, f"d1_migrations holds every migration of this checkout, up to {m.newest}",
-               f"migrations not applied: {', '.join(m.missing)}; {apply}")
+    if m.missing:
+        return FAIL, f"migrations not applied: {', '.join(m.missing)}; {_migrate(f.stack, f.target, m)}"
+    behind = [f"{name}'s running host serves a database without {', '.join(p.missing)}, so `goldgate release` "
+              f"refuses to start; {_migrate(name, f.target, p)}" for name, p in sorted(f.peer_migrations.items())
+              if p.missing]
+    return _ok(not behind, f"d1_migrations holds every migration of this checkout, up to {m.newest}",
+               "; ".join(behind))
+
+
+def _migrate(stack: str, target: str, m: MigrationFacts) -> str:
+    """The one command that applies the missing migrations (docs/RUNBOOK.md, "After upgrading goldgate")."""
+    if target == "cloud":
+        return f"`pulumi up --stack {stack}` applies them"
+    if m.host_running:  # `goldgate up` refuses a stack whose host is up: only a restart migrates
+        return (f"restart the host an older goldgate started on it: `goldgate down {stack} && goldgate up {stack}` "
+                "applies them")
+    return f"`goldgate up {stack}` applies them"
 
 
 def _own_spec(f: Facts) -> Any:
@@ -449,6 +461,25 @@ def _last_prune(f: Facts) -> str | None:
     return f"the last `goldgate prune` (--keep-days {p.get('keep_days')}) deleted {jobs} jobs {when}"
 
 
+def _deployed_retention(f: Facts, kept: RetentionSpec) -> Verdict:
+    """A declared retention counts once Cloudflare runs its Cron Trigger: the file alone says what the next
+    `pulumi up` would deploy, not what prunes D1 now."""
+    declared = f"stacks/Pulumi.{f.stack}.yaml declares database.retention (Cron Trigger {kept.cron} UTC)"
+    w = f.worker_crons
+    if w is None:
+        return FAIL, f"{declared}, but what the API Worker runs could not be read: {f.worker_crons_error or 'not read'}"
+    # `pulumi up` deploys exactly the one declared. Compared without case: Cloudflare may echo a day or month
+    # name (MON, mon) in another case than was sent (unverified), which is no drift.
+    if [c.lower() for c in w.crons] != [kept.cron.lower()]:
+        runs = f"runs Cron Trigger(s) {', '.join(w.crons)}" if w.crons else "has no Cron Trigger"
+        return FAIL, (f"{declared}, but API Worker {w.script} {runs}, so D1 is not pruned as declared; "
+                      f"`pulumi up --stack {f.stack}` deploys it")
+    metrics = (f", job_metrics over {kept.metrics_keep_days} days" if kept.metrics_keep_days is not None
+               else ", job_metrics kept")
+    return PASS, (f"API Worker {w.script} runs the Cron Trigger ({kept.cron} UTC) stacks/Pulumi.{f.stack}.yaml "
+                  f"declares (read from Cloudflare): jobs finished over {kept.keep_days} days ago are pruned{metrics}")
+
+
 def d1_retention(f: Facts) -> Verdict:
     if f.target != "cloud":
         last = _last_prune(f) or f.prune_error or f"no `goldgate prune {f.stack}` recorded"
@@ -456,11 +487,7 @@ def d1_retention(f: Facts) -> Verdict:
     spec = _own_spec(f)
     kept = spec.database.retention if spec is not None else None
     if kept is not None:
-        metrics = (f", job_metrics over {kept.metrics_keep_days} days" if kept.metrics_keep_days is not None
-                   else ", job_metrics kept")
-        return PASS, (f"stacks/Pulumi.{f.stack}.yaml declares database.retention, which `pulumi up` deploys as a Cron "
-                      f"Trigger ({kept.cron} UTC) on the API Worker: jobs finished over {kept.keep_days} days ago are "
-                      f"pruned{metrics}")
+        return _deployed_retention(f, kept)
     declare = (f"set database.retention in stacks/Pulumi.{f.stack}.yaml (a Cron Trigger) or run `goldgate prune "
                f"{f.stack} --keep-days N --cloud --database-id <uuid>` regularly")
     if f.prune is None:

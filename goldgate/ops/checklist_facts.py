@@ -10,6 +10,7 @@ of service/ for polling, the latest DR drill, and, when the stack runs, a live w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sqlite3
@@ -87,6 +88,16 @@ class MigrationFacts:
     newest: str                      # this checkout's newest migration
     missing: tuple[str, ...] = ()    # in migrations/, not applied
     unknown: tuple[str, ...] = ()    # applied, not in migrations/: a newer goldgate migrated the database
+    host_running: bool = False       # local: a host serves it; one that lacks `missing` was started by an older goldgate
+
+
+@dataclass(frozen=True)
+class WorkerCrons:
+    """The Cron Triggers Cloudflare runs on the stack's API Worker (cloud target): what `pulumi up` deployed,
+    which the stack file's database.retention only declares."""
+
+    script: str
+    crons: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -121,8 +132,12 @@ class Facts:
     drill_error: str | None = None
     migrations: MigrationFacts | None = None
     migrations_error: str | None = None
+    # local: the other role's stack -> its database's migrations, while a host serves it (`goldgate release` needs it)
+    peer_migrations: Mapping[str, MigrationFacts] = field(default_factory=dict)
     prune: Mapping[str, Any] | None = None
     prune_error: str | None = None
+    worker_crons: WorkerCrons | None = None
+    worker_crons_error: str | None = None
 
 
 Progress = Callable[[str], None]
@@ -219,14 +234,28 @@ def migration_facts_from_rows(db: Rows) -> MigrationFacts:
                           unknown=tuple(sorted(applied - set(known))))
 
 
-def read_migration_facts(db_path: Path) -> MigrationFacts:
+def read_migration_facts(db_path: Path, host_running: bool = False) -> MigrationFacts:
     if not db_path.is_file():
         raise GoldgateError(f"no database at {db_path}; bring the stack up (`goldgate up`)")
     conn = connect_read_only(db_path)
     try:
-        return migration_facts_from_rows(SqliteRows(conn, db_path))
+        facts = migration_facts_from_rows(SqliteRows(conn, db_path))
     finally:
         conn.close()
+    return dataclasses.replace(facts, host_running=host_running)
+
+
+def read_peer_migrations(platform: Any, stacks: Iterable[str]) -> dict[str, MigrationFacts]:
+    """The databases of these stacks that a host serves: a host an older goldgate started keeps serving its
+    database without the newer migrations, and `goldgate release` refuses to go on until it is restarted."""
+    peers = {}
+    for name in stacks:
+        if platform.host_pid(name) is None:
+            continue  # no host: the `goldgate up` that `release` runs first applies what is missing
+        facts, _ = _attempt(name, lambda n=name: read_migration_facts(platform.db_path(n), host_running=True))
+        if facts is not None:  # unreadable: that stack's own checklist says why
+            peers[name] = facts
+    return peers
 
 
 def read_job_facts(db_path: Path) -> JobFacts:
@@ -456,7 +485,9 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     progress(f"reading job_metrics and jobs from {db_path}")
     metrics, metrics_error = _attempt("metrics", lambda: report_from_sqlite(db_path, stack))
     jobs, jobs_error = _attempt("jobs", lambda: read_job_facts(db_path))
-    migrations, migrations_error = _attempt("migrations", lambda: read_migration_facts(db_path))
+    migrations, migrations_error = _attempt("migrations", lambda: read_migration_facts(
+        db_path, host_running=platform.host_pid(stack) is not None))
+    peer_migrations = read_peer_migrations(platform, (n for n in role_stack.values() if n and n != stack))
     progress("checking workflows against models.yaml and the Dockerfile")
     try:
         consistency, docker_problems, roots = read_worker_facts()
@@ -486,5 +517,5 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
                  dockerfile_problems=docker_problems, image_models=image_models,
                  image_models_error=image_models_error, model_roots=roots, logs=logs, logs_error=logs_error,
                  polling=tuple(scan_tree(SERVICE_DIR)), live=live_facts, live_reason=live_reason, drill=drill,
-                 drill_error=drill_error, migrations=migrations, migrations_error=migrations_error, prune=prune,
-                 prune_error=prune_error)
+                 drill_error=drill_error, migrations=migrations, migrations_error=migrations_error,
+                 peer_migrations=peer_migrations, prune=prune, prune_error=prune_error)

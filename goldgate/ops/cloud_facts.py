@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from goldgate.cloudflare.api import DEFAULT_API_BASE, CloudflareApi
+from goldgate.cloudflare.api import DEFAULT_API_BASE, CloudflareApi, path_segment
 from goldgate.cloudflare.d1 import D1Client
+from goldgate.cloudflare.errors import CloudflareAuthError, CloudflareNotFound
 from goldgate.errors import GoldgateError, SpecError
 from goldgate.ops.checklist_facts import (
     SERVICE_DIR,
@@ -33,6 +34,7 @@ from goldgate.ops.checklist_facts import (
     ImageModels,
     JobFacts,
     LiveFacts,
+    WorkerCrons,
     job_facts_from_rows,
     migration_facts_from_rows,
     read_log_facts,
@@ -165,6 +167,28 @@ def find_database(d1: D1Client, name: str) -> str:
     if len(uuids) > 1:
         raise CloudFactError(f"{len(uuids)} D1 databases are named {name} ({', '.join(uuids)}); pass --database-id")
     return uuids[0]
+
+
+def read_worker_crons(api: CloudflareApi, account: str, spec: StackSpec) -> WorkerCrons:
+    """The Cron Triggers Cloudflare runs on the stack's API Worker (Workers Scripts schedules), whitespace
+    normalised as the spec loader normalises the declared one."""
+    script = spec.api.script_name
+    path = (f"/accounts/{path_segment(account, 'account id')}/workers/scripts/"
+            f"{path_segment(script, 'Worker script name')}/schedules")
+    try:
+        result = api.call("GET", path)
+    except CloudflareNotFound:
+        raise CloudFactError(f"Cloudflare account {account} has no Worker named {script}: `pulumi up --stack "
+                             f"{spec.name}` deploys it") from None
+    except CloudflareAuthError as exc:
+        raise CloudFactError(f"reading Worker {script}'s Cron Triggers was refused (HTTP {exc.status}): give "
+                             f"{CLOUDFLARE_TOKEN_ENV} the Workers Scripts Read permission on account {account}") \
+            from None
+    schedules = result.get("schedules") if isinstance(result, dict) else None
+    if not isinstance(schedules, list) or not all(isinstance(s, dict) and isinstance(s.get("cron"), str)
+                                                  for s in schedules):
+        raise CloudFactError(f"GET {path} answered {str(result)[:120]!r}, not a list of schedules with crons")
+    return WorkerCrons(script, tuple(" ".join(s["cron"].split()) for s in schedules))
 
 
 # -- RunPod --------------------------------------------------------------------------------------
@@ -494,8 +518,8 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
     golden_path = (reports_dir or REPORTS_DIR) / "latest.json"
     golden, golden_error = _attempt("golden report", lambda: load_report(golden_path))
 
-    metrics = jobs = live = migrations = None
-    metrics_error = jobs_error = migrations_error = None
+    metrics = jobs = live = migrations = worker_crons = None
+    metrics_error = jobs_error = migrations_error = worker_crons_error = None
     live_reason = f"cloud target: D1 of {stack} not read"
     api = CloudflareApi(credentials.cloudflare_api_token, cloudflare_api_base)
     try:
@@ -520,6 +544,10 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
             evidence, evidence_error = _attempt("webhook deliveries",
                                                 lambda: read_webhook_evidence(rows, stack, jobs, golden))
             live, live_reason = evidence if evidence else (None, f"cloud target: {evidence_error}")
+        if the_spec.database.retention is not None:  # the file only declares it: confirm `pulumi up` deployed it
+            progress(f"reading the Cron Triggers of Worker {the_spec.api.script_name}")
+            worker_crons, worker_crons_error = _attempt("Cron Triggers", lambda: read_worker_crons(
+                api, account, the_spec))
     finally:
         api.close()
 
@@ -558,7 +586,7 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
                   image_models_error=image_models_error, model_roots=roots, logs=logs, logs_error=logs_error,
                   polling=tuple(scan_tree(SERVICE_DIR)), live=live, live_reason=live_reason, drill=drill,
                   drill_error=drill_error, migrations=migrations, migrations_error=migrations_error, prune=prune,
-                  prune_error=prune_error)
+                  prune_error=prune_error, worker_crons=worker_crons, worker_crons_error=worker_crons_error)
     return CloudReading(facts=facts, endpoints=endpoints, database_id=database_id, notes=tuple(notes))
 
 

@@ -389,7 +389,8 @@ def test_a_database_an_older_goldgate_migrated_turns_the_migrations_line_red_nam
     assert "goldgate up staging" in line["evidence"]
     apply_sqlite(db)
     line = _line(capsys, home, "db_migrated")
-    assert line["status"] == "pass" and "0003_job_metrics_images.sql" in line["evidence"], line
+    newest = max(MIGRATIONS_DIR.glob("*.sql")).name  # later checkouts add migrations after 0003
+    assert line["status"] == "pass" and f"up to {newest}" in line["evidence"], line
 
 
 def test_a_database_a_newer_goldgate_migrated_is_not_judged_by_this_checkout(healthy):

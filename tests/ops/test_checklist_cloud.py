@@ -1,17 +1,23 @@
 """The cloud checklist against loopback stand-ins: the RunPod emulator (REST v2 + /health, in-process, no
-worker ever started) and the D1 stand-in (SQLite behind the REST API). A healthy STAGING/PROD pair
+worker ever started), the D1 stand-in (SQLite behind the REST API) and, in front of it on the same API
+origin, the Workers Scripts schedules (each API Worker's Cron Triggers). A healthy STAGING/PROD pair
 passes every applicable line; drifting one cloud fact at a time turns exactly its line red."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import re
 import shutil
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -62,6 +68,100 @@ def seed_sql(tmp_path_factory) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+_SCHEDULES = re.compile(r"^/client/v4/accounts/(?P<acct>[^/]+)/workers/scripts/(?P<script>[^/]+)/schedules$")
+
+
+class WorkersFront:
+    """Cloudflare's v4 API on one loopback origin: GET/PUT .../workers/scripts/<script>/schedules (Cron
+    Triggers: `{"schedules": [{"cron", "created_on", "modified_on"}]}`) served here, every other call passed to
+    the D1 stand-in behind it."""
+
+    def __init__(self, d1: D1StandIn) -> None:
+        self.d1 = d1
+        self.schedules: dict[str, list[str]] = {}  # deployed Worker -> its crons, as `pulumi up` left them
+        self.scripts_read = True  # False: the token lacks Workers Scripts Read
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/client/v4"
+
+    def start(self) -> WorkersFront:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    def schedules_call(self, method: str, acct: str, script: str, token: str | None, body: bytes
+                       ) -> tuple[int, dict[str, Any]]:
+        def error(status: int, code: int, message: str) -> tuple[int, dict[str, Any]]:
+            return status, {"success": False, "errors": [{"code": code, "message": message}], "messages": [],
+                            "result": None}
+
+        if token != f"Bearer {CF_TOKEN}" or acct != self.d1.account_id or not self.scripts_read:
+            return error(403, 10000, "Authentication error")
+        if script not in self.schedules:
+            return error(404, 10007, "This Worker does not exist on your account.")
+        if method == "PUT":
+            self.schedules[script] = [item["cron"] for item in json.loads(body)]
+        elif method != "GET":
+            return error(405, 10000, "method not allowed")
+        stamp = "2026-11-01T00:00:00.000000Z"
+        return 200, {"success": True, "errors": [], "messages": [], "result": {"schedules": [
+            {"cron": c, "created_on": stamp, "modified_on": stamp} for c in self.schedules[script]]}}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_: Any) -> None:
+                pass
+
+            def _dispatch(self, method: str) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                match = _SCHEDULES.match(urlsplit(self.path).path)
+                if match:
+                    status, answer = front.schedules_call(method, match["acct"], match["script"],
+                                                          self.headers.get("Authorization"), body)
+                    data, headers = json.dumps(answer).encode(), {"Content-Type": "application/json"}
+                else:
+                    status, data, headers = self._pass_on(method, body)
+                self.send_response(status)
+                for k, v in {**headers, "Content-Length": str(len(data))}.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _pass_on(self, method: str, body: bytes) -> tuple[int, bytes, dict[str, str]]:
+                conn = http.client.HTTPConnection("127.0.0.1", urlsplit(front.d1.origin).port, timeout=60)
+                try:
+                    conn.request(method, self.path, body or None, {k: v for k, v in self.headers.items()
+                                                                   if k.lower() in ("authorization", "content-type")})
+                    answer = conn.getresponse()
+                    kept = {k: v for k, v in answer.getheaders() if k.lower() in ("content-type", "retry-after")}
+                    return answer.status, answer.read(), kept
+                finally:
+                    conn.close()
+
+            def do_GET(self) -> None:
+                self._dispatch("GET")
+
+            def do_POST(self) -> None:
+                self._dispatch("POST")
+
+            def do_PUT(self) -> None:
+                self._dispatch("PUT")
+
+            def do_DELETE(self) -> None:
+                self._dispatch("DELETE")
+
+        return Handler
+
+
 @dataclass
 class Cloud:
     emulator: RunPodEmulator
@@ -76,6 +176,7 @@ class Cloud:
     logs_dir: Path
     now: datetime
     standin: D1StandIn
+    workers: WorkersFront
 
     def read(self, stack: str = "staging") -> CloudReading:
         return read_cloud(stack, CloudCredentials({"staging": RP_KEY, "prod": RP_KEY}, CF_TOKEN), home=self.home,
@@ -175,6 +276,7 @@ def cloud(tmp_path: Path, seed_sql: bytes) -> Iterator[Cloud]:
     emulator = RunPodEmulator(EmulatorConfig(api_key=RP_KEY, logs_dir=tmp_path / "emulator"),
                               launcher=_no_workers).start()
     standin = D1StandIn(CF_TOKEN, import_polls=0).start()
+    workers = WorkersFront(standin).start()
     api = CloudflareApi(CF_TOKEN, standin.api_base)
     control = ControlPlaneClient(RP_KEY, emulator.api_base)
     try:
@@ -189,6 +291,8 @@ def cloud(tmp_path: Path, seed_sql: bytes) -> Iterator[Cloud]:
         doc = yaml.safe_load(prod_file.read_text())
         doc["config"]["goldgate:spec"]["database"]["retention"] = {"keep_days": 30, "cron": "30 3 * * *"}
         prod_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+        # Both API Workers as `pulumi up` deployed them: PROD's with the Cron Trigger its file declares
+        workers.schedules.update({"goldgate-api-staging": [], "goldgate-api-prod": ["30 3 * * *"]})
         ids = {stack: _create_endpoint(control, stacks, stack) for stack in ("staging", "prod")}
         home = tmp_path / "home"
         _ledger(home)
@@ -197,12 +301,13 @@ def cloud(tmp_path: Path, seed_sql: bytes) -> Iterator[Cloud]:
         _drill(home, now, stack="prod")
         _prune(home, now - timedelta(days=1), database_id)
         _logs(tmp_path / "logs")
-        yield Cloud(emulator, control, d1, standin.api_base, database_id, ids, stacks, home, tmp_path / "reports",
-                    tmp_path / "logs", now, standin)
+        yield Cloud(emulator, control, d1, workers.api_base, database_id, ids, stacks, home, tmp_path / "reports",
+                    tmp_path / "logs", now, standin, workers)
     finally:
         control.close()
         api.close()
         emulator.stop()
+        workers.stop()
         standin.stop()
 
 
@@ -427,6 +532,49 @@ def test_d1_retention_is_green_by_a_declared_cron_or_a_recent_prune_of_the_stack
     assert "Cron Trigger (30 3 * * * UTC)" in cloud.results("prod")["d1_retention"].evidence
     line = cloud.results()["d1_retention"]
     assert line.status == checklist.PASS and "deleted 12 jobs 1.0 days ago" in line.evidence, line
+
+
+def _prod_red(cloud: Cloud) -> dict[str, str]:
+    return {i: r.evidence for i, r in cloud.results("prod").items() if r.status == checklist.FAIL}
+
+
+def test_a_declared_cron_trigger_that_was_never_deployed_is_red_until_pulumi_up_deploys_it(cloud):
+    # The stack file says retention, but nobody ran `pulumi up` since: nothing prunes D1 in the cloud.
+    cloud.workers.schedules["goldgate-api-prod"] = []
+    red = _prod_red(cloud)
+    assert set(red) == {"d1_retention"}
+    assert "declares database.retention (Cron Trigger 30 3 * * * UTC)" in red["d1_retention"]
+    assert "API Worker goldgate-api-prod has no Cron Trigger" in red["d1_retention"]
+    assert red["d1_retention"].endswith("`pulumi up --stack prod` deploys it")
+    # what `pulumi up` does for the WorkersCronTrigger resource: PUT the declared schedule
+    with CloudflareApi(CF_TOKEN, cloud.d1_api_base) as api:
+        api.call("PUT", f"/accounts/{cloud.standin.account_id}/workers/scripts/goldgate-api-prod/schedules",
+                 json=[{"cron": "30 3 * * *"}])
+    line = cloud.results("prod")["d1_retention"]
+    assert line.status == checklist.PASS and "read from Cloudflare" in line.evidence, line
+
+
+def test_a_deployed_cron_other_than_the_declared_one_is_red_naming_both(cloud):
+    cloud.workers.schedules["goldgate-api-prod"] = ["0 12 * * *"]
+    red = _prod_red(cloud)
+    assert set(red) == {"d1_retention"}
+    assert "30 3 * * *" in red["d1_retention"] and "runs Cron Trigger(s) 0 12 * * *" in red["d1_retention"]
+    assert "`pulumi up --stack prod`" in red["d1_retention"]
+
+
+def test_a_declared_retention_on_a_worker_that_does_not_exist_is_red(cloud):
+    del cloud.workers.schedules["goldgate-api-prod"]
+    red = _prod_red(cloud)
+    assert set(red) == {"d1_retention"}
+    assert "has no Worker named goldgate-api-prod: `pulumi up --stack prod` deploys it" in red["d1_retention"]
+
+
+def test_a_token_that_cannot_read_workers_fails_only_the_stack_that_declares_retention(cloud):
+    cloud.workers.scripts_read = False
+    red = _prod_red(cloud)
+    assert set(red) == {"d1_retention"}
+    assert "Workers Scripts Read" in red["d1_retention"] and CF_TOKEN not in red["d1_retention"]
+    assert cloud.red() == set()  # STAGING declares no retention: its evidence is its prune record, read from home
 
 
 def test_without_a_declared_cron_or_a_prune_record_d1_retention_is_red(cloud):
