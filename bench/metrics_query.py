@@ -1,17 +1,22 @@
 """Time the metrics report (service.metrics.compute: P50/P95/P99 in SQL, overall and per image tag)
 over 1,000,000 job_metrics rows in a local SQLite file built from the real migrations.
 
-    .venv/bin/python bench/metrics_query.py [--rows 1000000] [--tags 4] [--repeat 3]
+    .venv/bin/python bench/metrics_query.py [--rows 1000000] [--tags 4] [--days 23] [--repeat 3]
+
+The rows are spread evenly over `--days` days and the `--tags` worker image tags are releases one
+after another, as in production (a year of daily releases: `--tags 365 --days 365`).
 
 Prints one JSON object with the fastest and median wall time of the whole report, with and
-without a `since` filter (target: under 1 s), and the longest the event loop stalled while one
-report ran (its scans run on worker threads, so webhooks keep being answered meanwhile).
+without a `since` filter (the last half of the days; target: under 1 s), the size of its JSON
+answer, and the longest the event loop stalled while one report ran (its scans run on worker
+threads, so webhooks keep being answered meanwhile).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import random
 import sqlite3
@@ -29,21 +34,24 @@ from service.metrics import compute
 from service.migrate import apply_sqlite
 from service.sqlite_database import SqliteDatabase
 
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
-def fill(path: Path, rows: int, tags: int) -> None:
+
+def fill(path: Path, rows: int, tags: int, days: float) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     apply_sqlite(conn, ROOT / "migrations")
     rng = random.Random(42)
-    start = datetime(2026, 1, 1, tzinfo=UTC)
     statuses = ["completed"] * 17 + ["failed", "timed_out", "cancelled"]
+    step = timedelta(days=days) / rows
+    names = [f"repo/worker@sha256:{hashlib.sha256(str(t).encode()).hexdigest()}" for t in range(tags)]
 
     def generate():
         for i in range(rows):
             queue = int(rng.expovariate(1 / 1500))
             run = int(rng.lognormvariate(8, 0.5))
-            created = (start + timedelta(seconds=i * 2)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            created = (START + i * step).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             yield (f"job{i:08d}", "bench", rng.choice(statuses), queue, run, queue + run + rng.randint(50, 400),
-                   f"repo/worker@sha256:{i % tags:064x}", "sdxl-txt2img@1.0.0", "NVIDIA GeForce RTX 4090",
+                   names[i * tags // rows], "sdxl-txt2img@1.0.0", "NVIDIA GeForce RTX 4090",
                    0.00031 * -(-run // 1000), created)
 
     conn.execute("BEGIN")
@@ -90,25 +98,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--tags", type=int, default=4)
+    parser.add_argument("--days", type=float, default=23.0)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     # A million rows take about 700 MB: the file goes when the run ends.
     with tempfile.TemporaryDirectory(prefix="gg-metrics-") as tmp:
         path = Path(tmp) / "metrics.sqlite"
         started = time.perf_counter()
-        fill(path, args.rows, args.tags)
+        fill(path, args.rows, args.tags, args.days)
         fill_s = time.perf_counter() - started
         db = SqliteDatabase(path)
         all_times, report = timed(db, None, args.repeat)
-        since = "2026-01-12T00:00:00Z"  # about the last half of the rows
+        since = (START + timedelta(days=args.days / 2)).isoformat()  # the last half of the rows
         since_times, since_report = timed(db, since, args.repeat)
         stall_s = asyncio.run(_longest_stall(db))
         db.close()
     result = {
-        "rows": args.rows, "tags": args.tags, "fill_seconds": round(fill_s, 2),
+        "rows": args.rows, "tags": args.tags, "days": args.days, "fill_seconds": round(fill_s, 2),
         "all_rows": {"best_s": round(min(all_times), 3), "median_s": round(statistics.median(all_times), 3)},
         "since_filter": {"since": since, "rows": since_report["overall"]["count"],
                          "best_s": round(min(since_times), 3), "median_s": round(statistics.median(since_times), 3)},
+        "answer_bytes": len(json.dumps(report)),
         "longest_event_loop_stall_ms": round(stall_s * 1000, 1),
         "overall": {k: report["overall"][k] for k in ("count", "error_rate", "e2e_ms", "queue_ms", "run_ms")},
         "target_s": 1.0,

@@ -13,7 +13,9 @@ the same running sum over the per-value counts merged across tags.
 Error rate = (failed + timed_out) / count; cancelled jobs count but are not errors.
 Rows are those with created_at (the job's creation, UTC RFC 3339) >= `since`, if given (any ISO 8601
 time; no zone = UTC; a fraction below the millisecond rounds up, as rows are stored to the ms).
-Groups: overall, and per worker_image_tag (a null tag is reported as null).
+Groups: overall, and per worker_image_tag (a null tag is reported as null) in the order the tags first
+ran: `first_seen` is the earliest created_at of the tag's rows (at or after `since`). A year of releases
+pinned by digest would otherwise come in the digests' random order.
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ def normalize_since(since: str | datetime | None) -> str | None:
     if since is None or since == "":
         return None
     if isinstance(since, str):
-        text = since.strip().replace(" ", "+") if "T" in since else since.strip()
+        text = since.strip()
+        head, _, tail = text.rpartition(" ")
+        if any(sep in head for sep in "Tt "):  # a space after the time is a '+' the client left unencoded in its URL
+            text = f"{head}+{tail}"
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
@@ -65,14 +70,16 @@ def normalize_since(since: str | datetime | None) -> str | None:
 
 
 def _report_sql(column: str, with_summary: bool) -> str:
-    """Rows (kind, grp, p50, p95, p99, count, completed, errors, cost_total_usd, costed): kind 1 =
+    """Rows (kind, grp, p50, p95, p99, count, completed, errors, cost_total_usd, costed, first_seen): kind 1 =
     overall percentiles, 0 = one tag's percentiles, 2 = one tag's summary (only `with_summary`:
     it rides on the same index scan, which also covers status and cost)."""
     picks = ", ".join(f"MIN(CASE WHEN cum * 100 >= {p} * n THEN v END) AS p{p}" for p in PERCENTILES)
-    empty = "NULL AS count, NULL AS completed, NULL AS errors, NULL AS cost_total_usd, NULL AS costed"
+    empty = ("NULL AS count, NULL AS completed, NULL AS errors, NULL AS cost_total_usd, NULL AS costed, "
+             "NULL AS first_seen")
     summary_cols = (", SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END) AS completed, "
                     "SUM(CASE WHEN status IN ('failed', 'timed_out') THEN 1 ELSE 0 END) AS errors, "
-                    "SUM(cost_estimate_usd) AS cost, COUNT(cost_estimate_usd) AS costed") if with_summary else ""
+                    "SUM(cost_estimate_usd) AS cost, COUNT(cost_estimate_usd) AS costed, "
+                    "MIN(created_at) AS earliest") if with_summary else ""
     not_null = "" if with_summary else f"{column} IS NOT NULL AND "
     sql = (
         f"WITH g AS (SELECT worker_image_tag AS tag, {column} AS v, COUNT(*) AS c{summary_cols} FROM job_metrics "
@@ -86,7 +93,7 @@ def _report_sql(column: str, with_summary: bool) -> str:
     )
     if with_summary:
         sql += (" UNION ALL SELECT 2 AS kind, tag AS grp, NULL AS p50, NULL AS p95, NULL AS p99, SUM(c) AS count, "
-                "SUM(completed), SUM(errors), SUM(cost), SUM(costed) FROM g GROUP BY tag")
+                "SUM(completed), SUM(errors), SUM(cost), SUM(costed), MIN(earliest) FROM g GROUP BY tag")
     return sql
 
 
@@ -109,6 +116,7 @@ async def compute(db: Database, since: str | datetime | None = None) -> dict[str
     bound = normalize_since(since)
     overall = _empty_group()
     by_tag: dict[Any, dict[str, Any]] = {}
+    first_seen: dict[Any, str] = {}
     totals = {"count": 0, "completed": 0, "errors": 0, "cost": None, "costed": 0}
     named = queries()
     answers = await db.read_many([Statement(sql, (bound,)) for _, sql in named])
@@ -116,6 +124,7 @@ async def compute(db: Database, since: str | datetime | None = None) -> dict[str
         for row in rows:
             if row["kind"] == 2:
                 group = by_tag.setdefault(row["grp"], _empty_group())
+                first_seen[row["grp"]] = row["first_seen"]
                 _fill_summary(group, row["count"], row["completed"], row["errors"], row["cost_total_usd"],
                               row["costed"])
                 for key in ("count", "completed", "errors", "costed"):
@@ -126,12 +135,13 @@ async def compute(db: Database, since: str | datetime | None = None) -> dict[str
             group = overall if row["kind"] == 1 else by_tag.setdefault(row["grp"], _empty_group())
             group[name] = {f"p{p}": row[f"p{p}"] for p in PERCENTILES}
     _fill_summary(overall, totals["count"], totals["completed"], totals["errors"], totals["cost"], totals["costed"])
-    tags = sorted(by_tag, key=lambda t: (t is None, t or ""))
+    tags = sorted(by_tag, key=lambda t: (first_seen.get(t) or "", t is None, t or ""))
     return {
         "since": bound,
         "percentile_method": "nearest-rank",
         "overall": overall,
-        "by_worker_image_tag": [{"worker_image_tag": tag, **by_tag[tag]} for tag in tags],
+        "by_worker_image_tag": [{"worker_image_tag": tag, "first_seen": first_seen.get(tag), **by_tag[tag]}
+                                for tag in tags],
     }
 
 

@@ -1,8 +1,8 @@
 """The metrics report of a stack: percentiles, error rate and cost per release, as text, JSON or HTML.
 
 The figures come from `service.metrics` (P50/P95/P99 computed in SQL over `job_metrics`, the
-same code the API serves); this module adds what an operator compares releases by: cost per
-1,000 images, the end-to-end latency histogram, and the releases in the order they first ran.
+same code the API serves, with the releases in the order they first ran); this module adds what an
+operator compares releases by: cost per 1,000 images and the end-to-end latency histogram.
 The HTML page is self-contained (inline SVG and CSS, no scripts, no external assets).
 """
 
@@ -23,6 +23,9 @@ from service.ports import Statement
 
 HISTOGRAM_BINS = 20
 PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#0891b2", "#db2777", "#65a30d")
+# A year of releases cannot each have a colour: the charts name the newest len(PALETTE) releases and draw
+# the earlier ones in one grey (the table lists every release).
+EARLIER = "#94a3b8"
 
 
 class MetricsUnavailable(GoldgateError):
@@ -55,11 +58,11 @@ def open_sqlite(path: Path) -> sqlite3.Connection:
 
 
 async def _extras(db: Any, since: str | None) -> dict[str, Any]:
-    """Images per release (for cost per 1,000 images), first-seen order, and the e2e histogram."""
+    """Images per release (for cost per 1,000 images) and the e2e histogram."""
     # A database not migrated to 0003 yet (D1 until the next `pulumi up`) has no images column.
     own = "m.images" if any(c["name"] == "images" for c in await db.query("PRAGMA table_info(job_metrics)")) else "NULL"
     releases = await db.query(
-        "SELECT m.worker_image_tag AS tag, MIN(m.created_at) AS first_seen, "
+        "SELECT m.worker_image_tag AS tag, "
         # The row's own count (migration 0003) outlives a pruned job. A row written before it counts its
         # job's results (looked up only then: COALESCE stops at the first non-null); a job pruned before
         # the migration, or a results_json that is not JSON (a damaged row), counts as one image.
@@ -104,12 +107,9 @@ def build_report(db: Any, stack: str, since: str | None = None) -> dict[str, Any
     except sqlite3.DatabaseError as exc:
         raise MetricsUnavailable(f"reading job_metrics failed ({exc})") from None
     images = {r["tag"]: int(r["images"] or 0) for r in extras["releases"]}
-    first_seen = {r["tag"]: r["first_seen"] for r in extras["releases"]}
     _with_image_costs(base["overall"], sum(images.values()))
     for group in base["by_worker_image_tag"]:
         _with_image_costs(group, images.get(group["worker_image_tag"]))
-        group["first_seen"] = first_seen.get(group["worker_image_tag"])
-    base["by_worker_image_tag"].sort(key=lambda g: (g["first_seen"] is None, g["first_seen"] or ""))
     return {"stack": stack, **base, "histogram": extras["histogram"]}
 
 
@@ -142,8 +142,13 @@ def short_tag(tag: str | None) -> str:
     return f"{repo.rsplit('/', 1)[-1]}@{digest[:12]}" if digest else tag[-40:]
 
 
+def _when(first_seen: str | None) -> str:
+    """`2026-01-31 09:00` (UTC): among a year of releases, when each one began is how a reader finds it."""
+    return first_seen[:16].replace("T", " ") if first_seen else "-"
+
+
 def _row(name: str, g: dict[str, Any]) -> dict[str, Any]:
-    row = {"release": name, "jobs": g["count"],
+    row = {"release": name, "first seen": _when(g.get("first_seen")), "jobs": g["count"],
            "error_rate": "-" if g["error_rate"] is None else f"{g['error_rate'] * 100:.2f}%",
            "cost/job": _usd(g.get("cost_per_job_usd")), "cost/1k img": _usd(g.get("cost_per_1000_images_usd"), 3)}
     for metric in ("queue_ms", "run_ms", "e2e_ms"):
@@ -152,8 +157,8 @@ def _row(name: str, g: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-COLUMNS = ["release", "jobs", "error_rate", "queue p50", "queue p95", "queue p99", "run p50", "run p95", "run p99",
-           "e2e p50", "e2e p95", "e2e p99", "cost/job", "cost/1k img"]
+COLUMNS = ["release", "first seen", "jobs", "error_rate", "queue p50", "queue p95", "queue p99", "run p50", "run p95",
+           "run p99", "e2e p50", "e2e p95", "e2e p99", "cost/job", "cost/1k img"]
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -171,15 +176,15 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _histogram_svg(report: dict[str, Any], colors: dict[Any, str]) -> str:
+def _histogram_svg(report: dict[str, Any], series: list[tuple[str, str, list[Any]]]) -> str:
+    """Bars stacked by `series`: (label, colour, the tags it sums), bottom first."""
     hist = report["histogram"]
     w, h, left, bottom, top = 1000, 320, 60, 40, 20
     if not hist["bins"]:
         return f'<svg width="{w}" height="80" role="img"><text x="20" y="40">no end-to-end timings yet</text></svg>'
-    tags = [g["worker_image_tag"] for g in report["by_worker_image_tag"]]
     counts: dict[tuple[Any, int], int] = {(b["worker_image_tag"], b["bin"]): b["count"] for b in hist["bins"]}
     nbins = max(b["bin"] for b in hist["bins"]) + 1
-    per_bin = [sum(counts.get((t, i), 0) for t in tags) for i in range(nbins)]
+    per_bin = [sum(b["count"] for b in hist["bins"] if b["bin"] == i) for i in range(nbins)]
     peak = max(per_bin) or 1
     bar_w = (w - left - 10) / nbins
     # Enough decimals that neighbouring labels differ (bins of 0.1 s need one, of 0.01 s two).
@@ -193,14 +198,14 @@ def _histogram_svg(report: dict[str, Any], colors: dict[Any, str]) -> str:
              f'<text x="8" y="{h - bottom}" font-size="12">0</text>']
     for i in range(nbins):
         y = h - bottom
-        for tag in tags:  # stacked by release
-            n = counts.get((tag, i), 0)
+        for label, color, tags in series:
+            n = sum(counts.get((tag, i), 0) for tag in tags)
             if not n:
                 continue
             bh = n / peak * (h - top - bottom)
             y -= bh
             parts.append(f'<rect x="{left + i * bar_w + 1:.1f}" y="{y:.1f}" width="{max(bar_w - 2, 1):.1f}" '
-                         f'height="{bh:.1f}" fill="{colors[tag]}"><title>{_e(short_tag(tag))}: {n} jobs</title></rect>')
+                         f'height="{bh:.1f}" fill="{color}"><title>{_e(label)}: {n} jobs</title></rect>')
         if i % max(1, nbins // 8) == 0:
             start = (hist["start_ms"] + i * hist["bin_ms"]) / 1000
             parts.append(f'<text x="{left + i * bar_w:.1f}" y="{h - bottom + 16}" font-size="11">'
@@ -210,8 +215,7 @@ def _histogram_svg(report: dict[str, Any], colors: dict[Any, str]) -> str:
     return "".join(parts)
 
 
-def _comparison_svg(report: dict[str, Any], colors: dict[Any, str]) -> str:
-    groups = report["by_worker_image_tag"]
+def _comparison_svg(groups: list[dict[str, Any]], colors: dict[Any, str]) -> str:
     metrics = [(m, p) for m in ("queue_ms", "run_ms", "e2e_ms") for p in ("p50", "p95", "p99")]
     w, h, left, bottom, top = 1000, 320, 60, 50, 20
     values = [g[m][p] or 0 for g in groups for m, p in metrics]
@@ -240,10 +244,17 @@ def _comparison_svg(report: dict[str, Any], colors: dict[Any, str]) -> str:
 
 def render_html(report: dict[str, Any]) -> str:
     groups = report["by_worker_image_tag"]
-    colors = {g["worker_image_tag"]: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
+    charted = groups[-len(PALETTE):]  # groups are in first-seen order: these are the newest releases
+    colors = {g["worker_image_tag"]: PALETTE[i] for i, g in enumerate(charted)}
+    earlier = len(groups) - len(charted)
+    series = [(short_tag(tag), colors[tag], [tag]) for tag in colors]
+    if earlier:
+        series.insert(0, (f"{earlier} earlier releases", EARLIER, [g["worker_image_tag"] for g in groups[:earlier]]))
     legend = "".join(f'<span class="key"><i style="background:{colors[g["worker_image_tag"]]}"></i>'
                      f'{_e(short_tag(g["worker_image_tag"]))} (first seen {_e(g.get("first_seen") or "-")})</span>'
-                     for g in groups)
+                     for g in charted)
+    grey = f'<span class="key"><i style="background:{EARLIER}"></i>{earlier} earlier releases</span>' if earlier else ""
+    which = f"the newest {len(charted)} of {len(groups)} releases" if earlier else "releases"
     rows = [_row("all", report["overall"])] + [_row(short_tag(g["worker_image_tag"]), g) for g in groups]
     head = "".join(f"<th>{_e(c)}</th>" for c in COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{_e(r[c])}</td>" for c in COLUMNS) + "</tr>" for r in rows)
@@ -264,9 +275,9 @@ margin-right: 6px; vertical-align: middle; }}
 <h1>goldgate metrics: {_e(report['stack'])}{since}</h1>
 <p>{report['overall']['count']} jobs; percentiles by {_e(report['percentile_method'])} over job_metrics.</p>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-<h2>End-to-end latency histogram</h2><div>{legend}</div>
-{_histogram_svg(report, colors)}
-<h2>Latency percentiles by release (in the order releases first ran)</h2><div>{legend}</div>
-{_comparison_svg(report, colors)}
+<h2>End-to-end latency histogram</h2><div>{legend}{grey}</div>
+{_histogram_svg(report, series)}
+<h2>Latency percentiles by release ({which}, in the order they first ran)</h2><div>{legend}</div>
+{_comparison_svg(charted, colors)}
 </body></html>
 """

@@ -15,7 +15,13 @@ from PIL import Image
 
 from goldgate.cli import main
 from goldgate.local.platform import LocalPlatform
-from goldgate.ops.metrics_report import MetricsUnavailable, render_html, report_from_sqlite
+from goldgate.ops.metrics_report import (
+    MetricsUnavailable,
+    render_html,
+    render_text,
+    report_from_sqlite,
+    short_tag,
+)
 
 
 @pytest.fixture
@@ -167,7 +173,7 @@ def test_a_database_upgraded_to_the_images_column_reports_its_older_jobs_images_
     conn.close()
     before = report_from_sqlite(db, "staging")
 
-    assert apply_sqlite(db) == ["0003_job_metrics_images.sql"]
+    assert apply_sqlite(db)[0] == "0003_job_metrics_images.sql"  # and any later migration
 
     after = report_from_sqlite(db, "staging")
     assert after["overall"]["images"] == 4 and _per_image(after) == _per_image(before)
@@ -195,3 +201,61 @@ def test_cost_per_1000_images_is_unchanged_when_jobs_whose_metrics_carry_their_i
     completed = [i for i in range(1, 1_001) if i % 20]
     assert before["overall"]["images"] == sum(2 if i % 2 == 0 else 1 for i in completed)
     assert _per_image(after) == _per_image(before)
+
+
+def _a_release_a_day(db, releases):
+    """job_metrics of `releases` releases, one a day from 2026-01-01, three jobs each; returns their tags."""
+    import hashlib
+    import sqlite3
+
+    from goldgate.migrations import apply_sqlite
+
+    apply_sqlite(db)
+    tags = [f"ghcr.io/acme/worker@sha256:{hashlib.sha256(str(day).encode()).hexdigest()}" for day in range(releases)]
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.executemany("INSERT INTO job_metrics (job_id, stack, status, runpod_queue_duration_ms, "
+                         "runpod_run_duration_ms, e2e_ms, worker_image_tag, created_at) VALUES "
+                         "(?, 'prod', 'completed', ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', '2026-01-01', ?))",
+                         [(f"j{day}-{n}", 500 + n, 4000 + day, 5000 + day + n, tag, f"+{day} days")
+                          for day, tag in enumerate(tags) for n in range(3)])
+    conn.close()
+    return tags
+
+
+def test_the_html_charts_of_a_year_of_releases_draw_the_newest_each_in_its_own_colour(tmp_path):
+    import re
+    import xml.etree.ElementTree as ET
+
+    db = tmp_path / "prod.sqlite"
+    tags = _a_release_a_day(db, 120)
+    page = render_html(report_from_sqlite(db, "prod"))
+
+    chart = ET.fromstring(re.search(r'<svg[^>]*aria-label="latency percentiles by release".*?</svg>', page,
+                                    re.DOTALL).group(0))
+    bars = list(chart.iter("{http://www.w3.org/2000/svg}rect"))
+    assert bars and all(float(r.get("width")) >= 1 for r in bars)  # a bar 0 px wide is not on the page
+    fills = {r.get("fill") for r in bars}
+    drawn = {r.find("{http://www.w3.org/2000/svg}title").text.split(" ")[0] for r in bars}
+    newest = [short_tag(t) for t in tags[-8:]]
+    assert len(fills) == len(drawn) == 8 and sorted(drawn) == sorted(newest)
+    assert "the newest 8 of 120 releases" in page and "112 earlier releases" in page
+    histogram = ET.fromstring(re.search(r'<svg[^>]*aria-label="end-to-end latency histogram".*?</svg>', page,
+                                        re.DOTALL).group(0))
+    stacked = [r.find("{http://www.w3.org/2000/svg}title").text.rsplit(": ", 1)
+               for r in histogram.iter("{http://www.w3.org/2000/svg}rect")]
+    assert sum(int(n.split()[0]) for _, n in stacked) == 360  # every job, the earlier releases' in one grey band
+    assert {label for label, _ in stacked} <= {*newest, "112 earlier releases"}
+
+
+def test_the_text_report_says_when_each_of_a_year_of_releases_first_ran(tmp_path, capsys):
+    db = tmp_path / "prod.sqlite"
+    tags = _a_release_a_day(db, 365)
+    print(render_text(report_from_sqlite(db, "prod")))
+    lines = capsys.readouterr().out.splitlines()
+
+    assert lines[1].split()[:4] == ["RELEASE", "FIRST", "SEEN", "JOBS"]
+    releases = lines[3:]
+    assert len(releases) == 365
+    assert releases[0].split()[:3] == [short_tag(tags[0]), "2026-01-01", "00:00"]
+    assert releases[-1].split()[:3] == [short_tag(tags[-1]), "2026-12-31", "00:00"]
