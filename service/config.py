@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 MAX_KEEP_DAYS = 3_650  # as `goldgate prune --keep-days`: ten years
+MAX_SIGNED_URL_TTL_S = 604_800  # as the spec's api.signed_url_ttl_s
 
 
 class ConfigError(ValueError):
@@ -77,6 +78,9 @@ class ServiceConfig:
         if self.price_per_gpu_second is not None and not (
                 math.isfinite(self.price_per_gpu_second) and self.price_per_gpu_second >= 0):
             raise ConfigError("service config price_per_gpu_second must be a non-negative number")
+        if self.signed_url_ttl_s > MAX_SIGNED_URL_TTL_S:  # a far expiry overflows the URL's timestamps: every status 500s
+            raise ConfigError(f"service config signed_url_ttl_s must be at most {MAX_SIGNED_URL_TTL_S} s (7 days), "
+                              f"got {self.signed_url_ttl_s}")
         if not (math.isfinite(self.runpod_timeout_s) and 0 < self.runpod_timeout_s <= 3600):
             raise ConfigError("service config runpod_timeout_s must be a number of seconds above 0 and at most 3600 "
                               "(how long a call to RunPod may take)")

@@ -258,7 +258,8 @@ async def result_object(app: App, request: Request, key: str) -> Response:
         require_bearer(app, request)
     head = request.method == "HEAD"
     if_none_match = request.header("if-none-match")
-    missing = ApiError(404, "not_found", f"no result object {key}")
+    missing = ApiError(404, "not_found", f"no result object {key} (results are deleted after the stack's "
+                                          "storage.result_ttl_days)")
     body: Any = b""
     try:
         if head or if_none_match is not None:

@@ -81,6 +81,13 @@ def test_config_refuses_a_runpod_timeout_that_no_call_could_keep(timeout):
     assert make_config(runpod_timeout_s=2.5).runpod_timeout_s == 2.5
 
 
+def test_config_refuses_a_signed_url_ttl_whose_expiry_would_break_every_status_answer():
+    # 10**11 s put the URL's expiry past year 9999: formatting it raised, and every GET /api/status answered 500
+    with pytest.raises(ConfigError, match="signed_url_ttl_s must be at most 604800"):
+        make_config(signed_url_ttl_s=10**11)
+    assert make_config(signed_url_ttl_s=604_800).signed_url_ttl_s == 604_800
+
+
 @pytest.mark.parametrize("endpoint", ["localhost:9000", "127.0.0.1:9000", "s3.example.com"])
 def test_config_refuses_a_store_endpoint_without_its_scheme_naming_the_key(endpoint):
     # botocore would refuse it later with a bare ValueError traceback, and the server would not start
