@@ -1,4 +1,5 @@
-"""Release commands: build, deploy, golden, promote, rollback, history, release.
+"""Release commands: build, deploy, golden, promote, rollback, history, release; and check-prod-file and
+pins-onto-main, what CI's PROD jobs take from main's stack files and give back.
 
 `goldgate release` is the whole flow on the local target: up STAGING and PROD, build the worker
 image once, deploy it to STAGING, run the golden suite there, promote that exact digest to PROD
@@ -23,6 +24,7 @@ from goldgate.release.deployers import Deployer, for_target
 from goldgate.release.gate import PromotionRefused
 from goldgate.release.golden import MAX_CONCURRENCY
 from goldgate.release.ledger import Ledger, detect_trigger
+from goldgate.release.main_pins import STACKS, check_prod_file, pins_onto_main, read_stack_file
 from goldgate.release.promote import PromotionOutcome, check_gate, promote
 from goldgate.release.rollback import rollback
 from goldgate.release.verification import GoldenPaths, GoldenRun, run_golden
@@ -223,6 +225,32 @@ def _short(image: Any) -> str:
     return f"{repo}@{digest[:19]}" if digest else image
 
 
+# -- main's stack files (what CI's PROD jobs take from main and give back) --------------------------
+
+def cmd_check_prod_file(args: argparse.Namespace) -> int:
+    check = check_prod_file(read_stack_file(Path(args.stack_file)), read_stack_file(Path(args.main_file)),
+                            Ledger(_home(args)).entries(), Path(args.report) if args.report else None)
+    emit(args, check.to_dict(), lambda d: d["message"])
+    return 0
+
+
+def cmd_pins_onto_main(args: argparse.Namespace) -> int:
+    ours = {stack: read_stack_file(Path(args.stacks_dir) / f"Pulumi.{stack}.yaml") for stack in STACKS}
+    mains = {stack: read_stack_file(Path(args.main_dir) / "stacks" / f"Pulumi.{stack}.yaml") for stack in STACKS}
+    pins = pins_onto_main(ours, mains, Ledger(_home(args)).entries())
+    for move in pins.moves:  # written only once every stack's move is known: a refusal leaves main's files as they were
+        move.path.write_bytes(move.text.encode("utf-8"))
+    emit(args, pins.to_dict(), _render_pins)
+    return 0
+
+
+def _render_pins(d: dict[str, Any]) -> str:
+    # "warning: " starts a line CI shows as a warning: main keeps a pin this run set.
+    lines = [f"warning: {k['message']}" for k in d["kept"]]
+    lines += [f"{m['stack']}: {m['before']} -> {m['after']}" for m in d["moved"]]
+    return "\n".join(lines) or "main's pins are this run's: nothing to move"
+
+
 # -- release -----------------------------------------------------------------------------------
 
 def cmd_release(args: argparse.Namespace) -> int:
@@ -409,3 +437,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--staging", default="staging", help="the stack that tests the candidate (default staging)")
     p.add_argument("--prod", default="prod", help="the PROD stack the candidate is promoted to (default prod)")
     p.add_argument("--concurrency", type=_concurrency, default=8, help="golden cases run at once (1-256, default 8)")
+
+    help_text = ("may a PROD job act on main's PROD stack file? Yes when it is this checkout's, or (with --report) "
+                 "when only its pin moved, by a promotion recorded before the golden run that wrote the report")
+    p = sub.add_parser("check-prod-file", help=help_text, description=help_text)
+    p.add_argument("--main-file", required=True, help="main's stacks/Pulumi.prod.yaml (e.g. from `git show`)")
+    p.add_argument("--stack-file", default="stacks/Pulumi.prod.yaml",
+                   help="this checkout's PROD stack file (default stacks/Pulumi.prod.yaml)")
+    p.add_argument("--report", help="the golden report that qualified the digest to promote (omit for a rollback)")
+    p.add_argument("--home", help="state directory holding the ledger (default: $GOLDGATE_HOME or ./.goldgate)")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_check_prod_file)
+    help_text = ("write this checkout's STAGING and PROD pins over the pins of a checkout of main's head, changing "
+                 "nothing else (STAGING's only when the ledger says STAGING runs it)")
+    p = sub.add_parser("pins-onto-main", help=help_text, description=help_text)
+    p.add_argument("--main-dir", required=True, help="a checkout of main's head (its stacks/ files are rewritten)")
+    p.add_argument("--stacks-dir", default="stacks", help="this checkout's stack files (default stacks)")
+    p.add_argument("--home", help="state directory holding the ledger (default: $GOLDGATE_HOME or ./.goldgate)")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_pins_onto_main)

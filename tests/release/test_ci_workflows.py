@@ -266,9 +266,11 @@ class LedgerRig:
     def __init__(self, tmp_path: Path, scripts: dict[str, str]) -> None:
         require(shutil.which("git") is not None, "git")
         self.tmp, self.scripts = tmp_path, scripts
-        # `goldgate history` verifies the chain (not ours); `gh api .../runs/R/attempts/A --jq .status` prints the
-        # state `set_run_state` gave that run attempt, or fails like GitHub's 404.
-        self.bin = _stub_bin(tmp_path, goldgate="exit 0\n", gh=(
+        # `goldgate history` verifies the chain (not ours: these tests' ledgers are not chained); every other
+        # goldgate command is the real one. `gh api .../runs/R/attempts/A --jq .status` prints the state
+        # `set_run_state` gave that run attempt, or fails like GitHub's 404.
+        goldgate = f'if [ "$1" = history ]; then exit 0; fi\nexec "{sys.executable}" -m goldgate.cli "$@"\n'
+        self.bin = _stub_bin(tmp_path, goldgate=goldgate, gh=(
             'cat "$GH_RUN_STATES/$(printf %s "$2" | tr / _)" 2>/dev/null || { echo "HTTP 404: Not Found" >&2; exit 1; }\n'))
         self.run_states = tmp_path / "run_states"
         self.run_states.mkdir()
@@ -688,19 +690,19 @@ def _commit_prod_stack(rig: LedgerRig, text: str) -> None:
 def test_a_prod_job_from_a_commit_whose_prod_stack_file_is_not_mains_stops(rig: LedgerRig) -> None:
     # "Re-run jobs" checks out the run's own commit: its PROD pin and config predate a later promotion or
     # rollback. Before, nothing in the workflow noticed and `pulumi up` applied them to PROD.
-    _commit_prod_stack(rig, f"image: {IMAGE}\n")
+    _commit_prod_stack(rig, _stack_text("prod", IMAGE))
     rerun = rig.job()
-    _commit_prod_stack(rig, "image: ghcr.example/acme/worker@sha256:" + "c" * 64 + "\n")
+    _commit_prod_stack(rig, _stack_text("prod", "ghcr.example/acme/worker@sha256:" + "c" * 64))
     proc = rig.run("current", rerun, GITHUB_SHA="abc123", GITHUB_WORKFLOW="rollback")
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
-    assert "stacks/Pulumi.prod.yaml of this run's commit (abc123) is not main's" in out
-    assert "start a new run of rollback from main (Actions > rollback > Run workflow, branch main)" in out
+    assert "stacks/Pulumi.prod.yaml of this run's commit is not main's" in out
+    assert "start a new run from main (Actions > rollback > Run workflow, branch main)" in out
     assert rig.run("current", rig.job(), GITHUB_SHA="def456", GITHUB_WORKFLOW="rollback").returncode == 0
 
 
 def test_a_prod_job_goes_on_when_main_moved_without_touching_the_prod_stack_file(rig: LedgerRig) -> None:
-    _commit_prod_stack(rig, f"image: {IMAGE}\n")
+    _commit_prod_stack(rig, _stack_text("prod", IMAGE))
     work = rig.job()
     other = rig.job()
     (other / "README.md").write_text("goldgate, edited\n")
@@ -800,7 +802,7 @@ def test_a_promotion_stops_when_prod_changed_after_the_golden_run_that_qualified
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "PROD changed after the golden run that qualified this run's digest" in out
-    assert "start a new run of release from main (Actions > release > Run workflow, branch main)" in out
+    assert "start a new run from main (Actions > release > Run workflow, branch main)" in out
     assert (work / "stacks" / "Pulumi.prod.yaml").read_text() == _stack_text("prod", BEFORE)
 
 
@@ -874,3 +876,35 @@ def test_the_pin_step_commits_nothing_when_the_pins_are_mains(rig: LedgerRig) ->
     proc = _bash(_pin_step()["run"], work, rig._env(RELEASE_ID="r-2", GOLDGATE_HOME=str(work / ".goldgate")))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert rig._git(rig.origin, "rev-parse", "main") == head
+
+
+def test_the_pin_commit_changes_only_the_pin_line_of_a_crlf_stack_file(rig: LedgerRig) -> None:
+    # Before: the step's inline Python read main's file with read_text and wrote it with write_text, so a stack file
+    # committed with CRLF line ends came back with LF ones: the pin commit rewrote every line of it.
+    crlf = {stack: _stack_text(stack, FIRST).replace("\n", "\r\n") for stack in ("prod", "staging")}
+    _push_stacks(rig, "seed stacks", **crlf)
+    work = rig.job()
+    (work / "stacks" / "Pulumi.prod.yaml").write_text(_stack_text("prod", IMAGE))   # what `goldgate promote` pinned
+    proc = _bash(_pin_step()["run"], work, rig._env(RELEASE_ID="r-2", GOLDGATE_HOME=str(work / ".goldgate")))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    def main_bytes(path: str) -> bytes:   # not _main_file: text mode reads CRLF as LF
+        return subprocess.run(["git", "show", f"main:{path}"], cwd=rig.origin, capture_output=True, timeout=60,
+                              check=True).stdout
+
+    assert main_bytes("stacks/Pulumi.prod.yaml") == crlf["prod"].replace(FIRST, IMAGE).encode()
+    assert main_bytes("stacks/Pulumi.staging.yaml") == crlf["staging"].encode()
+
+
+@pytest.mark.parametrize("text", ["- a list, not a stack file\n", "config: [unclosed\n"], ids=["a-list", "not-yaml"])
+def test_a_prod_file_on_main_that_is_not_a_stack_file_stops_the_job_in_one_error_line(rig: LedgerRig,
+                                                                                     text: str) -> None:
+    # Before: the step's inline Python died with a Python traceback (AttributeError, ScannerError) in the job's log.
+    work, _ledger = _second_push(rig)
+    _push_stacks(rig, "broken by hand", prod=text)
+    proc = _check_prod_stack(rig, work)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out
+    errors = [line for line in out.splitlines() if line.startswith("::error::")]
+    assert len(errors) == 1 and "main.Pulumi.prod.yaml" in errors[0], out
+    assert (work / "stacks" / "Pulumi.prod.yaml").read_text() == _stack_text("prod", BEFORE)

@@ -1,0 +1,183 @@
+"""What a CI run that checked out an older commit may take from main, and give back: whether a PROD job may act on
+main's PROD stack file (`check_prod_file`), and which of this run's pins its pin commit moves on main's head
+(`pins_onto_main`). The workflows call them through `goldgate check-prod-file` and `goldgate pins-onto-main`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from goldgate import spec as specs
+from goldgate.errors import GoldgateError, SpecError
+from goldgate.release.ledger import Entry
+from goldgate.release.report import report_sha256
+
+PROD, STAGING = "prod", "staging"
+STACKS = (STAGING, PROD)
+ADVICE = "nothing was changed: start a new run from main"
+
+
+class ProdFileNotMains(GoldgateError):
+    """This checkout's PROD stack file is not main's, and main's may not be taken instead; nothing was changed."""
+
+
+class PinNotMovable(GoldgateError):
+    """Main's stack file does not hold its pin on one line that this run's pin can replace."""
+
+
+@dataclass(frozen=True)
+class StackFile:
+    """A Pulumi stack file as read: its exact text and its pin (`goldgate:spec.image`, None when not a string)."""
+
+    path: Path
+    text: str
+    pin: str | None
+
+
+def read_stack_file(path: Path) -> StackFile:
+    doc = specs.read_yaml(path)
+    config = doc.get("config") if isinstance(doc, Mapping) else None
+    spec = config.get("goldgate:spec") if isinstance(config, Mapping) else None
+    if not isinstance(spec, Mapping):
+        raise SpecError(f"{path}: expected `config: goldgate:spec: {{...}}`; is it a Pulumi stack file of goldgate?")
+    image = spec.get("image")
+    # Bytes, not read_text: a file with CRLF line ends is written back with them, so the pin commit changes one line.
+    return StackFile(path, path.read_bytes().decode("utf-8"), image if isinstance(image, str) and image else None)
+
+
+def _lf(text: str) -> str:
+    # Line ends are not config: a checkout may have other ones than `git show` prints (core.autocrlf, eol attributes).
+    return text.replace("\r\n", "\n")
+
+
+@dataclass(frozen=True)
+class ProdFileCheck:
+    """Main's PROD stack file may be acted on: it is this checkout's, or it moved PROD's pin from `ours` to `mains`
+    through the promotion at ledger `promotion_seq`, before the golden run at `golden_seq`."""
+
+    path: Path
+    ours: str | None
+    mains: str | None
+    promotion_seq: int | None = None
+    golden_seq: int | None = None
+
+    def message(self) -> str:
+        if self.promotion_seq is None:
+            return f"{self.path} is main's"
+        return (f"PROD's pin on main moved from {self.ours} to {self.mains} since this run's commit (ledger "
+                f"#{self.promotion_seq}, before this run's golden run #{self.golden_seq}): promoting with main's "
+                f"{self.path}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stack_file": str(self.path), "ours": self.ours, "mains": self.mains, "taken_from_main": (
+            self.promotion_seq is not None), "promotion_seq": self.promotion_seq, "golden_seq": self.golden_seq,
+            "message": self.message()}
+
+
+def check_prod_file(ours: StackFile, mains: StackFile, entries: Sequence[Entry], report: Path | None) -> ProdFileCheck:
+    """Whether a PROD job whose checkout holds `ours` may go on with main's PROD stack file `mains`.
+
+    Only a promotion (`report`: the golden report that qualified its digest) takes main's file when it differs,
+    and only when the two differ in PROD's pin alone and the ledger shows a promotion set main's pin before that
+    golden run: of two pushes close together, the first one's release came before the second one was tested, so
+    promoting the second undoes nothing. Anything else would undo a change on main, and is refused."""
+    if _lf(ours.text) == _lf(mains.text):
+        return ProdFileCheck(ours.path, ours.pin, mains.pin)
+    if report is None:
+        raise ProdFileNotMains(f"{ours.path} of this run's commit is not main's: PROD's pin or config changed since "
+                               f"this run's commit (a re-run, or a change that landed first?); {ADVICE}")
+    if ours.pin is None or mains.pin is None or _lf(mains.text).replace(mains.pin, ours.pin) != _lf(ours.text):
+        raise ProdFileNotMains(f"{ours.path} on main differs from this run's commit in more than PROD's pin: PROD's "
+                               f"config changed since this run's commit; {ADVICE}")
+    try:
+        sha256 = report_sha256(report)
+    except OSError as exc:
+        raise ProdFileNotMains(f"{report}: no golden report to tell when this run's digest was qualified "
+                               f"({exc.strerror or exc}); {ADVICE}") from None
+    golden = next((e for e in reversed(entries) if e.kind == "golden" and e.get("report_sha256") == sha256), None)
+    if golden is None:
+        raise ProdFileNotMains(f"no golden run in the ledger wrote {report}: cannot tell whether PROD's pin on "
+                               f"main ({mains.pin}) was set before this run's digest was qualified; {ADVICE}")
+    changes = [e for e in entries if e.kind in ("promotion", "rollback") and e.get("stack", PROD) == PROD
+               and e.get("phase") in ("intent", "outcome")]
+    later = [e for e in changes if e.seq > golden.seq]
+    if later:
+        raise ProdFileNotMains(f"PROD changed after the golden run that qualified this run's digest (ledger "
+                               f"#{golden.seq}): {later[-1].kind} ledger #{later[-1].seq} came later, and promoting "
+                               f"now would undo it; {ADVICE}")
+    outcomes = [e for e in changes if e.get("phase") == "outcome"]
+    last = outcomes[-1] if outcomes else None
+    left = last.get("pinned", last.get("after")) if last else None
+    if last is None or left != mains.pin:
+        raise ProdFileNotMains(f"main pins {mains.pin} on PROD, but PROD's last recorded change left {left}: the "
+                               f"ledger does not explain main's pin; {ADVICE}")
+    # Only a release's pin is taken: a rollback since this run's commit was an operator's verdict on what this
+    # commit's code may contain, and a run pushed before it must not promote past it unasked.
+    if last.kind != "promotion" or last.get("outcome") != "promoted":
+        raise ProdFileNotMains(f"main's PROD pin {mains.pin} was set by {last.kind} ledger #{last.seq} (outcome "
+                               f"{last.get('outcome')}), not by a release that landed after this run's commit; "
+                               f"{ADVICE}")
+    return ProdFileCheck(ours.path, ours.pin, mains.pin, promotion_seq=last.seq, golden_seq=golden.seq)
+
+
+@dataclass(frozen=True)
+class PinMove:
+    """Main's stack file for `stack` with its pin moved from `before` to `after` (`text`, to write at `path`)."""
+
+    stack: str
+    path: Path
+    before: str
+    after: str
+    text: str
+
+
+@dataclass(frozen=True)
+class KeptPin:
+    """Main keeps its STAGING pin `kept`: this run's `ours` is not what STAGING's last deploy left (`runs`)."""
+
+    stack: str
+    kept: str | None
+    ours: str | None
+    runs: str | None
+
+    def message(self) -> str:
+        return (f"stacks/Pulumi.{self.stack}.yaml on main keeps {self.kept}: this run's STAGING pin {self.ours} is "
+                f"not what STAGING's last deploy in the ledger left ({self.runs})")
+
+
+@dataclass(frozen=True)
+class PinsOntoMain:
+    moves: tuple[PinMove, ...]
+    kept: tuple[KeptPin, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"moved": [{"stack": m.stack, "stack_file": str(m.path), "before": m.before, "after": m.after}
+                          for m in self.moves],
+                "kept": [{"stack": k.stack, "kept": k.kept, "ours": k.ours, "stack_runs": k.runs, "message":
+                          k.message()} for k in self.kept]}
+
+
+def pins_onto_main(ours: Mapping[str, StackFile], mains: Mapping[str, StackFile],
+                   entries: Sequence[Entry]) -> PinsOntoMain:
+    """The pin commit's changes: each stack's pin in this run's files (`ours`), written over main's pin in main's
+    files (`mains`), nothing else of them. This run's commit may be behind main, and its other lines older.
+
+    STAGING's pin moves only when STAGING's last deploy in the ledger left it: a re-run's STAGING pin may be older
+    than a later run's deploy, and main records what STAGING runs."""
+    deploys = [e for e in entries if e.kind == "deploy" and e.get("stack") == STAGING]
+    runs = deploys[-1].get("after") if deploys else None
+    moves, kept = [], []
+    for stack in STACKS:
+        new, main = ours[stack], mains[stack]
+        if new.pin == main.pin:
+            continue
+        if stack == STAGING and runs != new.pin:
+            kept.append(KeptPin(stack, main.pin, new.pin, runs))
+            continue
+        if new.pin is None or main.pin is None or main.text.count(main.pin) != 1:
+            raise PinNotMovable(f"stacks/Pulumi.{stack}.yaml on main: cannot move main's {stack} pin {main.pin!r} to "
+                                f"{new.pin!r} (not one pinned line); {stack} runs {new.pin!r}: pin it on main by hand")
+        moves.append(PinMove(stack, main.path, main.pin, new.pin, main.text.replace(main.pin, new.pin)))
+    return PinsOntoMain(tuple(moves), tuple(kept))
