@@ -4,9 +4,12 @@ model listings, saved file names, uploaded inputs and /ws events follow ComfyUI'
 
 from __future__ import annotations
 
+import base64
 import http.client
 import io
 import json
+import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +18,8 @@ from typing import Any
 import pytest
 import requests
 import websockets.sync.client
+from websockets.frames import Close, CloseCode, Frame, Opcode
+from websockets.protocol import Protocol, Side, State
 
 from goldgate.local.comfyui import ComfyUIEmulator
 
@@ -223,3 +228,27 @@ def test_a_prompts_extra_data_is_kept_and_its_client_id_hears_the_events(comfy: 
         prompt_id = json.loads(raw)["prompt_id"]
         _until_done(ws, prompt_id)
     assert comfy.backend.history(prompt_id)[prompt_id]["prompt"][3] == extra
+
+
+def test_ws_closes_the_tcp_connection_once_the_close_handshake_is_done(comfy: ComfyUIEmulator) -> None:
+    # RFC 6455 7.1.1: the server closes TCP first. Left open, every client waits out its own close timeout
+    # (10 s in the websockets library) on each disconnect.
+    with socket.create_connection(("127.0.0.1", comfy.port), timeout=30) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(f"GET /ws?clientId=c1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101")
+        client = Protocol(Side.CLIENT, state=State.OPEN)
+        client.send_close(CloseCode.NORMAL_CLOSURE)
+        for data in client.data_to_send():
+            sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):  # a server that keeps the connection open times this recv out
+            received += chunk
+        client.receive_data(received)
+        client.receive_eof()
+        assert any(isinstance(e, Frame) and e.opcode is Opcode.CLOSE for e in client.events_received())
+        assert client.state is State.CLOSED and client.close_rcvd == Close(CloseCode.NORMAL_CLOSURE, "")

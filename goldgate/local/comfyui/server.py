@@ -13,6 +13,7 @@ import json
 import mimetypes
 import queue
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -224,6 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
             for data in ws.data_to_send():
                 if data:
                     self.wfile.write(data)
+                else:  # the close handshake is done: the server closes TCP first (RFC 6455 7.1.1), as aiohttp does
+                    self.connection.shutdown(socket.SHUT_WR)
 
         def read() -> None:
             try:
