@@ -18,6 +18,12 @@ from infra.names import StackNames
 from infra.worker_bundle import PYTHON, WorkerBundle
 
 COMPATIBILITY_FLAGS = ["python_workers"]
+# Workers Logs keeps the service's v1 JSON lines, searchable in the dashboard for days (docs/LOG_EVENTS.md). A script
+# uploaded through the API has none unless it asks; every line is kept (one per request, so well inside the
+# included volume of a serving workload).
+WORKERS_LOGS = cloudflare.WorkersScriptObservabilityArgs(
+    enabled=True, head_sampling_rate=1,
+    logs=cloudflare.WorkersScriptObservabilityLogsArgs(enabled=True, invocation_logs=True, head_sampling_rate=1))
 DB_BINDING = "DB"
 RESULTS_BINDING = "RESULTS"
 
@@ -136,7 +142,7 @@ class Api(pulumi.ComponentResource):
             names.logical("api"), account_id=args.account_id, script_name=names.script,
             main_module=args.bundle.main_module, content=args.bundle.main_content, content_type=PYTHON,
             compatibility_date=spec.api.compatibility_date, compatibility_flags=COMPATIBILITY_FLAGS,
-            bindings=bindings(args), files=files, opts=child)
+            bindings=bindings(args), files=files, observability=WORKERS_LOGS, opts=child)
         self.script_name = self.script.script_name
         if spec.api.custom_domain:
             self.custom_domain = cloudflare.WorkersCustomDomain(

@@ -98,6 +98,10 @@ def test_program_declares_the_stack_with_wired_bindings_and_secret_credentials(s
         script = cloud.one("workersScript:WorkersScript").inputs
         assert script["mainModule"] == MAIN_MODULE and script["contentType"] == "text/x-python"
         assert script["compatibilityFlags"] == ["python_workers"]
+        # Every line kept in Workers Logs (an API-uploaded script has none unless it asks): the v1 JSON lines are
+        # what the runbook and docs/LOG_EVENTS.md search.
+        assert script["observability"] == {"enabled": True, "headSamplingRate": 1,
+                                           "logs": {"enabled": True, "invocationLogs": True, "headSamplingRate": 1}}
         assert {"service/app.py", "service/cloudflare_entry.py", WORKFLOWS_MODULE} <= set(script["files"])
         assert script["files"]["service/app.py"]["contentType"] == "text/x-python"
 
