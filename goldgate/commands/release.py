@@ -167,13 +167,13 @@ def cmd_promote(args: argparse.Namespace) -> int:
     deployer, ledger, paths = _deployer(args), Ledger(_home(args)), _paths(args)
     report = Path(args.report) if args.report else paths.reports_dir / "latest.json"
     if args.check:
-        decision, _, _ = check_gate(deployer, ledger, report)
+        decision, _, _ = check_gate(deployer, ledger, report, expected_image=args.image)
         emit(args, decision.to_dict(), lambda d: _render_promotion({"gate": d, "message": (
             "gate would pass" if d["passed"] else "gate would refuse")}))
         return 0 if decision.passed else 1
     try:
         outcome = promote(deployer, ledger, _home(args), report_path=report, trigger=detect_trigger(args.trigger),
-                          progress=progress, paths=paths)
+                          progress=progress, paths=paths, expected_image=args.image)
     except PromotionRefused as exc:
         if args.json:  # the refusal is the promotion's evidence: keep stdout one JSON document
             emit(args, {"outcome": "refused", "ok": False, "gate": exc.decision.to_dict(), "message": str(exc)},
@@ -235,8 +235,9 @@ def cmd_check_prod_file(args: argparse.Namespace) -> int:
 
 
 def cmd_pins_onto_main(args: argparse.Namespace) -> int:
-    ours = {stack: read_stack_file(Path(args.stacks_dir) / f"Pulumi.{stack}.yaml") for stack in STACKS}
-    mains = {stack: read_stack_file(Path(args.main_dir) / "stacks" / f"Pulumi.{stack}.yaml") for stack in STACKS}
+    stacks = [stack for stack in STACKS if stack in (args.stacks or STACKS)]
+    ours = {stack: read_stack_file(Path(args.stacks_dir) / f"Pulumi.{stack}.yaml") for stack in stacks}
+    mains = {stack: read_stack_file(Path(args.main_dir) / "stacks" / f"Pulumi.{stack}.yaml") for stack in stacks}
     pins = pins_onto_main(ours, mains, Ledger(_home(args)).entries())
     for move in pins.moves:  # written only once every stack's move is known: a refusal leaves main's files as they were
         move.path.write_bytes(move.text.encode("utf-8"))
@@ -376,6 +377,13 @@ def _trigger(text: str) -> str:
     return escape_controls(text)
 
 
+def _digest_ref(text: str) -> str:
+    if not specs.is_digest_ref(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not pinned by digest (repo@sha256:<64 hex>); name the image "
+                                         "`goldgate build` printed")
+    return text
+
+
 def _target(text: str) -> str:
     # argparse runs `type` on a string default but never checks it against `choices`: a GOLDGATE_TARGET typo
     # would otherwise reach the deployer, or be ignored by commands that do not deploy.
@@ -427,6 +435,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "roll back automatically on failure", golden_paths=True)
     p.add_argument("--report", help="golden report to gate on (default reports/latest.json)")
     p.add_argument("--check", action="store_true", help="only evaluate the gate; change nothing")
+    p.add_argument("--image", type=_digest_ref, help="repo@sha256:<digest> you approve: refuse unless the report and "
+                                                     "STAGING are for exactly it (CI passes the digest it built)")
     p = add("rollback", cmd_rollback, "pin an earlier verified release on PROD, deploy, smoke", golden_paths=True)
     p.add_argument("--to", help="digest, image ref or release id (default: the previous verified release)")
     p = add("history", cmd_history, "the release ledger: builds, deploys, golden runs, promotions, rollbacks")
@@ -453,6 +463,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pins-onto-main", help=help_text, description=help_text)
     p.add_argument("--main-dir", required=True, help="a checkout of main's head (its stacks/ files are rewritten)")
     p.add_argument("--stacks-dir", default="stacks", help="this checkout's stack files (default stacks)")
+    p.add_argument("--stack", dest="stacks", action="append", choices=STACKS,
+                   help="move only this stack's pin (repeatable; default both): a rollback changes PROD alone")
     p.add_argument("--home", help="state directory holding the ledger (default: $GOLDGATE_HOME or ./.goldgate)")
     add_json_flag(p)
     p.set_defaults(func=cmd_pins_onto_main)

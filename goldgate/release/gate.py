@@ -1,7 +1,8 @@
 """The promotion gate: a pure decision over the evidence. PROD may only take the digest STAGING runs
-now, and only with a passing, fresh golden report for exactly that digest, that a golden run on
-STAGING wrote and recorded in the ledger (so a report edited by hand opens nothing), a mean latency
-within the threshold, and STAGING's error rate within its threshold. Every failed condition is named.
+now (and, when the caller names the digest it approved, only that one), and only with a passing, fresh
+golden report for exactly that digest, that a golden run on STAGING wrote and recorded in the ledger (so
+a report edited by hand opens nothing), a mean latency within the threshold, and STAGING's error rate
+within its threshold. Every failed condition is named.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              workflow_versions: Mapping[str, str] | None = None,
              superseded_by: Mapping[str, Any] | None = None,
              redeployed_by: Mapping[str, Any] | None = None,
-             rejected_by: Mapping[str, Any] | None = None) -> GateDecision:
+             rejected_by: Mapping[str, Any] | None = None, expected_image: str | None = None) -> GateDecision:
     """Check the report and STAGING against the thresholds; never raises on a malformed report.
 
     `recorded` is the ledger's entry for the golden run that wrote this very report (matched by the
@@ -77,7 +78,9 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     the stack file read is older than STAGING (a re-run of an earlier CI run), so it does not say what STAGING
     runs now. `rejected_by` is a later promotion or rollback on PROD that found the report's digest wanting (its
     smoke cases failed there, or an operator's rollback took PROD off it): PROD's verdict is newer than
-    STAGING's, so a re-run of the failed promotion cannot put the digest back on PROD."""
+    STAGING's, so a re-run of the failed promotion cannot put the digest back on PROD. `expected_image` is the
+    digest the caller approved (`promote --image`, CI's build): the report and STAGING must both be for it, so an
+    approval given for one digest cannot promote another that STAGING took since."""
     now = now or datetime.now(UTC)
     conds: list[Condition] = []
 
@@ -106,6 +109,13 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     cond("report_digest", same,
          f"report is for {report.get('image')}" + ("" if same else f", but STAGING now runs {staging_image}; "
                                                    "run `goldgate golden staging` for the image it runs"))
+    if expected_image is not None:
+        approved = report.get("image") == expected_image == staging_image
+        cond("expected_image", approved,
+             f"promoting only {expected_image}: the report is for {report.get('image')} and STAGING runs "
+             f"{staging_image}" + ("" if approved else
+                                   f"; the approval is for {expected_image} only: deploy it to {staging_stack} and "
+                                   f"run `goldgate golden {staging_stack}`, or approve what STAGING runs"))
     ran = (recorded is not None and recorded.get("kind", "golden") == "golden" and recorded.get("passed") is True
            and recorded.get("suite") == "full" and recorded.get("stack") == staging_stack
            and recorded.get("image") == report.get("image"))

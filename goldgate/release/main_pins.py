@@ -161,16 +161,17 @@ class PinsOntoMain:
 
 def pins_onto_main(ours: Mapping[str, StackFile], mains: Mapping[str, StackFile],
                    entries: Sequence[Entry]) -> PinsOntoMain:
-    """The pin commit's changes: each stack's pin in this run's files (`ours`), written over main's pin in main's
-    files (`mains`), nothing else of them. This run's commit may be behind main, and its other lines older.
+    """The pin commit's changes: the pin of each stack in this run's files (`ours`: the stacks the run changed),
+    written over main's pin in main's files (`mains`), nothing else of them. This run's commit may be behind main,
+    and its other lines older.
 
     STAGING's pin moves only when STAGING's last deploy in the ledger left it: a re-run's STAGING pin may be older
     than a later run's deploy, and main records what STAGING runs."""
     deploys = [e for e in entries if e.kind == "deploy" and e.get("stack") == STAGING]
     runs = deploys[-1].get("after") if deploys else None
     moves, kept = [], []
-    for stack in STACKS:
-        new, main = ours[stack], mains[stack]
+    for stack, new in ours.items():
+        main = mains[stack]
         if new.pin == main.pin:
             continue
         if stack == STAGING and runs != new.pin:

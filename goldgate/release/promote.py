@@ -74,9 +74,11 @@ class PromotionOutcome:
 
 
 def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging: str = "staging",
-               prod: str = "prod", now: datetime | None = None) -> tuple[GateDecision, dict[str, Any], str]:
-    """Evaluate the gate for the report at `report_path` against what STAGING runs now and the workflow
-    version `prod` declares; returns the decision, the report and the sha256 of the report as read."""
+               prod: str = "prod", now: datetime | None = None,
+               expected_image: str | None = None) -> tuple[GateDecision, dict[str, Any], str]:
+    """Evaluate the gate for the report at `report_path` against what STAGING runs now, the workflow version
+    `prod` declares and, if given, the digest the caller approved; returns the decision, the report and the
+    sha256 of the report as read."""
     report, sha = read_report(report_path)
     staging_image = deployer.current_image(staging)
     staging_spec = deployer.spec(staging)
@@ -102,14 +104,14 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     return evaluate(report, staging_image, thresholds, error_rate, now=now, staging_stack=staging,
                     recorded=recorded, workflow_versions=versions, superseded_by=superseded,
                     redeployed_by=_redeployed(entries, staging, staging_image),
-                    rejected_by=rejected), report, sha
+                    rejected_by=rejected, expected_image=expected_image), report, sha
 
 
 def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path | None = None,
             staging: str = "staging", prod: str = "prod", trigger: str = "user",
             progress: Progress = lambda _m: None, paths: GoldenPaths = DEFAULT_PATHS,
-            now: datetime | None = None) -> PromotionOutcome:
-    """Raises PromotionRefused (nothing changed), ReleaseLocked, StalePin (PROD's stack file is older than its last
+            now: datetime | None = None, expected_image: str | None = None) -> PromotionOutcome:
+    """`expected_image` is the digest the caller approved (`promote --image`): the gate refuses any other. Raises PromotionRefused (nothing changed), ReleaseLocked, StalePin (PROD's stack file is older than its last
     recorded change), or GoldgateError when `prod` is not the stack whose role is prod or `staging` is (nothing
     recorded or deployed); otherwise returns the outcome."""
     t0 = time.monotonic()
@@ -118,7 +120,8 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
     with ReleaseLock(home, f"promote {staging} -> {prod}"):
         check_pin_current(deployer, ledger, prod)
         reconcile(deployer, ledger, prod, progress)
-        decision, _report, sha = check_gate(deployer, ledger, report_path, staging=staging, prod=prod, now=now)
+        decision, _report, sha = check_gate(deployer, ledger, report_path, staging=staging, prod=prod, now=now,
+                                            expected_image=expected_image)
         if not decision.passed:
             ledger.append("promotion", phase="refused", stack=prod, image=deployer.current_image(staging),
                           report=str(report_path), report_sha256=sha, gate=decision.to_dict(), trigger=trigger)

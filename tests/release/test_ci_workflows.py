@@ -168,56 +168,38 @@ def _promote_job() -> dict:
     return _workflow("release.yml")["jobs"]["promote"]
 
 
-def _steps_before_promote() -> list[dict]:
+def _promote_step() -> dict:
     steps = _promote_job()["steps"]
-    at = next(i for i, s in enumerate(steps) if re.search(r"goldgate promote\b", s.get("run") or ""))
-    return [s for s in steps[:at] if "latest.json" in (s.get("run") or "")]
+    return steps[_step_index(steps, r"goldgate promote\b")]
 
 
-def _run_report_checks(tmp_path: Path, report: dict | None) -> list[subprocess.CompletedProcess[str]]:
-    work = tmp_path / "work"
-    reports = work / "scripts" / "golden-tests" / "reports"
-    reports.mkdir(parents=True)
-    if report is not None:
-        (reports / "latest.json").write_text(json.dumps(report))
-    bin_dir = _stub_bin(tmp_path)
+def test_the_promote_job_promotes_only_the_digest_this_run_built(tmp_path: Path) -> None:
+    # The gate inside `goldgate promote` binds the report to what STAGING runs; `--image` binds both to what this
+    # run built, so an approval given for this run's digest cannot promote another one (the gate's `expected_image`
+    # condition, tests/release/test_promote_image.py). No inline step decides it any more.
+    argv = tmp_path / "argv"
+    bin_dir = _stub_bin(tmp_path, goldgate=f'printf "%s\\n" "$@" > "{argv}"\necho \'{{"ok": true}}\'\n')
+    step = _promote_step()
     context = {"needs.build.outputs.image": IMAGE, "needs.build.outputs.release_id": "r-1"}
-    results = []
-    for step in _steps_before_promote():
-        env = _env(tmp_path, bin_dir, **{k: _resolve(str(v), context) for k, v in (step.get("env") or {}).items()})
-        results.append(_bash(step["run"], work, env))
-    return results
-
-
-@pytest.mark.parametrize("report", [
-    {"image": "ghcr.example/acme/worker@sha256:" + "c" * 64, "stack": "staging", "passed": True},
-    {"image": IMAGE, "stack": "staging", "passed": False},
-    {"image": IMAGE, "stack": "prod", "passed": True},
-    None,
-], ids=["another-image", "failed", "another-stack", "missing"])
-def test_the_promote_job_stops_unless_the_staging_report_passed_for_the_image_this_run_built(
-        tmp_path: Path, report: dict | None) -> None:
-    # The gate inside `goldgate promote` binds the report to what STAGING runs; this binds it to what this
-    # run built, so an approval given for this run's digest cannot promote another one.
-    results = _run_report_checks(tmp_path, report)
-    assert any(r.returncode != 0 for r in results), "no step before `goldgate promote` checks the report's image"
-    failing = next(r for r in results if r.returncode != 0)
-    assert "latest.json" in failing.stdout + failing.stderr
-
-
-def test_the_promote_job_goes_on_when_the_staging_report_passed_for_this_image(tmp_path: Path) -> None:
-    results = _run_report_checks(tmp_path, {"image": IMAGE, "stack": "staging", "passed": True})
-    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    env = _env(tmp_path, bin_dir, **{k: _resolve(str(v), context) for k, v in (step.get("env") or {}).items()})
+    proc = _bash(step["run"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    args = argv.read_text().splitlines()
+    assert args[0] == "promote" and args[args.index("--image") + 1] == IMAGE, args
+    assert not [s.get("name") for s in _promote_job()["steps"] if "python - " in (s.get("run") or "")]
 
 
 def _build_step() -> dict:
     return next(s for s in _workflow("release.yml")["jobs"]["build"]["steps"] if s.get("id") == "build")
 
 
-@pytest.mark.parametrize("printed", ['{"release_id": "r-1"}', '{"image": "acme/worker:latest", "release_id": "r-1"}',
-                                     "not json"], ids=["no-image", "a-tag", "not-json"])
+@pytest.mark.parametrize("printed", ['{"release_id": "r-1"}', '{"image": null, "release_id": "r-1"}',
+                                     f'{{"image": "{IMAGE}"}}', "not json"],
+                         ids=["no-image", "null-image", "no-release-id", "not-json"])
 def test_the_build_step_fails_when_goldgate_build_printed_no_digest(tmp_path: Path, printed: str) -> None:
     # Before: `echo "image=$(jq -r .image build.json)"` wrote image=null and passed; STAGING got `--image null`.
+    # Which image goldgate prints is goldgate's guarantee (a digest the registry confirmed: parse_push_stream, and
+    # `goldgate deploy` refuses anything else), not the step's: a tag is not re-checked here.
     bin_dir = _stub_bin(tmp_path, goldgate=f"cat <<'EOF'\n{printed}\nEOF\n")
     out = tmp_path / "github_output"
     out.write_text("")
@@ -908,3 +890,82 @@ def test_a_prod_file_on_main_that_is_not_a_stack_file_stops_the_job_in_one_error
     errors = [line for line in out.splitlines() if line.startswith("::error::")]
     assert len(errors) == 1 and "main.Pulumi.prod.yaml" in errors[0], out
     assert (work / "stacks" / "Pulumi.prod.yaml").read_text() == _stack_text("prod", BEFORE)
+
+
+# --- the rollback's pin commit ---------------------------------------------------------------------------------
+
+
+def _rollback_pin_step() -> dict:
+    steps = _workflow("rollback.yml")["jobs"]["rollback"]["steps"]
+    return steps[_step_index(steps, r"push (-q )?origin HEAD:main")]
+
+
+def _rolled_back(rig: LedgerRig, prod_text: str) -> Path:
+    """A rollback job: main's stack files checked out (its PROD file checked), then `goldgate rollback` wrote
+    `prod_text` (PROD pinned back to BEFORE) and printed its JSON."""
+    _push_stacks(rig, "seed stacks", prod=_stack_text("prod", FIRST), staging=_stack_text("staging", FIRST))
+    work = rig.job()
+    (work / "stacks" / "Pulumi.prod.yaml").write_text(prod_text)
+    (work / "rollback.json").write_text(json.dumps({"outcome": "rolled_back", "prod_image": BEFORE}))
+    return work
+
+
+def _record_rollback_pin(rig: LedgerRig, work: Path) -> subprocess.CompletedProcess[str]:
+    return _bash(_rollback_pin_step()["run"], work, rig._env(GOLDGATE_HOME=str(work / ".goldgate"),
+                                                             GITHUB_RUN_ID="4242"))
+
+
+def test_the_rollback_pin_commit_keeps_a_prod_config_change_main_took_meanwhile(rig: LedgerRig) -> None:
+    # Before: the whole PROD file was committed on the run's commit and rebased onto main; a config change on main
+    # next to the pin line (more PROD workers, pushed while the rollback ran) stopped the rebase on a conflict, and
+    # the rolled-back pin never reached main (the next release then refused PROD's stale pin).
+    work = _rolled_back(rig, _stack_text("prod", BEFORE))
+    _push_stacks(rig, "more PROD workers", prod=_stack_text("prod", FIRST, workers_max=5))
+    proc = _record_rollback_pin(rig, work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _main_file(rig, "stacks/Pulumi.prod.yaml") == _stack_text("prod", BEFORE, workers_max=5)
+    assert rig._git(rig.origin, "log", "-1", "--format=%s", "main").strip() == f"prod: roll back to {BEFORE} [skip ci]"
+
+
+def test_the_rollback_pin_commit_changes_only_the_pin_line(rig: LedgerRig) -> None:
+    # `pulumi config set` rewrites the stack file it pins: before, whatever else it changed (a comment it dropped,
+    # quoting) went to main with the pin.
+    rewritten = _stack_text("prod", BEFORE).replace("# the prod stack\n", "").replace(f'"{BEFORE}"', BEFORE)
+    work = _rolled_back(rig, rewritten)
+    proc = _record_rollback_pin(rig, work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _main_file(rig, "stacks/Pulumi.prod.yaml") == _stack_text("prod", BEFORE)
+
+
+def test_the_rollback_pin_commit_is_retried_when_main_moves_under_its_push(rig: LedgerRig) -> None:
+    # Before: one refused push (main moved between the rebase and the push) failed the step, and main kept PROD's
+    # old pin.
+    work = _rolled_back(rig, _stack_text("prod", BEFORE))
+    marker = rig.tmp / "refused-once"
+    hook = rig.origin / "hooks" / "pre-receive"
+    hook.write_text(f"#!/bin/sh\nif [ ! -e '{marker}' ]; then touch '{marker}'; echo busy >&2; exit 1; fi\n")
+    hook.chmod(0o755)
+    proc = _record_rollback_pin(rig, work)
+    assert marker.exists() and proc.returncode == 0, proc.stdout + proc.stderr
+    assert _main_file(rig, "stacks/Pulumi.prod.yaml") == _stack_text("prod", BEFORE)
+
+
+def test_the_rollback_pin_commit_leaves_mains_staging_pin_alone(rig: LedgerRig) -> None:
+    # A rollback never touches STAGING: main's STAGING pin (a release's pin commit since this run's checkout) stays,
+    # even when the ledger's last STAGING deploy is the older pin this checkout holds.
+    work = _rolled_back(rig, _stack_text("prod", BEFORE))
+    Ledger(work / ".goldgate").append("deploy", stack="staging", target="cloud", before=BEFORE, after=FIRST,
+                                      image=FIRST, trigger="test")
+    _push_stacks(rig, "staging pinned since", staging=_stack_text("staging", IMAGE))
+    proc = _record_rollback_pin(rig, work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _main_file(rig, "stacks/Pulumi.staging.yaml") == _stack_text("staging", IMAGE)
+    assert "warning" not in proc.stdout + proc.stderr
+
+
+def test_the_rollback_pin_step_commits_nothing_when_prod_kept_its_pin(rig: LedgerRig) -> None:
+    work = _rolled_back(rig, _stack_text("prod", FIRST))   # the rollback failed before it pinned anything
+    head = rig._git(rig.origin, "rev-parse", "main")
+    proc = _record_rollback_pin(rig, work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert rig._git(rig.origin, "rev-parse", "main") == head

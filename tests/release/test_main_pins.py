@@ -340,6 +340,34 @@ def test_pins_onto_main_writes_nothing_when_one_pin_cannot_move(capsys: pytest.C
     assert {p.name: p.read_bytes() for p in (tmp_path / "main" / "stacks").iterdir()} == before
 
 
+def test_pins_onto_main_for_a_rollback_moves_prods_pin_alone(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    # A rollback run's STAGING file is its commit's: STAGING's pin on main (set since, or by hand) is not the
+    # rollback's to move back, nor to warn about. Before, pins-onto-main always took both stacks.
+    ledger = Ledger(tmp_path / "home")
+    staging_deploy(ledger, FIRST)
+    stacks(tmp_path / "ours" / "stacks", FIRST, FIRST)
+    stacks(tmp_path / "main" / "stacks", LATER, SECOND)
+    code, out, err = run(capsys, *pins_argv(tmp_path, ledger.path.parent), "--stack", "prod")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [f"prod: {SECOND} -> {FIRST}"]
+    assert (tmp_path / "main" / "stacks" / "Pulumi.staging.yaml").read_text() == stack_text("staging", LATER)
+    assert (tmp_path / "main" / "stacks" / "Pulumi.prod.yaml").read_text() == stack_text("prod", FIRST)
+
+
+def test_pins_onto_main_for_prod_alone_needs_no_staging_file(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    stacks(tmp_path / "ours" / "stacks", FIRST, SECOND)
+    stacks(tmp_path / "main" / "stacks", FIRST, FIRST)
+    (tmp_path / "ours" / "stacks" / "Pulumi.staging.yaml").unlink()
+    code, out, err = run(capsys, *pins_argv(tmp_path, tmp_path / "home"), "--stack", "prod", "--json")
+    assert (code, err) == (0, "")
+    assert [(m["stack"], m["after"]) for m in json.loads(out)["moved"]] == [("prod", SECOND)]
+
+
+def test_pins_onto_main_refuses_a_stack_it_does_not_know(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code, _, err = run(capsys, *pins_argv(tmp_path, tmp_path / "home"), "--stack", "production")
+    assert code == 2 and "argument --stack: invalid choice: 'production'" in err
+
+
 @pytest.mark.parametrize("broken", ["main-dir", "our-file"])
 def test_pins_onto_main_names_a_missing_stack_file_in_one_line(capsys: pytest.CaptureFixture, tmp_path: Path,
                                                                broken: str) -> None:
