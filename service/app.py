@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from service import jobs, routes
 from service.config import ServiceConfig
 from service.http import ApiError, Request, Response, json_response
-from service.logs import Logger, Sink, error_field, stdout_sink
+from service.logs import Logger, Sink, error_field, failure_logged, stdout_sink
 from service.ports import Database, ResultStore, RunPodGateway
 from service.signing import verify_webhook_signature
 from service.transitions import Pricing, Transitions
@@ -100,10 +100,11 @@ class App:
                 response = await self._dispatch(request)
             except ApiError as exc:
                 response = exc.to_response()
-                if exc.status >= 500:
+                if exc.status >= 500 and not failure_logged(note):
                     self.log.error("http.refused", reason=exc.code, message=exc.message)
             except Exception as exc:  # noqa: BLE001 - last line of defence: a JSON 500, never a traceback
-                self.log.error("http.unhandled", error=error_field(exc))
+                if not failure_logged(note):
+                    self.log.error("http.unhandled", error=error_field(exc))
                 response = json_response(500, {"error": {"code": "internal", "message":
                                                          "internal error; the service log has the details"}})
         if request.method == "HEAD":

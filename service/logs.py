@@ -179,6 +179,13 @@ def _masked(value: Any, secrets: tuple[str, ...]) -> Any:
     return _masked(str(value), secrets)  # what the encoder's default=str would write
 
 
+def failure_logged(note: dict[str, Any]) -> bool:
+    """Whether a request's handler logged its failure at error under an event of its own (job.submit_failed,
+    webhook.refused, ...): that event, which says what failed, then names the line, not http.refused or
+    http.unhandled."""
+    return _LEVELS.get(note.get("level", "debug"), 0) >= _LEVELS["error"]
+
+
 def error_field(exc: BaseException) -> dict[str, str]:
     # Twice the logged length: the logger masks secrets, then cuts at 4,000, so no secret is cut in half here.
     return {"type": type(exc).__name__, "message": str(exc)[:8000] or type(exc).__name__}

@@ -22,7 +22,7 @@ from service.http import (
 from service.logs import Logger, error_field
 from service.metrics import MetricsError, compute
 from service.ports import ObjectMeta, StoreUnavailable
-from service.results import image_type, key_job_id, parse_result_key
+from service.results import image_type, key_job_id, parse_result_key, result_prefix
 from service.runpod import RunPodRefused, RunPodUnavailable
 from service.signing import (
     bearer_matches,
@@ -136,17 +136,20 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
                         reason="webhook_overtook_run_answer", message=reason,
                         error={"type": type(exc).__name__, "message": reason})
             return json_response(202, {"job_id": job.id, "status": row["status"], "trace_id": job.trace_id})
-        log.error("job.submit_failed", status="failed", reason="runpod_refused" if refused else "runpod_unavailable",
-                  message=reason, error={"type": type(exc).__name__, "message": reason})
         # RunPod did not take the job only when it said so (a refusal, or 429). A timeout or a 5xx may have
         # reached it: the key stays with this job, so a retry with it answers this job (which RunPod's webhook
         # completes if it took it) instead of running and billing the work twice.
         not_taken = refused or getattr(exc, "status", None) == 429
-        if key is not None and not_taken:
-            await _release_key(app, key, job.id, log)
-        if not isinstance(exc, (RunPodRefused, RunPodUnavailable)):
+        key_freed = key is not None and not_taken and await _release_key(app, key, job.id, log)
+        from_runpod = isinstance(exc, (RunPodRefused, RunPodUnavailable))
+        log.error("job.submit_failed", status="failed", reason="runpod_refused" if refused else "runpod_unavailable",
+                  message=reason,
+                  error={"type": type(exc).__name__, "message": reason} if from_runpod else error_field(exc))
+        if not from_runpod:
             raise
-        again = ("submit it again later" if key is None or not_taken else
+        again = ("submit it again later" if key is None or key_freed else
+                 "freeing its Idempotency-Key failed, so a retry with that key answers this failed job: submit it "
+                 "again later with a new key" if not_taken else
                  "if RunPod took it after all, its webhook completes it; a retry with this Idempotency-Key answers "
                  "this job: to submit anew, use a new key")
         raise ApiError(502 if refused else 503, "runpod_refused" if refused else "runpod_unavailable",
@@ -163,13 +166,16 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
     return json_response(202, {"job_id": job.id, "status": "queued", "trace_id": job.trace_id})
 
 
-async def _release_key(app: App, key: idempotency.IdempotencyKey, job_id: str, log: Logger) -> None:
+async def _release_key(app: App, key: idempotency.IdempotencyKey, job_id: str, log: Logger) -> bool:
+    """Whether the key of a job RunPod never took was freed. When it was not, the line says so in `data`
+    (job.submit_failed, logged next, names the line and gives its reason and error)."""
     try:
         await idempotency.release(app.db, key, job_id)
     except Exception as exc:  # noqa: BLE001 - the client still gets the submission's own error
-        log.warning("job.idempotency_key_kept", reason="database_write_failed", error=error_field(exc),
-                    message="the failed job keeps its Idempotency-Key: a retry with it answers this job; "
-                            "retry with a new key")
+        log.warning("job.idempotency_key_kept", reason="database_write_failed",
+                    data={"idempotency_key_kept": error_field(exc)})
+        return False
+    return True
 
 
 async def runpod_webhook(app: App, request: Request, **_: str) -> Response:
@@ -302,24 +308,55 @@ def _validators(meta: ObjectMeta) -> dict[str, str]:
 
 async def recover_job(app: App, request: Request, job_id: str) -> Response:
     require_bearer(app, request)
-    job = await jobs.get(app.db, _job_id(job_id))
+    job_id = _job_id(job_id)
+    given = _given_runpod_id(request)
+    job = await jobs.get(app.db, job_id)
     if job is None:
         raise ApiError(404, "unknown_job", f"no job {job_id}")
     log = app.log.bind(**await job_context(app, job["id"], job))
     try:
-        return await _recover(app, job)
+        return await _recover(app, job, given)
     except Exception as exc:
         conflict = isinstance(exc, ApiError) and exc.status < 500
         _log_refusal(log, "job.recover_failed", exc, "warning" if conflict else "error",
-                     runpod_job_id=job["runpod_job_id"])
+                     runpod_job_id=job["runpod_job_id"] or given)
         raise
 
 
-async def _recover(app: App, job: dict[str, Any]) -> Response:
+# RunPod's job ids (`<uuid>-u1`, `sync-<uuid>-e1`): it becomes a path segment of the /status call.
+_RUNPOD_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _given_runpod_id(request: Request) -> str | None:
+    """The RunPod id an operator names for a job that has none recorded (body {"runpod_job_id": ...}), or None
+    for an empty body."""
+    if not request.body:
+        return None
+    body = parse_json_body(request)
+    if not isinstance(body, dict) or set(body) != {"runpod_job_id"}:
+        raise ApiError(400, "invalid_body", 'send no body, or {"runpod_job_id": "<RunPod job id>"} for a job '
+                                            "whose RunPod id was not recorded")
+    rid = body["runpod_job_id"]
+    if not isinstance(rid, str) or not _RUNPOD_JOB_ID.fullmatch(rid):
+        raise ApiError(400, "invalid_runpod_job_id", f"runpod_job_id must be RunPod's job id (1 to 128 of A-Z a-z "
+                                                     f"0-9 . _ -, e.g. <uuid>-u1), got {str(rid)[:64]!r}",
+                       field="runpod_job_id")
+    return rid
+
+
+async def _recover(app: App, job: dict[str, Any], given: str | None) -> Response:
     job_id, rid = job["id"], job["runpod_job_id"]
-    if rid is None:
-        raise ApiError(409, "not_submitted", f"job {job_id} has no RunPod id (it never reached RunPod, status "
-                                             f"{job['status']}); there is nothing to recover from RunPod")
+    if given is not None and rid is not None and given != rid:
+        raise ApiError(409, "runpod_id_recorded", f"job {job_id} already has RunPod id {rid}, not {given}; "
+                                                  "recover it without runpod_job_id")
+    if rid is None and given is None:
+        raise ApiError(409, "not_submitted", f"job {job_id} has no RunPod id recorded (status {job['status']}): "
+                                             "RunPod never took it, or RunPod's id for it was lost; if a "
+                                             "job.runpod_id_unrecorded log line names this job, its runpod_job_id "
+                                             'is that id: recover with the body {"runpod_job_id": "<that id>"} '
+                                             "(goldgate recover: --runpod-job-id)")
+    claimed = rid is None  # the operator's id: checked against RunPod's answer before it is adopted
+    rid = rid or given
     try:
         reply = await app.runpod.status(rid)
     except RunPodUnavailable as exc:
@@ -327,6 +364,9 @@ async def _recover(app: App, job: dict[str, Any]) -> Response:
     except RunPodRefused as exc:
         if exc.status != 404:
             raise ApiError(502, "runpod_refused", str(exc)) from None
+        if claimed:  # a mistyped id must not fail the job
+            raise ApiError(409, "unknown_runpod_job", f"RunPod has no job {rid} (a wrong id, or its TTL expired); "
+                                                      f"job {job_id} is unchanged") from None
         # RunPod deletes a job when its TTL expires: the job can never finish, so record that.
         delivery = Delivery(rid, "FAILED", None, None, None,
                             f"RunPod has no record of job {rid} (its TTL expired or it was purged)")
@@ -336,7 +376,28 @@ async def _recover(app: App, job: dict[str, Any]) -> Response:
     except ApiError as exc:  # RunPod's answer is at fault, not the operator's request
         raise ApiError(502, "runpod_bad_answer", f"RunPod's /status answer for {rid} is unusable: "
                                                  f"{exc.message}") from None
+    if claimed:
+        _check_claimed(job_id, delivery)
     return await _apply(app, job_id, delivery, "recover", runpod_status=delivery.runpod_status)
+
+
+def _check_claimed(job_id: str, delivery: Delivery) -> None:
+    """A 409 (and nothing changed) when an operator-given RunPod id's answer shows it is not this job's, or
+    cannot settle it yet. Only a COMPLETED answer can tell: the worker writes under this job's result prefix.
+    A FAILED, CANCELLED or TIMED_OUT answer carries nothing of the job, and is taken on the operator's word."""
+    if delivery.status not in jobs.TERMINAL:
+        raise ApiError(409, "runpod_job_unfinished", f"RunPod reports {delivery.runpod_status} for "
+                                                     f"{delivery.runpod_job_id}: job {job_id} is unchanged; its "
+                                                     "webhook settles it, or recover again once RunPod has finished")
+    output = delivery.output if isinstance(delivery.output, dict) else {}
+    images = output.get("images") if isinstance(output.get("images"), list) else []
+    prefix = result_prefix(job_id)
+    foreign = next((i["key"] for i in images if isinstance(i, dict) and isinstance(i.get("key"), str)
+                    and not i["key"].startswith(prefix)), None)
+    if foreign is not None:
+        raise ApiError(409, "runpod_job_mismatch", f"RunPod job {delivery.runpod_job_id} ran another job (result "
+                                                   f"{foreign[:200]!r} is not under {prefix}): job {job_id} is "
+                                                   "unchanged; check the id on its job.runpod_id_unrecorded line")
 
 
 async def metrics_report(app: App, request: Request, **_: str) -> Response:

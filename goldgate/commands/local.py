@@ -114,8 +114,10 @@ class ApiClient:
 def cmd_recover(args: argparse.Namespace) -> int:
     job_id = _job_id(args.job_id)  # before anything is read: it becomes a path segment of the URL
     api = ApiClient(_platform(args), args.stack)
+    # The service checks the RunPod id: it goes in the body, never into the URL.
+    body = {"json": {"runpod_job_id": args.runpod_job_id}} if args.runpod_job_id is not None else {}
     try:
-        result = api.call("POST", f"/api/admin/recover/{job_id}")
+        result = api.call("POST", f"/api/admin/recover/{job_id}", **body)
     finally:
         api.close()
     emit(args, result, lambda r: f"{job_id}: {r.get('status')} ({r.get('reason', '')})")
@@ -252,6 +254,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add("recover", cmd_recover, "settle a job whose webhook never came: one RunPod /status call")
     p.add_argument("job_id", help="the job's id (32 hex), as POST /api/queue/create answered")
     p.add_argument("--stack", required=True, help="the local stack that holds the job")
+    p.add_argument("--runpod-job-id", help="RunPod's id for a job that has none recorded: the runpod_job_id of the "
+                                           "job's job.runpod_id_unrecorded log line")
     add_json_flag(p)
     p = add("demo", cmd_demo, "bring up a stack and run one job per shipped workflow end to end")
     p.add_argument("--stack", default="staging", help="the local stack to run the jobs on (default staging)")

@@ -133,3 +133,40 @@ def test_a_key_freed_between_a_lost_claim_and_its_read_is_claimed_again(svc):
     svc.app.db = svc.db
     assert status == 202 and second["job_id"] != first["job_id"] and "idempotent-replayed" not in headers
     assert len(svc.fake.runs) == 2
+
+
+class _CannotFreeKeys:
+    """The database, failing the write that frees a key (D1 can drop a call)."""
+
+    def __init__(self, db) -> None:
+        self.db = db
+
+    def __getattr__(self, name: str):
+        return getattr(self.db, name)
+
+    async def execute(self, sql: str, params=()):
+        if sql.startswith("DELETE FROM idempotency_keys"):
+            import sqlite3
+            raise sqlite3.OperationalError("D1_ERROR: Network connection lost.")
+        return await self.db.execute(sql, params)
+
+
+@pytest.mark.parametrize(("mode", "code"), [("refuse", 502), ("busy", 503)])
+def test_a_refused_create_whose_key_could_not_be_freed_tells_the_client_to_use_a_new_key(svc, log_lines, mode, code):
+    # Before: "submit it again later", and the retry with the same key got this failed job back for 24 hours.
+    svc.fake.run_mode = mode
+    svc.app.db = _CannotFreeKeys(svc.db)
+    status, failed, _ = create(svc, f"k-kept-{mode}")
+    svc.app.db = svc.db
+    assert status == code
+    message = failed["error"]["message"]
+    assert "a retry with that key answers this failed job" in message and message.endswith("with a new key")
+    [line] = [json.loads(line) for line in log_lines if json.loads(line)["job_id"] == failed["error"]["job_id"]]
+    assert line["event"] == "job.submit_failed" and line["data"]["idempotency_key_kept"]["type"] == "OperationalError"
+    # what the message says holds: the same key answers the failed job, a new key submits
+    svc.fake.run_mode = "accept"
+    status, replayed, headers = create(svc, f"k-kept-{mode}")
+    assert (status, replayed["job_id"], replayed["status"]) == (202, failed["error"]["job_id"], "failed")
+    assert headers.get("idempotent-replayed") == "true"
+    status, fresh, _ = create(svc, f"k-kept-{mode}-new")
+    assert status == 202 and fresh["status"] == "queued" and len(svc.fake.runs) == 2

@@ -217,7 +217,8 @@ def test_a_status_read_that_fails_names_the_job_in_its_error_line(svc, log_lines
     status, body, _ = svc.call("GET", f"/api/status/{job['job_id']}")
     assert status == 500 and body["error"]["code"] == "internal"
     [line] = _lines(log_lines)
-    assert (line["level"], line["event"], line["job_id"]) == ("error", "http.unhandled", job["job_id"])
+    assert (line["level"], line["event"], line["job_id"]) == ("error", "job.status_failed", job["job_id"])
+    assert line["error"]["message"] == "D1_ERROR: Network connection lost."
 
 
 def test_a_result_read_refused_because_the_store_is_down_names_the_job_and_its_trace(svc, log_lines):
@@ -267,13 +268,13 @@ def test_a_job_the_database_cannot_record_is_logged_with_the_clients_trace(svc, 
                                headers={"traceparent": f"00-{TRACE}-00f067aa0ba902b7-01"})
     assert (status, body["error"]["code"]) == (500, "internal") and svc.fake.runs == []
     [line] = _lines(log_lines)
-    assert (line["level"], line["event"], line["trace_id"]) == ("error", "http.unhandled", TRACE)
+    assert (line["level"], line["event"], line["trace_id"]) == ("error", "job.create_failed", TRACE)
     assert line["job_id"] is not None and line["workflow_version"] == "sdxl-txt2img@1.0.0"
 
 
 def test_an_error_line_after_a_job_event_keeps_the_jobs_context_not_the_stacks(svc, log_lines):
-    # The request's last event comes from the app's own logger (http.refused): its stack-wide defaults
-    # must not replace what the job's events put on the line.
+    # The recovery's line is the job's (job.recover_failed): the stack-wide defaults must not replace what the
+    # job's events put on it.
     job = _create_traced(svc)
     image = svc.put_result(job["job_id"])
     svc.deliver(job["job_id"], svc.completed(job["job_id"], [image]))
@@ -281,4 +282,4 @@ def test_an_error_line_after_a_job_event_keeps_the_jobs_context_not_the_stacks(s
     log_lines.clear()
     assert svc.call("POST", f"/api/admin/recover/{job['job_id']}")[0] == 503
     [line] = _lines(log_lines)
-    assert (line["event"], line["worker_image_tag"], line["trace_id"]) == ("http.refused", RAN_TAG, TRACE)
+    assert (line["event"], line["worker_image_tag"], line["trace_id"]) == ("job.recover_failed", RAN_TAG, TRACE)
