@@ -288,7 +288,7 @@ def cmd_release(args: argparse.Namespace) -> int:
         try:
             outcome = promote(deployer, ledger, home, report_path=_paths(args).reports_dir / "latest.json",
                               staging=args.staging, prod=args.prod, trigger=trigger, progress=progress,
-                              paths=_paths(args))
+                              paths=_paths(args), expected_image=built.image)  # what this release built, only
             summary["promotion"] = outcome.to_dict()
             error = None if outcome.ok else outcome.message()
         except PromotionRefused as exc:

@@ -111,7 +111,8 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
             staging: str = "staging", prod: str = "prod", trigger: str = "user",
             progress: Progress = lambda _m: None, paths: GoldenPaths = DEFAULT_PATHS,
             now: datetime | None = None, expected_image: str | None = None) -> PromotionOutcome:
-    """`expected_image` is the digest the caller approved (`promote --image`): the gate refuses any other. Raises PromotionRefused (nothing changed), ReleaseLocked, StalePin (PROD's stack file is older than its last
+    """`expected_image` is the digest the caller approved (`promote --image`): the gate refuses any other.
+    Raises PromotionRefused (nothing changed), ReleaseLocked, StalePin (PROD's stack file is older than its last
     recorded change), or GoldgateError when `prod` is not the stack whose role is prod or `staging` is (nothing
     recorded or deployed); otherwise returns the outcome."""
     t0 = time.monotonic()
