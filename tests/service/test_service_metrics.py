@@ -16,6 +16,7 @@ from service.migrate import apply_sqlite
 from service.sqlite_database import SqliteDatabase
 
 TAGS = ["img@sha256:aa", "img@sha256:bb", None]
+RELEASES = [f"img@sha256:{release:02x}" for release in range(40)]  # a release a day: most ran few jobs
 
 
 def nearest_rank(values: list[int], p: int) -> int | None:
@@ -24,14 +25,14 @@ def nearest_rank(values: list[int], p: int) -> int | None:
 
 
 rows_strategy = st.lists(st.tuples(
-    st.sampled_from(TAGS),
+    st.one_of(st.sampled_from(TAGS), st.sampled_from(RELEASES)),
     st.sampled_from(["completed", "failed", "timed_out", "cancelled"]),
-    st.one_of(st.none(), st.integers(0, 10**7)),
-    st.one_of(st.none(), st.integers(0, 10**6)),
-    st.integers(0, 10**6),
+    st.one_of(st.none(), st.integers(0, 10**7), st.integers(0, 3)),  # few values: ties
+    st.one_of(st.none(), st.integers(-(10**6), 10**6)),
+    st.integers(-(10**12), 10**12),
     st.one_of(st.none(), st.floats(0, 5, allow_nan=False)),
     st.integers(0, 3),
-), max_size=120)
+), max_size=160)
 
 
 @settings(max_examples=60, deadline=None)
