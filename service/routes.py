@@ -357,6 +357,8 @@ async def _recover(app: App, job: dict[str, Any], given: str | None) -> Response
                                              "(goldgate recover: --runpod-job-id)")
     claimed = rid is None  # the operator's id: checked against RunPod's answer before it is adopted
     rid = rid or given
+    if claimed:
+        await _refuse_taken(app, job_id, rid)
     try:
         reply = await app.runpod.status(rid)
     except RunPodUnavailable as exc:
@@ -379,6 +381,16 @@ async def _recover(app: App, job: dict[str, Any], given: str | None) -> Response
     if claimed:
         _check_claimed(job_id, delivery)
     return await _apply(app, job_id, delivery, "recover", runpod_status=delivery.runpod_status)
+
+
+async def _refuse_taken(app: App, job_id: str, rid: str) -> None:
+    """A 409 (and nothing changed) when another job has recorded the operator-given RunPod id: every client reads
+    it from that job's status, and adopting it would give this job the other's outcome (a FAILED one is taken on
+    the operator's word) and refuse its own webhook as a mismatch."""
+    rows = await app.db.query("SELECT id FROM jobs WHERE runpod_job_id = ? AND id <> ? LIMIT 1", (rid, job_id))
+    if rows:
+        raise ApiError(409, "runpod_job_taken", f"RunPod job {rid} is job {rows[0]['id']}'s: job {job_id} is "
+                                                "unchanged; check the id on its job.runpod_id_unrecorded line")
 
 
 def _check_claimed(job_id: str, delivery: Delivery) -> None:

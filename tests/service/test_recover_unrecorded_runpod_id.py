@@ -88,9 +88,11 @@ def test_without_the_id_the_409_says_where_to_find_it_not_that_runpod_never_had_
 
 
 def test_another_jobs_completed_runpod_id_is_refused_and_changes_nothing(svc, log_lines):
+    # The other job's id is on no record either (it was lost, or the job pruned): RunPod's answer tells.
     job_id, _ = _unrecorded(svc, log_lines)
     other = svc.create()
     other_rid = svc.runpod_id(other["job_id"])
+    svc.run(svc.db.execute("UPDATE jobs SET runpod_job_id = NULL WHERE id = ?", (other["job_id"],)))
     svc.fake.set_status(other_rid, _completed(svc, other_rid, other["job_id"]))
     status, body, _ = _recover(svc, job_id, {"runpod_job_id": other_rid})
     assert status == 409 and body["error"]["code"] == "runpod_job_mismatch", body
