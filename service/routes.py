@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from email.utils import formatdate
@@ -349,12 +350,19 @@ async def _recover(app: App, job: dict[str, Any], given: str | None) -> Response
     if given is not None and rid is not None and given != rid:
         raise ApiError(409, "runpod_id_recorded", f"job {job_id} already has RunPod id {rid}, not {given}; "
                                                   "recover it without runpod_job_id")
+    expired_at = _runpod_deadline_s(app, job)
+    expired = app.clock() >= expired_at
     if rid is None and given is None:
+        if expired:
+            return await _apply_expired(app, job_id, f"no RunPod id was recorded for this job, and "
+                                                     f"{_expiry(app, job)}")
         raise ApiError(409, "not_submitted", f"job {job_id} has no RunPod id recorded (status {job['status']}): "
                                              "RunPod never took it, or RunPod's id for it was lost; if a "
                                              "job.runpod_id_unrecorded log line names this job, its runpod_job_id "
                                              'is that id: recover with the body {"runpod_job_id": "<that id>"} '
-                                             "(goldgate recover: --runpod-job-id)")
+                                             "(goldgate recover: --runpod-job-id); if RunPod never took it, "
+                                             f"recover it again from {jobs.iso_ms(expired_at)}, when RunPod has "
+                                             "deleted any job for it (its ttl), to record it failed")
     claimed = rid is None  # the operator's id: checked against RunPod's answer before it is adopted
     rid = rid or given
     if claimed:
@@ -366,9 +374,13 @@ async def _recover(app: App, job: dict[str, Any], given: str | None) -> Response
     except RunPodRefused as exc:
         if exc.status != 404:
             raise ApiError(502, "runpod_refused", str(exc)) from None
+        if claimed and expired:  # whichever id is right, no RunPod job can settle this one any more
+            return await _apply_expired(app, job_id, f"RunPod has no job {rid}, and {_expiry(app, job)}")
         if claimed:  # a mistyped id must not fail the job
             raise ApiError(409, "unknown_runpod_job", f"RunPod has no job {rid} (a wrong id, or its TTL expired); "
-                                                      f"job {job_id} is unchanged") from None
+                                                      f"job {job_id} is unchanged; recover it again from "
+                                                      f"{jobs.iso_ms(expired_at)}, when RunPod has deleted any job "
+                                                      "for it (its ttl), to record it failed") from None
         # RunPod deletes a job when its TTL expires: the job can never finish, so record that.
         delivery = Delivery(rid, "FAILED", None, None, None,
                             f"RunPod has no record of job {rid} (its TTL expired or it was purged)")
@@ -381,6 +393,30 @@ async def _recover(app: App, job: dict[str, Any], given: str | None) -> Response
     if claimed:
         _check_claimed(job_id, delivery)
     return await _apply(app, job_id, delivery, "recover", runpod_status=delivery.runpod_status)
+
+
+# RunPod deletes a job once its ttl (policy.ttl, counted from /run) has passed, queued or running. Past created_at +
+# ttl, /run may still have started runpod_timeout_s late; the slack covers a slow insert before it (D1 allows a query
+# 30 s), RunPod's clock against ours, and the webhook of a job that ended at its deadline (retried twice, 10 s apart).
+_RUNPOD_DEADLINE_SLACK_MS = 600_000
+
+
+def _runpod_deadline_s(app: App, job: dict[str, Any]) -> float:
+    """From when no RunPod job can settle `job` any more: RunPod has deleted any job it took for it."""
+    return (job["created_at_ms"] + app.config.ttl_ms + math.ceil(app.config.runpod_timeout_s * 1000)
+            + _RUNPOD_DEADLINE_SLACK_MS) / 1000
+
+
+def _expiry(app: App, job: dict[str, Any]) -> str:
+    return (f"no RunPod job can settle it any more: RunPod deletes a job {app.config.ttl_ms} ms (policy.ttl) after "
+            f"it is sent, which for this job was over by {jobs.iso_ms(_runpod_deadline_s(app, job))}")
+
+
+async def _apply_expired(app: App, job_id: str, reason: str) -> Response:
+    """Record as failed a job no RunPod job can settle: a FAILED delivery without a RunPod id (nothing is known to
+    have run; an id RunPod does not know is not adopted), through the same transitions as a webhook."""
+    return await _apply(app, job_id, Delivery(None, "FAILED", None, None, None, reason), "recover",
+                        runpod_status=None)
 
 
 async def _refuse_taken(app: App, job_id: str, rid: str) -> None:

@@ -20,6 +20,10 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
   succeeding, while nothing can follow a COMPLETED. A job marked failed because /run did not
   answer (a timeout: RunPod may have taken it) holds our guess, not RunPod's word: the first
   terminal delivery from RunPod replaces it and records the RunPod id.
+- No RunPod outcome. A recovery of a job no RunPod job can settle any more (its ttl has passed
+  with no RunPod id recorded, or with one RunPod no longer knows) applies a FAILED delivery
+  without a RunPod id: nothing is known to have run, so the job and its metrics row name no
+  image, GPU, cost or end-to-end time; it adopts no id and replaces no earlier failure.
 - Results. A COMPLETED delivery is checked against the store (each reported object exists,
   its size equals the reported bytes, its Content-Type is an allowed image type and matches
   the report); a mismatch makes the job `failed` with the reason. If the store cannot be
@@ -89,7 +93,7 @@ def _sha(text: str) -> str:
 
 @dataclass(frozen=True)
 class Delivery:
-    runpod_job_id: str
+    runpod_job_id: str | None  # None: no RunPod outcome (see "No RunPod outcome" above)
     runpod_status: str
     delay_time_ms: int | None
     execution_time_ms: int | None
@@ -178,6 +182,14 @@ def _decide(current: str, new: str) -> str:
     return "applied"
 
 
+def _e2e_ms(job: dict[str, Any], delivery: Delivery, now_s: float) -> int | None:
+    """A terminal job's end-to-end time; None without a RunPod outcome: the time until an operator recovered a
+    job nothing ran is no latency, and would top every percentile."""
+    if delivery.runpod_job_id is None:
+        return None
+    return max(0, int(now_s * 1000) - job["created_at_ms"])
+
+
 def _failed_on_submission(job: dict[str, Any]) -> bool:
     """Marked failed because /run did not answer (jobs.fail_submission), and nothing from RunPod since."""
     return job["runpod_job_id"] is None and str(job["last_delivery"] or "").startswith("submit:")
@@ -238,11 +250,12 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
     status, error, results = checked
     now = jobs.iso_ms(now_s)
     output = delivery.output if isinstance(delivery.output, dict) else {}
-    tag = ran_by(job, output, pricing)
+    ran = delivery.runpod_job_id is not None
+    tag = ran_by(job, output, pricing) if ran else None
     gpu = output.get("gpu_type") if isinstance(output.get("gpu_type"), str) else None
-    gpu = (gpu or pricing.gpu_type)
+    gpu = (gpu or pricing.gpu_type) if ran else None
     terminal = status in jobs.TERMINAL
-    e2e = max(0, int(now_s * 1000) - job["created_at_ms"]) if terminal else None
+    e2e = _e2e_ms(job, delivery, now_s) if terminal else None
     queue_ms, run_ms = plausible_timings(job, delivery, now_s)
     usd = cost.estimate_usd(run_ms, gpu, pricing.gpu_count, pricing.price_per_gpu_second) if terminal else None
     timings = worker_timings_json(output)
@@ -309,7 +322,8 @@ class Transitions:
             if job["runpod_job_id"] is not None and job["runpod_job_id"] != delivery.runpod_job_id:
                 return await self._ignore(job, delivery, fingerprint, source, "runpod_id_mismatch", log, now_s)
             decision = _decide(job["status"], delivery.status)
-            if decision == "terminal_conflict" and _failed_on_submission(job):
+            if (decision == "terminal_conflict" and delivery.runpod_job_id is not None
+                    and _failed_on_submission(job)):
                 decision = "applied"  # our guess that RunPod never took the job: RunPod's outcome replaces it
             if decision != "applied":
                 return await self._ignore(job, delivery, fingerprint, source, decision, log, now_s)
@@ -381,9 +395,10 @@ class Transitions:
             data["worker_timings_dropped"] = f"over {_MAX_WORKER_TIMINGS_CHARS} characters as JSON"
         fields: dict[str, Any] = {
             "reason": "applied", "status": status, "runpod_job_id": delivery.runpod_job_id,
-            "worker_image_tag": ran_by(job, output, self.pricing),  # the image that ran it, not the configured one
+            # the image that ran it, not the configured one
+            "worker_image_tag": ran_by(job, output, self.pricing) if delivery.runpod_job_id is not None else None,
             "runpod_queue_duration_ms": queue_ms, "runpod_run_duration_ms": run_ms,
-            "e2e_ms": max(0, int(now_s * 1000) - job["created_at_ms"]) if terminal else None,
+            "e2e_ms": _e2e_ms(job, delivery, now_s) if terminal else None,
             "data": data,
         }
         if status == "failed" and delivery.status == "completed":

@@ -1,0 +1,133 @@
+"""Recovering a job no RunPod job can settle any more. RunPod deletes a job once the ttl sent with its /run has
+passed, queued or running. A job the service wrote but never sent (the process died between its insert and /run),
+or one RunPod took whose id was not recorded and has since forgotten, stayed `queued` forever: every recovery was a
+409. Once the ttl has passed, a recovery records it failed, saying why; before, the 409 says from when it can.
+Real SQLite, moto S3, a fake RunPod data plane."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+
+from service_testkit import make_config
+from test_recover_unrecorded_runpod_id import _recover, _unrecorded
+
+from service import jobs
+
+TTL_S = make_config().ttl_ms / 1000  # the policy.ttl the service sends with every /run
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def _never_sent(svc) -> str:
+    """A job the service recorded and never sent to RunPod: the process died between the insert and /run."""
+    job = jobs.NewJob(id=uuid.uuid4().hex, stack="test", workflow_id="sdxl-txt2img",
+                      workflow_version="sdxl-txt2img@1.0.0", inputs={"prompt": "a lighthouse"},
+                      trace_id=uuid.uuid4().hex, created_at_s=svc.clock[0],
+                      worker_image_tag=svc.app.config.worker_image_tag)
+    svc.run(jobs.insert(svc.db, job))
+    return job.id
+
+
+def _named_time(message: str) -> float:
+    """The one time a refusal names: from when the job can be recorded failed."""
+    [text] = _TIME.findall(message)
+    return datetime.fromisoformat(text).timestamp()
+
+
+def _refused_until_expiry(svc, job_id: str, code: str, body=None) -> float:
+    """Recover within the ttl: a 409 `code` that changes nothing and names a time past the ttl; returns that time."""
+    created = svc.clock[0]
+    svc.clock[0] = created + TTL_S  # the ttl alone is too soon: /run reaches RunPod after the insert
+    status, got, _ = _recover(svc, job_id, body)
+    assert status == 409 and got["error"]["code"] == code, got
+    when = _named_time(got["error"]["message"])
+    assert when > created + TTL_S
+    svc.clock[0] = when - 0.001
+    assert _recover(svc, job_id, body)[0] == 409
+    assert svc.job(job_id)["status"] == "queued"
+    assert svc.rows("SELECT * FROM webhook_deliveries WHERE job_id = ?", (job_id,)) == []
+    assert svc.rows("SELECT * FROM job_metrics") == []
+    return when
+
+
+def _settled_as_failed_with_nothing_run(svc, job_id: str) -> dict:
+    status, view, _ = svc.call("GET", f"/api/status/{job_id}")
+    assert status == 200 and view["status"] == "failed"
+    assert "ttl" in view["error"] and view["runpod_job_id"] is None
+    # nothing ran: no image to blame, no cost, no latency (the time until the recovery is none)
+    assert (view["worker_image_tag"], view["cost_estimate_usd"], view["timings"]["e2e_ms"]) == (None, None, None)
+    [metrics] = svc.rows("SELECT * FROM job_metrics")
+    assert (metrics["job_id"], metrics["status"], metrics["worker_image_tag"], metrics["cost_estimate_usd"],
+            metrics["e2e_ms"], metrics["runpod_run_duration_ms"], metrics["images"]) == (
+        job_id, "failed", None, None, None, None, 0)
+    [delivery] = svc.rows("SELECT * FROM webhook_deliveries WHERE job_id = ?", (job_id,))
+    assert (delivery["source"], delivery["applied"], delivery["runpod_status"]) == ("recover", 1, "FAILED")
+    return view
+
+
+def test_a_job_never_sent_to_runpod_is_recorded_failed_once_its_ttl_has_passed(svc):
+    job_id = _never_sent(svc)
+    svc.clock[0] = _refused_until_expiry(svc, job_id, "not_submitted")
+    status, body, _ = _recover(svc, job_id)
+    assert (status, body) == (200, {"applied": True, "reason": "applied", "status": "failed", "runpod_status": None})
+    view = _settled_as_failed_with_nothing_run(svc, job_id)
+    assert "no RunPod id" in view["error"]
+    assert svc.fake.status_calls == []  # there is no RunPod id to ask about
+    # idempotent: the same recovery again changes and records nothing
+    svc.clock[0] += 3600
+    assert _recover(svc, job_id)[:2] == (200, {"applied": False, "reason": "duplicate", "status": "failed",
+                                                "runpod_status": None})
+    assert len(svc.rows("SELECT * FROM webhook_deliveries")) == 1 and len(svc.rows("SELECT * FROM job_metrics")) == 1
+
+
+def test_a_runpod_id_runpod_has_forgotten_is_recorded_failed_once_the_jobs_ttl_has_passed(svc, log_lines):
+    job_id, rid = _unrecorded(svc, log_lines)
+    del svc.fake.jobs[rid]  # its ttl ran out at RunPod: the job and its outcome are gone
+    when = _refused_until_expiry(svc, job_id, "unknown_runpod_job", {"runpod_job_id": rid})
+    svc.clock[0] = when
+    status, body, _ = _recover(svc, job_id, {"runpod_job_id": rid})
+    assert (status, body["status"], body["applied"]) == (200, "failed", True), body
+    view = _settled_as_failed_with_nothing_run(svc, job_id)
+    assert rid in view["error"]  # named, not adopted: RunPod could not confirm it is this job's
+    assert _recover(svc, job_id, {"runpod_job_id": rid})[1]["reason"] == "duplicate"
+    assert len(svc.rows("SELECT * FROM job_metrics")) == 1
+
+
+def test_a_stale_failed_webhook_after_an_expired_recovery_changes_nothing(svc):
+    job_id = _never_sent(svc)
+    svc.clock[0] = _refused_until_expiry(svc, job_id, "not_submitted")
+    assert _recover(svc, job_id)[1]["status"] == "failed"
+    before = svc.job(job_id)
+    status, body, _ = svc.deliver(job_id, {"id": "0f0f0f0f-aaaa-bbbb-cccc-000000000000-u1", "status": "FAILED",
+                                           "delayTime": 5, "executionTime": 9, "error": "worker crashed"})
+    assert (status, body["reason"], body["status"]) == (200, "terminal_conflict", "failed")
+    assert svc.job(job_id) == before and len(svc.rows("SELECT * FROM job_metrics")) == 1
+
+
+def test_a_late_completed_webhook_still_gives_the_client_its_images(svc):
+    # RunPod's word beats our inference, as for any failure: the results exist, and the one metrics row says so.
+    job_id = _never_sent(svc)
+    svc.clock[0] = _refused_until_expiry(svc, job_id, "not_submitted")
+    assert _recover(svc, job_id)[1]["status"] == "failed"
+    rid = "0f0f0f0f-aaaa-bbbb-cccc-000000000001-u1"
+    payload = {"id": rid, "status": "COMPLETED", "delayTime": 5, "executionTime": 900,
+               "output": {"images": [svc.put_result(job_id)]}}
+    assert svc.deliver(job_id, payload)[1] == {"applied": True, "reason": "applied", "status": "completed"}
+    [metrics] = svc.rows("SELECT * FROM job_metrics")
+    assert (metrics["status"], metrics["images"]) == ("completed", 1)
+    assert svc.job(job_id)["runpod_job_id"] == rid
+
+
+def test_a_job_failed_when_runpod_refused_it_keeps_that_reason_after_its_ttl(svc):
+    svc.fake.run_mode = "refuse"
+    status, body, _ = svc.call("POST", "/api/queue/create", {"workflow_id": "sdxl-txt2img",
+                                                             "inputs": {"prompt": "a lighthouse"}})
+    assert status == 502, body
+    job_id = body["error"]["job_id"]
+    reason = svc.job(job_id)["error"]
+    svc.clock[0] += 30 * 86_400
+    status, body, _ = _recover(svc, job_id)
+    assert (status, body["applied"], body["status"]) == (200, False, "failed"), body
+    assert svc.job(job_id)["error"] == reason and "refused" in reason
+    assert len(svc.rows("SELECT * FROM job_metrics")) == 1
