@@ -7,7 +7,7 @@ checklist` exits non-zero when any applicable line fails.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -395,26 +395,32 @@ def rollback_smoke(f: Facts) -> Verdict:
                f"last rollback ({last.get('image')}) ended {last.get('outcome')}: {last.get('error')}")
 
 
+def _drill_command(f: Facts) -> str:
+    # The cloud's evidence is a drill of D1: a plain `goldgate dr-drill` drills the local stack's SQLite instead.
+    extra = " --cloud --database-id <uuid>" if f.target == "cloud" else ""
+    return f"`goldgate dr-drill {f.stack}{extra}`"
+
+
 def dr_drill(f: Facts) -> Verdict:
     if f.drill is None:
-        return FAIL, f.drill_error or f"no DR drill recorded; run `goldgate dr-drill {f.stack}`"
+        return FAIL, f.drill_error or f"no DR drill recorded; run {_drill_command(f)}"
     age = _age_s(f.drill.get("finished_at"), f.now)
     if f.drill.get("passed") is not True:  # only a drill writes true; "false" (a string) is truthy
         return FAIL, (f"the last DR drill failed: {f.drill.get('error')}" if f.drill.get("passed") is False else
                       f"the last DR drill record says passed={str(f.drill.get('passed'))[:40]!r}, not true: it is not "
-                      f"evidence; run `goldgate dr-drill {f.stack}`")
+                      f"evidence; run {_drill_command(f)}")
     if age is None:
         return FAIL, (f"the last DR drill record has no readable finish time (finished_at "
                       f"{str(f.drill.get('finished_at'))[:64]!r}, expected RFC 3339 with a zone): it is not "
-                      f"evidence; run `goldgate dr-drill {f.stack}`")
+                      f"evidence; run {_drill_command(f)}")
     if age < -CLOCK_SKEW_S:
         return FAIL, (f"the last DR drill record says it finished at {f.drill.get('finished_at')}, {-age / 3600:.1f} h "
                       f"in the future (now {f.now.isoformat(timespec='seconds')}): a record from the future is not "
-                      f"evidence; check this machine's clock and the record, then run `goldgate dr-drill {f.stack}`")
+                      f"evidence; check this machine's clock and the record, then run {_drill_command(f)}")
     return _ok(age <= DRILL_MAX_AGE_S,
                f"DR drill passed {max(age, 0.0) / 3600:.1f} h ago: backup {f.drill.get('backup_s')} s, "
                f"RTO {f.drill.get('rto_s')} s, RPO {f.drill.get('rpo_s')} s",
-               f"the last passing DR drill is older than {DRILL_MAX_AGE_S // 86_400} days; run `goldgate dr-drill`")
+               f"the last passing DR drill is older than {DRILL_MAX_AGE_S // 86_400} days; run {_drill_command(f)}")
 
 
 # -- database upkeep (goldgate's own lines) -----------------------------------------------------------
@@ -474,10 +480,23 @@ def _deployed_retention(f: Facts, kept: RetentionSpec) -> Verdict:
         runs = f"runs Cron Trigger(s) {', '.join(w.crons)}" if w.crons else "has no Cron Trigger"
         return FAIL, (f"{declared}, but API Worker {w.script} {runs}, so D1 is not pruned as declared; "
                       f"`pulumi up --stack {f.stack}` deploys it")
+    # What the scheduled run prunes by comes from the Worker's RETENTION_* settings, deployed by the same `pulumi up`
+    # (a Worker without RETENTION_KEEP_DAYS prunes nothing): the file edited since then says nothing of them.
+    wanted = {"RETENTION_KEEP_DAYS": str(kept.keep_days)}
+    if kept.metrics_keep_days is not None:
+        wanted["RETENTION_METRICS_KEEP_DAYS"] = str(kept.metrics_keep_days)
+    if dict(w.retention) != wanted:
+        return FAIL, (f"{declared} with {_settings(wanted)}, but API Worker {w.script} runs with "
+                      f"{_settings(w.retention) or 'no RETENTION_* setting'}, so D1 is not pruned as declared; "
+                      f"`pulumi up --stack {f.stack}` deploys it")
     metrics = (f", job_metrics over {kept.metrics_keep_days} days" if kept.metrics_keep_days is not None
                else ", job_metrics kept")
     return PASS, (f"API Worker {w.script} runs the Cron Trigger ({kept.cron} UTC) stacks/Pulumi.{f.stack}.yaml "
                   f"declares (read from Cloudflare): jobs finished over {kept.keep_days} days ago are pruned{metrics}")
+
+
+def _settings(values: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
 
 
 def d1_retention(f: Facts) -> Verdict:

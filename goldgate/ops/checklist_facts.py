@@ -93,11 +93,12 @@ class MigrationFacts:
 
 @dataclass(frozen=True)
 class WorkerCrons:
-    """The Cron Triggers Cloudflare runs on the stack's API Worker (cloud target): what `pulumi up` deployed,
-    which the stack file's database.retention only declares."""
+    """The Cron Triggers Cloudflare runs on the stack's API Worker (cloud target), and the RETENTION_* settings its
+    scheduled run prunes by: what `pulumi up` deployed, which the stack file's database.retention only declares."""
 
     script: str
     crons: tuple[str, ...]
+    retention: Mapping[str, str] = field(default_factory=dict)   # RETENTION_* plain-text binding -> its text
 
 
 @dataclass(frozen=True)

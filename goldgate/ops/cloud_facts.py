@@ -171,24 +171,38 @@ def find_database(d1: D1Client, name: str) -> str:
 
 def read_worker_crons(api: CloudflareApi, account: str, spec: StackSpec) -> WorkerCrons:
     """The Cron Triggers Cloudflare runs on the stack's API Worker (Workers Scripts schedules), whitespace
-    normalised as the spec loader normalises the declared one."""
+    normalised as the spec loader normalises the declared one, and the RETENTION_* plain-text bindings its
+    scheduled run prunes by (the script's settings; secret bindings carry no text there)."""
     script = spec.api.script_name
     path = (f"/accounts/{path_segment(account, 'account id')}/workers/scripts/"
-            f"{path_segment(script, 'Worker script name')}/schedules")
+            f"{path_segment(script, 'Worker script name')}")
+    result = _read_script(api, account, spec, f"{path}/schedules")
+    schedules = result.get("schedules") if isinstance(result, dict) else None
+    if not isinstance(schedules, list) or not all(isinstance(s, dict) and isinstance(s.get("cron"), str)
+                                                  for s in schedules):
+        raise CloudFactError(f"GET {path}/schedules answered {str(result)[:120]!r}, not a list of schedules with "
+                             "crons")
+    settings = _read_script(api, account, spec, f"{path}/settings")
+    bindings = settings.get("bindings") if isinstance(settings, dict) else None
+    if not isinstance(bindings, list):
+        raise CloudFactError(f"GET {path}/settings answered no list of bindings; cannot tell what Worker {script} "
+                             "prunes D1 by")
+    retention = {b["name"]: str(b.get("text")) for b in bindings if isinstance(b, dict)
+                 and b.get("type") == "plain_text" and str(b.get("name")).startswith("RETENTION_")}
+    return WorkerCrons(script, tuple(" ".join(s["cron"].split()) for s in schedules), retention)
+
+
+def _read_script(api: CloudflareApi, account: str, spec: StackSpec, path: str) -> Any:
+    script = spec.api.script_name
     try:
-        result = api.call("GET", path)
+        return api.call("GET", path)
     except CloudflareNotFound:
         raise CloudFactError(f"Cloudflare account {account} has no Worker named {script}: `pulumi up --stack "
                              f"{spec.name}` deploys it") from None
     except CloudflareAuthError as exc:
-        raise CloudFactError(f"reading Worker {script}'s Cron Triggers was refused (HTTP {exc.status}): give "
-                             f"{CLOUDFLARE_TOKEN_ENV} the Workers Scripts Read permission on account {account}") \
-            from None
-    schedules = result.get("schedules") if isinstance(result, dict) else None
-    if not isinstance(schedules, list) or not all(isinstance(s, dict) and isinstance(s.get("cron"), str)
-                                                  for s in schedules):
-        raise CloudFactError(f"GET {path} answered {str(result)[:120]!r}, not a list of schedules with crons")
-    return WorkerCrons(script, tuple(" ".join(s["cron"].split()) for s in schedules))
+        raise CloudFactError(f"reading Worker {script}'s Cron Triggers and settings was refused (HTTP "
+                             f"{exc.status}): give {CLOUDFLARE_TOKEN_ENV} the Workers Scripts Read permission on "
+                             f"account {account}") from None
 
 
 # -- RunPod --------------------------------------------------------------------------------------
@@ -263,7 +277,9 @@ def endpoint_notes(state: EndpointState, spec: StackSpec) -> list[str]:
     notes = []
     if state.pinned and state.image != state.pinned:
         notes.append(f"{who} runs {state.image}, but stacks/Pulumi.{spec.name}.yaml pins {state.pinned}: "
-                     f"deploy the pin (`goldgate deploy {spec.name}`) or find who patched the endpoint")
+                     # Pulumi's state still holds the pin (the endpoint was patched around it): only a refresh
+                     # shows the drift to `pulumi up`. `goldgate deploy` needs a new image and never takes PROD.
+                     f"restore the pin (`pulumi up --refresh --stack {spec.name}`) or find who patched the endpoint")
     if state.workflow_version != spec.workflow_version:
         notes.append(f"{who} has WORKFLOW_VERSION={state.workflow_version!r}, the stack file says "
                      f"{spec.workflow_version!r}")

@@ -80,9 +80,10 @@ def check_prod_file(ours: StackFile, mains: StackFile, entries: Sequence[Entry],
     """Whether a PROD job whose checkout holds `ours` may go on with main's PROD stack file `mains`.
 
     Only a promotion (`report`: the golden report that qualified its digest) takes main's file when it differs,
-    and only when the two differ in PROD's pin alone and the ledger shows a promotion set main's pin before that
-    golden run: of two pushes close together, the first one's release came before the second one was tested, so
-    promoting the second undoes nothing. Anything else would undo a change on main, and is refused."""
+    and only when the two differ in PROD's pin alone and the ledger shows a promotion set main's pin, to a digest
+    built before this run's, before that golden run: of two pushes close together, the first one's release came
+    before the second one was tested, so promoting the second undoes nothing. Anything else would undo a change on
+    main, and is refused."""
     if _lf(ours.text) == _lf(mains.text):
         return ProdFileCheck(ours.path, ours.pin, mains.pin)
     if report is None:
@@ -119,7 +120,27 @@ def check_prod_file(ours: StackFile, mains: StackFile, entries: Sequence[Entry],
         raise ProdFileNotMains(f"main's PROD pin {mains.pin} was set by {last.kind} ledger #{last.seq} (outcome "
                                f"{last.get('outcome')}), not by a release that landed after this run's commit; "
                                f"{ADVICE}")
+    _check_built_before(mains.pin, golden.get("image"), entries)
     return ProdFileCheck(ours.path, ours.pin, mains.pin, promotion_seq=last.seq, golden_seq=golden.seq)
+
+
+def _check_built_before(mains_pin: str, image: Any, entries: Sequence[Entry]) -> None:
+    """Main's pin must be an earlier build than this run's digest. A re-run of an older run ("Re-run failed jobs")
+    qualifies its older build after a newer release, which the ledger order of golden runs and promotions cannot
+    tell from the second of two close pushes; the order the digests were first built in can."""
+    first_built: dict[Any, Entry] = {}
+    for e in entries:
+        if e.kind == "build":
+            first_built.setdefault(e.get("image"), e)
+    for pin in (mains_pin, image):
+        if pin not in first_built:
+            raise ProdFileNotMains(f"the ledger records no build of {pin}: cannot tell whether main's PROD pin "
+                                   f"{mains_pin} is an older release than this run's digest {image}; {ADVICE}")
+    theirs, ours = first_built[mains_pin], first_built[image]
+    if theirs.seq > ours.seq:
+        raise ProdFileNotMains(f"main's PROD pin {mains_pin} was built after this run's digest {image} (ledger "
+                               f"#{theirs.seq}, after #{ours.seq}): promoting this run's digest would undo that newer "
+                               f"release (a re-run of an earlier run?); {ADVICE}")
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,14 @@ def test_after_rolling_back_and_returning_the_rollback_line_names_the_release_on
     assert f"goldgate rollback --to r-{IMG_A[-4:]}" in line.evidence
 
 
+def test_a_stale_drill_advises_a_drill_command_that_names_the_stack(healthy):
+    # Before: "run `goldgate dr-drill`", which exits 2 (the stack argument is required).
+    stale = {**healthy.drill, "finished_at": (healthy.now - timedelta(days=8)).isoformat()}
+    line = {r.id: r for r in checklist.run_checks(dataclasses.replace(healthy, drill=stale))}["dr_drill"]
+    assert line.status == checklist.FAIL
+    assert line.evidence.endswith(f"run `goldgate dr-drill {healthy.stack}`")
+
+
 def test_a_drill_record_dated_in_the_future_is_not_evidence(healthy):
     future = {**healthy.drill, "finished_at": (healthy.now + timedelta(hours=3)).isoformat()}
     results = {r.id: r for r in checklist.run_checks(dataclasses.replace(healthy, drill=future))}

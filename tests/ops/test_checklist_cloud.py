@@ -68,17 +68,20 @@ def seed_sql(tmp_path_factory) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-_SCHEDULES = re.compile(r"^/client/v4/accounts/(?P<acct>[^/]+)/workers/scripts/(?P<script>[^/]+)/schedules$")
+_SCHEDULES = re.compile(r"^/client/v4/accounts/(?P<acct>[^/]+)/workers/scripts/(?P<script>[^/]+)/"
+                        r"(?P<what>schedules|settings)$")
 
 
 class WorkersFront:
     """Cloudflare's v4 API on one loopback origin: GET/PUT .../workers/scripts/<script>/schedules (Cron
-    Triggers: `{"schedules": [{"cron", "created_on", "modified_on"}]}`) served here, every other call passed to
-    the D1 stand-in behind it."""
+    Triggers: `{"schedules": [{"cron", "created_on", "modified_on"}]}`) and GET .../settings (its bindings: a
+    plain_text one carries its `text`, a secret_text one never does) served here, every other call passed to the
+    D1 stand-in behind it."""
 
     def __init__(self, d1: D1StandIn) -> None:
         self.d1 = d1
         self.schedules: dict[str, list[str]] = {}  # deployed Worker -> its crons, as `pulumi up` left them
+        self.plain_text: dict[str, dict[str, str]] = {}  # deployed Worker -> its plain-text settings
         self.scripts_read = True  # False: the token lacks Workers Scripts Read
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
@@ -96,8 +99,8 @@ class WorkersFront:
         self._server.server_close()
         self._thread.join(5)
 
-    def schedules_call(self, method: str, acct: str, script: str, token: str | None, body: bytes
-                       ) -> tuple[int, dict[str, Any]]:
+    def schedules_call(self, method: str, acct: str, script: str, token: str | None, body: bytes,
+                       what: str = "schedules") -> tuple[int, dict[str, Any]]:
         def error(status: int, code: int, message: str) -> tuple[int, dict[str, Any]]:
             return status, {"success": False, "errors": [{"code": code, "message": message}], "messages": [],
                             "result": None}
@@ -106,7 +109,11 @@ class WorkersFront:
             return error(403, 10000, "Authentication error")
         if script not in self.schedules:
             return error(404, 10007, "This Worker does not exist on your account.")
-        if method == "PUT":
+        if what == "settings" and method == "GET":
+            bindings = [{"type": "plain_text", "name": k, "text": v} for k, v in self.plain_text[script].items()]
+            return 200, {"success": True, "errors": [], "messages": [], "result": {"compatibility_date": "2025-06-01",
+                         "bindings": [*bindings, {"type": "secret_text", "name": "API_TOKEN"}]}}
+        if method == "PUT" and what == "schedules":
             self.schedules[script] = [item["cron"] for item in json.loads(body)]
         elif method != "GET":
             return error(405, 10000, "method not allowed")
@@ -126,7 +133,7 @@ class WorkersFront:
                 match = _SCHEDULES.match(urlsplit(self.path).path)
                 if match:
                     status, answer = front.schedules_call(method, match["acct"], match["script"],
-                                                          self.headers.get("Authorization"), body)
+                                                          self.headers.get("Authorization"), body, match["what"])
                     data, headers = json.dumps(answer).encode(), {"Content-Type": "application/json"}
                 else:
                     status, data, headers = self._pass_on(method, body)
@@ -293,6 +300,8 @@ def cloud(tmp_path: Path, seed_sql: bytes) -> Iterator[Cloud]:
         prod_file.write_text(yaml.safe_dump(doc, sort_keys=False))
         # Both API Workers as `pulumi up` deployed them: PROD's with the Cron Trigger its file declares
         workers.schedules.update({"goldgate-api-staging": [], "goldgate-api-prod": ["30 3 * * *"]})
+        workers.plain_text.update({"goldgate-api-staging": {"STACK": "staging"},
+                                   "goldgate-api-prod": {"STACK": "prod", "RETENTION_KEEP_DAYS": "30"}})
         ids = {stack: _create_endpoint(control, stacks, stack) for stack in ("staging", "prod")}
         home = tmp_path / "home"
         _ledger(home)
@@ -361,6 +370,13 @@ def test_prod_endpoint_running_another_image_than_the_pin_turns_exactly_one_line
     assert {i for i, r in results.items() if r.status == checklist.FAIL} == {"prod_same_digest"}
     assert IMG_C in results["prod_same_digest"].evidence
     assert any(IMG_C in n and "pins" in n for n in cloud.read().notes)
+
+
+def test_the_note_on_an_endpoint_off_its_pin_advises_a_command_that_restores_the_pin(cloud):
+    # Before: it advised `goldgate deploy prod`, which argparse refuses (no --image) and which never deploys PROD.
+    cloud.control.update_endpoint(cloud.endpoint_ids["prod"], EndpointPatch(image=IMG_C))
+    [note] = [n for n in cloud.read().notes if IMG_C in n]
+    assert note.endswith("restore the pin (`pulumi up --refresh --stack prod`) or find who patched the endpoint")
 
 
 def test_a_network_volume_attached_to_prods_endpoint_turns_its_lines_red(cloud):
@@ -508,6 +524,15 @@ def test_a_local_drill_does_not_count_for_the_cloud(cloud):
     assert "--cloud" in results["dr_drill"].evidence
 
 
+def test_a_stale_cloud_drill_advises_a_drill_of_d1_not_of_the_local_stack(cloud):
+    # Before: "run `goldgate dr-drill`", which argparse refuses (no stack) and which, given one, drills the local
+    # stack: a local drill is no evidence for D1, so the line stayed red after the operator did as told.
+    _drill(cloud.home, cloud.now - timedelta(days=8))
+    line = cloud.results()["dr_drill"]
+    assert line.status == checklist.FAIL
+    assert line.evidence.endswith("run `goldgate dr-drill staging --cloud --database-id <uuid>`")
+
+
 def test_a_local_drill_after_the_cloud_drill_leaves_the_cloud_evidence_standing(cloud, stack_db, tmp_path):
     # The 3 a.m. runbook drills the local stack after the nightly cloud drill: the cloud checklist still reads
     # the cloud drill, not the local one that came after it.
@@ -560,6 +585,20 @@ def test_a_deployed_cron_other_than_the_declared_one_is_red_naming_both(cloud):
     assert set(red) == {"d1_retention"}
     assert "30 3 * * *" in red["d1_retention"] and "runs Cron Trigger(s) 0 12 * * *" in red["d1_retention"]
     assert "`pulumi up --stack prod`" in red["d1_retention"]
+
+
+@pytest.mark.parametrize("deployed", [{}, {"RETENTION_KEEP_DAYS": "90"},
+                                      {"RETENTION_KEEP_DAYS": "30", "RETENTION_METRICS_KEEP_DAYS": "7"}],
+                         ids=["none", "other-days", "metrics-too"])
+def test_a_cron_trigger_on_a_worker_deployed_with_other_retention_settings_is_red(cloud, deployed):
+    # Before: the deployed Cron Trigger alone turned the line green, and it told the stack file's 30 days as what
+    # prunes D1: the file edited since the last `pulumi up` (or a Worker without RETENTION_KEEP_DAYS, whose
+    # scheduled run prunes nothing) went unnoticed.
+    cloud.workers.plain_text["goldgate-api-prod"] = {"STACK": "prod", **deployed}
+    red = _prod_red(cloud)
+    assert set(red) == {"d1_retention"}
+    assert "RETENTION_KEEP_DAYS=30" in red["d1_retention"]
+    assert red["d1_retention"].endswith("`pulumi up --stack prod` deploys it")
 
 
 def test_a_declared_retention_on_a_worker_that_does_not_exist_is_red(cloud):

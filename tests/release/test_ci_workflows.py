@@ -734,6 +734,8 @@ def _second_push(rig: LedgerRig) -> tuple[Path, Ledger]:
     _push_stacks(rig, "seed stacks", prod=_stack_text("prod", BEFORE), staging=_stack_text("staging", BEFORE))
     work = rig.job()
     ledger = Ledger(work / ".goldgate")
+    for image in (FIRST, IMAGE):  # each run's build job, in push order
+        ledger.append("build", image=image, trigger="test")
     _prod_change(ledger, "promotion", FIRST, BEFORE, phase="intent")
     _prod_change(ledger, "promotion", FIRST, BEFORE)
     _push_stacks(rig, "release r-1: pin stacks [skip ci]", prod=_stack_text("prod", FIRST),

@@ -61,12 +61,14 @@ def qualify(ledger: Ledger, report: Path, image: str = SECOND) -> None:
 
 
 class SecondPush:
-    """The second of two pushes close together: its checkout pins BEFORE on PROD; the first push's promotion of
-    FIRST (on main now) is in the ledger before this run's golden run, which qualified SECOND."""
+    """The second of two pushes close together: its checkout pins BEFORE on PROD; the first push's build and
+    promotion of FIRST (on main now) are in the ledger before this run's golden run, which qualified SECOND."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.home = tmp_path / "home"
         self.ledger = Ledger(self.home)
+        for image in (FIRST, SECOND):  # in push order: main's pin is the earlier build
+            self.ledger.append("build", image=image, trigger="test")
         prod_change(self.ledger, "promotion", FIRST, BEFORE, phase="intent")
         prod_change(self.ledger, "promotion", FIRST, BEFORE)
         self.report = tmp_path / "reports" / "latest.json"
@@ -100,7 +102,7 @@ def test_a_rollback_stops_when_its_prod_file_is_not_mains(second: SecondPush) ->
 
 def test_the_second_of_two_pushes_close_together_takes_mains_prod_pin(second: SecondPush) -> None:
     check = second.check()
-    assert (check.ours, check.mains, check.promotion_seq, check.golden_seq) == (BEFORE, FIRST, 2, 4)
+    assert (check.ours, check.mains, check.promotion_seq, check.golden_seq) == (BEFORE, FIRST, 4, 6)
     assert f"moved from {BEFORE} to {FIRST}" in check.message()
 
 
@@ -109,13 +111,13 @@ def test_the_second_of_two_pushes_close_together_takes_mains_prod_pin(second: Se
 def test_a_prod_change_after_the_qualifying_golden_run_stops_the_promotion(
         second: SecondPush, kind: str, phase: str) -> None:
     prod_change(second.ledger, kind, FIRST, BEFORE, phase=phase)
-    with pytest.raises(ProdFileNotMains, match=rf"{kind} ledger #5 came later, and promoting now would undo it"):
+    with pytest.raises(ProdFileNotMains, match=rf"{kind} ledger #7 came later, and promoting now would undo it"):
         second.check()
 
 
 def test_a_refused_promotion_after_the_golden_run_changed_nothing_on_prod(second: SecondPush) -> None:
     second.ledger.append("promotion", phase="refused", stack="prod", image=LATER, trigger="test")
-    assert second.check().promotion_seq == 2
+    assert second.check().promotion_seq == 4
 
 
 def test_a_config_change_on_main_stops_the_promotion(second: SecondPush) -> None:
