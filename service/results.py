@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,11 @@ _MAX_DIMENSION = 2**31 - 1  # PNG's own limit; larger is no pixel count
 _JOB_ID = r"[0-9a-f]{32}"
 # \Z, not $: $ also matches before a final newline, which would make "0.png\n" a second name for "0.png"
 _KEY = re.compile(rf"^results/({_JOB_ID})/([A-Za-z0-9_-][A-Za-z0-9._-]{{0,127}})\Z")
+# The worker stores the output it returns here, next to the job's images (docs/INTERFACES.md, "Worker output"):
+# a recovery reads it once RunPod has forgotten the job. It is no result image, so GET /api/result never serves it.
+OUTCOME_FILE = "outcome.json"
+# A worker's output is at most MAX_IMAGES image entries (about 330 bytes each) and 16 KB of timings.
+MAX_OUTCOME_BYTES = 1_048_576
 
 
 def image_type(content_type: str | None) -> str | None:
@@ -37,7 +43,7 @@ def parse_result_key(raw_path_tail: str) -> str:
     """The object key from the encoded path after /api/result/, or 404 for anything that is not a
     plain result key: no '..', no absolute or backslash paths, no (double) percent-encoding tricks."""
     key = unquote(raw_path_tail)
-    if "%" in key or not _KEY.match(key) or ".." in key:
+    if "%" in key or not _KEY.match(key) or ".." in key or key.endswith(f"/{OUTCOME_FILE}"):
         raise ApiError(404, "not_found", "no such result; keys look like results/<job_id>/<file>")
     return key
 
@@ -118,3 +124,71 @@ async def verify_images(store: ResultStore, images: list[ResultImage]) -> None:
         if stored_type != image.content_type.lower():
             raise ResultRejected(f"result object {image.key} is stored as {stored_type} but the worker "
                                  f"reported {image.content_type[:100]}")
+
+
+class OutcomeUnusable(Exception):
+    """The worker's stored outcome cannot be applied; the message says what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class StoredOutcome:
+    """What the worker returned for a job (`output`), and the RunPod job it ran as."""
+
+    runpod_job_id: str
+    output: dict[str, Any]
+
+
+def outcome_key(job_id: str) -> str:
+    return f"{result_prefix(job_id)}{OUTCOME_FILE}"
+
+
+async def stored_outcome(store: ResultStore, job_id: str) -> StoredOutcome | None:
+    """The outcome the worker stored for `job_id`, None when there is none; OutcomeUnusable when it is over
+    MAX_OUTCOME_BYTES, not the worker's JSON, or reports images that are not this job's. StoreUnavailable
+    propagates (retry later)."""
+    key = outcome_key(job_id)
+    found = await store.get(key)
+    if found is None:
+        return None
+    raw = await _read_at_most(found.body, MAX_OUTCOME_BYTES)
+    if raw is None:
+        raise OutcomeUnusable(f"{key} is over {MAX_OUTCOME_BYTES} bytes")
+    try:
+        document = json.loads(raw)
+    except ValueError:  # UnicodeDecodeError too
+        raise OutcomeUnusable(f"{key} is not JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("output"), dict):
+        raise OutcomeUnusable(f"{key} is not a worker outcome (a JSON object with 'runpod_job_id' and 'output')")
+    rid = document.get("runpod_job_id")
+    if not isinstance(rid, str) or not rid or len(rid) > 128:
+        raise OutcomeUnusable(f"{key} names no RunPod job")
+    try:
+        parse_images(job_id, document["output"])
+    except ResultRejected as exc:
+        raise OutcomeUnusable(f"{key}: {exc}") from None
+    return StoredOutcome(rid, document["output"])
+
+
+async def _read_at_most(body: Any, limit: int) -> bytes | None:
+    """A store body's bytes (bytes, an async iterator of chunks, or R2's ReadableStream), None when it has more
+    than `limit`: what is over is never read."""
+    if isinstance(body, (bytes, bytearray)):
+        return bytes(body) if len(body) <= limit else None
+    chunks: list[bytes] = []
+    size = 0
+    if hasattr(body, "getReader"):  # R2's body, a ReadableStream of Uint8Arrays
+        reader = body.getReader()
+        while not (result := await reader.read()).done:
+            chunks.append(bytes(result.value.to_bytes()) if hasattr(result.value, "to_bytes") else bytes(result.value))
+            size += len(chunks[-1])
+            if size > limit:
+                await reader.cancel()
+                return None
+        return b"".join(chunks)
+    async for chunk in body:
+        chunks.append(bytes(chunk))
+        size += len(chunk)
+        if size > limit:
+            await body.aclose()  # the S3 adapter's generator releases its connection when closed
+            return None
+    return b"".join(chunks)

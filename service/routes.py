@@ -23,7 +23,14 @@ from service.http import (
 from service.logs import Logger, error_field
 from service.metrics import MetricsError, compute
 from service.ports import ObjectMeta, StoreUnavailable
-from service.results import image_type, key_job_id, parse_result_key, result_prefix
+from service.results import (
+    OutcomeUnusable,
+    image_type,
+    key_job_id,
+    parse_result_key,
+    result_prefix,
+    stored_outcome,
+)
 from service.runpod import RunPodRefused, RunPodUnavailable
 from service.signing import (
     bearer_matches,
@@ -374,17 +381,7 @@ async def _recover(app: App, job: dict[str, Any], given: str | None) -> Response
     except RunPodRefused as exc:
         if exc.status != 404:
             raise ApiError(502, "runpod_refused", str(exc)) from None
-        if claimed and expired:  # whichever id is right, no RunPod job can settle this one any more
-            return await _apply_expired(app, job_id, f"RunPod has no job {rid}, and {_expiry(app, job)}")
-        if claimed:  # a mistyped id must not fail the job
-            raise ApiError(409, "unknown_runpod_job", f"RunPod has no job {rid} (a wrong id, or its TTL expired); "
-                                                      f"job {job_id} is unchanged; recover it again from "
-                                                      f"{jobs.iso_ms(expired_at)}, when RunPod has deleted any job "
-                                                      "for it (its ttl), to record it failed") from None
-        # RunPod deletes a job when its TTL expires: the job can never finish, so record that.
-        delivery = Delivery(rid, "FAILED", None, None, None,
-                            f"RunPod has no record of job {rid} (its TTL expired or it was purged)")
-        return await _apply(app, job_id, delivery, "recover", runpod_status=None)
+        return await _recover_forgotten(app, job, rid, claimed, expired)
     try:
         delivery = parse_delivery({"id": rid, **reply})
     except ApiError as exc:  # RunPod's answer is at fault, not the operator's request
@@ -393,6 +390,42 @@ async def _recover(app: App, job: dict[str, Any], given: str | None) -> Response
     if claimed:
         _check_claimed(job_id, delivery)
     return await _apply(app, job_id, delivery, "recover", runpod_status=delivery.runpod_status)
+
+
+async def _recover_forgotten(app: App, job: dict[str, Any], rid: str, claimed: bool, expired: bool) -> Response:
+    """RunPod has no job `rid`: its output is gone 30 minutes after it ended, or the operator's id is wrong. A
+    job whose worker stored the output it returned as `rid` is recovered from the store, checked like a webhook's."""
+    job_id = job["id"]
+    try:
+        stored = await stored_outcome(app.store, job_id)
+        unusable = ""
+    except OutcomeUnusable as exc:
+        stored, unusable = None, f"; the worker's outcome in the result store is unusable: {exc}"
+    except StoreUnavailable as exc:
+        raise ApiError(503, "store_unavailable", f"result store unreachable while reading the job's outcome: "
+                                                 f"{exc}; retry later") from None
+    if stored is not None and stored.runpod_job_id != rid:
+        if claimed:
+            raise ApiError(409, "runpod_job_mismatch", f"RunPod has no job {rid}, and the worker stored job "
+                                                       f"{job_id}'s outcome as RunPod job {stored.runpod_job_id}: "
+                                                       f"job {job_id} is unchanged; recover it with that id")
+        stored, unusable = None, (f"; the worker's outcome in the result store is RunPod job "
+                                  f"{stored.runpod_job_id}'s, not {rid}'s")
+    if stored is not None:
+        delivery = Delivery(rid, "COMPLETED", None, None, stored.output, None, from_store=True)
+        return await _apply(app, job_id, delivery, "recover", runpod_status=None, recovered_from="result_store")
+    if claimed and expired:  # whichever id is right, no RunPod job can settle this one any more
+        return await _apply_expired(app, job_id, f"RunPod has no job {rid}, and {_expiry(app, job)}{unusable}")
+    if claimed:  # a mistyped id must not fail the job
+        raise ApiError(409, "unknown_runpod_job", f"RunPod has no job {rid} (a wrong id, or its TTL expired); "
+                                                  f"job {job_id} is unchanged; recover it again from "
+                                                  f"{jobs.iso_ms(_runpod_deadline_s(app, job))}, when RunPod has "
+                                                  "deleted any job for it (its ttl), to record it failed")
+    # RunPod deletes a job when its TTL expires: the job can never finish, so record that.
+    delivery = Delivery(rid, "FAILED", None, None, None,
+                        f"RunPod has no record of job {rid} (its TTL expired or it was purged)"
+                        f"{unusable or ', and the result store holds no outcome of its worker'}")
+    return await _apply(app, job_id, delivery, "recover", runpod_status=None)
 
 
 # RunPod deletes a job once its ttl (policy.ttl, counted from /run) has passed, queued or running. Past created_at +

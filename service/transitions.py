@@ -24,6 +24,9 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
   with no RunPod id recorded, or with one RunPod no longer knows) applies a FAILED delivery
   without a RunPod id: nothing is known to have run, so the job and its metrics row name no
   image, GPU, cost or end-to-end time; it adopts no id and replaces no earlier failure.
+  A job RunPod forgot whose worker stored its outcome (results/<job_id>/outcome.json) is
+  recovered with a COMPLETED delivery of that output (`from_store`), checked like any other:
+  RunPod's timings are unknown, so its run time, cost and end-to-end time stay null.
 - Results. A COMPLETED delivery is checked against the store (each reported object exists,
   its size equals the reported bytes, its Content-Type is an allowed image type and matches
   the report); a mismatch makes the job `failed` with the reason. If the store cannot be
@@ -100,6 +103,9 @@ class Delivery:
     output: Any
     error: Any
     dropped: tuple[str, ...] = ()  # timings RunPod sent that are no usable duration (not in the fingerprint)
+    # The worker's outcome read from the result store (RunPod had forgotten the job): RunPod's timings are unknown,
+    # and the time until the recovery is no end-to-end time.
+    from_store: bool = False
 
     @property
     def status(self) -> str:
@@ -183,9 +189,9 @@ def _decide(current: str, new: str) -> str:
 
 
 def _e2e_ms(job: dict[str, Any], delivery: Delivery, now_s: float) -> int | None:
-    """A terminal job's end-to-end time; None without a RunPod outcome: the time until an operator recovered a
-    job nothing ran is no latency, and would top every percentile."""
-    if delivery.runpod_job_id is None:
+    """A terminal job's end-to-end time; None without a RunPod outcome, or with one read from the result store:
+    the time until an operator recovered the job is no latency, and would top every percentile."""
+    if delivery.runpod_job_id is None or delivery.from_store:
         return None
     return max(0, int(now_s * 1000) - job["created_at_ms"])
 
@@ -389,6 +395,8 @@ class Transitions:
         unusable = [name for name, raw, kept in (("delayTime", delivery.delay_time_ms, queue_ms),
                                                  ("executionTime", delivery.execution_time_ms, run_ms))
                     if raw is not None and kept is None]
+        if delivery.from_store:
+            data["recovered_from"] = "result_store"
         if delivery.dropped or unusable:
             data["unusable_runpod_timings"] = [*delivery.dropped, *unusable]
         if isinstance(output.get("timings"), dict) and worker_timings_json(output) is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
+import json
 import shutil
 import sys
 import threading
@@ -39,6 +40,9 @@ from .workflows import Workflow, WorkflowError, load_workflows
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONTENT_TYPES = {".png": "image/png"}
+# Stored under the job's result prefix next to its images: what a recovery reads once RunPod has forgotten the job
+# (docs/INTERFACES.md, "Worker output").
+OUTCOME_FILE = "outcome.json"
 CANCEL_GRACE_S = 10.0  # how long a cancelled job may take to withdraw its prompt before the SDK moves on
 # RunPod stores the error and the service shows it; a first-aid line fits well within this.
 MAX_ERROR_CHARS = 2000
@@ -194,6 +198,21 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float,
             "worker_image_tag": runtime.config.worker_image_tag, "gpu_type": runtime.config.gpu_type}
 
 
+def _store_outcome(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, runpod_job_id: str | None,
+                   output: dict[str, Any]) -> None:
+    """Stores the output RunPod gets next to the images, create-only like them (a run again of the render keeps
+    the earlier run's, which describes the images it kept). RunPod keeps a job's output 30 minutes: a recovery
+    after that, its webhook lost, reads it here. The images are stored already, so a failed write only warns."""
+    key = f"{job.result_prefix}{OUTCOME_FILE}"
+    body = json.dumps({"runpod_job_id": runpod_job_id, "output": output}, sort_keys=True).encode()
+    try:
+        runtime.store.put_create_only(key, body, "application/json", job.render_id())
+    except StorageError as exc:
+        log.warning("outcome_not_stored", message=f"{exc}; the job completed, but if its webhook is lost too, a "
+                                                  f"recovery after RunPod forgets the job finds no result",
+                    error=error_field(exc), data={"key": key})
+
+
 def _error(message: str, log: WorkerLog) -> dict[str, str]:
     """The output RunPod gets for a fault: the message with the worker's secrets masked as in its log
     lines, masked before it is cut (a cut secret would escape the mask), at most MAX_ERROR_CHARS long."""
@@ -241,6 +260,7 @@ def run_job(job: dict[str, Any], runtime: WorkerRuntime, stop: threading.Event |
         message = f"internal worker error ({type(exc).__name__}): {exc}; see the worker log"
         log.error("job_failed", message=message, status="FAILED", error=error_field(exc))
         return _error(message, log)
+    _store_outcome(parsed, runtime, log, runpod_job_id, output)
     log.info("job_completed", status="COMPLETED", duration_ms=output["timings"]["total_ms"],
              data={"images": [i["key"] for i in output["images"]], "timings": output["timings"]})
     return output

@@ -353,7 +353,7 @@ def test_an_upload_failing_midway_removes_what_the_job_stored(comfy, models_dir,
     client.put_object = put
     retried = run_job(job({"prompt": "a lighthouse", "batch_size": 2}), runtime)
     assert "error" not in retried, retried
-    assert _stored_keys(storage) == ["results/job-1/0.png", "results/job-1/1.png"]
+    assert _stored_keys(storage) == ["results/job-1/0.png", "results/job-1/1.png", "results/job-1/outcome.json"]
 
 
 def test_an_image_stored_by_an_earlier_attempt_is_kept_when_this_one_fails(comfy, models_dir, runtime_factory,
@@ -373,4 +373,4 @@ def test_an_image_stored_by_an_earlier_attempt_is_kept_when_this_one_fails(comfy
     client.put_object = put_failing_on_the_second
     out = run_job(job({"prompt": "a lighthouse", "batch_size": 2}), runtime)
     assert out["error"].startswith("upload of results/job-1/1.png"), out
-    assert _stored_keys(storage) == ["results/job-1/0.png", "results/job-1/1.png"]
+    assert _stored_keys(storage) == ["results/job-1/0.png", "results/job-1/1.png", "results/job-1/outcome.json"]

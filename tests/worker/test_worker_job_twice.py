@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 
 from worker_harness import job, s3_client
 
@@ -25,8 +26,10 @@ def _on_another_gpu(comfy, monkeypatch) -> None:
 
 
 def _stored(storage) -> dict[str, tuple[int, str]]:
+    """The stored images (the job's outcome.json, stored next to them, describes them: test_outcome_stored.py)."""
     s3 = s3_client(storage.endpoint_url)
-    keys = [item["Key"] for item in s3.list_objects_v2(Bucket=storage.bucket).get("Contents", [])]
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket=storage.bucket).get("Contents", [])
+            if not item["Key"].endswith("/outcome.json")]
     bodies = {key: s3.get_object(Bucket=storage.bucket, Key=key)["Body"].read() for key in keys}
     return {key: (len(body), hashlib.sha256(body).hexdigest()) for key, body in bodies.items()}
 
@@ -58,7 +61,8 @@ def test_a_run_after_one_killed_midway_keeps_its_image_and_stores_the_rest(
     _on_another_gpu(second_gpu, monkeypatch)
     the_job = job({"prompt": "a lighthouse", "batch_size": 2, "seed": 7})
     first = run_job(the_job, runtime_factory(first_gpu.url, models_dir))
-    s3_client(storage.endpoint_url).delete_object(Bucket=storage.bucket, Key="results/job-1/1.png")
+    for key in ("results/job-1/1.png", "results/job-1/outcome.json"):  # the outcome is stored after every image
+        s3_client(storage.endpoint_url).delete_object(Bucket=storage.bucket, Key=key)
 
     second = run_job(the_job, runtime_factory(second_gpu.url, models_dir))
 
@@ -67,6 +71,8 @@ def test_a_run_after_one_killed_midway_keeps_its_image_and_stores_the_rest(
     assert second["images"][0] == first["images"][0]
     assert second["images"][1]["sha256"] != first["images"][1]["sha256"]
     assert _stored(storage) == _described(second["images"])
+    outcome = s3_client(storage.endpoint_url).get_object(Bucket=storage.bucket, Key="results/job-1/outcome.json")
+    assert json.loads(outcome["Body"].read())["output"] == second
 
 
 def test_another_jobs_images_under_the_same_prefix_are_still_refused(
