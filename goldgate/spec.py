@@ -234,11 +234,15 @@ class Faults:
 
 @dataclass(frozen=True)
 class LocalSpec:
-    """What only the embedded target needs."""
+    """What only the embedded target needs.
+
+    - result_retention_s: how long the local RunPod keeps a finished async job's result for /status. RunPod keeps
+      it 30 minutes (the default and the most); less rehearses `goldgate recover` after RunPod forgot the job."""
 
     webhook_retry_delay_s: float = 10.0
     comfy_startup_s: float = 0.5
     rate_limit_per_10s: int = 1_000
+    result_retention_s: float = 1800.0
     faults: Faults = Faults()
 
 
@@ -689,6 +693,7 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
         local = LocalSpec(webhook_retry_delay_s=lf.num("webhook_retry_delay_s", 10.0, 0, 600),
                           comfy_startup_s=lf.num("comfy_startup_s", 0.5, 0, 600),
                           rate_limit_per_10s=lf.num("rate_limit_per_10s", 1_000, 1, 1_000_000, integer=True),
+                          result_retention_s=lf.num("result_retention_s", 1800.0, 1, 1800),
                           faults=_faults(lf.sub("faults")))
         lf.done()
     else:

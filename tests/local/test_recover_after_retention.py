@@ -1,13 +1,12 @@
 """A job whose webhook was lost and that an operator recovers after RunPod has forgotten it (RunPod keeps a job's
 output 30 minutes; /status then answers 404): `goldgate recover` gives the client its images from the outcome the
 worker stored next to them. A real stack (object store, RunPod emulator with real worker processes, service), its
-webhooks dropped and its result retention shrunk from 30 minutes to one second."""
+webhooks dropped and its result retention shrunk from 30 minutes to one second in its stack file
+(`local.result_retention_s`)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,22 +18,14 @@ from stackfiles import stacks_file
 from goldgate.cli import main
 from goldgate.commands.local import WORKER_SOURCE
 from goldgate.local import image_store
-from goldgate.local.platform import REPO, LocalPlatform
+from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import StackDir
 from goldgate.runpod.errors import RunPodNotFound
 from goldgate.runpod.jobs import DataPlaneClient
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="finds processes through /proc")
 
-RETENTION_S = 1.0
-# The stack host as `goldgate up` starts it, its RunPod emulator keeping results RETENTION_S instead of 30 minutes
-# (the stack file has no knob for it). "goldgate.local.stackhost" is an argument of its own: goldgate finds the
-# host process by it.
-_HOST = ("import functools, sys\n"
-         "from goldgate.local import runpod_embed, stackhost\n"
-         "runpod_embed.EmulatorConfig = functools.partial(runpod_embed.EmulatorConfig, "
-         f"result_retention_s={RETENTION_S})\n"
-         "sys.exit(stackhost.main(sys.argv[2:]))\n")
+RETENTION_S = 1  # seconds the local RunPod keeps a finished job (`local.result_retention_s`; RunPod: 1800)
 
 
 @pytest.fixture
@@ -49,14 +40,11 @@ def home(tmp_path: Path) -> Iterator[Path]:
 
 def _up_with_short_retention(home: Path) -> LocalPlatform:
     stacks = stacks_file(home, endpoint={"workers_max": 1},
-                         staging={"webhook_retry_delay_s": 0.2, "faults": {"drop_all_deliveries_rate": 1.0}})
+                         staging={"webhook_retry_delay_s": 0.2, "result_retention_s": RETENTION_S,
+                                  "faults": {"drop_all_deliveries_rate": 1.0}})
     platform = LocalPlatform(home, stacks)
     StackDir(home, "staging").pin(image_store.build_local_image(WORKER_SOURCE, home), reason="test")
-    subprocess.Popen([sys.executable, "-c", _HOST, "goldgate.local.stackhost", "--stack", "staging",
-                      "--home", str(home), "--stacks-file", str(stacks)],
-                     cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                     start_new_session=True)
-    assert wait_until(lambda: platform.status("staging").running, 90), f"the stack did not come up ({home})"
+    platform.up("staging", timeout_s=90)
     return platform
 
 
