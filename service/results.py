@@ -155,7 +155,7 @@ async def stored_outcome(store: ResultStore, job_id: str) -> StoredOutcome | Non
         raise OutcomeUnusable(f"{key} is over {MAX_OUTCOME_BYTES} bytes")
     try:
         document = json.loads(raw)
-    except ValueError:  # UnicodeDecodeError too
+    except (ValueError, RecursionError):  # UnicodeDecodeError too; nested past the parser's depth is no outcome
         raise OutcomeUnusable(f"{key} is not JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("output"), dict):
         raise OutcomeUnusable(f"{key} is not a worker outcome (a JSON object with 'runpod_job_id' and 'output')")

@@ -27,6 +27,7 @@ from service.results import (
     OutcomeUnusable,
     image_type,
     key_job_id,
+    outcome_key,
     parse_result_key,
     result_prefix,
     stored_outcome,
@@ -359,10 +360,14 @@ async def _recover(app: App, job: dict[str, Any], given: str | None) -> Response
                                                   "recover it without runpod_job_id")
     expired_at = _runpod_deadline_s(app, job)
     expired = app.clock() >= expired_at
+    unusable, check = "", "check the id on its job.runpod_id_unrecorded line"
+    if rid is None and given is None:
+        given, unusable = await _stored_runpod_id(app, job_id)
+        check = f"the id is the one {outcome_key(job_id)} names: that outcome is not this job's"
     if rid is None and given is None:
         if expired:
             return await _apply_expired(app, job_id, f"no RunPod id was recorded for this job, and "
-                                                     f"{_expiry(app, job)}")
+                                                     f"{_expiry(app, job)}{unusable}")
         raise ApiError(409, "not_submitted", f"job {job_id} has no RunPod id recorded (status {job['status']}): "
                                              "RunPod never took it, or RunPod's id for it was lost; if a "
                                              "job.runpod_id_unrecorded log line names this job, its runpod_job_id "
@@ -370,10 +375,10 @@ async def _recover(app: App, job: dict[str, Any], given: str | None) -> Response
                                              "(goldgate recover: --runpod-job-id); if RunPod never took it, "
                                              f"recover it again from {jobs.iso_ms(expired_at)}, when RunPod has "
                                              "deleted any job for it (its ttl), to record it failed")
-    claimed = rid is None  # the operator's id: checked against RunPod's answer before it is adopted
+    claimed = rid is None  # the operator's id, or the outcome's: checked against RunPod's answer before it is adopted
     rid = rid or given
     if claimed:
-        await _refuse_taken(app, job_id, rid)
+        await _refuse_taken(app, job_id, rid, check)
     try:
         reply = await app.runpod.status(rid)
     except RunPodUnavailable as exc:
@@ -388,7 +393,7 @@ async def _recover(app: App, job: dict[str, Any], given: str | None) -> Response
         raise ApiError(502, "runpod_bad_answer", f"RunPod's /status answer for {rid} is unusable: "
                                                  f"{exc.message}") from None
     if claimed:
-        _check_claimed(job_id, delivery)
+        _check_claimed(job_id, delivery, check)
     return await _apply(app, job_id, delivery, "recover", runpod_status=delivery.runpod_status)
 
 
@@ -428,6 +433,25 @@ async def _recover_forgotten(app: App, job: dict[str, Any], rid: str, claimed: b
     return await _apply(app, job_id, delivery, "recover", runpod_status=None)
 
 
+async def _stored_runpod_id(app: App, job_id: str) -> tuple[str | None, str]:
+    """(the RunPod id the outcome the worker stored for `job_id` names, or None; why a stored outcome is unusable,
+    else ""). RunPod ran a job whose id was never recorded (its /run answer or the write of its id was lost) when
+    its worker stored one: the id is then taken as an operator's would be, checked the same way, instead of the job
+    being recorded failed with its images in R2."""
+    try:
+        stored = await stored_outcome(app.store, job_id)
+    except OutcomeUnusable as exc:  # it vouches for no id: the job is recovered as if it had none, saying why
+        return None, f"; the worker's outcome in the result store is unusable: {exc}"
+    except StoreUnavailable as exc:
+        raise ApiError(503, "store_unavailable", f"result store unreachable while reading the job's outcome: "
+                                                 f"{exc}; retry later") from None
+    if stored is None:
+        return None, ""
+    if not _RUNPOD_JOB_ID.fullmatch(stored.runpod_job_id):
+        return None, f"; the worker's outcome in the result store names no RunPod job id: {stored.runpod_job_id!r}"
+    return stored.runpod_job_id, ""
+
+
 # RunPod deletes a job once its ttl (policy.ttl, counted from /run) has passed, queued or running. Past created_at +
 # ttl, /run may still have started runpod_timeout_s late; the slack covers a slow insert before it (D1 allows a query
 # 30 s), RunPod's clock against ours, and the webhook of a job that ended at its deadline (retried twice, 10 s apart).
@@ -452,17 +476,17 @@ async def _apply_expired(app: App, job_id: str, reason: str) -> Response:
                         runpod_status=None)
 
 
-async def _refuse_taken(app: App, job_id: str, rid: str) -> None:
+async def _refuse_taken(app: App, job_id: str, rid: str, check: str) -> None:
     """A 409 (and nothing changed) when another job has recorded the operator-given RunPod id: every client reads
     it from that job's status, and adopting it would give this job the other's outcome (a FAILED one is taken on
     the operator's word) and refuse its own webhook as a mismatch."""
     rows = await app.db.query("SELECT id FROM jobs WHERE runpod_job_id = ? AND id <> ? LIMIT 1", (rid, job_id))
     if rows:
         raise ApiError(409, "runpod_job_taken", f"RunPod job {rid} is job {rows[0]['id']}'s: job {job_id} is "
-                                                "unchanged; check the id on its job.runpod_id_unrecorded line")
+                                                f"unchanged; {check}")
 
 
-def _check_claimed(job_id: str, delivery: Delivery) -> None:
+def _check_claimed(job_id: str, delivery: Delivery, check: str) -> None:
     """A 409 (and nothing changed) when an operator-given RunPod id's answer shows it is not this job's, or
     cannot settle it yet. Only a COMPLETED answer can tell: the worker writes under this job's result prefix.
     A FAILED, CANCELLED or TIMED_OUT answer carries nothing of the job, and is taken on the operator's word."""
@@ -478,7 +502,7 @@ def _check_claimed(job_id: str, delivery: Delivery) -> None:
     if foreign is not None:
         raise ApiError(409, "runpod_job_mismatch", f"RunPod job {delivery.runpod_job_id} ran another job (result "
                                                    f"{foreign[:200]!r} is not under {prefix}): job {job_id} is "
-                                                   "unchanged; check the id on its job.runpod_id_unrecorded line")
+                                                   f"unchanged; {check}")
 
 
 async def metrics_report(app: App, request: Request, **_: str) -> Response:
