@@ -61,15 +61,17 @@ async def _extras(db: Any, since: str | None) -> dict[str, Any]:
     """Images per release (for cost per 1,000 images) and the e2e histogram."""
     # A database not migrated to 0003 yet (D1 until the next `pulumi up`) has no images column.
     own = "m.images" if any(c["name"] == "images" for c in await db.query("PRAGMA table_info(job_metrics)")) else "NULL"
+    # The row's own count (migration 0003) outlives a pruned job. A row written before it counts its job's
+    # results (looked up only then: COALESCE stops at the first non-null); a job pruned before the migration, or
+    # a results_json that is not JSON (a damaged row), counts as one image.
+    images = (f"COALESCE({own}, CASE WHEN m.status = 'completed' THEN COALESCE((SELECT CASE WHEN "
+              "json_valid(j.results_json) THEN json_array_length(j.results_json) END FROM jobs j WHERE j.id = m.job_id), "
+              "1) ELSE 0 END)")
     releases = await db.query(
-        "SELECT m.worker_image_tag AS tag, "
-        # The row's own count (migration 0003) outlives a pruned job. A row written before it counts its
-        # job's results (looked up only then: COALESCE stops at the first non-null); a job pruned before
-        # the migration, or a results_json that is not JSON (a damaged row), counts as one image.
-        f"SUM(COALESCE({own}, CASE WHEN m.status = 'completed' THEN COALESCE((SELECT CASE WHEN "
-        "json_valid(j.results_json) THEN json_array_length(j.results_json) END FROM jobs j WHERE j.id = m.job_id), "
-        "1) ELSE 0 END)) AS images FROM job_metrics m "
-        "WHERE (?1 IS NULL OR m.created_at >= ?1) GROUP BY m.worker_image_tag", (since,))
+        f"SELECT m.worker_image_tag AS tag, SUM({images}) AS images, "
+        # the images that have a cost: a job recovered from its stored outcome has images, but no cost
+        f"SUM(CASE WHEN m.cost_estimate_usd IS NOT NULL THEN {images} ELSE 0 END) AS costed_images "
+        "FROM job_metrics m WHERE (?1 IS NULL OR m.created_at >= ?1) GROUP BY m.worker_image_tag", (since,))
     bounds = (await db.query("SELECT MIN(e2e_ms) AS lo, MAX(e2e_ms) AS hi FROM job_metrics "
                              "WHERE e2e_ms IS NOT NULL AND (?1 IS NULL OR created_at >= ?1)", (since,)))[0]
     histogram: dict[str, Any] = {"bin_ms": None, "start_ms": None, "bins": []}
@@ -85,12 +87,13 @@ async def _extras(db: Any, since: str | None) -> dict[str, Any]:
     return {"releases": releases, "histogram": histogram}
 
 
-def _with_image_costs(group: dict[str, Any], images: int | None) -> dict[str, Any]:
+def _with_image_costs(group: dict[str, Any], images: int | None, costed_images: int | None) -> dict[str, Any]:
+    """`images`: every image the group's jobs made; `costed_images`: those of its jobs that have a cost."""
     total = group.get("cost_total_usd")
     count = group.get("count") or 0
     group["images"] = images
     group["cost_per_job_usd"] = (total / count) if total is not None and count else None
-    group["cost_per_1000_images_usd"] = (total / images * 1000) if total is not None and images else None
+    group["cost_per_1000_images_usd"] = (total / costed_images * 1000) if total is not None and costed_images else None
     return group
 
 
@@ -107,9 +110,10 @@ def build_report(db: Any, stack: str, since: str | None = None) -> dict[str, Any
     except sqlite3.DatabaseError as exc:
         raise MetricsUnavailable(f"reading job_metrics failed ({exc})") from None
     images = {r["tag"]: int(r["images"] or 0) for r in extras["releases"]}
-    _with_image_costs(base["overall"], sum(images.values()))
+    costed = {r["tag"]: int(r["costed_images"] or 0) for r in extras["releases"]}
+    _with_image_costs(base["overall"], sum(images.values()), sum(costed.values()))
     for group in base["by_worker_image_tag"]:
-        _with_image_costs(group, images.get(group["worker_image_tag"]))
+        _with_image_costs(group, images.get(group["worker_image_tag"]), costed.get(group["worker_image_tag"]))
     return {"stack": stack, **base, "histogram": extras["histogram"]}
 
 

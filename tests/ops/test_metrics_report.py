@@ -259,3 +259,25 @@ def test_the_text_report_says_when_each_of_a_year_of_releases_first_ran(tmp_path
     assert len(releases) == 365
     assert releases[0].split()[:3] == [short_tag(tags[0]), "2026-01-01", "00:00"]
     assert releases[-1].split()[:3] == [short_tag(tags[-1]), "2026-12-31", "00:00"]
+
+
+def test_cost_per_1000_images_divides_the_cost_by_the_images_it_paid_for(tmp_path):
+    # A job recovered from the outcome its worker stored has images but no cost (RunPod's timings were gone):
+    # counting its images would make every image of that release look cheaper than it was.
+    import sqlite3
+
+    from goldgate.migrations import apply_sqlite
+
+    db = tmp_path / "stack.sqlite"
+    apply_sqlite(db)
+    conn = sqlite3.connect(db)
+    with conn:
+        for job, images, cost in (("j1", 2, 0.01), ("j2", 3, None)):
+            conn.execute("INSERT INTO job_metrics (job_id, stack, status, worker_image_tag, cost_estimate_usd, images, "
+                         "created_at) VALUES (?, 'staging', 'completed', ?, ?, ?, '2026-11-01T00:00:00.000Z')",
+                         (job, OLD_TAG, cost, images))
+    conn.close()
+    report = report_from_sqlite(db, "staging")
+    assert report["overall"]["images"] == 5  # every image the release made
+    assert report["overall"]["cost_per_1000_images_usd"] == pytest.approx(0.01 / 2 * 1000)
+    assert report["by_worker_image_tag"][0]["cost_per_1000_images_usd"] == pytest.approx(5.0)
