@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from processes import kill_everything_naming
 from stackfiles import stacks_file
 
 from goldgate.local.platform import LocalPlatform
@@ -17,3 +19,14 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform
     yield p
     for stack in ("staging", "prod"):
         p.down(stack)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    """A state home of the test's own; every process that names it (hosts, workers) is gone afterwards."""
+    home = tmp_path / "home"
+    home.mkdir()
+    try:
+        yield home
+    finally:
+        kill_everything_naming(str(home))

@@ -7,27 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from processes import argv_of, kill_everything_naming, processes_naming, wait_until
+from processes import argv_of, processes_naming, wait_until
 from stackfiles import stacks_file
 
 from goldgate.commands.local import ensure_up
 from goldgate.local.platform import LocalPlatform
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="finds processes through /proc")
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    home = tmp_path / "home"
-    home.mkdir()
-    try:
-        yield home
-    finally:
-        kill_everything_naming(str(home))
 
 
 def test_killing_the_host_takes_its_service_and_workers_with_it(home: Path) -> None:

@@ -11,13 +11,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-from processes import kill_everything_naming, processes_naming, wait_until
+from processes import processes_naming, wait_until
 from stackfiles import stacks_file
 
 from goldgate.commands.local import WORKER_SOURCE
@@ -29,16 +29,6 @@ from goldgate.runpod.jobs import DataPlaneClient
 pytestmark = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="finds processes through /proc")
 
 RENDER_S = "2"  # each job renders this long in the ComfyUI emulator: long enough to be hit mid-job
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    home = tmp_path / "home"
-    home.mkdir()
-    try:
-        yield home
-    finally:
-        kill_everything_naming(str(home))
 
 
 def _platform(home: Path, workers_max: int = 2, render_s: str = RENDER_S, **local: object) -> LocalPlatform:

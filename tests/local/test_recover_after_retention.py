@@ -7,12 +7,11 @@ webhooks dropped and its result retention shrunk from 30 minutes to one second i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from processes import kill_everything_naming, wait_until
+from processes import wait_until
 from stackfiles import stacks_file
 
 from goldgate.cli import main
@@ -26,16 +25,6 @@ from goldgate.runpod.jobs import DataPlaneClient
 pytestmark = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="finds processes through /proc")
 
 RETENTION_S = 1  # seconds the local RunPod keeps a finished job (`local.result_retention_s`; RunPod: 1800)
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    home = tmp_path / "home"
-    home.mkdir()
-    try:
-        yield home
-    finally:
-        kill_everything_naming(str(home))
 
 
 def _up_with_short_retention(home: Path) -> LocalPlatform:
