@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 
-from service import jobs, routes
+from service import jobs, recover, routes
 from service.config import ServiceConfig
 from service.http import ApiError, Request, Response, json_response
 from service.logs import Logger, Sink, error_field, failure_logged, stdout_sink
@@ -41,7 +41,7 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
     ("POST", re.compile(f"^{WEBHOOK_PATH}$"), routes.runpod_webhook),
     ("GET", re.compile(r"^/api/status/(?P<job_id>[^/]{1,200})$"), routes.job_status),
     ("GET", re.compile(r"^/api/result/(?P<key>.{1,1000})$"), routes.result_object),
-    ("POST", re.compile(r"^/api/admin/recover/(?P<job_id>[^/]{1,200})$"), routes.recover_job),
+    ("POST", re.compile(r"^/api/admin/recover/(?P<job_id>[^/]{1,200})$"), recover.recover_job),
     ("GET", re.compile(r"^/api/metrics$"), routes.metrics_report),
 )
 

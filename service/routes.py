@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from email.utils import formatdate
@@ -24,13 +23,9 @@ from service.logs import Logger, error_field
 from service.metrics import MetricsError, compute
 from service.ports import ObjectMeta, StoreUnavailable
 from service.results import (
-    OutcomeUnusable,
     image_type,
     key_job_id,
-    outcome_key,
     parse_result_key,
-    result_prefix,
-    stored_outcome,
 )
 from service.runpod import RunPodRefused, RunPodUnavailable
 from service.signing import (
@@ -56,7 +51,7 @@ def require_bearer(app: App, request: Request) -> None:
                        www_authenticate="Bearer")
 
 
-def _job_id(raw: str) -> str:
+def parse_job_id(raw: str) -> str:
     if not jobs.JOB_ID.match(raw):
         raise ApiError(404, "unknown_job", "no such job; job ids are 32 lowercase hex characters")
     return raw
@@ -196,12 +191,12 @@ async def runpod_webhook(app: App, request: Request, **_: str) -> Response:
     await app.check_body_size(request, signed_job=job_id)
     try:
         delivery = parse_delivery(parse_json_body(request))
-        return await _apply(app, job_id, delivery, "webhook")
+        return await apply_delivery(app, job_id, delivery, "webhook")
     except Exception as exc:
         # RunPod retries a refused webhook twice, then the outcome is lost until the job is recovered:
         # the line names the job and its trace so the operator can.
         log = app.log.bind(**await job_context(app, job_id))
-        _log_refusal(log, "webhook.refused", exc, "error")
+        log_refusal(log, "webhook.refused", exc, "error")
         raise
 
 
@@ -221,14 +216,14 @@ async def job_context(app: App, job_id: str, job: dict[str, Any] | None = None) 
     return context
 
 
-def _log_refusal(log: Logger, event: str, exc: BaseException, level: str, **fields: Any) -> None:
+def log_refusal(log: Logger, event: str, exc: BaseException, level: str, **fields: Any) -> None:
     if isinstance(exc, ApiError):
         log.log(level, event, reason=exc.code, message=exc.message, **fields)
     else:
         log.log("error", event, reason="internal", error=error_field(exc), **fields)
 
 
-async def _apply(app: App, job_id: str, delivery: Delivery, source: str, **extra: Any) -> Response:
+async def apply_delivery(app: App, job_id: str, delivery: Delivery, source: str, **extra: Any) -> Response:
     try:
         outcome = await app.transitions.apply(job_id, delivery, source, app.clock())
     except StoreUnavailable as exc:
@@ -240,10 +235,10 @@ async def _apply(app: App, job_id: str, delivery: Delivery, source: str, **extra
 async def job_status(app: App, request: Request, job_id: str) -> Response:
     require_bearer(app, request)
     try:
-        return await _job_status(app, _job_id(job_id))
+        return await _job_status(app, parse_job_id(job_id))
     except Exception as exc:
         if not isinstance(exc, ApiError) or exc.status >= 500:
-            _log_refusal(app.log.bind(**await job_context(app, job_id)), "job.status_failed", exc, "error")
+            log_refusal(app.log.bind(**await job_context(app, job_id)), "job.status_failed", exc, "error")
         raise
 
 
@@ -291,7 +286,7 @@ async def result_object(app: App, request: Request, key: str) -> Response:
             meta, body = found.meta, found.body
     except StoreUnavailable as exc:
         refused = ApiError(503, "store_unavailable", f"result store unreachable: {exc}; retry later")
-        _log_refusal(app.log.bind(**await job_context(app, key_job_id(key))), "result.refused", refused, "error")
+        log_refusal(app.log.bind(**await job_context(app, key_job_id(key))), "result.refused", refused, "error")
         raise refused from None
     # Only an allowed image is shown inline. Anything else under results/ (a stray upload, an object rewritten
     # in the bucket) would run as HTML or SVG on the API's own origin: it is only ever a download.
@@ -313,196 +308,6 @@ def _validators(meta: ObjectMeta) -> dict[str, str]:
     if meta.last_modified_s is not None:
         headers["last-modified"] = formatdate(meta.last_modified_s, usegmt=True)
     return headers
-
-
-async def recover_job(app: App, request: Request, job_id: str) -> Response:
-    require_bearer(app, request)
-    job_id = _job_id(job_id)
-    given = _given_runpod_id(request)
-    job = await jobs.get(app.db, job_id)
-    if job is None:
-        raise ApiError(404, "unknown_job", f"no job {job_id}")
-    log = app.log.bind(**await job_context(app, job["id"], job))
-    try:
-        return await _recover(app, job, given)
-    except Exception as exc:
-        conflict = isinstance(exc, ApiError) and exc.status < 500
-        _log_refusal(log, "job.recover_failed", exc, "warning" if conflict else "error",
-                     runpod_job_id=job["runpod_job_id"] or given)
-        raise
-
-
-# RunPod's job ids (`<uuid>-u1`, `sync-<uuid>-e1`): it becomes a path segment of the /status call.
-_RUNPOD_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
-
-def _given_runpod_id(request: Request) -> str | None:
-    """The RunPod id an operator names for a job that has none recorded (body {"runpod_job_id": ...}), or None
-    for an empty body."""
-    if not request.body:
-        return None
-    body = parse_json_body(request)
-    if not isinstance(body, dict) or set(body) != {"runpod_job_id"}:
-        raise ApiError(400, "invalid_body", 'send no body, or {"runpod_job_id": "<RunPod job id>"} for a job '
-                                            "whose RunPod id was not recorded")
-    rid = body["runpod_job_id"]
-    if not isinstance(rid, str) or not _RUNPOD_JOB_ID.fullmatch(rid):
-        raise ApiError(400, "invalid_runpod_job_id", f"runpod_job_id must be RunPod's job id (1 to 128 of A-Z a-z "
-                                                     f"0-9 . _ -, e.g. <uuid>-u1), got {str(rid)[:64]!r}",
-                       field="runpod_job_id")
-    return rid
-
-
-async def _recover(app: App, job: dict[str, Any], given: str | None) -> Response:
-    job_id, rid = job["id"], job["runpod_job_id"]
-    if given is not None and rid is not None and given != rid:
-        raise ApiError(409, "runpod_id_recorded", f"job {job_id} already has RunPod id {rid}, not {given}; "
-                                                  "recover it without runpod_job_id")
-    expired_at = _runpod_deadline_s(app, job)
-    expired = app.clock() >= expired_at
-    unusable, check = "", "check the id on its job.runpod_id_unrecorded line"
-    if rid is None and given is None:
-        given, unusable = await _stored_runpod_id(app, job_id)
-        check = f"the id is the one {outcome_key(job_id)} names: that outcome is not this job's"
-    if rid is None and given is None:
-        if expired:
-            return await _apply_expired(app, job_id, f"no RunPod id was recorded for this job, and "
-                                                     f"{_expiry(app, job)}{unusable}")
-        raise ApiError(409, "not_submitted", f"job {job_id} has no RunPod id recorded (status {job['status']}): "
-                                             "RunPod never took it, or RunPod's id for it was lost; if a "
-                                             "job.runpod_id_unrecorded log line names this job, its runpod_job_id "
-                                             'is that id: recover with the body {"runpod_job_id": "<that id>"} '
-                                             "(goldgate recover: --runpod-job-id); if RunPod never took it, "
-                                             f"recover it again from {jobs.iso_ms(expired_at)}, when RunPod has "
-                                             "deleted any job for it (its ttl), to record it failed")
-    claimed = rid is None  # the operator's id, or the outcome's: checked against RunPod's answer before it is adopted
-    rid = rid or given
-    if claimed:
-        await _refuse_taken(app, job_id, rid, check)
-    try:
-        reply = await app.runpod.status(rid)
-    except RunPodUnavailable as exc:
-        raise ApiError(503, "runpod_unavailable", f"{exc}; retry the recovery later") from None
-    except RunPodRefused as exc:
-        if exc.status != 404:
-            raise ApiError(502, "runpod_refused", str(exc)) from None
-        return await _recover_forgotten(app, job, rid, claimed, expired)
-    try:
-        delivery = parse_delivery({"id": rid, **reply})
-    except ApiError as exc:  # RunPod's answer is at fault, not the operator's request
-        raise ApiError(502, "runpod_bad_answer", f"RunPod's /status answer for {rid} is unusable: "
-                                                 f"{exc.message}") from None
-    if claimed:
-        _check_claimed(job_id, delivery, check)
-    return await _apply(app, job_id, delivery, "recover", runpod_status=delivery.runpod_status)
-
-
-async def _recover_forgotten(app: App, job: dict[str, Any], rid: str, claimed: bool, expired: bool) -> Response:
-    """RunPod has no job `rid`: its output is gone 30 minutes after it ended, or the operator's id is wrong. A
-    job whose worker stored the output it returned as `rid` is recovered from the store, checked like a webhook's."""
-    job_id = job["id"]
-    try:
-        stored = await stored_outcome(app.store, job_id)
-        unusable = ""
-    except OutcomeUnusable as exc:
-        stored, unusable = None, f"; the worker's outcome in the result store is unusable: {exc}"
-    except StoreUnavailable as exc:
-        raise ApiError(503, "store_unavailable", f"result store unreachable while reading the job's outcome: "
-                                                 f"{exc}; retry later") from None
-    if stored is not None and stored.runpod_job_id != rid:
-        if claimed:
-            raise ApiError(409, "runpod_job_mismatch", f"RunPod has no job {rid}, and the worker stored job "
-                                                       f"{job_id}'s outcome as RunPod job {stored.runpod_job_id}: "
-                                                       f"job {job_id} is unchanged; recover it with that id")
-        stored, unusable = None, (f"; the worker's outcome in the result store is RunPod job "
-                                  f"{stored.runpod_job_id}'s, not {rid}'s")
-    if stored is not None:
-        delivery = Delivery(rid, "COMPLETED", None, None, stored.output, None, from_store=True)
-        return await _apply(app, job_id, delivery, "recover", runpod_status=None, recovered_from="result_store")
-    if claimed and expired:  # whichever id is right, no RunPod job can settle this one any more
-        return await _apply_expired(app, job_id, f"RunPod has no job {rid}, and {_expiry(app, job)}{unusable}")
-    if claimed:  # a mistyped id must not fail the job
-        raise ApiError(409, "unknown_runpod_job", f"RunPod has no job {rid} (a wrong id, or its TTL expired); "
-                                                  f"job {job_id} is unchanged; recover it again from "
-                                                  f"{jobs.iso_ms(_runpod_deadline_s(app, job))}, when RunPod has "
-                                                  "deleted any job for it (its ttl), to record it failed")
-    # RunPod deletes a job when its TTL expires: the job can never finish, so record that.
-    delivery = Delivery(rid, "FAILED", None, None, None,
-                        f"RunPod has no record of job {rid} (its TTL expired or it was purged)"
-                        f"{unusable or ', and the result store holds no outcome of its worker'}")
-    return await _apply(app, job_id, delivery, "recover", runpod_status=None)
-
-
-async def _stored_runpod_id(app: App, job_id: str) -> tuple[str | None, str]:
-    """(the RunPod id the outcome the worker stored for `job_id` names, or None; why a stored outcome is unusable,
-    else ""). RunPod ran a job whose id was never recorded (its /run answer or the write of its id was lost) when
-    its worker stored one: the id is then taken as an operator's would be, checked the same way, instead of the job
-    being recorded failed with its images in R2."""
-    try:
-        stored = await stored_outcome(app.store, job_id)
-    except OutcomeUnusable as exc:  # it vouches for no id: the job is recovered as if it had none, saying why
-        return None, f"; the worker's outcome in the result store is unusable: {exc}"
-    except StoreUnavailable as exc:
-        raise ApiError(503, "store_unavailable", f"result store unreachable while reading the job's outcome: "
-                                                 f"{exc}; retry later") from None
-    if stored is None:
-        return None, ""
-    if not _RUNPOD_JOB_ID.fullmatch(stored.runpod_job_id):
-        return None, f"; the worker's outcome in the result store names no RunPod job id: {stored.runpod_job_id!r}"
-    return stored.runpod_job_id, ""
-
-
-# RunPod deletes a job once its ttl (policy.ttl, counted from /run) has passed, queued or running. Past created_at +
-# ttl, /run may still have started runpod_timeout_s late; the slack covers a slow insert before it (D1 allows a query
-# 30 s), RunPod's clock against ours, and the webhook of a job that ended at its deadline (retried twice, 10 s apart).
-_RUNPOD_DEADLINE_SLACK_MS = 600_000
-
-
-def _runpod_deadline_s(app: App, job: dict[str, Any]) -> float:
-    """From when no RunPod job can settle `job` any more: RunPod has deleted any job it took for it."""
-    return (job["created_at_ms"] + app.config.ttl_ms + math.ceil(app.config.runpod_timeout_s * 1000)
-            + _RUNPOD_DEADLINE_SLACK_MS) / 1000
-
-
-def _expiry(app: App, job: dict[str, Any]) -> str:
-    return (f"no RunPod job can settle it any more: RunPod deletes a job {app.config.ttl_ms} ms (policy.ttl) after "
-            f"it is sent, which for this job was over by {jobs.iso_ms(_runpod_deadline_s(app, job))}")
-
-
-async def _apply_expired(app: App, job_id: str, reason: str) -> Response:
-    """Record as failed a job no RunPod job can settle: a FAILED delivery without a RunPod id (nothing is known to
-    have run; an id RunPod does not know is not adopted), through the same transitions as a webhook."""
-    return await _apply(app, job_id, Delivery(None, "FAILED", None, None, None, reason), "recover",
-                        runpod_status=None)
-
-
-async def _refuse_taken(app: App, job_id: str, rid: str, check: str) -> None:
-    """A 409 (and nothing changed) when another job has recorded the operator-given RunPod id: every client reads
-    it from that job's status, and adopting it would give this job the other's outcome (a FAILED one is taken on
-    the operator's word) and refuse its own webhook as a mismatch."""
-    rows = await app.db.query("SELECT id FROM jobs WHERE runpod_job_id = ? AND id <> ? LIMIT 1", (rid, job_id))
-    if rows:
-        raise ApiError(409, "runpod_job_taken", f"RunPod job {rid} is job {rows[0]['id']}'s: job {job_id} is "
-                                                f"unchanged; {check}")
-
-
-def _check_claimed(job_id: str, delivery: Delivery, check: str) -> None:
-    """A 409 (and nothing changed) when an operator-given RunPod id's answer shows it is not this job's, or
-    cannot settle it yet. Only a COMPLETED answer can tell: the worker writes under this job's result prefix.
-    A FAILED, CANCELLED or TIMED_OUT answer carries nothing of the job, and is taken on the operator's word."""
-    if delivery.status not in jobs.TERMINAL:
-        raise ApiError(409, "runpod_job_unfinished", f"RunPod reports {delivery.runpod_status} for "
-                                                     f"{delivery.runpod_job_id}: job {job_id} is unchanged; its "
-                                                     "webhook settles it, or recover again once RunPod has finished")
-    output = delivery.output if isinstance(delivery.output, dict) else {}
-    images = output.get("images") if isinstance(output.get("images"), list) else []
-    prefix = result_prefix(job_id)
-    foreign = next((i["key"] for i in images if isinstance(i, dict) and isinstance(i.get("key"), str)
-                    and not i["key"].startswith(prefix)), None)
-    if foreign is not None:
-        raise ApiError(409, "runpod_job_mismatch", f"RunPod job {delivery.runpod_job_id} ran another job (result "
-                                                   f"{foreign[:200]!r} is not under {prefix}): job {job_id} is "
-                                                   f"unchanged; {check}")
 
 
 async def metrics_report(app: App, request: Request, **_: str) -> Response:

@@ -92,7 +92,7 @@ DYNAMIC = {
 # A level is a fixed name, or ("arg", index) plus the levels the function adds on its own.
 FORWARDERS: dict[str, tuple[int, object]] = {
     "_refuse": (1, "error"),  # worker_process.py
-    "_log_refusal": (1, ("arg", 3, {"error"})),  # service/routes.py: any non-ApiError is an error
+    "log_refusal": (1, ("arg", 3, {"error"})),  # service/routes.py: any non-ApiError is an error
     "on_event": (0, "info"),  # the RunPod backend's callback, RunPodEmulator._event
     "_held": (2, "info"),  # backend.py: a stale worker call, through on_event
 }
