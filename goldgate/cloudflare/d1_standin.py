@@ -13,6 +13,9 @@ undo). Faults a test queues (`rate_limit`, `fail_with`) answer API requests befo
 model, as Cloudflare's edge does: nothing behind them is applied; a download can be cut short
 (`cut_next_download_at`) or its signed URL expired (`signed_urls_expire`); an upload can be cut short
 (`cut_next_upload_at`: the connection drops part way and, as with R2, nothing is stored).
+Beside D1, the same origin serves what goldgate reads of a deployed API Worker (`WorkerScripts`): GET/PUT
+.../workers/scripts/<name>/schedules (its Cron Triggers) and GET .../settings (its bindings: a plain_text one
+carries its `text`, a secret_text one never does).
 """
 
 from __future__ import annotations
@@ -362,6 +365,35 @@ class D1Backend:
                 "message": f"Restored database {db.uuid} to bookmark {target}"}
 
 
+@dataclass
+class WorkerScripts:
+    """The deployed Workers a test declares: name -> its crons, as `pulumi up` left them, and name -> its
+    plain-text bindings. `readable` False: the token lacks Workers Scripts Read."""
+
+    schedules: dict[str, list[str]] = field(default_factory=dict)
+    plain_text: dict[str, dict[str, str]] = field(default_factory=dict)
+    readable: bool = True
+
+    def call(self, method: str, script: str, what: str, body: Any) -> Any:
+        if not self.readable:
+            raise D1ApiError(403, 10000, "Authentication error")
+        if script not in self.schedules:
+            raise D1ApiError(404, 10007, "This Worker does not exist on your account.")
+        if what == "settings" and method == "GET":
+            bindings = [{"type": "plain_text", "name": k, "text": v} for k, v in self.plain_text.get(script, {}).items()]
+            return {"compatibility_date": "2025-06-01", "bindings": [*bindings, {"type": "secret_text",
+                                                                              "name": "API_TOKEN"}]}
+        if what == "schedules" and method == "PUT":
+            if not isinstance(body, list) or not all(isinstance(i, dict) and isinstance(i.get("cron"), str)
+                                                     for i in body):
+                raise D1ApiError(400, 10021, 'expected [{"cron": "<expression>"}, ...]')
+            self.schedules[script] = [item["cron"] for item in body]
+        elif method != "GET":
+            raise D1ApiError(405, 10000, "method not allowed")
+        stamp = "2026-11-01T00:00:00.000000Z"
+        return {"schedules": [{"cron": c, "created_on": stamp, "modified_on": stamp} for c in self.schedules[script]]}
+
+
 class D1StandIn:
     """The HTTP shell: `with D1StandIn(token) as d1:` serves `d1.api_base` until the block ends."""
 
@@ -370,6 +402,7 @@ class D1StandIn:
         self.backend = D1Backend(account_id or secrets.token_hex(16), **backend)
         self.requests: list[tuple[str, str]] = []
         self.faults: list[_Fault] = []
+        self.workers = WorkerScripts()
         handler = _handler_for(self)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="d1-standin",
@@ -430,6 +463,8 @@ class D1StandIn:
 
 
 _DB_PATH = re.compile(r"^/client/v4/accounts/(?P<acct>[^/]+)/d1/database(?:/(?P<db>[^/]+)(?P<rest>/.*)?)?$")
+_SCRIPT_PATH = re.compile(r"^/client/v4/accounts/(?P<acct>[^/]+)/workers/scripts/(?P<script>[^/]+)/"
+                          r"(?P<what>schedules|settings)$")
 
 
 def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
@@ -474,7 +509,7 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
                     self._body()  # drain it: closing on an unread body can reset the connection
                     return self._send(fault.status, fault.body, fault.headers.get("Content-Type", "text/html"),
                                       {k: v for k, v in fault.headers.items() if k != "Content-Type"})
-                match = _DB_PATH.match(url.path)
+                match = _DB_PATH.match(url.path) or _SCRIPT_PATH.match(url.path)
                 if not match:
                     raise D1ApiError(404, 7000, "No route for that URI")
                 if self.headers.get("Authorization") != f"Bearer {standin.api_token}":
@@ -488,7 +523,10 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
                 except ValueError:
                     raise D1ApiError(400, 7400, "request body is not JSON") from None
                 with backend.lock:
-                    result = self._route(method, match["db"], match["rest"] or "", body, query)
+                    if match.re is _SCRIPT_PATH:
+                        result = standin.workers.call(method, match["script"], match["what"], body)
+                    else:
+                        result = self._route(method, match["db"], match["rest"] or "", body, query)
                 self._envelope(200, result)
             except D1ApiError as exc:
                 self._envelope(exc.status, None, [{"code": exc.code, "message": exc.message}])

@@ -5,19 +5,14 @@ passes every applicable line; drifting one cloud fact at a time turns exactly it
 
 from __future__ import annotations
 
-import http.client
 import json
-import re
 import shutil
 import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -26,7 +21,7 @@ from ops_fixtures import build_stack_db
 from goldgate.cli import main
 from goldgate.cloudflare.api import CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
-from goldgate.cloudflare.d1_standin import D1StandIn
+from goldgate.cloudflare.d1_standin import D1StandIn, WorkerScripts
 from goldgate.local.runpod import EmulatorConfig, RunPodEmulator
 from goldgate.logs import JsonLogger
 from goldgate.ops import checklist, dr, retention
@@ -68,107 +63,6 @@ def seed_sql(tmp_path_factory) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-_SCHEDULES = re.compile(r"^/client/v4/accounts/(?P<acct>[^/]+)/workers/scripts/(?P<script>[^/]+)/"
-                        r"(?P<what>schedules|settings)$")
-
-
-class WorkersFront:
-    """Cloudflare's v4 API on one loopback origin: GET/PUT .../workers/scripts/<script>/schedules (Cron
-    Triggers: `{"schedules": [{"cron", "created_on", "modified_on"}]}`) and GET .../settings (its bindings: a
-    plain_text one carries its `text`, a secret_text one never does) served here, every other call passed to the
-    D1 stand-in behind it."""
-
-    def __init__(self, d1: D1StandIn) -> None:
-        self.d1 = d1
-        self.schedules: dict[str, list[str]] = {}  # deployed Worker -> its crons, as `pulumi up` left them
-        self.plain_text: dict[str, dict[str, str]] = {}  # deployed Worker -> its plain-text settings
-        self.scripts_read = True  # False: the token lacks Workers Scripts Read
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def api_base(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/client/v4"
-
-    def start(self) -> WorkersFront:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
-
-    def schedules_call(self, method: str, acct: str, script: str, token: str | None, body: bytes,
-                       what: str = "schedules") -> tuple[int, dict[str, Any]]:
-        def error(status: int, code: int, message: str) -> tuple[int, dict[str, Any]]:
-            return status, {"success": False, "errors": [{"code": code, "message": message}], "messages": [],
-                            "result": None}
-
-        if token != f"Bearer {CF_TOKEN}" or acct != self.d1.account_id or not self.scripts_read:
-            return error(403, 10000, "Authentication error")
-        if script not in self.schedules:
-            return error(404, 10007, "This Worker does not exist on your account.")
-        if what == "settings" and method == "GET":
-            bindings = [{"type": "plain_text", "name": k, "text": v} for k, v in self.plain_text[script].items()]
-            return 200, {"success": True, "errors": [], "messages": [], "result": {"compatibility_date": "2025-06-01",
-                         "bindings": [*bindings, {"type": "secret_text", "name": "API_TOKEN"}]}}
-        if method == "PUT" and what == "schedules":
-            self.schedules[script] = [item["cron"] for item in json.loads(body)]
-        elif method != "GET":
-            return error(405, 10000, "method not allowed")
-        stamp = "2026-11-01T00:00:00.000000Z"
-        return 200, {"success": True, "errors": [], "messages": [], "result": {"schedules": [
-            {"cron": c, "created_on": stamp, "modified_on": stamp} for c in self.schedules[script]]}}
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        front = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_: Any) -> None:
-                pass
-
-            def _dispatch(self, method: str) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                match = _SCHEDULES.match(urlsplit(self.path).path)
-                if match:
-                    status, answer = front.schedules_call(method, match["acct"], match["script"],
-                                                          self.headers.get("Authorization"), body, match["what"])
-                    data, headers = json.dumps(answer).encode(), {"Content-Type": "application/json"}
-                else:
-                    status, data, headers = self._pass_on(method, body)
-                self.send_response(status)
-                for k, v in {**headers, "Content-Length": str(len(data))}.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _pass_on(self, method: str, body: bytes) -> tuple[int, bytes, dict[str, str]]:
-                conn = http.client.HTTPConnection("127.0.0.1", urlsplit(front.d1.origin).port, timeout=60)
-                try:
-                    conn.request(method, self.path, body or None, {k: v for k, v in self.headers.items()
-                                                                   if k.lower() in ("authorization", "content-type")})
-                    answer = conn.getresponse()
-                    kept = {k: v for k, v in answer.getheaders() if k.lower() in ("content-type", "retry-after")}
-                    return answer.status, answer.read(), kept
-                finally:
-                    conn.close()
-
-            def do_GET(self) -> None:
-                self._dispatch("GET")
-
-            def do_POST(self) -> None:
-                self._dispatch("POST")
-
-            def do_PUT(self) -> None:
-                self._dispatch("PUT")
-
-            def do_DELETE(self) -> None:
-                self._dispatch("DELETE")
-
-        return Handler
-
-
 @dataclass
 class Cloud:
     emulator: RunPodEmulator
@@ -183,7 +77,7 @@ class Cloud:
     logs_dir: Path
     now: datetime
     standin: D1StandIn
-    workers: WorkersFront
+    workers: WorkerScripts
 
     def read(self, stack: str = "staging") -> CloudReading:
         return read_cloud(stack, CloudCredentials({"staging": RP_KEY, "prod": RP_KEY}, CF_TOKEN), home=self.home,
@@ -283,7 +177,7 @@ def cloud(tmp_path: Path, seed_sql: bytes) -> Iterator[Cloud]:
     emulator = RunPodEmulator(EmulatorConfig(api_key=RP_KEY, logs_dir=tmp_path / "emulator"),
                               launcher=_no_workers).start()
     standin = D1StandIn(CF_TOKEN, import_polls=0).start()
-    workers = WorkersFront(standin).start()
+    workers = standin.workers
     api = CloudflareApi(CF_TOKEN, standin.api_base)
     control = ControlPlaneClient(RP_KEY, emulator.api_base)
     try:
@@ -310,13 +204,12 @@ def cloud(tmp_path: Path, seed_sql: bytes) -> Iterator[Cloud]:
         _drill(home, now, stack="prod")
         _prune(home, now - timedelta(days=1), database_id)
         _logs(tmp_path / "logs")
-        yield Cloud(emulator, control, d1, workers.api_base, database_id, ids, stacks, home, tmp_path / "reports",
+        yield Cloud(emulator, control, d1, standin.api_base, database_id, ids, stacks, home, tmp_path / "reports",
                     tmp_path / "logs", now, standin, workers)
     finally:
         control.close()
         api.close()
         emulator.stop()
-        workers.stop()
         standin.stop()
 
 
@@ -609,7 +502,7 @@ def test_a_declared_retention_on_a_worker_that_does_not_exist_is_red(cloud):
 
 
 def test_a_token_that_cannot_read_workers_fails_only_the_stack_that_declares_retention(cloud):
-    cloud.workers.scripts_read = False
+    cloud.workers.readable = False
     red = _prod_red(cloud)
     assert set(red) == {"d1_retention"}
     assert "Workers Scripts Read" in red["d1_retention"] and CF_TOKEN not in red["d1_retention"]
