@@ -17,7 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
+
+from goldgate.cli import main
 
 TOKEN = "test-token-not-a-secret"
 
@@ -177,3 +180,13 @@ def standin_api(api: StandInApi | None = None) -> Iterator[StandInApi]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def invoke(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    """`goldgate <argv>` in this process: (exit code, stdout, stderr)."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -14,21 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from release_support import invoke
 
-from goldgate.cli import build_parser, main
+from goldgate.cli import build_parser
 
 A = "local/worker@sha256:" + "a" * 64
 LONG = "x" * 10_000
 MAX_ERROR_CHARS = 1000
-
-
-def invoke(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse's usage errors
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def the_error_line(err: str) -> str:

@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
+from release_support import invoke
 
-from goldgate.cli import main
 from goldgate.errors import SpecError
 from goldgate.release.ledger import Ledger
 from goldgate.release.main_pins import (
@@ -220,15 +220,6 @@ def test_a_pin_written_twice_on_main_is_refused_for_a_human(tmp_path: Path) -> N
 
 # --- the commands ----------------------------------------------------------------------------------------------
 
-def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse's usage errors
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def error_line(err: str) -> str:
     assert "Traceback" not in err
     lines = err.splitlines()
@@ -237,7 +228,7 @@ def error_line(err: str) -> str:
 
 
 def test_check_prod_file_prints_the_decision(capsys: pytest.CaptureFixture, second: SecondPush) -> None:
-    code, out, err = run(capsys, "check-prod-file", "--main-file", str(second.mains), "--stack-file",
+    code, out, err = invoke(capsys, "check-prod-file", "--main-file", str(second.mains), "--stack-file",
                          str(second.ours), "--report", str(second.report), "--home", str(second.home), "--json")
     assert (code, err) == (0, "")
     decided = json.loads(out)
@@ -257,7 +248,7 @@ def test_check_prod_file_refuses_a_main_file_that_is_not_a_stack_file_in_one_lin
     bad = tmp_path / "bad.yaml"
     if text is not None:
         bad.write_bytes(text.encode("utf-8", "surrogateescape"))
-    code, out, err = run(capsys, "check-prod-file", "--main-file", str(bad), "--stack-file", str(second.ours),
+    code, out, err = invoke(capsys, "check-prod-file", "--main-file", str(bad), "--stack-file", str(second.ours),
                          "--report", str(second.report), "--home", str(second.home))
     assert code == 1 and out == ""
     line = error_line(err)
@@ -266,7 +257,7 @@ def test_check_prod_file_refuses_a_main_file_that_is_not_a_stack_file_in_one_lin
 
 def test_check_prod_file_over_an_empty_ledger_refuses_in_one_line(capsys: pytest.CaptureFixture,
                                                                    second: SecondPush, tmp_path: Path) -> None:
-    code, out, err = run(capsys, "check-prod-file", "--main-file", str(second.mains), "--stack-file",
+    code, out, err = invoke(capsys, "check-prod-file", "--main-file", str(second.mains), "--stack-file",
                          str(second.ours), "--report", str(second.report), "--home", str(tmp_path / "empty"))
     assert code == 1 and out == ""
     assert "no golden run in the ledger wrote" in error_line(err)
@@ -276,13 +267,13 @@ def test_check_prod_file_over_a_tampered_ledger_refuses_in_one_line(capsys: pyte
                                                                     second: SecondPush) -> None:
     ledger = second.home / "ledger.jsonl"
     ledger.write_text(ledger.read_text().replace(FIRST, LATER, 1))
-    code, _, err = run(capsys, "check-prod-file", "--main-file", str(second.mains), "--stack-file", str(second.ours),
+    code, _, err = invoke(capsys, "check-prod-file", "--main-file", str(second.mains), "--stack-file", str(second.ours),
                        "--report", str(second.report), "--home", str(second.home))
     assert code == 1 and "hash mismatch" in error_line(err)
 
 
 def test_check_prod_file_without_its_main_file_is_a_usage_error(capsys: pytest.CaptureFixture) -> None:
-    code, _, err = run(capsys, "check-prod-file")
+    code, _, err = invoke(capsys, "check-prod-file")
     assert code == 2 and "--main-file" in err
 
 
@@ -297,7 +288,7 @@ def test_pins_onto_main_rewrites_only_the_pin_lines_of_mains_files(capsys: pytes
     staging_deploy(ledger, SECOND)
     stacks(tmp_path / "ours" / "stacks", SECOND, SECOND)
     stacks(tmp_path / "main" / "stacks", FIRST, FIRST)
-    code, out, err = run(capsys, *pins_argv(tmp_path, ledger.path.parent))
+    code, out, err = invoke(capsys, *pins_argv(tmp_path, ledger.path.parent))
     assert (code, err) == (0, "")
     assert out.splitlines() == [f"staging: {FIRST} -> {SECOND}", f"prod: {FIRST} -> {SECOND}"]
     for stack in ("staging", "prod"):
@@ -311,7 +302,7 @@ def test_pins_onto_main_keeps_a_files_crlf_line_ends(capsys: pytest.CaptureFixtu
     staging_deploy(ledger, FIRST)
     stacks(tmp_path / "ours" / "stacks", FIRST, SECOND)
     stacks(tmp_path / "main" / "stacks", FIRST, FIRST, newline="\r\n")
-    code, _, err = run(capsys, *pins_argv(tmp_path, ledger.path.parent))
+    code, _, err = invoke(capsys, *pins_argv(tmp_path, ledger.path.parent))
     assert code == 0, err
     written = (tmp_path / "main" / "stacks" / "Pulumi.prod.yaml").read_bytes()
     assert written == stack_text("prod", SECOND).replace("\n", "\r\n").encode("utf-8")
@@ -321,7 +312,7 @@ def test_pins_onto_main_prints_a_warning_line_for_a_staging_pin_it_keeps(capsys:
                                                                          tmp_path: Path) -> None:
     stacks(tmp_path / "ours" / "stacks", SECOND, FIRST)
     stacks(tmp_path / "main" / "stacks", FIRST, FIRST)
-    code, out, _ = run(capsys, *pins_argv(tmp_path, tmp_path / "empty"))
+    code, out, _ = invoke(capsys, *pins_argv(tmp_path, tmp_path / "empty"))
     assert code == 0
     assert out.startswith(f"warning: stacks/Pulumi.staging.yaml on main keeps {FIRST}: ")
     assert (tmp_path / "main" / "stacks" / "Pulumi.staging.yaml").read_text() == stack_text("staging", FIRST)
@@ -336,7 +327,7 @@ def test_pins_onto_main_writes_nothing_when_one_pin_cannot_move(capsys: pytest.C
     prod = tmp_path / "main" / "stacks" / "Pulumi.prod.yaml"
     prod.write_text(prod.read_text() + f"# was {FIRST}\n")
     before = {p.name: p.read_bytes() for p in (tmp_path / "main" / "stacks").iterdir()}
-    code, out, err = run(capsys, *pins_argv(tmp_path, ledger.path.parent))
+    code, out, err = invoke(capsys, *pins_argv(tmp_path, ledger.path.parent))
     assert code == 1 and out == ""
     assert "pin it on main by hand" in error_line(err)
     assert {p.name: p.read_bytes() for p in (tmp_path / "main" / "stacks").iterdir()} == before
@@ -349,7 +340,7 @@ def test_pins_onto_main_for_a_rollback_moves_prods_pin_alone(capsys: pytest.Capt
     staging_deploy(ledger, FIRST)
     stacks(tmp_path / "ours" / "stacks", FIRST, FIRST)
     stacks(tmp_path / "main" / "stacks", LATER, SECOND)
-    code, out, err = run(capsys, *pins_argv(tmp_path, ledger.path.parent), "--stack", "prod")
+    code, out, err = invoke(capsys, *pins_argv(tmp_path, ledger.path.parent), "--stack", "prod")
     assert (code, err) == (0, "")
     assert out.splitlines() == [f"prod: {SECOND} -> {FIRST}"]
     assert (tmp_path / "main" / "stacks" / "Pulumi.staging.yaml").read_text() == stack_text("staging", LATER)
@@ -360,13 +351,13 @@ def test_pins_onto_main_for_prod_alone_needs_no_staging_file(capsys: pytest.Capt
     stacks(tmp_path / "ours" / "stacks", FIRST, SECOND)
     stacks(tmp_path / "main" / "stacks", FIRST, FIRST)
     (tmp_path / "ours" / "stacks" / "Pulumi.staging.yaml").unlink()
-    code, out, err = run(capsys, *pins_argv(tmp_path, tmp_path / "home"), "--stack", "prod", "--json")
+    code, out, err = invoke(capsys, *pins_argv(tmp_path, tmp_path / "home"), "--stack", "prod", "--json")
     assert (code, err) == (0, "")
     assert [(m["stack"], m["after"]) for m in json.loads(out)["moved"]] == [("prod", SECOND)]
 
 
 def test_pins_onto_main_refuses_a_stack_it_does_not_know(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
-    code, _, err = run(capsys, *pins_argv(tmp_path, tmp_path / "home"), "--stack", "production")
+    code, _, err = invoke(capsys, *pins_argv(tmp_path, tmp_path / "home"), "--stack", "production")
     assert code == 2 and "argument --stack: invalid choice: 'production'" in err
 
 
@@ -378,7 +369,7 @@ def test_pins_onto_main_names_a_missing_stack_file_in_one_line(capsys: pytest.Ca
     gone = (tmp_path / "main" / "stacks" / "Pulumi.staging.yaml" if broken == "main-dir"
             else tmp_path / "ours" / "stacks" / "Pulumi.prod.yaml")
     gone.unlink()
-    code, _, err = run(capsys, *pins_argv(tmp_path, tmp_path / "home"))
+    code, _, err = invoke(capsys, *pins_argv(tmp_path, tmp_path / "home"))
     assert code == 1
     assert f"stack file {gone} does not exist" in error_line(err)
 

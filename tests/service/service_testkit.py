@@ -280,3 +280,18 @@ def local_server(tmp_path: Path, moto_endpoint: str, fake_runpod: FakeRunPod) ->
     yield server
     server.stop()
     check_log_lines(server.log_lines())
+
+
+class LosesTheRunPodIdWrite:
+    """The database, failing the one write that records RunPod's id for a job (D1 can drop a call)."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def __getattr__(self, name):
+        return getattr(self.db, name)
+
+    async def execute(self, sql, params=()):
+        if sql.startswith("UPDATE jobs SET runpod_job_id"):
+            raise sqlite3.OperationalError("D1_ERROR: Network connection lost.")
+        return await self.db.execute(sql, params)

@@ -10,7 +10,7 @@ import sqlite3
 
 import httpx
 import pytest
-from service_testkit import API_TOKEN
+from service_testkit import API_TOKEN, LosesTheRunPodIdWrite
 
 from goldgate.cli import main
 from goldgate.local.platform import LocalPlatform
@@ -18,24 +18,9 @@ from goldgate.local.platform import LocalPlatform
 CREATE = {"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "a lighthouse"}}
 
 
-class _LosesTheRunPodIdWrite:
-    """The database, failing the one write that records RunPod's id for a job (D1 can drop a call)."""
-
-    def __init__(self, db):
-        self.db = db
-
-    def __getattr__(self, name):
-        return getattr(self.db, name)
-
-    async def execute(self, sql, params=()):
-        if sql.startswith("UPDATE jobs SET runpod_job_id"):
-            raise sqlite3.OperationalError("D1_ERROR: Network connection lost.")
-        return await self.db.execute(sql, params)
-
-
 def _unrecorded(svc, log_lines) -> tuple[str, str]:
     """A job RunPod took whose id was not recorded: (job id, the RunPod id its log line carries)."""
-    svc.app.db = _LosesTheRunPodIdWrite(svc.db)
+    svc.app.db = LosesTheRunPodIdWrite(svc.db)
     status, body, _ = svc.call("POST", "/api/queue/create", CREATE)
     svc.app.db = svc.db
     assert status == 202, body

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
-from service_testkit import API_TOKEN, RUNPOD_KEY, WEBHOOK_SECRET
+from service_testkit import API_TOKEN, RUNPOD_KEY, WEBHOOK_SECRET, LosesTheRunPodIdWrite
 
 from service.signing import result_signature, webhook_signature
 
@@ -335,25 +334,10 @@ def test_metrics_refuses_a_since_outside_the_representable_years_with_400(svc, s
     assert status == 400 and body["error"]["code"] == "invalid_since", body
 
 
-class _LosesTheRunPodIdWrite:
-    """The database, failing the one write that records RunPod's id for a job (D1 can drop a call)."""
-
-    def __init__(self, db):
-        self.db = db
-
-    def __getattr__(self, name):
-        return getattr(self.db, name)
-
-    async def execute(self, sql, params=()):
-        if sql.startswith("UPDATE jobs SET runpod_job_id"):
-            raise sqlite3.OperationalError("D1_ERROR: Network connection lost.")
-        return await self.db.execute(sql, params)
-
-
 def test_create_answers_202_when_runpod_took_the_job_but_recording_its_id_failed(svc, log_lines):
     """RunPod has the job and will run it (its webhook adopts the id): a 500 would have the client
     submit the same image again and pay twice."""
-    svc.app.db = _LosesTheRunPodIdWrite(svc.db)
+    svc.app.db = LosesTheRunPodIdWrite(svc.db)
     status, body, _ = svc.call("POST", "/api/queue/create", {"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "x"}})
     assert status == 202 and body["status"] == "queued", body
     assert len(svc.fake.runs) == 1  # RunPod took it
