@@ -228,7 +228,7 @@ def serve(config: ServiceConfig, port_file: str | None = None, log_sink: Sink = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m service.local_server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m service.local_server", description=" ".join(__doc__.split("\n\n", 1)[0].split()))
     parser.add_argument("--config", required=True, help="service config JSON file (ServiceConfig keys)")
     parser.add_argument("--port-file", help="write the bound port here once listening")
     args = parser.parse_args(argv)

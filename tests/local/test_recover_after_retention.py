@@ -65,6 +65,8 @@ def test_a_job_whose_webhook_was_lost_is_recovered_with_its_images_after_runpod_
 
         recovered = json.loads(capsys.readouterr().out)
         assert (recovered["status"], recovered["recovered_from"]) == ("completed", "result_store"), recovered
+        assert main(["recover", job_id, "--stack", "staging", "--home", str(home)]) == 0  # the text form says so
+        assert "from the outcome its worker stored" in capsys.readouterr().out
         view = api.get(f"/api/status/{job_id}").json()
         assert view["status"] == "completed" and view["results"], view
         for result in view["results"]:

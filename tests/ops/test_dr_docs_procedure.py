@@ -81,5 +81,9 @@ def test_the_documented_local_restore_brings_back_a_destroyed_database(tmp_path,
         assert in_flight in said.err
         assert main(["recover", in_flight, "--stack", "staging", "--home", str(home), "--json"]) == 0
         assert '"status": "failed"' in capsys.readouterr().out
+        # the text form says why: RunPod forgot the job when the stack stopped
+        assert main(["recover", in_flight, "--stack", "staging", "--home", str(home)]) == 0
+        said = capsys.readouterr().out.splitlines()
+        assert said[0].startswith(f"{in_flight}: failed (") and said[1].startswith("  error: "), said
     finally:
         platform.down("staging")
