@@ -29,6 +29,10 @@ class NewJob:
     trace_id: str
     created_at_s: float
     worker_image_tag: str | None  # the stack's pinned tag; the worker's own report replaces it
+    # What the job's recovery deadline depends on (service/recover.py): the policy.ttl sent with its /run, and the
+    # /run call's timeout. None: not recorded (as in rows from before migration 0005), the current config counts.
+    policy_ttl_ms: int | None = None
+    run_timeout_ms: int | None = None
 
 
 # A job is one D1 row, and D1 refuses a row over 2,000,000 bytes: its inputs get half of it; the rest is
@@ -49,7 +53,7 @@ def check_inputs_size(inputs: dict[str, Any]) -> None:
 
 
 _INSERT = ("INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, "
-           "worker_image_tag, created_at, created_at_ms, updated_at) ")
+           "worker_image_tag, created_at, created_at_ms, updated_at, policy_ttl_ms, run_timeout_ms) ")
 
 
 def insert_statement(job: NewJob, held_by: tuple[str, str] | None = None) -> Statement:
@@ -57,10 +61,10 @@ def insert_statement(job: NewJob, held_by: tuple[str, str] | None = None) -> Sta
     (service/idempotency.py writes the key row first, in the same batch)."""
     now = iso_ms(job.created_at_s)
     params = (job.id, job.stack, job.workflow_id, job.workflow_version, _inputs_json(job.inputs), job.trace_id,
-              job.worker_image_tag, now, int(job.created_at_s * 1000), now)
+              job.worker_image_tag, now, int(job.created_at_s * 1000), now, job.policy_ttl_ms, job.run_timeout_ms)
     if held_by is None:
-        return Statement(_INSERT + "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)", params)
-    return Statement(_INSERT + "SELECT ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "
+        return Statement(_INSERT + "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)", params)
+    return Statement(_INSERT + "SELECT ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "
                      "idempotency_keys WHERE scope = ? AND idempotency_key = ? AND job_id = ?)",
                      (*params, *held_by, job.id))
 

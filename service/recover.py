@@ -159,20 +159,29 @@ async def _stored_runpod_id(app: App, job_id: str) -> tuple[str | None, str]:
 
 
 # RunPod deletes a job once its ttl (policy.ttl, counted from /run) has passed, queued or running. Past created_at +
-# ttl, /run may still have started runpod_timeout_s late; the slack covers a slow insert before it (D1 allows a query
-# 30 s), RunPod's clock against ours, and the webhook of a job that ended at its deadline (retried twice, 10 s apart).
+# ttl, /run may still have reached RunPod up to its timeout later; the slack covers a slow insert before it (D1
+# allows a query 30 s), RunPod's clock against ours, and the webhook of a job that ended at its deadline (retried
+# twice, 10 s apart).
 _RUNPOD_DEADLINE_SLACK_MS = 600_000
 
 
+def _sent_ttl_ms(app: App, job: dict[str, Any]) -> int:
+    """The policy.ttl the job was sent with; for a job recorded before migration 0005, the current config's."""
+    return job["policy_ttl_ms"] if job["policy_ttl_ms"] is not None else app.config.ttl_ms
+
+
 def _runpod_deadline_s(app: App, job: dict[str, Any]) -> float:
-    """From when no RunPod job can settle `job` any more: RunPod has deleted any job it took for it."""
-    return (job["created_at_ms"] + app.config.ttl_ms + math.ceil(app.config.runpod_timeout_s * 1000)
-            + _RUNPOD_DEADLINE_SLACK_MS) / 1000
+    """From when no RunPod job can settle `job` any more: RunPod has deleted any job it took for it. From the ttl
+    and /run timeout in force when the job was sent: the stack's may have been lowered since, while it ran."""
+    run_timeout_ms = job["run_timeout_ms"]
+    if run_timeout_ms is None:  # recorded before migration 0005
+        run_timeout_ms = math.ceil(app.config.runpod_timeout_s * 1000)
+    return (job["created_at_ms"] + _sent_ttl_ms(app, job) + run_timeout_ms + _RUNPOD_DEADLINE_SLACK_MS) / 1000
 
 
 def _expiry(app: App, job: dict[str, Any]) -> str:
-    return (f"no RunPod job can settle it any more: RunPod deletes a job {app.config.ttl_ms} ms (policy.ttl) after "
-            f"it is sent, which for this job was over by {jobs.iso_ms(_runpod_deadline_s(app, job))}")
+    return (f"no RunPod job can settle it any more: RunPod deletes a job {_sent_ttl_ms(app, job)} ms (policy.ttl) "
+            f"after it is sent, which for this job was over by {jobs.iso_ms(_runpod_deadline_s(app, job))}")
 
 
 async def _apply_expired(app: App, job_id: str, reason: str) -> Response:

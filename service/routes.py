@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from email.utils import formatdate
@@ -96,7 +97,8 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
     now = app.clock()
     job = jobs.NewJob(id=uuid.uuid4().hex, stack=app.config.stack, workflow_id=workflow.id,
                       workflow_version=workflow.version, inputs=inputs, trace_id=_trace_id(request),
-                      created_at_s=now, worker_image_tag=app.config.worker_image_tag)
+                      created_at_s=now, worker_image_tag=app.config.worker_image_tag,
+                      policy_ttl_ms=app.config.ttl_ms, run_timeout_ms=math.ceil(app.config.runpod_timeout_s * 1000))
     log = app.log.bind(job_id=job.id, trace_id=job.trace_id, workflow_version=job.workflow_version)
     try:  # written before RunPod is called: nothing is ever lost
         if key is None:
@@ -121,7 +123,7 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
         "input": {"workflow_id": workflow.id, "workflow_version": workflow.version, "inputs": inputs,
                   "job_id": job.id, "trace_id": job.trace_id, "result_prefix": f"results/{job.id}/"},
         "webhook": app.webhook_url(job.id),
-        "policy": {"executionTimeout": app.config.execution_timeout_ms, "ttl": app.config.ttl_ms},
+        "policy": {"executionTimeout": app.config.execution_timeout_ms, "ttl": job.policy_ttl_ms},
     }
     try:
         reply = await app.runpod.run(run_body)

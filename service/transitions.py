@@ -17,13 +17,17 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
 - Conflicting terminal states: the first terminal state wins (`terminal_conflict`), with one
   exception: COMPLETED replaces FAILED or TIMED_OUT (`applied`), because RunPod's /retry only
   accepts FAILED/TIMED_OUT jobs, so a later COMPLETED for the same id is the retried attempt
-  succeeding, while nothing can follow a COMPLETED. A job marked failed because /run did not
-  answer (a timeout: RunPod may have taken it) holds our guess, not RunPod's word: the first
-  terminal delivery from RunPod replaces it and records the RunPod id.
+  succeeding, while nothing can follow a COMPLETED. A job failed with no RunPod id recorded holds
+  our guess, not RunPod's word: marked failed because /run did not answer (a timeout: RunPod may
+  have taken it), or recorded failed past its deadline (below). The first terminal delivery
+  from RunPod replaces the guess, records the RunPod id, image, GPU, timings and cost, and
+  rewrites the metrics row; from then on the job has a RunPod id and the rules above hold.
 - No RunPod outcome. A recovery of a job no RunPod job can settle any more (its ttl has passed
   with no RunPod id recorded, or with one RunPod no longer knows) applies a FAILED delivery
   without a RunPod id: nothing is known to have run, so the job and its metrics row name no
-  image, GPU, cost or end-to-end time; it adopts no id and replaces no earlier failure.
+  image, GPU, cost or end-to-end time; it adopts no id and replaces no earlier failure. It is a
+  guess too: a late delivery of RunPod's (a webhook retried at the deadline, or a recovery
+  naming the id) replaces it, as above.
   A job RunPod forgot whose worker stored its outcome (results/<job_id>/outcome.json) is
   recovered with a COMPLETED delivery of that output (`from_store`), checked like any other:
   RunPod's timings are unknown, so its run time, cost and end-to-end time stay null.
@@ -38,7 +42,7 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
 - Metrics. Each terminal transition writes the job's `job_metrics` row in the same batch
   (one D1 transaction) as the job update and the delivery record. The row's primary key is
   the job id and the insert is `ON CONFLICT DO UPDATE ... WHERE` only for the COMPLETED-replaces-
-  failure and RunPod-replaces-a-failed-submission cases, so a job has exactly one row, describing
+  failure and RunPod-replaces-our-guess cases, so a job has exactly one row, describing
   its final state, including `images`, the number of result images recorded (0 unless completed).
 - Timings. delayTime/executionTime are measurements, not state: one that is missing, not a
   usable number of milliseconds (a numeric string is read as its number), or longer than the job
@@ -196,9 +200,10 @@ def _e2e_ms(job: dict[str, Any], delivery: Delivery, now_s: float) -> int | None
     return max(0, int(now_s * 1000) - job["created_at_ms"])
 
 
-def _failed_on_submission(job: dict[str, Any]) -> bool:
-    """Marked failed because /run did not answer (jobs.fail_submission), and nothing from RunPod since."""
-    return job["runpod_job_id"] is None and str(job["last_delivery"] or "").startswith("submit:")
+def _failed_by_guess(job: dict[str, Any]) -> bool:
+    """Failed on our guess, and nothing from RunPod since: because /run did not answer (jobs.fail_submission), or
+    past its deadline (a FAILED delivery without a RunPod id). An applied delivery from RunPod records its id."""
+    return job["runpod_job_id"] is None and job["status"] == "failed"
 
 
 def _error_text(delivery: Delivery) -> str:
@@ -297,7 +302,7 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
             "cost_estimate_usd = excluded.cost_estimate_usd, images = excluded.images "
             "WHERE (excluded.status = 'completed' AND job_metrics.status <> 'completed') OR ?",
             # The image count lives on in the metrics row: `goldgate prune` may delete the job's row.
-            (len(results or ()), job["id"], fingerprint, 1 if _failed_on_submission(job) else 0)))
+            (len(results or ()), job["id"], fingerprint, 1 if _failed_by_guess(job) else 0)))
     return statements
 
 
@@ -329,8 +334,8 @@ class Transitions:
                 return await self._ignore(job, delivery, fingerprint, source, "runpod_id_mismatch", log, now_s)
             decision = _decide(job["status"], delivery.status)
             if (decision == "terminal_conflict" and delivery.runpod_job_id is not None
-                    and _failed_on_submission(job)):
-                decision = "applied"  # our guess that RunPod never took the job: RunPod's outcome replaces it
+                    and _failed_by_guess(job)):
+                decision = "applied"  # our guess that no RunPod job ran it: RunPod's outcome replaces it
             if decision != "applied":
                 return await self._ignore(job, delivery, fingerprint, source, decision, log, now_s)
             if checked is None:

@@ -2,14 +2,16 @@
 passed, queued or running. A job the service wrote but never sent (the process died between its insert and /run),
 or one RunPod took whose id was not recorded and has since forgotten, stayed `queued` forever: every recovery was a
 409. Once the ttl has passed, a recovery records it failed, saying why; before, the 409 says from when it can.
-Real SQLite, moto S3, a fake RunPod data plane."""
+That failure is a guess: RunPod's own outcome, should it still come, replaces it. Real SQLite, moto S3, a fake RunPod data plane."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from datetime import datetime
 
+import pytest
 from service_testkit import make_config
 from test_recover_unrecorded_runpod_id import _recover, _unrecorded
 
@@ -94,14 +96,73 @@ def test_a_runpod_id_runpod_has_forgotten_is_recorded_failed_once_the_jobs_ttl_h
     assert len(svc.rows("SELECT * FROM job_metrics")) == 1
 
 
-def test_a_stale_failed_webhook_after_an_expired_recovery_changes_nothing(svc):
+def _late_outcome(svc, job_id: str, rid: str, runpod_status: str) -> dict:
+    """RunPod's outcome of a job that did run, coming after the job was recorded failed at its deadline."""
+    if runpod_status == "COMPLETED":
+        return {"id": rid, "status": "COMPLETED", "delayTime": 5, "executionTime": 900,
+                "output": {"images": [svc.put_result(job_id)], "gpu_type": "NVIDIA GeForce RTX 4090",
+                           "worker_image_tag": "local/worker@sha256:" + "b" * 64}}
+    if runpod_status == "TIMED_OUT":
+        return {"id": rid, "status": "TIMED_OUT", "delayTime": 5, "executionTime": 900}
+    return {"id": rid, "status": "FAILED", "delayTime": 5, "executionTime": 900, "error": "CUDA out of memory"}
+
+
+def _records_what_ran(svc, job_id: str, rid: str, runpod_status: str) -> None:
+    """The job and its one metrics row describe RunPod's outcome: its id, image, GPU, timings and cost."""
+    job = svc.job(job_id)
+    status = {"COMPLETED": "completed", "TIMED_OUT": "timed_out", "FAILED": "failed"}[runpod_status]
+    tag = "local/worker@sha256:" + "b" * 64 if status == "completed" else svc.app.config.worker_image_tag
+    e2e = int(svc.clock[0] * 1000) - job["created_at_ms"]
+    assert (job["status"], job["runpod_job_id"], job["worker_image_tag"], job["gpu_type"], job["e2e_ms"]) == (
+        status, rid, tag, "NVIDIA GeForce RTX 4090", e2e)
+    if status == "failed":
+        assert job["error"] == "CUDA out of memory"
+    [metrics] = svc.rows("SELECT * FROM job_metrics")
+    assert (metrics["job_id"], metrics["status"], metrics["worker_image_tag"], metrics["gpu_type"],
+            metrics["runpod_queue_duration_ms"], metrics["runpod_run_duration_ms"], metrics["e2e_ms"],
+            metrics["images"]) == (job_id, status, tag, "NVIDIA GeForce RTX 4090", 5, 900, e2e,
+                                   1 if status == "completed" else 0)
+    assert metrics["cost_estimate_usd"] == pytest.approx(0.00031)  # one billed second on an RTX 4090
+
+
+@pytest.mark.parametrize("runpod_status", ["FAILED", "TIMED_OUT", "COMPLETED"])
+def test_a_late_runpod_outcome_replaces_a_failure_recorded_at_the_deadline_once(svc, log_lines, runpod_status):
+    # RunPod took the job, its id and webhook were lost; RunPod's webhook, retried at the deadline, comes after
+    # the recovery that recorded it failed with nothing known to have run: RunPod's word replaces that guess.
+    job_id, rid = _unrecorded(svc, log_lines)
+    svc.clock[0] = _refused_until_expiry(svc, job_id, "not_submitted")
+    assert _recover(svc, job_id)[1]["status"] == "failed"
+    late = _late_outcome(svc, job_id, rid, runpod_status)
+    status, body, _ = svc.deliver(job_id, late)
+    assert (status, body["applied"], body["reason"]) == (200, True, "applied"), body
+    _records_what_ran(svc, job_id, rid, runpod_status)
+    assert svc.deliver(job_id, late)[1]["reason"] == "duplicate"
+    # once: RunPod's own outcome stands like any other (a different one for the same id is a conflict)
+    other = {"id": rid, "status": "CANCELLED", "delayTime": 6, "executionTime": 901}
+    assert svc.deliver(job_id, other)[1]["reason"] == "terminal_conflict"
+    _records_what_ran(svc, job_id, rid, runpod_status)
+
+
+def test_a_recovery_naming_the_runpod_id_replaces_a_failure_recorded_at_the_deadline(svc, log_lines):
+    job_id, rid = _unrecorded(svc, log_lines)
+    svc.clock[0] = _refused_until_expiry(svc, job_id, "not_submitted")
+    assert _recover(svc, job_id)[1]["status"] == "failed"
+    svc.fake.set_status(rid, _late_outcome(svc, job_id, rid, "FAILED"))  # the id, found on its log line
+    status, body, _ = _recover(svc, job_id, {"runpod_job_id": rid})
+    assert (status, body["applied"], body["status"]) == (200, True, "failed"), body
+    _records_what_ran(svc, job_id, rid, "FAILED")
+    assert _recover(svc, job_id, {"runpod_job_id": rid})[1]["reason"] == "duplicate"
+    assert _recover(svc, job_id)[1]["reason"] == "duplicate"
+
+
+def test_a_second_failure_without_a_runpod_id_does_not_replace_the_first(svc):
     job_id = _never_sent(svc)
     svc.clock[0] = _refused_until_expiry(svc, job_id, "not_submitted")
     assert _recover(svc, job_id)[1]["status"] == "failed"
     before = svc.job(job_id)
-    status, body, _ = svc.deliver(job_id, {"id": "0f0f0f0f-aaaa-bbbb-cccc-000000000000-u1", "status": "FAILED",
-                                           "delayTime": 5, "executionTime": 9, "error": "worker crashed"})
-    assert (status, body["reason"], body["status"]) == (200, "terminal_conflict", "failed")
+    svc.clock[0] += 3600
+    svc.app.config = dataclasses.replace(svc.app.config, ttl_ms=3_600_000)  # another reason text: not a duplicate
+    assert _recover(svc, job_id)[1]["reason"] == "terminal_conflict"
     assert svc.job(job_id) == before and len(svc.rows("SELECT * FROM job_metrics")) == 1
 
 
