@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from service.http import Request
+from service.ports import StoreUnavailable
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -68,6 +69,15 @@ class AsgiService:
             await send({"type": "http.response.body", "body": bytes(body)})
             return
         await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
-        async for chunk in body:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        try:
+            async for chunk in body:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except StoreUnavailable as exc:
+            # The status and Content-Length are out: only a cut connection tells the client the body is not
+            # whole, and the server cuts it when the application raises. The log says which download was cut
+            # (result.refused: only result downloads stream).
+            self.app.log.error("result.refused", reason="store_unavailable",
+                               message=f"{exc}; the client got a cut download and should retry it",
+                               http={"method": request.method[:16], "path": path[:512], "status": response.status})
+            raise
         await send({"type": "http.response.body", "body": b""})

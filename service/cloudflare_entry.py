@@ -25,6 +25,7 @@ from service.logs import Logger, error_field, stdout_sink
 from service.ports import (
     HttpReply,
     ObjectMeta,
+    ObjectTooLarge,
     Statement,
     StatementResult,
     StoredObject,
@@ -148,6 +149,18 @@ class R2ResultStore:
         except JsException as exc:
             raise StoreUnavailable(f"R2 get {key} failed: {_js_message(exc)}") from None
         return None if _missing(obj) else StoredObject(self._meta(key, obj), obj.body)
+
+    async def read_at_most(self, key: str, limit: int) -> bytes | None:
+        found = await self.get(key)
+        if found is None:
+            return None
+        try:
+            data = await _read_stream(found.body, limit)
+        except JsException as exc:  # the stream errored mid-body (R2 dropped it): retry later
+            raise StoreUnavailable(f"R2 get {key} broke off: {_js_message(exc)}") from None
+        if len(data) > limit:
+            raise ObjectTooLarge(f"{key} has more than {limit} bytes")
+        return data
 
 
 def _epoch_s(uploaded: Any) -> int | None:
@@ -275,14 +288,19 @@ async def _read_body(request: Any, max_body_bytes: int) -> bytes:
     stream = request.body
     if _missing(stream):
         return b""
+    return await _read_stream(stream, max_body_bytes)  # over the limit: the core answers 413
+
+
+async def _read_stream(stream: Any, limit: int) -> bytes:
+    """A ReadableStream's bytes, read chunk by chunk up to just past `limit`: the rest is cancelled, never read."""
     reader = stream.getReader()
     chunks: list[bytes] = []
     size = 0
     while not (result := await reader.read()).done:
         chunks.append(_chunk_bytes(result.value))
         size += len(chunks[-1])
-        if size > max_body_bytes:
-            await reader.cancel()  # the rest is never read; the core answers 413
+        if size > limit:
+            await reader.cancel()
             break
     return b"".join(chunks)
 

@@ -56,6 +56,7 @@ class Response:
 
 
 _HEADER_EXTRAS = {"allow": "allow", "www_authenticate": "www-authenticate"}
+RETRY_AFTER_S = "5"
 
 
 class ApiError(Exception):
@@ -70,6 +71,8 @@ class ApiError(Exception):
 
     def to_response(self) -> Response:
         headers = {name: self.extra[key] for key, name in _HEADER_EXTRAS.items() if key in self.extra}
+        if self.status == 503:  # every 503 here is trouble that passes (RunPod, the store, D1): say when to retry
+            headers.setdefault("retry-after", RETRY_AFTER_S)
         payload = {"code": self.code, "message": self.message}
         payload.update({k: v for k, v in self.extra.items() if k not in _HEADER_EXTRAS})
         return json_response(self.status, {"error": payload}, headers)

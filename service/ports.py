@@ -54,20 +54,33 @@ class ObjectMeta:
 
 @dataclass(frozen=True)
 class StoredObject:
-    """`body` is bytes, an async iterator of bytes, or a runtime-native stream (R2)."""
+    """`body` is the store's own stream, which the core only hands to its runtime adapter as a Response body: an
+    async iterator of bytes locally (it raises StoreUnavailable when the store breaks off mid-body), R2's
+    ReadableStream in the Worker (the runtime cuts the response when it errors). `ResultStore.read_at_most`
+    reads an object whole."""
 
     meta: ObjectMeta
     body: Any
 
 
 class StoreUnavailable(Exception):
-    """The result store did not answer; the caller should retry later (RunPod retries webhooks)."""
+    """The result store did not answer, or broke off mid-body; the caller should retry later (RunPod retries
+    webhooks)."""
+
+
+class ObjectTooLarge(Exception):
+    """An object has more bytes than its reader takes; the message names the key and the limit."""
 
 
 class ResultStore(Protocol):
     async def head(self, key: str) -> ObjectMeta | None: ...
 
     async def get(self, key: str) -> StoredObject | None: ...
+
+    async def read_at_most(self, key: str, limit: int) -> bytes | None:
+        """The object's bytes, None when there is no such object; ObjectTooLarge when it has more than `limit`
+        bytes (what is over is never read). StoreUnavailable when the store does not answer or breaks off."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from service.http import ApiError
-from service.ports import ResultStore
+from service.ports import ObjectTooLarge, ResultStore
 
 ALLOWED_CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp")
 # Each reported image is one store HEAD while the webhook is answered (a Worker invocation's calls to
@@ -147,12 +147,12 @@ async def stored_outcome(store: ResultStore, job_id: str) -> StoredOutcome | Non
     MAX_OUTCOME_BYTES, not the worker's JSON, or reports images that are not this job's. StoreUnavailable
     propagates (retry later)."""
     key = outcome_key(job_id)
-    found = await store.get(key)
-    if found is None:
-        return None
-    raw = await _read_at_most(found.body, MAX_OUTCOME_BYTES)
+    try:
+        raw = await store.read_at_most(key, MAX_OUTCOME_BYTES)
+    except ObjectTooLarge:
+        raise OutcomeUnusable(f"{key} is over {MAX_OUTCOME_BYTES} bytes") from None
     if raw is None:
-        raise OutcomeUnusable(f"{key} is over {MAX_OUTCOME_BYTES} bytes")
+        return None
     try:
         document = json.loads(raw)
     except (ValueError, RecursionError):  # UnicodeDecodeError too; nested past the parser's depth is no outcome
@@ -167,28 +167,3 @@ async def stored_outcome(store: ResultStore, job_id: str) -> StoredOutcome | Non
     except ResultRejected as exc:
         raise OutcomeUnusable(f"{key}: {exc}") from None
     return StoredOutcome(rid, document["output"])
-
-
-async def _read_at_most(body: Any, limit: int) -> bytes | None:
-    """A store body's bytes (bytes, an async iterator of chunks, or R2's ReadableStream), None when it has more
-    than `limit`: what is over is never read."""
-    if isinstance(body, (bytes, bytearray)):
-        return bytes(body) if len(body) <= limit else None
-    chunks: list[bytes] = []
-    size = 0
-    if hasattr(body, "getReader"):  # R2's body, a ReadableStream of Uint8Arrays
-        reader = body.getReader()
-        while not (result := await reader.read()).done:
-            chunks.append(bytes(result.value.to_bytes()) if hasattr(result.value, "to_bytes") else bytes(result.value))
-            size += len(chunks[-1])
-            if size > limit:
-                await reader.cancel()
-                return None
-        return b"".join(chunks)
-    async for chunk in body:
-        chunks.append(bytes(chunk))
-        size += len(chunk)
-        if size > limit:
-            await body.aclose()  # the S3 adapter's generator releases its connection when closed
-            return None
-    return b"".join(chunks)

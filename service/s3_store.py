@@ -12,7 +12,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from service.ports import ObjectMeta, StoredObject, StoreUnavailable
+from service.ports import ObjectMeta, ObjectTooLarge, StoredObject, StoreUnavailable
 
 _CHUNK = 64 * 1024
 
@@ -52,7 +52,8 @@ class S3ResultStore:
     async def head(self, key: str) -> ObjectMeta | None:
         return await asyncio.to_thread(self._head, key)
 
-    def _get(self, key: str) -> tuple[ObjectMeta, Any] | None:
+    def _get(self, key: str) -> tuple[ObjectMeta, Any, bytes] | None:
+        """The object's meta, its body stream and the body's first chunk."""
         try:
             reply = self.client.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
@@ -61,14 +62,43 @@ class S3ResultStore:
             raise StoreUnavailable(f"GET {key} failed: {exc.response.get('Error', {}).get('Code')}") from None
         except BotoCoreError as exc:
             raise StoreUnavailable(f"GET {key} failed: {type(exc).__name__}") from None
-        return _meta(key, reply), reply["Body"]
+        body = reply["Body"]
+        # The first chunk is read before the service answers: a store that breaks off before any of the body
+        # gets the client a 503 to retry, not a 200 whose body never comes.
+        try:
+            first = _read_chunk(key, body, 0)
+        except StoreUnavailable:
+            body.close()
+            raise
+        return _meta(key, reply), body, first
 
     async def get(self, key: str) -> StoredObject | None:
         found = await asyncio.to_thread(self._get, key)
         if found is None:
             return None
-        meta, body = found
-        return StoredObject(meta, _chunks(body))
+        meta, body, first = found
+        return StoredObject(meta, _chunks(key, body, first))
+
+    def _read_at_most(self, key: str, limit: int) -> bytes | None:
+        found = self._get(key)
+        if found is None:
+            return None
+        _, body, chunk = found
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while chunk:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    raise ObjectTooLarge(f"{key} has more than {limit} bytes")
+                chunk = _read_chunk(key, body, size)
+        finally:
+            body.close()  # also what is over the limit: never read, its connection not reused
+        return b"".join(chunks)
+
+    async def read_at_most(self, key: str, limit: int) -> bytes | None:
+        return await asyncio.to_thread(self._read_at_most, key, limit)
 
 
 def _meta(key: str, reply: dict[str, Any]) -> ObjectMeta:
@@ -84,12 +114,22 @@ def _meta(key: str, reply: dict[str, Any]) -> ObjectMeta:
                       etag.strip('"') if isinstance(etag, str) else None, modified)
 
 
-async def _chunks(body: Any) -> AsyncIterator[bytes]:
+def _read_chunk(key: str, body: Any, done: int) -> bytes:
+    """The body's next chunk (b"" at its end); StoreUnavailable when the store breaks off (botocore raises
+    ResponseStreamingError, IncompleteReadError or ReadTimeoutError)."""
     try:
-        while True:
-            chunk = await asyncio.to_thread(body.read, _CHUNK)
-            if not chunk:
-                return
+        return body.read(_CHUNK)
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"GET {key} broke off after {done} bytes: {type(exc).__name__}") from None
+
+
+async def _chunks(key: str, body: Any, first: bytes) -> AsyncIterator[bytes]:
+    sent = 0
+    chunk = first
+    try:
+        while chunk:
             yield chunk
+            sent += len(chunk)
+            chunk = await asyncio.to_thread(_read_chunk, key, body, sent)
     finally:
         body.close()

@@ -195,6 +195,24 @@ def test_r2_rejecting_is_a_503_retry_later_not_an_internal_error(run):
     assert down["r2"] == [{"op": "get", "key": run["result_key"]}]
 
 
+def test_a_recovery_reads_the_outcome_stored_in_r2_and_one_r2_drops_mid_body_is_a_503_retry_later(run):
+    """RunPod forgot the job: the recovery applies the outcome its worker stored, read from R2's ReadableStream by
+    the R2 adapter. While R2 drops that stream mid-body, the recovery is refused 503 and changes nothing."""
+    keyed = step(run, "create_keyed")["json"]["job_id"]
+    outcome = f"results/{keyed}/outcome.json"
+    broke = step(run, "recover_r2_broke_off")
+    assert broke["status"] == 503 and broke["json"]["error"]["code"] == "store_unavailable", broke.get("json")
+    assert f"{outcome} broke off" in broke["json"]["error"]["message"]
+    assert [c["op"] for c in broke["d1"]] == ["all"] and broke["r2"] == [{"op": "get", "key": outcome}]
+    recovered = step(run, "recover_from_r2")
+    assert recovered["status"] == 200 and recovered["json"] == {
+        "applied": True, "reason": "applied", "status": "completed", "runpod_status": None,
+        "recovered_from": "result_store"}, recovered.get("json")
+    [job] = [j for j in run["tables"]["jobs"] if j["id"] == keyed]
+    assert job["status"] == "completed" and job["version"] == 1
+    assert [d["source"] for d in run["tables"]["webhook_deliveries"] if d["job_id"] == keyed] == ["recover"]
+
+
 def test_head_answers_as_get_would_from_r2_head_without_a_body(run):
     image = base64.b64decode(run["result_base64"])
     head = step(run, "result_head")
@@ -216,7 +234,8 @@ def test_refusals_are_json_errors(run):
         assert ops(big) == []
     # The 8 MiB chunked upload was read only a little past the 64 KiB limit (the isolate has 128 MB).
     assert step(run, "oversized_chunked")["pulled"] < 1024 * 1024
-    assert len(run["runpod_calls"]) == 3  # the three jobs created; nothing refused reached RunPod
+    runs = [c for c in run["runpod_calls"] if c["url"] == RUNPOD_BASE + "/run"]
+    assert len(runs) == 3  # the three jobs created; nothing refused reached RunPod
 
 
 def test_every_line_the_worker_printed_is_one_goldgate_log_line_per_request(run, log_lines):
@@ -227,7 +246,7 @@ def test_every_line_the_worker_printed_is_one_goldgate_log_line_per_request(run,
     check_log_lines(run["printed"], extra_forbidden=(API_TOKEN,))
     log_lines.extend(run["printed"])  # and again by the kit's fixture at teardown
     errors = [s["name"] for s in run["steps"] if any(json.loads(line)["level"] == "error" for line in s["printed"])]
-    assert errors == ["result_r2_down"]  # the one 503 (R2 down) is logged as an error; nothing else
+    assert errors == ["result_r2_down", "recover_r2_broke_off"]  # the two 503s (R2 failing); nothing else
 
 
 def test_a_create_retried_with_its_idempotency_key_answers_the_same_job_over_d1(run):

@@ -134,9 +134,10 @@ def test_create_marks_the_job_failed_when_runpod_refuses_or_fails(svc, mode, sta
 
 def test_create_answers_503_when_runpod_is_unreachable(svc):
     svc.fake.stop()
-    status, body, _ = svc.call("POST", "/api/queue/create", {"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "x"}})
+    status, body, headers = svc.call("POST", "/api/queue/create", {"workflow_id": "sdxl-txt2img",
+                                                                   "inputs": {"prompt": "x"}})
     assert status == 503 and body["error"]["code"] == "runpod_unavailable"
-    assert "could not be reached" in body["error"]["message"]
+    assert "could not be reached" in body["error"]["message"] and headers["retry-after"] == "5"
     assert svc.job(body["error"]["job_id"])["status"] == "failed"
     svc.fake.start = lambda: svc.fake  # already stopped; the fixture's stop must not fail
     svc.fake.stop = lambda: None
