@@ -112,3 +112,16 @@ def test_the_readme_lists_every_api_route():
     row = next(ln for ln in (REPO / "README.md").read_text(encoding="utf-8").splitlines() if ln.startswith("| API service"))
     routes = {f"{method} {pattern.pattern.strip('^$').split('(?P', 1)[0]}" for method, pattern, _ in ROUTES}
     assert {r for r in routes if f"`{r}" not in row} == set(), "name the route in README.md's API service row"
+
+
+def test_interfaces_names_every_entry_of_the_local_state_directory():
+    from goldgate.local import state
+
+    layout = state.__doc__.split("Layout", 1)[1].splitlines()[1:]
+    # each entry by its name: `images/<hex>/` as `images/`, `logs/*.jsonl` as `logs/`
+    entries = {ln.split()[0].removeprefix("stacks/<stack>/").split("<", 1)[0].removesuffix("*.jsonl")
+               for ln in layout if ln.startswith("    ")}
+    text = (REPO / "docs/INTERFACES.md").read_text(encoding="utf-8").split("## State directory", 1)[1]
+    section = " ".join(text.split("\n## ", 1)[0].split())
+    assert entries and {e for e in entries if e not in section} == set(), \
+        "name it in docs/INTERFACES.md's State directory section"
