@@ -2,7 +2,9 @@
 
 The tag is derived from what makes a release: `<workflow version>-g<git commit>-m<model manifest
 sha256[:12]>`. A tag is never re-pointed: before pushing, the registry is asked what the tag names
-now; if it names other content the build is refused. The push stream is read to the end (the docker
+now; if it names other content the build is refused. The image carries the sha256 of its build context as a
+label, so a rebuild of the same source (a CI re-run on a fresh runner, where the builder's timestamps make other
+bytes) takes the image already pushed under the tag instead of being refused. The push stream is read to the end (the docker
 SDK does not raise on a failed push: an `error`/`errorDetail` line is the failure), and the digest
 comes from its final `aux` line. The result is `repo@sha256:<digest>`, the only form a stack runs.
 
@@ -13,6 +15,7 @@ store instead: `local/worker@sha256:<hex>`.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import subprocess
 from collections.abc import Callable, Iterable
@@ -27,6 +30,7 @@ WORKER_DIR = REPO_ROOT / "images" / "worker"
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _REPO = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$|^[a-z0-9._-]+$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+SOURCE_LABEL = "dev.goldgate.source-sha256"
 
 
 class BuildFailed(GoldgateError):
@@ -115,18 +119,43 @@ def parse_push_stream(lines: Iterable[dict[str, Any]], progress: Callable[[str],
     return digest
 
 
+def source_sha256(context: Path, dockerfile: str = "Dockerfile") -> str:
+    """sha256 of what a build is made from: the Dockerfile's name and every file of the build context (its path and
+    bytes, in path order; a symlink's target)."""
+    digest = hashlib.sha256(b"%d:%s" % (len(dockerfile.encode()), dockerfile.encode()))
+    for path in sorted(context.rglob("*")):
+        if path.is_symlink():
+            body = os.readlink(path).encode()
+        elif path.is_file():
+            body = path.read_bytes()
+        else:
+            continue
+        name = path.relative_to(context).as_posix().encode()
+        digest.update(b"%d:%s%d:%s" % (len(name), name, len(body), body))
+    return digest.hexdigest()
+
+
 def build_docker(client: Any, context: Path, repo: str, identity: ReleaseIdentity, *,
                  dockerfile: str = "Dockerfile", progress: Callable[[str], None] | None = None) -> BuildResult:
-    """Build `context`, refuse a re-pointed tag, push, and return the pushed digest ref."""
+    """Build `context`, refuse a re-pointed tag, push, and return the pushed digest ref. When the tag already
+    names an image built from this exact source, return that one without building."""
     import docker.errors  # the SDK is only needed on the docker path
 
     if not _REPO.match(repo):
         raise BuildFailed(f"{repo!r} is not an image repository name (e.g. 127.0.0.1:5000/goldgate-worker)")
     tag = identity.tag
     ref = f"{repo}:{tag}"
+    source = source_sha256(context, dockerfile)
     labels = {"org.opencontainers.image.revision": identity.git_commit,
               "dev.goldgate.workflow-version": identity.workflow_version,
-              "dev.goldgate.models-sha256": identity.models_sha256}
+              "dev.goldgate.models-sha256": identity.models_sha256,
+              SOURCE_LABEL: source}
+    pushed = _registry_digest(client, ref)
+    if pushed is not None and _pushed_source(client, f"{repo}@{pushed}") == source:
+        if progress:
+            progress(f"{ref} was pushed from this exact source as {repo}@{pushed}; taking it (a rebuild would be "
+                     "other bytes under the same tag)")
+        return BuildResult(f"{repo}@{pushed}", tag, repo, pushed, identity, "docker", reused=True)
     if progress:
         progress(f"building {context} as {ref}")
     try:
@@ -140,9 +169,9 @@ def build_docker(client: Any, context: Path, repo: str, identity: ReleaseIdentit
     if existing is not None:
         mine = {d.split("@", 1)[1] for d in image.attrs.get("RepoDigests") or [] if d.startswith(repo + "@")}
         if existing not in mine:
-            raise TagConflict(f"{ref} already names {repo}@{existing} in the registry and this build is different "
-                              f"content (image {image.id}); tags are immutable: commit your change (a new "
-                              "commit gives a new tag) or bump workflow_version")
+            raise TagConflict(f"{ref} already names {repo}@{existing} in the registry, which was built from other "
+                              f"source than {context} (or before images carried {SOURCE_LABEL}); tags are "
+                              "immutable: commit your change (a new commit gives a new tag) or bump workflow_version")
         if progress:
             progress(f"{ref} already pushed with this exact content")
         return BuildResult(f"{repo}@{existing}", tag, repo, existing, identity, "docker", reused=True)
@@ -153,6 +182,19 @@ def build_docker(client: Any, context: Path, repo: str, identity: ReleaseIdentit
     except docker.errors.APIError as exc:
         raise PushFailed(f"push of {ref} failed: {exc.explanation or exc}") from None
     return BuildResult(f"{repo}@{digest}", tag, repo, digest, identity, "docker")
+
+
+def _pushed_source(client: Any, image: str) -> str | None:
+    """The build-context sha256 label of `image` (repo@digest), pulled from the registry: the pull checks the bytes
+    against the digest. None when it has no such label or cannot be pulled (then the build goes on and the tag
+    check after it decides)."""
+    import docker.errors
+
+    try:
+        pulled = client.images.pull(image)
+    except docker.errors.APIError:
+        return None
+    return (pulled.labels or {}).get(SOURCE_LABEL)
 
 
 def _registry_digest(client: Any, ref: str) -> str | None:

@@ -6,6 +6,10 @@ canonical JSON without `hash`), so an edited, dropped or reordered line breaks t
 `verify()` names it. Appends take an exclusive lock on the file so that concurrent commands
 (a CLI run and a CI job on the same state dir) cannot interleave or fork the chain; reads take a
 shared one, so a reader never sees half an entry.
+
+In CI the ledger lives on a branch and the runner's copy dies with the runner: with GOLDGATE_LEDGER_SAVE set to
+a bash script (the workflows' LEDGER_SAVE), every append runs it before goldgate goes on, so a PROD change's
+intent is on the branch before PROD changes and the next job can reconcile a change whose runner was lost.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import getpass
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +30,7 @@ from goldgate.errors import StateError
 from goldgate.logs import now_rfc3339
 
 GENESIS = "0" * 64
+SAVE_ENV = "GOLDGATE_LEDGER_SAVE"
 KINDS = ("build", "deploy", "golden", "promotion", "rollback")
 # The largest line we will read back; anything bigger was not written by us.
 _MAX_LINE = 1_000_000
@@ -103,7 +110,9 @@ class Ledger:
                 os.fsync(fh.fileno())
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-        return _entry(line)
+        entry = _entry(line)
+        _save(entry)
+        return entry
 
     def entries(self) -> list[Entry]:
         """Every entry, oldest first, after verifying the chain (raises LedgerTampered)."""
@@ -148,6 +157,25 @@ class Ledger:
             entry = _entry(line)
             prev, seq = entry.hash, entry.seq
             yield entry
+
+
+def _save(entry: Entry) -> None:
+    """Run the GOLDGATE_LEDGER_SAVE script, if set. A failed save is a warning, never an error: the entry is
+    recorded here, the job's own save step tries again, and stopping now could leave a PROD change half done."""
+    script = os.environ.get(SAVE_ENV)
+    if not script:
+        return
+    note = " ".join(str(word) for word in (entry.kind, entry.get("phase"), f"#{entry.seq}") if word)
+    try:
+        proc = subprocess.run(["bash", "-c", script], env={**os.environ, "LEDGER_NOTE": note}, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=300, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"warning: ledger #{entry.seq} is recorded here but not saved ({exc})", file=sys.stderr, flush=True)
+        return
+    if proc.returncode != 0:
+        said = (proc.stdout + proc.stderr).strip().splitlines()
+        print(f"warning: ledger #{entry.seq} is recorded here but not saved (exit {proc.returncode}: "
+              f"{said[-1] if said else 'no output'}); the job's save step tries again", file=sys.stderr, flush=True)
 
 
 def _entry(line: Mapping[str, Any]) -> Entry:

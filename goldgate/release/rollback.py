@@ -73,8 +73,12 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         reconcile(deployer, ledger, stack, progress)
         entries = ledger.entries()
         current = deployer.current_image(stack)
+        unsure = _may_run_another(entries, stack, current)
+        pinned = next((r for r in verified_releases(entries, stack) if r.image == current), None) if unsure else None
         if to is not None:
             target = resolve(entries, to, stack)
+        elif pinned is not None:   # the release before the interrupted change's image is the one still pinned
+            target = pinned
         elif current is None and verified_releases(entries, stack):
             # Unreadable, not empty: "the release before this one" would be the newest verified one, which is
             # most likely what the stack still runs; redeploying it is no rollback.
@@ -85,7 +89,7 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
             if found is None:
                 raise UnknownRelease(_no_target(entries, stack, current))
             target = found
-        if target.image == current and not _attempt_failed(entries, stack, current):
+        if target.image == current and not _attempt_failed(entries, stack, current) and not unsure:
             raise GoldgateError(f"{stack} already runs {current}; nothing to roll back (name another release "
                                 "with --to)")
         load_cases(paths.cases_dir, smoke_only=True)  # smoke cases that cannot run: refused before PROD changes
@@ -115,6 +119,15 @@ def _attempt_failed(entries: list[Entry], stack: str, image: str) -> bool:
     attempt = next((e for e in reversed(entries) if e.kind in ("promotion", "rollback") and e.get("phase") == "outcome"
                     and e.get("stack", "prod") == stack and e.get("image") == image), None)
     return attempt is not None and attempt.get("outcome") not in VERIFIED_OUTCOMES
+
+
+def _may_run_another(entries: list[Entry], stack: str, current: str | None) -> bool:
+    """Was the last change of `stack` interrupted while putting another image than `current` on it? Its deploy may
+    have gone through (a CI runner lost during `pulumi up` never pushes its pin commit, so the next job's stack file
+    still pins `current`): the stack may run that unverified image, and redeploying `current` is the rollback."""
+    last = next((e for e in reversed(entries) if e.kind in ("promotion", "rollback") and e.get("phase") == "outcome"
+                 and e.get("stack", "prod") == stack), None)
+    return last is not None and last.get("outcome") == "interrupted" and last.get("image") != current
 
 
 def rollback_locked(deployer: Deployer, ledger: Ledger, image: str, *, stack: str, trigger: str, reason: str,

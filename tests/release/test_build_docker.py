@@ -104,6 +104,36 @@ def test_goldgate_build_cli_records_the_pushed_digest(engine, tmp_path: Path, ca
     assert entry.kind == "build" and entry.get("image") in out and entry.get("image").startswith(repo + "@sha256:")
 
 
+def test_a_rebuild_of_the_same_source_on_a_fresh_engine_takes_the_image_pushed_under_the_tag(
+        engine, tmp_path: Path) -> None:
+    # "Re-run all jobs" builds the run's commit again on a fresh runner: the classic builder stamps new creation
+    # times, so the rebuild is other bytes under the same tag. Before, `goldgate build` stopped with a TagConflict
+    # telling the operator to commit a change, and no re-run of that run could get past it.
+    client, registry = engine
+    repo = f"{registry}/goldgate-rerun-{uuid.uuid4().hex[:10]}"
+    ctx = context(tmp_path, "the run's commit\n")
+    ident = ReleaseIdentity("2026.11.0", uuid.uuid4().hex + "0" * 8, manifest_sha256(ctx))
+    first = build_docker(client, ctx, repo, ident)
+    client.images.remove(client.images.get(first.image).id, force=True)   # the re-run's runner holds none of it
+    seen: list[str] = []
+    again = build_docker(client, ctx, repo, ident, progress=seen.append)
+    assert again.image == first.image and again.release_id == first.release_id and again.reused
+    assert client.images.get_registry_data(f"{repo}:{ident.tag}").id == first.digest
+    assert any("pushed from this exact source" in line for line in seen), seen
+
+
+def test_a_different_source_under_a_pushed_tag_is_refused_on_a_fresh_engine_too(engine, tmp_path: Path) -> None:
+    # A dirty checkout of the same commit gives the same tag: the image pushed under it is not this source's.
+    client, registry = engine
+    repo = f"{registry}/goldgate-dirty-{uuid.uuid4().hex[:10]}"
+    ident = ReleaseIdentity("2026.11.0", uuid.uuid4().hex + "0" * 8, manifest_sha256(context(tmp_path, "x\n")))
+    first = build_docker(client, context(tmp_path, "committed\n"), repo, ident)
+    client.images.remove(client.images.get(first.image).id, force=True)
+    with pytest.raises(TagConflict, match="was built from other source"):
+        build_docker(client, context(tmp_path, "edited, not committed\n"), repo, ident)
+    assert client.images.get_registry_data(f"{repo}:{ident.tag}").id == first.digest
+
+
 # -- the real worker Dockerfile under the classic builder ---------------------------------------------------
 
 MODEL = b"not really a checkpoint " * 2048

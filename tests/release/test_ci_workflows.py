@@ -18,8 +18,13 @@ from pathlib import Path
 import pytest
 import yaml
 from ci_policy import require
+from release_support import StandInApi, golden_suite, standin_api
+from test_promotion_evidence import Target
 
+from goldgate.release.history import interrupted
 from goldgate.release.ledger import Ledger
+from goldgate.release.promote import promote
+from goldgate.release.verification import GoldenPaths, run_golden
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -180,7 +185,7 @@ def test_the_promote_job_promotes_only_the_digest_this_run_built(tmp_path: Path)
     argv = tmp_path / "argv"
     bin_dir = _stub_bin(tmp_path, goldgate=f'printf "%s\\n" "$@" > "{argv}"\necho \'{{"ok": true}}\'\n')
     step = _promote_step()
-    context = {"needs.build.outputs.image": IMAGE, "needs.build.outputs.release_id": "r-1"}
+    context = {"needs.build.outputs.image": IMAGE, "needs.build.outputs.release_id": "r-1", "env.LEDGER_SAVE": ""}
     env = _env(tmp_path, bin_dir, **{k: _resolve(str(v), context) for k, v in (step.get("env") or {}).items()})
     proc = _bash(step["run"], tmp_path, env)
     assert proc.returncode == 0, proc.stderr
@@ -632,6 +637,60 @@ def test_a_waiting_job_never_frees_a_lock_whose_holder_may_still_run(rig: Ledger
     assert rig.lock_holder() == held
 
 
+def _counting_gh(rig: LedgerRig) -> tuple[str, Path]:
+    """A PATH whose `gh` is the rig's, counting its calls (one line each) in the returned file."""
+    calls, bin_dir = rig.tmp / "gh-calls", rig.tmp / "counting-bin"
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\nexec "{rig.bin / "gh"}" "$@"\n')
+    (bin_dir / "gh").chmod(0o755)
+    calls.write_text("")
+    return f"{bin_dir}{os.pathsep}{rig.bin}{os.pathsep}{os.environ['PATH']}", calls
+
+
+def test_a_waiting_job_asks_github_about_the_holders_run_far_less_often_than_it_polls(rig: LedgerRig) -> None:
+    # Every job's GITHUB_TOKEN shares 1,000 REST requests an hour per repository. Before, each waiter asked about
+    # the holder's run on every 20 s poll (180 requests an hour each, for up to an hour), and a rate-limited answer
+    # reads as "unknown", so a dead holder's lock was no longer freed either. Git polls are no API requests.
+    first, second = rig.job(), rig.job()
+    assert rig.lock(first, "101").returncode == 0
+    rig.set_run_state("101", "in_progress")
+    path, calls = _counting_gh(rig)
+    proc = rig.lock(second, "202", wait_s="2", PATH=path)
+    assert proc.returncode != 0
+    polls = proc.stdout.count("waiting for the release lock")
+    assert polls >= 2, proc.stdout + proc.stderr
+    assert len(calls.read_text().splitlines()) == 1, (polls, calls.read_text())
+    assert "GitHub reports that run as in_progress" in proc.stdout + proc.stderr
+
+
+def test_a_waiting_job_asks_github_at_once_about_a_new_holder(rig: LedgerRig) -> None:
+    # The backoff is per holder: a lock that changed hands (and whose new holder's run has completed) is looked at
+    # on the next poll, not after the backoff the previous holder earned.
+    first, second, third = rig.job(), rig.job(), rig.job()
+    assert rig.lock(first, "101").returncode == 0
+    rig.set_run_state("101", "in_progress")
+    log = rig.tmp / "waiter.log"
+    with log.open("w") as out:
+        waiter = subprocess.Popen(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", rig.scripts["lock"]],
+                                  cwd=second, stdout=out, stderr=subprocess.STDOUT,
+                                  env=rig._env(**rig.lock_env(second, "202", wait_s="600")))
+    try:
+        deadline = time.monotonic() + 120   # a guard against a hang, not a measurement
+        while "waiting for the release lock" not in log.read_text():
+            assert waiter.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        rig.set_run_state("303", "completed")
+        tree = rig._git(third, "hash-object", "-w", "-t", "tree", "/dev/null").strip()
+        handed = rig._git(third, "commit-tree", tree, "-m", "release run 303 attempt 1, job promote").strip()
+        rig._git(third, "push", "-q", "--force", "origin", f"{handed}:refs/heads/goldgate-release-lock")
+        assert waiter.wait(timeout=120) == 0, log.read_text()
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
+    assert "RELEASE_LOCK_COMMIT=" in (second / "github_env").read_text()
+
+
 def test_a_lock_push_that_reached_origin_but_reported_failure_still_takes_the_lock(rig: LedgerRig) -> None:
     # Before: the job found its own lock commit on origin and waited for itself until the deadline.
     real_git = shutil.which("git")
@@ -971,3 +1030,50 @@ def test_the_rollback_pin_step_commits_nothing_when_prod_kept_its_pin(rig: Ledge
     proc = _record_rollback_pin(rig, work)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert rig._git(rig.origin, "rev-parse", "main") == head
+
+
+# --- a PROD job whose runner is lost ---------------------------------------------------------------------------
+
+
+class RunnerLost(BaseException):
+    """The runner goes away mid-step: no `except Exception`, no later step (the ledger save) runs."""
+
+
+class LostDuringProdDeploy(Target):
+    def deploy(self, stack, image, progress):  # type: ignore[no-untyped-def]
+        result = super().deploy(stack, image, progress)
+        if stack == "prod":
+            raise RunnerLost()   # after `pulumi up` changed PROD
+        return result
+
+
+@pytest.mark.parametrize(("name", "job", "command"), [("release.yml", "promote", r"goldgate promote\b"),
+                                                      ("rollback.yml", "rollback", r"goldgate rollback\b")])
+def test_a_prod_jobs_ledger_entries_reach_the_branch_as_they_are_recorded(
+        rig: LedgerRig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, job: str, command: str) -> None:
+    # Before: a PROD job's entries reached the ledger branch only in its last steps. A runner lost during
+    # `pulumi up` took the promotion's intent with it: the next job saw no interrupted change to reconcile, and a
+    # promotion lost after its smoke passed was never a verified release (no rollback could return to it).
+    steps = _workflow(name)["jobs"][job]["steps"]
+    step_env = steps[_step_index(steps, command)].get("env") or {}
+    assert step_env.get("GOLDGATE_LEDGER_SAVE") == "${{ env.LEDGER_SAVE }}", step_env
+    suite = golden_suite(tmp_path / "golden")
+    paths = GoldenPaths(cases_dir=suite / "cases", references_dir=suite / "references", reports_dir=suite / "reports")
+    old, new = "local/worker@sha256:" + "a" * 64, "local/worker@sha256:" + "b" * 64
+    work = rig.job()
+    home = work / ".goldgate"
+    assert rig.run("restore", work).returncode == 0
+    ledger = Ledger(home)
+    with standin_api(StandInApi(image_tag=new)) as api:
+        target = LostDuringProdDeploy(api, {"staging": new, "prod": old})
+        assert run_golden(target, "staging", ledger, paths=paths, poll_s=0.01).passed
+        for key, value in rig._env(GOLDGATE_HOME=str(home)).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("GOLDGATE_LEDGER_SAVE", rig.scripts["save"])
+        monkeypatch.chdir(work)
+        with pytest.raises(RunnerLost):
+            promote(target, ledger, home, paths=paths)
+    nxt = rig.job()   # the next PROD job, on another runner
+    assert rig.run("restore", nxt).returncode == 0
+    [lost] = interrupted(Ledger(nxt / ".goldgate").entries())
+    assert (lost.kind, lost.image, lost.before) == ("promotion", new, old)

@@ -174,3 +174,15 @@ def test_an_intent_without_outcome_is_reported_as_interrupted(tmp_path: Path) ->
     ledger.append("promotion", phase="intent", stack="prod", image=B, before=A)
     [item] = interrupted(ledger.entries())
     assert (item.kind, item.image, item.before) == ("promotion", B, A)
+
+
+def test_an_entry_whose_save_fails_is_kept_here_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    # A PROD job saves each entry as it is recorded; a refused push must not stop a promotion half way (its
+    # automatic rollback and outcome still have to run): the entry stays here and the job's save step retries.
+    monkeypatch.setenv("GOLDGATE_LEDGER_SAVE", 'echo "saving: $LEDGER_NOTE" >&2; echo "push refused" >&2; exit 3')
+    ledger = Ledger(tmp_path / "home")
+    entry = ledger.append("promotion", phase="intent", stack="prod", image="x", trigger="t")
+    assert [e.hash for e in ledger.entries()] == [entry.hash]
+    err = capsys.readouterr().err
+    assert "ledger #1 is recorded here but not saved (exit 3: push refused)" in err

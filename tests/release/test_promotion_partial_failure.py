@@ -267,3 +267,43 @@ def test_a_first_promotion_that_failed_says_there_is_nothing_to_return_to_and_wh
     # The ledger says what PROD is pinned to, and that nothing was verified there.
     last = ledger.entries()[-1]
     assert (last.get("outcome"), last.get("pinned"), last.get("prod_image")) == ("deploy_failed", B, None)
+
+
+class RunnerLost(BaseException):
+    """The CI runner goes away mid-step: nothing after it runs, not even `except Exception` handlers."""
+
+
+class LostDuringProdDeploy(Recorded):
+    """PROD's deploy of `lose` goes through, then the runner is lost (its pin commit never reaches main)."""
+
+    lose: str | None = None
+
+    def deploy(self, stack, image, progress):  # type: ignore[no-untyped-def]
+        result = super().deploy(stack, image, progress)
+        if stack == "prod" and image == self.lose:
+            raise RunnerLost()
+        return result
+
+
+@pytest.mark.parametrize("to", [None, B], ids=["previous", "named"])
+def test_after_a_promotion_lost_with_its_runner_a_rollback_returns_prod_to_the_pin_it_left(
+        tmp_path: Path, paths: GoldenPaths, to: str | None) -> None:
+    # A runner lost during `pulumi up` of C: PROD may run C, unverified, while main's stack file (the next job's
+    # checkout) still pins B. Before, the operator's rollback went to A, two releases back, or (`--to B`) refused:
+    # "prod already runs B; nothing to roll back".
+    home = tmp_path / "home"
+    ledger = Ledger(home)
+    with standin_api(StandInApi(image_tag=A)) as api:
+        target = LostDuringProdDeploy(api, {})
+        for image in (A, B):
+            _staging_passes(target, ledger, paths, image)
+            assert promote(target, ledger, home, paths=paths).ok
+        _staging_passes(target, ledger, paths, C)
+        target.lose = C
+        with pytest.raises(RunnerLost):
+            promote(target, ledger, home, paths=paths)
+        target.pins["prod"] = B            # the next job checks out main, whose pin commit never came
+        target.deploys.clear()
+        outcome = rollback(target, ledger, home, to=to, paths=paths)
+    assert outcome.ok and outcome.image == B and target.deploys == [f"prod={B}"]
+    assert api.image_tag == B              # PROD serves B again, smoke-tested
