@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,8 @@ def main() -> int:
     finally:
         if not args.keep_up:
             goldgate("down", args.stack, home=home)
+            if args.home is None:  # the stack's secrets and logs go with it
+                shutil.rmtree(home, ignore_errors=True)
 
     def summary(name: str, e2e: list[float]) -> dict[str, Any]:
         over = [e - s.run_ms for e, s in zip(e2e, samples, strict=True)]

@@ -41,6 +41,7 @@ import os
 import random
 import resource
 import selectors
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -538,6 +539,7 @@ def main() -> int:
                         help="every Nth job COMPLETED (one store check), the rest FAILED; 0 = all FAILED")
     parser.add_argument("--client-cpus", default="", help="pin the load generator to these CPUs (e.g. 1)")
     parser.add_argument("--server-cpus", default="", help="pin the servers and the S3 store to these CPUs (e.g. 0)")
+    parser.add_argument("--keep", action="store_true", help="keep the databases and the service log afterwards")
     parser.add_argument("--serve", nargs=3, metavar=("MODE", "DB", "PORT_FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -547,7 +549,17 @@ def main() -> int:
 
     for role in CPUS:
         CPUS[role] = {int(c) for c in getattr(args, f"{role[:-1]}_cpus").split(",") if c.strip()}
-    tmp = Path(tempfile.mkdtemp(prefix="gg-bench-"))
+    tmp = Path(tempfile.mkdtemp(prefix="gg-bench-"))  # about 130 MB of databases and logs: removed at the end
+    try:
+        return _bench(args, tmp)
+    finally:
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _bench(args: argparse.Namespace, tmp: Path) -> int:
     moto_port = free_port()
     moto = _on_server_cpus(subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1",
                                              "-p", str(moto_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
