@@ -76,10 +76,11 @@ def _stub_bin(tmp_path: Path, **scripts: str) -> Path:
 
 
 def _env(tmp_path: Path, bin_dir: Path, **extra: str) -> dict[str, str]:
-    home = tmp_path / "userhome"
+    home, scratch = tmp_path / "userhome", tmp_path / "runner-tmp"  # the steps' mktemp files stay in the test's dir
     home.mkdir(exist_ok=True)
+    scratch.mkdir(exist_ok=True)
     return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_TERMINAL_PROMPT": "0", "LANG": "C.UTF-8", **extra}
+            "GIT_TERMINAL_PROMPT": "0", "LANG": "C.UTF-8", "TMPDIR": str(scratch), **extra}
 
 
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
