@@ -4,8 +4,11 @@ Billed seconds are RunPod's executionTime rounded UP to whole seconds (RunPod bi
 per second of execution; queue time is not billed). The price is the stack's
 `price_per_gpu_second` when set, otherwise the flex price of the worker-reported GPU type from
 the vendor table below (USD per GPU-second, offline fallback). Unknown GPU and no configured
-price -> no estimate (None), never a guess. One attempt only: a job RunPod ran again after /retry is
-costed for the last attempt the service applied (service/README.md says why no more can be known).
+price -> no estimate (None), never a guess.
+
+A job RunPod ran again after /retry is billed for every attempt: its estimate is the sum of the
+estimates of the attempts the service applied (transitions.py says which). An attempt without an
+estimate adds nothing; the sum is None only when no attempt has one.
 """
 
 from __future__ import annotations
@@ -56,3 +59,10 @@ def estimate_usd(execution_time_ms: int | None, gpu_type: str | None, gpu_count:
     if price is None or execution_time_ms is None:
         return None
     return round(price * gpu_count * billed_seconds(execution_time_ms), 8)
+
+
+def attempts_usd(earlier_usd: float | None, attempt_usd: float | None) -> float | None:
+    """The estimate of a job's attempts so far plus this attempt's."""
+    if earlier_usd is None or attempt_usd is None:
+        return attempt_usd if earlier_usd is None else earlier_usd
+    return round(earlier_usd + attempt_usd, 8)

@@ -30,7 +30,7 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
   naming the id) replaces it, as above.
   A job RunPod forgot whose worker stored its outcome (results/<job_id>/outcome.json) is
   recovered with a COMPLETED delivery of that output (`from_store`), checked like any other:
-  RunPod's timings are unknown, so its run time, cost and end-to-end time stay null.
+  RunPod's timings are unknown, so its run time and end-to-end time stay null and it adds no cost.
 - Results. A COMPLETED delivery is checked against the store (each reported object exists,
   its size equals the reported bytes, its Content-Type is an allowed image type and matches
   the report); a mismatch makes the job `failed` with the reason. If the store cannot be
@@ -44,6 +44,19 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
   the job id and the insert is `ON CONFLICT DO UPDATE ... WHERE` only for the COMPLETED-replaces-
   failure and RunPod-replaces-our-guess cases, so a job has exactly one row, describing
   its final state, including `images`, the number of result images recorded (0 unless completed).
+- Cost of a retried job. RunPod bills every attempt. Each attempt's executionTime is read as its
+  own (a /retry removes the job's previous output; that it restarts the timings is not documented)
+  and priced once, and the attempts are summed: a delivery that replaces RunPod's own failure (the
+  job has a RunPod id) adds its attempt's estimate to the one recorded (`cost.attempts_usd`, in
+  the same compare-and-set UPDATE; the metrics row copies the sum). A duplicate adds nothing; our
+  guessed failure has no cost, so RunPod's outcome replacing it brings its own alone. Not counted: a delivery that is not applied (a second FAILED/TIMED_OUT, or an
+  earlier attempt's arriving after the COMPLETED, is a `terminal_conflict`, recorded by one INSERT
+  and nothing more; a new fingerprint alone does not prove another attempt, as a recovery's /status
+  answer need not match the webhook of the same attempt byte for byte), and an attempt whose
+  delivery never came; RunPod's invoice remains the record. Everything else (run and queue
+  durations, worker timings, e2e, image, GPU) describes the final attempt: a measurement it lacks
+  is null, not the replaced attempt's. The per-release cost attributes the sum to the final
+  attempt's image.
 - Timings. delayTime/executionTime are measurements, not state: one that is missing, not a
   usable number of milliseconds (a numeric string is read as its number), or longer than the job
   has existed (plus a minute) is recorded as null (no cost from it) and named in the applied line's
@@ -77,14 +90,18 @@ _RANK = {"queued": 0, "in_progress": 1, "completed": 2, "failed": 2, "cancelled"
 _MAX_RACES = 16
 # The job and whether this delivery was seen, in one round trip (D1 calls cross the network).
 READ_JOB = ("SELECT id, stack, status, version, last_delivery, runpod_job_id, trace_id, workflow_version, "
-             "worker_image_tag, created_at_ms, EXISTS (SELECT 1 FROM webhook_deliveries WHERE fingerprint = ?) AS seen "
-             "FROM jobs WHERE id = ?")
+             "worker_image_tag, created_at_ms, cost_estimate_usd, "
+             "EXISTS (SELECT 1 FROM webhook_deliveries WHERE fingerprint = ?) AS seen FROM jobs WHERE id = ?")
 
+# A measurement this delivery lacks is kept from an earlier delivery of the same attempt (an unfinished
+# job's); an ended job's belong to the attempt a /retry replaced, not to this one.
+_THIS_ATTEMPTS = "COALESCE(?, CASE WHEN status IN ('queued', 'in_progress') THEN {0} END)"
 _UPDATE_SET = ("status = ?, {adopt}version = version + 1, last_delivery = ?, error = ?, results_json = ?, "
-               "worker_timings_json = COALESCE(?, worker_timings_json), worker_image_tag = ?, "
-               "gpu_type = COALESCE(?, gpu_type), runpod_queue_duration_ms = COALESCE(?, runpod_queue_duration_ms), "
-               "runpod_run_duration_ms = COALESCE(?, runpod_run_duration_ms), e2e_ms = ?, cost_estimate_usd = ?, "
-               "finished_at = ?, updated_at = ?")
+               f"worker_timings_json = {_THIS_ATTEMPTS.format('worker_timings_json')}, worker_image_tag = ?, "
+               f"gpu_type = {_THIS_ATTEMPTS.format('gpu_type')}, "
+               f"runpod_queue_duration_ms = {_THIS_ATTEMPTS.format('runpod_queue_duration_ms')}, "
+               f"runpod_run_duration_ms = {_THIS_ATTEMPTS.format('runpod_run_duration_ms')}, e2e_ms = ?, "
+               "cost_estimate_usd = ?, finished_at = ?, updated_at = ?")
 _UPDATE = f"UPDATE jobs SET {_UPDATE_SET.format(adopt='')} WHERE id = ? AND version = ?"
 _UPDATE_ADOPTING = (f"UPDATE jobs SET {_UPDATE_SET.format(adopt='runpod_job_id = COALESCE(runpod_job_id, ?), ')} "
                     "WHERE id = ? AND version = ?")
@@ -206,6 +223,11 @@ def _failed_by_guess(job: dict[str, Any]) -> bool:
     return job["runpod_job_id"] is None and job["status"] == "failed"
 
 
+def _replaces_runpods_outcome(job: dict[str, Any]) -> bool:
+    """An applied delivery for a job already ended by RunPod's word (not our guess): a retried attempt's."""
+    return job["runpod_job_id"] is not None and job["status"] in jobs.TERMINAL
+
+
 def _error_text(delivery: Delivery) -> str:
     if delivery.runpod_status == "TIMED_OUT":
         return "RunPod reported TIMED_OUT: the job exceeded its execution timeout or TTL"
@@ -269,6 +291,8 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
     e2e = _e2e_ms(job, delivery, now_s) if terminal else None
     queue_ms, run_ms = plausible_timings(job, delivery, now_s)
     usd = cost.estimate_usd(run_ms, gpu, pricing.gpu_count, pricing.price_per_gpu_second) if terminal else None
+    if _replaces_runpods_outcome(job):  # the attempt RunPod ran after a /retry: it bills both
+        usd = cost.attempts_usd(job["cost_estimate_usd"], usd)
     timings = worker_timings_json(output)
     # The RunPod id is set only when the job has none yet (the webhook overtook our record of
     # /run's answer): naming the column otherwise would rewrite its index entry for nothing.
