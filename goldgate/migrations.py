@@ -114,12 +114,17 @@ def apply_sqlite(db: Path | sqlite3.Connection, directory: Path = MIGRATIONS_DIR
         applied = [r[0] for r in conn.execute("SELECT name FROM d1_migrations ORDER BY id")]
         todo = pending(discover(directory), applied)
         for migration in todo:
+            # An explicit transaction: Python's sqlite3 opens none before DDL, so `with conn:` would leave the
+            # first ALTER of a migration that fails at its second applied and unrecorded, failing every later run.
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                with conn:
-                    for statement in split_statements(migration.sql):
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO d1_migrations (name) VALUES (?)", (migration.name,))
+                for statement in split_statements(migration.sql):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO d1_migrations (name) VALUES (?)", (migration.name,))
+                conn.execute("COMMIT")
             except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise MigrationError(f"migration {migration.name} failed: {exc}") from exc
         return [m.name for m in todo]
     finally:
