@@ -76,8 +76,9 @@ class AsgiService:
             # The status and Content-Length are out: only a cut connection tells the client the body is not
             # whole, and the server cuts it when the application raises. The log says which download was cut
             # (result.refused: only result downloads stream).
-            self.app.log.error("result.refused", reason="store_unavailable",
-                               message=f"{exc}; the client got a cut download and should retry it",
-                               http={"method": request.method[:16], "path": path[:512], "status": response.status})
+            (response.log or self.app.log).error("result.refused", reason="store_unavailable",
+                                                 message=f"{exc}; the client got a cut download and should retry it",
+                                                 http={"method": request.method[:16], "path": path[:512],
+                                                       "status": response.status})
             raise
         await send({"type": "http.response.body", "body": b""})

@@ -53,9 +53,12 @@ class Response:
     status: int
     body: Any = b""
     headers: Mapping[str, str] = field(default_factory=dict)
+    # A streamed body's logger, bound to what it is (the result's job): a body that breaks off mid-response is
+    # logged on it by the runtime adapter, which knows nothing of jobs. None: the app's own logger.
+    log: Any = None
 
 
-_HEADER_EXTRAS = {"allow": "allow", "www_authenticate": "www-authenticate"}
+_HEADER_EXTRAS = {"allow": "allow", "www_authenticate": "www-authenticate", "retry_after": "retry-after"}
 RETRY_AFTER_S = "5"
 
 
@@ -70,9 +73,9 @@ class ApiError(Exception):
         self.extra = extra
 
     def to_response(self) -> Response:
-        headers = {name: self.extra[key] for key, name in _HEADER_EXTRAS.items() if key in self.extra}
-        if self.status == 503:  # every 503 here is trouble that passes (RunPod, the store, D1): say when to retry
-            headers.setdefault("retry-after", RETRY_AFTER_S)
+        headers = {name: self.extra[key] for key, name in _HEADER_EXTRAS.items() if self.extra.get(key) is not None}
+        if self.status == 503 and "retry_after" not in self.extra:  # trouble that passes: say when to retry
+            headers["retry-after"] = RETRY_AFTER_S
         payload = {"code": self.code, "message": self.message}
         payload.update({k: v for k, v in self.extra.items() if k not in _HEADER_EXTRAS})
         return json_response(self.status, {"error": payload}, headers)

@@ -48,6 +48,7 @@ from service.config import ConfigError, ServiceConfig
 from service.httpx_transport import HttpxTransport
 from service.logs import Logger, Sink, stdout_sink
 from service.migrate import MigrationError, apply_sqlite
+from service.ports import StoreUnavailable
 from service.runpod import HttpRunPodGateway
 from service.s3_store import S3ResultStore
 from service.sqlite_database import SqliteDatabase
@@ -115,6 +116,8 @@ class _JsonRecords(logging.Handler):
         self.log = log
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and isinstance(record.exc_info[1], StoreUnavailable):
+            return  # a download the store cut: the adapter logged it (result.refused), naming its job
         level = "error" if record.levelno >= logging.ERROR else "warning"
         self.log.log(level, "service.server_log", message=record.getMessage()[:2000], data={"logger": record.name})
 

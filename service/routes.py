@@ -158,8 +158,10 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
                  "again later with a new key" if not_taken else
                  "if RunPod took it after all, its webhook completes it; a retry with this Idempotency-Key answers "
                  "this job: to submit anew, use a new key")
+        # No Retry-After when RunPod may have the job: the same request again would run and bill it twice.
         raise ApiError(502 if refused else 503, "runpod_refused" if refused else "runpod_unavailable",
-                       f"{reason}; job {job.id} is marked failed; {again}", job_id=job.id) from None
+                       f"{reason}; job {job.id} is marked failed; {again}", job_id=job.id,
+                       **({} if not_taken else {"retry_after": None})) from None
     try:
         await jobs.record_runpod_id(app.db, job.id, reply["id"], app.clock())
     except Exception as exc:  # noqa: BLE001 - RunPod has the job: a 500 would have the client pay for it twice
@@ -297,7 +299,7 @@ async def result_object(app: App, request: Request, key: str) -> Response:
                "content-disposition": content_disposition("inline" if image else "attachment",
                                                           key.rsplit("/", 1)[-1]),
                "x-content-type-options": "nosniff", **_validators(meta)}
-    return Response(200, body, headers)
+    return Response(200, body, headers, log=app.log.bind(job_id=key_job_id(key)))
 
 
 def _validators(meta: ObjectMeta) -> dict[str, str]:

@@ -118,20 +118,27 @@ def cmd_recover(args: argparse.Namespace) -> int:
     body = {"json": {"runpod_job_id": args.runpod_job_id}} if args.runpod_job_id is not None else {}
     try:
         result = api.call("POST", f"/api/admin/recover/{job_id}", **body)
-        # The answer names the outcome, not why a job failed: the text form reads that from the job's status.
-        error = None if args.json or result.get("status") == "completed" else \
-            api.call("GET", f"/api/status/{job_id}").get("error")
+        error = None if args.json or result.get("status") == "completed" else _job_error(api, job_id)
     finally:
         api.close()
     emit(args, result, lambda r: _recovered_line(job_id, r, error))
     return 0
 
 
+def _job_error(api: ApiClient, job_id: str) -> object:
+    """Why the job failed, from its status: the recovery's answer names the outcome only. The recovery is done
+    by now, so a status read that fails leaves the reason out rather than failing the command."""
+    try:
+        return api.call("GET", f"/api/status/{job_id}").get("error")
+    except GoldgateError:
+        return None
+
+
 def _recovered_line(job_id: str, answer: dict, error: object) -> str:
     line = f"{job_id}: {answer.get('status')} ({answer.get('reason', '')})"
     if answer.get("recovered_from") == "result_store":
         line += ", from the outcome its worker stored beside its images (RunPod no longer knows the job)"
-    return line + (f"\n  error: {error}" if error else "")
+    return line + ("\n  error: " + "\n    ".join(str(error).splitlines()) if error else "")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -422,3 +422,41 @@ def test_an_unknown_option_shows_the_usage_of_the_command_it_was_given_to(capsys
     code, _, err = invoke(capsys, "promote", "--dry-run")
     assert code == 2 and err.startswith("usage: goldgate promote ")
     assert "unrecognized arguments: --dry-run" in the_error_line(err)
+
+
+class _AnsweringApi:
+    """The stack's API as `goldgate recover` sees it: the recovery applied, then `status_error` for the status read."""
+
+    status_error: Exception | None = None
+
+    def __init__(self, platform, stack) -> None:
+        pass
+
+    def call(self, method: str, path: str, **_: object) -> dict:
+        if method == "POST":
+            return {"applied": True, "reason": "applied", "status": "failed"}
+        if self.status_error is not None:
+            raise self.status_error
+        return {"status": "failed", "error": "RunPod has no job rp-1\nand its ttl has passed"}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("status_read", ["answers", "fails"])
+def test_recover_says_why_the_job_failed_and_never_fails_after_the_recovery_was_applied(
+        capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, status_read: str) -> None:
+    from goldgate.commands import local
+    from goldgate.errors import GoldgateError
+
+    monkeypatch.setattr(local, "ApiClient", _AnsweringApi)
+    monkeypatch.setattr(_AnsweringApi, "status_error",
+                        GoldgateError("GET /api/status failed: timed out") if status_read == "fails" else None)
+    code, out, _ = invoke(capsys, "recover", "a" * 32, "--stack", "staging", "--home", str(tmp_path))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"{'a' * 32}: failed (applied)"
+    if status_read == "answers":  # every line of a multi-line reason indented under the job's
+        assert lines[1:] == ["  error: RunPod has no job rp-1", "    and its ttl has passed"]
+    else:
+        assert lines[1:] == []
