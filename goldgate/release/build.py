@@ -2,9 +2,10 @@
 
 The tag is derived from what makes a release: `<workflow version>-g<git commit>-m<model manifest
 sha256[:12]>`. A tag is never re-pointed: before pushing, the registry is asked what the tag names
-now; if it names other content the build is refused. The image carries the sha256 of its build context as a
-label, so a rebuild of the same source (a CI re-run on a fresh runner, where the builder's timestamps make other
-bytes) takes the image already pushed under the tag instead of being refused. The push stream is read to the end (the docker
+now; if it names other content the build is refused. The image carries the sha256 of what the build is made from
+(the build context docker is sent, and the Dockerfile) as a label, so a rebuild of the same source (a CI re-run on a
+fresh runner, where the builder's timestamps make other bytes) takes the image already pushed under the tag instead of
+being refused. The push stream is read to the end (the docker
 SDK does not raise on a failed push: an `error`/`errorDetail` line is the failure), and the digest
 comes from its final `aux` line. The result is `repo@sha256:<digest>`, the only form a stack runs.
 
@@ -104,10 +105,9 @@ def parse_push_stream(lines: Iterable[dict[str, Any]], progress: Callable[[str],
     for line in lines:
         if not isinstance(line, dict):
             raise PushFailed(f"unexpected push stream line {line!r}")
-        if "error" in line or "errorDetail" in line:
-            detail = line.get("errorDetail") or {}
-            message = line.get("error") or (detail.get("message") if isinstance(detail, dict) else None) or detail
-            raise PushFailed(f"push failed: {message}")
+        error = _stream_error(line)
+        if error is not None:
+            raise PushFailed(f"push failed: {error}")
         aux = line.get("aux")
         if isinstance(aux, dict) and aux.get("Digest"):
             digest = str(aux["Digest"])
@@ -119,20 +119,54 @@ def parse_push_stream(lines: Iterable[dict[str, Any]], progress: Callable[[str],
     return digest
 
 
+def _stream_error(line: dict[str, Any]) -> str | None:
+    """The failure an engine stream line (push, pull) reports in `error` / `errorDetail`, or None. The docker SDK
+    does not raise on these: the line is the failure."""
+    if "error" not in line and "errorDetail" not in line:
+        return None
+    detail = line.get("errorDetail") or {}
+    return str(line.get("error") or (detail.get("message") if isinstance(detail, dict) else None) or detail)
+
+
 def source_sha256(context: Path, dockerfile: str = "Dockerfile") -> str:
-    """sha256 of what a build is made from: the Dockerfile's name and every file of the build context (its path and
-    bytes, in path order; a symlink's target)."""
-    digest = hashlib.sha256(b"%d:%s" % (len(dockerfile.encode()), dockerfile.encode()))
-    for path in sorted(context.rglob("*")):
-        if path.is_symlink():
-            body = os.readlink(path).encode()
-        elif path.is_file():
-            body = path.read_bytes()
-        else:
-            continue
-        name = path.relative_to(context).as_posix().encode()
-        digest.update(b"%d:%s%d:%s" % (len(name), name, len(body), body))
+    """sha256 of what a build is made from, as the docker SDK sends it (its own helpers pick the files): the
+    Dockerfile's path from the context, and its text when it lies outside the context; then every path of the
+    context that `.dockerignore` leaves in, in path order, with a file's bytes or a symlink's target."""
+    from docker.api.build import process_dockerfile
+    from docker.utils.build import exclude_paths
+
+    root = os.path.abspath(context)
+    try:
+        sent_as, outside_text = process_dockerfile(dockerfile, root)
+        chosen = os.path.relpath(os.path.join(root, dockerfile), root)   # the same file however it is named
+        digest = hashlib.sha256()
+        _hash_item(digest, chosen.encode(), (outside_text or "").encode())
+        for name in sorted(exclude_paths(root, _dockerignore(context), dockerfile=sent_as)):
+            path = context / name
+            if path.is_symlink():
+                body = b"link:" + os.readlink(path).encode()
+            elif path.is_file():
+                body = b"file:" + path.read_bytes()
+            else:
+                body = b"dir:"
+            _hash_item(digest, name.encode(), body)
+    except OSError as exc:
+        raise BuildFailed(f"cannot read {exc.filename or context} to build it ({exc.strerror or exc}); check "
+                          "--context and --dockerfile (relative to the context)") from None
     return digest.hexdigest()
+
+
+def _hash_item(digest: Any, name: bytes, body: bytes) -> None:
+    digest.update(b"%d:%s%d:%s" % (len(name), name, len(body), body))
+
+
+def _dockerignore(context: Path) -> list[str]:
+    """The patterns of `context/.dockerignore`, read the way the docker SDK reads them for a build."""
+    path = context / ".dockerignore"
+    if not path.exists():
+        return []
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def build_docker(client: Any, context: Path, repo: str, identity: ReleaseIdentity, *,
@@ -151,11 +185,14 @@ def build_docker(client: Any, context: Path, repo: str, identity: ReleaseIdentit
               "dev.goldgate.models-sha256": identity.models_sha256,
               SOURCE_LABEL: source}
     pushed = _registry_digest(client, ref)
-    if pushed is not None and _pushed_source(client, f"{repo}@{pushed}") == source:
+    if pushed is not None:
         if progress:
-            progress(f"{ref} was pushed from this exact source as {repo}@{pushed}; taking it (a rebuild would be "
-                     "other bytes under the same tag)")
-        return BuildResult(f"{repo}@{pushed}", tag, repo, pushed, identity, "docker", reused=True)
+            progress(f"{ref} is already pushed as {repo}@{pushed}; pulling it to read which source it was built from")
+        if _pushed_source(client, f"{repo}@{pushed}") == source:
+            if progress:
+                progress(f"{ref} was pushed from this exact source as {repo}@{pushed}; taking it (a rebuild would "
+                         "be other bytes under the same tag)")
+            return BuildResult(f"{repo}@{pushed}", tag, repo, pushed, identity, "docker", reused=True)
     if progress:
         progress(f"building {context} as {ref}")
     try:
@@ -185,16 +222,27 @@ def build_docker(client: Any, context: Path, repo: str, identity: ReleaseIdentit
 
 
 def _pushed_source(client: Any, image: str) -> str | None:
-    """The build-context sha256 label of `image` (repo@digest), pulled from the registry: the pull checks the bytes
-    against the digest. None when it has no such label or cannot be pulled (then the build goes on and the tag
-    check after it decides)."""
+    """The source sha256 label of `image` (repo@digest). The docker SDK reads labels only from a pulled image, and
+    the pull checks the bytes against the digest; it downloads what the rebuild it saves would (the models are most
+    of it). None when the registry no longer has the image (the build goes on and the tag check after it decides).
+    Any other failure is raised with the engine's words: a rebuild would be refused as "other source" and hide it."""
     import docker.errors
 
+    repo, _, digest = image.partition("@")
+    error = None
     try:
-        pulled = client.images.pull(image)
-    except docker.errors.APIError:
+        for line in client.api.pull(repo, tag=digest, stream=True, decode=True):
+            error = _stream_error(line) if isinstance(line, dict) else None
+            if error is not None:
+                break
+        else:
+            return (client.images.get(image).labels or {}).get(SOURCE_LABEL)
+    except docker.errors.NotFound:
         return None
-    return (pulled.labels or {}).get(SOURCE_LABEL)
+    except docker.errors.APIError as exc:
+        error = str(exc.explanation or exc)
+    raise BuildFailed(f"cannot pull {image} to check whether it was built from this source ({error}); nothing "
+                      "was built: fix the pull's cause and build again")
 
 
 def _registry_digest(client: Any, ref: str) -> str | None:

@@ -9,7 +9,8 @@ shared one, so a reader never sees half an entry.
 
 In CI the ledger lives on a branch and the runner's copy dies with the runner: with GOLDGATE_LEDGER_SAVE set to
 a bash script (the workflows' LEDGER_SAVE), every append runs it before goldgate goes on, so a PROD change's
-intent is on the branch before PROD changes and the next job can reconcile a change whose runner was lost.
+intent is on the branch before PROD changes and the next job can reconcile a change whose runner was lost. A save
+that times out is the last one the process tries: the job's own save step saves what follows.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import getpass
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -31,6 +33,10 @@ from goldgate.logs import now_rfc3339
 
 GENESIS = "0" * 64
 SAVE_ENV = "GOLDGATE_LEDGER_SAVE"
+# A save is a fetch and a push of one small file (seconds, three tries at most); each append waits for it, and a
+# rollback of a broken PROD must not wait minutes for a hung push.
+SAVE_TIMEOUT_S = 60
+_save_timed_out = False   # set by this process's first save that timed out: it runs no more saves
 KINDS = ("build", "deploy", "golden", "promotion", "rollback")
 # The largest line we will read back; anything bigger was not written by us.
 _MAX_LINE = 1_000_000
@@ -162,20 +168,41 @@ class Ledger:
 def _save(entry: Entry) -> None:
     """Run the GOLDGATE_LEDGER_SAVE script, if set. A failed save is a warning, never an error: the entry is
     recorded here, the job's own save step tries again, and stopping now could leave a PROD change half done."""
+    global _save_timed_out
     script = os.environ.get(SAVE_ENV)
-    if not script:
+    if not script or _save_timed_out:
         return
     note = " ".join(str(word) for word in (entry.kind, entry.get("phase"), f"#{entry.seq}") if word)
+    env = {key: value for key, value in os.environ.items() if key != SAVE_ENV} | {"LEDGER_NOTE": note}
     try:
-        proc = subprocess.run(["bash", "-c", script], env={**os.environ, "LEDGER_NOTE": note}, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=300, check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
+        code, said = _run_save(script, env)
+    except subprocess.TimeoutExpired:
+        _save_timed_out = True
+        print(f"warning: ledger #{entry.seq} is recorded here but not saved (the save timed out after "
+              f"{SAVE_TIMEOUT_S} s); this command saves no later entry either: the job's save step saves them",
+              file=sys.stderr, flush=True)
+        return
+    except OSError as exc:
         print(f"warning: ledger #{entry.seq} is recorded here but not saved ({exc})", file=sys.stderr, flush=True)
         return
-    if proc.returncode != 0:
-        said = (proc.stdout + proc.stderr).strip().splitlines()
-        print(f"warning: ledger #{entry.seq} is recorded here but not saved (exit {proc.returncode}: "
-              f"{said[-1] if said else 'no output'}); the job's save step tries again", file=sys.stderr, flush=True)
+    if code != 0:
+        lines = said.strip().splitlines()
+        print(f"warning: ledger #{entry.seq} is recorded here but not saved (exit {code}: "
+              f"{lines[-1] if lines else 'no output'}); the job's save step tries again", file=sys.stderr, flush=True)
+
+
+def _run_save(script: str, env: dict[str, str]) -> tuple[int, str]:
+    """Exit status and output of the save script. It runs in its own process group so that a timeout stops the git
+    commands it started too: one left running could still push, or hold the checkout's git locks, when the job's
+    save step runs. SIGTERM, not SIGKILL: git removes its lock files on it."""
+    with subprocess.Popen(["bash", "-c", script], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, start_new_session=True) as proc:
+        try:
+            said, _ = proc.communicate(timeout=SAVE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            raise
+    return proc.returncode, said
 
 
 def _entry(line: Mapping[str, Any]) -> Entry:

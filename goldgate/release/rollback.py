@@ -5,6 +5,11 @@ sequence for a caller that already holds it (the automatic rollback after a fail
 Every PROD change writes its intent to the ledger before touching PROD and its outcome after, so a
 crash part-way leaves a record of both candidates for what PROD runs; `reconcile()` closes such an
 intent with what PROD is observed to run.
+
+When the stack's last change was interrupted, a rollback without `--to` finishes what that change set out to
+leave running: an interrupted rollback goes on to the release it was rolling back to, an interrupted promotion is
+undone by redeploying the release it started from. (A CI runner lost during `pulumi up` never pushes its pin
+commit, so the stack may run the change's image while main still pins the one before; the pin says nothing.)
 """
 
 from __future__ import annotations
@@ -73,12 +78,14 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         reconcile(deployer, ledger, stack, progress)
         entries = ledger.entries()
         current = deployer.current_image(stack)
-        unsure = _may_run_another(entries, stack, current)
-        pinned = next((r for r in verified_releases(entries, stack) if r.image == current), None) if unsure else None
+        lost = _lost_change(entries, stack)
+        aim = next((r for r in verified_releases(entries, stack) if r.image == _aim(lost)), None) if lost else None
         if to is not None:
             target = resolve(entries, to, stack)
-        elif pinned is not None:   # the release before the interrupted change's image is the one still pinned
-            target = pinned
+        elif lost is not None and aim is not None:
+            progress(f"{stack}'s last {lost.kind} (ledger #{lost.get('intent_seq')}) was interrupted; finishing it: "
+                     f"{aim.image} is what it set out to leave running")
+            target = aim
         elif current is None and verified_releases(entries, stack):
             # Unreadable, not empty: "the release before this one" would be the newest verified one, which is
             # most likely what the stack still runs; redeploying it is no rollback.
@@ -89,7 +96,7 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
             if found is None:
                 raise UnknownRelease(_no_target(entries, stack, current))
             target = found
-        if target.image == current and not _attempt_failed(entries, stack, current) and not unsure:
+        if target.image == current and not _attempt_failed(entries, stack, current) and lost is None:
             raise GoldgateError(f"{stack} already runs {current}; nothing to roll back (name another release "
                                 "with --to)")
         load_cases(paths.cases_dir, smoke_only=True)  # smoke cases that cannot run: refused before PROD changes
@@ -121,13 +128,18 @@ def _attempt_failed(entries: list[Entry], stack: str, image: str) -> bool:
     return attempt is not None and attempt.get("outcome") not in VERIFIED_OUTCOMES
 
 
-def _may_run_another(entries: list[Entry], stack: str, current: str | None) -> bool:
-    """Was the last change of `stack` interrupted while putting another image than `current` on it? Its deploy may
-    have gone through (a CI runner lost during `pulumi up` never pushes its pin commit, so the next job's stack file
-    still pins `current`): the stack may run that unverified image, and redeploying `current` is the rollback."""
+def _lost_change(entries: list[Entry], stack: str) -> Entry | None:
+    """The outcome `reconcile` recorded for the last change of `stack`, if that change was interrupted: the stack
+    may run its image or the one before, whatever the pin says, so a redeploy is never "nothing to roll back"."""
     last = next((e for e in reversed(entries) if e.kind in ("promotion", "rollback") and e.get("phase") == "outcome"
                  and e.get("stack", "prod") == stack), None)
-    return last is not None and last.get("outcome") == "interrupted" and last.get("image") != current
+    return last if last is not None and last.get("outcome") == "interrupted" else None
+
+
+def _aim(change: Entry) -> str | None:
+    """What an interrupted change set out to leave running: a rollback's target (the operator's or the automatic
+    one's); for a promotion, the release it started from (its candidate was never verified there)."""
+    return change.get("image") if change.kind == "rollback" else change.get("before")
 
 
 def rollback_locked(deployer: Deployer, ledger: Ledger, image: str, *, stack: str, trigger: str, reason: str,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from goldgate.release import ledger as ledger_module
 from goldgate.release.history import UnknownRelease, interrupted, last_verified, resolve, verified_releases
 from goldgate.release.ledger import Ledger, LedgerTampered, detect_trigger
 
@@ -186,3 +187,30 @@ def test_an_entry_whose_save_fails_is_kept_here_with_a_warning(tmp_path: Path, m
     assert [e.hash for e in ledger.entries()] == [entry.hash]
     err = capsys.readouterr().err
     assert "ledger #1 is recorded here but not saved (exit 3: push refused)" in err
+
+
+def test_a_save_that_hangs_is_cut_off_named_and_not_waited_for_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    # A push that hangs: before, every later append (the rollback's intent, its outcome...) waited the full timeout
+    # again, and the warning printed the whole save script (str(TimeoutExpired) quotes the command).
+    monkeypatch.setattr(ledger_module, "SAVE_TIMEOUT_S", 2)
+    monkeypatch.setattr(ledger_module, "_save_timed_out", False)   # and back after the test
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("GOLDGATE_LEDGER_SAVE", f'echo "$LEDGER_NOTE" >> "{runs}"; sleep 300  # the hung push')
+    ledger = Ledger(tmp_path / "home")
+    ledger.append("rollback", phase="intent", stack="prod", image="x", trigger="t")
+    ledger.append("rollback", phase="outcome", stack="prod", image="x", trigger="t")
+    assert [e.seq for e in ledger.entries()] == [1, 2]
+    assert runs.read_text().splitlines() == ["rollback intent #1"]
+    err = capsys.readouterr().err
+    assert "ledger #1 is recorded here but not saved (the save timed out after 2 s); this command saves no later " \
+           "entry either: the job's save step saves them" in err
+    assert "hung push" not in err and "ledger #2" not in err
+
+
+def test_the_save_script_is_not_given_the_save_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A save script that runs goldgate (to check the ledger, say) must not save from inside the save.
+    seen = tmp_path / "seen"
+    monkeypatch.setenv("GOLDGATE_LEDGER_SAVE", f'echo "${{GOLDGATE_LEDGER_SAVE-unset}} $LEDGER_NOTE" > "{seen}"')
+    Ledger(tmp_path / "home").append("build", image="x", trigger="t")
+    assert seen.read_text() == "unset build #1\n"
