@@ -4,6 +4,7 @@ runner's entry point. Scripts are taken out of the YAML and run for real (bash, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -311,6 +313,26 @@ class LedgerRig:
     def lock(self, work: Path, run_id: str, wait_s: str = "0", **env: str) -> subprocess.CompletedProcess[str]:
         return self.run("lock", work, **self.lock_env(work, run_id, wait_s), **env)
 
+    @contextlib.contextmanager
+    def waiting_for_the_lock(self, work: Path, run_id: str) -> Iterator[tuple[subprocess.Popen, Path]]:
+        """`work`'s lock step, started and seen waiting for the lock; yields (the step, its log) and kills the step
+        if the block leaves it running."""
+        log = self.tmp / "waiter.log"
+        with log.open("w") as out:
+            waiter = subprocess.Popen(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", self.scripts["lock"]],
+                                      cwd=work, stdout=out, stderr=subprocess.STDOUT,
+                                      env=self._env(**self.lock_env(work, run_id, wait_s="600")))
+        try:
+            deadline = time.monotonic() + 120   # a guard against a hang, not a measurement
+            while "waiting for the release lock" not in log.read_text():
+                assert waiter.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            yield waiter, log
+        finally:
+            if waiter.poll() is None:
+                waiter.kill()
+                waiter.wait()
+
     def unlock(self, work: Path) -> subprocess.CompletedProcess[str]:
         """The job's release step: GitHub's env plus whatever the job's steps wrote to GITHUB_ENV."""
         taken = dict(line.split("=", 1) for line in (work / "github_env").read_text().splitlines())
@@ -544,22 +566,9 @@ def test_a_second_job_waits_for_the_release_lock_and_names_who_holds_it(rig: Led
 def test_a_waiting_job_takes_the_release_lock_once_its_holder_releases_it(rig: LedgerRig) -> None:
     first, second = rig.job(), rig.job()
     assert rig.lock(first, "101").returncode == 0
-    log = rig.tmp / "waiter.log"
-    with log.open("w") as out:
-        waiter = subprocess.Popen(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", rig.scripts["lock"]],
-                                  cwd=second, stdout=out, stderr=subprocess.STDOUT,
-                                  env=rig._env(**rig.lock_env(second, "202", wait_s="600")))
-    try:
-        deadline = time.monotonic() + 120   # a guard against a hang, not a measurement
-        while "waiting for the release lock" not in log.read_text():
-            assert waiter.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+    with rig.waiting_for_the_lock(second, "202") as (waiter, log):
         assert rig.unlock(first).returncode == 0
         assert waiter.wait(timeout=120) == 0, log.read_text()
-    finally:
-        if waiter.poll() is None:
-            waiter.kill()
-            waiter.wait()
     assert "RELEASE_LOCK_COMMIT=" in (second / "github_env").read_text()
     assert rig.lock_holder() is not None, log.read_text()
 
@@ -670,25 +679,12 @@ def test_a_waiting_job_asks_github_at_once_about_a_new_holder(rig: LedgerRig) ->
     first, second, third = rig.job(), rig.job(), rig.job()
     assert rig.lock(first, "101").returncode == 0
     rig.set_run_state("101", "in_progress")
-    log = rig.tmp / "waiter.log"
-    with log.open("w") as out:
-        waiter = subprocess.Popen(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", rig.scripts["lock"]],
-                                  cwd=second, stdout=out, stderr=subprocess.STDOUT,
-                                  env=rig._env(**rig.lock_env(second, "202", wait_s="600")))
-    try:
-        deadline = time.monotonic() + 120   # a guard against a hang, not a measurement
-        while "waiting for the release lock" not in log.read_text():
-            assert waiter.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+    with rig.waiting_for_the_lock(second, "202") as (waiter, log):
         rig.set_run_state("303", "completed")
         tree = rig._git(third, "hash-object", "-w", "-t", "tree", "/dev/null").strip()
         handed = rig._git(third, "commit-tree", tree, "-m", "release run 303 attempt 1, job promote").strip()
         rig._git(third, "push", "-q", "--force", "origin", f"{handed}:refs/heads/goldgate-release-lock")
         assert waiter.wait(timeout=120) == 0, log.read_text()
-    finally:
-        if waiter.poll() is None:
-            waiter.kill()
-            waiter.wait()
     assert "RELEASE_LOCK_COMMIT=" in (second / "github_env").read_text()
 
 
