@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,11 @@ def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     yield make
     for stack in started:
         stack.control.close()
+        # Nothing is checked after the test: its workers are killed rather than given the SDK's graceful exit,
+        # which takes about a second (its stop-signal poll backs off for one) and every test would wait out.
+        for pid in stack.emulator.fleet.pids().values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)  # a worker leads its session: this takes the SDK's child too
         stack.emulator.stop()
 
 

@@ -19,6 +19,7 @@ from goldgate.runpod import ControlPlaneClient, DataPlaneClient, Endpoint, Endpo
 
 SDK_WORKER = Path(__file__).with_name("sdk_worker.py")
 API_KEY = "rp_test_key_0123456789abcdef"
+POLL_S = 0.05  # how often the stand-in servers' loops look for shutdown()
 
 
 def sdk_launcher(image_ref: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
@@ -97,7 +98,9 @@ class WebhookReceiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/runpod/webhook"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # shutdown() returns at the loop's next poll: the default half second would be every test's to wait out.
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": POLL_S},
+                                        daemon=True)
         self._thread.start()
 
     def for_job(self, job_id: str) -> list[Delivery]:
@@ -139,7 +142,7 @@ class FlakyRunPod:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": POLL_S}, daemon=True).start()
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}/v2"
 
     def close(self) -> None:

@@ -42,6 +42,9 @@ MAX_WS_MESSAGE_BYTES = 1024 * 1024  # clients only ever send a ping or a close
 class _Handler(BaseHTTPRequestHandler):
     server_version = "ComfyUI-emulator/1"
     protocol_version = "HTTP/1.1"
+    # Headers and body are two writes: with Nagle on, the body of every answer on a kept-alive connection
+    # waits for the client's delayed ACK, ~40 ms (real ComfyUI's aiohttp sends without that delay).
+    disable_nagle_algorithm = True
 
     @property
     def backend(self) -> ComfyBackend:

@@ -76,7 +76,8 @@ class RunPodEmulator:
         return f"{self.base_url}/v2"
 
     def start(self) -> Self:
-        serve = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+        # `stop` waits for the loop's next poll to see shutdown(): every `goldgate down` and test waits this out.
+        serve = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                  name="runpod-emulator-http", daemon=True)
         tick = threading.Thread(target=self._tick, name="runpod-emulator-tick", daemon=True)
         self._threads = [serve, tick]

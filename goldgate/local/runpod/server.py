@@ -317,6 +317,9 @@ def is_control(path: str) -> bool:
 
 class _HTTPHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body are two writes: with Nagle on, the body of every answer on a kept-alive connection
+    # (the SDK's job-done and ping, a client's status reads) waits for the client's delayed ACK, ~40 ms.
+    disable_nagle_algorithm = True
     server: RunPodHTTPServer
 
     def _serve(self) -> None:
