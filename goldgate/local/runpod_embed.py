@@ -16,11 +16,11 @@ from goldgate.spec import StackSpec
 NOT_DEPLOYED = "not-deployed"
 
 
-def start(spec: StackSpec, home: Path, api_key: str, logs_dir: Path) -> RunPodEmulator:
+def start(spec: StackSpec, home: Path, api_key: str, logs_dir: Path, workers_dir: Path) -> RunPodEmulator:
     local = spec.local
     assert local is not None, "a local stack has a local: block"
     config = EmulatorConfig(
-        api_key=api_key, logs_dir=logs_dir, home=home, stack=spec.name,
+        api_key=api_key, logs_dir=logs_dir, workers_dir=workers_dir, home=home, stack=spec.name,
         rate_limit_requests=local.rate_limit_per_10s, rate_limit_window_s=10.0,
         webhook_retry_delay_s=local.webhook_retry_delay_s, result_retention_s=local.result_retention_s,
         default_ttl_ms=spec.endpoint.ttl_ms,

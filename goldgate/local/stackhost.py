@@ -120,8 +120,9 @@ class StackHost:
         from goldgate.local import runpod_embed as embed
 
         image = self.dir.pinned_image()
+        # The workers' scratch space lives in the stack's dir: a `goldgate up` after a killed host clears it.
         self.runpod = embed.start(spec=self.spec, home=self.home, api_key=self.dir.secret("runpod_api_key"),
-                                  logs_dir=self.dir.logs_dir)
+                                  logs_dir=self.dir.logs_dir, workers_dir=self.dir.workers_dir)
         self.endpoint_id = embed.create_endpoint(self.runpod, self.spec, image, self.worker_env(image))
 
     # -- service --------------------------------------------------------------------------------

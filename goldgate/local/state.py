@@ -9,6 +9,7 @@ Layout (`$GOLDGATE_HOME` or `./.goldgate`):
     stacks/<stack>/db.sqlite       the stack's "D1"
     stacks/<stack>/logs/*.jsonl    component logs, schema v1
     stacks/<stack>/objects/<bucket>/  the stack's "R2" bucket on disk (goldgate.local.object_store)
+    stacks/<stack>/workers/<id>/   each running worker's scratch space (its TMPDIR), removed when it ends
     images/<hex>/                  content-addressed worker snapshots
     ledger.jsonl                   release ledger
 """
@@ -163,6 +164,11 @@ class StackDir:
     @property
     def logs_dir(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def workers_dir(self) -> Path:
+        """Each local worker's scratch space (its TMPDIR), removed when it ends, cleared when the stack starts."""
+        return self.root / "workers"
 
     @property
     def secrets_dir(self) -> Path:

@@ -15,12 +15,18 @@ from stackfiles import stacks_file
 
 from goldgate.commands.local import ensure_up
 from goldgate.local.platform import LocalPlatform
+from goldgate.local.state import StackDir
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="finds processes through /proc")
 
 
-def test_killing_the_host_takes_its_service_and_workers_with_it(home: Path) -> None:
+def test_killing_the_host_takes_its_service_and_workers_with_it(home: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch = tmp_path / "tmpdir"  # the stack's TMPDIR: what it leaves there is seen
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
     platform = LocalPlatform(home, stacks_file(home, endpoint={"workers_min": 1}, staging={}))
+    workers_dir = StackDir(home, "staging").workers_dir
     try:
         ensure_up(platform, "staging")
         host = platform.require_running("staging")["pid"]
@@ -29,11 +35,17 @@ def test_killing_the_host_takes_its_service_and_workers_with_it(home: Path) -> N
             "the stack never started its minimum worker"
         stack_processes = processes_naming(str(home))
         assert any("service.local_server" in argv for argv in stack_processes.values())
+        killed_workers = {d.name for d in workers_dir.iterdir()}
+        assert killed_workers  # each worker's scratch space (its TMPDIR) lives in the stack's dir
 
         os.kill(host, signal.SIGKILL)
 
         wait_until(lambda: not processes_naming(str(home)), 15)
         assert processes_naming(str(home)) == {}
+        # Nobody reaped those workers: the next `up` clears the scratch they left, and nothing went to TMPDIR.
+        ensure_up(platform, "staging")
+        assert killed_workers.isdisjoint(d.name for d in workers_dir.iterdir())
+        assert list(scratch.iterdir()) == []
     finally:
         platform.down("staging")
 

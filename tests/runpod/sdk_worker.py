@@ -5,10 +5,13 @@ input {"sleep": s} waits (cancellable), {"fail": msg} returns an error, {"raise"
 each attempt n holding until the test creates dir/release-n, so a test sees every state of each attempt;
 the output names the image and worker it ran on, so tests can see which release served a job.
 An endpoint with env HANDLER=stream runs a generator handler instead: input {"chunks": [...]} yields each
-chunk in turn (the SDK posts each to the stream URL and aggregates them into the output)."""
+chunk in turn (the SDK posts each to the stream URL and aggregates them into the output).
+input {"mkdtemp": true} leaves a temp dir behind, as the ComfyUI emulator of a killed worker does; an endpoint
+with env HANDLER=unfit leaves one at boot, then fails a fitness check, so the SDK ends the worker with os._exit."""
 
 import asyncio
 import os
+import tempfile
 from pathlib import Path
 
 import runpod
@@ -26,6 +29,8 @@ async def handler(job):
             await asyncio.sleep(0.05)
         if first:
             return {"error": "first attempt fails"}
+    if data.get("mkdtemp"):
+        return {"tempdir": _leave_a_temp_dir()}
     if data.get("sleep"):
         await asyncio.sleep(float(data["sleep"]))
     if data.get("fail"):
@@ -42,7 +47,18 @@ async def stream_handler(job):
         yield chunk
 
 
+def _leave_a_temp_dir() -> str:
+    return tempfile.mkdtemp(prefix=f"sdk-worker-{os.environ.get('RUNPOD_POD_ID')}-")
+
+
+def unfit() -> None:
+    raise RuntimeError("this worker is unfit")
+
+
 if __name__ == "__main__":
+    if os.environ.get("HANDLER") == "unfit":
+        _leave_a_temp_dir()
+        runpod.serverless.register_fitness_check(unfit)
     if os.environ.get("HANDLER") == "stream":
         runpod.serverless.start({"handler": stream_handler, "return_aggregate_stream": True})
     else:

@@ -32,12 +32,17 @@ class EmulatorConfig:
     - job_take_hold_s: how long a worker's job-take long-poll is held open when the queue is empty.
     - min_ttl_ms / min_execution_timeout_ms: the smallest policy.ttl (10 s) and policy.executionTimeout
       (5 s) RunPod accepts on /run and /runsync; both are at most 7 days. Tests lower the minimums to
-      watch a job expire or time out quickly."""
+      watch a job expire or time out quickly.
+    - logs_dir: where the emulator's and its workers' logs go; None: a temp dir removed on stop().
+    - workers_dir: the emulator's own directory for its workers' scratch space (workers_dir/<worker id>, each
+      worker's TMPDIR), removed as each worker is reaped; what a run that was killed left there is removed on
+      start, so point it at a directory of its own. None: a temp dir removed on stop()."""
 
     api_key: str = ""
     host: str = "127.0.0.1"
     port: int = 0
     logs_dir: Path | None = None
+    workers_dir: Path | None = None
     state_file: Path | None = None
     home: Path | None = None
     stack: str | None = None
@@ -79,7 +84,7 @@ class EmulatorConfig:
             raise SpecError(f"webhook_statuses {bad} are not terminal RunPod statuses {list(WEBHOOK_STATUSES)}")
 
 
-_PATHS = ("logs_dir", "state_file", "home")
+_PATHS = ("logs_dir", "workers_dir", "state_file", "home")
 
 
 def config_from_mapping(raw: Any, source: str = "config") -> EmulatorConfig:

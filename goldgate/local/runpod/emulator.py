@@ -4,13 +4,14 @@
     emu.api_base        # http://127.0.0.1:PORT/v2  (REST v2 control plane; ControlPlaneClient takes it)
     emu.endpoint_base   # http://127.0.0.1:PORT/v2  (data plane: <endpoint_base>/<endpoint_id>/run)
     emu.stop()          # stops workers (SIGTERM, then SIGKILL) and the server, delivers pending webhooks
-                        # (at most webhook_drain_s), then drops what is left
+                        # (at most webhook_drain_s), then drops what is left, and removes the temp dir it made
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -40,18 +41,25 @@ class RunPodEmulator:
         self.config = config
         self.api_key = config.api_key or secrets.token_urlsafe(24)
         self.worker_token = secrets.token_urlsafe(24)
-        self.logs_dir = Path(config.logs_dir) if config.logs_dir else Path(tempfile.mkdtemp(prefix="runpod-emu-"))
+        if launcher is None:  # before any directory is made: a bad launcher setting leaves nothing behind
+            launcher = launcher_from_string(config.launcher) if config.launcher else default_launcher(config.home)
+        # Logs and workers' scratch space nobody configured go in a temp dir of this emulator's, gone at stop().
+        own = None if config.logs_dir and config.workers_dir else Path(tempfile.mkdtemp(prefix="runpod-emu-"))
+        self._own_dir = own
+        self.logs_dir = Path(config.logs_dir) if config.logs_dir else own / "logs"  # type: ignore[operator]
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+        workers_dir = Path(config.workers_dir) if config.workers_dir else own / "workers"  # type: ignore[operator]
+        shutil.rmtree(workers_dir, ignore_errors=True)  # a killed run's workers left theirs: none of them lives on
+        workers_dir.mkdir(parents=True)
         self._log_stream = open(self.logs_dir / "runpod-emulator.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self.log = EventLog(self._log_stream, config.stack)
-        if launcher is None:
-            launcher = launcher_from_string(config.launcher) if config.launcher else default_launcher(config.home)
         self.backend = RunPodBackend(config, on_finished=self._finished, on_crash=self._crash, on_event=self._event)
         if config.state_file and Path(config.state_file).exists():
             try:
                 self.backend.restore(json.loads(Path(config.state_file).read_text(encoding="utf-8")))
             except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
                 self._log_stream.close()
+                self._remove_own_dir()
                 raise StateError(f"emulator state file {config.state_file} cannot be loaded ({exc}); move it aside "
                                  "to start with no endpoints, or restore a good copy") from None
         self.webhooks = WebhookDispatcher(config, self.log)
@@ -61,7 +69,7 @@ class RunPodEmulator:
         self.base_url = f"http://{host}:{port}"
         self._server.app.data_base = self.endpoint_base
         self.fleet = WorkerFleet(self.backend, launcher, WorkerUrls(self.endpoint_base), self.worker_token,
-                                 self.logs_dir, self.log)
+                                 self.logs_dir, workers_dir, self.log)
         self._server.app.on_stops = self.fleet.apply  # type: ignore[method-assign]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -106,6 +114,11 @@ class RunPodEmulator:
         self.webhooks.stop()
         self.log.info("runpod_emulator.stopped")
         self._log_stream.close()
+        self._remove_own_dir()
+
+    def _remove_own_dir(self) -> None:
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -3,12 +3,15 @@
 Each worker is a subprocess in its own session (so a kill also takes the SDK's heartbeat child) running
 the command the launcher gives for the image its release names, with RunPod's worker environment. Each is
 handed the fleet's lifeline (goldgate.local.lifeline): a worker that watches it ends with this process, even
-when this process is SIGKILLed."""
+when this process is SIGKILLed. Each also gets a scratch directory of its own as its TMPDIR (a container's /tmp):
+the fleet outlives the worker, so the fleet removes it when it reaps the worker, however the worker ended
+(SIGKILL, os._exit, a crash), with whatever the ComfyUI emulator, the SDK or the handler left there."""
 
 from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,8 +28,9 @@ from goldgate.local.runpod.eventlog import EventLog
 
 Launcher = Callable[[str, dict[str, str]], tuple[list[str], dict[str, str]]]
 
-# What a worker inherits from the emulator's own environment; everything else comes from the endpoint.
-_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "SYSTEMROOT", "TZ")
+# What a worker inherits from the emulator's own environment; everything else comes from the endpoint
+# (and TMPDIR from the fleet: the worker's scratch directory).
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "SYSTEMROOT", "TZ")
 
 
 def default_launcher(home: Path | None) -> Launcher:
@@ -73,13 +77,14 @@ class WorkerFleet:
     """Executes the backend's scaling plan and tells it when a process exits."""
 
     def __init__(self, backend: RunPodBackend, launcher: Launcher, urls: WorkerUrls, worker_token: str,
-                 logs_dir: Path, log: EventLog) -> None:
+                 logs_dir: Path, scratch_dir: Path, log: EventLog) -> None:
         self.backend = backend
         self.config = backend.config
         self.launcher = launcher
         self.urls = urls
         self.worker_token = worker_token
         self.logs_dir = logs_dir
+        self.scratch_dir = scratch_dir  # <scratch_dir>/<worker id>: each worker's TMPDIR, removed when it is reaped
         self.log = log
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._expected_exit: set[str] = set()
@@ -98,6 +103,7 @@ class WorkerFleet:
         if self.config.faults.cold_start_s > 0:
             time.sleep(self.config.faults.cold_start_s)  # a slow image pull before the container starts
         env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+        env["TMPDIR"] = str(self.scratch_dir / action.worker_id)
         env["RUNPOD_LOG_LEVEL"] = "INFO"  # the SDK defaults to DEBUG; an endpoint's env may say otherwise
         env.update(action.env)
         env.update(self.urls.env(action.endpoint_id, self.config.gpu_type))
@@ -113,6 +119,7 @@ class WorkerFleet:
             argv, env = self.launcher(action.image, env)
             env = {**env, **self.lifeline.child_env()}
             self.logs_dir.mkdir(parents=True, exist_ok=True)
+            (self.scratch_dir / action.worker_id).mkdir(parents=True, exist_ok=True)
             out = open(self.logs_dir / f"worker-{action.worker_id}.log", "ab")  # noqa: SIM115 -- owned by the child
             try:
                 proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -122,6 +129,7 @@ class WorkerFleet:
         except Exception as exc:  # noqa: BLE001 -- any launcher failure becomes a logged, retried start
             self.log.error("worker.start_failed", worker=action.worker_id, image=action.image,
                            error=f"{type(exc).__name__}: {exc}")
+            self._remove_scratch(action.worker_id)
             self.backend.worker_failed_to_start(action.worker_id, str(exc))
             return
         with self._lock:
@@ -169,6 +177,7 @@ class WorkerFleet:
             expected = wid in self._expected_exit
             self._expected_exit.discard(wid)
             _signal_group(proc, signal.SIGKILL)  # the SDK's heartbeat child must not outlive it
+            self._remove_scratch(wid)
             (self.log.info if expected else self.log.warning)(
                 "worker.exited", worker=wid, returncode=proc.returncode, expected=expected)
             self.backend.worker_exited(wid, proc.returncode)
@@ -191,6 +200,9 @@ class WorkerFleet:
             except subprocess.TimeoutExpired:
                 self.log.error("worker.unkillable", pid=proc.pid)
         self.reap()
+
+    def _remove_scratch(self, worker_id: str) -> None:
+        shutil.rmtree(self.scratch_dir / worker_id, ignore_errors=True)
 
     def pids(self) -> dict[str, int]:
         with self._lock:
