@@ -5,16 +5,16 @@ evidence readers (metrics answer, ledger lines) fail closed on answers that cann
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 from release_support import TOKEN, StandInApi, golden_suite, standin_api
+from serving import serving
 from test_gate_and_lock import failed
 from test_promotion_evidence import Target
 
@@ -161,15 +161,8 @@ def metrics_api(overall: dict[str, Any]) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(Handler) as url:
+        yield url
 
 
 @pytest.mark.parametrize("overall", [{"count": 0, "errors": 7}, {"count": 10, "errors": -3},

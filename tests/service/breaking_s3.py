@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from threading import Thread
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
+
+from serving import serving
 
 from service.s3_store import S3ResultStore
 
@@ -70,16 +71,8 @@ def _handler(objects: dict[str, BrokenObject]) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def breaking_s3(objects: dict[str, BrokenObject]) -> Iterator[str]:
     """The endpoint URL of a server that serves `objects` (key -> object) in any bucket."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(objects))
-    server.daemon_threads = True
-    thread = Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(_handler(objects)) as url:
+        yield url
 
 
 def store_at(endpoint: str) -> S3ResultStore:
