@@ -193,6 +193,10 @@ def _wait(client: httpx.Client, job_id: str, deadline: float, limit: float, poll
     while True:
         try:
             resp = _answer(client, "GET", f"/api/status/{job_id}", deadline, limit)
+        except httpx.TimeoutException as exc:
+            # A poll cut off by the case's deadline tells nothing new: an earlier poll's failure stays the reason.
+            if trouble is None or time.monotonic() < deadline:
+                trouble = _one_line(exc)
         except httpx.TransportError as exc:
             trouble = _one_line(exc)
         else:
@@ -313,11 +317,13 @@ def _answer(client: httpx.Client, method: str, path: str, deadline: float, limit
     with client.stream(method, path, timeout=timeout, **kwargs) as resp:
         chunks, total = [], 0
         for chunk in resp.iter_bytes():
+            # A first chunk that lands past the deadline may be the whole answer (a 500 on a slow machine):
+            # it is read. Only more bytes after the deadline are a server still answering.
+            if chunks and time.monotonic() > deadline:
+                raise GoldgateError(f"{where} was still answering after the case's latency limit ({limit:g} s)")
             total += len(chunk)
             if total > _MAX_JSON_BYTES:
                 raise GoldgateError(f"{where} answered with a body larger than {_MAX_JSON_BYTES} bytes")
-            if time.monotonic() > deadline:
-                raise GoldgateError(f"{where} was still answering after the case's latency limit ({limit:g} s)")
             chunks.append(chunk)
     # iter_bytes has already undone any Content-Encoding (Cloudflare compresses): the copy must not again
     headers = [(k, v) for k, v in resp.headers.items() if k.lower() not in ("content-encoding", "content-length")]

@@ -9,6 +9,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -100,7 +101,7 @@ class RunPod:
 class Proxy:
     """Forwards every request to the service, and loses the answers `lose` names ("METHOD /path-prefix": the
     ways to lose the next ones, in order): `drop` hangs up without answering, `504` answers as a gateway
-    that timed out, `500` as a service that failed."""
+    that timed out, `500` as a service that failed, `hang` holds the request 5 s and hangs up."""
 
     upstream: str = ""
     lose: dict[str, list[str]] = field(default_factory=dict)
@@ -131,6 +132,8 @@ class Proxy:
                     elif how == "500":
                         _reply(self, 500, b'{"error": {"code": "internal", "message": "upstream failed"}}',
                                {"content-type": "application/json"})
+                    elif how == "hang":  # holds the answer longer than any case here waits
+                        time.sleep(5)
                     elif how == "409busy":  # what the service answers when a request with the key failed meanwhile
                         _reply(self, 409, b'{"error": {"code": "idempotency_key_busy", "message": "retry with the '
                                           b'same key"}}', {"content-type": "application/json"})
@@ -272,10 +275,23 @@ def test_a_status_poll_whose_answer_is_lost_is_polled_again(stack: Stack, tmp_pa
 def test_a_status_poll_that_keeps_failing_fails_the_case_at_its_limit_naming_the_job(stack: Stack,
                                                                                         tmp_path: Path) -> None:
     stack.proxy.lose["GET /api/status/"] = ["500"] * 1000
-    write_case(tmp_path / "cases", "a", "workflow: sdxl-txt2img\ninputs: {prompt: p}\nexpect: {max_latency_s: 1}\n")
+    write_case(tmp_path / "cases", "a", "workflow: sdxl-txt2img\ninputs: {prompt: p}\nexpect: {max_latency_s: 2}\n")
     report = run_suite(load_cases(tmp_path / "cases"), ApiAccess(stack.url, TOKEN),
                        SuiteTarget("staging", "local", IMAGE, "golden-idem", Thresholds()),
                        references_dir=tmp_path, poll_s=0.05)
     [case] = report["cases"]
-    assert case["job_id"] and f"job {case['job_id']} still without a status after 1 s" in case["error"]
+    assert case["job_id"] and f"job {case['job_id']} still without a status after 2 s" in case["error"]
+    assert "the last poll failed: answered 500: internal: upstream failed" in case["error"]
+
+
+def test_a_poll_cut_off_by_the_limit_keeps_the_earlier_polls_failure_as_the_reason(stack: Stack,
+                                                                                    tmp_path: Path) -> None:
+    # The poll after a 500 hangs until the case's deadline cuts it: its timeout is the limit's doing, not news.
+    stack.proxy.lose["GET /api/status/"] = ["500", "hang"]
+    write_case(tmp_path / "cases", "a", "workflow: sdxl-txt2img\ninputs: {prompt: p}\nexpect: {max_latency_s: 2}\n")
+    report = run_suite(load_cases(tmp_path / "cases"), ApiAccess(stack.url, TOKEN),
+                       SuiteTarget("staging", "local", IMAGE, "golden-idem", Thresholds()),
+                       references_dir=tmp_path, poll_s=0.05)
+    [case] = report["cases"]
+    assert f"job {case['job_id']} still without a status after 2 s" in case["error"]
     assert "the last poll failed: answered 500: internal: upstream failed" in case["error"]
