@@ -15,7 +15,7 @@ from service.ports import StoreUnavailable
 from service.results import OutcomeUnusable, outcome_key, result_prefix, stored_outcome
 from service.routes import apply_delivery, job_context, log_refusal, parse_job_id, require_bearer
 from service.runpod import RunPodRefused, RunPodUnavailable
-from service.transitions import Delivery, parse_delivery
+from service.transitions import Delivery, RunPodIdTaken, parse_delivery
 
 if TYPE_CHECKING:
     from service.app import App
@@ -92,7 +92,7 @@ async def _recover(app: App, job: dict[str, Any], given: str | None) -> Response
     except RunPodRefused as exc:
         if exc.status != 404:
             raise ApiError(502, "runpod_refused", str(exc)) from None
-        return await _recover_forgotten(app, job, rid, claimed, expired)
+        return await _recover_forgotten(app, job, rid, claimed, expired, check)
     try:
         delivery = parse_delivery({"id": rid, **reply})
     except ApiError as exc:  # RunPod's answer is at fault, not the operator's request
@@ -100,10 +100,21 @@ async def _recover(app: App, job: dict[str, Any], given: str | None) -> Response
                                                  f"{exc.message}") from None
     if claimed:
         _check_claimed(job_id, delivery, check)
-    return await apply_delivery(app, job_id, delivery, "recover", runpod_status=delivery.runpod_status)
+    return await _apply(app, job_id, delivery, check, runpod_status=delivery.runpod_status)
 
 
-async def _recover_forgotten(app: App, job: dict[str, Any], rid: str, claimed: bool, expired: bool) -> Response:
+async def _apply(app: App, job_id: str, delivery: Delivery, check: str, **extra: Any) -> Response:
+    """The recovery's delivery applied like a webhook's. Another recovery may have given the same RunPod id to
+    another job since `_refuse_taken` looked (D1 has no transaction around a check and a write): the adopting write
+    refuses it then, and the answer is the same 409, with nothing changed."""
+    try:
+        return await apply_delivery(app, job_id, delivery, "recover", **extra)
+    except RunPodIdTaken as exc:
+        raise _taken(job_id, exc.runpod_job_id, exc.holder, check) from None
+
+
+async def _recover_forgotten(app: App, job: dict[str, Any], rid: str, claimed: bool, expired: bool,
+                             check: str) -> Response:
     """RunPod has no job `rid`: its output is gone 30 minutes after it ended, or the operator's id is wrong. A
     job whose worker stored the output it returned as `rid` is recovered from the store, checked like a webhook's."""
     job_id = job["id"]
@@ -124,7 +135,7 @@ async def _recover_forgotten(app: App, job: dict[str, Any], rid: str, claimed: b
                                   f"{stored.runpod_job_id}'s, not {rid}'s")
     if stored is not None:
         delivery = Delivery(rid, "COMPLETED", None, None, stored.output, None, from_store=True)
-        return await apply_delivery(app, job_id, delivery, "recover", runpod_status=None, recovered_from="result_store")
+        return await _apply(app, job_id, delivery, check, runpod_status=None, recovered_from="result_store")
     if claimed and expired:  # whichever id is right, no RunPod job can settle this one any more
         return await _apply_expired(app, job_id, f"RunPod has no job {rid}, and {_expiry(app, job)}{unusable}")
     if claimed:  # a mistyped id must not fail the job
@@ -194,11 +205,15 @@ async def _apply_expired(app: App, job_id: str, reason: str) -> Response:
 async def _refuse_taken(app: App, job_id: str, rid: str, check: str) -> None:
     """A 409 (and nothing changed) when another job has recorded the operator-given RunPod id: every client reads
     it from that job's status, and adopting it would give this job the other's outcome (a FAILED one is taken on
-    the operator's word) and refuse its own webhook as a mismatch."""
+    the operator's word) and refuse its own webhook as a mismatch. Checked before RunPod is asked; the adopting
+    write checks again (`_apply`)."""
     rows = await app.db.query("SELECT id FROM jobs WHERE runpod_job_id = ? AND id <> ? LIMIT 1", (rid, job_id))
     if rows:
-        raise ApiError(409, "runpod_job_taken", f"RunPod job {rid} is job {rows[0]['id']}'s: job {job_id} is "
-                                                f"unchanged; {check}")
+        raise _taken(job_id, rid, rows[0]["id"], check)
+
+
+def _taken(job_id: str, rid: str, holder: str, check: str) -> ApiError:
+    return ApiError(409, "runpod_job_taken", f"RunPod job {rid} is job {holder}'s: job {job_id} is unchanged; {check}")
 
 
 def _check_claimed(job_id: str, delivery: Delivery, check: str) -> None:

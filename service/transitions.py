@@ -10,7 +10,14 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
   deliveries differ in timings/output and so get their own fingerprints.
 - Attempt. A delivery whose RunPod id differs from the job's recorded `runpod_job_id` is
   refused (`runpod_id_mismatch`) and changes nothing. If the job has no RunPod id yet (the
-  webhook overtook our own record of the /run answer), the signed delivery's id is adopted.
+  webhook overtook our own record of the /run answer), the signed delivery's id is adopted,
+  unless another job holds it: one RunPod id is one job's. The adopting UPDATE itself carries
+  that condition (one statement is atomic, in D1 as in SQLite; D1 has no transaction around a
+  check and a write, and a unique index would fail the migration of a database already holding
+  a duplicate). A webhook that would adopt a held id changes nothing and is recorded ignored
+  (`runpod_job_taken`, logged naming the holder): RunPod retries any answer but a 200, and
+  which job the id belongs to is the operator's call. A recovery answers 409 instead, with
+  nothing recorded (`RunPodIdTaken`).
 - Order. queued < in_progress < terminal. A delivery ranking below the job's state is
   `out_of_order` (ignored, logged as such); the same non-terminal state again is `no_change`.
   A terminal state is never replaced by a non-terminal one.
@@ -67,7 +74,9 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
   batch whose UPDATE is conditional on the version it read (compare-and-set); the delivery
   and metrics inserts are conditional on that UPDATE having happened (`last_delivery` =
   this fingerprint). A lost race re-reads and decides again, so concurrent duplicates resolve
-  to one `applied` and the rest `duplicate`.
+  to one `applied` and the rest `duplicate`. An adopting UPDATE refused because another job holds
+  the id is no race to retry: its batch ends with a read of that job, and the delivery is refused
+  as under Attempt.
 """
 
 from __future__ import annotations
@@ -103,8 +112,13 @@ _UPDATE_SET = ("status = ?, {adopt}version = version + 1, last_delivery = ?, err
                f"runpod_run_duration_ms = {_THIS_ATTEMPTS.format('runpod_run_duration_ms')}, e2e_ms = ?, "
                "cost_estimate_usd = ?, finished_at = ?, updated_at = ?")
 _UPDATE = f"UPDATE jobs SET {_UPDATE_SET.format(adopt='')} WHERE id = ? AND version = ?"
+# Adopts the delivery's RunPod id unless another job holds it (jobs_runpod_job_id): the check and the write are one
+# statement, so two adoptions of one id at once cannot both pass it.
 _UPDATE_ADOPTING = (f"UPDATE jobs SET {_UPDATE_SET.format(adopt='runpod_job_id = COALESCE(runpod_job_id, ?), ')} "
-                    "WHERE id = ? AND version = ?")
+                    "WHERE id = ? AND version = ? "
+                    "AND NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.runpod_job_id = ? AND o.id <> jobs.id)")
+# Read in the adopting batch, after its UPDATE: the job holding the id when that UPDATE refused it.
+_HOLDER = "SELECT id FROM jobs WHERE runpod_job_id = ? AND id <> ? LIMIT 1"
 
 
 def _canonical(value: Any) -> str:
@@ -142,7 +156,8 @@ class Delivery:
 @dataclass(frozen=True)
 class Outcome:
     applied: bool
-    reason: str  # applied | duplicate | out_of_order | no_change | terminal_conflict | runpod_id_mismatch
+    # applied | duplicate | out_of_order | no_change | terminal_conflict | runpod_id_mismatch | runpod_job_taken
+    reason: str
     status: str  # the job's status after this delivery
 
     def to_dict(self) -> dict[str, Any]:
@@ -279,7 +294,9 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
                      pricing: Pricing) -> list[Statement]:
     """The one batch (one D1 transaction) that applies a delivery to `job` as read (READ_JOB):
     the compare-and-set UPDATE on its version, then, only if that UPDATE happened, the delivery's
-    record and, for a terminal state, the job's metrics row. `checked` = (status, error, results)."""
+    record and, for a terminal state, the job's metrics row. `checked` = (status, error, results).
+    An UPDATE that adopts the delivery's RunPod id also requires that no other job holds it, and the
+    batch ends with a read of the job that does (none when the UPDATE happened)."""
     status, error, results = checked
     now = jobs.iso_ms(now_s)
     output = delivery.output if isinstance(delivery.output, dict) else {}
@@ -296,7 +313,7 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
     timings = worker_timings_json(output)
     # The RunPod id is set only when the job has none yet (the webhook overtook our record of
     # /run's answer): naming the column otherwise would rewrite its index entry for nothing.
-    adopt = job["runpod_job_id"] is None
+    adopt = adopts(job, delivery)
     statements = [
         Statement(
             _UPDATE_ADOPTING if adopt else _UPDATE,
@@ -304,7 +321,8 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
              _canonical(results) if results is not None else None, timings,
              tag[:256] if tag else None, gpu[:128] if gpu else None,
              queue_ms, run_ms, e2e, usd,
-             now if terminal else None, now, job["id"], job["version"])),
+             now if terminal else None, now, job["id"], job["version"],
+             *((delivery.runpod_job_id,) if adopt else ()))),
         Statement(
             "INSERT OR IGNORE INTO webhook_deliveries (fingerprint, job_id, runpod_job_id, runpod_status, "
             "source, applied, outcome, received_at) SELECT ?, ?, ?, ?, ?, 1, 'applied', ? "
@@ -327,7 +345,24 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
             "WHERE (excluded.status = 'completed' AND job_metrics.status <> 'completed') OR ?",
             # The image count lives on in the metrics row: `goldgate prune` may delete the job's row.
             (len(results or ()), job["id"], fingerprint, 1 if _failed_by_guess(job) else 0)))
+    if adopt:
+        statements.append(Statement(_HOLDER, (delivery.runpod_job_id, job["id"])))
     return statements
+
+
+def adopts(job: dict[str, Any], delivery: Delivery) -> bool:
+    """Whether applying `delivery` to `job` as read records the delivery's RunPod id on it: the job has none."""
+    return job["runpod_job_id"] is None and delivery.runpod_job_id is not None
+
+
+class RunPodIdTaken(ApiError):
+    """A recovery's delivery would give the job a RunPod id another job (`holder`) holds: nothing was changed."""
+
+    def __init__(self, job_id: str, runpod_job_id: str, holder: str) -> None:
+        super().__init__(409, "runpod_job_taken", f"RunPod job {runpod_job_id} is job {holder}'s: job {job_id} "
+                                                  "is unchanged")
+        self.runpod_job_id = runpod_job_id
+        self.holder = holder
 
 
 class Transitions:
@@ -364,10 +399,13 @@ class Transitions:
                 return await self._ignore(job, delivery, fingerprint, source, decision, log, now_s)
             if checked is None:
                 checked = await self._check_results(job_id, delivery)
-            if await self._write(job, delivery, fingerprint, source, checked, now_s):
+            written, holder = await self._write(job, delivery, fingerprint, source, checked, now_s)
+            if written:
                 new_status = checked[0]
                 self._log_applied(log, job, delivery, new_status, checked[1], source, now_s)
                 return Outcome(True, "applied", new_status)
+            if holder is not None:  # the id is another job's: deciding again would not change that
+                return await self._refuse_taken(job, delivery, fingerprint, source, holder, log, now_s)
         raise ApiError(503, "contended", f"job {job_id} is changing too fast to apply this delivery; retry")
 
     async def _check_results(self, job_id: str, delivery: Delivery
@@ -385,13 +423,29 @@ class Transitions:
         return delivery.status, None, None
 
     async def _write(self, job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
-                     checked: tuple[str, str | None, list[dict[str, Any]] | None], now_s: float) -> bool:
+                     checked: tuple[str, str | None, list[dict[str, Any]] | None], now_s: float
+                     ) -> tuple[bool, str | None]:
+        """(whether the compare-and-set UPDATE happened; if it would have adopted an id another job holds, that
+        job's id)."""
         results = await self.db.batch(write_statements(job, delivery, fingerprint, source, checked, now_s,
                                                        self.pricing))
-        return results[0].changes == 1
+        if results[0].changes == 1:
+            return True, None
+        holders = results[-1].rows if adopts(job, delivery) else []
+        return False, holders[0]["id"] if holders else None
+
+    async def _refuse_taken(self, job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
+                            holder: str, log: Logger, now_s: float) -> Outcome:
+        # An operator's recovery is refused to them, with nothing recorded (they may give the job its own id
+        # next); RunPod retries any webhook not answered 200, so it is recorded ignored, naming the holder.
+        if source == "recover":
+            raise RunPodIdTaken(job["id"], delivery.runpod_job_id or "", holder)
+        return await self._ignore(job, delivery, fingerprint, source, "runpod_job_taken", log, now_s,
+                                  message=f"RunPod job {delivery.runpod_job_id} is job {holder}'s: not adopted, "
+                                          "ignored", holder_job_id=holder)
 
     async def _ignore(self, job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
-                      reason: str, log: Logger, now_s: float) -> Outcome:
+                      reason: str, log: Logger, now_s: float, message: str | None = None, **data: Any) -> Outcome:
         # Recording a non-applied delivery needs no compare-and-set: states only move forward, so
         # a delivery that is stale now stays stale. If the insert changes nothing, a concurrent copy
         # of this delivery was recorded between our read and now (D1 calls cross the network, and
@@ -409,9 +463,9 @@ class Transitions:
         level = "info" if reason == "no_change" else "warning"
         log.log(level, f"webhook.{reason}", reason=reason, status=job["status"],
                 runpod_job_id=delivery.runpod_job_id,
-                message=f"RunPod {delivery.runpod_status} for a job that is {job['status']}: ignored",
+                message=message or f"RunPod {delivery.runpod_status} for a job that is {job['status']}: ignored",
                 data={"source": source, "runpod_status": delivery.runpod_status,
-                      "recorded_runpod_job_id": job["runpod_job_id"]})
+                      "recorded_runpod_job_id": job["runpod_job_id"], **data})
         return Outcome(False, reason, job["status"])
 
     def _log_applied(self, log: Logger, job: dict[str, Any], delivery: Delivery, status: str,
