@@ -1,6 +1,7 @@
 """A worker image for emulator tests: a trivial handler under the real `runpod` SDK loop (cloud mode).
 
-input {"sleep": s} waits (cancellable), {"fail": msg} returns an error, {"raise": msg} raises;
+input {"sleep": s} waits (cancellable), {"hold": dir} waits until the test creates dir/release (a job a test
+sees running for as long as it needs, however slow the machine), {"fail": msg} returns an error, {"raise": msg} raises;
 {"progress_then_fail_once": dir} posts progress and fails on the first attempt (dir/attempt-1 marks it),
 each attempt n holding until the test creates dir/release-n, so a test sees every state of each attempt;
 the output names the image and worker it ran on, so tests can see which release served a job.
@@ -31,6 +32,9 @@ async def handler(job):
             return {"error": "first attempt fails"}
     if data.get("mkdtemp"):
         return {"tempdir": _leave_a_temp_dir()}
+    if data.get("hold"):
+        while not (Path(data["hold"]) / "release").exists():
+            await asyncio.sleep(0.05)
     if data.get("sleep"):
         await asyncio.sleep(float(data["sleep"]))
     if data.get("fail"):

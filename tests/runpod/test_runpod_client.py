@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import httpx
@@ -143,12 +144,16 @@ def test_not_found_and_rejected_are_distinct(make_stack) -> None:
 def test_rate_limit_is_retried_after_retry_after_then_reported(make_stack) -> None:
     stack = make_stack(rate_limit_requests=2, rate_limit_window_s=1.0)
     ep = stack.endpoint(workers_max=0)
+    backend = stack.emulator.backend
+    started = backend.clock()
+    backend.clock = lambda: started  # the three runs fall in one window, however long a loaded machine takes
     strict = stack.jobs(ep.id, retry=RetryPolicy(attempts=1))
     strict.run({"n": 1})
     strict.run({"n": 2})
     with pytest.raises(RunPodRateLimited) as err:
         strict.run({"n": 3})
     assert err.value.status == 429 and err.value.retry_after_s is not None and err.value.retry_after_s >= 1
+    backend.clock = time.monotonic  # the emulator's own clock again: the window passes
     patient = stack.jobs(ep.id, retry=RetryPolicy(attempts=3))
     assert patient.run({"n": 4}).status == "IN_QUEUE"  # waited out the window via Retry-After
 

@@ -109,12 +109,13 @@ def test_patching_other_fields_creates_no_release(make_stack) -> None:
     assert stack.control.get_endpoint(ep.id).workers_max == 4
 
 
-def test_image_patch_rolls_out_as_workers_cycle_and_stale_tells_the_truth(make_stack) -> None:
+def test_image_patch_rolls_out_as_workers_cycle_and_stale_tells_the_truth(make_stack, tmp_path) -> None:
     stack = make_stack()
     ep = stack.endpoint(image=IMG1, workers_min=1, workers_max=1, env={"MARKER": "one"})
     jobs = stack.jobs(ep.id)
     wait_for(lambda: any(w.status == "IDLE" for w in stack.control.list_workers(ep.id).workers), "worker idle")
-    long_job = jobs.run({"sleep": 2})
+    # held until released, not timed: it is still running when the patch lands, however slow the machine
+    long_job = jobs.run({"hold": str(tmp_path)})
     wait_for(lambda: jobs.status(long_job.id).status == "IN_PROGRESS", "the long job to start")
 
     stack.control.update_endpoint(ep.id, EndpointPatch(image=IMG2, env={"MARKER": "two"}))
@@ -126,6 +127,7 @@ def test_image_patch_rolls_out_as_workers_cycle_and_stale_tells_the_truth(make_s
     assert [w.is_stale for w in workers.workers] == [True] and workers.stale[0].image == IMG1
 
     # the in-flight job finishes on the image its worker started with
+    (tmp_path / "release").touch()
     done = stack.finished(jobs, long_job.id)
     assert done.output["image"] == IMG1 and done.output["marker"] == "one"
     # then the stale worker is cycled and the endpoint converges on the new release

@@ -67,7 +67,9 @@ def test_ttl_expiry_deletes_the_job_so_status_is_404(make_stack) -> None:
     ep = stack.endpoint(workers_max=0)  # nothing will ever take it
     jobs = stack.jobs(ep.id)
     job = jobs.run({"n": 1}, policy=JobPolicy(ttl_ms=500))
-    assert jobs.status(job.id).status == "IN_QUEUE"
+    # The run's own answer shows it queued: a /status asked after it may already come past the 0.5 s ttl
+    # on a loaded machine.
+    assert job.status == "IN_QUEUE"
 
     def gone() -> bool:
         try:
@@ -78,13 +80,23 @@ def test_ttl_expiry_deletes_the_job_so_status_is_404(make_stack) -> None:
 
     wait_for(gone, "the job to expire")
     assert jobs.health().jobs["inQueue"] == 0
+    assert _events(stack, "job.expired") == [{"runpod_job_id": job.id, "reason": "ttl"}]  # the ttl deleted it
 
 
-def test_finished_results_are_kept_only_for_the_retention_time(make_stack) -> None:
+def _events(stack, event: str) -> list[dict]:
+    """The job and reason of each line of `event` in the emulator's log."""
+    lines = (stack.emulator.logs_dir / "runpod-emulator.jsonl").read_text().splitlines()
+    return [{k: line.get(k) for k in ("runpod_job_id", "reason")}
+            for line in map(json.loads, lines) if line["event"] == event]
+
+
+def test_finished_results_are_kept_only_for_the_retention_time(make_stack, receiver) -> None:
     stack = make_stack(result_retention_s=0.5)
     ep = stack.endpoint()
     jobs = stack.jobs(ep.id)
-    job = stack.finished(jobs, jobs.run({"n": 1}).id)
+    job = jobs.run({"n": 1}, webhook=receiver.url)
+    # Its webhook says it finished: polling /status for that could miss the 0.5 s it is kept on a loaded machine.
+    assert wait_for(lambda: receiver.for_job(job.id), "the job to finish")[0].body["status"] == "COMPLETED"
 
     def gone() -> bool:
         try:
@@ -290,19 +302,25 @@ def test_low_priority_jobs_do_not_scale_workers_up() -> None:
     assert [type(a) for a in backend.plan()] == [StartWorker]  # one for the normal job, none for the others
 
 
-def test_workers_scale_with_the_queue_up_to_max_and_stop_when_idle(make_stack) -> None:
+def test_workers_scale_with_the_queue_up_to_max_and_stop_when_idle(make_stack, tmp_path) -> None:
     stack = make_stack()
     ep = stack.endpoint(workers_min=0, workers_max=2, idle_timeout_s=1)
     jobs = stack.jobs(ep.id)
-    ids = [jobs.run({"sleep": 1, "n": n}).id for n in range(4)]
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    # Jobs held until released, not timed: a worker that started seconds before the other (a loaded machine)
+    # cannot run all four before its peer takes one.
+    ids = [jobs.run({"hold": str(gate), "n": n}).id for n in range(4)]
     peak = 0
 
-    def all_done() -> bool:
+    def in_progress() -> int:
         nonlocal peak
         peak = max(peak, len(stack.control.list_workers(ep.id).workers))
-        return all(jobs.status(i).is_terminal for i in ids)
+        return sum(jobs.status(i).status == "IN_PROGRESS" for i in ids)
 
-    wait_for(all_done, "four jobs on two workers")
+    wait_for(lambda: in_progress() == 2, "two jobs held on two workers")
+    (gate / "release").touch()
+    wait_for(lambda: in_progress() == 0 and all(jobs.status(i).is_terminal for i in ids), "four jobs on two workers")
     assert peak == 2
     assert len({jobs.status(i).worker_id for i in ids}) == 2
     wait_for(lambda: not stack.control.list_workers(ep.id).workers, "idle workers to stop")

@@ -182,7 +182,7 @@ def test_a_dropped_history_poll_is_retried_and_the_job_completes(faults, comfy, 
 def _assert_withdrawn(stand_in: FaultyComfy, comfy: ComfyUIEmulator, prompt_id: str) -> None:
     assert ("/queue", {"delete": [prompt_id]}) in stand_in.withdrawals()
     assert ("/interrupt", {"prompt_id": prompt_id}) in stand_in.withdrawals()
-    assert _idle_within(comfy, 10), _queue(comfy)  # the 120 s render stopped: the next job would not wait
+    assert _idle_within(comfy, 30), _queue(comfy)  # the 120 s render stopped: the next job would not wait
 
 
 @pytest.mark.parametrize(("fault", "expected"), [("400", "answered HTTP 400"), ("not-json", "non-JSON"),
@@ -304,7 +304,8 @@ def test_comfyui_dying_mid_render_fails_the_job_at_once_and_retires_the_worker(m
     # ask RunPod to replace it, or every later job it takes fails the same way.
     comfy = comfy_factory(models_dir, render_delay_s=120)
     assert comfy.wait_listening(10)
-    runtime = runtime_factory(comfy.url, models_dir, COMFY_JOB_TIMEOUT_S="8")
+    # A bound no loaded machine reaches before ComfyUI is stopped: the job must end at once, not at the bound.
+    runtime = runtime_factory(comfy.url, models_dir, COMFY_JOB_TIMEOUT_S="60")
     result: dict[str, Any] = {}
     worker = threading.Thread(target=lambda: result.update(run_job(job(), runtime)))
     worker.start()
@@ -312,7 +313,7 @@ def test_comfyui_dying_mid_render_fails_the_job_at_once_and_retires_the_worker(m
         worker.join(0.05)
         assert worker.is_alive(), result
     comfy.stop()
-    worker.join(30)
+    worker.join(90)
     assert "stopped answering" in result["error"] and "connection refused" in result["error"].lower(), result
     assert "did not finish prompt" not in result["error"]
     assert result.get("refresh_worker") is True
