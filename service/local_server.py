@@ -14,7 +14,11 @@ gpu_type, gpu_count, price_per_gpu_second, workflow_version, worker_image_tag` a
 (a migrations/ directory applied to db_path at start; without it the db must be migrated).
 
 Once listening it writes one log line `service.listening` with `data.port` (and `data.host`) and,
-with --port-file, writes the port number to that file (atomically, after the socket is bound).
+with --port-file, writes the port number to that file (atomically, once it serves).
+With --listen-fd N it serves on an inherited listening socket instead of binding host:port. Its
+owner (the local stack's host) keeps that socket open across restarts: while one server hands over
+to the next, connections wait in the socket's backlog and none is refused, as a Worker deploy
+refuses none.
 Every line on stdout is a goldgate.log.v1 JSON object. SIGTERM/SIGINT stop it cleanly.
 Exit status 2 = bad config (the message says which key), 1 = could not start.
 
@@ -137,6 +141,19 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def inherited_socket(fd: int) -> socket.socket:
+    """The listening TCP socket a parent passed as file descriptor `fd` (--listen-fd)."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise StartupError(f"--listen-fd {fd} is not an open socket: {exc.strerror}") from None
+    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        sock.detach()  # not ours to close
+        raise StartupError(f"--listen-fd {fd} is not a listening TCP socket")
+    sock.setblocking(False)
+    return sock
+
+
 # The server settings, shared with bench/webhook_throughput.py's baseline so both measure one stack.
 # loop/http "auto": uvloop and httptools when installed (uvicorn's standard extras), else asyncio/h11.
 UVICORN_SETTINGS: dict[str, Any] = {"log_config": None, "access_log": False, "lifespan": "on", "timeout_keep_alive": 30,
@@ -199,10 +216,13 @@ def start_in_thread(config: ServiceConfig, log_sink: Sink = stdout_sink) -> Runn
     return RunningServer(port, f"http://{host}:{port}", service, server, thread)
 
 
-def serve(config: ServiceConfig, port_file: str | None = None, log_sink: Sink = stdout_sink) -> None:
-    """Serve in the foreground until SIGTERM/SIGINT."""
+def serve(config: ServiceConfig, port_file: str | None = None, log_sink: Sink = stdout_sink,
+          listen_fd: int | None = None) -> None:
+    """Serve in the foreground until SIGTERM/SIGINT, on host:port or on the inherited socket `listen_fd`."""
+    sock = inherited_socket(listen_fd) if listen_fd is not None else None
     service = build_local(config, log_sink)
-    sock = listening_socket(config.host, config.port)
+    if sock is None:
+        sock = listening_socket(config.host, config.port)
     port = sock.getsockname()[1]
     server = uvicorn.Server(_uvicorn_config(service))
 
@@ -234,11 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.local_server", description=" ".join(__doc__.split("\n\n", 1)[0].split()))
     parser.add_argument("--config", required=True, help="service config JSON file (ServiceConfig keys)")
     parser.add_argument("--port-file", help="write the bound port here once listening")
+    parser.add_argument("--listen-fd", type=int, metavar="N",
+                        help="serve on this inherited listening socket instead of binding host:port")
     args = parser.parse_args(argv)
     log = Logger(stdout_sink)
     try:
         config = load_config(args.config)
-        serve(config, args.port_file)
+        serve(config, args.port_file, listen_fd=args.listen_fd)
     except (ConfigError, WorkflowError, MigrationError) as exc:
         log.error("service.bad_config", message=str(exc), error={"type": type(exc).__name__, "message": str(exc)})
         print(f"service: error: {exc}", file=sys.stderr)

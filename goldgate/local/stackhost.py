@@ -11,6 +11,11 @@ It runs, on 127.0.0.1 only:
 It writes `state.json` once everything answers, restarts the service and re-pins the endpoint's
 image on SIGHUP (what `pulumi up` does in the cloud: the Worker is redeployed with the new image
 tag and the endpoint gets an image PATCH), and stops everything on SIGTERM.
+The host owns the service's listening socket and hands it to each service process it starts, so a
+redeploy refuses no connection, as a Worker deploy refuses none: the new service serves beside the
+old one before the old one is stopped (it finishes what it has in hand), and while a crashed service
+is restarted, connections wait in the socket's backlog. A webhook RunPod sends during a deploy is
+taken, not lost to retries that all land in a gap.
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 from botocore.config import Config as BotoConfig
 from moto.server import ThreadedMotoServer
 
@@ -45,24 +49,14 @@ REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS_DIR = REPO / "images" / "worker" / "workflows"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process for {url} exited with code {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
+def service_socket() -> socket.socket:
+    """The service's listening socket on a free 127.0.0.1 port, kept by the host for the stack's life."""
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on accepted sockets whose proto says TCP (service.local_server)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    return sock
 
 
 class StackHost:
@@ -75,7 +69,8 @@ class StackHost:
         self.spec = specs.load_local(stack, stacks_file)
         self.log = JsonLogger("orchestrator", open(self.dir.logs_dir / "stackhost.jsonl", "a"),  # noqa: SIM115
                               stack=stack, workflow_version=self.spec.workflow_version)
-        self.service_port = free_port()
+        self.listener = service_socket()
+        self.service_port = self.listener.getsockname()[1]
         self.service: subprocess.Popen | None = None
         self.lifeline = Lifeline()  # the service ends with this process, however this process ends
         self.generation = 0
@@ -158,26 +153,43 @@ class StackHost:
         }
 
     def start_service(self, image: str | None) -> None:
+        self.service = self.spawn_service(image)
+
+    def spawn_service(self, image: str | None, timeout_s: float = 60.0) -> subprocess.Popen:
+        """A service process serving on the host's socket, returned once it serves (beside any other)."""
         config_path = self.dir.root / "service.json"
         write_private(config_path, json.dumps(self.service_config(image), indent=2))
+        ready = self.dir.root / "service.ready"  # the new process writes its port here once it serves
+        ready.unlink(missing_ok=True)
+        fd = self.listener.fileno()
         out = open(self.dir.logs_dir / "service.jsonl", "a")  # noqa: SIM115
         try:
-            self.service = subprocess.Popen(
-                [sys.executable, "-m", "goldgate.local.lifeline", "service.local_server", "--config", str(config_path)],
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "goldgate.local.lifeline", "service.local_server", "--config", str(config_path),
+                 "--listen-fd", str(fd), "--port-file", str(ready)],
                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **self.lifeline.child_env()}, pass_fds=self.lifeline.pass_fds)
+                env={**os.environ, **self.lifeline.child_env()}, pass_fds=(*self.lifeline.pass_fds, fd))
         finally:
             out.close()  # the child has its own copy
-        wait_http(f"http://127.0.0.1:{self.service_port}/healthz", 60, self.service)
+        deadline = time.monotonic() + timeout_s
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self.stop_service(proc)
+                raise RuntimeError(f"the service did not start (exit code {proc.returncode}); "
+                                   f"see {self.dir.logs_dir / 'service.jsonl'}")
+            time.sleep(0.05)
+        return proc
 
-    def stop_service(self) -> None:
-        if self.service and self.service.poll() is None:
-            self.service.terminate()
+    def stop_service(self, proc: subprocess.Popen | None = None) -> None:
+        """Stop `proc` (the service by default): SIGTERM lets it finish the requests it has in hand."""
+        proc = proc or self.service
+        if proc and proc.poll() is None:
+            proc.terminate()
             try:
-                self.service.wait(10)
+                proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.service.kill()
-                self.service.wait()
+                proc.kill()
+                proc.wait()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def write_state(self, image: str | None) -> None:
@@ -201,8 +213,9 @@ class StackHost:
         image = self.dir.pinned_image()
         self.endpoint_id = embed.update_endpoint(self.runpod, self.spec, self.endpoint_id, image,
                                                  self.worker_env(image))
-        self.stop_service()
-        self.start_service(image)
+        old = self.service
+        self.service = self.spawn_service(image)  # serves beside the old one, on the same socket
+        self.stop_service(old)
         self.generation += 1
         self.write_state(image)
         self.log.info("stack.redeployed", worker_image_tag=image, data={"generation": self.generation})
@@ -243,6 +256,7 @@ class StackHost:
         if runpod is not None:
             runpod.stop()
         self.stop_service()
+        self.listener.close()
         s3 = getattr(self, "s3", None)
         if s3 is not None:
             s3.stop()

@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -93,6 +94,42 @@ def test_deploy_patches_the_same_endpoint_and_rolls_out(platform: LocalPlatform,
         body = wait_terminal(client, created.json()["job_id"])
     assert body["status"] == "completed" and body["worker_image_tag"] == candidate
     platform.deploy("staging", before.image)
+
+
+def test_a_deploy_refuses_no_connection_while_the_service_is_replaced(platform: LocalPlatform, tmp_path) -> None:
+    # A Worker deploy refuses no request. Locally the service process is replaced: a webhook RunPod sends in that
+    # moment must be taken, not refused three times over and lost (its retries are seconds apart).
+    before = ensure_up(platform, "staging")
+    state_file = platform.home / "stacks" / "staging" / "state.json"
+    service_pid = json.loads(state_file.read_text())["service_pid"]
+    source = tmp_path / "worker"
+    shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
+    (source / "CHANGELOG.local").write_text("another release\n")
+    candidate = image_store.build_local_image(source, platform.home)
+    answers: list[int] = []
+    refused: list[str] = []
+    done = threading.Event()
+
+    def knock() -> None:  # a new connection each time, as RunPod's webhook sender opens one
+        while not done.is_set():
+            try:
+                answers.append(httpx.get(f"{before.api_url}/healthz", timeout=30).status_code)
+            except httpx.TransportError as exc:
+                refused.append(f"{type(exc).__name__}: {exc}")
+            time.sleep(0.005)
+
+    knocker = threading.Thread(target=knock)
+    knocker.start()
+    try:
+        after = platform.deploy("staging", candidate)
+    finally:
+        done.set()
+        knocker.join()
+    try:
+        assert after.image == candidate and json.loads(state_file.read_text())["service_pid"] != service_pid
+        assert refused == [] and answers and set(answers) == {200}
+    finally:
+        platform.deploy("staging", before.image)
 
 
 def test_bad_requests_to_the_platform_are_clear(platform: LocalPlatform) -> None:

@@ -235,15 +235,18 @@ class LocalServer:
         self.proc: Any = None
         self.port = 0
 
-    def start(self, timeout_s: float = 30) -> LocalServer:
+    def start(self, timeout_s: float = 30, listen_fd: int | None = None) -> LocalServer:
+        """Start it; with `listen_fd`, on that inherited listening socket (--listen-fd)."""
         import subprocess
         import sys
         import time
 
         self._log = self.log_path.open("w")
+        inherit = ["--listen-fd", str(listen_fd)] if listen_fd is not None else []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service.local_server", "--config", str(self.config_path),
-             "--port-file", str(self.port_file)], cwd=ROOT, stdout=self._log, stderr=subprocess.PIPE, text=True)
+             "--port-file", str(self.port_file), *inherit], cwd=ROOT, stdout=self._log, stderr=subprocess.PIPE,
+            text=True, pass_fds=() if listen_fd is None else (listen_fd,))
         deadline = time.monotonic() + timeout_s
         while not self.port_file.exists():
             if self.proc.poll() is not None:

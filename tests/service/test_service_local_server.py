@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -133,6 +134,52 @@ def test_a_db_path_that_cannot_be_opened_exits_2_naming_it_not_a_traceback(tmp_p
         lines = proc.stdout.splitlines()
         check_log_lines(lines)
         assert [json.loads(line)["event"] for line in lines] == ["service.bad_config"]
+
+
+def test_a_listen_fd_that_is_no_listening_socket_exits_1_naming_it(tmp_path, moto_endpoint, fake_runpod):
+    server = LocalServer(tmp_path, moto_endpoint, fake_runpod.base)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("not a socket\n")
+    unbound = socket.socket()
+    with open(plain) as f, unbound:
+        for fd, says in ((987, "--listen-fd 987 is not an open socket"), (f.fileno(), "is not an open socket"),
+                         (unbound.fileno(), "is not a listening TCP socket")):
+            proc = subprocess.run([sys.executable, "-m", "service.local_server", "--config", str(server.config_path),
+                                   "--listen-fd", str(fd)], pass_fds=(f.fileno(), unbound.fileno()),
+                                  check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 1 and says in proc.stderr, proc.stderr
+            assert "Traceback" not in proc.stderr
+            check_log_lines(proc.stdout.splitlines())
+    bad = subprocess.run([sys.executable, "-m", "service.local_server", "--config", str(server.config_path),
+                          "--listen-fd", "three"], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--listen-fd: invalid int value: 'three'" in bad.stderr
+
+
+def test_two_servers_take_turns_on_one_inherited_socket_and_none_refuses_a_connection(tmp_path, moto_endpoint,
+                                                                                       fake_runpod):
+    # The local stack's host keeps the socket and starts the next server before it stops the last one.
+    owner = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    owner.bind(("127.0.0.1", 0))
+    owner.listen(128)
+    url = f"http://127.0.0.1:{owner.getsockname()[1]}/healthz"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = LocalServer(tmp_path / "a", moto_endpoint, fake_runpod.base).start(listen_fd=owner.fileno())
+    second = None
+    try:
+        assert httpx.get(url, timeout=10).json() == {"status": "ok", "stack": "test"}
+        assert first.port == owner.getsockname()[1]  # it reports the inherited socket's port
+        second = LocalServer(tmp_path / "b", moto_endpoint, fake_runpod.base).start(listen_fd=owner.fileno())
+        assert first.stop() == 0
+        assert httpx.get(url, timeout=10).status_code == 200  # the second one answers alone now
+        assert second.stop() == 0
+        second = None
+        with socket.create_connection(owner.getsockname(), timeout=10):  # the owner's backlog still takes it
+            pass
+    finally:
+        if second is not None:
+            second.stop()
+        owner.close()
 
 
 def test_sigterm_stops_it_cleanly(tmp_path, moto_endpoint, fake_runpod):
