@@ -6,6 +6,9 @@ handler under the real `runpod` SDK loop (cloud mode when the RunPod emulator se
 Environment: the worker's (docs/INTERFACES.md); COMFY_URL, MODEL_ROOTS and COMFY_OUTPUT_DIR are set here.
 COMFY_EMULATOR_STARTUP_S plays a cold start (seconds before the emulator listens; default 0.2).
 COMFY_EMULATOR_RENDER_S plays a slow render (seconds each prompt takes; default 0): a drill's long job.
+COMFY_EMULATOR_HOLD_DIR (an existing directory) gates renders: each prompt renders on until the file
+`<dir>/release` exists (an /interrupt still stops it at once), so a drill holds a job mid-run until it has
+done its act; deleting `release` holds the prompts that start after.
 GOLDGATE_LIFELINE_FD (set by the emulator's fleet): the worker ends with the process that started it.
 Exit status: 2 not a snapshot or a bad setting, 3 preflight failed, 4 a snapshot module failed to import;
 each with one v1 line on stderr saying why.
@@ -69,6 +72,15 @@ def _seconds(name: str, default: float) -> float:
     return value
 
 
+def _hold_dir(name: str) -> Path | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not Path(raw).is_dir():  # a mistyped gate would hold every job forever
+        raise _BadSetting(f"worker_process: {name}={raw!r} is not a directory")
+    return Path(raw)
+
+
 def _refuse(log: JsonLogger, event: str, message: str, code: int) -> int:
     """Why this worker will not start, as one v1 line on stderr (the process output is a worker log)."""
     log.error(event, message=message[:MAX_MESSAGE_CHARS])
@@ -95,11 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         startup_delay = _seconds("COMFY_EMULATOR_STARTUP_S", DEFAULT_STARTUP_S)
         render_delay = _seconds("COMFY_EMULATOR_RENDER_S", 0.0)
+        hold_dir = _hold_dir("COMFY_EMULATOR_HOLD_DIR")
     except _BadSetting as exc:
         return _refuse(refusal, "local_worker_refused", str(exc), 2)
     signal.signal(signal.SIGTERM, _on_sigterm)  # until the SDK installs its own graceful handler
     emulator = ComfyUIEmulator(snapshot / "models", startup_delay_s=startup_delay, render_delay_s=render_delay,
-                               stack=context["stack"])
+                               stack=context["stack"], hold_dir=hold_dir)
     try:
         emulator.start()
         os.environ["COMFY_URL"] = emulator.url

@@ -45,6 +45,7 @@ CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "moch
               "sdxl", "hunyuan_video"]
 MAX_RESOLUTION = 16384
 INT_MAX = 0xFFFFFFFFFFFFFFFF
+HOLD_POLL_S = 0.05  # how often a prompt held by the render gate looks for its release
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,8 @@ class ComfyBackend:
     """State and rules of one emulated ComfyUI instance. Thread-safe; one executor thread renders."""
 
     def __init__(self, models_dir: Path, output_dir: Path, input_dir: Path, temp_dir: Path,
-                 render_delay_s: float = 0.0, interrupt_lag_s: float = 0.0) -> None:
+                 render_delay_s: float = 0.0, interrupt_lag_s: float = 0.0,
+                 hold_dir: Path | None = None) -> None:
         self.models_dir = Path(models_dir)
         self.output_dir = Path(output_dir)
         # ComfyUI's folder_paths.get_directory_by_type: where /upload/image writes and /view reads, per `type`.
@@ -169,6 +171,9 @@ class ComfyBackend:
         self.render_delay_s = render_delay_s
         # ComfyUI stops an interrupted prompt at the sampler's next step, not when /interrupt answers.
         self.interrupt_lag_s = interrupt_lag_s
+        # A drill's render gate: while `hold_dir/release` is absent, each prompt renders on (a job held mid-run
+        # until the drill has done its act, however slow the machine is).
+        self.hold_dir = Path(hold_dir) if hold_dir is not None else None
         self._state = _State()
         self._lock = threading.Condition()
         self._interrupt = threading.Event()
@@ -445,7 +450,7 @@ class ComfyBackend:
             messages: list[list[Any]] = []
             self._message(messages, client, "execution_start", {"prompt_id": task.prompt_id})
             self._message(messages, client, "execution_cached", {"nodes": [], "prompt_id": task.prompt_id})
-            interrupted = self._interrupt.wait(self.render_delay_s) if self.render_delay_s > 0 else False
+            interrupted = self._rendering()
             outputs: dict[str, Any] = {}
             if interrupted:
                 time.sleep(self.interrupt_lag_s)  # still running (in /queue) until its next step
@@ -480,6 +485,17 @@ class ComfyBackend:
                 self._lock.notify_all()
             # ComfyUI's "this prompt is done" signal, sent once its history entry exists.
             self._executing(client, task.prompt_id, None)
+
+    def _rendering(self) -> bool:
+        """Plays the render's duration (the delay, then the gate); True when /interrupt (or stop) ended it."""
+        if self.render_delay_s > 0 and self._interrupt.wait(self.render_delay_s):
+            return True
+        if self.hold_dir is not None:
+            release = self.hold_dir / "release"
+            while not release.exists():
+                if self._interrupt.wait(HOLD_POLL_S):
+                    return True
+        return False
 
     def _executing(self, client: str | None, prompt_id: str, node_id: str | None) -> None:
         if client is not None:

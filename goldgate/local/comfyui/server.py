@@ -297,14 +297,14 @@ class ComfyUIEmulator:
 
     def __init__(self, models_dir: Path, output_dir: Path | None = None, port: int = 0,
                  startup_delay_s: float = 0.0, render_delay_s: float = 0.0, log_stream: IO[str] | None = None,
-                 stack: str | None = None, interrupt_lag_s: float = 0.0) -> None:
+                 stack: str | None = None, interrupt_lag_s: float = 0.0, hold_dir: Path | None = None) -> None:
         self._tmp = None if output_dir else tempfile.TemporaryDirectory(prefix="comfyui-emulator-out-")
         self.output_dir = Path(output_dir) if output_dir else Path(self._tmp.name)  # type: ignore[union-attr]
         # Uploaded inputs and temp files live only as long as this emulator, like a worker container's.
         self._scratch = tempfile.TemporaryDirectory(prefix="comfyui-emulator-in-")
         scratch = Path(self._scratch.name)
         self.backend = ComfyBackend(Path(models_dir), self.output_dir, scratch / "input", scratch / "temp",
-                                    render_delay_s, interrupt_lag_s)
+                                    render_delay_s, interrupt_lag_s, hold_dir)
         self.startup_delay_s = startup_delay_s
         self.logger = JsonLogger("comfyui-emulator", log_stream, stack=stack)
         self._server = _Server(("127.0.0.1", port), _Handler, bind_and_activate=False)
