@@ -476,8 +476,13 @@ class LocalPlatform:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             now = self._state(stack)
-            if now and now.get("generation", 0) > state.get("generation", 0) and now.get("image") == image:
-                break
+            if now and now.get("generation", 0) > state.get("generation", 0):
+                failed = now.get("redeploy_failed")
+                if isinstance(failed, dict) and failed.get("image") == image:
+                    raise StateError(f"{stack} could not start its service on {image}, so it still serves "
+                                     f"{now.get('image')} and keeps that pin: {failed.get('error')}")
+                if now.get("image") == image:
+                    break
             time.sleep(0.1)
         else:
             raise StateError(f"{stack} did not pick up {image} within {timeout_s:.0f} s (logs: {d.logs_dir})")

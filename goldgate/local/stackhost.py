@@ -15,7 +15,9 @@ The host owns the service's listening socket and hands it to each service proces
 redeploy refuses no connection, as a Worker deploy refuses none: the new service serves beside the
 old one before the old one is stopped (it finishes what it has in hand), and while a crashed service
 is restarted, connections wait in the socket's backlog. A webhook RunPod sends during a deploy is
-taken, not lost to retries that all land in a gap.
+taken, not lost to retries that all land in a gap. (A request racing the old service's close of an
+idle kept-alive connection can still be reset, as with any HTTP server that stops; RunPod's retry
+delivers it to the new service.) A new service that cannot start changes nothing (`reload`).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class StackHost:
         self.service: subprocess.Popen | None = None
         self.lifeline = Lifeline()  # the service ends with this process, however this process ends
         self.generation = 0
+        self.image: str | None = None  # the image the service serves (state.json's `image`)
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
 
@@ -173,9 +176,12 @@ class StackHost:
             out.close()  # the child has its own copy
         deadline = time.monotonic() + timeout_s
         while not ready.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the service exited with code {proc.returncode} before it served; "
+                                   f"see {self.dir.logs_dir / 'service.jsonl'}")
+            if time.monotonic() > deadline:
                 self.stop_service(proc)
-                raise RuntimeError(f"the service did not start (exit code {proc.returncode}); "
+                raise RuntimeError(f"the service did not serve within {timeout_s:g} s (stopped it); "
                                    f"see {self.dir.logs_dir / 'service.jsonl'}")
             time.sleep(0.05)
         return proc
@@ -192,7 +198,8 @@ class StackHost:
                 proc.wait()
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def write_state(self, image: str | None) -> None:
+    def write_state(self, image: str | None, **extra: Any) -> None:
+        self.image = image
         write_json_atomic(self.dir.state_file, {
             "status": "ready",
             "pid": os.getpid(),
@@ -204,17 +211,31 @@ class StackHost:
             "s3_endpoint_url": self.s3_url,
             "image": image,
             "service_pid": self.service.pid if self.service else None,
+            **extra,
         })
 
     def reload(self) -> None:
-        """Apply a new pin: PATCH the endpoint's image and env, redeploy the service."""
+        """Apply a new pin: start the service that names it beside the old one, PATCH the endpoint's image and
+        env, then stop the old service. A new service that cannot start changes nothing: the old one serves on,
+        the endpoint keeps its image, the pin goes back, and `state.json` says why (`redeploy_failed`)."""
         from goldgate.local import runpod_embed as embed
 
-        image = self.dir.pinned_image()
+        image, serving = self.dir.pinned_image(), self.image
+        try:
+            new = self.spawn_service(image)  # serves beside the old one, on the same socket
+        except Exception as exc:  # noqa: BLE001 -- any reason the new service cannot serve keeps the old one
+            if serving is not None:
+                self.dir.pin(serving, reason=f"deploy of {image} failed")
+            self.generation += 1
+            error = f"{type(exc).__name__}: {exc}"
+            self.write_state(serving, redeploy_failed={"image": image, "error": error})
+            self.log.error("stack.redeploy_failed", worker_image_tag=serving, message=error,
+                           error={"type": type(exc).__name__, "message": str(exc)},
+                           data={"generation": self.generation, "image": image})
+            return
         self.endpoint_id = embed.update_endpoint(self.runpod, self.spec, self.endpoint_id, image,
                                                  self.worker_env(image))
-        old = self.service
-        self.service = self.spawn_service(image)  # serves beside the old one, on the same socket
+        old, self.service = self.service, new
         self.stop_service(old)
         self.generation += 1
         self.write_state(image)
@@ -238,7 +259,8 @@ class StackHost:
                     self.reload()
                 if self.service and self.service.poll() is not None:
                     self.log.error("service.exited", data={"code": self.service.returncode})
-                    self.start_service(self.dir.pinned_image())
+                    self.start_service(self.image)
+                    self.write_state(self.image)  # names the new service's pid
                 self.stopping.wait(0.2)
             return 0
         except Exception as exc:  # noqa: BLE001 -- the host reports why it could not start, then cleans up

@@ -132,6 +132,27 @@ def test_a_deploy_refuses_no_connection_while_the_service_is_replaced(platform: 
         platform.deploy("staging", before.image)
 
 
+def test_a_deploy_whose_service_cannot_start_keeps_the_old_one_serving_and_says_why(platform: LocalPlatform,
+                                                                                       tmp_path) -> None:
+    before = ensure_up(platform, "staging")
+    source = tmp_path / "worker"
+    shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
+    (source / "CHANGELOG.local").write_text("a release altered after its build\n")
+    candidate = image_store.build_local_image(source, platform.home)
+    handler = image_store.resolve(candidate, platform.home) / "worker" / "handler.py"
+    handler.write_text(handler.read_text() + "\n# altered after the build\n")  # what was built is not what would run
+    # Failing fast and naming the cause, not waiting out the deploy's timeout with "did not pick up".
+    with pytest.raises(StateError, match=r"could not start its service on .* still serves .*changed after the build"):
+        platform.deploy("staging", candidate, timeout_s=600)
+    status = platform.status("staging")
+    assert status.running and status.image == before.image and platform.pinned_image("staging") == before.image
+    with api(platform, "staging") as client:
+        created = client.post("/api/queue/create", json={"workflow_id": "sdxl-txt2img",
+                                                          "inputs": {"prompt": "after a failed deploy", "seed": 3}})
+        body = wait_terminal(client, created.json()["job_id"])
+    assert body["status"] == "completed" and body["worker_image_tag"] == before.image
+
+
 def test_bad_requests_to_the_platform_are_clear(platform: LocalPlatform) -> None:
     with pytest.raises(SpecError, match="no stack named 'qa'"):
         platform.up("qa")
