@@ -150,6 +150,7 @@ def inherited_socket(fd: int) -> socket.socket:
     if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
         sock.detach()  # not ours to close
         raise StartupError(f"--listen-fd {fd} is not a listening TCP socket")
+    os.set_inheritable(fd, False)  # ours now: no process this one starts gets it
     sock.setblocking(False)
     return sock
 

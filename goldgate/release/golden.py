@@ -189,13 +189,14 @@ def _create(client: httpx.Client, case: GoldenCase, deadline: float, limit: floa
 def _wait(client: httpx.Client, job_id: str, deadline: float, limit: float, poll_s: float) -> dict[str, Any]:
     """The job's terminal status. A poll that fails on the way (no answer, a 5xx, a 429) is retried with a
     doubling wait up to MAX_POLL_BACKOFF_S: polling is a read, and the job runs on whether we look or not."""
-    state, trouble, wait = None, None, poll_s
+    state, trouble, wait, cut_off = None, None, poll_s, False
     while True:
         try:
             resp = _answer(client, "GET", f"/api/status/{job_id}", deadline, limit)
         except httpx.TimeoutException as exc:
             # A poll cut off by the case's deadline tells nothing new: an earlier poll's failure stays the reason.
-            if trouble is None or time.monotonic() < deadline:
+            cut_off = trouble is not None and time.monotonic() >= deadline
+            if not cut_off:
                 trouble = _one_line(exc)
         except httpx.TransportError as exc:
             trouble = _one_line(exc)
@@ -212,7 +213,8 @@ def _wait(client: httpx.Client, job_id: str, deadline: float, limit: float, poll
         wait = poll_s if trouble is None else min(MAX_POLL_BACKOFF_S, max(RETRY_BACKOFF_S, wait * 2))
         # After a failed poll, one that could only start past the limit is not made: the reason is this one.
         if time.monotonic() + (wait if trouble else 0.0) > deadline:
-            last = f"; the last poll failed: {trouble}" if trouble else ""
+            last = (f"; a poll failed: {trouble} (the last was cut off by the limit)" if cut_off
+                    else f"; the last poll failed: {trouble}" if trouble else "")
             raise GoldgateError(f"job {job_id} still {state or 'without a status'} after {limit:g} s "
                                 f"(the case's latency limit){last}")
         time.sleep(wait)
@@ -308,6 +310,9 @@ def _fetch(client: httpx.Client, access: ApiAccess, item: dict[str, Any]) -> tup
     return b"".join(chunks), content_type
 
 
+_LATE_S = 1.0  # how long after a case's deadline the rest of an answer that has begun arriving is still read
+
+
 def _answer(client: httpx.Client, method: str, path: str, deadline: float, limit: float,
             **kwargs: Any) -> httpx.Response:
     """One call to our API, read whole but bounded: at most _MAX_JSON_BYTES, and given up at the case's
@@ -317,9 +322,9 @@ def _answer(client: httpx.Client, method: str, path: str, deadline: float, limit
     with client.stream(method, path, timeout=timeout, **kwargs) as resp:
         chunks, total = [], 0
         for chunk in resp.iter_bytes():
-            # A first chunk that lands past the deadline may be the whole answer (a 500 on a slow machine):
-            # it is read. Only more bytes after the deadline are a server still answering.
-            if chunks and time.monotonic() > deadline:
+            # An answer that lands just past the deadline may be whole (a 500 on a slow machine, in one chunk or
+            # a few): it is read. Only a server still sending _LATE_S after the deadline is still answering.
+            if chunks and time.monotonic() > deadline + _LATE_S:
                 raise GoldgateError(f"{where} was still answering after the case's latency limit ({limit:g} s)")
             total += len(chunk)
             if total > _MAX_JSON_BYTES:

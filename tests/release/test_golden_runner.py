@@ -267,6 +267,17 @@ def test_a_whole_answer_that_lands_just_past_the_limit_is_read_not_called_still_
     assert resp.status_code == 500 and resp.json() == {"error": {"code": "internal"}}
 
 
+def test_a_whole_answer_in_several_chunks_just_past_the_limit_is_read_too() -> None:
+    # Cloudflare sends streamed and compressed answers chunked: a few chunks in one write are one answer.
+    from goldgate.release.golden import _answer
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(
+        500, headers={"content-type": "application/json"}, content=iter([b'{"error": ', b'{"code": "internal"}}'])))
+    with httpx.Client(base_url="http://api.test", transport=transport) as client:
+        resp = _answer(client, "GET", "/api/status/j1", time.monotonic() - 0.01, 1)
+    assert resp.status_code == 500 and resp.json() == {"error": {"code": "internal"}}
+
+
 @pytest.mark.parametrize("concurrency", [0, -3, 257])
 def test_a_concurrency_outside_one_to_256_is_refused_before_any_case_runs(golden_dir: Path, concurrency: int) -> None:
     # The CLI refuses these; a caller of the library must not get a silently different run either.
