@@ -331,6 +331,9 @@ def test_jobs_in_flight_when_the_service_is_killed_settle_by_webhook_once_it_is_
             jobs = [_settled(api, j) for j in job_ids]
         assert [j["status"] for j in jobs] == ["completed", "completed"], jobs
         assert all(_delivery_sources(platform, j) == ["webhook"] for j in job_ids)
+        # the stack's state names the service the host started again, so an operator's kill finds it
+        restarted = platform.require_running("staging")["service_pid"]
+        assert restarted != service and "service.local_server" in processes_naming(str(home))[restarted]
     finally:
         gate.open()
         platform.down("staging")
