@@ -217,10 +217,14 @@ class StackHost:
     def reload(self) -> None:
         """Apply a new pin: start the service that names it beside the old one, PATCH the endpoint's image and
         env, then stop the old service. A new service that cannot start changes nothing: the old one serves on,
-        the endpoint keeps its image, the pin goes back, and `state.json` says why (`redeploy_failed`)."""
+        the endpoint keeps its image, the pin goes back, and `state.json` says why (`redeploy_failed`). (A first
+        deploy creates the endpoint before the service, which names it: there was no image to keep.)"""
         from goldgate.local import runpod_embed as embed
 
         image, serving = self.dir.pinned_image(), self.image
+        if self.endpoint_id == embed.NOT_DEPLOYED:  # the first deploy creates the endpoint the service will name
+            self.endpoint_id = embed.update_endpoint(self.runpod, self.spec, self.endpoint_id, image,
+                                                     self.worker_env(image))
         try:
             new = self.spawn_service(image)  # serves beside the old one, on the same socket
         except Exception as exc:  # noqa: BLE001 -- any reason the new service cannot serve keeps the old one
