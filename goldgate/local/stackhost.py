@@ -237,8 +237,12 @@ class StackHost:
                            error={"type": type(exc).__name__, "message": str(exc)},
                            data={"generation": self.generation, "image": image})
             return
-        self.endpoint_id = embed.update_endpoint(self.runpod, self.spec, self.endpoint_id, image,
-                                                 self.worker_env(image))
+        try:
+            self.endpoint_id = embed.update_endpoint(self.runpod, self.spec, self.endpoint_id, image,
+                                                     self.worker_env(image))
+        except BaseException:
+            self.stop_service(new)  # the host reports the failure and stops; the old service is its to stop
+            raise
         old, self.service = self.service, new
         self.stop_service(old)
         self.generation += 1
