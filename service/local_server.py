@@ -35,7 +35,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sqlite3
 import sys
 import threading
@@ -55,12 +54,9 @@ from service.migrate import MigrationError, apply_sqlite
 from service.ports import StoreUnavailable
 from service.runpod import HttpRunPodGateway
 from service.s3_store import S3ResultStore
+from service.sockets import StartupError, inherited_socket, listening_socket
 from service.sqlite_database import SqliteDatabase
 from service.workflows import WorkflowError
-
-
-class StartupError(RuntimeError):
-    """The local server cannot start; the message says what to fix."""
 
 
 @dataclass
@@ -124,35 +120,6 @@ class _JsonRecords(logging.Handler):
             return  # a download the store cut: the adapter logged it (result.refused), naming its job
         level = "error" if record.levelno >= logging.ERROR else "warning"
         self.log.log(level, "service.server_log", message=record.getMessage()[:2000], data={"logger": record.name})
-
-
-def listening_socket(host: str, port: int) -> socket.socket:
-    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto says
-    # TCP, and without it every keep-alive response waits ~40 ms on the client's delayed ACK.
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another port (0 = any free)") from None
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
-
-
-def inherited_socket(fd: int) -> socket.socket:
-    """The listening TCP socket a parent passed as file descriptor `fd` (--listen-fd)."""
-    try:
-        sock = socket.socket(fileno=fd)
-    except OSError as exc:
-        raise StartupError(f"--listen-fd {fd} is not an open socket: {exc.strerror}") from None
-    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-        sock.detach()  # not ours to close
-        raise StartupError(f"--listen-fd {fd} is not a listening TCP socket")
-    os.set_inheritable(fd, False)  # ours now: no process this one starts gets it
-    sock.setblocking(False)
-    return sock
 
 
 # The server settings, shared with bench/webhook_throughput.py's baseline so both measure one stack.

@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -46,19 +45,10 @@ from goldgate.local.object_store import DurableBucket
 from goldgate.local.state import StackDir, write_json_atomic, write_private
 from goldgate.logs import JsonLogger
 from goldgate.migrations import MIGRATIONS_DIR, apply_sqlite
+from service.sockets import listening_socket
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS_DIR = REPO / "images" / "worker" / "workflows"
-
-
-def service_socket() -> socket.socket:
-    """The service's listening socket on a free 127.0.0.1 port, kept by the host for the stack's life."""
-    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on accepted sockets whose proto says TCP (service.local_server)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(2048)
-    return sock
 
 
 class StackHost:
@@ -71,7 +61,8 @@ class StackHost:
         self.spec = specs.load_local(stack, stacks_file)
         self.log = JsonLogger("orchestrator", open(self.dir.logs_dir / "stackhost.jsonl", "a"),  # noqa: SIM115
                               stack=stack, workflow_version=self.spec.workflow_version)
-        self.listener = service_socket()
+        # The service's listening socket, kept by the host for the stack's life (the service's own binder).
+        self.listener = listening_socket("127.0.0.1", 0)
         self.service_port = self.listener.getsockname()[1]
         self.service: subprocess.Popen | None = None
         self.lifeline = Lifeline()  # the service ends with this process, however this process ends
