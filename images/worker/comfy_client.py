@@ -54,6 +54,11 @@ class ComfyGpuFault(ComfyExecutionError):
     context stays unusable and every later prompt fails the same way until ComfyUI restarts."""
 
 
+class ComfyStuck(ComfyError):
+    """A prompt the worker gave up on (its wait failed or ran out) still runs after its withdrawal: a node that
+    does not stop holds this ComfyUI, and every later job would wait behind it. The worker asks to be replaced."""
+
+
 class ComfyCancelled(ComfyError):
     """The job was stopped (RunPod cancel or timeout) while the worker waited; its prompt was cancelled."""
 
@@ -94,7 +99,14 @@ class ComfyClient:
         try:
             with urllib.request.urlopen(req, timeout=timeout_s) as resp:
                 self._answered = True
-                return resp.status, resp.read(MAX_IMAGE_BYTES + 1)
+                body = resp.read(MAX_IMAGE_BYTES + 1)
+                # read(n) returns what came before the connection closed, without a word: an image cut short
+                # (ComfyUI dying mid-answer, a proxy reset) still starts with a PNG header and would be stored.
+                declared = (resp.headers.get("Content-Length") or "").strip()
+                if declared.isdigit() and len(body) < min(int(declared), MAX_IMAGE_BYTES + 1):
+                    raise ComfyUnreachable(f"ComfyUI's answer to {method} {path} was cut short: {len(body)} of its "
+                                           f"{declared} bytes arrived before the connection closed")
+                return resp.status, body
         except urllib.error.HTTPError as exc:
             self._answered = True
             return exc.code, exc.read(1_000_000)
@@ -111,7 +123,7 @@ class ComfyClient:
         status, raw = self._request(method, path, body)
         try:
             return status, json.loads(raw) if raw else None
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or not UTF-8 text at all (UnicodeDecodeError)
             raise ComfyError(f"ComfyUI {method} {path} answered HTTP {status} with non-JSON: {raw[:200]!r}") from None
 
     def is_ready(self) -> tuple[bool, str]:
@@ -180,6 +192,15 @@ class ComfyClient:
         is withdrawn from ComfyUI first: a render nobody waits for holds the GPU and the next job."""
         try:
             entry = self._wait_finished(prompt_id, timeout_s, stop)
+        except (ComfyCancelled, ComfyDown):
+            self.withdraw(prompt_id)
+            raise
+        except ComfyError as exc:
+            if not self.withdraw(prompt_id):
+                raise ComfyStuck(f"{exc}; yet ComfyUI was still running it {WITHDRAW_TIMEOUT_S:g} s after the "
+                                 f"interrupt (a node that does not stop): every later job would wait behind "
+                                 f"it") from None
+            raise
         except BaseException:
             self.withdraw(prompt_id)
             raise
@@ -274,9 +295,10 @@ class ComfyClient:
                                               "output"))
         return images
 
-    def withdraw(self, prompt_id: str) -> None:
+    def withdraw(self, prompt_id: str) -> bool:
         """Deletes the prompt from ComfyUI's queue and interrupts it if it is the one running. Best effort:
-        each request is tried on its own, and the job fails with its own clear error either way."""
+        each request is tried on its own, and the job fails with its own clear error either way. False when
+        ComfyUI's queue still lists the prompt once WITHDRAW_TIMEOUT_S has passed (True when it cannot say)."""
         # With the id, ComfyUI interrupts only if this prompt is the one running (older builds ignore it).
         for path, body in (("/queue", {"delete": [prompt_id]}), ("/interrupt", {"prompt_id": prompt_id})):
             try:
@@ -286,8 +308,11 @@ class ComfyClient:
         # ComfyUI stops an interrupted render at its next step, not at once: wait (bounded) until its queue
         # no longer holds the prompt, so the worker's next job does not start behind it.
         deadline = time.monotonic() + WITHDRAW_TIMEOUT_S
-        while time.monotonic() < deadline and self._queued(prompt_id):
+        while self._queued(prompt_id):
+            if time.monotonic() >= deadline:
+                return False
             time.sleep(min(0.05, self.poll_interval_s))
+        return True
 
     def _queued(self, prompt_id: str) -> bool:
         """Whether ComfyUI's GET /queue still lists the prompt as running or pending (False when it cannot say)."""

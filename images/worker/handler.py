@@ -27,6 +27,7 @@ from .comfy_client import (
     ComfyError,
     ComfyGpuFault,
     ComfyNotReady,
+    ComfyStuck,
     PromptRejected,
 )
 from .config import ConfigError, WorkerConfig, load_config
@@ -215,8 +216,10 @@ def _store_outcome(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, runpod
 
 def _error(message: str, log: WorkerLog) -> dict[str, str]:
     """The output RunPod gets for a fault: the message with the worker's secrets masked as in its log
-    lines, masked before it is cut (a cut secret would escape the mask), at most MAX_ERROR_CHARS long."""
-    message = log.scrub(message)
+    lines, masked before it is cut (a cut secret would escape the mask), at most MAX_ERROR_CHARS long.
+    One line, as docs/INTERFACES.md promises: what ComfyUI relays may not be (PyTorch's CUDA errors add
+    lines of advice), so each run of whitespace, line breaks included, becomes one space."""
+    message = " ".join(log.scrub(message).split())
     if len(message) > MAX_ERROR_CHARS:
         message = message[:MAX_ERROR_CHARS - 1] + "…"
     return {"error": message}
@@ -245,9 +248,10 @@ def run_job(job: dict[str, Any], runtime: WorkerRuntime, stop: threading.Event |
         log.warning("job_cancelled", message=str(exc), status="CANCELLED",
                     duration_ms=_ms(time.monotonic() - started))
         return _error(str(exc), log)
-    except (ComfyDown, ComfyNotReady, ComfyGpuFault) as exc:
-        # This worker cannot render again (its ComfyUI is gone, never came up, or its GPU is in a CUDA error
-        # state): RunPod replaces it after this job instead of handing it more jobs that fail the same way.
+    except (ComfyDown, ComfyNotReady, ComfyGpuFault, ComfyStuck) as exc:
+        # This worker cannot render again (its ComfyUI is gone, never came up, is held by a prompt that does not
+        # stop, or its GPU is in a CUDA error state): RunPod replaces it after this job instead of handing it
+        # more jobs that fail the same way.
         message = f"{exc}; the worker asks RunPod to replace it"
         log.error("job_failed", message=message, status="FAILED", duration_ms=_ms(time.monotonic() - started),
                   error=error_field(exc), data={"refresh_worker": True})

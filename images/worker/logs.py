@@ -91,4 +91,6 @@ class WorkerLog:
 
 
 def error_field(exc: BaseException, message: str | None = None) -> dict[str, str]:
-    return {"type": type(exc).__name__, "message": (message or str(exc))[:4000]}
+    """The `error` of a log line. Not cut here: WorkerLog masks the secrets in it, then cuts it, and a cut made
+    before the masking would leave the first characters of a secret that straddles it in the line."""
+    return {"type": type(exc).__name__, "message": message or str(exc)}

@@ -186,8 +186,10 @@ class _V1Handler(logging.Handler):
             self.handleError(record)
 
 
-def _traceback_text(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> str:
-    text = "".join(traceback.format_exception(exc_type, exc, tb))
+def _traceback_text(log: WorkerLog, exc_type: type[BaseException], exc: BaseException,
+                    tb: TracebackType | None) -> str:
+    """The traceback's last MAX_TRACEBACK_CHARS, masked before it is cut: a cut secret would escape the mask."""
+    text = log.scrub("".join(traceback.format_exception(exc_type, exc, tb)))
     return text if len(text) <= MAX_TRACEBACK_CHARS else "...\n" + text[-MAX_TRACEBACK_CHARS:]
 
 
@@ -212,7 +214,7 @@ def install(log: WorkerLog) -> Callable[[], None]:
 
     def uncaught(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         err_log.log("critical", "worker_crashed", message=f"uncaught {exc_type.__name__}: {exc}",
-                    error=error_field(exc), data={"traceback": _traceback_text(exc_type, exc, tb)})
+                    error=error_field(exc), data={"traceback": _traceback_text(err_log, exc_type, exc, tb)})
 
     def uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
         if args.exc_type is SystemExit:
@@ -221,7 +223,8 @@ def install(log: WorkerLog) -> Callable[[], None]:
         err_log.log("error", "thread_crashed",
                     message=f"uncaught {args.exc_type.__name__} in thread "
                             f"{args.thread.name if args.thread else '?'}: {exc}",
-                    error=error_field(exc), data={"traceback": _traceback_text(args.exc_type, exc, args.exc_traceback)})
+                    error=error_field(exc), data={"traceback": _traceback_text(err_log, args.exc_type, exc,
+                                                                      args.exc_traceback)})
 
     warnings.showwarning = show_warning
     sys.excepthook = uncaught
