@@ -186,6 +186,13 @@ def failure_logged(note: dict[str, Any]) -> bool:
     return _LEVELS.get(note.get("level", "debug"), 0) >= _LEVELS["error"]
 
 
+# What error_field keeps of an exception's text: a bound on memory only. The logger masks the secrets in it, then
+# cuts it to 4,000 characters; masking turns each secret into "[redacted]", so a text cut at N characters is at
+# least 10 * N / len(secret) long once masked, and a secret cut in half at N lands past 4,000 (and is cut away)
+# for any secret up to N / 400 = 2,500 characters. At twice the logged length a text full of 32-character
+# secrets came out short enough to keep the first part of the one cut in half.
+_MAX_EXCEPTION_CHARS = 1_000_000
+
+
 def error_field(exc: BaseException) -> dict[str, str]:
-    # Twice the logged length: the logger masks secrets, then cuts at 4,000, so no secret is cut in half here.
-    return {"type": type(exc).__name__, "message": str(exc)[:8000] or type(exc).__name__}
+    return {"type": type(exc).__name__, "message": str(exc)[:_MAX_EXCEPTION_CHARS] or type(exc).__name__}

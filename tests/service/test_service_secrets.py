@@ -6,7 +6,7 @@ import json
 
 from service_testkit import API_TOKEN, RUNPOD_KEY, S3_SECRET, WEBHOOK_SECRET, check_log_lines
 
-from service.logs import Logger
+from service.logs import Logger, error_field
 from service.signing import webhook_signature
 
 
@@ -119,3 +119,16 @@ def test_a_webhook_url_quoted_in_runpods_refusal_reaches_neither_the_client_nor_
     _, view, _ = svc.call("GET", f"/api/status/{job_id}")
     assert view["status"] == "failed" and "not reachable" in view["error"]
     assert sig not in json.dumps(body) and sig not in json.dumps(view)
+
+
+def test_an_exception_text_full_of_secrets_keeps_no_piece_of_one_where_error_field_cut_it(log_lines):
+    # error_field cuts an exception's text before the logger masks it: masking shrinks each secret to
+    # "[redacted]", so text cut at a fixed length can come out short enough that a secret cut in half at its
+    # end is kept, its first part in the line.
+    secret = "sk-live-" + "7" * 24  # 32 characters
+    text = secret * 240 + "y" * 300 + secret  # the last secret lies across the 8,000th character
+    log = Logger(log_lines.sink, secrets=(secret,))
+    log.error("test.leak", error=error_field(RuntimeError(text)))
+    message = json.loads(log_lines[-1])["error"]["message"]
+    assert "sk-live-" not in message
+    assert message.startswith("[redacted]" * 240 + "y" * 300)
