@@ -43,7 +43,7 @@ except ImportError:  # pragma: no cover - plain CPython without the stand-in
     WorkerEntrypoint = object
 
 try:
-    from pyodide.ffi import JsException, create_once_callable, to_js
+    from pyodide.ffi import JsException, create_once_callable, create_proxy, to_js
 except ImportError:  # pragma: no cover
     JsException = Exception
 
@@ -52,6 +52,8 @@ except ImportError:  # pragma: no cover
 
     def create_once_callable(function: Any) -> Any:
         return function
+
+    create_proxy = create_once_callable
 
 try:  # Pyodide >= 0.28 only: the Python 3.12 runtimes (Pyodide 0.26, 0.27) have no jsnull
     from pyodide.ffi import jsnull
@@ -123,7 +125,7 @@ class D1Database:
 
 
 class R2ResultStore:
-    """The ResultStore port over an R2 binding; the body stream goes straight into the Response."""
+    """The ResultStore port over an R2 binding; an object's body is an R2Body, streamed into the Response."""
 
     def __init__(self, binding: Any) -> None:
         self.binding = binding
@@ -144,23 +146,108 @@ class R2ResultStore:
         return None if _missing(obj) else self._meta(key, obj)
 
     async def get(self, key: str) -> StoredObject | None:
+        """The object with its first chunk already read (an R2Body): R2 breaking off before any of the body is a
+        503 the client retries, as the local store's is, not a 200 whose body never comes."""
         try:
             obj = await self.binding.get(key)
         except JsException as exc:
             raise StoreUnavailable(f"R2 get {key} failed: {_js_message(exc)}") from None
-        return None if _missing(obj) else StoredObject(self._meta(key, obj), obj.body)
+        if _missing(obj):
+            return None
+        meta = self._meta(key, obj)
+        return StoredObject(meta, await R2Body.start(key, meta.size, obj.body))
 
     async def read_at_most(self, key: str, limit: int) -> bytes | None:
         found = await self.get(key)
         if found is None:
             return None
-        try:
-            data = await _read_stream(found.body, limit)
-        except JsException as exc:  # the stream errored mid-body (R2 dropped it): retry later
-            raise StoreUnavailable(f"R2 get {key} broke off: {_js_message(exc)}") from None
+        data = await found.body.read_at_most(limit)
         if len(data) > limit:
             raise ObjectTooLarge(f"{key} has more than {limit} bytes")
         return data
+
+
+class R2Body:
+    """An R2 object's body (a ReadableStream) with its first chunk read. As a Response body (`stream`) the chunks
+    are pulled on demand through a FixedLengthStream of the object's size, which keeps the Content-Length: a
+    read R2 breaks off is told to `on_cut` (the Worker logs it, as the local server does) and cuts the response;
+    a client that goes away cancels the R2 read."""
+
+    def __init__(self, key: str, size: int, reader: Any, first: Any) -> None:
+        self.key, self.size, self.reader, self.first = key, size, reader, first
+
+    @classmethod
+    async def start(cls, key: str, size: int, stream: Any) -> R2Body:
+        body = cls(key, size, stream.getReader(), None)
+        body.first = await body._next(0)
+        return body
+
+    async def _next(self, done: int) -> Any:
+        try:
+            return await self.reader.read()
+        except JsException as exc:  # the stream errored (R2 dropped it): retry later
+            raise StoreUnavailable(f"R2 get {self.key} broke off after {done} bytes: {_js_message(exc)}") from None
+
+    async def read_at_most(self, limit: int) -> bytes:
+        """The bytes up to just past `limit`: the rest is cancelled, never read."""
+        chunks: list[bytes] = []
+        size, result = 0, self.first
+        while not result.done:
+            chunks.append(_chunk_bytes(result.value))
+            size += len(chunks[-1])
+            if size > limit:
+                await self.reader.cancel()
+                break
+            result = await self._next(size)
+        return b"".join(chunks)
+
+    def stream(self, on_cut: Callable[[StoreUnavailable], None]) -> Any:
+        """The body for a Response: a pull source, not a Python loop writing into a stream, whose writes reject
+        with `undefined` when the client goes away (a rejection Pyodide cannot turn into an exception: the
+        promise is lost); the source is told of a cancel by a plain call instead. High-water mark 0: it reads R2
+        only for a pending read, so it closes with nothing queued and is never called after it finished."""
+        from js import Error, FixedLengthStream, Object, ReadableStream
+
+        state = {"sent": 0, "over": False}
+        proxies: list[Any] = []
+
+        def finish() -> None:
+            # The source's functions are freed once the stream is done with them; not while one is running.
+            if not state["over"]:
+                state["over"] = True
+                asyncio.get_running_loop().call_soon(lambda: [proxy.destroy() for proxy in proxies])
+
+        async def pull(controller: Any) -> None:
+            result, self.first = self.first, None
+            try:
+                if result is None:
+                    result = await self._next(state["sent"])
+            except StoreUnavailable as exc:  # the status and Content-Length are out: only a cut tells the client
+                if not state["over"]:
+                    on_cut(exc)
+                    controller.error(Error.new(str(exc)))
+                finish()
+                return
+            if state["over"]:  # cancelled while R2 was read
+                return
+            if result.done:
+                controller.close()
+                finish()
+                return
+            controller.enqueue(result.value)
+            state["sent"] += _chunk_size(result.value)
+
+        async def cancel(reason: Any = None) -> None:  # the response was cancelled: its client went away
+            finish()
+            try:
+                await self.reader.cancel()
+            except JsException:  # R2 had already broken it off
+                pass
+
+        proxies.extend((create_proxy(pull), create_proxy(cancel)))
+        source = to_js({"pull": proxies[0], "cancel": proxies[1]}, dict_converter=Object.fromEntries)
+        strategy = to_js({"highWaterMark": 0}, dict_converter=Object.fromEntries)
+        return ReadableStream.new(source, strategy).pipeThrough(FixedLengthStream.new(self.size))
 
 
 def _epoch_s(uploaded: Any) -> int | None:
@@ -305,6 +392,10 @@ async def _read_stream(stream: Any, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _chunk_size(value: Any) -> int:
+    return int(value.byteLength) if hasattr(value, "byteLength") else len(_chunk_bytes(value))
+
+
 def _chunk_bytes(value: Any) -> bytes:
     if hasattr(value, "to_bytes"):  # a Uint8Array
         return bytes(value.to_bytes())
@@ -312,14 +403,28 @@ def _chunk_bytes(value: Any) -> bytes:
     return value.tobytes() if isinstance(value, memoryview) else bytes(value)
 
 
-def to_workers_response(response: Response) -> Any:
-    body = response.body  # bytes, or an R2 body stream passed straight through
-    if isinstance(body, (bytes, bytearray)):
+def to_workers_response(response: Response, on_cut: Callable[[StoreUnavailable], None] | None = None) -> Any:
+    """`on_cut`: told when R2 breaks off a result body already answered 200 (the client gets a cut response)."""
+    body = response.body  # bytes, or an R2Body streamed from R2
+    if isinstance(body, R2Body):
+        body = body.stream(on_cut or (lambda exc: None))
+    elif isinstance(body, (bytes, bytearray)):
         if not body:
             body = None  # no body (a HEAD answer): the runtime then keeps the Content-Length we set
         elif response.headers.get("content-type") == "application/json":
             body = bytes(body).decode("utf-8")
     return WorkersResponse(body, status=response.status, headers=dict(response.headers))
+
+
+def _cut_logger(app: App, request: Request, response: Response) -> Callable[[StoreUnavailable], None]:
+    """The line for a result download R2 cut after its 200 went out: the local server's (service/asgi.py)."""
+
+    def cut(exc: StoreUnavailable) -> None:
+        (response.log or app.log).error("result.refused", reason="store_unavailable",
+                                        message=f"{exc}; the client got a cut download and should retry it",
+                                        http={"method": request.method[:16], "path": request.path[:512],
+                                              "status": response.status})
+    return cut
 
 
 # D1 statements one scheduled run may make: half of D1's 1,000 queries per Worker invocation (Workers Paid) and,
@@ -413,7 +518,8 @@ class Default(WorkerEntrypoint):  # type: ignore[misc, valid-type]
                 "code": "body_unreadable", "message": "the request body could not be read to its end; send it again"}}))
         if core_request.method == "POST":
             return to_workers_response(await self._to_the_end(app.handle(core_request)))
-        return to_workers_response(await app.handle(core_request))
+        response = await app.handle(core_request)
+        return to_workers_response(response, _cut_logger(app, core_request, response))
 
     async def scheduled(self, controller: Any, env: Any = None, ctx: Any = None) -> None:
         """The Cron Trigger's entry. The runtime passes (controller, env, ctx); the bindings are `self.env`

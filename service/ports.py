@@ -55,9 +55,9 @@ class ObjectMeta:
 @dataclass(frozen=True)
 class StoredObject:
     """`body` is the store's own stream, which the core only hands to its runtime adapter as a Response body: an
-    async iterator of bytes locally (it raises StoreUnavailable when the store breaks off mid-body), R2's
-    ReadableStream in the Worker (the runtime cuts the response when it errors). `ResultStore.read_at_most`
-    reads an object whole."""
+    async iterator of bytes locally (it raises StoreUnavailable when the store breaks off mid-body), an R2Body
+    in the Worker (R2's stream with its first chunk read; a break-off after that is logged and cuts the
+    response). Both adapters log the cut as `result.refused`. `ResultStore.read_at_most` reads an object whole."""
 
     meta: ObjectMeta
     body: Any

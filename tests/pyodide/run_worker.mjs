@@ -8,8 +8,8 @@
 //
 // Only the platform is stood in, with the bindings' real call shapes: D1 (prepare/bind/all/run/
 // first, batch = one transaction) over a real SQLite (sql.js, SQLite compiled to wasm), R2
-// (head/get/put, bodies as ReadableStreams), `fetch` answering RunPod's /run, and the `workers`
-// module (WorkerEntrypoint, Response). Everything else is the upload itself.
+// (head/get/put, bodies as ReadableStreams), `fetch` answering RunPod's /run, the `workers`
+// module (WorkerEntrypoint, Response) and workerd's FixedLengthStream. Everything else is the upload itself.
 
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -156,7 +156,8 @@ class R2Bucket {
     this.objects = new Map();
     this.calls = [];
     this.down = false; // while true, head/get reject as R2 does when it has an internal error
-    this.breaking = new Set(); // keys whose get body errors after its first chunk, as when R2 drops a stream
+    this.breaking = new Map(); // key -> bytes its get body gives before it errors, as when R2 drops a stream
+    this.onCancel = () => {}; // called with the key of a get body its reader cancelled
   }
 
   fail(op, key) {
@@ -182,7 +183,7 @@ class R2Bucket {
     const stored = this.objects.get(key);
     if (!stored) return null;
     return Object.assign(this.describe(key, stored), {
-      body: this.breaking.has(key) ? brokenStream(stored.bytes) : new Blob([stored.bytes]).stream(),
+      body: objectStream(stored.bytes, this.breaking.get(key), () => this.onCancel(key)),
       bodyUsed: false,
       arrayBuffer: async () => stored.bytes.slice().buffer,
       text: async () => new TextDecoder().decode(stored.bytes),
@@ -198,15 +199,43 @@ class R2Bucket {
   }
 }
 
-function brokenStream(bytes) {
-  let pulls = 0;
+// An object's body in four chunks; with `breakAt`, the pull once that many bytes were given errors.
+function objectStream(bytes, breakAt, cancelled) {
+  const size = Math.max(4, Math.ceil(bytes.byteLength / 4));
+  let given = 0;
   return new ReadableStream({
     pull(controller) {
-      if (pulls++ === 0) controller.enqueue(bytes.slice(0, 16));
-      else controller.error(new Error("Network connection lost."));
+      if (breakAt !== undefined && given >= breakAt) {
+        controller.error(new Error("Network connection lost."));
+      } else if (given >= bytes.byteLength) {
+        controller.close();
+      } else {
+        controller.enqueue(bytes.slice(given, given + size));
+        given += size;
+      }
     },
+    cancel: cancelled,
   });
 }
+
+// workerd's FixedLengthStream: an identity transform that passes exactly `expected` bytes (the runtime sends that
+// as the response's Content-Length): more, or fewer at its close, errors it.
+class FixedLengthStream extends TransformStream {
+  constructor(expected) {
+    let passed = 0;
+    super({
+      transform(chunk, controller) {
+        passed += chunk.byteLength;
+        if (passed > expected) throw new TypeError(`FixedLengthStream: more than the expected ${expected} bytes`);
+        controller.enqueue(chunk);
+      },
+      flush() {
+        if (passed < expected) throw new TypeError(`FixedLengthStream: ${passed} of the expected ${expected} bytes`);
+      },
+    });
+  }
+}
+globalThis.FixedLengthStream = FixedLengthStream;
 
 // ---------------------------------------------------------------------------------------------
 // fetch: RunPod's /run. The init object goes through a real Request, so a Python dict that was not
@@ -314,7 +343,8 @@ Default
   const auth = { authorization: `Bearer ${env.API_TOKEN}` };
 
   // One request through Default.fetch; what the client sees, plus the D1 and R2 calls it made.
-  async function call(name, method, url, { body, headers = {} } = {}) {
+  // `read`: how the client reads the answer's body (default: whole); a failure to read it is `body_error`.
+  async function call(name, method, url, { body, headers = {}, read = (r) => r.arrayBuffer() } = {}) {
     const d1From = db.calls.length;
     const r2From = bucket.calls.length;
     const printedFrom = printed.length;
@@ -326,9 +356,14 @@ Default
       const response = reply.js_object;
       reply.destroy();
       if (!(response instanceof Response)) throw new TypeError(`fetch returned ${describe(response)}, not a Response`);
-      const bytes = new Uint8Array(await response.arrayBuffer());
       step.status = response.status;
       step.headers = Object.fromEntries(response.headers);
+      let bytes = new Uint8Array();
+      try {
+        bytes = new Uint8Array(await read(response));
+      } catch (error) {
+        step.body_error = String(error.message ?? error);
+      }
       step.body_base64 = Buffer.from(bytes).toString("base64");
       if (bytes.byteLength && (step.headers["content-type"] ?? "").startsWith("application/json")) {
         step.json = JSON.parse(new TextDecoder().decode(bytes));
@@ -391,6 +426,22 @@ Default
   await current("result_current_bad_signature", "GET", `/api/result/${key}?exp=9999999999&sig=${"0".repeat(64)}`,
                 etag, {});
   await call("result_range", "GET", `/api/result/${key}`, { headers: { ...auth, range: "bytes=0-3" } });
+  // R2 drops the body: before its first byte (the answer can still be a 503), and after 8 bytes (the 200 is out).
+  bucket.breaking.set(key, 0);
+  await call("result_r2_broke_before_first_byte", "GET", `/api/result/${key}`, { headers: auth });
+  bucket.breaking.set(key, 8);
+  await call("result_r2_cut", "GET", `/api/result/${key}`, { headers: auth });
+  bucket.breaking.delete(key);
+  // The client goes away after the first chunk: the Worker stops reading R2 (its stream is cancelled).
+  const r2Cancelled = new Promise((resolve) => { bucket.onCancel = resolve; });
+  const gone = await call("result_client_gone", "GET", `/api/result/${key}`, { headers: auth, read: async (r) => {
+    const reader = r.body.getReader();
+    const first = await reader.read();
+    await reader.cancel();
+    return first.value;
+  } });
+  gone.r2_cancelled = await r2Cancelled;
+  bucket.onCancel = () => {};
   await call("bad_signature", "POST", `/api/runpod/webhook?job=${jobId}&sig=${"0".repeat(64)}`,
              { body: delivery, headers: { "content-type": "application/json" } });
   const oversized = JSON.stringify({ workflow_id: "sdxl-txt2img", inputs: { prompt: "x".repeat(70000) } });
@@ -447,7 +498,7 @@ Default
     runpod_job_id: keyedRunpodId,
     output: { images: [{ key: keyedImage, content_type: "image/png", bytes: image.byteLength }], pad: "x".repeat(100000) },
   }), { httpMetadata: { contentType: "application/json" } });
-  bucket.breaking.add(outcomeKey);
+  bucket.breaking.set(outcomeKey, 16);
   await call("recover_r2_broke_off", "POST", `/api/admin/recover/${keyedJob}`, { headers: auth });
   bucket.breaking.delete(outcomeKey);
   await call("recover_from_r2", "POST", `/api/admin/recover/${keyedJob}`, { headers: auth });

@@ -145,7 +145,7 @@ def test_the_result_streams_from_r2_with_a_bearer_or_a_signed_url(run):
     for name in ("result", "result_signed"):
         got = step(run, name)
         assert got["status"] == 200, (name, got.get("json"))
-        assert base64.b64decode(got["body_base64"]) == image
+        assert "body_error" not in got and base64.b64decode(got["body_base64"]) == image
         assert got["headers"]["content-type"] == "image/png" and got["headers"]["content-length"] == str(len(image))
     missing = step(run, "result_missing")
     assert missing["status"] == 404 and missing["json"]["error"]["code"] == "not_found"
@@ -195,6 +195,38 @@ def test_r2_rejecting_is_a_503_retry_later_not_an_internal_error(run):
     assert down["r2"] == [{"op": "get", "key": run["result_key"]}]
 
 
+def test_r2_dropping_a_result_before_its_first_byte_is_a_503_retry_later_as_the_local_server_answers(run):
+    # The local store reads an object's first chunk before answering (service/s3_store.py): so does the Worker.
+    broke = step(run, "result_r2_broke_before_first_byte")
+    assert broke["status"] == 503 and broke["json"]["error"]["code"] == "store_unavailable", broke.get("json")
+    assert f"{run['result_key']} broke off after 0 bytes" in broke["json"]["error"]["message"]
+    assert broke["headers"]["retry-after"] == "5" and "body_error" not in broke
+    [line] = [json.loads(printed) for printed in broke["printed"]]
+    assert (line["event"], line["level"], line["http"]["status"]) == ("result.refused", "error", 503)
+
+
+def test_a_result_r2_cuts_after_its_200_is_a_cut_response_and_one_error_line_names_it(run):
+    """The status and Content-Length are out: the client must see the body end short (never a complete-looking
+    download), and the Worker logs the cut as the local server does (result.refused, naming the job)."""
+    image = base64.b64decode(run["result_base64"])
+    cut = step(run, "result_r2_cut")
+    assert cut["status"] == 200 and cut["headers"]["content-length"] == str(len(image))
+    assert cut["body_error"], "the client read a whole body from a download R2 cut"
+    lines = [json.loads(printed) for printed in cut["printed"]]
+    [refused] = [line for line in lines if line["level"] == "error"]
+    assert (refused["event"], refused["reason"], refused["job_id"]) == ("result.refused", "store_unavailable",
+                                                                         run["job_id"])
+    assert f"{run['result_key']} broke off after 8 bytes" in refused["message"]
+    assert refused["http"] == {"method": "GET", "path": f"/api/result/{run['result_key']}", "status": 200}
+
+
+def test_a_client_that_goes_away_mid_download_stops_the_r2_read_and_logs_no_error(run):
+    gone = step(run, "result_client_gone")
+    assert gone["status"] == 200 and base64.b64decode(gone["body_base64"]) == base64.b64decode(run["result_base64"])[:4]
+    assert gone["r2_cancelled"] == run["result_key"]
+    assert [json.loads(printed)["level"] for printed in gone["printed"]] == ["info"]
+
+
 def test_a_recovery_reads_the_outcome_stored_in_r2_and_one_r2_drops_mid_body_is_a_503_retry_later(run):
     """RunPod forgot the job: the recovery applies the outcome its worker stored, read from R2's ReadableStream by
     the R2 adapter. While R2 drops that stream mid-body, the recovery is refused 503 and changes nothing."""
@@ -238,15 +270,22 @@ def test_refusals_are_json_errors(run):
     assert len(runs) == 3  # the three jobs created; nothing refused reached RunPod
 
 
+def test_every_answer_but_the_download_r2_cut_reads_to_its_end(run):
+    assert [s["name"] for s in run["steps"] if "body_error" in s] == ["result_r2_cut"]
+
+
 def test_every_line_the_worker_printed_is_one_goldgate_log_line_per_request(run, log_lines):
-    # One line per request (create_overtaken's window also spans the webhook that overtook it).
-    alone = [s for s in run["steps"] if s["name"] != "create_overtaken"]
+    # One line per request (create_overtaken's window also spans the webhook that overtook it), and the line of
+    # the download R2 cut after its request line.
+    alone = [s for s in run["steps"] if s["name"] not in ("create_overtaken", "result_r2_cut")]
     assert all(len(s["printed"]) == 1 for s in alone), [s["printed"] for s in alone]
-    assert len(run["printed"]) == len(run["steps"])
+    assert len(step(run, "result_r2_cut")["printed"]) == 2
+    assert len(run["printed"]) == len(run["steps"]) + 1
     check_log_lines(run["printed"], extra_forbidden=(API_TOKEN,))
     log_lines.extend(run["printed"])  # and again by the kit's fixture at teardown
     errors = [s["name"] for s in run["steps"] if any(json.loads(line)["level"] == "error" for line in s["printed"])]
-    assert errors == ["result_r2_down", "recover_r2_broke_off"]  # the two 503s (R2 failing); nothing else
+    # R2 failing: the 503s and the cut download; nothing else
+    assert errors == ["result_r2_down", "result_r2_broke_before_first_byte", "result_r2_cut", "recover_r2_broke_off"]
 
 
 def test_a_create_retried_with_its_idempotency_key_answers_the_same_job_over_d1(run):

@@ -83,5 +83,5 @@ def test_the_cloudflare_workers_r2_stream_is_read_and_an_oversized_one_only_just
 def test_an_r2_stream_that_breaks_off_mid_outcome_is_the_store_unavailable_not_an_unusable_outcome():
     broken = _outcome_stream(b'{"runpod_job_id": "rp-1-u1", "output": ' + b" " * 200_000 + b"{}}", breaks_after=65_536)
     store = R2ResultStore(_R2Binding({f"results/{JOB_ID}/outcome.json": broken}))
-    with pytest.raises(StoreUnavailable, match="outcome.json broke off: Network connection lost"):
+    with pytest.raises(StoreUnavailable, match="outcome.json broke off after 65536 bytes: Network connection lost"):
         asyncio.run(stored_outcome(store, JOB_ID))

@@ -120,7 +120,8 @@ class R2Object:
         self.etag = hashlib.md5(path.read_bytes()).hexdigest()  # R2: unquoted; httpEtag is it quoted
         self.httpEtag = f'"{self.etag}"'
         self.uploaded = JsDate(path.stat().st_mtime_ns // 1_000_000)
-        self.body = ("R2 stream", path)  # a ReadableStream: the entry must pass it through, not read it
+        data = path.read_bytes()
+        self.body = JsReadableStream(iter([data[:4], data[4:]]))  # a ReadableStream, in two chunks
 
 
 class JsDate:
@@ -212,6 +213,62 @@ def _to_js(value: Any, **_: Any) -> Any:
     return value
 
 
+class _Proxy:
+    """pyodide.ffi.create_proxy's: a Python callable JS can call until it is destroyed."""
+
+    def __init__(self, function: Any) -> None:
+        self.function, self.destroyed = function, False
+
+    def __call__(self, *args: Any) -> Any:
+        assert not self.destroyed, "a destroyed proxy was called"
+        return self.function(*args)
+
+    def destroy(self) -> None:
+        self.destroyed = True
+
+
+class JsBodyStream:
+    """`new ReadableStream(source)` piped through workerd's `FixedLengthStream(n)`: `read_all()` reads it as the
+    runtime sends a response body, pulling the source on demand."""
+
+    def __init__(self, source: dict[str, Any], length: int | None = None) -> None:
+        self.source, self.length = source, length
+        self.chunks: list[bytes] = []
+        self.closed = False
+        self.error: Any = None
+
+    @classmethod
+    def new(cls, source: dict[str, Any], strategy: Any = None) -> JsBodyStream:
+        return cls(source)
+
+    def pipeThrough(self, fixed: FixedLengthStream) -> JsBodyStream:
+        return JsBodyStream(self.source, fixed.length)
+
+    def enqueue(self, chunk: Any) -> None:
+        self.chunks.append(chunk.to_bytes())
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def read_all(self) -> bytes:
+        while not (self.closed or self.error):
+            await self.source["pull"](self)
+        if self.error:
+            raise JsException(str(self.error))
+        data = b"".join(self.chunks)
+        assert self.length == len(data), f"FixedLengthStream({self.length}) got {len(data)} bytes"
+        return data
+
+
+class FixedLengthStream:
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    @classmethod
+    def new(cls, length: int) -> FixedLengthStream:
+        return cls(length)
+
+
 def _create_once_callable(function: Any) -> Any:
     return function
 
@@ -244,15 +301,17 @@ def _load_entry(monkeypatch: pytest.MonkeyPatch, with_jsnull: bool) -> Any:
     pyodide = types.ModuleType("pyodide")
     ffi = types.ModuleType("pyodide.ffi")
     ffi.JsException, ffi.to_js, ffi.create_once_callable = JsException, _to_js, _create_once_callable
+    ffi.create_proxy = _Proxy
     js = types.ModuleType("js")
     js.Promise = JsPromise
+    js.ReadableStream, js.FixedLengthStream, js.Error = JsBodyStream, FixedLengthStream, Exception
+    js.Object = types.SimpleNamespace(fromEntries=dict)
     modules = [("workers", workers), ("pyodide", pyodide), ("pyodide.ffi", ffi), ("js", js)]
     if with_jsnull:  # Pyodide >= 0.28
         ffi.jsnull = JSNULL
     else:  # Pyodide 0.26 / 0.27 (Python 3.12): no jsnull; JS null only inside JS values, e.g. JSON.parse's
         js.JSON = types.SimpleNamespace(parse=lambda text: [JSNULL if v is None else v for v in json.loads(text)])
         js.Reflect = types.SimpleNamespace(apply=lambda fn, this, args: fn(*args))
-        js.Object = types.SimpleNamespace(fromEntries=dict)
     pyodide.ffi = ffi
     bundled = types.ModuleType("bundled_workflows")
     bundled.WORKFLOWS = {p.name: p.read_text() for p in WORKFLOWS.glob("*.json")}
@@ -352,7 +411,7 @@ def test_the_worker_serves_the_job_path_over_d1_r2_and_fetch(entry, tmp_path, fa
         assert metrics["overall"]["count"] == 1 and metrics["overall"]["run_ms"]["p50"] == 1001
         assert env.DB.calls[calls_before:] == [("batch", "3")]  # the report's queries: one round trip
         result = await call("GET", f"/api/result/{key}", headers=auth)
-        assert result.status == 200 and result.body == ("R2 stream", tmp_path / "r2" / key)
+        assert result.status == 200 and await result.body.read_all() == b"\x89PNG data"
         assert result.headers["content-type"] == "image/png" and result.headers["content-length"] == "9"
         stored = env.RESULTS.root / key
         assert result.headers["etag"] == f'"{hashlib.md5(stored.read_bytes()).hexdigest()}"'
