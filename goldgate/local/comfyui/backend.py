@@ -546,10 +546,16 @@ class ComfyBackend:
 
     def _save_images(self, prompt: dict[str, Any], node_id: str) -> list[dict[str, str]]:
         prefix = str(prompt[node_id]["inputs"].get("filename_prefix") or "ComfyUI")
-        subfolder, _, base = prefix.replace("\\", "/").rpartition("/")
-        subfolder = "/".join(p for p in subfolder.split("/") if p not in ("", ".", ".."))
-        base = re.sub(r"[^A-Za-z0-9._-]", "_", base) or "ComfyUI"
-        target = self.output_dir / subfolder
+        # ComfyUI's folder_paths.get_save_image_path: the normalised prefix's directory is the subfolder, its last
+        # part the name as given; a subfolder out of the output directory fails the node (no file is written).
+        subfolder, base = os.path.split(os.path.normpath(prefix))
+        root = os.path.abspath(self.output_dir)
+        folder = os.path.abspath(os.path.join(root, subfolder))
+        if os.path.commonpath((root, folder)) != root:  # ComfyUI raises a bare Exception: exception_type "Exception"
+            raise Exception(  # noqa: TRY002
+                "**** ERROR: Saving image outside the output folder is not allowed.\n full_output_folder: "
+                f"{folder}\n         output_dir: {root}\n         commonpath: {os.path.commonpath((root, folder))}")
+        target = Path(folder)
         target.mkdir(parents=True, exist_ok=True)
         saved = []
         for data in self.render(prompt, node_id):

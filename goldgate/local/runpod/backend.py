@@ -51,6 +51,21 @@ QUEUE_FLOOR, QUEUE_PER_MAX_WORKER = 50, 500  # RunPod: 429 once the queue exceed
 # RunPod's per-endpoint limits per rate_limit_window_s (10 s) besides /run's (EmulatorConfig.rate_limit_requests,
 # which /runsync shares here: stricter than RunPod's own 2000 for it).
 OPERATION_LIMITS = {"status": 2000, "stream": 2000, "cancel": 100, "purge-queue": 2}
+# The GPU types the catalog lists, each in its serverless pool (RunPod's pool table: H100 is ADA_80_PRO, the
+# 141 GB HOPPER_141 is the H200's). Pool membership is a rule here too: gpu.excludedTypes must name cards of the
+# chosen pools.
+GPU_CATALOG = (
+    # id, name, pool, memory GB, USD per GPU-second (vendor facts, flex)
+    ("NVIDIA RTX A4000", "RTX A4000", "AMPERE_16", 16, 0.00016),
+    ("NVIDIA GeForce RTX 3090", "RTX 3090", "AMPERE_24", 24, 0.00019),
+    ("NVIDIA L4", "L4", "ADA_24", 24, 0.00019),
+    ("NVIDIA GeForce RTX 4090", "RTX 4090", "ADA_24", 24, 0.00031),
+    ("NVIDIA RTX A6000", "RTX A6000", "AMPERE_48", 48, 0.00034),
+    ("NVIDIA L40S", "L40S", "ADA_48_PRO", 48, 0.00053),
+    ("NVIDIA A100 80GB PCIe", "A100 PCIe", "AMPERE_80", 80, 0.00076),
+    ("NVIDIA H100 80GB HBM3", "H100 SXM", "ADA_80_PRO", 80, 0.00116),
+    ("NVIDIA H200", "H200 SXM", "HOPPER_141", 141, 0.00155),
+)
 
 
 class EmulatorError(Exception):
@@ -165,6 +180,7 @@ class StartWorker:
     worker_id: str
     image: str
     env: dict[str, str]
+    gpu_count: int = 1  # the endpoint's gpu.count when the worker starts: its RUNPOD_GPU_COUNT
 
 
 @dataclass(frozen=True)
@@ -207,15 +223,12 @@ class RunPodBackend:
         _idle_timeout_fits(body["scaling"], body.get("workers") or {})
         workers = _scaled_workers({"min": 0, "max": 3, **(body.get("workers") or {})}, body["scaling"])
         _check_workers(workers)
-        gpu = body["gpu"]
+        gpu = _gpu_selection({"count": 1, "allowedCudaVersions": [], "minCudaVersion": None}, body["gpu"])
         settings = {
             "type": "QUEUE", "image": body["image"], "env": dict(body.get("env") or {}),
             "args": body.get("args", ""), "disk": body.get("disk", 20), "ports": list(body.get("ports") or []),
             "registry": body.get("registry"),
-            "gpu": {"pools": list(gpu["pools"]), "count": gpu.get("count", 1),
-                    "allowedCudaVersions": list(gpu.get("allowedCudaVersions") or []),
-                    "minCudaVersion": gpu.get("minCudaVersion"),
-                    **({"excludedTypes": list(gpu["excludedTypes"])} if gpu.get("excludedTypes") else {})},
+            "gpu": gpu,
             "workers": workers, "scaling": dict(body["scaling"]),
             "dataCenterIds": list(body.get("dataCenterIds") or []),
             "networkVolumes": list(body.get("networkVolumes") or []),
@@ -247,7 +260,9 @@ class RunPodBackend:
             before = _flatten(ep.settings | {"name": ep.name})
             new = {k: (dict(v) if isinstance(v, dict) else v) for k, v in ep.settings.items()}
             for key, value in body.items():
-                if key in ("workers", "gpu"):
+                if key == "gpu":
+                    new[key] = _gpu_selection(new[key], value)
+                elif key == "workers":
                     new[key] = {**new[key], **value}
                 elif key == "name":
                     continue
@@ -732,7 +747,7 @@ class RunPodBackend:
         w = WorkerRecord(id=new_id(14), endpoint_id=ep.id, version=rel.version, image=rel.image,
                          env=dict(rel.env), started_mono=self.clock(), started_at=now_rfc3339())
         self.workers[w.id] = w
-        return StartWorker(ep.id, w.id, rel.image, dict(rel.env))
+        return StartWorker(ep.id, w.id, rel.image, dict(rel.env), int(ep.settings["gpu"].get("count") or 1))
 
     def _stop(self, w: WorkerRecord, reason: str) -> StopWorker:
         w.stopping = True
@@ -778,6 +793,39 @@ def _no_template(body: dict[str, Any]) -> None:
     if "templateId" in body:
         raise EmulatorError(404, "Not Found", f"template {body['templateId']} not found: the local emulator has no "
                                               "templates; give image, env and the other container settings in the body")
+
+
+def _gpu_selection(current: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """The gpu block after a create (`current` holds the defaults) or a PATCH (`current` is the endpoint's), by
+    REST v2's rules: `pools` and `excludedTypes` are one selection (new pools without exclusions clear them),
+    `minCudaVersion` "" clears the floor (reported as null), a non-empty CUDA set beside a floor is a 400, and
+    every excluded type must be a card of the chosen pools, leaving at least one (400 otherwise)."""
+    gpu = {k: (list(v) if isinstance(v, list) else v) for k, v in current.items()}
+    if "pools" in change:
+        gpu["pools"] = list(change["pools"])
+        gpu.pop("excludedTypes", None)
+        if change.get("excludedTypes"):
+            gpu["excludedTypes"] = [t.strip() for t in change["excludedTypes"]]
+    for key in ("count", "allowedCudaVersions"):
+        if key in change:
+            gpu[key] = list(change[key]) if key == "allowedCudaVersions" else change[key]
+    if "minCudaVersion" in change:
+        gpu["minCudaVersion"] = change["minCudaVersion"] or None
+    if gpu.get("allowedCudaVersions") and gpu.get("minCudaVersion"):
+        raise EmulatorError(400, "Bad Request", f"gpu.allowedCudaVersions {gpu['allowedCudaVersions']} and "
+                                                f"gpu.minCudaVersion {gpu['minCudaVersion']!r} are mutually exclusive: "
+                                                "send one (clear the other in the same request: [] or \"\")")
+    excluded = gpu.get("excludedTypes") or []
+    if excluded:
+        cards = {gid for gid, _, pool, _, _ in GPU_CATALOG if pool in gpu["pools"]}
+        foreign = [t for t in excluded if t not in cards]
+        if foreign:
+            raise EmulatorError(400, "Bad Request", f"gpu.excludedTypes {foreign} are not GPU types in pools "
+                                                    f"{gpu['pools']} (GET /v2/catalog/gpus lists each type's pool)")
+        if cards <= set(excluded):
+            raise EmulatorError(400, "Bad Request", f"gpu.excludedTypes leave no GPU type in pools {gpu['pools']}: "
+                                                    "keep at least one, or choose other pools")
+    return gpu
 
 
 def _idle_timeout_fits(scaling: dict[str, Any], workers: dict[str, Any]) -> None:

@@ -110,7 +110,7 @@ class WorkerFleet:
         env.update({
             "RUNPOD_POD_ID": action.worker_id, "RUNPOD_POD_HOSTNAME": f"{action.worker_id}-local",
             "RUNPOD_ENDPOINT_ID": action.endpoint_id, "RUNPOD_AI_API_KEY": self.worker_token,
-            "RUNPOD_GPU_COUNT": "1", "RUNPOD_DC_ID": "LOCAL",
+            "RUNPOD_GPU_COUNT": str(action.gpu_count), "RUNPOD_DC_ID": "LOCAL",
             "RUNPOD_PING_INTERVAL": str(self.config.ping_interval_ms),
             "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true", "RUNPOD_SKIP_GPU_CHECK": "true",
             "PYTHONUNBUFFERED": "1",

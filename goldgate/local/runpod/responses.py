@@ -7,18 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from goldgate.local.runpod.backend import EndpointRecord, JobRecord, RegistryRecord, RunPodBackend
-
-GPU_CATALOG = (
-    # id, name, pool, memory GB, USD per GPU-second (vendor facts, flex)
-    ("NVIDIA RTX A4000", "RTX A4000", "AMPERE_16", 16, 0.00016),
-    ("NVIDIA GeForce RTX 3090", "RTX 3090", "AMPERE_24", 24, 0.00019),
-    ("NVIDIA L4", "L4", "ADA_24", 24, 0.00019),
-    ("NVIDIA GeForce RTX 4090", "RTX 4090", "ADA_24", 24, 0.00031),
-    ("NVIDIA RTX A6000", "RTX A6000", "AMPERE_48", 48, 0.00034),
-    ("NVIDIA L40S", "L40S", "ADA_48_PRO", 48, 0.00053),
-    ("NVIDIA A100 80GB PCIe", "A100 PCIe", "AMPERE_80", 80, 0.00076),
-    ("NVIDIA H100 80GB HBM3", "H100 SXM", "HOPPER_141", 80, 0.00116),
+from goldgate.local.runpod.backend import (
+    GPU_CATALOG,
+    EndpointRecord,
+    JobRecord,
+    RegistryRecord,
+    RunPodBackend,
 )
 
 
@@ -84,12 +78,15 @@ def workers(backend: RunPodBackend, ep: EndpointRecord, gpu_type: str) -> dict[s
     return {"endpointVersion": ep.version, "summary": summary, "workers": items}
 
 
-def gpu_types() -> dict[str, Any]:
+def gpu_types(availability: bool = False) -> dict[str, Any]:
+    """The catalog; with `availability` (include=AVAILABILITY), each type's stock: every card is in stock in
+    the emulator's one data center, LOCAL (the workers' dataCenterId)."""
+    stock = {"availability": "HIGH", "dataCenters": [{"id": "LOCAL", "name": "Local emulator", "availability": "HIGH"}]}
     return {"gpus": [{"id": gid, "name": name, "pool": pool, "manufacturer": "NVIDIA", "memory": mem,
                       "secure": True, "community": True,
                       "price": {"secure": round(per_s * 3600 * 0.9, 2), "community": round(per_s * 3600 * 0.7, 2),
                                 "serverless": round(per_s * 3600, 4)},
-                      "maxCount": {"secure": 8, "community": 4}}
+                      "maxCount": {"secure": 8, "community": 4}, **(stock if availability else {})}
                      for gid, name, pool, mem, per_s in GPU_CATALOG]}
 
 

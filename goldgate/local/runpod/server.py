@@ -38,6 +38,13 @@ def _double(text: str) -> float:
     return value
 
 
+# GET /v2/catalog/gpus query values (the spec's CatalogIncludeParam, GpuProductFilter, GpuCloudFilter, ...).
+_CATALOG_ENUMS = {"include": ("AVAILABILITY",), "product": ("POD", "CLUSTER", "SERVERLESS"),
+                  "cloud": ("SECURE", "COMMUNITY")}
+_CATALOG_PATTERNS = {"countryCodes": re.compile(r"[A-Z]{2}"), "cudaVersions": re.compile(r"\d+\.\d+"),
+                     "minCudaVersion": re.compile(r"\d+(\.\d+)?"), "count": re.compile(r"[1-9]\d*")}
+
+
 @dataclass(frozen=True)
 class Request:
     method: str
@@ -94,7 +101,7 @@ class RunPodApp:
             ("POST", re.compile(r"/v2/registries"), "api", self.create_registry),
             ("GET", re.compile(r"/v2/registries/(?P<id>[^/]+)"), "api", self.get_registry),
             ("DELETE", re.compile(r"/v2/registries/(?P<id>[^/]+)"), "api", self.delete_registry),
-            ("GET", re.compile(r"/v2/catalog/gpus"), "api", lambda r: Reply(200, responses.gpu_types())),
+            ("GET", re.compile(r"/v2/catalog/gpus"), "api", self.list_gpu_types),
             ("POST", re.compile(rf"/v2/{W}/run"), "api", self.run),
             ("POST", re.compile(rf"/v2/{W}/runsync"), "api", self.runsync),
             ("GET", re.compile(rf"/v2/{W}/status/(?P<jid>[^/]+)"), "api", self.status),
@@ -233,6 +240,29 @@ class RunPodApp:
     def delete_registry(self, req: Request) -> Reply:
         self.backend.delete_registry(req.params["id"])
         return Reply(204)
+
+    def list_gpu_types(self, req: Request) -> Reply:
+        """The catalog; its query as the spec's parameters say: availability needs include=AVAILABILITY and a
+        product, the availability filters are valid only with it (400), a malformed value is a 422."""
+        query = {k: [x for v in vs for x in v.split(",")] for k, vs in req.query.items()}
+        errors = [f"{name}: {value!r} is not one of {allowed}" for name, allowed in _CATALOG_ENUMS.items()
+                  for value in query.get(name, []) if value not in allowed]
+        errors += [f"{name}: {value!r} does not match {pattern.pattern!r}" for name, pattern in _CATALOG_PATTERNS.items()
+                   for value in query.get(name, []) if not pattern.fullmatch(value)]
+        if errors:
+            raise EmulatorError(422, "Unprocessable Entity", "Request validation failed.", errors)
+        availability = "AVAILABILITY" in query.get("include", [])
+        if availability and "product" not in query:
+            raise EmulatorError(400, "Bad Request", "product is required with include=AVAILABILITY: availability "
+                                                    "differs by product (POD, CLUSTER, SERVERLESS)")
+        misplaced = [name for name in ("product", "countryCodes", "cudaVersions", "minCudaVersion") if name in query]
+        if misplaced and not availability:
+            raise EmulatorError(400, "Bad Request", f"{', '.join(misplaced)}: valid only with include=AVAILABILITY "
+                                                    "(add it, with a product, or leave them out)")
+        if "cudaVersions" in query and "minCudaVersion" in query:
+            raise EmulatorError(400, "Bad Request", "cudaVersions and minCudaVersion are mutually exclusive: "
+                                                    "send one")
+        return Reply(200, responses.gpu_types(availability))
 
     # ---- data plane -----------------------------------------------------------------------------
 
