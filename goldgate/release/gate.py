@@ -7,7 +7,7 @@ within its threshold. Every failed condition is named.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -65,7 +65,8 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              workflow_versions: Mapping[str, str] | None = None,
              superseded_by: Mapping[str, Any] | None = None,
              redeployed_by: Mapping[str, Any] | None = None,
-             rejected_by: Mapping[str, Any] | None = None, expected_image: str | None = None) -> GateDecision:
+             rejected_by: Mapping[str, Any] | None = None, expected_image: str | None = None,
+             suite: Collection[str] | None = None) -> GateDecision:
     """Check the report and STAGING against the thresholds; never raises on a malformed report.
 
     `recorded` is the ledger's entry for the golden run that wrote this very report (matched by the
@@ -80,7 +81,9 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     smoke cases failed there, or an operator's rollback took PROD off it): PROD's verdict is newer than
     STAGING's, so a re-run of the failed promotion cannot put the digest back on PROD. `expected_image` is the
     digest the caller approved (`promote --image`, CI's build): the report and STAGING must both be for it, so an
-    approval given for one digest cannot promote another that STAGING took since."""
+    approval given for one digest cannot promote another that STAGING took since. `suite` is the id of every golden
+    case: the report must have run each of them, so a run over a few cases (`golden --cases-dir <a subset>`, while
+    debugging one case) is not taken for the golden tests."""
     now = now or datetime.now(UTC)
     conds: list[Condition] = []
 
@@ -103,6 +106,16 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
          "the latest golden report passed" if passed else
          "the latest golden report did not pass" + (f" ({'; '.join(map(str, failures[:3]))})" if failures else ""))
     same_stack = report.get("stack") == staging_stack
+    if suite is not None:
+        cases = report.get("cases")
+        ran_ids = {c.get("id") for c in cases if isinstance(c, Mapping) and isinstance(c.get("id"), str)} \
+            if isinstance(cases, list) else set()
+        missing = sorted(set(suite) - ran_ids)
+        cond("report_cases", not missing,
+             f"the report ran all {len(set(suite))} golden cases" if not missing else
+             f"the report ran {len(set(suite)) - len(missing)} of the {len(set(suite))} golden cases (missing: "
+             f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): a run over other cases is not the "
+             f"golden suite; run `goldgate golden {staging_stack}` with every case")
     cond("report_stack", same_stack, f"report is for stack {report.get('stack')!r}"
          + ("" if same_stack else f", expected {staging_stack!r}"))
     same = staging_image is not None and report.get("image") == staging_image
@@ -140,7 +153,7 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
          "the report comes from a `--update-references` run, which compares each render with itself; "
          f"run `goldgate golden {staging_stack}` without it")
     if rejected_by is not None:
-        verdict = ("its smoke cases failed there" if rejected_by.get("kind") == "promotion" else
+        verdict = ("its smoke cases failed there" if rejected_by.get("kind") in ("promotion", "golden") else
                    f"an operator's rollback took {rejected_by.get('stack')} off it")
         cond("prod_verdict", False,
              f"after this golden run {report.get('image')} went to {rejected_by.get('stack')} and {verdict} (ledger "

@@ -39,6 +39,7 @@ class Interrupted:
     intent_seq: int
     image: str
     before: str | None
+    reason: str | None = None     # a rollback's: "manual" (the operator's) or why the automatic one ran
 
 
 def digest_of(image: str) -> str:
@@ -125,7 +126,7 @@ def stale_pin(entries: list[Entry], pinned: str | None, stack: str = "prod") -> 
 def interrupted(entries: list[Entry], stack: str = "prod") -> list[Interrupted]:
     """Intents on `stack` that never got their outcome line."""
     finished = {e.get("intent_seq") for e in entries if e.get("phase") == "outcome"}
-    return [Interrupted(e.kind, e.seq, e.get("image"), e.get("before"))
+    return [Interrupted(e.kind, e.seq, e.get("image"), e.get("before"), e.get("reason"))
             for e in entries
             if e.kind in ("promotion", "rollback") and e.get("phase") == "intent"
             and e.get("stack", "prod") == stack and e.seq not in finished]

@@ -15,6 +15,7 @@ that times out is the last one the process tries: the job's own save step saves 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import getpass
 import hashlib
@@ -110,10 +111,7 @@ class Ledger:
                         **json.loads(json.dumps(fields, default=str)),
                         "prev": last.hash if last else GENESIS}
                 line = {**body, "hash": _digest(body)}
-                fh.seek(0, os.SEEK_END)
-                fh.write(json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+                _write_line(fh.fileno(), (json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n").encode())
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
         entry = _entry(line)
@@ -138,12 +136,14 @@ class Ledger:
 
     def _parse(self, fh: Any) -> Iterator[Entry]:
         prev, seq = GENESIS, 0
-        for number, raw in enumerate(fh, start=1):
+        # Each line is read at most one character past the limit: a file that is one endless line (a sparse or
+        # binary file restored in its place) is named, not read into memory whole.
+        for number, raw in enumerate(iter(lambda: fh.readline(_MAX_LINE + 1), ""), start=1):
             if not raw.strip():
                 continue
             where = f"{self.path}:{number}"
             if len(raw) > _MAX_LINE:
-                raise LedgerTampered(f"{where}: line is {len(raw)} bytes; the ledger has been altered")
+                raise LedgerTampered(f"{where}: line is longer than {_MAX_LINE} bytes; the ledger has been altered")
             try:
                 line = json.loads(raw)
             except (ValueError, RecursionError):  # not JSON, absurd numbers or nesting
@@ -163,6 +163,22 @@ class Ledger:
             entry = _entry(line)
             prev, seq = entry.hash, entry.seq
             yield entry
+
+
+def _write_line(fd: int, data: bytes) -> None:
+    """Append `data` whole, or not at all. A write cut short (a full disk, a file size limit, an interrupt between
+    two writes) would leave half a line that every later command reads as tampering, a rollback included: the file
+    is cut back to where it ended. Written unbuffered, so that no half-written buffer is flushed again on close."""
+    end = os.lseek(fd, 0, os.SEEK_END)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, end)
+        raise
 
 
 def _save(entry: Entry) -> None:

@@ -4,6 +4,7 @@ main's PROD stack file (`check_prod_file`), and which of this run's pins its pin
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 from goldgate import spec as specs
 from goldgate.errors import GoldgateError, SpecError
 from goldgate.release.ledger import Entry
-from goldgate.release.report import report_sha256
+from goldgate.release.report import ReportError, read_bounded
 
 PROD, STAGING = "prod", "staging"
 STACKS = (STAGING, PROD)
@@ -93,10 +94,13 @@ def check_prod_file(ours: StackFile, mains: StackFile, entries: Sequence[Entry],
         raise ProdFileNotMains(f"{ours.path} on main differs from this run's commit in more than PROD's pin: PROD's "
                                f"config changed since this run's commit; {ADVICE}")
     try:
-        sha256 = report_sha256(report)
+        # Bounded, and never waiting for a pipe's writer: `--report` is what the job was given, whatever it is.
+        sha256 = hashlib.sha256(read_bounded(report)).hexdigest()
     except OSError as exc:
         raise ProdFileNotMains(f"{report}: no golden report to tell when this run's digest was qualified "
                                f"({exc.strerror or exc}); {ADVICE}") from None
+    except ReportError as exc:
+        raise ProdFileNotMains(f"{exc}; {ADVICE}") from None
     golden = next((e for e in reversed(entries) if e.kind == "golden" and e.get("report_sha256") == sha256), None)
     if golden is None:
         raise ProdFileNotMains(f"no golden run in the ledger wrote {report}: cannot tell whether PROD's pin on "

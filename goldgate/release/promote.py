@@ -74,11 +74,12 @@ class PromotionOutcome:
 
 
 def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging: str = "staging",
-               prod: str = "prod", now: datetime | None = None,
-               expected_image: str | None = None) -> tuple[GateDecision, dict[str, Any], str]:
+               prod: str = "prod", now: datetime | None = None, expected_image: str | None = None,
+               cases_dir: Path | None = None) -> tuple[GateDecision, dict[str, Any], str]:
     """Evaluate the gate for the report at `report_path` against what STAGING runs now, the workflow version
-    `prod` declares and, if given, the digest the caller approved; returns the decision, the report and the
-    sha256 of the report as read."""
+    `prod` declares, if given the digest the caller approved and, if given, the golden suite in `cases_dir` (the
+    report must cover every case of it); returns the decision, the report and the sha256 of the report as read."""
+    suite = None if cases_dir is None else [case.id for case in load_cases(cases_dir)]
     report, sha = read_report(report_path)
     staging_image = deployer.current_image(staging)
     staging_spec = deployer.spec(staging)
@@ -91,9 +92,10 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     superseded = None if recorded is None else next(
         (e.to_dict() for e in reversed(entries) if e.seq > recorded["seq"] and e.kind == "golden"
          and e.get("stack") == staging and e.get("suite") == "full" and e.get("image") == report.get("image")), None)
+    reasons = {e.seq: e.get("reason") for e in entries if e.kind == "rollback" and e.get("phase") == "intent"}
     rejected = None if recorded is None else next(
-        (e.to_dict() for e in reversed(entries) if e.seq > recorded["seq"] and _rejected(e, prod, report.get("image"))),
-        None)
+        (e.to_dict() for e in reversed(entries)
+         if e.seq > recorded["seq"] and _rejected(e, prod, report.get("image"), reasons)), None)
     since = _deployed_at(entries, staging, staging_image) or (now - timedelta(
         seconds=thresholds.report_max_age_s))
     error_rate: ErrorRate | None
@@ -104,7 +106,7 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     return evaluate(report, staging_image, thresholds, error_rate, now=now, staging_stack=staging,
                     recorded=recorded, workflow_versions=versions, superseded_by=superseded,
                     redeployed_by=_redeployed(entries, staging, staging_image),
-                    rejected_by=rejected, expected_image=expected_image), report, sha
+                    rejected_by=rejected, expected_image=expected_image, suite=suite), report, sha
 
 
 def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path | None = None,
@@ -122,7 +124,7 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
         check_pin_current(deployer, ledger, prod)
         reconcile(deployer, ledger, prod, progress)
         decision, _report, sha = check_gate(deployer, ledger, report_path, staging=staging, prod=prod, now=now,
-                                            expected_image=expected_image)
+                                            expected_image=expected_image, cases_dir=paths.cases_dir)
         if not decision.passed:
             ledger.append("promotion", phase="refused", stack=prod, image=deployer.current_image(staging),
                           report=str(report_path), report_sha256=sha, gate=decision.to_dict(), trigger=trigger)
@@ -172,15 +174,25 @@ def _check_stacks(deployer: Deployer, staging: str, prod: str) -> None:
                             "stack")
 
 
-def _rejected(entry: Entry, prod: str, image: Any) -> bool:
-    """Did this ledger outcome find `image` wanting on `prod`: a promotion of it whose smoke cases failed, or an
-    operator's rollback that took `prod` off it? A failed deploy (and the automatic rollback after it) proves
-    nothing about the image: retrying it stays possible."""
-    if entry.get("phase") != "outcome" or entry.get("stack", "prod") != prod or not isinstance(image, str):
+def _rejected(entry: Entry, prod: str, image: Any, reasons: dict[int, Any]) -> bool:
+    """Did this ledger entry find `image` wanting on `prod`: a smoke run of it there that failed (recorded by the smoke
+    run itself, so a promotion whose runner was lost during the automatic rollback that followed still counts), a
+    promotion of it whose smoke cases failed, or an operator's rollback that took `prod` off it (also one that was
+    interrupted after it moved the pin: its outcome, recorded by `reconcile`, has the intent's reason)? A failed deploy
+    (and the automatic rollback after it) proves nothing about the image: retrying it stays possible."""
+    if not isinstance(image, str):
+        return False
+    if entry.kind == "golden":
+        return (entry.get("stack") == prod and entry.get("suite") == "smoke" and entry.get("image") == image
+                and entry.get("passed") is not True)
+    if entry.get("phase") != "outcome" or entry.get("stack", "prod") != prod:
         return False
     if entry.kind == "promotion":
         return entry.get("image") == image and entry.get("outcome") == "smoke_failed"
-    return (entry.kind == "rollback" and entry.get("reason") == "manual" and entry.get("before") == image
+    intent_seq = entry.get("intent_seq")
+    # Outcomes `reconcile` wrote before it kept the reason: the intent's says whose rollback it was.
+    reason = entry.get("reason", reasons.get(intent_seq) if isinstance(intent_seq, int) else None)
+    return (entry.kind == "rollback" and reason == "manual" and entry.get("before") == image
             and entry.get("after") != image)
 
 

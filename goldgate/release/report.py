@@ -106,15 +106,7 @@ def load_report(path: Path) -> dict[str, Any]:
 def read_report(path: Path) -> tuple[dict[str, Any], str]:
     """The report at `path` and the sha256 of the very bytes it was read from (what the ledger records)."""
     try:
-        # Read at most one byte past the limit: a device or pipe (/dev/zero, `<(...)`) has no size to stat.
-        # Opened without waiting (a named pipe nobody writes would block open() for ever), then read
-        # blocking: a pipe's writer is waited for, and a pipe without one reads as empty.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb") as fh:
-            data = fh.read(_MAX_REPORT + 1)
-        if len(data) > _MAX_REPORT:
-            raise ReportError(f"{path} is larger than {_MAX_REPORT} bytes; it is not a golden report")
+        data = read_bounded(path)
         report = json.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise ReportError(f"no golden report at {path}: run `goldgate golden staging` first") from None
@@ -124,6 +116,21 @@ def read_report(path: Path) -> tuple[dict[str, Any], str]:
     if not isinstance(report, dict) or report.get("schema") != SCHEMA:
         raise ReportError(f"{path} is not a golden report (schema {SCHEMA} expected)")
     return report, hashlib.sha256(data).hexdigest()
+
+
+def read_bounded(path: Path) -> bytes:
+    """The bytes of the report file at `path`; ReportError past _MAX_REPORT, OSError as the system says it.
+
+    Read at most one byte past the limit: a device or pipe (/dev/zero, `<(...)`) has no size to stat. Opened
+    without waiting (a named pipe nobody writes would block open() for ever), then read blocking: a pipe's writer
+    is waited for, and a pipe without one reads as empty."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(_MAX_REPORT + 1)
+    if len(data) > _MAX_REPORT:
+        raise ReportError(f"{path} is larger than {_MAX_REPORT} bytes; it is not a golden report")
+    return data
 
 
 def report_sha256(path: Path) -> str:

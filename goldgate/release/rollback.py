@@ -211,9 +211,12 @@ def reconcile(deployer: Deployer, ledger: Ledger, stack: str, progress: Progress
         return 0
     pinned = _observe(deployer, stack)
     for item in open_intents:
+        # A rollback's reason goes with its outcome: an operator's verdict on the release it was leaving stands
+        # even though the command did not finish.
+        reason = {"reason": item.reason} if item.kind == "rollback" and item.reason is not None else {}
         ledger.append(item.kind, phase="outcome", intent_seq=item.intent_seq, stack=stack, image=item.image,
                       before=item.before, after=pinned, pinned=pinned, prod_image=None, outcome="interrupted",
-                      trigger="goldgate reconcile")
+                      trigger="goldgate reconcile", **reason)
         progress(f"an earlier {item.kind} (ledger #{item.intent_seq}) was interrupted; {stack} is pinned to "
                  f"{pinned}, recorded")
     return len(open_intents)

@@ -1,0 +1,45 @@
+"""`goldgate check-prod-file --report` reads the report the way `goldgate promote` does: bounded, and without waiting
+for a pipe's writer. A device that never ends or a named pipe nobody writes is one error line and a non-zero exit,
+not a MemoryError traceback after eating the machine's memory, nor a job step that hangs until its timeout."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_main_pins import SecondPush
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+def _check_prod_file(second: SecondPush, report: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "goldgate.cli", "check-prod-file", "--main-file", str(second.mains),
+                           "--stack-file", str(second.ours), "--report", report, "--home", str(second.home)],
+                          capture_output=True, text=True, check=False, timeout=60, preexec_fn=_limit_memory)
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_report_that_never_ends_is_refused_in_one_line(tmp_path: Path) -> None:
+    second = SecondPush(tmp_path)   # main's PROD file differs from this checkout's: the report decides
+    proc = _check_prod_file(second, "/dev/zero")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("goldgate: error: /dev/zero is larger than 20000000 bytes")
+    assert "nothing was changed" in proc.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_report_that_is_a_pipe_nobody_writes_is_refused_not_waited_on(tmp_path: Path) -> None:
+    second = SecondPush(tmp_path)
+    fifo = tmp_path / "latest.json"
+    os.mkfifo(fifo)
+    proc = _check_prod_file(second, str(fifo))   # a check that waited for a writer would run into the timeout
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "no golden run in the ledger wrote" in proc.stderr
