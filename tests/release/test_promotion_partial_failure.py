@@ -222,8 +222,10 @@ def test_a_rollback_whose_deploy_failed_after_the_pin_can_be_retried(tmp_path: P
             _staging_passes(target, ledger, paths, image)
             assert promote(target, ledger, home, paths=paths).ok
         target.crash.add(A)
-        with pytest.raises(GoldgateError, match=f"rollback of prod to {A} deploy failed: .*prod is pinned to {A}"):
+        with pytest.raises(GoldgateError, match=f"rollback of prod to {A} deploy failed: .*prod is pinned to {A}") as failed:
             rollback(target, ledger, home, to=A, paths=paths)
+        # The way on, named: a plain `rollback` would now look past A (PROD's pin) for a release before it.
+        assert f"finish it with `goldgate rollback --to {A}`" in str(failed.value)
         target.crash.clear()
         assert rollback(target, ledger, home, to=A, paths=paths).ok
         with pytest.raises(GoldgateError, match=f"prod already runs {A}; nothing to roll back"):
