@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from goldgate import spec as specs
 from goldgate.commands.output import add_json_flag, emit, progress
@@ -72,6 +73,13 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
     if args.account_id is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", args.account_id):
         raise GoldgateError(f"--account-id {args.account_id[:64]!r} is not a Cloudflare account id (32 hex, the "
                             "dashboard's Account ID)")
+    # Checked before any call: boto3 took a malformed endpoint with a traceback, and a malformed bucket failed
+    # only after the export (which blocks the database) had run.
+    if args.r2_endpoint is not None:
+        _check_r2_endpoint(args.r2_endpoint)
+    if args.bucket is not None and not _R2_BUCKET.fullmatch(args.bucket):
+        raise GoldgateError(f"--bucket {args.bucket[:64]!r} is not an R2 bucket name (3-63 lowercase letters, digits "
+                            "or hyphens, beginning and ending with a letter or digit)")
     spec = specs.load_pulumi(args.stack)
     account = args.account_id or (spec.cloud.cloudflare_account_id if spec.cloud else None)
     if not account or account.startswith("<"):
@@ -87,6 +95,22 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
     with api:
         return dr.run_cloud_drill(args.stack, D1Client(api, account), database_id, r2, home, progress,
                                   scratch_prefix=f"{spec.database.name}-drill")
+
+
+_R2_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")  # as a stack's storage.bucket
+
+
+def _check_r2_endpoint(url: str) -> None:
+    from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+
+    try:
+        ok = (urlsplit(url).scheme in ("http", "https")
+              and bool(is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url)))
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        ok = False
+    if not ok:
+        raise GoldgateError(f"--r2-endpoint {url[:100]!r} is not an http(s) URL of an S3 endpoint (R2's is "
+                            "https://<account id>.r2.cloudflarestorage.com)")
 
 
 def cmd_dr_restore(args: argparse.Namespace) -> int:

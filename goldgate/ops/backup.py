@@ -151,6 +151,13 @@ def load_manifest(backup: Path) -> BackupManifest:
                                 f"ever holds ({MAX_MANIFEST_BYTES}); it was not read: take a new backup")
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        # A mistyped path, or the manifest named instead of its backup: not a backup to give up on.
+        if backup.name.endswith(".manifest.json") and backup.is_file():
+            raise BackupRefused(f"{backup} is a backup's manifest: name the backup itself, "
+                                f"{backup.name.removesuffix('.manifest.json')}.sqlite beside it") from None
+        if not backup.exists():
+            raise BackupRefused(f"no backup at {backup}: check the path (backups are under "
+                                "<home>/backups/<stack>/<stamp>.sqlite)") from None
         raise BackupRefused(f"backup {backup} has no manifest ({path.name}); without it the backup cannot be "
                             "verified: take a new backup") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: nesting too deep to parse

@@ -163,13 +163,22 @@ def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _
             backup.unlink(missing_ok=True)
             backup.with_name(backup.name.replace(".sqlite", ".manifest.json")).unlink(missing_ok=True)
         drill = DrillResult(passed=True, finished_at=iso(datetime.now(UTC)), **result)
-    except GoldgateError as exc:
-        drill = DrillResult(passed=False, finished_at=iso(datetime.now(UTC)), error=str(exc), **result)
+    except (GoldgateError, OSError) as exc:
+        drill = DrillResult(passed=False, finished_at=iso(datetime.now(UTC)), error=_reason(exc), **result)
     finally:
         for leftover in (scratch, scratch.with_name(scratch.name + ".restoring")):
             leftover.unlink(missing_ok=True)
     record(home, drill)
     return drill
+
+
+def _reason(exc: GoldgateError | OSError) -> str:
+    """Why a drill failed. A file that could not be written (a full disk, a file where a directory belongs) fails
+    the drill too: left unrecorded, the checklist would still show the drill before it as the latest, passed."""
+    if isinstance(exc, GoldgateError):
+        return str(exc)
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}: free space, or fix that path under the state dir, and drill again"
 
 
 def _verified(expected: Fingerprint) -> list[str]:
@@ -188,6 +197,7 @@ def restore_into_stack(backup: Path, target: Path, stack: str, from_stack: str |
     aside, then the copy takes its place: a failure at any step leaves the stack's database as it was.
     """
     manifest = load_manifest(backup)
+    _refuse_a_d1_export(backup, manifest)
     _refuse_another_stacks_backup(backup, manifest, stack, from_stack)
     _refuse_unknown_migrations(backup, manifest)
     staged = target.with_name(f"{target.name}.restored")
@@ -211,6 +221,17 @@ def restore_into_stack(backup: Path, target: Path, stack: str, from_stack: str |
     for suffix in ("-wal", "-shm"):
         Path(str(target) + suffix).unlink(missing_ok=True)
     return kept or target
+
+
+def _refuse_a_d1_export(backup: Path, manifest: BackupManifest) -> None:
+    """A cloud drill's backup (SQL text) is not corrupt, only not a local one: say what it is and where it goes."""
+    if manifest.kind == "sqlite":
+        return
+    what = ("a D1 export (SQL text, from `goldgate dr-drill --cloud`)" if manifest.kind == "d1-sql"
+            else f"of kind {show(manifest.kind)}")
+    raise BackupRefused(f"backup {backup.name} is {what}, not a local SQLite backup; nothing was replaced. dr-restore "
+                        "restores <home>/backups/<stack>/<stamp>.sqlite; a D1 export is imported into a D1 "
+                        "(`wrangler d1 execute <database> --remote --file=<stamp>.sql`, docs/D1_DISASTER_RECOVERY.md)")
 
 
 def _refuse_another_stacks_backup(backup: Path, manifest: BackupManifest, stack: str, from_stack: str | None) -> None:
@@ -361,8 +382,9 @@ def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, hom
         result.update(restore_s=round(restore_s, 3), rto_s=round(restore_s, 3),
                       verified=_verified(expected)[:-1] + ["sha256 of the export as stored in R2"])
         drill = DrillResult(passed=True, finished_at=iso(datetime.now(UTC)), notes=notes, **result)
-    except GoldgateError as exc:
-        drill = DrillResult(passed=False, finished_at=iso(datetime.now(UTC)), error=str(exc), notes=notes, **result)
+    except (GoldgateError, OSError) as exc:
+        drill = DrillResult(passed=False, finished_at=iso(datetime.now(UTC)), error=_reason(exc), notes=notes,
+                            **result)
     finally:
         # The backup lives in R2; local copies per drill would fill the disk.
         for leftover in (export_file, loaded_file, restore_file):

@@ -80,7 +80,13 @@ class Fingerprint:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Fingerprint:
-        return cls(schema_version=tuple(raw["schema_version"]), schema_sha256=str(raw["schema_sha256"]),
+        """Raises KeyError, TypeError or ValueError when `raw` is not a fingerprint to_dict wrote."""
+        version = raw["schema_version"]
+        # Migration names, in order: a string would be read as its characters, a number or a list would
+        # break every message that names them.
+        if not isinstance(version, list) or not all(isinstance(name, str) for name in version):
+            raise ValueError("fingerprint.schema_version is not a list of migration names")
+        return cls(schema_version=tuple(version), schema_sha256=str(raw["schema_sha256"]),
                    row_counts={str(k): int(v) for k, v in raw["row_counts"].items()},
                    checksums={str(k): str(v) for k, v in raw["checksums"].items()},
                    last_write_at=raw.get("last_write_at"))

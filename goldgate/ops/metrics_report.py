@@ -57,6 +57,11 @@ def open_sqlite(path: Path) -> sqlite3.Connection:
     return conn
 
 
+# The rows with an end-to-end time, as service.metrics counts them: a number within int64. A damaged row's text,
+# blob, infinity or huge REAL counts as no time there, and here (it made int() and SQLite's binding raise).
+_TIMED = "e2e_ms BETWEEN -9223372036854775808 AND 9223372036854775807 AND (?1 IS NULL OR created_at >= ?1)"
+
+
 async def _extras(db: Any, since: str | None) -> dict[str, Any]:
     """Images per release (for cost per 1,000 images) and the e2e histogram."""
     # A database not migrated to 0003 yet (D1 until the next `pulumi up`) has no images column.
@@ -72,16 +77,15 @@ async def _extras(db: Any, since: str | None) -> dict[str, Any]:
         # the images that have a cost: a job recovered from its stored outcome has images, but no cost
         f"SUM(CASE WHEN m.cost_estimate_usd IS NOT NULL THEN {images} ELSE 0 END) AS costed_images "
         "FROM job_metrics m WHERE (?1 IS NULL OR m.created_at >= ?1) GROUP BY m.worker_image_tag", (since,))
-    bounds = (await db.query("SELECT MIN(e2e_ms) AS lo, MAX(e2e_ms) AS hi FROM job_metrics "
-                             "WHERE e2e_ms IS NOT NULL AND (?1 IS NULL OR created_at >= ?1)", (since,)))[0]
+    bounds = (await db.query(f"SELECT MIN(e2e_ms) AS lo, MAX(e2e_ms) AS hi FROM job_metrics WHERE {_TIMED}",
+                             (since,)))[0]
     histogram: dict[str, Any] = {"bin_ms": None, "start_ms": None, "bins": []}
     if bounds["lo"] is not None:
         lo, hi = int(bounds["lo"]), int(bounds["hi"])
         width = max(1, -(-(hi - lo + 1) // HISTOGRAM_BINS))
         rows = await db.query(
-            "SELECT worker_image_tag AS tag, (e2e_ms - ?2) / ?3 AS bin, COUNT(*) AS n FROM job_metrics "
-            "WHERE e2e_ms IS NOT NULL AND (?1 IS NULL OR created_at >= ?1) GROUP BY worker_image_tag, bin",
-            (since, lo, width))
+            "SELECT worker_image_tag AS tag, CAST((e2e_ms - ?2) / ?3 AS INTEGER) AS bin, COUNT(*) AS n "
+            f"FROM job_metrics WHERE {_TIMED} GROUP BY worker_image_tag, bin", (since, lo, width))
         histogram = {"bin_ms": width, "start_ms": lo,
                      "bins": [{"worker_image_tag": r["tag"], "bin": int(r["bin"]), "count": r["n"]} for r in rows]}
     return {"releases": releases, "histogram": histogram}

@@ -129,8 +129,8 @@ def _run(db: retention.Sql, stack: str, target: str, keep_days: int, metrics_kee
     async def checked_prune() -> retention.Pruned:
         missing = await retention.missing_tables(db)
         if missing:
-            raise PruneRefused(await _why_tables_missing(db, missing, where, migrate))
-        await _refuse_another_stacks_database(db, stack, where)
+            raise PruneRefused(await _why_tables_missing(db, missing, where, migrate, target))
+        await _refuse_another_stacks_database(db, stack, where, target)
         return await retention.prune(db, cutoffs, dry_run=dry_run)
 
     pruned = asyncio.run(checked_prune())
@@ -139,7 +139,7 @@ def _run(db: retention.Sql, stack: str, target: str, keep_days: int, metrics_kee
                        deleted=pruned.deleted, remaining=pruned.remaining, unfinished_kept=pruned.unfinished_kept)
 
 
-async def _why_tables_missing(db: retention.Sql, missing: list[str], where: str, migrate: str) -> str:
+async def _why_tables_missing(db: retention.Sql, missing: list[str], where: str, migrate: str, target: str) -> str:
     """A goldgate database that an older checkout migrated lacks the newer tables until its migrations are applied
     (after an upgrade, before the next `pulumi up` or `goldgate up`): say how; anything else is another database."""
     tables = {row["name"] for row in await db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -149,18 +149,24 @@ async def _why_tables_missing(db: retention.Sql, missing: list[str], where: str,
     if applied and behind:
         return (f"{where} predates this goldgate (migrations not applied: {', '.join(behind)}): nothing was deleted; "
                 f"{migrate} applies them, then prune again")
-    return (f"{where} has no {', '.join(missing)} table: it is not a migrated goldgate database (check "
-            "--database-id, or apply the migrations)")
+    # Only a cloud prune names its database (--database-id); a local one prunes the stack's own file.
+    check = "check --database-id, or apply the migrations" if target == "cloud" else f"{migrate} applies the migrations"
+    return f"{where} has no {', '.join(missing)} table: it is not a migrated goldgate database ({check})"
 
 
-async def _refuse_another_stacks_database(db: retention.Sql, stack: str, where: str) -> None:
+async def _refuse_another_stacks_database(db: retention.Sql, stack: str, where: str, target: str) -> None:
     """Each job row names the stack that created it: PROD's database pruned under STAGING's shorter result ttl
-    would lose rows whose results PROD still keeps."""
+    would lose rows whose results PROD still keeps. Locally, the database is the stack's own file: another stack's
+    jobs are in it after `dr-restore --from-stack`, and pruning it as that stack would prune that stack's file."""
     newest = await db.query("SELECT stack FROM jobs ORDER BY created_at DESC LIMIT 1")  # by the created_at index
     owner = newest[0]["stack"] if newest else None
     if owner is not None and owner != stack:
-        raise PruneRefused(f"{where} holds the jobs of stack {show(owner)}, not of {stack}: nothing was deleted; "
-                           "check --database-id, or prune it as that stack")
+        if target == "cloud":
+            raise PruneRefused(f"{where} holds the jobs of stack {show(owner)}, not of {stack}: nothing was deleted; "
+                               "check --database-id, or prune it as that stack")
+        raise PruneRefused(f"{stack}'s database holds the jobs of stack {show(owner)}, not of {stack} (restored from "
+                           f"its backup with `dr-restore --from-stack`?): nothing was deleted; prune again once {stack} "
+                           "has run a job of its own")
 
 
 # -- the record the readiness checklist reads ------------------------------------------------------

@@ -36,7 +36,9 @@ COMPONENT_OF = {
 # The loggers themselves: their calls pass on whatever event they were given.
 LOGGER_MODULES = ("service/logs.py", "goldgate/logs.py", "images/worker/logs.py", "goldgate/local/runpod/eventlog.py")
 # Calls named like a log method that are not one.
-NOT_LOG_CALLS = {("goldgate/cli.py", "sub.choices[args.command].error")}
+NOT_LOG_CALLS = {("goldgate/cli.py", "sub.choices[args.command].error"),
+                 # a ReadableStream controller's error(): cuts the Worker's response body, logs nothing
+                 ("service/cloudflare_entry.py", "controller.error(")}
 
 
 def _calls(rel: str, name: str) -> list[ast.Call]:
