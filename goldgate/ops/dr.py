@@ -288,21 +288,51 @@ def load_sql_dump(dump: Path, database: Path | str = ":memory:") -> sqlite3.Conn
     """An export loaded into SQLite (a scratch file for a large dump, so neither Python nor SQLite holds it
     in memory), to fingerprint what the backup holds. The dump is read one statement at a time."""
     conn = sqlite3.connect(database, isolation_level=None)
+    denied: list[str] = []
     try:
         # A scratch copy, thrown away after fingerprinting: no journal or fsync to pay for.
         conn.execute("PRAGMA journal_mode = OFF")
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("BEGIN")
+        conn.set_authorizer(_export_statements_only(denied))
         for stmt in iter_sql_file(dump):
             conn.execute(stmt)
+        conn.set_authorizer(None)
         conn.execute("COMMIT")
     except (UnicodeDecodeError, ValueError, sqlite3.Error) as exc:
         conn.close()
+        if denied:
+            raise BackupRefused(f"the D1 export holds {denied[0]}, which no D1 export does; refusing to run it") from None
         raise BackupRefused(f"the D1 export is not valid SQL ({exc}); refusing to use it") from None
     except OSError as exc:
         conn.close()
         raise BackupError(f"reading the D1 export {dump} failed ({exc.strerror or exc})") from None
     return conn
+
+
+# What a D1 export may set besides its tables, indexes and rows (wrangler writes the first).
+_EXPORT_PRAGMAS = ("defer_foreign_keys", "foreign_keys")
+
+
+def _export_statements_only(denied: list[str]) -> Callable[..., int]:
+    """An SQLite authorizer for running an export: the file comes back from R2, where anyone who can write the
+    bucket could have changed it. ATTACH and VACUUM INTO (which SQLite authorizes as an ATTACH) would read or
+    write any file this machine lets the drill's user reach, a PRAGMA could change how SQLite runs, and a COMMIT
+    would end the load's transaction (VACUUM runs only outside one); each is refused, named in `denied`. Tables, indexes, views, triggers and rows are what an export holds."""
+
+    def authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:
+        if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+            denied.append(f"an ATTACH, DETACH or VACUUM INTO ({arg1!r})")
+            return sqlite3.SQLITE_DENY
+        if action == sqlite3.SQLITE_TRANSACTION:  # the load is one transaction of its own: a COMMIT would end it
+            denied.append(f"a {arg1}")
+            return sqlite3.SQLITE_DENY
+        if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() not in _EXPORT_PRAGMAS:
+            denied.append(f"PRAGMA {arg1}")
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+    return authorize
 
 
 def _fingerprint_dump(dump: Path, scratch: Path) -> Fingerprint:
