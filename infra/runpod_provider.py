@@ -9,6 +9,7 @@ RunPod cannot change) means a new endpoint. A new control-plane base URL is an u
 API key's, and a moved API still serves the same endpoint; the update refuses a base where the endpoint does
 not exist (moving to another account is a deliberate `pulumi up --replace`). `read` reports drift against what was declared, including RunPod's idle
 scale-down of max workers (to 2 after 3 quiet days, to 0 after 7), so `pulumi up --refresh` restores it.
+A create whose answer is lost (no response, a 5xx, an unreadable 2xx) adopts the endpoint it made, if RunPod made one (`create_once`).
 
 Pulumi pickles the provider: it holds no state, and builds its client from the inputs each call.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi.dynamic as dyn
@@ -31,6 +32,8 @@ from goldgate.runpod import (
     EndpointPatch,
     RunPodError,
     RunPodNotFound,
+    RunPodProtocolError,
+    RunPodUnavailable,
     Scaling,
 )
 from goldgate.spec import REGISTRY_ID, is_digest_ref
@@ -63,6 +66,7 @@ UNORDERED_FIELDS = ("gpu_pools", "data_center_ids", "network_volume_ids")
 # Pulumi carries every number as a double, so a deployed provider receives workers_max 3.0: compare these as ints.
 WHOLE_FIELDS = ("gpu_count", "workers_min", "workers_max", "idle_timeout_s", "execution_timeout_ms")
 SECRET_OUTPUTS = ["api_key", "env", "declared"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -182,8 +186,11 @@ class RunPodEndpointProvider(dyn.ResourceProvider):
         return dyn.CheckResult(news, failures)
 
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        config = config_of(props)
         with _client(props) as rp:
-            endpoint = rp.create_endpoint(config_of(props))
+            endpoint = create_once(lambda: rp.create_endpoint(config),
+                                   lambda: [(e.id, e) for e in rp.list_endpoints() if e.name == config.name],
+                                   "endpoint", config.name, props)
         return dyn.CreateResult(id_=endpoint.id, outs=_outs(props, endpoint))
 
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
@@ -235,6 +242,30 @@ def control_client(props: Mapping[str, Any], what: str, declare: str) -> Control
 
 def _client(props: Mapping[str, Any]) -> ControlPlaneClient:
     return control_client(props, "endpoint", "infra/components/gpu.py")
+
+
+def create_once(create: Callable[[], T], named: Callable[[], list[tuple[str, T]]], what: str, name: str,
+                props: Mapping[str, Any]) -> T:
+    """`create()` once. When its answer is lost (no response, a 5xx, or a 2xx this client cannot read, after which
+    RunPod may have acted anyway) the one resource named `name` that was not there before is what it created: return
+    that rather than fail, or Pulumi records nothing and the next `pulumi up` makes a second one, leaving the first
+    (an endpoint keeps its workers_min GPU workers, billed) where nothing would delete it. `named()` lists
+    (id, resource) by that name."""
+    before = {rid for rid, _ in named()}
+    try:
+        return create()
+    except (RunPodUnavailable, RunPodProtocolError) as exc:
+        try:
+            appeared = [found for rid, found in named() if rid not in before]
+        except RunPodError:
+            appeared = None
+        if appeared == []:  # nothing was created: the failure stands as it was
+            raise
+        if appeared is not None and len(appeared) == 1:
+            return appeared[0]
+        raise RunPodError(f"{exc}\nThe {what} {name!r} may have been created anyway and could not be identified: "
+                          f"before the next `pulumi up`, list the {what}s at {props.get('api_base')} and delete "
+                          f"any {what} named {name!r} that the stack's state does not hold", status=exc.status) from None
 
 
 def confirm_gone(list_ids: Callable[[], list[str]], id_: str, what: str, props: Mapping[str, Any]) -> None:

@@ -25,7 +25,7 @@ import pulumi
 import pulumi.dynamic as dyn
 
 from goldgate.runpod import ControlPlaneClient, Registry, RegistryCredential
-from infra.runpod_provider import confirm_gone, control_client
+from infra.runpod_provider import confirm_gone, control_client, create_once
 
 CREDENTIAL_FIELDS = ("username", "password")
 # Another control plane (account) has never heard of the credential; a name cannot be edited.
@@ -69,7 +69,9 @@ class RunPodRegistryCredentialProvider(dyn.ResourceProvider):
         # duplicate names.
         credential = RegistryCredential(f"{props['name']}-{secrets.token_hex(3)}", props["username"], props["password"])
         with _client(props) as rp:
-            registry = rp.create_registry(credential)
+            registry = create_once(lambda: rp.create_registry(credential),
+                                   lambda: [(r.id, r) for r in rp.list_registries() if r.name == credential.name],
+                                   "registry credential", credential.name, props)
         return dyn.CreateResult(id_=registry.id, outs=_outs(props, registry, salt=secrets.token_hex(16)))
 
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
