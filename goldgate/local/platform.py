@@ -96,7 +96,21 @@ def _alive(pid: int | None) -> bool:
         done, _ = os.waitpid(pid, os.WNOHANG)
         return done == 0
     except ChildProcessError:
-        return True
+        pass
+    # So does another's: a host `goldgate up` started is reparented when `up` exits, and where the new parent
+    # does not reap (a container whose PID 1 is not an init), its exit leaves a zombie for good; `down` would
+    # wait out its whole grace period for it to go.
+    return _state_letter(pid) not in ("Z", "X")
+
+
+def _state_letter(pid: int) -> str | None:
+    """The process's state (R, S, Z...) from /proc, or None where the platform cannot tell."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the name in parentheses may hold spaces
+    return fields[0] if fields else None
 
 
 def _environ(pid: int) -> dict[str, str] | None:
@@ -316,9 +330,9 @@ class LocalPlatform:
         """Start the stack in the background; a running stack is left as it is. Two `up`s at once: the second
         waits for the first and then finds the stack up."""
         d = self._dir(stack)
-        with d.starting(timeout_s) as ours:
+        with d.starting(timeout_s, lambda holder: progress(f"{stack}: waiting for {holder} to finish")) as ours:
             if not ours:
-                raise StateError(f"another `goldgate up {stack}` has been starting the stack for over "
+                raise StateError(f"another `goldgate up {stack}` (or `down`) has held the stack for over "
                                  f"{timeout_s:.0f} s; wait for it and run `goldgate status {stack}`, or "
                                  f"`goldgate down {stack}` to stop it")
             return self._up(stack, d, progress, timeout_s)
@@ -355,7 +369,21 @@ class LocalPlatform:
              "--stacks-file", str(self.stacks_file)],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         )
-        log.close()  # the host has its own copy
+        try:
+            log.close()  # the host has its own copy
+            d.note_starting_host(proc.pid)
+            return self._wait_ready(stack, d, proc, log_size, progress, timeout_s)
+        except KeyboardInterrupt:
+            # Ctrl-C of `up` while it waits: the host runs in its own session (the terminal's SIGINT does not
+            # reach it), so it would come up behind an operator who gave up on it. It is stopped as a timeout
+            # stops it; a host that already exited is not signalled (its pid may be another process's now).
+            if proc.poll() is None:
+                progress(f"{stack}: interrupted; stopping the host it was starting (pid {proc.pid})")
+                self._stop_pid(proc.pid)
+            raise
+
+    def _wait_ready(self, stack: str, d: StackDir, proc: subprocess.Popen, log_size: int, progress: Progress,
+                    timeout_s: float) -> StackStatus:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             state = read_json(d.state_file)
@@ -396,12 +424,23 @@ class LocalPlatform:
 
     def host_pid(self, stack: str) -> int | None:
         """The stack's live host process: ready, failed-but-alive, or still starting (it takes the host lock
-        before it opens the database)."""
+        before it opens the database; before that, the `up` that started it names it in the up lock)."""
         d = self._dir(stack)
-        return self._host_pid(stack, read_json(d.state_file)) or self._host_pid(stack, {"pid": d.host_lock_pid()})
+        found = self._host_pid(stack, read_json(d.state_file)) or self._host_pid(stack, {"pid": d.host_lock_pid()})
+        if found is not None:
+            return found
+        # The note outlives an `up` that was killed: trusted only where the pid's command line proves it a host.
+        noted = _pid(d.starting_host_pid())
+        return noted if noted is not None and _alive(noted) and self._is_host(stack, noted) else None
 
     def down(self, stack: str, progress: Progress = _quiet) -> None:
         d = self._dir(stack)
+        # An `up` run while the stack stops waits, then starts it anew, rather than answering "already up" from
+        # a host that is stopping.
+        with d.stopping():
+            self._down(stack, d, progress)
+
+    def _down(self, stack: str, d: StackDir, progress: Progress) -> None:
         pid = self.host_pid(stack)
         if pid is not None:  # the host is stopped whatever its state
             progress(f"{stack}: stopping")

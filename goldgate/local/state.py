@@ -3,7 +3,7 @@
 Layout (`$GOLDGATE_HOME` or `./.goldgate`):
     stacks/<stack>/state.json      ports, pids, endpoint id of the running stack (absent when down)
     stacks/<stack>/host.lock       held (flock) by the stack's host process for its whole life
-    stacks/<stack>/up.lock         held (flock) by the one `goldgate up` of the stack in progress
+    stacks/<stack>/up.lock         held (flock) by the `goldgate up` (or `down`) in progress; names it, and its host
     stacks/<stack>/secrets/        api_token, webhook_secret, runpod_api_key, s3_* (mode 0600)
     stacks/<stack>/pin.json        the image the stack runs (a digest ref), with who pinned it
     stacks/<stack>/db.sqlite       the stack's "D1"
@@ -21,8 +21,9 @@ import fcntl
 import json
 import os
 import secrets
+import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 from goldgate.errors import StateError
 from goldgate.logs import now_rfc3339
 
+MAX_SECRET_BYTES = 4096  # a secret goldgate makes is 64 hex characters
 SECRET_NAMES = ("api_token", "webhook_secret", "runpod_api_key", "s3_access_key_id", "s3_secret_access_key")
 
 
@@ -57,27 +59,68 @@ def write_json_atomic(path: Path, data: Any, private: bool = False) -> None:
     os.replace(tmp, path)
 
 
-def read_json(path: Path) -> Any | None:
+MAX_STATE_BYTES = 1024 * 1024  # state.json and pin.json are a few hundred bytes; anything this big is not one
+
+
+def _kind(mode: int) -> str:
+    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+            "not a regular file")
+
+
+def _run_again(again: str | None) -> str:
+    return f"run `{again}` again" if again else "run the command again"
+
+
+def read_small_text(path: Path, max_bytes: int, again: str | None = None) -> str | None:
+    """The text of a small file goldgate keeps under the home, or None when there is none. Opened without
+    blocking and checked before it is read: a FIFO put in its place would block the command forever (no writer
+    ever comes), a directory or device is not one, and a huge file is not read into memory."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise StateError(f"{path} is corrupt ({exc}); remove it and run the command again") from None
+    except IsADirectoryError:  # where the platform refuses to open a directory for reading at all
+        raise StateError(f"{path} is a directory, not a goldgate file (it was not read); remove it and "
+                         f"{_run_again(again)}") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise StateError(f"{path} is {_kind(info.st_mode)}, not a goldgate file (it was not read); remove it "
+                             f"and {_run_again(again)}")
+        if info.st_size > max_bytes:
+            raise StateError(f"{path} is {info.st_size} bytes, not a goldgate record (it was not read); "
+                             f"remove it and {_run_again(again)}")
+        raw = f.read(max_bytes + 1)
+    if len(raw) > max_bytes:  # it grew after the look
+        raise StateError(f"{path} is over {max_bytes} bytes, not a goldgate record (it was not read); "
+                         f"remove it and {_run_again(again)}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StateError(f"{path} is corrupt ({str(exc)[:200]}); {_run_again(again)}") from None
+
+
+def read_json(path: Path, again: str | None = None) -> Any | None:
+    text = read_small_text(path, MAX_STATE_BYTES, again)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise StateError(f"{path} is corrupt ({str(exc)[:200]}); remove it and {_run_again(again)}") from None
 
 
 def read_record(path: Path, max_bytes: int, again: str) -> Any | None:
     """A small JSON record goldgate keeps under the home (a drill's, a prune's), or None when there is none. One
-    that is too big to be one, or does not parse, is a StateError saying to run `again` (the command that
-    writes it anew); it is never silently taken for no record."""
-    try:
-        if path.stat().st_size > max_bytes:
-            raise StateError(f"{path} is {path.stat().st_size} bytes, not a goldgate record (it was not read); "
-                             f"run `{again}` again")
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    that is too big to be one, is not a regular file, or does not parse, is a StateError saying to run `again`
+    (the command that writes it anew); it is never silently taken for no record."""
+    text = read_small_text(path, max_bytes, again)
+    if text is None:
         return None
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: nesting too deep to parse
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:  # Recursion: nesting too deep to parse
         raise StateError(f"{path} is corrupt ({str(exc)[:200]}); run `{again}` again") from None
 
 
@@ -119,33 +162,108 @@ class StackDir:
         return self.root / "up.lock"
 
     @contextlib.contextmanager
-    def starting(self, timeout_s: float) -> Iterator[bool]:
+    def starting(self, timeout_s: float, waiting: Callable[[str], None] | None = None) -> Iterator[bool]:
         """Held by one `goldgate up` of the stack at a time, from its first look at the state to the stack's
-        readiness: a second `up` run meanwhile waits and then finds the stack up instead of racing a second host
-        (which would lose the host lock and fail). Yields False when the wait ran out."""
+        readiness (and by a `down` while it stops the stack, `stopping`): a second `up` run meanwhile waits and
+        then finds the stack up instead of racing a second host (which would lose the host lock and fail); an
+        `up` run while a `down` stops the stack waits for it and then starts the stack anew, instead of taking
+        the stopping stack for a running one. `waiting` is told once who it waits for. Yields False when the
+        wait ran out."""
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.up_lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        held = False
         try:
             deadline = time.monotonic() + timeout_s
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        yield False
-                        return
-                    time.sleep(0.1)
+            told = waiting is None
+            while not (held := self._take_up_lock(fd, "up")):
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                if not told:
+                    told = True
+                    waiting(self._up_lock_holder(fd))  # type: ignore[misc]
+                time.sleep(0.1)
             yield True
         finally:
+            if held:
+                self._left_up_lock(fd)
             os.close(fd)  # releases the lock; a killed `up` releases it the same way
+
+    @contextlib.contextmanager
+    def stopping(self) -> Iterator[None]:
+        """Taken by `goldgate down` while it stops the stack, when it can be: so an `up` run meanwhile waits for
+        it (`starting`). Never waited for (an `up` that holds it is starting the very host `down` stops), and
+        never a reason to fail: a stack that never ran, or a read-only home, is stopped without it."""
+        if not self.root.is_dir():
+            yield
+            return
+        try:
+            fd = os.open(self.up_lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            yield
+            return
+        held = False
+        try:
+            held = self._take_up_lock(fd, "down")
+            yield
+        finally:
+            if held:
+                self._left_up_lock(fd)
+            os.close(fd)
+
+    @staticmethod
+    def _take_up_lock(fd: int, holder: str) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        with contextlib.suppress(OSError):  # who holds it is advice for the waiters; the lock is the flock
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{holder} {os.getpid()}".encode(), 0)
+        return True
+
+    @staticmethod
+    def _left_up_lock(fd: int) -> None:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+
+    def note_starting_host(self, pid: int) -> None:
+        """Said by the `up` that holds the up lock once it started its host: a `down` run before that host takes
+        its host lock (it imports for a second or two first) finds it here. Advice, checked before it is trusted."""
+        with contextlib.suppress(OSError):
+            fd = os.open(self.up_lock_file, os.O_WRONLY | os.O_NONBLOCK)
+            try:
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"up {os.getpid()} {pid}".encode(), 0)
+            finally:
+                os.close(fd)
+
+    def starting_host_pid(self) -> int | None:
+        """The host the `up` in progress started (`note_starting_host`); it may be gone or the note stale: check
+        it before trusting it."""
+        try:
+            words = (read_small_text(self.up_lock_file, 64) or "").split()
+        except (OSError, StateError):
+            return None
+        return int(words[2]) if len(words) == 3 and words[0] == "up" and words[2].isdigit() else None
+
+    def _up_lock_holder(self, fd: int) -> str:
+        """Who holds the up lock, as its holder wrote it: "`goldgate down <stack>` (pid N)"."""
+        try:
+            words = os.pread(fd, 64, 0).decode("ascii", errors="replace").split()
+        except OSError:
+            words = []
+        if len(words) in (2, 3) and words[0] in ("up", "down") and words[1].isdigit():
+            return f"`goldgate {words[0]} {self.stack}` (pid {words[1]})"
+        return f"another `goldgate up` or `down` of {self.stack}"
 
     def host_lock_pid(self) -> int | None:
         """The pid the last lock holder recorded (it may be gone: check it before trusting it). Read without
         locking, so a look never stops a host from taking the lock."""
         try:
-            text = self.lock_file.read_text(encoding="utf-8").strip()
-        except OSError:
+            text = (read_small_text(self.lock_file, 64) or "").strip()
+        except (OSError, StateError):  # not a file a host could have locked: no host holds it
             return None
         return int(text) if text.isdigit() else None
 
@@ -185,15 +303,15 @@ class StackDir:
         for name in SECRET_NAMES:
             path = self.secret_file(name)
             # An empty (truncated) secret was never a usable one: nothing to keep, so it is made anew.
-            if not path.exists() or not path.read_text(encoding="utf-8").strip():
+            if not (read_small_text(path, MAX_SECRET_BYTES, f"goldgate up {self.stack}") or "").strip():
                 write_private(path, secrets.token_hex(32 if name != "s3_access_key_id" else 10))
 
     def secret(self, name: str) -> str:
         path = self.secret_file(name)
-        try:
-            value = path.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            raise StateError(f"stack {self.stack} has no {name} yet; run `goldgate up {self.stack}`") from None
+        text = read_small_text(path, MAX_SECRET_BYTES, f"goldgate up {self.stack}")
+        if text is None:
+            raise StateError(f"stack {self.stack} has no {name} yet; run `goldgate up {self.stack}`")
+        value = text.strip()
         if not value:
             # An empty token would be sent (or accepted) as a credential: refuse it by name.
             raise StateError(f"{path} ({name}) is empty; run `goldgate up {self.stack}` to make a new one "
