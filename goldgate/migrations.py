@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from goldgate.cloudflare.sqltext import split_sql
 from goldgate.errors import GoldgateError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -70,19 +71,22 @@ def pending(all_migrations: Iterable[Migration], applied: Iterable[str]) -> list
 
 
 def split_statements(sql: str) -> list[str]:
-    """Split a migration into statements (D1's /query takes them one batch; SQLite too)."""
-    statements, buf = [], []
-    for line in sql.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("--") or not stripped:
-            continue
-        buf.append(line)
-        if sqlite3.complete_statement("\n".join(buf)):
-            statements.append("\n".join(buf).strip())
-            buf = []
-    if buf:
-        raise MigrationError("migration ends with an incomplete SQL statement")
-    return statements
+    """Split a migration into statements, each without its closing ';' (D1's /query takes them as one batch; SQLite
+    one at a time). Cut as SQLite reads them: two statements may share a line, and a line of a string literal or
+    trigger body that begins with `--` is kept as written, not dropped as a comment."""
+    try:
+        statements = split_sql(sql)
+    except ValueError:
+        raise MigrationError("migration ends with an incomplete SQL statement") from None
+    return [_without_leading_comments(statement) for statement in statements]
+
+
+def _without_leading_comments(statement: str) -> str:
+    """The statement from its first line of SQL: the comment lines before it describe it, and go no further."""
+    lines = statement.splitlines()
+    while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
+        lines.pop(0)
+    return "\n".join(lines).strip()
 
 
 def apply_with(execute: Callable[[str, list], list[dict]], directory: Path = MIGRATIONS_DIR) -> list[str]:

@@ -13,7 +13,7 @@ import math
 import re
 import reprlib
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -88,6 +88,20 @@ _SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxdict = _SHOW.maxset = 4
 
 def show(value: Any) -> str:
     return _SHOW.repr(value)
+
+
+def show_url(value: Any) -> str:
+    """A URL (or what was given as one) quoted as `show` does, without the user name and password it may carry
+    before its host (`https://user:pass@host`): a secret given in the wrong place is never repeated in an error."""
+    if isinstance(value, str):
+        scheme, sep, rest = value.partition("://")
+        if not sep:
+            scheme, rest = "", value
+        end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+        at = rest.rfind("@", 0, end)
+        if at >= 0:
+            value = f"{scheme}{sep}<hidden>@{rest[at + 1:]}"
+    return show(value)
 
 
 @dataclass(frozen=True)
@@ -325,29 +339,32 @@ class _Fields:
 
     def str(self, key: str, default: str | None = None, required: bool = False,
             pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] | None = None,
-            rule: str | None = None) -> str | None:
+            rule: str | None = None, url: bool = False) -> str | None:
+        """A text field; `url`: it holds a URL or host, quoted in errors without any credentials it carries."""
         value = self._get(key, required and default is None)
         if value is None:
             return default
+        quote = show_url if url else show
         if not isinstance(value, str) or not value.strip():
-            raise self._err(key, f"expected a non-empty string, got {show(value)}")
-        self.text(key, value)
+            raise self._err(key, f"expected a non-empty string, got {quote(value)}")
+        self.text(key, value, quote)
         if pattern and not pattern.fullmatch(value):
-            raise self._err(key, f"{show(value)} is not {rule}" if rule
-                            else f"{show(value)} does not match {pattern.pattern}")
+            raise self._err(key, f"{quote(value)} is not {rule}" if rule
+                            else f"{quote(value)} does not match {pattern.pattern}")
         if choices and value not in choices:
-            raise self._err(key, f"{show(value)} is not {rule} (one of {', '.join(choices)})" if rule
-                            else f"{show(value)} is not one of {', '.join(choices)}")
+            raise self._err(key, f"{quote(value)} is not {rule} (one of {', '.join(choices)})" if rule
+                            else f"{quote(value)} is not one of {', '.join(choices)}")
         return value
 
-    def text(self, key: str, value: str) -> None:
-        """Refuse an oversized value or one holding a control character, whatever the field."""
+    def text(self, key: str, value: str, quote: Callable[[Any], str] = show) -> None:
+        """Refuse an oversized value or one holding a control character, whatever the field; `quote` says how the
+        error names the value (an endpoint.env value may be a token: it is named, never quoted)."""
         if len(value) > MAX_TEXT_CHARS:
-            raise self._err(key, f"{show(value)} is {len(value):,} characters long; at most {MAX_TEXT_CHARS:,} are "
+            raise self._err(key, f"{quote(value)} is {len(value):,} characters long; at most {MAX_TEXT_CHARS:,} are "
                                  "accepted")
         bad = next((i for i, c in enumerate(value) if unicodedata.category(c) in _CONTROL_CATEGORIES), None)
         if bad is not None:
-            raise self._err(key, f"{show(value)} contains a control character (U+{ord(value[bad]):04X} at "
+            raise self._err(key, f"{quote(value)} contains a control character (U+{ord(value[bad]):04X} at "
                                  f"position {bad}); retype the value")
 
     def num(self, key: str, default: float, lo: float | None = None, hi: float | None = None,
@@ -409,13 +426,13 @@ def _registry_credential_id(f: _Fields) -> str | None:
 
 def _custom_domain(f: _Fields) -> str | None:
     """A Workers Custom Domain: the bare hostname, which also becomes RunPod's webhook base (https://<it>)."""
-    value = f.str("custom_domain")
+    value = f.str("custom_domain", url=True)
     if value is None or _HOSTNAME.fullmatch(value):
         return value
-    if any(c in value for c in "/:"):
-        raise f._err("custom_domain", f"{show(value)} is a URL, not a hostname: give the bare name (api.example.com), "
-                                      "without scheme, port or path")
-    raise f._err("custom_domain", f"{show(value)} is not a hostname: {_HOSTNAME_RULE}, no wildcard")
+    if any(c in value for c in "/:@"):
+        raise f._err("custom_domain", f"{show_url(value)} is a URL, not a hostname: give the bare name "
+                                      "(api.example.com), without scheme, port or path")
+    raise f._err("custom_domain", f"{show_url(value)} is not a hostname: {_HOSTNAME_RULE}, no wildcard")
 
 
 def _route_problem(pattern: str) -> str | None:
@@ -438,15 +455,15 @@ def _route_problem(pattern: str) -> str | None:
     if "*" in path.rstrip("*"):
         return "a wildcard (*) may appear only at the end of the path (no infix wildcards such as /*.jpg)"
     if not _HOSTNAME.fullmatch(name):
-        return f"host {show(name)} is not a hostname: {_HOSTNAME_RULE}"
+        return f"host {show_url(name)} is not a hostname: {_HOSTNAME_RULE}"
     return None
 
 
 def _route(f: _Fields) -> str | None:
-    value = f.str("route")
+    value = f.str("route", url=True)
     problem = value and _route_problem(value)
     if problem:
-        raise f._err("route", f"{show(value)} is not a Workers route pattern Cloudflare accepts: {problem}")
+        raise f._err("route", f"{show_url(value)} is not a Workers route pattern Cloudflare accepts: {problem}")
     return value
 
 
@@ -480,10 +497,10 @@ def url_problem(url: str) -> str | None:
 
 
 def _base_url(f: _Fields, key: str, default: str | None = None) -> str | None:
-    value = f.str(key, default=default)
+    value = f.str(key, default=default, url=True)
     problem = value and url_problem(value)
     if problem:
-        raise f._err(key, f"{show(value)} is not an absolute https:// URL: {problem}")
+        raise f._err(key, f"{show_url(value)} is not an absolute https:// URL: {problem}")
     return value
 
 
@@ -492,9 +509,9 @@ def _public_base_url(f: _Fields) -> str | None:
     and /healthz there whatever the URL says."""
     value = _base_url(f, "public_base_url")
     if value and urlsplit(value).path.strip("/"):
-        raise f._err("public_base_url", f"{show(value)} is not where the API answers: it serves /api/... and /healthz "
-                                        "at its host's root, so give the URL without a path (e.g. "
-                                        f"{show(value[:len(value) - len(urlsplit(value).path)])})")
+        raise f._err("public_base_url", f"{show_url(value)} is not where the API answers: it serves /api/... and "
+                                        "/healthz at its host's root, so give the URL without a path (e.g. "
+                                        f"{show_url(value[:len(value) - len(urlsplit(value).path)])})")
     return value
 
 
@@ -585,7 +602,7 @@ def _endpoint(f: _Fields, stack: str) -> EndpointSpec:
         if not isinstance(v, str | int | float) or isinstance(v, bool):
             raise f._err("env", f"{k}: value must be a string or number")
         env[k] = str(v)
-        f.text("env", env[k])
+        f.text("env", env[k], lambda _value, name=k: f"{name}: the value")  # may be a token: named, never quoted
     spec = EndpointSpec(
         name=f.str("name", default=f"goldgate-{stack}", pattern=_NAME),
         gpu_pools=f.strs("gpu_pools", required=True),
@@ -620,6 +637,22 @@ def _endpoint(f: _Fields, stack: str) -> EndpointSpec:
                                "queue, and RunPod deletes a job whose ttl runs out, queued or running, before it "
                                f"can time out: set ttl_ms to at least {least_ttl}")
     return spec
+
+
+def _prices(f: _Fields, ep: EndpointSpec) -> Mapping[str, float]:
+    """prices_per_gpu_second: USD per second for endpoint.cost_gpu_type, the one card costs are estimated for. A price
+    under any other name would never be read, so a misspelt card name is refused rather than leave the estimates on
+    the vendor table unseen."""
+    raw = f._get("prices_per_gpu_second", False) or {}
+    if not isinstance(raw, Mapping) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1 for v in raw.values()):
+        raise f._err("prices_per_gpu_second", "expected a mapping of GPU type to USD per second (0 < price < 1)")
+    other = [k for k in raw if k != ep.cost_gpu_type]
+    if other:
+        raise f._err("prices_per_gpu_second", f"{show(other[0])} is not endpoint.cost_gpu_type "
+                                              f"({show(ep.cost_gpu_type)}), the only GPU type whose price is used: "
+                                              "name that type exactly, or set cost_gpu_type to the card you price")
+    return raw
 
 
 def _faults(f: _Fields) -> Faults:
@@ -683,10 +716,7 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
                             error_rate=t.num("error_rate", 0.05, 0, 1),
                             report_max_age_s=t.num("report_max_age_s", 86_400, 60, 30 * 86_400, integer=True))
     t.done()
-    prices_raw = f._get("prices_per_gpu_second", False) or {}
-    if not isinstance(prices_raw, Mapping) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1 for v in prices_raw.values()):
-        raise f._err("prices_per_gpu_second", "expected a mapping of GPU type to USD per second (0 < price < 1)")
+    prices_raw = _prices(f, ep)
     local = cloud = None
     if target == "local":
         lf = f.sub("local")
@@ -729,12 +759,23 @@ MAX_MERGED_ENTRIES = 10_000
 
 class _StackFileLoader(yaml.SafeLoader):
     """SafeLoader reading a file as Pulumi (YAML 1.2) does: a key given twice in one mapping is an error, and an
-    unquoted date stays text; `<<` merges work but may copy at most MAX_MERGED_ENTRIES entries in all."""
+    unquoted date, yes/no/on/off and `1:30` stay text; `<<` merges work but may copy at most MAX_MERGED_ENTRIES
+    entries in all."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._merged = 0
         self._checked: set[int] = set()
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (KeyError, AttributeError, IndexError, TypeError):
+            # PyYAML's own constructors fail this way on a value an explicit tag cannot take (`!!bool maybe`,
+            # `!!timestamp soon`, `!!int ""`): a YAML error at the value, not a crash.
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{show(node.value)} is not a valid !!{node.tag.rsplit(':', 1)[-1]}",
+                node.start_mark) from None
 
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
         if id(node) not in self._checked:  # once per node, before merged entries join its own
@@ -761,8 +802,19 @@ class _StackFileLoader(yaml.SafeLoader):
         super().flatten_mapping(node)
 
 
+# YAML 1.1 forms a YAML 1.2 reader (Pulumi) takes as text: yes/no/on/off are not booleans, and `1:30` is not the
+# base-60 number 90. PyYAML's own patterns, without those.
+_YAML12_PATTERNS = {
+    "tag:yaml.org,2002:bool": re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    "tag:yaml.org,2002:int": re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
+                                        r"|[-+]?0x[0-9a-fA-F_]+)$"),
+    "tag:yaml.org,2002:float": re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?"
+                                          r"|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?\.(?:inf|Inf|INF)"
+                                          r"|\.(?:nan|NaN|NAN))$"),
+}
 _StackFileLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    first: [(tag, _YAML12_PATTERNS.get(tag, regexp)) for tag, regexp in resolvers
+            if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
 
@@ -820,7 +872,27 @@ def load_pulumi(name: str, directory: Path = STACKS_DIR) -> StackSpec:
     config = doc.get("config") if isinstance(doc, Mapping) else None
     if not isinstance(config, Mapping) or "goldgate:spec" not in config:
         raise SpecError(f"{path}: expected `config: goldgate:spec: {{...}}`")
+    plain = [key for key in SECRET_CONFIG_KEYS if _in_plain_text(config.get(f"goldgate:{key}"))]
+    if plain:  # never the value: it is a credential, and now it is in a file that is committed
+        raise SpecError(f"{path}: {', '.join('goldgate:' + k for k in plain)} "
+                        f"{'is' if len(plain) == 1 else 'are'} stored in plain text in the stack file, which is "
+                        f"committed: set {'it' if len(plain) == 1 else 'each'} again with `pulumi config set --secret "
+                        f"goldgate:{plain[0]} --stack {name}` (which encrypts it) and rotate it if the file was "
+                        "shared or pushed")
     return from_mapping(name, config["goldgate:spec"], "cloud", str(path))
+
+
+# The Pulumi config keys holding credentials (infra/program.py reads them as secrets); each belongs in the stack file
+# only as `secure: <ciphertext>`, as `pulumi config set --secret` writes it.
+SECRET_CONFIG_KEYS = ("runpodApiKey", "webhookSecret", "apiToken", "cloudflareApiToken", "registryUsername",
+                      "registryPassword")
+
+
+def _in_plain_text(value: Any) -> bool:
+    """A config value given as itself rather than `{secure: <ciphertext>}`; an empty one holds nothing to leak."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return False
+    return not (isinstance(value, Mapping) and list(value) == ["secure"] and isinstance(value["secure"], str))
 
 
 def from_pulumi_config(name: str, spec_object: Any) -> StackSpec:

@@ -36,6 +36,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = REPO_ROOT / "scripts" / "golden-tests"
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _MAX_CASE_FILE = 256 * 1024
+_CASE_KEYS = {"id", "workflow", "inputs", "expect", "smoke", "description"}
+_CASE_LIKE_SUFFIXES = (".yaml", ".yml", ".json")
 _EXPECT_KEYS = {"status", "images", "width", "height", "content_type", "min_bytes", "max_bytes",
                 "reference", "max_hash_distance", "max_color_distance", "max_latency_s"}
 
@@ -78,6 +80,13 @@ def load_cases(cases_dir: Path = GOLDEN_DIR / "cases", smoke_only: bool = False)
     """Every case in `cases_dir` (sorted by id), or only the smoke subset."""
     if not cases_dir.is_dir():
         raise CaseError(f"golden cases directory {cases_dir} does not exist")
+    # A case saved as x.yml or x.json would never run, and the suite (the gate's too) would not miss it.
+    stray = sorted(p.name for p in cases_dir.iterdir()
+                   if p.suffix.lower() in _CASE_LIKE_SUFFIXES and p.suffix != ".yaml")
+    if stray:
+        raise CaseError(f"{cases_dir / stray[0]}: golden cases are read from *.yaml files only, so this one would "
+                        f"never run: rename it to {Path(stray[0]).stem}.yaml"
+                        + (f" (and {len(stray) - 1} more: {', '.join(stray[1:4])})" if len(stray) > 1 else ""))
     cases = [load_case(p) for p in sorted(cases_dir.glob("*.yaml"))]
     if not cases:
         raise CaseError(f"no golden cases (*.yaml) in {cases_dir}")
@@ -98,9 +107,9 @@ def load_case(path: Path) -> GoldenCase:
     raw = read_yaml(path, "golden case file", _MAX_CASE_FILE, CaseError)
     if not isinstance(raw, Mapping):
         raise CaseError(f"{src}: expected a mapping with workflow, inputs and expect")
-    unknown = set(raw) - {"id", "workflow", "inputs", "expect", "smoke", "description"}
+    unknown = set(raw) - _CASE_KEYS
     if unknown:
-        raise CaseError(f"{src}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+        raise CaseError(f"{src}: unknown field(s) {_names(unknown)}")
     case_id = raw.get("id", path.stem)
     if not isinstance(case_id, str) or not _ID.match(case_id):
         raise CaseError(f"{src}: id {show(case_id)} must be lowercase letters, digits, '.', '_' or '-'")
@@ -123,12 +132,19 @@ def load_case(path: Path) -> GoldenCase:
                       expect=_expectations(raw.get("expect") or {}, src))
 
 
+def _names(keys: set[Any]) -> str:
+    """Unknown keys on one short line: a plain name as it is, anything else quoted and shortened, ten at most."""
+    ordered = sorted(keys, key=str)
+    shown = [k if isinstance(k, str) and _ID.match(k) and len(k) <= 64 else show(k) for k in ordered[:10]]
+    return ", ".join(shown) + (f" and {len(ordered) - 10} more" if len(ordered) > 10 else "")
+
+
 def _expectations(raw: Any, src: str) -> Expectations:
     if not isinstance(raw, Mapping):
         raise CaseError(f"{src}: expect must be a mapping")
     unknown = set(raw) - _EXPECT_KEYS
     if unknown:
-        raise CaseError(f"{src}: expect: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+        raise CaseError(f"{src}: expect: unknown field(s) {_names(unknown)}")
 
     def integer(key: str, default: int | None, lo: int, hi: int) -> int | None:
         value = raw.get(key, default)

@@ -12,6 +12,7 @@ latency limit.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -26,7 +27,7 @@ import httpx
 
 from goldgate.errors import GoldgateError
 from goldgate.logs import now_rfc3339
-from goldgate.release.cases import GOLDEN_DIR, GoldenCase
+from goldgate.release.cases import GOLDEN_DIR, REPO_ROOT, GoldenCase
 from goldgate.release.perceptual import ImageFacts, ImageUnreadable, color_distance, hamming, inspect_image
 from goldgate.release.report import build_report
 from goldgate.spec import Thresholds
@@ -34,6 +35,9 @@ from goldgate.spec import Thresholds
 TERMINAL = ("completed", "failed", "cancelled", "timed_out")
 REFERENCES_DIR = GOLDEN_DIR / "references"
 _MAX_RESULT_BYTES = 200_000_000
+# How long one result image may take to arrive, whole: httpx's timeout is per read, so a server sending a few bytes
+# now and then would otherwise hold the case, and the run and its report, for ever.
+RESULT_FETCH_S = 120.0
 MAX_CONCURRENCY = 256  # cases in flight at once; the CLI's --concurrency has the same bound
 _MAX_JSON_BYTES = 1_000_000  # an API answer (queue/create, status) far past any real one is refused, not held
 CREATE_ATTEMPTS = 4  # sends of one case's create, all with its key, while its outcome stays unknown
@@ -107,9 +111,27 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
             results = list(pool.map(one, cases))
     wall = time.monotonic() - t0
     image_after = image_now() if image_now else target.image
-    return build_report(target, access.api_url, results, started=started, finished=now_rfc3339(),
-                        wall_time_s=wall, suite=suite, image_after=image_after,
-                        references_updated=update_references)
+    report = build_report(target, access.api_url, results, started=started, finished=now_rfc3339(),
+                          wall_time_s=wall, suite=suite, image_after=image_after,
+                          references_updated=update_references)
+    report["references"] = references_compared(results, references_dir)
+    return report
+
+
+def references_compared(results: list[dict[str, Any]], references_dir: Path) -> dict[str, Any]:
+    """Which references the renders were compared with: the directory and the sha256 of each file as it was read,
+    so a reader (or the gate) can tell a run against the committed references from one against another directory
+    (`--references-dir` holding the candidate's own renders would compare each render with itself)."""
+    files: dict[str, str] = {}
+    for case in results:
+        for image in case.get("images") or []:
+            name, sha = image.get("reference"), image.get("reference_sha256")
+            if isinstance(name, str) and isinstance(sha, str):
+                files[name] = sha
+    where = references_dir.resolve()
+    # Inside the checkout: the path from its root, as committed (reports are committed, a runner's home is not).
+    shown = where.relative_to(REPO_ROOT).as_posix() if where.is_relative_to(REPO_ROOT) else str(where)
+    return {"dir": shown, "sha256": dict(sorted(files.items()))}
 
 
 def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: SuiteTarget, *,
@@ -270,14 +292,17 @@ def _check_reference(case: GoldenCase, data: bytes, facts: ImageFacts, check: Ch
         check("perceptual_hash", False, f"no reference image {ref_path.name} in {references_dir}; create it "
                                         "deliberately with `goldgate golden <stack> --update-references`")
         return
+    ref_bytes = ref_path.read_bytes()
+    # The file compared with, as it was read: the report says which references it vouches against.
+    facts_out.update(reference=ref_path.name, reference_sha256=hashlib.sha256(ref_bytes).hexdigest())
     try:
-        ref = inspect_image(ref_path.read_bytes())
+        ref = inspect_image(ref_bytes)
     except ImageUnreadable as exc:
         check("perceptual_hash", False, f"reference {ref_path.name}: {exc}")
         return
     distance = hamming(facts.dhash, ref.dhash)
     colors = round(color_distance(facts, ref), 2)
-    facts_out.update(reference=ref_path.name, hash_distance=distance, color_distance=colors)
+    facts_out.update(hash_distance=distance, color_distance=colors)
     check("perceptual_hash", distance <= case.expect.max_hash_distance,
           f"dHash distance {distance} to {ref_path.name} (max {case.expect.max_hash_distance})")
     check("color", colors <= case.expect.max_color_distance,
@@ -296,7 +321,8 @@ def _fetch(client: httpx.Client, access: ApiAccess, item: dict[str, Any]) -> tup
     # The bearer token only goes to our own API's origin, never to another host a URL names.
     same_origin = urlsplit(absolute)[:2] == urlsplit(access.api_url)[:2]
     opener = client.stream if same_origin else httpx.stream
-    with opener("GET", absolute, timeout=30.0) as resp:
+    deadline = time.monotonic() + RESULT_FETCH_S
+    with opener("GET", absolute, timeout=min(30.0, RESULT_FETCH_S)) as resp:
         if resp.status_code != 200:
             resp.read()
             raise GoldgateError(f"GET result answered {resp.status_code}: {_api_error(resp)}")
@@ -306,6 +332,9 @@ def _fetch(client: httpx.Client, access: ApiAccess, item: dict[str, Any]) -> tup
             if total > _MAX_RESULT_BYTES:
                 raise GoldgateError(f"result is larger than {_MAX_RESULT_BYTES} bytes")
             chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise GoldgateError(f"GET result was still arriving after {RESULT_FETCH_S:g} s ({total} bytes so "
+                                    "far): the stack serves its results too slowly")
         content_type = resp.headers.get("content-type", "").split(";")[0].strip()
     return b"".join(chunks), content_type
 

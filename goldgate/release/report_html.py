@@ -29,7 +29,8 @@ def render(report: dict[str, Any]) -> str:
             ("sum of case latencies", f"{report.get('sum_latency_s')} s"),
             ("latency p50 / p95 / mean / max",
              f"{lat.get('p50')} / {lat.get('p95')} / {lat.get('mean')} / {lat.get('max')} s"),
-            ("thresholds", ", ".join(f"{k}={v}" for k, v in sorted(thr.items())))]
+            ("thresholds", ", ".join(f"{k}={v}" for k, v in sorted(thr.items()))),
+            ("references", _references(report.get("references")))]
     kv = "".join(f"<tr><td>{escape(str(k))}</td><td><code>{escape(str(v))}</code></td></tr>" for k, v in rows)
     failures = "".join(f"<li>{escape(str(f))}</li>" for f in report.get("failures") or [])
     cases = "".join(_case_row(c) for c in report.get("cases") or [])
@@ -42,6 +43,15 @@ def render(report: dict[str, Any]) -> str:
             + f"<h2>Latency per case</h2>{latency_chart(report)}"
             f"<h2>Cases</h2><table><tr><th>case</th><th>result</th><th>latency</th><th>job</th>"
             f"<th>checks</th></tr>{cases}</table></body></html>\n")
+
+
+def _references(refs: Any) -> str:
+    """Which reference images the renders were compared with (their sha256 are in the JSON report)."""
+    if not isinstance(refs, dict):
+        return "not recorded"
+    files = refs.get("sha256")
+    count = len(files) if isinstance(files, dict) else 0
+    return f"{refs.get('dir')} ({count} file{'' if count == 1 else 's'} compared; sha256 of each in the JSON report)"
 
 
 def latency_chart(report: dict[str, Any]) -> str:

@@ -143,7 +143,7 @@ BAD_BASE_URLS = [
 def test_a_base_url_that_is_not_an_absolute_https_url_is_refused(where: tuple[str, str], value: str,
                                                                  rule: str) -> None:
     message = refusal(where, value)
-    assert f"{specs.show(value)} is not an absolute https:// URL" in message and rule in message
+    assert f"{specs.show_url(value)} is not an absolute https:// URL" in message and rule in message
 
 
 @pytest.mark.parametrize("where", [("api", "public_base_url"), ("cloud", "runpod_api_base"),
