@@ -167,7 +167,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
     deployer, ledger, paths = _deployer(args), Ledger(_home(args)), _paths(args)
     report = Path(args.report) if args.report else paths.reports_dir / "latest.json"
     if args.check:
-        decision, _, _ = check_gate(deployer, ledger, report, expected_image=args.image, cases_dir=paths.cases_dir)
+        decision, _, _ = check_gate(deployer, ledger, report, expected_image=args.image, cases_dir=paths.cases_dir,
+                                    references_dir=paths.references_dir)
         emit(args, decision.to_dict(), lambda d: _render_promotion({"gate": d, "message": (
             "gate would pass" if d["passed"] else "gate would refuse")}))
         return 0 if decision.passed else 1

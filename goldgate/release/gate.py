@@ -66,7 +66,8 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              superseded_by: Mapping[str, Any] | None = None,
              redeployed_by: Mapping[str, Any] | None = None,
              rejected_by: Mapping[str, Any] | None = None, expected_image: str | None = None,
-             suite: Collection[str] | None = None) -> GateDecision:
+             suite: Collection[str] | None = None,
+             references: Mapping[str, str | None] | None = None) -> GateDecision:
     """Check the report and STAGING against the thresholds; never raises on a malformed report.
 
     `recorded` is the ledger's entry for the golden run that wrote this very report (matched by the
@@ -83,7 +84,10 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     digest the caller approved (`promote --image`, CI's build): the report and STAGING must both be for it, so an
     approval given for one digest cannot promote another that STAGING took since. `suite` is the id of every golden
     case: the report must have run each of them, so a run over a few cases (`golden --cases-dir <a subset>`, while
-    debugging one case) is not taken for the golden tests."""
+    debugging one case) is not taken for the golden tests. `references` is the sha256 of each reference image the
+    suite compares with, as the gate's checkout holds it (None for a file it lacks): the report must have compared
+    with those very files, so a run against another directory (`golden --references-dir` holding the candidate's
+    own renders, which compares each render with itself) does not open the gate."""
     now = now or datetime.now(UTC)
     conds: list[Condition] = []
 
@@ -116,6 +120,8 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              f"the report ran {len(set(suite)) - len(missing)} of the {len(set(suite))} golden cases (missing: "
              f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): a run over other cases is not the "
              f"golden suite; run `goldgate golden {staging_stack}` with every case")
+    if references is not None:
+        cond("report_references_match", *_references_match(report, references, staging_stack))
     cond("report_stack", same_stack, f"report is for stack {report.get('stack')!r}"
          + ("" if same_stack else f", expected {staging_stack!r}"))
     same = staging_image is not None and report.get("image") == staging_image
@@ -198,3 +204,19 @@ def _age_s(stamp: Any, now: datetime) -> float | None:
     if when.tzinfo is None:
         return None
     return (now - when).total_seconds()
+
+
+def _references_match(report: dict[str, Any], references: Mapping[str, str | None], stack: str) -> tuple[bool, str]:
+    """(passed, detail): did the report's run compare each render with the reference the gate's checkout holds?"""
+    again = f"run `goldgate golden {stack}` against the committed references"
+    recorded = report.get("references")
+    compared = recorded.get("sha256") if isinstance(recorded, Mapping) else None
+    if not isinstance(compared, Mapping):
+        return False, f"the report does not say which references it compared with (an older goldgate wrote it): {again}"
+    differ = sorted(name for name, sha in references.items() if sha is None or compared.get(name) != sha)
+    if not differ:
+        return True, f"the report compared with the {len(references)} committed reference images"
+    where = recorded.get("dir") if isinstance(recorded, Mapping) else None
+    shown = ", ".join(differ[:5]) + (", ..." if len(differ) > 5 else "")
+    return False, (f"the report compared {len(differ)} of the {len(references)} reference images ({shown}) with other "
+                   f"files than this checkout holds (references dir {str(where)[:200]!r}): {again}")

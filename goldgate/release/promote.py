@@ -6,6 +6,7 @@ ledger around every change.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -75,11 +76,15 @@ class PromotionOutcome:
 
 def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging: str = "staging",
                prod: str = "prod", now: datetime | None = None, expected_image: str | None = None,
-               cases_dir: Path | None = None) -> tuple[GateDecision, dict[str, Any], str]:
+               cases_dir: Path | None = None,
+               references_dir: Path | None = None) -> tuple[GateDecision, dict[str, Any], str]:
     """Evaluate the gate for the report at `report_path` against what STAGING runs now, the workflow version
     `prod` declares, if given the digest the caller approved and, if given, the golden suite in `cases_dir` (the
     report must cover every case of it); returns the decision, the report and the sha256 of the report as read."""
-    suite = None if cases_dir is None else [case.id for case in load_cases(cases_dir)]
+    cases = None if cases_dir is None else load_cases(cases_dir)
+    suite = None if cases is None else [case.id for case in cases]
+    references = None if cases is None or references_dir is None else {
+        case.reference_name: _sha256_or_none(references_dir / case.reference_name) for case in cases}
     report, sha = read_report(report_path)
     staging_image = deployer.current_image(staging)
     staging_spec = deployer.spec(staging)
@@ -106,7 +111,8 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     return evaluate(report, staging_image, thresholds, error_rate, now=now, staging_stack=staging,
                     recorded=recorded, workflow_versions=versions, superseded_by=superseded,
                     redeployed_by=_redeployed(entries, staging, staging_image),
-                    rejected_by=rejected, expected_image=expected_image, suite=suite), report, sha
+                    rejected_by=rejected, expected_image=expected_image, suite=suite,
+                    references=references), report, sha
 
 
 def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path | None = None,
@@ -124,7 +130,8 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
         check_pin_current(deployer, ledger, prod)
         reconcile(deployer, ledger, prod, progress)
         decision, _report, sha = check_gate(deployer, ledger, report_path, staging=staging, prod=prod, now=now,
-                                            expected_image=expected_image, cases_dir=paths.cases_dir)
+                                            expected_image=expected_image, cases_dir=paths.cases_dir,
+                                            references_dir=paths.references_dir)
         if not decision.passed:
             ledger.append("promotion", phase="refused", stack=prod, image=deployer.current_image(staging),
                           report=str(report_path), report_sha256=sha, gate=decision.to_dict(), trigger=trigger)
@@ -172,6 +179,14 @@ def _check_stacks(deployer: Deployer, staging: str, prod: str) -> None:
     if deployer.spec(staging).role == "prod":
         raise GoldgateError(f"cannot promote from {staging}: its role is prod; the candidate comes from a STAGING "
                             "stack")
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    """The sha256 of a reference image as this checkout holds it; None when it has none there."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _rejected(entry: Entry, prod: str, image: Any, reasons: dict[int, Any]) -> bool:
