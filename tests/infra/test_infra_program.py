@@ -315,14 +315,16 @@ def test_a_custom_domain_given_as_a_url_is_refused_before_any_resource_is_declar
     assert "goldgate:spec.api.custom_domain" in message and "hostname" in message
 
 
-def test_a_cloudflare_api_base_that_is_not_https_is_refused():
+@pytest.mark.parametrize("base", ["http://api.cloudflare.com/client/v4",
+                                  "http://user:pa55word@api.cloudflare.com/client/v4"])
+def test_a_cloudflare_api_base_that_is_not_https_is_refused(base: str):
     doc = filled_stack_file("staging")["config"]["goldgate:spec"]
     use_cloud("staging", doc)
-    pulumi.runtime.set_all_config({"goldgate:spec": json.dumps(doc), **SECRETS,
-                                   "goldgate:cloudflareApiBase": "http://api.cloudflare.com/client/v4"},
+    pulumi.runtime.set_all_config({"goldgate:spec": json.dumps(doc), **SECRETS, "goldgate:cloudflareApiBase": base},
                                   secret_keys=list(SECRETS))
-    with pytest.raises(SpecError, match=r"goldgate:cloudflareApiBase .*https://"):
+    with pytest.raises(SpecError, match=r"goldgate:cloudflareApiBase .*https://") as refused:
         read_config("staging")
+    assert "pa55word" not in str(refused.value)  # a password put in the URL is not repeated
 
 
 @pytest.mark.parametrize(("key", "value"), [
