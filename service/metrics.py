@@ -9,10 +9,13 @@ take ~9 s over 1,000,000 rows): each tag's values are counted from the duration'
 index in C; the half counted is the one on the side of the rank, so a search steps about a
 tag's rows once, whatever the number of tags). The overall P_p lies between the smallest and the
 largest per-tag P_p (fewer than k values lie below the smallest, at least k at or below the
-largest), so the same search runs across the tags inside that bracket only. Durations are whole
-milliseconds (the service writes integers), so the halving ends at an interval one value wide.
-Integer arithmetic throughout, standard SQLite SQL: runs on D1 and SQLite alike, one statement per
-duration.
+largest), so the same search runs across the tags inside that bracket only. The service writes whole
+milliseconds; a stored duration with a fraction (a hand-written REAL such as 1.5) counts as its whole
+milliseconds rounded down (floor: 1.5 -> 1, -0.5 -> -1), and one outside +-(2**62 - 1) ms (about 146
+million years: an infinity, -2**63, a REAL beyond int64) or no number at all (text, blob) counts as no
+value, as NULL does. So every interval is whole milliseconds, its width fits in 64 bits, and the halving
+ends at an interval one value wide. Integer arithmetic throughout, standard SQLite SQL: runs on D1 and
+SQLite alike, one statement per duration.
 
 Error rate = (failed + timed_out) / count; cancelled jobs count but are not errors.
 Rows are those with created_at (the job's creation, UTC RFC 3339) >= `since`, if given (any ISO 8601
@@ -74,9 +77,17 @@ def normalize_since(since: str | datetime | None) -> str | None:
 
 
 _SINCE = "(?1 IS NULL OR created_at >= ?1)"
-# A duration the search can narrow down to: not NULL, and not a hand-written infinity (halving [lo, inf) never
-# ends) or REAL beyond int64, which the service never writes. Such a value counts as no value, as NULL does.
-_FINITE = "BETWEEN -9223372036854775808 AND 9223372036854775807"
+# A duration the search can narrow down to: not NULL, not text or a blob, and within +-(2**62 - 1) ms, so that
+# hi - lo of any interval the search halves fits in a 64-bit integer (SQLite turns an overflowing one into an
+# inexact REAL; a hand-written infinity would never be halved down). The service never writes anything else;
+# such a value counts as no value, as NULL does.
+DURATION_LIMIT_MS = 2**62 - 1
+_FINITE = f"BETWEEN {-DURATION_LIMIT_MS} AND {DURATION_LIMIT_MS}"
+
+
+def _floor(value: str) -> str:
+    """SQL for the whole milliseconds at or below `value` (standard SQL: SQLite's floor() is optional)."""
+    return f"CAST({value} AS INTEGER) - ({value} < CAST({value} AS INTEGER))"
 
 
 def _search_sql(name: str, count: Callable[[str, str], str]) -> str:
@@ -114,8 +125,9 @@ def _report_sql(column: str, with_summary: bool) -> str:
                 f"AND {column} >= {lo} AND {column} < {hi} AND {_SINCE})")
 
     def edge(order: str) -> str:  # the tag's smallest or largest value: an index seek to the first row in range
-        return (f"(SELECT {column} FROM job_metrics WHERE worker_image_tag IS tags.tag AND {column} {_FINITE} "
-                f"AND {_SINCE} ORDER BY {column} {order} LIMIT 1)")
+        # as whole milliseconds, so that every bound and midpoint of the search is an integer
+        return (f"(SELECT {_floor('v')} FROM (SELECT {column} AS v FROM job_metrics WHERE worker_image_tag IS "
+                f"tags.tag AND {column} {_FINITE} AND {_SINCE} ORDER BY {column} {order} LIMIT 1))")
 
     percentiles = " UNION ALL ".join(f"SELECT {p} AS p" for p in PERCENTILES)
     empty = ("NULL AS count, NULL AS completed, NULL AS errors, NULL AS cost_total_usd, NULL AS costed, "

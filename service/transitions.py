@@ -48,14 +48,17 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
   dropped, named in the applied line's `data.worker_timings_dropped`).
 - Metrics. Each terminal transition writes the job's `job_metrics` row in the same batch
   (one D1 transaction) as the job update and the delivery record. The row's primary key is
-  the job id and the insert is `ON CONFLICT DO UPDATE ... WHERE` only for the COMPLETED-replaces-
-  failure and RunPod-replaces-our-guess cases, so a job has exactly one row, describing
-  its final state, including `images`, the number of result images recorded (0 unless completed).
+  the job id and the insert is `ON CONFLICT DO UPDATE`: it runs only when the job's UPDATE did (an applied
+  delivery: a COMPLETED replacing a failure, even one whose results are rejected again, or RunPod's outcome
+  replacing our guess), so a job has exactly one row, describing its final state, as the job's row does,
+  including `images`, the number of result images recorded (0 unless completed).
 - Cost of a retried job. RunPod bills every attempt. Each attempt's executionTime is read as its
   own (a /retry removes the job's previous output; that it restarts the timings is not documented)
   and priced once, and the attempts are summed: a delivery that replaces RunPod's own failure (the
   job has a RunPod id) adds its attempt's estimate to the one recorded (`cost.attempts_usd`, in
-  the same compare-and-set UPDATE; the metrics row copies the sum). A duplicate adds nothing; our
+  the same compare-and-set UPDATE; the metrics row copies the sum). A COMPLETED replacing a COMPLETED of
+  RunPod's whose results were rejected (the job is failed; /retry takes no COMPLETED job) reports the same
+  attempt: it keeps the attempt's estimate (its own only when none was recorded). A duplicate adds nothing; our
   guessed failure has no cost, so RunPod's outcome replacing it brings its own alone. Not counted: a delivery that is not applied (a second FAILED/TIMED_OUT, or an
   earlier attempt's arriving after the COMPLETED, is a `terminal_conflict`, recorded by one INSERT
   and nothing more; a new fingerprint alone does not prove another attempt, as a recovery's /status
@@ -100,6 +103,8 @@ _MAX_RACES = 16
 # The job and whether this delivery was seen, in one round trip (D1 calls cross the network).
 READ_JOB = ("SELECT id, stack, status, version, last_delivery, runpod_job_id, trace_id, workflow_version, "
              "worker_image_tag, created_at_ms, cost_estimate_usd, "
+             "(SELECT d.runpod_status FROM webhook_deliveries AS d WHERE d.fingerprint = jobs.last_delivery) "
+             "AS last_runpod_status, "
              "EXISTS (SELECT 1 FROM webhook_deliveries WHERE fingerprint = ?) AS seen FROM jobs WHERE id = ?")
 
 # A measurement this delivery lacks is kept from an earlier delivery of the same attempt (an unfinished
@@ -243,6 +248,13 @@ def _replaces_runpods_outcome(job: dict[str, Any]) -> bool:
     return job["runpod_job_id"] is not None and job["status"] in jobs.TERMINAL
 
 
+def _replaces_a_completion(job: dict[str, Any]) -> bool:
+    """The job's outcome being replaced is a COMPLETED of RunPod's whose results we rejected. RunPod's /retry takes
+    no COMPLETED job, so a later COMPLETED for its id (a recovery's /status answer, or a webhook that differs from
+    the first) reports that same attempt, already priced."""
+    return _replaces_runpods_outcome(job) and job.get("last_runpod_status") == "COMPLETED"
+
+
 def _error_text(delivery: Delivery) -> str:
     if delivery.runpod_status == "TIMED_OUT":
         return "RunPod reported TIMED_OUT: the job exceeded its execution timeout or TTL"
@@ -308,7 +320,9 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
     e2e = _e2e_ms(job, delivery, now_s) if terminal else None
     queue_ms, run_ms = plausible_timings(job, delivery, now_s)
     usd = cost.estimate_usd(run_ms, gpu, pricing.gpu_count, pricing.price_per_gpu_second) if terminal else None
-    if _replaces_runpods_outcome(job):  # the attempt RunPod ran after a /retry: it bills both
+    if _replaces_a_completion(job):  # the same attempt again: priced once
+        usd = job["cost_estimate_usd"] if job["cost_estimate_usd"] is not None else usd
+    elif _replaces_runpods_outcome(job):  # the attempt RunPod ran after a /retry: it bills both
         usd = cost.attempts_usd(job["cost_estimate_usd"], usd)
     timings = worker_timings_json(output)
     # The RunPod id is set only when the job has none yet (the webhook overtook our record of
@@ -341,10 +355,9 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
             "runpod_queue_duration_ms = excluded.runpod_queue_duration_ms, "
             "runpod_run_duration_ms = excluded.runpod_run_duration_ms, e2e_ms = excluded.e2e_ms, "
             "worker_image_tag = excluded.worker_image_tag, gpu_type = excluded.gpu_type, "
-            "cost_estimate_usd = excluded.cost_estimate_usd, images = excluded.images "
-            "WHERE (excluded.status = 'completed' AND job_metrics.status <> 'completed') OR ?",
+            "cost_estimate_usd = excluded.cost_estimate_usd, images = excluded.images",
             # The image count lives on in the metrics row: `goldgate prune` may delete the job's row.
-            (len(results or ()), job["id"], fingerprint, 1 if _failed_by_guess(job) else 0)))
+            (len(results or ()), job["id"], fingerprint)))
     if adopt:
         statements.append(Statement(_HOLDER, (delivery.runpod_job_id, job["id"])))
     return statements
