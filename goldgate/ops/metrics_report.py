@@ -57,9 +57,11 @@ def open_sqlite(path: Path) -> sqlite3.Connection:
     return conn
 
 
-# The rows with an end-to-end time, as service.metrics counts them: a number within int64. A damaged row's text,
-# blob, infinity or huge REAL counts as no time there, and here (it made int() and SQLite's binding raise).
-_TIMED = "e2e_ms BETWEEN -9223372036854775808 AND 9223372036854775807 AND (?1 IS NULL OR created_at >= ?1)"
+# The rows with an end-to-end time, as service.metrics counts them: a number within +-(2**62 - 1) ms. A damaged
+# row's text, blob, infinity or huge number counts as no time there, and here (it made int() and SQLite's binding
+# raise).
+_TIMED = (f"e2e_ms BETWEEN {-service_metrics.DURATION_LIMIT_MS} AND {service_metrics.DURATION_LIMIT_MS} "
+          "AND (?1 IS NULL OR created_at >= ?1)")
 
 
 async def _extras(db: Any, since: str | None) -> dict[str, Any]:

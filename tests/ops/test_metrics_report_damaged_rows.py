@@ -12,8 +12,8 @@ from goldgate.cli import main
 from goldgate.local.platform import LocalPlatform
 
 
-@pytest.mark.parametrize("damage", ["'not a number'", "9e999", "-9e999", "1e300", "x'00ff'"],
-                         ids=["text", "infinity", "minus infinity", "beyond int64", "blob"])
+@pytest.mark.parametrize("damage", ["'not a number'", "9e999", "-9e999", "1e300", "x'00ff'", str(2**62 + 5)],
+                         ids=["text", "infinity", "minus infinity", "beyond int64", "blob", "beyond the service's limit"])
 def test_one_damaged_e2e_time_does_not_sink_the_report_or_its_histogram(tmp_path, stack_db, capsys, damage):
     home = tmp_path / "home"
     db = stack_db(LocalPlatform(home).db_path("staging"), jobs=200)
