@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from goldgate.cloudflare.sqltext import split_sql
 from goldgate.errors import GoldgateError
+from service import migrate as local_migrate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -72,21 +72,12 @@ def pending(all_migrations: Iterable[Migration], applied: Iterable[str]) -> list
 
 def split_statements(sql: str) -> list[str]:
     """Split a migration into statements, each without its closing ';' (D1's /query takes them as one batch; SQLite
-    one at a time). Cut as SQLite reads them: two statements may share a line, and a line of a string literal or
-    trigger body that begins with `--` is kept as written, not dropped as a comment."""
+    one at a time), as the local service's runner splits them (service.migrate.split_statements): both paths give
+    SQLite the same statements, so a database holds the same schema text whichever migrated it."""
     try:
-        statements = split_sql(sql)
-    except ValueError:
-        raise MigrationError("migration ends with an incomplete SQL statement") from None
-    return [_without_leading_comments(statement) for statement in statements]
-
-
-def _without_leading_comments(statement: str) -> str:
-    """The statement from its first line of SQL: the comment lines before it describe it, and go no further."""
-    lines = statement.splitlines()
-    while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
-        lines.pop(0)
-    return "\n".join(lines).strip()
+        return local_migrate.split_statements(sql)
+    except local_migrate.MigrationError as exc:
+        raise MigrationError(str(exc)) from None
 
 
 def apply_with(execute: Callable[[str, list], list[dict]], directory: Path = MIGRATIONS_DIR) -> list[str]:

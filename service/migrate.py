@@ -10,6 +10,8 @@ import re
 import sqlite3
 from pathlib import Path
 
+from service.sqltext import split_sql
+
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 TRACKING_TABLE_SQL = ("CREATE TABLE IF NOT EXISTS d1_migrations(id INTEGER PRIMARY KEY AUTOINCREMENT, "
                       "name TEXT UNIQUE, applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL)")
@@ -30,18 +32,23 @@ def migration_files(directory: Path) -> list[Path]:
     return files
 
 
-def _statements(sql: str) -> list[str]:
-    out, buf = [], []
-    for line in sql.splitlines():
-        if not line.strip() or line.strip().startswith("--"):
-            continue
-        buf.append(line)
-        if sqlite3.complete_statement("\n".join(buf)):
-            out.append("\n".join(buf).strip())
-            buf = []
-    if buf:
-        raise MigrationError("migration ends with an incomplete SQL statement")
-    return out
+def split_statements(sql: str) -> list[str]:
+    """A migration's statements, each without its closing ';', cut as SQLite reads them: two statements may share a
+    line, and a line of a string literal or trigger body that begins with `--` is kept as written, not dropped as a
+    comment. The comment lines before a statement describe it and are left out; one inside it stays (wrangler sends
+    the file as it is)."""
+    try:
+        statements = split_sql(sql)
+    except ValueError:
+        raise MigrationError("migration ends with an incomplete SQL statement") from None
+    return [_without_leading_comments(statement) for statement in statements]
+
+
+def _without_leading_comments(statement: str) -> str:
+    lines = statement.splitlines()
+    while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
+        lines.pop(0)
+    return "\n".join(lines).strip()
 
 
 def apply_sqlite(conn: sqlite3.Connection, directory: Path) -> list[str]:
@@ -58,7 +65,7 @@ def apply_sqlite(conn: sqlite3.Connection, directory: Path) -> list[str]:
             continue
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for statement in _statements(path.read_text(encoding="utf-8")):
+            for statement in split_statements(path.read_text(encoding="utf-8")):
                 conn.execute(statement)
             conn.execute("INSERT INTO d1_migrations (name) VALUES (?)", (path.name,))
             conn.execute("COMMIT")

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
-from goldgate.cloudflare.sqltext import iter_sql_file
-from goldgate.cloudflare.sqltext import split_sql as split_statements
+from service.sqltext import iter_sql_file
+from service.sqltext import split_sql as split_statements
 
 MAX_SNAPSHOTS = 64
 MAX_BODY = 256 * 1024 * 1024

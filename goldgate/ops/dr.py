@@ -24,7 +24,6 @@ from typing import Any
 
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.r2 import R2Admin
-from goldgate.cloudflare.sqltext import iter_sql_file
 from goldgate.errors import GoldgateError, StateError
 from goldgate.local.state import read_record
 from goldgate.migrations import discover as discover_migrations
@@ -51,6 +50,7 @@ from goldgate.ops.fingerprint import (
     tables,
 )
 from goldgate.spec import show
+from service.sqltext import iter_sql_file
 
 Progress = Callable[[str], None]
 DRILL_FORMAT = "goldgate.dr-drill.v1"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from goldgate.cloudflare import sqltext
-from goldgate.cloudflare.sqltext import file_lines, iter_sql_file, split_sql
+from service import sqltext
+from service.sqltext import file_lines, iter_sql_file, split_sql
 
 TRICKY = ("PRAGMA defer_foreign_keys=TRUE;\r\n"
           "INSERT INTO t VALUES('multi\nline; -- not a comment\r\nend');\n"

@@ -22,9 +22,9 @@ from goldgate.cloudflare.api import CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.d1_standin import D1StandIn
 from goldgate.cloudflare.r2 import R2Admin
-from goldgate.cloudflare.sqltext import split_sql
 from goldgate.migrations import apply_with
 from goldgate.ops.dr import latest_drill, run_cloud_drill
+from service.sqltext import split_sql
 
 TOKEN = "cf-drill-token-abcdef0123456789"
 MiB = 1024 * 1024

@@ -1,4 +1,6 @@
-"""SQL text as D1 exports and imports it: statements split without breaking multi-line string literals."""
+"""SQL text as D1 exports and imports it: statements split without breaking multi-line string literals, as SQLite
+reads them. Stdlib only: the local service's migration runner (service/migrate.py) uses it too; local-only, not in
+the Worker bundle."""
 
 from __future__ import annotations
 
