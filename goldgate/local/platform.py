@@ -103,13 +103,18 @@ def _alive(pid: int | None) -> bool:
     return _state_letter(pid) not in ("Z", "X")
 
 
-def _state_letter(pid: int) -> str | None:
-    """The process's state (R, S, Z...) from /proc, or None where the platform cannot tell."""
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the process's name (state, parent, ...); [] where it cannot be read."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
     except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # the name in parentheses may hold spaces
+        return []
+    return stat.rsplit(")", 1)[1].split()  # the name in parentheses may hold spaces
+
+
+def _state_letter(pid: int) -> str | None:
+    """The process's state (R, S, Z...) from /proc, or None where the platform cannot tell."""
+    fields = _stat_fields(pid)
     return fields[0] if fields else None
 
 
@@ -124,11 +129,7 @@ def _environ(pid: int) -> dict[str, str] | None:
 
 
 def _parent(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # the name in parentheses may hold spaces
+    fields = _stat_fields(pid)
     return int(fields[1]) if len(fields) > 1 else None
 
 

@@ -5,16 +5,16 @@ The case fails instead, naming the slow result."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 from release_support import TOKEN, golden_suite, render_png
+from serving import serving
 
 from goldgate.release import golden
 from goldgate.release.cases import load_cases
@@ -75,15 +75,8 @@ def trickling_api(pause_s: float) -> Iterator[str]:
             except OSError:  # the client gave up on it
                 return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with serving(Handler) as url:
+        yield url
 
 
 def run(url: str, root: Path, smoke_only: bool = False) -> dict[str, Any]:
