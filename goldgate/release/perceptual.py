@@ -47,7 +47,10 @@ def inspect_image(data: bytes) -> ImageFacts:
             img.load()
             return ImageFacts(format=str(img.format or "?"), width=img.width, height=img.height,
                               dhash=dhash(img), colors=thumbnail(img))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
+    except UnidentifiedImageError:  # Pillow's message names its in-memory buffer (an address), not the file
+        raise ImageUnreadable(f"not a readable image (no image format Pillow knows; it begins {bytes(data[:8])!r})"
+                              ) from None
+    except (OSError, Image.DecompressionBombError, ValueError) as exc:
         raise ImageUnreadable(f"not a readable image ({type(exc).__name__}: {exc})") from None
 
 
