@@ -215,7 +215,7 @@ def restore_backup(backup: Path, manifest: BackupManifest, target: Path) -> Rest
                                 f"{backup.name} was not judged; nothing was replaced)") from None
         raise BackupRefused(f"backup {backup.name} is not a readable SQLite database ({exc}); refusing to "
                             "restore it") from None
-    except BackupRefused:
+    except BaseException:  # refused, or interrupted (Ctrl-C): a partial copy the size of the database stays not
         partial.unlink(missing_ok=True)
         raise
     problems = got.differences(manifest.fingerprint)

@@ -205,9 +205,13 @@ def restore_into_stack(backup: Path, target: Path, stack: str, from_stack: str |
         target.parent.mkdir(parents=True, exist_ok=True)  # a stack never brought up on this machine
     except OSError as exc:
         raise RestoreFailed(f"cannot create {target.parent} ({exc.strerror or exc}); nothing was replaced") from None
-    restore_backup(backup, manifest, staged)
     kept = None
     try:
+        try:
+            restore_backup(backup, manifest, staged)
+        except BaseException:  # refused, or interrupted: nothing staged stays behind
+            staged.unlink(missing_ok=True)
+            raise
         if target.exists():
             kept = _keep_old_database(target)
         os.replace(staged, target)

@@ -92,8 +92,9 @@ def resolve(entries: list[Entry], to: str, stack: str = "prod") -> VerifiedRelea
         raise UnknownRelease("the ledger holds no verified release yet: nothing to roll back to "
                              "(a release becomes verified when a promotion's smoke cases pass on PROD)")
     matches = [r for r in verified if to in (r.image, r.release_id)]
-    if not matches and _HEX.match(to):
-        hex_part = to.removeprefix("sha256:")
+    # A digest's hex is case-blind (copied from a tool that prints it in capitals); the stored ones are lowercase.
+    if not matches and _HEX.match(to.lower()):
+        hex_part = to.lower().removeprefix("sha256:")
         matches = [r for r in verified if digest_of(r.image).removeprefix("sha256:").startswith(hex_part)]
     if len({m.image for m in matches}) > 1:
         raise UnknownRelease(f"{to!r} matches several verified releases "

@@ -91,3 +91,20 @@ def test_a_cloud_drills_sql_backup_is_named_for_what_it_is_not_called_unreadable
     assert code == 1 and len(err.splitlines()) == 1
     assert "is a D1 export" in err and "wrangler d1 execute" in err and "not a readable" not in err, err
     assert _digest(live) == before
+
+
+def test_a_restore_interrupted_while_it_copies_leaves_the_database_and_no_copy_behind(stack, monkeypatch):
+    # Ctrl-C while the backup is copied and verified (the long step for a large database): the stack's database
+    # is as it was, and no partial or staged copy the size of the database stays beside it.
+    from goldgate.ops import backup as backup_module
+
+    home, live, backup = stack
+    before = _digest(live)
+
+    def interrupted(_source):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backup_module, "fingerprint", interrupted)
+    assert main(["dr-restore", "staging", "--home", str(home), "--backup", str(backup)]) == 130  # "interrupted"
+    assert _digest(live) == before
+    assert sorted(p.name for p in live.parent.iterdir() if p.name.startswith(live.name + ".")) == []

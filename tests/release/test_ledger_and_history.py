@@ -162,6 +162,8 @@ def test_resolve_accepts_ref_digest_prefix_and_release_id(tmp_path: Path) -> Non
     assert resolve(entries, A).image == A
     assert resolve(entries, "sha256:" + "a" * 64).image == A
     assert resolve(entries, "aaaaaaaa").image == A
+    assert resolve(entries, "SHA256:" + "A" * 64).image == A  # a digest copied in capitals is the same digest
+    assert resolve(entries, "AAAAAAAA").image == A
     assert resolve(entries, "rel-a").image == A
     with pytest.raises(UnknownRelease, match="not a verified release"):
         resolve(entries, B)
