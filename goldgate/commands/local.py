@@ -55,6 +55,9 @@ def _render_status(data: Any) -> str:
     rows = data if isinstance(data, list) else [data]
     lines = []
     for s in rows:
+        if "error" in s:
+            lines.append(f"{s['stack']}: unknown: {s['error']}")
+            continue
         lines.append(f"{s['stack']}: {'up' if s['running'] else 'down'}")
         for key in ("api_url", "image", "workflow_version", "endpoint_id", "runpod_endpoint_base", "logs_dir"):
             lines.append(f"  {key:<22} {s.get(key) or '-'}")
@@ -66,10 +69,18 @@ def _render_status(data: Any) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     platform = _platform(args)
-    stacks = [args.stack] if args.stack else specs.local_stack_names(platform.stacks_file)
-    data = [platform.status(s).to_dict() for s in stacks]
-    emit(args, data if not args.stack else data[0], _render_status)
-    return 0
+    if args.stack:
+        emit(args, platform.status(args.stack).to_dict(), _render_status)
+        return 0
+    # Every stack: one whose state cannot be read is named with the reason, and the others are still shown.
+    data: list[dict[str, Any]] = []
+    for stack in specs.local_stack_names(platform.stacks_file):
+        try:
+            data.append(platform.status(stack).to_dict())
+        except StateError as exc:
+            data.append({"stack": stack, "running": None, "error": str(exc)})
+    emit(args, data, _render_status)
+    return 1 if any("error" in s for s in data) else 0
 
 
 class ApiClient:

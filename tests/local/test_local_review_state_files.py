@@ -3,6 +3,7 @@ reads them answers with one line naming the file, never hangs waiting for a writ
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -83,3 +84,21 @@ def test_a_fifo_in_place_of_the_host_lock_is_no_host(tmp_path: Path) -> None:
     assert '"running": false' in result.stdout
     result = _goldgate("down", "prod", "--home", str(tmp_path))
     assert result.returncode == 0 and "down: prod" in result.stdout, result
+
+
+def test_status_of_every_stack_shows_the_others_when_one_state_cannot_be_read(tmp_path: Path) -> None:
+    d = StackDir(tmp_path, "staging")
+    d.root.mkdir(parents=True)
+    d.state_file.write_text("{not json")
+    done = _goldgate("status", "--home", str(tmp_path))
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert any(line.startswith(f"staging: unknown: {d.state_file} is corrupt") for line in lines), lines
+    assert "prod: down" in lines  # the stack whose state reads is still shown
+    assert "Traceback" not in done.stderr
+    as_json = _goldgate("status", "--home", str(tmp_path), "--json")
+    assert as_json.returncode == 1
+    by_stack = {s["stack"]: s for s in json.loads(as_json.stdout)}
+    staging, prod = by_stack["staging"], by_stack["prod"]
+    assert staging["stack"] == "staging" and staging["running"] is None and "is corrupt" in staging["error"]
+    assert prod["stack"] == "prod" and prod["running"] is False
