@@ -7,7 +7,10 @@ now; if it names other content the build is refused. The image carries the sha25
 fresh runner, where the builder's timestamps make other bytes) takes the image already pushed under the tag instead of
 being refused. The push stream is read to the end (the docker
 SDK does not raise on a failed push: an `error`/`errorDetail` line is the failure), and the digest
-comes from its final `aux` line. The result is `repo@sha256:<digest>`, the only form a stack runs.
+comes from its final `aux` line. The push waits on the engine without a read timeout: the engine says nothing
+while the registry takes in a many-GB model layer, and a client that stops listening makes the engine give the push
+up. A connection to the engine that breaks during the build, the pull or the push is that step's one-line failure.
+The result is `repo@sha256:<digest>`, the only form a stack runs.
 
 Without Docker (the local target) the worker is snapshotted into the content-addressed local image
 store instead: `local/worker@sha256:<hex>`.
@@ -15,11 +18,12 @@ store instead: `local/worker@sha256:<hex>`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,6 +206,9 @@ def build_docker(client: Any, context: Path, repo: str, identity: ReleaseIdentit
         raise BuildFailed(f"docker build of {context} failed: {exc.msg}") from None
     except docker.errors.APIError as exc:
         raise BuildFailed(f"docker build of {context} failed: {exc.explanation or exc}") from None
+    except _engine_lost() as exc:
+        raise BuildFailed(f"docker build of {context} broke off: the connection to the Docker engine was lost "
+                          f"({exc}); nothing was pushed: build again") from None
     existing = _registry_digest(client, ref)
     if existing is not None:
         mine = {d.split("@", 1)[1] for d in image.attrs.get("RepoDigests") or [] if d.startswith(repo + "@")}
@@ -215,9 +222,14 @@ def build_docker(client: Any, context: Path, repo: str, identity: ReleaseIdentit
     if progress:
         progress(f"pushing {ref}")
     try:
-        digest = parse_push_stream(client.api.push(repo, tag=tag, stream=True, decode=True), progress)
+        with _no_read_timeout(client.api):
+            digest = parse_push_stream(client.api.push(repo, tag=tag, stream=True, decode=True), progress)
     except docker.errors.APIError as exc:
         raise PushFailed(f"push of {ref} failed: {exc.explanation or exc}") from None
+    except _engine_lost() as exc:
+        raise PushFailed(f"push of {ref} broke off: the connection to the Docker engine was lost ({exc}); the "
+                         "registry did not confirm the image and nothing may be deployed from it: build "
+                         "again") from None
     return BuildResult(f"{repo}@{digest}", tag, repo, digest, identity, "docker")
 
 
@@ -241,6 +253,8 @@ def _pushed_source(client: Any, image: str) -> str | None:
         return None
     except docker.errors.APIError as exc:
         error = str(exc.explanation or exc)
+    except _engine_lost() as exc:
+        error = f"the connection to the Docker engine was lost: {exc}"
     raise BuildFailed(f"cannot pull {image} to check whether it was built from this source ({error}); nothing "
                       "was built: fix the pull's cause and build again")
 
@@ -259,7 +273,35 @@ def _registry_digest(client: Any, ref: str) -> str | None:
             return None
         raise PushFailed(f"cannot ask the registry about {ref} ({exc.explanation or exc}); refusing to push "
                          "without knowing whether the tag exists") from None
+    except _engine_lost() as exc:
+        raise PushFailed(f"cannot ask the registry about {ref} (the connection to the Docker engine was lost: "
+                         f"{exc}); refusing to push without knowing whether the tag exists") from None
     return str(data.id)
+
+
+def _engine_lost() -> tuple[type[BaseException], ...]:
+    """What the docker SDK raises when the engine's connection is refused, times out or breaks off in the middle of a
+    stream: requests' errors, and urllib3's own from a stream the SDK reads raw. Its APIError (an HTTP answer) is a
+    requests error too: catch that first."""
+    import requests
+    import urllib3
+
+    return requests.exceptions.RequestException, urllib3.exceptions.HTTPError
+
+
+@contextlib.contextmanager
+def _no_read_timeout(api: Any) -> Iterator[None]:
+    """No read timeout on `api`'s requests for the block. The SDK sends a push with the client's timeout (60 s from
+    `docker.from_env()`; its pull and build send none) and the engine is silent while the registry takes in a large
+    layer: the read times out and the engine, its client gone, gives the push up."""
+    if not hasattr(api, "timeout"):
+        yield
+        return
+    saved, api.timeout = api.timeout, None
+    try:
+        yield
+    finally:
+        api.timeout = saved
 
 
 def build_local(source_dir: Path, home: Path, identity: ReleaseIdentity) -> BuildResult:
