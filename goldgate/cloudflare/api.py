@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
+from goldgate.bounded_http import ResponseTooLarge, send_bounded
 from goldgate.cloudflare.errors import (
     CloudflareAuthError,
     CloudflareError,
@@ -23,6 +24,10 @@ from goldgate.cloudflare.errors import (
 )
 
 DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
+# The most of one answer read into memory. D1 builds a /query answer in an isolate of 128 MB, so no real
+# answer comes near this. Past it the body is not the API's (a proxy streaming without end) and the call
+# fails instead of hanging while memory grows.
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
@@ -47,13 +52,14 @@ class CloudflareApi:
 
     def __init__(self, api_token: str, base_url: str = DEFAULT_API_BASE, *, timeout_s: float = 60.0,
                  transport: httpx.BaseTransport | None = None, attempts: int = 4, max_retry_after_s: float = 60.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         if not api_token:
             raise CloudflareAuthError("no Cloudflare API token given: pass one with D1 Edit (and R2) permission "
                                       "(CLOUDFLARE_API_TOKEN, as wrangler uses)")
         self.base_url = base_url.rstrip("/")
         self.attempts = max(1, attempts)
         self.max_retry_after_s = max_retry_after_s
+        self.max_response_bytes = max_response_bytes
         self._sleep = sleep
         self._token = api_token
         self._client = httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport,
@@ -118,11 +124,21 @@ class CloudflareApi:
         where = f"{method} {path}"
         may_repeat = method in _IDEMPOTENT if idempotent is None else idempotent
         attempt = 0
+        may_have_run = False  # an earlier attempt reached Cloudflare but its answer was lost or a 5xx
         while True:
             attempt += 1
             last = attempt >= self.attempts
             try:
                 response, content = self._send(method, path, json=json, params=params)
+            except ResponseTooLarge as exc:
+                raise CloudflareError(f"{where} answered {exc.status} with a body of more than "
+                                      f"{self.max_response_bytes} bytes; it was not read further: that is no "
+                                      f"Cloudflare API answer, check the API base URL ({self.base_url}) and any "
+                                      "proxy in between", status=exc.status) from None
+            except httpx.DecodingError as exc:
+                raise CloudflareError(self._scrub(
+                    f"{where} answered with a body that cannot be decoded ({exc}): that is no Cloudflare API "
+                    f"answer, check the API base URL ({self.base_url}) and any proxy in between")) from None
             except httpx.ConnectError as exc:
                 if not last:  # nothing was sent, so even a POST may be repeated
                     self._sleep(_backoff_s(attempt))
@@ -132,6 +148,7 @@ class CloudflareApi:
                     f"after {attempt} attempts; check the network and retry")) from None
             except httpx.TransportError as exc:
                 if may_repeat and not last:
+                    may_have_run = True
                     self._sleep(_backoff_s(attempt))
                     continue
                 advice = ("retry later" if may_repeat else
@@ -147,9 +164,13 @@ class CloudflareApi:
                     self._sleep(wait)
                     continue
             elif status >= 500 and may_repeat and not last:
+                may_have_run = True
                 self._sleep(_backoff_s(attempt))
                 continue
-            return self._envelope(response, content, where, attempt)
+            if status == 404 and method == "DELETE" and may_have_run:
+                # The earlier attempt deleted it (the edge lost or failed the answer): what was asked is done.
+                return {"success": True, "errors": [], "messages": [], "result": None}
+            return self._envelope(response, content, where, attempt, may_repeat)
 
     def _send(self, method: str, path: str, *, json: Any, params: Mapping[str, Any] | None
               ) -> tuple[httpx.Response, bytes]:
@@ -157,15 +178,15 @@ class CloudflareApi:
         to itself (through its stream), so a cached body, a whole /query page, would outlive the call until
         the cyclic garbage collector ran, and pages of a streamed table would pile up."""
         request = self._client.build_request(method, path, json=json, params=params)
-        response = self._client.send(request, stream=True)
-        try:
-            content = b"".join(response.iter_bytes())
-        finally:
-            response.close()
-        return response, content
+        return send_bounded(self._client, request, self.max_response_bytes)
 
-    def _envelope(self, response: httpx.Response, content: bytes, where: str, attempts: int) -> dict[str, Any]:
+    def _envelope(self, response: httpx.Response, content: bytes, where: str, attempts: int,
+                  may_repeat: bool = True) -> dict[str, Any]:
         status = response.status_code
+        # A 5xx may come from the edge after the origin did the work: a call that may write (a /query, an
+        # import's ingest) must not be run again blindly.
+        unsure = "" if may_repeat or status < 500 else (
+            "; it may have been applied: check its effect before you retry it")
         try:
             body = jsonlib.loads(content)
         except ValueError:
@@ -177,13 +198,14 @@ class CloudflareApi:
             raise CloudflareError(f"{where} answered {status}, a redirect to {location or '(nowhere)'}: check the "
                                   f"API base URL ({self.base_url})", status=status)
         if body is None:
-            advice = ("Cloudflare's side failed (an error page, not the API's JSON): retry in a few minutes"
+            advice = ("Cloudflare's side failed (an error page, not the API's JSON): "
+                      + ("retry in a few minutes" if may_repeat else unsure[2:])
                       if status >= 500 else "check the API base URL")
             raise CloudflareError(f"{where} answered {status} with a body that is not JSON: {advice}", status=status)
         if not isinstance(body, dict):
             raise CloudflareError(f"{where} answered with unexpected JSON ({type(body).__name__})", status=status)
         if status >= 400 or body.get("success") is False:
-            raise self._error(where, status, body)
+            raise self._error(where, status, body, unsure)
         return body
 
     def _rate_limited(self, response: httpx.Response, where: str, attempts: int,
@@ -197,7 +219,7 @@ class CloudflareApi:
             + (f"retry in {wait:.0f} s" if wait is not None else "wait a few minutes and retry"),
             retry_after_s=wait, status=429, codes=codes)
 
-    def _error(self, where: str, status: int, body: dict[str, Any]) -> CloudflareError:
+    def _error(self, where: str, status: int, body: dict[str, Any], unsure: str = "") -> CloudflareError:
         errors = body.get("errors") if isinstance(body.get("errors"), list) else []
         codes = tuple(int(e["code"]) for e in errors if isinstance(e, dict) and isinstance(e.get("code"), int))
         said = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors[:5])
@@ -208,7 +230,7 @@ class CloudflareApi:
         if status == 404:
             return CloudflareNotFound(f"{where} -> 404 ({said}): check the account id and database id",
                                       status=status, codes=codes)
-        return CloudflareError(f"{where} -> {status} ({said})", status=status, codes=codes)
+        return CloudflareError(f"{where} -> {status} ({said}){unsure}", status=status, codes=codes)
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "***")

@@ -111,7 +111,13 @@ class D1Client:
         result = self.api.call("POST", self._db(database_id, "/query"), json={"sql": sql, "params": list(params)})
         if not isinstance(result, list) or not result:
             raise CloudflareError(f"D1 /query on {database_id} returned no result set")
-        last = result[-1]
+        for statement in result[:-1]:  # D1 stops a batch at its first failure; never pass one over
+            if not _object(statement, f"D1 /query on {database_id}").get("success", True):
+                raise CloudflareError(f"D1 /query on {database_id} failed: {statement.get('error') or statement}")
+        last = _object(result[-1], f"D1 /query on {database_id}")
+        if not isinstance(last.get("results") or [], list):
+            raise CloudflareError(f"D1 /query on {database_id} answered rows that are not a list: "
+                                  f"{str(last.get('results'))[:200]}")
         if not last.get("success", True):
             raise CloudflareError(f"D1 /query on {database_id} failed: {last.get('error') or last}")
         return list(last.get("results") or [])
@@ -142,7 +148,8 @@ class D1Client:
             if bookmark:
                 body["current_bookmark"] = bookmark
             # Starting or polling an export only reads: safe to repeat after a 5xx.
-            response = self.api.call("POST", self._db(database_id, "/export"), json=body, idempotent=True) or {}
+            response = _object(self.api.call("POST", self._db(database_id, "/export"), json=body,
+                                             idempotent=True) or {}, f"D1 export of {database_id}")
             for line in response.get("messages") or []:
                 progress(f"export: {line}")
             status = response.get("status")
@@ -151,7 +158,7 @@ class D1Client:
                 raise D1OperationFailed(f"D1 export of {database_id} failed: {_reason(response)}"
                                         "; retry, and check the database is not being imported into")
             if status == "complete":
-                result = response.get("result") or {}
+                result = _object(response.get("result") or {}, f"D1 export of {database_id}")
                 url = result.get("signed_url")
                 if not url:
                     raise D1OperationFailed(f"D1 export of {database_id} completed without a signed_url")
@@ -213,11 +220,13 @@ class D1Client:
         path = self._db(database_id, "/import")
         # init names the upload by its md5, so repeating it is harmless; ingest is not repeated (it would
         # run the SQL again).
-        response = self.api.call("POST", path, json={"action": "init", "etag": etag}, idempotent=True) or {}
+        where = f"D1 import into {database_id}"
+        response = _object(self.api.call("POST", path, json={"action": "init", "etag": etag}, idempotent=True)
+                           or {}, where)
         if "upload_url" in response:
             self._upload(response["upload_url"], sql, etag)
-            response = self.api.call("POST", path, json={"action": "ingest", "etag": etag,
-                                                         "filename": response.get("filename")}) or {}
+            response = _object(self.api.call("POST", path, json={"action": "ingest", "etag": etag,
+                                                                 "filename": response.get("filename")}) or {}, where)
         else:
             progress("import: file already uploaded; D1 is processing it")
         deadline = time.monotonic() + self.operation_timeout_s
@@ -230,9 +239,10 @@ class D1Client:
                                         f"{_reason(response)}; the database was left "
                                         "as it was before the import")
             if status == "complete":
-                result = response.get("result") or {}
+                result = _object(response.get("result") or {}, where)
+                queries = result.get("num_queries") or 0
                 return D1Import(final_bookmark=result.get("final_bookmark"),
-                                num_queries=int(result.get("num_queries") or 0))
+                                num_queries=queries if isinstance(queries, int) else 0)
             bookmark = response.get("at_bookmark")
             if not bookmark:
                 raise D1OperationFailed(f"D1 import into {database_id} is in progress but gave no bookmark to poll")
@@ -240,8 +250,8 @@ class D1Client:
                 raise D1OperationFailed(f"D1 import into {database_id} did not complete within "
                                         f"{self.operation_timeout_s:.0f} s (bookmark {bookmark})")
             self._sleep(self.poll_interval_s)
-            response = self.api.call("POST", path, json={"action": "poll", "current_bookmark": bookmark},
-                                     idempotent=True) or {}
+            response = _object(self.api.call("POST", path, json={"action": "poll", "current_bookmark": bookmark},
+                                             idempotent=True) or {}, where)
 
     def _upload(self, url: str, sql: bytes | Path, etag: str) -> None:
         # The signed URL is R2's: a single PUT with its length announced (no chunked encoding), the body
@@ -267,7 +277,8 @@ class D1Client:
     def bookmark(self, database_id: str, timestamp: str | None = None) -> str:
         """The current bookmark, or the nearest one at or before `timestamp` (RFC 3339)."""
         params = {"timestamp": timestamp} if timestamp else None
-        result = self.api.call("GET", self._db(database_id, "/time_travel/bookmark"), params=params) or {}
+        result = _object(self.api.call("GET", self._db(database_id, "/time_travel/bookmark"), params=params) or {},
+                         f"D1 time-travel bookmark of {database_id}")
         if not result.get("bookmark"):
             raise D1OperationFailed(f"D1 returned no time-travel bookmark for {database_id}"
                                     + (f" at {timestamp} (older than 30 days?)" if timestamp else ""))
@@ -278,7 +289,8 @@ class D1Client:
         if bool(bookmark) == bool(timestamp):
             raise D1OperationFailed("time-travel restore needs exactly one of a bookmark or a timestamp")
         params = {"bookmark": bookmark} if bookmark else {"timestamp": timestamp}
-        result = self.api.call("POST", self._db(database_id, "/time_travel/restore"), params=params) or {}
+        result = _object(self.api.call("POST", self._db(database_id, "/time_travel/restore"), params=params) or {},
+                         f"D1 time-travel restore of {database_id}")
         return D1Restore(bookmark=result.get("bookmark"), previous_bookmark=result.get("previous_bookmark"),
                          message=result.get("message"))
 
@@ -304,6 +316,14 @@ def _md5(sql: bytes | Path) -> str:
         raise D1OperationFailed(f"reading {sql} for the import failed ({exc.strerror or exc}); nothing was "
                                 "imported") from None
     return digest.hexdigest()
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    """A JSON object where the API documents one; anything else is a clear error, not an AttributeError."""
+    if not isinstance(value, dict):
+        raise CloudflareError(f"{what}: Cloudflare answered {type(value).__name__} where an object was expected "
+                              f"({str(value)[:200]}): the API changed or the base URL is wrong")
+    return value
 
 
 def _reason(response: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import json as jsonlib
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -11,6 +12,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
+from goldgate.bounded_http import ResponseTooLarge, send_bounded
 from goldgate.runpod.errors import (
     RunPodAuthError,
     RunPodError,
@@ -22,6 +24,10 @@ from goldgate.runpod.errors import (
 )
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The most of one answer read into memory: a /runsync or /status output is at most 20 MB, control-plane
+# answers are small. Past it the body is not RunPod's (a proxy streaming without end) and the call fails
+# instead of hanging while memory grows.
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 T = TypeVar("T")
 
 
@@ -65,7 +71,8 @@ class Transport:
     def __init__(self, base_url: str, api_key: str, *, what: str, retry: RetryPolicy | None = None,
                  timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None,
                  event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         if not api_key:
             raise RunPodAuthError(f"no RunPod API key given for the {what}: set the stack's RunPod API key "
                                   "(runpod_api_key_file for local stacks, the Pulumi secret in the cloud)")
@@ -74,6 +81,7 @@ class Transport:
         self.retry = retry or RetryPolicy()
         self._api_key = api_key
         self._sleep = sleep
+        self.max_response_bytes = max_response_bytes
         self._client = httpx.Client(
             base_url=self.base_url, timeout=timeout_s, transport=transport,
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json",
@@ -101,7 +109,16 @@ class Transport:
                 kwargs: dict[str, Any] = {"json": json, "params": params}
                 if timeout_s is not None:
                     kwargs["timeout"] = timeout_s
-                response = self._client.request(method, path, **kwargs)
+                response, content = self._send(method, path, kwargs)
+            except ResponseTooLarge as exc:
+                raise RunPodProtocolError(self._scrub(redact,
+                    f"{where} answered {exc.status} with a body of more than {self.max_response_bytes} bytes; it "
+                    "was not read further: that is no RunPod answer, check the base URL and any proxy in "
+                    "between"), status=exc.status) from None
+            except httpx.DecodingError as exc:
+                raise RunPodProtocolError(self._scrub(redact,
+                    f"{where} answered with a body that cannot be decoded ({exc}): that is no RunPod answer, "
+                    "check the base URL and any proxy in between")) from None
             except httpx.ConnectError as exc:
                 # Nothing was sent, so even a POST is safe to retry.
                 if last:
@@ -129,23 +146,28 @@ class Transport:
                 self._sleep(self.retry.delay(attempt - 1))
                 continue
             if not 200 <= status < 300:
-                raise self._error(response, where, attempt, redact)
-            return self._parse(response, where)
+                raise self._error(response, content, where, attempt, redact)
+            return self._parse(response, content, where)
 
-    def _parse(self, response: httpx.Response, where: str) -> Any:
-        if response.status_code == 204 or not response.content:
+    def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> tuple[httpx.Response, bytes]:
+        """The response and its body, read no further than `max_response_bytes`."""
+        return send_bounded(self._client, self._client.build_request(method, path, **kwargs), self.max_response_bytes)
+
+    def _parse(self, response: httpx.Response, content: bytes, where: str) -> Any:
+        if response.status_code == 204 or not content:
             return None
         try:
-            return response.json()
+            return jsonlib.loads(content)
         except ValueError:
             raise RunPodProtocolError(
                 f"{where} answered {response.status_code} with a body that is not JSON "
                 f"(content-type {response.headers.get('content-type')!r}): check the base URL points at "
                 "RunPod's API and not at a proxy or web page", status=response.status_code) from None
 
-    def _error(self, response: httpx.Response, where: str, attempts: int, redact: tuple[str, ...] = ()) -> RunPodError:
+    def _error(self, response: httpx.Response, content: bytes, where: str, attempts: int,
+               redact: tuple[str, ...] = ()) -> RunPodError:
         status = response.status_code
-        title, detail = _problem(response, lambda text: self._scrub(redact, text))
+        title, detail = _problem(response, content, lambda text: self._scrub(redact, text))
         said = f"{title}: {detail}" if detail else title
         kw = {"status": status, "title": title, "detail": detail}
         if status < 400:
@@ -183,15 +205,16 @@ class Transport:
         return text
 
 
-def _problem(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[str, str | None]:
+def _problem(response: httpx.Response, content: bytes,
+             scrub: Callable[[str], str]) -> tuple[str, str | None]:
     """(title, detail) from RFC 9457 problem JSON, the data plane's {"error": ...}, or plain text.
 
     `scrub` runs before the cut: a secret straddling the cut would otherwise leave its head behind."""
     reason = response.reason_phrase or f"HTTP {response.status_code}"
     try:
-        body = response.json()
+        body = jsonlib.loads(content)
     except ValueError:
-        text = scrub(response.text.strip())
+        text = scrub(content.decode(response.encoding or "utf-8", errors="replace").strip())
         return reason, (text[:300] or None)
     if isinstance(body, dict):
         title = body.get("title") or reason
