@@ -1,11 +1,13 @@
-"""A stand-in HTTP peer for a test: a handler class served from a thread on 127.0.0.1, on a free port."""
+"""Stand-in HTTP peers for tests, on 127.0.0.1 and a free port: a handler class served from a thread, and a peer
+whose body never ends."""
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from threading import Thread
 
 
 @contextmanager
@@ -13,7 +15,7 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     """Serves `handler`; yields the base URL (http://127.0.0.1:<port>) and stops the server when the block ends."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    thread = Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -21,3 +23,37 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+class EndlessBody:
+    """A 127.0.0.1 server answering every request with `status` and a chunked body that goes on until the
+    client hangs up, or `cap` bytes were sent (so a client that reads everything still finishes)."""
+
+    def __init__(self, status: int, cap: int) -> None:
+        self.status, self.cap = status, cap
+        self.sent = 0
+        self.finished = False  # True when the whole `cap` went out: the client read it all
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self._server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(f"HTTP/1.1 {self.status} Oops\r\ncontent-type: text/html\r\n"
+                         "transfer-encoding: chunked\r\n\r\n".encode())
+            chunk = b"<p>" + b"x" * 65530 + b"</p>"
+            try:
+                while self.sent < self.cap:
+                    conn.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                    self.sent += len(chunk)
+                conn.sendall(b"0\r\n\r\n")
+                self.finished = True
+            except OSError:
+                pass  # the client hung up
+
+    def close(self) -> None:
+        self._server.close()
+        self._thread.join(timeout=30)

@@ -3,13 +3,12 @@ cannot be decoded, JSON of the wrong shape) end in one clear CloudflareError nam
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from serving import EndlessBody
 
 from goldgate.cloudflare.api import MAX_RESPONSE_BYTES, CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
@@ -17,40 +16,6 @@ from goldgate.cloudflare.d1_standin import D1StandIn
 from goldgate.cloudflare.errors import CloudflareError, CloudflareNotFound
 
 TOKEN = "cf-review-token-0123456789"
-
-
-class EndlessBody:
-    """A 127.0.0.1 server answering every request with `status` and a chunked body that goes on until the
-    client hangs up, or `cap` bytes were sent (so a client that reads everything still finishes)."""
-
-    def __init__(self, status: int, cap: int) -> None:
-        self.status, self.cap = status, cap
-        self.sent = 0
-        self.finished = False  # True when the whole `cap` went out: the client read it all
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port = self._server.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        conn, _ = self._server.accept()
-        with conn:
-            conn.recv(65536)
-            conn.sendall(f"HTTP/1.1 {self.status} Oops\r\ncontent-type: text/html\r\n"
-                         "transfer-encoding: chunked\r\n\r\n".encode())
-            chunk = b"<p>" + b"x" * 65530 + b"</p>"
-            try:
-                while self.sent < self.cap:
-                    conn.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
-                    self.sent += len(chunk)
-                conn.sendall(b"0\r\n\r\n")
-                self.finished = True
-            except OSError:
-                pass  # the client hung up
-
-    def close(self) -> None:
-        self._server.close()
-        self._thread.join(timeout=30)
 
 
 def test_a_body_without_end_is_cut_off_with_a_clear_error_not_read_whole():

@@ -3,50 +3,14 @@ be decoded) end in one clear RunPodError naming the call, never an httpx traceba
 
 from __future__ import annotations
 
-import socket
-import threading
-
 import httpx
 import pytest
+from serving import EndlessBody
 
 from goldgate.runpod import ControlPlaneClient, DataPlaneClient, RetryPolicy, RunPodError, RunPodProtocolError
 from goldgate.runpod.transport import MAX_RESPONSE_BYTES
 
 KEY = "rp-review-key-0123456789"
-
-
-class EndlessBody:
-    """A 127.0.0.1 server answering every request with `status` and a chunked body that goes on until the
-    client hangs up, or `cap` bytes were sent (so a client that reads everything still finishes)."""
-
-    def __init__(self, status: int, cap: int) -> None:
-        self.status, self.cap = status, cap
-        self.sent = 0
-        self.finished = False  # True when the whole `cap` went out: the client read it all
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port = self._server.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        conn, _ = self._server.accept()
-        with conn:
-            conn.recv(65536)
-            conn.sendall(f"HTTP/1.1 {self.status} Oops\r\ncontent-type: text/html\r\n"
-                         "transfer-encoding: chunked\r\n\r\n".encode())
-            chunk = b"<p>" + b"x" * 65530 + b"</p>"
-            try:
-                while self.sent < self.cap:
-                    conn.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
-                    self.sent += len(chunk)
-                conn.sendall(b"0\r\n\r\n")
-                self.finished = True
-            except OSError:
-                pass  # the client hung up
-
-    def close(self) -> None:
-        self._server.close()
-        self._thread.join(timeout=30)
 
 
 @pytest.mark.parametrize("status", [200, 502])
