@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import docker
 import pytest
 from serving import serving
+from test_build_reuse import _context
 
 from goldgate.cli import main
 from goldgate.release.build import ReleaseIdentity, build_docker, manifest_sha256
@@ -119,15 +120,6 @@ class Engine(BaseHTTPRequestHandler):
 
 def _engine(**how: Any) -> type[Engine]:
     return type("StandInEngine", (Engine,), how)
-
-
-def _context(tmp_path: Path) -> Path:
-    ctx = tmp_path / "worker"
-    ctx.mkdir()
-    (ctx / "handler.py").write_text("print('the worker')\n")
-    (ctx / "models.yaml").write_text("schema: 1\nmodels: []\n")
-    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY handler.py /handler.py\n")
-    return ctx
 
 
 def test_a_push_the_engine_is_silent_in_for_longer_than_the_clients_timeout_still_gives_the_digest(

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from release_support import StandInApi, golden_suite, render_png, standin_api
+from release_support import StandInApi, render_png, standin_api
 from test_gate_and_lock import NOW, RECORDED, THR, failed, report
 from test_promotion_partial_failure import A, B, Recorded, _staging_passes
 
@@ -19,12 +19,6 @@ from goldgate.release.gate import ErrorRate, PromotionRefused, evaluate
 from goldgate.release.ledger import Ledger
 from goldgate.release.promote import promote
 from goldgate.release.verification import GoldenPaths, run_golden
-
-
-@pytest.fixture
-def paths(tmp_path: Path) -> GoldenPaths:
-    suite = golden_suite(tmp_path / "golden")
-    return GoldenPaths(cases_dir=suite / "cases", references_dir=suite / "references", reports_dir=suite / "reports")
 
 
 def _unlike_any_reference(workflow: str, inputs: dict) -> list[bytes]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from release_support import StandInApi, golden_suite, standin_api
+from release_support import StandInApi, standin_api
 from test_promotion_partial_failure import A, B, _broken_on, _staging_passes
 from test_rollback_after_lost_runner import LostDuringProdDeploy, RunnerLost
 
@@ -20,10 +20,17 @@ from goldgate.release.rollback import rollback
 from goldgate.release.verification import GoldenPaths
 
 
-@pytest.fixture
-def paths(tmp_path: Path) -> GoldenPaths:
-    suite = golden_suite(tmp_path / "golden")
-    return GoldenPaths(cases_dir=suite / "cases", references_dir=suite / "references", reports_dir=suite / "reports")
+def _rollback_lost_past_its_pin(api: StandInApi, ledger: Ledger, home: Path, paths: GoldenPaths
+                                ) -> LostDuringProdDeploy:
+    """A and B promoted; the operator's rollback off B is lost after PROD was pinned to A, before its outcome."""
+    target = LostDuringProdDeploy(api, {})
+    for image in (A, B):
+        _staging_passes(target, ledger, paths, image)
+        assert promote(target, ledger, home, paths=paths).ok
+    target.lose = [A]
+    with pytest.raises(RunnerLost):
+        rollback(target, ledger, home, paths=paths)
+    return target
 
 
 def test_a_rerun_promotion_whose_smoke_failed_before_its_runner_was_lost_does_not_put_the_digest_back(
@@ -60,13 +67,7 @@ def test_a_promotion_after_an_operators_rollback_interrupted_past_its_pin_does_n
     home = tmp_path / "home"
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
-        target = LostDuringProdDeploy(api, {})
-        for image in (A, B):
-            _staging_passes(target, ledger, paths, image)
-            assert promote(target, ledger, home, paths=paths).ok
-        target.lose = [A]
-        with pytest.raises(RunnerLost):
-            rollback(target, ledger, home, paths=paths)
+        target = _rollback_lost_past_its_pin(api, ledger, home, paths)
         assert target.pins["prod"] == A
         target.deploys.clear()
         with pytest.raises(PromotionRefused, match=r"prod_verdict: .* an operator's rollback took prod off it"):
@@ -100,13 +101,7 @@ def test_an_interrupted_rollback_closed_by_an_older_goldgate_still_keeps_the_dig
     home = tmp_path / "home"
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
-        target = LostDuringProdDeploy(api, {})
-        for image in (A, B):
-            _staging_passes(target, ledger, paths, image)
-            assert promote(target, ledger, home, paths=paths).ok
-        target.lose = [A]
-        with pytest.raises(RunnerLost):
-            rollback(target, ledger, home, paths=paths)
+        target = _rollback_lost_past_its_pin(api, ledger, home, paths)
         intent = ledger.entries()[-1]
         assert (intent.kind, intent.get("phase"), intent.get("reason")) == ("rollback", "intent", "manual")
         ledger.append("rollback", phase="outcome", intent_seq=intent.seq, stack="prod", image=A, before=B, after=A,

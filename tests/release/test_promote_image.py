@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from release_support import StandInApi, golden_suite, standin_api
+from release_support import StandInApi, standin_api
 from test_cli_errors import one_error_line
 from test_gate_and_lock import NOW, RECORDED, THR, failed, report
 from test_promotion_evidence import Target
@@ -75,12 +75,6 @@ def test_promote_with_an_image_and_no_report_says_to_run_golden(capsys: pytest.C
                                                                 tmp_path: Path) -> None:
     code, err = _invoke(capsys, tmp_path, "promote", "--image", A, "--reports-dir", str(tmp_path / "reports"))
     assert code == 1 and "run `goldgate golden staging` first" in one_error_line(err)
-
-
-@pytest.fixture
-def paths(tmp_path: Path) -> GoldenPaths:
-    suite = golden_suite(tmp_path / "golden")
-    return GoldenPaths(cases_dir=suite / "cases", references_dir=suite / "references", reports_dir=suite / "reports")
 
 
 def test_a_promotion_approved_for_one_digest_never_promotes_the_one_staging_took_since(

@@ -64,12 +64,6 @@ class Target(Stacks):
         return DeployResult(stack, self.target, before, self.pins.get(stack))
 
 
-@pytest.fixture
-def paths(tmp_path: Path) -> GoldenPaths:
-    suite = golden_suite(tmp_path / "golden")
-    return GoldenPaths(cases_dir=suite / "cases", references_dir=suite / "references", reports_dir=suite / "reports")
-
-
 def _staging_passes(target: Target, ledger: Ledger, paths: GoldenPaths, image: str) -> None:
     target.deploy("staging", image, lambda _m: None)
     assert run_golden(target, "staging", ledger, paths=paths, poll_s=0.01).passed

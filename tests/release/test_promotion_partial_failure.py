@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from release_support import StandInApi, golden_suite, render_png, standin_api
+from release_support import StandInApi, render_png, standin_api
 from test_gate_and_lock import failed
 from test_promotion_evidence import Target
 
@@ -25,12 +25,6 @@ A = "local/worker@sha256:" + "a" * 64
 B = "local/worker@sha256:" + "b" * 64
 C = "local/worker@sha256:" + "c" * 64
 D = "local/worker@sha256:" + "d" * 64
-
-
-@pytest.fixture
-def paths(tmp_path: Path) -> GoldenPaths:
-    suite = golden_suite(tmp_path / "golden")
-    return GoldenPaths(cases_dir=suite / "cases", references_dir=suite / "references", reports_dir=suite / "reports")
 
 
 class Recorded(Target):

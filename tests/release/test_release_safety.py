@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from release_support import TOKEN, StandInApi, golden_suite, standin_api
+from release_support import TOKEN, StandInApi, standin_api
 from serving import serving
 from test_gate_and_lock import failed
 from test_promotion_evidence import Target
@@ -29,12 +29,6 @@ from goldgate.release.verification import GoldenPaths, run_golden
 
 A = "local/worker@sha256:" + "a" * 64
 B = "local/worker@sha256:" + "b" * 64
-
-
-@pytest.fixture
-def paths(tmp_path: Path) -> GoldenPaths:
-    suite = golden_suite(tmp_path / "golden")
-    return GoldenPaths(cases_dir=suite / "cases", references_dir=suite / "references", reports_dir=suite / "reports")
 
 
 def _staging_passes(target: Target, ledger: Ledger, paths: GoldenPaths, image: str) -> None:

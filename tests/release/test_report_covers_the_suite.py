@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from release_support import StandInApi, golden_suite, standin_api, write_case
+from release_support import StandInApi, standin_api, write_case
 from test_gate_and_lock import NOW, RECORDED, THR, failed, report
 from test_promotion_partial_failure import A, B, Recorded, _staging_passes
 
@@ -16,12 +16,6 @@ from goldgate.release.gate import ErrorRate, PromotionRefused, evaluate
 from goldgate.release.ledger import Ledger
 from goldgate.release.promote import check_gate, promote
 from goldgate.release.verification import GoldenPaths, run_golden
-
-
-@pytest.fixture
-def paths(tmp_path: Path) -> GoldenPaths:
-    suite = golden_suite(tmp_path / "golden")
-    return GoldenPaths(cases_dir=suite / "cases", references_dir=suite / "references", reports_dir=suite / "reports")
 
 
 def _one_case(paths: GoldenPaths, tmp_path: Path) -> GoldenPaths:

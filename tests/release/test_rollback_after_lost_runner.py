@@ -10,19 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from release_support import StandInApi, golden_suite, standin_api
+from release_support import StandInApi, standin_api
 from test_promotion_partial_failure import A, B, C, Recorded, _broken_on, _staging_passes
 
 from goldgate.release.ledger import Ledger
 from goldgate.release.promote import promote
 from goldgate.release.rollback import rollback
 from goldgate.release.verification import GoldenPaths
-
-
-@pytest.fixture
-def paths(tmp_path: Path) -> GoldenPaths:
-    suite = golden_suite(tmp_path / "golden")
-    return GoldenPaths(cases_dir=suite / "cases", references_dir=suite / "references", reports_dir=suite / "reports")
 
 
 class RunnerLost(BaseException):
