@@ -15,26 +15,32 @@ must look like; `smoke: true` puts it in the subset run on PROD after a promotio
       min_bytes: 1000
       max_bytes: 20000000
       reference: sdxl-lighthouse.png   # in references/; defaults to <id>.png
-      max_hash_distance: 8             # dHash bits (0..64)
-      max_color_distance: 24           # mean colour difference of 8x8 thumbnails (0..255)
-      max_latency_s: 600               # defaults to the stack's golden_case_latency_s
+      max_hash_distance: 8             # dHash bits (0..63: at 64 every render would pass)
+      max_color_distance: 24           # mean colour difference of 8x8 thumbnails (0..254: at 255 every one would)
+      max_latency_s: 600               # at most, and by default, the stack's golden_case_latency_s
+
+Each case has a reference image of its own: `--update-references` writes every case's first render to its
+reference, so two cases naming one file would each overwrite the other's.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from goldgate.errors import GoldgateError
+from goldgate.release.perceptual import COLOR_MAX, HASH_BITS, MAX_PIXELS
 from goldgate.spec import read_yaml, show
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = REPO_ROOT / "scripts" / "golden-tests"
-_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # fullmatch only: `$` would let a trailing newline through
+_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,123}\.png")
+_CONTENT_TYPE = re.compile(r"image/[a-z0-9.+-]{1,127}")
 _MAX_CASE_FILE = 256 * 1024
 _CASE_KEYS = {"id", "workflow", "inputs", "expect", "smoke", "description"}
 _CASE_LIKE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -76,8 +82,10 @@ class GoldenCase:
         return self.expect.reference or f"{self.id}.png"
 
 
-def load_cases(cases_dir: Path = GOLDEN_DIR / "cases", smoke_only: bool = False) -> list[GoldenCase]:
-    """Every case in `cases_dir` (sorted by id), or only the smoke subset."""
+def load_cases(cases_dir: Path = GOLDEN_DIR / "cases", smoke_only: bool = False, *,
+               stack_latency_s: float | None = None) -> list[GoldenCase]:
+    """Every case in `cases_dir` (sorted by id), or only the smoke subset; with `stack_latency_s` (the stack's
+    golden_case_latency_s), a case asking for more time than that is refused too."""
     if not cases_dir.is_dir():
         raise CaseError(f"golden cases directory {cases_dir} does not exist")
     # A case saved as x.yml or x.json would never run, and the suite (the gate's too) would not miss it.
@@ -87,7 +95,12 @@ def load_cases(cases_dir: Path = GOLDEN_DIR / "cases", smoke_only: bool = False)
         raise CaseError(f"{cases_dir / stray[0]}: golden cases are read from *.yaml files only, so this one would "
                         f"never run: rename it to {Path(stray[0]).stem}.yaml"
                         + (f" (and {len(stray) - 1} more: {', '.join(stray[1:4])})" if len(stray) > 1 else ""))
-    cases = [load_case(p) for p in sorted(cases_dir.glob("*.yaml"))]
+    files = sorted(cases_dir.glob("*.yaml"))
+    # Opening a named pipe would wait for a writer for ever; a dangling link is named here, not as "missing".
+    odd = next((p for p in files if not p.is_file()), None)
+    if odd is not None:
+        raise CaseError(f"{odd}: not a regular file; a golden case is a YAML file (move it out of {cases_dir})")
+    cases = [load_case(p) for p in files]
     if not cases:
         raise CaseError(f"no golden cases (*.yaml) in {cases_dir}")
     seen: dict[str, str] = {}
@@ -95,11 +108,39 @@ def load_cases(cases_dir: Path = GOLDEN_DIR / "cases", smoke_only: bool = False)
         if c.id in seen:
             raise CaseError(f"{c.source}: case id {c.id!r} is also used by {seen[c.id]}")
         seen[c.id] = c.source
+    check_own_references(cases)
     if smoke_only:
         cases = [c for c in cases if c.smoke]
         if not cases:
             raise CaseError(f"no smoke cases in {cases_dir}: mark at least one case `smoke: true`")
+    if stack_latency_s is not None:
+        check_latency_limits(cases, stack_latency_s)
     return sorted(cases, key=lambda c: c.id)
+
+
+def check_own_references(cases: Iterable[GoldenCase]) -> None:
+    """Refuse two cases naming one reference image. `--update-references` writes each case's render to its
+    reference, so the last writer would win and the other case would be compared with a different render from
+    then on; a case meant to look like another keeps a copy of its own. Names are compared case-blind, as a
+    macOS or Windows checkout stores them."""
+    owner: dict[str, GoldenCase] = {}
+    for case in cases:
+        first = owner.setdefault(case.reference_name.casefold(), case)
+        if first is not case:
+            raise CaseError(f"{case.source}: expect.reference {case.reference_name} is also the reference of case "
+                            f"{first.id} ({first.source}); give each case its own reference image")
+
+
+def check_latency_limits(cases: Iterable[GoldenCase], stack_latency_s: float, stack: str | None = None) -> None:
+    """A case may tighten its stack's per-case latency limit (golden_case_latency_s), never loosen it: the
+    stack's limit is what its golden report and checklist vouch for."""
+    whose = f"stack {stack}'s" if stack else "the stack's"
+    for case in cases:
+        asked = case.expect.max_latency_s
+        if asked is not None and asked > stack_latency_s:
+            raise CaseError(f"{case.source}: expect.max_latency_s: {asked:g} s is more than {whose} "
+                            f"golden_case_latency_s ({stack_latency_s:g} s), the most a case may take; lower it "
+                            f"to at most {stack_latency_s:g} or raise the stack's limit")
 
 
 def load_case(path: Path) -> GoldenCase:
@@ -111,31 +152,36 @@ def load_case(path: Path) -> GoldenCase:
     if unknown:
         raise CaseError(f"{src}: unknown field(s) {_names(unknown)}")
     case_id = raw.get("id", path.stem)
-    if not isinstance(case_id, str) or not _ID.match(case_id):
-        raise CaseError(f"{src}: id {show(case_id)} must be lowercase letters, digits, '.', '_' or '-'")
+    if not isinstance(case_id, str) or not _ID.fullmatch(case_id):
+        where = "id" if "id" in raw else "the file name gives the case id"
+        raise CaseError(f"{src}: {where} {show(case_id)}: an id is 1 to 64 lowercase letters, digits, '.', '_' "
+                        "or '-'" + ("" if "id" in raw else "; rename the file or set `id:`"))
     workflow = raw.get("workflow")
-    if not isinstance(workflow, str) or not _ID.match(workflow):
+    if not isinstance(workflow, str) or not _ID.fullmatch(workflow):
         raise CaseError(f"{src}: workflow is required (a workflow id such as sdxl-txt2img)")
-    inputs = raw.get("inputs") or {}
+    # Left out (or empty, `inputs:`) means none; a list, a number or a string is a mistake, not "none".
+    inputs = {} if raw.get("inputs") is None else raw["inputs"]
     if not isinstance(inputs, Mapping) or not all(isinstance(k, str) for k in inputs):
         raise CaseError(f"{src}: inputs must be a mapping of parameter name to value")
     for name, value in inputs.items():
         # What a workflow parameter takes (a string, an integer, a number, true/false); anything else, a list,
         # NaN or a YAML alias bomb, would only fail later, in the job request.
         if not isinstance(value, str | int | float) or (isinstance(value, float) and not math.isfinite(value)):
-            raise CaseError(f"{src}: inputs.{name[:64]}: expected a string, a finite number or true/false, "
+            raise CaseError(f"{src}: inputs.{_names({name})}: expected a string, a finite number or true/false, "
                             f"got {show(value)}")
     smoke = raw.get("smoke", False)
     if not isinstance(smoke, bool):
         raise CaseError(f"{src}: smoke must be true or false")
-    return GoldenCase(id=case_id, workflow=workflow, inputs=dict(inputs), smoke=smoke, source=src,
-                      expect=_expectations(raw.get("expect") or {}, src))
+    expect = _expectations({} if raw.get("expect") is None else raw["expect"], src)
+    if not isinstance(raw.get("description", ""), str):
+        raise CaseError(f"{src}: description must be text")
+    return GoldenCase(id=case_id, workflow=workflow, inputs=dict(inputs), smoke=smoke, source=src, expect=expect)
 
 
 def _names(keys: set[Any]) -> str:
     """Unknown keys on one short line: a plain name as it is, anything else quoted and shortened, ten at most."""
     ordered = sorted(keys, key=str)
-    shown = [k if isinstance(k, str) and _ID.match(k) and len(k) <= 64 else show(k) for k in ordered[:10]]
+    shown = [k if isinstance(k, str) and _ID.fullmatch(k) else show(k) for k in ordered[:10]]
     return ", ".join(shown) + (f" and {len(ordered) - 10} more" if len(ordered) > 10 else "")
 
 
@@ -154,16 +200,24 @@ def _expectations(raw: Any, src: str) -> Expectations:
             raise CaseError(f"{src}: expect.{key}: expected an integer in [{lo}, {hi}], got {show(value)}")
         return value
 
+    def threshold(key: str, default: int, scale: int, what: str) -> int | None:
+        # A limit at the top of its scale passes every render: a golden test that cannot fail vouches for any digest.
+        value = raw.get(key, default)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= scale:
+            raise CaseError(f"{src}: expect.{key}: {show(value)} lets every render pass ({what} is at most {scale}); "
+                            f"the largest value that still tests something is {scale - 1}")
+        return integer(key, default, 0, scale - 1)
+
     status = raw.get("status", "completed")
     if status != "completed":
         raise CaseError(f"{src}: expect.status: only `completed` is supported (a golden case must succeed)")
     content_type = raw.get("content_type", "image/png")
-    if not isinstance(content_type, str) or not re.match(r"^image/[a-z0-9.+-]+$", content_type):
+    if not isinstance(content_type, str) or not _CONTENT_TYPE.fullmatch(content_type):
         raise CaseError(f"{src}: expect.content_type: expected an image media type, got {show(content_type)}")
     reference = raw.get("reference")
-    if reference is not None and (not isinstance(reference, str)
-                                  or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.png$", reference)):
-        raise CaseError(f"{src}: expect.reference: a PNG file name in references/ (no directories)")
+    if reference is not None and (not isinstance(reference, str) or not _REFERENCE.fullmatch(reference)):
+        raise CaseError(f"{src}: expect.reference: a PNG file name in references/ (no directories, at most "
+                        "128 characters)")
     latency = raw.get("max_latency_s")
     if latency is not None and (not isinstance(latency, int | float) or isinstance(latency, bool)
                                 or not 0 < latency <= 86_400):
@@ -172,9 +226,13 @@ def _expectations(raw: Any, src: str) -> Expectations:
                        width=integer("width", None, 1, 16_384), height=integer("height", None, 1, 16_384),
                        content_type=content_type, min_bytes=integer("min_bytes", 1, 1, 2**31),
                        max_bytes=integer("max_bytes", 50_000_000, 1, 2**33), reference=reference,
-                       max_hash_distance=integer("max_hash_distance", 8, 0, 64),
-                       max_color_distance=integer("max_color_distance", 24, 0, 255),
+                       max_hash_distance=threshold("max_hash_distance", 8, HASH_BITS, "a dHash distance"),
+                       max_color_distance=threshold("max_color_distance", 24, COLOR_MAX, "a mean colour difference"),
                        max_latency_s=float(latency) if latency is not None else None)
     if exp.min_bytes > exp.max_bytes:
         raise CaseError(f"{src}: expect.min_bytes exceeds expect.max_bytes")
+    if exp.width and exp.height and exp.width * exp.height > MAX_PIXELS:
+        # The runner refuses to decode a render that large, so such a case could never pass.
+        raise CaseError(f"{src}: expect.width x height is {exp.width * exp.height} pixels, more than the "
+                        f"{MAX_PIXELS} the golden runner decodes")
     return exp

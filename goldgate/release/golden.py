@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,9 +28,15 @@ import httpx
 
 from goldgate.errors import GoldgateError
 from goldgate.logs import now_rfc3339
-from goldgate.release.cases import GOLDEN_DIR, REPO_ROOT, GoldenCase
+from goldgate.release.cases import (
+    GOLDEN_DIR,
+    REPO_ROOT,
+    GoldenCase,
+    check_latency_limits,
+    check_own_references,
+)
 from goldgate.release.perceptual import ImageFacts, ImageUnreadable, color_distance, hamming, inspect_image
-from goldgate.release.report import build_report
+from goldgate.release.report import atomic_write, build_report
 from goldgate.spec import Thresholds
 
 TERMINAL = ("completed", "failed", "cancelled", "timed_out")
@@ -95,6 +102,10 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
         raise GoldgateError("no golden cases to run")
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
         raise GoldgateError(f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}, got {concurrency!r}")
+    # Refused before any job is sent (nothing billed, no reference written): the stack's per-case limit is the
+    # ceiling a case may only lower, and two cases sharing a reference would race to write it.
+    check_own_references(cases)
+    check_latency_limits(cases, target.thresholds.golden_case_latency_s, target.stack)
     started, t0 = now_rfc3339(), time.monotonic()
     headers = {"authorization": f"Bearer {access.token}", "user-agent": "goldgate-golden/1"}
     with httpx.Client(base_url=access.api_url, headers=headers, timeout=httpx.Timeout(30.0),
@@ -138,7 +149,8 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
              references_dir: Path, update_references: bool = False, poll_s: float = 0.25) -> dict[str, Any]:
     """Submit one case, wait for a terminal status, fetch and check every image."""
     check = Check()
-    limit = case.expect.max_latency_s or target.thresholds.golden_case_latency_s
+    ceiling = target.thresholds.golden_case_latency_s
+    limit = min(case.expect.max_latency_s or ceiling, ceiling)
     out: dict[str, Any] = {"id": case.id, "workflow_id": case.workflow, "smoke": case.smoke, "job_id": None,
                            "status": None, "latency_s": None, "max_latency_s": limit,
                            "worker_image_tag": None, "workflow_version": None, "images": [], "error": None}
@@ -249,7 +261,9 @@ def _check_results(client: httpx.Client, access: ApiAccess, case: GoldenCase, re
         check("image_count", False, f"results is not a list ({type(results).__name__}), expected {exp.images} image(s)")
         return
     check("image_count", len(results) == exp.images, f"{len(results)} image(s), expected {exp.images}")
-    for index, item in enumerate(results):
+    # The count has failed the case already: results past the expected ones are not fetched (a status listing
+    # thousands would hold the run for as many downloads).
+    for index, item in enumerate(results[:exp.images]):
         name = f"image[{index}]"
         if not isinstance(item, dict):
             check(name, False, "result entry is not an object")
@@ -285,14 +299,17 @@ def _check_reference(case: GoldenCase, data: bytes, facts: ImageFacts, check: Ch
                      references_dir: Path, update_references: bool) -> None:
     ref_path = references_dir / case.reference_name
     if update_references:
-        references_dir.mkdir(parents=True, exist_ok=True)
-        ref_path.write_bytes(data)
-        check("reference_updated", True, f"wrote {ref_path.name}")
-    if not ref_path.is_file():
+        _update_reference(ref_path, data, check)
+    try:
+        ref_bytes = _read_reference(ref_path)
+    except FileNotFoundError:
         check("perceptual_hash", False, f"no reference image {ref_path.name} in {references_dir}; create it "
                                         "deliberately with `goldgate golden <stack> --update-references`")
         return
-    ref_bytes = ref_path.read_bytes()
+    except (OSError, ImageUnreadable) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        check("perceptual_hash", False, f"reference {ref_path.name}: cannot read it ({detail})")
+        return
     # The file compared with, as it was read: the report says which references it vouches against.
     facts_out.update(reference=ref_path.name, reference_sha256=hashlib.sha256(ref_bytes).hexdigest())
     try:
@@ -307,6 +324,33 @@ def _check_reference(case: GoldenCase, data: bytes, facts: ImageFacts, check: Ch
           f"dHash distance {distance} to {ref_path.name} (max {case.expect.max_hash_distance})")
     check("color", colors <= case.expect.max_color_distance,
           f"mean colour difference {colors:g} to {ref_path.name} (max {case.expect.max_color_distance})")
+
+
+def _update_reference(ref_path: Path, data: bytes, check: Check) -> None:
+    # A render that failed a check already made (a stale worker image, wrong dimensions, too slow) would become
+    # what every later run is compared with; the report fails the case either way, the reference stays as it was.
+    if not check.passed:
+        check("reference_updated", False, f"{ref_path.name} left as it was: this render failed the checks above")
+        return
+    try:
+        ref_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(ref_path, data)
+    except OSError as exc:
+        check("reference_updated", False, f"cannot write {ref_path.name}: {exc.strerror or exc}")
+        return
+    check("reference_updated", True, f"wrote {ref_path.name}")
+
+
+def _read_reference(path: Path) -> bytes:
+    """The reference image's bytes; FileNotFoundError if there is none. Read no further than a render may be:
+    a reference replaced by something huge (or a link to a device) must not fill the runner's memory."""
+    if path.exists() and not path.is_file():
+        raise ImageUnreadable("not a regular file")
+    with path.open("rb") as fh:
+        data = fh.read(_MAX_RESULT_BYTES + 1)
+    if len(data) > _MAX_RESULT_BYTES:
+        raise ImageUnreadable(f"larger than {_MAX_RESULT_BYTES} bytes")
+    return data
 
 
 def _fetch(client: httpx.Client, access: ApiAccess, item: dict[str, Any]) -> tuple[bytes, str]:
@@ -379,10 +423,10 @@ def _api_error(resp: httpx.Response) -> str:
     try:
         err = resp.json().get("error")
         if isinstance(err, dict):
-            return f"{err.get('code')}: {err.get('message')}"
+            return _printable(" ".join(f"{err.get('code')}: {err.get('message')}".split())[:300])
     except (ValueError, AttributeError):
         pass
-    return resp.text[:200].replace("\n", " ")
+    return _printable(resp.text[:200].replace("\n", " "))
 
 
 def _brief(error: Any) -> str | None:
@@ -396,7 +440,14 @@ def _brief(error: Any) -> str | None:
         parsed = None
     if isinstance(parsed, dict) and parsed.get("error_message"):
         text = f"{parsed.get('error_type', 'error')}: {parsed['error_message']}"
-    return " ".join(text.split())[:300]
+    return _printable(" ".join(text.split())[:300])
+
+
+def _printable(text: str) -> str:
+    """Words from the worker or the API as they reach a terminal and the report: a control or format character
+    (an ANSI escape that clears the screen, a carriage return or a bidi override that disguises the line) is
+    shown as its escape instead of acting."""
+    return "".join(repr(ch)[1:-1] if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in text)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -6,6 +6,7 @@ shapes but lost, swapped or crushed colours is far from the reference in mean co
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
@@ -14,6 +15,12 @@ from goldgate.errors import GoldgateError
 
 # Decoding a hostile file must not exhaust memory: Pillow refuses beyond this many pixels.
 MAX_PIXELS = 64_000_000
+HASH_SIZE = 8
+HASH_BITS = HASH_SIZE * HASH_SIZE  # the largest dHash distance: every bit differs
+COLOR_MAX = 255  # the largest mean colour difference: black against white in every cell
+# What Pillow's decoders raise on a damaged file besides OSError: a broken PNG chunk mid-image is a SyntaxError.
+_DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, IndexError, TypeError, struct.error,
+                  Image.DecompressionBombError)
 
 
 class ImageUnreadable(GoldgateError):
@@ -50,11 +57,11 @@ def inspect_image(data: bytes) -> ImageFacts:
     except UnidentifiedImageError:  # Pillow's message names its in-memory buffer (an address), not the file
         raise ImageUnreadable(f"not a readable image (no image format Pillow knows; it begins {bytes(data[:8])!r})"
                               ) from None
-    except (OSError, Image.DecompressionBombError, ValueError) as exc:
+    except _DECODE_ERRORS as exc:
         raise ImageUnreadable(f"not a readable image ({type(exc).__name__}: {exc})") from None
 
 
-def dhash(img: Image.Image, size: int = 8) -> str:
+def dhash(img: Image.Image, size: int = HASH_SIZE) -> str:
     """Difference hash: grey, shrink to (size+1) x size, one bit per horizontal gradient sign."""
     grey = img.convert("L").resize((size + 1, size), Image.Resampling.LANCZOS)
     px = grey.load()

@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -92,10 +93,10 @@ def write_report(report: dict[str, Any], reports_dir: Path = REPORTS_DIR, latest
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     label = report["stack"] + ("" if report.get("suite") == "full" else f"-{report.get('suite')}")
     dated = reports_dir / f"{stamp}-{label}.json"
-    text = json.dumps(report, indent=2, sort_keys=True) + "\n"
-    _atomic_write(dated, text)
+    data = (json.dumps(report, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    atomic_write(dated, data)
     if latest:
-        _atomic_write(reports_dir / "latest.json", text)
+        atomic_write(reports_dir / "latest.json", data)
     return dated
 
 
@@ -137,7 +138,18 @@ def report_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` whole or not at all: a run killed, or a disk filled, while it writes leaves the
+    file as it was (the gate reads latest.json) and no partial copy beside it. The copy reaches the disk before it
+    takes the name, so a power cut cannot leave the name on an empty file; a symlink at `path` is replaced, not
+    followed."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

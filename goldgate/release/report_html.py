@@ -8,6 +8,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from goldgate.release.report import atomic_write
+
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d232a;max-width:70rem}
 h1{font-size:1.4rem}.pass{color:#17803d}.fail{color:#b42318}
@@ -101,7 +103,7 @@ def _case_row(case: dict[str, Any]) -> str:
 
 
 def write_html(report: dict[str, Any], json_path: Path) -> Path:
-    """Write `<report>.html` next to the JSON report."""
+    """Write `<report>.html` next to the JSON report (whole or not at all, as the JSON)."""
     out = json_path.with_suffix(".html")
-    out.write_text(render(report), encoding="utf-8")
+    atomic_write(out, render(report).encode("utf-8"))
     return out
