@@ -7,13 +7,14 @@ here; a job without its webhook is recovered by POST /api/admin/recover/<job_id>
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Awaitable, Callable
 
 from service import jobs, recover, routes
 from service.config import ServiceConfig
-from service.http import ApiError, Request, Response, json_response
+from service.http import ApiError, Request, Response, declares_over, json_response, resolve_path
 from service.logs import Logger, Sink, error_field, failure_logged, stdout_sink
 from service.ports import Database, ResultStore, RunPodGateway
 from service.signing import verify_webhook_signature
@@ -73,7 +74,7 @@ class App:
         """The most body bytes a request to `path` (raw) with `query_string` may carry; runtime adapters stop
         reading past it. Only a signed webhook delivery gets the webhook's larger limit: an anonymous caller
         cannot make the service read megabytes."""
-        if path == WEBHOOK_PATH and self._signed_webhook_job(Request("POST", path, query_string)) is not None:
+        if resolve_path(path) == WEBHOOK_PATH and self._signed_webhook_job(Request("POST", path, query_string)):
             return self._webhook_body_limit
         return self.config.max_body_bytes
 
@@ -95,6 +96,9 @@ class App:
     async def handle(self, request: Request) -> Response:
         """Answer one request; exactly one log line per request (events fold into it)."""
         started = time.perf_counter()
+        path = resolve_path(request.path)
+        if path != request.path:
+            request = dataclasses.replace(request, path=path)
         with self.log.request_line() as note:
             try:
                 response = await self._dispatch(request)
@@ -124,8 +128,7 @@ class App:
         """A 413 for a body over the request's limit: a signed webhook's (for `signed_job`) is the larger one,
         and refusing it loses RunPod's outcome for the job, so that is logged as an error to recover it."""
         limit = self.config.max_body_bytes if signed_job is None else self._webhook_body_limit
-        declared = request.header("content-length")
-        if len(request.body) > limit or (declared and declared.isdigit() and int(declared) > limit):
+        if len(request.body) > limit or declares_over(request.header("content-length"), limit):
             if signed_job is not None:
                 self.log.bind(**await routes.job_context(self, signed_job)).error(
                     "webhook.body_too_large", reason="body_too_large",

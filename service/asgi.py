@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
-from service.http import Request
+from service.http import Request, resolve_path
 from service.ports import StoreUnavailable
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -37,7 +38,7 @@ class AsgiService:
 
     async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         raw_path = scope.get("raw_path")
-        path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
+        path = resolve_path(raw_path.decode("latin-1") if raw_path else quote(scope["path"]))  # as the Worker sees it
         query_string = scope.get("query_string", b"").decode("latin-1")
         limit = self.app.body_limit(path, query_string)
         chunks: list[bytes] = []
@@ -55,7 +56,9 @@ class AsgiService:
         for k, v in scope.get("headers", []):  # a repeated field is one comma-joined list (RFC 9110 5.3)
             name, value = k.decode("latin-1").lower(), v.decode("latin-1")
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        request = Request(scope["method"], path, query_string, headers, b"".join(chunks))
+        # A GET or HEAD body has no meaning (RFC 9110 9.3.1); the Worker entry hands the core none, and so does this
+        body_in = b"" if scope["method"] in ("GET", "HEAD") else b"".join(chunks)
+        request = Request(scope["method"], path, query_string, headers, body_in)
         response = await self.app.handle(request)
         out_headers = [(k.encode("latin-1"), str(v).encode("latin-1")) for k, v in response.headers.items()]
         if more:
@@ -69,8 +72,13 @@ class AsgiService:
             await send({"type": "http.response.body", "body": bytes(body)})
             return
         await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+        # uvicorn drops what is sent to a client that went away without saying so: only a receive() running
+        # beside the stream learns of it, and the store read stops there instead of going to the object's end.
+        gone = asyncio.ensure_future(_disconnected(receive))
         try:
             async for chunk in body:
+                if gone.done():
+                    return
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except StoreUnavailable as exc:
             # The status and Content-Length are out: only a cut connection tells the client the body is not
@@ -81,4 +89,14 @@ class AsgiService:
                                                  http={"method": request.method[:16], "path": path[:512],
                                                        "status": response.status})
             raise
+        finally:
+            gone.cancel()
+            if hasattr(body, "aclose"):
+                await body.aclose()  # now, not when the garbage collector finds it: it closes the store's stream
         await send({"type": "http.response.body", "body": b""})
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns once the client has gone away (the request's body, if any is left, is read and dropped)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from service import retention
 from service.app import App, create_app
 from service.config import ConfigError, ServiceConfig
-from service.http import Request, Response, json_response
+from service.http import Request, Response, declares_over, json_response
 from service.logs import Logger, error_field, stdout_sink
 from service.ports import (
     HttpReply,
@@ -346,8 +346,7 @@ async def to_core_request(request: Any, body_limit: Callable[[str, str], int]) -
     headers = _headers(request)
     body = b""
     if request.method not in ("GET", "HEAD"):
-        declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_body_bytes:
+        if declares_over(headers.get("content-length"), max_body_bytes):
             body = b"\0" * (max_body_bytes + 1)  # refused by the core with 413, without reading it
         else:
             body = await _read_body(request, max_body_bytes)

@@ -12,10 +12,38 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+# A request path as a WHATWG URL parser leaves an http(s) URL's path: the Worker's runtime parses every request
+# URL so before the app sees it, the local server does not. "\\" separates segments as "/" does, and "." and ".."
+# segments, also written with %2e in any case, are resolved.
+_UNRESOLVED = re.compile(r"\\|/(?:\.|%2e)", re.IGNORECASE)
+_SINGLE_DOT = frozenset((".", "%2e"))
+_DOUBLE_DOT = frozenset(("..", ".%2e", "%2e.", "%2e%2e"))
+_SEPARATOR = re.compile(r"[/\\]")
+
+
+def resolve_path(path: str) -> str:
+    """`path` (raw, percent-encoded) with its dot segments resolved and "\\" read as "/", as a WHATWG URL
+    parser resolves it: the app sees one path for one request on every runtime. Other percent-encoding stays."""
+    if not path.startswith(("/", "\\")) or not _UNRESOLVED.search(path):
+        return path
+    pieces = _SEPARATOR.split(path)[1:]
+    segments: list[str] = []
+    for i, piece in enumerate(pieces, start=1):
+        dots = piece.lower()
+        if dots in _DOUBLE_DOT and segments:
+            segments.pop()
+        if dots in _DOUBLE_DOT or dots in _SINGLE_DOT:
+            if i == len(pieces):  # a dot segment at the end leaves the path ending in "/"
+                segments.append("")
+        else:
+            segments.append(piece)
+    return "/" + "/".join(segments)
+
 
 @dataclass(frozen=True)
 class Request:
-    """One HTTP request as the core sees it. `path` is the raw (still percent-encoded) path."""
+    """One HTTP request as the core sees it. `path` is the raw (still percent-encoded) path; the App reads it
+    with its dot segments resolved (`resolve_path`)."""
 
     method: str
     path: str
@@ -56,6 +84,17 @@ class Response:
     # A streamed body's logger, bound to what it is (the result's job): a body that breaks off mid-response is
     # logged on it by the runtime adapter, which knows nothing of jobs. None: the app's own logger.
     log: Any = None
+
+
+_DECIMAL = re.compile(r"[0-9]+")
+
+
+def declares_over(content_length: str | None, limit: int) -> bool:
+    """Whether a Content-Length field declares more than `limit` bytes. Only ASCII digits are a length (str.isdigit
+    takes '²', which int() refuses); a number too long for int() is over any limit."""
+    if content_length is None or not _DECIMAL.fullmatch(content_length):
+        return False
+    return len(content_length) > 18 or int(content_length) > limit
 
 
 _HEADER_EXTRAS = {"allow": "allow", "www_authenticate": "www-authenticate", "retry_after": "retry-after"}

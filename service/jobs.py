@@ -13,7 +13,7 @@ from service.ports import Database, Statement
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "timed_out"})
 STATUSES = ("queued", "in_progress", "completed", "failed", "cancelled", "timed_out")
-JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+JOB_ID = re.compile(r"^[0-9a-f]{32}\Z")  # \Z: $ also matches before a final newline (a "%0A" in a query)
 
 
 iso_ms = rfc3339_ms  # UTC RFC 3339 with milliseconds and Z: sorts lexically in time order, as SQL compares it
