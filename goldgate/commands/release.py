@@ -67,21 +67,35 @@ def _workflow_version(args: argparse.Namespace) -> str:
 
 def _engine(args: argparse.Namespace) -> str:
     engine = args.engine or ("docker" if args.repo else "local")
+    if engine == "local" and args.repo:
+        raise GoldgateError(f"--engine local builds a snapshot on this machine and pushes nothing: drop --repo "
+                            f"{args.repo}, or build with docker to push it there")
     if engine == "local" and args.target == "cloud":
         raise GoldgateError("the cloud target needs an image RunPod can pull: build with docker and push it, "
                             "--repo <registry>/<repository> (a local snapshot exists only on this machine)")
     return engine
 
 
-def do_build(args: argparse.Namespace, ledger: Ledger) -> builds.BuildResult:
+def _check_build(args: argparse.Namespace) -> tuple[str, Path, builds.ReleaseIdentity]:
+    """Everything about a build that can be refused without building: the engine and target, the context, and for
+    docker the repository name, the Dockerfile and the tag. Returns (engine, context, identity)."""
+    engine = _engine(args)
     context = Path(args.context).resolve()
     if not context.is_dir():
         raise GoldgateError(f"build context {context} is not a directory")
     identity = builds.identity_for(context, _workflow_version(args))
-    engine = _engine(args)
     if engine == "docker":
         if not args.repo:
             raise GoldgateError("--repo is required to build with docker (e.g. 127.0.0.1:5000/goldgate-worker)")
+        builds.check_repo(args.repo)
+        builds.check_dockerfile(context, args.dockerfile)
+    _ = identity.tag   # refuses a workflow_version that makes no valid tag
+    return engine, context, identity
+
+
+def do_build(args: argparse.Namespace, ledger: Ledger) -> builds.BuildResult:
+    engine, context, identity = _check_build(args)
+    if engine == "docker":
         try:
             import docker
 
@@ -196,9 +210,16 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 # -- history -----------------------------------------------------------------------------------
 
 def cmd_history(args: argparse.Namespace) -> int:
-    entries = [e.to_dict() for e in Ledger(_home(args)).entries()]
+    ledger = Ledger(_home(args))
+    read = ledger.entries()
+    unsigned = [e.seq for e in read if not e.authentic]
+    entries = [e.to_dict() for e in read]
     if args.limit:
         entries = entries[-args.limit:]
+    # With the ledger key, say which entries the gate and rollback will not trust (recorded without it, or forged).
+    signed = "" if not ledger.keyed else "; every entry has a valid MAC" if not unsigned else (
+        f"; {len(unsigned)} without a valid MAC for the ledger key (the gate and rollback do not trust them): "
+        + ("... " if len(unsigned) > 10 else "") + ", ".join(f"#{seq}" for seq in unsigned[-10:]))
 
     def render(rows: list[dict[str, Any]]) -> str:
         flat = [{"seq": r["seq"], "ts": r["ts"], "kind": r["kind"], "phase": r.get("phase", ""),
@@ -206,7 +227,7 @@ def cmd_history(args: argparse.Namespace) -> int:
                  "image": _short(r.get("prod_image") or r.get("image") or r.get("after")),
                  "trigger": r.get("trigger", "")} for r in rows]
         return table(flat, ["seq", "ts", "kind", "phase", "stack", "outcome", "image", "trigger"]) + \
-            f"\n{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}; hash chain verified"
+            f"\n{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}; hash chain verified{signed}"
     emit(args, entries, render)
     return 0
 
@@ -259,7 +280,7 @@ def cmd_release(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     home, ledger, trigger = _home(args), Ledger(_home(args)), detect_trigger(args.trigger)
     deployer = _deployer(args)
-    _engine(args)  # a build the target cannot run fails before any stack is touched
+    _check_build(args)  # a build that would be refused fails before any stack is touched
     _check_release_stacks(deployer, args.staging, args.prod)
     _paths(args)
     summary: dict[str, Any] = {"target": args.target, "home": str(home)}

@@ -5,7 +5,8 @@ sha256[:12]>`. A tag is never re-pointed: before pushing, the registry is asked 
 now; if it names other content the build is refused. The image carries the sha256 of what the build is made from
 (the build context docker is sent, and the Dockerfile) as a label, so a rebuild of the same source (a CI re-run on a
 fresh runner, where the builder's timestamps make other bytes) takes the image already pushed under the tag instead of
-being refused. The push stream is read to the end (the docker
+being refused; a tag that names an image built from other source is refused before the build (it would be after,
+and the build bakes many GB of models). The push stream is read to the end (the docker
 SDK does not raise on a failed push: an `error`/`errorDetail` line is the failure), and the digest
 comes from its final `aux` line. The push waits on the engine without a read timeout: the engine says nothing
 while the registry takes in a many-GB model layer, and a client that stops listening makes the engine give the push
@@ -173,14 +174,25 @@ def _dockerignore(context: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
+def check_repo(repo: str) -> None:
+    """Refuse a repository name docker would refuse, before any engine or registry is asked."""
+    if not _REPO.match(repo):
+        raise BuildFailed(f"{repo!r} is not an image repository name (e.g. 127.0.0.1:5000/goldgate-worker)")
+
+
+def check_dockerfile(context: Path, dockerfile: str) -> None:
+    """Refuse a Dockerfile that is not there, before any engine is asked."""
+    if not (context / dockerfile).is_file():
+        raise BuildFailed(f"no Dockerfile at {context / dockerfile}; --dockerfile is relative to --context")
+
+
 def build_docker(client: Any, context: Path, repo: str, identity: ReleaseIdentity, *,
                  dockerfile: str = "Dockerfile", progress: Callable[[str], None] | None = None) -> BuildResult:
     """Build `context`, refuse a re-pointed tag, push, and return the pushed digest ref. When the tag already
     names an image built from this exact source, return that one without building."""
     import docker.errors  # the SDK is only needed on the docker path
 
-    if not _REPO.match(repo):
-        raise BuildFailed(f"{repo!r} is not an image repository name (e.g. 127.0.0.1:5000/goldgate-worker)")
+    check_repo(repo)
     tag = identity.tag
     ref = f"{repo}:{tag}"
     source = source_sha256(context, dockerfile)
@@ -192,11 +204,17 @@ def build_docker(client: Any, context: Path, repo: str, identity: ReleaseIdentit
     if pushed is not None:
         if progress:
             progress(f"{ref} is already pushed as {repo}@{pushed}; pulling it to read which source it was built from")
-        if _pushed_source(client, f"{repo}@{pushed}") == source:
+        theirs = _pushed_source(client, f"{repo}@{pushed}")
+        if theirs == source:
             if progress:
                 progress(f"{ref} was pushed from this exact source as {repo}@{pushed}; taking it (a rebuild would "
                          "be other bytes under the same tag)")
             return BuildResult(f"{repo}@{pushed}", tag, repo, pushed, identity, "docker", reused=True)
+        if theirs is not None:   # a build from this source is other bytes: the push would be refused after it
+            raise TagConflict(f"{ref} already names {repo}@{pushed} in the registry, which was built from other "
+                              f"source than {context} ({'label ' + theirs[:12] if theirs else 'no ' + SOURCE_LABEL} "
+                              f"there, {source[:12]} here); tags are immutable: commit your change (a new commit "
+                              "gives a new tag) or bump workflow_version; nothing was built")
     if progress:
         progress(f"building {context} as {ref}")
     try:
@@ -234,9 +252,10 @@ def build_docker(client: Any, context: Path, repo: str, identity: ReleaseIdentit
 
 
 def _pushed_source(client: Any, image: str) -> str | None:
-    """The source sha256 label of `image` (repo@digest). The docker SDK reads labels only from a pulled image, and
-    the pull checks the bytes against the digest; it downloads what the rebuild it saves would (the models are most
-    of it). None when the registry no longer has the image (the build goes on and the tag check after it decides).
+    """The source sha256 label of `image` (repo@digest), "" when it has none (built before images carried it). The
+    docker SDK reads labels only from a pulled image, and the pull checks the bytes against the digest; it downloads
+    what the rebuild it saves would (the models are most of it). None when the registry no longer has the image (the
+    build goes on and the tag check after it decides).
     Any other failure is raised with the engine's words: a rebuild would be refused as "other source" and hide it."""
     import docker.errors
 
@@ -248,7 +267,7 @@ def _pushed_source(client: Any, image: str) -> str | None:
             if error is not None:
                 break
         else:
-            return (client.images.get(image).labels or {}).get(SOURCE_LABEL)
+            return str((client.images.get(image).labels or {}).get(SOURCE_LABEL) or "")
     except docker.errors.NotFound:
         return None
     except docker.errors.APIError as exc:

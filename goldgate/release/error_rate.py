@@ -4,6 +4,7 @@ which computes the same figure from D1 (the orchestrator holds no D1 credentials
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from goldgate.bounded_http import ResponseTooLarge, send_bounded
 from goldgate.errors import GoldgateError
 from goldgate.ops.fingerprint import connect_read_only
 from goldgate.release.gate import ErrorRate
@@ -19,6 +21,9 @@ from goldgate.release.gate import ErrorRate
 ERROR_STATUSES = ("failed", "timed_out")
 # A cap on rows scanned so a huge table cannot stall the gate; the newest rows matter.
 _MAX_ROWS = 500_000
+# The metrics answer is a few hundred bytes per image tag ever served: far below this. Anything longer (a proxy's
+# page, a body without end) is not read into memory whole.
+_MAX_ANSWER_BYTES = 4 * 1024 * 1024
 
 
 def from_sqlite(db_path: Path, stack: str, since: datetime) -> ErrorRate:
@@ -50,19 +55,24 @@ def from_sqlite(db_path: Path, stack: str, since: datetime) -> ErrorRate:
 def from_api(api_url: str, token: str, since: datetime) -> ErrorRate:
     """The service's own metrics endpoint (cloud target)."""
     try:
-        resp = httpx.get(f"{api_url.rstrip('/')}/api/metrics", params={"since": _iso(since)},
-                         headers={"authorization": f"Bearer {token}"}, timeout=30)
+        with httpx.Client(timeout=30) as client:
+            request = client.build_request("GET", f"{api_url.rstrip('/')}/api/metrics", params={"since": _iso(since)},
+                                           headers={"authorization": f"Bearer {token}"})
+            resp, content = send_bounded(client, request, _MAX_ANSWER_BYTES)
+    except ResponseTooLarge as exc:
+        raise GoldgateError(f"{api_url}/api/metrics answered {exc.status} with more than {_MAX_ANSWER_BYTES} bytes; "
+                            "is the URL the service's?") from None
     except httpx.HTTPError as exc:
         raise GoldgateError(f"cannot read STAGING metrics from {api_url}: {exc}") from None
     if resp.status_code != 200:
         raise GoldgateError(f"{api_url}/api/metrics answered {resp.status_code}")
     try:
-        body: Any = resp.json()
+        body: Any = json.loads(content)
         overall = body.get("overall", body)
         jobs = int(overall["count"])
         errors = int(overall.get("errors") if overall.get("errors") is not None
                      else round(float(overall.get("error_rate") or 0.0) * jobs))
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):  # 1e400 is infinity
         raise GoldgateError(f"{api_url}/api/metrics answered without `overall.count` and `errors`") from None
     if not 0 <= errors <= jobs:  # 7 errors in 0 jobs would read as a 0% error rate
         raise GoldgateError(f"{api_url}/api/metrics answered {errors} errors in {jobs} jobs, which cannot be")

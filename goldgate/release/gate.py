@@ -2,7 +2,8 @@
 now (and, when the caller names the digest it approved, only that one), and only with a passing, fresh
 golden report for exactly that digest, that a golden run on STAGING wrote and recorded in the ledger (so
 a report edited by hand opens nothing), a mean latency within the threshold, and STAGING's error rate
-within its threshold. Every failed condition is named.
+within its threshold. Every failed condition is named. With a ledger key in use, that golden run's ledger entry must
+carry a valid MAC: a forged entry appended to the ledger branch (its hash chain recomputed) opens nothing.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              redeployed_by: Mapping[str, Any] | None = None,
              rejected_by: Mapping[str, Any] | None = None, expected_image: str | None = None,
              suite: Collection[str] | None = None,
-             references: Mapping[str, str | None] | None = None) -> GateDecision:
+             references: Mapping[str, str | None] | None = None,
+             ledger_keyed: bool = False, recorded_problem: str | None = None) -> GateDecision:
     """Check the report and STAGING against the thresholds; never raises on a malformed report.
 
     `recorded` is the ledger's entry for the golden run that wrote this very report (matched by the
@@ -87,7 +89,9 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     debugging one case) is not taken for the golden tests. `references` is the sha256 of each reference image the
     suite compares with, as the gate's checkout holds it (None for a file it lacks): the report must have compared
     with those very files, so a run against another directory (`golden --references-dir` holding the candidate's
-    own renders, which compares each render with itself) does not open the gate."""
+    own renders, which compares each render with itself) does not open the gate. `ledger_keyed` says a ledger key is
+    in use; `recorded_problem` is then why `recorded` cannot be trusted (no MAC, or one that does not verify), None
+    when its MAC verifies."""
     now = now or datetime.now(UTC)
     conds: list[Condition] = []
 
@@ -151,6 +155,12 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
               f"on {staging_stack} for {report.get('image')}" if recorded is not None else
               "no golden run in the ledger wrote this report (it was edited, or comes from another state dir)")
              + f"; run `goldgate golden {staging_stack}`")
+    if ledger_keyed:
+        trusted = recorded is not None and recorded_problem is None
+        cond("report_authenticated", trusted,
+             f"ledger #{recorded.get('seq')} carries a valid MAC" if trusted and recorded is not None else
+             (recorded_problem or "no ledger entry to authenticate") + "; only a golden run recorded under the ledger "
+             f"key qualifies a digest: run `goldgate golden {staging_stack}` with the key set")
     # Fail closed: every report goldgate writes says whether the run rewrote the references.
     rewrote = report.get("references_updated") is not False or (
         recorded is not None and recorded.get("references_updated") is True)

@@ -2,7 +2,9 @@
 operator means by `--to`, and whether a promotion or rollback was interrupted part-way.
 
 A release is verified once PROD served it and its smoke cases passed there (a promotion or a
-rollback with outcome `promoted` / `rolled_back`). Only verified releases are rollback targets.
+rollback with outcome `promoted` / `rolled_back`). Only verified releases are rollback targets. With a ledger key in
+use, only an outcome whose MAC verifies makes a release verified: a forged "promoted" line appended to the ledger
+branch would otherwise become the target of the next rollback, the automatic one after a failed promotion included.
 """
 
 from __future__ import annotations
@@ -60,14 +62,23 @@ def verified_releases(entries: list[Entry], stack: str = "prod") -> list[Verifie
     """Each verified image once, ordered by when it was last verified (oldest first)."""
     ids = release_ids(entries)
     latest: dict[str, VerifiedRelease] = {}
-    for e in entries:
-        if (e.kind in ("promotion", "rollback") and e.get("phase") == "outcome"
-                and e.get("stack", "prod") == stack and e.get("outcome") in VERIFIED_OUTCOMES):
+    for e in _verifications(entries, stack):
+        if e.authentic:
             image = e.get("prod_image")
-            if image:
-                latest.pop(image, None)
-                latest[image] = VerifiedRelease(image, ids.get(image), e.ts, e.seq)
+            latest.pop(image, None)
+            latest[image] = VerifiedRelease(image, ids.get(image), e.ts, e.seq)
     return list(latest.values())
+
+
+def untrusted_verifications(entries: list[Entry], stack: str = "prod") -> list[Entry]:
+    """Outcomes that would verify a release but whose MAC is missing or wrong under the ledger key in use."""
+    return [e for e in _verifications(entries, stack) if not e.authentic]
+
+
+def _verifications(entries: list[Entry], stack: str) -> list[Entry]:
+    """The outcomes that say `stack` served an image with its smoke cases passing, authenticated or not."""
+    return [e for e in entries if e.kind in ("promotion", "rollback") and e.get("phase") == "outcome"
+            and e.get("stack", "prod") == stack and e.get("outcome") in VERIFIED_OUTCOMES and e.get("prod_image")]
 
 
 def last_verified(entries: list[Entry], exclude: str | None = None, stack: str = "prod") -> VerifiedRelease | None:
@@ -88,22 +99,37 @@ def resolve(entries: list[Entry], to: str, stack: str = "prod") -> VerifiedRelea
     """Find the verified release `to` names: a full ref, `sha256:<hex>`, a hex prefix, or a release id."""
     to = to.strip()
     verified = verified_releases(entries, stack)
-    if not verified:
-        raise UnknownRelease("the ledger holds no verified release yet: nothing to roll back to "
-                             "(a release becomes verified when a promotion's smoke cases pass on PROD)")
-    matches = [r for r in verified if to in (r.image, r.release_id)]
-    # A digest's hex is case-blind (copied from a tool that prints it in capitals); the stored ones are lowercase.
-    if not matches and _HEX.match(to.lower()):
-        hex_part = to.lower().removeprefix("sha256:")
-        matches = [r for r in verified if digest_of(r.image).removeprefix("sha256:").startswith(hex_part)]
+    matches = _named(verified, to)
     if len({m.image for m in matches}) > 1:
         raise UnknownRelease(f"{to!r} matches several verified releases "
                              f"({', '.join(m.image for m in matches)}); give the full digest")
+    if not matches:
+        ids = release_ids(entries)
+        unproven = [VerifiedRelease(e.get("prod_image"), ids.get(e.get("prod_image")), e.ts, e.seq)
+                    for e in untrusted_verifications(entries, stack)]
+        named = _named(unproven, to)
+        if named:
+            entry = next(e for e in entries if e.seq == named[-1].seq)
+            raise UnknownRelease(f"{to!r} is not a verified release: {entry.mac_problem()}; only a release verified "
+                                 "under the ledger key can be pinned on PROD (see `goldgate history`)")
+    if not verified:
+        raise UnknownRelease("the ledger holds no verified release yet: nothing to roll back to "
+                             "(a release becomes verified when a promotion's smoke cases pass on PROD)")
     if not matches:
         known = ", ".join(f"{r.release_id or '-'} ({r.image})" for r in reversed(verified[-5:]))
         raise UnknownRelease(f"{to!r} is not a verified release; only verified releases can be pinned on "
                              f"PROD. Recent ones: {known}. See `goldgate history`.")
     return matches[-1]
+
+
+def _named(releases: list[VerifiedRelease], to: str) -> list[VerifiedRelease]:
+    """The releases `to` names: by full ref or release id, else by digest or a prefix of its hex (case-blind: a
+    digest copied from a tool that prints it in capitals; the stored ones are lowercase)."""
+    matches = [r for r in releases if to in (r.image, r.release_id)]
+    if not matches and _HEX.match(to.lower()):
+        hex_part = to.lower().removeprefix("sha256:")
+        matches = [r for r in releases if digest_of(r.image).removeprefix("sha256:").startswith(hex_part)]
+    return matches
 
 
 def stale_pin(entries: list[Entry], pinned: str | None, stack: str = "prod") -> Entry | None:

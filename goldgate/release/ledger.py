@@ -11,6 +11,12 @@ In CI the ledger lives on a branch and the runner's copy dies with the runner: w
 a bash script (the workflows' LEDGER_SAVE), every append runs it before goldgate goes on, so a PROD change's
 intent is on the branch before PROD changes and the next job can reconcile a change whose runner was lost. A save
 that times out is the last one the process tries: the job's own save step saves what follows.
+
+The chain detects edits, not forgeries: whoever can write the file can append an entry and hash it. With
+GOLDGATE_LEDGER_KEY set (a CI secret), every entry appended also carries `mac`, an HMAC-SHA256 of its canonical form
+(which holds `prev`, so a MAC also pins everything before it) under that key, and each entry read says whether its MAC
+verifies (`Entry.authentic`). The gate and rollback trust only such entries for what they rely on; without the key
+every entry is taken as it is, as before. The key itself is never written, logged or passed to the save script.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import contextlib
 import fcntl
 import getpass
 import hashlib
+import hmac
 import json
 import os
 import signal
@@ -34,6 +41,9 @@ from goldgate.logs import now_rfc3339
 
 GENESIS = "0" * 64
 SAVE_ENV = "GOLDGATE_LEDGER_SAVE"
+KEY_ENV = "GOLDGATE_LEDGER_KEY"
+# An HMAC key is as strong as its guess space: `openssl rand -hex 32` gives 64 characters.
+_MIN_KEY_CHARS = 32
 # A save is a fetch and a push of one small file (seconds, three tries at most); each append waits for it, and a
 # rollback of a broken PROD must not wait minutes for a hung push.
 SAVE_TIMEOUT_S = 60
@@ -41,10 +51,21 @@ _save_timed_out = False   # set by this process's first save that timed out: it 
 KINDS = ("build", "deploy", "golden", "promotion", "rollback")
 # The largest line we will read back; anything bigger was not written by us.
 _MAX_LINE = 1_000_000
+# goldgate's own entries nest a few levels (a gate decision: conditions, each a mapping). Far deeper nesting is no
+# entry of ours, and printing it (`history --json`) would exhaust the interpreter's recursion limit.
+_MAX_DEPTH = 32
+# Fields the release code compares, sets and looks up by: each is text (or null) in every entry goldgate writes.
+_TEXT_FIELDS = ("stack", "image", "release_id", "before", "after", "pinned", "prod_image", "phase", "outcome",
+                "reason", "suite", "report_sha256", "target", "trigger")
+_ENTRY_KEYS = ("seq", "ts", "kind", "prev", "hash", "mac")
 
 
 class LedgerTampered(StateError):
     """The hash chain does not verify: a line was edited, removed or reordered."""
+
+
+class LedgerKeyInvalid(StateError):
+    """GOLDGATE_LEDGER_KEY is set but too short to authenticate anything."""
 
 
 @dataclass(frozen=True)
@@ -57,18 +78,49 @@ class Entry:
     fields: Mapping[str, Any]
     prev: str
     hash: str
+    mac: str | None = None
+    authentic: bool = True     # False only when a ledger key is in use and `mac` is missing or does not verify
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.fields.get(key, default)
 
     def to_dict(self) -> dict[str, Any]:
+        mac = {} if self.mac is None else {"mac": self.mac}
         return {"seq": self.seq, "ts": self.ts, "kind": self.kind, **self.fields,
-                "prev": self.prev, "hash": self.hash}
+                "prev": self.prev, "hash": self.hash, **mac}
+
+    def mac_problem(self) -> str | None:
+        """Why this entry cannot be trusted under the ledger key, in a few words; None when it can."""
+        if self.authentic:
+            return None
+        if self.mac is None:
+            return (f"ledger #{self.seq} ({self.kind}) carries no MAC: it was recorded without {KEY_ENV}, or not by "
+                    "goldgate")
+        return (f"ledger #{self.seq} ({self.kind}) has a MAC that does not verify with {KEY_ENV}: it was forged, or "
+                "recorded under another key")
+
+
+def _canonical(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
 
 
 def _digest(body: Mapping[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_canonical(body)).hexdigest()
+
+
+def _mac(key: bytes, body: Mapping[str, Any]) -> str:
+    return hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
+
+
+def key_from_env() -> bytes | None:
+    """GOLDGATE_LEDGER_KEY as bytes, None when unset or empty; a key too short to resist guessing is refused."""
+    text = os.environ.get(KEY_ENV) or ""
+    if not text:
+        return None
+    if len(text) < _MIN_KEY_CHARS:   # the length only: the key itself is never shown
+        raise LedgerKeyInvalid(f"{KEY_ENV} is {len(text)} characters long; use at least {_MIN_KEY_CHARS} (e.g. "
+                               "`openssl rand -hex 32`), or unset it")
+    return text.encode("utf-8", "surrogateescape")
 
 
 def detect_trigger(explicit: str | None = None) -> str:
@@ -87,15 +139,21 @@ def detect_trigger(explicit: str | None = None) -> str:
 
 
 class Ledger:
-    """Append and read `<home>/ledger.jsonl`."""
+    """Append and read `<home>/ledger.jsonl`. `key` authenticates entries (default: GOLDGATE_LEDGER_KEY)."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, key: bytes | None = None) -> None:
         self.path = Path(home) / "ledger.jsonl"
+        self._key = key if key is not None else key_from_env()
+
+    @property
+    def keyed(self) -> bool:
+        """Whether entries are authenticated: appended with a MAC, and trusted only with a valid one."""
+        return self._key is not None
 
     def append(self, kind: str, **fields: Any) -> Entry:
         if kind not in KINDS:
             raise ValueError(f"unknown ledger kind {kind!r}")
-        reserved = {"seq", "ts", "kind", "prev", "hash"} & set(fields)
+        reserved = set(_ENTRY_KEYS) & set(fields)
         if reserved:
             raise ValueError(f"ledger fields may not be named {sorted(reserved)}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,10 +169,12 @@ class Ledger:
                         **json.loads(json.dumps(fields, default=str)),
                         "prev": last.hash if last else GENESIS}
                 line = {**body, "hash": _digest(body)}
+                if self._key is not None:
+                    line["mac"] = _mac(self._key, body)
                 _write_line(fh.fileno(), (json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n").encode())
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-        entry = _entry(line)
+        entry = _entry(line, True)
         _save(entry)
         return entry
 
@@ -152,7 +212,10 @@ class Ledger:
             if not isinstance(line, dict) or "hash" not in line or not isinstance(line.get("ts"), str) \
                     or line.get("kind") not in KINDS:
                 raise LedgerTampered(f"{where}: not a ledger entry")
-            body = {k: v for k, v in line.items() if k != "hash"}
+            odd = _odd_field(line)
+            if odd:
+                raise LedgerTampered(f"{where}: {odd}; goldgate never writes such an entry: the ledger has been altered")
+            body = {k: v for k, v in line.items() if k not in ("hash", "mac")}
             if line.get("prev") != prev:
                 raise LedgerTampered(f"{where}: `prev` does not match the entry before it; "
                                      "an entry was removed, reordered or inserted")
@@ -160,7 +223,8 @@ class Ledger:
                 raise LedgerTampered(f"{where}: hash mismatch; entry {line.get('seq')} was edited")
             if line.get("seq") != seq + 1:
                 raise LedgerTampered(f"{where}: sequence {line.get('seq')} follows {seq}")
-            entry = _entry(line)
+            entry = _entry(line, self._key is None or (isinstance(line.get("mac"), str) and hmac.compare_digest(
+                line["mac"], _mac(self._key, body))))
             prev, seq = entry.hash, entry.seq
             yield entry
 
@@ -189,7 +253,8 @@ def _save(entry: Entry) -> None:
     if not script or _save_timed_out:
         return
     note = " ".join(str(word) for word in (entry.kind, entry.get("phase"), f"#{entry.seq}") if word)
-    env = {key: value for key, value in os.environ.items() if key != SAVE_ENV} | {"LEDGER_NOTE": note}
+    # The script only pushes a file: it gets neither itself (no save from within a save) nor the ledger key.
+    env = {key: value for key, value in os.environ.items() if key not in (SAVE_ENV, KEY_ENV)} | {"LEDGER_NOTE": note}
     try:
         code, said = _run_save(script, env)
     except subprocess.TimeoutExpired:
@@ -221,7 +286,29 @@ def _run_save(script: str, env: dict[str, str]) -> tuple[int, str]:
     return proc.returncode, said
 
 
-def _entry(line: Mapping[str, Any]) -> Entry:
-    fields = {k: v for k, v in line.items() if k not in ("seq", "ts", "kind", "prev", "hash")}
+def _odd_field(line: Mapping[str, Any]) -> str | None:
+    """What makes a parsed line unlike any entry goldgate writes (deep nesting, a non-text field the release code
+    looks things up by, a seq that is not a whole number); None when nothing does."""
+    if type(line.get("seq")) is not int:
+        return f"seq {str(line.get('seq'))[:40]!r} is not a whole number"
+    for name in (*_TEXT_FIELDS, "prev", "mac"):
+        if line.get(name) is not None and not isinstance(line[name], str):
+            return f"field {name!r} is {type(line[name]).__name__}, not text"
+    intent = line.get("intent_seq")
+    if intent is not None and type(intent) is not int:
+        return f"field 'intent_seq' is {type(intent).__name__}, not a whole number"
+    level: list[Any] = [line]
+    for _ in range(_MAX_DEPTH):
+        level = [v for item in level for v in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(v, dict | list)]
+        if not level:
+            return None
+    return f"values are nested more than {_MAX_DEPTH} levels deep"
+
+
+def _entry(line: Mapping[str, Any], authentic: bool) -> Entry:
+    fields = {k: v for k, v in line.items() if k not in _ENTRY_KEYS}
+    mac = line.get("mac")
     return Entry(seq=int(line["seq"]), ts=str(line["ts"]), kind=str(line["kind"]), fields=fields,
-                 prev=str(line["prev"]), hash=str(line["hash"]))
+                 prev=str(line["prev"]), hash=str(line["hash"]), mac=mac if isinstance(mac, str) else None,
+                 authentic=authentic)

@@ -92,8 +92,10 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     versions = {staging: staging_spec.workflow_version, prod: deployer.spec(prod).workflow_version}
     now = now or datetime.now(UTC)
     entries = ledger.entries()
-    recorded = next((e.to_dict() for e in reversed(entries)
-                     if e.kind == "golden" and e.get("report_sha256") == sha), None)
+    runs = [e for e in entries if e.kind == "golden" and e.get("report_sha256") == sha]
+    # A forged copy of a run's entry must not hide the run itself: an authenticated one is the evidence if any is.
+    run = next((e for e in reversed(runs) if e.authentic), runs[-1] if runs else None)
+    recorded = None if run is None else run.to_dict()
     superseded = None if recorded is None else next(
         (e.to_dict() for e in reversed(entries) if e.seq > recorded["seq"] and e.kind == "golden"
          and e.get("stack") == staging and e.get("suite") == "full" and e.get("image") == report.get("image")), None)
@@ -112,7 +114,8 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
                     recorded=recorded, workflow_versions=versions, superseded_by=superseded,
                     redeployed_by=_redeployed(entries, staging, staging_image),
                     rejected_by=rejected, expected_image=expected_image, suite=suite,
-                    references=references), report, sha
+                    references=references, ledger_keyed=ledger.keyed,
+                    recorded_problem=None if run is None else run.mac_problem()), report, sha
 
 
 def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path | None = None,
@@ -138,7 +141,8 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
             raise PromotionRefused(decision)
         # The smoke cases decide whether PROD keeps the candidate: cases that cannot run would fail the smoke
         # after PROD changed, and the automatic rollback's smoke too. Found out now, PROD is untouched.
-        load_cases(paths.cases_dir, smoke_only=True)
+        load_cases(paths.cases_dir, smoke_only=True,
+                   stack_latency_s=deployer.spec(prod).thresholds.golden_case_latency_s)
         image = str(decision.image)
         before = deployer.current_image(prod)
         rid = release_ids(ledger.entries()).get(image)
@@ -222,13 +226,15 @@ def _redeployed(entries: list[Entry], stack: str, pinned: str | None) -> dict[st
 
 
 def _deployed_at(entries: list[Entry], stack: str, image: str | None) -> datetime | None:
-    """When `image` was last deployed to `stack`, per the ledger: the error-rate window starts there."""
+    """When `image` was last deployed to `stack`, per the ledger: the error-rate window starts there. Only an
+    authenticated deploy counts when a ledger key is in use: a forged later one would hide the failures before it."""
     if image is None:
         return None
     for e in reversed(entries):
-        if e.kind == "deploy" and e.get("stack") == stack and e.get("after") == image:
+        if e.kind == "deploy" and e.get("stack") == stack and e.get("after") == image and e.authentic:
             try:
-                return datetime.fromisoformat(e.ts)
+                when = datetime.fromisoformat(e.ts)
             except ValueError:
                 return None
+            return when if when.tzinfo is not None else None   # goldgate writes UTC; a naive time compares with none
     return None

@@ -29,6 +29,7 @@ from goldgate.release.history import (
     release_ids,
     resolve,
     stale_pin,
+    untrusted_verifications,
     verified_releases,
 )
 from goldgate.release.ledger import Entry, Ledger
@@ -99,7 +100,9 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         if target.image == current and not _attempt_failed(entries, stack, current) and lost is None:
             raise GoldgateError(f"{stack} already runs {current}; nothing to roll back (name another release "
                                 "with --to)")
-        load_cases(paths.cases_dir, smoke_only=True)  # smoke cases that cannot run: refused before PROD changes
+        # Smoke cases that cannot run (or would ask for more time than the stack allows): refused before PROD changes
+        load_cases(paths.cases_dir, smoke_only=True,
+                   stack_latency_s=deployer.spec(stack).thresholds.golden_case_latency_s)
         outcome = rollback_locked(deployer, ledger, target.image, stack=stack, trigger=trigger,
                                   reason="manual", progress=progress, paths=paths)
     if not outcome.ok:
@@ -113,11 +116,17 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
 
 def _no_target(entries: list[Entry], stack: str, current: str | None) -> str:
     """Why there is no previous release, naming the one `goldgate history` lists as verified if there is one."""
+    runs = current or "nothing yet"
     earlier = [r for r in verified_releases(entries, stack) if r.image != current]
+    untrusted = [e for e in untrusted_verifications(entries, stack) if e.get("prod_image") != current]
+    if not earlier and untrusted:   # a ledger key is in use, and the releases before it are not vouched for by it
+        return (f"no earlier verified release to roll back to ({stack} runs {runs}): "
+                f"{untrusted[-1].mac_problem()}, and only releases verified under the ledger key are rollback "
+                "targets; see `goldgate history`")
     if not earlier:
-        return f"no earlier verified release to roll back to ({stack} runs {current}); see `goldgate history`"
+        return f"no earlier verified release to roll back to ({stack} runs {runs}); see `goldgate history`"
     newest = earlier[-1]
-    return (f"no earlier verified release to roll back to ({stack} runs {current}): a rollback took {stack} off "
+    return (f"no earlier verified release to roll back to ({stack} runs {runs}): a rollback took {stack} off "
             f"every earlier verified release since it was verified; the newest, {newest.release_id or '-'} "
             f"{newest.image}, can be pinned on purpose with `goldgate rollback --to {newest.release_id or newest.image}`")
 

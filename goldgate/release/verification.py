@@ -42,8 +42,9 @@ class GoldenRun:
 def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "full",
                paths: GoldenPaths = DEFAULT_PATHS, update_references: bool = False, trigger: str = "user",
                progress: Progress = lambda _m: None, concurrency: int = 8, poll_s: float = 0.25) -> GoldenRun:
-    cases = load_cases(paths.cases_dir, smoke_only=(suite == "smoke"))
     spec = deployer.spec(stack)
+    cases = load_cases(paths.cases_dir, smoke_only=(suite == "smoke"),
+                       stack_latency_s=spec.thresholds.golden_case_latency_s)
     access = deployer.api_access(stack)
     image = deployer.current_image(stack)
     progress(f"{suite} suite on {stack}: {len(cases)} case(s) against {access.api_url} (image {image})")

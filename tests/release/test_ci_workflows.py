@@ -52,8 +52,10 @@ def _piped_steps(workflow: dict) -> list[tuple[str, dict, dict]]:
 
 
 def _resolve(value: str, context: dict[str, str]) -> str:
-    """Evaluate the `${{ name }}` expressions of a step's env value from `context` (a test names each one)."""
-    return _EXPRESSION.sub(lambda m: context[m.group(1)], value)
+    """Evaluate the `${{ name }}` expressions of a step's env value from `context` (a test names each one); a secret
+    stands for itself (`<secrets.NAME>`): no test needs its value."""
+    return _EXPRESSION.sub(lambda m: f"<{m.group(1)}>" if m.group(1).startswith("secrets.") else context[m.group(1)],
+                           value)
 
 
 def _bash(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

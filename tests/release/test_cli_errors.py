@@ -92,6 +92,7 @@ def test_build_with_a_missing_context_or_no_engine(capsys: pytest.CaptureFixture
     code, _, err = run(capsys, tmp_path, "build", "--context", str(tmp_path / "missing"))
     assert code == 1 and "is not a directory" in one_error_line(err)
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     code, _, err = run(capsys, tmp_path, "build", "--engine", "docker", "--repo", "127.0.0.1:5000/w",
                        "--context", str(tmp_path))
     assert code == 1 and "cannot reach a Docker engine" in one_error_line(err)
