@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
-from goldgate.bounded_http import ResponseTooLarge, send_bounded
+from goldgate.bounded_http import DeadlinePassed, ResponseTooLarge, bearer_token, format_seconds, send_bounded
 from goldgate.cloudflare.errors import (
     CloudflareAuthError,
     CloudflareError,
@@ -28,6 +28,11 @@ DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
 # answer comes near this. Past it the body is not the API's (a proxy streaming without end) and the call
 # fails instead of hanging while memory grows.
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+# The longest one API exchange may take, its answer read to the end. D1 stops a query at 30 s and every
+# other v4 call here (a list page, an export or import step, a bookmark) answers at once; 5 minutes leaves
+# room for a large /query page over a slow link, and still ends a peer that trickles its answer a byte at a
+# time. Long work (an export, an import) is polled in many such calls, each under this bound.
+CALL_DEADLINE_S = 300.0
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
@@ -52,14 +57,21 @@ class CloudflareApi:
 
     def __init__(self, api_token: str, base_url: str = DEFAULT_API_BASE, *, timeout_s: float = 60.0,
                  transport: httpx.BaseTransport | None = None, attempts: int = 4, max_retry_after_s: float = 60.0,
-                 sleep: Callable[[float], None] = time.sleep, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
-        if not api_token:
+                 sleep: Callable[[float], None] = time.sleep, max_response_bytes: int = MAX_RESPONSE_BYTES,
+                 deadline_s: float = CALL_DEADLINE_S) -> None:
+        token = bearer_token(api_token or "")
+        if not api_token or token == "":
             raise CloudflareAuthError("no Cloudflare API token given: pass one with D1 Edit (and R2) permission "
                                       "(CLOUDFLARE_API_TOKEN, as wrangler uses)")
+        if token is None:
+            raise CloudflareAuthError("the Cloudflare API token holds a character no token has (a space, a line "
+                                      "break or a non-ASCII letter inside it): copy it again from the dashboard")
+        api_token = token
         self.base_url = base_url.rstrip("/")
         self.attempts = max(1, attempts)
         self.max_retry_after_s = max_retry_after_s
         self.max_response_bytes = max_response_bytes
+        self.deadline_s = deadline_s
         self._sleep = sleep
         self._token = api_token
         self._client = httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport,
@@ -135,6 +147,14 @@ class CloudflareApi:
                                       f"{self.max_response_bytes} bytes; it was not read further: that is no "
                                       f"Cloudflare API answer, check the API base URL ({self.base_url}) and any "
                                       "proxy in between", status=exc.status) from None
+            except DeadlinePassed as exc:
+                # Not retried: a peer this slow is as slow the next time, and a write may have been applied.
+                advice = ("retry later" if may_repeat else
+                          "it may have been applied: check its effect before running it again")
+                raise CloudflareError(
+                    f"{where} did not answer in full within {format_seconds(exc.deadline_s)} ({exc.received} "
+                    f"bytes of the answer had come): the Cloudflare API at {self.base_url}, or a proxy in "
+                    f"between, is sending it too slowly; {advice}", status=exc.status) from None
             except httpx.DecodingError as exc:
                 raise CloudflareError(self._scrub(
                     f"{where} answered with a body that cannot be decoded ({exc}): that is no Cloudflare API "
@@ -178,7 +198,7 @@ class CloudflareApi:
         to itself (through its stream), so a cached body, a whole /query page, would outlive the call until
         the cyclic garbage collector ran, and pages of a streamed table would pile up."""
         request = self._client.build_request(method, path, json=json, params=params)
-        return send_bounded(self._client, request, self.max_response_bytes)
+        return send_bounded(self._client, request, self.max_response_bytes, self.deadline_s)
 
     def _envelope(self, response: httpx.Response, content: bytes, where: str, attempts: int,
                   may_repeat: bool = True) -> dict[str, Any]:

@@ -10,6 +10,7 @@ Request and response shapes follow the v4 API as wrangler drives it: export is
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import secrets
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from goldgate.bounded_http import DeadlinePassed, format_seconds, send_bounded, transfer_deadline_s
 from goldgate.cloudflare.api import CloudflareApi, path_segment
 from goldgate.cloudflare.errors import CloudflareError, D1OperationFailed
 
@@ -28,6 +30,8 @@ PAGE_ROWS = 5_000  # rows per /query page when streaming a table; well under D1'
 # most databases an account may hold, so reaching it means the answer is not paging as documented.
 LIST_PER_PAGE = 1_000
 MAX_LIST_PAGES = 100
+MAX_DATABASE_BYTES = 10 * 1000 ** 3  # D1's limit: an export without a Content-Length is given time for this
+TRANSFER_ANSWER_BYTES = 1024 * 1024  # what of R2's answer to an upload is read (its ETag is in the headers)
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,8 @@ class D1Client:
 
     def __init__(self, api: CloudflareApi, account_id: str, *, poll_interval_s: float = 1.0,
                  operation_timeout_s: float = 1_800.0, sleep: Callable[[float], None] = time.sleep,
-                 transfer: httpx.Client | None = None) -> None:
+                 transfer: httpx.Client | None = None,
+                 transfer_deadline: Callable[[int], float] = transfer_deadline_s) -> None:
         self.api = api
         self.account_id = account_id
         self._account = path_segment(account_id, "account id")
@@ -74,6 +79,8 @@ class D1Client:
         self._sleep = sleep
         # Signed URLs point at R2, not the API: a separate client without the API token.
         self._transfer = transfer or httpx.Client(timeout=300.0)
+        # Seconds a download or upload of so many bytes may take (httpx bounds each read, not the whole).
+        self._transfer_deadline = transfer_deadline
 
     def _db(self, database_id: str, suffix: str = "") -> str:
         return f"/accounts/{self._account}/d1/database/{path_segment(database_id, 'D1 database id')}{suffix}"
@@ -107,8 +114,10 @@ class D1Client:
 
     # -- queries ------------------------------------------------------------------------------
     def query(self, database_id: str, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Rows of the last statement in `sql` (D1 runs several statements as one batch)."""
-        result = self.api.call("POST", self._db(database_id, "/query"), json={"sql": sql, "params": list(params)})
+        """Rows of the last statement in `sql` (D1 runs several statements as one batch). `params` bind the
+        positional placeholders (`?`, `?NNN`) as SQLite would bind them: str, int, float, bool or None."""
+        sql, texts = _as_text_params(sql, params, f"D1 /query on {database_id}")
+        result = self.api.call("POST", self._db(database_id, "/query"), json={"sql": sql, "params": texts})
         if not isinstance(result, list) or not result:
             raise CloudflareError(f"D1 /query on {database_id} returned no result set")
         for statement in result[:-1]:  # D1 stops a batch at its first failure; never pass one over
@@ -177,17 +186,25 @@ class D1Client:
         partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
         digest = hashlib.sha256()
         size = 0
+        started = time.monotonic()
         try:
             with self._transfer.stream("GET", url) as response:
                 if response.status_code != 200:
                     raise D1OperationFailed(f"downloading the D1 export answered {response.status_code}; the "
                                             "signed URL may have expired: run the export again")
                 announced = response.headers.get("Content-Length")
+                expected = int(announced) if announced and announced.isdigit() else MAX_DATABASE_BYTES
+                deadline_s = self._transfer_deadline(expected)
                 with partial.open("xb") as out:
                     for chunk in response.iter_bytes():
                         out.write(chunk)
                         digest.update(chunk)
                         size += len(chunk)
+                        if time.monotonic() - started > deadline_s:
+                            raise D1OperationFailed(
+                                f"downloading the D1 export did not finish within {format_seconds(deadline_s)} "
+                                f"({size} of {announced or 'an unknown number of'} bytes had come): the link "
+                                f"or R2 is too slow; nothing was written to {target}: run the export again")
                     # h11 already refuses a body shorter than its Content-Length; this says so in our words.
                     if announced and announced.isdigit() and response.num_bytes_downloaded != int(announced):
                         raise D1OperationFailed(
@@ -257,9 +274,16 @@ class D1Client:
         # The signed URL is R2's: a single PUT with its length announced (no chunked encoding), the body
         # read from the file a chunk at a time.
         size = len(sql) if isinstance(sql, bytes) else sql.stat().st_size
-        body = sql if isinstance(sql, bytes) else _file_chunks(sql)
+        deadline_s = self._transfer_deadline(size)
+        chunks = _byte_chunks(sql) if isinstance(sql, bytes) else _file_chunks(sql)
+        request = self._transfer.build_request("PUT", url, content=_paced(chunks, deadline_s),
+                                               headers={"Content-Length": str(size)})
         try:
-            response = self._transfer.put(url, content=body, headers={"Content-Length": str(size)})
+            response, _ = send_bounded(self._transfer, request, TRANSFER_ANSWER_BYTES, deadline_s)
+        except DeadlinePassed as exc:
+            raise D1OperationFailed(f"uploading the SQL file for import did not finish within "
+                                    f"{format_seconds(exc.deadline_s)} (the link or R2 is too slow); nothing was "
+                                    "imported: retry the import") from None
         except httpx.TransportError as exc:
             raise D1OperationFailed(f"uploading the SQL file for import failed ({type(exc).__name__}: {exc}); "
                                     "nothing was imported: retry the import") from None
@@ -298,10 +322,95 @@ class D1Client:
 TRANSFER_CHUNK = 1 << 20  # bytes read at a time from a file being hashed or uploaded
 
 
+def _as_text_params(sql: str, params: Sequence[Any], where: str) -> tuple[str, list[str]]:
+    """`sql` and `params` as the /query API documents them: params an array of strings, bound as TEXT.
+    A TEXT value compares and stores differently from a number (`length(name) > '3'` is never true; a column
+    without a type keeps '10' as text, sorting before '9'), so each placeholder given a number or None is
+    rewritten to turn its text back into that value: `+CAST(?N AS INTEGER)` / `+CAST(?N AS REAL)` /
+    `NULLIF(?N, '')`. The unary + drops the CAST's column affinity, so the expression compares as the bound
+    number would. Placeholders are numbered explicitly (?N) so the rewrite cannot shift them."""
+    if all(isinstance(p, str) for p in params):
+        return sql, list(params)
+    texts: list[str] = []
+    wrappers: list[str] = []
+    for index, value in enumerate(params, start=1):
+        if isinstance(value, str):
+            texts.append(value)
+            wrappers.append("?{}")
+        elif value is None:
+            texts.append("")
+            wrappers.append("NULLIF(?{}, '')")
+        elif isinstance(value, int):  # bool too: SQLite binds True as 1
+            texts.append(str(int(value)))
+            wrappers.append("+CAST(?{} AS INTEGER)")
+        elif isinstance(value, float) and math.isfinite(value):
+            texts.append(repr(value))
+            wrappers.append("+CAST(?{} AS REAL)")
+        else:
+            raise CloudflareError(f"{where}: parameter {index} is {type(value).__name__} {str(value)[:40]!r}; "
+                                  "D1's /query API binds text, numbers and NULL only: convert it (bytes to hex, "
+                                  "say)")
+    out: list[str] = []
+    last = 0
+    for start, end, index in _placeholders(sql):
+        out.append(sql[last:start])
+        out.append(wrappers[index - 1].format(index) if index <= len(wrappers) else sql[start:end])
+        last = end
+    out.append(sql[last:])
+    return "".join(out), texts
+
+
+def _placeholders(sql: str) -> Iterator[tuple[int, int, int]]:
+    """(start, end, number) of each `?` / `?NNN` in `sql` outside string literals, quoted names and comments,
+    numbered as SQLite numbers them (a bare `?` is one more than the largest number so far)."""
+    largest = 0
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c in "'\"`[":
+            close = "]" if c == "[" else c
+            i = sql.find(close, i + 1)
+            while i != -1 and close != "]" and sql.startswith(close * 2, i):  # '' inside '...' is one quote
+                i = sql.find(close, i + 2)
+            i = n if i == -1 else i + 1
+        elif sql.startswith("--", i):
+            i = n if (i := sql.find("\n", i)) == -1 else i + 1
+        elif sql.startswith("/*", i):
+            i = n if (i := sql.find("*/", i + 2)) == -1 else i + 2
+        elif c == "?":
+            end = i + 1
+            while end < n and sql[end].isdigit():
+                end += 1
+            number = int(sql[i + 1:end]) if end > i + 1 else largest + 1
+            largest = max(largest, number)
+            yield i, end, number
+            i = end
+        else:
+            i += 1
+
+
 def _file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as f:
         while chunk := f.read(TRANSFER_CHUNK):
             yield chunk
+
+
+def _byte_chunks(data: bytes) -> Iterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(view), TRANSFER_CHUNK):
+        yield bytes(view[start:start + TRANSFER_CHUNK])
+
+
+def _paced(chunks: Iterator[bytes], deadline_s: float) -> Iterator[bytes]:
+    """`chunks`, until `deadline_s` has passed since the first was asked for: a peer that takes the upload a
+    trickle at a time ends it instead of holding it for days."""
+    started = time.monotonic()
+    sent = 0
+    for chunk in chunks:
+        if time.monotonic() - started > deadline_s:
+            raise DeadlinePassed(None, sent, deadline_s)
+        yield chunk
+        sent += len(chunk)
 
 
 def _md5(sql: bytes | Path) -> str:

@@ -3,7 +3,8 @@
 Follows moto's split: `D1Backend` is the model (databases, bookmarks, export and import tasks),
 `D1StandIn` the wire format (the v4 envelope, the endpoints wrangler calls, signed URLs it serves
 itself). Binds 127.0.0.1 only. What it models: databases are SQLite in memory with foreign keys
-on; every committed write makes a new time-travel bookmark; the database list is paged as the v4
+on; `/query` params are strings only (the API's documented type; they bind as TEXT); every committed
+write makes a new time-travel bookmark; the database list is paged as the v4
 API documents (`page` >= 1, `per_page` 10..10000, `result_info` {page, per_page, count,
 total_count}); export answers `active` for a few polls before `complete` with a signed URL whose
 dump is written to a file and served in chunks, as R2 serves an object; import is init
@@ -548,8 +549,11 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
                 return None
             if rest == "/query" and method == "POST":
                 sql, params = body.get("sql"), body.get("params") or []
-                if not isinstance(sql, str) or not isinstance(params, list):
-                    raise D1ApiError(400, 7400, "sql must be a string and params a list")
+                # The API documents params as an array of strings, bound as TEXT: a number is refused here, so
+                # a client relying on D1 to keep it a number is caught before it meets the real service.
+                if not isinstance(sql, str) or not isinstance(params, list) or not all(
+                        isinstance(p, str) for p in params):
+                    raise D1ApiError(400, 7400, "sql must be a string and params an array of strings")
                 return backend.execute(db, sql, params)
             if rest == "/export" and method == "POST":
                 if body.get("output_format") != "polling":

@@ -9,15 +9,19 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
+import urllib3
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from goldgate.bounded_http import format_seconds, transfer_deadline_s
 from goldgate.cloudflare.errors import R2Error
 
 BACKUP_PREFIX = "backups/"
@@ -62,8 +66,11 @@ class R2Admin:
 
     def __init__(self, endpoint_url: str, bucket: str, access_key_id: str, secret_access_key: str, *,
                  multipart_threshold: int = MULTIPART_THRESHOLD, part_size: int = PART_SIZE,
-                 max_concurrency: int = 4) -> None:
+                 max_concurrency: int = 4,
+                 transfer_deadline: Callable[[int], float] = transfer_deadline_s) -> None:
         self.bucket = bucket
+        # Seconds reading an object of so many bytes may take (boto3 bounds each socket read, not the whole).
+        self._transfer_deadline = transfer_deadline
         self.endpoint_url = endpoint_url
         # "classic": s3transfer over this client (the CRT client would bypass the create-only hook below).
         self._transfer = TransferConfig(multipart_threshold=multipart_threshold, multipart_chunksize=part_size,
@@ -119,14 +126,26 @@ class R2Admin:
         partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
         digest = hashlib.sha256()
         size = 0
+        started = time.monotonic()
         try:
             answer = self._s3.get_object(Bucket=self.bucket, Key=key)
             recorded = (answer.get("Metadata") or {}).get(SHA256_METADATA)
+            expected = int(answer.get("ContentLength") or 0)
+            deadline_s = self._transfer_deadline(expected)
+            # botocore's StreamingBody.read(n) waits for all n bytes, so a peer trickling bytes would hold one
+            # read for days; the urllib3 response under it (pinned botocore) hands over what has arrived, so the
+            # deadline is checked as bytes come. urllib3 still refuses a body shorter than its Content-Length.
+            body = answer["Body"]._raw_stream
             with partial.open("xb") as out:
-                for chunk in answer["Body"].iter_chunks(READ_CHUNK):
+                while chunk := body.read1(READ_CHUNK):
                     out.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
+                    if time.monotonic() - started > deadline_s:
+                        body.close()
+                        raise R2Error(f"reading {key} from bucket {self.bucket} did not finish within "
+                                      f"{format_seconds(deadline_s)} ({size} of {expected} bytes had come): the "
+                                      f"link or R2 is too slow; nothing was written to {target}: read it again")
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(partial, target)
@@ -136,7 +155,7 @@ class R2Admin:
             if code in ("NoSuchKey", "404"):
                 raise R2Error(f"no object {key} in bucket {self.bucket}") from None
             raise R2Error(f"reading {key} from bucket {self.bucket} failed ({code})") from None
-        except BotoCoreError as exc:
+        except (BotoCoreError, urllib3.exceptions.HTTPError) as exc:
             partial.unlink(missing_ok=True)
             raise R2Error(f"reading {key} from bucket {self.bucket} failed after {size} bytes ({exc}); nothing "
                           f"was written to {target}: read it again") from None

@@ -42,7 +42,7 @@ from goldgate.runpod.resources import (
     ReleaseHistory,
     WorkerList,
 )
-from goldgate.runpod.transport import ClientBase, RetryPolicy, T, Transport
+from goldgate.runpod.transport import CALL_DEADLINE_S, ClientBase, RetryPolicy, T, Transport
 
 DEFAULT_CONTROL_BASE = "https://api.runpod.io"
 
@@ -52,11 +52,12 @@ class ControlPlaneClient(ClientBase):
 
     def __init__(self, api_key: str, base_url: str = DEFAULT_CONTROL_BASE, *, retry: RetryPolicy | None = None,
                  timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None,
-                 event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None) -> None:
+                 event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+                 deadline_s: float = CALL_DEADLINE_S) -> None:
         root = base_url.rstrip("/")
         root = root.removesuffix("/v2")
-        self._http = Transport(root, api_key, what="RunPod control plane", retry=retry,
-                               timeout_s=timeout_s, transport=transport, event_hooks=event_hooks)
+        self._http = Transport(root, api_key, what="RunPod control plane", retry=retry, timeout_s=timeout_s,
+                               transport=transport, event_hooks=event_hooks, deadline_s=deadline_s)
 
     # endpoints
 

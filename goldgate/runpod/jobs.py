@@ -22,11 +22,12 @@ from urllib.parse import quote
 import httpx
 
 from goldgate.runpod.errors import RunPodProtocolError
-from goldgate.runpod.transport import ClientBase, RetryPolicy, Transport
+from goldgate.runpod.transport import CALL_DEADLINE_S, ClientBase, RetryPolicy, Transport
 
 DEFAULT_DATA_BASE = "https://api.runpod.ai/v2"
 TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 JOB_STATUSES = frozenset({"IN_QUEUE", "IN_PROGRESS"}) | TERMINAL_STATUSES
+RUNSYNC_DEFAULT_WAIT_S = 90.0  # how long /runsync holds a call when not told (RunPod's default)
 
 
 @dataclass(frozen=True)
@@ -98,11 +99,12 @@ class DataPlaneClient(ClientBase):
     def __init__(self, api_key: str, endpoint_id: str, base_url: str = DEFAULT_DATA_BASE, *,
                  retry: RetryPolicy | None = None, timeout_s: float = 30.0,
                  transport: httpx.BaseTransport | None = None,
-                 event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None) -> None:
+                 event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+                 deadline_s: float = CALL_DEADLINE_S) -> None:
         self.endpoint_id = endpoint_id
         self._http = Transport(f"{base_url.rstrip('/')}/{_seg(endpoint_id, 'endpoint id')}", api_key,
                                what="RunPod serverless endpoint", retry=retry, timeout_s=timeout_s,
-                               transport=transport, event_hooks=event_hooks)
+                               transport=transport, event_hooks=event_hooks, deadline_s=deadline_s)
 
     @classmethod
     def for_endpoint_base(cls, api_key: str, endpoint_base: str, **kw: Any) -> DataPlaneClient:
@@ -120,9 +122,9 @@ class DataPlaneClient(ClientBase):
                 policy: JobPolicy | None = None, wait_ms: int | None = None) -> JobStatus:
         """Waits server-side (RunPod's default 90 s, or `wait_ms`); may return IN_QUEUE/IN_PROGRESS."""
         params = {"wait": int(wait_ms)} if wait_ms is not None else None
-        timeout = (wait_ms / 1000.0 + 30.0) if wait_ms is not None else 120.0
+        wait_s = wait_ms / 1000.0 if wait_ms is not None else RUNSYNC_DEFAULT_WAIT_S
         return self._read("POST", "/runsync", JobStatus.from_wire, json=_job_body(job_input, webhook, policy),
-                          params=params, timeout_s=timeout)
+                          params=params, timeout_s=wait_s + 30.0, wait_s=wait_s)
 
     def status(self, job_id: str) -> JobStatus:
         return self._read("GET", f"/status/{_seg(job_id)}", JobStatus.from_wire)

@@ -12,7 +12,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from goldgate.bounded_http import ResponseTooLarge, send_bounded
+from goldgate.bounded_http import DeadlinePassed, ResponseTooLarge, bearer_token, format_seconds, send_bounded
 from goldgate.runpod.errors import (
     RunPodAuthError,
     RunPodError,
@@ -28,6 +28,10 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # answers are small. Past it the body is not RunPod's (a proxy streaming without end) and the call fails
 # instead of hanging while memory grows.
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+# The longest one call may take, its answer read to the end (a call that waits server-side, /runsync, adds its
+# wait). Every REST v2 and data-plane answer is immediate; 2 minutes carries the largest (a 20 MB job output)
+# over a slow link, and still ends a peer that trickles its answer a byte at a time.
+CALL_DEADLINE_S = 120.0
 T = TypeVar("T")
 
 
@@ -72,16 +76,23 @@ class Transport:
                  timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None,
                  event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
-        if not api_key:
+                 max_response_bytes: int = MAX_RESPONSE_BYTES, deadline_s: float = CALL_DEADLINE_S) -> None:
+        key = bearer_token(api_key or "")
+        if not api_key or key == "":
             raise RunPodAuthError(f"no RunPod API key given for the {what}: set the stack's RunPod API key "
                                   "(runpod_api_key_file for local stacks, the Pulumi secret in the cloud)")
+        if key is None:
+            raise RunPodAuthError(f"the RunPod API key for the {what} holds a character no key has (a space, a "
+                                  "line break or a non-ASCII letter inside it): copy it again from the RunPod "
+                                  "console")
+        api_key = key
         self.base_url = base_url.rstrip("/")
         self.what = what
         self.retry = retry or RetryPolicy()
         self._api_key = api_key
         self._sleep = sleep
         self.max_response_bytes = max_response_bytes
+        self.deadline_s = deadline_s
         self._client = httpx.Client(
             base_url=self.base_url, timeout=timeout_s, transport=transport,
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json",
@@ -95,9 +106,10 @@ class Transport:
         return f"Transport({self.what} at {self.base_url})"
 
     def request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
-                timeout_s: float | None = None, redact: tuple[str, ...] = ()) -> Any:
+                timeout_s: float | None = None, redact: tuple[str, ...] = (), wait_s: float = 0.0) -> Any:
         """`redact`: values from the request body (a registry password) that no error message may show,
-        even when the server echoes them back in a validation error."""
+        even when the server echoes them back in a validation error. `wait_s`: how long the server may hold
+        the call on purpose (/runsync), added to the call's deadline."""
         method = method.upper()
         may_retry_failure = method in _IDEMPOTENT or self.retry.retry_unsafe
         where = f"{method} {self.base_url}{path}"
@@ -109,7 +121,14 @@ class Transport:
                 kwargs: dict[str, Any] = {"json": json, "params": params}
                 if timeout_s is not None:
                     kwargs["timeout"] = timeout_s
-                response, content = self._send(method, path, kwargs)
+                response, content = self._send(method, path, kwargs, self.deadline_s + wait_s)
+            except DeadlinePassed as exc:
+                # Not retried: a peer this slow is as slow the next time, and a POST may have been applied.
+                raise RunPodUnavailable(self._scrub(redact,
+                    f"{where} did not answer in full within {format_seconds(exc.deadline_s)} ({exc.received} "
+                    f"bytes of the answer had come): the {self.what}, or a proxy in between, is sending it too "
+                    "slowly; the request may or may not have been applied: read the resource before retrying"),
+                    status=exc.status) from None
             except ResponseTooLarge as exc:
                 raise RunPodProtocolError(self._scrub(redact,
                     f"{where} answered {exc.status} with a body of more than {self.max_response_bytes} bytes; it "
@@ -149,9 +168,11 @@ class Transport:
                 raise self._error(response, content, where, attempt, redact)
             return self._parse(response, content, where)
 
-    def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> tuple[httpx.Response, bytes]:
-        """The response and its body, read no further than `max_response_bytes`."""
-        return send_bounded(self._client, self._client.build_request(method, path, **kwargs), self.max_response_bytes)
+    def _send(self, method: str, path: str, kwargs: dict[str, Any], deadline_s: float
+              ) -> tuple[httpx.Response, bytes]:
+        """The response and its body, read no further than `max_response_bytes` nor past `deadline_s`."""
+        return send_bounded(self._client, self._client.build_request(method, path, **kwargs),
+                            self.max_response_bytes, deadline_s)
 
     def _parse(self, response: httpx.Response, content: bytes, where: str) -> Any:
         if response.status_code == 204 or not content:
