@@ -50,6 +50,8 @@ class Model:
         if self.status in ("completed", "failed", "cancelled", "timed_out"):
             if RANK[runpod_status] < 2:
                 return False, "out_of_order"
+            if new == self.status == "completed":
+                return False, "no_change"
             if not (new == "completed" and self.status in ("failed", "timed_out")):
                 return False, "terminal_conflict"
         elif RANK[runpod_status] < RANK[{"queued": "IN_QUEUE", "in_progress": "IN_PROGRESS"}[self.status]]:
