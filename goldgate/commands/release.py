@@ -222,7 +222,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         + ("... " if len(unsigned) > 10 else "") + ", ".join(f"#{seq}" for seq in unsigned[-10:]))
 
     def render(rows: list[dict[str, Any]]) -> str:
-        flat = [{"seq": r["seq"], "ts": r["ts"], "kind": r["kind"], "phase": r.get("phase", ""),
+        # A golden run has no phase: its suite (full or smoke) goes there, so a PROD smoke run and a full run differ.
+        flat = [{"seq": r["seq"], "ts": r["ts"], "kind": r["kind"], "phase": r.get("phase") or r.get("suite", ""),
                  "stack": r.get("stack", ""), "outcome": _outcome(r),
                  "image": _short(r.get("prod_image") or r.get("image") or r.get("after")),
                  "trigger": r.get("trigger", "")} for r in rows]

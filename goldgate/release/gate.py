@@ -195,8 +195,10 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
         cond("error_rate", False, "STAGING's error rate could not be read")
     elif error_rate.jobs <= 0:
         # The golden run's own jobs fall in the window: none at all means the metrics are not there to judge.
-        cond("error_rate", False, f"no STAGING jobs recorded since {error_rate.since}, not even the golden "
-                                  "run's: the error rate has no evidence (is job_metrics written?)")
+        cond("error_rate", False, f"no STAGING jobs recorded since {error_rate.since} (when STAGING's image was "
+                                  "deployed), not even a golden run's: the error rate has no evidence; run "
+                                  f"`goldgate golden {staging_stack}` on the image it runs now (if one ran since, "
+                                  "STAGING's job_metrics are not being written)")
     else:
         cond("error_rate", error_rate.rate <= thresholds.error_rate,
              f"{error_rate.failed} of {error_rate.jobs} STAGING jobs failed since {error_rate.since} "

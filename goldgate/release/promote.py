@@ -149,7 +149,7 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
         intent = ledger.append("promotion", phase="intent", stack=prod, image=image, release_id=rid, before=before,
                                report=str(report_path), report_sha256=sha, gate=decision.to_dict(),
                                trigger=trigger)
-        progress(f"gate passed; promoting {image} to {prod} (was {before})")
+        progress(f"gate passed; promoting {image} to {prod} (was {before or 'nothing: its first release'})")
         outcome, error, smoke_path, smoke_passed = deploy_and_smoke(deployer, ledger, prod, image, "promoted",
                                                                      trigger=trigger, progress=progress,
                                                                      paths=paths)

@@ -126,8 +126,8 @@ def _no_target(entries: list[Entry], stack: str, current: str | None) -> str:
     if not earlier:
         return f"no earlier verified release to roll back to ({stack} runs {runs}); see `goldgate history`"
     newest = earlier[-1]
-    return (f"no earlier verified release to roll back to ({stack} runs {runs}): a rollback took {stack} off "
-            f"every earlier verified release since it was verified; the newest, {newest.release_id or '-'} "
+    return (f"no verified release to roll back to ({stack} runs {runs}): a rollback took {stack} off each of "
+            f"the others since it was verified; the newest, {newest.release_id or '-'} "
             f"{newest.image}, can be pinned on purpose with `goldgate rollback --to {newest.release_id or newest.image}`")
 
 

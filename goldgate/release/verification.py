@@ -53,8 +53,9 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
     report = run_suite(cases, access, target, suite=suite, references_dir=paths.references_dir,
                        update_references=update_references, concurrency=concurrency, poll_s=poll_s,
                        progress=progress, image_now=lambda: deployer.current_image(stack))
-    # Only a full, ordinary run may become latest.json: that file is what the promotion gate reads.
-    latest = suite == "full" and not update_references
+    # Only a full, ordinary run on STAGING may become latest.json: that file is what the promotion gate reads, and a
+    # run on PROD (or any other stack) would put a report there that the gate must refuse (`report_stack`).
+    latest = suite == "full" and not update_references and spec.role == "staging"
     path = write_report(report, paths.reports_dir, latest=latest)
     html = write_html(report, path)
     if latest:
