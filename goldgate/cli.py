@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.metadata
 import os
@@ -11,6 +12,7 @@ import unicodedata
 from pathlib import Path
 from typing import NoReturn
 
+from goldgate.commands.output import to_devnull
 from goldgate.errors import GoldgateError
 
 # Each module registers its subcommands: `register(subparsers)`; a command's `func(args) -> int`.
@@ -100,6 +102,11 @@ def check_home(args: argparse.Namespace) -> None:
         raise GoldgateError(f"{via} {value!r} holds a control character (a newline, an escape sequence); set it to "
                             "the state directory's path")
     path = Path(value)
+    try:  # every command resolves it, and pathlib says a loop of links with a RuntimeError no command expects
+        path.resolve()
+    except RuntimeError:
+        raise GoldgateError(f"{via} {value}: its symbolic links form a loop; set it to the state directory's "
+                            "path") from None
     if path.exists() and not path.is_dir():
         raise GoldgateError(f"{via} {value}: Not a directory; the state dir (--home, GOLDGATE_HOME) must be a "
                             "directory, or not exist yet (it is then created)")
@@ -116,7 +123,38 @@ def _in_state_dir(args: argparse.Namespace, filename: object) -> bool:
         return True
 
 
+def _advice(args: argparse.Namespace, exc: OSError) -> str:
+    """What to check after `exc` on a path: the state dir or the path given, for what the error says is wrong."""
+    state_dir = _in_state_dir(args, exc.filename)
+    what = "the state dir (--home, GOLDGATE_HOME)" if state_dir else "that path"
+    if exc.errno == errno.ENAMETOOLONG:  # free space and permissions would be the wrong things to check
+        return f"shorten {what}: a name in it is longer than the file system allows"
+    if exc.errno == errno.ELOOP:
+        return f"check {what}: its symbolic links form a loop"
+    return ("check that the state dir (--home, GOLDGATE_HOME) is a writable directory with free space" if state_dir
+            else "check that path: a writable directory with free space")
+
+
+def _reopen_closed_std_fds() -> None:
+    """Put /dev/null on a closed stdin, stdout or stderr (`goldgate ... 2>&-`). With fd 2 closed, sys.stderr is None
+    and print(file=None) wrote progress and errors to stdout, into --json output; and a closed fd is the next one a
+    file takes, so a child process writing its output there would write into that file."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free fd: this one, as the lower ones are open
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 -- lives as long as the process
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 -- lives as long as the process
+
+
 def main(argv: list[str] | None = None) -> int:
+    _reopen_closed_std_fds()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # named with the usage of the command they were given to, not the top-level one
@@ -126,24 +164,28 @@ def main(argv: list[str] | None = None) -> int:
         check_home(args)
         return int(args.func(args) or 0)
     except GoldgateError as exc:
-        print(f"goldgate: error: {one_line(str(exc))}", file=sys.stderr)
-        return 1
+        return _failed(f"goldgate: error: {one_line(str(exc))}")
     except BrokenPipeError:  # `goldgate ... | head`: the reader left; not an error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        to_devnull(sys.stdout)
+        to_devnull(sys.stderr)  # or it was stderr's reader (`2>&1 | head`)
         return 0
     except OSError as exc:  # the state dir or a file in it (or another path given): unwritable, full, not a directory
         where = f" ({exc.filename})" if exc.filename else ""
-        advice = ("check that the state dir (--home, GOLDGATE_HOME) is a writable directory with free space"
-                  if _in_state_dir(args, exc.filename) else "check that path: a writable directory with free space")
-        print(one_line(f"goldgate: error: {exc.strerror or exc}{where}; {advice}"), file=sys.stderr)
-        return 1
+        return _failed(one_line(f"goldgate: error: {exc.strerror or exc}{where}; {_advice(args, exc)}"))
     except RecursionError:  # Path.mkdir(parents=True) recurses once per missing level: a path thousands deep
-        print("goldgate: error: a path is nested too deeply to create or read (thousands of levels); check --home, "
-              "GOLDGATE_HOME and the paths given", file=sys.stderr)
-        return 1
+        return _failed("goldgate: error: a path is nested too deeply to create or read (thousands of levels); check "
+                       "--home, GOLDGATE_HOME and the paths given")
     except KeyboardInterrupt:
-        print("goldgate: interrupted", file=sys.stderr)
-        return 130
+        return _failed("goldgate: interrupted", 130)
+
+
+def _failed(line: str, code: int = 1) -> int:
+    """`line` on stderr, and the exit code: a failure stays one when stderr's reader has left (`2>&1 | head`)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        to_devnull(sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

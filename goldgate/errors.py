@@ -13,3 +13,7 @@ class SpecError(GoldgateError):
 
 class StateError(GoldgateError):
     """Local state (a stack, an image, a lock) is not what the command needs."""
+
+
+class OutputError(GoldgateError):
+    """stdout cannot be written: a full disk or a failing device where the output is redirected."""

@@ -867,6 +867,9 @@ def local_stack_names(path: Path = LOCAL_STACKS_FILE, _raw: bool = False) -> Any
 
 def load_pulumi(name: str, directory: Path = STACKS_DIR) -> StackSpec:
     """A cloud stack from `stacks/Pulumi.<name>.yaml` (key `goldgate:spec`)."""
+    if not _NAME.fullmatch(name):  # before it is a path: `../prod` named "stacks/Pulumi.../prod.yaml" as missing
+        raise SpecError(f"{show(name)} is not a stack name (2-41 lowercase letters, digits and dashes, first a letter: "
+                        f"staging or prod); a cloud stack is {directory}/Pulumi.<stack>.yaml")
     path = directory / f"Pulumi.{name}.yaml"
     doc = read_yaml(path)
     config = doc.get("config") if isinstance(doc, Mapping) else None

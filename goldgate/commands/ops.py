@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from goldgate import spec as specs
-from goldgate.commands.output import add_json_flag, emit, progress
+from goldgate.commands.output import add_json_flag, emit, escape_controls, progress, say
 from goldgate.errors import GoldgateError, StateError
 from goldgate.local.platform import LocalPlatform
 
@@ -37,7 +39,8 @@ def _render_drill(d: dict[str, Any]) -> str:
         value = d.get(key)
         lines.append(f"  {label:<22} {'-' if value is None else f'{value:.2f} s'}")
     lines.append(f"  {'last write covered':<22} {d.get('last_write_at') or '-'}")
-    lines.append(f"  {'backup':<22} {d.get('backup') or '-'} ({d.get('backup_bytes') or 0} bytes)")
+    backup = f"{d['backup']} ({d.get('backup_bytes') or 0} bytes)" if d.get("backup") else "- (none taken)"
+    lines.append(f"  {'backup':<22} {backup}")
     rows = ", ".join(f"{t}={n}" for t, n in sorted((d.get("row_counts") or {}).items()))
     lines.append(f"  {'rows':<22} {rows or '-'}")
     for item in d.get("verified") or []:
@@ -127,9 +130,9 @@ def cmd_dr_restore(args: argparse.Namespace) -> int:
                          "so nothing writes while its database is replaced")
     target = platform.db_path(args.stack)
     kept = dr.restore_into_stack(backup, target, args.stack, args.from_stack)
-    print(f"{args.stack}: restored {args.backup} into {target} (verified)")
+    say(escape_controls(f"{args.stack}: restored {args.backup} into {target} (verified)"))
     if kept != target:
-        print(f"{args.stack}: the previous database is kept at {kept}")
+        say(escape_controls(f"{args.stack}: the previous database is kept at {kept}"))
     return 0
 
 
@@ -194,6 +197,19 @@ def _cloud_prune(args: argparse.Namespace) -> Any:
 
 # -- metrics --------------------------------------------------------------------------------------
 
+def _since(text: str) -> str:
+    """--since checked as it is parsed: a malformed time is a usage error (exit 2) like any other argument's, and is
+    caught before the database is opened or the cloud asked for it."""
+    from service.metrics import MetricsError, normalize_since
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty or blank; give a value")
+    try:
+        return normalize_since(text) or text
+    except MetricsError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("since ")) from None
+
+
 def cmd_metrics(args: argparse.Namespace) -> int:
     from goldgate.ops import metrics_report
 
@@ -205,12 +221,14 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if args.html:
         out = Path(args.html)
         _check_html_target(out)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        # A short name of its own: the report's name with a prefix and suffix could pass the file system's limit.
+        tmp = out.with_name(f".goldgate-metrics.{os.getpid()}.tmp")
         try:  # written beside it, then renamed: a failed write never leaves half a report over the old one
             tmp.write_text(metrics_report.render_html(report), encoding="utf-8")
             os.replace(tmp, out)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
             raise GoldgateError(f"cannot write {out}: {exc.strerror}") from None
         progress(f"wrote {out}")
     emit(args, report, metrics_report.render_text)
@@ -224,9 +242,13 @@ _HTML_REPORT_TITLE = "<title>goldgate metrics:"
 def _check_html_target(out: Path) -> None:
     """--html FILE replaces only a report goldgate wrote: a typo must not overwrite another file (as root,
     `--html /etc/passwd` did), and a FIFO would block the write forever."""
-    if not out.exists():
+    try:
+        mode = out.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):  # a new file (or a path the write will say is wrong)
         return
-    if not out.is_file():
+    except OSError as exc:  # a name too long, a loop of links, a directory it may not search
+        raise GoldgateError(f"--html {out}: {exc.strerror}; name a new .html file") from None
+    if not stat.S_ISREG(mode):
         raise GoldgateError(f"--html {out} is not a regular file; name a new .html file")
     try:
         with out.open("rb") as fh:
@@ -309,12 +331,31 @@ _METRICS_CLOUD_HELP = (
     "environment (never printed); the account id comes from stacks/Pulumi.<stack>.yaml")
 
 
+CLOUDFLARE_API_BASE = "https://api.cloudflare.com/client/v4"
+
+
+def _api_base(text: str) -> str:
+    """The Cloudflare API base (hidden: tests point it at a stand-in), checked as it is parsed: an unclosed IPv6
+    bracket was a traceback from the HTTP client, and an ftp:// base a call that "may have been applied"."""
+    import httpx
+
+    try:
+        url = httpx.URL(text)
+        ok = url.scheme in ("http", "https") and bool(url.host) and (url.port is None or 0 < url.port < 65536)
+    except httpx.InvalidURL:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(f"{text[:100]!r} is not an http(s) URL of the Cloudflare API (its base is "
+                                         f"{CLOUDFLARE_API_BASE})")
+    return text
+
+
 def _add_cloud_flags(p: argparse.ArgumentParser, cloud_help: str) -> None:
     p.add_argument("--target", choices=("local", "cloud"), default="local",
                    help="local (default): the local deployment under --home. " + cloud_help)
     p.add_argument("--stacks-dir", help="cloud: where Pulumi.<stack>.yaml live (default: the repository's stacks/)")
     p.add_argument("--database-id", help="cloud: the D1 uuid (default: looked up by the stack's database name)")
-    p.add_argument("--cloudflare-api-base", default="https://api.cloudflare.com/client/v4", help=argparse.SUPPRESS)
+    p.add_argument("--cloudflare-api-base", type=_api_base, default=CLOUDFLARE_API_BASE, help=argparse.SUPPRESS)
 
 
 def add_d1_arguments(p: argparse.ArgumentParser, cloud_help: str) -> None:
@@ -322,7 +363,7 @@ def add_d1_arguments(p: argparse.ArgumentParser, cloud_help: str) -> None:
     p.add_argument("--cloud", action="store_true", help=cloud_help)
     p.add_argument("--database-id", help="the D1 database uuid (cloud)")
     p.add_argument("--account-id", help="Cloudflare account id (default: the stack's Pulumi spec)")
-    p.add_argument("--api-base", default="https://api.cloudflare.com/client/v4", help=argparse.SUPPRESS)
+    p.add_argument("--api-base", type=_api_base, default=CLOUDFLARE_API_BASE, help=argparse.SUPPRESS)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -375,7 +416,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = add("metrics", cmd_metrics, "P50/P95/P99 queue, run and end-to-end time, error rate and cost, per release")
     p.add_argument("stack", help="staging or prod (stacks/local.yaml; stacks/Pulumi.<stack>.yaml for the cloud)")
-    p.add_argument("--since", help="only jobs created at or after this time (ISO 8601)")
+    p.add_argument("--since", type=_since, help="only jobs created at or after this time (ISO 8601, UTC if no offset)")
     p.add_argument("--html", metavar="FILE", help="also write an HTML report with charts to FILE")
     _add_cloud_flags(p, _METRICS_CLOUD_HELP)
     add_json_flag(p)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from goldgate.errors import OutputError
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -17,9 +20,35 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> None:
     if getattr(args, "json", False):
-        print(json.dumps(_finite(data), indent=2, sort_keys=True, default=str, allow_nan=False))
+        say(json.dumps(_finite(data), indent=2, sort_keys=True, default=str, allow_nan=False))
     else:
-        print(_encodable(escape_controls(render(data), keep="\n\t"), sys.stdout))
+        say(_encodable(escape_controls(render(data), keep="\n\t"), sys.stdout))
+
+
+def say(text: str) -> None:
+    """`text` as a line on stdout, flushed: a write that fails where stdout is redirected (a full disk) is an
+    OutputError naming stdout, not an OSError the CLI blamed on the state dir, or a short output's failed flush
+    at exit, which Python reports as "Exception ignored" with exit code 120."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # the reader left (`| head`): the CLI ends quietly
+    except OSError as exc:
+        to_devnull(sys.stdout)
+        raise OutputError(f"cannot write the output to stdout: {exc.strerror or exc}; check where it is "
+                          "redirected (a full disk?)") from None
+
+
+def to_devnull(stream: Any) -> None:
+    """Point `stream` (stdout, stderr) at /dev/null once writing it failed: what is still buffered would fail again
+    when Python flushes it at exit ("Exception ignored", exit code 120)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+    except (OSError, ValueError):  # no file descriptor (a capture in tests): nothing is flushed at exit
+        pass
 
 
 def _encodable(text: str, stream: Any) -> str:
@@ -60,8 +89,13 @@ def escape_controls(text: str, keep: str = "") -> str:
 
 
 def progress(message: str) -> None:
-    """Progress on long steps goes to stderr so --json output stays parseable; one line each."""
-    print(_encodable(f"… {escape_controls(message)}", sys.stderr), file=sys.stderr, flush=True)
+    """Progress on long steps goes to stderr so --json output stays parseable; one line each. Stderr that cannot be
+    written (its reader left: `2>&1 | head`) must not stop a step half-way, a promotion between its pin and its
+    smoke test: the rest of the progress is dropped and the work goes on."""
+    try:
+        print(_encodable(f"… {escape_controls(message)}", sys.stderr), file=sys.stderr, flush=True)
+    except OSError:
+        to_devnull(sys.stderr)
 
 
 def _cell(value: Any) -> str:

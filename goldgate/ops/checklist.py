@@ -317,9 +317,11 @@ def golden_against_staging(f: Facts) -> Verdict:
     image = f.images.get("staging")
     stack_ok = f.golden.get("stack") == "staging" or (f.specs.get("staging") and
                                                        f.golden.get("stack") == f.specs["staging"].name)
+    staging = f"STAGING runs {image}" if image else "STAGING has no pinned image (`goldgate deploy staging`)"
     return _ok(bool(stack_ok) and f.golden.get("image") == image,
                f"golden suite ran against STAGING ({f.golden.get('image')}) via `goldgate golden staging`",
-               f"the report is for stack {f.golden.get('stack')!r} image {f.golden.get('image')}, STAGING runs {image}")
+               f"the report is for stack {f.golden.get('stack')!r} image {f.golden.get('image') or '(none named)'}, "
+               f"{staging}")
 
 
 def golden_report_latest(f: Facts) -> Verdict:

@@ -517,7 +517,7 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
             with ControlPlaneClient(key, spec.cloud.runpod_api_base) as control:
                 state = read_endpoint(control, lambda eid, k=key, b=base: DataPlaneClient(k, eid, b), spec, pinned)
         except GoldgateError as exc:
-            spec_errors[role] = f"{name}: {exc}"
+            spec_errors[role] = str(exc) if name == role else f"{name}: {exc}"  # the line names the role
             images[role] = running_image(pinned, None)
             continue
         endpoints[role] = state

@@ -586,6 +586,7 @@ def test_cli_checklist_cloud_with_a_wrong_runpod_key_fails_the_lines_with_the_re
     data = json.loads(out.out)
     separate = next(c for c in data["checks"] if c["id"] == "staging_separate")
     assert separate["status"] == "fail" and "401" in separate["evidence"]
+    assert "staging: staging:" not in separate["evidence"]  # the stack is named once
     assert wrong not in out.out + out.err
 
 

@@ -58,8 +58,10 @@ def test_cli_prints_a_table_and_json(home, capsys):
 def test_since_filters_and_a_bad_since_is_one_line_error(home, capsys):
     assert main(["metrics", "staging", "--home", str(home), "--since", "2026-11-01T00:08:21Z", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["overall"]["count"] == 500
-    assert main(["metrics", "staging", "--home", str(home), "--since", "yesterday-ish"]) == 1
-    assert "goldgate: error: since must be an ISO 8601 time" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # a usage error, as argparse reports one
+        main(["metrics", "staging", "--home", str(home), "--since", "yesterday-ish"])
+    assert exited.value.code == 2
+    assert "goldgate metrics: error: argument --since: must be an ISO 8601 time" in capsys.readouterr().err
 
 
 def test_a_stack_without_a_database_is_a_clear_error(tmp_path, capsys):
