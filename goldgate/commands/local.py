@@ -44,10 +44,23 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     platform = _platform(args)
-    stacks = specs.local_stack_names(platform.stacks_file) if args.stack == "all" else [args.stack]
-    for stack in stacks:
-        platform.down(stack, progress)
-    print(f"down: {', '.join(stacks)}")
+    if args.stack != "all":
+        platform.down(args.stack, progress)
+        print(f"down: {args.stack}")
+        return 0
+    # Every stack: one that cannot be stopped is named with the reason, and the others are still stopped.
+    stopped, failed = [], []
+    for stack in specs.local_stack_names(platform.stacks_file):
+        try:
+            platform.down(stack, progress)
+        except GoldgateError as exc:
+            failed.append(f"{stack}: {exc}")
+        else:
+            stopped.append(stack)
+    if stopped:
+        print(f"down: {', '.join(stopped)}")
+    if failed:
+        raise StateError(f"not stopped: {'; '.join(failed)}")
     return 0
 
 

@@ -18,7 +18,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from goldgate.errors import StateError
+from goldgate.local.state import read_small_bytes, read_small_text
 from goldgate.logs import JsonLogger
+
+MAX_RECORD_BYTES = 1024 * 1024  # an object's key and metadata: S3 caps the key at 1 KiB, user metadata at 2 KiB
+MAX_OBJECT_BYTES = 5 * 1024**3  # R2's single PUT limit: no object the bucket took is bigger
 
 
 class DurableBucket:
@@ -53,9 +58,13 @@ class DurableBucket:
         out = []
         for meta in sorted(self.root.glob("*.json")) if self.root.is_dir() else []:
             try:
-                record = json.loads(meta.read_text(encoding="utf-8"))
-                out.append((record["key"], meta.with_suffix(".bin").read_bytes(), dict(record["metadata"])))
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+                # Read as state files are: a FIFO in a record's place would hang the host's start for good.
+                record = json.loads(read_small_text(meta, MAX_RECORD_BYTES) or "null")
+                body = read_small_bytes(meta.with_suffix(".bin"), MAX_OBJECT_BYTES)
+                if body is None:
+                    raise FileNotFoundError(f"{meta.with_suffix('.bin').name} is missing")
+                out.append((record["key"], body, dict(record["metadata"])))
+            except (OSError, StateError, ValueError, KeyError, TypeError) as exc:
                 self.log.warning("object_store.unreadable", message=f"{meta}: {type(exc).__name__}: {exc}; skipped")
         return out
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from goldgate import spec as specs
 from goldgate.errors import StateError
-from goldgate.local.state import StackDir, default_home, read_json
+from goldgate.local.state import StackDir, default_home, open_log, read_json
 from goldgate.migrations import discover as discover_migrations
 from goldgate.runpod.control import ControlPlaneClient
 from goldgate.spec import StackSpec
@@ -159,7 +159,8 @@ def _check_writable(stack: str, d: StackDir) -> None:
     log cannot be written (so it could not say why it died)."""
     probe = d.root / ".write-probe"
     try:
-        with open(probe, "wb") as f:
+        probe.unlink(missing_ok=True)  # goldgate's own scratch name: whatever is there (a FIFO would block) goes
+        with open(probe, "xb") as f:
             f.write(bytes(PROBE_BYTES))
             f.flush()
             os.fsync(f.fileno())
@@ -357,13 +358,14 @@ class LocalPlatform:
         self._stop_leftovers(stack, progress)
         d.ensure()
         _check_writable(stack, d)
+        d.check_logs()
         # No host runs now, so no RunPod does: a job still waiting for its webhook lost it when the last one
         # stopped (a crash says nothing at the time; `down` said so already, and this repeats until settled).
         self._report_unsettled(stack, d, progress, "of the stack's last run never settled",
                                "Once it is up, ")
         d.state_file.unlink(missing_ok=True)
         progress(f"{stack}: starting object store, RunPod emulator and API service")
-        log = open(d.logs_dir / "stackhost.stderr.log", "a")  # noqa: SIM115
+        log = open_log(d.logs_dir / "stackhost.stderr.log", f"goldgate up {stack}")
         log_size = log.tell()
         proc = subprocess.Popen(
             [sys.executable, "-m", "goldgate.local.stackhost", "--stack", stack, "--home", str(self.home),

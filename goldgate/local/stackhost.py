@@ -39,10 +39,11 @@ from botocore.config import Config as BotoConfig
 from moto.server import ThreadedMotoServer
 
 from goldgate import spec as specs
+from goldgate.errors import GoldgateError
 from goldgate.local import image_store
 from goldgate.local.lifeline import Lifeline
 from goldgate.local.object_store import DurableBucket
-from goldgate.local.state import StackDir, write_json_atomic, write_private
+from goldgate.local.state import StackDir, open_log, write_json_atomic, write_private
 from goldgate.logs import JsonLogger
 from goldgate.migrations import MIGRATIONS_DIR, apply_sqlite
 from service.sockets import listening_socket
@@ -59,7 +60,7 @@ class StackHost:
         self.dir.ensure()
         self.home = home
         self.spec = specs.load_local(stack, stacks_file)
-        self.log = JsonLogger("orchestrator", open(self.dir.logs_dir / "stackhost.jsonl", "a"),  # noqa: SIM115
+        self.log = JsonLogger("orchestrator", open_log(self.dir.logs_dir / "stackhost.jsonl", f"goldgate up {stack}"),
                               stack=stack, workflow_version=self.spec.workflow_version)
         # The service's listening socket, kept by the host for the stack's life (the service's own binder).
         self.listener = listening_socket("127.0.0.1", 0)
@@ -156,7 +157,7 @@ class StackHost:
         ready = self.dir.root / "service.ready"  # the new process writes its port here once it serves
         ready.unlink(missing_ok=True)
         fd = self.listener.fileno()
-        out = open(self.dir.logs_dir / "service.jsonl", "a")  # noqa: SIM115
+        out = open_log(self.dir.logs_dir / "service.jsonl", f"goldgate up {self.spec.name}")
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "goldgate.local.lifeline", "service.local_server", "--config", str(config_path),
@@ -263,8 +264,9 @@ class StackHost:
                 self.stopping.wait(0.2)
             return 0
         except Exception as exc:  # noqa: BLE001 -- the host reports why it could not start, then cleans up
-            write_json_atomic(self.dir.state_file, {"status": "failed", "pid": os.getpid(),
-                                                    "error": f"{type(exc).__name__}: {exc}"})
+            # A GoldgateError's message is the whole story; anything else is named by its type.
+            error = str(exc) if isinstance(exc, GoldgateError) else f"{type(exc).__name__}: {exc}"
+            write_json_atomic(self.dir.state_file, {"status": "failed", "pid": os.getpid(), "error": error})
             self.log.error("stack.failed", error={"type": type(exc).__name__, "message": str(exc)})
             return 1
         finally:
@@ -305,7 +307,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stackhost: error: stack {args.stack} already has a host process (pid {holder}); "
               f"`goldgate down {args.stack}` stops it", file=sys.stderr)
         return 2
-    return StackHost(args.stack, args.home, args.stacks_file).run()
+    try:
+        host = StackHost(args.stack, args.home, args.stacks_file)
+    except GoldgateError as exc:  # said where `goldgate up` looks, in one line: it started nothing yet
+        write_json_atomic(StackDir(args.home, args.stack).state_file, {"status": "failed", "pid": os.getpid(),
+                                                                       "error": str(exc)})
+        print(f"stackhost: error: {exc}", file=sys.stderr)
+        return 2
+    return host.run()
 
 
 if __name__ == "__main__":

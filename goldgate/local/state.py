@@ -17,6 +17,7 @@ Layout (`$GOLDGATE_HOME` or `./.goldgate`):
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -26,12 +27,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from goldgate.errors import StateError
 from goldgate.logs import now_rfc3339
 
 MAX_SECRET_BYTES = 4096  # a secret goldgate makes is 64 hex characters
+# The logs a stack's processes append to, besides one worker-<id>.log per RunPod worker.
+STACK_LOGS = ("stackhost.stderr.log", "stackhost.jsonl", "service.jsonl", "runpod-emulator.jsonl")
 SECRET_NAMES = ("api_token", "webhook_secret", "runpod_api_key", "s3_access_key_id", "s3_secret_access_key")
 
 
@@ -41,22 +44,51 @@ def default_home() -> Path:
 
 def write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read (secrets, configs holding secrets)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+    _write(path, text, 0o600)
     os.chmod(path, 0o600)
 
 
 def write_json_atomic(path: Path, data: Any, private: bool = False) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     text = json.dumps(data, indent=2, sort_keys=True)
+    # The temp name is goldgate's own: what a crashed write left there (or a FIFO put in its place) is replaced.
+    tmp.unlink(missing_ok=True)
     if private:
         write_private(tmp, text)
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
+        _write(tmp, text, 0o644)
     os.replace(tmp, path)
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    """Write `text` over the file at `path`; one that is not a regular file is refused, not waited on (a FIFO
+    would block the writer until a reader came: forever)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode,
+                       "not a file goldgate can write (nothing was written to it)", None)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _open_regular(path: Path, flags: int, mode: int, what: str, again: str | None) -> int:
+    """An fd of the regular file at `path` (opened with `flags`, created with `mode`), opened without blocking:
+    anything else there is a StateError saying it is `what`, and to remove it and run `again`."""
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK, mode)
+    except OSError as exc:
+        if exc.errno not in (errno.ENXIO, errno.EISDIR, errno.EOPNOTSUPP):  # ENXIO: a FIFO no one reads, a socket
+            raise
+        try:
+            kind = _kind(os.stat(path).st_mode)
+        except OSError:
+            kind = "not a regular file"
+        raise StateError(f"{path} is {kind}, {what}; remove it and {_run_again(again)}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise StateError(f"{path} is {_kind(info.st_mode)}, {what}; remove it and {_run_again(again)}")
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    return fd
 
 
 MAX_STATE_BYTES = 1024 * 1024  # state.json and pin.json are a few hundred bytes; anything this big is not one
@@ -72,10 +104,10 @@ def _run_again(again: str | None) -> str:
     return f"run `{again}` again" if again else "run the command again"
 
 
-def read_small_text(path: Path, max_bytes: int, again: str | None = None) -> str | None:
-    """The text of a small file goldgate keeps under the home, or None when there is none. Opened without
-    blocking and checked before it is read: a FIFO put in its place would block the command forever (no writer
-    ever comes), a directory or device is not one, and a huge file is not read into memory."""
+def read_small_bytes(path: Path, max_bytes: int, again: str | None = None) -> bytes | None:
+    """The bytes of a file goldgate keeps under the home, or None when there is none. Opened without blocking
+    and checked before it is read: a FIFO put in its place would block the command forever (no writer ever
+    comes), a directory or device is not one, and a file over `max_bytes` is not read into memory."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -95,10 +127,28 @@ def read_small_text(path: Path, max_bytes: int, again: str | None = None) -> str
     if len(raw) > max_bytes:  # it grew after the look
         raise StateError(f"{path} is over {max_bytes} bytes, not a goldgate record (it was not read); "
                          f"remove it and {_run_again(again)}")
+    return raw
+
+
+def read_small_text(path: Path, max_bytes: int, again: str | None = None) -> str | None:
+    """The UTF-8 text of a small file goldgate keeps under the home, or None when there is none (as
+    `read_small_bytes`)."""
+    raw = read_small_bytes(path, max_bytes, again)
+    if raw is None:
+        return None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise StateError(f"{path} is corrupt ({str(exc)[:200]}); {_run_again(again)}") from None
+
+
+def open_log(path: Path, again: str | None = None, binary: bool = False) -> IO[Any]:
+    """A log file opened for append (created when missing). A FIFO put in its place would block the opener until
+    a reader came (forever), and a directory, a socket or a device is no log: each is refused with a StateError
+    naming it and `again`, the command to run once it is removed, and left as it is (it may be someone's)."""
+    fd = _open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644,
+                       "not a log file goldgate can append to (nothing was written to it)", again)
+    return os.fdopen(fd, "ab") if binary else os.fdopen(fd, "a", encoding="utf-8")
 
 
 def read_json(path: Path, again: str | None = None) -> Any | None:
@@ -282,6 +332,14 @@ class StackDir:
     @property
     def logs_dir(self) -> Path:
         return self.root / "logs"
+
+    def check_logs(self) -> None:
+        """Every log the stack's processes will append to can be opened: one that cannot (a FIFO, a directory
+        in its place) is refused now, in one line, not found by a host that would hang on it or die saying
+        so only in a log of its own."""
+        names = {*STACK_LOGS, *(p.name for p in self.logs_dir.glob("worker-*.log"))}
+        for name in sorted(names):
+            open_log(self.logs_dir / name, f"goldgate up {self.stack}").close()
 
     @property
     def workers_dir(self) -> Path:

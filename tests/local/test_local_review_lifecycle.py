@@ -31,32 +31,34 @@ def _hosts(home: Path) -> list[int]:
 
 def test_ctrl_c_of_up_while_it_waits_stops_the_host_it_started(home: Path) -> None:
     d = StackDir(home, "prod")
-    d.logs_dir.mkdir(parents=True)
-    # The host's own log, as a FIFO with no reader yet: the host blocks opening it, so `up` is surely still
-    # waiting when the operator presses Ctrl-C (a real host is as slow on a loaded machine).
-    held = d.logs_dir / "stackhost.jsonl"
-    os.mkfifo(held)
     up = subprocess.Popen([sys.executable, "-m", "goldgate.cli", "up", "prod", "--home", str(home)], cwd=REPO,
                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    reader = None
+    host = None
     try:
         assert wait_until(lambda: _hosts(home), 60), "`up` started no host"
+        host = _hosts(home)[0]
+        # The host stopped (SIGSTOP) while it starts: `up` is surely still waiting when the operator presses
+        # Ctrl-C (a real host is as slow on a loaded machine).
+        os.kill(host, signal.SIGSTOP)
+        assert not d.state_file.exists(), "the host was ready before it could be held"
         up.send_signal(signal.SIGINT)  # what Ctrl-C sends to the terminal's foreground process group
+        assert wait_until(lambda: _pending(host, signal.SIGTERM) or up.poll() is not None, 60), \
+            "the interrupted `up` did not stop the host it started"
+        os.kill(host, signal.SIGCONT)  # let it go on: it takes the SIGTERM `up` sent
         _, err = up.communicate(timeout=60)
         assert up.returncode == 130, err
         assert "Traceback" not in err, err
-        # Let a host that is still there go on: nothing holds it back any more.
-        reader = os.open(held, os.O_RDONLY | os.O_NONBLOCK)
         assert wait_until(lambda: not processes_naming(str(home)), 30), \
             f"the interrupted `up` left its host starting the stack: {processes_naming(str(home))}"
         assert not LocalPlatform(home).status("prod").running
         assert not d.state_file.exists()
     finally:
+        if host is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(host, signal.SIGCONT)
         if up.poll() is None:
             up.kill()
             up.communicate()
-        if reader is not None:
-            os.close(reader)
 
 
 def _pending(pid: int, sig: int) -> bool:

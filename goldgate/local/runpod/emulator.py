@@ -31,7 +31,7 @@ from goldgate.local.runpod.fleet import (
 )
 from goldgate.local.runpod.server import RunPodApp, RunPodHTTPServer
 from goldgate.local.runpod.webhooks import WebhookDispatcher
-from goldgate.local.state import write_json_atomic
+from goldgate.local.state import open_log, write_json_atomic
 
 
 class RunPodEmulator:
@@ -51,7 +51,11 @@ class RunPodEmulator:
         workers_dir = Path(config.workers_dir) if config.workers_dir else own / "workers"  # type: ignore[operator]
         shutil.rmtree(workers_dir, ignore_errors=True)  # a killed run's workers left theirs: none of them lives on
         workers_dir.mkdir(parents=True)
-        self._log_stream = open(self.logs_dir / "runpod-emulator.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        try:
+            self._log_stream = open_log(self.logs_dir / "runpod-emulator.jsonl")
+        except StateError:
+            self._remove_own_dir()
+            raise
         self.log = EventLog(self._log_stream, config.stack)
         self.backend = RunPodBackend(config, on_finished=self._finished, on_crash=self._crash, on_event=self._event)
         if config.state_file and Path(config.state_file).exists():

@@ -25,6 +25,7 @@ from goldgate.errors import SpecError
 from goldgate.local.lifeline import Lifeline
 from goldgate.local.runpod.backend import RunPodBackend, StartWorker, StopWorker
 from goldgate.local.runpod.eventlog import EventLog
+from goldgate.local.state import open_log
 
 Launcher = Callable[[str, dict[str, str]], tuple[list[str], dict[str, str]]]
 
@@ -120,7 +121,7 @@ class WorkerFleet:
             env = {**env, **self.lifeline.child_env()}
             self.logs_dir.mkdir(parents=True, exist_ok=True)
             (self.scratch_dir / action.worker_id).mkdir(parents=True, exist_ok=True)
-            out = open(self.logs_dir / f"worker-{action.worker_id}.log", "ab")  # noqa: SIM115 -- owned by the child
+            out = open_log(self.logs_dir / f"worker-{action.worker_id}.log", binary=True)
             try:
                 proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                         start_new_session=True, close_fds=True, pass_fds=self.lifeline.pass_fds)
