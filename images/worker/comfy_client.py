@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 REQUEST_TIMEOUT_S = 30.0
@@ -33,8 +35,9 @@ class ComfyUnreachable(ComfyError):
 
 
 class ComfyDown(ComfyUnreachable):
-    """ComfyUI refused a connection after it had answered: its process is gone (crashed, killed), and
-    nothing in the image restarts it. Not retried; the worker asks RunPod to replace it."""
+    """ComfyUI refused a connection after it had answered, or its process exited before it ever answered: it is
+    gone (crashed, killed), and nothing in the image restarts it. Not retried; the worker asks RunPod to replace
+    it."""
 
 
 class ComfyNotReady(ComfyError):
@@ -85,10 +88,26 @@ class OutputImage:
     type: str
 
 
+def process_exited(pid: int) -> bool:
+    """Whether process `pid` has ended: gone, or a zombie its parent (start.sh) has not reaped yet."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process: it exists
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("Z", "X")
+
+
 class ComfyClient:
-    def __init__(self, base_url: str, poll_interval_s: float = 0.2) -> None:
+    def __init__(self, base_url: str, poll_interval_s: float = 0.2, pid: int | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.poll_interval_s = poll_interval_s
+        self.pid = pid  # ComfyUI's process, when this worker's start script launched it
         self._answered = False  # ComfyUI has answered a request: a refused connection now means it died
 
     def _request(self, method: str, path: str, body: Any = None,
@@ -150,6 +169,12 @@ class ComfyClient:
             ready, last = self.is_ready()
             if ready:
                 return time.monotonic() - start
+            if self.pid is not None and process_exited(self.pid):
+                # It crashed while starting (no usable GPU, out of memory, a broken install): every job this
+                # worker takes would wait out the whole readiness bound for a server that will never answer.
+                raise ComfyDown(f"ComfyUI exited before it answered at {self.base_url} (its process {self.pid} "
+                                f"is gone; last: {last}): it crashed while starting (see its log) and nothing "
+                                f"restarts it")
             if time.monotonic() - start >= timeout_s:
                 raise ComfyNotReady(
                     f"ComfyUI at {self.base_url} was not ready after {round(timeout_s, 1):g} s (last: {last}); it may "

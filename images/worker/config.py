@@ -41,6 +41,8 @@ class WorkerConfig:
     gpu_type: str | None
     # ComfyUI's output folder, where the worker removes each job's images once it has them.
     comfy_output_dir: str = DEFAULT_OUTPUT_DIR
+    # The ComfyUI process start.sh launched (COMFY_PID): once it has exited, waiting for it to answer is futile.
+    comfy_pid: int | None = None
     # RunPod puts its API key in every worker's environment; only ever read here to mask it.
     runpod_api_key: str | None = field(default=None, repr=False)
 
@@ -90,6 +92,15 @@ def _storage(env: Mapping[str, str]) -> StorageConfig | None:
                          values["R2_SECRET_ACCESS_KEY"] or "")
 
 
+def _pid(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdecimal() or int(raw) < 1:
+        raise ConfigError(f"{name}={raw!r} is not a process id; start.sh sets it to the ComfyUI process it launched")
+    return int(raw)
+
+
 def load_config(env: Mapping[str, str] | None = None) -> WorkerConfig:
     """Reads the worker environment. Storage may be absent (preflight needs none); jobs then fail clearly."""
     env = os.environ if env is None else env
@@ -109,5 +120,6 @@ def load_config(env: Mapping[str, str] | None = None) -> WorkerConfig:
         model_roots=roots,
         gpu_type=_optional(env, "GPU_TYPE"),
         comfy_output_dir=_optional(env, "COMFY_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR,
+        comfy_pid=_pid(env, "COMFY_PID"),
         runpod_api_key=_optional(env, "RUNPOD_AI_API_KEY"),
     )

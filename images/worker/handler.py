@@ -72,7 +72,7 @@ def build_runtime(config: WorkerConfig, stream: IO[str] | None = None, package_d
     log = WorkerLog(stream, secrets=config.secrets(), stack=config.stack,
                     worker_image_tag=config.worker_image_tag, workflow_version=config.workflow_version)
     return WorkerRuntime(config=config, workflows=workflows, manifest=manifest,
-                         comfy=ComfyClient(config.comfy_url, poll_interval_s),
+                         comfy=ComfyClient(config.comfy_url, poll_interval_s, pid=config.comfy_pid),
                          store=store or ResultStore(config.require_storage()), log=log)
 
 

@@ -11,7 +11,8 @@ export COMFY_URL="${COMFY_URL:-http://127.0.0.1:8188}"
 
 cd "${APP_DIR:-/opt/goldgate}"
 "$PYTHON" "$COMFY_DIR/main.py" --listen 127.0.0.1 --port 8188 --disable-auto-launch --disable-metadata &
-COMFY_PID=$!
+# The handler reads it: a ComfyUI that exits while it loads fails the job at once, not after the readiness bound.
+export COMFY_PID=$!
 trap 'kill "$COMFY_PID" 2>/dev/null && wait "$COMFY_PID" 2>/dev/null || true' EXIT
 
 if ! "$PYTHON" -m "$WORKER_PKG.preflight"; then
