@@ -305,8 +305,15 @@ def cost_estimate(f: Facts) -> Verdict:
         return FAIL, f.jobs_error or "no job facts"
     if not j.metrics_completed:
         return NA, "no completed job_metrics rows yet"
-    return _ok(not j.metrics_missing_cost, f"all {j.metrics_completed} completed jobs carry cost_estimate_usd",
-               f"{j.metrics_missing_cost} completed jobs lack cost_estimate_usd")
+    priced = j.metrics_completed - j.metrics_unmeasured
+    if not priced and not j.metrics_missing_cost:
+        return NA, f"no completed job with a run time yet ({j.metrics_unmeasured} without one: nothing to price)"
+    unmeasured = (f"; {j.metrics_unmeasured} without a run time (recovered from the result store, or RunPod gave "
+                  "no executionTime) have none, by design" if j.metrics_unmeasured else "")
+    return _ok(not j.metrics_missing_cost, f"all {priced} completed jobs with a run time carry cost_estimate_usd"
+               + unmeasured,
+               f"{j.metrics_missing_cost} completed jobs with a run time lack cost_estimate_usd (newest: "
+               f"{', '.join(j.missing_cost_jobs)}): check the stack's GPU type and prices_per_gpu_second")
 
 
 # -- golden tests --------------------------------------------------------------------------------

@@ -45,7 +45,9 @@ class JobFacts:
     completed_without_delivery: int = 0
     metrics_completed: int = 0
     metrics_with_durations: int = 0
-    metrics_missing_cost: int = 0
+    metrics_missing_cost: int = 0         # completed with a run time yet no cost: the cost rule did not apply
+    metrics_unmeasured: int = 0           # completed without a run time (RunPod gave none, or recovered from the
+    missing_cost_jobs: tuple[str, ...] = ()  # store): nothing to price, by design
     mean_e2e_ms: float | None = None
 
 
@@ -210,16 +212,23 @@ def job_facts_from_rows(db: Rows) -> tuple[JobFacts, str | None]:
                          "AND d.runpod_status = 'COMPLETED')")
     metrics_note = None
     try:
+        # A job without a run time has nothing to price (a recovery from the result store, or RunPod gave no
+        # executionTime): its null cost is the documented rule, not a miss.
+        unpriced = ("runpod_run_duration_ms IS NOT NULL AND (cost_estimate_usd IS NULL OR cost_estimate_usd < 0)")
         m = db.one("SELECT count(*) AS n, sum(runpod_queue_duration_ms IS NOT NULL AND runpod_run_duration_ms "
-                   "IS NOT NULL) AS timed, sum(cost_estimate_usd IS NULL OR cost_estimate_usd < 0) AS uncosted, "
-                   "avg(e2e_ms) AS mean_e2e FROM job_metrics WHERE status = 'completed'")
+                   f"IS NOT NULL) AS timed, sum({unpriced}) AS uncosted, sum(runpod_run_duration_ms IS NULL) "
+                   "AS unmeasured, avg(e2e_ms) AS mean_e2e FROM job_metrics WHERE status = 'completed'")
+        missing = [r["job_id"] for r in db.all(f"SELECT job_id FROM job_metrics WHERE status = 'completed' AND "
+                                              f"{unpriced} ORDER BY created_at DESC LIMIT 5")] if m.get("uncosted") \
+            else []
     except GoldgateError as exc:
-        m, metrics_note = {}, f"job_metrics unreadable: {exc}"
+        m, missing, metrics_note = {}, [], f"job_metrics unreadable: {exc}"
     facts = JobFacts(total=sum(by_status.values()), by_status=by_status, first_job_status=first.get("status"),
                      cold_start_failures=cold.get("n") or 0, completed_without_images=no_images.get("n") or 0,
                      bad_results=tuple(bad[:20]), applied_webhooks=applied,
                      completed_without_delivery=undelivered.get("n") or 0, metrics_completed=m.get("n") or 0,
                      metrics_with_durations=m.get("timed") or 0, metrics_missing_cost=m.get("uncosted") or 0,
+                     metrics_unmeasured=m.get("unmeasured") or 0, missing_cost_jobs=tuple(missing),
                      mean_e2e_ms=m.get("mean_e2e"))
     return facts, metrics_note
 
