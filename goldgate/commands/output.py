@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+import threading
 import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -88,12 +89,20 @@ def escape_controls(text: str, keep: str = "") -> str:
                    else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
+_progress_lock = threading.Lock()
+
+
 def progress(message: str) -> None:
     """Progress on long steps goes to stderr so --json output stays parseable; one line each. Stderr that cannot be
     written (its reader left: `2>&1 | head`) must not stop a step half-way, a promotion between its pin and its
     smoke test: the rest of the progress is dropped and the work goes on."""
+    line = _encodable(f"… {escape_controls(message)}", sys.stderr) + "\n"
     try:
-        print(_encodable(f"… {escape_controls(message)}", sys.stderr), file=sys.stderr, flush=True)
+        # One write under a lock: print() writes the text and the newline apart, so two stacks starting at once ran
+        # their lines together.
+        with _progress_lock:
+            sys.stderr.write(line)
+            sys.stderr.flush()
     except OSError:
         to_devnull(sys.stderr)
 
