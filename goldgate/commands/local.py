@@ -77,11 +77,21 @@ def _render_status(data: Any) -> str:
         if s["workers"]:
             lines.append("  workers:")
             lines.append("    " + table(s["workers"], ["id", "status", "is_stale", "image"]).replace("\n", "\n    "))
+        elif s["running"]:
+            lines.append(f"  {'workers':<22} none running (they start when jobs come)")
+        exits = s.get("worker_exits") or []
+        if exits:
+            last = exits[-1]
+            lines.append(f"  {'worker exits':<22} {len(exits)}{'+' if len(exits) == 5 else ''} unexpected in the last "
+                         f"15 min (newest: {last['worker']}, code {last['returncode']}, {last['ts']}): see "
+                         f"{s['logs_dir']}/worker-{last['worker']}.log; a worker that exits at start with "
+                         "preflight_failed has no models (docs/RUNBOOK.md)")
     return "\n".join(lines)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     platform = _platform(args)
+    _note_missing_home(platform)
     if args.stack:
         emit(args, platform.status(args.stack).to_dict(), _render_status)
         return 0
@@ -94,6 +104,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             data.append({"stack": stack, "running": None, "error": str(exc)})
     emit(args, data, _render_status)
     return 1 if any("error" in s for s in data) else 0
+
+
+def _note_missing_home(platform: LocalPlatform) -> None:
+    """A state dir that does not exist says every stack is down: run from another directory than the checkout
+    that started them (the default is ./.goldgate), that is no news but a wrong place, so say so on stderr."""
+    if not platform.home.exists():
+        progress(f"no state dir at {platform.home}: goldgate keeps its stacks' state in ./.goldgate of the directory "
+                 "it runs in (or GOLDGATE_HOME, --home); run it from the checkout that started them")
 
 
 class ApiClient:
@@ -242,7 +260,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         worker, roots = WORKER_SOURCE, roots or ["/comfyui/models", "/workspace/ComfyUI/models"]
     report = preflight.run_preflight(worker / "models.yaml", worker / "workflows", roots,
                                      verify_sha256=args.sha256)
-    emit(args, report.to_dict(), lambda _: report.render())
+    # Run bare on a machine that is no worker (a newcomer's, the first command of the runbook's list): say what
+    # it checked, and where a local stack's models are checked, rather than leave "FAILED" unexplained.
+    hint = ("" if args.image or args.stack or args.model_root or report.roots_present else
+            f"\nno model root on this machine ({', '.join(roots)}): this checks a worker image's own folders; for a "
+            "local stack's image run `goldgate doctor --stack staging`")
+    emit(args, report.to_dict(), lambda _: report.render() + hint)
     return 0 if report.ok else 1
 
 

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from goldgate import spec as specs
 from goldgate.errors import StateError
+from goldgate.local import image_store
 from goldgate.local.state import StackDir, default_home, open_log, read_json
 from goldgate.migrations import discover as discover_migrations
 from goldgate.runpod.control import ControlPlaneClient
@@ -52,9 +56,45 @@ class StackStatus:
     db_path: str
     state_dir: str
     workers: list[dict[str, Any]] = field(default_factory=list)
+    # Workers that ended on their own in the last WORKER_EXITS_WINDOW_S (newest last): a worker that dies at start
+    # (its preflight finds no models) leaves none running and jobs queued, which a bare worker list would hide.
+    worker_exits: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+WORKER_EXITS_WINDOW_S = 900
+_LOG_TAIL_BYTES = 256 * 1024
+
+
+def recent_worker_exits(emulator_log: Path, now_s: float | None = None) -> list[dict[str, Any]]:
+    """The unexpected `worker.exited` events in the tail of the RunPod emulator's log from the last
+    WORKER_EXITS_WINDOW_S: {"worker", "returncode", "ts"} each, newest last, five at most."""
+    try:
+        fd = os.open(emulator_log, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return []
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return []
+        f.seek(max(0, info.st_size - _LOG_TAIL_BYTES))
+        tail = f.read(_LOG_TAIL_BYTES)
+    since = (time.time() if now_s is None else now_s) - WORKER_EXITS_WINDOW_S
+    exits = []
+    for raw in tail.splitlines()[1:] if len(tail) == _LOG_TAIL_BYTES else tail.splitlines():
+        if b"worker.exited" not in raw:
+            continue
+        try:
+            line = json.loads(raw)
+            data = line.get("data") or {}
+            when = datetime.fromisoformat(line["ts"]).timestamp()
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if line.get("event") == "worker.exited" and data.get("expected") is False and when >= since:
+            exits.append({"worker": data.get("worker"), "returncode": data.get("returncode"), "ts": line["ts"]})
+    return exits[-5:]
 
 
 def _pid(value: Any) -> int | None:
@@ -497,13 +537,21 @@ class LocalPlatform:
             runpod_api_key_file=str(d.secret_file("runpod_api_key")), endpoint_id=state.get("endpoint_id"),
             image=d.pinned_image(), workflow_version=specs.load_local(stack, self.stacks_file).workflow_version,
             logs_dir=str(d.logs_dir), db_path=str(d.db_path), state_dir=str(d.root), workers=workers,
+            worker_exits=recent_worker_exits(d.logs_dir / "runpod-emulator.jsonl") if state else [],
         )
 
     def require_running(self, stack: str) -> dict[str, Any]:
         state = self._state(stack)
         if not state:
-            raise StateError(f"stack {stack} is not up; run `goldgate up {stack}`")
+            raise self.not_up(stack)
         return state
+
+    def not_up(self, stack: str) -> StateError:
+        """The error for a stack that is not up, naming a missing state dir (goldgate run from another directory
+        than the one that started the stacks sees none of them)."""
+        where = "" if self.home.exists() else (f" (no state dir at {self.home}: if it runs, it was started from "
+                                               "another directory; run goldgate there, or set GOLDGATE_HOME)")
+        return StateError(f"stack {stack} is not up{where}; run `goldgate up {stack}`")
 
     # -- deploy ---------------------------------------------------------------------------------
     def deploy(self, stack: str, image: str, progress: Progress = _quiet, timeout_s: float = 120.0) -> StackStatus:
@@ -512,6 +560,8 @@ class LocalPlatform:
             raise StateError(f"refusing to deploy {image!r}: images are deployed by digest (repo@sha256:<64 hex>)")
         d = self._dir(stack)
         state = self.require_running(stack)
+        if image_store.is_local_ref(image):  # an image this home never built: refused before the pin moves
+            image_store.resolve(image, self.home)
         d.pin(image, reason="deploy")
         progress(f"{stack}: pinned {image}; redeploying")
         os.kill(state["pid"], signal.SIGHUP)
@@ -521,8 +571,8 @@ class LocalPlatform:
             if now and now.get("generation", 0) > state.get("generation", 0):
                 failed = now.get("redeploy_failed")
                 if isinstance(failed, dict) and failed.get("image") == image:
-                    raise StateError(f"{stack} could not start its service on {image}, so it still serves "
-                                     f"{now.get('image')} and keeps that pin: {failed.get('error')}")
+                    raise StateError(f"{stack} could not start its service on {image}, so it still serves and "
+                                     f"stays pinned to {now.get('image')}: {failed.get('error')}")
                 if now.get("image") == image:
                     break
             time.sleep(0.1)

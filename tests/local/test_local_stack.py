@@ -141,8 +141,9 @@ def test_a_deploy_whose_service_cannot_start_keeps_the_old_one_serving_and_says_
     candidate = image_store.build_local_image(source, platform.home)
     handler = image_store.resolve(candidate, platform.home) / "worker" / "handler.py"
     handler.write_text(handler.read_text() + "\n# altered after the build\n")  # what was built is not what would run
-    # Failing fast and naming the cause, not waiting out the deploy's timeout with "did not pick up".
-    with pytest.raises(StateError, match=r"could not start its service on .* still serves .*changed after the build"):
+    # Failing fast and naming the cause, not waiting out the deploy's timeout with "did not pick up": the deploy
+    # checks the snapshot before it moves the pin, and the host checks it again before it serves it.
+    with pytest.raises(StateError, match=r"changed after the build"):
         platform.deploy("staging", candidate, timeout_s=600)
     status = platform.status("staging")
     assert status.running and status.image == before.image and platform.pinned_image("staging") == before.image
@@ -151,6 +152,34 @@ def test_a_deploy_whose_service_cannot_start_keeps_the_old_one_serving_and_says_
                                                           "inputs": {"prompt": "after a failed deploy", "seed": 3}})
         body = wait_terminal(client, created.json()["job_id"])
     assert body["status"] == "completed" and body["worker_image_tag"] == before.image
+
+
+def test_a_host_that_cannot_start_the_service_on_a_new_image_keeps_the_old_one_serving_and_says_why(
+        platform: LocalPlatform, tmp_path, monkeypatch) -> None:
+    """The snapshot altered between the deploy's check and the host's start (the deploy's check made a no-op here):
+    the host refuses to serve it, keeps serving the old image, and the deploy says so at once."""
+    before = ensure_up(platform, "staging")
+    source = tmp_path / "worker"
+    shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
+    (source / "CHANGELOG.local").write_text("a release altered after its build, later\n")
+    candidate = image_store.build_local_image(source, platform.home)
+    handler = image_store.resolve(candidate, platform.home) / "worker" / "handler.py"
+    handler.write_text(handler.read_text() + "\n# altered after the check\n")
+    monkeypatch.setattr("goldgate.local.platform.image_store.resolve", lambda ref, home: None)
+    with pytest.raises(StateError, match=r"could not start its service on .* still serves and stays pinned to "
+                                         r".*changed after the build"):
+        platform.deploy("staging", candidate, timeout_s=600)
+    assert platform.pinned_image("staging") == before.image and platform.status("staging").image == before.image
+
+
+def test_a_deploy_of_an_image_this_home_never_built_is_refused_before_the_pin_moves(platform: LocalPlatform) -> None:
+    before = ensure_up(platform, "staging")
+    unknown = "local/worker@sha256:" + "0" * 64
+    said: list[str] = []
+    with pytest.raises(StateError, match=r"no local worker image local/worker@sha256:0{64}.*build it first"):
+        platform.deploy("staging", unknown, progress=said.append)
+    assert said == []  # it said "pinned <unknown>; redeploying" and the host then refused it
+    assert platform.pinned_image("staging") == before.image and platform.status("staging").image == before.image
 
 
 def test_bad_requests_to_the_platform_are_clear(platform: LocalPlatform) -> None:

@@ -8,7 +8,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from goldgate.errors import StateError
 from goldgate.release.deployers.base import DeployResult, Progress
 from goldgate.release.error_rate import from_sqlite
 from goldgate.release.gate import ErrorRate
@@ -43,7 +42,7 @@ class LocalDeployer:
     def api_access(self, stack: str) -> ApiAccess:
         status = self.platform.status(stack)
         if not status.running or not status.api_url:
-            raise StateError(f"stack {stack} is not up; run `goldgate up {stack}` first")
+            raise self.platform.not_up(stack)
         return ApiAccess(api_url=status.api_url, token=self.platform.api_token(stack))
 
     def error_rate(self, stack: str, since: datetime) -> ErrorRate:
