@@ -47,6 +47,10 @@ REGISTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 # Names RunPod and our own code set; a stack may not override them through endpoint.env.
 RESERVED_ENV = frozenset({"WORKFLOW_VERSION", "WORKER_IMAGE_TAG", "STACK", "R2_ENDPOINT_URL", "R2_BUCKET",
                           "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "GPU_TYPE"})
+# The worker image's own wiring (start.sh and its Dockerfile set them): ComfyUI's address, where its models are baked,
+# its output folder, its process. The local target must set them for its emulator, so one given in endpoint.env would
+# pass locally and, in the cloud, point the worker at models or a ComfyUI that are not there.
+IMAGE_ENV = frozenset({"COMFY_URL", "MODEL_ROOTS", "COMFY_OUTPUT_DIR", "COMFY_PID"})
 SCALER_TYPES = ("QUEUE_DELAY", "REQUEST_COUNT")
 # RunPod's job ttl counts from submission, queue time included: beyond the execution timeout, a job must be able to
 # wait this long for a worker (a cold one pulls the image first) before RunPod may delete it.
@@ -599,6 +603,10 @@ def _endpoint(f: _Fields, stack: str) -> EndpointSpec:
         if k in RESERVED_ENV:
             raise f._err("env", f"{k} is set by goldgate from the stack; remove it from endpoint.env" +
                          (" (endpoint.cost_gpu_type sets it)" if k == "GPU_TYPE" else ""))
+        if k in IMAGE_ENV:
+            raise f._err("env", f"{k} is the worker image's own setting (its models are baked in, ComfyUI runs beside "
+                                "the handler); the local target sets its own, so a value here would pass locally and "
+                                "break the cloud's workers: remove it from endpoint.env")
         if not isinstance(v, str | int | float) or isinstance(v, bool):
             raise f._err("env", f"{k}: value must be a string or number")
         env[k] = str(v)

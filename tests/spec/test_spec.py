@@ -41,6 +41,9 @@ def test_shipped_local_stacks_are_separate_and_valid() -> None:
         (("endpoint", "env"), {"WORKFLOW_VERSION": "x"}, "WORKFLOW_VERSION is set by goldgate"),
         # Both targets set the worker's GPU_TYPE from endpoint.cost_gpu_type: an env value would be dropped unseen.
         (("endpoint", "env"), {"GPU_TYPE": "NVIDIA L40"}, "GPU_TYPE is set by goldgate"),
+        # the image's own wiring: the local target overrides it, so it would pass locally and break the cloud
+        (("endpoint", "env"), {"MODEL_ROOTS": "/opt/elsewhere/models"}, "MODEL_ROOTS is the worker image's own"),
+        (("endpoint", "env"), {"COMFY_URL": "http://127.0.0.1:9"}, "COMFY_URL is the worker image's own"),
         (("endpoint", "env"), {"bad name": "x"}, "not a valid environment variable name"),
         (("endpoint", "scaler_type"), "FASTEST", "is not one of QUEUE_DELAY, REQUEST_COUNT"),
         (("image",), "repo/worker:latest", "is not pinned by digest"),
