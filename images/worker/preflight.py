@@ -99,7 +99,7 @@ class PreflightReport:
             lines.append(_NO_CHECKPOINTS_LINE)
         if not self.ok:
             lines.append("if this is a serverless image, rebuild it with the models baked in (models.yaml); "
-                         "check /comfyui/models and /workspace/ComfyUI/models; see docs/RUNBOOK.md")
+                         f"check {' and '.join(self.model_roots) or 'its model roots'}; see docs/RUNBOOK.md")
         return "\n".join(lines)
 
 
