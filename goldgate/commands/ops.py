@@ -37,7 +37,9 @@ def _render_drill(d: dict[str, Any]) -> str:
     for key, label in (("backup_s", "backup time"), ("restore_s", "restore + verify time"),
                        ("rto_s", "RTO achieved"), ("rpo_s", "RPO achieved")):
         value = d.get(key)
-        lines.append(f"  {label:<22} {'-' if value is None else f'{value:.2f} s'}")
+        # RPO reads as data at risk; on a quiet database it is the idle time since the newest write the backup holds
+        said = "" if value is None or key != "rpo_s" else " (from the newest write the backup holds to the backup)"
+        lines.append(f"  {label:<22} {'-' if value is None else f'{value:.2f} s'}{said}")
     lines.append(f"  {'last write covered':<22} {d.get('last_write_at') or '-'}")
     backup = f"{d['backup']} ({d.get('backup_bytes') or 0} bytes)" if d.get("backup") else "- (none taken)"
     lines.append(f"  {'backup':<22} {backup}")
