@@ -178,9 +178,14 @@ class R2Admin:
                            "overwritten: use a new name")
         return R2Error(f"storing backup {key} in bucket {self.bucket} failed ({code}): {exc}")
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_bytes: int = 16 * 1024 * 1024) -> bytes:
+        """A small object (a manifest) whole; a backup is read with `fetch`, into a file, a chunk at a time."""
         try:
-            return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            data = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise R2Error(f"{key} in bucket {self.bucket} is larger than {max_bytes} bytes: not read into "
+                              "memory (a backup's SQL is fetched into a file)")
+            return data
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code in ("NoSuchKey", "404"):

@@ -71,3 +71,10 @@ def test_fetching_a_missing_backup_is_a_clear_error_and_writes_nothing(r2, tmp_p
     with pytest.raises(R2Error, match="no object backups/none.sql"):
         r2.fetch("backups/none.sql", tmp_path / "none.sql")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_get_reads_no_more_than_its_limit(r2) -> None:
+    stored = r2.put_backup("staging/big.sql", b"x" * 2048)
+    assert r2.get(stored.key, max_bytes=2048) == b"x" * 2048
+    with pytest.raises(R2Error, match=r"larger than 1024 bytes: not read into memory"):
+        r2.get(stored.key, max_bytes=1024)
