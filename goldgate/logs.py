@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any
+
+# The service's masking (secrets, and URL signatures: a webhook's or a result's `sig=`), so both logs hide the same.
+from service.logs import masked
 
 SCHEMA = "goldgate.log.v1"
 _FIELDS = ("stack", "trace_id", "job_id", "workflow_version", "worker_image_tag")
@@ -19,10 +21,6 @@ _OPTIONAL = frozenset({"runpod_job_id", "message", "status", "reason", "duration
 _LIMITS = {"message": 4000, "reason": 200, "status": 32, "workflow_version": 64, "worker_image_tag": 256,
            "job_id": 128, "runpod_job_id": 128, "stack": 64}
 _ERROR_MESSAGE_LIMIT = 4000
-# A signature in a signed URL (the webhook's `?job=..&sig=<hex>`, a result's `?exp=..&sig=<hex>`): a credential for
-# that job, and exception texts quote URLs.
-_SIGNATURE = re.compile(r"(?<=sig=)[0-9A-Fa-f]+")
-_REDACTED = "[redacted]"
 _lock = threading.Lock()
 
 
@@ -49,7 +47,7 @@ class JsonLogger:
     def log(self, level: str, event: str, **fields: Any) -> None:
         line = {"schema": SCHEMA, "ts": now_rfc3339(), "level": level, "event": event,
                 "component": self.component, **_on_schema({**self.context, **fields})}
-        text = json.dumps(_bounded(_masked(line, self.secrets)), separators=(",", ":"), default=str)
+        text = json.dumps(_bounded(masked(line, self.secrets)), separators=(",", ":"), default=str)
         stream = self.stream or sys.stdout
         with _lock:
             stream.write(text + "\n")
@@ -80,22 +78,6 @@ def _on_schema(fields: dict[str, Any]) -> dict[str, Any]:
     elif error is not None and not (isinstance(error, Mapping) and {"type", "message"} <= error.keys()):
         top["error"] = {"type": "Error", "message": str(error)}
     return top
-
-
-def _masked(value: Any, secrets: tuple[str, ...]) -> Any:
-    """`value` with every secret and URL signature in its strings (keys too) replaced by [redacted]."""
-    if isinstance(value, str):
-        for secret in secrets:
-            if secret in value:
-                value = value.replace(secret, _REDACTED)
-        return _SIGNATURE.sub(_REDACTED, value) if "sig=" in value else value
-    if isinstance(value, Mapping):
-        return {_masked(str(k), secrets): _masked(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_masked(v, secrets) for v in value]
-    if value is None or isinstance(value, int | float):
-        return value
-    return _masked(str(value), secrets)  # what json's default=str would write
 
 
 def _bounded(line: dict[str, Any]) -> dict[str, Any]:

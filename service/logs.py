@@ -131,11 +131,11 @@ class Logger:
         for key, limit in _LIMITS.items():
             value = line.get(key)
             if value.__class__ is str and len(value) > limit:
-                line[key] = _masked(value, self.secrets)[: limit - 1] + "…"
+                line[key] = masked(value, self.secrets)[: limit - 1] + "…"
         error = line.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             message = error["message"]
-            line["error"] = {**error, "message": _masked(message, self.secrets)[:4000] if len(message) > 4000
+            line["error"] = {**error, "message": masked(message, self.secrets)[:4000] if len(message) > 4000
                              else message}
         text = _ENCODER.encode(line)
         leaked = "=" in text and "sig=" in text  # "=" first: one memchr, and most lines have none
@@ -147,7 +147,7 @@ class Logger:
         if leaked:
             # Mask the values, not the encoded text (where a secret is escaped, or a near miss such as
             # "\\t" + "ok-..." would be cut mid-escape), then encode again.
-            text = _ENCODER.encode(_masked(line, self.secrets))
+            text = _ENCODER.encode(masked(line, self.secrets))
         self.sink(text)
 
     def debug(self, event: str, **fields: Any) -> None:
@@ -163,7 +163,7 @@ class Logger:
         self.log("error", event, **fields)
 
 
-def _masked(value: Any, secrets: tuple[str, ...]) -> Any:
+def masked(value: Any, secrets: tuple[str, ...]) -> Any:
     """`value` with every secret and URL signature in its strings (keys too) replaced by [redacted]."""
     if isinstance(value, str):
         for secret in secrets:
@@ -171,12 +171,12 @@ def _masked(value: Any, secrets: tuple[str, ...]) -> Any:
                 value = value.replace(secret, _REDACTED)
         return _SIGNATURE.sub(_REDACTED, value) if "sig=" in value else value
     if isinstance(value, dict):
-        return {_masked(k, secrets): _masked(v, secrets) for k, v in value.items()}
+        return {masked(k, secrets): masked(v, secrets) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_masked(v, secrets) for v in value]
+        return [masked(v, secrets) for v in value]
     if value is None or isinstance(value, (int, float)):
         return value
-    return _masked(str(value), secrets)  # what the encoder's default=str would write
+    return masked(str(value), secrets)  # what the encoder's default=str would write
 
 
 def failure_logged(note: dict[str, Any]) -> bool:
