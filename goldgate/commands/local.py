@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from goldgate import spec as specs
-from goldgate.commands.output import add_json_flag, emit, progress, table
+from goldgate.commands.output import add_json_flag, emit, progress, say, table
 from goldgate.errors import GoldgateError, StateError
 from goldgate.local import image_store
 from goldgate.local.platform import LocalPlatform, StackStatus
@@ -46,7 +46,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     platform = _platform(args)
     if args.stack != "all":
         platform.down(args.stack, progress)
-        print(f"down: {args.stack}")
+        say(f"down: {args.stack}")
         return 0
     # Every stack: one that cannot be stopped is named with the reason, and the others are still stopped.
     stopped, failed = [], []
@@ -58,7 +58,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         else:
             stopped.append(stack)
     if stopped:
-        print(f"down: {', '.join(stopped)}")
+        say(f"down: {', '.join(stopped)}")
     if failed:
         raise StateError(f"not stopped: {'; '.join(failed)}")
     return 0
@@ -74,6 +74,9 @@ def _render_status(data: Any) -> str:
         lines.append(f"{s['stack']}: {'up' if s['running'] else 'down'}")
         for key in ("api_url", "image", "workflow_version", "endpoint_id", "runpod_endpoint_base", "logs_dir"):
             lines.append(f"  {key:<22} {s.get(key) or '-'}")
+        if s.get("spec_changed"):
+            lines.append(f"  {'settings':<22} its stacks file section changed since it started (it runs the old one); "
+                         f"`goldgate down {s['stack']} && goldgate up {s['stack']}` applies it")
         if s["workers"]:
             lines.append("  workers:")
             lines.append("    " + table(s["workers"], ["id", "status", "is_stale", "image"]).replace("\n", "\n    "))
@@ -136,10 +139,21 @@ class ApiClient:
         except ValueError:
             body = {}
         if resp.status_code >= 400:
-            err = body.get("error", {}) if isinstance(body, dict) else {}
-            raise GoldgateError(f"{method} {path} answered {resp.status_code}: "
-                                f"{err.get('message') or resp.text[:200]}")
+            raise GoldgateError(f"{method} {path} answered {resp.status_code}: {_error_text(resp, body)}")
         return body
+
+    def download(self, url: str, key: str) -> bytes:
+        """A result image's bytes from its signed link (`results[].url`); the link itself is never shown: its
+        signature is a credential for the image."""
+        try:
+            resp = self.http.get(url)
+        except httpx.HTTPError as exc:
+            reason = str(exc).replace(url, "its link") or type(exc).__name__
+            raise GoldgateError(f"cannot download result {key} from {self.base}: {reason}; is the stack still up? "
+                                "`goldgate status` says") from None
+        if resp.status_code >= 400:
+            raise GoldgateError(f"the download of result {key} answered {resp.status_code}: {_error_text(resp)}")
+        return resp.content
 
     def wait_terminal(self, job_id: str, timeout_s: float) -> dict[str, Any]:
         """Wait for the webhook-driven outcome by reading our own API (never RunPod's)."""
@@ -151,6 +165,18 @@ class ApiClient:
             if time.monotonic() > deadline:
                 return status
             time.sleep(0.25)
+
+
+def _error_text(resp: httpx.Response, body: Any = None) -> str:
+    """The service's own words for an error answer ({"error": {"message"}}), else the start of the body."""
+    if body is None:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+    err = body.get("error", {}) if isinstance(body, dict) else {}
+    message = err.get("message") if isinstance(err, dict) else None
+    return message or resp.text[:200]
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
@@ -209,10 +235,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             status = api.wait_terminal(created["job_id"], args.timeout)
             files = []
             for result in status.get("results") or []:
-                resp = api.http.get(result["url"])
-                resp.raise_for_status()
+                content = api.download(result["url"], result["key"])
                 target = out_dir / result["key"].replace("/", "_")
-                target.write_bytes(resp.content)
+                target.write_bytes(content)
                 files.append(str(target))
             rows.append({"workflow": wf["id"], "job_id": created["job_id"], "status": status["status"],
                          "e2e_ms": (status.get("timings") or {}).get("e2e_ms"), "images": len(files),

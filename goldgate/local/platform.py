@@ -25,7 +25,7 @@ from typing import Any
 from goldgate import spec as specs
 from goldgate.errors import StateError
 from goldgate.local import image_store
-from goldgate.local.state import StackDir, default_home, open_log, read_json
+from goldgate.local.state import StackDir, default_home, open_log, read_json, spec_fingerprint
 from goldgate.migrations import discover as discover_migrations
 from goldgate.runpod.control import ControlPlaneClient
 from goldgate.spec import StackSpec
@@ -33,6 +33,7 @@ from goldgate.spec import StackSpec
 REPO = Path(__file__).resolve().parents[2]
 Progress = Callable[[str], None]
 MAX_NAMED_JOBS = 20  # `down` names at most this many unsettled jobs
+FAILED_HOST_EXIT_S = 10.0  # how long `up` lets a host that reported `failed` take to stop on its own
 
 
 def _quiet(_: str) -> None:
@@ -59,6 +60,8 @@ class StackStatus:
     # Workers that ended on their own in the last WORKER_EXITS_WINDOW_S (newest last): a worker that dies at start
     # (its preflight finds no models) leaves none running and jobs queued, which a bare worker list would hide.
     worker_exits: list[dict[str, Any]] = field(default_factory=list)
+    # The stack's section of the stacks file changed since its host started, which still runs the old one.
+    spec_changed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -385,6 +388,8 @@ class LocalPlatform:
             # older schema (and code) until it is restarted, so "already up" would hide the upgrade.
             self.require_migrated(stack)
             progress(f"{stack}: already up")
+            if self.spec_changed(stack):
+                progress(self.spec_changed_advice(stack))
             return self.status(stack)
         starting = self._host_pid(stack, {"pid": d.host_lock_pid()})
         if starting is not None:
@@ -398,6 +403,7 @@ class LocalPlatform:
         self._stop_leftovers(stack, progress)
         d.ensure()
         _check_writable(stack, d)
+        d.prune_worker_logs()
         d.check_logs()
         # No host runs now, so no RunPod does: a job still waiting for its webhook lost it when the last one
         # stopped (a crash says nothing at the time; `down` said so already, and this repeats until settled).
@@ -431,7 +437,10 @@ class LocalPlatform:
         while time.monotonic() < deadline:
             state = read_json(d.state_file)
             if isinstance(state, dict) and state.get("status") == "failed":
-                proc.wait(10)
+                try:
+                    proc.wait(FAILED_HOST_EXIT_S)
+                except subprocess.TimeoutExpired:  # its shutdown hangs (a worker that will not stop): it is stopped
+                    self._stop_pid(proc.pid)
                 raise StateError(f"stack {stack} failed to start: {state.get('error')} "
                                  f"(logs: {d.logs_dir})")
             if isinstance(state, dict) and state.get("status") == "ready":
@@ -538,7 +547,23 @@ class LocalPlatform:
             image=d.pinned_image(), workflow_version=specs.load_local(stack, self.stacks_file).workflow_version,
             logs_dir=str(d.logs_dir), db_path=str(d.db_path), state_dir=str(d.root), workers=workers,
             worker_exits=recent_worker_exits(d.logs_dir / "runpod-emulator.jsonl") if state else [],
+            spec_changed=self._spec_changed(stack, state),
         )
+
+    def spec_changed(self, stack: str) -> bool:
+        """Whether the running stack's section of the stacks file changed since its host started (it runs the old
+        one until it restarts); False for a stack that is down, or whose host recorded no fingerprint."""
+        return self._spec_changed(stack, self._state(stack) or {})
+
+    def _spec_changed(self, stack: str, state: dict[str, Any]) -> bool:
+        started = state.get("spec_fingerprint")
+        return isinstance(started, str) and started != spec_fingerprint(specs.load_local(stack, self.stacks_file))
+
+    def spec_changed_advice(self, stack: str) -> str:
+        where = self.stacks_file
+        shown = where.relative_to(REPO) if where.is_relative_to(REPO) else where
+        return (f"{stack}: {shown} changed since it started; `goldgate down {stack} && goldgate up {stack}` "
+                "applies it")
 
     def require_running(self, stack: str) -> dict[str, Any]:
         state = self._state(stack)

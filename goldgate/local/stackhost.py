@@ -43,13 +43,15 @@ from goldgate.errors import GoldgateError
 from goldgate.local import image_store
 from goldgate.local.lifeline import Lifeline
 from goldgate.local.object_store import DurableBucket
-from goldgate.local.state import StackDir, open_log, write_json_atomic, write_private
+from goldgate.local.state import StackDir, open_log, spec_fingerprint, write_json_atomic, write_private
 from goldgate.logs import JsonLogger
 from goldgate.migrations import MIGRATIONS_DIR, apply_sqlite
 from service.sockets import listening_socket
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS_DIR = REPO / "images" / "worker" / "workflows"
+# The credentials the host's log lines must never carry (the S3 access key id is a name, not a secret).
+LOGGED_SECRETS = ("api_token", "webhook_secret", "s3_secret_access_key", "runpod_api_key")
 
 
 class StackHost:
@@ -60,8 +62,10 @@ class StackHost:
         self.dir.ensure()
         self.home = home
         self.spec = specs.load_local(stack, stacks_file)
+        # An error's text may quote a config or a URL that carries a credential: the stack's are masked in every line.
+        secrets = [self.dir.secret(name) for name in LOGGED_SECRETS]
         self.log = JsonLogger("orchestrator", open_log(self.dir.logs_dir / "stackhost.jsonl", f"goldgate up {stack}"),
-                              stack=stack, workflow_version=self.spec.workflow_version)
+                              secrets=secrets, stack=stack, workflow_version=self.spec.workflow_version)
         # The service's listening socket, kept by the host for the stack's life (the service's own binder).
         self.listener = listening_socket("127.0.0.1", 0)
         self.service_port = self.listener.getsockname()[1]
@@ -203,6 +207,7 @@ class StackHost:
             "s3_endpoint_url": self.s3_url,
             "image": image,
             "service_pid": self.service.pid if self.service else None,
+            "spec_fingerprint": spec_fingerprint(self.spec),  # `up` compares it with the stacks file's section
             **extra,
         })
 

@@ -8,6 +8,7 @@ Layout (`$GOLDGATE_HOME` or `./.goldgate`):
     stacks/<stack>/pin.json        the image the stack runs (a digest ref), with who pinned it
     stacks/<stack>/db.sqlite       the stack's "D1"
     stacks/<stack>/logs/*.jsonl    component logs, schema v1
+    stacks/<stack>/logs/worker-<id>.log  each RunPod worker's output; removed a week after its last line, at `up`
     stacks/<stack>/objects/<bucket>/  the stack's "R2" bucket on disk (goldgate.local.object_store)
     stacks/<stack>/workers/<id>/   each running worker's scratch space (its TMPDIR), removed when it ends
     images/<hex>/                  content-addressed worker snapshots
@@ -17,8 +18,10 @@ Layout (`$GOLDGATE_HOME` or `./.goldgate`):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -31,11 +34,25 @@ from typing import IO, Any
 
 from goldgate.errors import StateError
 from goldgate.logs import now_rfc3339
+from goldgate.spec import StackSpec
 
 MAX_SECRET_BYTES = 4096  # a secret goldgate makes is 64 hex characters
 # The logs a stack's processes append to, besides one worker-<id>.log per RunPod worker.
 STACK_LOGS = ("stackhost.stderr.log", "stackhost.jsonl", "service.jsonl", "runpod-emulator.jsonl")
 SECRET_NAMES = ("api_token", "webhook_secret", "runpod_api_key", "s3_access_key_id", "s3_secret_access_key")
+# A worker log's life once its worker is gone: the fleet writes one per worker it ever starts, so a stack that runs
+# for months would otherwise fill its logs dir with them. Removed when the stack starts.
+WORKER_LOG_MAX_AGE_S = 7 * 86400
+
+
+def spec_fingerprint(spec: StackSpec) -> str:
+    """What the stack's host runs with, as a hash: a running stack whose stacks/local.yaml section has changed since
+    (workers_max, faults) keeps the old settings until it restarts, and `up` says so. The image is the pin's, not
+    the file's, and the golden thresholds are read by each command that gates on them: neither needs a restart."""
+    fields = dataclasses.asdict(dataclasses.replace(spec, image=None))
+    fields.pop("thresholds")
+    text = json.dumps(fields, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def default_home() -> Path:
@@ -340,6 +357,19 @@ class StackDir:
         names = {*STACK_LOGS, *(p.name for p in self.logs_dir.glob("worker-*.log"))}
         for name in sorted(names):
             open_log(self.logs_dir / name, f"goldgate up {self.stack}").close()
+
+    def prune_worker_logs(self, max_age_s: float = WORKER_LOG_MAX_AGE_S) -> int:
+        """Remove the worker logs untouched for `max_age_s` (their workers ended long ago); how many went. Run while
+        no host runs, so no worker writes one. Only regular files: anything else is `check_logs`'s to refuse."""
+        cutoff = time.time() - max_age_s
+        removed = 0
+        for path in self.logs_dir.glob("worker-*.log"):
+            with contextlib.suppress(OSError):  # a log that cannot go is kept: this is housekeeping
+                info = path.lstat()
+                if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     @property
     def workers_dir(self) -> Path:
