@@ -19,6 +19,7 @@ from botocore.config import Config
 from fake_runpod_plane import FakeRunPod
 from moto.server import ThreadedMotoServer
 
+from goldgate.migrations import apply_sqlite
 from service.app import App, create_app
 from service.config import ServiceConfig
 from service.http import Request
@@ -48,7 +49,10 @@ _validator = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.F
 def check_log_lines(lines: list[str], extra_forbidden: tuple[str, ...] = ()) -> None:
     """Every line one schema-valid JSON object, with no secret (nor a webhook sig) in it."""
     for line in lines:
-        obj = json.loads(line)
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            raise AssertionError(f"log line is not JSON: {line}") from None
         errors = sorted(_validator.iter_errors(obj), key=str)
         assert not errors, f"log line violates schema: {errors[0].message}\n{line}"
         assert obj["component"] == "service"
@@ -101,14 +105,6 @@ def fake_runpod() -> Iterator[FakeRunPod]:
 
 
 def migrate(db_path: Path) -> None:
-    try:
-        from goldgate.migrations import apply_sqlite
-    except ImportError:  # the lead's runner may not exist yet; ours applies the same files
-        from service.migrate import apply_sqlite as ours
-        conn = sqlite3.connect(db_path, isolation_level=None)
-        ours(conn, MIGRATIONS)
-        conn.close()
-        return
     apply_sqlite(db_path, MIGRATIONS)
 
 

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from service_testkit import API_TOKEN, LosesTheRunPodIdWrite
 
 from goldgate.cli import main
-from goldgate.local.platform import LocalPlatform
+from goldgate.local.state import StackDir, write_json_atomic, write_private
 
 CREATE = {"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "a lighthouse"}}
 
@@ -144,7 +148,27 @@ def test_an_oversized_recovery_body_is_a_413(svc, log_lines):
     assert svc.fake.status_calls == []
 
 
-def test_goldgate_recover_takes_the_runpod_id(capsys, monkeypatch, tmp_path, local_server, fake_runpod, s3):
+@pytest.fixture
+def staging_home(tmp_path, local_server) -> Iterator[Path]:
+    """A state home where stack staging is up, as `goldgate up` leaves it, serving on `local_server`: its secrets
+    and state file written through goldgate.local.state. The stack host is a stand-in process that only names the
+    stack and home as the real one does (`goldgate.local.stackhost --stack S --home H`): a live host of that
+    stack is what `goldgate recover` checks before it calls the API."""
+    home = tmp_path / "home"
+    stack = StackDir(home, "staging")
+    stack.ensure()
+    write_private(stack.secret_file("api_token"), API_TOKEN)
+    host = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", "goldgate.local.stackhost",
+                             "--stack", "staging", "--home", str(home)], stdin=subprocess.PIPE)
+    try:
+        write_json_atomic(stack.state_file, {"status": "ready", "pid": host.pid, "api_url": local_server.url})
+        yield home
+    finally:
+        host.stdin.close()  # it ends when its stdin does
+        host.wait(10)
+
+
+def test_goldgate_recover_takes_the_runpod_id(capsys, staging_home, local_server, fake_runpod, s3):
     from service_testkit import BUCKET
 
     created = httpx.post(f"{local_server.url}/api/queue/create", json=CREATE,
@@ -160,10 +184,7 @@ def test_goldgate_recover_takes_the_runpod_id(capsys, monkeypatch, tmp_path, loc
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"\x89PNG", ContentType="image/png")
     fake_runpod.set_status(rid, {"id": rid, "status": "COMPLETED", "delayTime": 5, "executionTime": 9,
                                  "output": {"images": [{"key": key, "content_type": "image/png", "bytes": 4}]}})
-    # The stack's state and token as `goldgate up` would have written them, for this server.
-    monkeypatch.setattr(LocalPlatform, "require_running", lambda self, stack: {"api_url": local_server.url})
-    monkeypatch.setattr(LocalPlatform, "api_token", lambda self, stack: API_TOKEN)
-    home = ["--home", str(tmp_path / "home")]
+    home = ["--home", str(staging_home)]
     assert main(["recover", job_id, "--stack", "staging", "--json", *home]) == 1
     assert "job.runpod_id_unrecorded" in capsys.readouterr().err
     assert main(["recover", job_id, "--stack", "staging", "--runpod-job-id", rid, "--json", *home]) == 0

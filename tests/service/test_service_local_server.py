@@ -8,8 +8,10 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 
 import httpx
+import pytest
 from service_testkit import API_TOKEN, BUCKET, ROOT, WEBHOOK_SECRET, LocalServer, check_log_lines, s3_client
 
 from service.signing import webhook_signature
@@ -165,21 +167,24 @@ def test_two_servers_take_turns_on_one_inherited_socket_and_none_refuses_a_conne
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first = LocalServer(tmp_path / "a", moto_endpoint, fake_runpod.base).start(listen_fd=owner.fileno())
-    second = None
+    second = LocalServer(tmp_path / "b", moto_endpoint, fake_runpod.base)
     try:
         assert httpx.get(url, timeout=10).json() == {"status": "ok", "stack": "test"}
         assert first.port == owner.getsockname()[1]  # it reports the inherited socket's port
-        second = LocalServer(tmp_path / "b", moto_endpoint, fake_runpod.base).start(listen_fd=owner.fileno())
+        second.start(listen_fd=owner.fileno())
         assert first.stop() == 0
         assert httpx.get(url, timeout=10).status_code == 200  # the second one answers alone now
         assert second.stop() == 0
-        second = None
         with socket.create_connection(owner.getsockname(), timeout=10):  # the owner's backlog still takes it
             pass
     finally:
-        if second is not None:
-            second.stop()
+        first.stop()  # each a no-op once it has stopped
+        second.stop()
         owner.close()
+    for server in (first, second):
+        lines = server.log_lines()
+        check_log_lines(lines)
+        assert json.loads(lines[-1])["event"] == "service.stopped"
 
 
 def test_sigterm_stops_it_cleanly(tmp_path, moto_endpoint, fake_runpod):
@@ -207,6 +212,9 @@ def test_start_in_thread_serves_in_process_and_stops(tmp_path, moto_endpoint, fa
     finally:
         server.stop()
     assert any('"event":"service.listening"' in line for line in log_lines)
+    assert f"service-{server.port}" not in [t.name for t in threading.enumerate()]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
 
 
 def test_over_http_a_cached_result_is_revalidated_with_a_304_and_no_body(local_server, moto_endpoint):

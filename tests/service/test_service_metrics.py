@@ -79,15 +79,26 @@ def test_compute_runs_on_the_database_port_and_compute_sqlite_on_a_file(tmp_path
     path = tmp_path / "m.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
     apply_sqlite(conn, MIGRATIONS)
-    for i, v in enumerate([10, 20, 30, 40]):
-        conn.execute("INSERT INTO job_metrics (job_id, stack, status, e2e_ms, created_at) "
-                     "VALUES (?, 's', 'completed', ?, '2026-01-01T00:00:00.000Z')", (f"j{i}", v))
+    rows = [("completed", 10, 5, 100, 0.01, "img@sha256:aa"), ("completed", 20, 15, 200, 0.02, "img@sha256:aa"),
+            ("failed", 30, 25, 300, None, "img@sha256:bb"), ("completed", 40, None, 400, 0.03, "img@sha256:bb")]
+    for i, row in enumerate(rows):
+        conn.execute("INSERT INTO job_metrics (job_id, stack, status, e2e_ms, runpod_queue_duration_ms, "
+                     "runpod_run_duration_ms, cost_estimate_usd, worker_image_tag, created_at) "
+                     "VALUES (?, 's', ?, ?, ?, ?, ?, ?, '2026-01-01T00:00:00.000Z')", (f"j{i}", *row))
     conn.close()
     db = SqliteDatabase(path)
     report = asyncio.run(compute(db, None))
     db.close()
-    assert report["overall"]["e2e_ms"] == {"p50": 20, "p95": 40, "p99": 40}
-    assert compute_sqlite(path)["overall"] == report["overall"]
+    # Nearest rank of 4 values: p50 is the 2nd, p95 and p99 the 4th; of the 3 queue times, the 2nd and the 3rd.
+    expected = {"count": 4, "completed": 3, "errors": 1, "error_rate": 0.25,
+                "e2e_ms": {"p50": 20, "p95": 40, "p99": 40}, "queue_ms": {"p50": 15, "p95": 25, "p99": 25},
+                "run_ms": {"p50": 200, "p95": 400, "p99": 400}}
+    for overall in (report["overall"], compute_sqlite(path)["overall"]):
+        assert {k: overall[k] for k in expected} == expected
+        assert overall["cost_total_usd"] == pytest.approx(0.06)
+        assert overall["cost_mean_usd"] == pytest.approx(0.02)
+    assert [(g["worker_image_tag"], g["count"], g["errors"]) for g in compute_sqlite(path)["by_worker_image_tag"]] \
+        == [("img@sha256:aa", 2, 0), ("img@sha256:bb", 2, 1)]
     assert report["percentile_method"] == "nearest-rank"
 
 
