@@ -2,14 +2,18 @@
 
 The same files migrate D1 in the cloud (over the D1 REST /query API, from infra) and SQLite on
 the local target. Applied migrations are recorded in wrangler's own table, `d1_migrations(id,
-name, applied_at)`, so `wrangler d1 migrations apply` stays compatible with what goldgate did.
+name, applied_at)`, so `wrangler d1 migrations apply` stays compatible with what goldgate did. The
+sha256 of the text each one ran with goes, in the same transaction, to a table of goldgate's own
+(`goldgate_migration_checksums`, which wrangler ignores): an applied migration edited later is
+refused by name, whatever state the Pulumi stack kept.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +30,15 @@ TRACKING_TABLE_SQL = (
     "name TEXT UNIQUE, "
     "applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL)"
 )
+# goldgate's record of the text each applied migration ran with. Created by the runners, not by a numbered
+# migration: the record must exist before the first migration runs. It holds for the d1_migrations row it was
+# written with (its id; AUTOINCREMENT never reuses one): a migration undone by hand and applied again by wrangler
+# is not measured against the text it had before. No `*_at` column: the DR drill reads the newest of those as the
+# time of the last data write.
+CHECKSUM_TABLE_SQL = (
+    "CREATE TABLE IF NOT EXISTS goldgate_migration_checksums("
+    "name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, d1_migrations_id INTEGER NOT NULL)"
+)
 
 
 class MigrationError(GoldgateError):
@@ -36,6 +49,14 @@ class MigrationError(GoldgateError):
 class Migration:
     name: str
     sql: str
+
+    @property
+    def sha256(self) -> str:
+        return sha256(self.sql)
+
+
+def sha256(sql: str) -> str:
+    return hashlib.sha256(sql.encode("utf-8")).hexdigest()
 
 
 def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
@@ -70,6 +91,48 @@ def pending(all_migrations: Iterable[Migration], applied: Iterable[str]) -> list
     return [m for m in all_migrations if m.name not in applied_set]
 
 
+def edited_after_apply(recorded: Mapping[str, str], declared: Mapping[str, str]) -> list[str]:
+    """Applied migrations (name -> sha256 they ran with) whose declared text differs: none would run again."""
+    return sorted(name for name, digest in recorded.items() if name in declared and declared[name] != digest)
+
+
+def edited_error(names: Iterable[str], database: str) -> MigrationError:
+    return MigrationError(f"migration(s) {', '.join(names)} changed after being applied; {database} will not re-run "
+                          "them: restore the applied text and add a new migration file instead")
+
+
+def recorded_checksums(execute: Callable[[str, list], list[dict]]) -> dict[str, str]:
+    """name -> sha256 the database recorded for each applied migration; read only. Migrations applied by wrangler,
+    or before goldgate kept the record, have none until a runner records them as they read then."""
+    tables = execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                     "AND name IN ('d1_migrations', 'goldgate_migration_checksums')", [])
+    if len(tables) < 2:
+        return {}
+    rows = execute("SELECT c.name, c.sha256 FROM goldgate_migration_checksums c "
+                   "JOIN d1_migrations m ON m.name = c.name AND m.id = c.d1_migrations_id", [])
+    return {row["name"]: row["sha256"] for row in rows}
+
+
+def _record_sql(migration: Migration) -> str:
+    """The statement recording the text of an applied migration (its d1_migrations row written already), as
+    literals: discover() allows only [a-z0-9_.] in a name, and a digest is hex."""
+    return (f"INSERT OR REPLACE INTO goldgate_migration_checksums (name, sha256, d1_migrations_id) "
+            f"SELECT name, '{migration.sha256}', id FROM d1_migrations WHERE name = '{migration.name}'")
+
+
+def _check(all_migrations: list[Migration], applied: list[str],
+           recorded: Mapping[str, str]) -> tuple[list[Migration], list[Migration]]:
+    """(pending migrations, applied ones without a recorded sha256), refusing unknown or edited applied ones."""
+    todo = pending(all_migrations, applied)
+    edited = edited_after_apply(recorded, {m.name: m.sha256 for m in all_migrations})
+    if edited:
+        raise edited_error(edited, "the database")
+    # The runners record these as they read now: an edit made before that cannot be seen, every later one is.
+    applied_set = set(applied)
+    unrecorded = [m for m in all_migrations if m.name in applied_set and m.name not in recorded]
+    return todo, unrecorded
+
+
 def split_statements(sql: str) -> list[str]:
     """Split a migration into statements, each without its closing ';' (D1's /query takes them as one batch; SQLite
     one at a time), as the local service's runner splits them (service.migrate.split_statements): both paths give
@@ -83,15 +146,17 @@ def split_statements(sql: str) -> list[str]:
 def apply_with(execute: Callable[[str, list], list[dict]], directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply pending migrations through `execute(sql, params) -> rows`; returns the names applied.
 
-    Used for D1 over REST, where each call is its own transaction: the migration's statements
-    and its tracking row go in one call so a failure leaves nothing half-recorded.
+    Used for D1 over REST, where each call is its own transaction: the migration's statements,
+    its tracking row and its sha256 go in one call so a failure leaves nothing half-recorded.
     """
-    execute(TRACKING_TABLE_SQL, [])
+    execute(f"{TRACKING_TABLE_SQL};\n{CHECKSUM_TABLE_SQL};", [])
     applied = [row["name"] for row in execute("SELECT name FROM d1_migrations ORDER BY id", [])]
-    todo = pending(discover(directory), applied)
+    todo, unrecorded = _check(discover(directory), applied, recorded_checksums(execute))
+    if unrecorded:
+        execute("".join(f"{_record_sql(m)};\n" for m in unrecorded), [])
     for migration in todo:
         body = ";\n".join(split_statements(migration.sql))
-        sql = f"{body};\nINSERT INTO d1_migrations (name) VALUES ('{migration.name}');"
+        sql = f"{body};\nINSERT INTO d1_migrations (name) VALUES ('{migration.name}');\n{_record_sql(migration)};"
         try:
             execute(sql, [])
         except GoldgateError:
@@ -106,8 +171,13 @@ def apply_sqlite(db: Path | sqlite3.Connection, directory: Path = MIGRATIONS_DIR
     conn = db if isinstance(db, sqlite3.Connection) else sqlite3.connect(db)
     try:
         conn.execute(TRACKING_TABLE_SQL)
+        conn.execute(CHECKSUM_TABLE_SQL)
         applied = [r[0] for r in conn.execute("SELECT name FROM d1_migrations ORDER BY id")]
-        todo = pending(discover(directory), applied)
+        todo, unrecorded = _check(discover(directory), applied, recorded_checksums(_rows_of(conn)))
+        if unrecorded:
+            with conn:
+                for migration in unrecorded:
+                    conn.execute(_record_sql(migration))
         for migration in todo:
             # An explicit transaction: Python's sqlite3 opens none before DDL, so `with conn:` would leave the
             # first ALTER of a migration that fails at its second applied and unrecorded, failing every later run.
@@ -116,6 +186,7 @@ def apply_sqlite(db: Path | sqlite3.Connection, directory: Path = MIGRATIONS_DIR
                 for statement in split_statements(migration.sql):
                     conn.execute(statement)
                 conn.execute("INSERT INTO d1_migrations (name) VALUES (?)", (migration.name,))
+                conn.execute(_record_sql(migration))
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if conn.in_transaction:
@@ -125,3 +196,12 @@ def apply_sqlite(db: Path | sqlite3.Connection, directory: Path = MIGRATIONS_DIR
     finally:
         if not isinstance(db, sqlite3.Connection):
             conn.close()
+
+
+def _rows_of(conn: sqlite3.Connection) -> Callable[[str, list], list[dict]]:
+    def execute(sql: str, params: list) -> list[dict]:
+        cur = conn.execute(sql, params)
+        columns = [c[0] for c in cur.description or ()]
+        return [dict(zip(columns, row, strict=True)) for row in cur]
+
+    return execute

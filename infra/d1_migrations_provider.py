@@ -2,14 +2,14 @@
 
 Built on goldgate.cloudflare's D1 client; applied migrations are recorded in wrangler's
 `d1_migrations` table (goldgate.migrations), so `wrangler d1 migrations apply` and this resource
-agree. Idempotent: a second run applies nothing.
+agree, and the text each ran with in goldgate's `goldgate_migration_checksums`, so an applied
+migration edited later is refused. Idempotent: a second run applies nothing.
 The SQL travels as an input (name -> text) because the provider runs in another process, from a
 pickle; deleting the resource never drops schema (deleting the D1 database does that).
 """
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,27 +17,32 @@ from typing import Any
 
 import pulumi
 import pulumi.dynamic as dyn
+from pulumi.runtime.rpc import UNKNOWN
 
 from goldgate.cloudflare.api import DEFAULT_API_BASE, CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.errors import CloudflareError
-from goldgate.migrations import MIGRATIONS_DIR, MigrationError, apply_with, discover
+from goldgate.migrations import (
+    MIGRATIONS_DIR,
+    MigrationError,
+    apply_with,
+    discover,
+    edited_after_apply,
+    edited_error,
+    recorded_checksums,
+    sha256,
+)
 
 DEFAULT_CLOUDFLARE_API = DEFAULT_API_BASE
 
 
 def checksums(migrations: Mapping[str, str]) -> dict[str, str]:
-    return {name: hashlib.sha256(sql.encode("utf-8")).hexdigest() for name, sql in sorted(migrations.items())}
+    return {name: sha256(sql) for name, sql in sorted(migrations.items())}
 
 
 def read_migrations(directory: Path = MIGRATIONS_DIR) -> dict[str, str]:
     """name -> SQL for every migration file, validated (wrangler naming, no gaps) at program time."""
     return {m.name: m.sql for m in discover(directory)}
-
-
-def edited_after_apply(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
-    """Migrations whose text changed after they were applied: wrangler would never re-run them either."""
-    return sorted(name for name, digest in old.items() if name in new and new[name] != digest)
 
 
 def missing_after_apply(applied: list[str], declared: Mapping[str, str]) -> list[str]:
@@ -64,9 +69,12 @@ class D1MigrationsProvider(dyn.ResourceProvider):
         new_sums = checksums(news.get("migrations") or {})
         old_sums = olds.get("checksums") or {}
         edited = edited_after_apply(old_sums, new_sums)
+        if not edited and set(new_sums) - set(old_sums):
+            # The state vouches only for what the last update that succeeded declared: one that failed midway
+            # applied (and D1 recorded) migrations it has no checksum of. Ask D1, as the update would.
+            edited = edited_after_apply(_recorded_in_d1(news), new_sums)
         if edited:
-            raise MigrationError(f"migration(s) {', '.join(edited)} changed after being applied; D1 will not re-run "
-                                 "them: restore the applied text and add a new migration file instead")
+            raise edited_error(edited, "D1")
         # The update would refuse these too (goldgate.migrations.pending), but only midway through `pulumi up`, after
         # resources that do not wait for the schema (the endpoint's new image) changed: refuse them in the preview.
         applied = olds.get("recorded")
@@ -122,6 +130,19 @@ class D1MigrationsProvider(dyn.ResourceProvider):
         outs["checksums"] = checksums(props.get("migrations") or {})
         outs["recorded"] = sorted(outs["checksums"])
         return outs
+
+
+def _recorded_in_d1(props: Mapping[str, Any]) -> dict[str, str]:
+    """What D1 recorded of the applied migrations' text, or {} when it cannot say now (a preview before the database
+    exists, an outage): the update reads it again before it applies anything, and refuses there."""
+    if any(props.get(k) in (None, UNKNOWN) for k in ("account_id", "database_id", "api_token")) or \
+            props.get("api_base") == UNKNOWN:
+        return {}
+    try:
+        with _D1(props) as execute:
+            return recorded_checksums(execute)
+    except (_QueryFailed, CloudflareError):  # CloudflareError: a token the client refuses before any call
+        return {}
 
 
 class _QueryFailed(Exception):

@@ -10,12 +10,13 @@ from typing import Any
 import dill
 import pulumi.dynamic
 import pytest
+from pulumi.runtime.rpc import UNKNOWN
 
 from goldgate.cloudflare.api import CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.d1_standin import D1StandIn
 from goldgate.migrations import TRACKING_TABLE_SQL, MigrationError
-from infra.d1_migrations_provider import D1MigrationsProvider, read_migrations
+from infra.d1_migrations_provider import D1MigrationsProvider, checksums, read_migrations
 
 TOKEN = "cf-infra-test-token-0123456789"
 REPO_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -194,3 +195,74 @@ def test_refresh_during_a_cloudflare_outage_is_an_error_not_a_lost_schema(d1, st
     created = D1MigrationsProvider().create(props(d1, first))
     with pytest.raises(MigrationError, match="cannot read the applied migrations"):
         D1MigrationsProvider().read(created.id, {**created.outs, "api_base": stub.base_url})
+
+
+def checksum_rows(d1: tuple[D1StandIn, D1Client, str]) -> dict[str, str]:
+    _, client, database_id = d1
+    return {r["name"]: r["sha256"] for r in client.query(database_id, "SELECT name, sha256 FROM "
+                                                          "goldgate_migration_checksums")}
+
+
+def test_an_applied_migration_edited_after_an_up_that_failed_midway_is_refused_by_name(d1):
+    # D1 records each migration as it runs; an update that fails at the next one leaves the state as it was, with no
+    # checksum of the one it applied. Editing that one then went unseen: the update skipped it as applied.
+    provider = D1MigrationsProvider()
+    first = {"0001_init.sql": "CREATE TABLE jobs (id TEXT PRIMARY KEY);\n"}
+    created = provider.create(props(d1, first))
+    tags = {**first, SECOND[0]: SECOND[1], "0003_broken.sql": "INSERT INTO no_such_table VALUES (1);\n"}
+    assert provider.diff(created.id, created.outs, props(d1, tags)).changes is True
+    with pytest.raises(MigrationError, match="migration 0003_broken.sql failed"):
+        provider.update(created.id, created.outs, props(d1, tags))  # `pulumi up` keeps created.outs as the state
+    assert [r["name"] for r in recorded(d1)] == ["0001_init.sql", SECOND[0]]
+
+    edited = {**first, SECOND[0]: SECOND[1].replace("(tag)", "(tag, job_id)"),
+              "0003_broken.sql": "CREATE TABLE fixed (x TEXT);\n"}
+    with pytest.raises(MigrationError, match=f"{SECOND[0]} changed after being applied.*add a new migration"):
+        provider.diff(created.id, created.outs, props(d1, edited))  # the preview
+    with pytest.raises(MigrationError, match=f"{SECOND[0]} changed after being applied"):
+        provider.update(created.id, created.outs, props(d1, edited))  # `pulumi up --skip-preview`
+    assert [r["name"] for r in recorded(d1)] == ["0001_init.sql", SECOND[0]]  # nothing ran
+
+    fixed = {**edited, SECOND[0]: SECOND[1]}  # the applied text restored: the fixed 0003 applies
+    assert provider.update(created.id, created.outs, props(d1, fixed)).outs["applied"] == ["0003_broken.sql"]
+
+
+def test_each_migration_records_its_sha256_in_the_same_batch_and_a_failing_one_records_nothing(d1):
+    provider = D1MigrationsProvider()
+    broken = {"0001_init.sql": "CREATE TABLE jobs (id TEXT PRIMARY KEY);\n",
+              "0002_broken.sql": "CREATE TABLE half (x TEXT);\nINSERT INTO no_such_table VALUES (1);\n"}
+    with pytest.raises(MigrationError, match="migration 0002_broken.sql failed"):
+        provider.create(props(d1, broken))
+    assert checksum_rows(d1) == {"0001_init.sql": checksums(broken)["0001_init.sql"]}
+
+
+def test_a_database_migrated_before_the_record_existed_is_recorded_by_the_next_up_and_then_guarded(d1):
+    # A D1 that wrangler, or a goldgate before the record, migrated: nothing to compare its migrations with yet.
+    _, client, database_id = d1
+    first = {"0001_init.sql": "CREATE TABLE jobs (id TEXT PRIMARY KEY);\n"}
+    client.query(database_id, TRACKING_TABLE_SQL)
+    client.query(database_id, "CREATE TABLE jobs (id TEXT PRIMARY KEY);\n"
+                              "INSERT INTO d1_migrations (name) VALUES ('0001_init.sql');")
+    provider = D1MigrationsProvider()
+    both = {**first, SECOND[0]: SECOND[1]}
+    created = provider.create(props(d1, both))
+    assert created.outs["applied"] == [SECOND[0]]
+    assert checksum_rows(d1) == checksums(both)  # 0001 as the checkout reads it now
+
+    edited = {"0001_init.sql": "CREATE TABLE jobs (id TEXT PRIMARY KEY, extra TEXT);\n", SECOND[0]: SECOND[1]}
+    stale = {**created.outs, "checksums": {}}  # a state that vouches for nothing: D1's record decides
+    with pytest.raises(MigrationError, match="0001_init.sql changed after being applied"):
+        provider.diff(created.id, stale, props(d1, edited))
+
+
+def test_a_preview_asks_d1_only_about_new_migrations_of_a_database_that_exists(d1):
+    standin = d1[0]
+    provider = D1MigrationsProvider()
+    first = {"0001_init.sql": "CREATE TABLE jobs (id TEXT PRIMARY KEY);\n"}
+    created = provider.create(props(d1, first))
+    standin.requests.clear()
+    assert provider.diff(created.id, created.outs, props(d1, first, api_token="cf-rotated-token-xyz")).changes is True
+    # A preview of a new migration on a database not created yet: its id is unknown, the update checks D1.
+    both = props(d1, {**first, SECOND[0]: SECOND[1]}, database_id=UNKNOWN)
+    assert provider.diff(created.id, created.outs, both).changes is True
+    assert not any("/query" in path for _, path in standin.requests)

@@ -12,6 +12,7 @@ from goldgate.cloudflare.api import CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.d1_standin import D1StandIn
 from goldgate.migrations import MigrationError, apply_sqlite, apply_with, discover, split_statements
+from service import migrate as local_migrate
 
 TOKEN = "cf-migrations-token-0123456789abcdef"
 LITERAL_WITH_A_DASH_LINE = ("CREATE TABLE notes (body TEXT NOT NULL DEFAULT 'first line\n"
@@ -74,3 +75,54 @@ def test_the_shipped_migrations_still_split_into_their_statements() -> None:
 def test_a_migration_cut_off_mid_statement_is_named() -> None:
     with pytest.raises(MigrationError, match="incomplete SQL statement"):
         split_statements("CREATE TABLE t (x TEXT);\nCREATE TABLE u (\n")
+
+
+def test_the_local_sqlite_refuses_an_applied_migration_edited_later_as_d1_does(tmp_path: Path) -> None:
+    migrations = write(tmp_path / "m", "0001_pair.sql", "CREATE TABLE a (x);\n")
+    db = tmp_path / "db.sqlite"
+    assert apply_sqlite(db, migrations) == ["0001_pair.sql"]
+    write(migrations, "0001_pair.sql", "CREATE TABLE a (x, y);\n")
+    write(migrations, "0002_more.sql", "CREATE TABLE b (z);\n")
+    with pytest.raises(MigrationError, match="0001_pair.sql changed after being applied.*add a new migration"):
+        apply_sqlite(db, migrations)
+    conn = sqlite3.connect(db)
+    try:
+        assert [r[0] for r in conn.execute("SELECT name FROM d1_migrations")] == ["0001_pair.sql"]  # nothing ran
+    finally:
+        conn.close()
+
+
+
+def undo_by_hand(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE a")
+        conn.execute("DELETE FROM d1_migrations")
+    conn.close()
+
+
+def test_a_migration_undone_by_hand_runs_again_with_its_new_text_and_that_text_is_guarded(tmp_path: Path) -> None:
+    migrations = write(tmp_path / "m", "0001_pair.sql", "CREATE TABLE a (x);\n")
+    db = tmp_path / "db.sqlite"
+    apply_sqlite(db, migrations)
+    undo_by_hand(db)
+    write(migrations, "0001_pair.sql", "CREATE TABLE a (x, y);\n")
+    assert apply_sqlite(db, migrations) == ["0001_pair.sql"]  # the record of its old text does not block it
+    write(migrations, "0001_pair.sql", "CREATE TABLE a (x, y, z);\n")
+    with pytest.raises(MigrationError, match="0001_pair.sql changed after being applied"):
+        apply_sqlite(db, migrations)
+
+
+def test_a_migration_wrangler_applied_again_after_an_undo_is_not_measured_against_its_old_text(tmp_path) -> None:
+    # wrangler (here the service's runner, which writes d1_migrations as wrangler does) records no sha256.
+    migrations = write(tmp_path / "m", "0001_pair.sql", "CREATE TABLE a (x);\n")
+    db = tmp_path / "db.sqlite"
+    apply_sqlite(db, migrations)
+    undo_by_hand(db)
+    write(migrations, "0001_pair.sql", "CREATE TABLE a (x, y);\n")
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        assert local_migrate.apply_sqlite(conn, migrations) == ["0001_pair.sql"]
+    finally:
+        conn.close()
+    write(migrations, "0002_more.sql", "CREATE TABLE b (z);\n")
+    assert apply_sqlite(db, migrations) == ["0002_more.sql"]
