@@ -8,7 +8,8 @@ the output names the image and worker it ran on, so tests can see which release 
 An endpoint with env HANDLER=stream runs a generator handler instead: input {"chunks": [...]} yields each
 chunk in turn (the SDK posts each to the stream URL and aggregates them into the output).
 input {"mkdtemp": true} leaves a temp dir behind, as the ComfyUI emulator of a killed worker does; an endpoint
-with env HANDLER=unfit leaves one at boot, then fails a fitness check, so the SDK ends the worker with os._exit."""
+with env HANDLER=unfit leaves one at boot (its log names it: "left temp dir <path>"), then fails a fitness check,
+so the SDK ends the worker with os._exit."""
 
 import asyncio
 import os
@@ -61,7 +62,7 @@ def unfit() -> None:
 
 if __name__ == "__main__":
     if os.environ.get("HANDLER") == "unfit":
-        _leave_a_temp_dir()
+        print(f"left temp dir {_leave_a_temp_dir()}", flush=True)
         runpod.serverless.register_fitness_check(unfit)
     if os.environ.get("HANDLER") == "stream":
         runpod.serverless.start({"handler": stream_handler, "return_aggregate_stream": True})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime
 
 import httpx
 import pytest
@@ -90,6 +92,19 @@ def _events(stack, event: str) -> list[dict]:
             for line in map(json.loads, lines) if line["event"] == event]
 
 
+# Log stamps are whole milliseconds, and a job's `job.finished` line is stamped a moment after it finished.
+STAMP_SLACK_S = 0.01
+
+
+def _seconds_kept(stack, job_id: str, reason: str) -> float:
+    """From the emulator's log: seconds between the job's `job.finished` line and its drop for `reason`."""
+    lines = [json.loads(line) for line in (stack.emulator.logs_dir / "runpod-emulator.jsonl").read_text().splitlines()]
+    mine = [line for line in lines if line.get("runpod_job_id") == job_id]
+    [finished] = [line["ts"] for line in mine if line["event"] == "job.finished"]
+    [dropped] = [line["ts"] for line in mine if line["event"] == "job.expired" and line["reason"] == reason]
+    return (datetime.fromisoformat(dropped) - datetime.fromisoformat(finished)).total_seconds()
+
+
 def test_finished_results_are_kept_only_for_the_retention_time(make_stack, receiver) -> None:
     stack = make_stack(result_retention_s=0.5)
     ep = stack.endpoint()
@@ -106,6 +121,8 @@ def test_finished_results_are_kept_only_for_the_retention_time(make_stack, recei
         return False
 
     wait_for(gone, "the result to be dropped")
+    kept = _seconds_kept(stack, job.id, "result_retention_s")
+    assert kept >= 0.5 - STAMP_SLACK_S, f"the result was dropped {kept:.3f} s after the job finished, not 0.5 s"
 
 
 def test_execution_timeout_times_out_and_stops_the_job_on_the_worker(make_stack) -> None:
@@ -185,6 +202,7 @@ def test_runsync_results_are_kept_a_shorter_time_than_run_results(make_stack) ->
     synced = jobs.runsync({"n": 1}, wait_ms=60_000)
     assert synced.status == "COMPLETED"
     queued = stack.finished(jobs, jobs.run({"n": 2}).id)
+    queued_done = time.monotonic()  # at or after the /run job finished
 
     def gone() -> bool:
         try:
@@ -194,6 +212,10 @@ def test_runsync_results_are_kept_a_shorter_time_than_run_results(make_stack) ->
         return False
 
     wait_for(gone, "the /runsync result to be dropped")
+    kept = _seconds_kept(stack, synced.id, "sync_result_retention_s")
+    assert kept >= 0.5 - STAMP_SLACK_S, f"the /runsync result was dropped {kept:.3f} s after it finished, not 0.5 s"
+    # Past the /runsync retention for the /run job too, by a few ticks: were it kept as briefly, it would be gone.
+    time.sleep(max(0.0, queued_done + 0.5 + 0.3 - time.monotonic()))
     assert jobs.status(queued.id).status == "COMPLETED"  # the /run result is still kept
     assert EmulatorConfig().sync_result_retention_s == 60.0 and EmulatorConfig().result_retention_s == 1800.0
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import jsonschema
 import pytest
 from emulator_harness import wait_for
 
-from goldgate.local.runpod import EmulatorConfig, FaultConfig
+from goldgate.local.runpod import EmulatorConfig, FaultConfig, RunPodEmulator
 from goldgate.local.runpod.eventlog import EventLog
 from goldgate.local.runpod.faults import FaultPlan, draw
 from goldgate.local.runpod.webhooks import WebhookDispatcher
@@ -132,16 +134,32 @@ def test_delayed_deliveries_arrive_no_sooner_than_the_delay(make_stack, receiver
 
 
 def test_reordering_delivers_later_finished_jobs_first(make_stack, receiver) -> None:
-    # Jobs finish close together (4 workers), each delivery is held 0..3 s: with one worker they finished
-    # about a second apart and the holds kept their order in roughly one run in six.
-    stack = make_stack(faults=FaultConfig(reorder=True, reorder_window_s=3.0, seed=7))
+    # Jobs finish close together (4 workers), each delivery is held 0..3 s by a draw on its job id: the holds,
+    # not the finish order, decide the arrival order.
+    faults = FaultConfig(reorder=True, reorder_window_s=3.0, seed=7)
+    stack = make_stack(faults=faults)
     ep = stack.endpoint(workers_max=4)
     jobs = stack.jobs(ep.id)
     ids = [jobs.run({"n": n}, webhook=_hook(receiver)).id for n in range(12)]
     for i in ids:
         stack.finished(jobs, i)
     wait_for(lambda: all(receiver.for_job(i) for i in ids), "all webhooks")
-    finished_order = sorted(ids, key=lambda i: stack.emulator.backend.jobs[i].finished_mono)
+    plan = FaultPlan(faults)
+    finished = {i: stack.emulator.backend.jobs[i].finished_mono for i in ids}  # the receiver's clock too
+    hold = {i: plan.hold_s(i, 0) for i in ids}
+    holds = sorted(round(h, 3) for h in hold.values())
+    arrived = {i: receiver.for_job(i)[0].at for i in ids}
+    for i in ids:
+        after = arrived[i] - finished[i]
+        assert after >= hold[i], f"job {i} arrived {after:.3f} s after it finished, inside its {hold[i]:.3f} s hold"
+    due = {i: finished[i] + hold[i] for i in ids}
+    finished_order = sorted(ids, key=finished.__getitem__)
+    assert sorted(ids, key=due.__getitem__) != finished_order, f"the holds {holds} keep the finish order"
+    # A delivery due a second before another arrives first (a second: far more than a loopback POST takes).
+    apart = [(a, b) for a in ids for b in ids if due[b] - due[a] >= 1.0]
+    assert apart, f"no two deliveries due a second apart: holds {holds}"
+    late = [(a, b) for a, b in apart if arrived[a] > arrived[b]]
+    assert late == [], f"deliveries arrived out of their due order: {late}"
     arrival_order = [d.body["id"] for d in sorted(receiver.deliveries, key=lambda d: d.at)]
     assert arrival_order != finished_order and sorted(arrival_order) == sorted(finished_order)
 
@@ -241,3 +259,57 @@ def test_a_payload_that_cannot_be_sent_does_not_stop_later_webhooks(receiver, tm
         assert bad and all(d.outcome.startswith("error") for d in bad)
     finally:
         dispatcher.stop()
+
+
+def test_a_sender_still_posting_when_the_emulator_stops_logs_no_error(tmp_path: Path, monkeypatch) -> None:
+    # stop() waits for the senders webhook_timeout_s + 1 s, then closes the log. A receiver trickling its answer
+    # keeps a POST going past that; once it ends, the sender's outcome line has no open log to go to.
+    raised: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", raised.append)
+    answering, release = threading.Event(), threading.Event()
+
+    class Trickle(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            answering.set()
+            sent = 0
+            while sent < 999 and not release.wait(0.1):  # a byte at a time, well within the sender's read timeout
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                sent += 1
+            self.wfile.write(b" " * (1000 - sent))
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        emu = RunPodEmulator(EmulatorConfig(api_key="k" * 24, logs_dir=tmp_path, webhook_timeout_s=0.5,
+                                            webhook_drain_s=0)).start()
+        hook = f"http://127.0.0.1:{server.server_address[1]}/api/runpod/webhook"
+        emu.webhooks.send("job-1", hook, {"id": "job-1", "status": "COMPLETED"})
+        wait_for(answering.is_set, "the receiver to start answering")
+        emu.stop()
+        release.set()
+        wait_for(lambda: not any(t.is_alive() for t in emu.webhooks._threads), "the senders to end")
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+    assert [f"{a.thread.name}: {a.exc_type.__name__}: {a.exc_value}" for a in raised] == []
+    assert [h.job_id for h in emu.webhooks.history] == ["job-1"]  # the POST did end after stop()
+    last = json.loads((tmp_path / "runpod-emulator.jsonl").read_text().splitlines()[-1])
+    assert last["event"] == "runpod_emulator.stopped"
+
+
+def test_lines_logged_after_close_are_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path.open("a", encoding="utf-8"), "staging")
+    log.info("runpod_emulator.stopped")
+    log.close()
+    log.warning("webhook.gave_up", runpod_job_id="job-1")  # a sender thread's late outcome
+    assert [json.loads(line)["event"] for line in path.read_text().splitlines()] == ["runpod_emulator.stopped"]

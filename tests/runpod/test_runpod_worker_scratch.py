@@ -52,9 +52,14 @@ def test_a_worker_the_sdk_ends_with_os_exit_leaves_no_temp_dir(make_stack, tmpdi
     logs = tmp_path / "logs0"
     worker = wait_for(lambda: _exited_workers(logs), "a worker to fail its fitness check")[0]
     wait_for(lambda: worker not in stack.emulator.backend.workers, "the exited worker to be reaped")
-    assert "this worker is unfit" in (logs / f"worker-{worker}.log").read_text()
-    left = list(tmpdir_of_the_test.rglob(f"sdk-worker-{worker}-*"))
-    assert left == [], f"the worker that exited left {left}"
+    text = (logs / f"worker-{worker}.log").read_text()
+    assert "this worker is unfit" in text
+    [left] = [Path(line.removeprefix("left temp dir ")) for line in text.splitlines()
+              if line.startswith("left temp dir ")]
+    # The fleet's scratch dir is under the emulator's temp dir, here the test's; without it the worker would use
+    # the system's TMPDIR, and what it left there would go unseen.
+    assert left.is_relative_to(tmpdir_of_the_test), f"the worker's temp dir {left} is outside {tmpdir_of_the_test}"
+    assert not left.exists(), f"the worker that exited left {left}"
 
 
 def test_an_emulator_without_a_logs_dir_removes_its_temp_dir_on_stop(tmpdir_of_the_test: Path) -> None:

@@ -687,12 +687,15 @@ class RunPodBackend:
                 if job.created_mono + job.ttl_ms / 1000.0 <= now:
                     if job.status not in TERMINAL:
                         self._finish(job, "CANCELLED", notify=False)
-                    self.jobs.pop(job.id, None)
+                    # Logged while the job is still there, so the line names the service's job and trace.
                     self.on_event("job.expired", job=job.id, reason="ttl")
+                    self.jobs.pop(job.id, None)
                     continue
                 if job.status in TERMINAL:
                     keep_s = self.config.sync_result_retention_s if job.sync else self.config.result_retention_s
                     if job.finished_mono is not None and job.finished_mono + keep_s <= now:
+                        self.on_event("job.expired", job=job.id,
+                                      reason="sync_result_retention_s" if job.sync else "result_retention_s")
                         self.jobs.pop(job.id, None)
                     continue
                 if job.status == "IN_PROGRESS" and job.started_mono is not None and ep is not None:

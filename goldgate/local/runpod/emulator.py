@@ -117,7 +117,7 @@ class RunPodEmulator:
         self.webhooks.drain(self.config.webhook_drain_s)
         self.webhooks.stop()
         self.log.info("runpod_emulator.stopped")
-        self._log_stream.close()
+        self.log.close()
         self._remove_own_dir()
 
     def _remove_own_dir(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from typing import IO, Any
 
 from goldgate.logs import JsonLogger
@@ -27,12 +28,29 @@ def job_context(job_input: Any) -> dict[str, Any]:
 
 
 class EventLog:
-    """info/warning/error(event, **fields) -> one schema-valid line; `error` may be a plain string."""
+    """info/warning/error(event, **fields) -> one schema-valid line; `error` may be a plain string.
+    `close` closes the stream; lines logged after it are dropped."""
 
     def __init__(self, stream: IO[str] | None, stack: str | None) -> None:
+        self._stream = stream
         self._log = JsonLogger("runpod-emulator", stream, stack=stack)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def close(self) -> None:
+        """Close the stream (never stdout). A thread that outlived the emulator's stop, e.g. a webhook sender still
+        inside its POST when stop gave up waiting, logs nothing afterwards instead of raising on a closed file."""
+        with self._lock:
+            self._closed = True
+            if self._stream is not None:
+                self._stream.close()
 
     def log(self, level: str, event: str, **fields: Any) -> None:
+        with self._lock:
+            if not self._closed:
+                self._write(level, event, fields)
+
+    def _write(self, level: str, event: str, fields: dict[str, Any]) -> None:
         top = {k: v for k, v in fields.items() if k in _TOP}
         data = {k: v for k, v in fields.items() if k not in _TOP and k != "error"}
         if "reason" in top and isinstance(top["reason"], str):
