@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from goldgate.commands.output import to_devnull
 from goldgate.errors import GoldgateError
+from goldgate.release.ledger import key_taken_from_env
 
 # Each module registers its subcommands: `register(subparsers)`; a command's `func(args) -> int`.
 COMMAND_MODULES = ("goldgate.commands.local", "goldgate.commands.release", "goldgate.commands.ops")
@@ -162,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         sub.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         check_home(args)
-        return int(args.func(args) or 0)
+        with key_taken_from_env():  # the ledger key reaches the ledger, never a process the command starts
+            return int(args.func(args) or 0)
     except GoldgateError as exc:
         return _failed(f"goldgate: error: {one_line(str(exc))}")
     except BrokenPipeError:  # `goldgate ... | head`: the reader left; not an error of ours

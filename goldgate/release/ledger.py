@@ -16,7 +16,9 @@ The chain detects edits, not forgeries: whoever can write the file can append an
 GOLDGATE_LEDGER_KEY set (a CI secret), every entry appended also carries `mac`, an HMAC-SHA256 of its canonical form
 (which holds `prev`, so a MAC also pins everything before it) under that key, and each entry read says whether its MAC
 verifies (`Entry.authentic`). The gate and rollback trust only such entries for what they rely on; without the key
-every entry is taken as it is, as before. The key itself is never written, logged or passed to the save script.
+every entry is taken as it is, as before. The key itself is never written or logged, and no process goldgate starts
+sees it: the CLI takes it out of the environment before a command runs (`key_taken_from_env`), so Pulumi and its
+provider plugins, docker, the save script and the local stacks inherit everything but the key.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ _MIN_KEY_CHARS = 32
 # rollback of a broken PROD must not wait minutes for a hung push.
 SAVE_TIMEOUT_S = 60
 _save_timed_out = False   # set by this process's first save that timed out: it runs no more saves
+_taken_key: str | None = None   # GOLDGATE_LEDGER_KEY as the running command found it (`key_taken_from_env`)
 KINDS = ("build", "deploy", "golden", "promotion", "rollback")
 # The largest line we will read back; anything bigger was not written by us.
 _MAX_LINE = 1_000_000
@@ -113,14 +116,32 @@ def _mac(key: bytes, body: Mapping[str, Any]) -> str:
 
 
 def key_from_env() -> bytes | None:
-    """GOLDGATE_LEDGER_KEY as bytes, None when unset or empty; a key too short to resist guessing is refused."""
-    text = os.environ.get(KEY_ENV) or ""
+    """GOLDGATE_LEDGER_KEY as bytes (as the running command took it, else from the environment), None when unset
+    or empty; a key too short to resist guessing is refused."""
+    text = (_taken_key if _taken_key is not None else os.environ.get(KEY_ENV)) or ""
     if not text:
         return None
     if len(text) < _MIN_KEY_CHARS:   # the length only: the key itself is never shown
         raise LedgerKeyInvalid(f"{KEY_ENV} is {len(text)} characters long; use at least {_MIN_KEY_CHARS} (e.g. "
                                "`openssl rand -hex 32`), or unset it")
     return text.encode("utf-8", "surrogateescape")
+
+
+@contextlib.contextmanager
+def key_taken_from_env() -> Iterator[None]:
+    """Run one command with GOLDGATE_LEDGER_KEY out of the environment: every Ledger it makes still signs with the
+    key, and no child process inherits it (the Automation API hands Pulumi and its plugins the whole environment).
+    Checked, and refused, only when a Ledger is made: a command that keeps no ledger runs with any key. Put back
+    afterwards, for callers that run commands in-process (the tests)."""
+    global _taken_key
+    outer, text = _taken_key, os.environ.pop(KEY_ENV, None)
+    _taken_key = text
+    try:
+        yield
+    finally:
+        _taken_key = outer
+        if text is not None:
+            os.environ[KEY_ENV] = text
 
 
 def detect_trigger(explicit: str | None = None) -> str:

@@ -5,7 +5,7 @@ main's PROD stack file (`check_prod_file`), and which of this run's pins its pin
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,8 @@ def check_prod_file(ours: StackFile, mains: StackFile, entries: Sequence[Entry],
     and only when the two differ in PROD's pin alone and the ledger shows a promotion set main's pin, to a digest
     built before this run's, before that golden run: of two pushes close together, the first one's release came
     before the second one was tested, so promoting the second undoes nothing. Anything else would undo a change on
-    main, and is refused."""
+    main, and is refused. With a ledger key in use, only authenticated entries explain main's pin: whoever can write
+    the ledger file could otherwise add the promotion that makes this run take main's file."""
     if _lf(ours.text) == _lf(mains.text):
         return ProdFileCheck(ours.path, ours.pin, mains.pin)
     if report is None:
@@ -101,21 +102,25 @@ def check_prod_file(ours: StackFile, mains: StackFile, entries: Sequence[Entry],
                                f"({exc.strerror or exc}); {ADVICE}") from None
     except ReportError as exc:
         raise ProdFileNotMains(f"{exc}; {ADVICE}") from None
-    golden = next((e for e in reversed(entries) if e.kind == "golden" and e.get("report_sha256") == sha256), None)
+    trusted = [e for e in entries if e.authentic]
+    golden = next((e for e in reversed(trusted) if e.kind == "golden" and e.get("report_sha256") == sha256), None)
     if golden is None:
+        _refuse_untrusted(e for e in entries if e.kind == "golden" and e.get("report_sha256") == sha256)
         raise ProdFileNotMains(f"no golden run in the ledger wrote {report}: cannot tell whether PROD's pin on "
                                f"main ({mains.pin}) was set before this run's digest was qualified; {ADVICE}")
     changes = [e for e in entries if e.kind in ("promotion", "rollback") and e.get("stack", PROD) == PROD
                and e.get("phase") in ("intent", "outcome")]
+    # Every later change counts, authenticated or not: it can only stop the promotion.
     later = [e for e in changes if e.seq > golden.seq]
     if later:
         raise ProdFileNotMains(f"PROD changed after the golden run that qualified this run's digest (ledger "
                                f"#{golden.seq}): {later[-1].kind} ledger #{later[-1].seq} came later, and promoting "
                                f"now would undo it; {ADVICE}")
-    outcomes = [e for e in changes if e.get("phase") == "outcome"]
+    outcomes = [e for e in changes if e.get("phase") == "outcome" and e.authentic]
     last = outcomes[-1] if outcomes else None
     left = last.get("pinned", last.get("after")) if last else None
     if last is None or left != mains.pin:
+        _refuse_untrusted(e for e in changes if e.get("phase") == "outcome" and e.seq > (last.seq if last else 0))
         raise ProdFileNotMains(f"main pins {mains.pin} on PROD, but PROD's last recorded change left {left}: the "
                                f"ledger does not explain main's pin; {ADVICE}")
     # Only a release's pin is taken: a rollback since this run's commit was an operator's verdict on what this
@@ -124,8 +129,16 @@ def check_prod_file(ours: StackFile, mains: StackFile, entries: Sequence[Entry],
         raise ProdFileNotMains(f"main's PROD pin {mains.pin} was set by {last.kind} ledger #{last.seq} (outcome "
                                f"{last.get('outcome')}), not by a release that landed after this run's commit; "
                                f"{ADVICE}")
-    _check_built_before(mains.pin, golden.get("image"), entries)
+    _check_built_before(mains.pin, golden.get("image"), trusted)
     return ProdFileCheck(ours.path, ours.pin, mains.pin, promotion_seq=last.seq, golden_seq=golden.seq)
+
+
+def _refuse_untrusted(candidates: Iterable[Entry]) -> None:
+    """Name the last of `candidates` that the ledger key does not authenticate: it is why the check found none."""
+    untrusted = [e for e in candidates if not e.authentic]
+    if untrusted:
+        raise ProdFileNotMains(f"{untrusted[-1].mac_problem()}; only entries recorded under the ledger key may let "
+                               f"this run take main's PROD file; {ADVICE}")
 
 
 def _check_built_before(mains_pin: str, image: Any, entries: Sequence[Entry]) -> None:

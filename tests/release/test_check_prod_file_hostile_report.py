@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from ci_policy import require
 from test_main_pins import SecondPush
 
 
@@ -24,8 +24,8 @@ def _check_prod_file(second: SecondPush, report: str) -> subprocess.CompletedPro
                           capture_output=True, text=True, check=False, timeout=60, preexec_fn=_limit_memory)
 
 
-@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
 def test_a_report_that_never_ends_is_refused_in_one_line(tmp_path: Path) -> None:
+    require(Path("/dev/zero").exists(), "/dev/zero")
     second = SecondPush(tmp_path)   # main's PROD file differs from this checkout's: the report decides
     proc = _check_prod_file(second, "/dev/zero")
     assert proc.returncode == 1 and proc.stdout == ""
@@ -34,8 +34,8 @@ def test_a_report_that_never_ends_is_refused_in_one_line(tmp_path: Path) -> None
     assert "nothing was changed" in proc.stderr
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 def test_a_report_that_is_a_pipe_nobody_writes_is_refused_not_waited_on(tmp_path: Path) -> None:
+    require(hasattr(os, "mkfifo"), "named pipes (os.mkfifo)")
     second = SecondPush(tmp_path)
     fifo = tmp_path / "latest.json"
     os.mkfifo(fifo)

@@ -412,13 +412,20 @@ def test_the_first_ledger_save_is_retried_after_a_refused_push(rig: LedgerRig) -
     assert rig.branch_ledger() == '{"n": 1}\n'
 
 
+# The jobs that restore the ledger, hold the release lock and save the ledger again: a job renamed or a step
+# rewritten so that the tests below no longer find it fails here rather than passing unchecked.
+LEDGER_JOBS = {"release.yml": ["build", "staging", "promote"], "rollback.yml": ["rollback"]}
+
+
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_every_job_that_restores_the_ledger_saves_it_even_when_a_step_failed(name: str) -> None:
     # A failed build or deploy still appended its evidence; the runner's copy is gone when the job ends.
-    for job_name, job in _workflow(name)["jobs"].items():
-        steps = [s for s in job.get("steps", []) if "LEDGER_" in (s.get("run") or "")]
-        if not any("LEDGER_RESTORE" in s["run"] for s in steps):
-            continue
+    restoring = {job_name: [s for s in job.get("steps", []) if "LEDGER_" in (s.get("run") or "")]
+                 for job_name, job in _workflow(name)["jobs"].items()}
+    restoring = {job_name: steps for job_name, steps in restoring.items()
+                 if any("LEDGER_RESTORE" in s["run"] for s in steps)}
+    assert list(restoring) == LEDGER_JOBS[name], f"{name}: jobs that restore the ledger"
+    for job_name, steps in restoring.items():
         saves = [s for s in steps if "LEDGER_SAVE" in s["run"]]
         assert saves, f"{name}: job {job_name} restores the ledger and never saves it"
         assert all("always()" in str(s.get("if", "")) for s in saves), f"{name}: job {job_name} saves only on success"
@@ -719,10 +726,10 @@ def test_every_lock_step_may_ask_github_whether_the_holder_still_runs(name: str)
     # never reports a dead holder's run as completed and its lock waits for a human again.
     workflow = _workflow(name)
     assert workflow["permissions"].get("actions") in ("read", "write"), f"{name}: permissions {workflow['permissions']}"
-    for job_name, job in workflow["jobs"].items():
-        for step in job.get("steps", []):
-            if "$RELEASE_LOCK\"" in (step.get("run") or ""):
-                assert (step.get("env") or {}).get("GH_TOKEN") == "${{ github.token }}", f"{name}: job {job_name}"
+    locks = [(job_name, step) for job_name, _, step in _steps(workflow) if "$RELEASE_LOCK\"" in (step.get("run") or "")]
+    assert [job_name for job_name, _ in locks] == LEDGER_JOBS[name], f"{name}: jobs that take the release lock"
+    for job_name, step in locks:
+        assert (step.get("env") or {}).get("GH_TOKEN") == "${{ github.token }}", f"{name}: job {job_name}"
 
 
 def _commit_prod_stack(rig: LedgerRig, text: str) -> None:

@@ -13,8 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from release_support import invoke
+from test_golden_idempotent_create import TOKEN, live_stack
 
 from goldgate.cli import build_parser
 
@@ -424,38 +426,30 @@ def test_an_unknown_option_shows_the_usage_of_the_command_it_was_given_to(capsys
     assert "unrecognized arguments: --dry-run" in the_error_line(err)
 
 
-class _AnsweringApi:
-    """The stack's API as `goldgate recover` sees it: the recovery applied, then `status_error` for the status read."""
-
-    status_error: Exception | None = None
-
-    def __init__(self, platform, stack) -> None:
-        pass
-
-    def call(self, method: str, path: str, **_: object) -> dict:
-        if method == "POST":
-            return {"applied": True, "reason": "applied", "status": "failed"}
-        if self.status_error is not None:
-            raise self.status_error
-        return {"status": "failed", "error": "RunPod has no job rp-1\nand its ttl has passed"}
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("status_read", ["answers", "fails"])
 def test_recover_says_why_the_job_failed_and_never_fails_after_the_recovery_was_applied(
         capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, status_read: str) -> None:
-    from goldgate.commands import local
-    from goldgate.errors import GoldgateError
+    # The real service behind a proxy that hangs up on the status read in the "fails" case; RunPod took the job,
+    # never called its webhook back, and answers the recovery's /status call that it failed.
+    from goldgate.local.platform import LocalPlatform
 
-    monkeypatch.setattr(local, "ApiClient", _AnsweringApi)
-    monkeypatch.setattr(_AnsweringApi, "status_error",
-                        GoldgateError("GET /api/status failed: timed out") if status_read == "fails" else None)
-    code, out, _ = invoke(capsys, "recover", "a" * 32, "--stack", "staging", "--home", str(tmp_path))
-    assert code == 0
+    monkeypatch.setattr(LocalPlatform, "api_token", lambda _self, _stack: TOKEN)
+    with live_stack(tmp_path) as stack:
+        stack.runpod.mode = "silent"
+        stack.runpod.status_answer = {"status": "FAILED", "error": "RunPod has no job rp-1\nand its ttl has passed"}
+        created = httpx.post(f"{stack.url}/api/queue/create", headers={"Authorization": f"Bearer {TOKEN}"},
+                             json={"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "a lighthouse", "seed": 7}},
+                             timeout=30)
+        job_id = created.json()["job_id"]
+        if status_read == "fails":
+            stack.proxy.lose[f"GET /api/status/{job_id}"] = ["drop"]
+        # The stack `recover` reaches is this service, through the proxy, not a stack host of the home.
+        monkeypatch.setattr(LocalPlatform, "require_running", lambda _self, _stack: {"api_url": stack.url})
+        code, out, _ = invoke(capsys, "recover", job_id, "--stack", "staging", "--home", str(tmp_path / "home"))
+        status_reads = [path for method, path, _ in stack.proxy.seen if method == "GET"]
+    assert code == 0 and status_reads == [f"/api/status/{job_id}"]
     lines = out.splitlines()
-    assert lines[0] == f"{'a' * 32}: failed (applied)"
+    assert lines[0] == f"{job_id}: failed (applied)"
     if status_read == "answers":  # every line of a multi-line reason indented under the job's
         assert lines[1:] == ["  error: RunPod has no job rp-1", "    and its ttl has passed"]
     else:

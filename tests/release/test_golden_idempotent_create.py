@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 
 import boto3
 import httpx
+import jsonschema
 import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
@@ -36,6 +39,8 @@ TOKEN = "golden-idem-token-not-a-secret"
 WEBHOOK_SECRET = "golden-idem-webhook-not-a-secret"
 RUNPOD_KEY = "golden-idem-runpod-not-a-secret"
 S3_KEY_ID, S3_SECRET, BUCKET = "AKIAGOLDENIDEM", "golden-idem-s3-not-a-secret", "golden-results"
+LOG_SCHEMA = jsonschema.Draft202012Validator(json.loads((REPO / "docs" / "logging-schema-v1.json").read_text()),
+                                             format_checker=jsonschema.FormatChecker())
 
 
 def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
@@ -56,10 +61,14 @@ def _reply(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: d
 
 @dataclass
 class RunPod:
-    """RunPod's /run: one run per body it takes; each is rendered into R2 and its webhook delivered."""
+    """RunPod's /run: one run per body it takes; each is rendered into R2 and its webhook delivered. Its /status
+    answers `status_answer` for every run (a recovery's one call)."""
 
     s3: Any
-    mode: str = "accept"  # accept | down (answers 500: the service reports 503 runpod_unavailable)
+    # accept | down (answers 500: the service reports 503 runpod_unavailable) | silent (takes the run, and its
+    # webhook never comes: the job waits for `goldgate recover`)
+    mode: str = "accept"
+    status_answer: dict[str, Any] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -91,8 +100,14 @@ class RunPod:
                     run_id = f"rp-{len(runpod.runs)}"
                 _reply(self, 200, json.dumps({"id": run_id, "status": "IN_QUEUE"}).encode(),
                        {"content-type": "application/json"})
-                threading.Thread(target=runpod.finish, args=(run_id, body), daemon=True).start()
+                if runpod.mode != "silent":
+                    threading.Thread(target=runpod.finish, args=(run_id, body), daemon=True).start()
                 return None
+
+            def do_GET(self) -> None:
+                run_id = self.path.rsplit("/status/", 1)[-1]
+                _reply(self, 200, json.dumps({"id": run_id, **runpod.status_answer}).encode(),
+                       {"content-type": "application/json"})
 
         return Handler
 
@@ -167,6 +182,13 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
+    with live_stack(tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def live_stack(tmp_path: Path) -> Iterator[Stack]:
+    """The service, its RunPod stand-in and moto up behind the proxy; the service's log lines checked at the end."""
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()
@@ -185,7 +207,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         "workflow_version": "golden-idem", "db_path": str(db_path), "apply_migrations_from": str(REPO / "migrations"),
         "s3_endpoint_url": f"http://{host}:{port}", "s3_bucket": BUCKET, "s3_access_key_id": S3_KEY_ID,
         "s3_secret_access_key": S3_SECRET, "host": "127.0.0.1", "port": 0})
-    service = start_in_thread(config, log_sink=lambda _line: None)
+    logged: list[str] = []
+    service = start_in_thread(config, log_sink=logged.append)
     proxy.upstream = service.url
     try:
         yield Stack(proxy_url, db_path, runpod, proxy)
@@ -195,6 +218,18 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             server.server_close()
         service.stop()
         moto.stop()
+    check_service_logs(logged)
+
+
+def check_service_logs(lines: list[str]) -> None:
+    """The service logged, and every line is one schema-valid JSON object with no secret and no signed URL in it."""
+    assert lines, "the service logged nothing"
+    for line in lines:
+        errors = sorted(LOG_SCHEMA.iter_errors(json.loads(line)), key=str)
+        assert not errors, f"log line violates docs/logging-schema-v1.json: {errors[0].message}\n{line}"
+        for secret in (TOKEN, WEBHOOK_SECRET, RUNPOD_KEY, S3_SECRET):
+            assert secret not in line, f"a secret leaked into a log line: {line}"
+        assert not re.search(r"sig=[0-9A-Fa-f]", line), f"a signed webhook URL leaked into a log line: {line}"
 
 
 def golden(stack: Stack, root: Path, *names: str) -> dict[str, Any]:

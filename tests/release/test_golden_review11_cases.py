@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from ci_policy import require
 from release_support import write_case
 
 from goldgate.release.cases import CaseError, load_case, load_cases
@@ -135,8 +136,8 @@ def test_an_overlong_reference_name_is_refused_at_load(tmp_path: Path) -> None:
     assert "expect.reference" in refused(tmp_path, GOOD + f"expect: {{reference: {'r' * 300}.png}}\n")
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 def test_a_named_pipe_among_the_cases_is_named_not_waited_on(tmp_path: Path) -> None:
+    require(hasattr(os, "mkfifo"), "named pipes (os.mkfifo)")
     cases = tmp_path / "cases"
     write_case(cases, "a", GOOD)
     fifo = cases / "b.yaml"

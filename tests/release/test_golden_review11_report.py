@@ -4,6 +4,7 @@ what a case, a job or a worker put in the report."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -11,10 +12,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from ci_policy import require
 
 from goldgate.release.report_html import render
-
-resource = pytest.importorskip("resource")
 
 # Runs in a child: the file-size limit and its signal must not reach the test process.
 _CUT_SHORT = textwrap.dedent("""
@@ -45,6 +45,7 @@ def big_report() -> dict:
     ("latest.html", "write_html(report, reports / 'latest.json')"),
 ])
 def test_a_report_write_cut_short_leaves_the_last_one_whole(tmp_path: Path, name: str, call: str) -> None:
+    require(importlib.util.find_spec("resource") is not None, "the resource module (POSIX file-size limits)")
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / name).write_text("the last report\n")

@@ -171,6 +171,52 @@ def test_a_missing_report_stops_the_promotion(second: SecondPush, tmp_path: Path
         second.check(tmp_path / "gone.json")
 
 
+KEY = b"0123456789abcdef" * 4   # a ledger key as `openssl rand -hex 32` gives one
+
+
+class KeyedSecondPush(SecondPush):
+    """SecondPush's story recorded under a ledger key, but for the `unsigned` entry ("promotion": the outcome that
+    set main's pin; "golden": a later copy of the golden run): goldgate run without the key wrote it, as a forger who
+    can push to the ledger branch would."""
+
+    def __init__(self, tmp_path: Path, unsigned: str | None) -> None:
+        self.home = tmp_path / "home"
+        self.ledger = Ledger(self.home, key=KEY)
+        forger = Ledger(self.home)
+        for image in (FIRST, SECOND):
+            self.ledger.append("build", image=image, trigger="test")
+        prod_change(self.ledger, "promotion", FIRST, BEFORE, phase="intent")
+        prod_change(forger if unsigned == "promotion" else self.ledger, "promotion", FIRST, BEFORE)
+        self.report = tmp_path / "reports" / "latest.json"
+        qualify(self.ledger, self.report)
+        if unsigned == "golden":
+            forger.append("golden", **self.ledger.entries()[-1].fields)
+        self.ours = write(tmp_path / "run" / "stacks" / "Pulumi.prod.yaml", stack_text("prod", BEFORE))
+        self.mains = write(tmp_path / "main" / "Pulumi.prod.yaml", stack_text("prod", FIRST))
+
+
+def test_under_the_ledger_key_a_promotion_recorded_with_it_takes_mains_pin(tmp_path: Path) -> None:
+    check = KeyedSecondPush(tmp_path, unsigned=None).check()
+    assert (check.ours, check.mains, check.promotion_seq, check.golden_seq) == (BEFORE, FIRST, 4, 6)
+
+
+def test_under_the_ledger_key_a_promotion_recorded_without_it_does_not_explain_mains_pin(tmp_path: Path) -> None:
+    # Before: the MAC-less promotion was taken as it was, and the run promoted with main's PROD file.
+    with pytest.raises(ProdFileNotMains, match=r"^ledger #4 \(promotion\) carries no MAC: .*only entries recorded "
+                                               r"under the ledger key may let this run take main's PROD file; nothing"):
+        KeyedSecondPush(tmp_path, unsigned="promotion").check()
+
+
+def test_under_the_ledger_key_only_an_authenticated_golden_run_vouches_for_a_report(tmp_path: Path) -> None:
+    second = KeyedSecondPush(tmp_path, unsigned="golden")
+    assert second.check().golden_seq == 6     # the signed run that wrote the report, not the unsigned copy (#7)
+    other = write(tmp_path / "other.json", "a report no signed golden run wrote")
+    Ledger(second.home).append("golden", stack="staging", image=SECOND, suite="full", passed=True,
+                               report_sha256=hashlib.sha256(other.read_bytes()).hexdigest())
+    with pytest.raises(ProdFileNotMains, match=r"^ledger #8 \(golden\) carries no MAC"):
+        second.check(other)
+
+
 # --- pins_onto_main ------------------------------------------------------------------------------------------
 
 def stacks(directory: Path, staging: str, prod: str, newline: str = "\n") -> dict[str, StackFile]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from ci_policy import require
 from release_support import TOKEN, StandInApi, golden_suite, standin_api
 from test_cli_errors import one_error_line, run
 from test_gate_and_lock import Stacks, failed
@@ -206,8 +207,8 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 
 
-@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
 def test_a_report_path_that_never_ends_is_refused_in_one_line(tmp_path: Path) -> None:
+    require(Path("/dev/zero").exists(), "/dev/zero")
     # A device or pipe has no size to stat: the read itself must stop at the limit.
     proc = subprocess.run([sys.executable, "-m", "goldgate.cli", "promote", "--check", "--report", "/dev/zero",
                            "--home", str(tmp_path)], capture_output=True, text=True, check=False,
@@ -247,8 +248,8 @@ def test_demo_refuses_a_timeout_that_is_not_a_positive_number_of_seconds(capsys:
     assert exc.value.code == 2 and "argument --timeout" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 def test_a_report_path_that_is_a_pipe_nobody_writes_is_refused_not_waited_on(tmp_path: Path) -> None:
+    require(hasattr(os, "mkfifo"), "named pipes (os.mkfifo)")
     from goldgate.release.report import ReportError, read_report
 
     fifo = tmp_path / "latest.json"

@@ -2,7 +2,8 @@
 running the real handler under the runpod SDK, ComfyUI emulator), real golden runs through the public
 API, the CLI as a user runs it.
 
-The tests share one state home and run in file order; each states the PROD pin it starts from.
+The tests share one state home and run in file order; each sets up the pins it starts from, so each also runs
+alone (-k).
 Candidates are real local images built from copies of images/worker: a harmless variant, one whose
 handler fails every job, and one that fails only where STACK=prod (passes STAGING, fails PROD smoke).
 """
@@ -223,7 +224,9 @@ def _wait_for_lock_holder(flow: Flow, proc: subprocess.Popen[str]) -> None:
 
 
 def test_two_concurrent_promotes_do_not_both_run(flow: Flow) -> None:
-    variant = flow.variant
+    good, variant = flow.good, flow.variant                   # `good` brings both stacks up when run alone
+    if flow.platform.pinned_image("prod") != good:
+        assert flow.cli("rollback", "--to", good)[0] == 0
     assert flow.cli("deploy", "staging", "--image", variant)[0] == 0
     assert flow.cli("golden", "staging")[0] == 0
     intents_before = len([e for e in flow.ledger.entries() if e.get("phase") == "intent"])
@@ -242,8 +245,10 @@ def test_two_concurrent_promotes_do_not_both_run(flow: Flow) -> None:
 
 def test_a_promotion_killed_part_way_leaves_prod_on_a_recorded_digest(flow: Flow) -> None:
     good, variant = flow.good, flow.variant
-    assert flow.cli("rollback", "--to", good)[0] == 0
-    assert flow.cli("golden", "staging")[0] == 0             # STAGING still runs `variant`
+    if flow.platform.pinned_image("prod") != good:            # in file order the concurrent promote left `variant`
+        assert flow.cli("rollback", "--to", good)[0] == 0
+    assert flow.cli("deploy", "staging", "--image", variant)[0] == 0
+    assert flow.cli("golden", "staging")[0] == 0
     proc = _promote_process(flow)
     while proc.poll() is None and not interrupted(flow.ledger.entries()):
         time.sleep(0.02)

@@ -24,6 +24,8 @@ NEEDS = {
     ("release.yml", "promote", "goldgate promote"): CLOUD | {"GOLDGATE_API_TOKEN_STAGING", "GOLDGATE_API_TOKEN_PROD",
                                                              KEY},
     ("rollback.yml", "rollback", "goldgate rollback"): CLOUD | {"GOLDGATE_API_TOKEN_PROD", KEY},
+    # `goldgate check-prod-file --report`: only ledger entries the key authenticates explain main's PROD pin
+    ("release.yml", "promote", 'bash -c "$PROD_STACK_IS_MAINS"'): {KEY},
 }
 
 
@@ -44,7 +46,7 @@ def _visible(name: str) -> list[tuple[str, dict, set[str]]]:
 
 def _command(step: dict) -> str:
     run = step.get("run") or ""
-    return next((line.strip() for line in run.splitlines() if line.strip().startswith("goldgate ")), "")
+    return next((line.strip() for line in run.splitlines() if line.strip().startswith(("goldgate ", "bash -c "))), "")
 
 
 @pytest.mark.parametrize("name", ["release.yml", "rollback.yml"])
