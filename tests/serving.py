@@ -1,10 +1,11 @@
-"""Stand-in HTTP peers for tests, on 127.0.0.1 and a free port: a handler class served from a thread, and a peer
-whose body never ends."""
+"""Stand-in HTTP peers for tests, on 127.0.0.1 and a free port: a handler class served from a thread, a peer
+whose body never ends, and one that sends its answer a byte at a time."""
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,3 +58,42 @@ class EndlessBody:
     def close(self) -> None:
         self._server.close()
         self._thread.join(timeout=30)
+
+
+class Trickle:
+    """A 127.0.0.1 server answering every request with `head` at once (by default a 200 with a JSON Content-Type
+    and the body's length), then `body` one byte every `interval_s`, until the client hangs up or the body is out.
+    `requests` counts the requests, `finished` says a whole body went out (a client read it to its end)."""
+
+    def __init__(self, body: bytes, head: bytes | None = None, interval_s: float = 0.02) -> None:
+        self.body, self.interval_s = body, interval_s
+        self.head = head if head is not None else (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                                                   b"content-length: %d\r\n\r\n" % len(body))
+        self.requests = 0
+        self.finished = False
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                self.requests += 1
+                try:
+                    conn.sendall(self.head)
+                    for byte in self.body:
+                        conn.sendall(bytes([byte]))
+                        time.sleep(self.interval_s)
+                    self.finished = True
+                except OSError:
+                    pass  # the client hung up
+
+    def close(self) -> None:
+        self._server.close()
+        self._thread.join(timeout=10)

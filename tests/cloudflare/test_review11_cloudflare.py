@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from serving import Trickle
 
 from goldgate.cloudflare.api import CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
@@ -24,48 +25,9 @@ from goldgate.cloudflare.r2 import R2Admin
 TOKEN = "cf-review11-token-0123456789"
 
 
-class Trickle:
-    """A 127.0.0.1 server that answers each request with `head` at once, then its body one byte every
-    `interval_s`, until the client hangs up or the body is out."""
-
-    def __init__(self, head: bytes, body: bytes, interval_s: float = 0.02) -> None:
-        self.head, self.body, self.interval_s = head, body, interval_s
-        self.sent = 0
-        self.finished = False  # the whole body went out: the client read it to the end
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        try:
-            conn, _ = self._server.accept()
-        except OSError:
-            return
-        with conn:
-            conn.recv(65536)
-            try:
-                conn.sendall(self.head)
-                for byte in self.body:
-                    conn.sendall(bytes([byte]))
-                    self.sent += 1
-                    time.sleep(self.interval_s)
-                self.finished = True
-            except OSError:
-                pass  # the client hung up
-
-    def close(self) -> None:
-        self._server.close()
-        self._thread.join(timeout=10)
-
-
-def _json_head(length: int) -> bytes:
-    return (f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n").encode()
-
-
 def test_a_query_answer_trickled_a_byte_at_a_time_ends_at_the_calls_deadline():
     body = b'{"success": true, "errors": [], "result": [{"results": [], "success": true}]}' * 10
-    server = Trickle(_json_head(len(body)), body)
+    server = Trickle(body)
     api = CloudflareApi(TOKEN, f"{server.url}/client/v4", attempts=1, deadline_s=0.5)
     try:
         with pytest.raises(CloudflareError) as info:
@@ -82,7 +44,7 @@ def test_a_query_answer_trickled_a_byte_at_a_time_ends_at_the_calls_deadline():
 
 def test_an_export_download_trickled_a_byte_at_a_time_ends_at_the_transfer_deadline(tmp_path: Path):
     dump = b"CREATE TABLE t (x);\n" * 50
-    server = Trickle(f"HTTP/1.1 200 OK\r\ncontent-length: {len(dump)}\r\n\r\n".encode(), dump)
+    server = Trickle(dump, head=f"HTTP/1.1 200 OK\r\ncontent-length: {len(dump)}\r\n\r\n".encode())
     answer = {"success": True, "errors": [], "messages": [], "result": {
         "status": "complete", "at_bookmark": "b1", "result": {"filename": "x.sql", "signed_url": server.url}}}
     api = CloudflareApi(TOKEN, "https://api.example.test/client/v4",
@@ -100,7 +62,7 @@ def test_an_export_download_trickled_a_byte_at_a_time_ends_at_the_transfer_deadl
 
 def test_a_backup_read_from_r2_trickled_a_byte_at_a_time_ends_at_the_transfer_deadline(tmp_path: Path):
     dump = b"CREATE TABLE t (x);\n" * 50
-    server = Trickle(f"HTTP/1.1 200 OK\r\ncontent-length: {len(dump)}\r\n\r\n".encode(), dump)
+    server = Trickle(dump, head=f"HTTP/1.1 200 OK\r\ncontent-length: {len(dump)}\r\n\r\n".encode())
     r2 = R2Admin(server.url, "goldgate-test", "key-id", "secret", transfer_deadline=lambda _size: 0.5)
     try:
         with pytest.raises(R2Error, match="reading backups/x.sql from bucket goldgate-test did not finish within 0.5 s"):

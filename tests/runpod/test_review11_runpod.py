@@ -5,12 +5,10 @@ line break works, and one no header can carry is refused without being shown."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 
 import pytest
 from emulator_harness import API_KEY
+from serving import Trickle
 
 from goldgate.runpod import (
     ControlPlaneClient,
@@ -21,43 +19,6 @@ from goldgate.runpod import (
 )
 
 KEY = "rp-review11-key-0123456789"
-
-
-class Trickle:
-    """A 127.0.0.1 server that answers every request with its headers at once, then `body` one byte every
-    `interval_s`, until the client hangs up or the body is out."""
-
-    def __init__(self, body: bytes, interval_s: float = 0.02) -> None:
-        self.body, self.interval_s = body, interval_s
-        self.requests = 0
-        self.finished = False  # a whole body went out: the client read it to the end
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._server.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(65536)
-                self.requests += 1
-                try:
-                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                                 b"content-length: %d\r\n\r\n" % len(self.body))
-                    for byte in self.body:
-                        conn.sendall(bytes([byte]))
-                        time.sleep(self.interval_s)
-                    self.finished = True
-                except OSError:
-                    pass  # the client hung up
-
-    def close(self) -> None:
-        self._server.close()
-        self._thread.join(timeout=10)
 
 
 @pytest.mark.parametrize("call", ["status", "run"])
