@@ -10,7 +10,7 @@ import pytest
 from release_support import StandInApi, standin_api
 from test_cli_errors import run
 from test_gate_and_lock import NOW, report
-from test_promotion_evidence import Target
+from test_promotion_evidence import Target, _staging_passes
 
 from goldgate.release.gate import ErrorRate, evaluate
 from goldgate.release.history import UnknownRelease
@@ -58,8 +58,7 @@ def test_a_rollback_with_only_a_newer_release_left_does_not_call_it_earlier(tmp_
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {})
         for image in (A, B):
-            target.deploy("staging", image, lambda _m: None)
-            assert run_golden(target, "staging", ledger, paths=paths, poll_s=0.01).passed
+            _staging_passes(target, ledger, paths, image)
             assert promote(target, ledger, home, paths=paths).ok
         assert rollback(target, ledger, home, paths=paths).ok        # PROD: B -> A, the older one
         with pytest.raises(UnknownRelease) as raised:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from release_support import StandInApi, standin_api
-from test_promotion_evidence import Target
+from test_promotion_evidence import Target, _staging_passes
 
 from goldgate.release.cases import CaseError
 from goldgate.release.history import UnknownRelease
@@ -74,8 +74,7 @@ def test_rollback_refuses_a_smoke_case_over_prods_limit_before_prod_changes(tmp_
     with standin_api(StandInApi(image_tag=A)) as api:
         target = TightProd(api, {})
         for image in (A, B):
-            target.deploy("staging", image, lambda _m: None)
-            assert run_golden(target, "staging", ledger, paths=paths, poll_s=0.01).passed
+            _staging_passes(target, ledger, paths, image)
             assert promote(target, ledger, home, paths=paths).ok
         _ask_for_more_time(paths)
         target.tight = True
