@@ -255,7 +255,7 @@ def test_the_shipped_stack_files_load_unchanged() -> None:
         assert specs.load_local(stack).name == stack
 
 
-@pytest.mark.parametrize("env", [{"COMFY_URL": "http://127.0.0.1:8188\r\nX-Injected: 1"}, {"MODEL_ROOTS": "a\x1bb"},
+@pytest.mark.parametrize("env", [{"UPSTREAM_URL": "http://127.0.0.1:8188\r\nX-Injected: 1"}, {"EXTRA_ROOTS": "a\x1bb"},
                                  {"FOO\n": "x"}, {"LONG": "a" * 5000}])
 def test_the_worker_env_is_held_to_the_text_rules(env: dict[str, str]) -> None:
     # endpoint.env reaches RunPod's API and the worker's environment as it is.

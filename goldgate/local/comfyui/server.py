@@ -313,6 +313,9 @@ class ComfyUIEmulator:
         self._server.logger = self.logger  # type: ignore[attr-defined]
         self._stop = threading.Event()
         self._listening = threading.Event()
+        # Orders listen() against a stop() that comes first (a worker whose preflight fails stops it at once): the
+        # socket is not listened on after stop() closed it.
+        self._activation = threading.Lock()
         self._thread: threading.Thread | None = None
 
     @property
@@ -332,8 +335,11 @@ class ComfyUIEmulator:
     def _run(self) -> None:
         if self._stop.wait(self.startup_delay_s):
             return
-        self._server.server_activate()
-        self._listening.set()
+        with self._activation:
+            if self._stop.is_set():
+                return
+            self._server.server_activate()
+            self._listening.set()
         self.logger.info("comfyui_listening", message=f"ComfyUI emulator listening on {self.url}",
                          data={"models_dir": str(self.backend.models_dir), "startup_delay_s": self.startup_delay_s})
         self._server.serve_forever(poll_interval=0.1)
@@ -342,8 +348,10 @@ class ComfyUIEmulator:
         return self._listening.wait(timeout_s)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._listening.is_set():
+        with self._activation:
+            self._stop.set()
+            listening = self._listening.is_set()
+        if listening:
             self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
