@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +16,7 @@ import httpx
 import pytest
 import yaml
 from processes import processes_naming, wait_until
+from serving import serving
 from stackfiles import stacks_file
 
 from goldgate.cli import main
@@ -125,14 +125,8 @@ class _StandInService(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def service() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _StandInService)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_StandInService) as url:
+        yield url
 
 
 def _closed_port() -> int:
