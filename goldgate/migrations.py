@@ -23,22 +23,14 @@ from service import migrate as local_migrate
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
-# wrangler's DDL for its tracking table (wrangler/src/d1/migrations/helpers.ts).
-TRACKING_TABLE_SQL = (
-    "CREATE TABLE IF NOT EXISTS d1_migrations("
-    "id INTEGER PRIMARY KEY AUTOINCREMENT, "
-    "name TEXT UNIQUE, "
-    "applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL)"
-)
-# goldgate's record of the text each applied migration ran with. Created by the runners, not by a numbered
-# migration: the record must exist before the first migration runs. It holds for the d1_migrations row it was
-# written with (its id; AUTOINCREMENT never reuses one): a migration undone by hand and applied again by wrangler
-# is not measured against the text it had before. No `*_at` column: the DR drill reads the newest of those as the
-# time of the last data write.
-CHECKSUM_TABLE_SQL = (
-    "CREATE TABLE IF NOT EXISTS goldgate_migration_checksums("
-    "name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, d1_migrations_id INTEGER NOT NULL)"
-)
+# wrangler's DDL for its tracking table (wrangler/src/d1/migrations/helpers.ts), and goldgate's record of the text
+# each applied migration ran with, created by the runners (not a numbered migration: the record must exist before the
+# first migration runs). A record holds for the d1_migrations row it was written with (its id; AUTOINCREMENT never
+# reuses one): a migration undone by hand and applied again by wrangler is not measured against the text it had
+# before. No `*_at` column: the DR drill reads the newest of those as the time of the last data write. Defined once,
+# in the local service's runner (service/ imports nothing of goldgate), so both runners make the same tables.
+TRACKING_TABLE_SQL = local_migrate.TRACKING_TABLE_SQL
+CHECKSUM_TABLE_SQL = local_migrate.CHECKSUM_TABLE_SQL
 
 
 class MigrationError(GoldgateError):
@@ -179,11 +171,15 @@ def apply_sqlite(db: Path | sqlite3.Connection, directory: Path = MIGRATIONS_DIR
                 for migration in unrecorded:
                     conn.execute(_record_sql(migration))
         for migration in todo:
+            try:  # split before the transaction opens: a file cut off mid-statement leaves the database unlocked
+                statements = split_statements(migration.sql)
+            except MigrationError as exc:
+                raise MigrationError(f"{migration.name}: {exc}") from None
             # An explicit transaction: Python's sqlite3 opens none before DDL, so `with conn:` would leave the
             # first ALTER of a migration that fails at its second applied and unrecorded, failing every later run.
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in split_statements(migration.sql):
+                for statement in statements:
                     conn.execute(statement)
                 conn.execute("INSERT INTO d1_migrations (name) VALUES (?)", (migration.name,))
                 conn.execute(_record_sql(migration))

@@ -1,13 +1,17 @@
 """A small stdlib runner for migrations/NNNN_name.sql on the local SQLite (the Worker never migrates).
 
 Records applied files in wrangler's `d1_migrations(id, name, applied_at)` table, so the same
-database stays compatible with `wrangler d1 migrations apply` and with goldgate.migrations.
+database stays compatible with `wrangler d1 migrations apply` and with goldgate.migrations; and, in the same
+transaction, the sha256 of the text each ran with in goldgate's `goldgate_migration_checksums`, so an applied
+migration edited later is refused by name whichever runner applied it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 
 from service.sqltext import split_sql
@@ -15,10 +19,18 @@ from service.sqltext import split_sql
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 TRACKING_TABLE_SQL = ("CREATE TABLE IF NOT EXISTS d1_migrations(id INTEGER PRIMARY KEY AUTOINCREMENT, "
                       "name TEXT UNIQUE, applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL)")
+# goldgate.migrations' table as it defines it (service/ does not import goldgate). A record holds for the
+# d1_migrations row it was written with: a migration undone by hand and run again is judged by its new text.
+CHECKSUM_TABLE_SQL = ("CREATE TABLE IF NOT EXISTS goldgate_migration_checksums("
+                      "name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, d1_migrations_id INTEGER NOT NULL)")
+_RECORD_SQL = ("INSERT OR REPLACE INTO goldgate_migration_checksums (name, sha256, d1_migrations_id) "
+               "SELECT name, ?, id FROM d1_migrations WHERE name = ?")
+_RECORDED_SQL = ("SELECT c.name, c.sha256 FROM goldgate_migration_checksums c "
+                 "JOIN d1_migrations m ON m.name = c.name AND m.id = c.d1_migrations_id")
 
 
 class MigrationError(RuntimeError):
-    """A migration file is misnamed or failed; the message names it."""
+    """A migration file is misnamed, failed, or changed after it was applied; the message names it."""
 
 
 def migration_files(directory: Path) -> list[Path]:
@@ -52,25 +64,56 @@ def _without_leading_comments(statement: str) -> str:
 
 
 def apply_sqlite(conn: sqlite3.Connection, directory: Path) -> list[str]:
-    """Apply pending migrations, each with its tracking row in one transaction; return names applied."""
+    """Apply pending migrations, each with its tracking row and sha256 in one transaction; return their names.
+    Refuses a database that holds a migration this checkout lacks, or one whose text changed since it ran."""
     conn.execute(TRACKING_TABLE_SQL)
+    conn.execute(CHECKSUM_TABLE_SQL)
     applied = {row[0] for row in conn.execute("SELECT name FROM d1_migrations")}
-    files = migration_files(directory)
-    unknown = applied - {f.name for f in files}
+    texts = {path.name: path.read_text(encoding="utf-8") for path in migration_files(directory)}
+    unknown = applied - texts.keys()
     if unknown:
         raise MigrationError(f"database records migrations this checkout lacks: {', '.join(sorted(unknown))}")
+    recorded = dict(conn.execute(_RECORDED_SQL).fetchall())
+    edited = sorted(name for name, digest in recorded.items()
+                    if name in texts and _sha256(texts[name]) != digest)
+    if edited:
+        raise MigrationError(f"migration(s) {', '.join(edited)} changed after being applied; the database "
+                             "will not re-run them: restore the applied text and add a new migration file "
+                             "instead")
+    # Applied by wrangler, or before this runner kept the record: recorded as they read now, as goldgate does.
+    unrecorded = [name for name in texts if name in applied and name not in recorded]
+    if unrecorded:
+        _in_one_transaction(conn, f"recording the sha256 of {', '.join(unrecorded)}",
+                            [(_RECORD_SQL, (_sha256(texts[n]), n)) for n in unrecorded])
     done: list[str] = []
-    for path in files:
-        if path.name in applied:
+    for name, text in texts.items():
+        if name in applied:
             continue
+        # Cut before the transaction opens: a file cut off mid-statement leaves no write lock held.
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for statement in split_statements(path.read_text(encoding="utf-8")):
-                conn.execute(statement)
-            conn.execute("INSERT INTO d1_migrations (name) VALUES (?)", (path.name,))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise MigrationError(f"migration {path.name} failed: {exc}") from exc
-        done.append(path.name)
+            statements = [(statement, ()) for statement in split_statements(text)]
+        except MigrationError as exc:
+            raise MigrationError(f"{name}: {exc}") from None
+        record = [("INSERT INTO d1_migrations (name) VALUES (?)", (name,)),
+                  (_RECORD_SQL, (_sha256(text), name))]
+        _in_one_transaction(conn, f"migration {name}", [*statements, *record])
+        done.append(name)
     return done
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _in_one_transaction(conn: sqlite3.Connection, what: str,
+                        statements: Iterable[tuple[str, tuple]]) -> None:
+    # An explicit transaction: Python's sqlite3 opens none before DDL, whatever the isolation_level.
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for sql, params in statements:
+            conn.execute(sql, params)
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:  # none when BEGIN itself failed (the database locked by another writer)
+            conn.execute("ROLLBACK")
+        raise MigrationError(f"{what} failed: {exc}") from exc

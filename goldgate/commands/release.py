@@ -270,7 +270,8 @@ def cmd_pins_onto_main(args: argparse.Namespace) -> int:
 
 def _render_pins(d: dict[str, Any]) -> str:
     # "warning: " starts a line CI shows as a warning: main keeps a pin this run set.
-    lines = [f"warning: {k['message']}" for k in d["kept"]]
+    lines = [f"warning: {w}" for w in d.get("warnings") or ()]
+    lines += [f"warning: {k['message']}" for k in d["kept"]]
     lines += [f"{m['stack']}: {m['before']} -> {m['after']}" for m in d["moved"]]
     return "\n".join(lines) or "main's pins are this run's: nothing to move"
 

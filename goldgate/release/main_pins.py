@@ -189,12 +189,14 @@ class KeptPin:
 class PinsOntoMain:
     moves: tuple[PinMove, ...]
     kept: tuple[KeptPin, ...]
+    warnings: tuple[str, ...] = ()   # ledger entries left out: the ledger key does not authenticate them
 
     def to_dict(self) -> dict[str, Any]:
         return {"moved": [{"stack": m.stack, "stack_file": str(m.path), "before": m.before, "after": m.after}
                           for m in self.moves],
                 "kept": [{"stack": k.stack, "kept": k.kept, "ours": k.ours, "stack_runs": k.runs, "message":
-                          k.message()} for k in self.kept]}
+                          k.message()} for k in self.kept],
+                "warnings": list(self.warnings)}
 
 
 def pins_onto_main(ours: Mapping[str, StackFile], mains: Mapping[str, StackFile],
@@ -204,14 +206,21 @@ def pins_onto_main(ours: Mapping[str, StackFile], mains: Mapping[str, StackFile]
     and its other lines older.
 
     STAGING's pin moves only when STAGING's last deploy in the ledger left it: a re-run's STAGING pin may be older
-    than a later run's deploy, and main records what STAGING runs."""
+    than a later run's deploy, and main records what STAGING runs. With a ledger key in use, only
+    authenticated deploys count: whoever can write the ledger file could otherwise choose STAGING's pin on
+    main. A later deploy the key does not authenticate is named in a warning."""
     deploys = [e for e in entries if e.kind == "deploy" and e.get("stack") == STAGING]
-    runs = deploys[-1].get("after") if deploys else None
-    moves, kept = [], []
+    trusted = [e for e in deploys if e.authentic]
+    runs = trusted[-1].get("after") if trusted else None
+    moves, kept, warnings = [], [], []
     for stack, new in ours.items():
         main = mains[stack]
         if new.pin == main.pin:
             continue
+        if stack == STAGING and deploys and not deploys[-1].authentic:
+            decided = f"ledger #{trusted[-1].seq}, which left {runs}" if trusted else "there is none"
+            warnings.append(f"{deploys[-1].mac_problem()}; STAGING's pin on main follows its last deploy "
+                            f"recorded under the ledger key instead ({decided})")
         if stack == STAGING and runs != new.pin:
             kept.append(KeptPin(stack, main.pin, new.pin, runs))
             continue
@@ -219,4 +228,4 @@ def pins_onto_main(ours: Mapping[str, StackFile], mains: Mapping[str, StackFile]
             raise PinNotMovable(f"stacks/Pulumi.{stack}.yaml on main: cannot move main's {stack} pin {main.pin!r} to "
                                 f"{new.pin!r} (not one pinned line); {stack} runs {new.pin!r}: pin it on main by hand")
         moves.append(PinMove(stack, main.path, main.pin, new.pin, main.text.replace(main.pin, new.pin)))
-    return PinsOntoMain(tuple(moves), tuple(kept))
+    return PinsOntoMain(tuple(moves), tuple(kept), tuple(warnings))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -264,6 +266,50 @@ def test_a_pin_written_twice_on_main_is_refused_for_a_human(tmp_path: Path) -> N
         pins_onto_main(stacks(tmp_path / "ours", FIRST, SECOND), {**mains, "prod": twice}, [])
 
 
+def keyed_staging_deploys(home: Path, signed: str, unsigned: str) -> Ledger:
+    """STAGING's deploy of `signed` recorded under the ledger key (#1), then one of `unsigned` without it
+    (#2), as goldgate run without the key, or a forger who can push to the ledger branch, would write it."""
+    ledger = Ledger(home, key=KEY)
+    staging_deploy(ledger, signed)
+    staging_deploy(Ledger(home), unsigned)
+    return ledger
+
+
+UNSIGNED_DEPLOY = (r"^ledger #2 \(deploy\) carries no MAC: .*; STAGING's pin on main follows its last deploy "
+                   r"recorded under the ledger key instead \(ledger #1, which left {}\)$")
+
+
+def warned_of_deploy_2(warnings: Sequence[str], left: str) -> bool:
+    return len(warnings) == 1 and re.match(UNSIGNED_DEPLOY.format(re.escape(left)), warnings[0]) is not None
+
+
+def test_under_the_ledger_key_an_unsigned_staging_deploy_does_not_put_its_pin_on_main(tmp_path: Path) -> None:
+    # Before: the MAC-less deploy of SECOND was STAGING's last, and this run's STAGING pin went onto main.
+    ledger = keyed_staging_deploys(tmp_path / "home", signed=FIRST, unsigned=SECOND)
+    pins = pins_onto_main(stacks(tmp_path / "ours", SECOND, SECOND), stacks(tmp_path / "main", LATER, FIRST),
+                          ledger.entries())
+    assert [m.stack for m in pins.moves] == ["prod"]
+    assert [(k.kept, k.ours, k.runs) for k in pins.kept] == [(LATER, SECOND, FIRST)]
+    assert warned_of_deploy_2(pins.warnings, FIRST)
+
+
+def test_under_the_ledger_key_an_unsigned_staging_deploy_does_not_keep_mains_pin(tmp_path: Path) -> None:
+    # Before: the MAC-less deploy of LATER was STAGING's last, and main kept its STAGING pin though STAGING's
+    # last authenticated deploy left this run's.
+    ledger = keyed_staging_deploys(tmp_path / "home", signed=SECOND, unsigned=LATER)
+    pins = pins_onto_main(stacks(tmp_path / "ours", SECOND, SECOND), stacks(tmp_path / "main", FIRST, FIRST),
+                          ledger.entries())
+    assert [(m.stack, m.after) for m in pins.moves] == [("staging", SECOND), ("prod", SECOND)]
+    assert pins.kept == () and warned_of_deploy_2(pins.warnings, SECOND)
+
+
+def test_without_the_ledger_key_every_staging_deploy_counts_and_none_is_warned_of(tmp_path: Path) -> None:
+    keyed_staging_deploys(tmp_path / "home", signed=FIRST, unsigned=SECOND)
+    pins = pins_onto_main(stacks(tmp_path / "ours", SECOND, SECOND), stacks(tmp_path / "main", FIRST, FIRST),
+                          Ledger(tmp_path / "home").entries())
+    assert [m.stack for m in pins.moves] == ["staging", "prod"] and pins.warnings == ()
+
+
 # --- the commands ----------------------------------------------------------------------------------------------
 
 def error_line(err: str) -> str:
@@ -364,6 +410,20 @@ def test_pins_onto_main_prints_a_warning_line_for_a_staging_pin_it_keeps(capsys:
     assert (tmp_path / "main" / "stacks" / "Pulumi.staging.yaml").read_text() == stack_text("staging", FIRST)
 
 
+def test_pins_onto_main_under_the_ledger_key_names_the_unsigned_deploy_it_left_out(
+        capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = keyed_staging_deploys(tmp_path / "home", signed=FIRST, unsigned=SECOND)
+    stacks(tmp_path / "ours" / "stacks", SECOND, FIRST)
+    stacks(tmp_path / "main" / "stacks", LATER, FIRST)
+    monkeypatch.setenv("GOLDGATE_LEDGER_KEY", KEY.decode())
+    code, out, err = invoke(capsys, *pins_argv(tmp_path, ledger.path.parent), "--json")
+    assert (code, err) == (0, "")
+    decided = json.loads(out)
+    assert decided["moved"] == [] and [k["stack_runs"] for k in decided["kept"]] == [FIRST]
+    assert warned_of_deploy_2(decided["warnings"], FIRST)
+    assert (tmp_path / "main" / "stacks" / "Pulumi.staging.yaml").read_text() == stack_text("staging", LATER)
+
+
 def test_pins_onto_main_writes_nothing_when_one_pin_cannot_move(capsys: pytest.CaptureFixture,
                                                                 tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "home")
@@ -430,3 +490,10 @@ def test_a_prod_file_checked_out_with_crlf_line_ends_is_still_mains(tmp_path: Pa
     ours = write(tmp_path / "ours.yaml", stack_text("prod", FIRST).replace("\n", "\r\n"))
     mains = write(tmp_path / "mains.yaml", stack_text("prod", FIRST))
     assert check_prod_file(read_stack_file(ours), read_stack_file(mains), [], None).promotion_seq is None
+
+
+def test_the_text_output_of_pins_onto_main_shows_its_warnings_for_ci() -> None:
+    from goldgate.commands.release import _render_pins
+
+    text = _render_pins({"warnings": ["ledger #2 (deploy) carries no MAC"], "kept": [], "moved": []})
+    assert text.splitlines()[0] == "warning: ledger #2 (deploy) carries no MAC"  # release.yml makes it ::warning::

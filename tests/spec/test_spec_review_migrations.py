@@ -12,7 +12,6 @@ from goldgate.cloudflare.api import CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.d1_standin import D1StandIn
 from goldgate.migrations import MigrationError, apply_sqlite, apply_with, discover, split_statements
-from service import migrate as local_migrate
 
 TOKEN = "cf-migrations-token-0123456789abcdef"
 LITERAL_WITH_A_DASH_LINE = ("CREATE TABLE notes (body TEXT NOT NULL DEFAULT 'first line\n"
@@ -113,7 +112,7 @@ def test_a_migration_undone_by_hand_runs_again_with_its_new_text_and_that_text_i
 
 
 def test_a_migration_wrangler_applied_again_after_an_undo_is_not_measured_against_its_old_text(tmp_path) -> None:
-    # wrangler (here the service's runner, which writes d1_migrations as wrangler does) records no sha256.
+    # wrangler writes d1_migrations and records no sha256: done here by hand, as wrangler does it.
     migrations = write(tmp_path / "m", "0001_pair.sql", "CREATE TABLE a (x);\n")
     db = tmp_path / "db.sqlite"
     apply_sqlite(db, migrations)
@@ -121,8 +120,22 @@ def test_a_migration_wrangler_applied_again_after_an_undo_is_not_measured_agains
     write(migrations, "0001_pair.sql", "CREATE TABLE a (x, y);\n")
     conn = sqlite3.connect(db, isolation_level=None)
     try:
-        assert local_migrate.apply_sqlite(conn, migrations) == ["0001_pair.sql"]
+        conn.execute("CREATE TABLE a (x, y)")
+        conn.execute("INSERT INTO d1_migrations (name) VALUES ('0001_pair.sql')")
     finally:
         conn.close()
     write(migrations, "0002_more.sql", "CREATE TABLE b (z);\n")
     assert apply_sqlite(db, migrations) == ["0002_more.sql"]
+
+
+def test_a_migration_cut_off_mid_statement_is_named_and_leaves_the_database_unlocked(tmp_path) -> None:
+    migrations = write(tmp_path / "m", "0001_pair.sql", "CREATE TABLE a (x);\n")
+    write(migrations, "0002_cut.sql", "CREATE TABLE b (y);\nCREATE TABLE c (z\n")
+    conn = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+    try:
+        with pytest.raises(MigrationError, match=r"^0002_cut.sql: .*incomplete"):
+            apply_sqlite(conn, migrations)
+        assert not conn.in_transaction  # the caller's connection does not keep the write lock
+        assert [r[0] for r in conn.execute("SELECT name FROM d1_migrations")] == ["0001_pair.sql"]
+    finally:
+        conn.close()
