@@ -1,4 +1,5 @@
-"""The project's test policy for missing components: skip here, fail under CI=true (.ci/run installs them)."""
+"""The project's test policy for missing components: skip here, fail under CI=true (.ci/run installs them, and the
+CI machine is Linux, with every operating-system feature the tests use: /proc, named pipes, /dev/full)."""
 
 from __future__ import annotations
 
@@ -16,3 +17,13 @@ def require(available: bool, what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required under CI (.ci/run installs it) but is missing")
     pytest.skip(f"{what} is not available on this machine")
+
+
+def needs(available: bool, what: str) -> pytest.MarkDecorator:
+    """`require` as a mark, for a test or a whole module (`pytestmark = needs(...)`), where a `skipif` mark would
+    skip under CI=true too: the test skips where `what` is missing, and fails under CI=true (tests/conftest.py)."""
+    if available:
+        return pytest.mark.usefixtures()
+    if IN_CI:
+        return pytest.mark.ci_missing(what)
+    return pytest.mark.skip(reason=f"{what} is not available on this machine")
