@@ -17,7 +17,7 @@ import yaml
 from goldgate.local.runpod.config import EmulatorConfig
 from goldgate.local.runpod.emulator import RunPodEmulator
 from goldgate.release.deployers.cloud import CloudDeployer, CloudDeployFailed, CloudSettings
-from goldgate.runpod import ControlPlaneClient
+from goldgate.runpod import ControlPlaneClient, EndpointPatch
 
 REPO = Path(__file__).resolve().parents[2]
 STANDIN = REPO / "tests" / "fixtures" / "release" / "pulumi_standin.py"
@@ -72,6 +72,21 @@ def commands(project: Path) -> list[list[str]]:
     return [json.loads(line)["argv"] for line in path.read_text().splitlines()]
 
 
+def test_a_deploy_puts_back_the_max_workers_runpod_lowered_on_an_idle_endpoint(project: Path,
+                                                                              emulator: RunPodEmulator) -> None:
+    """RunPod lowers an endpoint idle for 7 days to 0 max workers. A deploy that only sent the new image (Pulumi's
+    state still said the spec's max) left STAGING with no workers, and every golden case timed out."""
+    d = deployer(project)
+    endpoint_id = d.deploy("prod", A, progress=lambda _m: None).rollout["endpoint_id"]
+    spec = yaml.safe_load((project / "stacks" / "Pulumi.prod.yaml").read_text())["config"]["goldgate:spec"]
+    with ControlPlaneClient(KEY, emulator.api_base.removesuffix("/v2")) as rp:
+        rp.update_endpoint(endpoint_id, EndpointPatch(workers_min=0, workers_max=0))   # RunPod's idle policy
+        d.deploy("prod", B, progress=lambda _m: None)
+        live = rp.get_endpoint(endpoint_id)
+    assert (live.workers_min, live.workers_max) == (spec["endpoint"]["workers_min"], spec["endpoint"]["workers_max"])
+    assert live.workers_max > 0
+
+
 def test_deploy_pins_the_digest_in_the_spec_runs_up_and_waits_for_every_worker(project: Path,
                                                                                emulator: RunPodEmulator) -> None:
     d = deployer(project)
@@ -92,11 +107,11 @@ def test_deploy_pins_the_digest_in_the_spec_runs_up_and_waits_for_every_worker(p
     assert any("rollout of" in m for m in log)
     ran = commands(project)
     second_run = ran[ran.index(["--non-interactive", "up", "--yes", "--skip-preview", "--message",
-                                f"goldgate deploy {A}", "--exec-kind", "auto.local", "--stack", "prod"]) + 1:]
+                                f"goldgate deploy {A}", "--refresh", "--exec-kind", "auto.local", "--stack", "prod"]) + 1:]
     assert ["config", "set", "--path", "goldgate:spec.image", "--plaintext", "--stack", "prod",
             "--non-interactive", "--", B] in second_run
     assert ["--non-interactive", "up", "--yes", "--skip-preview", "--message", f"goldgate deploy {B}",
-            "--exec-kind", "auto.local", "--stack", "prod"] in second_run
+            "--refresh", "--exec-kind", "auto.local", "--stack", "prod"] in second_run
     assert ["--non-interactive", "stack", "output", "--json", "--show-secrets", "--stack", "prod"] in second_run
     assert d.current_image("prod") == B
 

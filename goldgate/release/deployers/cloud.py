@@ -102,8 +102,10 @@ class CloudDeployer:
         try:
             s.set_config(IMAGE_KEY, auto.ConfigValue(value=image), path=True)
             progress(f"pulumi up ({stack})")
+            # refresh: RunPod lowers an endpoint idle for 7 days to 0 max workers; without a refresh Pulumi's state
+            # still says the spec's, the update changes only the image, and every golden case then times out.
             result = s.up(on_output=lambda line: progress(f"pulumi: {line}") if line.strip() else None,
-                          message=f"goldgate deploy {image}")
+                          message=f"goldgate deploy {image}", refresh=True)
         except auto.errors.CommandError as exc:
             raise CloudDeployFailed(f"pulumi up of {stack} failed: {_last_line(exc)}; the stack config pins "
                                     f"{image} (was {before}): fix the cause and deploy again, or roll back") \
