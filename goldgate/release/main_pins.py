@@ -129,7 +129,7 @@ def check_prod_file(ours: StackFile, mains: StackFile, entries: Sequence[Entry],
         raise ProdFileNotMains(f"main's PROD pin {mains.pin} was set by {last.kind} ledger #{last.seq} (outcome "
                                f"{last.get('outcome')}), not by a release that landed after this run's commit; "
                                f"{ADVICE}")
-    _check_built_before(mains.pin, golden.get("image"), trusted)
+    _check_built_before(mains.pin, golden.get("image"), trusted, entries)
     return ProdFileCheck(ours.path, ours.pin, mains.pin, promotion_seq=last.seq, golden_seq=golden.seq)
 
 
@@ -141,7 +141,7 @@ def _refuse_untrusted(candidates: Iterable[Entry]) -> None:
                                f"this run take main's PROD file; {ADVICE}")
 
 
-def _check_built_before(mains_pin: str, image: Any, entries: Sequence[Entry]) -> None:
+def _check_built_before(mains_pin: str, image: Any, entries: Sequence[Entry], every: Sequence[Entry] = ()) -> None:
     """Main's pin must be an earlier build than this run's digest. A re-run of an older run ("Re-run failed jobs")
     qualifies its older build after a newer release, which the ledger order of golden runs and promotions cannot
     tell from the second of two close pushes; the order the digests were first built in can."""
@@ -151,6 +151,8 @@ def _check_built_before(mains_pin: str, image: Any, entries: Sequence[Entry]) ->
             first_built.setdefault(e.get("image"), e)
     for pin in (mains_pin, image):
         if pin not in first_built:
+            # A build recorded without the ledger key (a build job the key does not reach) is named as such.
+            _refuse_untrusted(e for e in every if e.kind == "build" and e.get("image") == pin)
             raise ProdFileNotMains(f"the ledger records no build of {pin}: cannot tell whether main's PROD pin "
                                    f"{mains_pin} is an older release than this run's digest {image}; {ADVICE}")
     theirs, ours = first_built[mains_pin], first_built[image]

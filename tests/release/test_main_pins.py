@@ -186,7 +186,7 @@ class KeyedSecondPush(SecondPush):
         self.ledger = Ledger(self.home, key=KEY)
         forger = Ledger(self.home)
         for image in (FIRST, SECOND):
-            self.ledger.append("build", image=image, trigger="test")
+            (forger if unsigned == "builds" else self.ledger).append("build", image=image, trigger="test")
         prod_change(self.ledger, "promotion", FIRST, BEFORE, phase="intent")
         prod_change(forger if unsigned == "promotion" else self.ledger, "promotion", FIRST, BEFORE)
         self.report = tmp_path / "reports" / "latest.json"
@@ -217,6 +217,14 @@ def test_under_the_ledger_key_only_an_authenticated_golden_run_vouches_for_a_rep
                                report_sha256=hashlib.sha256(other.read_bytes()).hexdigest())
     with pytest.raises(ProdFileNotMains, match=r"^ledger #8 \(golden\) carries no MAC"):
         second.check(other)
+
+
+def test_under_the_ledger_key_builds_recorded_without_it_are_named_not_called_missing(tmp_path: Path) -> None:
+    # CI's build job once ran outside the environment holding the key: its builds were unsigned, and the refusal
+    # said "the ledger records no build", sending the operator looking for a build that was there.
+    with pytest.raises(ProdFileNotMains, match=r"^ledger #1 \(build\) carries no MAC: .*only entries recorded under "
+                                               r"the ledger key"):
+        KeyedSecondPush(tmp_path, unsigned="builds").check()
 
 
 # --- pins_onto_main ------------------------------------------------------------------------------------------
