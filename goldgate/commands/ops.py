@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from goldgate import spec as specs
 from goldgate.commands.output import add_json_flag, emit, escape_controls, progress, say
+from goldgate.commands.release import TARGETS, _target
 from goldgate.errors import GoldgateError, StateError
 from goldgate.local.platform import LocalPlatform
 
@@ -353,8 +354,9 @@ def _api_base(text: str) -> str:
 
 
 def _add_cloud_flags(p: argparse.ArgumentParser, cloud_help: str) -> None:
-    p.add_argument("--target", choices=("local", "cloud"), default="local",
-                   help="local (default): the local deployment under --home. " + cloud_help)
+    # The release commands' default too: GOLDGATE_TARGET=cloud makes every `--target` command act on the cloud.
+    p.add_argument("--target", type=_target, choices=TARGETS, default=os.environ.get("GOLDGATE_TARGET", "local"),
+                   help="local (default, or env GOLDGATE_TARGET): the local deployment under --home. " + cloud_help)
     p.add_argument("--stacks-dir", help="cloud: where Pulumi.<stack>.yaml live (default: the repository's stacks/)")
     p.add_argument("--database-id", help="cloud: the D1 uuid (default: looked up by the stack's database name)")
     p.add_argument("--cloudflare-api-base", type=_api_base, default=CLOUDFLARE_API_BASE, help=argparse.SUPPRESS)
