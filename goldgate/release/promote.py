@@ -74,6 +74,15 @@ class PromotionOutcome:
                 "duration_s": round(self.duration_s, 3), "error": self.error, "message": self.message()}
 
 
+# The all-zero digest the shipped stack files hold until a first release: no image was ever built with it.
+_SHIPPED_PLACEHOLDER = "@sha256:" + "0" * 64
+
+
+def shipped_placeholder(image: str) -> bool:
+    """Whether `image` is the stack file's placeholder pin, never a release: nothing for a rollback to go back to."""
+    return image.endswith(_SHIPPED_PLACEHOLDER)
+
+
 def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging: str = "staging",
                prod: str = "prod", now: datetime | None = None, expected_image: str | None = None,
                cases_dir: Path | None = None,
@@ -149,7 +158,8 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
         intent = ledger.append("promotion", phase="intent", stack=prod, image=image, release_id=rid, before=before,
                                report=str(report_path), report_sha256=sha, gate=decision.to_dict(),
                                trigger=trigger)
-        progress(f"gate passed; promoting {image} to {prod} (was {before or 'nothing: its first release'})")
+        was = "nothing: its first release" if not before or shipped_placeholder(before) else before
+        progress(f"gate passed; promoting {image} to {prod} (was {was})")
         outcome, error, smoke_path, smoke_passed = deploy_and_smoke(deployer, ledger, prod, image, "promoted",
                                                                      trigger=trigger, progress=progress,
                                                                      paths=paths)
@@ -157,7 +167,8 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
         if outcome != "promoted":
             progress(f"{outcome.replace('_', ' ')} on {prod}: {error}")
             target = last_verified(ledger.entries(), exclude=image, stack=prod)
-            fallback = target.image if target else (before if before and before != image else None)
+            fallback = target.image if target else (before if before and before != image
+                                                    and not shipped_placeholder(before) else None)
             if fallback:
                 rolled = rollback_locked(deployer, ledger, fallback, stack=prod, trigger=trigger,
                                          reason=f"automatic: promotion of {image} {outcome.replace('_', ' ')}",

@@ -81,3 +81,28 @@ def test_history_tells_a_smoke_run_from_a_full_run(capsys: pytest.CaptureFixture
     code, out, _ = run(capsys, tmp_path, "history")
     rows = [line.split() for line in out.splitlines() if " golden " in line]
     assert code == 0 and [row[3] for row in rows] == ["smoke", "full"], out
+
+
+PLACEHOLDER = "registry.example.com/your-org/goldgate-worker@sha256:" + "0" * 64
+
+
+def test_a_failed_first_promotion_does_not_roll_back_to_the_stack_files_placeholder(tmp_path: Path,
+                                                                                   paths: GoldenPaths) -> None:
+    """The shipped stack file pins an all-zero digest until the first release: a first promotion whose smoke failed
+    "rolled back" to it, failed again (no such image; infra's preflight refuses it) and told the operator to roll
+    back further, with nothing to roll back to."""
+    home = tmp_path / "home"
+    ledger = Ledger(home)
+    said: list[str] = []
+    with standin_api(StandInApi(image_tag=A)) as api:
+        target = Target(api, {"staging": A, "prod": PLACEHOLDER})
+        assert run_golden(target, "staging", ledger, paths=paths, poll_s=0.01).passed
+        deployed: list[str] = []
+        real = target.deploy
+        target.deploy = lambda stack, image, progress: (deployed.append(f"{stack}={image}"),  # type: ignore[method-assign]
+                                                        real(stack, image, progress))[1]
+        api.fail_workflows.add("wf-a")            # the smoke case fails on PROD
+        outcome = promote(target, ledger, home, paths=paths, progress=said.append)
+    assert outcome.outcome == "smoke_failed" and outcome.rollback is None
+    assert deployed == [f"prod={A}"]              # no deploy of the placeholder
+    assert any(s.endswith("(was nothing: its first release)") for s in said)
