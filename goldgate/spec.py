@@ -737,7 +737,9 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
     else:
         cf = f.sub("cloud", required=True)
         cloud = CloudSpec(cloudflare_account_id=cf.str("cloudflare_account_id", required=True,
-                                                       pattern=re.compile(r"^[0-9a-f]{32}$|^<[A-Z_]+>$")),
+                                                       pattern=re.compile(r"^[0-9a-f]{32}$|^<[A-Z_]+>$"),
+                                                       rule="a Cloudflare account id (32 lowercase hex digits, the "
+                                                            "dashboard's Account ID)"),
                           runpod_api_base=_base_url(cf, "runpod_api_base", "https://api.runpod.io"),
                           runpod_endpoint_base=_base_url(cf, "runpod_endpoint_base", "https://api.runpod.ai/v2"))
         cf.done()
