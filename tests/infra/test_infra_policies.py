@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import runpy
 from pathlib import Path
 from typing import Any
 
+import pulumi_policy
 import pytest
 import yaml
 from infra_harness import filled_stack_file
@@ -174,8 +177,16 @@ def test_committed_stack_files_pass_the_guardrails():
         assert policies.database_protection_violations(s.name, s.role, s.database.protect) == []
 
 
-def test_policy_pack_entry_builds_the_pack_from_these_policies():
+def test_policy_pack_entry_builds_the_pack_from_these_policies(monkeypatch):
+    # The real PolicyPack starts the policy server, so a recorder stands in for it while the entry file runs.
+    built: list[dict[str, Any]] = []
+    signature = inspect.signature(pulumi_policy.PolicyPack)
+    monkeypatch.setattr(pulumi_policy, "PolicyPack",
+                        lambda *a, **kw: built.append(signature.bind(*a, **kw).arguments))
     entry = Path(policies.__file__).with_name("policy_pack") / "__main__.py"
-    text = entry.read_text()
-    assert "PolicyPack(" in text and "policies=POLICIES" in text
+    runpy.run_path(str(entry), run_name="__main__")
+    [pack] = built
+    assert pack["policies"] is POLICIES
+    assert pack["name"] == "goldgate-guardrails"
+    assert pack["enforcement_level"] is pulumi_policy.EnforcementLevel.MANDATORY
     assert yaml.safe_load(entry.with_name("PulumiPolicy.yaml").read_text())["runtime"]["name"] == "python"

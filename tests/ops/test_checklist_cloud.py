@@ -9,7 +9,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,8 +40,16 @@ R2_SECRET = "r2-secret-never-printed-0123456789abcdef"
 JOBS = 400  # 4 failed (1 %): under both stacks' error-rate thresholds
 
 
-def _no_workers(image: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-    raise AssertionError("the checklist reads the control plane only; no worker should ever start")
+@dataclass
+class NoWorkers:
+    """The emulator's launcher: the checklist reads the control plane only, so no worker should ever start. The
+    fleet turns a launcher's exception into a logged start_failed, so the fixture asserts on the recorded calls."""
+
+    images: list[str] = field(default_factory=list)
+
+    def __call__(self, image: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+        self.images.append(image)
+        raise RuntimeError("the checklist reads the control plane only; no worker should ever start")
 
 
 @pytest.fixture(scope="module")
@@ -174,8 +182,9 @@ def _logs(directory: Path) -> None:
 @pytest.fixture
 def cloud(tmp_path: Path, seed_sql: bytes) -> Iterator[Cloud]:
     now = datetime.now(UTC)
+    launches = NoWorkers()
     emulator = RunPodEmulator(EmulatorConfig(api_key=RP_KEY, logs_dir=tmp_path / "emulator"),
-                              launcher=_no_workers).start()
+                              launcher=launches).start()
     standin = D1StandIn(CF_TOKEN, import_polls=0).start()
     workers = standin.workers
     api = CloudflareApi(CF_TOKEN, standin.api_base)
@@ -206,6 +215,10 @@ def cloud(tmp_path: Path, seed_sql: bytes) -> Iterator[Cloud]:
         _logs(tmp_path / "logs")
         yield Cloud(emulator, control, d1, standin.api_base, database_id, ids, stacks, home, tmp_path / "reports",
                     tmp_path / "logs", now, standin, workers)
+        # A start planned but not yet launched (the fleet launches on a thread) is a worker record already.
+        with emulator.backend.lock:
+            planned = list(emulator.backend.workers)
+        assert not launches.images and not planned, f"workers started: {launches.images or planned}"
     finally:
         control.close()
         api.close()

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ci_policy import needs
 
 from goldgate.local.platform import LocalPlatform
 
@@ -57,7 +58,7 @@ def test_an_error_with_stderr_closed_does_not_land_in_stdout(home: Path, tmp_pat
     assert done.stdout == ""
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@needs(os.path.exists("/dev/full"), "/dev/full (a device whose every write fails with ENOSPC)")
 @pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
 def test_a_full_stdout_is_named_in_one_line_not_blamed_on_the_state_dir(home: Path, tmp_path: Path,
                                                                         buffered: bool) -> None:

@@ -80,10 +80,19 @@ def test_workers_min_above_max_is_refused(tmp_path: Path) -> None:
         specs.load_local("staging", write(tmp_path, doc))
 
 
-@pytest.mark.parametrize("text", ["stacks: [1, 2", "- just a list", "", "stacks: 3", "\x00\x01"])
-def test_malformed_stack_files_give_one_clear_error(tmp_path: Path, text: str) -> None:
-    with pytest.raises(SpecError):
-        specs.load_local("staging", write(tmp_path, text))
+@pytest.mark.parametrize(("text", "phrase"), [
+    ("stacks: [1, 2", "is not valid YAML at line 1, column 14: expected ',' or ']'"),
+    ("- just a list", "expected a top-level `stacks:` mapping of stack name to settings"),
+    ("", "expected a top-level `stacks:` mapping of stack name to settings"),
+    ("stacks: 3", "expected a top-level `stacks:` mapping of stack name to settings"),
+    ("\x00\x01", "is not valid YAML: unacceptable character #x0000"),
+])
+def test_malformed_stack_files_give_one_clear_error(tmp_path: Path, text: str, phrase: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError) as err:
+        specs.load_local("staging", path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message and phrase in message, message
 
 
 def test_hostile_yaml_tags_are_not_executed(tmp_path: Path) -> None:
