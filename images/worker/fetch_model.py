@@ -3,12 +3,18 @@
 The Dockerfile runs `python fetch_model.py URL SHA256|- DEST` once per models.yaml entry, each in a layer of
 its own. It does what BuildKit's `ADD --checksum --chmod` would, under the classic builder goldgate drives.
 Stdlib only: the base image has python, not necessarily curl or wget.
+
+A failed attempt that may pass (a 5xx, a 429, a broken or cut-short download) is retried after 1, 2 and 4 s, or
+after the 429's Retry-After when that is longer. GOLDGATE_TEST_FETCH_RETRY_DELAYS_S (comma-separated seconds,
+e.g. `0,0,0`: one retry per delay) replaces those delays; only tests set it, so they need not wait out real
+back-off. The Dockerfile never sets it, and a build's RUN does not see the builder's environment.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
+import math
 import os
 import re
 import sys
@@ -19,7 +25,8 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
-RETRY_DELAYS_S = (1, 2, 4)
+RETRY_DELAYS_S: tuple[float, ...] = (1, 2, 4)
+TEST_RETRY_DELAYS_ENV = "GOLDGATE_TEST_FETCH_RETRY_DELAYS_S"
 MAX_RETRY_AFTER_S = 300  # a 429's Retry-After is waited out up to this; a longer one is a build to run later
 READ_TIMEOUT_S = 60
 CHUNK = 8 * 1024 * 1024
@@ -42,8 +49,9 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
-def fetch(url: str, sha256: str | None, dest: Path) -> str:
-    """Download `url` to `dest` (mode 644), refusing content whose sha256 is not `sha256`. Returns the sha256."""
+def fetch(url: str, sha256: str | None, dest: Path, retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S) -> str:
+    """Download `url` to `dest` (mode 644), refusing content whose sha256 is not `sha256`; a transient failure
+    is retried once after each of `retry_delays_s`. Returns the sha256."""
     anchor = _nearest_existing(dest.parent)
     stat = anchor.stat()
     anchor_times = (stat.st_atime_ns, stat.st_mtime_ns)
@@ -53,7 +61,7 @@ def fetch(url: str, sha256: str | None, dest: Path) -> str:
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            digest = _download_with_retries(url, out)
+            digest = _download_with_retries(url, out, retry_delays_s)
         if sha256 is not None and digest != sha256:
             raise FetchFailed(f"{url} has sha256 {digest}, models.yaml pins {sha256}: the source changed or the pin "
                               f"is wrong; nothing was written to {dest}")
@@ -75,8 +83,8 @@ def _nearest_existing(directory: Path) -> Path:
     return directory
 
 
-def _download_with_retries(url: str, out: BinaryIO) -> str:
-    for delay in RETRY_DELAYS_S:
+def _download_with_retries(url: str, out: BinaryIO, retry_delays_s: tuple[float, ...]) -> str:
+    for delay in retry_delays_s:
         try:
             return _download(url, out)
         except _Transient as exc:
@@ -86,7 +94,7 @@ def _download_with_retries(url: str, out: BinaryIO) -> str:
     try:
         return _download(url, out)
     except _Transient as exc:
-        raise FetchFailed(f"{exc} (gave up after {len(RETRY_DELAYS_S) + 1} attempts)") from None
+        raise FetchFailed(f"{exc} (gave up after {len(retry_delays_s) + 1} attempts)") from None
 
 
 def _download(url: str, out: BinaryIO) -> str:
@@ -119,14 +127,31 @@ def _retry_after(value: str | None) -> int:
     return min(int(value), MAX_RETRY_AFTER_S) if value.isdecimal() else 0
 
 
+def _retry_delays(value: str | None) -> tuple[float, ...] | None:
+    """The delays TEST_RETRY_DELAYS_ENV sets (RETRY_DELAYS_S when unset or empty); None when it is malformed."""
+    if not (value or "").strip():
+        return RETRY_DELAYS_S
+    try:
+        delays = tuple(float(part) for part in value.split(","))
+    except ValueError:
+        return None
+    return delays if all(math.isfinite(d) and d >= 0 for d in delays) else None
+
+
 def main(argv: list[str]) -> int:
+    retry_delays_s = _retry_delays(os.environ.get(TEST_RETRY_DELAYS_ENV))
+    if retry_delays_s is None:
+        print(f"fetch_model: {TEST_RETRY_DELAYS_ENV}={os.environ[TEST_RETRY_DELAYS_ENV][:40]!r} is not a "
+              "comma-separated list of seconds >= 0 (e.g. 0,0,0); unset it for the built-in delays",
+              file=sys.stderr)
+        return 2
     if len(argv) != 3 or not (argv[1] == "-" or _SHA256.match(argv[1])):
         print("usage: fetch_model.py URL SHA256|- DEST (SHA256: 64 lowercase hex digits; '-' bakes the file "
               "unverified)", file=sys.stderr)
         return 2
     url, pin, dest = argv[0], (None if argv[1] == "-" else argv[1]), Path(argv[2])
     try:
-        digest = fetch(url, pin, dest)
+        digest = fetch(url, pin, dest, retry_delays_s)
     except FetchFailed as exc:
         print(f"fetch_model: {exc}", file=sys.stderr)
         return 1

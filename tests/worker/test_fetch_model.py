@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import subprocess
 import sys
 import threading
@@ -42,16 +44,30 @@ class _Models(BaseHTTPRequestHandler):
 def server() -> Iterator[str]:
     _Models.failures_left = {"/flaky.safetensors": 1}
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Models)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
 
 
-def fetch(url: str, pin: str, dest: Path) -> subprocess.CompletedProcess[str]:
+# Real back-off (1, 2, 4 s) would make each retrying test wait it out; the retries themselves are the same.
+TEST_DELAYS = "0,0,0"
+DELAYS_ENV = "GOLDGATE_TEST_FETCH_RETRY_DELAYS_S"
+
+
+def fetch(url: str, pin: str, dest: Path, delays: str | None = TEST_DELAYS) -> subprocess.CompletedProcess[str]:
+    """fetch_model.py run as the Dockerfile runs it; `delays` None leaves its built-in retry delays."""
+    env = {k: v for k, v in os.environ.items() if k != DELAYS_ENV}
+    if delays is not None:
+        env[DELAYS_ENV] = delays
     return subprocess.run([sys.executable, str(WORKER_DIR / "fetch_model.py"), url, pin, str(dest)],
-                          check=False, capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120, env=env)
+
+
+def waits(stderr: str) -> list[str]:
+    """The retry delays fetch_model announced, in order."""
+    return re.findall(r"; retrying in (\S+) s$", stderr, re.MULTILINE)
 
 
 def test_a_model_with_its_pinned_sha256_is_baked_readable_by_everyone(server: str, tmp_path: Path) -> None:
@@ -103,10 +119,35 @@ def test_an_http_error_fails_the_build_with_one_clear_line(server: str, tmp_path
 
 
 def test_a_server_error_in_passing_is_retried(server: str, tmp_path: Path) -> None:
+    # Without the tests' variable (as in the Dockerfile's build) the first retry backs off the built-in 1 s.
     dest = tmp_path / "model.safetensors"
-    done = fetch(f"{server}/flaky.safetensors", MODEL_SHA256, dest)
+    done = fetch(f"{server}/flaky.safetensors", MODEL_SHA256, dest, delays=None)
     assert done.returncode == 0, done.stderr
     assert "answered 500" in done.stderr and dest.read_bytes() == MODEL
+    assert waits(done.stderr) == ["1"]
+
+
+def test_a_lasting_server_error_is_retried_once_after_each_delay_then_fails(server: str, tmp_path: Path) -> None:
+    dest = tmp_path / "model.safetensors"
+    done = fetch(f"{server}/broken.safetensors", MODEL_SHA256, dest, delays="0.01,0.02,0.04")
+    assert done.returncode == 1
+    assert waits(done.stderr) == ["0.01", "0.02", "0.04"]
+    assert done.stderr.strip().splitlines()[-1].endswith("(gave up after 4 attempts)"), done.stderr
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize("delays", ["soon", "1,,2", "-1", "nan", "inf"])
+def test_malformed_test_delays_are_refused_before_downloading(tmp_path: Path, delays: str) -> None:
+    done = fetch("http://127.0.0.1:9/never", MODEL_SHA256, tmp_path / "model.safetensors", delays=delays)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"fetch_model: {DELAYS_ENV}={delays!r} is not a comma-separated list of "
+                                  f"seconds >= 0"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_the_dockerfile_build_leaves_the_test_delays_unset() -> None:
+    # The image's build must back off for real: a build-time ENV or ARG of that name would end that.
+    assert DELAYS_ENV not in (WORKER_DIR / "Dockerfile").read_text()
 
 
 def test_a_malformed_pin_is_refused_before_downloading(tmp_path: Path) -> None:
@@ -138,7 +179,7 @@ class _CutShort(BaseHTTPRequestHandler):
 def cut_short() -> Iterator[str]:
     _CutShort.cuts_left = 1
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _CutShort)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
@@ -163,7 +204,7 @@ def test_a_download_cut_short_is_not_blamed_on_the_pin(cut_short: str, tmp_path:
 
 class _RateLimited(BaseHTTPRequestHandler):
     """A host that answers 429 with Retry-After, and 429 again to any request before that time is up."""
-    RETRY_AFTER_S: ClassVar[int] = 8  # longer than every built-in retry delay together (1 + 2 + 4 s)
+    RETRY_AFTER_S: ClassVar[int] = 1  # longer than every test retry delay together (TEST_DELAYS: 0 + 0 + 0 s)
     free_at: ClassVar[float | None] = None
 
     def do_GET(self) -> None:
@@ -187,12 +228,15 @@ class _RateLimited(BaseHTTPRequestHandler):
 def test_a_429_is_retried_after_the_time_its_retry_after_asks_for(tmp_path: Path) -> None:
     _RateLimited.free_at = None
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _RateLimited)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         dest = tmp_path / "models" / "model.safetensors"
         done = fetch(f"http://127.0.0.1:{httpd.server_address[1]}/model.safetensors", MODEL_SHA256, dest)
     finally:
         httpd.shutdown()
         httpd.server_close()
+    # The host refuses any retry before its Retry-After is up: a fetch that did not wait it out would spend all
+    # its (0 s) retries on 429s and fail.
     assert done.returncode == 0, done.stderr
     assert dest.read_bytes() == MODEL and "answered 429" in done.stderr
+    assert waits(done.stderr) == ["1"]

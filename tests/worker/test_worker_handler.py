@@ -143,11 +143,19 @@ def test_the_job_bound_counts_the_cold_start_too(models_dir, comfy_factory, runt
     assert "COMFY_JOB_TIMEOUT_S the whole job" in out["error"]
 
 
+def _comfy_queue(comfy) -> dict:
+    with urllib.request.urlopen(comfy.url + "/queue", timeout=10) as resp:
+        return json.loads(resp.read())
+
+
 def test_a_prompt_that_outlasts_the_job_bound_fails_and_is_cancelled(models_dir, comfy_factory, runtime_factory):
     comfy = comfy_factory(models_dir, render_delay_s=120)
     assert comfy.wait_listening(10)
     out = run_job(job(), runtime_factory(comfy.url, models_dir, COMFY_JOB_TIMEOUT_S="0.5"))
     assert "did not finish prompt" in out["error"] and "COMFY_JOB_TIMEOUT_S" in out["error"]
+    # The job returns only once ComfyUI has dropped the render: one left running would hold the GPU and the
+    # worker's next job would queue behind it.
+    assert _comfy_queue(comfy) == {"queue_running": [], "queue_pending": []}
 
 
 INVALID_INPUTS = [
@@ -265,11 +273,6 @@ def test_an_oversized_hostile_value_is_not_echoed_back_in_full(override, comfy, 
     out = run_job({"id": "rp-1", "input": payload}, runtime_factory(comfy.url, models_dir))
     assert set(out) == {"error"}
     assert len(out["error"]) < 500, out["error"][:300]
-
-
-def _comfy_queue(comfy) -> dict:
-    with urllib.request.urlopen(comfy.url + "/queue", timeout=10) as resp:
-        return json.loads(resp.read())
 
 
 @pytest.mark.parametrize("interrupt_lag_s", [0.0, 1.0], ids=["stops-at-once", "stops-at-its-next-step"])

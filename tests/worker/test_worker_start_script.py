@@ -3,11 +3,14 @@ writes what happens to it, in order, to an events file."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
+import pytest
 from worker_harness import WORKER_DIR
 
 STAND_IN = r"""#!/usr/bin/env bash
@@ -36,13 +39,23 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     events.touch()
     env = {**os.environ, "PYTHON": str(python), "COMFY_DIR": str(tmp_path), "EVENTS": str(events),
            "APP_DIR": str(tmp_path)}
-    proc = subprocess.Popen(["bash", str(WORKER_DIR / "start.sh")], env=env, cwd=tmp_path)
+    # A session of its own, so a failed test can kill start.sh and its children at once (below).
+    proc = subprocess.Popen(["bash", str(WORKER_DIR / "start.sh")], env=env, cwd=tmp_path, start_new_session=True)
     return proc, events
 
 
+# The stand-ins start at once: a start.sh that has not started them by then never will (the suite has no
+# per-test timeout, so an unbounded wait would hang it).
+WAIT_S = 30
+
+
 def _wait_for(events: Path, line: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + WAIT_S
     while line not in events.read_text().split():
         assert proc.poll() is None, f"start.sh exited early ({proc.returncode}): {events.read_text()}"
+        if time.monotonic() >= deadline:
+            pytest.fail(f"start.sh wrote no {line!r} to the events file within {WAIT_S} s; it wrote "
+                        f"{events.read_text().split()}")
         try:
             proc.wait(0.05)
         except subprocess.TimeoutExpired:
@@ -62,9 +75,10 @@ def test_sigterm_lets_the_handler_finish_its_job_before_comfyui_stops(tmp_path):
         after_start = [e for e in events.read_text().split() if not e.endswith("-started")]
         assert after_start == ["handler-term", "handler-drained", "comfy-stopped"]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        # A SIGKILLed start.sh runs no EXIT trap: its ComfyUI stand-in would loop on, orphaned.
+        with contextlib.suppress(ProcessLookupError):  # the whole group has exited
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def test_a_failed_preflight_does_not_claim_checkpoints_are_missing_when_they_are_not(tmp_path):
