@@ -13,11 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ci_policy import needs
 
 from goldgate.local.comfyui import ComfyUIEmulator
 from goldgate.local.runpod import EmulatorConfig, RunPodEmulator
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the emulator's socket through /proc")
+pytestmark = needs(Path("/proc/self/fd").is_dir(), "/proc/self/fd (finds the emulator's socket through it)")
 
 
 @contextmanager

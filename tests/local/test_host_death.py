@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ci_policy import needs
 from processes import argv_of, processes_naming, wait_until
 from stackfiles import stacks_file
 
@@ -17,7 +18,7 @@ from goldgate.commands.local import ensure_up
 from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import StackDir
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="finds processes through /proc")
+pytestmark = needs(Path("/proc/self").is_dir(), "/proc (the tests find processes through it)")
 
 
 def test_killing_the_host_takes_its_service_and_workers_with_it(home: Path, tmp_path: Path,

@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from ci_policy import needs
 from processes import kill_everything_naming, processes_naming, wait_until
 
 from goldgate.local.lifeline import TERM_GRACE_S
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="finds processes through /proc")
+pytestmark = needs(Path("/proc/self").is_dir(), "/proc (the tests find processes through it)")
 
 # A parent that starts one child under its lifeline, prints the child's pid, and waits to be killed.
 PARENT = """

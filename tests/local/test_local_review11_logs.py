@@ -12,13 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from ci_policy import needs
 from processes import processes_naming
 
 from goldgate import spec as specs
 from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import StackDir
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+pytestmark = needs(hasattr(os, "mkfifo"), "named pipes (os.mkfifo)")
 
 REPO = Path(__file__).resolve().parents[2]
 # How long a command may take before it is taken to hang: each answers in seconds, and a host blocked on a log

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from ci_policy import require
 from processes import processes_naming, wait_until
 from serving import serving
 from stackfiles import stacks_file
@@ -26,8 +27,6 @@ from goldgate.local import platform as platform_module
 from goldgate.local.platform import LocalPlatform
 from goldgate.local.stackhost import StackHost
 from goldgate.local.state import StackDir
-
-pytestmark = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="finds processes through /proc")
 
 REPO = Path(__file__).resolve().parents[2]
 DAY_S = 86400
@@ -73,6 +72,7 @@ def test_up_of_a_running_stack_whose_stacks_file_changed_says_a_restart_applies_
 
 def test_a_host_that_reports_failed_and_does_not_stop_is_stopped_by_up_not_a_traceback(
         home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    require(Path("/proc/self").is_dir(), "/proc (the test finds the host's processes through it)")
     # A stand-in host: it says it failed, then its shutdown hangs (a worker that will not stop) until it is
     # signalled. `up` starts it as `<python> -m goldgate.local.stackhost --stack S --home H ...`.
     host = tmp_path / "stand-in-host"
@@ -86,7 +86,7 @@ time.sleep(600)
 """)
     host.chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(host))
-    monkeypatch.setattr(platform_module, "FAILED_HOST_EXIT_S", 0.5, raising=False)
+    monkeypatch.setattr(platform_module, "FAILED_HOST_EXIT_S", 0.5)
     platform = LocalPlatform(home, stacks_file(home))
     with pytest.raises(StateError, match=r"stack prod failed to start: no room for the bucket \(logs: "):
         platform.up("prod")
@@ -140,6 +140,9 @@ def _closed_port() -> int:
 def test_a_demo_result_download_that_fails_is_one_line_naming_the_result(
         service: str, download: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture) -> None:
+    # A stand-in API, not a real stack: a real service records a job completed only once its result objects
+    # are in the store (else it fails the job), and `demo` downloads on its very next step, so a real download
+    # can only be made to fail by racing it.
     link = (f"{service}/api/result/jobs/j1/out.png?exp=1&sig=00ff" if download == "answers 404" else
             f"http://127.0.0.1:{_closed_port()}/api/result/jobs/j1/out.png?exp=1&sig=00ff")
     monkeypatch.setattr(_StandInService, "result_url", link)
@@ -164,8 +167,8 @@ def test_a_demo_result_download_that_fails_is_one_line_naming_the_result(
     assert "sig=00ff" not in err  # the link's signature is a credential for the image
 
 
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="fills stdout with /dev/full")
 def test_down_whose_output_cannot_be_written_says_so_in_one_line(tmp_path: Path) -> None:
+    require(Path("/dev/full").exists(), "/dev/full (fills the command's stdout)")
     with open("/dev/full", "w") as full:
         done = subprocess.run([sys.executable, "-m", "goldgate.cli", "down", "prod", "--home", str(tmp_path / "h")],
                               cwd=REPO, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, check=False)

@@ -13,14 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import pytest
+from ci_policy import needs
 from processes import processes_naming, wait_until
 from stackfiles import stacks_file
 
 from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import StackDir
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="finds processes through /proc")
+pytestmark = needs(Path("/proc/self").is_dir(), "/proc (the tests find processes through it)")
 
 REPO = Path(__file__).resolve().parents[2]
 

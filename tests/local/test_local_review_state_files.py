@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from ci_policy import needs
 
 from goldgate.local.state import StackDir
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+pytestmark = needs(hasattr(os, "mkfifo"), "named pipes (os.mkfifo)")
 
 REPO = Path(__file__).resolve().parents[2]
 HANG_GUARD_S = 60  # how long a command may take before it is taken to hang (each answers in a second or two)

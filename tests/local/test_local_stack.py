@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from processes import wait_until
+from stackfiles import stacks_file
 
 from goldgate.cli import main
 from goldgate.commands.local import WORKER_SOURCE, ensure_up
@@ -67,14 +69,23 @@ def test_jobs_complete_through_webhooks_and_results_download(platform: LocalPlat
     assert metrics[0] == metrics[1] >= 3
 
 
-def test_up_is_idempotent_and_status_names_everything(platform: LocalPlatform) -> None:
-    first = ensure_up(platform, "staging")
-    again = platform.up("staging")
-    assert again.api_url == first.api_url and again.endpoint_id == first.endpoint_id
-    as_dict = again.to_dict()
-    for key in ("api_url", "api_token_file", "webhook_secret_file", "runpod_api_base", "runpod_endpoint_base",
-                "runpod_api_key_file", "endpoint_id", "image", "workflow_version", "logs_dir", "workers"):
-        assert as_dict[key] not in (None, ""), key
+def test_up_is_idempotent_and_status_names_everything(home: Path) -> None:
+    # A stack of its own that keeps one worker running: the shared one's workers go once idle (after 5 s).
+    platform = LocalPlatform(home, stacks_file(home, endpoint={"workers_min": 1}, staging={}))
+    try:
+        first = ensure_up(platform, "staging")
+        again = platform.up("staging")
+        assert again.api_url == first.api_url and again.endpoint_id == first.endpoint_id
+        as_dict = again.to_dict()
+        for key in ("api_url", "api_token_file", "webhook_secret_file", "runpod_api_base",
+                    "runpod_endpoint_base", "runpod_api_key_file", "endpoint_id", "image", "workflow_version",
+                    "logs_dir"):
+            assert as_dict[key] not in (None, ""), key
+        assert wait_until(lambda: platform.status("staging").workers, 30), "status names no worker"
+        status = platform.status("staging")
+        assert [w["image"] for w in status.workers] == [status.image] * len(status.workers), status.workers
+    finally:
+        platform.down("staging")
 
 
 def test_deploy_patches_the_same_endpoint_and_rolls_out(platform: LocalPlatform, tmp_path) -> None:
@@ -84,16 +95,18 @@ def test_deploy_patches_the_same_endpoint_and_rolls_out(platform: LocalPlatform,
     (source / "CHANGELOG.local").write_text("a change to the worker tree makes a new image\n")
     candidate = image_store.build_local_image(source, platform.home)
     assert candidate != before.image
-    after = platform.deploy("staging", candidate)
-    assert after.endpoint_id == before.endpoint_id
-    assert after.image == candidate
-    assert all(not w["is_stale"] for w in after.workers)
-    with api(platform, "staging") as client:
-        created = client.post("/api/queue/create", json={"workflow_id": "sdxl-txt2img",
-                                                          "inputs": {"prompt": "after deploy", "seed": 7}})
-        body = wait_terminal(client, created.json()["job_id"])
-    assert body["status"] == "completed" and body["worker_image_tag"] == candidate
-    platform.deploy("staging", before.image)
+    try:
+        after = platform.deploy("staging", candidate)
+        assert after.endpoint_id == before.endpoint_id
+        assert after.image == candidate
+        assert all(not w["is_stale"] for w in after.workers)
+        with api(platform, "staging") as client:
+            job = {"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "after deploy", "seed": 7}}
+            created = client.post("/api/queue/create", json=job)
+            body = wait_terminal(client, created.json()["job_id"])
+        assert body["status"] == "completed" and body["worker_image_tag"] == candidate
+    finally:
+        platform.deploy("staging", before.image)
 
 
 def test_a_deploy_refuses_no_connection_while_the_service_is_replaced(platform: LocalPlatform, tmp_path) -> None:
@@ -190,7 +203,15 @@ def test_bad_requests_to_the_platform_are_clear(platform: LocalPlatform) -> None
 
 
 def test_cli_status_json_and_one_line_errors(platform: LocalPlatform) -> None:
+    up = ensure_up(platform, "staging")
     env_home = ["--home", str(platform.home)]
+    shown = subprocess.run([sys.executable, "-m", "goldgate.cli", "status", "staging", "--json", *env_home],
+                           check=False, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    status = json.loads(shown.stdout)
+    assert (status["stack"], status["running"]) == ("staging", True), status
+    assert (status["api_url"], status["image"]) == (up.api_url, up.image), status
+    assert httpx.get(f"{status['api_url']}/healthz", timeout=30).status_code == 200
     bad = subprocess.run([sys.executable, "-m", "goldgate.cli", "recover", "0" * 32, "--stack", "qa", *env_home],
                          check=False, capture_output=True, text=True)
     assert bad.returncode == 1

@@ -18,19 +18,21 @@ from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import StackDir
 
 
-@pytest.fixture(scope="module")
-def worker_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalPlatform, Path]]:
-    """A stack whose processes keep their temporary directories (the ComfyUI emulator's output folder among
-    them) under a directory of the test's own."""
-    home, tmp = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("tmpdir")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TMPDIR", str(tmp))
-        p = LocalPlatform(home, stacks_file(home))
-        try:
-            ensure_up(p, "staging")
-            yield p, tmp
-        finally:
-            p.down("staging")
+@pytest.fixture
+def worker_tmp(home: Path, tmp_path: Path,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LocalPlatform, Path]]:
+    """A stack of the test's own (the second test kills its workers and stops it) whose processes keep their
+    temporary directories (the ComfyUI emulator's output folder among them) under a directory of the test's
+    own."""
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    p = LocalPlatform(home, stacks_file(home))
+    try:
+        ensure_up(p, "staging")
+        yield p, tmp
+    finally:
+        p.down("staging")
 
 
 def test_a_local_worker_removes_each_jobs_images_from_comfyuis_output_folder(worker_tmp) -> None:

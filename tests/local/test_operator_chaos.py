@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ci_policy import needs
 from processes import processes_naming, wait_until
 from stackfiles import stacks_file
 
@@ -30,7 +31,7 @@ from goldgate.local.platform import LocalPlatform, StackStatus
 from goldgate.local.state import StackDir
 from goldgate.runpod.jobs import DataPlaneClient
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="finds processes through /proc")
+pytestmark = needs(Path("/proc/self").is_dir(), "/proc (the tests find processes through it)")
 
 
 class _Gate:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import httpx
-import pytest
+from ci_policy import needs
 from processes import wait_until
 from stackfiles import stacks_file
 
@@ -22,7 +22,7 @@ from goldgate.local.state import StackDir
 from goldgate.runpod.errors import RunPodNotFound
 from goldgate.runpod.jobs import DataPlaneClient
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="finds processes through /proc")
+pytestmark = needs(Path("/proc/self").is_dir(), "/proc (the tests find processes through it)")
 
 RETENTION_S = 1  # seconds the local RunPod keeps a finished job (`local.result_retention_s`; RunPod: 1800)
 
