@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from goldgate.bounded_http import ResponseTooLarge, send_bounded
+from goldgate.bounded_http import DeadlinePassed, ResponseTooLarge, send_bounded
 from goldgate.errors import GoldgateError
 from goldgate.ops.fingerprint import connect_read_only
 from goldgate.release.gate import ErrorRate
@@ -24,6 +24,8 @@ _MAX_ROWS = 500_000
 # The metrics answer is a few hundred bytes per image tag ever served: far below this. Anything longer (a proxy's
 # page, a body without end) is not read into memory whole.
 _MAX_ANSWER_BYTES = 4 * 1024 * 1024
+# The whole answer, not each read (httpx's timeout): one trickled a byte at a time would hold the release lock.
+_ANSWER_DEADLINE_S = 120.0
 
 
 def from_sqlite(db_path: Path, stack: str, since: datetime) -> ErrorRate:
@@ -58,7 +60,10 @@ def from_api(api_url: str, token: str, since: datetime) -> ErrorRate:
         with httpx.Client(timeout=30) as client:
             request = client.build_request("GET", f"{api_url.rstrip('/')}/api/metrics", params={"since": _iso(since)},
                                            headers={"authorization": f"Bearer {token}"})
-            resp, content = send_bounded(client, request, _MAX_ANSWER_BYTES)
+            resp, content = send_bounded(client, request, _MAX_ANSWER_BYTES, _ANSWER_DEADLINE_S)
+    except DeadlinePassed as exc:
+        raise GoldgateError(f"{api_url}/api/metrics did not answer in full within {exc.deadline_s:g} s; the gate "
+                            "cannot judge STAGING's error rate: retry once the API answers") from None
     except ResponseTooLarge as exc:
         raise GoldgateError(f"{api_url}/api/metrics answered {exc.status} with more than {_MAX_ANSWER_BYTES} bytes; "
                             "is the URL the service's?") from None

@@ -244,8 +244,9 @@ class Ledger:
                 raise LedgerTampered(f"{where}: hash mismatch; entry {line.get('seq')} was edited")
             if line.get("seq") != seq + 1:
                 raise LedgerTampered(f"{where}: sequence {line.get('seq')} follows {seq}")
+            # Compared as bytes: compare_digest refuses str holding non-ASCII (a forged "mac" would be a traceback).
             entry = _entry(line, self._key is None or (isinstance(line.get("mac"), str) and hmac.compare_digest(
-                line["mac"], _mac(self._key, body))))
+                line["mac"].encode("utf-8", "surrogateescape"), _mac(self._key, body).encode())))
             prev, seq = entry.hash, entry.seq
             yield entry
 

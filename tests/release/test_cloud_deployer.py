@@ -75,14 +75,18 @@ def commands(project: Path) -> list[list[str]]:
 def test_a_deploy_puts_back_the_max_workers_runpod_lowered_on_an_idle_endpoint(project: Path,
                                                                               emulator: RunPodEmulator) -> None:
     """RunPod lowers an endpoint idle for 7 days to 0 max workers. A deploy that only sent the new image (Pulumi's
-    state still said the spec's max) left STAGING with no workers, and every golden case timed out."""
+    state still said the spec's max) left STAGING with no workers, and every golden case timed out. The deploy puts
+    the spec's workers back without a refresh (a refresh reads with the state's credentials, revoked after a
+    rotation)."""
     d = deployer(project)
     endpoint_id = d.deploy("prod", A, progress=lambda _m: None).rollout["endpoint_id"]
     spec = yaml.safe_load((project / "stacks" / "Pulumi.prod.yaml").read_text())["config"]["goldgate:spec"]
     with ControlPlaneClient(KEY, emulator.api_base.removesuffix("/v2")) as rp:
         rp.update_endpoint(endpoint_id, EndpointPatch(workers_min=0, workers_max=0))   # RunPod's idle policy
-        d.deploy("prod", B, progress=lambda _m: None)
+        said: list[str] = []
+        d.deploy("prod", B, progress=said.append)
         live = rp.get_endpoint(endpoint_id)
+    assert "--refresh" not in commands(project)[-1] and any("setting the spec's" in m for m in said)
     assert (live.workers_min, live.workers_max) == (spec["endpoint"]["workers_min"], spec["endpoint"]["workers_max"])
     assert live.workers_max > 0
 
@@ -107,11 +111,11 @@ def test_deploy_pins_the_digest_in_the_spec_runs_up_and_waits_for_every_worker(p
     assert any("rollout of" in m for m in log)
     ran = commands(project)
     second_run = ran[ran.index(["--non-interactive", "up", "--yes", "--skip-preview", "--message",
-                                f"goldgate deploy {A}", "--refresh", "--exec-kind", "auto.local", "--stack", "prod"]) + 1:]
+                                f"goldgate deploy {A}", "--exec-kind", "auto.local", "--stack", "prod"]) + 1:]
     assert ["config", "set", "--path", "goldgate:spec.image", "--plaintext", "--stack", "prod",
             "--non-interactive", "--", B] in second_run
     assert ["--non-interactive", "up", "--yes", "--skip-preview", "--message", f"goldgate deploy {B}",
-            "--refresh", "--exec-kind", "auto.local", "--stack", "prod"] in second_run
+            "--exec-kind", "auto.local", "--stack", "prod"] in second_run
     assert ["--non-interactive", "stack", "output", "--json", "--show-secrets", "--stack", "prod"] in second_run
     assert d.current_image("prod") == B
 
@@ -145,6 +149,13 @@ def test_api_access_reads_the_output_and_the_token(project: Path, monkeypatch: p
     access = d.api_access("prod")
     assert access.api_url == "https://goldgate-api-prod.example.workers.dev" and access.token == "s3cr3t-value"
     assert "s3cr3t-value" not in repr(access)
+    monkeypatch.setenv("GOLDGATE_API_TOKEN", "s3cr3t-value\n")   # pasted with its line break: works
+    assert d.api_access("prod").token == "s3cr3t-value"
+    monkeypatch.setenv("GOLDGATE_API_TOKEN", "s3cr3t value")     # no header carries it: refused, never shown
+    with pytest.raises(CloudDeployFailed, match="GOLDGATE_API_TOKEN holds a space") as refused:
+        d.api_access("prod")
+    assert "s3cr3t" not in str(refused.value)
     monkeypatch.delenv("GOLDGATE_API_TOKEN")
-    # The stack file's secret placeholder is what the stand-in "decrypts"; it is returned, never logged.
-    assert d.api_access("prod").token.startswith("<SET_WITH")
+    # The stack file's secret placeholder (what the stand-in "decrypts") is no token: refused, naming the secret.
+    with pytest.raises(CloudDeployFailed, match="the goldgate:apiToken secret of stack prod holds a space"):
+        d.api_access("prod")

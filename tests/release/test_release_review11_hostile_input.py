@@ -63,6 +63,23 @@ def test_a_metrics_answer_far_longer_than_any_report_is_not_read_whole(tmp_path:
         assert (from_api(url, "token", SINCE).jobs, from_api(url, "token", SINCE).failed) == (3, 1)
 
 
+def test_a_metrics_answer_trickled_a_byte_at_a_time_ends_at_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    # httpx's timeout bounds each read only: an answer trickled a byte at a time held `promote`, and the release
+    # lock with it, for as long as the peer liked.
+    from serving import Trickle
+
+    from goldgate.release import error_rate
+
+    monkeypatch.setattr(error_rate, "_ANSWER_DEADLINE_S", 0.5)
+    server = Trickle(b'{"overall": {"count": 3, "errors": 1}}' + b" " * 400)
+    try:
+        with pytest.raises(GoldgateError, match=r"/api/metrics did not answer in full within 0.5 s"):
+            from_api(server.url, "token", SINCE)
+    finally:
+        server.close()
+    assert not server.finished
+
+
 class MetricsFromSqlite(Stacks):
     """A deployer whose STAGING error rate is read from a real job_metrics table, as the local target's is."""
 

@@ -161,3 +161,22 @@ def test_a_rollback_with_only_unsigned_earlier_releases_says_why_there_is_no_tar
                                                  "under the ledger key are rollback targets"):
             rollback(target, Ledger(home), home, paths=paths)
     assert target.pins["prod"] == B
+
+
+def test_a_forged_mac_of_non_ascii_text_is_an_untrusted_entry_not_a_traceback(capsys: pytest.CaptureFixture,
+                                                                              tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    Ledger(tmp_path).append("build", image=A, release_id="r1", trigger="user:t")
+    first = json.loads((tmp_path / "ledger.jsonl").read_text())
+    body = {"seq": 2, "ts": first["ts"], "kind": "build", "image": B, "release_id": "r2", "trigger": "user:t",
+            "prev": first["hash"]}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    with (tmp_path / "ledger.jsonl").open("a") as fh:   # chained correctly, its "mac" non-ASCII
+        fh.write(json.dumps({**body, "hash": digest, "mac": "\u00e9" * 64}) + "\n")
+    code, out, err = run(capsys, tmp_path, "history")
+    assert "Traceback" not in err and code == 0, err
+    assert out.rstrip().endswith("1 without a valid MAC for the ledger key (the gate and rollback do not trust "
+                                 "them): #2")

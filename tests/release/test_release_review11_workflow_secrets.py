@@ -26,6 +26,9 @@ NEEDS = {
     ("rollback.yml", "rollback", "goldgate rollback"): CLOUD | {"GOLDGATE_API_TOKEN_PROD", KEY},
     # `goldgate check-prod-file --report`: only ledger entries the key authenticates explain main's PROD pin
     ("release.yml", "promote", 'bash -c "$PROD_STACK_IS_MAINS"'): {KEY},
+    # `goldgate pins-onto-main`: only deploys recorded under the key move STAGING's pin on main
+    ("release.yml", "promote", "goldgate pins-onto-main"): {KEY},
+    ("rollback.yml", "rollback", "goldgate pins-onto-main"): {KEY},
 }
 
 
@@ -46,7 +49,8 @@ def _visible(name: str) -> list[tuple[str, dict, set[str]]]:
 
 def _command(step: dict) -> str:
     run = step.get("run") or ""
-    return next((line.strip() for line in run.splitlines() if line.strip().startswith(("goldgate ", "bash -c "))), "")
+    lines = [line.strip().removeprefix("moved=$(") for line in run.splitlines()]   # a goldgate call kept in a variable
+    return next((line for line in lines if line.startswith(("goldgate ", "bash -c "))), "")
 
 
 @pytest.mark.parametrize("name", ["release.yml", "rollback.yml"])

@@ -19,11 +19,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from goldgate.bounded_http import bearer_token
 from goldgate.errors import GoldgateError
 from goldgate.release.deployers.base import DeployResult, Progress
 from goldgate.release.error_rate import from_api
 from goldgate.release.gate import ErrorRate
 from goldgate.release.golden import ApiAccess
+from goldgate.runpod import EndpointPatch
 from goldgate.spec import STACKS_DIR, StackSpec, is_digest_ref, load_pulumi
 
 IMAGE_KEY = "goldgate:spec.image"
@@ -102,10 +104,8 @@ class CloudDeployer:
         try:
             s.set_config(IMAGE_KEY, auto.ConfigValue(value=image), path=True)
             progress(f"pulumi up ({stack})")
-            # refresh: RunPod lowers an endpoint idle for 7 days to 0 max workers; without a refresh Pulumi's state
-            # still says the spec's, the update changes only the image, and every golden case then times out.
             result = s.up(on_output=lambda line: progress(f"pulumi: {line}") if line.strip() else None,
-                          message=f"goldgate deploy {image}", refresh=True)
+                          message=f"goldgate deploy {image}")
         except auto.errors.CommandError as exc:
             raise CloudDeployFailed(f"pulumi up of {stack} failed: {_last_line(exc)}; the stack config pins "
                                     f"{image} (was {before}): fix the cause and deploy again, or roll back") \
@@ -117,6 +117,7 @@ class CloudDeployer:
         api_key = self._secret(s, "RUNPOD_API_KEY", "goldgate:runpodApiKey")
         base = str(outputs.get("runpod_api_base") or self.spec(stack).cloud.runpod_api_base)  # type: ignore[union-attr]
         with self._control_client(api_key, base.removesuffix("/").removesuffix("/v2")) as client:
+            restore_idle_workers(client, str(endpoint_id), self.spec(stack), progress)
             rollout = wait_for_rollout(client, str(endpoint_id), image, timeout_s=self.settings.rollout_timeout_s,
                                        poll_s=self.settings.rollout_poll_s, progress=progress)
         return DeployResult(stack=stack, target=self.target, before=before, after=self.current_image(stack),
@@ -146,7 +147,7 @@ class CloudDeployer:
 
         for name in (f"{env_name}_{s.name.upper().replace('-', '_')}", env_name):
             if os.environ.get(name):
-                return os.environ[name]
+                return _header_token(os.environ[name], name)
         try:
             value = s.get_config(config_key).value
         except auto.errors.CommandError:
@@ -154,7 +155,32 @@ class CloudDeployer:
         if not value:
             raise CloudDeployFailed(f"no {env_name} (or {env_name}_{s.name.upper()}) in the environment and no "
                                     f"{config_key} secret in the config of stack {s.name}")
-        return str(value)
+        return _header_token(str(value), f"the {config_key} secret of stack {s.name}")
+
+
+def _header_token(value: str, name: str) -> str:
+    """A token as an Authorization header carries it: a pasted line break around it is dropped; one with a space,
+    control or non-ASCII character inside is refused without being shown (httpx would quote the whole header,
+    the token, in its error, and that error reaches the golden report)."""
+    token = bearer_token(value)
+    if not token:
+        raise CloudDeployFailed(f"{name} holds a space, a line break or a non-ASCII character inside it (or nothing "
+                                "but blanks): set it to the token alone")
+    return token
+
+
+def restore_idle_workers(client: Any, endpoint_id: str, spec: StackSpec, progress: Progress) -> None:
+    """RunPod lowers an endpoint idle for 7 days to 0 workers, behind Pulumi's back: its state still says the
+    spec's, so an `up` that changes the image leaves the endpoint with none, and every golden case times out. Put
+    the spec's workers back (what Pulumi's state already records). A refresh would do it too, but reads every
+    resource with the credentials in the state, which fails once a rotated key is revoked."""
+    endpoint = client.get_endpoint(endpoint_id)
+    want = (spec.endpoint.workers_min, spec.endpoint.workers_max)
+    if (endpoint.workers_min, endpoint.workers_max) == want:
+        return
+    progress(f"endpoint {endpoint_id} has workers {endpoint.workers_min}..{endpoint.workers_max} (RunPod lowers an "
+             f"endpoint idle for 7 days to 0); setting the spec's {want[0]}..{want[1]} back")
+    client.update_endpoint(endpoint_id, EndpointPatch(workers_min=want[0], workers_max=want[1]))
 
 
 def wait_for_rollout(client: Any, endpoint_id: str, image: str, *, timeout_s: float, poll_s: float,
