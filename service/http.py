@@ -94,7 +94,8 @@ def declares_over(content_length: str | None, limit: int) -> bool:
     takes '²', which int() refuses); a number too long for int() is over any limit."""
     if content_length is None or not _DECIMAL.fullmatch(content_length):
         return False
-    return len(content_length) > 18 or int(content_length) > limit
+    digits = content_length.lstrip("0") or "0"   # 1*DIGIT: leading zeros are allowed and say nothing
+    return len(digits) > 18 or int(digits) > limit
 
 
 _HEADER_EXTRAS = {"allow": "allow", "www_authenticate": "www-authenticate", "retry_after": "retry-after"}

@@ -341,6 +341,8 @@ def _as_text_params(sql: str, params: Sequence[Any], where: str) -> tuple[str, l
             texts.append("")
             wrappers.append("NULLIF(?{}, '')")
         elif isinstance(value, int):  # bool too: SQLite binds True as 1
+            if not -2**63 <= value < 2**63:  # CAST would saturate it silently; sqlite3 refuses it, so does this
+                raise CloudflareError(f"{where}: parameter {index} is an integer outside SQLite's 64 bits")
             texts.append(str(int(value)))
             wrappers.append("+CAST(?{} AS INTEGER)")
         elif isinstance(value, float) and math.isfinite(value):

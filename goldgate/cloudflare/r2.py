@@ -6,6 +6,7 @@ a 10 GB D1 dump is never held in memory."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -133,7 +134,7 @@ class R2Admin:
             expected = int(answer.get("ContentLength") or 0)
             deadline_s = self._transfer_deadline(expected)
             # botocore's StreamingBody.read(n) waits for all n bytes, so a peer trickling bytes would hold one
-            # read for days; the urllib3 response under it (pinned botocore) hands over what has arrived, so the
+            # read for days; the urllib3 response under it (urllib3 is pinned) hands over what has arrived, so the
             # deadline is checked as bytes come. urllib3 still refuses a body shorter than its Content-Length.
             body = answer["Body"]._raw_stream
             with partial.open("xb") as out:
@@ -181,8 +182,11 @@ class R2Admin:
     def get(self, key: str, max_bytes: int = 16 * 1024 * 1024) -> bytes:
         """A small object (a manifest) whole; a backup is read with `fetch`, into a file, a chunk at a time."""
         try:
-            data = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read(max_bytes + 1)
-            if len(data) > max_bytes:
+            answer = self._s3.get_object(Bucket=self.bucket, Key=key)
+            length = int(answer.get("ContentLength") or 0)
+            with contextlib.closing(answer["Body"]) as body:  # closed however it ends: the connection goes back
+                data = b"" if length > max_bytes else body.read(max_bytes + 1)
+            if length > max_bytes or len(data) > max_bytes:
                 raise R2Error(f"{key} in bucket {self.bucket} is larger than {max_bytes} bytes: not read into "
                               "memory (a backup's SQL is fetched into a file)")
             return data

@@ -66,15 +66,19 @@ def write_private(path: Path, text: str) -> None:
 
 
 def write_json_atomic(path: Path, data: Any, private: bool = False) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    # A temp name of this write's own: two writers of one file (the emulator saves its state from concurrent
+    # requests) each rename a whole file into place, never the other's half-written one.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     text = json.dumps(data, indent=2, sort_keys=True)
-    # The temp name is goldgate's own: what a crashed write left there (or a FIFO put in its place) is replaced.
-    tmp.unlink(missing_ok=True)
-    if private:
-        write_private(tmp, text)
-    else:
-        _write(tmp, text, 0o644)
-    os.replace(tmp, path)
+    try:
+        if private:
+            write_private(tmp, text)
+        else:
+            _write(tmp, text, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _write(path: Path, text: str, mode: int) -> None:
@@ -140,7 +144,11 @@ def read_small_bytes(path: Path, max_bytes: int, again: str | None = None) -> by
         if info.st_size > max_bytes:
             raise StateError(f"{path} is {info.st_size} bytes, not a goldgate record (it was not read); "
                              f"remove it and {_run_again(again)}")
-        raw = f.read(max_bytes + 1)
+        # As much as is there (and a byte more, to see it grew): read(n) sets aside n bytes first, and a 5 GiB
+        # limit (a saved result object's) asked for 5 GiB for every 3-byte file, a MemoryError on a small host.
+        raw = f.read(min(info.st_size, max_bytes) + 1)
+        while len(raw) <= max_bytes and (more := f.read(min(1 << 20, max_bytes + 1 - len(raw)))):
+            raw += more
     if len(raw) > max_bytes:  # it grew after the look
         raise StateError(f"{path} is over {max_bytes} bytes, not a goldgate record (it was not read); "
                          f"remove it and {_run_again(again)}")

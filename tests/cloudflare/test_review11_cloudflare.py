@@ -171,6 +171,10 @@ def test_a_param_d1_cannot_carry_is_one_clear_error_naming_it(d1):
     db = client.create_database("review11-bytes").uuid
     with pytest.raises(CloudflareError, match=r"parameter 2 is bytes .* text, numbers and NULL only"):
         client.query(db, "SELECT ?, ?", ["a", b"\x00\x01"])
+    # CAST would saturate 2**70 to 2**63 - 1 silently; sqlite3 refuses such an integer, and so does the client
+    with pytest.raises(CloudflareError, match=r"parameter 1 is an integer outside SQLite's 64 bits"):
+        client.query(db, "SELECT ?", [2**70])
+    assert client.query(db, "SELECT ? AS n", [2**63 - 1]) == [{"n": 2**63 - 1}]
 
 
 # -- the API token -----------------------------------------------------------------------------------------

@@ -229,3 +229,11 @@ def test_over_http_a_get_with_a_chunked_body_over_the_limit_is_answered_as_the_w
     worker = svc.run(svc.app.handle(svc.run(to_core_request(ChunkedGet(), svc.app.body_limit))))
     assert local == (worker.status, [w["id"] for w in json.loads(worker.body)["workflows"]])
     assert local[0] == 200
+
+
+def test_a_content_length_with_leading_zeros_is_its_number() -> None:
+    from service.http import declares_over
+
+    # 1*DIGIT allows leading zeros: 22 digits of which the last is 5 declare five bytes, not more than any limit
+    assert not declares_over("0" * 21 + "5", 1000)
+    assert declares_over("0" * 21 + "1001", 1000) and declares_over("9" * 19, 10**18)
