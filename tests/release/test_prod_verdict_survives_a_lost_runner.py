@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from release_support import StandInApi, standin_api
+from test_promotion_evidence import _released
 from test_promotion_partial_failure import A, B, _broken_on, _staging_passes
 from test_rollback_after_lost_runner import LostDuringProdDeploy, RunnerLost
 
@@ -24,9 +25,7 @@ def _rollback_lost_past_its_pin(api: StandInApi, ledger: Ledger, home: Path, pat
                                 ) -> LostDuringProdDeploy:
     """A and B promoted; the operator's rollback off B is lost after PROD was pinned to A, before its outcome."""
     target = LostDuringProdDeploy(api, {})
-    for image in (A, B):
-        _staging_passes(target, ledger, paths, image)
-        assert promote(target, ledger, home, paths=paths).ok
+    _released(target, ledger, home, paths, A, B)
     target.lose = [A]
     with pytest.raises(RunnerLost):
         rollback(target, ledger, home, paths=paths)

@@ -70,6 +70,13 @@ def _staging_passes(target: Target, ledger: Ledger, paths: GoldenPaths, image: s
     assert run_golden(target, "staging", ledger, paths=paths, poll_s=0.01).passed
 
 
+def _released(target: Target, ledger: Ledger, home: Path, paths: GoldenPaths, *images: str) -> None:
+    """Each of `images` in turn qualified on STAGING and promoted to PROD: a ledger of verified releases."""
+    for image in images:
+        _staging_passes(target, ledger, paths, image)
+        assert promote(target, ledger, home, paths=paths).ok
+
+
 def test_a_golden_run_that_rewrote_the_references_does_not_open_the_gate(tmp_path: Path, paths: GoldenPaths) -> None:
     # --update-references compares each render with itself: its report passes whatever the image draws.
     ledger = Ledger(tmp_path / "home")
@@ -144,9 +151,7 @@ def test_a_rollback_that_never_left_prod_does_not_disqualify_what_prod_still_run
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {}, crash={C})
-        for image in (A, B):
-            _staging_passes(target, ledger, paths, image)
-            assert promote(target, ledger, home, paths=paths).ok
+        _released(target, ledger, home, paths, A, B)
         target.refuse.add(A)
         with pytest.raises(GoldgateError, match="rollback of prod to .* deploy failed"):
             rollback(target, ledger, home, paths=paths)
@@ -174,9 +179,7 @@ def test_rollback_to_an_empty_name_is_refused_not_taken_as_the_default(tmp_path:
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {})
-        for image in (A, B):
-            _staging_passes(target, ledger, paths, image)
-            assert promote(target, ledger, home, paths=paths).ok
+        _released(target, ledger, home, paths, A, B)
         with pytest.raises(GoldgateError, match="--to is empty"):
             rollback(target, ledger, home, to="", paths=paths)
     assert target.pins["prod"] == B
@@ -190,9 +193,7 @@ def test_a_rollback_with_no_previous_release_names_the_verified_one_history_list
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {})
-        for image in (A, B):
-            _staging_passes(target, ledger, paths, image)
-            assert promote(target, ledger, home, paths=paths).ok
+        _released(target, ledger, home, paths, A, B)
         assert rollback(target, ledger, home, paths=paths).image == A
         assert rollback(target, ledger, home, to=B, paths=paths).image == B
         with pytest.raises(GoldgateError) as refused:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from release_support import StandInApi, render_png, standin_api
 from test_gate_and_lock import failed
-from test_promotion_evidence import Target
+from test_promotion_evidence import Target, _released
 
 from goldgate.commands.release import do_deploy
 from goldgate.errors import GoldgateError
@@ -48,9 +48,7 @@ def _staging_passes(target: Target, ledger: Ledger, paths: GoldenPaths, image: s
 
 def _history(target: Recorded, ledger: Ledger, home: Path, paths: GoldenPaths) -> None:
     """A and B promoted, B rolled back to A (that rollback run checked out a commit pinning B), then C promoted."""
-    for image in (A, B):
-        _staging_passes(target, ledger, paths, image)
-        assert promote(target, ledger, home, paths=paths).ok
+    _released(target, ledger, home, paths, A, B)
     assert rollback(target, ledger, home, to=A, paths=paths).ok
     _staging_passes(target, ledger, paths, C)
     assert promote(target, ledger, home, paths=paths).ok
@@ -179,9 +177,7 @@ def test_re_running_a_promotion_an_operator_rolled_back_does_not_put_the_digest_
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Recorded(api, {})
-        for image in (A, B):
-            _staging_passes(target, ledger, paths, image)
-            assert promote(target, ledger, home, paths=paths).ok
+        _released(target, ledger, home, paths, A, B)
         assert rollback(target, ledger, home, paths=paths).ok     # B misbehaved in production
         target.deploys.clear()
         with pytest.raises(PromotionRefused, match=r"prod_verdict: .* an operator's rollback took prod off it"):
@@ -212,9 +208,7 @@ def test_a_rollback_whose_deploy_failed_after_the_pin_can_be_retried(tmp_path: P
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Recorded(api, {})
-        for image in (A, B):
-            _staging_passes(target, ledger, paths, image)
-            assert promote(target, ledger, home, paths=paths).ok
+        _released(target, ledger, home, paths, A, B)
         target.crash.add(A)
         with pytest.raises(GoldgateError, match=f"rollback of prod to {A} deploy failed: .*prod is pinned to {A}") as failed:
             rollback(target, ledger, home, to=A, paths=paths)
@@ -291,9 +285,7 @@ def test_after_a_promotion_lost_with_its_runner_a_rollback_returns_prod_to_the_p
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = LostDuringProdDeploy(api, {})
-        for image in (A, B):
-            _staging_passes(target, ledger, paths, image)
-            assert promote(target, ledger, home, paths=paths).ok
+        _released(target, ledger, home, paths, A, B)
         _staging_passes(target, ledger, paths, C)
         target.lose = C
         with pytest.raises(RunnerLost):

@@ -10,7 +10,7 @@ import pytest
 from release_support import StandInApi, standin_api
 from test_cli_errors import run
 from test_gate_and_lock import NOW, report
-from test_promotion_evidence import Target, _staging_passes
+from test_promotion_evidence import Target, _released
 
 from goldgate.release.gate import ErrorRate, evaluate
 from goldgate.release.history import UnknownRelease
@@ -57,9 +57,7 @@ def test_a_rollback_with_only_a_newer_release_left_does_not_call_it_earlier(tmp_
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {})
-        for image in (A, B):
-            _staging_passes(target, ledger, paths, image)
-            assert promote(target, ledger, home, paths=paths).ok
+        _released(target, ledger, home, paths, A, B)
         assert rollback(target, ledger, home, paths=paths).ok        # PROD: B -> A, the older one
         with pytest.raises(UnknownRelease) as raised:
             rollback(target, ledger, home, paths=paths)

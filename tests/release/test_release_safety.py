@@ -16,7 +16,7 @@ import pytest
 from release_support import TOKEN, StandInApi, standin_api
 from serving import serving
 from test_gate_and_lock import failed
-from test_promotion_evidence import Target
+from test_promotion_evidence import Target, _released
 
 from goldgate.errors import GoldgateError
 from goldgate.release.cases import CaseError
@@ -100,9 +100,7 @@ def test_a_rollback_without_smoke_cases_is_refused_before_prod_is_touched(tmp_pa
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {})
-        for image in (A, B):
-            _staging_passes(target, ledger, paths, image)
-            assert promote(target, ledger, home, paths=paths).ok
+        _released(target, ledger, home, paths, A, B)
         _no_smoke_cases(paths)
         with pytest.raises(CaseError, match="no smoke cases"):
             rollback(target, ledger, home, paths=paths)
@@ -202,9 +200,7 @@ def test_a_rollback_that_cannot_read_what_prod_runs_is_refused_not_reported_done
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = PinUnreadable(api, {})
-        for image in (A, B):
-            _staging_passes(target, ledger, paths, image)
-            assert promote(target, ledger, home, paths=paths).ok
+        _released(target, ledger, home, paths, A, B)
         target.unreadable = True
         with pytest.raises(GoldgateError, match="cannot tell what prod runs.*--to"):
             rollback(target, ledger, home, paths=paths)

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from release_support import StandInApi, standin_api
-from test_promotion_evidence import Target, _staging_passes
+from test_promotion_evidence import Target, _released
 
 from goldgate.release.cases import CaseError
 from goldgate.release.history import UnknownRelease
@@ -73,9 +73,7 @@ def test_rollback_refuses_a_smoke_case_over_prods_limit_before_prod_changes(tmp_
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = TightProd(api, {})
-        for image in (A, B):
-            _staging_passes(target, ledger, paths, image)
-            assert promote(target, ledger, home, paths=paths).ok
+        _released(target, ledger, home, paths, A, B)
         _ask_for_more_time(paths)
         target.tight = True
         with pytest.raises(CaseError, match=r"golden_case_latency_s \(60 s\)"):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from release_support import StandInApi, standin_api
+from test_promotion_evidence import _released
 from test_promotion_partial_failure import A, B, C, Recorded, _broken_on, _staging_passes
 
 from goldgate.release.ledger import Ledger
@@ -39,9 +40,7 @@ class LostDuringProdDeploy(Recorded):
 
 
 def _a_then_b_promoted(target: Recorded, ledger: Ledger, home: Path, paths: GoldenPaths) -> None:
-    for image in (A, B):
-        _staging_passes(target, ledger, paths, image)
-        assert promote(target, ledger, home, paths=paths).ok
+    _released(target, ledger, home, paths, A, B)
 
 
 def test_rerunning_an_operators_rollback_lost_with_its_runner_takes_prod_off_the_bad_release(
