@@ -24,6 +24,14 @@ MIN_POLL_TIMEOUT_S = 1.0  # a poll at the job's bound still gets this long to an
 MAX_POLL_BACKOFF_S = 2.0  # the longest pause between retries of a failing /history poll
 WITHDRAW_TIMEOUT_S = 5.0  # per request: a withdrawal must not keep a failed job from returning
 MAX_IMAGE_BYTES = 200 * 1024 * 1024
+# What loading a model file that is not the model raises in ComfyUI: safetensors on a Git LFS pointer or a web page
+# saved in its place (HeaderTooLarge), or on a cut-short download (MetadataIncompleteBuffer); torch.load on the same
+# for a .ckpt/.pt file. ComfyUI listed the file, so the prompt passed validation: only the load tells.
+DAMAGED_MODEL_ERRORS = ("Error while deserializing header", "HeaderTooLarge", "MetadataIncompleteBuffer",
+                        "invalid load key", "PytorchStreamReader failed")
+DAMAGED_MODEL_HINT = ("the model file it loads is not a whole model (a Git LFS pointer, a web page or a cut-short "
+                      "download in its place): the worker preflight (goldgate doctor) names the file; rebuild the "
+                      "image from models.yaml")
 
 
 class ComfyError(RuntimeError):
@@ -303,6 +311,8 @@ class ComfyClient:
                               f"{info.get('exception_type')}: {info.get('exception_message')}")
                     text = str(info.get("exception_message"))
                     gpu_fault = "CUDA error:" in text and "out of memory" not in text
+                    if any(signature in text for signature in DAMAGED_MODEL_ERRORS):
+                        detail = f"{detail}; {DAMAGED_MODEL_HINT}"
                 elif message[0] == "execution_interrupted":
                     raise ComfyExecutionError(
                         f"ComfyUI interrupted prompt {prompt_id} at node {info.get('node_id')} "

@@ -7,11 +7,12 @@ the phrase runpod-workers/worker-comfyui prints for this, kept so searches for i
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from .comfy_client import PromptRejected
-from .manifest import FOLDERS, LOADER_INPUTS, Manifest
+from .manifest import FOLDERS, LOADER_INPUTS, MODEL_EXTENSIONS, Manifest
 
 NO_CHECKPOINTS = "No checkpoint models appear to be available"
 _BAKED = "the model was not baked into the image (rebuild it from models.yaml)"
@@ -39,6 +40,38 @@ def _search(file: str, roots: tuple[str, ...], folder: str) -> tuple[list[str], 
             except OSError:
                 continue
     return searched, found
+
+
+def _unlistable(directories: list[str]) -> list[str]:
+    """Loader directories that exist but this worker's user cannot list: ComfyUI, run as the same user, lists
+    nothing there, which reads as an empty folder."""
+    blocked = []
+    for directory in directories:
+        try:
+            with os.scandir(directory):
+                pass
+        except PermissionError:
+            blocked.append(directory)
+        except OSError:
+            continue
+    return blocked
+
+
+def _near_names(file: str, directories: list[str]) -> list[str]:
+    """Files in the loader's directories that look like the one asked for under a name the loader skips: an
+    unfinished download (`x.safetensors.part`) or another ending (`x.safetensor`, `x.gguf`)."""
+    stem = Path(file).stem
+    near = []
+    for directory in directories:
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for name in names:
+            skipped = Path(name).suffix.lower() not in MODEL_EXTENSIONS
+            if name != file and skipped and (name.startswith(file) or Path(name).stem == stem):
+                near.append(str(Path(directory) / name))
+    return near
 
 
 def _listed(error: dict[str, Any]) -> list[Any] | None:
@@ -77,6 +110,17 @@ def _model_message(node_id: str, class_type: str, error: dict[str, Any], roots: 
                      f"or cannot read the file")
     if elsewhere:
         parts.append(f"found at {', '.join(elsewhere)}, a directory {class_type} does not read")
+    blocked = _unlistable(searched)
+    if blocked:
+        parts.append(f"{', '.join(blocked)} cannot be listed by the worker's user (uid {os.geteuid()}), which "
+                     f"ComfyUI runs as: its loader sees nothing there; make the directories 755 and the models 644")
+    endings = ", ".join(sorted(MODEL_EXTENSIONS))
+    if Path(file).suffix.lower() not in MODEL_EXTENSIONS:
+        parts.append(f"{file!r} does not end in a model extension ComfyUI's loaders list ({endings})")
+    near = _near_names(file, searched)
+    if near:
+        parts.append(f"found {', '.join(near)}: a name {class_type} skips (it lists only files ending in "
+                     f"{endings}; a .part or .download ending is an unfinished download)")
     entries = manifest.find(file) if manifest else []
     if entries and entries[0].kind == "diffusion_model" and class_type == "CheckpointLoaderSimple":
         parts.append("models.yaml lists it as a diffusion model: load it with UNETLoader plus CLIP and VAE "

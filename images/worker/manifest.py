@@ -37,6 +37,9 @@ LOADER_INPUTS: dict[str, dict[str, str]] = {
     "LoraLoaderModelOnly": {"lora_name": "loras"},
 }
 
+# ComfyUI's folder_paths.supported_pt_extensions: a loader lists only files with these endings.
+MODEL_EXTENSIONS = frozenset({".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"})
+
 KIND_FOLDER = {"checkpoint": "checkpoints", "diffusion_model": "diffusion_models",
                "text_encoder": "text_encoders", "vae": "vae", "lora": "loras"}
 

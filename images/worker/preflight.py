@@ -10,16 +10,25 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .config import ConfigError, load_config
 from .first_aid import NO_CHECKPOINTS
 from .logs import WorkerLog
-from .manifest import FOLDERS, ManifestError, ModelEntry, check_consistency, load_manifest, model_references
+from .manifest import (
+    FOLDERS,
+    MODEL_EXTENSIONS,
+    ManifestError,
+    ModelEntry,
+    check_consistency,
+    load_manifest,
+    model_references,
+)
 from .workflows import WorkflowError, load_workflows
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -27,8 +36,10 @@ DEFAULT_MANIFEST = PACKAGE_DIR / "models.yaml"
 DEFAULT_WORKFLOWS = PACKAGE_DIR / "workflows"
 _ALL_DIRS = sorted({d for dirs in FOLDERS.values() for d in dirs})
 _NO_CHECKPOINTS_LINE = f"{NO_CHECKPOINTS}: the checkpoint loader folder is empty under every model root"
-# ComfyUI's folder_paths.supported_pt_extensions: a loader lists only these (not put_checkpoints_here).
-MODEL_EXTENSIONS = frozenset({".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"})
+# What a clone without `git lfs pull` leaves in a model's place: a text file of about 130 bytes.
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+_SAFETENSORS = frozenset({".safetensors", ".sft"})
+MAX_SAFETENSORS_HEADER = 100_000_000  # the format's own bound on its JSON header
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,7 @@ class ModelCheck:
     file: str
     kind: str
     directory: str
-    status: str  # ok | missing | wrong_size | sha256_mismatch | unreadable
+    status: str  # ok | missing | wrong_size | not_a_model | sha256_mismatch | unreadable
     path: str | None
     expected_size: int | None
     actual_size: int | None
@@ -111,6 +122,43 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _safetensors_problem(path: Path, f: BinaryIO, head: bytes, size: int) -> str | None:
+    """A .safetensors file starts with its JSON header's length (8 bytes, little-endian), then the header, which
+    places every tensor: a file shorter than that describes is cut short. Zero-filled stand-ins (the local
+    target's sparse models) and files under 8 bytes have no header to judge."""
+    length = int.from_bytes(head[:8], "little") if size >= 8 else 0
+    if length == 0:
+        return None
+    if length > MAX_SAFETENSORS_HEADER or 8 + length > size:
+        text = head[:24].decode("latin-1")
+        seen = (f" (it starts {text!r}: a web page or an error saved in the model's place?)"
+                if text.isascii() and text.strip() else "")
+        return f"{path} is not a safetensors file{seen}: download it again from its source_url"
+    f.seek(8)
+    try:
+        header = json.loads(f.read(length))
+        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
+        return f"{path} is not a safetensors file (its header is not one): download it again from its source_url"
+    if 8 + length + end > size:
+        return (f"{path} is cut short: its safetensors header places {8 + length + end} bytes, the file has {size} "
+                f"(an interrupted download or copy): download it again from its source_url")
+    return None
+
+
+def _content_problem(path: Path, size: int) -> str | None:
+    """What makes the file no model a loader can read, judged from its first bytes (cheap at every start).
+    ComfyUI lists such a file, so the job that loads it fails, not the prompt's validation. Raises OSError."""
+    with path.open("rb") as f:
+        head = f.read(64)
+        if head.startswith(_LFS_POINTER):
+            return (f"{path} is a Git LFS pointer ({size} bytes), not the model: it was cloned or copied without "
+                    f"`git lfs pull`; bake the file itself from its source_url")
+        if path.suffix.lower() in _SAFETENSORS:
+            return _safetensors_problem(path, f, head, size)
+    return None
+
+
 def _check_model(entry: ModelEntry, roots: tuple[Path, ...], verify_sha256: bool) -> ModelCheck:
     def result(status: str, path: Path | None, size: int | None, message: str) -> ModelCheck:
         return ModelCheck(entry.file, entry.kind, entry.directory, status, str(path) if path else None,
@@ -124,6 +172,14 @@ def _check_model(entry: ModelEntry, roots: tuple[Path, ...], verify_sha256: bool
             size = path.stat().st_size
         except OSError as exc:
             return result("unreadable", path, None, f"cannot stat {path}: {exc.strerror}")
+        try:
+            damaged = _content_problem(path, size)
+        except OSError as exc:
+            return result("unreadable", path, size, f"cannot read {path} as uid {os.geteuid()}: {exc.strerror}; "
+                          f"ComfyUI lists it, and the job that loads it fails: the worker's user (uid 10001 in "
+                          f"the image) must read every model: bake models mode 644")
+        if damaged is not None:
+            return result("not_a_model", path, size, damaged)
         if entry.size is not None and size != entry.size:
             return result("wrong_size", path, size, f"{path} is {size} bytes, models.yaml says {entry.size} "
                           f"(truncated download or a different file)")
@@ -151,7 +207,7 @@ def _count_files(roots: tuple[Path, ...], directories: tuple[str, ...]) -> int:
     for root in roots:
         for directory in directories:
             base = root / directory
-            if base.is_dir():
+            if base.is_dir():  # MODEL_EXTENSIONS: what a loader lists (not put_checkpoints_here)
                 count += sum(1 for p in base.rglob("*") if p.is_file() and not p.name.startswith(".")
                              and p.suffix.lower() in MODEL_EXTENSIONS)
     return count

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Container entry: launch ComfyUI, run preflight while it loads, then start the RunPod handler.
-# Fails fast (non-zero exit, one clear line) when preflight finds the models missing or misplaced:
+# Fails fast (non-zero exit, one clear line) when preflight finds the models missing or misplaced, or when
+# ComfyUI exits (RunPod then replaces the worker):
 # a worker that cannot render must not take jobs.
 set -euo pipefail
+
+# The wait for "handler or ComfyUI, whichever ends first" below needs `wait -n -p` (bash 5.1): on an older bash it
+# would fail at once, every time, and the loop would spin. Say so before anything starts.
+if (( BASH_VERSINFO[0] < 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] < 1) )); then
+  echo "FATAL: start.sh needs bash 5.1 or newer (wait -n -p); this image has bash $BASH_VERSION:" \
+       "use a base image with a newer bash." >&2
+  exit 1
+fi
 
 PYTHON="${PYTHON:-python}"
 COMFY_DIR="${COMFY_DIR:-/comfyui}"
@@ -24,6 +33,17 @@ if ! "$PYTHON" -m "$WORKER_PKG.preflight"; then
   exit 1
 fi
 
+# ComfyUI gone before the handler starts (it crashed while preflight ran: no usable GPU, out of memory): a worker
+# without it cannot render, so end the container now and RunPod replaces it, instead of a worker that takes a
+# job only to fail it.
+if ! kill -0 "$COMFY_PID" 2>/dev/null; then
+  COMFY_STATUS=0
+  wait "$COMFY_PID" 2>/dev/null || COMFY_STATUS=$?
+  echo "FATAL: ComfyUI exited (status $COMFY_STATUS) before the worker took a job: see its log above;" \
+       "the container exits so RunPod replaces the worker." >&2
+  exit 1
+fi
+
 # The handler waits for ComfyUI itself (COMFY_READY_TIMEOUT_S), so a slow model load is not a failure.
 "$PYTHON" -m "$WORKER_PKG.handler" &
 HANDLER_PID=$!
@@ -31,9 +51,28 @@ HANDLER_PID=$!
 # job needs ComfyUI, so ComfyUI is stopped (EXIT trap) only once the handler has exited. A signal ends
 # `wait` early: wait again until the handler is gone, then exit with its status.
 trap 'kill -TERM "$HANDLER_PID" 2>/dev/null || true' TERM INT
+# ComfyUI exiting while the handler runs leaves a worker that cannot render: stop the handler as RunPod would
+# (the job in progress, if any, fails at once without ComfyUI and is reported) and exit non-zero, so the
+# container ends and RunPod replaces the worker, instead of an idle worker failing the next job it takes.
+# `wait -n -p` needs bash 5.1 or newer; it unsets EXITED when a signal ends the wait.
+COMFY_EXITED=""
 while true; do
-  HANDLER_STATUS=0
-  wait "$HANDLER_PID" || HANDLER_STATUS=$?
+  STATUS=0
+  if [[ -z "$COMFY_EXITED" ]]; then
+    wait -n -p EXITED "$HANDLER_PID" "$COMFY_PID" || STATUS=$?
+  else
+    wait "$HANDLER_PID" || STATUS=$?
+  fi
+  if [[ -z "$COMFY_EXITED" && "${EXITED:-}" == "$COMFY_PID" ]]; then
+    COMFY_EXITED="status $STATUS"
+    echo "FATAL: ComfyUI exited ($COMFY_EXITED) while the worker ran: see its log above; stopping the" \
+         "handler, and the container exits so RunPod replaces the worker." >&2
+    kill -TERM "$HANDLER_PID" 2>/dev/null || true
+    continue
+  fi
   kill -0 "$HANDLER_PID" 2>/dev/null || break
 done
-exit "$HANDLER_STATUS"
+if [[ -n "$COMFY_EXITED" ]]; then
+  exit 1
+fi
+exit "$STATUS"
