@@ -202,6 +202,15 @@ def preflight(spec: StackSpec, settings: ProgramSettings) -> None:
         raise GuardrailError("guardrails refuse this deployment:\n  - " + "\n  - ".join(copied))
 
 
+def cloudflare_provider(names: StackNames, secrets: StackSecrets, settings: ProgramSettings) -> cloudflare.Provider:
+    """The stack's Cloudflare provider, on goldgate:cloudflareApiBase when that is set: every Cloudflare call of the
+    stack (its resources and the D1 migrations) goes to the one API the operator named."""
+    base = settings.cloudflare_api_base
+    # Left out at the default, so a stack deployed before this setting existed sees no provider change.
+    moved = {"base_url": base} if base.rstrip("/") != DEFAULT_CLOUDFLARE_API.rstrip("/") else {}
+    return cloudflare.Provider(names.logical("cloudflare"), api_token=secrets.cloudflare_api_token, **moved)
+
+
 def run(spec: StackSpec, secrets: StackSecrets, settings: ProgramSettings = ProgramSettings(),
         bundle: WorkerBundle | None = None) -> StackOutputs:
     """Declare one stack's resources and export its outputs."""
@@ -212,7 +221,7 @@ def run(spec: StackSpec, secrets: StackSecrets, settings: ProgramSettings = Prog
     names = StackNames.of(spec)
     account = spec.cloud.cloudflare_account_id
 
-    provider = cloudflare.Provider(names.logical("cloudflare"), api_token=secrets.cloudflare_api_token)
+    provider = cloudflare_provider(names, secrets, settings)
     with_cf = pulumi.ResourceOptions(providers={"cloudflare": provider})
     storage = Storage(names.logical("storage"), StorageArgs(
         spec=spec, names=names, account_id=account, cloudflare_api_token=secrets.cloudflare_api_token,
@@ -229,6 +238,8 @@ def run(spec: StackSpec, secrets: StackSecrets, settings: ProgramSettings = Prog
         runpod_api_key=secrets.runpod_api_key, webhook_secret=secrets.webhook_secret, api_token=secrets.api_token),
         # The API must not serve before its schema exists.
         opts=pulumi.ResourceOptions.merge(with_cf, pulumi.ResourceOptions(depends_on=[storage.migrations])))
+    # Deleted first by `pulumi destroy`, which it stops while jobs are in flight (infra/runpod_drain_provider.py).
+    gpu.stop_destroy_while_jobs_run([storage, api])
 
     outputs = StackOutputs(
         api_url=api.api_url, endpoint_id=gpu.endpoint_id, endpoint_base=gpu.endpoint_base,

@@ -10,6 +10,8 @@ API key's, and a moved API still serves the same endpoint; the update refuses a 
 not exist (moving to another account is a deliberate `pulumi up --replace`). `read` reports drift against what was declared, including RunPod's idle
 scale-down of max workers (to 2 after 3 quiet days, to 0 after 7), so `pulumi up --refresh` restores it.
 A create whose answer is lost (no response, a 5xx, an unreadable 2xx) adopts the endpoint it made, if RunPod made one (`create_once`).
+A refresh or a delete answered 404 forgets the endpoint only once RunPod lists endpoints without it (`confirm_gone`).
+`pulumi destroy` first runs the stack's drain check (infra/runpod_drain_provider.py): it stops while jobs are in flight.
 
 Pulumi pickles the provider: it holds no state, and builds its client from the inputs each call.
 """
@@ -66,6 +68,8 @@ UNORDERED_FIELDS = ("gpu_pools", "data_center_ids", "network_volume_ids")
 # Pulumi carries every number as a double, so a deployed provider receives workers_max 3.0: compare these as ints.
 WHOLE_FIELDS = ("gpu_count", "workers_min", "workers_max", "idle_timeout_s", "execution_timeout_ms")
 SECRET_OUTPUTS = ["api_key", "env", "declared"]
+# What a delete that cannot prove its resource gone asks for (a destroy, a replacement or a removal ran it).
+RUN_AGAIN = "run the same `pulumi` command"
 T = TypeVar("T")
 
 
@@ -228,7 +232,8 @@ class RunPodEndpointProvider(dyn.ResourceProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         with _client(props) as rp:
-            rp.delete_endpoint(id_, missing_ok=True)
+            if not rp.delete_endpoint(id_, missing_ok=True):  # a 404: gone already, or an API that 404s everything
+                confirm_gone(lambda: [e.id for e in rp.list_endpoints()], id_, "endpoint", props, then=RUN_AGAIN)
 
 
 def control_client(props: Mapping[str, Any], what: str, declare: str) -> ControlPlaneClient:
@@ -268,18 +273,21 @@ def create_once(create: Callable[[], T], named: Callable[[], list[tuple[str, T]]
                           f"any {what} named {name!r} that the stack's state does not hold", status=exc.status) from None
 
 
-def confirm_gone(list_ids: Callable[[], list[str]], id_: str, what: str, props: Mapping[str, Any]) -> None:
+def confirm_gone(list_ids: Callable[[], list[str]], id_: str, what: str, props: Mapping[str, Any],
+                 then: str = "refresh") -> None:
     """A 404 for one resource proves it gone only if the control plane still lists its kind without it: a moved or
     retired API answers 404 to every path, and a refresh that forgot the resource would let the next `pulumi up`
-    create a second one (a new id, a new URL, an empty queue)."""
+    create a second one (a new id, a new URL, an empty queue), as a destroy that forgot it would leave it running
+    (an endpoint keeps its workers_min GPU workers, billed) where no Pulumi stack knows of it. `then` is what the
+    operator runs again."""
     try:
         ids = list_ids()
     except RunPodError as exc:
         raise RunPodError(f"the {what} {id_} answered 404, but listing {what}s at {props.get('api_base')} failed too "
                           f"({exc}): not reporting it gone; check the control plane (goldgate:spec.cloud."
-                          "runpod_api_base) and refresh again", status=exc.status) from None
+                          f"runpod_api_base) and {then} again", status=exc.status) from None
     if id_ in ids:
-        raise RunPodError(f"the {what} {id_} answered 404 but is still listed: not reporting it gone; refresh again")
+        raise RunPodError(f"the {what} {id_} answered 404 but is still listed: not reporting it gone; {then} again")
 
 
 def _observed(declared: Mapping[str, Any], endpoint: Endpoint) -> dict[str, Any]:

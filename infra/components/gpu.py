@@ -3,6 +3,7 @@ registry credential RunPod pulls it with when goldgate manages one."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -10,6 +11,7 @@ import pulumi
 from goldgate.errors import SpecError
 from goldgate.spec import StackSpec
 from infra.names import StackNames
+from infra.runpod_drain_provider import DrainCheck
 from infra.runpod_provider import RunPodEndpoint
 from infra.runpod_registry_provider import RunPodRegistryCredential
 
@@ -58,6 +60,7 @@ class GpuEndpoint(pulumi.ComponentResource):
     endpoint_base: pulumi.Output[str]
     registry_credential_id: pulumi.Input[str] | None
     registry_credential: RunPodRegistryCredential | None
+    drain_check: DrainCheck | None
 
     def __init__(self, name: str, args: GpuEndpointArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("goldgate:gpu:Endpoint", name, None, opts)
@@ -66,6 +69,8 @@ class GpuEndpoint(pulumi.ComponentResource):
         api_base = control_plane_root(spec.cloud.runpod_api_base)
         self.registry_credential = None
         self.registry_credential_id = ep.registry_credential_id
+        self.drain_check = None
+        self._names, self._api_key = args.names, args.runpod_api_key
         if ep.manage_registry_credential:
             if args.registry_login is None:
                 raise SpecError(f"stack {spec.name}: endpoint.manage_registry_credential needs the registry login: "
@@ -95,3 +100,14 @@ class GpuEndpoint(pulumi.ComponentResource):
         self.endpoint_base = self.endpoint_id.apply(lambda i: f"{base}/{i}")
         self.register_outputs({"endpoint_id": self.endpoint_id, "endpoint_base": self.endpoint_base,
                                "registry_credential_id": self.registry_credential_id})
+
+    def stop_destroy_while_jobs_run(self, rest_of_stack: Sequence[pulumi.Resource]) -> DrainCheck:
+        """Declare, last, the check that `pulumi destroy` runs first: it depends on this endpoint and on
+        `rest_of_stack` (components stand for all their resources), so nothing is deleted while jobs are in flight."""
+        mine: list[pulumi.Resource] = [self.endpoint]
+        if self.registry_credential is not None:
+            mine.append(self.registry_credential)
+        self.drain_check = DrainCheck(self._names.logical("drain-check"), stack=self._names.stack,
+                                      endpoint_base=self.endpoint_base, api_key=self._api_key,
+                                      opts=pulumi.ResourceOptions(parent=self, depends_on=[*mine, *rest_of_stack]))
+        return self.drain_check

@@ -108,7 +108,8 @@ def test_removing_prods_database_protect_line_keeps_it_protected_and_retained(st
 @pytest.mark.parametrize(("key", "expected"), [
     ("goldgate:apiToken", {SCRIPT: ["bindings"]}),
     ("goldgate:webhookSecret", {SCRIPT: ["bindings"]}),
-    ("goldgate:runpodApiKey", {ENDPOINT: ["api_key"], SCRIPT: ["bindings"]}),
+    # the drain check reads /health with the key when a destroy deletes it
+    ("goldgate:runpodApiKey", {ENDPOINT: ["api_key"], SCRIPT: ["bindings"], "runpod:DrainCheck": ["api_key"]}),
     ("goldgate:cloudflareApiToken", {"pulumi:providers:cloudflare": ["apiToken"], "cloudflare:D1Migrations": ["api_token"]}),
 ])
 def test_a_rotated_secret_changes_only_the_inputs_that_carry_it(key, expected, stacks_dir, tmp_path, bundle):
