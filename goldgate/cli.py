@@ -102,6 +102,10 @@ def check_home(args: argparse.Namespace) -> None:
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise GoldgateError(f"{via} {value!r} holds a control character (a newline, an escape sequence); set it to "
                             "the state directory's path")
+    if value == "~" or value.startswith("~/"):  # `--home=~/x`, a quoted "~/x", CI's env: nothing expanded the ~
+        raise GoldgateError(f"{via} {value} begins with a ~ that was not expanded (the shell expands it only at the "
+                            "start of a word, not after `--home=`, inside quotes or in a CI env block), so the state "
+                            f"would go into a directory named ~ here: give the full path, {_expanded(value)}")
     path = Path(value)
     try:  # every command resolves it, and pathlib says a loop of links with a RuntimeError no command expects
         path.resolve()
@@ -111,6 +115,13 @@ def check_home(args: argparse.Namespace) -> None:
     if path.exists() and not path.is_dir():
         raise GoldgateError(f"{via} {value}: Not a directory; the state dir (--home, GOLDGATE_HOME) must be a "
                             "directory, or not exist yet (it is then created)")
+
+
+def _expanded(value: str) -> str:
+    try:
+        return str(Path(value).expanduser())
+    except RuntimeError:  # no HOME and no password entry: name the variable instead
+        return "$HOME" + value[1:]
 
 
 def _in_state_dir(args: argparse.Namespace, filename: object) -> bool:
@@ -132,8 +143,26 @@ def _advice(args: argparse.Namespace, exc: OSError) -> str:
         return f"shorten {what}: a name in it is longer than the file system allows"
     if exc.errno == errno.ELOOP:
         return f"check {what}: its symbolic links form a loop"
+    # Free space and permissions would be the wrong things to check here too: something is in the way.
+    if exc.errno == errno.EISDIR and exc.filename:
+        return f"a directory is where {what} needs a file: move {os.fsdecode(exc.filename)} out of the way"
+    if exc.errno == errno.ENOTDIR and exc.filename:
+        return f"a file is where {what} needs a directory: move {_file_in_the_way(exc.filename)} out of the way"
     return ("check that the state dir (--home, GOLDGATE_HOME) is a writable directory with free space" if state_dir
             else "check that path: a writable directory with free space")
+
+
+def _file_in_the_way(filename: str | bytes | os.PathLike) -> str:
+    """The nearest parent of `filename` that exists and is not a directory (`stacks/staging` as a file, for
+    `stacks/staging/state.json`), else the path itself."""
+    path = Path(os.fsdecode(filename))
+    for parent in reversed(path.parents):
+        try:
+            if parent.exists() and not parent.is_dir():
+                return str(parent)
+        except OSError:
+            break
+    return str(path)
 
 
 def _reopen_closed_std_fds() -> None:

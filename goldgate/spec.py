@@ -8,16 +8,19 @@ Secrets are never part of the spec: they live in Pulumi secrets (cloud) or the s
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import math
+import os
 import re
 import reprlib
+import stat
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import yaml
@@ -818,9 +821,12 @@ _YAML12_PATTERNS = {
     "tag:yaml.org,2002:bool": re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     "tag:yaml.org,2002:int": re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
                                         r"|[-+]?0x[0-9a-fA-F_]+)$"),
-    "tag:yaml.org,2002:float": re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?"
-                                          r"|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?\.(?:inf|Inf|INF)"
-                                          r"|\.(?:nan|NaN|NAN))$"),
+    # YAML 1.2's floats: the exponent's sign is optional and no dot is needed with one (`5e-2`, `1e3`), where
+    # PyYAML read them as text and a number Pulumi takes was refused as "expected a number, got '5e-2'".
+    "tag:yaml.org,2002:float": re.compile(r"^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?"
+                                          r"|[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?"
+                                          r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+                                          r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
 }
 _StackFileLoader.yaml_implicit_resolvers = {
     first: [(tag, _YAML12_PATTERNS.get(tag, regexp)) for tag, regexp in resolvers
@@ -828,12 +834,36 @@ _StackFileLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
 
+def _file_kind(mode: int) -> str:
+    return ("a directory" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+            "not a regular file")
+
+
+def _open_regular_file(path: Path, what: str, error: type[GoldgateError]) -> BinaryIO:
+    """`path` opened for reading if it is a regular file. Opened without blocking and checked first: a named pipe
+    in place of a stack file blocked the command forever, waiting for a writer that never comes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno not in (errno.ENXIO, errno.EISDIR):  # ENXIO: a socket; EISDIR where a directory cannot be opened
+            raise
+        mode = os.stat(path).st_mode
+    else:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        os.close(fd)
+    raise error(f"{what} {path} is {_file_kind(mode)}, not a file; name the {what} itself, saved as a file")
+
+
 def read_yaml(path: Path, what: str = "stack file", max_bytes: int = 1_000_000,
               error: type[GoldgateError] = SpecError) -> Any:
     """A small YAML file an operator edits (a stack file, a golden case), parsed; anything wrong with it, from a
     missing file to a 5,000-digit number or nesting too deep to parse, is one `error` naming `what` and `path`."""
     try:
-        with path.open("rb") as fh:
+        with _open_regular_file(path, what, error) as fh:
             data = fh.read(max_bytes + 1)
         if len(data) > max_bytes:
             size = f"{max_bytes / 1e6:g} MB" if max_bytes >= 1_000_000 else f"{max_bytes // 1000} kB"
@@ -848,6 +878,11 @@ def read_yaml(path: Path, what: str = "stack file", max_bytes: int = 1_000_000,
         raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     try:
         return yaml.load(text, Loader=_StackFileLoader)  # a SafeLoader: no Python tags
+    except yaml.reader.ReaderError as exc:  # PyYAML names only an offset "in <unicode string>": say line and column
+        line_start = text.rfind("\n", 0, exc.position) + 1
+        raise error(f"{what} {path} is not valid YAML: unacceptable character #x{exc.character:04x} at line "
+                    f"{text.count(chr(10), 0, exc.position) + 1}, column {exc.position - line_start + 1} (a control "
+                    "character, which YAML does not allow); remove it") from None
     except yaml.MarkedYAMLError as exc:  # on one line: where, and what the parser expected there
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

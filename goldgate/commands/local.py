@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import time
 from pathlib import Path
@@ -12,11 +13,12 @@ from typing import Any
 import httpx
 
 from goldgate import spec as specs
+from goldgate.bounded_http import bearer_token
 from goldgate.commands.output import add_json_flag, emit, progress, say, table
 from goldgate.errors import GoldgateError, StateError
 from goldgate.local import image_store
 from goldgate.local.platform import LocalPlatform, StackStatus
-from goldgate.local.state import StackDir
+from goldgate.local.state import StackDir, read_json
 
 WORKER_SOURCE = Path(__file__).resolve().parents[2] / "images" / "worker"
 
@@ -45,7 +47,13 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     platform = _platform(args)
     if args.stack != "all":
-        platform.down(args.stack, progress)
+        try:
+            platform.down(args.stack, progress)
+        except GoldgateError:
+            pid = _hosts_off_file(platform).get(args.stack)
+            if pid is None:
+                raise
+            raise StateError(f"{args.stack} is not stopped: {_left_running(platform, args.stack, pid)}") from None
         say(f"down: {args.stack}")
         return 0
     # Every stack: one that cannot be stopped is named with the reason, and the others are still stopped.
@@ -57,6 +65,7 @@ def cmd_down(args: argparse.Namespace) -> int:
             failed.append(f"{stack}: {exc}")
         else:
             stopped.append(stack)
+    failed += [f"{stack}: {_left_running(platform, stack, pid)}" for stack, pid in _hosts_off_file(platform).items()]
     if stopped:
         say(f"down: {', '.join(stopped)}")
     if failed:
@@ -64,12 +73,56 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hosts_off_file(platform: LocalPlatform) -> dict[str, int]:
+    """Stacks of this home whose host still runs although the stacks file no longer names them (their section was
+    removed or renamed while they ran), by host pid. `down all` and `status` go by the file: without this they
+    passed over such a stack in silence, and `down all` said it was done while the stack went on serving."""
+    root = platform.home / "stacks"
+    try:
+        dirs = sorted(p.name for p in root.iterdir() if p.is_dir())
+    except OSError:  # no stacks yet, or the command that reads the file names what is wrong
+        return {}
+    named = {str(name) for name in specs.local_stack_names(platform.stacks_file)}
+    running = {}
+    for stack in dirs:
+        if stack in named:
+            continue
+        try:
+            state = read_json(StackDir(platform.home, stack).state_file)
+        except (OSError, StateError):
+            continue
+        pid = state.get("pid") if isinstance(state, dict) else None
+        if isinstance(pid, int) and not isinstance(pid, bool) and pid > 1 and _is_stack_host(pid, stack):
+            running[stack] = pid
+    return running
+
+
+def _is_stack_host(pid: int, stack: str) -> bool:
+    """Whether `pid` is alive and, where /proc tells, a goldgate stack host of `stack` (a reused pid is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc: alive is all we can tell
+    return b"goldgate.local.stackhost" in argv and stack.encode() in argv
+
+
+def _left_running(platform: LocalPlatform, stack: str, pid: int) -> str:
+    return (f"its host (pid {pid}) still runs, but {platform.stacks_file} no longer has a section for it: put its "
+            f"section back and run `goldgate down {stack}`")
+
+
 def _render_status(data: Any) -> str:
     rows = data if isinstance(data, list) else [data]
     lines = []
     for s in rows:
         if "error" in s:
-            lines.append(f"{s['stack']}: unknown: {s['error']}")
+            lines.append(f"{s['stack']}: {'up' if s.get('running') else 'unknown'}: {s['error']}")
             continue
         lines.append(f"{s['stack']}: {'up' if s['running'] else 'down'}")
         for key in ("api_url", "image", "workflow_version", "endpoint_id", "runpod_endpoint_base", "logs_dir"):
@@ -103,8 +156,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     for stack in specs.local_stack_names(platform.stacks_file):
         try:
             data.append(platform.status(stack).to_dict())
-        except StateError as exc:
+        except GoldgateError as exc:  # its state, or its section of the stacks file edited since it started
             data.append({"stack": stack, "running": None, "error": str(exc)})
+    data += [{"stack": stack, "running": True, "error": _left_running(platform, stack, pid)}
+             for stack, pid in _hosts_off_file(platform).items()]
     emit(args, data, _render_status)
     return 1 if any("error" in s for s in data) else 0
 
@@ -124,7 +179,7 @@ class ApiClient:
         state = platform.require_running(stack)
         self.base = state["api_url"]
         self.http = httpx.Client(base_url=self.base, timeout=timeout_s,
-                                 headers={"Authorization": f"Bearer {platform.api_token(stack)}"})
+                                 headers={"Authorization": f"Bearer {_api_token(platform, stack)}"})
 
     def close(self) -> None:
         self.http.close()
@@ -165,6 +220,19 @@ class ApiClient:
             if time.monotonic() > deadline:
                 return status
             time.sleep(0.25)
+
+
+def _api_token(platform: LocalPlatform, stack: str) -> str:
+    """The stack's API token as a header can carry it. An edited token file with a line break, space or non-ASCII
+    letter inside failed every call with the whole header, the token, in the error (or a UnicodeEncodeError
+    traceback): refused here by its file's name, never its value."""
+    token = bearer_token(platform.api_token(stack))
+    if not token:
+        path = StackDir(platform.home, stack).secret_file("api_token")
+        raise StateError(f"{path} holds a character no API token has (a space, a line break or a non-ASCII letter "
+                         "inside it): write the token on one line, or empty the file and run `goldgate down "
+                         f"{stack}` and `goldgate up {stack}` to make a new one")
+    return token
 
 
 def _error_text(resp: httpx.Response, body: Any = None) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from goldgate import spec as specs
+from goldgate.bounded_http import bearer_token
 from goldgate.commands.output import add_json_flag, emit, escape_controls, progress, say
 from goldgate.commands.release import TARGETS, _target
 from goldgate.errors import GoldgateError, StateError
@@ -24,9 +25,15 @@ def _platform(args: argparse.Namespace) -> LocalPlatform:
 
 
 def _env_secret(name: str, what: str) -> str:
-    value = os.environ.get(name, "")
-    if not value:
+    """A credential from the environment, without the whitespace around it (a CRLF .env file's carriage return).
+    One with a space, control or non-ASCII character inside is refused by name before the export runs: as it was,
+    the R2 key's carriage return failed the upload after the export, with the signed header in the drill's error."""
+    value = bearer_token(os.environ.get(name, ""))
+    if value == "":
         raise GoldgateError(f"{name} is not set: the cloud drill needs {what}")
+    if value is None:  # never the value: it is a credential
+        raise GoldgateError(f"{name} holds a character no credential has (a space, a line break or a non-ASCII "
+                            "letter inside it): copy it again from the Cloudflare dashboard")
     return value
 
 
