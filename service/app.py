@@ -104,6 +104,9 @@ class App:
                 response = await self._dispatch(request)
             except ApiError as exc:
                 response = exc.to_response()
+                # A refused request's line says why (the code the client got): many 400s on create are one bad
+                # client's `missing_input`, many 401s a wrong token; a handler's own event keeps its reason.
+                note.setdefault("reason", exc.code)
                 if exc.status >= 500 and not failure_logged(note):
                     self.log.error("http.refused", reason=exc.code, message=exc.message)
             except Exception as exc:  # noqa: BLE001 - last line of defence: a JSON 500, never a traceback

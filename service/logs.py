@@ -98,6 +98,13 @@ class Logger:
         finally:
             _NOTE.reset(token)
 
+    def annotate(self, **context: Any) -> None:
+        """Names the job a request is about on its line without naming the line (a status read stays
+        `http.request`): a job's lines, its reads too, can then be followed by its job_id and trace_id."""
+        note = _NOTE.get()
+        if note is not None:
+            note.update((k, v) for k, v in context.items() if k in _CONTEXT and v is not None)
+
     def write_request_line(self, note: dict[str, Any], **fields: Any) -> None:
         level = note.pop("level", "info")
         event = note.pop("event", "http.request")

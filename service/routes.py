@@ -250,6 +250,8 @@ async def _job_status(app: App, job_id: str) -> Response:
     job = await jobs.get(app.db, job_id)
     if job is None:
         raise ApiError(404, "unknown_job", f"no job {job_id}")
+    app.log.annotate(job_id=job_id, trace_id=job["trace_id"], workflow_version=job["workflow_version"],
+                     worker_image_tag=job["worker_image_tag"])
     view = jobs.status_view(job)
     expires = int(app.clock()) + app.config.signed_url_ttl_s
     view["results"] = [

@@ -96,9 +96,10 @@ async def _extras(db: Any, since: str | None) -> dict[str, Any]:
 def _with_image_costs(group: dict[str, Any], images: int | None, costed_images: int | None) -> dict[str, Any]:
     """`images`: every image the group's jobs made; `costed_images`: those of its jobs that have a cost."""
     total = group.get("cost_total_usd")
-    count = group.get("count") or 0
     group["images"] = images
-    group["cost_per_job_usd"] = (total / count) if total is not None and count else None
+    # The API's mean (service.metrics: over the jobs with an estimate), as the cost per 1,000 images counts only
+    # the images of those jobs: a job whose cost is unknown (recovered from its stored outcome) is not a $0 job.
+    group["cost_per_job_usd"] = group.get("cost_mean_usd")
     group["cost_per_1000_images_usd"] = (total / costed_images * 1000) if total is not None and costed_images else None
     return group
 

@@ -17,6 +17,7 @@ MAX_INPUT_BYTES = 64 * 1024
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _WORKFLOW_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_WORKFLOW_VERSION = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}@[0-9]{1,9}\.[0-9]{1,9}\.[0-9]{1,9}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,510}/$")
 FIELDS = ("workflow_id", "workflow_version", "inputs", "job_id", "trace_id", "result_prefix")
 
@@ -42,12 +43,18 @@ class JobInput:
 
 
 def log_context(raw: Any) -> dict[str, str | None]:
-    """The trace/job ids of a job input when they are well formed, for logging before full validation."""
+    """The trace/job ids and the workflow version of a job input when they are well formed, for logging before full
+    validation. A job's lines name the version the job asked for (the service logged that one), never the image's
+    release version, not even on the line that rejects it for a version this image does not ship."""
     raw = raw if isinstance(raw, dict) else {}
     trace = raw.get("trace_id")
     job = raw.get("job_id")
+    version = raw.get("workflow_version")
+    version = version if isinstance(version, str) and len(version) <= 64 and _WORKFLOW_VERSION.fullmatch(version) \
+        else None
     return {"trace_id": trace if isinstance(trace, str) and _TRACE_ID.fullmatch(trace) else None,
-            "job_id": job if isinstance(job, str) and _JOB_ID.fullmatch(job) else None}
+            "job_id": job if isinstance(job, str) and _JOB_ID.fullmatch(job) else None,
+            "workflow_version": version}
 
 
 def _string(raw: dict[str, Any], name: str, pattern: re.Pattern[str], hint: str) -> str:

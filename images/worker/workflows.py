@@ -16,6 +16,7 @@ from typing import Any
 
 PARAMETER_TYPES = ("string", "integer", "number", "boolean")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+MAX_VERSION_CHARS = 64
 _VERSION = re.compile(r"^(?P<id>[a-z0-9][a-z0-9._-]{0,63})@(?P<semver>\d+\.\d+\.\d+)$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_WORKFLOW_BYTES = 1_000_000
@@ -186,6 +187,9 @@ def parse_workflow(raw: Any, source: str = "<workflow>", path: Path | None = Non
     match = _VERSION.match(version) if isinstance(version, str) else None
     if not match or match["id"] != wid:
         raise WorkflowError(f"{source}: version must be '{wid}@<major>.<minor>.<patch>', got {version!r}")
+    if len(version) > MAX_VERSION_CHARS:  # the service refuses a longer one, so a deploy of the image would fail
+        raise WorkflowError(f"{source}: version {version!r} is over {MAX_VERSION_CHARS} characters (the API "
+                            "service's and the log schema's limit): shorten the workflow id")
     if not isinstance(raw["description"], str):
         raise WorkflowError(f"{source}: description must be a string")
     graph = _check_graph(raw["graph"], source)
