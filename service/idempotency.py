@@ -32,7 +32,8 @@ _CLAIM = ("INSERT INTO idempotency_keys (scope, idempotency_key, request_sha256,
           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, idempotency_key) DO UPDATE SET "
           "request_sha256 = excluded.request_sha256, job_id = excluded.job_id, created_at = excluded.created_at, "
           "created_at_ms = excluded.created_at_ms WHERE idempotency_keys.created_at_ms <= ?")
-_HOLDER = ("SELECT k.request_sha256, k.job_id, j.status, j.trace_id FROM idempotency_keys k "
+_HOLDER = ("SELECT k.request_sha256, k.job_id, j.status, j.trace_id, j.workflow_version, j.worker_image_tag "
+           "FROM idempotency_keys k "
            "LEFT JOIN jobs j ON j.id = k.job_id WHERE k.scope = ? AND k.idempotency_key = ?")
 _ATTEMPTS = 3  # a holder can vanish between our claim and our read (its submission failed): claim again
 
@@ -51,6 +52,8 @@ class Holder:
     job_id: str
     status: str | None
     trace_id: str | None
+    workflow_version: str | None = None
+    worker_image_tag: str | None = None
 
 
 def parse(header: str | None, scope: str, body: Any) -> IdempotencyKey | None:
@@ -84,7 +87,8 @@ async def insert_job(db: Database, key: IdempotencyKey, job: jobs.NewJob) -> Hol
             raise ApiError(422, "idempotency_key_reused", f"Idempotency-Key was already used for job "
                                                           f"{rows[0]['job_id']} with a different body; send a new "
                                                           "key for a new job", job_id=rows[0]["job_id"])
-        return Holder(rows[0]["job_id"], rows[0]["status"], rows[0]["trace_id"])
+        return Holder(rows[0]["job_id"], rows[0]["status"], rows[0]["trace_id"], rows[0]["workflow_version"],
+                      rows[0]["worker_image_tag"])
     raise ApiError(409, "idempotency_key_busy", "another request with this Idempotency-Key is being "
                                                 "submitted and failed meanwhile; retry with the same key")
 

@@ -113,7 +113,9 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
                   message="the job could not be recorded; it was not sent to RunPod")
         raise
     if holder is not None:
-        app.log.bind(job_id=holder.job_id, trace_id=holder.trace_id).info(
+        # The replayed job's own release, not the one serving now: the replay is a line of that job's.
+        app.log.bind(job_id=holder.job_id, trace_id=holder.trace_id, workflow_version=holder.workflow_version,
+                     worker_image_tag=holder.worker_image_tag).info(
             "job.create_replayed", status=holder.status, reason="idempotency_key_seen",
             message="a create with the same Idempotency-Key and body was answered with its job")
         return json_response(202, {"job_id": holder.job_id, "status": holder.status, "trace_id": holder.trace_id},
