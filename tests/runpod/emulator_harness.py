@@ -68,6 +68,7 @@ class Delivery:
     query: dict[str, list[str]]
     body: dict[str, Any]
     at: float
+    content_type: str | None = None
 
 
 class WebhookReceiver:
@@ -85,7 +86,8 @@ class WebhookReceiver:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 parts = urlsplit(self.path)
                 with receiver._lock:
-                    receiver.deliveries.append(Delivery(parts.path, parse_qs(parts.query), body, time.monotonic()))
+                    receiver.deliveries.append(Delivery(parts.path, parse_qs(parts.query), body, time.monotonic(),
+                                                        self.headers.get("Content-Type")))
                     n = receiver._seen[body.get("id")] = receiver._seen.get(body.get("id"), 0) + 1
                     status = 500 if n <= receiver.fail_first else 200
                 self.send_response(status)

@@ -13,6 +13,8 @@ Behaviour chosen where RunPod's is undocumented (see also EmulatorConfig):
 - ttl counts from submission and deletes the job in any state (a running one is stopped); finished
   jobs are also deleted `result_retention_s` after they finish (`sync_result_retention_s` for /runsync
   jobs: RunPod keeps those 1 minute, /run ones 30). Deleted jobs answer 404.
+- A worker's result over its job's payload limit (10 MB for /run, 20 MB for /runsync) is answered 400, as RunPod's
+  job-done answers it; the job then FAILS naming the limit (RunPod's own final state for it is undocumented).
 
 Registry credentials (/v2/registries); the spec fixes the shapes, these rules are unverified against
 RunPod and chosen so that code which passes here is also safe if RunPod is more lenient:
@@ -172,6 +174,9 @@ class JobRecord:
     progress: Any = None
     stream: list[Any] = field(default_factory=list)  # a generator handler's chunks not yet read by /stream
     sync: bool = False  # submitted by /runsync: its result is kept a shorter time
+    # The request's s3Config: RunPod hands it to the worker with the job and shows it nowhere else (it holds a
+    # bucket secret: kept out of repr, /status, webhooks and logs).
+    s3_config: Any = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -403,9 +408,13 @@ class RunPodBackend:
         if webhook is not None and (not isinstance(webhook, str)
                                     or not webhook.startswith(("http://", "https://"))):
             raise EmulatorError(400, "Bad Request", "'webhook' must be an http(s) URL")
-        policy = body.get("policy") or {}
+        policy = {} if body.get("policy") is None else body["policy"]  # only null is no policy: [] or 0 is a 400
         if not isinstance(policy, dict):
             raise EmulatorError(400, "Bad Request", "'policy' must be an object")
+        s3_config = body.get("s3Config")
+        if s3_config is not None and not isinstance(s3_config, dict):
+            raise EmulatorError(400, "Bad Request", "'s3Config' must be an object (accessId, accessSecret, bucketName, "
+                                                    "endpointUrl)")
         # RunPod's bounds: ttl 10 s .. 7 days, executionTimeout 5 s .. 7 days (the minimums are configurable).
         for key, least in (("executionTimeout", self.config.min_execution_timeout_ms),
                            ("ttl", self.config.min_ttl_ms)):
@@ -429,7 +438,7 @@ class RunPodBackend:
                             execution_timeout_ms=policy.get("executionTimeout"),
                             ttl_ms=int(policy.get("ttl") or self.config.default_ttl_ms),
                             low_priority=bool(policy.get("lowPriority", False)), created_mono=self.clock(),
-                            sync=sync)
+                            sync=sync, s3_config=s3_config)
             self.jobs[job.id] = job
             ep.queue.append(job.id)
             self.changed.notify_all()
@@ -585,22 +594,25 @@ class RunPodBackend:
             job.status, job.worker_id = "IN_PROGRESS", w.id
             w.job_ids.add(job.id)
             w.status = "RUNNING"
-            out.append({"id": job.id, "input": job.input})
+            out.append({"id": job.id, "input": job.input,
+                        **({"s3Config": job.s3_config} if job.s3_config is not None else {})})
             self.on_event("job.started", endpoint_id=ep.id, job=job.id, worker=w.id,
                           runpod_queue_duration_ms=job.delay_ms)
             if job.attempts == 1 and self.faults.crash(job.id):
                 self.on_crash(w.id, job.id)
         return out
 
-    def done(self, endpoint_id: str, worker_id: str, job_id: str, body: Any) -> None:
-        """A worker's result (or progress update) for a job it holds; anything stale is ignored."""
-        if not isinstance(body, dict):
-            raise EmulatorError(400, "Bad Request", "job result must be a JSON object")
+    def done(self, endpoint_id: str, worker_id: str, job_id: str, body: Any, result_bytes: int = 0) -> None:
+        """A worker's result (or progress update) of `result_bytes` for a job it holds; anything stale is ignored.
+        `body` is None when the result was too large to be read at all."""
         with self.lock:
             w = self.worker(endpoint_id, worker_id)
             job = self._held(w, job_id, "job.result_ignored")
             if job is None:
                 return
+            self._result_fits(job, body, result_bytes)
+            if not isinstance(body, dict):
+                raise EmulatorError(400, "Bad Request", "job result must be a JSON object")
             if body.get("status") == "IN_PROGRESS":
                 job.progress = body.get("output")
                 return
@@ -610,6 +622,19 @@ class RunPodBackend:
                 self._finish(job, "COMPLETED", output=body.get("output"))
             if body.get("stopPod"):
                 w.retire = True  # refresh_worker: RunPod replaces the worker after this job
+
+    def _result_fits(self, job: JobRecord, body: Any, result_bytes: int) -> None:
+        """RunPod's payload limits hold for results too (10 MB for a /run job, 20 MB for /runsync): its job-done
+        answers a larger result 400 and the result is lost. The final state of such a job is undocumented; here it
+        FAILS naming the limit (a progress update that large is only refused). Call under the lock."""
+        limit = self.config.max_runsync_payload_bytes if job.sync else self.config.max_run_payload_bytes
+        if result_bytes <= limit:
+            return
+        reason = (f"the worker's result is {result_bytes} bytes, over RunPod's limit of {limit} bytes for a "
+                  f"{'/runsync' if job.sync else '/run'} job: upload large outputs to object storage and return keys")
+        if not (isinstance(body, dict) and body.get("status") == "IN_PROGRESS"):
+            self._finish(job, "FAILED", error=reason)
+        raise EmulatorError(400, "Bad Request", reason)
 
     def streamed(self, endpoint_id: str, worker_id: str, job_id: str, body: Any) -> None:
         """One chunk a generator handler yielded ({"output": chunk}), for a job the worker holds."""

@@ -53,6 +53,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     params: dict[str, str]
+    unread: int = 0  # the length of a body too large to be read (then `body` is empty)
 
     def json(self) -> Any:
         if not self.body:
@@ -107,6 +108,7 @@ class RunPodApp:
             ("GET", re.compile(rf"/v2/{W}/status/(?P<jid>[^/]+)"), "api", self.status),
             ("POST", re.compile(rf"/v2/{W}/status/(?P<jid>[^/]+)"), "api", self.status),  # RunPod: GET | POST
             ("GET", re.compile(rf"/v2/{W}/stream/(?P<jid>[^/]+)"), "api", self.stream),
+            ("POST", re.compile(rf"/v2/{W}/stream/(?P<jid>[^/]+)"), "api", self.stream),  # RunPod: GET | POST
             ("POST", re.compile(rf"/v2/{W}/cancel/(?P<jid>[^/]+)"), "api", self.cancel),
             ("POST", re.compile(rf"/v2/{W}/retry/(?P<jid>[^/]+)"), "api", self.retry),
             ("POST", re.compile(rf"/v2/{W}/purge-queue"), "api", self.purge_queue),
@@ -123,6 +125,9 @@ class RunPodApp:
     # ---- dispatch -------------------------------------------------------------------------------
 
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        return self._dispatch(method, target, headers, body)
+
+    def _dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes, unread: int = 0) -> Reply:
         parts = urlsplit(target)
         path = parts.path.rstrip("/") or "/"
         control = is_control(path)
@@ -136,7 +141,7 @@ class RunPodApp:
                 continue
             try:
                 self._authorize(auth, headers, control)
-                req = Request(method, path, parse_qs(parts.query), headers, body, match.groupdict())
+                req = Request(method, path, parse_qs(parts.query), headers, body, match.groupdict(), unread)
                 return handler(req)
             except EmulatorError as exc:
                 return self._error(exc, control)
@@ -157,6 +162,17 @@ class RunPodApp:
             raise EmulatorError(401, "Unauthorized", "malformed Authorization header: send 'Bearer <api key>'")
         if token not in valid:
             raise EmulatorError(401, "Unauthorized", "invalid API key")
+
+    def oversized(self, method: str, target: str, headers: dict[str, str], length: int) -> Reply:
+        """A request whose body is over MAX_BODY, left unread. A worker's result that large is over every job's
+        payload limit: it is refused as such, so its job fails as RunPod loses it, instead of running on until its
+        timeout. Anything else is a 413."""
+        path = urlsplit(target).path.rstrip("/")
+        if method == "POST" and any(handler == self.job_done and pattern.fullmatch(path)
+                                    for _, pattern, _, handler in self.routes):
+            return self._dispatch(method, target, headers, b"", unread=length)
+        return self.refuse(EmulatorError(413, "Payload Too Large",
+                                         f"request body must be 0..{MAX_BODY} bytes with a valid Content-Length"), target)
 
     def refuse(self, exc: EmulatorError, target: str) -> Reply:
         """An error the HTTP shell raises before routing, in the wire format of the plane `target` is on."""
@@ -324,7 +340,8 @@ class RunPodApp:
         return Reply(200, jobs) if jobs else Reply(204)
 
     def job_done(self, req: Request) -> Reply:
-        self.backend.done(req.params["eid"], req.params["wid"], req.params["jid"], req.json())
+        body = None if req.unread else req.json()
+        self.backend.done(req.params["eid"], req.params["wid"], req.params["jid"], body, req.unread or len(req.body))
         return Reply(200, {})
 
     def job_stream(self, req: Request) -> Reply:
@@ -365,16 +382,13 @@ class _HTTPHandler(BaseHTTPRequestHandler):
             reply = self.server.app.refuse(EmulatorError(
                 411, "Length Required", "send the request body with a Content-Length (chunked bodies are not "
                                         "accepted by the local emulator)"), self.path)
-        elif length < 0 or length > MAX_BODY:
+        elif length < 0:
             self.close_connection = True
             reply = self.server.app.refuse(EmulatorError(
-                413 if length > 0 else 400, "Payload Too Large" if length > 0 else "Bad Request",
-                f"request body must be 0..{MAX_BODY} bytes with a valid Content-Length"), self.path)
+                400, "Bad Request", f"request body must be 0..{MAX_BODY} bytes with a valid Content-Length"), self.path)
         else:
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
             try:
-                reply = self.server.app.handle(self.command, self.path, headers, body)
+                reply = self._routed(length)
             except Exception as exc:  # noqa: BLE001 -- the emulator must answer, never drop the connection
                 self.server.app.log.error("http.internal_error", path=urlsplit(self.path).path,
                                           error=f"{type(exc).__name__}: {exc}")
@@ -393,6 +407,14 @@ class _HTTPHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if payload:
             self.wfile.write(payload)
+
+    def _routed(self, length: int) -> Reply:
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if length > MAX_BODY:  # never read: the connection is closed after the answer
+            self.close_connection = True
+            return self.server.app.oversized(self.command, self.path, headers, length)
+        body = self.rfile.read(length) if length else b""
+        return self.server.app.handle(self.command, self.path, headers, body)
 
     do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -44,6 +45,15 @@ class _Delivery:
     copy: int
     attempt: int = 1
     drop_this: bool = False
+
+
+JSON_BODY = {"Content-Type": "application/json"}  # as httpx's json= sent it, and RunPod sends
+
+
+def _encoded(payload: dict[str, Any]) -> bytes:
+    """The payload as JSON with non-ASCII escaped: an input may hold a lone surrogate (a JS client's prompt cut
+    mid-emoji is sent as "\\ud83d"), which no UTF-8 body can carry, and the webhook must still go. NaN is refused."""
+    return json.dumps(payload, allow_nan=False).encode("ascii")
 
 
 def redact_url(url: str) -> str:
@@ -139,7 +149,7 @@ class WebhookDispatcher:
             outcome = "dropped"
         else:
             try:
-                response = self._client.post(d.url, json=d.payload)
+                response = self._client.post(d.url, content=_encoded(d.payload), headers=JSON_BODY)
                 outcome = "ok" if response.status_code == 200 else f"http {response.status_code}"
             except Exception as exc:  # noqa: BLE001 -- any failure is this attempt's, never the sender thread's end
                 outcome = f"error {type(exc).__name__}"
