@@ -284,6 +284,7 @@ def cmd_release(args: argparse.Namespace) -> int:
     deployer = _deployer(args)
     _check_build(args)  # a build that would be refused fails before any stack is touched
     _check_release_stacks(deployer, args.staging, args.prod)
+    ledger.require_key_if_signed(f"release to {args.prod}")   # refused now, not after the build and golden run
     _paths(args)
     summary: dict[str, Any] = {"target": args.target, "home": str(home)}
     progress(f"release on the {args.target} target (state: {home})")

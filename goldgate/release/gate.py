@@ -74,10 +74,11 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
 
     `recorded` is the ledger's entry for the golden run that wrote this very report (matched by the
     report's sha256), or None when no run did. `superseded_by` is a later full golden run on STAGING for
-    the same image, if any: the newest run for a digest is its evidence, so an earlier pass cannot outvote
-    a later failure (`promote --report <an older dated copy>`). `workflow_versions` maps each stack the
-    release concerns (STAGING now, the PROD it goes to) to the workflow version its spec declares: a release
-    is the digest and the workflow version, so the report must be for the version PROD will serve.
+    the same image, or a later smoke run there that failed, if any: the newest run for a digest is its evidence, so
+    an earlier pass cannot outvote a later failure (`promote --report <an older dated copy>`, `golden --smoke`).
+    `workflow_versions` maps each stack the release concerns (STAGING now, the PROD it goes to) to the workflow
+    version its spec declares: a release is the digest and the workflow version, so the report must be for the
+    version PROD will serve.
     `redeployed_by` is the ledger's last deploy to STAGING when `staging_image` is a pin STAGING had before it:
     the stack file read is older than STAGING (a re-run of an earlier CI run), so it does not say what STAGING
     runs now. `rejected_by` is a later promotion or rollback on PROD that found the report's digest wanting (its
@@ -144,8 +145,9 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
            and recorded.get("image") == report.get("image"))
     if ran and superseded_by is not None:
         outcome = "passed" if superseded_by.get("passed") is True else "did not pass"
+        run = "smoke run" if superseded_by.get("suite") == "smoke" else "golden run"
         cond("report_recorded", False,
-             f"a later golden run on {staging_stack} for {report.get('image')} (ledger #{superseded_by.get('seq')}) "
+             f"a later {run} on {staging_stack} for {report.get('image')} (ledger #{superseded_by.get('seq')}) "
              f"{outcome}; only the newest run for a digest counts: gate on its report, or run "
              f"`goldgate golden {staging_stack}`")
     else:

@@ -85,9 +85,10 @@ def last_verified(entries: list[Entry], exclude: str | None = None, stack: str =
     """The most recently verified release other than `exclude` (the candidate or current image), skipping
     any release a rollback took `stack` off since it was last verified: rolling back twice goes further
     back, never forward to the release the first rollback left (`--to` still names it deliberately). A
-    rollback that failed before it changed the pin left nothing: what the stack still runs stays a target."""
+    rollback that failed before it changed the pin left nothing: what the stack still runs stays a target. Under a
+    ledger key only an authenticated rollback counts: a line appended without it would skip the newest release."""
     left = {e.get("before"): e.seq for e in entries
-            if e.kind == "rollback" and e.get("phase") == "outcome" and e.get("stack", "prod") == stack
+            if e.kind == "rollback" and e.get("phase") == "outcome" and e.get("stack", "prod") == stack and e.authentic
             and e.get("before") and e.get("before") != e.get("image") and e.get("after") != e.get("before")}
     for release in reversed(verified_releases(entries, stack)):
         if release.image != exclude and left.get(release.image, 0) <= release.seq:
@@ -137,7 +138,10 @@ def stale_pin(entries: list[Entry], pinned: str | None, stack: str = "prod") -> 
     before that change: the file is older than the change (a re-run of an earlier CI run checks out its old
     commit). None when `pinned` is what the last change left, may be left by an interrupted change, or is
     unknown to the ledger (a change the ledger missed is no reason to wedge every later one)."""
-    changes = [e for e in entries if e.kind in ("promotion", "rollback") and e.get("stack", "prod") == stack]
+    # Under a ledger key only authenticated changes count: a forged outcome naming the stale pin would turn the
+    # refusal off.
+    changes = [e for e in entries
+               if e.kind in ("promotion", "rollback") and e.get("stack", "prod") == stack and e.authentic]
     outcomes = [e for e in changes if e.get("phase") == "outcome"]
     if pinned is None or not outcomes:
         return None
@@ -151,9 +155,11 @@ def stale_pin(entries: list[Entry], pinned: str | None, stack: str = "prod") -> 
 
 
 def interrupted(entries: list[Entry], stack: str = "prod") -> list[Interrupted]:
-    """Intents on `stack` that never got their outcome line."""
-    finished = {e.get("intent_seq") for e in entries if e.get("phase") == "outcome"}
+    """Intents on `stack` that never got their outcome line. Under a ledger key only authenticated lines count: an
+    intent appended without it is no change goldgate began (`reconcile` would close it with an outcome signed under
+    the key, which then steers the next rollback), and an outcome appended without it closes no real one."""
+    finished = {e.get("intent_seq") for e in entries if e.get("phase") == "outcome" and e.authentic}
     return [Interrupted(e.kind, e.seq, e.get("image"), e.get("before"), e.get("reason"))
             for e in entries
-            if e.kind in ("promotion", "rollback") and e.get("phase") == "intent"
+            if e.kind in ("promotion", "rollback") and e.get("phase") == "intent" and e.authentic
             and e.get("stack", "prod") == stack and e.seq not in finished]

@@ -71,6 +71,10 @@ class LedgerKeyInvalid(StateError):
     """GOLDGATE_LEDGER_KEY is set but too short to authenticate anything."""
 
 
+class LedgerKeyMissing(StateError):
+    """The ledger holds signed entries, but GOLDGATE_LEDGER_KEY is not set: nothing in it can be authenticated."""
+
+
 @dataclass(frozen=True)
 class Entry:
     """One ledger line. `fields` holds the kind-specific evidence."""
@@ -170,6 +174,19 @@ class Ledger:
     def keyed(self) -> bool:
         """Whether entries are authenticated: appended with a MAC, and trusted only with a valid one."""
         return self._key is not None
+
+    def require_key_if_signed(self, doing: str) -> None:
+        """Refuse to decide on a signed ledger without its key. Unkeyed, every entry is taken as it is: a line
+        appended without the key (a forged "promoted" one, say) would become a rollback target or open the gate,
+        the very lines the key exists to stop. Appending (a build, a STAGING deploy) stays allowed without it."""
+        if self.keyed:
+            return
+        signed = next((e for e in reversed(self.entries()) if e.mac is not None), None)
+        if signed is not None:
+            raise LedgerKeyMissing(
+                f"cannot {doing}: {self.path} is signed with a ledger key (ledger #{signed.seq} carries a MAC) but "
+                f"{KEY_ENV} is not set, and without it a line added by hand would be trusted like any other; set "
+                f"{KEY_ENV} to the key the ledger is signed with (CI's secret); nothing was changed")
 
     def append(self, kind: str, **fields: Any) -> Entry:
         if kind not in KINDS:

@@ -90,6 +90,7 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     """Evaluate the gate for the report at `report_path` against what STAGING runs now, the workflow version
     `prod` declares, if given the digest the caller approved and, if given, the golden suite in `cases_dir` (the
     report must cover every case of it); returns the decision, the report and the sha256 of the report as read."""
+    ledger.require_key_if_signed("evaluate the gate")
     cases = None if cases_dir is None else load_cases(cases_dir)
     suite = None if cases is None else [case.id for case in cases]
     references = None if cases is None or references_dir is None else {
@@ -105,9 +106,11 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     # A forged copy of a run's entry must not hide the run itself: an authenticated one is the evidence if any is.
     run = next((e for e in reversed(runs) if e.authentic), runs[-1] if runs else None)
     recorded = None if run is None else run.to_dict()
+    # A later full run replaces this one's verdict; a later smoke run only when it failed (a pass covers a few cases).
     superseded = None if recorded is None else next(
         (e.to_dict() for e in reversed(entries) if e.seq > recorded["seq"] and e.kind == "golden"
-         and e.get("stack") == staging and e.get("suite") == "full" and e.get("image") == report.get("image")), None)
+         and e.get("stack") == staging and e.get("image") == report.get("image")
+         and (e.get("suite") == "full" or (e.get("suite") == "smoke" and e.get("passed") is not True))), None)
     reasons = {e.seq: e.get("reason") for e in entries if e.kind == "rollback" and e.get("phase") == "intent"}
     rejected = None if recorded is None else next(
         (e.to_dict() for e in reversed(entries)
@@ -139,6 +142,7 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
     _check_stacks(deployer, staging, prod)
     report_path = report_path or paths.reports_dir / "latest.json"
     with ReleaseLock(home, f"promote {staging} -> {prod}"):
+        ledger.require_key_if_signed(f"promote to {prod}")
         check_pin_current(deployer, ledger, prod)
         reconcile(deployer, ledger, prod, progress)
         decision, _report, sha = check_gate(deployer, ledger, report_path, staging=staging, prod=prod, now=now,

@@ -75,6 +75,7 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         raise UnknownRelease("--to is empty: name a digest, image ref or release id, or leave --to out for the "
                              "previous verified release")
     with ReleaseLock(home, f"rollback {stack}"):
+        ledger.require_key_if_signed(f"roll {stack} back")
         check_pin_current(deployer, ledger, stack)
         reconcile(deployer, ledger, stack, progress)
         entries = ledger.entries()
@@ -141,9 +142,10 @@ def _attempt_failed(entries: list[Entry], stack: str, image: str) -> bool:
 
 def _lost_change(entries: list[Entry], stack: str) -> Entry | None:
     """The outcome `reconcile` recorded for the last change of `stack`, if that change was interrupted: the stack
-    may run its image or the one before, whatever the pin says, so a redeploy is never "nothing to roll back"."""
+    may run its image or the one before, whatever the pin says, so a redeploy is never "nothing to roll back". Under a
+    ledger key only an authenticated outcome says so: a line appended without it would pick the rollback's target."""
     last = next((e for e in reversed(entries) if e.kind in ("promotion", "rollback") and e.get("phase") == "outcome"
-                 and e.get("stack", "prod") == stack), None)
+                 and e.get("stack", "prod") == stack and e.authentic), None)
     return last if last is not None and last.get("outcome") == "interrupted" else None
 
 
@@ -163,8 +165,10 @@ def rollback_locked(deployer: Deployer, ledger: Ledger, image: str, *, stack: st
     outcome, error, smoke_path, smoke_passed = deploy_and_smoke(deployer, ledger, stack, image, "rolled_back",
                                                                 trigger=trigger, progress=progress, paths=paths)
     prod_image = _observe(deployer, stack)
+    # The verified release is the image the smoke cases passed on, as a promotion records it; `pinned` is what the
+    # stack pins now, which a writer outside the lock may have changed since the smoke run.
     ledger.append("rollback", phase="outcome", intent_seq=intent.seq, stack=stack, image=image, release_id=rid,
-                  before=before, after=prod_image, prod_image=prod_image if outcome == "rolled_back" else None,
+                  before=before, after=prod_image, prod_image=image if outcome == "rolled_back" else None,
                   pinned=prod_image, outcome=outcome, smoke_report=smoke_path, smoke_passed=smoke_passed,
                   error=error, trigger=trigger, reason=reason)
     progress(f"rollback of {stack}: {outcome} ({stack} pinned to {prod_image})")

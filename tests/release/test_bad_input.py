@@ -96,7 +96,7 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 
 @pytest.mark.parametrize(("make", "words"), [
     (lambda p: p.write_bytes(("# café\n" + specs.LOCAL_STACKS_FILE.read_text()).encode("latin-1")), "not UTF-8"),
-    (lambda p: p.mkdir(), "cannot read"),
+    (lambda p: p.mkdir(), "is a directory, not a file"),
     (lambda p: p.write_text("stacks:\n  staging:\n    role: staging\n    n: " + "9" * 5000 + "\n"), "not valid YAML"),
     (lambda p: p.write_text("stacks: " + "[" * 5000 + "\n"), "not valid YAML"),
 ])
