@@ -19,7 +19,8 @@ With --listen-fd N it serves on an inherited listening socket instead of binding
 owner (the local stack's host) keeps that socket open across restarts: while one server hands over
 to the next, connections wait in the socket's backlog and none is refused, as a Worker deploy
 refuses none.
-Every line on stdout is a goldgate.log.v1 JSON object. SIGTERM/SIGINT stop it cleanly.
+Every line on stdout is a goldgate.log.v1 JSON object, and every answer a JSON one: what uvicorn refuses before
+the app sees it too (EdgeProtocol), with the Worker's URL and header limits. SIGTERM/SIGINT stop it cleanly.
 Exit status 2 = bad config (the message says which key), 1 = could not start.
 
 In-process (the local platform, tests): `start_in_thread(config)` returns a RunningServer with
@@ -40,14 +41,18 @@ import sys
 import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import httptools
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.app import App, create_app
 from service.asgi import AsgiService
 from service.config import ConfigError, ServiceConfig
+from service.http import ApiError
 from service.httpx_transport import HttpxTransport
 from service.logs import Logger, Sink, stdout_sink
 from service.migrate import MigrationError, apply_sqlite
@@ -118,15 +123,203 @@ class _JsonRecords(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.exc_info and isinstance(record.exc_info[1], StoreUnavailable):
             return  # a download the store cut: the adapter logged it (result.refused), naming its job
+        if record.msg == _UVICORN_REFUSAL:
+            return  # EdgeProtocol answers and logs it, saying what was wrong
         level = "error" if record.levelno >= logging.ERROR else "warning"
         self.log.log(level, "service.server_log", message=record.getMessage()[:2000], data={"logger": record.name})
 
 
 # The server settings, shared with bench/webhook_throughput.py's baseline so both measure one stack.
-# loop/http "auto": uvloop and httptools when installed (uvicorn's standard extras), else asyncio/h11.
+# loop/http "auto": uvloop and httptools when installed (uvicorn's standard extras, which runpod's fastapi[all]
+# brings), else asyncio/h11; the service itself serves over EdgeProtocol, httptools' protocol with the edge's rules.
+# ws "none": the API has no WebSocket route, and a Worker answers an Upgrade request as any other request.
 UVICORN_SETTINGS: dict[str, Any] = {"log_config": None, "access_log": False, "lifespan": "on", "timeout_keep_alive": 30,
                                     "log_level": "warning", "server_header": False, "date_header": False,
-                                    "loop": "auto", "http": "auto"}
+                                    "loop": "auto", "http": "auto", "ws": "none"}
+
+# Cloudflare's request limits (Workers platform limits): URLs 16 KB, request headers 128 KB in total. The local
+# server counts the request target and every field line as sent (with its ": " and CRLF) against the 128 KB, so
+# it is the stricter of the two: a request it takes, the Worker's edge takes too.
+URL_LIMIT_BYTES = 16 * 1024
+HEAD_LIMIT_BYTES = 128 * 1024
+# A client must send its whole header block within this many seconds of its first byte, and a new connection
+# must begin a request within it; the body must follow within BODY_TIMEOUT_S of the header block (11 MB, the
+# largest webhook, at 40 KB/s). Otherwise a few clients trickling bytes would each hold a connection forever.
+HEAD_TIMEOUT_S = 30.0
+BODY_TIMEOUT_S = 300.0
+_UVICORN_REFUSAL = "Invalid HTTP request received."  # uvicorn's warning before it calls send_400_response
+_FIELD_LINE_OVERHEAD = len(": \r\n")
+
+
+class EdgeProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol (what http="auto" selects here), answering what it refuses before the app sees
+    it in the API's JSON error shape with a log line saying why instead of plain text, refusing
+    a request line or header block over Cloudflare's limits (414, 431), and closing a connection whose header
+    block (HEAD_TIMEOUT_S) or body (BODY_TIMEOUT_S) does not arrive in time (408, or silently when nothing of a
+    request came)."""
+
+    log: Logger  # set by edge_protocol()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_deadline: asyncio.TimerHandle | None = None
+        self._body_deadline: asyncio.TimerHandle | None = None
+        self._head_bytes = 0  # the request target and field lines parsed so far
+        self._head_unparsed = 0  # bytes received while the header block is incomplete
+        self._head_started = False
+        self._refusal: ApiError | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_deadline()
+        self._disarm_body_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_deadline is None and (self.cycle is None or self.cycle.response_complete):
+            # Between requests: uvicorn stops its keep-alive timeout at any byte, also at the blank lines
+            # allowed before a request, which begin no request (on_message_begin) and would arm nothing.
+            self._arm_head_deadline()
+        if not self._head_started and self.cycle is None and data[:1] in (b"\x16", b"P"):
+            refusal = _foreign_protocol(data)
+            if refusal is not None:
+                self._answer_refusal(refusal)
+                return
+        super().data_received(data)
+        if self.transport.is_closing():
+            return
+        if self._head_deadline is not None:
+            # A field line still being read is buffered by the parser, out of the callbacks' sight.
+            self._head_unparsed += len(data)
+            if self._head_unparsed > HEAD_LIMIT_BYTES:
+                self._answer_refusal(_head_too_large())
+        elif self._body_deadline is None and self.cycle is not None and self.cycle.more_body:
+            # A body that did not come with its header block (most do: then the message is complete by now)
+            self._body_deadline = self.loop.call_later(BODY_TIMEOUT_S, self._body_timed_out)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_started = True
+        self._head_bytes = self._head_unparsed = 0
+        self._arm_head_deadline()
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._head_bytes += len(url)
+        if len(self.url) > URL_LIMIT_BYTES:
+            self._refusal = ApiError(414, "uri_too_long", f"the request target is over {URL_LIMIT_BYTES} bytes, "
+                                                          "the Worker's URL limit; send long values in a POST body")
+            raise self._refusal
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._head_bytes += len(name) + len(value) + _FIELD_LINE_OVERHEAD
+        if self._head_bytes > HEAD_LIMIT_BYTES:
+            self._refusal = _head_too_large()
+            raise self._refusal
+
+    def on_headers_complete(self) -> None:
+        self._head_started = False
+        self._disarm_head_deadline()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm_body_deadline()
+
+    def _unsupported_upgrade_warning(self) -> None:
+        """uvicorn's warning for an Upgrade it does not take. The API offers none (ws "none"): the request is
+        answered as HTTP/1.1, as RFC 9110 7.8 allows and the Worker answers it, which is nothing to warn about."""
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request its parser refused; called while the parser's error is handled."""
+        refusal, self._refusal = self._refusal, None
+        self._answer_refusal(refusal or ApiError(400, "bad_request", f"the request is not valid HTTP/1.1{_parser_reason()}"))
+
+    def _answer_refusal(self, refusal: ApiError) -> None:
+        """Answer `refusal` and close the connection: what follows on it cannot be read as a request."""
+        self._disarm_head_deadline()
+        if self.transport.is_closing():
+            return
+        response = refusal.to_response()
+        lines = [f"HTTP/1.1 {refusal.status} {HTTPStatus(refusal.status).phrase}\r\n".encode()]
+        lines += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        lines += [f"{name}: {value}\r\n".encode("latin-1") for name, value in response.headers.items()]
+        lines += [b"content-length: %d\r\nconnection: close\r\n\r\n" % len(response.body), response.body]
+        self.transport.write(b"".join(lines))
+        self.transport.close()
+        # Under uvicorn's own event (docs/LOG_EVENTS.md): the line that used to say only "Invalid HTTP request
+        # received." now says why, with the status and the client that sent it.
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else None
+        self.log.warning("service.server_log", reason=refusal.code, message=refusal.message,
+                         http={"status": refusal.status}, data={"logger": "edge_protocol", "client": client})
+
+    def _arm_head_deadline(self) -> None:
+        if self._head_deadline is None:
+            self._head_deadline = self.loop.call_later(HEAD_TIMEOUT_S, self._head_timed_out)
+
+    def _disarm_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _disarm_body_deadline(self) -> None:
+        if self._body_deadline is not None:
+            self._body_deadline.cancel()
+            self._body_deadline = None
+
+    def _body_timed_out(self) -> None:
+        self._body_deadline = None
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle is None or not cycle.more_body or cycle.response_started:
+            return  # the body came, or the app answered without it (and closes the connection after)
+        self._answer_refusal(ApiError(408, "request_timeout", f"the request body did not arrive whole within "
+                                                              f"{BODY_TIMEOUT_S:g} seconds of its header block"))
+
+    def _head_timed_out(self) -> None:
+        self._head_deadline = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._arm_head_deadline()  # the answer to the request before is still going out: not this one's fault
+        elif self._head_started:
+            self._answer_refusal(ApiError(408, "request_timeout", f"the request's header block did not arrive "
+                                                                  f"within {HEAD_TIMEOUT_S:g} seconds"))
+        else:
+            self.transport.close()  # a connection that never began a request: nobody is waiting for an answer
+
+
+def _parser_reason() -> str:
+    """The parser's reason for the error being handled (llhttp's fixed texts, never the request's bytes)."""
+    error = sys.exc_info()[1]
+    if isinstance(error, httptools.HttpParserCallbackError):
+        # uvicorn's URL parsing failed in a callback; its text quotes the target (which may hold a signature)
+        return " (the request target is not a path)" if isinstance(error.__context__, httptools.HttpParserError) else ""
+    return f" ({str(error)[:200]})" if isinstance(error, httptools.HttpParserError) and str(error) else ""
+
+
+def _head_too_large() -> ApiError:
+    return ApiError(431, "headers_too_large", f"the request line and header fields are over {HEAD_LIMIT_BYTES} "
+                                              "bytes, the Worker's limit; send large values in the body")
+
+
+def _foreign_protocol(data: bytes) -> ApiError | None:
+    """A refusal naming the protocol a client spoke instead of HTTP/1.1, for the two a misconfigured client speaks."""
+    if data.startswith(b"\x16\x03"):  # a TLS record carrying a handshake: https:// sent to this plain-HTTP port
+        return ApiError(400, "tls_not_served", "this port serves plain HTTP; use an http:// URL (TLS is the "
+                                               "Worker's edge's job in the cloud)")
+    if data.startswith(b"PRI * HTTP/2.0"):  # HTTP/2 with prior knowledge
+        return ApiError(400, "http2_not_served", "this port serves HTTP/1.1; send HTTP/1.1 requests (HTTP/2 is "
+                                                 "the Worker's edge's job in the cloud)")
+    return None
+
+
+def edge_protocol(log: Logger) -> type[EdgeProtocol]:
+    """EdgeProtocol logging on `log`, as uvicorn's `http=` setting takes it (a protocol class)."""
+    return type("EdgeProtocol", (EdgeProtocol,), {"log": log})
 
 
 def _uvicorn_config(service: LocalService) -> uvicorn.Config:
@@ -135,7 +328,7 @@ def _uvicorn_config(service: LocalService) -> uvicorn.Config:
         logger.handlers = [_JsonRecords(service.log)]
         logger.propagate = False
         logger.setLevel(logging.WARNING)
-    return uvicorn.Config(service.asgi, **UVICORN_SETTINGS)
+    return uvicorn.Config(service.asgi, **{**UVICORN_SETTINGS, "http": edge_protocol(service.log)})
 
 
 def _write_port_file(path: str, port: int) -> None:
@@ -218,6 +411,18 @@ def serve(config: ServiceConfig, port_file: str | None = None, log_sink: Sink = 
         service.db.close()
 
 
+def _say_on_stderr(text: str) -> None:
+    """`text` for whoever reads stderr apart from the log lines on stdout. Where both go to one file (the stack host
+    writes them to service.jsonl), the log line already says it, and a plain line would break the file's schema."""
+    try:
+        out, err = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
+        if (out.st_dev, out.st_ino) == (err.st_dev, err.st_ino):
+            return
+    except (OSError, ValueError, AttributeError):  # a closed or replaced stream: say it anyway
+        pass
+    print(text, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.local_server", description=" ".join(__doc__.split("\n\n", 1)[0].split()))
     parser.add_argument("--config", required=True, help="service config JSON file (ServiceConfig keys)")
@@ -231,11 +436,11 @@ def main(argv: list[str] | None = None) -> int:
         serve(config, args.port_file, listen_fd=args.listen_fd)
     except (ConfigError, WorkflowError, MigrationError) as exc:
         log.error("service.bad_config", message=str(exc), error={"type": type(exc).__name__, "message": str(exc)})
-        print(f"service: error: {exc}", file=sys.stderr)
+        _say_on_stderr(f"service: error: {exc}")
         return 2
     except (StartupError, OSError) as exc:
         log.error("service.start_failed", message=str(exc), error={"type": type(exc).__name__, "message": str(exc)})
-        print(f"service: error: {exc}", file=sys.stderr)
+        _say_on_stderr(f"service: error: {exc}")
         return 1
     return 0
 
