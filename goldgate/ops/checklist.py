@@ -16,7 +16,10 @@ from goldgate.ops.checklist_facts import Facts, MigrationFacts
 from goldgate.spec import RetentionSpec, is_digest_ref
 
 PASS, FAIL, NA = "pass", "fail", "n/a"
-DRILL_MAX_AGE_S = 7 * 86_400
+# docs/D1_DISASTER_RECOVERY.md, "RPO and RTO": the cloud drill is D1's backup, run daily for an RPO of 24 h; an hour
+# more lets the scheduled job start and finish. A local drill backs up no production data: weekly is a rehearsal.
+DRILL_MAX_AGE_S = {"cloud": 25 * 3600, "local": 7 * 86_400}
+RTO_TARGET_S = 30 * 60  # the same table: a verified copy within 30 minutes of starting the restore
 # keep_days is at least the result ttl (30 days by default): pruned monthly, D1 holds at most about two periods.
 PRUNE_MAX_AGE_S = 31 * 86_400
 CLOCK_SKEW_S = 300  # a record this far ahead of our clock is another machine's clock, not the future
@@ -60,6 +63,19 @@ def _age_s(stamp: Any, now: datetime) -> float | None:
 
 def _entries(f: Facts, kind: str, **match: Any) -> list[Any]:
     return [e for e in f.ledger or () if e.kind == kind and all(e.get(k) == v for k, v in match.items())]
+
+
+def _own_role(f: Facts) -> str | None:
+    spec = next((s for s in f.specs.values() if s.name == f.stack), None)
+    if spec is not None:
+        return spec.role
+    return f.stack if f.stack in f.images else None
+
+
+def _own_image(f: Facts) -> str | None:
+    """The image the judged stack pins now: the lines about its jobs and workers judge this image's."""
+    role = _own_role(f)
+    return f.images.get(role) if role else None
 
 
 # -- RunPod worker -------------------------------------------------------------------------------
@@ -127,15 +143,35 @@ def rollback_ready(f: Facts) -> Verdict:
     if target:
         return PASS, f"rollback target: {target.release_id or '-'} {target.image} (verified {target.verified_at})"
     verified = verified_releases(entries)
-    if [r.image for r in verified] == [image]:
-        return NA, "PROD's first verified release: nothing earlier to pin yet"
-    earlier = [r for r in verified if r.image != image]
-    if earlier:  # `goldgate history` lists them as verified: say why `goldgate rollback` still has no target
-        left = earlier[-1]
-        return FAIL, (f"`goldgate rollback` has no target: a rollback took PROD off every earlier verified release "
-                      f"since it was verified; the newest, {left.release_id or '-'} {left.image}, can be pinned on "
-                      f"purpose with `goldgate rollback --to {left.release_id or left.image}`")
-    return FAIL, "no verified release to roll back to in the ledger"
+    if not verified:
+        return FAIL, "no verified release to roll back to in the ledger"
+    # Earlier by when each release first served PROD verified: a rollback re-verifies the release it pins, so
+    # the order of last verification would call a newer release "earlier" after rolling back to the oldest.
+    first = _first_verified(entries)
+    earlier = [r for r in verified if r.image != image and first.get(r.image, 0) < first.get(image, float("inf"))]
+    if not earlier:
+        newer = [r for r in verified if r.image != image]
+        pin = (f"; newer verified release {newer[-1].release_id or '-'} {newer[-1].image} can be pinned on purpose "
+               f"with `goldgate rollback --to {newer[-1].release_id or newer[-1].image}`") if newer else ""
+        return NA, f"PROD runs its oldest verified release ({image}): nothing earlier to pin yet{pin}"
+    # `goldgate history` lists them as verified: say why `goldgate rollback` still has no target
+    left = earlier[-1]
+    return FAIL, (f"`goldgate rollback` has no target: a rollback took PROD off every earlier verified release "
+                  f"since it was verified; the newest, {left.release_id or '-'} {left.image}, can be pinned on "
+                  f"purpose with `goldgate rollback --to {left.release_id or left.image}`")
+
+
+def _first_verified(entries: list[Any]) -> dict[str, int]:
+    """image -> the ledger seq at which PROD first served it with its smoke cases passing (as `verified_releases`
+    counts a verification: under a ledger key, only an authenticated one)."""
+    from goldgate.release.history import VERIFIED_OUTCOMES
+
+    first: dict[str, int] = {}
+    for e in entries:
+        if e.kind in ("promotion", "rollback") and e.get("phase") == "outcome" and e.get("stack", "prod") == "prod" \
+                and e.get("outcome") in VERIFIED_OUTCOMES and e.get("prod_image") and e.authentic:
+            first.setdefault(e.get("prod_image"), e.seq)
+    return first
 
 
 # -- workflow / models ---------------------------------------------------------------------------
@@ -151,9 +187,17 @@ def workflow_version_set(f: Facts) -> Verdict:
 def models_match(f: Facts) -> Verdict:
     if f.consistency is None:
         return FAIL, f.consistency_error or "the workflow/manifest check did not run"
-    return _ok(f.consistency.ok, "every model each workflow names is in models.yaml under its loader's directory"
-               + (f" ({len(f.consistency.warnings)} warning(s))" if f.consistency.warnings else ""),
-               "; ".join(f.consistency.errors[:3]))
+    warnings = tuple(f.consistency.warnings)
+    if not f.consistency.ok:
+        return FAIL, "; ".join(f.consistency.errors[:3])
+    if warnings and _own_role(f) == "prod" and f.target == "cloud":
+        # models.yaml: an unpinned file is baked unverified and "must be pinned from the source before a PROD
+        # release"; the build cannot tell it from another file of the same name. A local PROD runs the local
+        # image's stand-in files, which nothing downloads: there it is named, not a failure.
+        return FAIL, (f"{len(warnings)} model(s) unpinned in images/worker/models.yaml, which PROD must not run: "
+                      + "; ".join(warnings[:3]))
+    return PASS, ("every model each workflow names is in models.yaml under its loader's directory"
+                  + (f"; {len(warnings)} warning(s): " + "; ".join(warnings[:3]) if warnings else ""))
 
 
 def no_network_volume(f: Facts) -> Verdict:
@@ -343,9 +387,22 @@ def golden_report_latest(f: Facts) -> Verdict:
                f"max {max_age} s); run `goldgate golden staging`")
 
 
+def _golden_of_another_image(f: Facts) -> str | None:
+    """Why the report is not evidence for STAGING's pinned image, or None when it is."""
+    image = f.images.get("staging")
+    if image and f.golden is not None and f.golden.get("image") == image:
+        return None
+    named = (f.golden or {}).get("image") or "(none named)"
+    runs = f"STAGING runs {image}" if image else "STAGING has no pinned image"
+    return f"{f.golden_path or 'the golden report'} is for image {str(named)[:200]}, {runs}: run `goldgate golden staging`"
+
+
 def golden_latency(f: Facts) -> Verdict:
     if f.golden is None:
         return FAIL, f.golden_error or "no golden report"
+    other = _golden_of_another_image(f)
+    if other:
+        return FAIL, other
     staging = f.specs.get("staging")
     if staging is None:
         return FAIL, "STAGING spec not loaded: no thresholds"
@@ -386,12 +443,22 @@ def error_rate_ok(f: Facts) -> Verdict:
         return FAIL, f.metrics_error or "metrics not computed"
     spec = f.specs.get("staging") if f.stack not in {s.name for s in f.specs.values()} else next(
         s for s in f.specs.values() if s.name == f.stack)
-    rate = f.metrics["overall"]["error_rate"]
+    limit = spec.thresholds.error_rate if spec else 0.05
+    image = _own_image(f)
+    if image is None:  # nothing pinned to scope by: every job the stack ran
+        group, window = f.metrics["overall"], "all jobs (no pinned image to judge by)"
+    else:
+        # The gate judges the image it promotes; a release rolled back or replaced stays out of this one's rate.
+        group = next((g for g in f.metrics.get("by_worker_image_tag") or () if g.get("worker_image_tag") == image),
+                     None)
+        if group is None:
+            return NA, f"no job has run on {image} (the pinned image) yet"
+        window = f"jobs of {image} (first seen {group.get('first_seen') or '-'}; earlier images not judged)"
+    rate = group["error_rate"]
     if rate is None:
         return NA, "no jobs yet"
-    limit = spec.thresholds.error_rate if spec else 0.05
-    return _ok(rate <= limit, f"error rate {rate:.2%} <= {limit:.2%} over {f.metrics['overall']['count']} jobs",
-               f"error rate {rate:.2%} exceeds {limit:.2%}")
+    return _ok(rate <= limit, f"error rate {rate:.2%} <= {limit:.2%} over {group['count']} {window}",
+               f"error rate {rate:.2%} exceeds {limit:.2%} over {group['count']} {window}")
 
 
 def rollback_smoke(f: Facts) -> Verdict:
@@ -426,10 +493,20 @@ def dr_drill(f: Facts) -> Verdict:
         return FAIL, (f"the last DR drill record says it finished at {f.drill.get('finished_at')}, {-age / 3600:.1f} h "
                       f"in the future (now {f.now.isoformat(timespec='seconds')}): a record from the future is not "
                       f"evidence; check this machine's clock and the record, then run {_drill_command(f)}")
-    return _ok(age <= DRILL_MAX_AGE_S,
-               f"DR drill passed {max(age, 0.0) / 3600:.1f} h ago: backup {f.drill.get('backup_s')} s, "
-               f"RTO {f.drill.get('rto_s')} s, RPO {f.drill.get('rpo_s')} s",
-               f"the last passing DR drill is older than {DRILL_MAX_AGE_S // 86_400} days; run {_drill_command(f)}")
+    max_age = DRILL_MAX_AGE_S.get(f.target, DRILL_MAX_AGE_S["cloud"])
+    if age > max_age:
+        return FAIL, (f"the last passing DR drill finished {age / 3600:.1f} h ago, more than the {max_age // 3600} h "
+                      f"docs/D1_DISASTER_RECOVERY.md allows for a {f.target} drill; run {_drill_command(f)}")
+    rto = f.drill.get("rto_s")
+    if not isinstance(rto, int | float) or isinstance(rto, bool):
+        return FAIL, (f"the last DR drill record has no measured RTO (rto_s {str(rto)[:40]!r}): it does not show the "
+                      f"{RTO_TARGET_S // 60}-minute target is met; run {_drill_command(f)}")
+    if rto > RTO_TARGET_S:
+        return FAIL, (f"the last DR drill restored in {rto:.0f} s, over the RTO target of {RTO_TARGET_S // 60} "
+                      f"minutes (docs/D1_DISASTER_RECOVERY.md): make the restore faster or revise the target, then "
+                      f"run {_drill_command(f)}")
+    return PASS, (f"DR drill passed {max(age, 0.0) / 3600:.1f} h ago (max {max_age // 3600} h): backup "
+                  f"{f.drill.get('backup_s')} s, RTO {rto} s (target {RTO_TARGET_S} s), RPO {f.drill.get('rpo_s')} s")
 
 
 # -- database upkeep (goldgate's own lines) -----------------------------------------------------------
@@ -536,11 +613,21 @@ def all_jobs_have_images(f: Facts) -> Verdict:
         return FAIL, f.jobs_error or "no job facts"
     cases = (f.golden or {}).get("cases") or []
     cases_without = [c.get("id") for c in cases if not c.get("images") and not c.get("passed")]
-    done = j.by_status.get("completed", 0)
+    image = _own_image(f)
+    # The pinned image's jobs: an image rolled back or replaced is not what this stack serves now, and a job
+    # RunPod never took (no image) is the API's failure, judged by the error rate's gate, not an image's.
+    counts = j.by_image_status.get(image, {}) if image else j.by_status
+    scope = f"of {image}" if image else "(no pinned image: every job)"
+    done = counts.get("completed", 0)
+    unfinished = {s: counts.get(s, 0) for s in ("failed", "timed_out") if counts.get(s)}
+    if unfinished:
+        return FAIL, (f"{sum(unfinished.values())} of {sum(counts.values())} jobs {scope} did not complete ("
+                      + ", ".join(f"{n} {s}" for s, n in unfinished.items()) + "): `goldgate metrics` and the "
+                      "jobs' errors say why")
     if not done:
-        return FAIL, "no completed job"
+        return FAIL, f"no completed job {scope}"
     return _ok(not j.completed_without_images and not cases_without,
-               f"{done} completed jobs, each with result images; golden cases all produced images",
+               f"{done} jobs {scope} completed, each with result images; golden cases all produced images",
                f"{j.completed_without_images} completed jobs without images; golden cases without: {cases_without}")
 
 
@@ -548,16 +635,24 @@ def mean_latency(f: Facts) -> Verdict:
     j = f.jobs
     if j is None:
         return FAIL, f.jobs_error or "no job facts"
-    if j.mean_e2e_ms is None:
-        return NA, "no completed jobs with end-to-end time yet"
-    mean_s = j.mean_e2e_ms / 1000
-    return _ok(mean_s <= EXIT_MEAN_LATENCY_S, f"mean end-to-end {mean_s:.1f} s <= 360 s",
-               f"mean end-to-end {mean_s:.1f} s exceeds 6 minutes")
+    image = _own_image(f)
+    # The pinned image's jobs, as the error rate: a slow release replaced since neither keeps this red nor an
+    # earlier fast one hides a slow release now.
+    mean_ms = j.mean_e2e_ms_by_image.get(image) if image else j.mean_e2e_ms
+    scope = f"jobs of {image}" if image else "all jobs (no pinned image to judge by)"
+    if mean_ms is None:
+        return NA, f"no completed {scope} with end-to-end time yet"
+    mean_s = mean_ms / 1000
+    return _ok(mean_s <= EXIT_MEAN_LATENCY_S, f"mean end-to-end {mean_s:.1f} s <= 360 s over completed {scope}",
+               f"mean end-to-end {mean_s:.1f} s exceeds 6 minutes over completed {scope}")
 
 
 def golden_all_pass(f: Facts) -> Verdict:
     if f.golden is None:
         return FAIL, f.golden_error or "no golden report"
+    other = _golden_of_another_image(f)
+    if other:
+        return FAIL, other
     cases = f.golden.get("cases") or []
     failed = [c.get("id") for c in cases if c.get("passed") is not True]  # "false" (a string) is truthy
     return _ok(f.golden.get("passed") is True and bool(cases) and not failed, f"all {len(cases)} golden cases passed",
@@ -585,8 +680,17 @@ def startup_log(f: Facts) -> Verdict:
     lg = f.logs
     if lg is None:
         return FAIL, f.logs_error or "logs not read"
-    return _ok(lg.models_loaded > 0, f"{lg.models_loaded} `models_loaded` start-up line(s) in the worker logs",
-               "no `models_loaded` line in the worker logs: the preflight did not confirm the models")
+    image = _own_image(f)
+    if image is None:
+        return FAIL, "the stack pins no image: no worker's start-up to judge"
+    failed_starts = lg.preflight_failed_by_image.get(image, 0)
+    loaded = lg.models_loaded_by_image.get(image, 0)
+    if failed_starts:
+        return FAIL, (f"{failed_starts} `preflight_failed` line(s) from workers of {image}: they exit without "
+                      f"taking a job; `goldgate doctor --stack {f.stack}` names the missing models")
+    return _ok(loaded > 0, f"{loaded} `models_loaded` start-up line(s) from workers of {image}",
+               f"no `models_loaded` line from a worker of {image} ({lg.models_loaded} from other images): the "
+               "preflight did not confirm the pinned image's models")
 
 
 def rebuild_with_models(f: Facts) -> Verdict:

@@ -49,6 +49,10 @@ class JobFacts:
     metrics_unmeasured: int = 0           # completed without a run time (RunPod gave none, or recovered from the
     missing_cost_jobs: tuple[str, ...] = ()  # store): nothing to price, by design
     mean_e2e_ms: float | None = None
+    # worker_image_tag -> status -> jobs: the exit line judges the pinned image's jobs, not every image's ever.
+    # A job RunPod never took names no image ('' here): the API's failure, not an image's.
+    by_image_status: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    mean_e2e_ms_by_image: Mapping[str, float] = field(default_factory=dict)  # completed job_metrics, per image
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,10 @@ class LogFacts:
     job_ids: int = 0
     models_loaded: int = 0
     unjudged: int = 0            # non-empty lines past MAX_LOG_LINES: counted, not validated
+    # worker_image_tag ('' when a line names none) -> start-up lines: the pinned image's workers are the ones
+    # judged; an older image's `models_loaded` says nothing of the image RunPod starts now.
+    models_loaded_by_image: Mapping[str, int] = field(default_factory=dict)
+    preflight_failed_by_image: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -190,6 +198,10 @@ def job_facts_from_rows(db: Rows) -> tuple[JobFacts, str | None]:
     A missing job_metrics table leaves its figures empty, with a note (the percentiles line says so)."""
     by_status = {r["status"]: r["n"] for r in db.all("SELECT status, count(*) AS n FROM jobs GROUP BY status")}
     first = db.one("SELECT status FROM jobs ORDER BY created_at, id LIMIT 1")
+    by_image: dict[str, dict[str, int]] = {}
+    for r in db.all("SELECT coalesce(worker_image_tag, '') AS tag, status, count(*) AS n FROM jobs "
+                    "GROUP BY coalesce(worker_image_tag, ''), status"):
+        by_image.setdefault(str(r["tag"]), {})[r["status"]] = r["n"]
     cold = db.one("SELECT count(*) AS n FROM jobs WHERE status IN ('failed', 'timed_out') AND ("
                   + " OR ".join("lower(error) LIKE ?" for _ in _NOT_READY_LIKE) + ")", _NOT_READY_LIKE)
     no_images = db.one("SELECT count(*) AS n FROM jobs j WHERE status = 'completed' AND (results_json IS NULL "
@@ -221,15 +233,18 @@ def job_facts_from_rows(db: Rows) -> tuple[JobFacts, str | None]:
         missing = [r["job_id"] for r in db.all(f"SELECT job_id FROM job_metrics WHERE status = 'completed' AND "
                                               f"{unpriced} ORDER BY created_at DESC LIMIT 5")] if m.get("uncosted") \
             else []
+        means = {str(r["tag"]): r["mean_e2e"] for r in db.all(
+            "SELECT coalesce(worker_image_tag, '') AS tag, avg(e2e_ms) AS mean_e2e FROM job_metrics "
+            "WHERE status = 'completed' GROUP BY coalesce(worker_image_tag, '')") if r["mean_e2e"] is not None}
     except GoldgateError as exc:
-        m, missing, metrics_note = {}, [], f"job_metrics unreadable: {exc}"
+        m, missing, means, metrics_note = {}, [], {}, f"job_metrics unreadable: {exc}"
     facts = JobFacts(total=sum(by_status.values()), by_status=by_status, first_job_status=first.get("status"),
                      cold_start_failures=cold.get("n") or 0, completed_without_images=no_images.get("n") or 0,
                      bad_results=tuple(bad[:20]), applied_webhooks=applied,
                      completed_without_delivery=undelivered.get("n") or 0, metrics_completed=m.get("n") or 0,
                      metrics_with_durations=m.get("timed") or 0, metrics_missing_cost=m.get("uncosted") or 0,
                      metrics_unmeasured=m.get("unmeasured") or 0, missing_cost_jobs=tuple(missing),
-                     mean_e2e_ms=m.get("mean_e2e"))
+                     mean_e2e_ms=m.get("mean_e2e"), by_image_status=by_image, mean_e2e_ms_by_image=means)
     return facts, metrics_note
 
 
@@ -295,6 +310,7 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
     invalid_count = lines = models_loaded = unjudged = 0
     trace_missing: set[str] = set()
     context: dict[str, set[str]] = {}
+    startup: dict[str, dict[str, int]] = {"models_loaded": {}, "preflight_failed": {}}
     for path in files:
         with path.open(encoding="utf-8", errors="replace") as fh:
             for number, text in enumerate(_bounded_lines(fh), 1):
@@ -320,6 +336,9 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
                     continue
                 if line.get("event") == "models_loaded":
                     models_loaded += 1
+                if line.get("event") in startup:
+                    tag = str(line.get("worker_image_tag") or "")
+                    startup[line["event"]][tag] = startup[line["event"]].get(tag, 0) + 1
                 job = line.get("job_id")
                 if job:
                     if not line.get("trace_id"):
@@ -329,7 +348,9 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
     without = sorted(j for j, seen in context.items() if len(seen) < 3)
     return LogFacts(files=len(files), lines=lines, invalid=tuple(invalid), invalid_count=invalid_count,
                     jobs_missing_trace=tuple(sorted(trace_missing)[:10]), jobs_without_context=tuple(without[:10]),
-                    job_ids=len(context), models_loaded=models_loaded, unjudged=unjudged)
+                    job_ids=len(context), models_loaded=models_loaded, unjudged=unjudged,
+                    models_loaded_by_image=startup["models_loaded"],
+                    preflight_failed_by_image=startup["preflight_failed"])
 
 
 def _bounded_lines(fh: Any) -> Iterable[str | None]:
@@ -386,7 +407,8 @@ def read_image_models(home: Path, image: str) -> ImageModels:
 # -- the live probe ------------------------------------------------------------------------------
 
 def live_probe(api_url: str, api_token: str, webhook_secret: str, db_path: Path) -> LiveFacts:
-    """Re-POST a completed job's webhook and see nothing change; read its status and one result."""
+    """Re-POST a completed job's webhook, then an older state (IN_PROGRESS) of it, and see nothing change; read its
+    status and one result."""
     import httpx
 
     from service import signing
@@ -415,6 +437,10 @@ def live_probe(api_url: str, api_token: str, webhook_secret: str, db_path: Path)
     with httpx.Client(base_url=api_url, timeout=30.0) as http:
         try:
             replay = http.post("/api/runpod/webhook", params={"job": job["id"], "sig": sig}, json=body)
+            # An older state arriving after the terminal one (RunPod's deliveries are not ordered): the service
+            # must answer 200 (a refusal is retried) and ignore it as out of order.
+            late = http.post("/api/runpod/webhook", params={"job": job["id"], "sig": sig},
+                             json={"id": job["runpod_job_id"], "status": "IN_PROGRESS"})
             conn = connect_read_only(db_path)
             conn.row_factory = sqlite3.Row
             try:
@@ -422,8 +448,14 @@ def live_probe(api_url: str, api_token: str, webhook_secret: str, db_path: Path)
             finally:
                 conn.close()
             changed = [k for k in before if before[k] != after[k]]
-            replay_ok = replay.status_code == 200 and not changed
-            replay_detail = (f"replayed the COMPLETED webhook of job {job['id']}: HTTP {replay.status_code}, "
+            late_answer = _answer(late)
+            ignored = late.status_code == 200 and late_answer.get("applied") is False \
+                and late_answer.get("reason") == "out_of_order"
+            replay_ok = replay.status_code == 200 and ignored and not changed
+            replay_detail = (f"replayed the COMPLETED webhook of job {job['id']}: HTTP {replay.status_code}; then "
+                             f"an IN_PROGRESS after it: HTTP {late.status_code} applied="
+                             f"{late_answer.get('applied')!r} reason={str(late_answer.get('reason'))[:40]!r}"
+                             + ("" if ignored else " (expected applied=false, reason='out_of_order')") + "; "
                              + ("nothing changed (job row, metrics, applied deliveries)" if not changed
                                 else f"CHANGED: {', '.join(changed)}"))
             status = http.get(f"/api/status/{job['id']}", headers=headers)
@@ -440,6 +472,14 @@ def live_probe(api_url: str, api_token: str, webhook_secret: str, db_path: Path)
         except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
             return LiveFacts(False, f"the live probe failed: {exc}", False, "not reached", False, "not reached")
     return LiveFacts(replay_ok, replay_detail, status_ok, status_detail, result_ok, result_detail)
+
+
+def _answer(response: Any) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _job_state(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:

@@ -43,13 +43,15 @@ FROM jobs
 
 
 def build_stack_db(path: Path, jobs: int, stack: str = "staging", fail_every: int = 50,
-                   start: str = "2026-11-01T00:00:00Z") -> Path:
+                   start: str = "2026-11-01T00:00:00Z", tags: tuple[str, str] = (OLD_TAG, NEW_TAG)) -> Path:
+    """Jobs alternate between two worker images, `tags` (even, odd): every `fail_every`-th job failed. With an even
+    `fail_every` every failure is the first (older) image's; an odd one fails jobs of both."""
     path.parent.mkdir(parents=True, exist_ok=True)
     apply_sqlite(path)
     conn = sqlite3.connect(path)
     with conn:
-        conn.execute(_JOBS, {"count": jobs, "stack": stack, "fail_every": fail_every, "old_tag": OLD_TAG,
-                             "new_tag": NEW_TAG, "start": start})
+        conn.execute(_JOBS, {"count": jobs, "stack": stack, "fail_every": fail_every, "old_tag": tags[0],
+                             "new_tag": tags[1], "start": start})
         conn.execute(_METRICS)
         conn.execute(_DELIVERIES)
     conn.close()

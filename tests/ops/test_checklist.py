@@ -72,6 +72,8 @@ def _logs(directory: Path) -> Path:
 def healthy(tmp_path_factory) -> Facts:
     tmp = tmp_path_factory.mktemp("healthy")
     now = datetime.now(UTC)
+    # Every failed job (each 100th: even, so IMG_A's) ran on the release before: the pinned IMG_B's all completed,
+    # which is what the job lines judge.
     db = build_stack_db(tmp / "db.sqlite", jobs=2_000, fail_every=100)
     consistency, docker, roots = read_worker_facts()
     staging, prod = specs.load_local("staging"), specs.load_local("prod")
