@@ -296,6 +296,11 @@ def read_job_facts(db_path: Path) -> JobFacts:
     return facts
 
 
+# Lines whose job_id is what an unauthenticated request claimed, not a job the service read: a webhook with a wrong
+# signature names the job in its URL (to recover after a secret rotation), and is refused before any read of it.
+UNVERIFIED_JOB_CLAIMS = frozenset({"webhook.bad_signature"})
+
+
 def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
     import jsonschema
 
@@ -340,7 +345,7 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
                     tag = str(line.get("worker_image_tag") or "")
                     startup[line["event"]][tag] = startup[line["event"]].get(tag, 0) + 1
                 job = line.get("job_id")
-                if job:
+                if job and line.get("event") not in UNVERIFIED_JOB_CLAIMS:
                     if not line.get("trace_id"):
                         trace_missing.add(job)
                     seen = context.setdefault(job, set())
