@@ -343,14 +343,23 @@ async def to_core_request(request: Any, body_limit: Callable[[str, str], int]) -
     """`body_limit`: the App's ((path, query string) -> most body bytes a request to it may carry)."""
     url = urlsplit(str(request.url))
     max_body_bytes = body_limit(url.path or "/", url.query)
-    headers = _headers(request)
+    method, headers = _method(request), _headers(request)
     body = b""
-    if request.method not in ("GET", "HEAD"):
+    if method not in ("GET", "HEAD"):
         if declares_over(headers.get("content-length"), max_body_bytes):
             body = b"\0" * (max_body_bytes + 1)  # refused by the core with 413, without reading it
         else:
             body = await _read_body(request, max_body_bytes)
-    return Request(str(request.method), url.path or "/", url.query, headers, body)
+    return Request(method, url.path or "/", url.query, headers, body)
+
+
+def _method(request: Any) -> str:
+    """The method as the client sent it. The SDK's `workers.Request.method` is `HTTPMethod[name]`, a KeyError for
+    any method that enum lacks (WebDAV's PROPFIND, PURGE; a lower-case `patch`, which fetch does not upper-case),
+    which escaped `Default.fetch` as the runtime's error page instead of the core's JSON 405: read the JS Request's
+    own `method`, a plain string."""
+    js_request = getattr(request, "js_object", None)
+    return str((request if _missing(js_request) else js_request).method)
 
 
 def _headers(request: Any) -> dict[str, str]:
@@ -511,7 +520,7 @@ class Default(WorkerEntrypoint):  # type: ignore[misc, valid-type]
             core_request = await to_core_request(request, app.body_limit)
         except Exception as exc:  # noqa: BLE001 - the client broke off mid-upload: answer and log on the schema
             app.log.warning("http.body_unreadable", reason="body_unreadable", error=error_field(exc),
-                            http={"method": str(request.method)[:16],
+                            http={"method": _method(request)[:16],
                                   "path": (urlsplit(str(request.url)).path or "/")[:512], "status": 400})
             return to_workers_response(json_response(400, {"error": {
                 "code": "body_unreadable", "message": "the request body could not be read to its end; send it again"}}))

@@ -271,9 +271,31 @@ function runpodFetch(base, apiKey) {
 // The runtime's `workers` module: what the entry imports from it, built on the JS Response.
 
 const WORKERS_MODULE = `
-"""Stand-in for the Workers runtime's \`workers\` module: WorkerEntrypoint and Response."""
+"""Stand-in for the Workers runtime's \`workers\` module: WorkerEntrypoint, Request and Response."""
+from http import HTTPMethod
+
 import js
 from pyodide.ffi import JsProxy, to_js
+
+
+class Request:
+    """What the runtime hands \`Default.fetch\`: the SDK's wrapper of the JS Request (\`js_object\`). As the SDK's,
+    its \`method\` is \`HTTPMethod[name]\`, a KeyError for a method that enum lacks (PROPFIND, a lower-case patch)."""
+
+    def __init__(self, js_request):
+        self.js_object = js_request
+
+    @property
+    def method(self):
+        return HTTPMethod[self.js_object.method]
+
+    @property
+    def url(self):
+        return self.js_object.url
+
+    @property
+    def body(self):
+        return self.js_object.body
 
 
 class WorkerEntrypoint:
@@ -333,6 +355,7 @@ sys.path[:0] = ["${UPLOAD_ROOT}", "${RUNTIME_ROOT}"]
 from ${upload.bundle.main_module.replace(/\.py$/, "")} import Default
 Default
 `);
+  const sdkRequest = pyodide.pyimport("workers").Request;
   // The runtime keeps a request's work alive until each promise handed to waitUntil settles.
   const waiting = [];
   const worker = Default({ waitUntil: (promise) => { waiting.push(promise); }, passThroughOnException: () => {} },
@@ -352,7 +375,9 @@ Default
     const request = new Request(new URL(url, base), { method, headers, body, ...streamed });
     const step = { name, method, url: String(new URL(url, base)) };
     try {
-      const reply = await worker.fetch(request);
+      const wrapped = sdkRequest(request); // as the runtime does: Default.fetch gets the SDK's Request
+      const reply = await worker.fetch(wrapped);
+      wrapped.destroy();
       const response = reply.js_object;
       reply.destroy();
       if (!(response instanceof Response)) throw new TypeError(`fetch returned ${describe(response)}, not a Response`);
@@ -444,6 +469,9 @@ Default
   bucket.onCancel = () => {};
   await call("bad_signature", "POST", `/api/runpod/webhook?job=${jobId}&sig=${"0".repeat(64)}`,
              { body: delivery, headers: { "content-type": "application/json" } });
+  // Methods the SDK's HTTPMethod lacks (fetch upper-cases only DELETE, GET, HEAD, OPTIONS, POST and PUT).
+  await call("propfind", "PROPFIND", "/api/workflows", { headers: auth });
+  await call("patch_lower_case", "patch", "/api/queue/create", { body: "{}", headers: auth });
   const oversized = JSON.stringify({ workflow_id: "sdxl-txt2img", inputs: { prompt: "x".repeat(70000) } });
   await call("oversized", "POST", "/api/queue/create", {
     body: oversized,

@@ -315,3 +315,14 @@ def test_the_cron_trigger_prunes_a_long_finished_job_over_d1_and_logs_one_line(r
     jobs = {job["id"] for job in run["tables"]["jobs"]}
     assert "job-long-ago" not in jobs and len(jobs) == 3
     assert all(d["job_id"] != "job-long-ago" for d in run["tables"]["webhook_deliveries"])
+
+
+def test_a_method_the_sdks_request_cannot_name_is_the_cores_json_405(run):
+    """The runtime hands `Default.fetch` the SDK's Request, whose `.method` is `HTTPMethod[name]`: a PROPFIND, or a
+    `patch` (fetch does not upper-case it), raised KeyError out of the Worker instead of the core's answer."""
+    for name, method, allow in (("propfind", "PROPFIND", "GET, HEAD"), ("patch_lower_case", "patch", "POST")):
+        refused = step(run, name)
+        assert refused["status"] == 405, (name, refused.get("json"), refused.get("exception", "")[-300:])
+        assert refused["json"]["error"] == {"code": "method_not_allowed",
+                                            "message": f"{method} is not allowed here; use {allow}"}
+        assert refused["headers"]["allow"] == allow and ops(refused) == []

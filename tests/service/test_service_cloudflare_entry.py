@@ -16,6 +16,7 @@ import sys
 import types
 from collections.abc import Iterator
 from email.utils import formatdate
+from http import HTTPMethod
 from pathlib import Path
 from typing import Any
 
@@ -673,11 +674,23 @@ def test_r2_failing_answers_503_store_unavailable_like_the_local_store_not_a_500
 class SdkRequest:
     """The `workers.Request` the Python Workers SDK wraps the JS Request in. Before compatibility date
     2026-02-17 (flag python_request_headers_preserve_commas; the stacks pin 2025-09-01) its `.headers` is
-    an http.client.HTTPMessage holding every header value split at its commas, one entry per piece."""
+    an http.client.HTTPMessage holding every header value split at its commas, one entry per piece. Its
+    `.method` is `HTTPMethod[js_object.method]`: a KeyError for a method that enum lacks (e.g. PROPFIND)."""
 
     def __init__(self, js_request: JsRequest) -> None:
         self.js_object = js_request
-        self.method, self.url, self.body = js_request.method, js_request.url, js_request.body
+
+    @property
+    def method(self) -> HTTPMethod:
+        return HTTPMethod[self.js_object.method]
+
+    @property
+    def url(self) -> str:
+        return self.js_object.url
+
+    @property
+    def body(self) -> Any:
+        return self.js_object.body
 
     @property
     def headers(self) -> http.client.HTTPMessage:
