@@ -834,6 +834,11 @@ _StackFileLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
 
+def is_stack_name(name: str) -> bool:
+    """Whether `name` follows the stack-name rule (one plain directory name under a home's stacks/)."""
+    return bool(_NAME.fullmatch(name))
+
+
 def _file_kind(mode: int) -> str:
     return ("a directory" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else
             "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else

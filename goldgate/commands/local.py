@@ -47,25 +47,19 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     platform = _platform(args)
     if args.stack != "all":
-        try:
-            platform.down(args.stack, progress)
-        except GoldgateError:
-            pid = _hosts_off_file(platform).get(args.stack)
-            if pid is None:
-                raise
-            raise StateError(f"{args.stack} is not stopped: {_left_running(platform, args.stack, pid)}") from None
+        platform.down(args.stack, progress)  # a stack whose section left the stacks file is stopped all the same
         say(f"down: {args.stack}")
         return 0
-    # Every stack: one that cannot be stopped is named with the reason, and the others are still stopped.
+    # Every stack: one that cannot be stopped is named with the reason, and the others are still stopped. So is a
+    # stack whose host runs although its section left the file: `down` needs nothing from the section.
     stopped, failed = [], []
-    for stack in specs.local_stack_names(platform.stacks_file):
+    for stack in [*specs.local_stack_names(platform.stacks_file), *_hosts_off_file(platform)]:
         try:
             platform.down(stack, progress)
         except GoldgateError as exc:
             failed.append(f"{stack}: {exc}")
         else:
             stopped.append(stack)
-    failed += [f"{stack}: {_left_running(platform, stack, pid)}" for stack, pid in _hosts_off_file(platform).items()]
     if stopped:
         say(f"down: {', '.join(stopped)}")
     if failed:
@@ -113,8 +107,8 @@ def _is_stack_host(pid: int, stack: str) -> bool:
 
 
 def _left_running(platform: LocalPlatform, stack: str, pid: int) -> str:
-    return (f"its host (pid {pid}) still runs, but {platform.stacks_file} no longer has a section for it: put its "
-            f"section back and run `goldgate down {stack}`")
+    return (f"its host (pid {pid}) still runs, but {platform.stacks_file} no longer has a section for it: "
+            f"`goldgate down {stack}` stops it")
 
 
 def _render_status(data: Any) -> str:

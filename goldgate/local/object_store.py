@@ -4,17 +4,20 @@ stack comes up again.
 The object store is moto's S3 server, which keeps objects in memory; the stack's "D1" is a SQLite file that
 outlives the host. Without this, `goldgate down` / `up` (or a crashed host) kept every job `completed` while
 its result images were gone (404). R2 is durable; so is this: each stored object is written through to
-`stacks/<stack>/objects/<bucket>/` (`<sha256 of key>.bin` and, last, its `.json` with the key and metadata), and a
-deleted object's files are removed. Same process as the moto server (the stack host): the S3 backend's
-put and delete are wrapped for the one bucket, nothing else is touched.
+`stacks/<stack>/objects/<bucket>/` (`<sha256 of key>.bin` and, last, its `.json` with the key, metadata and upload
+time), and a deleted object's files are removed. Same process as the moto server (the stack host): the S3 backend's
+put and delete are wrapped for the one bucket, nothing else is touched. A restored object keeps its upload time as
+its Last-Modified, as R2 keeps it: not the time of the restart that put it back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +42,21 @@ class DurableBucket:
         name = hashlib.sha256(key.encode()).hexdigest()
         return self.root / f"{name}.bin", self.root / f"{name}.json"
 
-    def save(self, key: str, value: bytes, metadata: dict[str, Any]) -> None:
+    def save(self, key: str, value: bytes, metadata: dict[str, Any], uploaded: datetime) -> None:
+        """Keep the object on disk; `uploaded` is its Last-Modified (moto's naive UTC)."""
         self.root.mkdir(parents=True, exist_ok=True)
         body, meta = self._paths(key)
+        record = {"key": key, "metadata": metadata, "uploaded": _naive_utc(uploaded).isoformat()}
         with self._lock:
-            for path, data in ((body, value), (meta, json.dumps({"key": key, "metadata": metadata}).encode())):
+            for path, data in ((body, value), (meta, json.dumps(record).encode())):
                 tmp = path.with_suffix(path.suffix + ".tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, path)  # the .json goes last: an object without one was never fully saved
+                try:
+                    tmp.write_bytes(data)
+                    os.replace(tmp, path)  # the .json goes last: an object without one was never fully saved
+                except BaseException:
+                    with contextlib.suppress(OSError):  # a part written before the disk filled is no object
+                        tmp.unlink()
+                    raise
 
     def forget(self, key: str) -> None:
         body, meta = self._paths(key)
@@ -54,7 +64,8 @@ class DurableBucket:
             meta.unlink(missing_ok=True)
             body.unlink(missing_ok=True)
 
-    def saved(self) -> list[tuple[str, bytes, dict[str, Any]]]:
+    def saved(self) -> list[tuple[str, bytes, dict[str, Any], datetime]]:
+        """Each saved object: key, body, metadata and upload time."""
         out = []
         for meta in sorted(self.root.glob("*.json")) if self.root.is_dir() else []:
             try:
@@ -63,8 +74,9 @@ class DurableBucket:
                 body = read_small_bytes(meta.with_suffix(".bin"), MAX_OBJECT_BYTES)
                 if body is None:
                     raise FileNotFoundError(f"{meta.with_suffix('.bin').name} is missing")
-                out.append((record["key"], body, dict(record["metadata"])))
-            except (OSError, StateError, ValueError, KeyError, TypeError) as exc:
+                uploaded = _uploaded(record.get("uploaded"), meta.with_suffix(".bin"))
+                out.append((record["key"], body, dict(record["metadata"]), uploaded))
+            except (OSError, StateError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 self.log.warning("object_store.unreadable", message=f"{meta}: {type(exc).__name__}: {exc}; skipped")
         return out
 
@@ -77,11 +89,25 @@ class DurableBucket:
         restored = 0
         for backend in _backends():
             if self.bucket in backend.buckets:
-                for key, value, metadata in self.saved():
-                    backend_put(backend, self.bucket, key, value).set_metadata(metadata)
+                for key, value, metadata, uploaded in self.saved():
+                    restored_key = backend_put(backend, self.bucket, key, value)
+                    restored_key.set_metadata(metadata)
+                    restored_key.last_modified = uploaded  # moto stamps the put: the restart's time, not R2's
                     restored += 1
         if restored:
             self.log.info("object_store.restored", data={"objects": restored, "dir": str(self.root)})
+
+        def keep(backend: Any, key_name: str, key: Any) -> None:
+            try:
+                durable.save(key_name, key.value, dict(key.metadata), key.last_modified)
+            except BaseException:
+                # Served only once it is on disk: the PUT fails (500), and the uploader's retry creates it anew.
+                # Held in memory, the retry of a create-only write was answered 412, which the worker takes for
+                # its own earlier write: the job completed, and its result was gone after the next restart.
+                # (goldgate's writers never overwrite, so no older object is lost with it.)
+                backend_delete(backend, durable.bucket, key_name)
+                durable.forget(key_name)
+                raise
 
         def put_object(backend: Any, bucket_name: str, key_name: str, value: bytes, *args: Any,
                        **kwargs: Any) -> Any:
@@ -91,10 +117,10 @@ class DurableBucket:
 
                 def set_and_save(*a: Any, **kw: Any) -> None:  # the S3 layer sets Content-Type after the put
                     set_metadata(*a, **kw)
-                    durable.save(key_name, key.value, dict(key.metadata))
+                    keep(backend, key_name, key)
 
                 key.set_metadata = set_and_save
-                durable.save(key_name, key.value, dict(key.metadata))
+                keep(backend, key_name, key)
             return key
 
         def delete_object(backend: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
@@ -105,6 +131,23 @@ class DurableBucket:
 
         S3Backend.put_object = put_object  # type: ignore[method-assign]
         S3Backend.delete_object = delete_object  # type: ignore[method-assign]
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """`value` as moto keeps its times: UTC without a zone."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _uploaded(recorded: Any, body: Path) -> datetime:
+    """An object's upload time: as its record says, or, for a record saved before records carried it (or one edited
+    into something that is no time), its body's mtime: the body is written when the object is uploaded and never
+    again (a restore does not save it anew)."""
+    if isinstance(recorded, str):
+        try:
+            return _naive_utc(datetime.fromisoformat(recorded))
+        except ValueError:
+            pass
+    return datetime.fromtimestamp(body.stat().st_mtime, UTC).replace(tzinfo=None)
 
 
 def _backends() -> list[Any]:

@@ -227,6 +227,16 @@ class LocalPlatform:
         specs.load_local(stack, self.stacks_file)  # an unknown stack is refused with the stacks it knows
         return StackDir(self.home, stack)
 
+    def _stoppable_dir(self, stack: str) -> StackDir:
+        """The stack's dir for `down`, which needs nothing from the stack's section of the stacks file: a stack whose
+        section was removed, renamed or edited into one that no longer validates while it ran is stopped all the
+        same, when this home has its dir. Any other name is refused as `_dir` refuses it."""
+        d = StackDir(self.home, stack)
+        # The spec's rule for a stack name keeps the name one plain directory under stacks/.
+        if specs.is_stack_name(stack) and d.root.is_dir():
+            return d
+        return self._dir(stack)
+
     def spec(self, stack: str) -> StackSpec:
         base = specs.load_local(stack, self.stacks_file)
         image = StackDir(self.home, stack).pinned_image()
@@ -477,7 +487,9 @@ class LocalPlatform:
     def host_pid(self, stack: str) -> int | None:
         """The stack's live host process: ready, failed-but-alive, or still starting (it takes the host lock
         before it opens the database; before that, the `up` that started it names it in the up lock)."""
-        d = self._dir(stack)
+        return self._live_host(stack, self._dir(stack))
+
+    def _live_host(self, stack: str, d: StackDir) -> int | None:
         found = self._host_pid(stack, read_json(d.state_file)) or self._host_pid(stack, {"pid": d.host_lock_pid()})
         if found is not None:
             return found
@@ -486,14 +498,14 @@ class LocalPlatform:
         return noted if noted is not None and _alive(noted) and self._is_host(stack, noted) else None
 
     def down(self, stack: str, progress: Progress = _quiet) -> None:
-        d = self._dir(stack)
+        d = self._stoppable_dir(stack)
         # An `up` run while the stack stops waits, then starts it anew, rather than answering "already up" from
         # a host that is stopping.
         with d.stopping():
             self._down(stack, d, progress)
 
     def _down(self, stack: str, d: StackDir, progress: Progress) -> None:
-        pid = self.host_pid(stack)
+        pid = self._live_host(stack, d)
         if pid is not None:  # the host is stopped whatever its state
             progress(f"{stack}: stopping")
             self._stop_pid(pid)
@@ -593,7 +605,9 @@ class LocalPlatform:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             now = self._state(stack)
-            if now and now.get("generation", 0) > state.get("generation", 0):
+            if now is None:  # its host stopped (a failed redeploy ends it): no later look would find it ready
+                raise self._stopped_while(stack, d, f"it redeployed {image}")
+            if now.get("generation", 0) > state.get("generation", 0):
                 failed = now.get("redeploy_failed")
                 if isinstance(failed, dict) and failed.get("image") == image:
                     raise StateError(f"{stack} could not start its service on {image}, so it still serves and "
@@ -605,6 +619,13 @@ class LocalPlatform:
             raise StateError(f"{stack} did not pick up {image} within {timeout_s:.0f} s (logs: {d.logs_dir})")
         self.wait_rollout(stack, progress, max(1.0, deadline - time.monotonic()))
         return self.status(stack)
+
+    def _stopped_while(self, stack: str, d: StackDir, doing: str) -> StateError:
+        """The error for a host that stopped while `doing`: with the reason it gave, when it gave one."""
+        state = read_json(d.state_file)
+        why = state.get("error") if isinstance(state, dict) and state.get("status") == "failed" else None
+        return StateError(f"stack {stack} stopped while {doing}" + (f": {why}" if why else "") +
+                          f" (logs: {d.logs_dir}); `goldgate up {stack}` starts it again on its pinned image")
 
     def wait_rollout(self, stack: str, progress: Progress = _quiet, timeout_s: float = 120.0) -> None:
         """Wait until the endpoint's newest release is on 100% of its workers."""

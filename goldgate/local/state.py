@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from goldgate.bounded_http import bearer_token
 from goldgate.errors import StateError
 from goldgate.logs import now_rfc3339
 from goldgate.spec import StackSpec
@@ -40,6 +41,10 @@ MAX_SECRET_BYTES = 4096  # a secret goldgate makes is 64 hex characters
 # The logs a stack's processes append to, besides one worker-<id>.log per RunPod worker.
 STACK_LOGS = ("stackhost.stderr.log", "stackhost.jsonl", "service.jsonl", "runpod-emulator.jsonl")
 SECRET_NAMES = ("api_token", "webhook_secret", "runpod_api_key", "s3_access_key_id", "s3_secret_access_key")
+# Each secret as an operator names it, in full and for short.
+SECRET_WORDS = {"api_token": ("API token", "token"), "webhook_secret": ("webhook secret", "secret"),
+                "runpod_api_key": ("RunPod API key", "key"), "s3_access_key_id": ("S3 access key id", "key id"),
+                "s3_secret_access_key": ("S3 secret access key", "key")}
 # A worker log's life once its worker is gone: the fleet writes one per worker it ever starts, so a stack that runs
 # for months would otherwise fill its logs dir with them. Removed when the stack starts.
 WORKER_LOG_MAX_AGE_S = 7 * 86400
@@ -401,17 +406,27 @@ class StackDir:
             # An empty (truncated) secret was never a usable one: nothing to keep, so it is made anew.
             if not (read_small_text(path, MAX_SECRET_BYTES, f"goldgate up {self.stack}") or "").strip():
                 write_private(path, secrets.token_hex(32 if name != "s3_access_key_id" else 10))
+            self.secret(name)  # one edited into what no credential is: refused by `up`, before a host starts
 
     def secret(self, name: str) -> str:
+        """The secret's value without the whitespace around it (an editor's final line break). One with a space,
+        a line break, a control character or a non-ASCII letter inside is refused by its file's name, never its
+        value: the API token and RunPod key go in an Authorization header, the S3 key id in a signed one, and
+        httpx quoted the whole header, the secret, in the error it failed with. goldgate makes each of hex."""
         path = self.secret_file(name)
         text = read_small_text(path, MAX_SECRET_BYTES, f"goldgate up {self.stack}")
         if text is None:
             raise StateError(f"stack {self.stack} has no {name} yet; run `goldgate up {self.stack}`")
-        value = text.strip()
-        if not value:
+        value = bearer_token(text)
+        if value == "":
             # An empty token would be sent (or accepted) as a credential: refuse it by name.
             raise StateError(f"{path} ({name}) is empty; run `goldgate up {self.stack}` to make a new one "
                              "(a running stack keeps the old one until `goldgate down` and up)")
+        if value is None:
+            what, short = SECRET_WORDS.get(name, (name, "value"))
+            raise StateError(f"{path} holds a character no {what} has (a space, a line break or a non-ASCII letter "
+                             f"inside it): write the {short} on one line, or empty the file and run `goldgate down "
+                             f"{self.stack}` and `goldgate up {self.stack}` to make a new one")
         return value
 
     def pinned_image(self) -> str | None:
