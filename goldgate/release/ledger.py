@@ -19,6 +19,10 @@ verifies (`Entry.authentic`). The gate and rollback trust only such entries for 
 every entry is taken as it is, as before. The key itself is never written or logged, and no process goldgate starts
 sees it: the CLI takes it out of the environment before a command runs (`key_taken_from_env`), so Pulumi and its
 provider plugins, docker, the save script and the local stacks inherit everything but the key.
+
+Every append also writes one schema-v1 line (component `release`, docs/LOG_EVENTS.md) to `<home>/logs/release.jsonl`,
+for the log pipeline a team alerts on: promotions, rollbacks, gate refusals and golden verdicts. The ledger stays
+the record: a line that cannot be written is a warning, never a failed append.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import fcntl
 import getpass
 import hashlib
 import hmac
+import io
 import json
 import os
 import signal
@@ -39,7 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.errors import StateError
-from goldgate.logs import now_rfc3339
+from goldgate.logs import JsonLogger, now_rfc3339
+from goldgate.release.lock import open_state_file
 
 GENESIS = "0" * 64
 SAVE_ENV = "GOLDGATE_LEDGER_SAVE"
@@ -61,6 +67,34 @@ _MAX_DEPTH = 32
 _TEXT_FIELDS = ("stack", "image", "release_id", "before", "after", "pinned", "prod_image", "phase", "outcome",
                 "reason", "suite", "report_sha256", "target", "trigger")
 _ENTRY_KEYS = ("seq", "ts", "kind", "prev", "hash", "mac")
+_RESTORE = " and restore the ledger from its backup (in CI, the release-ledger branch)"
+RELEASE_LOG = Path("logs") / "release.jsonl"    # under the home
+# The log line of each entry: (kind, phase, outcome) -> (event, level). A golden run's outcome is its verdict.
+# A failure on PROD (a smoke run, a promotion, a rollback) is an error: PROD may serve a broken or unverified release.
+RELEASE_EVENTS: dict[tuple[str, str | None, str | None], tuple[str, str]] = {
+    ("build", None, None): ("release.built", "info"),
+    ("deploy", None, None): ("release.deployed", "info"),
+    ("golden", None, "passed"): ("release.golden_passed", "info"),
+    ("golden", None, "failed"): ("release.golden_failed", "warning"),
+    ("golden", None, "smoke_failed"): ("release.golden_failed", "error"),
+    ("promotion", "refused", None): ("release.gate_refused", "warning"),
+    ("promotion", "intent", None): ("release.promotion_started", "info"),
+    ("promotion", "outcome", "promoted"): ("release.promoted", "info"),
+    ("promotion", "outcome", "deploy_failed"): ("release.promotion_failed", "error"),
+    ("promotion", "outcome", "smoke_failed"): ("release.promotion_failed", "error"),
+    ("promotion", "outcome", "interrupted"): ("release.promotion_interrupted", "warning"),
+    ("rollback", "intent", None): ("release.rollback_started", "warning"),
+    ("rollback", "outcome", "rolled_back"): ("release.rolled_back", "warning"),
+    ("rollback", "outcome", "deploy_failed"): ("release.rollback_failed", "error"),
+    ("rollback", "outcome", "smoke_failed"): ("release.rollback_failed", "error"),
+    ("rollback", "outcome", "interrupted"): ("release.rollback_interrupted", "error"),
+}
+RELEASE_RECORDED = ("release.recorded", "info")   # an entry of any other shape: logged all the same
+# Entry fields a log line carries under `data` (the rest, a gate's conditions or a golden run's failures, stay in
+# the ledger: `goldgate history` shows them).
+_LOGGED_FIELDS = ("phase", "outcome", "release_id", "before", "after", "intent_seq", "suite", "target",
+                  "report", "smoke_report", "trigger", "reused", "passed", "cases")
+_log_warned: set[Path] = set()   # release logs this process failed to write: each is warned about once
 
 
 class LedgerTampered(StateError):
@@ -168,6 +202,7 @@ class Ledger:
 
     def __init__(self, home: Path, key: bytes | None = None) -> None:
         self.path = Path(home) / "ledger.jsonl"
+        self.log_path = Path(home) / RELEASE_LOG
         self._key = key if key is not None else key_from_env()
 
     @property
@@ -195,14 +230,15 @@ class Ledger:
         if reserved:
             raise ValueError(f"ledger fields may not be named {sorted(reserved)}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = open_state_file(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, "the release ledger", _RESTORE)
         with os.fdopen(fd, "r+", encoding="utf-8", errors="surrogateescape") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 fh.seek(0)
-                last = None
+                last, versions = None, {}   # image -> the workflow version its build recorded, for the log
                 for last in self._parse(fh):
-                    pass
+                    if last.kind == "build" and isinstance(last.get("workflow_version"), str):
+                        versions[last.get("image")] = last.get("workflow_version")
                 body = {"seq": (last.seq + 1) if last else 1, "ts": now_rfc3339(), "kind": kind,
                         **json.loads(json.dumps(fields, default=str)),
                         "prev": last.hash if last else GENESIS}
@@ -210,18 +246,22 @@ class Ledger:
                 if self._key is not None:
                     line["mac"] = _mac(self._key, body)
                 _write_line(fh.fileno(), (json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n").encode())
+                entry = _entry(line, True)
+                # Under the ledger's lock, so that the log's lines are in the ledger's order.
+                self._log(entry, entry.get("workflow_version") or versions.get(entry.get("image")))
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-        entry = _entry(line, True)
         _save(entry)
         return entry
 
     def entries(self) -> list[Entry]:
         """Every entry, oldest first, after verifying the chain (raises LedgerTampered)."""
-        if not self.path.exists():
+        try:
+            fd = open_state_file(self.path, os.O_RDONLY, "the release ledger", _RESTORE)
+        except FileNotFoundError:
             return []
         # Undecodable bytes reach _parse as text that is not a valid entry, so the line is named.
-        with self.path.open(encoding="utf-8", errors="surrogateescape") as fh:
+        with os.fdopen(fd, encoding="utf-8", errors="surrogateescape") as fh:
             fcntl.flock(fh, fcntl.LOCK_SH)  # wait out an append in progress: its half line is not tampering
             try:
                 return list(self._parse(fh))
@@ -231,6 +271,17 @@ class Ledger:
     def verify(self) -> int:
         """Check the whole chain; returns the number of entries."""
         return len(self.entries())
+
+    def _log(self, entry: Entry, workflow_version: str | None) -> None:
+        """Write `entry`'s line to the release log; on any failure, warn (once per log file) and go on."""
+        try:
+            _append_log_line(self.log_path, release_line(entry, workflow_version, self._key))
+        except Exception as exc:  # noqa: BLE001 -- the ledger holds the entry: no log failure may stop a release
+            if self.log_path not in _log_warned:
+                _log_warned.add(self.log_path)
+                print(f"warning: ledger #{entry.seq} is recorded, but its line could not be written to the release "
+                      f"log {self.log_path} ({_why(exc)}); the ledger is the record (`goldgate history`); later "
+                      "failures to write that log are not reported again", file=sys.stderr, flush=True)
 
     def _parse(self, fh: Any) -> Iterator[Entry]:
         prev, seq = GENESIS, 0
@@ -282,6 +333,83 @@ def _write_line(fd: int, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, end)
         raise
+
+
+def release_event(entry: Entry) -> tuple[str, str]:
+    """The log event and level of a ledger entry (RELEASE_EVENTS)."""
+    if entry.kind == "golden":
+        passed = entry.get("passed") is True
+        outcome = "passed" if passed else "smoke_failed" if entry.get("suite") == "smoke" else "failed"
+    else:
+        outcome = entry.get("outcome")
+    return RELEASE_EVENTS.get((entry.kind, entry.get("phase"), outcome), RELEASE_RECORDED)
+
+
+def release_line(entry: Entry, workflow_version: str | None, key: bytes | None = None) -> str:
+    """`entry` as one schema-v1 line: the release's trace at the top (stack, image as worker_image_tag, workflow
+    version), the ledger's seq and the outcome under `data`. The ledger key is masked should it ever be in a field."""
+    event, level = release_event(entry)
+    stream = io.StringIO()
+    secrets = () if key is None else (key.decode("utf-8", "surrogateescape"),)
+    log = JsonLogger("release", stream=stream, secrets=secrets, stack=entry.get("stack"),
+                     worker_image_tag=entry.get("image"), workflow_version=workflow_version)
+    status = "passed" if entry.get("passed") is True else "failed" if entry.kind == "golden" else entry.get("outcome")
+    log.log(level, event, status=status, reason=_reason(entry), message=_summary(entry), error=entry.get("error"),
+            data={"seq": entry.seq, "kind": entry.kind,
+                  **{name: entry.get(name) for name in _LOGGED_FIELDS if name in entry.fields}})
+    return stream.getvalue()
+
+
+def _refused_by(entry: Entry) -> list[Mapping[str, Any]]:
+    """The gate conditions a refused promotion failed on."""
+    gate = entry.get("gate")
+    if entry.get("phase") != "refused" or not isinstance(gate, Mapping) or not isinstance(gate.get("conditions"), list):
+        return []
+    return [c for c in gate["conditions"] if isinstance(c, Mapping) and not c.get("passed")]
+
+
+def _reason(entry: Entry) -> str | None:
+    """A rollback's reason, or the names of the gate conditions a promotion was refused on."""
+    if entry.get("phase") == "refused":
+        return ", ".join(str(c.get("name")) for c in _refused_by(entry)) or None
+    reason = entry.get("reason")
+    return reason if isinstance(reason, str) else None
+
+
+def _summary(entry: Entry) -> str:
+    """One line an operator reads in an alert: what happened, where, to which image, and why it failed."""
+    what = " ".join(str(word) for word in (entry.kind, entry.get("phase"), entry.get("suite"), entry.get("outcome"))
+                    if word)
+    where = f" on {entry.get('stack')}" if entry.get("stack") else ""
+    failures, rolled = entry.get("failures"), entry.get("rollback")
+    why = [c.get("detail") for c in _refused_by(entry)] or (failures[:3] if isinstance(failures, list) else [])
+    if entry.kind == "promotion" and entry.get("outcome") in ("deploy_failed", "smoke_failed"):
+        why.append(f"automatic rollback to {rolled.get('image')}: {rolled.get('outcome')}"
+                   if isinstance(rolled, Mapping) else "no automatic rollback")
+    return f"ledger #{entry.seq}: {what}{where}: {entry.get('image') or '-'}" + "".join(f"; {w}" for w in why)
+
+
+def _append_log_line(path: Path, text: str) -> None:
+    """Append `text` to the log file at `path` whole (a cut-short write is taken back, so that the next line
+    starts a line of its own), creating the file and its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = open_state_file(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "the release log")
+    try:
+        end = os.lseek(fd, 0, os.SEEK_END)
+        view = memoryview(text.encode("utf-8"))
+        try:
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, end)
+            raise
+    finally:
+        os.close(fd)
+
+
+def _why(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, StateError | OSError) else f"{type(exc).__name__}: {exc}"
 
 
 def _save(entry: Entry) -> None:

@@ -1,14 +1,18 @@
 """One PROD change at a time: an OS file lock (flock) in the state dir, taken without waiting.
 
 The kernel drops the lock when the holder dies, so a crashed promotion never wedges the next
-one; the file keeps the holder's pid and command only as a hint for the refusal message.
+one; the file keeps the holder's pid and command only as a hint for the refusal message. The state files the
+release path keeps (this lock, the ledger, the release log) are opened with `open_state_file`, which refuses, by
+name, anything there that is not a regular file.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import stat
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -31,17 +35,20 @@ class ReleaseLock:
 
     def __enter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
+        fd = open_state_file(self.path, os.O_RDWR | os.O_CREAT, "the release lock")
+        try:  # the fd is closed on every way out but success: closing it also drops the lock if it was taken
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ReleaseLocked(f"another promotion or rollback is running ({_read_holder(fd)}); one PROD "
+                                    "change at a time: wait for it to finish and try again (lock: "
+                                    f"{self.path})") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "purpose": self.purpose,
+                                      "since": now_rfc3339()}).encode(), 0)
+        except BaseException:
             os.close(fd)
-            raise ReleaseLocked(f"another promotion or rollback is running ({holder}); one PROD change at a "
-                                f"time: wait for it to finish and try again (lock: {self.path})") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "purpose": self.purpose,
-                                  "since": now_rfc3339()}).encode(), 0)
+            raise
         self._fd = fd
         return self
 
@@ -52,6 +59,37 @@ class ReleaseLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def open_state_file(path: Path, flags: int, role: str, then: str = "") -> int:
+    """A blocking fd on the regular file at `path`, opened with `flags`; StateError naming `path` when something
+    else is there (`then` says what to do after moving it away). Opened without waiting: a named pipe nobody writes would block open() for ever, wedging every
+    command that reads the ledger; opened read-write it opens at once and fails on use with a message naming no
+    file (ftruncate's "Invalid argument")."""
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:   # a socket, or a pipe with no reader opened for writing
+            raise
+        raise _not_a_file(path, role, "a socket or a named pipe", then) from None
+    try:
+        kind = os.fstat(fd).st_mode
+        if not stat.S_ISREG(kind):
+            raise _not_a_file(path, role, next((name for test, name in _KINDS if test(kind)), "a special file"), then)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _not_a_file(path: Path, role: str, kind: str, then: str) -> StateError:
+    return StateError(f"{path} is {kind}, not a regular file: goldgate keeps {role} there; move it out of the "
+                      f"way{then}")
 
 
 def _read_holder(fd: int) -> str:

@@ -32,6 +32,7 @@ COMPONENT_OF = {
     "goldgate/local/stackhost.py": "orchestrator",
     "goldgate/local/object_store.py": "orchestrator",
     "goldgate/local/worker_process.py": "orchestrator",
+    "goldgate/release/ledger.py": "release",
 }
 # The loggers themselves: their calls pass on whatever event they were given.
 LOGGER_MODULES = ("service/logs.py", "goldgate/logs.py", "images/worker/logs.py", "goldgate/local/runpod/eventlog.py")
@@ -81,6 +82,13 @@ def _request_line() -> set[tuple[str, str]]:
     return {(default, "info")}
 
 
+def _release_lines() -> set[tuple[str, str]]:
+    # ledger.release_line logs each entry under the (event, level) RELEASE_EVENTS gives its shape, or RELEASE_RECORDED.
+    from goldgate.release.ledger import RELEASE_EVENTS, RELEASE_RECORDED
+
+    return set(RELEASE_EVENTS.values()) | {RELEASE_RECORDED}
+
+
 # Log calls whose event or level is not written at the call: (file, the call's source) -> what they emit.
 DYNAMIC = {
     ("service/transitions.py", "log.log(level, f'webhook.{reason}', reason=reason"): _ignored_webhooks,
@@ -89,6 +97,7 @@ DYNAMIC = {
     ("images/worker/sdk_logs.py", "self._log.log(level, 'python_log'"): lambda: {("python_log", lv) for lv in LEVELS},
     ("service/local_server.py", "self.log.log(level, 'service.server_log'"):
         lambda: {("service.server_log", "warning"), ("service.server_log", "error")},  # uvicorn's records
+    ("goldgate/release/ledger.py", "log.log(level, event"): _release_lines,
 }
 # Functions that log the event (and level) their callers pass: name -> (event argument index, level).
 # A level is a fixed name, or ("arg", index) plus the levels the function adds on its own.

@@ -30,6 +30,7 @@ def test_a_directory_in_place_of_the_ledger_is_named_as_the_path_in_the_way(caps
     (home / "ledger.jsonl").mkdir(parents=True)
     assert main(["history", "--home", str(home)]) == 1
     assert capsys.readouterr().err.splitlines() == [(
-        f"goldgate: error: Is a directory ({home / 'ledger.jsonl'}); a directory is where the state dir (--home, "
-        f"GOLDGATE_HOME) needs a file: move {home / 'ledger.jsonl'} out of the way")]
+        f"goldgate: error: {home / 'ledger.jsonl'} is a directory, not a regular file: goldgate keeps the release "
+        "ledger there; move it out of the way and restore the ledger from its backup (in CI, the release-ledger "
+        "branch)")]
 
