@@ -190,3 +190,18 @@ def test_docs_log_events_catalogues_exactly_the_release_events_and_their_levels(
     assert _catalogued_release_events() == set(RELEASE_EVENTS.values()) | {RELEASE_RECORDED}
     text = (REPO / "docs/LOG_EVENTS.md").read_text()
     assert "<home>/logs/release.jsonl" in text and "have no events yet" not in text
+
+
+def test_every_ci_job_that_writes_the_ledger_prints_its_release_log_whatever_happened() -> None:
+    # On a CI runner the home dies with the job: the ledger reaches its branch, the release log only the job's output.
+    import yaml
+
+    root = Path(__file__).resolve().parents[2] / ".github" / "workflows"
+    for name in ("release.yml", "rollback.yml"):
+        jobs = yaml.safe_load((root / name).read_text(encoding="utf-8"))["jobs"]
+        for job_name, job in jobs.items():
+            steps = job.get("steps") or []
+            if not any("$RELEASE_LOCK" in str(step.get("run", "")) for step in steps):
+                continue
+            printing = [s for s in steps if "logs/release.jsonl" in str(s.get("run", ""))]
+            assert printing and all(s.get("if") == "always()" for s in printing), f"{name}: {job_name}"
