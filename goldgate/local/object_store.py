@@ -8,6 +8,11 @@ its result images were gone (404). R2 is durable; so is this: each stored object
 time), and a deleted object's files are removed. Same process as the moto server (the stack host): the S3 backend's
 put and delete are wrapped for the one bucket, nothing else is touched. A restored object keeps its upload time as
 its Last-Modified, as R2 keeps it: not the time of the restart that put it back.
+
+The cloud bucket's lifecycle rule (infra/components/storage.py) deletes each object under `results/`
+`storage.result_ttl_days` after its upload; so does this store, by the upload time its record keeps: an expired object
+is not put back at start and its files are removed, and `expire` (which the stack host runs periodically, as R2 runs
+its rules in the background) removes the ones that expire while the stack runs. Nothing outside `results/` expires.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import hashlib
 import json
 import os
 import threading
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +33,18 @@ from goldgate.logs import JsonLogger
 
 MAX_RECORD_BYTES = 1024 * 1024  # an object's key and metadata: S3 caps the key at 1 KiB, user metadata at 2 KiB
 MAX_OBJECT_BYTES = 5 * 1024**3  # R2's single PUT limit: no object the bucket took is bigger
+RESULTS_PREFIX = "results/"  # the cloud lifecycle rule's prefix: the DR drill's `backups/` never expire
+MAX_LOGGED_KEYS = 50  # an `object_store.expired` line names this many keys (a month of results can go at once)
 
 
 class DurableBucket:
     """Write-through copy of one bucket of this process's moto S3 backend."""
 
-    def __init__(self, root: Path, bucket: str, log: JsonLogger) -> None:
+    def __init__(self, root: Path, bucket: str, log: JsonLogger, result_ttl_days: int) -> None:
         self.root = root
         self.bucket = bucket
         self.log = log
+        self.result_ttl_days = result_ttl_days
         self._lock = threading.Lock()
 
     def _paths(self, key: str) -> tuple[Path, Path]:
@@ -64,32 +73,84 @@ class DurableBucket:
             meta.unlink(missing_ok=True)
             body.unlink(missing_ok=True)
 
-    def saved(self) -> list[tuple[str, bytes, dict[str, Any], datetime]]:
-        """Each saved object: key, body, metadata and upload time."""
-        out = []
+    def _records(self, report: bool) -> Iterator[tuple[Path, dict[str, Any], datetime]]:
+        """Each readable saved record, with its object's upload time; an unreadable one is named when `report`."""
         for meta in sorted(self.root.glob("*.json")) if self.root.is_dir() else []:
             try:
                 # Read as state files are: a FIFO in a record's place would hang the host's start for good.
                 record = json.loads(read_small_text(meta, MAX_RECORD_BYTES) or "null")
+                uploaded = _uploaded(record.get("uploaded"), meta.with_suffix(".bin"))
+                if not isinstance(record["key"], str):
+                    raise TypeError(f"its key is {type(record['key']).__name__}, not a string")
+            except (OSError, StateError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                if report:
+                    self._unreadable(meta, exc, "skipped")
+                continue
+            yield meta, record, uploaded
+
+    def _unreadable(self, meta: Path, exc: BaseException, outcome: str) -> None:
+        self.log.warning("object_store.unreadable", message=f"{meta}: {type(exc).__name__}: {exc}; {outcome}")
+
+    def _expired(self, key: str, uploaded: datetime, now: datetime) -> bool:
+        """As R2's lifecycle rule deletes: a result object once `result_ttl_days` have passed since its upload."""
+        return key.startswith(RESULTS_PREFIX) and now - uploaded >= timedelta(days=self.result_ttl_days)
+
+    def saved(self, now: datetime | None = None) -> list[tuple[str, bytes, dict[str, Any], datetime]]:
+        """Each saved object not expired by `now`: key, body, metadata and upload time."""
+        now = _naive_utc(now or datetime.now(UTC))
+        out = []
+        for meta, record, uploaded in self._records(report=True):
+            if self._expired(record["key"], uploaded, now):
+                continue  # expire() removes it; one whose files it could not remove is no result either
+            try:
                 body = read_small_bytes(meta.with_suffix(".bin"), MAX_OBJECT_BYTES)
                 if body is None:
                     raise FileNotFoundError(f"{meta.with_suffix('.bin').name} is missing")
-                uploaded = _uploaded(record.get("uploaded"), meta.with_suffix(".bin"))
                 out.append((record["key"], body, dict(record["metadata"]), uploaded))
             except (OSError, StateError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                self.log.warning("object_store.unreadable", message=f"{meta}: {type(exc).__name__}: {exc}; skipped")
+                self._unreadable(meta, exc, "skipped")
         return out
 
+    def expire(self, now: datetime | None = None) -> list[str]:
+        """Remove every object under `results/` that is `result_ttl_days` old by `now`: from the bucket (a later GET
+        answers 404, as R2's does once its lifecycle rule ran) and from the disk. Returns the keys it removed."""
+        now = _naive_utc(now or datetime.now(UTC))
+        gone = []
+        for meta, record, uploaded in self._records(report=False):  # saved() names the unreadable ones at start
+            key = record["key"]
+            if not self._expired(key, uploaded, now):
+                continue
+            try:
+                for backend in _backends():
+                    bucket = backend.buckets.get(self.bucket)
+                    if bucket is not None and key in bucket.keys:
+                        backend.delete_object(self.bucket, key)  # once attached, the delete also removes the files
+                with self._lock:
+                    meta.unlink(missing_ok=True)  # the record first: a body without one is no object
+                    meta.with_suffix(".bin").unlink(missing_ok=True)
+            except OSError as exc:  # a directory in a body's place: the result is gone from the bucket all the same
+                self._unreadable(meta, exc, "expired, but its files could not be removed")
+                continue
+            gone.append(key)
+        if gone:
+            self.log.info("object_store.expired", data={
+                "objects": len(gone), "result_ttl_days": self.result_ttl_days, "keys": gone[:MAX_LOGGED_KEYS],
+                "dir": str(self.root)})
+        return gone
+
     def attach(self) -> None:
-        """Put the saved objects back into the (new, empty) bucket, then keep every change on disk."""
+        """Put the saved objects back into the (new, empty) bucket, but for those expired while the stack was down,
+        then keep every change on disk."""
         from moto.s3.models import S3Backend
 
         backend_put, backend_delete = S3Backend.put_object, S3Backend.delete_object
         durable = self
         restored = 0
+        now = datetime.now(UTC)
+        self.expire(now)
         for backend in _backends():
             if self.bucket in backend.buckets:
-                for key, value, metadata, uploaded in self.saved():
+                for key, value, metadata, uploaded in self.saved(now):
                     restored_key = backend_put(backend, self.bucket, key, value)
                     restored_key.set_metadata(metadata)
                     restored_key.last_modified = uploaded  # moto stamps the put: the restart's time, not R2's

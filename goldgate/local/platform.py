@@ -381,18 +381,21 @@ class LocalPlatform:
         return state
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def up(self, stack: str, progress: Progress = _quiet, timeout_s: float = 120.0) -> StackStatus:
+    def up(self, stack: str, progress: Progress = _quiet, timeout_s: float = 120.0,
+           result_sweep_s: float | None = None) -> StackStatus:
         """Start the stack in the background; a running stack is left as it is. Two `up`s at once: the second
-        waits for the first and then finds the stack up."""
+        waits for the first and then finds the stack up. `result_sweep_s`: how often the host expires results
+        (its default, hourly, unless given)."""
         d = self._dir(stack)
         with d.starting(timeout_s, lambda holder: progress(f"{stack}: waiting for {holder} to finish")) as ours:
             if not ours:
                 raise StateError(f"another `goldgate up {stack}` (or `down`) has held the stack for over "
                                  f"{timeout_s:.0f} s; wait for it and run `goldgate status {stack}`, or "
                                  f"`goldgate down {stack}` to stop it")
-            return self._up(stack, d, progress, timeout_s)
+            return self._up(stack, d, progress, timeout_s, result_sweep_s)
 
-    def _up(self, stack: str, d: StackDir, progress: Progress, timeout_s: float) -> StackStatus:
+    def _up(self, stack: str, d: StackDir, progress: Progress, timeout_s: float,
+            result_sweep_s: float | None) -> StackStatus:
         if self._state(stack):
             # A host applies the migrations when it starts: one started by an older goldgate keeps serving the
             # older schema (and code) until it is restarted, so "already up" would hide the upgrade.
@@ -423,9 +426,10 @@ class LocalPlatform:
         progress(f"{stack}: starting object store, RunPod emulator and API service")
         log = open_log(d.logs_dir / "stackhost.stderr.log", f"goldgate up {stack}")
         log_size = log.tell()
+        sweep = [] if result_sweep_s is None else ["--result-sweep-s", repr(float(result_sweep_s))]
         proc = subprocess.Popen(
             [sys.executable, "-m", "goldgate.local.stackhost", "--stack", stack, "--home", str(self.home),
-             "--stacks-file", str(self.stacks_file)],
+             "--stacks-file", str(self.stacks_file), *sweep],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         )
         try:

@@ -4,7 +4,9 @@
 It runs, on 127.0.0.1 only:
   - an S3-protocol object store (moto's server) holding the stack's results bucket (R2 semantics:
     create-only writes with If-None-Match, stored Content-Type and size; durable: written through to
-    the state dir and restored on the next start, goldgate.local.object_store),
+    the state dir and restored on the next start, goldgate.local.object_store; its lifecycle rule: an
+    object under `results/` goes `storage.result_ttl_days` after its upload, at start and on an hourly
+    sweep while the stack runs),
   - the RunPod emulator (control plane, data plane, worker job URLs, webhooks) with the stack's
     endpoint, whose workers are processes running the pinned image's real handler,
   - the service (`python -m service.local_server`) over the stack's SQLite, as a child process.
@@ -52,12 +54,15 @@ REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS_DIR = REPO / "images" / "worker" / "workflows"
 # The credentials the host's log lines must never carry (the S3 access key id is a name, not a secret).
 LOGGED_SECRETS = ("api_token", "webhook_secret", "s3_secret_access_key", "runpod_api_key")
+# How often the host expires results while it runs. R2 runs lifecycle rules in the background, typically within a
+# day of an object's expiry: hourly keeps a result's local life within an hour of its ttl.
+RESULT_SWEEP_S = 3_600.0
 
 
 class StackHost:
     """Owns the stack's processes for as long as it runs."""
 
-    def __init__(self, stack: str, home: Path, stacks_file: Path) -> None:
+    def __init__(self, stack: str, home: Path, stacks_file: Path, result_sweep_s: float = RESULT_SWEEP_S) -> None:
         self.dir = StackDir(home, stack)
         self.dir.ensure()
         self.home = home
@@ -75,6 +80,8 @@ class StackHost:
         self.image: str | None = None  # the image the service serves (state.json's `image`)
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
+        self.result_sweep_s = result_sweep_s
+        self.result_sweeper: threading.Thread | None = None
 
     # -- object store -------------------------------------------------------------------------
     def start_object_store(self) -> None:
@@ -91,7 +98,16 @@ class StackHost:
         client.create_bucket(Bucket=self.spec.storage.bucket)
         # moto keeps objects in memory; the stack's D1 is a file: results must outlive the host as jobs do.
         bucket = self.spec.storage.bucket
-        DurableBucket(self.dir.objects_dir / bucket, bucket, self.log).attach()
+        self.results = DurableBucket(self.dir.objects_dir / bucket, bucket, self.log,
+                                     result_ttl_days=self.spec.storage.result_ttl_days)
+        self.results.attach()  # what expired while the stack was down is not put back
+        self.result_sweeper = threading.Thread(target=self.expire_results, name="result-expiry", daemon=True)
+        self.result_sweeper.start()
+
+    def expire_results(self) -> None:
+        """The bucket's lifecycle rule while the stack runs: a result that reaches its ttl goes, as in R2."""
+        while not self.stopping.wait(self.result_sweep_s):
+            self.results.expire()
 
     # -- RunPod emulator ----------------------------------------------------------------------
     def worker_env(self, image: str | None) -> dict[str, str]:
@@ -285,6 +301,9 @@ class StackHost:
             runpod.stop()
         self.stop_service()
         self.listener.close()
+        self.stopping.set()  # ends the sweeper of a host that failed to start too (nothing set it then)
+        if self.result_sweeper is not None:
+            self.result_sweeper.join(30)  # a sweep in hand finishes: no expired object left half removed
         s3 = getattr(self, "s3", None)
         if s3 is not None:
             s3.stop()
@@ -300,11 +319,23 @@ class StackHost:
         self.log.info("stack.stopped")
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m goldgate.local.stackhost")
     parser.add_argument("--stack", required=True)
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--stacks-file", type=Path, default=specs.LOCAL_STACKS_FILE)
+    parser.add_argument("--result-sweep-s", type=_positive_seconds, default=RESULT_SWEEP_S,
+                        help=f"seconds between sweeps for expired results (default {RESULT_SWEEP_S:g})")
     args = parser.parse_args(argv)
     # One host per stack: a second would share the database and overwrite the first one's state.json.
     if StackDir(args.home, args.stack).take_host_lock() is None:
@@ -313,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
               f"`goldgate down {args.stack}` stops it", file=sys.stderr)
         return 2
     try:
-        host = StackHost(args.stack, args.home, args.stacks_file)
+        host = StackHost(args.stack, args.home, args.stacks_file, result_sweep_s=args.result_sweep_s)
     except GoldgateError as exc:  # said where `goldgate up` looks, in one line: it started nothing yet
         write_json_atomic(StackDir(args.home, args.stack).state_file, {"status": "failed", "pid": os.getpid(),
                                                                        "error": str(exc)})

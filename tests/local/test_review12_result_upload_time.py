@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -22,7 +22,8 @@ from goldgate.local.state import StackDir
 STACK = "prod"
 JOB = "0123456789abcdef0123456789abcdef"
 # A result saved by an earlier goldgate, whose records did not carry the upload time: its body's mtime says it.
-EARLIER = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+# within storage.result_ttl_days: an older result expires
+EARLIER = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
 
 
 def _upload(platform: LocalPlatform, key: str, body: bytes) -> None:
