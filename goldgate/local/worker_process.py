@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         return _refuse(refusal, "local_worker_refused", str(exc), 2)
     signal.signal(signal.SIGTERM, _on_sigterm)  # until the SDK installs its own graceful handler
     emulator = ComfyUIEmulator(snapshot / "models", startup_delay_s=startup_delay, render_delay_s=render_delay,
-                               stack=context["stack"], hold_dir=hold_dir)
+                               stack=context["stack"], worker_image_tag=context["worker_image_tag"], hold_dir=hold_dir)
     try:
         emulator.start()
         os.environ["COMFY_URL"] = emulator.url

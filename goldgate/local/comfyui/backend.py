@@ -38,14 +38,30 @@ FOLDERS: dict[str, tuple[str, ...]] = {
     "loras": ("loras",),
 }
 MODEL_EXTENSIONS = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
-SAMPLERS = ["euler", "euler_cfg_pp", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2m",
-            "dpmpp_2m_sde", "dpmpp_sde", "ddim", "uni_pc"]
-SCHEDULERS = ["normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform", "beta"]
-CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "flux",
-              "sdxl", "hunyuan_video"]
+# KSampler's choices as current ComfyUI lists them (comfy/samplers.py SAMPLER_NAMES and SCHEDULER_NAMES, Dec 2025), in
+# its order: a workflow using any of them (lcm, dpmpp_3m_sde_gpu, kl_optimal...) runs on ComfyUI, so it must validate here.
+SAMPLERS = ["euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "exp_heun_2_x0",
+            "exp_heun_2_x0_sde", "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral",
+            "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde",
+            "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm",
+            "lcm", "ipndm", "ipndm_v", "deis", "res_multistep", "res_multistep_cfg_pp", "res_multistep_ancestral",
+            "res_multistep_ancestral_cfg_pp", "gradient_estimation", "gradient_estimation_cfg_pp", "er_sde", "seeds_2",
+            "seeds_3", "sa_solver", "sa_solver_pece", "ddim", "uni_pc", "uni_pc_bh2"]
+SCHEDULERS = ["simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal", "linear_quadratic",
+              "kl_optimal"]
+# The `type` choices of CLIPLoader and DualCLIPLoader (nodes.py, Dec 2025). flux, sdxl and hunyuan_video are dual
+# types only: ComfyUI refuses them on a single CLIPLoader, so a workflow using one must not pass here.
+CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos", "lumina2",
+              "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image", "flux2", "ovis",
+              "longcat_image"]
+DUAL_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image", "hunyuan_video_15", "kandinsky5",
+                   "kandinsky5_image", "ltxv", "newbie", "ace"]
 MAX_RESOLUTION = 16384
 INT_MAX = 0xFFFFFFFFFFFFFFFF
 HOLD_POLL_S = 0.05  # how often a prompt held by the render gate looks for its release
+# ComfyUI's MAXIMUM_HISTORY_SIZE: past it, each finished prompt drops the oldest entry (a worker that lives for
+# many jobs keeps a bounded history, and a client polling an old prompt gets {} as from ComfyUI).
+MAX_HISTORY = 10000
 
 
 @dataclass(frozen=True)
@@ -72,7 +88,7 @@ NODE_TYPES: dict[str, NodeType] = {n.name: n for n in (
         "clip_name": _models("text_encoders"), "type": (CLIP_TYPES,)}, ("CLIP",)),
     NodeType("DualCLIPLoader", "advanced/loaders", {
         "clip_name1": _models("text_encoders"), "clip_name2": _models("text_encoders"),
-        "type": (["sdxl", "sd3", "flux", "hunyuan_video"],)}, ("CLIP",)),
+        "type": (DUAL_CLIP_TYPES,)}, ("CLIP",)),
     NodeType("VAELoader", "loaders", {"vae_name": _models("vae")}, ("VAE",)),
     NodeType("LoraLoader", "loaders", {
         "model": ("MODEL",), "clip": ("CLIP",), "lora_name": _models("loras"),
@@ -138,7 +154,7 @@ def _execution_error(task: _Task, node_id: str, executed: list[str], exc: Except
 
 @dataclass
 class _Task:
-    number: int
+    number: float  # the queue runs the lowest first: a prompt queued at the front has a negative one
     prompt_id: str
     prompt: dict[str, Any]
     extra_data: dict[str, Any]
@@ -222,7 +238,9 @@ class ComfyBackend:
             value = inputs[name]
             type_input = info[0]
             if isinstance(value, list):
-                if len(value) != 2 or str(value[0]) not in prompt or not isinstance(value[1], int):
+                # A node id is the prompt's key as sent, a string: ComfyUI looks [4, 0] up as 4 and fails to find it.
+                if (len(value) != 2 or not isinstance(value[0], str) or value[0] not in prompt
+                        or not isinstance(value[1], int)):
                     errors.append(_error("bad_linked_input",
                                          "Bad linked input, must be a length-2 list of [node_id, slot_index]",
                                          name, {"input_name": name, "input_config": info, "received_value": value}))
@@ -326,16 +344,20 @@ class ComfyBackend:
         return good, node_errors
 
     # -- queue ---------------------------------------------------------------------------------------
-    def submit(self, prompt: Any, extra_data: dict[str, Any] | None = None,
-               prompt_id: str | None = None) -> tuple[str, int, dict[str, Any]]:
+    def submit(self, prompt: Any, extra_data: dict[str, Any] | None = None, prompt_id: str | None = None,
+               number: float | None = None, front: bool = False) -> tuple[str, float, dict[str, Any]]:
         """Queues a prompt; returns its id, its number and the node_errors of outputs that will not run.
-        `extra_data` is kept with it (history and queue entries, index 3); its client_id hears the /ws events."""
+        `extra_data` is kept with it (history and queue entries, index 3); its client_id hears the /ws events.
+        Without a `number`, the prompt takes the next one (negated with `front`: it runs before those queued)."""
+        if number is None:
+            with self._lock:  # ComfyUI numbers every prompt posted, one that fails validation too
+                number = -self._state.number if front else self._state.number
+                self._state.number += 1
         prompt = copy.deepcopy(prompt)
         outputs, node_errors = self.validate_prompt(prompt)
         with self._lock:
-            number = self._state.number
-            self._state.number += 1
-            task = _Task(number, prompt_id or str(uuid.uuid4()), prompt, copy.deepcopy(extra_data or {}), outputs)
+            task = _Task(number, prompt_id if prompt_id is not None else str(uuid.uuid4()), prompt,
+                         copy.deepcopy(extra_data or {}), outputs)
             self._state.queue.append(task)
             self._queue_updated()
             self._lock.notify_all()
@@ -441,7 +463,7 @@ class ComfyBackend:
                     self._lock.wait()
                 if self._stopped:
                     return
-                self._state.queue.sort(key=lambda t: t.number)
+                self._state.queue.sort(key=lambda t: (t.number, t.prompt_id))  # ComfyUI's heap order
                 task = self._state.queue.pop(0)
                 self._state.running = task
                 self._interrupt.clear()  # under the lock: an interrupt naming this task from now on counts
@@ -476,6 +498,8 @@ class ComfyBackend:
                     self._message(messages, client, "execution_success", {"prompt_id": task.prompt_id})
             with self._lock:
                 self._state.running = None
+                if len(self._state.history) > MAX_HISTORY:
+                    self._state.history.pop(next(iter(self._state.history)))
                 self._state.history[task.prompt_id] = {
                     "prompt": task.as_list(), "outputs": outputs,
                     "status": {"status_str": status, "completed": status == "success", "messages": messages},

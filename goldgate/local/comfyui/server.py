@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import mimetypes
+import os
 import queue
 import signal
 import socket
@@ -37,6 +38,9 @@ from .backend import FOLDERS, ComfyBackend, PromptInvalid
 MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # ComfyUI's default --max-upload-size (MB)
 MAX_WS_MESSAGE_BYTES = 1024 * 1024  # clients only ever send a ping or a close
+# What ComfyUI's /view sends as application/octet-stream whatever the file's extension says.
+DOWNLOAD_ONLY_TYPES = frozenset({"text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript",
+                                 "text/css"})
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -59,12 +63,14 @@ class _Handler(BaseHTTPRequestHandler):
         logger: JsonLogger = self.server.logger  # type: ignore[attr-defined]
         logger.warning("http_protocol_error", message=(format % args)[:4000])
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         if self.close_connection:
             # Say so: a client that pools connections would otherwise send its next request into a closed one.
             self.send_header("Connection", "close")
         self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -151,8 +157,15 @@ class _Handler(BaseHTTPRequestHandler):
                                              query.get("type", ["output"])[0]) if "filename" in query else (404, None)
             if data is None:
                 return self._send(status, b"", "application/octet-stream")
-            # ComfyUI serves the file as aiohttp does: the type its extension names.
-            return self._send(200, data, mimetypes.guess_type(query["filename"][0])[0] or "application/octet-stream")
+            # ComfyUI: the type the file's extension names, except a page, script or style sheet, which is sent as a
+            # download (never shown by the browser); the file's name in Content-Disposition.
+            name = Path(query["filename"][0]).name
+            kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            # aiohttp writes header values as UTF-8 (http.server would refuse a name beyond latin-1) and refuses a
+            # control character in one: such a name is served without the header.
+            disposition = {"Content-Disposition": f'filename="{name}"'.encode().decode("latin-1")}
+            return self._send(200, data, "application/octet-stream" if kind in DOWNLOAD_ONLY_TYPES else kind,
+                              disposition if name.isprintable() else None)
         return self._send(404, b"404: Not Found", "text/plain; charset=utf-8")
 
     def _post(self) -> None:
@@ -173,10 +186,13 @@ class _Handler(BaseHTTPRequestHandler):
             extra_data = dict(body["extra_data"]) if isinstance(body.get("extra_data"), dict) else {}
             if "client_id" in body:
                 extra_data["client_id"] = body["client_id"]
+            # ComfyUI: a prompt_id of any JSON type is taken as its str(); "number" places the prompt in the queue
+            # (float() of it: a value that is no number is its 500), else the next number, negated with "front".
+            prompt_id = str(body["prompt_id"]) if "prompt_id" in body else None
+            number = float(body["number"]) if "number" in body else None
             try:
-                prompt_id, number, node_errors = self.backend.submit(body["prompt"], extra_data,
-                                                        body.get("prompt_id") if isinstance(body.get("prompt_id"),
-                                                                                            str) else None)
+                prompt_id, number, node_errors = self.backend.submit(body["prompt"], extra_data, prompt_id,
+                                                                     number, bool(body.get("front")))
             except PromptInvalid as exc:
                 return self._json(400, responses.prompt_rejected(exc))
             return self._json(200, responses.prompt_accepted(prompt_id, number, node_errors))
@@ -297,7 +313,8 @@ class ComfyUIEmulator:
 
     def __init__(self, models_dir: Path, output_dir: Path | None = None, port: int = 0,
                  startup_delay_s: float = 0.0, render_delay_s: float = 0.0, log_stream: IO[str] | None = None,
-                 stack: str | None = None, interrupt_lag_s: float = 0.0, hold_dir: Path | None = None) -> None:
+                 stack: str | None = None, interrupt_lag_s: float = 0.0, hold_dir: Path | None = None,
+                 worker_image_tag: str | None = None) -> None:
         self._tmp = None if output_dir else tempfile.TemporaryDirectory(prefix="comfyui-emulator-out-")
         self.output_dir = Path(output_dir) if output_dir else Path(self._tmp.name)  # type: ignore[union-attr]
         # Uploaded inputs and temp files live only as long as this emulator, like a worker container's.
@@ -306,7 +323,10 @@ class ComfyUIEmulator:
         self.backend = ComfyBackend(Path(models_dir), self.output_dir, scratch / "input", scratch / "temp",
                                     render_delay_s, interrupt_lag_s, hold_dir)
         self.startup_delay_s = startup_delay_s
-        self.logger = JsonLogger("comfyui-emulator", log_stream, stack=stack)
+        # It stands in for the ComfyUI inside a worker's container: its lines name the worker's image, which the
+        # worker's environment gives (the endpoint's WORKER_IMAGE_TAG) when the caller does not.
+        image = worker_image_tag if worker_image_tag is not None else os.environ.get("WORKER_IMAGE_TAG") or None
+        self.logger = JsonLogger("comfyui-emulator", log_stream, stack=stack, worker_image_tag=image)
         self._server = _Server(("127.0.0.1", port), _Handler, bind_and_activate=False)
         self._server.daemon_threads = True
         self._server.backend = self.backend  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 import tempfile
@@ -32,6 +33,30 @@ from goldgate.local.runpod.fleet import (
 from goldgate.local.runpod.server import RunPodApp, RunPodHTTPServer
 from goldgate.local.runpod.webhooks import WebhookDispatcher
 from goldgate.local.state import open_log, write_json_atomic
+from goldgate.logs import masked
+
+# The runpod SDK sends an exception the handler raised as this JSON text; a handler's {"error": ...} comes as is.
+_SDK_ERROR_FIELDS = ("error_type", "error_message")
+# The statuses whose job.finished line carries the job's error, and the error type a plain-text error gets.
+_ERROR_TYPES = {"FAILED": "JobFailed", "TIMED_OUT": "JobTimedOut"}
+# Endpoint env names whose values are masked in a job's logged error (a handler may echo its settings in one).
+_SECRET_ENV = re.compile(r"SECRET|TOKEN|PASSWORD|KEY", re.IGNORECASE)
+
+
+def job_error(error: Any, status: str = "FAILED") -> dict[str, str]:
+    """A failed job's error as the log schema's {type, message}, whatever shape the worker (or the emulator) gave."""
+    parsed = error
+    if isinstance(error, str):
+        try:
+            parsed = json.loads(error)
+        except ValueError:
+            parsed = None
+    if isinstance(parsed, dict) and all(isinstance(parsed.get(k), str) for k in _SDK_ERROR_FIELDS):
+        return {"type": parsed["error_type"], "message": parsed["error_message"]}
+    kind = _ERROR_TYPES.get(status, "JobFailed")
+    if error is None:
+        return {"type": kind, "message": f"the job ended {status} without an error"}
+    return {"type": kind, "message": error if isinstance(error, str) else json.dumps(error, default=str)}
 
 
 class RunPodEmulator:
@@ -78,6 +103,9 @@ class RunPodEmulator:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._stopped = False
+        # The image each job's worker runs, kept past the worker: a job's later lines (finished after its worker
+        # died, its webhooks, its expiry) name the image that ran it, not whatever the endpoint runs by then.
+        self._job_images: dict[str, str] = {}
 
     @property
     def api_base(self) -> str:
@@ -141,16 +169,41 @@ class RunPodEmulator:
 
     def _finished(self, job: JobRecord) -> None:
         if job.webhook and job.status in self.config.webhook_statuses:
-            self.webhooks.send(job.id, job.webhook, responses.webhook_payload(job))
+            self.webhooks.send(job.id, job.webhook, responses.webhook_payload(job), self._image_of(job))
 
     def _crash(self, worker_id: str, job_id: str) -> None:
         self.fleet.crash(worker_id, job_id)
+
+    def _image_of(self, job: JobRecord) -> str | None:
+        """The image of the worker that ran the job; a job no worker ran yet, the image its endpoint runs now."""
+        if job.id in self._job_images:
+            return self._job_images[job.id]
+        endpoint = self.backend.endpoints.get(job.endpoint_id)
+        return endpoint.latest.image if endpoint is not None and endpoint.releases else None
+
+    def _secrets_of(self, job: JobRecord) -> tuple[str, ...]:
+        """What a job's logged error must not show: the emulator's keys and the secret values of its endpoint's env."""
+        endpoint = self.backend.endpoints.get(job.endpoint_id)
+        env = [(k, v) for release in (endpoint.releases if endpoint else []) for k, v in release.env.items()]
+        return (self.api_key, self.worker_token,
+                *{v for k, v in env if _SECRET_ENV.search(k) and isinstance(v, str) and len(v) >= 6})
 
     def _event(self, event: str, **fields: Any) -> None:
         runpod_job_id = fields.pop("job", None)
         if runpod_job_id:
             job = self.backend.jobs.get(runpod_job_id)
             fields.update(runpod_job_id=runpod_job_id, **job_context(job.input if job else None))
+            worker = self.backend.workers.get(str(fields.get("worker")))
+            if event == "job.started" and worker is not None:
+                self._job_images[runpod_job_id] = worker.image
+            if job is not None:
+                fields["worker_image_tag"] = self._image_of(job)
+                if event == "job.finished" and job.status in _ERROR_TYPES:
+                    fields["error"] = masked(job_error(job.error, job.status), self._secrets_of(job))
+            if event == "job.expired":  # the job is dropped from the backend right after this line
+                self._job_images.pop(runpod_job_id, None)
+        elif event == "endpoint.deleted":  # its jobs went with it
+            self._job_images = {jid: image for jid, image in self._job_images.items() if jid in self.backend.jobs}
         self.log.info(event, **fields)
         if event.startswith(("endpoint.", "registry.")) and self.config.state_file:
             self._save_state()

@@ -24,7 +24,7 @@ from pathlib import Path
 from goldgate.errors import SpecError
 from goldgate.local.lifeline import Lifeline
 from goldgate.local.runpod.backend import RunPodBackend, StartWorker, StopWorker
-from goldgate.local.runpod.eventlog import EventLog
+from goldgate.local.runpod.eventlog import EventLog, job_context
 from goldgate.local.state import open_log
 
 Launcher = Callable[[str, dict[str, str]], tuple[list[str], dict[str, str]]]
@@ -163,7 +163,13 @@ class WorkerFleet:
             with self._lock:
                 proc = self._procs.get(worker_id)
             if proc is not None:
-                self.log.warning("worker.crash_injected", worker=worker_id, runpod_job_id=job_id)
+                # Named like the job's other lines: the service's job and trace, and the image that ran it.
+                with self.backend.lock:
+                    job = self.backend.jobs.get(job_id)
+                    worker = self.backend.workers.get(worker_id)
+                    context = job_context(job.input if job is not None else None)
+                self.log.warning("worker.crash_injected", worker=worker_id, runpod_job_id=job_id, **context,
+                                 worker_image_tag=worker.image if worker is not None else None)
                 _signal_group(proc, signal.SIGKILL)
 
         threading.Timer(self.config.faults.crash_after_s, kill).start()

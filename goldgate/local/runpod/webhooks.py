@@ -45,6 +45,7 @@ class _Delivery:
     copy: int
     attempt: int = 1
     drop_this: bool = False
+    worker_image_tag: str | None = None  # the image that ran the job, for the delivery's log lines
 
 
 JSON_BODY = {"Content-Type": "application/json"}  # as httpx's json= sent it, and RunPod sends
@@ -82,19 +83,19 @@ class WebhookDispatcher:
         for t in self._threads:
             t.start()
 
-    def send(self, job_id: str, url: str, payload: dict[str, Any]) -> None:
+    def send(self, job_id: str, url: str, payload: dict[str, Any], worker_image_tag: str | None = None) -> None:
         status = str(payload.get("status"))
         if self.plan.drop_all(job_id):
             self._record(DeliveryRecord(job_id, status, 0, 0, "dropped-all"))
             self.log.warning("webhook.dropped_all", runpod_job_id=job_id, status=status, url=redact_url(url),
-                             **job_context(payload.get("input")),
+                             **job_context(payload.get("input")), worker_image_tag=worker_image_tag,
                              reason="faults.drop_all_deliveries_rate: recovery must settle this job")
             return
         drop_first = self.plan.drop_first(job_id)
         now = time.monotonic()
         with self._cv:
             for copy in range(self.plan.copies()):
-                d = _Delivery(job_id, url, payload, copy, 1, drop_first)
+                d = _Delivery(job_id, url, payload, copy, 1, drop_first, worker_image_tag)
                 heapq.heappush(self._heap, (now + self.plan.hold_s(job_id, copy), next(self._seq), d))
             self._cv.notify_all()
 
@@ -154,8 +155,8 @@ class WebhookDispatcher:
             except Exception as exc:  # noqa: BLE001 -- any failure is this attempt's, never the sender thread's end
                 outcome = f"error {type(exc).__name__}"
         self._record(DeliveryRecord(d.job_id, status, d.copy, d.attempt, outcome))
-        fields = {"runpod_job_id": d.job_id, **job_context(d.payload.get("input")), "status": status, "copy": d.copy, "attempt": d.attempt,
-                  "url": redact_url(d.url), "outcome": outcome}
+        fields = {"runpod_job_id": d.job_id, **job_context(d.payload.get("input")), "worker_image_tag": d.worker_image_tag,
+                  "status": status, "copy": d.copy, "attempt": d.attempt, "url": redact_url(d.url), "outcome": outcome}
         if outcome == "ok":
             self.log.info("webhook.delivered", **fields)
             return
