@@ -95,6 +95,8 @@ def _model_message(node_id: str, class_type: str, error: dict[str, Any], roots: 
         return None
     file = str(extra.get("received_value"))
     listed = _listed(error)
+    if listed is not None:  # VAELoader also lists decoders that are no file ("pixel_space", "taesdxl"): not models
+        listed = [name for name in listed if Path(str(name)).suffix.lower() in MODEL_EXTENSIONS]
     searched, found = _search(file, roots, folder)
     shown = "nothing" if listed == [] else (listed if listed else "other files")
     parts = [(f"model file {file!r} is not available to ComfyUI: {class_type} (node {node_id}) input "

@@ -187,3 +187,20 @@ def test_a_job_failing_on_a_damaged_model_file_says_what_the_file_is_and_where_t
     assert "not a whole model (a Git LFS pointer, a web page or a cut-short download in its place)" in out["error"]
     assert "goldgate doctor" in out["error"]
     assert "refresh_worker" not in out  # the GPU is fine: the image is what needs fixing
+
+
+def test_a_missing_vae_reads_as_no_file_listed_although_comfyui_lists_its_built_in_decoders(tmp_path):
+    # Current ComfyUI's VAELoader lists "pixel_space" (and the TAESD decoders when present) next to the files: names
+    # of no file. A missing VAE with an empty vae folder must still read as "lists nothing", not as a list of files.
+    file = "ae.safetensors"
+    rejected = PromptRejected(
+        {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation", "details": "",
+         "extra_info": {}},
+        {"10": {"class_type": "VAELoader", "dependent_outputs": ["9"], "errors": [
+            {"type": "value_not_in_list", "message": "Value not in list",
+             "details": f"vae_name: '{file}' not in ['pixel_space', 'taesdxl']",
+             "extra_info": {"input_name": "vae_name", "input_config": [["pixel_space", "taesdxl"], {}],
+                            "received_value": file}}]}})
+    message = explain_rejection(rejected, {"10": {"class_type": "VAELoader", "inputs": {"vae_name": file}}},
+                                (str(tmp_path),))
+    assert "input vae_name lists nothing" in message
