@@ -96,9 +96,10 @@ async def fail_submission(db: Database, job: dict[str, Any], reason: str, now_s:
                   "e2e_ms = ?, worker_image_tag = NULL, finished_at = ?, updated_at = ? "
                   "WHERE id = ? AND status = 'queued' AND runpod_job_id IS NULL",
                   (reason, marker, e2e, iso_ms(now_s), iso_ms(now_s), job["id"])),
+        # images: 0, as for any job that did not complete (NULL is a row from before migration 0003)
         Statement("INSERT OR IGNORE INTO job_metrics (job_id, stack, status, e2e_ms, workflow_version, "
-                  "worker_image_tag, created_at) SELECT id, stack, 'failed', e2e_ms, workflow_version, "
-                  "worker_image_tag, created_at FROM jobs WHERE id = ? AND last_delivery = ?",
+                  "worker_image_tag, created_at, images) SELECT id, stack, 'failed', e2e_ms, workflow_version, "
+                  "worker_image_tag, created_at, 0 FROM jobs WHERE id = ? AND last_delivery = ?",
                   (job["id"], marker)),
     ])
     return results[0].changes == 1

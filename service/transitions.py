@@ -72,7 +72,9 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
 - Timings. delayTime/executionTime are measurements, not state: one that is missing, not a
   usable number of milliseconds (a numeric string is read as its number), or longer than the job
   has existed (plus a minute) is recorded as null (no cost from it) and named in the applied line's
-  `data.unusable_runpod_timings`; the outcome itself is never refused for it. The job's
+  `data.unusable_runpod_timings`; the outcome itself is never refused for it. A running job's executionTime (a
+  recovery's /status answer) is how long it had run so far: a delivery ending the job without one leaves its run
+  time null. The job's
   `worker_image_tag` (and the log line's) is the image the worker reports in its output; without
   a report, the job's own, else the stack's configured tag.
 - Concurrency. D1 has no BEGIN/COMMIT. Each transition reads the job, decides, and writes one
@@ -112,11 +114,15 @@ READ_JOB = ("SELECT id, stack, status, version, last_delivery, runpod_job_id, tr
 # A measurement this delivery lacks is kept from an earlier delivery of the same attempt (an unfinished
 # job's); an ended job's belong to the attempt a /retry replaced, not to this one.
 _THIS_ATTEMPTS = "COALESCE(?, CASE WHEN status IN ('queued', 'in_progress') THEN {0} END)"
+# Except the run time: a running job's executionTime (a recovery's /status answer) is how long it had run so far, so
+# an ending delivery without one (a forgotten job's, one read from the result store) leaves it null. The second
+# parameter is 1 while the job is still unfinished after this delivery.
+_RUN_SO_FAR = "COALESCE(?, CASE WHEN ? AND status IN ('queued', 'in_progress') THEN runpod_run_duration_ms END)"
 _UPDATE_SET = ("status = ?, {adopt}version = version + 1, last_delivery = ?, error = ?, results_json = ?, "
                f"worker_timings_json = {_THIS_ATTEMPTS.format('worker_timings_json')}, worker_image_tag = ?, "
                f"gpu_type = {_THIS_ATTEMPTS.format('gpu_type')}, "
                f"runpod_queue_duration_ms = {_THIS_ATTEMPTS.format('runpod_queue_duration_ms')}, "
-               f"runpod_run_duration_ms = {_THIS_ATTEMPTS.format('runpod_run_duration_ms')}, e2e_ms = ?, "
+               f"runpod_run_duration_ms = {_RUN_SO_FAR}, e2e_ms = ?, "
                "cost_estimate_usd = ?, finished_at = ?, updated_at = ?")
 _UPDATE = f"UPDATE jobs SET {_UPDATE_SET.format(adopt='')} WHERE id = ? AND version = ?"
 # Adopts the delivery's RunPod id unless another job holds it (jobs_runpod_job_id): the check and the write are one
@@ -338,7 +344,7 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
             (status, *((delivery.runpod_job_id,) if adopt else ()), fingerprint, error,
              _canonical(results) if results is not None else None, timings,
              tag[:256] if tag else None, gpu[:128] if gpu else None,
-             queue_ms, run_ms, e2e, usd,
+             queue_ms, run_ms, 0 if terminal else 1, e2e, usd,
              now if terminal else None, now, job["id"], job["version"],
              *((delivery.runpod_job_id,) if adopt else ()))),
         Statement(
