@@ -14,6 +14,7 @@ import dataclasses
 import json
 import re
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -445,7 +446,10 @@ def live_probe(api_url: str, api_token: str, webhook_secret: str, db_path: Path)
             # An older state arriving after the terminal one (RunPod's deliveries are not ordered): the service
             # must answer 200 (a refusal is retried) and ignore it as out of order.
             late = http.post("/api/runpod/webhook", params={"job": job["id"], "sig": sig},
-                             json={"id": job["runpod_job_id"], "status": "IN_PROGRESS"})
+                             # its own output each run: the service records an ignored delivery, and the same
+                             # late body again would be a duplicate on the next checklist run
+                             json={"id": job["runpod_job_id"], "status": "IN_PROGRESS",
+                                   "output": {"progress": f"goldgate checklist probe {uuid.uuid4().hex}"}})
             conn = connect_read_only(db_path)
             conn.row_factory = sqlite3.Row
             try:
