@@ -150,7 +150,14 @@ def load_case(path: Path) -> GoldenCase:
         raise CaseError(f"{src}: expected a mapping with workflow, inputs and expect")
     unknown = set(raw) - _CASE_KEYS
     if unknown:
-        raise CaseError(f"{src}: unknown field(s) {_names(unknown)}")
+        # The usual cause is an indentation slip: `images: 1` under `expect:` lost its indent and became a field of
+        # the case, or a parameter (`prompt:`) left `inputs:`.
+        misplaced = unknown & _EXPECT_KEYS
+        raise CaseError(f"{src}: unknown field(s) {_names(unknown)}; a case takes "
+                        f"{', '.join(sorted(_CASE_KEYS))}"
+                        + (f" ({_names(misplaced)} {'belongs' if len(misplaced) == 1 else 'belong'} under `expect:`: "
+                           f"indent {'it' if len(misplaced) == 1 else 'them'})" if misplaced else
+                           " (a workflow parameter goes under `inputs:`)"))
     case_id = raw.get("id", path.stem)
     if not isinstance(case_id, str) or not _ID.fullmatch(case_id):
         where = "id" if "id" in raw else "the file name gives the case id"
@@ -190,7 +197,8 @@ def _expectations(raw: Any, src: str) -> Expectations:
         raise CaseError(f"{src}: expect must be a mapping")
     unknown = set(raw) - _EXPECT_KEYS
     if unknown:
-        raise CaseError(f"{src}: expect: unknown field(s) {_names(unknown)}")
+        raise CaseError(f"{src}: expect: unknown field(s) {_names(unknown)}; expect takes "
+                        f"{', '.join(sorted(_EXPECT_KEYS))}")
 
     def integer(key: str, default: int | None, lo: int, hi: int) -> int | None:
         value = raw.get(key, default)

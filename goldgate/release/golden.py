@@ -7,13 +7,14 @@ polls RunPod.
 Each case's create carries its own Idempotency-Key, so a create whose answer was lost is sent again
 with that key and answered with the job it made: a flaky network neither fails a case nor runs (and
 bills) it twice. A status poll that fails on the way is polled again, with backoff, until the case's
-latency limit.
+latency limit. An interrupted run (Ctrl-C) stops every case at its next wait and writes no report.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 import unicodedata
 import uuid
@@ -77,6 +78,10 @@ class SuiteTarget:
     thresholds: Thresholds
 
 
+class RunInterrupted(GoldgateError):
+    """The run was interrupted (Ctrl-C): a case in flight stops at its next wait instead of running to its limit."""
+
+
 class Check:
     """Collects named pass/fail checks for one case."""
 
@@ -108,18 +113,27 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
     check_latency_limits(cases, target.thresholds.golden_case_latency_s, target.stack)
     started, t0 = now_rfc3339(), time.monotonic()
     headers = {"authorization": f"Bearer {access.token}", "user-agent": "goldgate-golden/1"}
+    stop = threading.Event()
     with httpx.Client(base_url=access.api_url, headers=headers, timeout=httpx.Timeout(30.0),
                       follow_redirects=False) as client:
         def one(case: GoldenCase) -> dict[str, Any]:
             result = run_case(client, access, case, target, references_dir=references_dir,
-                              update_references=update_references, poll_s=poll_s)
-            if progress:
+                              update_references=update_references, poll_s=poll_s, stop=stop)
+            if progress and not stop.is_set():
+                updated = [c["detail"] for c in result["checks"] if c["name"] == "reference_updated"]
                 progress(f"{case.id}: {'pass' if result['passed'] else 'FAIL'} "
-                         f"in {result['latency_s'] if result['latency_s'] is not None else '-'} s")
+                         f"in {result['latency_s'] if result['latency_s'] is not None else '-'} s"
+                         + "".join(f"; reference: {u}" for u in updated))
             return result
 
         with ThreadPoolExecutor(max_workers=min(concurrency, len(cases))) as pool:
-            results = list(pool.map(one, cases))
+            try:
+                results = list(pool.map(one, cases))
+            except BaseException:
+                # Ctrl-C: leaving the pool waits for every case in flight, which would otherwise poll on to its
+                # latency limit (10 minutes by default) while the operator waits for the prompt.
+                stop.set()
+                raise
     wall = time.monotonic() - t0
     image_after = image_now() if image_now else target.image
     report = build_report(target, access.api_url, results, started=started, finished=now_rfc3339(),
@@ -146,8 +160,10 @@ def references_compared(results: list[dict[str, Any]], references_dir: Path) -> 
 
 
 def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: SuiteTarget, *,
-             references_dir: Path, update_references: bool = False, poll_s: float = 0.25) -> dict[str, Any]:
-    """Submit one case, wait for a terminal status, fetch and check every image."""
+             references_dir: Path, update_references: bool = False, poll_s: float = 0.25,
+             stop: threading.Event | None = None) -> dict[str, Any]:
+    """Submit one case, wait for a terminal status, fetch and check every image; `stop` set ends it early."""
+    stop = stop or threading.Event()
     check = Check()
     ceiling = target.thresholds.golden_case_latency_s
     limit = min(case.expect.max_latency_s or ceiling, ceiling)
@@ -156,7 +172,7 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
                            "worker_image_tag": None, "workflow_version": None, "images": [], "error": None}
     t0 = time.monotonic()
     try:
-        status = _submit_and_wait(client, case, limit, poll_s, out)
+        status = _submit_and_wait(client, case, limit, poll_s, out, stop)
     except (httpx.HTTPError, GoldgateError) as exc:
         out["error"] = _one_line(exc)
         check("completed", False, out["error"])
@@ -178,25 +194,32 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
               f"job ran on {tag}" if isinstance(tag, str) and tag else "the job did not say which image ran it")
     if completed:
         _check_results(client, access, case, status.get("results") or [], check, out,
-                       references_dir, update_references)
+                       references_dir, update_references, stop)
     return {**out, "checks": check.items, "passed": check.passed}
 
 
 def _submit_and_wait(client: httpx.Client, case: GoldenCase, limit: float, poll_s: float,
-                     out: dict[str, Any]) -> dict[str, Any]:
+                     out: dict[str, Any], stop: threading.Event) -> dict[str, Any]:
     deadline = time.monotonic() + limit
-    job_id = _create(client, case, deadline, limit)
+    job_id = _create(client, case, deadline, limit, stop)
     out["job_id"] = job_id
-    return _wait(client, job_id, deadline, limit, poll_s)
+    return _wait(client, job_id, deadline, limit, poll_s, stop)
 
 
-def _create(client: httpx.Client, case: GoldenCase, deadline: float, limit: float) -> str:
+def _pause(stop: threading.Event, seconds: float) -> None:
+    """Wait `seconds`, unless the run is interrupted meanwhile: then this case ends at once."""
+    if stop.wait(seconds):
+        raise RunInterrupted("the golden run was interrupted")
+
+
+def _create(client: httpx.Client, case: GoldenCase, deadline: float, limit: float, stop: threading.Event) -> str:
     """The case's job id. A create whose outcome is unknown (no answer, or a 5xx other than 502/503), or that
     the service answers 409 idempotency_key_busy, is sent again with the same key, so the service answers the
     job the lost one made instead of a second."""
     body = {"workflow_id": case.workflow, "inputs": dict(case.inputs)}
     headers = {"idempotency-key": str(uuid.uuid4())}
     for attempt in range(1, CREATE_ATTEMPTS + 1):
+        _pause(stop, 0)  # a case the interrupted run had not sent yet is not sent (nor billed)
         try:
             resp = _answer(client, "POST", "/api/queue/create", deadline, limit, json=body, headers=headers)
         except httpx.TransportError as exc:
@@ -211,7 +234,7 @@ def _create(client: httpx.Client, case: GoldenCase, deadline: float, limit: floa
         wait = RETRY_BACKOFF_S * 2 ** (attempt - 1)
         if attempt == CREATE_ATTEMPTS or time.monotonic() + wait > deadline:
             raise GoldgateError(f"{lost} ({attempt} attempt(s), all with the same Idempotency-Key)")
-        time.sleep(wait)
+        _pause(stop, wait)
     if resp.status_code != 202:
         raise GoldgateError(f"queue/create answered {resp.status_code}: {_api_error(resp)}")
     job_id = _json(resp).get("job_id")
@@ -220,7 +243,8 @@ def _create(client: httpx.Client, case: GoldenCase, deadline: float, limit: floa
     return job_id
 
 
-def _wait(client: httpx.Client, job_id: str, deadline: float, limit: float, poll_s: float) -> dict[str, Any]:
+def _wait(client: httpx.Client, job_id: str, deadline: float, limit: float, poll_s: float,
+          stop: threading.Event) -> dict[str, Any]:
     """The job's terminal status. A poll that fails on the way (no answer, a 5xx, a 429) is retried with a
     doubling wait up to MAX_POLL_BACKOFF_S: polling is a read, and the job runs on whether we look or not."""
     state, trouble, wait, cut_off = None, None, poll_s, False
@@ -251,11 +275,11 @@ def _wait(client: httpx.Client, job_id: str, deadline: float, limit: float, poll
                     else f"; the last poll failed: {trouble}" if trouble else "")
             raise GoldgateError(f"job {job_id} still {state or 'without a status'} after {limit:g} s "
                                 f"(the case's latency limit){last}")
-        time.sleep(wait)
+        _pause(stop, wait)
 
 
-def _check_results(client: httpx.Client, access: ApiAccess, case: GoldenCase, results: Any,
-                   check: Check, out: dict[str, Any], references_dir: Path, update_references: bool) -> None:
+def _check_results(client: httpx.Client, access: ApiAccess, case: GoldenCase, results: Any, check: Check,
+                   out: dict[str, Any], references_dir: Path, update_references: bool, stop: threading.Event) -> None:
     exp = case.expect
     if not isinstance(results, list):
         check("image_count", False, f"results is not a list ({type(results).__name__}), expected {exp.images} image(s)")
@@ -264,6 +288,9 @@ def _check_results(client: httpx.Client, access: ApiAccess, case: GoldenCase, re
     # The count has failed the case already: results past the expected ones are not fetched (a status listing
     # thousands would hold the run for as many downloads).
     for index, item in enumerate(results[:exp.images]):
+        if stop.is_set():   # interrupted: nothing more is fetched, and no reference is written after Ctrl-C
+            check("interrupted", False, "the golden run was interrupted")
+            return
         name = f"image[{index}]"
         if not isinstance(item, dict):
             check(name, False, "result entry is not an object")
@@ -282,6 +309,7 @@ def _check_results(client: httpx.Client, access: ApiAccess, case: GoldenCase, re
         reported = item.get("bytes")
         if isinstance(reported, int):
             check(f"{name}.bytes_match", reported == len(data), f"status says {reported}, got {len(data)}")
+        _check_sha256(check, name, item.get("sha256"), data)
         try:
             facts = inspect_image(data)
         except ImageUnreadable as exc:
@@ -291,15 +319,29 @@ def _check_results(client: httpx.Client, access: ApiAccess, case: GoldenCase, re
         if exp.width is not None or exp.height is not None:
             check(f"{name}.dimensions", (exp.width in (None, facts.width)) and (exp.height in (None, facts.height)),
                   f"{facts.width}x{facts.height} (expected {exp.width or '*'}x{exp.height or '*'})")
-        if index == 0:
+        if index == 0 and not stop.is_set():
             _check_reference(case, data, facts, check, facts_out, references_dir, update_references)
+
+
+def _check_sha256(check: Check, name: str, recorded: Any, data: bytes) -> None:
+    """The image served must be the very one the worker stored and described: the service checks only an object's
+    size, so this is the one end-to-end check that the API hands out what was rendered (not another job's object,
+    or one rewritten in the bucket). A status without a sha256 (the service stores none that is malformed) is
+    not checked."""
+    if not isinstance(recorded, str) or len(recorded) != 64:
+        return
+    served = hashlib.sha256(data).hexdigest()
+    check(f"{name}.sha256_match", served == recorded.lower(),
+          f"sha256 {served[:16]}... as the status says" if served == recorded.lower() else
+          f"status says sha256 {_printable(recorded[:16])}..., the image served has {served[:16]}...: the API serves "
+          "another object than the worker stored")
 
 
 def _check_reference(case: GoldenCase, data: bytes, facts: ImageFacts, check: Check, facts_out: dict[str, Any],
                      references_dir: Path, update_references: bool) -> None:
     ref_path = references_dir / case.reference_name
     if update_references:
-        _update_reference(ref_path, data, check)
+        _update_reference(case, ref_path, data, facts, check, facts_out)
     try:
         ref_bytes = _read_reference(ref_path)
     except FileNotFoundError:
@@ -326,19 +368,42 @@ def _check_reference(case: GoldenCase, data: bytes, facts: ImageFacts, check: Ch
           f"mean colour difference {colors:g} to {ref_path.name} (max {case.expect.max_color_distance})")
 
 
-def _update_reference(ref_path: Path, data: bytes, check: Check) -> None:
+def _update_reference(case: GoldenCase, ref_path: Path, data: bytes, facts: ImageFacts, check: Check,
+                      facts_out: dict[str, Any]) -> None:
     # A render that failed a check already made (a stale worker image, wrong dimensions, too slow) would become
     # what every later run is compared with; the report fails the case either way, the reference stays as it was.
     if not check.passed:
         check("reference_updated", False, f"{ref_path.name} left as it was: this render failed the checks above")
         return
+    replaced = _replaced_reference(case, ref_path, facts, facts_out)
     try:
         ref_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(ref_path, data)
     except OSError as exc:
         check("reference_updated", False, f"cannot write {ref_path.name}: {exc.strerror or exc}")
         return
-    check("reference_updated", True, f"wrote {ref_path.name}")
+    check("reference_updated", True, f"wrote {ref_path.name} ({replaced})")
+
+
+def _replaced_reference(case: GoldenCase, ref_path: Path, facts: ImageFacts, facts_out: dict[str, Any]) -> str:
+    """How far the reference about to be replaced is from the render replacing it. Once written, the render is
+    compared with itself, so this is the only word on which references really moved: the ones a reviewer must look
+    at before committing (on a GPU every render differs a little, so every file changes)."""
+    try:
+        old_bytes = _read_reference(ref_path)
+        old = inspect_image(old_bytes)
+    except FileNotFoundError:
+        return "a new reference: there was none"
+    except (OSError, ImageUnreadable):
+        return "replacing one that could not be read"
+    distance, colors = hamming(facts.dhash, old.dhash), round(color_distance(facts, old), 2)
+    facts_out["replaced_reference"] = {"sha256": hashlib.sha256(old_bytes).hexdigest(), "hash_distance": distance,
+                                       "color_distance": colors}
+    exp = case.expect
+    within = distance <= exp.max_hash_distance and colors <= exp.max_color_distance
+    return (f"the one it replaces is dHash distance {distance} (max {exp.max_hash_distance}), mean colour difference "
+            f"{colors:g} (max {exp.max_color_distance}) from this render: "
+            + ("within the case's limits" if within else "CHANGED beyond the case's limits; check it by eye"))
 
 
 def _read_reference(path: Path) -> bytes:

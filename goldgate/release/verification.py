@@ -50,9 +50,18 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
     progress(f"{suite} suite on {stack}: {len(cases)} case(s) against {access.api_url} (image {image})")
     target = SuiteTarget(stack=stack, target=deployer.target, image=image,
                          workflow_version=spec.workflow_version, thresholds=spec.thresholds)
-    report = run_suite(cases, access, target, suite=suite, references_dir=paths.references_dir,
-                       update_references=update_references, concurrency=concurrency, poll_s=poll_s,
-                       progress=progress, image_now=lambda: deployer.current_image(stack))
+    try:
+        report = run_suite(cases, access, target, suite=suite, references_dir=paths.references_dir,
+                           update_references=update_references, concurrency=concurrency, poll_s=poll_s,
+                           progress=progress, image_now=lambda: deployer.current_image(stack))
+    except KeyboardInterrupt:
+        # What an operator who pressed Ctrl-C needs to know: the gate's evidence is untouched, and nothing
+        # cancels the jobs RunPod already has (they finish, and are billed, on their own).
+        progress(f"interrupted: no report written ({paths.reports_dir / 'latest.json'} is as it was); the jobs "
+                 f"already queued on {stack} run on to their end"
+                 + ("; the references rewritten before it (the lines above) stay rewritten" if update_references
+                    else ""))
+        raise
     # Only a full, ordinary run on STAGING may become latest.json: that file is what the promotion gate reads, and a
     # run on PROD (or any other stack) would put a report there that the gate must refuse (`report_stack`).
     latest = suite == "full" and not update_references and spec.role == "staging"

@@ -5,14 +5,21 @@
 //
 //   node scripts/golden-tests/run.mjs [stack=staging] [goldgate golden options...]
 //
-// GOLDGATE_BIN picks the goldgate executable (default: `goldgate` on PATH).
+// GOLDGATE_BIN picks the goldgate executable (default: `goldgate` on PATH, else this checkout's .venv/bin/goldgate).
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { constants } from "node:os";
+import { delimiter, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 const args = process.argv.slice(2);
 // Options only (`run.mjs --concurrency 2`) still mean the default stack.
 const [stack, rest] = args.length && !args[0].startsWith("-") ? [args[0], args.slice(1)] : ["staging", args];
-const bin = process.env.GOLDGATE_BIN || "goldgate";
+// The README sets goldgate up in the checkout's .venv, and a shell that has not activated it (CI's, a new
+// terminal) would otherwise fail here: this checkout's goldgate is used when none is on PATH.
+const checkoutBin = fileURLToPath(new URL("../../.venv/bin/goldgate", import.meta.url));
+const onPath = (process.env.PATH || "").split(delimiter).some((dir) => dir && existsSync(join(dir, "goldgate")));
+const bin = process.env.GOLDGATE_BIN || (onPath || !existsSync(checkoutBin) ? "goldgate" : checkoutBin);
 
 // A cancelled CI job signals this process; the golden run must stop with it rather than go on writing
 // reports/latest.json after the job is gone. Exit only once goldgate has. The handlers go in before the
@@ -24,7 +31,8 @@ for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
 }
 child = spawn(bin, ["golden", stack, ...rest], { stdio: "inherit" });
 child.on("error", (err) => {
-  console.error(`run.mjs: cannot run ${bin}: ${err.message} (install goldgate: pip install -e .)`);
+  console.error(`run.mjs: cannot run ${bin}: ${err.message} (set goldgate up in this checkout: python3 -m venv ` +
+                `.venv && .venv/bin/pip install -e . -- or name it with GOLDGATE_BIN)`);
   process.exit(127);
 });
 child.on("exit", (code, signal) => {
