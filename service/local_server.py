@@ -37,6 +37,7 @@ import logging
 import os
 import signal
 import sqlite3
+import stat
 import sys
 import threading
 from collections.abc import Coroutine
@@ -224,6 +225,13 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_started = False
         self._disarm_head_deadline()
+        if self.parser.should_upgrade() and _declares_body(self.headers):
+            # httptools skips the body of a request that offers an upgrade (the app got an empty body) and parses
+            # that body as the next request: refuse it by name instead.
+            self._refusal = ApiError(400, "upgrade_not_served", "this port serves HTTP/1.1 only and cannot read a body "
+                                     "sent with an `Upgrade` offer (h2c): send it without one (curl: --http1.1; "
+                                     "Java's HttpClient: version HTTP_1_1)")
+            raise self._refusal
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -299,6 +307,11 @@ def _parser_reason() -> str:
         # uvicorn's URL parsing failed in a callback; its text quotes the target (which may hold a signature)
         return " (the request target is not a path)" if isinstance(error.__context__, httptools.HttpParserError) else ""
     return f" ({str(error)[:200]})" if isinstance(error, httptools.HttpParserError) and str(error) else ""
+
+
+def _declares_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"", b"0"))
+               for name, value in headers)
 
 
 def _head_too_large() -> ApiError:
@@ -416,7 +429,8 @@ def _say_on_stderr(text: str) -> None:
     writes them to service.jsonl), the log line already says it, and a plain line would break the file's schema."""
     try:
         out, err = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
-        if (out.st_dev, out.st_ino) == (err.st_dev, err.st_ino):
+        # one regular file (not a terminal, where an operator reads both and wants the plain line too)
+        if stat.S_ISREG(out.st_mode) and (out.st_dev, out.st_ino) == (err.st_dev, err.st_ino):
             return
     except (OSError, ValueError, AttributeError):  # a closed or replaced stream: say it anyway
         pass
