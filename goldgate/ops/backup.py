@@ -123,6 +123,9 @@ def take_backup(source: Path, dest_dir: Path, stack: str,
     except sqlite3.Error as exc:
         partial.unlink(missing_ok=True)
         raise BackupError(f"backing up {source} failed: {exc}") from None
+    except BaseException:  # interrupted (Ctrl-C, the scheduler's stop): no copy the size of the database stays
+        partial.unlink(missing_ok=True)
+        raise
     finally:
         src.close()
     if not print_.row_counts:
@@ -146,6 +149,10 @@ MAX_MANIFEST_BYTES = 16 * 1024 * 1024  # a manifest of thousands of tables is a 
 def load_manifest(backup: Path) -> BackupManifest:
     path = manifest_path(backup)
     try:
+        if path.exists() and not path.is_file():
+            # A FIFO waits for a writer forever, /dev/zero never ends: neither is a manifest, so neither is read.
+            raise BackupRefused(f"manifest {path} is not a file (a directory, FIFO or device); it was not read: "
+                                "take a new backup")
         if path.stat().st_size > MAX_MANIFEST_BYTES:
             raise BackupRefused(f"manifest {path} is {path.stat().st_size} bytes, more than a goldgate manifest "
                                 f"ever holds ({MAX_MANIFEST_BYTES}); it was not read: take a new backup")

@@ -25,7 +25,7 @@ from typing import Any
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.r2 import R2Admin
 from goldgate.errors import GoldgateError, StateError
-from goldgate.local.state import read_record
+from goldgate.local.state import read_record, write_json_atomic
 from goldgate.migrations import discover as discover_migrations
 from goldgate.ops.backup import (
     BackupError,
@@ -100,13 +100,13 @@ def latest_path(home: Path, stack: str, target: str) -> Path:
 def record(home: Path, result: DrillResult) -> Path:
     directory = drills_dir(home, result.stack)
     directory.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(result.to_dict(), indent=2, sort_keys=True)
     stamp = result.started_at.replace(":", "").replace("-", "")
-    (directory / f"{stamp}-{result.target}.json").write_text(text, encoding="utf-8")
+    # Each write through a temporary file of its own: two drills of a stack at once (the scheduled one and an
+    # operator's) shared one, so one crashed on the file the other had renamed, or put its half-written record in
+    # place of the latest, which the checklist then read as damaged.
+    write_json_atomic(directory / f"{stamp}-{result.target}.json", result.to_dict())
     latest = latest_path(home, result.stack, result.target)
-    tmp = latest.with_suffix(".json.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(latest)
+    write_json_atomic(latest, result.to_dict())
     return latest
 
 
@@ -209,16 +209,16 @@ def restore_into_stack(backup: Path, target: Path, stack: str, from_stack: str |
     try:
         try:
             restore_backup(backup, manifest, staged)
-        except BaseException:  # refused, or interrupted: nothing staged stays behind
-            staged.unlink(missing_ok=True)
+            if target.exists():
+                kept = _keep_old_database(target)
+            os.replace(staged, target)
+        except BaseException:  # refused, failed or interrupted before the swap: nothing staged or kept stays behind
+            if staged.exists() or kept is None:  # (once staged is gone the swap is done: kept is the old database)
+                staged.unlink(missing_ok=True)
+                if kept is not None:
+                    kept.unlink(missing_ok=True)
             raise
-        if target.exists():
-            kept = _keep_old_database(target)
-        os.replace(staged, target)
     except (OSError, sqlite3.Error) as exc:
-        staged.unlink(missing_ok=True)
-        if kept is not None:
-            kept.unlink(missing_ok=True)
         reason = (exc.strerror or exc) if isinstance(exc, OSError) else exc
         raise RestoreFailed(f"replacing {target} failed ({reason}); it was left as it was: free space or fix "
                             f"the permissions of {target.parent} and run the restore again") from None
@@ -265,6 +265,16 @@ def _refuse_unknown_migrations(backup: Path, manifest: BackupManifest) -> None:
 def _keep_old_database(target: Path) -> Path:
     """A copy of the stack's current database beside it, even when that database is no longer readable."""
     kept = target.with_name(f"{target.name}.before-restore-{utc_stamp()}")
+    try:
+        _copy_database(target, kept)
+    except BaseException:  # a full disk, or interrupted: a half copy must not pass for the previous database
+        for suffix in ("", "-wal", "-journal"):
+            Path(str(kept) + suffix).unlink(missing_ok=True)
+        raise
+    return kept
+
+
+def _copy_database(target: Path, kept: Path) -> None:
     # The SQLite backup API copies pages, so a copy of the old file is a consistent snapshot too.
     src = sqlite3.connect(target)
     dst = sqlite3.connect(kept)
@@ -272,7 +282,6 @@ def _keep_old_database(target: Path) -> Path:
         src.backup(dst)
     except sqlite3.DatabaseError as exc:
         if not unreadable_database(exc):
-            kept.unlink(missing_ok=True)
             raise
         # Not a database any more (often why it is being restored): keep its bytes as they are.
         dst.close()
@@ -283,7 +292,6 @@ def _keep_old_database(target: Path) -> Path:
     finally:
         src.close()
         dst.close()
-    return kept
 
 
 # -- cloud ---------------------------------------------------------------------------------------

@@ -40,9 +40,21 @@ def connect_read_only(path: Path, **kwargs: Any) -> sqlite3.Connection:
     return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, **kwargs)
 
 
+def _lenient_text(raw: bytes) -> str:
+    """SQLite stores whatever bytes it is given as TEXT (a row written by hand with the sqlite3 shell, a CAST of a
+    blob): a byte that is not UTF-8 made Python's default decoding fail, and with it every backup of the database.
+    Kept as surrogates, each byte is hashed as it is stored (`_row_bytes`); valid UTF-8 reads as before."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _row_bytes(text: Any) -> bytes:
+    return str(text).encode("utf-8", "surrogateescape")
+
+
 class SqliteSource:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        conn.text_factory = _lenient_text
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return list(self.stream(sql, params))
@@ -122,7 +134,7 @@ def schema_sha256(source: SqlSource) -> str:
     rows = source.rows(f"SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND {_NOT_INTERNAL} "
                        "ORDER BY type, name", list(_INTERNAL))
     text = "\n".join(f"{r['type']}|{r['name']}|{' '.join(str(r['sql']).split())}" for r in rows)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_row_bytes(text)).hexdigest()
 
 
 def schema_version(source: SqlSource, table_names: Sequence[str]) -> tuple[str, ...]:
@@ -142,7 +154,7 @@ def table_checksum(source: SqlSource, table: str) -> tuple[int, str]:
     digest = hashlib.sha256()
     count = 0
     for row in source.stream(f"SELECT {row_expr} AS r FROM {_ident(table)} ORDER BY {order}"):
-        digest.update(str(row["r"]).encode("utf-8"))
+        digest.update(_row_bytes(row["r"]))
         digest.update(b"\n")
         count += 1
     return count, digest.hexdigest()

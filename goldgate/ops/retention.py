@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -124,19 +123,27 @@ def prune_cloud(spec: StackSpec, d1: D1Client, database_id: str, keep_days: int,
 
 def _run(db: retention.Sql, stack: str, target: str, keep_days: int, metrics_keep_days: int | None,
          dry_run: bool, now_s: float | None, *, migrate: str, where: str = "the database") -> PruneReport:
-    cutoffs = retention.Cutoffs.at(time.time() if now_s is None else now_s, keep_days, metrics_keep_days)
-
-    async def checked_prune() -> retention.Pruned:
+    async def checked_prune() -> tuple[retention.Cutoffs, retention.Pruned]:
         missing = await retention.missing_tables(db)
         if missing:
             raise PruneRefused(await _why_tables_missing(db, missing, where, migrate, target))
         await _refuse_another_stacks_database(db, stack, where, target)
-        return await retention.prune(db, cutoffs, dry_run=dry_run)
+        now = now_s if now_s is not None else await _database_clock(db)
+        cutoffs = retention.Cutoffs.at(now, keep_days, metrics_keep_days)
+        return cutoffs, await retention.prune(db, cutoffs, dry_run=dry_run)
 
-    pruned = asyncio.run(checked_prune())
+    cutoffs, pruned = asyncio.run(checked_prune())
     return PruneReport(stack=stack, target=target, dry_run=dry_run, keep_days=keep_days,
                        metrics_keep_days=metrics_keep_days, jobs_before=cutoffs.jobs, metrics_before=cutoffs.metrics,
                        deleted=pruned.deleted, remaining=pruned.remaining, unfinished_kept=pruned.unfinished_kept)
+
+
+async def _database_clock(db: retention.Sql) -> float:
+    """Now, by the clock of the database the jobs' times were written against (D1's, or this machine's for the
+    local SQLite). The machine running the prune may be a laptop or a runner whose clock is off: a month ahead,
+    its cutoff deleted the rows of jobs whose results R2 still serves, and idempotency keys inside their 24 hours."""
+    rows = await db.query("SELECT (julianday('now') - 2440587.5) * 86400.0 AS now_s")
+    return float(rows[0]["now_s"])
 
 
 async def _why_tables_missing(db: retention.Sql, missing: list[str], where: str, migrate: str, target: str) -> str:
