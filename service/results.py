@@ -35,8 +35,13 @@ def image_type(content_type: str | None) -> str | None:
     return media if media in ALLOWED_CONTENT_TYPES else None
 
 
+# Every result object lives under it: the cloud bucket's lifecycle rule (infra) and the local store's expiry
+# (goldgate.local.object_store) expire exactly these keys.
+RESULTS_PREFIX = "results/"
+
+
 def result_prefix(job_id: str) -> str:
-    return f"results/{job_id}/"
+    return f"{RESULTS_PREFIX}{job_id}/"
 
 
 def parse_result_key(raw_path_tail: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import time
 from pathlib import Path
@@ -13,12 +12,11 @@ from typing import Any
 import httpx
 
 from goldgate import spec as specs
-from goldgate.bounded_http import bearer_token
 from goldgate.commands.output import add_json_flag, emit, progress, say, table
 from goldgate.errors import GoldgateError, StateError
 from goldgate.local import image_store
 from goldgate.local.platform import LocalPlatform, StackStatus
-from goldgate.local.state import StackDir, read_json
+from goldgate.local.state import StackDir
 
 WORKER_SOURCE = Path(__file__).resolve().parents[2] / "images" / "worker"
 
@@ -82,28 +80,12 @@ def _hosts_off_file(platform: LocalPlatform) -> dict[str, int]:
         if stack in named:
             continue
         try:
-            state = read_json(StackDir(platform.home, stack).state_file)
+            pid = platform.running_host(stack)
         except (OSError, StateError):
             continue
-        pid = state.get("pid") if isinstance(state, dict) else None
-        if isinstance(pid, int) and not isinstance(pid, bool) and pid > 1 and _is_stack_host(pid, stack):
+        if pid is not None:
             running[stack] = pid
     return running
-
-
-def _is_stack_host(pid: int, stack: str) -> bool:
-    """Whether `pid` is alive and, where /proc tells, a goldgate stack host of `stack` (a reused pid is not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return True  # no /proc: alive is all we can tell
-    return b"goldgate.local.stackhost" in argv and stack.encode() in argv
 
 
 def _left_running(platform: LocalPlatform, stack: str, pid: int) -> str:
@@ -173,7 +155,7 @@ class ApiClient:
         state = platform.require_running(stack)
         self.base = state["api_url"]
         self.http = httpx.Client(base_url=self.base, timeout=timeout_s,
-                                 headers={"Authorization": f"Bearer {_api_token(platform, stack)}"})
+                                 headers={"Authorization": f"Bearer {platform.api_token(stack)}"})
 
     def close(self) -> None:
         self.http.close()
@@ -214,19 +196,6 @@ class ApiClient:
             if time.monotonic() > deadline:
                 return status
             time.sleep(0.25)
-
-
-def _api_token(platform: LocalPlatform, stack: str) -> str:
-    """The stack's API token as a header can carry it. An edited token file with a line break, space or non-ASCII
-    letter inside failed every call with the whole header, the token, in the error (or a UnicodeEncodeError
-    traceback): refused here by its file's name, never its value."""
-    token = bearer_token(platform.api_token(stack))
-    if not token:
-        path = StackDir(platform.home, stack).secret_file("api_token")
-        raise StateError(f"{path} holds a character no API token has (a space, a line break or a non-ASCII letter "
-                         "inside it): write the token on one line, or empty the file and run `goldgate down "
-                         f"{stack}` and `goldgate up {stack}` to make a new one")
-    return token
 
 
 def _error_text(resp: httpx.Response, body: Any = None) -> str:

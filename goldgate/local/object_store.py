@@ -30,10 +30,10 @@ from typing import Any
 from goldgate.errors import StateError
 from goldgate.local.state import read_small_bytes, read_small_text
 from goldgate.logs import JsonLogger
+from service.results import RESULTS_PREFIX  # the cloud lifecycle rule's prefix: `backups/` never expire
 
 MAX_RECORD_BYTES = 1024 * 1024  # an object's key and metadata: S3 caps the key at 1 KiB, user metadata at 2 KiB
 MAX_OBJECT_BYTES = 5 * 1024**3  # R2's single PUT limit: no object the bucket took is bigger
-RESULTS_PREFIX = "results/"  # the cloud lifecycle rule's prefix: the DR drill's `backups/` never expire
 MAX_LOGGED_KEYS = 50  # an `object_store.expired` line names this many keys (a month of results can go at once)
 
 

@@ -493,6 +493,13 @@ class LocalPlatform:
         before it opens the database; before that, the `up` that started it names it in the up lock)."""
         return self._live_host(stack, self._dir(stack))
 
+    def running_host(self, stack: str) -> int | None:
+        """The live host of a stack this home has a dir for, whether or not the stacks file still names it (its
+        section removed or renamed while it ran); None for a name that is no stack of this home."""
+        if not specs.is_stack_name(stack) or not StackDir(self.home, stack).root.is_dir():
+            return None
+        return self._live_host(stack, StackDir(self.home, stack))
+
     def _live_host(self, stack: str, d: StackDir) -> int | None:
         found = self._host_pid(stack, read_json(d.state_file)) or self._host_pid(stack, {"pid": d.host_lock_pid()})
         if found is not None:

@@ -60,6 +60,8 @@ def _unlistable(directories: list[str]) -> list[str]:
 def _near_names(file: str, directories: list[str]) -> list[str]:
     """Files in the loader's directories that look like the one asked for under a name the loader skips: an
     unfinished download (`x.safetensors.part`) or another ending (`x.safetensor`, `x.gguf`)."""
+    if not file:  # an empty name "starts" every name: nothing looks like it
+        return []
     stem = Path(file).stem
     near = []
     for directory in directories:

@@ -13,12 +13,12 @@ import pulumi_cloudflare as cloudflare
 from goldgate.spec import StackSpec
 from infra.d1_migrations_provider import DEFAULT_CLOUDFLARE_API, D1Migrations
 from infra.names import StackNames
+from service.results import RESULTS_PREFIX
 
 # Cloudflare's permission groups "Workers R2 Storage Bucket Item Write" / "... Item Read" (stable ids;
 # override with goldgate:r2WritePermissionGroupId / goldgate:r2ReadPermissionGroupId if Cloudflare changes them).
 R2_BUCKET_ITEM_WRITE = "2efd5506f9c8494dacb1fa10a3e7d5b6"
 R2_BUCKET_ITEM_READ = "6a018a9f2fc74eb6b293b0c548f38b39"
-RESULTS_PREFIX = "results/"
 ABORT_MULTIPART_AFTER_S = 86_400
 
 

@@ -49,7 +49,7 @@ def test_a_running_stack_whose_section_was_removed_is_named_not_passed_over(caps
 
         assert main(["down", "all", "--home", home]) == 0
         assert capsys.readouterr().out.splitlines() == ["down: prod, staging"]
-        assert not local._is_stack_host(host, "staging")  # what it said is so: the host is gone
+        assert platform.running_host("staging") is None  # what it said is so: the host is gone
     finally:
         write_stacks(platform.stacks_file)
         platform.down("staging")

@@ -204,3 +204,12 @@ def test_a_missing_vae_reads_as_no_file_listed_although_comfyui_lists_its_built_
     message = explain_rejection(rejected, {"10": {"class_type": "VAELoader", "inputs": {"vae_name": file}}},
                                 (str(tmp_path),))
     assert "input vae_name lists nothing" in message
+
+
+def test_an_empty_model_name_names_no_file_as_a_near_miss(tmp_path):
+    # A workflow input left empty: every file in the folder "starts with" the empty name.
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "put_checkpoints_here").write_text("")
+    message = explain_rejection(_rejected(""), {"4": {"class_type": "CheckpointLoaderSimple",
+                                                      "inputs": {"ckpt_name": ""}}}, (str(tmp_path),))
+    assert "put_checkpoints_here" not in message
