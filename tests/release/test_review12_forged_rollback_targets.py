@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from release_support import StandInApi, standin_api
-from test_promotion_evidence import Target
+from test_promotion_evidence import Target, _released
 
 from goldgate.release.history import interrupted, last_verified
 from goldgate.release.ledger import Ledger
@@ -29,14 +29,6 @@ KEY_ENV = "GOLDGATE_LEDGER_KEY"
 FORGER = "ci:github-actions run 1 by someone"
 
 
-def _released(target: Target, home: Path, paths: GoldenPaths, *images: str) -> None:
-    """Each image qualified on STAGING and promoted to PROD under the key: verified releases, oldest first."""
-    for image in images:
-        target.deploy("staging", image, lambda _m: None)
-        assert run_golden(target, "staging", Ledger(home), paths=paths, poll_s=0.01).passed
-        assert promote(target, Ledger(home), home, paths=paths).ok
-
-
 def _forge(home: Path, monkeypatch: pytest.MonkeyPatch, kind: str, **fields: object) -> None:
     """Append a chained line without the key, as anyone who can push to the ledger branch can."""
     monkeypatch.delenv(KEY_ENV)
@@ -50,7 +42,7 @@ def test_a_forged_rollback_off_the_newest_release_does_not_send_the_automatic_ro
     monkeypatch.setenv(KEY_ENV, KEY)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {}, crash={C})
-        _released(target, home, paths, A, B)
+        _released(target, Ledger(home), home, paths, A, B)
         # Before: this line put B in the set of releases "a rollback took PROD off", so the automatic rollback after
         # the failed promotion below skipped B, the release PROD ran, and pinned A.
         _forge(home, monkeypatch, "rollback", phase="outcome", intent_seq=1, stack="prod", image=A, before=B,
@@ -70,7 +62,7 @@ def test_a_forged_interrupted_rollback_does_not_choose_where_a_plain_rollback_go
     monkeypatch.setenv(KEY_ENV, KEY)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {})
-        _released(target, home, paths, A, B, C)
+        _released(target, Ledger(home), home, paths, A, B, C)
         # Before: the newest change outcome was this one, so `goldgate rollback` "finished" the interrupted rollback
         # to A, two releases back, instead of going to the previous release, B.
         _forge(home, monkeypatch, "rollback", phase="outcome", intent_seq=1, stack="prod", image=A, before=C,
@@ -86,7 +78,7 @@ def test_a_forged_open_intent_is_not_closed_under_the_key_nor_steers_the_rollbac
     monkeypatch.setenv(KEY_ENV, KEY)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {})
-        _released(target, home, paths, A, B, C)
+        _released(target, Ledger(home), home, paths, A, B, C)
         # Before: `reconcile` closed this intent with an "interrupted" outcome signed under the key, which then sent
         # the rollback to the intent's image, A.
         _forge(home, monkeypatch, "rollback", phase="intent", stack="prod", image=A, before=C, reason="automatic")
@@ -105,7 +97,7 @@ def test_an_interrupted_change_recorded_under_the_key_is_still_closed_and_finish
     monkeypatch.setenv(KEY_ENV, KEY)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {})
-        _released(target, home, paths, A, B, C)
+        _released(target, Ledger(home), home, paths, A, B, C)
         Ledger(home).append("rollback", phase="intent", stack="prod", image=A, before=C, reason="manual",
                             trigger="user:operator")
         assert [i.image for i in interrupted(Ledger(home).entries())] == [A]
@@ -120,7 +112,7 @@ def test_a_forged_outcome_naming_a_stale_pin_does_not_lift_the_stale_pin_refusal
     monkeypatch.setenv(KEY_ENV, KEY)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {})
-        _released(target, home, paths, A, B)
+        _released(target, Ledger(home), home, paths, A, B)
         target.pins["prod"] = A  # a re-run of an earlier CI run: its stack file still pins A, PROD runs B
         with pytest.raises(StalePin):
             check_pin_current(target, Ledger(home), "prod")

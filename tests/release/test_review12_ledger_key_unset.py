@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from release_support import StandInApi, standin_api
 from test_cli_errors import one_error_line, run
-from test_promotion_evidence import Target
+from test_promotion_evidence import Target, _released
 
 from goldgate.errors import GoldgateError
 from goldgate.release.ledger import Ledger
@@ -25,20 +25,13 @@ KEY = "0123456789abcdef" * 4
 KEY_ENV = "GOLDGATE_LEDGER_KEY"
 
 
-def _released(target: Target, home: Path, paths: GoldenPaths, *images: str) -> None:
-    for image in images:
-        target.deploy("staging", image, lambda _m: None)
-        assert run_golden(target, "staging", Ledger(home), paths=paths, poll_s=0.01).passed
-        assert promote(target, Ledger(home), home, paths=paths).ok
-
-
 def test_a_rollback_without_the_key_on_a_signed_ledger_never_pins_a_forged_release(
         tmp_path: Path, paths: GoldenPaths, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
     monkeypatch.setenv(KEY_ENV, KEY)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {})
-        _released(target, home, paths, A, B)
+        _released(target, Ledger(home), home, paths, A, B)
         monkeypatch.delenv(KEY_ENV)
         # Appended to the ledger branch without the key: a digest that never ran on STAGING, "verified" on PROD.
         Ledger(home).append("promotion", phase="outcome", intent_seq=1, stack="prod", image=EVIL, before=A,
@@ -64,7 +57,7 @@ def test_a_golden_run_forged_into_a_signed_ledger_does_not_open_the_gate_without
     monkeypatch.setenv(KEY_ENV, KEY)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {})
-        _released(target, home, paths, A)
+        _released(target, Ledger(home), home, paths, A)
         monkeypatch.delenv(KEY_ENV)
         target.deploy("staging", B, lambda _m: None)
         # Recorded without the key: as good as a line appended by hand.
@@ -84,7 +77,7 @@ def test_an_unsigned_ledger_needs_no_key(tmp_path: Path, paths: GoldenPaths, mon
     monkeypatch.delenv(KEY_ENV, raising=False)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {})
-        _released(target, home, paths, A, B)
+        _released(target, Ledger(home), home, paths, A, B)
         assert rollback(target, Ledger(home), home, paths=paths).image == A
 
 
