@@ -19,7 +19,8 @@ ratio a server would reach if it cost no more than the baseline's HTTP handling 
 Load: several client processes, each driving a few keep-alive connections from one thread with
 a selector and prebuilt requests (~20 us of client CPU per request, so the server sets the pace;
 the earlier http.client-in-threads client cost ~100 us and held the baseline at half its speed).
-All servers get the same warm-up and the same uvicorn settings (service.local_server.UVICORN_SETTINGS);
+All servers get the same warm-up and the same uvicorn settings (service.local_server.UVICORN_SETTINGS, served
+over the service's own protocol, EdgeProtocol);
 the baseline runs before and after the others and the ratios use the faster of the two.
 GG_BENCH_PYSPY=out.txt records a py-spy profile (raw format) of the service during the measured run.
 
@@ -91,7 +92,8 @@ def serve_plain(handle: Any, port_file: str) -> None:
     """Serves `await handle(scope, body) -> (status, JSON bytes)` with the service's uvicorn settings."""
     import uvicorn
 
-    from service.local_server import UVICORN_SETTINGS, listening_socket
+    from service.local_server import UVICORN_SETTINGS, edge_protocol, listening_socket
+    from service.logs import Logger
 
     async def app(scope, receive, send):
         if scope["type"] != "http":
@@ -111,7 +113,8 @@ def serve_plain(handle: Any, port_file: str) -> None:
         await send({"type": "http.response.body", "body": payload})
 
     sock = listening_socket("127.0.0.1", 0)
-    config = uvicorn.Config(app, **UVICORN_SETTINGS)
+    # The service's own protocol (EdgeProtocol: its header limits and deadlines), so every server runs one stack.
+    config = uvicorn.Config(app, **{**UVICORN_SETTINGS, "http": edge_protocol(Logger(lambda _line: None))})
     server = uvicorn.Server(config)
     Path(port_file).write_text(str(sock.getsockname()[1]))
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:  # as service.local_server
