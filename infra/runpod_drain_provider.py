@@ -4,7 +4,9 @@ A dynamic resource with nothing to create: its delete reads the endpoint's `/hea
 resource of the stack, so a destroy deletes it first and alone. Deleting the endpoint itself would make RunPod
 cancel those jobs, and by the time the endpoint's own delete ran, the API Worker (whose webhook records each
 outcome) and the R2 token (the workers' uploads) would already be gone: nothing would be left to finish them for.
-An endpoint that no longer exists has nothing in flight, so its 404 lets the destroy go on.
+An endpoint that no longer exists has nothing in flight, so its 404 lets the destroy go on, but only once the control
+plane lists endpoints without it (`confirm_gone`): a moved or retired data plane answers 404 to every path, while the
+endpoint may still be running jobs.
 
 Pulumi pickles the provider: it holds no state, and builds its client from the inputs each call.
 """
@@ -17,10 +19,12 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dyn
 
-from goldgate.runpod import DataPlaneClient, RunPodError, RunPodNotFound
+from goldgate.runpod import ControlPlaneClient, DataPlaneClient, RunPodError, RunPodNotFound
+from infra.runpod_provider import confirm_gone
 
 IN_FLIGHT = {"inQueue": "queued", "inProgress": "running"}  # /health `jobs` counters -> what the operator sees
-INPUTS = ("stack", "endpoint_base", "api_key")
+# api_base (the control plane's root) and endpoint_id prove a 404 from /health; stacks older than them lack both.
+INPUTS = ("stack", "endpoint_base", "api_key", "api_base", "endpoint_id")
 SECRET_OUTPUTS = ["api_key"]
 
 
@@ -59,14 +63,34 @@ class DrainCheckProvider(dyn.ResourceProvider):
         try:
             with DataPlaneClient.for_endpoint_base(props["api_key"], base) as endpoint:
                 health = endpoint.health()
-        except RunPodNotFound:
-            return  # the endpoint is gone already: no job of it can be cancelled
+        except RunPodNotFound as exc:
+            prove_gone(props, exc)  # gone already (RunPod lists it no more): no job of it can be cancelled
+            return
         except RunPodError as exc:
             raise RunPodError(f"stack {stack}: cannot read {base}/health to check for jobs in flight ({exc}); nothing "
                               "was deleted: destroy again once RunPod answers", status=exc.status) from None
         busy = in_flight(health.jobs)
         if busy:
             raise JobsInFlight(refusal(str(stack), str(base), busy))
+
+
+def prove_gone(props: Mapping[str, Any], not_found: RunPodNotFound) -> None:
+    """Return only if the control plane lists the account's endpoints without this one; else refuse, naming why."""
+    stack, base, endpoint_id = props.get("stack"), props.get("endpoint_base"), props.get("endpoint_id")
+    unproven = (f"stack {stack}: {base}/health answered 404, but a moved or retired RunPod data plane answers 404 "
+                "to every path while the endpoint may still run jobs")
+    if not props.get("api_base") or not endpoint_id:
+        raise RunPodError(f"{unproven}, and this drain check predates the inputs that tell which (api_base, "
+                          "endpoint_id). Nothing was deleted: run `pulumi up` once, then destroy again",
+                          status=not_found.status) from None
+    try:
+        with ControlPlaneClient(props["api_key"], base_url=props["api_base"]) as rp:
+            confirm_gone(lambda: [e.id for e in rp.list_endpoints()], str(endpoint_id), "endpoint", props,
+                         then="destroy")
+    except RunPodError as exc:
+        raise RunPodError(f"{unproven} ({exc}). Nothing was deleted: if RunPod moved its data plane, set "
+                          "goldgate:spec.cloud.runpod_endpoint_base and run `pulumi up`, then destroy again",
+                          status=exc.status) from None
 
 
 def refusal(stack: str, base: str, busy: Mapping[str, int]) -> str:
@@ -88,7 +112,8 @@ class DrainCheck(dyn.Resource, module="runpod", name="DrainCheck"):
     resource of the stack, so that a destroy deletes it first."""
 
     def __init__(self, name: str, *, stack: str, endpoint_base: pulumi.Input[str], api_key: pulumi.Input[str],
-                 opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {"stack": stack, "endpoint_base": endpoint_base, "api_key": pulumi.Output.secret(api_key)}
+                 api_base: str, endpoint_id: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None) -> None:
+        props = {"stack": stack, "endpoint_base": endpoint_base, "api_key": pulumi.Output.secret(api_key),
+                 "api_base": api_base, "endpoint_id": endpoint_id}
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS))
         super().__init__(DrainCheckProvider(), name, props, opts)

@@ -70,7 +70,7 @@ class GpuEndpoint(pulumi.ComponentResource):
         self.registry_credential = None
         self.registry_credential_id = ep.registry_credential_id
         self.drain_check = None
-        self._names, self._api_key = args.names, args.runpod_api_key
+        self._names, self._api_key, self._api_base = args.names, args.runpod_api_key, api_base
         if ep.manage_registry_credential:
             if args.registry_login is None:
                 raise SpecError(f"stack {spec.name}: endpoint.manage_registry_credential needs the registry login: "
@@ -109,5 +109,6 @@ class GpuEndpoint(pulumi.ComponentResource):
             mine.append(self.registry_credential)
         self.drain_check = DrainCheck(self._names.logical("drain-check"), stack=self._names.stack,
                                       endpoint_base=self.endpoint_base, api_key=self._api_key,
+                                      api_base=self._api_base, endpoint_id=self.endpoint_id,
                                       opts=pulumi.ResourceOptions(parent=self, depends_on=[*mine, *rest_of_stack]))
         return self.drain_check

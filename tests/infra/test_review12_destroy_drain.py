@@ -65,6 +65,10 @@ def test_destroy_deletes_the_drain_check_before_any_other_resource(stack, stacks
                   if r.name != guard.name and not r.type.startswith(("goldgate:", "pulumi:providers:"))}
         assert others and others <= monitor.dependencies[guard.name], others - monitor.dependencies[guard.name]
         assert guard.inputs["endpoint_base"] == endpoint_base and guard.inputs["stack"] == stack
+        # What proves a 404 from /health: the endpoint's own id, listed (or not) by the endpoint's control plane.
+        endpoint = cloud.one("runpod:ServerlessEndpoint")
+        assert guard.inputs["endpoint_id"] == endpoint.id and endpoint_base.endswith(f"/{endpoint.id}")
+        assert guard.inputs["api_base"] == endpoint.inputs["api_base"]
         assert guard.inputs["api_key"] == SECRETS["goldgate:runpodApiKey"]
         assert is_wire_secret(guard.wire["api_key"]) and "api_key" in guard.secret_outputs
         assert "goldgate:gpu:Endpoint" in guard.parent
@@ -82,19 +86,24 @@ def _endpoint(runpod: Emulator) -> tuple[str, str]:
     return endpoint_id, f"{runpod.emu.endpoint_base}/{endpoint_id}"
 
 
-def _drain_check(base: str, key: str = API_KEY) -> tuple[Any, str, dict[str, Any]]:
+def _drain_check(base: str, key: str = API_KEY, **control_plane: str) -> tuple[Any, str, dict[str, Any]]:
+    """`control_plane`: api_base and endpoint_id, as gpu.py gives them (a stack from before them has neither)."""
     from infra.runpod_drain_provider import DrainCheckProvider
 
     provider = DrainCheckProvider()
-    created = provider.create({"stack": "staging", "endpoint_base": base, "api_key": key})
+    created = provider.create({"stack": "staging", "endpoint_base": base, "api_key": key, **control_plane})
     return provider, created.id, created.outs
+
+
+def _declared(runpod: Emulator, endpoint_id: str) -> dict[str, str]:
+    return {"api_base": runpod.emu.base_url, "endpoint_id": endpoint_id}
 
 
 def test_destroy_with_a_job_queued_stops_and_cancels_nothing(runpod):
     endpoint_id, base = _endpoint(runpod)
     with DataPlaneClient.for_endpoint_base(API_KEY, base) as endpoint:
         job = endpoint.run({"workflow_id": "sdxl-txt2img"})
-        provider, guard_id, outs = _drain_check(base)
+        provider, guard_id, outs = _drain_check(base, **_declared(runpod, endpoint_id))
         with pytest.raises(RunPodError) as refused:
             provider.delete(guard_id, outs)
         message = str(refused.value)
@@ -107,7 +116,7 @@ def test_destroy_with_a_job_queued_stops_and_cancels_nothing(runpod):
 
 def test_destroy_goes_on_once_no_job_is_in_flight_or_the_endpoint_is_gone(runpod):
     endpoint_id, base = _endpoint(runpod)
-    provider, guard_id, outs = _drain_check(base)
+    provider, guard_id, outs = _drain_check(base, **_declared(runpod, endpoint_id))
     with DataPlaneClient.for_endpoint_base(API_KEY, base) as endpoint:
         job = endpoint.run({"workflow_id": "sdxl-txt2img"})
         endpoint.cancel(job.id)  # given up deliberately, as the refusal says
@@ -115,6 +124,43 @@ def test_destroy_goes_on_once_no_job_is_in_flight_or_the_endpoint_is_gone(runpod
     with runpod.control() as rp:
         rp.delete_endpoint(endpoint_id)
     provider.delete(guard_id, outs)  # deleted outside Pulumi: nothing of it can be cancelled any more
+
+
+def test_destroy_stops_when_a_retired_data_plane_404s_while_the_endpoint_still_runs_jobs(runpod, stub):
+    stub.handler.status = 404  # RunPod moved its data plane: the old base answers 404 to every path
+    endpoint_id, base = _endpoint(runpod)
+    with DataPlaneClient.for_endpoint_base(API_KEY, base) as endpoint:
+        job = endpoint.run({"workflow_id": "sdxl-txt2img"})
+        retired = f"{stub.base_url}/v2/{endpoint_id}"
+        provider, guard_id, outs = _drain_check(retired, **_declared(runpod, endpoint_id))
+        with pytest.raises(RunPodError) as refused:
+            provider.delete(guard_id, outs)
+        message = str(refused.value)
+        assert "still listed" in message and "Nothing was deleted" in message, message
+        assert "goldgate:spec.cloud.runpod_endpoint_base" in message and API_KEY not in message
+        assert endpoint.status(job.id).status == "IN_QUEUE"
+
+
+def test_destroy_stops_when_neither_plane_can_say_the_endpoint_is_gone(stub):
+    stub.handler.status = 404  # a retired API: the control plane's listing 404s too
+    provider, guard_id, outs = _drain_check(f"{stub.base_url}/v2/ep0123456789ab", api_base=stub.base_url,
+                                            endpoint_id="ep0123456789ab")
+    with pytest.raises(RunPodError, match="Nothing was deleted") as refused:
+        provider.delete(guard_id, outs)
+    assert "listing endpoints" in str(refused.value)
+
+
+def test_a_drain_check_from_before_the_control_plane_inputs_refuses_a_404_until_pulumi_up(runpod):
+    endpoint_id, base = _endpoint(runpod)
+    with runpod.control() as rp:
+        rp.delete_endpoint(endpoint_id)
+    provider, guard_id, old_state = _drain_check(base)  # as an older goldgate recorded it
+    with pytest.raises(RunPodError, match="run `pulumi up` once, then destroy again"):
+        provider.delete(guard_id, {k: v for k, v in old_state.items() if v is not None})
+    news = {**old_state, **_declared(runpod, endpoint_id)}
+    diff = provider.diff(guard_id, old_state, news)
+    assert diff.changes is True and diff.replaces == []  # that `pulumi up` updates it in place
+    provider.delete(guard_id, provider.update(guard_id, old_state, news).outs)
 
 
 def test_destroy_stops_when_runpod_cannot_say_and_does_not_echo_the_key(stub):
