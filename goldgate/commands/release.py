@@ -152,6 +152,9 @@ def _render_golden(report: dict[str, Any]) -> str:
              (f"latency p50 {lat['p50']} s, p95 {lat['p95']} s, mean {lat['mean']} s, max {lat['max']} s; "
              f"wall time {report['wall_time_s']} s vs {report['sum_latency_s']} s summed over cases")]
     lines += [f"  failure: {f}" for f in report["failures"]]
+    if report.get("references_updated"):  # its PASSED compared each render with itself: say what comes next
+        lines.append(f"references rewritten by this run: review each case's reference line above, commit "
+                     f"references/ on its own, then run `goldgate golden {report['stack']}`")
     return "\n".join(lines)
 
 

@@ -16,8 +16,9 @@ from goldgate.ops.checklist_facts import Facts, MigrationFacts
 from goldgate.spec import RetentionSpec, is_digest_ref
 
 PASS, FAIL, NA = "pass", "fail", "n/a"
-# docs/D1_DISASTER_RECOVERY.md, "RPO and RTO": the cloud drill is D1's backup, run daily for an RPO of 24 h; an hour
-# more lets the scheduled job start and finish. A local drill backs up no production data: weekly is a rehearsal.
+# docs/D1_DISASTER_RECOVERY.md, "RPO and RTO": the cloud PROD drill is D1's backup, run daily for an RPO of 24 h; an
+# hour more lets the scheduled job start and finish. Any other drill (a local stack's, cloud STAGING's) backs up no
+# production data: weekly is a rehearsal. Keyed "cloud" (PROD's backup) and "local" (a rehearsal).
 DRILL_MAX_AGE_S = {"cloud": 25 * 3600, "local": 7 * 86_400}
 RTO_TARGET_S = 30 * 60  # the same table: a verified copy within 30 minutes of starting the restore
 # keep_days is at least the result ttl (30 days by default): pruned monthly, D1 holds at most about two periods.
@@ -477,6 +478,15 @@ def _drill_command(f: Facts) -> str:
     return f"`goldgate dr-drill {f.stack}{extra}`"
 
 
+def _drill_max_age(f: Facts) -> tuple[int, str]:
+    """How old the last drill may be, and what it is in words. Only cloud PROD's drill is a backup of production
+    data (the daily one of the RPO table); a STAGING drill on the cloud is a rehearsal, as a local one is."""
+    role = _own_role(f)
+    if f.target == "cloud" and role == "prod":
+        return DRILL_MAX_AGE_S["cloud"], "a cloud PROD drill (D1's daily backup)"
+    return DRILL_MAX_AGE_S["local"], f"a {f.target}{f' {role.upper()}' if role else ''} drill (a weekly rehearsal)"
+
+
 def dr_drill(f: Facts) -> Verdict:
     if f.drill is None:
         return FAIL, f.drill_error or f"no DR drill recorded; run {_drill_command(f)}"
@@ -493,10 +503,10 @@ def dr_drill(f: Facts) -> Verdict:
         return FAIL, (f"the last DR drill record says it finished at {f.drill.get('finished_at')}, {-age / 3600:.1f} h "
                       f"in the future (now {f.now.isoformat(timespec='seconds')}): a record from the future is not "
                       f"evidence; check this machine's clock and the record, then run {_drill_command(f)}")
-    max_age = DRILL_MAX_AGE_S.get(f.target, DRILL_MAX_AGE_S["cloud"])
+    max_age, kind = _drill_max_age(f)
     if age > max_age:
         return FAIL, (f"the last passing DR drill finished {age / 3600:.1f} h ago, more than the {max_age // 3600} h "
-                      f"docs/D1_DISASTER_RECOVERY.md allows for a {f.target} drill; run {_drill_command(f)}")
+                      f"docs/D1_DISASTER_RECOVERY.md allows for {kind}; run {_drill_command(f)}")
     rto = f.drill.get("rto_s")
     if not isinstance(rto, int | float) or isinstance(rto, bool):
         return FAIL, (f"the last DR drill record has no measured RTO (rto_s {str(rto)[:40]!r}): it does not show the "
@@ -676,6 +686,14 @@ def image_has_models(f: Facts) -> Verdict:
                f"missing from {im.image}: {'; '.join(im.missing[:3])}")
 
 
+def _preflight_command(f: Facts, image: str) -> str:
+    # `goldgate doctor` reads only a local stack's image snapshot: a registry image is checked by running its own
+    # preflight (docs/RUNBOOK.md, "No checkpoint models appear to be available", step 2).
+    if f.target == "cloud":
+        return f"`docker run --rm --entrypoint python {image} -m goldgate_worker.preflight`"
+    return f"`goldgate doctor --stack {f.stack}`"
+
+
 def startup_log(f: Facts) -> Verdict:
     lg = f.logs
     if lg is None:
@@ -687,7 +705,7 @@ def startup_log(f: Facts) -> Verdict:
     loaded = lg.models_loaded_by_image.get(image, 0)
     if failed_starts:
         return FAIL, (f"{failed_starts} `preflight_failed` line(s) from workers of {image}: they exit without "
-                      f"taking a job; `goldgate doctor --stack {f.stack}` names the missing models")
+                      f"taking a job; {_preflight_command(f, image)} names the missing models")
     return _ok(loaded > 0, f"{loaded} `models_loaded` start-up line(s) from workers of {image}",
                f"no `models_loaded` line from a worker of {image} ({lg.models_loaded} from other images): the "
                "preflight did not confirm the pinned image's models")

@@ -10,6 +10,10 @@ from typing import Any
 
 from goldgate.release.report import atomic_write
 
+# An --update-references run passes by construction: a reader of its PASSED must see why it proves nothing.
+REWRITTEN = ("references rewritten by this run: each render was compared with itself; this report cannot open "
+             "the gate")
+
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d232a;max-width:70rem}
 h1{font-size:1.4rem}.pass{color:#17803d}.fail{color:#b42318}
@@ -32,7 +36,8 @@ def render(report: dict[str, Any]) -> str:
             ("latency p50 / p95 / mean / max",
              f"{lat.get('p50')} / {lat.get('p95')} / {lat.get('mean')} / {lat.get('max')} s"),
             ("thresholds", ", ".join(f"{k}={v}" for k, v in sorted(thr.items()))),
-            ("references", _references(report.get("references")))]
+            ("references", _references(report.get("references"))),
+            ("references_updated", report.get("references_updated"))]
     kv = "".join(f"<tr><td>{escape(str(k))}</td><td><code>{escape(str(v))}</code></td></tr>" for k, v in rows)
     failures = "".join(f"<li>{escape(str(f))}</li>" for f in report.get("failures") or [])
     cases = "".join(_case_row(c) for c in report.get("cases") or [])
@@ -40,7 +45,8 @@ def render(report: dict[str, Any]) -> str:
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8>"
             f"<title>golden report {escape(str(report.get('stack')))}</title><style>{_CSS}</style></head><body>"
             f"<h1>Golden report: {escape(str(report.get('stack')))} {verdict}</h1>"
-            f"<table class=kv>{kv}</table>"
+            + (f"<p class=fail><strong>{REWRITTEN}</strong></p>" if report.get("references_updated") is True else "")
+            + f"<table class=kv>{kv}</table>"
             + (f"<h2>Failures</h2><ul class=fail>{failures}</ul>" if failures else "")
             + f"<h2>Latency per case</h2>{latency_chart(report)}"
             f"<h2>Cases</h2><table><tr><th>case</th><th>result</th><th>latency</th><th>job</th>"

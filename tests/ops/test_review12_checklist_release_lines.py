@@ -39,7 +39,7 @@ def test_a_drill_whose_restore_took_longer_than_the_rto_target_is_red(healthy): 
 def test_a_cloud_drill_older_than_the_daily_rpo_allows_is_red(healthy):  # noqa: F811
     # The cloud drill is D1's daily backup (RPO 24 h); before, a drill up to 7 days old passed.
     two_days = {**healthy.drill, "finished_at": (healthy.now - timedelta(days=2)).isoformat()}
-    line = _line(dataclasses.replace(healthy, target="cloud", drill=two_days), "dr_drill")
+    line = _line(dataclasses.replace(healthy, stack="prod", target="cloud", drill=two_days), "dr_drill")
     assert line.status == checklist.FAIL and "more than the 25 h" in line.evidence
     assert "--cloud --database-id" in line.evidence
     # a local drill is a rehearsal: weekly
