@@ -1,6 +1,6 @@
-"""What docs/INTERFACES.md, service/README.md, README.md and docs/RUNBOOK.md say of the code, checked against
-the code: a route, a metrics column, a module, an import or the release id's form changed without the docs
-fails here, not in front of a reader who trusted them."""
+"""What docs/INTERFACES.md, service/README.md, README.md, docs/RUNBOOK.md and the DR page say of the code,
+checked against the code: a route, a metrics column, a module, an import, the release id's form or a limit
+changed without the docs fails here, not in front of a reader who trusted them."""
 
 from __future__ import annotations
 
@@ -98,3 +98,34 @@ def test_every_goldgate_environment_variable_is_in_the_docs():
     docs = _text("README.md") + "".join(p.read_text(encoding="utf-8") for p in (REPO / "docs").glob("*.md"))
     assert names and {n for n in names if f"`{n}" not in docs and f"${n}" not in docs} == set(), \
         "say what the variable does in README.md or docs/"
+
+
+def _flat(name: str) -> str:
+    return " ".join(_text(name).split())
+
+
+def test_the_dr_targets_the_docs_give_are_the_ones_the_checklist_holds():
+    # The DR page and the runbook tell an operator how old a drill may be and how fast it must restore; the
+    # checklist's DR line turns red by its own constants. A change to one without the other misleads both ways.
+    from goldgate.ops.checklist import DRILL_MAX_AGE_S, RTO_TARGET_S
+
+    cloud_h, weekly_d, rto_min = DRILL_MAX_AGE_S["cloud"] // 3600, DRILL_MAX_AGE_S["local"] // 86_400, RTO_TARGET_S // 60
+    dr, runbook = _flat("docs/D1_DISASTER_RECOVERY.md"), _flat("docs/RUNBOOK.md")
+    assert f"| RTO | {rto_min} minutes |" in dr
+    assert f"a cloud drill within {cloud_h} hours" in dr and f"drill within {weekly_d} days" in dr
+    assert f"a passing drill within {cloud_h} hours for PROD" in runbook and f"within {weekly_d} days for" in runbook
+    assert f"within the {rto_min}-minute RTO" in runbook
+
+
+def test_service_readme_gives_the_local_servers_request_limits():
+    # What a client tuning its requests reads: the local server's limits stand for the Worker's, so they must be
+    # the numbers it enforces.
+    from service import local_server as edge
+
+    text = _flat("service/README.md")
+    assert f"a request target over {edge.URL_LIMIT_BYTES:,} bytes (414 `uri_too_long`)" in text
+    assert f"field lines over {edge.HEAD_LIMIT_BYTES:,} bytes as sent (431 `headers_too_large`)" in text
+    assert f"A header block must arrive whole within {edge.HEAD_TIMEOUT_S:g} seconds (of the connection opening" in text
+    assert f"a body within {edge.BODY_TIMEOUT_S:g} seconds of its header block" in text
+    assert f"a new connection that begins no request for {edge.HEAD_TIMEOUT_S:g} seconds is closed" in text
+    assert f"uvicorn's {edge.UVICORN_SETTINGS['timeout_keep_alive']}-second keep-alive" in text
