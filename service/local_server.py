@@ -143,8 +143,9 @@ UVICORN_SETTINGS: dict[str, Any] = {"log_config": None, "access_log": False, "li
 # it is the stricter of the two: a request it takes, the Worker's edge takes too.
 URL_LIMIT_BYTES = 16 * 1024
 HEAD_LIMIT_BYTES = 128 * 1024
-# A client must send its whole header block within this many seconds of its first byte, and a new connection
-# must begin a request within it; the body must follow within BODY_TIMEOUT_S of the header block (11 MB, the
+# A client must send its whole header block within this many seconds: of the connection opening for its first
+# request, of the first byte for a later one on a kept-alive connection (a new connection that begins no request
+# in that time is closed); the body must follow within BODY_TIMEOUT_S of the header block (11 MB, the
 # largest webhook, at 40 KB/s). Otherwise a few clients trickling bytes would each hold a connection forever.
 HEAD_TIMEOUT_S = 30.0
 BODY_TIMEOUT_S = 300.0

@@ -13,6 +13,7 @@ Layout (`$GOLDGATE_HOME` or `./.goldgate`):
     stacks/<stack>/workers/<id>/   each running worker's scratch space (its TMPDIR), removed when it ends
     images/<hex>/                  content-addressed worker snapshots
     ledger.jsonl                   release ledger
+    logs/release.jsonl             each ledger entry as a schema-v1 line (component release)
 """
 
 from __future__ import annotations

@@ -73,6 +73,8 @@ def open_state_file(path: Path, flags: int, role: str, then: str = "") -> int:
     try:
         fd = os.open(path, flags | os.O_NONBLOCK, 0o644)
     except OSError as exc:
+        if exc.errno == errno.EISDIR:   # a directory cannot be opened for writing
+            raise _not_a_file(path, role, "a directory", then) from None
         if exc.errno != errno.ENXIO:   # a socket, or a pipe with no reader opened for writing
             raise
         raise _not_a_file(path, role, "a socket or a named pipe", then) from None

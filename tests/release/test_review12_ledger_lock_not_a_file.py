@@ -86,3 +86,11 @@ def test_a_held_lock_refused_to_another_holder_leaks_no_descriptor(tmp_path: Pat
         assert _open_fds() == before
     with ReleaseLock(tmp_path, "rollback prod"):   # and it is free again once its holder left
         pass
+
+
+def test_a_directory_in_place_of_the_ledger_is_refused_by_name_when_appending(tmp_path: Path) -> None:
+    (tmp_path / "ledger.jsonl").mkdir()
+    with pytest.raises(StateError) as refused:
+        Ledger(tmp_path).append("build", image="local/worker@sha256:" + "a" * 64)
+    assert f"{tmp_path / 'ledger.jsonl'} is a directory, not a regular file" in str(refused.value)
+    assert "restore the ledger from its backup" in str(refused.value)
