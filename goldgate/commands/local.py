@@ -51,7 +51,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     # Every stack: one that cannot be stopped is named with the reason, and the others are still stopped. So is a
     # stack whose host runs although its section left the file: `down` needs nothing from the section.
     stopped, failed = [], []
-    for stack in [*specs.local_stack_names(platform.stacks_file), *_hosts_off_file(platform)]:
+    for stack in _stacks_to_stop(platform):
         try:
             platform.down(stack, progress)
         except GoldgateError as exc:
@@ -63,6 +63,35 @@ def cmd_down(args: argparse.Namespace) -> int:
     if failed:
         raise StateError(f"not stopped: {'; '.join(failed)}")
     return 0
+
+
+def _stacks_to_stop(platform: LocalPlatform) -> list[str]:
+    """The stacks `down all` stops: those the stacks file names and those still running off it. A stacks file that
+    cannot be read at all (broken in an edit, or gone) failed `down all` as a whole, leaving every stack serving:
+    then each stack of this home whose host runs is stopped, and the file's problem is named."""
+    try:
+        named = specs.local_stack_names(platform.stacks_file)
+    except GoldgateError as exc:
+        running = _running_hosts(platform)
+        progress(f"{exc}; stopping the stacks of {platform.home} whose host runs: {', '.join(running) or 'none'}")
+        return running
+    return [*named, *_hosts_off_file(platform)]
+
+
+def _running_hosts(platform: LocalPlatform) -> list[str]:
+    try:
+        dirs = sorted(p.name for p in (platform.home / "stacks").iterdir() if p.is_dir())
+    except OSError:  # no stacks yet
+        return []
+    running = []
+    for stack in dirs:
+        try:
+            if platform.running_host(stack) is None:
+                continue
+        except (OSError, StateError):  # its state unreadable: `down` stops it or names why it cannot
+            pass
+        running.append(stack)
+    return running
 
 
 def _hosts_off_file(platform: LocalPlatform) -> dict[str, int]:

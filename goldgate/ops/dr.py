@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import sqlite3
 import time
@@ -55,6 +56,9 @@ from service.sqltext import iter_sql_file
 Progress = Callable[[str], None]
 DRILL_FORMAT = "goldgate.dr-drill.v1"
 MAX_DRILL_RECORD_BYTES = 4 * 1024 * 1024  # a record lists a few tables and notes: a few KB
+# The longest D1 name goldgate creates: Cloudflare documents no length limit, the D1 stand-in enforces 64, and a
+# drill's prefix (the stack's database name, up to 41 characters, then `-drill`) leaves 17 for what follows.
+MAX_SCRATCH_NAME = 64
 
 
 def _quiet(_: str) -> None:
@@ -194,7 +198,8 @@ def restore_into_stack(backup: Path, target: Path, stack: str, from_stack: str |
     A backup another stack took (its manifest names the stack) is refused unless `from_stack` names
     that stack: restoring STAGING's jobs over PROD's is done on purpose or not at all.
     The backup is restored into a side file and verified first, then the old database is copied
-    aside, then the copy takes its place: a failure at any step leaves the stack's database as it was.
+    aside (with what its journal held), its journal files removed, then the copy takes its place: a failure
+    at any step leaves the stack's database as it was, or its journal's writes in the copy kept aside.
     """
     manifest = load_manifest(backup)
     _refuse_a_d1_export(backup, manifest)
@@ -206,25 +211,41 @@ def restore_into_stack(backup: Path, target: Path, stack: str, from_stack: str |
     except OSError as exc:
         raise RestoreFailed(f"cannot create {target.parent} ({exc.strerror or exc}); nothing was replaced") from None
     kept = None
+    dropped = False
     try:
         try:
             restore_backup(backup, manifest, staged)
             if target.exists():
                 kept = _keep_old_database(target)
+            dropped = _drop_old_journals(target)
             os.replace(staged, target)
         except BaseException:  # refused, failed or interrupted before the swap: nothing staged or kept stays behind
             if staged.exists() or kept is None:  # (once staged is gone the swap is done: kept is the old database)
                 staged.unlink(missing_ok=True)
-                if kept is not None:
+                if kept is not None and not dropped:  # else the copy is all that holds the old journal's writes
                     kept.unlink(missing_ok=True)
             raise
     except (OSError, sqlite3.Error) as exc:
         reason = (exc.strerror or exc) if isinstance(exc, OSError) else exc
-        raise RestoreFailed(f"replacing {target} failed ({reason}); it was left as it was: free space or fix "
-                            f"the permissions of {target.parent} and run the restore again") from None
-    for suffix in ("-wal", "-shm"):
-        Path(str(target) + suffix).unlink(missing_ok=True)
+        left = (f"it was left as it was, but for its journal, whose writes the copy {kept} holds" if dropped and kept
+                else "it was left as it was")
+        raise RestoreFailed(f"replacing {target} failed ({reason}); {left}: free space or fix the permissions of "
+                            f"{target.parent} and run the restore again") from None
     return kept or target
+
+
+def _drop_old_journals(target: Path) -> bool:
+    """Remove the old database's -wal, -shm and -journal before the restored file takes its place (the stack is
+    down: nothing has them open). Left until after the swap, a kill in between left the old WAL beside the
+    restored database, and SQLite would have replayed the old database's pages into it on the next open. Reading
+    the old database to keep a copy of it checkpoints its WAL in the usual case; what remains is in that copy."""
+    dropped = False
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = Path(str(target) + suffix)
+        if side.exists():
+            side.unlink()
+            dropped = True
+    return dropped
 
 
 def _refuse_a_d1_export(backup: Path, manifest: BackupManifest) -> None:
@@ -412,7 +433,7 @@ def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, hom
         fetched = r2.fetch(stored.key, restore_file)  # restore from what R2 holds, not from the local export
         if fetched.sha256 != manifest.sha256 or fetched.recorded_sha256 != manifest.sha256:
             raise BackupRefused(f"the backup read back from R2 ({stored.key}) does not match its sha256")
-        scratch_id = d1.create_database(f"{scratch_prefix}-{stamp[:15].lower().replace('t', '-')}").uuid
+        scratch_id = d1.create_database(_scratch_name(scratch_prefix, started)).uuid
         d1.import_sql(scratch_id, fetched.path, progress)
         restore_file.unlink(missing_ok=True)
         got = fingerprint(D1Source(d1, scratch_id))
@@ -438,6 +459,14 @@ def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, hom
                 notes.append(f"scratch database {scratch_id} was not deleted ({exc}); delete it by hand")
     record(home, drill)
     return drill
+
+
+def _scratch_name(prefix: str, started: datetime) -> str:
+    """A scratch D1 name no other drill takes: two drills started in the same second (the scheduled one and an
+    operator's) shared a name to the second, and the later failed at creating it after its export had run. The
+    time says when a leftover was made; the random hex keeps drills of the same second apart."""
+    suffix = f"-{started:%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    return prefix[:MAX_SCRATCH_NAME - len(suffix)] + suffix
 
 
 def _refuse_partial_export(live: D1Source, expected: Fingerprint, database_id: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import threading
 import time
 import unicodedata
@@ -194,7 +195,7 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
               f"job ran on {tag}" if isinstance(tag, str) and tag else "the job did not say which image ran it")
     if completed:
         _check_results(client, access, case, status.get("results") or [], check, out,
-                       references_dir, update_references, stop)
+                       _References(references_dir, update_references, target.stack), stop)
     return {**out, "checks": check.items, "passed": check.passed}
 
 
@@ -278,8 +279,24 @@ def _wait(client: httpx.Client, job_id: str, deadline: float, limit: float, poll
         _pause(stop, wait)
 
 
+@dataclass(frozen=True)
+class _References:
+    """Where a run's references are, whether it rewrites them, and the stack it runs on (its advice names both)."""
+
+    directory: Path
+    update: bool
+    stack: str
+
+    def create_command(self) -> str:
+        """The command that writes a missing reference, as the operator would type it for this very run."""
+        command = f"goldgate golden {self.stack} --update-references"
+        if self.directory.resolve() == REFERENCES_DIR.resolve():
+            return command
+        return f"{command} --references-dir {shlex.quote(str(self.directory))}"
+
+
 def _check_results(client: httpx.Client, access: ApiAccess, case: GoldenCase, results: Any, check: Check,
-                   out: dict[str, Any], references_dir: Path, update_references: bool, stop: threading.Event) -> None:
+                   out: dict[str, Any], references: _References, stop: threading.Event) -> None:
     exp = case.expect
     if not isinstance(results, list):
         check("image_count", False, f"results is not a list ({type(results).__name__}), expected {exp.images} image(s)")
@@ -320,7 +337,7 @@ def _check_results(client: httpx.Client, access: ApiAccess, case: GoldenCase, re
             check(f"{name}.dimensions", (exp.width in (None, facts.width)) and (exp.height in (None, facts.height)),
                   f"{facts.width}x{facts.height} (expected {exp.width or '*'}x{exp.height or '*'})")
         if index == 0 and not stop.is_set():
-            _check_reference(case, data, facts, check, facts_out, references_dir, update_references)
+            _check_reference(case, data, facts, check, facts_out, references)
 
 
 def _check_sha256(check: Check, name: str, recorded: Any, data: bytes) -> None:
@@ -338,15 +355,16 @@ def _check_sha256(check: Check, name: str, recorded: Any, data: bytes) -> None:
 
 
 def _check_reference(case: GoldenCase, data: bytes, facts: ImageFacts, check: Check, facts_out: dict[str, Any],
-                     references_dir: Path, update_references: bool) -> None:
+                     references: _References) -> None:
+    references_dir = references.directory
     ref_path = references_dir / case.reference_name
-    if update_references:
+    if references.update:
         _update_reference(case, ref_path, data, facts, check, facts_out)
     try:
         ref_bytes = _read_reference(ref_path)
     except FileNotFoundError:
         check("perceptual_hash", False, f"no reference image {ref_path.name} in {references_dir}; create it "
-                                        "deliberately with `goldgate golden <stack> --update-references`")
+                                        f"deliberately with `{references.create_command()}`")
         return
     except (OSError, ImageUnreadable) as exc:
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

@@ -76,7 +76,7 @@ RELEASE_EVENTS: dict[tuple[str, str | None, str | None], tuple[str, str]] = {
     ("deploy", None, None): ("release.deployed", "info"),
     ("golden", None, "passed"): ("release.golden_passed", "info"),
     ("golden", None, "failed"): ("release.golden_failed", "warning"),
-    ("golden", None, "smoke_failed"): ("release.golden_failed", "error"),
+    ("golden", None, "smoke_failed"): ("release.golden_failed", "error"),   # a smoke run on PROD's role
     ("promotion", "refused", None): ("release.gate_refused", "warning"),
     ("promotion", "intent", None): ("release.promotion_started", "info"),
     ("promotion", "outcome", "promoted"): ("release.promoted", "info"),
@@ -92,7 +92,7 @@ RELEASE_EVENTS: dict[tuple[str, str | None, str | None], tuple[str, str]] = {
 RELEASE_RECORDED = ("release.recorded", "info")   # an entry of any other shape: logged all the same
 # Entry fields a log line carries under `data` (the rest, a gate's conditions or a golden run's failures, stay in
 # the ledger: `goldgate history` shows them).
-_LOGGED_FIELDS = ("phase", "outcome", "release_id", "before", "after", "intent_seq", "suite", "target",
+_LOGGED_FIELDS = ("phase", "outcome", "release_id", "before", "after", "intent_seq", "suite", "role", "target",
                   "report", "smoke_report", "trigger", "reused", "passed", "cases")
 _log_warned: set[Path] = set()   # release logs this process failed to write: each is warned about once
 
@@ -339,10 +339,17 @@ def release_event(entry: Entry) -> tuple[str, str]:
     """The log event and level of a ledger entry (RELEASE_EVENTS)."""
     if entry.kind == "golden":
         passed = entry.get("passed") is True
-        outcome = "passed" if passed else "smoke_failed" if entry.get("suite") == "smoke" else "failed"
+        outcome = "passed" if passed else "smoke_failed" if _smoke_on_prod(entry) else "failed"
     else:
         outcome = entry.get("outcome")
     return RELEASE_EVENTS.get((entry.kind, entry.get("phase"), outcome), RELEASE_RECORDED)
+
+
+def _smoke_on_prod(entry: Entry) -> bool:
+    """A smoke run on PROD's role is an error: PROD may be serving a broken image. One run by hand on STAGING
+    changes nothing: a warning, as any failed run. An entry written before the role was recorded is taken as
+    PROD's, as it was logged then."""
+    return entry.get("suite") == "smoke" and entry.get("role", "prod") == "prod"
 
 
 def release_line(entry: Entry, workflow_version: str | None, key: bytes | None = None) -> str:

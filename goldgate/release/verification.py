@@ -74,6 +74,6 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
     ledger.append("golden", stack=stack, target=deployer.target, image=image, suite=suite,
                   passed=report["passed"], report=str(path), report_sha256=sha, cases=len(cases),
                   mean_latency_s=lat["mean"], p95_latency_s=lat["p95"], wall_time_s=report["wall_time_s"],
-                  references_updated=update_references, trigger=trigger,
+                  references_updated=update_references, trigger=trigger, role=spec.role,
                   failures=report["failures"][:20])
     return GoldenRun(report=report, path=path, html_path=html, sha256=sha)
