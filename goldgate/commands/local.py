@@ -44,6 +44,12 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     platform = _platform(args)
+    if not platform.home.exists():
+        # Run from another directory than the checkout that started the stacks: "down: prod, staging" here
+        # told the operator they were down while they went on serving.
+        _note_missing_home(platform)
+        say(f"down: nothing to stop: no state dir at {platform.home}")
+        return 0
     if args.stack != "all":
         platform.down(args.stack, progress)  # a stack whose section left the stacks file is stopped all the same
         say(f"down: {args.stack}")
