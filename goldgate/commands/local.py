@@ -353,10 +353,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                                      verify_sha256=args.sha256)
     # Run bare on a machine that is no worker (a newcomer's, the first command of the runbook's list): say what
     # it checked, and where a local stack's models are checked, rather than leave "FAILED" unexplained.
+    # First, not after the thirty lines of a report that is about folders this machine does not have.
     hint = ("" if args.image or args.stack or args.model_root or report.roots_present else
-            f"\nno model root on this machine ({', '.join(roots)}): this checks a worker image's own folders; for a "
-            "local stack's image run `goldgate doctor --stack staging`")
-    emit(args, report.to_dict(), lambda _: report.render() + hint)
+            f"no model root on this machine ({', '.join(roots)}): this checks a worker image's own folders; for a "
+            "local stack's image run `goldgate doctor --stack staging`\n\n")
+    emit(args, report.to_dict(), lambda _: hint + report.render())
     return 0 if report.ok else 1
 
 
