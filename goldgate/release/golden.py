@@ -50,6 +50,7 @@ RESULT_FETCH_S = 120.0
 MAX_CONCURRENCY = 256  # cases in flight at once; the CLI's --concurrency has the same bound
 _MAX_JSON_BYTES = 1_000_000  # an API answer (queue/create, status) far past any real one is refused, not held
 CREATE_ATTEMPTS = 4  # sends of one case's create, all with its key, while its outcome stays unknown
+WAIT_NOTE_EVERY_S = 60.0  # how often a case says its job is still unfinished
 RETRY_BACKOFF_S = 0.5  # the first wait before a create is sent again; doubles each time (0.5, 1, 2 s)
 MAX_POLL_BACKOFF_S = 5.0  # the longest wait between status polls that failed on the way
 # A 502/503 from queue/create is documented as "RunPod never took it, the job is failed": it is an
@@ -102,7 +103,8 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
               references_dir: Path = REFERENCES_DIR, update_references: bool = False,
               concurrency: int = 8, poll_s: float = 0.25,
               progress: Callable[[str], None] | None = None,
-              image_now: Callable[[], str | None] | None = None) -> dict[str, Any]:
+              image_now: Callable[[], str | None] | None = None,
+              note_every_s: float = WAIT_NOTE_EVERY_S) -> dict[str, Any]:
     """Run every case at once (bounded by `concurrency`); returns the report (see report.py)."""
     if not cases:
         raise GoldgateError("no golden cases to run")
@@ -119,7 +121,8 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
                       follow_redirects=False) as client:
         def one(case: GoldenCase) -> dict[str, Any]:
             result = run_case(client, access, case, target, references_dir=references_dir,
-                              update_references=update_references, poll_s=poll_s, stop=stop)
+                              update_references=update_references, poll_s=poll_s, stop=stop,
+                              note=progress, note_every_s=note_every_s)
             if progress and not stop.is_set():
                 updated = [c["detail"] for c in result["checks"] if c["name"] == "reference_updated"]
                 progress(f"{case.id}: {'pass' if result['passed'] else 'FAIL'} "
@@ -162,8 +165,10 @@ def references_compared(results: list[dict[str, Any]], references_dir: Path) -> 
 
 def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: SuiteTarget, *,
              references_dir: Path, update_references: bool = False, poll_s: float = 0.25,
-             stop: threading.Event | None = None) -> dict[str, Any]:
-    """Submit one case, wait for a terminal status, fetch and check every image; `stop` set ends it early."""
+             stop: threading.Event | None = None, note: Callable[[str], None] | None = None,
+             note_every_s: float = WAIT_NOTE_EVERY_S) -> dict[str, Any]:
+    """Submit one case, wait for a terminal status, fetch and check every image; `stop` set ends it early. A job
+    still unfinished is named on `note` every `note_every_s`, with how to recover it if its webhook was lost."""
     stop = stop or threading.Event()
     check = Check()
     ceiling = target.thresholds.golden_case_latency_s
@@ -173,7 +178,8 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
                            "worker_image_tag": None, "workflow_version": None, "images": [], "error": None}
     t0 = time.monotonic()
     try:
-        status = _submit_and_wait(client, case, limit, poll_s, out, stop)
+        waiting = _WaitNotes(case.id, target, note, note_every_s)
+        status = _submit_and_wait(client, case, limit, poll_s, out, stop, waiting)
     except (httpx.HTTPError, GoldgateError) as exc:
         out["error"] = _one_line(exc)
         check("completed", False, out["error"])
@@ -200,11 +206,11 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
 
 
 def _submit_and_wait(client: httpx.Client, case: GoldenCase, limit: float, poll_s: float,
-                     out: dict[str, Any], stop: threading.Event) -> dict[str, Any]:
+                     out: dict[str, Any], stop: threading.Event, waiting: _WaitNotes) -> dict[str, Any]:
     deadline = time.monotonic() + limit
     job_id = _create(client, case, deadline, limit, stop)
     out["job_id"] = job_id
-    return _wait(client, job_id, deadline, limit, poll_s, stop)
+    return _wait(client, job_id, deadline, limit, poll_s, stop, waiting)
 
 
 def _pause(stop: threading.Event, seconds: float) -> None:
@@ -244,8 +250,29 @@ def _create(client: httpx.Client, case: GoldenCase, deadline: float, limit: floa
     return job_id
 
 
+@dataclass
+class _WaitNotes:
+    """Says, every `every_s`, that a case's job is still unfinished: a lost webhook otherwise leaves the run silent
+    until the case's limit (10 minutes by default), with no word of the recovery that settles it."""
+
+    case_id: str
+    target: SuiteTarget
+    note: Callable[[str], None] | None
+    every_s: float
+    next_at: float = 0.0
+
+    def __call__(self, job_id: str, state: str | None, waited_s: float, limit: float) -> None:
+        if self.note is None or waited_s < (self.next_at or self.every_s):
+            return
+        self.next_at = waited_s + self.every_s
+        how = (f"goldgate recover {job_id} --stack {self.target.stack}" if self.target.target == "local"
+               else f"POST /api/admin/recover/{job_id} on {self.target.stack}'s API")
+        self.note(f"{self.case_id}: job {job_id} still {state or 'without a status'} after {waited_s:.0f} s "
+                  f"(limit {limit:g} s); if its webhook was lost: {how}")
+
+
 def _wait(client: httpx.Client, job_id: str, deadline: float, limit: float, poll_s: float,
-          stop: threading.Event) -> dict[str, Any]:
+          stop: threading.Event, waiting: _WaitNotes | None = None) -> dict[str, Any]:
     """The job's terminal status. A poll that fails on the way (no answer, a 5xx, a 429) is retried with a
     doubling wait up to MAX_POLL_BACKOFF_S: polling is a read, and the job runs on whether we look or not."""
     state, trouble, wait, cut_off = None, None, poll_s, False
@@ -265,6 +292,8 @@ def _wait(client: httpx.Client, job_id: str, deadline: float, limit: float, poll
                 if status.get("status") in TERMINAL:
                     return status
                 state, trouble = status.get("status"), None
+                if waiting is not None:
+                    waiting(job_id, state, limit - (deadline - time.monotonic()), limit)
             elif resp.status_code >= 500 or resp.status_code == 429:
                 trouble = f"answered {resp.status_code}: {_api_error(resp)}"
             else:
