@@ -612,7 +612,10 @@ class LocalPlatform:
             image_store.resolve(image, self.home)
         d.pin(image, reason="deploy")
         progress(f"{stack}: pinned {image}; redeploying")
-        os.kill(state["pid"], signal.SIGHUP)
+        try:
+            os.kill(state["pid"], signal.SIGHUP)
+        except ProcessLookupError:  # the host died since it was found running: the pin waits for the next `up`
+            raise self._stopped_while(stack, d, f"it was told to redeploy {image}") from None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             now = self._state(stack)

@@ -46,3 +46,28 @@ def test_deploy_says_the_stack_stopped_when_its_host_goes_while_it_redeploys(hom
         assert f"`goldgate up {STACK}` starts it again" in str(outcome[0])
     finally:
         platform.down(STACK)  # what is left of it (the `home` fixture kills anything that names the home)
+
+
+def test_deploy_to_a_host_that_died_since_it_was_found_running_says_the_stack_stopped(home: Path, monkeypatch) -> None:
+    import goldgate.local.platform as platform_module
+
+    platform = LocalPlatform(home)
+    real_kill = os.kill
+
+    def kill(pid: int, sig: int) -> None:
+        if sig == signal.SIGHUP:  # the host died between `deploy` finding it and signalling it
+            raise ProcessLookupError(3, "No such process")
+        real_kill(pid, sig)
+
+    try:
+        platform.up(STACK)
+        monkeypatch.setattr(platform_module.os, "kill", kill)
+        try:
+            platform.deploy(STACK, IMAGE, timeout_s=60)
+        except StateError as exc:
+            assert str(exc).startswith(f"stack {STACK} stopped while it was told to redeploy {IMAGE}"), exc
+        else:
+            raise AssertionError("deploy to a dead host did not fail")
+    finally:
+        monkeypatch.undo()
+        platform.down(STACK)

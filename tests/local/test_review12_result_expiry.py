@@ -153,7 +153,11 @@ def test_a_running_stack_expires_a_result_that_reaches_its_ttl_on_its_periodic_s
 
 @pytest.mark.parametrize("interval", ["0", "-5", "nan", "inf", "hourly"])
 def test_a_sweep_interval_that_is_no_positive_number_of_seconds_is_refused_by_name(
-        home: Path, interval: str, capsys: pytest.CaptureFixture[str]) -> None:
+        home: Path, interval: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def accepted(*_a: object, **_k: object) -> None:  # not SystemExit: it gets past pytest.raises below
+        pytest.fail(f"--result-sweep-s {interval!r} was accepted: a stack host would start inside the test")
+
+    monkeypatch.setattr(stackhost, "StackHost", accepted)
     with pytest.raises(SystemExit):
         stackhost.main(["--stack", STACK, "--home", str(home), "--result-sweep-s", interval])
     assert f"{interval!r} is not a positive number of seconds" in capsys.readouterr().err

@@ -1,5 +1,7 @@
 """`goldgate prune` from a machine whose clock is wrong: the cutoff comes from the database's clock, the one the jobs'
-times were written by, so a job whose results R2 still serves keeps its row."""
+times were written by, so a job whose results R2 still serves keeps its row. Here the wrong clock is Python's
+(`time.time` shifted); on the local target SQLite's clock is the machine's too, so what this proves in production is
+the D1 case: the cutoff is asked of the database, not computed from the prune's process."""
 
 from __future__ import annotations
 

@@ -122,3 +122,19 @@ def test_a_forged_outcome_naming_a_stale_pin_does_not_lift_the_stale_pin_refusal
                after=A, pinned=A, prod_image=A, outcome="rolled_back", reason="operator")
         with pytest.raises(StalePin):
             check_pin_current(target, Ledger(home), "prod")
+
+
+def test_a_forged_outcome_does_not_close_a_real_interrupted_change(
+        tmp_path: Path, paths: GoldenPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv(KEY_ENV, KEY)
+    with standin_api(StandInApi(image_tag=A)) as api:
+        target = Target(api, {})
+        _released(target, Ledger(home), home, paths, A, B, C)
+        intent = Ledger(home).append("rollback", phase="intent", stack="prod", image=A, before=C, reason="manual",
+                                     trigger="user:operator")
+        _forge(home, monkeypatch, "rollback", phase="outcome", intent_seq=intent.seq, stack="prod", image=A,
+               before=C, after=C, pinned=C, prod_image=None, outcome="deploy_failed", reason="manual")
+        assert [i.intent_seq for i in interrupted(Ledger(home).entries())] == [intent.seq]
+        outcome = rollback(target, Ledger(home), home, paths=paths)
+    assert outcome.ok and outcome.image == A

@@ -15,7 +15,8 @@ def test_a_replayed_create_logs_the_replayed_jobs_release(svc, log_lines):
     status, first, _ = svc.call("POST", "/api/queue/create", BODY, headers=headers)
     assert status == 202
     # the job was created by an earlier release than the one now serving
-    svc.run(svc.db.execute("UPDATE jobs SET worker_image_tag = ? WHERE id = ?", (EARLIER_IMAGE, first["job_id"])))
+    svc.run(svc.db.execute("UPDATE jobs SET worker_image_tag = ?, workflow_version = ? WHERE id = ?",
+                           (EARLIER_IMAGE, "sdxl-txt2img@0.9.0", first["job_id"])))
     status, second, replay_headers = svc.call("POST", "/api/queue/create", BODY, headers=headers)
     assert status == 202 and replay_headers["idempotent-replayed"] == "true" and second == first
 
@@ -24,5 +25,5 @@ def test_a_replayed_create_logs_the_replayed_jobs_release(svc, log_lines):
     assert len(replayed) == 1
     job = svc.job(first["job_id"])
     assert replayed[0]["worker_image_tag"] == EARLIER_IMAGE
-    assert replayed[0]["workflow_version"] == job["workflow_version"]
+    assert replayed[0]["workflow_version"] == job["workflow_version"] == "sdxl-txt2img@0.9.0"
     assert replayed[0]["trace_id"] == first["trace_id"]

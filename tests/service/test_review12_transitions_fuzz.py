@@ -175,7 +175,7 @@ def _payload(rid: str, runpod_status: str, attempt: int, result: dict[str, Any],
     return payload
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+@settings(max_examples=75, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=st.one_of(runs(), st.lists(noise, min_size=1, max_size=24)))
 def test_deliveries_of_several_jobs_in_any_order_keep_the_documented_invariants(svc, steps):  # noqa: F811

@@ -19,6 +19,7 @@ CRASHING_COMFY = STAND_IN.replace(
     "while true; do sleep 0.05; done ;;\n  *.preflight*)",
     "until [ -e crash-comfy ]; do sleep 0.05; done; echo comfy-crashed >> \"$events\"; exit 7 ;;\n  *.preflight*)",
     1)
+assert CRASHING_COMFY != STAND_IN, "the stand-in ComfyUI changed: make it crash on `crash-comfy` again"
 
 
 def _run(tmp_path: Path, stand_in: str) -> tuple[subprocess.Popen, Path]:
@@ -85,6 +86,7 @@ def test_the_handler_exiting_on_its_own_still_ends_the_container_with_its_status
     # outlive it, and its status is the container's.
     stand_in = STAND_IN.replace("echo handler-started >> \"$events\"",
                                 "echo handler-started >> \"$events\"; sleep 0.2; exit 3")
+    assert stand_in != STAND_IN
     proc, events = _run(tmp_path, stand_in)
     with _cleanup(proc):
         status, _ = _exit_status(proc, events)
