@@ -8,7 +8,10 @@ choosing), and not through `reconcile`, which closed a forged open intent with a
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from release_support import StandInApi, standin_api
@@ -29,6 +32,17 @@ KEY_ENV = "GOLDGATE_LEDGER_KEY"
 FORGER = "ci:github-actions run 1 by someone"
 
 
+@contextlib.contextmanager
+def keyed_releases(home: Path, paths: GoldenPaths, monkeypatch: pytest.MonkeyPatch, *images: str,
+                   **target_options: Any) -> Iterator[Target]:
+    """Under the ledger key, a target whose ledger holds `images` qualified on STAGING and promoted, oldest first."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    with standin_api(StandInApi(image_tag=A)) as api:
+        target = Target(api, {}, **target_options)
+        _released(target, Ledger(home), home, paths, *images)
+        yield target
+
+
 def _forge(home: Path, monkeypatch: pytest.MonkeyPatch, kind: str, **fields: object) -> None:
     """Append a chained line without the key, as anyone who can push to the ledger branch can."""
     monkeypatch.delenv(KEY_ENV)
@@ -39,10 +53,7 @@ def _forge(home: Path, monkeypatch: pytest.MonkeyPatch, kind: str, **fields: obj
 def test_a_forged_rollback_off_the_newest_release_does_not_send_the_automatic_rollback_further_back(
         tmp_path: Path, paths: GoldenPaths, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
-    monkeypatch.setenv(KEY_ENV, KEY)
-    with standin_api(StandInApi(image_tag=A)) as api:
-        target = Target(api, {}, crash={C})
-        _released(target, Ledger(home), home, paths, A, B)
+    with keyed_releases(home, paths, monkeypatch, A, B, crash={C}) as target:
         # Before: this line put B in the set of releases "a rollback took PROD off", so the automatic rollback after
         # the failed promotion below skipped B, the release PROD ran, and pinned A.
         _forge(home, monkeypatch, "rollback", phase="outcome", intent_seq=1, stack="prod", image=A, before=B,
@@ -59,10 +70,7 @@ def test_a_forged_rollback_off_the_newest_release_does_not_send_the_automatic_ro
 def test_a_forged_interrupted_rollback_does_not_choose_where_a_plain_rollback_goes(
         tmp_path: Path, paths: GoldenPaths, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
-    monkeypatch.setenv(KEY_ENV, KEY)
-    with standin_api(StandInApi(image_tag=A)) as api:
-        target = Target(api, {})
-        _released(target, Ledger(home), home, paths, A, B, C)
+    with keyed_releases(home, paths, monkeypatch, A, B, C) as target:
         # Before: the newest change outcome was this one, so `goldgate rollback` "finished" the interrupted rollback
         # to A, two releases back, instead of going to the previous release, B.
         _forge(home, monkeypatch, "rollback", phase="outcome", intent_seq=1, stack="prod", image=A, before=C,
@@ -75,10 +83,7 @@ def test_a_forged_interrupted_rollback_does_not_choose_where_a_plain_rollback_go
 def test_a_forged_open_intent_is_not_closed_under_the_key_nor_steers_the_rollback(
         tmp_path: Path, paths: GoldenPaths, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
-    monkeypatch.setenv(KEY_ENV, KEY)
-    with standin_api(StandInApi(image_tag=A)) as api:
-        target = Target(api, {})
-        _released(target, Ledger(home), home, paths, A, B, C)
+    with keyed_releases(home, paths, monkeypatch, A, B, C) as target:
         # Before: `reconcile` closed this intent with an "interrupted" outcome signed under the key, which then sent
         # the rollback to the intent's image, A.
         _forge(home, monkeypatch, "rollback", phase="intent", stack="prod", image=A, before=C, reason="automatic")
@@ -94,10 +99,7 @@ def test_an_interrupted_change_recorded_under_the_key_is_still_closed_and_finish
         tmp_path: Path, paths: GoldenPaths, monkeypatch: pytest.MonkeyPatch) -> None:
     # The other side: a real rollback intent (signed) whose runner was lost is still reconciled and finished.
     home = tmp_path / "home"
-    monkeypatch.setenv(KEY_ENV, KEY)
-    with standin_api(StandInApi(image_tag=A)) as api:
-        target = Target(api, {})
-        _released(target, Ledger(home), home, paths, A, B, C)
+    with keyed_releases(home, paths, monkeypatch, A, B, C) as target:
         Ledger(home).append("rollback", phase="intent", stack="prod", image=A, before=C, reason="manual",
                             trigger="user:operator")
         assert [i.image for i in interrupted(Ledger(home).entries())] == [A]
@@ -109,10 +111,7 @@ def test_an_interrupted_change_recorded_under_the_key_is_still_closed_and_finish
 def test_a_forged_outcome_naming_a_stale_pin_does_not_lift_the_stale_pin_refusal(
         tmp_path: Path, paths: GoldenPaths, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
-    monkeypatch.setenv(KEY_ENV, KEY)
-    with standin_api(StandInApi(image_tag=A)) as api:
-        target = Target(api, {})
-        _released(target, Ledger(home), home, paths, A, B)
+    with keyed_releases(home, paths, monkeypatch, A, B) as target:
         target.pins["prod"] = A  # a re-run of an earlier CI run: its stack file still pins A, PROD runs B
         with pytest.raises(StalePin):
             check_pin_current(target, Ledger(home), "prod")
@@ -127,10 +126,7 @@ def test_a_forged_outcome_naming_a_stale_pin_does_not_lift_the_stale_pin_refusal
 def test_a_forged_outcome_does_not_close_a_real_interrupted_change(
         tmp_path: Path, paths: GoldenPaths, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
-    monkeypatch.setenv(KEY_ENV, KEY)
-    with standin_api(StandInApi(image_tag=A)) as api:
-        target = Target(api, {})
-        _released(target, Ledger(home), home, paths, A, B, C)
+    with keyed_releases(home, paths, monkeypatch, A, B, C) as target:
         intent = Ledger(home).append("rollback", phase="intent", stack="prod", image=A, before=C, reason="manual",
                                      trigger="user:operator")
         _forge(home, monkeypatch, "rollback", phase="outcome", intent_seq=intent.seq, stack="prod", image=A,

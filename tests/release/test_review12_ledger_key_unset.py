@@ -11,6 +11,7 @@ import pytest
 from release_support import StandInApi, standin_api
 from test_cli_errors import one_error_line, run
 from test_promotion_evidence import Target, _released
+from test_review12_forged_rollback_targets import keyed_releases
 
 from goldgate.errors import GoldgateError
 from goldgate.release.ledger import Ledger
@@ -28,10 +29,7 @@ KEY_ENV = "GOLDGATE_LEDGER_KEY"
 def test_a_rollback_without_the_key_on_a_signed_ledger_never_pins_a_forged_release(
         tmp_path: Path, paths: GoldenPaths, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
-    monkeypatch.setenv(KEY_ENV, KEY)
-    with standin_api(StandInApi(image_tag=A)) as api:
-        target = Target(api, {})
-        _released(target, Ledger(home), home, paths, A, B)
+    with keyed_releases(home, paths, monkeypatch, A, B) as target:
         monkeypatch.delenv(KEY_ENV)
         # Appended to the ledger branch without the key: a digest that never ran on STAGING, "verified" on PROD.
         Ledger(home).append("promotion", phase="outcome", intent_seq=1, stack="prod", image=EVIL, before=A,
@@ -54,10 +52,7 @@ def test_a_rollback_without_the_key_on_a_signed_ledger_never_pins_a_forged_relea
 def test_a_golden_run_forged_into_a_signed_ledger_does_not_open_the_gate_without_the_key(
         tmp_path: Path, paths: GoldenPaths, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
-    monkeypatch.setenv(KEY_ENV, KEY)
-    with standin_api(StandInApi(image_tag=A)) as api:
-        target = Target(api, {})
-        _released(target, Ledger(home), home, paths, A)
+    with keyed_releases(home, paths, monkeypatch, A) as target:
         monkeypatch.delenv(KEY_ENV)
         target.deploy("staging", B, lambda _m: None)
         # Recorded without the key: as good as a line appended by hand.
