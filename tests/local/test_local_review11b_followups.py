@@ -169,6 +169,7 @@ def test_a_demo_result_download_that_fails_is_one_line_naming_the_result(
 
 def test_down_whose_output_cannot_be_written_says_so_in_one_line(tmp_path: Path) -> None:
     require(Path("/dev/full").exists(), "/dev/full (fills the command's stdout)")
+    (tmp_path / "h").mkdir()  # a state dir: where there is none, `down` says so first, on stderr
     with open("/dev/full", "w") as full:
         done = subprocess.run([sys.executable, "-m", "goldgate.cli", "down", "prod", "--home", str(tmp_path / "h")],
                               cwd=REPO, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, check=False)
