@@ -8,13 +8,11 @@ Secrets are never part of the spec: they live in Pulumi secrets (cloud) or the s
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import math
 import os
 import re
 import reprlib
-import stat
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from goldgate.errors import GoldgateError, SpecError
+from goldgate.files import NotARegularFile, open_regular
 
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
 LOCAL_STACKS_FILE = STACKS_DIR / "local.yaml"
@@ -839,28 +838,13 @@ def is_stack_name(name: str) -> bool:
     return bool(_NAME.fullmatch(name))
 
 
-def _file_kind(mode: int) -> str:
-    return ("a directory" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else
-            "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
-            "not a regular file")
-
-
 def _open_regular_file(path: Path, what: str, error: type[GoldgateError]) -> BinaryIO:
-    """`path` opened for reading if it is a regular file. Opened without blocking and checked first: a named pipe
-    in place of a stack file blocked the command forever, waiting for a writer that never comes."""
+    """`path` opened for reading if it is a regular file: a named pipe in place of a stack file blocked the command
+    forever, waiting for a writer that never comes."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        if exc.errno not in (errno.ENXIO, errno.EISDIR):  # ENXIO: a socket; EISDIR where a directory cannot be opened
-            raise
-        mode = os.stat(path).st_mode
-    else:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISREG(mode):
-            os.set_blocking(fd, True)
-            return os.fdopen(fd, "rb")
-        os.close(fd)
-    raise error(f"{what} {path} is {_file_kind(mode)}, not a file; name the {what} itself, saved as a file")
+        return os.fdopen(open_regular(path, os.O_RDONLY), "rb")
+    except NotARegularFile as exc:
+        raise error(f"{what} {path} is {exc.kind}, not a file; name the {what} itself, saved as a file") from None
 
 
 def read_yaml(path: Path, what: str = "stack file", max_bytes: int = 1_000_000,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import fcntl
 import hashlib
 import json
@@ -35,6 +34,7 @@ from typing import IO, Any
 
 from goldgate.bounded_http import bearer_token
 from goldgate.errors import StateError
+from goldgate.files import NotARegularFile, open_regular
 from goldgate.logs import now_rfc3339
 from goldgate.spec import StackSpec
 
@@ -101,30 +101,12 @@ def _open_regular(path: Path, flags: int, mode: int, what: str, again: str | Non
     """An fd of the regular file at `path` (opened with `flags`, created with `mode`), opened without blocking:
     anything else there is a StateError saying it is `what`, and to remove it and run `again`."""
     try:
-        fd = os.open(path, flags | os.O_NONBLOCK, mode)
-    except OSError as exc:
-        if exc.errno not in (errno.ENXIO, errno.EISDIR, errno.EOPNOTSUPP):  # ENXIO: a FIFO no one reads, a socket
-            raise
-        try:
-            kind = _kind(os.stat(path).st_mode)
-        except OSError:
-            kind = "not a regular file"
-        raise StateError(f"{path} is {kind}, {what}; remove it and {_run_again(again)}") from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        raise StateError(f"{path} is {_kind(info.st_mode)}, {what}; remove it and {_run_again(again)}")
-    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-    return fd
+        return open_regular(path, flags, mode)
+    except NotARegularFile as exc:
+        raise StateError(f"{path} is {exc.kind}, {what}; remove it and {_run_again(again)}") from None
 
 
 MAX_STATE_BYTES = 1024 * 1024  # state.json and pin.json are a few hundred bytes; anything this big is not one
-
-
-def _kind(mode: int) -> str:
-    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
-            "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
-            "not a regular file")
 
 
 def _run_again(again: str | None) -> str:
@@ -136,17 +118,11 @@ def read_small_bytes(path: Path, max_bytes: int, again: str | None = None) -> by
     and checked before it is read: a FIFO put in its place would block the command forever (no writer ever
     comes), a directory or device is not one, and a file over `max_bytes` is not read into memory."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = _open_regular(path, os.O_RDONLY, 0o644, "not a goldgate file (it was not read)", again)
     except FileNotFoundError:
         return None
-    except IsADirectoryError:  # where the platform refuses to open a directory for reading at all
-        raise StateError(f"{path} is a directory, not a goldgate file (it was not read); remove it and "
-                         f"{_run_again(again)}") from None
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise StateError(f"{path} is {_kind(info.st_mode)}, not a goldgate file (it was not read); remove it "
-                             f"and {_run_again(again)}")
         if info.st_size > max_bytes:
             raise StateError(f"{path} is {info.st_size} bytes, not a goldgate record (it was not read); "
                              f"remove it and {_run_again(again)}")

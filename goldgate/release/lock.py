@@ -8,16 +8,15 @@ name, anything there that is not a regular file.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
-import stat
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from goldgate.errors import StateError
+from goldgate.files import NotARegularFile, open_regular
 from goldgate.logs import now_rfc3339
 
 
@@ -61,32 +60,15 @@ class ReleaseLock:
             self._fd = None
 
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
-
-
 def open_state_file(path: Path, flags: int, role: str, then: str = "") -> int:
     """A blocking fd on the regular file at `path`, opened with `flags`; StateError naming `path` when something
-    else is there (`then` says what to do after moving it away). Opened without waiting: a named pipe nobody writes would block open() for ever, wedging every
-    command that reads the ledger; opened read-write it opens at once and fails on use with a message naming no
-    file (ftruncate's "Invalid argument")."""
+    else is there (`then` says what to do after moving it away). Opened without waiting: a named pipe nobody writes
+    would block open() for ever, wedging every command that reads the ledger; opened read-write it opens at once
+    and fails on use with a message naming no file (ftruncate's "Invalid argument")."""
     try:
-        fd = os.open(path, flags | os.O_NONBLOCK, 0o644)
-    except OSError as exc:
-        if exc.errno == errno.EISDIR:   # a directory cannot be opened for writing
-            raise _not_a_file(path, role, "a directory", then) from None
-        if exc.errno != errno.ENXIO:   # a socket, or a pipe with no reader opened for writing
-            raise
-        raise _not_a_file(path, role, "a socket or a named pipe", then) from None
-    try:
-        kind = os.fstat(fd).st_mode
-        if not stat.S_ISREG(kind):
-            raise _not_a_file(path, role, next((name for test, name in _KINDS if test(kind)), "a special file"), then)
-        os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        return open_regular(path, flags)
+    except NotARegularFile as exc:
+        raise _not_a_file(path, role, exc.kind, then) from None
 
 
 def _not_a_file(path: Path, role: str, kind: str, then: str) -> StateError:

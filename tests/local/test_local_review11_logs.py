@@ -68,7 +68,7 @@ def test_a_host_that_meets_a_fifo_service_log_says_so_in_its_state_and_exits(hom
     assert result.returncode == 1, result
     state = json.loads(d.state_file.read_text())
     assert state["status"] == "failed", state
-    assert state["error"].startswith(f"{d.logs_dir / 'service.jsonl'} is a FIFO"), state
+    assert state["error"].startswith(f"{d.logs_dir / 'service.jsonl'} is a named pipe (FIFO)"), state
 
 
 def test_a_host_whose_own_log_is_a_fifo_says_so_in_its_state_and_exits(home: Path) -> None:
@@ -78,7 +78,7 @@ def test_a_host_whose_own_log_is_a_fifo_says_so_in_its_state_and_exits(home: Pat
     result = _run(["-m", "goldgate.local.stackhost", "--stack", "prod", "--home", str(home)], "the stack host")
     assert result.returncode == 2, result
     assert "Traceback" not in result.stderr, result.stderr
-    assert json.loads(d.state_file.read_text())["error"].startswith(f"{d.logs_dir / 'stackhost.jsonl'} is a FIFO")
+    assert json.loads(d.state_file.read_text())["error"].startswith(f"{d.logs_dir / 'stackhost.jsonl'} is a named pipe (FIFO)")
 
 
 def test_the_runpod_emulator_refuses_a_fifo_log_in_one_line(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_the_runpod_emulator_refuses_a_fifo_log_in_one_line(tmp_path: Path) -> N
     assert result.returncode == 1, result
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("runpod emulator: error: "), result.stderr
-    assert f"{logs / 'runpod-emulator.jsonl'} is a FIFO" in lines[0], lines
+    assert f"{logs / 'runpod-emulator.jsonl'} is a named pipe (FIFO)" in lines[0], lines
 
 
 def test_a_fifo_among_the_saved_result_objects_is_skipped_and_the_stack_comes_up(home: Path) -> None:
@@ -137,7 +137,7 @@ def test_a_fifo_in_place_of_the_service_config_is_one_line_from_up_not_a_hang(ho
     result = _up_and_down(home)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result
     errors = [line for line in result.stderr.splitlines() if line.startswith("goldgate: error:")]
-    assert len(errors) == 1 and f"{d.root / 'service.json'} is a FIFO" in errors[0], result.stderr
+    assert len(errors) == 1 and f"{d.root / 'service.json'} is a named pipe (FIFO)" in errors[0], result.stderr
 
 
 def test_down_all_stops_the_other_stacks_when_one_cannot_be_read(home: Path) -> None:
@@ -155,6 +155,6 @@ def test_down_all_stops_the_other_stacks_when_one_cannot_be_read(home: Path) -> 
         assert platform.host_pid("staging") is None and not platform.status("staging").running
         assert "down: staging" in result.stdout, result.stdout
         errors = [line for line in result.stderr.splitlines() if line.startswith("goldgate: error:")]
-        assert len(errors) == 1 and f"prod: {prod.state_file} is a FIFO" in errors[0], result.stderr
+        assert len(errors) == 1 and f"prod: {prod.state_file} is a named pipe (FIFO)" in errors[0], result.stderr
     finally:
         platform.down("staging")

@@ -56,7 +56,7 @@ def test_an_append_refuses_a_named_pipe_at_the_ledger(tmp_path: Path) -> None:
 def test_a_socket_at_the_ledger_is_named_as_one(tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX) as sock:
         sock.bind(str(tmp_path / "ledger.jsonl"))
-        with pytest.raises(StateError, match="ledger.jsonl is a socket or a named pipe, not a regular file"):
+        with pytest.raises(StateError, match="ledger.jsonl is a socket, not a regular file"):
             Ledger(tmp_path, key=None).entries()
 
 

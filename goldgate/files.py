@@ -1,0 +1,49 @@
+"""Opening a file goldgate keeps or reads, without ever waiting on something that is no file: a named pipe nobody
+writes blocks open() for ever, and a device or directory in a file's place is no file either. Stdlib only; each
+caller says in its own words what the file is and what to do."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+
+class NotARegularFile(OSError):
+    """Something else than a regular file is at `path`; `kind` says what ("a named pipe (FIFO)", ...)."""
+
+    def __init__(self, path: Path | str, kind: str) -> None:
+        super().__init__(f"{path} is {kind}, not a regular file")
+        self.path, self.kind = Path(path), kind
+
+
+def file_kind(mode: int) -> str:
+    return ("a directory" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+            "not a regular file")
+
+
+def open_regular(path: Path | str, flags: int, mode: int = 0o644) -> int:
+    """A blocking fd of the regular file at `path`, opened with `flags` (created with `mode`), without waiting;
+    NotARegularFile when something else is there. Other OSErrors (a missing file, no permission) pass through."""
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK, mode)
+    except OSError as exc:
+        # ENXIO: a socket, or a pipe no one reads opened for writing; EISDIR: a directory opened for writing
+        if exc.errno not in (errno.ENXIO, errno.EISDIR, errno.EOPNOTSUPP):
+            raise
+        try:
+            kind = file_kind(os.stat(path).st_mode)
+        except OSError:
+            kind = "not a regular file"
+        raise NotARegularFile(path, kind) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotARegularFile(path, file_kind(info.st_mode))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
