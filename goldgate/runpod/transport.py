@@ -38,8 +38,9 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class RetryPolicy:
     """How hard to try. `attempts` counts the first try. 429 is always retried (the request was not
-    processed); 5xx and connection errors only for idempotent requests, because a retried POST /run or
-    POST /v2/serverless after a 5xx may create a second job or endpoint (set `retry_unsafe` to allow it)."""
+    processed), and so is a connection that never opened (refused or timed out: nothing was sent); 5xx and
+    failures in transit only for idempotent requests, because a retried POST /run or POST /v2/serverless
+    after a 5xx may create a second job or endpoint (set `retry_unsafe` to allow it)."""
 
     attempts: int = 4
     backoff_s: float = 0.5
@@ -138,8 +139,9 @@ class Transport:
                 raise RunPodProtocolError(self._scrub(redact,
                     f"{where} answered with a body that cannot be decoded ({exc}): that is no RunPod answer, "
                     "check the base URL and any proxy in between")) from None
-            except httpx.ConnectError as exc:
-                # Nothing was sent, so even a POST is safe to retry.
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                # No connection was opened (refused, or no answer to it in time), so nothing was sent: even a POST
+                # is safe to retry.
                 if last:
                     raise RunPodUnavailable(self._scrub(redact,
                         f"cannot connect to the {self.what} at {self.base_url} ({exc}) after {attempt} "

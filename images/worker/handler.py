@@ -84,10 +84,19 @@ def _ms(seconds: float) -> int:
     return max(0, round(seconds * 1000))
 
 
-def _upload(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, images: list) -> list[dict[str, Any]]:
+def _stopped(stop: threading.Event | None, doing: str) -> None:
+    """Raises ComfyCancelled when the job was stopped (RunPod cancelled it or its executionTimeout passed)."""
+    if stop is not None and stop.is_set():
+        raise ComfyCancelled(f"job stopped {doing}")
+
+
+def _upload(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, images: list,
+            stop: threading.Event | None = None) -> list[dict[str, Any]]:
     """Every image is fetched and checked before the first upload, and an upload that fails removes what
     this attempt stored: a failed job leaves no result behind for its retry to collide with. An image an
-    earlier run of the same render stored under a key is kept, so running a job again gives the same results."""
+    earlier run of the same render stored under a key is kept, so running a job again gives the same results.
+    A job stopped while its images upload fails the same way: RunPod has ended it (CANCELLED, TIMED_OUT),
+    so what it stored is no result of a job anyone will read."""
     checked = []
     for image in images:
         suffix = Path(image.filename).suffix.lower()
@@ -105,6 +114,8 @@ def _upload(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, images: list)
     created: list[str] = []
     try:
         for index, (suffix, content_type, data, width, height) in enumerate(checked):
+            _stopped(stop, f"while its images uploaded ({index} of {len(checked)} stored); what it stored was "
+                           f"removed")
             key = f"{job.result_prefix}{index}{suffix}"
             stored = runtime.store.put_create_only(key, data, content_type, job.render_id())
             if stored.created:
@@ -120,6 +131,7 @@ def _upload(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, images: list)
                            "height": height, "created": stored.created})
             results.append({"key": key, "content_type": stored.content_type, "bytes": stored.bytes,
                             "sha256": stored.sha256, "width": width, "height": height})
+        _stopped(stop, f"while its images uploaded (all {len(checked)} stored); what it stored was removed")
     except BaseException:
         left = runtime.store.delete_created(created)
         if left:
@@ -187,10 +199,9 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float,
             raise _JobFailed(f"ComfyUI finished prompt {prompt_id} without saving an image "
                              f"(does workflow {job.workflow.version} end in SaveImage?)")
 
-        if stop is not None and stop.is_set():
-            raise ComfyCancelled(f"job stopped after prompt {prompt_id} finished; nothing was uploaded")
+        _stopped(stop, f"after prompt {prompt_id} finished; nothing was uploaded")
         t = time.monotonic()
-        results = _upload(job, runtime, log, images)
+        results = _upload(job, runtime, log, images, stop)
         timings["upload_ms"] = _ms(time.monotonic() - t)
     finally:
         _discard_saved(Path(runtime.config.comfy_output_dir), run_id, log)
