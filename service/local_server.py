@@ -149,6 +149,21 @@ HEAD_LIMIT_BYTES = 128 * 1024
 # largest webhook, at 40 KB/s). Otherwise a few clients trickling bytes would each hold a connection forever.
 HEAD_TIMEOUT_S = 30.0
 BODY_TIMEOUT_S = 300.0
+# And at a minimum rate (Apache mod_reqtimeout's default `body=20,MinRate=500`): once the header block is in, a body
+# that did not come with it has BODY_GRACE_S seconds, plus one more for each BODY_MIN_RATE_BPS bytes received. Under
+# the 300 s deadline alone, a client trickling a byte now and then held a connection, a request task and its buffer
+# for 5 minutes each, and enough of them use up the file descriptors RunPod's webhooks need. A body
+# slower than 500 bytes a second for longer than that grace is no client anyone waits for: the largest create body
+# (64 KB by default) takes 2 minutes at that rate. Time in which the server itself is not reading (uvicorn pauses a
+# connection while a pipelined request waits, or its app has not taken the buffered body) is not counted against the
+# client: the rate is measured afresh from when the server reads again.
+BODY_GRACE_S = 20.0
+BODY_MIN_RATE_BPS = 500
+# The other way: a client that takes none of an answer for this long (its receive window stays shut, so the write
+# buffer stays over its high-water mark) is disconnected, as nginx's send_timeout (60 s) does. A result download
+# streams from the store only as fast as the client reads: a client that stopped reading held its connection, its
+# request task and the store's stream open for ever.
+WRITE_STALL_S = 60.0
 _UVICORN_REFUSAL = "Invalid HTTP request received."  # uvicorn's warning before it calls send_400_response
 _FIELD_LINE_OVERHEAD = len(": \r\n")
 
@@ -157,8 +172,9 @@ class EdgeProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol (what http="auto" selects here), answering what it refuses before the app sees
     it in the API's JSON error shape with a log line saying why instead of plain text, refusing
     a request line or header block over Cloudflare's limits (414, 431), and closing a connection whose header
-    block (HEAD_TIMEOUT_S) or body (BODY_TIMEOUT_S) does not arrive in time (408, or silently when nothing of a
-    request came)."""
+    block (HEAD_TIMEOUT_S) or body (BODY_TIMEOUT_S, and BODY_MIN_RATE_BPS after BODY_GRACE_S) does not arrive in
+    time (408, or silently when nothing of a request came), or whose client takes none of an answer for
+    WRITE_STALL_S."""
 
     log: Logger  # set by edge_protocol()
 
@@ -166,6 +182,10 @@ class EdgeProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._head_deadline: asyncio.TimerHandle | None = None
         self._body_deadline: asyncio.TimerHandle | None = None
+        self._body_rate_check: asyncio.TimerHandle | None = None
+        self._body_rate_from = 0.0  # loop time the body's rate is measured from
+        self._body_received = 0  # bytes received since then
+        self._write_stall: asyncio.TimerHandle | None = None
         self._head_bytes = 0  # the request target and field lines parsed so far
         self._head_unparsed = 0  # bytes received while the header block is incomplete
         self._head_started = False
@@ -178,9 +198,37 @@ class EdgeProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_deadline()
         self._disarm_body_deadline()
+        if self._write_stall is not None:
+            self._write_stall.cancel()
+            self._write_stall = None
         super().connection_lost(exc)
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_stall is None:
+            self._write_stall = self.loop.call_later(WRITE_STALL_S, self._write_stalled)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._write_stall is not None:
+            self._write_stall.cancel()
+            self._write_stall = None
+
+    def _write_stalled(self) -> None:
+        self._write_stall = None
+        if self.transport.is_closing():
+            return
+        # abort, not close: close() would wait for the buffer to reach a client that reads nothing. The request's
+        # task sees the disconnect and closes the store's stream.
+        self.transport.abort()
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else None
+        self.log.warning("service.server_log", reason="client_stalled",
+                         message=f"the client took none of the answer for {WRITE_STALL_S:g} seconds; its connection "
+                                 "was closed and the answer cut", data={"logger": "edge_protocol", "client": client})
+
     def data_received(self, data: bytes) -> None:
+        if self._body_rate_check is not None:
+            self._body_received += len(data)
         if self._head_deadline is None and (self.cycle is None or self.cycle.response_complete):
             # Between requests: uvicorn stops its keep-alive timeout at any byte, also at the blank lines
             # allowed before a request, which begin no request (on_message_begin) and would arm nothing.
@@ -201,6 +249,7 @@ class EdgeProtocol(HttpToolsProtocol):
         elif self._body_deadline is None and self.cycle is not None and self.cycle.more_body:
             # A body that did not come with its header block (most do: then the message is complete by now)
             self._body_deadline = self.loop.call_later(BODY_TIMEOUT_S, self._body_timed_out)
+            self._measure_body_rate()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -279,6 +328,33 @@ class EdgeProtocol(HttpToolsProtocol):
         if self._body_deadline is not None:
             self._body_deadline.cancel()
             self._body_deadline = None
+        if self._body_rate_check is not None:
+            self._body_rate_check.cancel()
+            self._body_rate_check = None
+
+    def _measure_body_rate(self) -> None:
+        """Measure the body's rate from now: it must have sent BODY_MIN_RATE_BPS bytes a second after a grace."""
+        self._body_rate_from = self.loop.time()
+        self._body_received = 0
+        self._body_rate_check = self.loop.call_later(BODY_GRACE_S, self._check_body_rate)
+
+    def _check_body_rate(self) -> None:
+        # One timer, set for when the bytes received so far stop covering the time taken, not one per chunk.
+        self._body_rate_check = None
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle is None or not cycle.more_body or cycle.response_started:
+            return
+        if self.flow.read_paused:  # the server is not reading: nothing the client could send would arrive
+            self._measure_body_rate()
+            return
+        covered = self._body_rate_from + BODY_GRACE_S + self._body_received / BODY_MIN_RATE_BPS
+        left = covered - self.loop.time()
+        if left > 0:
+            self._body_rate_check = self.loop.call_later(left, self._check_body_rate)
+            return
+        self._answer_refusal(ApiError(408, "body_too_slow", f"the request body arrived slower than "
+                                                            f"{BODY_MIN_RATE_BPS} bytes a second (after a grace of "
+                                                            f"{BODY_GRACE_S:g} seconds); send it without pauses"))
 
     def _body_timed_out(self) -> None:
         self._body_deadline = None

@@ -128,4 +128,7 @@ def test_service_readme_gives_the_local_servers_request_limits():
     assert f"A header block must arrive whole within {edge.HEAD_TIMEOUT_S:g} seconds (of the connection opening" in text
     assert f"a body within {edge.BODY_TIMEOUT_S:g} seconds of its header block" in text
     assert f"a new connection that begins no request for {edge.HEAD_TIMEOUT_S:g} seconds is closed" in text
+    assert (f"after its first {edge.BODY_GRACE_S:g} seconds, at {edge.BODY_MIN_RATE_BPS} bytes a second or more "
+            "(else 408 `body_too_slow`)") in text
+    assert f"a client that takes none of an answer for {edge.WRITE_STALL_S:g} seconds is disconnected" in text
     assert f"uvicorn's {edge.UVICORN_SETTINGS['timeout_keep_alive']}-second keep-alive" in text
