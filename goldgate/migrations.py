@@ -11,6 +11,7 @@ refused by name, whatever state the Pulumi stack kept.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from goldgate.errors import GoldgateError
+from goldgate.files import NotARegularFile, open_regular
 from service import migrate as local_migrate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -66,8 +68,26 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
         expected = len(found) + 1
         if int(match.group(1)) != expected:
             raise MigrationError(f"migration {path.name} is out of sequence: expected number {expected:04d}")
-        found.append(Migration(path.name, path.read_text(encoding="utf-8")))
+        found.append(Migration(path.name, _read(path)))
     return found
+
+
+def _read(path: Path) -> str:
+    """A migration file's text; anything but a UTF-8 regular file is refused by name (a named pipe in its place
+    would block the read for ever)."""
+    try:
+        with os.fdopen(open_regular(path, os.O_RDONLY), "rb") as f:
+            data = f.read()
+    except NotARegularFile as exc:
+        raise MigrationError(f"migration {path.name} is {exc.kind}, not a file: put the SQL file there") from None
+    except OSError as exc:
+        raise MigrationError(f"migration {path.name} cannot be read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise MigrationError(f"migration {path.name} is not UTF-8 text (line {line}, byte "
+                             f"{data[exc.start:exc.start + 1]!r}): save it as UTF-8, as wrangler reads it") from None
 
 
 def pending(all_migrations: Iterable[Migration], applied: Iterable[str]) -> list[Migration]:
@@ -147,15 +167,24 @@ def apply_with(execute: Callable[[str, list], list[dict]], directory: Path = MIG
     if unrecorded:
         execute("".join(f"{_record_sql(m)};\n" for m in unrecorded), [])
     for migration in todo:
-        body = ";\n".join(split_statements(migration.sql))
-        sql = f"{body};\nINSERT INTO d1_migrations (name) VALUES ('{migration.name}');\n{_record_sql(migration)};"
+        statements = [*_statements_of(migration), f"INSERT INTO d1_migrations (name) VALUES ('{migration.name}')",
+                      _record_sql(migration)]
+        # Each ';' on a line of its own: after a statement that ends in a "-- comment" it would be part of the
+        # comment, and D1 would read that statement and the next as one.
+        sql = "".join(f"{statement}\n;\n" for statement in statements)
         try:
             execute(sql, [])
-        except GoldgateError:
-            raise
-        except Exception as exc:  # the transport's own error type; re-raise with the migration named
+        except Exception as exc:  # the transport's own error (a CloudflareError too): name the migration
             raise MigrationError(f"migration {migration.name} failed: {exc}") from exc
     return [m.name for m in todo]
+
+
+def _statements_of(migration: Migration) -> list[str]:
+    """`split_statements` of one migration, a file cut off mid-statement refused by its name."""
+    try:
+        return split_statements(migration.sql)
+    except MigrationError as exc:
+        raise MigrationError(f"{migration.name}: {exc}") from None
 
 
 def apply_sqlite(db: Path | sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
@@ -171,10 +200,8 @@ def apply_sqlite(db: Path | sqlite3.Connection, directory: Path = MIGRATIONS_DIR
                 for migration in unrecorded:
                     conn.execute(_record_sql(migration))
         for migration in todo:
-            try:  # split before the transaction opens: a file cut off mid-statement leaves the database unlocked
-                statements = split_statements(migration.sql)
-            except MigrationError as exc:
-                raise MigrationError(f"{migration.name}: {exc}") from None
+            # Split before the transaction opens: a file cut off mid-statement leaves the database unlocked.
+            statements = _statements_of(migration)
             # An explicit transaction: Python's sqlite3 opens none before DDL, so `with conn:` would leave the
             # first ALTER of a migration that fails at its second applied and unrecorded, failing every later run.
             conn.execute("BEGIN IMMEDIATE")

@@ -159,8 +159,10 @@ class CloudflareApi:
                 raise CloudflareError(self._scrub(
                     f"{where} answered with a body that cannot be decoded ({exc}): that is no Cloudflare API "
                     f"answer, check the API base URL ({self.base_url}) and any proxy in between")) from None
-            except httpx.ConnectError as exc:
-                if not last:  # nothing was sent, so even a POST may be repeated
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError) as exc:
+                # No connection to Cloudflare was made (refused, timed out, a proxy's CONNECT refused): nothing
+                # was sent, so even a POST may be repeated, and if it cannot be, nothing was applied.
+                if not last:
                     self._sleep(_backoff_s(attempt))
                     continue
                 raise CloudflareError(self._scrub(

@@ -96,7 +96,11 @@ class R2Admin:
             out = self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
                                       IfNoneMatch="*")
         except (ClientError, BotoCoreError) as exc:
-            raise self._store_failed(key, exc) from None
+            md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
+            stored = self._stored_already(key, len(body), lambda head: _etag(head) == md5)
+            if stored is None:
+                raise self._store_failed(key, exc) from None
+            return stored
         return StoredObject(key=key, size=len(body), etag=str(out.get("ETag", "")).strip('"'))
 
     def put_backup_file(self, name: str, path: Path, sha256: str,
@@ -107,8 +111,15 @@ class R2Admin:
         key = _backup_key(name)
         extra = {"ContentType": content_type, "Metadata": {SHA256_METADATA: sha256}}
         try:
-            with create_transfer_manager(self._s3, self._transfer) as manager:
-                manager.upload(str(path), self.bucket, key, extra_args=extra).result()
+            try:
+                with create_transfer_manager(self._s3, self._transfer) as manager:
+                    manager.upload(str(path), self.bucket, key, extra_args=extra).result()
+            except (ClientError, BotoCoreError) as exc:
+                stored = self._stored_already(key, path.stat().st_size,
+                                              lambda head: (head.get("Metadata") or {}).get(SHA256_METADATA) == sha256)
+                if stored is None:
+                    raise self._store_failed(key, exc) from None
+                return stored
             head = self._s3.head_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:
             raise self._store_failed(key, exc) from None
@@ -169,6 +180,18 @@ class R2Admin:
             raise
         return FetchedBackup(path=target, bytes=size, sha256=digest.hexdigest(), recorded_sha256=recorded)
 
+    def _stored_already(self, key: str, size: int, ours: Callable[[dict[str, Any]], bool]) -> StoredObject | None:
+        """The object at `key` when it holds what a failed store was writing, else None. boto3 retries a PUT
+        whose answer was lost (the connection dropped after R2 stored it); create-only, the retry is refused
+        412 (a multipart one: NoSuchUpload, the upload already completed), yet the backup is there, whole."""
+        try:
+            head = self._s3.head_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError):
+            return None
+        if int(head.get("ContentLength", -1)) != size or not ours(head):
+            return None
+        return StoredObject(key=key, size=size, etag=_etag(head))
+
     def _store_failed(self, key: str, exc: ClientError | BotoCoreError) -> R2Error:
         if isinstance(exc, BotoCoreError):
             return R2Error(f"storing backup {key} in bucket {self.bucket} failed ({exc}); the upload did not "
@@ -217,3 +240,7 @@ class R2Admin:
 
 def _backup_key(name: str) -> str:
     return name if name.startswith(BACKUP_PREFIX) else BACKUP_PREFIX + name.lstrip("/")
+
+
+def _etag(head: dict[str, Any]) -> str:
+    return str(head.get("ETag", "")).strip('"')
