@@ -197,20 +197,48 @@ def _check_model(entry: ModelEntry, roots: tuple[Path, ...], verify_sha256: bool
         return result("ok", path, size, f"{path}, {size} bytes{note}")
     searched = ", ".join(str(r / entry.directory) for r in roots)
     elsewhere = [str(r / d / entry.file) for r in roots for d in _ALL_DIRS
-                 if d != entry.directory and (r / d / entry.file).is_file()]
+                 if d != entry.directory and _is_file(r / d / entry.file)]
     hint = f"; found in another directory: {', '.join(elsewhere)}" if elsewhere else ""
     return result("missing", None, None, f"not found (searched {searched}){hint}")
 
 
-def _count_files(roots: tuple[Path, ...], directories: tuple[str, ...]) -> int:
-    count = 0
+def _is_file(path: Path) -> bool:
+    """A file there, False for a path the worker's user cannot look up (which pathlib raises for)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def _count_files(roots: tuple[Path, ...], directories: tuple[str, ...]) -> tuple[int, list[str]]:
+    """The model files under the loader's directories, and the directories the worker's user cannot look into
+    (a directory readable but not searchable, as `COPY --chmod=644` leaves directories): a model there cannot be
+    opened, and pathlib raises for it, which must not end the preflight."""
+    count, blocked = 0, []
     for root in roots:
         for directory in directories:
             base = root / directory
-            if base.is_dir():  # MODEL_EXTENSIONS: what a loader lists (not put_checkpoints_here)
-                count += sum(1 for p in base.rglob("*") if p.is_file() and not p.name.startswith(".")
-                             and p.suffix.lower() in MODEL_EXTENSIONS)
-    return count
+            try:
+                if not base.is_dir():
+                    continue
+                for p in base.rglob("*"):  # MODEL_EXTENSIONS: what a loader lists (not put_checkpoints_here)
+                    if p.name.startswith(".") or p.suffix.lower() not in MODEL_EXTENSIONS:
+                        continue
+                    try:
+                        count += p.is_file()
+                    except OSError:
+                        if str(p.parent) not in blocked:
+                            blocked.append(str(p.parent))
+            except OSError:
+                blocked.append(str(base))
+    return count, blocked
 
 
 def run_preflight(manifest_path: Path = DEFAULT_MANIFEST, workflows_dir: Path = DEFAULT_WORKFLOWS,
@@ -242,12 +270,16 @@ def run_preflight(manifest_path: Path = DEFAULT_MANIFEST, workflows_dir: Path = 
             warnings += [f"{m} is in models.yaml but no workflow uses it" for m in consistency.unused_models]
     folders = sorted({ref.folder for w in workflows.values() for ref in model_references(w)})
     for folder in folders:
-        count = _count_files(roots, FOLDERS[folder])
+        count, blocked = _count_files(roots, FOLDERS[folder])
         loader_dirs.append(LoaderDirCheck(folder, FOLDERS[folder], count, count > 0))
-        if count == 0:
+        if blocked:
+            problems.append(f"loader folder {folder}: {', '.join(blocked)} cannot be searched by the worker's user "
+                            f"(uid {os.geteuid()}), which ComfyUI runs as: its loader cannot open the models there; "
+                            f"make the directories 755 and the models 644")
+        elif count == 0:
             problems.append(f"loader folder {folder} is empty under every root "
                             f"({', '.join(str(r / d) for r in roots for d in FOLDERS[folder])})")
-    present = tuple(str(r) for r in roots if r.is_dir())
+    present = tuple(str(r) for r in roots if _is_dir(r))
     if not present:
         problems.insert(0, f"no model root exists ({', '.join(str(r) for r in roots)}): models were not baked "
                            f"into this image, or MODEL_ROOTS points elsewhere")

@@ -9,6 +9,7 @@ job, same graph) stored is kept and described instead; any other object under th
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass, field
 
 import boto3
@@ -19,6 +20,10 @@ from .config import StorageConfig
 
 PUT_ATTEMPTS = 3  # a create-only write that races another run's write of the key, then gives up
 RENDER_METADATA = "render"  # user metadata: the render (JobInput.render_id) whose run stored the object
+# User metadata: a token of one put_create_only call. botocore resends a write whose answer was lost (a read
+# timeout, a dropped connection) and the resend meets the first send's object with 412: the token, not the bytes
+# (an earlier run of the same render may have stored the very same bytes), tells that this call created it.
+WRITE_METADATA = "write"
 
 
 class StorageError(RuntimeError):
@@ -61,10 +66,12 @@ class ResultStore:
         racing conditional write 409 ConditionalRequestConflict, which asks for a retry, and the object a 412
         named may be gone by the read-back (the other run failed and removed it). Both write again."""
         digest = hashlib.sha256(body).hexdigest()
+        write = uuid.uuid4().hex
         for _ in range(PUT_ATTEMPTS):
             try:
                 self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
-                                        IfNoneMatch="*", Metadata={"sha256": digest, RENDER_METADATA: render_id})
+                                        IfNoneMatch="*", Metadata={"sha256": digest, RENDER_METADATA: render_id,
+                                                                   WRITE_METADATA: write})
                 return StoredObject(key, content_type, len(body), digest, created=True)
             except ClientError as exc:
                 if _code(exc) in ("ConditionalRequestConflict", "409"):
@@ -74,7 +81,7 @@ class ResultStore:
                         from None
             except BotoCoreError as exc:
                 raise StorageError(f"upload of {key} to bucket {self.bucket} failed: {exc}") from None
-            existing = self._existing(key, digest, len(body), content_type, render_id)
+            existing = self._existing(key, digest, len(body), content_type, render_id, write)
             if existing is not None:
                 return existing
         raise StorageError(f"upload of {key} to bucket {self.bucket} kept racing another write of the key "
@@ -90,9 +97,11 @@ class ResultStore:
                 left.append(key)
         return left
 
-    def _existing(self, key: str, digest: str, size: int, content_type: str, render_id: str) -> StoredObject | None:
-        """The key exists already: fine if it holds these exact bytes or an earlier run of this render's image,
-        an error otherwise; None if it is gone again (write it)."""
+    def _existing(self, key: str, digest: str, size: int, content_type: str, render_id: str,
+                  write: str) -> StoredObject | None:
+        """The key exists already: created by this call's own earlier send (its answer was lost), fine if it
+        holds these exact bytes or an earlier run of this render's image, an error otherwise; None if it is gone
+        again (write it)."""
         try:
             obj = self._client.get_object(Bucket=self.bucket, Key=key)
             existing = obj["Body"].read()
@@ -106,9 +115,12 @@ class ResultStore:
                                f"to compare: {exc}") from None
         stored_type = obj.get("ContentType") or content_type
         existing_digest = hashlib.sha256(existing).hexdigest()
+        metadata = obj.get("Metadata") or {}
+        if metadata.get(WRITE_METADATA) == write and existing_digest == digest:
+            return StoredObject(key, stored_type, size, digest, created=True)
         if existing_digest == digest:
             return StoredObject(key, stored_type, size, digest, created=False)
-        render = (obj.get("Metadata") or {}).get(RENDER_METADATA)
+        render = metadata.get(RENDER_METADATA)
         if render == render_id:
             return StoredObject(key, stored_type, len(existing), existing_digest, created=False, kept=existing)
         stored_by = f"stored by render {render}" if render else "not stored by a goldgate worker run"

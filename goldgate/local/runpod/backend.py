@@ -523,8 +523,12 @@ class RunPodBackend:
             self._rate_limit(ep, "purge-queue")
             removed = 0
             while ep.queue:
-                job = self.jobs.pop(ep.queue.popleft(), None)
-                removed += job is not None
+                job_id = ep.queue.popleft()
+                if job_id in self.jobs:
+                    # Logged while the job is still there, so the line names the service's job and trace.
+                    self.on_event("job.purged", endpoint_id=ep.id, job=job_id)
+                    del self.jobs[job_id]
+                    removed += 1
             return removed
 
     def health(self, endpoint_id: str) -> dict[str, Any]:

@@ -200,7 +200,7 @@ class RunPodEmulator:
                 fields["worker_image_tag"] = self._image_of(job)
                 if event == "job.finished" and job.status in _ERROR_TYPES:
                     fields["error"] = masked(job_error(job.error, job.status), self._secrets_of(job))
-            if event == "job.expired":  # the job is dropped from the backend right after this line
+            if event in ("job.expired", "job.purged"):  # the job is dropped from the backend right after this line
                 self._job_images.pop(runpod_job_id, None)
         elif event == "endpoint.deleted":  # its jobs went with it
             self._job_images = {jid: image for jid, image in self._job_images.items() if jid in self.backend.jobs}
