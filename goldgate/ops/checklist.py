@@ -218,11 +218,40 @@ def cold_start_ok(f: Facts) -> Verdict:
     j = f.jobs
     if j is None:
         return FAIL, f.jobs_error or "no job facts"
-    if not j.total:
-        return NA, "no jobs yet"
-    return _ok(j.first_job_status == "completed" and not j.cold_start_failures,
-               "the first job (a cold start) completed; no job failed for an engine that was not ready",
-               f"first job {j.first_job_status}; {j.cold_start_failures} job(s) failed while the engine was starting")
+    image = _own_image(f)
+    if image is None:  # nothing pinned to scope by: every job the stack ran
+        if not j.total:
+            return NA, "no jobs yet"
+        return _ok(j.first_job_status == "completed" and not j.cold_start_failures,
+                   "the first job (a cold start) completed; no job failed for an engine that was not ready "
+                   "(no pinned image: every job)",
+                   f"first job {j.first_job_status}; {j.cold_start_failures} job(s) failed while the engine was "
+                   "starting (no pinned image: every job)")
+    # The pinned image's first job is its first cold start, as the other job lines judge this image's jobs: an
+    # older image's failed start neither keeps a clean one red nor does its clean start vouch for this one.
+    first = j.first_job_by_image.get(image)
+    if first is None:
+        return NA, f"no job has run on {image} (the pinned image) yet: its first job will be its cold start"
+    cold = j.cold_start_by_image.get(image) or {}
+    problems = []
+    if first.get("status") in ("queued", "in_progress"):
+        problems.append(f"the first job of {image} (a cold start), {first.get('id')}, has not ended "
+                        f"({first.get('status')}): the cold start is judged once it has")
+    elif first.get("status") != "completed":
+        problems.append(f"the first job of {image} (a cold start), {first.get('id')}, ended {first.get('status')}: "
+                        f"{_said(first.get('error'))}")
+    if cold.get("n"):
+        problems.append(f"{cold['n']} job(s) of {image} failed while the engine was starting (newest "
+                        f"{cold.get('id')}: {_said(cold.get('error'))})")
+    if problems and (cold.get("n") or first.get("status") not in ("queued", "in_progress")):
+        problems.append("the worker's log of the job says why; COMFY_READY_TIMEOUT_S bounds how long a worker "
+                        "waits for ComfyUI to start")
+    return _ok(not problems, f"the first job of {image} ({first.get('id')}, a cold start) completed; no job of it "
+                             "failed for an engine that was not ready", "; ".join(problems))
+
+
+def _said(error: Any) -> str:
+    return repr(str(error)[:200]) if error else "no error recorded"
 
 
 # -- API / queue ---------------------------------------------------------------------------------
@@ -231,8 +260,18 @@ def queue_create(f: Facts) -> Verdict:
     j = f.jobs
     if j is None:
         return FAIL, f.jobs_error or "no job facts"
-    return _ok(j.total > 0, f"{j.total} jobs created through POST /api/queue/create ({dict(j.by_status)})",
-               "no job was ever created on this stack")
+    if not j.total:
+        return FAIL, "no job was ever created on this stack"
+    last = j.last_submission
+    # A create RunPod refused or could not be reached for answers 502/503 and keeps a failed job: an old job that
+    # ran says nothing of whether a create reaches RunPod now (its tag is null: no image's line judges it).
+    if last is not None and last.get("refused"):
+        return FAIL, (f"the newest job, {last.get('id')} (created {last.get('created_at')}), never reached RunPod: "
+                      f"{str(last.get('error'))[:300]}; {j.submit_failures} of {j.total} jobs were never taken. "
+                      "fix what RunPod answered (the stack's endpoint, its RunPod API key, RunPod's status), then "
+                      "create a job again")
+    refused = f"; {j.submit_failures} never reached RunPod, none since" if j.submit_failures else ""
+    return PASS, f"{j.total} jobs created through POST /api/queue/create ({dict(j.by_status)}){refused}"
 
 
 def webhook_receives(f: Facts) -> Verdict:
@@ -245,8 +284,9 @@ def webhook_receives(f: Facts) -> Verdict:
 
 
 def no_polling(f: Facts) -> Verdict:
-    return _ok(not f.polling, "static scan of service/: no loop, timer or cron handler calls RunPod /status",
-               "; ".join(f.polling[:3]))
+    more = f"; and {len(f.polling) - 3} more" if len(f.polling) > 3 else ""
+    return _ok(not f.polling, "static scan of service/: no loop, timer or cron handler calls RunPod /status "
+               "(nor /stream)", "; ".join(f.polling[:3]) + more)
 
 
 def status_after_webhook(f: Facts) -> Verdict:
@@ -382,10 +422,15 @@ def golden_report_latest(f: Facts) -> Verdict:
     staging = f.specs.get("staging")
     max_age = staging.thresholds.report_max_age_s if staging else 86_400
     age = _age_s(f.golden.get("finished_at"), f.now)
-    return _ok(age is not None and 0 <= age <= max_age, f"{f.golden_path} finished {age:.0f} s ago (max {max_age})"
+    if age is not None and age < 0:
+        # The promotion gate (goldgate/release/gate.py) refuses such a report too: this line agrees with it.
+        return FAIL, (f"{f.golden_path} says it finished at {str(f.golden.get('finished_at'))[:64]}, {-age:.0f} s in "
+                      f"the future (now {f.now.isoformat(timespec='seconds')}), which `goldgate promote` refuses: "
+                      "check the clock of the machine that ran it and this one's, then run `goldgate golden staging`")
+    return _ok(age is not None and age <= max_age, f"{f.golden_path} finished {age:.0f} s ago (max {max_age})"
                if age is not None else "", f"{f.golden_path} is stale or undated: finished_at "
-               f"{f.golden.get('finished_at')!r} ({f'{age:.0f} s ago' if age is not None else 'unreadable'}, "
-               f"max {max_age} s); run `goldgate golden staging`")
+               f"{str(f.golden.get('finished_at'))[:64]!r} ({f'{age:.0f} s ago' if age is not None else 'unreadable'}"
+               f", max {max_age} s); run `goldgate golden staging`")
 
 
 def _golden_of_another_image(f: Facts) -> str | None:

@@ -54,6 +54,14 @@ class JobFacts:
     # A job RunPod never took names no image ('' here): the API's failure, not an image's.
     by_image_status: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     mean_e2e_ms_by_image: Mapping[str, float] = field(default_factory=dict)  # completed job_metrics, per image
+    # worker_image_tag -> its first job ({id, status, error}): the image's first start is a cold start, however
+    # many images ran before it; and -> its jobs that failed while the engine started ({n, id, error}: the newest).
+    first_job_by_image: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    cold_start_by_image: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Jobs RunPod never took (POST /run refused or unreachable: the API answered 502/503), and the newest job whose
+    # submission ended ({id, created_at, error, refused}): whether POST /api/queue/create reaches RunPod now.
+    submit_failures: int = 0
+    last_submission: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -186,9 +194,15 @@ class SqliteRows:
         return rows[0] if rows else {}
 
 
-# The service's cold-start failure texts, as SQL LIKE patterns.
+# The service's cold-start failure texts, as SQL LIKE patterns. "crashed while starting": the worker's ComfyDown when
+# ComfyUI's process exited before it ever answered (images/worker/comfy_client.py), a start that failed outright.
 _NOT_READY_LIKE = ("%not ready%", "%connection refused%", "%did not start%", "%waiting for comfyui%",
-                   "%cold start%")
+                   "%cold start%", "%crashed while starting%")
+_COLD_FAILED = ("status IN ('failed', 'timed_out') AND ("
+                + " OR ".join("lower(error) LIKE ?" for _ in _NOT_READY_LIKE) + ")")
+_TAG = "coalesce(worker_image_tag, '')"
+# A job RunPod never took: service/jobs.py fail_submission marks its last transition so.
+_SUBMIT_FAILED = "last_delivery LIKE 'submit:%'"
 
 _RESULTS_ARRAY = "CASE WHEN json_valid(j.results_json) AND json_type(j.results_json) = 'array' " \
                  "THEN j.results_json ELSE '[]' END"
@@ -203,8 +217,19 @@ def job_facts_from_rows(db: Rows) -> tuple[JobFacts, str | None]:
     for r in db.all("SELECT coalesce(worker_image_tag, '') AS tag, status, count(*) AS n FROM jobs "
                     "GROUP BY coalesce(worker_image_tag, ''), status"):
         by_image.setdefault(str(r["tag"]), {})[r["status"]] = r["n"]
-    cold = db.one("SELECT count(*) AS n FROM jobs WHERE status IN ('failed', 'timed_out') AND ("
-                  + " OR ".join("lower(error) LIKE ?" for _ in _NOT_READY_LIKE) + ")", _NOT_READY_LIKE)
+    cold = db.one(f"SELECT count(*) AS n FROM jobs WHERE {_COLD_FAILED}", _NOT_READY_LIKE)
+    first_by_image = {str(r["tag"]): {"id": r["id"], "status": r["status"], "error": r["error"]} for r in db.all(
+        f"SELECT tag, id, status, error FROM (SELECT {_TAG} AS tag, id, status, substr(error, 1, 300) AS error, "
+        f"row_number() OVER (PARTITION BY {_TAG} ORDER BY created_at, id) AS k FROM jobs) WHERE k = 1")}
+    cold_by_image = {str(r["tag"]): {"n": r["n"], "id": r["id"], "error": r["error"]} for r in db.all(
+        f"SELECT tag, n, id, error FROM (SELECT {_TAG} AS tag, id, substr(error, 1, 300) AS error, "
+        f"count(*) OVER (PARTITION BY {_TAG}) AS n, row_number() OVER (PARTITION BY {_TAG} ORDER BY created_at "
+        f"DESC, id DESC) AS k FROM jobs WHERE {_COLD_FAILED}) WHERE k = 1", _NOT_READY_LIKE)}
+    submit_failures = db.one(f"SELECT count(*) AS n FROM jobs WHERE {_SUBMIT_FAILED}")
+    # A job still queued without a RunPod id is being submitted: its answer is not in yet.
+    last_submission = db.one(f"SELECT id, created_at, substr(error, 1, 300) AS error, {_SUBMIT_FAILED} AS refused "
+                             f"FROM jobs WHERE runpod_job_id IS NOT NULL OR {_SUBMIT_FAILED} "
+                             "ORDER BY created_at DESC, id DESC LIMIT 1")
     no_images = db.one("SELECT count(*) AS n FROM jobs j WHERE status = 'completed' AND (results_json IS NULL "
                        "OR results_json = '' OR (json_valid(results_json) AND (json_type(results_json) = 'null' "
                        "OR json_array_length(results_json) = 0)))")
@@ -245,7 +270,9 @@ def job_facts_from_rows(db: Rows) -> tuple[JobFacts, str | None]:
                      completed_without_delivery=undelivered.get("n") or 0, metrics_completed=m.get("n") or 0,
                      metrics_with_durations=m.get("timed") or 0, metrics_missing_cost=m.get("uncosted") or 0,
                      metrics_unmeasured=m.get("unmeasured") or 0, missing_cost_jobs=tuple(missing),
-                     mean_e2e_ms=m.get("mean_e2e"), by_image_status=by_image, mean_e2e_ms_by_image=means)
+                     mean_e2e_ms=m.get("mean_e2e"), by_image_status=by_image, mean_e2e_ms_by_image=means,
+                     first_job_by_image=first_by_image, cold_start_by_image=cold_by_image,
+                     submit_failures=submit_failures.get("n") or 0, last_submission=last_submission or None)
     return facts, metrics_note
 
 

@@ -29,10 +29,12 @@ _STATUS_NAMED = ("get_status", "job_status", "poll_status")
 # partial(f, x) is f, called later; so is a function a Python Worker hands to JavaScript (pyodide.ffi).
 _BINDERS = ("partial", "partialmethod", "create_proxy", "create_once_callable")
 _MAPPERS = ("map", "starmap")                # map(f, items) calls f once per item: a loop
-# A function handed to a timer is called by it: setInterval(create_proxy(poll), 5000) polls as a loop does.
-_TIMERS = ("call_later", "call_at", "Timer", "setInterval", "setTimeout")
-# RunPod's /status/<id>; the API's own /api/status/<job> route is not it.
-_STATUS_URL = re.compile(r"(?<!/api)/status/")
+# A function handed to a timer is called by it: setInterval(create_proxy(poll), 5000) polls as a loop does, and
+# one that hands itself to call_soon runs again as a loop does.
+_TIMERS = ("call_later", "call_at", "call_soon", "call_soon_threadsafe", "Timer", "setInterval", "setTimeout")
+# RunPod's /status/<id>, and /stream/<id>, which answers a job's status and output as /status/ does; written with or
+# without its leading slash (a client with a base URL takes `status/<id>`). The API's own /api/status/<job> is not it.
+_STATUS_URL = re.compile(r"(?:(?<!api)/|^)(status|stream)/")
 
 Aliases = dict[str, list[ast.expr]]
 Named = tuple[str, str | None]  # (function name, its receiver's source text or None)
@@ -67,6 +69,8 @@ def _names(node: ast.AST, aliases: Aliases, seen: frozenset[str] = frozenset()) 
         return [n for value in bound for n in _names(value, aliases, seen | {node.id})] + [(node.id, None)]
     if isinstance(node, ast.Attribute):
         return [(node.attr, ast.unparse(node.value))]
+    if isinstance(node, ast.Lambda):  # `poll = lambda: rp.status(rid)`: calling it calls what its body calls
+        return [n for c in ast.walk(node.body) if isinstance(c, ast.Call) for n in _names(c.func, aliases, seen)]
     if isinstance(node, ast.Call) and node.args:
         callees = {name for name, _ in _names(node.func, aliases, seen)}
         if "getattr" in callees and len(node.args) >= 2:
@@ -84,8 +88,8 @@ def _callees(call: ast.Call, aliases: Aliases) -> list[Named]:
     named = _names(call.func, aliases)
     if call.args and any(name in _MAPPERS for name, _ in named):
         named += _names(call.args[0], aliases)
-    if any(name in _TIMERS for name, _ in named):
-        named += [n for arg in call.args for n in _names(arg, aliases)]
+    if any(name in _TIMERS for name, _ in named):  # positional or by keyword: Timer(5, function=poll)
+        named += [n for arg in [*call.args, *(k.value for k in call.keywords)] for n in _names(arg, aliases)]
     return named
 
 
@@ -207,13 +211,38 @@ def _scan(tree: ast.AST, where: str, aliases: Aliases, graph: _Graph) -> list[st
             if calls and node.name in _SCHEDULED:
                 found.append(f"{where}:{calls[0][0].lineno}: RunPod status call{calls[0][1]} in the scheduled "
                              f"handler {node.name}()")
-            if node.name != _STATUS:
-                for inner in ast.walk(node):
-                    if (isinstance(inner, ast.Constant) and isinstance(inner.value, str)
-                            and _STATUS_URL.search(inner.value)):
-                        found.append(f"{where}:{inner.lineno}: a /status/ URL is built in {node.name}(), outside "
-                                     "the RunPod client's status method")
+            if node.name == _STATUS and (any(isinstance(n, _LOOPS) for n in ast.walk(node)) or _sleeps(node, aliases)
+                                         or graph.calls_itself(node.name)):
+                # the one place a /status/ URL may be built asks once: a loop in it polls under the client's name
+                found.append(f"{where}:{node.lineno}: the RunPod client's status method {node.name}() loops, sleeps "
+                             "or calls itself: it must ask once")
+    found += _status_urls(tree, where)
     return sorted(set(found))
+
+
+def _status_urls(tree: ast.AST, where: str) -> list[str]:
+    """A RunPod /status/ or /stream/ URL written anywhere (a module-level constant too) but in the client's own
+    status method, whose /status/ is the one-shot recovery's. Docstrings are prose, not URLs."""
+    found: list[str] = []
+    prose = {id(n.body[0].value) for n in ast.walk(tree)
+             if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+             and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+
+    def visit(node: ast.AST, fn: str | None) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                visit(child, child.name)
+                continue
+            if isinstance(child, ast.Constant) and id(child) not in prose and isinstance(child.value, str):
+                url = _STATUS_URL.search(child.value)
+                if url and not (url.group(1) == _STATUS and fn == _STATUS):
+                    place = f"in {fn}()" if fn else "at module level"
+                    found.append(f"{where}:{child.lineno}: a RunPod /{url.group(1)}/ URL is built {place}, outside "
+                                 "the RunPod client's status method")
+            visit(child, fn)
+
+    visit(tree, None)
+    return found
 
 
 def scan_tree(root: Path) -> list[str]:
