@@ -153,14 +153,24 @@ class EndpointSpec:
         return {"COMFY_JOB_TIMEOUT_S": f"{job_s:g}", "COMFY_READY_TIMEOUT_S": f"{min(300.0, job_s):g}"}
 
 
+# How long a D1 backup is kept: in R2 under `backups/` (a Pulumi-owned lifecycle rule) and, on the local target,
+# under `<home>/backups/<stack>/` (each drill prunes). Longer than D1 Time Travel's 30 days, so that a backup can
+# still bring back what Time Travel no longer reaches.
+DEFAULT_BACKUP_RETENTION_DAYS = 90
+# R2's lifecycle rule deletes by age alone, the newest backup too: at least a week lets a daily drill fail for days
+# (the checklist turns red after 25 hours) before the last backup goes.
+MIN_BACKUP_RETENTION_DAYS = 7
+
+
 @dataclass(frozen=True)
 class StorageSpec:
-    """The R2 results bucket."""
+    """The R2 results bucket, which also keeps the cloud DR drill's D1 backups for `backup_retention_days`."""
 
     bucket: str
     location: str | None = None
     jurisdiction: str = "default"
     result_ttl_days: int = 30
+    backup_retention_days: int = DEFAULT_BACKUP_RETENTION_DAYS
 
 
 @dataclass(frozen=True)
@@ -594,6 +604,16 @@ def _retention(f: _Fields, result_ttl_days: int) -> RetentionSpec | None:
     return RetentionSpec(keep_days=keep_days, cron=" ".join(cron.split()), metrics_keep_days=metrics_keep_days)
 
 
+def _backup_retention_days(f: _Fields) -> int:
+    days = f.num("backup_retention_days", DEFAULT_BACKUP_RETENTION_DAYS, None, 3650, integer=True)
+    if days < MIN_BACKUP_RETENTION_DAYS:
+        raise f._err("backup_retention_days", f"{days} is below {MIN_BACKUP_RETENTION_DAYS}: R2's lifecycle rule "
+                                              "deletes a backup by its age alone, the newest too, so a few days of "
+                                              "failed daily drills would leave no backup at all; use "
+                                              f"{MIN_BACKUP_RETENTION_DAYS} or more")
+    return int(days)
+
+
 def _endpoint(f: _Fields, stack: str) -> EndpointSpec:
     env_raw = f._get("env", False) or {}
     if not isinstance(env_raw, Mapping):
@@ -702,7 +722,8 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
     storage = StorageSpec(bucket=f"{st.str('bucket', required=True, pattern=_BUCKET_NAME, rule=_BUCKET_RULE)}",
                           location=st.str("location", choices=LOCATION_HINTS, rule="an R2 location hint"),
                           jurisdiction=st.str("jurisdiction", default="default", choices=("default", "eu", "fedramp")),
-                          result_ttl_days=st.num("result_ttl_days", 30, 1, 3650, integer=True))
+                          result_ttl_days=st.num("result_ttl_days", 30, 1, 3650, integer=True),
+                          backup_retention_days=_backup_retention_days(st))
     st.done()
     db = f.sub("database", required=True)
     database = DatabaseSpec(name=db.str("name", required=True, pattern=_NAME),

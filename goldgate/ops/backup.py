@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,57 @@ def take_backup(source: Path, dest_dir: Path, stack: str,
                               fingerprint=print_)
     manifest_path(target).write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
     return target, manifest
+
+
+# `<stamp>.sqlite`, `<stamp>.manifest.json` and a killed backup's `<stamp>.sqlite.partial`, as take_backup names them.
+_BACKUP_FILE = re.compile(r"(\d{8}T\d{6}\.\d{6}Z)\.(sqlite|manifest\.json|sqlite\.partial)")
+
+
+@dataclass(frozen=True)
+class PrunedBackups:
+    deleted: list[str]       # file names removed
+    failed: list[str]        # "<name> (<reason>)" of files that could not be removed
+    kept_newest: str | None  # the newest backup, kept whatever its age
+
+
+def prune_backups(directory: Path, retention_days: int, now: datetime) -> PrunedBackups:
+    """Delete the backups in `directory` taken more than `retention_days` before `now` (each `<stamp>.sqlite` with
+    its manifest, by the UTC stamp take_backup gave them), as R2's lifecycle rule expires `backups/` in the cloud;
+    but never the newest backup that has its manifest, whatever its age: a stack whose drills stopped keeps the
+    last one it can restore. Files named otherwise (an operator's copies) are left alone."""
+    found: dict[str, set[str]] = {}
+    if directory.is_dir():
+        for path in directory.iterdir():
+            match = _BACKUP_FILE.fullmatch(path.name)
+            if match:
+                found.setdefault(match.group(1), set()).add(match.group(2))
+    restorable = sorted(stamp for stamp, kinds in found.items() if {"sqlite", "manifest.json"} <= kinds)
+    newest = restorable[-1] if restorable else None
+    cutoff = now - timedelta(days=retention_days)
+    deleted: list[str] = []
+    failed: list[str] = []
+    for stamp in sorted(found):
+        if stamp == newest or _stamp_time(stamp) is None or _stamp_time(stamp) >= cutoff:
+            continue
+        # The backup before its manifest: an interrupted prune leaves a manifest without a backup, which
+        # restores nothing and goes at the next prune, never a backup without its manifest.
+        for kind in ("sqlite.partial", "sqlite", "manifest.json"):
+            if kind in found[stamp]:
+                name = f"{stamp}.{kind}"
+                try:
+                    (directory / name).unlink(missing_ok=True)
+                    deleted.append(name)
+                except OSError as exc:
+                    failed.append(f"{name} ({exc.strerror or exc})")
+                    break  # its manifest stays with it
+    return PrunedBackups(deleted=deleted, failed=failed, kept_newest=f"{newest}.sqlite" if newest else None)
+
+
+def _stamp_time(stamp: str) -> datetime | None:
+    try:
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:  # 20261399T..., a name that only looks like a stamp
+        return None
 
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024  # a manifest of thousands of tables is a few hundred KB

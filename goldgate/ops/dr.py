@@ -19,7 +19,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from goldgate.ops.backup import (
     RestoreFailed,
     iso,
     load_manifest,
+    prune_backups,
     restore_backup,
     take_backup,
     unreadable_database,
@@ -50,7 +51,7 @@ from goldgate.ops.fingerprint import (
     schema_version,
     tables,
 )
-from goldgate.spec import show
+from goldgate.spec import DEFAULT_BACKUP_RETENTION_DAYS, show
 from service.sqltext import iter_sql_file
 
 Progress = Callable[[str], None]
@@ -140,8 +141,13 @@ def _rpo(backup_at: datetime, last_write: str | None) -> float | None:
 
 
 def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _quiet,
-                    keep_backup: bool = True) -> DrillResult:
-    """Back up `source`, restore into a scratch file, verify, remove the scratch, record the result."""
+                    keep_backup: bool = True,
+                    backup_retention_days: int = DEFAULT_BACKUP_RETENTION_DAYS) -> DrillResult:
+    """Back up `source`, restore into a scratch file, verify, remove the scratch, record the result.
+
+    A drill that passed then deletes the stack's backups and dated drill records older than
+    `backup_retention_days` (the stack's storage.backup_retention_days), never the newest; a failed one
+    deletes nothing, so the backups before a bad one stay."""
     started = datetime.now(UTC)
     backup_dir = home / "backups" / stack
     scratch = home / "drills" / stack / f"scratch-{utc_stamp(started)}.sqlite"
@@ -166,7 +172,9 @@ def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _
         if not keep_backup:
             backup.unlink(missing_ok=True)
             backup.with_name(backup.name.replace(".sqlite", ".manifest.json")).unlink(missing_ok=True)
-        drill = DrillResult(passed=True, finished_at=iso(datetime.now(UTC)), **result)
+        notes = _prune_old_backups(backup_dir, backup_retention_days, started, progress)
+        notes += _prune_old_records(home, stack, "local", backup_retention_days, started)
+        drill = DrillResult(passed=True, finished_at=iso(datetime.now(UTC)), notes=notes, **result)
     except (GoldgateError, OSError) as exc:
         drill = DrillResult(passed=False, finished_at=iso(datetime.now(UTC)), error=_reason(exc), **result)
     finally:
@@ -174,6 +182,51 @@ def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _
             leftover.unlink(missing_ok=True)
     record(home, drill)
     return drill
+
+
+def _prune_old_backups(backup_dir: Path, days: int, now: datetime, progress: Progress) -> list[str]:
+    """The prune after a passed drill; what it could not do is a note: the drill itself passed."""
+    try:
+        pruned = prune_backups(backup_dir, days, now)
+    except OSError as exc:  # the directory unreadable: nothing deleted
+        return [f"backups older than {days} days were not looked for in {backup_dir} ({exc.strerror or exc})"]
+    notes = []
+    if pruned.deleted:
+        backups = sum(1 for name in pruned.deleted if name.endswith(".sqlite"))
+        notes.append(f"deleted {backups} backup(s) older than {days} days (storage.backup_retention_days) from "
+                     f"{backup_dir}: {len(pruned.deleted)} file(s); the newest, {pruned.kept_newest}, is always kept")
+        progress(notes[-1])
+    if pruned.failed:
+        notes.append(f"backups older than {days} days could not be deleted: {'; '.join(pruned.failed[:5])}; "
+                     "delete them by hand")
+    return notes
+
+
+_DATED_RECORD = re.compile(r"(\d{8}T\d{6}\.\d{3}Z)-(local|cloud)\.json")
+
+
+def _prune_old_records(home: Path, stack: str, target: str, days: int, now: datetime) -> list[str]:
+    """The dated copies of `target`'s drill records older than the backup window, but the newest (the checklist
+    reads `latest-<target>.json`, which stays): one a day otherwise piled up for ever."""
+    directory = drills_dir(home, stack)
+    try:
+        dated = sorted((match.group(1), path) for path in directory.glob(f"*-{target}.json")
+                       if (match := _DATED_RECORD.fullmatch(path.name)) and match.group(2) == target)
+    except OSError as exc:
+        return [f"drill records older than {days} days were not looked for in {directory} ({exc.strerror or exc})"]
+    cutoff = now - timedelta(days=days)
+    failed = []
+    for stamp, path in dated[:-1]:
+        try:
+            when = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        if when < cutoff:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                failed.append(f"{path.name} ({exc.strerror or exc})")
+    return [f"drill records older than {days} days could not be deleted: {'; '.join(failed[:5])}"] if failed else []
 
 
 def _reason(exc: GoldgateError | OSError) -> str:
@@ -381,11 +434,13 @@ def _fingerprint_dump(dump: Path, scratch: Path) -> Fingerprint:
 
 
 def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, home: Path,
-                    progress: Progress = _quiet, scratch_prefix: str = "goldgate-drill") -> DrillResult:
+                    progress: Progress = _quiet, scratch_prefix: str = "goldgate-drill",
+                    backup_retention_days: int = DEFAULT_BACKUP_RETENTION_DAYS) -> DrillResult:
     """Export D1, keep the export in R2, import it into a scratch D1, verify, delete the scratch, record.
 
     The dump (up to 10 GB) only ever moves between files, R2 and D1 a chunk at a time: memory stays
-    bounded whatever the database's size."""
+    bounded whatever the database's size. The backups in R2 expire by the bucket's lifecycle rule (Pulumi's,
+    from storage.backup_retention_days); a passed drill deletes the dated drill records older than that here."""
     started = datetime.now(UTC)
     stamp = utc_stamp(started)
     result: dict[str, Any] = {"stack": stack, "target": "cloud", "started_at": iso(started), "database_id": database_id}
@@ -444,6 +499,7 @@ def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, hom
         restore_s = time.perf_counter() - t1
         result.update(restore_s=round(restore_s, 3), rto_s=round(restore_s, 3),
                       verified=_verified(expected)[:-1] + ["sha256 of the export as stored in R2"])
+        notes += _prune_old_records(home, stack, "cloud", backup_retention_days, started)
         drill = DrillResult(passed=True, finished_at=iso(datetime.now(UTC)), notes=notes, **result)
     except (GoldgateError, OSError) as exc:
         drill = DrillResult(passed=False, finished_at=iso(datetime.now(UTC)), error=_reason(exc), notes=notes,

@@ -1,4 +1,5 @@
-"""Storage: the R2 results bucket (lifecycle, a bucket-scoped S3 token) and the D1 database (migrated)."""
+"""Storage: the R2 results bucket (lifecycle for results and D1 backups, a bucket-scoped S3 token) and the D1
+database (migrated)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_cloudflare as cloudflare
 
+from goldgate.cloudflare.r2 import BACKUP_PREFIX
 from goldgate.spec import StackSpec
 from infra.d1_migrations_provider import DEFAULT_CLOUDFLARE_API, D1Migrations
 from infra.names import StackNames
@@ -76,6 +78,14 @@ class Storage(pulumi.ComponentResource):
                     delete_objects_transition=cloudflare.R2BucketLifecycleRuleDeleteObjectsTransitionArgs(
                         condition=cloudflare.R2BucketLifecycleRuleDeleteObjectsTransitionConditionArgs(
                             type="Age", max_age=spec.storage.result_ttl_days * 86_400))),
+                # The DR drill's D1 backups (`backups/<stack>/<stamp>.sql` and `.manifest.json`), each pair kept
+                # the stack's backup window: without this rule a daily export of up to 10 GB stayed for ever.
+                cloudflare.R2BucketLifecycleRuleArgs(
+                    id="expire-backups", enabled=True,
+                    conditions=cloudflare.R2BucketLifecycleRuleConditionsArgs(prefix=BACKUP_PREFIX),
+                    delete_objects_transition=cloudflare.R2BucketLifecycleRuleDeleteObjectsTransitionArgs(
+                        condition=cloudflare.R2BucketLifecycleRuleDeleteObjectsTransitionConditionArgs(
+                            type="Age", max_age=spec.storage.backup_retention_days * 86_400))),
                 cloudflare.R2BucketLifecycleRuleArgs(
                     id="abort-incomplete-multipart", enabled=True,
                     conditions=cloudflare.R2BucketLifecycleRuleConditionsArgs(prefix=""),
