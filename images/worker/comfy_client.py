@@ -30,8 +30,9 @@ MAX_IMAGE_BYTES = 200 * 1024 * 1024
 DAMAGED_MODEL_ERRORS = ("Error while deserializing header", "HeaderTooLarge", "MetadataIncompleteBuffer",
                         "invalid load key", "PytorchStreamReader failed")
 DAMAGED_MODEL_HINT = ("the model file it loads is not a whole model (a Git LFS pointer, a web page or a cut-short "
-                      "download in its place): the worker preflight (goldgate doctor) names the file; rebuild the "
-                      "image from models.yaml")
+                      "download in its place): the worker preflight (`goldgate doctor --stack <stack>`, or "
+                      "`python -m goldgate_worker.preflight` inside the image) names the file; rebuild the image "
+                      "from models.yaml")
 
 
 class ComfyError(RuntimeError):

@@ -132,7 +132,8 @@ def _model_message(node_id: str, class_type: str, error: dict[str, Any], roots: 
     elif manifest is not None and not entries:
         parts.append("models.yaml does not list it, so no image bakes it")
     parts.append(likely_causes(class_type))
-    parts.append("run the worker preflight (goldgate doctor) for a full report")
+    parts.append("run the worker preflight for a full report (`goldgate doctor --stack <stack>` on the local target, "
+                 "`python -m goldgate_worker.preflight` inside the image)")
     return "; ".join(parts)
 
 
