@@ -136,6 +136,8 @@ def _render_status(data: Any) -> str:
             lines.append(f"{s['stack']}: {'up' if s.get('running') else 'unknown'}: {s['error']}")
             continue
         lines.append(f"{s['stack']}: {'up' if s['running'] else 'down'}")
+        if s.get("ended"):
+            lines.append(f"  {'not stopped by down':<22} {s['ended']}")
         for key in ("api_url", "image", "workflow_version", "endpoint_id", "runpod_endpoint_base", "logs_dir"):
             lines.append(f"  {key:<22} {s.get(key) or '-'}")
         if s.get("spec_changed"):

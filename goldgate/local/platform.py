@@ -62,6 +62,9 @@ class StackStatus:
     worker_exits: list[dict[str, Any]] = field(default_factory=list)
     # The stack's section of the stacks file changed since its host started, which still runs the old one.
     spec_changed: bool = False
+    # A stack that is down without `goldgate down` having stopped it: its host died (killed, the OOM killer, a
+    # reboot), or its last start failed. Why, in a sentence; None for a stack that runs or was stopped.
+    ended: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -410,6 +413,7 @@ class LocalPlatform:
             # would share the database and overwrite its state file.
             raise StateError(f"stack {stack} is already starting (host pid {starting}); wait for it and run "
                              f"`goldgate status {stack}`, or `goldgate down {stack}` to stop it")
+        self._check_pin(stack, d)
         leftover = self._host_pid(stack, read_json(d.state_file))
         if leftover is not None:
             self._stop_pid(leftover)
@@ -444,6 +448,21 @@ class LocalPlatform:
                 progress(f"{stack}: interrupted; stopping the host it was starting (pid {proc.pid})")
                 self._stop_pid(proc.pid)
             raise
+
+    @staticmethod
+    def _check_pin(stack: str, d: StackDir) -> None:
+        """A pin no local worker can run (a registry image an older goldgate let `deploy` pin, a hand edit) is
+        refused before a host starts: the stack came up, and every job then stayed queued while each worker
+        failed to start."""
+        pin = read_json(d.pin_file, f"goldgate up {stack}")
+        image = pin.get("image") if isinstance(pin, dict) else None
+        if image is None or image_store.is_local_ref(image):
+            return
+        shown = repr(image) if isinstance(image, str) else json.dumps(image)
+        raise StateError(f"stack {stack} is pinned to {shown[:120]}, no local snapshot ({image_store.REF_PREFIX}"
+                         "<64 hex>): its workers could not start it and every job would stay queued; remove "
+                         f"{d.pin_file} and run `goldgate up {stack}` again (STAGING then takes the working tree's "
+                         "image, PROD one by `goldgate promote` or `goldgate rollback`)")
 
     def _wait_ready(self, stack: str, d: StackDir, proc: subprocess.Popen, log_size: int, progress: Progress,
                     timeout_s: float) -> StackStatus:
@@ -571,7 +590,26 @@ class LocalPlatform:
             logs_dir=str(d.logs_dir), db_path=str(d.db_path), state_dir=str(d.root), workers=workers,
             worker_exits=recent_worker_exits(d.logs_dir / "runpod-emulator.jsonl") if state else [],
             spec_changed=self._spec_changed(stack, state),
+            ended=None if state else self._ended(stack, d),
         )
+
+    def _ended(self, stack: str, d: StackDir) -> str | None:
+        """Why a stack that is down went down, when `goldgate down` did not stop it: its state file outlives a host
+        that died, and says why a start failed. "down" alone read as stopped on purpose, with its jobs settled."""
+        try:
+            left = read_json(d.state_file)
+        except StateError:
+            return None  # `up` names a state file it cannot read
+        if not isinstance(left, dict) or self._live_host(stack, d) is not None:
+            return None  # stopped by `down`, never started, or a host still starting or stopping
+        log = d.logs_dir / "stackhost.stderr.log"
+        if left.get("status") == "failed":
+            return (f"its last start failed: {str(left.get('error'))[:300]} (logs: {d.logs_dir}); fix that and run "
+                    f"`goldgate up {stack}`")
+        if left.get("status") == "ready":
+            return (f"its host (pid {left.get('pid')}) ended without `goldgate down` (killed, or it crashed: see "
+                    f"{log}); jobs it had queued get no webhook: `goldgate up {stack}` starts it again and names them")
+        return None
 
     def spec_changed(self, stack: str) -> bool:
         """Whether the running stack's section of the stacks file changed since its host started (it runs the old
@@ -607,9 +645,23 @@ class LocalPlatform:
         if not specs.is_digest_ref(image):
             raise StateError(f"refusing to deploy {image!r}: images are deployed by digest (repo@sha256:<64 hex>)")
         d = self._dir(stack)
-        state = self.require_running(stack)
-        if image_store.is_local_ref(image):  # an image this home never built: refused before the pin moves
-            image_store.resolve(image, self.home)
+        self.require_running(stack)  # "not up" comes first
+        if not image_store.is_local_ref(image):
+            # A local worker runs a snapshot of this home, nothing a registry holds: a pushed image was pinned,
+            # the rollout "completed", and every job then stayed queued while each worker failed to start.
+            raise StateError(f"refusing to deploy {image} to the local stack {stack}: a local stack runs the "
+                             f"snapshots `goldgate build` makes here ({image_store.REF_PREFIX}<64 hex>), not "
+                             "a registry image; a pushed image goes to the cloud stacks (`--target cloud`)")
+        image_store.resolve(image, self.home)  # an image this home never built: refused before the pin moves
+        with d.deploying() as holder:
+            if holder is not None:
+                raise StateError(f"{holder} holds stack {stack}: one deploy at a time, and none while it starts or "
+                                 f"stops; nothing was pinned. Wait for it, then `goldgate status {stack}` says what "
+                                 "the stack runs")
+            return self._deploy(stack, d, image, progress, timeout_s)
+
+    def _deploy(self, stack: str, d: StackDir, image: str, progress: Progress, timeout_s: float) -> StackStatus:
+        state = self.require_running(stack)  # again, under the lock: the generation to wait past is this one's
         d.pin(image, reason="deploy")
         progress(f"{stack}: pinned {image}; redeploying")
         try:

@@ -3,7 +3,7 @@
 Layout (`$GOLDGATE_HOME` or `./.goldgate`):
     stacks/<stack>/state.json      ports, pids, endpoint id of the running stack (absent when down)
     stacks/<stack>/host.lock       held (flock) by the stack's host process for its whole life
-    stacks/<stack>/up.lock         held (flock) by the `goldgate up` (or `down`) in progress; names it, and its host
+    stacks/<stack>/up.lock         held (flock) by the `goldgate up` (or `down`, or deploy) in progress; names it and its host
     stacks/<stack>/secrets/        api_token, webhook_secret, runpod_api_key, s3_* (mode 0600)
     stacks/<stack>/pin.json        the image the stack runs (a digest ref), with who pinned it
     stacks/<stack>/db.sqlite       the stack's "D1"
@@ -268,6 +268,23 @@ class StackDir:
                 self._left_up_lock(fd)
             os.close(fd)
 
+    @contextlib.contextmanager
+    def deploying(self) -> Iterator[str | None]:
+        """Taken by a deploy to the stack for as long as it runs, without waiting: yields None when taken, else who
+        holds the stack (another deploy, or an `up` or `down`). Two deploys at once each pinned their image and
+        SIGHUPed the host, which took whichever pin it read last; the other deploy still said its rollout
+        completed, and the ledger recorded a deploy of an image the stack did not run."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.up_lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        held = False
+        try:
+            held = self._take_up_lock(fd, "deploy")
+            yield None if held else self._up_lock_holder(fd)
+        finally:
+            if held:
+                self._left_up_lock(fd)
+            os.close(fd)
+
     @staticmethod
     def _take_up_lock(fd: int, holder: str) -> bool:
         try:
@@ -311,6 +328,8 @@ class StackDir:
             words = os.pread(fd, 64, 0).decode("ascii", errors="replace").split()
         except OSError:
             words = []
+        if len(words) == 2 and words[0] == "deploy" and words[1].isdigit():
+            return f"a deploy to {self.stack} (pid {words[1]}: `goldgate deploy`, `promote`, `rollback` or `release`)"
         if len(words) in (2, 3) and words[0] in ("up", "down") and words[1].isdigit():
             return f"`goldgate {words[0]} {self.stack}` (pid {words[1]})"
         return f"another `goldgate up` or `down` of {self.stack}"
