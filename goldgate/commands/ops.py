@@ -69,8 +69,10 @@ def cmd_dr_drill(args: argparse.Namespace) -> int:
     if args.cloud:
         result = _cloud_drill(args, platform.home)
     else:
+        # The stack's own window: an operator who keeps a year of backups must not lose them to the default.
+        retention = specs.load_local(args.stack, platform.stacks_file).storage.backup_retention_days
         result = dr.run_local_drill(args.stack, platform.db_path(args.stack), platform.home, progress,
-                                    keep_backup=not args.discard_backup)
+                                    keep_backup=not args.discard_backup, backup_retention_days=retention)
     emit(args, result.to_dict(), _render_drill)
     return 0 if result.passed else 1
 
@@ -107,7 +109,8 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
                  _env_secret("R2_SECRET_ACCESS_KEY", "R2 S3 credentials"))
     with api:
         return dr.run_cloud_drill(args.stack, D1Client(api, account), database_id, r2, home, progress,
-                                  scratch_prefix=f"{spec.database.name}-drill")
+                                  scratch_prefix=f"{spec.database.name}-drill",
+                                  backup_retention_days=spec.storage.backup_retention_days)
 
 
 _R2_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")  # as a stack's storage.bucket

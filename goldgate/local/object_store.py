@@ -30,7 +30,7 @@ from typing import Any
 from goldgate.errors import StateError
 from goldgate.local.state import read_small_bytes, read_small_text
 from goldgate.logs import JsonLogger
-from service.results import RESULTS_PREFIX  # the cloud lifecycle rule's prefix: `backups/` never expire
+from service.results import RESULTS_PREFIX  # the cloud results rule's prefix (backups/ has a rule of its own)
 
 MAX_RECORD_BYTES = 1024 * 1024  # an object's key and metadata: S3 caps the key at 1 KiB, user metadata at 2 KiB
 MAX_OBJECT_BYTES = 5 * 1024**3  # R2's single PUT limit: no object the bucket took is bigger

@@ -54,9 +54,10 @@ WORKER_LOG_MAX_AGE_S = 7 * 86400
 def spec_fingerprint(spec: StackSpec) -> str:
     """What the stack's host runs with, as a hash: a running stack whose stacks/local.yaml section has changed since
     (workers_max, faults) keeps the old settings until it restarts, and `up` says so. The image is the pin's, not
-    the file's, and the golden thresholds are read by each command that gates on them: neither needs a restart."""
+    the file's, and the golden thresholds and the backup window are read by each command that uses them: none needs a restart."""
     fields = dataclasses.asdict(dataclasses.replace(spec, image=None))
     fields.pop("thresholds")
+    fields["storage"].pop("backup_retention_days")  # read by each drill, not by the stack's host
     text = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
