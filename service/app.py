@@ -17,7 +17,7 @@ from service.config import ServiceConfig
 from service.http import ApiError, Request, Response, declares_over, json_response, resolve_path
 from service.logs import Logger, Sink, error_field, failure_logged, stdout_sink
 from service.ports import Database, ResultStore, RunPodGateway
-from service.signing import verify_webhook_signature
+from service.signing import SignedWith, result_signed_with, webhook_signed_with
 from service.transitions import Pricing, Transitions
 from service.workflows import Registry
 
@@ -81,10 +81,19 @@ class App:
     def _signed_webhook_job(self, request: Request) -> str | None:
         """The job id of a webhook request whose signature holds, else None."""
         job_id = request.query("job") or ""
-        if jobs.JOB_ID.match(job_id) and verify_webhook_signature(self.config.webhook_secret, job_id,
-                                                                  request.query("sig")):
+        if jobs.JOB_ID.match(job_id) and self.webhook_signed_with(job_id, request.query("sig")) is not None:
             return job_id
         return None
+
+    def webhook_signed_with(self, job_id: str, sig: str | None) -> SignedWith | None:
+        """Which webhook secret signed `job_id`'s webhook URL: the current one, the previous one (while it is
+        rotated), or None."""
+        return webhook_signed_with(self.config.webhook_secret, self.config.webhook_secret_previous, job_id, sig)
+
+    def result_signed_with(self, key: str, exp: str | None, sig: str | None) -> SignedWith | None:
+        """As webhook_signed_with, for a result URL (None too once it has expired)."""
+        return result_signed_with(self.config.webhook_secret, self.config.webhook_secret_previous, key, exp, sig,
+                                  self.clock())
 
     def webhook_url(self, job_id: str) -> str:
         return f"{self._base}/api/runpod/webhook?{routes.webhook_query(self.config.webhook_secret, job_id)}"
@@ -176,7 +185,8 @@ def create_app(config: ServiceConfig, db: Database, store: ResultStore, runpod: 
         if not config.workflows_dir:
             raise ValueError("no workflows: set workflows_dir in the service config or pass a Registry")
         registry = Registry.from_dir(config.workflows_dir)
-    secrets = (config.api_token, config.webhook_secret, config.runpod_api_key, config.s3_secret_access_key or "")
+    secrets = (config.api_token, config.webhook_secret, config.webhook_secret_previous or "", config.runpod_api_key,
+               config.s3_secret_access_key or "")
     log = Logger(log_sink, secrets=secrets, stack=config.stack, worker_image_tag=config.worker_image_tag,
                  workflow_version=config.workflow_version)
     return App(config, db, store, runpod, registry, log, clock)

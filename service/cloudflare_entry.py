@@ -1,7 +1,8 @@
 """The Cloudflare Python Worker entry: adapts D1, R2 and fetch to the core's ports. Kept thin.
 
 Bindings (infra/components/api.py): D1 `DB`, R2 `RESULTS`, secret_text `API_TOKEN`,
-`WEBHOOK_SECRET`, `RUNPOD_API_KEY`, and plain_text settings named after the ServiceConfig keys
+`WEBHOOK_SECRET`, `RUNPOD_API_KEY`, `WEBHOOK_SECRET_PREVIOUS` (only while the webhook secret is
+rotated; absent or empty: none), and plain_text settings named after the ServiceConfig keys
 upper-cased (values are strings; numbers are parsed here). Workflows come from the generated
 top-level module `bundled_workflows` (`WORKFLOWS`: file name -> JSON text). The Worker never
 migrates D1 (Pulumi does) and never polls RunPod. Its Cron Trigger (declared only when the stack sets
@@ -469,7 +470,8 @@ async def prune_on_schedule(env: Any, now_s: float, cron: str) -> None:
         Logger(stdout_sink).error("service.misconfigured", reason="misconfigured", message=str(exc),
                                   error={"type": type(exc).__name__, "message": str(exc)})
         raise
-    log = Logger(stdout_sink, secrets=(config.api_token, config.webhook_secret, config.runpod_api_key),
+    log = Logger(stdout_sink, secrets=(config.api_token, config.webhook_secret, config.webhook_secret_previous or "",
+                                       config.runpod_api_key),
                  stack=config.stack, worker_image_tag=config.worker_image_tag,
                  workflow_version=config.workflow_version)
     keep_days, metrics_keep_days = config.retention_keep_days, config.retention_metrics_keep_days

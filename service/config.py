@@ -24,6 +24,9 @@ class ServiceConfig:
     runpod_api_key: str = field(repr=False)
     runpod_endpoint_base: str  # https://api.runpod.ai/v2/<endpoint_id>
     public_base_url: str  # where RunPod and clients reach this service
+    # While the webhook secret is rotated: the one before it, still accepted for the webhooks of jobs in flight
+    # and the result URLs handed out (service/signing.py); new URLs are signed with webhook_secret only.
+    webhook_secret_previous: str | None = field(default=None, repr=False)
     workflows_dir: str | None = None
     execution_timeout_ms: int = 600_000
     ttl_ms: int = 86_400_000
@@ -98,6 +101,25 @@ class ServiceConfig:
             # then post any job's outcome and open any result.
             raise ConfigError("service config api_token and webhook_secret must differ: give each its own random "
                               "value")
+        self._check_previous_secret()
+
+    def _check_previous_secret(self) -> None:
+        previous = self.webhook_secret_previous
+        if previous is None:
+            return
+        if not previous:
+            raise ConfigError("service config webhook_secret_previous is empty: leave the key out when no previous "
+                              "webhook secret is in use")
+        if len(previous) < 16:
+            raise ConfigError("service config webhook_secret_previous must be at least 16 characters, as "
+                              "webhook_secret")
+        if hmac.compare_digest(previous.encode(), self.webhook_secret.encode()):
+            raise ConfigError("service config webhook_secret_previous equals webhook_secret: to rotate, set "
+                              "webhook_secret_previous to the old secret and webhook_secret to a new random value")
+        if hmac.compare_digest(previous.encode(), self.api_token.encode()):
+            # It still signs: a client holding the token could post any job's outcome and open any result.
+            raise ConfigError("service config api_token and webhook_secret_previous must differ: give each its "
+                              "own random value")
 
     def _check_retention(self) -> None:
         """The spec's rules (goldgate/spec.py), again here: a hand-set binding must not delete what must be kept."""

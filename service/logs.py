@@ -26,6 +26,7 @@ _LIMITS = {"message": 4000, "reason": 200, "status": 32, "workflow_version": 64,
            "job_id": 128, "runpod_job_id": 128, "stack": 64}
 
 _LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3, "critical": 4}
+_KEPT_DATA = " kept_data"  # a note key no log field has: what annotate_data adds to the line's `data`
 _NOTE: ContextVar[dict[str, Any] | None] = ContextVar("service_request_log", default=None)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False, check_circular=False)
 # A signature in a signed URL (webhook `?job=..&sig=<hex>`, result `?exp=..&sig=<hex>`): any case, as
@@ -105,9 +106,19 @@ class Logger:
         if note is not None:
             note.update((k, v) for k, v in context.items() if k in _CONTEXT and v is not None)
 
+    def annotate_data(self, **data: Any) -> None:
+        """Adds to the `data` of the request's line whichever event names it: an event's own `data` replaces
+        the earlier events' (the line's last event wins), this is kept beside it."""
+        note = _NOTE.get()
+        if note is not None:
+            note.setdefault(_KEPT_DATA, {}).update(data)
+
     def write_request_line(self, note: dict[str, Any], **fields: Any) -> None:
         level = note.pop("level", "info")
         event = note.pop("event", "http.request")
+        kept = note.pop(_KEPT_DATA, None)
+        if kept:
+            note["data"] = {**(note.get("data") or {}), **kept}
         self.emit(level, event, {**note, **fields})
 
     def log(self, level: str, event: str, **fields: Any) -> None:

@@ -32,8 +32,6 @@ from service.runpod import RunPodRefused, RunPodUnavailable
 from service.signing import (
     bearer_matches,
     result_signature,
-    verify_result_signature,
-    verify_webhook_signature,
     webhook_signature,
 )
 from service.transitions import Delivery, parse_delivery
@@ -190,10 +188,13 @@ async def _release_key(app: App, key: idempotency.IdempotencyKey, job_id: str, l
 
 async def runpod_webhook(app: App, request: Request, **_: str) -> Response:
     job_id, sig = request.query("job") or "", request.query("sig")
-    if not jobs.JOB_ID.match(job_id) or not verify_webhook_signature(app.config.webhook_secret, job_id, sig):
+    signed_with = app.webhook_signed_with(job_id, sig) if jobs.JOB_ID.match(job_id) else None
+    if signed_with is None:
         app.log.warning("webhook.bad_signature", reason="bad_signature",
                         job_id=job_id if jobs.JOB_ID.match(job_id) else None)
         raise ApiError(401, "bad_signature", "webhook signature missing or wrong for this job")
+    if signed_with == "previous":  # the operator drops the previous secret once no line says this any more
+        app.log.annotate_data(signed_with="previous")
     await app.check_body_size(request, signed_job=job_id)
     try:
         delivery = parse_delivery(parse_json_body(request))
@@ -267,9 +268,10 @@ async def _job_status(app: App, job_id: str) -> Response:
 
 async def result_object(app: App, request: Request, key: str) -> Response:
     key = parse_result_key(key)
-    signed = verify_result_signature(app.config.webhook_secret, key, request.query("exp"), request.query("sig"),
-                                     app.clock())
-    if not signed:
+    signed = app.result_signed_with(key, request.query("exp"), request.query("sig"))
+    if signed == "previous":
+        app.log.annotate_data(signed_with="previous")
+    if signed is None:
         if request.query("sig") is not None and request.header("authorization") is None:
             raise ApiError(403, "url_expired_or_invalid", "this result URL has expired or is not valid; "
                                                           "ask GET /api/status for a fresh one")

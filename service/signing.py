@@ -7,9 +7,13 @@ Result URLs: `/api/result/<key>?exp=<unix seconds>&sig=<hex>` with
 `sig = hex HMAC-SHA256(K, "<key>\\n<exp>")` and `K = HMAC-SHA256(webhook_secret,
 "goldgate.result-url.v1")`. Deriving K with a fixed label (domain separation) means no result URL
 signature can ever be replayed as a webhook signature or the other way round, and only one secret
-has to be provisioned. The URL stops working after `exp`; changing the webhook secret revokes
-every outstanding URL (and every in-flight webhook URL, so rotate between jobs).
-Both checks compare in constant time.
+has to be provisioned. The URL stops working after `exp`.
+
+Rotation: new URLs are always signed with the current secret; while the config also holds the previous
+one (`webhook_secret_previous`), a signature by either is accepted, so the webhooks of jobs in flight and
+the result URLs already handed out keep working. `signed_with` says which one signed, so the operator can
+see when the previous secret stops being used and drop it (docs/RUNBOOK.md). Every check compares in
+constant time, against both secrets whenever a previous one is set.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
+from typing import Literal
+
+SignedWith = Literal["current", "previous"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _DIGITS = re.compile(r"[0-9]{1,12}")  # not str.isdigit(): that takes '²', which int() refuses
@@ -27,10 +35,24 @@ def webhook_signature(secret: str, job_id: str) -> str:
     return hmac.digest(secret.encode(), job_id.encode(), "sha256").hex()
 
 
-def verify_webhook_signature(secret: str, job_id: str, sig: str | None) -> bool:
+def _signed_with(current: str, previous: str | None, sign: Callable[[str], str], sig: str) -> SignedWith | None:
+    # Both comparisons run whichever matches: the answer's timing says nothing about which secret signed.
+    by_current = hmac.compare_digest(sign(current), sig)
+    by_previous = previous is not None and hmac.compare_digest(sign(previous), sig)
+    if by_current:
+        return "current"
+    return "previous" if by_previous else None
+
+
+def webhook_signed_with(current: str, previous: str | None, job_id: str, sig: str | None) -> SignedWith | None:
+    """Which secret signed `job_id`'s webhook signature `sig`: "current", "previous", or None (neither)."""
     if not sig or not _HEX64.match(sig.lower()):
-        return False
-    return hmac.compare_digest(webhook_signature(secret, job_id), sig.lower())
+        return None
+    return _signed_with(current, previous, lambda secret: webhook_signature(secret, job_id), sig.lower())
+
+
+def verify_webhook_signature(secret: str, job_id: str, sig: str | None) -> bool:
+    return webhook_signed_with(secret, None, job_id, sig) is not None
 
 
 def _result_key(secret: str) -> bytes:
@@ -41,13 +63,20 @@ def result_signature(secret: str, key: str, expires_at: int) -> str:
     return hmac.new(_result_key(secret), f"{key}\n{expires_at}".encode(), hashlib.sha256).hexdigest()
 
 
+def result_signed_with(current: str, previous: str | None, key: str, exp: str | None, sig: str | None,
+                       now: float) -> SignedWith | None:
+    """Which secret signed (key, exp) as `sig`, if exp is still in the future: "current", "previous", or None."""
+    if not exp or not sig or not _DIGITS.fullmatch(exp) or not _HEX64.match(sig.lower()):
+        return None
+    if int(exp) < now:
+        return None
+    expires = int(exp)
+    return _signed_with(current, previous, lambda secret: result_signature(secret, key, expires), sig.lower())
+
+
 def verify_result_signature(secret: str, key: str, exp: str | None, sig: str | None, now: float) -> bool:
     """True if `sig` signs (key, exp) and exp is still in the future."""
-    if not exp or not sig or not _DIGITS.fullmatch(exp) or not _HEX64.match(sig.lower()):
-        return False
-    if int(exp) < now:
-        return False
-    return hmac.compare_digest(result_signature(secret, key, int(exp)), sig.lower())
+    return result_signed_with(secret, None, key, exp, sig, now) is not None
 
 
 def bearer_matches(expected_token: str, authorization: str | None) -> bool:
