@@ -257,7 +257,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
         error = None if args.json or result.get("status") == "completed" else _job_error(api, job_id)
     finally:
         api.close()
-    emit(args, result, lambda r: _recovered_line(job_id, r, error))
+    emit(args, result, lambda r: _recovered_line(job_id, r, error, args.stack))
     return 0
 
 
@@ -270,10 +270,15 @@ def _job_error(api: ApiClient, job_id: str) -> object:
         return None
 
 
-def _recovered_line(job_id: str, answer: dict, error: object) -> str:
+def _recovered_line(job_id: str, answer: dict, error: object, stack: str) -> str:
     line = f"{job_id}: {answer.get('status')} ({answer.get('reason', '')})"
     if answer.get("recovered_from") == "result_store":
         line += ", from the outcome its worker stored beside its images (RunPod no longer knows the job)"
+    if answer.get("runpod_status") in ("IN_QUEUE", "IN_PROGRESS"):
+        # "queued (duplicate)" read as "nothing found"; the operator came here believing a webhook was lost.
+        line += (f"\n  RunPod still has it {answer['runpod_status']}: no webhook was lost, the job has not ended. If no "
+                 f"worker takes it, `goldgate status {stack}` shows workers exiting at start (preflight_failed: "
+                 "docs/RUNBOOK.md, \"No checkpoint models appear to be available\")")
     return line + ("\n  error: " + "\n    ".join(str(error).splitlines()) if error else "")
 
 
