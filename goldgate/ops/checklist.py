@@ -330,11 +330,17 @@ def size_and_type_checked(f: Facts) -> Verdict:
         return FAIL, f.jobs_error or "no job facts"
     n_size, bad_size = _golden_checks(f, ".size")
     n_type, bad_type = _golden_checks(f, ".content_type")
-    bad = list(j.bad_results) + bad_size + bad_type
-    if not (n_size or j.by_status.get("completed")):
-        return NA, "no results yet"
-    return _ok(not bad, f"every stored result is image/* with bytes > 0; golden checked {n_size} sizes and "
-                        f"{n_type} content types", "; ".join(bad[:3]))
+    image = _own_image(f)
+    # The pinned image's results, as the golden report is that image's: an image replaced since neither keeps
+    # this red nor passes it.
+    stored = j.bad_results_by_image.get(image, ()) if image else j.bad_results
+    completed = (j.by_image_status.get(image, {}) if image else j.by_status).get("completed")
+    scope = f"of {image}" if image else "(no pinned image: every job's)"
+    bad = list(stored) + bad_size + bad_type
+    if not (n_size or completed):
+        return NA, f"no results {scope} yet"
+    return _ok(not bad, f"every stored result {scope} is image/* with bytes > 0; golden checked {n_size} sizes "
+                        f"and {n_type} content types", "; ".join(bad[:3]))
 
 
 # -- observability -------------------------------------------------------------------------------
@@ -456,7 +462,9 @@ def golden_latency(f: Facts) -> Verdict:
     mean = (f.golden.get("latency_s") or {}).get("mean")
     slow = [c.get("id") for c in f.golden.get("cases") or []
             if isinstance(c.get("latency_s"), int | float) and c["latency_s"] > t.golden_case_latency_s]
-    ok = isinstance(mean, int | float) and mean <= t.golden_mean_latency_s and not slow
+    # bool is an int to Python: `"mean": true` is no latency, and would read as 1 s.
+    ok = isinstance(mean, int | float) and not isinstance(mean, bool) and mean <= t.golden_mean_latency_s \
+        and not slow
     return _ok(ok, f"mean {mean} s <= {t.golden_mean_latency_s:g} s; every case <= {t.golden_case_latency_s:g} s",
                f"mean {mean} s (max {t.golden_mean_latency_s:g}); slow cases {slow}")
 
@@ -677,13 +685,15 @@ def all_jobs_have_images(f: Facts) -> Verdict:
     unfinished = {s: counts.get(s, 0) for s in ("failed", "timed_out") if counts.get(s)}
     if unfinished:
         return FAIL, (f"{sum(unfinished.values())} of {sum(counts.values())} jobs {scope} did not complete ("
-                      + ", ".join(f"{n} {s}" for s, n in unfinished.items()) + "): `goldgate metrics` and the "
-                      "jobs' errors say why")
+                      + ", ".join(f"{n} {s}" for s, n in unfinished.items()) + "): each one's `job.finished` "
+                      "warning line in the stack's service log names the job and says why (docs/LOG_EVENTS.md; "
+                      "`GET /api/status/<job_id>` gives its `error`)")
     if not done:
         return FAIL, f"no completed job {scope}"
-    return _ok(not j.completed_without_images and not cases_without,
+    without = j.completed_without_images_by_image.get(image, 0) if image else j.completed_without_images
+    return _ok(not without and not cases_without,
                f"{done} jobs {scope} completed, each with result images; golden cases all produced images",
-               f"{j.completed_without_images} completed jobs without images; golden cases without: {cases_without}")
+               f"{without} completed jobs {scope} without images; golden cases without: {cases_without}")
 
 
 def mean_latency(f: Facts) -> Verdict:

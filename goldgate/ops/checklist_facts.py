@@ -42,6 +42,10 @@ class JobFacts:
     cold_start_failures: int = 0
     completed_without_images: int = 0
     bad_results: tuple[str, ...] = ()
+    # worker_image_tag -> its completed jobs without images, and -> its results that are not image/* with bytes:
+    # the lines that judge the pinned image's jobs judge its results too.
+    completed_without_images_by_image: Mapping[str, int] = field(default_factory=dict)
+    bad_results_by_image: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     applied_webhooks: Mapping[str, int] = field(default_factory=dict)
     completed_without_delivery: int = 0
     metrics_completed: int = 0
@@ -230,18 +234,28 @@ def job_facts_from_rows(db: Rows) -> tuple[JobFacts, str | None]:
     last_submission = db.one(f"SELECT id, created_at, substr(error, 1, 300) AS error, {_SUBMIT_FAILED} AS refused "
                              f"FROM jobs WHERE runpod_job_id IS NOT NULL OR {_SUBMIT_FAILED} "
                              "ORDER BY created_at DESC, id DESC LIMIT 1")
-    no_images = db.one("SELECT count(*) AS n FROM jobs j WHERE status = 'completed' AND (results_json IS NULL "
-                       "OR results_json = '' OR (json_valid(results_json) AND (json_type(results_json) = 'null' "
-                       "OR json_array_length(results_json) = 0)))")
-    not_json = db.all("SELECT id FROM jobs WHERE status = 'completed' AND results_json IS NOT NULL "
-                      "AND results_json <> '' AND NOT json_valid(results_json) LIMIT 20")
+    no_images_by_image = {str(r["tag"]): r["n"] for r in db.all(
+        f"SELECT {_TAG} AS tag, count(*) AS n FROM jobs j WHERE status = 'completed' AND (results_json IS NULL "
+        "OR results_json = '' OR (json_valid(results_json) AND (json_type(results_json) = 'null' "
+        f"OR json_array_length(results_json) = 0))) GROUP BY {_TAG}")}
+    # The first 20 of each image: an older image's many bad results crowd out none of the pinned one's.
+    not_json = db.all(f"SELECT tag, id FROM (SELECT {_TAG} AS tag, id, row_number() OVER (PARTITION BY {_TAG} "
+                      "ORDER BY created_at, id) AS k FROM jobs WHERE status = 'completed' AND results_json IS NOT "
+                      "NULL AND results_json <> '' AND NOT json_valid(results_json)) WHERE k <= 20")
     bad_rows = db.all(
-        "SELECT j.id AS job_id, json_extract(r.value, '$.key') AS key, json_extract(r.value, '$.content_type') "
-        f"AS content_type, json_extract(r.value, '$.bytes') AS bytes FROM jobs j, json_each({_RESULTS_ARRAY}) r "
+        "SELECT tag, job_id, key, content_type, bytes FROM (SELECT coalesce(j.worker_image_tag, '') AS tag, j.id AS "
+        "job_id, json_extract(r.value, '$.key') AS key, json_extract(r.value, '$.content_type') AS content_type, "
+        "json_extract(r.value, '$.bytes') AS bytes, row_number() OVER (PARTITION BY coalesce(j.worker_image_tag, "
+        f"'') ORDER BY j.created_at, j.id, r.key) AS k FROM jobs j, json_each({_RESULTS_ARRAY}) r "
         "WHERE j.status = 'completed' AND (substr(coalesce(json_extract(r.value, '$.content_type'), ''), 1, 6) "
-        "<> 'image/' OR coalesce(json_extract(r.value, '$.bytes'), 0) <= 0) LIMIT 20")
-    bad = [f"{r['id']}: results_json is not JSON" for r in not_json] + [
-        f"{r['job_id']}: {r['key']} content_type={r['content_type']!r} bytes={r['bytes']!r}" for r in bad_rows]
+        "<> 'image/' OR coalesce(json_extract(r.value, '$.bytes'), 0) <= 0)) WHERE k <= 20")
+    bad_by_image: dict[str, list[str]] = {}
+    for r in not_json:
+        bad_by_image.setdefault(str(r["tag"]), []).append(f"{r['id']}: results_json is not JSON")
+    for r in bad_rows:
+        bad_by_image.setdefault(str(r["tag"]), []).append(
+            f"{r['job_id']}: {r['key']} content_type={r['content_type']!r} bytes={r['bytes']!r}")
+    bad = [line for lines in bad_by_image.values() for line in lines]
     applied = {r["runpod_status"]: r["n"] for r in db.all(
         "SELECT runpod_status, count(*) AS n FROM webhook_deliveries WHERE source = 'webhook' AND applied = 1 "
         "GROUP BY runpod_status")}
@@ -265,8 +279,11 @@ def job_facts_from_rows(db: Rows) -> tuple[JobFacts, str | None]:
     except GoldgateError as exc:
         m, missing, means, metrics_note = {}, [], {}, f"job_metrics unreadable: {exc}"
     facts = JobFacts(total=sum(by_status.values()), by_status=by_status, first_job_status=first.get("status"),
-                     cold_start_failures=cold.get("n") or 0, completed_without_images=no_images.get("n") or 0,
-                     bad_results=tuple(bad[:20]), applied_webhooks=applied,
+                     cold_start_failures=cold.get("n") or 0,
+                     completed_without_images=sum(no_images_by_image.values()), bad_results=tuple(bad[:20]),
+                     completed_without_images_by_image=no_images_by_image,
+                     bad_results_by_image={tag: tuple(lines[:20]) for tag, lines in bad_by_image.items()},
+                     applied_webhooks=applied,
                      completed_without_delivery=undelivered.get("n") or 0, metrics_completed=m.get("n") or 0,
                      metrics_with_durations=m.get("timed") or 0, metrics_missing_cost=m.get("uncosted") or 0,
                      metrics_unmeasured=m.get("unmeasured") or 0, missing_cost_jobs=tuple(missing),

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from goldgate.cloudflare.d1 import D1Client
+from goldgate.cloudflare.d1 import PAGE_ROWS, D1Client
 
 # Tables D1 and SQLite keep for themselves; neither is exported nor part of the data. LIKE patterns with
 # '_' escaped: a bare '_' matches any character, and would hide tables such as 'scf_settings'.
@@ -25,11 +25,15 @@ _NOT_INTERNAL = " AND ".join("name NOT LIKE ? ESCAPE '\\'" for _ in _INTERNAL)
 
 
 class SqlSource(Protocol):
-    """Somewhere SQL can be read from: `rows` for small answers, `stream` for whole tables."""
+    """Somewhere SQL can be read from: `rows` for small answers, `table_rows` for whole tables."""
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
 
-    def stream(self, sql: str) -> Iterator[dict[str, Any]]: ...
+    def table_rows(self, table: str, select: str, order: Sequence[str], *, keyed: bool
+                   ) -> Iterator[dict[str, Any]]:
+        """`SELECT {select} FROM {table} ORDER BY {order}` (`table` and `order` names); `keyed` when `order` is
+        the table's primary key, so a reader in pages may start each page after the last key read."""
+        ...
 
 
 def connect_read_only(path: Path, **kwargs: Any) -> sqlite3.Connection:
@@ -65,16 +69,28 @@ class SqliteSource:
         for row in cur:
             yield dict(zip(cols, row, strict=True))
 
+    def table_rows(self, table: str, select: str, order: Sequence[str], *, keyed: bool
+                   ) -> Iterator[dict[str, Any]]:
+        # One cursor reads the file from start to end: nothing to page.
+        return self.stream(f"SELECT {select} FROM {_ident(table)} ORDER BY {', '.join(map(_ident, order))}")
+
 
 class D1Source:
-    def __init__(self, client: D1Client, database_id: str) -> None:
-        self.client, self.database_id = client, database_id
+    def __init__(self, client: D1Client, database_id: str, page_rows: int = PAGE_ROWS) -> None:
+        self.client, self.database_id, self.page_rows = client, database_id, page_rows
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return self.client.query(self.database_id, sql, params)
 
     def stream(self, sql: str) -> Iterator[dict[str, Any]]:
-        return self.client.stream(self.database_id, sql)
+        return self.client.stream(self.database_id, sql, page_rows=self.page_rows)
+
+    def table_rows(self, table: str, select: str, order: Sequence[str], *, keyed: bool
+                   ) -> Iterator[dict[str, Any]]:
+        if keyed:
+            return self.client.stream_keyed(self.database_id, table, select, order, page_rows=self.page_rows)
+        # No key to start a page after: OFFSET it is (each page re-reads the rows before it).
+        return self.stream(f"SELECT {select} FROM {_ident(table)} ORDER BY {', '.join(map(_ident, order))}")
 
 
 @dataclass(frozen=True)
@@ -149,11 +165,10 @@ def table_checksum(source: SqlSource, table: str) -> tuple[int, str]:
     columns = [r["name"] for r in sorted(info, key=lambda r: r["cid"])]
     pk = [r["name"] for r in sorted((r for r in info if r["pk"]), key=lambda r: r["pk"])]
     # Without a primary key, all columns in order give a stable order for identical content.
-    order = ", ".join(_ident(c) for c in (pk or columns))
     row_expr = " || ',' || ".join(f"quote({_ident(c)})" for c in columns) or "''"
     digest = hashlib.sha256()
     count = 0
-    for row in source.stream(f"SELECT {row_expr} AS r FROM {_ident(table)} ORDER BY {order}"):
+    for row in source.table_rows(table, f"{row_expr} AS r", pk or columns, keyed=bool(pk)):
         digest.update(_row_bytes(row["r"]))
         digest.update(b"\n")
         count += 1

@@ -2,6 +2,7 @@
 // Node, offline, and drives one job through `Default.fetch` with real JS Request objects.
 //
 // Usage: node run_worker.mjs UPLOAD.json   (UPLOAD.json from worker_upload.py)
+//        node run_worker.mjs --d1-probes  (only the D1 stand-in's answers to a few edge calls, as JSON)
 // Then it invokes `Default.scheduled` once, as a Cron Trigger does.
 // Prints one JSON summary on stdout: every request's status, headers and body, the RunPod calls,
 // the D1 calls each request made, and every line the Worker printed.
@@ -65,7 +66,10 @@ class D1PreparedStatement {
   async first(column) {
     return this.db.call("first", [this], () => {
       const row = this.db.execute(this).results[0] ?? null;
-      return column === undefined || row === null ? row : row[column];
+      if (column === undefined || row === null) return row;
+      // As workerd's binding (d1-api.ts): a row without the column is an error, not undefined; no row is null.
+      if (row[column] === undefined) throw new Error(`D1_COLUMN_NOTFOUND: Column not found (${column})`);
+      return row[column];
     });
   }
 }
@@ -118,21 +122,33 @@ class D1Database {
   }
 
   execute(statement) {
-    if (/^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b/i.test(statement.sql)) {
-      throw new Error("D1_ERROR: D1 does not support transaction statements; use batch()");
-    }
+    // The binding sends the whole text to D1, which runs every statement in it (as one transaction here, as
+    // the REST stand-in does) and answers one result each; the binding hands back the first (firstIfArray in
+    // workerd's d1-api.ts). sql.js's prepare() would compile the first statement and drop the rest unseen.
     const before = this.totalChanges();
-    const results = [];
-    let prepared;
+    const answers = [];
+    this.sqlite.exec("SAVEPOINT d1_statement");
     try {
-      prepared = this.sqlite.prepare(statement.sql);
-      prepared.bind(statement.params.map((p) => (typeof p === "boolean" ? Number(p) : p)));
-      while (prepared.step()) results.push(prepared.getAsObject());
+      for (const prepared of this.sqlite.iterateStatements(statement.sql)) {
+        if (/^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b/i.test(prepared.getSQL())) {
+          throw new Error("D1 does not support transaction statements; use batch()");
+        }
+        if (answers.length && statement.params.length) {
+          throw new Error("params are only allowed with a single statement");
+        }
+        if (!answers.length) prepared.bind(statement.params.map((p) => (typeof p === "boolean" ? Number(p) : p)));
+        const rows = [];
+        while (prepared.step()) rows.push(prepared.getAsObject());
+        answers.push(rows);
+      }
+      if (!answers.length) throw new Error("No SQL statements detected.");
+      this.sqlite.exec("RELEASE d1_statement");
     } catch (error) {
+      this.sqlite.exec("ROLLBACK TO d1_statement");
+      this.sqlite.exec("RELEASE d1_statement");
       throw new Error(`D1_ERROR: ${error.message}`);
-    } finally {
-      prepared?.free();
     }
+    const results = answers[0];
     const changes = this.totalChanges() - before;
     return { results, success: true, meta: { changes, changed_db: changes > 0, duration: 0, rows_written: changes,
                                              rows_read: results.length, last_row_id: 0 } };
@@ -571,5 +587,34 @@ Default
   };
 }
 
-const summary = await main();
+// `--d1-probes`: what the D1 stand-in answers to calls whose real answer workerd's binding fixes, without Pyodide.
+async function d1Probes() {
+  const db = new D1Database(await initSqlJs(), []);
+  const probe = async (name, call) => {
+    try {
+      return [name, { value: (await call()) ?? null }];
+    } catch (error) {
+      return [name, { error: String(error.message ?? error) }];
+    }
+  };
+  const count = () => db.prepare("SELECT count(*) AS n FROM t").first("n");
+  return Object.fromEntries([
+    await probe("two_statements", () => db.prepare(
+      "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a')").run().then((r) => r.success)),
+    await probe("rows_after_two_statements", count),
+    await probe("all_of_two_selects", () => db.prepare("SELECT 1 AS a; SELECT 2 AS b").all().then((r) => r.results)),
+    await probe("second_statement_fails", () => db.prepare(
+      "INSERT INTO t VALUES (5, 'e'); INSERT INTO t VALUES (1, 'again')").run()),
+    await probe("rows_after_failed_pair", count),
+    await probe("params_with_two_statements", () => db.prepare(
+      "INSERT INTO t VALUES (?, 'b'); INSERT INTO t VALUES (3, 'c')").bind(2).run()),
+    await probe("first_missing_column", () => db.prepare("SELECT v FROM t").first("nope")),
+    await probe("first_missing_column_no_row", () => db.prepare("SELECT v FROM t WHERE id = 99").first("nope")),
+    await probe("first_null_value", () => db.prepare("SELECT NULL AS v").first("v")),
+    await probe("first_column", () => db.prepare("SELECT v FROM t WHERE id = ?").bind(1).first("v")),
+    await probe("only_a_comment", () => db.prepare("-- nothing").run()),
+  ]);
+}
+
+const summary = process.argv[2] === "--d1-probes" ? await d1Probes() : await main();
 process.stdout.write(JSON.stringify(summary) + "\n");
