@@ -23,7 +23,7 @@ from goldgate.release import build as builds
 from goldgate.release.deployers import Deployer, for_target
 from goldgate.release.gate import PromotionRefused
 from goldgate.release.golden import MAX_CONCURRENCY
-from goldgate.release.ledger import Ledger, detect_trigger
+from goldgate.release.ledger import KEY_ENV, Ledger, detect_trigger
 from goldgate.release.main_pins import STACKS, check_prod_file, pins_onto_main, read_stack_file
 from goldgate.release.promote import PromotionOutcome, check_gate, promote
 from goldgate.release.rollback import rollback
@@ -223,6 +223,12 @@ def cmd_history(args: argparse.Namespace) -> int:
     signed = "" if not ledger.keyed else "; every entry has a valid MAC" if not unsigned else (
         f"; {len(unsigned)} without a valid MAC for the ledger key (the gate and rollback do not trust them): "
         + ("... " if len(unsigned) > 10 else "") + ", ".join(f"#{seq}" for seq in unsigned[-10:]))
+    macs = sum(e.mac is not None for e in read)
+    if macs and not ledger.keyed:
+        # "Verified" is then the hash chain alone, which whoever can write the file recomputes: on a signed ledger
+        # (CI's branch, restored by a step without the key) say that no MAC was checked.
+        signed = (f"; the MACs of its {macs} signed entr{'y' if macs == 1 else 'ies'} are not checked: {KEY_ENV} "
+                  "is not set")
 
     def render(rows: list[dict[str, Any]]) -> str:
         # A golden run has no phase: its suite (full or smoke) goes there, so a PROD smoke run and a full run differ.
@@ -254,8 +260,11 @@ def _short(image: Any) -> str:
 # -- main's stack files (what CI's PROD jobs take from main and give back) --------------------------
 
 def cmd_check_prod_file(args: argparse.Namespace) -> int:
+    # On a signed ledger read without its key, a decision that relies on a ledger line is refused, as promote's is.
+    ledger = Ledger(_home(args))
     check = check_prod_file(read_stack_file(Path(args.stack_file)), read_stack_file(Path(args.main_file)),
-                            Ledger(_home(args)).entries(), Path(args.report) if args.report else None)
+                            ledger.entries(), Path(args.report) if args.report else None,
+                            require_key=ledger.require_key_if_signed)
     emit(args, check.to_dict(), lambda d: d["message"])
     return 0
 
@@ -264,7 +273,8 @@ def cmd_pins_onto_main(args: argparse.Namespace) -> int:
     stacks = [stack for stack in STACKS if stack in (args.stacks or STACKS)]
     ours = {stack: read_stack_file(Path(args.stacks_dir) / f"Pulumi.{stack}.yaml") for stack in stacks}
     mains = {stack: read_stack_file(Path(args.main_dir) / "stacks" / f"Pulumi.{stack}.yaml") for stack in stacks}
-    pins = pins_onto_main(ours, mains, Ledger(_home(args)).entries())
+    ledger = Ledger(_home(args))
+    pins = pins_onto_main(ours, mains, ledger.entries(), require_key=ledger.require_key_if_signed)
     for move in pins.moves:  # written only once every stack's move is known: a refusal leaves main's files as they were
         move.path.write_bytes(move.text.encode("utf-8"))
     emit(args, pins.to_dict(), _render_pins)

@@ -25,10 +25,12 @@ reference, so two cases naming one file would each overwrite the other's.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +82,27 @@ class GoldenCase:
     @property
     def reference_name(self) -> str:
         return self.expect.reference or f"{self.id}.png"
+
+    @property
+    def sha256(self) -> str:
+        """The digest of what this case tests (workflow, inputs, expectations), not of its file: a comment, a
+        description or `smoke` (which runs it on PROD too) changes nothing a golden run proves, a loosened limit does."""
+        definition = {"id": self.id, "workflow": self.workflow, "inputs": dict(self.inputs),
+                      "expect": asdict(self.expect)}
+        return hashlib.sha256(json.dumps(definition, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def suite_digests(cases: Iterable[GoldenCase]) -> dict[str, str]:
+    """Each case's id -> the digest of its definition: what a golden run records it ran, and the gate compares with
+    the suite the promotion names."""
+    return {case.id: case.sha256 for case in sorted(cases, key=lambda c: c.id)}
+
+
+def shown_dir(path: Path) -> str:
+    """A directory as a report or ledger entry names it: inside the checkout, its path from the checkout's root (as
+    committed, and the same on every runner); elsewhere, its absolute path."""
+    where = path.resolve()
+    return where.relative_to(REPO_ROOT).as_posix() if where.is_relative_to(REPO_ROOT) else str(where)
 
 
 def load_cases(cases_dir: Path = GOLDEN_DIR / "cases", smoke_only: bool = False, *,

@@ -69,7 +69,8 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              rejected_by: Mapping[str, Any] | None = None, expected_image: str | None = None,
              suite: Collection[str] | None = None,
              references: Mapping[str, str | None] | None = None,
-             ledger_keyed: bool = False, recorded_problem: str | None = None) -> GateDecision:
+             ledger_keyed: bool = False, recorded_problem: str | None = None,
+             definitions: Mapping[str, str] | None = None, suite_dir: str = "the golden suite") -> GateDecision:
     """Check the report and STAGING against the thresholds; never raises on a malformed report.
 
     `recorded` is the ledger's entry for the golden run that wrote this very report (matched by the
@@ -92,7 +93,11 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     with those very files, so a run against another directory (`golden --references-dir` holding the candidate's
     own renders, which compares each render with itself) does not open the gate. `ledger_keyed` says a ledger key is
     in use; `recorded_problem` is then why `recorded` cannot be trusted (no MAC, or one that does not verify), None
-    when its MAC verifies."""
+    when its MAC verifies. `definitions` is the suite the promotion names (`suite_dir`, by default the checkout's
+    scripts/golden-tests/cases): each case's id -> the digest of its definition. With it, the golden run recorded as
+    `recorded` must have run every one of those cases as defined there: a run over part of the suite, or over a copy
+    with a case's limits loosened, is not a pass of the suite; an entry that does not say (an older goldgate wrote
+    it) is refused, and one more `goldgate golden` run records it."""
     now = now or datetime.now(UTC)
     conds: list[Condition] = []
 
@@ -115,7 +120,9 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
          "the latest golden report passed" if passed else
          "the latest golden report did not pass" + (f" ({'; '.join(map(str, failures[:3]))})" if failures else ""))
     same_stack = report.get("stack") == staging_stack
-    if suite is not None:
+    if definitions is not None and recorded is not None:
+        cond("report_cases", *_ran_the_suite(recorded, definitions, suite_dir, staging_stack))
+    elif suite is not None:
         cases = report.get("cases")
         ran_ids = {c.get("id") for c in cases if isinstance(c, Mapping) and isinstance(c.get("id"), str)} \
             if isinstance(cases, list) else set()
@@ -206,6 +213,32 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              f"{error_rate.failed} of {error_rate.jobs} STAGING jobs failed since {error_rate.since} "
              f"({error_rate.rate:.1%}, max {thresholds.error_rate:.1%})")
     return GateDecision(tuple(conds), staging_image if same and redeployed_by is None else None)
+
+
+def _ran_the_suite(recorded: Mapping[str, Any], definitions: Mapping[str, str], suite_dir: str,
+                   stack: str) -> tuple[bool, str]:
+    """(passed, detail): did the golden run recorded as `recorded` run every case of the promotion's suite, each as
+    that suite defines it?"""
+    run = f"golden run #{recorded.get('seq')}"
+    again = f"run `goldgate golden {stack}` over every case of it"
+    ran = recorded.get("suite_cases")
+    if not isinstance(ran, Mapping):
+        return False, (f"{run} did not record which cases it ran (an older goldgate recorded it), so it cannot vouch "
+                       f"for the {len(definitions)} cases of {suite_dir}: {again}")
+    missing = sorted(set(definitions) - set(ran))
+    if missing:
+        return False, (f"{run} ran {len(definitions) - len(missing)} of the {len(definitions)} cases of {suite_dir} "
+                       f"(missing: {_few(missing)}): a run over other cases is not the golden suite; {again}")
+    differ = sorted(case for case, sha in definitions.items() if ran.get(case) != sha)
+    if differ:
+        return False, (f"{run} ran {_few(differ)} as other definitions than {suite_dir} holds (a case edited since "
+                       f"the run, or a run from another --cases-dir): {again}")
+    every = "the 1 case" if len(definitions) == 1 else f"all {len(definitions)} cases"
+    return True, f"{run} ran {every} of {suite_dir}"
+
+
+def _few(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
 
 
 def _age_s(stamp: Any, now: datetime) -> float | None:

@@ -32,10 +32,10 @@ from goldgate.errors import GoldgateError
 from goldgate.logs import now_rfc3339
 from goldgate.release.cases import (
     GOLDEN_DIR,
-    REPO_ROOT,
     GoldenCase,
     check_latency_limits,
     check_own_references,
+    shown_dir,
 )
 from goldgate.release.perceptual import ImageFacts, ImageUnreadable, color_distance, hamming, inspect_image
 from goldgate.release.report import atomic_write, build_report
@@ -157,10 +157,8 @@ def references_compared(results: list[dict[str, Any]], references_dir: Path) -> 
             name, sha = image.get("reference"), image.get("reference_sha256")
             if isinstance(name, str) and isinstance(sha, str):
                 files[name] = sha
-    where = references_dir.resolve()
     # Inside the checkout: the path from its root, as committed (reports are committed, a runner's home is not).
-    shown = where.relative_to(REPO_ROOT).as_posix() if where.is_relative_to(REPO_ROOT) else str(where)
-    return {"dir": shown, "sha256": dict(sorted(files.items()))}
+    return {"dir": shown_dir(references_dir), "sha256": dict(sorted(files.items()))}
 
 
 def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: SuiteTarget, *,

@@ -16,6 +16,7 @@ from goldgate.errors import GoldgateError
 from goldgate.release.ledger import Entry
 
 VERIFIED_OUTCOMES = ("promoted", "rolled_back")
+_LOCAL_IMAGE = "local/"   # the local image store's references (goldgate.local.image_store.REF_PREFIX)
 _HEX = re.compile(r"^(sha256:)?[0-9a-f]{7,64}$")
 
 
@@ -47,6 +48,26 @@ class Interrupted:
 def digest_of(image: str) -> str:
     """`sha256:<hex>` of an image ref, or the ref itself when it has no digest."""
     return image.split("@", 1)[1] if "@" in image else image
+
+
+def on_target(entries: list[Entry], target: str) -> list[Entry]:
+    """The entries of `target`'s stacks. The local and the cloud target both name their stacks staging and prod, and
+    one state dir may serve both (the README's local release, then `--target cloud` from the same checkout): read as
+    one, a cloud promotion made the local stack file look stale, and a local release became the cloud's rollback
+    target. An entry that does not say which target it was for is told by its image: only the local target runs a
+    local snapshot (`local/worker@sha256:...`), only the cloud one a pushed image."""
+    return [e for e in entries if entry_target(e) in (None, target)]
+
+
+def entry_target(entry: Entry) -> str | None:
+    """The target an entry was recorded for; None when it cannot tell (a build, or an entry that names no image)."""
+    recorded = entry.get("target")
+    if isinstance(recorded, str):
+        return recorded
+    image = entry.get("image")
+    if entry.kind in ("promotion", "rollback") and isinstance(image, str):
+        return "local" if image.startswith(_LOCAL_IMAGE) else "cloud"
+    return None
 
 
 def release_ids(entries: list[Entry]) -> dict[str, str]:

@@ -5,7 +5,7 @@ main's PROD stack file (`check_prod_file`), and which of this run's pins its pin
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,13 @@ from goldgate.release.report import ReportError, read_bounded
 PROD, STAGING = "prod", "staging"
 STACKS = (STAGING, PROD)
 ADVICE = "nothing was changed: start a new run from main"
+# `Ledger.require_key_if_signed`: called with what is about to be decided just before a decision reads a ledger line,
+# so that a signed ledger read without its key refuses (unkeyed, a line appended by hand would be trusted).
+RequireKey = Callable[[str], None]
+
+
+def _no_key_needed(_doing: str) -> None:
+    return None
 
 
 class ProdFileNotMains(GoldgateError):
@@ -77,7 +84,8 @@ class ProdFileCheck:
             "message": self.message()}
 
 
-def check_prod_file(ours: StackFile, mains: StackFile, entries: Sequence[Entry], report: Path | None) -> ProdFileCheck:
+def check_prod_file(ours: StackFile, mains: StackFile, entries: Sequence[Entry], report: Path | None,
+                    require_key: RequireKey = _no_key_needed) -> ProdFileCheck:
     """Whether a PROD job whose checkout holds `ours` may go on with main's PROD stack file `mains`.
 
     Only a promotion (`report`: the golden report that qualified its digest) takes main's file when it differs,
@@ -85,7 +93,9 @@ def check_prod_file(ours: StackFile, mains: StackFile, entries: Sequence[Entry],
     built before this run's, before that golden run: of two pushes close together, the first one's release came
     before the second one was tested, so promoting the second undoes nothing. Anything else would undo a change on
     main, and is refused. With a ledger key in use, only authenticated entries explain main's pin: whoever can write
-    the ledger file could otherwise add the promotion that makes this run take main's file."""
+    the ledger file could otherwise add the promotion that makes this run take main's file. `require_key` is called
+    before the first ledger line is relied on: a decision that reads none (the files are equal, or differ where no
+    ledger line could explain it) needs no key."""
     if _lf(ours.text) == _lf(mains.text):
         return ProdFileCheck(ours.path, ours.pin, mains.pin)
     if report is None:
@@ -102,6 +112,7 @@ def check_prod_file(ours: StackFile, mains: StackFile, entries: Sequence[Entry],
                                f"({exc.strerror or exc}); {ADVICE}") from None
     except ReportError as exc:
         raise ProdFileNotMains(f"{exc}; {ADVICE}") from None
+    require_key("take main's PROD stack file")
     trusted = [e for e in entries if e.authentic]
     golden = next((e for e in reversed(trusted) if e.kind == "golden" and e.get("report_sha256") == sha256), None)
     if golden is None:
@@ -202,7 +213,7 @@ class PinsOntoMain:
 
 
 def pins_onto_main(ours: Mapping[str, StackFile], mains: Mapping[str, StackFile],
-                   entries: Sequence[Entry]) -> PinsOntoMain:
+                   entries: Sequence[Entry], require_key: RequireKey = _no_key_needed) -> PinsOntoMain:
     """The pin commit's changes: the pin of each stack in this run's files (`ours`: the stacks the run changed),
     written over main's pin in main's files (`mains`), nothing else of them. This run's commit may be behind main,
     and its other lines older.
@@ -210,7 +221,8 @@ def pins_onto_main(ours: Mapping[str, StackFile], mains: Mapping[str, StackFile]
     STAGING's pin moves only when STAGING's last deploy in the ledger left it: a re-run's STAGING pin may be older
     than a later run's deploy, and main records what STAGING runs. With a ledger key in use, only
     authenticated deploys count: whoever can write the ledger file could otherwise choose STAGING's pin on
-    main. A later deploy the key does not authenticate is named in a warning."""
+    main. A later deploy the key does not authenticate is named in a warning. `require_key` is called before the
+    ledger decides STAGING's pin (PROD's move reads no ledger line)."""
     deploys = [e for e in entries if e.kind == "deploy" and e.get("stack") == STAGING]
     trusted = [e for e in deploys if e.authentic]
     runs = trusted[-1].get("after") if trusted else None
@@ -219,6 +231,8 @@ def pins_onto_main(ours: Mapping[str, StackFile], mains: Mapping[str, StackFile]
         main = mains[stack]
         if new.pin == main.pin:
             continue
+        if stack == STAGING:
+            require_key("move STAGING's pin on main")
         if stack == STAGING and deploys and not deploys[-1].authentic:
             decided = f"ledger #{trusted[-1].seq}, which left {runs}" if trusted else "there is none"
             warnings.append(f"{deploys[-1].mac_problem()}; STAGING's pin on main follows its last deploy "

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.errors import GoldgateError
-from goldgate.release.cases import load_cases
+from goldgate.release.cases import load_cases, shown_dir, suite_digests
 from goldgate.release.deployers.base import Deployer, Progress
 from goldgate.release.gate import ErrorRate, GateDecision, PromotionRefused, evaluate
-from goldgate.release.history import last_verified, release_ids
+from goldgate.release.history import last_verified, on_target, release_ids
 from goldgate.release.ledger import Entry, Ledger
 from goldgate.release.lock import ReleaseLock
 from goldgate.release.report import read_report
@@ -89,7 +89,8 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
                references_dir: Path | None = None) -> tuple[GateDecision, dict[str, Any], str]:
     """Evaluate the gate for the report at `report_path` against what STAGING runs now, the workflow version
     `prod` declares, if given the digest the caller approved and, if given, the golden suite in `cases_dir` (the
-    report must cover every case of it); returns the decision, the report and the sha256 of the report as read."""
+    report must cover every case of it, and its golden run must have run each as `cases_dir` defines it); returns the
+    decision, the report and the sha256 of the report as read."""
     ledger.require_key_if_signed("evaluate the gate")
     cases = None if cases_dir is None else load_cases(cases_dir)
     suite = None if cases is None else [case.id for case in cases]
@@ -101,7 +102,7 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     thresholds = staging_spec.thresholds
     versions = {staging: staging_spec.workflow_version, prod: deployer.spec(prod).workflow_version}
     now = now or datetime.now(UTC)
-    entries = ledger.entries()
+    entries = on_target(ledger.entries(), deployer.target)   # a state dir may hold the other target's releases too
     runs = [e for e in entries if e.kind == "golden" and e.get("report_sha256") == sha]
     # A forged copy of a run's entry must not hide the run itself: an authenticated one is the evidence if any is.
     run = next((e for e in reversed(runs) if e.authentic), runs[-1] if runs else None)
@@ -127,7 +128,9 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
                     redeployed_by=_redeployed(entries, staging, staging_image),
                     rejected_by=rejected, expected_image=expected_image, suite=suite,
                     references=references, ledger_keyed=ledger.keyed,
-                    recorded_problem=None if run is None else run.mac_problem()), report, sha
+                    recorded_problem=None if run is None else run.mac_problem(),
+                    definitions=None if cases is None else suite_digests(cases),
+                    suite_dir="the golden suite" if cases_dir is None else shown_dir(cases_dir)), report, sha
 
 
 def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path | None = None,
@@ -149,8 +152,9 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
                                             expected_image=expected_image, cases_dir=paths.cases_dir,
                                             references_dir=paths.references_dir)
         if not decision.passed:
-            ledger.append("promotion", phase="refused", stack=prod, image=deployer.current_image(staging),
-                          report=str(report_path), report_sha256=sha, gate=decision.to_dict(), trigger=trigger)
+            ledger.append("promotion", phase="refused", stack=prod, target=deployer.target,
+                          image=deployer.current_image(staging), report=str(report_path), report_sha256=sha,
+                          gate=decision.to_dict(), trigger=trigger)
             raise PromotionRefused(decision)
         # The smoke cases decide whether PROD keeps the candidate: cases that cannot run would fail the smoke
         # after PROD changed, and the automatic rollback's smoke too. Found out now, PROD is untouched.
@@ -159,9 +163,9 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
         image = str(decision.image)
         before = deployer.current_image(prod)
         rid = release_ids(ledger.entries()).get(image)
-        intent = ledger.append("promotion", phase="intent", stack=prod, image=image, release_id=rid, before=before,
-                               report=str(report_path), report_sha256=sha, gate=decision.to_dict(),
-                               trigger=trigger)
+        intent = ledger.append("promotion", phase="intent", stack=prod, target=deployer.target, image=image,
+                               release_id=rid, before=before, report=str(report_path), report_sha256=sha,
+                               gate=decision.to_dict(), trigger=trigger)
         was = "nothing: its first release" if not before or shipped_placeholder(before) else before
         progress(f"gate passed; promoting {image} to {prod} (was {was})")
         outcome, error, smoke_path, smoke_passed = deploy_and_smoke(deployer, ledger, prod, image, "promoted",
@@ -170,7 +174,7 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
         rolled: RollbackOutcome | None = None
         if outcome != "promoted":
             progress(f"{outcome.replace('_', ' ')} on {prod}: {error}")
-            target = last_verified(ledger.entries(), exclude=image, stack=prod)
+            target = last_verified(on_target(ledger.entries(), deployer.target), exclude=image, stack=prod)
             fallback = target.image if target else (before if before and before != image
                                                     and not shipped_placeholder(before) else None)
             if fallback:
@@ -178,8 +182,8 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
                                          reason=f"automatic: promotion of {image} {outcome.replace('_', ' ')}",
                                          progress=progress, paths=paths)
         prod_image = deployer.current_image(prod)
-        ledger.append("promotion", phase="outcome", intent_seq=intent.seq, stack=prod, image=image, release_id=rid,
-                      before=before, after=prod_image, pinned=prod_image,
+        ledger.append("promotion", phase="outcome", intent_seq=intent.seq, stack=prod, target=deployer.target,
+                      image=image, release_id=rid, before=before, after=prod_image, pinned=prod_image,
                       prod_image=image if outcome == "promoted" else None, outcome=outcome,
                       smoke_report=smoke_path, smoke_passed=smoke_passed, error=error,
                       rollback=rolled.to_dict() if rolled else None, trigger=trigger)

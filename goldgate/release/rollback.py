@@ -26,6 +26,7 @@ from goldgate.release.history import (
     UnknownRelease,
     interrupted,
     last_verified,
+    on_target,
     release_ids,
     resolve,
     stale_pin,
@@ -78,7 +79,7 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         ledger.require_key_if_signed(f"roll {stack} back")
         check_pin_current(deployer, ledger, stack)
         reconcile(deployer, ledger, stack, progress)
-        entries = ledger.entries()
+        entries = on_target(ledger.entries(), deployer.target)
         current = deployer.current_image(stack)
         lost = _lost_change(entries, stack)
         aim = next((r for r in verified_releases(entries, stack) if r.image == _aim(lost)), None) if lost else None
@@ -159,18 +160,18 @@ def rollback_locked(deployer: Deployer, ledger: Ledger, image: str, *, stack: st
                     progress: Progress, paths: GoldenPaths) -> RollbackOutcome:
     before = deployer.current_image(stack)
     rid = release_ids(ledger.entries()).get(image)
-    intent = ledger.append("rollback", phase="intent", stack=stack, image=image, release_id=rid, before=before,
-                           reason=reason, trigger=trigger)
+    intent = ledger.append("rollback", phase="intent", stack=stack, target=deployer.target, image=image,
+                           release_id=rid, before=before, reason=reason, trigger=trigger)
     progress(f"rolling {stack} back to {image} ({reason})")
     outcome, error, smoke_path, smoke_passed = deploy_and_smoke(deployer, ledger, stack, image, "rolled_back",
                                                                 trigger=trigger, progress=progress, paths=paths)
     prod_image = _observe(deployer, stack)
     # The verified release is the image the smoke cases passed on, as a promotion records it; `pinned` is what the
     # stack pins now, which a writer outside the lock may have changed since the smoke run.
-    ledger.append("rollback", phase="outcome", intent_seq=intent.seq, stack=stack, image=image, release_id=rid,
-                  before=before, after=prod_image, prod_image=image if outcome == "rolled_back" else None,
-                  pinned=prod_image, outcome=outcome, smoke_report=smoke_path, smoke_passed=smoke_passed,
-                  error=error, trigger=trigger, reason=reason)
+    ledger.append("rollback", phase="outcome", intent_seq=intent.seq, stack=stack, target=deployer.target,
+                  image=image, release_id=rid, before=before, after=prod_image,
+                  prod_image=image if outcome == "rolled_back" else None, pinned=prod_image, outcome=outcome,
+                  smoke_report=smoke_path, smoke_passed=smoke_passed, error=error, trigger=trigger, reason=reason)
     progress(f"rollback of {stack}: {outcome} ({stack} pinned to {prod_image})")
     return RollbackOutcome(outcome=outcome, stack=stack, image=image, release_id=rid, before=before,
                            prod_image=prod_image, smoke_report=smoke_path, smoke_passed=smoke_passed,
@@ -210,7 +211,7 @@ def check_pin_current(deployer: Deployer, ledger: Ledger, stack: str) -> None:
     an earlier CI run would otherwise roll back to, or promote over, a release that was since replaced. Call
     under the lock, before `reconcile` (which would record the stale pin as what the stack runs)."""
     pinned = deployer.current_image(stack)
-    last = stale_pin(ledger.entries(), pinned, stack)
+    last = stale_pin(on_target(ledger.entries(), deployer.target), pinned, stack)
     if last is not None:
         left = last.get("pinned", last.get("after"))
         raise StalePin(f"{stack} is pinned to {pinned} in this checkout, but its last {last.kind} (ledger "
@@ -221,7 +222,7 @@ def check_pin_current(deployer: Deployer, ledger: Ledger, stack: str) -> None:
 
 def reconcile(deployer: Deployer, ledger: Ledger, stack: str, progress: Progress) -> int:
     """Close intents a crashed command left open, recording what `stack` runs now. Call under the lock."""
-    open_intents = interrupted(ledger.entries(), stack)
+    open_intents = interrupted(on_target(ledger.entries(), deployer.target), stack)
     if not open_intents:
         return 0
     pinned = _observe(deployer, stack)
@@ -229,9 +230,9 @@ def reconcile(deployer: Deployer, ledger: Ledger, stack: str, progress: Progress
         # A rollback's reason goes with its outcome: an operator's verdict on the release it was leaving stands
         # even though the command did not finish.
         reason = {"reason": item.reason} if item.kind == "rollback" and item.reason is not None else {}
-        ledger.append(item.kind, phase="outcome", intent_seq=item.intent_seq, stack=stack, image=item.image,
-                      before=item.before, after=pinned, pinned=pinned, prod_image=None, outcome="interrupted",
-                      trigger="goldgate reconcile", **reason)
+        ledger.append(item.kind, phase="outcome", intent_seq=item.intent_seq, stack=stack, target=deployer.target,
+                      image=item.image, before=item.before, after=pinned, pinned=pinned, prod_image=None,
+                      outcome="interrupted", trigger="goldgate reconcile", **reason)
         progress(f"an earlier {item.kind} (ledger #{item.intent_seq}) was interrupted; {stack} is pinned to "
                  f"{pinned}, recorded")
     return len(open_intents)

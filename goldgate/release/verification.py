@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from goldgate.release.cases import GOLDEN_DIR, load_cases
+from goldgate.release.cases import GOLDEN_DIR, load_cases, shown_dir, suite_digests
 from goldgate.release.deployers.base import Deployer, Progress
 from goldgate.release.golden import REFERENCES_DIR, SuiteTarget, run_suite
 from goldgate.release.ledger import Ledger
@@ -71,8 +71,11 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
         write_html(report, paths.reports_dir / "latest.json")
     sha = report_sha256(path)
     lat = report["latency_s"]
+    # `suite_cases`: which cases ran, each as the digest of its definition, so that the gate opens only for a run
+    # over the very suite the promotion names (not a subset, nor a copy with a limit loosened).
     ledger.append("golden", stack=stack, target=deployer.target, image=image, suite=suite,
                   passed=report["passed"], report=str(path), report_sha256=sha, cases=len(cases),
+                  cases_dir=shown_dir(paths.cases_dir), suite_cases=suite_digests(cases),
                   mean_latency_s=lat["mean"], p95_latency_s=lat["p95"], wall_time_s=report["wall_time_s"],
                   references_updated=update_references, trigger=trigger, role=spec.role,
                   failures=report["failures"][:20])

@@ -37,8 +37,8 @@ def test_a_golden_run_over_part_of_the_suite_does_not_open_the_gate(tmp_path: Pa
         partial = run_golden(target, "staging", ledger, paths=_one_case(paths, tmp_path), poll_s=0.01)
         assert partial.passed and partial.path.with_name("latest.json").read_bytes() == partial.path.read_bytes()
         target.deploys.clear()
-        with pytest.raises(PromotionRefused, match=r"report_cases: the report ran 1 of the 2 golden cases "
-                                                   r"\(missing: batch\)"):
+        with pytest.raises(PromotionRefused, match=r"report_cases: golden run #\d+ ran 1 of the 2 cases of "
+                                                   r"\S+/golden/cases \(missing: batch\)"):
             promote(target, ledger, home, paths=paths)
         assert target.deploys == [] and target.pins["prod"] == A
         assert failed(check_gate(target, ledger, partial.path, cases_dir=paths.cases_dir)[0]) == ["report_cases"]
@@ -55,8 +55,8 @@ def test_a_case_added_to_the_suite_after_the_run_must_be_run_too(tmp_path: Path,
         _staging_passes(target, ledger, paths, A)
         write_case(paths.cases_dir, "wide", "workflow: wf-a\ninputs: {prompt: p3, seed: 3, width: 96, height: 32}\n"
                                             "expect: {images: 1}\n")
-        with pytest.raises(PromotionRefused, match=r"report_cases: the report ran 2 of the 3 golden cases "
-                                                   r"\(missing: wide\)"):
+        with pytest.raises(PromotionRefused, match=r"report_cases: golden run #\d+ ran 2 of the 3 cases of "
+                                                   r"\S+/golden/cases \(missing: wide\)"):
             promote(target, ledger, home, paths=paths)
     assert "prod" not in target.pins
 
