@@ -943,7 +943,7 @@ def load_pulumi(name: str, directory: Path = STACKS_DIR) -> StackSpec:
 # The Pulumi config keys holding credentials (infra/program.py reads them as secrets); each belongs in the stack file
 # only as `secure: <ciphertext>`, as `pulumi config set --secret` writes it.
 SECRET_CONFIG_KEYS = ("runpodApiKey", "webhookSecret", "apiToken", "cloudflareApiToken", "registryUsername",
-                      "registryPassword")
+                      "registryPassword", "webhookSecretPrevious")
 
 
 def _in_plain_text(value: Any) -> bool:

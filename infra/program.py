@@ -32,6 +32,9 @@ SECRET_KEYS = {"runpod_api_key": "runpodApiKey", "webhook_secret": "webhookSecre
                "cloudflare_api_token": "cloudflareApiToken"}
 # Only with goldgate:spec.endpoint.manage_registry_credential: the private registry's login.
 REGISTRY_SECRET_KEYS = {"registry_username": "registryUsername", "registry_password": "registryPassword"}
+# Only while the webhook secret is rotated (docs/RUNBOOK.md): the one before it, which the API Worker still accepts
+# for the webhooks of jobs in flight and the result URLs handed out. Unset (or blank): no binding at all.
+PREVIOUS_WEBHOOK_SECRET_KEY = "webhookSecretPrevious"
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
 _ZERO_DIGEST = "@sha256:" + "0" * 64
 # The API Worker refuses a shorter API token or webhook secret at its first request (service/config.py):
@@ -50,6 +53,7 @@ class StackSecrets:
     cloudflare_api_token: pulumi.Input[str]
     registry_username: pulumi.Input[str] | None = None  # set exactly when goldgate manages the registry credential
     registry_password: pulumi.Input[str] | None = None
+    webhook_secret_previous: pulumi.Input[str] | None = None  # set only while the webhook secret is rotated
 
     def registry_login(self) -> RegistryLogin | None:
         if self.registry_username is None or self.registry_password is None:
@@ -117,18 +121,44 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
                         "same value, which the API Worker refuses (a client holding the token could sign RunPod's "
                         "outcomes and result URLs): give each its own, e.g. `openssl rand -hex 32 | pulumi config "
                         f"set --secret {CONFIG_NAMESPACE}:webhookSecret --stack {stack}`")
+    previous = previous_webhook_secret(stack, config)
     cloudflare_api_base = config.get("cloudflareApiBase") or DEFAULT_CLOUDFLARE_API
     problem = url_problem(cloudflare_api_base)  # the spec's rule for its own base URLs
     if problem:
         raise SpecError(f"stack {stack}: {CONFIG_NAMESPACE}:cloudflareApiBase {show_url(cloudflare_api_base)} is not an "
                         f"https:// URL ({problem}); the Cloudflare API token would travel in clear text")
     secrets = StackSecrets(**{field: config.require_secret(key) for field, key in SECRET_KEYS.items()},
-                           **registry_secrets(stack, spec, config))
+                           **registry_secrets(stack, spec, config), webhook_secret_previous=previous)
     settings = ProgramSettings(
         r2_write_permission_group_id=config.get("r2WritePermissionGroupId") or R2_BUCKET_ITEM_WRITE,
         r2_read_permission_group_id=config.get("r2ReadPermissionGroupId") or R2_BUCKET_ITEM_READ,
         cloudflare_api_base=cloudflare_api_base)
     return spec, secrets, settings
+
+
+def previous_webhook_secret(stack: str, config: pulumi.Config) -> pulumi.Output[str] | None:
+    """goldgate:webhookSecretPrevious when a rotation is under way (set, not blank), refused by its key, never its
+    value, wherever the API Worker would refuse it at its first request (service/config.py)."""
+    value = config.get(PREVIOUS_WEBHOOK_SECRET_KEY)
+    if not (value or "").strip():  # `pulumi config rm` is the way out; a blank value is taken for the same
+        return None
+    key = f"{CONFIG_NAMESPACE}:{PREVIOUS_WEBHOOK_SECRET_KEY}"
+    refuse_plain_secrets(stack, [PREVIOUS_WEBHOOK_SECRET_KEY])
+    out_of_rotation = f"or `pulumi config rm {key} --stack {stack}` if no rotation is under way"
+    if len(value) < API_SECRET_MIN_CHARS:
+        raise SpecError(f"stack {stack}: {key} is shorter than {API_SECRET_MIN_CHARS} characters, which the API "
+                        f"Worker refuses: it holds the webhook secret the stack used before ({CONFIG_NAMESPACE}:"
+                        f"webhookSecret's old value), {out_of_rotation}")
+    if value == config.get("webhookSecret"):
+        raise SpecError(f"stack {stack}: {key} and {CONFIG_NAMESPACE}:webhookSecret hold the same value, which the API "
+                        f"Worker refuses: to rotate, set {key} to the old secret and {CONFIG_NAMESPACE}:webhookSecret "
+                        f"to a new one (`openssl rand -hex 32 | pulumi config set --secret {CONFIG_NAMESPACE}:"
+                        f"webhookSecret --stack {stack}`), {out_of_rotation}")
+    if value == config.get("apiToken"):
+        raise SpecError(f"stack {stack}: {CONFIG_NAMESPACE}:apiToken and {key} hold the same value, which the API "
+                        "Worker refuses (a client holding the token could sign RunPod's outcomes and result URLs): "
+                        f"{key} holds the webhook secret the stack used before, {out_of_rotation}")
+    return config.require_secret(PREVIOUS_WEBHOOK_SECRET_KEY)
 
 
 def registry_secrets(stack: str, spec: StackSpec, config: pulumi.Config) -> dict[str, pulumi.Output[str]]:
@@ -235,7 +265,8 @@ def run(spec: StackSpec, secrets: StackSecrets, settings: ProgramSettings = Prog
     api = Api(names.logical("api"), ApiArgs(
         spec=spec, names=names, account_id=account, bundle=bundle, database_id=storage.database_id,
         bucket_name=storage.bucket_name, endpoint_id=gpu.endpoint_id, endpoint_base=gpu.endpoint_base,
-        runpod_api_key=secrets.runpod_api_key, webhook_secret=secrets.webhook_secret, api_token=secrets.api_token),
+        runpod_api_key=secrets.runpod_api_key, webhook_secret=secrets.webhook_secret, api_token=secrets.api_token,
+        webhook_secret_previous=secrets.webhook_secret_previous),
         # The API must not serve before its schema exists.
         opts=pulumi.ResourceOptions.merge(with_cf, pulumi.ResourceOptions(depends_on=[storage.migrations])))
     # Deleted first by `pulumi destroy`, which it stops while jobs are in flight (infra/runpod_drain_provider.py).

@@ -406,6 +406,8 @@ class LocalPlatform:
             progress(f"{stack}: already up")
             if self.spec_changed(stack):
                 progress(self.spec_changed_advice(stack))
+            if self.secrets_changed(stack):
+                progress(self.secrets_changed_advice(stack))
             return self.status(stack)
         starting = self._host_pid(stack, {"pid": d.host_lock_pid()})
         if starting is not None:
@@ -619,6 +621,20 @@ class LocalPlatform:
     def _spec_changed(self, stack: str, state: dict[str, Any]) -> bool:
         started = state.get("spec_fingerprint")
         return isinstance(started, str) and started != spec_fingerprint(specs.load_local(stack, self.stacks_file))
+
+    def secrets_changed(self, stack: str) -> bool:
+        """Whether the webhook secret files changed (a rotation) since the running stack's service read them; False
+        for a stack that is down, or whose host recorded nothing."""
+        started = (self._state(stack) or {}).get("secrets_stamp")
+        return isinstance(started, dict) and started != self._dir(stack).rotated_secrets_stamp()
+
+    def secrets_changed_advice(self, stack: str) -> str:
+        restart = (f"`goldgate down {stack} && goldgate up {stack}` (the local RunPod's jobs in flight end with it; "
+                   "`goldgate recover` settles them)")
+        if specs.load_local(stack, self.stacks_file).role != "prod":  # PROD takes no `goldgate deploy`
+            restart = f"`goldgate deploy {stack} --image <the image it runs>`, which stops no job, or {restart}"
+        return (f"{stack}: its webhook secret files (secrets/webhook_secret, secrets/webhook_secret_previous) changed "
+                f"since its service started, which still uses the old ones; apply them with {restart}")
 
     def spec_changed_advice(self, stack: str) -> str:
         where = self.stacks_file

@@ -45,7 +45,14 @@ from goldgate.errors import GoldgateError
 from goldgate.local import image_store
 from goldgate.local.lifeline import Lifeline
 from goldgate.local.object_store import DurableBucket
-from goldgate.local.state import StackDir, open_log, spec_fingerprint, write_json_atomic, write_private
+from goldgate.local.state import (
+    WEBHOOK_SECRET_PREVIOUS,
+    StackDir,
+    open_log,
+    spec_fingerprint,
+    write_json_atomic,
+    write_private,
+)
 from goldgate.logs import JsonLogger
 from goldgate.migrations import MIGRATIONS_DIR, apply_sqlite
 from service.sockets import listening_socket
@@ -54,6 +61,8 @@ REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS_DIR = REPO / "images" / "worker" / "workflows"
 # The credentials the host's log lines must never carry (the S3 access key id is a name, not a secret).
 LOGGED_SECRETS = ("api_token", "webhook_secret", "s3_secret_access_key", "runpod_api_key")
+# ... and those the operator writes only at times (WEBHOOK_SECRET_PREVIOUS, while the webhook secret is rotated).
+LOGGED_OPTIONAL_SECRETS = (WEBHOOK_SECRET_PREVIOUS,)
 # How often the host expires results while it runs. R2 runs lifecycle rules in the background, typically within a
 # day of an object's expiry: hourly keeps a result's local life within an hour of its ttl.
 RESULT_SWEEP_S = 3_600.0
@@ -69,6 +78,7 @@ class StackHost:
         self.spec = specs.load_local(stack, stacks_file)
         # An error's text may quote a config or a URL that carries a credential: the stack's are masked in every line.
         secrets = [self.dir.secret(name) for name in LOGGED_SECRETS]
+        secrets += [value for name in LOGGED_OPTIONAL_SECRETS if (value := self.dir.optional_secret(name))]
         self.log = JsonLogger("orchestrator", open_log(self.dir.logs_dir / "stackhost.jsonl", f"goldgate up {stack}"),
                               secrets=secrets, stack=stack, workflow_version=self.spec.workflow_version)
         # The service's listening socket, kept by the host for the stack's life (the service's own binder).
@@ -78,6 +88,7 @@ class StackHost:
         self.lifeline = Lifeline()  # the service ends with this process, however this process ends
         self.generation = 0
         self.image: str | None = None  # the image the service serves (state.json's `image`)
+        self.secrets_stamp: dict[str, Any] | None = None  # the rotated secret files the service read (state.json)
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
         self.result_sweep_s = result_sweep_s
@@ -165,6 +176,9 @@ class StackHost:
             "s3_bucket": sp.storage.bucket,
             "s3_access_key_id": self.dir.secret("s3_access_key_id"),
             "s3_secret_access_key": self.dir.secret("s3_secret_access_key"),
+            # Read again for each service the host starts (`up`, and each deploy's new one): a rotation applies
+            # with no stop. Left out when there is none: the service refuses an empty one.
+            **({"webhook_secret_previous": previous} if (previous := self.dir.webhook_secret_previous()) else {}),
         }
 
     def start_service(self, image: str | None) -> None:
@@ -173,6 +187,7 @@ class StackHost:
     def spawn_service(self, image: str | None, timeout_s: float = 60.0) -> subprocess.Popen:
         """A service process serving on the host's socket, returned once it serves (beside any other)."""
         config_path = self.dir.root / "service.json"
+        stamp = self.dir.rotated_secrets_stamp()  # before the read: a file written meanwhile reads as changed
         write_private(config_path, json.dumps(self.service_config(image), indent=2))
         ready = self.dir.root / "service.ready"  # the new process writes its port here once it serves
         ready.unlink(missing_ok=True)
@@ -196,6 +211,7 @@ class StackHost:
                 raise RuntimeError(f"the service did not serve within {timeout_s:g} s (stopped it); "
                                    f"see {self.dir.logs_dir / 'service.jsonl'}")
             time.sleep(0.05)
+        self.secrets_stamp = stamp
         return proc
 
     def stop_service(self, proc: subprocess.Popen | None = None) -> None:
@@ -224,6 +240,7 @@ class StackHost:
             "image": image,
             "service_pid": self.service.pid if self.service else None,
             "spec_fingerprint": spec_fingerprint(self.spec),  # `up` compares it with the stacks file's section
+            "secrets_stamp": self.secrets_stamp,  # and this with the secret files a rotation edits
             **extra,
         })
 

@@ -4,7 +4,8 @@ Layout (`$GOLDGATE_HOME` or `./.goldgate`):
     stacks/<stack>/state.json      ports, pids, endpoint id of the running stack (absent when down)
     stacks/<stack>/host.lock       held (flock) by the stack's host process for its whole life
     stacks/<stack>/up.lock         held (flock) by the `goldgate up` (or `down`, or deploy) in progress; names it and its host
-    stacks/<stack>/secrets/        api_token, webhook_secret, runpod_api_key, s3_* (mode 0600)
+    stacks/<stack>/secrets/        api_token, webhook_secret, runpod_api_key, s3_* (mode 0600); the operator's
+                                   webhook_secret_previous only while the webhook secret is rotated
     stacks/<stack>/pin.json        the image the stack runs (a digest ref), with who pinned it
     stacks/<stack>/db.sqlite       the stack's "D1"
     stacks/<stack>/logs/*.jsonl    component logs, schema v1
@@ -22,6 +23,7 @@ import contextlib
 import dataclasses
 import fcntl
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -45,7 +47,14 @@ SECRET_NAMES = ("api_token", "webhook_secret", "runpod_api_key", "s3_access_key_
 # Each secret as an operator names it, in full and for short.
 SECRET_WORDS = {"api_token": ("API token", "token"), "webhook_secret": ("webhook secret", "secret"),
                 "runpod_api_key": ("RunPod API key", "key"), "s3_access_key_id": ("S3 access key id", "key id"),
-                "s3_secret_access_key": ("S3 secret access key", "key")}
+                "s3_secret_access_key": ("S3 secret access key", "key"),
+                "webhook_secret_previous": ("previous webhook secret", "secret")}
+# Written by the operator only while the webhook secret is rotated (docs/RUNBOOK.md): the old webhook secret, which
+# the service still accepts for the webhooks of jobs in flight and the result URLs handed out. Never made by `up`.
+WEBHOOK_SECRET_PREVIOUS = "webhook_secret_previous"
+# The files a rotation edits: a running stack's service keeps what it read until a deploy or a restart.
+ROTATED_SECRETS = ("webhook_secret", WEBHOOK_SECRET_PREVIOUS)
+WEBHOOK_SECRET_MIN_CHARS = 16  # the service refuses a shorter webhook secret, previous or current (service/config.py)
 # A worker log's life once its worker is gone: the fleet writes one per worker it ever starts, so a stack that runs
 # for months would otherwise fill its logs dir with them. Removed when the stack starts.
 WORKER_LOG_MAX_AGE_S = 7 * 86400
@@ -404,26 +413,86 @@ class StackDir:
             if not (read_small_text(path, MAX_SECRET_BYTES, f"goldgate up {self.stack}") or "").strip():
                 write_private(path, secrets.token_hex(32 if name != "s3_access_key_id" else 10))
             self.secret(name)  # one edited into what no credential is: refused by `up`, before a host starts
+        if self.webhook_secret_previous() is not None:  # refused here too: the service would not start on it
+            # Written by hand, often with the umask's 0644: kept as private as the secrets goldgate writes.
+            fd = _open_regular(self.secret_file(WEBHOOK_SECRET_PREVIOUS), os.O_RDONLY, 0o600,
+                               "not a goldgate file (it was not read)", f"goldgate up {self.stack}")
+            try:
+                os.fchmod(fd, 0o600)
+            finally:
+                os.close(fd)
+
+    def rotated_secrets_stamp(self) -> dict[str, list[int] | None]:
+        """Which version of each file a rotation edits is there (inode, mtime, size; None: no file), never what
+        it holds: the host records the one its service read, and `up` on a running stack says when they differ."""
+        stamp: dict[str, list[int] | None] = {}
+        for name in ROTATED_SECRETS:
+            try:
+                info = os.stat(self.secret_file(name))
+            except FileNotFoundError:
+                stamp[name] = None
+            else:
+                stamp[name] = [info.st_ino, info.st_mtime_ns, info.st_size]
+        return stamp
 
     def secret(self, name: str) -> str:
         """The secret's value without the whitespace around it (an editor's final line break). One with a space,
         a line break, a control character or a non-ASCII letter inside is refused by its file's name, never its
         value: the API token and RunPod key go in an Authorization header, the S3 key id in a signed one, and
         httpx quoted the whole header, the secret, in the error it failed with. goldgate makes each of hex."""
+        value = self._read_secret(name, optional=False)
+        assert value is not None
+        return value
+
+    def optional_secret(self, name: str) -> str | None:
+        """A secret only the operator writes, when needed: None when its file is missing, else read and checked
+        as `secret` (an empty file is refused, not taken for a missing one: it may be a rotation's lost step)."""
+        return self._read_secret(name, optional=True)
+
+    def webhook_secret_previous(self) -> str | None:
+        """The webhook secret before the current one, while it is rotated; None when no rotation is under way.
+        One the service would refuse at its start (service/config.py) is refused here, by its file's name."""
+        previous = self.optional_secret(WEBHOOK_SECRET_PREVIOUS)
+        if previous is None:
+            return None
+        path, current = self.secret_file(WEBHOOK_SECRET_PREVIOUS), self.secret_file("webhook_secret")
+        apply = (f"then `goldgate down {self.stack}` and `goldgate up {self.stack}` (or a deploy) apply it; delete "
+                 "the file if no rotation is under way")
+        if len(previous) < WEBHOOK_SECRET_MIN_CHARS:  # never the value, nor its length
+            raise StateError(f"{path} is shorter than {WEBHOOK_SECRET_MIN_CHARS} characters, which the service "
+                             f"refuses: it holds the webhook secret the stack used before (what {current} held); "
+                             f"{apply}")
+        if hmac.compare_digest(previous.encode(), self.secret("webhook_secret").encode()):
+            raise StateError(f"{path} holds the same value as {current}: to rotate, copy the old secret into "
+                             f"{path.name} and write a new random one into {current.name} (`openssl rand -hex 32`); "
+                             f"{apply}")
+        if hmac.compare_digest(previous.encode(), self.secret("api_token").encode()):
+            raise StateError(f"{path} holds the same value as {self.secret_file('api_token')}, which the service "
+                             "refuses (a client holding the token could sign RunPod's outcomes and result URLs): "
+                             f"it holds the webhook secret the stack used before; {apply}")
+        return previous
+
+    def _read_secret(self, name: str, optional: bool) -> str | None:
         path = self.secret_file(name)
         text = read_small_text(path, MAX_SECRET_BYTES, f"goldgate up {self.stack}")
         if text is None:
+            if optional:
+                return None
             raise StateError(f"stack {self.stack} has no {name} yet; run `goldgate up {self.stack}`")
         value = bearer_token(text)
+        what, short = SECRET_WORDS.get(name, (name, "value"))
         if value == "":
+            if optional:  # goldgate makes no such file, so it cannot make it anew either
+                raise StateError(f"{path} ({name}) is empty: write the {what} in it, or delete it when no rotation "
+                                 f"is under way; then `goldgate down {self.stack}` and `goldgate up {self.stack}`")
             # An empty token would be sent (or accepted) as a credential: refuse it by name.
             raise StateError(f"{path} ({name}) is empty; run `goldgate up {self.stack}` to make a new one "
                              "(a running stack keeps the old one until `goldgate down` and up)")
         if value is None:
-            what, short = SECRET_WORDS.get(name, (name, "value"))
+            remake = ("" if optional else f", or empty the file and run `goldgate down {self.stack}` and "
+                      f"`goldgate up {self.stack}` to make a new one")
             raise StateError(f"{path} holds a character no {what} has (a space, a line break or a non-ASCII letter "
-                             f"inside it): write the {short} on one line, or empty the file and run `goldgate down "
-                             f"{self.stack}` and `goldgate up {self.stack}` to make a new one")
+                             f"inside it): write the {short} on one line{remake}")
         return value
 
     def pinned_image(self) -> str | None:

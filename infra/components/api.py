@@ -104,6 +104,8 @@ class ApiArgs:
     runpod_api_key: pulumi.Input[str]
     webhook_secret: pulumi.Input[str]
     api_token: pulumi.Input[str]
+    # Only while the webhook secret is rotated: the old one, still accepted for what it signed (service/signing.py).
+    webhook_secret_previous: pulumi.Input[str] | None = None
 
 
 def bindings(args: ApiArgs) -> list[cloudflare.WorkersScriptBindingArgs]:
@@ -113,8 +115,13 @@ def bindings(args: ApiArgs) -> list[cloudflare.WorkersScriptBindingArgs]:
     out = [b(type="d1", name=DB_BINDING, id=args.database_id),
            b(type="r2_bucket", name=RESULTS_BINDING, bucket_name=args.bucket_name,
              jurisdiction=None if jurisdiction == "default" else jurisdiction)]
-    for name, value in (("API_TOKEN", args.api_token), ("WEBHOOK_SECRET", args.webhook_secret),
-                        ("RUNPOD_API_KEY", args.runpod_api_key)):
+    secret = [("API_TOKEN", args.api_token), ("WEBHOOK_SECRET", args.webhook_secret),
+              ("RUNPOD_API_KEY", args.runpod_api_key)]
+    if args.webhook_secret_previous is not None:
+        # Declared only during a rotation: the bindings list is the script's whole set, so once the key is removed,
+        # the next `pulumi up` uploads the script without it and the old secret stops verifying anything.
+        secret.append(("WEBHOOK_SECRET_PREVIOUS", args.webhook_secret_previous))
+    for name, value in secret:
         out.append(b(type="secret_text", name=name, text=pulumi.Output.secret(value)))
     plain = {**settings_vars(args.spec), "RUNPOD_ENDPOINT_ID": args.endpoint_id,
              "RUNPOD_ENDPOINT_BASE": args.endpoint_base}
