@@ -43,6 +43,10 @@ _WORKER_RULE = ("a Worker name Cloudflare accepts (2-41 lowercase letters, digit
                 "and ending with a letter or digit)")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# A variable named as a credential (HF_TOKEN, OPENAI_API_KEY, AWS_SECRET_ACCESS_KEY, DB_PASSWORD), word by word:
+# TOKENIZERS_PARALLELISM is no token.
+_CREDENTIAL_ENV = re.compile(r"(?:^|_)(?:TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)"
+                             r"(?:_|$)", re.IGNORECASE)
 _ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 # A RunPod registry credential id (e.g. 6n2k8v4d): one path segment, never a host, URL or user name.
 REGISTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -629,6 +633,11 @@ def _endpoint(f: _Fields, stack: str) -> EndpointSpec:
             raise f._err("env", f"{k} is the worker image's own setting (its models are baked in, ComfyUI runs beside "
                                 "the handler); the local target sets its own, so a value here would pass locally and "
                                 "break the cloud's workers: remove it from endpoint.env")
+        if _CREDENTIAL_ENV.search(k):
+            # goldgate:spec is a plain, committed config value, and RunPod shows an endpoint's env in its console.
+            raise f._err("env", f"{k} looks like a credential, and endpoint.env is committed in plain text (RunPod "
+                                "shows it too): the worker needs none beyond what goldgate gives it (its models are "
+                                "baked in at build time); remove it, and rotate it if the file was shared or pushed")
         if not isinstance(v, str | int | float) or isinstance(v, bool):
             raise f._err("env", f"{k}: value must be a string or number")
         env[k] = str(v)

@@ -152,7 +152,7 @@ class StackHost:
         workflows = WORKFLOWS_DIR
         if image and image_store.is_local_ref(image):
             workflows = image_store.resolve(image, self.home) / "worker" / "workflows"
-        return {
+        config = {
             "stack": sp.name,
             "api_token": self.dir.secret("api_token"),
             "webhook_secret": self.dir.secret("webhook_secret"),
@@ -180,6 +180,11 @@ class StackHost:
             # with no stop. Left out when there is none: the service refuses an empty one.
             **({"webhook_secret_previous": previous} if (previous := self.dir.webhook_secret_previous()) else {}),
         }
+        # A secret this service reads for the first time (a rotation's previous one, written after the host
+        # started) is masked in the host's own lines from now on too, as the service masks it in its own.
+        self.log.secrets = tuple(dict.fromkeys((*self.log.secrets, *(
+            config[name] for name in (*LOGGED_SECRETS, *LOGGED_OPTIONAL_SECRETS) if config.get(name)))))
+        return config
 
     def start_service(self, image: str | None) -> None:
         self.service = self.spawn_service(image)

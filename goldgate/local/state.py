@@ -406,6 +406,8 @@ class StackDir:
         """Create the directories and any missing secret (random, 256 bits)."""
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.secrets_dir.mkdir(parents=True, exist_ok=True)
+        # The stack's database (every prompt), its results and its logs are its owner's alone, as in the cloud.
+        os.chmod(self.root, 0o700)
         os.chmod(self.secrets_dir, 0o700)
         for name in SECRET_NAMES:
             path = self.secret_file(name)
