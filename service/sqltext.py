@@ -37,6 +37,18 @@ def _pieces(text: str) -> list[str]:
     return pieces
 
 
+def _without_trailing_comment(piece: str) -> str:
+    """`a; -- why` as `a;`: a comment after a statement's ';' is not part of it (its rstrip(";") never reached the
+    ';', and the statement carried "; -- why" on, which a runner joining statements with ';' turns into two)."""
+    last = None
+    for match in _HIDES_SEMICOLONS.finditer(piece):
+        if match.group() == ";":
+            last = match.end()
+    if last is not None and _only_comments(piece[last:]) and sqlite3.complete_statement(piece[:last]):
+        return piece[:last]
+    return piece
+
+
 def iter_sql(lines: Iterable[str]) -> Iterator[str]:
     """Statements of SQL text given line by line (each line with its ending); raises ValueError if the
     text ends inside a statement. Holds one statement at a time, whatever the text's length."""
@@ -46,7 +58,7 @@ def iter_sql(lines: Iterable[str]) -> Iterator[str]:
         if sqlite3.complete_statement(buf):
             for piece in _pieces(buf):
                 # SQLite's own prepare loop skips empty statements (";;"), so D1 does too.
-                stmt = piece.strip().rstrip(";").strip()
+                stmt = _without_trailing_comment(piece).strip().rstrip(";").strip()
                 if stmt and not _only_comments(stmt):
                     yield stmt
             buf = ""
