@@ -91,12 +91,12 @@ def _stopped(stop: threading.Event | None, doing: str) -> None:
 
 
 def _upload(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, images: list,
-            stop: threading.Event | None = None) -> list[dict[str, Any]]:
+            stop: threading.Event | None = None, created: list[str] | None = None) -> list[dict[str, Any]]:
     """Every image is fetched and checked before the first upload, and an upload that fails removes what
     this attempt stored: a failed job leaves no result behind for its retry to collide with. An image an
     earlier run of the same render stored under a key is kept, so running a job again gives the same results.
     A job stopped while its images upload fails the same way: RunPod has ended it (CANCELLED, TIMED_OUT),
-    so what it stored is no result of a job anyone will read."""
+    so what it stored is no result of a job anyone will read. `created` gets the keys this attempt created."""
     checked = []
     for image in images:
         suffix = Path(image.filename).suffix.lower()
@@ -111,7 +111,7 @@ def _upload(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, images: list,
             raise _JobFailed(f"ComfyUI output {image.filename}: {exc}") from None
         checked.append((suffix, content_type, data, width, height))
     results: list[dict[str, Any]] = []
-    created: list[str] = []
+    created = [] if created is None else created
     try:
         for index, (suffix, content_type, data, width, height) in enumerate(checked):
             _stopped(stop, f"while its images uploaded ({index} of {len(checked)} stored); what it stored was "
@@ -169,7 +169,7 @@ def _left(deadline: float) -> float:
 
 
 def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float,
-         stop: threading.Event | None) -> dict[str, Any]:
+         stop: threading.Event | None, created: list[str]) -> dict[str, Any]:
     timings: dict[str, int] = {}
     # COMFY_JOB_TIMEOUT_S counts from the job's start, cold start included, so the worker's own clear
     # error (and its cancel of the prompt) comes before RunPod's executionTimeout ends the job silently.
@@ -201,7 +201,7 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float,
 
         _stopped(stop, f"after prompt {prompt_id} finished; nothing was uploaded")
         t = time.monotonic()
-        results = _upload(job, runtime, log, images, stop)
+        results = _upload(job, runtime, log, images, stop, created)
         timings["upload_ms"] = _ms(time.monotonic() - t)
     finally:
         _discard_saved(Path(runtime.config.comfy_output_dir), run_id, log)
@@ -211,18 +211,21 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float,
 
 
 def _store_outcome(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, runpod_job_id: str | None,
-                   output: dict[str, Any]) -> None:
+                   output: dict[str, Any]) -> str | None:
     """Stores the output RunPod gets next to the images, create-only like them (a run again of the render keeps
     the earlier run's, which describes the images it kept). RunPod keeps a job's output 30 minutes: a recovery
-    after that, its webhook lost, reads it here. The images are stored already, so a failed write only warns."""
+    after that, its webhook lost, reads it here. The images are stored already, so a failed write only warns.
+    Returns the key when this call created the object."""
     key = f"{job.result_prefix}{OUTCOME_FILE}"
     body = json.dumps({"runpod_job_id": runpod_job_id, "output": output}, sort_keys=True).encode()
     try:
-        runtime.store.put_create_only(key, body, "application/json", job.render_id())
+        stored = runtime.store.put_create_only(key, body, "application/json", job.render_id())
     except StorageError as exc:
         log.warning("outcome_not_stored", message=f"{exc}; the job completed, but if its webhook is lost too, a "
                                                   f"recovery after RunPod forgets the job finds no result",
                     error=error_field(exc), data={"key": key})
+        return None
+    return key if stored.created else None
 
 
 def _error(message: str, log: WorkerLog) -> dict[str, str]:
@@ -253,8 +256,19 @@ def run_job(job: dict[str, Any], runtime: WorkerRuntime, stop: threading.Event |
                     error=error_field(exc))
         return _error(str(exc), log)
     log = log.bind(workflow_version=parsed.workflow.version)
+    created: list[str] = []
     try:
-        output = _run(parsed, runtime, log, started, stop)
+        output = _run(parsed, runtime, log, started, stop, created)
+        outcome = _store_outcome(parsed, runtime, log, runpod_job_id, output)
+        if stop is not None and stop.is_set():
+            # RunPod stopped the job while its outcome was stored: it reports the job CANCELLED or TIMED_OUT and
+            # drops this output, so a recovery must not find an outcome (and images) that say it completed.
+            created += [outcome] if outcome else []
+            left = runtime.store.delete_created(created)
+            if left:
+                log.warning("upload_cleanup_failed", message=f"could not remove {', '.join(left)} after the job "
+                                                             f"was stopped", data={"keys": left})
+            raise ComfyCancelled("job stopped while its outcome was stored; what it stored was removed")
     except ComfyCancelled as exc:
         log.warning("job_cancelled", message=str(exc), status="CANCELLED",
                     duration_ms=_ms(time.monotonic() - started))
@@ -275,7 +289,6 @@ def run_job(job: dict[str, Any], runtime: WorkerRuntime, stop: threading.Event |
         message = f"internal worker error ({type(exc).__name__}): {exc}; see the worker log"
         log.error("job_failed", message=message, status="FAILED", error=error_field(exc))
         return _error(message, log)
-    _store_outcome(parsed, runtime, log, runpod_job_id, output)
     log.info("job_completed", status="COMPLETED", duration_ms=output["timings"]["total_ms"],
              data={"images": [i["key"] for i in output["images"]], "timings": output["timings"]})
     return output

@@ -77,10 +77,18 @@ class ResultStore:
                 if _code(exc) in ("ConditionalRequestConflict", "409"):
                     continue
                 if _code(exc) not in ("PreconditionFailed", "412"):
-                    raise StorageError(f"upload of {key} to bucket {self.bucket} failed: {_code(exc) or exc}") \
-                        from None
+                    meta = exc.response.get("ResponseMetadata") or {}
+                    # A 5xx may come after S3 stored the object, and an answer botocore retried may have been
+                    # lost after an earlier send stored it; a plain refusal (403, 400) stored nothing.
+                    maybe_stored = meta.get("HTTPStatusCode", 0) >= 500 or meta.get("RetryAttempts", 0) > 0
+                    left = self._remove_own(key, write) if maybe_stored else ""
+                    raise StorageError(f"upload of {key} to bucket {self.bucket} failed: "
+                                       f"{_code(exc) or exc}{left}") from None
             except BotoCoreError as exc:
-                raise StorageError(f"upload of {key} to bucket {self.bucket} failed: {exc}") from None
+                # Every send's answer was lost (a read timeout, a dropped connection): any of them may have stored
+                # the object, which no job will describe.
+                raise StorageError(f"upload of {key} to bucket {self.bucket} failed: {exc}"
+                                   f"{self._remove_own(key, write)}") from None
             existing = self._existing(key, digest, len(body), content_type, render_id, write)
             if existing is not None:
                 return existing
@@ -97,6 +105,28 @@ class ResultStore:
                 left.append(key)
         return left
 
+    def _remove_own(self, key: str, write: str) -> str:
+        """The call that would have stored `key` fails: removes the object if this call stored it all the same
+        (only this call's sends carry its write token). Best effort: returns "" when nothing of this call's is
+        left, else a clause for the error naming the object that may be left and why."""
+        try:
+            head = self._client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                return ""
+            return f"; could not check whether it was stored all the same ({_code(exc) or exc}): {key} may be left"
+        except BotoCoreError as exc:
+            return f"; could not check whether it was stored all the same ({exc}): {key} may be left"
+        if (head.get("Metadata") or {}).get(WRITE_METADATA) != write:
+            return ""
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            return f"; it was stored all the same and could not be removed ({_code(exc) or exc}): {key} is left"
+        except BotoCoreError as exc:
+            return f"; it was stored all the same and could not be removed ({exc}): {key} is left"
+        return ""
+
     def _existing(self, key: str, digest: str, size: int, content_type: str, render_id: str,
                   write: str) -> StoredObject | None:
         """The key exists already: created by this call's own earlier send (its answer was lost), fine if it
@@ -109,10 +139,10 @@ class ResultStore:
             if _code(exc) in ("NoSuchKey", "404"):
                 return None
             raise StorageError(f"{key} already exists in bucket {self.bucket} and could not be read back "
-                               f"to compare: {exc}") from None
+                               f"to compare: {exc}{self._remove_own(key, write)}") from None
         except BotoCoreError as exc:
             raise StorageError(f"{key} already exists in bucket {self.bucket} and could not be read back "
-                               f"to compare: {exc}") from None
+                               f"to compare: {exc}{self._remove_own(key, write)}") from None
         stored_type = obj.get("ContentType") or content_type
         existing_digest = hashlib.sha256(existing).hexdigest()
         metadata = obj.get("Metadata") or {}
