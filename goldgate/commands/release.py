@@ -23,6 +23,7 @@ from goldgate.release import build as builds
 from goldgate.release.deployers import Deployer, for_target
 from goldgate.release.gate import PromotionRefused
 from goldgate.release.golden import MAX_CONCURRENCY
+from goldgate.release.history import interrupted
 from goldgate.release.ledger import KEY_ENV, Ledger, detect_trigger
 from goldgate.release.main_pins import STACKS, check_prod_file, pins_onto_main, read_stack_file
 from goldgate.release.promote import PromotionOutcome, check_gate, promote
@@ -185,13 +186,14 @@ def cmd_promote(args: argparse.Namespace) -> int:
     report = Path(args.report) if args.report else paths.reports_dir / "latest.json"
     if args.check:
         decision, _, _ = check_gate(deployer, ledger, report, expected_image=args.image, cases_dir=paths.cases_dir,
-                                    references_dir=paths.references_dir)
+                                    references_dir=paths.references_dir, retry_rejected=args.retry_rejected)
         emit(args, decision.to_dict(), lambda d: _render_promotion({"gate": d, "message": (
             "gate would pass" if d["passed"] else "gate would refuse")}))
         return 0 if decision.passed else 1
     try:
         outcome = promote(deployer, ledger, _home(args), report_path=report, trigger=detect_trigger(args.trigger),
-                          progress=progress, paths=paths, expected_image=args.image)
+                          progress=progress, paths=paths, expected_image=args.image,
+                          retry_rejected=args.retry_rejected)
     except PromotionRefused as exc:
         if args.json:  # the refusal is the promotion's evidence: keep stdout one JSON document
             emit(args, {"outcome": "refused", "ok": False, "gate": exc.decision.to_dict(), "message": str(exc)},
@@ -204,10 +206,25 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    outcome = rollback(_deployer(args), Ledger(_home(args)), _home(args), to=args.to,
+    ledger = Ledger(_home(args))
+    outcome = rollback(_deployer(args), ledger, _home(args), to=args.to,
                        trigger=detect_trigger(args.trigger), progress=progress, paths=_paths(args))
-    emit(args, outcome.to_dict(), lambda d: f"PROD rolled back: {d['before']} -> {d['prod_image']} (smoke passed)")
+    emit(args, outcome.to_dict(), lambda d: _render_rollback(d, ledger.entries()))
     return 0
+
+
+def _render_rollback(d: dict[str, Any], entries: list[Any]) -> str:
+    before, after = d["before"], d["prod_image"]
+    if before == after:   # finishing an interrupted change, or retrying a failed rollback: "X -> X" said nothing
+        return f"PROD redeployed {after}, which it already ran (smoke passed)"
+    # `rollback --to` may name a release promoted after the one PROD ran: that is no step back.
+    first: dict[Any, int] = {}
+    for e in entries:
+        if e.kind == "promotion" and e.get("phase") == "outcome" and e.get("stack", "prod") == d["stack"]:
+            first.setdefault(e.get("prod_image"), e.seq)
+    if before in first and after in first and first[after] > first[before]:
+        return f"PROD moved forward to a newer release: {before} -> {after} (smoke passed)"
+    return f"PROD rolled back: {before} -> {after} (smoke passed)"
 
 
 # -- history -----------------------------------------------------------------------------------
@@ -230,13 +247,21 @@ def cmd_history(args: argparse.Namespace) -> int:
         signed = (f"; the MACs of its {macs} signed entr{'y' if macs == 1 else 'ies'} are not checked: {KEY_ENV} "
                   "is not set")
 
+    # A PROD change whose command died before its outcome looks like any intent row: say it has none.
+    stacks = {e.get("stack", "prod") for e in read if e.get("phase") == "intent" and isinstance(e.get("stack", ""), str)}
+    open_intents = {i.intent_seq for stack in stacks for i in interrupted(read, stack)}
+
     def render(rows: list[dict[str, Any]]) -> str:
         # A golden run has no phase: its suite (full or smoke) goes there, so a PROD smoke run and a full run differ.
         flat = [{"seq": r["seq"], "ts": r["ts"], "kind": r["kind"], "phase": r.get("phase") or r.get("suite", ""),
-                 "stack": r.get("stack", ""), "outcome": _outcome(r),
+                 "stack": r.get("stack", ""),
+                 "outcome": "UNFINISHED" if r["seq"] in open_intents else _outcome(r),
                  "image": _short(r.get("prod_image") or r.get("image") or r.get("after")),
                  "trigger": r.get("trigger", "")} for r in rows]
-        return table(flat, ["seq", "ts", "kind", "phase", "stack", "outcome", "image", "trigger"]) + \
+        unfinished = "" if not open_intents else (
+            f"\nunfinished: {', '.join(f'#{seq}' for seq in sorted(open_intents))} recorded an intent and no outcome "
+            "(its command is still running, or was interrupted): `goldgate rollback` finishes an interrupted one")
+        return table(flat, ["seq", "ts", "kind", "phase", "stack", "outcome", "image", "trigger"]) + unfinished + \
             f"\n{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}; hash chain verified{signed}"
     emit(args, entries, render)
     return 0
@@ -324,7 +349,8 @@ def cmd_release(args: argparse.Namespace) -> int:
     error: str | None = None
     if golden.passed:
         try:
-            outcome = promote(deployer, ledger, home, report_path=_paths(args).reports_dir / "latest.json",
+            # Gate on this run's own report: latest.json is whichever golden run in this state dir wrote last.
+            outcome = promote(deployer, ledger, home, report_path=golden.path,
                               staging=args.staging, prod=args.prod, trigger=trigger, progress=progress,
                               paths=_paths(args), expected_image=built.image)  # what this release built, only
             summary["promotion"] = outcome.to_dict()
@@ -367,6 +393,10 @@ def _render_release(s: dict[str, Any]) -> str:
              f"p95 {lat['p95']} s, mean {lat['mean']} s, max {lat['max']} s"),
              f"             suite wall time {g['wall_time_s']} s vs {g['sum_latency_s']} s summed case latencies",
              f"             report {g['report']}"]
+    failures = g.get("failures") or []
+    lines += [f"             failure {f}" for f in failures[:10]]
+    if len(failures) > 10:
+        lines.append(f"             ... {len(failures) - 10} more failures in the report")
     promo = s.get("promotion")
     if promo:
         lines.append(f"promotion    {promo['outcome']}: {promo['message']}")
@@ -475,6 +505,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check", action="store_true", help="only evaluate the gate; change nothing")
     p.add_argument("--image", type=_digest_ref, help="repo@sha256:<digest> you approve: refuse unless the report and "
                                                      "STAGING are for exactly it (CI passes the digest it built)")
+    p.add_argument("--retry-rejected", action="store_true",
+                   help="promote a digest PROD found wanting (its smoke failed there, or an operator rolled PROD off "
+                        "it) once its cause on PROD is fixed; recorded in the ledger. A new STAGING golden run never "
+                        "does this: a fault that shows only on PROD passes there")
     p = add("rollback", cmd_rollback, "pin an earlier verified release on PROD, deploy, smoke", golden_paths=True)
     p.add_argument("--to", help="digest, image ref or release id (default: the previous verified release)")
     p = add("history", cmd_history, "the release ledger: builds, deploys, golden runs, promotions, rollbacks")

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from goldgate.ops.checklist_facts import Facts, MigrationFacts
+from goldgate.release.gate import CLOCK_SKEW_S as REPORT_CLOCK_SKEW_S
 from goldgate.spec import RetentionSpec, is_digest_ref
 
 PASS, FAIL, NA = "pass", "fail", "n/a"
@@ -428,11 +429,15 @@ def golden_report_latest(f: Facts) -> Verdict:
     staging = f.specs.get("staging")
     max_age = staging.thresholds.report_max_age_s if staging else 86_400
     age = _age_s(f.golden.get("finished_at"), f.now)
-    if age is not None and age < 0:
-        # The promotion gate (goldgate/release/gate.py) refuses such a report too: this line agrees with it.
+    if age is not None and age < -REPORT_CLOCK_SKEW_S:
+        # The promotion gate (goldgate/release/gate.py) refuses such a report too, with the same allowance for skew.
         return FAIL, (f"{f.golden_path} says it finished at {str(f.golden.get('finished_at'))[:64]}, {-age:.0f} s in "
-                      f"the future (now {f.now.isoformat(timespec='seconds')}), which `goldgate promote` refuses: "
-                      "check the clock of the machine that ran it and this one's, then run `goldgate golden staging`")
+                      f"the future (now {f.now.isoformat(timespec='seconds')}; more than the {REPORT_CLOCK_SKEW_S} s "
+                      "of clock skew allowed), which `goldgate promote` refuses: check the clock of the machine that "
+                      "ran it and this one's, then run `goldgate golden staging`")
+    if age is not None and age < 0:
+        return PASS, (f"{f.golden_path} finished {-age:.0f} s in the future by this clock (within the "
+                      f"{REPORT_CLOCK_SKEW_S} s of clock skew allowed)")
     return _ok(age is not None and age <= max_age, f"{f.golden_path} finished {age:.0f} s ago (max {max_age})"
                if age is not None else "", f"{f.golden_path} is stale or undated: finished_at "
                f"{str(f.golden.get('finished_at'))[:64]!r} ({f'{age:.0f} s ago' if age is not None else 'unreadable'}"

@@ -16,6 +16,10 @@ from typing import Any
 from goldgate.errors import GoldgateError
 from goldgate.spec import Thresholds
 
+# A report this far ahead of our clock was dated by another machine (a CI runner whose clock runs fast), as the DR
+# drill's line of the checklist allows; further ahead, it is not evidence of anything that happened.
+CLOCK_SKEW_S = 300
+
 
 class PromotionRefused(GoldgateError):
     """The gate said no; the message lists each failed condition."""
@@ -70,7 +74,8 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              suite: Collection[str] | None = None,
              references: Mapping[str, str | None] | None = None,
              ledger_keyed: bool = False, recorded_problem: str | None = None,
-             definitions: Mapping[str, str] | None = None, suite_dir: str = "the golden suite") -> GateDecision:
+             definitions: Mapping[str, str] | None = None, suite_dir: str = "the golden suite",
+             retry_rejected: bool = False) -> GateDecision:
     """Check the report and STAGING against the thresholds; never raises on a malformed report.
 
     `recorded` is the ledger's entry for the golden run that wrote this very report (matched by the
@@ -82,9 +87,10 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     version PROD will serve.
     `redeployed_by` is the ledger's last deploy to STAGING when `staging_image` is a pin STAGING had before it:
     the stack file read is older than STAGING (a re-run of an earlier CI run), so it does not say what STAGING
-    runs now. `rejected_by` is a later promotion or rollback on PROD that found the report's digest wanting (its
-    smoke cases failed there, or an operator's rollback took PROD off it): PROD's verdict is newer than
-    STAGING's, so a re-run of the failed promotion cannot put the digest back on PROD. `expected_image` is the
+    runs now. `rejected_by` is PROD's last verdict on the report's digest when it found it wanting (its smoke cases
+    failed there, or an operator's rollback took PROD off it), before or after this golden run: a fault that shows
+    only on PROD passes every STAGING run, so neither a re-run of the failed promotion nor a new golden run puts the
+    digest back on PROD; only `retry_rejected` (the operator's `promote --retry-rejected`) does. `expected_image` is the
     digest the caller approved (`promote --image`, CI's build): the report and STAGING must both be for it, so an
     approval given for one digest cannot promote another that STAGING took since. `suite` is the id of every golden
     case: the report must have run each of them, so a run over a few cases (`golden --cases-dir <a subset>`, while
@@ -180,10 +186,13 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     if rejected_by is not None:
         verdict = ("its smoke cases failed there" if rejected_by.get("kind") in ("promotion", "golden") else
                    f"an operator's rollback took {rejected_by.get('stack')} off it")
-        cond("prod_verdict", False,
-             f"after this golden run {report.get('image')} went to {rejected_by.get('stack')} and {verdict} (ledger "
-             f"#{rejected_by.get('seq')}); fix it and release a new build, or run `goldgate golden {staging_stack}` "
-             "to qualify it again")
+        prod = rejected_by.get("stack")
+        found = f"{report.get('image')} went to {prod} and {verdict} (ledger #{rejected_by.get('seq')})"
+        # A fault that shows only on PROD passes every STAGING run: a later golden run there proves nothing about it.
+        cond("prod_verdict", retry_rejected,
+             f"{found}; promoted again as the operator asked (--retry-rejected)" if retry_rejected else
+             f"{found}; later golden runs on {staging_stack} do not outvote {prod}'s verdict: fix it and release a "
+             f"new build, or, once the cause on {prod} is fixed, `goldgate promote --retry-rejected`")
     if workflow_versions:
         version = report.get("workflow_version")
         other = {stack: v for stack, v in workflow_versions.items() if v != version}
@@ -191,10 +200,19 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              f"report is for workflow version {version!r}"
              + "".join(f", but {stack} declares {v!r}" for stack, v in other.items()))
     age = _age_s(report.get("finished_at"), now)
-    fresh = age is not None and 0 <= age <= thresholds.report_max_age_s
-    cond("report_fresh", fresh,
-         f"report finished {age:.0f} s ago (max {thresholds.report_max_age_s} s)" if age is not None else
-         f"report has no readable finished_at ({report.get('finished_at')!r})")
+    fresh = age is not None and -CLOCK_SKEW_S <= age <= thresholds.report_max_age_s
+    if age is None:
+        freshness = f"report has no readable finished_at ({report.get('finished_at')!r})"
+    elif age < -CLOCK_SKEW_S:
+        freshness = (f"report says it finished at {str(report.get('finished_at'))[:64]}, {-age:.0f} s in the future "
+                     f"(more than the {CLOCK_SKEW_S} s of clock skew allowed): check the clock of the machine that "
+                     f"ran it and this one's, then run `goldgate golden {staging_stack}`")
+    elif age < 0:
+        freshness = (f"report finished {-age:.0f} s in the future by this clock (within the {CLOCK_SKEW_S} s of clock "
+                     f"skew allowed; max age {thresholds.report_max_age_s} s)")
+    else:
+        freshness = f"report finished {age:.0f} s ago (max {thresholds.report_max_age_s} s)"
+    cond("report_fresh", fresh, freshness)
     latency = report.get("latency_s")
     mean = latency.get("mean") if isinstance(latency, Mapping) else None
     ok_mean = isinstance(mean, int | float) and mean <= thresholds.golden_mean_latency_s
@@ -263,7 +281,16 @@ def _references_match(report: dict[str, Any], references: Mapping[str, str | Non
     differ = sorted(name for name, sha in references.items() if sha is None or compared.get(name) != sha)
     if not differ:
         return True, f"the report compared with the {len(references)} committed reference images"
+    # A case that produced no image compared nothing: saying it compared "other files" would send the operator
+    # looking for a references directory that was never used.
+    unused = [name for name in differ if compared.get(name) is None]
+    other = [name for name in differ if compared.get(name) is not None]
     where = recorded.get("dir") if isinstance(recorded, Mapping) else None
-    shown = ", ".join(differ[:5]) + (", ..." if len(differ) > 5 else "")
-    return False, (f"the report compared {len(differ)} of the {len(references)} reference images ({shown}) with other "
-                   f"files than this checkout holds (references dir {str(where)[:200]!r}): {again}")
+    told = []
+    if other:
+        told.append(f"compared {len(other)} of the {len(references)} reference images ({_few(other)}) with other "
+                    f"files than this checkout holds (references dir {str(where)[:200]!r})")
+    if unused:
+        told.append(f"did not compare {len(unused)} of the {len(references)} reference images ({_few(unused)}): "
+                    "not compared (its case produced no image to compare)")
+    return False, f"the report {'; and '.join(told)}: {again}"

@@ -263,10 +263,15 @@ class _WaitNotes:
         if self.note is None or waited_s < (self.next_at or self.every_s):
             return
         self.next_at = waited_s + self.every_s
-        how = (f"goldgate recover {job_id} --stack {self.target.stack}" if self.target.target == "local"
+        local = self.target.target == "local"
+        how = (f"goldgate recover {job_id} --stack {self.target.stack}" if local
                else f"POST /api/admin/recover/{job_id} on {self.target.stack}'s API")
+        # A job no worker takes (each exits at start, preflight_failed) waits just as a lost webhook's does, and
+        # is the likelier cause while it is still queued: recovering it finds nothing lost.
+        workers = (f"`goldgate status {self.target.stack}` (worker exits)" if local else
+                   f"{self.target.stack}'s RunPod endpoint (its workers' exits and logs)")
         self.note(f"{self.case_id}: job {job_id} still {state or 'without a status'} after {waited_s:.0f} s "
-                  f"(limit {limit:g} s); if its webhook was lost: {how}")
+                  f"(limit {limit:g} s); if no worker takes it, see {workers}; if its webhook was lost: {how}")
 
 
 def _wait(client: httpx.Client, job_id: str, deadline: float, limit: float, poll_s: float,

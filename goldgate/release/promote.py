@@ -85,12 +85,13 @@ def shipped_placeholder(image: str) -> bool:
 
 def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging: str = "staging",
                prod: str = "prod", now: datetime | None = None, expected_image: str | None = None,
-               cases_dir: Path | None = None,
-               references_dir: Path | None = None) -> tuple[GateDecision, dict[str, Any], str]:
+               cases_dir: Path | None = None, references_dir: Path | None = None,
+               retry_rejected: bool = False) -> tuple[GateDecision, dict[str, Any], str]:
     """Evaluate the gate for the report at `report_path` against what STAGING runs now, the workflow version
     `prod` declares, if given the digest the caller approved and, if given, the golden suite in `cases_dir` (the
     report must cover every case of it, and its golden run must have run each as `cases_dir` defines it); returns the
-    decision, the report and the sha256 of the report as read."""
+    decision, the report and the sha256 of the report as read. `retry_rejected` is the operator's word that a digest
+    PROD found wanting may go back there (`promote --retry-rejected`)."""
     ledger.require_key_if_signed("evaluate the gate")
     cases = None if cases_dir is None else load_cases(cases_dir)
     suite = None if cases is None else [case.id for case in cases]
@@ -113,9 +114,10 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
          and e.get("stack") == staging and e.get("image") == report.get("image")
          and (e.get("suite") == "full" or (e.get("suite") == "smoke" and e.get("passed") is not True))), None)
     reasons = {e.seq: e.get("reason") for e in entries if e.kind == "rollback" and e.get("phase") == "intent"}
-    rejected = None if recorded is None else next(
-        (e.to_dict() for e in reversed(entries)
-         if e.seq > recorded["seq"] and _rejected(e, prod, report.get("image"), reasons)), None)
+    # PROD's last verdict on the digest, whenever it came: a STAGING run after it cannot see a fault only PROD shows.
+    verdict = next((e for e in reversed(entries) if _rejected(e, prod, report.get("image"), reasons)
+                    or _verified_on(e, prod, report.get("image"))), None)
+    rejected = None if verdict is None or _verified_on(verdict, prod, report.get("image")) else verdict.to_dict()
     since = _deployed_at(entries, staging, staging_image) or (now - timedelta(
         seconds=thresholds.report_max_age_s))
     error_rate: ErrorRate | None
@@ -130,14 +132,18 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
                     references=references, ledger_keyed=ledger.keyed,
                     recorded_problem=None if run is None else run.mac_problem(),
                     definitions=None if cases is None else suite_digests(cases),
-                    suite_dir="the golden suite" if cases_dir is None else shown_dir(cases_dir)), report, sha
+                    suite_dir="the golden suite" if cases_dir is None else shown_dir(cases_dir),
+                    retry_rejected=retry_rejected), report, sha
 
 
 def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path | None = None,
             staging: str = "staging", prod: str = "prod", trigger: str = "user",
             progress: Progress = lambda _m: None, paths: GoldenPaths = DEFAULT_PATHS,
-            now: datetime | None = None, expected_image: str | None = None) -> PromotionOutcome:
+            now: datetime | None = None, expected_image: str | None = None,
+            retry_rejected: bool = False) -> PromotionOutcome:
     """`expected_image` is the digest the caller approved (`promote --image`): the gate refuses any other.
+    `retry_rejected` lets a digest PROD found wanting go back there (`promote --retry-rejected`, an operator's
+    decision; recorded in the ledger, so on a signed ledger it needs the key as any promotion does).
     Raises PromotionRefused (nothing changed), ReleaseLocked, StalePin (PROD's stack file is older than its last
     recorded change), or GoldgateError when `prod` is not the stack whose role is prod or `staging` is (nothing
     recorded or deployed); otherwise returns the outcome."""
@@ -150,11 +156,12 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
         reconcile(deployer, ledger, prod, progress)
         decision, _report, sha = check_gate(deployer, ledger, report_path, staging=staging, prod=prod, now=now,
                                             expected_image=expected_image, cases_dir=paths.cases_dir,
-                                            references_dir=paths.references_dir)
+                                            references_dir=paths.references_dir, retry_rejected=retry_rejected)
+        retried = {"retry_rejected": True} if retry_rejected else {}
         if not decision.passed:
             ledger.append("promotion", phase="refused", stack=prod, target=deployer.target,
                           image=deployer.current_image(staging), report=str(report_path), report_sha256=sha,
-                          gate=decision.to_dict(), trigger=trigger)
+                          gate=decision.to_dict(), trigger=trigger, **retried)
             raise PromotionRefused(decision)
         # The smoke cases decide whether PROD keeps the candidate: cases that cannot run would fail the smoke
         # after PROD changed, and the automatic rollback's smoke too. Found out now, PROD is untouched.
@@ -165,7 +172,7 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
         rid = release_ids(ledger.entries()).get(image)
         intent = ledger.append("promotion", phase="intent", stack=prod, target=deployer.target, image=image,
                                release_id=rid, before=before, report=str(report_path), report_sha256=sha,
-                               gate=decision.to_dict(), trigger=trigger)
+                               gate=decision.to_dict(), trigger=trigger, **retried)
         was = "nothing: its first release" if not before or shipped_placeholder(before) else before
         progress(f"gate passed; promoting {image} to {prod} (was {was})")
         outcome, error, smoke_path, smoke_passed = deploy_and_smoke(deployer, ledger, prod, image, "promoted",
@@ -232,6 +239,13 @@ def _rejected(entry: Entry, prod: str, image: Any, reasons: dict[int, Any]) -> b
     reason = entry.get("reason", reasons.get(intent_seq) if isinstance(intent_seq, int) else None)
     return (entry.kind == "rollback" and reason == "manual" and entry.get("before") == image
             and entry.get("after") != image)
+
+
+def _verified_on(entry: Entry, prod: str, image: Any) -> bool:
+    """Did this ledger entry verify `image` on `prod`: a promotion or rollback whose smoke cases passed there with it?
+    Only an authenticated one counts when a ledger key is in use: a forged one would clear PROD's verdict."""
+    return (entry.kind in ("promotion", "rollback") and entry.get("phase") == "outcome" and entry.authentic
+            and entry.get("stack", "prod") == prod and isinstance(image, str) and entry.get("prod_image") == image)
 
 
 def _redeployed(entries: list[Entry], stack: str, pinned: str | None) -> dict[str, Any] | None:

@@ -50,7 +50,7 @@ def test_a_rerun_promotion_whose_smoke_failed_before_its_runner_was_lost_does_no
             promote(target, ledger, home, paths=paths)
         target.pins["prod"] = A
         target.deploys.clear()
-        with pytest.raises(PromotionRefused, match=rf"prod_verdict: after this golden run {B} went to prod and its "
+        with pytest.raises(PromotionRefused, match=rf"prod_verdict: {B} went to prod and its "
                                                    rf"smoke cases failed there \(ledger #\d+\)"):
             promote(target, ledger, home, paths=paths)
         assert target.deploys == []
