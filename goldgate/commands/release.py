@@ -320,7 +320,12 @@ def cmd_release(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     home, ledger, trigger = _home(args), Ledger(_home(args)), detect_trigger(args.trigger)
     deployer = _deployer(args)
-    _check_build(args)  # a build that would be refused fails before any stack is touched
+    engine, _, _ = _check_build(args)  # a build that would be refused fails before any stack is touched
+    if engine == "docker" and args.target == "local":
+        # A local stack runs snapshots of this home only: the pushed image was refused at STAGING's deploy, after
+        # the build and the push.
+        raise GoldgateError("a local release runs a local snapshot: drop --repo (and --engine docker), or release "
+                            "the pushed image to the cloud stacks with --target cloud")
     _check_release_stacks(deployer, args.staging, args.prod)
     ledger.require_key_if_signed(f"release to {args.prod}")   # refused now, not after the build and golden run
     _paths(args)
