@@ -308,13 +308,14 @@ class EdgeProtocol(HttpToolsProtocol):
         lines += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
         lines += [f"{name}: {value}\r\n".encode("latin-1") for name, value in response.headers.items()]
         lines += [b"content-length: %d\r\nconnection: close\r\n\r\n" % len(response.body), response.body]
-        self.transport.write(b"".join(lines))
-        self.transport.close()
         # Under uvicorn's own event (docs/LOG_EVENTS.md): the line that used to say only "Invalid HTTP request
-        # received." now says why, with the status and the client that sent it.
+        # received." now says why, with the status and the client that sent it. Logged before the answer goes out:
+        # a client that has read the refusal finds its line.
         client = f"{self.client[0]}:{self.client[1]}" if self.client else None
         self.log.warning("service.server_log", reason=refusal.code, message=refusal.message,
                          http={"status": refusal.status}, data={"logger": "edge_protocol", "client": client})
+        self.transport.write(b"".join(lines))
+        self.transport.close()
 
     def _arm_head_deadline(self) -> None:
         if self._head_deadline is None:

@@ -56,7 +56,7 @@ def _tree(dir_mode: int, loader_dir: str | None) -> Iterator[Path]:
 
 
 def test_a_loader_directory_the_worker_cannot_search_is_a_named_problem():
-    with _tree(0o744, "loras") as models, _as_another_user():
+    with _tree(0o644, "loras") as models, _as_another_user():
         report = run_preflight(MANIFEST, WORKFLOWS, [models])
     assert not report.ok
     [problem] = [p for p in report.problems if p.startswith("loader folder loras:")]
