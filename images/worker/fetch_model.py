@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import BinaryIO
@@ -47,6 +48,21 @@ class _Transient(Exception):
     def __init__(self, message: str, retry_after: int = 0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class _StayOnHttps(urllib.request.HTTPRedirectHandler):
+    """urllib's redirects, except one that leaves https: the LoRA is baked unpinned, so whoever could answer a
+    downgraded plain-http request (anyone on the builder's path) would choose the bytes the image ships."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        if urllib.parse.urlsplit(req.full_url).scheme == "https" and urllib.parse.urlsplit(newurl).scheme != "https":
+            fp.close()
+            raise FetchFailed(f"GET {req.full_url} answered {code} {msg} to {newurl}: a download that starts on "
+                              "https never leaves it; check source_url in models.yaml")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_StayOnHttps)
 
 
 def fetch(url: str, sha256: str | None, dest: Path, retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S) -> str:
@@ -102,7 +118,7 @@ def _download(url: str, out: BinaryIO) -> str:
     out.truncate()  # a retry starts the file over
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=READ_TIMEOUT_S) as resp:
+        with _OPENER.open(url, timeout=READ_TIMEOUT_S) as resp:
             announced, got = resp.length, 0  # Content-Length, None when the server sent none
             while chunk := resp.read(CHUNK):
                 digest.update(chunk)

@@ -53,9 +53,9 @@ def _piped_steps(workflow: dict) -> list[tuple[str, dict, dict]]:
 
 def _resolve(value: str, context: dict[str, str]) -> str:
     """Evaluate the `${{ name }}` expressions of a step's env value from `context` (a test names each one); a secret
-    stands for itself (`<secrets.NAME>`): no test needs its value."""
-    return _EXPRESSION.sub(lambda m: f"<{m.group(1)}>" if m.group(1).startswith("secrets.") else context[m.group(1)],
-                           value)
+    or the job's token stands for itself (`<secrets.NAME>`, `<github.token>`): no test needs its value."""
+    secret = re.compile(r"secrets\.\w+|github\.token")
+    return _EXPRESSION.sub(lambda m: f"<{m.group(1)}>" if secret.fullmatch(m.group(1)) else context[m.group(1)], value)
 
 
 def _bash(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -166,10 +166,13 @@ def test_shellcheck_finds_nothing_in_the_scripts_ci_runs(tmp_path: Path) -> None
 # --- who may promote what -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "job"), [("release.yml", "promote"), ("rollback.yml", "rollback")])
-def test_prod_jobs_run_only_from_main(name: str, job: str) -> None:
+@pytest.mark.parametrize(("name", "job"), [("release.yml", "build"), ("release.yml", "staging"),
+                                         ("release.yml", "promote"), ("rollback.yml", "rollback")])
+def test_jobs_holding_the_ledger_key_run_only_from_main(name: str, job: str) -> None:
     # A workflow_dispatch may name any branch: its code would run with the PROD secrets, and the pin commit
     # (`git pull --rebase origin main && git push origin HEAD:main`) would land the branch's commits on main.
+    # The build and staging jobs hold the ledger key too: a branch's code could sign a golden run that never
+    # happened, and the gate trusts exactly those.
     condition = str(_workflow(name)["jobs"][job].get("if", ""))
     assert re.search(r"github\.ref\s*==\s*'refs/heads/main'", condition), f"{name}: job {job} has if={condition!r}"
 
@@ -278,8 +281,11 @@ class LedgerRig:
         self.jobs = 0
 
     def _env(self, **extra: str) -> dict[str, str]:
+        # GH_TOKEN and GITHUB_SERVER_URL as the steps that talk to origin see them (origin is a local path here, so
+        # git sends the token nowhere; test_review13_ci_checkout_credentials serves one over http).
         return _env(self.tmp, self.bin, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid",
-                    GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid", **extra)
+                    GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid", GH_TOKEN="job-token",
+                    GITHUB_SERVER_URL="https://github.example", **extra)
 
     def _git(self, cwd: Path, *args: str) -> str:
         return subprocess.run(["git", *args], cwd=cwd, env=self._env(), capture_output=True, text=True,
