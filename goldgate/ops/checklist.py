@@ -305,6 +305,8 @@ def status_after_webhook(f: Facts) -> Verdict:
 def webhook_idempotent(f: Facts) -> Verdict:
     if f.live is None:
         return NA, f"needs the live stack: {f.live_reason}"
+    if f.live.replay_ok is None:
+        return NA, f.live.replay_detail
     return _ok(f.live.replay_ok, f.live.replay_detail, f.live.replay_detail)
 
 

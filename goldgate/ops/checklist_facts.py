@@ -89,7 +89,7 @@ class LogFacts:
 class LiveFacts:
     """What the running stack answered: a replayed webhook, the status endpoint, a result download."""
 
-    replay_ok: bool
+    replay_ok: bool | None   # None: no webhook was replayed, replay_detail says why
     replay_detail: str
     status_ok: bool
     status_detail: str
@@ -456,12 +456,11 @@ def read_image_models(home: Path, image: str) -> ImageModels:
 
 # -- the live probe ------------------------------------------------------------------------------
 
-def live_probe(api_url: str, api_token: str, webhook_secret: str, db_path: Path) -> LiveFacts:
+def live_probe(api_url: str, api_token: str, webhook_secret: str | None, db_path: Path,
+               no_replay: str = "") -> LiveFacts:
     """Re-POST a completed job's webhook, then an older state (IN_PROGRESS) of it, and see nothing change; read its
-    status and one result."""
+    status and one result. Without a `webhook_secret` the service holds, no webhook is sent (`no_replay` says why)."""
     import httpx
-
-    from service import signing
 
     conn = connect_read_only(db_path)
     conn.row_factory = sqlite3.Row
@@ -475,42 +474,11 @@ def live_probe(api_url: str, api_token: str, webhook_secret: str, db_path: Path)
     finally:
         conn.close()
     results = json.loads(job["results_json"])
-    body = {"id": job["runpod_job_id"], "status": "COMPLETED", "delayTime": job["runpod_queue_duration_ms"],
-            "executionTime": job["runpod_run_duration_ms"],
-            "input": {"job_id": job["id"], "trace_id": job["trace_id"], "workflow_version": job["workflow_version"]},
-            "output": {"images": results,
-                       "timings": json.loads(job["worker_timings_json"]) if job["worker_timings_json"] else {},
-                       "workflow_version": job["workflow_version"], "worker_image_tag": job["worker_image_tag"],
-                       "gpu_type": job["gpu_type"]}}
-    sig = signing.webhook_signature(webhook_secret, job["id"])
     headers = {"Authorization": f"Bearer {api_token}"}
     with httpx.Client(base_url=api_url, timeout=30.0) as http:
         try:
-            replay = http.post("/api/runpod/webhook", params={"job": job["id"], "sig": sig}, json=body)
-            # An older state arriving after the terminal one (RunPod's deliveries are not ordered): the service
-            # must answer 200 (a refusal is retried) and ignore it as out of order.
-            late = http.post("/api/runpod/webhook", params={"job": job["id"], "sig": sig},
-                             # its own output each run: the service records an ignored delivery, and the same
-                             # late body again would be a duplicate on the next checklist run
-                             json={"id": job["runpod_job_id"], "status": "IN_PROGRESS",
-                                   "output": {"progress": f"goldgate checklist probe {uuid.uuid4().hex}"}})
-            conn = connect_read_only(db_path)
-            conn.row_factory = sqlite3.Row
-            try:
-                after = _job_state(conn, job["id"])
-            finally:
-                conn.close()
-            changed = [k for k in before if before[k] != after[k]]
-            late_answer = _answer(late)
-            ignored = late.status_code == 200 and late_answer.get("applied") is False \
-                and late_answer.get("reason") == "out_of_order"
-            replay_ok = replay.status_code == 200 and ignored and not changed
-            replay_detail = (f"replayed the COMPLETED webhook of job {job['id']}: HTTP {replay.status_code}; then "
-                             f"an IN_PROGRESS after it: HTTP {late.status_code} applied="
-                             f"{late_answer.get('applied')!r} reason={str(late_answer.get('reason'))[:40]!r}"
-                             + ("" if ignored else " (expected applied=false, reason='out_of_order')") + "; "
-                             + ("nothing changed (job row, metrics, applied deliveries)" if not changed
-                                else f"CHANGED: {', '.join(changed)}"))
+            replay_ok, replay_detail = (None, no_replay) if webhook_secret is None else _replay(
+                http, job, webhook_secret, before, db_path)
             status = http.get(f"/api/status/{job['id']}", headers=headers)
             view = status.json() if status.status_code == 200 else {}
             status_ok = view.get("status") == "completed"
@@ -525,6 +493,48 @@ def live_probe(api_url: str, api_token: str, webhook_secret: str, db_path: Path)
         except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
             return LiveFacts(False, f"the live probe failed: {exc}", False, "not reached", False, "not reached")
     return LiveFacts(replay_ok, replay_detail, status_ok, status_detail, result_ok, result_detail)
+
+
+def _replay(http: Any, job: sqlite3.Row, webhook_secret: str, before: dict[str, Any],
+            db_path: Path) -> tuple[bool, str]:
+    """The job's COMPLETED webhook again, then an IN_PROGRESS after it: whether the service changed nothing."""
+    from service import signing
+
+    results = json.loads(job["results_json"])
+    body = {"id": job["runpod_job_id"], "status": "COMPLETED", "delayTime": job["runpod_queue_duration_ms"],
+            "executionTime": job["runpod_run_duration_ms"],
+            "input": {"job_id": job["id"], "trace_id": job["trace_id"], "workflow_version": job["workflow_version"]},
+            "output": {"images": results,
+                       "timings": json.loads(job["worker_timings_json"]) if job["worker_timings_json"] else {},
+                       "workflow_version": job["workflow_version"], "worker_image_tag": job["worker_image_tag"],
+                       "gpu_type": job["gpu_type"]}}
+    sig = signing.webhook_signature(webhook_secret, job["id"])
+    replay = http.post("/api/runpod/webhook", params={"job": job["id"], "sig": sig}, json=body)
+    # An older state arriving after the terminal one (RunPod's deliveries are not ordered): the service
+    # must answer 200 (a refusal is retried) and ignore it as out of order.
+    late = http.post("/api/runpod/webhook", params={"job": job["id"], "sig": sig},
+                     # its own output each run: the service records an ignored delivery, and the same
+                     # late body again would be a duplicate on the next checklist run
+                     json={"id": job["runpod_job_id"], "status": "IN_PROGRESS",
+                           "output": {"progress": f"goldgate checklist probe {uuid.uuid4().hex}"}})
+    conn = connect_read_only(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        after = _job_state(conn, job["id"])
+    finally:
+        conn.close()
+    changed = [k for k in before if before[k] != after[k]]
+    late_answer = _answer(late)
+    ignored = late.status_code == 200 and late_answer.get("applied") is False \
+        and late_answer.get("reason") == "out_of_order"
+    replay_ok = replay.status_code == 200 and ignored and not changed
+    replay_detail = (f"replayed the COMPLETED webhook of job {job['id']}: HTTP {replay.status_code}; then "
+                     f"an IN_PROGRESS after it: HTTP {late.status_code} applied="
+                     f"{late_answer.get('applied')!r} reason={str(late_answer.get('reason'))[:40]!r}"
+                     + ("" if ignored else " (expected applied=false, reason='out_of_order')") + "; "
+                     + ("nothing changed (job row, metrics, applied deliveries)" if not changed
+                        else f"CHANGED: {', '.join(changed)}"))
+    return replay_ok, replay_detail
 
 
 def _answer(response: Any) -> dict[str, Any]:
@@ -559,6 +569,7 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     from goldgate.ops import dr, retention
     from goldgate.ops.metrics_report import report_from_sqlite
     from goldgate.ops.polling_scan import scan_tree
+    from goldgate.release.history import on_target
     from goldgate.release.ledger import Ledger
     from goldgate.release.report import REPORTS_DIR, load_report
 
@@ -581,7 +592,8 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
         else:
             spec_errors[role] = err or "not loaded"
     progress("reading the ledger and the golden report")
-    ledger, ledger_error = _attempt("ledger", lambda: tuple(Ledger(platform.home).entries()))
+    # One state dir may hold cloud releases too (`--target cloud` from the same checkout): they are not this stack's.
+    ledger, ledger_error = _attempt("ledger", lambda: tuple(on_target(Ledger(platform.home).entries(), "local")))
     golden_path = (reports_dir or REPORTS_DIR) / "latest.json"
     golden, golden_error = _attempt("golden report", lambda: load_report(golden_path))
     db_path = platform.db_path(stack)
@@ -610,9 +622,18 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     elif not status.running or not status.api_url:
         live_reason = f"stack {stack} is not running (`goldgate up {stack}`)"
     else:
-        progress(f"replaying a webhook against {status.api_url}")
+        # During a rotation (secret files changed, service not restarted on them) the service holds the secret it
+        # read at its start, not the file's: a replay signed with the file's is refused 401, a fault of no one's.
+        # Status and result are still read; the replay waits for the rotation's step 3.
+        rotating = platform.secrets_changed(stack)
+        no_replay = (f"no webhook replayed: {platform.secrets_changed_advice(stack)} (step 3 of 'Rotate the "
+                     "webhook secret' in docs/RUNBOOK.md); the replay would be signed with the new secret, which "
+                     "the service does not hold yet") if rotating else ""
+        progress(f"reading a job's status and result from {status.api_url}" if rotating
+                 else f"replaying a webhook against {status.api_url}")
         live_facts, live_reason = _attempt("live probe", lambda: live_probe(
-            status.api_url, platform.api_token(stack), platform.webhook_secret(stack), db_path))
+            status.api_url, platform.api_token(stack), None if rotating else platform.webhook_secret(stack), db_path,
+            no_replay=no_replay))
     return Facts(stack=stack, now=now or datetime.now(UTC), specs=spec_map, spec_errors=spec_errors, images=images,
                  ledger=ledger, ledger_error=ledger_error, golden=golden, golden_error=golden_error,
                  golden_path=str(golden_path), metrics=metrics, metrics_error=metrics_error, jobs=jobs,

@@ -481,6 +481,7 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
     from goldgate.ops.metrics_report import report_from_d1
     from goldgate.ops.polling_scan import scan_tree
     from goldgate.release.build import manifest_sha256
+    from goldgate.release.history import on_target
     from goldgate.release.ledger import Ledger
     from goldgate.release.report import REPORTS_DIR, load_report
 
@@ -530,7 +531,8 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
         spec_map.pop("prod", None)
 
     progress("reading the ledger and the golden report")
-    ledger, ledger_error = _attempt("ledger", lambda: tuple(Ledger(home).entries()))
+    # One state dir may hold local releases too (the README's first command): they are not the cloud's.
+    ledger, ledger_error = _attempt("ledger", lambda: tuple(on_target(Ledger(home).entries(), "cloud")))
     golden_path = (reports_dir or REPORTS_DIR) / "latest.json"
     golden, golden_error = _attempt("golden report", lambda: load_report(golden_path))
 
