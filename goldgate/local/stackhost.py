@@ -89,6 +89,9 @@ class StackHost:
         self.generation = 0
         self.image: str | None = None  # the image the service serves (state.json's `image`)
         self.secrets_stamp: dict[str, Any] | None = None  # the rotated secret files the service read (state.json)
+        self.config_path = self.dir.root / "service.json"
+        self.spawned_config = ""  # the config the newest service started was given
+        self.serving_config = ""  # ... and the one the service in `self.service` was given
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
         self.result_sweep_s = result_sweep_s
@@ -188,12 +191,38 @@ class StackHost:
 
     def start_service(self, image: str | None) -> None:
         self.service = self.spawn_service(image)
+        self.serving_config = self.spawned_config
+
+    def restart_service(self) -> None:
+        """Start the service again after it died. Its config is made again, as for any start (a rotation that is
+        complete applies); one the stack's files cannot make now (a rotation half done: the previous secret equal
+        to the current one; a secret file refused) restarts it on the config the dead one ran with, and the error
+        names the file: the stack serves on, with the jobs in flight, as `reload` keeps the old service."""
+        stamp = self.dir.rotated_secrets_stamp()
+        try:
+            config = json.dumps(self.service_config(self.image), indent=2)
+        except GoldgateError as exc:
+            self.log.error("service.config_refused", message=str(exc),
+                           error={"type": type(exc).__name__, "message": str(exc)},
+                           data={"config": str(self.config_path)})
+            # service.json may hold a failed deploy's config since: the one the dead service read is written back.
+            # The stamp stays the dead one's: `up` still says the rotated files are not applied.
+            config, stamp = self.serving_config, self.secrets_stamp
+        self.service = self.spawn_from_config(config)
+        self.serving_config, self.secrets_stamp = config, stamp
 
     def spawn_service(self, image: str | None, timeout_s: float = 60.0) -> subprocess.Popen:
         """A service process serving on the host's socket, returned once it serves (beside any other)."""
-        config_path = self.dir.root / "service.json"
         stamp = self.dir.rotated_secrets_stamp()  # before the read: a file written meanwhile reads as changed
-        write_private(config_path, json.dumps(self.service_config(image), indent=2))
+        config = json.dumps(self.service_config(image), indent=2)
+        proc = self.spawn_from_config(config, timeout_s)
+        self.spawned_config, self.secrets_stamp = config, stamp
+        return proc
+
+    def spawn_from_config(self, config: str, timeout_s: float = 60.0) -> subprocess.Popen:
+        """A service process started on `config` (service.json's text), returned once it serves."""
+        config_path = self.config_path
+        write_private(config_path, config)
         ready = self.dir.root / "service.ready"  # the new process writes its port here once it serves
         ready.unlink(missing_ok=True)
         fd = self.listener.fileno()
@@ -216,7 +245,6 @@ class StackHost:
                 raise RuntimeError(f"the service did not serve within {timeout_s:g} s (stopped it); "
                                    f"see {self.dir.logs_dir / 'service.jsonl'}")
             time.sleep(0.05)
-        self.secrets_stamp = stamp
         return proc
 
     def stop_service(self, proc: subprocess.Popen | None = None) -> None:
@@ -278,7 +306,7 @@ class StackHost:
         except BaseException:
             self.stop_service(new)  # the host reports the failure and stops; the old service is its to stop
             raise
-        old, self.service = self.service, new
+        old, self.service, self.serving_config = self.service, new, self.spawned_config
         self.stop_service(old)
         self.generation += 1
         self.write_state(image)
@@ -302,7 +330,7 @@ class StackHost:
                     self.reload()
                 if self.service and self.service.poll() is not None:
                     self.log.error("service.exited", data={"code": self.service.returncode})
-                    self.start_service(self.image)
+                    self.restart_service()
                     self.write_state(self.image)  # names the new service's pid
                 self.stopping.wait(0.2)
             return 0

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.errors import GoldgateError
+from goldgate.local.state import write_private
 from goldgate.ops.fingerprint import Fingerprint, SqliteSource, connect_read_only, fingerprint
 
 MANIFEST_FORMAT = "goldgate.d1-backup.v1"
@@ -96,13 +97,30 @@ def manifest_path(backup: Path) -> Path:
     return backup.with_name(backup.name.rsplit(".", 1)[0] + ".manifest.json")
 
 
+def private_dir(directory: Path) -> Path:
+    """`directory`, made if missing, that only its owner can list or enter: a backup, a drill's restore scratch and a
+    D1 export are each a full copy of the stack's database (every prompt), whose own directory is 0700. One an older
+    goldgate made 0755 is closed too, which hides the files it already holds."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    directory.chmod(0o700)
+    return directory
+
+
+def create_private(path: Path) -> None:
+    """An empty file at `path` only its owner can read, for SQLite to write a copy into (it would create one by the
+    umask, 0644): an earlier file there is emptied and closed to others too."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.chmod(path, 0o600)
+
+
 def take_backup(source: Path, dest_dir: Path, stack: str,
                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> tuple[Path, BackupManifest]:
-    """Copy `source` with SQLite's online backup API while it may be in use; write the manifest."""
+    """Copy `source` with SQLite's online backup API while it may be in use; write the manifest. The directory is
+    the owner's only, the backup and its manifest are 0600."""
     if not source.is_file():
         raise BackupError(f"no database at {source}: bring the stack up once (`goldgate up {stack}`) or "
                           "check the stack name")
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(dest_dir)
     stamp = utc_stamp(clock())
     target = dest_dir / f"{stamp}.sqlite"
     partial = target.with_suffix(".sqlite.partial")
@@ -111,6 +129,7 @@ def take_backup(source: Path, dest_dir: Path, stack: str,
         # One read transaction: the copy and the fingerprint see the same snapshot of the data.
         src.execute("BEGIN")
         src.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        create_private(partial)
         dst = sqlite3.connect(partial)
         try:
             src.backup(dst)
@@ -140,7 +159,7 @@ def take_backup(source: Path, dest_dir: Path, stack: str,
     manifest = BackupManifest(stack=stack, kind="sqlite", file=target.name, bytes=target.stat().st_size,
                               sha256=file_sha256(target), created_at=iso(clock()), source=str(source),
                               fingerprint=print_)
-    manifest_path(target).write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+    write_private(manifest_path(target), json.dumps(manifest.to_dict(), indent=2, sort_keys=True))
     return target, manifest
 
 
@@ -172,7 +191,8 @@ def prune_backups(directory: Path, retention_days: int, now: datetime) -> Pruned
     deleted: list[str] = []
     failed: list[str] = []
     for stamp in sorted(found):
-        if stamp == newest or _stamp_time(stamp) is None or _stamp_time(stamp) >= cutoff:
+        taken = parse_stamp(stamp)
+        if stamp == newest or taken is None or taken >= cutoff:
             continue
         # The backup before its manifest: an interrupted prune leaves a manifest without a backup, which
         # restores nothing and goes at the next prune, never a backup without its manifest.
@@ -188,7 +208,9 @@ def prune_backups(directory: Path, retention_days: int, now: datetime) -> Pruned
     return PrunedBackups(deleted=deleted, failed=failed, kept_newest=f"{newest}.sqlite" if newest else None)
 
 
-def _stamp_time(stamp: str) -> datetime | None:
+def parse_stamp(stamp: str) -> datetime | None:
+    """The UTC time of a stamp utc_stamp made (a drill record's, to the millisecond, too); None for a name that only
+    looks like one."""
     try:
         return datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
     except ValueError:  # 20261399T..., a name that only looks like a stamp
@@ -254,6 +276,7 @@ def restore_backup(backup: Path, manifest: BackupManifest, target: Path) -> Rest
     partial = target.with_name(target.name + ".restoring")
     partial.unlink(missing_ok=True)
     try:
+        create_private(partial)  # a full copy of the database, as the backup is
         src = connect_read_only(backup)
         dst = sqlite3.connect(partial)
         try:
@@ -266,6 +289,11 @@ def restore_backup(backup: Path, manifest: BackupManifest, target: Path) -> Rest
         finally:
             src.close()
             dst.close()
+    except OSError as exc:  # the copy's file could not be made: its directory, not the backup
+        partial.unlink(missing_ok=True)
+        raise RestoreFailed(f"cannot write the restored copy {partial} ({exc.strerror or exc}); free space or fix "
+                            f"the permissions of {partial.parent} and run the restore again (backup {backup.name} "
+                            "was not judged; nothing was replaced)") from None
     except sqlite3.DatabaseError as exc:
         partial.unlink(missing_ok=True)
         if not unreadable_database(exc):  # the disk or directory of the copy, not the backup

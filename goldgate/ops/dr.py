@@ -33,8 +33,11 @@ from goldgate.ops.backup import (
     BackupManifest,
     BackupRefused,
     RestoreFailed,
+    create_private,
     iso,
     load_manifest,
+    parse_stamp,
+    private_dir,
     prune_backups,
     restore_backup,
     take_backup,
@@ -103,15 +106,14 @@ def latest_path(home: Path, stack: str, target: str) -> Path:
 
 
 def record(home: Path, result: DrillResult) -> Path:
-    directory = drills_dir(home, result.stack)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = private_dir(drills_dir(home, result.stack))
     stamp = result.started_at.replace(":", "").replace("-", "")
     # Each write through a temporary file of its own: two drills of a stack at once (the scheduled one and an
     # operator's) shared one, so one crashed on the file the other had renamed, or put its half-written record in
     # place of the latest, which the checklist then read as damaged.
-    write_json_atomic(directory / f"{stamp}-{result.target}.json", result.to_dict())
+    write_json_atomic(directory / f"{stamp}-{result.target}.json", result.to_dict(), private=True)
     latest = latest_path(home, result.stack, result.target)
-    write_json_atomic(latest, result.to_dict())
+    write_json_atomic(latest, result.to_dict(), private=True)
     return latest
 
 
@@ -164,7 +166,7 @@ def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _
                       schema_version=list(manifest.fingerprint.schema_version),
                       row_counts=dict(manifest.fingerprint.row_counts))
         progress(f"{stack}: backup {backup.name} ({manifest.bytes} bytes) in {backup_s:.2f} s; restoring")
-        scratch.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(scratch.parent)  # the restore's scratch is a full copy of the database
         # The restore reads the manifest back from disk, as an operator's restore would.
         outcome = restore_backup(backup, load_manifest(backup), scratch)
         result.update(restore_s=round(outcome.seconds, 3), rto_s=round(outcome.seconds, 3),
@@ -217,11 +219,8 @@ def _prune_old_records(home: Path, stack: str, target: str, days: int, now: date
     cutoff = now - timedelta(days=days)
     failed = []
     for stamp, path in dated[:-1]:
-        try:
-            when = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
-        except ValueError:
-            continue
-        if when < cutoff:
+        when = parse_stamp(stamp)
+        if when is not None and when < cutoff:
             try:
                 path.unlink(missing_ok=True)
             except OSError as exc:
@@ -424,6 +423,7 @@ def _export_statements_only(denied: list[str]) -> Callable[..., int]:
 def _fingerprint_dump(dump: Path, scratch: Path) -> Fingerprint:
     scratch.unlink(missing_ok=True)
     try:
+        create_private(scratch)  # the whole database, as the export
         conn = load_sql_dump(dump, scratch)
         try:
             return fingerprint(SqliteSource(conn))
@@ -454,7 +454,7 @@ def run_cloud_drill(stack: str, d1: D1Client, database_id: str, r2: R2Admin, hom
         source_schema = D1Source(d1, database_id)
         progress(f"{stack}: exporting D1 {database_id}")
         t0 = time.perf_counter()
-        work.mkdir(parents=True, exist_ok=True)
+        private_dir(work)  # the export, and its SQLite copy, hold the whole database
         export = d1.export_sql(database_id, export_file, progress)
         backup_at = datetime.now(UTC)
         expected = _fingerprint_dump(export.path, loaded_file)
