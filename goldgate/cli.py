@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from goldgate.commands.output import to_devnull
 from goldgate.errors import GoldgateError
-from goldgate.release.ledger import key_taken_from_env
+from goldgate.release.ledger import secrets_taken_from_env
 
 # Each module registers its subcommands: `register(subparsers)`; a command's `func(args) -> int`.
 COMMAND_MODULES = ("goldgate.commands.local", "goldgate.commands.release", "goldgate.commands.ops")
@@ -184,6 +184,13 @@ def _reopen_closed_std_fds() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The ledger key and the save token reach the ledger, never a process the command starts (Pulumi and its plugins,
+    # docker, the golden run): taken before anything else runs, so no import or check can start one that holds them.
+    with secrets_taken_from_env():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     _reopen_closed_std_fds()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -192,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         check_home(args)
-        with key_taken_from_env():  # the ledger key reaches the ledger, never a process the command starts
-            return int(args.func(args) or 0)
+        return int(args.func(args) or 0)
     except GoldgateError as exc:
         return _failed(f"goldgate: error: {one_line(str(exc))}")
     except BrokenPipeError:  # `goldgate ... | head`: the reader left; not an error of ours

@@ -17,8 +17,12 @@ GOLDGATE_LEDGER_KEY set (a CI secret), every entry appended also carries `mac`, 
 (which holds `prev`, so a MAC also pins everything before it) under that key, and each entry read says whether its MAC
 verifies (`Entry.authentic`). The gate and rollback trust only such entries for what they rely on; without the key
 every entry is taken as it is, as before. The key itself is never written or logged, and no process goldgate starts
-sees it: the CLI takes it out of the environment before a command runs (`key_taken_from_env`), so Pulumi and its
+sees it: the CLI takes it out of the environment before a command runs (`secrets_taken_from_env`), so Pulumi and its
 provider plugins, docker, the save script and the local stacks inherit everything but the key.
+
+The save script pushes with the job's GitHub token (contents: write). A step that runs goldgate with saves gives it
+as GOLDGATE_LEDGER_SAVE_TOKEN, never GH_TOKEN: the CLI takes that out of the environment too, and hands it, as
+GH_TOKEN, to the save script alone, so Pulumi, its plugins and the golden run never hold a token that can push.
 
 Every append also writes one schema-v1 line (component `release`, docs/LOG_EVENTS.md) to `<home>/logs/release.jsonl`,
 for the log pipeline a team alerts on: promotions, rollbacks, gate refusals and golden verdicts. The ledger stays
@@ -50,13 +54,15 @@ from goldgate.release.lock import open_state_file
 GENESIS = "0" * 64
 SAVE_ENV = "GOLDGATE_LEDGER_SAVE"
 KEY_ENV = "GOLDGATE_LEDGER_KEY"
+SAVE_TOKEN_ENV = "GOLDGATE_LEDGER_SAVE_TOKEN"
 # An HMAC key is as strong as its guess space: `openssl rand -hex 32` gives 64 characters.
 _MIN_KEY_CHARS = 32
 # A save is a fetch and a push of one small file (seconds, three tries at most); each append waits for it, and a
 # rollback of a broken PROD must not wait minutes for a hung push.
 SAVE_TIMEOUT_S = 60
 _save_timed_out = False   # set by this process's first save that timed out: it runs no more saves
-_taken_key: str | None = None   # GOLDGATE_LEDGER_KEY as the running command found it (`key_taken_from_env`)
+_taken_key: str | None = None   # GOLDGATE_LEDGER_KEY as the running command found it (`secrets_taken_from_env`)
+_taken_save_token: str | None = None   # GOLDGATE_LEDGER_SAVE_TOKEN, likewise
 KINDS = ("build", "deploy", "golden", "promotion", "rollback")
 # The largest line we will read back; anything bigger was not written by us.
 _MAX_LINE = 1_000_000
@@ -166,20 +172,23 @@ def key_from_env() -> bytes | None:
 
 
 @contextlib.contextmanager
-def key_taken_from_env() -> Iterator[None]:
-    """Run one command with GOLDGATE_LEDGER_KEY out of the environment: every Ledger it makes still signs with the
-    key, and no child process inherits it (the Automation API hands Pulumi and its plugins the whole environment).
-    Checked, and refused, only when a Ledger is made: a command that keeps no ledger runs with any key. Put back
-    afterwards, for callers that run commands in-process (the tests)."""
-    global _taken_key
-    outer, text = _taken_key, os.environ.pop(KEY_ENV, None)
-    _taken_key = text
+def secrets_taken_from_env() -> Iterator[None]:
+    """Run one command with GOLDGATE_LEDGER_KEY and GOLDGATE_LEDGER_SAVE_TOKEN out of the environment: every Ledger
+    it makes still signs with the key and saves with the token, and no child process inherits either (the
+    Automation API hands Pulumi and its plugins the whole environment). The key is checked, and refused, only when a
+    Ledger is made: a command that keeps no ledger runs with any key. Put back afterwards, for callers that run
+    commands in-process (the tests)."""
+    global _taken_key, _taken_save_token
+    outer = _taken_key, _taken_save_token
+    key, token = os.environ.pop(KEY_ENV, None), os.environ.pop(SAVE_TOKEN_ENV, None)
+    _taken_key, _taken_save_token = key, token
     try:
         yield
     finally:
-        _taken_key = outer
-        if text is not None:
-            os.environ[KEY_ENV] = text
+        _taken_key, _taken_save_token = outer
+        for name, text in ((KEY_ENV, key), (SAVE_TOKEN_ENV, token)):
+            if text is not None:
+                os.environ[name] = text
 
 
 def detect_trigger(explicit: str | None = None) -> str:
@@ -427,8 +436,13 @@ def _save(entry: Entry) -> None:
     if not script or _save_timed_out:
         return
     note = " ".join(str(word) for word in (entry.kind, entry.get("phase"), f"#{entry.seq}") if word)
-    # The script only pushes a file: it gets neither itself (no save from within a save) nor the ledger key.
-    env = {key: value for key, value in os.environ.items() if key not in (SAVE_ENV, KEY_ENV)} | {"LEDGER_NOTE": note}
+    # The script only pushes a file: it gets neither itself (no save from within a save) nor the ledger key. It is
+    # the one process that gets the save token, under the name its git commands read (GH_TOKEN).
+    token = _taken_save_token if _taken_save_token is not None else os.environ.get(SAVE_TOKEN_ENV)
+    env = {key: value for key, value in os.environ.items() if key not in (SAVE_ENV, KEY_ENV, SAVE_TOKEN_ENV)}
+    env["LEDGER_NOTE"] = note
+    if token:
+        env["GH_TOKEN"] = token
     try:
         code, said = _run_save(script, env)
     except subprocess.TimeoutExpired:
@@ -441,6 +455,8 @@ def _save(entry: Entry) -> None:
         print(f"warning: ledger #{entry.seq} is recorded here but not saved ({exc})", file=sys.stderr, flush=True)
         return
     if code != 0:
+        if token:   # whatever the script printed, the token reaches no log line
+            said = said.replace(token, "***")
         lines = said.strip().splitlines()
         print(f"warning: ledger #{entry.seq} is recorded here but not saved (exit {code}: "
               f"{lines[-1] if lines else 'no output'}); the job's save step tries again", file=sys.stderr, flush=True)

@@ -1076,6 +1076,8 @@ def test_a_prod_jobs_ledger_entries_reach_the_branch_as_they_are_recorded(
     steps = _workflow(name)["jobs"][job]["steps"]
     step_env = steps[_step_index(steps, command)].get("env") or {}
     assert step_env.get("GOLDGATE_LEDGER_SAVE") == "${{ env.LEDGER_SAVE }}", step_env
+    # The token only under the name goldgate hands on to the save script alone (as GH_TOKEN, which LEDGER_SAVE needs).
+    assert step_env.get("GOLDGATE_LEDGER_SAVE_TOKEN") == "${{ github.token }}" and "GH_TOKEN" not in step_env, step_env
     suite = golden_suite(tmp_path / "golden")
     paths = GoldenPaths(cases_dir=suite / "cases", references_dir=suite / "references", reports_dir=suite / "reports")
     old, new = "local/worker@sha256:" + "a" * 64, "local/worker@sha256:" + "b" * 64
@@ -1089,6 +1091,8 @@ def test_a_prod_jobs_ledger_entries_reach_the_branch_as_they_are_recorded(
         for key, value in rig._env(GOLDGATE_HOME=str(home)).items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("GOLDGATE_LEDGER_SAVE", rig.scripts["save"])
+        monkeypatch.delenv("GH_TOKEN")
+        monkeypatch.setenv("GOLDGATE_LEDGER_SAVE_TOKEN", "job-token")
         monkeypatch.chdir(work)
         with pytest.raises(RunnerLost):
             promote(target, ledger, home, paths=paths)

@@ -99,7 +99,11 @@ def test_the_job_token_reaches_only_the_steps_that_talk_to_origin(name: str) -> 
     for job_name, _, step in _steps(workflow):
         env = step.get("env") or {}
         where = f"{name}: job {job_name}: {step.get('name') or step.get('run') or step.get('uses')}"
-        if _talks_to_origin(workflow, step):
+        if "GOLDGATE_LEDGER_SAVE" in env:
+            # goldgate runs Pulumi and the golden run: it hands the token to the save script alone (test_review13_ci2).
+            talking += 1
+            assert env.get("GOLDGATE_LEDGER_SAVE_TOKEN") == TOKEN and "GH_TOKEN" not in env, where
+        elif _talks_to_origin(workflow, step):
             talking += 1
             assert env.get("GH_TOKEN") == TOKEN, where
         else:
