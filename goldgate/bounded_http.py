@@ -16,6 +16,13 @@ TRANSFER_ALLOWANCE_S = 600.0
 TRANSFER_MIN_BYTES_PER_S = 512 * 1024
 
 
+# The httpx failures raised before a request left this machine: the connection was refused or not set up in
+# time, the pool had no connection free in time, or a proxy refused the tunnel (or could not reach the host).
+# Nothing was sent, so even a POST that must not run twice may be tried again, and when none gets through,
+# nothing was applied. Every other TransportError may have come after the request was sent.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+
+
 def transfer_deadline_s(size: int) -> float:
     """How long moving `size` bytes to or from object storage may take before it counts as stalled."""
     return TRANSFER_ALLOWANCE_S + max(0, size) / TRANSFER_MIN_BYTES_PER_S

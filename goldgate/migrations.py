@@ -11,7 +11,6 @@ refused by name, whatever state the Pulumi stack kept.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
@@ -19,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from goldgate.errors import GoldgateError
-from goldgate.files import NotARegularFile, open_regular
 from service import migrate as local_migrate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -73,21 +71,12 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 
 def _read(path: Path) -> str:
-    """A migration file's text; anything but a UTF-8 regular file is refused by name (a named pipe in its place
-    would block the read for ever)."""
+    """A migration file's text, read as the local service's runner reads it: anything but a UTF-8 regular file is
+    refused by name (a named pipe in its place would block the read for ever)."""
     try:
-        with os.fdopen(open_regular(path, os.O_RDONLY), "rb") as f:
-            data = f.read()
-    except NotARegularFile as exc:
-        raise MigrationError(f"migration {path.name} is {exc.kind}, not a file: put the SQL file there") from None
-    except OSError as exc:
-        raise MigrationError(f"migration {path.name} cannot be read: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise MigrationError(f"migration {path.name} is not UTF-8 text (line {line}, byte "
-                             f"{data[exc.start:exc.start + 1]!r}): save it as UTF-8, as wrangler reads it") from None
+        return local_migrate.read_migration(path)
+    except local_migrate.MigrationError as exc:
+        raise MigrationError(str(exc)) from None
 
 
 def pending(all_migrations: Iterable[Migration], applied: Iterable[str]) -> list[Migration]:

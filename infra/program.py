@@ -26,6 +26,13 @@ from infra.d1_migrations_provider import DEFAULT_CLOUDFLARE_API, read_migrations
 from infra.names import StackNames
 from infra.policies import GuardrailError, check_stacks, copied_secret_violations, load_cloud_stacks
 from infra.worker_bundle import SERVICE_DIR, WORKFLOWS_DIR, WorkerBundle, collect
+from service.config import (
+    PREVIOUS_IS_API_TOKEN,
+    PREVIOUS_IS_CURRENT,
+    PREVIOUS_TOO_SHORT,
+    SECRET_MIN_CHARS,
+    previous_secret_problem,
+)
 
 CONFIG_NAMESPACE = "goldgate"
 SECRET_KEYS = {"runpod_api_key": "runpodApiKey", "webhook_secret": "webhookSecret", "api_token": "apiToken",
@@ -37,9 +44,9 @@ REGISTRY_SECRET_KEYS = {"registry_username": "registryUsername", "registry_passw
 PREVIOUS_WEBHOOK_SECRET_KEY = "webhookSecretPrevious"
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
 _ZERO_DIGEST = "@sha256:" + "0" * 64
-# The API Worker refuses a shorter API token or webhook secret at its first request (service/config.py):
-# refused here, before a deploy replaces a working Worker with one that answers 500 to everything.
-API_SECRET_MIN_CHARS = 16
+# The API Worker refuses an API token or webhook secret shorter than SECRET_MIN_CHARS at its first request
+# (service/config.py): refused here, before a deploy replaces a working Worker with one that answers 500 to
+# everything.
 API_SECRET_KEYS = ("apiToken", "webhookSecret")
 
 
@@ -110,10 +117,10 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
                         "set (or empty): `pulumi config set --secret goldgate:<key> --stack " + stack +
                         "` (docs/CLOUD.md)")
     refuse_plain_secrets(stack, SECRET_KEYS.values())
-    short = [key for key in API_SECRET_KEYS if len(config.get(key) or "") < API_SECRET_MIN_CHARS]
+    short = [key for key in API_SECRET_KEYS if len(config.get(key) or "") < SECRET_MIN_CHARS]
     if short:  # never the value, nor its length: both help a guesser
         raise SpecError(f"stack {stack}: {', '.join(CONFIG_NAMESPACE + ':' + k for k in short)} is shorter than "
-                        f"{API_SECRET_MIN_CHARS} characters, which the API Worker refuses: set a long random value, "
+                        f"{SECRET_MIN_CHARS} characters, which the API Worker refuses: set a long random value, "
                         f"e.g. `openssl rand -hex 32 | pulumi config set --secret {CONFIG_NAMESPACE}:<key> "
                         f"--stack {stack}`")
     if config.get("apiToken") == config.get("webhookSecret"):  # never either value
@@ -145,16 +152,16 @@ def previous_webhook_secret(stack: str, config: pulumi.Config) -> pulumi.Output[
     key = f"{CONFIG_NAMESPACE}:{PREVIOUS_WEBHOOK_SECRET_KEY}"
     refuse_plain_secrets(stack, [PREVIOUS_WEBHOOK_SECRET_KEY])
     out_of_rotation = f"or `pulumi config rm {key} --stack {stack}` if no rotation is under way"
-    if len(value) < API_SECRET_MIN_CHARS:
-        raise SpecError(f"stack {stack}: {key} is shorter than {API_SECRET_MIN_CHARS} characters, which the API "
-                        f"Worker refuses: it holds the webhook secret the stack used before ({CONFIG_NAMESPACE}:"
-                        f"webhookSecret's old value), {out_of_rotation}")
-    if value == config.get("webhookSecret"):
+    problem = previous_secret_problem(value, config.get("webhookSecret") or "", config.get("apiToken") or "")
+    if problem == PREVIOUS_TOO_SHORT:  # never the value, nor its length
+        raise SpecError(f"stack {stack}: {key} {problem}, which the API Worker refuses: it holds the webhook secret "
+                        f"the stack used before ({CONFIG_NAMESPACE}:webhookSecret's old value), {out_of_rotation}")
+    if problem == PREVIOUS_IS_CURRENT:
         raise SpecError(f"stack {stack}: {key} and {CONFIG_NAMESPACE}:webhookSecret hold the same value, which the API "
                         f"Worker refuses: to rotate, set {key} to the old secret and {CONFIG_NAMESPACE}:webhookSecret "
                         f"to a new one (`openssl rand -hex 32 | pulumi config set --secret {CONFIG_NAMESPACE}:"
                         f"webhookSecret --stack {stack}`), {out_of_rotation}")
-    if value == config.get("apiToken"):
+    if problem == PREVIOUS_IS_API_TOKEN:
         raise SpecError(f"stack {stack}: {CONFIG_NAMESPACE}:apiToken and {key} hold the same value, which the API "
                         "Worker refuses (a client holding the token could sign RunPod's outcomes and result URLs): "
                         f"{key} holds the webhook secret the stack used before, {out_of_rotation}")

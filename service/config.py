@@ -10,10 +10,31 @@ from typing import Any
 
 MAX_KEEP_DAYS = 3_650  # as `goldgate prune --keep-days`: ten years
 MAX_SIGNED_URL_TTL_S = 604_800  # as the spec's api.signed_url_ttl_s
+# The shortest api_token, webhook_secret and webhook_secret_previous the service takes; goldgate checks a stack's
+# secrets against it (goldgate/local/state.py, infra/program.py) before the service would refuse them.
+SECRET_MIN_CHARS = 16
+# What previous_secret_problem finds, each said of the previous webhook secret: a caller names that secret (its
+# config key, file or Pulumi key) before the clause, and the others after it in its own words.
+PREVIOUS_TOO_SHORT = f"is shorter than {SECRET_MIN_CHARS} characters"
+PREVIOUS_IS_CURRENT = "holds the same value as the current webhook secret"
+PREVIOUS_IS_API_TOKEN = "holds the same value as the API token"
 
 
 class ConfigError(ValueError):
     """The service configuration is missing a key or holds a bad value; the message names the key."""
+
+
+def previous_secret_problem(previous: str, current: str, api_token: str) -> str | None:
+    """Why the service refuses `previous` as the webhook secret before `current` (one of the PREVIOUS_* clauses),
+    or None when it takes it. Never a value nor its length: both help a guesser. Equal to the API token, it would
+    still sign: a client holding the token could post any job's outcome and open any result."""
+    if len(previous) < SECRET_MIN_CHARS:
+        return PREVIOUS_TOO_SHORT
+    if hmac.compare_digest(previous.encode(), current.encode()):
+        return PREVIOUS_IS_CURRENT
+    if hmac.compare_digest(previous.encode(), api_token.encode()):
+        return PREVIOUS_IS_API_TOKEN
+    return None
 
 
 @dataclass(frozen=True)
@@ -94,8 +115,9 @@ class ServiceConfig:
             value = getattr(self, name)
             if value is not None and not value.startswith(("http://", "https://")):
                 raise ConfigError(f"service config {name} must be an http(s) URL")
-        if len(self.webhook_secret) < 16 or len(self.api_token) < 16:
-            raise ConfigError("service config api_token and webhook_secret must be at least 16 characters")
+        if len(self.webhook_secret) < SECRET_MIN_CHARS or len(self.api_token) < SECRET_MIN_CHARS:
+            raise ConfigError(f"service config api_token and webhook_secret must be at least {SECRET_MIN_CHARS} "
+                              "characters")
         if hmac.compare_digest(self.webhook_secret.encode(), self.api_token.encode()):
             # The webhook secret signs RunPod's outcomes and the result URLs: a client holding the token could
             # then post any job's outcome and open any result.
@@ -110,16 +132,9 @@ class ServiceConfig:
         if not previous:
             raise ConfigError("service config webhook_secret_previous is empty: leave the key out when no previous "
                               "webhook secret is in use")
-        if len(previous) < 16:
-            raise ConfigError("service config webhook_secret_previous must be at least 16 characters, as "
-                              "webhook_secret")
-        if hmac.compare_digest(previous.encode(), self.webhook_secret.encode()):
-            raise ConfigError("service config webhook_secret_previous equals webhook_secret: to rotate, set "
-                              "webhook_secret_previous to the old secret and webhook_secret to a new random value")
-        if hmac.compare_digest(previous.encode(), self.api_token.encode()):
-            # It still signs: a client holding the token could post any job's outcome and open any result.
-            raise ConfigError("service config api_token and webhook_secret_previous must differ: give each its "
-                              "own random value")
+        problem = previous_secret_problem(previous, self.webhook_secret, self.api_token)
+        if problem is not None:
+            raise ConfigError(_PREVIOUS_REFUSED[problem])
 
     def _check_retention(self) -> None:
         """The spec's rules (goldgate/spec.py), again here: a hand-set binding must not delete what must be kept."""
@@ -134,6 +149,16 @@ class ServiceConfig:
         if not keep <= metrics <= MAX_KEEP_DAYS:
             raise ConfigError(f"service config retention_metrics_keep_days must be retention_keep_days ({keep}) to "
                               f"{MAX_KEEP_DAYS} days (a job's metrics outlive it), got {metrics}")
+
+
+_PREVIOUS_REFUSED = {
+    PREVIOUS_TOO_SHORT: f"service config webhook_secret_previous must be at least {SECRET_MIN_CHARS} characters, as "
+                        "webhook_secret",
+    PREVIOUS_IS_CURRENT: "service config webhook_secret_previous equals webhook_secret: to rotate, set "
+                         "webhook_secret_previous to the old secret and webhook_secret to a new random value",
+    PREVIOUS_IS_API_TOKEN: "service config api_token and webhook_secret_previous must differ: give each its own "
+                           "random value",
+}
 
 
 def _coerce(name: str, annotation: str, value: Any) -> Any:

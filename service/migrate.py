@@ -8,9 +8,12 @@ migration edited later is refused by name whichever runner applied it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
 import sqlite3
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -44,6 +47,49 @@ def migration_files(directory: Path) -> list[Path]:
     return files
 
 
+def read_migration(path: Path) -> str:
+    """A migration file's text; anything but a UTF-8 regular file is refused by name. Opened without waiting: a
+    named pipe in its place would block the read for ever (and the service's start with it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket
+            raise MigrationError(f"migration {path.name} is {_kind(path)}, not a file: put the SQL file "
+                                 "there") from None
+        raise MigrationError(f"migration {path.name} cannot be read: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise MigrationError(f"migration {path.name} is {_kind_of(mode)}, not a file: put the SQL file there")
+        os.set_blocking(fd, True)
+        with open(fd, "rb", closefd=False) as f:
+            data = f.read()
+    except OSError as exc:
+        raise MigrationError(f"migration {path.name} cannot be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise MigrationError(f"migration {path.name} is not UTF-8 text (line {line}, byte "
+                             f"{data[exc.start:exc.start + 1]!r}): save it as UTF-8, as wrangler reads it") from None
+
+
+def _kind(path: Path) -> str:
+    try:
+        return _kind_of(os.stat(path).st_mode)
+    except OSError:
+        return "not a regular file"
+
+
+def _kind_of(mode: int) -> str:
+    # goldgate.files.file_kind's words (service/ imports nothing of goldgate)
+    return ("a directory" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+            "not a regular file")
+
+
 def split_statements(sql: str) -> list[str]:
     """A migration's statements, each without its closing ';', cut as SQLite reads them: two statements may share a
     line, and a line of a string literal or trigger body that begins with `--` is kept as written, not dropped as a
@@ -69,7 +115,7 @@ def apply_sqlite(conn: sqlite3.Connection, directory: Path) -> list[str]:
     conn.execute(TRACKING_TABLE_SQL)
     conn.execute(CHECKSUM_TABLE_SQL)
     applied = {row[0] for row in conn.execute("SELECT name FROM d1_migrations")}
-    texts = {path.name: path.read_text(encoding="utf-8") for path in migration_files(directory)}
+    texts = {path.name: read_migration(path) for path in migration_files(directory)}
     unknown = applied - texts.keys()
     if unknown:
         raise MigrationError(f"database records migrations this checkout lacks: {', '.join(sorted(unknown))}")

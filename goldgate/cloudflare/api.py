@@ -15,7 +15,14 @@ from urllib.parse import quote
 
 import httpx
 
-from goldgate.bounded_http import DeadlinePassed, ResponseTooLarge, bearer_token, format_seconds, send_bounded
+from goldgate.bounded_http import (
+    NOT_SENT,
+    DeadlinePassed,
+    ResponseTooLarge,
+    bearer_token,
+    format_seconds,
+    send_bounded,
+)
 from goldgate.cloudflare.errors import (
     CloudflareAuthError,
     CloudflareError,
@@ -159,9 +166,10 @@ class CloudflareApi:
                 raise CloudflareError(self._scrub(
                     f"{where} answered with a body that cannot be decoded ({exc}): that is no Cloudflare API "
                     f"answer, check the API base URL ({self.base_url}) and any proxy in between")) from None
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError) as exc:
-                # No connection to Cloudflare was made (refused, timed out, a proxy's CONNECT refused): nothing
-                # was sent, so even a POST may be repeated, and if it cannot be, nothing was applied.
+            except NOT_SENT as exc:
+                # No connection to Cloudflare was made (refused, timed out, none free in the pool, a proxy's
+                # CONNECT refused): nothing was sent, so even a POST may be repeated, and if it cannot be, nothing
+                # was applied.
                 if not last:
                     self._sleep(_backoff_s(attempt))
                     continue

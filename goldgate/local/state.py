@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import fcntl
 import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -39,6 +38,12 @@ from goldgate.errors import StateError
 from goldgate.files import NotARegularFile, open_regular
 from goldgate.logs import now_rfc3339
 from goldgate.spec import StackSpec
+from service.config import (
+    PREVIOUS_IS_API_TOKEN,
+    PREVIOUS_IS_CURRENT,
+    PREVIOUS_TOO_SHORT,
+    previous_secret_problem,
+)
 
 MAX_SECRET_BYTES = 4096  # a secret goldgate makes is 64 hex characters
 # The logs a stack's processes append to, besides one worker-<id>.log per RunPod worker.
@@ -54,7 +59,6 @@ SECRET_WORDS = {"api_token": ("API token", "token"), "webhook_secret": ("webhook
 WEBHOOK_SECRET_PREVIOUS = "webhook_secret_previous"
 # The files a rotation edits: a running stack's service keeps what it read until a deploy or a restart.
 ROTATED_SECRETS = ("webhook_secret", WEBHOOK_SECRET_PREVIOUS)
-WEBHOOK_SECRET_MIN_CHARS = 16  # the service refuses a shorter webhook secret, previous or current (service/config.py)
 # A worker log's life once its worker is gone: the fleet writes one per worker it ever starts, so a stack that runs
 # for months would otherwise fill its logs dir with them. Removed when the stack starts.
 WORKER_LOG_MAX_AGE_S = 7 * 86400
@@ -460,18 +464,17 @@ class StackDir:
         path, current = self.secret_file(WEBHOOK_SECRET_PREVIOUS), self.secret_file("webhook_secret")
         apply = (f"then `goldgate down {self.stack}` and `goldgate up {self.stack}` (or a deploy) apply it; delete "
                  "the file if no rotation is under way")
-        if len(previous) < WEBHOOK_SECRET_MIN_CHARS:  # never the value, nor its length
-            raise StateError(f"{path} is shorter than {WEBHOOK_SECRET_MIN_CHARS} characters, which the service "
-                             f"refuses: it holds the webhook secret the stack used before (what {current} held); "
-                             f"{apply}")
-        if hmac.compare_digest(previous.encode(), self.secret("webhook_secret").encode()):
-            raise StateError(f"{path} holds the same value as {current}: to rotate, copy the old secret into "
-                             f"{path.name} and write a new random one into {current.name} (`openssl rand -hex 32`); "
-                             f"{apply}")
-        if hmac.compare_digest(previous.encode(), self.secret("api_token").encode()):
-            raise StateError(f"{path} holds the same value as {self.secret_file('api_token')}, which the service "
-                             "refuses (a client holding the token could sign RunPod's outcomes and result URLs): "
-                             f"it holds the webhook secret the stack used before; {apply}")
+        problem = previous_secret_problem(previous, self.secret("webhook_secret"), self.secret("api_token"))
+        if problem == PREVIOUS_TOO_SHORT:  # never the value, nor its length
+            raise StateError(f"{path} {problem}, which the service refuses: it holds the webhook secret the stack "
+                             f"used before (what {current} held); {apply}")
+        if problem == PREVIOUS_IS_CURRENT:
+            raise StateError(f"{path} {problem} ({current}): to rotate, copy the old secret into {path.name} and "
+                             f"write a new random one into {current.name} (`openssl rand -hex 32`); {apply}")
+        if problem == PREVIOUS_IS_API_TOKEN:
+            raise StateError(f"{path} {problem} ({self.secret_file('api_token')}), which the service refuses (a "
+                             "client holding the token could sign RunPod's outcomes and result URLs): it holds the "
+                             f"webhook secret the stack used before; {apply}")
         return previous
 
     def _read_secret(self, name: str, optional: bool) -> str | None:

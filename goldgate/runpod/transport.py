@@ -12,7 +12,14 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from goldgate.bounded_http import DeadlinePassed, ResponseTooLarge, bearer_token, format_seconds, send_bounded
+from goldgate.bounded_http import (
+    NOT_SENT,
+    DeadlinePassed,
+    ResponseTooLarge,
+    bearer_token,
+    format_seconds,
+    send_bounded,
+)
 from goldgate.runpod.errors import (
     RunPodAuthError,
     RunPodError,
@@ -38,9 +45,9 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class RetryPolicy:
     """How hard to try. `attempts` counts the first try. 429 is always retried (the request was not
-    processed), and so is a connection that never opened (refused or timed out: nothing was sent); 5xx and
-    failures in transit only for idempotent requests, because a retried POST /run or POST /v2/serverless
-    after a 5xx may create a second job or endpoint (set `retry_unsafe` to allow it)."""
+    processed), and so is a connection that never opened (refused, timed out, a proxy refused it: nothing was
+    sent); 5xx and failures in transit only for idempotent requests, because a retried POST /run or POST
+    /v2/serverless after a 5xx may create a second job or endpoint (set `retry_unsafe` to allow it)."""
 
     attempts: int = 4
     backoff_s: float = 0.5
@@ -139,13 +146,14 @@ class Transport:
                 raise RunPodProtocolError(self._scrub(redact,
                     f"{where} answered with a body that cannot be decoded ({exc}): that is no RunPod answer, "
                     "check the base URL and any proxy in between")) from None
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                # No connection was opened (refused, or no answer to it in time), so nothing was sent: even a POST
-                # is safe to retry.
+            except NOT_SENT as exc:
+                # No connection was opened (refused, no answer to it in time, none free in the pool, a proxy's
+                # CONNECT refused), so nothing was sent: even a POST is safe to retry.
                 if last:
                     raise RunPodUnavailable(self._scrub(redact,
-                        f"cannot connect to the {self.what} at {self.base_url} ({exc}) after {attempt} "
-                        "attempts: check the base URL and that the service (or local emulator) is running"))
+                        f"cannot connect to the {self.what} at {self.base_url} ({type(exc).__name__}: {exc}) "
+                        f"after {attempt} attempts: check the base URL, any proxy in between and that the "
+                        "service (or local emulator) is running"))
                 self._sleep(self.retry.delay(attempt - 1))
                 continue
             except httpx.TransportError as exc:

@@ -133,12 +133,18 @@ def _upload(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, images: list,
                             "sha256": stored.sha256, "width": width, "height": height})
         _stopped(stop, f"while its images uploaded (all {len(checked)} stored); what it stored was removed")
     except BaseException:
-        left = runtime.store.delete_created(created)
-        if left:
-            log.warning("upload_cleanup_failed", message=f"could not remove {', '.join(left)} after the job "
-                                                         f"failed", data={"keys": left})
+        _remove_created(runtime, log, created, "failed")
         raise
     return results
+
+
+def _remove_created(runtime: WorkerRuntime, log: WorkerLog, created: list[str], after: str) -> None:
+    """Removes what this run stored once the job will not complete (it `after`: failed, was stopped): no outcome
+    describes it, and a recovery must not read it as a result. Best effort: what stays is named in a warning."""
+    left = runtime.store.delete_created(created)
+    if left:
+        log.warning("upload_cleanup_failed", message=f"could not remove {', '.join(left)} after the job {after}",
+                    data={"keys": left})
 
 
 def _saved_apart(graph: dict[str, Any], run_id: str) -> dict[str, Any]:
@@ -264,10 +270,7 @@ def run_job(job: dict[str, Any], runtime: WorkerRuntime, stop: threading.Event |
             # RunPod stopped the job while its outcome was stored: it reports the job CANCELLED or TIMED_OUT and
             # drops this output, so a recovery must not find an outcome (and images) that say it completed.
             created += [outcome] if outcome else []
-            left = runtime.store.delete_created(created)
-            if left:
-                log.warning("upload_cleanup_failed", message=f"could not remove {', '.join(left)} after the job "
-                                                             f"was stopped", data={"keys": left})
+            _remove_created(runtime, log, created, "was stopped")
             raise ComfyCancelled("job stopped while its outcome was stored; what it stored was removed")
     except ComfyCancelled as exc:
         log.warning("job_cancelled", message=str(exc), status="CANCELLED",

@@ -116,7 +116,9 @@ class ResultStore:
                 return ""
             return f"; could not check whether it was stored all the same ({_code(exc) or exc}): {key} may be left"
         except BotoCoreError as exc:
-            return f"; could not check whether it was stored all the same ({exc}): {key} may be left"
+            # No answer at all (the store unreachable): whether any send got there is as unknown as before.
+            return (f"; the store could not be reached to check whether an earlier send stored it ({exc}): if one "
+                    f"did, {key} may be left")
         if (head.get("Metadata") or {}).get(WRITE_METADATA) != write:
             return ""
         try:
