@@ -209,8 +209,10 @@ def test_goldgate_rollback_restores_an_earlier_release(flow: Flow) -> None:
 
 
 def _promote_process(flow: Flow) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "goldgate.cli", "promote", "--home", str(flow.home),
-                             "--reports-dir", str(flow.reports)], cwd=REPO, text=True,
+    # `--retry-rejected`: the tests below roll PROD back off `variant` before promoting it again, and PROD's
+    # verdict on a digest it was rolled back off outlasts any later STAGING run (test_review13_a2_prod_verdict.py).
+    return subprocess.Popen([sys.executable, "-m", "goldgate.cli", "promote", "--retry-rejected", "--home",
+                             str(flow.home), "--reports-dir", str(flow.reports)], cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
