@@ -27,10 +27,11 @@ from infra.names import StackNames
 from infra.policies import GuardrailError, check_stacks, copied_secret_violations, load_cloud_stacks
 from infra.worker_bundle import SERVICE_DIR, WORKFLOWS_DIR, WorkerBundle, collect
 from service.config import (
+    CURRENT_TOO_SHORT,
     PREVIOUS_IS_API_TOKEN,
     PREVIOUS_IS_CURRENT,
     PREVIOUS_TOO_SHORT,
-    SECRET_MIN_CHARS,
+    current_secrets_problem,
     previous_secret_problem,
 )
 
@@ -44,10 +45,10 @@ REGISTRY_SECRET_KEYS = {"registry_username": "registryUsername", "registry_passw
 PREVIOUS_WEBHOOK_SECRET_KEY = "webhookSecretPrevious"
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
 _ZERO_DIGEST = "@sha256:" + "0" * 64
-# The API Worker refuses an API token or webhook secret shorter than SECRET_MIN_CHARS at its first request
-# (service/config.py): refused here, before a deploy replaces a working Worker with one that answers 500 to
-# everything.
-API_SECRET_KEYS = ("apiToken", "webhookSecret")
+# The API Worker refuses an API token or webhook secret shorter than SECRET_MIN_CHARS, or the two equal, at its
+# first request (service/config.py): refused here, before a deploy replaces a working Worker with one that answers
+# 500 to everything. Each by its service config key.
+API_SECRET_KEYS = {"api_token": "apiToken", "webhook_secret": "webhookSecret"}
 
 
 @dataclass(frozen=True)
@@ -117,17 +118,7 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
                         "set (or empty): `pulumi config set --secret goldgate:<key> --stack " + stack +
                         "` (docs/CLOUD.md)")
     refuse_plain_secrets(stack, SECRET_KEYS.values())
-    short = [key for key in API_SECRET_KEYS if len(config.get(key) or "") < SECRET_MIN_CHARS]
-    if short:  # never the value, nor its length: both help a guesser
-        raise SpecError(f"stack {stack}: {', '.join(CONFIG_NAMESPACE + ':' + k for k in short)} is shorter than "
-                        f"{SECRET_MIN_CHARS} characters, which the API Worker refuses: set a long random value, "
-                        f"e.g. `openssl rand -hex 32 | pulumi config set --secret {CONFIG_NAMESPACE}:<key> "
-                        f"--stack {stack}`")
-    if config.get("apiToken") == config.get("webhookSecret"):  # never either value
-        raise SpecError(f"stack {stack}: {CONFIG_NAMESPACE}:apiToken and {CONFIG_NAMESPACE}:webhookSecret hold the "
-                        "same value, which the API Worker refuses (a client holding the token could sign RunPod's "
-                        "outcomes and result URLs): give each its own, e.g. `openssl rand -hex 32 | pulumi config "
-                        f"set --secret {CONFIG_NAMESPACE}:webhookSecret --stack {stack}`")
+    refuse_current_secrets(stack, config)
     previous = previous_webhook_secret(stack, config)
     cloudflare_api_base = config.get("cloudflareApiBase") or DEFAULT_CLOUDFLARE_API
     problem = url_problem(cloudflare_api_base)  # the spec's rule for its own base URLs
@@ -141,6 +132,24 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
         r2_read_permission_group_id=config.get("r2ReadPermissionGroupId") or R2_BUCKET_ITEM_READ,
         cloudflare_api_base=cloudflare_api_base)
     return spec, secrets, settings
+
+
+def refuse_current_secrets(stack: str, config: pulumi.Config) -> None:
+    """goldgate:apiToken and goldgate:webhookSecret, refused by their keys, never their values nor lengths, wherever
+    the API Worker would refuse them at its first request (service/config.py's own rule)."""
+    problem = current_secrets_problem(config.get("apiToken") or "", config.get("webhookSecret") or "")
+    if problem is None:
+        return
+    keys, clause = problem
+    named = [f"{CONFIG_NAMESPACE}:{API_SECRET_KEYS[key]}" for key in keys]
+    if clause == CURRENT_TOO_SHORT:
+        raise SpecError(f"stack {stack}: {', '.join(named)} is {clause}, which the API Worker refuses: set a long "
+                        f"random value, e.g. `openssl rand -hex 32 | pulumi config set --secret "
+                        f"{CONFIG_NAMESPACE}:<key> --stack {stack}`")
+    raise SpecError(f"stack {stack}: {' and '.join(named)} hold {clause}, which the API Worker refuses (a client "
+                    "holding the token could sign RunPod's outcomes and result URLs): give each its own, e.g. "
+                    f"`openssl rand -hex 32 | pulumi config set --secret {CONFIG_NAMESPACE}:webhookSecret "
+                    f"--stack {stack}`")
 
 
 def previous_webhook_secret(stack: str, config: pulumi.Config) -> pulumi.Output[str] | None:

@@ -18,6 +18,10 @@ SECRET_MIN_CHARS = 16
 PREVIOUS_TOO_SHORT = f"is shorter than {SECRET_MIN_CHARS} characters"
 PREVIOUS_IS_CURRENT = "holds the same value as the current webhook secret"
 PREVIOUS_IS_API_TOKEN = "holds the same value as the API token"
+# What current_secrets_problem finds: the secrets at fault, by their service config keys, and what is wrong with
+# them, a clause said of those secrets (a caller names each its own way, a file or a Pulumi key, before it).
+CURRENT_TOO_SHORT = f"shorter than {SECRET_MIN_CHARS} characters"
+CURRENT_ARE_EQUAL = "the same value"
 
 
 class ConfigError(ValueError):
@@ -34,6 +38,20 @@ def previous_secret_problem(previous: str, current: str, api_token: str) -> str 
         return PREVIOUS_IS_CURRENT
     if hmac.compare_digest(previous.encode(), api_token.encode()):
         return PREVIOUS_IS_API_TOKEN
+    return None
+
+
+def current_secrets_problem(api_token: str, webhook_secret: str) -> tuple[tuple[str, ...], str] | None:
+    """Why the service refuses this API token and webhook secret, or None when it takes them: the keys at fault
+    ("api_token", "webhook_secret": each one too short, or both for being equal) and CURRENT_TOO_SHORT or
+    CURRENT_ARE_EQUAL. Never a value nor its length: both help a guesser. Equal, the webhook secret, which signs
+    RunPod's outcomes and the result URLs, is one every client holding the token has."""
+    short = tuple(name for name, value in (("api_token", api_token), ("webhook_secret", webhook_secret))
+                  if len(value) < SECRET_MIN_CHARS)
+    if short:
+        return short, CURRENT_TOO_SHORT
+    if hmac.compare_digest(webhook_secret.encode(), api_token.encode()):
+        return ("api_token", "webhook_secret"), CURRENT_ARE_EQUAL
     return None
 
 
@@ -115,12 +133,13 @@ class ServiceConfig:
             value = getattr(self, name)
             if value is not None and not value.startswith(("http://", "https://")):
                 raise ConfigError(f"service config {name} must be an http(s) URL")
-        if len(self.webhook_secret) < SECRET_MIN_CHARS or len(self.api_token) < SECRET_MIN_CHARS:
-            raise ConfigError(f"service config api_token and webhook_secret must be at least {SECRET_MIN_CHARS} "
-                              "characters")
-        if hmac.compare_digest(self.webhook_secret.encode(), self.api_token.encode()):
-            # The webhook secret signs RunPod's outcomes and the result URLs: a client holding the token could
-            # then post any job's outcome and open any result.
+        problem = current_secrets_problem(self.api_token, self.webhook_secret)
+        if problem is not None:
+            keys, clause = problem
+            if clause == CURRENT_TOO_SHORT:
+                raise ConfigError(f"service config {' and '.join(keys)} must be at least {SECRET_MIN_CHARS} "
+                                  "characters")
+            # A client holding the token could then post any job's outcome and open any result.
             raise ConfigError("service config api_token and webhook_secret must differ: give each its own random "
                               "value")
         self._check_previous_secret()

@@ -155,10 +155,13 @@ class StackHost:
         workflows = WORKFLOWS_DIR
         if image and image_store.is_local_ref(image):
             workflows = image_store.resolve(image, self.home) / "worker" / "workflows"
+        # Checked as the service checks them: a pair it refuses is a StateError naming the file, which
+        # restart_service survives and `up` reports, not a service that exits.
+        api_token, webhook_secret = self.dir.current_secrets()
         config = {
             "stack": sp.name,
-            "api_token": self.dir.secret("api_token"),
-            "webhook_secret": self.dir.secret("webhook_secret"),
+            "api_token": api_token,
+            "webhook_secret": webhook_secret,
             "runpod_api_key": self.dir.secret("runpod_api_key"),
             "runpod_endpoint_base": f"{self.runpod.endpoint_base}/{self.endpoint_id}",
             "public_base_url": f"http://127.0.0.1:{self.service_port}",
@@ -196,20 +199,33 @@ class StackHost:
     def restart_service(self) -> None:
         """Start the service again after it died. Its config is made again, as for any start (a rotation that is
         complete applies); one the stack's files cannot make now (a rotation half done: the previous secret equal
-        to the current one; a secret file refused) restarts it on the config the dead one ran with, and the error
-        names the file: the stack serves on, with the jobs in flight, as `reload` keeps the old service."""
+        to the current one, a current one too short; a secret file refused), or a new one the service still
+        refuses, restarts it on the config the dead one ran with, and the error names the file (or the service's
+        log): the stack serves on, with the jobs in flight, as `reload` keeps the old service."""
         stamp = self.dir.rotated_secrets_stamp()
         try:
             config = json.dumps(self.service_config(self.image), indent=2)
         except GoldgateError as exc:
-            self.log.error("service.config_refused", message=str(exc),
-                           error={"type": type(exc).__name__, "message": str(exc)},
-                           data={"config": str(self.config_path)})
+            self.config_refused(exc)
             # service.json may hold a failed deploy's config since: the one the dead service read is written back.
             # The stamp stays the dead one's: `up` still says the rotated files are not applied.
             config, stamp = self.serving_config, self.secrets_stamp
-        self.service = self.spawn_from_config(config)
+        try:
+            self.service = self.spawn_from_config(config)
+        except Exception as exc:  # a new config the service refuses, whatever goldgate checked before
+            if config == self.serving_config:
+                raise  # the dead one's own config no longer starts: nothing is left to fall back on
+            self.config_refused(exc)
+            config, stamp = self.serving_config, self.secrets_stamp
+            self.service = self.spawn_from_config(config)
         self.serving_config, self.secrets_stamp = config, stamp
+
+    def config_refused(self, exc: Exception) -> None:
+        """Said when the service is restarted on the config the dead one ran with, not the stack's files' own."""
+        message = str(exc) if isinstance(exc, GoldgateError) else f"{type(exc).__name__}: {exc}"
+        self.log.error("service.config_refused", message=message,
+                       error={"type": type(exc).__name__, "message": str(exc)},
+                       data={"config": str(self.config_path)})
 
     def spawn_service(self, image: str | None, timeout_s: float = 60.0) -> subprocess.Popen:
         """A service process serving on the host's socket, returned once it serves (beside any other)."""

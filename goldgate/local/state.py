@@ -39,9 +39,11 @@ from goldgate.files import NotARegularFile, open_regular
 from goldgate.logs import now_rfc3339
 from goldgate.spec import StackSpec
 from service.config import (
+    CURRENT_TOO_SHORT,
     PREVIOUS_IS_API_TOKEN,
     PREVIOUS_IS_CURRENT,
     PREVIOUS_TOO_SHORT,
+    current_secrets_problem,
     previous_secret_problem,
 )
 
@@ -419,6 +421,7 @@ class StackDir:
             if not (read_small_text(path, MAX_SECRET_BYTES, f"goldgate up {self.stack}") or "").strip():
                 write_private(path, secrets.token_hex(32 if name != "s3_access_key_id" else 10))
             self.secret(name)  # one edited into what no credential is: refused by `up`, before a host starts
+        self.current_secrets()  # as the service's own rules, before a host starts (its service would exit)
         if self.webhook_secret_previous() is not None:  # refused here too: the service would not start on it
             # Written by hand, often with the umask's 0644: kept as private as the secrets goldgate writes.
             fd = _open_regular(self.secret_file(WEBHOOK_SECRET_PREVIOUS), os.O_RDONLY, 0o600,
@@ -454,6 +457,26 @@ class StackDir:
         """A secret only the operator writes, when needed: None when its file is missing, else read and checked
         as `secret` (an empty file is refused, not taken for a missing one: it may be a rotation's lost step)."""
         return self._read_secret(name, optional=True)
+
+    def current_secrets(self) -> tuple[str, str]:
+        """The API token and the webhook secret, as the service takes them. A pair it would refuse at its start
+        (service/config.py: one too short, a hand-written one; the two equal) is refused here, by the files' names,
+        never a value nor its length: a host that started its service on them saw it exit."""
+        api_token, webhook_secret = self.secret("api_token"), self.secret("webhook_secret")
+        problem = current_secrets_problem(api_token, webhook_secret)
+        if problem is None:
+            return api_token, webhook_secret
+        keys, clause = problem
+        paths = [str(self.secret_file(key)) for key in keys]
+        apply = f"then `goldgate down {self.stack}` and `goldgate up {self.stack}` (or a deploy) apply it"
+        if clause == CURRENT_TOO_SHORT:
+            one = len(paths) == 1
+            raise StateError(f"{' and '.join(paths)} {'is' if one else 'are each'} {clause}, which the service "
+                             f"refuses: write a long random value in {'it' if one else 'each'} (`openssl rand -hex "
+                             f"32`), or empty {'it' if one else 'them'} for `goldgate up` to make a new one; {apply}")
+        raise StateError(f"{' and '.join(paths)} hold {clause}, which the service refuses (a client holding the token "
+                         "could sign RunPod's outcomes and result URLs): give each its own random value, a new one "
+                         f"(`openssl rand -hex 32`) in the file you last wrote; {apply}")
 
     def webhook_secret_previous(self) -> str | None:
         """The webhook secret before the current one, while it is rotated; None when no rotation is under way.
