@@ -260,7 +260,8 @@ def cmd_history(args: argparse.Namespace) -> int:
                  "trigger": r.get("trigger", "")} for r in rows]
         unfinished = "" if not open_intents else (
             f"\nunfinished: {', '.join(f'#{seq}' for seq in sorted(open_intents))} recorded an intent and no outcome "
-            "(its command is still running, or was interrupted): `goldgate rollback` finishes an interrupted one")
+            "(its command is still running, or was interrupted): the next `goldgate promote` or `goldgate rollback` "
+            "finishes an interrupted one")
         return table(flat, ["seq", "ts", "kind", "phase", "stack", "outcome", "image", "trigger"]) + unfinished + \
             f"\n{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}; hash chain verified{signed}"
     emit(args, entries, render)
@@ -317,15 +318,17 @@ def _render_pins(d: dict[str, Any]) -> str:
 # -- release -----------------------------------------------------------------------------------
 
 def cmd_release(args: argparse.Namespace) -> int:
+    if args.target == "local" and (args.repo or args.engine == "docker"):
+        # A local stack runs snapshots of this home only: the pushed image was refused at STAGING's deploy, after
+        # the build and the push. Checked before the build's own checks, which asked for the --repo this refuses.
+        given = " and ".join(([f"--repo {args.repo}"] if args.repo else [])
+                             + (["--engine docker"] if args.engine == "docker" else []))
+        raise GoldgateError(f"a local release runs a local snapshot: drop {given}, or release a pushed image to the "
+                            "cloud stacks with --target cloud")
     t0 = time.monotonic()
     home, ledger, trigger = _home(args), Ledger(_home(args)), detect_trigger(args.trigger)
     deployer = _deployer(args)
-    engine, _, _ = _check_build(args)  # a build that would be refused fails before any stack is touched
-    if engine == "docker" and args.target == "local":
-        # A local stack runs snapshots of this home only: the pushed image was refused at STAGING's deploy, after
-        # the build and the push.
-        raise GoldgateError("a local release runs a local snapshot: drop --repo (and --engine docker), or release "
-                            "the pushed image to the cloud stacks with --target cloud")
+    _check_build(args)  # a build that would be refused fails before any stack is touched
     _check_release_stacks(deployer, args.staging, args.prod)
     ledger.require_key_if_signed(f"release to {args.prod}")   # refused now, not after the build and golden run
     _paths(args)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from goldgate.ops.checklist_facts import Facts, MigrationFacts
-from goldgate.release.gate import CLOCK_SKEW_S as REPORT_CLOCK_SKEW_S
+from goldgate.release.gate import CLOCK_SKEW_S, report_freshness
 from goldgate.spec import RetentionSpec, is_digest_ref
 
 PASS, FAIL, NA = "pass", "fail", "n/a"
@@ -24,7 +24,6 @@ DRILL_MAX_AGE_S = {"cloud": 25 * 3600, "local": 7 * 86_400}
 RTO_TARGET_S = 30 * 60  # the same table: a verified copy within 30 minutes of starting the restore
 # keep_days is at least the result ttl (30 days by default): pruned monthly, D1 holds at most about two periods.
 PRUNE_MAX_AGE_S = 31 * 86_400
-CLOCK_SKEW_S = 300  # a record this far ahead of our clock is another machine's clock, not the future
 EXIT_MEAN_LATENCY_S = 360.0  # the seed's exit criterion: mean latency <= 6 minutes
 
 
@@ -430,20 +429,10 @@ def golden_report_latest(f: Facts) -> Verdict:
         return FAIL, f.golden_error or "no golden report"
     staging = f.specs.get("staging")
     max_age = staging.thresholds.report_max_age_s if staging else 86_400
-    age = _age_s(f.golden.get("finished_at"), f.now)
-    if age is not None and age < -REPORT_CLOCK_SKEW_S:
-        # The promotion gate (goldgate/release/gate.py) refuses such a report too, with the same allowance for skew.
-        return FAIL, (f"{f.golden_path} says it finished at {str(f.golden.get('finished_at'))[:64]}, {-age:.0f} s in "
-                      f"the future (now {f.now.isoformat(timespec='seconds')}; more than the {REPORT_CLOCK_SKEW_S} s "
-                      "of clock skew allowed), which `goldgate promote` refuses: check the clock of the machine that "
-                      "ran it and this one's, then run `goldgate golden staging`")
-    if age is not None and age < 0:
-        return PASS, (f"{f.golden_path} finished {-age:.0f} s in the future by this clock (within the "
-                      f"{REPORT_CLOCK_SKEW_S} s of clock skew allowed)")
-    return _ok(age is not None and age <= max_age, f"{f.golden_path} finished {age:.0f} s ago (max {max_age})"
-               if age is not None else "", f"{f.golden_path} is stale or undated: finished_at "
-               f"{str(f.golden.get('finished_at'))[:64]!r} ({f'{age:.0f} s ago' if age is not None else 'unreadable'}"
-               f", max {max_age} s); run `goldgate golden staging`")
+    # The promotion gate judges the report with the same words (goldgate/release/gate.py).
+    fresh, evidence = report_freshness(f.golden.get("finished_at"), f.now, max_age, "`goldgate golden staging`",
+                                       subject=str(f.golden_path))
+    return (PASS if fresh else FAIL), evidence
 
 
 def _golden_of_another_image(f: Facts) -> str | None:

@@ -16,8 +16,9 @@ from typing import Any
 from goldgate.errors import GoldgateError
 from goldgate.spec import Thresholds
 
-# A report this far ahead of our clock was dated by another machine (a CI runner whose clock runs fast), as the DR
-# drill's line of the checklist allows; further ahead, it is not evidence of anything that happened.
+# A record (a golden report, a DR drill, a prune) this far ahead of our clock was dated by another machine (a CI runner
+# whose clock runs fast); further ahead, it is not evidence of anything that happened. The gate and the checklist
+# (goldgate/ops/checklist.py) both use this one allowance.
 CLOCK_SKEW_S = 300
 
 
@@ -190,7 +191,7 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
         found = f"{report.get('image')} went to {prod} and {verdict} (ledger #{rejected_by.get('seq')})"
         # A fault that shows only on PROD passes every STAGING run: a later golden run there proves nothing about it.
         cond("prod_verdict", retry_rejected,
-             f"{found}; promoted again as the operator asked (--retry-rejected)" if retry_rejected else
+             f"{found}; the operator asked to retry it on {prod} (--retry-rejected)" if retry_rejected else
              f"{found}; later golden runs on {staging_stack} do not outvote {prod}'s verdict: fix it and release a "
              f"new build, or, once the cause on {prod} is fixed, `goldgate promote --retry-rejected`")
     if workflow_versions:
@@ -199,19 +200,8 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
         cond("report_workflow_version", not other,
              f"report is for workflow version {version!r}"
              + "".join(f", but {stack} declares {v!r}" for stack, v in other.items()))
-    age = _age_s(report.get("finished_at"), now)
-    fresh = age is not None and -CLOCK_SKEW_S <= age <= thresholds.report_max_age_s
-    if age is None:
-        freshness = f"report has no readable finished_at ({report.get('finished_at')!r})"
-    elif age < -CLOCK_SKEW_S:
-        freshness = (f"report says it finished at {str(report.get('finished_at'))[:64]}, {-age:.0f} s in the future "
-                     f"(more than the {CLOCK_SKEW_S} s of clock skew allowed): check the clock of the machine that "
-                     f"ran it and this one's, then run `goldgate golden {staging_stack}`")
-    elif age < 0:
-        freshness = (f"report finished {-age:.0f} s in the future by this clock (within the {CLOCK_SKEW_S} s of clock "
-                     f"skew allowed; max age {thresholds.report_max_age_s} s)")
-    else:
-        freshness = f"report finished {age:.0f} s ago (max {thresholds.report_max_age_s} s)"
+    fresh, freshness = report_freshness(report.get("finished_at"), now, thresholds.report_max_age_s,
+                                        f"`goldgate golden {staging_stack}`")
     cond("report_fresh", fresh, freshness)
     latency = report.get("latency_s")
     mean = latency.get("mean") if isinstance(latency, Mapping) else None
@@ -281,16 +271,42 @@ def _references_match(report: dict[str, Any], references: Mapping[str, str | Non
     differ = sorted(name for name, sha in references.items() if sha is None or compared.get(name) != sha)
     if not differ:
         return True, f"the report compared with the {len(references)} committed reference images"
-    # A case that produced no image compared nothing: saying it compared "other files" would send the operator
-    # looking for a references directory that was never used.
-    unused = [name for name in differ if compared.get(name) is None]
-    other = [name for name in differ if compared.get(name) is not None]
+    # Three causes, three remedies: a reference the checkout lacks is created and committed; one the report compared
+    # nothing with was not rendered in that run; only the rest were compared with another directory's files.
+    absent = [name for name in differ if references[name] is None]
+    unused = [name for name in differ if references[name] is not None and compared.get(name) is None]
+    other = [name for name in differ if references[name] is not None and compared.get(name) is not None]
     where = recorded.get("dir") if isinstance(recorded, Mapping) else None
     told = []
     if other:
-        told.append(f"compared {len(other)} of the {len(references)} reference images ({_few(other)}) with other "
-                    f"files than this checkout holds (references dir {str(where)[:200]!r})")
+        told.append(f"the report compared {len(other)} of the {len(references)} reference images ({_few(other)}) "
+                    f"with other files than this checkout holds (references dir {str(where)[:200]!r})")
     if unused:
-        told.append(f"did not compare {len(unused)} of the {len(references)} reference images ({_few(unused)}): "
-                    "not compared (its case produced no image to compare)")
-    return False, f"the report {'; and '.join(told)}: {again}"
+        told.append(f"the report compared no render with {len(unused)} of the {len(references)} reference images "
+                    f"({_few(unused)}): {'its case was' if len(unused) == 1 else 'their cases were'} not in that "
+                    "run, or produced no image")
+    if absent:
+        told.append(f"this checkout holds no reference image for {len(absent)} of the {len(references)} "
+                    f"({_few(absent)}): create {'it' if len(absent) == 1 else 'them'} with `goldgate golden {stack} "
+                    "--update-references`, check by eye and commit")
+    return False, f"{'; '.join(told)}; then {again}"
+
+
+def report_freshness(finished_at: Any, now: datetime, max_age_s: float, rerun: str,
+                     subject: str = "report") -> tuple[bool, str]:
+    """(fresh, detail) for the golden report `subject` finished at `finished_at`: the promotion gate and the
+    checklist judge it alike. A report up to CLOCK_SKEW_S ahead of `now` is fresh; `rerun` makes a new one."""
+    age = _age_s(finished_at, now)
+    if age is None:
+        return False, f"{subject} has no readable finished_at ({str(finished_at)[:64]!r}); run {rerun}"
+    if age < -CLOCK_SKEW_S:
+        return False, (f"{subject} says it finished at {str(finished_at)[:64]}, {-age:.0f} s in the future (now "
+                       f"{now.isoformat(timespec='seconds')}; more than the {CLOCK_SKEW_S} s of clock skew allowed), "
+                       f"which `goldgate promote` refuses: check the clock of the machine that ran it and this one's, "
+                       f"then run {rerun}")
+    if age < 0:
+        return True, (f"{subject} finished {-age:.0f} s in the future by this clock (within the {CLOCK_SKEW_S} s of "
+                      f"clock skew allowed; max age {max_age_s} s)")
+    if age > max_age_s:
+        return False, f"{subject} finished {age:.0f} s ago (max {max_age_s} s): run {rerun}"
+    return True, f"{subject} finished {age:.0f} s ago (max {max_age_s} s)"

@@ -193,7 +193,8 @@ def test_the_promote_job_promotes_only_the_digest_this_run_built(tmp_path: Path)
     argv = tmp_path / "argv"
     bin_dir = _stub_bin(tmp_path, goldgate=f'printf "%s\\n" "$@" > "{argv}"\necho \'{{"ok": true}}\'\n')
     step = _promote_step()
-    context = {"needs.build.outputs.image": IMAGE, "needs.build.outputs.release_id": "r-1", "env.LEDGER_SAVE": ""}
+    context = {"needs.build.outputs.image": IMAGE, "needs.build.outputs.release_id": "r-1", "env.LEDGER_SAVE": "",
+               "inputs.retry_rejected": ""}   # a push: no dispatch inputs
     env = _env(tmp_path, bin_dir, **{k: _resolve(str(v), context) for k, v in (step.get("env") or {}).items()})
     proc = _bash(step["run"], tmp_path, env)
     assert proc.returncode == 0, proc.stderr
