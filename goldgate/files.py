@@ -1,6 +1,7 @@
 """Opening a file goldgate keeps or reads, without ever waiting on something that is no file: a named pipe nobody
-writes blocks open() for ever, and a device or directory in a file's place is no file either. Stdlib only; each
-caller says in its own words what the file is and what to do."""
+writes blocks open() for ever, and a device or directory in a file's place is no file either. Stdlib only, with
+service.files' words for what is there (the migration runner's too); each caller says in its own words what the
+file is and what to do."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import os
 import stat
 from pathlib import Path
 
+from service.files import file_kind
+
 
 class NotARegularFile(OSError):
     """Something else than a regular file is at `path`; `kind` says what ("a named pipe (FIFO)", ...)."""
@@ -16,12 +19,6 @@ class NotARegularFile(OSError):
     def __init__(self, path: Path | str, kind: str) -> None:
         super().__init__(f"{path} is {kind}, not a regular file")
         self.path, self.kind = Path(path), kind
-
-
-def file_kind(mode: int) -> str:
-    return ("a directory" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else
-            "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
-            "not a regular file")
 
 
 def open_regular(path: Path | str, flags: int, mode: int = 0o644) -> int:

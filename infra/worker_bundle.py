@@ -31,7 +31,7 @@ TEXT = "text/plain"
 # Local-target-only modules need sqlite3/uvicorn, which a Worker lacks; they never ship.
 # The local target's adapters (uvicorn, SQLite, boto3, httpx): the Worker entry never imports them.
 LOCAL_ONLY = frozenset({"local_server.py", "__main__.py", "asgi.py", "sqlite_database.py", "s3_store.py",
-                        "httpx_transport.py", "migrate.py", "sockets.py", "sqltext.py"})
+                        "httpx_transport.py", "migrate.py", "sockets.py", "sqltext.py", "files.py"})
 MAX_BUNDLE_BYTES = 10 * 1024 * 1024  # Workers' compressed limit on paid plans; uncompressed is a fair proxy
 
 

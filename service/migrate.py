@@ -17,6 +17,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from service.files import file_kind
 from service.sqltext import split_sql
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -60,7 +61,7 @@ def read_migration(path: Path) -> str:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise MigrationError(f"migration {path.name} is {_kind_of(mode)}, not a file: put the SQL file there")
+            raise MigrationError(f"migration {path.name} is {file_kind(mode)}, not a file: put the SQL file there")
         os.set_blocking(fd, True)
         with open(fd, "rb", closefd=False) as f:
             data = f.read()
@@ -78,16 +79,9 @@ def read_migration(path: Path) -> str:
 
 def _kind(path: Path) -> str:
     try:
-        return _kind_of(os.stat(path).st_mode)
+        return file_kind(os.stat(path).st_mode)
     except OSError:
         return "not a regular file"
-
-
-def _kind_of(mode: int) -> str:
-    # goldgate.files.file_kind's words (service/ imports nothing of goldgate)
-    return ("a directory" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else
-            "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
-            "not a regular file")
 
 
 def split_statements(sql: str) -> list[str]:

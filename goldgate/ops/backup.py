@@ -291,15 +291,11 @@ def restore_backup(backup: Path, manifest: BackupManifest, target: Path) -> Rest
             dst.close()
     except OSError as exc:  # the copy's file could not be made: its directory, not the backup
         partial.unlink(missing_ok=True)
-        raise RestoreFailed(f"cannot write the restored copy {partial} ({exc.strerror or exc}); free space or fix "
-                            f"the permissions of {partial.parent} and run the restore again (backup {backup.name} "
-                            "was not judged; nothing was replaced)") from None
+        raise _unwritable_copy(partial, backup, exc.strerror or exc) from None
     except sqlite3.DatabaseError as exc:
         partial.unlink(missing_ok=True)
         if not unreadable_database(exc):  # the disk or directory of the copy, not the backup
-            raise RestoreFailed(f"cannot write the restored copy {partial} ({exc}); free space or fix the "
-                                f"permissions of {partial.parent} and run the restore again (backup "
-                                f"{backup.name} was not judged; nothing was replaced)") from None
+            raise _unwritable_copy(partial, backup, exc) from None
         raise BackupRefused(f"backup {backup.name} is not a readable SQLite database ({exc}); refusing to "
                             "restore it") from None
     except BaseException:  # refused, or interrupted (Ctrl-C): a partial copy the size of the database stays not
@@ -312,3 +308,9 @@ def restore_backup(backup: Path, manifest: BackupManifest, target: Path) -> Rest
                             + "; ".join(problems[:5]) + "; refusing to restore it")
     os.replace(partial, target)
     return RestoreOutcome(target=target, fingerprint=got, seconds=time.perf_counter() - started)
+
+
+def _unwritable_copy(partial: Path, backup: Path, reason: object) -> RestoreFailed:
+    return RestoreFailed(f"cannot write the restored copy {partial} ({reason}); free space or fix the permissions "
+                         f"of {partial.parent} and run the restore again (backup {backup.name} was not judged; "
+                         "nothing was replaced)")
