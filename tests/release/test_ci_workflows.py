@@ -79,12 +79,19 @@ def _stub_bin(tmp_path: Path, **scripts: str) -> Path:
     return bin_dir
 
 
+def _origin_git() -> str:
+    """The workflows' ORIGIN_GIT, which GitHub gives every step through the workflow's `env:` and each script that
+    talks to origin evals (the two workflows define the same one: test_review13_ci_supply_chain)."""
+    return _workflow("release.yml")["env"]["ORIGIN_GIT"]
+
+
 def _env(tmp_path: Path, bin_dir: Path, **extra: str) -> dict[str, str]:
     home, scratch = tmp_path / "userhome", tmp_path / "runner-tmp"  # the steps' mktemp files stay in the test's dir
     home.mkdir(exist_ok=True)
     scratch.mkdir(exist_ok=True)
     return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_TERMINAL_PROMPT": "0", "LANG": "C.UTF-8", "TMPDIR": str(scratch), **extra}
+            "GIT_TERMINAL_PROMPT": "0", "LANG": "C.UTF-8", "TMPDIR": str(scratch), "ORIGIN_GIT": _origin_git(),
+            **extra}
 
 
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
@@ -134,7 +141,7 @@ def _ci_shell_scripts() -> list[tuple[str, str]]:
     for name in WORKFLOW_NAMES:
         workflow = _workflow(name)
         for key, value in workflow.get("env", {}).items():
-            if key.startswith(("LEDGER_", "RELEASE_", "PROD_")):
+            if key.startswith(("ORIGIN_", "LEDGER_", "RELEASE_", "PROD_")):
                 scripts.append((f"{name} env.{key}", "#!/usr/bin/env bash\n" + value))
         for job_name, _job, step in _steps(workflow):
             if isinstance(step.get("run"), str):

@@ -340,3 +340,78 @@ def test_ci_installs_only_the_locked_files(name: str) -> None:
         locked, project = commands
         assert locked.endswith("pip install --require-hashes -r requirements-ci.txt"), (job, locked)
         assert project.endswith("pip install --no-deps --no-build-isolation -e ."), (job, project)
+
+
+# --- one origin_git per workflow -------------------------------------------------------------------------------------
+# Before: the helper that hands GH_TOKEN to git was written out in every script and in both pin steps (six copies a
+# workflow): a fix to how the token reaches git had to land six times per workflow, and a copy left behind kept the
+# old way. Now ORIGIN_GIT, in the workflow's env, defines it, and each script that talks to origin evals it.
+
+_DEFINES = re.compile(r"^\s*origin_git\s*\(\)", re.MULTILINE)
+
+
+def _pin_steps() -> list[tuple[str, dict]]:
+    return [(name, step) for name in WORKFLOW_NAMES for _, _, step in _steps(_workflow(name))
+            if "origin HEAD:main" in (step.get("run") or "")]
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_each_workflow_defines_origin_git_once(name: str) -> None:
+    text = (REPO / ".github" / "workflows" / name).read_text(encoding="utf-8")
+    assert len(_DEFINES.findall(text)) == 1, f"{name}: origin_git is defined {len(_DEFINES.findall(text))} times"
+    workflow = _workflow(name)
+    assert _DEFINES.search(workflow["env"]["ORIGIN_GIT"]), name
+    # Both write the same ledger branch and lock through the same origin: one definition for the two.
+    assert workflow["env"]["ORIGIN_GIT"] == _workflow("release.yml")["env"]["ORIGIN_GIT"], name
+    # Every script that calls it gets it from there before its first call.
+    scripts = [(key, value) for key, value in workflow["env"].items() if key != "ORIGIN_GIT"]
+    scripts += [(str(step.get("name")), step.get("run") or "") for _, _, step in _steps(workflow)]
+    calling = [(where, script) for where, script in scripts if "origin_git " in script]
+    assert len(calling) >= 6, (name, [where for where, _ in calling])   # five env scripts and the pin step
+    for where, script in calling:
+        evals, first_call = script.find('eval "${ORIGIN_GIT'), script.find("origin_git ")
+        assert 0 <= evals < first_call, f"{name}: {where} calls origin_git without evaluating ORIGIN_GIT first"
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_the_pin_step_reaches_origin_with_the_job_token_and_leaves_it_nowhere(tmp_path: Path, origin: Origin,
+                                                                               name: str) -> None:
+    [step] = [step for where, step in _pin_steps() if where == name]
+    work = _checkout(tmp_path, origin, "job")
+    # goldgate (a stub) moves no pin: the step fetches main, finds nothing to commit and stops there.
+    proc = _bash(step["run"], work, _step_env(tmp_path, work, origin, GH_TOKEN=JOB_TOKEN, RELEASE_ID="r-1"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert origin.seen and all(map(_is_the_job_token, origin.seen))
+    for path in (work / ".git").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert JOB_TOKEN.encode() not in data and CREDENTIALS.encode() not in data, path
+
+
+@pytest.mark.parametrize("which", ["PROD_STACK_IS_MAINS", "release.yml pin step", "rollback.yml pin step"])
+def test_the_other_steps_not_given_the_token_say_so_before_asking_origin(tmp_path: Path, origin: Origin,
+                                                                          which: str) -> None:
+    pins = {f"{name} pin step": step["run"] for name, step in _pin_steps()}
+    script = pins.get(which) or _scripts()[which]
+    work = _checkout(tmp_path, origin, "job")
+    proc = _bash(script, work, _step_env(tmp_path, work, origin, RELEASE_ID="r-1"))
+    assert proc.returncode != 0
+    assert "GH_TOKEN" in proc.stderr, proc.stderr
+    assert origin.seen == []
+
+
+@pytest.mark.parametrize("which", ["LEDGER_SAVE", "release.yml pin step"])
+def test_a_step_without_origin_git_says_so_before_asking_origin(tmp_path: Path, origin: Origin, which: str) -> None:
+    # A workflow whose env lost ORIGIN_GIT: the step names it, rather than dying on "origin_git: command not found"
+    # (the pin step runs without `set -u`, where an empty eval would go on to that).
+    pins = {f"{name} pin step": step["run"] for name, step in _pin_steps()}
+    script = pins.get(which) or _scripts()[which]
+    work = _checkout(tmp_path, origin, "job")
+    (work / ".goldgate").mkdir()
+    (work / ".goldgate" / "ledger.jsonl").write_text('{"seq": 1}\n')
+    env = _step_env(tmp_path, work, origin, GH_TOKEN=JOB_TOKEN, RELEASE_ID="r-1")
+    del env["ORIGIN_GIT"]
+    proc = _bash(script, work, env)
+    assert proc.returncode != 0
+    assert "ORIGIN_GIT" in proc.stderr and "command not found" not in proc.stderr, proc.stderr
+    assert origin.seen == []
