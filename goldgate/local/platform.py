@@ -629,6 +629,14 @@ class LocalPlatform:
         return isinstance(started, dict) and started != self._dir(stack).rotated_secrets_stamp()
 
     def secrets_changed_advice(self, stack: str) -> str:
+        d = self._dir(stack)
+        try:  # the files as the next service would take them: a stop now would leave the stack down on them
+            d.current_secrets()
+            d.webhook_secret_previous()
+        except StateError as exc:
+            return (f"{stack}: its webhook secret files changed since its service started, and the next start would "
+                    f"refuse them: {exc}. The stack keeps serving on the old ones; fix the file before `goldgate down "
+                    f"{stack}` or a deploy")
         restart = (f"`goldgate down {stack} && goldgate up {stack}` (the local RunPod's jobs in flight end with it; "
                    "`goldgate recover` settles them)")
         if specs.load_local(stack, self.stacks_file).role != "prod":  # PROD takes no `goldgate deploy`
