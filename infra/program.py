@@ -143,7 +143,8 @@ def refuse_current_secrets(stack: str, config: pulumi.Config) -> None:
     keys, clause = problem
     named = [f"{CONFIG_NAMESPACE}:{API_SECRET_KEYS[key]}" for key in keys]
     if clause == CURRENT_TOO_SHORT:
-        raise SpecError(f"stack {stack}: {', '.join(named)} is {clause}, which the API Worker refuses: set a long "
+        raise SpecError(f"stack {stack}: {' and '.join(named)} {'is' if len(named) == 1 else 'are each'} {clause}, "
+                        "which the API Worker refuses: set a long "
                         f"random value, e.g. `openssl rand -hex 32 | pulumi config set --secret "
                         f"{CONFIG_NAMESPACE}:<key> --stack {stack}`")
     raise SpecError(f"stack {stack}: {' and '.join(named)} hold {clause}, which the API Worker refuses (a client "

@@ -623,10 +623,14 @@ class LocalPlatform:
         return isinstance(started, str) and started != spec_fingerprint(specs.load_local(stack, self.stacks_file))
 
     def secrets_changed(self, stack: str) -> bool:
-        """Whether the webhook secret files changed (a rotation) since the running stack's service read them; False
-        for a stack that is down, or whose host recorded nothing."""
+        """Whether the secret files a running stack's service reads changed (a rotation, a hand edit) since it read
+        them; False for a stack that is down, or whose host recorded nothing. Only the files the host recorded are
+        compared: a host an older goldgate started recorded fewer."""
         started = (self._state(stack) or {}).get("secrets_stamp")
-        return isinstance(started, dict) and started != self._dir(stack).rotated_secrets_stamp()
+        if not isinstance(started, dict):
+            return False
+        now = self._dir(stack).rotated_secrets_stamp()
+        return any(name in started and started[name] != stamp for name, stamp in now.items())
 
     def secrets_changed_advice(self, stack: str) -> str:
         d = self._dir(stack)
@@ -634,15 +638,18 @@ class LocalPlatform:
             d.current_secrets()
             d.webhook_secret_previous()
         except StateError as exc:
-            return (f"{stack}: its webhook secret files changed since its service started, and the next start would "
-                    f"refuse them: {exc}. The stack keeps serving on the old ones; fix the file before `goldgate down "
-                    f"{stack}` or a deploy")
+            before = f"`goldgate down {stack}`" + (" or a deploy" if self._role(stack) != "prod" else "")
+            return (f"{stack}: its secret files changed since its service started, and the next start would refuse "
+                    f"them: {exc}. The stack keeps serving on the old ones; fix the file before {before}")
         restart = (f"`goldgate down {stack} && goldgate up {stack}` (the local RunPod's jobs in flight end with it; "
                    "`goldgate recover` settles them)")
-        if specs.load_local(stack, self.stacks_file).role != "prod":  # PROD takes no `goldgate deploy`
+        if self._role(stack) != "prod":  # PROD takes no `goldgate deploy`
             restart = f"`goldgate deploy {stack} --image <the image it runs>`, which stops no job, or {restart}"
-        return (f"{stack}: its webhook secret files (secrets/webhook_secret, secrets/webhook_secret_previous) changed "
-                f"since its service started, which still uses the old ones; apply them with {restart}")
+        return (f"{stack}: its secret files (secrets/api_token, secrets/webhook_secret, secrets/webhook_secret_previous) "
+                f"changed since its service started, which still uses the old ones; apply them with {restart}")
+
+    def _role(self, stack: str) -> str:
+        return specs.load_local(stack, self.stacks_file).role
 
     def spec_changed_advice(self, stack: str) -> str:
         where = self.stacks_file

@@ -68,6 +68,10 @@ LOGGED_OPTIONAL_SECRETS = (WEBHOOK_SECRET_PREVIOUS,)
 RESULT_SWEEP_S = 3_600.0
 
 
+class ServiceExited(RuntimeError):
+    """A service process ended before it served: it refused its config (a slow start is not this)."""
+
+
 class StackHost:
     """Owns the stack's processes for as long as it runs."""
 
@@ -212,7 +216,7 @@ class StackHost:
             config, stamp = self.serving_config, self.secrets_stamp
         try:
             self.service = self.spawn_from_config(config)
-        except Exception as exc:  # a new config the service refuses, whatever goldgate checked before
+        except ServiceExited as exc:  # a new config the service refuses, whatever goldgate checked before
             if config == self.serving_config:
                 raise  # the dead one's own config no longer starts: nothing is left to fall back on
             self.config_refused(exc)
@@ -254,7 +258,7 @@ class StackHost:
         deadline = time.monotonic() + timeout_s
         while not ready.exists():
             if proc.poll() is not None:
-                raise RuntimeError(f"the service exited with code {proc.returncode} before it served; "
+                raise ServiceExited(f"the service exited with code {proc.returncode} before it served; "
                                    f"see {self.dir.logs_dir / 'service.jsonl'}")
             if time.monotonic() > deadline:
                 self.stop_service(proc)

@@ -60,7 +60,7 @@ SECRET_WORDS = {"api_token": ("API token", "token"), "webhook_secret": ("webhook
 # the service still accepts for the webhooks of jobs in flight and the result URLs handed out. Never made by `up`.
 WEBHOOK_SECRET_PREVIOUS = "webhook_secret_previous"
 # The files a rotation edits: a running stack's service keeps what it read until a deploy or a restart.
-ROTATED_SECRETS = ("webhook_secret", WEBHOOK_SECRET_PREVIOUS)
+ROTATED_SECRETS = ("api_token", "webhook_secret", WEBHOOK_SECRET_PREVIOUS)
 # A worker log's life once its worker is gone: the fleet writes one per worker it ever starts, so a stack that runs
 # for months would otherwise fill its logs dir with them. Removed when the stack starts.
 WORKER_LOG_MAX_AGE_S = 7 * 86400
@@ -473,7 +473,8 @@ class StackDir:
             one = len(paths) == 1
             raise StateError(f"{' and '.join(paths)} {'is' if one else 'are each'} {clause}, which the service "
                              f"refuses: write a long random value in {'it' if one else 'each'} (`openssl rand -hex "
-                             f"32`), or empty {'it' if one else 'them'} for `goldgate up` to make a new one; {apply}")
+                             f"32`), {apply}; or empty {'it' if one else 'them'}, and `goldgate down {self.stack}` and "
+                             f"`goldgate up {self.stack}` make a new one (a deploy does not)")
         raise StateError(f"{' and '.join(paths)} hold {clause}, which the service refuses (a client holding the token "
                          "could sign RunPod's outcomes and result URLs): give each its own random value, a new one "
                          f"(`openssl rand -hex 32`) in the file you last wrote; {apply}")

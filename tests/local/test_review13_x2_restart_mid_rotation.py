@@ -67,7 +67,7 @@ def test_a_service_that_dies_mid_rotation_is_restarted_on_its_config_and_the_sta
         assert json.loads((d.root / "service.json").read_text()) == ran_with
         said: list[str] = []
         platform.up(STACK, progress=said.append)  # the rotated files are still not applied, and it says so
-        assert len(said) == 2 and "webhook secret files" in said[1], said
+        assert len(said) == 2 and "secret files changed" in said[1] and "the next start would refuse them" in said[1], said
 
         refused = [x for x in _host_lines(d) if x["event"] == "service.config_refused"]
         assert len(refused) == 1 and refused[0]["level"] == "error", refused
