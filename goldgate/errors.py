@@ -7,6 +7,11 @@ class GoldgateError(Exception):
     """Base of every error goldgate reports to a user; the message says what to do."""
 
 
+def describe(exc: BaseException) -> str:
+    """An error as one says it to an operator: goldgate's own in its words, any other with its type named."""
+    return str(exc) if isinstance(exc, GoldgateError) else f"{type(exc).__name__}: {exc}"
+
+
 class SpecError(GoldgateError):
     """A stack description is invalid or missing a field; the message names the field."""
 

@@ -41,7 +41,7 @@ from botocore.config import Config as BotoConfig
 from moto.server import ThreadedMotoServer
 
 from goldgate import spec as specs
-from goldgate.errors import GoldgateError
+from goldgate.errors import GoldgateError, describe
 from goldgate.local import image_store
 from goldgate.local.lifeline import Lifeline
 from goldgate.local.object_store import DurableBucket
@@ -226,7 +226,7 @@ class StackHost:
 
     def config_refused(self, exc: Exception) -> None:
         """Said when the service is restarted on the config the dead one ran with, not the stack's files' own."""
-        message = str(exc) if isinstance(exc, GoldgateError) else f"{type(exc).__name__}: {exc}"
+        message = describe(exc)
         self.log.error("service.config_refused", message=message,
                        error={"type": type(exc).__name__, "message": str(exc)},
                        data={"config": str(self.config_path)})
@@ -356,7 +356,7 @@ class StackHost:
             return 0
         except Exception as exc:  # noqa: BLE001 -- the host reports why it could not start, then cleans up
             # A GoldgateError's message is the whole story; anything else is named by its type.
-            error = str(exc) if isinstance(exc, GoldgateError) else f"{type(exc).__name__}: {exc}"
+            error = describe(exc)
             write_json_atomic(self.dir.state_file, {"status": "failed", "pid": os.getpid(), "error": error})
             self.log.error("stack.failed", error={"type": type(exc).__name__, "message": str(exc)})
             return 1

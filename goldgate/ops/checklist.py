@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 
 from goldgate.ops.checklist_facts import Facts, MigrationFacts
-from goldgate.release.gate import CLOCK_SKEW_S, report_freshness
+from goldgate.release.gate import CLOCK_SKEW_S, age_s, report_freshness
 from goldgate.spec import RetentionSpec, is_digest_ref
 
 PASS, FAIL, NA = "pass", "fail", "n/a"
@@ -52,14 +51,6 @@ class Check:
 
 def _ok(cond: bool, yes: str, no: str) -> Verdict:
     return (PASS, yes) if cond else (FAIL, no)
-
-
-def _age_s(stamp: Any, now: datetime) -> float | None:
-    try:
-        when = datetime.fromisoformat(str(stamp))
-    except ValueError:
-        return None
-    return (now - when).total_seconds() if when.tzinfo else None
 
 
 def _entries(f: Facts, kind: str, **match: Any) -> list[Any]:
@@ -539,7 +530,7 @@ def _drill_max_age(f: Facts) -> tuple[int, str]:
 def dr_drill(f: Facts) -> Verdict:
     if f.drill is None:
         return FAIL, f.drill_error or f"no DR drill recorded; run {_drill_command(f)}"
-    age = _age_s(f.drill.get("finished_at"), f.now)
+    age = age_s(f.drill.get("finished_at"), f.now)
     if f.drill.get("passed") is not True:  # only a drill writes true; "false" (a string) is truthy
         return FAIL, (f"the last DR drill failed: {f.drill.get('error')}" if f.drill.get("passed") is False else
                       f"the last DR drill record says passed={str(f.drill.get('passed'))[:40]!r}, not true: it is not "
@@ -605,7 +596,7 @@ def _last_prune(f: Facts) -> str | None:
     p = f.prune
     if p is None:
         return None
-    age = _age_s(p.get("finished_at"), f.now)
+    age = age_s(p.get("finished_at"), f.now)
     when = f"{max(age, 0.0) / 86_400:.1f} days ago" if age is not None else f"at {str(p.get('finished_at'))[:64]!r}"
     deleted = p.get("deleted")
     jobs = deleted.get("jobs") if isinstance(deleted, dict) else None
@@ -658,7 +649,7 @@ def d1_retention(f: Facts) -> Verdict:
         return FAIL, (f"{f.prune_error}; {declare}" if f.prune_error else
                       f"D1 grows until its 10 GB cap refuses writes: no retention declared and no prune recorded; "
                       f"{declare}")
-    age = _age_s(f.prune.get("finished_at"), f.now)
+    age = age_s(f.prune.get("finished_at"), f.now)
     fresh = age is not None and -CLOCK_SKEW_S <= age <= PRUNE_MAX_AGE_S
     return _ok(fresh, f"no retention declared; {_last_prune(f)}",
                f"no retention declared and {_last_prune(f)}, not within {PRUNE_MAX_AGE_S // 86_400} days: {declare}")

@@ -249,7 +249,8 @@ def _few(names: list[str]) -> str:
     return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
 
 
-def _age_s(stamp: Any, now: datetime) -> float | None:
+def age_s(stamp: Any, now: datetime) -> float | None:
+    """Seconds from an ISO timestamp with a zone to `now` (negative: in the future); None for anything else."""
     if not isinstance(stamp, str):
         return None
     try:
@@ -296,7 +297,7 @@ def report_freshness(finished_at: Any, now: datetime, max_age_s: float, rerun: s
                      subject: str = "report") -> tuple[bool, str]:
     """(fresh, detail) for the golden report `subject` finished at `finished_at`: the promotion gate and the
     checklist judge it alike. A report up to CLOCK_SKEW_S ahead of `now` is fresh; `rerun` makes a new one."""
-    age = _age_s(finished_at, now)
+    age = age_s(finished_at, now)
     if age is None:
         return False, f"{subject} has no readable finished_at ({str(finished_at)[:64]!r}); run {rerun}"
     if age < -CLOCK_SKEW_S:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from goldgate.errors import GoldgateError
+from goldgate.errors import GoldgateError, describe
 from goldgate.release.cases import load_cases
 from goldgate.release.deployers.base import Deployer, Progress
 from goldgate.release.history import (
@@ -189,21 +189,17 @@ def deploy_and_smoke(deployer: Deployer, ledger: Ledger, stack: str, image: str,
         if pinned != image:  # the smoke cases would vouch for whatever the stack still runs
             raise GoldgateError(f"after the deploy {stack} runs {pinned}, not {image}")
     except Exception as exc:  # noqa: BLE001 -- whatever broke, the stack's pin must be recorded and restored
-        return "deploy_failed", _describe(exc), None, False
+        return "deploy_failed", describe(exc), None, False
     try:
         run = run_golden(deployer, stack, ledger, suite="smoke", paths=paths, trigger=trigger, progress=progress)
     except Exception as exc:  # noqa: BLE001
-        return "smoke_failed", _describe(exc), None, False
+        return "smoke_failed", describe(exc), None, False
     if not run.passed:
         return "smoke_failed", "; ".join(run.report["failures"][:3]), str(run.path), False
     if run.report.get("image") != image:  # another writer re-pinned the stack after the check above
         error = f"the smoke run was on {run.report.get('image')}, not {image}: it vouches for what {stack} ran"
         return "smoke_failed", error, str(run.path), False
     return success, None, str(run.path), True
-
-
-def _describe(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, GoldgateError) else f"{type(exc).__name__}: {exc}"
 
 
 def check_pin_current(deployer: Deployer, ledger: Ledger, stack: str) -> None:
