@@ -35,8 +35,12 @@ PART_SIZE = 64 * MiB
 READ_CHUNK = MiB
 
 
-def r2_endpoint(account_id: str) -> str:
-    return f"https://{account_id}.r2.cloudflarestorage.com"
+def r2_endpoint(account_id: str, jurisdiction: str = "default") -> str:
+    """R2's S3 endpoint for a bucket of `jurisdiction` (a stack's storage.jurisdiction). A jurisdictional bucket
+    (eu, fedramp) exists only behind its own host, `<account>.<jurisdiction>.r2.cloudflarestorage.com`: the
+    account's default host answers NoSuchBucket for it."""
+    region = "" if jurisdiction == "default" else f".{jurisdiction}"
+    return f"https://{account_id}{region}.r2.cloudflarestorage.com"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from goldgate.cloudflare.r2 import BACKUP_PREFIX
+from goldgate.cloudflare.r2 import BACKUP_PREFIX, r2_endpoint
 from goldgate.spec import StackSpec
 from infra.d1_migrations_provider import DEFAULT_CLOUDFLARE_API, D1Migrations
 from infra.names import StackNames
@@ -25,9 +25,9 @@ ABORT_MULTIPART_AFTER_S = 86_400
 
 
 def r2_endpoint_url(account_id: str, jurisdiction: str) -> str:
-    """The S3 endpoint; jurisdictional buckets are only reachable through their own host."""
-    region = "" if jurisdiction == "default" else f".{jurisdiction}"
-    return f"https://{account_id}{region}.r2.cloudflarestorage.com"
+    """The S3 endpoint; jurisdictional buckets are only reachable through their own host (the one rule the
+    operators' R2 client uses too)."""
+    return r2_endpoint(account_id, jurisdiction)
 
 
 def r2_secret_access_key(token_value: str) -> str:
