@@ -7,11 +7,14 @@ the manifest's size under its loader directory). Same tree -> same digest; any c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
+import time
 from pathlib import Path
 
 from goldgate.errors import StateError
@@ -23,6 +26,8 @@ _REF = re.compile(r"^local/worker@sha256:([0-9a-f]{64})$")
 _SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 # A manifest entry whose size is not confirmed still needs a file for loaders to list.
 UNPINNED_PLACEHOLDER_BYTES = 1
+# A build's staging dir untouched this long is a killed build's (a build takes seconds): removed by the next build.
+STALE_BUILD_S = 3600.0
 
 
 class ImageStoreError(StateError):
@@ -74,6 +79,7 @@ def build_local_image(source_dir: Path = Path("images/worker"), home: Path = Pat
     if _intact(final, digest):
         return REF_PREFIX + digest  # content-addressed: an existing, unaltered snapshot is this exact tree
     images.mkdir(parents=True, exist_ok=True)
+    _remove_stale_builds(images)
     staging = Path(tempfile.mkdtemp(prefix=".build-", dir=images))
     try:
         for path in _source_files(source_dir):
@@ -97,6 +103,17 @@ def build_local_image(source_dir: Path = Path("images/worker"), home: Path = Pat
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return REF_PREFIX + digest
+
+
+def _remove_stale_builds(images: Path) -> None:
+    """Remove what killed builds left: each a copy of the worker and its baked models, whose sizes (GBs each, sparse
+    where the file system allows) a copy or backup of the home pays in full. One still being built is left alone."""
+    cutoff = time.time() - STALE_BUILD_S
+    for path in images.glob(".build-*"):
+        with contextlib.suppress(OSError):  # housekeeping: one that cannot go stays
+            info = path.lstat()
+            if stat.S_ISDIR(info.st_mode) and info.st_mtime < cutoff:
+                shutil.rmtree(path)
 
 
 def is_local_ref(ref: str) -> bool:

@@ -65,6 +65,9 @@ class StackStatus:
     # A stack that is down without `goldgate down` having stopped it: its host died (killed, the OOM killer, a
     # reboot), or its last start failed. Why, in a sentence; None for a stack that runs or was stopped.
     ended: str | None = None
+    # A running stack whose pin names another image than its host serves (`image` is the one it serves): a deploy,
+    # promote or rollback moved the pin and ended before the host took it. What happened and what to run.
+    pin_not_served: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -408,7 +411,10 @@ class LocalPlatform:
                 progress(self.spec_changed_advice(stack))
             if self.secrets_changed(stack):
                 progress(self.secrets_changed_advice(stack))
-            return self.status(stack)
+            status = self.status(stack)
+            if status.pin_not_served:
+                progress(f"{stack}: {status.pin_not_served}")
+            return status
         starting = self._host_pid(stack, {"pid": d.host_lock_pid()})
         if starting is not None:
             # A host is alive but not ready: another `up` is starting it (or it is stopping). A second host
@@ -416,7 +422,8 @@ class LocalPlatform:
             raise StateError(f"stack {stack} is already starting (host pid {starting}); wait for it and run "
                              f"`goldgate status {stack}`, or `goldgate down {stack}` to stop it")
         self._check_pin(stack, d)
-        leftover = self._host_pid(stack, read_json(d.state_file))
+        left = read_json(d.state_file)
+        leftover = self._host_pid(stack, left)
         if leftover is not None:
             self._stop_pid(leftover)
         self._stop_leftovers(stack, progress)
@@ -428,6 +435,7 @@ class LocalPlatform:
         # stopped (a crash says nothing at the time; `down` said so already, and this repeats until settled).
         self._report_unsettled(stack, d, progress, "of the stack's last run never settled",
                                "Once it is up, ")
+        self._note_pin_never_served(stack, d, left, progress)
         d.state_file.unlink(missing_ok=True)
         progress(f"{stack}: starting object store, RunPod emulator and API service")
         log = open_log(d.logs_dir / "stackhost.stderr.log", f"goldgate up {stack}")
@@ -450,6 +458,20 @@ class LocalPlatform:
                 progress(f"{stack}: interrupted; stopping the host it was starting (pid {proc.pid})")
                 self._stop_pid(proc.pid)
             raise
+
+    @staticmethod
+    def _note_pin_never_served(stack: str, d: StackDir, left: Any, progress: Progress) -> None:
+        """Said by an `up` that starts a stack whose last host served another image than the pin: a deploy (promote,
+        rollback) was interrupted after it moved the pin, or the host died while it redeployed. The stack now starts
+        on an image it never served, which on PROD is one no smoke run verified there."""
+        if not isinstance(left, dict) or left.get("status") != "ready" or "image" not in left:
+            return
+        pinned, served = d.pinned_image(), left.get("image")
+        if pinned is None or pinned == served:
+            return
+        progress(f"{stack}: starting on its pin {pinned}, which its last host never served (it served "
+                 f"{served or 'no image'}): a deploy, promote or rollback that moved the pin was interrupted, or the "
+                 "host died while it redeployed; `goldgate history` shows the last one")
 
     @staticmethod
     def _check_pin(stack: str, d: StackDir) -> None:
@@ -588,12 +610,38 @@ class LocalPlatform:
             webhook_secret_file=str(d.secret_file("webhook_secret")),
             runpod_api_base=state.get("runpod_api_base"), runpod_endpoint_base=state.get("runpod_endpoint_base"),
             runpod_api_key_file=str(d.secret_file("runpod_api_key")), endpoint_id=state.get("endpoint_id"),
-            image=d.pinned_image(), workflow_version=specs.load_local(stack, self.stacks_file).workflow_version,
+            # What the host serves while it runs (the pin may name an image it never took); the pin when down.
+            image=state.get("image") if state else d.pinned_image(), workflow_version=specs.load_local(stack, self.stacks_file).workflow_version,
             logs_dir=str(d.logs_dir), db_path=str(d.db_path), state_dir=str(d.root), workers=workers,
             worker_exits=recent_worker_exits(d.logs_dir / "runpod-emulator.jsonl") if state else [],
             spec_changed=self._spec_changed(stack, state),
             ended=None if state else self._ended(stack, d),
+            pin_not_served=self._pin_not_served(stack, d, state),
         )
+
+    def _pin_not_served(self, stack: str, d: StackDir, state: dict[str, Any]) -> str | None:
+        """Why a running stack serves another image than its pin, in a sentence; None when it serves its pin (or is
+        down). A deploy (and a promote's or rollback's) moves the pin, then tells the host: one killed in between,
+        or whose host never took the pin, left a pin the stack does not serve, which its next start would run."""
+        if not state:
+            return None
+        served, pinned = state.get("image"), d.pinned_image()
+        if pinned is None or pinned == served:
+            return None
+        deploying = _pid(d.deploy_pid())
+        if deploying is not None and _alive(deploying):
+            return (f"pinned to {pinned}, which a deploy (pid {deploying}) is applying now; its host serves "
+                    f"{served or 'no image'} until then")
+        if self._role(stack) == "prod":
+            advice = "run the interrupted `goldgate promote` or `goldgate rollback` again" + (
+                f", or `goldgate rollback --to {served}` to keep what it serves" if served else "")
+        else:
+            advice = f"`goldgate deploy {stack} --image {pinned}` applies the pin" + (
+                f"; `--image {served}` keeps what it serves" if served else "")
+        return (f"pinned to {pinned}, but its host serves {served or 'no image'}: a deploy, promote or rollback "
+                "moved the pin and ended before the host took it (killed, or its host was hung); the stack serves "
+                f"{served or 'no image'} until one completes, and its next start (`goldgate down` and `up`, or a "
+                f"host that dies) runs the pin; {advice}")
 
     def _ended(self, stack: str, d: StackDir) -> str | None:
         """Why a stack that is down went down, when `goldgate down` did not stop it: its state file outlives a host

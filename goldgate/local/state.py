@@ -81,36 +81,58 @@ def default_home() -> Path:
     return Path(os.environ.get("GOLDGATE_HOME") or Path.cwd() / ".goldgate").resolve()
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (secrets, configs holding secrets)."""
-    _write(path, text, 0o600)
+def write_private(path: Path, text: str, durable: bool = False) -> None:
+    """Write a file only its owner can read (secrets, configs holding secrets); `durable`: on disk before it returns."""
+    _write(path, text, 0o600, durable)
     os.chmod(path, 0o600)
 
 
 def write_json_atomic(path: Path, data: Any, private: bool = False) -> None:
+    """Replace `path` with `data` as JSON, whole or not at all, and durably: the temp file is on disk before it is
+    renamed over `path`, and the rename before this returns. Without the fsyncs, a machine that lost power soon after
+    could come back with the rename done and the file empty (XFS, ext4 without auto_da_alloc): a pin.json that
+    `up` refused as corrupt, advising to remove it, which left PROD with no image at all."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True), private)
+
+
+def write_text_atomic(path: Path, text: str, private: bool = False) -> None:
+    """Replace `path` with `text`, whole or not at all, and durably (as `write_json_atomic`)."""
     # A temp name of this write's own: two writers of one file (the emulator saves its state from concurrent
     # requests) each rename a whole file into place, never the other's half-written one.
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    text = json.dumps(data, indent=2, sort_keys=True)
     try:
         if private:
-            write_private(tmp, text)
+            write_private(tmp, text, durable=True)
         else:
-            _write(tmp, text, 0o644)
+            _write(tmp, text, 0o644, durable=True)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _sync_dir(path.parent)
 
 
-def _write(path: Path, text: str, mode: int) -> None:
+def _sync_dir(path: Path) -> None:
+    """Make a rename in the directory `path` durable (where the file system can: some refuse a directory's fsync)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write(path: Path, text: str, mode: int, durable: bool = False) -> None:
     """Write `text` over the file at `path`; one that is not a regular file is refused, not waited on (a FIFO
-    would block the writer until a reader came: forever)."""
+    would block the writer until a reader came: forever). `durable`: fsynced before it is closed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = _open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode,
                        "not a file goldgate can write (nothing was written to it)", None)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def _open_regular(path: Path, flags: int, mode: int, what: str, again: str | None) -> int:
@@ -329,6 +351,15 @@ class StackDir:
             finally:
                 os.close(fd)
 
+    def deploy_pid(self) -> int | None:
+        """The pid of the deploy that holds the up lock, as it wrote it (`deploying`); a killed deploy leaves its
+        pid behind: check it is alive before trusting it."""
+        try:
+            words = (read_small_text(self.up_lock_file, 64) or "").split()
+        except (OSError, StateError):
+            return None
+        return int(words[1]) if len(words) == 2 and words[0] == "deploy" and words[1].isdigit() else None
+
     def starting_host_pid(self) -> int | None:
         """The host the `up` in progress started (`note_starting_host`); it may be gone or the note stale: check
         it before trusting it."""
@@ -419,7 +450,9 @@ class StackDir:
             path = self.secret_file(name)
             # An empty (truncated) secret was never a usable one: nothing to keep, so it is made anew.
             if not (read_small_text(path, MAX_SECRET_BYTES, f"goldgate up {self.stack}") or "").strip():
-                write_private(path, secrets.token_hex(32 if name != "s3_access_key_id" else 10))
+                # Whole and on disk before any host hands it out: a power cut must not leave an empty one, which
+                # the next `up` would replace in silence, locking out every client that holds the one handed out.
+                write_text_atomic(path, secrets.token_hex(32 if name != "s3_access_key_id" else 10), private=True)
             self.secret(name)  # one edited into what no credential is: refused by `up`, before a host starts
         self.current_secrets()  # as the service's own rules, before a host starts (its service would exit)
         if self.webhook_secret_previous() is not None:  # refused here too: the service would not start on it
