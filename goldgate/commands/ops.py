@@ -104,7 +104,8 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
         raise GoldgateError("--database-id is required for --cloud (the D1 uuid: `pulumi stack output` or "
                             "`wrangler d1 info`)")
     api = CloudflareApi(_env_secret("CLOUDFLARE_API_TOKEN", "an API token with D1 Edit"), args.api_base)
-    r2 = R2Admin(args.r2_endpoint or r2_endpoint(account), args.bucket or spec.storage.bucket,
+    # A bucket in a jurisdiction (storage.jurisdiction: eu, fedramp) answers only at its jurisdiction's own host.
+    r2 = R2Admin(args.r2_endpoint or r2_endpoint(account, spec.storage.jurisdiction), args.bucket or spec.storage.bucket,
                  _env_secret("R2_ACCESS_KEY_ID", "R2 S3 credentials"),
                  _env_secret("R2_SECRET_ACCESS_KEY", "R2 S3 credentials"))
     with api:
@@ -393,7 +394,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--discard-backup", action="store_true", help="remove the local backup after a passing drill")
     add_d1_arguments(p, "drill the stack's real D1 (export -> R2 backups/ -> scratch D1 import); needs "
                         "CLOUDFLARE_API_TOKEN, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY")
-    p.add_argument("--r2-endpoint", help="R2 S3 endpoint (default: https://<account>.r2.cloudflarestorage.com)")
+    p.add_argument("--r2-endpoint", help="R2 S3 endpoint (default: the stack's bucket host, "
+                   "https://<account>[.<jurisdiction>].r2.cloudflarestorage.com)")
     p.add_argument("--bucket", help="R2 bucket for backups/ (default: the stack's results bucket)")
     add_json_flag(p)
 
