@@ -1,9 +1,9 @@
 """The RunPod serverless endpoint as a Pulumi dynamic resource, a thin layer over goldgate.runpod.
 
 create/read/diff/update/delete map onto REST v2 (`POST/GET/PATCH/DELETE /v2/serverless`).
-Almost nothing forces a replacement: image, env and the registry credential are PATCHed in place (a
-new release rolls out, the endpoint id stays), as are workers, scaling, GPU pools, timeouts, flashboot,
-data centers and volumes. `registry` None means "pull anonymously": a credential attached outside
+Almost nothing forces a replacement: image, env, the registry credential, GPU pools and count, data centers
+and volumes are PATCHed in place (a new release rolls out as workers are replaced, the endpoint id stays), as
+are workers, scaling, timeouts and flashboot (applied at once, no release). `registry` None means "pull anonymously": a credential attached outside
 Pulumi is drift, and the next update clears it (`"registry": null`). Only a different endpoint type (which
 RunPod cannot change) means a new endpoint. A new control-plane base URL is an update too: the account is the
 API key's, and a moved API still serves the same endpoint; the update refuses a base where the endpoint does

@@ -23,7 +23,7 @@ def start(spec: StackSpec, home: Path, api_key: str, logs_dir: Path, workers_dir
         api_key=api_key, logs_dir=logs_dir, workers_dir=workers_dir, home=home, stack=spec.name,
         rate_limit_requests=local.rate_limit_per_10s, rate_limit_window_s=10.0,
         webhook_retry_delay_s=local.webhook_retry_delay_s, result_retention_s=local.result_retention_s,
-        default_ttl_ms=spec.endpoint.ttl_ms,
+        # No default_ttl_ms from the stack: a /run without policy.ttl lives RunPod's 24 h default there, and here.
         gpu_type=spec.endpoint.cost_gpu_type, faults=local.faults,
     )
     return RunPodEmulator(config).start()

@@ -110,8 +110,8 @@ class EndpointConfig:
 class EndpointPatch:
     """A partial update: only the fields that are not None are sent (PATCH semantics).
 
-    Changing `image`, `env` or `registry` makes RunPod create a new release that rolls out as workers
-    cycle. `registry` has three states: None leaves it alone, a credential id sets it, `CLEAR` removes
+    Changing `image`, `env` or `registry`, or where workers run (`gpu_*`, `data_center_ids`, `network_volumes`),
+    makes RunPod create a new release that rolls out as workers cycle. `registry` has three states: None leaves it alone, a credential id sets it, `CLEAR` removes
     it (sent as `"registry": null`)."""
 
     name: str | None = None

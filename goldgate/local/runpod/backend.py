@@ -3,9 +3,12 @@ registry credentials, rate limits, ttl and result retention, scaling decisions. 
 calls in, the fleet executes the scaling plan, the dispatcher sends the webhooks.
 
 Behaviour chosen where RunPod's is undocumented (see also EmulatorConfig):
-- Only container settings (image, env, args, disk, ports, registry) create a release; workers started
-  on an older release are stale; an idle stale worker is cycled (stopped, and replaced if demand or
-  workers.min needs it) and is never handed a new job.
+- A release is created by a change of the container (image, env, args, disk, ports, registry) or of where and
+  on what a worker runs (gpu: pools, excludedTypes, count, CUDA; dataCenterIds; networkVolumes): REST v2's
+  release diffs name such fields (`gpuCount`, `locations`), and a running worker cannot change its GPUs, place
+  or mounts. Workers, scaling, timeout, flashboot and name apply at once, with no release. Workers started on
+  an older release are stale; an idle stale worker is cycled (stopped, and replaced if demand or workers.min
+  needs it) and is never handed a new job.
 - A worker that dies mid-job: the job is requeued (health `retried`) up to `crash_requeues` times,
   then FAILED with a reason.
 - /run and /runsync answer 429 while the queue holds max(50, workers.max x 500) jobs (RunPod's documented
@@ -46,6 +49,8 @@ from goldgate.logs import now_rfc3339
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 CONTAINER_FIELDS = ("image", "env", "args", "disk", "ports", "registry")
+# What a worker is started with and keeps until it is replaced: a change of any of these is a new release.
+RELEASE_FIELDS = (*CONTAINER_FIELDS, "gpu", "dataCenterIds", "networkVolumes")
 _SETTINGS_KEYS = ("image", "env", "gpu", "workers", "scaling", "timeout")  # what the rules read from a restored endpoint
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 MAX_POLICY_MS = 7 * 24 * 3600 * 1000  # RunPod: policy.ttl and policy.executionTimeout are at most 7 days
@@ -140,6 +145,8 @@ class WorkerRecord:
     env: dict[str, str]
     started_mono: float
     started_at: str
+    gpu_count: int = 1  # the GPUs it was started with (its release's gpu.count): a running worker keeps them
+    gpu_type: str = ""  # the card it was placed on: one of its endpoint's selection (`placement`)
     status: str = "INITIALIZING"  # INITIALIZING, IDLE, RUNNING; `stopping` is separate
     stopping: bool = False
     retire: bool = False  # refresh_worker / stopPod: replace after the current job
@@ -186,6 +193,7 @@ class StartWorker:
     image: str
     env: dict[str, str]
     gpu_count: int = 1  # the endpoint's gpu.count when the worker starts: its RUNPOD_GPU_COUNT
+    gpu_type: str = ""  # the card it is placed on (its job-take URL's ?gpu=)
 
 
 @dataclass(frozen=True)
@@ -280,9 +288,9 @@ class RunPodBackend:
             after = _flatten(new | {"name": name})
             diff = [{"field": k, "old": before.get(k), "new": after.get(k)}
                     for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
-            container_changed = any(new.get(f) != ep.settings.get(f) for f in CONTAINER_FIELDS)
+            released = any(new.get(f) != ep.settings.get(f) for f in RELEASE_FIELDS)
             ep.settings, ep.name = new, name
-            if container_changed:
+            if released:
                 ep.version += 1
                 ep.releases.append(ReleaseRecord(new_id(), ep.version, now_rfc3339(), new["image"],
                                                  dict(new["env"]), diff))
@@ -777,9 +785,11 @@ class RunPodBackend:
     def _start(self, ep: EndpointRecord) -> StartWorker:
         rel = ep.latest
         w = WorkerRecord(id=new_id(14), endpoint_id=ep.id, version=rel.version, image=rel.image,
-                         env=dict(rel.env), started_mono=self.clock(), started_at=now_rfc3339())
+                         env=dict(rel.env), started_mono=self.clock(), started_at=now_rfc3339(),
+                         gpu_count=int(ep.settings["gpu"].get("count") or 1),
+                         gpu_type=placement(ep.settings["gpu"], self.config.gpu_type))
         self.workers[w.id] = w
-        return StartWorker(ep.id, w.id, rel.image, dict(rel.env), int(ep.settings["gpu"].get("count") or 1))
+        return StartWorker(ep.id, w.id, rel.image, dict(rel.env), w.gpu_count, w.gpu_type)
 
     def _stop(self, w: WorkerRecord, reason: str) -> StopWorker:
         w.stopping = True
@@ -825,6 +835,15 @@ def _no_template(body: dict[str, Any]) -> None:
     if "templateId" in body:
         raise EmulatorError(404, "Not Found", f"template {body['templateId']} not found: the local emulator has no "
                                               "templates; give image, env and the other container settings in the body")
+
+
+def placement(gpu: dict[str, Any], preferred: str) -> str:
+    """The card a worker of this gpu selection is placed on: RunPod places workers only on the types of the chosen
+    pools less the excluded ones. `preferred` (the emulator's gpu_type) when the selection holds it, else the
+    selection's first card in the catalog; `preferred` when the catalog knows no card of the selection."""
+    excluded = set(gpu.get("excludedTypes") or ())
+    cards = [gid for gid, _, pool, _, _ in GPU_CATALOG if pool in (gpu.get("pools") or ()) and gid not in excluded]
+    return preferred if preferred in cards or not cards else cards[0]
 
 
 def _gpu_selection(current: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,8 @@ class EmulatorConfig:
     - webhook_drain_s: on stop, how long pending webhooks (of jobs that finished as the workers stopped) may
       still be delivered, retries included, before the rest are dropped.
     - job_take_hold_s: how long a worker's job-take long-poll is held open when the queue is empty.
+    - gpu_type: the card a worker is placed on when its endpoint's gpu selection (pools less excludedTypes)
+      holds it; otherwise the selection's first card in the catalog (workers list it as gpuTypeId).
     - min_ttl_ms / min_execution_timeout_ms: the smallest policy.ttl (10 s) and policy.executionTimeout
       (5 s) RunPod accepts on /run and /runsync; both are at most 7 days. Tests lower the minimums to
       watch a job expire or time out quickly.

@@ -107,7 +107,7 @@ class WorkerFleet:
         env["TMPDIR"] = str(self.scratch_dir / action.worker_id)
         env["RUNPOD_LOG_LEVEL"] = "INFO"  # the SDK defaults to DEBUG; an endpoint's env may say otherwise
         env.update(action.env)
-        env.update(self.urls.env(action.endpoint_id, self.config.gpu_type))
+        env.update(self.urls.env(action.endpoint_id, action.gpu_type or self.config.gpu_type))
         env.update({
             "RUNPOD_POD_ID": action.worker_id, "RUNPOD_POD_HOSTNAME": f"{action.worker_id}-local",
             "RUNPOD_ENDPOINT_ID": action.endpoint_id, "RUNPOD_AI_API_KEY": self.worker_token,

@@ -69,8 +69,8 @@ def workers(backend: RunPodBackend, ep: EndpointRecord, gpu_type: str) -> dict[s
     live = backend.live_workers(ep.id)
     now = backend.clock()
     items = [{"id": w.id, "status": w.status, "isStale": w.version < ep.version, "version": w.version,
-              "gpuCount": int(ep.settings["gpu"].get("count", 1)), "image": w.image,
-              "uptimeSeconds": max(0, int(now - w.started_mono)), "gpuTypeId": gpu_type,
+              "gpuCount": w.gpu_count, "image": w.image,
+              "uptimeSeconds": max(0, int(now - w.started_mono)), "gpuTypeId": w.gpu_type or gpu_type,
               "dataCenterId": "LOCAL", "startedAt": w.started_at} for w in live]
     summary = {k: sum(1 for i in items if i["status"] == k.upper())
                for k in ("running", "idle", "initializing", "throttled", "unhealthy")}
