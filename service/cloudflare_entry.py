@@ -413,16 +413,32 @@ def _chunk_bytes(value: Any) -> bytes:
 
 
 def to_workers_response(response: Response, on_cut: Callable[[StoreUnavailable], None] | None = None) -> Any:
-    """`on_cut`: told when R2 breaks off a result body already answered 200 (the client gets a cut response)."""
+    """`on_cut`: told when R2 breaks off a result body already answered 200 (the client gets a cut response).
+    The SDK's `workers.Response` takes a str or a JS body; Python bytes (and a JS Uint8Array) are a TypeError
+    in its releases before it learnt them: any other body of bytes goes over as a JS ArrayBuffer, which
+    every release takes."""
     body = response.body  # bytes, or an R2Body streamed from R2
     if isinstance(body, R2Body):
         body = body.stream(on_cut or (lambda exc: None))
-    elif isinstance(body, (bytes, bytearray)):
+    elif isinstance(body, (bytes, bytearray, memoryview)):
         if not body:
             body = None  # no body (a HEAD answer): the runtime then keeps the Content-Length we set
         elif response.headers.get("content-type") == "application/json":
             body = bytes(body).decode("utf-8")
+        else:
+            body = _array_buffer(bytes(body))
     return WorkersResponse(body, status=response.status, headers=dict(response.headers))
+
+
+def _array_buffer(data: bytes) -> Any:
+    """`data` copied into a JS ArrayBuffer of exactly its length (plain CPython without `js`: `data` itself)."""
+    try:
+        from js import Uint8Array
+    except ImportError:  # pragma: no cover - the CPython tests' stand-in `js` has no typed arrays
+        return data
+    array = Uint8Array.new(len(data))
+    array.assign(data)
+    return array.buffer
 
 
 def _cut_logger(app: App, request: Request, response: Response) -> Callable[[StoreUnavailable], None]:

@@ -1,8 +1,11 @@
 // Runs the API Worker's upload under the real Pyodide interpreter (what Python Workers run) in
 // Node, offline, and drives one job through `Default.fetch` with real JS Request objects.
 //
-// Usage: node run_worker.mjs UPLOAD.json   (UPLOAD.json from worker_upload.py)
+// Usage: node run_worker.mjs UPLOAD.json [PYODIDE]  (UPLOAD.json from worker_upload.py)
 //        node run_worker.mjs --d1-probes  (only the D1 stand-in's answers to a few edge calls, as JSON)
+//        node run_worker.mjs --probe PROBE.py UPLOAD.json [PYODIDE]  (runs PROBE.py's Python, its last
+//          expression a JSON text, with the upload and the runtime's stand-ins importable; prints
+//          {"result": ..., "printed": [...], "stderr": [...]})
 // Then it invokes `Default.scheduled` once, as a Cron Trigger does.
 // Prints one JSON summary on stdout: every request's status, headers and body, the RunPod calls,
 // the D1 calls each request made, and every line the Worker printed.
@@ -19,8 +22,10 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-// argv: <upload.json> [<package dir under node_modules>: "pyodide" (Python 3.12) or "pyodide-py313"]
-const PYODIDE_DIR = join(HERE, "node_modules", process.argv[3] || "pyodide");
+// argv: <upload.json> [<package dir under node_modules>: "pyodide" (Python 3.12) or "pyodide-py313"],
+// after `--probe PROBE.py` in that mode.
+const ARGS = process.argv[2] === "--probe" ? process.argv.slice(4) : process.argv.slice(2);
+const PYODIDE_DIR = join(HERE, "node_modules", ARGS[1] || "pyodide");
 const require = createRequire(import.meta.url);
 const { loadPyodide } = await import(join(PYODIDE_DIR, "pyodide.mjs"));
 const initSqlJs = require("sql.js");
@@ -43,11 +48,14 @@ class D1PreparedStatement {
 
   bind(...values) {
     for (const value of values) {
-      // As D1 does: undefined (what Python None becomes) and objects are refused at bind time.
-      const ok = value === null || ["number", "string", "boolean", "bigint"].includes(typeof value)
-        || value instanceof ArrayBuffer || ArrayBuffer.isView(value);
+      // As workerd's binding (d1-api.ts) does: numbers, strings, booleans (sent as 1/0), null, bytes (an
+      // ArrayBuffer, a view, an Array of 0..255). undefined (what Python None becomes), a BigInt (what Pyodide makes
+      // of a Python int past 2**53) and any other object are refused at bind time, with `typeof` in the message.
+      const bytes = value instanceof ArrayBuffer || ArrayBuffer.isView(value)
+        || (Array.isArray(value) && value.every((b) => typeof b === "number" && b >= 0 && b < 256));
+      const ok = value === null || ["number", "string", "boolean"].includes(typeof value) || bytes;
       if (!ok) {
-        const error = `D1_TYPE_ERROR: Type '${describe(value)}' not supported for value '${String(value)}'`;
+        const error = `D1_TYPE_ERROR: Type '${typeof value}' not supported for value '${String(value)}'`;
         this.db.calls.push({ op: "bind", statements: [{ sql: this.sql, params: [] }], ok: false, error });
         throw new Error(error);
       }
@@ -60,7 +68,11 @@ class D1PreparedStatement {
   }
 
   async run() {
-    return this.db.call("run", [this], () => this.db.execute(this));
+    // D1 is asked for no rows (resultsFormat NONE): the answer is its success and meta only.
+    return this.db.call("run", [this], () => {
+      const { success, meta } = this.db.execute(this);
+      return { success, meta };
+    });
   }
 
   async first(column) {
@@ -181,7 +193,13 @@ class R2Bucket {
   }
 
   async put(key, value, options = {}) {
-    const bytes = typeof value === "string" ? new TextEncoder().encode(value) : new Uint8Array(value);
+    // R2 takes a string, an ArrayBuffer or a view (or a stream or Blob, not needed here); a PyProxy is refused.
+    if (!(typeof value === "string" || value instanceof ArrayBuffer || ArrayBuffer.isView(value))) {
+      throw new TypeError(`put: the value must be a string, ArrayBuffer or ArrayBufferView, not ${describe(value)}`);
+    }
+    const bytes = typeof value === "string" ? new TextEncoder().encode(value)
+      : new Uint8Array(ArrayBuffer.isView(value) ? value.buffer.slice(value.byteOffset, value.byteOffset
+                                                                        + value.byteLength) : value.slice(0));
     this.objects.set(key, { bytes, httpMetadata: { ...(options.httpMetadata ?? {}) }, uploaded: new Date() });
     return this.describe(key, this.objects.get(key));
   }
@@ -291,7 +309,7 @@ const WORKERS_MODULE = `
 from http import HTTPMethod
 
 import js
-from pyodide.ffi import JsProxy, to_js
+from pyodide.ffi import to_js
 
 
 class Request:
@@ -314,40 +332,77 @@ class Request:
         return self.js_object.body
 
 
+class _EnvWrapper:
+    """The SDK hands a WorkerEntrypoint its \`env\` wrapped (\`_EnvWrapper\`): a Python object whose attributes are
+    the JS env's (a missing binding is an AttributeError), not the JS object itself."""
+
+    def __init__(self, env):
+        self._env = env
+
+    def __getattr__(self, name):
+        value = getattr(self._env, name)
+        setattr(self, name, value)
+        return value
+
+
 class WorkerEntrypoint:
     def __init__(self, ctx, env):
         self.ctx = ctx
         self.env = env
 
+    def __init_subclass__(cls, **kwargs):
+        init = cls.__init__
+
+        def wrapped(self, ctx, env, *args, **kwargs):
+            init(self, ctx, _EnvWrapper(env), *args, **kwargs)
+
+        cls.__init__ = wrapped
+
+
+# The JS bodies every SDK release that checks its body takes (by constructor name). Later releases also take
+# Python bytes and the typed arrays (Uint8Array, ...); earlier ones raise TypeError for both, so a Worker that
+# relied on them fails with the runtime it happens to get: this stand-in refuses them.
+_JS_BODIES = {"Blob", "ArrayBuffer", "TypedArray", "DataView", "FormData", "ReadableStream", "URLSearchParams",
+              "Response"}
+
 
 class Response:
-    """A JS Response, as the SDK builds it: str and bytes bodies, or a JS body (a stream) as is."""
+    """A JS Response, as the SDK's \`workers.Response(body, status, status_text, headers)\` builds it: a body is
+    None, a str, or a JS object named in _JS_BODIES; headers a dict, a list of pairs or a JS Headers. Anything
+    else is the SDK's TypeError. A JS Response as the body is not needed here."""
 
-    def __init__(self, body=None, status=200, statusText="", headers=None):
-        if isinstance(body, (bytes, bytearray, memoryview)):
-            body = to_js(bytes(body))
-        elif not (body is None or isinstance(body, (str, JsProxy))):
-            raise TypeError(f"Response body must be str, bytes or a JS stream, not {type(body).__name__}")
-        init = {"status": status, "statusText": statusText, "headers": dict(headers or {})}
-        self.js_object = js.Response.new(body, to_js(init, dict_converter=js.Object.fromEntries))
+    def __init__(self, body=None, status=None, status_text="", headers=None, web_socket=None):
+        if hasattr(body, "constructor"):
+            if body.constructor.name not in _JS_BODIES - {"Response"}:
+                raise TypeError(f"Unsupported type in Response: {body.constructor.name}")
+        elif not (body is None or isinstance(body, str)):
+            raise TypeError(f"Unsupported type in Response: {type(body).__name__}")
+        options = {}
+        if status:
+            options["status"] = status
+        if status_text:
+            options["statusText"] = status_text
+        if headers:
+            if isinstance(headers, list):
+                options["headers"] = js.Headers.new(to_js(headers))
+            elif isinstance(headers, dict):
+                options["headers"] = js.Headers.new(to_js(list(headers.items())))
+            elif getattr(getattr(headers, "constructor", None), "name", None) == "Headers":
+                options["headers"] = headers
+            else:
+                raise TypeError("Received unexpected type for headers argument")
+        self.js_object = js.Response.new(body, to_js(options, dict_converter=js.Object.fromEntries))
 `;
 
 // ---------------------------------------------------------------------------------------------
 
-async function main() {
-  const upload = JSON.parse(readFileSync(process.argv[2], "utf8"));
-  const env = upload.env;
-  const printed = [];
-  const errors = [];
-
-  const started = Date.now();
+// Pyodide with the upload's modules and the runtime's stand-in `workers` module importable.
+async function boot(upload, printed, errors) {
   const pyodide = await loadPyodide({
     indexURL: PYODIDE_DIR + "/",
     stdout: (line) => printed.push(line),
     stderr: (line) => errors.push(line),
   });
-  const loadMs = Date.now() - started;
-
   pyodide.FS.mkdirTree(UPLOAD_ROOT);
   pyodide.FS.mkdirTree(RUNTIME_ROOT);
   const write = (root, name, content) => {
@@ -358,6 +413,19 @@ async function main() {
   write(UPLOAD_ROOT, upload.bundle.main_module, upload.bundle.main_content);
   for (const file of upload.bundle.files) write(UPLOAD_ROOT, file.name, Buffer.from(file.base64, "base64"));
   write(RUNTIME_ROOT, "workers.py", WORKERS_MODULE);
+  pyodide.runPython(`import sys; sys.path[:0] = ["${UPLOAD_ROOT}", "${RUNTIME_ROOT}"]`);
+  return pyodide;
+}
+
+async function main() {
+  const upload = JSON.parse(readFileSync(ARGS[0], "utf8"));
+  const env = upload.env;
+  const printed = [];
+  const errors = [];
+
+  const started = Date.now();
+  const pyodide = await boot(upload, printed, errors);
+  const loadMs = Date.now() - started;
 
   const SQL = await initSqlJs();
   const db = new D1Database(SQL, upload.migrations);
@@ -366,8 +434,6 @@ async function main() {
   globalThis.fetch = runpod.fetch; // the entry takes `fetch` and `AbortSignal` from `js`, i.e. globalThis
 
   const Default = pyodide.runPython(`
-import sys
-sys.path[:0] = ["${UPLOAD_ROOT}", "${RUNTIME_ROOT}"]
 from ${upload.bundle.main_module.replace(/\.py$/, "")} import Default
 Default
 `);
@@ -561,8 +627,8 @@ Default
   const d1From = db.calls.length;
   const printedFrom = printed.length;
   try {
-    await worker.scheduled({ cron: cron.url, scheduledTime: Date.now(), type: "scheduled" },
-                           { ...env, DB: db, RESULTS: bucket }, { waitUntil: (promise) => { waiting.push(promise); } });
+    // As the runtime calls an entrypoint class's handler: the controller alone (env and ctx are the instance's).
+    await worker.scheduled({ cron: cron.url, scheduledTime: Date.now(), noRetry: () => {} });
   } catch (error) {
     cron.exception = String(error.stack ?? error);
   }
@@ -613,8 +679,25 @@ async function d1Probes() {
     await probe("first_null_value", () => db.prepare("SELECT NULL AS v").first("v")),
     await probe("first_column", () => db.prepare("SELECT v FROM t WHERE id = ?").bind(1).first("v")),
     await probe("only_a_comment", () => db.prepare("-- nothing").run()),
+    // bind()'s own checks (d1-api.ts): number, string, boolean (as 1/0), null and bytes; nothing else.
+    await probe("bind_undefined", () => db.prepare("SELECT ? AS v").bind(undefined).all()),
+    await probe("bind_bigint", () => db.prepare("SELECT ? AS v").bind(2n ** 60n).all()),
+    await probe("bind_object", () => db.prepare("SELECT ? AS v").bind({ a: 1 }).all()),
+    await probe("bind_boolean", () => db.prepare("SELECT ? AS v").bind(true).first("v")),
+    // run() asks D1 for no rows (resultsFormat NONE) and hands back only success and meta.
+    await probe("run_keys", () => db.prepare("SELECT 1 AS a").run().then((r) => Object.keys(r).sort())),
   ]);
 }
 
-const summary = process.argv[2] === "--d1-probes" ? await d1Probes() : await main();
+// `--probe PROBE.py UPLOAD.json`: one Python probe against the upload under the stand-ins (no scenario).
+async function probe() {
+  const printed = [];
+  const errors = [];
+  const pyodide = await boot(JSON.parse(readFileSync(ARGS[0], "utf8")), printed, errors);
+  const result = await pyodide.runPythonAsync(readFileSync(process.argv[3], "utf8"));
+  return { result: JSON.parse(result), printed, stderr: errors };
+}
+
+const MODES = { "--d1-probes": d1Probes, "--probe": probe };
+const summary = await (MODES[process.argv[2]] ?? main)();
 process.stdout.write(JSON.stringify(summary) + "\n");
