@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 from goldgate import spec as specs
 from goldgate.commands.output import add_json_flag, emit, escape_controls, progress, table
 from goldgate.errors import GoldgateError
+from goldgate.local.state import write_text_atomic
 from goldgate.release import build as builds
 from goldgate.release.deployers import Deployer, for_target
 from goldgate.release.gate import PromotionRefused
@@ -302,7 +304,11 @@ def cmd_pins_onto_main(args: argparse.Namespace) -> int:
     ledger = Ledger(_home(args))
     pins = pins_onto_main(ours, mains, ledger.entries(), require_key=ledger.require_key_if_signed)
     for move in pins.moves:  # written only once every stack's move is known: a refusal leaves main's files as they were
-        move.path.write_bytes(move.text.encode("utf-8"))
+        # Whole or not at all (temp, fsync, rename): a kill or a full disk mid-write left main's checkout a truncated
+        # stack file, which the pin commit (`commit -a`) would have taken. Through a symlink, as write_bytes wrote,
+        # and with the file's own mode.
+        target = move.path.resolve()
+        write_text_atomic(target, move.text, mode=stat.S_IMODE(target.stat().st_mode))
     emit(args, pins.to_dict(), _render_pins)
     return 0
 

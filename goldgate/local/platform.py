@@ -25,7 +25,16 @@ from typing import Any
 from goldgate import spec as specs
 from goldgate.errors import StateError
 from goldgate.local import image_store
-from goldgate.local.state import StackDir, default_home, open_log, read_json, spec_fingerprint
+from goldgate.local.state import (
+    SECRET_NAMES,
+    WEBHOOK_SECRET_PREVIOUS,
+    StackDir,
+    default_home,
+    open_log,
+    remove_stale_temps,
+    spec_fingerprint,
+    write_failure,
+)
 from goldgate.migrations import discover as discover_migrations
 from goldgate.runpod.control import ControlPlaneClient
 from goldgate.spec import StackSpec
@@ -34,6 +43,8 @@ REPO = Path(__file__).resolve().parents[2]
 Progress = Callable[[str], None]
 MAX_NAMED_JOBS = 20  # `down` names at most this many unsettled jobs
 FAILED_HOST_EXIT_S = 10.0  # how long `up` lets a host that reported `failed` take to stop on its own
+STALE_TEMP_S = 60.0  # a temp file of a write this old is a killed writer's: a live one renames it in milliseconds
+SECRET_FILES = (*SECRET_NAMES, WEBHOOK_SECRET_PREVIOUS)
 
 
 def _quiet(_: str) -> None:
@@ -206,6 +217,15 @@ PROBE_BYTES = 256 * 1024  # what `up` must be able to write to the state dir bef
 def _check_writable(stack: str, d: StackDir) -> None:
     """A full or read-only state dir is refused up front in one sentence, not found out by a host whose own
     log cannot be written (so it could not say why it died)."""
+    problem = _write_probe(d)
+    if problem is not None:
+        raise StateError(f"cannot start stack {stack}: its state dir {d.root} is not writable "
+                         f"({problem}); free some space or make it writable, then run "
+                         f"`goldgate up {stack}` again")
+
+
+def _write_probe(d: StackDir) -> str | None:
+    """Why PROBE_BYTES cannot be written (and synced) in the stack's dir ("No space left on device"), or None."""
     probe = d.root / ".write-probe"
     try:
         probe.unlink(missing_ok=True)  # goldgate's own scratch name: whatever is there (a FIFO would block) goes
@@ -214,12 +234,11 @@ def _check_writable(stack: str, d: StackDir) -> None:
             f.flush()
             os.fsync(f.fileno())
     except OSError as exc:
-        raise StateError(f"cannot start stack {stack}: its state dir {d.root} is not writable "
-                         f"({exc.strerror or exc}); free some space or make it writable, then run "
-                         f"`goldgate up {stack}` again") from None
+        return str(exc.strerror or exc)
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
+    return None
 
 
 class LocalPlatform:
@@ -381,7 +400,7 @@ class LocalPlatform:
             pass
 
     def _state(self, stack: str) -> dict[str, Any] | None:
-        state = read_json(self._dir(stack).state_file)
+        state = self._dir(stack).read_state()
         if not isinstance(state, dict) or state.get("status") != "ready" or self._host_pid(stack, state) is None:
             return None
         return state
@@ -422,11 +441,13 @@ class LocalPlatform:
             raise StateError(f"stack {stack} is already starting (host pid {starting}); wait for it and run "
                              f"`goldgate status {stack}`, or `goldgate down {stack}` to stop it")
         self._check_pin(stack, d)
-        left = read_json(d.state_file)
+        self._drop_unreadable_state(stack, d, progress)
+        left = d.read_state()
         leftover = self._host_pid(stack, left)
         if leftover is not None:
             self._stop_pid(leftover)
         self._stop_leftovers(stack, progress)
+        self._remove_stale_temps(d)
         d.ensure()
         _check_writable(stack, d)
         d.prune_worker_logs()
@@ -460,6 +481,25 @@ class LocalPlatform:
             raise
 
     @staticmethod
+    def _drop_unreadable_state(stack: str, d: StackDir, progress: Progress) -> None:
+        """An empty state.json is a dead host's leftover (a runtime record, no live host shows one): said once, by
+        the `up` or `down` that removes it, and ignored. Before, it blocked both until removed by hand."""
+        why = d.unreadable_state()
+        if why is None:
+            return
+        progress(f"{stack}: ignored its state file {d.state_file} ({why}): a host that ended while it was written "
+                 "(killed, or a power cut) left it; removed")
+        with contextlib.suppress(OSError):
+            d.state_file.unlink()
+
+    @staticmethod
+    def _remove_stale_temps(d: StackDir) -> None:
+        """The temp files of a state, pin or secret write whose writer was killed before its rename (SIGKILL, a
+        power cut): no host runs now, and none of them is younger than a minute (a deploy's or `up`'s in hand)."""
+        remove_stale_temps(d.root, ("state.json", "pin.json"), STALE_TEMP_S)
+        remove_stale_temps(d.secrets_dir, SECRET_FILES, STALE_TEMP_S)
+
+    @staticmethod
     def _note_pin_never_served(stack: str, d: StackDir, left: Any, progress: Progress) -> None:
         """Said by an `up` that starts a stack whose last host served another image than the pin: a deploy (promote,
         rollback) was interrupted after it moved the pin, or the host died while it redeployed. The stack now starts
@@ -478,7 +518,7 @@ class LocalPlatform:
         """A pin no local worker can run (a registry image an older goldgate let `deploy` pin, a hand edit) is
         refused before a host starts: the stack came up, and every job then stayed queued while each worker
         failed to start."""
-        pin = read_json(d.pin_file, f"goldgate up {stack}")
+        pin = d.read_pin()
         image = pin.get("image") if isinstance(pin, dict) else None
         if image is None or image_store.is_local_ref(image):
             return
@@ -492,7 +532,7 @@ class LocalPlatform:
                     timeout_s: float) -> StackStatus:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            state = read_json(d.state_file)
+            state = d.read_state()
             if isinstance(state, dict) and state.get("status") == "failed":
                 try:
                     proc.wait(FAILED_HOST_EXIT_S)
@@ -544,7 +584,7 @@ class LocalPlatform:
         return self._live_host(stack, StackDir(self.home, stack))
 
     def _live_host(self, stack: str, d: StackDir) -> int | None:
-        found = self._host_pid(stack, read_json(d.state_file)) or self._host_pid(stack, {"pid": d.host_lock_pid()})
+        found = self._host_pid(stack, d.read_state()) or self._host_pid(stack, {"pid": d.host_lock_pid()})
         if found is not None:
             return found
         # The note outlives an `up` that was killed: trusted only where the pid's command line proves it a host.
@@ -564,7 +604,11 @@ class LocalPlatform:
             progress(f"{stack}: stopping")
             self._stop_pid(pid)
         self._stop_leftovers(stack, progress)
+        if pid is None:
+            self._drop_unreadable_state(stack, d, progress)
         d.state_file.unlink(missing_ok=True)
+        if self._live_host(stack, d) is None:
+            self._remove_stale_temps(d)
         if pid is not None:
             self._report_unsettled(stack, d, progress, "were still queued or running",
                                    f"After `goldgate up {stack}`, ")
@@ -647,9 +691,13 @@ class LocalPlatform:
         """Why a stack that is down went down, when `goldgate down` did not stop it: its state file outlives a host
         that died, and says why a start failed. "down" alone read as stopped on purpose, with its jobs settled."""
         try:
-            left = read_json(d.state_file)
+            left, torn = d.read_state(), d.unreadable_state()
         except StateError:
             return None  # `up` names a state file it cannot read
+        if torn is not None and self._live_host(stack, d) is None:
+            return (f"its host ended without `goldgate down` and left {d.state_file} empty (killed while it was "
+                    f"written, or a power cut; see {d.logs_dir / 'stackhost.stderr.log'}); `goldgate up {stack}` "
+                    "starts it again")
         if not isinstance(left, dict) or self._live_host(stack, d) is not None:
             return None  # stopped by `down`, never started, or a host still starting or stopping
         log = d.logs_dir / "stackhost.stderr.log"
@@ -741,7 +789,20 @@ class LocalPlatform:
 
     def _deploy(self, stack: str, d: StackDir, image: str, progress: Progress, timeout_s: float) -> StackStatus:
         state = self.require_running(stack)  # again, under the lock: the generation to wait past is this one's
-        d.pin(image, reason="deploy")
+        # A deploy writes the pin, and its host the new service's config and its state: on a full disk the host's
+        # writes failed after the pin had moved. Found out before anything moves, and said in one line.
+        served = state.get("image") or "no image"
+        problem = _write_probe(d)
+        if problem is None:
+            try:
+                d.pin(image, reason="deploy")
+            except OSError as exc:
+                problem = write_failure(exc)
+        else:
+            problem = f"{problem} writing to {d.root}"
+        if problem is not None:
+            raise StateError(f"cannot deploy {image} to {stack}: {problem}; nothing was pinned and {stack} still "
+                             f"serves {served}. Free some space, then run the deploy again")
         progress(f"{stack}: pinned {image}; redeploying")
         try:
             os.kill(state["pid"], signal.SIGHUP)
@@ -755,19 +816,35 @@ class LocalPlatform:
             if now.get("generation", 0) > state.get("generation", 0):
                 failed = now.get("redeploy_failed")
                 if isinstance(failed, dict) and failed.get("image") == image:
+                    if failed.get("pin_not_reverted"):  # the host could not put its pin back (a full disk)
+                        raise StateError(
+                            f"{stack} could not start its service on {image}, so it still serves {now.get('image')}: "
+                            f"{failed.get('error')}; its pin still names {image} ({failed['pin_not_reverted']}), "
+                            f"which its next start would run: once there is space, run it again, or "
+                            f"{self._keep_served(stack, now.get('image'))} to keep what it serves")
                     raise StateError(f"{stack} could not start its service on {image}, so it still serves and "
                                      f"stays pinned to {now.get('image')}: {failed.get('error')}")
                 if now.get("image") == image:
                     break
             time.sleep(0.1)
         else:
-            raise StateError(f"{stack} did not pick up {image} within {timeout_s:.0f} s (logs: {d.logs_dir})")
+            now = self._state(stack) or {}
+            serves = f"; it still serves {now.get('image') or 'no image'}" if now.get("image") != image else ""
+            raise StateError(f"{stack} did not pick up {image} within {timeout_s:.0f} s{serves} (logs: {d.logs_dir}; "
+                             f"a host that cannot write its state, on a full disk, says nothing: `goldgate status "
+                             f"{stack}` says what it serves and pins)")
         self.wait_rollout(stack, progress, max(1.0, deadline - time.monotonic()))
         return self.status(stack)
 
+    def _keep_served(self, stack: str, served: Any) -> str:
+        """The command that pins the image a stack serves again: PROD takes no `goldgate deploy`."""
+        if self._role(stack) == "prod":
+            return f"`goldgate rollback --to {served}`"
+        return f"`goldgate deploy {stack} --image {served}`"
+
     def _stopped_while(self, stack: str, d: StackDir, doing: str) -> StateError:
         """The error for a host that stopped while `doing`: with the reason it gave, when it gave one."""
-        state = read_json(d.state_file)
+        state = d.read_state()
         why = state.get("error") if isinstance(state, dict) and state.get("status") == "failed" else None
         return StateError(f"stack {stack} stopped while {doing}" + (f": {why}" if why else "") +
                           f" (logs: {d.logs_dir}); `goldgate up {stack}` starts it again on its pinned image")

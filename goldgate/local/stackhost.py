@@ -25,6 +25,7 @@ delivers it to the new service.) A new service that cannot start changes nothing
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -50,6 +51,7 @@ from goldgate.local.state import (
     StackDir,
     open_log,
     spec_fingerprint,
+    write_failure,
     write_json_atomic,
     write_private,
 )
@@ -68,6 +70,25 @@ LOGGED_OPTIONAL_SECRETS = (WEBHOOK_SECRET_PREVIOUS,)
 RESULT_SWEEP_S = 3_600.0
 
 
+class LogStream:
+    """The host's log, written line by line straight to its fd: a line that cannot be written (a full disk) is
+    dropped, never raised. A log line the disk had no room for ended the host that was serving, in the middle of
+    taking a deploy it could not apply (the error it logged was the disk being full)."""
+
+    def __init__(self, file: Any) -> None:
+        self.file = file  # opened for binary append (open_log): each line is one O_APPEND write
+        self.dropped = 0
+
+    def write(self, text: str) -> None:
+        try:
+            os.write(self.file.fileno(), text.encode("utf-8"))
+        except OSError:
+            self.dropped += 1
+
+    def flush(self) -> None:
+        pass
+
+
 class ServiceExited(RuntimeError):
     """A service process ended before it served: it refused its config (a slow start is not this)."""
 
@@ -83,8 +104,9 @@ class StackHost:
         # An error's text may quote a config or a URL that carries a credential: the stack's are masked in every line.
         secrets = [self.dir.secret(name) for name in LOGGED_SECRETS]
         secrets += [value for name in LOGGED_OPTIONAL_SECRETS if (value := self.dir.optional_secret(name))]
-        self.log = JsonLogger("orchestrator", open_log(self.dir.logs_dir / "stackhost.jsonl", f"goldgate up {stack}"),
-                              secrets=secrets, stack=stack, workflow_version=self.spec.workflow_version)
+        log = open_log(self.dir.logs_dir / "stackhost.jsonl", f"goldgate up {stack}", binary=True)
+        self.log = JsonLogger("orchestrator", LogStream(log), secrets=secrets, stack=stack,  # type: ignore[arg-type]
+                              workflow_version=self.spec.workflow_version)
         # The service's listening socket, kept by the host for the stack's life (the service's own binder).
         self.listener = listening_socket("127.0.0.1", 0)
         self.service_port = self.listener.getsockname()[1]
@@ -100,6 +122,13 @@ class StackHost:
         self.reload_requested = threading.Event()
         self.result_sweep_s = result_sweep_s
         self.result_sweeper: threading.Thread | None = None
+        # The state.json the host could not write (a full disk) while it serves: written again each few seconds
+        # until it can be; state.json meanwhile still says what the host last recorded (the image it serves).
+        self.unwritten_state: dict[str, Any] | None = None
+        self.unwritten_since = 0.0
+        # Whether state.json on disk is this host's last word: a "ready" one is removed when the host stops, but
+        # not when its "failed" one could not be written over it (status then says the host ended, not "down").
+        self.state_recorded = True
 
     # -- object store -------------------------------------------------------------------------
     def start_object_store(self) -> None:
@@ -311,14 +340,7 @@ class StackHost:
         try:
             new = self.spawn_service(image)  # serves beside the old one, on the same socket
         except Exception as exc:  # noqa: BLE001 -- any reason the new service cannot serve keeps the old one
-            if serving is not None:
-                self.dir.pin(serving, reason=f"deploy of {image} failed")
-            self.generation += 1
-            error = f"{type(exc).__name__}: {exc}"
-            self.write_state(serving, redeploy_failed={"image": image, "error": error})
-            self.log.error("stack.redeploy_failed", worker_image_tag=serving, message=error,
-                           error={"type": type(exc).__name__, "message": str(exc)},
-                           data={"generation": self.generation, "image": image})
+            self.redeploy_failed(image, serving, exc)
             return
         try:
             self.endpoint_id = embed.update_endpoint(self.runpod, self.spec, self.endpoint_id, image,
@@ -329,8 +351,42 @@ class StackHost:
         old, self.service, self.serving_config = self.service, new, self.spawned_config
         self.stop_service(old)
         self.generation += 1
-        self.write_state(image)
+        self.keep_state(image)
         self.log.info("stack.redeployed", worker_image_tag=image, data={"generation": self.generation})
+
+    def redeploy_failed(self, image: str | None, serving: str | None, exc: Exception) -> None:
+        """The new service could not serve: the old one serves on. The pin goes back and `state.json` says why, each
+        as far as the disk allows: the likeliest reason is a disk that is full, where neither may be writable, and
+        that must not stop the stack that serves (the host went down, and `status` said only "down"). A state the
+        disk has no room for is written once it has (`keep_state`); meanwhile state.json names the image served."""
+        error = write_failure(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        failed: dict[str, Any] = {"image": image, "error": error}
+        if serving is not None:
+            try:
+                self.dir.pin(serving, reason=f"deploy of {image} failed")
+            except OSError as pin_exc:  # `status` names the pin its host does not serve, and what to run
+                failed["pin_not_reverted"] = write_failure(pin_exc)
+        self.generation += 1
+        self.keep_state(serving, redeploy_failed=failed)
+        self.log.error("stack.redeploy_failed", worker_image_tag=serving, message=error,
+                       error={"type": type(exc).__name__, "message": str(exc)},
+                       data={"generation": self.generation, "image": image, **failed})
+
+    def keep_state(self, image: str | None, **extra: Any) -> None:
+        """`write_state` for a host that serves: one the disk has no room for is kept and written again later
+        (`write_unwritten_state`), and the host serves on."""
+        self.image = image
+        try:
+            self.write_state(image, **extra)
+        except OSError:  # no line of its own: a disk that has no room for the state has none for the log either
+            self.unwritten_state, self.unwritten_since = {"image": image, **extra}, time.monotonic()
+        else:
+            self.unwritten_state = None
+
+    def write_unwritten_state(self, every_s: float = 2.0) -> None:
+        if self.unwritten_state is not None and time.monotonic() - self.unwritten_since >= every_s:
+            state = dict(self.unwritten_state)
+            self.keep_state(state.pop("image"), **state)
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
@@ -351,13 +407,19 @@ class StackHost:
                 if self.service and self.service.poll() is not None:
                     self.log.error("service.exited", data={"code": self.service.returncode})
                     self.restart_service()
-                    self.write_state(self.image)  # names the new service's pid
+                    self.keep_state(self.image)  # names the new service's pid
+                self.write_unwritten_state()
                 self.stopping.wait(0.2)
             return 0
         except Exception as exc:  # noqa: BLE001 -- the host reports why it could not start, then cleans up
             # A GoldgateError's message is the whole story; anything else is named by its type.
-            error = describe(exc)
-            write_json_atomic(self.dir.state_file, {"status": "failed", "pid": os.getpid(), "error": error})
+            error = write_failure(exc) if isinstance(exc, OSError) else describe(exc)
+            try:
+                write_json_atomic(self.dir.state_file, {"status": "failed", "pid": os.getpid(), "error": error})
+            except OSError:  # a full disk: its "ready" state stays, and `status` says the host ended without `down`
+                self.state_recorded = False
+                with contextlib.suppress(OSError, ValueError):
+                    print(f"stackhost: error: {error}", file=sys.stderr, flush=True)
             self.log.error("stack.failed", error={"type": type(exc).__name__, "message": str(exc)})
             return 1
         finally:
@@ -379,7 +441,7 @@ class StackHost:
             s3.stop()
         self.lifeline.close()
         state = self.dir.state_file
-        if state.exists():
+        if state.exists() and self.state_recorded:
             try:
                 current = json.loads(state.read_text())
             except ValueError:

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import stat
 import time
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from goldgate.bounded_http import bearer_token
-from goldgate.errors import StateError
+from goldgate.errors import StateError, describe
 from goldgate.files import NotARegularFile, open_regular
 from goldgate.logs import now_rfc3339
 from goldgate.spec import StackSpec
@@ -95,8 +97,11 @@ def write_json_atomic(path: Path, data: Any, private: bool = False) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True), private)
 
 
-def write_text_atomic(path: Path, text: str, private: bool = False) -> None:
-    """Replace `path` with `text`, whole or not at all, and durably (as `write_json_atomic`)."""
+def write_text_atomic(path: Path, text: str, private: bool = False, mode: int | None = None) -> None:
+    """Replace `path` with `text`, whole or not at all, and durably (as `write_json_atomic`). `mode`: the new file's
+    permission bits (a file rewritten in place keeps its own), else 0600 when `private`, else 0644 less the umask.
+    A write that fails (a full disk) leaves `path` as it was, and its OSError names `path`, not the temp file:
+    "No space left on device" from a buffered write named no file at all."""
     # A temp name of this write's own: two writers of one file (the emulator saves its state from concurrent
     # requests) each rename a whole file into place, never the other's half-written one.
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
@@ -105,11 +110,56 @@ def write_text_atomic(path: Path, text: str, private: bool = False) -> None:
             write_private(tmp, text, durable=True)
         else:
             _write(tmp, text, 0o644, durable=True)
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, str(tmp), tmp):
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
         raise
     _sync_dir(path.parent)
+
+
+# What a write fails with on a disk that is full (or a quota, a file size limit, a file system remounted read-only).
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+def write_failure(exc: BaseException) -> str:
+    """A failed write as an operator reads it, in one line: "No space left on device writing <path>"; any other error
+    as `goldgate.errors.describe` says it."""
+    if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS and exc.filename:
+        return f"{exc.strerror or os.strerror(exc.errno)} writing {os.fsdecode(exc.filename)}"
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        return f"{exc.strerror}: {os.fsdecode(exc.filename)}"
+    return describe(exc)
+
+
+# The temp files `write_text_atomic` renames into place, as a writer killed before its rename leaves them.
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp")
+
+
+def remove_stale_temps(directory: Path, names: tuple[str, ...], older_than_s: float) -> list[Path]:
+    """Remove the temp files of `names` (`.state.json.<12 hex>.tmp`) in `directory` that a writer killed before its
+    rename left (SIGKILL, a power cut), once older than `older_than_s`: a younger one may be a live writer's. Only
+    regular files; what cannot go stays (this is housekeeping). The ones removed."""
+    cutoff = time.time() - older_than_s
+    removed = []
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        match = _TEMP_NAME.fullmatch(path.name)
+        if match is None or match["name"] not in names:
+            continue
+        with contextlib.suppress(OSError):
+            info = path.lstat()
+            if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def _sync_dir(path: Path) -> None:
@@ -128,11 +178,16 @@ def _write(path: Path, text: str, mode: int, durable: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = _open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode,
                        "not a file goldgate can write (nothing was written to it)", None)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+    except OSError as exc:  # a full disk: named by the file it could not write (a buffered write names none)
+        if exc.errno is None or exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
 
 
 def _open_regular(path: Path, flags: int, mode: int, what: str, again: str | None) -> int:
@@ -558,8 +613,50 @@ class StackDir:
         return value
 
     def pinned_image(self) -> str | None:
-        pin = read_json(self.pin_file)
+        pin = self.read_pin()
         return pin.get("image") if isinstance(pin, dict) else None
+
+    def read_pin(self) -> Any | None:
+        """pin.json's record, or None when there is none. An empty or torn one (a power cut, an older goldgate's
+        write) is refused with what to do: not "remove it", which left PROD with no image for its next `up`, but
+        where the image it held is found again and the command that pins it."""
+        text = read_small_text(self.pin_file, MAX_STATE_BYTES)
+        if text is None:
+            return None
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            what = "empty" if not text.strip() else f"corrupt ({str(exc)[:200]})"
+        raise StateError(
+            f"{self.pin_file} is {what}: it named the image stack {self.stack} runs. `goldgate history` shows the "
+            f"image last deployed, promoted or rolled back to {self.stack}; pin it again with `goldgate deploy "
+            f"{self.stack} --image <ref>` (STAGING) or `goldgate rollback --to <ref>` (PROD). Those need the stack "
+            f"up: if it is down, move {self.pin_file.name} aside and `goldgate up {self.stack}` first (without a pin "
+            "STAGING starts on the working tree's image, PROD on none until the rollback)")
+
+    def read_state(self) -> Any | None:
+        """state.json's record, or None when there is none. An empty one is None too: a runtime record only, which a
+        host killed while an older goldgate wrote it in place, or a power cut after its rename, left empty; no live
+        host shows one (each writes it whole). Refused, it blocked `up` and `down` until removed by hand.
+        `unreadable_state` says so, for the command that removes it. One that holds anything else that is no JSON
+        is refused as ever (`read_json`): no writer of goldgate's leaves that."""
+        return self._state_record()[0]
+
+    def unreadable_state(self) -> str | None:
+        """"it is empty" for an empty state.json (a dead host's leftover), else None."""
+        return self._state_record()[1]
+
+    def _state_record(self) -> tuple[Any | None, str | None]:
+        text = read_small_text(self.state_file, MAX_STATE_BYTES)
+        if text is None:
+            return None, None
+        if not text.strip():
+            return None, "it is empty"
+        try:
+            return json.loads(text), None
+        except (ValueError, RecursionError) as exc:
+            raise StateError(f"{self.state_file} is corrupt ({str(exc)[:200]}); remove it and "
+                             f"{_run_again(None)}") from None
 
     def pin(self, image: str, reason: str) -> None:
         write_json_atomic(self.pin_file, {"image": image, "reason": reason, "pinned_at": now_rfc3339()})
