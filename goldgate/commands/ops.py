@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import stat
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,7 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
         raise GoldgateError(f"--bucket {args.bucket[:64]!r} is not an R2 bucket name (3-63 lowercase letters, digits "
                             "or hyphens, beginning and ending with a letter or digit)")
     spec = specs.load_pulumi(args.stack)
+    api_base = args.api_base or stack_cloudflare_api_base(args.stack, specs.STACKS_DIR)
     account = args.account_id or (spec.cloud.cloudflare_account_id if spec.cloud else None)
     if not account or account.startswith("<"):
         raise GoldgateError(f"no Cloudflare account id for {args.stack}: set cloud.cloudflare_account_id in "
@@ -103,7 +105,7 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
     if not database_id:
         raise GoldgateError("--database-id is required for --cloud (the D1 uuid: `pulumi stack output` or "
                             "`wrangler d1 info`)")
-    api = CloudflareApi(_env_secret("CLOUDFLARE_API_TOKEN", "an API token with D1 Edit"), args.api_base)
+    api = CloudflareApi(_env_secret("CLOUDFLARE_API_TOKEN", "an API token with D1 Edit"), api_base)
     # A bucket in a jurisdiction (storage.jurisdiction: eu, fedramp) answers only at its jurisdiction's own host.
     r2 = R2Admin(args.r2_endpoint or r2_endpoint(account, spec.storage.jurisdiction), args.bucket or spec.storage.bucket,
                  _env_secret("R2_ACCESS_KEY_ID", "R2 S3 credentials"),
@@ -195,6 +197,7 @@ def _cloud_prune(args: argparse.Namespace) -> Any:
         raise GoldgateError("--database-id is required for --cloud (the D1 uuid: `pulumi stack output` or "
                             "`wrangler d1 info`)")
     spec = specs.load_pulumi(args.stack)
+    api_base = args.api_base or stack_cloudflare_api_base(args.stack, specs.STACKS_DIR)
     retention.check_keep_days(spec, args.keep_days, args.metrics_keep_days)  # before any credential is read
     if args.account_id is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", args.account_id):
         raise GoldgateError(f"--account-id {args.account_id[:64]!r} is not a Cloudflare account id (32 hex, the "
@@ -204,7 +207,7 @@ def _cloud_prune(args: argparse.Namespace) -> Any:
     if not token:
         raise GoldgateError(f"{cloud_facts.CLOUDFLARE_TOKEN_ENV} is not set: pruning D1 needs an API token with "
                             "D1 Edit")
-    with CloudflareApi(token, args.api_base) as api:
+    with CloudflareApi(token, api_base) as api:
         return retention.prune_cloud(spec, D1Client(api, account), database_id, args.keep_days,
                                      args.metrics_keep_days, dry_run=args.dry_run, progress=progress)
 
@@ -282,9 +285,10 @@ def _cloud_metrics(args: argparse.Namespace) -> dict[str, Any]:
 
     stacks_dir = Path(args.stacks_dir) if args.stacks_dir else specs.STACKS_DIR
     spec, _ = cloud_facts.load_cloud_stack(args.stack, stacks_dir)
+    api_base = args.cloudflare_api_base or stack_cloudflare_api_base(args.stack, stacks_dir)
     account = cloud_facts.cloudflare_account(spec)
     creds = cloud_facts.credentials_from_env((), need_runpod=False)
-    with CloudflareApi(creds.cloudflare_api_token, args.cloudflare_api_base) as api:
+    with CloudflareApi(creds.cloudflare_api_token, api_base) as api:
         d1 = D1Client(api, account)
         database_id = cloud_facts.checked_database_id(args.database_id) or cloud_facts.find_database(
             d1, spec.database.name)
@@ -321,13 +325,14 @@ def _cloud_checklist(args: argparse.Namespace) -> int:
 
     stacks_dir = Path(args.stacks_dir) if args.stacks_dir else specs.STACKS_DIR
     spec, _ = cloud_facts.load_cloud_stack(args.stack, stacks_dir)  # an unknown stack: one line, before credentials
+    api_base = args.cloudflare_api_base or stack_cloudflare_api_base(args.stack, stacks_dir)
     cloud_facts.cloudflare_account(spec)
     pair = cloud_facts.stack_pair(args.stack, spec, stacks_dir)
     creds = cloud_facts.credentials_from_env([n for n in pair.values() if n])
     reading = cloud_facts.read_cloud(
         args.stack, creds, home=_platform(args).home, stacks_dir=stacks_dir,
         reports_dir=Path(args.reports_dir) if args.reports_dir else None,
-        logs_dir=Path(args.logs_dir) if args.logs_dir else None, cloudflare_api_base=args.cloudflare_api_base,
+        logs_dir=Path(args.logs_dir) if args.logs_dir else None, cloudflare_api_base=api_base,
         database_id=args.database_id, progress=progress)
     results = checklist.run_checks(reading.facts)
     data = {**checklist.to_json(args.stack, results), "target": "cloud", "cloud": reading.to_dict()}
@@ -338,11 +343,13 @@ def _cloud_checklist(args: argparse.Namespace) -> int:
 _CHECKLIST_CLOUD_HELP = (
     "cloud: read STAGING's and PROD's RunPod endpoints (REST v2 and /health) and the stack's D1 through the APIs, "
     "read-only; the ledger and DR drill records still come from --home. Credentials come from the environment "
-    "and are never printed: RUNPOD_API_KEY (or RUNPOD_API_KEY_<STACK>) and CLOUDFLARE_API_TOKEN (D1 read; Workers Scripts Read for a stack that declares database.retention); the "
-    "account id and API bases come from stacks/Pulumi.<stack>.yaml")
+    "and are never printed: RUNPOD_API_KEY (or RUNPOD_API_KEY_<STACK>) and CLOUDFLARE_API_TOKEN (D1 read; Workers "
+    "Scripts Read for a stack that declares database.retention); the account id and API bases (RunPod's, and "
+    "Cloudflare's goldgate:cloudflareApiBase) come from stacks/Pulumi.<stack>.yaml")
 _METRICS_CLOUD_HELP = (
     "cloud: read job_metrics from the stack's D1 over the REST API, read-only, with CLOUDFLARE_API_TOKEN from the "
-    "environment (never printed); the account id comes from stacks/Pulumi.<stack>.yaml")
+    "environment (never printed); the account id and the Cloudflare API base (goldgate:cloudflareApiBase) come "
+    "from stacks/Pulumi.<stack>.yaml")
 
 
 CLOUDFLARE_API_BASE = "https://api.cloudflare.com/client/v4"
@@ -364,13 +371,40 @@ def _api_base(text: str) -> str:
     return text
 
 
+API_BASE_KEY = "goldgate:cloudflareApiBase"
+
+
+def stack_cloudflare_api_base(stack: str, stacks_dir: Path) -> str:
+    """The Cloudflare API the stack's Pulumi program calls (infra/program.py, read_config): `goldgate:cloudflareApiBase`
+    of stacks/Pulumi.<stack>.yaml when set, else Cloudflare's own, under the program's rule (an https:// URL, plain
+    http:// only to this machine). The operations commands read and write the same D1 the program made: an
+    operator who routes the stack through an egress proxy must not have them go around it."""
+    path = stacks_dir / f"Pulumi.{stack}.yaml"
+    doc = specs.read_yaml(path)
+    config = doc.get("config") if isinstance(doc, Mapping) else None
+    value = config.get(API_BASE_KEY) if isinstance(config, Mapping) else None
+    if value is None or value == "":  # as the program's `config.get(...) or DEFAULT_CLOUDFLARE_API`
+        return CLOUDFLARE_API_BASE
+    if isinstance(value, Mapping) and "secure" in value:
+        raise GoldgateError(f"{path}: {API_BASE_KEY} is stored as a secret, which goldgate cannot read without "
+                            f"Pulumi: it is no credential, so set it in plain text (`pulumi config set {API_BASE_KEY} "
+                            f"<url> --stack {stack}`)")
+    problem = specs.url_problem(value) if isinstance(value, str) else "it is not a text value"
+    if problem:
+        raise GoldgateError(f"{path}: {API_BASE_KEY} {specs.show_url(value)} is not an https:// URL ({problem}); "
+                            "the Cloudflare API token would travel in clear text (the stack's `pulumi up` refuses "
+                            "it too): fix it in the stack file")
+    return value
+
+
 def _add_cloud_flags(p: argparse.ArgumentParser, cloud_help: str) -> None:
     # The release commands' default too: GOLDGATE_TARGET=cloud makes every `--target` command act on the cloud.
     p.add_argument("--target", type=_target, choices=TARGETS, default=os.environ.get("GOLDGATE_TARGET", "local"),
                    help="local (default, or env GOLDGATE_TARGET): the local deployment under --home. " + cloud_help)
     p.add_argument("--stacks-dir", help="cloud: where Pulumi.<stack>.yaml live (default: the repository's stacks/)")
     p.add_argument("--database-id", help="cloud: the D1 uuid (default: looked up by the stack's database name)")
-    p.add_argument("--cloudflare-api-base", type=_api_base, default=CLOUDFLARE_API_BASE, help=argparse.SUPPRESS)
+    # Hidden, an override (tests point it at a stand-in): by default the stack file's goldgate:cloudflareApiBase.
+    p.add_argument("--cloudflare-api-base", type=_api_base, default=None, help=argparse.SUPPRESS)
 
 
 def add_d1_arguments(p: argparse.ArgumentParser, cloud_help: str) -> None:
@@ -378,7 +412,8 @@ def add_d1_arguments(p: argparse.ArgumentParser, cloud_help: str) -> None:
     p.add_argument("--cloud", action="store_true", help=cloud_help)
     p.add_argument("--database-id", help="the D1 database uuid (cloud)")
     p.add_argument("--account-id", help="Cloudflare account id (default: the stack's Pulumi spec)")
-    p.add_argument("--api-base", type=_api_base, default=CLOUDFLARE_API_BASE, help=argparse.SUPPRESS)
+    # Hidden, an override (tests point it at a stand-in): by default the stack file's goldgate:cloudflareApiBase.
+    p.add_argument("--api-base", type=_api_base, default=None, help=argparse.SUPPRESS)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

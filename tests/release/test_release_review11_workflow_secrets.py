@@ -13,7 +13,10 @@ import yaml
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / ".github" / "workflows"
 _SECRET = re.compile(r"\$\{\{\s*secrets\.([A-Za-z0-9_]+)")
-CLOUD = {"PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "RUNPOD_API_KEY", "CLOUDFLARE_API_TOKEN"}
+# No CLOUDFLARE_API_TOKEN: the Pulumi program's Cloudflare provider and D1 migrations take goldgate:cloudflareApiToken
+# from the stack's config (infra/program.py), and nothing else deploy, golden, promote or rollback run calls
+# Cloudflare's API (the gate reads STAGING's error rate from the service's /api/metrics).
+CLOUD = {"PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "RUNPOD_API_KEY"}
 KEY = "GOLDGATE_LEDGER_KEY"
 # What each goldgate step needs to do its work: (workflow, job, the command its script starts with).
 NEEDS = {
