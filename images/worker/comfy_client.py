@@ -67,8 +67,9 @@ class ComfyGpuFault(ComfyExecutionError):
 
 
 class ComfyStuck(ComfyError):
-    """A prompt the worker gave up on (its wait failed or ran out) still runs after its withdrawal: a node that
-    does not stop holds this ComfyUI, and every later job would wait behind it. The worker asks to be replaced."""
+    """A prompt the worker gave up on (its wait failed or ran out, or its POST /prompt answer was lost) still runs
+    after its withdrawal: a node that does not stop holds this ComfyUI, and every later job would wait behind it.
+    The worker asks to be replaced."""
 
 
 class ComfyCancelled(ComfyError):
@@ -137,7 +138,13 @@ class ComfyClient:
                 return resp.status, body
         except urllib.error.HTTPError as exc:
             self._answered = True
-            return exc.code, exc.read(1_000_000)
+            try:
+                return exc.code, exc.read(1_000_000)
+            except (http.client.HTTPException, OSError) as cut:
+                # Raised here, it would escape the handler below: a poll that may pass would end the job as an
+                # "internal worker error", and a withdrawal (which ignores only ComfyError) would fail with it.
+                raise ComfyUnreachable(f"ComfyUI's HTTP {exc.code} answer to {method} {path} broke off: "
+                                       f"{cut}") from None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc
             message = f"cannot reach ComfyUI at {self.base_url} ({method} {path}): {reason}"
@@ -203,7 +210,10 @@ class ComfyClient:
             if prompt_id is None:
                 raise
             # ComfyUI may have queued it before the answer was lost.
-            self.withdraw(prompt_id)
+            if not self.withdraw(prompt_id):
+                raise ComfyStuck(f"{exc}; ComfyUI had queued prompt {prompt_id} all the same and was still running it "
+                                 f"{WITHDRAW_TIMEOUT_S:g} s after the interrupt (a node that does not stop): every "
+                                 f"later job would wait behind it") from None
             raise type(exc)(f"{exc}; prompt {prompt_id} was withdrawn in case ComfyUI had queued it") from None
         if status == 400 and isinstance(body, dict):
             raise PromptRejected(body.get("error"), body.get("node_errors"))
