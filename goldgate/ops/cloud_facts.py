@@ -587,8 +587,10 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
     if drill is None and drill_error is None:
         drill_error = (f"no cloud DR drill recorded for {stack} (a local drill is no evidence for D1); run "
                        f"`goldgate dr-drill {stack} --cloud --database-id <uuid>`")
-    elif drill is not None and database_id and drill.get("database_id") not in (None, database_id):
-        # `--database-id` is typed by hand: a drill of another database proves nothing about this stack's.
+    elif drill is not None and database_id and drill.get("database_id") is not None \
+            and str(drill.get("database_id")).lower() != database_id.lower():
+        # `--database-id` is typed by hand, in either case: a drill of another database proves nothing about this
+        # stack's (the prune record below is compared alike).
         drill, drill_error = None, (f"the last DR drill of {stack} exported D1 {show(drill.get('database_id'))}, not "
                                     f"{stack}'s database {database_id}: it is not evidence; run `goldgate dr-drill "
                                     f"{stack} --cloud --database-id {database_id}`")
