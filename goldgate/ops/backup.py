@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.errors import GoldgateError
-from goldgate.local.state import write_private
+from goldgate.local.state import write_text_atomic
 from goldgate.ops.fingerprint import Fingerprint, SqliteSource, connect_read_only, fingerprint
 
 MANIFEST_FORMAT = "goldgate.d1-backup.v1"
@@ -159,7 +159,9 @@ def take_backup(source: Path, dest_dir: Path, stack: str,
     manifest = BackupManifest(stack=stack, kind="sqlite", file=target.name, bytes=target.stat().st_size,
                               sha256=file_sha256(target), created_at=iso(clock()), source=str(source),
                               fingerprint=print_)
-    write_private(manifest_path(target), json.dumps(manifest.to_dict(), indent=2, sort_keys=True))
+    # Whole and on disk (temp, fsync, rename, directory fsync, which also makes the copy's rename above durable):
+    # a manifest written in place could come back empty after a power cut, and the newest backup was then refused.
+    write_text_atomic(manifest_path(target), json.dumps(manifest.to_dict(), indent=2, sort_keys=True), private=True)
     return target, manifest
 
 
