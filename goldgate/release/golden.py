@@ -336,6 +336,7 @@ def _check_results(client: httpx.Client, access: ApiAccess, case: GoldenCase, re
     check("image_count", len(results) == exp.images, f"{len(results)} image(s), expected {exp.images}")
     # The count has failed the case already: results past the expected ones are not fetched (a status listing
     # thousands would hold the run for as many downloads).
+    seen: dict[str, int] = {}   # sha256 of each image fetched -> its index
     for index, item in enumerate(results[:exp.images]):
         if stop.is_set():   # interrupted: nothing more is fetched, and no reference is written after Ctrl-C
             check("interrupted", False, "the golden run was interrupted")
@@ -359,11 +360,22 @@ def _check_results(client: httpx.Client, access: ApiAccess, case: GoldenCase, re
         if isinstance(reported, int):
             check(f"{name}.bytes_match", reported == len(data), f"status says {reported}, got {len(data)}")
         _check_sha256(check, name, item.get("sha256"), data)
+        # Every image of a batch is a render of its own (each has its own noise): one listed twice, or uploaded
+        # twice under two keys, would make up the count with a render the case never got.
+        same = seen.setdefault(hashlib.sha256(data).hexdigest(), index)
+        if same != index:
+            check(f"{name}.distinct", False, f"the same bytes as image[{same}]: the job returned one render twice, "
+                                             f"not {exp.images} renders")
         try:
             facts = inspect_image(data)
         except ImageUnreadable as exc:
             check(f"{name}.decode", False, str(exc))
             continue
+        # The bytes must be the format the case expects, whatever the header says: a JPEG served as image/png
+        # is saved as a .png that is not one.
+        check(f"{name}.format", facts.mime == exp.content_type,
+              f"the bytes are {facts.format}" + (f" ({facts.mime})" if facts.mime else "")
+              + f" (expected {exp.content_type})")
         facts_out.update(width=facts.width, height=facts.height, dhash=facts.dhash)
         if exp.width is not None or exp.height is not None:
             check(f"{name}.dimensions", (exp.width in (None, facts.width)) and (exp.height in (None, facts.height)),
@@ -409,6 +421,10 @@ def _check_reference(case: GoldenCase, data: bytes, facts: ImageFacts, check: Ch
     except ImageUnreadable as exc:
         check("perceptual_hash", False, f"reference {ref_path.name}: {exc}")
         return
+    # dHash and the colour thumbnail are made from the image shrunk to 9x8 and 8x8: a render at another size
+    # (a workflow that lost its width/height input) would match a reference of the same picture at any size.
+    check("reference_dimensions", (facts.width, facts.height) == (ref.width, ref.height),
+          f"{facts.width}x{facts.height}, the reference {ref_path.name} is {ref.width}x{ref.height}")
     distance = hamming(facts.dhash, ref.dhash)
     colors = round(color_distance(facts, ref), 2)
     facts_out.update(hash_distance=distance, color_distance=colors)

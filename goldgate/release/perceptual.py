@@ -34,6 +34,7 @@ class ImageFacts:
     height: int
     dhash: str
     colors: tuple[int, ...] = ()   # 8x8 RGB box averages, row by row
+    mime: str | None = None        # the media type of the format the bytes decoded as (image/png), if Pillow knows it
 
 
 def color_distance(a: ImageFacts, b: ImageFacts) -> float:
@@ -53,7 +54,7 @@ def inspect_image(data: bytes) -> ImageFacts:
                 raise ImageUnreadable(f"{img.width}x{img.height} is more than {MAX_PIXELS} pixels")
             img.load()
             return ImageFacts(format=str(img.format or "?"), width=img.width, height=img.height,
-                              dhash=dhash(img), colors=thumbnail(img))
+                              dhash=dhash(img), colors=thumbnail(img), mime=img.get_format_mimetype())
     except UnidentifiedImageError:  # Pillow's message names its in-memory buffer (an address), not the file
         raise ImageUnreadable(f"not a readable image (no image format Pillow knows; it begins {bytes(data[:8])!r})"
                               ) from None
