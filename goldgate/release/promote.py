@@ -25,6 +25,7 @@ from goldgate.release.rollback import (
     RollbackOutcome,
     check_pin_current,
     deploy_and_smoke,
+    observed_pin,
     reconcile,
     rollback_locked,
 )
@@ -188,7 +189,9 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
                 rolled = rollback_locked(deployer, ledger, fallback, stack=prod, trigger=trigger,
                                          reason=f"automatic: promotion of {image} {outcome.replace('_', ' ')}",
                                          progress=progress, paths=paths)
-        prod_image = deployer.current_image(prod)
+        # Read as a rollback reads it: a pin that cannot be read now is recorded as unknown; raising here would leave
+        # the intent open, and the next command would record a promotion whose smoke passed as interrupted.
+        prod_image = observed_pin(deployer, prod)
         ledger.append("promotion", phase="outcome", intent_seq=intent.seq, stack=prod, target=deployer.target,
                       image=image, release_id=rid, before=before, after=prod_image, pinned=prod_image,
                       prod_image=image if outcome == "promoted" else None, outcome=outcome,

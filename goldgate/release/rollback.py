@@ -165,7 +165,7 @@ def rollback_locked(deployer: Deployer, ledger: Ledger, image: str, *, stack: st
     progress(f"rolling {stack} back to {image} ({reason})")
     outcome, error, smoke_path, smoke_passed = deploy_and_smoke(deployer, ledger, stack, image, "rolled_back",
                                                                 trigger=trigger, progress=progress, paths=paths)
-    prod_image = _observe(deployer, stack)
+    prod_image = observed_pin(deployer, stack)
     # The verified release is the image the smoke cases passed on, as a promotion records it; `pinned` is what the
     # stack pins now, which a writer outside the lock may have changed since the smoke run.
     ledger.append("rollback", phase="outcome", intent_seq=intent.seq, stack=stack, target=deployer.target,
@@ -221,7 +221,7 @@ def reconcile(deployer: Deployer, ledger: Ledger, stack: str, progress: Progress
     open_intents = interrupted(on_target(ledger.entries(), deployer.target), stack)
     if not open_intents:
         return 0
-    pinned = _observe(deployer, stack)
+    pinned = observed_pin(deployer, stack)
     for item in open_intents:
         # A rollback's reason goes with its outcome: an operator's verdict on the release it was leaving stands
         # even though the command did not finish.
@@ -234,7 +234,9 @@ def reconcile(deployer: Deployer, ledger: Ledger, stack: str, progress: Progress
     return len(open_intents)
 
 
-def _observe(deployer: Deployer, stack: str) -> str | None:
+def observed_pin(deployer: Deployer, stack: str) -> str | None:
+    """What `stack` pins now, or None when it cannot be read: an outcome line is written either way (raising would
+    leave its intent open, and the next command would record the change as interrupted)."""
     try:
         return deployer.current_image(stack)
     except GoldgateError:
