@@ -34,7 +34,9 @@ class ImageFacts:
     height: int
     dhash: str
     colors: tuple[int, ...] = ()   # 8x8 RGB box averages, row by row
-    mime: str | None = None        # the media type of the format the bytes decoded as (image/png), if Pillow knows it
+    # The media type of the format the bytes decoded as (image/png), if Pillow knows it: the format's own, not a
+    # variant's (an animated PNG is a PNG, served as image/png; Pillow's get_format_mimetype says image/apng).
+    mime: str | None = None
 
 
 def color_distance(a: ImageFacts, b: ImageFacts) -> float:
@@ -54,7 +56,7 @@ def inspect_image(data: bytes) -> ImageFacts:
                 raise ImageUnreadable(f"{img.width}x{img.height} is more than {MAX_PIXELS} pixels")
             img.load()
             return ImageFacts(format=str(img.format or "?"), width=img.width, height=img.height,
-                              dhash=dhash(img), colors=thumbnail(img), mime=img.get_format_mimetype())
+                              dhash=dhash(img), colors=thumbnail(img), mime=Image.MIME.get(str(img.format).upper()))
     except UnidentifiedImageError:  # Pillow's message names its in-memory buffer (an address), not the file
         raise ImageUnreadable(f"not a readable image (no image format Pillow knows; it begins {bytes(data[:8])!r})"
                               ) from None

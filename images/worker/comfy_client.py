@@ -221,8 +221,12 @@ class ComfyClient:
             raise ComfyError(f"ComfyUI POST /prompt answered HTTP {status}: {str(body)[:300]}")
         if body.get("node_errors"):
             # ComfyUI queued the outputs that validate and dropped the rest: the job would come back with
-            # fewer images than its workflow saves. Withdraw it and report what failed instead.
-            self.withdraw(body["prompt_id"])
+            # fewer images than its workflow saves. Withdraw it and report what failed instead; a prompt that
+            # runs on past its withdrawal holds this ComfyUI as after a lost answer or a timed-out wait.
+            if not self.withdraw(body["prompt_id"]):
+                raise ComfyStuck(f"ComfyUI queued prompt {body['prompt_id']} with outputs that failed validation "
+                                 f"and was still running it {WITHDRAW_TIMEOUT_S:g} s after the interrupt (a node "
+                                 f"that does not stop): every later job would wait behind it")
             raise PromptRejected({"type": "prompt_outputs_failed_validation", "details": "",
                                   "message": "some outputs failed validation and would not be saved",
                                   "extra_info": {}}, body["node_errors"])
