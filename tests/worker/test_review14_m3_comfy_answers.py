@@ -4,9 +4,11 @@ error answer whose body breaks off."""
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import threading
+import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -114,6 +116,11 @@ def test_an_error_answer_cut_short_is_retried_like_any_failed_poll(comfy, models
     assert head["ContentLength"] == out["images"][0]["bytes"]
 
 
+def _running(base_url: str, prompt_id: str) -> bool:
+    with urllib.request.urlopen(base_url + "/queue", timeout=5) as resp:
+        return any(item[1] == prompt_id for item in json.loads(resp.read())["queue_running"])
+
+
 def test_a_prompt_queued_without_an_answer_that_does_not_stop_retires_the_worker(models_dir, comfy_factory,
                                                                                  runtime_factory, monkeypatch):
     # POST /prompt reached ComfyUI and its answer was lost; the worker withdraws the prompt, which runs on past
@@ -122,6 +129,17 @@ def test_a_prompt_queued_without_an_answer_that_does_not_stop_retires_the_worker
     monkeypatch.setattr(comfy_client, "WITHDRAW_TIMEOUT_S", 0.5)
     comfy = comfy_factory(models_dir, render_delay_s=120, interrupt_lag_s=3.0)
     assert comfy.wait_listening(10)
+    withdraw = ComfyClient.withdraw
+
+    def once_running(self: ComfyClient, prompt_id: str) -> bool:
+        # The case at hand is a prompt ComfyUI has started (one still pending leaves the queue when deleted): on a
+        # loaded machine the withdrawal could otherwise come before ComfyUI takes the prompt from its queue.
+        deadline = time.monotonic() + 10
+        while not _running(comfy.url, prompt_id) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return withdraw(self, prompt_id)
+
+    monkeypatch.setattr(ComfyClient, "withdraw", once_running)
     stand_in = FaultyComfy(comfy.url, [], lose_prompt_answer=True).start()
     try:
         out = run_job(job(), runtime_factory(stand_in.url, models_dir))
