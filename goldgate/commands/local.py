@@ -26,9 +26,11 @@ def _platform(args: argparse.Namespace) -> LocalPlatform:
 
 
 def ensure_up(platform: LocalPlatform, stack: str) -> StackStatus:
-    """Bring a stack up; a STAGING stack with nothing deployed gets the working tree's image first."""
+    """Bring a stack up; a STAGING stack with nothing deployed gets the working tree's image first. One whose host
+    runs is pinned nothing: the working tree's image pinned under a host that serves another (its pin.json moved
+    aside) is what its next start would have run, unsaid."""
     spec = specs.load_local(stack, platform.stacks_file)
-    if spec.role == "staging" and platform.pinned_image(stack) is None:
+    if spec.role == "staging" and platform.pinned_image(stack) is None and platform.host_pid(stack) is None:
         progress(f"{stack}: nothing deployed yet; building the worker image from {WORKER_SOURCE}")
         image = image_store.build_local_image(WORKER_SOURCE, platform.home)
         StackDir(platform.home, stack).pin(image, reason="first up: working tree")

@@ -666,16 +666,36 @@ class LocalPlatform:
     def _pin_not_served(self, stack: str, d: StackDir, state: dict[str, Any]) -> str | None:
         """Why a running stack serves another image than its pin, in a sentence; None when it serves its pin (or is
         down). A deploy (and a promote's or rollback's) moves the pin, then tells the host: one killed in between,
-        or whose host never took the pin, left a pin the stack does not serve, which its next start would run."""
+        or whose host never took the pin, left a pin the stack does not serve, which its next start would run. So
+        did a host that could not serve the pin nor put it back (it says so in `redeploy_failed`), and a pin.json
+        moved aside under a host that serves (its next start runs another image than it serves)."""
         if not state:
             return None
         served, pinned = state.get("image"), d.pinned_image()
+        if pinned is None and served is not None:  # moved aside (the advice for an empty one), or removed
+            runs = "no image" if self._role(stack) == "prod" else "the working tree's image"
+            return (f"no pin ({d.pin_file} is missing), but its host serves {served}: its next start (`goldgate "
+                    f"down` and `up`, or a host that dies) runs {runs}; {self._keep_served(stack, served)} pins the "
+                    "image it serves")
         if pinned is None or pinned == served:
             return None
         deploying = _pid(d.deploy_pid())
         if deploying is not None and _alive(deploying):
             return (f"pinned to {pinned}, which a deploy (pid {deploying}) is applying now; its host serves "
                     f"{served or 'no image'} until then")
+        failed = state.get("redeploy_failed")
+        if isinstance(failed, dict) and failed.get("image") == pinned:
+            # The host took the pin and could not serve it, nor put the pin back (a full disk): what it recorded,
+            # not a deploy that "ended before the host took it", and not first the deploy that just failed.
+            back = failed.get("pin_not_reverted")
+            again = ("the `goldgate promote` or `goldgate rollback`" if self._role(stack) == "prod"
+                     else f"`goldgate deploy {stack} --image {pinned}`")
+            return (f"pinned to {pinned}, but its host serves {served or 'no image'}: its host could not start its "
+                    f"service on {pinned} ({failed.get('error')})" + (f" and the pin could not go back ({back})"
+                                                                       if back else "") +
+                    "; its next start (`goldgate down` and `up`, or a host that dies) runs the pin; " +
+                    (f"{self._keep_served(stack, served)} puts the pin back on the image it serves, or " if served
+                     else "") + f"once the cause is fixed {again} tries it again")
         if self._role(stack) == "prod":
             advice = "run the interrupted `goldgate promote` or `goldgate rollback` again" + (
                 f", or `goldgate rollback --to {served}` to keep what it serves" if served else "")
@@ -801,8 +821,11 @@ class LocalPlatform:
         else:
             problem = f"{problem} writing to {d.root}"
         if problem is not None:
+            # PROD takes no `goldgate deploy`: its deploys are a promote's or a rollback's.
+            again = ("the `goldgate promote` or `goldgate rollback`" if self._role(stack) == "prod"
+                     else "the deploy")
             raise StateError(f"cannot deploy {image} to {stack}: {problem}; nothing was pinned and {stack} still "
-                             f"serves {served}. Free some space, then run the deploy again")
+                             f"serves {served}. Free some space, then run {again} again")
         progress(f"{stack}: pinned {image}; redeploying")
         try:
             os.kill(state["pid"], signal.SIGHUP)

@@ -619,7 +619,7 @@ class StackDir:
     def read_pin(self) -> Any | None:
         """pin.json's record, or None when there is none. An empty or torn one (a power cut, an older goldgate's
         write) is refused with what to do: not "remove it", which left PROD with no image for its next `up`, but
-        where the image it held is found again and the command that pins it."""
+        where the image it held is found again, and that it goes aside before the command that pins it."""
         text = read_small_text(self.pin_file, MAX_STATE_BYTES)
         if text is None:
             return None
@@ -627,12 +627,15 @@ class StackDir:
             return json.loads(text)
         except (ValueError, RecursionError) as exc:
             what = "empty" if not text.strip() else f"corrupt ({str(exc)[:200]})"
+        # Aside first, whether the stack runs or not: the deploy and rollback that pin again read the pin they
+        # replace, and refused with this very advice while the file was in place. Short: `goldgate` cuts an error
+        # line past 600 characters in the middle, where the advice is, and the path comes first.
         raise StateError(
             f"{self.pin_file} is {what}: it named the image stack {self.stack} runs. `goldgate history` shows the "
-            f"image last deployed, promoted or rolled back to {self.stack}; pin it again with `goldgate deploy "
-            f"{self.stack} --image <ref>` (STAGING) or `goldgate rollback --to <ref>` (PROD). Those need the stack "
-            f"up: if it is down, move {self.pin_file.name} aside and `goldgate up {self.stack}` first (without a pin "
-            "STAGING starts on the working tree's image, PROD on none until the rollback)")
+            f"image last deployed, promoted or rolled back to {self.stack}. Move {self.pin_file.name} aside (no "
+            f"command reads past it), then pin that image again: `goldgate deploy {self.stack} --image <ref>` "
+            f"(STAGING) or `goldgate rollback --to <ref>` (PROD), with the stack up (if it is down, `goldgate up "
+            f"{self.stack}` first: STAGING starts on the working tree's image, PROD on none)")
 
     def read_state(self) -> Any | None:
         """state.json's record, or None when there is none. An empty one is None too: a runtime record only, which a
