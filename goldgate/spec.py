@@ -516,6 +516,22 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+# Cloudflare's own API: the Pulumi provider's default, and goldgate's (goldgate.cloudflare.api.DEFAULT_API_BASE).
+CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
+
+
+def checked_cloudflare_api_base(value: Any, where: str) -> str:
+    """`goldgate:cloudflareApiBase` as every reader of a stack takes it (the Pulumi program, the operations
+    commands): unset or empty is Cloudflare's own API; anything else must be an https:// URL (plain http:// only to
+    this machine), since the API token travels to it. `where` names the stack or file in the refusal."""
+    base = value or CLOUDFLARE_API
+    problem = url_problem(base) if isinstance(base, str) else "it is not a text value"
+    if problem:
+        raise SpecError(f"{where}: goldgate:cloudflareApiBase {show_url(base)} is not an https:// URL ({problem}); "
+                        "the Cloudflare API token would travel in clear text")
+    return base
+
+
 def _base_url(f: _Fields, key: str, default: str | None = None) -> str | None:
     value = f.str(key, default=default, url=True)
     problem = value and url_problem(value)

@@ -17,7 +17,12 @@ import pulumi_cloudflare as cloudflare
 
 from goldgate.errors import SpecError
 from goldgate.migrations import MIGRATIONS_DIR
-from goldgate.spec import STACKS_DIR, StackSpec, from_pulumi_config, show_url, url_problem
+from goldgate.spec import (
+    STACKS_DIR,
+    StackSpec,
+    checked_cloudflare_api_base,
+    from_pulumi_config,
+)
 from infra.components import Api, ApiArgs, GpuEndpoint, GpuEndpointArgs, Storage, StorageArgs
 from infra.components.api import check_exposure
 from infra.components.gpu import RegistryLogin
@@ -120,11 +125,7 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
     refuse_plain_secrets(stack, SECRET_KEYS.values())
     refuse_current_secrets(stack, config)
     previous = previous_webhook_secret(stack, config)
-    cloudflare_api_base = config.get("cloudflareApiBase") or DEFAULT_CLOUDFLARE_API
-    problem = url_problem(cloudflare_api_base)  # the spec's rule for its own base URLs
-    if problem:
-        raise SpecError(f"stack {stack}: {CONFIG_NAMESPACE}:cloudflareApiBase {show_url(cloudflare_api_base)} is not an "
-                        f"https:// URL ({problem}); the Cloudflare API token would travel in clear text")
+    cloudflare_api_base = checked_cloudflare_api_base(config.get("cloudflareApiBase"), f"stack {stack}")
     secrets = StackSecrets(**{field: config.require_secret(key) for field, key in SECRET_KEYS.items()},
                            **registry_secrets(stack, spec, config), webhook_secret_previous=previous)
     settings = ProgramSettings(

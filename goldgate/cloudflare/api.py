@@ -29,8 +29,9 @@ from goldgate.cloudflare.errors import (
     CloudflareNotFound,
     CloudflareRateLimited,
 )
+from goldgate.spec import CLOUDFLARE_API
 
-DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
+DEFAULT_API_BASE = CLOUDFLARE_API  # one definition, with the rule for goldgate:cloudflareApiBase (goldgate.spec)
 # The most of one answer read into memory. D1 builds a /query answer in an isolate of 128 MB, so no real
 # answer comes near this. Past it the body is not the API's (a proxy streaming without end) and the call
 # fails instead of hanging while memory grows.

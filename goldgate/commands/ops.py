@@ -17,7 +17,7 @@ from goldgate import spec as specs
 from goldgate.bounded_http import bearer_token
 from goldgate.commands.output import add_json_flag, emit, escape_controls, progress, say
 from goldgate.commands.release import TARGETS, _target
-from goldgate.errors import GoldgateError, StateError
+from goldgate.errors import GoldgateError, SpecError, StateError
 from goldgate.local.platform import LocalPlatform
 
 
@@ -352,7 +352,7 @@ _METRICS_CLOUD_HELP = (
     "from stacks/Pulumi.<stack>.yaml")
 
 
-CLOUDFLARE_API_BASE = "https://api.cloudflare.com/client/v4"
+CLOUDFLARE_API_BASE = specs.CLOUDFLARE_API
 
 
 def _api_base(text: str) -> str:
@@ -383,18 +383,14 @@ def stack_cloudflare_api_base(stack: str, stacks_dir: Path) -> str:
     doc = specs.read_yaml(path)
     config = doc.get("config") if isinstance(doc, Mapping) else None
     value = config.get(API_BASE_KEY) if isinstance(config, Mapping) else None
-    if value is None or value == "":  # as the program's `config.get(...) or DEFAULT_CLOUDFLARE_API`
-        return CLOUDFLARE_API_BASE
     if isinstance(value, Mapping) and "secure" in value:
         raise GoldgateError(f"{path}: {API_BASE_KEY} is stored as a secret, which goldgate cannot read without "
                             f"Pulumi: it is no credential, so set it in plain text (`pulumi config set {API_BASE_KEY} "
                             f"<url> --stack {stack}`)")
-    problem = specs.url_problem(value) if isinstance(value, str) else "it is not a text value"
-    if problem:
-        raise GoldgateError(f"{path}: {API_BASE_KEY} {specs.show_url(value)} is not an https:// URL ({problem}); "
-                            "the Cloudflare API token would travel in clear text (the stack's `pulumi up` refuses "
-                            "it too): fix it in the stack file")
-    return value
+    try:
+        return specs.checked_cloudflare_api_base(value, str(path))  # the program's own rule (infra/program.py)
+    except SpecError as exc:
+        raise GoldgateError(f"{exc} (the stack's `pulumi up` refuses it too): fix it in the stack file") from None
 
 
 def _add_cloud_flags(p: argparse.ArgumentParser, cloud_help: str) -> None:
