@@ -524,11 +524,15 @@ def checked_cloudflare_api_base(value: Any, where: str) -> str:
     """`goldgate:cloudflareApiBase` as every reader of a stack takes it (the Pulumi program, the operations
     commands): unset or empty is Cloudflare's own API; anything else must be an https:// URL (plain http:// only to
     this machine), since the API token travels to it. `where` names the stack or file in the refusal."""
-    base = value or CLOUDFLARE_API
+    # Only unset or "" is the default: another value that reads as false (`false`, `0` in YAML) is the text
+    # "false" to the program's Pulumi config, which refuses it; a reader of the file must not take Cloudflare's API.
+    base = CLOUDFLARE_API if value is None or value == "" else value
     problem = url_problem(base) if isinstance(base, str) else "it is not a text value"
     if problem:
-        raise SpecError(f"{where}: goldgate:cloudflareApiBase {show_url(base)} is not an https:// URL ({problem}); "
-                        "the Cloudflare API token would travel in clear text")
+        # The token would go in clear text only over plain http://; another refusal (a query, a user name) is not that.
+        clear = "; the Cloudflare API token would travel in clear text" if problem.startswith("plain http://") else ""
+        raise SpecError(f"{where}: goldgate:cloudflareApiBase {show_url(base)} is not an https:// URL the Cloudflare "
+                        f"API token may be sent to ({problem}){clear}")
     return base
 
 

@@ -64,8 +64,10 @@ class PromotionOutcome:
             why = self.rollback.outcome.replace("_", " ") + (f": {self.rollback.error}" if self.rollback.error else "")
             tail = f"the automatic rollback to {self.rollback.image} failed too ({why})"
             todo = "roll back further with `goldgate rollback --to <release>` (see `goldgate history`)"
+        # None: no pin, or one that could not be read at the end (observed_pin), not an image named "None".
+        pinned = self.prod_image or "no image goldgate could read"
         return f"{what} for {self.image}{': ' + self.error if self.error else ''}; {tail}; PROD is pinned to " \
-               f"{self.prod_image}{': ' + todo if todo else ''}"
+               f"{pinned}{': ' + todo if todo else ''}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "ok": self.ok, "image": self.image, "release_id": self.release_id,

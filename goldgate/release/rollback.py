@@ -110,7 +110,7 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
     if not outcome.ok:
         raise RollbackFailed(f"rollback of {stack} to {outcome.image} {outcome.outcome.replace('_', ' ')}"
                              f"{': ' + outcome.error if outcome.error else ''}; {stack} is pinned to "
-                             f"{outcome.prod_image} (recorded in the ledger); once the cause is fixed, finish it with "
+                             f"{outcome.prod_image or 'no image goldgate could read'} (recorded in the ledger); once the cause is fixed, finish it with "
                              f"`goldgate rollback --to {outcome.image}`, or name another verified release with --to "
                              "(see `goldgate history`)")
     return outcome
