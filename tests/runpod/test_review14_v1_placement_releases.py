@@ -113,6 +113,11 @@ def test_a_worker_is_placed_on_a_card_of_its_endpoints_selection(tmp_path, gpu: 
             wait_for(lambda: all(w.version == 2 for w in control.list_workers(ep.id).workers), "the re-placed worker")
         listed = wait_for(lambda: control.list_workers(ep.id).workers, "a worker")
         assert [w.gpu_type_id for w in listed] == [card]
-        with lock:
-            take_url = started[-1]["RUNPOD_WEBHOOK_GET_JOB"]
+        (worker,) = listed
+
+        def launched() -> list[dict[str, str]]:  # the worker is listed before its process is started
+            with lock:
+                return [env for env in started if env.get("RUNPOD_POD_ID") == worker.id]
+
+        take_url = wait_for(launched, "the listed worker's process")[-1]["RUNPOD_WEBHOOK_GET_JOB"]
         assert take_url.endswith("?gpu=" + card.replace(" ", "+"))
