@@ -28,14 +28,26 @@ def _platform(args: argparse.Namespace) -> LocalPlatform:
 def ensure_up(platform: LocalPlatform, stack: str) -> StackStatus:
     """Bring a stack up; a STAGING stack with nothing deployed gets the working tree's image first. One whose host
     runs is pinned nothing: the working tree's image pinned under a host that serves another (its pin.json moved
-    aside) is what its next start would have run, unsaid."""
+    aside) is what its next start would have run, unsaid. A host that failed to start (its state says so; it is
+    still shutting down) serves nothing and never will: the image is pinned, so the host started once it has ended
+    (by this `up`, after the one that waits for the failed host) runs the working tree's image, not none."""
     spec = specs.load_local(stack, platform.stacks_file)
-    if spec.role == "staging" and platform.pinned_image(stack) is None and platform.host_pid(stack) is None:
+    if spec.role == "staging" and platform.pinned_image(stack) is None and _no_serving_host(platform, stack):
         progress(f"{stack}: nothing deployed yet; building the worker image from {WORKER_SOURCE}")
         image = image_store.build_local_image(WORKER_SOURCE, platform.home)
         StackDir(platform.home, stack).pin(image, reason="first up: working tree")
         progress(f"{stack}: pinned {image}")
     return platform.up(stack, progress)
+
+
+def _no_serving_host(platform: LocalPlatform, stack: str) -> bool:
+    """No host of `stack` lives, or the one that does has failed: its state file says "failed" under its own pid
+    (a terminal state, so no race with a host that is still starting and may yet become ready)."""
+    pid = platform.host_pid(stack)
+    if pid is None:
+        return True
+    state = StackDir(platform.home, stack).read_state()
+    return isinstance(state, dict) and state.get("status") == "failed" and state.get("pid") == pid
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -274,6 +274,14 @@ def read_record(path: Path, max_bytes: int, again: str) -> Any | None:
         raise StateError(f"{path} is corrupt ({str(exc)[:200]}); run `{again}` again") from None
 
 
+def _json_problem(exc: Exception) -> str:
+    """Why a record is no JSON, in at most 46 characters: the parser's reason (cut) and where it stopped."""
+    if isinstance(exc, json.JSONDecodeError):
+        reason = exc.msg if len(exc.msg) <= 28 else exc.msg[:27] + "…"
+        return f"{reason} at char {exc.pos}"
+    return "nested too deep" if isinstance(exc, RecursionError) else str(exc)[:46]
+
+
 @dataclass(frozen=True)
 class StackDir:
     """One stack's directory in the state home."""
@@ -626,16 +634,17 @@ class StackDir:
         try:
             return json.loads(text)
         except (ValueError, RecursionError) as exc:
-            what = "empty" if not text.strip() else f"corrupt ({str(exc)[:200]})"
+            what = "empty" if not text.strip() else f"corrupt ({_json_problem(exc)})"
         # Aside first, whether the stack runs or not: the deploy and rollback that pin again read the pin they
         # replace, and refused with this very advice while the file was in place. Short: `goldgate` cuts an error
-        # line past 600 characters in the middle, where the advice is, and the path comes first.
+        # line past 600 characters in the middle, where the advice is, and the path (the home's, any length) comes
+        # first. With a home path of 120 characters the whole line still fits.
         raise StateError(
-            f"{self.pin_file} is {what}: it named the image stack {self.stack} runs. `goldgate history` shows the "
-            f"image last deployed, promoted or rolled back to {self.stack}. Move {self.pin_file.name} aside (no "
-            f"command reads past it), then pin that image again: `goldgate deploy {self.stack} --image <ref>` "
-            f"(STAGING) or `goldgate rollback --to <ref>` (PROD), with the stack up (if it is down, `goldgate up "
-            f"{self.stack}` first: STAGING starts on the working tree's image, PROD on none)")
+            f"{self.pin_file} is {what}: it named the image stack {self.stack} runs. `goldgate history` shows its "
+            f"last deploy, promotion or rollback. Move {self.pin_file.name} aside (no command reads past it), then "
+            f"pin that image again: `goldgate deploy {self.stack} --image <ref>` (STAGING) or `goldgate rollback "
+            f"--to <ref>` (PROD), with the stack up (if down, `goldgate up {self.stack}` first: STAGING starts on "
+            "the working tree's image, PROD on none)")
 
     def read_state(self) -> Any | None:
         """state.json's record, or None when there is none. An empty one is None too: a runtime record only, which a
