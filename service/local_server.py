@@ -156,8 +156,10 @@ BODY_TIMEOUT_S = 300.0
 # for 5 minutes each, and enough of them use up the file descriptors RunPod's webhooks need. A body
 # slower than 500 bytes a second for longer than that grace is no client anyone waits for: the largest create body
 # (64 KB by default) takes 2 minutes at that rate. Time in which the server itself is not reading (uvicorn pauses a
-# connection while a pipelined request waits, or its app has not taken the buffered body) is not counted against the
-# client: the rate is measured afresh from when the server reads again.
+# connection while a pipelined request waits, or its app has not taken the buffered body), or a pipelined request
+# waits for the answer to the one before it, is not counted against the client: the rate is measured afresh after
+# it, and the body deadline starts again (answers go out in request order, and a refusal written ahead of the answer
+# owed would be read as that answer).
 BODY_GRACE_S = 20.0
 BODY_MIN_RATE_BPS = 500
 # The other way: a client that takes none of an answer for this long (its receive window stays shut, so the write
@@ -346,7 +348,9 @@ class EdgeProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if self.transport.is_closing() or cycle is None or not cycle.more_body or cycle.response_started:
             return
-        if self.flow.read_paused:  # the server is not reading: nothing the client could send would arrive
+        # The server is not reading (nothing the client could send would arrive), or the request waits for the
+        # answer to the one before it (uvicorn queued it; a refusal now would go out ahead of that answer).
+        if self.flow.read_paused or self._queued(cycle):
             self._measure_body_rate()
             return
         covered = self._body_rate_from + BODY_GRACE_S + self._body_received / BODY_MIN_RATE_BPS
@@ -358,11 +362,20 @@ class EdgeProtocol(HttpToolsProtocol):
                                                             f"{BODY_MIN_RATE_BPS} bytes a second (after a grace of "
                                                             f"{BODY_GRACE_S:g} seconds); send it without pauses"))
 
+    def _queued(self, cycle: Any) -> bool:
+        """Whether `cycle` is a pipelined request waiting for the answer to the one before it. Answers go out in
+        request order: a refusal written now would be read as that earlier request's answer (and closing the
+        connection would lose it)."""
+        return any(waiting is cycle for waiting, _ in self.pipeline)
+
     def _body_timed_out(self) -> None:
         self._body_deadline = None
         cycle = self.cycle
         if self.transport.is_closing() or cycle is None or not cycle.more_body or cycle.response_started:
             return  # the body came, or the app answered without it (and closes the connection after)
+        if self._queued(cycle):  # a refusal now would go out ahead of the answer owed to the request before
+            self._body_deadline = self.loop.call_later(BODY_TIMEOUT_S, self._body_timed_out)
+            return
         self._answer_refusal(ApiError(408, "request_timeout", f"the request body did not arrive whole within "
                                                               f"{BODY_TIMEOUT_S:g} seconds of its header block"))
 
