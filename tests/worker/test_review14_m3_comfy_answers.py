@@ -7,16 +7,14 @@ from __future__ import annotations
 import json
 import socket
 import struct
-import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from test_worker_comfy_faults import FAULTS, FaultyComfy
-from worker_harness import WORKER_DIR, job, s3_client
+from worker_harness import WORKER_DIR, ComfyProxy, job, s3_client, send
 
 from images.worker import comfy_client
 from images.worker.comfy_client import ComfyClient
@@ -44,63 +42,25 @@ def test_a_history_poll_answered_500_is_retried_and_the_job_completes(stand_in_5
     assert stand_in_500.withdrawals() == []
 
 
-class _CutErrorComfy:
+class _CutErrorComfy(ComfyProxy):
     """Forwards to `upstream`; its first GET /history poll gets a 503's status line and headers, then a reset
     connection partway into the body (ComfyUI killed, or its process restarting, while it answered)."""
 
     def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
         self.history_polls = 0
-        stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                if self.path.startswith("/history/"):
-                    stand_in.history_polls += 1
-                    if stand_in.history_polls == 1:
-                        self.send_response(503)
-                        self.send_header("Content-Type", "application/json")
-                        self.send_header("Content-Length", "100")
-                        self.end_headers()
-                        self.wfile.write(b'{"error": "bu')
-                        self.wfile.flush()
-                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                        self.connection.close()
-                        self.close_connection = True
-                        return
-                self._forward(None)
-
-            def do_POST(self) -> None:
-                self._forward(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-
-            def _forward(self, body: bytes | None) -> None:
-                req = urllib.request.Request(upstream + self.path, data=body, method=self.command,
-                                             headers={"Content-Type": "application/json"} if body else {})
-                try:
-                    with urllib.request.urlopen(req, timeout=30) as resp:
-                        status, data, ctype = resp.status, resp.read(), resp.headers.get("Content-Type", "")
-                except urllib.error.HTTPError as exc:
-                    status, data, ctype = exc.code, exc.read(), exc.headers.get("Content-Type", "")
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._server.handle_error = lambda request, address: None
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def intercept(self, handler: BaseHTTPRequestHandler) -> bool:
+        if handler.command != "GET" or not handler.path.startswith("/history/"):
+            return False
+        self.history_polls += 1
+        if self.history_polls != 1:
+            return False
+        send(handler, 503, b'{"error": "bu', "application/json", length=100, close=True)
+        handler.wfile.flush()
+        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset
+        handler.connection.close()
+        return True
 
 
 def test_an_error_answer_cut_short_is_retried_like_any_failed_poll(comfy, models_dir, runtime_factory, storage):

@@ -5,69 +5,35 @@ saved ones, which are no result (ComfyUI clears its temp folder at every start).
 from __future__ import annotations
 
 import json
-import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
-from worker_harness import job, s3_client
+from worker_harness import ComfyProxy, job, s3_client, send
 
 from images.worker.handler import run_job
 
 
-class RewritingComfy:
+class RewritingComfy(ComfyProxy):
     """Forwards every request to `upstream`; a GET /history/<id> answer of HTTP 200 goes through `rewrite` first,
     and GET /view is answered `view_status` (with a text body) when that is set."""
 
     def __init__(self, upstream: str, rewrite: Callable[[dict[str, Any]], dict[str, Any]] = lambda entry: entry,
                  view_status: int | None = None) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+        super().__init__(upstream)
+        self.rewrite, self.view_status = rewrite, view_status
 
-            def do_GET(self) -> None:
-                if view_status is not None and self.path.startswith("/view?"):
-                    return self._reply(view_status, b"404: Not Found", "text/plain")
-                self._forward(None)
+    def intercept(self, handler: BaseHTTPRequestHandler) -> bool:
+        if self.view_status is None or not handler.path.startswith("/view?"):
+            return False
+        send(handler, self.view_status, b"404: Not Found", "text/plain")
+        return True
 
-            def do_POST(self) -> None:
-                self._forward(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-
-            def _forward(self, body: bytes | None) -> None:
-                req = urllib.request.Request(upstream + self.path, data=body, method=self.command,
-                                             headers={"Content-Type": "application/json"} if body else {})
-                try:
-                    with urllib.request.urlopen(req, timeout=30) as resp:
-                        status, data, ctype = resp.status, resp.read(), resp.headers.get("Content-Type", "")
-                except urllib.error.HTTPError as exc:
-                    status, data, ctype = exc.code, exc.read(), exc.headers.get("Content-Type", "")
-                if self.path.startswith("/history/") and status == 200:
-                    data = json.dumps({pid: rewrite(entry) for pid, entry in json.loads(data).items()}).encode()
-                self._reply(status, data, ctype)
-
-            def _reply(self, status: int, data: bytes, ctype: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def answer(self, handler: BaseHTTPRequestHandler, status: int, data: bytes, ctype: str) -> None:
+        if handler.path.startswith("/history/") and status == 200:
+            data = json.dumps({pid: self.rewrite(entry) for pid, entry in json.loads(data).items()}).encode()
+        send(handler, status, data, ctype)
 
 
 @pytest.fixture

@@ -5,74 +5,32 @@ image in a COMPLETED job. A stand-in on loopback forwards to the emulator and cu
 from __future__ import annotations
 
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
 
 import pytest
-from worker_harness import job, s3_client
+from worker_harness import ComfyProxy, job, s3_client, send
 
 from images.worker.handler import run_job
 
 
-class CuttingComfy:
+class CuttingComfy(ComfyProxy):
     """Forwards every request to `upstream`; the first `limit` answers to a GET whose path starts with one of
     `cut` declare their full Content-Length, but only their first half is sent before the connection closes."""
 
     def __init__(self, upstream: str, cut: tuple[str, ...], limit: int) -> None:
+        super().__init__(upstream)
+        self.cut, self.limit = cut, limit
         self.cut_answers = 0
         self._lock = threading.Lock()
-        stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self._forward(None)
-
-            def do_POST(self) -> None:
-                self._forward(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-
-            def _forward(self, body: bytes | None) -> None:
-                req = urllib.request.Request(upstream + self.path, data=body, method=self.command,
-                                             headers={"Content-Type": "application/json"} if body else {})
-                try:
-                    with urllib.request.urlopen(req, timeout=30) as resp:
-                        status, data, ctype = resp.status, resp.read(), resp.headers.get("Content-Type", "")
-                except urllib.error.HTTPError as exc:
-                    status, data, ctype = exc.code, exc.read(), exc.headers.get("Content-Type", "")
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                if self.command == "GET" and status == 200 and self.path.startswith(cut):
-                    with stand_in._lock:
-                        cutting = stand_in.cut_answers < limit
-                        stand_in.cut_answers += cutting
-                    data = data[:len(data) // 2] if cutting else data
-                self.wfile.write(data)
-                self.close_connection = True
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> CuttingComfy:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def answer(self, handler: BaseHTTPRequestHandler, status: int, data: bytes, ctype: str) -> None:
+        cutting = False
+        if handler.command == "GET" and status == 200 and handler.path.startswith(self.cut):
+            with self._lock:
+                cutting = self.cut_answers < self.limit
+                self.cut_answers += cutting
+        send(handler, status, data[:len(data) // 2] if cutting else data, ctype, length=len(data), close=True)
 
 
 @pytest.fixture
@@ -80,7 +38,7 @@ def cutting() -> Iterator[Callable[..., CuttingComfy]]:
     started: list[CuttingComfy] = []
 
     def start(upstream: str, cut: tuple[str, ...], limit: int = 1) -> CuttingComfy:
-        stand_in = CuttingComfy(upstream, cut, limit).start()
+        stand_in = CuttingComfy(upstream, cut, limit)
         started.append(stand_in)
         return stand_in
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +87,68 @@ def job(inputs: dict[str, Any] | None = None, workflow: str = "sdxl-txt2img", jo
     payload.update(overrides)
     return {"id": f"rp-{job_id}", "input": payload}
 
+
+
+class ComfyProxy:
+    """A stand-in on 127.0.0.1 between the worker and the ComfyUI at `upstream`: every request is forwarded and its
+    answer passed back. A test subclasses it to break or rewrite what passes: `intercept` answers a request itself,
+    `answer` sends (or mangles) the answer ComfyUI gave."""
+
+    def __init__(self, upstream: str) -> None:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                proxy._handle(self, None)
+
+            def do_POST(self) -> None:
+                proxy._handle(self, self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+        self.upstream = upstream
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._server.handle_error = lambda request, address: None  # a connection a test cut is no error
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def intercept(self, handler: BaseHTTPRequestHandler) -> bool:
+        """Answer the request itself (True), or let it through to ComfyUI (False)."""
+        return False
+
+    def answer(self, handler: BaseHTTPRequestHandler, status: int, data: bytes, ctype: str) -> None:
+        send(handler, status, data, ctype)
+
+    def _handle(self, handler: BaseHTTPRequestHandler, body: bytes | None) -> None:
+        if self.intercept(handler):
+            return
+        req = urllib.request.Request(self.upstream + handler.path, data=body, method=handler.command,
+                                     headers={"Content-Type": "application/json"} if body else {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                status, data, ctype = resp.status, resp.read(), resp.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as exc:
+            status, data, ctype = exc.code, exc.read(), exc.headers.get("Content-Type", "")
+        self.answer(handler, status, data, ctype)
+
+
+def send(handler: BaseHTTPRequestHandler, status: int, data: bytes, ctype: str, *, length: int | None = None,
+         close: bool = False) -> None:
+    """An answer of `data`, declaring `length` bytes (default: all of them); `close`: the connection ends after it."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", ctype)
+    handler.send_header("Content-Length", str(len(data) if length is None else length))
+    if close:
+        handler.send_header("Connection", "close")
+    handler.end_headers()
+    handler.wfile.write(data)
+    handler.close_connection = handler.close_connection or close
