@@ -50,3 +50,12 @@ def test_a_missing_component_skips_here_and_fails_under_ci(tmp_path: Path, ci: s
     else:
         assert run.returncode == 0, run.stdout
         assert "2 skipped" in run.stdout and "1 passed" in run.stdout, run.stdout
+
+
+def test_no_test_skips_for_a_missing_component_past_the_policy() -> None:
+    # A bare skipif mark or importorskip skips under CI=true too, where the component must be there.
+    raw = [f"{path.relative_to(TESTS)}:{n}" for path in sorted(TESTS.rglob("*.py")) if path.name != "ci_policy.py"
+           and path != Path(__file__).resolve()
+           for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+           if "pytest.mark.skipif(" in line or "importorskip(" in line]
+    assert raw == [], "use ci_policy.needs or ci_policy.require instead"

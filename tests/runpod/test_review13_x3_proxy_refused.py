@@ -27,7 +27,7 @@ FAST = RetryPolicy(attempts=3, backoff_s=0.01, max_backoff_s=0.02)
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography import x509  # moto[server] depends on it
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
