@@ -19,6 +19,7 @@ from goldgate.commands.output import add_json_flag, emit, escape_controls, progr
 from goldgate.commands.release import TARGETS, _target
 from goldgate.errors import GoldgateError, SpecError, StateError
 from goldgate.local.platform import LocalPlatform
+from goldgate.local.state import StackDir
 
 
 def _platform(args: argparse.Namespace) -> LocalPlatform:
@@ -140,12 +141,19 @@ def cmd_dr_restore(args: argparse.Namespace) -> int:
         raise GoldgateError(f"--backup {args.backup} is not a file: name a backup, <home>/backups/{args.stack}/"
                             "<stamp>.sqlite (its .manifest.json beside it)")
     platform = _platform(args)
-    # Running or still starting: a host that is starting migrates the database it opened and then serves it.
-    if platform.host_pid(args.stack) is not None:
-        raise StateError(f"stack {args.stack} is running (or starting); stop it first (`goldgate down {args.stack}`) "
-                         "so nothing writes while its database is replaced")
-    target = platform.db_path(args.stack)
-    kept = dr.restore_into_stack(backup, target, args.stack, args.from_stack)
+    target = platform.db_path(args.stack)  # an unknown stack is refused here, before its dir is made
+    # The stack held for the whole restore, as an `up` holds it while it starts: an `up` run meanwhile waits for the
+    # restore, then starts the host on the restored database (its host opened the old one, which the restore then
+    # replaced with its journal removed under it: the stack went on serving the old database, and wrote to it).
+    with StackDir(platform.home, args.stack).restoring() as holder:
+        if holder is not None:
+            raise StateError(f"{holder} holds stack {args.stack}; nothing was restored. Wait for it, stop the stack "
+                             f"(`goldgate down {args.stack}`) and run the restore again")
+        # Running or still starting: a host that is starting migrates the database it opened and then serves it.
+        if platform.host_pid(args.stack) is not None:
+            raise StateError(f"stack {args.stack} is running (or starting); stop it first (`goldgate down "
+                             f"{args.stack}`) so nothing writes while its database is replaced")
+        kept = dr.restore_into_stack(backup, target, args.stack, args.from_stack)
     say(escape_controls(f"{args.stack}: restored {args.backup} into {target} (verified)"))
     if kept != target:
         say(escape_controls(f"{args.stack}: the previous database is kept at {kept}"))

@@ -15,9 +15,11 @@ import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from goldgate.errors import StateError
+from goldgate.files import flock_holder, lock_dir
 from images.worker.manifest import ManifestError, check_consistency, load_manifest
 from images.worker.workflows import WorkflowError, load_workflows
 
@@ -28,6 +30,8 @@ _SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 UNPINNED_PLACEHOLDER_BYTES = 1
 # A build's staging dir untouched this long is a killed build's (a build takes seconds): removed by the next build.
 STALE_BUILD_S = 3600.0
+# How long a build waits for another build into the same store (a local build takes seconds) before it gives up.
+BUILD_LOCK_WAIT_S = 600.0
 
 
 class ImageStoreError(StateError):
@@ -70,39 +74,68 @@ def _check_source(source_dir: Path) -> None:
 
 
 def build_local_image(source_dir: Path = Path("images/worker"), home: Path = Path(".goldgate")) -> str:
-    """Snapshots the worker package into `<home>/images/<hex>/` and returns `local/worker@sha256:<hex>`."""
+    """Snapshots the worker package into `<home>/images/<hex>/` and returns `local/worker@sha256:<hex>`. One build
+    into a store at a time (`_build_lock`): two at once (two terminals, two CI runs of one build job, an `up` of
+    STAGING) each found a cut-short snapshot wanting, and one removed the snapshot the other had just put in place
+    and returned, or failed on the files the other removed under it."""
     source_dir = Path(source_dir)
     _check_source(source_dir)
     digest = snapshot_digest(source_dir)
     images = Path(home) / "images"
     final = images / digest
     if _intact(final, digest):
-        return REF_PREFIX + digest  # content-addressed: an existing, unaltered snapshot is this exact tree
+        # Content-addressed: an existing, unaltered snapshot is this exact tree. Looked at without the lock: a build
+        # removes only a snapshot it found altered under the lock, and puts its own in place by one rename.
+        return REF_PREFIX + digest
     images.mkdir(parents=True, exist_ok=True)
-    _remove_stale_builds(images)
-    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=images))
-    try:
-        for path in _source_files(source_dir):
-            target = staging / "worker" / path.relative_to(source_dir)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
-        for rel, size in _baked_models(source_dir / "models.yaml").items():
-            target = staging / "models" / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open("wb") as f:
-                f.truncate(size)
-        if final.exists() and not _intact(final, digest):
-            # An edited or half-removed snapshot under this digest: its content is not what a build makes.
-            shutil.rmtree(final)
+    with _build_lock(images):
+        if _intact(final, digest):  # another build put it in place while this one waited
+            return REF_PREFIX + digest
+        _remove_stale_builds(images)
+        staging = Path(tempfile.mkdtemp(prefix=".build-", dir=images))
         try:
-            os.rename(staging, final)
-        except OSError:
-            if not _intact(final, digest):
-                raise ImageStoreError(f"cannot move the snapshot into {final}; remove it and rebuild") from None
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+            for path in _source_files(source_dir):
+                target = staging / "worker" / path.relative_to(source_dir)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+            for rel, size in _baked_models(source_dir / "models.yaml").items():
+                target = staging / "models" / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with target.open("wb") as f:
+                    f.truncate(size)
+            if final.exists() and not _intact(final, digest):
+                # An edited or half-removed snapshot under this digest: its content is not what a build makes.
+                shutil.rmtree(final)
+            try:
+                os.rename(staging, final)
+            except OSError:
+                if not _intact(final, digest):
+                    raise ImageStoreError(f"cannot move the snapshot into {final}; remove it and rebuild") from None
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
     return REF_PREFIX + digest
+
+
+@contextlib.contextmanager
+def _build_lock(images: Path, wait_s: float | None = None) -> Iterator[None]:
+    """Held by the build into `images` in progress, from its first look at the snapshot to its rename: a flock on
+    the directory itself (no file beside the snapshots), which the kernel drops with its holder, so a killed build
+    never wedges the next. A second build waits for it, then finds the snapshot built; after `wait_s`
+    (BUILD_LOCK_WAIT_S) it gives up, naming the holder's pid."""
+    limit = BUILD_LOCK_WAIT_S if wait_s is None else wait_s
+    deadline = time.monotonic() + limit
+    while (fd := lock_dir(images)) is None:
+        if time.monotonic() >= deadline:
+            holder = flock_holder(images)
+            raise ImageStoreError(f"another build into {images} (pid {holder if holder is not None else 'unknown'}) "
+                                  f"has held the image store for over {limit:.0f} s; wait for it to finish and build "
+                                  "again")
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _remove_stale_builds(images: Path) -> None:
@@ -147,12 +180,15 @@ def _baked_models(models_yaml: Path) -> dict[str, int]:
 
 
 def _intact(snapshot: Path, digest: str) -> bool:
-    if not ((snapshot / "worker" / "handler.py").is_file() and (snapshot / "models").is_dir()
-            and snapshot_digest(snapshot / "worker") == digest):
+    try:
+        if not ((snapshot / "worker" / "handler.py").is_file() and (snapshot / "models").is_dir()
+                and snapshot_digest(snapshot / "worker") == digest):
+            return False
+        # The digest names the worker package only: a baked model removed or cut short since the build (a worker
+        # failing with "No checkpoint models appear to be available") must be rebuilt, not reused, when the runbook
+        # says to rebuild.
+        models = snapshot / "models"
+        found = {p.relative_to(models).as_posix(): p.stat().st_size for p in models.rglob("*") if p.is_file()}
+        return found == _baked_models(snapshot / "worker" / "models.yaml")
+    except FileNotFoundError:  # removed while it was read: a build (holding the lock) replaces an altered one
         return False
-    # The digest names the worker package only: a baked model removed or cut short since the build (a worker
-    # failing with "No checkpoint models appear to be available") must be rebuilt, not reused, when the runbook
-    # says to rebuild.
-    models = snapshot / "models"
-    found = {p.relative_to(models).as_posix(): p.stat().st_size for p in models.rglob("*") if p.is_file()}
-    return found == _baked_models(snapshot / "worker" / "models.yaml")

@@ -3,7 +3,7 @@
 Layout (`$GOLDGATE_HOME` or `./.goldgate`):
     stacks/<stack>/state.json      ports, pids, endpoint id of the running stack (absent when down)
     stacks/<stack>/host.lock       held (flock) by the stack's host process for its whole life
-    stacks/<stack>/up.lock         held (flock) by the `goldgate up` (or `down`, or deploy) in progress; names it and its host
+    stacks/<stack>/up.lock         held (flock) by the `goldgate up` (or `down`, deploy, dr-restore) in progress; names it
     stacks/<stack>/secrets/        api_token, webhook_secret, runpod_api_key, s3_* (mode 0600); the operator's
                                    webhook_secret_previous only while the webhook secret is rotated
     stacks/<stack>/pin.json        the image the stack runs (a digest ref), with who pinned it
@@ -37,7 +37,7 @@ from typing import IO, Any
 
 from goldgate.bounded_http import bearer_token
 from goldgate.errors import StateError, describe
-from goldgate.files import NotARegularFile, open_regular
+from goldgate.files import NotARegularFile, flock_holder, lock_dir, open_regular
 from goldgate.logs import now_rfc3339
 from goldgate.spec import StackSpec
 from service.config import (
@@ -330,6 +330,7 @@ class StackDir:
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.up_lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         held = False
+        dir_fd = None
         try:
             deadline = time.monotonic() + timeout_s
             told = waiting is None
@@ -341,8 +342,20 @@ class StackDir:
                     told = True
                     waiting(self._up_lock_holder(fd))  # type: ignore[misc]
                 time.sleep(0.1)
+            # A restore holds the stack's dir (`restoring`) when no command had made the up lock's file before it.
+            told = waiting is None
+            while (dir_fd := lock_dir(self.root)) is None:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                if not told:
+                    told = True
+                    waiting(self._dir_lock_holder(f"`goldgate dr-restore {self.stack}`"))  # type: ignore[misc]
+                time.sleep(0.1)
             yield True
         finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
             if held:
                 self._left_up_lock(fd)
             os.close(fd)  # releases the lock; a killed `up` releases it the same way
@@ -385,6 +398,40 @@ class StackDir:
             if held:
                 self._left_up_lock(fd)
             os.close(fd)
+
+    @contextlib.contextmanager
+    def restoring(self) -> Iterator[str | None]:
+        """Taken by `goldgate dr-restore` while it replaces the stack's database, without waiting: yields None when
+        taken, else who holds the stack (an `up`, a `down`, a deploy, or another restore). An `up` run meanwhile waits
+        for it (`starting`): one that started the stack's host while a restore ran had it open the database the
+        restore then replaced (its journal removed under it), and the stack lost jobs the backup held.
+        Held as the up lock (when a command ever made its file) and a flock on the stack's dir, which an `up` takes
+        too once it holds the up lock: a restore into a stack never brought up leaves no file beside its database."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        up_fd = dir_fd = None
+        held = False
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                up_fd = os.open(self.up_lock_file, os.O_RDWR)
+            if up_fd is not None and not (held := self._take_up_lock(up_fd, "restore")):
+                yield self._up_lock_holder(up_fd)
+                return
+            dir_fd = lock_dir(self.root)
+            if dir_fd is None:
+                yield self._dir_lock_holder(f"`goldgate up {self.stack}` or another `goldgate dr-restore {self.stack}`")
+                return
+            yield None
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
+            if up_fd is not None:
+                if held:
+                    self._left_up_lock(up_fd)
+                os.close(up_fd)
+
+    def _dir_lock_holder(self, who: str) -> str:
+        pid = flock_holder(self.root)
+        return f"{who} (pid {pid if pid is not None else 'unknown'})"
 
     @staticmethod
     def _take_up_lock(fd: int, holder: str) -> bool:
@@ -440,6 +487,8 @@ class StackDir:
             words = []
         if len(words) == 2 and words[0] == "deploy" and words[1].isdigit():
             return f"a deploy to {self.stack} (pid {words[1]}: `goldgate deploy`, `promote`, `rollback` or `release`)"
+        if len(words) == 2 and words[0] == "restore" and words[1].isdigit():
+            return f"`goldgate dr-restore {self.stack}` (pid {words[1]})"
         if len(words) in (2, 3) and words[0] in ("up", "down") and words[1].isdigit():
             return f"`goldgate {words[0]} {self.stack}` (pid {words[1]})"
         return f"another `goldgate up` or `down` of {self.stack}"
