@@ -7,7 +7,10 @@ Result URLs: `/api/result/<key>?exp=<unix seconds>&sig=<hex>` with
 `sig = hex HMAC-SHA256(K, "<key>\\n<exp>")` and `K = HMAC-SHA256(webhook_secret,
 "goldgate.result-url.v1")`. Deriving K with a fixed label (domain separation) means no result URL
 signature can ever be replayed as a webhook signature or the other way round, and only one secret
-has to be provisioned. The URL stops working after `exp`.
+has to be provisioned. The URL stops working after `exp`, and is refused while `exp` lies further ahead than any
+URL is handed out for (`max_ttl_s`, 7 days at most, plus a minute): one handed out while the service's clock ran
+ahead (a VM's wrong date, a clock set years ahead, then put right) would otherwise stay valid for the whole of the
+excursion, years, wherever it was passed on; refused, its holder asks /api/status for a fresh one.
 
 Rotation: new URLs are always signed with the current secret; while the config also holds the previous
 one (`webhook_secret_previous`), a signature by either is accepted, so the webhooks of jobs in flight and
@@ -24,11 +27,15 @@ import re
 from collections.abc import Callable
 from typing import Literal
 
+from service.config import MAX_SIGNED_URL_TTL_S
+
 SignedWith = Literal["current", "previous"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _DIGITS = re.compile(r"[0-9]{1,12}")  # not str.isdigit(): that takes '²', which int() refuses
 _RESULT_URL_LABEL = b"goldgate.result-url.v1"
+MAX_URL_TTL_S = MAX_SIGNED_URL_TTL_S  # the longest a result URL is handed out for
+_URL_CLOCK_SLACK_S = 60  # the status read and the GET may run on two machines, their clocks a little apart
 
 
 def webhook_signature(secret: str, job_id: str) -> str:
@@ -64,19 +71,21 @@ def result_signature(secret: str, key: str, expires_at: int) -> str:
 
 
 def result_signed_with(current: str, previous: str | None, key: str, exp: str | None, sig: str | None,
-                       now: float) -> SignedWith | None:
-    """Which secret signed (key, exp) as `sig`, if exp is still in the future: "current", "previous", or None."""
+                       now: float, max_ttl_s: float = MAX_URL_TTL_S) -> SignedWith | None:
+    """Which secret signed (key, exp) as `sig`, if exp is still in the future and no further ahead than a URL is
+    handed out for (`max_ttl_s`, the stack's signed_url_ttl_s): "current", "previous", or None."""
     if not exp or not sig or not _DIGITS.fullmatch(exp) or not _HEX64.match(sig.lower()):
         return None
-    if int(exp) < now:
+    if int(exp) < now or int(exp) > now + min(max_ttl_s, MAX_URL_TTL_S) + _URL_CLOCK_SLACK_S:
         return None
     expires = int(exp)
     return _signed_with(current, previous, lambda secret: result_signature(secret, key, expires), sig.lower())
 
 
-def verify_result_signature(secret: str, key: str, exp: str | None, sig: str | None, now: float) -> bool:
-    """True if `sig` signs (key, exp) and exp is still in the future."""
-    return result_signed_with(secret, None, key, exp, sig, now) is not None
+def verify_result_signature(secret: str, key: str, exp: str | None, sig: str | None, now: float,
+                            max_ttl_s: float = MAX_URL_TTL_S) -> bool:
+    """True if `sig` signs (key, exp) and exp is still in the future, no further than `max_ttl_s` ahead."""
+    return result_signed_with(secret, None, key, exp, sig, now, max_ttl_s) is not None
 
 
 def bearer_matches(expected_token: str, authorization: str | None) -> bool:

@@ -72,9 +72,15 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
 - Timings. delayTime/executionTime are measurements, not state: one that is missing, not a
   usable number of milliseconds (a numeric string is read as its number), or longer than the job
   has existed (plus a minute) is recorded as null (no cost from it) and named in the applied line's
-  `data.unusable_runpod_timings`; the outcome itself is never refused for it. A running job's executionTime (a
+  `data.unusable_runpod_timings`; the outcome itself is never refused for it. The job's age is the service's
+  clock now less its clock at creation; one that reads before the creation stepped back since (NTP, a VM put
+  right): the age is then unknown, and RunPod's figures (its word is the bill's) are bounded by the longest a
+  RunPod job for ours can live instead (its policy.ttl, as recover's deadline). A running job's executionTime (a
   recovery's /status answer) is how long it had run so far: a delivery ending the job without one leaves its run
-  time null. The job's
+  time null. End-to-end time is the service's clock now less at creation; it is null (and the applied line's
+  `data.clock_suspect` says why) when that cannot be right: over a minute before the creation (less is two
+  machines' clocks apart: 0), shorter than RunPod's own queue and run times, or longer than any RunPod job for ours
+  lives. A step of the clock then costs the percentiles a value, never a 0 or a year that never happened. The job's
   `worker_image_tag` (and the log line's) is the image the worker reports in its output; without
   a report, the job's own, else the stack's configured tag.
 - Concurrency. D1 has no BEGIN/COMMIT. Each transition reads the job, decides, and writes one
@@ -106,7 +112,7 @@ _RANK = {"queued": 0, "in_progress": 1, "completed": 2, "failed": 2, "cancelled"
 _MAX_RACES = 16
 # The job and whether this delivery was seen, in one round trip (D1 calls cross the network).
 READ_JOB = ("SELECT id, stack, status, version, last_delivery, runpod_job_id, trace_id, workflow_version, "
-             "worker_image_tag, created_at_ms, cost_estimate_usd, "
+             "worker_image_tag, created_at_ms, policy_ttl_ms, run_timeout_ms, cost_estimate_usd, "
              "(SELECT d.runpod_status FROM webhook_deliveries AS d WHERE d.fingerprint = jobs.last_delivery) "
              "AS last_runpod_status, "
              "EXISTS (SELECT 1 FROM webhook_deliveries WHERE fingerprint = ?) AS seen FROM jobs WHERE id = ?")
@@ -239,12 +245,31 @@ def _decide(current: str, new: str) -> str:
     return "applied"
 
 
-def _e2e_ms(job: dict[str, Any], delivery: Delivery, now_s: float) -> int | None:
-    """A terminal job's end-to-end time; None without a RunPod outcome, or with one read from the result store:
-    the time until an operator recovered the job is no latency, and would top every percentile."""
+def _e2e_ms(job: dict[str, Any], delivery: Delivery, now_s: float) -> tuple[int | None, dict[str, Any] | None]:
+    """A terminal job's end-to-end time, and, when the service's clock makes it impossible, None and why (for the
+    applied line's `data.clock_suspect`). None without a RunPod outcome, or with one read from the result store:
+    the time until an operator recovered the job is no latency, and would top every percentile.
+    Both ends are the service's wall clock, read by different requests (on Cloudflare, on different machines):
+    no monotonic clock spans them. So a step of it between the two lands in the figure, and the impossible ones
+    are dropped: the clock reads over a minute before the job's creation (it stepped back: the figure used to be
+    recorded as 0; less is two machines' clocks apart, and counts as 0), the job is younger than RunPod's own
+    queue and run times say it ran (stepped back by less), or older than any RunPod job for it can live (stepped
+    ahead, or years ahead). A step that leaves it possible stays in it."""
     if delivery.runpod_job_id is None or delivery.from_store:
-        return None
-    return max(0, int(now_s * 1000) - job["created_at_ms"])
+        return None, None
+    age = job_age_ms(job, now_s)
+    queue, run = plausible_timings(job, delivery, now_s)
+    ran = (queue or 0) + (run or 0)
+    if age < -_TIMING_SLACK_MS:
+        why = "the service's clock reads before the job's creation: it stepped back since"
+    elif age + _TIMING_SLACK_MS < ran:
+        why = "the job is younger by the service's clock than RunPod's queue and run times: the clock stepped back"
+    elif age > lifetime_ms(job):
+        why = ("the job is older by the service's clock than any RunPod job for it lives (policy.ttl): the clock "
+               "stepped ahead")
+    else:  # within the slack of clock reads on two machines (Workers on Cloudflare): never negative
+        return max(0, age), None
+    return None, {"job_age_ms": age, "runpod_ms": ran, "e2e_ms": "not recorded", "why": why}
 
 
 def _failed_by_guess(job: dict[str, Any]) -> bool:
@@ -302,11 +327,32 @@ def worker_timings_json(output: dict[str, Any]) -> str | None:
 # more than this (clock reads at different points); a larger figure is wrong and would skew the
 # percentiles and bill hours that never ran.
 _TIMING_SLACK_MS = 60_000
+# RunPod deletes a job policy.ttl after it was sent, running or not (its largest ttl is 7 days: the bound for a job
+# recorded before migration 0005, which kept no ttl); past that, and the /run call and the webhook's retries, no
+# delivery from RunPod can come (recover.py's deadline).
+_MAX_POLICY_TTL_MS = 7 * 24 * 3600 * 1000
+_LIFETIME_SLACK_MS = 600_000
+
+
+def lifetime_ms(job: dict[str, Any]) -> int:
+    """The longest a job can wait for RunPod's outcome: its policy.ttl, its /run call's timeout, and some slack."""
+    ttl, run_timeout = job.get("policy_ttl_ms"), job.get("run_timeout_ms")
+    ttl = ttl if ttl.__class__ is int and 0 < ttl <= _MAX_POLICY_TTL_MS else _MAX_POLICY_TTL_MS
+    return ttl + (run_timeout if run_timeout.__class__ is int and run_timeout > 0 else 0) + _LIFETIME_SLACK_MS
+
+
+def job_age_ms(job: dict[str, Any], now_s: float) -> int:
+    """How long the job has existed by the service's clock: negative when the clock stepped back since."""
+    return int(now_s * 1000) - job["created_at_ms"]
 
 
 def plausible_timings(job: dict[str, Any], delivery: Delivery, now_s: float) -> tuple[int | None, int | None]:
-    """(queue ms, run ms) from RunPod, each None when missing or longer than the job has existed."""
-    limit = int(now_s * 1000) - job["created_at_ms"] + _TIMING_SLACK_MS
+    """(queue ms, run ms) from RunPod, each None when missing or longer than the job has existed. When the
+    service's clock reads before the job's creation, it stepped back since and the job's age is unknown: the
+    bound is then the longest a RunPod job for it lives, so the step does not cost the job its run time and cost
+    (RunPod bills by its executionTime, whatever our clock says)."""
+    age = job_age_ms(job, now_s)
+    limit = age + _TIMING_SLACK_MS if age >= 0 else lifetime_ms(job)
     queue, run = delivery.delay_time_ms, delivery.execution_time_ms
     return (queue if queue is None or queue <= limit else None), (run if run is None or run <= limit else None)
 
@@ -327,7 +373,7 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
     gpu = output.get("gpu_type") if isinstance(output.get("gpu_type"), str) else None
     gpu = (gpu or pricing.gpu_type) if ran else None
     terminal = status in jobs.TERMINAL
-    e2e = _e2e_ms(job, delivery, now_s) if terminal else None
+    e2e = _e2e_ms(job, delivery, now_s)[0] if terminal else None
     queue_ms, run_ms = plausible_timings(job, delivery, now_s)
     usd = cost.estimate_usd(run_ms, gpu, pricing.gpu_count, pricing.price_per_gpu_second) if terminal else None
     if _replaces_a_completion(job):  # the same attempt again: priced once
@@ -507,12 +553,15 @@ class Transitions:
             data["unusable_runpod_timings"] = [*delivery.dropped, *unusable]
         if isinstance(output.get("timings"), dict) and worker_timings_json(output) is None:
             data["worker_timings_dropped"] = f"over {_MAX_WORKER_TIMINGS_CHARS} characters as JSON"
+        e2e, clock_suspect = _e2e_ms(job, delivery, now_s) if terminal else (None, None)
+        if clock_suspect is not None:
+            data["clock_suspect"] = clock_suspect
         fields: dict[str, Any] = {
             "reason": "applied", "status": status, "runpod_job_id": delivery.runpod_job_id,
             # the image that ran it, not the configured one
             "worker_image_tag": ran_by(job, output, self.pricing) if delivery.runpod_job_id is not None else None,
             "runpod_queue_duration_ms": queue_ms, "runpod_run_duration_ms": run_ms,
-            "e2e_ms": _e2e_ms(job, delivery, now_s) if terminal else None,
+            "e2e_ms": e2e,
             "data": data,
         }
         if status == "failed" and delivery.status == "completed":

@@ -10,6 +10,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,11 @@ from goldgate.local.state import read_record, write_json_atomic
 from goldgate.migrations import discover as discover_migrations
 from goldgate.spec import StackSpec, show
 from service import retention
+from service.jobs import iso_ms
 from service.sqlite_database import D1_LIMITS
 
 Progress = Callable[[str], None]
+DAY_S = retention.DAY_S
 
 
 def _quiet(_: str) -> None:
@@ -129,6 +132,7 @@ def _run(db: retention.Sql, stack: str, target: str, keep_days: int, metrics_kee
             raise PruneRefused(await _why_tables_missing(db, missing, where, migrate, target))
         await _refuse_another_stacks_database(db, stack, where, target)
         now = now_s if now_s is not None else await _database_clock(db)
+        await _refuse_a_clock_far_ahead(db, now, target, where)
         cutoffs = retention.Cutoffs.at(now, keep_days, metrics_keep_days)
         return cutoffs, await retention.prune(db, cutoffs, dry_run=dry_run)
 
@@ -144,6 +148,46 @@ async def _database_clock(db: retention.Sql) -> float:
     its cutoff deleted the rows of jobs whose results R2 still serves, and idempotency keys inside their 24 hours."""
     rows = await db.query("SELECT (julianday('now') - 2440587.5) * 86400.0 AS now_s")
     return float(rows[0]["now_s"])
+
+
+# A clock this far past the newest row the database holds is taken for a wrong one (see below).
+MAX_QUIET_DAYS = 366
+
+
+async def _refuse_a_clock_far_ahead(db: retention.Sql, now_s: float, target: str, where: str) -> None:
+    """Every cutoff counts back from now: a clock that stepped years ahead (a VM or a container with a wrong date,
+    a faked time, an RTC set by hand to the wrong year) would delete every finished job, every idempotency key and,
+    with --metrics-keep-days, every metrics row. Locally the database's clock is this machine's: asking it instead
+    of Python's does not help. The database's evidence of the time is the newest row it holds (written by the same
+    clock, before the step): a now more than MAX_QUIET_DAYS past it is refused, nothing deleted. A clock behind
+    deletes less, and is let be. A stack really idle that long has grown nothing to prune: one job run on it gives
+    the database a newer row, and the prune goes ahead."""
+    rows = await db.query(
+        "SELECT (SELECT MAX(created_at) FROM jobs) AS job, (SELECT MAX(created_at) FROM job_metrics) AS metric, "
+        "(SELECT created_at_ms FROM idempotency_keys ORDER BY rowid DESC LIMIT 1) AS key_ms")  # index seeks
+    row = rows[0] if rows else {}
+    newest = max((t for t in (_epoch_s(row.get("job")), _epoch_s(row.get("metric")),
+                              row["key_ms"] / 1000 if isinstance(row.get("key_ms"), (int, float)) else None)
+                  if t is not None), default=None)
+    if newest is None or now_s - newest <= MAX_QUIET_DAYS * DAY_S:
+        return
+    clock = "this machine's clock" if target == "local" else f"the clock of {where}"
+    days = int((now_s - newest) // DAY_S)
+    raise PruneRefused(
+        f"{clock} reads {iso_ms(now_s)}, {days} days after the newest row {where} holds ({iso_ms(newest)}): a clock "
+        f"that far ahead would delete every finished job; nothing was deleted. Set the clock right (`date -u`), then "
+        f"prune again; if it is right, the stack has run no job for {days} days: run one on it, then prune")
+
+
+def _epoch_s(stamp: Any) -> float | None:
+    """A stored created_at (UTC RFC 3339, milliseconds) as seconds since the epoch; None when it is no such time."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        when = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).timestamp()
 
 
 async def _why_tables_missing(db: retention.Sql, missing: list[str], where: str, migrate: str, target: str) -> str:
