@@ -3,17 +3,16 @@
 The same files migrate D1 in the cloud (over the D1 REST /query API, from infra) and SQLite on
 the local target. Applied migrations are recorded in wrangler's own table, `d1_migrations(id,
 name, applied_at)`, so `wrangler d1 migrations apply` stays compatible with what goldgate did. The
-sha256 of the text each one ran with goes, in the same transaction, to a table of goldgate's own
-(`goldgate_migration_checksums`, which wrangler ignores): an applied migration edited later is
-refused by name, whatever state the Pulumi stack kept.
+sha256 of the text each one ran with (line ends read as LF) goes, in the same transaction, to a
+table of goldgate's own (`goldgate_migration_checksums`, which wrangler ignores): an applied
+migration edited later is refused by name, whatever state the Pulumi stack kept.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +45,15 @@ class Migration:
     def sha256(self) -> str:
         return sha256(self.sql)
 
+    @property
+    def digests(self) -> frozenset[str]:
+        """Every sha256 its applied text may be recorded with (service.migrate.text_digests)."""
+        return local_migrate.text_digests(self.sql)
+
 
 def sha256(sql: str) -> str:
-    return hashlib.sha256(sql.encode("utf-8")).hexdigest()
+    """The sha256 a migration's text is recorded with (service.migrate.text_sha256: line ends read as LF)."""
+    return local_migrate.text_sha256(sql)
 
 
 def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
@@ -92,9 +97,15 @@ def pending(all_migrations: Iterable[Migration], applied: Iterable[str]) -> list
     return [m for m in all_migrations if m.name not in applied_set]
 
 
-def edited_after_apply(recorded: Mapping[str, str], declared: Mapping[str, str]) -> list[str]:
-    """Applied migrations (name -> sha256 they ran with) whose declared text differs: none would run again."""
-    return sorted(name for name, digest in recorded.items() if name in declared and declared[name] != digest)
+def edited_after_apply(recorded: Mapping[str, str], declared: Mapping[str, str | Collection[str]]) -> list[str]:
+    """Applied migrations (name -> sha256 they ran with) whose declared text differs: none would run again. A
+    declared value is the text's sha256, or every sha256 it may be recorded with (Migration.digests)."""
+    return sorted(name for name, digest in recorded.items()
+                  if name in declared and digest not in _as_set(declared[name]))
+
+
+def _as_set(digests: str | Collection[str]) -> Collection[str]:
+    return {digests} if isinstance(digests, str) else digests
 
 
 def edited_error(names: Iterable[str], database: str) -> MigrationError:
@@ -125,7 +136,7 @@ def _check(all_migrations: list[Migration], applied: list[str],
            recorded: Mapping[str, str]) -> tuple[list[Migration], list[Migration]]:
     """(pending migrations, applied ones without a recorded sha256), refusing unknown or edited applied ones."""
     todo = pending(all_migrations, applied)
-    edited = edited_after_apply(recorded, {m.name: m.sha256 for m in all_migrations})
+    edited = edited_after_apply(recorded, {m.name: m.digests for m in all_migrations})
     if edited:
         raise edited_error(edited, "the database")
     # The runners record these as they read now: an edit made before that cannot be seen, every later one is.

@@ -32,6 +32,7 @@ from goldgate.migrations import (
     recorded_checksums,
     sha256,
 )
+from service.migrate import text_digests
 
 DEFAULT_CLOUDFLARE_API = DEFAULT_API_BASE
 
@@ -66,13 +67,17 @@ class D1MigrationsProvider(dyn.ResourceProvider):
         return dyn.CreateResult(id_=f"{props['database_id']}/migrations", outs=self._outs(props, applied))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        new_sums = checksums(news.get("migrations") or {})
+        declared = news.get("migrations") or {}
+        new_sums = checksums(declared)
         old_sums = olds.get("checksums") or {}
-        edited = edited_after_apply(old_sums, new_sums)
+        # Every sha256 a text may have been recorded with (line ends as read, or as LF): a CRLF checkout's state
+        # is the same text as an LF one's.
+        digests = {name: text_digests(sql) for name, sql in declared.items()}
+        edited = edited_after_apply(old_sums, digests)
         if not edited and set(new_sums) - set(old_sums):
             # The state vouches only for what the last update that succeeded declared: one that failed midway
             # applied (and D1 recorded) migrations it has no checksum of. Ask D1, as the update would.
-            edited = edited_after_apply(_recorded_in_d1(news), new_sums)
+            edited = edited_after_apply(_recorded_in_d1(news), digests)
         if edited:
             raise edited_error(edited, "D1")
         # The update would refuse these too (goldgate.migrations.pending), but only midway through `pulumi up`, after

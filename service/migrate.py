@@ -2,8 +2,9 @@
 
 Records applied files in wrangler's `d1_migrations(id, name, applied_at)` table, so the same
 database stays compatible with `wrangler d1 migrations apply` and with goldgate.migrations; and, in the same
-transaction, the sha256 of the text each ran with in goldgate's `goldgate_migration_checksums`, so an applied
-migration edited later is refused by name whichever runner applied it.
+transaction, the sha256 of the text each ran with (line ends read as LF) in goldgate's
+`goldgate_migration_checksums`, so an applied migration edited later is refused by name whichever runner
+applied it.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def apply_sqlite(conn: sqlite3.Connection, directory: Path) -> list[str]:
         raise MigrationError(f"database records migrations this checkout lacks: {', '.join(sorted(unknown))}")
     recorded = dict(conn.execute(_RECORDED_SQL).fetchall())
     edited = sorted(name for name, digest in recorded.items()
-                    if name in texts and _sha256(texts[name]) != digest)
+                    if name in texts and digest not in text_digests(texts[name]))
     if edited:
         raise MigrationError(f"migration(s) {', '.join(edited)} changed after being applied; the database "
                              "will not re-run them: restore the applied text and add a new migration file "
@@ -124,7 +125,7 @@ def apply_sqlite(conn: sqlite3.Connection, directory: Path) -> list[str]:
     unrecorded = [name for name in texts if name in applied and name not in recorded]
     if unrecorded:
         _in_one_transaction(conn, f"recording the sha256 of {', '.join(unrecorded)}",
-                            [(_RECORD_SQL, (_sha256(texts[n]), n)) for n in unrecorded])
+                            [(_RECORD_SQL, (text_sha256(texts[n]), n)) for n in unrecorded])
     done: list[str] = []
     for name, text in texts.items():
         if name in applied:
@@ -135,14 +136,26 @@ def apply_sqlite(conn: sqlite3.Connection, directory: Path) -> list[str]:
         except MigrationError as exc:
             raise MigrationError(f"{name}: {exc}") from None
         record = [("INSERT INTO d1_migrations (name) VALUES (?)", (name,)),
-                  (_RECORD_SQL, (_sha256(text), name))]
+                  (_RECORD_SQL, (text_sha256(text), name))]
         _in_one_transaction(conn, f"migration {name}", [*statements, *record])
         done.append(name)
     return done
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def text_sha256(text: str) -> str:
+    """The sha256 a migration's text is recorded with: of the text with CRLF and CR line ends read as LF, as both
+    runners read files (in text mode) up to 4d72cd7. The same file checked out with CRLF line ends (git's
+    core.autocrlf, the Git for Windows default) or LF is one text, whichever machine migrates next."""
+    return hashlib.sha256(text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")).hexdigest()
+
+
+def text_digests(text: str) -> frozenset[str]:
+    """Every sha256 a migration applied with this text may be recorded with: text_sha256, and that of its bytes as
+    read, line ends kept, as the runners recorded it from 4d72cd7 until line ends were read as LF again, from an
+    LF checkout or a CRLF one (a team's Windows machine migrated, a Linux CI runs next)."""
+    lf = text.replace("\r\n", "\n").replace("\r", "\n")
+    return frozenset(hashlib.sha256(form.encode("utf-8")).hexdigest()
+                     for form in (lf, text, lf.replace("\n", "\r\n")))
 
 
 def _in_one_transaction(conn: sqlite3.Connection, what: str,

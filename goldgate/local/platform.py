@@ -793,6 +793,9 @@ class LocalPlatform:
             raise StateError(f"refusing to deploy {image!r}: images are deployed by digest (repo@sha256:<64 hex>)")
         d = self._dir(stack)
         self.require_running(stack)  # "not up" comes first
+        # A host an older goldgate started serves a database this checkout's service cannot write (a column a later
+        # migration adds): the new service would answer every create 500 after a rollout that "completed".
+        self.require_migrated(stack)
         if not image_store.is_local_ref(image):
             # A local worker runs a snapshot of this home, nothing a registry holds: a pushed image was pinned,
             # the rollout "completed", and every job then stayed queued while each worker failed to start.
