@@ -39,6 +39,17 @@ def _env_secret(name: str, what: str) -> str:
     return value
 
 
+def _refuse_cloud_options(args: argparse.Namespace, options: tuple[str, ...], add: str) -> None:
+    """Options only the cloud reads, given to a command acting on the local stack (--cloud or --target cloud
+    forgotten): each was taken and ignored, and the local stack was drilled, checked or measured instead of the D1
+    or endpoint they named, with nothing said."""
+    given = [f"--{name.replace('_', '-')}" for name in options if getattr(args, name, None) is not None]
+    if given:
+        one = len(given) == 1
+        raise GoldgateError(f"{' and '.join(given)} {'is' if one else 'are'} for the cloud: add {add}, or drop "
+                            f"{'it' if one else 'them'} to act on the local stack")
+
+
 # -- dr-drill -------------------------------------------------------------------------------------
 
 def _render_drill(d: dict[str, Any]) -> str:
@@ -71,6 +82,7 @@ def cmd_dr_drill(args: argparse.Namespace) -> int:
     if args.cloud:
         result = _cloud_drill(args, platform.home)
     else:
+        _refuse_cloud_options(args, ("database_id", "account_id", "r2_endpoint", "bucket", "api_base"), "--cloud")
         # The stack's own window: an operator who keeps a year of backups must not lose them to the default.
         retention = specs.load_local(args.stack, platform.stacks_file).storage.backup_retention_days
         result = dr.run_local_drill(args.stack, platform.db_path(args.stack), platform.home, progress,
@@ -241,6 +253,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if args.target == "cloud":
         report = _cloud_metrics(args)
     else:
+        _refuse_cloud_options(args, ("stacks_dir", "database_id", "cloudflare_api_base"), "--target cloud")
         platform = _platform(args)
         report = metrics_report.report_from_sqlite(platform.db_path(args.stack), args.stack, args.since)
     if args.html:
@@ -311,6 +324,7 @@ def cmd_checklist(args: argparse.Namespace) -> int:
 
     if args.target == "cloud":
         return _cloud_checklist(args)
+    _refuse_cloud_options(args, ("stacks_dir", "database_id", "logs_dir", "cloudflare_api_base"), "--target cloud")
     from goldgate.ops.checklist_facts import gather_local
 
     platform = _platform(args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from goldgate.release import build as builds
 from goldgate.release.deployers import Deployer, for_target
 from goldgate.release.gate import PromotionRefused
 from goldgate.release.golden import MAX_CONCURRENCY
-from goldgate.release.history import interrupted
+from goldgate.release.history import interrupted, on_target
 from goldgate.release.ledger import KEY_ENV, Ledger, detect_trigger
 from goldgate.release.main_pins import STACKS, check_prod_file, pins_onto_main, read_stack_file
 from goldgate.release.promote import PromotionOutcome, check_gate, promote
@@ -129,8 +130,8 @@ def do_deploy(deployer: Deployer, ledger: Ledger, stack: str, image: str, trigge
     if role == "prod":
         raise GoldgateError(f"{stack} is a PROD stack: it takes an image only through `goldgate promote` "
                             "(after the golden gate) or `goldgate rollback`")
-    if not specs.is_digest_ref(image):
-        raise GoldgateError(f"{image!r} is not pinned by digest (repo@sha256:<64 hex>); stacks never take a tag")
+    if not specs.is_digest_ref(image):  # the command line's --image is refused as it is parsed; a caller's is here
+        raise GoldgateError(not_a_digest_ref(image))
     result = deployer.deploy(stack, image, progress)
     ledger.append("deploy", **result.to_dict(), image=image, trigger=trigger)
     return result.to_dict()
@@ -233,7 +234,12 @@ def _render_rollback(d: dict[str, Any], entries: list[Any]) -> str:
 
 def cmd_history(args: argparse.Namespace) -> int:
     ledger = Ledger(_home(args))
-    read = ledger.entries()
+    read = ledger.entries()  # the whole hash chain verified, whatever is shown
+    every = len(read)
+    if args.target:  # one state dir may record both targets' releases: their stacks share the names staging and prod
+        read = on_target(read, args.target)
+    hidden = "" if len(read) == every else (
+        f" (the {args.target} target's; {every - len(read)} of the other target not shown)")
     unsigned = [e.seq for e in read if not e.authentic]
     entries = [e.to_dict() for e in read]
     if args.limit:
@@ -265,7 +271,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             "(its command is still running, or was interrupted): the next `goldgate promote` or `goldgate rollback` "
             "finishes an interrupted one")
         return table(flat, ["seq", "ts", "kind", "phase", "stack", "outcome", "image", "trigger"]) + unfinished + \
-            f"\n{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}; hash chain verified{signed}"
+            f"\n{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}{hidden}; hash chain verified{signed}"
     emit(args, entries, render)
     return 0
 
@@ -459,10 +465,25 @@ def _trigger(text: str) -> str:
     return escape_controls(text)
 
 
+def not_a_digest_ref(image: str) -> str:
+    """Why `image` is refused where a stack's image is named: it is no `repo@sha256:<64 hex>` ref, and what it is
+    instead when that can be told (a bare digest said "stacks never take a tag"), with what one looks like."""
+    text = image if isinstance(image, str) else str(image)
+    name = text.rsplit("/", 1)[-1]
+    if re.fullmatch(r"(sha256:)?[0-9a-fA-F]{64}", text.strip()):
+        what = "; it is a bare digest, with no repository before it"
+    elif "@" not in text and ":" in name and text.strip() == text:
+        what = "; it is a tag, which a stack never takes: a tag can be re-pointed to another image"
+    else:
+        what = ""
+    return (f"{text!r} is not pinned by digest (not a repo@sha256:<64 hex> ref{what}): name the image as "
+            "`goldgate build` printed it, like local/worker@sha256:<64 hex> (a local snapshot) or "
+            "<registry>/<repository>@sha256:<64 hex> (a pushed image)")
+
+
 def _digest_ref(text: str) -> str:
     if not specs.is_digest_ref(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not pinned by digest (repo@sha256:<64 hex>); name the image "
-                                         "`goldgate build` printed")
+        raise argparse.ArgumentTypeError(not_a_digest_ref(text))
     return text
 
 
@@ -478,13 +499,19 @@ def _target(text: str) -> str:
 def register(sub: argparse._SubParsersAction) -> None:
     default_target = os.environ.get("GOLDGATE_TARGET", "local")
 
-    def add(name: str, func: Any, help_text: str, golden_paths: bool = False) -> argparse.ArgumentParser:
+    def add(name: str, func: Any, help_text: str, golden_paths: bool = False,
+            records: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--home", help="state directory (default: $GOLDGATE_HOME or ./.goldgate)")
-        p.add_argument("--target", type=_target, choices=TARGETS, default=default_target,
-                       help="local (the embedded target, default) or cloud (Pulumi + RunPod); env GOLDGATE_TARGET")
-        p.add_argument("--trigger", type=_trigger,
-                       help="who/what asked, for the ledger (default: CI run or local user)")
+        if not records:  # it only reads the ledger: --target picks what to show; no --trigger, as nothing is recorded
+            p.add_argument("--target", type=_target, choices=TARGETS, default=os.environ.get("GOLDGATE_TARGET"),
+                           help="only the entries of this target's stacks, local or cloud (default: every entry; "
+                                "env GOLDGATE_TARGET)")
+        else:
+            p.add_argument("--target", type=_target, choices=TARGETS, default=default_target,
+                           help="local (the embedded target, default) or cloud (Pulumi + RunPod); env GOLDGATE_TARGET")
+            p.add_argument("--trigger", type=_trigger,
+                           help="who/what asked, for the ledger (default: CI run or local user)")
         if golden_paths:
             p.add_argument("--cases-dir", help="golden cases (default scripts/golden-tests/cases)")
             p.add_argument("--references-dir", help="reference images (default scripts/golden-tests/references)")
@@ -505,7 +532,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     build_args(add("build", cmd_build, "build the worker image once, immutably tagged; print repo@sha256:<digest>"))
     p = add("deploy", cmd_deploy, "deploy an image (by digest) to a non-PROD stack, e.g. STAGING")
     p.add_argument("stack", help="a stack in stacks/local.yaml (stacks/Pulumi.<stack>.yaml with --target cloud)")
-    p.add_argument("--image", required=True, help="repo@sha256:<digest>")
+    p.add_argument("--image", type=_digest_ref, required=True, help="repo@sha256:<digest>")
     p = add("golden", cmd_golden, "run the golden cases against a stack's public API; write the report",
             golden_paths=True)
     p.add_argument("stack", help="a stack in stacks/local.yaml (stacks/Pulumi.<stack>.yaml with --target cloud)")
@@ -525,7 +552,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "does this: a fault that shows only on PROD passes there")
     p = add("rollback", cmd_rollback, "pin an earlier verified release on PROD, deploy, smoke", golden_paths=True)
     p.add_argument("--to", help="digest, image ref or release id (default: the previous verified release)")
-    p = add("history", cmd_history, "the release ledger: builds, deploys, golden runs, promotions, rollbacks")
+    p = add("history", cmd_history, "the release ledger: builds, deploys, golden runs, promotions, rollbacks",
+            records=False)
     p.add_argument("--limit", type=_positive_int, help="only the last N entries")
     p = add("release", cmd_release, "the whole flow: build, deploy STAGING, golden, promote to PROD, smoke",
             golden_paths=True)

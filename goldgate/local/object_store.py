@@ -13,6 +13,8 @@ The cloud bucket's lifecycle rule (infra/components/storage.py) deletes each obj
 `storage.result_ttl_days` after its upload; so does this store, by the upload time its record keeps: an expired object
 is not put back at start and its files are removed, and `expire` (which the stack host runs periodically, as R2 runs
 its rules in the background) removes the ones that expire while the stack runs. Nothing outside `results/` expires.
+Nor does anything while this machine's clock reads far past the uploads (see `clock_refusal`): a clock ten years
+ahead deleted every result at `goldgate up`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 from goldgate.errors import StateError
 from goldgate.local.state import read_small_bytes, read_small_text
 from goldgate.logs import JsonLogger
+from goldgate.ops.backup import MAX_QUIET_DAYS, clock_jump
 from service.results import RESULTS_PREFIX  # the cloud results rule's prefix (backups/ has a rule of its own)
 
 MAX_RECORD_BYTES = 1024 * 1024  # an object's key and metadata: S3 caps the key at 1 KiB, user metadata at 2 KiB
@@ -46,6 +49,7 @@ class DurableBucket:
         self.log = log
         self.result_ttl_days = result_ttl_days
         self._lock = threading.Lock()
+        self._refusal_logged: datetime | None = None  # where the gap last named in the host log begins
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         name = hashlib.sha256(key.encode()).hexdigest()
@@ -95,12 +99,43 @@ class DurableBucket:
         """As R2's lifecycle rule deletes: a result object once `result_ttl_days` have passed since its upload."""
         return key.startswith(RESULTS_PREFIX) and now - uploaded >= timedelta(days=self.result_ttl_days)
 
+    def clock_refusal(self, uploads: list[tuple[str, datetime]], now: datetime) -> tuple[datetime, datetime] | None:
+        """The gap that makes `now` untrustworthy for expiry, or None. R2's rule runs on Cloudflare's clock; here it
+        is this machine's, and a clock stepped years ahead would expire every result at once. The upload times
+        (written by the same clock, before the step) are the evidence: a result due to expire that is followed by
+        no upload for more than result_ttl_days + MAX_QUIET_DAYS (to the next upload, or to now) means the clock is
+        not believed and nothing expires, also after uploads made under the wrong clock (backup.clock_jump)."""
+        if not any(self._expired(key, uploaded, now) for key, uploaded in uploads):
+            return None
+        return clock_jump((uploaded for _, uploaded in uploads), now,
+                          timedelta(days=self.result_ttl_days + MAX_QUIET_DAYS))
+
+    def _log_refusal(self, gap: tuple[datetime, datetime], now: datetime) -> None:
+        """Once per gap (the sweep runs hourly, and each reads a later now): why no result expired, and what to do,
+        in the host log."""
+        before, after = gap
+        if before == self._refusal_logged:
+            return
+        self._refusal_logged = before
+        days = (after - before).days
+        then = "this machine's clock reads" if after == now else "the next is of"
+        self.log.warning("object_store.clock_ahead", message=(
+            f"no result expired: the upload of {before.isoformat()}Z is the last for {days} days ({then} "
+            f"{after.isoformat()}Z), more than storage.result_ttl_days ({self.result_ttl_days}) + {MAX_QUIET_DAYS}, "
+            "as a clock stepped ahead would make it. Set the clock right (`date -u`) and restart the stack; if it "
+            f"was right all along, delete by hand the results in {self.root} whose record (<sha256>.json, and its "
+            ".bin) says they were uploaded up to then"),
+            data={"result_ttl_days": self.result_ttl_days, "last_upload_before": f"{before.isoformat()}Z",
+                  "next": f"{after.isoformat()}Z", "dir": str(self.root)})
+
     def saved(self, now: datetime | None = None) -> list[tuple[str, bytes, dict[str, Any], datetime]]:
         """Each saved object not expired by `now`: key, body, metadata and upload time."""
         now = _naive_utc(now or datetime.now(UTC))
         out = []
-        for meta, record, uploaded in self._records(report=True):
-            if self._expired(record["key"], uploaded, now):
+        records = list(self._records(report=True))
+        believed = self.clock_refusal([(record["key"], uploaded) for _, record, uploaded in records], now) is None
+        for meta, record, uploaded in records:
+            if believed and self._expired(record["key"], uploaded, now):
                 continue  # expire() removes it; one whose files it could not remove is no result either
             try:
                 body = read_small_bytes(meta.with_suffix(".bin"), MAX_OBJECT_BYTES)
@@ -115,8 +150,13 @@ class DurableBucket:
         """Remove every object under `results/` that is `result_ttl_days` old by `now`: from the bucket (a later GET
         answers 404, as R2's does once its lifecycle rule ran) and from the disk. Returns the keys it removed."""
         now = _naive_utc(now or datetime.now(UTC))
-        gone = []
-        for meta, record, uploaded in self._records(report=False):  # saved() names the unreadable ones at start
+        gone: list[str] = []
+        records = list(self._records(report=False))  # saved() names the unreadable ones at start
+        gap = self.clock_refusal([(record["key"], uploaded) for _, record, uploaded in records], now)
+        if gap is not None:
+            self._log_refusal(gap, now)
+            return gone
+        for meta, record, uploaded in records:
             key = record["key"]
             if not self._expired(key, uploaded, now):
                 continue

@@ -9,12 +9,13 @@ that fails SQLite's integrity check, or whose content differs from the fingerpri
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -169,18 +170,43 @@ def take_backup(source: Path, dest_dir: Path, stack: str,
 _BACKUP_FILE = re.compile(r"(\d{8}T\d{6}\.\d{6}Z)\.(sqlite|manifest\.json|sqlite\.partial)")
 
 
+# A stretch with no backup this much longer than the retention window is taken for a clock that stepped ahead (as
+# `goldgate prune` takes a clock a year past the newest row, goldgate.ops.retention.MAX_QUIET_DAYS).
+MAX_QUIET_DAYS = 366
+
+
+def clock_jump(times: Iterable[datetime], now: datetime, window: timedelta) -> tuple[datetime, datetime] | None:
+    """The latest gap longer than `window` between consecutive `times` up to `now`, `now` the last of them: (the time
+    before the gap, the time after it), or None. Every expiry counts back from now, so a clock that stepped years
+    ahead would delete everything but what it wrote itself; the times an expiry deletes by are the only evidence of
+    the real date, as they were written before the step. Times past `now` (written while a clock was ahead, before
+    it was set right) are no evidence of the present and are passed over. A gap stays a gap after the first run
+    under a wrong clock has written a time after it: the next run is refused as well, not let through."""
+    points = sorted(t for t in times if t <= now) + [now]
+    found = None
+    for before, after in itertools.pairwise(points):
+        if after - before > window:
+            found = (before, after)
+    return found
+
+
 @dataclass(frozen=True)
 class PrunedBackups:
     deleted: list[str]       # file names removed
     failed: list[str]        # "<name> (<reason>)" of files that could not be removed
     kept_newest: str | None  # the newest backup, kept whatever its age
+    refused: str | None = None  # why nothing was deleted (a clock far ahead), and what to do; None when pruned
 
 
 def prune_backups(directory: Path, retention_days: int, now: datetime) -> PrunedBackups:
     """Delete the backups in `directory` taken more than `retention_days` before `now` (each `<stamp>.sqlite` with
     its manifest, by the UTC stamp take_backup gave them), as R2's lifecycle rule expires `backups/` in the cloud;
     but never the newest backup that has its manifest, whatever its age: a stack whose drills stopped keeps the
-    last one it can restore. Files named otherwise (an operator's copies) are left alone."""
+    last one it can restore. Files named otherwise (an operator's copies) are left alone.
+
+    Nothing is deleted when a backup due to go is followed by no other for more than `retention_days` +
+    MAX_QUIET_DAYS (see clock_jump): a machine whose clock reads ten years ahead deleted every backup but the one it
+    had just taken. `refused` then says why and what to do."""
     found: dict[str, set[str]] = {}
     if directory.is_dir():
         for path in directory.iterdir():
@@ -190,12 +216,15 @@ def prune_backups(directory: Path, retention_days: int, now: datetime) -> Pruned
     restorable = sorted(stamp for stamp, kinds in found.items() if {"sqlite", "manifest.json"} <= kinds)
     newest = restorable[-1] if restorable else None
     cutoff = now - timedelta(days=retention_days)
+    taken = {stamp: when for stamp in found if (when := parse_stamp(stamp)) is not None}
+    due = [stamp for stamp in sorted(taken) if stamp != newest and taken[stamp] < cutoff]
+    jump = clock_jump(taken.values(), now, timedelta(days=retention_days + MAX_QUIET_DAYS)) if due else None
+    if jump is not None:
+        return PrunedBackups(deleted=[], failed=[], kept_newest=f"{newest}.sqlite" if newest else None,
+                             refused=_clock_refusal(directory, retention_days, now, *jump))
     deleted: list[str] = []
     failed: list[str] = []
-    for stamp in sorted(found):
-        taken = parse_stamp(stamp)
-        if stamp == newest or taken is None or taken >= cutoff:
-            continue
+    for stamp in due:
         # The backup before its manifest: an interrupted prune leaves a manifest without a backup, which
         # restores nothing and goes at the next prune, never a backup without its manifest.
         for kind in ("sqlite.partial", "sqlite", "manifest.json"):
@@ -208,6 +237,15 @@ def prune_backups(directory: Path, retention_days: int, now: datetime) -> Pruned
                     failed.append(f"{name} ({exc.strerror or exc})")
                     break  # its manifest stays with it
     return PrunedBackups(deleted=deleted, failed=failed, kept_newest=f"{newest}.sqlite" if newest else None)
+
+
+def _clock_refusal(directory: Path, retention_days: int, now: datetime, before: datetime, after: datetime) -> str:
+    days = (after - before).days
+    then = "this machine's clock reads" if after == now else "the next backup is of"
+    return (f"no backup was deleted: the backup of {iso(before)} is the last for {days} days ({then} {iso(after)}), "
+            f"more than storage.backup_retention_days ({retention_days}) + {MAX_QUIET_DAYS}, as a clock stepped "
+            f"ahead would make it. Set the clock right (`date -u`) and drill again; if it was right all along (no "
+            f"drill ran for {days} days), delete the backups up to {utc_stamp(before)}.sqlite in {directory} by hand")
 
 
 def parse_stamp(stamp: str) -> datetime | None:

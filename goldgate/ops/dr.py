@@ -29,10 +29,12 @@ from goldgate.errors import GoldgateError, StateError
 from goldgate.local.state import read_record, write_json_atomic
 from goldgate.migrations import discover as discover_migrations
 from goldgate.ops.backup import (
+    MAX_QUIET_DAYS,
     BackupError,
     BackupManifest,
     BackupRefused,
     RestoreFailed,
+    clock_jump,
     create_private,
     iso,
     load_manifest,
@@ -144,22 +146,24 @@ def _rpo(backup_at: datetime, last_write: str | None) -> float | None:
 
 def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _quiet,
                     keep_backup: bool = True,
-                    backup_retention_days: int = DEFAULT_BACKUP_RETENTION_DAYS) -> DrillResult:
+                    backup_retention_days: int = DEFAULT_BACKUP_RETENTION_DAYS,
+                    clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> DrillResult:
     """Back up `source`, restore into a scratch file, verify, remove the scratch, record the result.
 
     A drill that passed then deletes the stack's backups and dated drill records older than
     `backup_retention_days` (the stack's storage.backup_retention_days), never the newest; a failed one
-    deletes nothing, so the backups before a bad one stay."""
-    started = datetime.now(UTC)
+    deletes nothing, so the backups before a bad one stay; nor does one whose clock reads far past the backups
+    (backup.prune_backups): a note says why. `clock` is this machine's (a test's own)."""
+    started = clock()
     backup_dir = home / "backups" / stack
     scratch = home / "drills" / stack / f"scratch-{utc_stamp(started)}.sqlite"
     result: dict[str, Any] = {"stack": stack, "target": "local", "started_at": iso(started)}
     try:
         progress(f"{stack}: online backup of {source}")
         t0 = time.perf_counter()
-        backup, manifest = take_backup(source, backup_dir, stack)
+        backup, manifest = take_backup(source, backup_dir, stack, clock=clock)
         backup_s = time.perf_counter() - t0
-        backup_at = datetime.now(UTC)
+        backup_at = clock()
         result.update(backup=str(backup), backup_bytes=manifest.bytes, backup_s=round(backup_s, 3),
                       last_write_at=manifest.fingerprint.last_write_at,
                       rpo_s=_rpo(backup_at, manifest.fingerprint.last_write_at),
@@ -174,11 +178,12 @@ def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _
         if not keep_backup:
             backup.unlink(missing_ok=True)
             backup.with_name(backup.name.replace(".sqlite", ".manifest.json")).unlink(missing_ok=True)
-        notes = _prune_old_backups(backup_dir, backup_retention_days, started, progress)
-        notes += _prune_old_records(home, stack, "local", backup_retention_days, started)
-        drill = DrillResult(passed=True, finished_at=iso(datetime.now(UTC)), notes=notes, **result)
+        notes, pruned = _prune_old_backups(backup_dir, backup_retention_days, started, progress)
+        if pruned:  # a clock the backups say is far ahead would take the dated records as well
+            notes += _prune_old_records(home, stack, "local", backup_retention_days, started)
+        drill = DrillResult(passed=True, finished_at=iso(clock()), notes=notes, **result)
     except (GoldgateError, OSError) as exc:
-        drill = DrillResult(passed=False, finished_at=iso(datetime.now(UTC)), error=_reason(exc), **result)
+        drill = DrillResult(passed=False, finished_at=iso(clock()), error=_reason(exc), **result)
     finally:
         for leftover in (scratch, scratch.with_name(scratch.name + ".restoring")):
             leftover.unlink(missing_ok=True)
@@ -186,12 +191,16 @@ def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _
     return drill
 
 
-def _prune_old_backups(backup_dir: Path, days: int, now: datetime, progress: Progress) -> list[str]:
-    """The prune after a passed drill; what it could not do is a note: the drill itself passed."""
+def _prune_old_backups(backup_dir: Path, days: int, now: datetime, progress: Progress) -> tuple[list[str], bool]:
+    """The prune after a passed drill; what it could not do is a note: the drill itself passed. Also whether it
+    went ahead (False when the clock was refused)."""
     try:
         pruned = prune_backups(backup_dir, days, now)
     except OSError as exc:  # the directory unreadable: nothing deleted
-        return [f"backups older than {days} days were not looked for in {backup_dir} ({exc.strerror or exc})"]
+        return [f"backups older than {days} days were not looked for in {backup_dir} ({exc.strerror or exc})"], True
+    if pruned.refused:
+        progress(pruned.refused)
+        return [pruned.refused], False
     notes = []
     if pruned.deleted:
         backups = sum(1 for name in pruned.deleted if name.endswith(".sqlite"))
@@ -201,7 +210,7 @@ def _prune_old_backups(backup_dir: Path, days: int, now: datetime, progress: Pro
     if pruned.failed:
         notes.append(f"backups older than {days} days could not be deleted: {'; '.join(pruned.failed[:5])}; "
                      "delete them by hand")
-    return notes
+    return notes, True
 
 
 _DATED_RECORD = re.compile(r"(\d{8}T\d{6}\.\d{3}Z)-(local|cloud)\.json")
@@ -217,14 +226,19 @@ def _prune_old_records(home: Path, stack: str, target: str, days: int, now: date
     except OSError as exc:
         return [f"drill records older than {days} days were not looked for in {directory} ({exc.strerror or exc})"]
     cutoff = now - timedelta(days=days)
+    times = [(when, path) for stamp, path in dated if (when := parse_stamp(stamp)) is not None]
+    due = [path for when, path in times if when < cutoff and path != dated[-1][1]]
+    jump = clock_jump([when for when, _ in times], now, timedelta(days=days + MAX_QUIET_DAYS)) if due else None
+    if jump is not None:  # as prune_backups refuses a clock far ahead: every record but the newest would go
+        return [(f"no dated drill record was deleted: the one of {iso(jump[0])} is the last for "
+                 f"{(jump[1] - jump[0]).days} days, as a clock stepped ahead would make it. Set the clock right "
+                 f"(`date -u`); if it was right all along, delete the records up to it in {directory} by hand")]
     failed = []
-    for stamp, path in dated[:-1]:
-        when = parse_stamp(stamp)
-        if when is not None and when < cutoff:
-            try:
-                path.unlink(missing_ok=True)
-            except OSError as exc:
-                failed.append(f"{path.name} ({exc.strerror or exc})")
+    for path in due:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            failed.append(f"{path.name} ({exc.strerror or exc})")
     return [f"drill records older than {days} days could not be deleted: {'; '.join(failed[:5])}"] if failed else []
 
 

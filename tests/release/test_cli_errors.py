@@ -52,8 +52,9 @@ def test_history_lists_entries_and_refuses_a_tampered_ledger(capsys: pytest.Capt
 def test_prod_takes_no_direct_deploy_and_no_tag(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     code, _, err = run(capsys, tmp_path, "deploy", "prod", "--image", A)
     assert code == 1 and "only through `goldgate promote`" in one_error_line(err)
-    code, _, err = run(capsys, tmp_path, "deploy", "staging", "--image", "local/worker:latest")
-    assert code == 1 and "not pinned by digest" in one_error_line(err)
+    with pytest.raises(SystemExit) as exc:  # refused as the arguments are read
+        run(capsys, tmp_path, "deploy", "staging", "--image", "local/worker:latest")
+    assert exc.value.code == 2 and "it is a tag" in capsys.readouterr().err
     assert not (tmp_path / "ledger.jsonl").exists()
 
 
