@@ -35,6 +35,11 @@ from service.ports import Statement, StatementResult
 _TRANSACTION_SQL = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 _CHECKPOINT_EVERY = 64  # commits between checkpoints: a few hundred WAL pages, as SQLite's default
+# The WAL file's size once it is reset (when a commit finds it all checkpointed). A WAL never shrinks by itself: a
+# checkpoint racing the commits that go on meanwhile leaves it partly copied, the WAL grows on until one completes,
+# and the file kept that high-water size for the life of the database (10 MB within minutes under load, more as a
+# stack serves on for days). Above this, the file is truncated to it at the reset.
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 _Write = tuple[tuple[Statement, ...], "asyncio.Future[list[StatementResult]]"]
 
@@ -51,6 +56,7 @@ def _connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
         conn.setlimit(limit, value)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     return conn
 
 

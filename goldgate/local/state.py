@@ -64,7 +64,8 @@ WEBHOOK_SECRET_PREVIOUS = "webhook_secret_previous"
 # The files a rotation edits: a running stack's service keeps what it read until a deploy or a restart.
 ROTATED_SECRETS = ("api_token", "webhook_secret", WEBHOOK_SECRET_PREVIOUS)
 # A worker log's life once its worker is gone: the fleet writes one per worker it ever starts, so a stack that runs
-# for months would otherwise fill its logs dir with them. Removed when the stack starts.
+# for months would otherwise fill its logs dir with them. Removed when the stack starts, and hourly while it runs (the
+# emulator's fleet, EmulatorConfig.worker_log_max_age_s).
 WORKER_LOG_MAX_AGE_S = 7 * 86400
 
 

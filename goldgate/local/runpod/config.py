@@ -36,6 +36,10 @@ class EmulatorConfig:
       (5 s) RunPod accepts on /run and /runsync; both are at most 7 days. Tests lower the minimums to
       watch a job expire or time out quickly.
     - logs_dir: where the emulator's and its workers' logs go; None: a temp dir removed on stop().
+    - worker_log_max_age_s / worker_log_sweep_s: each worker writes a log of its own (logs_dir/worker-<id>.log),
+      and an endpoint that scales to zero between bursts starts new workers all day: every `worker_log_sweep_s`
+      the emulator removes the logs of workers that are gone, untouched for `worker_log_max_age_s` (7 days, as
+      `goldgate up` does at each start). A running worker's log is kept, however old.
     - workers_dir: the emulator's own directory for its workers' scratch space (workers_dir/<worker id>, each
       worker's TMPDIR), removed as each worker is reaped; what a run that was killed left there is removed on
       start, so point it at a directory of its own. None: a temp dir removed on stop()."""
@@ -69,6 +73,8 @@ class EmulatorConfig:
     ping_interval_ms: int = 10_000
     worker_stop_grace_s: float = 5.0
     tick_s: float = 0.1
+    worker_log_max_age_s: float = 7 * 86_400.0
+    worker_log_sweep_s: float = 3_600.0
     gpu_type: str = "NVIDIA GeForce RTX 4090"
     faults: FaultConfig = field(default_factory=FaultConfig)
 
@@ -79,6 +85,8 @@ class EmulatorConfig:
             raise SpecError("rate_limit_requests and rate_limit_window_s must be positive")
         if self.webhook_drain_s < 0:
             raise SpecError("webhook_drain_s must not be negative")
+        if self.worker_log_max_age_s <= 0 or self.worker_log_sweep_s <= 0:
+            raise SpecError("worker_log_max_age_s and worker_log_sweep_s must be positive")
         if self.webhook_attempts < 1:
             raise SpecError("webhook_attempts must be at least 1")
         bad = [s for s in self.webhook_statuses if s not in WEBHOOK_STATUSES]

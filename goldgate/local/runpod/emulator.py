@@ -15,6 +15,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Self
 
@@ -159,11 +160,15 @@ class RunPodEmulator:
         self.stop()
 
     def _tick(self) -> None:
+        next_log_sweep = time.monotonic()  # the old logs of gone workers: at start, then each worker_log_sweep_s
         while not self._stop.wait(self.config.tick_s):
             try:
                 self.fleet.reap()
                 self.backend.expire()
                 self.fleet.apply(self.backend.plan())
+                if time.monotonic() >= next_log_sweep:
+                    next_log_sweep = time.monotonic() + self.config.worker_log_sweep_s
+                    self.fleet.prune_logs()  # housekeeping, as `goldgate up` prunes them: no line of its own
             except Exception as exc:  # noqa: BLE001 -- the ticker must survive to keep workers supervised
                 self.log.error("runpod_emulator.tick_failed", error=f"{type(exc).__name__}: {exc}")
 

@@ -5,14 +5,18 @@ the command the launcher gives for the image its release names, with RunPod's wo
 handed the fleet's lifeline (goldgate.local.lifeline): a worker that watches it ends with this process, even
 when this process is SIGKILLed. Each also gets a scratch directory of its own as its TMPDIR (a container's /tmp):
 the fleet outlives the worker, so the fleet removes it when it reaps the worker, however the worker ended
-(SIGKILL, os._exit, a crash), with whatever the ComfyUI emulator, the SDK or the handler left there."""
+(SIGKILL, os._exit, a crash), with whatever the ComfyUI emulator, the SDK or the handler left there. Each writes a
+log of its own (worker-<id>.log); the logs of workers gone for `worker_log_max_age_s` are removed as the emulator runs
+(`prune_logs`), so an endpoint that scales to zero between bursts for months does not fill the logs dir with them."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -207,6 +211,25 @@ class WorkerFleet:
             except subprocess.TimeoutExpired:
                 self.log.error("worker.unkillable", pid=proc.pid)
         self.reap()
+
+    def prune_logs(self) -> int:
+        """Remove the logs of workers that are gone (not running, not starting), untouched for
+        `worker_log_max_age_s`; how many went. Only regular files named as the fleet names them."""
+        cutoff = time.time() - self.config.worker_log_max_age_s
+        with self._lock:
+            live = set(self._procs) | self._expected_exit
+        with self.backend.lock:
+            live |= set(self.backend.workers)
+        removed = 0
+        for path in self.logs_dir.glob("worker-*.log") if self.logs_dir.is_dir() else []:
+            if path.name[len("worker-"):-len(".log")] in live:
+                continue
+            with contextlib.suppress(OSError):  # a log that cannot go is kept: this is housekeeping
+                info = path.lstat()
+                if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     def _remove_scratch(self, worker_id: str) -> None:
         shutil.rmtree(self.scratch_dir / worker_id, ignore_errors=True)

@@ -48,6 +48,10 @@ class _Delivery:
     worker_image_tag: str | None = None  # the image that ran the job, for the delivery's log lines
 
 
+# The delivery attempts `history` keeps, newest last: enough for any drill or test to read its own, and a stack that
+# serves for days holds no more (a record per attempt, kept for the emulator's life, was a leak without end).
+HISTORY_MAX = 1000
+
 JSON_BODY = {"Content-Type": "application/json"}  # as httpx's json= sent it, and RunPod sends
 
 
@@ -75,7 +79,7 @@ class WebhookDispatcher:
         self._cv = threading.Condition()
         self._stopped = False
         self._in_flight = 0
-        self.history: list[DeliveryRecord] = []
+        self.history: list[DeliveryRecord] = []  # the newest HISTORY_MAX attempts, for drills and tests
         self._client = httpx.Client(timeout=config.webhook_timeout_s, follow_redirects=False,
                                     headers={"Content-Type": "application/json", "User-Agent": "RunPod-Webhook"})
         self._threads = [threading.Thread(target=self._serve, name=f"runpod-webhook-{i}", daemon=True)
@@ -173,3 +177,6 @@ class WebhookDispatcher:
     def _record(self, record: DeliveryRecord) -> None:
         with self._cv:
             self.history.append(record)
+            # A list trimmed from the front, not a deque: a drill reading it while a sender appends must not raise.
+            if len(self.history) > HISTORY_MAX:
+                del self.history[:len(self.history) - HISTORY_MAX]
