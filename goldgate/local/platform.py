@@ -414,7 +414,7 @@ class LocalPlatform:
         d = self._dir(stack)
         with d.starting(timeout_s, lambda holder: progress(f"{stack}: waiting for {holder} to finish")) as ours:
             if not ours:
-                raise StateError(f"another `goldgate up {stack}` (or `down`) has held the stack for over "
+                raise StateError(f"another `goldgate up`, `down` or `dr-restore` of {stack} has held the stack for over "
                                  f"{timeout_s:.0f} s; wait for it and run `goldgate status {stack}`, or "
                                  f"`goldgate down {stack}` to stop it")
             return self._up(stack, d, progress, timeout_s, result_sweep_s)
