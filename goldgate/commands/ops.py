@@ -8,7 +8,7 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -187,6 +187,17 @@ def _days(text: str) -> int:
     return int(digits)
 
 
+def _clock_date(text: str) -> str:
+    """--clock-checked: a calendar date, YYYY-MM-DD (checked against the prune's clock once it is read)."""
+    value = text.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return date.fromisoformat(value).isoformat()
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{text[:64]!r} is not a date; give today's UTC date as YYYY-MM-DD")
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     from goldgate.ops import retention
 
@@ -198,7 +209,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     else:
         path = platform.require_migrated(args.stack)
         report = retention.prune_local(platform.spec(args.stack), path, args.keep_days, args.metrics_keep_days,
-                                       dry_run=args.dry_run, progress=progress)
+                                       dry_run=args.dry_run, clock_checked=args.clock_checked, progress=progress)
         database = str(path)
     if not report.dry_run:  # the readiness checklist's evidence that the stack's database is pruned
         retention.record(platform.home, report, database, datetime.now(UTC).isoformat(timespec="seconds"))
@@ -229,7 +240,8 @@ def _cloud_prune(args: argparse.Namespace) -> Any:
                             "D1 Edit")
     with CloudflareApi(token, api_base) as api:
         return retention.prune_cloud(spec, D1Client(api, account), database_id, args.keep_days,
-                                     args.metrics_keep_days, dry_run=args.dry_run, progress=progress)
+                                     args.metrics_keep_days, dry_run=args.dry_run, clock_checked=args.clock_checked,
+                                     progress=progress)
 
 
 # -- metrics --------------------------------------------------------------------------------------
@@ -469,6 +481,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics-keep-days", type=_days, metavar="M",
                    help="also delete job_metrics rows older than M days (M >= N); without it they are all kept")
     p.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
+    p.add_argument("--clock-checked", type=_clock_date, metavar="DATE",
+                   help="today's UTC date (YYYY-MM-DD) as a clock you trust reads it: prune although rows due "
+                        "to go are followed by more than N + 366 days with no job created (refused otherwise, as "
+                        "a clock stepped ahead would make it); recorded with the prune")
     add_d1_arguments(p, "prune the stack's real D1 over the REST API; needs --database-id and CLOUDFLARE_API_TOKEN "
                         "(D1 Edit), never printed")
     add_json_flag(p)

@@ -171,7 +171,7 @@ _BACKUP_FILE = re.compile(r"(\d{8}T\d{6}\.\d{6}Z)\.(sqlite|manifest\.json|sqlite
 
 
 # A stretch with no backup this much longer than the retention window is taken for a clock that stepped ahead (as
-# `goldgate prune` takes a clock a year past the newest row, goldgate.ops.retention.MAX_QUIET_DAYS).
+# `goldgate prune` takes a stretch of its keep days + MAX_QUIET_DAYS with no job created, goldgate.ops.retention).
 MAX_QUIET_DAYS = 366
 
 

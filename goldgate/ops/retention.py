@@ -10,7 +10,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from goldgate.local.state import read_record, write_json_atomic
 from goldgate.migrations import discover as discover_migrations
 from goldgate.spec import StackSpec, show
 from service import retention
-from service.jobs import iso_ms
+from service.jobs import TERMINAL, iso_ms
 from service.sqlite_database import D1_LIMITS
 
 Progress = Callable[[str], None]
@@ -47,6 +47,8 @@ class PruneReport:
     deleted: dict[str, int]
     remaining: dict[str, int]
     unfinished_kept: int
+    # The date an operator gave with --clock-checked, vouching for a clock the gap rule doubted; None without it.
+    clock_checked: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,13 +103,14 @@ def open_stack_db(path: Path) -> sqlite3.Connection:
 
 
 def prune_local(spec: StackSpec, path: Path, keep_days: int, metrics_keep_days: int | None = None, *,
-                dry_run: bool = False, now_s: float | None = None, progress: Progress = _quiet) -> PruneReport:
+                dry_run: bool = False, now_s: float | None = None, clock_checked: str | None = None,
+                progress: Progress = _quiet) -> PruneReport:
     check_keep_days(spec, keep_days, metrics_keep_days)
     conn = open_stack_db(path)
     try:
         progress(f"{'counting' if dry_run else 'pruning'} {path}")
         return _run(_SqliteSql(conn), spec.name, "local", keep_days, metrics_keep_days, dry_run, now_s,
-                    migrate=f"`goldgate up {spec.name}`")
+                    clock_checked, migrate=f"`goldgate up {spec.name}`")
     except sqlite3.DatabaseError as exc:
         raise GoldgateError(f"pruning {path} failed ({exc}); it is safe to run the prune again") from None
     finally:
@@ -116,30 +119,36 @@ def prune_local(spec: StackSpec, path: Path, keep_days: int, metrics_keep_days: 
 
 def prune_cloud(spec: StackSpec, d1: D1Client, database_id: str, keep_days: int,
                 metrics_keep_days: int | None = None, *, dry_run: bool = False, now_s: float | None = None,
-                progress: Progress = _quiet) -> PruneReport:
+                clock_checked: str | None = None, progress: Progress = _quiet) -> PruneReport:
     check_keep_days(spec, keep_days, metrics_keep_days)
     db = _D1Sql(d1, database_id)
     progress(f"{'counting' if dry_run else 'pruning'} D1 {database_id}")
-    return _run(db, spec.name, "cloud", keep_days, metrics_keep_days, dry_run, now_s, where=f"D1 {database_id}",
-                migrate=f"`pulumi up --stack {spec.name}`")
+    return _run(db, spec.name, "cloud", keep_days, metrics_keep_days, dry_run, now_s, clock_checked,
+                where=f"D1 {database_id}", migrate=f"`pulumi up --stack {spec.name}`")
 
 
 def _run(db: retention.Sql, stack: str, target: str, keep_days: int, metrics_keep_days: int | None,
-         dry_run: bool, now_s: float | None, *, migrate: str, where: str = "the database") -> PruneReport:
+         dry_run: bool, now_s: float | None, clock_checked: str | None, *, migrate: str,
+         where: str = "the database") -> PruneReport:
     async def checked_prune() -> tuple[retention.Cutoffs, retention.Pruned]:
         missing = await retention.missing_tables(db)
         if missing:
             raise PruneRefused(await _why_tables_missing(db, missing, where, migrate, target))
         await _refuse_another_stacks_database(db, stack, where, target)
         now = now_s if now_s is not None else await _database_clock(db)
-        await _refuse_a_clock_far_ahead(db, now, target, where)
+        if clock_checked is None:
+            await _refuse_a_clock_far_ahead(db, now, keep_days, metrics_keep_days, target, where)
+        else:  # the operator vouches for the clock: it must at least read the date they checked
+            check_clock_checked(clock_checked, now, "this machine's clock" if target == "local"
+                                else f"the clock of {where}")
         cutoffs = retention.Cutoffs.at(now, keep_days, metrics_keep_days)
         return cutoffs, await retention.prune(db, cutoffs, dry_run=dry_run)
 
     cutoffs, pruned = asyncio.run(checked_prune())
     return PruneReport(stack=stack, target=target, dry_run=dry_run, keep_days=keep_days,
                        metrics_keep_days=metrics_keep_days, jobs_before=cutoffs.jobs, metrics_before=cutoffs.metrics,
-                       deleted=pruned.deleted, remaining=pruned.remaining, unfinished_kept=pruned.unfinished_kept)
+                       deleted=pruned.deleted, remaining=pruned.remaining, unfinished_kept=pruned.unfinished_kept,
+                       clock_checked=clock_checked)
 
 
 async def _database_clock(db: retention.Sql) -> float:
@@ -150,33 +159,111 @@ async def _database_clock(db: retention.Sql) -> float:
     return float(rows[0]["now_s"])
 
 
-# A clock this far past the newest row the database holds is taken for a wrong one (see below).
+# A stretch with no row this much longer than a keep period is taken for a clock that stepped ahead (as the DR drill
+# takes a gap in its backups, goldgate.ops.backup.clock_jump, whose rule this is).
 MAX_QUIET_DAYS = 366
+# How long either side of the date the clock reads an operator's --clock-checked may be (a date read in local time).
+CLOCK_CHECKED_SLACK_DAYS = 1
+
+_STAMP = "'%Y-%m-%dT%H:%M:%fZ'"  # service.jobs.iso_ms, as SQLite writes it
+# ?1 now, ?2 the gap ('+N days'). The created_at times of jobs and job_metrics up to now, then now: every stretch
+# between two of them longer than the gap, as (quiet_from, quiet_to). A metrics row carries its job's created_at and outlives
+# it, so the two tables are one timeline of when jobs were created. Instead of reading every row (LAG over both
+# tables: 7 to 10 s at 1,000,000 jobs), it hops along the created_at indexes: from a time to the latest one within the gap
+# after it, or, when there is none, past the gap to the first one after it (or now). Every second hop moves a whole
+# gap on, so a few years of rows take a few dozen index seeks, however many rows there are.
+_WITHIN_GAP = f"strftime({_STAMP}, hop.at, ?2)"
+_HOP = ("(SELECT {agg}(t) FROM (SELECT {agg}(created_at) AS t FROM jobs WHERE created_at > hop.at AND created_at <= {to} "
+        "UNION ALL SELECT {agg}(created_at) FROM job_metrics WHERE created_at > hop.at AND created_at <= {to}))")
+_GAPS = ("WITH RECURSIVE hop(at, prev) AS ("
+         "SELECT MIN(t), NULL FROM (SELECT MIN(created_at) AS t FROM jobs WHERE created_at <= ?1 "
+         "UNION ALL SELECT MIN(created_at) FROM job_metrics WHERE created_at <= ?1) "
+         f"UNION ALL SELECT COALESCE({_HOP.format(agg='MAX', to=_WITHIN_GAP)}, {_HOP.format(agg='MIN', to='?1')}, ?1), "
+         "hop.at FROM hop WHERE hop.at < ?1) "
+         f"SELECT prev AS quiet_from, at AS quiet_to FROM hop WHERE at > strftime({_STAMP}, prev, ?2) ORDER BY at")
+# A finished job that a prune with this cutoff (?2) deletes, created up to ?1 (by the created_at index).
+_TERMINAL_IN = ", ".join(f"'{status}'" for status in sorted(TERMINAL))
+_DUE_JOB = (f"SELECT id FROM jobs WHERE created_at <= ?1 AND status IN ({_TERMINAL_IN}) "
+            "AND COALESCE(finished_at, updated_at) < ?2 LIMIT 1")
+_METRIC_UPTO = "SELECT job_id FROM job_metrics WHERE created_at <= ?1 LIMIT 1"
 
 
-async def _refuse_a_clock_far_ahead(db: retention.Sql, now_s: float, target: str, where: str) -> None:
+@dataclass(frozen=True)
+class _Gap:
+    before: str     # the last created_at before the stretch
+    after: str      # the first after it, or now
+    rows: str       # what a prune would delete from before it: "finished jobs", "job_metrics rows"
+    option: str     # the keep period it exceeds: "--keep-days 30"
+
+
+async def _refuse_a_clock_far_ahead(db: retention.Sql, now_s: float, keep_days: int, metrics_keep_days: int | None,
+                                    target: str, where: str) -> None:
     """Every cutoff counts back from now: a clock that stepped years ahead (a VM or a container with a wrong date,
     a faked time, an RTC set by hand to the wrong year) would delete every finished job, every idempotency key and,
     with --metrics-keep-days, every metrics row. Locally the database's clock is this machine's: asking it instead
-    of Python's does not help. The database's evidence of the time is the newest row it holds (written by the same
-    clock, before the step): a now more than MAX_QUIET_DAYS past it is refused, nothing deleted. A clock behind
-    deletes less, and is let be. A stack really idle that long has grown nothing to prune: one job run on it gives
-    the database a newer row, and the prune goes ahead."""
-    rows = await db.query(
-        "SELECT (SELECT MAX(created_at) FROM jobs) AS job, (SELECT MAX(created_at) FROM job_metrics) AS metric, "
-        "(SELECT created_at_ms FROM idempotency_keys ORDER BY rowid DESC LIMIT 1) AS key_ms")  # index seeks
-    row = rows[0] if rows else {}
-    newest = max((t for t in (_epoch_s(row.get("job")), _epoch_s(row.get("metric")),
-                              row["key_ms"] / 1000 if isinstance(row.get("key_ms"), (int, float)) else None)
-                  if t is not None), default=None)
-    if newest is None or now_s - newest <= MAX_QUIET_DAYS * DAY_S:
+    of Python's does not help. The rows' created_at times are the evidence of the real date, written before the
+    step; the jobs created since were stamped by the wrong clock, so the newest row is no evidence: one job run
+    after the step would make it recent. So, as the drill's backups: nothing is deleted while a row due for deletion
+    is followed by a stretch of more than its keep period + MAX_QUIET_DAYS in which no job was created (times past
+    now, written while a clock was ahead before it was set right, are passed over). The stretch stays after jobs
+    run under the wrong clock: every prune is refused until the clock is set right, or an operator vouches for it
+    (--clock-checked). A clock behind deletes less, and is let be. Idempotency keys are not weighed: each is written
+    with its job, so it is no evidence of its own, and one deleted early costs a retried create its 24 hours of
+    deduplication, not a job's row (and keys have no index on their time)."""
+    gap = await _gap_before_rows_due(db, now_s, keep_days, metrics_keep_days)
+    if gap is None:
         return
     clock = "this machine's clock" if target == "local" else f"the clock of {where}"
-    days = int((now_s - newest) // DAY_S)
+    now = iso_ms(now_s)
+    before, after = _epoch_s(gap.before), _epoch_s(gap.after)
+    days = int((after - before) // DAY_S) if before is not None and after is not None else 0
+    until = "until now" if gap.after == now else f"until {gap.after}"
     raise PruneRefused(
-        f"{clock} reads {iso_ms(now_s)}, {days} days after the newest row {where} holds ({iso_ms(newest)}): a clock "
-        f"that far ahead would delete every finished job; nothing was deleted. Set the clock right (`date -u`), then "
-        f"prune again; if it is right, the stack has run no job for {days} days: run one on it, then prune")
+        f"{clock} reads {now}, but no job was created in the {days} days after {gap.before} ({until}), more than "
+        f"{gap.option} + {MAX_QUIET_DAYS}, and {where} holds {gap.rows} from before then: a clock stepped that far "
+        f"ahead (and every job run since, stamped by it) would have them deleted; nothing was deleted. Set the clock "
+        f"right (`date -u`), then prune again; if it is right (the stack ran no job for {days} days), prune with "
+        f"--clock-checked YYYY-MM-DD, today's UTC date as a clock you trust reads it (with --dry-run first to count)")
+
+
+async def _gap_before_rows_due(db: retention.Sql, now_s: float, keep_days: int,
+                               metrics_keep_days: int | None) -> _Gap | None:
+    """The latest stretch with no job created, longer than a keep period + MAX_QUIET_DAYS, that rows the prune would
+    delete come before; None when there is none. Every row before such a stretch is older than its cutoff (now -
+    keep days), so it is due unless it is a job not finished before the cutoff (stuck, or finished after a step)."""
+    now = iso_ms(now_s)
+    gaps = await db.query(_GAPS, (now, f"+{keep_days + MAX_QUIET_DAYS} days"))
+    if gaps:
+        last = gaps[-1]
+        cutoff = iso_ms(now_s - keep_days * DAY_S)
+        if await db.query(_DUE_JOB, (last["quiet_from"], cutoff)):
+            return _Gap(last["quiet_from"], last["quiet_to"], "finished jobs", f"--keep-days {keep_days}")
+    if metrics_keep_days is not None:
+        longer = [g for g in gaps if _longer_than(g, metrics_keep_days + MAX_QUIET_DAYS)]
+        if longer and await db.query(_METRIC_UPTO, (longer[-1]["quiet_from"],)):
+            return _Gap(longer[-1]["quiet_from"], longer[-1]["quiet_to"], "job_metrics rows",
+                        f"--metrics-keep-days {metrics_keep_days}")
+    return None
+
+
+def _longer_than(gap: dict[str, Any], days: int) -> bool:
+    before, after = _epoch_s(gap["quiet_from"]), _epoch_s(gap["quiet_to"])
+    return before is not None and after is not None and after - before > days * DAY_S
+
+
+def check_clock_checked(clock_checked: str, now_s: float, clock: str) -> None:
+    """--clock-checked DATE: the operator has read the date from a clock they trust; it must be the date the
+    prune's clock reads (a day either side for a date read in local time), or the clock is wrong after all. A date,
+    not a bare flag: left in a scheduled command it stops vouching for the clock a day later."""
+    try:
+        checked = date.fromisoformat(clock_checked)
+    except ValueError:
+        raise GoldgateError(f"--clock-checked {clock_checked[:64]!r} is not a date; give today's UTC date, "
+                            "YYYY-MM-DD") from None
+    today = datetime.fromtimestamp(now_s, UTC).date()
+    if abs((checked - today).days) > CLOCK_CHECKED_SLACK_DAYS:
+        raise PruneRefused(f"--clock-checked {checked.isoformat()} is not the date {clock} reads ({iso_ms(now_s)}): "
+                           "the clock is wrong; nothing was deleted. Set it right (`date -u`), then prune again")
 
 
 def _epoch_s(stamp: Any) -> float | None:
@@ -258,6 +345,8 @@ def render_text(d: dict[str, Any]) -> str:
     head = (f"{d['stack']}: prune ({mode}): terminal jobs finished before {d['jobs_before']} "
             f"(--keep-days {d['keep_days']})")
     lines = [head]
+    if d.get("clock_checked"):
+        lines.append(f"  clock: vouched for with --clock-checked {d['clock_checked']} (the gap rule not applied)")
     for table in retention.TABLES:
         if table == "job_metrics" and d["metrics_keep_days"] is None:
             lines.append(f"  {table:<20} kept (no --metrics-keep-days); {d['remaining'][table]} rows")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from datetime import UTC, datetime, timedelta
 
 from goldgate.cli import main
 from goldgate.local.platform import LocalPlatform
@@ -19,7 +20,7 @@ def test_prune_after_restoring_prods_backup_into_staging_says_why_not_to_check_a
                                                                                                 capsys):
     home = tmp_path / "home"
     platform = LocalPlatform(home)
-    stack_db(platform.db_path("prod"), jobs=50, stack="prod", start="2025-01-01T00:00:00Z")
+    stack_db(platform.db_path("prod"), jobs=50, stack="prod", start=(datetime.now(UTC) - timedelta(days=60)).strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert main(["dr-drill", "prod", "--home", str(home)]) == 0
     backup = next((home / "backups" / "prod").glob("*.sqlite"))
     # docs/D1_DISASTER_RECOVERY.md: PROD's data restored into STAGING on purpose

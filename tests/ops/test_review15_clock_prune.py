@@ -1,8 +1,10 @@
 """`goldgate prune` counts every cutoff back from now. Locally now is this machine's clock (SQLite's 'now' is the
 machine's): a clock stepped years ahead used to delete every finished job, every idempotency key and, with
---metrics-keep-days, every metrics row. The database's newest row is its evidence of the time: a clock more than a
-year past it is refused and nothing goes. The clock is injected (`now_s`) except in the command's test, where the
-rows are written a decade before the real clock instead."""
+--metrics-keep-days, every metrics row. The rows' times are the evidence of the date: while a row due for deletion is
+followed by more than the keep period + 366 days in which no job was created (up to now), the clock is taken for one
+stepped ahead and nothing goes, whatever was written since (tests/ops/test_review15_fb_prune_clock_gap.py: a job
+run after the step no longer lets the prune through). The clock is injected (`now_s`) except in the command's test,
+where the rows are written a decade before the real clock instead."""
 
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ def test_a_clock_ten_years_ahead_is_refused_and_deletes_nothing(tmp_path, dry_ru
     assert _counts(db) == before == {"jobs": JOBS, "webhook_deliveries": JOBS, "job_metrics": JOBS}
     message = str(refused.value)
     assert "this machine's clock reads 2036-" in message and "nothing was deleted" in message
-    assert "2026-11-01T00:00:20.000Z" in message  # the newest row, the evidence
+    assert "2026-11-01T00:00:20.000Z" in message  # the last row before the stretch: the evidence
 
 
 def test_a_clock_an_hour_ahead_prunes_as_usual(tmp_path):
@@ -57,15 +59,15 @@ def test_a_clock_an_hour_ahead_prunes_as_usual(tmp_path):
     assert report.deleted["jobs"] == JOBS and _counts(db)["jobs"] == 0
 
 
-def test_a_stack_idle_for_months_is_pruned_and_one_idle_over_a_year_is_asked_for_a_newer_row(tmp_path):
+def test_a_stack_idle_for_a_year_is_pruned_and_one_idle_past_its_keep_days_and_a_year_is_asked_to_vouch(tmp_path):
     db = build_stack_db(tmp_path / "db.sqlite", jobs=JOBS, start=START)
-    with pytest.raises(retention.PruneRefused, match="run one on it, then prune"):
-        retention.prune_local(STAGING, db, 30, now_s=NEWEST_S + (retention.MAX_QUIET_DAYS + 1) * DAY_S)
-    report = retention.prune_local(STAGING, db, 30, now_s=NEWEST_S + (retention.MAX_QUIET_DAYS - 1) * DAY_S)
+    with pytest.raises(retention.PruneRefused, match="prune with --clock-checked YYYY-MM-DD"):
+        retention.prune_local(STAGING, db, 30, now_s=NEWEST_S + (30 + retention.MAX_QUIET_DAYS + 1) * DAY_S)
+    report = retention.prune_local(STAGING, db, 30, now_s=NEWEST_S + (30 + retention.MAX_QUIET_DAYS - 1) * DAY_S)
     assert report.deleted["jobs"] == JOBS
 
 
-def test_a_job_run_after_a_long_quiet_lets_the_prune_go_ahead(tmp_path):
+def test_a_job_run_after_a_long_quiet_is_refused_too_until_the_clock_is_vouched_for(tmp_path):
     db = build_stack_db(tmp_path / "db.sqlite", jobs=JOBS, start=START)
     now = NEWEST_S + 2 * 365 * DAY_S
     with pytest.raises(retention.PruneRefused):
@@ -77,8 +79,13 @@ def test_a_job_run_after_a_long_quiet_lets_the_prune_go_ahead(tmp_path):
                      "created_at, created_at_ms, updated_at) VALUES ('fresh', 'staging', 'sdxl-txt2img', "
                      "'sdxl-txt2img@1.0.0', '{}', 't', 'queued', ?, ?, ?)", (fresh, int((now - 60) * 1000), fresh))
     conn.close()
-    report = retention.prune_local(STAGING, db, 30, now_s=now)
-    assert report.deleted["jobs"] == JOBS and _counts(db)["jobs"] == 1
+    # The job's row is as recent as the clock, wrong or not: no evidence that the clock is right.
+    with pytest.raises(retention.PruneRefused, match="no job was created in the 729 days after 2026-11-01T00:00:20"):
+        retention.prune_local(STAGING, db, 30, now_s=now)
+    assert _counts(db)["jobs"] == JOBS + 1
+    today = datetime.fromtimestamp(now, UTC).date().isoformat()  # as the operator read it from a clock they trust
+    report = retention.prune_local(STAGING, db, 30, now_s=now, clock_checked=today)
+    assert report.deleted["jobs"] == JOBS and _counts(db)["jobs"] == 1 and report.clock_checked == today
 
 
 def test_an_empty_database_is_pruned_whatever_the_clock(tmp_path):
