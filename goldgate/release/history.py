@@ -106,11 +106,14 @@ def last_verified(entries: list[Entry], exclude: str | None = None, stack: str =
     """The most recently verified release other than `exclude` (the candidate or current image), skipping
     any release a rollback took `stack` off since it was last verified: rolling back twice goes further
     back, never forward to the release the first rollback left (`--to` still names it deliberately). A
-    rollback that failed before it changed the pin left nothing: what the stack still runs stays a target. Under a
-    ledger key only an authenticated rollback counts: a line appended without it would skip the newest release."""
+    rollback that failed before it changed the pin left nothing: what the stack still runs stays a target. One that was
+    interrupted left its release whatever pin `reconcile` read: after a lost CI runner that is main's pin, the release
+    the rollback was leaving, while the stack may run the one it went to. Under a ledger key only an authenticated
+    rollback counts: a line appended without it would skip the newest release."""
     left = {e.get("before"): e.seq for e in entries
             if e.kind == "rollback" and e.get("phase") == "outcome" and e.get("stack", "prod") == stack and e.authentic
-            and e.get("before") and e.get("before") != e.get("image") and e.get("after") != e.get("before")}
+            and e.get("before") and e.get("before") != e.get("image")
+            and (e.get("after") != e.get("before") or e.get("outcome") == "interrupted")}
     for release in reversed(verified_releases(entries, stack)):
         if release.image != exclude and left.get(release.image, 0) <= release.seq:
             return release

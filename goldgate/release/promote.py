@@ -227,9 +227,11 @@ def _sha256_or_none(path: Path) -> str | None:
 def _rejected(entry: Entry, prod: str, image: Any, reasons: dict[int, Any]) -> bool:
     """Did this ledger entry find `image` wanting on `prod`: a smoke run of it there that failed (recorded by the smoke
     run itself, so a promotion whose runner was lost during the automatic rollback that followed still counts), a
-    promotion of it whose smoke cases failed, or an operator's rollback that took `prod` off it (also one that was
-    interrupted after it moved the pin: its outcome, recorded by `reconcile`, has the intent's reason)? A failed deploy
-    (and the automatic rollback after it) proves nothing about the image: retrying it stays possible."""
+    promotion of it whose smoke cases failed, or an operator's rollback that took `prod` off it? An operator's rollback
+    that was interrupted (its outcome, recorded by `reconcile`, has the intent's reason) is the operator's verdict
+    whatever pin `reconcile` read: after a lost CI runner the next job's checkout pins what main pinned, the release
+    the rollback was leaving, while the stack may run the one it went to. A failed deploy (and the automatic rollback
+    after it) proves nothing about the image: retrying it stays possible."""
     if not isinstance(image, str):
         return False
     if entry.kind == "golden":
@@ -243,7 +245,8 @@ def _rejected(entry: Entry, prod: str, image: Any, reasons: dict[int, Any]) -> b
     # Outcomes `reconcile` wrote before it kept the reason: the intent's says whose rollback it was.
     reason = entry.get("reason", reasons.get(intent_seq) if isinstance(intent_seq, int) else None)
     return (entry.kind == "rollback" and reason == "manual" and entry.get("before") == image
-            and entry.get("after") != image)
+            and (entry.get("after") != image
+                 or (entry.get("outcome") == "interrupted" and entry.get("image") != image)))
 
 
 def _verified_on(entry: Entry, prod: str, image: Any) -> bool:
