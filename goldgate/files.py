@@ -47,11 +47,13 @@ def open_regular(path: Path | str, flags: int, mode: int = 0o644) -> int:
     return fd
 
 
-def lock_dir(path: Path | str) -> int | None:
-    """An fd of the directory at `path` holding an exclusive flock on it, taken without waiting; None (and nothing
-    open) when another open file description holds it. A lock on the directory itself leaves no file behind; the
-    kernel drops it with its holder, so a killed holder never wedges the next. Closing the fd releases it."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def lock_file(path: Path | str) -> int | None:
+    """An fd of the file at `path` (made if missing; anything there but a regular file refused, NotARegularFile)
+    holding an exclusive flock on it, taken without waiting; None (and nothing open) when another open file
+    description holds it. Opened for writing: on NFS, flock is a byte-range lock, which an exclusive lock needs a
+    writable fd for. The kernel drops it with its holder, so a killed holder never wedges the next. Closing the fd
+    releases it."""
+    fd = open_regular(path, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -73,7 +73,8 @@ def result_signature(secret: str, key: str, expires_at: int) -> str:
 def result_signed_with(current: str, previous: str | None, key: str, exp: str | None, sig: str | None,
                        now: float, max_ttl_s: float = MAX_URL_TTL_S) -> SignedWith | None:
     """Which secret signed (key, exp) as `sig`, if exp is still in the future and no further ahead than a URL is
-    handed out for (`max_ttl_s`, the stack's signed_url_ttl_s): "current", "previous", or None."""
+    handed out for (`max_ttl_s`: by default the longest any stack hands one out for, so lowering a stack's
+    signed_url_ttl_s revokes no URL already handed out): "current", "previous", or None."""
     if not exp or not sig or not _DIGITS.fullmatch(exp) or not _HEX64.match(sig.lower()):
         return None
     if int(exp) < now or int(exp) > now + min(max_ttl_s, MAX_URL_TTL_S) + _URL_CLOCK_SLACK_S:

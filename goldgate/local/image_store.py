@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from goldgate.errors import StateError
-from goldgate.files import flock_holder, lock_dir
+from goldgate.files import flock_holder, lock_file
 from images.worker.manifest import ManifestError, check_consistency, load_manifest
 from images.worker.workflows import WorkflowError, load_workflows
 
@@ -120,14 +120,15 @@ def build_local_image(source_dir: Path = Path("images/worker"), home: Path = Pat
 @contextlib.contextmanager
 def _build_lock(images: Path, wait_s: float | None = None) -> Iterator[None]:
     """Held by the build into `images` in progress, from its first look at the snapshot to its rename: a flock on
-    the directory itself (no file beside the snapshots), which the kernel drops with its holder, so a killed build
-    never wedges the next. A second build waits for it, then finds the snapshot built; after `wait_s`
-    (BUILD_LOCK_WAIT_S) it gives up, naming the holder's pid."""
+    `images/.lock`, which the kernel drops with its holder, so a killed build never wedges the next. A second build
+    waits for it, then finds the snapshot built; after `wait_s` (BUILD_LOCK_WAIT_S) it gives up, naming the holder's
+    pid."""
     limit = BUILD_LOCK_WAIT_S if wait_s is None else wait_s
     deadline = time.monotonic() + limit
-    while (fd := lock_dir(images)) is None:
+    lock = images / ".lock"
+    while (fd := lock_file(lock)) is None:
         if time.monotonic() >= deadline:
-            holder = flock_holder(images)
+            holder = flock_holder(lock)
             raise ImageStoreError(f"another build into {images} (pid {holder if holder is not None else 'unknown'}) "
                                   f"has held the image store for over {limit:.0f} s; wait for it to finish and build "
                                   "again")

@@ -111,8 +111,8 @@ class DurableBucket:
                           timedelta(days=self.result_ttl_days + MAX_QUIET_DAYS))
 
     def _log_refusal(self, gap: tuple[datetime, datetime], now: datetime) -> None:
-        """Once per gap (the sweep runs hourly, and each reads a later now): why no result expired, and what to do,
-        in the host log."""
+        """Once per gap (the sweep runs hourly, and each reads a later now): why the results uploaded up to the gap
+        did not expire, and what to do, in the host log. Those uploaded after it expire as usual."""
         before, after = gap
         if before == self._refusal_logged:
             return
@@ -120,11 +120,11 @@ class DurableBucket:
         days = (after - before).days
         then = "this machine's clock reads" if after == now else "the next is of"
         self.log.warning("object_store.clock_ahead", message=(
-            f"no result expired: the upload of {before.isoformat()}Z is the last for {days} days ({then} "
+            f"no result uploaded up to {before.isoformat()}Z expired: it is the last upload for {days} days ({then} "
             f"{after.isoformat()}Z), more than storage.result_ttl_days ({self.result_ttl_days}) + {MAX_QUIET_DAYS}, "
-            "as a clock stepped ahead would make it. Set the clock right (`date -u`) and restart the stack; if it "
-            f"was right all along, delete by hand the results in {self.root} whose record (<sha256>.json, and its "
-            ".bin) says they were uploaded up to then"),
+            "as a clock stepped ahead would make it. Set the clock right (`date -u`; the next hourly sweep expires "
+            f"by it); if it was right all along, delete by hand the results in {self.root} whose record "
+            "(<sha256>.json, and its .bin) says they were uploaded up to then"),
             data={"result_ttl_days": self.result_ttl_days, "last_upload_before": f"{before.isoformat()}Z",
                   "next": f"{after.isoformat()}Z", "dir": str(self.root)})
 
@@ -133,9 +133,9 @@ class DurableBucket:
         now = _naive_utc(now or datetime.now(UTC))
         out = []
         records = list(self._records(report=True))
-        believed = self.clock_refusal([(record["key"], uploaded) for _, record, uploaded in records], now) is None
+        gap = self.clock_refusal([(record["key"], uploaded) for _, record, uploaded in records], now)
         for meta, record, uploaded in records:
-            if believed and self._expired(record["key"], uploaded, now):
+            if self._expired(record["key"], uploaded, now) and (gap is None or uploaded >= gap[1]):
                 continue  # expire() removes it; one whose files it could not remove is no result either
             try:
                 body = read_small_bytes(meta.with_suffix(".bin"), MAX_OBJECT_BYTES)
@@ -153,12 +153,11 @@ class DurableBucket:
         gone: list[str] = []
         records = list(self._records(report=False))  # saved() names the unreadable ones at start
         gap = self.clock_refusal([(record["key"], uploaded) for _, record, uploaded in records], now)
-        if gap is not None:
+        if gap is not None:  # those uploaded after the gap were stamped by the clock that reads now: they expire
             self._log_refusal(gap, now)
-            return gone
         for meta, record, uploaded in records:
             key = record["key"]
-            if not self._expired(key, uploaded, now):
+            if not self._expired(key, uploaded, now) or (gap is not None and uploaded < gap[1]):
                 continue
             try:
                 for backend in _backends():

@@ -37,7 +37,7 @@ from typing import IO, Any
 
 from goldgate.bounded_http import bearer_token
 from goldgate.errors import StateError, describe
-from goldgate.files import NotARegularFile, flock_holder, lock_dir, open_regular
+from goldgate.files import NotARegularFile, open_regular
 from goldgate.logs import now_rfc3339
 from goldgate.spec import StackSpec
 from service.config import (
@@ -331,7 +331,6 @@ class StackDir:
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.up_lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         held = False
-        dir_fd = None
         try:
             deadline = time.monotonic() + timeout_s
             told = waiting is None
@@ -343,20 +342,8 @@ class StackDir:
                     told = True
                     waiting(self._up_lock_holder(fd))  # type: ignore[misc]
                 time.sleep(0.1)
-            # A restore holds the stack's dir (`restoring`) when no command had made the up lock's file before it.
-            told = waiting is None
-            while (dir_fd := lock_dir(self.root)) is None:
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                if not told:
-                    told = True
-                    waiting(self._dir_lock_holder(f"`goldgate dr-restore {self.stack}`"))  # type: ignore[misc]
-                time.sleep(0.1)
             yield True
         finally:
-            if dir_fd is not None:
-                os.close(dir_fd)
             if held:
                 self._left_up_lock(fd)
             os.close(fd)  # releases the lock; a killed `up` releases it the same way
@@ -405,34 +392,18 @@ class StackDir:
         """Taken by `goldgate dr-restore` while it replaces the stack's database, without waiting: yields None when
         taken, else who holds the stack (an `up`, a `down`, a deploy, or another restore). An `up` run meanwhile waits
         for it (`starting`): one that started the stack's host while a restore ran had it open the database the
-        restore then replaced (its journal removed under it), and the stack lost jobs the backup held.
-        Held as the up lock (when a command ever made its file) and a flock on the stack's dir, which an `up` takes
-        too once it holds the up lock: a restore into a stack never brought up leaves no file beside its database."""
+        restore then replaced (its journal removed under it), and the stack lost jobs the backup held. The up lock,
+        as a deploy takes it (a lock on a file opened for writing: flock on a directory fails on NFS)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        up_fd = dir_fd = None
+        fd = os.open(self.up_lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         held = False
         try:
-            with contextlib.suppress(FileNotFoundError):
-                up_fd = os.open(self.up_lock_file, os.O_RDWR)
-            if up_fd is not None and not (held := self._take_up_lock(up_fd, "restore")):
-                yield self._up_lock_holder(up_fd)
-                return
-            dir_fd = lock_dir(self.root)
-            if dir_fd is None:
-                yield self._dir_lock_holder(f"`goldgate up {self.stack}` or another `goldgate dr-restore {self.stack}`")
-                return
-            yield None
+            held = self._take_up_lock(fd, "restore")
+            yield None if held else self._up_lock_holder(fd)
         finally:
-            if dir_fd is not None:
-                os.close(dir_fd)
-            if up_fd is not None:
-                if held:
-                    self._left_up_lock(up_fd)
-                os.close(up_fd)
-
-    def _dir_lock_holder(self, who: str) -> str:
-        pid = flock_holder(self.root)
-        return f"{who} (pid {pid if pid is not None else 'unknown'})"
+            if held:
+                self._left_up_lock(fd)
+            os.close(fd)
 
     @staticmethod
     def _take_up_lock(fd: int, holder: str) -> bool:

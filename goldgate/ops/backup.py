@@ -219,9 +219,10 @@ def prune_backups(directory: Path, retention_days: int, now: datetime) -> Pruned
     taken = {stamp: when for stamp in found if (when := parse_stamp(stamp)) is not None}
     due = [stamp for stamp in sorted(taken) if stamp != newest and taken[stamp] < cutoff]
     jump = clock_jump(taken.values(), now, timedelta(days=retention_days + MAX_QUIET_DAYS)) if due else None
-    if jump is not None:
-        return PrunedBackups(deleted=[], failed=[], kept_newest=f"{newest}.sqlite" if newest else None,
-                             refused=_clock_refusal(directory, retention_days, now, *jump))
+    refused = None
+    if jump is not None:  # those taken after the gap were stamped by the clock that reads now: they go as usual
+        due = [stamp for stamp in due if taken[stamp] >= jump[1]]
+        refused = _clock_refusal(directory, retention_days, now, *jump)
     deleted: list[str] = []
     failed: list[str] = []
     for stamp in due:
@@ -236,13 +237,14 @@ def prune_backups(directory: Path, retention_days: int, now: datetime) -> Pruned
                 except OSError as exc:
                     failed.append(f"{name} ({exc.strerror or exc})")
                     break  # its manifest stays with it
-    return PrunedBackups(deleted=deleted, failed=failed, kept_newest=f"{newest}.sqlite" if newest else None)
+    return PrunedBackups(deleted=deleted, failed=failed, kept_newest=f"{newest}.sqlite" if newest else None,
+                         refused=refused)
 
 
 def _clock_refusal(directory: Path, retention_days: int, now: datetime, before: datetime, after: datetime) -> str:
     days = (after - before).days
     then = "this machine's clock reads" if after == now else "the next backup is of"
-    return (f"no backup was deleted: the backup of {iso(before)} is the last for {days} days ({then} {iso(after)}), "
+    return (f"no backup taken up to {iso(before)} was deleted: it is the last for {days} days ({then} {iso(after)}), "
             f"more than storage.backup_retention_days ({retention_days}) + {MAX_QUIET_DAYS}, as a clock stepped "
             f"ahead would make it. Set the clock right (`date -u`) and drill again; if it was right all along (no "
             f"drill ran for {days} days), delete the backups up to {utc_stamp(before)}.sqlite in {directory} by hand")

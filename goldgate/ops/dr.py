@@ -178,9 +178,8 @@ def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _
         if not keep_backup:
             backup.unlink(missing_ok=True)
             backup.with_name(backup.name.replace(".sqlite", ".manifest.json")).unlink(missing_ok=True)
-        notes, pruned = _prune_old_backups(backup_dir, backup_retention_days, started, progress)
-        if pruned:  # a clock the backups say is far ahead would take the dated records as well
-            notes += _prune_old_records(home, stack, "local", backup_retention_days, started)
+        notes = _prune_old_backups(backup_dir, backup_retention_days, started, progress)
+        notes += _prune_old_records(home, stack, "local", backup_retention_days, started)
         drill = DrillResult(passed=True, finished_at=iso(clock()), notes=notes, **result)
     except (GoldgateError, OSError) as exc:
         drill = DrillResult(passed=False, finished_at=iso(clock()), error=_reason(exc), **result)
@@ -191,17 +190,16 @@ def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _
     return drill
 
 
-def _prune_old_backups(backup_dir: Path, days: int, now: datetime, progress: Progress) -> tuple[list[str], bool]:
-    """The prune after a passed drill; what it could not do is a note: the drill itself passed. Also whether it
-    went ahead (False when the clock was refused)."""
+def _prune_old_backups(backup_dir: Path, days: int, now: datetime, progress: Progress) -> list[str]:
+    """The prune after a passed drill; what it could not do is a note: the drill itself passed."""
     try:
         pruned = prune_backups(backup_dir, days, now)
     except OSError as exc:  # the directory unreadable: nothing deleted
-        return [f"backups older than {days} days were not looked for in {backup_dir} ({exc.strerror or exc})"], True
-    if pruned.refused:
-        progress(pruned.refused)
-        return [pruned.refused], False
+        return [f"backups older than {days} days were not looked for in {backup_dir} ({exc.strerror or exc})"]
     notes = []
+    if pruned.refused:  # what a clock far ahead would have deleted is kept
+        notes.append(pruned.refused)
+        progress(notes[-1])
     if pruned.deleted:
         backups = sum(1 for name in pruned.deleted if name.endswith(".sqlite"))
         notes.append(f"deleted {backups} backup(s) older than {days} days (storage.backup_retention_days) from "
@@ -210,7 +208,7 @@ def _prune_old_backups(backup_dir: Path, days: int, now: datetime, progress: Pro
     if pruned.failed:
         notes.append(f"backups older than {days} days could not be deleted: {'; '.join(pruned.failed[:5])}; "
                      "delete them by hand")
-    return notes, True
+    return notes
 
 
 _DATED_RECORD = re.compile(r"(\d{8}T\d{6}\.\d{3}Z)-(local|cloud)\.json")
@@ -229,17 +227,20 @@ def _prune_old_records(home: Path, stack: str, target: str, days: int, now: date
     times = [(when, path) for stamp, path in dated if (when := parse_stamp(stamp)) is not None]
     due = [path for when, path in times if when < cutoff and path != dated[-1][1]]
     jump = clock_jump([when for when, _ in times], now, timedelta(days=days + MAX_QUIET_DAYS)) if due else None
-    if jump is not None:  # as prune_backups refuses a clock far ahead: every record but the newest would go
-        return [(f"no dated drill record was deleted: the one of {iso(jump[0])} is the last for "
-                 f"{(jump[1] - jump[0]).days} days, as a clock stepped ahead would make it. Set the clock right "
-                 f"(`date -u`); if it was right all along, delete the records up to it in {directory} by hand")]
+    notes = []
+    if jump is not None:  # as prune_backups keeps what a clock far ahead would delete: every record but the newest
+        due = [path for when, path in times if path in due and when >= jump[1]]
+        notes.append(f"no dated drill record up to {iso(jump[0])} was deleted: it is the last for "
+                     f"{(jump[1] - jump[0]).days} days, as a clock stepped ahead would make it. Set the clock right "
+                     f"(`date -u`); if it was right all along, delete the records up to it in {directory} by hand")
     failed = []
     for path in due:
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
             failed.append(f"{path.name} ({exc.strerror or exc})")
-    return [f"drill records older than {days} days could not be deleted: {'; '.join(failed[:5])}"] if failed else []
+    return notes + ([f"drill records older than {days} days could not be deleted: {'; '.join(failed[:5])}"]
+                    if failed else [])
 
 
 def _reason(exc: GoldgateError | OSError) -> str:

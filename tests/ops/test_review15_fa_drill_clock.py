@@ -30,7 +30,7 @@ def _backups(home: Path) -> set[str]:
 
 
 def _clock_notes(notes: list[str]) -> list[str]:
-    return [n for n in notes if n.startswith("no backup was deleted") and "Set the clock right" in n]
+    return [n for n in notes if n.startswith("no backup taken up to") and "Set the clock right" in n]
 
 
 def _drill(db: Path, home: Path, at: datetime) -> DrillResult:
@@ -100,7 +100,23 @@ def test_a_cloud_drill_keeps_its_dated_records_from_a_clock_far_ahead(tmp_path):
     for path in records:
         path.write_text("{}")
     (note,) = dr._prune_old_records(tmp_path, "staging", "cloud", RETENTION, AHEAD)
-    assert note.startswith("no dated drill record was deleted") and "date -u" in note
+    assert note.startswith("no dated drill record up to") and "date -u" in note
     assert all(path.exists() for path in records)
     assert dr._prune_old_records(tmp_path, "staging", "cloud", RETENTION, NOW) == []  # the clock right: they go
     assert [path.exists() for path in records] == [False, False, True]
+
+
+def test_after_a_real_gap_the_backups_taken_since_are_pruned_as_usual(tmp_path, stack_db):
+    # Drills stopped for 430 days (over 30 + 366), then ran weekly again with the clock right all along: the backups
+    # from before the gap are kept (the clock cannot be told from one stepped ahead), but those taken since, by the
+    # clock that reads now, go once they are past the window, as before (they used to pile up for good).
+    home = tmp_path / "home"
+    db = stack_db(LocalPlatform(home).db_path("staging"), jobs=5)
+    before_gap = {_backup_at(db, home, days).name for days in (500, 490)}
+    since = [_backup_at(db, home, days).name for days in (60, 53, 46, 39, 32, 25, 18, 11, 4)]
+
+    result = _drill(db, home, NOW)
+
+    assert result.passed and _clock_notes(result.notes)
+    assert before_gap <= _backups(home)
+    assert _backups(home) == before_gap | set(since[-4:]) | {Path(result.backup).name}
