@@ -24,6 +24,7 @@ from service import local_server
 
 _BODY = b'{"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "a lighthouse at dusk"}}'
 _WAIT_S = 20  # a bound on a hung server, never a measurement
+_BODY_DEADLINE_S = 3.0  # for a download's answer to begin within, however loaded the machine
 
 
 class _HeldRunPod:
@@ -204,7 +205,9 @@ def test_a_download_streaming_out_is_not_cut_by_the_deadline_of_a_body_the_app_l
     """A result download sent with a chunked body over max_body_bytes: the app stops reading the body and streams
     the answer (then closes, as it did not read the body). The body deadline falling due while the answer streams
     must not write a 408 into the middle of the download."""
-    monkeypatch.setattr(local_server, "BODY_TIMEOUT_S", 0.2, raising=False)
+    # The deadline runs from the request's arrival, so it must fall due after the answer has begun: long enough for
+    # the answer to start on a loaded machine (a 408 ahead of it is right: the body never came whole).
+    monkeypatch.setattr(local_server, "BODY_TIMEOUT_S", _BODY_DEADLINE_S, raising=False)
     key = "results/" + "d" * 32 + "/0.png"
     size = 16 * 1024 * 1024  # far more than the socket buffers hold: the answer is still going out for a while
     payload = b"\x89PNG" + b"\0" * (size - 4)
@@ -215,13 +218,17 @@ def test_a_download_streaming_out_is_not_cut_by_the_deadline_of_a_body_the_app_l
         sock.connect(("127.0.0.1", small_body_edge.port))
         sock.sendall(f"GET /api/result/{key} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {API_TOKEN}\r\n"
                      "transfer-encoding: chunked\r\n\r\n".encode() + b"c8\r\n" + b"x" * 200 + b"\r\n")
-        # The client reads nothing for five body deadlines (the answer waits in the server's buffers), then all.
-        time.sleep(1.0)
+        sent = time.monotonic()
+        assert select.select([sock], [], [], _WAIT_S)[0], "no answer came"  # its head, left unread
+        begun_s = time.monotonic() - sent
+        # The client reads nothing until the body deadline has fallen due while the answer streams (it waits in the
+        # server's buffers), then all of it.
+        time.sleep(max(0.0, sent + _BODY_DEADLINE_S + 0.5 - time.monotonic()))
         received = bytearray()
         while chunk := sock.recv(1 << 20):
             received += chunk
     head, _, body = bytes(received).partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    assert head.startswith(b"HTTP/1.1 200"), (head[:200], f"the answer began {begun_s:.2f} s after the request")
     assert b"content-length: %d" % size in head.lower()
     assert len(body) == size and body == payload, f"the download was cut or garbled ({len(body)} bytes)"
     assert _refusals(log_lines) == []
