@@ -30,7 +30,7 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -67,6 +67,22 @@ ROTATED_SECRETS = ("api_token", "webhook_secret", WEBHOOK_SECRET_PREVIOUS)
 # for months would otherwise fill its logs dir with them. Removed when the stack starts, and hourly while it runs (the
 # emulator's fleet, EmulatorConfig.worker_log_max_age_s).
 WORKER_LOG_MAX_AGE_S = 7 * 86400
+
+
+def remove_old_worker_logs(logs_dir: Path, max_age_s: float, keep: Collection[str] = ()) -> int:
+    """Remove the worker logs in `logs_dir` (worker-<id>.log) untouched for `max_age_s`, but those of the worker ids
+    in `keep`; how many went. Only regular files; one that cannot go is kept: this is housekeeping."""
+    cutoff = time.time() - max_age_s
+    removed = 0
+    for path in logs_dir.glob("worker-*.log") if logs_dir.is_dir() else []:
+        if path.name[len("worker-"):-len(".log")] in keep:
+            continue
+        with contextlib.suppress(OSError):
+            info = path.lstat()
+            if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def spec_fingerprint(spec: StackSpec) -> str:
@@ -501,15 +517,7 @@ class StackDir:
     def prune_worker_logs(self, max_age_s: float = WORKER_LOG_MAX_AGE_S) -> int:
         """Remove the worker logs untouched for `max_age_s` (their workers ended long ago); how many went. Run while
         no host runs, so no worker writes one. Only regular files: anything else is `check_logs`'s to refuse."""
-        cutoff = time.time() - max_age_s
-        removed = 0
-        for path in self.logs_dir.glob("worker-*.log"):
-            with contextlib.suppress(OSError):  # a log that cannot go is kept: this is housekeeping
-                info = path.lstat()
-                if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-        return removed
+        return remove_old_worker_logs(self.logs_dir, max_age_s)
 
     @property
     def workers_dir(self) -> Path:

@@ -11,12 +11,10 @@ log of its own (worker-<id>.log); the logs of workers gone for `worker_log_max_a
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import threading
@@ -29,7 +27,7 @@ from goldgate.errors import SpecError
 from goldgate.local.lifeline import Lifeline
 from goldgate.local.runpod.backend import RunPodBackend, StartWorker, StopWorker
 from goldgate.local.runpod.eventlog import EventLog, job_context
-from goldgate.local.state import open_log
+from goldgate.local.state import open_log, remove_old_worker_logs
 
 Launcher = Callable[[str, dict[str, str]], tuple[list[str], dict[str, str]]]
 
@@ -215,21 +213,11 @@ class WorkerFleet:
     def prune_logs(self) -> int:
         """Remove the logs of workers that are gone (not running, not starting), untouched for
         `worker_log_max_age_s`; how many went. Only regular files named as the fleet names them."""
-        cutoff = time.time() - self.config.worker_log_max_age_s
         with self._lock:
             live = set(self._procs) | self._expected_exit
         with self.backend.lock:
             live |= set(self.backend.workers)
-        removed = 0
-        for path in self.logs_dir.glob("worker-*.log") if self.logs_dir.is_dir() else []:
-            if path.name[len("worker-"):-len(".log")] in live:
-                continue
-            with contextlib.suppress(OSError):  # a log that cannot go is kept: this is housekeeping
-                info = path.lstat()
-                if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-        return removed
+        return remove_old_worker_logs(self.logs_dir, self.config.worker_log_max_age_s, keep=live)
 
     def _remove_scratch(self, worker_id: str) -> None:
         shutil.rmtree(self.scratch_dir / worker_id, ignore_errors=True)
