@@ -258,10 +258,10 @@ def _e2e_ms(job: dict[str, Any], delivery: Delivery, now_s: float) -> tuple[int 
     if delivery.runpod_job_id is None or delivery.from_store:
         return None, None
     age = job_age_ms(job, now_s)
-    # RunPod's own figures, each bounded only by how long a job can live: bounded by the age, as plausible_timings
-    # bounds them, a step back that leaves the age positive would drop the run time and pass the e2e it shortened.
-    limit = lifetime_ms(job)
-    ran = sum(v for v in (delivery.delay_time_ms, delivery.execution_time_ms) if v is not None and v <= limit)
+    # RunPod's figures as plausible_timings keeps them: ones longer than the job's age by this clock are taken for
+    # RunPod's error, not the clock's (a step back that leaves the age positive cannot be told from that).
+    queue, run = plausible_timings(job, delivery, now_s)
+    ran = (queue or 0) + (run or 0)
     if age < -_TIMING_SLACK_MS:
         why = "the service's clock reads before the job's creation: it stepped back since"
     elif age + _TIMING_SLACK_MS < ran:
