@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from ops_fixtures import build_stack_db
+from test_review15_clock_prune import _counts
 
 from goldgate import spec as specs
 from goldgate.cli import main
@@ -54,15 +55,6 @@ def _run_job(db: Path, job_id: str, at_s: float, status: str = "completed") -> N
         if status == "completed":
             conn.execute(_METRIC, (job_id, at))
     conn.close()
-
-
-def _counts(db: Path) -> dict[str, int]:
-    conn = sqlite3.connect(db)
-    try:
-        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                for t in ("jobs", "webhook_deliveries", "job_metrics")}
-    finally:
-        conn.close()
 
 
 # -- the weakness: one job after the step ---------------------------------------------------------
