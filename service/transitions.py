@@ -359,9 +359,26 @@ def plausible_timings(job: dict[str, Any], delivery: Delivery, now_s: float) -> 
     return (queue if queue is None or queue <= limit else None), (run if run is None or run <= limit else None)
 
 
+@dataclass(frozen=True)
+class Figures:
+    """A delivery's times as the job records them: RunPod's queue and run ms (None where implausible), the
+    end-to-end ms of a terminal one, and why the service's clock left no e2e (`data.clock_suspect`). Worked out
+    once per applied delivery: the database write and the applied line carry the same figures."""
+    queue_ms: int | None
+    run_ms: int | None
+    e2e_ms: int | None
+    clock_suspect: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, job: dict[str, Any], delivery: Delivery, status: str, now_s: float) -> Figures:
+        queue_ms, run_ms = plausible_timings(job, delivery, now_s)
+        e2e, suspect = _e2e_ms(job, delivery, now_s) if status in jobs.TERMINAL else (None, None)
+        return cls(queue_ms, run_ms, e2e, suspect)
+
+
 def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
                      checked: tuple[str, str | None, list[dict[str, Any]] | None], now_s: float,
-                     pricing: Pricing) -> list[Statement]:
+                     pricing: Pricing, figures: Figures | None = None) -> list[Statement]:
     """The one batch (one D1 transaction) that applies a delivery to `job` as read (READ_JOB):
     the compare-and-set UPDATE on its version, then, only if that UPDATE happened, the delivery's
     record and, for a terminal state, the job's metrics row. `checked` = (status, error, results).
@@ -375,8 +392,8 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
     gpu = output.get("gpu_type") if isinstance(output.get("gpu_type"), str) else None
     gpu = (gpu or pricing.gpu_type) if ran else None
     terminal = status in jobs.TERMINAL
-    e2e = _e2e_ms(job, delivery, now_s)[0] if terminal else None
-    queue_ms, run_ms = plausible_timings(job, delivery, now_s)
+    figures = figures or Figures.of(job, delivery, status, now_s)
+    e2e, queue_ms, run_ms = figures.e2e_ms, figures.queue_ms, figures.run_ms
     usd = cost.estimate_usd(run_ms, gpu, pricing.gpu_count, pricing.price_per_gpu_second) if terminal else None
     if _replaces_a_completion(job):  # the same attempt again: priced once
         usd = job["cost_estimate_usd"] if job["cost_estimate_usd"] is not None else usd
@@ -470,10 +487,11 @@ class Transitions:
                 return await self._ignore(job, delivery, fingerprint, source, decision, log, now_s)
             if checked is None:
                 checked = await self._check_results(job_id, delivery)
-            written, holder = await self._write(job, delivery, fingerprint, source, checked, now_s)
+            figures = Figures.of(job, delivery, checked[0], now_s)
+            written, holder = await self._write(job, delivery, fingerprint, source, checked, now_s, figures)
             if written:
                 new_status = checked[0]
-                self._log_applied(log, job, delivery, new_status, checked[1], source, now_s)
+                self._log_applied(log, job, delivery, new_status, checked[1], source, figures)
                 return Outcome(True, "applied", new_status)
             if holder is not None:  # the id is another job's: deciding again would not change that
                 return await self._refuse_taken(job, delivery, fingerprint, source, holder, log, now_s)
@@ -494,12 +512,12 @@ class Transitions:
         return delivery.status, None, None
 
     async def _write(self, job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
-                     checked: tuple[str, str | None, list[dict[str, Any]] | None], now_s: float
-                     ) -> tuple[bool, str | None]:
+                     checked: tuple[str, str | None, list[dict[str, Any]] | None], now_s: float,
+                     figures: Figures) -> tuple[bool, str | None]:
         """(whether the compare-and-set UPDATE happened; if it would have adopted an id another job holds, that
         job's id)."""
         results = await self.db.batch(write_statements(job, delivery, fingerprint, source, checked, now_s,
-                                                       self.pricing))
+                                                       self.pricing, figures))
         if results[0].changes == 1:
             return True, None
         holders = results[-1].rows if adopts(job, delivery) else []
@@ -540,10 +558,10 @@ class Transitions:
         return Outcome(False, reason, job["status"])
 
     def _log_applied(self, log: Logger, job: dict[str, Any], delivery: Delivery, status: str,
-                     error: str | None, source: str, now_s: float) -> None:
+                     error: str | None, source: str, figures: Figures) -> None:
         terminal = status in jobs.TERMINAL
         output = delivery.output if isinstance(delivery.output, dict) else {}
-        queue_ms, run_ms = plausible_timings(job, delivery, now_s)
+        queue_ms, run_ms = figures.queue_ms, figures.run_ms
         data: dict[str, Any] = {"source": source, "runpod_status": delivery.runpod_status,
                                 "previous_status": job["status"]}
         unusable = [name for name, raw, kept in (("delayTime", delivery.delay_time_ms, queue_ms),
@@ -555,15 +573,14 @@ class Transitions:
             data["unusable_runpod_timings"] = [*delivery.dropped, *unusable]
         if isinstance(output.get("timings"), dict) and worker_timings_json(output) is None:
             data["worker_timings_dropped"] = f"over {_MAX_WORKER_TIMINGS_CHARS} characters as JSON"
-        e2e, clock_suspect = _e2e_ms(job, delivery, now_s) if terminal else (None, None)
-        if clock_suspect is not None:
-            data["clock_suspect"] = clock_suspect
+        if figures.clock_suspect is not None:
+            data["clock_suspect"] = figures.clock_suspect
         fields: dict[str, Any] = {
             "reason": "applied", "status": status, "runpod_job_id": delivery.runpod_job_id,
             # the image that ran it, not the configured one
             "worker_image_tag": ran_by(job, output, self.pricing) if delivery.runpod_job_id is not None else None,
             "runpod_queue_duration_ms": queue_ms, "runpod_run_duration_ms": run_ms,
-            "e2e_ms": e2e,
+            "e2e_ms": figures.e2e_ms,
             "data": data,
         }
         if status == "failed" and delivery.status == "completed":
