@@ -6,7 +6,8 @@ outlives the host. Without this, `goldgate down` / `up` (or a crashed host) kept
 its result images were gone (404). R2 is durable; so is this: each stored object is written through to
 `stacks/<stack>/objects/<bucket>/` (`<sha256 of key>.bin` and, last, its `.json` with the key, metadata and upload
 time), and a deleted object's files are removed. Same process as the moto server (the stack host): the S3 backend's
-put and delete are wrapped for the one bucket, nothing else is touched. A restored object keeps its upload time as
+put and delete are wrapped for the one bucket, nothing else is touched. Once saved, an object's body is read from
+its file (`SavedBody`), so the host's memory does not grow with what the bucket holds. A restored object keeps its upload time as
 its Last-Modified, as R2 keeps it: not the time of the restart that put it back.
 
 The cloud bucket's lifecycle rule (infra/components/storage.py) deletes each object under `results/`
