@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import signal
 import sys
 import traceback
@@ -34,6 +35,10 @@ PACKAGE = "worker"  # the snapshot's package directory name
 
 
 MAX_MESSAGE_CHARS = 4000  # logging-schema-v1 `message`
+# The worker's credentials by their names, as the RunPod emulator masks an endpoint's env in a job's error: a snapshot
+# module that fails at import with its setting in the message must not print the R2 secret in the worker's log.
+_CREDENTIAL = re.compile(r"SECRET|TOKEN|PASSWORD|PASSPHRASE|KEY", re.IGNORECASE)
+MIN_CREDENTIAL_CHARS = 6  # shorter values ("1", "true") would mask ordinary words, and no credential is that short
 
 
 class _Terminated(SystemExit):
@@ -81,6 +86,12 @@ def _hold_dir(name: str) -> Path | None:
     return Path(raw)
 
 
+def _credentials() -> tuple[str, ...]:
+    """The values of this worker's credentials (R2 keys, RunPod's worker key, any the endpoint's env adds)."""
+    return tuple(value.strip() for name, value in os.environ.items()
+                 if _CREDENTIAL.search(name) and len(value.strip()) >= MIN_CREDENTIAL_CHARS)
+
+
 def _refuse(log: JsonLogger, event: str, message: str, code: int) -> int:
     """Why this worker will not start, as one v1 line on stderr (the process output is a worker log)."""
     log.error(event, message=message[:MAX_MESSAGE_CHARS])
@@ -99,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     snapshot = args.snapshot.resolve()
     context = {"stack": os.environ.get("STACK") or None, "worker_image_tag": os.environ.get("WORKER_IMAGE_TAG") or None}
-    log = JsonLogger("orchestrator", **context)
-    refusal = JsonLogger("orchestrator", sys.stderr, **context)
+    credentials = _credentials()
+    log = JsonLogger("orchestrator", secrets=credentials, **context)
+    refusal = JsonLogger("orchestrator", sys.stderr, secrets=credentials, **context)
     if not (snapshot / PACKAGE / "handler.py").is_file() or not (snapshot / "models").is_dir():
         return _refuse(refusal, "local_worker_refused", f"worker_process: {snapshot} is not a worker snapshot "
                                                         f"(needs {PACKAGE}/handler.py and models/)", 2)
@@ -126,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         logs = _import(f"{PACKAGE}.logs", snapshot)
         report = preflight.run_preflight(snapshot / PACKAGE / "models.yaml", snapshot / PACKAGE / "workflows",
                                          [snapshot / "models"])
-        preflight.log_report(report, logs.WorkerLog(stack=os.environ.get("STACK") or None,
+        preflight.log_report(report, logs.WorkerLog(secrets=credentials, stack=os.environ.get("STACK") or None,
                                                     worker_image_tag=os.environ.get("WORKER_IMAGE_TAG") or None,
                                                     workflow_version=os.environ.get("WORKFLOW_VERSION") or None))
         if not report.ok:

@@ -18,8 +18,21 @@ COMFY_DIR="${COMFY_DIR:-/comfyui}"
 WORKER_PKG="${WORKER_PKG:-goldgate_worker}"
 export COMFY_URL="${COMFY_URL:-http://127.0.0.1:8188}"
 
+# ComfyUI runs each workflow's nodes and needs no credential: the R2 keys and RunPod's worker key are the handler's.
+# A node that logs or sends its environment (or a crash report that dumps it) must find none, so ComfyUI starts
+# without every variable whose name says credential (as the RunPod emulator masks them: SECRET, TOKEN, KEY,
+# PASSWORD; PASSPHRASE too). Preflight and the handler keep the environment as it is.
+CREDENTIAL_NAMES=()
+for NAME in $(compgen -e); do
+  case "${NAME^^}" in
+    *SECRET*|*TOKEN*|*KEY*|*PASSWORD*|*PASSPHRASE*) CREDENTIAL_NAMES+=("$NAME") ;;
+  esac
+done
+
 cd "${APP_DIR:-/opt/goldgate}"
-"$PYTHON" "$COMFY_DIR/main.py" --listen 127.0.0.1 --port 8188 --disable-auto-launch --disable-metadata &
+# exec in the subshell: $! is ComfyUI's own pid, which the handler watches (COMFY_PID) and the traps signal.
+(unset -v "${CREDENTIAL_NAMES[@]}"; exec "$PYTHON" "$COMFY_DIR/main.py" --listen 127.0.0.1 --port 8188 \
+  --disable-auto-launch --disable-metadata) &
 # The handler reads it: a ComfyUI that exits while it loads fails the job at once, not after the readiness bound.
 export COMFY_PID=$!
 trap 'kill "$COMFY_PID" 2>/dev/null && wait "$COMFY_PID" 2>/dev/null || true' EXIT
