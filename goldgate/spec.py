@@ -180,7 +180,8 @@ class StorageSpec:
 @dataclass(frozen=True)
 class RetentionSpec:
     """What the API Worker's Cron Trigger prunes from D1, on `cron` (UTC), as `goldgate prune --keep-days keep_days
-    [--metrics-keep-days metrics_keep_days]` would (cloud stacks only)."""
+    [--metrics-keep-days metrics_keep_days]` would; on the local target the stack host runs it on the same schedule
+    over the stack's SQLite (goldgate.local.retention_cron)."""
 
     keep_days: int
     cron: str
@@ -807,8 +808,14 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
         raise SpecError(f"{source}: stacks.{name}.endpoint: registry_credential_id and manage_registry_credential are "
                         "for cloud stacks: the local target runs images from its own image store and pulls nothing")
     if target == "local" and spec.database.retention is not None:
-        raise SpecError(f"{source}: stacks.{name}.database.retention: a Cloudflare Cron Trigger runs it, so it is for "
-                        f"cloud stacks; on the local target run `goldgate prune {name} --keep-days N` instead")
+        # The stack host runs it on this schedule: one its reading cannot place in time (`1,L`, Feb 31) is refused
+        # here, not found by a host that would never prune. (Imported here: the host's module imports this one.)
+        from goldgate.local.retention_cron import CronError, CronSchedule
+
+        try:
+            CronSchedule.parse(spec.database.retention.cron)
+        except CronError as exc:
+            raise SpecError(f"{source}: stacks.{name}.database.retention.cron: {exc}; {_CRON_RULE}") from None
     if target == "cloud" and spec.image is None:
         raise SpecError(f"{source}: goldgate:spec.image is required for a cloud stack (repo@sha256:<64 hex>)")
     return spec

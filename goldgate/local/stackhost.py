@@ -9,7 +9,9 @@ It runs, on 127.0.0.1 only:
     sweep while the stack runs),
   - the RunPod emulator (control plane, data plane, worker job URLs, webhooks) with the stack's
     endpoint, whose workers are processes running the pinned image's real handler,
-  - the service (`python -m service.local_server`) over the stack's SQLite, as a child process.
+  - the service (`python -m service.local_server`) over the stack's SQLite, as a child process,
+  - with `database.retention`, the stack's Cron Trigger: a thread that prunes the SQLite on its cron, as
+    `goldgate prune` would (goldgate.local.retention_cron).
 It writes `state.json` once everything answers, restarts the service and re-pins the endpoint's
 image on SIGHUP (what `pulumi up` does in the cloud: the Worker is redeployed with the new image
 tag and the endpoint gets an image PATCH), and stops everything on SIGTERM.
@@ -46,6 +48,13 @@ from goldgate.errors import GoldgateError, describe
 from goldgate.local import image_store
 from goldgate.local.lifeline import Lifeline
 from goldgate.local.object_store import DurableBucket
+from goldgate.local.retention_cron import (
+    CronSchedule,
+    RetentionCron,
+    RetentionOutcome,
+    RetentionRun,
+    last_recorded_prune,
+)
 from goldgate.local.state import (
     WEBHOOK_SECRET_PREVIOUS,
     StackDir,
@@ -122,6 +131,11 @@ class StackHost:
         self.reload_requested = threading.Event()
         self.result_sweep_s = result_sweep_s
         self.result_sweeper: threading.Thread | None = None
+        # The retention cron's own stop: set first thing in `shutdown`, so a prune in hand ends before RunPod's
+        # grace period and the service's stop, not after them.
+        self.retention_stopping = threading.Event()
+        self.retention_run: RetentionRun | None = None
+        self.retention_thread: threading.Thread | None = None
         # The state.json the host could not write (a full disk) while it serves: written again each few seconds
         # until it can be; state.json meanwhile still says what the host last recorded (the image it serves).
         self.unwritten_state: dict[str, Any] | None = None
@@ -155,6 +169,36 @@ class StackHost:
         """The bucket's lifecycle rule while the stack runs: a result that reaches its ttl goes, as in R2."""
         while not self.stopping.wait(self.result_sweep_s):
             self.results.expire()
+
+    # -- database retention (the Cron Trigger's stand-in) ---------------------------------------
+    def start_retention(self) -> None:
+        kept = self.spec.database.retention
+        if kept is None:
+            return
+        self.retention_run = RetentionRun(self.spec, self.home, self.retention_stopping)
+        cron = RetentionCron(CronSchedule.parse(kept.cron), self.retention_run, self.retention_logged,
+                             self.retention_stopping, last_run=lambda: last_recorded_prune(self.home, self.spec.name))
+        self.retention_thread = threading.Thread(target=cron.loop, name="retention-cron", daemon=True)
+        self.retention_thread.start()
+
+    def retention_logged(self, outcome: RetentionOutcome) -> None:
+        """One line per run, under the events the cloud's scheduled handler logs."""
+        if outcome.kind == "pruned":
+            self.log.info("retention.pruned", status=outcome.status, message=outcome.message, data=outcome.data)
+        elif outcome.kind == "skipped":
+            self.log.info("retention.skipped", reason=outcome.reason, message=outcome.message, data=outcome.data)
+        else:
+            exc = outcome.error
+            self.log.error("retention.failed", reason=outcome.reason, message=outcome.message, data=outcome.data,
+                           error={"type": type(exc).__name__, "message": str(exc)} if exc is not None else None)
+
+    def stop_retention(self, timeout_s: float = 15.0) -> None:
+        """End a prune in hand now: the statement in hand rolls back, the ones before it stay (each stands alone)."""
+        self.retention_stopping.set()
+        if self.retention_run is not None:
+            self.retention_run.interrupt()
+        if self.retention_thread is not None:
+            self.retention_thread.join(timeout_s)
 
     # -- RunPod emulator ----------------------------------------------------------------------
     def worker_env(self, image: str | None) -> dict[str, str]:
@@ -400,6 +444,7 @@ class StackHost:
             self.start_service(image)
             self.write_state(image)
             self.log.info("stack.ready", worker_image_tag=image)
+            self.start_retention()
             while not self.stopping.is_set():
                 if self.reload_requested.is_set():
                     self.reload_requested.clear()
@@ -426,6 +471,7 @@ class StackHost:
             self.shutdown()
 
     def shutdown(self) -> None:
+        self.stop_retention()
         # RunPod first: a job that finishes in its worker's grace period sends its webhook to a service that
         # is still there to take it (stopped first, the job stayed queued in D1 with its result in R2).
         runpod = getattr(self, "runpod", None)

@@ -109,7 +109,7 @@ def prune_local(spec: StackSpec, path: Path, keep_days: int, metrics_keep_days: 
     conn = open_stack_db(path)
     try:
         progress(f"{'counting' if dry_run else 'pruning'} {path}")
-        return _run(_SqliteSql(conn), spec.name, "local", keep_days, metrics_keep_days, dry_run, now_s,
+        return prune_over(_SqliteSql(conn), spec.name, "local", keep_days, metrics_keep_days, dry_run, now_s,
                     clock_checked, migrate=f"`goldgate up {spec.name}`")
     except sqlite3.DatabaseError as exc:
         raise GoldgateError(f"pruning {path} failed ({exc}); it is safe to run the prune again") from None
@@ -123,13 +123,15 @@ def prune_cloud(spec: StackSpec, d1: D1Client, database_id: str, keep_days: int,
     check_keep_days(spec, keep_days, metrics_keep_days)
     db = _D1Sql(d1, database_id)
     progress(f"{'counting' if dry_run else 'pruning'} D1 {database_id}")
-    return _run(db, spec.name, "cloud", keep_days, metrics_keep_days, dry_run, now_s, clock_checked,
+    return prune_over(db, spec.name, "cloud", keep_days, metrics_keep_days, dry_run, now_s, clock_checked,
                 where=f"D1 {database_id}", migrate=f"`pulumi up --stack {spec.name}`")
 
 
-def _run(db: retention.Sql, stack: str, target: str, keep_days: int, metrics_keep_days: int | None,
-         dry_run: bool, now_s: float | None, clock_checked: str | None, *, migrate: str,
-         where: str = "the database") -> PruneReport:
+def prune_over(db: retention.Sql, stack: str, target: str, keep_days: int, metrics_keep_days: int | None,
+               dry_run: bool, now_s: float | None, clock_checked: str | None, *, migrate: str,
+               where: str = "the database") -> PruneReport:
+    """`goldgate prune` over `db`, every guard included (the tables, the stack's own jobs, the clock): the command's
+    local and cloud forms, and the local stack host's scheduled retention (goldgate.local.retention_cron)."""
     async def checked_prune() -> tuple[retention.Cutoffs, retention.Pruned]:
         missing = await retention.missing_tables(db)
         if missing:

@@ -65,14 +65,13 @@ def test_a_retention_block_that_would_delete_what_must_be_kept_or_never_run_is_r
     assert said in refusal(retention, "prod")
 
 
-def test_retention_on_a_local_stack_is_refused_pointing_to_goldgate_prune(tmp_path):
+def test_retention_on_a_local_stack_is_read_for_its_stack_host_to_run(tmp_path):
+    # The same stack file runs locally: the stack host prunes on the cron (tests/local/test_review16_ret_*.py).
     doc = yaml.safe_load(specs.LOCAL_STACKS_FILE.read_text())
     doc["stacks"]["staging"]["database"]["retention"] = {"keep_days": 30, "cron": "30 3 * * *"}
     path = tmp_path / "local.yaml"
     path.write_text(yaml.safe_dump(doc))
-    with pytest.raises(SpecError, match=r"database.retention: a Cloudflare Cron Trigger runs it.*goldgate prune "
-                                        r"staging --keep-days N"):
-        specs.load_local("staging", path)
+    assert specs.load_local("staging", path).database.retention == specs.RetentionSpec(keep_days=30, cron="30 3 * * *")
 
 
 @pytest.mark.parametrize(("cron", "said"), [
