@@ -53,8 +53,10 @@ class AsgiService:
             size += len(chunk)
             more = message.get("more_body", False)
         headers: dict[str, str] = {}
+        # A value's bytes are read as workerd hands them to the Worker: as UTF-8, a byte that is none becoming U+FFFD
+        # (cloudflare/workerd#6927), not as Latin-1, so a non-ASCII value the core quotes back reads the same.
         for k, v in scope.get("headers", []):  # a repeated field is one comma-joined list (RFC 9110 5.3)
-            name, value = k.decode("latin-1").lower(), v.decode("latin-1")
+            name, value = k.decode("latin-1").lower(), v.decode("utf-8", "replace")
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         # A GET or HEAD body has no meaning (RFC 9110 9.3.1); the Worker entry hands the core none, and so does this
         body_in = b"" if scope["method"] in ("GET", "HEAD") else b"".join(chunks)
