@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from service.http import ApiError
+from service.http import MAX_JSON_DEPTH, ApiError, nested_deeper_than
 from service.ports import ObjectTooLarge, ResultStore
 
 ALLOWED_CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp")
@@ -159,6 +159,8 @@ async def stored_outcome(store: ResultStore, job_id: str) -> StoredOutcome | Non
     if raw is None:
         return None
     try:
+        if nested_deeper_than(raw, MAX_JSON_DEPTH):  # Pyodide's parser would overflow the Worker's JS stack
+            raise RecursionError
         document = json.loads(raw)
     except (ValueError, RecursionError):  # UnicodeDecodeError too; nested past the parser's depth is no outcome
         raise OutcomeUnusable(f"{key} is not JSON") from None

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from service.http import without_lone_surrogates
+from service.http import MAX_JSON_DEPTH, nested_deeper_than, without_lone_surrogates
 from service.ports import HttpTransport, TransportError
 
 
@@ -42,7 +42,7 @@ def _detail(body: bytes, api_key: str) -> str:
     # Only the vendor's explanation (RFC 9457 detail/title or error), never our request. A peer may echo
     # our request back (key, webhook URL): they are masked before the text is cut, so no part is left at the cut.
     try:
-        data = json.loads(body)
+        data = json.loads(body) if not nested_deeper_than(body, MAX_JSON_DEPTH) else None
         if isinstance(data, dict):
             for key in ("detail", "error", "title", "message"):
                 if isinstance(data.get(key), str):
@@ -74,11 +74,13 @@ class HttpRunPodGateway:
             if reply.status >= 500 or reply.status == 429:
                 raise RunPodUnavailable(f"RunPod answered HTTP {reply.status}: {detail}", reply.status)
             raise RunPodRefused(reply.status, detail)
+        if nested_deeper_than(reply.body, MAX_JSON_DEPTH):  # as a webhook's body: Pyodide's parser would overflow
+            raise RunPodUnavailable(f"RunPod answered with JSON nested over {MAX_JSON_DEPTH} levels")
         try:
             # read as the webhook reads the same outcome: a lone \udXXX escape (a worker's error naming a file whose
             # name is not UTF-8) would fail every later hash, write and log of it
             data = without_lone_surrogates(json.loads(reply.body))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise RunPodUnavailable("RunPod answered with a body that is not JSON") from None
         if not isinstance(data, dict):
             raise RunPodUnavailable("RunPod answered with JSON that is not an object")
