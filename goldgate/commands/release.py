@@ -15,6 +15,7 @@ import re
 import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from goldgate.release.gate import PromotionRefused
 from goldgate.release.golden import MAX_CONCURRENCY
 from goldgate.release.history import interrupted, on_target
 from goldgate.release.ledger import KEY_ENV, Ledger, detect_trigger
+from goldgate.release.lock import ReleaseLock
 from goldgate.release.main_pins import STACKS, check_prod_file, pins_onto_main, read_stack_file
 from goldgate.release.promote import PromotionOutcome, check_gate, promote
 from goldgate.release.rollback import rollback
@@ -167,9 +169,15 @@ def cmd_golden(args: argparse.Namespace) -> int:
         progress("!!! --update-references: the images rendered now become the references every future golden "
                  "run is compared with. Do this only deliberately, after checking the images by eye, and "
                  "commit the new references/ in their own reviewed change. !!!")
-    run = run_golden(_deployer(args), args.stack, Ledger(_home(args)), suite="smoke" if args.smoke else "full",
-                     paths=_paths(args), update_references=args.update_references,
-                     trigger=detect_trigger(args.trigger), progress=progress, concurrency=args.concurrency)
+    deployer = _deployer(args)
+    # A run on PROD holds PROD still as a promotion or rollback does (their own smoke runs hold it already): one of
+    # them meanwhile would change the image under its cases, and a failed smoke run recorded for PROD is the ledger's
+    # verdict against its image, which the gate then refuses to promote.
+    on_prod = deployer.spec(args.stack).role == "prod"
+    with ReleaseLock(_home(args), f"golden {args.stack}", kind="golden") if on_prod else nullcontext():
+        run = run_golden(deployer, args.stack, Ledger(_home(args)), suite="smoke" if args.smoke else "full",
+                         paths=_paths(args), update_references=args.update_references,
+                         trigger=detect_trigger(args.trigger), progress=progress, concurrency=args.concurrency)
     progress(f"report: {run.path} (html: {run.html_path})")
     emit(args, run.report, _render_golden)
     return 0 if run.passed else 1
@@ -227,7 +235,7 @@ def _render_rollback(d: dict[str, Any], entries: list[Any]) -> str:
             first.setdefault(e.get("prod_image"), e.seq)
     if before in first and after in first and first[after] > first[before]:
         return f"PROD moved forward to a newer release: {before} -> {after} (smoke passed)"
-    return f"PROD rolled back: {before} -> {after} (smoke passed)"
+    return f"PROD rolled back: {before or '(no image)'} -> {after} (smoke passed)"
 
 
 # -- history -----------------------------------------------------------------------------------

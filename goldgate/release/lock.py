@@ -1,9 +1,13 @@
-"""One PROD change at a time: an OS file lock (flock) in the state dir, taken without waiting.
+"""The release path's OS file locks (flock) in the state dir, each taken without waiting.
 
-The kernel drops the lock when the holder dies, so a crashed promotion never wedges the next
-one; the file keeps the holder's pid and command only as a hint for the refusal message. The state files the
-release path keeps (this lock, the ledger, the release log) are opened with `open_state_file`, which refuses, by
-name, anything there that is not a regular file.
+`ReleaseLock`: one PROD change at a time (a promotion or rollback), and no golden run of PROD while one runs.
+`StackLock`: one golden run or deploy of a stack at a time, so that a deploy never changes the image under a golden
+run's cases, nor a golden run binds to a pin its stack does not serve yet.
+
+The kernel drops a lock when its holder dies, so a crashed command never wedges the next one; the file keeps the
+holder's pid, command and purpose only as a hint for the refusal message. The state files the release path keeps
+(these locks, the ledger, the release log) are opened with `open_state_file`, which refuses, by name, anything
+there that is not a regular file.
 """
 
 from __future__ import annotations
@@ -11,40 +15,49 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shlex
+import sys
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from goldgate.errors import StateError
 from goldgate.files import NotARegularFile, open_regular
 from goldgate.logs import now_rfc3339
 
+LOCKS_DIR = "locks"   # under the state home: one StackLock file per target and stack
+
 
 class ReleaseLocked(StateError):
-    """Another promotion or rollback holds the lock."""
+    """Another promotion or rollback (or a golden run of PROD) holds the release lock."""
 
 
-class ReleaseLock:
-    """`with ReleaseLock(home, "promote prod"):` ... raises ReleaseLocked if already held."""
+class StackBusy(StateError):
+    """A golden run or a deploy of the stack holds it."""
 
-    def __init__(self, home: Path, purpose: str, name: str = "release.lock") -> None:
-        self.path = Path(home) / name
+
+class _Flock:
+    """An exclusive flock on `path`, taken without waiting; the subclass says why it is refused."""
+
+    role = "a lock"
+
+    def __init__(self, path: Path, purpose: str, kind: str) -> None:
+        self.path = path
         self.purpose = purpose
+        self.kind = kind
         self._fd: int | None = None
 
     def __enter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = open_state_file(self.path, os.O_RDWR | os.O_CREAT, "the release lock")
+        fd = open_state_file(self.path, os.O_RDWR | os.O_CREAT, self.role)
         try:  # the fd is closed on every way out but success: closing it also drops the lock if it was taken
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise ReleaseLocked(f"another promotion or rollback is running ({_read_holder(fd)}); one PROD "
-                                    "change at a time: wait for it to finish and try again (lock: "
-                                    f"{self.path})") from None
+                raise self._refusal(_read_holder(fd)) from None
             os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"pid": os.getpid(), "purpose": self.purpose,
-                                      "since": now_rfc3339()}).encode(), 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "purpose": self.purpose, "kind": self.kind,
+                                      "command": _command(), "since": now_rfc3339()}).encode(), 0)
         except BaseException:
             os.close(fd)
             raise
@@ -58,6 +71,60 @@ class ReleaseLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+    def _refusal(self, holder: dict[str, Any]) -> StateError:
+        raise NotImplementedError
+
+
+class ReleaseLock(_Flock):
+    """`with ReleaseLock(home, "promote prod"):` ... raises ReleaseLocked if already held. `kind="golden"` is a golden
+    run of PROD: it keeps PROD's image still for its cases, as a promotion or rollback keeps it for its own."""
+
+    role = "the release lock"
+
+    def __init__(self, home: Path, purpose: str, name: str = "release.lock", kind: str = "change") -> None:
+        super().__init__(Path(home) / name, purpose, kind)
+
+    def _refusal(self, holder: dict[str, Any]) -> StateError:
+        who = _describe(holder)
+        if holder.get("kind") == "golden":
+            return ReleaseLocked(f"a golden run of PROD is running ({who}): a PROD change now would move the image "
+                                 f"under its cases; wait for it to finish and try again (lock: {self.path})")
+        if self.kind == "golden":
+            return ReleaseLocked(f"a promotion or rollback is running ({who}): a golden run of PROD now would test "
+                                 "an image on its way in or out, and its verdict would stay in the ledger; wait for "
+                                 f"it to finish and run the golden tests again (lock: {self.path})")
+        return ReleaseLocked(f"another promotion or rollback is running ({who}); one PROD change at a time: wait "
+                             f"for it to finish and try again (lock: {self.path})")
+
+
+class StackLock(_Flock):
+    """`with StackLock(home, "local", "staging", "golden", "a full golden run on staging"):` ... raises StackBusy
+    while another golden run or deploy (`kind` "golden" or "deploy") of the same stack holds it. Held by each
+    golden run for all its cases and by each deploy until its rollout completes; a promotion's deploy and then its
+    smoke run take it in turn, never nested."""
+
+    role = "a stack lock"
+
+    def __init__(self, home: Path, target: str, stack: str, kind: str, purpose: str) -> None:
+        super().__init__(Path(home) / LOCKS_DIR / f"{target}-{stack}.lock", purpose, kind)
+        self.stack = stack
+
+    def _refusal(self, holder: dict[str, Any]) -> StateError:
+        theirs = holder.get("kind")
+        if self.kind == "golden":
+            why = ("a golden run now would bind to an image its stack does not serve yet" if theirs == "deploy"
+                   else "one golden run of a stack at a time (each measures latency, and each writes the report)")
+            done = "nothing was run"
+        else:
+            why = ("a deploy now would change the image under its cases" if theirs == "golden"
+                   else "one deploy of a stack at a time")
+            done = "nothing was pinned"
+        what = holder.get("purpose") if isinstance(holder.get("purpose"), str) else "a golden run or deploy"
+        # No lock path: a flock outlives no holder, so there is never a file to remove (the CLI cuts a line past
+        # 600 characters in the middle, and three image refs and two paths come close).
+        return StackBusy(f"{what} holds {self.stack} ({_describe(holder, purpose=False)}): {why}; {done}: wait for "
+                         "it to finish and try again")
 
 
 def open_state_file(path: Path, flags: int, role: str, then: str = "") -> int:
@@ -76,9 +143,30 @@ def _not_a_file(path: Path, role: str, kind: str, then: str) -> StateError:
                       f"way{then}")
 
 
-def _read_holder(fd: int) -> str:
+def _command() -> str:
+    """This process's command line as its user typed it, for the refusal another command shows while it holds a
+    lock ("which terminal is that?"); goldgate's own arguments carry no secret."""
+    argv = list(sys.argv) or ["?"]
+    name = Path(argv[0]).name
+    if name in ("goldgate", "__main__.py", "cli.py"):
+        name = "goldgate"
+    text = shlex.join([name, *argv[1:]])
+    text = text if len(text) <= 200 else text[:199] + "…"
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
     try:
         info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        return f"{info.get('purpose', '?')}, pid {info.get('pid', '?')}, since {info.get('since', '?')}"
     except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _describe(holder: dict[str, Any], purpose: bool = True) -> str:
+    if not holder:
         return "holder unknown"
+    command = holder.get("command")
+    said = [str(holder.get("purpose", "?"))] if purpose else []
+    said += [f"pid {holder.get('pid', '?')}", f"since {holder.get('since', '?')}"]
+    return ", ".join(said) + (f": `{command}`" if isinstance(command, str) and command else "")

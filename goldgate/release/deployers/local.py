@@ -1,17 +1,23 @@
 """The local deployer: the embedded target's stacks through `goldgate.local.platform.LocalPlatform`,
 which pins the image in the state dir, patches the emulator endpoint (same id) and waits until its
-`/releases` shows the new release on every worker."""
+`/releases` shows the new release on every worker. A deploy and a golden run of one stack exclude each other
+(`StackLock`): neither changes or judges an image while the other is at it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from goldgate.errors import StateError
 from goldgate.release.deployers.base import DeployResult, Progress
 from goldgate.release.error_rate import from_sqlite
 from goldgate.release.gate import ErrorRate
 from goldgate.release.golden import ApiAccess
+from goldgate.release.lock import StackLock
 from goldgate.spec import StackSpec
 
 
@@ -24,14 +30,17 @@ class LocalDeployer:
 
             platform = LocalPlatform(home)
         self.platform = platform
+        self.home = Path(getattr(platform, "home", home))
 
     def current_image(self, stack: str) -> str | None:
         return self.platform.pinned_image(stack)
 
     def deploy(self, stack: str, image: str, progress: Progress) -> DeployResult:
-        before = self.platform.pinned_image(stack)
-        status = self.platform.deploy(stack, image, progress=progress)
-        after = self.platform.pinned_image(stack)
+        self.platform.spec(stack)  # an unknown stack is refused by name before a lock file is made for it
+        with StackLock(self.home, self.target, stack, "deploy", f"a deploy of {image} to {stack}"):
+            before = self.platform.pinned_image(stack)
+            status = self.platform.deploy(stack, image, progress=progress)
+            after = self.platform.pinned_image(stack)
         return DeployResult(stack=stack, target=self.target, before=before, after=after,
                             rollout={"endpoint_id": getattr(status, "endpoint_id", None),
                                      "workers": _jsonable(getattr(status, "workers", None))})
@@ -43,7 +52,31 @@ class LocalDeployer:
         status = self.platform.status(stack)
         if not status.running or not status.api_url:
             raise self.platform.not_up(stack)
-        return ApiAccess(api_url=status.api_url, token=self.platform.api_token(stack))
+        return ApiAccess(api_url=status.api_url, token=self.platform.api_token(stack),
+                         hold=partial(self._golden_run, stack))
+
+    @contextmanager
+    def _golden_run(self, stack: str, image: str | None, suite: str) -> Iterator[None]:
+        """Held by a golden run on `stack` bound to `image`: no deploy starts meanwhile, and none may be half done
+        as it starts. A stack whose pin is not what it serves (a deploy rolling out, or one killed before its host
+        took the pin) would fail every case on the image it still serves, and the report, which `promote` gates on,
+        would fail an image no case ran on."""
+        with StackLock(self.home, self.target, stack, "golden", f"a {suite} golden run on {stack}"):
+            pinned = self.platform.pinned_image(stack)
+            if pinned != image:
+                raise StateError(f"not running the golden tests on {stack}: its pin moved from {image} to {pinned} "
+                                 "as the run started (a deploy finished meanwhile); nothing was run: run them again")
+            status = self.platform.status(stack)
+            if not status.running:
+                raise self.platform.not_up(stack)
+            served = getattr(status, "image", pinned)  # a platform that does not say what it serves: its pin
+            if served != pinned:
+                # `goldgate status` has the whole story (a deploy killed before its host took the pin, a host that
+                # could not serve it) and its advice; the CLI cuts a longer line in the middle.
+                raise StateError(f"not running the golden tests on {stack}: it is pinned to {pinned} but serves "
+                                 f"{served or 'no image'}, so its cases would run on that; `goldgate status {stack}` "
+                                 "says why and how to settle it; nothing was run")
+            yield
 
     def error_rate(self, stack: str, since: datetime) -> ErrorRate:
         return from_sqlite(self.platform.db_path(stack), stack, since)
