@@ -366,7 +366,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.image or args.stack:
         image = args.image or platform.pinned_image(args.stack)
         if not image:
-            raise StateError(f"stack {args.stack} has no image deployed")
+            # Where `goldgate doctor` (bare) points a newcomer: say how the stack gets an image to check.
+            how = ("PROD takes one by `goldgate promote` (or `goldgate release`)"
+                   if specs.load_local(args.stack, platform.stacks_file).role == "prod"
+                   else f"`goldgate up {args.stack}` pins the working tree's image")
+            raise StateError(f"stack {args.stack} has no image deployed: {how}, then run this again")
         snapshot = image_store.resolve(image, platform.home)
         worker, roots = snapshot / "worker", [str(snapshot / "models")]
     else:

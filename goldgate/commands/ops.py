@@ -113,7 +113,7 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
     api_base = args.api_base or stack_cloudflare_api_base(args.stack, specs.STACKS_DIR)
     account = args.account_id or (spec.cloud.cloudflare_account_id if spec.cloud else None)
     if not account or account.startswith("<"):
-        raise GoldgateError(f"no Cloudflare account id for {args.stack}: set cloud.cloudflare_account_id in "
+        raise GoldgateError(f"no Cloudflare account id for {args.stack}: set goldgate:spec.cloud.cloudflare_account_id in "
                             f"stacks/Pulumi.{args.stack}.yaml or pass --account-id")
     if not database_id:
         raise GoldgateError("--database-id is required for --cloud (the D1 uuid: `pulumi stack output` or "

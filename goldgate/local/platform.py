@@ -28,6 +28,7 @@ from goldgate.local import image_store
 from goldgate.local.state import (
     SECRET_NAMES,
     WEBHOOK_SECRET_PREVIOUS,
+    EmptySecret,
     StackDir,
     default_home,
     open_log,
@@ -526,7 +527,7 @@ class LocalPlatform:
         raise StateError(f"stack {stack} is pinned to {shown[:120]}, no local snapshot ({image_store.REF_PREFIX}"
                          "<64 hex>): its workers could not start it and every job would stay queued; remove "
                          f"{d.pin_file} and run `goldgate up {stack}` again (STAGING then takes the working tree's "
-                         "image, PROD one by `goldgate promote` or `goldgate rollback`)")
+                         "image, PROD one by `goldgate promote` or `goldgate rollback --to <release>`)")
 
     def _wait_ready(self, stack: str, d: StackDir, proc: subprocess.Popen, log_size: int, progress: Progress,
                     timeout_s: float) -> StackStatus:
@@ -750,15 +751,21 @@ class LocalPlatform:
 
     def secrets_changed_advice(self, stack: str) -> str:
         d = self._dir(stack)
+        restart = f"`goldgate down {stack} && goldgate up {stack}`"
+        in_flight = "(the local RunPod's jobs in flight end with it; `goldgate recover` settles them)"
         try:  # the files as the next service would take them: a stop now would leave the stack down on them
             d.current_secrets()
             d.webhook_secret_previous()
+        except EmptySecret as exc:
+            # The next start makes a new one (StackDir.ensure), so the restart is the fix, not what to avoid until
+            # the file is fixed: `up` alone leaves a running stack as it is, and a deploy rereads the empty file.
+            return (f"{stack}: its secret files changed since its service started, which still uses the old ones: "
+                    f"{exc} {in_flight}")
         except StateError as exc:
             before = f"`goldgate down {stack}`" + (" or a deploy" if self._role(stack) != "prod" else "")
             return (f"{stack}: its secret files changed since its service started, and the next start would refuse "
                     f"them: {exc}. The stack keeps serving on the old ones; fix the file before {before}")
-        restart = (f"`goldgate down {stack} && goldgate up {stack}` (the local RunPod's jobs in flight end with it; "
-                   "`goldgate recover` settles them)")
+        restart = f"{restart} {in_flight}"
         if self._role(stack) != "prod":  # PROD takes no `goldgate deploy`
             restart = f"`goldgate deploy {stack} --image <the image it runs>`, which stops no job, or {restart}"
         return (f"{stack}: its secret files (secrets/api_token, secrets/webhook_secret, secrets/webhook_secret_previous) "

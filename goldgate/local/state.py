@@ -69,6 +69,10 @@ ROTATED_SECRETS = ("api_token", "webhook_secret", WEBHOOK_SECRET_PREVIOUS)
 WORKER_LOG_MAX_AGE_S = 7 * 86400
 
 
+class EmptySecret(StateError):
+    """A secret file goldgate makes is empty: the stack's next start makes a new one, so only a restart mends it."""
+
+
 def remove_old_worker_logs(logs_dir: Path, max_age_s: float, keep: Collection[str] = ()) -> int:
     """Remove the worker logs in `logs_dir` (worker-<id>.log) untouched for `max_age_s`, but those of the worker ids
     in `keep`; how many went. Only regular files; one that cannot go is kept: this is housekeeping."""
@@ -639,9 +643,11 @@ class StackDir:
             if optional:  # goldgate makes no such file, so it cannot make it anew either
                 raise StateError(f"{path} ({name}) is empty: write the {what} in it, or delete it when no rotation "
                                  f"is under way; then `goldgate down {self.stack}` and `goldgate up {self.stack}`")
-            # An empty token would be sent (or accepted) as a credential: refuse it by name.
-            raise StateError(f"{path} ({name}) is empty; run `goldgate up {self.stack}` to make a new one "
-                             "(a running stack keeps the old one until `goldgate down` and up)")
+            # An empty token would be sent (or accepted) as a credential: refuse it by name. Only a start makes a
+            # new one: `up` alone leaves a running stack as it is (and said to fix the file first), so the advice
+            # names the stop too, which changes nothing on a stack that is down.
+            raise EmptySecret(f"{path} ({name}) is empty; `goldgate down {self.stack} && goldgate up {self.stack}` "
+                              f"makes a new one (clients then need the new {what})")
         if value is None:
             remake = ("" if optional else f", or empty the file and run `goldgate down {self.stack}` and "
                       f"`goldgate up {self.stack}` to make a new one")
@@ -696,8 +702,11 @@ class StackDir:
         try:
             return json.loads(text), None
         except (ValueError, RecursionError) as exc:
-            raise StateError(f"{self.state_file} is corrupt ({str(exc)[:200]}); remove it and "
-                             f"{_run_again(None)}") from None
+            # Removed alone, it hid a host that still runs: `status` said down, and `up` "already starting"
+            # for good. `down` finds that host by its lock and stops it; `up` then starts the stack anew.
+            raise StateError(f"{self.state_file} is corrupt ({str(exc)[:200]}); remove it, then run "
+                             f"`goldgate down {self.stack} && goldgate up {self.stack}` (a host that still runs "
+                             "is found by its lock and stopped)") from None
 
     def pin(self, image: str, reason: str) -> None:
         write_json_atomic(self.pin_file, {"image": image, "reason": reason, "pinned_at": now_rfc3339()})

@@ -84,16 +84,29 @@ def staging_separate(f: Facts) -> Verdict:
                f"STAGING and PROD share: {', '.join(same)}")
 
 
+def _deploy_staging(f: Facts, image: str | None) -> str:
+    """The commands that deploy `image` (None: a new build) to STAGING through the pipeline, which records it in the
+    ledger: `deploy` needs --image, and locally a stack that is up; `up` pins an image but records no deploy."""
+    ref = image or "<repo@sha256:...>"
+    if f.target == "cloud":
+        return f"`goldgate deploy staging --target cloud --image {ref}`" + ("" if image else " (`goldgate build "
+                                                                             "--repo REPO` prints the ref)")
+    if image:
+        return f"`goldgate deploy staging --image {image}` (the stack up: `goldgate up staging`)"
+    return ("`goldgate release`, or `goldgate up staging`, `goldgate build` and `goldgate deploy staging --image "
+            "<the ref build printed>`")
+
+
 def staging_image_via_pipeline(f: Facts) -> Verdict:
     image = f.images.get("staging")
     if not image:
-        return FAIL, "STAGING has no pinned image; deploy one with `goldgate deploy staging`"
+        return FAIL, f"STAGING has no pinned image; deploy one with {_deploy_staging(f, None)}"
     if not is_digest_ref(image):
         return FAIL, f"STAGING runs {image}, not pinned by digest"
     deploys = _entries(f, "deploy", stack="staging", image=image)
     return _ok(bool(deploys), f"{image} deployed by the pipeline (ledger deploy #{deploys[-1].seq})" if deploys else "",
                f"STAGING runs {image} but the ledger records no deploy of it (pinned by hand?); "
-               "deploy through `goldgate deploy staging`")
+               f"deploy it through {_deploy_staging(f, image)}")
 
 
 def golden_before_promote(f: Facts) -> Verdict:
@@ -643,7 +656,8 @@ def d1_retention(f: Facts) -> Verdict:
     kept = spec.database.retention if spec is not None else None
     if kept is not None:
         return _deployed_retention(f, kept)
-    declare = (f"set database.retention in stacks/Pulumi.{f.stack}.yaml (a Cron Trigger) or run `goldgate prune "
+    declare = (f"set goldgate:spec.database.retention in stacks/Pulumi.{f.stack}.yaml (a Cron Trigger) and "
+               f"`pulumi up --stack {f.stack}`, or run `goldgate prune "
                f"{f.stack} --keep-days N --cloud --database-id <uuid>` regularly")
     if f.prune is None:
         return FAIL, (f"{f.prune_error}; {declare}" if f.prune_error else

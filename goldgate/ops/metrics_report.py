@@ -45,9 +45,9 @@ class _D1Reader:
         return await service_metrics.read_in_turn(self, statements)
 
 
-def open_sqlite(path: Path) -> sqlite3.Connection:
+def open_sqlite(path: Path, stack: str = "<stack>") -> sqlite3.Connection:
     if not path.is_file():
-        raise MetricsUnavailable(f"no database at {path}: bring the stack up (`goldgate up <stack>`) and run jobs")
+        raise MetricsUnavailable(f"no database at {path}: bring the stack up (`goldgate up {stack}`) and run jobs")
     try:
         conn = connect_read_only(path)
         conn.execute("SELECT 1 FROM job_metrics LIMIT 1").fetchall()
@@ -125,7 +125,7 @@ def build_report(db: Any, stack: str, since: str | None = None) -> dict[str, Any
 
 
 def report_from_sqlite(path: Path, stack: str, since: str | None = None) -> dict[str, Any]:
-    conn = open_sqlite(path)
+    conn = open_sqlite(path, stack)
     try:
         return build_report(service_metrics.SqliteReader(conn), stack, since)
     finally:

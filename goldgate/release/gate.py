@@ -146,7 +146,7 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     same = staging_image is not None and report.get("image") == staging_image
     cond("report_digest", same,
          f"report is for {report.get('image')}" + ("" if same else f", but STAGING now runs {staging_image}; "
-                                                   "run `goldgate golden staging` for the image it runs"))
+                                                   f"run `goldgate golden {staging_stack}` for the image it runs"))
     if expected_image is not None:
         approved = report.get("image") == expected_image == staging_image
         cond("expected_image", approved,

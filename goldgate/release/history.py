@@ -151,9 +151,12 @@ def _named(releases: list[VerifiedRelease], to: str) -> list[VerifiedRelease]:
     """The releases `to` names: by full ref or release id, else by digest or a prefix of its hex (case-blind: a
     digest copied from a tool that prints it in capitals; the stored ones are lowercase)."""
     matches = [r for r in releases if to in (r.image, r.release_id)]
-    if not matches and _HEX.match(to.lower()):
-        hex_part = to.lower().removeprefix("sha256:")
-        matches = [r for r in releases if digest_of(r.image).removeprefix("sha256:").startswith(hex_part)]
+    # `goldgate history` shows each image as repo@sha256:<first 12 hex>: copied from there, it names the image too.
+    repo, at, digest = to.rpartition("@")
+    if not matches and _HEX.match((digest if at else to).lower()):
+        hex_part = (digest if at else to).lower().removeprefix("sha256:")
+        matches = [r for r in releases if digest_of(r.image).removeprefix("sha256:").startswith(hex_part)
+                   and (not at or r.image.rpartition("@")[0] == repo)]
     return matches
 
 

@@ -92,8 +92,11 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         elif current is None and verified_releases(entries, stack):
             # Unreadable, not empty: "the release before this one" would be the newest verified one, which is
             # most likely what the stack still runs; redeploying it is no rollback.
-            raise GoldgateError(f"cannot tell what {stack} runs now (its pin cannot be read); name the release "
-                                "to roll back to with --to (see `goldgate history`)")
+            # No pin at all says the same (a local PROD whose pin was removed, as advised for one no worker runs).
+            newest = verified_releases(entries, stack)[-1]
+            raise GoldgateError(f"cannot tell what {stack} runs now (no pin, or one that cannot be read); name the "
+                                f"release to roll back to with --to, e.g. the newest verified one: `goldgate rollback "
+                                f"--to {newest.release_id or newest.image}` (see `goldgate history`)")
         else:
             found = last_verified(entries, exclude=current, stack=stack)
             if found is None:
