@@ -7,7 +7,7 @@ import contextlib
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -85,8 +85,10 @@ def cmd_dr_drill(args: argparse.Namespace) -> int:
         _refuse_cloud_options(args, ("database_id", "account_id", "r2_endpoint", "bucket", "api_base"), "--cloud")
         # The stack's own window: an operator who keeps a year of backups must not lose them to the default.
         retention = specs.load_local(args.stack, platform.stacks_file).storage.backup_retention_days
-        result = dr.run_local_drill(args.stack, platform.db_path(args.stack), platform.home, progress,
-                                    keep_backup=not args.discard_backup, backup_retention_days=retention)
+        path = platform.db_path(args.stack)
+        with _pruning_held(platform.home, args.stack, f"`goldgate dr-drill {args.stack}`", "no drill was run"):
+            result = dr.run_local_drill(args.stack, path, platform.home, progress,
+                                        keep_backup=not args.discard_backup, backup_retention_days=retention)
     emit(args, result.to_dict(), _render_drill)
     return 0 if result.passed else 1
 
@@ -198,6 +200,18 @@ def _clock_date(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text[:64]!r} is not a date; give today's UTC date as YYYY-MM-DD")
 
 
+@contextlib.contextmanager
+def _pruning_held(home: Path, stack: str, holder: str, nothing: str) -> Iterator[None]:
+    """The stack's prune lock, which its host's scheduled retention takes too: one prune (or drill export) of a
+    stack's database at a time, so neither counts rows the other is deleting."""
+    from goldgate.local.retention_cron import pruning
+
+    with pruning(StackDir(home, stack), holder) as other:
+        if other is not None:
+            raise StateError(f"{other} holds {stack}'s database; {nothing}: run this again once it is done")
+        yield
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     from goldgate.ops import retention
 
@@ -208,8 +222,11 @@ def cmd_prune(args: argparse.Namespace) -> int:
         raise GoldgateError("--database-id and --account-id name a D1 database: add --cloud to prune it")
     else:
         path = platform.require_migrated(args.stack)
-        report = retention.prune_local(platform.spec(args.stack), path, args.keep_days, args.metrics_keep_days,
-                                       dry_run=args.dry_run, clock_checked=args.clock_checked, progress=progress)
+        with (_pruning_held(platform.home, args.stack, f"`goldgate prune {args.stack}`", "nothing was pruned")
+              if not args.dry_run else contextlib.nullcontext()):
+            report = retention.prune_local(platform.spec(args.stack), path, args.keep_days, args.metrics_keep_days,
+                                           dry_run=args.dry_run, clock_checked=args.clock_checked,
+                                           progress=progress)
         database = str(path)
     if not report.dry_run:  # the readiness checklist's evidence that the stack's database is pruned
         retention.record(platform.home, report, database, datetime.now(UTC).isoformat(timespec="seconds"))

@@ -12,7 +12,11 @@ Layout (`$GOLDGATE_HOME` or `./.goldgate`):
     stacks/<stack>/logs/worker-<id>.log  each RunPod worker's output; removed a week after its last line, at `up`
     stacks/<stack>/objects/<bucket>/  the stack's "R2" bucket on disk (goldgate.local.object_store)
     stacks/<stack>/workers/<id>/   each running worker's scratch space (its TMPDIR), removed when it ends
+    stacks/<stack>/prune.lock      held (flock) by a prune of the stack's database (`goldgate prune`, a local
+                                   `dr-drill`, the host's scheduled retention); names it
     images/<hex>/                  content-addressed worker snapshots
+    locks/<target>-<stack>.lock    held (flock) by a golden run or a deploy of the stack (goldgate.release.lock)
+    release.lock                   held (flock) by a promotion or rollback, and by a golden run of PROD
     ledger.jsonl                   release ledger
     logs/release.jsonl             each ledger entry as a schema-v1 line (component release)
 """
