@@ -10,13 +10,14 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import signal
 import sqlite3
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -240,6 +241,19 @@ def _write_probe(d: StackDir) -> str | None:
         with contextlib.suppress(OSError):
             probe.unlink()
     return None
+
+
+# Environment variables named as credentials (as the RunPod emulator and the worker's start.sh read names).
+_CREDENTIAL_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSPHRASE|CREDENTIAL|KEY", re.IGNORECASE)
+
+
+def host_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a stack host (and the service it starts) runs with: `goldgate up`'s, without the credentials
+    an operator's shell holds for the clouds (CLOUDFLARE_API_TOKEN, PULUMI_CONFIG_PASSPHRASE, RUNPOD_API_KEY, AWS
+    keys...). Every secret a local stack uses is in its `secrets/` dir; the host lives for days, and any process of
+    the same user could read its /proc/<pid>/environ all that time."""
+    env = os.environ if environ is None else environ
+    return {name: value for name, value in env.items() if not _CREDENTIAL_NAME.search(name)}
 
 
 class LocalPlatform:
@@ -467,6 +481,7 @@ class LocalPlatform:
             [sys.executable, "-m", "goldgate.local.stackhost", "--stack", stack, "--home", str(self.home),
              "--stacks-file", str(self.stacks_file), *sweep],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            env=host_environment(),
         )
         try:
             log.close()  # the host has its own copy
