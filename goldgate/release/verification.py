@@ -3,6 +3,8 @@ through the public API, write the report (+ HTML) and record it in the ledger.""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,33 +52,39 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
     progress(f"{suite} suite on {stack}: {len(cases)} case(s) against {access.api_url} (image {image})")
     target = SuiteTarget(stack=stack, target=deployer.target, image=image,
                          workflow_version=spec.workflow_version, thresholds=spec.thresholds)
-    try:
-        report = run_suite(cases, access, target, suite=suite, references_dir=paths.references_dir,
-                           update_references=update_references, concurrency=concurrency, poll_s=poll_s,
-                           progress=progress, image_now=lambda: deployer.current_image(stack))
-    except KeyboardInterrupt:
-        # What an operator who pressed Ctrl-C needs to know: the gate's evidence is untouched, and nothing
-        # cancels the jobs RunPod already has (they finish, and are billed, on their own).
-        progress(f"interrupted: no report written ({paths.reports_dir / 'latest.json'} is as it was); the jobs "
-                 f"already queued on {stack} run on to their end"
-                 + ("; the references rewritten before it (the lines above) stay rewritten" if update_references
-                    else ""))
-        raise
-    # Only a full, ordinary run on STAGING may become latest.json: that file is what the promotion gate reads, and a
-    # run on PROD (or any other stack) would put a report there that the gate must refuse (`report_stack`).
-    latest = suite == "full" and not update_references and spec.role == "staging"
-    path = write_report(report, paths.reports_dir, latest=latest)
-    html = write_html(report, path)
-    if latest:
-        write_html(report, paths.reports_dir / "latest.json")
-    sha = report_sha256(path)
-    lat = report["latency_s"]
-    # `suite_cases`: which cases ran, each as the digest of its definition, so that the gate opens only for a run
-    # over the very suite the promotion names (not a subset, nor a copy with a limit loosened).
-    ledger.append("golden", stack=stack, target=deployer.target, image=image, suite=suite,
-                  passed=report["passed"], report=str(path), report_sha256=sha, cases=len(cases),
-                  cases_dir=shown_dir(paths.cases_dir), suite_cases=suite_digests(cases),
-                  mean_latency_s=lat["mean"], p95_latency_s=lat["p95"], wall_time_s=report["wall_time_s"],
-                  references_updated=update_references, trigger=trigger, role=spec.role,
-                  failures=report["failures"][:20])
+    # The deployer's hold (a golden run and a deploy of one stack exclude each other) is taken here rather than by
+    # run_suite, so it covers the report and its ledger entry too: a deploy that slipped in between the last case
+    # and the ledger write would order the ledger as if the run had followed it.
+    hold = access.hold(image, suite) if access.hold else contextlib.nullcontext()
+    with hold:
+        try:
+            report = run_suite(cases, dataclasses.replace(access, hold=None), target, suite=suite,
+                               references_dir=paths.references_dir, update_references=update_references,
+                               concurrency=concurrency, poll_s=poll_s, progress=progress,
+                               image_now=lambda: deployer.current_image(stack))
+        except KeyboardInterrupt:
+            # What an operator who pressed Ctrl-C needs to know: the gate's evidence is untouched, and nothing
+            # cancels the jobs RunPod already has (they finish, and are billed, on their own).
+            progress(f"interrupted: no report written ({paths.reports_dir / 'latest.json'} is as it was); the jobs "
+                     f"already queued on {stack} run on to their end"
+                     + ("; the references rewritten before it (the lines above) stay rewritten" if update_references
+                        else ""))
+            raise
+        # Only a full, ordinary run on STAGING may become latest.json: that file is what the promotion gate reads, and
+        # a run on PROD (or any other stack) would put a report there that the gate must refuse (`report_stack`).
+        latest = suite == "full" and not update_references and spec.role == "staging"
+        path = write_report(report, paths.reports_dir, latest=latest)
+        html = write_html(report, path)
+        if latest:
+            write_html(report, paths.reports_dir / "latest.json")
+        sha = report_sha256(path)
+        lat = report["latency_s"]
+        # `suite_cases`: which cases ran, each as the digest of its definition, so that the gate opens only for a
+        # run over the very suite the promotion names (not a subset, nor a copy with a limit loosened).
+        ledger.append("golden", stack=stack, target=deployer.target, image=image, suite=suite,
+                      passed=report["passed"], report=str(path), report_sha256=sha, cases=len(cases),
+                      cases_dir=shown_dir(paths.cases_dir), suite_cases=suite_digests(cases),
+                      mean_latency_s=lat["mean"], p95_latency_s=lat["p95"], wall_time_s=report["wall_time_s"],
+                      references_updated=update_references, trigger=trigger, role=spec.role,
+                      failures=report["failures"][:20])
     return GoldenRun(report=report, path=path, html_path=html, sha256=sha)
