@@ -191,5 +191,7 @@ def _intact(snapshot: Path, digest: str) -> bool:
         models = snapshot / "models"
         found = {p.relative_to(models).as_posix(): p.stat().st_size for p in models.rglob("*") if p.is_file()}
         return found == _baked_models(snapshot / "worker" / "models.yaml")
-    except FileNotFoundError:  # removed while it was read: a build (holding the lock) replaces an altered one
+    except (FileNotFoundError, ManifestError):
+        # Removed while it was read, models.yaml included (load_manifest says so as a ManifestError): another build,
+        # holding the lock, is replacing an altered one; this one waits for the lock and looks again.
         return False

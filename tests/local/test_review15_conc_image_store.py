@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,10 @@ from goldgate.local import image_store
 ROUNDS = 12  # without the lock about three rounds in four lost: twelve in a row never passed
 
 
-def _build(home: Path, barrier: Any, results: Any) -> None:
+def _build(source: Path, home: Path, barrier: Any, results: Any) -> None:
     barrier.wait(60)
     try:
-        results.put(("ok", image_store.build_local_image(WORKER_SOURCE, home)))
+        results.put(("ok", image_store.build_local_image(source, home)))
     except BaseException as exc:  # noqa: BLE001 -- handed to the test's process
         results.put(("failed", f"{type(exc).__name__}: {exc}"))
 
@@ -36,16 +37,17 @@ def _cut_a_model_short(snapshot: Path) -> Path:
 
 
 def test_two_builds_of_a_cut_short_snapshot_at_once_both_succeed_and_leave_it_whole(tmp_path: Path) -> None:
+    # A copy: an edit of the repo's worker (its digest changes) during the rounds is not what this test is about.
+    source = shutil.copytree(WORKER_SOURCE, tmp_path / "worker")
     home = tmp_path / "home"
-    ref = image_store.build_local_image(WORKER_SOURCE, home)
+    ref = image_store.build_local_image(source, home)
     snapshot = image_store.resolve(ref, home)
     ctx = multiprocessing.get_context("fork")
     for round_ in range(ROUNDS):
         model = _cut_a_model_short(snapshot)
-        size = image_store._baked_models(WORKER_SOURCE / "models.yaml")[model.relative_to(snapshot / "models")
-                                                                        .as_posix()]
+        size = image_store._baked_models(source / "models.yaml")[model.relative_to(snapshot / "models").as_posix()]
         barrier, results = ctx.Barrier(2), ctx.Queue()
-        builds = [ctx.Process(target=_build, args=(home, barrier, results)) for _ in range(2)]
+        builds = [ctx.Process(target=_build, args=(source, home, barrier, results)) for _ in range(2)]
         for p in builds:
             p.start()
         outcomes = [results.get(timeout=120) for _ in builds]
@@ -61,8 +63,9 @@ def test_a_build_waits_for_the_one_in_progress_and_names_it_when_it_gives_up(tmp
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The lock is the kernel's (flock): a second build waits for the first and then takes its snapshot; one held
     past the wait is named by pid, in one line, and nothing is removed."""
+    source = shutil.copytree(WORKER_SOURCE, tmp_path / "worker")
     home = tmp_path / "home"
-    ref = image_store.build_local_image(WORKER_SOURCE, home)
+    ref = image_store.build_local_image(source, home)
     snapshot = image_store.resolve(ref, home)
     _cut_a_model_short(snapshot)
     images = home / "images"
@@ -80,7 +83,7 @@ def test_a_build_waits_for_the_one_in_progress_and_names_it_when_it_gives_up(tmp
         assert holding.wait(60)
         monkeypatch.setattr(image_store, "BUILD_LOCK_WAIT_S", 0.3)
         with pytest.raises(image_store.ImageStoreError) as refused:
-            image_store.build_local_image(WORKER_SOURCE, home)
+            image_store.build_local_image(source, home)
         said = str(refused.value)
         assert f"another build into {images} (pid {holder.pid})" in said and "\n" not in said, said
         assert (snapshot / "worker" / "handler.py").is_file()  # the refused build removed nothing
@@ -95,5 +98,5 @@ def test_a_build_waits_for_the_one_in_progress_and_names_it_when_it_gives_up(tmp
     assert holding.wait(60)
     os.kill(killed.pid, signal.SIGKILL)
     killed.join(60)
-    assert image_store.build_local_image(WORKER_SOURCE, home) == ref
+    assert image_store.build_local_image(source, home) == ref
     assert image_store.resolve(ref, home) == snapshot

@@ -19,8 +19,10 @@ back) and an earlier CI run's checkout re-run (STAGING's pin put back to a diges
 
 CI runs a bounded, derandomized exploration. For a longer local one:
     GOLDGATE_MODEL_PROFILE=long .venv/bin/pytest -p no:cacheprovider -n 0 tests/release/test_review15_model_release_path.py
-(GOLDGATE_MODEL_EXAMPLES sets its number of examples; it draws new sequences each run). The replay test at the end
-runs the model's first counterexample step by step."""
+(GOLDGATE_MODEL_EXAMPLES sets its number of examples; it draws new sequences each run). The replay tests at the end
+run fixed sequences through the same rules and invariant: the model's first counterexample, and the turns CI's few
+examples reach by luck if at all (an automatic rollback that succeeds or whose smoke fails, a failed rollback retried,
+a lost change finished by the next rollback, `promote --retry-rejected`)."""
 
 from __future__ import annotations
 
@@ -86,6 +88,7 @@ class ModelPlatform:
     def __init__(self, home: Path, apis: dict[str, StackApi]) -> None:
         self.home, self.apis = home, apis
         self.lose_after_pin: str | None = None
+        self.specs: dict[str, specs.StackSpec] = {}
         self.metrics = home.parent / "staging-metrics.sqlite"
         with sqlite3.connect(self.metrics) as db:
             db.execute("CREATE TABLE job_metrics (stack TEXT, status TEXT, created_at TEXT)")
@@ -102,7 +105,9 @@ class ModelPlatform:
         return SimpleNamespace(endpoint_id=f"ep-{stack}", workers=[])
 
     def spec(self, stack: str) -> specs.StackSpec:
-        base = specs.load_local(stack)
+        if stack not in self.specs:  # stacks/local.yaml does not change during a run; parsing it was slow
+            self.specs[stack] = specs.load_local(stack)
+        base = self.specs[stack]
         image = self.pinned_image(stack)
         return base.with_image(image) if image else base
 
@@ -609,25 +614,97 @@ class Picks:
         return self.values.pop(0)
 
 
+def _replay(*steps: tuple[str, tuple[Any, ...]]) -> ReleasePath:
+    """Runs `steps` (rule name, arguments; a rule that draws from `data` takes a Picks) through the machine's own
+    rules, checking its invariant after each as hypothesis does; returns the machine, torn down, for a last look at
+    the model."""
+    with _servers():
+        machine = ReleasePath()
+        try:
+            for name, args in steps:
+                getattr(machine, name)(*args)
+                machine.the_release_path_keeps_its_promise()
+        finally:
+            machine.teardown()
+    return machine
+
+
 def test_replay_an_operators_rollback_lost_in_ci_then_the_digest_it_left_is_promoted_again() -> None:
     # The first counterexample of the model, replayed step by step (test_review15_model_operator_verdict.py holds it
     # as an example test): A and B released; the operator's rollback off B is lost after PROD's pin moved to A, and
     # the next CI job's checkout pins B again; B's promotion is re-run without --retry-rejected. Before the fix the
     # gate passed it ("the gate passed ... where the model refuses it").
     a, b = DIGESTS[0], DIGESTS[1]
-    with _servers():
-        machine = ReleasePath()
-        try:
-            steps = [lambda: machine.three_builds(),
-                     lambda: machine.qualify(Picks(False, a)),
-                     lambda: machine.promote_latest(Picks(), True, False, None, False),
-                     lambda: machine.qualify(Picks(False, b)),
-                     lambda: machine.promote_latest(Picks(), True, False, None, False),
-                     lambda: machine.rollback_prod(Picks(), "previous", True, True),
-                     lambda: machine.promote_latest(Picks(), True, False, None, False)]
-            for step in steps:
-                step()
-                machine.the_release_path_keeps_its_promise()
-            assert machine.prod_pin == b and machine.verdict[b] == "rejected"
-        finally:
-            machine.teardown()
+    machine = _replay(("three_builds", ()),
+                      ("qualify", (Picks(False, a),)),
+                      ("promote_latest", (Picks(), True, False, None, False)),
+                      ("qualify", (Picks(False, b),)),
+                      ("promote_latest", (Picks(), True, False, None, False)),
+                      ("rollback_prod", (Picks(), "previous", True, True)),
+                      ("promote_latest", (Picks(), True, False, None, False)))
+    assert machine.prod_pin == b and machine.verdict[b] == "rejected"
+
+
+# The CI profile's few derandomized sequences reach PROD's rarer turns by luck of the draw, if at all: a change to any
+# rule redraws them. These fixed sequences run the same rules and invariant, so CI reaches each turn every run.
+
+def test_replay_a_failed_promotion_rolls_back_and_the_digest_returns_only_with_retry_rejected() -> None:
+    a, b, c = DIGESTS[0], DIGESTS[1], DIGESTS[2]
+    machine = _replay(("three_builds", ()),
+                      ("qualify", (Picks(False, a),)),
+                      ("promote_latest", (Picks(), True, False, None, False)),
+                      ("qualify", (Picks(False, b),)),
+                      ("promote_latest", (Picks(), True, False, None, False)),    # B verified after A
+                      ("qualify", (Picks(False, c),)),
+                      ("promote_latest", (Picks(), False, False, None, False)),   # C's smoke fails: back to B
+                      ("qualify", (Picks(False, c),)),                            # C passes on STAGING again
+                      ("promote_latest", (Picks(), True, False, None, False)),    # refused: PROD rejected C
+                      ("promote_latest", (Picks(), True, True, None, False)),     # --retry-rejected: promoted
+                      ("rollback_prod", (Picks(), "previous", False, False)),     # the operator goes back to B
+                      ("promote_prod", (Picks(), True, True, False, "staging", None, False)))  # C again, by name
+    assert machine.outcomes == [("promotion", a, "promoted"), ("promotion", b, "promoted"),
+                                ("rollback", b, "rolled_back"), ("promotion", c, "smoke_failed"),
+                                ("promotion", c, "promoted"), ("rollback", b, "rolled_back"),
+                                ("promotion", c, "promoted")]
+
+
+def test_replay_a_rollback_whose_smoke_fails_is_retried_by_name_once_the_fault_is_fixed() -> None:
+    a, b, c = DIGESTS[0], DIGESTS[1], DIGESTS[2]
+    machine = _replay(("three_builds", ()),
+                      ("qualify", (Picks(False, a),)),
+                      ("promote_latest", (Picks(), True, False, None, False)),
+                      ("qualify", (Picks(False, b),)),
+                      ("promote_latest", (Picks(), True, False, None, False)),
+                      ("prod_fault", (Picks(a), True)),                           # A now fails on PROD
+                      ("rollback_prod", (Picks(), "previous", False, False)),     # to A: its smoke fails
+                      ("qualify", (Picks(False, a),)),
+                      ("promote_latest", (Picks(), True, False, None, False)),    # refused: PROD rejected A
+                      ("prod_fault", (Picks(a), False)),
+                      ("rollback_prod", (Picks(a), "digest", False, False)),      # PROD pins A: retried, not refused
+                      ("qualify", (Picks(False, c),)),
+                      ("prod_fault", (Picks(a), True)),
+                      ("promote_latest", (Picks(), False, False, None, False)),   # C fails, and the rollback to A
+                      ("prod_fault", (Picks(a), False)),
+                      ("rollback_prod", (Picks(a), "release_id", False, False)))
+    assert machine.outcomes[-3:] == [("rollback", a, "smoke_failed"), ("promotion", c, "smoke_failed"),
+                                     ("rollback", a, "rolled_back")]
+    assert machine.prod_pin == a
+
+
+def test_replay_lost_changes_are_finished_by_the_next_rollback() -> None:
+    a, b, c = DIGESTS[0], DIGESTS[1], DIGESTS[2]
+    machine = _replay(("three_builds", ()),
+                      ("qualify", (Picks(False, a),)),
+                      ("promote_latest", (Picks(), True, False, None, False)),
+                      ("qualify", (Picks(False, b),)),
+                      ("promote_latest", (Picks(), True, False, None, False)),
+                      ("rollback_prod", (Picks(), "previous", True, False)),      # lost after PROD's pin moved to A
+                      ("rollback_prod", (Picks(), "previous", False, False)),     # finishes it: A
+                      ("qualify", (Picks(False, c),)),
+                      ("promote_latest", (Picks(), True, False, "after_pin", False)),  # C's promotion lost
+                      ("rollback_prod", (Picks(), "previous", False, False)),     # undone: back to A
+                      ("qualify", (Picks(False, b),)),
+                      ("promote_latest", (Picks(), False, True, "in_rollback", True)))  # lost in its rollback
+    assert [o for o in machine.outcomes if o[0] == "rollback"] == [
+        ("rollback", a, "interrupted"), ("rollback", a, "rolled_back"), ("rollback", a, "rolled_back")]
+    assert machine.open and machine.open[-1].kind == "rollback"
