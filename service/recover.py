@@ -181,13 +181,20 @@ def _sent_ttl_ms(app: App, job: dict[str, Any]) -> int:
     return job["policy_ttl_ms"] if job["policy_ttl_ms"] is not None else app.config.ttl_ms
 
 
-def _runpod_deadline_s(app: App, job: dict[str, Any]) -> float:
+def runpod_deadline_s(job: dict[str, Any], ttl_ms: int, runpod_timeout_s: float) -> float:
     """From when no RunPod job can settle `job` any more: RunPod has deleted any job it took for it. From the ttl
-    and /run timeout in force when the job was sent: the stack's may have been lowered since, while it ran."""
+    and /run timeout in force when the job was sent (its policy_ttl_ms, run_timeout_ms): the stack's may have been
+    lowered since, while it ran. `ttl_ms` and `runpod_timeout_s` stand in for a job recorded before migration 0005
+    (the service's current ones). `goldgate stuck` lists each stuck job's deadline by this too."""
+    sent_ttl_ms = job["policy_ttl_ms"] if job["policy_ttl_ms"] is not None else ttl_ms
     run_timeout_ms = job["run_timeout_ms"]
     if run_timeout_ms is None:  # recorded before migration 0005
-        run_timeout_ms = math.ceil(app.config.runpod_timeout_s * 1000)
-    return (job["created_at_ms"] + _sent_ttl_ms(app, job) + run_timeout_ms + _RUNPOD_DEADLINE_SLACK_MS) / 1000
+        run_timeout_ms = math.ceil(runpod_timeout_s * 1000)
+    return (job["created_at_ms"] + sent_ttl_ms + run_timeout_ms + _RUNPOD_DEADLINE_SLACK_MS) / 1000
+
+
+def _runpod_deadline_s(app: App, job: dict[str, Any]) -> float:
+    return runpod_deadline_s(job, app.config.ttl_ms, app.config.runpod_timeout_s)
 
 
 def _expiry(app: App, job: dict[str, Any]) -> str:

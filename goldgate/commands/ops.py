@@ -1,4 +1,4 @@
-"""Operations commands: dr-drill, dr-restore, checklist, metrics, prune."""
+"""Operations commands: dr-drill, dr-restore, checklist, metrics, prune, stuck."""
 
 from __future__ import annotations
 
@@ -261,6 +261,74 @@ def _cloud_prune(args: argparse.Namespace) -> Any:
                                      progress=progress)
 
 
+# -- stuck ----------------------------------------------------------------------------------------
+
+MAX_OLDER_THAN_MINUTES = MAX_KEEP_DAYS * 24 * 60
+
+
+def _minutes(text: str) -> int:
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdecimal()):
+        raise argparse.ArgumentTypeError(f"{text[:64]!r} is not a whole number of minutes; give e.g. 30 (0 lists "
+                                         "every queued or in-progress job)")
+    if len(digits.lstrip("0")) > len(str(MAX_OLDER_THAN_MINUTES)) or int(digits) > MAX_OLDER_THAN_MINUTES:
+        raise argparse.ArgumentTypeError(f"{digits[:64]} minutes is out of range; give 0 to {MAX_OLDER_THAN_MINUTES}")
+    return int(digits)
+
+
+def _limit(text: str) -> int:
+    from goldgate.ops.stuck import MAX_LIMIT
+
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdecimal()) or len(digits) > 6 or not 1 <= int(digits) <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"{text[:64]!r} is not a row count from 1 to {MAX_LIMIT}")
+    return int(digits)
+
+
+def cmd_stuck(args: argparse.Namespace) -> int:
+    from goldgate.ops import stuck
+
+    platform = _platform(args)
+    if args.cloud:
+        report = _cloud_stuck(args)
+    elif args.database_id or args.account_id:  # without --cloud the local stack's database would be listed
+        raise GoldgateError("--database-id and --account-id name a D1 database: add --cloud to list its stuck jobs")
+    else:
+        spec = platform.spec(args.stack)  # an unknown stack is refused here, with the stacks this file has
+        path = platform.require_migrated(args.stack)
+        older = args.older_than if args.older_than is not None else stuck.default_older_than_minutes(spec)
+        # Where the service logs a job whose RunPod id it failed to record (job.runpod_id_unrecorded).
+        service_log = StackDir(platform.home, args.stack).logs_dir / "service.jsonl"
+        report = stuck.list_local(spec, path, older, args.limit, service_log=service_log)
+    emit(args, report.to_dict(), stuck.render_text)
+    return 1 if report.stuck else 0  # a cron alerts on it
+
+
+def _cloud_stuck(args: argparse.Namespace) -> Any:
+    from goldgate.cloudflare.api import CloudflareApi
+    from goldgate.cloudflare.d1 import D1Client
+    from goldgate.ops import cloud_facts, stuck
+
+    # A path segment of the API: a pasted path or URL would address another resource.
+    database_id = cloud_facts.checked_database_id(args.database_id)
+    if not database_id:
+        raise GoldgateError("--database-id is required for --cloud (the D1 uuid: `pulumi stack output` or "
+                            "`wrangler d1 info`)")
+    spec = specs.load_pulumi(args.stack)
+    api_base = args.api_base or stack_cloudflare_api_base(args.stack, specs.STACKS_DIR)
+    if args.account_id is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", args.account_id):
+        raise GoldgateError(f"--account-id {args.account_id[:64]!r} is not a Cloudflare account id (32 hex, the "
+                            "dashboard's Account ID)")
+    account = args.account_id or cloud_facts.cloudflare_account(spec)
+    token = os.environ.get(cloud_facts.CLOUDFLARE_TOKEN_ENV, "")
+    if not token:
+        raise GoldgateError(f"{cloud_facts.CLOUDFLARE_TOKEN_ENV} is not set: listing D1's stuck jobs needs an API "
+                            "token with D1 Read")
+    older = args.older_than if args.older_than is not None else stuck.default_older_than_minutes(spec)
+    with CloudflareApi(token, api_base) as api:
+        return stuck.list_cloud(spec, D1Client(api, account), database_id, older, args.limit)
+
+
 # -- metrics --------------------------------------------------------------------------------------
 
 def _since(text: str) -> str:
@@ -504,6 +572,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "a clock stepped ahead would make it); recorded with the prune")
     add_d1_arguments(p, "prune the stack's real D1 over the REST API; needs --database-id and CLOUDFLARE_API_TOKEN "
                         "(D1 Edit), never printed")
+    add_json_flag(p)
+
+    p = add("stuck", cmd_stuck, "list the jobs queued or in progress longer than a job may run (their webhook never "
+                                "came), oldest first, with the recover line for each; exit 1 when there is one "
+                                "(see docs/RUNBOOK.md, A stuck job)")
+    p.add_argument("stack", help="staging or prod (stacks/local.yaml; stacks/Pulumi.<stack>.yaml for the cloud)")
+    p.add_argument("--older-than", type=_minutes, metavar="MINUTES",
+                   help="list jobs created more than MINUTES ago (default: the stack's execution timeout, "
+                        "endpoint.execution_timeout_ms, rounded up to whole minutes: 10 in the shipped stack files; "
+                        "a younger job may simply be running); 0 lists every queued or in-progress job")
+    p.add_argument("--limit", type=_limit, default=50, metavar="N",
+                   help="list at most N jobs, oldest first (default 50, at most 1000); the rest are counted")
+    add_d1_arguments(p, "list the stack's real D1's stuck jobs over the REST API (SELECTs only); needs --database-id "
+                        "and CLOUDFLARE_API_TOKEN (D1 Read), never printed")
     add_json_flag(p)
 
     p = add("checklist", cmd_checklist, "the production-hardening checklist, every line checked with evidence")

@@ -1,13 +1,14 @@
 """Game day, "A stuck job (no webhook came)": the incident staged on a real local stack the way the runbook's
 rehearsal paragraph says (its `local.*` settings, read from docs/RUNBOOK.md), then found and settled with the
-runbook's own commands, read from the same text: the query that lists the stuck jobs and `goldgate recover`.
-A step the runbook gets wrong (a path, a column, a flag) fails here instead of during an incident."""
+runbook's own commands, read from the same text: `goldgate stuck`, which lists the stuck jobs, and the recover line
+it gives (the section's `goldgate recover`). A step the runbook gets wrong (a flag, an exit code) fails here instead
+of during an incident."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
-import sqlite3
 from pathlib import Path
 
 import httpx
@@ -53,13 +54,23 @@ def _sh_line(section: str, first_word: str) -> list[str]:
     return shlex.split(lines[0].split("  #", 1)[0])
 
 
-def _stuck_jobs(section: str, home: Path) -> list[str]:
-    """The runbook's local listing, run as written but for its stack (prod there, staging here)."""
-    argv = _sh_line(section, "sqlite3")
-    assert argv[1] == "-readonly", argv  # the listing must not be able to write to a serving stack's database
-    path = argv[2].replace("${GOLDGATE_HOME:-.goldgate}", str(home)).replace("/prod/", "/staging/")
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        return [row[0] for row in db.execute(argv[3])]
+def _stuck_command(section: str) -> list[str]:
+    """The section's listing (its first `goldgate stuck` line) and the rehearsal paragraph's form of it, which must
+    be the same command: the rehearsal's job is younger than the default window, so it adds --older-than."""
+    listing = _sh_line(section, "goldgate stuck")
+    assert listing[:3] == ["goldgate", "stuck", "prod"], listing
+    rehearsal = re.search(r"`(goldgate stuck [^`]*)`", section[section.index("To rehearse a recovery"):])
+    assert rehearsal, "the rehearsal paragraph does not say how to list the stuck job"
+    argv = shlex.split(rehearsal.group(1))
+    assert argv[:3] == ["goldgate", "stuck", "staging"] and set(argv[3:]) <= {"--older-than", "0"}, argv
+    return argv
+
+
+def _stuck_jobs(section: str, home: Path, capsys) -> tuple[int, list[dict]]:
+    """The runbook's listing, run as written (as JSON, to read it here): its exit code and the jobs it lists."""
+    capsys.readouterr()
+    code = main([*_stuck_command(section)[1:], "--home", str(home), "--json"])
+    return code, json.loads(capsys.readouterr().out)["jobs"]
 
 
 def _forgotten(runpod: DataPlaneClient, runpod_job_id: str) -> bool:
@@ -88,15 +99,17 @@ def test_the_runbooks_stuck_job_rehearsal_is_found_and_settled_with_the_runbooks
         runpod_job_id = api.get(f"/api/status/{job_id}").json()["runpod_job_id"]
         assert wait_until(lambda: _forgotten(runpod, runpod_job_id), 90), "RunPod never forgot the job"
 
-        assert _stuck_jobs(section, home) == [job_id]  # what the on-call engineer sees: the job never settled
+        code, listed = _stuck_jobs(section, home, capsys)  # what the on-call engineer sees: the job never settled
+        assert code == 1 and [(j["id"], j["runpod_job_id"]) for j in listed] == [(job_id, runpod_job_id)], listed
 
         recover = _sh_line(section, "goldgate recover")
         assert recover[:3] == ["goldgate", "recover", "<job_id>"], recover
         argv = [job_id if word == "<job_id>" else "staging" if word == "prod" else word for word in recover[1:]]
+        assert shlex.split(listed[0]["recover"]) == ["goldgate", *argv]  # the line the listing gives is the runbook's
         assert main([*argv, "--home", str(home)]) == 0
         assert "completed" in capsys.readouterr().out
 
-        assert _stuck_jobs(section, home) == []
+        assert _stuck_jobs(section, home, capsys) == (0, [])
         view = api.get(f"/api/status/{job_id}").json()
         assert view["status"] == "completed" and view["results"], view
         for result in view["results"]:

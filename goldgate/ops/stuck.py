@@ -1,0 +1,207 @@
+"""`goldgate stuck`: the jobs still queued or in progress after the time a job may simply be running, read-only from
+a stack's local SQLite or its D1. The service never polls RunPod, so these wait for an operator's `recover`.
+
+Each job's deadline (after which no RunPod job can settle it, and `recover` records it failed) is the one
+service/recover.py computes, from the ttl and /run timeout the job was sent with."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from goldgate.cloudflare.d1 import D1Client
+from goldgate.errors import GoldgateError
+from goldgate.ops.fingerprint import connect_read_only
+from goldgate.spec import StackSpec, show
+from service.config import ServiceConfig
+from service.jobs import iso_ms
+from service.recover import runpod_deadline_s
+
+# A rows-returning query: (sql, params) -> rows as dicts.
+Query = Callable[[str, Sequence[Any]], list[dict[str, Any]]]
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1_000
+UNFINISHED = ("queued", "in_progress")
+_UNFINISHED_SQL = ", ".join(f"'{s}'" for s in UNFINISHED)
+# Columns migration 0005 added: a database an older goldgate migrated lacks them until its next `up`/`pulumi up`,
+# and its jobs are then judged as recover judges such jobs, by the stack's current ttl and /run timeout.
+_RUN_POLICY = ("policy_ttl_ms", "run_timeout_ms")
+
+
+@dataclass(frozen=True)
+class StuckJob:
+    id: str
+    status: str
+    created_at: str
+    age_s: float
+    runpod_job_id: str | None
+    # From when no RunPod job can settle it (service/recover.py): a recovery then records it failed.
+    deadline: str
+    past_deadline: bool
+    recover: str
+    advice: str | None
+
+
+@dataclass(frozen=True)
+class StuckReport:
+    stack: str
+    target: str
+    now: str
+    older_than_minutes: int
+    created_before: str
+    stuck: int              # every job queued or in progress created before created_before
+    more: int               # of those, how many are not listed (--limit)
+    younger: int            # queued or in progress, but younger: it may simply be running
+    jobs: list[StuckJob]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_older_than_minutes(spec: StackSpec) -> int:
+    """The stack's execution timeout, in whole minutes: a job younger than that may simply be running."""
+    return max(1, math.ceil(spec.endpoint.execution_timeout_ms / 60_000))
+
+
+def list_local(spec: StackSpec, path: Path, older_than_minutes: int, limit: int = DEFAULT_LIMIT, *,
+               service_log: Path | None = None, now_s: float | None = None) -> StuckReport:
+    """The stack's own SQLite, opened read-only: the running service's writes go on, nothing here can change a row."""
+    if not path.is_file():
+        raise GoldgateError(f"no database at {path}: stack {spec.name} was never brought up under this state dir "
+                            f"(--home, GOLDGATE_HOME), so no job of it can be stuck; check the state dir, or "
+                            f"`goldgate up {spec.name}`")
+    try:
+        conn = connect_read_only(path, timeout=10)
+    except sqlite3.Error as exc:
+        raise GoldgateError(f"cannot open {path} read-only ({exc}); check the state dir (--home, GOLDGATE_HOME)") \
+            from None
+    conn.row_factory = sqlite3.Row
+
+    def query(sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        return [dict(row) for row in conn.execute(sql, tuple(params))]
+
+    try:
+        return _list(query, spec, "local", older_than_minutes, limit, now_s, where=str(path),
+                     migrate=f"`goldgate up {spec.name}` applies the migrations", service_log=service_log)
+    except sqlite3.DatabaseError as exc:
+        raise GoldgateError(f"reading {path} failed ({exc}): it is not a goldgate database this goldgate can read; "
+                            f"`goldgate up {spec.name}` creates and migrates the stack's own") from None
+    finally:
+        conn.close()
+
+
+def list_cloud(spec: StackSpec, d1: D1Client, database_id: str, older_than_minutes: int,
+               limit: int = DEFAULT_LIMIT, *, now_s: float | None = None) -> StuckReport:
+    """The stack's D1 over the REST API: SELECTs only."""
+    def query(sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        return d1.query(database_id, sql, list(params))
+
+    return _list(query, spec, "cloud", older_than_minutes, limit, now_s, where=f"D1 {database_id}",
+                 migrate="check --database-id, or apply the migrations (`pulumi up`)")
+
+
+def _list(query: Query, spec: StackSpec, target: str, older_than_minutes: int, limit: int, now_s: float | None,
+          *, where: str, migrate: str, service_log: Path | None = None) -> StuckReport:
+    columns = {row["name"] for row in query("PRAGMA table_info(jobs)", ())}
+    needed = {"id", "stack", "status", "created_at", "created_at_ms", "runpod_job_id"}
+    if not needed <= columns:
+        raise GoldgateError(f"{where} has no jobs table goldgate made: it is not a migrated goldgate database "
+                            f"({migrate})")
+    # The database's clock, as prune reads it (D1's in the cloud, where the service stamps created_at and recover
+    # judges the deadline; this machine's locally): a laptop's clock off by a day must not list every job or none.
+    now = now_s if now_s is not None else float(
+        query("SELECT (julianday('now') - 2440587.5) * 86400.0 AS now_s", ())[0]["now_s"])
+    before = iso_ms(now - older_than_minutes * 60)
+    policy = ", ".join(c if c in columns else f"NULL AS {c}" for c in _RUN_POLICY)
+    # By the created_at index, oldest first; status has no index, and the unfinished are few among the rows it walks.
+    rows = query(f"SELECT id, stack, status, created_at, created_at_ms, runpod_job_id, {policy} FROM jobs "
+                 f"WHERE created_at < ?1 AND status IN ({_UNFINISHED_SQL}) ORDER BY created_at, id LIMIT ?2",
+                 (before, limit))
+    counts = query(f"SELECT SUM(created_at < ?1) AS stuck, SUM(created_at >= ?1) AS younger FROM jobs "
+                   f"WHERE status IN ({_UNFINISHED_SQL})", (before,))[0]
+    stuck, younger = int(counts["stuck"] or 0), int(counts["younger"] or 0)
+    if target == "cloud":
+        other = next((r["stack"] for r in rows if r["stack"] != spec.name), None)
+        if other is not None:  # its recover lines would name this stack's API, which has no such job
+            raise GoldgateError(f"{where} holds the jobs of stack {show(other)}, not of {spec.name}: check "
+                                f"--database-id, or list it as that stack")
+    # recover.py judges a job sent before migration 0005 by the service's current ttl and /run timeout: the
+    # stack's endpoint.ttl_ms, and the service's default timeout (no stack sets another).
+    def deadline_s(job: dict[str, Any]) -> float:
+        return runpod_deadline_s(job, spec.endpoint.ttl_ms, ServiceConfig.runpod_timeout_s)
+
+    jobs = [_job(deadline_s, spec.name, target, row, now, service_log) for row in rows]
+    return StuckReport(stack=spec.name, target=target, now=iso_ms(now), older_than_minutes=older_than_minutes,
+                       created_before=before, stuck=stuck, more=max(0, stuck - len(jobs)), younger=younger,
+                       jobs=jobs)
+
+
+def recover_line(job_id: str, stack: str, target: str) -> str:
+    if target == "local":
+        return f"goldgate recover {job_id} --stack {stack}"
+    # The cloud's way (RUNBOOK, A stuck job): the admin route, its token kept off the command line.
+    return (f"curl -sS -X POST -H @<(printf 'Authorization: Bearer %s\\n' \"$API_TOKEN\") "
+            f"\"$(pulumi stack output api_url --stack {stack})/api/admin/recover/{job_id}\"")
+
+
+def _job(deadline_of: Callable[[dict[str, Any]], float], stack: str, target: str, row: dict[str, Any], now: float,
+         service_log: Path | None) -> StuckJob:
+    deadline_s = deadline_of(row)
+    past = now >= deadline_s
+    rid = row["runpod_job_id"]
+    advice = None
+    if past:
+        advice = ("past its deadline: no RunPod job can settle it any more; recover records it failed (or completed, "
+                  "from the outcome its worker stored)")
+    elif rid is None:
+        log = f"in {service_log}" if service_log is not None else "in the API Worker's logs"
+        flag = ("--runpod-job-id <id>" if target == "local"
+                else "-d '{\"runpod_job_id\":\"<id>\"}'")
+        advice = (f"no RunPod id recorded: if recover answers not_submitted, find the job.runpod_id_unrecorded line "
+                  f"of this job {log} and recover again adding {flag}, its runpod_job_id (none: RunPod never took "
+                  f"it; recover from {iso_ms(deadline_s)} records it failed)")
+    return StuckJob(id=row["id"], status=row["status"], created_at=row["created_at"],
+                    age_s=round(now - row["created_at_ms"] / 1000, 3), runpod_job_id=rid, deadline=iso_ms(deadline_s),
+                    past_deadline=past, recover=recover_line(row["id"], stack, target), advice=advice)
+
+
+def age_text(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3_600:
+        return f"{s // 60} min"
+    if s < 86_400:
+        return f"{s // 3_600} h {s % 3_600 // 60:02d} min"
+    return f"{s // 86_400} d {s % 86_400 // 3_600} h"
+
+
+def render_text(d: dict[str, Any]) -> str:
+    window = f"queued or in progress for more than {d['older_than_minutes']} min"
+    if not d["stuck"]:
+        line = f"{d['stack']}: no job stuck ({d['target']}: none {window})"
+        return line + (f"; {d['younger']} younger may simply be running" if d["younger"] else "")
+    head = (f"{d['stack']}: {d['stuck']} job{'s' if d['stuck'] != 1 else ''} stuck ({d['target']}: {window}, "
+            "oldest first; recover each: docs/RUNBOOK.md, A stuck job)")
+    lines = [head]
+    if d["target"] == "cloud":
+        lines.append("  first: API_TOKEN=$(pulumi config get goldgate:apiToken --stack "
+                     f"{d['stack']})  # the stack's API token, kept off the command line")
+    for job in d["jobs"]:
+        deadline = ("PAST its deadline " if job["past_deadline"] else "deadline ") + job["deadline"]
+        lines.append(f"  {job['id']}  {job['status']:<11}  created {job['created_at']} "
+                     f"({age_text(job['age_s'])} ago)  runpod {job['runpod_job_id'] or '(none recorded)'}  {deadline}")
+        lines.append(f"      {job['recover']}")
+        if job["advice"]:
+            lines.append(f"      {job['advice']}")
+    if d["more"]:
+        lines.append(f"  ... and {d['more']} more, not listed (--limit {len(d['jobs'])}: a larger one lists them)")
+    if d["younger"]:
+        lines.append(f"  {d['younger']} younger job{'s' if d['younger'] != 1 else ''} queued or in progress, not "
+                     "listed: may simply be running")
+    return "\n".join(lines)
