@@ -57,6 +57,11 @@ def check_exposure(spec: StackSpec) -> None:
     domain = spec.api.custom_domain  # a hostname: the spec loader refuses anything else
     if spec.api.route and not spec.api.zone_id:
         raise SpecError(f"stack {spec.name}: goldgate:spec.api.route needs api.zone_id (the zone it lives in)")
+    if spec.api.zone_id and not (spec.api.route or domain):
+        # It only places a route or a custom domain: alone it declares nothing, and the API stays where it was.
+        raise SpecError(f"stack {spec.name}: goldgate:spec.api.zone_id is set but neither api.route nor "
+                        "api.custom_domain is, so nothing would use it: add the route or custom domain it is the zone "
+                        "of, or remove zone_id")
     url = spec.api.public_base_url
     if domain or not url:
         return
