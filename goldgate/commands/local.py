@@ -15,7 +15,7 @@ from goldgate import spec as specs
 from goldgate.commands.output import add_json_flag, emit, progress, say, table
 from goldgate.errors import GoldgateError, StateError
 from goldgate.local import image_store
-from goldgate.local.platform import LocalPlatform, StackStatus
+from goldgate.local.platform import NO_MODELS_SECTION, LocalPlatform, StackStatus
 from goldgate.local.state import StackDir
 
 WORKER_SOURCE = Path(__file__).resolve().parents[2] / "images" / "worker"
@@ -164,14 +164,37 @@ def _render_status(data: Any) -> str:
             lines.append("    " + table(s["workers"], ["id", "status", "is_stale", "image"]).replace("\n", "\n    "))
         elif s["running"]:
             lines.append(f"  {'workers':<22} none running (they start when jobs come)")
-        exits = s.get("worker_exits") or []
-        if exits:
-            last = exits[-1]
-            lines.append(f"  {'worker exits':<22} {len(exits)}{'+' if len(exits) == 5 else ''} unexpected in the last "
-                         f"15 min (newest: {last['worker']}, code {last['returncode']}, {last['ts']}): see "
-                         f"{s['logs_dir']}/worker-{last['worker']}.log; a worker that exits at start with "
-                         "preflight_failed has no models (docs/RUNBOOK.md)")
+        lines.extend(_worker_exit_lines(s))
     return "\n".join(lines)
+
+
+def _worker_exit_lines(s: dict[str, Any]) -> list[str]:
+    """The unexpected worker exits of the last 15 minutes: those of the image the stack serves are its problem now,
+    with the runbook section its log points to; those of an image it no longer serves (a rollback took it off)
+    are shown as past."""
+    exits = s.get("worker_exits") or []
+    current = [e for e in exits if not e.get("past")]
+    past = [e for e in exits if e.get("past")]
+    lines = []
+    if current:
+        last = current[-1]
+        ran = f", image {last['image']}" if last.get("image") else ""
+        if last.get("cause") == "no_models":
+            why = f"its preflight found no models: {NO_MODELS_SECTION}"
+        elif last.get("cause") == "preflight_failed":
+            why = f"its preflight failed: its log says why ({NO_MODELS_SECTION})"
+        else:
+            why = f"a worker that exits at start with preflight_failed has no models ({NO_MODELS_SECTION})"
+        lines.append(f"  {'worker exits':<22} {len(current)}{'+' if len(current) == 5 else ''} unexpected in the last "
+                     f"15 min (newest: {last['worker']}, code {last['returncode']}, {last['ts']}{ran}): see "
+                     f"{s['logs_dir']}/worker-{last['worker']}.log; {why}")
+    if past:
+        last = past[-1]
+        images = ", ".join(sorted({str(e["image"]) for e in past}))
+        lines.append(f"  {'earlier worker exits':<22} {len(past)}{'+' if len(past) == 5 else ''} in the last 15 min "
+                     f"of {images}, which {s['stack']} no longer serves (it serves {s.get('image') or '-'}): past, "
+                     f"not its problem now (newest: {last['worker']}, code {last['returncode']}, {last['ts']})")
+    return lines
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -88,35 +88,92 @@ class StackStatus:
 
 WORKER_EXITS_WINDOW_S = 900
 _LOG_TAIL_BYTES = 256 * 1024
+_WORKER_LOG_BYTES = 64 * 1024   # a worker that exits at start writes a few lines: its start and why it ended
+# The preflight's own words (images/worker/first_aid.py NO_CHECKPOINTS), and the runbook section that starts from them.
+NO_MODELS = "No checkpoint models appear to be available"
+NO_MODELS_SECTION = f'docs/RUNBOOK.md, "{NO_MODELS}"'
+_EXITS_SHOWN = 5
 
 
-def recent_worker_exits(emulator_log: Path, now_s: float | None = None) -> list[dict[str, Any]]:
-    """The unexpected `worker.exited` events in the tail of the RunPod emulator's log from the last
-    WORKER_EXITS_WINDOW_S: {"worker", "returncode", "ts"} each, newest last, five at most."""
+def _read_regular(path: Path, limit: int, tail: bool) -> bytes:
+    """Up to `limit` bytes of a regular file, its end (`tail`) or its start; b"" for anything else (a FIFO in its
+    place must not hang `status`)."""
     try:
-        fd = os.open(emulator_log, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
-        return []
+        return b""
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(f.fileno())
         if not stat.S_ISREG(info.st_mode):
-            return []
-        f.seek(max(0, info.st_size - _LOG_TAIL_BYTES))
-        tail = f.read(_LOG_TAIL_BYTES)
-    since = (time.time() if now_s is None else now_s) - WORKER_EXITS_WINDOW_S
-    exits = []
-    for raw in tail.splitlines()[1:] if len(tail) == _LOG_TAIL_BYTES else tail.splitlines():
-        if b"worker.exited" not in raw:
-            continue
+            return b""
+        if tail:
+            f.seek(max(0, info.st_size - limit))
+        data = f.read(limit)
+    if tail and len(data) == limit:  # the first line is cut
+        return data.split(b"\n", 1)[-1]
+    return data
+
+
+def _lines(data: bytes) -> list[dict[str, Any]]:
+    out = []
+    for raw in data.splitlines():
         try:
             line = json.loads(raw)
-            data = line.get("data") or {}
-            when = datetime.fromisoformat(line["ts"]).timestamp()
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except ValueError:
             continue
-        if line.get("event") == "worker.exited" and data.get("expected") is False and when >= since:
-            exits.append({"worker": data.get("worker"), "returncode": data.get("returncode"), "ts": line["ts"]})
-    return exits[-5:]
+        if isinstance(line, dict):
+            out.append(line)
+    return out
+
+
+def _worker_log_facts(logs_dir: Path, worker: Any) -> tuple[str | None, str | None]:
+    """(image, cause) from the worker's own log: the image every line of it names (`worker_image_tag`), and
+    "no_models" when its preflight said the runbook's words, "preflight_failed" when it failed otherwise."""
+    if not isinstance(worker, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", worker):
+        return None, None
+    path = logs_dir / f"worker-{worker}.log"
+    image = next((str(line["worker_image_tag"]) for line in _lines(_read_regular(path, _WORKER_LOG_BYTES, False))
+                  if line.get("worker_image_tag")), None)
+    cause = None
+    for line in _lines(_read_regular(path, _WORKER_LOG_BYTES, True)):
+        if line.get("event") == "preflight_failed":
+            image = image or (str(line["worker_image_tag"]) if line.get("worker_image_tag") else None)
+            cause = "no_models" if NO_MODELS in json.dumps(line) else "preflight_failed"
+    return image, cause
+
+
+def recent_worker_exits(emulator_log: Path, now_s: float | None = None,
+                        serving: str | None = None) -> list[dict[str, Any]]:
+    """The unexpected `worker.exited` events in the tail of the RunPod emulator's log from the last
+    WORKER_EXITS_WINDOW_S, newest last: {"worker", "returncode", "ts", "image", "cause", "past"} each. `image` is
+    what the worker ran (the exit line's worker_image_tag, its `worker.started` line, else its own log; None when
+    none says), `cause` what its log says of the exit ("no_models", "preflight_failed" or None), and `past` is true
+    for an exit of another image than `serving` (the image the stack serves now): a rollback away from a broken image
+    leaves its exits in the window for 15 minutes, which are no longer the stack's problem. At most five current and
+    five past exits."""
+    since = (time.time() if now_s is None else now_s) - WORKER_EXITS_WINDOW_S
+    started: dict[Any, str] = {}
+    exits = []
+    for line in _lines(_read_regular(emulator_log, _LOG_TAIL_BYTES, True)):
+        data = line.get("data") if isinstance(line.get("data"), dict) else {}
+        if line.get("event") == "worker.started" and data.get("image"):
+            started[data.get("worker")] = str(data["image"])
+        if line.get("event") != "worker.exited" or data.get("expected") is not False:
+            continue
+        try:
+            when = datetime.fromisoformat(line["ts"]).timestamp()
+        except (ValueError, KeyError, TypeError):
+            continue
+        if when >= since:
+            exits.append({"worker": data.get("worker"), "returncode": data.get("returncode"), "ts": line["ts"],
+                          "image": line.get("worker_image_tag")})
+    for e in exits:
+        logged_image, e["cause"] = _worker_log_facts(emulator_log.parent, e["worker"])
+        e["image"] = e["image"] or started.get(e["worker"]) or logged_image
+        e["past"] = bool(serving and e["image"] and e["image"] != serving)
+    current = [e for e in exits if not e["past"]][-_EXITS_SHOWN:]
+    past = [e for e in exits if e["past"]][-_EXITS_SHOWN:]
+    return [e for e in exits if any(e is kept for kept in current + past)]
 
 
 def _pid(value: Any) -> int | None:
@@ -673,7 +730,8 @@ class LocalPlatform:
             # What the host serves while it runs (the pin may name an image it never took); the pin when down.
             image=state.get("image") if state else d.pinned_image(), workflow_version=specs.load_local(stack, self.stacks_file).workflow_version,
             logs_dir=str(d.logs_dir), db_path=str(d.db_path), state_dir=str(d.root), workers=workers,
-            worker_exits=recent_worker_exits(d.logs_dir / "runpod-emulator.jsonl") if state else [],
+            worker_exits=recent_worker_exits(d.logs_dir / "runpod-emulator.jsonl", serving=state.get("image"))
+            if state else [],
             spec_changed=self._spec_changed(stack, state),
             ended=None if state else self._ended(stack, d),
             pin_not_served=self._pin_not_served(stack, d, state),

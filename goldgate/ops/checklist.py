@@ -70,6 +70,14 @@ def _own_image(f: Facts) -> str | None:
     return f.images.get(role) if role else None
 
 
+def _serving(f: Facts, image: str, logs: bool = False) -> str:
+    """`image`, and since when its figures count (the ledger change that put it on the stack; the gatherer scoped
+    the figures to it): a fault the stack had before that change, now recovered, is not this release's."""
+    facts = f.logs if logs else f.jobs
+    window = facts.windows.get(image) if facts is not None else None
+    return f"{image} {window.to_words()}" if window else image
+
+
 # -- RunPod worker -------------------------------------------------------------------------------
 
 def staging_separate(f: Facts) -> Verdict:
@@ -234,24 +242,25 @@ def cold_start_ok(f: Facts) -> Verdict:
     # The pinned image's first job is its first cold start, as the other job lines judge this image's jobs: an
     # older image's failed start neither keeps a clean one red nor does its clean start vouch for this one.
     first = j.first_job_by_image.get(image)
+    serving = _serving(f, image)
     if first is None:
-        return NA, f"no job has run on {image} (the pinned image) yet: its first job will be its cold start"
+        return NA, f"no job has run on {serving} (the pinned image) yet: its first job will be its cold start"
     cold = j.cold_start_by_image.get(image) or {}
     problems = []
     if first.get("status") in ("queued", "in_progress"):
-        problems.append(f"the first job of {image} (a cold start), {first.get('id')}, has not ended "
+        problems.append(f"the first job of {serving} (a cold start), {first.get('id')}, has not ended "
                         f"({first.get('status')}): the cold start is judged once it has")
     elif first.get("status") != "completed":
-        problems.append(f"the first job of {image} (a cold start), {first.get('id')}, ended {first.get('status')}: "
-                        f"{_said(first.get('error'))}")
+        problems.append(f"the first job of {serving} (a cold start), {first.get('id')}, ended "
+                        f"{first.get('status')}: {_said(first.get('error'))}")
     if cold.get("n"):
-        problems.append(f"{cold['n']} job(s) of {image} failed while the engine was starting (newest "
+        problems.append(f"{cold['n']} job(s) of {serving} failed while the engine was starting (newest "
                         f"{cold.get('id')}: {_said(cold.get('error'))})")
     if problems and (cold.get("n") or first.get("status") not in ("queued", "in_progress")):
         problems.append("the worker's log of the job says why; COMFY_READY_TIMEOUT_S bounds how long a worker "
                         "waits for ComfyUI to start")
-    return _ok(not problems, f"the first job of {image} ({first.get('id')}, a cold start) completed; no job of it "
-                             "failed for an engine that was not ready", "; ".join(problems))
+    return _ok(not problems, f"the first job of {serving} ({first.get('id')}, a cold start) completed; no job of "
+                             "it failed for an engine that was not ready", "; ".join(problems))
 
 
 def _said(error: Any) -> str:
@@ -341,7 +350,7 @@ def size_and_type_checked(f: Facts) -> Verdict:
     # this red nor passes it.
     stored = j.bad_results_by_image.get(image, ()) if image else j.bad_results
     completed = (j.by_image_status.get(image, {}) if image else j.by_status).get("completed")
-    scope = f"of {image}" if image else "(no pinned image: every job's)"
+    scope = f"of {_serving(f, image)}" if image else "(no pinned image: every job's)"
     bad = list(stored) + bad_size + bad_type
     if not (n_size or completed):
         return NA, f"no results {scope} yet"
@@ -501,6 +510,14 @@ def error_rate_ok(f: Facts) -> Verdict:
     image = _own_image(f)
     if image is None:  # nothing pinned to scope by: every job the stack ran
         group, window = f.metrics["overall"], "all jobs (no pinned image to judge by)"
+    elif f.jobs is not None and image in f.jobs.windows:
+        # Its jobs since the change that put it on the stack, as the gate counts STAGING's since its deploy: the
+        # jobs it failed on this stack before a recovery put it back are not the release it serves now.
+        counts = f.jobs.metrics_by_image.get(image) or {}
+        if not counts.get("count"):
+            return NA, f"no job has run on {_serving(f, image)} (the pinned image) yet"
+        group = {"count": counts["count"], "error_rate": counts.get("errors", 0) / counts["count"]}
+        window = f"jobs of {_serving(f, image)} (its jobs before that and earlier images not judged)"
     else:
         # The gate judges the image it promotes; a release rolled back or replaced stays out of this one's rate.
         group = next((g for g in f.metrics.get("by_worker_image_tag") or () if g.get("worker_image_tag") == image),
@@ -681,7 +698,7 @@ def all_jobs_have_images(f: Facts) -> Verdict:
     # The pinned image's jobs: an image rolled back or replaced is not what this stack serves now, and a job
     # RunPod never took (no image) is the API's failure, judged by the error rate's gate, not an image's.
     counts = j.by_image_status.get(image, {}) if image else j.by_status
-    scope = f"of {image}" if image else "(no pinned image: every job)"
+    scope = f"of {_serving(f, image)}" if image else "(no pinned image: every job)"
     done = counts.get("completed", 0)
     unfinished = {s: counts.get(s, 0) for s in ("failed", "timed_out") if counts.get(s)}
     if unfinished:
@@ -705,7 +722,7 @@ def mean_latency(f: Facts) -> Verdict:
     # The pinned image's jobs, as the error rate: a slow release replaced since neither keeps this red nor an
     # earlier fast one hides a slow release now.
     mean_ms = j.mean_e2e_ms_by_image.get(image) if image else j.mean_e2e_ms
-    scope = f"jobs of {image}" if image else "all jobs (no pinned image to judge by)"
+    scope = f"jobs of {_serving(f, image)}" if image else "all jobs (no pinned image to judge by)"
     if mean_ms is None:
         return NA, f"no completed {scope} with end-to-end time yet"
     mean_s = mean_ms / 1000
@@ -759,12 +776,13 @@ def startup_log(f: Facts) -> Verdict:
         return FAIL, "the stack pins no image: no worker's start-up to judge"
     failed_starts = lg.preflight_failed_by_image.get(image, 0)
     loaded = lg.models_loaded_by_image.get(image, 0)
+    serving = _serving(f, image, logs=True)
     if failed_starts:
-        return FAIL, (f"{failed_starts} `preflight_failed` line(s) from workers of {image}: they exit without "
+        return FAIL, (f"{failed_starts} `preflight_failed` line(s) from workers of {serving}: they exit without "
                       f"taking a job; {_preflight_command(f, image)} names the missing models")
-    return _ok(loaded > 0, f"{loaded} `models_loaded` start-up line(s) from workers of {image}",
-               f"no `models_loaded` line from a worker of {image} ({lg.models_loaded} from other images): the "
-               "preflight did not confirm the pinned image's models")
+    return _ok(loaded > 0, f"{loaded} `models_loaded` start-up line(s) from workers of {serving}",
+               f"no `models_loaded` line from a worker of {serving} ({lg.models_loaded} in all, other images' and "
+               "earlier ones included): the preflight did not confirm the pinned image's models")
 
 
 def rebuild_with_models(f: Facts) -> Verdict:

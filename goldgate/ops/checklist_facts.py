@@ -35,6 +35,21 @@ MAX_LOG_LINE_CHARS = 1024 * 1024  # a v1 line is a few hundred characters; a lon
 
 
 @dataclass(frozen=True)
+class ServingWindow:
+    """Since when the judged stack serves `image`: the ledger change that last put it there (PROD: the promotion or
+    rollback whose smoke cases passed with it; STAGING: its `deploy`). The per-image lines count that image's jobs
+    from `since` on: the jobs it failed while the stack was faulty, before the recovery that put it back, are not
+    the release the stack serves now (the gate's error rate is scoped alike, from STAGING's deploy)."""
+
+    image: str
+    since: str      # as the service stores created_at (UTC, milliseconds, Z): text order is time order
+    change: str     # the change in words: "promotion #16 at 2026-11-30T07:02:40.107Z"
+
+    def to_words(self) -> str:
+        return f"since {self.change}"
+
+
+@dataclass(frozen=True)
 class JobFacts:
     total: int = 0
     by_status: Mapping[str, int] = field(default_factory=dict)
@@ -66,6 +81,11 @@ class JobFacts:
     # submission ended ({id, created_at, error, refused}): whether POST /api/queue/create reaches RunPod now.
     submit_failures: int = 0
     last_submission: Mapping[str, Any] | None = None
+    # worker_image_tag -> {count, errors} of its job_metrics rows: the error rate of the pinned image in `windows`
+    # (only an image with a window has one here; without, the metrics report's all-time group is judged).
+    metrics_by_image: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # worker_image_tag -> the window its per-image figures above were counted over (its other rows left out).
+    windows: Mapping[str, ServingWindow] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,8 @@ class LogFacts:
     # judged; an older image's `models_loaded` says nothing of the image RunPod starts now.
     models_loaded_by_image: Mapping[str, int] = field(default_factory=dict)
     preflight_failed_by_image: Mapping[str, int] = field(default_factory=dict)
+    # worker_image_tag -> the window its start-up lines above were counted over (as JobFacts.windows).
+    windows: Mapping[str, ServingWindow] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -212,23 +234,74 @@ _RESULTS_ARRAY = "CASE WHEN json_valid(j.results_json) AND json_type(j.results_j
                  "THEN j.results_json ELSE '[]' END"
 
 
-def job_facts_from_rows(db: Rows) -> tuple[JobFacts, str | None]:
+def serving_window(ledger: Iterable[Any] | None, stack: str, role: str | None,
+                   image: str | None) -> ServingWindow | None:
+    """The ledger change that last put `image` on `stack` (see ServingWindow), or None when the ledger records none
+    (an image pinned by hand: its every job is judged). PROD: the newest promotion or rollback whose smoke cases
+    passed with it, counted from its intent (its smoke jobs ran before its outcome was written); STAGING: its newest
+    deploy, as the gate's error rate counts. Under a ledger key only an authenticated entry opens a window: a forged
+    later one would hide the failures before it."""
+    from goldgate.release.history import VERIFIED_OUTCOMES
+    from service.metrics import MetricsError, normalize_since
+
+    if not image or ledger is None or role is None:
+        return None
+    entries = list(ledger)
+    if role == "prod":
+        change = next((e for e in reversed(entries) if e.kind in ("promotion", "rollback")
+                       and e.get("phase") == "outcome" and e.get("stack", "prod") == stack
+                       and e.get("outcome") in VERIFIED_OUTCOMES and e.get("prod_image") == image and e.authentic),
+                      None)
+        start = change if change is None else next(
+            (e for e in entries if e.seq == change.get("intent_seq") and e.kind == change.kind
+             and e.get("phase") == "intent" and e.authentic), change)
+    else:
+        change = start = next((e for e in reversed(entries) if e.kind == "deploy" and e.get("stack") == stack
+                               and e.get("after") == image and e.authentic), None)
+    if change is None or start is None:
+        return None
+    try:
+        since = normalize_since(start.ts)
+    except MetricsError:
+        return None
+    if since is None:
+        return None
+    name = "retried promotion" if start.kind == "promotion" and start.get("retry_rejected") else start.kind
+    outcome = f" ({change.get('outcome')} as #{change.seq})" if change is not start else ""
+    return ServingWindow(image=image, since=since, change=f"{name} #{start.seq} at {start.ts}{outcome}")
+
+
+def _in_window(windows: Mapping[str, ServingWindow], tag: str = _TAG, created: str = "created_at") \
+        -> tuple[str, list[Any]]:
+    """SQL that holds for a row inside its image's window (any row of an image without one), and its parameters."""
+    if not windows:
+        return "1 = 1", []
+    whens = " ".join(f"WHEN ? THEN {created} >= ?" for _ in windows)
+    return f"(CASE {tag} {whens} ELSE 1 END)", [v for w in windows.values() for v in (w.image, w.since)]
+
+
+def job_facts_from_rows(db: Rows, windows: Mapping[str, ServingWindow] | None = None) -> tuple[JobFacts, str | None]:
     """The job figures, aggregated in SQL (SQLite and D1 alike) so no response grows with the table.
-    A missing job_metrics table leaves its figures empty, with a note (the percentiles line says so)."""
+    A missing job_metrics table leaves its figures empty, with a note (the percentiles line says so).
+    `windows` (image -> the ledger change that put it on the stack) scopes that image's per-image figures to its
+    jobs since then; the stack-wide figures count every job."""
+    windows = dict(windows or {})
+    scope, scoped = _in_window(windows)
     by_status = {r["status"]: r["n"] for r in db.all("SELECT status, count(*) AS n FROM jobs GROUP BY status")}
     first = db.one("SELECT status FROM jobs ORDER BY created_at, id LIMIT 1")
     by_image: dict[str, dict[str, int]] = {}
-    for r in db.all("SELECT coalesce(worker_image_tag, '') AS tag, status, count(*) AS n FROM jobs "
-                    "GROUP BY coalesce(worker_image_tag, ''), status"):
+    for r in db.all(f"SELECT coalesce(worker_image_tag, '') AS tag, status, count(*) AS n FROM jobs WHERE {scope} "
+                    "GROUP BY coalesce(worker_image_tag, ''), status", scoped):
         by_image.setdefault(str(r["tag"]), {})[r["status"]] = r["n"]
     cold = db.one(f"SELECT count(*) AS n FROM jobs WHERE {_COLD_FAILED}", _NOT_READY_LIKE)
     first_by_image = {str(r["tag"]): {"id": r["id"], "status": r["status"], "error": r["error"]} for r in db.all(
         f"SELECT tag, id, status, error FROM (SELECT {_TAG} AS tag, id, status, substr(error, 1, 300) AS error, "
-        f"row_number() OVER (PARTITION BY {_TAG} ORDER BY created_at, id) AS k FROM jobs) WHERE k = 1")}
+        f"row_number() OVER (PARTITION BY {_TAG} ORDER BY created_at, id) AS k FROM jobs WHERE {scope}) "
+        "WHERE k = 1", scoped)}
     cold_by_image = {str(r["tag"]): {"n": r["n"], "id": r["id"], "error": r["error"]} for r in db.all(
         f"SELECT tag, n, id, error FROM (SELECT {_TAG} AS tag, id, substr(error, 1, 300) AS error, "
         f"count(*) OVER (PARTITION BY {_TAG}) AS n, row_number() OVER (PARTITION BY {_TAG} ORDER BY created_at "
-        f"DESC, id DESC) AS k FROM jobs WHERE {_COLD_FAILED}) WHERE k = 1", _NOT_READY_LIKE)}
+        f"DESC, id DESC) AS k FROM jobs WHERE {_COLD_FAILED} AND {scope}) WHERE k = 1", [*_NOT_READY_LIKE, *scoped])}
     submit_failures = db.one(f"SELECT count(*) AS n FROM jobs WHERE {_SUBMIT_FAILED}")
     # A job still queued without a RunPod id is being submitted: its answer is not in yet.
     last_submission = db.one(f"SELECT id, created_at, substr(error, 1, 300) AS error, {_SUBMIT_FAILED} AS refused "
@@ -237,18 +310,20 @@ def job_facts_from_rows(db: Rows) -> tuple[JobFacts, str | None]:
     no_images_by_image = {str(r["tag"]): r["n"] for r in db.all(
         f"SELECT {_TAG} AS tag, count(*) AS n FROM jobs j WHERE status = 'completed' AND (results_json IS NULL "
         "OR results_json = '' OR (json_valid(results_json) AND (json_type(results_json) = 'null' "
-        f"OR json_array_length(results_json) = 0))) GROUP BY {_TAG}")}
+        f"OR json_array_length(results_json) = 0))) AND {scope} GROUP BY {_TAG}", scoped)}
     # The first 20 of each image: an older image's many bad results crowd out none of the pinned one's.
     not_json = db.all(f"SELECT tag, id FROM (SELECT {_TAG} AS tag, id, row_number() OVER (PARTITION BY {_TAG} "
                       "ORDER BY created_at, id) AS k FROM jobs WHERE status = 'completed' AND results_json IS NOT "
-                      "NULL AND results_json <> '' AND NOT json_valid(results_json)) WHERE k <= 20")
+                      f"NULL AND results_json <> '' AND NOT json_valid(results_json) AND {scope}) WHERE k <= 20",
+                      scoped)
+    j_scope, j_scoped = _in_window(windows, "coalesce(j.worker_image_tag, '')", "j.created_at")
     bad_rows = db.all(
         "SELECT tag, job_id, key, content_type, bytes FROM (SELECT coalesce(j.worker_image_tag, '') AS tag, j.id AS "
         "job_id, json_extract(r.value, '$.key') AS key, json_extract(r.value, '$.content_type') AS content_type, "
         "json_extract(r.value, '$.bytes') AS bytes, row_number() OVER (PARTITION BY coalesce(j.worker_image_tag, "
         f"'') ORDER BY j.created_at, j.id, r.key) AS k FROM jobs j, json_each({_RESULTS_ARRAY}) r "
         "WHERE j.status = 'completed' AND (substr(coalesce(json_extract(r.value, '$.content_type'), ''), 1, 6) "
-        "<> 'image/' OR coalesce(json_extract(r.value, '$.bytes'), 0) <= 0)) WHERE k <= 20")
+        f"<> 'image/' OR coalesce(json_extract(r.value, '$.bytes'), 0) <= 0) AND {j_scope}) WHERE k <= 20", j_scoped)
     bad_by_image: dict[str, list[str]] = {}
     for r in not_json:
         bad_by_image.setdefault(str(r["tag"]), []).append(f"{r['id']}: results_json is not JSON")
@@ -275,9 +350,16 @@ def job_facts_from_rows(db: Rows) -> tuple[JobFacts, str | None]:
             else []
         means = {str(r["tag"]): r["mean_e2e"] for r in db.all(
             "SELECT coalesce(worker_image_tag, '') AS tag, avg(e2e_ms) AS mean_e2e FROM job_metrics "
-            "WHERE status = 'completed' GROUP BY coalesce(worker_image_tag, '')") if r["mean_e2e"] is not None}
+            f"WHERE status = 'completed' AND {scope} GROUP BY coalesce(worker_image_tag, '')", scoped)
+            if r["mean_e2e"] is not None}
+        # The error rate of each windowed image over its window, as service/metrics.py counts it: cancelled jobs
+        # count, failed and timed_out ones are errors.
+        rates = {str(r["tag"]): {"count": r["n"], "errors": r["errors"] or 0} for r in db.all(
+            f"SELECT {_TAG} AS tag, count(*) AS n, sum(status IN ('failed', 'timed_out')) AS errors FROM job_metrics "
+            f"WHERE {_TAG} IN ({', '.join('?' for _ in windows)}) AND {scope} GROUP BY {_TAG}",
+            [*windows, *scoped])} if windows else {}
     except GoldgateError as exc:
-        m, missing, means, metrics_note = {}, [], {}, f"job_metrics unreadable: {exc}"
+        m, missing, means, rates, metrics_note = {}, [], {}, {}, f"job_metrics unreadable: {exc}"
     facts = JobFacts(total=sum(by_status.values()), by_status=by_status, first_job_status=first.get("status"),
                      cold_start_failures=cold.get("n") or 0,
                      completed_without_images=sum(no_images_by_image.values()), bad_results=tuple(bad[:20]),
@@ -289,7 +371,8 @@ def job_facts_from_rows(db: Rows) -> tuple[JobFacts, str | None]:
                      metrics_unmeasured=m.get("unmeasured") or 0, missing_cost_jobs=tuple(missing),
                      mean_e2e_ms=m.get("mean_e2e"), by_image_status=by_image, mean_e2e_ms_by_image=means,
                      first_job_by_image=first_by_image, cold_start_by_image=cold_by_image,
-                     submit_failures=submit_failures.get("n") or 0, last_submission=last_submission or None)
+                     submit_failures=submit_failures.get("n") or 0, last_submission=last_submission or None,
+                     metrics_by_image=rates, windows=windows)
     return facts, metrics_note
 
 
@@ -328,12 +411,12 @@ def read_peer_migrations(platform: Any, stacks: Iterable[str]) -> dict[str, Migr
     return peers
 
 
-def read_job_facts(db_path: Path) -> JobFacts:
+def read_job_facts(db_path: Path, windows: Mapping[str, ServingWindow] | None = None) -> JobFacts:
     if not db_path.is_file():
         raise GoldgateError(f"no database at {db_path}; bring the stack up and run jobs")
     conn = connect_read_only(db_path)
     try:
-        facts, note = job_facts_from_rows(SqliteRows(conn, db_path))
+        facts, note = job_facts_from_rows(SqliteRows(conn, db_path), windows)
     finally:
         conn.close()
     if note:
@@ -346,8 +429,14 @@ def read_job_facts(db_path: Path) -> JobFacts:
 UNVERIFIED_JOB_CLAIMS = frozenset({"webhook.bad_signature"})
 
 
-def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
+def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
+                   windows: Mapping[str, ServingWindow] | None = None) -> LogFacts:
+    """`windows` scopes an image's start-up lines (models_loaded, preflight_failed) to those since its window."""
     import jsonschema
+
+    from service.metrics import MetricsError, normalize_since
+
+    windows = dict(windows or {})
 
     schema = json.loads(schema_path.read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
@@ -388,7 +477,13 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
                     models_loaded += 1
                 if line.get("event") in startup:
                     tag = str(line.get("worker_image_tag") or "")
-                    startup[line["event"]][tag] = startup[line["event"]].get(tag, 0) + 1
+                    window = windows.get(tag)
+                    try:
+                        before = window is not None and (normalize_since(line.get("ts")) or "") < window.since
+                    except MetricsError:
+                        before = True  # no readable time: not shown to be within the window
+                    if not before:
+                        startup[line["event"]][tag] = startup[line["event"]].get(tag, 0) + 1
                 job = line.get("job_id")
                 if job and line.get("event") not in UNVERIFIED_JOB_CLAIMS:
                     if not line.get("trace_id"):
@@ -400,7 +495,7 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA) -> LogFacts:
                     jobs_missing_trace=tuple(sorted(trace_missing)[:10]), jobs_without_context=tuple(without[:10]),
                     job_ids=len(context), models_loaded=models_loaded, unjudged=unjudged,
                     models_loaded_by_image=startup["models_loaded"],
-                    preflight_failed_by_image=startup["preflight_failed"])
+                    preflight_failed_by_image=startup["preflight_failed"], windows=windows)
 
 
 def _bounded_lines(fh: Any) -> Iterable[str | None]:
@@ -599,7 +694,10 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     db_path = platform.db_path(stack)
     progress(f"reading job_metrics and jobs from {db_path}")
     metrics, metrics_error = _attempt("metrics", lambda: report_from_sqlite(db_path, stack))
-    jobs, jobs_error = _attempt("jobs", lambda: read_job_facts(db_path))
+    # The pinned image's lines judge its jobs since the ledger change that put it on this stack.
+    window = serving_window(ledger, stack, the_spec.role, images.get(the_spec.role))
+    windows = {window.image: window} if window else {}
+    jobs, jobs_error = _attempt("jobs", lambda: read_job_facts(db_path, windows))
     migrations, migrations_error = _attempt("migrations", lambda: read_migration_facts(
         db_path, host_running=platform.host_pid(stack) is not None))
     peer_migrations = read_peer_migrations(platform, (n for n in role_stack.values() if n and n != stack))
@@ -613,7 +711,7 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     image_models, image_models_error = (None, f"{stack} has no pinned image") if not image else _attempt(
         "image models", lambda: read_image_models(platform.home, image))
     status = platform.status(stack)
-    logs, logs_error = _attempt("logs", lambda: read_log_facts(Path(status.logs_dir)))
+    logs, logs_error = _attempt("logs", lambda: read_log_facts(Path(status.logs_dir), windows=windows))
     drill, drill_error = _attempt("DR drill", lambda: dr.latest_drill(platform.home, stack, "local"))
     prune, prune_error = _attempt("prune record", lambda: retention.latest_prune(platform.home, stack, "local"))
     live_facts, live_reason = None, None

@@ -39,6 +39,7 @@ from goldgate.ops.checklist_facts import (
     migration_facts_from_rows,
     read_log_facts,
     read_worker_facts,
+    serving_window,
 )
 from goldgate.runpod import ControlPlaneClient, DataPlaneClient, Endpoint
 from goldgate.spec import (
@@ -535,6 +536,9 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
     ledger, ledger_error = _attempt("ledger", lambda: tuple(on_target(Ledger(home).entries(), "cloud")))
     golden_path = (reports_dir or REPORTS_DIR) / "latest.json"
     golden, golden_error = _attempt("golden report", lambda: load_report(golden_path))
+    # The pinned image's lines judge its jobs since the ledger change that put it on this stack (as locally).
+    window = serving_window(ledger, stack, the_spec.role, images.get(the_spec.role))
+    windows = {window.image: window} if window else {}
 
     metrics = jobs = live = migrations = worker_crons = None
     metrics_error = jobs_error = migrations_error = worker_crons_error = None
@@ -553,7 +557,7 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
             progress(f"reading job_metrics, jobs and webhook_deliveries from D1 {the_spec.database.name}")
             rows = _D1Rows(d1, database_id)
             metrics, metrics_error = _attempt("metrics", lambda: report_from_d1(d1, database_id, stack))
-            got, jobs_error = _attempt("jobs", lambda: job_facts_from_rows(rows))
+            got, jobs_error = _attempt("jobs", lambda: job_facts_from_rows(rows, windows))
             if got:
                 jobs, metrics_note = got
                 if metrics_note:
@@ -582,7 +586,7 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
                                   "Worker's and the workers' JSON log lines (Workers Logs / Logpush, RunPod endpoint "
                                   "logs) into a directory and pass --logs-dir")
     else:
-        logs, logs_error = _attempt("logs", lambda: read_log_facts(logs_dir))
+        logs, logs_error = _attempt("logs", lambda: read_log_facts(logs_dir, windows=windows))
     drill, drill_error = _attempt("DR drill", lambda: dr.latest_drill(home, stack, "cloud"))
     if drill is None and drill_error is None:
         drill_error = (f"no cloud DR drill recorded for {stack} (a local drill is no evidence for D1); run "

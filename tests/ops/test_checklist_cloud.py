@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -142,7 +143,14 @@ def _create_endpoint(control: ControlPlaneClient, stacks_dir: Path, stack: str) 
 
 
 def _ledger(home: Path) -> None:
+    """The releases, recorded before the seeded jobs ran (they start 2026-11-01): the checklist judges the pinned
+    image's jobs since the promotion that put it on PROD, as its smoke and later jobs follow it."""
     ledger, models = Ledger(home), manifest_sha256(WORKER_DIR)
+    with mock.patch("goldgate.release.ledger.now_rfc3339", return_value="2026-10-31T00:00:00.000Z"):
+        _releases(ledger, models)
+
+
+def _releases(ledger: Ledger, models: str) -> None:
     for image in (IMG_A, IMG_B):
         ledger.append("build", image=image, release_id=f"r-{image[-4:]}", models_sha256=models)
         ledger.append("deploy", stack="staging", image=image)

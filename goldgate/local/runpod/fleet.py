@@ -187,8 +187,11 @@ class WorkerFleet:
             self._expected_exit.discard(wid)
             _signal_group(proc, signal.SIGKILL)  # the SDK's heartbeat child must not outlive it
             self._remove_scratch(wid)
+            with self.backend.lock:  # the image it ran: `goldgate status` tells a past image's exits from now's
+                worker = self.backend.workers.get(wid)
+                image = worker.image if worker is not None else None
             (self.log.info if expected else self.log.warning)(
-                "worker.exited", worker=wid, returncode=proc.returncode, expected=expected)
+                "worker.exited", worker=wid, returncode=proc.returncode, expected=expected, worker_image_tag=image)
             self.backend.worker_exited(wid, proc.returncode)
 
     def stop_all(self, timeout_s: float) -> None:
