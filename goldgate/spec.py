@@ -804,6 +804,8 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
     if spec.is_prod and spec.endpoint.network_volume_id:
         raise SpecError(f"{source}: stacks.{name}.endpoint.network_volume_id: PROD must not use a network "
                         "volume; models are baked into the image")
+    if target == "local":
+        _refuse_what_the_local_target_ignores(spec, f"{source}: stacks.{name}")
     if target == "local" and spec.endpoint.pulls_privately:
         raise SpecError(f"{source}: stacks.{name}.endpoint: registry_credential_id and manage_registry_credential are "
                         "for cloud stacks: the local target runs images from its own image store and pulls nothing")
@@ -819,6 +821,21 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
     if target == "cloud" and spec.image is None:
         raise SpecError(f"{source}: goldgate:spec.image is required for a cloud stack (repo@sha256:<64 hex>)")
     return spec
+
+
+def _refuse_what_the_local_target_ignores(spec: StackSpec, where: str) -> None:
+    """Settings a local stack file may not carry because the local target would silently ignore them (or, for
+    REQUEST_COUNT, run what the cloud refuses): the user would believe in a setting they do not have."""
+    if spec.image is not None:
+        raise SpecError(f"{where}.image: a local stack's image is pinned in its state dir, by `goldgate deploy` "
+                        "(STAGING) and by `goldgate promote` / `goldgate rollback` (PROD), not by the stack file: "
+                        "remove the line")
+    if spec.endpoint.scaler_type == "REQUEST_COUNT":
+        raise SpecError(f"{where}.endpoint.scaler_type: REQUEST_COUNT cannot be deployed to RunPod beside the idle "
+                        "timeout every endpoint declares, so the local target does not run it either: use QUEUE_DELAY")
+    if spec.endpoint.network_volume_id:
+        raise SpecError(f"{where}.endpoint.network_volume_id: the local target mounts no volume; its workers read the "
+                        "models baked into the image snapshot: remove the line")
 
 
 # How many entries `<<` merge keys may copy in one file: nested merges multiply, so a few hundred bytes could
