@@ -74,11 +74,15 @@ async def _extras(db: Any, since: str | None) -> dict[str, Any]:
     images = (f"COALESCE({own}, CASE WHEN m.status = 'completed' THEN COALESCE((SELECT CASE WHEN "
               "json_valid(j.results_json) THEN json_array_length(j.results_json) END FROM jobs j WHERE j.id = m.job_id), "
               "1) ELSE 0 END)")
+    # Each row's count is worked out once, in a subquery SQLite does not flatten (its LIMIT, which limits nothing):
+    # flattened, both sums below evaluated it, and a million rows written before 0003 looked their job up twice
+    # each (seconds locally; on D1, near its 30 s limit per query).
     releases = await db.query(
-        f"SELECT m.worker_image_tag AS tag, SUM({images}) AS images, "
+        "SELECT tag, SUM(n) AS images, "
         # the images that have a cost: a job recovered from its stored outcome has images, but no cost
-        f"SUM(CASE WHEN m.cost_estimate_usd IS NOT NULL THEN {images} ELSE 0 END) AS costed_images "
-        "FROM job_metrics m WHERE (?1 IS NULL OR m.created_at >= ?1) GROUP BY m.worker_image_tag", (since,))
+        "SUM(CASE WHEN costed THEN n ELSE 0 END) AS costed_images "
+        f"FROM (SELECT m.worker_image_tag AS tag, m.cost_estimate_usd IS NOT NULL AS costed, {images} AS n "
+        "FROM job_metrics m WHERE (?1 IS NULL OR m.created_at >= ?1) LIMIT -1) GROUP BY tag", (since,))
     bounds = (await db.query(f"SELECT MIN(e2e_ms) AS lo, MAX(e2e_ms) AS hi FROM job_metrics WHERE {_TIMED}",
                              (since,)))[0]
     histogram: dict[str, Any] = {"bin_ms": None, "start_ms": None, "bins": []}

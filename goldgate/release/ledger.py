@@ -42,7 +42,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,22 +240,25 @@ class Ledger:
             raise ValueError(f"ledger fields may not be named {sorted(reserved)}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = open_state_file(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, "the release ledger", _RESTORE)
-        with os.fdopen(fd, "r+", encoding="utf-8", errors="surrogateescape") as fh:
+        with os.fdopen(fd, "rb+", buffering=0) as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                fh.seek(0)
-                last, versions = None, {}   # image -> the workflow version its build recorded, for the log
-                for last in self._parse(fh):
-                    if last.kind == "build" and isinstance(last.get("workflow_version"), str):
-                        versions[last.get("image")] = last.get("workflow_version")
+                read = self._read(fh.fileno())
+                last = read[-1] if read else None
+                versions = {}   # image -> the workflow version its build recorded, for the log
+                for e in read:
+                    if e.kind == "build" and isinstance(e.get("workflow_version"), str):
+                        versions[e.get("image")] = e.get("workflow_version")
                 body = {"seq": (last.seq + 1) if last else 1, "ts": now_rfc3339(), "kind": kind,
                         **json.loads(json.dumps(fields, default=str)),
                         "prev": last.hash if last else GENESIS}
                 line = {**body, "hash": _digest(body)}
                 if self._key is not None:
                     line["mac"] = _mac(self._key, body)
-                _write_line(fh.fileno(), (json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n").encode())
+                data = (json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n").encode()
+                end = _write_line(fh.fileno(), data)
                 entry = _entry(line, True)
+                self._verified_through(end, data, entry)
                 # Under the ledger's lock, so that the log's lines are in the ledger's order.
                 self._log(entry, entry.get("workflow_version") or versions.get(entry.get("image")))
             finally:
@@ -269,11 +272,10 @@ class Ledger:
             fd = open_state_file(self.path, os.O_RDONLY, "the release ledger", _RESTORE)
         except FileNotFoundError:
             return []
-        # Undecodable bytes reach _parse as text that is not a valid entry, so the line is named.
-        with os.fdopen(fd, encoding="utf-8", errors="surrogateescape") as fh:
+        with os.fdopen(fd, "rb", buffering=0) as fh:
             fcntl.flock(fh, fcntl.LOCK_SH)  # wait out an append in progress: its half line is not tampering
             try:
-                return list(self._parse(fh))
+                return self._read(fh.fileno())
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -292,18 +294,62 @@ class Ledger:
                       f"log {self.log_path} ({_why(exc)}); the ledger is the record (`goldgate history`); later "
                       "failures to write that log are not reported again", file=sys.stderr, flush=True)
 
-    def _parse(self, fh: Any) -> Iterator[Entry]:
-        prev, seq = GENESIS, 0
-        # Each line is read at most one character past the limit: a file that is one endless line (a sparse or
-        # binary file restored in its place) is named, not read into memory whole.
-        for number, raw in enumerate(iter(lambda: fh.readline(_MAX_LINE + 1), ""), start=1):
+    def _read(self, fd: int) -> list[Entry]:
+        """Every entry of the open ledger `fd` (locked by the caller), the chain verified. The bytes this process
+        verified before (`_verified`) are not parsed again when they are still the file's first bytes, as their
+        sha256 shows: a promotion reads the ledger and appends to it several times, and each pass over two years of
+        entries took seconds. Any other change (an edit, a truncation, a restore) is read from the start."""
+        known = _verified.get(self.path)
+        if known is not None and (known.key != self._key or not _starts_with(fd, known)):
+            known = None
+        hasher = known.sha256.copy() if known is not None else hashlib.sha256()
+        read = list(known.entries) if known is not None else []
+        start = known.size if known is not None else 0
+        number = known.lines if known is not None else 0
+        ended = True   # the bytes read end a line: only then may the next read start after them
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            fh.seek(start)
+
+            def lines() -> Iterator[tuple[int, bytes]]:
+                nonlocal number, ended
+                # Each line is read at most one byte past the limit: a file that is one endless line (a sparse or
+                # binary file restored in its place) is named, not read into memory whole.
+                for raw in iter(lambda: fh.readline(_MAX_LINE + 1), b""):
+                    number += 1
+                    hasher.update(raw)
+                    ended = raw.endswith(b"\n")
+                    yield number, raw
+
+            last = read[-1] if read else None
+            read.extend(self._parse(lines(), last.hash if last else GENESIS, last.seq if last else 0))
+            size = fh.tell()
+        if ended:
+            _verified[self.path] = _Verified(self._key, size, hasher, number, tuple(read))
+        return read
+
+    def _verified_through(self, end: int, data: bytes, entry: Entry) -> None:
+        """Extend what this process verified by the line it has just appended at byte `end`, when it verified
+        everything before it (as `append` has, under the same lock)."""
+        known = _verified.get(self.path)
+        if known is None or known.size != end or known.key != self._key:
+            _verified.pop(self.path, None)
+            return
+        hasher = known.sha256.copy()
+        hasher.update(data)
+        _verified[self.path] = _Verified(self._key, end + len(data), hasher, known.lines + 1,
+                                         (*known.entries, entry))
+
+    def _parse(self, lines: Iterable[tuple[int, bytes]], prev: str = GENESIS, seq: int = 0) -> Iterator[Entry]:
+        """The entries of `lines` (numbered raw lines), which follow the entry `seq` whose hash is `prev`."""
+        for number, raw in lines:
             if not raw.strip():
                 continue
             where = f"{self.path}:{number}"
             if len(raw) > _MAX_LINE:
                 raise LedgerTampered(f"{where}: line is longer than {_MAX_LINE} bytes; the ledger has been altered")
             try:
-                line = json.loads(raw)
+                # Undecodable bytes become text that is not a valid entry, so the line is named.
+                line = json.loads(raw.decode("utf-8", "surrogateescape"))
             except (ValueError, RecursionError):  # not JSON, absurd numbers or nesting
                 raise LedgerTampered(f"{where}: not valid JSON; the ledger has been altered or truncated "
                                      "(restore it from a backup; never edit it by hand)") from None
@@ -328,10 +374,39 @@ class Ledger:
             yield entry
 
 
-def _write_line(fd: int, data: bytes) -> None:
-    """Append `data` whole, or not at all. A write cut short (a full disk, a file size limit, an interrupt between
-    two writes) would leave half a line that every later command reads as tampering, a rollback included: the file
-    is cut back to where it ended. Written unbuffered, so that no half-written buffer is flushed again on close."""
+@dataclass(frozen=True)
+class _Verified:
+    """What this process has read of one ledger and verified: its first `size` bytes (ending a line), their sha256,
+    and their entries, as authenticated under `key`."""
+
+    key: bytes | None
+    size: int
+    sha256: Any
+    lines: int
+    entries: tuple[Entry, ...]
+
+
+_verified: dict[Path, _Verified] = {}   # by ledger path
+
+
+def _starts_with(fd: int, known: _Verified) -> bool:
+    """Whether the file open at `fd` still begins with the bytes `known` verified (read in chunks: no copy of a large
+    ledger is held)."""
+    hasher, offset = hashlib.sha256(), 0
+    while offset < known.size:
+        chunk = os.pread(fd, min(1 << 20, known.size - offset), offset)
+        if not chunk:
+            return False   # cut short
+        hasher.update(chunk)
+        offset += len(chunk)
+    return hmac.compare_digest(hasher.digest(), known.sha256.digest())
+
+
+def _write_line(fd: int, data: bytes) -> int:
+    """Append `data` whole, or not at all; the offset it was written at. A write cut short (a full disk, a file size
+    limit, an interrupt between two writes) would leave half a line that every later command reads as tampering, a
+    rollback included: the file is cut back to where it ended. Written unbuffered, so that no half-written buffer is
+    flushed again on close."""
     end = os.lseek(fd, 0, os.SEEK_END)
     try:
         view = memoryview(data)
@@ -342,6 +417,7 @@ def _write_line(fd: int, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, end)
         raise
+    return end
 
 
 def release_event(entry: Entry) -> tuple[str, str]:
