@@ -115,8 +115,9 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
     api_base = args.api_base or stack_cloudflare_api_base(args.stack, specs.STACKS_DIR)
     account = args.account_id or (spec.cloud.cloudflare_account_id if spec.cloud else None)
     if not account or account.startswith("<"):
-        raise GoldgateError(f"no Cloudflare account id for {args.stack}: set goldgate:spec.cloud.cloudflare_account_id in "
-                            f"stacks/Pulumi.{args.stack}.yaml or pass --account-id")
+        raise GoldgateError(f"no Cloudflare account id for {args.stack}: set "
+                            f"goldgate:spec.cloud.cloudflare_account_id in stacks/Pulumi.{args.stack}.yaml or pass "
+                            "--account-id")
     if not database_id:
         raise GoldgateError("--database-id is required for --cloud (the D1 uuid: `pulumi stack output` or "
                             "`wrangler d1 info`)")
@@ -167,7 +168,8 @@ def cmd_dr_restore(args: argparse.Namespace) -> int:
         if platform.host_pid(args.stack) is not None:
             raise StateError(f"stack {args.stack} is running (or starting); stop it first (`goldgate down "
                              f"{args.stack}`) so nothing writes while its database is replaced")
-        kept = dr.restore_into_stack(backup, target, args.stack, args.from_stack)
+        with _pruning_held(platform.home, args.stack, f"`goldgate dr-restore {args.stack}`", "nothing was restored"):
+            kept = dr.restore_into_stack(backup, target, args.stack, args.from_stack)
     say(escape_controls(f"{args.stack}: restored {args.backup} into {target} (verified)"))
     if kept != target:
         say(escape_controls(f"{args.stack}: the previous database is kept at {kept}"))
@@ -206,7 +208,11 @@ def _pruning_held(home: Path, stack: str, holder: str, nothing: str) -> Iterator
     stack's database at a time, so neither counts rows the other is deleting."""
     from goldgate.local.retention_cron import pruning
 
-    with pruning(StackDir(home, stack), holder) as other:
+    stack_dir = StackDir(home, stack)
+    if not stack_dir.root.is_dir():  # never up here (or a file in its place): no database to share, nothing made
+        yield
+        return
+    with pruning(stack_dir, holder) as other:
         if other is not None:
             raise StateError(f"{other} holds {stack}'s database; {nothing}: run this again once it is done")
         yield

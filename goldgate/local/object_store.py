@@ -125,7 +125,8 @@ class DurableBucket:
             f"no result uploaded up to {before.isoformat()}Z expired: it is the last upload for {days} days ({then} "
             f"{after.isoformat()}Z), more than storage.result_ttl_days ({self.result_ttl_days}) + {MAX_QUIET_DAYS}, "
             "as a clock stepped ahead would make it. Set the clock right (`date -u`; the next hourly sweep expires "
-            f"by it); if it was right all along, delete by hand the results in {self.root} whose record "
+            f"by it); if it was right all along, stop the stack (`goldgate down`: a running one serves each result "
+            f"from its file), then delete by hand the results in {self.root} whose record "
             "(<sha256>.json, and its .bin) says they were uploaded up to then"),
             data={"result_ttl_days": self.result_ttl_days, "last_upload_before": f"{before.isoformat()}Z",
                   "next": f"{after.isoformat()}Z", "dir": str(self.root)})

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from goldgate.errors import GoldgateError, describe
 from goldgate.local.state import StackDir
 from goldgate.ops import retention
+from goldgate.release.lock import open_state_file
 from goldgate.spec import RetentionSpec, StackSpec
 
 # -- the schedule -------------------------------------------------------------------------------------------------
@@ -205,7 +206,8 @@ def pruning(stack_dir: StackDir, holder: str) -> Iterator[str | None]:
     made the drill's backup miss rows the stack's history had a moment before. (`flock` on a file: its holder's
     death releases it.)"""
     stack_dir.root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(stack_dir.root / PRUNE_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    # As the release locks open theirs: a symlink or a FIFO in its place is refused by name, not followed.
+    fd = open_state_file(stack_dir.root / PRUNE_LOCK, os.O_RDWR | os.O_CREAT, "the prune lock")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -392,6 +394,9 @@ class RetentionCron:
                 if due is None:
                     return  # parse() refuses a schedule that never fires
             now = self.clock()
+            # A clock set back (it read ahead when the time was fixed): the schedule's next time by the clock now,
+            # or a clock that read a year ahead at start would skip a year of runs.
+            due = min(due, self.schedule.next_after(now) or due)
             if now < due:
                 self.stopping.wait(min(self.poll_s, (due - now).total_seconds()))
                 continue

@@ -110,7 +110,7 @@ def prune_local(spec: StackSpec, path: Path, keep_days: int, metrics_keep_days: 
     try:
         progress(f"{'counting' if dry_run else 'pruning'} {path}")
         return prune_over(_SqliteSql(conn), spec.name, "local", keep_days, metrics_keep_days, dry_run, now_s,
-                    clock_checked, migrate=f"`goldgate up {spec.name}`")
+                          clock_checked, migrate=f"`goldgate up {spec.name}`")
     except sqlite3.DatabaseError as exc:
         raise GoldgateError(f"pruning {path} failed ({exc}); it is safe to run the prune again") from None
     finally:
@@ -124,7 +124,7 @@ def prune_cloud(spec: StackSpec, d1: D1Client, database_id: str, keep_days: int,
     db = _D1Sql(d1, database_id)
     progress(f"{'counting' if dry_run else 'pruning'} D1 {database_id}")
     return prune_over(db, spec.name, "cloud", keep_days, metrics_keep_days, dry_run, now_s, clock_checked,
-                where=f"D1 {database_id}", migrate=f"`pulumi up --stack {spec.name}`")
+                      where=f"D1 {database_id}", migrate=f"`pulumi up --stack {spec.name}`")
 
 
 def prune_over(db: retention.Sql, stack: str, target: str, keep_days: int, metrics_keep_days: int | None,

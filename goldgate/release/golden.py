@@ -21,7 +21,7 @@ import unicodedata
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,8 +62,9 @@ _CREATE_ANSWERED_5XX = (502, 503)
 @dataclass(frozen=True)
 class ApiAccess:
     """Where a stack's public API is and the bearer token to call it (never logged). `hold(image, suite)`, when the
-    deployer gives one, is held for the whole run: it keeps every deploy of the stack out until the report is made,
-    and refuses (before any case is sent) a stack that does not serve `image`, the image the run is bound to."""
+    deployer gives one, is held by `verification.run_golden` for the whole run, its report and ledger entry
+    included: it keeps every deploy of the stack out meanwhile, and refuses (before any case is sent) a stack that
+    does not serve `image`, the image the run is bound to. `run_suite` itself takes no hold."""
 
     api_url: str
     token: str
@@ -118,18 +119,6 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
     # ceiling a case may only lower, and two cases sharing a reference would race to write it.
     check_own_references(cases)
     check_latency_limits(cases, target.thresholds.golden_case_latency_s, target.stack)
-    # Held until the report is made: a deploy that changed the image under the cases used to fail those that ran
-    # after it (or, bound to a pin not served yet, every case), writing a failed report for an image never tested.
-    with access.hold(target.image, suite) if access.hold else nullcontext():
-        return _run_suite(cases, access, target, suite=suite, references_dir=references_dir,
-                          update_references=update_references, concurrency=concurrency, poll_s=poll_s,
-                          progress=progress, image_now=image_now, note_every_s=note_every_s)
-
-
-def _run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *, suite: str,
-               references_dir: Path, update_references: bool, concurrency: int, poll_s: float,
-               progress: Callable[[str], None] | None, image_now: Callable[[], str | None] | None,
-               note_every_s: float) -> dict[str, Any]:
     started, t0 = now_rfc3339(), time.monotonic()
     headers = {"authorization": f"Bearer {access.token}", "user-agent": "goldgate-golden/1"}
     stop = threading.Event()

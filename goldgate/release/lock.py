@@ -12,6 +12,7 @@ there that is not a regular file.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -55,9 +56,12 @@ class _Flock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise self._refusal(_read_holder(fd)) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"pid": os.getpid(), "purpose": self.purpose, "kind": self.kind,
-                                      "command": _command(), "since": now_rfc3339()}).encode(), 0)
+            # Who holds it is advice for the refusal another command shows; the lock is the flock. A full disk must
+            # not fail the command here: its own writes say so, naming what they could not write.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps({"pid": os.getpid(), "purpose": self.purpose, "kind": self.kind,
+                                          "command": _command(), "since": now_rfc3339()}).encode(), 0)
         except BaseException:
             os.close(fd)
             raise

@@ -4,7 +4,6 @@ through the public API, write the report (+ HTML) and record it in the ledger.""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,7 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
     hold = access.hold(image, suite) if access.hold else contextlib.nullcontext()
     with hold:
         try:
-            report = run_suite(cases, dataclasses.replace(access, hold=None), target, suite=suite,
+            report = run_suite(cases, access, target, suite=suite,
                                references_dir=paths.references_dir, update_references=update_references,
                                concurrency=concurrency, poll_s=poll_s, progress=progress,
                                image_now=lambda: deployer.current_image(stack))

@@ -58,10 +58,12 @@ def check_exposure(spec: StackSpec) -> None:
     if spec.api.route and not spec.api.zone_id:
         raise SpecError(f"stack {spec.name}: goldgate:spec.api.route needs api.zone_id (the zone it lives in)")
     if spec.api.zone_id and not (spec.api.route or domain):
-        # It only places a route or a custom domain: alone it declares nothing, and the API stays where it was.
-        raise SpecError(f"stack {spec.name}: goldgate:spec.api.zone_id is set but neither api.route nor "
-                        "api.custom_domain is, so nothing would use it: add the route or custom domain it is the zone "
-                        "of, or remove zone_id")
+        # It only places a route or a custom domain: alone it declares nothing, and the API stays where it was. A
+        # warning, not a refusal: a stack file that always carried it deployed before, and a rollback during an
+        # incident must not be refused over a setting that changes nothing.
+        pulumi.log.warn(f"stack {spec.name}: goldgate:spec.api.zone_id is set but neither api.route nor "
+                        "api.custom_domain is, so nothing uses it and the API stays on its workers.dev URL: add the "
+                        "route or custom domain it is the zone of, or remove zone_id")
     url = spec.api.public_base_url
     if domain or not url:
         return

@@ -118,3 +118,30 @@ def test_a_failing_run_is_reported_and_the_next_scheduled_time_runs_again() -> N
     assert ran == [datetime(2026, 11, 30, 3, 30, tzinfo=UTC), datetime(2026, 12, 1, 3, 30, tzinfo=UTC)]
     assert [(o.kind, o.reason) for o in told] == [("failed", "prune_failed"), ("pruned", None)]
     assert "database is locked" in (told[0].message or "") and "next scheduled run tries again" in told[0].message
+
+
+def test_a_clock_set_back_while_the_host_waits_moves_the_next_run_with_it() -> None:
+    """The host started while the clock read a year ahead (a wrong RTC), then NTP set it right: the next run is the
+    schedule's next time by the clock as it reads now, not a year on."""
+    ahead, right = datetime(2027, 11, 30, 12, 0, tzinfo=UTC), datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    reads = 0
+    stopping = threading.Event()
+    ran: list[datetime] = []
+
+    def now() -> datetime:  # the start's two reads (missed run, next time) are the wrong clock; then 10 min a read
+        nonlocal reads
+        reads += 1
+        return ahead if reads <= 2 else right + timedelta(minutes=10 * (reads - 2))
+
+    def run(scheduled_for: datetime) -> RetentionOutcome:
+        ran.append(scheduled_for)
+        stopping.set()
+        return RetentionOutcome("pruned", status="complete")
+
+    cron = RetentionCron(CronSchedule.parse("30 3 * * *"), run, lambda _o: None, stopping,
+                         last_run=lambda: ahead, clock=now, poll_s=0.001)
+    worker = threading.Thread(target=cron.loop)
+    worker.start()
+    worker.join(60)
+    stopping.set()
+    assert ran == [datetime(2026, 12, 1, 3, 30, tzinfo=UTC)]

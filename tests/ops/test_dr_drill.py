@@ -230,8 +230,10 @@ def test_restore_refuses_another_stacks_backup_unless_its_stack_is_named(backup,
     assert "taken from stack staging, not prod" in err and "--from-stack staging" in err
     assert main([*restore, "--from-stack", "qa"]) == 1
     assert "taken from stack staging, not qa" in capsys.readouterr().err
-    # nothing beside the database but the lock a restore holds the stack with, as an up or a deploy does
-    assert live.read_bytes() == before and {p.name for p in live.parent.iterdir()} - {"up.lock"} == {"db.sqlite"}
+    # nothing beside the database but the locks a restore holds the stack with (as an up or a deploy does, and as
+    # a prune holds its database)
+    assert live.read_bytes() == before
+    assert {p.name for p in live.parent.iterdir()} - {"up.lock", "prune.lock"} == {"db.sqlite"}
     assert main([*restore, "--from-stack", "staging"]) == 0
     assert sqlite3.connect(live).execute("SELECT count(*) FROM jobs").fetchone()[0] == 2_000
 
