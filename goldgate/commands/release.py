@@ -240,6 +240,11 @@ def _render_rollback(d: dict[str, Any], entries: list[Any]) -> str:
 
 # -- history -----------------------------------------------------------------------------------
 
+# The table's default: the newest releases (about six entries each), the rollback targets an operator looks for.
+# --json stays whole unless --limit is given: a script reads it.
+HISTORY_SHOWN = 50
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     ledger = Ledger(_home(args))
     read = ledger.entries()  # the whole hash chain verified, whatever is shown
@@ -249,9 +254,9 @@ def cmd_history(args: argparse.Namespace) -> int:
     hidden = "" if len(read) == every else (
         f" (the {args.target} target's; {every - len(read)} of the other target not shown)")
     unsigned = [e.seq for e in read if not e.authentic]
-    entries = [e.to_dict() for e in read]
-    if args.limit:
-        entries = entries[-args.limit:]
+    limit = args.limit or (None if getattr(args, "json", False) or args.all else HISTORY_SHOWN)
+    entries = [e.to_dict() for e in (read[-limit:] if limit else read)]  # only the entries shown become rows
+    older = len(read) - len(entries)
     # With the ledger key, say which entries the gate and rollback will not trust (recorded without it, or forged).
     signed = "" if not ledger.keyed else "; every entry has a valid MAC" if not unsigned else (
         f"; {len(unsigned)} without a valid MAC for the ledger key (the gate and rollback do not trust them): "
@@ -278,8 +283,11 @@ def cmd_history(args: argparse.Namespace) -> int:
             f"\nunfinished: {', '.join(f'#{seq}' for seq in sorted(open_intents))} recorded an intent and no outcome "
             "(its command is still running, or was interrupted): the next `goldgate promote` or `goldgate rollback` "
             "finishes an interrupted one")
+        shown = f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}" if not older else (
+            f"the newest {len(rows)} of {len(read)} entries ({older} older not shown: --limit N for more, --all for "
+            "every one)")
         return table(flat, ["seq", "ts", "kind", "phase", "stack", "outcome", "image", "trigger"]) + unfinished + \
-            f"\n{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}{hidden}; hash chain verified{signed}"
+            f"\n{shown}{hidden}; hash chain verified{signed}"
     emit(args, entries, render)
     return 0
 
@@ -562,7 +570,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--to", help="digest, image ref or release id (default: the previous verified release)")
     p = add("history", cmd_history, "the release ledger: builds, deploys, golden runs, promotions, rollbacks",
             records=False)
-    p.add_argument("--limit", type=_positive_int, help="only the last N entries")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--limit", type=_positive_int,
+                       help=f"only the last N entries (the table's default: {HISTORY_SHOWN}; --json: all)")
+    shown.add_argument("--all", action="store_true", help="every entry in the table")
     p = add("release", cmd_release, "the whole flow: build, deploy STAGING, golden, promote to PROD, smoke",
             golden_paths=True)
     build_args(p)

@@ -367,7 +367,8 @@ def logs_schema(f: Facts) -> Verdict:
     if not lg.lines:
         return FAIL, "no log lines found under the stack's logs dir"
     # Past the cap lines are only counted: the evidence says how many were judged, never more.
-    unjudged = f"; {lg.unjudged} more lines past the first {lg.lines} were not judged" if lg.unjudged else ""
+    unjudged = (f"; {lg.unjudged} more lines past the first {lg.lines} were not judged" if lg.unjudged
+                else "") + lg.judged_words()
     return _ok(not lg.invalid_count, f"{lg.lines} lines in {lg.files} files valid against logging-schema-v1"
                + unjudged, f"{lg.invalid_count} invalid lines: " + "; ".join(lg.invalid) + unjudged)
 

@@ -11,9 +11,12 @@ of service/ for polling, the latest DR drill, and, when the stack runs, a live w
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import os
 import re
 import sqlite3
+import stat
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +35,18 @@ SERVICE_DIR = REPO / "service"
 LOG_SCHEMA = REPO / "docs" / "logging-schema-v1.json"
 MAX_LOG_LINES = 200_000
 MAX_LOG_LINE_CHARS = 1024 * 1024  # a v1 line is a few hundred characters; a longer one is judged unread
+# The newest lines say whether the image served now logs correctly: each log's end is judged, the rest is counted
+# by size, never read. Of LOG_JUDGED_BYTES, half judges the last LOG_TAIL_FLOOR_BYTES of each log (the newest files
+# first: every recent worker's log has its say), the rest the newest logs more deeply, up to LOG_TAIL_BYTES each.
+# Schema validation runs at a few MB a second, so these bound the checklist however old the stack is.
+LOG_TAIL_BYTES = 2 * 1024 * 1024
+LOG_TAIL_FLOOR_BYTES = 32 * 1024
+LOG_JUDGED_BYTES = 4 * 1024 * 1024
+# A worker's start-up lines (models_loaded, preflight_failed) open its log: in a log longer than its judged end,
+# its first LOG_HEAD_BYTES are read for them alone, the newest files first while LOG_HEAD_TOTAL_BYTES last.
+LOG_HEAD_BYTES = 64 * 1024
+LOG_HEAD_TOTAL_BYTES = 4 * 1024 * 1024
+_STARTUP_EVENTS = ("models_loaded", "preflight_failed")
 
 
 @dataclass(frozen=True)
@@ -105,6 +120,24 @@ class LogFacts:
     preflight_failed_by_image: Mapping[str, int] = field(default_factory=dict)
     # worker_image_tag -> the window its start-up lines above were counted over (as JobFacts.windows).
     windows: Mapping[str, ServingWindow] = field(default_factory=dict)
+    # What `lines` covers: the bytes read at the end of `files_judged` logs, of all `bytes_total` (see LOG_TAIL_BYTES).
+    files_judged: int = 0
+    bytes_judged: int = 0
+    bytes_total: int = 0
+
+    def judged_words(self) -> str:
+        """What the judged lines are when not every line was read ("" when every one was): the newest of each log,
+        and how much of the whole, so that "N lines valid" never reads as the whole log's verdict."""
+        if self.bytes_judged >= self.bytes_total:
+            return ""
+        return (f"; judged: the newest {self.lines} lines, the end of each of the newest {self.files_judged} of "
+                f"{self.files} logs (at most {_size(LOG_TAIL_BYTES)} of each): {_size(self.bytes_judged)} of "
+                f"{_size(self.bytes_total)} (older lines are counted by size, not read)")
+
+
+def _size(n: int) -> str:
+    return next(f"{n / 1024 ** k:.1f} {unit}" for k, unit in ((3, "GB"), (2, "MB"), (1, "KB"), (0, "bytes"))
+                if n >= 1024 ** k or k == 0)
 
 
 @dataclass(frozen=True)
@@ -431,83 +464,185 @@ UNVERIFIED_JOB_CLAIMS = frozenset({"webhook.bad_signature"})
 
 def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
                    windows: Mapping[str, ServingWindow] | None = None) -> LogFacts:
-    """`windows` scopes an image's start-up lines (models_loaded, preflight_failed) to those since its window."""
-    import jsonschema
-
+    """The newest lines of every log judged against the v1 schema (the end of each file, see LOG_TAIL_BYTES), and
+    the start-up lines of the newest workers. `windows` scopes an image's start-up lines (models_loaded,
+    preflight_failed) to those since its window."""
     from service.metrics import MetricsError, normalize_since
 
     windows = dict(windows or {})
-
-    schema = json.loads(schema_path.read_text(encoding="utf-8"))
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
-    # Every line of every log file is judged, worker process output (worker-*.log) included: the worker
-    # routes the runpod SDK's logger, prints, warnings and crashes into v1 lines. Only *.stderr.log is
-    # exempt: the crash output of a host process (a Python traceback has no schema).
-    files = sorted(p for p in logs_dir.rglob("*") if p.is_file() and not p.name.endswith(".stderr.log")) \
-        if logs_dir.is_dir() else []
+    validator = _log_validator(schema_path)
+    # Every log file is judged, worker process output (worker-*.log) included: the worker routes the runpod SDK's
+    # logger, prints, warnings and crashes into v1 lines. Only *.stderr.log is exempt: the crash output of a host
+    # process (a Python traceback has no schema).
+    sizes = _log_sizes(logs_dir)
+    # The newest files (by when they were last written) get the byte budget; they are judged in name order.
+    tails: dict[Path, int] = {}
+    heads: dict[Path, int] = {}
+    newest_first = sorted(sizes.items(), key=lambda kv: (-kv[1][1], str(kv[0])))
+    left = LOG_JUDGED_BYTES // 2
+    for path, (size, _) in newest_first:
+        tails[path] = min(size, LOG_TAIL_FLOOR_BYTES, left)
+        left -= tails[path]
+    left += LOG_JUDGED_BYTES - LOG_JUDGED_BYTES // 2
+    head_left = LOG_HEAD_TOTAL_BYTES
+    for path, (size, _) in newest_first:
+        more = min(size - tails[path], LOG_TAIL_BYTES - tails[path], left)
+        tails[path] += more
+        left -= more
+        if tails[path] < size and head_left:
+            heads[path] = min(LOG_HEAD_BYTES, size - tails[path], head_left)
+            head_left -= heads[path]
     invalid: list[str] = []
     invalid_count = lines = models_loaded = unjudged = 0
     trace_missing: set[str] = set()
     context: dict[str, set[str]] = {}
-    startup: dict[str, dict[str, int]] = {"models_loaded": {}, "preflight_failed": {}}
-    for path in files:
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            for number, text in enumerate(_bounded_lines(fh), 1):
-                if text is not None and not text.strip():
-                    continue
-                if lines >= MAX_LOG_LINES:
-                    unjudged += 1
-                    continue
-                lines += 1
-                try:
-                    if text is None:
-                        raise ValueError
-                    line = json.loads(text)
-                    errors = sorted(validator.iter_errors(line), key=lambda e: list(e.path))
-                except (ValueError, RecursionError):  # Recursion: nested too deep to parse
-                    line, errors = None, ["not JSON" if text is not None else
-                                          f"longer than {MAX_LOG_LINE_CHARS} characters (not read)"]
-                if errors:
-                    invalid_count += 1
-                    if len(invalid) < 5:
-                        first = errors[0] if isinstance(errors[0], str) else errors[0].message
-                        invalid.append(f"{path.relative_to(logs_dir)}:{number}: {first[:160]}")
-                    continue
-                if line.get("event") == "models_loaded":
-                    models_loaded += 1
-                if line.get("event") in startup:
-                    tag = str(line.get("worker_image_tag") or "")
-                    window = windows.get(tag)
-                    try:
-                        before = window is not None and (normalize_since(line.get("ts")) or "") < window.since
-                    except MetricsError:
-                        before = True  # no readable time: not shown to be within the window
-                    if not before:
-                        startup[line["event"]][tag] = startup[line["event"]].get(tag, 0) + 1
-                job = line.get("job_id")
-                if job and line.get("event") not in UNVERIFIED_JOB_CLAIMS:
-                    if not line.get("trace_id"):
-                        trace_missing.add(job)
-                    seen = context.setdefault(job, set())
-                    seen.update(k for k in ("trace_id", "workflow_version", "worker_image_tag") if line.get(k))
+    startup: dict[str, dict[str, int]] = {event: {} for event in _STARTUP_EVENTS}
+
+    def count_startup(line: dict[str, Any]) -> None:
+        nonlocal models_loaded
+        if line.get("event") == "models_loaded":
+            models_loaded += 1
+        tag = str(line.get("worker_image_tag") or "")
+        window = windows.get(tag)
+        try:
+            before = window is not None and (normalize_since(line.get("ts")) or "") < window.since
+        except MetricsError:
+            before = True  # no readable time: not shown to be within the window
+        if not before:
+            startup[line["event"]][tag] = startup[line["event"]].get(tag, 0) + 1
+
+    for path in sorted(sizes):
+        name = path.relative_to(logs_dir)
+        for line in _startup_lines(path, heads.get(path, 0), validator):
+            count_startup(line)
+        whole, window_lines = _log_tail(path, tails[path], sizes[path][0])
+        pending: list[tuple[int, str]] = []  # (index in the window, first error): named once the window is counted
+        for index, text in enumerate(window_lines):
+            if text is not None and not text.strip():
+                continue
+            if lines >= MAX_LOG_LINES:
+                unjudged += 1
+                continue
+            lines += 1
+            try:
+                if text is None:
+                    raise ValueError
+                line = json.loads(text)
+                errors = sorted(validator.iter_errors(line), key=lambda e: list(e.path))
+            except (ValueError, RecursionError):  # Recursion: nested too deep to parse
+                line, errors = None, ["not JSON" if text is not None else
+                                      f"longer than {MAX_LOG_LINE_CHARS} characters (not read)"]
+            if errors:
+                invalid_count += 1
+                if len(invalid) + len(pending) < 5:
+                    first = errors[0] if isinstance(errors[0], str) else errors[0].message
+                    pending.append((index, first[:160]))
+                continue
+            if line.get("event") in startup:
+                count_startup(line)
+            job = line.get("job_id")
+            if job and line.get("event") not in UNVERIFIED_JOB_CLAIMS:
+                if not line.get("trace_id"):
+                    trace_missing.add(job)
+                seen = context.setdefault(job, set())
+                seen.update(k for k in ("trace_id", "workflow_version", "worker_image_tag") if line.get(k))
+        # A line of a file read whole is named by its number; one of a file's end by its number from the end
+        # (`tail -n K file | head -n 1` shows it): the lines before the end were never counted.
+        invalid.extend(f"{name}:{i + 1}: {first}" if whole else
+                       f"{name}:{len(window_lines) - i} from the end: {first}" for i, first in pending)
     without = sorted(j for j, seen in context.items() if len(seen) < 3)
-    return LogFacts(files=len(files), lines=lines, invalid=tuple(invalid), invalid_count=invalid_count,
+    return LogFacts(files=len(sizes), lines=lines, invalid=tuple(invalid), invalid_count=invalid_count,
                     jobs_missing_trace=tuple(sorted(trace_missing)[:10]), jobs_without_context=tuple(without[:10]),
                     job_ids=len(context), models_loaded=models_loaded, unjudged=unjudged,
                     models_loaded_by_image=startup["models_loaded"],
-                    preflight_failed_by_image=startup["preflight_failed"], windows=windows)
+                    preflight_failed_by_image=startup["preflight_failed"], windows=windows,
+                    files_judged=sum(1 for n in tails.values() if n), bytes_judged=sum(tails.values()),
+                    bytes_total=sum(size for size, _ in sizes.values()))
 
 
-def _bounded_lines(fh: Any) -> Iterable[str | None]:
-    """The lines of a text file, each None when longer than MAX_LOG_LINE_CHARS: its rest is skipped, a chunk
-    at a time, so one huge line is never held in memory."""
-    while text := fh.readline(MAX_LOG_LINE_CHARS + 1):
-        if len(text) <= MAX_LOG_LINE_CHARS or text.endswith("\n"):
-            yield text
+@functools.lru_cache(maxsize=4)
+def _compiled_validator(schema_path: str, mtime_ns: int, size: int) -> Any:
+    import jsonschema
+
+    schema = json.loads(Path(schema_path).read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def _log_validator(schema_path: Path) -> Any:
+    """One compiled validator per schema file (as it is now), shared by every read of the logs in this process."""
+    info = schema_path.stat()
+    return _compiled_validator(str(schema_path), info.st_mtime_ns, info.st_size)
+
+
+def _log_sizes(logs_dir: Path) -> dict[Path, tuple[int, float]]:
+    """Each judged log file -> (its size, when it was last written), from its metadata alone."""
+    if not logs_dir.is_dir():
+        return {}
+    sizes = {}
+    for path in logs_dir.rglob("*"):
+        if path.name.endswith(".stderr.log"):
             continue
-        while (rest := fh.readline(MAX_LOG_LINE_CHARS)) and not rest.endswith("\n"):
-            pass
-        yield None
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            sizes[path] = (info.st_size, info.st_mtime)
+    return sizes
+
+
+def _read_span(path: Path, start: int, length: int) -> bytes:
+    """`length` bytes of the regular file at `path` from `start` (b"" when it is no longer one: a FIFO put in its
+    place must not hang the checklist)."""
+    if length <= 0:
+        return b""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return b""
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return b""
+        fh.seek(start)
+        return fh.read(length)
+
+
+def _log_tail(path: Path, budget: int, size: int) -> tuple[bool, list[str | None]]:
+    """(whether the whole file was read, its last `budget` bytes as lines), a line longer than MAX_LOG_LINE_CHARS as
+    None. The size is the one seen before: lines written since are the next checklist's. A line cut by the window's
+    start is skipped, unless what is seen of it is already too long (then it is a line too long)."""
+    if budget <= 0:
+        return size <= 0, []
+    start = size - budget
+    data = _read_span(path, start - 1 if start > 0 else 0, budget + (1 if start > 0 else 0))
+    cut = False
+    if start > 0:
+        cut, data = data[:1] != b"\n", data[1:]
+    raw = data.split(b"\n")
+    if raw and raw[-1] == b"":
+        raw.pop()  # the file ends with a newline: no line after it
+    out: list[str | None] = [None if len(r) > MAX_LOG_LINE_CHARS else r.decode("utf-8", errors="replace")
+                             for r in raw]
+    if cut and out and out[0] is not None:
+        out[0] = ""  # a line begun before the window: not judged (an empty line is skipped)
+    return start <= 0, out
+
+
+def _startup_lines(path: Path, budget: int, validator: Any) -> list[dict[str, Any]]:
+    """The valid start-up lines among the first `budget` bytes of `path` (a line cut by the budget is not read)."""
+    data = _read_span(path, 0, budget)
+    raw = data.split(b"\n")[:-1]  # the last piece ends at the budget, not at a newline: not a whole line
+    found = []
+    for text in raw:
+        if not any(event.encode() in text for event in _STARTUP_EVENTS):
+            continue
+        try:
+            line = json.loads(text)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(line, dict) and line.get("event") in _STARTUP_EVENTS and not any(validator.iter_errors(line)):
+            found.append(line)
+    return found
 
 
 def dockerfile_problems(dockerfile: Path, manifest: Any) -> tuple[str, ...]:

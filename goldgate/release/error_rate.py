@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from goldgate.release.gate import ErrorRate
 
 # The service's definition (service/metrics.py): a cancelled job is not the image's fault.
 ERROR_STATUSES = ("failed", "timed_out")
-# A cap on rows scanned so a huge table cannot stall the gate; the newest rows matter.
+# A safety net on the rows counted since `since` (the window of one deployed image holds far fewer): a huge
+# window cannot stall the gate; the newest rows matter.
 _MAX_ROWS = 500_000
 # The metrics answer is a few hundred bytes per image tag ever served: far below this. Anything longer (a proxy's
 # page, a body without end) is not read into memory whole.
@@ -29,7 +30,8 @@ _ANSWER_DEADLINE_S = 120.0
 
 
 def from_sqlite(db_path: Path, stack: str, since: datetime) -> ErrorRate:
-    """Count terminal jobs and failures for `stack` created at or after `since`."""
+    """Count terminal jobs and failures for `stack` created at or after `since`: only the rows since `since` are read
+    (over the created_at index), whatever the age of the table."""
     if not Path(db_path).is_file():
         raise GoldgateError(f"the stack database {db_path} does not exist; is the stack up?")
     try:
@@ -37,21 +39,58 @@ def from_sqlite(db_path: Path, stack: str, since: datetime) -> ErrorRate:
     except sqlite3.Error as exc:
         raise GoldgateError(f"cannot open {db_path} read-only: {exc}") from None
     try:
-        rows = conn.execute("SELECT status, created_at FROM job_metrics WHERE stack = ? "
-                            "ORDER BY rowid DESC LIMIT ?", (stack, _MAX_ROWS)).fetchall()
+        jobs, failed = conn.execute(_STORED_SINCE, (_stored(since), stack, _MAX_ROWS)).fetchone()
+        # A time in another form (an offset, no milliseconds: a row the service did not write) is parsed, as
+        # before; its text may sort up to a day before its UTC time, hence the wider range.
+        others = conn.execute(_OTHER_FORMS_SINCE, (_day_before(since), stack, _MAX_ROWS)).fetchall()
     except sqlite3.Error as exc:
         raise GoldgateError(f"cannot read job_metrics from {db_path}: {exc}") from None
     finally:
         conn.close()
-    jobs = failed = 0
-    for status, created in rows:
+    failed = failed or 0
+    for status, created in others:
         when = _when(created)
-        if when is None or when < since:
+        if when is None or when < _utc(since):
             continue
         jobs += 1
         if str(status).lower() in ERROR_STATUSES:
             failed += 1
     return ErrorRate(jobs=jobs, failed=failed, since=_iso(since))
+
+
+# created_at as the service stores it: UTC to the millisecond, whose text order is time order, so the rows since
+# `since` are a range of the created_at index, counted in SQL. The newest _MAX_ROWS rows at most, of each form.
+_STORED = "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z'"
+_STORED_SINCE = (
+    "SELECT count(*), sum(lower(status) IN ({})) FROM (SELECT status FROM job_metrics "
+    f"WHERE created_at >= ? AND created_at GLOB {_STORED} AND stack = ? ORDER BY created_at DESC LIMIT ?)"
+).format(", ".join(f"'{status}'" for status in ERROR_STATUSES))
+_OTHER_FORMS_SINCE = ("SELECT status, created_at FROM job_metrics "
+                      f"WHERE created_at >= ? AND NOT created_at GLOB {_STORED} AND stack = ? "
+                      "ORDER BY created_at DESC LIMIT ?")
+
+
+def _stored(since: datetime) -> str:
+    """`since` as the service stores created_at, rounded up to the millisecond (a row at .000 is before .0005)."""
+    when = _utc(since)
+    if when.microsecond % 1000:
+        try:
+            when += timedelta(microseconds=1000 - when.microsecond % 1000)
+        except OverflowError:  # past 9999-12-31T23:59:59.999Z: no row can be that late
+            when = datetime.max.replace(tzinfo=UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _day_before(since: datetime) -> str:
+    try:
+        return (_utc(since) - timedelta(days=1)).date().isoformat()
+    except OverflowError:  # since is in the year 1: every row is later
+        return ""
+
+
+def _utc(when: datetime) -> datetime:
+    """A time without a zone (a ledger line written by hand) is UTC, as the service stores created_at."""
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def from_api(api_url: str, token: str, since: datetime) -> ErrorRate:
