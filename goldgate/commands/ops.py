@@ -7,7 +7,8 @@ import contextlib
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -240,10 +241,22 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cloud_prune(args: argparse.Namespace) -> Any:
-    from goldgate.cloudflare.api import CloudflareApi
-    from goldgate.cloudflare.d1 import D1Client
-    from goldgate.ops import cloud_facts, retention
+@dataclass(frozen=True)
+class _D1Target:
+    """A cloud command's D1: the stack, the database, and how to reach it (the token is never printed)."""
+
+    spec: specs.StackSpec
+    database_id: str
+    account: str
+    token: str
+    api_base: str
+
+
+def _d1_target(args: argparse.Namespace, what: str, permission: str,
+               check: Callable[[specs.StackSpec], None] | None = None) -> _D1Target:
+    """--database-id, the stack's Pulumi spec, --account-id and CLOUDFLARE_API_TOKEN for `what` (prune, stuck), each
+    refused in one line; `check` runs on the spec before any credential is read."""
+    from goldgate.ops import cloud_facts
 
     # A path segment of the API: a pasted path or URL would address another resource.
     database_id = cloud_facts.checked_database_id(args.database_id)
@@ -252,17 +265,28 @@ def _cloud_prune(args: argparse.Namespace) -> Any:
                             "`wrangler d1 info`)")
     spec = specs.load_pulumi(args.stack)
     api_base = args.api_base or stack_cloudflare_api_base(args.stack, specs.STACKS_DIR)
-    retention.check_keep_days(spec, args.keep_days, args.metrics_keep_days)  # before any credential is read
+    if check is not None:
+        check(spec)
     if args.account_id is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", args.account_id):
         raise GoldgateError(f"--account-id {args.account_id[:64]!r} is not a Cloudflare account id (32 hex, the "
                             "dashboard's Account ID)")
     account = args.account_id or cloud_facts.cloudflare_account(spec)
     token = os.environ.get(cloud_facts.CLOUDFLARE_TOKEN_ENV, "")
     if not token:
-        raise GoldgateError(f"{cloud_facts.CLOUDFLARE_TOKEN_ENV} is not set: pruning D1 needs an API token with "
-                            "D1 Edit")
-    with CloudflareApi(token, api_base) as api:
-        return retention.prune_cloud(spec, D1Client(api, account), database_id, args.keep_days,
+        raise GoldgateError(f"{cloud_facts.CLOUDFLARE_TOKEN_ENV} is not set: {what} needs an API token with "
+                            f"{permission}")
+    return _D1Target(spec, database_id, account, token, api_base)
+
+
+def _cloud_prune(args: argparse.Namespace) -> Any:
+    from goldgate.cloudflare.api import CloudflareApi
+    from goldgate.cloudflare.d1 import D1Client
+    from goldgate.ops import retention
+
+    d1 = _d1_target(args, "pruning D1", "D1 Edit",  # the keep days are checked before any credential is read
+                    lambda spec: retention.check_keep_days(spec, args.keep_days, args.metrics_keep_days))
+    with CloudflareApi(d1.token, d1.api_base) as api:
+        return retention.prune_cloud(d1.spec, D1Client(api, d1.account), d1.database_id, args.keep_days,
                                      args.metrics_keep_days, dry_run=args.dry_run, clock_checked=args.clock_checked,
                                      progress=progress)
 
@@ -313,26 +337,12 @@ def cmd_stuck(args: argparse.Namespace) -> int:
 def _cloud_stuck(args: argparse.Namespace) -> Any:
     from goldgate.cloudflare.api import CloudflareApi
     from goldgate.cloudflare.d1 import D1Client
-    from goldgate.ops import cloud_facts, stuck
+    from goldgate.ops import stuck
 
-    # A path segment of the API: a pasted path or URL would address another resource.
-    database_id = cloud_facts.checked_database_id(args.database_id)
-    if not database_id:
-        raise GoldgateError("--database-id is required for --cloud (the D1 uuid: `pulumi stack output` or "
-                            "`wrangler d1 info`)")
-    spec = specs.load_pulumi(args.stack)
-    api_base = args.api_base or stack_cloudflare_api_base(args.stack, specs.STACKS_DIR)
-    if args.account_id is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", args.account_id):
-        raise GoldgateError(f"--account-id {args.account_id[:64]!r} is not a Cloudflare account id (32 hex, the "
-                            "dashboard's Account ID)")
-    account = args.account_id or cloud_facts.cloudflare_account(spec)
-    token = os.environ.get(cloud_facts.CLOUDFLARE_TOKEN_ENV, "")
-    if not token:
-        raise GoldgateError(f"{cloud_facts.CLOUDFLARE_TOKEN_ENV} is not set: listing D1's stuck jobs needs an API "
-                            "token with D1 Read")
-    older = args.older_than if args.older_than is not None else stuck.default_older_than_minutes(spec)
-    with CloudflareApi(token, api_base) as api:
-        return stuck.list_cloud(spec, D1Client(api, account), database_id, older, args.limit)
+    d1 = _d1_target(args, "listing D1's stuck jobs", "D1 Read")
+    older = args.older_than if args.older_than is not None else stuck.default_older_than_minutes(d1.spec)
+    with CloudflareApi(d1.token, d1.api_base) as api:
+        return stuck.list_cloud(d1.spec, D1Client(api, d1.account), d1.database_id, older, args.limit)
 
 
 # -- metrics --------------------------------------------------------------------------------------
