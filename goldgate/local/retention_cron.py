@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import calendar
 import contextlib
-import fcntl
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -23,7 +21,7 @@ from typing import Any, Protocol
 from goldgate.errors import GoldgateError, describe
 from goldgate.local.state import StackDir
 from goldgate.ops import retention
-from goldgate.release.lock import open_state_file
+from goldgate.release.lock import HolderLock, LockHeld
 from goldgate.spec import RetentionSpec, StackSpec
 
 # -- the schedule -------------------------------------------------------------------------------------------------
@@ -203,27 +201,19 @@ PRUNE_LOCK = "prune.lock"
 def pruning(stack_dir: StackDir, holder: str) -> Iterator[str | None]:
     """Held by whatever prunes or exports the stack's database while it does, without waiting: yields None when
     taken, else who holds it. Two prunes at once each counted part of what went; a prune during a drill's export
-    made the drill's backup miss rows the stack's history had a moment before. (`flock` on a file: its holder's
-    death releases it.)"""
-    stack_dir.root.mkdir(parents=True, exist_ok=True)
-    # As the release locks open theirs: a symlink or a FIFO in its place is refused by name, not followed.
-    fd = open_state_file(stack_dir.root / PRUNE_LOCK, os.O_RDWR | os.O_CREAT, "the prune lock")
+    made the drill's backup miss rows the stack's history had a moment before. A flock like the release path's
+    (goldgate.release.lock): its holder's death releases it, and a FIFO or directory in its place is refused by
+    name."""
+    lock = HolderLock(stack_dir.root / PRUNE_LOCK, holder, "prune", "the prune lock")
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield os.pread(fd, 64, 0).decode("ascii", errors="replace").strip() or "another prune"
-            return
-        with contextlib.suppress(OSError):  # who holds it is advice; the lock is the flock
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{holder} (pid {os.getpid()})".encode(), 0)
-        try:
-            yield None
-        finally:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
+        lock.__enter__()
+    except LockHeld as held:
+        yield held.holder
+        return
+    try:
+        yield None
     finally:
-        os.close(fd)
+        lock.__exit__(None, None, None)
 
 
 class Stop(Protocol):

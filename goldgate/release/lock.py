@@ -102,6 +102,27 @@ class ReleaseLock(_Flock):
                              f"for it to finish and try again (lock: {self.path})")
 
 
+class LockHeld(StateError):
+    """A `HolderLock` another process holds: `holder` says who, in words, for the caller's own refusal."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+
+class HolderLock(_Flock):
+    """A flock whose refusal only names its holder (LockHeld): for a caller that words the refusal itself, or goes
+    on without the lock (the stack host's scheduled prune skips a run)."""
+
+    def __init__(self, path: Path, purpose: str, kind: str, role: str) -> None:
+        super().__init__(path, purpose, kind)
+        self.role = role
+
+    def _refusal(self, holder: dict[str, Any]) -> StateError:
+        purpose = holder.get("purpose")
+        return LockHeld(f"{purpose} (pid {holder.get('pid', '?')})" if isinstance(purpose, str) else "another process")
+
+
 class StackLock(_Flock):
     """`with StackLock(home, "local", "staging", "golden", "a full golden run on staging"):` ... raises StackBusy
     while another golden run or deploy (`kind` "golden" or "deploy") of the same stack holds it. Held by each
