@@ -62,6 +62,9 @@ SCALER_TYPES = ("QUEUE_DELAY", "REQUEST_COUNT")
 # wait this long for a worker (a cold one pulls the image first) before RunPod may delete it.
 MIN_QUEUE_WAIT_MS = 600_000
 ROLES = ("staging", "prod")
+# api.max_jobs_in_flight's ceiling, as service.config.MAX_JOBS_IN_FLIGHT: each create counts the jobs in flight up
+# to the cap (D1 bills every row read), so a cap far above what RunPod can run at once only costs.
+MAX_JOBS_IN_FLIGHT = 100_000
 
 # Every text field: at most this long, and free of control characters (a newline or ESC in a hostname or URL
 # reaches the vendor's API, a log line or an HTTP header; U+202E and friends make a value read as another).
@@ -209,6 +212,8 @@ class ApiSpec:
     custom_domain: str | None = None
     max_body_bytes: int = 65_536
     signed_url_ttl_s: int = 3_600
+    # The most jobs queued or running at RunPod at once (service/jobs.py): a create over it is answered 429.
+    max_jobs_in_flight: int = 1_000
     compatibility_date: str = "2025-09-01"
 
 
@@ -769,6 +774,7 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
                   # a job's inputs are one D1 row, which the service caps at 1,000,000 bytes (inputs_too_large)
                   max_body_bytes=a.num("max_body_bytes", 65_536, 1_024, 1_000_000, integer=True),
                   signed_url_ttl_s=a.num("signed_url_ttl_s", 3_600, 60, 604_800, integer=True),
+                  max_jobs_in_flight=a.num("max_jobs_in_flight", 1_000, 1, MAX_JOBS_IN_FLIGHT, integer=True),
                   compatibility_date=_compatibility_date(a))
     a.done()
     t = f.sub("thresholds")

@@ -10,6 +10,7 @@ from typing import Any
 
 MAX_KEEP_DAYS = 3_650  # as `goldgate prune --keep-days`: ten years
 MAX_SIGNED_URL_TTL_S = 604_800  # as the spec's api.signed_url_ttl_s
+MAX_JOBS_IN_FLIGHT = 100_000  # as the spec's api.max_jobs_in_flight (goldgate.spec.MAX_JOBS_IN_FLIGHT)
 # The shortest api_token, webhook_secret and webhook_secret_previous the service takes; goldgate checks a stack's
 # secrets against it (goldgate/local/state.py, infra/program.py) before the service would refuse them.
 SECRET_MIN_CHARS = 16
@@ -71,6 +72,8 @@ class ServiceConfig:
     ttl_ms: int = 86_400_000
     max_body_bytes: int = 65_536
     signed_url_ttl_s: int = 3600
+    # The most jobs queued or running at RunPod at once: a create beyond it is answered 429 queue_full (jobs.py).
+    max_jobs_in_flight: int = 1_000
     gpu_type: str | None = None
     gpu_count: int = 1
     price_per_gpu_second: float | None = None
@@ -114,7 +117,8 @@ class ServiceConfig:
         return config
 
     def check(self) -> None:
-        for name in ("execution_timeout_ms", "ttl_ms", "max_body_bytes", "signed_url_ttl_s", "gpu_count"):
+        for name in ("execution_timeout_ms", "ttl_ms", "max_body_bytes", "signed_url_ttl_s", "max_jobs_in_flight",
+                     "gpu_count"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"service config {name} must be a positive integer")
         if self.price_per_gpu_second is not None and not (
@@ -123,6 +127,9 @@ class ServiceConfig:
         if self.signed_url_ttl_s > MAX_SIGNED_URL_TTL_S:  # a far expiry overflows the URL's timestamps: every status 500s
             raise ConfigError(f"service config signed_url_ttl_s must be at most {MAX_SIGNED_URL_TTL_S} s (7 days), "
                               f"got {self.signed_url_ttl_s}")
+        if self.max_jobs_in_flight > MAX_JOBS_IN_FLIGHT:  # each create counts up to the cap: D1 bills the rows read
+            raise ConfigError(f"service config max_jobs_in_flight must be at most {MAX_JOBS_IN_FLIGHT}, "
+                              f"got {self.max_jobs_in_flight}")
         if not (math.isfinite(self.runpod_timeout_s) and 0 < self.runpod_timeout_s <= 3600):
             raise ConfigError("service config runpod_timeout_s must be a number of seconds above 0 and at most 3600 "
                               "(how long a call to RunPod may take)")

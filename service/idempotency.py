@@ -36,6 +36,10 @@ _HOLDER = ("SELECT k.request_sha256, k.job_id, j.status, j.trace_id, j.workflow_
            "FROM idempotency_keys k "
            "LEFT JOIN jobs j ON j.id = k.job_id WHERE k.scope = ? AND k.idempotency_key = ?")
 _ATTEMPTS = 3  # a holder can vanish between our claim and our read (its submission failed): claim again
+# Last in the batch: the key row this request claimed is removed again when its job was not written (the stack's
+# cap on jobs in flight refused it), in the same transaction, so no other request ever sees a key naming no job.
+_UNCLAIM = ("DELETE FROM idempotency_keys WHERE scope = ? AND idempotency_key = ? AND job_id = ? "
+            "AND NOT EXISTS (SELECT 1 FROM jobs WHERE id = ?)")
 
 
 @dataclass(frozen=True)
@@ -72,14 +76,18 @@ def parse(header: str | None, scope: str, body: Any) -> IdempotencyKey | None:
 
 async def insert_job(db: Database, key: IdempotencyKey, job: jobs.NewJob) -> Holder | None:
     """Write the job under its key: None when this request now holds the key (the job is written), else
-    the job that the same key and body created. A 422 if that job was created from another body."""
+    the job that the same key and body created. A 422 if that job was created from another body; QueueFull
+    (the key left free) when the stack's cap on jobs in flight refused the job."""
     now_ms = int(job.created_at_s * 1000)
     for _ in range(_ATTEMPTS):
         claim = Statement(_CLAIM, (key.scope, key.key, key.request_sha256, job.id, jobs.iso_ms(job.created_at_s),
                                    now_ms, now_ms - WINDOW_S * 1000))
-        results = await db.batch([claim, jobs.insert_statement(job, held_by=(key.scope, key.key))])
+        unclaim = Statement(_UNCLAIM, (key.scope, key.key, job.id, job.id))
+        results = await db.batch([claim, jobs.insert_statement(job, held_by=(key.scope, key.key)), unclaim])
         if results[1].changes == 1:
             return None
+        if results[2].changes == 1:  # the key was this request's, its job over the cap: nothing is left written
+            raise jobs.QueueFull(job.max_in_flight or 0)
         rows = await db.query(_HOLDER, (key.scope, key.key))
         if not rows:
             continue

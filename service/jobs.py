@@ -33,6 +33,9 @@ class NewJob:
     # /run call's timeout. None: not recorded (as in rows from before migration 0005), the current config counts.
     policy_ttl_ms: int | None = None
     run_timeout_ms: int | None = None
+    # The stack's api.max_jobs_in_flight: the job is written only while fewer jobs are in flight (QueueFull).
+    # None: no cap (a test's or a bench's own inserts).
+    max_in_flight: int | None = None
 
 
 # A job is one D1 row, and D1 refuses a row over 2,000,000 bytes: its inputs get half of it; the rest is
@@ -55,23 +58,73 @@ def check_inputs_size(inputs: dict[str, Any]) -> None:
 _INSERT = ("INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, "
            "worker_image_tag, created_at, created_at_ms, updated_at, policy_ttl_ms, run_timeout_ms) ")
 
+# In flight: queued or in_progress, and created within its own lifetime (transitions.lifetime_ms, in SQL: its
+# policy.ttl, 7 days when none was recorded, plus its /run timeout and 10 minutes). A job whose webhook was lost
+# long ago (`goldgate stuck` lists it) no longer holds a place once no RunPod job can run for it any more.
+# Read from migration 0007's partial index alone: the terms below repeat its WHERE as SQLite needs to use it.
+_MAX_POLICY_TTL_MS = 7 * 24 * 3600 * 1000
+_LIFETIME_SLACK_MS = 600_000
+_MAX_RUN_TIMEOUT_MS = 3_600_000  # service.config's runpod_timeout_s is at most an hour
+_LIFETIME_SQL = (f"CASE WHEN typeof(policy_ttl_ms) = 'integer' AND policy_ttl_ms > 0 "
+                 f"AND policy_ttl_ms <= {_MAX_POLICY_TTL_MS} THEN policy_ttl_ms ELSE {_MAX_POLICY_TTL_MS} END "
+                 f"+ CASE WHEN typeof(run_timeout_ms) = 'integer' AND run_timeout_ms > 0 "
+                 f"THEN MIN(run_timeout_ms, {_MAX_RUN_TIMEOUT_MS}) ELSE 0 END + {_LIFETIME_SLACK_MS}")
+# The longest any job lives: the index is read from now less this on (the stuck jobs before it are never read).
+MAX_LIFETIME_MS = _MAX_POLICY_TTL_MS + _MAX_RUN_TIMEOUT_MS + _LIFETIME_SLACK_MS
+# At most `cap` rows are read: a cap lowered below the jobs already in flight costs no more than the cap.
+_IN_FLIGHT = ("SELECT 1 FROM jobs WHERE status IN ('queued', 'in_progress') AND created_at_ms > ? "
+              f"AND created_at_ms + {_LIFETIME_SQL} > ? LIMIT ?")
+# The job's INSERT admits it only while fewer than the cap are in flight: the count and the write are one statement,
+# so two creates at the cap less one cannot both pass it (D1 runs a database's statements one at a time; SQLite
+# takes its write lock before the statement reads).
+_ADMITTED = f"(SELECT COUNT(*) FROM ({_IN_FLIGHT})) < ?"
+QUEUE_FULL_RETRY_AFTER_S = 30  # a GPU job takes seconds to minutes: a few of them end meanwhile
+
+
+class QueueFull(ApiError):
+    """The stack has `cap` jobs in flight already: the job was not written (and not sent to RunPod)."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(429, "queue_full", f"{cap} jobs are already queued or running on this stack, its most "
+                                            "(api.max_jobs_in_flight); this job was not created: retry in "
+                                            f"{QUEUE_FULL_RETRY_AFTER_S} s, once some have finished",
+                         retry_after=str(QUEUE_FULL_RETRY_AFTER_S))
+        self.cap = cap
+
+
+def in_flight_statement(now_s: float, cap: int) -> Statement:
+    """The jobs in flight at `now_s`, counted up to `cap`: one row, `in_flight`."""
+    now_ms = int(now_s * 1000)
+    return Statement(f"SELECT COUNT(*) AS in_flight FROM ({_IN_FLIGHT})", (now_ms - MAX_LIFETIME_MS, now_ms, cap))
+
 
 def insert_statement(job: NewJob, held_by: tuple[str, str] | None = None) -> Statement:
     """The job's INSERT; with `held_by` (scope, idempotency key) only if that key row names this job
-    (service/idempotency.py writes the key row first, in the same batch)."""
+    (service/idempotency.py writes the key row first, in the same batch); with the job's `max_in_flight` only
+    while fewer jobs than that are in flight. Either refusal writes nothing: its changes are 0."""
     now = iso_ms(job.created_at_s)
+    now_ms = int(job.created_at_s * 1000)
     params = (job.id, job.stack, job.workflow_id, job.workflow_version, _inputs_json(job.inputs), job.trace_id,
-              job.worker_image_tag, now, int(job.created_at_s * 1000), now, job.policy_ttl_ms, job.run_timeout_ms)
-    if held_by is None:
+              job.worker_image_tag, now, now_ms, now, job.policy_ttl_ms, job.run_timeout_ms)
+    conditions: list[str] = []
+    if held_by is not None:
+        conditions.append("EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = ? AND idempotency_key = ? "
+                          "AND job_id = ?)")
+        params = (*params, *held_by, job.id)
+    if job.max_in_flight is not None:
+        conditions.append(_ADMITTED)
+        params = (*params, now_ms - MAX_LIFETIME_MS, now_ms, job.max_in_flight, job.max_in_flight)
+    if not conditions:
         return Statement(_INSERT + "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)", params)
-    return Statement(_INSERT + "SELECT ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "
-                     "idempotency_keys WHERE scope = ? AND idempotency_key = ? AND job_id = ?)",
-                     (*params, *held_by, job.id))
+    return Statement(_INSERT + "SELECT ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ? WHERE " + " AND ".join(conditions),
+                     params)
 
 
 async def insert(db: Database, job: NewJob) -> None:
+    """Write the job; QueueFull when its cap (`max_in_flight`) is reached, with nothing written."""
     statement = insert_statement(job)
-    await db.execute(statement.sql, statement.params)
+    if not await db.execute(statement.sql, statement.params) and job.max_in_flight is not None:
+        raise QueueFull(job.max_in_flight)
 
 
 async def get(db: Database, job_id: str) -> dict[str, Any] | None:

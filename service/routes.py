@@ -96,14 +96,20 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
     job = jobs.NewJob(id=uuid.uuid4().hex, stack=app.config.stack, workflow_id=workflow.id,
                       workflow_version=workflow.version, inputs=inputs, trace_id=_trace_id(request),
                       created_at_s=now, worker_image_tag=app.config.worker_image_tag,
-                      policy_ttl_ms=app.config.ttl_ms, run_timeout_ms=math.ceil(app.config.runpod_timeout_s * 1000))
+                      policy_ttl_ms=app.config.ttl_ms, run_timeout_ms=math.ceil(app.config.runpod_timeout_s * 1000),
+                      max_in_flight=app.config.max_jobs_in_flight)
     log = app.log.bind(job_id=job.id, trace_id=job.trace_id, workflow_version=job.workflow_version)
     try:  # written before RunPod is called: nothing is ever lost
         if key is None:
             holder = None
             await jobs.insert(app.db, job)
         else:
-            holder = await idempotency.insert_job(app.db, key, job)
+            holder = await idempotency.insert_job(app.db, key, job)  # QueueFull frees the key it claimed
+    except jobs.QueueFull as exc:  # nothing written, nothing sent: the client retries later
+        app.log.bind(trace_id=job.trace_id, workflow_version=job.workflow_version).warning(
+            "job.queue_full", reason="queue_full", message=exc.message,
+            data={"workflow_id": workflow.id, "max_jobs_in_flight": exc.cap})
+        raise
     except ApiError:  # the key was used for another body: a refusal, not a failed write
         raise
     except Exception as exc:

@@ -247,6 +247,7 @@ class StackHost:
             "ttl_ms": sp.endpoint.ttl_ms,
             "max_body_bytes": sp.api.max_body_bytes,
             "signed_url_ttl_s": sp.api.signed_url_ttl_s,
+            "max_jobs_in_flight": sp.api.max_jobs_in_flight,
             "gpu_type": sp.endpoint.cost_gpu_type,
             "gpu_count": sp.endpoint.gpu_count,
             "price_per_gpu_second": sp.price_per_gpu_second(),
@@ -489,7 +490,7 @@ class StackHost:
         state = self.dir.state_file
         if state.exists() and self.state_recorded:
             try:
-                current = json.loads(state.read_text())
+                current = json.loads(state.read_text(encoding="utf-8"))
             except ValueError:
                 current = {}
             if current.get("status") != "failed":

@@ -85,7 +85,8 @@ def settings_vars(spec: StackSpec) -> dict[str, str]:
     out = {"STACK": spec.name, "PUBLIC_BASE_URL": api_url(spec), "WORKFLOW_VERSION": spec.workflow_version,
            "WORKER_IMAGE_TAG": spec.image or "", "EXECUTION_TIMEOUT_MS": str(ep.execution_timeout_ms),
            "TTL_MS": str(ep.ttl_ms), "MAX_BODY_BYTES": str(spec.api.max_body_bytes),
-           "SIGNED_URL_TTL_S": str(spec.api.signed_url_ttl_s), "GPU_TYPE": ep.cost_gpu_type,
+           "SIGNED_URL_TTL_S": str(spec.api.signed_url_ttl_s),
+           "MAX_JOBS_IN_FLIGHT": str(spec.api.max_jobs_in_flight), "GPU_TYPE": ep.cost_gpu_type,
            "GPU_COUNT": str(ep.gpu_count)}
     price = spec.price_per_gpu_second()
     if price is not None:  # absent: the service falls back to its vendor price table

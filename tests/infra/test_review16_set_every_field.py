@@ -143,6 +143,7 @@ CASES: dict[str, Case] = {
         "workersCustomDomain:WorkersCustomDomain": ["+"], SUBDOMAIN: ["-"], SCRIPT: ["bindings.PUBLIC_BASE_URL"]}),
     "api.max_body_bytes": Case({"api.max_body_bytes": 100_000}, {SCRIPT: ["bindings.MAX_BODY_BYTES"]}),
     "api.signed_url_ttl_s": Case({"api.signed_url_ttl_s": 600}, {SCRIPT: ["bindings.SIGNED_URL_TTL_S"]}),
+    "api.max_jobs_in_flight": Case({"api.max_jobs_in_flight": 50}, {SCRIPT: ["bindings.MAX_JOBS_IN_FLIGHT"]}),
     "api.compatibility_date": Case({"api.compatibility_date": "2025-10-01"}, {SCRIPT: ["compatibilityDate"]}),
     # -- cloud ---------------------------------------------------------------------------------------------------
     "cloud.cloudflare_account_id": Case({"cloud.cloudflare_account_id": "f" * 32}, {
