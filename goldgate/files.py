@@ -22,12 +22,21 @@ class NotARegularFile(OSError):
         self.path, self.kind = Path(path), kind
 
 
-def open_regular(path: Path | str, flags: int, mode: int = 0o644) -> int:
+def open_regular(path: Path | str, flags: int, mode: int = 0o644, follow_symlinks: bool = True) -> int:
     """A blocking fd of the regular file at `path`, opened with `flags` (created with `mode`), without waiting;
-    NotARegularFile when something else is there. Other OSErrors (a missing file, no permission) pass through."""
+    NotARegularFile when something else is there. Other OSErrors (a missing file, no permission) pass through.
+
+    `follow_symlinks=False`: a symbolic link at `path` itself is refused too (NotARegularFile, "a symbolic
+    link (to ...)"), for the files goldgate writes in its home's shared directories (locks, the ledger, the
+    release log): where those are group-writable (umask 002), a link another user put there would have
+    goldgate truncate or append to whatever file of its user the link names, or create one where it points.
+    A link higher up the path (a home, or a directory in it, moved to another disk) is followed."""
+    nofollow = 0 if follow_symlinks else os.O_NOFOLLOW
     try:
-        fd = os.open(path, flags | os.O_NONBLOCK, mode)
+        fd = os.open(path, flags | os.O_NONBLOCK | nofollow, mode)
     except OSError as exc:
+        if nofollow and exc.errno == errno.ELOOP and os.path.islink(path):
+            raise NotARegularFile(path, _link_kind(path)) from None
         # ENXIO: a socket, or a pipe no one reads opened for writing; EISDIR: a directory opened for writing
         if exc.errno not in (errno.ENXIO, errno.EISDIR, errno.EOPNOTSUPP):
             raise
@@ -47,13 +56,21 @@ def open_regular(path: Path | str, flags: int, mode: int = 0o644) -> int:
     return fd
 
 
+def _link_kind(path: Path | str) -> str:
+    try:
+        return f"a symbolic link (to {os.readlink(path)})"
+    except OSError:
+        return "a symbolic link"
+
+
 def lock_file(path: Path | str) -> int | None:
-    """An fd of the file at `path` (made if missing; anything there but a regular file refused, NotARegularFile)
-    holding an exclusive flock on it, taken without waiting; None (and nothing open) when another open file
+    """An fd of the file at `path` (made if missing; anything there but a regular file refused,
+    NotARegularFile, a symbolic link too: a lock file is goldgate's own, never a link's target) holding an
+    exclusive flock on it, taken without waiting; None (and nothing open) when another open file
     description holds it. Opened for writing: on NFS, flock is a byte-range lock, which an exclusive lock needs a
     writable fd for. The kernel drops it with its holder, so a killed holder never wedges the next. Closing the fd
     releases it."""
-    fd = open_regular(path, os.O_RDWR | os.O_CREAT)
+    fd = open_regular(path, os.O_RDWR | os.O_CREAT, follow_symlinks=False)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -80,3 +97,23 @@ def flock_holder(path: Path | str) -> int | None:
     except OSError:
         pass
     return None
+
+
+def make_dirs(path: Path | str) -> None:
+    """`mkdir -p path` for the directories goldgate keeps its state in: each one it makes is 0755 less the
+    umask, never group- or world-writable. Under umask 002 (a shared group) a group-writable home or `locks/`
+    would let another user replace the ledger or a lock file with their own. One already there is left as it
+    is (its owner made it so)."""
+    path = Path(path)
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o755)
+        except FileExistsError:
+            if not directory.is_dir():  # a file or a dangling link in the way: as mkdir -p says it
+                raise

@@ -14,6 +14,7 @@ import httpx
 from goldgate import spec as specs
 from goldgate.commands.output import add_json_flag, emit, progress, say, table
 from goldgate.errors import GoldgateError, StateError
+from goldgate.files import make_dirs
 from goldgate.local import image_store
 from goldgate.local.platform import NO_MODELS_SECTION, LocalPlatform, StackStatus
 from goldgate.local.state import StackDir
@@ -330,7 +331,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ensure_up(platform, args.stack)
     api = ApiClient(platform, args.stack)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(out_dir)
     except OSError as exc:
         api.close()
         raise GoldgateError(f"cannot create the results directory {out_dir}: {exc.strerror or exc}") from None

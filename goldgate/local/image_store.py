@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from goldgate.errors import StateError
-from goldgate.files import flock_holder, lock_file
+from goldgate.files import NotARegularFile, flock_holder, lock_file, make_dirs
 from images.worker.manifest import ManifestError, check_consistency, load_manifest
 from images.worker.workflows import WorkflowError, load_workflows
 
@@ -87,7 +87,7 @@ def build_local_image(source_dir: Path = Path("images/worker"), home: Path = Pat
         # Content-addressed: an existing, unaltered snapshot is this exact tree. Looked at without the lock: a build
         # removes only a snapshot it found altered under the lock, and puts its own in place by one rename.
         return REF_PREFIX + digest
-    images.mkdir(parents=True, exist_ok=True)
+    make_dirs(images)
     with _build_lock(images):
         if _intact(final, digest):  # another build put it in place while this one waited
             return REF_PREFIX + digest
@@ -126,7 +126,7 @@ def _build_lock(images: Path, wait_s: float | None = None) -> Iterator[None]:
     limit = BUILD_LOCK_WAIT_S if wait_s is None else wait_s
     deadline = time.monotonic() + limit
     lock = images / ".lock"
-    while (fd := lock_file(lock)) is None:
+    while (fd := _lock_file(lock)) is None:
         if time.monotonic() >= deadline:
             holder = flock_holder(lock)
             raise ImageStoreError(f"another build into {images} (pid {holder if holder is not None else 'unknown'}) "
@@ -137,6 +137,15 @@ def _build_lock(images: Path, wait_s: float | None = None) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _lock_file(lock: Path) -> int | None:
+    try:
+        return lock_file(lock)
+    except NotARegularFile as exc:  # a link too: a build truncates nothing another user points it at
+        raise ImageStoreError(f"{lock} is {exc.kind}, not a regular file: goldgate keeps the image "
+                              "store's build lock there (and follows no link there); move it out of the way "
+                              "and build again") from None
 
 
 def _remove_stale_builds(images: Path) -> None:

@@ -183,7 +183,9 @@ def _pid(value: Any) -> int | None:
 
 
 def _cmdline(pid: int) -> list[str] | None:
-    """The process's argv, or None where the platform cannot tell (no /proc, no ps)."""
+    """The process's argv, or None where the platform cannot tell (no /proc, no ps). Decoded as this process
+    decodes its own paths (os.fsdecode): a home under a non-ASCII name then compares equal to `self.home`
+    whatever the locale (LC_ALL=C with PYTHONUTF8=0, a Latin-1 locale), and any process's bytes decode."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
@@ -192,13 +194,13 @@ def _cmdline(pid: int) -> list[str] | None:
     except OSError:
         return None
     else:
-        return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+        return [os.fsdecode(part) for part in raw.split(b"\0") if part]
     try:
-        out = subprocess.run(["ps", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, timeout=5,
+        out = subprocess.run(["ps", "-o", "args=", "-p", str(pid)], capture_output=True, timeout=5,
                              check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.split()
+    return os.fsdecode(out.stdout).split()
 
 
 def _alive(pid: int | None) -> bool:
@@ -243,7 +245,7 @@ def _environ(pid: int) -> dict[str, str] | None:
         raw = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
         return None
-    pairs = (part.decode(errors="replace").partition("=") for part in raw.split(b"\0") if part)
+    pairs = (os.fsdecode(part).partition("=") for part in raw.split(b"\0") if part)
     return {key: value for key, _, value in pairs}
 
 
@@ -273,9 +275,33 @@ def _under(value: str | None, root: Path) -> bool:
 PROBE_BYTES = 256 * 1024  # what `up` must be able to write to the state dir before it starts a host
 
 
+# SQLite's unix VFS opens no database whose path, with "-journal" after it, is over 512 bytes: a home whose
+# path was over ~480 bytes started its stacks' hosts into "OperationalError: unable to open database file" and
+# nothing more (and one over ~440, its dr-drill's restore).
+SQLITE_MAX_DB_PATH_BYTES = 504
+# The longest database path goldgate makes under a home: a local dr-drill's restore, into its scratch copy.
+_LONGEST_DB = "drills/{stack}/scratch-20261130T084136.009870Z.sqlite.restoring"
+
+
+def _path_too_long(stack: str, d: StackDir) -> str | None:
+    """Why the stack's databases could not be opened under this home (its path is too long), or None."""
+    longest = d.home / _LONGEST_DB.format(stack=stack)
+    size = len(os.fsencode(longest))
+    if size <= SQLITE_MAX_DB_PATH_BYTES:
+        return None
+    shorter = size - SQLITE_MAX_DB_PATH_BYTES
+    return (f"cannot start stack {stack}: SQLite opens no database whose path is over "
+            f"{SQLITE_MAX_DB_PATH_BYTES} bytes, and this state dir's are up to {size} ({d.db_path} and its "
+            f"dr-drill's restore); set GOLDGATE_HOME to a directory whose path is at least {shorter} bytes "
+            "shorter")
+
+
 def _check_writable(stack: str, d: StackDir) -> None:
     """A full or read-only state dir is refused up front in one sentence, not found out by a host whose own
-    log cannot be written (so it could not say why it died)."""
+    log cannot be written (so it could not say why it died); so is one whose path is too long for SQLite."""
+    too_long = _path_too_long(stack, d)
+    if too_long is not None:
+        raise StateError(too_long)
     problem = _write_probe(d)
     if problem is not None:
         raise StateError(f"cannot start stack {stack}: its state dir {d.root} is not writable "

@@ -41,7 +41,7 @@ from typing import IO, Any
 
 from goldgate.bounded_http import bearer_token
 from goldgate.errors import StateError, describe
-from goldgate.files import NotARegularFile, open_regular
+from goldgate.files import NotARegularFile, make_dirs, open_regular
 from goldgate.logs import now_rfc3339
 from goldgate.spec import StackSpec
 from service.config import (
@@ -200,7 +200,7 @@ def _sync_dir(path: Path) -> None:
 def _write(path: Path, text: str, mode: int, durable: bool = False) -> None:
     """Write `text` over the file at `path`; one that is not a regular file is refused, not waited on (a FIFO
     would block the writer until a reader came: forever). `durable`: fsynced before it is closed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     fd = _open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode,
                        "not a file goldgate can write (nothing was written to it)", None)
     try:
@@ -329,7 +329,7 @@ class StackDir:
     def take_host_lock(self) -> int | None:
         """Take the stack's host lock for this process's life and record our pid in it; the open fd, or
         None when another live process holds it (the lock goes with its holder, so a dead host leaves none)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.root)
         fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -352,7 +352,7 @@ class StackDir:
         `up` run while a `down` stops the stack waits for it and then starts the stack anew, instead of taking
         the stopping stack for a running one. `waiting` is told once who it waits for. Yields False when the
         wait ran out."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.root)
         fd = os.open(self.up_lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         held = False
         try:
@@ -400,7 +400,7 @@ class StackDir:
         holds the stack (another deploy, or an `up` or `down`). Two deploys at once each pinned their image and
         SIGHUPed the host, which took whichever pin it read last; the other deploy still said its rollout
         completed, and the ledger recorded a deploy of an image the stack did not run."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.root)
         fd = os.open(self.up_lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         held = False
         try:
@@ -418,7 +418,7 @@ class StackDir:
         for it (`starting`): one that started the stack's host while a restore ran had it open the database the
         restore then replaced (its journal removed under it), and the stack lost jobs the backup held. The up lock,
         as a deploy takes it (a lock on a file opened for writing: flock on a directory fails on NFS)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.root)
         fd = os.open(self.up_lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         held = False
         try:
@@ -541,8 +541,8 @@ class StackDir:
 
     def ensure(self) -> None:
         """Create the directories and any missing secret (random, 256 bits)."""
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
-        self.secrets_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.logs_dir)
+        make_dirs(self.secrets_dir)
         # The stack's database (every prompt), its results and its logs are its owner's alone, as in the cloud.
         os.chmod(self.root, 0o700)
         os.chmod(self.secrets_dir, 0o700)

@@ -170,7 +170,7 @@ def _dockerignore(context: Path) -> list[str]:
     path = context / ".dockerignore"
     if not path.exists():
         return []
-    lines = [line.strip() for line in path.read_text().splitlines()]
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     return [line for line in lines if line and not line.startswith("#")]
 
 

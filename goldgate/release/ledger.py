@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.errors import StateError
+from goldgate.files import make_dirs
 from goldgate.logs import JsonLogger, now_rfc3339
 from goldgate.release.lock import open_state_file
 
@@ -238,7 +239,7 @@ class Ledger:
         reserved = set(_ENTRY_KEYS) & set(fields)
         if reserved:
             raise ValueError(f"ledger fields may not be named {sorted(reserved)}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.path.parent)
         fd = open_state_file(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, "the release ledger", _RESTORE)
         with os.fdopen(fd, "rb+", buffering=0) as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
@@ -484,7 +485,7 @@ def _summary(entry: Entry) -> str:
 def _append_log_line(path: Path, text: str) -> None:
     """Append `text` to the log file at `path` whole (a cut-short write is taken back, so that the next line
     starts a line of its own), creating the file and its folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     fd = open_state_file(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "the release log")
     try:
         end = os.lseek(fd, 0, os.SEEK_END)
@@ -541,9 +542,12 @@ def _save(entry: Entry) -> None:
 def _run_save(script: str, env: dict[str, str]) -> tuple[int, str]:
     """Exit status and output of the save script. It runs in its own process group so that a timeout stops the git
     commands it started too: one left running could still push, or hold the checkout's git locks, when the job's
-    save step runs. SIGTERM, not SIGKILL: git removes its lock files on it."""
+    save step runs. SIGTERM, not SIGKILL: git removes its lock files on it. Its output is read as UTF-8
+    whatever the locale, a byte that is none replaced: it is only shown in a warning, which must not become a
+    traceback (git prints paths as they are on disk, a non-UTF-8 file name's bytes included)."""
     with subprocess.Popen(["bash", "-c", script], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, start_new_session=True) as proc:
+                          stderr=subprocess.STDOUT, encoding="utf-8", errors="replace",
+                          start_new_session=True) as proc:
         try:
             said, _ = proc.communicate(timeout=SAVE_TIMEOUT_S)
         except subprocess.TimeoutExpired:

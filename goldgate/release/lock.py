@@ -7,7 +7,10 @@ run's cases, nor a golden run binds to a pin its stack does not serve yet.
 The kernel drops a lock when its holder dies, so a crashed command never wedges the next one; the file keeps the
 holder's pid, command and purpose only as a hint for the refusal message. The state files the release path keeps
 (these locks, the ledger, the release log) are opened with `open_state_file`, which refuses, by name, anything
-there that is not a regular file.
+there that is not a regular file, a symbolic link included: the home and its `locks/` and `logs/` may be
+group-writable (made by an older goldgate under umask 002), and goldgate truncates a lock file and appends to
+the ledger, so a link another user put there would have it write over a file of its user's choosing. A home
+that is itself a link (moved to another disk) is followed.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from goldgate.errors import StateError
-from goldgate.files import NotARegularFile, open_regular
+from goldgate.files import NotARegularFile, make_dirs, open_regular
 from goldgate.logs import now_rfc3339
 
 LOCKS_DIR = "locks"   # under the state home: one StackLock file per target and stack
@@ -49,7 +52,7 @@ class _Flock:
         self._fd: int | None = None
 
     def __enter__(self) -> Self:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.path.parent)
         fd = open_state_file(self.path, os.O_RDWR | os.O_CREAT, self.role)
         try:  # the fd is closed on every way out but success: closing it also drops the lock if it was taken
             try:
@@ -153,19 +156,24 @@ class StackLock(_Flock):
 
 
 def open_state_file(path: Path, flags: int, role: str, then: str = "") -> int:
-    """A blocking fd on the regular file at `path`, opened with `flags`; StateError naming `path` when something
-    else is there (`then` says what to do after moving it away). Opened without waiting: a named pipe nobody writes
-    would block open() for ever, wedging every command that reads the ledger; opened read-write it opens at once
-    and fails on use with a message naming no file (ftruncate's "Invalid argument")."""
+    """A blocking fd on the regular file at `path`, opened with `flags`; StateError naming `path` when
+    something else is there, a symbolic link included (`then` says what to do after moving it away). Opened
+    without waiting: a named pipe nobody writes would block open() for ever, wedging every command that reads
+    the ledger; opened read-write it opens at once and fails on use with a message naming no file (ftruncate's
+    "Invalid argument")."""
     try:
-        return open_regular(path, flags)
+        return open_regular(path, flags, follow_symlinks=False)
     except NotARegularFile as exc:
         raise _not_a_file(path, role, exc.kind, then) from None
 
 
 def _not_a_file(path: Path, role: str, kind: str, then: str) -> StateError:
-    return StateError(f"{path} is {kind}, not a regular file: goldgate keeps {role} there; move it out of the "
-                      f"way{then}")
+    # A link is refused rather than followed (module docstring); one the operator made to keep the file on
+    # another disk is told the way that works.
+    link = (" (goldgate follows no link there: link the whole state dir instead)"
+            if kind.startswith("a symbolic link") else "")
+    return StateError(f"{path} is {kind}, not a regular file: goldgate keeps {role} there{link}; move it out "
+                      f"of the way{then}")
 
 
 def _command() -> str:

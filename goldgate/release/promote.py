@@ -20,7 +20,7 @@ from goldgate.release.gate import ErrorRate, GateDecision, PromotionRefused, eva
 from goldgate.release.history import last_verified, on_target, release_ids
 from goldgate.release.ledger import Entry, Ledger
 from goldgate.release.lock import ReleaseLock
-from goldgate.release.report import read_report
+from goldgate.release.report import check_reports_dir, read_report
 from goldgate.release.rollback import (
     RollbackOutcome,
     check_pin_current,
@@ -170,6 +170,8 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
         # after PROD changed, and the automatic rollback's smoke too. Found out now, PROD is untouched.
         load_cases(paths.cases_dir, smoke_only=True,
                    stack_latency_s=deployer.spec(prod).thresholds.golden_case_latency_s)
+        # So must the smoke report be writable: found unwritable after the smoke passed, PROD would roll back.
+        check_reports_dir(paths.reports_dir)
         image = str(decision.image)
         before = deployer.current_image(prod)
         rid = release_ids(ledger.entries()).get(image)

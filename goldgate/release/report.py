@@ -5,10 +5,12 @@ read back with validation (the gate must never trip over a hand-edited or trunca
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -88,7 +90,8 @@ def build_report(target: SuiteTarget, api_url: str, results: list[dict[str, Any]
 
 
 def write_report(report: dict[str, Any], reports_dir: Path = REPORTS_DIR, latest: bool = True) -> Path:
-    """Write the dated copy (and latest.json); returns the dated copy's path."""
+    """Write the dated copy (and latest.json); returns the dated copy's path. An OSError names the report file
+    it could not write (`check_reports_dir` first, to find a read-only checkout out before the cases run)."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     label = report["stack"] + ("" if report.get("suite") == "full" else f"-{report.get('suite')}")
@@ -98,6 +101,24 @@ def write_report(report: dict[str, Any], reports_dir: Path = REPORTS_DIR, latest
     if latest:
         atomic_write(reports_dir / "latest.json", data)
     return dated
+
+
+def check_reports_dir(reports_dir: Path = REPORTS_DIR) -> None:
+    """ReportError when a golden report cannot be written into `reports_dir`: for a command to call before its
+    cases run, and before PROD changes. The reports live in the checkout goldgate runs from (a read-only one,
+    a clone of another user's): found unwritable only after the cases ran, a PROD smoke run that passed still
+    failed its promotion (recorded as smoke_failed, and PROD rolled back)."""
+    try:
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=reports_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        # The probe's name is no file to look for: the message names the directory.
+        raise ReportError(f"golden reports cannot be written: {exc.strerror or exc}; each golden run writes "
+                          f"its report into {reports_dir}, in the checkout goldgate runs from: make that "
+                          "directory writable with free space, or run goldgate from a writable clone; no "
+                          "golden case was run") from None
 
 
 def load_report(path: Path) -> dict[str, Any]:
@@ -150,6 +171,10 @@ def atomic_write(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):   # on a read-only file system there is none, and unlink says EROFS
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, str(tmp), tmp):
+            # named by the file it was writing, not by its temp name (which nobody will find)
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
         raise

@@ -35,6 +35,7 @@ from goldgate.release.history import (
 )
 from goldgate.release.ledger import Entry, Ledger
 from goldgate.release.lock import ReleaseLock
+from goldgate.release.report import check_reports_dir
 from goldgate.release.verification import DEFAULT_PATHS, GoldenPaths, run_golden
 
 
@@ -108,6 +109,7 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         # Smoke cases that cannot run (or would ask for more time than the stack allows): refused before PROD changes
         load_cases(paths.cases_dir, smoke_only=True,
                    stack_latency_s=deployer.spec(stack).thresholds.golden_case_latency_s)
+        check_reports_dir(paths.reports_dir)  # and its smoke report can be written
         outcome = rollback_locked(deployer, ledger, target.image, stack=stack, trigger=trigger,
                                   reason="manual", progress=progress, paths=paths)
     if not outcome.ok:

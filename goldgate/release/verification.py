@@ -12,7 +12,7 @@ from goldgate.release.cases import GOLDEN_DIR, load_cases, shown_dir, suite_dige
 from goldgate.release.deployers.base import Deployer, Progress
 from goldgate.release.golden import REFERENCES_DIR, SuiteTarget, run_suite
 from goldgate.release.ledger import Ledger
-from goldgate.release.report import REPORTS_DIR, report_sha256, write_report
+from goldgate.release.report import REPORTS_DIR, check_reports_dir, report_sha256, write_report
 from goldgate.release.report_html import write_html
 
 
@@ -46,6 +46,7 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
     spec = deployer.spec(stack)
     cases = load_cases(paths.cases_dir, smoke_only=(suite == "smoke"),
                        stack_latency_s=spec.thresholds.golden_case_latency_s)
+    check_reports_dir(paths.reports_dir)  # a read-only checkout is found out before any case runs
     access = deployer.api_access(stack)
     image = deployer.current_image(stack)
     progress(f"{suite} suite on {stack}: {len(cases)} case(s) against {access.api_url} (image {image})")

@@ -122,7 +122,7 @@ def config_from_mapping(raw: Any, source: str = "config") -> EmulatorConfig:
 
 def load_config(path: Path) -> EmulatorConfig:
     try:
-        raw = json.loads(Path(path).read_text())
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SpecError(f"emulator config {path} does not exist; write it (goldgate up does) or fix the path") \
             from None

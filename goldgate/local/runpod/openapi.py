@@ -17,7 +17,7 @@ _URI = "urn:runpod-rest-v2"
 
 @cache
 def spec() -> dict[str, Any]:
-    return json.loads(SPEC_PATH.read_text())
+    return json.loads(SPEC_PATH.read_text(encoding="utf-8"))
 
 
 @cache
