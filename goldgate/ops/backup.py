@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.errors import GoldgateError
+from goldgate.files import make_dirs
 from goldgate.local.state import write_text_atomic
 from goldgate.ops.fingerprint import Fingerprint, SqliteSource, connect_read_only, fingerprint
 
@@ -83,12 +85,51 @@ def iso(now: datetime) -> str:
     return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path, stop: threading.Event | None = None) -> str:
+    """The file's SHA-256; "" when `stop` is set before the end (its reader went on without it)."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
+            if stop is not None and stop.is_set():
+                return ""
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class _Beside:
+    """`work(*args)` in a thread of its own while the caller goes on: SQLite and hashlib let go of the GIL as
+    they work, so on two cores a drill's hashing or integrity check costs no time beside its checksums.
+    `result()` waits and raises what `work` raised; `stop()` asks `work` to end early (through `on_stop`) and
+    waits for it."""
+
+    def __init__(self, work: Callable[..., Any], *args: Any,
+                 on_stop: Callable[[], None] = lambda: None) -> None:
+        self._out: list[tuple[bool, Any]] = []
+        self._on_stop = on_stop
+        self._thread = threading.Thread(target=self._run, args=(work, args), name="goldgate-dr", daemon=True)
+        self._thread.start()
+
+    def _run(self, work: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            self._out.append((True, work(*args)))
+        except BaseException as exc:  # noqa: BLE001 -- handed to the caller by result(), raised there
+            self._out.append((False, exc))
+
+    def result(self) -> Any:
+        self._thread.join()
+        done, value = self._out[0]
+        if not done:
+            raise value
+        return value
+
+    def stop(self) -> None:
+        self._on_stop()
+        self._thread.join()
+
+
+def _hash_beside(path: Path) -> _Beside:
+    stop = threading.Event()
+    return _Beside(file_sha256, path, stop, on_stop=stop.set)
 
 
 def manifest_path(backup: Path) -> Path:
@@ -102,7 +143,8 @@ def private_dir(directory: Path) -> Path:
     """`directory`, made if missing, that only its owner can list or enter: a backup, a drill's restore scratch and a
     D1 export are each a full copy of the stack's database (every prompt), whose own directory is 0700. One an older
     goldgate made 0755 is closed too, which hides the files it already holds."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_dirs(directory.parent)  # its parents (`backups/`, `drills/`) writable by their owner only, whatever the umask
+    directory.mkdir(exist_ok=True, mode=0o700)
     directory.chmod(0o700)
     return directory
 
@@ -139,8 +181,14 @@ def take_backup(source: Path, dest_dir: Path, stack: str,
             dst.execute("PRAGMA journal_mode = DELETE")
         finally:
             dst.close()
-        print_ = fingerprint(SqliteSource(src))
-        src.execute("COMMIT")
+        # The copy is whole: its sha256 is read while the source's checksums are taken.
+        copy_sha256 = _hash_beside(partial)
+        try:
+            print_ = fingerprint(SqliteSource(src))
+            src.execute("COMMIT")
+        except BaseException:
+            copy_sha256.stop()
+            raise
     except sqlite3.Error as exc:
         partial.unlink(missing_ok=True)
         raise BackupError(f"backing up {source} failed: {exc}") from None
@@ -149,6 +197,11 @@ def take_backup(source: Path, dest_dir: Path, stack: str,
         raise
     finally:
         src.close()
+    try:
+        sha256 = copy_sha256.result()
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     if not print_.row_counts:
         # An empty or zero-length file (a truncated database, the wrong path): its backup would "verify"
         # while holding nothing to recover.
@@ -158,7 +211,7 @@ def take_backup(source: Path, dest_dir: Path, stack: str,
                           "earlier backup")
     os.replace(partial, target)
     manifest = BackupManifest(stack=stack, kind="sqlite", file=target.name, bytes=target.stat().st_size,
-                              sha256=file_sha256(target), created_at=iso(clock()), source=str(source),
+                              sha256=sha256, created_at=iso(clock()), source=str(source),
                               fingerprint=print_)
     # Whole and on disk (temp, fsync, rename, directory fsync, which also makes the copy's rename above durable):
     # a manifest written in place could come back empty after a power cut, and the newest backup was then refused.
@@ -290,6 +343,13 @@ def load_manifest(backup: Path) -> BackupManifest:
 
 def verify_file(backup: Path, manifest: BackupManifest) -> None:
     """Size and SHA-256 against the manifest: catches truncation and any changed byte."""
+    _verify_size(backup, manifest)
+    refusal = _sha256_refusal(backup, manifest, file_sha256(backup))
+    if refusal is not None:
+        raise refusal
+
+
+def _verify_size(backup: Path, manifest: BackupManifest) -> None:
     if not backup.is_file():
         raise BackupRefused(f"backup file {backup} does not exist")
     size = backup.stat().st_size
@@ -297,11 +357,14 @@ def verify_file(backup: Path, manifest: BackupManifest) -> None:
         raise BackupRefused(f"backup {backup.name} is {size} bytes but its manifest says {manifest.bytes}: it is "
                             f"{'truncated' if size < manifest.bytes else 'changed'}; refusing to restore it "
                             "(use an older backup or take a new one)")
-    digest = file_sha256(backup)
-    if digest != manifest.sha256:
-        raise BackupRefused(f"backup {backup.name} has sha256 {digest[:16]}… but its manifest says "
-                            f"{manifest.sha256[:16]}…: the file is corrupted; refusing to restore it "
-                            "(use an older backup or take a new one)")
+
+
+def _sha256_refusal(backup: Path, manifest: BackupManifest, digest: str) -> BackupRefused | None:
+    if digest == manifest.sha256:
+        return None
+    return BackupRefused(f"backup {backup.name} has sha256 {digest[:16]}… but its manifest says "
+                         f"{manifest.sha256[:16]}…: the file is corrupted; refusing to restore it "
+                         "(use an older backup or take a new one)")
 
 
 @dataclass(frozen=True)
@@ -314,20 +377,49 @@ class RestoreOutcome:
 def restore_backup(backup: Path, manifest: BackupManifest, target: Path) -> RestoreOutcome:
     """Restore into `target` (a fresh file, or a stopped stack's database) and verify it; raise BackupRefused."""
     started = time.perf_counter()
-    verify_file(backup, manifest)
+    _verify_size(backup, manifest)
     partial = target.with_name(target.name + ".restoring")
     partial.unlink(missing_ok=True)
+    # The backup's sha256 is read while SQLite copies the same file (the second reader finds it in the page
+    # cache). A changed byte still refuses the backup, whatever its copy made of it, before the copy is used.
+    backup_sha256 = _hash_beside(backup)
+    try:
+        got = _copy_and_verify(backup, partial)
+    except Exception:
+        refusal = _sha256_refusal(backup, manifest, backup_sha256.result())
+        if refusal is not None:
+            raise refusal from None
+        raise
+    except BaseException:  # interrupted (Ctrl-C): the hash is not waited for
+        backup_sha256.stop()
+        raise
+    try:
+        refusal = _sha256_refusal(backup, manifest, backup_sha256.result())
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    if refusal is not None:
+        partial.unlink(missing_ok=True)
+        raise refusal
+    problems = got.differences(manifest.fingerprint)
+    if problems:
+        partial.unlink(missing_ok=True)
+        raise BackupRefused(f"backup {backup.name} does not hold what its manifest recorded: "
+                            + "; ".join(problems[:5]) + "; refusing to restore it")
+    os.replace(partial, target)
+    return RestoreOutcome(target=target, fingerprint=got, seconds=time.perf_counter() - started)
+
+
+def _copy_and_verify(backup: Path, partial: Path) -> Fingerprint:
+    """Copy `backup` into `partial` by SQLite's backup API, check its integrity and fingerprint it; on failure
+    no copy stays."""
     try:
         create_private(partial)  # a full copy of the database, as the backup is
         src = connect_read_only(backup)
         dst = sqlite3.connect(partial)
         try:
             src.backup(dst)
-            check = [r[0] for r in dst.execute("PRAGMA integrity_check").fetchall()]
-            if check != ["ok"]:
-                raise BackupRefused(f"backup {backup.name} fails SQLite's integrity check ({'; '.join(check[:3])}); "
-                                    "refusing to restore it")
-            got = fingerprint(SqliteSource(dst))
+            return _checked_fingerprint(backup, partial, dst)
         finally:
             src.close()
             dst.close()
@@ -343,13 +435,40 @@ def restore_backup(backup: Path, manifest: BackupManifest, target: Path) -> Rest
     except BaseException:  # refused, or interrupted (Ctrl-C): a partial copy the size of the database stays not
         partial.unlink(missing_ok=True)
         raise
-    problems = got.differences(manifest.fingerprint)
-    if problems:
-        partial.unlink(missing_ok=True)
-        raise BackupRefused(f"backup {backup.name} does not hold what its manifest recorded: "
-                            + "; ".join(problems[:5]) + "; refusing to restore it")
-    os.replace(partial, target)
-    return RestoreOutcome(target=target, fingerprint=got, seconds=time.perf_counter() - started)
+
+
+def _checked_fingerprint(backup: Path, partial: Path, dst: sqlite3.Connection) -> Fingerprint:
+    """SQLite's integrity check of the copy, on a connection of its own, beside its fingerprint: two readers
+    of a file nothing writes (a million jobs: the check alone takes as long as the checksums). A copy failing
+    the check is refused for that first, as when the check ran before the checksums."""
+    checker = sqlite3.connect(partial, check_same_thread=False)
+    stop = threading.Event()
+    # Asked between steps whether to go on: an interrupt() sent before the check's first step goes unheard.
+    checker.set_progress_handler(stop.is_set, 100_000)
+    check = None
+    try:
+        check = _Beside(_integrity_check, checker, on_stop=stop.set)
+        try:
+            got = fingerprint(SqliteSource(dst))
+        except Exception:
+            _refuse_damaged(backup, check.result())
+            raise
+        _refuse_damaged(backup, check.result())
+        return got
+    finally:
+        if check is not None:  # ended already, or interrupted (Ctrl-C): then stopped, not waited for
+            check.stop()
+        checker.close()  # never under the check's feet
+
+
+def _integrity_check(conn: sqlite3.Connection) -> list[str]:
+    return [str(row[0]) for row in conn.execute("PRAGMA integrity_check").fetchall()]
+
+
+def _refuse_damaged(backup: Path, check: list[str]) -> None:
+    if check != ["ok"]:
+        raise BackupRefused(f"backup {backup.name} fails SQLite's integrity check ({'; '.join(check[:3])}); "
+                            "refusing to restore it") from None
 
 
 def _unwritable_copy(partial: Path, backup: Path, reason: object) -> RestoreFailed:

@@ -3,12 +3,15 @@
 The same SQL runs against local SQLite and against D1 over REST, so a backup taken on either
 target is verified the same way. A table's checksum is the SHA-256 of its rows, each rendered by
 SQLite's own `quote()` and read in primary-key order: identical content gives identical bytes,
-whatever the physical layout (rowids, pages, vacuum) of the copy.
+whatever the physical layout (rowids, pages, vacuum) of the copy. (Locally a row's quote()s are joined by
+one printf() rather than by `||`, and read as bytes: the same text, so the same checksum; see
+`SqliteSource.row_texts`.)
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +25,8 @@ from goldgate.cloudflare.d1 import PAGE_ROWS, D1Client
 # '_' escaped: a bare '_' matches any character, and would hide tables such as 'scf_settings'.
 _INTERNAL = ("sqlite\\_%", "\\_cf\\_%")
 _NOT_INTERNAL = " AND ".join("name NOT LIKE ? ESCAPE '\\'" for _ in _INTERNAL)
+# Rows a checksum reads and hashes at once: a few hundred KB of text per page of the jobs table.
+TEXT_PAGE_ROWS = 1000
 
 
 class SqlSource(Protocol):
@@ -33,6 +38,12 @@ class SqlSource(Protocol):
                    ) -> Iterator[dict[str, Any]]:
         """`SELECT {select} FROM {table} ORDER BY {order}` (`table` and `order` names); `keyed` when `order` is
         the table's primary key, so a reader in pages may start each page after the last key read."""
+        ...
+
+    def row_texts(self, table: str, columns: Sequence[str], order: Sequence[str], *, keyed: bool
+                  ) -> Iterator[list[bytes]]:
+        """Each row of `table` in `order`, rendered as `_row_expr(columns)` renders it, as the bytes stored, a
+        page of rows at a time (`keyed` as for `table_rows`)."""
         ...
 
 
@@ -74,6 +85,18 @@ class SqliteSource:
         # One cursor reads the file from start to end: nothing to page.
         return self.stream(f"SELECT {select} FROM {_ident(table)} ORDER BY {', '.join(map(_ident, order))}")
 
+    def row_texts(self, table: str, columns: Sequence[str], order: Sequence[str], *, keyed: bool
+                  ) -> Iterator[list[bytes]]:
+        # The checksum's hot loop (a million jobs: 3 million rows each side of a drill). The text is built by
+        # one printf() and read as a BLOB, its bytes as stored: no decoding to str and encoding back per row,
+        # no dict per row. A BLOB holds the database's own encoding, so a UTF-16 file is read as text.
+        expr = _row_printf(columns, self.conn.getlimit(sqlite3.SQLITE_LIMIT_FUNCTION_ARG) - 1)
+        utf8 = str(self.rows("PRAGMA encoding")[0]["encoding"]).upper() == "UTF-8"
+        cur = self.conn.execute(f"SELECT {f'CAST({expr} AS BLOB)' if utf8 else expr} FROM {_ident(table)} "
+                                f"ORDER BY {', '.join(map(_ident, order))}")
+        while page := cur.fetchmany(TEXT_PAGE_ROWS):
+            yield [row[0] for row in page] if utf8 else [_row_bytes(row[0]) for row in page]
+
 
 class D1Source:
     def __init__(self, client: D1Client, database_id: str, page_rows: int = PAGE_ROWS) -> None:
@@ -91,6 +114,13 @@ class D1Source:
             return self.client.stream_keyed(self.database_id, table, select, order, page_rows=self.page_rows)
         # No key to start a page after: OFFSET it is (each page re-reads the rows before it).
         return self.stream(f"SELECT {select} FROM {_ident(table)} ORDER BY {', '.join(map(_ident, order))}")
+
+    def row_texts(self, table: str, columns: Sequence[str], order: Sequence[str], *, keyed: bool
+                  ) -> Iterator[list[bytes]]:
+        # The SQL of the first checksums, as D1 always answered it: the network, not SQL, is the cost here.
+        rows = self.table_rows(table, f"{_row_expr(columns)} AS r", order, keyed=keyed)
+        while page := [_row_bytes(row["r"]) for row in itertools.islice(rows, TEXT_PAGE_ROWS)]:
+            yield page
 
 
 @dataclass(frozen=True)
@@ -141,6 +171,22 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _row_expr(columns: Sequence[str]) -> str:
+    """A row's text, as the checksum hashes it: each column's SQLite `quote()`, joined by commas."""
+    return " || ',' || ".join(f"quote({_ident(c)})" for c in columns) or "''"
+
+
+def _row_printf(columns: Sequence[str], max_columns: int) -> str:
+    """The text of `_row_expr`, built by one printf(): `a || ',' || b || ...` copies the row so far once per
+    column, printf() writes it once (a fifth of the checksum's time on the jobs table). quote() never answers
+    NULL nor text holding a NUL byte, which `%s` would render otherwise. A table wider than printf() takes
+    arguments (the format and `max_columns`: 126 by default) keeps the `||` of `_row_expr`."""
+    if not columns or len(columns) > max_columns:
+        return _row_expr(columns)
+    return (f"printf('{','.join(['%s'] * len(columns))}', "
+            + ", ".join(f"quote({_ident(c)})" for c in columns) + ")")
+
+
 def tables(source: SqlSource) -> list[str]:
     return [r["name"] for r in source.rows(
         f"SELECT name FROM sqlite_master WHERE type = 'table' AND {_NOT_INTERNAL} ORDER BY name", list(_INTERNAL))]
@@ -164,14 +210,14 @@ def table_checksum(source: SqlSource, table: str) -> tuple[int, str]:
     info = source.rows(f"PRAGMA table_info({_ident(table)})")
     columns = [r["name"] for r in sorted(info, key=lambda r: r["cid"])]
     pk = [r["name"] for r in sorted((r for r in info if r["pk"]), key=lambda r: r["pk"])]
-    # Without a primary key, all columns in order give a stable order for identical content.
-    row_expr = " || ',' || ".join(f"quote({_ident(c)})" for c in columns) or "''"
     digest = hashlib.sha256()
     count = 0
-    for row in source.table_rows(table, f"{row_expr} AS r", pk or columns, keyed=bool(pk)):
-        digest.update(_row_bytes(row["r"]))
+    # Without a primary key, all columns in order give a stable order for identical content. Each row's text
+    # then a newline: a page hashed at once is the same bytes as its rows hashed one by one.
+    for page in source.row_texts(table, columns, pk or columns, keyed=bool(pk)):
+        digest.update(b"\n".join(page))
         digest.update(b"\n")
-        count += 1
+        count += len(page)
     return count, digest.hexdigest()
 
 
@@ -179,11 +225,16 @@ def last_write_at(source: SqlSource, table_names: Sequence[str]) -> str | None:
     """The newest timestamp in any `*_at` column: when the last data this copy holds was written."""
     newest: datetime | None = None
     for table in table_names:
-        for col in source.rows(f"PRAGMA table_info({_ident(table)})"):
-            if not str(col["name"]).endswith("_at"):
-                continue
-            value = source.rows(f"SELECT max({_ident(col['name'])}) AS v FROM {_ident(table)}")[0]["v"]
-            when = parse_time(value)
+        names = [str(c["name"]) for c in source.rows(f"PRAGMA table_info({_ident(table)})")]
+        stamps = [name for name in names if name.endswith("_at")]
+        if not stamps:
+            continue
+        # One read of the table for all its times (jobs: three), where a query each read it once per unindexed
+        # column.
+        maxima = ", ".join(f"max({_ident(name)}) AS v{i}" for i, name in enumerate(stamps))
+        row = source.rows(f"SELECT {maxima} FROM {_ident(table)}")[0]
+        for i in range(len(stamps)):
+            when = parse_time(row[f"v{i}"])
             if when and (newest is None or when > newest):
                 newest = when
     return newest.isoformat(timespec="milliseconds").replace("+00:00", "Z") if newest else None
