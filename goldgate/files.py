@@ -99,6 +99,11 @@ def flock_holder(path: Path | str) -> int | None:
     return None
 
 
+# The most directories one make_dirs makes: a state path needing more is a mistake (an unset variable in a
+# loop), not a home. Path.mkdir(parents=True) refused one thousands deep by recursing out of stack.
+MAX_NEW_DIRS = 64
+
+
 def make_dirs(path: Path | str) -> None:
     """`mkdir -p path` for the directories goldgate keeps its state in: each one it makes is 0755 less the
     umask, never group- or world-writable. Under umask 002 (a shared group) a group-writable home or `locks/`
@@ -108,6 +113,9 @@ def make_dirs(path: Path | str) -> None:
     missing = []
     while not path.is_dir():
         missing.append(path)
+        if len(missing) > MAX_NEW_DIRS:  # e.g. GOLDGATE_HOME=d/d/d/... thousands deep: nothing is made
+            raise OSError(errno.ENAMETOOLONG, f"a path nested too deeply: more than {MAX_NEW_DIRS} directories "
+                                              "would be made on the way to it")
         if path.parent == path:
             break
         path = path.parent
