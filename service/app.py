@@ -2,7 +2,8 @@
 
 `create_app(config, db, store, runpod)` is what every runtime builds; `await app.handle(request)`
 answers one request. The service never polls RunPod: there is no timer, loop or background task
-here; a job without its webhook is recovered by POST /api/admin/recover/<job_id>.
+here; a job without its webhook is recovered by POST /api/admin/recover/<job_id>, and a client stops
+a job it no longer wants with POST /api/cancel/<job_id>.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 
-from service import jobs, recover, routes
+from service import cancel, jobs, recover, routes
 from service.config import ServiceConfig
 from service.http import ApiError, Request, Response, declares_over, json_response, resolve_path
 from service.logs import Logger, Sink, error_field, failure_logged, stdout_sink
@@ -43,6 +44,7 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
     ("GET", re.compile(r"^/api/status/(?P<job_id>[^/]{1,200})$"), routes.job_status),
     ("GET", re.compile(r"^/api/result/(?P<key>.{1,1000})$"), routes.result_object),
     ("POST", re.compile(r"^/api/admin/recover/(?P<job_id>[^/]{1,200})$"), recover.recover_job),
+    ("POST", re.compile(r"^/api/cancel/(?P<job_id>[^/]{1,200})$"), cancel.cancel_job),
     ("GET", re.compile(r"^/api/metrics$"), routes.metrics_report),
 )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from service import jobs
@@ -93,14 +94,20 @@ async def _recover(app: App, job: dict[str, Any], given: str | None) -> Response
         if exc.status != 404:
             raise ApiError(502, "runpod_refused", str(exc)) from None
         return await _recover_forgotten(app, job, rid, claimed, expired, check)
-    try:
-        delivery = parse_delivery({"id": rid, **reply})
-    except ApiError as exc:  # RunPod's answer is at fault, not the operator's request
-        raise ApiError(502, "runpod_bad_answer", f"RunPod's /status answer for {rid} is unusable: "
-                                                 f"{exc.message}") from None
+    delivery = runpod_delivery(rid, reply, "status")
     if claimed:
         _check_claimed(job_id, delivery, check)
     return await _apply(app, job_id, delivery, check, runpod_status=delivery.runpod_status)
+
+
+def runpod_delivery(rid: str, reply: Mapping[str, Any], call: str) -> Delivery:
+    """RunPod's answer to `/<call>/<rid>` (status, cancel) as a delivery, or a 502: an unusable answer is
+    RunPod's fault, not the caller's request."""
+    try:
+        return parse_delivery({"id": rid, **reply})
+    except ApiError as exc:
+        raise ApiError(502, "runpod_bad_answer", f"RunPod's /{call} answer for {rid} is unusable: "
+                                                 f"{exc.message}") from None
 
 
 async def _apply(app: App, job_id: str, delivery: Delivery, check: str, **extra: Any) -> Response:

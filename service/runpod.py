@@ -1,4 +1,5 @@
-"""RunPod serverless data plane (`{endpoint_base}/run`, `/status/{id}`) over an HttpTransport port."""
+"""RunPod serverless data plane (`{endpoint_base}/run`, `/status/{id}`, `/cancel/{id}`) over an
+HttpTransport port."""
 
 from __future__ import annotations
 
@@ -94,3 +95,8 @@ class HttpRunPodGateway:
 
     async def status(self, runpod_job_id: str) -> Mapping[str, Any]:
         return await self._call("GET", "/status/" + quote(runpod_job_id, safe=""), None)
+
+    async def cancel(self, runpod_job_id: str) -> Mapping[str, Any]:
+        """`POST /cancel/{id}`: RunPod stops the job (queued or running) and answers `{"id", "status"}`,
+        the status being CANCELLED, or the one the job had already ended with."""
+        return await self._call("POST", "/cancel/" + quote(runpod_job_id, safe=""), None)

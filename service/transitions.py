@@ -21,7 +21,9 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
 - Order. queued < in_progress < terminal. A delivery ranking below the job's state is
   `out_of_order` (ignored, logged as such); the same non-terminal state again is `no_change`, and
   so is a COMPLETED for a job already completed (a recovery's /status answer, or a webhook that
-  differs from the first byte for byte: nothing follows a COMPLETED, so it is the same outcome).
+  differs from the first byte for byte: nothing follows a COMPLETED, so it is the same outcome),
+  and a CANCELLED for a job already cancelled (RunPod's webhook after a client's cancel: /retry
+  takes no CANCELLED job either).
   A terminal state is never replaced by a non-terminal one.
 - Conflicting terminal states: the first terminal state wins (`terminal_conflict`), with one
   exception: COMPLETED replaces FAILED or TIMED_OUT (`applied`), because RunPod's /retry only
@@ -235,7 +237,8 @@ def _decide(current: str, new: str) -> str:
             return "out_of_order"
         if new == "completed" and current in ("failed", "timed_out"):
             return "applied"
-        if new == current == "completed":  # nothing follows a COMPLETED: it is the same outcome, told again
+        if new == current and new in ("completed", "cancelled"):
+            # nothing follows a COMPLETED or a CANCELLED (/retry takes neither): the same outcome, told again
             return "no_change"
         return "terminal_conflict"
     if _RANK[new] < _RANK[current]:

@@ -1,4 +1,4 @@
-"""Operations commands: dr-drill, dr-restore, checklist, metrics, prune, stuck."""
+"""Operations commands: dr-drill, dr-restore, checklist, metrics, prune, stuck, cancel."""
 
 from __future__ import annotations
 
@@ -345,6 +345,31 @@ def _cloud_stuck(args: argparse.Namespace) -> Any:
         return stuck.list_cloud(d1.spec, D1Client(api, d1.account), d1.database_id, older, args.limit)
 
 
+# -- cancel ---------------------------------------------------------------------------------------
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """`POST /api/cancel/<job_id>` on a running local stack, as a client sends it (service/cancel.py). Its
+    arguments are `goldgate recover`'s (the job, then --stack): the line `goldgate stuck` prints for a job
+    is one word away."""
+    from goldgate.commands.local import ApiClient, _job_id
+
+    job_id = _job_id(args.job_id)  # before anything is read: it becomes a path segment of the URL
+    api = ApiClient(_platform(args), args.stack)
+    try:
+        answer = api.call("POST", f"/api/cancel/{job_id}")
+    finally:
+        api.close()
+    emit(args, answer, _cancelled_line)
+    return 0
+
+
+def _cancelled_line(answer: dict[str, Any]) -> str:
+    line = f"{answer.get('job_id')}: {answer.get('status')} ({answer.get('reason')})"
+    if not answer.get("cancelled"):
+        line += ", not cancelled by this request"
+    return line + (f"\n  {answer['message']}" if answer.get("message") else "")
+
+
 # -- metrics --------------------------------------------------------------------------------------
 
 def _since(text: str) -> str:
@@ -602,6 +627,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="list at most N jobs, oldest first (default 50, at most 1000); the rest are counted")
     add_d1_arguments(p, "list the stack's real D1's stuck jobs over the REST API (SELECTs only); needs --database-id "
                         "and CLOUDFLARE_API_TOKEN (D1 Read), never printed")
+    add_json_flag(p)
+
+    p = add("cancel", cmd_cancel, "cancel a job on a local stack: one RunPod /cancel call stops its GPU "
+                                  "spend; a job that has ended is left as it is (POST /api/cancel/<job_id>)")
+    p.add_argument("job_id", help="the job's id (32 hex), as POST /api/queue/create answered")
+    p.add_argument("--stack", required=True, help="the local stack that holds the job (stacks/local.yaml)")
     add_json_flag(p)
 
     p = add("checklist", cmd_checklist, "the production-hardening checklist, every line checked with evidence")

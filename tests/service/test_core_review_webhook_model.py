@@ -50,7 +50,7 @@ class Model:
         if self.status in ("completed", "failed", "cancelled", "timed_out"):
             if RANK[runpod_status] < 2:
                 return False, "out_of_order"
-            if new == self.status == "completed":
+            if new == self.status and new in ("completed", "cancelled"):
                 return False, "no_change"
             if not (new == "completed" and self.status in ("failed", "timed_out")):
                 return False, "terminal_conflict"
