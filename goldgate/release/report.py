@@ -107,9 +107,14 @@ def check_reports_dir(reports_dir: Path = REPORTS_DIR) -> None:
     """ReportError when a golden report cannot be written into `reports_dir`: for a command to call before its
     cases run, and before PROD changes. The reports live in the checkout goldgate runs from (a read-only one,
     a clone of another user's): found unwritable only after the cases ran, a PROD smoke run that passed still
-    failed its promotion (recorded as smoke_failed, and PROD rolled back)."""
+    failed its promotion (recorded as smoke_failed, and PROD rolled back). Leaves no trace: the directories it
+    made to probe are removed again (a run refused later, by a lock, has written nothing)."""
+    made: list[Path] = []
     try:
-        reports_dir.mkdir(parents=True, exist_ok=True)
+        for directory in (*reversed(reports_dir.parents), reports_dir):
+            if not directory.is_dir():
+                directory.mkdir()
+                made.append(directory)
         fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=reports_dir)
         os.close(fd)
         os.unlink(probe)
@@ -119,6 +124,10 @@ def check_reports_dir(reports_dir: Path = REPORTS_DIR) -> None:
                           f"its report into {reports_dir}, in the checkout goldgate runs from: make that "
                           "directory writable with free space, or run goldgate from a writable clone; no "
                           "golden case was run") from None
+    finally:
+        for directory in reversed(made):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
 
 
 def load_report(path: Path) -> dict[str, Any]:

@@ -37,6 +37,9 @@ def test_an_unwritable_reports_dir_is_refused_up_front_naming_the_directory(tmp_
 def test_a_writable_reports_dir_passes_the_check_and_is_left_as_it_was(tmp_path: Path) -> None:
     reports = tmp_path / "scripts" / "golden-tests" / "reports"
     check_reports_dir(reports)
+    assert list(tmp_path.iterdir()) == []       # the directories it made to probe are gone again
+    reports.mkdir(parents=True)
+    check_reports_dir(reports)
     assert reports.is_dir() and list(reports.iterdir()) == []
 
 
