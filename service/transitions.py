@@ -337,13 +337,17 @@ _TIMING_SLACK_MS = 60_000
 # delivery from RunPod can come (recover.py's deadline).
 _MAX_POLICY_TTL_MS = 7 * 24 * 3600 * 1000
 _LIFETIME_SLACK_MS = 600_000
+# A /run call's timeout is at most an hour (service.config's runpod_timeout_s): a longer one recorded (a row written
+# by hand) counts as an hour, as the cap's count of jobs in flight reads it (service/jobs.py, _LIFETIME_SQL).
+_MAX_RUN_TIMEOUT_MS = 3_600_000
 
 
 def lifetime_ms(job: dict[str, Any]) -> int:
     """The longest a job can wait for RunPod's outcome: its policy.ttl, its /run call's timeout, and some slack."""
     ttl, run_timeout = job.get("policy_ttl_ms"), job.get("run_timeout_ms")
     ttl = ttl if ttl.__class__ is int and 0 < ttl <= _MAX_POLICY_TTL_MS else _MAX_POLICY_TTL_MS
-    return ttl + (run_timeout if run_timeout.__class__ is int and run_timeout > 0 else 0) + _LIFETIME_SLACK_MS
+    run_timeout = min(run_timeout, _MAX_RUN_TIMEOUT_MS) if run_timeout.__class__ is int and run_timeout > 0 else 0
+    return ttl + run_timeout + _LIFETIME_SLACK_MS
 
 
 def job_age_ms(job: dict[str, Any], now_s: float) -> int:

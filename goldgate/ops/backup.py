@@ -100,12 +100,15 @@ class _Beside:
     """`work(*args)` in a thread of its own while the caller goes on: SQLite and hashlib let go of the GIL as
     they work, so on two cores a drill's hashing or integrity check costs no time beside its checksums.
     `result()` waits and raises what `work` raised; `stop()` asks `work` to end early (through `on_stop`) and
-    waits for it."""
+    waits for it. A caller interrupted while `result()` waits (Ctrl-C) stops `work` too: it is never left
+    running. Both wait on an Event of their own, not on join(): a join() a signal interrupted may have marked
+    the thread ended while it runs on (Python 3.11), and the next join() then returns at once."""
 
     def __init__(self, work: Callable[..., Any], *args: Any,
                  on_stop: Callable[[], None] = lambda: None) -> None:
         self._out: list[tuple[bool, Any]] = []
         self._on_stop = on_stop
+        self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(work, args), name="goldgate-dr", daemon=True)
         self._thread.start()
 
@@ -114,8 +117,15 @@ class _Beside:
             self._out.append((True, work(*args)))
         except BaseException as exc:  # noqa: BLE001 -- handed to the caller by result(), raised there
             self._out.append((False, exc))
+        finally:
+            self._done.set()
 
     def result(self) -> Any:
+        try:
+            self._done.wait()
+        except BaseException:  # interrupted while waiting: `work` is asked to end, and waited for
+            self.stop()
+            raise
         self._thread.join()
         done, value = self._out[0]
         if not done:
@@ -124,6 +134,7 @@ class _Beside:
 
     def stop(self) -> None:
         self._on_stop()
+        self._done.wait()
         self._thread.join()
 
 
