@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shlex
 import threading
 import time
@@ -57,6 +58,10 @@ MAX_POLL_BACKOFF_S = 5.0  # the longest wait between status polls that failed on
 # A 502/503 from queue/create is documented as "RunPod never took it, the job is failed": it is an
 # answer, not a lost one. Any other 5xx may come from after the job was made (or from Cloudflare).
 _CREATE_ANSWERED_5XX = (502, 503)
+# A 429 queue_full (the stack's api.max_jobs_in_flight reached: nothing was written, the key stays free) is sent
+# again with its key after its Retry-After, within these bounds, until the case's limit: a PROD smoke run met by
+# a busy queue used to fail its cases, and the promotion rolled PROD back from a good image.
+QUEUE_FULL_WAIT_S = (1.0, 60.0)
 
 
 @dataclass(frozen=True)
@@ -225,22 +230,32 @@ def _pause(stop: threading.Event, seconds: float) -> None:
 def _create(client: httpx.Client, case: GoldenCase, deadline: float, limit: float, stop: threading.Event) -> str:
     """The case's job id. A create whose outcome is unknown (no answer, or a 5xx other than 502/503), or that
     the service answers 409 idempotency_key_busy, is sent again with the same key, so the service answers the
-    job the lost one made instead of a second."""
+    job the lost one made instead of a second. One answered 429 queue_full is sent again after its Retry-After,
+    until the case's limit."""
     body = {"workflow_id": case.workflow, "inputs": dict(case.inputs)}
     headers = {"idempotency-key": str(uuid.uuid4())}
-    for attempt in range(1, CREATE_ATTEMPTS + 1):
+    attempt = 0  # sends whose outcome was unknown (a 429 queue_full is an answer: nothing was written)
+    while True:
         _pause(stop, 0)  # a case the interrupted run had not sent yet is not sent (nor billed)
         try:
             resp = _answer(client, "POST", "/api/queue/create", deadline, limit, json=body, headers=headers)
         except httpx.TransportError as exc:
             lost = _one_line(exc)
         else:
+            if resp.status_code == 429 and _api_error(resp).startswith("queue_full:"):
+                wait = _retry_after_s(resp)
+                if time.monotonic() + wait > deadline:
+                    raise GoldgateError(f"queue/create answered 429: {_api_error(resp)} (the stack stayed full "
+                                        f"until this case's limit, {limit:g} s; no job was created for it)")
+                _pause(stop, wait)
+                continue  # not an attempt whose outcome is unknown: nothing was written
             busy = resp.status_code == 409 and _api_error(resp).startswith("idempotency_key_busy:")
             if not busy and (resp.status_code < 500 or resp.status_code in _CREATE_ANSWERED_5XX):
                 break
             # the outcome is unknown, or the service asks for a retry with the key (a request with it failed
             # while this one was being answered)
             lost = f"queue/create answered {resp.status_code}: {_api_error(resp)}"
+        attempt += 1
         wait = RETRY_BACKOFF_S * 2 ** (attempt - 1)
         if attempt == CREATE_ATTEMPTS or time.monotonic() + wait > deadline:
             raise GoldgateError(f"{lost} ({attempt} attempt(s), all with the same Idempotency-Key)")
@@ -553,6 +568,17 @@ def _json(resp: httpx.Response) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise GoldgateError(f"{resp.request.url.path} answered with JSON that is not an object")
     return body
+
+
+def _retry_after_s(resp: httpx.Response) -> float:
+    """The seconds a 429's Retry-After asks for (delta-seconds), within QUEUE_FULL_WAIT_S; its upper bound when
+    the header is missing or no number."""
+    low, high = QUEUE_FULL_WAIT_S
+    try:
+        seconds = float(resp.headers.get("retry-after", ""))
+    except ValueError:
+        return high
+    return min(max(seconds, low), high) if math.isfinite(seconds) else high
 
 
 def _api_error(resp: httpx.Response) -> str:
