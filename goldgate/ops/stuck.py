@@ -18,7 +18,7 @@ from goldgate.errors import GoldgateError
 from goldgate.ops.fingerprint import connect_read_only
 from goldgate.spec import StackSpec, show
 from service.config import ServiceConfig
-from service.jobs import iso_ms
+from service.jobs import in_flight_statement, iso_ms
 from service.recover import runpod_deadline_s
 
 # A rows-returning query: (sql, params) -> rows as dicts.
@@ -58,6 +58,11 @@ class StuckReport:
     more: int               # of those, how many are not listed (--limit)
     younger: int            # queued or in progress, but younger: it may simply be running
     jobs: list[StuckJob]
+    # The jobs that count against the stack's cap (api.max_jobs_in_flight) now, counted as a create counts them
+    # (service/jobs.py: up to the cap; a job past its own lifetime no longer counts); None for a database from
+    # before migration 0005 (no run policy recorded: its next start migrates it).
+    in_flight: int | None = None
+    max_jobs_in_flight: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,9 +141,14 @@ def _list(query: Query, spec: StackSpec, target: str, older_than_minutes: int, l
         return runpod_deadline_s(job, spec.endpoint.ttl_ms, ServiceConfig.runpod_timeout_s)
 
     jobs = [_job(deadline_s, spec.name, target, row, now, service_log) for row in rows]
+    cap = spec.api.max_jobs_in_flight
+    in_flight = None
+    if set(_RUN_POLICY) <= columns:
+        counted = in_flight_statement(now, cap)
+        in_flight = int(query(counted.sql, counted.params)[0]["in_flight"] or 0)
     return StuckReport(stack=spec.name, target=target, now=iso_ms(now), older_than_minutes=older_than_minutes,
                        created_before=before, stuck=stuck, more=max(0, stuck - len(jobs)), younger=younger,
-                       jobs=jobs)
+                       jobs=jobs, in_flight=in_flight, max_jobs_in_flight=cap)
 
 
 def recover_line(job_id: str, stack: str, target: str) -> str:
@@ -181,11 +191,23 @@ def age_text(seconds: float) -> str:
     return f"{s // 86_400} d {s % 86_400 // 3_600} h"
 
 
+def _cap_line(d: dict[str, Any]) -> list[str]:
+    """How full the stack is against its cap, when that was read."""
+    if d.get("in_flight") is None or d.get("max_jobs_in_flight") is None:
+        return []
+    full = d["in_flight"] >= d["max_jobs_in_flight"]
+    line = (f"  in flight: {d['in_flight']}{' (FULL)' if full else ''} of at most {d['max_jobs_in_flight']} "
+            "(api.max_jobs_in_flight: a create beyond it is answered 429 queue_full; a stuck job counts until its "
+            "ttl and /run timeout have passed)")
+    return [line]
+
+
 def render_text(d: dict[str, Any]) -> str:
     window = f"queued or in progress for more than {d['older_than_minutes']} min"
     if not d["stuck"]:
         line = f"{d['stack']}: no job stuck ({d['target']}: none {window})"
-        return line + (f"; {d['younger']} younger may simply be running" if d["younger"] else "")
+        line += f"; {d['younger']} younger may simply be running" if d["younger"] else ""
+        return "\n".join([line, *_cap_line(d)])
     head = (f"{d['stack']}: {d['stuck']} job{'s' if d['stuck'] != 1 else ''} stuck ({d['target']}: {window}, "
             "oldest first; recover each: docs/RUNBOOK.md, A stuck job)")
     lines = [head]
@@ -204,4 +226,4 @@ def render_text(d: dict[str, Any]) -> str:
     if d["younger"]:
         lines.append(f"  {d['younger']} younger job{'s' if d['younger'] != 1 else ''} queued or in progress, not "
                      "listed: may simply be running")
-    return "\n".join(lines)
+    return "\n".join([*lines, *_cap_line(d)])

@@ -115,7 +115,10 @@ def test_no_stuck_job_exits_0_and_counts_the_younger_ones(home, capsys):
                                                  _job("f" * 32, "completed", 3600, now)])
     assert main(["stuck", "staging", "--home", str(home)]) == 0
     assert capsys.readouterr().out.strip() == ("staging: no job stuck (local: none queued or in progress for more "
-                                               "than 10 min); 1 younger may simply be running")
+                                               "than 10 min); 1 younger may simply be running\n"
+                                               "  in flight: 1 of at most 1000 (api.max_jobs_in_flight: a create "
+                                               "beyond it is answered 429 queue_full; a stuck job counts until its "
+                                               "ttl and /run timeout have passed)")
     assert main(["stuck", "staging", "--home", str(home), "--older-than", "1", "--json"]) == 1
     assert [j["id"] for j in json.loads(capsys.readouterr().out)["jobs"]] == ["e" * 32]
 
