@@ -1,7 +1,8 @@
 """`POST /api/cancel/<job_id>`: a client stops the GPU spend of a job it no longer wants. One RunPod
 /cancel call, whose answer is applied through the same transitions as a webhook (`source: cancel`), so a
-webhook that races it, or comes after it, is settled by the same rules. A job that has ended is answered
-as it stands, with nothing called.
+webhook that races it, or comes after it, is settled by the same rules; a CANCELLED answer is first completed
+by one /status read, for the job's run time and cost. A job that has ended is answered as it stands, with
+nothing called.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ async def _cancel(app: App, job: dict[str, Any], log: Logger) -> Response:
         raise ApiError(502, "runpod_not_cancelled",
                        f"RunPod answered {delivery.runpod_status} to the cancel of {rid}: it still has the "
                        f"job; {unchanged}: cancel it again")
+    if delivery.execution_time_ms is None and delivery.status in ("cancelled", "timed_out"):
+        delivery = await _with_timings(app, rid, delivery)
     if not _settles(delivery):
         # A COMPLETED without its output would be recorded failed (no images to check), a FAILED without
         # its error would hide why: RunPod sends a webhook for both, which brings the whole outcome.
@@ -80,6 +83,20 @@ async def _cancel(app: App, job: dict[str, Any], log: Logger) -> Response:
         raise ApiError(503, "store_unavailable", f"result store unreachable while checking results: {exc}; "
                                                  f"{unchanged}: cancel it again later") from None
     return _answer(job_id, outcome, delivery.runpod_status, _message(job_id, delivery, outcome))
+
+
+async def _with_timings(app: App, rid: str, cancelled: Delivery) -> Delivery:
+    """The cancelled job as RunPod's /status tells it, with its delayTime and executionTime (documented on
+    /status; /cancel answers only id and status): the job ran on a GPU until it was stopped, and its run time is
+    what its cost estimate is made of. One call, made once for this client's request: no polling. `cancelled`
+    as it was when /status fails or tells another status (RunPod's view moving on, an answer without timings)."""
+    try:
+        told = runpod_delivery(rid, await app.runpod.status(rid), "status")
+    except (ApiError, RunPodUnavailable, RunPodRefused):
+        return cancelled
+    if told.runpod_status != cancelled.runpod_status or told.execution_time_ms is None:
+        return cancelled
+    return told
 
 
 def _settles(delivery: Delivery) -> bool:

@@ -153,6 +153,11 @@ def test_a_running_job_cancelled_with_goldgate_cancel_stops_and_stays_cancelled(
             0,
             0,
         )
+        # it ran on a GPU until it was stopped: its run time (RunPod's /status, read once by the cancel) and cost
+        with contextlib.closing(sqlite3.connect(StackDir(home, STACK).db_path)) as conn:
+            run_ms, usd = conn.execute("SELECT runpod_run_duration_ms, cost_estimate_usd FROM job_metrics "
+                                       "WHERE job_id = ?", (job_id,)).fetchone()
+        assert run_ms is not None and run_ms > 0 and usd is not None and usd > 0, (run_ms, usd)
         runpod.close()
         api.close()
     finally:
