@@ -62,6 +62,9 @@ _CREATE_ANSWERED_5XX = (502, 503)
 # again with its key after its Retry-After, within these bounds, until the case's limit: a PROD smoke run met by
 # a busy queue used to fail its cases, and the promotion rolled PROD back from a good image.
 QUEUE_FULL_WAIT_S = (1.0, 60.0)
+# A create sent again after the wait needs this much of the case's time left to be answered: sent with less, it
+# timed out, and the case failed saying "ReadTimeout" rather than that the stack stayed full.
+QUEUE_FULL_MIN_LEFT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -244,9 +247,10 @@ def _create(client: httpx.Client, case: GoldenCase, deadline: float, limit: floa
         else:
             if resp.status_code == 429 and _api_error(resp).startswith("queue_full:"):
                 wait = _retry_after_s(resp)
-                if time.monotonic() + wait > deadline:
+                if time.monotonic() + wait + QUEUE_FULL_MIN_LEFT_S > deadline:
                     raise GoldgateError(f"queue/create answered 429: {_api_error(resp)} (the stack stayed full "
-                                        f"until this case's limit, {limit:g} s; no job was created for it)")
+                                        f"until too little of this case's limit, {limit:g} s, was left to try "
+                                        "again; no job was created for it)")
                 _pause(stop, wait)
                 continue  # not an attempt whose outcome is unknown: nothing was written
             busy = resp.status_code == 409 and _api_error(resp).startswith("idempotency_key_busy:")

@@ -78,7 +78,7 @@ def test_a_stack_that_stays_full_fails_the_case_saying_so_and_creates_nothing(
                        references_dir=tmp_path / "references", poll_s=0.05)
     error = report["cases"][0]["error"]
     assert report["passed"] is False
-    assert "queue/create answered 429: queue_full" in error and "until this case's limit, 3 s" in error, error
+    assert "queue/create answered 429: queue_full" in error and "until too little of this case's limit, 3 s, was left" in error, error
     assert len(stack.creates()) >= 3 and stack.jobs() == CAP and stack.runpod.runs == []
     assert time.monotonic() - started < 30
 
