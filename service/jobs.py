@@ -58,19 +58,23 @@ def check_inputs_size(inputs: dict[str, Any]) -> None:
 _INSERT = ("INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, "
            "worker_image_tag, created_at, created_at_ms, updated_at, policy_ttl_ms, run_timeout_ms) ")
 
+# The lifetime rule's bounds, one copy for both its forms (this SQL, transitions.lifetime_ms in Python). RunPod deletes
+# a job policy.ttl after it was sent (7 days at most: the bound for a job recorded before migration 0005, which kept
+# no ttl); a /run call's timeout is at most an hour (service.config's runpod_timeout_s: a longer one recorded by hand
+# counts as an hour); then the /run call and the webhook's retries.
+MAX_POLICY_TTL_MS = 7 * 24 * 3600 * 1000
+MAX_RUN_TIMEOUT_MS = 3_600_000
+LIFETIME_SLACK_MS = 600_000
 # In flight: queued or in_progress, and created within its own lifetime (transitions.lifetime_ms, in SQL: its
 # policy.ttl, 7 days when none was recorded, plus its /run timeout and 10 minutes). A job whose webhook was lost
 # long ago (`goldgate stuck` lists it) no longer holds a place once no RunPod job can run for it any more.
 # Read from migration 0007's partial index alone: the terms below repeat its WHERE as SQLite needs to use it.
-_MAX_POLICY_TTL_MS = 7 * 24 * 3600 * 1000
-_LIFETIME_SLACK_MS = 600_000
-_MAX_RUN_TIMEOUT_MS = 3_600_000  # service.config's runpod_timeout_s is at most an hour
 _LIFETIME_SQL = (f"CASE WHEN typeof(policy_ttl_ms) = 'integer' AND policy_ttl_ms > 0 "
-                 f"AND policy_ttl_ms <= {_MAX_POLICY_TTL_MS} THEN policy_ttl_ms ELSE {_MAX_POLICY_TTL_MS} END "
+                 f"AND policy_ttl_ms <= {MAX_POLICY_TTL_MS} THEN policy_ttl_ms ELSE {MAX_POLICY_TTL_MS} END "
                  f"+ CASE WHEN typeof(run_timeout_ms) = 'integer' AND run_timeout_ms > 0 "
-                 f"THEN MIN(run_timeout_ms, {_MAX_RUN_TIMEOUT_MS}) ELSE 0 END + {_LIFETIME_SLACK_MS}")
+                 f"THEN MIN(run_timeout_ms, {MAX_RUN_TIMEOUT_MS}) ELSE 0 END + {LIFETIME_SLACK_MS}")
 # The longest any job lives: the index is read from now less this on (the stuck jobs before it are never read).
-MAX_LIFETIME_MS = _MAX_POLICY_TTL_MS + _MAX_RUN_TIMEOUT_MS + _LIFETIME_SLACK_MS
+MAX_LIFETIME_MS = MAX_POLICY_TTL_MS + MAX_RUN_TIMEOUT_MS + LIFETIME_SLACK_MS
 # At most `cap` rows are read: a cap lowered below the jobs already in flight costs no more than the cap.
 _IN_FLIGHT = ("SELECT 1 FROM jobs WHERE status IN ('queued', 'in_progress') AND created_at_ms > ? "
               f"AND created_at_ms + {_LIFETIME_SQL} > ? LIMIT ?")

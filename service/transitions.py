@@ -332,14 +332,10 @@ def worker_timings_json(output: dict[str, Any]) -> str | None:
 # more than this (clock reads at different points); a larger figure is wrong and would skew the
 # percentiles and bill hours that never ran.
 _TIMING_SLACK_MS = 60_000
-# RunPod deletes a job policy.ttl after it was sent, running or not (its largest ttl is 7 days: the bound for a job
-# recorded before migration 0005, which kept no ttl); past that, and the /run call and the webhook's retries, no
-# delivery from RunPod can come (recover.py's deadline).
-_MAX_POLICY_TTL_MS = 7 * 24 * 3600 * 1000
-_LIFETIME_SLACK_MS = 600_000
-# A /run call's timeout is at most an hour (service.config's runpod_timeout_s): a longer one recorded (a row written
-# by hand) counts as an hour, as the cap's count of jobs in flight reads it (service/jobs.py, _LIFETIME_SQL).
-_MAX_RUN_TIMEOUT_MS = 3_600_000
+# Past a job's lifetime no delivery from RunPod can come (recover.py's deadline): the bounds are service/jobs.py's,
+# which the cap's count of jobs in flight reads in SQL (_LIFETIME_SQL) by the same rule.
+_MAX_POLICY_TTL_MS, _MAX_RUN_TIMEOUT_MS, _LIFETIME_SLACK_MS = (jobs.MAX_POLICY_TTL_MS, jobs.MAX_RUN_TIMEOUT_MS,
+                                                               jobs.LIFETIME_SLACK_MS)
 
 
 def lifetime_ms(job: dict[str, Any]) -> int:
