@@ -330,7 +330,7 @@ class StackDir:
         """Take the stack's host lock for this process's life and record our pid in it; the open fd, or
         None when another live process holds it (the lock goes with its holder, so a dead host leaves none)."""
         make_dirs(self.root)
-        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._lock_fd(self.lock_file, "the stack's host lock")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -344,6 +344,18 @@ class StackDir:
     def up_lock_file(self) -> Path:
         return self.root / "up.lock"
 
+    def _lock_fd(self, path: Path, role: str = "the lock `up`, `down`, deploys and restores hold the stack with") -> int:
+        """An fd of the lock file at `path` (made if missing). Anything but a regular file there is a StateError,
+        a symbolic link included: the lock is written (who holds it) and truncated, so a link another user put
+        there would have goldgate empty whatever file it names. A link higher up (the home moved) is followed."""
+        try:
+            return open_regular(path, os.O_RDWR | os.O_CREAT, 0o644, follow_symlinks=False)
+        except NotARegularFile as exc:
+            link = (" (goldgate follows no link there: link the whole home instead)"
+                    if exc.kind.startswith("a symbolic link") else "")
+            raise StateError(f"{path} is {exc.kind}, not a regular file: goldgate keeps {role} there{link}; "
+                             f"move it out of the way and {_run_again(None)}") from None
+
     @contextlib.contextmanager
     def starting(self, timeout_s: float, waiting: Callable[[str], None] | None = None) -> Iterator[bool]:
         """Held by one `goldgate up` of the stack at a time, from its first look at the state to the stack's
@@ -353,7 +365,7 @@ class StackDir:
         the stopping stack for a running one. `waiting` is told once who it waits for. Yields False when the
         wait ran out."""
         make_dirs(self.root)
-        fd = os.open(self.up_lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._lock_fd(self.up_lock_file)
         held = False
         try:
             deadline = time.monotonic() + timeout_s
@@ -381,8 +393,8 @@ class StackDir:
             yield
             return
         try:
-            fd = os.open(self.up_lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:
+            fd = self._lock_fd(self.up_lock_file)
+        except (OSError, StateError):  # a link or a pipe there is `up`'s to refuse; `down` stops the stack anyway
             yield
             return
         held = False
@@ -401,7 +413,7 @@ class StackDir:
         SIGHUPed the host, which took whichever pin it read last; the other deploy still said its rollout
         completed, and the ledger recorded a deploy of an image the stack did not run."""
         make_dirs(self.root)
-        fd = os.open(self.up_lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._lock_fd(self.up_lock_file)
         held = False
         try:
             held = self._take_up_lock(fd, "deploy")
@@ -419,7 +431,7 @@ class StackDir:
         restore then replaced (its journal removed under it), and the stack lost jobs the backup held. The up lock,
         as a deploy takes it (a lock on a file opened for writing: flock on a directory fails on NFS)."""
         make_dirs(self.root)
-        fd = os.open(self.up_lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._lock_fd(self.up_lock_file)
         held = False
         try:
             held = self._take_up_lock(fd, "restore")
@@ -449,7 +461,7 @@ class StackDir:
         """Said by the `up` that holds the up lock once it started its host: a `down` run before that host takes
         its host lock (it imports for a second or two first) finds it here. Advice, checked before it is trusted."""
         with contextlib.suppress(OSError):
-            fd = os.open(self.up_lock_file, os.O_WRONLY | os.O_NONBLOCK)
+            fd = os.open(self.up_lock_file, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
             try:
                 if stat.S_ISREG(os.fstat(fd).st_mode):
                     os.ftruncate(fd, 0)
