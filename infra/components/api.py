@@ -65,12 +65,21 @@ def check_exposure(spec: StackSpec) -> None:
                         "api.custom_domain is, so nothing uses it and the API stays on its workers.dev URL: add the "
                         "route or custom domain it is the zone of, or remove zone_id")
     url = spec.api.public_base_url
-    if domain or not url:
+    if not url:
         return
     try:
         host = urlsplit(url).hostname or ""
     except ValueError:  # e.g. an unclosed IPv6 bracket
         raise SpecError(f"stack {spec.name}: goldgate:spec.api.public_base_url {show(url)} is not a URL") from None
+    if domain:
+        if host.rstrip(".") != domain.lower().rstrip("."):
+            # The custom domain is the API's address (RunPod's webhooks, the result URLs status hands out): a
+            # public_base_url naming another host is not used, though its operator may give it to clients. A
+            # warning, as for zone_id: the API works, at the custom domain.
+            pulumi.log.warn(f"stack {spec.name}: goldgate:spec.api.public_base_url {show(url)} is not used: with "
+                            f"api.custom_domain set, the API's address (webhooks, result URLs) is https://{domain}; "
+                            "remove public_base_url or set it to that address")
+        return
     script = spec.api.script_name
     if host.endswith(".workers.dev") and host.split(".", 1)[0] != script:
         # workers.dev serves a Worker at <script name>.<account subdomain>.workers.dev and nowhere else.
