@@ -72,13 +72,21 @@ def check_exposure(spec: StackSpec) -> None:
     except ValueError:  # e.g. an unclosed IPv6 bracket
         raise SpecError(f"stack {spec.name}: goldgate:spec.api.public_base_url {show(url)} is not a URL") from None
     if domain:
-        if host.rstrip(".") != domain.lower().rstrip("."):
-            # The custom domain is the API's address (RunPod's webhooks, the result URLs status hands out): a
-            # public_base_url naming another host is not used, though its operator may give it to clients. A
+        if host.rstrip(".") == domain.lower().rstrip("."):
+            return
+        where = f"the API's address (webhooks, result URLs) is https://{domain}"
+        if kept_workers_dev(spec):
+            # The switch from workers.dev to a custom domain: the jobs sent before it were given webhook and result
+            # URLs at workers.dev, so it keeps serving (ApiWorker) until its line is removed.
+            pulumi.log.warn(f"stack {spec.name}: goldgate:spec.api.public_base_url {show(url)} keeps serving beside "
+                            f"api.custom_domain, for the jobs sent before the switch; {where} for new ones. Remove "
+                            "public_base_url once those have ended (the endpoint's ttl and execution timeout after "
+                            "the switch; `goldgate stuck` lists any whose webhook never came)")
+        else:
+            # A public_base_url naming another host is not used, though its operator may give it to clients. A
             # warning, as for zone_id: the API works, at the custom domain.
             pulumi.log.warn(f"stack {spec.name}: goldgate:spec.api.public_base_url {show(url)} is not used: with "
-                            f"api.custom_domain set, the API's address (webhooks, result URLs) is https://{domain}; "
-                            "remove public_base_url or set it to that address")
+                            f"api.custom_domain set, {where}; remove public_base_url or set it to that address")
         return
     script = spec.api.script_name
     if host.endswith(".workers.dev") and host.split(".", 1)[0] != script:
@@ -86,6 +94,20 @@ def check_exposure(spec: StackSpec) -> None:
         expected = f"https://{script}.{host.split('.', 1)[1]}"
         raise SpecError(f"stack {spec.name}: goldgate:spec.api.public_base_url {show(url)} is not where Worker {script} "
                         f"is served: set it to {expected} (or rename api.script_name back)")
+
+
+def kept_workers_dev(spec: StackSpec) -> bool:
+    """Whether the Worker's workers.dev URL stays enabled beside its custom domain: when public_base_url still names
+    it (this script's workers.dev address). Removing the line is what turns workers.dev off; until then the webhooks
+    and result URLs of jobs sent before the switch to the custom domain still land."""
+    url = spec.api.public_base_url
+    if not (spec.api.custom_domain and url):
+        return False
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    return host.endswith(".workers.dev") and host.split(".", 1)[0] == spec.api.script_name
 
 
 def settings_vars(spec: StackSpec) -> dict[str, str]:
@@ -176,7 +198,7 @@ class Api(pulumi.ComponentResource):
             self.route = cloudflare.WorkersRoute(
                 names.logical("api-route"), zone_id=spec.api.zone_id, pattern=spec.api.route,
                 script=self.script.script_name, opts=child)
-        if self.api_url.endswith(".workers.dev"):
+        if self.api_url.endswith(".workers.dev") or kept_workers_dev(spec):
             self.subdomain = cloudflare.WorkersScriptSubdomain(
                 names.logical("api-workers-dev"), account_id=args.account_id, script_name=self.script.script_name,
                 enabled=True, previews_enabled=False, opts=child)

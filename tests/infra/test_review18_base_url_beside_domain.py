@@ -1,8 +1,12 @@
-"""With api.custom_domain set, the API's address (RunPod's webhooks, the result URLs status hands out) is
-https://<custom_domain>, and api.public_base_url is not used. A stack file giving both with different hosts had
-its public_base_url ignored without a word, though its operator may be handing that address to clients. `pulumi up`
-now names it in one warning line; it does not refuse (the API works, at the custom domain). The same host in both
-is no warning."""
+"""api.public_base_url beside api.custom_domain. The custom domain is the API's address for new jobs (RunPod's
+webhooks, the result URLs status hands out). Two things went wrong without a word when both were given:
+
+- Switching a stack from workers.dev to a custom domain, as docs/CLOUD.md told (delete the public_base_url line,
+  set custom_domain), turned workers.dev off at once: every job sent before the switch had been given a webhook URL
+  there, so each of their webhooks was lost and the jobs sat in flight until recovered by hand. Keeping the line
+  (this script's workers.dev URL) now keeps workers.dev serving beside the domain, and `pulumi up` says until when.
+- A public_base_url on any other host was ignored, though its operator may be handing it to clients: now named in
+  one warning line. Neither refuses (the API works, at the custom domain). The same host in both is no warning."""
 
 from __future__ import annotations
 
@@ -15,11 +19,13 @@ from infra.program import read_config, run
 
 DOMAIN = "api-staging.example.com"
 ZONE = "0123456789abcdef0123456789abcdef"
+SUBDOMAIN = "workersScriptSubdomain:WorkersScriptSubdomain"
 
 
-def _warnings(base_url: str, stacks_dir, tmp_path, bundle, monkeypatch) -> tuple[list[str], object]:
+def _up(base_url: str | None, stacks_dir, tmp_path, bundle, monkeypatch) -> tuple[list[str], object]:
     doc = filled_stack_file("staging")["config"]["goldgate:spec"]
     doc["api"].update(custom_domain=DOMAIN, zone_id=ZONE, public_base_url=base_url)
+    doc["api"] = {k: v for k, v in doc["api"].items() if v is not None}
     cloud = use_cloud("staging", doc)
     warned: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **kw: warned.append(message))
@@ -30,21 +36,44 @@ def _warnings(base_url: str, stacks_dir, tmp_path, bundle, monkeypatch) -> tuple
         return run(spec, secrets, _settings(stacks_dir, tmp_path), bundle).api.script.id
 
     program()
-    return warned, cloud
+    return sorted({m for m in warned if "public_base_url" in m}), cloud  # the preflight and the component: one text
 
 
-def test_a_public_base_url_on_another_host_than_the_custom_domain_is_named_in_a_warning(
+def _webhook_base(cloud) -> str:
+    (value,) = [b["text"] for b in cloud.one("workersScript:WorkersScript").inputs["bindings"]
+                if b["name"] == "PUBLIC_BASE_URL"]
+    return value
+
+
+def test_the_workers_dev_url_kept_beside_a_new_custom_domain_keeps_serving_the_jobs_sent_before(
         stacks_dir, tmp_path, bundle, monkeypatch):
-    warned, cloud = _warnings("https://goldgate-api-staging.team.workers.dev", stacks_dir, tmp_path, bundle,
-                              monkeypatch)
-    (message,) = {m for m in warned if "public_base_url" in m}
-    assert "goldgate-api-staging.team.workers.dev" in message and "is not used" in message
-    assert f"https://{DOMAIN}" in message and "\n" not in message
+    old = "https://goldgate-api-staging.team.workers.dev"
+    (message,), cloud = _up(old, stacks_dir, tmp_path, bundle, monkeypatch)
+    assert cloud.one(SUBDOMAIN).inputs["enabled"] is True  # the old jobs' webhooks still land
     assert cloud.one("workersCustomDomain:WorkersCustomDomain").inputs["hostname"] == DOMAIN
+    assert _webhook_base(cloud) == f"https://{DOMAIN}"  # new jobs are given the custom domain
+    assert old in message and "keeps serving" in message and f"https://{DOMAIN}" in message
+    assert "goldgate stuck" in message and "\n" not in message
+
+
+def test_without_the_line_workers_dev_is_off_and_nothing_is_said(stacks_dir, tmp_path, bundle, monkeypatch):
+    warned, cloud = _up(None, stacks_dir, tmp_path, bundle, monkeypatch)
+    assert not warned
+    assert not cloud.by_type(SUBDOMAIN)
+
+
+@pytest.mark.parametrize("base_url", ["https://api.elsewhere.example.org",
+                                      "https://another-script.team.workers.dev"])  # not where this Worker is
+def test_a_public_base_url_on_another_host_is_named_as_unused(base_url, stacks_dir, tmp_path, bundle,
+                                                              monkeypatch):
+    (message,), cloud = _up(base_url, stacks_dir, tmp_path, bundle, monkeypatch)
+    assert base_url in message and "is not used" in message and f"https://{DOMAIN}" in message
+    assert not cloud.by_type(SUBDOMAIN)
 
 
 @pytest.mark.parametrize("base_url", [f"https://{DOMAIN}", f"https://{DOMAIN.upper()}:443/"])
 def test_a_public_base_url_naming_the_custom_domain_is_no_warning(base_url, stacks_dir, tmp_path, bundle,
                                                                    monkeypatch):
-    warned, _ = _warnings(base_url, stacks_dir, tmp_path, bundle, monkeypatch)
-    assert not [m for m in warned if "public_base_url" in m], warned
+    warned, cloud = _up(base_url, stacks_dir, tmp_path, bundle, monkeypatch)
+    assert not warned
+    assert not cloud.by_type(SUBDOMAIN)
