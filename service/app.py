@@ -17,7 +17,7 @@ from service import cancel, jobs, recover, routes
 from service.config import ServiceConfig
 from service.http import ApiError, Request, Response, declares_over, json_response, resolve_path
 from service.logs import Logger, Sink, error_field, failure_logged, stdout_sink
-from service.ports import Database, ResultStore, RunPodGateway
+from service.ports import Database, ResultStore, RunPodGateway, StorageFull
 from service.signing import SignedWith, result_signed_with, webhook_signed_with
 from service.transitions import Pricing, Transitions
 from service.workflows import Registry
@@ -27,6 +27,8 @@ Handler = Callable[..., Awaitable[Response]]
 WEBHOOK_PATH = "/api/runpod/webhook"
 _RUNPOD_RUN_LIMIT = 10 * 1024 * 1024  # RunPod refuses a larger /run body: no larger input can come back
 _WEBHOOK_ROOM = 1024 * 1024  # the outcome beside it: output (result keys, timings), error text, ids, the URL
+# A full database stays full until an operator makes room (prunes old jobs, frees disk): minutes, not seconds.
+STORAGE_FULL_RETRY_AFTER_S = 60
 
 
 def webhook_body_limit(max_body_bytes: int) -> int:
@@ -120,6 +122,8 @@ class App:
                 note.setdefault("reason", exc.code)
                 if exc.status >= 500 and not failure_logged(note):
                     self.log.error("http.refused", reason=exc.code, message=exc.message)
+            except StorageFull as exc:
+                response = self._storage_full(exc)
             except Exception as exc:  # noqa: BLE001 - last line of defence: a JSON 500, never a traceback
                 if not failure_logged(note):
                     self.log.error("http.unhandled", error=error_field(exc))
@@ -132,6 +136,21 @@ class App:
                                     http={"method": request.method[:16], "path": request.path[:512],
                                           "status": response.status})
         return response
+
+    def _storage_full(self, exc: StorageFull) -> Response:
+        """A 503 the client retries later, for a write the database refused for lack of space. The write
+        failed whole (a statement or batch is one transaction): a create's job was not written and reached no
+        RunPod; a webhook's outcome is RunPod's to send again, which it does for any answer but a 200. The
+        line is `database.full` whichever handler failed (the job it names stays on it): one event for the
+        operator to alert on, since writes keep failing until room is made. Not a 500: the service is sound,
+        its storage full."""
+        self.log.log("critical", "database.full", reason="storage_full", error=error_field(exc),
+                     message="the database refused a write for lack of space, and refuses writes until room "
+                             "is made: free disk space under the stack's home (local), or delete old jobs "
+                             "with `goldgate prune <stack> --keep-days N` (D1 holds at most 10 GB)")
+        return ApiError(503, "storage_full", "the service's database is full, so this request could not be "
+                                             "recorded; retry it later",
+                        retry_after=str(STORAGE_FULL_RETRY_AFTER_S)).to_response()
 
     async def _dispatch(self, request: Request) -> Response:
         if request.path != WEBHOOK_PATH:  # the webhook route checks its signature first, then its larger limit

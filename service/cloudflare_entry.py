@@ -29,6 +29,7 @@ from service.ports import (
     ObjectTooLarge,
     Statement,
     StatementResult,
+    StorageFull,
     StoredObject,
     StoreUnavailable,
     TransportError,
@@ -75,8 +76,26 @@ def _py(value: Any) -> Any:
     return value.to_py() if hasattr(value, "to_py") else value
 
 
+# How a D1 binding's error names a database at its size limit (10 GB on Workers Paid), lower-cased.
+# Cloudflare's D1 docs (Limits; Debug D1) give the limit and the `D1_ERROR` prefix, but not this error's text:
+# the text is the one reported from production Workers ("D1_ERROR: Exceeded maximum DB size", code 7500 over
+# the REST API, where 7500 is any query error), and SQLite's own SQLITE_FULL text, which D1 passes through for
+# SQLite's errors ("D1_ERROR: <sqlite message>: SQLITE_<CODE>"). Anything else stays the error it was (a 500
+# naming it).
+D1_FULL = ("exceeded maximum db size", "sqlite_full", "database or disk is full")
+
+
+def _raise_if_full(exc: BaseException) -> None:
+    """StorageFull (from `exc`) when the D1 error `exc` says the database is full."""
+    message = _js_message(exc)
+    if any(marker in message.lower() for marker in D1_FULL):
+        raise StorageFull(f"the D1 database is full ({message}); delete old jobs (`goldgate prune`) to make "
+                          "room: nothing of this write was kept") from exc
+
+
 class D1Database:
-    """The Database port over a D1 binding: prepare/bind/all/run, batch = one transaction."""
+    """The Database port over a D1 binding: prepare/bind/all/run, batch = one transaction. A D1 error saying
+    the database is at its size limit is StorageFull; any other is raised as it came."""
 
     def __init__(self, binding: Any) -> None:
         self.binding = binding
@@ -111,14 +130,26 @@ class D1Database:
                                int(meta.get("changes") or 0))
 
     async def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
-        return self._result(await self._prepare(sql, params).all()).rows
+        try:
+            return self._result(await self._prepare(sql, params).all()).rows
+        except JsException as exc:
+            _raise_if_full(exc)
+            raise
 
     async def execute(self, sql: str, params: Any = ()) -> int:
-        return self._result(await self._prepare(sql, params).run()).changes
+        try:
+            return self._result(await self._prepare(sql, params).run()).changes
+        except JsException as exc:
+            _raise_if_full(exc)
+            raise
 
     async def batch(self, statements: list[Statement]) -> list[StatementResult]:
         prepared = [self._prepare(s.sql, s.params) for s in statements]
-        raw = _py(await self.binding.batch(to_js(prepared)))
+        try:
+            raw = _py(await self.binding.batch(to_js(prepared)))
+        except JsException as exc:
+            _raise_if_full(exc)
+            raise
         return [self._result(r) for r in raw]
 
     async def read_many(self, statements: list[Statement]) -> list[list[dict[str, Any]]]:

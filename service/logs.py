@@ -37,9 +37,23 @@ _REDACTED = "[redacted]"
 Sink = Callable[[str], None]
 
 
+_cut = False  # the last line stdout refused may be in the file in part
+
+
 def stdout_sink(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    """One line to stdout. A write the disk refuses (ENOSPC; EFBIG past a file size limit) costs lines, never
+    the answer: raised, it turned a create RunPod had taken into a 500, and its client's retry ran and billed
+    the job again. The stream may have written part of the refused line: the next line starts on a line of its
+    own."""
+    global _cut
+    try:
+        if _cut:
+            _cut = False
+            line = "\n" + line
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except OSError:
+        _cut = True
 
 
 _SECOND: tuple[int, str] = (0, "1970-01-01T00:00:00")

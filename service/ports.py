@@ -63,6 +63,13 @@ class StoredObject:
     body: Any
 
 
+class StorageFull(Exception):
+    """The database refused a write for lack of space: the local disk under the SQLite file is full
+    (SQLITE_FULL), or the D1 database has reached its size limit (10 GB on Workers Paid). Reads still work,
+    and nothing of the refused write was kept (a statement or batch fails whole). The core answers 503
+    `storage_full`: the client, and RunPod with its webhook, retry once the operator has made room."""
+
+
 class StoreUnavailable(Exception):
     """The result store did not answer, or broke off mid-body; the caller should retry later (RunPod retries
     webhooks)."""

@@ -16,6 +16,9 @@ Durability: WAL with `synchronous = NORMAL`, the standard setting for a local da
 committed transaction survives a crash of the process; an OS crash or power loss can roll back the
 transactions since the WAL was last synced (at each checkpoint) but never corrupts the file.
 RunPod retries any webhook it did not get a 200 for, so nothing it sent is lost either.
+
+A full disk (SQLITE_FULL, for the database file or its WAL alike) fails a write whole, as D1 at its size limit
+does: both are StorageFull to the core, which answers 503 `storage_full`. Reads go on.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from service.ports import Statement, StatementResult
+from service.ports import Statement, StatementResult, StorageFull
 
 _TRANSACTION_SQL = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -58,6 +61,19 @@ def _connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     return conn
+
+
+def storage_full(exc: BaseException, path: str) -> StorageFull | None:
+    """StorageFull for SQLite's SQLITE_FULL ("database or disk is full": no room on the disk for the database
+    or its WAL, or the database at its max_page_count), else None. SQLite has rolled back the statement by
+    then."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(exc, sqlite3.Error) or code is None or code & 0xFF != sqlite3.SQLITE_FULL:
+        return None
+    full = StorageFull(f"the database {path} is full ({exc}); free space on its disk: nothing of this write "
+                       "was kept")
+    full.__cause__ = exc
+    return full
 
 
 def _run(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> StatementResult:
@@ -134,8 +150,14 @@ class SqliteDatabase:
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         self._check(sql)
-        with self._lock:
-            return _run(self.conn, sql, params).rows
+        try:
+            with self._lock:
+                return _run(self.conn, sql, params).rows
+        except sqlite3.OperationalError as exc:  # a read spilling to temporary files on a full disk
+            full = storage_full(exc, self.path)
+            if full is None:
+                raise
+            raise full from exc
 
     async def read_many(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
         """The statements at once, on up to one connection and worker thread per CPU (SQLite scans
@@ -221,7 +243,7 @@ class SqliteDatabase:
             if future.done():  # the awaiting request was cancelled; its writes stand, as after a crash
                 continue
             if error is not None:
-                future.set_exception(error)
+                future.set_exception(storage_full(error, self.path) or error)
             else:
                 future.set_result(results)  # type: ignore[arg-type]
 
