@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import stat
@@ -329,9 +330,25 @@ def cmd_stuck(args: argparse.Namespace) -> int:
         older = args.older_than if args.older_than is not None else stuck.default_older_than_minutes(spec)
         # Where the service logs a job whose RunPod id it failed to record (job.runpod_id_unrecorded).
         service_log = StackDir(platform.home, args.stack).logs_dir / "service.jsonl"
-        report = stuck.list_local(spec, path, older, args.limit, service_log=service_log)
+        report = stuck.list_local(spec, path, older, args.limit, service_log=service_log,
+                                  served_cap=_served_cap(platform, args.stack))
     emit(args, report.to_dict(), stuck.render_text)
     return 1 if report.stuck else 0  # a cron alerts on it
+
+
+def _served_cap(platform: LocalPlatform, stack: str) -> int | None:
+    """The api.max_jobs_in_flight the stack's running service enforces, from the config its host wrote
+    it (stackhost.py, `service.json`); None for a stack that is down or a config that does not say. It
+    stays the one the host started with when the stacks file is edited: read from the file, a full stack
+    was shown as not full."""
+    if platform.running_host(stack) is None:
+        return None
+    try:
+        config = json.loads((StackDir(platform.home, stack).root / "service.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    cap = config.get("max_jobs_in_flight") if isinstance(config, dict) else None
+    return cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else None
 
 
 def _cloud_stuck(args: argparse.Namespace) -> Any:
@@ -394,6 +411,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         _refuse_cloud_options(args, ("stacks_dir", "database_id", "cloudflare_api_base"), "--target cloud")
         platform = _platform(args)
         report = metrics_report.report_from_sqlite(platform.db_path(args.stack), args.stack, args.since)
+        report["pinned_image"] = _pinned_image(platform, args.stack)
     if args.html:
         out = Path(args.html)
         _check_html_target(out)
@@ -409,6 +427,16 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         progress(f"wrote {out}")
     emit(args, report, metrics_report.render_text)
     return 0
+
+
+def _pinned_image(platform: LocalPlatform, stack: str) -> str | None:
+    """The image the stack's pin names, for the metrics to say which release a rollback would move it
+    off; a pin goldgate cannot read is left to `goldgate status`, which explains it: the metrics are still
+    worth reading."""
+    try:
+        return platform.pinned_image(stack)
+    except GoldgateError:
+        return None
 
 
 _HTML_REPORT_HEAD = "<!doctype html>"
@@ -443,7 +471,7 @@ def _cloud_metrics(args: argparse.Namespace) -> dict[str, Any]:
     from goldgate.ops.metrics_report import report_from_d1
 
     stacks_dir = Path(args.stacks_dir) if args.stacks_dir else specs.STACKS_DIR
-    spec, _ = cloud_facts.load_cloud_stack(args.stack, stacks_dir)
+    spec, pinned = cloud_facts.load_cloud_stack(args.stack, stacks_dir)
     api_base = args.cloudflare_api_base or stack_cloudflare_api_base(args.stack, stacks_dir)
     account = cloud_facts.cloudflare_account(spec)
     creds = cloud_facts.credentials_from_env((), need_runpod=False)
@@ -452,7 +480,8 @@ def _cloud_metrics(args: argparse.Namespace) -> dict[str, Any]:
         database_id = cloud_facts.checked_database_id(args.database_id) or cloud_facts.find_database(
             d1, spec.database.name)
         progress(f"reading job_metrics from D1 {spec.database.name} ({database_id})")
-        return report_from_d1(d1, database_id, args.stack, args.since)
+        # The checkout's pin: what `goldgate rollback --target cloud` moves the stack off.
+        return {**report_from_d1(d1, database_id, args.stack, args.since), "pinned_image": pinned}
 
 
 # -- checklist ------------------------------------------------------------------------------------

@@ -206,9 +206,13 @@ def cmd_promote(args: argparse.Namespace) -> int:
                           progress=progress, paths=paths, expected_image=args.image,
                           retry_rejected=args.retry_rejected)
     except PromotionRefused as exc:
-        if args.json:  # the refusal is the promotion's evidence: keep stdout one JSON document
-            emit(args, {"outcome": "refused", "ok": False, "gate": exc.decision.to_dict(), "message": str(exc)},
-                 _render_promotion)
+        # The refusal is the promotion's evidence: as JSON, stdout stays one document; as text, the gate
+        # table, as `--check` prints it. The error line alone is cut to one terminal line, and with several
+        # conditions failed that cut took whole conditions out of it: the runbook looks them up by name.
+        refused = {"outcome": "refused", "ok": False, "gate": exc.decision.to_dict(), "message": str(exc)}
+        emit(args, refused, lambda d: _render_promotion({"gate": d["gate"], "message": (
+            "promotion refused, PROD unchanged: fix each FAILED condition above (docs/RUNBOOK.md, "
+            "A failed promotion, says how)")}))
         raise
     emit(args, outcome.to_dict(), _render_promotion)
     if not outcome.ok:

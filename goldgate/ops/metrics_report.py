@@ -176,13 +176,23 @@ COLUMNS = ["release", "first seen", "jobs", "error_rate", "queue p50", "queue p9
            "run p99", "e2e p50", "e2e p95", "e2e p99", "cost/job", "cost/1k img"]
 
 
+def pinned_now(report: dict[str, Any]) -> str:
+    """The release the stack is pinned to now, in the rows' own short form, or "" when unknown. Each row
+    covers every job its release ran, so after a rollback the release it took the stack off still reads
+    worst: `goldgate rollback` moves the stack off this one, whichever row looks worst."""
+    image = report.get("pinned_image")
+    return f"; pinned now: {short_tag(image)}" if image else ""
+
+
 def render_text(report: dict[str, Any]) -> str:
     from goldgate.commands.output import table
 
     rows = [_row("all", report["overall"])]
     rows += [_row(short_tag(g["worker_image_tag"]), g) for g in report["by_worker_image_tag"]]
     since = f" since {report['since']}" if report.get("since") else ""
-    return f"{report['stack']}: job metrics{since} (percentiles: {report['percentile_method']})\n" + table(rows, COLUMNS)
+    method = report["percentile_method"]
+    head = f"{report['stack']}: job metrics{since} (percentiles: {method}){pinned_now(report)}"
+    return head + "\n" + table(rows, COLUMNS)
 
 
 # -- HTML ---------------------------------------------------------------------------------------
@@ -288,7 +298,8 @@ th {{ background: #e2e8f0; }} td:first-child {{ text-align: left; font-family: m
 margin-right: 6px; vertical-align: middle; }}
 </style></head><body>
 <h1>goldgate metrics: {_e(report['stack'])}{since}</h1>
-<p>{report['overall']['count']} jobs; percentiles by {_e(report['percentile_method'])} over job_metrics.</p>
+<p>{report['overall']['count']} jobs; percentiles by {_e(report['percentile_method'])} over job_metrics\
+{_e(pinned_now(report))}.</p>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <h2>End-to-end latency histogram</h2><div>{legend}{grey}</div>
 {_histogram_svg(report, series)}

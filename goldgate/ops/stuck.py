@@ -63,6 +63,10 @@ class StuckReport:
     # before migration 0005 (no run policy recorded: its next start migrates it).
     in_flight: int | None = None
     max_jobs_in_flight: int | None = None
+    # The stacks file's cap when it differs from the one the running service enforces (max_jobs_in_flight):
+    # a local stack keeps the cap it started with until `goldgate down` and `up`; None when they agree or the
+    # stack is down.
+    max_jobs_in_flight_after_restart: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,8 +78,14 @@ def default_older_than_minutes(spec: StackSpec) -> int:
 
 
 def list_local(spec: StackSpec, path: Path, older_than_minutes: int, limit: int = DEFAULT_LIMIT, *,
-               service_log: Path | None = None, now_s: float | None = None) -> StuckReport:
-    """The stack's own SQLite, opened read-only: the running service's writes go on, nothing here can change a row."""
+               service_log: Path | None = None, now_s: float | None = None,
+               served_cap: int | None = None) -> StuckReport:
+    """The stack's own SQLite, opened read-only: the running service's writes go on, nothing here can
+    change a row.
+
+    `served_cap`: the api.max_jobs_in_flight the stack's running service enforces, which stays the one it
+    started with after an edit of the stacks file: the fullness is judged by it, or a stack answering 429
+    reads as not full."""
     if not path.is_file():
         raise GoldgateError(f"no database at {path}: stack {spec.name} was never brought up under this state dir "
                             f"(--home, GOLDGATE_HOME), so no job of it can be stuck; check the state dir, or "
@@ -92,7 +102,8 @@ def list_local(spec: StackSpec, path: Path, older_than_minutes: int, limit: int 
 
     try:
         return _list(query, spec, "local", older_than_minutes, limit, now_s, where=str(path),
-                     migrate=f"`goldgate up {spec.name}` applies the migrations", service_log=service_log)
+                     migrate=f"`goldgate up {spec.name}` applies the migrations", service_log=service_log,
+                     served_cap=served_cap)
     except sqlite3.DatabaseError as exc:
         raise GoldgateError(f"reading {path} failed ({exc}): it is not a goldgate database this goldgate can read; "
                             f"`goldgate up {spec.name}` creates and migrates the stack's own") from None
@@ -111,7 +122,8 @@ def list_cloud(spec: StackSpec, d1: D1Client, database_id: str, older_than_minut
 
 
 def _list(query: Query, spec: StackSpec, target: str, older_than_minutes: int, limit: int, now_s: float | None,
-          *, where: str, migrate: str, service_log: Path | None = None) -> StuckReport:
+          *, where: str, migrate: str, service_log: Path | None = None,
+          served_cap: int | None = None) -> StuckReport:
     columns = {row["name"] for row in query("PRAGMA table_info(jobs)", ())}
     needed = {"id", "stack", "status", "created_at", "created_at_ms", "runpod_job_id"}
     if not needed <= columns:
@@ -141,14 +153,16 @@ def _list(query: Query, spec: StackSpec, target: str, older_than_minutes: int, l
         return runpod_deadline_s(job, spec.endpoint.ttl_ms, ServiceConfig.runpod_timeout_s)
 
     jobs = [_job(deadline_s, spec.name, target, row, now, service_log) for row in rows]
-    cap = spec.api.max_jobs_in_flight
+    cap = served_cap or spec.api.max_jobs_in_flight
+    after_restart = spec.api.max_jobs_in_flight if cap != spec.api.max_jobs_in_flight else None
     in_flight = None
     if set(_RUN_POLICY) <= columns:
         counted = in_flight_statement(now, cap)
         in_flight = int(query(counted.sql, counted.params)[0]["in_flight"] or 0)
     return StuckReport(stack=spec.name, target=target, now=iso_ms(now), older_than_minutes=older_than_minutes,
                        created_before=before, stuck=stuck, more=max(0, stuck - len(jobs)), younger=younger,
-                       jobs=jobs, in_flight=in_flight, max_jobs_in_flight=cap)
+                       jobs=jobs, in_flight=in_flight, max_jobs_in_flight=cap,
+                       max_jobs_in_flight_after_restart=after_restart)
 
 
 def recover_line(job_id: str, stack: str, target: str) -> str:
@@ -199,7 +213,14 @@ def _cap_line(d: dict[str, Any]) -> list[str]:
     line = (f"  in flight: {d['in_flight']}{' (FULL)' if full else ''} of at most {d['max_jobs_in_flight']} "
             "(api.max_jobs_in_flight: a create beyond it is answered 429 queue_full; a stuck job counts until its "
             "ttl and /run timeout have passed)")
-    return [line]
+    later = d.get("max_jobs_in_flight_after_restart")
+    if later is None:
+        return [line]
+    stack = d["stack"]
+    restart = (f"  the running stack keeps the cap it started with: its stacks file now says {later}, "
+               f"which applies only after `goldgate down {stack} && goldgate up {stack}` (its jobs in "
+               "flight end with the stop: recover each once it is up)")
+    return [line, restart]
 
 
 def render_text(d: dict[str, Any]) -> str:
