@@ -167,17 +167,27 @@ DEFAULT_BACKUP_RETENTION_DAYS = 90
 # R2's lifecycle rule deletes by age alone, the newest backup too: at least a week lets a daily drill fail for days
 # (the checklist turns red after 25 hours) before the last backup goes.
 MIN_BACKUP_RETENTION_DAYS = 7
+BACKUP_BUCKET_SUFFIX = "-backups"  # storage.backup_bucket's default: the results bucket's name and this
 
 
 @dataclass(frozen=True)
 class StorageSpec:
-    """The R2 results bucket, which also keeps the cloud DR drill's D1 backups for `backup_retention_days`."""
+    """The R2 results bucket, and the bucket the cloud DR drill keeps D1 backups in for `backup_retention_days`.
+
+    Two buckets because an R2 token reaches whole buckets: the RunPod workers hold a token for the results bucket
+    (they upload there, from GPU machines that run ComfyUI's custom nodes), and a backup in that bucket, every job's
+    inputs and outcome, was theirs to read, overwrite or delete. The backups bucket has a token of its own."""
 
     bucket: str
     location: str | None = None
     jurisdiction: str = "default"
     result_ttl_days: int = 30
     backup_retention_days: int = DEFAULT_BACKUP_RETENTION_DAYS
+    backup_bucket: str = ""  # the loader fills it: `<bucket>-backups` unless given
+
+    def __post_init__(self) -> None:
+        if not self.backup_bucket:
+            object.__setattr__(self, "backup_bucket", f"{self.bucket}{BACKUP_BUCKET_SUFFIX}")
 
 
 @dataclass(frozen=True)
@@ -331,6 +341,7 @@ class StackSpec:
         return {
             "endpoint": self.endpoint.name,
             "bucket": self.storage.bucket,
+            "backup_bucket": self.storage.backup_bucket,
             "database": self.database.name,
             "script": self.api.script_name,
         }
@@ -644,6 +655,21 @@ def _backup_retention_days(f: _Fields) -> int:
     return int(days)
 
 
+def _backup_bucket(f: _Fields, bucket: str) -> str:
+    """The D1 backups' own bucket (StorageSpec): given, or `<bucket>-backups`; never the results bucket."""
+    value = f.str("backup_bucket", pattern=_BUCKET_NAME, rule=_BUCKET_RULE)
+    if value is None:
+        value = f"{bucket}{BACKUP_BUCKET_SUFFIX}"
+        if len(value) > 63:
+            raise f._err("backup_bucket", f"is needed: the default, {value!r}, is longer than R2's 63 characters; "
+                                          "name the bucket the D1 backups go to")
+    elif value == bucket:
+        raise f._err("backup_bucket", f"{value!r} is the results bucket: the RunPod workers hold a token for that "
+                                      "bucket, which would let them read, overwrite or delete every backup; name "
+                                      "another bucket")
+    return value
+
+
 def _endpoint(f: _Fields, stack: str) -> EndpointSpec:
     env_raw = f._get("env", False) or {}
     if not isinstance(env_raw, Mapping):
@@ -754,11 +780,12 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
                               "(a tag can be re-pointed; RunPod may keep serving a cached image for it)")
     ep = _endpoint(f.sub("endpoint", required=True), name)
     st = f.sub("storage", required=True)
-    storage = StorageSpec(bucket=f"{st.str('bucket', required=True, pattern=_BUCKET_NAME, rule=_BUCKET_RULE)}",
+    bucket = f"{st.str('bucket', required=True, pattern=_BUCKET_NAME, rule=_BUCKET_RULE)}"
+    storage = StorageSpec(bucket=bucket,
                           location=st.str("location", choices=LOCATION_HINTS, rule="an R2 location hint"),
                           jurisdiction=st.str("jurisdiction", default="default", choices=("default", "eu", "fedramp")),
                           result_ttl_days=st.num("result_ttl_days", 30, 1, 3650, integer=True),
-                          backup_retention_days=_backup_retention_days(st))
+                          backup_retention_days=_backup_retention_days(st), backup_bucket=_backup_bucket(st, bucket))
     st.done()
     db = f.sub("database", required=True)
     database = DatabaseSpec(name=db.str("name", required=True, pattern=_NAME),

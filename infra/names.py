@@ -18,17 +18,20 @@ class StackNames:
     stack: str
     endpoint: str
     bucket: str
+    backup_bucket: str
     database: str
     script: str
     r2_token: str
+    backup_r2_token: str
     registry_credential: str
 
     @classmethod
     def of(cls, spec: StackSpec) -> StackNames:
         physical = spec.resource_names()
         return cls(stack=spec.name, endpoint=physical["endpoint"], bucket=physical["bucket"],
-                   database=physical["database"], script=physical["script"],
+                   backup_bucket=physical["backup_bucket"], database=physical["database"], script=physical["script"],
                    r2_token=f"goldgate-{spec.name}-r2-{physical['bucket']}",
+                   backup_r2_token=f"goldgate-{spec.name}-r2-{physical['backup_bucket']}",
                    registry_credential=f"{physical['endpoint']}-registry")
 
     def logical(self, what: str) -> str:
@@ -39,5 +42,6 @@ class StackNames:
         """Every physical name this stack claims, by kind (what the cross-stack guardrail compares).
 
         `registry_credential` is the prefix of a managed credential's name (RunPod's gets a suffix)."""
-        return {"endpoint": self.endpoint, "bucket": self.bucket, "database": self.database,
-                "script": self.script, "r2_token": self.r2_token, "registry_credential": self.registry_credential}
+        return {"endpoint": self.endpoint, "bucket": self.bucket, "backup_bucket": self.backup_bucket,
+                "database": self.database, "script": self.script, "r2_token": self.r2_token,
+                "backup_r2_token": self.backup_r2_token, "registry_credential": self.registry_credential}

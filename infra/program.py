@@ -110,7 +110,11 @@ class StackOutputs:
                 "bucket": self.bucket, "d1_id": self.d1_id, "image": self.image,
                 "workflow_version": self.workflow_version, "registry_credential_id": self.registry_credential_id,
                 "r2_access_key_id": self.r2_access_key_id,
-                "r2_secret_access_key": self.r2_secret_access_key}
+                "r2_secret_access_key": self.r2_secret_access_key,
+                # The DR drill's bucket and credentials (docs/D1_DISASTER_RECOVERY.md); the workers never get them.
+                "backup_bucket": self.storage.backup_bucket_name,
+                "backup_r2_access_key_id": self.storage.backup_r2_access_key_id,
+                "backup_r2_secret_access_key": self.storage.backup_r2_secret_access_key}
 
 
 def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:

@@ -125,7 +125,8 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
                             "`wrangler d1 info`)")
     api = CloudflareApi(_env_secret("CLOUDFLARE_API_TOKEN", "an API token with D1 Edit"), api_base)
     # A bucket in a jurisdiction (storage.jurisdiction: eu, fedramp) answers only at its jurisdiction's own host.
-    r2 = R2Admin(args.r2_endpoint or r2_endpoint(account, spec.storage.jurisdiction), args.bucket or spec.storage.bucket,
+    r2 = R2Admin(args.r2_endpoint or r2_endpoint(account, spec.storage.jurisdiction),
+                 args.bucket or spec.storage.backup_bucket,
                  _env_secret("R2_ACCESS_KEY_ID", "R2 S3 credentials"),
                  _env_secret("R2_SECRET_ACCESS_KEY", "R2 S3 credentials"))
     with api:
@@ -616,7 +617,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "CLOUDFLARE_API_TOKEN, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY")
     p.add_argument("--r2-endpoint", help="R2 S3 endpoint (default: the stack's bucket host, "
                    "https://<account>[.<jurisdiction>].r2.cloudflarestorage.com)")
-    p.add_argument("--bucket", help="R2 bucket for backups/ (default: the stack's results bucket)")
+    p.add_argument("--bucket", help="R2 bucket for backups/ (default: the stack's storage.backup_bucket)")
     add_json_flag(p)
 
     p = add("dr-restore", cmd_dr_restore, "restore a verified local backup over a stopped stack's database "

@@ -1,5 +1,5 @@
-"""Storage: the R2 results bucket (lifecycle for results and D1 backups, a bucket-scoped S3 token) and the D1
-database (migrated)."""
+"""Storage: the R2 results bucket and the D1 backups bucket (each with its lifecycle rules and a token scoped to it
+alone), and the D1 database (migrated)."""
 
 from __future__ import annotations
 
@@ -63,50 +63,42 @@ class Storage(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         jurisdiction = spec.storage.jurisdiction
 
-        # PROD's bucket holds the DR drill's D1 backups as well as results: Pulumi must not delete or replace it, and
-        # should protect be lifted (`pulumi state unprotect`), destroy or a replacement still leaves it in Cloudflare.
+        # PROD's buckets: Pulumi must not delete or replace them, and should protect be lifted (`pulumi state
+        # unprotect`), destroy or a replacement still leaves them in Cloudflare.
+        kept = pulumi.ResourceOptions(parent=self, protect=spec.is_prod, retain_on_delete=spec.is_prod)
         self.bucket = cloudflare.R2Bucket(
             names.logical("results"), account_id=args.account_id, name=names.bucket,
-            location=spec.storage.location, jurisdiction=jurisdiction,
-            opts=pulumi.ResourceOptions(parent=self, protect=spec.is_prod, retain_on_delete=spec.is_prod))
+            location=spec.storage.location, jurisdiction=jurisdiction, opts=kept)
         self.lifecycle = cloudflare.R2BucketLifecycle(
             names.logical("results-lifecycle"), account_id=args.account_id, bucket_name=self.bucket.name,
             jurisdiction=jurisdiction, rules=[
-                cloudflare.R2BucketLifecycleRuleArgs(
-                    id="expire-results", enabled=True,
-                    conditions=cloudflare.R2BucketLifecycleRuleConditionsArgs(prefix=RESULTS_PREFIX),
-                    delete_objects_transition=cloudflare.R2BucketLifecycleRuleDeleteObjectsTransitionArgs(
-                        condition=cloudflare.R2BucketLifecycleRuleDeleteObjectsTransitionConditionArgs(
-                            type="Age", max_age=spec.storage.result_ttl_days * 86_400))),
-                # The DR drill's D1 backups (`backups/<stack>/<stamp>.sql` and `.manifest.json`), each pair kept
-                # the stack's backup window: without this rule a daily export of up to 10 GB stayed for ever.
-                cloudflare.R2BucketLifecycleRuleArgs(
-                    id="expire-backups", enabled=True,
-                    conditions=cloudflare.R2BucketLifecycleRuleConditionsArgs(prefix=BACKUP_PREFIX),
-                    delete_objects_transition=cloudflare.R2BucketLifecycleRuleDeleteObjectsTransitionArgs(
-                        condition=cloudflare.R2BucketLifecycleRuleDeleteObjectsTransitionConditionArgs(
-                            type="Age", max_age=spec.storage.backup_retention_days * 86_400))),
-                cloudflare.R2BucketLifecycleRuleArgs(
-                    id="abort-incomplete-multipart", enabled=True,
-                    conditions=cloudflare.R2BucketLifecycleRuleConditionsArgs(prefix=""),
-                    abort_multipart_uploads_transition=(
-                        cloudflare.R2BucketLifecycleRuleAbortMultipartUploadsTransitionArgs(
-                            condition=cloudflare.R2BucketLifecycleRuleAbortMultipartUploadsTransitionConditionArgs(
-                                type="Age", max_age=ABORT_MULTIPART_AFTER_S)))),
-            ], opts=child)
-
-        # The worker's S3 credentials: a token that can touch this bucket's objects and nothing else.
-        resource = self.bucket.name.apply(
-            lambda bucket: json.dumps({f"com.cloudflare.edge.r2.bucket.{args.account_id}_{jurisdiction}_{bucket}": "*"}))
-        self.r2_token = cloudflare.ApiToken(
-            names.logical("r2-token"), name=names.r2_token, policies=[cloudflare.ApiTokenPolicyArgs(
-                effect="allow", resources=resource,
-                permission_groups=[cloudflare.ApiTokenPolicyPermissionGroupArgs(id=args.r2_write_permission_group_id),
-                                   cloudflare.ApiTokenPolicyPermissionGroupArgs(id=args.r2_read_permission_group_id)])],
+                _expire("expire-results", RESULTS_PREFIX, spec.storage.result_ttl_days),
+                # Backups the DR drill stored here before they had a bucket of their own: they expire as before.
+                _expire("expire-backups", BACKUP_PREFIX, spec.storage.backup_retention_days),
+                _abort_multipart()], opts=child)
+        # The DR drill's D1 backups (`backups/<stack>/<stamp>.sql` and `.manifest.json`), in a bucket the workers'
+        # token does not reach (StorageSpec), each pair kept the stack's backup window: without the rule a daily
+        # export of up to 10 GB stayed for ever.
+        self.backup_bucket = cloudflare.R2Bucket(
+            names.logical("backups"), account_id=args.account_id, name=names.backup_bucket,
+            location=spec.storage.location, jurisdiction=jurisdiction, opts=kept)
+        self.backup_lifecycle = cloudflare.R2BucketLifecycle(
+            names.logical("backups-lifecycle"), account_id=args.account_id, bucket_name=self.backup_bucket.name,
+            jurisdiction=jurisdiction, rules=[
+                _expire("expire-backups", BACKUP_PREFIX, spec.storage.backup_retention_days), _abort_multipart()],
             opts=child)
+
+        # The worker's S3 credentials: a token that can touch the results bucket's objects and nothing else.
+        self.r2_token = _bucket_token(names.logical("r2-token"), names.r2_token, args, self.bucket, child)
         self.r2_endpoint_url = r2_endpoint_url(args.account_id, jurisdiction)
         self.r2_access_key_id = pulumi.Output.secret(self.r2_token.id)
         self.r2_secret_access_key = pulumi.Output.secret(self.r2_token.value.apply(r2_secret_access_key))
+        # The DR drill's (an operator's or CI's): the backups bucket's objects and nothing else.
+        self.backup_r2_token = _bucket_token(names.logical("backup-r2-token"), names.backup_r2_token, args,
+                                             self.backup_bucket, child)
+        self.backup_r2_access_key_id = pulumi.Output.secret(self.backup_r2_token.id)
+        self.backup_r2_secret_access_key = pulumi.Output.secret(
+            self.backup_r2_token.value.apply(r2_secret_access_key))
 
         protect = spec.database.protect or spec.is_prod
         self.database = cloudflare.D1Database(
@@ -119,7 +111,45 @@ class Storage(pulumi.ComponentResource):
             opts=child)
 
         self.bucket_name = self.bucket.name
+        self.backup_bucket_name = self.backup_bucket.name
         self.database_id = self.database.id
-        self.register_outputs({"bucket": self.bucket_name, "database_id": self.database_id,
+        self.register_outputs({"bucket": self.bucket_name, "backup_bucket": self.backup_bucket_name,
+                               "database_id": self.database_id,
                                "r2_access_key_id": self.r2_access_key_id,
-                               "r2_secret_access_key": self.r2_secret_access_key})
+                               "r2_secret_access_key": self.r2_secret_access_key,
+                               "backup_r2_access_key_id": self.backup_r2_access_key_id,
+                               "backup_r2_secret_access_key": self.backup_r2_secret_access_key})
+
+
+def _expire(rule_id: str, prefix: str, days: int) -> cloudflare.R2BucketLifecycleRuleArgs:
+    """A lifecycle rule deleting each object under `prefix` `days` after its upload."""
+    return cloudflare.R2BucketLifecycleRuleArgs(
+        id=rule_id, enabled=True, conditions=cloudflare.R2BucketLifecycleRuleConditionsArgs(prefix=prefix),
+        delete_objects_transition=cloudflare.R2BucketLifecycleRuleDeleteObjectsTransitionArgs(
+            condition=cloudflare.R2BucketLifecycleRuleDeleteObjectsTransitionConditionArgs(
+                type="Age", max_age=days * 86_400)))
+
+
+def _abort_multipart() -> cloudflare.R2BucketLifecycleRuleArgs:
+    return cloudflare.R2BucketLifecycleRuleArgs(
+        id="abort-incomplete-multipart", enabled=True,
+        conditions=cloudflare.R2BucketLifecycleRuleConditionsArgs(prefix=""),
+        abort_multipart_uploads_transition=cloudflare.R2BucketLifecycleRuleAbortMultipartUploadsTransitionArgs(
+            condition=cloudflare.R2BucketLifecycleRuleAbortMultipartUploadsTransitionConditionArgs(
+                type="Age", max_age=ABORT_MULTIPART_AFTER_S)))
+
+
+def _bucket_token(logical: str, name: str, args: StorageArgs, bucket: cloudflare.R2Bucket,
+                  opts: pulumi.ResourceOptions) -> cloudflare.ApiToken:
+    """An API token (its S3 credentials) that can read and write the objects of `bucket` and nothing else: R2
+    scopes a token to whole buckets, never to a prefix."""
+    jurisdiction = args.spec.storage.jurisdiction
+    resource = bucket.name.apply(
+        lambda bucket_name: json.dumps(
+            {f"com.cloudflare.edge.r2.bucket.{args.account_id}_{jurisdiction}_{bucket_name}": "*"}))
+    return cloudflare.ApiToken(
+        logical, name=name, policies=[cloudflare.ApiTokenPolicyArgs(
+            effect="allow", resources=resource,
+            permission_groups=[cloudflare.ApiTokenPolicyPermissionGroupArgs(id=args.r2_write_permission_group_id),
+                               cloudflare.ApiTokenPolicyPermissionGroupArgs(id=args.r2_read_permission_group_id)])],
+        opts=opts)

@@ -70,7 +70,7 @@ def test_program_declares_the_stack_with_wired_bindings_and_secret_credentials(s
               secret_value) -> None:
         db = cloud.one("d1Database:D1Database")
         endpoint = cloud.one("runpod:ServerlessEndpoint")
-        token = cloud.one("apiToken:ApiToken")
+        token = cloud.registered[f"{stack}-r2-token"]  # the workers' token (the DR drill's is another)
         assert d1_id == db.id and endpoint_id == endpoint.id
         assert bucket == f"goldgate-{stack}-results" and out.image == doc["image"]
         assert out.workflow_version == doc["workflow_version"]
@@ -122,9 +122,9 @@ def test_program_declares_the_stack_with_wired_bindings_and_secret_credentials(s
 
         # PROD's D1, endpoint and bucket (it holds the DR drill's D1 backups) are protected; STAGING's are not.
         assert db.protect is (stack == "prod") and endpoint.protect is (stack == "prod")
-        assert cloud.one("r2Bucket:R2Bucket").protect is (stack == "prod")
+        assert cloud.registered[f"{stack}-results"].protect is (stack == "prod")
         assert endpoint.protect is (stack == "prod")
-        rules = cloud.one("r2BucketLifecycle:R2BucketLifecycle").inputs["rules"]
+        rules = cloud.registered[f"{stack}-results-lifecycle"].inputs["rules"]
         expire = next(r for r in rules if r["id"] == "expire-results")
         assert expire["deleteObjectsTransition"]["condition"]["maxAge"] == doc["storage"]["result_ttl_days"] * 86400
         assert any("abortMultipartUploadsTransition" in r for r in rules)
@@ -413,7 +413,8 @@ def test_the_worker_binds_the_results_bucket_in_its_jurisdiction(jurisdiction, s
         return pulumi.Output.all(out.bucket, out.api.script.id).apply(lambda v: check(v[0]))
 
     def check(bucket: str) -> None:
-        assert cloud.one("r2Bucket:R2Bucket").inputs["jurisdiction"] == jurisdiction
+        for bucket_name in ("staging-results", "staging-backups"):
+            assert cloud.registered[bucket_name].inputs["jurisdiction"] == jurisdiction
         assert _bindings(cloud)["RESULTS"] == {"type": "r2_bucket", "name": "RESULTS", "bucketName": bucket,
                                                "jurisdiction": jurisdiction}
 
@@ -451,7 +452,7 @@ def test_request_count_scaling_is_refused_before_any_resource_is_declared(stacks
 def test_where_prods_data_lives_no_pulumi_operation_deletes_it(stack, stacks_dir, tmp_path, bundle):
     # protect stops `pulumi destroy` and replacements while it is set; retainOnDelete still holds after someone runs
     # `pulumi state unprotect` (or a stack-file change drops the resource): PROD's D1 (jobs, deliveries) and its
-    # bucket (results and the DR drill's D1 backups) are left in Cloudflare, never deleted.
+    # buckets (results, and the DR drill's D1 backups) are left in Cloudflare, never deleted.
     doc = filled_stack_file(stack)["config"]["goldgate:spec"]
     cloud = use_cloud(stack, doc)
 
@@ -464,11 +465,11 @@ def test_where_prods_data_lives_no_pulumi_operation_deletes_it(stack, stacks_dir
     def check() -> None:
         prod = stack == "prod"
         for kind in ("d1Database:D1Database", "r2Bucket:R2Bucket"):
-            r = cloud.one(kind)
-            assert (r.protect, r.retain_on_delete) == (prod, prod), kind
+            found = cloud.by_type(kind)
+            assert found and {(r.protect, r.retain_on_delete) for r in found} == {(prod, prod)}, kind
         # The rest is rebuilt from the program: removing it on `pulumi destroy` loses nothing.
         for kind in ("workersScript:WorkersScript", "apiToken:ApiToken", "cloudflare:D1Migrations"):
-            assert cloud.one(kind).retain_on_delete is False, kind
+            assert not [r for r in cloud.by_type(kind) if r.retain_on_delete], kind
 
     program()
 

@@ -116,6 +116,9 @@ CASES: dict[str, Case] = {
         SCRIPT: ["bindings.RESULTS"]}),
     "storage.result_ttl_days": Case({"storage.result_ttl_days": 14}, {LIFECYCLE: ["rules"]}),
     "storage.backup_retention_days": Case({"storage.backup_retention_days": 30}, {LIFECYCLE: ["rules"]}),
+    # the DR drill's bucket: its own lifecycle and token, and nothing the workers or the API Worker are given
+    "storage.backup_bucket": Case({"storage.backup_bucket": "goldgate-staging-dr"}, {
+        BUCKET: ["name"], LIFECYCLE: ["bucketName"], TOKEN: ["name", "policies"]}),
     # -- database ------------------------------------------------------------------------------------------------
     "database.name": Case({"database.name": "goldgate-staging-two"}, {D1: ["name"]}),
     "database.location_hint": Case({"database.location_hint": "weur"}, {D1: ["primaryLocationHint"]}),
