@@ -147,7 +147,8 @@ class App:
         self.log.log("critical", "database.full", reason="storage_full", error=error_field(exc),
                      message="the database refused a write for lack of space, and refuses writes until room "
                              "is made: free disk space under the stack's home (local), or delete old jobs "
-                             "with `goldgate prune <stack> --keep-days N` (D1 holds at most 10 GB)")
+                             "with `goldgate prune <stack> --keep-days N` (D1 holds at most 10 GB); "
+                             "docs/RUNBOOK.md, \"The database is full\"")
         return ApiError(503, "storage_full", "the service's database is full, so this request could not be "
                                              "recorded; retry it later",
                         retry_after=str(STORAGE_FULL_RETRY_AFTER_S)).to_response()
