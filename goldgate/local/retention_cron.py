@@ -311,8 +311,9 @@ class RetentionRun:
             data={**data, "jobs_before": report.jobs_before, "metrics_before": report.metrics_before,
                   "deleted": report.deleted, "remaining": report.remaining, "unfinished_kept": stuck,
                   "database": database, "record": record},
-            message=(f"{stuck} queued or in-progress jobs older than the cutoff were kept: they are stuck; recover "
-                     f"each with `goldgate recover JOB --stack {self.spec.name}` (docs/RUNBOOK.md, A stuck job)")
+            message=(f"{stuck} queued or in-progress jobs older than the cutoff were kept: they are stuck; "
+                     f"`goldgate stuck {self.spec.name}` lists them, each with the line that recovers it "
+                     "(docs/RUNBOOK.md, A stuck job)")
             if stuck else None)
 
     def _prune(self, kept: RetentionSpec) -> retention.PruneReport:

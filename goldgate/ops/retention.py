@@ -356,8 +356,8 @@ def render_text(d: dict[str, Any]) -> str:
         left = "would remain" if d["dry_run"] else "remain"
         lines.append(f"  {table:<20} {verb} {d['deleted'][table]}, {left} {d['remaining'][table]}")
     if d["unfinished_kept"]:
+        listed = f"goldgate stuck {d['stack']}" + (" --cloud --database-id <id>" if d["target"] == "cloud" else "")
         lines.append(f"  note: {d['unfinished_kept']} queued or in-progress jobs older than the cutoff were kept: "
-                     "they are stuck; recover each (docs/RUNBOOK.md, A stuck job): " +
-                     ("`POST /api/admin/recover/JOB` on the stack's API" if d["target"] == "cloud" else
-                      f"`goldgate recover JOB --stack {d['stack']}`"))
+                     f"they are stuck; `{listed}` lists them, each with the line that recovers it "
+                     "(docs/RUNBOOK.md, A stuck job)")
     return "\n".join(lines)

@@ -197,9 +197,13 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     if workflow_versions:
         version = report.get("workflow_version")
         other = {stack: v for stack, v in workflow_versions.items() if v != version}
+        by_version: dict[str, list[str]] = {}
+        for stack, v in other.items():
+            by_version.setdefault(v, []).append(stack)
         cond("report_workflow_version", not other,
              f"report is for workflow version {version!r}"
-             + "".join(f", but {stack} declares {v!r}" for stack, v in other.items()))
+             + "".join(f", but {' and '.join(stacks)} declare{'s' if len(stacks) == 1 else ''} {v!r}"
+                       for v, stacks in by_version.items()))
     fresh, freshness = report_freshness(report.get("finished_at"), now, thresholds.report_max_age_s,
                                         f"`goldgate golden {staging_stack}`")
     cond("report_fresh", fresh, freshness)

@@ -142,7 +142,7 @@ def test_a_stack_with_retention_comes_up_and_its_host_prunes_due_rows_only(platf
     line = _wait_for_retention_line(platform.home)
     assert (line["event"], line["level"], line["status"]) == ("retention.pruned", "info", "complete")
     assert line["data"]["deleted"] == {"jobs": 4, "webhook_deliveries": 4, "idempotency_keys": 1, "job_metrics": 1}
-    assert line["data"]["unfinished_kept"] == 2 and "goldgate recover JOB --stack staging" in line["message"]
+    assert line["data"]["unfinished_kept"] == 2 and "`goldgate stuck staging` lists them" in line["message"]
     assert line["data"]["cron"] == "30 3 * * *" and line["data"]["keep_days"] == 30
     assert _ids(db, "SELECT id FROM jobs") == {j[0] for j in JOBS} - GONE
     assert _ids(db, "SELECT idempotency_key FROM idempotency_keys") == {"key-fresh"}

@@ -238,7 +238,7 @@ def test_cli_prune_of_a_local_stack_reports_per_table_and_deletes(tmp_path, caps
     assert "webhook_deliveries   deleted 8, remain 4" in out
     assert "job_metrics          kept (no --metrics-keep-days); 6 rows" in out
     assert "2 queued or in-progress jobs older than the cutoff were kept" in out
-    assert "`goldgate recover JOB --stack staging`" in out
+    assert "`goldgate stuck staging` lists them, each with the line that recovers it" in out
     assert _state(db)["jobs"] == ALL_JOBS - GONE
 
 
@@ -317,8 +317,8 @@ def test_cli_cloud_prune_goes_through_the_rest_api(cloud, tmp_path, monkeypatch,
     assert json.loads(out)["deleted"]["jobs"] == 4 and json.loads(out)["target"] == "cloud"
     assert TOKEN not in out
     assert _d1_state(d1, database)["jobs"] == ALL_JOBS - GONE
-    # The stuck jobs it kept: `goldgate recover` reaches local stacks only; the cloud's way is the admin route.
-    assert "`POST /api/admin/recover/JOB`" in retention.render_text(json.loads(out))
+    # The stuck jobs it kept: `goldgate stuck` lists them, each with its recover line (the admin route on the cloud).
+    assert "`goldgate stuck staging --cloud --database-id <id>` lists them" in retention.render_text(json.loads(out))
 
 
 def test_cli_cloud_prune_refuses_a_database_id_that_is_not_a_uuid_before_any_call(cloud, tmp_path, monkeypatch,

@@ -105,6 +105,9 @@ def test_a_report_for_another_workflow_version_than_prod_declares_does_not_open_
         assert failed(check_gate(target, ledger, latest, prod="prod")[0]) == ["report_workflow_version"]
         target.workflow_versions["staging"] = "2026.12.0"  # STAGING moved on after the run: still the old report
         assert failed(check_gate(target, ledger, latest, prod="prod")[0]) == ["report_workflow_version"]
+        with pytest.raises(GoldgateError, match="report_workflow_version: report is for workflow version "
+                                                "'2026.11.0', but staging and prod declare '2026.12.0'"):
+            promote(target, ledger, tmp_path / "home", paths=paths)
     assert "prod" not in target.pins
 
 
