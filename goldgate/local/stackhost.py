@@ -87,11 +87,21 @@ class LogStream:
     def __init__(self, file: Any) -> None:
         self.file = file  # opened for binary append (open_log): each line is one O_APPEND write
         self.dropped = 0
+        self._cut = False  # the last line went in part (a disk filling up): the next starts on a line of its own
 
     def write(self, text: str) -> None:
+        data = text.encode("utf-8")
+        if self._cut:
+            data = b"\n" + data
         try:
-            os.write(self.file.fileno(), text.encode("utf-8"))
+            written = os.write(self.file.fileno(), data)
         except OSError:
+            self.dropped += 1
+            self._cut = True  # nothing may have gone in, or a part: a bare newline first costs nothing
+            return
+        # A short write raises nothing: the line's rest was lost, and the next line would have been glued to it.
+        self._cut = written < len(data)
+        if self._cut:
             self.dropped += 1
 
     def flush(self) -> None:
