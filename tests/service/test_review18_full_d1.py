@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from service_testkit import API_TOKEN, WEBHOOK_SECRET
-from test_service_cloudflare_entry import D1, Ctx, Fetch, JsException, JsRequest, Proxy, _entry, make_env
+from test_service_cloudflare_entry import D1, Ctx, Fetch, JsException, JsRequest, _entry, make_env
 
 from service.signing import webhook_signature
 
@@ -47,30 +46,6 @@ class Worker:
         return self.call("POST", f"/api/runpod/webhook?{query}", payload)
 
 
-class FullableD1(D1):
-    """The stand-in, but for its batch ending a transaction SQLite has already rolled back (as SQLite does on
-    SQLITE_FULL) with a second error, "cannot rollback": D1 rejects the batch with the SQLite error alone."""
-
-    async def batch(self, statements: list[Any]) -> Proxy:
-        self.calls.append(("batch", str(len(statements))))
-        self.conn.execute("BEGIN")
-        try:
-            results = [s._exec() for s in statements]
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
-        return Proxy(results)
-
-
-def _env(tmp_path: Path, runpod_base: str) -> Any:
-    env = make_env(tmp_path, runpod_base)
-    env.DB.conn.close()
-    env.DB = FullableD1(tmp_path / "d1.sqlite", env.DB.null)
-    return env
-
-
 def _fill(d1: D1) -> None:
     """The stand-in's database can grow no more, and has no free page."""
     d1.conn.execute("VACUUM")
@@ -92,7 +67,7 @@ def _lines(capsys: pytest.CaptureFixture[str], log_lines: list[str]) -> list[dic
 
 def test_a_create_on_a_full_d1_is_a_503_and_reaches_no_runpod(entry, tmp_path, fake_runpod, capsys,
                                                               log_lines):
-    env = _env(tmp_path, fake_runpod.base)
+    env = make_env(tmp_path, fake_runpod.base)
     worker = Worker(entry, env)
     _fill(env.DB)
     _storage_full(*worker.call("POST", "/api/queue/create", CREATE, AUTH))
@@ -109,7 +84,7 @@ def test_a_create_on_a_full_d1_is_a_503_and_reaches_no_runpod(entry, tmp_path, f
 
 def test_a_webhook_on_a_full_d1_is_refused_until_there_is_room(entry, tmp_path, fake_runpod, capsys,
                                                                log_lines):
-    env = _env(tmp_path, fake_runpod.base)
+    env = make_env(tmp_path, fake_runpod.base)
     worker = Worker(entry, env)
     status, created, _ = worker.call("POST", "/api/queue/create", {"workflow_id": "sdxl-txt2img",
                                                                    "inputs": {"prompt": "p"}}, AUTH)

@@ -110,7 +110,8 @@ class D1:
         try:
             results = [s._exec() for s in statements]
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite rolls back by itself on some errors (SQLITE_FULL)
+                self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
         return Proxy(results)
