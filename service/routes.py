@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$")
 
 
+# The challenge of a webhook refused for its signature: the `sig` query parameter, HMAC-SHA256 of the job id.
+WEBHOOK_CHALLENGE = 'Signature realm="runpod-webhook", param="sig"'
+
+
 def require_bearer(app: App, request: Request) -> None:
     if not bearer_matches(app.config.api_token, request.header("authorization")):
         raise ApiError(401, "unauthorized", "missing or wrong bearer token; send 'Authorization: Bearer <api token>'",
@@ -198,7 +202,9 @@ async def runpod_webhook(app: App, request: Request, **_: str) -> Response:
     if signed_with is None:
         app.log.warning("webhook.bad_signature", reason="bad_signature",
                         job_id=job_id if jobs.JOB_ID.match(job_id) else None)
-        raise ApiError(401, "bad_signature", "webhook signature missing or wrong for this job")
+        # A 401 names how to authenticate (RFC 9110, 15.5.2): here, the per-job signature in the URL's query.
+        raise ApiError(401, "bad_signature", "webhook signature missing or wrong for this job",
+                       www_authenticate=WEBHOOK_CHALLENGE)
     if signed_with == "previous":  # the operator drops the previous secret once no line says this any more
         app.log.annotate_data(signed_with="previous")
     await app.check_body_size(request, signed_job=job_id)

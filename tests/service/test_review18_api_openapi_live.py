@@ -539,7 +539,8 @@ def test_webhook_refusals_are_documented(server: LocalServer) -> None:
     ]
     for reply, status, code in cases:
         assert (reply.status, reply.code) == (status, code), reply.body[:300]
-    assert "www-authenticate" not in cases[0][0].headers  # RunPod is no bearer client
+    # RunPod is no bearer client: the challenge names the URL's signature (RFC 9110 wants one on every 401)
+    assert cases[0][0].headers["www-authenticate"] == 'Signature realm="runpod-webhook", param="sig"'
     wrong = call(server, "get", "/api/runpod/webhook", f"/api/runpod/webhook?job={job_id}", auth=False)
     assert (wrong.status, wrong.headers["allow"]) == (405, "POST")
 
