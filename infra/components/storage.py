@@ -63,42 +63,26 @@ class Storage(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         jurisdiction = spec.storage.jurisdiction
 
-        # PROD's buckets: Pulumi must not delete or replace them, and should protect be lifted (`pulumi state
-        # unprotect`), destroy or a replacement still leaves them in Cloudflare.
-        kept = pulumi.ResourceOptions(parent=self, protect=spec.is_prod, retain_on_delete=spec.is_prod)
-        self.bucket = cloudflare.R2Bucket(
-            names.logical("results"), account_id=args.account_id, name=names.bucket,
-            location=spec.storage.location, jurisdiction=jurisdiction, opts=kept)
-        self.lifecycle = cloudflare.R2BucketLifecycle(
-            names.logical("results-lifecycle"), account_id=args.account_id, bucket_name=self.bucket.name,
-            jurisdiction=jurisdiction, rules=[
-                _expire("expire-results", RESULTS_PREFIX, spec.storage.result_ttl_days),
-                # Backups the DR drill stored here before they had a bucket of their own: they expire as before.
-                _expire("expire-backups", BACKUP_PREFIX, spec.storage.backup_retention_days),
-                _abort_multipart()], opts=child)
+        # The results, expiring `storage.result_ttl_days` after upload; backups the DR drill stored here
+        # before they had a bucket of their own expire as before.
+        self.bucket, self.lifecycle = _bucket(names.logical("results"), names.bucket, args, self, [
+            _expire("expire-results", RESULTS_PREFIX, spec.storage.result_ttl_days),
+            _expire("expire-backups", BACKUP_PREFIX, spec.storage.backup_retention_days)])
         # The DR drill's D1 backups (`backups/<stack>/<stamp>.sql` and `.manifest.json`), in a bucket the workers'
         # token does not reach (StorageSpec), each pair kept the stack's backup window: without the rule a daily
         # export of up to 10 GB stayed for ever.
-        self.backup_bucket = cloudflare.R2Bucket(
-            names.logical("backups"), account_id=args.account_id, name=names.backup_bucket,
-            location=spec.storage.location, jurisdiction=jurisdiction, opts=kept)
-        self.backup_lifecycle = cloudflare.R2BucketLifecycle(
-            names.logical("backups-lifecycle"), account_id=args.account_id, bucket_name=self.backup_bucket.name,
-            jurisdiction=jurisdiction, rules=[
-                _expire("expire-backups", BACKUP_PREFIX, spec.storage.backup_retention_days), _abort_multipart()],
-            opts=child)
+        self.backup_bucket, self.backup_lifecycle = _bucket(
+            names.logical("backups"), names.backup_bucket, args, self,
+            [_expire("expire-backups", BACKUP_PREFIX, spec.storage.backup_retention_days)])
 
         # The worker's S3 credentials: a token that can touch the results bucket's objects and nothing else.
         self.r2_token = _bucket_token(names.logical("r2-token"), names.r2_token, args, self.bucket, child)
         self.r2_endpoint_url = r2_endpoint_url(args.account_id, jurisdiction)
-        self.r2_access_key_id = pulumi.Output.secret(self.r2_token.id)
-        self.r2_secret_access_key = pulumi.Output.secret(self.r2_token.value.apply(r2_secret_access_key))
+        self.r2_access_key_id, self.r2_secret_access_key = _credentials(self.r2_token)
         # The DR drill's (an operator's or CI's): the backups bucket's objects and nothing else.
         self.backup_r2_token = _bucket_token(names.logical("backup-r2-token"), names.backup_r2_token, args,
                                              self.backup_bucket, child)
-        self.backup_r2_access_key_id = pulumi.Output.secret(self.backup_r2_token.id)
-        self.backup_r2_secret_access_key = pulumi.Output.secret(
-            self.backup_r2_token.value.apply(r2_secret_access_key))
+        self.backup_r2_access_key_id, self.backup_r2_secret_access_key = _credentials(self.backup_r2_token)
 
         protect = spec.database.protect or spec.is_prod
         self.database = cloudflare.D1Database(
@@ -119,6 +103,33 @@ class Storage(pulumi.ComponentResource):
                                "r2_secret_access_key": self.r2_secret_access_key,
                                "backup_r2_access_key_id": self.backup_r2_access_key_id,
                                "backup_r2_secret_access_key": self.backup_r2_secret_access_key})
+
+
+Rules = list[cloudflare.R2BucketLifecycleRuleArgs]
+
+
+def _bucket(logical: str, name: str, args: StorageArgs, parent: pulumi.Resource,
+            rules: Rules) -> tuple[cloudflare.R2Bucket, cloudflare.R2BucketLifecycle]:
+    """A bucket in the stack's location and jurisdiction with its lifecycle (`rules`, then the abort of
+    incomplete multipart uploads). PROD's: Pulumi must not delete or replace it, and should protect be lifted
+    (`pulumi state unprotect`), destroy or a replacement still leaves it in Cloudflare."""
+    spec = args.spec
+    jurisdiction = spec.storage.jurisdiction
+    bucket = cloudflare.R2Bucket(
+        logical, account_id=args.account_id, name=name, location=spec.storage.location,
+        jurisdiction=jurisdiction,
+        opts=pulumi.ResourceOptions(parent=parent, protect=spec.is_prod, retain_on_delete=spec.is_prod))
+    lifecycle = cloudflare.R2BucketLifecycle(
+        f"{logical}-lifecycle", account_id=args.account_id, bucket_name=bucket.name,
+        jurisdiction=jurisdiction, rules=[*rules, _abort_multipart()],
+        opts=pulumi.ResourceOptions(parent=parent))
+    return bucket, lifecycle
+
+
+def _credentials(token: cloudflare.ApiToken) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    """A token's S3 credentials, both secret: the access key id is the token's id, the secret the SHA-256
+    of its value."""
+    return pulumi.Output.secret(token.id), pulumi.Output.secret(token.value.apply(r2_secret_access_key))
 
 
 def _expire(rule_id: str, prefix: str, days: int) -> cloudflare.R2BucketLifecycleRuleArgs:
