@@ -5,6 +5,8 @@ Request and response shapes follow the v4 API as wrangler drives it: export is
 `status == "complete"`, then a GET of `result.signed_url`, streamed to a file (a database holds up to
 10 GB); import is `init` (md5 etag) -> PUT the file to `upload_url` (ETag must echo the md5) ->
 `ingest` -> `poll` until complete, the file hashed and uploaded a chunk at a time. Listing databases reads every page of the answer.
+A database's size is the `file_size` the API documents on GET .../d1/database/<id> ("The D1
+database's size, in bytes"): what D1's cap is measured against.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ PAGE_ROWS = 5_000  # rows per /query page when streaming a table; well under D1'
 # most databases an account may hold, so reaching it means the answer is not paging as documented.
 LIST_PER_PAGE = 1_000
 MAX_LIST_PAGES = 100
-MAX_DATABASE_BYTES = 10 * 1000 ** 3  # D1's limit: an export without a Content-Length is given time for this
+# D1's limit on the Workers Paid plan (a Free plan's database stops at 500 MB): an export without a
+# Content-Length is given time for this, and the checklist measures a database's room against it.
+MAX_DATABASE_BYTES = 10 * 1000 ** 3
 TRANSFER_ANSWER_BYTES = 1024 * 1024  # what of R2's answer to an upload is read (its ETag is in the headers)
 KEY_ALIAS = "goldgate_page_key_"  # the column names stream_keyed reads each row's key under
 
@@ -40,6 +44,7 @@ class D1Database:
     uuid: str
     name: str
     created_at: str | None = None
+    file_size: int | None = None  # bytes; None when the answer gave none, or something that is not a size
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,19 @@ class D1Client:
 
     def get_database(self, database_id: str) -> D1Database:
         return _database(self.api.call("GET", self._db(database_id)))
+
+    def database_size(self, database_id: str) -> int:
+        """The database's size in bytes (`file_size`). An answer without one, or with anything but a
+        whole number of bytes (a string, a negative, a fraction), is an error naming what came: a guess
+        would misjudge the room left under D1's cap."""
+        result = _object(self.api.call("GET", self._db(database_id)), f"D1 database {database_id}")
+        size = _file_size(result.get("file_size"))
+        if size is None:
+            raw = result.get("file_size")
+            said = f"file_size {str(raw)[:40]!r}" if "file_size" in result else "no file_size"
+            raise CloudflareError(f"D1 described database {database_id} with {said}, not its size in "
+                                  "bytes: the API changed or the base URL is wrong")
+        return size
 
     def delete_database(self, database_id: str) -> None:
         self.api.call("DELETE", self._db(database_id))
@@ -510,4 +528,14 @@ def _database(result: Any) -> D1Database:
     if not isinstance(result, dict) or not result.get("uuid"):
         raise CloudflareError(f"D1 answered without a database uuid: {str(result)[:200]}")
     return D1Database(uuid=str(result["uuid"]), name=str(result.get("name") or ""),
-                      created_at=result.get("created_at"))
+                      created_at=result.get("created_at"), file_size=_file_size(result.get("file_size")))
+
+
+def _file_size(value: Any) -> int | None:
+    """A documented `file_size` (a JSON number of bytes) as an int; None for anything else. JSON has
+    one number type, so 12.0 is 12 bytes; true is no size, though Python counts it an int."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    return int(value) if value >= 0 else None

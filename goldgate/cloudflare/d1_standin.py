@@ -14,6 +14,9 @@ undo). Faults a test queues (`rate_limit`, `fail_with`) answer API requests befo
 model, as Cloudflare's edge does: nothing behind them is applied; a download can be cut short
 (`cut_next_download_at`) or its signed URL expired (`signed_urls_expire`); an upload can be cut short
 (`cut_next_upload_at`: the connection drops part way and, as with R2, nothing is stored).
+A database's size (`file_size` of GET .../database/<id> and of the list, `meta.size_after` of
+/query) is its SQLite image's, page_count x page_size; `size_padding` (a test hook) adds bytes to
+what is reported, so a test can show a database near D1's 10 GB cap without writing gigabytes.
 Beside D1, the same origin serves what goldgate reads of a deployed API Worker (`WorkerScripts`): GET/PUT
 .../workers/scripts/<name>/schedules (its Cron Triggers) and GET .../settings (its bindings: a plain_text one
 carries its `text`, a secret_text one never does).
@@ -137,6 +140,7 @@ class D1Backend:
         self.cut_next_download_at: int | None = None  # close the next export download after this many bytes
         self.cut_next_upload_at: int | None = None    # drop the next import upload after this many bytes
         self.signed_urls_expire = False               # answer signed export URLs as R2 does once expired
+        self.size_padding: dict[str, int] = {}        # database uuid -> bytes added to its reported size
         self.origin = ""                               # where signed URLs point; set by the HTTP shell
         self._export_dir: Path | None = None
 
@@ -171,8 +175,14 @@ class D1Backend:
         page = _bounded_int(query, "page", 1, 1, None)
         per_page = _bounded_int(query, "per_page", DEFAULT_PER_PAGE, MIN_PER_PAGE, MAX_PER_PAGE)
         found = [d for d in self.databases.values() if not query.get("name") or query["name"] in d.name]
-        items = [_db_json(d) for d in found[(page - 1) * per_page:page * per_page]]
+        items = [self.db_json(d) for d in found[(page - 1) * per_page:page * per_page]]
         return _Page(items, {"page": page, "per_page": per_page, "count": len(items), "total_count": len(found)})
+
+    def db_json(self, db: _Database) -> dict[str, Any]:
+        """A database as GET .../database/<id> and the list describe it."""
+        return {"uuid": db.uuid, "name": db.name, "created_at": db.created_at, "version": "production",
+                "file_size": self.size(db), "num_tables": db.conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]}
 
     def _snapshot(self, db: _Database) -> str:
         db.seq += 1
@@ -185,6 +195,11 @@ class D1Backend:
 
     def current_bookmark(self, db: _Database) -> str:
         return db.snapshots[-1].bookmark
+
+    def size(self, db: _Database) -> int:
+        """The database's size as D1 reports it: its SQLite image's bytes (plus the test's `size_padding`)."""
+        pages = db.conn.execute("PRAGMA page_count").fetchone()[0]
+        return pages * db.conn.execute("PRAGMA page_size").fetchone()[0] + self.size_padding.get(db.uuid, 0)
 
     # -- SQL ---------------------------------------------------------------------------------
     def execute(self, db: _Database, sql: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -213,7 +228,7 @@ class D1Backend:
                 results.append({"results": rows, "success": True, "meta": {
                     "changed_db": changes > 0, "changes": changes, "duration": (time.perf_counter() - started) * 1e3,
                     "last_row_id": cur.lastrowid or 0, "rows_read": len(rows), "rows_written": changes,
-                    "size_after": 0}})
+                    "size_after": self.size(db)}})
             db.conn.execute("RELEASE d1_batch")
         except sqlite3.Error as exc:
             db.conn.execute("ROLLBACK TO d1_batch")
@@ -301,7 +316,7 @@ class D1Backend:
             bookmark = self._snapshot(db)
             outcome = {"final_bookmark": bookmark, "num_queries": num_queries,
                        "meta": {"changed_db": True, "changes": results, "duration": (time.perf_counter() - started)
-                                * 1e3, "rows_read": 0, "rows_written": results, "size_after": 0}}
+                                * 1e3, "rows_read": 0, "rows_written": results, "size_after": self.size(db)}}
             self.imports[(db.uuid, bookmark)] = _Task(self.import_polls, bookmark, outcome)
             return self._import_status(db, bookmark)
         if action == "poll":
@@ -537,13 +552,13 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
                 raise D1ApiError(400, 7400, "request body must be a JSON object")
             if db_id is None:
                 if method == "POST":
-                    return _db_json(backend.create(body.get("name")))
+                    return backend.db_json(backend.create(body.get("name")))
                 if method == "GET":
                     return backend.list_page(query)
                 raise D1ApiError(405, 7400, "method not allowed")
             db = backend.get(db_id)
             if rest == "" and method == "GET":
-                return _db_json(db)
+                return backend.db_json(db)
             if rest == "" and method == "DELETE":
                 backend.delete(db_id)
                 return None
@@ -657,13 +672,6 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
             self._dispatch("DELETE")
 
     return Handler
-
-
-def _db_json(db: _Database) -> dict[str, Any]:
-    size = db.conn.execute("PRAGMA page_count").fetchone()[0] * db.conn.execute("PRAGMA page_size").fetchone()[0]
-    return {"uuid": db.uuid, "name": db.name, "created_at": db.created_at, "version": "production",
-            "file_size": size, "num_tables": db.conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]}
 
 
 def _bounded_int(query: dict[str, str], key: str, default: int, low: int, high: int | None) -> int:

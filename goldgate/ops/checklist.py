@@ -1,21 +1,25 @@
 """The production-hardening checklist, every line a check over `Facts` with its evidence.
 
 Lines are the seed's own (../shared/seed/production-hardening-checklist.md, Thai and English), in
-its order, then goldgate's own for the database's upkeep. A check answers pass, fail, or n/a with the reason it does not apply here; `goldgate
-checklist` exits non-zero when any applicable line fails.
+its order, then goldgate's own for the database's upkeep. A check answers pass, fail, or n/a with
+the reason it does not apply here; `goldgate checklist` exits non-zero when any applicable line
+fails. A line may also warn: it holds today but will not for long (a database filling up); a
+warning is shown and counted, and fails nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-from goldgate.ops.checklist_facts import Facts, MigrationFacts
+from goldgate.cloudflare.d1 import MAX_DATABASE_BYTES
+from goldgate.ops.checklist_facts import DatabaseRoom, Facts, MigrationFacts
 from goldgate.release.gate import CLOCK_SKEW_S, age_s, report_freshness
 from goldgate.spec import RetentionSpec, is_digest_ref
 
-PASS, FAIL, NA = "pass", "fail", "n/a"
+PASS, WARN, FAIL, NA = "pass", "warn", "fail", "n/a"
 # docs/D1_DISASTER_RECOVERY.md, "RPO and RTO": the cloud PROD drill is D1's backup, run daily for an RPO of 24 h; an
 # hour more lets the scheduled job start and finish. Any other drill (a local stack's, cloud STAGING's) backs up no
 # production data: weekly is a rehearsal. Keyed "cloud" (PROD's backup) and "local" (a rehearsal).
@@ -24,6 +28,16 @@ RTO_TARGET_S = 30 * 60  # the same table: a verified copy within 30 minutes of s
 # keep_days is at least the result ttl (30 days by default): pruned monthly, D1 holds at most about two periods.
 PRUNE_MAX_AGE_S = 31 * 86_400
 EXIT_MEAN_LATENCY_S = 360.0  # the seed's exit criterion: mean latency <= 6 minutes
+# D1 refuses every write at its cap (the service answers 503 storage_full). A fifth of it left (2 GB,
+# the rows of hundreds of thousands of jobs) is time for a prune or a declared retention to take
+# effect, so warn. At 95 % a burst of jobs may reach the cap before anyone acts: fail.
+D1_WARN_SHARE, D1_FAIL_SHARE = 0.80, 0.95
+# Local: one disk holds the database, its WAL, the results (objects/) and the logs, all growing with
+# jobs, and a prune needs room in the WAL before it frees any. Under 256 MiB a WAL checkpoint or a
+# batch of results can fill it: fail. Under 1 GiB, warn; and under 10 % of the disk while that is
+# less than D1's cap (a big disk 90 % full with over 10 GB free still holds a database as large as
+# the cloud's: no warning for it).
+DISK_FAIL_BYTES, DISK_WARN_BYTES, DISK_WARN_SHARE = 256 * 1024 ** 2, 1024 ** 3, 0.10
 
 
 @dataclass(frozen=True)
@@ -687,6 +701,72 @@ def d1_retention(f: Facts) -> Verdict:
                f"no retention declared and {_last_prune(f)}, not within {PRUNE_MAX_AGE_S // 86_400} days: {declare}")
 
 
+def database_room(f: Facts) -> Verdict:
+    """Whether the database can keep taking writes: seen before the first `database.full`, not at it."""
+    room = f.room
+    if room is None:  # a read that failed says why; it judges nothing, so it fails nothing
+        return NA, f"the database's size was not read: {f.room_error or 'no reading'}"
+    return _d1_room(f, room) if f.target == "cloud" else _disk_room(f, room)
+
+
+_FULL = 'docs/RUNBOOK.md, "The database is full"'
+
+
+def _d1_room(f: Facts, room: DatabaseRoom) -> Verdict:
+    cap = room.cap_bytes or MAX_DATABASE_BYTES
+    share = room.size_bytes / cap
+    said = (f"{room.where} holds {_decimal_size(room.size_bytes)} of D1's {_decimal_size(cap)} cap "
+            f"({share:.1%})")
+    if share < D1_WARN_SHARE:
+        return PASS, said
+    uuid = room.database_id or "<uuid>"
+    prune = (f"`goldgate prune {f.stack} --keep-days 30 --cloud --database-id {uuid}` deletes the "
+             "finished jobs older than 30 days")
+    spec = _own_spec(f)
+    kept = spec.database.retention if spec is not None else None
+    up = f"`pulumi up --stack {f.stack}`"
+    keep = (f"database.retention keeps {kept.keep_days} days: lower keep_days (or set "
+            f"metrics_keep_days) and {up}" if kept is not None else
+            f"set database.retention in stacks/Pulumi.{f.stack}.yaml and {up} to keep it down")
+    if share >= D1_FAIL_SHARE:
+        return FAIL, (f"{said}, past {D1_FAIL_SHARE:.0%}: D1 refuses every write at the cap (503 "
+                      f"storage_full); {prune}; {keep} ({_FULL})")
+    return WARN, (f"{said}, past {D1_WARN_SHARE:.0%}: D1 refuses every write at the cap; {prune}; "
+                  f"{keep} ({_FULL})")
+
+
+def _disk_room(f: Facts, room: DatabaseRoom) -> Verdict:
+    free, total = room.free_bytes, room.total_bytes
+    if free is None or total is None or total <= 0 or not 0 <= free <= total:
+        return NA, (f"the filesystem holding {room.where} reported {free} bytes free of {total}: no "
+                    "figure to judge by; `df -h` on it says how full it is")
+    own = f"{_binary_size(room.size_bytes)} with its WAL" if room.size_bytes else "not created yet"
+    said = (f"{_binary_size(free)} free of {_binary_size(total)} ({free / total:.1%}) on the "
+            f"filesystem holding {room.where} ({own})")
+    low = free < DISK_WARN_BYTES or (free < DISK_WARN_SHARE * total and free < MAX_DATABASE_BYTES)
+    if not low:
+        return PASS, said
+    act = (f"free space on that disk first (`du -sh {Path(room.where).parent}/*`: old "
+           f"logs/worker-*.log may go), then `goldgate prune {f.stack} --keep-days 30` deletes the "
+           f"finished jobs older than 30 days ({_FULL})")
+    if free < DISK_FAIL_BYTES:
+        return FAIL, (f"{said}, under {_binary_size(DISK_FAIL_BYTES)}: SQLite refuses every write "
+                      f"when the disk fills (503 storage_full); {act}")
+    why = (f"under {_binary_size(DISK_WARN_BYTES)}" if free < DISK_WARN_BYTES
+           else f"under {DISK_WARN_SHARE:.0%} of the disk")
+    return WARN, f"{said}, {why}: SQLite refuses every write when the disk fills; {act}"
+
+
+def _decimal_size(n: int) -> str:
+    """Bytes in GB or MB of 1000s, as D1 states its cap (10 GB)."""
+    return f"{n / 1000 ** 3:.2f} GB" if n >= 1000 ** 3 else f"{n / 1000 ** 2:.1f} MB"
+
+
+def _binary_size(n: int) -> str:
+    """Bytes in GiB or MiB, as `df -h` counts a disk."""
+    return f"{n / 1024 ** 3:.1f} GiB" if n >= 1024 ** 3 else f"{n / 1024 ** 2:.0f} MiB"
+
+
 # -- exit criteria -------------------------------------------------------------------------------
 
 def all_jobs_have_images(f: Facts) -> Verdict:
@@ -842,6 +922,8 @@ CHECKS: tuple[Check, ...] = SEED_CHECKS + (
     Check("db_migrated", S10, "The stack's database has every migration of this checkout", db_migrated),
     Check("d1_retention", S10, "D1 is pruned: database.retention (Cron Trigger) or a recent `goldgate prune`",
           d1_retention),
+    Check("database_room", S10,
+          "The database has room to grow (D1: under 80 % of its 10 GB; local: free disk)", database_room),
 )
 
 
@@ -861,12 +943,12 @@ def failed(results: list[CheckResult]) -> list[CheckResult]:
 
 
 def to_json(stack: str, results: list[CheckResult]) -> dict[str, Any]:
-    counts = {s: sum(1 for r in results if r.status == s) for s in (PASS, FAIL, NA)}
+    counts = {s: sum(1 for r in results if r.status == s) for s in (PASS, WARN, FAIL, NA)}
     return {"stack": stack, "passed": not failed(results), "counts": counts, "checks": [r.to_dict() for r in results]}
 
 
 def render_text(data: dict[str, Any]) -> str:
-    marks = {PASS: "PASS", FAIL: "FAIL", NA: "n/a "}
+    marks = {PASS: "PASS", WARN: "WARN", FAIL: "FAIL", NA: "n/a "}
     lines, section = [], None
     for c in data["checks"]:
         if c["section"] != section:
@@ -876,5 +958,6 @@ def render_text(data: dict[str, Any]) -> str:
         lines.append(f"         {c['evidence']}")
     n = data["counts"]
     verdict = "READY" if data["passed"] else "NOT READY"
-    lines.append(f"\n{data['stack']}: {verdict} ({n[PASS]} pass, {n[FAIL]} fail, {n[NA]} n/a)")
+    lines.append(f"\n{data['stack']}: {verdict} ({n[PASS]} pass, {n[WARN]} warn, {n[FAIL]} fail, "
+                 f"{n[NA]} n/a)")
     return "\n".join(lines).lstrip("\n")

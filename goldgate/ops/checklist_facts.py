@@ -5,7 +5,8 @@ exactly one line of the checklist turn red. `gather_local` reads them for a loca
 the stack specs (goldgate.spec), pinned images (LocalPlatform), the ledger and golden report
 (goldgate.release), job_metrics and jobs (the stack's SQLite), the workflow/model manifest check
 and the Dockerfile (images/worker), the logs (against docs/logging-schema-v1.json), a static scan
-of service/ for polling, the latest DR drill, and, when the stack runs, a live webhook replay.
+of service/ for polling, the latest DR drill, the room on the database's disk, and, when the stack
+runs, a live webhook replay.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import sqlite3
 import stat
 import uuid
@@ -170,6 +172,20 @@ class MigrationFacts:
 
 
 @dataclass(frozen=True)
+class DatabaseRoom:
+    """How much room the stack's database has to grow. Cloud: D1's size against its cap (D1 refuses
+    writes past it). Local: SQLite has no cap, the disk under it has: the free space of the
+    filesystem holding the file."""
+
+    where: str                         # cloud: "D1 <name> (<uuid>)"; local: the database file's path
+    size_bytes: int                    # the database's own size (local: the file and its WAL)
+    cap_bytes: int | None = None       # cloud: D1's cap
+    free_bytes: int | None = None      # local: free to this user on the filesystem (shutil.disk_usage)
+    total_bytes: int | None = None     # local: that filesystem's size
+    database_id: str | None = None     # cloud: the D1 uuid, for the prune command the line names
+
+
+@dataclass(frozen=True)
 class WorkerCrons:
     """The Cron Triggers Cloudflare runs on the stack's API Worker (cloud target), and the RETENTION_* settings its
     scheduled run prunes by: what `pulumi up` deployed, which the stack file's database.retention only declares."""
@@ -217,6 +233,8 @@ class Facts:
     prune_error: str | None = None
     worker_crons: WorkerCrons | None = None
     worker_crons_error: str | None = None
+    room: DatabaseRoom | None = None
+    room_error: str | None = None
 
 
 Progress = Callable[[str], None]
@@ -662,6 +680,24 @@ def dockerfile_problems(dockerfile: Path, manifest: Any) -> tuple[str, ...]:
     return tuple(problems)
 
 
+def read_disk_room(db_path: Path) -> DatabaseRoom:
+    """The local database's size (the file and its WAL: both take the disk until a checkpoint folds
+    one into the other) and the room on the filesystem holding it; before the stack's first start,
+    the nearest directory that exists stands for it. Two stat calls and a statfs: the checklist
+    stays fast however large the file."""
+    size = 0
+    for path in (db_path, db_path.with_name(db_path.name + "-wal")):
+        try:
+            size += path.stat().st_size
+        except FileNotFoundError:
+            pass
+    where = db_path.parent
+    while not where.is_dir() and where != where.parent:
+        where = where.parent
+    usage = shutil.disk_usage(where)
+    return DatabaseRoom(str(db_path), size, free_bytes=usage.free, total_bytes=usage.total)
+
+
 def read_worker_facts() -> tuple[Any, tuple[str, ...], tuple[str, ...]]:
     """(consistency report, Dockerfile problems, default model roots) from images/worker itself."""
     from images.worker import config as worker_config
@@ -849,6 +885,7 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     logs, logs_error = _attempt("logs", lambda: read_log_facts(Path(status.logs_dir), windows=windows))
     drill, drill_error = _attempt("DR drill", lambda: dr.latest_drill(platform.home, stack, "local"))
     prune, prune_error = _attempt("prune record", lambda: retention.latest_prune(platform.home, stack, "local"))
+    room, room_error = _attempt("the database's disk", lambda: read_disk_room(db_path))
     live_facts, live_reason = None, None
     if not live:
         live_reason = "--offline: live checks skipped"
@@ -875,4 +912,5 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
                  image_models_error=image_models_error, model_roots=roots, logs=logs, logs_error=logs_error,
                  polling=tuple(scan_tree(SERVICE_DIR)), live=live_facts, live_reason=live_reason, drill=drill,
                  drill_error=drill_error, migrations=migrations, migrations_error=migrations_error,
-                 peer_migrations=peer_migrations, prune=prune, prune_error=prune_error)
+                 peer_migrations=peer_migrations, prune=prune, prune_error=prune_error, room=room,
+                 room_error=room_error)

@@ -2,7 +2,7 @@
 
 Sources: the stack files (`stacks/Pulumi.<stack>.yaml`), RunPod REST v2 (each role's endpoint: image,
 env WORKFLOW_VERSION, network volumes, max workers, releases and rollout) and the data plane's
-/health, the stack's D1 over the Cloudflare REST API (jobs, webhook_deliveries, job_metrics), and
+/health, the stack's D1 over the Cloudflare REST API (jobs, webhook_deliveries, job_metrics; its size), and
 what lives beside the repository: the ledger, the golden report, images/worker, the polling scan,
 the latest DR drill. Everything is read-only: no webhook is replayed into a cloud stack and no job
 is submitted; idempotency is judged on the deliveries D1 already recorded.
@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.cloudflare.api import DEFAULT_API_BASE, CloudflareApi, path_segment
-from goldgate.cloudflare.d1 import D1Client
+from goldgate.cloudflare.d1 import MAX_DATABASE_BYTES, D1Client
 from goldgate.cloudflare.errors import CloudflareAuthError, CloudflareNotFound
 from goldgate.errors import GoldgateError, SpecError
 from goldgate.ops.checklist_facts import (
     SERVICE_DIR,
     WORKER_DIR,
+    DatabaseRoom,
     Facts,
     ImageModels,
     JobFacts,
@@ -168,6 +169,12 @@ def find_database(d1: D1Client, name: str) -> str:
     if len(uuids) > 1:
         raise CloudFactError(f"{len(uuids)} D1 databases are named {name} ({', '.join(uuids)}); pass --database-id")
     return uuids[0]
+
+
+def read_d1_room(d1: D1Client, database_id: str, name: str) -> DatabaseRoom:
+    """The stack's D1 size (the API's `file_size`, one GET) against D1's cap."""
+    return DatabaseRoom(f"D1 {name} ({database_id})", d1.database_size(database_id),
+                        cap_bytes=MAX_DATABASE_BYTES, database_id=database_id)
 
 
 def read_worker_crons(api: CloudflareApi, account: str, spec: StackSpec) -> WorkerCrons:
@@ -540,8 +547,8 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
     window = serving_window(ledger, stack, the_spec.role, images.get(the_spec.role))
     windows = {window.image: window} if window else {}
 
-    metrics = jobs = live = migrations = worker_crons = None
-    metrics_error = jobs_error = migrations_error = worker_crons_error = None
+    metrics = jobs = live = migrations = worker_crons = room = None
+    metrics_error = jobs_error = migrations_error = worker_crons_error = room_error = None
     live_reason = f"cloud target: D1 of {stack} not read"
     api = CloudflareApi(credentials.cloudflare_api_token, cloudflare_api_base)
     try:
@@ -551,7 +558,7 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
         else:
             db_error = None
         if database_id is None:
-            metrics_error = jobs_error = migrations_error = db_error
+            metrics_error = jobs_error = migrations_error = room_error = db_error
             live_reason = f"cloud target: {db_error}"
         else:
             progress(f"reading job_metrics, jobs and webhook_deliveries from D1 {the_spec.database.name}")
@@ -563,6 +570,8 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
                 if metrics_note:
                     notes.append(metrics_note)
             migrations, migrations_error = _attempt("migrations", lambda: migration_facts_from_rows(rows))
+            room, room_error = _attempt("D1 size", lambda: read_d1_room(
+                d1, database_id, the_spec.database.name))
             evidence, evidence_error = _attempt("webhook deliveries",
                                                 lambda: read_webhook_evidence(rows, stack, jobs, golden))
             live, live_reason = evidence if evidence else (None, f"cloud target: {evidence_error}")
@@ -610,7 +619,8 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
                   image_models_error=image_models_error, model_roots=roots, logs=logs, logs_error=logs_error,
                   polling=tuple(scan_tree(SERVICE_DIR)), live=live, live_reason=live_reason, drill=drill,
                   drill_error=drill_error, migrations=migrations, migrations_error=migrations_error, prune=prune,
-                  prune_error=prune_error, worker_crons=worker_crons, worker_crons_error=worker_crons_error)
+                  prune_error=prune_error, worker_crons=worker_crons, worker_crons_error=worker_crons_error,
+                  room=room, room_error=room_error)
     return CloudReading(facts=facts, endpoints=endpoints, database_id=database_id, notes=tuple(notes))
 
 

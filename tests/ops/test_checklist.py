@@ -22,6 +22,7 @@ from goldgate.ops.checklist_facts import (
     ImageModels,
     LiveFacts,
     MigrationFacts,
+    read_disk_room,
     read_job_facts,
     read_log_facts,
     read_migration_facts,
@@ -84,7 +85,8 @@ def healthy(tmp_path_factory) -> Facts:
                  image_models=ImageModels(IMG_B, (), 6), model_roots=roots, logs=read_log_facts(_logs(tmp / "logs")),
                  polling=tuple(scan_tree(Path(checklist.__file__).resolve().parents[2] / "service")),
                  live=LiveFacts(True, "replayed: nothing changed", True, "completed", True, "200 image/png"),
-                 drill=run_local_drill("staging", db, tmp / "home").to_dict(), migrations=read_migration_facts(db))
+                 drill=run_local_drill("staging", db, tmp / "home").to_dict(), migrations=read_migration_facts(db),
+                 room=read_disk_room(db))
 
 
 def _red(facts: Facts) -> set[str]:
@@ -93,7 +95,7 @@ def _red(facts: Facts) -> set[str]:
 
 def test_every_seed_line_is_a_check_in_order():
     lines = [c.line for c in checklist.SEED_CHECKS]
-    assert len(lines) == 36 and len({c.id for c in checklist.CHECKS}) == len(checklist.CHECKS) == 38
+    assert len(lines) == 36 and len({c.id for c in checklist.CHECKS}) == len(checklist.CHECKS) == 39
     assert checklist.CHECKS[:36] == checklist.SEED_CHECKS  # goldgate's own lines come after the seed's
     if SEED.is_file():  # the seed lives beside the repository; compare word for word when it is there
         seed = re.findall(r"^- \[ \] (.+)$", SEED.read_text(encoding="utf-8"), re.MULTILINE)
@@ -240,8 +242,8 @@ def test_cli_on_an_empty_home_fails_with_evidence_and_json(tmp_path, capsys):
     assert "NOT READY" in text and "[FAIL]" in text
     assert main(["checklist", "staging", "--home", str(tmp_path), "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["passed"] is False and len(data["checks"]) == 38
-    assert {c["status"] for c in data["checks"]} <= {"pass", "fail", "n/a"}
+    assert data["passed"] is False and len(data["checks"]) == 39
+    assert {c["status"] for c in data["checks"]} <= {"pass", "warn", "fail", "n/a"}
 
 
 def test_a_failed_cloud_drill_after_a_passing_local_drill_leaves_the_local_line_green(tmp_path, capsys):
