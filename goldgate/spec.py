@@ -187,7 +187,13 @@ class StorageSpec:
 
     def __post_init__(self) -> None:
         if not self.backup_bucket:
-            object.__setattr__(self, "backup_bucket", f"{self.bucket}{BACKUP_BUCKET_SUFFIX}")
+            object.__setattr__(self, "backup_bucket", default_backup_bucket(self.bucket))
+
+
+def default_backup_bucket(bucket: str) -> str:
+    """`<bucket>-backups`, the results bucket's name cut to fit R2's 63 characters (the cross-stack guardrail
+    refuses two stacks whose cut names meet)."""
+    return f"{bucket[:63 - len(BACKUP_BUCKET_SUFFIX)]}{BACKUP_BUCKET_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -659,11 +665,8 @@ def _backup_bucket(f: _Fields, bucket: str) -> str:
     """The D1 backups' own bucket (StorageSpec): given, or `<bucket>-backups`; never the results bucket."""
     value = f.str("backup_bucket", pattern=_BUCKET_NAME, rule=_BUCKET_RULE)
     if value is None:
-        value = f"{bucket}{BACKUP_BUCKET_SUFFIX}"
-        if len(value) > 63:
-            raise f._err("backup_bucket", f"is needed: the default, {value!r}, is longer than R2's 63 characters; "
-                                          "name the bucket the D1 backups go to")
-    elif value == bucket:
+        return default_backup_bucket(bucket)
+    if value == bucket:
         raise f._err("backup_bucket", f"{value!r} is the results bucket: the RunPod workers hold a token for that "
                                       "bucket, which would let them read, overwrite or delete every backup; name "
                                       "another bucket")

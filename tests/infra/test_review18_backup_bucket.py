@@ -101,11 +101,10 @@ def test_a_malformed_backup_bucket_is_refused_by_name(value, said):
     assert said in str(raised.value)
 
 
-def test_a_results_bucket_too_long_for_the_default_asks_for_a_backup_bucket():
+def test_a_results_bucket_too_long_for_the_default_gets_it_cut_to_fit():
     doc = filled_stack_file("prod")["config"]["goldgate:spec"]
-    doc["storage"]["bucket"] = "p" * 60
-    with pytest.raises(SpecError, match=r"storage\.backup_bucket: is needed: the default, .* 63 characters"):
-        from_pulumi_config("prod", doc)
+    doc["storage"]["bucket"] = "p" * 63  # R2 takes 63 characters
+    assert from_pulumi_config("prod", doc).storage.backup_bucket == "p" * 55 + "-backups"
     doc["storage"]["backup_bucket"] = "prod-dr"
     assert from_pulumi_config("prod", doc).storage.backup_bucket == "prod-dr"
 
