@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from goldgate import spec as specs
@@ -22,6 +22,9 @@ from goldgate.commands.release import TARGETS, _target
 from goldgate.errors import GoldgateError, SpecError, StateError
 from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import StackDir
+
+if TYPE_CHECKING:
+    from goldgate.cloudflare.r2 import R2Admin
 
 
 def _platform(args: argparse.Namespace) -> LocalPlatform:
@@ -129,6 +132,7 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
                  args.bucket or spec.storage.backup_bucket,
                  _env_secret("R2_ACCESS_KEY_ID", "R2 S3 credentials"),
                  _env_secret("R2_SECRET_ACCESS_KEY", "R2 S3 credentials"))
+    _check_backup_bucket(r2, args.stack, named=args.bucket is not None)
     with api:
         return dr.run_cloud_drill(args.stack, D1Client(api, account), database_id, r2, home, progress,
                                   scratch_prefix=f"{spec.database.name}-drill",
@@ -136,6 +140,23 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
 
 
 _R2_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")  # as a stack's storage.bucket
+
+
+def _check_backup_bucket(r2: R2Admin, stack: str, *, named: bool) -> None:
+    """The bucket the backup goes to, read once with the drill's credentials before anything is exported: the
+    drill stores the backup only after the export, which blocks the database for as long as it runs, so a bucket
+    not there yet (a stack upgraded to its own backups bucket, before `pulumi up`) or credentials that do not
+    reach it (the workers' `r2_*` ones, given to the drill before) failed only then, every day."""
+    from goldgate.cloudflare.r2 import BACKUP_PREFIX, R2Error
+
+    try:
+        r2.list(f"{BACKUP_PREFIX}{stack}/")
+    except R2Error as exc:
+        fix = ("check --bucket, and that R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY are that bucket's" if named else
+               f"it is the stack's storage.backup_bucket: `pulumi up --stack {stack}` creates it, and its "
+               "credentials are the `backup_r2_access_key_id` and `backup_r2_secret_access_key` stack outputs "
+               "(the workers' `r2_*` ones do not reach it)")
+        raise GoldgateError(f"{exc}; nothing was exported: {fix}") from None
 
 
 def _check_r2_endpoint(url: str) -> None:

@@ -32,6 +32,7 @@ EXIT_MEAN_LATENCY_S = 360.0  # the seed's exit criterion: mean latency <= 6 minu
 # the rows of hundreds of thousands of jobs) is time for a prune or a declared retention to take
 # effect, so warn. At 95 % a burst of jobs may reach the cap before anyone acts: fail.
 D1_WARN_SHARE, D1_FAIL_SHARE = 0.80, 0.95
+PRUNE_SUGGESTED_DAYS = 30  # the prune a room line suggests keeps a month (or the result ttl, when longer)
 # Local: one disk holds the database, its WAL, the results (objects/) and the logs, all growing with
 # jobs, and a prune needs room in the WAL before it frees any. Under 256 MiB a WAL checkpoint or a
 # batch of results can fill it: fail. Under 1 GiB, warn; and under 10 % of the disk while that is
@@ -720,14 +721,10 @@ def _d1_room(f: Facts, room: DatabaseRoom) -> Verdict:
     if share < D1_WARN_SHARE:
         return PASS, said
     uuid = room.database_id or "<uuid>"
-    prune = (f"`goldgate prune {f.stack} --keep-days 30 --cloud --database-id {uuid}` deletes the "
-             "finished jobs older than 30 days")
-    spec = _own_spec(f)
-    kept = spec.database.retention if spec is not None else None
-    up = f"`pulumi up --stack {f.stack}`"
-    keep = (f"database.retention keeps {kept.keep_days} days: lower keep_days (or set "
-            f"metrics_keep_days) and {up}" if kept is not None else
-            f"set database.retention in stacks/Pulumi.{f.stack}.yaml and {up} to keep it down")
+    days = _prune_days(f)
+    prune = (f"`goldgate prune {f.stack} --keep-days {days} --cloud --database-id {uuid}` deletes the "
+             f"finished jobs older than {days} days")
+    keep = _keep_fewer(f, f"`pulumi up --stack {f.stack}`")
     if share >= D1_FAIL_SHARE:
         return FAIL, (f"{said}, past {D1_FAIL_SHARE:.0%}: D1 refuses every write at the cap (503 "
                       f"storage_full); {prune}; {keep} ({_FULL})")
@@ -746,15 +743,45 @@ def _disk_room(f: Facts, room: DatabaseRoom) -> Verdict:
     low = free < DISK_WARN_BYTES or (free < DISK_WARN_SHARE * total and free < MAX_DATABASE_BYTES)
     if not low:
         return PASS, said
+    days = _prune_days(f)
     act = (f"free space on that disk first (`du -sh {Path(room.where).parent}/*`: old "
-           f"logs/worker-*.log may go), then `goldgate prune {f.stack} --keep-days 30` deletes the "
-           f"finished jobs older than 30 days ({_FULL})")
+           f"logs/worker-*.log may go), then `goldgate prune {f.stack} --keep-days {days}` deletes the "
+           f"finished jobs older than {days} days ({_FULL})")
     if free < DISK_FAIL_BYTES:
         return FAIL, (f"{said}, under {_binary_size(DISK_FAIL_BYTES)}: SQLite refuses every write "
                       f"when the disk fills (503 storage_full); {act}")
     why = (f"under {_binary_size(DISK_WARN_BYTES)}" if free < DISK_WARN_BYTES
            else f"under {DISK_WARN_SHARE:.0%} of the disk")
     return WARN, f"{said}, {why}: SQLite refuses every write when the disk fills; {act}"
+
+
+def _prune_days(f: Facts) -> int:
+    """The --keep-days of the prune a room line suggests: a month, or the stack's result ttl when longer
+    (`goldgate prune` refuses fewer days than storage.result_ttl_days: it would delete the rows of
+    results R2 still holds)."""
+    spec = _own_spec(f)
+    return max(PRUNE_SUGGESTED_DAYS, spec.storage.result_ttl_days if spec is not None else 0)
+
+
+def _keep_fewer(f: Facts, up: str) -> str:
+    """How to keep D1 down for good: declare a retention, or keep fewer days than the declared one, each
+    only as far as the loader allows (keep_days down to storage.result_ttl_days, metrics_keep_days down to
+    keep_days)."""
+    spec = _own_spec(f)
+    kept = spec.database.retention if spec is not None else None
+    if spec is None or kept is None:
+        return f"set database.retention in stacks/Pulumi.{f.stack}.yaml and {up} to keep it down"
+    ttl = spec.storage.result_ttl_days
+    ways = []
+    if kept.keep_days > ttl:
+        ways.append(f"lower keep_days (to no fewer than storage.result_ttl_days, {ttl})")
+    if kept.metrics_keep_days is None:
+        ways.append("set metrics_keep_days")
+    elif kept.metrics_keep_days > kept.keep_days:
+        ways.append("lower metrics_keep_days (to no fewer than keep_days)")
+    if kept.keep_days <= ttl:
+        ways.append("lower storage.result_ttl_days and keep_days together")
+    return f"database.retention keeps {kept.keep_days} days: {' or '.join(ways)}, and {up}"
 
 
 def _decimal_size(n: int) -> str:
