@@ -22,7 +22,7 @@ from service.http import (
 )
 from service.logs import Logger, error_field
 from service.metrics import MetricsError, compute
-from service.ports import ObjectMeta, StoreUnavailable
+from service.ports import ObjectMeta, StorageFull, StoreUnavailable
 from service.results import (
     image_type,
     key_job_id,
@@ -142,10 +142,15 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
         reason = (f"RunPod refused the job: {exc}" if refused else
                   f"RunPod could not be reached: {exc}" if isinstance(exc, RunPodUnavailable) else
                   f"submitting to RunPod failed: {type(exc).__name__}")
-        row = await jobs.get(app.db, job.id)
-        if row is not None and row["runpod_job_id"] is None and not await jobs.fail_submission(
-                app.db, row, reason, app.clock()):
-            row = await jobs.get(app.db, job.id)  # a webhook got there between the two reads
+        marked = True
+        try:
+            row = await jobs.get(app.db, job.id)
+            if row is not None and row["runpod_job_id"] is None and not await jobs.fail_submission(
+                    app.db, row, reason, app.clock()):
+                row = await jobs.get(app.db, job.id)  # a webhook got there between the two reads
+        except StorageFull as full:  # the job stays queued; the answer is still RunPod's (not "retry in 60 s")
+            log.annotate_data(not_marked_failed=error_field(full))  # on job.submit_failed's line
+            row, marked = None, False
         if row is not None and row["runpod_job_id"] is not None:
             # RunPod has the job after all: its webhook overtook this lost answer and recorded the id.
             log.warning("job.submit_answer_lost", status=row["status"], runpod_job_id=row["runpod_job_id"],
@@ -158,7 +163,8 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
         not_taken = refused or getattr(exc, "status", None) == 429
         key_freed = key is not None and not_taken and await _release_key(app, key, job.id, log)
         from_runpod = isinstance(exc, (RunPodRefused, RunPodUnavailable))
-        log.error("job.submit_failed", status="failed", reason="runpod_refused" if refused else "runpod_unavailable",
+        log.error("job.submit_failed", status="failed" if marked else "queued",
+                  reason="runpod_refused" if refused else "runpod_unavailable",
                   message=reason,
                   error={"type": type(exc).__name__, "message": reason} if from_runpod else error_field(exc))
         if not from_runpod:
@@ -170,7 +176,10 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
                  "this job: to submit anew, use a new key")
         # No Retry-After when RunPod may have the job: the same request again would run and bill it twice.
         raise ApiError(502 if refused else 503, "runpod_refused" if refused else "runpod_unavailable",
-                       f"{reason}; job {job.id} is marked failed; {again}", job_id=job.id,
+                       f"{reason}; job {job.id} "
+                       + ("is marked failed" if marked else "could not be marked failed (the service's database is "
+                          "full): it stays queued until its lifetime passes")
+                       + f"; {again}", job_id=job.id,
                        **({} if not_taken else {"retry_after": None})) from None
     try:
         await jobs.record_runpod_id(app.db, job.id, reply["id"], app.clock())

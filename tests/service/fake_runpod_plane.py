@@ -20,6 +20,7 @@ class FakeRunPod:
         self.jobs: dict[str, dict[str, Any]] = {}  # RunPod id -> /status answer
         self.run_mode = "accept"  # accept | refuse | error | busy | garbage
         self.status_mode = "answer"  # answer | error
+        self.on_run: Any = None  # called (no arguments) as each /run arrives, before it is answered
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -78,6 +79,8 @@ class FakeRunPod:
                 with fake._lock:
                     fake.runs.append(body)
                     mode = fake.run_mode
+                if fake.on_run is not None:
+                    fake.on_run()
                 if mode == "echo":  # a hostile or buggy peer echoing our credentials back
                     self._reply(401, {"error": f"bad key {self.headers.get('authorization')}", "input": body})
                 elif mode == "refuse":
