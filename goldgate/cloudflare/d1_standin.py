@@ -231,12 +231,10 @@ class D1Backend:
                     "size_after": self.size(db)}})
             db.conn.execute("RELEASE d1_batch")
         except sqlite3.Error as exc:
-            db.conn.execute("ROLLBACK TO d1_batch")
-            db.conn.execute("RELEASE d1_batch")
+            _undo(db.conn, "d1_batch")
             raise D1ApiError(400, 7500, f"{exc}: SQLITE_ERROR") from None
         except D1ApiError:
-            db.conn.execute("ROLLBACK TO d1_batch")
-            db.conn.execute("RELEASE d1_batch")
+            _undo(db.conn, "d1_batch")
             raise
         if db.conn.total_changes != before or any(
                 re.match(r"^\s*(CREATE|DROP|ALTER)\b", s, re.IGNORECASE) for s in statements):
@@ -336,12 +334,10 @@ class D1Backend:
                 count += 1
             db.conn.execute("RELEASE d1_import")
         except sqlite3.Error as exc:
-            db.conn.execute("ROLLBACK TO d1_import")
-            db.conn.execute("RELEASE d1_import")
+            _undo(db.conn, "d1_import")
             raise D1ApiError(400, 7500, f"{exc}") from None
         except (D1ApiError, UnicodeDecodeError):
-            db.conn.execute("ROLLBACK TO d1_import")
-            db.conn.execute("RELEASE d1_import")
+            _undo(db.conn, "d1_import")
             raise
         return db.conn.total_changes - before, count
 
@@ -672,6 +668,15 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
             self._dispatch("DELETE")
 
     return Handler
+
+
+def _undo(conn: sqlite3.Connection, savepoint: str) -> None:
+    """Roll a failed batch or import back to `savepoint`, as D1 does. SQLite has already ended the transaction
+    itself after some errors (SQLITE_FULL: the disk, or here max_page_count): the savepoint is gone then, and
+    rolling back to it would raise "no such savepoint" in place of the error D1 reports."""
+    if conn.in_transaction:
+        conn.execute(f"ROLLBACK TO {savepoint}")
+        conn.execute(f"RELEASE {savepoint}")
 
 
 def _bounded_int(query: dict[str, str], key: str, default: int, low: int, high: int | None) -> int:
