@@ -664,6 +664,10 @@ def _backup_retention_days(f: _Fields) -> int:
 def _backup_bucket(f: _Fields, bucket: str) -> str:
     """The D1 backups' own bucket (StorageSpec): given, or `<bucket>-backups`; never the results bucket."""
     value = f.str("backup_bucket", pattern=_BUCKET_NAME, rule=_BUCKET_RULE)
+    if value is None and default_backup_bucket(bucket) == bucket:  # 63 characters ending in -backups
+        raise f._err("backup_bucket", f"is needed: the default, the results bucket's name cut to 63 characters "
+                                      f"and {BACKUP_BUCKET_SUFFIX}, is {bucket!r} itself; name the bucket the D1 "
+                                      "backups go to")
     if value is None:
         return default_backup_bucket(bucket)
     if value == bucket:

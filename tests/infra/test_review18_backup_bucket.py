@@ -109,6 +109,13 @@ def test_a_results_bucket_too_long_for_the_default_gets_it_cut_to_fit():
     assert from_pulumi_config("prod", doc).storage.backup_bucket == "prod-dr"
 
 
+def test_a_results_bucket_whose_cut_default_is_itself_asks_for_a_backup_bucket():
+    doc = filled_stack_file("prod")["config"]["goldgate:spec"]
+    doc["storage"]["bucket"] = "p" * 55 + "-backups"  # 63 characters: the default, cut to fit, is the same name
+    with pytest.raises(SpecError, match=r"storage\.backup_bucket: is needed: .* is 'p+-backups' itself"):
+        from_pulumi_config("prod", doc)
+
+
 def test_staging_may_not_share_prods_backup_bucket():
     staging = from_pulumi_config("staging", filled_stack_file("staging")["config"]["goldgate:spec"])
     prod = from_pulumi_config("prod", filled_stack_file("prod")["config"]["goldgate:spec"])
