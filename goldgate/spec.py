@@ -226,6 +226,9 @@ class ApiSpec:
     route: str | None = None
     zone_id: str | None = None
     custom_domain: str | None = None
+    # workers.dev stays enabled beside custom_domain: for the switch to it, while jobs sent before still
+    # hold webhook and result URLs at workers.dev (infra/components/api.py kept_workers_dev).
+    keep_workers_dev: bool = False
     max_body_bytes: int = 65_536
     signed_url_ttl_s: int = 3_600
     # The most jobs queued or running at RunPod at once (service/jobs.py): a create over it is answered 429.
@@ -805,6 +808,7 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
     api = ApiSpec(script_name=a.str("script_name", required=True, pattern=_WORKER_NAME, rule=_WORKER_RULE),
                   public_base_url=_public_base_url(a), route=_route(a),
                   zone_id=a.str("zone_id", pattern=_ZONE_ID, rule=_ZONE_RULE), custom_domain=_custom_domain(a),
+                  keep_workers_dev=a.bool("keep_workers_dev", False),
                   # a job's inputs are one D1 row, which the service caps at 1,000,000 bytes (inputs_too_large)
                   max_body_bytes=a.num("max_body_bytes", 65_536, 1_024, 1_000_000, integer=True),
                   signed_url_ttl_s=a.num("signed_url_ttl_s", 3_600, 60, 604_800, integer=True),

@@ -64,6 +64,18 @@ def check_exposure(spec: StackSpec) -> None:
         pulumi.log.warn(f"stack {spec.name}: goldgate:spec.api.zone_id is set but neither api.route nor "
                         "api.custom_domain is, so nothing uses it and the API stays on its workers.dev URL: add the "
                         "route or custom domain it is the zone of, or remove zone_id")
+    if spec.api.keep_workers_dev:
+        if not domain:
+            raise SpecError(f"stack {spec.name}: goldgate:spec.api.keep_workers_dev keeps workers.dev serving "
+                            "beside api.custom_domain while a stack switches to it; without custom_domain the "
+                            "API is on workers.dev anyway: remove keep_workers_dev")
+        # The switch from workers.dev to a custom domain: the jobs sent before it were given webhook and
+        # result URLs at workers.dev, so it keeps serving (Api) until the setting is removed.
+        pulumi.log.warn(f"stack {spec.name}: goldgate:spec.api.keep_workers_dev: workers.dev keeps serving "
+                        f"beside https://{domain}, for the jobs sent before the switch (new ones are given the "
+                        "custom domain). Remove it once those have ended (the endpoint's ttl and execution "
+                        "timeout after the switch; `goldgate stuck` lists any whose webhook never came): until "
+                        "then the API also answers at workers.dev, outside the zone's WAF and Access rules")
     url = spec.api.public_base_url
     if not url:
         return
@@ -72,21 +84,16 @@ def check_exposure(spec: StackSpec) -> None:
     except ValueError:  # e.g. an unclosed IPv6 bracket
         raise SpecError(f"stack {spec.name}: goldgate:spec.api.public_base_url {show(url)} is not a URL") from None
     if domain:
-        if host.rstrip(".") == domain.lower().rstrip("."):
-            return
-        where = f"the API's address (webhooks, result URLs) is https://{domain}"
-        if kept_workers_dev(spec):
-            # The switch from workers.dev to a custom domain: the jobs sent before it were given webhook and result
-            # URLs at workers.dev, so it keeps serving (ApiWorker) until its line is removed.
-            pulumi.log.warn(f"stack {spec.name}: goldgate:spec.api.public_base_url {show(url)} keeps serving beside "
-                            f"api.custom_domain, for the jobs sent before the switch; {where} for new ones. Remove "
-                            "public_base_url once those have ended (the endpoint's ttl and execution timeout after "
-                            "the switch; `goldgate stuck` lists any whose webhook never came)")
-        else:
+        if host.rstrip(".") != domain.lower().rstrip("."):
             # A public_base_url naming another host is not used, though its operator may give it to clients. A
             # warning, as for zone_id: the API works, at the custom domain.
-            pulumi.log.warn(f"stack {spec.name}: goldgate:spec.api.public_base_url {show(url)} is not used: with "
-                            f"api.custom_domain set, {where}; remove public_base_url or set it to that address")
+            switch = ("" if spec.api.keep_workers_dev or not host.endswith(".workers.dev") else
+                      "; if jobs sent before the switch to the custom domain are still running, their "
+                      "webhooks go to workers.dev, which this `pulumi up` turns off: set "
+                      "api.keep_workers_dev: true until they end")
+            pulumi.log.warn(f"stack {spec.name}: goldgate:spec.api.public_base_url {show(url)} is not used: "
+                            f"with api.custom_domain set, the API's address (webhooks, result URLs) is "
+                            f"https://{domain}; remove public_base_url or set it to that address{switch}")
         return
     script = spec.api.script_name
     if host.endswith(".workers.dev") and host.split(".", 1)[0] != script:
@@ -97,17 +104,11 @@ def check_exposure(spec: StackSpec) -> None:
 
 
 def kept_workers_dev(spec: StackSpec) -> bool:
-    """Whether the Worker's workers.dev URL stays enabled beside its custom domain: when public_base_url still names
-    it (this script's workers.dev address). Removing the line is what turns workers.dev off; until then the webhooks
-    and result URLs of jobs sent before the switch to the custom domain still land."""
-    url = spec.api.public_base_url
-    if not (spec.api.custom_domain and url):
-        return False
-    try:
-        host = urlsplit(url).hostname or ""
-    except ValueError:
-        return False
-    return host.endswith(".workers.dev") and host.split(".", 1)[0] == spec.api.script_name
+    """Whether the Worker's workers.dev URL stays enabled beside its custom domain (api.keep_workers_dev):
+    an explicit choice, since it is a second address outside the zone's WAF and Access rules. Without it a
+    switch to the custom domain turns workers.dev off at once, and the webhooks of the jobs sent before it
+    are lost."""
+    return bool(spec.api.custom_domain and spec.api.keep_workers_dev)
 
 
 def settings_vars(spec: StackSpec) -> dict[str, str]:
