@@ -21,7 +21,7 @@ from goldgate.commands.output import add_json_flag, emit, escape_controls, progr
 from goldgate.commands.release import TARGETS, _target
 from goldgate.errors import GoldgateError, SpecError, StateError
 from goldgate.local.platform import LocalPlatform
-from goldgate.local.state import StackDir
+from goldgate.local.state import MAX_STATE_BYTES, StackDir, read_small_text
 
 if TYPE_CHECKING:
     from goldgate.cloudflare.r2 import R2Admin
@@ -365,9 +365,10 @@ def _served_cap(platform: LocalPlatform, stack: str) -> int | None:
     was shown as not full."""
     if platform.running_host(stack) is None:
         return None
-    try:
-        config = json.loads((StackDir(platform.home, stack).root / "service.json").read_text("utf-8"))
-    except (OSError, ValueError):
+    try:  # read as every state file is: a FIFO there would block for ever, a huge file is not read
+        config = json.loads(read_small_text(StackDir(platform.home, stack).root / "service.json", MAX_STATE_BYTES)
+                            or "null")
+    except (GoldgateError, OSError, ValueError):
         return None
     cap = config.get("max_jobs_in_flight") if isinstance(config, dict) else None
     return cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else None
