@@ -365,9 +365,9 @@ def _served_cap(platform: LocalPlatform, stack: str) -> int | None:
     was shown as not full."""
     if platform.running_host(stack) is None:
         return None
+    path = StackDir(platform.home, stack).root / "service.json"
     try:  # read as every state file is: a FIFO there would block for ever, a huge file is not read
-        config = json.loads(read_small_text(StackDir(platform.home, stack).root / "service.json", MAX_STATE_BYTES)
-                            or "null")
+        config = json.loads(read_small_text(path, MAX_STATE_BYTES) or "null")
     except (GoldgateError, OSError, ValueError):
         return None
     cap = config.get("max_jobs_in_flight") if isinstance(config, dict) else None

@@ -215,6 +215,9 @@ def _write(path: Path, text: str, mode: int, durable: bool = False) -> None:
         raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
 
 
+_UP_LOCK_ROLE = "the lock `up`, `down`, deploys and restores hold the stack with"
+
+
 def _open_regular(path: Path, flags: int, mode: int, what: str, again: str | None) -> int:
     """An fd of the regular file at `path` (opened with `flags`, created with `mode`), opened without blocking:
     anything else there is a StateError saying it is `what`, and to remove it and run `again`."""
@@ -344,10 +347,11 @@ class StackDir:
     def up_lock_file(self) -> Path:
         return self.root / "up.lock"
 
-    def _lock_fd(self, path: Path, role: str = "the lock `up`, `down`, deploys and restores hold the stack with") -> int:
-        """An fd of the lock file at `path` (made if missing). Anything but a regular file there is a StateError,
-        a symbolic link included: the lock is written (who holds it) and truncated, so a link another user put
-        there would have goldgate empty whatever file it names. A link higher up (the home moved) is followed."""
+    def _lock_fd(self, path: Path, role: str = _UP_LOCK_ROLE) -> int:
+        """An fd of the lock file at `path` (made if missing). Anything but a regular file there is a
+        StateError, a symbolic link included: the lock is written (who holds it) and truncated, so a link
+        another user put there would have goldgate empty whatever file it names. A link higher up (the home
+        moved) is followed."""
         try:
             return open_regular(path, os.O_RDWR | os.O_CREAT, 0o644, follow_symlinks=False)
         except NotARegularFile as exc:
@@ -394,7 +398,7 @@ class StackDir:
             return
         try:
             fd = self._lock_fd(self.up_lock_file)
-        except (OSError, StateError):  # a link or a pipe there is `up`'s to refuse; `down` stops the stack anyway
+        except (OSError, StateError):  # a link or a pipe there is `up`'s to refuse; `down` stops the stack
             yield
             return
         held = False
