@@ -51,8 +51,18 @@ def api_url(spec: StackSpec) -> str:
                     "custom_domain or route: RunPod's webhooks must know where the API lives")
 
 
-def check_exposure(spec: StackSpec) -> None:
-    """Refuse an API that could not be exposed as declared (the program calls this before declaring anything)."""
+def check_exposure(spec: StackSpec, warn: bool = True) -> None:
+    """Refuse an API that could not be exposed as declared (the program calls this before declaring anything),
+    and warn of settings that do not do what they seem to. `warn=False`: refusals only, for the component's own
+    check, so `pulumi up` shows each warning once."""
+    for warning in _exposure(spec):
+        if warn:
+            pulumi.log.warn(warning)
+
+
+def _exposure(spec: StackSpec) -> list[str]:
+    """The warnings of check_exposure; its refusals raised."""
+    warnings: list[str] = []
     api_url(spec)
     domain = spec.api.custom_domain  # a hostname: the spec loader refuses anything else
     if spec.api.route and not spec.api.zone_id:
@@ -61,7 +71,7 @@ def check_exposure(spec: StackSpec) -> None:
         # It only places a route or a custom domain: alone it declares nothing, and the API stays where it was. A
         # warning, not a refusal: a stack file that always carried it deployed before, and a rollback during an
         # incident must not be refused over a setting that changes nothing.
-        pulumi.log.warn(f"stack {spec.name}: goldgate:spec.api.zone_id is set but neither api.route nor "
+        warnings.append(f"stack {spec.name}: goldgate:spec.api.zone_id is set but neither api.route nor "
                         "api.custom_domain is, so nothing uses it and the API stays on its workers.dev URL: add the "
                         "route or custom domain it is the zone of, or remove zone_id")
     if spec.api.keep_workers_dev:
@@ -71,14 +81,14 @@ def check_exposure(spec: StackSpec) -> None:
                             "API is on workers.dev anyway: remove keep_workers_dev")
         # The switch from workers.dev to a custom domain: the jobs sent before it were given webhook and
         # result URLs at workers.dev, so it keeps serving (Api) until the setting is removed.
-        pulumi.log.warn(f"stack {spec.name}: goldgate:spec.api.keep_workers_dev: workers.dev keeps serving "
+        warnings.append(f"stack {spec.name}: goldgate:spec.api.keep_workers_dev: workers.dev keeps serving "
                         f"beside https://{domain}, for the jobs sent before the switch (new ones are given the "
                         "custom domain). Remove it once those have ended (the endpoint's ttl and execution "
                         "timeout after the switch; `goldgate stuck` lists any whose webhook never came): until "
                         "then the API also answers at workers.dev, outside the zone's WAF and Access rules")
     url = spec.api.public_base_url
     if not url:
-        return
+        return warnings
     try:
         host = urlsplit(url).hostname or ""
     except ValueError:  # e.g. an unclosed IPv6 bracket
@@ -91,16 +101,17 @@ def check_exposure(spec: StackSpec) -> None:
                       "; if jobs sent before the switch to the custom domain are still running, their "
                       "webhooks go to workers.dev, which this `pulumi up` turns off: set "
                       "api.keep_workers_dev: true until they end")
-            pulumi.log.warn(f"stack {spec.name}: goldgate:spec.api.public_base_url {show(url)} is not used: "
+            warnings.append(f"stack {spec.name}: goldgate:spec.api.public_base_url {show(url)} is not used: "
                             f"with api.custom_domain set, the API's address (webhooks, result URLs) is "
                             f"https://{domain}; remove public_base_url or set it to that address{switch}")
-        return
+        return warnings
     script = spec.api.script_name
     if host.endswith(".workers.dev") and host.split(".", 1)[0] != script:
         # workers.dev serves a Worker at <script name>.<account subdomain>.workers.dev and nowhere else.
         expected = f"https://{script}.{host.split('.', 1)[1]}"
         raise SpecError(f"stack {spec.name}: goldgate:spec.api.public_base_url {show(url)} is not where Worker {script} "
                         f"is served: set it to {expected} (or rename api.script_name back)")
+    return warnings
 
 
 def kept_workers_dev(spec: StackSpec) -> bool:
@@ -177,7 +188,7 @@ class Api(pulumi.ComponentResource):
     script_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        check_exposure(args.spec)
+        check_exposure(args.spec, warn=False)  # the program's preflight has warned
         super().__init__("goldgate:api:Worker", name, None, opts)
         spec, names = args.spec, args.names
         child = pulumi.ResourceOptions(parent=self)

@@ -41,8 +41,8 @@ def _up(base_url: str | None, stacks_dir, tmp_path, bundle, monkeypatch, **api) 
         return run(spec, secrets, _settings(stacks_dir, tmp_path), bundle).api.script.id
 
     program()
-    # the preflight and the component: one text
-    return sorted({m for m in warned if "public_base_url" in m or "keep_workers_dev" in m}), cloud
+    # each warning once (the component checks the exposure again, silently)
+    return [m for m in warned if "public_base_url" in m or "keep_workers_dev" in m], cloud
 
 
 def _webhook_base(cloud) -> str:
