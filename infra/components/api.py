@@ -75,15 +75,19 @@ def _exposure(spec: StackSpec) -> list[str]:
                         "api.custom_domain is, so nothing uses it and the API stays on its workers.dev URL: add the "
                         "route or custom domain it is the zone of, or remove zone_id")
     if spec.api.keep_workers_dev:
-        if not domain:
+        address = api_url(spec)
+        if address.endswith(".workers.dev"):
+            why = ("without custom_domain or route the API is on workers.dev anyway"
+                   if not (domain or spec.api.route) else
+                   f"api.public_base_url {show(spec.api.public_base_url)} keeps it on workers.dev anyway")
             raise SpecError(f"stack {spec.name}: goldgate:spec.api.keep_workers_dev keeps workers.dev serving "
-                            "beside api.custom_domain while a stack switches to it; without custom_domain the "
-                            "API is on workers.dev anyway: remove keep_workers_dev")
-        # The switch from workers.dev to a custom domain: the jobs sent before it were given webhook and
-        # result URLs at workers.dev, so it keeps serving (Api) until the setting is removed.
+                            "beside api.custom_domain (or api.route) while a stack switches to it; "
+                            f"{why}: remove keep_workers_dev")
+        # The switch from workers.dev to a custom domain or route: the jobs sent before it were given webhook
+        # and result URLs at workers.dev, so it keeps serving (Api) until the setting is removed.
         warnings.append(f"stack {spec.name}: goldgate:spec.api.keep_workers_dev: workers.dev keeps serving "
-                        f"beside https://{domain}, for the jobs sent before the switch (new ones are given the "
-                        "custom domain). Remove it once those have ended (the endpoint's ttl and execution "
+                        f"beside {address}, for the jobs sent before the switch (new ones are given "
+                        f"{address}). Remove it once those have ended (the endpoint's ttl and execution "
                         "timeout after the switch; `goldgate stuck` lists any whose webhook never came): until "
                         "then the API also answers at workers.dev, outside the zone's WAF and Access rules")
     url = spec.api.public_base_url
@@ -115,11 +119,17 @@ def _exposure(spec: StackSpec) -> list[str]:
 
 
 def kept_workers_dev(spec: StackSpec) -> bool:
-    """Whether the Worker's workers.dev URL stays enabled beside its custom domain (api.keep_workers_dev):
-    an explicit choice, since it is a second address outside the zone's WAF and Access rules. Without it a
-    switch to the custom domain turns workers.dev off at once, and the webhooks of the jobs sent before it
-    are lost."""
-    return bool(spec.api.custom_domain and spec.api.keep_workers_dev)
+    """Whether the Worker's workers.dev URL stays enabled beside its custom domain or route
+    (api.keep_workers_dev): an explicit choice, since it is a second address outside the zone's WAF and
+    Access rules. Without it a switch to either turns workers.dev off at once, and the webhooks of the jobs
+    sent before it are lost."""
+    return spec.api.keep_workers_dev and not api_url(spec).endswith(".workers.dev")
+
+
+def on_workers_dev(spec: StackSpec) -> bool:
+    """Whether the Worker answers at its workers.dev URL: the API's address is there, or it is kept beside the
+    custom domain or route (kept_workers_dev). Otherwise workers.dev is turned off."""
+    return api_url(spec).endswith(".workers.dev") or kept_workers_dev(spec)
 
 
 def settings_vars(spec: StackSpec) -> dict[str, str]:
@@ -210,10 +220,13 @@ class Api(pulumi.ComponentResource):
             self.route = cloudflare.WorkersRoute(
                 names.logical("api-route"), zone_id=spec.api.zone_id, pattern=spec.api.route,
                 script=self.script.script_name, opts=child)
-        if self.api_url.endswith(".workers.dev") or kept_workers_dev(spec):
-            self.subdomain = cloudflare.WorkersScriptSubdomain(
-                names.logical("api-workers-dev"), account_id=args.account_id, script_name=self.script.script_name,
-                enabled=True, previews_enabled=False, opts=child)
+        # Declared on every stack, enabled only while the API is (or is kept) there: the provider's delete of
+        # this resource leaves workers.dev as it is ("will not change it in the API"), so a stack that stopped
+        # declaring it, on its switch to a custom domain or route, kept answering at workers.dev, outside the
+        # zone's WAF and Access rules. Preview URLs are never served.
+        self.subdomain = cloudflare.WorkersScriptSubdomain(
+            names.logical("api-workers-dev"), account_id=args.account_id, script_name=self.script.script_name,
+            enabled=on_workers_dev(spec), previews_enabled=False, opts=child)
         if spec.database.retention is not None:
             self.cron = cloudflare.WorkersCronTrigger(
                 names.logical("api-retention"), account_id=args.account_id, script_name=self.script.script_name,

@@ -143,9 +143,10 @@ CASES: dict[str, Case] = {
     # the docs: a custom domain replaces the workers.dev URL (its line deleted)
     "api.custom_domain": Case({"api.custom_domain": "api-staging.example.com", "api.zone_id": ZONE,
                                "api.public_base_url": None}, {
-        "workersCustomDomain:WorkersCustomDomain": ["+"], SUBDOMAIN: ["-"], SCRIPT: ["bindings.PUBLIC_BASE_URL"]}),
+        "workersCustomDomain:WorkersCustomDomain": ["+"], SUBDOMAIN: ["enabled"],
+        SCRIPT: ["bindings.PUBLIC_BASE_URL"]}),
     # workers.dev kept beside the custom domain for the switch (the jobs sent before hold URLs there)
-    "api.keep_workers_dev": Case({"api.keep_workers_dev": True}, {SUBDOMAIN: ["+"]}, base={
+    "api.keep_workers_dev": Case({"api.keep_workers_dev": True}, {SUBDOMAIN: ["enabled"]}, base={
         "api.custom_domain": "api-staging.example.com", "api.zone_id": ZONE, "api.public_base_url": None}),
     "api.max_body_bytes": Case({"api.max_body_bytes": 100_000}, {SCRIPT: ["bindings.MAX_BODY_BYTES"]}),
     "api.signed_url_ttl_s": Case({"api.signed_url_ttl_s": 600}, {SCRIPT: ["bindings.SIGNED_URL_TTL_S"]}),

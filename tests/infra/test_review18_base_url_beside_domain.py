@@ -65,7 +65,7 @@ def test_keep_workers_dev_beside_a_new_custom_domain_keeps_serving_the_jobs_sent
 def test_a_stale_workers_dev_line_does_not_turn_workers_dev_on(stacks_dir, tmp_path, bundle, monkeypatch):
     old = "https://goldgate-api-staging.team.workers.dev"
     (message,), cloud = _up(old, stacks_dir, tmp_path, bundle, monkeypatch)
-    assert not cloud.by_type(SUBDOMAIN)
+    assert cloud.one(SUBDOMAIN).inputs["enabled"] is False  # declared off: its delete changes nothing
     assert old in message and "is not used" in message and "api.keep_workers_dev: true" in message
 
 
@@ -81,7 +81,7 @@ def test_keep_workers_dev_without_a_custom_domain_is_refused_saying_why(stacks_d
 def test_without_the_line_workers_dev_is_off_and_nothing_is_said(stacks_dir, tmp_path, bundle, monkeypatch):
     warned, cloud = _up(None, stacks_dir, tmp_path, bundle, monkeypatch)
     assert not warned
-    assert not cloud.by_type(SUBDOMAIN)
+    assert cloud.one(SUBDOMAIN).inputs["enabled"] is False  # declared off: its delete changes nothing
 
 
 @pytest.mark.parametrize("base_url", ["https://api.elsewhere.example.org",
@@ -90,7 +90,7 @@ def test_a_public_base_url_on_another_host_is_named_as_unused(base_url, stacks_d
                                                               monkeypatch):
     (message,), cloud = _up(base_url, stacks_dir, tmp_path, bundle, monkeypatch)
     assert base_url in message and "is not used" in message and f"https://{DOMAIN}" in message
-    assert not cloud.by_type(SUBDOMAIN)
+    assert cloud.one(SUBDOMAIN).inputs["enabled"] is False  # declared off: its delete changes nothing
 
 
 @pytest.mark.parametrize("base_url", [f"https://{DOMAIN}", f"https://{DOMAIN.upper()}:443/"])
@@ -98,4 +98,4 @@ def test_a_public_base_url_naming_the_custom_domain_is_no_warning(base_url, stac
                                                                    monkeypatch):
     warned, cloud = _up(base_url, stacks_dir, tmp_path, bundle, monkeypatch)
     assert not warned
-    assert not cloud.by_type(SUBDOMAIN)
+    assert cloud.one(SUBDOMAIN).inputs["enabled"] is False  # declared off: its delete changes nothing
