@@ -103,8 +103,15 @@ def staging_separate(f: Facts) -> Verdict:
             return NA, f"PROD spec refused for its network volume (see that line): {missing}"
         return FAIL, f"cannot compare STAGING and PROD: {missing}"
     same = [k for k, v in s.resource_names().items() if p.resource_names()[k] == v]
-    return _ok(not same, f"distinct endpoints ({s.endpoint.name} / {p.endpoint.name}), buckets, databases, scripts",
-               f"STAGING and PROD share: {', '.join(same)}")
+    # A bucket of one stack named as the other's bucket of the other kind is as shared: STAGING's workers, which
+    # hold a token for its results bucket, would reach PROD's database backups in it (or its drill would write
+    # STAGING's backups where PROD's workers reach them).
+    crossed = [f"STAGING's storage.{sk} is PROD's storage.{pk} ({s.resource_names()[sk]})"
+               for sk, pk in (("bucket", "backup_bucket"), ("backup_bucket", "bucket"))
+               if s.resource_names()[sk] == p.resource_names()[pk]]
+    return _ok(not same and not crossed,
+               f"distinct endpoints ({s.endpoint.name} / {p.endpoint.name}), buckets, databases, scripts",
+               "; ".join(([f"STAGING and PROD share: {', '.join(same)}"] if same else []) + crossed))
 
 
 def _deploy_staging(f: Facts, image: str | None) -> str:

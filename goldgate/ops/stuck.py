@@ -135,9 +135,11 @@ def _list(query: Query, spec: StackSpec, target: str, older_than_minutes: int, l
         query("SELECT (julianday('now') - 2440587.5) * 86400.0 AS now_s", ())[0]["now_s"])
     before = iso_ms(now - older_than_minutes * 60)
     policy = ", ".join(c if c in columns else f"NULL AS {c}" for c in _RUN_POLICY)
-    # By the created_at index, oldest first; status has no index, and the unfinished are few among the rows it walks.
+    # From the unfinished jobs' own index (migration 0007, jobs_in_flight), sorted after: each `+` keeps SQLite off
+    # the created_at index, whose walk (to filter, or to skip the sort) read every older job's row to find the few
+    # unfinished ones: the whole table when none is stuck (D1 bills each row read; a cron runs this often).
     rows = query(f"SELECT id, stack, status, created_at, created_at_ms, runpod_job_id, {policy} FROM jobs "
-                 f"WHERE created_at < ?1 AND status IN ({_UNFINISHED_SQL}) ORDER BY created_at, id LIMIT ?2",
+                 f"WHERE +created_at < ?1 AND status IN ({_UNFINISHED_SQL}) ORDER BY +created_at, +id LIMIT ?2",
                  (before, limit))
     counts = query(f"SELECT SUM(created_at < ?1) AS stuck, SUM(created_at >= ?1) AS younger FROM jobs "
                    f"WHERE status IN ({_UNFINISHED_SQL})", (before,))[0]
@@ -243,7 +245,17 @@ def render_text(d: dict[str, Any]) -> str:
         if job["advice"]:
             lines.append(f"      {job['advice']}")
     if d["more"]:
-        lines.append(f"  ... and {d['more']} more, not listed (--limit {len(d['jobs'])}: a larger one lists them)")
+        shown = len(d["jobs"])
+        # `--limit` takes at most MAX_LIMIT: a larger one was advised, and refused. Past it, each run after the
+        # listed ones are recovered lists the next oldest.
+        if shown + d["more"] <= MAX_LIMIT:
+            rest = f"--limit {shown}: a larger one lists them"
+        elif shown < MAX_LIMIT:
+            rest = f"--limit {shown}: --limit {MAX_LIMIT}, the most, lists the oldest {MAX_LIMIT}"
+        else:
+            rest = (f"--limit {MAX_LIMIT}, the most: recover these, then run it again to list the next "
+                    f"{MAX_LIMIT}")
+        lines.append(f"  ... and {d['more']} more, not listed ({rest})")
     if d["younger"]:
         lines.append(f"  {d['younger']} younger job{'s' if d['younger'] != 1 else ''} queued or in progress, not "
                      "listed: may simply be running")
