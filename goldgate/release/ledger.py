@@ -407,8 +407,12 @@ def _write_line(fd: int, data: bytes) -> int:
     """Append `data` whole, or not at all; the offset it was written at. A write cut short (a full disk, a file size
     limit, an interrupt between two writes) would leave half a line that every later command reads as tampering, a
     rollback included: the file is cut back to where it ended. Written unbuffered, so that no half-written buffer is
-    flushed again on close."""
+    flushed again on close. A ledger whose last line lost its newline (cut by an editor, or restored through a
+    shell's `$(cat ...)`) reads whole, but `data` glued onto that line would make both unreadable, every later
+    command refusing the ledger: the newline goes in first, with `data`."""
     end = os.lseek(fd, 0, os.SEEK_END)
+    if end and os.pread(fd, 1, end - 1) != b"\n":
+        data = b"\n" + data
     try:
         view = memoryview(data)
         while view:
