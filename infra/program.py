@@ -30,7 +30,7 @@ from infra.components.storage import R2_BUCKET_ITEM_READ, R2_BUCKET_ITEM_WRITE
 from infra.d1_migrations_provider import DEFAULT_CLOUDFLARE_API, read_migrations
 from infra.names import StackNames
 from infra.policies import GuardrailError, check_stacks, copied_secret_violations, load_cloud_stacks
-from infra.worker_bundle import SERVICE_DIR, WORKFLOWS_DIR, WorkerBundle, collect
+from infra.worker_bundle import SERVICE_DIR, WORKFLOWS_DIR, WorkerBundle, collect, image_workflows_dir
 from service.config import (
     CURRENT_TOO_SHORT,
     PREVIOUS_IS_API_TOKEN,
@@ -135,8 +135,9 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
     settings = ProgramSettings(
         r2_write_permission_group_id=config.get("r2WritePermissionGroupId") or R2_BUCKET_ITEM_WRITE,
         r2_read_permission_group_id=config.get("r2ReadPermissionGroupId") or R2_BUCKET_ITEM_READ,
-        cloudflare_api_base=cloudflare_api_base)
+        cloudflare_api_base=cloudflare_api_base, workflows_dir=image_workflows_dir(stack))
     return spec, secrets, settings
+
 
 
 def refuse_current_secrets(stack: str, config: pulumi.Config) -> None:

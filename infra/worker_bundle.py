@@ -14,10 +14,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from goldgate.errors import GoldgateError
+from goldgate.release.deployers.image_workflows import WORKFLOWS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICE_DIR = REPO_ROOT / "service"
@@ -115,3 +117,17 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise BundleError(f"cannot read {path}: {exc}") from None
+
+
+def image_workflows_dir(stack: str) -> Path:
+    """The workflows the API Worker bundles: the checkout's, or the ones goldgate's cloud deployer names in
+    GOLDGATE_WORKFLOWS_DIR, those the image being pinned was built with (goldgate/release/deployers/
+    image_workflows.py)."""
+    named = os.environ.get(WORKFLOWS_ENV, "")
+    if not named:
+        return WORKFLOWS_DIR
+    path = Path(named)
+    if not path.is_dir() or not any(path.glob("*.json")):
+        raise BundleError(f"stack {stack}: {WORKFLOWS_ENV}={named} holds no workflows (*.json): the API Worker "
+                          f"would serve none; unset it to bundle the checkout's {WORKFLOWS_DIR}")
+    return path

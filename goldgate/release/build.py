@@ -58,6 +58,9 @@ class ReleaseIdentity:
     workflow_version: str
     git_commit: str
     models_sha256: str
+    # What the API Worker must serve beside the image (workflows_sha256): its own workflows, not the checkout's a
+    # later `pulumi up` runs in. Empty when not known (an identity made by hand).
+    workflows_sha256: str = ""
 
     @property
     def tag(self) -> str:
@@ -80,7 +83,9 @@ class BuildResult:
     def to_dict(self) -> dict[str, Any]:
         return {"image": self.image, "release_id": self.release_id, "repo": self.repo, "digest": self.digest,
                 "workflow_version": self.identity.workflow_version, "git_commit": self.identity.git_commit,
-                "models_sha256": self.identity.models_sha256, "target": self.target, "reused": self.reused}
+                "models_sha256": self.identity.models_sha256,
+                **({"workflows_sha256": self.identity.workflows_sha256} if self.identity.workflows_sha256 else {}),
+                "target": self.target, "reused": self.reused}
 
 
 def git_commit(repo: Path = REPO_ROOT) -> str:
@@ -99,9 +104,21 @@ def manifest_sha256(context: Path) -> str:
     return hashlib.sha256(path.read_bytes() if path.is_file() else b"").hexdigest()
 
 
+def workflows_sha256(workflows_dir: Path) -> str:
+    """sha256 of a workflows directory as the API Worker's bundle takes it (infra/worker_bundle.py: every
+    `*.json` file, by name): equal hashes, equal workflows served."""
+    digest = hashlib.sha256()
+    for path in sorted(workflows_dir.glob("*.json")) if workflows_dir.is_dir() else []:
+        body = path.read_bytes()
+        digest.update(f"{path.name}\0{len(body)}\0".encode())
+        digest.update(body)
+    return digest.hexdigest()
+
+
 def identity_for(context: Path, workflow_version: str, commit: str | None = None) -> ReleaseIdentity:
     return ReleaseIdentity(workflow_version=workflow_version, git_commit=commit or git_commit(),
-                           models_sha256=manifest_sha256(context))
+                           models_sha256=manifest_sha256(context),
+                           workflows_sha256=workflows_sha256(context / "workflows"))
 
 
 def parse_push_stream(lines: Iterable[dict[str, Any]], progress: Callable[[str], None] | None = None) -> str:

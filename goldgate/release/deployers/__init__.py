@@ -23,5 +23,5 @@ def for_target(target: str, home: Path) -> Deployer:
     if target == "cloud":
         from goldgate.release.deployers.cloud import CloudDeployer
 
-        return CloudDeployer.from_env()
+        return CloudDeployer.from_env(home)
     raise GoldgateError(f"unknown target {target!r}: use local or cloud")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 
 from goldgate.bounded_http import bearer_token
 from goldgate.errors import GoldgateError
+from goldgate.release.deployers import image_workflows
 from goldgate.release.deployers.base import DeployResult, Progress
 from goldgate.release.error_rate import from_api
 from goldgate.release.gate import ErrorRate
@@ -49,17 +51,19 @@ class CloudDeployer:
     target = "cloud"
 
     def __init__(self, settings: CloudSettings = CloudSettings(),
-                 control_client: Callable[[str, str], Any] | None = None) -> None:
+                 control_client: Callable[[str, str], Any] | None = None, home: Path | None = None) -> None:
         self.settings = settings
+        self.home = home    # the state dir whose ledger says what each image was built with; None: unknown
         self._control_client = control_client or _default_control_client
         self._command: Any = None
         self._stacks: dict[str, Any] = {}  # selecting a stack is one CLI run; do it once per stack
 
     @classmethod
-    def from_env(cls) -> CloudDeployer:
+    def from_env(cls, home: Path | None = None) -> CloudDeployer:
         return cls(CloudSettings(project_dir=Path(os.environ.get("GOLDGATE_PROJECT_DIR") or REPO_ROOT),
                                  pulumi_root=os.environ.get("GOLDGATE_PULUMI_ROOT") or None,
-                                 rollout_timeout_s=_seconds_from_env("GOLDGATE_ROLLOUT_TIMEOUT_S", 1800.0)))
+                                 rollout_timeout_s=_seconds_from_env("GOLDGATE_ROLLOUT_TIMEOUT_S", 1800.0)),
+                   home=home)
 
     # -- Pulumi ---------------------------------------------------------------------------------
 
@@ -99,17 +103,29 @@ class CloudDeployer:
             raise CloudDeployFailed(f"{image} is a local-target image (from the local image store); the cloud needs "
                                     "a pushed one: `goldgate build --engine docker --repo <registry>/<name>`")
         s = self._stack(stack)
-        before = self.current_image(stack)
-        progress(f"pulumi: pin {IMAGE_KEY}={image} on stack {stack}")
-        try:
-            s.set_config(IMAGE_KEY, auto.ConfigValue(value=image), path=True)
-            progress(f"pulumi up ({stack})")
-            result = s.up(on_output=lambda line: progress(f"pulumi: {line}") if line.strip() else None,
-                          message=f"goldgate deploy {image}")
-        except auto.errors.CommandError as exc:
-            raise CloudDeployFailed(f"pulumi up of {stack} failed: {_last_line(exc)}; the stack config pins "
-                                    f"{image} (was {before}): fix the cause and deploy again, or roll back") \
-                from None
+        with tempfile.TemporaryDirectory(prefix="goldgate-workflows-") as scratch:
+            try:   # before the pin: a refusal here changes nothing
+                workflows = image_workflows.resolve(self.settings.project_dir, self.home, image, Path(scratch))
+            except image_workflows.WorkflowsUnavailable as exc:
+                raise CloudDeployFailed(f"not deploying {image} to {stack}: {exc}") from None
+            progress(workflows.note)
+            before = self.current_image(stack)
+            progress(f"pulumi: pin {IMAGE_KEY}={image} on stack {stack}")
+            env = s.workspace.env_vars   # the pulumi CLI, so the program it runs, gets these
+            env.pop(image_workflows.WORKFLOWS_ENV, None)
+            if workflows.directory is not None:
+                env[image_workflows.WORKFLOWS_ENV] = str(workflows.directory)
+            try:
+                s.set_config(IMAGE_KEY, auto.ConfigValue(value=image), path=True)
+                progress(f"pulumi up ({stack})")
+                result = s.up(on_output=lambda line: progress(f"pulumi: {line}") if line.strip() else None,
+                              message=f"goldgate deploy {image}")
+            except auto.errors.CommandError as exc:
+                raise CloudDeployFailed(f"pulumi up of {stack} failed: {_last_line(exc)}; the stack config pins "
+                                        f"{image} (was {before}): fix the cause and deploy again, or roll back") \
+                    from None
+            finally:
+                env.pop(image_workflows.WORKFLOWS_ENV, None)
         outputs = {k: v.value for k, v in result.outputs.items()}
         endpoint_id = outputs.get("endpoint_id") or outputs.get("runpod_endpoint_id")
         if not endpoint_id:

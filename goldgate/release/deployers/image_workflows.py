@@ -1,0 +1,102 @@
+"""The workflows the API Worker serves beside an image: the ones the image was built with.
+
+The Worker bundles its workflows at each `pulumi up` (infra/worker_bundle.py) from a directory of the machine that
+runs it, while a worker runs only the workflows, at the versions, its image bakes. A cloud deploy from a checkout
+whose workflows are not the image's (the automatic rollback of a release that changed a workflow's version, run
+from that release's commit; a `goldgate rollback` run from main; a STAGING deploy of an older digest) gave clients
+workflows the workers refuse, and every such job failed (`workflow version mismatch`, `unknown workflow`), on the
+very release the rollback went back to because it worked.
+
+So the cloud deployer hands the program the image's own: the checkout's when their hash is the one the image's
+build recorded in the ledger (`workflows_sha256`), else those of the commit it was built from, read from git and
+checked against that hash. Neither at hand is a refusal before anything changes. An image the ledger has no such
+record of (built by hand, or before builds recorded it) gets the checkout's, as before, and the deploy says so.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from goldgate.errors import GoldgateError
+from goldgate.release.build import workflows_sha256
+from goldgate.release.ledger import Entry, Ledger
+
+WORKFLOWS_ENV = "GOLDGATE_WORKFLOWS_DIR"    # read by infra/program.py
+WORKFLOWS_PATH = "images/worker/workflows"
+_GIT_TIMEOUT_S = 60
+
+
+class WorkflowsUnavailable(GoldgateError):
+    """Neither the checkout nor the image's build commit holds the workflows the image was built with."""
+
+
+@dataclass(frozen=True)
+class ImageWorkflows:
+    directory: Path | None    # what the program bundles; None: its default, the checkout's
+    note: str                 # one line for the deploy's progress
+
+
+def latest_build(home: Path, image: str) -> Entry | None:
+    """The image's latest build entry the ledger trusts (authentic under the ledger key in use)."""
+    builds = [e for e in Ledger(home).entries() if e.kind == "build" and e.get("image") == image and e.authentic]
+    return builds[-1] if builds else None
+
+
+def resolve(project_dir: Path, home: Path | None, image: str, scratch: Path) -> ImageWorkflows:
+    """The workflows directory to bundle beside `image`; `scratch` (an empty directory) receives them from git."""
+    checkout = project_dir / WORKFLOWS_PATH
+    build = latest_build(home, image) if home is not None else None
+    wanted = build.get("workflows_sha256") if build is not None else None
+    if not isinstance(wanted, str) or not wanted:
+        return ImageWorkflows(None, f"the ledger records no workflows for {image}: the API Worker serves this "
+                                    f"checkout's ({WORKFLOWS_PATH})")
+    if workflows_sha256(checkout) == wanted:   # named all the same: the program bundles exactly what was hashed
+        return ImageWorkflows(checkout, f"the API Worker serves this checkout's workflows, the ones {image} was "
+                                        "built with")
+    commit = build.get("git_commit") if build is not None else None
+    commit = commit if isinstance(commit, str) and commit else None
+    where = scratch / "workflows"
+    problem = _from_git(project_dir, commit, where) if commit else "the build recorded no commit"
+    if problem is None and workflows_sha256(where) == wanted:
+        return ImageWorkflows(where, f"the API Worker serves the workflows of commit {commit[:12]}, which {image} "
+                                     f"was built from (this checkout's {WORKFLOWS_PATH} differ)")
+    if problem is None:
+        problem = (f"commit {commit[:12]}'s {WORKFLOWS_PATH} are not the ones the build recorded either (it was "
+                   "built from a checkout with uncommitted changes)")
+    raise WorkflowsUnavailable(
+        f"{image} was built with other workflows than this checkout's {WORKFLOWS_PATH} (sha256 {wanted[:12]}), and "
+        f"{problem}: the API Worker would offer workflows its workers refuse. Deploy from the commit the image was "
+        f"built from{f' ({commit})' if commit else ''} (`git fetch origin <commit>` if this clone lacks it), or "
+        "build and release the image this checkout describes")
+
+
+def _from_git(project_dir: Path, commit: str, into: Path) -> str | None:
+    """Write `commit`'s workflow files into `into`; None, or why not."""
+    listed = _git(project_dir, "ls-tree", "-z", "--name-only", f"{commit}:{WORKFLOWS_PATH}")
+    if isinstance(listed, str):
+        return f"this checkout cannot read commit {commit[:12]}'s {WORKFLOWS_PATH} ({listed})"
+    into.mkdir(parents=True, exist_ok=True)
+    for raw in listed.split(b"\0"):
+        name = raw.decode("utf-8", "surrogateescape")
+        if not name.endswith(".json") or "/" in name or name.startswith("."):
+            continue
+        body = _git(project_dir, "cat-file", "blob", f"{commit}:{WORKFLOWS_PATH}/{name}")
+        if isinstance(body, str):
+            return f"this checkout cannot read {WORKFLOWS_PATH}/{name} at commit {commit[:12]} ({body})"
+        (into / name).write_bytes(body)
+    return None
+
+
+def _git(project_dir: Path, *args: str) -> bytes | str:
+    """git's output, or its last error line."""
+    try:
+        done = subprocess.run(["git", "-C", str(project_dir), *args], capture_output=True, timeout=_GIT_TIMEOUT_S,
+                              check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"git: {exc}"
+    if done.returncode != 0:
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        return lines[-1][:200] if lines else f"git exited {done.returncode}"
+    return done.stdout
