@@ -99,8 +99,26 @@ def _check_build(args: argparse.Namespace) -> tuple[str, Path, builds.ReleaseIde
     return engine, context, identity
 
 
+def _warn_unbaked_models(context: Path, dockerfile: str) -> None:
+    """The local snapshot bakes what models.yaml lists, the cloud image what the Dockerfile fetches: a model in one
+    alone passes every local golden run and ships a cloud image without it. Said at the build, where it is made
+    (the checklist fails on it later); not refused, since a Dockerfile may bake a model in a shape the check does
+    not read."""
+    from goldgate.ops.checklist_facts import dockerfile_problems
+    from images.worker.manifest import ManifestError, load_manifest
+
+    try:
+        problems = dockerfile_problems(context / dockerfile, load_manifest(context / "models.yaml"))
+    except (OSError, UnicodeDecodeError, ManifestError):
+        return   # no Dockerfile or manifest to compare: the build itself says what it needs
+    for problem in problems:
+        progress(f"warning: {problem} (the cloud image is built from the Dockerfile; docs/RUNBOOK.md, "
+                 "\"Add a model to the worker image\")")
+
+
 def do_build(args: argparse.Namespace, ledger: Ledger) -> builds.BuildResult:
     engine, context, identity = _check_build(args)
+    _warn_unbaked_models(context, args.dockerfile)
     if engine == "docker":
         try:
             import docker
