@@ -226,8 +226,8 @@ class ApiSpec:
     route: str | None = None
     zone_id: str | None = None
     custom_domain: str | None = None
-    # workers.dev stays enabled beside custom_domain: for the switch to it, while jobs sent before still
-    # hold webhook and result URLs at workers.dev (infra/components/api.py kept_workers_dev).
+    # workers.dev stays enabled beside custom_domain or route: for the switch to it, while jobs sent before
+    # still hold webhook and result URLs at workers.dev (infra/components/api.py kept_workers_dev).
     keep_workers_dev: bool = False
     max_body_bytes: int = 65_536
     signed_url_ttl_s: int = 3_600
