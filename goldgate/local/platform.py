@@ -867,8 +867,9 @@ class LocalPlatform:
         restart = f"{restart} {in_flight}"
         if self._role(stack) != "prod":  # PROD takes no `goldgate deploy`
             restart = f"`goldgate deploy {stack} --image <the image it runs>`, which stops no job, or {restart}"
-        return (f"{stack}: its secret files (secrets/api_token, secrets/webhook_secret, secrets/webhook_secret_previous) "
-                f"changed since its service started, which still uses the old ones; apply them with {restart}")
+        return (f"{stack}: one or more of its secret files (secrets/api_token, secrets/webhook_secret, "
+                "secrets/webhook_secret_previous) changed since its service started, which still uses the old ones; "
+                f"apply them with {restart}")
 
     def _role(self, stack: str) -> str:
         return specs.load_local(stack, self.stacks_file).role
