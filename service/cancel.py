@@ -87,9 +87,10 @@ async def _cancel(app: App, job: dict[str, Any], log: Logger) -> Response:
 
 async def _with_timings(app: App, rid: str, cancelled: Delivery) -> Delivery:
     """The cancelled job as RunPod's /status tells it, with its delayTime and executionTime (documented on
-    /status; /cancel answers only id and status): the job ran on a GPU until it was stopped, and its run time is
-    what its cost estimate is made of. One call, made once for this client's request: no polling. `cancelled`
-    as it was when /status fails or tells another status (RunPod's view moving on, an answer without timings)."""
+    /status; /cancel answers only id and status): the job ran on a GPU until it was stopped, and its run time
+    is what its cost estimate is made of. One call, made once for this client's request: no polling.
+    `cancelled` as it was when /status fails or tells another status (RunPod's view moving on, an answer
+    without timings)."""
     try:
         told = runpod_delivery(rid, await app.runpod.status(rid), "status")
     except (ApiError, RunPodUnavailable, RunPodRefused):
@@ -115,8 +116,12 @@ def _message(job_id: str, delivery: Delivery, outcome: Outcome) -> str:
     if outcome.applied:
         return (f"RunPod had already finished job {job_id} ({delivery.runpod_status}) before the cancel: "
                 f"recorded as RunPod reports it ({outcome.status})")
-    if outcome.reason == "duplicate" and outcome.status == "cancelled":  # two cancels at once
-        return f"job {job_id} is cancelled: another cancel recorded it first"
+    if outcome.reason in ("duplicate", "no_change") and outcome.status == "cancelled":
+        # Two cancels at once, or RunPod's CANCELLED webhook, sent as it stopped the job, recorded before this
+        # answer: the same delivery (a duplicate), or one without the same timings (no change). Not "nothing
+        # changed": the job is cancelled, as the client asked.
+        return (f"job {job_id} is cancelled: RunPod stopped it; RunPod's webhook or another cancel "
+                "recorded it first")
     return (f"RunPod reports {delivery.runpod_status} for job {job_id}, which is {outcome.status} "
             f"({outcome.reason}): nothing changed")
 
