@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import re
 import stat
@@ -21,7 +20,7 @@ from goldgate.commands.output import add_json_flag, emit, escape_controls, progr
 from goldgate.commands.release import TARGETS, _target
 from goldgate.errors import GoldgateError, SpecError, StateError
 from goldgate.local.platform import LocalPlatform
-from goldgate.local.state import MAX_STATE_BYTES, StackDir, read_small_text
+from goldgate.local.state import StackDir
 
 if TYPE_CHECKING:
     from goldgate.cloudflare.r2 import R2Admin
@@ -365,12 +364,8 @@ def _served_cap(platform: LocalPlatform, stack: str) -> int | None:
     was shown as not full."""
     if platform.running_host(stack) is None:
         return None
-    path = StackDir(platform.home, stack).root / "service.json"
-    try:  # read as every state file is: a FIFO there would block for ever, a huge file is not read
-        config = json.loads(read_small_text(path, MAX_STATE_BYTES) or "null")
-    except (GoldgateError, OSError, ValueError):
-        return None
-    cap = config.get("max_jobs_in_flight") if isinstance(config, dict) else None
+    config = StackDir(platform.home, stack).service_config()
+    cap = config.get("max_jobs_in_flight") if config is not None else None
     return cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else None
 
 

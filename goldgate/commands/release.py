@@ -24,6 +24,7 @@ from goldgate.commands.output import add_json_flag, emit, escape_controls, progr
 from goldgate.errors import GoldgateError
 from goldgate.local.state import write_text_atomic
 from goldgate.release import build as builds
+from goldgate.release.cases import shown_dir
 from goldgate.release.deployers import Deployer, for_target
 from goldgate.release.gate import PromotionRefused
 from goldgate.release.golden import MAX_CONCURRENCY
@@ -32,6 +33,7 @@ from goldgate.release.ledger import KEY_ENV, Ledger, detect_trigger
 from goldgate.release.lock import ReleaseLock
 from goldgate.release.main_pins import STACKS, check_prod_file, pins_onto_main, read_stack_file
 from goldgate.release.promote import PromotionOutcome, check_gate, promote
+from goldgate.release.report import latency_words
 from goldgate.release.rollback import rollback
 from goldgate.release.verification import GoldenPaths, GoldenRun, run_golden
 
@@ -165,21 +167,31 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 # -- golden ------------------------------------------------------------------------------------
 
-def _render_golden(report: dict[str, Any]) -> str:
+def _render_golden(report: dict[str, Any], cases_dir: Path | None = None) -> str:
     rows = [{"case": c["id"], "result": "pass" if c["passed"] else "FAIL", "latency_s": c["latency_s"],
              "failed checks": ", ".join(x["name"] for x in c["checks"] if not x["passed"]) or "-"}
             for c in report["cases"]]
-    lat = report["latency_s"]
+    cases, passed = len(report["cases"]), sum(c["passed"] is True for c in report["cases"])
+    verdict = "PASSED" if report["passed"] else f"FAILED ({passed} of {cases} case{'' if cases == 1 else 's'} passed)"
     lines = [table(rows, ["case", "result", "latency_s", "failed checks"]), "",
-             (f"{report['suite']} suite on {report['stack']} ({report['image']}): "
-             f"{'PASSED' if report['passed'] else 'FAILED'}"),
-             (f"latency p50 {lat['p50']} s, p95 {lat['p95']} s, mean {lat['mean']} s, max {lat['max']} s; "
-             f"wall time {report['wall_time_s']} s vs {report['sum_latency_s']} s summed over cases")]
+             f"{_ran(report, cases_dir)} on {report['stack']} ({report['image']}): {verdict}",
+             latency_words(report["latency_s"], cases, report["wall_time_s"], report["sum_latency_s"])]
     lines += [f"  failure: {f}" for f in report["failures"]]
     if report.get("references_updated"):  # its PASSED compared each render with itself: say what comes next
         lines.append(f"references rewritten by this run: review each case's reference line above, commit "
                      f"references/ on its own, then run `goldgate golden {report['stack']}`")
     return "\n".join(lines)
+
+
+def _ran(report: dict[str, Any], cases_dir: Path | None) -> str:
+    """What the run ran: the golden suite, or the cases of another directory (`--cases-dir`): "full suite" said of a
+    directory holding one case read as the run the gate asks for."""
+    cases = len(report["cases"])
+    noun = f"case{'' if cases == 1 else 's'}"
+    if cases_dir is None or cases_dir.resolve() == GoldenPaths().cases_dir.resolve():
+        return f"{report['suite']} suite ({cases} {noun})"
+    smoke = " smoke" if report["suite"] == "smoke" else ""
+    return f"{cases}{smoke} {noun} of {shown_dir(cases_dir)}"
 
 
 def cmd_golden(args: argparse.Namespace) -> int:
@@ -197,7 +209,7 @@ def cmd_golden(args: argparse.Namespace) -> int:
                          paths=_paths(args), update_references=args.update_references,
                          trigger=detect_trigger(args.trigger), progress=progress, concurrency=args.concurrency)
     progress(f"report: {run.path} (html: {run.html_path})")
-    emit(args, run.report, _render_golden)
+    emit(args, run.report, lambda report: _render_golden(report, _paths(args).cases_dir))
     return 0 if run.passed else 1
 
 
@@ -296,7 +308,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     def render(rows: list[dict[str, Any]]) -> str:
         # A golden run has no phase: its suite (full or smoke) goes there, so a PROD smoke run and a full run differ.
-        flat = [{"seq": r["seq"], "ts": r["ts"], "kind": r["kind"], "phase": r.get("phase") or r.get("suite", ""),
+        flat = [{"seq": r["seq"], "ts": r["ts"], "kind": r["kind"], "phase": r.get("phase") or _suite_ran(r),
                  "stack": r.get("stack", ""),
                  "outcome": "UNFINISHED" if r["seq"] in open_intents else _outcome(r),
                  "image": _short(r.get("prod_image") or r.get("image") or r.get("after")),
@@ -312,6 +324,16 @@ def cmd_history(args: argparse.Namespace) -> int:
             f"\n{shown}{hidden}; hash chain verified{signed}"
     emit(args, entries, render)
     return 0
+
+
+def _suite_ran(entry: dict[str, Any]) -> str:
+    """A golden run's suite as history shows it: one over another directory's cases (`--cases-dir`) is not the full
+    suite the gate asks for, and says which cases it ran, as the run's own summary does."""
+    suite, where, cases = entry.get("suite", ""), entry.get("cases_dir"), entry.get("cases")
+    if not isinstance(where, str) or not isinstance(cases, int) or isinstance(cases, bool) \
+            or where == shown_dir(GoldenPaths().cases_dir):
+        return str(suite)
+    return f"{cases}{' smoke' if suite == 'smoke' else ''} case{'' if cases == 1 else 's'} of {where}"
 
 
 def _outcome(entry: dict[str, Any]) -> str:
@@ -447,9 +469,8 @@ def _render_release(s: dict[str, Any]) -> str:
     lines = ["", "=== goldgate release ===",
              f"image        {s['image']}",
              f"release id   {s['release_id']}",
-             (f"golden       {'PASSED' if g['passed'] else 'FAILED'}: {g['cases']} cases, latency p50 {lat['p50']} s, "
-             f"p95 {lat['p95']} s, mean {lat['mean']} s, max {lat['max']} s"),
-             f"             suite wall time {g['wall_time_s']} s vs {g['sum_latency_s']} s summed case latencies",
+             f"golden       {'PASSED' if g['passed'] else 'FAILED'}: {g['cases']} case{'' if g['cases'] == 1 else 's'}",
+             f"             {latency_words(lat, g['cases'], g['wall_time_s'], g['sum_latency_s'])}",
              f"             report {g['report']}"]
     failures = g.get("failures") or []
     lines += [f"             failure {f}" for f in failures[:10]]

@@ -754,7 +754,9 @@ class LocalPlatform:
             runpod_api_base=state.get("runpod_api_base"), runpod_endpoint_base=state.get("runpod_endpoint_base"),
             runpod_api_key_file=str(d.secret_file("runpod_api_key")), endpoint_id=state.get("endpoint_id"),
             # What the host serves while it runs (the pin may name an image it never took); the pin when down.
-            image=state.get("image") if state else d.pinned_image(), workflow_version=specs.load_local(stack, self.stacks_file).workflow_version,
+            image=state.get("image") if state else d.pinned_image(),
+            workflow_version=self._served_workflow_version(d, state) or specs.load_local(
+                stack, self.stacks_file).workflow_version,
             logs_dir=str(d.logs_dir), db_path=str(d.db_path), state_dir=str(d.root), workers=workers,
             worker_exits=recent_worker_exits(d.logs_dir / "runpod-emulator.jsonl", serving=state.get("image"))
             if state else [],
@@ -762,6 +764,17 @@ class LocalPlatform:
             ended=None if state else self._ended(stack, d),
             pin_not_served=self._pin_not_served(stack, d, state),
         )
+
+    @staticmethod
+    def _served_workflow_version(d: StackDir, state: dict[str, Any]) -> str | None:
+        """The workflow version a running stack's service and workers run: its host read the stacks file once, when
+        it started, and gives that version to every service it starts (service.json) and every worker. The stacks
+        file's, shown instead, named a version an edit made that nothing ran yet. None when down, or unreadable."""
+        if not state:
+            return None
+        config = d.service_config()
+        version = config.get("workflow_version") if config is not None else None
+        return version if isinstance(version, str) and version else None
 
     def _pin_not_served(self, stack: str, d: StackDir, state: dict[str, Any]) -> str | None:
         """Why a running stack serves another image than its pin, in a sentence; None when it serves its pin (or is

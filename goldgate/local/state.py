@@ -675,6 +675,17 @@ class StackDir:
                              f"inside it): write the {short} on one line{remake}")
         return value
 
+    def service_config(self) -> dict[str, Any] | None:
+        """The config the stack's host gave its running service (`service.json`, written at each service start
+        from the stacks file as it was when the host started), or None when there is none or it cannot be read.
+        It says what the stack runs now: an edit of the stacks file reaches it only at the next `up`. Read as every
+        state file is: a FIFO there would block for ever, a huge file is not read."""
+        try:
+            config = json.loads(read_small_text(self.root / "service.json", MAX_STATE_BYTES) or "null")
+        except (StateError, OSError, ValueError, RecursionError):
+            return None
+        return config if isinstance(config, dict) else None
+
     def pinned_image(self) -> str | None:
         pin = self.read_pin()
         return pin.get("image") if isinstance(pin, dict) else None

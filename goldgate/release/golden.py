@@ -138,8 +138,10 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
                               note=progress, note_every_s=note_every_s)
             if progress and not stop.is_set():
                 updated = [c["detail"] for c in result["checks"] if c["name"] == "reference_updated"]
-                progress(f"{case.id}: {'pass' if result['passed'] else 'FAIL'} "
-                         f"in {result['latency_s'] if result['latency_s'] is not None else '-'} s"
+                # A case that failed before its job's final status has no latency to give ("FAIL in - s"): why.
+                took = (f"in {result['latency_s']} s" if result["latency_s"] is not None else
+                        f"before its job's final status: {result['error']}")
+                progress(f"{case.id}: {'pass' if result['passed'] else 'FAIL'} {took}"
                          + "".join(f"; reference: {u}" for u in updated))
             return result
 

@@ -49,6 +49,21 @@ def latency_summary(values: Sequence[float]) -> dict[str, float | int | None]:
             "mean": round(sum(values) / len(values), 3), "max": max(values), "min": min(values)}
 
 
+def latency_words(latency: Any, cases: int, wall_time_s: Any, sum_latency_s: Any) -> str:
+    """A report's latencies in one line, as the golden, release and HTML summaries print them. Only a case whose
+    job reached a final status is timed: a run whose every case failed before (a wrong API token, a stack down)
+    has no latency to show, and one with some such cases has its figures over the timed ones alone."""
+    lat = latency if isinstance(latency, dict) else {}
+    timed = lat.get("count") if isinstance(lat.get("count"), int) else 0
+    if not timed:
+        return (f"latency: none measured (no case's job reached a final status; see the failures); "
+                f"wall time {wall_time_s} s")
+    over = "" if timed == cases else f" over the {timed} timed case{'' if timed == 1 else 's'} of {cases}"
+    summed = "summed over cases" if timed == cases else "summed over the timed cases"
+    return (f"latency{over} p50 {lat.get('p50')} s, p95 {lat.get('p95')} s, mean {lat.get('mean')} s, max "
+            f"{lat.get('max')} s; wall time {wall_time_s} s vs {sum_latency_s} s {summed}")
+
+
 def build_report(target: SuiteTarget, api_url: str, results: list[dict[str, Any]], *, started: str,
                  finished: str, wall_time_s: float, suite: str, image_after: str | None,
                  references_updated: bool = False) -> dict[str, Any]:

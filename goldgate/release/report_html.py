@@ -8,7 +8,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from goldgate.release.report import atomic_write
+from goldgate.release.report import atomic_write, latency_words
 
 # An --update-references run passes by construction: a reader of its PASSED must see why it proves nothing.
 REWRITTEN = ("references rewritten by this run: each render was compared with itself; this report cannot open "
@@ -31,14 +31,12 @@ def render(report: dict[str, Any]) -> str:
             ("image", report.get("image")), ("worker_image_tag", report.get("worker_image_tag")),
             ("workflow_version", report.get("workflow_version")), ("suite", report.get("suite")),
             ("started_at", report.get("started_at")), ("finished_at", report.get("finished_at")),
-            ("wall time", f"{report.get('wall_time_s')} s"),
-            ("sum of case latencies", f"{report.get('sum_latency_s')} s"),
-            ("latency p50 / p95 / mean / max",
-             f"{lat.get('p50')} / {lat.get('p95')} / {lat.get('mean')} / {lat.get('max')} s"),
+            ("latency", latency_words(lat, len(report.get("cases") or []), report.get("wall_time_s"),
+                                      report.get("sum_latency_s"))),
             ("thresholds", ", ".join(f"{k}={v}" for k, v in sorted(thr.items()))),
             ("references", _references(report.get("references"))),
             ("references_updated", report.get("references_updated"))]
-    kv = "".join(f"<tr><td>{escape(str(k))}</td><td><code>{escape(str(v))}</code></td></tr>" for k, v in rows)
+    kv = "".join(f"<tr><td>{escape(str(k))}</td><td><code>{escape(_shown(v))}</code></td></tr>" for k, v in rows)
     failures = "".join(f"<li>{escape(str(f))}</li>" for f in report.get("failures") or [])
     cases = "".join(_case_row(c) for c in report.get("cases") or [])
     verdict = '<span class="pass">PASSED</span>' if ok else '<span class="fail">FAILED</span>'
@@ -53,6 +51,12 @@ def render(report: dict[str, Any]) -> str:
             f"<th>checks</th></tr>{cases}</table></body></html>\n")
 
 
+def _shown(value: Any) -> str:
+    """A report's value as the page shows it: one it does not have (no job was made, no job named its image) is a
+    dash, not Python's "None"."""
+    return "-" if value is None else str(value)
+
+
 def _references(refs: Any) -> str:
     """Which reference images the renders were compared with (their sha256 are in the JSON report)."""
     if not isinstance(refs, dict):
@@ -65,7 +69,9 @@ def _references(refs: Any) -> str:
 def latency_chart(report: dict[str, Any]) -> str:
     cases = report.get("cases") or []
     thr = report.get("thresholds") or {}
-    values = [float(c.get("latency_s") or 0.0) for c in cases]
+    # A case that failed before its job's final status has no latency: no bar, rather than one of 0.00 s.
+    timed = [isinstance(c.get("latency_s"), int | float) and not isinstance(c.get("latency_s"), bool) for c in cases]
+    values = [float(c["latency_s"]) if t else 0.0 for c, t in zip(cases, timed, strict=True)]
     mean_limit = float(thr.get("golden_mean_latency_s") or 0.0)
     case_limit = float(thr.get("golden_case_latency_s") or 0.0)
     top = max(values + [0.001])
@@ -76,12 +82,16 @@ def latency_chart(report: dict[str, Any]) -> str:
     height = max(1, len(cases)) * (bar_h + gap) + 30
     parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 90}" height="{height}" '
              f'role="img" aria-label="latency per case">')]
-    for i, (case, value) in enumerate(zip(cases, values, strict=True)):
+    for i, (case, value, has) in enumerate(zip(cases, values, timed, strict=True)):
         y = i * (bar_h + gap) + 10
-        w = max(1.0, value / scale_top * width)
         color = "#17803d" if case.get("passed") else "#b42318"
         parts.append(f'<text x="{left - 8}" y="{y + 16}" text-anchor="end" font-size="12">'
                      f'{escape(str(case.get("id")))}</text>')
+        if not has:
+            parts.append(f'<text x="{left}" y="{y + 16}" font-size="12" fill="{color}">no latency: its job reached '
+                         "no final status</text>")
+            continue
+        w = max(1.0, value / scale_top * width)
         parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>')
         parts.append(f'<text x="{left + w + 6:.1f}" y="{y + 16}" font-size="12">{value:.2f} s</text>')
     if show_mean:
@@ -104,7 +114,7 @@ def _case_row(case: dict[str, Any]) -> str:
     return (f"<tr><td>{escape(str(case.get('id')))}<br><small>{escape(str(case.get('workflow_id')))}"
             f"{' · smoke' if case.get('smoke') else ''}</small></td>"
             f"<td class={'pass' if ok else 'fail'}>{'pass' if ok else 'FAIL'}</td>"
-            f"<td>{escape(str(case.get('latency_s')))} s</td><td><code>{escape(str(case.get('job_id')))}</code></td>"
+            f"<td>{'-' if case.get('latency_s') is None else escape(str(case.get('latency_s'))) + ' s'}</td><td><code>{escape(_shown(case.get('job_id')))}</code></td>"
             f"<td>{checks}</td></tr>")
 
 
