@@ -101,6 +101,9 @@ def _check_build(args: argparse.Namespace) -> tuple[str, Path, builds.ReleaseIde
     return engine, context, identity
 
 
+_MAX_DOCKERFILE_BYTES = 1024 * 1024
+
+
 def _warn_unbaked_models(context: Path, dockerfile: str) -> None:
     """The local snapshot bakes what models.yaml lists, the cloud image what the Dockerfile fetches: a model in one
     alone passes every local golden run and ships a cloud image without it. Said at the build, where it is made
@@ -109,8 +112,12 @@ def _warn_unbaked_models(context: Path, dockerfile: str) -> None:
     from goldgate.ops.checklist_facts import dockerfile_problems
     from images.worker.manifest import ManifestError, load_manifest
 
-    try:
-        problems = dockerfile_problems(context / dockerfile, load_manifest(context / "models.yaml"))
+    path = context / dockerfile
+    try:   # a regular file of a Dockerfile's size only: a FIFO in its place would block the build for ever
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_DOCKERFILE_BYTES:
+            return
+        problems = dockerfile_problems(path, load_manifest(context / "models.yaml"))
     except (OSError, UnicodeDecodeError, ManifestError):
         return   # no Dockerfile or manifest to compare: the build itself says what it needs
     for problem in problems:

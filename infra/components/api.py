@@ -51,6 +51,17 @@ def api_url(spec: StackSpec) -> str:
                     "custom_domain or route: RunPod's webhooks must know where the API lives")
 
 
+def _at_workers_dev(url: str) -> bool:
+    """Whether `url` is a workers.dev address, by its host as DNS reads it: the spec takes a host in any case and
+    with a port (`https://x.acct.Workers.Dev`, `https://x.acct.workers.dev:443`), and the text's own ending
+    took such an API's one address for another, so `pulumi up` turned workers.dev off under it."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    return host.rstrip(".").endswith(".workers.dev")
+
+
 def check_exposure(spec: StackSpec, warn: bool = True) -> None:
     """Refuse an API that could not be exposed as declared (the program calls this before declaring anything),
     and warn of settings that do not do what they seem to. `warn=False`: refusals only, for the component's own
@@ -76,7 +87,7 @@ def _exposure(spec: StackSpec) -> list[str]:
                         "route or custom domain it is the zone of, or remove zone_id")
     if spec.api.keep_workers_dev:
         address = api_url(spec)
-        if address.endswith(".workers.dev"):
+        if _at_workers_dev(address):
             why = ("without custom_domain or route the API is on workers.dev anyway"
                    if not (domain or spec.api.route) else
                    f"api.public_base_url {show(spec.api.public_base_url)} keeps it on workers.dev anyway")
@@ -123,13 +134,13 @@ def kept_workers_dev(spec: StackSpec) -> bool:
     (api.keep_workers_dev): an explicit choice, since it is a second address outside the zone's WAF and
     Access rules. Without it a switch to either turns workers.dev off at once, and the webhooks of the jobs
     sent before it are lost."""
-    return spec.api.keep_workers_dev and not api_url(spec).endswith(".workers.dev")
+    return spec.api.keep_workers_dev and not _at_workers_dev(api_url(spec))
 
 
 def on_workers_dev(spec: StackSpec) -> bool:
     """Whether the Worker answers at its workers.dev URL: the API's address is there, or it is kept beside the
     custom domain or route (kept_workers_dev). Otherwise workers.dev is turned off."""
-    return api_url(spec).endswith(".workers.dev") or kept_workers_dev(spec)
+    return _at_workers_dev(api_url(spec)) or kept_workers_dev(spec)
 
 
 def settings_vars(spec: StackSpec) -> dict[str, str]:

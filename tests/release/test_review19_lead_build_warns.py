@@ -46,3 +46,16 @@ def test_a_model_the_dockerfile_does_not_bake_is_named_at_the_build(tmp_path):
                  f"/comfyui/models/checkpoints/{NEW['file']}\n")
     done = _build(context, tmp_path / "home")
     assert done.returncode == 0 and "warning:" not in done.stderr, done.stderr
+
+
+def test_a_dockerfile_that_is_a_fifo_does_not_hang_the_build(tmp_path):
+    # The local snapshot skips what is not a regular file; the warning's read of a FIFO blocked for ever.
+    import os
+
+    context = tmp_path / "worker"
+    shutil.copytree(REPO / "images" / "worker", context, ignore=shutil.ignore_patterns("__pycache__"))
+    (context / "Dockerfile").unlink()
+    os.mkfifo(context / "Dockerfile")
+    done = _build(context, tmp_path / "home")    # the timeout (120 s) is the failure
+    assert done.returncode == 0, done.stderr
+    assert "warning:" not in done.stderr

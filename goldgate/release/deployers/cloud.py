@@ -112,9 +112,11 @@ class CloudDeployer:
             before = self.current_image(stack)
             progress(f"pulumi: pin {IMAGE_KEY}={image} on stack {stack}")
             env = s.workspace.env_vars   # the pulumi CLI, so the program it runs, gets these
-            env.pop(image_workflows.WORKFLOWS_ENV, None)
-            if workflows.directory is not None:
-                env[image_workflows.WORKFLOWS_ENV] = str(workflows.directory)
+            # Always named, empty for the checkout's: the CLI inherits this process's environment, and one
+            # exported there would be bundled instead. Absolute: the program runs in the project's directory,
+            # not in this one, and a relative GOLDGATE_PROJECT_DIR made a path that named nothing there.
+            env[image_workflows.WORKFLOWS_ENV] = ("" if workflows.directory is None else
+                                                  str(workflows.directory.absolute()))
             try:
                 s.set_config(IMAGE_KEY, auto.ConfigValue(value=image), path=True)
                 progress(f"pulumi up ({stack})")

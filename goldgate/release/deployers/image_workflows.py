@@ -44,14 +44,24 @@ def latest_build(home: Path, image: str) -> Entry | None:
     return builds[-1] if builds else None
 
 
+def _untrusted_build(home: Path, image: str) -> str | None:
+    """Why the image's latest build entry is not trusted under the ledger key (recorded without it, say); None
+    when there is no such entry. Said on the deploy: "records no workflows" sent the operator looking for a build
+    that predates the record, not for the key."""
+    builds = [e for e in Ledger(home).entries() if e.kind == "build" and e.get("image") == image]
+    return builds[-1].mac_problem() if builds and not builds[-1].authentic else None
+
+
 def resolve(project_dir: Path, home: Path | None, image: str, scratch: Path) -> ImageWorkflows:
     """The workflows directory to bundle beside `image`; `scratch` (an empty directory) receives them from git."""
     checkout = project_dir / WORKFLOWS_PATH
     build = latest_build(home, image) if home is not None else None
     wanted = build.get("workflows_sha256") if build is not None else None
     if not isinstance(wanted, str) or not wanted:
-        return ImageWorkflows(None, f"the ledger records no workflows for {image}: the API Worker serves this "
-                                    f"checkout's ({WORKFLOWS_PATH})")
+        untrusted = _untrusted_build(home, image) if home is not None and build is None else None
+        why = (f"the ledger records no workflows for {image}" if untrusted is None else
+               f"the ledger's build of {image} is not trusted ({untrusted}), so neither are the workflows it records")
+        return ImageWorkflows(None, f"{why}: the API Worker serves this checkout's ({WORKFLOWS_PATH})")
     if workflows_sha256(checkout) == wanted:   # named all the same: the program bundles exactly what was hashed
         return ImageWorkflows(checkout, f"the API Worker serves this checkout's workflows, the ones {image} was "
                                         "built with")
@@ -74,15 +84,19 @@ def resolve(project_dir: Path, home: Path | None, image: str, scratch: Path) -> 
 
 def _from_git(project_dir: Path, commit: str, into: Path) -> str | None:
     """Write `commit`'s workflow files into `into`; None, or why not."""
-    listed = _git(project_dir, "ls-tree", "-z", "--name-only", f"{commit}:{WORKFLOWS_PATH}")
+    # `<commit>:./path` is the path from project_dir, which need not be the repository's root (a monorepo holding
+    # the project in a subdirectory); --full-tree lists the whole tree named, not only its entries under the
+    # directory git runs in. Every `*.json` is taken, dot-files too: the build's hash and the bundle take them all.
+    tree = f"{commit}:./{WORKFLOWS_PATH}"
+    listed = _git(project_dir, "ls-tree", "--full-tree", "-z", "--name-only", tree)
     if isinstance(listed, str):
         return f"this checkout cannot read commit {commit[:12]}'s {WORKFLOWS_PATH} ({listed})"
     into.mkdir(parents=True, exist_ok=True)
     for raw in listed.split(b"\0"):
         name = raw.decode("utf-8", "surrogateescape")
-        if not name.endswith(".json") or "/" in name or name.startswith("."):
+        if not name.endswith(".json") or "/" in name:
             continue
-        body = _git(project_dir, "cat-file", "blob", f"{commit}:{WORKFLOWS_PATH}/{name}")
+        body = _git(project_dir, "cat-file", "blob", f"{tree}/{name}")
         if isinstance(body, str):
             return f"this checkout cannot read {WORKFLOWS_PATH}/{name} at commit {commit[:12]} ({body})"
         (into / name).write_bytes(body)
