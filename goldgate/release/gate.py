@@ -211,7 +211,8 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     mean = latency.get("mean") if isinstance(latency, Mapping) else None
     ok_mean = isinstance(mean, int | float) and mean <= thresholds.golden_mean_latency_s
     cond("mean_latency", ok_mean,
-         f"mean latency {mean} s (max {thresholds.golden_mean_latency_s:g} s)")
+         f"mean latency {mean} s (max {thresholds.golden_mean_latency_s:g} s)" if isinstance(mean, int | float) else
+         f"no mean latency: no case of the run reached a final status (max {thresholds.golden_mean_latency_s:g} s)")
     if error_rate is None:
         cond("error_rate", False, "STAGING's error rate could not be read")
     elif error_rate.jobs <= 0:
