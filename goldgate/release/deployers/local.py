@@ -76,6 +76,16 @@ class LocalDeployer:
                 raise StateError(f"not running the golden tests on {stack}: it is pinned to {pinned} but serves "
                                  f"{served or 'no image'}, so its cases would run on that; `goldgate status {stack}` "
                                  "says why and how to settle it; nothing was run")
+            # The report takes its workflow version from the stacks file, which the running stack read at its start:
+            # after an edit, a report would vouch for a version no case ran under, and the gate, comparing it with
+            # the same edited file, would let it through.
+            declared = self.platform.spec(stack).workflow_version
+            runs = getattr(status, "workflow_version", declared)
+            if isinstance(runs, str) and runs != declared:
+                raise StateError(f"not running the golden tests on {stack}: the stacks file declares workflow_version "
+                                 f"{declared!r} but the running stack serves {runs!r} (it read the file at its start); "
+                                 f"apply the edit with `goldgate down {stack} && goldgate up {stack}`, or undo it; "
+                                 "nothing was run")
             yield
 
     def error_rate(self, stack: str, since: datetime) -> ErrorRate:
