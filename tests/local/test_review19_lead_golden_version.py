@@ -10,20 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 from stackfiles import stacks_file
+from test_review19_out_status_version import _set_version
 
 from goldgate.errors import StateError
 from goldgate.local.platform import LocalPlatform
 from goldgate.release.deployers.local import LocalDeployer
-
-
-def _set_version(path: Path, stack: str, version: str) -> str:
-    doc = yaml.safe_load(path.read_text())
-    before = doc["stacks"][stack]["workflow_version"]
-    doc["stacks"][stack]["workflow_version"] = version
-    path.write_text(yaml.safe_dump(doc))
-    return str(before)
 
 
 def test_a_golden_run_on_a_stack_running_another_workflow_version_than_declared_runs_nothing(home: Path) -> None:
