@@ -139,7 +139,6 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
     return spec, secrets, settings
 
 
-
 def refuse_current_secrets(stack: str, config: pulumi.Config) -> None:
     """goldgate:apiToken and goldgate:webhookSecret, refused by their keys, never their values nor lengths, wherever
     the API Worker would refuse them at its first request (service/config.py's own rule)."""

@@ -23,7 +23,7 @@ from goldgate.errors import GoldgateError
 from goldgate.release.build import workflows_sha256
 from goldgate.release.ledger import Entry, Ledger
 
-WORKFLOWS_ENV = "GOLDGATE_WORKFLOWS_DIR"    # read by infra/program.py
+WORKFLOWS_ENV = "GOLDGATE_WORKFLOWS_DIR"    # read by infra/worker_bundle.py (image_workflows_dir)
 WORKFLOWS_PATH = "images/worker/workflows"
 _GIT_TIMEOUT_S = 60
 
@@ -38,27 +38,24 @@ class ImageWorkflows:
     note: str                 # one line for the deploy's progress
 
 
-def latest_build(home: Path, image: str) -> Entry | None:
-    """The image's latest build entry the ledger trusts (authentic under the ledger key in use)."""
-    builds = [e for e in Ledger(home).entries() if e.kind == "build" and e.get("image") == image and e.authentic]
-    return builds[-1] if builds else None
-
-
-def _untrusted_build(home: Path, image: str) -> str | None:
-    """Why the image's latest build entry is not trusted under the ledger key (recorded without it, say); None
-    when there is no such entry. Said on the deploy: "records no workflows" sent the operator looking for a build
-    that predates the record, not for the key."""
-    builds = [e for e in Ledger(home).entries() if e.kind == "build" and e.get("image") == image]
-    return builds[-1].mac_problem() if builds and not builds[-1].authentic else None
+def _builds(home: Path | None, image: str) -> list[Entry]:
+    """The image's build entries, oldest first (none without a home)."""
+    if home is None:
+        return []
+    return [e for e in Ledger(home).entries() if e.kind == "build" and e.get("image") == image]
 
 
 def resolve(project_dir: Path, home: Path | None, image: str, scratch: Path) -> ImageWorkflows:
     """The workflows directory to bundle beside `image`; `scratch` (an empty directory) receives them from git."""
     checkout = project_dir / WORKFLOWS_PATH
-    build = latest_build(home, image) if home is not None else None
+    builds = _builds(home, image)
+    trusted = [e for e in builds if e.authentic]   # under the ledger key in use
+    build = trusted[-1] if trusted else None
     wanted = build.get("workflows_sha256") if build is not None else None
     if not isinstance(wanted, str) or not wanted:
-        untrusted = _untrusted_build(home, image) if home is not None and build is None else None
+        # Said on the deploy: "records no workflows" sent the operator looking for a build that predates the
+        # record, not for the key an untrusted one lacks.
+        untrusted = builds[-1].mac_problem() if build is None and builds else None
         why = (f"the ledger records no workflows for {image}" if untrusted is None else
                f"the ledger's build of {image} is not trusted ({untrusted}), so neither are the workflows it records")
         return ImageWorkflows(None, f"{why}: the API Worker serves this checkout's ({WORKFLOWS_PATH})")
