@@ -8,35 +8,23 @@ RunPod webhook lost the API. Hosts are read as DNS reads them (case-blind, witho
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
-from infra_harness import SECRETS, filled_stack_file, use_cloud
-from test_infra_program_changes import declared
+from infra_harness import filled_stack_file, use_cloud
+from test_review19_infra_workers_dev_off import ZONE, _doc, _subdomain
 
 from goldgate.errors import SpecError
 from infra.components.api import check_exposure
 from infra.program import read_config
 from infra.worker_bundle import WorkerBundle
 
-SUBDOMAIN = "workersScriptSubdomain:WorkersScriptSubdomain"
 ROUTE = "api-staging.example.com/*"
-ZONE = "0123456789abcdef0123456789abcdef"
-
-
-def _doc(**api: Any) -> dict[str, Any]:
-    doc = copy.deepcopy(filled_stack_file("staging")["config"]["goldgate:spec"])
-    doc["api"].update(api)
-    return doc
 
 
 def _enabled(doc: dict[str, Any], stacks_dir: Path, tmp_path: Path, bundle: WorkerBundle) -> bool:
-    found = [inputs for (kind, _name), (inputs, _, _) in
-             declared("staging", doc, SECRETS, stacks_dir, tmp_path, bundle).items() if kind == SUBDOMAIN]
-    assert len(found) == 1
-    return found[0]["enabled"]
+    return _subdomain(doc, stacks_dir, tmp_path, bundle)[1]["enabled"]
 
 
 def _shipped_host() -> str:
