@@ -98,6 +98,43 @@ def _refuse(log: JsonLogger, event: str, message: str, code: int) -> int:
     return code
 
 
+def _cpu_model_name(path: str = "/proc/cpuinfo") -> str | None:
+    """/proc/cpuinfo's first `model name`, or None (not Linux, or a CPU that names none there, e.g. most ARM)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, sep, value = line.partition(":")
+                if sep and key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        return None
+    return None
+
+
+def _import_runpod_sdk() -> None:
+    """Import the runpod SDK, as the handler's main() does first, without py-cpuinfo's probe of the CPU.
+
+    At import the SDK asks py-cpuinfo for the CPU's name (runpod/serverless/utils/rp_debugger.py: shown only in its
+    debugger's output). py-cpuinfo answers by starting a Python process that runs lscpu and dmesg and probes CPUID in
+    yet another: about 1.2 s of CPU, half of a local worker's start, paid again by every worker of a fleet that
+    shares one host. On Linux the name it reports is /proc/cpuinfo's `model name`, its first source: the SDK is
+    handed that while it imports. Elsewhere, or without py-cpuinfo, the SDK imports as it always does."""
+    name = _cpu_model_name()
+    try:
+        import cpuinfo
+    except ImportError:
+        cpuinfo = None
+    if name is None or cpuinfo is None or not callable(getattr(cpuinfo, "get_cpu_info", None)):
+        import runpod
+        return
+    probe = cpuinfo.get_cpu_info
+    cpuinfo.get_cpu_info = lambda: {"brand_raw": name}
+    try:
+        import runpod  # noqa: F401
+    finally:
+        cpuinfo.get_cpu_info = probe
+
+
 def main(argv: list[str] | None = None) -> int:
     lifeline.watch()  # first: a worker whose emulator is gone must not live on, even while it boots
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -147,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("local_worker_starting", message=f"snapshot {snapshot}, ComfyUI emulator at {emulator.url}")
         handler = _import(f"{PACKAGE}.handler", snapshot)
         sys.argv = [sys.argv[0], *sdk_args]
+        _import_runpod_sdk()
         handler.main()
         return 0
     except _ImportFailed as exc:
