@@ -111,7 +111,7 @@ def _cpu_model_name(path: str = "/proc/cpuinfo") -> str | None:
     return None
 
 
-def _import_runpod_sdk() -> None:
+def import_runpod_sdk() -> None:
     """Import the runpod SDK, as the handler's main() does first, without py-cpuinfo's probe of the CPU.
 
     At import the SDK asks py-cpuinfo for the CPU's name (runpod/serverless/utils/rp_debugger.py: shown only in its
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("local_worker_starting", message=f"snapshot {snapshot}, ComfyUI emulator at {emulator.url}")
         handler = _import(f"{PACKAGE}.handler", snapshot)
         sys.argv = [sys.argv[0], *sdk_args]
-        _import_runpod_sdk()
+        import_runpod_sdk()
         handler.main()
         return 0
     except _ImportFailed as exc:

@@ -9,8 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from goldgate.local.worker_process import _cpu_model_name
 from ci_policy import needs
+
+from goldgate.local.worker_process import _cpu_model_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,8 +31,8 @@ subprocess.Popen.__init__ = popen
 multiprocessing.Process.start = start
 import cpuinfo
 probe = cpuinfo.get_cpu_info
-from goldgate.local.worker_process import _import_runpod_sdk
-_import_runpod_sdk()
+from goldgate.local.worker_process import import_runpod_sdk
+import_runpod_sdk()
 import runpod.serverless.utils.rp_debugger as debugger
 import runpod.serverless
 print(json.dumps({"started": started, "processor": debugger.PROCESSOR, "restored": cpuinfo.get_cpu_info is probe,

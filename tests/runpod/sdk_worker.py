@@ -16,6 +16,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from goldgate.local.worker_process import import_runpod_sdk
+
+import_runpod_sdk()   # the SDK as it is, without py-cpuinfo's probe of the CPU (one Python process per worker start)
 import runpod
 
 
