@@ -135,7 +135,7 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
     settings = ProgramSettings(
         r2_write_permission_group_id=config.get("r2WritePermissionGroupId") or R2_BUCKET_ITEM_WRITE,
         r2_read_permission_group_id=config.get("r2ReadPermissionGroupId") or R2_BUCKET_ITEM_READ,
-        cloudflare_api_base=cloudflare_api_base, workflows_dir=image_workflows_dir(stack))
+        cloudflare_api_base=cloudflare_api_base, workflows_dir=image_workflows_dir(stack, spec.image))
     return spec, secrets, settings
 
 

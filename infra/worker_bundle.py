@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from goldgate.errors import GoldgateError
-from goldgate.release.deployers.image_workflows import WORKFLOWS_ENV
+from goldgate.release.deployers.image_workflows import WORKFLOWS_ENV, hand_run_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICE_DIR = REPO_ROOT / "service"
@@ -35,6 +35,12 @@ TEXT = "text/plain"
 LOCAL_ONLY = frozenset({"local_server.py", "__main__.py", "asgi.py", "sqlite_database.py", "s3_store.py",
                         "httpx_transport.py", "migrate.py", "sockets.py", "sqltext.py", "files.py"})
 MAX_BUNDLE_BYTES = 10 * 1024 * 1024  # Workers' compressed limit on paid plans; uncompressed is a fair proxy
+
+
+def _home() -> Path:
+    """goldgate's state dir as its commands find it: $GOLDGATE_HOME, else .goldgate in the project (where `pulumi up`
+    runs the program)."""
+    return Path(os.environ.get("GOLDGATE_HOME") or REPO_ROOT / ".goldgate")
 
 
 class BundleError(GoldgateError):
@@ -119,11 +125,20 @@ def _read(path: Path) -> bytes:
         raise BundleError(f"cannot read {path}: {exc}") from None
 
 
-def image_workflows_dir(stack: str) -> Path:
+def image_workflows_dir(stack: str, image: str | None = None) -> Path:
     """The workflows the API Worker bundles: the checkout's, or the ones goldgate's cloud deployer names in
     GOLDGATE_WORKFLOWS_DIR, those the image being pinned was built with (goldgate/release/deployers/
-    image_workflows.py)."""
-    named = os.environ.get(WORKFLOWS_ENV, "")
+    image_workflows.py). goldgate's deployer always sets it (empty: the checkout's); unset, this is a `pulumi up`
+    run by hand, which is refused when the ledger says `image` was built with other workflows than the checkout's."""
+    named = os.environ.get(WORKFLOWS_ENV)
+    if named is None:
+        problem = None if image is None else hand_run_problem(REPO_ROOT, _home(), image)
+        if problem is not None:
+            raise BundleError(
+                f"stack {stack}: {problem}. Run `pulumi up` from that commit (`git checkout <commit>`), or release with "
+                f"goldgate, which bundles the image's own; or name the directory to bundle: {WORKFLOWS_ENV}=<dir> "
+                "pulumi up (docs/RUNBOOK.md, \"A pulumi up of your own\")")
+        return WORKFLOWS_DIR
     if not named:
         return WORKFLOWS_DIR
     path = Path(named)

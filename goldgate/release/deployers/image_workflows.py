@@ -79,6 +79,25 @@ def resolve(project_dir: Path, home: Path | None, image: str, scratch: Path) -> 
         "build and release the image this checkout describes")
 
 
+def hand_run_problem(project_dir: Path, home: Path, image: str) -> str | None:
+    """For a `pulumi up` goldgate did not start (WORKFLOWS_ENV not set at all): why this checkout's workflows may
+    not be bundled beside `image`, or None. It only refuses, never picks other workflows, so the build entries are
+    taken as the ledger holds them, MAC or not (a Pulumi program holds no ledger key); choosing another commit's
+    workflows is `resolve`'s, on goldgate's own deploy, which trusts only authenticated entries."""
+    try:
+        builds = [e for e in Ledger(home).entries() if e.kind == "build" and e.get("image") == image]
+    except GoldgateError as exc:
+        return f"the ledger {home / 'ledger.jsonl'} cannot be read ({exc}), nor what {image} was built with"
+    recorded = [e for e in builds if isinstance(e.get("workflows_sha256"), str) and e.get("workflows_sha256")]
+    if not recorded or workflows_sha256(project_dir / WORKFLOWS_PATH) in {e.get("workflows_sha256") for e in recorded}:
+        return None
+    build = recorded[-1]
+    commit = build.get("git_commit") if isinstance(build.get("git_commit"), str) else None
+    return (f"{image} was built with other workflows than this checkout's {WORKFLOWS_PATH} (ledger #{build.seq}: sha256 "
+            f"{str(build.get('workflows_sha256'))[:12]}{f', commit {commit}' if commit else ''}), and the API Worker "
+            "would offer workflows its workers refuse")
+
+
 def _from_git(project_dir: Path, commit: str, into: Path) -> str | None:
     """Write `commit`'s workflow files into `into`; None, or why not."""
     # `<commit>:./path` is the path from project_dir, which need not be the repository's root (a monorepo holding
