@@ -46,7 +46,7 @@ from moto.server import ThreadedMotoServer
 from goldgate import spec as specs
 from goldgate.errors import GoldgateError, describe
 from goldgate.local import image_store
-from goldgate.local.lifeline import Lifeline
+from goldgate.local.lifeline import Lifeline, exit_now
 from goldgate.local.object_store import DurableBucket
 from goldgate.local.retention_cron import (
     CronSchedule,
@@ -543,4 +543,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # everything it ran is stopped by now: no interpreter teardown to pay (lifeline.exit_now)
+    exit_now(main())

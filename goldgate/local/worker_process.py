@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import re
 import signal
@@ -25,6 +26,7 @@ import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from goldgate.local import lifeline
 from goldgate.local.comfyui import ComfyUIEmulator
@@ -111,14 +113,58 @@ def _cpu_model_name(path: str = "/proc/cpuinfo") -> str | None:
     return None
 
 
+# Modules the SDK imports at its own import for its CLI only (`runpod ssh`, `runpod pod`): never used by a
+# worker.
+_CLI_ONLY_MODULES = ("paramiko",)
+
+
+class _ImportedOnFirstUse(ModuleType):
+    """Stands in sys.modules for a module not imported yet: `import name` finds it and binds it at no cost,
+    and the first attribute it lacks imports the real module (which takes its place in sys.modules) and
+    answers from it. Its namespace then becomes the real one's, so code holding the stand-in uses the real
+    module from there on. (importlib.util.LazyLoader is no help here before Python 3.12: the next `import
+    name` reads `__spec__`, which runs the module.)"""
+
+    def __getattr__(self, attr: str) -> Any:
+        name = self.__name__
+        if sys.modules.get(name) is self:
+            del sys.modules[name]
+        real = importlib.import_module(name)
+        self.__dict__.update(real.__dict__)
+        return getattr(real, attr)
+
+
+def _import_lazily(name: str) -> None:
+    """Make `import name` cheap until the module is used (_ImportedOnFirstUse). Nothing is done for a module
+    already imported or not installed."""
+    if name in sys.modules:
+        return
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return
+    if spec is None:
+        return
+    stand_in = _ImportedOnFirstUse(name)
+    stand_in.__spec__ = spec
+    sys.modules[name] = stand_in
+
+
 def import_runpod_sdk() -> None:
-    """Import the runpod SDK, as the handler's main() does first, without py-cpuinfo's probe of the CPU.
+    """Import the runpod SDK, as the handler's main() does first, without py-cpuinfo's probe of the CPU, and
+    without running paramiko's import, which only the SDK's CLI uses.
 
     At import the SDK asks py-cpuinfo for the CPU's name (runpod/serverless/utils/rp_debugger.py: shown only in its
     debugger's output). py-cpuinfo answers by starting a Python process that runs lscpu and dmesg and probes CPUID in
     yet another: about 1.2 s of CPU, half of a local worker's start, paid again by every worker of a fleet that
     shares one host. On Linux the name it reports is /proc/cpuinfo's `model name`, its first source: the SDK is
-    handed that while it imports. Elsewhere, or without py-cpuinfo, the SDK imports as it always does."""
+    handed that while it imports. Elsewhere, or without py-cpuinfo, the SDK imports as it always does.
+    The SDK's http_client imports its CLI's config functions, whose package imports the `runpod ssh` commands,
+    which import paramiko (and with it cryptography and invoke): about 0.25 s of CPU per worker for a module
+    the serverless loop never touches. paramiko is imported on first use (_import_lazily): it runs only if
+    something uses it."""
+    for name in _CLI_ONLY_MODULES:
+        _import_lazily(name)
     name = _cpu_model_name()
     try:
         import cpuinfo
@@ -197,4 +243,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The SDK's own exit (its SIGTERM handler, a refused job loop) ends the worker too.
+    try:
+        status: object = main()
+    except SystemExit as exc:
+        status = exc.code
+    lifeline.exit_now(status)  # emulator and SDK stopped by now: no interpreter teardown to pay
