@@ -3,7 +3,19 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
+
+# Bytecode caches on, for this run and every process it starts. With PYTHONDONTWRITEBYTECODE set (some machines set
+# it for every shell, CI's among them) nothing is cached: each xdist worker rewrote and compiled every test module
+# again (about 25 s of CPU to collect, against 10 s with caches), and each of the thousands of processes the tests
+# start (the CLI, stack hosts, services, workers) compiled goldgate's modules from source. Caches are ignored by git
+# and left out of image builds (images/worker/.dockerignore, goldgate/local/image_store.py). Here, the rootdir
+# conftest, runs in the controller before it starts the xdist workers, so they inherit it.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
+    sys.dont_write_bytecode = False
 
 
 def pytest_configure(config: pytest.Config) -> None:
