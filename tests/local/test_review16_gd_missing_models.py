@@ -7,21 +7,23 @@ test's own directory)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 import httpx
 from ci_policy import needs
-from processes import wait_until
+from processes import processes_naming, wait_until
 
 from goldgate.cli import main
 from goldgate.commands.local import WORKER_SOURCE
 from goldgate.local import image_store
-from goldgate.local.platform import LocalPlatform
+from goldgate.local.platform import LocalPlatform, recent_worker_exits
 from goldgate.local.state import StackDir
 
 pytestmark = needs(Path("/proc/self").is_dir(), "/proc (the tests find processes through it)")
@@ -55,33 +57,77 @@ def _earlier_build(home: Path, tmp: Path) -> str:
     return image_store.build_local_image(source, home)
 
 
+def _kill_prod_workers(home: Path) -> None:
+    """SIGKILL PROD's running workers, each with its session, as a lost host would: PROD keeps `workers_min`,
+    so the RunPod emulator starts the next worker at once, on the snapshot as it is now. (The stack was
+    stopped and started again for that: a host, its object store and service started only so that a worker
+    would start.)"""
+    leaders = [pid for pid, argv in processes_naming(str(home)).items()
+               if "goldgate.local.worker_process" in argv and _leads_its_session(pid)
+               and _stack_of(pid) == "prod"]
+    assert leaders, "PROD runs no worker"
+    for pid in leaders:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def _leads_its_session(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def _stack_of(pid: int) -> str | None:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return next((entry[6:].decode() for entry in environ if entry.startswith(b"STACK=")), None)
+
+
+def _no_models(exits: list[dict]) -> bool:
+    return any(e["cause"] == "no_models" for e in exits)
+
+
 def test_prod_without_its_checkpoint_is_diagnosed_and_recovered_with_the_runbooks_steps(home, tmp_path, capsys):
     doctor, grep, retry = _steps(_section())
     opts = ["--reports-dir", str(tmp_path / "reports"), "--home", str(home)]
+    # The setup's golden runs (the releases PROD ran before the incident) take their cases one at a time: one
+    # STAGING worker per image instead of a cold start for each of three (most of a run's CPU). The report and
+    # the gate are the same for either: what the cases rendered, not how many ran at once.
+    setup_golden = ["--concurrency", "1"]
     platform = LocalPlatform(home)  # the shipped stacks file: the one `goldgate release` reads
     earlier = _earlier_build(home, tmp_path)
     StackDir(home, "staging").pin(earlier, reason="test")
     platform.up("staging", timeout_s=90)
     platform.up("prod", timeout_s=90)
     try:
-        assert main(["golden", "staging", *opts]) == 0
+        assert main(["golden", "staging", *setup_golden, *opts]) == 0
         assert main(["promote", *opts]) == 0
         current = image_store.build_local_image(WORKER_SOURCE, home)
         assert main(["deploy", "staging", "--image", current, "--home", str(home)]) == 0
-        assert main(["golden", "staging", *opts]) == 0
+        assert main(["golden", "staging", *setup_golden, *opts]) == 0
         assert main(["promote", *opts]) == 0
 
         # the incident: the checkpoint is gone from the snapshot PROD runs; its next workers find no model
         for model in (home / "images" / current.rsplit(":", 1)[1] / "models" / "checkpoints").iterdir():
             model.unlink()
-        platform.down("prod")
-        platform.up("prod", timeout_s=90)
+        # RunPod replaces a lost worker: PROD's next one starts on the broken snapshot
+        _kill_prod_workers(home)
         status = platform.status("prod")
         with httpx.Client(base_url=status.api_url, timeout=30,
                           headers={"Authorization": f"Bearer {platform.api_token('prod')}"}) as api:
             created = api.post("/api/queue/create", json={"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "x"}})
             assert created.status_code == 202, created.text
-            assert wait_until(lambda: platform.status("prod").worker_exits, 60), "no PROD worker exited at start"
+            # Waits on the event, the RunPod emulator's log of a worker's unexpected exit (read as `status`
+            # reads it), rather than on `status` itself, about 80 ms of CPU a call; then `status` must show
+            # that exit, and (the killed worker's exit being one too) that it was a worker that found no model
+            # at start.
+            emulator_log = Path(status.logs_dir) / "runpod-emulator.jsonl"
+            assert wait_until(lambda: _no_models(recent_worker_exits(emulator_log)), 60) \
+                and _no_models(platform.status("prod").worker_exits), \
+                "no PROD worker exited at start for want of models"
             assert api.get(f"/api/status/{created.json()['job_id']}").json()["status"] == "queued"
         capsys.readouterr()
 
