@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from processes import processes_naming, wait_until
+from processes import kill_everything_naming, processes_naming, wait_until
 from stackfiles import stacks_file
 from test_local_stack import api, wait_terminal
 
@@ -18,25 +18,31 @@ from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import StackDir
 
 
-@pytest.fixture
-def worker_tmp(home: Path, tmp_path: Path,
-               monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LocalPlatform, Path]]:
-    """A stack of the test's own (the second test kills its workers and stops it) whose processes keep their
-    temporary directories (the ComfyUI emulator's output folder among them) under a directory of the test's
+@pytest.fixture(scope="module")
+def worker_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalPlatform, Path]]:
+    """A stack of the module's own (the second test kills its workers and stops it; each test brings it up, a
+    running one is left as it is: a start and stop was most of each test's CPU) whose processes keep their
+    temporary directories (the ComfyUI emulator's output folder among them) under a directory of the module's
     own."""
-    tmp = tmp_path / "tmpdir"
+    root = tmp_path_factory.mktemp("worker-outputs")
+    home, tmp = root / "home", root / "tmpdir"
+    home.mkdir()
     tmp.mkdir()
-    monkeypatch.setenv("TMPDIR", str(tmp))
-    p = LocalPlatform(home, stacks_file(home))
-    try:
-        ensure_up(p, "staging")
-        yield p, tmp
-    finally:
-        p.down("staging")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(tmp))
+        p = LocalPlatform(home, stacks_file(home))
+        try:
+            yield p, tmp
+        finally:
+            try:
+                p.down("staging")
+            finally:
+                kill_everything_naming(str(home))
 
 
 def test_a_local_worker_removes_each_jobs_images_from_comfyuis_output_folder(worker_tmp) -> None:
     platform, _ = worker_tmp
+    ensure_up(platform, "staging")
     with api(platform, "staging") as client:
         created = client.post("/api/queue/create", json={"workflow_id": "sdxl-txt2img",
                                                          "inputs": {"prompt": "a lighthouse", "seed": 7,
@@ -53,6 +59,7 @@ def test_a_local_worker_removes_each_jobs_images_from_comfyuis_output_folder(wor
 
 def test_a_stack_whose_worker_was_killed_leaves_nothing_in_tmpdir_once_down(worker_tmp) -> None:
     platform, tmp = worker_tmp
+    ensure_up(platform, "staging")
     with api(platform, "staging") as client:  # a job, so that a worker is up and has rendered
         created = client.post("/api/queue/create", json={"workflow_id": "sdxl-txt2img",
                                                          "inputs": {"prompt": "a harbour", "width": 512,

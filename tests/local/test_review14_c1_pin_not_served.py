@@ -12,7 +12,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+from processes import kill_everything_naming
 
 from goldgate.commands.local import WORKER_SOURCE, _render_status, ensure_up
 from goldgate.local import image_store
@@ -35,11 +39,26 @@ _KILLED_DEPLOY = textwrap.dedent("""
 """)
 
 
-def _variant(home: Path, tmp: Path) -> str:
+def _variant(home: Path, tmp: Path, change: str) -> str:
     source = tmp / "worker"
     shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
-    (source / "CHANGELOG.local").write_text("a change to the worker tree makes a new image\n")
+    (source / "CHANGELOG.local").write_text(f"{change}\n")  # a change to the worker tree makes a new image
     return image_store.build_local_image(source, home)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One stack for the module (its start and stop were most of each test's CPU): each test kills a deploy of an
+    image of its own to what the stack serves, and leaves the stack up (on its pin)."""
+    home = tmp_path_factory.mktemp("c1-pin-not-served") / "home"
+    home.mkdir()
+    try:
+        yield home
+    finally:
+        try:
+            LocalPlatform(home).down("staging")
+        finally:
+            kill_everything_naming(str(home))
 
 
 def _killed_deploy(home: Path, image: str) -> None:
@@ -51,43 +70,37 @@ def _killed_deploy(home: Path, image: str) -> None:
 def test_status_and_up_after_a_deploy_killed_between_pin_and_signal(home: Path, tmp_path: Path) -> None:
     platform = LocalPlatform(home)
     first = ensure_up(platform, "staging").image
-    second = _variant(home, tmp_path)
-    try:
-        _killed_deploy(home, second)
-        assert StackDir(home, "staging").pinned_image() == second  # the pin moved ...
-        assert platform.require_running("staging")["image"] == first  # ... and the host still serves the old image
+    second = _variant(home, tmp_path, "a change to the worker tree makes a new image")
+    _killed_deploy(home, second)
+    assert StackDir(home, "staging").pinned_image() == second  # the pin moved ...
+    assert platform.require_running("staging")["image"] == first  # ... and the host still serves the old image
 
-        status = platform.status("staging")
-        assert status.image == first, "status named the pin as the image the stack runs"
-        note = status.pin_not_served or ""
-        assert f"pinned to {second}, but its host serves {first}" in note, note
-        assert f"`goldgate deploy staging --image {second}` applies the pin" in note, note
-        assert "\n" not in note
-        shown = _render_status(status.to_dict())
-        assert f"image                  {first}" in shown and f"pin                    {note}" in shown, shown
+    status = platform.status("staging")
+    assert status.image == first, "status named the pin as the image the stack runs"
+    note = status.pin_not_served or ""
+    assert f"pinned to {second}, but its host serves {first}" in note, note
+    assert f"`goldgate deploy staging --image {second}` applies the pin" in note, note
+    assert "\n" not in note
+    shown = _render_status(status.to_dict())
+    assert f"image                  {first}" in shown and f"pin                    {note}" in shown, shown
 
-        said: list[str] = []
-        assert platform.up("staging", progress=said.append).image == first
-        assert f"staging: {note}" in said, said
+    said: list[str] = []
+    assert platform.up("staging", progress=said.append).image == first
+    assert f"staging: {note}" in said, said
 
-        # The advised command settles it.
-        after = platform.deploy("staging", second)
-        assert after.image == second and after.pin_not_served is None
-    finally:
-        platform.down("staging")
+    # The advised command settles it.
+    after = platform.deploy("staging", second)
+    assert after.image == second and after.pin_not_served is None
 
 
 def test_up_says_it_starts_on_a_pin_the_last_host_never_served(home: Path, tmp_path: Path) -> None:
     platform = LocalPlatform(home)
     first = ensure_up(platform, "staging").image
-    second = _variant(home, tmp_path)
-    try:
-        _killed_deploy(home, second)
-        os.kill(platform.require_running("staging")["pid"], signal.SIGKILL)  # then the machine loses the host
-        said: list[str] = []
-        status = platform.up("staging", progress=said.append)
-        assert status.image == second and status.pin_not_served is None
-        assert any(line.startswith(f"staging: starting on its pin {second}, which its last host never served (it "
-                                   f"served {first})") for line in said), said
-    finally:
-        platform.down("staging")
+    second = _variant(home, tmp_path, "another change to the worker tree makes another image")
+    _killed_deploy(home, second)
+    os.kill(platform.require_running("staging")["pid"], signal.SIGKILL)  # then the machine loses the host
+    said: list[str] = []
+    status = platform.up("staging", progress=said.append)
+    assert status.image == second and status.pin_not_served is None
+    assert any(line.startswith(f"staging: starting on its pin {second}, which its last host never served (it "
+                               f"served {first})") for line in said), said

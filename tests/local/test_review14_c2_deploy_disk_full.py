@@ -9,16 +9,18 @@ running host alone, or on the `goldgate deploy` process alone (as tests/local/te
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from processes import wait_until
+from processes import kill_everything_naming, wait_until
 
 from goldgate.commands.local import WORKER_SOURCE, ensure_up
 from goldgate.errors import StateError
@@ -29,11 +31,26 @@ from goldgate.local.state import StackDir
 STACK = "staging"
 
 
-def _variant(home: Path, tmp: Path) -> str:
+def _variant(home: Path, tmp: Path, change: str) -> str:
     source = tmp / "worker"
     shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
-    (source / "CHANGELOG.local").write_text("a change to the worker tree makes a new image\n")
+    (source / "CHANGELOG.local").write_text(f"{change}\n")  # a change to the worker tree makes a new image
     return image_store.build_local_image(source, home)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One stack for the module (its start and stop were most of each test's CPU): each test deploys an image of
+    its own onto what the stack serves, and leaves the stack serving (the first test puts the host's disk back)."""
+    home = tmp_path_factory.mktemp("c2-disk-full") / "home"
+    home.mkdir()
+    try:
+        yield home
+    finally:
+        try:
+            LocalPlatform(home).down(STACK)
+        finally:
+            kill_everything_naming(str(home))
 
 
 def _serves(platform: LocalPlatform) -> int:
@@ -52,10 +69,10 @@ def _disk_full() -> None:
 def test_a_host_that_cannot_write_a_deploys_files_serves_its_old_image_on(home: Path, tmp_path: Path) -> None:
     platform = LocalPlatform(home)
     first = ensure_up(platform, STACK).image
-    second = _variant(home, tmp_path)
+    second = _variant(home, tmp_path, "a change to the worker tree makes a new image")
     host = platform.require_running(STACK)["pid"]
+    limits = resource.prlimit(host, resource.RLIMIT_FSIZE)
     try:
-        limits = resource.prlimit(host, resource.RLIMIT_FSIZE)
         resource.prlimit(host, resource.RLIMIT_FSIZE, (0, limits[1]))  # the disk fills up under the running host
         with pytest.raises(StateError) as refused:
             platform.deploy(STACK, second, timeout_s=10)
@@ -76,27 +93,25 @@ def test_a_host_that_cannot_write_a_deploys_files_serves_its_old_image_on(home: 
         assert platform.deploy(STACK, second).image == second
         assert _serves(platform) == 200
     finally:
-        platform.down(STACK)
+        with contextlib.suppress(ProcessLookupError):  # the module's stack serves on, with its disk back
+            resource.prlimit(host, resource.RLIMIT_FSIZE, limits)
 
 
 def test_a_deploy_on_a_full_disk_refuses_in_one_line_before_it_moves_anything(home: Path, tmp_path: Path) -> None:
     platform = LocalPlatform(home)
     first = ensure_up(platform, STACK).image
-    second = _variant(home, tmp_path)
+    second = _variant(home, tmp_path, "another change to the worker tree makes another image")
     d = StackDir(home, STACK)
-    try:
-        done = subprocess.run([sys.executable, "-m", "goldgate.cli", "deploy", STACK, "--image", second, "--home",
-                               str(home), "--target", "local"], check=False, capture_output=True, text=True,
-                              timeout=120, preexec_fn=_disk_full, cwd=REPO)
-        assert done.returncode == 1, done
-        lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-        assert lines[0] == (f"goldgate: error: cannot deploy {second} to {STACK}: File too large writing to {d.root}; "
-                            f"nothing was pinned and {STACK} still serves {first}. Free some space, then run the "
-                            "deploy again"), lines[0]
-        assert d.pinned_image() == first
-        status = platform.status(STACK)
-        assert status.image == first and status.pin_not_served is None
-        assert _serves(platform) == 200
-    finally:
-        platform.down(STACK)
+    done = subprocess.run([sys.executable, "-m", "goldgate.cli", "deploy", STACK, "--image", second, "--home",
+                           str(home), "--target", "local"], check=False, capture_output=True, text=True,
+                          timeout=120, preexec_fn=_disk_full, cwd=REPO)
+    assert done.returncode == 1, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0] == (f"goldgate: error: cannot deploy {second} to {STACK}: File too large writing to {d.root}; "
+                        f"nothing was pinned and {STACK} still serves {first}. Free some space, then run the "
+                        "deploy again"), lines[0]
+    assert d.pinned_image() == first
+    status = platform.status(STACK)
+    assert status.image == first and status.pin_not_served is None
+    assert _serves(platform) == 200

@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
+from processes import kill_everything_naming
 from stackfiles import stacks_file
 
 from goldgate.local.platform import LocalPlatform
@@ -27,13 +28,20 @@ OBJECTS = 128  # then measured: 64 MiB in all, four times what the host's memory
 OBJECT_BYTES = 512 * 1024
 
 
-@pytest.fixture
-def platform(home: Path) -> Iterator[LocalPlatform]:
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
+    """One stack for the module (a start and stop is most of each test's CPU): the tests put distinct keys, and
+    each brings the stack up itself (`up` of a running stack leaves it as it is)."""
+    home = tmp_path_factory.mktemp("objects-on-disk") / "home"
+    home.mkdir()
     p = LocalPlatform(home, stacks_file(home))
     try:
         yield p
     finally:
-        p.down(STACK)
+        try:
+            p.down(STACK)
+        finally:
+            kill_everything_naming(str(home))
 
 
 def _s3(platform: LocalPlatform) -> Any:
@@ -81,24 +89,25 @@ def test_the_hosts_memory_does_not_grow_with_the_objects_the_bucket_holds(platfo
 def test_every_read_answers_the_stored_bytes_whole_in_ranges_and_after_a_restart(platform: LocalPlatform) -> None:
     platform.up(STACK)
     s3, bucket = _s3(platform), platform.spec(STACK).storage.bucket
+    key = _key(OBJECTS + WARM_UP)  # a key the test above does not put (the module's stack holds its objects)
     body = os.urandom(300_001)
-    put = s3.put_object(Bucket=bucket, Key=_key(1), Body=body, ContentType="image/webp", IfNoneMatch="*")
+    put = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="image/webp", IfNoneMatch="*")
     assert put["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
 
     for _ in range(2):  # served as put, then as put back by the next start
-        head = s3.head_object(Bucket=bucket, Key=_key(1))
+        head = s3.head_object(Bucket=bucket, Key=key)
         assert head["ContentLength"] == len(body) and head["ETag"] == put["ETag"]
         assert head["ContentType"] == "image/webp"
-        assert s3.get_object(Bucket=bucket, Key=_key(1))["Body"].read() == body
-        assert s3.get_object(Bucket=bucket, Key=_key(1), Range="bytes=1000-1999")["Body"].read() == body[1000:2000]
-        assert s3.get_object(Bucket=bucket, Key=_key(1), Range="bytes=-5")["Body"].read() == body[-5:]
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+        assert s3.get_object(Bucket=bucket, Key=key, Range="bytes=1000-1999")["Body"].read() == body[1000:2000]
+        assert s3.get_object(Bucket=bucket, Key=key, Range="bytes=-5")["Body"].read() == body[-5:]
         with pytest.raises(s3.exceptions.ClientError, match="PreconditionFailed"):  # create-only, as R2
-            s3.put_object(Bucket=bucket, Key=_key(1), Body=b"other", IfNoneMatch="*")
-        assert s3.get_object(Bucket=bucket, Key=_key(1))["Body"].read() == body
+            s3.put_object(Bucket=bucket, Key=key, Body=b"other", IfNoneMatch="*")
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
         platform.down(STACK)
         platform.up(STACK)
         s3 = _s3(platform)
 
-    s3.delete_object(Bucket=bucket, Key=_key(1))
+    s3.delete_object(Bucket=bucket, Key=key)
     with pytest.raises(s3.exceptions.NoSuchKey):
-        s3.get_object(Bucket=bucket, Key=_key(1))
+        s3.get_object(Bucket=bucket, Key=key)

@@ -70,17 +70,23 @@ def _stacks_file(home: Path, retention_block: dict[str, Any] = RETENTION) -> Pat
 def _insert_jobs(db: Path, jobs: list[tuple[str, str, float, float | None]], now: float, inputs: int = 200) -> None:
     db.parent.mkdir(parents=True, exist_ok=True)
     apply_sqlite(db)
+    # The rows made first, then inserted table by table (executemany): the same rows as one INSERT per row, for half
+    # the CPU on the 20,000-job database below.
+    body = json.dumps({"prompt": "x" * inputs})
+    job_rows, deliveries, metrics = [], [], []
+    for job_id, status, created, finished in jobs:
+        created_s = now - created * DAY
+        updated = iso_ms(now - finished * DAY) if finished is not None else iso_ms(created_s)
+        job_rows.append((job_id, STACK, body, job_id, status, iso_ms(created_s), int(created_s * 1000), updated,
+                         None if finished is None else updated))
+        if finished is not None:
+            deliveries.append((f"{job_id}-1", job_id, updated))
+            metrics.append((job_id, STACK, status, iso_ms(created_s)))
     conn = sqlite3.connect(db)
     with conn:
-        for job_id, status, created, finished in jobs:
-            created_s = now - created * DAY
-            updated = iso_ms(now - finished * DAY) if finished is not None else iso_ms(created_s)
-            conn.execute(_JOB, (job_id, STACK, json.dumps({"prompt": "x" * inputs}), job_id, status,
-                                iso_ms(created_s), int(created_s * 1000), updated,
-                                None if finished is None else updated))
-            if finished is not None:
-                conn.execute(_DELIVERY, (f"{job_id}-1", job_id, updated))
-                conn.execute(_METRIC, (job_id, STACK, status, iso_ms(created_s)))
+        conn.executemany(_JOB, job_rows)
+        conn.executemany(_DELIVERY, deliveries)
+        conn.executemany(_METRIC, metrics)
         for key, age_s in (("key-old", 2 * DAY), ("key-fresh", 3_600)):
             conn.execute(_KEY, (key, "recent-completed", iso_ms(now - age_s), int((now - age_s) * 1000)))
     conn.close()
