@@ -3,6 +3,8 @@ clients' shared reader)."""
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
 from collections.abc import Callable
 
@@ -21,6 +23,15 @@ TRANSFER_MIN_BYTES_PER_S = 512 * 1024
 # Nothing was sent, so even a POST that must not run twice may be tried again, and when none gets through,
 # nothing was applied. Every other TransportError may have come after the request was sent.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS context this process's HTTP clients verify servers with: httpx's own default (certifi's CAs, or
+    SSL_CERT_FILE / SSL_CERT_DIR), built once. httpx builds one for every Client, loading the whole CA bundle
+    (about 45 ms of CPU) even for a client that only speaks plain HTTP to 127.0.0.1: `goldgate status` made one
+    per RunPod control-plane client, and a deploy polled it. One SSLContext serves any number of clients."""
+    return httpx.create_ssl_context()
 
 
 def transfer_deadline_s(size: int) -> float:

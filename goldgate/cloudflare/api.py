@@ -22,6 +22,7 @@ from goldgate.bounded_http import (
     bearer_token,
     format_seconds,
     send_bounded,
+    tls_context,
 )
 from goldgate.cloudflare.errors import (
     CloudflareAuthError,
@@ -82,7 +83,7 @@ class CloudflareApi:
         self.deadline_s = deadline_s
         self._sleep = sleep
         self._token = api_token
-        self._client = httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport,
+        self._client = httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport, verify=tls_context(),
                                     headers={"Authorization": f"Bearer {api_token}",
                                              "User-Agent": "goldgate-cloudflare/0.1"})
 

@@ -23,7 +23,13 @@ from typing import Any
 
 import httpx
 
-from goldgate.bounded_http import DeadlinePassed, format_seconds, send_bounded, transfer_deadline_s
+from goldgate.bounded_http import (
+    DeadlinePassed,
+    format_seconds,
+    send_bounded,
+    tls_context,
+    transfer_deadline_s,
+)
 from goldgate.cloudflare.api import CloudflareApi, path_segment
 from goldgate.cloudflare.errors import CloudflareError, D1OperationFailed
 
@@ -84,7 +90,7 @@ class D1Client:
         self.operation_timeout_s = operation_timeout_s
         self._sleep = sleep
         # Signed URLs point at R2, not the API: a separate client without the API token.
-        self._transfer = transfer or httpx.Client(timeout=300.0)
+        self._transfer = transfer or httpx.Client(timeout=300.0, verify=tls_context())
         # Seconds a download or upload of so many bytes may take (httpx bounds each read, not the whole).
         self._transfer_deadline = transfer_deadline
 

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from goldgate import spec as specs
+from goldgate.bounded_http import tls_context
 from goldgate.commands.output import add_json_flag, emit, progress, say, table
 from goldgate.errors import GoldgateError, StateError
 from goldgate.files import make_dirs
@@ -231,7 +232,7 @@ class ApiClient:
     def __init__(self, platform: LocalPlatform, stack: str, timeout_s: float = 30.0) -> None:
         state = platform.require_running(stack)
         self.base = state["api_url"]
-        self.http = httpx.Client(base_url=self.base, timeout=timeout_s,
+        self.http = httpx.Client(base_url=self.base, timeout=timeout_s, verify=tls_context(),
                                  headers={"Authorization": f"Bearer {platform.api_token(stack)}"})
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from goldgate import spec as specs
+from goldgate.bounded_http import tls_context
 from goldgate.errors import GoldgateError
 from goldgate.ops.fingerprint import connect_read_only
 from goldgate.spec import StackSpec
@@ -741,7 +742,7 @@ def live_probe(api_url: str, api_token: str, webhook_secret: str | None, db_path
         conn.close()
     results = json.loads(job["results_json"])
     headers = {"Authorization": f"Bearer {api_token}"}
-    with httpx.Client(base_url=api_url, timeout=30.0) as http:
+    with httpx.Client(base_url=api_url, timeout=30.0, verify=tls_context()) as http:
         try:
             replay_ok, replay_detail = (None, no_replay) if webhook_secret is None else _replay(
                 http, job, webhook_secret, before, db_path)

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from goldgate.bounded_http import DeadlinePassed, ResponseTooLarge, send_bounded
+from goldgate.bounded_http import DeadlinePassed, ResponseTooLarge, send_bounded, tls_context
 from goldgate.errors import GoldgateError
 from goldgate.ops.fingerprint import connect_read_only
 from goldgate.release.gate import ErrorRate
@@ -96,7 +96,7 @@ def _utc(when: datetime) -> datetime:
 def from_api(api_url: str, token: str, since: datetime) -> ErrorRate:
     """The service's own metrics endpoint (cloud target)."""
     try:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, verify=tls_context()) as client:
             request = client.build_request("GET", f"{api_url.rstrip('/')}/api/metrics", params={"since": _iso(since)},
                                            headers={"authorization": f"Bearer {token}"})
             resp, content = send_bounded(client, request, _MAX_ANSWER_BYTES, _ANSWER_DEADLINE_S)

@@ -30,6 +30,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from goldgate.bounded_http import tls_context
 from goldgate.errors import GoldgateError
 from goldgate.logs import now_rfc3339
 from goldgate.release.cases import (
@@ -131,7 +132,7 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
     headers = {"authorization": f"Bearer {access.token}", "user-agent": "goldgate-golden/1"}
     stop = threading.Event()
     with httpx.Client(base_url=access.api_url, headers=headers, timeout=httpx.Timeout(30.0),
-                      follow_redirects=False) as client:
+                      follow_redirects=False, verify=tls_context()) as client:
         def one(case: GoldenCase) -> dict[str, Any]:
             result = run_case(client, access, case, target, references_dir=references_dir,
                               update_references=update_references, poll_s=poll_s, stop=stop,

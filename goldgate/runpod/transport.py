@@ -19,6 +19,7 @@ from goldgate.bounded_http import (
     bearer_token,
     format_seconds,
     send_bounded,
+    tls_context,
 )
 from goldgate.runpod.errors import (
     RunPodAuthError,
@@ -102,7 +103,7 @@ class Transport:
         self.max_response_bytes = max_response_bytes
         self.deadline_s = deadline_s
         self._client = httpx.Client(
-            base_url=self.base_url, timeout=timeout_s, transport=transport,
+            base_url=self.base_url, timeout=timeout_s, transport=transport, verify=tls_context(),
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json",
                      "User-Agent": "goldgate-runpod/0.1"},
             event_hooks=dict(event_hooks or {}))
