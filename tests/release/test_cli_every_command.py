@@ -36,16 +36,30 @@ def the_error_line(err: str) -> str:
     return lines[0]
 
 
+_PARSERS: dict[tuple[tuple[str, str], ...], argparse.ArgumentParser] = {}
+
+
+def _parser() -> argparse.ArgumentParser:
+    """goldgate's parser as `build_parser()` makes it in this environment (its defaults read the
+    environment, e.g. GOLDGATE_TARGET, when it is built): one per environment, as parsing changes nothing
+    in a parser (about 15 ms of CPU a build, and this file parses some 400 times). PYTEST_CURRENT_TEST is
+    pytest's, set per test."""
+    key = tuple(sorted((k, v) for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"))
+    if key not in _PARSERS:
+        _PARSERS[key] = build_parser()
+    return _PARSERS[key]
+
+
 def parse(capsys: pytest.CaptureFixture, argv: list[str]) -> tuple[int, str]:
     with pytest.raises(SystemExit) as exc:
-        build_parser().parse_args(argv)
+        _parser().parse_args(argv)
     return exc.value.code, capsys.readouterr().err
 
 
 # -- every command, every string option -----------------------------------------------------------
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
     return dict(sub.choices)
 
 
