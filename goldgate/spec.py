@@ -8,6 +8,8 @@ Secrets are never part of the spec: they live in Pulumi secrets (cloud) or the s
 
 from __future__ import annotations
 
+import copy
+import functools
 import ipaddress
 import math
 import os
@@ -965,6 +967,15 @@ def _open_regular_file(path: Path, what: str, error: type[GoldgateError]) -> Bin
         raise error(f"{what} {path} is {exc.kind}, not a file; name the {what} itself, saved as a file") from None
 
 
+@functools.lru_cache(maxsize=32)
+def _parsed(text: str) -> Any:
+    """The document in `text`, parsed once per process: the stacks file is read again for each stack a command
+    names (`goldgate status`, a deploy's wait for its rollout, about 6.5 ms each with PyYAML's Python parser).
+    Keyed on the text itself, so an edited file is parsed anew; callers get a copy (read_yaml). A text that
+    fails to parse raises each time (lru_cache keeps no exception)."""
+    return yaml.load(text, Loader=_StackFileLoader)  # a SafeLoader: no Python tags
+
+
 def read_yaml(path: Path, what: str = "stack file", max_bytes: int = 1_000_000,
               error: type[GoldgateError] = SpecError) -> Any:
     """A small YAML file an operator edits (a stack file, a golden case), parsed; anything wrong with it, from a
@@ -984,7 +995,7 @@ def read_yaml(path: Path, what: str = "stack file", max_bytes: int = 1_000_000,
     except OSError as exc:
         raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     try:
-        return yaml.load(text, Loader=_StackFileLoader)  # a SafeLoader: no Python tags
+        return copy.deepcopy(_parsed(text))   # a caller may change what it gets: never the cached document
     except yaml.reader.ReaderError as exc:  # PyYAML names only an offset "in <unicode string>": say line and column
         line_start = text.rfind("\n", 0, exc.position) + 1
         raise error(f"{what} {path} is not valid YAML: unacceptable character #x{exc.character:04x} at line "
