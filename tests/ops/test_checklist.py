@@ -33,6 +33,8 @@ from goldgate.ops.metrics_report import report_from_sqlite
 from goldgate.ops.polling_scan import scan_source, scan_tree
 from goldgate.release.ledger import Ledger
 
+pytestmark = pytest.mark.usefixtures("scan_once")  # checklist runs scan service/ once (conftest.py)
+
 SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "production-hardening-checklist.md"
 IMG_A = "local/worker@sha256:" + "a" * 64
 IMG_B = "local/worker@sha256:" + "b" * 64

@@ -193,7 +193,7 @@ def _logs(directory: Path) -> None:
 
 
 @pytest.fixture
-def cloud(tmp_path: Path, seed_sql: bytes) -> Iterator[Cloud]:
+def cloud(tmp_path: Path, seed_sql: bytes, scan_once: None) -> Iterator[Cloud]:
     now = datetime.now(UTC)
     launches = NoWorkers()
     emulator = RunPodEmulator(EmulatorConfig(api_key=RP_KEY, logs_dir=tmp_path / "emulator"),

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from goldgate.cli import main
 from goldgate.local.platform import LocalPlatform
+
+pytestmark = pytest.mark.usefixtures("scan_once")  # checklist runs scan service/ once (conftest.py)
 
 
 def test_checklist_passes_every_applicable_line_on_a_healthy_local_deployment(tmp_path, capsys):

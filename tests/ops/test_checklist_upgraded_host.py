@@ -17,12 +17,17 @@ import pytest
 from goldgate.cli import main
 from goldgate.local.platform import LocalPlatform
 
+pytestmark = pytest.mark.usefixtures("scan_once")  # checklist runs scan service/ once (conftest.py)
+
 ADDED = "0002_idempotency_keys.sql"
 
 
-@pytest.fixture()
-def platform(tmp_path: Path) -> Iterator[LocalPlatform]:
-    p = LocalPlatform(tmp_path / "home")
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
+    # One home for both tests: the first ends with STAGING up on a migrated database, which is where the
+    # second starts (its `up staging` then finds it serving, as `goldgate up` is idempotent), instead of a
+    # second start.
+    p = LocalPlatform(tmp_path_factory.mktemp("upgraded") / "home")
     yield p
     for stack in ("staging", "prod"):
         p.down(stack)

@@ -7,10 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from test_checklist_cloud import IMG_B, _drill, cloud, seed_sql  # noqa: F401 -- cloud, seed_sql: pytest fixtures
 
 from goldgate.logs import JsonLogger
 from goldgate.ops import checklist
+
+pytestmark = pytest.mark.usefixtures("scan_once")  # checklist runs scan service/ once (conftest.py)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

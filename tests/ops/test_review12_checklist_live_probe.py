@@ -7,12 +7,15 @@ import json
 from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
+import pytest
 from ops_fixtures import build_stack_db
 from serving import serving
 
 from goldgate.cli import main
 from goldgate.local.platform import LocalPlatform
 from goldgate.ops.checklist_facts import live_probe
+
+pytestmark = pytest.mark.usefixtures("scan_once")  # checklist runs scan service/ once (conftest.py)
 
 TOKEN, SECRET = "probe-api-token-0123456789", "probe-webhook-secret-0123456789"
 

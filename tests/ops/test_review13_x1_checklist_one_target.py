@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from test_checklist_cloud import IMG_A, IMG_B, cloud, seed_sql  # noqa: F401 -- the cloud pair's fixtures
 
 from goldgate.cli import main
 from goldgate.local.state import StackDir
 from goldgate.ops import checklist
 from goldgate.release.ledger import Ledger
+
+pytestmark = pytest.mark.usefixtures("scan_once")  # checklist runs scan service/ once (conftest.py)
 
 L1 = "local/worker@sha256:" + "1" * 64
 C1, C2 = ("registry.example.com/your-org/goldgate-worker@sha256:" + c * 64 for c in "cd")

@@ -22,7 +22,8 @@ from goldgate.local import image_store
 from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import StackDir
 
-pytestmark = needs(Path("/proc/self").is_dir(), "/proc (the stack's processes are found through it)")
+pytestmark = [needs(Path("/proc/self").is_dir(), "/proc (the stack's processes are found through it)"),
+              pytest.mark.usefixtures("scan_once")]  # checklist runs scan service/ once (conftest.py)
 
 STACK = "staging"
 LIVE_LINES = ("webhook_idempotent", "status_completed", "result_via_api")

@@ -21,6 +21,8 @@ from goldgate.cli import main
 from goldgate.ops import checklist, checklist_facts
 from goldgate.ops.checklist_facts import Facts
 
+pytestmark = pytest.mark.usefixtures("scan_once")  # checklist runs scan service/ once (conftest.py)
+
 GIB, MIB = 1024 ** 3, 1024 ** 2
 Usage = namedtuple("Usage", "total used free")
 

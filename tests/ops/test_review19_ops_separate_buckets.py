@@ -16,6 +16,8 @@ from goldgate.cli import main
 from goldgate.commands import ops
 from goldgate.local.platform import LocalPlatform
 
+pytestmark = pytest.mark.usefixtures("scan_once")  # checklist runs scan service/ once (conftest.py)
+
 
 def _separate(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
               storage: dict[str, dict[str, str]]) -> dict:
