@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,9 +93,24 @@ def s3_client(endpoint: str) -> Any:
                                       s3={"addressing_style": "path"}))
 
 
-@pytest.fixture
-def s3(moto_endpoint: str) -> Any:
+@pytest.fixture(scope="session")
+def _s3_session_client(moto_endpoint: str) -> Any:
+    """One boto3 client for the session: a client is stateless between calls (and thread-safe), and building
+    one re-reads botocore's service JSON, a tenth of a second of CPU per test."""
     return s3_client(moto_endpoint)
+
+
+@pytest.fixture
+def s3(_s3_session_client: Any) -> Any:
+    return _s3_session_client
+
+
+@pytest.fixture(scope="session")
+def _store_client(moto_endpoint: str) -> Any:
+    """The botocore client `S3ResultStore.connect` builds (its real config), built once: connect makes a fresh
+    botocore session, which re-reads the endpoint and S3 model JSON (~0.1-0.2 s CPU) each time. Each test
+    still gets its own S3ResultStore over it (tests patch the store object, never the client)."""
+    return S3ResultStore.connect(moto_endpoint, BUCKET, S3_KEY_ID, S3_SECRET).client
 
 
 @pytest.fixture
@@ -108,10 +124,21 @@ def migrate(db_path: Path) -> None:
     apply_sqlite(db_path, MIGRATIONS)
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    path = tmp_path / "db.sqlite"
+@pytest.fixture(scope="session")
+def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """migrations/ applied once per session (apply_sqlite closes its connection, so the WAL is checkpointed
+    into the one file); each test gets a byte copy, the same database `migrate` would have made for it."""
+    path = tmp_path_factory.mktemp("migrated") / "db.sqlite"
     migrate(path)
+    leftovers = sorted(p.name for p in path.parent.iterdir() if p != path)
+    assert not leftovers, f"migrating left side files a copy of the database would miss: {leftovers}"
+    return path
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, _migrated_template: Path) -> Path:
+    path = tmp_path / "db.sqlite"
+    shutil.copyfile(_migrated_template, path)
     return path
 
 
@@ -194,11 +221,11 @@ async def _collect(stream: Any) -> bytes:
 
 
 @pytest.fixture
-def svc(db_path: Path, moto_endpoint: str, fake_runpod: FakeRunPod, log_lines: LogCapture, s3: Any
-        ) -> Iterator[Harness]:
+def svc(db_path: Path, moto_endpoint: str, fake_runpod: FakeRunPod, log_lines: LogCapture, s3: Any,
+        _store_client: Any) -> Iterator[Harness]:
     config = make_config(runpod_endpoint_base=fake_runpod.base, db_path=str(db_path), s3_endpoint_url=moto_endpoint)
     db = SqliteDatabase(db_path)
-    store = S3ResultStore.connect(moto_endpoint, BUCKET, S3_KEY_ID, S3_SECRET)
+    store = S3ResultStore(_store_client, BUCKET)
     transport = HttpxTransport()
     gateway = HttpRunPodGateway(transport, fake_runpod.base, RUNPOD_KEY, timeout_s=5)
     clock = [1_800_000_000.0]
@@ -278,6 +305,23 @@ def local_server(tmp_path: Path, moto_endpoint: str, fake_runpod: FakeRunPod) ->
     server = LocalServer(tmp_path, moto_endpoint, fake_runpod.base).start()
     yield server
     server.stop()
+    check_log_lines(server.log_lines())
+
+
+@pytest.fixture(scope="module")
+def shared_local_server(tmp_path_factory: pytest.TempPathFactory,
+                        moto_endpoint: str) -> Iterator[LocalServer]:
+    """`local_server`, one per module, for a module's tests that only send it requests and read what they
+    caused (their own objects, jobs and log lines), so none sees another's; a module opts in by overriding
+    `local_server` with it. Its whole log is checked when it stops, as `local_server` does. A server start
+    costs ~1 s of CPU."""
+    fake = FakeRunPod(RUNPOD_KEY).start()
+    server = LocalServer(tmp_path_factory.mktemp("shared-server"), moto_endpoint, fake.base).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        fake.stop()
     check_log_lines(server.log_lines())
 
 

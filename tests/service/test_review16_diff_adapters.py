@@ -88,14 +88,50 @@ def send_local(port: int, req: Req) -> Answer:
         return Answer(reply.status, headers, body)
 
 
+class WhatwgParser:
+    """node's WHATWG URL parser as one long-lived process per module: a batch of targets in (one JSON line),
+    their parsed forms out (one JSON line). A node start costs ~0.1 s of CPU, and the generated-requests test
+    parses one target per example: the same parser answers, started once."""
+
+    SCRIPT = ("const rl = require('readline').createInterface({input: process.stdin});"
+              " rl.on('line', (line) => { const out = {}; for (const t of JSON.parse(line)) {"
+              f" const u = new URL('https://{HOST}' + t); out[t] = u.href.slice('https://{HOST}'.length); }}"
+              " process.stdout.write(JSON.stringify(out) + '\\n'); });")
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[str] | None = None
+
+    def parse(self, targets: list[str]) -> dict[str, str]:
+        if self.proc is None:
+            self.proc = subprocess.Popen([NODE, "-e", self.SCRIPT], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, text=True, encoding="utf-8")
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(targets) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, f"node's URL parser exited {self.proc.poll()}"
+        return json.loads(line)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stdin.close()  # type: ignore[union-attr]
+            assert self.proc.wait(timeout=60) == 0
+            self.proc.stdout.close()  # type: ignore[union-attr]
+            self.proc = None
+
+
+_PARSER = WhatwgParser()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _whatwg_parser() -> Iterator[None]:
+    yield
+    _PARSER.stop()
+
+
 def whatwg_targets(targets: list[str]) -> dict[str, str]:
     """Each request target as workerd's URL parser leaves it (path and query, as `request.url` carries them)."""
-    script = ("const out = {}; for (const t of JSON.parse(require('fs').readFileSync(0, 'utf8'))) {"
-              f" const u = new URL('https://{HOST}' + t); out[t] = u.href.slice('https://{HOST}'.length); }}"
-              " console.log(JSON.stringify(out))")
-    done = subprocess.run([NODE, "-e", script], input=json.dumps(targets), capture_output=True, text=True,
-                          check=True, timeout=60)
-    return json.loads(done.stdout)
+    return _PARSER.parse(targets)
 
 
 class FetchHeaders:

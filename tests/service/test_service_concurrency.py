@@ -3,12 +3,14 @@ threads, some stale and some for the wrong attempt, against the local server as 
 
 from __future__ import annotations
 
+import http.client
+import json
 import random
+import select
 import socket
 import sqlite3
 import threading
 
-import httpx
 from service_testkit import API_TOKEN, BUCKET, WEBHOOK_SECRET, s3_client
 
 from service.signing import webhook_signature
@@ -17,10 +19,29 @@ JOBS = 500
 THREADS = 8
 
 
-def nodelay_client(base_url: str, **kwargs) -> httpx.Client:
-    # httpx writes headers and body separately: without TCP_NODELAY each POST waits ~40 ms
-    transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-    return httpx.Client(base_url=base_url, transport=transport, **kwargs)
+class KeepAlive:
+    """One keep-alive HTTP/1.1 connection over http.client, a fraction of httpx's CPU per request (6,500 of
+    them here): the server sees the same requests. The body goes out in the headers' write (http.client joins
+    them) and TCP_NODELAY is set too. A connection the server closed while idle is reopened before a request
+    is sent (as httpx's pool does), never after: no delivery is ever sent twice by the client."""
+
+    def __init__(self, port: int, headers: dict[str, str] | None = None) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.headers = {"content-type": "application/json", **(headers or {})}
+
+    def post(self, path: str, payload: dict) -> tuple[int, dict]:
+        sock = self.conn.sock
+        if sock is not None and select.select([sock], [], [], 0)[0]:  # readable while idle: server closed it
+            self.conn.close()
+        if self.conn.sock is None:
+            self.conn.connect()
+            self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.conn.request("POST", path, body=json.dumps(payload).encode(), headers=self.headers)
+        reply = self.conn.getresponse()
+        return reply.status, json.loads(reply.read())
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def _plan(job_id: str, rid: str, kind: int, image: dict) -> tuple[str, list[dict]]:
@@ -44,10 +65,12 @@ def _plan(job_id: str, rid: str, kind: int, image: dict) -> tuple[str, list[dict
 def test_thousands_of_repeated_shuffled_deliveries_settle_every_job_exactly_once(local_server, moto_endpoint):
     s3 = s3_client(moto_endpoint)
     auth = {"authorization": f"Bearer {API_TOKEN}"}
-    with nodelay_client(local_server.url, headers=auth, timeout=30) as client:
-        job_ids = [client.post("/api/queue/create", json={"workflow_id": "flux-schnell",
-                                                          "inputs": {"prompt": f"job {i}"}}).json()["job_id"]
-                   for i in range(JOBS)]
+    client = KeepAlive(local_server.port, auth)
+    created = [client.post("/api/queue/create", {"workflow_id": "flux-schnell",
+                                                 "inputs": {"prompt": f"job {i}"}}) for i in range(JOBS)]
+    client.close()
+    assert {status for status, _ in created} == {202}
+    job_ids = [body["job_id"] for _, body in created]
     db = sqlite3.connect(local_server.db_path)
     rids = dict(db.execute("SELECT id, runpod_job_id FROM jobs"))
     expected: dict[str, str] = {}
@@ -67,11 +90,11 @@ def test_thousands_of_repeated_shuffled_deliveries_settle_every_job_exactly_once
 
     def worker(chunk: list[tuple[str, dict]]) -> None:
         got = []
-        with nodelay_client(local_server.url, timeout=60) as client:
-            for job_id, payload in chunk:
-                reply = client.post("/api/runpod/webhook", json=payload,
-                                    params={"job": job_id, "sig": webhook_signature(WEBHOOK_SECRET, job_id)})
-                got.append((reply.status_code, reply.json()))
+        client = KeepAlive(local_server.port)
+        for job_id, payload in chunk:
+            sig = webhook_signature(WEBHOOK_SECRET, job_id)
+            got.append(client.post(f"/api/runpod/webhook?job={job_id}&sig={sig}", payload))
+        client.close()
         with lock:
             answers.extend(got)
 

@@ -19,6 +19,13 @@ from service.signing import webhook_signature
 AUTH = {"authorization": f"Bearer {API_TOKEN}"}
 
 
+@pytest.fixture(scope="module")
+def local_server(shared_local_server: LocalServer) -> LocalServer:
+    """One server for the tests that only send it requests (service_testkit.shared_local_server); the tests of
+    starting and stopping start their own."""
+    return shared_local_server
+
+
 def test_starts_on_a_fresh_db_with_port_0_and_serves_the_job_path(local_server, moto_endpoint):
     lines = [json.loads(line) for line in local_server.log_lines()]
     listening = [line for line in lines if line["event"] == "service.listening"]
@@ -92,6 +99,7 @@ def test_over_http_bad_input_gets_clear_json_errors_never_a_traceback(local_serv
 
 def test_head_answers_as_get_would_with_its_headers_and_no_body(local_server, moto_endpoint):
     # RFC 9110 9.3.2: load balancers, uptime checks and clients learning a result's size use HEAD.
+    earlier = len(local_server.log_lines())  # the shared server's lines from tests before this one
     key = f"results/{'e' * 32}/0.png"
     data = b"\x89PNG" + bytes(5000)
     s3_client(moto_endpoint).put_object(Bucket=BUCKET, Key=key, Body=data, ContentType="image/png")
@@ -105,7 +113,7 @@ def test_head_answers_as_get_would_with_its_headers_and_no_body(local_server, mo
     assert got.status_code == 401 and head.headers["www-authenticate"] == "Bearer"
     refused = httpx.put(local_server.url + "/api/metrics", headers=AUTH, timeout=10)
     assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"
-    heads = [json.loads(line) for line in local_server.log_lines() if '"method":"HEAD"' in line]
+    heads = [json.loads(line) for line in local_server.log_lines()[earlier:] if '"method":"HEAD"' in line]
     assert [line["http"]["status"] for line in heads] == [200, 200, 404, 401]  # one schema line each
 
 

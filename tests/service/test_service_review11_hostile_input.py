@@ -179,6 +179,12 @@ def test_nul_and_control_characters_in_headers_are_refused_or_ignored_never_an_i
     assert not _lines(log_lines, "http.unhandled")
 
 
+@pytest.fixture(scope="module")
+def local_server(shared_local_server):
+    """One server for both over-HTTP tests: neither creates a job, each reads only its own answer."""
+    return shared_local_server
+
+
 def test_over_http_a_chunked_create_over_the_limit_is_a_413_and_records_no_job(local_server):
     """A chunked upload has no Content-Length to refuse up front: the server stops reading just past the limit."""
     conn = http.client.HTTPConnection("127.0.0.1", local_server.port, timeout=10)
