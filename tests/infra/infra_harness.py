@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 import uuid
@@ -25,9 +27,17 @@ def digest_ref(label: str) -> str:
     return f"registry.example.com/example/goldgate-worker@sha256:{hashlib.sha256(label.encode()).hexdigest()}"
 
 
+@functools.lru_cache(maxsize=16)
+def _parsed_yaml(text: str) -> Any:
+    """A stack file's text parsed once per process (callers get a deep copy): the file is read every time, so
+    an edited file is parsed anew, and PyYAML's pure-Python parser costs ~10 ms a file, a few times per
+    test."""
+    return yaml.safe_load(text)
+
+
 def filled_stack_file(stack: str, source: Path = STACKS_DIR) -> dict[str, Any]:
     """The committed stack file with its placeholders replaced, as a test operator would."""
-    doc = yaml.safe_load((source / f"Pulumi.{stack}.yaml").read_text())
+    doc = copy.deepcopy(_parsed_yaml((source / f"Pulumi.{stack}.yaml").read_text()))
     spec = doc["config"]["goldgate:spec"]
     spec["cloud"]["cloudflare_account_id"] = ACCOUNT_ID
     spec["image"] = digest_ref("release-1")

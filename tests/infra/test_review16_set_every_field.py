@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from infra_harness import SECRETS, digest_ref, filled_stack_file, use_cloud
 from test_infra_program import _settings
-from test_infra_program_changes import _set, declared
+from test_infra_program_changes import _set, declared, declared_once
 
 from goldgate.errors import SpecError
 from goldgate.spec import StackSpec
@@ -250,6 +250,6 @@ def test_a_field_changed_alone_changes_what_the_program_declares(path: str, stac
             spec, secrets, _ = read_config(case.stack)
             run(spec, secrets, _settings(stacks_dir, tmp_path), bundle)
         return
-    before = declared(case.stack, doc, SECRETS, stacks_dir, tmp_path, bundle)
+    before = declared_once(case.stack, doc, SECRETS, stacks_dir, tmp_path, bundle)
     after = declared(case.stack, changed, {**SECRETS, **case.secrets_after}, stacks_dir, tmp_path, bundle)
     assert changes(before, after) == case.expected
