@@ -19,9 +19,20 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "service"))  # the service test kit, for a create's real log line
 
-from service_testkit import db_path, fake_runpod, log_lines, moto_endpoint, s3, svc
+from service_testkit import (
+    _migrated_template,
+    _s3_session_client,
+    _store_client,
+    db_path,
+    fake_runpod,
+    log_lines,
+    moto_endpoint,
+    s3,
+    svc,
+)
 
-__all__ = ["db_path", "fake_runpod", "log_lines", "moto_endpoint", "s3", "svc"]
+__all__ = ["_migrated_template", "_s3_session_client", "_store_client", "db_path", "fake_runpod", "log_lines",
+           "moto_endpoint", "s3", "svc"]
 
 RUNBOOK = REPO / "docs" / "RUNBOOK.md"
 WORKER = REPO / "images" / "worker"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from service.sqlite_database import SqliteDatabase
@@ -36,7 +37,14 @@ def test_a_wal_grown_past_the_limit_is_cut_back_once_it_is_checkpointed_and_rese
         reader.execute("COMMIT")
         reader.close()
         checker = sqlite3.connect(path, isolation_level=None)
-        busy, frames, copied = checker.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        # The service's own checkpointer thread may still be copying the WAL (it is asked every 64 commits): SQLite
+        # runs one checkpoint at a time and answers busy to another, which then runs again once that one is done.
+        deadline = time.monotonic() + 60
+        while True:
+            busy, frames, copied = checker.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if busy == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         checker.close()
         assert (busy, copied) == (0, frames)  # everything is in the database file now
         asyncio.run(db.execute("DELETE FROM blobs WHERE id = 1"))  # the next commit starts the WAL again
