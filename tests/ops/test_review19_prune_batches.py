@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_retention import _CutOff  # a connection that drops after so many statements
 
 from goldgate import spec as specs
 from goldgate.migrations import apply_sqlite
@@ -79,19 +79,6 @@ def test_a_prune_of_more_metrics_than_a_batch_deletes_every_row_before_the_cutof
     assert report.remaining["jobs"] == 2 and report.deleted["jobs"] == 0
     # Again: nothing more is due.
     assert retention.prune_local(STAGING, db, 30, 365, now_s=NOW).deleted["job_metrics"] == 0
-
-
-class _CutOff:
-    """A connection that drops after `statements` statements (a killed prune, a network error)."""
-
-    def __init__(self, db: Any, statements: int) -> None:
-        self.db, self.left = db, statements
-
-    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        if self.left == 0:
-            raise ConnectionError("cut")
-        self.left -= 1
-        return await self.db.query(sql, params)
 
 
 @pytest.mark.parametrize("statements", [1, 2, 3, 4])
