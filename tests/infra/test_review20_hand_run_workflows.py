@@ -79,3 +79,11 @@ def test_an_unreadable_ledger_refuses_a_hand_run_naming_it(prod):
     path.write_text(path.read_text().replace('"docker"', '"local"'))   # an edited line: the chain no longer verifies
     with pytest.raises(BundleError, match=r"the ledger .*ledger\.jsonl cannot be read"):
         read_config("prod")
+
+
+def test_a_home_that_is_a_file_refuses_a_hand_run_naming_the_ledger(prod, tmp_path, monkeypatch):
+    home = tmp_path / "a-file"
+    home.write_text("not a state dir\n")
+    monkeypatch.setenv("GOLDGATE_HOME", str(home))
+    with pytest.raises(BundleError, match=r"the ledger .*a-file/ledger\.jsonl cannot be read \(Not a directory\)"):
+        read_config("prod")

@@ -86,8 +86,9 @@ def hand_run_problem(project_dir: Path, home: Path, image: str) -> str | None:
     workflows is `resolve`'s, on goldgate's own deploy, which trusts only authenticated entries."""
     try:
         builds = [e for e in Ledger(home).entries() if e.kind == "build" and e.get("image") == image]
-    except GoldgateError as exc:
-        return f"the ledger {home / 'ledger.jsonl'} cannot be read ({exc}), nor what {image} was built with"
+    except (GoldgateError, OSError) as exc:   # OSError: e.g. GOLDGATE_HOME names a file, not a directory
+        why = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+        return f"the ledger {home / 'ledger.jsonl'} cannot be read ({why}), nor what {image} was built with"
     recorded = [e for e in builds if isinstance(e.get("workflows_sha256"), str) and e.get("workflows_sha256")]
     if not recorded or workflows_sha256(project_dir / WORKFLOWS_PATH) in {e.get("workflows_sha256") for e in recorded}:
         return None
