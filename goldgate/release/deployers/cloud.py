@@ -10,11 +10,13 @@ Pulumi's own `stack history` keeps each update's config.
 
 from __future__ import annotations
 
+import collections
 import math
 import os
+import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -117,15 +119,21 @@ class CloudDeployer:
             # not in this one, and a relative GOLDGATE_PROJECT_DIR made a path that named nothing there.
             env[image_workflows.WORKFLOWS_ENV] = ("" if workflows.directory is None else
                                                   str(workflows.directory.absolute()))
+            output: collections.deque[str] = collections.deque(maxlen=_OUTPUT_LINES_KEPT)
+
+            def shown(line: str) -> None:
+                output.append(line)
+                if line.strip():
+                    progress(f"pulumi: {line}")
+
             try:
                 s.set_config(IMAGE_KEY, auto.ConfigValue(value=image), path=True)
                 progress(f"pulumi up ({stack})")
-                result = s.up(on_output=lambda line: progress(f"pulumi: {line}") if line.strip() else None,
-                              message=f"goldgate deploy {image}")
+                result = s.up(on_output=shown, message=f"goldgate deploy {image}")
             except auto.errors.CommandError as exc:
-                raise CloudDeployFailed(f"pulumi up of {stack} failed: {_last_line(exc)}; the stack config pins "
-                                        f"{image} (was {before}): fix the cause and deploy again, or roll back") \
-                    from None
+                raise CloudDeployFailed(f"pulumi up of {stack} failed: {up_failure(exc, output)}; the stack config "
+                                        f"pins {image} (was {before}): fix the cause and deploy again, or roll "
+                                        "back") from None
             finally:
                 env.pop(image_workflows.WORKFLOWS_ENV, None)
         outputs = {k: v.value for k, v in result.outputs.items()}
@@ -248,7 +256,81 @@ def _default_control_client(api_key: str, base_url: str) -> Any:
     return ControlPlaneClient(api_key, base_url)
 
 
-def _last_line(exc: BaseException) -> str:
-    text = getattr(exc, "stderr", "") or str(exc)
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+def _last_line(exc: BaseException, output: Sequence[str] = ()) -> str:
+    """The last line the CLI wrote to stderr, else to stdout (`output`), else the exception's name."""
+    lines = [ln.strip() for ln in _stderr(exc).splitlines() if ln.strip()]
+    lines = lines or [ln.strip() for ln in output if ln.strip()]
     return lines[-1][:300] if lines else type(exc).__name__
+
+
+def _stderr(exc: BaseException) -> str:
+    """What the pulumi CLI wrote to stderr: the Automation API's CommandError keeps it only in its text,
+    `\n code: N\n stdout: ...\n stderr: ...`; another exception's text is its own."""
+    text = str(exc)
+    before, marker, after = text.rpartition("\n stderr: ")
+    return after if marker and "\n stdout: " in before else text
+
+
+# Lines of `pulumi up` output kept for the failure message: its Diagnostics section comes last.
+_OUTPUT_LINES_KEPT = 2000
+# In the Diagnostics section: a resource's heading (`  cloudflare:index:WorkersScript (api-script):`), then its
+# messages, each `    error: ...` or `    warning: ...` and any further lines indented deeper.
+_RESOURCE_HEADING = re.compile(r"^  (?P<type>[\w-]+:[\w/.-]*:[\w.-]+) \((?P<name>[^)]*)\):$")
+_MESSAGE = re.compile(r"^    (?P<level>error|warning|info): (?P<text>.*)$")
+# What a failing resource's error means when Cloudflare's code alone says it, and what to do.
+_KNOWN_CAUSES = (
+    (re.compile(r'"code":\s*10063\b|\[code: 10063\]|subdomain_required|need a workers\.dev subdomain',
+                re.IGNORECASE),
+     ("the Cloudflare account has no workers.dev subdomain yet (error 10063): open Workers & Pages in the "
+      "Cloudflare dashboard once, which registers one, then deploy again")),
+    (re.compile(r'"code":\s*10000\b|\[code: 10000\]'),
+     ("Cloudflare refused the stack's API token (error 10000): check goldgate:cloudflareApiToken and the "
+      "permissions docs/CLOUD.md lists for it")),
+)
+
+
+def up_failure(exc: BaseException, output: Sequence[str]) -> str:
+    """Why a `pulumi up` failed, for one error line: each failed resource's own error from the Diagnostics section
+    of its output, and the program's (the last line of its traceback: the exception), with advice where the cause
+    is known; else the last line of the CLI's stderr (or of its output). The stack's closing `update failed`
+    says nothing."""
+    blocks: list[tuple[str | None, list[str]]] = []   # (resource, the error's lines); None: the program's
+    resource: str | None = None
+    in_diagnostics = in_error = False
+    for line in output:
+        line = line.rstrip("\r\n")
+        if line.strip() == "Diagnostics:":
+            in_diagnostics, in_error = True, False
+            continue
+        if not in_diagnostics:
+            continue
+        if line and not line.startswith(" "):  # the next section (Outputs:, Resources:, Duration:)
+            in_diagnostics = in_error = False
+            continue
+        heading = _RESOURCE_HEADING.match(line)
+        if heading:
+            resource = None if heading["type"] == "pulumi:pulumi:Stack" else f"{heading['type']} ({heading['name']})"
+            in_error = False
+            continue
+        message = _MESSAGE.match(line)
+        if message:
+            in_error = message["level"] == "error"
+            if in_error:
+                blocks.append((resource, [message["text"].strip()]))
+        elif in_error and line.startswith("    ") and line.strip():
+            blocks[-1][1].append(line.strip())  # the error's further lines (a traceback's)
+    errors = []
+    for owner, lines in blocks:
+        if owner is None:
+            if lines == ["update failed"]:
+                continue
+            errors.append(f"the program: {lines[-1]}")  # the exception that ended it, or its one line
+        else:
+            errors.append(f"{owner}: {' '.join(lines)}")
+    summary = "; ".join(errors) or _last_line(exc, output)
+    advice = [words for pattern, words in _KNOWN_CAUSES if pattern.search(summary)]
+    return "; ".join([_cut(summary), *advice])
+
+
+def _cut(text: str, limit: int = 600) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
