@@ -81,3 +81,15 @@ def test_only_errors_count_and_a_refused_token_gets_its_advice(project: Path, mo
     assert "jurisdiction" not in message  # a warning is not why it failed
     assert "Cloudflare refused the stack's API token (error 10000)" in message
     assert "workers.dev subdomain" not in message
+
+
+def test_a_refusal_of_the_program_is_its_whole_message(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """infra/__main__.py turns goldgate's refusals into pulumi.RunError: the message alone, no traceback; a message
+    of two lines keeps both."""
+    refusal = ("  pulumi:pulumi:Stack (goldgate-prod):\n"
+               "    error: stack prod: the image's workflows differ from this checkout's\n"
+               "    run from the build's commit, or set GOLDGATE_WORKFLOWS_DIR\n\n"
+               "  pulumi:pulumi:Stack (goldgate-prod):\n    error: update failed\n")
+    message = _failed_up(project, monkeypatch, refusal)
+    assert ("failed: the program: stack prod: the image's workflows differ from this checkout's run from the "
+            "build's commit, or set GOLDGATE_WORKFLOWS_DIR;") in message

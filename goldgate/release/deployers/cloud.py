@@ -324,7 +324,9 @@ def up_failure(exc: BaseException, output: Sequence[str]) -> str:
         if owner is None:
             if lines == ["update failed"]:
                 continue
-            errors.append(f"the program: {lines[-1]}")  # the exception that ended it, or its one line
+            # An exception's traceback ends with the exception; a refusal (pulumi.RunError) is its message alone.
+            traceback = lines[0].startswith("Program failed with an unhandled exception")
+            errors.append(f"the program: {lines[-1] if traceback else ' '.join(lines)}")
         else:
             errors.append(f"{owner}: {' '.join(lines)}")
     summary = "; ".join(errors) or _last_line(exc, output)
