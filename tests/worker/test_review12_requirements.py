@@ -12,7 +12,9 @@ from packaging.requirements import Requirement
 from worker_harness import WORKER_DIR
 
 REQUIREMENTS = WORKER_DIR / "requirements.txt"
-PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]*)==([0-9][0-9A-Za-z.+!-]*)")
+# A pin ends in ` \` when its hash lines come under it (tests/worker/test_review21_lock_hashes.py).
+PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]*)==([0-9][0-9A-Za-z.+!-]*)(?: \\)?")
+HASH = re.compile(r"\s+--hash=sha256:[0-9a-f]{64}(?: \\)?")
 
 
 def _name(raw: str) -> str:
@@ -22,6 +24,8 @@ def _name(raw: str) -> str:
 def _pins() -> dict[str, str]:
     pins: dict[str, str] = {}
     for line in REQUIREMENTS.read_text().splitlines():
+        if HASH.fullmatch(line):
+            continue
         line = line.split("#", 1)[0].strip()
         if not line:
             continue

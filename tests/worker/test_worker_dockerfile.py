@@ -91,8 +91,10 @@ def test_workflow_version_and_image_tag_are_env_from_build_args():
 
 
 def test_python_dependencies_are_pinned():
-    lines = [line.strip() for line in (WORKER_DIR / "requirements.txt").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    # A pin ends in ` \` and its hash lines (`--hash=sha256:...`) follow it.
+    text = (WORKER_DIR / "requirements.txt").read_text()
+    lines = [line.strip().removesuffix(" \\") for line in text.splitlines()
+             if line.strip() and not line.startswith("#") and not line.lstrip().startswith("--hash=")]
     assert lines and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", line) for line in lines)
     assert {line.split("==")[0].lower() for line in lines} >= {"runpod", "boto3", "pyyaml"}
 
