@@ -55,15 +55,13 @@ from service.app import App, create_app
 from service.asgi import AsgiService
 from service.config import ConfigError, ServiceConfig
 from service.http import ApiError
-from service.httpx_transport import HttpxTransport
 from service.logs import Logger, Sink, stdout_sink
 from service.migrate import MigrationError, apply_sqlite
 from service.ports import StoreUnavailable
 from service.runpod import HttpRunPodGateway
-from service.s3_store import S3ResultStore
 from service.sockets import StartupError, inherited_socket, listening_socket
 from service.sqlite_database import SqliteDatabase
-from service.workflows import WorkflowError
+from service.workflows import Registry, WorkflowError
 
 
 @dataclass
@@ -99,11 +97,17 @@ def build_local(config: ServiceConfig, log_sink: Sink = stdout_sink) -> LocalSer
             apply_sqlite(conn, Path(config.apply_migrations_from))
         finally:
             conn.close()
+    registry = Registry.from_dir(config.workflows_dir)  # type: ignore[arg-type]
+    # Imported only once the config, the db and the workflows are taken: botocore and httpx cost about 0.5 s
+    # of CPU to import, which a start refused for its config (exit 2) need not spend before saying why.
+    from service.httpx_transport import HttpxTransport
+    from service.s3_store import S3ResultStore
+
     store = S3ResultStore.connect(config.s3_endpoint_url, config.s3_bucket,  # type: ignore[arg-type]
                                   config.s3_access_key_id, config.s3_secret_access_key)  # type: ignore[arg-type]
     transport = HttpxTransport()
     runpod = HttpRunPodGateway(transport, config.runpod_endpoint_base, config.runpod_api_key, config.runpod_timeout_s)
-    app = create_app(config, db, store, runpod, log_sink=log_sink)
+    app = create_app(config, db, store, runpod, registry=registry, log_sink=log_sink)
     return LocalService(app, AsgiService(app, on_shutdown=transport.aclose), db, app.log)
 
 

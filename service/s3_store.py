@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -15,6 +16,25 @@ from botocore.exceptions import BotoCoreError, ClientError
 from service.ports import ObjectMeta, ObjectTooLarge, StoredObject, StoreUnavailable
 
 _CHUNK = 64 * 1024
+
+# One botocore session per process: building one re-reads the endpoint and S3 model JSON (0.1-0.2 s of CPU),
+# and what it loads is the same for every store. A session is not safe to create clients from in two threads
+# at once, so the lock covers building it and every create_client; the clients it hands out are thread-safe.
+# It holds no credentials: each connect passes its own to create_client.
+_session: botocore.session.Session | None = None
+_session_lock = threading.Lock()
+
+
+def _create_client(**kwargs: Any) -> Any:
+    global _session
+    with _session_lock:
+        if _session is None:
+            session = botocore.session.Session()
+            # Keep timestamps (LastModified) as the server's HTTP-date text instead of parsing them with
+            # dateutil, a fifth of a HEAD's client-side cost; _meta reads the one it needs with email.utils.
+            session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+            _session = session
+        return _session.create_client("s3", **kwargs)
 
 
 class S3ResultStore:
@@ -30,12 +50,8 @@ class S3ResultStore:
                         response_checksum_validation="when_required",
                         max_pool_connections=32, s3={"addressing_style": "path"},
                         parameter_validation=False)  # bucket and key are ours, checked before any call
-        session = botocore.session.Session()
-        # Keep timestamps (LastModified) as the server's HTTP-date text instead of parsing them with
-        # dateutil, a fifth of a HEAD's client-side cost; _meta reads the one it needs with email.utils.
-        session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
-        client = session.create_client("s3", endpoint_url=endpoint_url, aws_access_key_id=access_key_id,
-                                       aws_secret_access_key=secret_access_key, region_name=region, config=config)
+        client = _create_client(endpoint_url=endpoint_url, aws_access_key_id=access_key_id,
+                                aws_secret_access_key=secret_access_key, region_name=region, config=config)
         return cls(client, bucket)
 
     def _head(self, key: str) -> ObjectMeta | None:

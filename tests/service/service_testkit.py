@@ -107,8 +107,7 @@ def s3(_s3_session_client: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def _store_client(moto_endpoint: str) -> Any:
-    """The botocore client `S3ResultStore.connect` builds (its real config), built once: connect makes a fresh
-    botocore session, which re-reads the endpoint and S3 model JSON (~0.1-0.2 s CPU) each time. Each test
+    """The botocore client `S3ResultStore.connect` builds (its real config), built once per session. Each test
     still gets its own S3ResultStore over it (tests patch the store object, never the client)."""
     return S3ResultStore.connect(moto_endpoint, BUCKET, S3_KEY_ID, S3_SECRET).client
 
