@@ -74,6 +74,12 @@ class App:
     def max_body_bytes(self) -> int:
         return self.config.max_body_bytes
 
+    @property
+    def least_body_limit(self) -> int:
+        """The smallest body_limit of any request: a runtime may read this much before it asks body_limit.
+        (A signed webhook's limit is the larger one, unless max_body_bytes is set above RunPod's /run limit.)"""
+        return min(self.config.max_body_bytes, self._webhook_body_limit)
+
     def body_limit(self, path: str, query_string: str) -> int:
         """The most body bytes a request to `path` (raw) with `query_string` may carry; runtime adapters stop
         reading past it. Only a signed webhook delivery gets the webhook's larger limit: an anonymous caller

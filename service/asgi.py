@@ -40,11 +40,21 @@ class AsgiService:
         raw_path = scope.get("raw_path")
         path = resolve_path(raw_path.decode("latin-1") if raw_path else quote(scope["path"]))  # as the Worker sees it
         query_string = scope.get("query_string", b"").decode("latin-1")
-        limit = self.app.body_limit(path, query_string)
+        # Stop reading past the request's limit: the core answers 413. Which limit applies (a signed webhook's
+        # differs, and checking its signature costs an HMAC) is asked only once a body has grown past the least
+        # any request has: most bodies never do.
+        limit = self.app.least_body_limit
+        widened = False
         chunks: list[bytes] = []
         size = 0
         more = True
-        while more and size <= limit:  # stop reading past the limit: the core answers 413
+        while more:
+            if size > limit:
+                if widened:
+                    break
+                limit, widened = self.app.body_limit(path, query_string), True
+                if size > limit:
+                    break
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
@@ -68,7 +78,7 @@ class AsgiService:
         body = response.body
         if isinstance(body, (bytes, bytearray)):
             # 204 and 304 have no body and no Content-Length of their own (RFC 9110 8.6): "0" would misstate it
-            if response.status not in (204, 304) and not any(k == b"content-length" for k, _ in out_headers):
+            if response.status not in (204, 304) and "content-length" not in response.headers:
                 out_headers.append((b"content-length", str(len(body)).encode()))
             await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
             await send({"type": "http.response.body", "body": bytes(body)})

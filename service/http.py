@@ -130,8 +130,12 @@ class ApiError(Exception):
         return json_response(self.status, {"error": payload}, headers)
 
 
+# One encoder for every answer: json.dumps with options builds a new one each call.
+_ANSWER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+
+
 def json_response(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
-    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    body = _ANSWER.encode(payload).encode("utf-8")
     # nosniff: error bodies quote what the caller sent; no browser may read one as HTML
     merged = {"content-type": "application/json", "cache-control": "no-store", "x-content-type-options": "nosniff"}
     merged.update(headers or {})

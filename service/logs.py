@@ -11,8 +11,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +23,8 @@ _OPTIONAL = ("runpod_job_id", "message", "status", "reason", "duration_ms", "run
 _FIELDS = frozenset(_CONTEXT + _OPTIONAL)
 _LIMITS = {"message": 4000, "reason": 200, "status": 32, "workflow_version": 64, "worker_image_tag": 256,
            "job_id": 128, "runpod_job_id": 128, "stack": 64}
+
+_LIMITED = tuple(_LIMITS.items())
 
 _LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3, "critical": 4}
 _KEPT_DATA = " kept_data"  # a note key no log field has: what annotate_data adds to the line's `data`
@@ -80,6 +81,21 @@ def now_rfc3339() -> str:
     return rfc3339_ms(time.time())
 
 
+class _RequestLine:
+    """The context of Logger.request_line: its note is the one `log` folds events into until it ends.
+    A class, not a generator: it is entered once per request."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> dict[str, Any]:
+        note: dict[str, Any] = {}
+        self._token = _NOTE.set(note)
+        return note
+
+    def __exit__(self, *exc: object) -> None:
+        _NOTE.reset(self._token)
+
+
 class Logger:
     """Writes one JSON object per line to `sink`. `secrets` are masked from free text as a last guard."""
 
@@ -101,17 +117,11 @@ class Logger:
                 child.context[key] = value
         return child
 
-    @contextmanager
-    def request_line(self) -> Iterator[dict[str, Any]]:
+    def request_line(self) -> _RequestLine:
         """Within it, events are folded into one line per request (the last event names it, the
         highest level wins), which the caller writes with `write_request_line`: one canonical
         line per request keeps the log readable and cheap."""
-        note: dict[str, Any] = {}
-        token = _NOTE.set(note)
-        try:
-            yield note
-        finally:
-            _NOTE.reset(token)
+        return _RequestLine()
 
     def annotate(self, **context: Any) -> None:
         """Names the job a request is about on its line without naming the line (a status read stays
@@ -133,7 +143,8 @@ class Logger:
         kept = note.pop(_KEPT_DATA, None)
         if kept:
             note["data"] = {**(note.get("data") or {}), **kept}
-        self.emit(level, event, {**note, **fields})
+        note.update(fields)  # the note ends with its line: no copy of it
+        self.emit(level, event, note)
 
     def log(self, level: str, event: str, **fields: Any) -> None:
         note = _NOTE.get()
@@ -154,13 +165,12 @@ class Logger:
 
     def emit(self, level: str, event: str, fields: dict[str, Any]) -> None:
         line: dict[str, Any] = {"schema": SCHEMA, "ts": now_rfc3339(), "level": level, "event": event,
-                                "component": "service"}
-        line.update(self.context)
+                                "component": "service", **self.context}
         for key, value in fields.items():
             if key in _FIELDS:
                 line[key] = value
         # A field over its limit is masked before it is cut: a secret across the cut must not leave its first part.
-        for key, limit in _LIMITS.items():
+        for key, limit in _LIMITED:
             value = line.get(key)
             if value.__class__ is str and len(value) > limit:
                 line[key] = masked(value, self.secrets)[: limit - 1] + "…"

@@ -142,8 +142,12 @@ _UPDATE_ADOPTING = (f"UPDATE jobs SET {_UPDATE_SET.format(adopt='runpod_job_id =
 _HOLDER = "SELECT id FROM jobs WHERE runpod_job_id = ? AND id <> ? LIMIT 1"
 
 
+# One encoder for every call: json.dumps with these options builds a new one each time (every fingerprint).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(value)
 
 
 def _sha(text: str) -> str:
