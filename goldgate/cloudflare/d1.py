@@ -14,9 +14,11 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import secrets
+import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from goldgate.bounded_http import (
 )
 from goldgate.cloudflare.api import CloudflareApi, path_segment
 from goldgate.cloudflare.errors import CloudflareError, D1OperationFailed
+from service.sqltext import iter_sql
 
 PAGE_ROWS = 5_000  # rows per /query page when streaming a table; well under D1's response limits
 # Databases per list page (the API allows 10..10000), and a bound on pages: 100 x 1000 is twice the
@@ -513,7 +516,8 @@ def _reason(response: dict[str, Any]) -> str:
     said = [str(response["error"])] if response.get("error") else []
     said += [str(e.get("message", e)) if isinstance(e, dict) else str(e)
              for e in (errors if isinstance(errors, list) else [])[:5]]
-    return "; ".join(said)[:1000] or "no reason given"
+    # An import's failure may come in both (the API documents `error`, wrangler reads `errors`): said once.
+    return "; ".join(dict.fromkeys(said))[:1000] or "no reason given"
 
 
 def _sync_directory(directory: Path) -> None:
@@ -545,3 +549,134 @@ def _file_size(value: Any) -> int | None:
     if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
         return None
     return int(value) if value >= 0 else None
+
+
+# -- a D1 export run into SQLite ---------------------------------------------------------------
+# A dump holds one INSERT per row, and SQLite spends most of a load preparing each of them: the drill's
+# fingerprint of an export and the D1 stand-in's import run consecutive rows of a table as one multi-row
+# INSERT.
+
+DUMP_BATCH_ROWS = 500          # rows per merged INSERT: past a few hundred a larger batch saves nothing
+DUMP_BATCH_CHARS = 1 << 18     # and at most about this much SQL text at a time, which SQLite parses whole
+_DUMP_SAVEPOINT = "goldgate_dump_rows"
+_NAME = r'(?:"[^"]*(?:""[^"]*)*"|[A-Za-z_][A-Za-z0-9_$]*)'
+# `INSERT INTO <table> [(<columns>)] VALUES`, as wrangler and sqlite3's dump begin a row.
+_ROW_HEAD = re.compile(rf"\s*((?i:INSERT\s+INTO\s+){_NAME}(?:\s*\(\s*{_NAME}(?:\s*,\s*{_NAME})*\s*\))?"
+                       r"\s*(?i:VALUES)\s*)\(")
+# What may hide a quote that starts no string, or start a second row or statement (outside the row's strings).
+_NOT_IN_A_ROW = re.compile(r'["`\[;]|--|/\*')
+
+
+def _row_insert(statement: str) -> tuple[str, str] | None:
+    """(head, row) of a complete statement that inserts one row whose values cannot read the database, else
+    None. Such a row has no parenthesis but its own outside its strings: no subquery, no function call, so it
+    inserts the same values whether run alone or with the rows next to it. Its strings are found by its
+    quotes, which is cheap, once nothing that could hold a quote starting no string (a quoted name, a
+    comment) is left outside them."""
+    head = _ROW_HEAD.match(statement)
+    if head is None:
+        return None
+    row = statement[head.end() - 1:].rstrip()
+    if not row.endswith(";"):
+        return None
+    row = row[:-1].rstrip()
+    if row.count("'") % 2:
+        return None
+    outside = "".join(row.split("'")[::2])  # the row without the text of its strings
+    if (not outside.endswith(")") or outside.count("(") != 1 or outside.count(")") != 1
+            or _NOT_IN_A_ROW.search(outside)):
+        return None
+    return head.group(1), row
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Consecutive single-row INSERTs into one table and the same columns, each `head + row` as written."""
+    head: str
+    rows: tuple[str, ...]
+
+    def merged(self) -> str:
+        return self.head + ",".join(self.rows)
+
+    def one_by_one(self) -> Iterator[str]:
+        return (self.head + row for row in self.rows)
+
+
+def _dump_items(lines: Iterable[str]) -> Iterator[str | _Rows]:
+    """The statements of SQL text given line by line, as `service.sqltext.iter_sql` cuts them (it is handed
+    the same text, so anything but a row INSERT is split exactly as before), with runs of row INSERTs into
+    one table gathered. Raises ValueError, as iter_sql does, when the text ends inside a statement."""
+    buf = ""
+    head: str | None = None
+    rows: list[str] = []
+    size = 0
+    for line in lines:
+        buf += line
+        if not sqlite3.complete_statement(buf):
+            continue
+        match = _row_insert(buf)
+        buf = "" if match else buf
+        if match and match[0] == head and len(rows) < DUMP_BATCH_ROWS and size < DUMP_BATCH_CHARS:
+            rows.append(match[1])
+            size += len(match[1])
+            continue
+        if rows:
+            yield _Rows(head or "", tuple(rows))
+        if match:
+            head, rows, size = match[0], [match[1]], len(match[1])
+            continue
+        head, rows, size = None, [], 0
+        yield from iter_sql([buf])
+        buf = ""
+    if rows:
+        yield _Rows(head or "", tuple(rows))
+    yield from iter_sql([buf])  # what is left: comments only, or a statement cut short (ValueError)
+
+
+def run_dump(conn: sqlite3.Connection, lines: Iterable[str], check: Callable[[str], None] = lambda _s: None,
+             ran: Callable[[int], None] = lambda _n: None) -> int:
+    """Run a SQL dump (its text line by line) on `conn`, inside the caller's transaction; return how many
+    statements it held, a row INSERT counting as one. The dump's data lands as if each statement ran on its
+    own, and a statement SQLite refuses raises the error it raises alone: a run of row INSERTs that fails is
+    undone and run again one row at a time. `check` sees each statement other than a row INSERT before it
+    runs, and raises to refuse it; `ran` is told the running count after each step, and may raise to stop.
+    Open `conn` with `cached_statements=0`: sqlite3 would keep the text of the last 128 statements, up to
+    128 MB of merged rows."""
+    count = 0
+    for item in _dump_items(lines):
+        if isinstance(item, str):
+            check(item)
+            conn.execute(item)
+            count += 1
+        else:
+            _run_rows(conn, item)
+            count += len(item.rows)
+        ran(count)
+    return count
+
+
+def _run_rows(conn: sqlite3.Connection, rows: _Rows) -> None:
+    if len(rows.rows) == 1 or not _merge_keeps_checks(conn):
+        for statement in rows.one_by_one():
+            conn.execute(statement)
+        return
+    conn.execute(f"SAVEPOINT {_DUMP_SAVEPOINT}")
+    try:
+        conn.execute(rows.merged())
+    except sqlite3.Error:
+        if not conn.in_transaction:  # SQLite ended the transaction itself (a full disk): nothing to undo
+            raise
+        conn.execute(f"ROLLBACK TO {_DUMP_SAVEPOINT}")
+        conn.execute(f"RELEASE {_DUMP_SAVEPOINT}")
+        for statement in rows.one_by_one():  # the row at fault raises what it raises on its own
+            conn.execute(statement)
+        return
+    conn.execute(f"RELEASE {_DUMP_SAVEPOINT}")
+
+
+def _merge_keeps_checks(conn: sqlite3.Connection) -> bool:
+    """Whether rows may go in as one statement: an immediate foreign key is checked at the end of each
+    statement, so a row referring to a later row of the same run would pass merged and fail alone."""
+    if not conn.execute("PRAGMA foreign_keys").fetchone()[0]:
+        return True
+    return bool(conn.execute("PRAGMA defer_foreign_keys").fetchone()[0])

@@ -8,12 +8,17 @@ write makes a new time-travel bookmark; the database list is paged as the v4
 API documents (`page` >= 1, `per_page` 10..10000, `result_info` {page, per_page, count,
 total_count}); export answers `active` for a few polls before `complete` with a signed URL whose
 dump is written to a file and served in chunks, as R2 serves an object; import is init
-(upload_url) -> PUT (ETag = md5; the body is written to a file as it arrives) -> ingest (the file
-run one statement at a time) -> poll; restore returns the new bookmark and the previous one (to
-undo). Faults a test queues (`rate_limit`, `fail_with`) answer API requests before they reach the
-model, as Cloudflare's edge does: nothing behind them is applied; a download can be cut short
-(`cut_next_download_at`) or its signed URL expired (`signed_urls_expire`); an upload can be cut short
-(`cut_next_upload_at`: the connection drops part way and, as with R2, nothing is stored).
+(upload_url) -> PUT (ETag = md5; the body is written to a file as it arrives) -> ingest -> poll, as the
+API documents it: ingest starts the import and answers at once, `active` with the bookmark the database was
+at (202, as the API answers a running task); the file runs in the background on a copy of the database,
+which takes its place only once the whole file ran (a failure leaves the database as it was), and poll
+reports `active` with the statements run so far, then `complete` or `error`. A database being imported
+refuses queries, exports and restores (imports block the D1 for their duration). Restore returns the new
+bookmark and the previous one (to undo). Faults a test queues (`rate_limit`, `fail_with`) answer API
+requests before they reach the model, as Cloudflare's edge does: nothing behind them is applied; a
+download can be cut short (`cut_next_download_at`) or its signed URL expired (`signed_urls_expire`); an
+upload can be cut short (`cut_next_upload_at`: the connection drops part way and, as with R2, nothing is
+stored); `hold_imports` keeps imports from starting until the test sets it.
 A database's size (`file_size` of GET .../database/<id> and of the list, `meta.size_after` of
 /query) is its SQLite image's, page_count x page_size; `size_padding` (a test hook) adds bytes to
 what is reported, so a test can show a database near D1's 10 GB cap without writing gigabytes.
@@ -34,7 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,7 +47,8 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
-from service.sqltext import iter_sql_file
+from goldgate.cloudflare.d1 import run_dump
+from service.sqltext import file_lines
 from service.sqltext import split_sql as split_statements
 
 MAX_SNAPSHOTS = 64
@@ -52,14 +58,6 @@ MAX_UPLOAD = 5 * 1024 ** 3  # an import file goes to R2 in one PUT, which R2 all
 # send per_page, so the value only matters to one that does not.
 MIN_PER_PAGE, MAX_PER_PAGE, DEFAULT_PER_PAGE = 10, 10_000, 100
 SERVE_CHUNK = 64 * 1024
-
-
-def _statements(statements: Iterable[str]) -> Iterable[str]:
-    """Statements as D1 reports a dump that ends inside one."""
-    try:
-        yield from statements
-    except ValueError as exc:
-        raise D1ApiError(400, 7500, f"incomplete input: {exc}") from None
 
 
 class D1ApiError(Exception):
@@ -90,6 +88,7 @@ class _Database:
     conn: sqlite3.Connection
     snapshots: list[_Snapshot] = field(default_factory=list)
     seq: int = 0
+    importing: _Import | None = None  # the import under way, which blocks the database
 
 
 @dataclass
@@ -105,6 +104,32 @@ class _Task:
     polls_left: int
     bookmark: str
     outcome: dict[str, Any]
+
+
+@dataclass
+class _Import:
+    """An import D1 runs after `ingest` answered, polled by the bookmark the database was at when it began
+    (the API's `at_bookmark`, which does not change while the import runs)."""
+    bookmark: str
+    polls_left: int
+    ended: threading.Event = field(default_factory=threading.Event)
+    ran: int = 0                                # statements run so far
+    told: int = 0                               # `ran` as the last answer reported it
+    outcome: dict[str, Any] | None = None       # the `result` of a complete import
+    error: str | None = None
+    stop: bool = False                          # the stand-in is shutting down
+    conn: sqlite3.Connection | None = None      # the copy the import runs on, to interrupt it
+
+
+@dataclass(frozen=True)
+class _ImportAnswer:
+    """Where an import stands, answered once it has ended or `import_wait_s` has passed: the wait is outside
+    the backend's lock, which the import needs to finish."""
+    task: _Import
+
+
+class _Stopped(Exception):
+    """The stand-in stopped while an import ran."""
 
 
 @dataclass(frozen=True)
@@ -125,15 +150,22 @@ class D1Backend:
     """The model: databases and their history. Thread-safe through one lock."""
 
     def __init__(self, account_id: str, clock: Callable[[], float] = time.time, export_polls: int = 2,
-                 import_polls: int = 1) -> None:
+                 import_polls: int = 1, import_wait_s: float = 1.0) -> None:
         self.account_id = account_id
         self.clock = clock
         self.export_polls = export_polls
+        # An import answers `active` to its ingest and polls this many times at least, however fast it ran,
+        # so a test sees the client poll; past those, an answer waits up to `import_wait_s` for the import to
+        # end, as D1 delays its answer to an ingest (about a second, wrangler says) so a small file needs no
+        # poll.
         self.import_polls = import_polls
+        self.import_wait_s = import_wait_s
         self.lock = threading.RLock()
         self.databases: dict[str, _Database] = {}
         self.exports: dict[tuple[str, str], _Task] = {}
-        self.imports: dict[tuple[str, str], _Task] = {}
+        self.imports: dict[tuple[str, str], _Import] = {}
+        self.hold_imports: threading.Event | None = None  # imports wait for it to be set: a test's hook
+        self._import_threads: list[threading.Thread] = []
         self.uploads: dict[str, _Upload] = {}        # filename -> SQL file uploaded for import
         self.signed: dict[str, Path] = {}            # token -> exported SQL, a file as R2 holds an object
         self.fail_next_import: str | None = None      # a test's way to make D1 refuse an import
@@ -258,6 +290,16 @@ class D1Backend:
         return self._export_dir
 
     def close(self) -> None:
+        with self.lock:
+            running = [task for task in self.imports.values() if not task.ended.is_set()]
+            for task in running:
+                task.stop = True
+                if task.conn is not None:
+                    task.conn.interrupt()
+        if self.hold_imports is not None:
+            self.hold_imports.set()
+        for thread in self._import_threads:
+            thread.join(5)
         if self._export_dir is not None:
             shutil.rmtree(self._export_dir, ignore_errors=True)
             self._export_dir = None
@@ -286,7 +328,7 @@ class D1Backend:
                 "result": {"filename": f"{db.name}-{bookmark}.sql", "signed_url": f"{self.origin}/_signed/exports/{token}"}}
 
     # -- import ------------------------------------------------------------------------------
-    def import_action(self, db: _Database, body: dict[str, Any]) -> dict[str, Any]:
+    def import_action(self, db: _Database, body: dict[str, Any]) -> dict[str, Any] | _ImportAnswer:
         action = body.get("action")
         if action == "init":
             etag = body.get("etag")
@@ -301,56 +343,84 @@ class D1Backend:
                 raise D1ApiError(400, 7400, f"file {filename} was not uploaded")
             if upload.md5 != etag:
                 raise D1ApiError(400, 7400, "uploaded file does not match its etag")
+            _refuse_while_importing(db)
+            task = _Import(self.current_bookmark(db), self.import_polls)
+            self.imports[(db.uuid, task.bookmark)] = task
             if self.fail_next_import:
-                reason, self.fail_next_import = self.fail_next_import, None
-                # D1 gives an import's reasons as a list (`errors`), unlike an export's single `error`.
-                return {"success": True, "type": "import", "status": "error", "errors": [reason], "messages": []}
-            started = time.perf_counter()
-            try:
-                results, num_queries = self._ingest(db, _statements(iter_sql_file(upload.path)))
-            except (UnicodeDecodeError, D1ApiError) as exc:
-                return {"success": True, "type": "import", "status": "error", "messages": [],
-                        "errors": [str(exc) if not isinstance(exc, D1ApiError) else exc.message]}
-            bookmark = self._snapshot(db)
-            outcome = {"final_bookmark": bookmark, "num_queries": num_queries,
-                       "meta": {"changed_db": True, "changes": results, "duration": (time.perf_counter() - started)
-                                * 1e3, "rows_read": 0, "rows_written": results, "size_after": self.size(db)}}
-            self.imports[(db.uuid, bookmark)] = _Task(self.import_polls, bookmark, outcome)
-            return self._import_status(db, bookmark)
+                task.error, self.fail_next_import = self.fail_next_import, None
+                task.ended.set()
+                return _ImportAnswer(task)
+            db.importing = task
+            thread = threading.Thread(target=self._import, args=(db, upload.path, task),
+                                      name="d1-standin-import", daemon=True)
+            self._import_threads.append(thread)
+            thread.start()
+            return _ImportAnswer(task)
         if action == "poll":
-            return self._import_status(db, str(body.get("current_bookmark") or ""))
+            task = self.imports.get((db.uuid, str(body.get("current_bookmark") or "")))
+            if task is None:
+                return {"success": False, "error": "Not currently importing anything."}
+            return _ImportAnswer(task)
         raise D1ApiError(400, 7400, "action must be one of init, ingest, poll")
 
-    def _ingest(self, db: _Database, statements: Iterable[str]) -> tuple[int, int]:
-        """Run the statements as one transaction: (rows changed, statements run), or nothing at all."""
-        before = db.conn.total_changes
-        count = 0
-        db.conn.execute("SAVEPOINT d1_import")
+    def _import(self, db: _Database, path: Path, task: _Import) -> None:
+        """Run an uploaded file on a copy of the database, in one transaction, rows a few hundred to a
+        statement (d1.run_dump); the copy takes the database's place only once the whole file ran."""
+        started = time.perf_counter()
+        # No statement cache: each merged INSERT is new, and a cache would keep the last 128 (run_dump).
+        copy = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None, cached_statements=0)
         try:
-            for stmt in statements:
-                if re.match(r"^\s*(BEGIN|COMMIT|END|ROLLBACK)\b", stmt, re.IGNORECASE):
-                    raise D1ApiError(400, 7500, "imports may not contain transaction statements")
-                db.conn.execute(stmt)
-                count += 1
-            db.conn.execute("RELEASE d1_import")
-        except sqlite3.Error as exc:
-            _undo(db.conn, "d1_import")
-            raise D1ApiError(400, 7500, f"{exc}") from None
-        except (D1ApiError, UnicodeDecodeError):
-            _undo(db.conn, "d1_import")
-            raise
-        return db.conn.total_changes - before, count
+            with self.lock:
+                copy.deserialize(db.conn.serialize())
+                max_pages = int(db.conn.execute("PRAGMA max_page_count").fetchone()[0])
+                task.conn = copy
+            copy.execute("PRAGMA foreign_keys = ON")
+            copy.execute(f"PRAGMA max_page_count = {max_pages}")  # a full database stays full in its copy
+            if self.hold_imports is not None:
+                self.hold_imports.wait()
+            copy.execute("BEGIN")
+            queries = run_dump(copy, file_lines(path), _refuse_transactions,
+                               lambda ran: _count_ran(task, ran))
+            copy.execute("COMMIT")
+        except (sqlite3.Error, D1ApiError, ValueError, UnicodeDecodeError, OSError, _Stopped) as exc:
+            copy.close()
+            self._end_import(db, task, error=_import_error(exc))
+            return
+        with self.lock:
+            if task.stop or self.databases.get(db.uuid) is not db:  # stopped, or the database deleted
+                copy.close()
+                self._end_import(db, task, error="the import was stopped: the database went away")
+                return
+            replaced, db.conn = db.conn, copy
+            replaced.close()
+            changes = copy.total_changes
+            task.outcome = {"final_bookmark": self._snapshot(db), "num_queries": queries,
+                            "meta": {"changed_db": True, "changes": changes,
+                                     "duration": (time.perf_counter() - started) * 1e3, "rows_read": 0,
+                                     "rows_written": changes, "size_after": self.size(db)}}
+            self._end_import(db, task)
 
-    def _import_status(self, db: _Database, bookmark: str) -> dict[str, Any]:
-        task = self.imports.get((db.uuid, bookmark))
-        if task is None:
-            return {"success": False, "error": "Not currently importing anything."}
-        if task.polls_left > 0:
-            task.polls_left -= 1
-            return {"success": True, "type": "import", "at_bookmark": bookmark, "status": "active",
-                    "messages": ["Importing"]}
-        return {"success": True, "type": "import", "at_bookmark": bookmark, "status": "complete",
-                "messages": ["Import complete"], "result": task.outcome}
+    def _end_import(self, db: _Database, task: _Import, error: str | None = None) -> None:
+        with self.lock:
+            task.error, task.conn = error, None
+            if db.importing is task:
+                db.importing = None
+            task.ended.set()
+
+    def import_answer(self, task: _Import) -> dict[str, Any]:
+        """`active` until the import has ended and answered `import_polls` times, with what ran since the last
+        answer; then `complete` with its result, or `error` with its reason."""
+        answer: dict[str, Any] = {"success": True, "type": "import", "at_bookmark": task.bookmark}
+        if not task.ended.is_set() or task.polls_left > 0:
+            task.polls_left = max(0, task.polls_left - 1)
+            # D1's wording of its progress lines is unverified; these say what ran since the last answer.
+            messages = [f"Imported {task.ran} statements"] if task.ran > task.told else ["Importing"]
+            task.told = task.ran
+            return {**answer, "status": "active", "messages": messages}
+        if task.error is not None:
+            # The API documents `error` (a string); wrangler reads `errors` (a list): both are given.
+            return {**answer, "status": "error", "error": task.error, "errors": [task.error], "messages": []}
+        return {**answer, "status": "complete", "messages": ["Import complete"], "result": task.outcome}
 
     # -- time travel -------------------------------------------------------------------------
     def bookmark_at(self, db: _Database, timestamp: str | None) -> str:
@@ -539,7 +609,14 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
                         result = standin.workers.call(method, match["script"], match["what"], body)
                     else:
                         result = self._route(method, match["db"], match["rest"] or "", body, query)
-                self._envelope(200, result)
+                status = 200
+                if isinstance(result, _ImportAnswer):
+                    if result.task.polls_left == 0:  # the answer depends on whether it ends meanwhile
+                        result.task.ended.wait(backend.import_wait_s)
+                    with backend.lock:
+                        result = backend.import_answer(result.task)
+                    status = 202 if result["status"] == "active" else 200  # 202: "task is currently running"
+                self._envelope(status, result)
             except D1ApiError as exc:
                 self._envelope(exc.status, None, [{"code": exc.code, "message": exc.message}])
 
@@ -558,6 +635,8 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
             if rest == "" and method == "DELETE":
                 backend.delete(db_id)
                 return None
+            if rest in ("/query", "/export", "/time_travel/restore") and method == "POST":
+                _refuse_while_importing(db)
             if rest == "/query" and method == "POST":
                 sql, params = body.get("sql"), body.get("params") or []
                 # The API documents params as an array of strings, bound as TEXT: a number is refused here, so
@@ -668,6 +747,35 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
             self._dispatch("DELETE")
 
     return Handler
+
+
+def _refuse_while_importing(db: _Database) -> None:
+    # "Imports block the D1 for their duration" (the API); the status and code D1 answers with are unverified.
+    if db.importing is not None:
+        raise D1ApiError(400, 7500, f"database {db.uuid} is being imported into: imports block the D1 for "
+                                    "their duration; try again once the import is complete")
+
+
+def _refuse_transactions(statement: str) -> None:
+    if re.match(r"^\s*(BEGIN|COMMIT|END|ROLLBACK)\b", statement, re.IGNORECASE):
+        raise D1ApiError(400, 7500, "imports may not contain transaction statements")
+
+
+def _count_ran(task: _Import, ran: int) -> None:
+    task.ran = ran
+    if task.stop:
+        raise _Stopped
+
+
+def _import_error(exc: Exception) -> str:
+    """An import's failure as D1 reports it."""
+    if isinstance(exc, D1ApiError):
+        return exc.message
+    if isinstance(exc, ValueError) and not isinstance(exc, UnicodeDecodeError):
+        return f"incomplete input: {exc}"  # the file ends inside a statement
+    if isinstance(exc, _Stopped):
+        return "the import was stopped: the D1 stand-in shut down"
+    return str(exc)
 
 
 def _undo(conn: sqlite3.Connection, savepoint: str) -> None:

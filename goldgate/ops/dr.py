@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from goldgate.cloudflare.d1 import D1Client
+from goldgate.cloudflare.d1 import D1Client, run_dump
 from goldgate.cloudflare.r2 import R2Admin
 from goldgate.errors import GoldgateError, StateError
 from goldgate.local.state import read_record, write_json_atomic
@@ -57,7 +57,7 @@ from goldgate.ops.fingerprint import (
     tables,
 )
 from goldgate.spec import DEFAULT_BACKUP_RETENTION_DAYS, show
-from service.sqltext import iter_sql_file
+from service.sqltext import file_lines
 
 Progress = Callable[[str], None]
 DRILL_FORMAT = "goldgate.dr-drill.v1"
@@ -386,17 +386,19 @@ def _copy_database(target: Path, kept: Path) -> None:
 
 def load_sql_dump(dump: Path, database: Path | str = ":memory:") -> sqlite3.Connection:
     """An export loaded into SQLite (a scratch file for a large dump, so neither Python nor SQLite holds it
-    in memory), to fingerprint what the backup holds. The dump is read one statement at a time."""
-    conn = sqlite3.connect(database, isolation_level=None)
+    in memory), to fingerprint what the backup holds. The dump is read a line at a time, its rows run a few
+    hundred to a statement (d1.run_dump)."""
+    # No statement cache: each merged INSERT is new, and a cache would keep the last 128 (run_dump).
+    conn = sqlite3.connect(database, isolation_level=None, cached_statements=0)
     denied: list[str] = []
     try:
-        # A scratch copy, thrown away after fingerprinting: no journal or fsync to pay for.
-        conn.execute("PRAGMA journal_mode = OFF")
+        # A scratch copy, thrown away after fingerprinting: no journal file or fsync to pay for. The journal
+        # in memory lets a failed run of rows be undone and run again one at a time, to name the row at fault.
+        conn.execute("PRAGMA journal_mode = MEMORY")
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("BEGIN")
         conn.set_authorizer(_export_statements_only(denied))
-        for stmt in iter_sql_file(dump):
-            conn.execute(stmt)
+        run_dump(conn, file_lines(dump))
         conn.set_authorizer(None)
         conn.execute("COMMIT")
     except (UnicodeDecodeError, ValueError, sqlite3.Error) as exc:

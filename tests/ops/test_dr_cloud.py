@@ -101,9 +101,8 @@ def big_cloud() -> Iterator[Elsewhere]:
         line = child.stdout.readline()
         assert line, "the stand-ins did not start"
         where = json.loads(line)
-        # The stand-in ingests an import inside the request that starts it (D1 answers at once and is
-        # polled): 80,000 statements on a loaded 2-core machine can outlast the client's 60 s default, which
-        # is a bound on a hang, not a timing under test.
+        # A client's default 60 s bounds a hang, not a timing under test: an export of 80,000 statements on a
+        # loaded 2-core machine could outlast it.
         with CloudflareApi(TOKEN, where["api_base"], timeout_s=600.0) as api:
             d1 = D1Client(api, where["account_id"], poll_interval_s=0.0)
             source = d1.create_database("goldgate-staging-big").uuid
