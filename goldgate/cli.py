@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
-import importlib.metadata
 import os
 import sys
 import unicodedata
@@ -16,7 +15,10 @@ from goldgate.commands.output import to_devnull
 from goldgate.errors import GoldgateError
 from goldgate.release.ledger import secrets_taken_from_env
 
-# Each module registers its subcommands: `register(subparsers)`; a command's `func(args) -> int`.
+# Each module runs its area's commands (a command's `func(args) -> int`), and its arguments module,
+# `<module>_args`, registers their subcommands (`register(subparsers)`). The parser is built from the
+# arguments modules alone: every `goldgate` process builds it, and the command modules import what their
+# commands need (the HTTP client, the image library, the stack code), which no parse needs.
 COMMAND_MODULES = ("goldgate.commands.local", "goldgate.commands.release", "goldgate.commands.ops")
 
 # An error line longer than this is cut in the middle: the value that made it long (a pasted file, a
@@ -62,10 +64,22 @@ def _refuse_blank_values(parser: argparse.ArgumentParser) -> None:
 
 
 def _version() -> str:
+    import importlib.metadata
+
     try:
         return importlib.metadata.version("goldgate")
     except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
         return "(not installed)"
+
+
+class _VersionAction(argparse._VersionAction):
+    """--version, with the installed version looked up only when it is asked for: the look-up imports
+    importlib.metadata and searches the installed packages, CPU that every run paid, --version or not."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        self.version = f"goldgate {_version()}"
+        super().__call__(parser, namespace, values, option_string)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,17 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Ship ComfyUI on RunPod serverless + Cloudflare to production: "
                     "build once, golden-test on STAGING, promote the same digest to PROD, roll back.",
     )
-    parser.add_argument("--version", action="version", version=f"goldgate {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
         try:
-            module = importlib.import_module(name)
+            arguments = importlib.import_module(f"{name}_args")
         except ModuleNotFoundError as exc:
-            if exc.name != name:
+            if exc.name != f"{name}_args":
                 raise
             continue
-        module.register(sub)
+        arguments.register(sub)
     _refuse_blank_values(parser)
     return parser
 

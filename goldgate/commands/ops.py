@@ -9,15 +9,15 @@ import re
 import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from goldgate import spec as specs
 from goldgate.bounded_http import bearer_token
-from goldgate.commands.output import add_json_flag, emit, escape_controls, progress, say
-from goldgate.commands.release import TARGETS, _target
+from goldgate.commands.ops_args import register  # noqa: F401 -- the area's subcommands, listed here too
+from goldgate.commands.output import emit, escape_controls, progress, say
 from goldgate.errors import GoldgateError, SpecError, StateError
 from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import StackDir
@@ -201,29 +201,6 @@ def cmd_dr_restore(args: argparse.Namespace) -> int:
 
 # -- prune ----------------------------------------------------------------------------------------
 
-MAX_KEEP_DAYS = 3_650  # as storage.result_ttl_days: ten years
-
-
-def _days(text: str) -> int:
-    digits = text.strip()
-    if not (digits.isascii() and digits.isdecimal()):
-        raise argparse.ArgumentTypeError(f"{text[:64]!r} is not a whole number of days; give e.g. 30")
-    # Compared as text first: int() refuses strings of thousands of digits with a message of its own.
-    if len(digits.lstrip("0")) > len(str(MAX_KEEP_DAYS)) or not 1 <= int(digits) <= MAX_KEEP_DAYS:
-        raise argparse.ArgumentTypeError(f"{digits[:64]} days is out of range; give 1 to {MAX_KEEP_DAYS}")
-    return int(digits)
-
-
-def _clock_date(text: str) -> str:
-    """--clock-checked: a calendar date, YYYY-MM-DD (checked against the prune's clock once it is read)."""
-    value = text.strip()
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            return date.fromisoformat(value).isoformat()
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(f"{text[:64]!r} is not a date; give today's UTC date as YYYY-MM-DD")
-
 
 @contextlib.contextmanager
 def _pruning_held(home: Path, stack: str, holder: str, nothing: str) -> Iterator[None]:
@@ -315,27 +292,6 @@ def _cloud_prune(args: argparse.Namespace) -> Any:
 
 # -- stuck ----------------------------------------------------------------------------------------
 
-MAX_OLDER_THAN_MINUTES = MAX_KEEP_DAYS * 24 * 60
-
-
-def _minutes(text: str) -> int:
-    digits = text.strip()
-    if not (digits.isascii() and digits.isdecimal()):
-        raise argparse.ArgumentTypeError(f"{text[:64]!r} is not a whole number of minutes; give e.g. 30 (0 lists "
-                                         "every queued or in-progress job)")
-    if len(digits.lstrip("0")) > len(str(MAX_OLDER_THAN_MINUTES)) or int(digits) > MAX_OLDER_THAN_MINUTES:
-        raise argparse.ArgumentTypeError(f"{digits[:64]} minutes is out of range; give 0 to {MAX_OLDER_THAN_MINUTES}")
-    return int(digits)
-
-
-def _limit(text: str) -> int:
-    from goldgate.ops.stuck import MAX_LIMIT
-
-    digits = text.strip()
-    if not (digits.isascii() and digits.isdecimal()) or len(digits) > 6 or not 1 <= int(digits) <= MAX_LIMIT:
-        raise argparse.ArgumentTypeError(f"{text[:64]!r} is not a row count from 1 to {MAX_LIMIT}")
-    return int(digits)
-
 
 def cmd_stuck(args: argparse.Namespace) -> int:
     from goldgate.ops import stuck
@@ -406,18 +362,6 @@ def _cancelled_line(answer: dict[str, Any]) -> str:
 
 
 # -- metrics --------------------------------------------------------------------------------------
-
-def _since(text: str) -> str:
-    """--since checked as it is parsed: a malformed time is a usage error (exit 2) like any other argument's, and is
-    caught before the database is opened or the cloud asked for it."""
-    from service.metrics import MetricsError, normalize_since
-
-    if not text.strip():
-        raise argparse.ArgumentTypeError("is empty or blank; give a value")
-    try:
-        return normalize_since(text) or text
-    except MetricsError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("since ")) from None
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
@@ -547,37 +491,6 @@ def _cloud_checklist(args: argparse.Namespace) -> int:
     return 1 if checklist.failed(results) else 0
 
 
-_CHECKLIST_CLOUD_HELP = (
-    "cloud: read STAGING's and PROD's RunPod endpoints (REST v2 and /health) and the stack's D1 through the APIs, "
-    "read-only; the ledger and DR drill records still come from --home. Credentials come from the environment "
-    "and are never printed: RUNPOD_API_KEY (or RUNPOD_API_KEY_<STACK>) and CLOUDFLARE_API_TOKEN (D1 read; Workers "
-    "Scripts Read for a stack that declares database.retention); the account id and API bases (RunPod's, and "
-    "Cloudflare's goldgate:cloudflareApiBase) come from stacks/Pulumi.<stack>.yaml")
-_METRICS_CLOUD_HELP = (
-    "cloud: read job_metrics from the stack's D1 over the REST API, read-only, with CLOUDFLARE_API_TOKEN from the "
-    "environment (never printed); the account id and the Cloudflare API base (goldgate:cloudflareApiBase) come "
-    "from stacks/Pulumi.<stack>.yaml")
-
-
-CLOUDFLARE_API_BASE = specs.CLOUDFLARE_API
-
-
-def _api_base(text: str) -> str:
-    """The Cloudflare API base (hidden: tests point it at a stand-in), checked as it is parsed: an unclosed IPv6
-    bracket was a traceback from the HTTP client, and an ftp:// base a call that "may have been applied"."""
-    import httpx
-
-    try:
-        url = httpx.URL(text)
-        ok = url.scheme in ("http", "https") and bool(url.host) and (url.port is None or 0 < url.port < 65536)
-    except httpx.InvalidURL:
-        ok = False
-    if not ok:
-        raise argparse.ArgumentTypeError(f"{text[:100]!r} is not an http(s) URL of the Cloudflare API (its base is "
-                                         f"{CLOUDFLARE_API_BASE})")
-    return text
-
-
 API_BASE_KEY = "goldgate:cloudflareApiBase"
 
 
@@ -598,103 +511,3 @@ def stack_cloudflare_api_base(stack: str, stacks_dir: Path) -> str:
         return specs.checked_cloudflare_api_base(value, str(path))  # the program's own rule (infra/program.py)
     except SpecError as exc:
         raise GoldgateError(f"{exc} (the stack's `pulumi up` refuses it too): fix it in the stack file") from None
-
-
-def _add_cloud_flags(p: argparse.ArgumentParser, cloud_help: str) -> None:
-    # The release commands' default too: GOLDGATE_TARGET=cloud makes every `--target` command act on the cloud.
-    p.add_argument("--target", type=_target, choices=TARGETS, default=os.environ.get("GOLDGATE_TARGET", "local"),
-                   help="local (default, or env GOLDGATE_TARGET): the local deployment under --home. " + cloud_help)
-    p.add_argument("--stacks-dir", help="cloud: where Pulumi.<stack>.yaml live (default: the repository's stacks/)")
-    p.add_argument("--database-id", help="cloud: the D1 uuid (default: looked up by the stack's database name)")
-    # Hidden, an override (tests point it at a stand-in): by default the stack file's goldgate:cloudflareApiBase.
-    p.add_argument("--cloudflare-api-base", type=_api_base, default=None, help=argparse.SUPPRESS)
-
-
-def add_d1_arguments(p: argparse.ArgumentParser, cloud_help: str) -> None:
-    """--cloud and how to reach the stack's D1 over Cloudflare's REST API (dr-drill and prune)."""
-    p.add_argument("--cloud", action="store_true", help=cloud_help)
-    p.add_argument("--database-id", help="the D1 database uuid (cloud)")
-    p.add_argument("--account-id", help="Cloudflare account id (default: the stack's Pulumi spec)")
-    # Hidden, an override (tests point it at a stand-in): by default the stack file's goldgate:cloudflareApiBase.
-    p.add_argument("--api-base", type=_api_base, default=None, help=argparse.SUPPRESS)
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    def add(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--home", help="state directory (default: $GOLDGATE_HOME or ./.goldgate)")
-        p.set_defaults(func=func)
-        return p
-
-    p = add("dr-drill", cmd_dr_drill, "D1 disaster-recovery drill: back up, restore into a fresh database, verify, "
-                                      "report RPO/RTO (see docs/D1_DISASTER_RECOVERY.md)")
-    p.add_argument("stack", help="staging or prod (stacks/local.yaml; stacks/Pulumi.<stack>.yaml for the cloud)")
-    p.add_argument("--discard-backup", action="store_true", help="remove the local backup after a passing drill")
-    add_d1_arguments(p, "drill the stack's real D1 (export -> R2 backups/ -> scratch D1 import); needs "
-                        "CLOUDFLARE_API_TOKEN, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY")
-    p.add_argument("--r2-endpoint", help="R2 S3 endpoint (default: the stack's bucket host, "
-                   "https://<account>[.<jurisdiction>].r2.cloudflarestorage.com)")
-    p.add_argument("--bucket", help="R2 bucket for backups/ (default: the stack's storage.backup_bucket)")
-    add_json_flag(p)
-
-    p = add("dr-restore", cmd_dr_restore, "restore a verified local backup over a stopped stack's database "
-                                          "(the old database is kept beside it)")
-    p.add_argument("stack", help="a local stack in stacks/local.yaml: staging or prod")
-    p.add_argument("--backup", required=True, help="<home>/backups/<stack>/<stamp>.sqlite (its manifest beside it)")
-    p.add_argument("--from-stack", metavar="STACK",
-                   help="restore a backup another stack took on purpose (e.g. PROD's into STAGING): the stack "
-                        "its manifest names; without it such a backup is refused")
-
-    p = add("prune", cmd_prune, "delete terminal jobs (and their webhook deliveries) older than --keep-days, "
-                                "expired idempotency keys and, if asked, old job metrics: D1 stays under 10 GB "
-                                "(see docs/RUNBOOK.md, D1 retention)")
-    p.add_argument("stack", help="staging or prod (stacks/local.yaml; stacks/Pulumi.<stack>.yaml for the cloud)")
-    p.add_argument("--keep-days", type=_days, required=True, metavar="N",
-                   help="keep jobs finished in the last N days; at least the stack's storage.result_ttl_days")
-    p.add_argument("--metrics-keep-days", type=_days, metavar="M",
-                   help="also delete job_metrics rows older than M days (M >= N); without it they are all kept")
-    p.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
-    p.add_argument("--clock-checked", type=_clock_date, metavar="DATE",
-                   help="today's UTC date (YYYY-MM-DD) as a clock you trust reads it: prune although rows due "
-                        "to go are followed by more than N + 366 days with no job created (refused otherwise, as "
-                        "a clock stepped ahead would make it); recorded with the prune")
-    add_d1_arguments(p, "prune the stack's real D1 over the REST API; needs --database-id and CLOUDFLARE_API_TOKEN "
-                        "(D1 Edit), never printed")
-    add_json_flag(p)
-
-    p = add("stuck", cmd_stuck, "list the jobs queued or in progress longer than a job may run (their webhook never "
-                                "came), oldest first, with the recover line for each; exit 1 when there is one "
-                                "(see docs/RUNBOOK.md, A stuck job)")
-    p.add_argument("stack", help="staging or prod (stacks/local.yaml; stacks/Pulumi.<stack>.yaml for the cloud)")
-    p.add_argument("--older-than", type=_minutes, metavar="MINUTES",
-                   help="list jobs created more than MINUTES ago (default: the stack's execution timeout, "
-                        "endpoint.execution_timeout_ms, rounded up to whole minutes: 10 in the shipped stack files; "
-                        "a younger job may simply be running); 0 lists every queued or in-progress job")
-    p.add_argument("--limit", type=_limit, default=50, metavar="N",
-                   help="list at most N jobs, oldest first (default 50, at most 1000); the rest are counted")
-    add_d1_arguments(p, "list the stack's real D1's stuck jobs over the REST API (SELECTs only); needs --database-id "
-                        "and CLOUDFLARE_API_TOKEN (D1 Read), never printed")
-    add_json_flag(p)
-
-    p = add("cancel", cmd_cancel, "cancel a job on a local stack: one RunPod /cancel call stops its GPU "
-                                  "spend; a job that has ended is left as it is (POST /api/cancel/<job_id>)")
-    p.add_argument("job_id", help="the job's id (32 hex), as POST /api/queue/create answered")
-    p.add_argument("--stack", required=True, help="the local stack that holds the job (stacks/local.yaml)")
-    add_json_flag(p)
-
-    p = add("checklist", cmd_checklist, "the production-hardening checklist, every line checked with evidence")
-    p.add_argument("stack", help="staging or prod (stacks/local.yaml; stacks/Pulumi.<stack>.yaml for the cloud)")
-    p.add_argument("--offline", action="store_true",
-                   help="skip the checks that need the running stack (webhook replay); they report n/a")
-    p.add_argument("--reports-dir", help="golden reports (default scripts/golden-tests/reports)")
-    p.add_argument("--logs-dir", help="cloud: a directory of exported JSON log lines (*.jsonl) to judge; the APIs "
-                                      "give no logs")
-    _add_cloud_flags(p, _CHECKLIST_CLOUD_HELP)
-    add_json_flag(p)
-
-    p = add("metrics", cmd_metrics, "P50/P95/P99 queue, run and end-to-end time, error rate and cost, per release")
-    p.add_argument("stack", help="staging or prod (stacks/local.yaml; stacks/Pulumi.<stack>.yaml for the cloud)")
-    p.add_argument("--since", type=_since, help="only jobs created at or after this time (ISO 8601, UTC if no offset)")
-    p.add_argument("--html", metavar="FILE", help="also write an HTML report with charts to FILE")
-    _add_cloud_flags(p, _METRICS_CLOUD_HELP)
-    add_json_flag(p)

@@ -1,0 +1,68 @@
+"""The arguments of the local-target commands (up, down, status, recover, demo, doctor); the commands
+themselves are in goldgate.commands.local, imported only when one runs."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from goldgate.commands import handler
+from goldgate.commands.output import add_json_flag
+
+COMMANDS = "goldgate.commands.local"
+
+
+def _model_roots(text: str) -> list[str]:
+    """One --model-root value: a directory, or a colon-separated list as in the worker's MODEL_ROOTS."""
+    if any(not ch.isprintable() for ch in text):
+        raise argparse.ArgumentTypeError(f"{text!r} holds a control character; give a directory")
+    roots = [r for r in text.split(":") if r.strip()]
+    if not roots:
+        raise argparse.ArgumentTypeError("is empty or blank; give a directory")
+    return roots
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds: NaN never compares past a deadline, so it would wait forever."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds greater than 0 (e.g. 180)")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    def add(name: str, func: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--home", help="state directory (default: $GOLDGATE_HOME or ./.goldgate)")
+        p.set_defaults(func=handler(COMMANDS, func))
+        return p
+
+    p = add("up", "cmd_up", "bring a local stack up in the background (idempotent)")
+    p.add_argument("stack", help="a stack in stacks/local.yaml: staging or prod")
+    add_json_flag(p)
+    p = add("down", "cmd_down", "stop a local stack (or `all`)")
+    p.add_argument("stack", help="a stack in stacks/local.yaml (staging, prod), or all")
+    p = add("status", "cmd_status", "what each local stack runs")
+    p.add_argument("stack", nargs="?", help="a stack in stacks/local.yaml (default: every stack)")
+    add_json_flag(p)
+    p = add("recover", "cmd_recover", "settle a job whose webhook never came: one RunPod /status call")
+    p.add_argument("job_id", help="the job's id (32 hex), as POST /api/queue/create answered")
+    p.add_argument("--stack", required=True, help="the local stack that holds the job")
+    p.add_argument("--runpod-job-id", help="RunPod's id for a job that has none recorded: the runpod_job_id of the "
+                                           "job's job.runpod_id_unrecorded log line")
+    add_json_flag(p)
+    p = add("demo", "cmd_demo", "bring up a stack and run one job per shipped workflow end to end")
+    p.add_argument("--stack", default="staging", help="the local stack to run the jobs on (default staging)")
+    p.add_argument("--out", help="where to save the result images (default <home>/demo-results)")
+    p.add_argument("--timeout", type=_seconds, default=180.0, help="seconds to wait for each job (default 180)")
+    add_json_flag(p)
+    p = add("doctor", "cmd_doctor", "first aid: are the models every workflow needs where ComfyUI looks?")
+    p.add_argument("--stack", help="check the image this local stack runs")
+    p.add_argument("--image", help="check a local image ref")
+    p.add_argument("--model-root", action="append", type=_model_roots,
+                   help="model root to check (repeatable; a colon-separated list like MODEL_ROOTS works too)")
+    p.add_argument("--sha256", action="store_true", help="also verify every file's sha256 (slow)")
+    add_json_flag(p)
