@@ -21,3 +21,12 @@ def handler(module: str, name: str) -> Callable[[argparse.Namespace], int]:
 
     run.__module__, run.__name__, run.__qualname__ = module, name, name
     return run
+
+
+def add_command(sub: argparse._SubParsersAction, module: str, name: str, func: str,
+                help_text: str) -> argparse.ArgumentParser:
+    """The subcommand `name`, which runs `func` of `module`, with the --home every command takes."""
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("--home", help="state directory (default: $GOLDGATE_HOME or ./.goldgate)")
+    p.set_defaults(func=handler(module, func))
+    return p

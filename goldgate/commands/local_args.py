@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from goldgate.commands import handler
+from goldgate.commands import add_command
 from goldgate.commands.output import add_json_flag
 
 COMMANDS = "goldgate.commands.local"
@@ -35,10 +35,7 @@ def _seconds(text: str) -> float:
 
 def register(sub: argparse._SubParsersAction) -> None:
     def add(name: str, func: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--home", help="state directory (default: $GOLDGATE_HOME or ./.goldgate)")
-        p.set_defaults(func=handler(COMMANDS, func))
-        return p
+        return add_command(sub, COMMANDS, name, func, help_text)
 
     p = add("up", "cmd_up", "bring a local stack up in the background (idempotent)")
     p.add_argument("stack", help="a stack in stacks/local.yaml: staging or prod")

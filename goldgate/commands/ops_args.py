@@ -8,7 +8,7 @@ import os
 import re
 from datetime import date
 
-from goldgate.commands import handler
+from goldgate.commands import add_command
 from goldgate.commands.output import add_json_flag
 from goldgate.commands.release_args import TARGETS, _target
 
@@ -125,10 +125,7 @@ def add_d1_arguments(p: argparse.ArgumentParser, cloud_help: str) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     def add(name: str, func: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--home", help="state directory (default: $GOLDGATE_HOME or ./.goldgate)")
-        p.set_defaults(func=handler(COMMANDS, func))
-        return p
+        return add_command(sub, COMMANDS, name, func, help_text)
 
     p = add("dr-drill", "cmd_dr_drill",
             "D1 disaster-recovery drill: back up, restore into a fresh database, verify, "

@@ -8,7 +8,7 @@ import argparse
 import os
 import re
 
-from goldgate.commands import handler
+from goldgate.commands import add_command, handler
 from goldgate.commands.output import add_json_flag, escape_controls
 from goldgate.release import build as builds
 
@@ -100,8 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     def add(name: str, func: str, help_text: str, golden_paths: bool = False,
             records: bool = True) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--home", help="state directory (default: $GOLDGATE_HOME or ./.goldgate)")
+        p = add_command(sub, COMMANDS, name, func, help_text)
         if not records:  # it only reads the ledger: --target picks what to show; no --trigger, as nothing is recorded
             p.add_argument("--target", type=_target, choices=TARGETS, default=os.environ.get("GOLDGATE_TARGET"),
                            help="only the entries of this target's stacks, local or cloud (default: every entry; "
@@ -116,7 +115,6 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--references-dir", help="reference images (default scripts/golden-tests/references)")
             p.add_argument("--reports-dir", help="reports (default scripts/golden-tests/reports)")
         add_json_flag(p)
-        p.set_defaults(func=handler(COMMANDS, func))
         return p
 
     def build_args(p: argparse.ArgumentParser) -> None:
