@@ -117,6 +117,13 @@ class RunPodEmulator:
         return f"{self.base_url}/v2"
 
     def start(self) -> Self:
+        """Serve, once: `with RunPodEmulator(...).start() as emu` starts it here and again in __enter__. A second
+        serving thread outlived stop(): socketserver's shutdown() ends one loop, the other went on polling the
+        closed socket (a core at 100%), then took the connections of whatever socket got its fd number next."""
+        if self._stopped:
+            raise RuntimeError("this RunPod emulator was stopped; start a new one")
+        if self._threads:
+            return self
         # `stop` waits for the loop's next poll to see shutdown(): every `goldgate down` and test waits this out.
         serve = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                  name="runpod-emulator-http", daemon=True)
