@@ -39,25 +39,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "ops")]
 
-from ops_fixtures import build_stack_db
+from ops_fixtures import STANDINS, build_stack_db
 
 from goldgate.ops.dr import DrillResult, run_cloud_drill, run_local_drill
 
 TARGET_RTO_S = 30 * 60
 TOKEN = "bench-drill-token-0123456789abcdef"
-_STANDINS = """
-import json, logging, sys
-from moto.server import ThreadedMotoServer
-logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per S3 request in the figures
-from goldgate.cloudflare.d1_standin import D1StandIn
-s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-s3.start()
-with D1StandIn(sys.argv[1], export_polls=1, import_polls=0) as d1:
-    print(json.dumps({"api_base": d1.api_base, "account_id": d1.account_id,
-                      "s3": "http://%s:%s" % s3.get_host_and_port()}), flush=True)
-    sys.stdin.read()
-s3.stop()
-"""
 
 
 def summary(figures: list[float]) -> dict[str, float]:
@@ -88,7 +75,7 @@ def cloud_drills(db: Path, tmp: Path) -> Iterator[Callable[[Path], DrillResult]]
     from goldgate.cloudflare.d1 import D1Client
     from goldgate.cloudflare.r2 import R2Admin
 
-    child = subprocess.Popen([sys.executable, "-c", _STANDINS, TOKEN], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, "-c", STANDINS, TOKEN, "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         where = json.loads(child.stdout.readline())

@@ -11,6 +11,23 @@ from goldgate.ops.polling_scan import scan_tree as real_scan_tree  # the real on
 
 OLD_TAG = "local/worker@sha256:" + "a" * 64
 NEW_TAG = "local/worker@sha256:" + "b" * 64
+# The D1 stand-in and moto's S3 in a process of their own, for the cloud drill's tests and bench/dr_drill.py --cloud:
+# what the drill's process measures (tracemalloc, CPU) is then the drill's alone (moto keeps objects in memory, the
+# stand-in its time-travel snapshots). argv: the API token, then the stand-in's import_polls. It prints where they
+# listen as one JSON line and serves until its stdin closes.
+STANDINS = """
+import json, logging, sys
+from moto.server import ThreadedMotoServer
+logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per S3 request
+from goldgate.cloudflare.d1_standin import D1StandIn
+s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+s3.start()
+with D1StandIn(sys.argv[1], export_polls=1, import_polls=int(sys.argv[2])) as d1:
+    print(json.dumps({"api_base": d1.api_base, "account_id": d1.account_id,
+                      "s3": "http://%s:%s" % s3.get_host_and_port()}), flush=True)
+    sys.stdin.read()
+s3.stop()
+"""
 
 # Rows are generated in SQL (a recursive CTE) so 100,000 jobs take a fraction of a second.
 _JOBS = """

@@ -15,6 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.exceptions import ConnectionClosedError
+from ops_fixtures import STANDINS
 from r2_server import r2_admin
 
 from goldgate.cli import main
@@ -28,20 +29,6 @@ from service.sqltext import split_sql
 
 TOKEN = "cf-drill-token-abcdef0123456789"
 MiB = 1024 * 1024
-# The D1 stand-in and moto's S3 in a process of their own: what tracemalloc then sees is the drill's
-# memory alone (moto keeps objects in memory, the stand-in its time-travel snapshots).
-_STANDINS = """
-import json, sys
-from moto.server import ThreadedMotoServer
-from goldgate.cloudflare.d1_standin import D1StandIn
-s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-s3.start()
-with D1StandIn(sys.argv[1], export_polls=1, import_polls=1) as d1:
-    print(json.dumps({"api_base": d1.api_base, "account_id": d1.account_id,
-                      "s3": "http://%s:%s" % s3.get_host_and_port()}), flush=True)
-    sys.stdin.read()
-s3.stop()
-"""
 
 
 @dataclass(frozen=True)
@@ -95,7 +82,7 @@ def cloud():
 def big_cloud() -> Iterator[Elsewhere]:
     """A migrated D1 whose export is about 27 MB (80,000 jobs), another of 32,000 jobs, with R2, all served by
     another process."""
-    child = subprocess.Popen([sys.executable, "-c", _STANDINS, TOKEN], stdin=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, "-c", STANDINS, TOKEN, "1"], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
     try:
         line = child.stdout.readline()
