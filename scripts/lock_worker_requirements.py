@@ -101,8 +101,10 @@ def write(entries: list[str | Pin], hashes: dict[str, list[str]]) -> str:
         if isinstance(entry, str):
             lines.append(entry)
             continue
+        found = hashes.get(entry.key)
+        if not found:  # pip-compile left it out (a marker for another Python, say): not written unhashed
+            raise LockFailed(f"pip-compile listed no hashes for {entry.name}=={entry.version}")
         lines.append(f"{entry.name}=={entry.version} \\")
-        found = hashes[entry.key]
         lines.extend(f"    --hash={h}" + (" \\" if i < len(found) - 1 else "") for i, h in enumerate(found))
     return "\n".join(lines) + "\n"
 
@@ -118,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         after = write(entries, compile_hashes([e for e in entries if isinstance(e, Pin)], pip_compile_args))
     except LockFailed as exc:
         print(f"{args.requirements}: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, UnicodeDecodeError) as exc:  # no such file, a directory, not UTF-8
+        print(f"{args.requirements}: cannot read it: {exc}", file=sys.stderr)
         return 2
     if args.check:
         if after == before:

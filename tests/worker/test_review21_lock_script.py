@@ -60,3 +60,14 @@ def test_run_without_pip_tools_the_script_says_how_to_get_it():
     assert done.returncode == 2
     assert "pip-tools is not installed" in done.stderr and "pip install pip-tools==" in done.stderr
     assert done.stdout == ""
+
+
+def test_an_unreadable_file_or_a_pin_left_without_hashes_is_refused_naming_it(tmp_path):
+    gone = tmp_path / "requirements.txt"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--requirements", str(gone)], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 2 and "cannot read it" in done.stderr and "Traceback" not in done.stderr
+    lock = _script()
+    entries = lock.read("runpod==1.12.0\nboto3==1.44.8\n")
+    with pytest.raises(lock.LockFailed, match=r"no hashes for boto3==1\.44\.8"):
+        lock.write(entries, {"runpod": ["sha256:" + "0" * 64]})
