@@ -4,7 +4,10 @@ Request and response shapes follow the v4 API as wrangler drives it: export is
 `POST .../export {"output_format": "polling"}` repeated with `current_bookmark` until
 `status == "complete"`, then a GET of `result.signed_url`, streamed to a file (a database holds up to
 10 GB); import is `init` (md5 etag) -> PUT the file to `upload_url` (ETag must echo the md5) ->
-`ingest` -> `poll` until complete, the file hashed and uploaded a chunk at a time. Listing databases reads every page of the answer.
+`ingest` -> `poll` until complete, the file hashed and uploaded a chunk at a time (an `init` for a file
+D1 already holds answers as a poll does, the import started). A running export or import answers HTTP 202
+with `status: "active"`; an ended one 200 with `complete` (and its `result`) or `error` (and `error`, a
+string). Listing databases reads every page of the answer.
 A database's size is the `file_size` the API documents on GET .../d1/database/<id> ("The D1
 database's size, in bytes"): what D1's cap is measured against.
 """
@@ -19,7 +22,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +53,15 @@ KEY_ALIAS = "goldgate_page_key_"  # the column names stream_keyed reads each row
 
 @dataclass(frozen=True)
 class D1Database:
+    """A database as the API describes it. The list documents uuid, name, created_at, version and
+    jurisdiction only; GET and create add file_size and num_tables."""
     uuid: str
     name: str
     created_at: str | None = None
     file_size: int | None = None  # bytes; None when the answer gave none, or something that is not a size
+    version: str | None = None    # "alpha" | "beta" | "production"
+    num_tables: int | None = None
+    jurisdiction: str | None = None  # "eu" | "fedramp", or None when unrestricted
 
 
 @dataclass(frozen=True)
@@ -68,8 +76,11 @@ class D1Export:
 
 @dataclass(frozen=True)
 class D1Import:
+    """A complete import's `result`: the bookmark right after it, the statements it ran, and its `meta`
+    (the API's d1_query-meta: rows_read, rows_written, size_after, duration in ms, ...) as D1 gave it."""
     final_bookmark: str | None
     num_queries: int
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -310,10 +321,16 @@ class D1Client:
         response = _object(self.api.call("POST", path, json={"action": "init", "etag": etag}, idempotent=True)
                            or {}, where)
         if "upload_url" in response:
+            # init answers {filename, upload_url}; ingest must name that filename (a required field).
+            filename = response.get("filename")
+            if not isinstance(filename, str) or not filename:
+                raise D1OperationFailed(f"{where}: init gave an upload_url without the filename to ingest it "
+                                        f"by ({str(response)[:200]}); nothing was imported")
             self._upload(response["upload_url"], sql, etag)
             response = _object(self.api.call("POST", path, json={"action": "ingest", "etag": etag,
-                                                                 "filename": response.get("filename")}) or {}, where)
+                                                                 "filename": filename}) or {}, where)
         else:
+            # D1 already holds a file with this etag: init has started its import and answers as a poll does.
             progress("import: file already uploaded; D1 is processing it")
         deadline = time.monotonic() + self.operation_timeout_s
         while True:
@@ -326,9 +343,11 @@ class D1Client:
                                         "as it was before the import")
             if status == "complete":
                 result = _object(response.get("result") or {}, where)
-                queries = result.get("num_queries") or 0
+                meta = result.get("meta")
+                # num_queries is a JSON number (the API): 12.0 is 12 statements.
                 return D1Import(final_bookmark=result.get("final_bookmark"),
-                                num_queries=queries if isinstance(queries, int) else 0)
+                                num_queries=_file_size(result.get("num_queries")) or 0,
+                                meta=dict(meta) if isinstance(meta, dict) else {})
             bookmark = response.get("at_bookmark")
             if not bookmark:
                 raise D1OperationFailed(f"D1 import into {database_id} is in progress but gave no bookmark to poll")
@@ -537,12 +556,17 @@ def _sync_directory(directory: Path) -> None:
 def _database(result: Any) -> D1Database:
     if not isinstance(result, dict) or not result.get("uuid"):
         raise CloudflareError(f"D1 answered without a database uuid: {str(result)[:200]}")
+    version, jurisdiction = result.get("version"), result.get("jurisdiction")
     return D1Database(uuid=str(result["uuid"]), name=str(result.get("name") or ""),
-                      created_at=result.get("created_at"), file_size=_file_size(result.get("file_size")))
+                      created_at=result.get("created_at"), file_size=_file_size(result.get("file_size")),
+                      version=version if isinstance(version, str) else None,
+                      num_tables=_file_size(result.get("num_tables")),
+                      jurisdiction=jurisdiction if isinstance(jurisdiction, str) else None)
 
 
 def _file_size(value: Any) -> int | None:
-    """A documented `file_size` (a JSON number of bytes) as an int; None for anything else. JSON has
+    """A documented count (`file_size` in bytes, `num_tables`, `num_queries`: a JSON number) as an int; None
+    for anything else. JSON has
     one number type, so 12.0 is 12 bytes; true is no size, though Python counts it an int."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None

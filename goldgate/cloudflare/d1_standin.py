@@ -6,13 +6,16 @@ itself). Binds 127.0.0.1 only. What it models: databases are SQLite in memory wi
 on; `/query` params are strings only (the API's documented type; they bind as TEXT); every committed
 write makes a new time-travel bookmark; the database list is paged as the v4
 API documents (`page` >= 1, `per_page` 10..10000, `result_info` {page, per_page, count,
-total_count}); export answers `active` for a few polls before `complete` with a signed URL whose
-dump is written to a file and served in chunks, as R2 serves an object; import is init
-(upload_url) -> PUT (ETag = md5; the body is written to a file as it arrives) -> ingest -> poll, as the
-API documents it: ingest starts the import and answers at once, `active` with the bookmark the database was
-at (202, as the API answers a running task); the file runs in the background on a copy of the database,
+total_count}); `/raw` answers each statement's rows as {columns, rows} where `/query` gives objects;
+export answers `active` (HTTP 202, as the API answers a running task) for a few polls before `complete`
+(200) with a signed URL whose dump is written to a file and served in chunks, as R2 serves an object;
+import is init (upload_url) -> PUT (ETag = md5; the body is written to a file as it arrives) -> ingest ->
+poll, as the API documents it: init for a file already uploaded (same database, same etag) starts its
+import at once instead of asking for it again; ingest starts the import and answers at once, `active`
+(202) with the bookmark the database was at; the file runs in the background on a copy of the database,
 which takes its place only once the whole file ran (a failure leaves the database as it was), and poll
-reports `active` with the statements run so far, then `complete` or `error`. A database being imported
+reports `active` with the statements run so far, then `complete` (result {final_bookmark, num_queries,
+meta}) or `error` (with `error`, a string). A database being imported
 refuses queries, exports and restores (imports block the D1 for their duration). Restore returns the new
 bookmark and the previous one (to undo). Faults a test queues (`rate_limit`, `fail_with`) answer API
 requests before they reach the model, as Cloudflare's edge does: nothing behind them is applied; a
@@ -234,7 +237,8 @@ class D1Backend:
         return pages * db.conn.execute("PRAGMA page_size").fetchone()[0] + self.size_padding.get(db.uuid, 0)
 
     # -- SQL ---------------------------------------------------------------------------------
-    def execute(self, db: _Database, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    def execute(self, db: _Database, sql: str, params: list[Any], raw: bool = False) -> list[dict[str, Any]]:
+        """/query's result: each statement's rows as objects; `raw` (/raw) as {columns, rows}, rows arrays."""
         # The closing ';' on a line of its own: after a trailing "-- comment" it would be part of the comment.
         statements = split_sql(sql if sql.rstrip().endswith(";") else sql + "\n;")
         if not statements:
@@ -255,12 +259,17 @@ class D1Backend:
                 changes_before = db.conn.total_changes
                 cur = db.conn.execute(stmt, params)
                 cols = [c[0] for c in cur.description or ()]
-                rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+                fetched = cur.fetchall()
                 changes = db.conn.total_changes - changes_before
+                took = (time.perf_counter() - started) * 1e3
+                rows: Any = ({"columns": cols, "rows": [list(r) for r in fetched]} if raw
+                             else [dict(zip(cols, r, strict=True)) for r in fetched])
+                # d1_query-meta as documented (served_by_colo/region omitted: there is no colo here).
                 results.append({"results": rows, "success": True, "meta": {
-                    "changed_db": changes > 0, "changes": changes, "duration": (time.perf_counter() - started) * 1e3,
-                    "last_row_id": cur.lastrowid or 0, "rows_read": len(rows), "rows_written": changes,
-                    "size_after": self.size(db)}})
+                    "changed_db": changes > 0, "changes": changes, "duration": took,
+                    "last_row_id": cur.lastrowid or 0, "rows_read": len(fetched), "rows_written": changes,
+                    "served_by_primary": True, "size_after": self.size(db),
+                    "timings": {"sql_duration_ms": took}}})
             db.conn.execute("RELEASE d1_batch")
         except sqlite3.Error as exc:
             _undo(db.conn, "d1_batch")
@@ -334,7 +343,13 @@ class D1Backend:
             etag = body.get("etag")
             if not isinstance(etag, str) or not re.match(r"^[0-9a-f]{32}$", etag):
                 raise D1ApiError(400, 7400, "etag must be the md5 hex of the file")
-            filename = f"{db.uuid}-{etag}.sql"
+            filename = f"{db.uuid}-{etag}.sql"  # "derived from the database ID and etag" (the API)
+            upload = self.uploads.get(filename)
+            if upload is not None and upload.md5 == etag:
+                # The etag is "used to check if it already exists": a file already uploaded is not asked for
+                # again, and init starts its import, answering as ingest does (wrangler: "File already
+                # uploaded. Processing.").
+                return self._start_import(db, upload)
             return {"success": True, "filename": filename, "upload_url": f"{self.origin}/_signed/imports/{filename}"}
         if action == "ingest":
             filename, etag = body.get("filename"), body.get("etag")
@@ -343,25 +358,28 @@ class D1Backend:
                 raise D1ApiError(400, 7400, f"file {filename} was not uploaded")
             if upload.md5 != etag:
                 raise D1ApiError(400, 7400, "uploaded file does not match its etag")
-            _refuse_while_importing(db)
-            task = _Import(self.current_bookmark(db), self.import_polls)
-            self.imports[(db.uuid, task.bookmark)] = task
-            if self.fail_next_import:
-                task.error, self.fail_next_import = self.fail_next_import, None
-                task.ended.set()
-                return _ImportAnswer(task)
-            db.importing = task
-            thread = threading.Thread(target=self._import, args=(db, upload.path, task),
-                                      name="d1-standin-import", daemon=True)
-            self._import_threads.append(thread)
-            thread.start()
-            return _ImportAnswer(task)
+            return self._start_import(db, upload)
         if action == "poll":
             task = self.imports.get((db.uuid, str(body.get("current_bookmark") or "")))
             if task is None:
                 return {"success": False, "error": "Not currently importing anything."}
             return _ImportAnswer(task)
         raise D1ApiError(400, 7400, "action must be one of init, ingest, poll")
+
+    def _start_import(self, db: _Database, upload: _Upload) -> _ImportAnswer:
+        _refuse_while_importing(db)
+        task = _Import(self.current_bookmark(db), self.import_polls)
+        self.imports[(db.uuid, task.bookmark)] = task
+        if self.fail_next_import:
+            task.error, self.fail_next_import = self.fail_next_import, None
+            task.ended.set()
+            return _ImportAnswer(task)
+        db.importing = task
+        thread = threading.Thread(target=self._import, args=(db, upload.path, task),
+                                  name="d1-standin-import", daemon=True)
+        self._import_threads.append(thread)
+        thread.start()
+        return _ImportAnswer(task)
 
     def _import(self, db: _Database, path: Path, task: _Import) -> None:
         """Run an uploaded file on a copy of the database, in one transaction, rows a few hundred to a
@@ -396,8 +414,9 @@ class D1Backend:
             changes = copy.total_changes
             task.outcome = {"final_bookmark": self._snapshot(db), "num_queries": queries,
                             "meta": {"changed_db": True, "changes": changes,
-                                     "duration": (time.perf_counter() - started) * 1e3, "rows_read": 0,
-                                     "rows_written": changes, "size_after": self.size(db)}}
+                                     "duration": (time.perf_counter() - started) * 1e3,
+                                     "last_row_id": copy.execute("SELECT last_insert_rowid()").fetchone()[0],
+                                     "rows_read": 0, "rows_written": changes, "size_after": self.size(db)}}
             self._end_import(db, task)
 
     def _end_import(self, db: _Database, task: _Import, error: str | None = None) -> None:
@@ -418,8 +437,8 @@ class D1Backend:
             task.told = task.ran
             return {**answer, "status": "active", "messages": messages}
         if task.error is not None:
-            # The API documents `error` (a string); wrangler reads `errors` (a list): both are given.
-            return {**answer, "status": "error", "error": task.error, "errors": [task.error], "messages": []}
+            # The API documents `error` (a string, "only present when status = 'error'"); the client reads it.
+            return {**answer, "status": "error", "error": task.error, "messages": []}
         return {**answer, "status": "complete", "messages": ["Import complete"], "result": task.outcome}
 
     # -- time travel -------------------------------------------------------------------------
@@ -593,7 +612,7 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
                                       {k: v for k, v in fault.headers.items() if k != "Content-Type"})
                 match = _DB_PATH.match(url.path) or _SCRIPT_PATH.match(url.path)
                 if not match:
-                    raise D1ApiError(404, 7000, "No route for that URI")
+                    raise D1ApiError(404, 7003, "No route for the URI")
                 if self.headers.get("Authorization") != f"Bearer {standin.api_token}":
                     raise D1ApiError(403, 10000, "Authentication error")
                 if match["acct"] != backend.account_id:
@@ -610,6 +629,9 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
                     else:
                         result = self._route(method, match["db"], match["rest"] or "", body, query)
                 status = 200
+                if (match.re is _DB_PATH and match["rest"] == "/export" and isinstance(result, dict)
+                        and result.get("status") == "active"):
+                    status = 202  # the API: 202 "Polled successfully, task is currently running"
                 if isinstance(result, _ImportAnswer):
                     if result.task.polls_left == 0:  # the answer depends on whether it ends meanwhile
                         result.task.ended.wait(backend.import_wait_s)
@@ -635,15 +657,17 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
             if rest == "" and method == "DELETE":
                 backend.delete(db_id)
                 return None
-            if rest in ("/query", "/export", "/time_travel/restore") and method == "POST":
+            if rest in ("/query", "/raw", "/export", "/time_travel/restore") and method == "POST":
                 _refuse_while_importing(db)
-            if rest == "/query" and method == "POST":
+            if rest in ("/query", "/raw") and method == "POST":
                 sql, params = body.get("sql"), body.get("params") or []
                 # The API documents params as an array of strings, bound as TEXT: a number is refused here, so
                 # a client relying on D1 to keep it a number is caught before it meets the real service.
                 if not isinstance(sql, str) or not isinstance(params, list) or not all(
                         isinstance(p, str) for p in params):
                     raise D1ApiError(400, 7400, "sql must be a string and params an array of strings")
+                if rest == "/raw":
+                    return backend.execute(db, sql, params, raw=True)
                 return backend.execute(db, sql, params)
             if rest == "/export" and method == "POST":
                 if body.get("output_format") != "polling":
@@ -655,7 +679,7 @@ def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
                 return {"bookmark": backend.bookmark_at(db, query.get("timestamp"))}
             if rest == "/time_travel/restore" and method == "POST":
                 return backend.restore(db, query.get("bookmark"), query.get("timestamp"))
-            raise D1ApiError(404, 7000, "No route for that URI")
+            raise D1ApiError(404, 7003, "No route for the URI")
 
         def _signed(self, method: str, path: str) -> None:
             # Signed URLs carry their own authority (R2 presigned), so no API token here.
