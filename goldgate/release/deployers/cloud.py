@@ -5,6 +5,8 @@ image inside the one spec (`pulumi config set --path goldgate:spec.image <repo@s
 spec stays the single source and `stacks/Pulumi.<stack>.yaml` records the pin), `up`, read the
 outputs (`endpoint_id`, `api_url`), then wait until RunPod's `/releases` reports the new release
 on 100% of workers and the endpoint names the image. Rollback is the same call with an older digest.
+Before the pin, a stack served on workers.dev has its account's workers.dev subdomain asked for
+(goldgate.cloudflare.workers): without one, `pulumi up` would fail halfway with error 10063.
 Pulumi's own `stack history` keeps each update's config.
 """
 
@@ -23,16 +25,31 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.bounded_http import bearer_token
-from goldgate.errors import GoldgateError
+from goldgate.cloudflare.api import CloudflareApi
+from goldgate.cloudflare.errors import CloudflareAuthError, CloudflareError
+from goldgate.cloudflare.workers import (
+    NO_SUBDOMAIN_CODE,
+    account_subdomain,
+    serves_workers_dev,
+    subdomain_path,
+)
+from goldgate.errors import GoldgateError, SpecError
 from goldgate.release.deployers import image_workflows
 from goldgate.release.deployers.base import DeployResult, Progress
 from goldgate.release.error_rate import from_api
 from goldgate.release.gate import ErrorRate
 from goldgate.release.golden import ApiAccess
 from goldgate.runpod import EndpointPatch
-from goldgate.spec import STACKS_DIR, StackSpec, is_digest_ref, load_pulumi
+from goldgate.spec import STACKS_DIR, StackSpec, checked_cloudflare_api_base, is_digest_ref, load_pulumi
 
 IMAGE_KEY = "goldgate:spec.image"
+CLOUDFLARE_TOKEN_KEY = "goldgate:cloudflareApiToken"     # what the program's Cloudflare provider takes
+CLOUDFLARE_API_BASE_KEY = "goldgate:cloudflareApiBase"
+_ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
+# The subdomain check is one small GET: a few seconds' bound and one retry, so an unreachable API delays the
+# deploy it cannot block by seconds, not minutes.
+_SUBDOMAIN_TIMEOUT_S = 15.0
+_SUBDOMAIN_ATTEMPTS = 2
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -111,6 +128,7 @@ class CloudDeployer:
             except image_workflows.WorkflowsUnavailable as exc:
                 raise CloudDeployFailed(f"not deploying {image} to {stack}: {exc}") from None
             progress(workflows.note)
+            self._check_workers_dev(s, stack, image, progress)   # before the pin, as above
             before = self.current_image(stack)
             progress(f"pulumi: pin {IMAGE_KEY}={image} on stack {stack}")
             env = s.workspace.env_vars   # the pulumi CLI, so the program it runs, gets these
@@ -151,6 +169,61 @@ class CloudDeployer:
 
     def spec(self, stack: str) -> StackSpec:
         return load_pulumi(stack, self.settings.project_dir / STACKS_DIR.name)
+
+    def _check_workers_dev(self, s: Any, stack: str, image: str, progress: Progress) -> None:
+        """Refuse, before anything is changed, a stack that serves its API on workers.dev when its Cloudflare account
+        has no workers.dev subdomain: its `pulumi up` would fail with error 10063 halfway, after the bucket, the
+        database and the endpoint were created. Asked with the stack's own Cloudflare token, account and API base
+        (what the program's provider uses). Only Cloudflare's documented "none" refuses: a check that cannot be
+        made (unreachable, a 5xx, a refused token, config the program refuses) says so and the deploy goes on,
+        so `pulumi up` reports what is wrong, as it did before this check."""
+        from pulumi import automation as auto
+
+        try:
+            spec = self.spec(stack)
+        except GoldgateError:
+            return   # the program's own refusal, at `pulumi up`, names the problem
+        if spec.cloud is None or not serves_workers_dev(spec):
+            return
+        account = spec.cloud.cloudflare_account_id
+        if not _ACCOUNT_ID.fullmatch(account):
+            return   # a placeholder: the program refuses it before declaring anything
+        where = f"the workers.dev subdomain of Cloudflare account {account}"
+        try:
+            token = bearer_token(str(s.get_config(CLOUDFLARE_TOKEN_KEY).value or ""))
+            try:
+                base = s.get_config(CLOUDFLARE_API_BASE_KEY).value
+            except auto.errors.CommandError:
+                base = None   # unset: Cloudflare's own API, as the program takes it
+            base = checked_cloudflare_api_base(base, f"stack {stack}")
+        except (auto.errors.CommandError, SpecError):
+            token = None
+        if not token:
+            progress(f"cloudflare: {where} not checked: stack {stack}'s {CLOUDFLARE_TOKEN_KEY} or "
+                     f"{CLOUDFLARE_API_BASE_KEY} cannot be used here (pulumi up reports why)")
+            return
+        try:
+            with CloudflareApi(token, base, timeout_s=_SUBDOMAIN_TIMEOUT_S, attempts=_SUBDOMAIN_ATTEMPTS,
+                               deadline_s=_SUBDOMAIN_TIMEOUT_S) as api:
+                subdomain = account_subdomain(api, account)
+        except CloudflareAuthError as exc:
+            progress(f"cloudflare: {where} not checked: Cloudflare refused stack {stack}'s {CLOUDFLARE_TOKEN_KEY} "
+                     f"(HTTP {exc.status}); pulumi up will report it")
+            return
+        except CloudflareError as exc:
+            progress(f"cloudflare: could not check {where} ({_cut(str(exc), 300)}); deploying anyway: if it has "
+                     "none, pulumi up fails with error 10063")
+            return
+        if subdomain is None:
+            raise CloudDeployFailed(
+                f"not deploying {image} to {stack}: Cloudflare account {account} has no workers.dev subdomain "
+                f"(Cloudflare answered error {NO_SUBDOMAIN_CODE} to GET {subdomain_path(account)}), and stack {stack} "
+                "serves its API on workers.dev, so `pulumi up` would fail with error 10063 halfway, after creating "
+                "the other resources. Nothing was changed (no config pin, no pulumi up). Open Workers & Pages in "
+                "the Cloudflare dashboard once (which registers a subdomain), or create one (PUT "
+                f"{subdomain_path(account)}); set api.public_base_url to https://{spec.api.script_name}."
+                "<subdomain>.workers.dev if it names another; then deploy again")
+        progress(f"cloudflare: account {account} has the workers.dev subdomain {subdomain}.workers.dev")
 
     def api_access(self, stack: str) -> ApiAccess:
         s = self._stack(stack)

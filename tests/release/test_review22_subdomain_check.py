@@ -1,0 +1,197 @@
+"""The cloud deploy asks Cloudflare for the account's workers.dev subdomain before it pins the image or runs
+`pulumi up`, for a stack that serves its API on workers.dev: an account that never opened Workers & Pages has none,
+and `pulumi up` failed with error 10063 halfway, after the bucket, database and endpoint were created.
+
+Against the `pulumi` stand-in (tests/fixtures/release/pulumi_standin.py, which records every command line), the
+RunPod emulator, and a Cloudflare stand-in (tests/fixtures/release/cloudflare_standin.py) the stack's
+goldgate:cloudflareApiBase points at."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fixtures.release.cloudflare_standin import CloudflareStandIn
+
+from goldgate.local.runpod.config import EmulatorConfig
+from goldgate.local.runpod.emulator import RunPodEmulator
+from goldgate.release.deployers.cloud import CloudDeployer, CloudDeployFailed, CloudSettings
+
+REPO = Path(__file__).resolve().parents[2]
+PULUMI_STANDIN = REPO / "tests" / "fixtures" / "release" / "pulumi_standin.py"
+A = "registry.example.com/acme/goldgate-worker@sha256:" + "a" * 64
+B = "registry.example.com/acme/goldgate-worker@sha256:" + "b" * 64
+KEY = "runpod-test-key"
+ACCOUNT = "0" * 31 + "1"
+CF_TOKEN = "cf-test-token-" + "x" * 20
+ZONE = "f" * 32
+
+
+def _idle_worker(image: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    return [sys.executable, "-c", "import time; time.sleep(300)"], env
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[RunPodEmulator]:
+    emu = RunPodEmulator(EmulatorConfig(api_key=KEY, logs_dir=tmp_path / "emu-logs"), launcher=_idle_worker).start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def cloudflare() -> Iterator[CloudflareStandIn]:
+    with CloudflareStandIn(CF_TOKEN, ACCOUNT, subdomain="acme") as cf:
+        yield cf
+
+
+@pytest.fixture
+def project(tmp_path: Path, emulator: RunPodEmulator, cloudflare: CloudflareStandIn,
+            monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A prod stack on workers.dev whose Cloudflare token and API base are the stand-in's."""
+    proj = tmp_path / "project"
+    (proj / "stacks").mkdir(parents=True)
+    (proj / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
+    doc = yaml.safe_load((REPO / "stacks" / "Pulumi.prod.yaml").read_text())
+    config = doc["config"]
+    config["goldgate:cloudflareApiToken"] = {"secure": f"standin:{CF_TOKEN}"}
+    config["goldgate:cloudflareApiBase"] = cloudflare.api_base
+    spec = config["goldgate:spec"]
+    spec["image"] = A
+    spec["cloud"]["cloudflare_account_id"] = ACCOUNT
+    spec["cloud"]["runpod_api_base"] = emulator.api_base.removesuffix("/v2")
+    spec["api"]["public_base_url"] = "https://goldgate-api-prod.acme.workers.dev"
+    (proj / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    bin_dir = tmp_path / "pulumi" / "bin"
+    bin_dir.mkdir(parents=True)
+    wrapper = bin_dir / "pulumi"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {PULUMI_STANDIN} \"$@\"\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PULUMI_STANDIN_LOG", str(tmp_path / "pulumi-commands.jsonl"))
+    monkeypatch.setenv("PULUMI_STANDIN_STATE_DIR", str(tmp_path / "pulumi-state"))
+    monkeypatch.setenv("RUNPOD_API_KEY", KEY)
+    monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return proj
+
+
+def deployer(project: Path) -> CloudDeployer:
+    return CloudDeployer(CloudSettings(project_dir=project, pulumi_root=str(project.parent / "pulumi"),
+                                       rollout_timeout_s=60, rollout_poll_s=0.2))
+
+
+def commands(project: Path) -> list[list[str]]:
+    path = project.parent / "pulumi-commands.jsonl"
+    return [json.loads(line)["argv"] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def ran_up(project: Path) -> bool:
+    return any("up" in argv for argv in commands(project))
+
+
+def stack_file(project: Path) -> dict[str, Any]:
+    return yaml.safe_load((project / "stacks" / "Pulumi.prod.yaml").read_text())["config"]
+
+
+def edit_api(project: Path, **api: Any) -> None:
+    path = project / "stacks" / "Pulumi.prod.yaml"
+    doc = yaml.safe_load(path.read_text())
+    target = doc["config"]["goldgate:spec"]["api"]
+    for key, value in api.items():
+        if value is None:
+            target.pop(key, None)
+        else:
+            target[key] = value
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def test_an_account_without_a_workers_dev_subdomain_is_refused_before_the_pin_and_before_pulumi_up(
+        project: Path, cloudflare: CloudflareStandIn) -> None:
+    cloudflare.subdomain = None
+    said: list[str] = []
+    with pytest.raises(CloudDeployFailed) as refused:
+        deployer(project).deploy("prod", B, progress=said.append)
+    message = str(refused.value)
+    assert f"account {ACCOUNT} has no workers.dev subdomain" in message
+    assert "Nothing was changed" in message and "Workers & Pages" in message and "deploy again" in message
+    assert CF_TOKEN not in message and not any(CF_TOKEN in m for m in said)
+    # Nothing changed: no pin, no up; the stack file still pins what it did.
+    assert not ran_up(project)
+    assert not any(argv[:2] == ["config", "set"] or "set" in argv[:3] for argv in commands(project))
+    assert stack_file(project)["goldgate:spec"]["image"] == A
+    asked = cloudflare.subdomain_requests()
+    assert [(r.method, r.token_ok) for r in asked] == [("GET", True)]
+
+
+def test_with_a_subdomain_the_deploy_goes_on_as_before(project: Path, cloudflare: CloudflareStandIn) -> None:
+    said: list[str] = []
+    result = deployer(project).deploy("prod", B, progress=said.append)
+    assert result.after == B and result.rollout["percent_on_latest"] == 100
+    assert ran_up(project) and stack_file(project)["goldgate:spec"]["image"] == B
+    assert [(r.method, r.token_ok) for r in cloudflare.subdomain_requests()] == [("GET", True)]
+    assert any("acme.workers.dev" in m for m in said)
+
+
+@pytest.mark.parametrize("api", [
+    {"custom_domain": "api.example.com", "zone_id": ZONE, "public_base_url": None},
+    {"route": "api.example.com/*", "zone_id": ZONE, "public_base_url": None},
+], ids=["custom_domain", "route"])
+def test_a_stack_that_does_not_serve_workers_dev_is_not_checked(project: Path, cloudflare: CloudflareStandIn,
+                                                                 api: dict[str, Any]) -> None:
+    edit_api(project, **api)
+    cloudflare.subdomain = None   # asked, it would refuse
+    result = deployer(project).deploy("prod", B, progress=lambda _m: None)
+    assert result.after == B and ran_up(project)
+    assert cloudflare.subdomain_requests() == []
+
+
+def test_a_stack_that_keeps_workers_dev_beside_its_custom_domain_is_checked(project: Path,
+                                                                            cloudflare: CloudflareStandIn) -> None:
+    """api.keep_workers_dev enables workers.dev beside the domain (its WorkersScriptSubdomain is enabled)."""
+    edit_api(project, custom_domain="api.example.com", zone_id=ZONE, public_base_url=None, keep_workers_dev=True)
+    cloudflare.subdomain = None
+    with pytest.raises(CloudDeployFailed, match="no workers.dev subdomain"):
+        deployer(project).deploy("prod", B, progress=lambda _m: None)
+    assert not ran_up(project) and stack_file(project)["goldgate:spec"]["image"] == A
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("failure", ["503", "unreachable"])
+def test_a_5xx_or_an_unreachable_api_does_not_block_the_deploy_but_says_it_could_not_check(
+        project: Path, cloudflare: CloudflareStandIn, failure: str) -> None:
+    if failure == "503":
+        cloudflare.fail_status = 503
+    else:
+        path = project / "stacks" / "Pulumi.prod.yaml"
+        doc = yaml.safe_load(path.read_text())
+        doc["config"]["goldgate:cloudflareApiBase"] = f"http://127.0.0.1:{_closed_port()}/client/v4"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    cloudflare.subdomain = None   # not what decides here: the answer never says it
+    said: list[str] = []
+    result = deployer(project).deploy("prod", B, progress=said.append)
+    assert result.after == B and ran_up(project)
+    could_not = [m for m in said if "could not check the workers.dev subdomain" in m]
+    assert could_not and ACCOUNT in could_not[0] and "10063" in could_not[0]
+    assert not any(CF_TOKEN in m for m in said)
+
+
+def test_a_refused_token_is_left_to_pulumi_up_to_report(project: Path, cloudflare: CloudflareStandIn) -> None:
+    cloudflare.api_token = "another-token"
+    cloudflare.subdomain = None
+    said: list[str] = []
+    result = deployer(project).deploy("prod", B, progress=said.append)
+    assert result.after == B and ran_up(project)
+    assert [r.token_ok for r in cloudflare.subdomain_requests()] == [False]
+    assert any("refused" in m and "goldgate:cloudflareApiToken" in m for m in said)
+    assert not any(CF_TOKEN in m for m in said)
