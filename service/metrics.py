@@ -6,10 +6,13 @@ In SQL, with no sort of the rows and no window over them (a year of daily releas
 take ~9 s over 1,000,000 rows): each tag's values are counted from the duration's covering index
 (tag, value); then a recursive CTE finds each tag's k-th value by halving a value interval
 [lo, hi) known to hold it, counting the rows of one half with an index range (SQLite steps the
-index in C; the half counted is the one on the side of the rank, so a search steps about a
-tag's rows once, whatever the number of tags). The overall P_p lies between the smallest and the
-largest per-tag P_p (fewer than k values lie below the smallest, at least k at or below the
-largest), so the same search runs across the tags inside that bracket only. The service writes whole
+index in C). Which half is counted follows the rows: durations pile up low with a long tail of slow jobs, so
+the first count is of the upper half, and each later one of the half on the side that held fewer rows in the
+step before (the density's slope seldom turns within a few halvings). Over the bench's rows that steps about
+1.5 times a tag's rows for its three percentiles, where counting the half on the rank's side stepped 2.5 times.
+A report over every row carries no `since` condition at all, so no row pays for testing it. The overall
+P_p lies between the smallest and the largest per-tag P_p (fewer than k values lie below the smallest, at
+least k at or below the largest), so the same search runs across the tags inside that bracket only. The service writes whole
 milliseconds; a stored duration with a fraction (a hand-written REAL such as 1.5) counts as its whole
 milliseconds rounded down (floor: 1.5 -> 1, -0.5 -> -1), and one outside +-(2**62 - 1) ms (about 146
 million years: an infinity, -2**63, a REAL beyond int64) or no number at all (text, blob) counts as no
@@ -76,7 +79,11 @@ def normalize_since(since: str | datetime | None) -> str | None:
     return in_utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-_SINCE = "(?1 IS NULL OR created_at >= ?1)"
+def _since_sql(with_since: bool) -> str:
+    """The rows' condition on `since` (?1): none when the report covers every row, so no row pays for it."""
+    return "created_at >= ?1" if with_since else "1"
+
+
 # A duration the search can narrow down to: not NULL, not text or a blob, and within +-(2**62 - 1) ms, so that
 # hi - lo of any interval the search halves fits in a 64-bit integer (SQLite turns an overflowing one into an
 # inexact REAL; a hand-written infinity would never be halved down). The service never writes anything else;
@@ -91,43 +98,47 @@ def _floor(value: str) -> str:
 
 
 def _search_sql(name: str, count: Callable[[str, str], str]) -> str:
-    """The recursive CTE `name`(grp, p, k, lo, hi, m, below, c) from the rows of `name`_start: the
+    """The recursive CTE `name`(grp, p, k, lo, hi, m, below, c, up) from the rows of `name`_start: the
     k-th smallest value of a group lies in [lo, hi), which holds m of its values and has `below` of
     them under it. A row with c null is an interval to split at mid: c becomes the count below
-    mid (counted directly, or as m minus the count above mid when the k-th value is nearer the top,
-    to step fewer rows); the next row keeps the half that holds the k-th value. The search of a
-    group ends at its row with c null and hi - lo = 1: its value is lo."""
+    mid, counted directly, or as m minus the count at and above mid when `up` (the upper half is
+    expected to hold fewer rows: it held fewer at the step before, or this is the first step);
+    the next row keeps the half that holds the k-th value. The search of a group ends at its row
+    with c null and hi - lo = 1: its value is lo."""
     mid = "s.lo + (s.hi - s.lo) / 2"
     lower = "s.c IS NULL OR s.c >= s.k"  # a row to count, or the k-th value is below mid
     return (
-        f"{name}(grp, p, k, lo, hi, m, below, c) AS (SELECT * FROM {name}_start UNION ALL SELECT s.grp, s.p, "
+        f"{name}(grp, p, k, lo, hi, m, below, c, up) AS (SELECT * FROM {name}_start UNION ALL SELECT s.grp, s.p, "
         f"CASE WHEN {lower} THEN s.k ELSE s.k - s.c END, "
         f"CASE WHEN {lower} THEN s.lo ELSE {mid} END, "
         f"CASE WHEN s.c IS NULL OR s.c < s.k THEN s.hi ELSE {mid} END, "
         "CASE WHEN s.c IS NULL THEN s.m WHEN s.c >= s.k THEN s.c ELSE s.m - s.c END, "
         f"CASE WHEN {lower} THEN s.below ELSE s.below + s.c END, "
-        f"CASE WHEN s.c IS NOT NULL THEN NULL WHEN 2 * s.k <= s.m THEN {count('s.lo', mid)} "
-        f"ELSE s.m - {count(mid, 's.hi')} END "
+        f"CASE WHEN s.c IS NOT NULL THEN NULL WHEN s.up THEN s.m - {count(mid, 's.hi')} "
+        f"ELSE {count('s.lo', mid)} END, "
+        "CASE WHEN s.c IS NULL THEN s.up ELSE 2 * s.c >= s.m END "
         f"FROM {name} AS s WHERE s.c IS NOT NULL OR s.hi - s.lo > 1)")
 
 
-def _report_sql(column: str, with_summary: bool) -> str:
+def _report_sql(column: str, with_summary: bool, with_since: bool = True) -> str:
     """Rows (kind, grp, p, v, count, completed, errors, cost_total_usd, costed, first_seen): kind 0 = one
     tag's P_p = v, 1 = the overall P_p, 2 = one tag's summary (only `with_summary`: it rides on
-    the scan that counts the tags' values, whose covering index also covers status and cost)."""
+    the scan that counts the tags' values, whose covering index also covers status and cost).
+    `with_since`: the rows are those created at or after ?1; else every row (the SQL takes no parameter)."""
+    since = _since_sql(with_since)
 
     def in_tag(tag: str, lo: str, hi: str) -> str:
         return (f"(SELECT COUNT(*) FROM job_metrics WHERE worker_image_tag IS {tag} AND {column} >= {lo} "
-                f"AND {column} < {hi} AND {_SINCE})")
+                f"AND {column} < {hi} AND {since})")
 
     def across_tags(lo: str, hi: str) -> str:
         return (f"(SELECT COUNT(*) FROM tags JOIN job_metrics ON worker_image_tag IS tags.tag WHERE tags.n > 0 "
-                f"AND {column} >= {lo} AND {column} < {hi} AND {_SINCE})")
+                f"AND {column} >= {lo} AND {column} < {hi} AND {since})")
 
     def edge(order: str) -> str:  # the tag's smallest or largest value: an index seek to the first row in range
         # as whole milliseconds, so that every bound and midpoint of the search is an integer
         return (f"(SELECT {_floor('v')} FROM (SELECT {column} AS v FROM job_metrics WHERE worker_image_tag IS "
-                f"tags.tag AND {column} {_FINITE} AND {_SINCE} ORDER BY {column} {order} LIMIT 1))")
+                f"tags.tag AND {column} {_FINITE} AND {since} ORDER BY {column} {order} LIMIT 1))")
 
     percentiles = " UNION ALL ".join(f"SELECT {p} AS p" for p in PERCENTILES)
     empty = ("NULL AS count, NULL AS completed, NULL AS errors, NULL AS cost_total_usd, NULL AS costed, "
@@ -138,27 +149,28 @@ def _report_sql(column: str, with_summary: bool) -> str:
                 "SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END) AS completed, "
                 "SUM(CASE WHEN status IN ('failed', 'timed_out') THEN 1 ELSE 0 END) AS errors, "
                 "SUM(cost_estimate_usd) AS cost, COUNT(cost_estimate_usd) AS costed, MIN(created_at) AS first_seen "
-                f"FROM job_metrics WHERE {_SINCE} GROUP BY worker_image_tag)")
+                f"FROM job_metrics WHERE {since} GROUP BY worker_image_tag)")
     else:  # counted per tag, found by index seeks: cheaper than grouping every row by its long tag
         tags = ("tag_seek(tag) AS (SELECT MIN(worker_image_tag) FROM job_metrics UNION ALL SELECT (SELECT "
                 "worker_image_tag FROM job_metrics WHERE worker_image_tag > s.tag ORDER BY worker_image_tag LIMIT 1) "
                 "FROM tag_seek AS s WHERE s.tag IS NOT NULL), "
                 f"tags AS (SELECT tag, (SELECT COUNT(*) FROM job_metrics WHERE worker_image_tag IS t.tag AND {column} "
-                f"{_FINITE} AND {_SINCE}) AS n FROM (SELECT NULL AS tag UNION ALL SELECT tag FROM tag_seek "
+                f"{_FINITE} AND {since}) AS n FROM (SELECT NULL AS tag UNION ALL SELECT tag FROM tag_seek "
                 "WHERE tag IS NOT NULL) AS t)")
     sql = (
         f"WITH RECURSIVE {tags}, "
         f"pct(p) AS ({percentiles}), "
         # each tag's search: k = ceil(p * n / 100) in [its smallest value, its largest + 1), all n values inside
         f"tag_search_start AS (SELECT tags.tag, p, (p * tags.n + 99) / 100, {edge('ASC')}, {edge('DESC')} + 1, tags.n, 0, "
-        "NULL FROM tags, pct WHERE tags.n > 0), "
+        "NULL, 1 FROM tags, pct WHERE tags.n > 0), "
         f"{_search_sql('tag_search', lambda lo, hi: in_tag('s.grp', lo, hi))}, "
         "tag_p(grp, p, v, below) AS (SELECT grp, p, lo, below FROM tag_search WHERE c IS NULL AND hi - lo <= 1), "
         "bracket(p, k, lo, hi) AS (SELECT p, (p * (SELECT SUM(n) FROM tags) + 99) / 100, MIN(v), MAX(v) + 1 "
         "FROM tag_p GROUP BY p), "
         # below the bracket: each tag's values below its own P_p, less those between the bracket's start and it
         f"all_search_start AS (SELECT NULL, b.p, b.k - (SELECT SUM(t.below - {in_tag('t.grp', 'b.lo', 't.v')}) "
-        f"FROM tag_p AS t WHERE t.p = b.p), b.lo, b.hi, {across_tags('b.lo', 'b.hi')}, 0, NULL FROM bracket AS b), "
+        f"FROM tag_p AS t WHERE t.p = b.p), b.lo, b.hi, {across_tags('b.lo', 'b.hi')}, 0, NULL, 1 "
+        "FROM bracket AS b), "
         f"{_search_sql('all_search', across_tags)} "
         f"SELECT 0 AS kind, grp, p, v, {empty} FROM tag_p "
         "UNION ALL SELECT 1, NULL, p, lo, NULL, NULL, NULL, NULL, NULL, NULL FROM all_search WHERE c IS NULL AND hi - lo <= 1"
@@ -168,10 +180,12 @@ def _report_sql(column: str, with_summary: bool) -> str:
     return sql
 
 
-def queries() -> list[tuple[str, str]]:
-    """(name, sql) for every query the report runs; each takes `since` as ?1. The first also
-    carries the per-tag summary (counts, errors, cost)."""
-    return [(name, _report_sql(col, with_summary=(i == 0))) for i, (name, col) in enumerate(DURATIONS.items())]
+def queries(with_since: bool = True) -> list[tuple[str, str]]:
+    """(name, sql) for every query the report runs; each takes `since` as ?1 (`with_since`), or no
+    parameter at all for a report over every row. The first also carries the per-tag summary (counts,
+    errors, cost)."""
+    return [(name, _report_sql(col, with_summary=(i == 0), with_since=with_since))
+            for i, (name, col) in enumerate(DURATIONS.items())]
 
 
 def _empty_group() -> dict[str, Any]:
@@ -189,8 +203,9 @@ async def compute(db: Database, since: str | datetime | None = None) -> dict[str
     by_tag: dict[Any, dict[str, Any]] = {}
     first_seen: dict[Any, str] = {}
     totals = {"count": 0, "completed": 0, "errors": 0, "cost": None, "costed": 0}
-    named = queries()
-    answers = await db.read_many([Statement(sql, (bound,)) for _, sql in named])
+    named = queries(with_since=bound is not None)
+    params = () if bound is None else (bound,)
+    answers = await db.read_many([Statement(sql, params) for _, sql in named])
     for (name, _), rows in zip(named, answers, strict=True):
         for row in rows:
             if row["kind"] == 2:

@@ -50,8 +50,8 @@ def vm_instructions(conn: sqlite3.Connection) -> int:
         return 0
 
     conn.set_progress_handler(tick, 100)
-    for _, sql in queries():
-        conn.execute(sql, (None,)).fetchall()
+    for _, sql in queries(with_since=False):
+        conn.execute(sql).fetchall()
     conn.set_progress_handler(None, 0)
     return ticks[0]
 
@@ -104,8 +104,8 @@ def test_a_hand_written_infinite_duration_counts_as_no_value_instead_of_halving_
         return 1 if ticks[0] > 100_000 else 0  # 10,000,000 instructions: far past any search over three rows
 
     conn.set_progress_handler(tick, 100)
-    for _, sql in queries():
-        conn.execute(sql, (None,)).fetchall()  # an interrupted query raises here
+    for _, sql in queries(with_since=False):
+        conn.execute(sql).fetchall()  # an interrupted query raises here
     conn.set_progress_handler(None, 0)
     conn.execute(f"VACUUM INTO '{tmp_path / 'copy.sqlite'}'")
     report = compute_sqlite(tmp_path / "copy.sqlite")
