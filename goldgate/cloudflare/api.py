@@ -256,16 +256,34 @@ class CloudflareApi:
         codes = tuple(int(e["code"]) for e in errors if isinstance(e, dict) and isinstance(e.get("code"), int))
         said = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors[:5])
         said = self._scrub(said or f"HTTP {status}")
+        permission, names = _what_the_path_needs(where.partition(" ")[2])
         if status in (401, 403):
-            return CloudflareAuthError(f"{where} -> {status} ({said}): the API token is wrong or lacks the D1 Edit "
-                                       "permission on this account", status=status, codes=codes)
+            return CloudflareAuthError(f"{where} -> {status} ({said}): the API token is wrong or lacks the "
+                                       f"{permission} permission on this account", status=status, codes=codes)
         if status == 404:
-            return CloudflareNotFound(f"{where} -> 404 ({said}): check the account id and database id",
-                                      status=status, codes=codes)
+            return CloudflareNotFound(f"{where} -> 404 ({said}): check the {names}", status=status, codes=codes)
         return CloudflareError(f"{where} -> {status} ({said}){unsure}", status=status, codes=codes)
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "***")
+
+
+# The token permission each API area needs (Cloudflare's names, as the dashboard lists them) and the
+# identifiers a 404 there is most likely about; the first prefix that matches the path after /accounts/<id>.
+_AREAS = (("/d1/", "D1 Edit", "account id and database id"),
+          ("/r2/", "Workers R2 Storage Edit", "account id and bucket name"),
+          ("/workers/", "Workers Scripts Edit", "account id and Worker name"))
+
+
+def _what_the_path_needs(path: str) -> tuple[str, str]:
+    """(the permission, the identifiers to check) for a call to `path`."""
+    rest = path.partition("?")[0]
+    if rest.startswith("/accounts/"):
+        rest = "/" + rest[len("/accounts/"):].partition("/")[2]
+    for prefix, permission, names in _AREAS:
+        if rest.startswith(prefix):
+            return permission, names
+    return "needed", "account id and the path"
 
 
 def _count(value: Any) -> int | None:
