@@ -195,3 +195,26 @@ def test_a_refused_token_is_left_to_pulumi_up_to_report(project: Path, cloudflar
     assert [r.token_ok for r in cloudflare.subdomain_requests()] == [False]
     assert any("refused" in m and "goldgate:cloudflareApiToken" in m for m in said)
     assert not any(CF_TOKEN in m for m in said)
+
+
+@pytest.mark.parametrize("url", ["https://goldgate-api-prod.acme-old.workers.dev",
+                                 "https://goldgate-api-staging.acme.workers.dev",
+                                 "https://goldgate-api-prod.<WORKERS_SUBDOMAIN>.workers.dev"],
+                         ids=["another-subdomain", "another-worker", "the-shipped-placeholder"])
+def test_a_public_base_url_at_another_workers_dev_host_is_refused_naming_the_one_cloudflare_serves(
+        project: Path, cloudflare: CloudflareStandIn, url: str) -> None:
+    # RunPod's webhooks go to api.public_base_url: at a host nothing answers, every job would stay in flight.
+    edit_api(project, public_base_url=url)
+    with pytest.raises(CloudDeployFailed) as refused:
+        deployer(project).deploy("prod", B, progress=lambda _m: None)
+    message = str(refused.value)
+    assert "Set api.public_base_url to https://goldgate-api-prod.acme.workers.dev" in message
+    assert "Nothing was changed" in message and "stacks/Pulumi.prod.yaml" in message
+    assert not ran_up(project) and stack_file(project)["goldgate:spec"]["image"] == A
+
+
+def test_the_served_host_in_other_case_or_with_its_port_is_the_same_address(project: Path,
+                                                                          cloudflare: CloudflareStandIn) -> None:
+    edit_api(project, public_base_url="https://Goldgate-API-prod.ACME.workers.dev:443")
+    result = deployer(project).deploy("prod", B, progress=lambda _m: None)
+    assert result.after == B and ran_up(project)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from goldgate.bounded_http import bearer_token
 from goldgate.cloudflare.api import CloudflareApi
@@ -224,6 +225,17 @@ class CloudDeployer:
                 f"{subdomain_path(account)}); set api.public_base_url to https://{spec.api.script_name}."
                 "<subdomain>.workers.dev if it names another; then deploy again")
         progress(f"cloudflare: account {account} has the workers.dev subdomain {subdomain}.workers.dev")
+        served = f"{spec.api.script_name}.{subdomain}.workers.dev".lower()
+        declared = _workers_dev_host(spec.api.public_base_url)
+        if declared is not None and declared != served:
+            # The API's address for clients and for RunPod's webhooks: at another workers.dev host every webhook
+            # would go nowhere, and every job would stay queued or in progress until recovered by hand.
+            raise CloudDeployFailed(
+                f"not deploying {image} to {stack}: its api.public_base_url names {declared}, but Cloudflare "
+                f"account {account} serves the Worker {spec.api.script_name} at {served} (its workers.dev "
+                f"subdomain is {subdomain}); RunPod's webhooks and the golden tests would go to an address nothing "
+                f"answers. Nothing was changed. Set api.public_base_url to https://{served} in "
+                f"stacks/Pulumi.{stack}.yaml, then deploy again")
 
     def api_access(self, stack: str) -> ApiAccess:
         s = self._stack(stack)
@@ -255,6 +267,16 @@ class CloudDeployer:
             raise CloudDeployFailed(f"no {env_name} (or {env_name}_{s.name.upper()}) in the environment and no "
                                     f"{config_key} secret in the config of stack {s.name}")
         return _header_token(str(value), f"the {config_key} secret of stack {s.name}")
+
+
+def _workers_dev_host(url: str | None) -> str | None:
+    """The workers.dev host `url` names (lower case, no port or final dot), or None for any other address."""
+    try:
+        host = (urlsplit(url).hostname or "") if url else ""
+    except ValueError:
+        return None
+    host = host.rstrip(".").lower()
+    return host if host.endswith(".workers.dev") else None
 
 
 def _header_token(value: str, name: str) -> str:
