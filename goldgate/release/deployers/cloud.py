@@ -227,15 +227,23 @@ class CloudDeployer:
         progress(f"cloudflare: account {account} has the workers.dev subdomain {subdomain}.workers.dev")
         served = f"{spec.api.script_name}.{subdomain}.workers.dev".lower()
         declared = _workers_dev_host(spec.api.public_base_url)
-        if declared is not None and declared != served:
-            # The API's address for clients and for RunPod's webhooks: at another workers.dev host every webhook
-            # would go nowhere, and every job would stay queued or in progress until recovered by hand.
-            raise CloudDeployFailed(
-                f"not deploying {image} to {stack}: its api.public_base_url names {declared}, but Cloudflare "
-                f"account {account} serves the Worker {spec.api.script_name} at {served} (its workers.dev "
-                f"subdomain is {subdomain}); RunPod's webhooks and the golden tests would go to an address nothing "
-                f"answers. Nothing was changed. Set api.public_base_url to https://{served} in "
-                f"stacks/Pulumi.{stack}.yaml, then deploy again")
+        if declared is None or declared == served:
+            return
+        if declared.endswith(f".{subdomain.lower()}.workers.dev"):
+            # Another Worker of this account: it may be a gateway in front of the API (a service binding), so said,
+            # not refused.
+            progress(f"cloudflare: stack {stack}'s api.public_base_url names {declared}, not {served} where Cloudflare "
+                     f"serves the Worker {spec.api.script_name}: RunPod's webhooks and the golden tests go there, so "
+                     "it must pass them on to this Worker")
+            return
+        # Another account's subdomain, an old one, or the shipped placeholder: every webhook would go nowhere, and
+        # every job would stay queued or in progress until recovered by hand.
+        raise CloudDeployFailed(
+            f"not deploying {image} to {stack}: its api.public_base_url names {declared}, but Cloudflare account "
+            f"{account} serves the Worker {spec.api.script_name} at {served} (its workers.dev subdomain is "
+            f"{subdomain}); RunPod's webhooks and the golden tests would go to an address this account does not "
+            f"serve. Nothing was changed. Set api.public_base_url to https://{served} in stacks/Pulumi.{stack}.yaml, "
+            "then deploy again")
 
     def api_access(self, stack: str) -> ApiAccess:
         s = self._stack(stack)
