@@ -1,8 +1,10 @@
-"""The account's workers.dev subdomain, read before a deploy that needs it, and which stacks need it.
+"""The account's workers.dev subdomain, read before a deploy.
 
 A Cloudflare account has no workers.dev subdomain until Workers & Pages is opened once in the dashboard (or
-one is created through the API). A stack that serves its API there fails its first `pulumi up` with error
-10063 halfway, after the bucket, database and endpoint were made; the cloud deployer asks first.
+one is created through the API). On such an account a Worker's upload fails with error 10063, whether or not
+the Worker is served on workers.dev (cloudflare/workers-sdk#14494, where wrangler began asking before a
+Worker's first upload), so a stack's first `pulumi up` failed halfway, after the bucket, database and
+endpoint were made; the cloud deployer asks first.
 
 What GET /accounts/{account_id}/workers/subdomain answers, from public text:
 - with a subdomain: 200, the v4 envelope with `result: {"subdomain": "<name>"}` (Cloudflare's API reference,
@@ -16,11 +18,8 @@ Only that code counts as "no subdomain"; any other answer is not known to mean i
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from goldgate.cloudflare.api import CloudflareApi, path_segment
 from goldgate.cloudflare.errors import CloudflareAuthError, CloudflareError
-from goldgate.spec import StackSpec
 
 # Cloudflare's "not found", as GET .../workers/subdomain answers an account that has no subdomain.
 NO_SUBDOMAIN_CODE = 10007
@@ -48,28 +47,3 @@ def account_subdomain(api: CloudflareApi, account_id: str) -> str | None:
         raise CloudflareError(f"GET {path} answered success without a subdomain name ({type(result).__name__}); "
                               "that is not an answer Cloudflare documents")
     return name.strip()
-
-
-def serves_workers_dev(spec: StackSpec) -> bool:
-    """Whether the stack's Worker is enabled on workers.dev, as infra/components/api.py's `on_workers_dev` decides
-    it (its WorkersScriptSubdomain's `enabled`): the API's address is a workers.dev one, or
-    api.keep_workers_dev keeps workers.dev beside a custom domain or route. A spec the program refuses (no
-    address at all) is not on workers.dev here: `pulumi up` reports it. Kept beside the program's rule because
-    importing it loads the Cloudflare provider's SDK (seconds); a test holds the two equal."""
-    api = spec.api
-    if api.keep_workers_dev:
-        return True
-    if api.custom_domain:
-        address = f"https://{api.custom_domain}"
-    elif api.public_base_url:
-        address = api.public_base_url
-    elif api.route:
-        host = api.route.rpartition("://")[2].partition("/")[0]
-        address = "https://" + host.lstrip("*.")
-    else:
-        return False
-    try:
-        host = urlsplit(address).hostname or ""
-    except ValueError:
-        return False
-    return host.rstrip(".").endswith(".workers.dev")

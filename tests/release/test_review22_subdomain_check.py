@@ -1,6 +1,6 @@
 """The cloud deploy asks Cloudflare for the account's workers.dev subdomain before it pins the image or runs
-`pulumi up`, for a stack that serves its API on workers.dev: an account that never opened Workers & Pages has none,
-and `pulumi up` failed with error 10063 halfway, after the bucket, database and endpoint were created.
+`pulumi up`: an account that never opened Workers & Pages has none, the Worker's upload fails with error 10063
+there, and `pulumi up` failed halfway, after the bucket, database and endpoint were created.
 
 Against the `pulumi` stand-in (tests/fixtures/release/pulumi_standin.py, which records every command line), the
 RunPod emulator, and a Cloudflare stand-in (tests/fixtures/release/cloudflare_standin.py) the stack's
@@ -141,24 +141,20 @@ def test_with_a_subdomain_the_deploy_goes_on_as_before(project: Path, cloudflare
 @pytest.mark.parametrize("api", [
     {"custom_domain": "api.example.com", "zone_id": ZONE, "public_base_url": None},
     {"route": "api.example.com/*", "zone_id": ZONE, "public_base_url": None},
-], ids=["custom_domain", "route"])
-def test_a_stack_that_does_not_serve_workers_dev_is_not_checked(project: Path, cloudflare: CloudflareStandIn,
-                                                                 api: dict[str, Any]) -> None:
+    {"custom_domain": "api.example.com", "zone_id": ZONE, "public_base_url": None, "keep_workers_dev": True},
+], ids=["custom_domain", "route", "custom_domain_keeping_workers_dev"])
+def test_a_stack_off_workers_dev_is_checked_too(project: Path, cloudflare: CloudflareStandIn,
+                                                api: dict[str, Any]) -> None:
+    """The Worker's upload itself fails with 10063 on an account without a subdomain (cloudflare/workers-sdk#14494),
+    wherever the API is served."""
     edit_api(project, **api)
-    cloudflare.subdomain = None   # asked, it would refuse
-    result = deployer(project).deploy("prod", B, progress=lambda _m: None)
-    assert result.after == B and ran_up(project)
-    assert cloudflare.subdomain_requests() == []
-
-
-def test_a_stack_that_keeps_workers_dev_beside_its_custom_domain_is_checked(project: Path,
-                                                                            cloudflare: CloudflareStandIn) -> None:
-    """api.keep_workers_dev enables workers.dev beside the domain (its WorkersScriptSubdomain is enabled)."""
-    edit_api(project, custom_domain="api.example.com", zone_id=ZONE, public_base_url=None, keep_workers_dev=True)
     cloudflare.subdomain = None
     with pytest.raises(CloudDeployFailed, match="no workers.dev subdomain"):
         deployer(project).deploy("prod", B, progress=lambda _m: None)
     assert not ran_up(project) and stack_file(project)["goldgate:spec"]["image"] == A
+    cloudflare.subdomain = "acme"
+    result = deployer(project).deploy("prod", B, progress=lambda _m: None)   # no workers.dev URL to compare
+    assert result.after == B and ran_up(project)
 
 
 def _closed_port() -> int:

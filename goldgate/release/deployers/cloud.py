@@ -5,7 +5,7 @@ image inside the one spec (`pulumi config set --path goldgate:spec.image <repo@s
 spec stays the single source and `stacks/Pulumi.<stack>.yaml` records the pin), `up`, read the
 outputs (`endpoint_id`, `api_url`), then wait until RunPod's `/releases` reports the new release
 on 100% of workers and the endpoint names the image. Rollback is the same call with an older digest.
-Before the pin, a stack served on workers.dev has its account's workers.dev subdomain asked for
+Before the pin, the stack's Cloudflare account has its workers.dev subdomain asked for
 (goldgate.cloudflare.workers): without one, `pulumi up` would fail halfway with error 10063.
 Pulumi's own `stack history` keeps each update's config.
 """
@@ -31,7 +31,6 @@ from goldgate.cloudflare.errors import CloudflareAuthError, CloudflareError
 from goldgate.cloudflare.workers import (
     NO_SUBDOMAIN_CODE,
     account_subdomain,
-    serves_workers_dev,
     subdomain_path,
 )
 from goldgate.errors import GoldgateError, SpecError
@@ -172,9 +171,10 @@ class CloudDeployer:
         return load_pulumi(stack, self.settings.project_dir / STACKS_DIR.name)
 
     def _check_workers_dev(self, s: Any, stack: str, image: str, progress: Progress) -> None:
-        """Refuse, before anything is changed, a stack that serves its API on workers.dev when its Cloudflare account
-        has no workers.dev subdomain: its `pulumi up` would fail with error 10063 halfway, after the bucket, the
-        database and the endpoint were created. Asked with the stack's own Cloudflare token, account and API base
+        """Refuse, before anything is changed, a stack whose Cloudflare account has no workers.dev subdomain: the
+        Worker's upload fails with error 10063 on such an account, whatever address the API is served at
+        (cloudflare/workers-sdk#14494: wrangler now asks before a Worker's first upload), so its `pulumi up` would
+        fail halfway, after the bucket, the database and the endpoint were created. Asked with the stack's own Cloudflare token, account and API base
         (what the program's provider uses). Only Cloudflare's documented "none" refuses: a check that cannot be
         made (unreachable, a 5xx, a refused token, config the program refuses) says so and the deploy goes on,
         so `pulumi up` reports what is wrong, as it did before this check."""
@@ -184,7 +184,7 @@ class CloudDeployer:
             spec = self.spec(stack)
         except GoldgateError:
             return   # the program's own refusal, at `pulumi up`, names the problem
-        if spec.cloud is None or not serves_workers_dev(spec):
+        if spec.cloud is None:
             return
         account = spec.cloud.cloudflare_account_id
         if not _ACCOUNT_ID.fullmatch(account):
@@ -218,12 +218,12 @@ class CloudDeployer:
         if subdomain is None:
             raise CloudDeployFailed(
                 f"not deploying {image} to {stack}: Cloudflare account {account} has no workers.dev subdomain "
-                f"(Cloudflare answered error {NO_SUBDOMAIN_CODE} to GET {subdomain_path(account)}), and stack {stack} "
-                "serves its API on workers.dev, so `pulumi up` would fail with error 10063 halfway, after creating "
+                f"(Cloudflare answered error {NO_SUBDOMAIN_CODE} to GET {subdomain_path(account)}), so the upload of "
+                f"stack {stack}'s Worker, and with it `pulumi up`, would fail with error 10063 halfway, after creating "
                 "the other resources. Nothing was changed (no config pin, no pulumi up). Open Workers & Pages in "
                 "the Cloudflare dashboard once (which registers a subdomain), or create one (PUT "
-                f"{subdomain_path(account)}); set api.public_base_url to https://{spec.api.script_name}."
-                "<subdomain>.workers.dev if it names another; then deploy again")
+                f"{subdomain_path(account)}); if api.public_base_url is a workers.dev address, set it to "
+                f"https://{spec.api.script_name}.<subdomain>.workers.dev; then deploy again")
         progress(f"cloudflare: account {account} has the workers.dev subdomain {subdomain}.workers.dev")
         served = f"{spec.api.script_name}.{subdomain}.workers.dev".lower()
         declared = _workers_dev_host(spec.api.public_base_url)
