@@ -434,7 +434,12 @@ def _check_reference(case: GoldenCase, data: bytes, facts: ImageFacts, check: Ch
     try:
         ref_bytes = _read_reference(ref_path)
     except FileNotFoundError:
-        check("perceptual_hash", False, f"no reference image {ref_path.name} in {references_dir}; create it "
+        # A new case is the usual cause: its reference is made by a run of that case alone, or the command would
+        # rewrite every other case's reference too ("To add a case" in scripts/golden-tests/README.md).
+        alone = (f" (a new case: make its reference alone, adding `--cases-dir <a directory holding only "
+                 f"{shlex.quote(case.source)}>` to the command; without it every case's reference is rewritten)"
+                 if case.source else "")
+        check("perceptual_hash", False, f"no reference image {ref_path.name} in {references_dir}{alone}; create it "
                                         f"deliberately with `{references.create_command()}`")
         return
     except (OSError, ImageUnreadable) as exc:
@@ -598,6 +603,11 @@ def _api_error(resp: httpx.Response) -> str:
     return _printable(resp.text[:200].replace("\n", " "))
 
 
+# How much of a failed job's error the report keeps: the worker sends at most 2,000 characters, and what to do
+# usually comes at the end of its first aid (the directories searched, what the local target cannot emulate).
+JOB_ERROR_CHARS = 1000
+
+
 def _brief(error: Any) -> str | None:
     """A job's error in one readable line: the runpod SDK wraps exceptions as JSON with a traceback."""
     if error is None:
@@ -609,7 +619,9 @@ def _brief(error: Any) -> str | None:
         parsed = None
     if isinstance(parsed, dict) and parsed.get("error_message"):
         text = f"{parsed.get('error_type', 'error')}: {parsed['error_message']}"
-    return _printable(" ".join(text.split())[:300])
+    text = " ".join(text.split())
+    cut = f" ... ({len(text)} characters)" if len(text) > JOB_ERROR_CHARS else ""
+    return _printable(text[:JOB_ERROR_CHARS] + cut)
 
 
 def _printable(text: str) -> str:

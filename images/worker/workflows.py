@@ -136,8 +136,14 @@ def _parse_parameter(raw: Any, graph: dict[str, Any], where: str) -> Parameter:
     if choices is not None and (not isinstance(choices, list) or not choices):
         raise WorkflowError(f"{where}.choices must be a non-empty list or null")
     node, input_name = raw["node"], raw["input"]
+    if not isinstance(node, bool) and isinstance(node, int) and str(node) in graph:
+        raise WorkflowError(f"{where}.node is the number {node}: node ids are strings in ComfyUI's API format, "
+                            f"write \"{node}\"")
     if not isinstance(node, str) or node not in graph:
-        raise WorkflowError(f"{where}.node {node!r} is not a node of the graph")
+        ids = sorted(graph, key=lambda k: (len(k), k))
+        listed = ", ".join(f"{k} ({graph[k].get('class_type')})" for k in ids[:40])
+        raise WorkflowError(f"{where}.node {node!r} is not a node of the graph (its nodes: {listed}"
+                            f"{', ...' if len(ids) > 40 else ''})")
     if not isinstance(input_name, str) or input_name not in graph[node].get("inputs", {}):
         raise WorkflowError(f"{where}.input {input_name!r} is not an input of node {node} "
                             f"({graph[node].get('class_type')})")
@@ -159,7 +165,25 @@ def _parse_parameter(raw: Any, graph: dict[str, Any], where: str) -> Parameter:
     return param
 
 
+UI_FORMAT_KEYS = frozenset({"nodes", "links"})  # ComfyUI's editor format ("Save"/"Export"), not its API format
+_UI_FORMAT_HINT = ("ComfyUI's UI format (its \"nodes\" and \"links\" lists), which ComfyUI's /prompt does not take: "
+                   "export it in API format (ComfyUI's File > Export Workflow (API); an older ComfyUI: enable the dev mode "
+                   "options in its settings, then Save (API Format))")
+
+
+def _is_ui_format(raw: Any) -> bool:
+    return isinstance(raw, dict) and UI_FORMAT_KEYS <= raw.keys() and isinstance(raw.get("nodes"), list)
+
+
+def _is_api_export(raw: Any) -> bool:
+    """A bare ComfyUI API export: every value a node with a class_type."""
+    return isinstance(raw, dict) and bool(raw) and all(
+        isinstance(node, dict) and isinstance(node.get("class_type"), str) for node in raw.values())
+
+
 def _check_graph(graph: Any, where: str) -> dict[str, Any]:
+    if _is_ui_format(graph):
+        raise WorkflowError(f"{where}.graph is in {_UI_FORMAT_HINT}")
     if not isinstance(graph, dict) or not graph:
         raise WorkflowError(f"{where}.graph must be a non-empty object in ComfyUI API format")
     for node_id, node in graph.items():
@@ -178,6 +202,14 @@ def _check_graph(graph: Any, where: str) -> dict[str, Any]:
 def parse_workflow(raw: Any, source: str = "<workflow>", path: Path | None = None) -> Workflow:
     if not isinstance(raw, dict):
         raise WorkflowError(f"{source}: a workflow is a JSON object")
+    if _is_ui_format(raw):
+        raise WorkflowError(f"{source}: this is {_UI_FORMAT_HINT}, and wrap that in a goldgate workflow "
+                            "(\"Add a workflow\" in images/worker/README.md)")
+    if "id" not in raw and _is_api_export(raw):
+        raise WorkflowError(f"{source}: this is a bare ComfyUI API export; a goldgate workflow wraps it: "
+                            "{\"id\": \"<file name>\", \"version\": \"<id>@1.0.0\", \"description\": \"...\", "
+                            "\"parameters\": [{\"name\", \"type\", ..., \"node\": \"<node id>\", \"input\": "
+                            "\"<input name>\"}], \"graph\": <the export>} (\"Add a workflow\" in images/worker/README.md)")
     for key in ("id", "version", "description", "parameters", "graph"):
         if key not in raw:
             raise WorkflowError(f"{source}: missing field {key!r}")

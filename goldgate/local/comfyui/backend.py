@@ -7,6 +7,9 @@ files really present under the models directory, exactly as ComfyUI's folder_pat
 Execution renders a PNG whose size comes from the latent node and whose pixels come from every
 value upstream of the SaveImage node (seed, prompt, steps...), so mis-wired parameters show.
 Each output node is reported as one `executing` + `executed` pair (ComfyUI reports every node it runs).
+It knows a fixed set of node types (NODE_TYPES, each with ComfyUI's own input specs): a prompt using
+any other gets ComfyUI's `missing_node_type` answer, its message followed by what the local target
+cannot emulate and what to do (`not_emulated`), since a real ComfyUI may have that node.
 """
 
 from __future__ import annotations
@@ -98,6 +101,10 @@ NODE_TYPES: dict[str, NodeType] = {n.name: n for n in (
     NodeType("LoraLoaderModelOnly", "loaders", {
         "model": ("MODEL",), "lora_name": _models("loras"),
         "strength_model": ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01})}, ("MODEL",)),
+    # clip skip: common in SD 1.5 workflows (core ComfyUI, nodes.py).
+    NodeType("CLIPSetLastLayer", "conditioning", {
+        "clip": ("CLIP",), "stop_at_clip_layer": ("INT", {"default": -1, "min": -24, "max": -1, "step": 1})},
+        ("CLIP",)),
     NodeType("CLIPTextEncode", "conditioning", {
         "text": ("STRING", {"multiline": True, "dynamicPrompts": True}), "clip": ("CLIP",)}, ("CONDITIONING",)),
     NodeType("EmptyLatentImage", "latent", {
@@ -116,10 +123,30 @@ NODE_TYPES: dict[str, NodeType] = {n.name: n for n in (
         "sampler_name": (SAMPLERS,), "scheduler": (SCHEDULERS,),
         "positive": ("CONDITIONING",), "negative": ("CONDITIONING",), "latent_image": ("LATENT",),
         "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01})}, ("LATENT",)),
+    NodeType("KSamplerAdvanced", "sampling", {
+        "model": ("MODEL",), "add_noise": (["enable", "disable"],),
+        "noise_seed": ("INT", {"default": 0, "min": 0, "max": INT_MAX}),
+        "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
+        "cfg": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
+        "sampler_name": (SAMPLERS,), "scheduler": (SCHEDULERS,),
+        "positive": ("CONDITIONING",), "negative": ("CONDITIONING",), "latent_image": ("LATENT",),
+        "start_at_step": ("INT", {"default": 0, "min": 0, "max": 10000}),
+        "end_at_step": ("INT", {"default": 10000, "min": 0, "max": 10000}),
+        "return_with_leftover_noise": (["disable", "enable"],)}, ("LATENT",)),
     NodeType("VAEDecode", "latent", {"samples": ("LATENT",), "vae": ("VAE",)}, ("IMAGE",)),
     NodeType("SaveImage", "image", {
         "images": ("IMAGE",), "filename_prefix": ("STRING", {"default": "ComfyUI"})}, (), output_node=True),
 )}
+
+
+def not_emulated(class_type: str) -> str:
+    """What ComfyUI's "not found" means on the local target: this emulator knows a fixed set of node types, so a
+    node a real ComfyUI may well run (a core node it lacks, a custom node the image installs) fails here. What to
+    do comes first: a summary line may show only the start of a job's error."""
+    return (f"[local target: the ComfyUI emulator lacks {class_type!r}, which a real ComfyUI may have (core, or a "
+            f"custom node the image installs): test this workflow on a cloud STAGING stack (--target cloud), or "
+            f"emulate the node type in NODE_TYPES, goldgate/local/comfyui/backend.py (\"Add a workflow\" in "
+            f"images/worker/README.md). It emulates {', '.join(sorted(NODE_TYPES))}]")
 
 
 class PromptInvalid(Exception):
@@ -311,7 +338,8 @@ class ComfyBackend:
                                            f"Node ID '#{node_id}'"), {})
             if node["class_type"] not in NODE_TYPES:
                 raise PromptInvalid(_error(
-                    "missing_node_type", f"Node '{node['class_type']}' not found. The custom node may not be installed.",
+                    "missing_node_type", f"Node '{node['class_type']}' not found. The custom node may not be installed. "
+                    + not_emulated(node["class_type"]),
                     f"Node ID '#{node_id}'", {"node_id": node_id, "class_type": node["class_type"]}), {})
         outputs = [nid for nid, node in prompt.items() if NODE_TYPES[node["class_type"]].output_node]
         if not outputs:
