@@ -157,4 +157,22 @@ def explain_rejection(rejected: PromptRejected, graph: dict[str, Any], roots: tu
     if not lines:
         top = rejected.error
         lines.append(f"{top.get('message')}: {top.get('details')}".strip(": "))
+        missing = _missing_node_type(top)
+        if missing is not None:
+            lines.append(missing)
     return ("ComfyUI rejected the prompt: " + " | ".join(lines)).replace("\n", " ")
+
+
+def _missing_node_type(top: dict[str, Any]) -> str | None:
+    """What to do about ComfyUI's `missing_node_type` (a node type this image's ComfyUI does not have): the
+    usual cause is a custom node the workflow was made with and the Dockerfile does not install. On the local
+    target the ComfyUI emulator says itself what it cannot run, so nothing is added there."""
+    message = str(top.get("message") or "")
+    if top.get("type") != "missing_node_type" or "[local target:" in message:
+        return None
+    extra = top.get("extra_info") if isinstance(top.get("extra_info"), dict) else {}
+    class_type = extra.get("class_type") or message.partition("'")[2].rpartition("' not found")[0] or "?"
+    return (f"this image's ComfyUI has no node type {str(class_type)[:100]!r}: if it comes from a custom node, "
+            "install that in the Dockerfile (cloned at a pinned commit into /comfyui/custom_nodes/, with its "
+            "Python requirements) and rebuild; else the workflow was exported from a newer ComfyUI than the "
+            "image's, or names a node by a title instead of its type")
