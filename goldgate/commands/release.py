@@ -125,6 +125,25 @@ def _warn_unbaked_models(context: Path, dockerfile: str) -> None:
                  "\"Add a model to the worker image\")")
 
 
+def _warn_not_emulated(context: Path) -> None:
+    """Warn, before a local build, of each workflow with a node type the local target's ComfyUI emulator does not
+    run: its jobs fail on every local stack (a real ComfyUI may well have the node), so its golden cases would, and
+    the build is where that can be said first. Not refused: the image's other workflows run locally."""
+    from goldgate.local.comfyui.backend import NODE_TYPES
+    from images.worker.workflows import WorkflowError, load_workflows
+
+    try:
+        workflows = load_workflows(context / "workflows")
+    except WorkflowError:
+        return   # the build refuses it, saying why
+    for workflow in workflows.values():
+        missing = sorted({str(node.get("class_type")) for node in workflow.graph.values()} - NODE_TYPES.keys())
+        if missing:
+            progress(f"warning: workflow {workflow.id} uses node types the local ComfyUI emulator does not run "
+                     f"({', '.join(missing)}): its jobs and golden cases fail on a local stack; test it on a cloud "
+                     "STAGING stack (--target cloud), or emulate them (\"Add a workflow\" in images/worker/README.md)")
+
+
 def do_build(args: argparse.Namespace, ledger: Ledger) -> builds.BuildResult:
     engine, context, identity = _check_build(args)
     _warn_unbaked_models(context, args.dockerfile)
@@ -140,6 +159,7 @@ def do_build(args: argparse.Namespace, ledger: Ledger) -> builds.BuildResult:
         result = builds.build_docker(client, context, args.repo, identity, dockerfile=args.dockerfile,
                                      progress=progress)
     else:
+        _warn_not_emulated(context)
         progress(f"snapshotting {context} into the local image store")
         result = builds.build_local(context, _home(args), identity)
     ledger.append("build", **result.to_dict(), trigger=detect_trigger(args.trigger))
