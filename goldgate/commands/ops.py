@@ -294,6 +294,8 @@ def _cloud_prune(args: argparse.Namespace) -> Any:
 
 
 def cmd_stuck(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from goldgate.ops import stuck
 
     platform = _platform(args)
@@ -309,8 +311,67 @@ def cmd_stuck(args: argparse.Namespace) -> int:
         service_log = StackDir(platform.home, args.stack).logs_dir / "service.jsonl"
         report = stuck.list_local(spec, path, older, args.limit, service_log=service_log,
                                   served_cap=_served_cap(platform, args.stack))
+        report = dataclasses.replace(report, queue_diagnosis=_local_diagnosis(args, platform, spec))
     emit(args, report.to_dict(), stuck.render_text)
     return 1 if report.stuck else 0  # a cron alerts on it
+
+
+# One read each, no retry: a RunPod that does not answer makes a note, not a wait.
+_DIAGNOSIS_TIMEOUT_S = 10.0
+
+
+def _local_diagnosis(args: argparse.Namespace, platform: LocalPlatform, spec: specs.StackSpec) -> Any:
+    """Why jobs wait on a running local stack's RunPod (its emulator), read with the key its host holds, as
+    the service's recover calls it; a stack that is down has no RunPod to ask."""
+    from goldgate.ops import stuck
+    from goldgate.runpod import ControlPlaneClient, DataPlaneClient, RetryPolicy
+
+    if args.no_runpod:
+        return stuck.not_read(stuck.NOT_ASKED)
+    try:
+        state = platform.require_running(args.stack)
+        key = platform.runpod_api_key(args.stack)
+    except GoldgateError:
+        return stuck.not_read(f"not asked: stack {args.stack} is down, and its local RunPod's queue "
+                              "went with it (no listed job can end there); `goldgate up "
+                              f"{args.stack}`, then recover each")
+    once = {"retry": RetryPolicy(attempts=1), "timeout_s": _DIAGNOSIS_TIMEOUT_S}
+
+    def read() -> Any:
+        with ControlPlaneClient(key, state["runpod_api_base"], **once) as control:
+            endpoint = control.get_endpoint(state["endpoint_id"])
+        with DataPlaneClient(key, endpoint.id, state["runpod_endpoint_base"], **once) as plane:
+            return endpoint.id, endpoint.workers_max, plane.health()
+
+    return stuck.read_diagnosis(read, spec, "local")
+
+
+def _cloud_diagnosis(args: argparse.Namespace, spec: specs.StackSpec) -> Any:
+    """Why jobs wait on the cloud stack's endpoint, read with RUNPOD_API_KEY(_<STACK>) as the checklist reads
+    it; without a key the list stands and the line says how to get the diagnosis."""
+    from goldgate.ops import cloud_facts, stuck
+    from goldgate.runpod import ControlPlaneClient, DataPlaneClient, RetryPolicy
+
+    if args.no_runpod:
+        return stuck.not_read(stuck.NOT_ASKED)
+    try:
+        key = cloud_facts.credentials_from_env([spec.name]).runpod_api_keys[spec.name]
+    except GoldgateError:
+        variable = f"{cloud_facts.RUNPOD_KEY_ENV}_{spec.name.upper().replace('-', '_')}"
+        return stuck.not_read(f"not asked: set {cloud_facts.RUNPOD_KEY_ENV} (or {variable}) and run "
+                              "it again for why jobs wait (the endpoint's max workers and /health, read "
+                              "once)")
+    assert spec.cloud is not None  # load_pulumi guarantees the cloud block
+    cloud = spec.cloud
+    once = {"retry": RetryPolicy(attempts=1), "timeout_s": _DIAGNOSIS_TIMEOUT_S}
+
+    def read() -> Any:
+        with ControlPlaneClient(key, cloud.runpod_api_base, **once) as control:
+            endpoint = cloud_facts.find_endpoint(control, spec.endpoint.name, spec.name)
+        with DataPlaneClient(key, endpoint.id, cloud.runpod_endpoint_base, **once) as plane:
+            return endpoint.id, endpoint.workers_max, plane.health()
+
+    return stuck.read_diagnosis(read, spec, "cloud")
 
 
 def _served_cap(platform: LocalPlatform, stack: str) -> int | None:
@@ -326,6 +387,8 @@ def _served_cap(platform: LocalPlatform, stack: str) -> int | None:
 
 
 def _cloud_stuck(args: argparse.Namespace) -> Any:
+    import dataclasses
+
     from goldgate.cloudflare.api import CloudflareApi
     from goldgate.cloudflare.d1 import D1Client
     from goldgate.ops import stuck
@@ -333,7 +396,8 @@ def _cloud_stuck(args: argparse.Namespace) -> Any:
     d1 = _d1_target(args, "listing D1's stuck jobs", "D1 Read")
     older = args.older_than if args.older_than is not None else stuck.default_older_than_minutes(d1.spec)
     with CloudflareApi(d1.token, d1.api_base) as api:
-        return stuck.list_cloud(d1.spec, D1Client(api, d1.account), d1.database_id, older, args.limit)
+        report = stuck.list_cloud(d1.spec, D1Client(api, d1.account), d1.database_id, older, args.limit)
+    return dataclasses.replace(report, queue_diagnosis=_cloud_diagnosis(args, d1.spec))
 
 
 # -- cancel ---------------------------------------------------------------------------------------

@@ -176,6 +176,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "a younger job may simply be running); 0 lists every queued or in-progress job")
     p.add_argument("--limit", type=_limit, default=50, metavar="N",
                    help="list at most N jobs, oldest first (default 50, at most 1000); the rest are counted")
+    p.add_argument("--no-runpod", action="store_true",
+                   help="do not read the RunPod endpoint's max workers and /health (once per run; with "
+                        "them the command says why jobs wait: no GPU capacity, workers failing at start, max "
+                        "workers 0, a busy endpoint); the cloud reads them with RUNPOD_API_KEY or "
+                        "RUNPOD_API_KEY_<STACK>")
     add_d1_arguments(p, "list the stack's real D1's stuck jobs over the REST API (SELECTs only); needs --database-id "
                         "and CLOUDFLARE_API_TOKEN (D1 Read), never printed")
     add_json_flag(p)

@@ -306,10 +306,25 @@ def endpoint_notes(state: EndpointState, spec: StackSpec) -> list[str]:
     if state.health_error:
         notes.append(f"{who}: /health unreachable: {state.health_error}")
     elif state.health is not None:
-        jobs, workers = state.health["jobs"], state.health["workers"]
-        notes.append(f"{who}: /health jobs {', '.join(f'{k}={v}' for k, v in jobs.items())}; workers "
-                     f"{', '.join(f'{k}={v}' for k, v in workers.items())}")
+        notes.append(f"{who}: /health: {_health_note(state.health, state, spec)}")
     return notes
+
+
+def _health_note(counters: Mapping[str, Any], state: EndpointState, spec: StackSpec) -> str:
+    """/health read as `goldgate stuck` reads it (why jobs wait, and what to do), not as raw counters; the
+    counters stay in the JSON (`health`)."""
+    from goldgate.ops.stuck import WAITING_CAUSES, diagnose
+    from goldgate.runpod.jobs import Health
+
+    health = Health(jobs=dict(counters["jobs"]), workers=dict(counters["workers"]))
+    cause, lines = diagnose(health, workers_max=state.workers_max, gpu_pools=spec.endpoint.gpu_pools,
+                            stack=spec.name, target="cloud")
+    if cause in WAITING_CAUSES:
+        return "; ".join(lines)
+    w = health.worker_count
+    return (f"no job waits for a worker ({health.in_progress} in progress; workers {w('running')} "
+            f"running, {w('idle')} idle, {w('initializing')} initializing, {health.throttled} throttled, "
+            f"{health.unhealthy} unhealthy)")
 
 
 def _registry_note(who: str, registry: str | None, spec: StackSpec) -> str | None:

@@ -2,7 +2,14 @@
 a stack's local SQLite or its D1. The service never polls RunPod, so these wait for an operator's `recover`.
 
 Each job's deadline (after which no RunPod job can settle it, and `recover` records it failed) is the one
-service/recover.py computes, from the ttl and /run timeout the job was sent with."""
+service/recover.py computes, from the ttl and /run timeout the job was sent with.
+
+Why jobs wait (`QueueDiagnosis`): when the command has the stack's RunPod credentials it reads the endpoint's
+max workers and GET /health once, as the operator asks (never a poll: the service does not call RunPod), and
+says in a line or two what the counters mean. RunPod's REST v2 WorkerStatus: THROTTLED "waiting on compute
+capacity" (no GPU free in the endpoint's pools), UNHEALTHY "failing health checks" (a worker that crashes at
+start); with max workers 0 RunPod starts none (it sets 0 after 7 days without requests). The checklist's
+endpoint notes (cloud_facts.endpoint_notes) read the same counters through `diagnose`."""
 
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ from typing import Any
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.errors import GoldgateError
 from goldgate.ops.fingerprint import connect_read_only
+from goldgate.runpod.jobs import Health
 from goldgate.spec import StackSpec, show
 from service.config import ServiceConfig
 from service.jobs import in_flight_statement, iso_ms
@@ -47,6 +55,26 @@ class StuckJob:
     advice: str | None
 
 
+# What the endpoint's counters say about why jobs wait (QueueDiagnosis.cause).
+CAUSES = ("not_read", "unreachable", "max_workers_zero", "workers_unhealthy", "no_gpu_capacity", "starting",
+          "busy", "running", "none_queued")
+# The causes that keep jobs waiting on RunPod: worth a line even when no job is stuck yet (the younger
+# ones, or the next, wait for the same reason), and a checklist note.
+WAITING_CAUSES = ("max_workers_zero", "workers_unhealthy", "no_gpu_capacity", "starting", "busy")
+
+
+@dataclass(frozen=True)
+class QueueDiagnosis:
+    """Why jobs may wait on the stack's RunPod endpoint, from one read of its max workers and /health."""
+
+    cause: str                          # one of CAUSES
+    lines: list[str]                    # what it means and what to do, one or two lines
+    endpoint_id: str | None = None
+    workers_max: int | None = None
+    health: dict[str, Any] | None = None  # /health as RunPod answered it: {"jobs": {...}, "workers": {...}}
+    error: str | None = None            # why /health could not be read (cause unreachable)
+
+
 @dataclass(frozen=True)
 class StuckReport:
     stack: str
@@ -67,6 +95,8 @@ class StuckReport:
     # a local stack keeps the cap it started with until `goldgate down` and `up`; None when they agree or the
     # stack is down.
     max_jobs_in_flight_after_restart: int | None = None
+    # Why jobs may wait on RunPod (`goldgate stuck` fills it; None from list_local/list_cloud alone).
+    queue_diagnosis: QueueDiagnosis | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,6 +197,98 @@ def _list(query: Query, spec: StackSpec, target: str, older_than_minutes: int, l
                        max_jobs_in_flight_after_restart=after_restart)
 
 
+def _n(count: int, what: str) -> str:
+    return f"{count} {what}{'' if count == 1 else 's'}"
+
+
+def diagnose(health: Health, *, workers_max: int | None, gpu_pools: Sequence[str], stack: str,
+             target: str) -> tuple[str, list[str]]:
+    """(cause, lines): what an endpoint's /health counters and max workers say about why jobs wait.
+    `target` local or cloud: where the stack file is and how a change of it is applied."""
+    queued, running = health.in_queue, health.in_progress
+    throttled, unhealthy, up = health.throttled, health.unhealthy, health.up
+    w = health.worker_count
+    if target == "local":
+        stack_file = "stacks/local.yaml"
+        apply = restore = f"`goldgate down {stack} && goldgate up {stack}`"
+        logs = f"the worker logs (`goldgate status {stack}` names the workers that exited, with their log)"
+        image = f"`goldgate doctor --stack {stack}` (the image's models)"
+        workers = (f"`goldgate status {stack}` shows workers exiting at start (preflight_failed: "
+                   "docs/RUNBOOK.md, \"No checkpoint models appear to be available\")")
+    else:
+        stack_file, apply = f"stacks/Pulumi.{stack}.yaml", f"`pulumi up --stack {stack}`"
+        restore = f"`pulumi up --refresh --stack {stack}`"  # RunPod changed it; Pulumi's state did not
+        logs = "the worker logs (RunPod console: the endpoint's Workers and Logs tabs)"
+        image = ("that RunPod can pull the pinned image (endpoint.registry_credential_id), and "
+                 "`goldgate doctor --image <the pin>` for its models")
+        workers = "see the endpoint's Workers tab (RunPod console)"
+    pools = ", ".join(gpu_pools) or "none"
+    waiting = f"{_n(queued, 'job')} IN_QUEUE"
+    if workers_max == 0 and (queued or not up):
+        return "max_workers_zero", [
+            (f"the endpoint's max workers is 0, so RunPod starts no worker and {waiting} wait; "
+            f"RunPod sets it to 0 after 7 days without requests: {restore} restores the stack file's "
+            "endpoint.workers_max")]
+    if unhealthy and (queued or not up):
+        also = f" ({throttled} more throttled)" if throttled else ""
+        return "workers_unhealthy", [
+            (f"{_n(unhealthy, 'worker')} unhealthy{also} and {up} up: workers fail at start, "
+            f"so {waiting} wait for one that never comes"),
+            f"check {logs}; {image}; a start script that exits (no models baked) shows there"]
+    if queued and not up and throttled:
+        return "no_gpu_capacity", [
+            (f"{waiting}, no worker up and {throttled} throttled: no GPU free in the endpoint's "
+            f"pools ({pools}); RunPod starts them when capacity frees up"),
+            (f"add pools to endpoint.gpu_pools in {stack_file} and apply it ({apply}), or wait; a job "
+            "still queued at its ttl expires, and recover then records it failed")]
+    if queued and not up:
+        return "starting", [
+            (f"{waiting} and no worker up, none throttled or unhealthy (max workers "
+            f"{workers_max}): RunPod has yet to start one (a cold start); if it stays so, {workers}")]
+    if queued:
+        lines = [(f"{waiting} behind {w('running')} running, {w('idle')} idle and "
+                 f"{w('initializing')} initializing workers (max workers {workers_max}): the endpoint is "
+                 "busy and jobs wait their turn; raise endpoint.workers_max in "
+                  f"{stack_file} for more at once")]
+        if throttled or unhealthy:
+            lines.append(f"{throttled} more throttled (no GPU free in {pools}), {unhealthy} unhealthy "
+                         f"(failing at start: {logs})")
+        return "busy", lines
+    if unhealthy:
+        return "workers_unhealthy", [
+            f"{_n(unhealthy, 'worker')} unhealthy (failing at start): check {logs}; {image}"]
+    if running:
+        return "running", [
+            (f"nothing queued, {_n(running, 'job')} in progress: a listed job may still run "
+            "(until its deadline) or its webhook was lost; recover asks RunPod which")]
+    return "none_queued", [
+        ("no job queued or in progress on the endpoint: no listed job waits for a worker; each "
+        "ended there (its webhook was lost) or expired: recover settles it")]
+
+
+def read_diagnosis(read: Callable[[], tuple[str, int | None, Health]], spec: StackSpec,
+                   target: str) -> QueueDiagnosis:
+    """One read of the endpoint (`read`: its id, max workers and /health), interpreted; a failure is a
+    note, never fatal."""
+    try:
+        endpoint_id, workers_max, health = read()
+    except GoldgateError as exc:
+        return QueueDiagnosis("unreachable", [
+            f"/health not read ({str(exc)[:300]}): why jobs wait is unknown; the list stands"],
+            error=str(exc)[:1_000])
+    cause, lines = diagnose(health, workers_max=workers_max, gpu_pools=spec.endpoint.gpu_pools,
+                            stack=spec.name, target=target)
+    return QueueDiagnosis(cause, lines, endpoint_id, workers_max,
+                          {"jobs": dict(health.jobs), "workers": dict(health.workers)})
+
+
+NOT_ASKED = "not asked (--no-runpod): without it, `goldgate stuck` says why jobs wait"
+
+
+def not_read(line: str) -> QueueDiagnosis:
+    return QueueDiagnosis("not_read", [line])
+
+
 def recover_line(job_id: str, stack: str, target: str) -> str:
     if target == "local":
         return f"goldgate recover {job_id} --stack {stack}"
@@ -225,12 +347,21 @@ def _cap_line(d: dict[str, Any]) -> list[str]:
     return [line, restart]
 
 
+def _diagnosis_lines(d: dict[str, Any]) -> list[str]:
+    """Why jobs may wait on RunPod: always when jobs are stuck, else only a cause worth acting on."""
+    diagnosis = d.get("queue_diagnosis")
+    if not diagnosis or not (d["stuck"] or diagnosis["cause"] in (*WAITING_CAUSES, "unreachable")):
+        return []
+    first, *rest = diagnosis["lines"]
+    return [f"  why jobs wait (RunPod): {first}", *(f"      {line}" for line in rest)]
+
+
 def render_text(d: dict[str, Any]) -> str:
     window = f"queued or in progress for more than {d['older_than_minutes']} min"
     if not d["stuck"]:
         line = f"{d['stack']}: no job stuck ({d['target']}: none {window})"
         line += f"; {d['younger']} younger may simply be running" if d["younger"] else ""
-        return "\n".join([line, *_cap_line(d)])
+        return "\n".join([line, *_cap_line(d), *_diagnosis_lines(d)])
     head = (f"{d['stack']}: {d['stuck']} job{'s' if d['stuck'] != 1 else ''} stuck ({d['target']}: {window}, "
             "oldest first; recover each: docs/RUNBOOK.md, A stuck job)")
     lines = [head]
@@ -259,4 +390,4 @@ def render_text(d: dict[str, Any]) -> str:
     if d["younger"]:
         lines.append(f"  {d['younger']} younger job{'s' if d['younger'] != 1 else ''} queued or in progress, not "
                      "listed: may simply be running")
-    return "\n".join([*lines, *_cap_line(d)])
+    return "\n".join([*lines, *_cap_line(d), *_diagnosis_lines(d)])

@@ -78,10 +78,39 @@ class JobStatus:
 
 @dataclass(frozen=True)
 class Health:
-    """GET /health: job counters (completed, failed, inProgress, inQueue, retried) and worker counters."""
+    """GET /health: job counters (completed, failed, inProgress, inQueue, retried) and worker counters
+    (idle, initializing, ready, running, throttled, unhealthy; RunPod's REST v2 WorkerStatus: THROTTLED
+    waits on compute capacity, UNHEALTHY fails its health checks). A counter left out reads 0."""
 
     jobs: Mapping[str, int]
     workers: Mapping[str, int]
+
+    def job_count(self, name: str) -> int:
+        return _count(self.jobs, name)
+
+    def worker_count(self, name: str) -> int:
+        return _count(self.workers, name)
+
+    @property
+    def in_queue(self) -> int:
+        return self.job_count("inQueue")
+
+    @property
+    def in_progress(self) -> int:
+        return self.job_count("inProgress")
+
+    @property
+    def throttled(self) -> int:
+        return self.worker_count("throttled")
+
+    @property
+    def unhealthy(self) -> int:
+        return self.worker_count("unhealthy")
+
+    @property
+    def up(self) -> int:
+        """Workers that take or will take a job: running, idle (or ready) and initializing."""
+        return sum(self.worker_count(k) for k in ("running", "idle", "ready", "initializing"))
 
     @classmethod
     def from_wire(cls, wire: Any) -> Health:
@@ -142,6 +171,11 @@ class DataPlaneClient(ClientBase):
 
     def health(self) -> Health:
         return self._read("GET", "/health", Health.from_wire)
+
+
+def _count(counters: Mapping[str, Any], name: str) -> int:
+    value = counters.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _job_body(job_input: Mapping[str, Any], webhook: str | None, policy: JobPolicy | None) -> dict[str, Any]:

@@ -18,6 +18,12 @@ Behaviour chosen where RunPod's is undocumented (see also EmulatorConfig):
   jobs: RunPod keeps those 1 minute, /run ones 30). Deleted jobs answer 404.
 - A worker's result over its job's payload limit (10 MB for /run, 20 MB for /runsync) is answered 400, as RunPod's
   job-done answers it; the job then FAILS naming the limit (RunPod's own final state for it is undocumented).
+- Test switches for a RunPod without capacity (`no_gpu_capacity`: a new worker is THROTTLED, REST v2's
+  "waiting on compute capacity") and for workers that fail at start (`workers_fail_at_start`: UNHEALTHY,
+  "failing health checks"): such a worker is allocated (the workers list, its summary and /health count it)
+  but no process runs, so queued jobs stay IN_QUEUE. Set from EmulatorConfig, or flipped on the backend
+  while it runs; once both are off the held workers start. A held worker no demand needs, or of an older
+  release, is let go.
 
 Registry credentials (/v2/registries); the spec fixes the shapes, these rules are unverified against
 RunPod and chosen so that code which passes here is also safe if RunPod is more lenient:
@@ -54,6 +60,9 @@ RELEASE_FIELDS = (*CONTAINER_FIELDS, "gpu", "dataCenterIds", "networkVolumes")
 _SETTINGS_KEYS = ("image", "env", "gpu", "workers", "scaling", "timeout")  # what the rules read from a restored endpoint
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 MAX_POLICY_MS = 7 * 24 * 3600 * 1000  # RunPod: policy.ttl and policy.executionTimeout are at most 7 days
+# A worker allocated but not started while a test switch holds it: THROTTLED (no_gpu_capacity: no GPU free in
+# the endpoint's pools) or UNHEALTHY (workers_fail_at_start), REST v2's WorkerStatus values.
+HELD = frozenset({"THROTTLED", "UNHEALTHY"})
 QUEUE_FLOOR, QUEUE_PER_MAX_WORKER = 50, 500  # RunPod: 429 once the queue exceeds 50 and workers.max x 500
 # RunPod's per-endpoint limits per rate_limit_window_s (10 s) besides /run's (EmulatorConfig.rate_limit_requests,
 # which /runsync shares here: stricter than RunPod's own 2000 for it).
@@ -221,6 +230,9 @@ class RunPodBackend:
         self.on_finished = on_finished or (lambda job: None)
         self.on_crash = on_crash or (lambda worker_id, job_id: None)
         self.on_event = on_event or (lambda event, **fields: None)
+        # The test switches (EmulatorConfig): flipped here under `lock` while the emulator runs.
+        self.no_gpu_capacity = config.no_gpu_capacity
+        self.workers_fail_at_start = config.workers_fail_at_start
 
     # ---- control plane ------------------------------------------------------------------------
 
@@ -308,8 +320,10 @@ class RunPodBackend:
                 del self.jobs[job.id]
             del self.endpoints[ep.id]
             stops = []
-            for w in self.workers.values():
-                if w.endpoint_id == ep.id and not w.stopping:
+            for w in list(self.workers.values()):
+                if w.endpoint_id == ep.id and w.status in HELD:
+                    self._let_go(w)
+                elif w.endpoint_id == ep.id and not w.stopping:
                     w.stopping = True
                     stops.append(StopWorker(w.id, "endpoint deleted"))
             self.changed.notify_all()
@@ -550,7 +564,8 @@ class RunPodBackend:
                 "workers": {"idle": sum(1 for w in live if w.status == "IDLE" and not w.stopping),
                             "initializing": sum(1 for w in live if w.status == "INITIALIZING"),
                             "running": sum(1 for w in live if w.status == "RUNNING"),
-                            "throttled": 0, "unhealthy": 0},
+                            "throttled": sum(1 for w in live if w.status == "THROTTLED"),
+                            "unhealthy": sum(1 for w in live if w.status == "UNHEALTHY")},
             }
 
     # ---- worker side (the URLs the runpod SDK calls) ------------------------------------------
@@ -749,7 +764,10 @@ class RunPodBackend:
             now = self.clock()
             for ep in self.endpoints.values():
                 live = [w for w in self.live_workers(ep.id) if not w.stopping]
+                actions.extend(self._follow_switches(ep, live))
                 for w in live:
+                    if w.stopping:  # a held worker just let go
+                        continue
                     if (w.version < ep.version or w.retire) and not w.job_ids:
                         actions.append(self._stop(w, "stale release: cycling to the latest" if not w.retire
                                                   else "refresh_worker requested by the handler"))
@@ -767,10 +785,16 @@ class RunPodBackend:
                 if len(usable) < desired and now >= ep.spawn_blocked_until:
                     room = workers["max"] - len(current)
                     for _ in range(max(0, min(desired - len(usable), room))):
-                        actions.append(self._start(ep))
-                        usable.append(self.workers[actions[-1].worker_id])  # type: ignore[union-attr]
+                        w, start = self._start(ep)
+                        actions.extend([start] if start is not None else [])
+                        usable.append(w)
                 idle_timeout = float(workers.get("idleTimeout") or 5)
                 keep = max(workers["min"], desired)
+                for w in [w for w in usable if w.status in HELD]:  # allocated, never started: let go first
+                    if len(usable) <= keep:
+                        break
+                    self._let_go(w)
+                    usable.remove(w)
                 for w in list(usable):
                     if len(usable) <= keep:
                         break
@@ -779,17 +803,52 @@ class RunPodBackend:
                         usable.remove(w)
                 over = len(usable) - workers["max"]
                 for w in [w for w in usable if not w.job_ids][:max(0, over)]:
-                    actions.append(self._stop(w, "above workers.max"))
+                    if w.status in HELD:
+                        self._let_go(w)
+                    else:
+                        actions.append(self._stop(w, "above workers.max"))
         return actions
 
-    def _start(self, ep: EndpointRecord) -> StartWorker:
+    def _start(self, ep: EndpointRecord) -> tuple[WorkerRecord, StartWorker | None]:
+        """A new worker, and its start; no start while a test switch holds it THROTTLED or UNHEALTHY."""
         rel = ep.latest
         w = WorkerRecord(id=new_id(14), endpoint_id=ep.id, version=rel.version, image=rel.image,
                          env=dict(rel.env), started_mono=self.clock(), started_at=now_rfc3339(),
                          gpu_count=int(ep.settings["gpu"].get("count") or 1),
                          gpu_type=placement(ep.settings["gpu"], self.config.gpu_type))
         self.workers[w.id] = w
-        return StartWorker(ep.id, w.id, rel.image, dict(rel.env), w.gpu_count, w.gpu_type)
+        held = self._held_status()
+        if held is not None:  # no log line of its own: a test switch (docs/LOG_EVENTS.md lists none)
+            w.status = held
+            return w, None
+        return w, StartWorker(ep.id, w.id, rel.image, dict(rel.env), w.gpu_count, w.gpu_type)
+
+    def _held_status(self) -> str | None:
+        if self.workers_fail_at_start:
+            return "UNHEALTHY"
+        return "THROTTLED" if self.no_gpu_capacity else None
+
+    def _follow_switches(self, ep: EndpointRecord, live: list[WorkerRecord]) -> list[StartWorker]:
+        """The held workers of `ep` follow the test switches: started once both are off; an older release's
+        are let go."""
+        starts: list[StartWorker] = []
+        held = self._held_status()
+        for w in live:
+            if w.status not in HELD:
+                continue
+            if w.version < ep.version:
+                self._let_go(w)
+            elif held is not None:
+                w.status = held
+            else:
+                w.status, w.started_mono = "INITIALIZING", self.clock()
+                starts.append(StartWorker(ep.id, w.id, w.image, dict(w.env), w.gpu_count, w.gpu_type))
+        return starts
+
+    def _let_go(self, w: WorkerRecord) -> None:
+        """A held worker has no process to stop: it is simply no longer allocated."""
+        w.stopping = True
+        self.workers.pop(w.id, None)
 
     def _stop(self, w: WorkerRecord, reason: str) -> StopWorker:
         w.stopping = True

@@ -42,7 +42,11 @@ class EmulatorConfig:
       `goldgate up` does at each start). A running worker's log is kept, however old.
     - workers_dir: the emulator's own directory for its workers' scratch space (workers_dir/<worker id>, each
       worker's TMPDIR), removed as each worker is reaped; what a run that was killed left there is removed on
-      start, so point it at a directory of its own. None: a temp dir removed on stop()."""
+      start, so point it at a directory of its own. None: a temp dir removed on stop().
+    - no_gpu_capacity / workers_fail_at_start: test switches for RunPod's two reasons jobs sit IN_QUEUE with
+      workers allocated: a new worker stays THROTTLED (no GPU free in the endpoint's pools) or UNHEALTHY (it
+      fails at start), counted in /health and the workers summary, and runs nothing. The backend's attributes
+      of the same names flip them while the emulator runs; off (the default), workers start as before."""
 
     api_key: str = ""
     host: str = "127.0.0.1"
@@ -76,6 +80,8 @@ class EmulatorConfig:
     worker_log_max_age_s: float = 7 * 86_400.0
     worker_log_sweep_s: float = 3_600.0
     gpu_type: str = "NVIDIA GeForce RTX 4090"
+    no_gpu_capacity: bool = False
+    workers_fail_at_start: bool = False
     faults: FaultConfig = field(default_factory=FaultConfig)
 
     def __post_init__(self) -> None:
