@@ -104,11 +104,18 @@ def _plane(emu: RunPodEmulator, endpoint_id: str) -> DataPlaneClient:
     return DataPlaneClient(API_KEY, endpoint_id, emu.endpoint_base)
 
 
-def test_no_gpu_capacity_names_the_pools_and_what_to_do(home, runpod, capsys):
-    emu, endpoint_id = runpod(no_gpu_capacity=True)
+def _one_job_held(runpod: Any, switch: str, counter: str) -> str:
+    """An endpoint whose new workers a test switch holds (`switch`), with one job queued and a worker counted
+    under `counter`; its id."""
+    emu, endpoint_id = runpod(**{switch: True})
     with _plane(emu, endpoint_id) as plane:
         plane.run({"echo": "waits"})
-        _wait(lambda: plane.health().throttled, "a throttled worker")
+        _wait(lambda: getattr(plane.health(), counter), f"a {counter} worker")
+    return endpoint_id
+
+
+def test_no_gpu_capacity_names_the_pools_and_what_to_do(home, runpod, capsys):
+    endpoint_id = _one_job_held(runpod, "no_gpu_capacity", "throttled")
     text, answer = _stuck(home, capsys)
     diagnosis = answer["queue_diagnosis"]
     assert diagnosis["cause"] == "no_gpu_capacity", diagnosis
@@ -120,10 +127,7 @@ def test_no_gpu_capacity_names_the_pools_and_what_to_do(home, runpod, capsys):
 
 
 def test_workers_failing_at_start_say_where_to_look(home, runpod, capsys):
-    emu, endpoint_id = runpod(workers_fail_at_start=True)
-    with _plane(emu, endpoint_id) as plane:
-        plane.run({"echo": "waits"})
-        _wait(lambda: plane.health().unhealthy, "an unhealthy worker")
+    _one_job_held(runpod, "workers_fail_at_start", "unhealthy")
     text, answer = _stuck(home, capsys)
     assert answer["queue_diagnosis"]["cause"] == "workers_unhealthy"
     assert "1 worker unhealthy and 0 up: workers fail at start" in text

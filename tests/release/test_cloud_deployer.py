@@ -10,6 +10,7 @@ import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -24,6 +25,7 @@ STANDIN = REPO / "tests" / "fixtures" / "release" / "pulumi_standin.py"
 A = "registry.example.com/acme/goldgate-worker@sha256:" + "a" * 64
 B = "registry.example.com/acme/goldgate-worker@sha256:" + "b" * 64
 KEY = "runpod-test-key"
+__all__ = ["KEY", "A", "B", "commands", "deployer", "emulator", "make_project"]  # shared with other deploy tests
 
 
 def _idle_worker(image: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
@@ -38,17 +40,21 @@ def emulator(tmp_path: Path) -> Iterator[RunPodEmulator]:
     emu.stop()
 
 
-@pytest.fixture
-def project(tmp_path: Path, emulator: RunPodEmulator, monkeypatch: pytest.MonkeyPatch) -> Path:
+def make_project(tmp_path: Path, emulator: RunPodEmulator, monkeypatch: pytest.MonkeyPatch,
+                 config: dict[str, Any] | None = None, **spec_fields: Any) -> Path:
+    """A project whose prod stack pins A on the emulator's RunPod, deployed through the `pulumi` stand-in;
+    `config` adds stack config keys, `spec_fields` (cloud_account_id, public_base_url) change the spec."""
     proj = tmp_path / "project"
     (proj / "stacks").mkdir(parents=True)
     (proj / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
     doc = yaml.safe_load((REPO / "stacks" / "Pulumi.prod.yaml").read_text())
+    doc["config"].update(config or {})
     spec = doc["config"]["goldgate:spec"]
     spec["image"] = A
-    spec["cloud"]["cloudflare_account_id"] = "0" * 31 + "1"
+    spec["cloud"]["cloudflare_account_id"] = spec_fields.get("cloud_account_id", "0" * 31 + "1")
     spec["cloud"]["runpod_api_base"] = emulator.api_base.removesuffix("/v2")
-    spec["api"]["public_base_url"] = "https://goldgate-api-prod.example.workers.dev"
+    spec["api"]["public_base_url"] = spec_fields.get("public_base_url",
+                                                     "https://goldgate-api-prod.example.workers.dev")
     (proj / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     bin_dir = tmp_path / "pulumi" / "bin"
     bin_dir.mkdir(parents=True)
@@ -60,6 +66,11 @@ def project(tmp_path: Path, emulator: RunPodEmulator, monkeypatch: pytest.Monkey
     monkeypatch.setenv("RUNPOD_API_KEY", KEY)
     monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return proj
+
+
+@pytest.fixture
+def project(tmp_path: Path, emulator: RunPodEmulator, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_project(tmp_path, emulator, monkeypatch)
 
 
 def deployer(project: Path) -> CloudDeployer:

@@ -6,24 +6,13 @@ Run as the CLI, against a scratch home."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _build(context: Path, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "goldgate.cli", "build", "--engine", "local", "--context",
-                           str(context), "--home", str(home), "--workflow-version", "2026.11.0"],
-                          capture_output=True, text=True, timeout=120, cwd=REPO, check=False)
+from test_review19_lead_build_warns import build, worker_copy
 
 
 def test_a_workflow_with_a_node_type_the_emulator_lacks_is_named_at_the_local_build(tmp_path):
-    context = tmp_path / "worker"
-    shutil.copytree(REPO / "images" / "worker", context, ignore=shutil.ignore_patterns("__pycache__"))
-    done = _build(context, tmp_path / "home")
+    context = worker_copy(tmp_path)
+    done = build(context, tmp_path / "home")
     assert done.returncode == 0, done.stderr
     assert "emulator does not run" not in done.stderr   # the shipped workflows run on the local target
 
@@ -32,7 +21,7 @@ def test_a_workflow_with_a_node_type_the_emulator_lacks_is_named_at_the_local_bu
     save = next(k for k, node in workflow["graph"].items() if node["class_type"] == "SaveImage")
     workflow["graph"][save]["class_type"] = "Image Save"   # a custom node (WAS suite), as a team's export has it
     path.write_text(json.dumps(workflow))
-    done = _build(context, tmp_path / "home")
+    done = build(context, tmp_path / "home")
     assert done.returncode == 0, done.stderr               # a warning, not a refusal
     [warned] = [line for line in done.stderr.splitlines() if "emulator does not run" in line]
     assert "warning: workflow sdxl-txt2img" in warned and "(Image Save)" in warned and "--target cloud" in warned

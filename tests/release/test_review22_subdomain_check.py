@@ -8,11 +8,7 @@ goldgate:cloudflareApiBase points at."""
 
 from __future__ import annotations
 
-import json
-import os
 import socket
-import stat
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,30 +16,14 @@ from typing import Any
 import pytest
 import yaml
 from fixtures.release.cloudflare_standin import CloudflareStandIn
+from test_cloud_deployer import A, B, commands, deployer, emulator, make_project  # noqa: F401 -- emulator: a fixture
 
-from goldgate.local.runpod.config import EmulatorConfig
 from goldgate.local.runpod.emulator import RunPodEmulator
-from goldgate.release.deployers.cloud import CloudDeployer, CloudDeployFailed, CloudSettings
+from goldgate.release.deployers.cloud import CloudDeployFailed
 
-REPO = Path(__file__).resolve().parents[2]
-PULUMI_STANDIN = REPO / "tests" / "fixtures" / "release" / "pulumi_standin.py"
-A = "registry.example.com/acme/goldgate-worker@sha256:" + "a" * 64
-B = "registry.example.com/acme/goldgate-worker@sha256:" + "b" * 64
-KEY = "runpod-test-key"
 ACCOUNT = "0" * 31 + "1"
 CF_TOKEN = "cf-test-token-" + "x" * 20
 ZONE = "f" * 32
-
-
-def _idle_worker(image: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-    return [sys.executable, "-c", "import time; time.sleep(300)"], env
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[RunPodEmulator]:
-    emu = RunPodEmulator(EmulatorConfig(api_key=KEY, logs_dir=tmp_path / "emu-logs"), launcher=_idle_worker).start()
-    yield emu
-    emu.stop()
 
 
 @pytest.fixture
@@ -53,42 +33,13 @@ def cloudflare() -> Iterator[CloudflareStandIn]:
 
 
 @pytest.fixture
-def project(tmp_path: Path, emulator: RunPodEmulator, cloudflare: CloudflareStandIn,
+def project(tmp_path: Path, emulator: RunPodEmulator, cloudflare: CloudflareStandIn,  # noqa: F811
             monkeypatch: pytest.MonkeyPatch) -> Path:
     """A prod stack on workers.dev whose Cloudflare token and API base are the stand-in's."""
-    proj = tmp_path / "project"
-    (proj / "stacks").mkdir(parents=True)
-    (proj / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
-    doc = yaml.safe_load((REPO / "stacks" / "Pulumi.prod.yaml").read_text())
-    config = doc["config"]
-    config["goldgate:cloudflareApiToken"] = {"secure": f"standin:{CF_TOKEN}"}
-    config["goldgate:cloudflareApiBase"] = cloudflare.api_base
-    spec = config["goldgate:spec"]
-    spec["image"] = A
-    spec["cloud"]["cloudflare_account_id"] = ACCOUNT
-    spec["cloud"]["runpod_api_base"] = emulator.api_base.removesuffix("/v2")
-    spec["api"]["public_base_url"] = "https://goldgate-api-prod.acme.workers.dev"
-    (proj / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    bin_dir = tmp_path / "pulumi" / "bin"
-    bin_dir.mkdir(parents=True)
-    wrapper = bin_dir / "pulumi"
-    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {PULUMI_STANDIN} \"$@\"\n")
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PULUMI_STANDIN_LOG", str(tmp_path / "pulumi-commands.jsonl"))
-    monkeypatch.setenv("PULUMI_STANDIN_STATE_DIR", str(tmp_path / "pulumi-state"))
-    monkeypatch.setenv("RUNPOD_API_KEY", KEY)
-    monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return proj
-
-
-def deployer(project: Path) -> CloudDeployer:
-    return CloudDeployer(CloudSettings(project_dir=project, pulumi_root=str(project.parent / "pulumi"),
-                                       rollout_timeout_s=60, rollout_poll_s=0.2))
-
-
-def commands(project: Path) -> list[list[str]]:
-    path = project.parent / "pulumi-commands.jsonl"
-    return [json.loads(line)["argv"] for line in path.read_text().splitlines()] if path.exists() else []
+    return make_project(tmp_path, emulator, monkeypatch,
+                        config={"goldgate:cloudflareApiToken": {"secure": f"standin:{CF_TOKEN}"},
+                                "goldgate:cloudflareApiBase": cloudflare.api_base},
+                        cloud_account_id=ACCOUNT, public_base_url="https://goldgate-api-prod.acme.workers.dev")
 
 
 def ran_up(project: Path) -> bool:
