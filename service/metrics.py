@@ -12,11 +12,11 @@ step before (the density's slope seldom turns within a few halvings). Over the b
 1.5 times a tag's rows for its three percentiles, where counting the half on the rank's side stepped 2.5 times.
 A report over every row carries no `since` condition at all, so no row pays for testing it. The overall
 P_p lies between the smallest and the largest per-tag P_p (fewer than k values lie below the smallest, at
-least k at or below the largest), so the same search runs across the tags inside that bracket only. The service writes whole
-milliseconds; a stored duration with a fraction (a hand-written REAL such as 1.5) counts as its whole
-milliseconds rounded down (floor: 1.5 -> 1, -0.5 -> -1), and one outside +-(2**62 - 1) ms (about 146
-million years: an infinity, -2**63, a REAL beyond int64) or no number at all (text, blob) counts as no
-value, as NULL does. So every interval is whole milliseconds, its width fits in 64 bits, and the halving
+least k at or below the largest), so the same search runs across the tags inside that bracket only. The
+service writes whole milliseconds; a stored duration with a fraction (a hand-written REAL such as 1.5) counts
+as its whole milliseconds rounded down (floor: 1.5 -> 1, -0.5 -> -1), and one outside +-(2**62 - 1) ms
+(about 146 million years: an infinity, -2**63, a REAL beyond int64) or no number at all (text, blob) counts
+as no value, as NULL does. So every interval is whole milliseconds, its width fits in 64 bits, and the halving
 ends at an interval one value wide. Integer arithmetic throughout, standard SQLite SQL: runs on D1 and
 SQLite alike, one statement per duration.
 

@@ -166,9 +166,9 @@ def _parse_parameter(raw: Any, graph: dict[str, Any], where: str) -> Parameter:
 
 
 UI_FORMAT_KEYS = frozenset({"nodes", "links"})  # ComfyUI's editor format ("Save"/"Export"), not its API format
-_UI_FORMAT_HINT = ("ComfyUI's UI format (its \"nodes\" and \"links\" lists), which ComfyUI's /prompt does not take: "
-                   "export it in API format (ComfyUI's File > Export Workflow (API); an older ComfyUI: enable the dev mode "
-                   "options in its settings, then Save (API Format))")
+_UI_FORMAT_HINT = ("ComfyUI's UI format (its \"nodes\" and \"links\" lists), which ComfyUI's /prompt does not "
+                   "take: export it in API format (ComfyUI's File > Export Workflow (API); an older ComfyUI: "
+                   "enable the dev mode options in its settings, then Save (API Format))")
 
 
 def _is_ui_format(raw: Any) -> bool:
@@ -209,7 +209,8 @@ def parse_workflow(raw: Any, source: str = "<workflow>", path: Path | None = Non
         raise WorkflowError(f"{source}: this is a bare ComfyUI API export; a goldgate workflow wraps it: "
                             "{\"id\": \"<file name>\", \"version\": \"<id>@1.0.0\", \"description\": \"...\", "
                             "\"parameters\": [{\"name\", \"type\", ..., \"node\": \"<node id>\", \"input\": "
-                            "\"<input name>\"}], \"graph\": <the export>} (\"Add a workflow\" in images/worker/README.md)")
+                            "\"<input name>\"}], \"graph\": <the export>} (\"Add a workflow\" in "
+                            "images/worker/README.md)")
     for key in ("id", "version", "description", "parameters", "graph"):
         if key not in raw:
             raise WorkflowError(f"{source}: missing field {key!r}")

@@ -171,13 +171,15 @@ class CloudDeployer:
         return load_pulumi(stack, self.settings.project_dir / STACKS_DIR.name)
 
     def _check_workers_dev(self, s: Any, stack: str, image: str, progress: Progress) -> None:
-        """Refuse, before anything is changed, a stack whose Cloudflare account has no workers.dev subdomain: the
-        Worker's upload fails with error 10063 on such an account, whatever address the API is served at
-        (cloudflare/workers-sdk#14494: wrangler now asks before a Worker's first upload), so its `pulumi up` would
-        fail halfway, after the bucket, the database and the endpoint were created. Asked with the stack's own Cloudflare token, account and API base
-        (what the program's provider uses). Only Cloudflare's documented "none" refuses: a check that cannot be
-        made (unreachable, a 5xx, a refused token, config the program refuses) says so and the deploy goes on,
-        so `pulumi up` reports what is wrong, as it did before this check."""
+        """Refuse, before anything is changed, a stack whose Cloudflare account has no workers.dev subdomain:
+        the Worker's upload fails with error 10063 on such an account, whatever address the API is served at
+        (cloudflare/workers-sdk#14494: wrangler now asks before a Worker's first upload), so its `pulumi up`
+        would fail halfway, after the bucket, the database and the endpoint were created. Asked with the
+        stack's own Cloudflare token, account and API base (what the program's provider uses). Only
+        Cloudflare's documented "none" refuses: a check that cannot be made (unreachable, a 5xx, a refused
+        token, config the program refuses) says so and the deploy goes on, so `pulumi up` reports what is
+        wrong, as it did before this check. A public_base_url under another workers.dev subdomain is refused
+        too: RunPod's webhooks go there."""
         from pulumi import automation as auto
 
         try:
