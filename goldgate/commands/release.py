@@ -144,9 +144,28 @@ def _warn_not_emulated(context: Path) -> None:
                      "STAGING stack (--target cloud), or emulate them (\"Add a workflow\" in images/worker/README.md)")
 
 
+def _warn_parameter_types(context: Path) -> None:
+    """Warn of each workflow parameter that contradicts the ComfyUI input it sets (its type, min/max, choices,
+    an input the node type lacks), as the local emulator's spec of that core node type has it: ComfyUI refuses
+    such a job only when it runs, at the golden run or from a client's value in production. Every engine (the
+    cloud image runs the same core nodes); not refused, since a real ComfyUI's node may be newer."""
+    from goldgate.local.comfyui.params import parameter_problems
+    from images.worker.workflows import WorkflowError, load_workflows
+
+    try:
+        workflows = load_workflows(context / "workflows")
+    except WorkflowError:
+        return   # the build refuses it, saying why
+    for workflow in workflows.values():
+        for problem in parameter_problems(workflow):
+            progress(f"warning: {problem} (ComfyUI checks node inputs only when a job runs; its spec here: "
+                     "NODE_TYPES in goldgate/local/comfyui/backend.py)")
+
+
 def do_build(args: argparse.Namespace, ledger: Ledger) -> builds.BuildResult:
     engine, context, identity = _check_build(args)
     _warn_unbaked_models(context, args.dockerfile)
+    _warn_parameter_types(context)
     if engine == "docker":
         try:
             import docker
