@@ -125,30 +125,14 @@ def _warn_unbaked_models(context: Path, dockerfile: str) -> None:
                  "\"Add a model to the worker image\")")
 
 
-def _warn_not_emulated(context: Path) -> None:
-    """Warn, before a local build, of each workflow with a node type the local target's ComfyUI emulator does not
-    run: its jobs fail on every local stack (a real ComfyUI may well have the node), so its golden cases would, and
-    the build is where that can be said first. Not refused: the image's other workflows run locally."""
+def _warn_workflows(context: Path, local: bool) -> None:
+    """Warnings about the workflows, read once, before the build; none is a refusal.
+    - Each parameter that contradicts the ComfyUI input it sets (its type, min/max, choices, an input the node
+      type lacks), as the emulator's spec of that core node type has it: ComfyUI refuses such a job only when
+      it runs. Every engine: the cloud image runs the same core nodes, though a real one may be newer.
+    - `local`: each workflow with a node type the local ComfyUI emulator does not run: its jobs, so its golden
+      cases, fail on every local stack (a real ComfyUI may well have the node)."""
     from goldgate.local.comfyui.backend import NODE_TYPES
-    from images.worker.workflows import WorkflowError, load_workflows
-
-    try:
-        workflows = load_workflows(context / "workflows")
-    except WorkflowError:
-        return   # the build refuses it, saying why
-    for workflow in workflows.values():
-        missing = sorted({str(node.get("class_type")) for node in workflow.graph.values()} - NODE_TYPES.keys())
-        if missing:
-            progress(f"warning: workflow {workflow.id} uses node types the local ComfyUI emulator does not run "
-                     f"({', '.join(missing)}): its jobs and golden cases fail on a local stack; test it on a cloud "
-                     "STAGING stack (--target cloud), or emulate them (\"Add a workflow\" in images/worker/README.md)")
-
-
-def _warn_parameter_types(context: Path) -> None:
-    """Warn of each workflow parameter that contradicts the ComfyUI input it sets (its type, min/max, choices,
-    an input the node type lacks), as the local emulator's spec of that core node type has it: ComfyUI refuses
-    such a job only when it runs, at the golden run or from a client's value in production. Every engine (the
-    cloud image runs the same core nodes); not refused, since a real ComfyUI's node may be newer."""
     from goldgate.local.comfyui.params import parameter_problems
     from images.worker.workflows import WorkflowError, load_workflows
 
@@ -160,12 +144,18 @@ def _warn_parameter_types(context: Path) -> None:
         for problem in parameter_problems(workflow):
             progress(f"warning: {problem} (ComfyUI checks node inputs only when a job runs; its spec here: "
                      "NODE_TYPES in goldgate/local/comfyui/backend.py)")
+        missing = sorted({str(node.get("class_type")) for node in workflow.graph.values()} - NODE_TYPES.keys())
+        if local and missing:
+            progress(f"warning: workflow {workflow.id} uses node types the local ComfyUI emulator does not run "
+                     f"({', '.join(missing)}): its jobs and golden cases fail on a local stack; test it on a "
+                     "cloud STAGING stack (--target cloud), or emulate them (\"Add a workflow\" in "
+                     "images/worker/README.md)")
 
 
 def do_build(args: argparse.Namespace, ledger: Ledger) -> builds.BuildResult:
     engine, context, identity = _check_build(args)
     _warn_unbaked_models(context, args.dockerfile)
-    _warn_parameter_types(context)
+    _warn_workflows(context, local=engine != "docker")
     if engine == "docker":
         try:
             import docker
@@ -178,7 +168,6 @@ def do_build(args: argparse.Namespace, ledger: Ledger) -> builds.BuildResult:
         result = builds.build_docker(client, context, args.repo, identity, dockerfile=args.dockerfile,
                                      progress=progress)
     else:
-        _warn_not_emulated(context)
         progress(f"snapshotting {context} into the local image store")
         result = builds.build_local(context, _home(args), identity)
     ledger.append("build", **result.to_dict(), trigger=detect_trigger(args.trigger))
