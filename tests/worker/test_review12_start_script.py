@@ -69,10 +69,13 @@ def test_comfyui_dying_while_the_handler_runs_stops_the_handler_and_ends_the_con
 
 
 def test_comfyui_dying_while_preflight_runs_starts_no_handler(tmp_path):
-    # Preflight reads only the model tree, so it passes even when ComfyUI crashed meanwhile (no usable GPU).
+    # Preflight reads only the model tree, so it passes even when ComfyUI crashed meanwhile (no usable GPU). It
+    # ends once ComfyUI is gone, not merely once ComfyUI said it crashes: the stand-in writes that line before it
+    # exits, and start.sh checked in between under load (ComfyUI dying after the check is the other test's case).
     stand_in = CRASHING_COMFY.replace(
         "*.preflight*) exit 0 ;;",
-        "*.preflight*) touch crash-comfy; until grep -q comfy-crashed \"$events\"; do sleep 0.05; done; exit 0 ;;")
+        "*.preflight*) touch crash-comfy; until grep -q comfy-crashed \"$events\" && ! kill -0 \"$COMFY_PID\" "
+        "2>/dev/null; do sleep 0.05; done; exit 0 ;;")
     proc, events = _run(tmp_path, stand_in)
     with _cleanup(proc):
         status, stderr = _exit_status(proc, events)
