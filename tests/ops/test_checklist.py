@@ -422,7 +422,9 @@ def test_a_missing_database_is_red_on_the_migrations_line(tmp_path, capsys):
 
 def test_retention_on_a_local_stack_is_informational_and_names_the_last_prune(tmp_path, capsys):
     home = tmp_path / "home"
-    build_stack_db(LocalPlatform(home).db_path("staging"), jobs=5)
+    # Jobs of yesterday: the fixture's default start (2026-11-01) fell out of --keep-days 30 on 2026-12-01.
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    build_stack_db(LocalPlatform(home).db_path("staging"), jobs=5, start=yesterday)
     line = _line(capsys, home, "d1_retention")
     assert line["status"] == "n/a" and "no `goldgate prune staging` recorded" in line["evidence"], line
     assert main(["prune", "staging", "--home", str(home), "--keep-days", "30", "--dry-run"]) == 0
