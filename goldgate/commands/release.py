@@ -128,7 +128,8 @@ def _warn_unbaked_models(context: Path, dockerfile: str) -> None:
 def _warn_workflows(context: Path, local: bool) -> None:
     """Warnings about the workflows, read once, before the build; none is a refusal.
     - Each parameter that contradicts the ComfyUI input it sets (its type, min/max, choices, an input the node
-      type lacks), as the emulator's spec of that core node type has it: ComfyUI refuses such a job only when
+      type lacks) or lets a client send what that input refuses (no min/max on a bounded input, no choices on
+      a COMBO), as the emulator's spec of that core node type has it: ComfyUI refuses such a job only when
       it runs. Every engine: the cloud image runs the same core nodes, though a real one may be newer.
     - `local`: each workflow with a node type the local ComfyUI emulator does not run: its jobs, so its golden
       cases, fail on every local stack (a real ComfyUI may well have the node)."""

@@ -1,7 +1,8 @@
 """Workflow parameters checked against ComfyUI's own input specs (NODE_TYPES): the parameter type each
-input takes, its min/max and COMBO list. A contradiction is otherwise found by ComfyUI only when a job runs
-(the golden run, or a client's value in production); `goldgate build` prints these as warnings, not
-refusals, since a real ComfyUI's node may be newer than the spec kept here.
+input takes, its min/max and COMBO list, and that a parameter bounds what a client may send as tightly as the
+input does (a min/max where the input has one, choices on a COMBO). A contradiction is otherwise found by
+ComfyUI only when a job runs (the golden run, or a client's value in production); `goldgate build` prints
+these as warnings, not refusals, since a real ComfyUI's node may be newer than the spec kept here.
 """
 
 from __future__ import annotations
@@ -39,6 +40,20 @@ def _bound_problems(param: Parameter, kind: str, options: Mapping[str, Any]) -> 
             problems.append(f"{field} {_shown(value)} is below the {kind} input's min {_shown(low)}")
         elif high is not None and value > high:
             problems.append(f"{field} {_shown(value)} is above the {kind} input's max {_shown(high)}")
+    outside = [choice for choice in param.choices or () if _is_number(choice)
+               and ((low is not None and choice < low) or (high is not None and choice > high))]
+    if outside:
+        range_ = " and ".join(f"{name} {_shown(bound)}" for name, bound in (("min", low), ("max", high))
+                              if bound is not None)
+        problems.append(f"choices {', '.join(map(_shown, outside))} are outside the {kind} input's {range_}")
+    if param.choices is None:
+        # Without a bound here the service and the worker pass any number: ComfyUI refuses it on the GPU.
+        for field, bound, side, advice in (("min", low, "below", "or more"),
+                                           ("max", high, "above", "or less")):
+            if bound is not None and getattr(param, field) is None:
+                problems.append(f"no {field}, so a client's value {side} the {kind} input's {field} "
+                                f"{_shown(bound)} is refused by ComfyUI only when its job runs: write "
+                                f"\"{field}\": {_shown(bound)} {advice}")
     return problems
 
 
@@ -49,6 +64,9 @@ def _combo_problems(param: Parameter, listed: list[Any]) -> list[str]:
         problems.append(f"choices {outside} are not in the input's list")
     if param.default is not None and param.default not in listed:
         problems.append(f"default {_shown(param.default)} is not in the input's list")
+    if param.choices is None and param.type in _COMBO:
+        problems.append("no choices, so a client's string outside the input's list is refused by ComfyUI "
+                        "only when its job runs: write \"choices\" from the list")
     if problems:
         shown = listed if len(listed) <= 12 else [*listed[:12], f"... {len(listed) - 12} more"]
         problems[-1] += f" ({', '.join(map(str, shown))})"
@@ -65,7 +83,12 @@ def _input_problems(param: Parameter, spec: tuple[Any, ...]) -> list[str]:
     kind = spec[0]
     if isinstance(kind, tuple) and kind and kind[0] == "__models__":
         # a model file list: which files exist is the manifest's check (models.yaml), not this one
-        return _type_problem(param, _COMBO, "a COMBO of model files")
+        problems = _type_problem(param, _COMBO, "a COMBO of model files")
+        if not problems and param.choices is None:
+            problems.append(f"no choices, so a client's file name outside models/{kind[1]} is refused "
+                            "by ComfyUI only when its job runs: write \"choices\", the files of models.yaml "
+                            "it may load")
+        return problems
     if isinstance(kind, list):
         return _type_problem(param, _COMBO, "a COMBO") + _combo_problems(param, kind)
     if kind not in _FITS:
