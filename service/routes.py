@@ -299,21 +299,19 @@ async def result_object(app: App, request: Request, key: str) -> Response:
         require_bearer(app, request)
     head = request.method == "HEAD"
     if_none_match = request.header("if-none-match")
-    missing = ApiError(404, "not_found", f"no result object {key} (results are deleted after the stack's "
-                                          "storage.result_ttl_days)")
     body: Any = b""
     try:
         if head or if_none_match is not None:
             # The store's HEAD: a HEAD, and a client's copy found current, never read the object body.
             meta = await app.store.head(key)
             if meta is None:
-                raise missing
+                raise await _not_held(app, key)
             if if_none_match is not None and if_none_match_fails(if_none_match, entity_tag(meta.etag)):
                 return Response(304, b"", _validators(meta))
         if not head:
             found = await app.store.get(key)
             if found is None:
-                raise missing
+                raise await _not_held(app, key)
             meta, body = found.meta, found.body
     except StoreUnavailable as exc:
         refused = ApiError(503, "store_unavailable", f"result store unreachable: {exc}; retry later")
@@ -327,6 +325,29 @@ async def result_object(app: App, request: Request, key: str) -> Response:
                                                           key.rsplit("/", 1)[-1]),
                "x-content-type-options": "nosniff", **_validators(meta)}
     return Response(200, body, headers, log=app.log.bind(job_id=key_job_id(key)))
+
+
+async def _not_held(app: App, key: str) -> ApiError:
+    """The 404 for a key the store does not hold. When its job recorded it as a result, the client is told so
+    (`result_missing`), and the line says so: the object expired, or was deleted or damaged in the bucket (the
+    local store drops an object whose body file went). The job is read only here, on the way to a 404."""
+    job_id = key_job_id(key)
+    try:
+        job = await jobs.get(app.db, job_id)
+        recorded = job is not None and any(r.get("key") == key for r in jobs.stored_results(job))
+    except Exception:  # noqa: BLE001 - the key is not held either way; a database error is not this answer
+        job, recorded = None, False
+    if job is None or not recorded:
+        return ApiError(404, "not_found", f"no result object {key} (results are deleted after the stack's "
+                                          "storage.result_ttl_days)")
+    message = (f"result {key} is no longer in the result store, though job {job_id} recorded it when it "
+               f"finished at {job['finished_at']}: results are deleted storage.result_ttl_days after their "
+               "upload, and one younger than that was deleted or damaged in the bucket; run the job again "
+               "for a new result")
+    app.log.bind(**await job_context(app, job_id, job)).warning(
+        "result.missing", reason="result_missing", message=message,
+        data={"key": key, "job_finished_at": job["finished_at"]})
+    return ApiError(404, "result_missing", message)
 
 
 def _validators(meta: ObjectMeta) -> dict[str, str]:

@@ -16,6 +16,13 @@ is not put back at start and its files are removed, and `expire` (which the stac
 its rules in the background) removes the ones that expire while the stack runs. Nothing outside `results/` expires.
 Nor does anything while this machine's clock reads far past the uploads (see `clock_refusal`): a clock ten years
 ahead deleted every result at `goldgate up`.
+
+A body file deleted or cut by hand (a disk cleanup, a crash) while its record stays is no object: R2 never
+holds half an object. When a read (at start, or a GET or HEAD while the stack runs) finds the body missing or not
+the size the object was stored with, the object is removed from the bucket and its files with it, and
+`object_store.body_lost` says so once; the bucket then answers 404 NoSuchKey for it, as R2 does for a key it does
+not hold. A GET used to answer 500 for a missing body, and a cut one was served, and put back at the next start,
+as a whole object.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -52,6 +60,8 @@ class DurableBucket:
         self.result_ttl_days = result_ttl_days
         self._lock = threading.Lock()
         self._refusal_logged: datetime | None = None  # where the gap last named in the host log begins
+        self._loss_lock = threading.Lock()  # two GETs finding the same body gone remove and log it once
+        self._moto_delete: Any = None  # moto's own delete, set by attach: `_lost` removes the files itself
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         name = hashlib.sha256(key.encode()).hexdigest()
@@ -61,7 +71,8 @@ class DurableBucket:
         """Keep the object on disk; `uploaded` is its Last-Modified (moto's naive UTC)."""
         self.root.mkdir(parents=True, exist_ok=True)
         body, meta = self._paths(key)
-        record = {"key": key, "metadata": metadata, "uploaded": _naive_utc(uploaded).isoformat()}
+        record = {"key": key, "metadata": metadata, "uploaded": _naive_utc(uploaded).isoformat(),
+                  "bytes": len(value)}
         with self._lock:
             for path, data in ((body, value), (meta, json.dumps(record).encode())):
                 tmp = path.with_suffix(path.suffix + ".tmp")
@@ -85,7 +96,7 @@ class DurableBucket:
             try:
                 # Read as state files are: a FIFO in a record's place would hang the host's start for good.
                 record = json.loads(read_small_text(meta, MAX_RECORD_BYTES) or "null")
-                uploaded = _uploaded(record.get("uploaded"), meta.with_suffix(".bin"))
+                uploaded = _uploaded(record.get("uploaded"), meta.with_suffix(".bin"), meta)
                 if not isinstance(record["key"], str):
                     raise TypeError(f"its key is {type(record['key']).__name__}, not a string")
             except (OSError, StateError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -146,13 +157,51 @@ class DurableBucket:
                 continue  # expire() removes it; one whose files it could not remove is no result either
             try:
                 body = read_small_bytes(meta.with_suffix(".bin"), MAX_OBJECT_BYTES)
-                if body is None:
-                    raise FileNotFoundError(f"{meta.with_suffix('.bin').name} is missing")
-                item = (record["key"], body, dict(record["metadata"]), uploaded, meta.with_suffix(".bin"))
+                metadata = dict(record["metadata"])
             except (OSError, StateError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 self._unreadable(meta, exc, "skipped")
                 continue
-            yield item
+            # A record saved before records carried the size shows only a missing body.
+            stored = record["bytes"] if type(record.get("bytes")) is int else None
+            if body is None or (stored is not None and len(body) != stored):
+                self._lost(record["key"], stored, None if body is None else len(body))
+                continue
+            yield record["key"], body, metadata, uploaded, meta.with_suffix(".bin")
+
+    def _lost(self, key: str, stored: int | None, found: int | None) -> None:
+        """Remove the files of `key`, whose body is gone or cut, and say so: it is no object any more."""
+        body, _ = self._paths(key)
+        what = "is missing" if found is None else f"has {found} bytes"
+        outcome = "its record was removed with it"
+        try:
+            self.forget(key)
+        except OSError as exc:  # a directory in the body's place: the next start tries again
+            outcome = f"its files could not be removed ({type(exc).__name__}: {exc})"
+        self.log.warning("object_store.body_lost", message=(
+            f"{key}: its body {body} {what}"
+            + (f" (the object was stored with {stored} bytes)" if stored is not None else "")
+            + f", deleted or cut outside goldgate (a disk cleanup, a crash?); {outcome}. It is no object "
+            "any more: the bucket answers 404 for it, and GET /api/result 404 result_missing if a job recorded it "
+            "as its result. Run that job again for a new result"),
+            data={"key": key, "stored_bytes": stored, "found_bytes": found, "dir": str(self.root)})
+
+    def _body_lost(self, backend: Any, key_name: str, key: Any) -> bool:
+        """Whether the saved body of moto's `key` is gone or no longer its size; if so the object leaves the
+        bucket (and the disk), once, as R2 holds no object whose body is gone. A body moto wrote anew is in
+        memory."""
+        saved = getattr(key, "_value_buffer", None)
+        if not isinstance(saved, SavedBody) or saved.in_memory:
+            return False
+        found = saved.found_size()
+        if found == key.size:
+            return False
+        with self._loss_lock:
+            bucket = backend.buckets.get(self.bucket)
+            if bucket is None or bucket.keys.get(key_name) is not key:
+                return True  # another read removed it meanwhile, and said so
+            self._moto_delete(backend, self.bucket, key_name)
+            self._lost(key_name, key.size, found)
+        return True
 
     def expire(self, now: datetime | None = None) -> list[str]:
         """Remove every object under `results/` that is `result_ttl_days` old by `now`: from the bucket (a later GET
@@ -191,6 +240,8 @@ class DurableBucket:
         from moto.s3.models import S3Backend
 
         backend_put, backend_delete = S3Backend.put_object, S3Backend.delete_object
+        backend_get = S3Backend.get_object
+        self._moto_delete = backend_delete
         durable = self
         restored = 0
         now = datetime.now(UTC)
@@ -239,8 +290,16 @@ class DurableBucket:
                 durable.forget(key_name)
             return result
 
+        def get_object(backend: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
+            # Every read of an object comes here: GET, HEAD, a create-only PUT's look for an existing key.
+            key = backend_get(backend, bucket_name, key_name, *args, **kwargs)
+            if bucket_name != durable.bucket or key is None:
+                return key
+            return None if durable._body_lost(backend, key_name, key) else key
+
         S3Backend.put_object = put_object  # type: ignore[method-assign]
         S3Backend.delete_object = delete_object  # type: ignore[method-assign]
+        S3Backend.get_object = get_object  # type: ignore[method-assign]
 
 
 def _read_from_disk(key: Any, body: Path) -> None:
@@ -249,17 +308,19 @@ def _read_from_disk(key: Any, body: Path) -> None:
     jobs a day, measured by bench/soak.py). The body on disk is the object as saved, and is never rewritten
     while its key lives (writes are create-only; a new put is a new moto key)."""
     with key.lock:
-        key._value_buffer = SavedBody(body)
+        key._value_buffer = SavedBody(body, key.size)
 
 
 class SavedBody:
     """The file-like object moto reads an object's body through (`FakeKey._value_buffer`: seek, read, truncate,
     write, close), over the body saved on disk: nothing of it stays in memory between reads. Each read opens the
     file, so no descriptor is held per object. Should moto write the key's value anew, the written bytes are kept
-    in memory from then on, as moto's own buffer keeps them."""
+    in memory from then on, as moto's own buffer keeps them. A body whose file is no longer `size` bytes is
+    not read at all (BodyLost): what is left of it is never answered as the object."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, size: int) -> None:
         self.path = path
+        self.size = size
         self._pos = 0
         self._written: io.BytesIO | None = None
         self.closed = False
@@ -281,11 +342,28 @@ class SavedBody:
         self._check()
         return self._written.tell() if self._written is not None else self._pos
 
+    @property
+    def in_memory(self) -> bool:
+        return self._written is not None
+
+    def found_size(self) -> int | None:
+        """The size of the body's file now; None when no file is there (a directory is no body either)."""
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return info.st_size if stat.S_ISREG(info.st_mode) else None
+
     def read(self, size: int | None = -1) -> bytes:
         self._check()
         if self._written is not None:
             return self._written.read(size)
         with self.path.open("rb") as f:
+            # Checked on the open file: one cut between the GET's look (_body_lost) and this read fails the
+            # read (a 500 the reader retries, and the retry's look finds it gone), not a short body as whole.
+            found = os.fstat(f.fileno()).st_size
+            if found != self.size:
+                raise BodyLost(f"{self.path} has {found} bytes, but the object was stored with {self.size}")
             f.seek(self._pos)
             data = f.read(-1 if size is None else size)
         self._pos += len(data)
@@ -313,21 +391,30 @@ class SavedBody:
             raise ValueError("I/O operation on closed file.")
 
 
+class BodyLost(OSError):
+    """A saved body's file changed size under a read: no longer the object it was stored as."""
+
+
 def _naive_utc(value: datetime) -> datetime:
     """`value` as moto keeps its times: UTC without a zone."""
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def _uploaded(recorded: Any, body: Path) -> datetime:
+def _uploaded(recorded: Any, body: Path, record: Path) -> datetime:
     """An object's upload time: as its record says, or, for a record saved before records carried it (or one edited
     into something that is no time), its body's mtime: the body is written when the object is uploaded and never
-    again (a restore does not save it anew)."""
+    again (a restore does not save it anew). With the body gone, the record's own (written just after it):
+    such an object is lost all the same, and its record must not be skipped as unreadable at every start."""
     if isinstance(recorded, str):
         try:
             return _naive_utc(datetime.fromisoformat(recorded))
         except ValueError:
             pass
-    return datetime.fromtimestamp(body.stat().st_mtime, UTC).replace(tzinfo=None)
+    try:
+        mtime = body.stat().st_mtime
+    except FileNotFoundError:
+        mtime = record.stat().st_mtime
+    return datetime.fromtimestamp(mtime, UTC).replace(tzinfo=None)
 
 
 def _backends() -> list[Any]:
