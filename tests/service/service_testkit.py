@@ -5,6 +5,7 @@ docs/logging-schema-v1.json and scanned for secrets when the test ends."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import shutil
@@ -25,6 +26,7 @@ from service.app import App, create_app
 from service.config import ServiceConfig
 from service.http import Request
 from service.httpx_transport import HttpxTransport
+from service.migrate import apply_sqlite as service_apply_sqlite
 from service.runpod import HttpRunPodGateway
 from service.s3_store import S3ResultStore
 from service.signing import webhook_signature
@@ -121,6 +123,24 @@ def fake_runpod() -> Iterator[FakeRunPod]:
 
 def migrate(db_path: Path) -> None:
     apply_sqlite(db_path, MIGRATIONS)
+
+
+@functools.cache
+def _migrated_image() -> bytes:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    service_apply_sqlite(conn, MIGRATIONS)
+    image = conn.serialize()
+    conn.close()
+    return image
+
+
+def migrated_memory_db() -> sqlite3.Connection:
+    """A new in-memory database with migrations/ applied (autocommit, as the metrics tests open theirs): the
+    migrations run once per process and each call loads a copy of the result, about 0.1 ms instead of 5 ms, for
+    property tests that build one per example."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.deserialize(_migrated_image())
+    return conn
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,9 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from service_testkit import MIGRATIONS
+from service_testkit import migrated_memory_db
 
 from service.metrics import compute_sqlite
-from service.migrate import apply_sqlite
 
 PERCENTILES = (50, 95, 99)
 DURATION_LIMIT_MS = 2**62 - 1  # service.metrics.DURATION_LIMIT_MS, stated here as the documented rule
@@ -44,8 +43,7 @@ _MAX_VM_INSTRUCTIONS = 50_000_000
 
 
 def database(rows: list[tuple[str | None, Any]]) -> sqlite3.Connection:
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    apply_sqlite(conn, MIGRATIONS)
+    conn = migrated_memory_db()
     ticks = [0]
 
     def runaway() -> int:

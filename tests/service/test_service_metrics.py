@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from service_testkit import MIGRATIONS
+from service_testkit import MIGRATIONS, migrated_memory_db
 
 from service.metrics import compute, compute_sqlite, normalize_since
 from service.migrate import apply_sqlite
@@ -38,8 +38,7 @@ rows_strategy = st.lists(st.tuples(
 @settings(max_examples=60, deadline=None)
 @given(rows=rows_strategy, since_day=st.one_of(st.none(), st.integers(0, 3)))
 def test_sql_percentiles_equal_python_nearest_rank(rows, since_day):
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    apply_sqlite(conn, MIGRATIONS)
+    conn = migrated_memory_db()
     for i, (tag, status, e2e, queue, run, usd, day) in enumerate(rows):
         conn.execute("INSERT INTO job_metrics (job_id, stack, status, runpod_queue_duration_ms, runpod_run_duration_ms,"
                      " e2e_ms, worker_image_tag, cost_estimate_usd, created_at) VALUES (?,?,?,?,?,?,?,?,?)",

@@ -9,11 +9,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from service_testkit import MIGRATIONS
+from service_testkit import migrated_memory_db
 
 from service.http import Request
 from service.metrics import MetricsError, compute_sqlite
-from service.migrate import apply_sqlite
 
 START = datetime(2026, 3, 29, tzinfo=UTC)  # a DST change day in Europe: offsets that move are common
 
@@ -24,8 +23,7 @@ def stored(moment: datetime) -> str:
 
 
 def database(moments: list[datetime]) -> sqlite3.Connection:
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    apply_sqlite(conn, MIGRATIONS)
+    conn = migrated_memory_db()
     conn.executemany("INSERT INTO job_metrics (job_id, stack, status, e2e_ms, created_at) "
                      "VALUES (?, 's', 'completed', 1000, ?)", [(f"j{i}", stored(m)) for i, m in enumerate(moments)])
     return conn
