@@ -20,15 +20,25 @@ Load: several client processes, each driving a few keep-alive connections from o
 a selector and prebuilt requests (~20 us of client CPU per request, so the server sets the pace;
 the earlier http.client-in-threads client cost ~100 us and held the baseline at half its speed).
 All servers get the same warm-up and the same uvicorn settings (service.local_server.UVICORN_SETTINGS, served
-over the service's own protocol, EdgeProtocol);
-the baseline runs before and after the others and the ratios use the faster of the two.
-GG_BENCH_PYSPY=out.txt records a py-spy profile (raw format) of the service during the measured run.
+over the service's own protocol, EdgeProtocol).
+Rounds: the machine's speed drifts from one server's slot to the next (one run's baseline alone moved by a
+quarter), so the bench measures every server once per round (`--rounds`, default 3), the order rotated each
+round so no server always runs first or last, each server with its own fresh copy of the unsettled jobs.
+Each ratio is the median of the per-round ratios (that round's server over that round's baseline), and each
+server's figures are its median round's. With `--rounds 1` the baseline also runs last and the round uses
+the faster of its two runs (noise never flatters the service), as the bench did before it had rounds.
+`--rounds 3 --completed-every 0` took 40 to 43 s on a 2-core machine (2026-12-01).
+GG_BENCH_PYSPY=out.txt records a py-spy profile (raw format) of the service during its first round's run.
 
     .venv/bin/python bench/webhook_throughput.py [--jobs 3000] [--procs 2] [--conns 4] [--completed-every 2]
+                                                 [--rounds 3]
 
 Prints one JSON object: webhooks/s, p50/p99 latency (ms) and CPU per request of each process for each
-server, the ratios service/baseline (the target: >= 0.5), floor/baseline, floor_grouped/baseline and
-service/floor, the parts (CPU microseconds per delivery) and parts_bound_ratio.
+server (its median round by webhooks/s, the lower middle one of an even count, with every round's
+webhooks/s in `webhooks_per_s_rounds`), the ratios service/baseline (the target: >= 0.5), floor/baseline,
+floor_grouped/baseline and service/floor (each the median of its `*_rounds` list), each round's order,
+the parts (CPU microseconds per delivery) and parts_bound_ratio. It exits 1 when any round of the floors
+or the service saw an error or left a job unsettled.
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ import selectors
 import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -249,7 +260,7 @@ def parts_cost(tmp: Path, requests: Requests, groups: tuple[int, ...]) -> dict:
 
     for group in groups:
         copy = tmp / f"parts-{group}.sqlite"
-        copy_database(tmp / "service.sqlite", copy)
+        copy_database(tmp / "jobs.sqlite", copy)
         db = SqliteDatabase(copy)  # the service's pragmas; its group commit is bypassed
         conn, commits, now = db.conn, 0, time.time()
         try:
@@ -432,7 +443,7 @@ def prepare(tmp: Path, jobs: int, warmup_jobs: int, s3_endpoint: str, completed_
     from service import jobs as job_table
     from service.migrate import apply_sqlite
 
-    db_path = tmp / "service.sqlite"
+    db_path = tmp / "jobs.sqlite"  # never served: every floor and service run gets a fresh copy
     conn = sqlite3.connect(db_path, isolation_level=None)
     apply_sqlite(conn, ROOT / "migrations")
     conn.close()
@@ -502,24 +513,25 @@ def copy_database(source: Path, target: Path) -> None:
         dst.close()
 
 
-def run_service(tmp: Path, s3_endpoint: str, moto_pid: int, warmup: Requests, requests: Requests, procs: int,
-                conns: int) -> dict:
+def run_service(tmp: Path, name: str, s3_endpoint: str, moto_pid: int, warmup: Requests, requests: Requests,
+                procs: int, conns: int, profile: bool) -> dict:
+    """The service on tmp/<name>.sqlite, logging to tmp/<name>.log; `profile`: py-spy if GG_BENCH_PYSPY."""
     config = {"stack": "bench", "api_token": TOKEN, "webhook_secret": SECRET, "runpod_api_key": "bench-runpod-key",
               "runpod_endpoint_base": "http://127.0.0.1:9/v2/none", "public_base_url": "http://127.0.0.1:1",
               "workflows_dir": str(ROOT / "tests" / "service" / "fixtures" / "workflows"),
-              "db_path": str(tmp / "service.sqlite"), "s3_endpoint_url": s3_endpoint, "s3_bucket": BUCKET,
+              "db_path": str(tmp / f"{name}.sqlite"), "s3_endpoint_url": s3_endpoint, "s3_bucket": BUCKET,
               "s3_access_key_id": S3_KEY_ID, "s3_secret_access_key": S3_SECRET, "host": "127.0.0.1", "port": 0}
-    (tmp / "service.json").write_text(json.dumps(config))
-    os.chmod(tmp / "service.json", 0o600)
-    with (tmp / "service.log").open("w") as log:
-        proc = _on_server_cpus(subprocess.Popen([sys.executable, "-m", "service.local_server", "--config",
-                                                 str(tmp / "service.json"), "--port-file", str(tmp / "service.port")],
-                                                cwd=ROOT, stdout=log))
+    (tmp / f"{name}.json").write_text(json.dumps(config))
+    os.chmod(tmp / f"{name}.json", 0o600)
+    with (tmp / f"{name}.log").open("w") as log:
+        argv = [sys.executable, "-m", "service.local_server", "--config", str(tmp / f"{name}.json"),
+                "--port-file", str(tmp / f"{name}.port")]
+        proc = _on_server_cpus(subprocess.Popen(argv, cwd=ROOT, stdout=log))
         spy = None
         try:
-            port = wait_port_file(tmp / "service.port", proc)
+            port = wait_port_file(tmp / f"{name}.port", proc)
             drive(port, warmup, procs, conns)
-            if os.environ.get("GG_BENCH_PYSPY"):  # a sampling profile of the measured run (py-spy raw format)
+            if profile and os.environ.get("GG_BENCH_PYSPY"):  # a sampling profile of the measured run
                 spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "--format", "raw",
                                         "-r", "1000", "--pid", str(proc.pid), "-o", os.environ["GG_BENCH_PYSPY"]],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -532,6 +544,31 @@ def run_service(tmp: Path, s3_endpoint: str, moto_pid: int, warmup: Requests, re
                 spy.wait(timeout=60)
 
 
+SERVERS = ("baseline", "floor", "floor_grouped", "service")
+
+
+def round_order(index: int, rounds: int) -> list[str]:
+    """The servers of round `index` (from 0): SERVERS rotated by `index`, so over the rounds each server
+    takes each place. A lone round also runs the baseline last, bracketing the others."""
+    shift = index % len(SERVERS)
+    order = [*SERVERS[shift:], *SERVERS[:shift]]
+    return order + ["baseline"] if rounds == 1 else order
+
+
+def median_round(runs: list[dict]) -> dict:
+    """The median run by webhooks_per_s (of an even count, the lower middle one: a round that happened),
+    with every round's webhooks_per_s in round order."""
+    middle = sorted(runs, key=lambda run: run["webhooks_per_s"])[(len(runs) - 1) // 2]
+    return {**middle, "webhooks_per_s_rounds": [run["webhooks_per_s"] for run in runs]}
+
+
+def ratio_rounds(rounds: list[dict[str, dict]], top: str, bottom: str) -> tuple[float, list[float]]:
+    """(the median of the per-round ratios, the per-round ratios): `top` over `bottom` of the same round,
+    so the machine's drift between rounds cancels out."""
+    each = [round(r[top]["webhooks_per_s"] / r[bottom]["webhooks_per_s"], 3) for r in rounds]
+    return round(statistics.median(each), 3), each
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=3000)
@@ -540,6 +577,10 @@ def main() -> int:
     parser.add_argument("--conns", type=int, default=4)
     parser.add_argument("--completed-every", type=int, default=2,
                         help="every Nth job COMPLETED (one store check), the rest FAILED; 0 = all FAILED")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="measure every server this many times, the order rotated each round; the "
+                             "ratios are the medians of the per-round ratios (1 = one pass, the baseline "
+                             "first and last)")
     parser.add_argument("--client-cpus", default="", help="pin the load generator to these CPUs (e.g. 1)")
     parser.add_argument("--server-cpus", default="", help="pin the servers and the S3 store to these CPUs (e.g. 0)")
     parser.add_argument("--keep", action="store_true", help="keep the databases and the service log afterwards")
@@ -549,10 +590,13 @@ def main() -> int:
         mode, db, port_file = args.serve
         globals()[SERVE_MODES[mode]](db, port_file)
         return 0
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: give a whole number of at least 1 (3 is the default)")
 
     for role in CPUS:
         CPUS[role] = {int(c) for c in getattr(args, f"{role[:-1]}_cpus").split(",") if c.strip()}
-    tmp = Path(tempfile.mkdtemp(prefix="gg-bench-"))  # about 130 MB of databases and logs: removed at the end
+    # Databases and logs (72 MB for --rounds 3 --completed-every 0), removed at the end.
+    tmp = Path(tempfile.mkdtemp(prefix="gg-bench-"))
     try:
         return _bench(args, tmp)
     finally:
@@ -575,33 +619,53 @@ def _bench(args: argparse.Namespace, tmp: Path) -> int:
             except OSError:
                 time.sleep(0.1)
         warmup, requests = prepare(tmp, args.jobs, args.warmup_jobs, s3_endpoint, args.completed_every)
-        # The baseline runs before and after the service (the machine is shared: load drifts); the
-        # ratio is taken against the faster of the two, so noise never flatters the service.
-        for name in ("floor", "floor-grouped"):  # the same jobs, not yet settled
-            copy_database(tmp / "service.sqlite", tmp / f"{name}.sqlite")
         parts = parts_cost(tmp, requests, (1, 8))
-        before = run_plain(tmp, "baseline", "baseline-before", warmup, requests, args.procs, args.conns)
-        floor = run_plain(tmp, "floor", "floor", warmup, requests, args.procs, args.conns)
-        grouped = run_plain(tmp, "floor_grouped", "floor-grouped", warmup, requests, args.procs, args.conns)
-        service = run_service(tmp, s3_endpoint, moto.pid, warmup, requests, args.procs, args.conns)
-        after = run_plain(tmp, "baseline", "baseline-after", warmup, requests, args.procs, args.conns)
-        baseline = max(before, after, key=lambda r: r["webhooks_per_s"])
-        settled, floor_settled, grouped_settled = (_settled(tmp / f"{name}.sqlite")
-                                                   for name in ("service", "floor", "floor-grouped"))
+        rounds: list[dict[str, dict]] = []
+        orders: list[list[str]] = []
+        baseline_runs: list[float] = []
+        settled: dict[str, list[int]] = {"service": [], "floor": [], "floor_grouped": []}
+        for index in range(args.rounds):
+            orders.append(round_order(index, args.rounds))
+            runs: dict[str, list[dict]] = {}
+            for server in orders[-1]:
+                name = f"{server.replace('_', '-')}-{index + 1}"
+                if server == "baseline":
+                    name += f"-{len(runs.get(server, [])) + 1}"  # a lone round runs it twice
+                else:  # the same jobs, not yet settled: a fresh copy for each run
+                    copy_database(tmp / "jobs.sqlite", tmp / f"{name}.sqlite")
+                if server == "service":
+                    run = run_service(tmp, name, s3_endpoint, moto.pid, warmup, requests, args.procs,
+                                      args.conns, profile=index == 0)
+                else:
+                    run = run_plain(tmp, server, name, warmup, requests, args.procs, args.conns)
+                runs.setdefault(server, []).append(run)
+                if server in settled:
+                    settled[server].append(_settled(tmp / f"{name}.sqlite"))
+            baseline_runs += [run["webhooks_per_s"] for run in runs["baseline"]]
+            # Of two baseline runs (a lone round), the faster: noise never flatters the service.
+            rounds.append({server: max(runs[server], key=lambda r: r["webhooks_per_s"])
+                           for server in SERVERS})
+        baseline, floor, grouped, service = (median_round([r[server] for r in rounds]) for server in SERVERS)
+        ratio, ratios = ratio_rounds(rounds, "service", "baseline")
+        floor_ratio, floor_ratios = ratio_rounds(rounds, "floor", "baseline")
+        grouped_ratio, grouped_ratios = ratio_rounds(rounds, "floor_grouped", "baseline")
+        to_floor, to_floor_rounds = ratio_rounds(rounds, "service", "floor")
         report = {"jobs": args.jobs, "deliveries": len(requests), "completed_every": args.completed_every,
                   "client_processes": args.procs, "connections_per_process": args.conns,
-                  "baseline": baseline, "baseline_runs_per_s": [before["webhooks_per_s"], after["webhooks_per_s"]],
+                  "rounds": args.rounds, "round_orders": orders,
+                  "baseline": baseline, "baseline_runs_per_s": baseline_runs,
                   "floor": floor, "floor_grouped": grouped, "service": service,
-                  "ratio": round(service["webhooks_per_s"] / baseline["webhooks_per_s"], 3),
-                  "floor_ratio": round(floor["webhooks_per_s"] / baseline["webhooks_per_s"], 3),
-                  "floor_grouped_ratio": round(grouped["webhooks_per_s"] / baseline["webhooks_per_s"], 3),
-                  "service_to_floor": round(service["webhooks_per_s"] / floor["webhooks_per_s"], 3),
-                  "service_jobs_settled": settled, "target_ratio": 0.5,
+                  "ratio": ratio, "ratio_rounds": ratios,
+                  "floor_ratio": floor_ratio, "floor_ratio_rounds": floor_ratios,
+                  "floor_grouped_ratio": grouped_ratio, "floor_grouped_ratio_rounds": grouped_ratios,
+                  "service_to_floor": to_floor, "service_to_floor_rounds": to_floor_rounds,
+                  "service_jobs_settled": min(settled["service"]), "jobs_settled_rounds": settled,
+                  "target_ratio": 0.5,
                   "parts_cpu_us_per_delivery": parts, "parts_bound_ratio": parts_bound(baseline, parts)}
         print(json.dumps(report, indent=2))
         every_job = args.jobs + args.warmup_jobs
-        clean = service["errors"] == floor["errors"] == grouped["errors"] == 0
-        return 0 if clean and settled == floor_settled == grouped_settled == every_job else 1
+        clean = all(run["errors"] == 0 for r in rounds for server, run in r.items() if server != "baseline")
+        return 0 if clean and all(n == every_job for counts in settled.values() for n in counts) else 1
     finally:
         moto.terminate()
         moto.wait(timeout=10)
