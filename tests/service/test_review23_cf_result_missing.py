@@ -12,10 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from service_testkit import API_TOKEN, WEBHOOK_SECRET
-from test_service_cloudflare_entry import Ctx, Fetch, JsRequest, _entry, make_env
-
-from service.signing import webhook_signature
+from service_testkit import API_TOKEN
+from test_service_cloudflare_entry import JsRequest, _entry, _webhook, _worker_with_job
 
 
 @pytest.fixture
@@ -25,32 +23,20 @@ def entry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def test_a_recorded_result_r2_lost_is_result_missing_and_an_unrecorded_key_not_found(entry, tmp_path, fake_runpod,
                                                                                      capsys, log_lines):
-    env = make_env(tmp_path, fake_runpod.base)
-    entry.Default._app = entry.build_app(env, fetch=Fetch())
-    worker = entry.Default(Ctx(), env)
-    auth = {"authorization": f"Bearer {API_TOKEN}"}
+    worker, env, job_id, key = _worker_with_job(entry, tmp_path, fake_runpod)
+    rid = env.DB.conn.execute("SELECT runpod_job_id FROM jobs").fetchone()[0]
+    hook = _webhook(worker, job_id, {"id": rid, "status": "COMPLETED", "delayTime": 3, "executionTime": 1001,
+                                     "output": {"images": [{"key": key, "content_type": "image/png", "bytes": 9}]}})
+    assert json.loads(hook.body)["status"] == "completed"
 
-    async def call(method: str, path: str, body: Any = None) -> Any:
-        raw = json.dumps(body).encode() if body is not None else b""
-        return await worker.fetch(JsRequest(method, "https://api.example" + path, raw, auth))
+    def call(method: str, path: str) -> Any:
+        return asyncio.run(worker.fetch(JsRequest(method, "https://api.example" + path, b"",
+                                                  {"authorization": f"Bearer {API_TOKEN}"})))
 
-    async def scenario() -> tuple[str, str, list[Any]]:
-        created = await call("POST", "/api/queue/create", {"workflow_id": "flux-schnell", "inputs": {"prompt": "p"}})
-        job_id = json.loads(created.body)["job_id"]
-        rid = env.DB.conn.execute("SELECT runpod_job_id FROM jobs").fetchone()[0]
-        key = f"results/{job_id}/0.png"
-        env.RESULTS.put(key, b"\x89PNG data", "image/png")
-        hook = await call("POST", f"/api/runpod/webhook?job={job_id}&sig={webhook_signature(WEBHOOK_SECRET, job_id)}",
-                          {"id": rid, "status": "COMPLETED", "delayTime": 3, "executionTime": 1001,
-                           "output": {"images": [{"key": key, "content_type": "image/png", "bytes": 9}]}})
-        assert json.loads(hook.body)["status"] == "completed"
-        assert (await call("GET", f"/api/result/{key}")).status == 200
-        (env.RESULTS.root / key).unlink()  # gone from the bucket: deleted in the dashboard, or by a lifecycle rule
-        answers = [await call("GET", f"/api/result/{key}"), await call("HEAD", f"/api/result/{key}"),
-                   await call("GET", f"/api/result/results/{job_id}/7.png")]
-        return job_id, key, answers
-
-    job_id, key, (got, head, unrecorded) = asyncio.run(scenario())
+    assert call("GET", f"/api/result/{key}").status == 200
+    (env.RESULTS.root / key).unlink()  # gone from the bucket: deleted in the dashboard, or by a lifecycle rule
+    got, head = call("GET", f"/api/result/{key}"), call("HEAD", f"/api/result/{key}")
+    unrecorded = call("GET", f"/api/result/results/{job_id}/7.png")
     assert (got.status, head.status, unrecorded.status) == (404, 404, 404)
     error = json.loads(got.body)["error"]
     assert error["code"] == "result_missing", error
