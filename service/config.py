@@ -83,6 +83,9 @@ class ServiceConfig:
     # Cloudflare Worker only (its Cron Trigger prunes D1, service/cloudflare_entry.py); None: no retention runs
     retention_keep_days: int | None = None
     retention_metrics_keep_days: int | None = None
+    # The stack's storage.result_ttl_days: how long the bucket keeps a result after its upload. Only for the
+    # words of a 404 result_missing (expired, or lost within the days kept); None (an older config): both.
+    result_ttl_days: int | None = None
     # local server only
     host: str = "127.0.0.1"
     port: int = 0
@@ -134,6 +137,9 @@ class ServiceConfig:
             raise ConfigError("service config runpod_timeout_s must be a number of seconds above 0 and at most 3600 "
                               "(how long a call to RunPod may take)")
         self._check_retention()
+        if self.result_ttl_days is not None and not 1 <= self.result_ttl_days <= MAX_KEEP_DAYS:
+            raise ConfigError(f"service config result_ttl_days must be 1..{MAX_KEEP_DAYS} days (the stack's "
+                              f"storage.result_ttl_days), got {self.result_ttl_days}")
         if not (0 <= self.port <= 65535):
             raise ConfigError("service config port must be 0..65535 (0 picks a free port)")
         for name in ("runpod_endpoint_base", "public_base_url", "s3_endpoint_url"):

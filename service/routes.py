@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from datetime import datetime
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -330,7 +331,9 @@ async def result_object(app: App, request: Request, key: str) -> Response:
 async def _not_held(app: App, key: str) -> ApiError:
     """The 404 for a key the store does not hold. When its job recorded it as a result, the client is told so
     (`result_missing`), and the line says so: the object expired, or was deleted or damaged in the bucket (the
-    local store drops an object whose body file went). The job is read only here, on the way to a 404."""
+    local store drops an object whose body file went). Which of the two, when the service knows the stack's
+    storage.result_ttl_days: the upload is at or before the job's finished_at, so a job finished that many
+    days ago has its results expired. The job is read only here, on the way to a 404."""
     job_id = key_job_id(key)
     try:
         job = await jobs.get(app.db, job_id)
@@ -340,14 +343,38 @@ async def _not_held(app: App, key: str) -> ApiError:
     if job is None or not recorded:
         return ApiError(404, "not_found", f"no result object {key} (results are deleted after the stack's "
                                           "storage.result_ttl_days)")
-    message = (f"result {key} is no longer in the result store, though job {job_id} recorded it when it "
-               f"finished at {job['finished_at']}: results are deleted storage.result_ttl_days after their "
-               "upload, and one younger than that was deleted or damaged in the bucket; run the job again "
-               "for a new result")
+    finished, ttl_days = job["finished_at"], app.config.result_ttl_days
+    expired = _expired(finished, ttl_days, app.clock())
+    kept = f"{ttl_days} day{'' if ttl_days == 1 else 's'}"
+    if expired is None:
+        message = (f"result {key} is no longer in the result store, though job {job_id} recorded it when it "
+                   f"finished at {finished}: results are deleted storage.result_ttl_days after their "
+                   "upload, and one younger than that was deleted or damaged in the bucket; run the job "
+                   "again for a new result")
+    elif expired:
+        message = (f"result {key} has expired: results are kept {kept} after upload and job {job_id} "
+                   f"finished at {finished}; run the job again for a new result")
+    else:
+        message = (f"result {key} of job {job_id} was deleted or damaged in the bucket: it finished at "
+                   f"{finished}, within the {kept} results are kept; run the job again for a new result")
     app.log.bind(**await job_context(app, job_id, job)).warning(
         "result.missing", reason="result_missing", message=message,
-        data={"key": key, "job_finished_at": job["finished_at"]})
+        data={"key": key, "job_finished_at": finished, "expired": expired})
     return ApiError(404, "result_missing", message)
+
+
+def _expired(finished_at: Any, ttl_days: int | None, now_s: float) -> bool | None:
+    """Whether a result of a job finished at `finished_at` is past the bucket's lifecycle rule (as R2's,
+    deleted `ttl_days` after its upload), or None when that cannot be told: no ttl given, no readable time."""
+    if ttl_days is None or not isinstance(finished_at, str):
+        return None
+    try:
+        finished = datetime.fromisoformat(finished_at.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if finished.tzinfo is None:
+        return None
+    return now_s - finished.timestamp() >= ttl_days * 86_400
 
 
 def _validators(meta: ObjectMeta) -> dict[str, str]:

@@ -258,6 +258,7 @@ class StackHost:
             "max_body_bytes": sp.api.max_body_bytes,
             "signed_url_ttl_s": sp.api.signed_url_ttl_s,
             "max_jobs_in_flight": sp.api.max_jobs_in_flight,
+            "result_ttl_days": sp.storage.result_ttl_days,
             "gpu_type": sp.endpoint.cost_gpu_type,
             "gpu_count": sp.endpoint.gpu_count,
             "price_per_gpu_second": sp.price_per_gpu_second(),

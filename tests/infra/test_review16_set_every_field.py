@@ -114,7 +114,8 @@ CASES: dict[str, Case] = {
     "storage.jurisdiction": Case({"storage.jurisdiction": "eu"}, {
         BUCKET: ["jurisdiction"], LIFECYCLE: ["jurisdiction"], TOKEN: ["policies"], ENDPOINT: ["env.R2_ENDPOINT_URL"],
         SCRIPT: ["bindings.RESULTS"]}),
-    "storage.result_ttl_days": Case({"storage.result_ttl_days": 14}, {LIFECYCLE: ["rules"]}),
+    "storage.result_ttl_days": Case({"storage.result_ttl_days": 14}, {LIFECYCLE: ["rules"],
+                                                                  SCRIPT: ["bindings.RESULT_TTL_DAYS"]}),
     "storage.backup_retention_days": Case({"storage.backup_retention_days": 30}, {LIFECYCLE: ["rules"]}),
     # the DR drill's bucket: its own lifecycle and token, and nothing the workers or the API Worker are given
     "storage.backup_bucket": Case({"storage.backup_bucket": "goldgate-staging-dr"}, {
