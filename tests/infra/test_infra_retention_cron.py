@@ -16,10 +16,14 @@ RETENTION = {"staging": {"keep_days": 14, "cron": "*/30 * * * *"},
              "prod": {"keep_days": 30, "metrics_keep_days": 365, "cron": "30 3 * * *"}}
 
 
-def _declare(stack: str, retention: dict[str, Any] | None, stacks_dir, tmp_path, bundle) -> tuple[Any, dict]:
+def _declare(stack: str, retention: dict[str, Any] | None, stacks_dir, tmp_path, bundle,
+             storage: dict[str, Any] | None = None) -> tuple[Any, dict]:
+    """The stack declared under mocks (with `retention` and `storage` set in its spec): (the cloud, the API
+    Worker's bindings by name)."""
     doc = filled_stack_file(stack)["config"]["goldgate:spec"]
     if retention is not None:
         doc["database"]["retention"] = retention
+    doc.setdefault("storage", {}).update(storage or {})
     cloud = use_cloud(stack, doc)
     seen: dict[str, Any] = {}
 

@@ -7,16 +7,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import yaml
 from service_testkit import make_config
 from test_service_cloudflare_entry import _entry, make_env
 
-from goldgate import spec as specs
-from service.config import ConfigError, ServiceConfig
+from service.config import ConfigError
 
 
 @pytest.fixture
@@ -55,24 +52,3 @@ def test_the_worker_reads_result_ttl_days_from_its_binding(entry: Any, tmp_path:
         entry.config_from_env(make_env(tmp_path / "c", base, RESULT_TTL_DAYS="two weeks"))
     with pytest.raises(entry.ConfigError, match="result_ttl_days must be 1..3650 days"):
         entry.config_from_env(make_env(tmp_path / "d", base, RESULT_TTL_DAYS="0"))
-
-
-def test_the_local_stack_host_gives_its_service_the_stacks_result_ttl_days(tmp_path: Path) -> None:
-    from goldgate.local.stackhost import StackHost
-
-    doc = yaml.safe_load(specs.LOCAL_STACKS_FILE.read_text())
-    doc["stacks"]["staging"].setdefault("storage", {})["result_ttl_days"] = 9
-    stacks_file = tmp_path / "local.yaml"
-    stacks_file.write_text(yaml.safe_dump(doc))
-    home = tmp_path / "home"
-    home.mkdir()
-    host = StackHost("staging", home, stacks_file)
-    # What `start()` sets before any service starts (the emulators' addresses); none is contacted here.
-    host.runpod, host.endpoint_id = SimpleNamespace(endpoint_base="http://127.0.0.1:9/v2"), "ep-test"
-    host.s3_url = "http://127.0.0.1:9"
-    try:
-        config = host.service_config(None)
-    finally:
-        host.listener.close()
-    assert config["result_ttl_days"] == 9
-    assert ServiceConfig.from_mapping(config).result_ttl_days == 9

@@ -87,18 +87,22 @@ def test_the_service_refuses_a_hand_set_cap_it_cannot_use(value: object, message
         ServiceConfig.from_mapping(raw)
 
 
-def test_the_local_stack_host_gives_its_service_the_stacks_cap(tmp_path: Path) -> None:
+def host_service_config(home: Path, stacks_file: Path) -> dict[str, Any]:
+    """The config the local STAGING stack host writes for its service."""
     from goldgate.local.stackhost import StackHost
 
-    home = tmp_path / "home"
-    home.mkdir()
-    host = StackHost("staging", home, _local_file(tmp_path, max_jobs_in_flight=7))
+    home.mkdir(exist_ok=True)
+    host = StackHost("staging", home, stacks_file)
     # What `start()` sets before any service starts (the emulators' addresses); none is contacted here.
     host.runpod, host.endpoint_id = SimpleNamespace(endpoint_base="http://127.0.0.1:9/v2"), "ep-test"
     host.s3_url = "http://127.0.0.1:9"
     try:
-        config = host.service_config(None)
+        return host.service_config(None)
     finally:
         host.listener.close()
+
+
+def test_the_local_stack_host_gives_its_service_the_stacks_cap(tmp_path: Path) -> None:
+    config = host_service_config(tmp_path / "home", _local_file(tmp_path, max_jobs_in_flight=7))
     assert config["max_jobs_in_flight"] == 7
     assert ServiceConfig.from_mapping(config).max_jobs_in_flight == 7
