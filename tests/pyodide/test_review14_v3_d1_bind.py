@@ -5,26 +5,7 @@ and answers only `success` and `meta`. The stand-in bound BigInts and handed `ru
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-from pathlib import Path
-
-import pytest
-from ci_policy import require
-
-HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture(scope="module")
-def probes() -> dict:
-    node = shutil.which("node")
-    require(node is not None, "node (runs tests/pyodide's D1 stand-in)")
-    require((HERE / "node_modules" / "sql.js").is_dir(), "tests/pyodide's node_modules (`npm ci` there)")
-    done = subprocess.run([node, str(HERE / "run_worker.mjs"), "--d1-probes"], capture_output=True, text=True,
-                          check=False, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
+# `probes`: tests/pyodide/conftest.py, one run of run_worker.mjs --d1-probes
 
 
 def test_bind_refuses_a_bigint_and_names_types_as_d1_does(probes):
