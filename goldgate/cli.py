@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from goldgate.commands.output import to_devnull
 from goldgate.errors import GoldgateError
+from goldgate.release.interrupt import how, sigterm_interrupts
 from goldgate.release.ledger import secrets_taken_from_env
 
 # Each module runs its area's commands (a command's `func(args) -> int`), and its arguments module,
@@ -200,7 +201,8 @@ def _reopen_closed_std_fds() -> None:
 def main(argv: list[str] | None = None) -> int:
     # The ledger key and the save token reach the ledger, never a process the command starts (Pulumi and its plugins,
     # docker, the golden run): taken before anything else runs, so no import or check can start one that holds them.
-    with secrets_taken_from_env():
+    # SIGTERM (a cancelled CI job) ends a command as Ctrl-C does: what it was doing unwinds and says what it left.
+    with secrets_taken_from_env(), sigterm_interrupts():
         return _main(argv)
 
 
@@ -226,8 +228,8 @@ def _main(argv: list[str] | None) -> int:
     except RecursionError:  # Path.mkdir(parents=True) recurses once per missing level: a path thousands deep
         return _failed("goldgate: error: a path is nested too deeply to create or read (thousands of levels); check "
                        "--home, GOLDGATE_HOME and the paths given")
-    except KeyboardInterrupt:
-        return _failed("goldgate: interrupted", 130)
+    except KeyboardInterrupt as exc:  # 130 for Ctrl-C, 143 for SIGTERM: the codes a shell gives a process they end
+        return _failed(f"goldgate: {how(exc)}", 143 if how(exc) != "interrupted" else 130)
 
 
 def _failed(line: str, code: int = 1) -> int:

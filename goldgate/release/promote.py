@@ -28,6 +28,7 @@ from goldgate.release.rollback import (
     observed_pin,
     reconcile,
     rollback_locked,
+    telling_what_an_interrupt_left,
 )
 from goldgate.release.verification import DEFAULT_PATHS, GoldenPaths
 
@@ -153,7 +154,9 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
     t0 = time.monotonic()
     _check_stacks(deployer, staging, prod)
     report_path = report_path or paths.reports_dir / "latest.json"
-    with ReleaseLock(home, f"promote {staging} -> {prod}"):
+    # Ctrl-C, or SIGTERM from a cancelled CI job, is followed by a line on what PROD was left on and what to run.
+    told = telling_what_an_interrupt_left(deployer, ledger, prod, progress)
+    with ReleaseLock(home, f"promote {staging} -> {prod}"), told:
         ledger.require_key_if_signed(f"promote to {prod}")
         check_pin_current(deployer, ledger, prod)
         reconcile(deployer, ledger, prod, progress)

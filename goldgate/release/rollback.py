@@ -14,6 +14,8 @@ commit, so the stack may run the change's image while main still pins the one be
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from goldgate.release.history import (
     untrusted_verifications,
     verified_releases,
 )
+from goldgate.release.interrupt import how, sigterm_interrupts
 from goldgate.release.ledger import Entry, Ledger
 from goldgate.release.lock import ReleaseLock
 from goldgate.release.report import check_reports_dir
@@ -76,7 +79,8 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         # An unset variable in `--to "$RELEASE"` must not quietly become "the previous release".
         raise UnknownRelease("--to is empty: name a digest, image ref or release id, or leave --to out for the "
                              "previous verified release")
-    with ReleaseLock(home, f"rollback {stack}"):
+    told = telling_what_an_interrupt_left(deployer, ledger, stack, progress)   # Ctrl-C or SIGTERM: what it left
+    with ReleaseLock(home, f"rollback {stack}"), told:
         ledger.require_key_if_signed(f"roll {stack} back")
         check_pin_current(deployer, ledger, stack)
         reconcile(deployer, ledger, stack, progress)
@@ -236,7 +240,60 @@ def reconcile(deployer: Deployer, ledger: Ledger, stack: str, progress: Progress
                       outcome="interrupted", trigger="goldgate reconcile", **reason)
         progress(f"an earlier {item.kind} (ledger #{item.intent_seq}) was interrupted; {stack} is pinned to "
                  f"{pinned}, recorded")
+    # Left on a release its smoke cases failed on (an automatic rollback cut short): a promotion's gate now refuses
+    # that release and leaves the stack as it is, so the operator must hear that it is broken, and what to run.
+    failed = _smoke_failed(on_target(ledger.entries(), deployer.target), stack, pinned)
+    if failed is not None:
+        progress(f"{stack} is pinned to {pinned}, whose {_run(failed)} failed there (ledger #{failed.seq}): `goldgate "
+                 f"rollback` takes {stack} off it")
     return len(open_intents)
+
+
+@contextmanager
+def telling_what_an_interrupt_left(deployer: Deployer, ledger: Ledger, stack: str,
+                                   progress: Progress) -> Iterator[None]:
+    """Around a promotion or rollback of `stack`: SIGTERM ends it as Ctrl-C does, and either one is followed by a
+    line saying what the change left (`left_behind`) before the interrupt goes on to the caller."""
+    with sigterm_interrupts():
+        try:
+            yield
+        except KeyboardInterrupt as exc:
+            with suppress(Exception):   # the interrupt is what the caller must see, whatever reading the state says
+                progress(f"{how(exc)}: {left_behind(deployer, ledger, stack)}")
+            raise
+
+
+def left_behind(deployer: Deployer, ledger: Ledger, stack: str) -> str:
+    """What an interrupted promotion or rollback left, in a line: the change the ledger holds open, what `stack`
+    pins now (a release its smoke cases failed on, said so) and the command that settles it."""
+    entries = on_target(ledger.entries(), deployer.target)
+    pinned = observed_pin(deployer, stack)
+    shown = pinned or "no image goldgate could read"
+    open_intents = interrupted(entries, stack)
+    if not open_intents:
+        return f"no change of {stack} is left open in the ledger; {stack} is pinned to {shown} (`goldgate history`)"
+    lost = open_intents[-1]
+    aim = lost.image if lost.kind == "rollback" else lost.before   # what `rollback` without --to goes on to (_aim)
+    back = (f"`goldgate rollback` puts back {aim}" if any(r.image == aim for r in verified_releases(entries, stack))
+            else "`goldgate rollback --to <release>` pins a verified one (see `goldgate history`)")
+    change = f"the {lost.kind} of {lost.image} on {stack} (ledger #{lost.intent_seq}) did not finish"
+    failed = _smoke_failed(entries, stack, pinned)
+    if failed is not None:
+        return f"{change}; {stack} is pinned to {shown}, whose {_run(failed)} failed there (ledger #{failed.seq}): {back}"
+    again = "`goldgate promote` tries it again, or " if lost.kind == "promotion" else ""
+    return f"{change}; {stack} is pinned to {shown}; {again}{back}"
+
+
+def _smoke_failed(entries: list[Entry], stack: str, image: str | None) -> Entry | None:
+    """The last golden run of `image` on `stack`, when it failed: the stack serves a release found broken there."""
+    last = next((e for e in reversed(entries) if e.kind == "golden" and e.get("stack") == stack
+                 and e.get("image") == image), None) if image else None
+    return last if last is not None and last.get("passed") is not True else None
+
+
+def _run(golden: Entry) -> str:
+    """"smoke run" or "full golden run", as the ledger's golden entry recorded it."""
+    return "smoke run" if golden.get("suite") == "smoke" else "full golden run"
 
 
 def observed_pin(deployer: Deployer, stack: str) -> str | None:
