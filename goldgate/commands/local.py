@@ -158,6 +158,8 @@ def _render_status(data: Any) -> str:
             lines.append(f"  {key:<22} {s.get(key) or '-'}")
         if s.get("pin_not_served"):
             lines.append(f"  {'pin':<22} {s['pin_not_served']}")
+        if s.get("code_changed"):
+            lines.append(f"  {'code':<22} {s['code_changed']}")
         if s.get("spec_changed"):
             lines.append(f"  {'settings':<22} its stacks file section changed since it started (it runs the old one); "
                          f"`goldgate down {s['stack']} && goldgate up {s['stack']}` applies it")

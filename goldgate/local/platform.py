@@ -31,6 +31,7 @@ from goldgate.local.state import (
     WEBHOOK_SECRET_PREVIOUS,
     EmptySecret,
     StackDir,
+    changed_code,
     default_home,
     open_log,
     remove_stale_temps,
@@ -73,8 +74,13 @@ class StackStatus:
     # Workers that ended on their own in the last WORKER_EXITS_WINDOW_S (newest last): a worker that dies at start
     # (its preflight finds no models) leaves none running and jobs queued, which a bare worker list would hide.
     worker_exits: list[dict[str, Any]] = field(default_factory=list)
-    # The stack's section of the stacks file changed since its host started, which still runs the old one.
+    # The stack's section of the stacks file changed since its host started, which still runs the old one. Not
+    # told while `code_changed` (another goldgate's host measured its section with another StackSpec).
     spec_changed: bool = False
+    # A running stack whose host runs other goldgate code than this checkout holds now (it started before an
+    # upgrade: git pull, pip install), which it runs until it restarts: what, and the restart. None when it runs
+    # this checkout's code, or is down.
+    code_changed: str | None = None
     # A stack that is down without `goldgate down` having stopped it: its host died (killed, the OOM killer, a
     # reboot), or its last start failed. Why, in a sentence; None for a stack that runs or was stopped.
     ended: str | None = None
@@ -524,7 +530,10 @@ class LocalPlatform:
             # older schema (and code) until it is restarted, so "already up" would hide the upgrade.
             self.require_migrated(stack)
             progress(f"{stack}: already up")
-            if self.spec_changed(stack):
+            code_changed = self.code_changed(stack)
+            if code_changed is not None:  # the restart it names applies a changed stacks file too
+                progress(f"{stack}: {code_changed}")
+            elif self.spec_changed(stack):
                 progress(self.spec_changed_advice(stack))
             if self.secrets_changed(stack):
                 progress(self.secrets_changed_advice(stack))
@@ -747,6 +756,7 @@ class LocalPlatform:
                     workers = [asdict(w) for w in client.list_workers(state["endpoint_id"]).workers]
             except Exception:  # noqa: BLE001 -- status must answer even when the emulator is busy; workers are best effort
                 workers = []
+        code_changed = self._code_changed(stack, state)
         return StackStatus(
             stack=stack, running=bool(state), api_url=state.get("api_url"),
             api_token_file=str(d.secret_file("api_token")),
@@ -760,7 +770,8 @@ class LocalPlatform:
             logs_dir=str(d.logs_dir), db_path=str(d.db_path), state_dir=str(d.root), workers=workers,
             worker_exits=recent_worker_exits(d.logs_dir / "runpod-emulator.jsonl", serving=state.get("image"))
             if state else [],
-            spec_changed=self._spec_changed(stack, state),
+            spec_changed=code_changed is None and self._spec_changed(stack, state),
+            code_changed=code_changed,
             ended=None if state else self._ended(stack, d),
             pin_not_served=self._pin_not_served(stack, d, state),
         )
@@ -841,6 +852,30 @@ class LocalPlatform:
             return (f"its host (pid {left.get('pid')}) ended without `goldgate down` (killed, or it crashed: see "
                     f"{log}); jobs it had queued get no webhook: `goldgate up {stack}` starts it again and names them")
         return None
+
+    def code_changed(self, stack: str) -> str | None:
+        """Why the running stack's host runs other goldgate code than this checkout's, and what restarts it on this
+        one; None when it runs this checkout's code, or the stack is down."""
+        return self._code_changed(stack, self._state(stack) or {})
+
+    def _code_changed(self, stack: str, state: dict[str, Any]) -> str | None:
+        if not state:
+            return None
+        record = state.get("code")
+        if not isinstance(record, dict):  # a host of a goldgate that kept no record: an older one
+            what = "its host was started by an older goldgate, whose code it still runs (goldgate was upgraded since)"
+        else:
+            changed = changed_code(record)
+            if not changed:
+                return None
+            shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+            what = (f"its host runs the goldgate code it started with, which this checkout has changed since ({shown}: "
+                    "an upgrade, or an edit)")
+        missing = self._missing_migrations(stack)
+        if missing:
+            what += f", on a database without this checkout's migrations {', '.join(missing)}"
+        return (f"{what}; `goldgate down {stack} && goldgate up {stack}` runs this checkout's (the local RunPod's jobs "
+                "in flight end with it; `goldgate recover` settles them)")
 
     def spec_changed(self, stack: str) -> bool:
         """Whether the running stack's section of the stacks file changed since its host started (it runs the old

@@ -58,6 +58,7 @@ from goldgate.local.retention_cron import (
 from goldgate.local.state import (
     WEBHOOK_SECRET_PREVIOUS,
     StackDir,
+    code_record,
     open_log,
     spec_fingerprint,
     write_failure,
@@ -133,6 +134,7 @@ class StackHost:
         self.lifeline = Lifeline()  # the service ends with this process, however this process ends
         self.generation = 0
         self.image: str | None = None  # the image the service serves (state.json's `image`)
+        self.code: dict[str, str] = {}  # the checkout's code this host runs (state.json's `code`), once it serves
         self.secrets_stamp: dict[str, Any] | None = None  # the rotated secret files the service read (state.json)
         self.config_path = self.dir.root / "service.json"
         self.spawned_config = ""  # the config the newest service started was given
@@ -379,6 +381,7 @@ class StackHost:
             "service_pid": self.service.pid if self.service else None,
             "spec_fingerprint": spec_fingerprint(self.spec),  # `up` compares it with the stacks file's section
             "secrets_stamp": self.secrets_stamp,  # and this with the secret files a rotation edits
+            "code": self.code,  # and `status` and `up` this with the checkout's code, after an upgrade
             **extra,
         })
 
@@ -454,6 +457,9 @@ class StackHost:
             self.start_runpod()
             image = self.dir.pinned_image()
             self.start_service(image)
+            # What it runs, as its files read now that it has imported them: an upgrade of the checkout under it
+            # changes the files, not the code it runs until it restarts.
+            self.code = code_record(list(sys.modules.values()))
             self.write_state(image)
             self.log.info("stack.ready", worker_image_tag=image)
             self.start_retention()

@@ -1,7 +1,8 @@
 """The local target's state directory: where each stack keeps its secrets, pin, database and logs.
 
 Layout (`$GOLDGATE_HOME` or `./.goldgate`):
-    stacks/<stack>/state.json      ports, pids, endpoint id of the running stack (absent when down)
+    stacks/<stack>/state.json      ports, pids, endpoint id of the running stack (absent when down), and the code
+                                   its host runs (the sha256 of each source file, as it read them at its start)
     stacks/<stack>/host.lock       held (flock) by the stack's host process for its whole life
     stacks/<stack>/up.lock         held (flock) by the `goldgate up` (or `down`, deploy, dr-restore) in progress; names it
     stacks/<stack>/secrets/        api_token, webhook_secret, runpod_api_key, s3_* (mode 0600); the operator's
@@ -34,7 +35,7 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -102,6 +103,59 @@ def spec_fingerprint(spec: StackSpec) -> str:
     fields["storage"].pop("backup_retention_days")  # read by each drill, not by the stack's host
     text = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+# The packages of this checkout a stack's processes run: its host (the emulators in it) and the service it starts.
+CODE_PACKAGES = ("goldgate", "service", "images")
+CODE_ROOT = Path(__file__).resolve().parents[2]
+_MAX_SOURCE_BYTES = 8 * 1024 * 1024
+
+
+def code_record(modules: Iterable[Any] = ()) -> dict[str, str]:
+    """The code a stack's host runs, as `path -> sha256` of this checkout's source files: the modules it loaded
+    (`modules`: its sys.modules values) and each file of the service it starts. A running host keeps the code it
+    started with until it restarts, whatever an upgrade (git pull, pip install) puts in the checkout: state.json
+    keeps this record, and `status` and `up` compare it with the checkout (`changed_code`)."""
+    paths = {*CODE_ROOT.glob("service/**/*.py")}
+    for module in modules:
+        source = getattr(module, "__file__", None)
+        # By the name it was imported as: `python -m goldgate.local.stackhost` runs the host as `__main__`.
+        name = getattr(getattr(module, "__spec__", None), "name", None) or getattr(module, "__name__", "")
+        if str(name).partition(".")[0] in CODE_PACKAGES and isinstance(source, str):
+            paths.add(Path(source))
+    record = {}
+    for path in paths:
+        rel = _code_path(path)
+        if rel is not None and (digest := _source_sha256(CODE_ROOT / rel)) is not None:
+            record[rel] = digest
+    return dict(sorted(record.items()))
+
+
+def changed_code(record: Mapping[str, Any]) -> list[str]:
+    """The files of a host's `code_record` whose text in this checkout differs now, or that it no longer holds."""
+    return sorted(rel for rel, digest in record.items()
+                  if _code_path(CODE_ROOT / rel) != rel or _source_sha256(CODE_ROOT / rel) != digest)
+
+
+def _code_path(path: Path) -> str | None:
+    """`path` as a record names it (goldgate/local/state.py), or None when it is no source of this checkout's
+    packages: a record is read back from state.json, and only those files are read to compare it."""
+    try:
+        rel = path.resolve().relative_to(CODE_ROOT)
+    except (OSError, ValueError, RuntimeError):
+        return None
+    return rel.as_posix() if rel.parts[:1] in {(name,) for name in CODE_PACKAGES} and rel.suffix == ".py" else None
+
+
+def _source_sha256(path: Path) -> str | None:
+    """The sha256 of a source file; None for one that is gone or cannot be read (opened without blocking)."""
+    try:
+        fd = open_regular(path, os.O_RDONLY)
+    except OSError:  # NotARegularFile too
+        return None
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(_MAX_SOURCE_BYTES + 1)
+    return hashlib.sha256(data).hexdigest() if len(data) <= _MAX_SOURCE_BYTES else None
 
 
 def default_home() -> Path:
