@@ -17,7 +17,7 @@ from service import cancel, jobs, recover, routes
 from service.config import ServiceConfig
 from service.http import ApiError, Request, Response, declares_over, json_response, resolve_path
 from service.logs import Logger, Sink, error_field, failure_logged, stdout_sink
-from service.ports import Database, ResultStore, RunPodGateway, StorageFull
+from service.ports import Database, ResultStore, RunPodGateway, StorageBusy, StorageFull, StorageGone
 from service.signing import SignedWith, result_signed_with, webhook_signed_with
 from service.transitions import Pricing, Transitions
 from service.workflows import Registry
@@ -29,6 +29,8 @@ _RUNPOD_RUN_LIMIT = 10 * 1024 * 1024  # RunPod refuses a larger /run body: no la
 _WEBHOOK_ROOM = 1024 * 1024  # the outcome beside it: output (result keys, timings), error text, ids, the URL
 # A full database stays full until an operator makes room (prunes old jobs, frees disk): minutes, not seconds.
 STORAGE_FULL_RETRY_AFTER_S = 60
+# A lock another process holds (a prune's batch, a shell left in a transaction) passes in seconds.
+DATABASE_BUSY_RETRY_AFTER_S = 5
 
 
 def webhook_body_limit(max_body_bytes: int) -> int:
@@ -128,8 +130,8 @@ class App:
                 note.setdefault("reason", exc.code)
                 if exc.status >= 500 and not failure_logged(note):
                     self.log.error("http.refused", reason=exc.code, message=exc.message)
-            except StorageFull as exc:
-                response = self._storage_full(exc)
+            except (StorageFull, StorageBusy, StorageGone) as exc:
+                response = self._write_refused(exc)
             except Exception as exc:  # noqa: BLE001 - last line of defence: a JSON 500, never a traceback
                 if not failure_logged(note):
                     self.log.error("http.unhandled", error=error_field(exc))
@@ -142,6 +144,27 @@ class App:
                                     http={"method": request.method[:16], "path": request.path[:512],
                                           "status": response.status})
         return response
+
+    def _write_refused(self, exc: StorageFull | StorageBusy | StorageGone) -> Response:
+        """A 503 for a write the database refused whole: nothing of it was kept, so a create reached no RunPod and
+        a webhook's outcome is RunPod's to send again. One event per kind, for the operator to alert on."""
+        if isinstance(exc, StorageFull):
+            return self._storage_full(exc)
+        if isinstance(exc, StorageBusy):
+            self.log.error("database.busy", reason="database_busy", error=error_field(exc),
+                           message="another process held the database's write lock past the busy timeout, so a "
+                                   "write was refused: find what holds it (a `goldgate prune`, a `sqlite3` shell "
+                                   "left in a transaction); docs/LOG_EVENTS.md, database.busy")
+            return ApiError(503, "database_busy", "the service's database is busy, so this request could not be "
+                                                  "recorded; retry it shortly",
+                            retry_after=str(DATABASE_BUSY_RETRY_AFTER_S)).to_response()
+        self.log.log("critical", "database.gone", reason="database_unavailable", error=error_field(exc),
+                     message="the database file was deleted or replaced while the service ran: no write is taken "
+                             "until the service is restarted on the database that should be there (local: "
+                             "`goldgate down <stack>` then `goldgate up <stack>`); docs/LOG_EVENTS.md, database.gone")
+        return ApiError(503, "database_unavailable", "the service cannot write to its database, so this request "
+                                                     "could not be recorded; retry it later",
+                        retry_after=str(STORAGE_FULL_RETRY_AFTER_S)).to_response()
 
     def _storage_full(self, exc: StorageFull) -> Response:
         """A 503 the client retries later, for a write the database refused for lack of space. The write

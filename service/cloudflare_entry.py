@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import fields
 from typing import Any
@@ -33,6 +34,7 @@ from service.ports import (
     StoredObject,
     StoreUnavailable,
     TransportError,
+    WriteRefusal,
 )
 from service.runpod import HttpRunPodGateway
 from service.workflows import Registry, WorkflowError
@@ -99,6 +101,16 @@ class D1Database:
 
     def __init__(self, binding: Any) -> None:
         self.binding = binding
+        # This isolate's last refused write, until one succeeds: what GET /healthz reports (D1 has no cheap
+        # "is it full" probe; another isolate of the Worker knows only its own).
+        self.last_write_refusal: WriteRefusal | None = None
+
+    def _refused(self, exc: BaseException) -> None:
+        try:
+            _raise_if_full(exc)
+        except StorageFull as full:
+            self.last_write_refusal = WriteRefusal("storage_full", str(full), time.time())
+            raise
 
     def _prepare(self, sql: str, params: Any) -> Any:
         statement = self.binding.prepare(sql)
@@ -138,12 +150,23 @@ class D1Database:
 
     async def execute(self, sql: str, params: Any = ()) -> int:
         try:
-            return self._result(await self._prepare(sql, params).run()).changes
+            changes = self._result(await self._prepare(sql, params).run()).changes
         except JsException as exc:
-            _raise_if_full(exc)
+            self._refused(exc)
             raise
+        self.last_write_refusal = None
+        return changes
 
     async def batch(self, statements: list[Statement]) -> list[StatementResult]:
+        try:
+            results = await self._batch(statements)
+        except JsException as exc:
+            self._refused(exc)
+            raise
+        self.last_write_refusal = None
+        return results
+
+    async def _batch(self, statements: list[Statement]) -> list[StatementResult]:
         prepared = [self._prepare(s.sql, s.params) for s in statements]
         try:
             raw = _py(await self.binding.batch(to_js(prepared)))
@@ -153,7 +176,7 @@ class D1Database:
         return [self._result(r) for r in raw]
 
     async def read_many(self, statements: list[Statement]) -> list[list[dict[str, Any]]]:
-        return [result.rows for result in await self.batch(statements)]  # one round trip, one snapshot
+        return [result.rows for result in await self._batch(statements)]  # one round trip, one snapshot
 
 
 class R2ResultStore:

@@ -70,6 +70,29 @@ class StorageFull(Exception):
     `storage_full`: the client, and RunPod with its webhook, retry once the operator has made room."""
 
 
+class StorageBusy(Exception):
+    """The database could not take a write in time: another process held its write lock past the busy timeout
+    (locally SQLITE_BUSY, e.g. a `goldgate prune` or a `sqlite3` shell left inside a transaction). Nothing of the
+    write was kept. The core answers 503 `database_busy` with a short Retry-After: it passes once the lock is
+    released."""
+
+
+class StorageGone(Exception):
+    """The local database file was deleted or replaced while the service ran. Its connection would go on writing to
+    the old file, which no one opens again: every write from then on would be lost at the next start. The write
+    is refused whole; the core answers 503 `database_unavailable` until the service is restarted."""
+
+
+@dataclass(frozen=True)
+class WriteRefusal:
+    """The last write a Database adapter refused (StorageFull, StorageBusy or StorageGone), and when (Unix
+    seconds), until a write succeeds again: what GET /healthz reports without a probe of its own."""
+
+    code: str
+    message: str
+    at_s: float
+
+
 class StoreUnavailable(Exception):
     """The result store did not answer, or broke off mid-body; the caller should retry later (RunPod retries
     webhooks)."""

@@ -23,7 +23,7 @@ from service.http import (
 )
 from service.logs import Logger, error_field
 from service.metrics import MetricsError, compute
-from service.ports import ObjectMeta, StorageFull, StoreUnavailable
+from service.ports import ObjectMeta, StorageBusy, StorageFull, StorageGone, StoreUnavailable
 from service.results import (
     image_type,
     key_job_id,
@@ -66,6 +66,13 @@ async def health(app: App, request: Request, **_: str) -> Response:
         await app.db.query("SELECT 1 AS ok")
     except Exception as exc:  # noqa: BLE001 - the database adapter has its own error type
         raise ApiError(503, "database_unavailable", f"database check failed: {type(exc).__name__}") from None
+    # No write probe (on D1 there is no cheap "is it full"): what the adapter knows from the writes it refused.
+    # The path of the file stays out of it: the answer is anyone's.
+    refusal = getattr(app.db, "last_write_refusal", None)
+    if refusal is not None:
+        raise ApiError(503, "database_unavailable", f"the database refused the last write it was given, at "
+                                                    f"{jobs.iso_ms(refusal.at_s)} ({refusal.code}): reads go on, "
+                                                    "writes fail; this clears at the next write it takes")
     return json_response(200, {"status": "ok", "stack": app.config.stack})
 
 
@@ -143,15 +150,17 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
         reason = (f"RunPod refused the job: {exc}" if refused else
                   f"RunPod could not be reached: {exc}" if isinstance(exc, RunPodUnavailable) else
                   f"submitting to RunPod failed: {type(exc).__name__}")
-        marked = True
+        marked, unwritten = True, ""
         try:
             row = await jobs.get(app.db, job.id)
             if row is not None and row["runpod_job_id"] is None and not await jobs.fail_submission(
                     app.db, row, reason, app.clock()):
                 row = await jobs.get(app.db, job.id)  # a webhook got there between the two reads
-        except StorageFull as full:  # the job stays queued; the answer is still RunPod's (not "retry in 60 s")
+        except (StorageFull, StorageBusy, StorageGone) as full:  # the job stays queued; the answer is RunPod's
             log.annotate_data(not_marked_failed=error_field(full))  # on job.submit_failed's line
             row, marked = None, False
+            unwritten = ("is full" if isinstance(full, StorageFull) else "is busy" if isinstance(full, StorageBusy)
+                         else "file was replaced")
         if row is not None and row["runpod_job_id"] is not None:
             # RunPod has the job after all: its webhook overtook this lost answer and recorded the id.
             log.warning("job.submit_answer_lost", status=row["status"], runpod_job_id=row["runpod_job_id"],
@@ -178,8 +187,8 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
         # No Retry-After when RunPod may have the job: the same request again would run and bill it twice.
         raise ApiError(502 if refused else 503, "runpod_refused" if refused else "runpod_unavailable",
                        f"{reason}; job {job.id} "
-                       + ("is marked failed" if marked else "could not be marked failed (the service's database is "
-                          "full): it stays queued until its lifetime passes")
+                       + ("is marked failed" if marked else f"could not be marked failed (the service's database "
+                          f"{unwritten}): it stays queued until its lifetime passes")
                        + f"; {again}", job_id=job.id,
                        **({} if not_taken else {"retry_after": None})) from None
     try:

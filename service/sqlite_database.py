@@ -11,6 +11,9 @@ serialises threads). Two things keep the write path cheap under load:
 - Checkpoints off the loop. SQLite would copy the WAL back into the database (two fsyncs) inside
   whichever commit crosses its threshold, stalling every request for milliseconds; here a
   checkpointer thread with its own connection does it, passively, when enough commits have piled up.
+- No waiting inside SQLite. A write lock another process holds (a prune, a shell) is tried again from the loop every
+  few milliseconds, up to the busy timeout: SQLite's own busy handler would sleep on the loop's thread, and every
+  request (reads, /healthz, downloads) waited with the write.
 
 Durability: WAL with `synchronous = NORMAL`, the standard setting for a local database: a
 committed transaction survives a crash of the process; an OS crash or power loss can roll back the
@@ -19,24 +22,33 @@ RunPod retries any webhook it did not get a 200 for, so nothing it sent is lost 
 
 A full disk (SQLITE_FULL, for the database file or its WAL alike) fails a write whole, as D1 at its size limit
 does: both are StorageFull to the core, which answers 503 `storage_full`. Reads go on.
+A write lock another process holds past the busy timeout (SQLITE_BUSY) is StorageBusy (503 `database_busy`); a
+database file deleted or replaced while the service runs is StorageGone (503 `database_unavailable`): its
+connection would go on writing to the old file, and every write answered from then on be lost at the next
+start. The last refusal is kept (`last_write_refusal`) until a write succeeds, for GET /healthz.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import re
 import sqlite3
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from service.ports import Statement, StatementResult, StorageFull
+from service.ports import Statement, StatementResult, StorageBusy, StorageFull, StorageGone, WriteRefusal
 
 _TRANSACTION_SQL = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+# Another process's write lock is tried again on the loop, every 1 ms at first, every 50 ms at most: the loop serves
+# other requests meanwhile, and a write follows a released lock within 50 ms.
+_LOCK_POLL_MIN_S, _LOCK_POLL_MAX_S = 0.001, 0.05
 _CHECKPOINT_EVERY = 64  # commits between checkpoints: a few hundred WAL pages, as SQLite's default
 # The WAL file's size once it is reset (when a commit finds it all checkpointed). A WAL never shrinks by itself: a
 # checkpoint racing the commits that go on meanwhile leaves it partly copied, the WAL grows on until one completes,
@@ -44,6 +56,7 @@ _CHECKPOINT_EVERY = 64  # commits between checkpoints: a few hundred WAL pages, 
 # stack serves on for days). Above this, the file is truncated to it at the reset.
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
 
+_REFUSAL_CODES = {StorageFull: "storage_full", StorageBusy: "database_busy", StorageGone: "database_unavailable"}
 _Write = tuple[tuple[Statement, ...], "asyncio.Future[list[StatementResult]]"]
 
 
@@ -74,6 +87,45 @@ def storage_full(exc: BaseException, path: str) -> StorageFull | None:
                        "was kept")
     full.__cause__ = exc
     return full
+
+
+_SQLITE_READONLY_DBMOVED = 8 | (4 << 8)  # SQLITE_READONLY_DBMOVED: Python's sqlite3 has no name for it
+
+
+def storage_refused(exc: BaseException, path: str) -> StorageFull | StorageBusy | StorageGone | None:
+    """What SQLite's error `exc` on a write means to the core: StorageFull (see storage_full), StorageBusy
+    (SQLITE_BUSY or SQLITE_LOCKED: another connection held the lock past the busy timeout), StorageGone
+    (SQLITE_READONLY_DBMOVED: the file was deleted or renamed under the connection), else None."""
+    full = storage_full(exc, path)
+    if full is not None:
+        return full
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(exc, sqlite3.Error) or code is None:
+        return None
+    refused: StorageBusy | StorageGone
+    if code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        refused = StorageBusy(f"the database {path} is locked by another process past the busy timeout ({exc}): "
+                              "nothing of this write was kept")
+    elif code == _SQLITE_READONLY_DBMOVED:
+        refused = _gone(path, str(exc))
+    else:
+        return None
+    refused.__cause__ = exc
+    return refused
+
+
+def _gone(path: str, why: str) -> StorageGone:
+    return StorageGone(f"the database file {path} was deleted or replaced while the service ran ({why}): nothing "
+                       "of this write was kept, and no write is taken until the service is restarted on the "
+                       "database that should be there (local: `goldgate down <stack>` and `goldgate up <stack>`)")
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _run(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> StatementResult:
@@ -126,6 +178,9 @@ class SqliteDatabase:
         # Metrics scans read large covering indexes: map the file instead of copying pages.
         self.conn.execute("PRAGMA mmap_size = 1073741824")
         self.conn.execute("PRAGMA cache_size = -65536")
+        # This connection never waits inside SQLite (see _begin_at_once): the busy timeout is set on it only for
+        # what must wait (`_waiting`), a read meeting a rare lock or a write run alone after its group failed.
+        self.conn.execute("PRAGMA busy_timeout = 0")
         self._lock = threading.Lock()
         self._pending: dict[asyncio.AbstractEventLoop, list[_Write]] = {}
         self._commits = 0
@@ -133,6 +188,10 @@ class SqliteDatabase:
         self._busy_timeout_ms = busy_timeout_ms
         self._readers: list[sqlite3.Connection] = []  # idle connections for read_many
         self._closed = False
+        # The file the connection opened: a commit checks it is still the one at `path` (one stat).
+        self._file = _file_id(self.path)
+        self._lock_wanted_since: dict[asyncio.AbstractEventLoop, float] = {}  # loop time a group found it taken
+        self.last_write_refusal: WriteRefusal | None = None
 
     def close(self) -> None:
         self._checkpointer.close()
@@ -152,7 +211,13 @@ class SqliteDatabase:
         self._check(sql)
         try:
             with self._lock:
-                return _run(self.conn, sql, params).rows
+                try:
+                    return _run(self.conn, sql, params).rows
+                except sqlite3.OperationalError as exc:
+                    if not isinstance(storage_refused(exc, self.path), StorageBusy):
+                        raise
+                    with self._waiting():  # a statement refused for a lock did nothing: run it again, waiting
+                        return _run(self.conn, sql, params).rows
         except sqlite3.OperationalError as exc:  # a read spilling to temporary files on a full disk
             full = storage_full(exc, self.path)
             if full is None:
@@ -234,26 +299,89 @@ class SqliteDatabase:
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
-            group = self._pending.pop(loop, [])
-            outcomes = self._commit(group)
+            outcomes: list[tuple[list[StatementResult] | None, Exception | None]]
+            if _file_id(self.path) != self._file:
+                # Written on, the old file's writes would be answered as kept and lost at the next start.
+                group = self._pending.pop(loop, [])
+                outcomes = [(None, _gone(self.path, "it is no longer the file the service opened"))] * len(group)
+            else:
+                try:
+                    began = self._begin_at_once()
+                except Exception as exc:  # noqa: BLE001 - I/O trouble: every write of the group is told
+                    group = self._pending.pop(loop, [])
+                    outcomes = [(None, exc)] * len(group)
+                else:
+                    if not began and self._wait_for_lock(loop):
+                        return  # tried again shortly; the writes queued meanwhile join this group
+                    self._lock_wanted_since.pop(loop, None)
+                    group = self._pending.pop(loop, [])
+                    outcomes = self._commit(group, began=True) if began else [(None, self._busy())] * len(group)
             self._commits += 1
             if self._commits % _CHECKPOINT_EVERY == 0:
                 self._checkpointer.request()
+        refusal: WriteRefusal | None = None
+        committed = False
         for (_, future), (results, error) in zip(group, outcomes):
+            refused = None if error is None else (
+                error if isinstance(error, (StorageGone, StorageBusy)) else storage_refused(error, self.path))
+            if refused is not None:
+                refusal = WriteRefusal(_REFUSAL_CODES[type(refused)], str(refused), time.time())
+            committed = committed or error is None
             if future.done():  # the awaiting request was cancelled; its writes stand, as after a crash
                 continue
             if error is not None:
-                future.set_exception(storage_full(error, self.path) or error)
+                future.set_exception(refused or error)
             else:
                 future.set_result(results)  # type: ignore[arg-type]
+        if refusal is not None:
+            self.last_write_refusal = refusal
+        elif committed:
+            self.last_write_refusal = None
 
-    def _commit(self, group: list[_Write]) -> list[tuple[list[StatementResult] | None, Exception | None]]:
-        """Each write's results or error. The group commits as one transaction; if any statement
-        fails, it is rolled back and each write runs in a transaction of its own, so one bad write
-        fails alone and the others keep their exact sequential meaning."""
+    def _begin_at_once(self) -> bool:
+        """BEGIN IMMEDIATE without waiting: False when another connection holds the write lock. Waited for here,
+        the busy timeout would stop the event loop, and every request with it (reads, /healthz, downloads)."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if not isinstance(storage_refused(exc, self.path), StorageBusy):
+                raise
+            return False
+        return True
+
+    @contextlib.contextmanager
+    def _waiting(self) -> Iterator[None]:
+        """The connection's statements wait for a lock up to the busy timeout, inside SQLite."""
+        self.conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        try:
+            yield
+        finally:
+            self.conn.execute("PRAGMA busy_timeout = 0")
+
+    def _wait_for_lock(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether to try the lock again (shortly, on the loop) rather than refuse the group: until the busy
+        timeout has passed since the group first found it taken."""
+        now = loop.time()
+        since = self._lock_wanted_since.setdefault(loop, now)
+        if now - since >= self._busy_timeout_ms / 1000:
+            return False
+        loop.call_later(min(_LOCK_POLL_MAX_S, max(_LOCK_POLL_MIN_S, (now - since) / 4)), self._flush, loop)
+        return True
+
+    def _busy(self) -> StorageBusy:
+        return StorageBusy(f"the database {self.path} is locked: another process held its write lock for more than "
+                           f"the busy timeout ({self._busy_timeout_ms} ms); nothing of this write was kept")
+
+    def _commit(self, group: list[_Write], began: bool = False
+                ) -> list[tuple[list[StatementResult] | None, Exception | None]]:
+        """Each write's results or error (`began`: BEGIN IMMEDIATE has been run). The group commits as one
+        transaction; if any statement fails, it is rolled back and each write runs in a transaction of its own,
+        so one bad write fails alone and the others keep their exact sequential meaning."""
         conn = self.conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            if not began:
+                with self._waiting():
+                    conn.execute("BEGIN IMMEDIATE")
             try:
                 results = [[_run(conn, s.sql, s.params) for s in statements] for statements, _ in group]
                 conn.execute("COMMIT")
@@ -262,7 +390,9 @@ class SqliteDatabase:
                     conn.execute("ROLLBACK")
                 raise
         except Exception as exc:  # noqa: BLE001 - handed to the awaiting caller, never lost
-            if len(group) == 1:
-                return [(None, exc)]
+            if len(group) == 1 or isinstance(storage_refused(exc, self.path), (StorageBusy, StorageGone)):
+                # The lock (or the file) refuses every write alike: one by one, each would wait the busy timeout
+                # again, with the event loop stopped for all of them.
+                return [(None, exc)] * len(group)
             return [self._commit([write])[0] for write in group]
         return [(r, None) for r in results]
