@@ -171,6 +171,11 @@ BODY_MIN_RATE_BPS = 500
 # streams from the store only as fast as the client reads: a client that stopped reading held its connection, its
 # request task and the store's stream open for ever.
 WRITE_STALL_S = 60.0
+# A request on its way when the server is told to stop (a deploy replaces the local service): on a connection it
+# accepted just then (RunPod's webhook sender connects anew for each delivery), or a kept-alive client's next one.
+# uvicorn closed such a connection at once, and the request was dropped unanswered; it now has this long to come,
+# and is answered with `Connection: close`. A connection that sends nothing in that time is closed.
+STOP_GRACE_S = 1.0
 _UVICORN_REFUSAL = "Invalid HTTP request received."  # uvicorn's warning before it calls send_400_response
 _FIELD_LINE_OVERHEAD = len(": \r\n")
 
@@ -197,18 +202,38 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_unparsed = 0  # bytes received while the header block is incomplete
         self._head_started = False
         self._refusal: ApiError | None = None
+        self._stopping = False  # the server was told to stop: the connection takes at most one more request
+        self._stop_grace: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_head_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._stop_grace is not None:
+            self._stop_grace.cancel()
+            self._stop_grace = None
         self._disarm_head_deadline()
         self._disarm_body_deadline()
         if self._write_stall is not None:
             self._write_stall.cancel()
             self._write_stall = None
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """Called as the server stops. uvicorn closes a connection with no request in hand at once, dropping one
+        whose bytes are on their way: it gets STOP_GRACE_S to come (a request begun has its head deadline), and is
+        answered with `Connection: close`. One in hand is answered so, as uvicorn does."""
+        self._stopping = True
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
+        elif not self._head_started and self._stop_grace is None and not self.transport.is_closing():
+            self._stop_grace = self.loop.call_later(STOP_GRACE_S, self._close_unused)
+
+    def _close_unused(self) -> None:
+        self._stop_grace = None
+        if not self._head_started and (self.cycle is None or self.cycle.response_complete):
+            self.transport.close()
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -261,6 +286,9 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_started = True
+        if self._stop_grace is not None:  # the request came: its head deadline guards it from here
+            self._stop_grace.cancel()
+            self._stop_grace = None
         self._head_bytes = self._head_unparsed = 0
         self._arm_head_deadline()
 
@@ -290,6 +318,8 @@ class EdgeProtocol(HttpToolsProtocol):
                                      "Java's HttpClient: version HTTP_1_1)")
             raise self._refusal
         super().on_headers_complete()
+        if self._stopping and self.cycle is not None:
+            self.cycle.keep_alive = False  # the last request this connection takes: answered, then closed
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
