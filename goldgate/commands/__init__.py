@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import unicodedata
 from collections.abc import Callable
 
 
@@ -30,3 +31,18 @@ def add_command(sub: argparse._SubParsersAction, module: str, name: str, func: s
     p.add_argument("--home", help="state directory (default: $GOLDGATE_HOME or ./.goldgate)")
     p.set_defaults(func=handler(module, func))
     return p
+
+
+def path_to_create(text: str) -> str:
+    """The type of an option naming a file or directory the command creates (`metrics --html`, `demo --out`). A
+    name holding a control character (a newline pasted with it, an escape sequence) was created as given, a name no
+    one can type or see whole; and `-`, which reads as stdout, became a file named `-` in the working directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty or blank; give a value")
+    if text == "-":
+        raise argparse.ArgumentTypeError("'-' is no stdout here: this writes files; name the path to create "
+                                         "(--json prints the command's result on stdout)")
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise argparse.ArgumentTypeError(f"{text[:100]!r} holds a control character (a newline, an escape "
+                                         "sequence); name the path to create")
+    return text

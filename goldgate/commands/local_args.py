@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from goldgate.commands import add_command
+from goldgate.commands import add_command, path_to_create
 from goldgate.commands.output import add_json_flag
 
 COMMANDS = "goldgate.commands.local"
@@ -53,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(p)
     p = add("demo", "cmd_demo", "bring up a stack and run one job per shipped workflow end to end")
     p.add_argument("--stack", default="staging", help="the local stack to run the jobs on (default staging)")
-    p.add_argument("--out", help="where to save the result images (default <home>/demo-results)")
+    p.add_argument("--out", type=path_to_create,
+                   help="where to save the result images (default <home>/demo-results)")
     p.add_argument("--timeout", type=_seconds, default=180.0, help="seconds to wait for each job (default 180)")
     add_json_flag(p)
     p = add("doctor", "cmd_doctor", "first aid: are the models every workflow needs where ComfyUI looks?")

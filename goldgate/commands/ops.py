@@ -173,6 +173,7 @@ def _check_r2_endpoint(url: str) -> None:
 
 def cmd_dr_restore(args: argparse.Namespace) -> int:
     from goldgate.ops import dr
+    from goldgate.ops.backup import load_manifest
 
     backup = Path(args.backup)
     if backup.exists() and not backup.is_file():  # `.`, a directory or a FIFO: nothing to verify (or to wait on)
@@ -180,6 +181,9 @@ def cmd_dr_restore(args: argparse.Namespace) -> int:
                             "<stamp>.sqlite (its .manifest.json beside it)")
     platform = _platform(args)
     target = platform.db_path(args.stack)  # an unknown stack is refused here, before its dir is made
+    # A mistyped --backup, or one without its manifest, refused before the stack is held: holding it made the state
+    # dir, the stack's dir and its lock files for a restore that never began. Read again under the hold.
+    load_manifest(backup)
     # The stack held for the whole restore, as an `up` holds it while it starts: an `up` run meanwhile waits for the
     # restore, then starts the host on the restored database (its host opened the old one, which the restore then
     # replaced with its journal removed under it: the stack went on serving the old database, and wrote to it).
@@ -431,6 +435,9 @@ def _cancelled_line(answer: dict[str, Any]) -> str:
 def cmd_metrics(args: argparse.Namespace) -> int:
     from goldgate.ops import metrics_report
 
+    out = Path(args.html) if args.html else None
+    if out is not None:  # refused before the database is read, or the cloud's D1 asked for the rows
+        _check_html_target(out)
     if args.target == "cloud":
         report = _cloud_metrics(args)
     else:
@@ -438,9 +445,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         platform = _platform(args)
         report = metrics_report.report_from_sqlite(platform.db_path(args.stack), args.stack, args.since)
         report["pinned_image"] = _pinned_image(platform, args.stack)
-    if args.html:
-        out = Path(args.html)
-        _check_html_target(out)
+    if out is not None:
         # A short name of its own: the report's name with a prefix and suffix could pass the file system's limit.
         tmp = out.with_name(f".goldgate-metrics.{os.getpid()}.tmp")
         try:  # written beside it, then renamed: a failed write never leaves half a report over the old one

@@ -8,7 +8,7 @@ import os
 import re
 from datetime import date
 
-from goldgate.commands import add_command
+from goldgate.commands import add_command, path_to_create
 from goldgate.commands.output import add_json_flag
 from goldgate.commands.release_args import TARGETS, _target
 
@@ -206,6 +206,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "P50/P95/P99 queue, run and end-to-end time, error rate and cost, per release")
     p.add_argument("stack", help="staging or prod (stacks/local.yaml; stacks/Pulumi.<stack>.yaml for the cloud)")
     p.add_argument("--since", type=_since, help="only jobs created at or after this time (ISO 8601, UTC if no offset)")
-    p.add_argument("--html", metavar="FILE", help="also write an HTML report with charts to FILE")
+    p.add_argument("--html", metavar="FILE", type=path_to_create,
+                   help="also write an HTML report with charts to FILE")
     _add_cloud_flags(p, _METRICS_CLOUD_HELP)
     add_json_flag(p)

@@ -261,6 +261,9 @@ def _render_promotion(d: dict[str, Any]) -> str:
 def cmd_promote(args: argparse.Namespace) -> int:
     deployer, ledger, paths = _deployer(args), Ledger(_home(args)), _paths(args)
     report = Path(args.report) if args.report else paths.reports_dir / "latest.json"
+    if args.report and report.is_dir():  # the reports directory named for its report: no report is "unreadable"
+        raise GoldgateError(f"--report {args.report} is a directory; name the golden report file in it, e.g. "
+                            f"{report / 'latest.json'}")
     if args.check:
         decision, _, _ = check_gate(deployer, ledger, report, expected_image=args.image, cases_dir=paths.cases_dir,
                                     references_dir=paths.references_dir, retry_rejected=args.retry_rejected)

@@ -34,7 +34,9 @@ from goldgate.errors import GoldgateError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_DIR = REPO_ROOT / "images" / "worker"
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_REPO = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$|^[a-z0-9._-]+$")
+_REPO = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$|^[a-z0-9]+([._-][a-z0-9]+)*$")
+# Docker refuses a longer repository name (the distribution reference grammar's NameTotalLengthMax).
+MAX_REPO_CHARS = 255
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 SOURCE_LABEL = "dev.goldgate.source-sha256"
 
@@ -193,8 +195,8 @@ def _dockerignore(context: Path) -> list[str]:
 
 def check_repo(repo: str) -> None:
     """Refuse a repository name docker would refuse, before any engine or registry is asked."""
-    if not _REPO.match(repo):
-        raise BuildFailed(f"{repo!r} is not an image repository name (e.g. 127.0.0.1:5000/goldgate-worker)")
+    if len(repo) > MAX_REPO_CHARS or not _REPO.match(repo):
+        raise BuildFailed(f"{repo[:300]!r} is not an image repository name (e.g. 127.0.0.1:5000/goldgate-worker)")
 
 
 def check_dockerfile(context: Path, dockerfile: str) -> None:
