@@ -94,9 +94,20 @@ def is_digest_ref(image: str) -> bool:
     return isinstance(image, str) and DIGEST_REF.fullmatch(image) is not None
 
 
+class _Shown(reprlib.Repr):
+    def repr_int(self, x: int, level: int) -> str:
+        # Python refuses to print an integer of over 4,300 digits (ValueError); a long one is cut as text is.
+        if x.bit_length() <= 1_000:
+            return super().repr_int(x, level)
+        try:
+            return f"<an integer of {len(str(abs(x)))} digits>"
+        except ValueError:
+            return "<an integer of over 4300 digits>"
+
+
 # How a bad value is quoted in an error (here and in golden case files): bounded, so a huge value or a YAML alias
 # bomb cannot swamp the message.
-_SHOW = reprlib.Repr()
+_SHOW = _Shown()
 _SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 3, 80, 80
 _SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxdict = _SHOW.maxset = 4
 
@@ -423,10 +434,10 @@ class _Fields:
         ok = isinstance(value, int) if integer else isinstance(value, int | float)
         if not ok or isinstance(value, bool) or (isinstance(value, float) and math.isnan(value)):
             raise self._err(key, f"expected {'an integer' if integer else 'a number'}, got {show(value)}")
-        if lo is not None and value < lo:
-            raise self._err(key, f"{value} is below the minimum {lo}")
+        if lo is not None and value < lo:  # quoted by `show`: a 4,000-digit number is no message
+            raise self._err(key, f"{show(value)} is below the minimum {lo}")
         if hi is not None and value > hi:
-            raise self._err(key, f"{value} is above the maximum {hi}")
+            raise self._err(key, f"{show(value)} is above the maximum {hi}")
         return value
 
     def bool(self, key: str, default: bool) -> bool:
@@ -909,6 +920,18 @@ class _StackFileLoader(yaml.SafeLoader):
                 None, None, f"{show(node.value)} is not a valid !!{node.tag.rsplit(':', 1)[-1]}",
                 node.start_mark) from None
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            value: int = super().construct_yaml_int(node)
+            str(value)  # one written in hex, octal or binary escapes Python's 4,300-digit limit on reading, not on
+            # printing: every error quoting it, and every JSON it reaches, would fail with ValueError
+        except ValueError:
+            digits = len(re.sub(r"^[-+]?(?:0[xob])?|_", "", node.value))
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{show(node.value)} is an integer of {digits} digits; no setting takes one that large",
+                node.start_mark) from None
+        return value
+
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
         if id(node) not in self._checked:  # once per node, before merged entries join its own
             self._checked.add(id(node))
@@ -947,6 +970,7 @@ _YAML12_PATTERNS = {
                                           r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
                                           r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
 }
+_StackFileLoader.add_constructor("tag:yaml.org,2002:int", _StackFileLoader.construct_yaml_int)
 _StackFileLoader.yaml_implicit_resolvers = {
     first: [(tag, _YAML12_PATTERNS.get(tag, regexp)) for tag, regexp in resolvers
             if tag != "tag:yaml.org,2002:timestamp"]

@@ -225,7 +225,7 @@ def _expectations(raw: Any, src: str) -> Expectations:
 
     def integer(key: str, default: int | None, lo: int, hi: int) -> int | None:
         value = raw.get(key, default)
-        if value is None:
+        if value is None and default is None:  # width and height: not checked; `images:` left empty is no number
             return None
         if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
             raise CaseError(f"{src}: expect.{key}: expected an integer in [{lo}, {hi}], got {show(value)}")

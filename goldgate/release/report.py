@@ -156,8 +156,13 @@ def read_report(path: Path) -> tuple[dict[str, Any], str]:
         report = json.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise ReportError(f"no golden report at {path}: run `goldgate golden staging` first") from None
+    except IsADirectoryError:  # the reports directory given for its report
+        raise ReportError(f"{path} is a directory, not a golden report: name the report file in it, e.g. "
+                          f"{path / 'latest.json'}") from None
     except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8, bad JSON, absurd numbers
-        raise ReportError(f"{path} is not a readable golden report ({type(exc).__name__}: {str(exc)[:200]}); "
+        # The system's words for an OSError: its str() names the file descriptor read from, not the file.
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {str(exc)[:200]}"
+        raise ReportError(f"{path} is not a readable golden report ({why}); "
                           "run `goldgate golden staging` again") from None
     if not isinstance(report, dict) or report.get("schema") != SCHEMA:
         raise ReportError(f"{path} is not a golden report (schema {SCHEMA} expected)")

@@ -96,7 +96,7 @@ def _pid(env: Mapping[str, str], name: str) -> int | None:
     raw = env.get(name, "").strip()
     if not raw:
         return None
-    if not raw.isdecimal() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdecimal()) or len(raw) > 10 or int(raw) < 1:  # Linux pids stay below 2**22
         raise ConfigError(f"{name}={raw!r} is not a process id; start.sh sets it to the ComfyUI process it launched")
     return int(raw)
 

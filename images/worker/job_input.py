@@ -75,6 +75,8 @@ def parse_job_input(raw: Any, workflows: dict[str, Workflow]) -> JobInput:
         size = len(json.dumps(raw))
     except (TypeError, ValueError):
         raise JobInputError("job input is not JSON-serialisable") from None
+    except RecursionError:  # any JSON client can nest a few hundred levels; the handler runs deeper in the stack
+        raise JobInputError("job input is nested too deeply") from None
     if size > MAX_INPUT_BYTES:
         raise JobInputError(f"job input is {size} bytes; the limit is {MAX_INPUT_BYTES}")
     unknown = sorted(set(raw) - set(FIELDS))

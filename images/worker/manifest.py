@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .workflows import Workflow
+from .workflows import Workflow, shown
 
 KINDS = ("checkpoint", "diffusion_model", "text_encoder", "vae", "lora")
 
@@ -86,14 +86,14 @@ def _entry(raw: Any, where: str) -> ModelEntry:
         if key not in raw:
             raise ManifestError(f"{where} lacks {key!r} (write null when unknown, with a comment saying why)")
     file, kind, directory = raw["file"], raw["kind"], raw["directory"]
-    if not isinstance(file, str) or not _FILE.match(file):
-        raise ManifestError(f"{where}.file must be a plain file name, got {file!r}")
+    if not isinstance(file, str) or not _FILE.fullmatch(file):
+        raise ManifestError(f"{where}.file must be a plain file name, got {shown(file)}")
     where = f"{where} ({file})"
     if kind not in KINDS:
-        raise ManifestError(f"{where}.kind must be one of {KINDS}, got {kind!r}")
+        raise ManifestError(f"{where}.kind must be one of {KINDS}, got {shown(kind)}")
     allowed = FOLDERS[KIND_FOLDER[kind]]
     if directory not in allowed:
-        raise ManifestError(f"{where}.directory {directory!r} is not read by a {kind} loader "
+        raise ManifestError(f"{where}.directory {shown(directory)} is not read by a {kind} loader "
                             f"(ComfyUI reads {', '.join(allowed)})")
     size = raw["size"]
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
@@ -128,6 +128,11 @@ def load_manifest(path: Path) -> Manifest:
         raise ManifestError(f"{path}: cannot read ({exc.strerror})") from None
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ManifestError(f"{path}: not valid YAML ({exc})") from None
+    except (ValueError, RecursionError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        # PyYAML's own constructors fail this way: a number of over 4,300 digits, nesting deeper than Python's
+        # stack, a value an explicit tag cannot take (`!!bool maybe`, `!!int ''`)
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0][:200]
+        raise ManifestError(f"{path}: not valid YAML ({type(exc).__name__}: {reason})") from None
     return parse_manifest(raw, str(path), path)
 
 

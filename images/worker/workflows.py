@@ -21,6 +21,9 @@ _VERSION = re.compile(r"^(?P<id>[a-z0-9][a-z0-9._-]{0,63})@(?P<semver>\d+\.\d+\.
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_WORKFLOW_BYTES = 1_000_000
 MAX_SHOWN_CHARS = 80  # how much of a job's own value an error echoes back (RunPod stores the output)
+# A workflow is a few levels deep (graph, node, inputs, a link); each job copies its graph, and a literal nested
+# hundreds of levels (which JSON reads) would exhaust Python's stack there, failing every job with a traceback.
+MAX_DEPTH = 32
 
 
 class WorkflowError(ValueError):
@@ -111,6 +114,8 @@ def _number_or_none(raw: Any, where: str) -> float | None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise WorkflowError(f"{where} must be a number or null")
+    if isinstance(raw, float) and not math.isfinite(raw):  # JSON as Python reads it takes Infinity and NaN
+        raise WorkflowError(f"{where} must be a finite number or null, got {raw}")
     return raw
 
 
@@ -125,11 +130,11 @@ def _parse_parameter(raw: Any, graph: dict[str, Any], where: str) -> Parameter:
     if extra:
         raise WorkflowError(f"{where} has unknown fields {sorted(extra)}")
     name = raw["name"]
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise WorkflowError(f"{where}.name must match {_NAME.pattern}, got {name!r}")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise WorkflowError(f"{where}.name must match {_NAME.pattern}, got {shown(name)}")
     where = f"{where} ({name})"
     if raw["type"] not in PARAMETER_TYPES:
-        raise WorkflowError(f"{where}.type must be one of {PARAMETER_TYPES}, got {raw['type']!r}")
+        raise WorkflowError(f"{where}.type must be one of {PARAMETER_TYPES}, got {shown(raw['type'])}")
     if not isinstance(raw["required"], bool):
         raise WorkflowError(f"{where}.required must be true or false")
     choices = raw["choices"]
@@ -142,10 +147,10 @@ def _parse_parameter(raw: Any, graph: dict[str, Any], where: str) -> Parameter:
     if not isinstance(node, str) or node not in graph:
         ids = sorted(graph, key=lambda k: (len(k), k))
         listed = ", ".join(f"{k} ({graph[k].get('class_type')})" for k in ids[:40])
-        raise WorkflowError(f"{where}.node {node!r} is not a node of the graph (its nodes: {listed}"
+        raise WorkflowError(f"{where}.node {shown(node)} is not a node of the graph (its nodes: {listed}"
                             f"{', ...' if len(ids) > 40 else ''})")
     if not isinstance(input_name, str) or input_name not in graph[node].get("inputs", {}):
-        raise WorkflowError(f"{where}.input {input_name!r} is not an input of node {node} "
+        raise WorkflowError(f"{where}.input {shown(input_name)} is not an input of node {node} "
                             f"({graph[node].get('class_type')})")
     if isinstance(graph[node]["inputs"][input_name], list):
         raise WorkflowError(f"{where} targets node {node} input {input_name!r}, which is a link, not a value")
@@ -188,20 +193,39 @@ def _check_graph(graph: Any, where: str) -> dict[str, Any]:
         raise WorkflowError(f"{where}.graph must be a non-empty object in ComfyUI API format")
     for node_id, node in graph.items():
         if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
-            raise WorkflowError(f"{where}.graph node {node_id!r} needs a class_type")
+            raise WorkflowError(f"{where}.graph node {shown(node_id)} needs a class_type")
         if not isinstance(node.get("inputs"), dict):
-            raise WorkflowError(f"{where}.graph node {node_id!r} needs an inputs object")
+            raise WorkflowError(f"{where}.graph node {shown(node_id)} needs an inputs object")
         for input_name, value in node["inputs"].items():
             linked = isinstance(value, list)
-            if linked and (len(value) != 2 or value[0] not in graph or not isinstance(value[1], int)):
+            if linked and (len(value) != 2 or not isinstance(value[0], str) or value[0] not in graph
+                           or not isinstance(value[1], int) or isinstance(value[1], bool)):
                 raise WorkflowError(f"{where}.graph node {node_id} input {input_name!r} links to "
-                                    f"{value!r}, which is not [existing node id, output index]")
+                                    f"{shown(value)}, which is not [existing node id, output index]")
     return graph
+
+
+def _too_deep(raw: Any) -> str | None:
+    """Where `raw` nests more than MAX_DEPTH levels deep (as `graph.3.inputs...`), or None; walked without recursion."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(raw, ())]
+    while stack:
+        value, where = stack.pop()
+        if len(where) > MAX_DEPTH:
+            return ".".join(where[:6]) + "..."
+        if isinstance(value, dict):
+            stack.extend((v, (*where, k if isinstance(k, str) and len(k) <= 40 else shown(k, 40)))
+                         for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, (*where, str(i))) for i, v in enumerate(value))
+    return None
 
 
 def parse_workflow(raw: Any, source: str = "<workflow>", path: Path | None = None) -> Workflow:
     if not isinstance(raw, dict):
         raise WorkflowError(f"{source}: a workflow is a JSON object")
+    deep = _too_deep(raw)
+    if deep is not None:
+        raise WorkflowError(f"{source}: {deep} is nested more than {MAX_DEPTH} levels deep; no ComfyUI input is")
     if _is_ui_format(raw):
         raise WorkflowError(f"{source}: this is {_UI_FORMAT_HINT}, and wrap that in a goldgate workflow "
                             "(\"Add a workflow\" in images/worker/README.md)")
@@ -215,11 +239,11 @@ def parse_workflow(raw: Any, source: str = "<workflow>", path: Path | None = Non
         if key not in raw:
             raise WorkflowError(f"{source}: missing field {key!r}")
     wid, version = raw["id"], raw["version"]
-    if not isinstance(wid, str) or not _ID.match(wid):
-        raise WorkflowError(f"{source}: id must match {_ID.pattern}, got {wid!r}")
-    match = _VERSION.match(version) if isinstance(version, str) else None
+    if not isinstance(wid, str) or not _ID.fullmatch(wid):
+        raise WorkflowError(f"{source}: id must match {_ID.pattern}, got {shown(wid)}")
+    match = _VERSION.fullmatch(version) if isinstance(version, str) else None
     if not match or match["id"] != wid:
-        raise WorkflowError(f"{source}: version must be '{wid}@<major>.<minor>.<patch>', got {version!r}")
+        raise WorkflowError(f"{source}: version must be '{wid}@<major>.<minor>.<patch>', got {shown(version)}")
     if len(version) > MAX_VERSION_CHARS:  # the service refuses a longer one, so a deploy of the image would fail
         raise WorkflowError(f"{source}: version {version!r} is over {MAX_VERSION_CHARS} characters (the API "
                             "service's and the log schema's limit): shorten the workflow id")
@@ -249,6 +273,9 @@ def load_workflow(path: Path) -> Workflow:
         raise WorkflowError(f"{path}: cannot read ({exc.strerror})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WorkflowError(f"{path}: not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # a number of over 4,300 digits; nesting deeper than Python's stack
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+        raise WorkflowError(f"{path}: not valid JSON ({reason})") from None
     workflow = parse_workflow(raw, str(path), path)
     if path.stem != workflow.id:
         raise WorkflowError(f"{path}: file name must be {workflow.id}.json to match its id")
