@@ -152,9 +152,10 @@ class App:
             return self._storage_full(exc)
         if isinstance(exc, StorageBusy):
             self.log.error("database.busy", reason="database_busy", error=error_field(exc),
-                           message="another process held the database's write lock past the busy timeout, so a "
-                                   "write was refused: find what holds it (a `goldgate prune`, a `sqlite3` shell "
-                                   "left in a transaction); docs/LOG_EVENTS.md, database.busy")
+                           message="the database could not take the request in time, so it was refused (locally: "
+                                   "another process held its write lock past the busy timeout, e.g. a `goldgate "
+                                   "prune` or a `sqlite3` shell left in a transaction; on the Worker: an error D1 "
+                                   "lists as transient); docs/LOG_EVENTS.md, database.busy")
             return ApiError(503, "database_busy", "the service's database is busy, so this request could not be "
                                                   "recorded; retry it shortly",
                             retry_after=str(DATABASE_BUSY_RETRY_AFTER_S)).to_response()

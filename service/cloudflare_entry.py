@@ -30,6 +30,7 @@ from service.ports import (
     ObjectTooLarge,
     Statement,
     StatementResult,
+    StorageBusy,
     StorageFull,
     StoredObject,
     StoreUnavailable,
@@ -85,19 +86,32 @@ def _py(value: Any) -> Any:
 # SQLite's errors ("D1_ERROR: <sqlite message>: SQLITE_<CODE>"). Anything else stays the error it was (a 500
 # naming it).
 D1_FULL = ("exceeded maximum db size", "sqlite_full", "database or disk is full")
+# The D1_ERRORs Cloudflare's "Debug D1" page lists as transient, its recommended action "Retry the operation": the
+# Durable Object that holds the database restarted (its code was updated, or it failed to start), or the network
+# to it was lost. D1 retries a read-only query itself; a write it leaves to the caller.
+D1_TRANSIENT = ("d1 db reset because its code was updated", "storage caused object to be reset",
+                "network connection lost")
 
 
 def _raise_if_full(exc: BaseException) -> None:
-    """StorageFull (from `exc`) when the D1 error `exc` says the database is full."""
+    """StorageFull (from `exc`) when the D1 error `exc` says the database is full; StorageBusy when it is one of
+    D1's transient errors: the client (and RunPod, for a webhook) is told to retry shortly, as D1 advises, not
+    given the 500 of a bug."""
     message = _js_message(exc)
-    if any(marker in message.lower() for marker in D1_FULL):
+    lowered = message.lower()
+    if any(marker in lowered for marker in D1_FULL):
         raise StorageFull(f"the D1 database is full ({message}); delete old jobs (`goldgate prune`) to make "
                           "room: nothing of this write was kept") from exc
+    if any(marker in lowered for marker in D1_TRANSIENT):
+        # A lost connection may have lost the answer, not the write: the retry meets what was kept (a webhook's
+        # fingerprint, a create's Idempotency-Key).
+        raise StorageBusy(f"D1 failed transiently ({message}), an error D1 says to retry") from exc
 
 
 class D1Database:
     """The Database port over a D1 binding: prepare/bind/all/run, batch = one transaction. A D1 error saying
-    the database is at its size limit is StorageFull; any other is raised as it came."""
+    the database is at its size limit is StorageFull, one D1 lists as transient StorageBusy; any other is raised
+    as it came."""
 
     def __init__(self, binding: Any) -> None:
         self.binding = binding
@@ -108,8 +122,9 @@ class D1Database:
     def _refused(self, exc: BaseException) -> None:
         try:
             _raise_if_full(exc)
-        except StorageFull as full:
-            self.last_write_refusal = WriteRefusal("storage_full", str(full), time.time())
+        except (StorageFull, StorageBusy) as refused:
+            code = "storage_full" if isinstance(refused, StorageFull) else "database_busy"
+            self.last_write_refusal = WriteRefusal(code, str(refused), time.time())
             raise
 
     def _prepare(self, sql: str, params: Any) -> Any:

@@ -160,12 +160,17 @@ def test_d1s_own_size_limit_error_is_storage_full(entry, tmp_path, fake_runpod, 
     assert error in full["error"]["message"], full
 
 
+@pytest.mark.parametrize("error, status, code", [
+    # D1 lists it as transient, to retry: a 503 to retry shortly (tests/service/test_review24_d1_transient.py)
+    ("D1_ERROR: Network connection lost.", 503, "database_busy"),
+    ("D1_ERROR: no such table: jobs: SQLITE_ERROR", 500, "internal"),
+])
 def test_another_d1_error_on_a_write_is_not_taken_for_a_full_database(entry, tmp_path, fake_runpod, capsys,
-                                                                      log_lines):
+                                                                      log_lines, error, status, code):
     """Matched conservatively: a dropped connection is no reason to tell an operator to delete data."""
     env = make_env(tmp_path, fake_runpod.base)
-    env.DB = AtItsSizeLimit(env.DB, "D1_ERROR: Network connection lost.")
+    env.DB = AtItsSizeLimit(env.DB, error)
     worker = Worker(entry, env)
-    status, body, _ = worker.call("POST", "/api/queue/create", CREATE, AUTH)
-    assert status == 500 and body["error"]["code"] == "internal", body
+    answered, body, _ = worker.call("POST", "/api/queue/create", CREATE, AUTH)
+    assert (answered, body["error"]["code"]) == (status, code), body
     assert not [line for line in _lines(capsys, log_lines) if line["event"] == "database.full"]
