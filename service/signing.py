@@ -104,4 +104,5 @@ def bearer_matches(expected_token: str, authorization: str | None) -> bool:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 9110 section 11.1)
         return False
-    return hmac.compare_digest(expected_token.encode(), token.strip().encode())
+    # surrogatepass: a lone surrogate (no runtime hands one over, but the core is not to crash on it) is no token
+    return hmac.compare_digest(expected_token.encode(), token.strip().encode("utf-8", "surrogatepass"))
