@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -26,3 +27,23 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     mark = item.get_closest_marker("ci_missing")
     if mark is not None:  # ci_policy.needs under CI=true: a missing component fails the test, as `require` does
         pytest.fail(f"{mark.args[0]} is required under CI (the CI machine has it) but is missing")
+
+
+# GG_TEST_TIMELINE=<file>: each test's worker, file, start and end (wall clock) appended as JSON lines, for
+# scripts/test_timeline.py to show which files run last and bound the suite's wall time (pytest-xdist runs a file on
+# one worker; `--durations` gives no order). Off unless set.
+_TIMELINE = os.environ.get("GG_TEST_TIMELINE")
+
+
+if _TIMELINE:
+    import json
+    import time
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+        start = time.time()
+        yield
+        line = {"worker": os.environ.get("PYTEST_XDIST_WORKER", "main"), "file": item.location[0],
+                "test": item.nodeid, "start": round(start, 3), "end": round(time.time(), 3)}
+        with open(_TIMELINE, "a", encoding="utf-8") as out:  # one short line per write: appends stay whole
+            out.write(json.dumps(line) + "\n")
