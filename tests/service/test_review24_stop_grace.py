@@ -12,24 +12,13 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 
-import pytest
-from service_testkit import ROOT, make_config
+from test_review12_http_edge import edge  # noqa: F401 - the fixture: the local server in a thread
 
 from service import local_server
 
 _WAIT_S = 20  # a bound on a hung server, never a measurement
 _HEALTH = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"
-
-
-@pytest.fixture
-def edge(tmp_path, moto_endpoint, fake_runpod, log_lines) -> Iterator[local_server.RunningServer]:
-    config = make_config(runpod_endpoint_base=fake_runpod.base, db_path=str(tmp_path / "db.sqlite"),
-                         s3_endpoint_url=moto_endpoint, apply_migrations_from=str(ROOT / "migrations"))
-    server = local_server.start_in_thread(config, log_sink=log_lines.sink)
-    yield server
-    server.stop()
 
 
 def _until(condition, what: str) -> None:
@@ -39,15 +28,15 @@ def _until(condition, what: str) -> None:
         time.sleep(0.005)
 
 
-def _accepted(edge: local_server.RunningServer, count: int) -> None:
-    _until(lambda: len(edge._server.server_state.connections) >= count, "the server to accept the connection")
+def _accepted(server: local_server.RunningServer, count: int) -> None:
+    _until(lambda: len(server._server.server_state.connections) >= count, "the server to accept the connection")
 
 
-def _told_to_stop(edge: local_server.RunningServer) -> None:
+def _told_to_stop(server: local_server.RunningServer) -> None:
     """Stop the server, and return once it has stopped accepting: uvicorn then, in the same step, tells each
     connection it has to shut down."""
-    edge._server.should_exit = True
-    _until(lambda: edge._server.servers and not any(s.is_serving() for s in edge._server.servers),
+    server._server.should_exit = True
+    _until(lambda: server._server.servers and not any(s.is_serving() for s in server._server.servers),
            "the server to stop accepting")
 
 
@@ -76,7 +65,7 @@ def _answer(conn: socket.socket) -> bytes:
     return data
 
 
-def test_a_request_on_a_connection_accepted_as_the_server_is_told_to_stop_is_answered(edge) -> None:
+def test_a_request_on_a_connection_accepted_as_the_server_is_told_to_stop_is_answered(edge) -> None:  # noqa: F811 - the fixture imported above
     with socket.create_connection(("127.0.0.1", edge.port)) as conn:
         _accepted(edge, 1)
         _told_to_stop(edge)
@@ -88,7 +77,7 @@ def test_a_request_on_a_connection_accepted_as_the_server_is_told_to_stop_is_ans
     assert not edge._thread.is_alive()
 
 
-def test_the_next_request_on_a_kept_alive_connection_is_answered_once_and_the_connection_closed(edge) -> None:
+def test_the_next_request_on_a_kept_alive_connection_is_answered_once_and_the_connection_closed(edge) -> None:  # noqa: F811 - the fixture imported above
     with socket.create_connection(("127.0.0.1", edge.port)) as conn:
         conn.sendall(_HEALTH)
         first = _one_answer(conn)
@@ -100,7 +89,7 @@ def test_the_next_request_on_a_kept_alive_connection_is_answered_once_and_the_co
     assert answer.count(b"HTTP/1.1 ") == 1 and b"\r\nconnection: close\r\n" in answer.lower()
 
 
-def test_a_connection_that_sends_nothing_is_closed_and_does_not_hold_the_stop(edge) -> None:
+def test_a_connection_that_sends_nothing_is_closed_and_does_not_hold_the_stop(edge) -> None:  # noqa: F811 - the fixture imported above
     with socket.create_connection(("127.0.0.1", edge.port)) as conn:
         _accepted(edge, 1)
         _told_to_stop(edge)
