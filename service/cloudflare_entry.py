@@ -123,9 +123,12 @@ class D1Database:
         try:
             _raise_if_full(exc)
         except (StorageFull, StorageBusy) as refused:
-            code = "storage_full" if isinstance(refused, StorageFull) else "database_busy"
-            self.last_write_refusal = WriteRefusal(code, str(refused), time.time())
+            self._record(refused)
             raise
+
+    def _record(self, refused: StorageFull | StorageBusy) -> None:
+        code = "storage_full" if isinstance(refused, StorageFull) else "database_busy"
+        self.last_write_refusal = WriteRefusal(code, str(refused), time.time())
 
     def _prepare(self, sql: str, params: Any) -> Any:
         statement = self.binding.prepare(sql)
@@ -175,8 +178,8 @@ class D1Database:
     async def batch(self, statements: list[Statement]) -> list[StatementResult]:
         try:
             results = await self._batch(statements)
-        except JsException as exc:
-            self._refused(exc)
+        except (StorageFull, StorageBusy) as refused:  # _batch names D1's refusal: every webhook's write is one
+            self._record(refused)
             raise
         self.last_write_refusal = None
         return results

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 import uuid
 from datetime import datetime
 from email.utils import formatdate
@@ -61,6 +62,10 @@ def parse_job_id(raw: str) -> str:
     return raw
 
 
+# How long GET /healthz reports a write refused for a busy database (a lock another process held, a D1 restart).
+BUSY_REPORTED_S = 60
+
+
 async def health(app: App, request: Request, **_: str) -> Response:
     try:
         await app.db.query("SELECT 1 AS ok")
@@ -69,10 +74,14 @@ async def health(app: App, request: Request, **_: str) -> Response:
     # No write probe (on D1 there is no cheap "is it full"): what the adapter knows from the writes it refused.
     # The path of the file stays out of it: the answer is anyone's.
     refusal = getattr(app.db, "last_write_refusal", None)
-    if refusal is not None:
+    # A lock, or D1's restart, passes in seconds: one that old says nothing of the database now (on an idle stack
+    # no write came to clear it), and a monitor would page for it long after.
+    if refusal is not None and not (refusal.code == "database_busy" and time.time() - refusal.at_s > BUSY_REPORTED_S):
+        clears = ("until the service is restarted on its own database" if refusal.code == "database_unavailable"
+                  else "this clears at the next write it takes")
         raise ApiError(503, "database_unavailable", f"the database refused the last write it was given, at "
                                                     f"{jobs.iso_ms(refusal.at_s)} ({refusal.code}): reads go on, "
-                                                    "writes fail; this clears at the next write it takes")
+                                                    f"writes fail; {clears}")
     return json_response(200, {"status": "ok", "stack": app.config.stack})
 
 

@@ -302,12 +302,14 @@ class SqliteDatabase:
             outcomes: list[tuple[list[StatementResult] | None, Exception | None]]
             if _file_id(self.path) != self._file:
                 # Written on, the old file's writes would be answered as kept and lost at the next start.
+                self._lock_wanted_since.pop(loop, None)
                 group = self._pending.pop(loop, [])
                 outcomes = [(None, _gone(self.path, "it is no longer the file the service opened"))] * len(group)
             else:
                 try:
                     began = self._begin_at_once()
                 except Exception as exc:  # noqa: BLE001 - I/O trouble: every write of the group is told
+                    self._lock_wanted_since.pop(loop, None)  # the next group that meets the lock waits its own time
                     group = self._pending.pop(loop, [])
                     outcomes = [(None, exc)] * len(group)
                 else:

@@ -153,3 +153,11 @@ def test_metrics_on_the_cloud_refuses_html_before_asking_d1(tmp_path, monkeypatc
     assert code == 1
     assert line.startswith(f"goldgate: error: --html {precious} exists and is not an HTML report goldgate wrote")
     assert precious.read_text() == "not a report\n"
+
+
+@pytest.mark.parametrize("repo", ["goldgate--worker", "a__b", "registry.example:5000/team/goldgate--worker",
+                                  "goldgate.worker", "goldgate_worker"])
+def test_a_repository_name_docker_takes_is_taken(repo: str) -> None:
+    from goldgate.release.build import check_repo
+
+    check_repo(repo)  # Docker's separators: `.`, `_`, `__` or a run of `-`

@@ -333,6 +333,9 @@ class StackHost:
         ready = self.dir.root / "service.ready"  # the new process writes its port here once it serves
         ready.unlink(missing_ok=True)
         fd = self.listener.fileno()
+        # The service files the new process reads as it starts: a deploy's or a restart's service runs the checkout's
+        # code as it is then, not the host's (the host's own record stays what it read at its start).
+        service_code = code_record() if self.code else {}
         out = open_log(self.dir.logs_dir / "service.jsonl", f"goldgate up {self.spec.name}")
         try:
             proc = subprocess.Popen(
@@ -352,6 +355,7 @@ class StackHost:
                 raise RuntimeError(f"the service did not serve within {timeout_s:g} s (stopped it); "
                                    f"see {self.dir.logs_dir / 'service.jsonl'}")
             time.sleep(0.05)
+        self.code.update(service_code)
         return proc
 
     def stop_service(self, proc: subprocess.Popen | None = None) -> None:

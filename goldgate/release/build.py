@@ -34,7 +34,9 @@ from goldgate.errors import GoldgateError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_DIR = REPO_ROOT / "images" / "worker"
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_REPO = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$|^[a-z0-9]+([._-][a-z0-9]+)*$")
+# Docker's reference grammar: path components of [a-z0-9]+ joined by one separator, `[._]`, `__` or `-+`.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPO = re.compile(rf"^{_COMPONENT}(:[0-9]+)?(/{_COMPONENT})+$|^{_COMPONENT}$")
 # Docker refuses a longer repository name (the distribution reference grammar's NameTotalLengthMax).
 MAX_REPO_CHARS = 255
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")

@@ -286,7 +286,7 @@ def left_behind(deployer: Deployer, ledger: Ledger, stack: str) -> str:
 
 def _smoke_failed(entries: list[Entry], stack: str, image: str | None) -> Entry | None:
     """The last golden run of `image` on `stack`, when it failed: the stack serves a release found broken there."""
-    last = next((e for e in reversed(entries) if e.kind == "golden" and e.get("stack") == stack
+    last = next((e for e in reversed(entries) if e.kind == "golden" and e.authentic and e.get("stack") == stack
                  and e.get("image") == image), None) if image else None
     return last if last is not None and last.get("passed") is not True else None
 

@@ -49,3 +49,24 @@ def test_a_write_d1_says_to_retry_is_a_503_to_retry_shortly_and_healthz_says_so(
     assert worker.call("POST", "/api/queue/create", CREATE, AUTH)[0] == 202
     assert worker.call("GET", "/healthz")[0] == 200
     _lines(capsys, log_lines)
+
+
+@pytest.mark.parametrize("error, code", [(TRANSIENT[-1], "database_busy"),
+                                         ("D1_ERROR: Exceeded maximum DB size", "storage_full")])
+def test_a_webhook_d1_refuses_is_reported_by_healthz_too(entry, tmp_path, fake_runpod, capsys, log_lines, error,
+                                                         code):
+    """A webhook's outcome is written in one batch (as a create with an Idempotency-Key is): a refused batch was
+    answered 503 but left /healthz at 200."""
+    env = make_env(tmp_path, fake_runpod.base)
+    worker = Worker(entry, env)
+    job_id = worker.call("POST", "/api/queue/create", CREATE, AUTH)[1]["job_id"]
+    runpod_id = worker.call("GET", f"/api/status/{job_id}", headers=AUTH)[1]["runpod_job_id"]
+    d1 = env.DB
+    env.DB = AtItsSizeLimit(d1, error)
+    worker = Worker(entry, env)
+    status, body, _ = worker.deliver(job_id, {"id": runpod_id, "status": "FAILED", "error": "oom"})
+    assert (status, body["error"]["code"]) == (503, code), body
+    status, body, _ = worker.call("GET", "/healthz")
+    assert (status, body["error"]["code"]) == (503, "database_unavailable"), body
+    assert f"({code})" in body["error"]["message"], body
+    _lines(capsys, log_lines)

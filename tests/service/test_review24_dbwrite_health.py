@@ -58,3 +58,21 @@ def test_the_workers_healthz_says_d1_refuses_writes_while_it_is_full(entry, tmp_
     assert worker.call("POST", "/api/queue/create", D1_CREATE, AUTH)[0] == 202
     assert worker.call("GET", "/healthz")[0] == 200
     _lines(capsys, log_lines)  # schema-checked and scanned for secrets at teardown
+
+
+def test_a_busy_refusal_minutes_old_no_longer_fails_healthz_and_a_gone_file_says_it_needs_a_restart(svc):
+    """A lock (or a D1 restart) passes in seconds; on an idle stack no write comes to clear its refusal, and a
+    monitor paged "database unavailable" long after. A replaced file, though, is mended only by a restart."""
+    import time
+
+    from service.ports import WriteRefusal
+    from service.routes import BUSY_REPORTED_S
+
+    svc.db.last_write_refusal = WriteRefusal("database_busy", "locked", time.time() - BUSY_REPORTED_S - 5)
+    assert svc.call("GET", "/healthz", token=None)[0] == 200
+    svc.db.last_write_refusal = WriteRefusal("database_busy", "locked", time.time() - 1)
+    _unhealthy(*svc.call("GET", "/healthz", token=None)[:2], "database_busy")
+    svc.db.last_write_refusal = WriteRefusal("database_unavailable", "gone", time.time() - BUSY_REPORTED_S - 5)
+    status, body, _ = svc.call("GET", "/healthz", token=None)
+    _unhealthy(status, body, "database_unavailable")
+    assert body["error"]["message"].endswith("until the service is restarted on its own database"), body

@@ -121,7 +121,7 @@ def test_the_service_answers_other_requests_while_a_write_waits_for_the_lock(db_
     """The wait for another process's lock stopped the event loop (10 s in a stack): every request waited with
     the write, a read, /healthz, a download. Now a read is answered while the write waits, and the write is
     taken once the lock is released."""
-    waiting = SqliteDatabase(db_path, busy_timeout_ms=2_000)  # long enough to be still waiting below
+    waiting = SqliteDatabase(db_path, busy_timeout_ms=60_000)  # still waiting below, however slow the machine
     svc.app.db = waiting
     order: list[str] = []
 

@@ -65,7 +65,8 @@ def _answer(conn: socket.socket) -> bytes:
     return data
 
 
-def test_a_request_on_a_connection_accepted_as_the_server_is_told_to_stop_is_answered(edge) -> None:  # noqa: F811 - the fixture imported above
+def test_a_request_on_a_connection_accepted_as_the_server_is_told_to_stop_is_answered(edge, monkeypatch) -> None:  # noqa: F811 - the fixture imported above
+    monkeypatch.setattr(local_server, "STOP_GRACE_S", _WAIT_S)  # this test's thread may be slow to send it
     with socket.create_connection(("127.0.0.1", edge.port)) as conn:
         _accepted(edge, 1)
         _told_to_stop(edge)
@@ -77,7 +78,8 @@ def test_a_request_on_a_connection_accepted_as_the_server_is_told_to_stop_is_ans
     assert not edge._thread.is_alive()
 
 
-def test_the_next_request_on_a_kept_alive_connection_is_answered_once_and_the_connection_closed(edge) -> None:  # noqa: F811 - the fixture imported above
+def test_the_next_request_on_a_kept_alive_connection_is_answered_once_and_the_connection_closed(edge, monkeypatch) -> None:  # noqa: F811 - the fixture imported above
+    monkeypatch.setattr(local_server, "STOP_GRACE_S", _WAIT_S)
     with socket.create_connection(("127.0.0.1", edge.port)) as conn:
         conn.sendall(_HEALTH)
         first = _one_answer(conn)
