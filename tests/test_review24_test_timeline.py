@@ -19,7 +19,8 @@ def test_a_timeline_written_by_a_run_names_its_files_in_the_order_they_ended(tmp
     (tests / "test_first.py").write_text("def test_a():\n    pass\n")
     (tests / "test_second.py").write_text("import time\n\ndef test_b():\n    time.sleep(0.05)\n")
     timeline = tmp_path / "timeline.jsonl"
-    env = {**os.environ, "GG_TEST_TIMELINE": str(timeline)}
+    # Not an xdist worker's: the suite's own worker name must not reach the run below.
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}, "GG_TEST_TIMELINE": str(timeline)}
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "-o",
                           "addopts=", str(tests / "test_first.py"), str(tests / "test_second.py")],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
