@@ -169,12 +169,17 @@ def as_yaml(draw: st.DrawFn, doc: Any) -> tuple[bytes, str]:
         i = draw(st.integers(0, len(lines) - 1))
         lines.insert(i, lines[i])
         data = b"\n".join(lines)
-    elif edit == "bytes":
+    return _damaged(draw, data, edit), edit
+
+
+def _damaged(draw: st.DrawFn, data: bytes, edit: str) -> bytes:
+    """`data` with one byte sequence of _BYTES inserted (`bytes`), cut short (`cut`), or as it is."""
+    if edit == "bytes":
         at = draw(st.integers(0, len(data)))
-        data = data[:at] + draw(st.sampled_from(_BYTES)) + data[at:]
-    elif edit == "cut":
-        data = data[:draw(st.integers(0, len(data)))]
-    return data, edit
+        return data[:at] + draw(st.sampled_from(_BYTES)) + data[at:]
+    if edit == "cut":
+        return data[:draw(st.integers(0, len(data)))]
+    return data
 
 
 def as_json(draw: st.DrawFn, doc: Any) -> tuple[bytes, str]:
@@ -185,12 +190,7 @@ def as_json(draw: st.DrawFn, doc: Any) -> tuple[bytes, str]:
         text = "[" * 5_000  # a document Python cannot even write as JSON: a reader meets this instead
     data = text.encode("utf-8", "surrogatepass")
     edit = draw(st.sampled_from(["none", "none", "none", "bytes", "cut"]))
-    if edit == "bytes":
-        at = draw(st.integers(0, len(data)))
-        data = data[:at] + draw(st.sampled_from(_BYTES)) + data[at:]
-    elif edit == "cut":
-        data = data[:draw(st.integers(0, len(data)))]
-    return data, edit
+    return _damaged(draw, data, edit), edit
 
 
 def outcome(call: Callable[[], Any], allowed: type[BaseException] | tuple[type[BaseException], ...]) -> Any:
