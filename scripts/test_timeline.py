@@ -27,6 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     if not lines:
         print(f"test_timeline: {args.timeline} holds no test", file=sys.stderr)
         return 1
+    keys = {"worker": str, "file": str, "start": (int, float), "end": (int, float)}
+    bad = next((n for n, t in enumerate(lines, 1) if not isinstance(t, dict)
+                or not all(isinstance(t.get(k), kind) for k, kind in keys.items())), None)
+    if bad is not None:
+        print(f"test_timeline: line {bad} of {args.timeline} is no test record (worker, file, start, end)",
+              file=sys.stderr)
+        return 1
     t0 = min(t["start"] for t in lines)
     files: dict[tuple[str, str], list[float]] = defaultdict(lambda: [float("inf"), 0.0, 0.0])
     busy: dict[str, float] = defaultdict(float)

@@ -44,3 +44,12 @@ def test_the_script_refuses_a_file_that_is_not_a_timeline(tmp_path: Path) -> Non
     shown = subprocess.run([sys.executable, str(ROOT / "scripts" / "test_timeline.py"), str(bad)],
                            capture_output=True, text=True, timeout=60, check=False)
     assert shown.returncode == 1 and shown.stderr.startswith(f"test_timeline: cannot read {bad}"), shown.stderr
+
+
+def test_the_script_refuses_a_line_that_is_no_test_record(tmp_path: Path) -> None:
+    bad = tmp_path / "t.jsonl"
+    bad.write_text('{"worker": "gw0", "file": "a.py", "start": 1, "end": 2}\n[1, 2]\n')
+    shown = subprocess.run([sys.executable, str(ROOT / "scripts" / "test_timeline.py"), str(bad)],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert shown.returncode == 1, shown.stderr
+    assert shown.stderr == f"test_timeline: line 2 of {bad} is no test record (worker, file, start, end)\n"
