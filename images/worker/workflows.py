@@ -10,7 +10,7 @@ import copy
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +158,15 @@ def _parse_parameter(raw: Any, graph: dict[str, Any], where: str) -> Parameter:
                       min=_number_or_none(raw["min"], f"{where}.min"),
                       max=_number_or_none(raw["max"], f"{where}.max"),
                       choices=tuple(choices) if choices is not None else None, node=node, input=input_name)
+    if param.choices is not None:
+        # A choice the parameter's own type or bounds refuse could never be sent: say so where it is written,
+        # not as "must be one of [...]" to a client who sent exactly that choice.
+        plain = replace(param, choices=None)
+        for index, choice in enumerate(param.choices):
+            try:
+                _check_value(plain, choice, f"{where}.choices[{index}]")
+            except InputError as exc:
+                raise WorkflowError(str(exc)) from None
     if param.required and param.default is not None:
         raise WorkflowError(f"{where} is required, so its default must be null")
     if not param.required:
