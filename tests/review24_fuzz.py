@@ -123,8 +123,11 @@ def mutated(draw: st.DrawFn, doc: Any, focus: KeyPath = (), json_only: bool = Fa
         if op == "nest":
             depth = draw(st.integers(1, 900 if json_only else 40))  # YAML's deep nesting comes as raw text
             value: Any = draw(hostile)
-            for _ in range(depth):
-                value = draw(st.sampled_from([[value], {"k": value}]))
+            # one draw for every level's wrapper (bit i: a list or a mapping), not one strategy and draw per level:
+            # up to 900 draws a nest was most of the report sweep's time
+            wrappers = draw(st.integers(0, 2**depth - 1))
+            for level in range(depth):
+                value = {"k": value} if wrappers >> level & 1 else [value]
         elif op == "raw":
             value = _SNIPPET.format(draw(st.integers(0, len(RAW_YAML) + 1)))
         else:

@@ -155,12 +155,32 @@ class JobModel:
         return "applied"
 
 
-def _stored_images(svc, job_id: str) -> dict[str, dict[str, Any]]:  # noqa: F811
-    image = svc.put_result(job_id, "0.png")
-    plain = svc.put_result(job_id, "1.png", data=b"not an image at all", content_type="text/plain")
-    return {"good": image, "missing": {**image, "key": f"results/{job_id}/9.png"},
-            "size": {**image, "bytes": image["bytes"] + 1}, "stored_type": {**plain, "content_type": "image/png"},
-            "reported_type": {**image, "content_type": "image/jpeg"}}
+class _StoredImages:
+    """What each RESULTS kind reports for one job: the image stored as results/<job>/0.png, a text/plain object as
+    1.png, or 9.png, never stored. An object is stored the first time a step reports it (before the step), not for
+    every job of every example: the service reads only the keys a delivery or a stored outcome names (it never lists
+    the store), and each put is a signed S3 round trip to moto (each example stored all eight before)."""
+
+    def __init__(self, svc, job_id: str) -> None:  # noqa: F811
+        self.svc, self.job_id = svc, job_id
+        self.objects: dict[str, dict[str, Any]] = {}  # file name -> the object as put_result described it
+
+    def _stored(self, name: str) -> dict[str, Any]:
+        if name not in self.objects:
+            self.objects[name] = (self.svc.put_result(self.job_id, name) if name == "0.png" else
+                                  self.svc.put_result(self.job_id, name, data=b"not an image at all",
+                                                      content_type="text/plain"))
+        return self.objects[name]
+
+    def __getitem__(self, result: str) -> dict[str, Any]:
+        if result == "missing":  # described as put_result describes the image, at a key never stored
+            return {"key": f"results/{self.job_id}/9.png", "content_type": "image/png",
+                    "bytes": len(b"\x89PNG fake image bytes"), "sha256": "0" * 64, "width": 8, "height": 8}
+        if result == "stored_type":
+            return {**self._stored("1.png"), "content_type": "image/png"}
+        image = self._stored("0.png")
+        return {"good": image, "size": {**image, "bytes": image["bytes"] + 1},
+                "reported_type": {**image, "content_type": "image/jpeg"}}[result]
 
 
 def _payload(rid: str, runpod_status: str, attempt: int, result: dict[str, Any], jitter: bool) -> dict[str, Any]:
@@ -197,11 +217,12 @@ def test_deliveries_of_several_jobs_in_any_order_keep_the_documented_invariants(
     models = [JobModel(job_id, svc.runpod_id(job_id), svc.runpod_id(job_id) or f"rp-own-{job_id}") for job_id in ids]
     models[3].status = "failed"
     assert models[2].rid is None and models[3].rid is None and None not in (models[0].rid, models[1].rid)
-    images = [_stored_images(svc, job_id) for job_id in ids]
+    images = [_StoredImages(svc, job_id) for job_id in ids]
     sent: list[tuple[int, dict[str, Any], bool]] = []  # (job, payload, results good) of every delivery sent
     store = svc.app.transitions.store
+    rows = [svc.job(model.job_id) for model in models]  # each job's row as the last check read it
     for previous, action in zip([None, *steps], steps, strict=False):
-        rows_before = [(model.applied, svc.job(model.job_id)) for model in models]
+        rows_before = [(model.applied, row) for model, row in zip(models, rows, strict=True)]
         svc.app.store = svc.app.transitions.store = StoreDown() if previous == ("down",) else store
         if action[0] == "deliver":
             _, j, attempt, runpod_status, result, which, jitter, recovered = action
@@ -226,10 +247,10 @@ def test_deliveries_of_several_jobs_in_any_order_keep_the_documented_invariants(
         elif action[0] == "late":
             svc.clock[0] = max(_deadline_s(svc.job(m.job_id)) for m in models) + 1
         svc.app.store = svc.app.transitions.store = store
-        for model, (applied, row) in zip(models, rows_before, strict=True):
-            _check_job(svc, model)
+        rows = [_check_job(svc, model) for model in models]
+        for now, model, (applied, row) in zip(rows, models, rows_before, strict=True):
             if model.applied == applied:  # a delivery not applied (or another job's) changes nothing
-                assert svc.job(model.job_id) == row
+                assert now == row
 
 
 def _step(svc, log_lines, models: list[JobModel], j: int, payload: dict[str, Any], good: bool,  # noqa: F811
@@ -349,7 +370,9 @@ def _check_line(lines: list[str], job_id: str, event: str, reason: str) -> None:
         assert mine[0]["level"] == "warning", mine[0]
 
 
-def _check_job(svc, model: JobModel) -> None:  # noqa: F811
+def _check_job(svc, model: JobModel) -> dict[str, Any]:  # noqa: F811
+    """The job's row, read once after the step (the next step's row before: nothing between two steps writes it),
+    checked against the model with its metrics row and recorded deliveries."""
     job = svc.job(model.job_id)
     assert (job["status"], job["runpod_job_id"], job["runpod_run_duration_ms"]) == (model.status, model.rid,
                                                                                     model.run_ms)
@@ -364,3 +387,4 @@ def _check_job(svc, model: JobModel) -> None:  # noqa: F811
                         "rowid", (model.job_id,))
     assert sorted(r["outcome"] for r in recorded) == sorted(model.seen.values())
     assert all(r["applied"] == (r["outcome"] == "applied") for r in recorded)
+    return job
