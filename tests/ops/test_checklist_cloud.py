@@ -5,6 +5,8 @@ passes every applicable line; drifting one cloud fact at a time turns exactly it
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import shutil
 import sqlite3
@@ -77,6 +79,31 @@ def seed_sql(tmp_path_factory) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+@pytest.fixture(scope="module")
+def seeded_image(seed_sql: bytes) -> bytes:
+    """A D1 database as `seed_sql` imported through the stand-in's API leaves it, as its SQLite image: imported
+    once, then copied into each test's databases (each import of the seed ran its ~1,700 statements again)."""
+    with D1StandIn(CF_TOKEN, import_polls=0) as standin, CloudflareApi(CF_TOKEN, standin.api_base) as api:
+        d1 = D1Client(api, standin.account_id, poll_interval_s=0.0)
+        database_id = d1.create_database("goldgate-seed").uuid
+        d1.import_sql(database_id, seed_sql)
+        with standin.backend.lock:
+            return standin.backend.get(database_id).conn.serialize()
+
+
+def _seeded(d1: D1Client, standin: D1StandIn, name: str, image: bytes) -> str:
+    """A database created through the API holding what importing the seed leaves (a new bookmark, as after an
+    import)."""
+    database_id = d1.create_database(name).uuid
+    backend = standin.backend
+    with backend.lock:
+        db = backend.get(database_id)
+        db.conn.deserialize(image)
+        db.conn.execute("PRAGMA foreign_keys = ON")
+        backend._snapshot(db)
+    return database_id
+
+
 @dataclass
 class Cloud:
     emulator: RunPodEmulator
@@ -115,13 +142,27 @@ class Cloud:
                 "--cloudflare-api-base", self.d1_api_base]
 
 
-def _write_stack_files(directory: Path, account: str, emulator: RunPodEmulator) -> None:
-    """Copies of the repository's stack files, pinned to IMG_B, pointing at the stand-ins."""
+@functools.cache
+def _repository_stack_file(name: str) -> str:
+    return (STACKS_DIR / name).read_text()
+
+
+@functools.cache
+def _parsed_stack_file(text: str) -> dict[str, Any]:
+    return yaml.safe_load(text)
+
+
+def _write_stack_files(directory: Path, account: str, emulator: RunPodEmulator,
+                       prod_retention: dict[str, Any] | None = None) -> None:
+    """Copies of the repository's stack files, pinned to IMG_B, pointing at the stand-ins (PROD's D1 retention set
+    to `prod_retention` if given). The repository's files are read and parsed once per process."""
     directory.mkdir()
     for stack in ("staging", "prod"):
         src = STACKS_DIR / f"Pulumi.{stack}.yaml"
-        doc = yaml.safe_load(src.read_text())
+        doc = copy.deepcopy(_parsed_stack_file(_repository_stack_file(src.name)))
         spec = doc["config"]["goldgate:spec"]
+        if stack == "prod" and prod_retention is not None:
+            spec["database"]["retention"] = prod_retention
         spec["image"] = IMG_B
         spec["cloud"] = {"cloudflare_account_id": account, "runpod_api_base": emulator.api_base,
                          "runpod_endpoint_base": emulator.endpoint_base}
@@ -193,7 +234,7 @@ def _logs(directory: Path) -> None:
 
 
 @pytest.fixture
-def cloud(tmp_path: Path, seed_sql: bytes, scan_once: None) -> Iterator[Cloud]:
+def cloud(tmp_path: Path, seeded_image: bytes, scan_once: None) -> Iterator[Cloud]:
     now = datetime.now(UTC)
     launches = NoWorkers()
     emulator = RunPodEmulator(EmulatorConfig(api_key=RP_KEY, logs_dir=tmp_path / "emulator"),
@@ -204,16 +245,11 @@ def cloud(tmp_path: Path, seed_sql: bytes, scan_once: None) -> Iterator[Cloud]:
     control = ControlPlaneClient(RP_KEY, emulator.api_base)
     try:
         d1 = D1Client(api, standin.account_id, poll_interval_s=0.0)
-        database_id = d1.create_database("goldgate-staging").uuid
-        d1.import_sql(database_id, seed_sql)
-        d1.import_sql(d1.create_database("goldgate-prod").uuid, seed_sql)
+        database_id = _seeded(d1, standin, "goldgate-staging", seeded_image)
+        _seeded(d1, standin, "goldgate-prod", seeded_image)
         stacks = tmp_path / "stacks"
-        _write_stack_files(stacks, standin.account_id, emulator)
         # D1 retention: PROD's by its Cron Trigger, STAGING's by a `goldgate prune --cloud` a day ago
-        prod_file = stacks / "Pulumi.prod.yaml"
-        doc = yaml.safe_load(prod_file.read_text())
-        doc["config"]["goldgate:spec"]["database"]["retention"] = {"keep_days": 30, "cron": "30 3 * * *"}
-        prod_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+        _write_stack_files(stacks, standin.account_id, emulator, prod_retention={"keep_days": 30, "cron": "30 3 * * *"})
         # Both API Workers as `pulumi up` deployed them: PROD's with the Cron Trigger its file declares
         workers.schedules.update({"goldgate-api-staging": [], "goldgate-api-prod": ["30 3 * * *"]})
         workers.plain_text.update({"goldgate-api-staging": {"STACK": "staging"},

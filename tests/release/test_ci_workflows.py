@@ -281,7 +281,8 @@ def ledger_scripts() -> dict[str, str]:
 class LedgerRig:
     """A bare `origin` with a main branch, and a job's checkout of it with its own $GOLDGATE_HOME."""
 
-    def __init__(self, tmp_path: Path, scripts: dict[str, str]) -> None:
+    def __init__(self, tmp_path: Path, scripts: dict[str, str], origin: Path | None = None) -> None:
+        """`origin`: a copy of a bare origin another rig seeded, instead of seeding one here (five git runs)."""
         require(shutil.which("git") is not None, "git")
         self.tmp, self.scripts = tmp_path, scripts
         # `goldgate history` verifies the chain (not ours: these tests' ledgers are not chained); every other
@@ -294,6 +295,10 @@ class LedgerRig:
         self.run_states.mkdir()
         self.run_ids: dict[Path, str] = {}
         self.origin = tmp_path / "origin.git"
+        self.jobs = 0
+        if origin is not None:
+            shutil.copytree(origin, self.origin, symlinks=True)
+            return
         self._git(tmp_path, "init", "-q", "--bare", "-b", "main", str(self.origin))
         seed = tmp_path / "seed"
         self._git(tmp_path, "init", "-q", "-b", "main", str(seed))
@@ -301,7 +306,6 @@ class LedgerRig:
         self._git(seed, "add", "README.md")
         self._git(seed, "commit", "-qm", "seed")
         self._git(seed, "push", "-q", str(self.origin), "main")
-        self.jobs = 0
 
     def _env(self, **extra: str) -> dict[str, str]:
         # GH_TOKEN and GITHUB_SERVER_URL as the steps that talk to origin see them (origin is a local path here, so
@@ -379,9 +383,15 @@ class LedgerRig:
         return proc.stdout if proc.returncode == 0 else None
 
 
+@pytest.fixture(scope="module")
+def seeded_origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bare origin whose main holds one seed commit, seeded once; each rig starts from its own copy."""
+    return LedgerRig(tmp_path_factory.mktemp("origin"), {}).origin
+
+
 @pytest.fixture
-def rig(tmp_path: Path, ledger_scripts: dict[str, str]) -> LedgerRig:
-    return LedgerRig(tmp_path, ledger_scripts)
+def rig(tmp_path: Path, ledger_scripts: dict[str, str], seeded_origin: Path) -> LedgerRig:
+    return LedgerRig(tmp_path, ledger_scripts, origin=seeded_origin)
 
 
 def test_the_ledger_branch_is_created_then_restored_and_appended(rig: LedgerRig) -> None:
