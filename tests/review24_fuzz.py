@@ -125,7 +125,9 @@ def mutated(draw: st.DrawFn, doc: Any, focus: KeyPath = (), json_only: bool = Fa
             value: Any = draw(hostile)
             # one draw for every level's wrapper (bit i: a list or a mapping), not one strategy and draw per level:
             # up to 900 draws a nest was most of the report sweep's time
-            wrappers = draw(st.integers(0, 2**depth - 1))
+            # (fixed-size bytes, not st.integers: hypothesis favours small integers, which left every level above
+            # the 64th a list)
+            wrappers = int.from_bytes(draw(st.binary(min_size=(depth + 7) // 8, max_size=(depth + 7) // 8)), "little")
             for level in range(depth):
                 value = {"k": value} if wrappers >> level & 1 else [value]
         elif op == "raw":

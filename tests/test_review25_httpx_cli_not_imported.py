@@ -19,7 +19,7 @@ import httpx
 transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"path": request.url.path}))
 with httpx.Client(transport=transport) as client:
     answer = client.get("http://127.0.0.1/healthz").json()
-print(json.dumps({"loaded": sorted(m for m in ("httpx._main", "click", "rich", "pygments") if sys.modules.get(m)),
+print(json.dumps({"loaded": sorted(m for m in ("httpx._main", "rich", "pygments") if sys.modules.get(m)),
                   "answer": answer}))
 """
 

@@ -126,7 +126,9 @@ def _warn_unbaked_models(context: Path, dockerfile: str) -> None:
 
 
 def _warn_workflows(context: Path, local: bool) -> None:
-    """Warnings about the workflows, read once, before the build; none is a refusal.
+    """Warnings about the workflows, read once, before the build; none is a refusal, but a workflow file the worker
+    refuses is refused here, for every engine: a docker build never reads the files, and its worker would fail at
+    start on every GPU (the local build refuses it too, in its store).
     - Each parameter that contradicts the ComfyUI input it sets (its type, min/max, choices, an input the node
       type lacks) or lets a client send what that input refuses (no min/max on a bounded input, no choices on
       a COMBO), as the emulator's spec of that core node type has it: ComfyUI refuses such a job only when
@@ -139,8 +141,8 @@ def _warn_workflows(context: Path, local: bool) -> None:
 
     try:
         workflows = load_workflows(context / "workflows")
-    except WorkflowError:
-        return   # the build refuses it, saying why
+    except WorkflowError as exc:
+        raise GoldgateError(f"cannot build a worker image from {context}: {exc}") from None
     for workflow in workflows.values():
         for problem in parameter_problems(workflow):
             progress(f"warning: {problem} (ComfyUI checks node inputs only when a job runs; its spec here: "

@@ -23,7 +23,9 @@ def test_the_sdk_is_handed_the_cpu_name_only_when_cpuinfo_names_one(tmp_path: Pa
     sdk.mkdir(parents=True)
     (sdk / "__init__.py").write_text("import cpuinfo\nBRAND = cpuinfo.get_cpu_info()['brand_raw']\n")
     monkeypatch.syspath_prepend(str(sdk.parent))
-    monkeypatch.delitem(sys.modules, "runpod", raising=False)
+    # recorded first, so the stand-in SDK leaves sys.modules after the test whether or not runpod was imported
+    monkeypatch.setitem(sys.modules, "runpod", types.ModuleType("runpod"))
+    monkeypatch.delitem(sys.modules, "runpod")
     monkeypatch.setattr(worker_process, "_CLI_ONLY_MODULES", ())
     monkeypatch.setattr(worker_process, "_cpu_model_name", lambda: model_name)
     worker_process.import_runpod_sdk()

@@ -19,7 +19,9 @@ def _serving() -> set[threading.Thread]:
 
 def test_started_then_entered_it_serves_once_and_stops_whole(tmp_path) -> None:
     before = _serving()
-    with RunPodEmulator(EmulatorConfig(api_key=API_KEY, logs_dir=tmp_path / "logs")).start():
+    emulator = RunPodEmulator(EmulatorConfig(api_key=API_KEY, logs_dir=tmp_path / "logs"))
+    with emulator.start() as emu:
+        assert emu is emulator
         assert len(_serving() - before) == 2  # one HTTP loop, one tick
     alive = [t for t in _serving() - before if t.is_alive()]
     for thread in alive:
@@ -30,5 +32,5 @@ def test_started_then_entered_it_serves_once_and_stops_whole(tmp_path) -> None:
 def test_a_stopped_emulator_is_not_started_again(tmp_path) -> None:
     emu = RunPodEmulator(EmulatorConfig(api_key=API_KEY, logs_dir=tmp_path / "logs")).start()
     emu.stop()
-    with pytest.raises(RuntimeError, match="was stopped"):
+    with pytest.raises(RuntimeError, match="this RunPod emulator was stopped; start a new one"):
         emu.start()
