@@ -470,6 +470,43 @@ def _uvicorn_config(service: LocalService) -> uvicorn.Config:
     return uvicorn.Config(service.asgi, **{**UVICORN_SETTINGS, "http": edge_protocol(service.log)})
 
 
+class QuietServer(uvicorn.Server):
+    """uvicorn's server, whose main loop sleeps until it is told to stop. uvicorn's wakes 10 times a second, for as
+    long as the service runs, to see `should_exit` and to refresh the Date header once a second (which this service
+    does not send: `date_header` off). Told to stop (`should_exit`, set from any thread), it wakes at once. With a
+    setting that needs the ticks (a Date header, `limit_max_requests`, `callback_notify`), uvicorn's own loop runs."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        self._exit_requested = False
+        self._exit_wakeup: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+        super().__init__(config)
+
+    @property  # type: ignore[override]
+    def should_exit(self) -> bool:
+        return self._exit_requested
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self._exit_requested = value
+        wakeup = self._exit_wakeup
+        if value and wakeup is not None:
+            loop, event = wakeup
+            with contextlib.suppress(RuntimeError):  # its loop has closed: nothing waits on it any more
+                loop.call_soon_threadsafe(event.set)
+
+    async def main_loop(self) -> None:
+        config = self.config
+        if config.date_header or config.limit_max_requests is not None or config.callback_notify is not None:
+            await super().main_loop()
+            return
+        event = asyncio.Event()
+        self._exit_wakeup = (asyncio.get_running_loop(), event)
+        await self.on_tick(0)  # the default headers, once: without a Date header they never change
+        while not self.should_exit:  # read after the wakeup is in place: a stop set before it is seen here
+            await event.wait()
+            event.clear()
+
+
 def _write_port_file(path: str, port: int) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     Path(tmp).write_text(f"{port}\n", encoding="utf-8")
@@ -502,7 +539,7 @@ def start_in_thread(config: ServiceConfig, log_sink: Sink = stdout_sink) -> Runn
     service = build_local(config, log_sink)
     sock = listening_socket(config.host, config.port)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(_uvicorn_config(service))
+    server = QuietServer(_uvicorn_config(service))
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # not the main thread
     thread = threading.Thread(target=lambda: _run(server, server.serve(sockets=[sock])), daemon=True,
                               name=f"service-{port}")
@@ -524,7 +561,7 @@ def serve(config: ServiceConfig, port_file: str | None = None, log_sink: Sink = 
     if sock is None:
         sock = listening_socket(config.host, config.port)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(_uvicorn_config(service))
+    server = QuietServer(_uvicorn_config(service))
 
     # uvicorn would re-raise SIGTERM after its graceful shutdown (exit -15, no last log line):
     # handle the signals here instead, so a stop is a clean exit 0.

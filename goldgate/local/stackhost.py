@@ -28,20 +28,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
 import time
+from http.server import HTTPServer
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config as BotoConfig
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.server import ThreadedMotoServer
+from werkzeug.serving import ThreadedWSGIServer
 
 from goldgate import spec as specs
 from goldgate.errors import GoldgateError, describe
@@ -55,6 +58,7 @@ from goldgate.local.retention_cron import (
     RetentionRun,
     last_recorded_prune,
 )
+from goldgate.local.serving import WokenOnShutdown
 from goldgate.local.state import (
     WEBHOOK_SECRET_PREVIOUS,
     StackDir,
@@ -78,6 +82,24 @@ LOGGED_OPTIONAL_SECRETS = (WEBHOOK_SECRET_PREVIOUS,)
 # How often the host expires results while it runs. R2 runs lifecycle rules in the background, typically within a
 # day of an object's expiry: hourly keeps a result's local life within an hour of its ttl.
 RESULT_SWEEP_S = 3_600.0
+# The main loop's sleep where the service's exit does not wake it (no pidfd: not Linux), and its backstop where it does.
+LOOP_POLL_S = 0.2
+LOOP_BACKSTOP_S = 5.0
+
+
+class _WokenWSGIServer(ThreadedWSGIServer, WokenOnShutdown, HTTPServer):
+    """werkzeug's threaded server (what moto's ThreadedMotoServer makes) on goldgate.local.serving's loop: werkzeug
+    polls for shutdown() every 0.5 s, which every host stop waited out after everything else had stopped."""
+
+
+class ObjectStoreServer(ThreadedMotoServer):
+    """moto's ThreadedMotoServer (its own `_server_entry`, as moto 5 writes it) serving on _WokenWSGIServer."""
+
+    def _server_entry(self) -> None:
+        app = DomainDispatcherApplication(create_backend_app)
+        self._server = _WokenWSGIServer(self._ip_address, self._port, app, MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
 
 
 class LogStream:
@@ -107,6 +129,22 @@ class LogStream:
 
     def flush(self) -> None:
         pass
+
+
+def create_bucket(host: str, port: int, bucket: str) -> None:
+    """Create `bucket` in the stack's object store: S3's CreateBucket, `PUT /<bucket>`. moto checks no signature (see
+    README: any local user can use the store), so the request is sent as it is: a boto3 client built for this one
+    call cost each host start about 0.1 s of CPU (it loads and parses botocore's S3 service model)."""
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        conn.request("PUT", f"/{bucket}", headers={"Content-Length": "0"})
+        answer = conn.getresponse()
+        body = answer.read(2000)
+    finally:
+        conn.close()
+    if answer.status != 200:
+        raise RuntimeError(f"the object store refused to create the results bucket {bucket}: HTTP {answer.status} "
+                           f"{' '.join(body.decode('utf-8', 'replace').split())}")
 
 
 class ServiceExited(RuntimeError):
@@ -140,6 +178,8 @@ class StackHost:
         self.spawned_config = ""  # the config the newest service started was given
         self.serving_config = ""  # ... and the one the service in `self.service` was given
         self.stopping = threading.Event()
+        self.wake = threading.Event()  # the main loop's: a signal, the service's exit (watch_exit)
+        self.exits_watched = True
         self.reload_requested = threading.Event()
         self.result_sweep_s = result_sweep_s
         self.result_sweeper: threading.Thread | None = None
@@ -160,15 +200,11 @@ class StackHost:
     def start_object_store(self) -> None:
         # moto's server logs every request through werkzeug in plain text; the stack's logs stay v1.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self.s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.s3 = ObjectStoreServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.s3.start()
         host, port = self.s3.get_host_and_port()
         self.s3_url = f"http://{host}:{port}"
-        client = boto3.client("s3", endpoint_url=self.s3_url, region_name="us-east-1",
-                              aws_access_key_id=self.dir.secret("s3_access_key_id"),
-                              aws_secret_access_key=self.dir.secret("s3_secret_access_key"),
-                              config=BotoConfig(signature_version="s3v4"))
-        client.create_bucket(Bucket=self.spec.storage.bucket)
+        create_bucket(host, port, self.spec.storage.bucket)
         # moto keeps objects in memory; the stack's D1 is a file: results must outlive the host as jobs do.
         bucket = self.spec.storage.bucket
         self.results = DurableBucket(self.dir.objects_dir / bucket, bucket, self.log,
@@ -345,6 +381,7 @@ class StackHost:
                 env={**os.environ, **self.lifeline.child_env()}, pass_fds=(*self.lifeline.pass_fds, fd))
         finally:
             out.close()  # the child has its own copy
+        self.watch_exit(proc)
         deadline = time.monotonic() + timeout_s
         while not ready.exists():
             if proc.poll() is not None:
@@ -451,10 +488,41 @@ class StackHost:
             state = dict(self.unwritten_state)
             self.keep_state(state.pop("image"), **state)
 
+    def wake_for(self, event: threading.Event) -> None:
+        event.set()
+        self.wake.set()
+
+    def loop_wait_s(self) -> float:
+        """How long the main loop sleeps unless woken: a signal wakes it, and so does the service's exit where the
+        platform tells it (watch_exit); a state.json still to write is tried again every 2 s."""
+        if self.unwritten_state is not None:
+            return 2.0
+        return LOOP_BACKSTOP_S if self.exits_watched else LOOP_POLL_S
+
+    def watch_exit(self, proc: subprocess.Popen) -> None:
+        """Wake the main loop when `proc` ends, without reaping it (Linux's pidfd; elsewhere the loop polls). The
+        loop polled the service 5 times a second for the stack's whole life, to restart one that crashed."""
+        try:
+            fd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):  # not Linux 5.3+: the loop polls (LOOP_POLL_S)
+            self.exits_watched = False
+            return
+
+        def wait() -> None:
+            try:
+                poller = select.poll()
+                poller.register(fd, select.POLLIN)
+                poller.poll()  # readable once the process has ended
+            finally:
+                os.close(fd)
+                self.wake.set()
+
+        threading.Thread(target=wait, name=f"service-exit-{proc.pid}", daemon=True).start()
+
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+        signal.signal(signal.SIGTERM, lambda *_: self.wake_for(self.stopping))
+        signal.signal(signal.SIGINT, lambda *_: self.wake_for(self.stopping))
+        signal.signal(signal.SIGHUP, lambda *_: self.wake_for(self.reload_requested))
         try:
             apply_sqlite(self.dir.db_path, MIGRATIONS_DIR)
             self.start_object_store()
@@ -467,7 +535,10 @@ class StackHost:
             self.write_state(image)
             self.log.info("stack.ready", worker_image_tag=image)
             self.start_retention()
-            while not self.stopping.is_set():
+            while True:
+                self.wake.clear()  # before the checks: what comes after them wakes the wait below
+                if self.stopping.is_set():
+                    break
                 if self.reload_requested.is_set():
                     self.reload_requested.clear()
                     self.reload()
@@ -476,7 +547,7 @@ class StackHost:
                     self.restart_service()
                     self.keep_state(self.image)  # names the new service's pid
                 self.write_unwritten_state()
-                self.stopping.wait(0.2)
+                self.wake.wait(self.loop_wait_s())
             return 0
         except Exception as exc:  # noqa: BLE001 -- the host reports why it could not start, then cleans up
             # A GoldgateError's message is the whole story; anything else is named by its type.

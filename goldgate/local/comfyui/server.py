@@ -30,6 +30,7 @@ from websockets.frames import Opcode
 from websockets.protocol import Protocol, Side, State
 from websockets.utils import accept_key
 
+from goldgate.local.serving import WokenOnShutdown
 from goldgate.logs import JsonLogger
 
 from . import responses
@@ -298,7 +299,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self._json(200, stored)
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(WokenOnShutdown, ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver prints a traceback to stderr when a handler raises (a client that hung up mid-reply,
         # most often); one v1 line says the same thing.
@@ -362,7 +363,7 @@ class ComfyUIEmulator:
             self._listening.set()
         self.logger.info("comfyui_listening", message=f"ComfyUI emulator listening on {self.url}",
                          data={"models_dir": str(self.backend.models_dir), "startup_delay_s": self.startup_delay_s})
-        self._server.serve_forever(poll_interval=0.1)
+        self._server.serve_forever()
 
     def wait_listening(self, timeout_s: float) -> bool:
         return self._listening.wait(timeout_s)

@@ -265,6 +265,7 @@ class RunPodBackend:
             ep.releases.append(ReleaseRecord(new_id(), 1, ep.created_at, settings["image"], dict(settings["env"]),
                                              []))
             self.endpoints[ep.id] = ep
+            self.changed.notify_all()  # an idle tick wakes: the endpoint may keep workers up (workers.min)
             self.on_event("endpoint.created", endpoint_id=ep.id, image=settings["image"])
             return ep
 
@@ -754,6 +755,22 @@ class RunPodBackend:
                     timeout_ms = job.execution_timeout_ms or ep.settings.get("timeout") or 0
                     if timeout_ms and (now - job.started_mono) * 1000 >= timeout_ms:
                         self._finish(job, "TIMED_OUT", error=f"job exceeded its execution timeout of {timeout_ms} ms")
+
+    def idle_until(self) -> float | None:
+        """For an emulator with nothing in hand, when (on `clock`) its tick next has work: the first expiry of a
+        finished job's result (`expire`), inf when none is kept. None while it has work in hand, which it ticks
+        every `tick_s`: a worker (starting, running, held or stopping), a job not finished, an endpoint that keeps
+        workers up. Each change that gives it work (a job, an endpoint's settings) notifies `changed`."""
+        with self.lock:
+            if self.workers or any(ep.settings["workers"]["min"] > 0 for ep in self.endpoints.values()):
+                return None
+            until = math.inf
+            for job in self.jobs.values():
+                if job.status not in TERMINAL or job.finished_mono is None:
+                    return None
+                keep_s = self.config.sync_result_retention_s if job.sync else self.config.result_retention_s
+                until = min(until, job.created_mono + job.ttl_ms / 1000.0, job.finished_mono + keep_s)
+            return until
 
     # ---- workers: scaling plan and process events ---------------------------------------------
 

@@ -36,6 +36,8 @@ from goldgate.local.runpod.webhooks import WebhookDispatcher
 from goldgate.local.state import open_log, write_json_atomic
 from goldgate.logs import masked
 
+# The longest an idle emulator's ticker sleeps: what it waits for is known or notified, so this is only a backstop.
+IDLE_TICK_MAX_S = 5.0
 # The runpod SDK sends an exception the handler raised as this JSON text; a handler's {"error": ...} comes as is.
 _SDK_ERROR_FIELDS = ("error_type", "error_message")
 # The statuses whose job.finished line carries the job's error, and the error type a plain-text error gets.
@@ -124,9 +126,8 @@ class RunPodEmulator:
             raise RuntimeError("this RunPod emulator was stopped; start a new one")
         if self._threads:
             return self
-        # `stop` waits for the loop's next poll to see shutdown(): every `goldgate down` and test waits this out.
-        serve = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                 name="runpod-emulator-http", daemon=True)
+        # No polling: shutdown() wakes the loop (goldgate.local.serving), so an idle stack's server sleeps.
+        serve = threading.Thread(target=self._server.serve_forever, name="runpod-emulator-http", daemon=True)
         tick = threading.Thread(target=self._tick, name="runpod-emulator-tick", daemon=True)
         self._threads = [serve, tick]
         for t in self._threads:
@@ -139,6 +140,8 @@ class RunPodEmulator:
             return
         self._stopped = True
         self._stop.set()
+        with self.backend.changed:  # an idle ticker waits on the backend's changes
+            self.backend.changed.notify_all()
         for t in self._threads[1:]:
             t.join(timeout=5)
         with self.backend.lock:
@@ -168,7 +171,7 @@ class RunPodEmulator:
 
     def _tick(self) -> None:
         next_log_sweep = time.monotonic()  # the old logs of gone workers: at start, then each worker_log_sweep_s
-        while not self._stop.wait(self.config.tick_s):
+        while not self._wait_for_tick(next_log_sweep):
             try:
                 self.fleet.reap()
                 self.backend.expire()
@@ -178,6 +181,25 @@ class RunPodEmulator:
                     self.fleet.prune_logs()  # housekeeping, as `goldgate up` prunes them: no line of its own
             except Exception as exc:  # noqa: BLE001 -- the ticker must survive to keep workers supervised
                 self.log.error("runpod_emulator.tick_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _wait_for_tick(self, next_log_sweep: float) -> bool:
+        """Wait for the next tick; True once the emulator stops. With work in hand (a worker, a job, an endpoint
+        that keeps workers) a tick comes every `tick_s`. Without, the tick's next work is known (a finished job's
+        result to expire, the log sweep) or comes with a change the backend notifies (a job, an endpoint): it
+        sleeps until then, at most IDLE_TICK_MAX_S. An idle stack ticked 10 times a second, all day."""
+        if self.fleet.pids():  # a process to reap, whatever the backend holds
+            return self._stop.wait(self.config.tick_s)
+        with self.backend.changed:  # checked and waited under the lock: a job submitted meanwhile is not missed
+            if self._stop.is_set():
+                return True
+            until = self.backend.idle_until()
+            if until is None:
+                wait_s = self.config.tick_s
+            else:
+                wait_s = min(until - self.backend.clock(), next_log_sweep - time.monotonic(), IDLE_TICK_MAX_S)
+                self.backend.changed.wait(max(self.config.tick_s, wait_s))
+                return self._stop.is_set()
+        return self._stop.wait(wait_s)
 
     def _finished(self, job: JobRecord) -> None:
         if job.webhook and job.status in self.config.webhook_statuses:

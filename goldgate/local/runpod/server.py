@@ -20,6 +20,7 @@ from goldgate.local.runpod import responses
 from goldgate.local.runpod.backend import EmulatorError, RunPodBackend
 from goldgate.local.runpod.eventlog import EventLog
 from goldgate.local.runpod.openapi import component, schema_errors, spec
+from goldgate.local.serving import WokenOnShutdown
 
 MAX_BODY = 21 * 1024 * 1024
 # The REST v2 collections (/v2/serverless, /v2/templates, ...): their errors are problem JSON, whether emulated or not.
@@ -422,7 +423,7 @@ class _HTTPHandler(BaseHTTPRequestHandler):
         pass  # request lines could carry a webhook signature in a query; the app logs what matters
 
 
-class RunPodHTTPServer(ThreadingHTTPServer):
+class RunPodHTTPServer(WokenOnShutdown, ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
