@@ -127,8 +127,8 @@ def _warn_unbaked_models(context: Path, dockerfile: str) -> None:
 
 def _warn_workflows(context: Path, local: bool) -> None:
     """Warnings about the workflows, read once, before the build; none is a refusal, but a workflow file the worker
-    refuses is refused here, for every engine: a docker build never reads the files, and its worker would fail at
-    start on every GPU (the local build refuses it too, in its store).
+    refuses in the context's workflows/ is refused here, for every engine: a docker build never reads the files, and
+    its worker would fail at start on every GPU (the local build refuses it too, in its store).
     - Each parameter that contradicts the ComfyUI input it sets (its type, min/max, choices, an input the node
       type lacks) or lets a client send what that input refuses (no min/max on a bounded input, no choices on
       a COMBO), as the emulator's spec of that core node type has it: ComfyUI refuses such a job only when
@@ -139,6 +139,8 @@ def _warn_workflows(context: Path, local: bool) -> None:
     from goldgate.local.comfyui.params import parameter_problems
     from images.worker.workflows import WorkflowError, load_workflows
 
+    if not (context / "workflows").is_dir():
+        return   # nothing to read: the local build refuses it, and a Dockerfile may take its workflows from elsewhere
     try:
         workflows = load_workflows(context / "workflows")
     except WorkflowError as exc:

@@ -35,7 +35,8 @@ def test_the_bucket_the_host_creates_is_the_one_a_signed_client_writes_to(moto_s
                           config=BotoConfig(signature_version="s3v4"))
     client.put_object(Bucket="goldgate-staging-results", Key="results/a.png", Body=b"png", IfNoneMatch="*")
     assert client.get_object(Bucket="goldgate-staging-results", Key="results/a.png")["Body"].read() == b"png"
-    assert [b["Name"] for b in client.list_buckets()["Buckets"]] == ["goldgate-staging-results"]
+    # moto's backend is one per process: another test's buckets may be listed too
+    assert "goldgate-staging-results" in [b["Name"] for b in client.list_buckets()["Buckets"]]
 
 
 def test_a_bucket_the_store_refuses_stops_the_start_naming_it(moto_server) -> None:
@@ -45,13 +46,14 @@ def test_a_bucket_the_store_refuses_stops_the_start_naming_it(moto_server) -> No
 
 
 def test_the_object_store_server_sleeps_while_idle_and_its_stop_ends_its_thread(monkeypatch) -> None:
-    woke: list[int] = []
-    monkeypatch.setattr(socketserver.BaseServer, "service_actions", lambda self: woke.append(1))
+    woke: list = []  # the servers that woke: another test's still running in this process counts for nothing here
+    monkeypatch.setattr(socketserver.BaseServer, "service_actions", lambda self: woke.append(self))
     server = stackhost.ObjectStoreServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
         threading.Event().wait(WATCH_S)  # nothing to await: an idle server is watched for a while
     finally:
         server.stop()  # joins its thread
-    assert woke == [], f"the idle object store's server woke {len(woke)} times in {WATCH_S:g} s with no client"
+    mine = sum(1 for s in woke if s is server._server)
+    assert mine == 0, f"the idle object store's server woke {mine} times in {WATCH_S:g} s with no client"
     assert server._thread is not None and not server._thread.is_alive()

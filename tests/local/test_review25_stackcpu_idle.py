@@ -33,9 +33,12 @@ def _idle_for(seconds: float) -> None:
     threading.Event().wait(seconds)
 
 
-def _counting(calls: list[int], fn):
+def _counting(calls: list, fn):
+    """`fn`, recording the object each call is made on (its first argument): a method patched on a class counts
+    every instance in this process (another test file's server still running in this worker), so each test counts
+    only its own."""
     def wrapper(*args, **kwargs):
-        calls.append(1)
+        calls.append(args[0] if args else None)
         return fn(*args, **kwargs)
     return wrapper
 
@@ -47,21 +50,21 @@ def _never(image_ref: str, env: dict[str, str]) -> tuple[list[str], dict[str, st
 
 def test_an_idle_runpod_emulator_neither_ticks_nor_polls_its_socket(monkeypatch) -> None:
     # 100 ticks a second while it has work (tick_s), to make the old every-tick_s loop plain to see.
-    served: list[int] = []
+    served: list = []
     monkeypatch.setattr(RunPodHTTPServer, "service_actions", _counting(served, RunPodHTTPServer.service_actions))
     with RunPodEmulator(EmulatorConfig(api_key=API_KEY, tick_s=0.01)) as emu:
-        ticks: list[int] = []
+        ticks: list = []
         emu.backend.expire = _counting(ticks, emu.backend.expire)  # type: ignore[method-assign]
         _idle_for(WATCH_S)
-        idle_ticks, idle_polls = len(ticks), len(served)
+        idle_ticks, idle_polls = len(ticks), sum(1 for s in served if s is emu._server)
     assert idle_ticks <= 3 and idle_polls <= 1, (
         f"in {WATCH_S:g} s an idle emulator ticked {idle_ticks} times and its server, with no client, woke "
         f"{idle_polls} times")
 
 
 def test_an_idle_comfyui_emulator_in_a_worker_does_not_poll_its_socket(monkeypatch, tmp_path) -> None:
-    woke: list[int] = []
-    monkeypatch.setattr(socketserver.BaseServer, "service_actions", lambda self: woke.append(1))
+    woke: list = []
+    monkeypatch.setattr(socketserver.BaseServer, "service_actions", lambda self: woke.append(self))
     (tmp_path / "models").mkdir()
     emulator = ComfyUIEmulator(tmp_path / "models").start()
     try:
@@ -69,7 +72,8 @@ def test_an_idle_comfyui_emulator_in_a_worker_does_not_poll_its_socket(monkeypat
         _idle_for(WATCH_S)
     finally:
         emulator.stop()
-    assert len(woke) <= 1, f"an idle ComfyUI emulator's server woke {len(woke)} times in {WATCH_S:g} s with no client"
+    mine = sum(1 for s in woke if s is emulator._server)
+    assert mine <= 1, f"an idle ComfyUI emulator's server woke {mine} times in {WATCH_S:g} s with no client"
     assert emulator._thread is not None and not emulator._thread.is_alive()
 
 
@@ -108,7 +112,7 @@ def _wait(predicate, timeout_s: float = 60.0) -> bool:
 
 
 def test_an_idle_service_does_not_tick_and_stops_at_once_when_told(monkeypatch, tmp_path) -> None:
-    ticks: list[int] = []
+    ticks: list = []
     monkeypatch.setattr(uvicorn.Server, "on_tick", _counting(ticks, uvicorn.Server.on_tick))
     config = ServiceConfig.from_mapping({
         "stack": "test", "api_token": "t" * 32, "webhook_secret": "w" * 32, "runpod_api_key": API_KEY,
@@ -121,7 +125,7 @@ def test_an_idle_service_does_not_tick_and_stops_at_once_when_told(monkeypatch, 
     server = start_in_thread(config, log_sink=lambda line: None)
     try:
         _idle_for(WATCH_S)
-        idle_ticks = len(ticks)
+        idle_ticks = sum(1 for s in ticks if s is server._server)
     finally:
         server.stop()  # should_exit from this thread: the server's loop wakes for it (stop waits up to 15 s)
     assert idle_ticks <= 2, f"an idle service's main loop woke {idle_ticks} times in {WATCH_S:g} s"

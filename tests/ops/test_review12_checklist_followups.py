@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from test_checklist_cloud import IMG_B, _drill, cloud, seed_sql  # noqa: F401 -- cloud, seed_sql: pytest fixtures
+from test_checklist_cloud import IMG_B, _drill, cloud, seed_sql, seeded_image  # noqa: F401 -- cloud, seed_sql: pytest fixtures
 
 from goldgate.logs import JsonLogger
 from goldgate.ops import checklist

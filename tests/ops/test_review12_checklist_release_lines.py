@@ -11,7 +11,7 @@ from pathlib import Path
 
 from test_checklist import IMG_A, IMG_B, healthy  # noqa: F401 -- healthy: the module's pytest fixture
 from test_checklist_cloud import IMG_A as CLOUD_IMG_A
-from test_checklist_cloud import cloud, seed_sql  # noqa: F401 -- the cloud stand-ins, pytest fixtures
+from test_checklist_cloud import cloud, seed_sql, seeded_image  # noqa: F401 -- the cloud stand-ins, pytest fixtures
 
 from goldgate.ops import checklist
 from goldgate.ops.checklist_facts import Facts

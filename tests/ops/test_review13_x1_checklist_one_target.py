@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_checklist_cloud import IMG_A, IMG_B, cloud, seed_sql  # noqa: F401 -- the cloud pair's fixtures
+from test_checklist_cloud import IMG_A, IMG_B, cloud, seed_sql, seeded_image  # noqa: F401 -- the cloud pair's fixtures
 
 from goldgate.cli import main
 from goldgate.local.state import StackDir

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_checklist_cloud import Cloud, _drill, _prune, cloud, seed_sql  # noqa: F401 -- the fixtures
+from test_checklist_cloud import Cloud, _drill, _prune, cloud, seed_sql, seeded_image  # noqa: F401 -- the fixtures
 
 from goldgate.ops import checklist
 

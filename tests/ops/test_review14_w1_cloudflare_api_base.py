@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_checklist_cloud import CF_TOKEN, RP_KEY, cloud, seed_sql  # noqa: F401 (fixtures)
+from test_checklist_cloud import CF_TOKEN, RP_KEY, cloud, seed_sql, seeded_image  # noqa: F401 (fixtures)
 
 from goldgate import spec as specs
 from goldgate.cli import main

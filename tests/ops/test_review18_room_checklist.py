@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_checklist_cloud import CF_TOKEN, RP_KEY, Cloud, cloud, seed_sql  # noqa: F401 -- the cloud fixtures
+from test_checklist_cloud import CF_TOKEN, RP_KEY, Cloud, cloud, seed_sql, seeded_image  # noqa: F401 -- the cloud fixtures
 
 from goldgate.cli import main
 from goldgate.ops import checklist, checklist_facts
