@@ -5,22 +5,16 @@ neither clear the refusal nor, when it fails, stand for one. A batch of writes t
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
 from service_testkit import API_TOKEN
 from test_review18_full_d1 import CREATE, Worker, _fill, _lines
-from test_service_cloudflare_entry import _entry, make_env
+from test_review24_dbwrite_health import entry  # noqa: F401 -- the Worker's entry, a pytest fixture
+from test_service_cloudflare_entry import make_env
 
 AUTH = {"authorization": f"Bearer {API_TOKEN}"}
 
 
-@pytest.fixture
-def entry(monkeypatch: pytest.MonkeyPatch) -> Any:
-    yield from _entry(monkeypatch, with_jsnull=True)
 
-
-def test_a_metrics_report_read_while_d1_is_full_does_not_clear_healthz(entry, tmp_path, fake_runpod, capsys,
+def test_a_metrics_report_read_while_d1_is_full_does_not_clear_healthz(entry, tmp_path, fake_runpod, capsys,  # noqa: F811
                                                                        log_lines):
     env = make_env(tmp_path, fake_runpod.base)
     worker = Worker(entry, env)
@@ -36,7 +30,7 @@ def test_a_metrics_report_read_while_d1_is_full_does_not_clear_healthz(entry, tm
     _lines(capsys, log_lines)  # schema-checked and scanned for secrets at teardown
 
 
-def test_a_webhook_taken_once_d1_has_room_again_clears_healthz(entry, tmp_path, fake_runpod, capsys, log_lines):
+def test_a_webhook_taken_once_d1_has_room_again_clears_healthz(entry, tmp_path, fake_runpod, capsys, log_lines):  # noqa: F811
     """RunPod's retry of a refused webhook is the first write taken (in one batch): /healthz is 200 again, with
     no create needed to clear it."""
     env = make_env(tmp_path, fake_runpod.base)
