@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socketserver
 import threading
+import uuid
 
 import boto3
 import pytest
@@ -29,14 +30,20 @@ def moto_server():
 
 def test_the_bucket_the_host_creates_is_the_one_a_signed_client_writes_to(moto_server) -> None:
     host, port = moto_server
-    stackhost.create_bucket(host, port, "goldgate-staging-results")
+    # moto's backend is one per process, shared with every other test of this worker: a name of this test's own,
+    # and nothing left in it (a later test's bucket of the stack's name must not find this test's object)
+    bucket = f"goldgate-stackcpu-{uuid.uuid4().hex[:12]}"
+    stackhost.create_bucket(host, port, bucket)
     client = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
                           aws_access_key_id="0123456789abcdef0123", aws_secret_access_key="s" * 64,
                           config=BotoConfig(signature_version="s3v4"))
-    client.put_object(Bucket="goldgate-staging-results", Key="results/a.png", Body=b"png", IfNoneMatch="*")
-    assert client.get_object(Bucket="goldgate-staging-results", Key="results/a.png")["Body"].read() == b"png"
-    # moto's backend is one per process: another test's buckets may be listed too
-    assert "goldgate-staging-results" in [b["Name"] for b in client.list_buckets()["Buckets"]]
+    try:
+        client.put_object(Bucket=bucket, Key="results/a.png", Body=b"png", IfNoneMatch="*")
+        assert client.get_object(Bucket=bucket, Key="results/a.png")["Body"].read() == b"png"
+        assert bucket in [b["Name"] for b in client.list_buckets()["Buckets"]]
+    finally:
+        client.delete_object(Bucket=bucket, Key="results/a.png")
+        client.delete_bucket(Bucket=bucket)
 
 
 def test_a_bucket_the_store_refuses_stops_the_start_naming_it(moto_server) -> None:
