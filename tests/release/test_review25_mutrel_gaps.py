@@ -5,34 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from goldgate.release.cases import CaseError, load_case
-
-GOOD = "workflow: wf-a\ninputs: {prompt: p1, seed: 1}\n"
-
-
-@pytest.mark.parametrize(("field", "bounds"), [
-    ("images", "[1, 64]"), ("min_bytes", "[1, 2147483648]"), ("max_hash_distance", "[0, 63]"),
-    ("max_color_distance", "[0, 254]"),
-])
-def test_a_checked_expectation_left_empty_is_refused_not_read_as_unchecked(tmp_path: Path, field: str,
-                                                                           bounds: str) -> None:
-    # `max_hash_distance:` with nothing after it is YAML's null: read as "no limit", the case's render check could
-    # never fail, and a golden run would vouch for any digest.
-    path = tmp_path / "c.yaml"
-    path.write_text(f"{GOOD}expect:\n  {field}:\n")
-    with pytest.raises(CaseError) as refused:
-        load_case(path)
-    assert f"expect.{field}: expected an integer in {bounds}" in str(refused.value)
-
-
-def test_width_and_height_left_empty_are_still_not_checked(tmp_path: Path) -> None:
-    path = tmp_path / "c.yaml"
-    path.write_text(f"{GOOD}expect:\n  width:\n  height:\n")
-    case = load_case(path)
-    assert case.expect.width is None and case.expect.height is None
-
 
 def test_a_pulumi_failure_that_wrote_nothing_to_stderr_is_told_by_the_last_line_of_its_output() -> None:
     # No Diagnostics section and an empty stderr (a plugin killed, a CLI cut short): the last line pulumi printed
