@@ -460,7 +460,8 @@ def cmd_release(args: argparse.Namespace) -> int:
                                    progress=progress, concurrency=args.concurrency)
     rep = golden.report
     summary["golden"] = {"passed": golden.passed, "report": str(golden.path), "html": str(golden.html_path),
-                         "cases": len(rep["cases"]), "latency_s": rep["latency_s"],
+                         "cases": len(rep["cases"]), "cases_passed": sum(c["passed"] is True for c in rep["cases"]),
+                         "latency_s": rep["latency_s"],
                          "wall_time_s": rep["wall_time_s"], "sum_latency_s": rep["sum_latency_s"],
                          "failures": rep["failures"]}
     outcome: PromotionOutcome | None = None
@@ -504,11 +505,15 @@ def _check_release_stacks(deployer: Deployer, staging: str, prod: str) -> None:
 def _render_release(s: dict[str, Any]) -> str:
     g = s["golden"]
     lat = g["latency_s"]
+    cases = f"{g['cases']} case{'' if g['cases'] == 1 else 's'}"
+    # As `goldgate golden` says it: "FAILED: 6 cases" read as six failures when two of them had passed.
+    verdict = f"PASSED: {cases}" if g["passed"] else f"FAILED: {g['cases_passed']} of {cases} passed"
     lines = ["", "=== goldgate release ===",
              f"image        {s['image']}",
              f"release id   {s['release_id']}",
-             f"golden       {'PASSED' if g['passed'] else 'FAILED'}: {g['cases']} case{'' if g['cases'] == 1 else 's'}",
+             f"golden       {verdict}",
              f"             {latency_words(lat, g['cases'], g['wall_time_s'], g['sum_latency_s'])}",
+             f"             page   {g['html']}",  # each render beside its reference: what a failed check needs
              f"             report {g['report']}"]
     failures = g.get("failures") or []
     lines += [f"             failure {f}" for f in failures[:10]]

@@ -64,11 +64,16 @@ class PromotionOutcome:
         else:  # PROD is on no verified release now: the operator has to act, and needs to be told how
             why = self.rollback.outcome.replace("_", " ") + (f": {self.rollback.error}" if self.rollback.error else "")
             tail = f"the automatic rollback to {self.rollback.image} failed too ({why})"
-            todo = "roll back further with `goldgate rollback --to <release>` (see `goldgate history`)"
+            # The release the rollback went back to passed its smoke on PROD before: that it fails now points at
+            # PROD itself, not at the release before it (docs/RUNBOOK.md, "A failed promotion").
+            todo = (f"the fault is most likely PROD's own: fix it (the smoke errors, `goldgate status prod`), then "
+                    f"`goldgate rollback --to {self.rollback.image}` and `goldgate promote --retry-rejected`")
+        # The smoke report the runbook says to read: the operator should not have to find it by its timestamp.
+        report = f" (smoke report {self.smoke_report})" if self.smoke_report and not self.smoke_passed else ""
         # None: no pin, or one that could not be read at the end (observed_pin), not an image named "None".
         pinned = self.prod_image or "no image goldgate could read"
-        return f"{what} for {self.image}{': ' + self.error if self.error else ''}; {tail}; PROD is pinned to " \
-               f"{pinned}{': ' + todo if todo else ''}"
+        return f"{what} for {self.image}{report}{': ' + self.error if self.error else ''}; {tail}; PROD is " \
+               f"pinned to {pinned}{': ' + todo if todo else ''}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "ok": self.ok, "image": self.image, "release_id": self.release_id,

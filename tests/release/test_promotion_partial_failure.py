@@ -237,8 +237,14 @@ def test_a_promotion_whose_automatic_rollback_failed_too_tells_the_operator_to_r
     assert outcome.outcome == "smoke_failed" and outcome.rollback is not None and not outcome.rollback.ok
     message = outcome.message()
     assert f"the automatic rollback to {A} failed too (deploy failed: ProcessLookupError" in message
-    assert message.endswith(f"PROD is pinned to {A}: roll back further with `goldgate rollback --to <release>` "
-                            "(see `goldgate history`)")
+    # Before: "roll back further with `goldgate rollback --to <release>`", where there was no earlier release, and
+    # the fault that failed A's smoke too is PROD's own (docs/RUNBOOK.md, "A failed promotion").
+    assert message.endswith(f"PROD is pinned to {A}: the fault is most likely PROD's own: fix it (the smoke errors, "
+                            f"`goldgate status prod`), then `goldgate rollback --to {A}` and "
+                            "`goldgate promote --retry-rejected`")
+    # The smoke report the runbook says to read is named, and is there.
+    assert outcome.smoke_report and f"for {B} (smoke report {outcome.smoke_report}): " in message
+    assert Path(outcome.smoke_report).is_file()
     assert "\n" not in message
 
 

@@ -111,10 +111,11 @@ def test_a_run_whose_every_case_got_401_prints_no_none_and_says_no_latency_was_m
         "image": report["image"], "release_id": "r", "prod_image": None, "duration_s": 1, "up_s": 1, "build_s": 1,
         "ok": False, "error": "golden suite failed",
         "golden": {"passed": False, "report": "r.json", "html": "r.html", "cases": len(report["cases"]),
+                   "cases_passed": sum(c["passed"] is True for c in report["cases"]),
                    "latency_s": report["latency_s"], "wall_time_s": report["wall_time_s"],
                    "sum_latency_s": report["sum_latency_s"], "failures": report["failures"]}})
     assert "None s" not in summary and "latency: none measured" in summary, summary
-    assert "golden       FAILED: 1 case\n" in summary, summary   # it said "1 cases"
+    assert "golden       FAILED: 0 of 1 case passed\n" in summary, summary   # it said "1 cases"
 
 
 def _case(case_id: str, latency: float | None) -> dict[str, object]:
