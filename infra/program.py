@@ -185,7 +185,8 @@ def previous_webhook_secret(stack: str, config: pulumi.Config) -> pulumi.Output[
 
 def registry_secrets(stack: str, spec: StackSpec, config: pulumi.Config) -> dict[str, pulumi.Output[str]]:
     """The registry login for a managed credential; refuses every half-configured or contradictory setup."""
-    given = [key for key in REGISTRY_SECRET_KEYS.values() if config.get_secret(key) is not None]
+    # `get`, not `get_secret`: only whether each is set, so no secret Output is made that nothing would use.
+    given = [key for key in REGISTRY_SECRET_KEYS.values() if config.get(key) is not None]
     named = ", ".join(f"{CONFIG_NAMESPACE}:{k}" for k in given)
     endpoint = spec.endpoint
     if endpoint.registry_credential_id is not None and given:

@@ -17,16 +17,37 @@ from runpod_harness import Emulator
 
 from infra.worker_bundle import WorkerBundle, collect
 
+HERE = Path(__file__).parent
+
 
 @pytest.fixture(autouse=True)
-def main_thread_event_loop() -> None:
+def main_thread_event_loop() -> Iterator[None]:
     """Pulumi's mocks create futures on the thread's current event loop; a test that ran `asyncio.run`
-    before (the metrics report does, in tests/ops) leaves the main thread without one."""
+    before (the metrics report does, in tests/ops) leaves the main thread without one. After the test, every
+    Output it created on that loop is settled (`settle_outputs`)."""
     policy = asyncio.get_event_loop_policy()
     try:
-        policy.get_event_loop()
+        loop = policy.get_event_loop()
     except RuntimeError:
-        policy.set_event_loop(policy.new_event_loop())
+        loop = policy.new_event_loop()
+        policy.set_event_loop(loop)
+    yield
+    settle_outputs(loop)
+
+
+def settle_outputs(loop: asyncio.AbstractEventLoop) -> None:
+    """Run to their end the tasks a test left on the loop: the Outputs, and the mocks' resource registrations, that
+    it created outside a `pulumi.runtime.test` program (`read_config`, `run` or `set_mocks` called directly, or a
+    program that raised). Left pending they would sit on the loop until it is dropped, at a later test of the worker
+    or at its exit, and be reported there as coroutines "never awaited"; and the mocks' root stack, left unregistered,
+    fails every later program of the worker that runs on another loop ("attached to a different loop")."""
+    if loop.is_closed():
+        return
+    failed: list[BaseException] = []
+    while pending := [task for task in asyncio.all_tasks(loop) if not task.done()]:
+        results = loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        failed += [r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
+    assert not failed, f"Outputs the test left unsettled failed when settled: {failed!r}"
 
 
 @pytest.fixture
@@ -54,6 +75,18 @@ def bundle(tmp_path: Path) -> WorkerBundle:
 def pytest_configure(config: pytest.Config) -> None:
     # pulumi_cloudflare warns about its own deprecated resources on import; none of them are used here.
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:pulumi_cloudflare.*")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A coroutine never awaited in an infra test (or in infra/ under it) fails that test: every Output a test
+    creates is settled (`settle_outputs`), so such a warning is a real defect, not the mocks' leftovers. An
+    unawaited coroutine's warning is raised where Python cannot raise it (the coroutine's finalizer), so it
+    reaches pytest as an unraisable exception, hence the second filter."""
+    for item in items:
+        if item.path.is_relative_to(HERE):  # this hook sees the whole session's items
+            item.add_marker(pytest.mark.filterwarnings("error::RuntimeWarning",
+                                                       "error::pytest.PytestUnraisableExceptionWarning"),
+                            append=False)  # a test's own filterwarnings mark still wins
 
 
 @pytest.fixture
