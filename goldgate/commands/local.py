@@ -174,31 +174,49 @@ def _render_status(data: Any) -> str:
 
 def _worker_exit_lines(s: dict[str, Any]) -> list[str]:
     """The unexpected worker exits of the last 15 minutes: those of the image the stack serves are its problem now,
-    with the runbook section its log points to; those of an image it no longer serves (a rollback took it off)
-    are shown as past."""
+    with the runbook section its log points to. Past: those of an image it no longer serves (a rollback took it
+    off), and those of the image it serves from before its host took that image again (a rebuild of the same digest,
+    redeployed: the runbook's first aid) or before a later worker of it got ready for jobs."""
     exits = s.get("worker_exits") or []
     current = [e for e in exits if not e.get("past")]
-    past = [e for e in exits if e.get("past")]
+    others = [e for e in exits if e.get("past") and e.get("past_by") in (None, "another_image")]
+    earlier = [e for e in exits if e.get("past") and e.get("past_by") not in (None, "another_image")]
     lines = []
     if current:
         last = current[-1]
         ran = f", image {last['image']}" if last.get("image") else ""
         if last.get("cause") == "no_models":
-            why = f"its preflight found no models: {NO_MODELS_SECTION}"
+            # What its preflight_failed line holds: the runbook's words (the checkpoint loader folder is empty) and
+            # the model files it found; not that it found none.
+            present = last.get("models_present")
+            found = f" ({present} model file{'' if present == 1 else 's'} present)" if isinstance(present, int) else ""
+            why = f"its preflight found models missing, its checkpoint folder empty{found}: {NO_MODELS_SECTION}"
         elif last.get("cause") == "preflight_failed":
             why = f"its preflight failed: its log says why ({NO_MODELS_SECTION})"
         else:
-            why = f"a worker that exits at start with preflight_failed has no models ({NO_MODELS_SECTION})"
-        lines.append(f"  {'worker exits':<22} {len(current)}{'+' if len(current) == 5 else ''} unexpected in the last "
+            why = f"a worker that exits at start with preflight_failed found models missing ({NO_MODELS_SECTION})"
+        lines.append(f"  {'worker exits':<22} {_count(current)} unexpected in the last "
                      f"15 min (newest: {last['worker']}, code {last['returncode']}, {last['ts']}{ran}): see "
                      f"{s['logs_dir']}/worker-{last['worker']}.log; {why}")
-    if past:
-        last = past[-1]
-        images = ", ".join(sorted({str(e["image"]) for e in past}))
-        lines.append(f"  {'earlier worker exits':<22} {len(past)}{'+' if len(past) == 5 else ''} in the last 15 min "
+    if earlier:
+        last = earlier[-1]
+        since = (f"{s['stack']} redeployed it ({last.get('past_since')})" if last.get("past_by") == "redeploy" else
+                 f"a later worker of it passed its preflight and got ready for jobs ({last.get('past_since')})")
+        lines.append(f"  {'earlier worker exits':<22} {_count(earlier)} in the last 15 min of {last['image']}, which "
+                     f"{s['stack']} serves, from before {since}: past, not its problem now (newest: {last['worker']}, "
+                     f"code {last['returncode']}, {last['ts']})")
+    if others:
+        last = others[-1]
+        images = ", ".join(sorted({str(e["image"]) for e in others}))
+        lines.append(f"  {'earlier worker exits':<22} {_count(others)} in the last 15 min "
                      f"of {images}, which {s['stack']} no longer serves (it serves {s.get('image') or '-'}): past, "
                      f"not its problem now (newest: {last['worker']}, code {last['returncode']}, {last['ts']})")
     return lines
+
+
+def _count(exits: list[dict[str, Any]]) -> str:
+    """How many: five is as many as `status` keeps of each kind, so it may stand for more."""
+    return f"{len(exits)}{'+' if len(exits) == 5 else ''}"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -387,6 +405,13 @@ def _demo_value(param: dict[str, Any]) -> Any:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    # Each names what to check: given two, doctor checked one (the stack's image before --model-root, --image before
+    # --stack), said "worker preflight: OK" and exited 0 with the other never looked at.
+    given = [flag for flag, value in (("--stack", args.stack), ("--image", args.image),
+                                      ("--model-root", args.model_root)) if value is not None]
+    if len(given) > 1:
+        raise GoldgateError(f"{', '.join(given[:-1])} and {given[-1]} each name what to check (a local stack's image, "
+                            "an image, a model root): give one of them, and run doctor again for the other")
     from images.worker import preflight
 
     platform = _platform(args)

@@ -132,54 +132,95 @@ def _lines(data: bytes) -> list[dict[str, Any]]:
     return out
 
 
-def _worker_log_facts(logs_dir: Path, worker: Any) -> tuple[str | None, str | None]:
-    """(image, cause) from the worker's own log: the image every line of it names (`worker_image_tag`), and
-    "no_models" when its preflight said the runbook's words, "preflight_failed" when it failed otherwise."""
+def _worker_log_facts(logs_dir: Path, worker: Any) -> tuple[str | None, str | None, int | None]:
+    """(image, cause, models_present) from the worker's own log: the image every line of it names
+    (`worker_image_tag`), "no_models" when its preflight said the runbook's words (its checkpoint loader folder is
+    empty), "preflight_failed" when it failed otherwise, and how many model files that preflight found present
+    (its `data.models`; None when its line does not say)."""
     if not isinstance(worker, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", worker):
-        return None, None
+        return None, None, None
     path = logs_dir / f"worker-{worker}.log"
     image = next((str(line["worker_image_tag"]) for line in _lines(_read_regular(path, _WORKER_LOG_BYTES, False))
                   if line.get("worker_image_tag")), None)
-    cause = None
+    cause = present = None
     for line in _lines(_read_regular(path, _WORKER_LOG_BYTES, True)):
         if line.get("event") == "preflight_failed":
             image = image or (str(line["worker_image_tag"]) if line.get("worker_image_tag") else None)
             cause = "no_models" if NO_MODELS in json.dumps(line) else "preflight_failed"
-    return image, cause
+            models = line["data"].get("models") if isinstance(line.get("data"), dict) else None
+            present = len(models) if isinstance(models, list) else None
+    return image, cause, present
+
+
+def _ts(line: dict[str, Any]) -> float | None:
+    try:
+        return datetime.fromisoformat(line["ts"]).timestamp()
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _last_redeploy(host_log: Path, image: str) -> tuple[float, str] | None:
+    """When the stack's host last took `image` (`stack.redeployed`, or `stack.ready` when it started on it), from the
+    tail of its log: (time, its ts), or None."""
+    last = None
+    for line in _lines(_read_regular(host_log, _LOG_TAIL_BYTES, True)):
+        if line.get("event") in ("stack.redeployed", "stack.ready") and line.get("worker_image_tag") == image:
+            when = _ts(line)
+            last = (when, str(line["ts"])) if when is not None else last
+    return last
 
 
 def recent_worker_exits(emulator_log: Path, now_s: float | None = None,
                         serving: str | None = None) -> list[dict[str, Any]]:
     """The unexpected `worker.exited` events in the tail of the RunPod emulator's log from the last
-    WORKER_EXITS_WINDOW_S, newest last: {"worker", "returncode", "ts", "image", "cause", "past"} each. `image` is
-    what the worker ran (the exit line's worker_image_tag, its `worker.started` line, else its own log; None when
-    none says), `cause` what its log says of the exit ("no_models", "preflight_failed" or None), and `past` is true
-    for an exit of another image than `serving` (the image the stack serves now): a rollback away from a broken image
-    leaves its exits in the window for 15 minutes, which are no longer the stack's problem. At most five current and
-    five past exits."""
+    WORKER_EXITS_WINDOW_S, newest last: {"worker", "returncode", "ts", "image", "cause", "models_present", "past",
+    "past_by", "past_since"} each. `image` is what the worker ran (the exit line's worker_image_tag, its
+    `worker.started` line, else its own log; None when none says), `cause` what its log says of the exit
+    ("no_models", "preflight_failed" or None) and `models_present` how many model files its preflight found.
+    `past` is true for an exit that is no longer the stack's problem, and `past_by` says why: "another_image" (it ran
+    another image than `serving`, the one the stack serves now: a rollback away from a broken image), "redeploy" (it
+    came before the stack's host last took `serving`, in its `stack.redeployed` or `stack.ready` line: a rebuild of
+    the same digest, redeployed, after the runbook's first aid) or "worker_ready" (a later worker of `serving` got
+    ready for jobs: it passed the preflight the exit failed); `past_since` is the ts of that redeploy or that
+    worker's `worker.ready`. The exits of `serving` after both stay the stack's problem. At most five of each kind:
+    current, past of `serving`, past of another image."""
     since = (time.time() if now_s is None else now_s) - WORKER_EXITS_WINDOW_S
     started: dict[Any, str] = {}
-    exits = []
-    for line in _lines(_read_regular(emulator_log, _LOG_TAIL_BYTES, True)):
+    exits: list[dict[str, Any]] = []
+    ready: tuple[int, str] | None = None  # the newest `worker.ready` of a worker of `serving`: (its line's place, ts)
+    for place, line in enumerate(_lines(_read_regular(emulator_log, _LOG_TAIL_BYTES, True))):
         data = line.get("data") if isinstance(line.get("data"), dict) else {}
         if line.get("event") == "worker.started" and data.get("image"):
             started[data.get("worker")] = str(data["image"])
+        if serving and line.get("event") == "worker.ready" and started.get(data.get("worker")) == serving:
+            ready = (place, str(line.get("ts")))
         if line.get("event") != "worker.exited" or data.get("expected") is not False:
             continue
-        try:
-            when = datetime.fromisoformat(line["ts"]).timestamp()
-        except (ValueError, KeyError, TypeError):
-            continue
-        if when >= since:
+        when = _ts(line)
+        if when is not None and when >= since:
             exits.append({"worker": data.get("worker"), "returncode": data.get("returncode"), "ts": line["ts"],
-                          "image": line.get("worker_image_tag")})
+                          "image": line.get("worker_image_tag") or started.get(data.get("worker")),
+                          "when": when, "place": place})
+    redeploy = _last_redeploy(emulator_log.parent / "stackhost.jsonl", serving) if serving else None
     for e in exits:
-        logged_image, e["cause"] = _worker_log_facts(emulator_log.parent, e["worker"])
-        e["image"] = e["image"] or started.get(e["worker"]) or logged_image
-        e["past"] = bool(serving and e["image"] and e["image"] != serving)
-    current = [e for e in exits if not e["past"]][-_EXITS_SHOWN:]
-    past = [e for e in exits if e["past"]][-_EXITS_SHOWN:]
-    return [e for e in exits if any(e is kept for kept in current + past)]
+        logged_image, e["cause"], e["models_present"] = _worker_log_facts(emulator_log.parent, e["worker"])
+        e["image"] = e["image"] or logged_image
+        when, place = e.pop("when"), e.pop("place")
+        e["past_by"] = e["past_since"] = None
+        if not (serving and e["image"]):
+            pass
+        elif e["image"] != serving:
+            e["past_by"] = "another_image"
+        elif redeploy is not None and when < redeploy[0]:
+            e["past_by"], e["past_since"] = "redeploy", redeploy[1]
+        elif ready is not None and place < ready[0]:  # the log's own order: one millisecond may hold both lines
+            e["past_by"], e["past_since"] = "worker_ready", ready[1]
+        e["past"] = e["past_by"] is not None
+    kinds: dict[tuple[bool, bool], list[dict[str, Any]]] = {}  # current, past of the image served, of another
+    for e in exits:
+        kinds.setdefault((e["past"], e["past_by"] == "another_image"), []).append(e)
+    kept = [e for kind in kinds.values() for e in kind[-_EXITS_SHOWN:]]
+    return [e for e in exits if any(e is k for k in kept)]
 
 
 def _pid(value: Any) -> int | None:

@@ -48,7 +48,7 @@ def test_an_exit_whose_preflight_found_no_models_names_its_image_and_the_runbook
     # Before: "... (newest: w-2, code 3, <ts>): see <logs>/worker-w-2.log; a worker that exits at start with
     # preflight_failed has no models (docs/RUNBOOK.md)"
     assert "2 unexpected in the last 15 min (newest: w-2, code 3" in line and f"image {BROKEN}" in line, line
-    assert f"its preflight found no models: {SECTION}" in line, line
+    assert f"its preflight found models missing, its checkpoint folder empty: {SECTION}" in line, line
     exits = recent_worker_exits(tmp_path / "runpod-emulator.jsonl", serving=BROKEN)
     assert [(e["worker"], e["image"], e["cause"], e["past"]) for e in exits] == [
         ("w-1", BROKEN, "no_models", False), ("w-2", BROKEN, "no_models", False)]
