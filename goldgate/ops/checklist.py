@@ -68,6 +68,27 @@ def _ok(cond: bool, yes: str, no: str) -> Verdict:
     return (PASS, yes) if cond else (FAIL, no)
 
 
+# The evidence is read by people (`--json` carries the same words): figures in words, no Python reprs.
+
+def _names(items: Any, most: int = 10) -> str:
+    """Names (ids, paths, images) as a list in words: `a, b, c`, and how many more past `most`."""
+    items = [str(i) for i in items]
+    more = f" and {len(items) - most} more" if len(items) > most else ""
+    return ", ".join(items[:most]) + more if items else "none"
+
+
+def _counts(by_status: Mapping[str, int]) -> str:
+    """`{'completed': 30, 'failed': 2}` as `30 completed, 2 failed`: the largest count first."""
+    return ", ".join(f"{n} {status}" for status, n in sorted(by_status.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _seconds(value: Any) -> str:
+    """A measured duration as people read it: `39.6 s` (a measure to the microsecond says no more), `0.012 s`."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "not measured" if value is None else f"{str(value)[:40]!r} (not a number)"
+    return f"{value:.1f} s" if value >= 1 or value == 0 else f"{value:.2g} s"
+
+
 def _entries(f: Facts, kind: str, **match: Any) -> list[Any]:
     return [e for e in f.ledger or () if e.kind == kind and all(e.get(k) == v for k, v in match.items())]
 
@@ -149,8 +170,10 @@ def golden_before_promote(f: Facts) -> Verdict:
     bad = [e.seq for e in promoted if not ((intents.get(e.get("intent_seq")) or e).get("gate") or {}).get("passed")]
     goldens = {e.get("image") for e in _entries(f, "golden", stack="staging", passed=True)}
     untested = [e.get("image") for e in promoted if e.get("image") not in goldens]
+    problems = ([f"promotion(s) without a passing gate: ledger {_names(f'#{seq}' for seq in bad)}"] if bad else []) \
+        + ([f"image(s) promoted without a passing STAGING golden run: {_names(untested)}"] if untested else [])
     return _ok(not bad and not untested, f"all {len(promoted)} promotions passed the golden gate on STAGING first",
-               f"promotions without a passing gate or STAGING golden run: seqs {bad} images {untested}")
+               "; ".join(problems))
 
 
 def prod_same_digest(f: Facts) -> Verdict:
@@ -215,8 +238,10 @@ def workflow_version_set(f: Facts) -> Verdict:
     versions = {r: s.workflow_version for r, s in f.specs.items()}
     if not versions:
         return FAIL, "no stack spec loaded"
+    unset = [r for r, v in sorted(versions.items()) if not v]
     return _ok(all(versions.values()), ", ".join(f"{r}: WORKFLOW_VERSION={v}" for r, v in sorted(versions.items())),
-               f"WORKFLOW_VERSION missing: {versions}")
+               f"WORKFLOW_VERSION missing for {_names(unset)}" + "".join(
+                   f"; {r}: WORKFLOW_VERSION={v}" for r, v in sorted(versions.items()) if v))
 
 
 def models_match(f: Facts) -> Verdict:
@@ -306,7 +331,7 @@ def queue_create(f: Facts) -> Verdict:
                       "fix what RunPod answered (the stack's endpoint, its RunPod API key, RunPod's status), then "
                       "create a job again")
     refused = f"; {j.submit_failures} never reached RunPod, none since" if j.submit_failures else ""
-    return PASS, f"{j.total} jobs created through POST /api/queue/create ({dict(j.by_status)}){refused}"
+    return PASS, f"{j.total} jobs created through POST /api/queue/create ({_counts(j.by_status)}){refused}"
 
 
 def webhook_receives(f: Facts) -> Verdict:
@@ -401,9 +426,12 @@ def trace_fields(f: Facts) -> Verdict:
         return FAIL, f.logs_error or "logs not read"
     if not lg.job_ids:
         return NA, "no job-scoped log lines yet"
-    problems = ([f"lines without trace_id for jobs {list(lg.jobs_missing_trace)}"] if lg.jobs_missing_trace else []) \
-        + ([f"jobs never logged with trace_id+workflow_version+worker_image_tag: {list(lg.jobs_without_context)}"]
-           if lg.jobs_without_context else [])
+    problems = []
+    if lg.jobs_missing_trace:
+        problems.append(f"lines without trace_id for jobs {_names(lg.jobs_missing_trace)}")
+    if lg.jobs_without_context:
+        problems.append("jobs never logged with trace_id+workflow_version+worker_image_tag: "
+                        + _names(lg.jobs_without_context))
     return _ok(not problems, f"{lg.job_ids} jobs logged with trace_id, workflow_version and worker_image_tag",
                "; ".join(problems))
 
@@ -497,8 +525,12 @@ def golden_latency(f: Facts) -> Verdict:
     # bool is an int to Python: `"mean": true` is no latency, and would read as 1 s.
     ok = isinstance(mean, int | float) and not isinstance(mean, bool) and mean <= t.golden_mean_latency_s \
         and not slow
-    return _ok(ok, f"mean {mean} s <= {t.golden_mean_latency_s:g} s; every case <= {t.golden_case_latency_s:g} s",
-               f"mean {mean} s (max {t.golden_mean_latency_s:g}); slow cases {slow}")
+    said = (f"mean {mean} s" if isinstance(mean, int | float) and not isinstance(mean, bool) else
+            "no mean latency (no case's job reached a final status)" if mean is None else
+            f"the report's mean latency ({str(mean)[:40]}) is not a number of seconds")
+    return _ok(ok, f"{said} <= {t.golden_mean_latency_s:g} s; every case <= {t.golden_case_latency_s:g} s",
+               f"{said} (max {t.golden_mean_latency_s:g} s)"
+               + (f"; cases over {t.golden_case_latency_s:g} s: {_names(slow)}" if slow else ""))
 
 
 # -- release readiness ---------------------------------------------------------------------------
@@ -562,7 +594,8 @@ def rollback_smoke(f: Facts) -> Verdict:
     last = outcomes[-1]
     return _ok(last.get("outcome") == "rolled_back" and last.get("smoke_passed"),
                f"last rollback to {last.get('image')} passed its smoke test (ledger #{last.seq})",
-               f"last rollback ({last.get('image')}) ended {last.get('outcome')}: {last.get('error')}")
+               f"last rollback ({last.get('image')}) ended {last.get('outcome')}: "
+               f"{last.get('error') or 'no error recorded'} (ledger #{last.seq})")
 
 
 def _drill_command(f: Facts) -> str:
@@ -609,7 +642,8 @@ def dr_drill(f: Facts) -> Verdict:
                       f"minutes (docs/D1_DISASTER_RECOVERY.md): make the restore faster or revise the target, then "
                       f"run {_drill_command(f)}")
     return PASS, (f"DR drill passed {max(age, 0.0) / 3600:.1f} h ago (max {max_age // 3600} h): backup "
-                  f"{f.drill.get('backup_s')} s, RTO {rto} s (target {RTO_TARGET_S} s), RPO {f.drill.get('rpo_s')} s")
+                  f"{_seconds(f.drill.get('backup_s'))}, RTO {_seconds(rto)} (target {RTO_TARGET_S} s), RPO "
+                  f"{_seconds(f.drill.get('rpo_s'))}")
 
 
 # -- database upkeep (goldgate's own lines) -----------------------------------------------------------
@@ -653,7 +687,8 @@ def _last_prune(f: Facts) -> str | None:
     when = f"{max(age, 0.0) / 86_400:.1f} days ago" if age is not None else f"at {str(p.get('finished_at'))[:64]!r}"
     deleted = p.get("deleted")
     jobs = deleted.get("jobs") if isinstance(deleted, dict) else None
-    return f"the last `goldgate prune` (--keep-days {p.get('keep_days')}) deleted {jobs} jobs {when}"
+    count = f"{jobs} jobs" if isinstance(jobs, int) and not isinstance(jobs, bool) else "jobs (how many: not recorded)"
+    return f"the last `goldgate prune` (--keep-days {p.get('keep_days')}) deleted {count} {when}"
 
 
 def _deployed_retention(f: Facts, kept: RetentionSpec) -> Verdict:
@@ -826,7 +861,8 @@ def all_jobs_have_images(f: Facts) -> Verdict:
     without = j.completed_without_images_by_image.get(image, 0) if image else j.completed_without_images
     return _ok(not without and not cases_without,
                f"{done} jobs {scope} completed, each with result images; golden cases all produced images",
-               f"{without} completed jobs {scope} without images; golden cases without: {cases_without}")
+               "; ".join(([f"{without} completed jobs {scope} without images"] if without else [])
+                         + ([f"golden cases without images: {_names(cases_without)}"] if cases_without else [])))
 
 
 def mean_latency(f: Facts) -> Verdict:
@@ -853,8 +889,13 @@ def golden_all_pass(f: Facts) -> Verdict:
         return FAIL, other
     cases = f.golden.get("cases") or []
     failed = [c.get("id") for c in cases if c.get("passed") is not True]  # "false" (a string) is truthy
+    failures = f.golden.get("failures")
+    failures = [str(x) for x in failures] if isinstance(failures, list) else []
+    more = f"; and {len(failures) - 2} more failures in the report" if len(failures) > 2 else ""
     return _ok(f.golden.get("passed") is True and bool(cases) and not failed, f"all {len(cases)} golden cases passed",
-               f"golden report failed: cases {failed}; {'; '.join(map(str, (f.golden.get('failures') or [])[:2]))}")
+               (f"golden report failed: cases {_names(failed)}" if failed else
+                "golden report failed" if cases else "golden report ran no case")
+               + "".join(f"; {x}" for x in failures[:2]) + more)
 
 
 # -- first aid -----------------------------------------------------------------------------------
@@ -862,7 +903,7 @@ def golden_all_pass(f: Facts) -> Verdict:
 def model_paths(f: Facts) -> Verdict:
     need = {"/comfyui/models", "/workspace/ComfyUI/models"}
     return _ok(need <= set(f.model_roots), f"the worker searches {', '.join(f.model_roots)} (MODEL_ROOTS default)",
-               f"the worker's model roots {list(f.model_roots)} miss {sorted(need - set(f.model_roots))}")
+               f"the worker's model roots ({_names(f.model_roots)}) miss {_names(sorted(need - set(f.model_roots)))}")
 
 
 def image_has_models(f: Facts) -> Verdict:

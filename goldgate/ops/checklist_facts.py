@@ -381,7 +381,7 @@ def job_facts_from_rows(db: Rows, windows: Mapping[str, ServingWindow] | None = 
         bad_by_image.setdefault(str(r["tag"]), []).append(f"{r['id']}: results_json is not JSON")
     for r in bad_rows:
         bad_by_image.setdefault(str(r["tag"]), []).append(
-            f"{r['job_id']}: {r['key']} content_type={r['content_type']!r} bytes={r['bytes']!r}")
+            f"{r['job_id']}: {r['key']} content_type={_shown(r['content_type'])} bytes={_shown(r['bytes'])}")
     bad = [line for lines in bad_by_image.values() for line in lines]
     applied = {r["runpod_status"]: r["n"] for r in db.all(
         "SELECT runpod_status, count(*) AS n FROM webhook_deliveries WHERE source = 'webhook' AND applied = 1 "
@@ -749,7 +749,7 @@ def live_probe(api_url: str, api_token: str, webhook_secret: str | None, db_path
             status = http.get(f"/api/status/{job['id']}", headers=headers)
             view = status.json() if status.status_code == 200 else {}
             status_ok = view.get("status") == "completed"
-            status_detail = f"GET /api/status/{job['id']} -> {status.status_code} status={view.get('status')!r}"
+            status_detail = f"GET /api/status/{job['id']} -> {status.status_code} status={_shown(view.get('status'))}"
             first = results[0]
             got = http.get(f"/api/result/{first['key']}", headers=headers)
             ctype = got.headers.get("content-type", "").split(";")[0]
@@ -797,11 +797,22 @@ def _replay(http: Any, job: sqlite3.Row, webhook_secret: str, before: dict[str, 
     replay_ok = replay.status_code == 200 and ignored and not changed
     replay_detail = (f"replayed the COMPLETED webhook of job {job['id']}: HTTP {replay.status_code}; then "
                      f"an IN_PROGRESS after it: HTTP {late.status_code} applied="
-                     f"{late_answer.get('applied')!r} reason={str(late_answer.get('reason'))[:40]!r}"
-                     + ("" if ignored else " (expected applied=false, reason='out_of_order')") + "; "
+                     f"{_shown(late_answer.get('applied'))} reason={_shown(late_answer.get('reason'))}"
+                     + ("" if ignored else ' (expected applied=false, reason="out_of_order")') + "; "
                      + ("nothing changed (job row, metrics, applied deliveries)" if not changed
                         else f"CHANGED: {', '.join(changed)}"))
     return replay_ok, replay_detail
+
+
+def _shown(value: Any) -> str:
+    """A value the service answered or stored, as its JSON says it (`false`, `null`, `"text/plain"`), not as Python
+    would (`False`, `None`, `'text/plain'`); a long text is cut."""
+    if isinstance(value, str) and len(value) > 80:
+        value = value[:80] + "..."
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return json.dumps(str(value)[:80], ensure_ascii=False)
 
 
 def _answer(response: Any) -> dict[str, Any]:

@@ -125,7 +125,11 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     failures = failures if isinstance(failures, list) else []
     cond("report_passed", passed,
          "the latest golden report passed" if passed else
-         "the latest golden report did not pass" + (f" ({'; '.join(map(str, failures[:3]))})" if failures else ""))
+         "the latest golden report did not pass" + (f" ({_failures(failures)})" if failures else "")
+         # A failed run calls for a fix and a new candidate, not another run of the same one (docs/RUNBOOK.md).
+         + ("" if report.get("suite", "full") != "full" or report.get("passed") is True else
+            f": fix the cause and deploy the fixed build to {staging_stack}, then run `goldgate golden "
+            f"{staging_stack}` on it"))
     same_stack = report.get("stack") == staging_stack
     if definitions is not None and recorded is not None:
         cond("report_cases", *_ran_the_suite(recorded, definitions, suite_dir, staging_stack))
@@ -154,16 +158,24 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              f"{staging_image}" + ("" if approved else
                                    f"; the approval is for {expected_image} only: deploy it to {staging_stack} and "
                                    f"run `goldgate golden {staging_stack}`, or approve what STAGING runs"))
-    ran = (recorded is not None and recorded.get("kind", "golden") == "golden" and recorded.get("passed") is True
-           and recorded.get("suite") == "full" and recorded.get("stack") == staging_stack
-           and recorded.get("image") == report.get("image"))
-    if ran and superseded_by is not None:
+    this_run = (recorded is not None and recorded.get("kind", "golden") == "golden" and recorded.get("suite") == "full"
+                and recorded.get("stack") == staging_stack and recorded.get("image") == report.get("image"))
+    ran = this_run and recorded is not None and recorded.get("passed") is True
+    # A full run that failed, recorded as failed: its report is the run's own, and report_passed says what it calls
+    # for. Failing here too would repeat that, and a new golden run of the same image is not the remedy.
+    failed_run = this_run and recorded is not None and recorded.get("passed") is False \
+        and report.get("passed") is False
+    if (ran or failed_run) and superseded_by is not None:
         outcome = "passed" if superseded_by.get("passed") is True else "did not pass"
         run = "smoke run" if superseded_by.get("suite") == "smoke" else "golden run"
         cond("report_recorded", False,
              f"a later {run} on {staging_stack} for {report.get('image')} (ledger #{superseded_by.get('seq')}) "
              f"{outcome}; only the newest run for a digest counts: gate on its report, or run "
              f"`goldgate golden {staging_stack}`")
+    elif failed_run and recorded is not None:
+        cond("report_recorded", True,
+             f"written by the golden run recorded as ledger #{recorded.get('seq')}, which did not pass (see "
+             "report_passed)")
     else:
         cond("report_recorded", ran,
              f"written by the golden run recorded as ledger #{recorded.get('seq')}" if ran else
@@ -248,6 +260,12 @@ def _ran_the_suite(recorded: Mapping[str, Any], definitions: Mapping[str, str], 
                        f"the run, or a run from another --cases-dir): {again}")
     every = "the 1 case" if len(definitions) == 1 else f"all {len(definitions)} cases"
     return True, f"{run} ran {every} of {suite_dir}"
+
+
+def _failures(failures: list[Any]) -> str:
+    """The first three failures of a report, and how many more it holds."""
+    more = f"; and {len(failures) - 3} more in the report" if len(failures) > 3 else ""
+    return "; ".join(map(str, failures[:3])) + more
 
 
 def _few(names: list[str]) -> str:

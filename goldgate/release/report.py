@@ -154,8 +154,8 @@ def read_report(path: Path) -> tuple[dict[str, Any], str]:
     try:
         data = read_bounded(path)
         report = json.loads(data.decode("utf-8"))
-    except FileNotFoundError:
-        raise ReportError(f"no golden report at {path}: run `goldgate golden staging` first") from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise ReportError(f"no golden report at {path}: {_why_missing(path)}") from None
     except IsADirectoryError:  # the reports directory given for its report
         raise ReportError(f"{path} is a directory, not a golden report: name the report file in it, e.g. "
                           f"{path / 'latest.json'}") from None
@@ -167,6 +167,25 @@ def read_report(path: Path) -> tuple[dict[str, Any], str]:
     if not isinstance(report, dict) or report.get("schema") != SCHEMA:
         raise ReportError(f"{path} is not a golden report (schema {SCHEMA} expected)")
     return report, hashlib.sha256(data).hexdigest()
+
+
+def _why_missing(path: Path) -> str:
+    """Why there is no report at `path`. Where the golden runs write it by default, none has yet; a path the operator
+    named (`--report`, `--reports-dir`) is named as it is, since a typo there is no missing golden run."""
+    if Path(os.path.abspath(path)) == Path(os.path.abspath(REPORTS_DIR / "latest.json")):
+        return "run `goldgate golden staging` first"
+    # The nearest of its directories that exists: what is wrong with the path given is just below it.
+    missing, parent = path, path.parent
+    while parent != parent.parent and not os.path.lexists(parent):
+        missing, parent = parent, parent.parent
+    if os.path.lexists(parent) and not parent.is_dir():
+        return f"{parent} is not a directory (check the path given)"
+    if missing != path:
+        return f"directory {missing} does not exist (check the path given)"
+    if path.name == "latest.json":  # a reports directory that exists: a golden run given it writes its latest.json
+        return (f"no such file (check the path given; `goldgate golden staging --reports-dir {parent}` writes "
+                "one there)")
+    return "no such file (check the path given)"
 
 
 def read_bounded(path: Path) -> bytes:

@@ -61,8 +61,8 @@ def test_a_service_that_applies_an_older_state_after_the_terminal_one_fails_the_
         live = live_probe(url, TOKEN, SECRET, db)
     assert handler.received == ["COMPLETED", "IN_PROGRESS"]
     assert live.replay_ok is False
-    assert "then an IN_PROGRESS after it: HTTP 200 applied=True reason='applied'" in live.replay_detail
-    assert "(expected applied=false, reason='out_of_order')" in live.replay_detail
+    assert 'then an IN_PROGRESS after it: HTTP 200 applied=true reason="applied"' in live.replay_detail
+    assert '(expected applied=false, reason="out_of_order")' in live.replay_detail
 
 
 def test_a_service_that_ignores_both_passes_and_the_evidence_names_both(tmp_path):
@@ -71,7 +71,7 @@ def test_a_service_that_ignores_both_passes_and_the_evidence_names_both(tmp_path
         live = live_probe(url, TOKEN, SECRET, db)
     assert live.replay_ok is True, live.replay_detail
     assert "replayed the COMPLETED webhook of job job-0000003: HTTP 200" in live.replay_detail
-    assert "IN_PROGRESS after it: HTTP 200 applied=False reason='out_of_order'" in live.replay_detail
+    assert 'IN_PROGRESS after it: HTTP 200 applied=false reason="out_of_order"' in live.replay_detail
     assert "nothing changed" in live.replay_detail
     assert SECRET not in live.replay_detail and TOKEN not in live.replay_detail
 
@@ -92,5 +92,5 @@ def test_the_real_local_service_ignores_both_and_the_line_says_so(tmp_path, caps
         for stack in ("staging", "prod"):
             platform.down(stack)
     assert [x["status"] for x in lines] == ["pass", "pass"], lines
-    assert "then an IN_PROGRESS after it: HTTP 200 applied=False reason='out_of_order'" in line["evidence"]
+    assert 'then an IN_PROGRESS after it: HTTP 200 applied=false reason="out_of_order"' in line["evidence"]
     assert "nothing changed (job row, metrics, applied deliveries)" in line["evidence"]

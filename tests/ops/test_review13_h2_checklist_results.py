@@ -56,7 +56,7 @@ def test_a_bad_result_of_the_pinned_image_is_named_however_many_an_older_image_s
     facts = dataclasses.replace(healthy, jobs=read_job_facts(db))
     line = _line(facts, "size_content_type")
     assert line.status == checklist.FAIL
-    assert "job-0000019: results/x/0.txt content_type='text/plain'" in line.evidence
+    assert 'job-0000019: results/x/0.txt content_type="text/plain"' in line.evidence
     assert "job-0000002" not in line.evidence
 
     fixed = _db_with_results(tmp_path / "fixed", **many)
@@ -69,4 +69,4 @@ def test_a_golden_mean_of_true_is_not_a_latency(healthy):  # noqa: F811
     golden = {**healthy.golden, "latency_s": {**(healthy.golden.get("latency_s") or {}), "mean": True}}
     line = _line(dataclasses.replace(healthy, golden=golden), "golden_latency")
     assert line.status == checklist.FAIL, line.evidence
-    assert "mean True s" in line.evidence
+    assert "mean latency (True) is not a number of seconds" in line.evidence

@@ -58,9 +58,10 @@ def test_prod_takes_no_direct_deploy_and_no_tag(capsys: pytest.CaptureFixture, t
     assert not (tmp_path / "ledger.jsonl").exists()
 
 
-def test_promote_without_a_report_says_to_run_golden(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+def test_promote_without_a_report_names_the_reports_dir_given(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     code, _, err = run(capsys, tmp_path, "promote", "--reports-dir", str(tmp_path / "reports"))
-    assert code == 1 and "run `goldgate golden staging` first" in one_error_line(err)
+    assert code == 1 and f"directory {tmp_path / 'reports'} does not exist (check the path given)" \
+        in one_error_line(err)
 
 
 @pytest.mark.parametrize("content", ["{truncated", "[1, 2]", '{"schema": "something else"}', "x" * 10])

@@ -71,10 +71,11 @@ def test_promote_refuses_an_image_not_pinned_by_digest_before_anything_is_read(
     assert not (tmp_path / "ledger.jsonl").exists()
 
 
-def test_promote_with_an_image_and_no_report_says_to_run_golden(capsys: pytest.CaptureFixture,
+def test_promote_with_an_image_and_no_report_names_the_reports_dir_given(capsys: pytest.CaptureFixture,
                                                                 tmp_path: Path) -> None:
     code, err = _invoke(capsys, tmp_path, "promote", "--image", A, "--reports-dir", str(tmp_path / "reports"))
-    assert code == 1 and "run `goldgate golden staging` first" in one_error_line(err)
+    assert code == 1 and f"directory {tmp_path / 'reports'} does not exist (check the path given)" \
+        in one_error_line(err)
 
 
 def test_a_promotion_approved_for_one_digest_never_promotes_the_one_staging_took_since(
