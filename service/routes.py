@@ -32,11 +32,12 @@ from service.results import (
 )
 from service.runpod import RunPodRefused, RunPodUnavailable
 from service.signing import (
+    MAX_URL_TTL_S,
     bearer_matches,
     result_signature,
     webhook_signature,
 )
-from service.transitions import Delivery, parse_delivery
+from service.transitions import Delivery, lifetime_ms, parse_delivery
 
 if TYPE_CHECKING:
     from service.app import App
@@ -143,8 +144,7 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
                      worker_image_tag=holder.worker_image_tag).info(
             "job.create_replayed", status=holder.status, reason="idempotency_key_seen",
             message="a create with the same Idempotency-Key and body was answered with its job")
-        return json_response(202, {"job_id": holder.job_id, "status": holder.status, "trace_id": holder.trace_id},
-                             {"idempotent-replayed": "true"})
+        return accepted(holder.job_id, holder.status, holder.trace_id, replayed=True)
     log.info("job.created", status="queued", data={"workflow_id": workflow.id})
     run_body = {
         "input": {"workflow_id": workflow.id, "workflow_version": workflow.version, "inputs": inputs,
@@ -175,7 +175,7 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
             log.warning("job.submit_answer_lost", status=row["status"], runpod_job_id=row["runpod_job_id"],
                         reason="webhook_overtook_run_answer", message=reason,
                         error={"type": type(exc).__name__, "message": reason})
-            return json_response(202, {"job_id": job.id, "status": row["status"], "trace_id": job.trace_id})
+            return accepted(job.id, row["status"], job.trace_id)
         # RunPod did not take the job only when it said so (a refusal, or 429). A timeout or a 5xx may have
         # reached it: the key stays with this job, so a retry with it answers this job (which RunPod's webhook
         # completes if it took it) instead of running and billing the work twice.
@@ -188,7 +188,12 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
                   error={"type": type(exc).__name__, "message": reason} if from_runpod else error_field(exc))
         if not from_runpod:
             raise
-        again = ("submit it again later" if key is None or key_freed else
+        # Without a key, a create RunPod may have taken (a timeout, a 5xx) is no invitation to send it again: the
+        # same request would make a second job, which RunPod could run and bill as well.
+        again = ("submit it again later" if (key is None and not_taken) or key_freed else
+                 f"if RunPod took it after all, its webhook completes it: read GET /api/status/{job.id} before "
+                 "submitting again, which could run and bill the work twice (send an Idempotency-Key to make such "
+                 "a retry safe)" if key is None else
                  "freeing its Idempotency-Key failed, so a retry with that key answers this failed job: submit it "
                  "again later with a new key" if not_taken else
                  "if RunPod took it after all, its webhook completes it; a retry with this Idempotency-Key answers "
@@ -207,9 +212,17 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
         log.error("job.runpod_id_unrecorded", status="queued", runpod_job_id=reply["id"],
                   reason="database_write_failed", message="RunPod took the job but recording its id failed; "
                   "its webhook records it", error=error_field(exc))
-        return json_response(202, {"job_id": job.id, "status": "queued", "trace_id": job.trace_id})
+        return accepted(job.id, "queued", job.trace_id)
     log.info("job.submitted", status="queued", runpod_job_id=reply["id"])
-    return json_response(202, {"job_id": job.id, "status": "queued", "trace_id": job.trace_id})
+    return accepted(job.id, "queued", job.trace_id)
+
+
+def accepted(job_id: str, status: str, trace_id: str, replayed: bool = False) -> Response:
+    """A create's 202: the job, and where to poll it (`Location`, relative: the host the client called)."""
+    headers = {"location": f"/api/status/{job_id}"}
+    if replayed:
+        headers["idempotent-replayed"] = "true"
+    return json_response(202, {"job_id": job_id, "status": status, "trace_id": trace_id}, headers)
 
 
 async def _release_key(app: App, key: idempotency.IdempotencyKey, job_id: str, log: Logger) -> bool:
@@ -296,7 +309,8 @@ async def _job_status(app: App, job_id: str) -> Response:
     app.log.annotate(job_id=job_id, trace_id=job["trace_id"], workflow_version=job["workflow_version"],
                      worker_image_tag=job["worker_image_tag"])
     view = jobs.status_view(job)
-    expires = int(app.clock()) + app.config.signed_url_ttl_s
+    view["timings"]["settle_by"] = settle_by(job)
+    expires = result_url_expiry(int(app.clock()), app.config.signed_url_ttl_s)
     view["results"] = [
         {"key": r["key"], "content_type": r["content_type"], "bytes": r["bytes"], "sha256": r.get("sha256"),
          "width": r.get("width"), "height": r.get("height"),
@@ -304,6 +318,33 @@ async def _job_status(app: App, job_id: str) -> Response:
         for r in jobs.stored_results(job)
     ]
     return json_response(200, view)
+
+
+def settle_by(job: dict[str, Any]) -> str | None:
+    """By when the job's status is RunPod's last word (UTC RFC 3339): its creation plus its lifetime
+    (transitions.lifetime_ms, the deadline recover names). Past it no RunPod job for it runs or is kept, so no
+    delivery of RunPod's comes: a job still queued or in_progress then needs an operator (goldgate stuck,
+    recover), and a failed or timed_out one stays so unless an operator's recovery finds its worker's stored
+    outcome. None once nothing can change the status (completed, cancelled), and for a row that recorded no
+    policy.ttl or /run timeout (from before migration 0005): it cannot say when it was sent to live."""
+    if job["status"] in ("completed", "cancelled"):
+        return None
+    if type(job.get("policy_ttl_ms")) is not int or type(job.get("run_timeout_ms")) is not int:  # a bool is no ttl
+        return None
+    return jobs.iso_ms((job["created_at_ms"] + lifetime_ms(job)) / 1000)
+
+
+# A result URL's expiry is rounded up to a multiple of this, the max-age of a result's answer (_validators): the
+# status reads of one such span hand out the same URL, so a page's <img src> is served from the browser's cache
+# instead of the image being fetched again on every poll. Rounding up never shortens the validity promised.
+RESULT_URL_STEP_S = 300
+
+
+def result_url_expiry(now_s: int, ttl_s: int) -> int:
+    """The `exp` of a result URL handed out at `now_s`: at least `ttl_s` ahead, rounded up to RESULT_URL_STEP_S,
+    and never further ahead than a result URL is accepted for (signing.MAX_URL_TTL_S)."""
+    rounded = -(-(now_s + ttl_s) // RESULT_URL_STEP_S) * RESULT_URL_STEP_S
+    return max(now_s + ttl_s, min(rounded, now_s + MAX_URL_TTL_S))
 
 
 async def result_object(app: App, request: Request, key: str) -> Response:
@@ -358,7 +399,10 @@ async def _not_held(app: App, key: str) -> ApiError:
         recorded = job is not None and any(r.get("key") == key for r in jobs.stored_results(job))
     except Exception:  # noqa: BLE001 - the key is not held either way; a database error is not this answer
         job, recorded = None, False
-    if job is None or not recorded:
+    if job is not None and not recorded:  # not one a job one minute old lost: it never had it
+        return ApiError(404, "not_found", f"no result object {key}: job {job_id} recorded no such result "
+                                          f"(GET /api/status/{job_id} lists its keys)")
+    if job is None or not recorded:  # no job row (pruned, or none ever), or the database failed the read
         return ApiError(404, "not_found", f"no result object {key} (results are deleted after the stack's "
                                           "storage.result_ttl_days)")
     finished, ttl_days = job["finished_at"], app.config.result_ttl_days

@@ -202,6 +202,8 @@ def masked(answer: Answer) -> tuple[int, dict[str, str], bytes]:
     for name in ("last-modified",):
         if name in headers:
             headers[name] = "<time>"
+    if "location" in headers:  # a create's 202 names its job, a generated id (as the body does)
+        headers["location"] = re.sub(r"[0-9a-f]{32}", "<id>", headers["location"])
     if body != answer.body and "content-length" in headers:
         headers["content-length"] = "<n>"  # the masked values may differ in length (a time's digits)
     return answer.status, headers, body

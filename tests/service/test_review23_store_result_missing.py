@@ -52,8 +52,11 @@ def test_a_key_no_job_recorded_is_still_plain_not_found(svc, log_lines):
     del log_lines[:]
 
     # A file the job lacks; a job that never was (the session's store is shared: an id no other test uses).
-    for key in (f"results/{job_id}/7.png", f"results/{uuid.uuid4().hex}/0.png"):
+    # The job that lacks it says so (review 26: not "deleted after result_ttl_days" for a job a minute old); a key
+    # with no job row still points at the expiry (the row may have been pruned).
+    for key, said in ((f"results/{job_id}/7.png", f"job {job_id} recorded no such result"),
+                      (f"results/{uuid.uuid4().hex}/0.png", "result_ttl_days")):
         status, body, _ = svc.call("GET", f"/api/result/{key}")
         assert status == 404 and body["error"]["code"] == "not_found", body
-        assert "result_ttl_days" in body["error"]["message"]
+        assert said in body["error"]["message"]
     assert [json.loads(raw)["event"] for raw in log_lines] == ["http.request", "http.request"]
