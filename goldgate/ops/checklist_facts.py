@@ -664,21 +664,51 @@ def _startup_lines(path: Path, budget: int, validator: Any) -> list[dict[str, An
     return found
 
 
+# `RUN python ... fetch_model.py URL SHA256|- PATH`: the worker's way of baking a model (images/worker/fetch_model.py).
+_FETCH_MODEL = re.compile(r"^\s*RUN\s+python\b.*?\bfetch_model\.py\s+(?P<args>.*?)\s*$")
+
+
 def dockerfile_problems(dockerfile: Path, manifest: Any) -> tuple[str, ...]:
     """Models baked by the Dockerfile, one layer per manifest entry (an ADD or COPY, or a RUN of the worker's
-    fetch_model.py, whose last argument is the file it writes), and no volume."""
+    fetch_model.py, whose last argument is the file it writes), and no volume. A fetch_model.py layer also names the
+    file's source URL and sha256 (`-`: unchecked), and both must be models.yaml's: the local snapshot bakes what
+    models.yaml says, the cloud image what the Dockerfile fetches, so another URL ships another model than the one the
+    golden runs tested, and another sha256 ships it unchecked or fails the build on the right file."""
     text = dockerfile.read_text(encoding="utf-8")
+    instructions = re.sub(r"\\\r?\n", " ", text)   # an instruction continued over lines is read as one line
     problems = []
     for m in manifest.models:
         target = f"/comfyui/models/{m.relative_path}"
         baked = rf"^\s*(?:ADD|COPY|RUN\s+python\b.*\bfetch_model\.py)\b.*\s{re.escape(target)}\s*$"
-        if not re.search(baked, text, re.MULTILINE):
+        layers = [found.group(0) for found in re.finditer(baked, instructions, re.MULTILINE)]
+        if not layers:
             problems.append(f"the Dockerfile does not bake {m.relative_path} into {target}")
+        for layer in layers:   # an ADD or COPY names no sha256: only a fetch_model.py layer is compared
+            fetch = _FETCH_MODEL.match(layer)
+            if fetch is not None:
+                problems += _fetch_problems(m, fetch.group("args"), target)
     if re.search(r"^\s*VOLUME\b", text, re.MULTILINE):
         problems.append("the Dockerfile declares a VOLUME; models must be baked, not mounted")
     if "/runpod-volume" in text:
         problems.append("the Dockerfile refers to /runpod-volume (a network volume)")
     return tuple(problems)
+
+
+def _fetch_problems(model: Any, args_text: str, target: str) -> list[str]:
+    """How the Dockerfile's `fetch_model.py URL SHA256|- PATH` for `model` differs from its models.yaml entry."""
+    args = args_text.split()
+    if len(args) != 3:
+        return [f"the Dockerfile fetches {model.relative_path} with {args_text!r}, not `URL SHA256|- {target}`"]
+    url, sha256, _ = args
+    problems = []
+    if url != model.source_url:
+        problems.append(f"the Dockerfile fetches {model.relative_path} from {url}, models.yaml from "
+                        f"{model.source_url}")
+    if sha256 != (model.sha256 or "-"):
+        ours = "- (unchecked)" if sha256 == "-" else sha256
+        problems.append(f"the Dockerfile checks {model.relative_path} against sha256 {ours}, models.yaml pins "
+                        f"{model.sha256 or 'none (null)'}")
+    return problems
 
 
 def read_disk_room(db_path: Path) -> DatabaseRoom:

@@ -61,6 +61,8 @@ def on_target(entries: list[Entry], target: str) -> list[Entry]:
 
 def entry_target(entry: Entry) -> str | None:
     """The target an entry was recorded for; None when it cannot tell (a build, or an entry that names no image)."""
+    if entry.kind == "build":  # its `target` is the engine that built it (docker or local), not a stack's target
+        return None
     recorded = entry.get("target")
     if isinstance(recorded, str):
         return recorded

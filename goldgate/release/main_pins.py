@@ -12,6 +12,7 @@ from typing import Any
 
 from goldgate import spec as specs
 from goldgate.errors import GoldgateError, SpecError
+from goldgate.release.history import on_target
 from goldgate.release.ledger import Entry
 from goldgate.release.report import ReportError, read_bounded
 
@@ -25,6 +26,16 @@ RequireKey = Callable[[str], None]
 
 def _no_key_needed(_doing: str) -> None:
     return None
+
+
+def _cloud_entries(entries: Sequence[Entry]) -> list[Entry]:
+    """The ledger entries these decisions may read: the cloud target's, since the files they read and write are the
+    Pulumi stack files. One state dir may serve both targets (the README's local release, then `--target cloud`), and
+    the two name their stacks alike: read as one, a local deploy decided STAGING's pin on main. Every build stays: its
+    `target` is the engine that built it (docker or local), not a stack's target, and a build is looked up by its
+    image, which a local snapshot never shares with a pushed one."""
+    cloud = {id(e) for e in on_target(list(entries), "cloud")}
+    return [e for e in entries if e.kind == "build" or id(e) in cloud]
 
 
 class ProdFileNotMains(GoldgateError):
@@ -95,7 +106,8 @@ def check_prod_file(ours: StackFile, mains: StackFile, entries: Sequence[Entry],
     main, and is refused. With a ledger key in use, only authenticated entries explain main's pin: whoever can write
     the ledger file could otherwise add the promotion that makes this run take main's file. `require_key` is called
     before the first ledger line is relied on: a decision that reads none (the files are equal, or differ where no
-    ledger line could explain it) needs no key."""
+    ledger line could explain it) needs no key. Only the cloud target's entries count (`_cloud_entries`)."""
+    entries = _cloud_entries(entries)
     if _lf(ours.text) == _lf(mains.text):
         return ProdFileCheck(ours.path, ours.pin, mains.pin)
     if report is None:
@@ -222,8 +234,9 @@ def pins_onto_main(ours: Mapping[str, StackFile], mains: Mapping[str, StackFile]
     than a later run's deploy, and main records what STAGING runs. With a ledger key in use, only
     authenticated deploys count: whoever can write the ledger file could otherwise choose STAGING's pin on
     main. A later deploy the key does not authenticate is named in a warning. `require_key` is called before the
-    ledger decides STAGING's pin (PROD's move reads no ledger line)."""
-    deploys = [e for e in entries if e.kind == "deploy" and e.get("stack") == STAGING]
+    ledger decides STAGING's pin (PROD's move reads no ledger line). Only the cloud target's deploys count
+    (`_cloud_entries`): a local deploy to the local STAGING stack says nothing of what the cloud's runs."""
+    deploys = [e for e in _cloud_entries(entries) if e.kind == "deploy" and e.get("stack") == STAGING]
     trusted = [e for e in deploys if e.authentic]
     runs = trusted[-1].get("after") if trusted else None
     moves, kept, warnings = [], [], []
