@@ -37,7 +37,7 @@ from goldgate.release.main_pins import STACKS, check_prod_file, pins_onto_main, 
 from goldgate.release.promote import PromotionOutcome, check_gate, promote
 from goldgate.release.report import latency_words
 from goldgate.release.rollback import rollback
-from goldgate.release.verification import GoldenPaths, GoldenRun, run_golden
+from goldgate.release.verification import GoldenPaths, GoldenRun, check_runs_as_declared, run_golden
 
 
 def _home(args: argparse.Namespace) -> Path:
@@ -134,7 +134,13 @@ def _warn_workflows(context: Path, local: bool) -> None:
       a COMBO), as the emulator's spec of that core node type has it: ComfyUI refuses such a job only when
       it runs. Every engine: the cloud image runs the same core nodes, though a real one may be newer.
     - `local`: each workflow with a node type the local ComfyUI emulator does not run: its jobs, so its golden
-      cases, fail on every local stack (a real ComfyUI may well have the node)."""
+      cases, fail on every local stack (a real ComfyUI may well have the node).
+    - Each optional parameter whose default is not the graph literal it replaces: every job that leaves it out gets
+      the default, so an edit of that literal (a graph re-exported from ComfyUI) changes nothing.
+    A graph with no node that saves an image is refused, for every engine: ComfyUI refuses a prompt with no output
+    node (`Prompt has no outputs`), and the worker uploads only the images a node saves as ComfyUI outputs
+    (SaveImage), so every job of it would fail. Only a graph made of node types known here is refused: a custom
+    node may save an image (said, not refused)."""
     from goldgate.local.comfyui.backend import NODE_TYPES
     from goldgate.local.comfyui.params import parameter_problems
     from images.worker.workflows import WorkflowError, load_workflows
@@ -146,6 +152,17 @@ def _warn_workflows(context: Path, local: bool) -> None:
     except WorkflowError as exc:
         raise GoldgateError(f"cannot build a worker image from {context}: {exc}") from None
     for workflow in workflows.values():
+        _check_saves_an_image(workflow, context, NODE_TYPES.keys())
+        for param in workflow.parameters:
+            literal = workflow.graph[param.node]["inputs"][param.input]
+            # Values of one kind only (7 and 7.0 agree): a default of another type than the input's is said by
+            # parameter_problems below.
+            if not param.required and _same_kind(literal, param.default) and literal != param.default:
+                progress(f"warning: workflow {workflow.id} parameter {param.name!r} defaults to "
+                         f"{_shown_value(param.default)}, but the graph's node {param.node} input {param.input!r} "
+                         f"holds {_shown_value(literal)}: every job that leaves {param.name} out runs with "
+                         f"{_shown_value(param.default)}, whatever the graph says (a re-export from ComfyUI changes "
+                         "nothing there); make the two agree")
         for problem in parameter_problems(workflow):
             progress(f"warning: {problem} (ComfyUI checks node inputs only when a job runs; its spec here: "
                      "NODE_TYPES in goldgate/local/comfyui/backend.py)")
@@ -155,6 +172,42 @@ def _warn_workflows(context: Path, local: bool) -> None:
                      f"({', '.join(missing)}): its jobs and golden cases fail on a local stack; test it on a "
                      "cloud STAGING stack (--target cloud), or emulate them (\"Add a workflow\" in "
                      "images/worker/README.md)")
+
+
+# The node types whose images the worker collects (ComfyUI's `outputs` of type "output", PNG: comfy_client.py,
+# handler.py), and the core output node that saves none of them (its images are "temp").
+_SAVES_IMAGES = frozenset({"SaveImage"})
+_SAVES_NONE = frozenset({"PreviewImage"})
+
+
+def _check_saves_an_image(workflow: Any, context: Path, known: Any) -> None:
+    types = {str(node.get("class_type")) for node in workflow.graph.values()}
+    if types & _SAVES_IMAGES:
+        return
+    custom = sorted(types - set(known) - _SAVES_NONE)
+    where = workflow.path or context / "workflows" / f"{workflow.id}.json"
+    if custom:
+        progress(f"warning: workflow {workflow.id} has no SaveImage node: its jobs succeed only if one of its "
+                 f"custom nodes ({', '.join(custom)}) saves a PNG as a ComfyUI output, the only images the worker "
+                 "uploads")
+        return
+    preview = " (PreviewImage keeps its images as temporary files, which the worker does not upload)" \
+        if types & _SAVES_NONE else ""
+    # Kept short: the CLI cuts an error line over 600 characters in the middle, and the path may be long.
+    raise GoldgateError(f"workflow {workflow.id} ({where}) has no node that saves an image{preview}: every job of it "
+                        "would fail (`Prompt has no outputs`, or no image saved); end its graph in a SaveImage node "
+                        "fed by the decoded image (\"Add a workflow\", images/worker/README.md); nothing was built")
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    def kind(v: Any) -> str:
+        return "bool" if isinstance(v, bool) else "number" if isinstance(v, int | float) else type(v).__name__
+    return kind(a) == kind(b)
+
+
+def _shown_value(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
 def do_build(args: argparse.Namespace, ledger: Ledger) -> builds.BuildResult:
@@ -440,6 +493,7 @@ def cmd_release(args: argparse.Namespace) -> int:
     deployer = _deployer(args)
     _check_build(args)  # a build that would be refused fails before any stack is touched
     _check_release_stacks(deployer, args.staging, args.prod)
+    _check_declared(deployer, args.target, args.staging, args.prod)
     ledger.require_key_if_signed(f"release to {args.prod}")   # refused now, not after the build and golden run
     _paths(args)
     summary: dict[str, Any] = {"target": args.target, "home": str(home)}
@@ -500,6 +554,28 @@ def _check_release_stacks(deployer: Deployer, staging: str, prod: str) -> None:
     if deployer.spec(prod).role != "prod":
         raise GoldgateError(f"--prod {prod} is not a PROD stack (its role is {deployer.spec(prod).role}); "
                             "name the stack whose role is prod")
+
+
+def _declared_in(target: str, stack: str) -> str:
+    """Where a stack's workflow_version is written, as the operator edits it."""
+    if target == "cloud":
+        return f"stacks/Pulumi.{stack}.yaml (goldgate:spec: workflow_version)"
+    return f"stacks/local.yaml (stacks: {stack}: workflow_version)"
+
+
+def _check_declared(deployer: Deployer, target: str, staging: str, prod: str) -> None:
+    """What the release would find out only after the build, the STAGING deploy and the golden run: the gate refuses
+    a report when STAGING and PROD declare other workflow versions (`report_workflow_version`), and a running local
+    stack that reads an older section of the stacks file than the file holds refuses its golden or smoke run (after
+    PROD took the digest, for its smoke). Refused here, before anything is built, deployed or recorded."""
+    versions = {stack: deployer.spec(stack).workflow_version for stack in (staging, prod)}
+    if versions[staging] != versions[prod]:
+        raise GoldgateError(f"cannot release: {staging} declares workflow_version {versions[staging]!r} and {prod} "
+                            f"{versions[prod]!r}, and the promotion gate refuses a report for a version PROD does "
+                            f"not declare (report_workflow_version); set both alike in {_declared_in(target, staging)} "
+                            f"and {_declared_in(target, prod)}; nothing was changed")
+    for stack in (staging, prod):
+        check_runs_as_declared(deployer, stack, "cannot release")
 
 
 def _render_release(s: dict[str, Any]) -> str:

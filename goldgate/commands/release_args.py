@@ -112,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                            help="who/what asked, for the ledger (default: CI run or local user)")
         if golden_paths:
             p.add_argument("--cases-dir", help="golden cases (default scripts/golden-tests/cases)")
-            p.add_argument("--references-dir", help="reference images (default scripts/golden-tests/references)")
+            p.add_argument("--references-dir", help="reference images (default scripts/golden-tests/references/<target>)")
             p.add_argument("--reports-dir", help="reports (default scripts/golden-tests/reports)")
         add_json_flag(p)
         return p

@@ -14,13 +14,15 @@ must look like; `smoke: true` puts it in the subset run on PROD after a promotio
       content_type: image/png
       min_bytes: 1000
       max_bytes: 20000000
-      reference: sdxl-lighthouse.png   # in references/; defaults to <id>.png
+      reference: sdxl-lighthouse.png   # in references/<target>/; defaults to <id>.png
       max_hash_distance: 8             # dHash bits (0..63: at 64 every render would pass)
       max_color_distance: 24           # mean colour difference of 8x8 thumbnails (0..254: at 255 every one would)
       max_latency_s: 600               # at most, and by default, the stack's golden_case_latency_s
 
 Each case has a reference image of its own: `--update-references` writes every case's first render to its
-reference, so two cases naming one file would each overwrite the other's.
+reference, so two cases naming one file would each overwrite the other's. Each target has its own references
+(`references/local/`, the ComfyUI emulator's renders; `references/cloud/`, a real GPU's), as one render is tens of
+dHash bits from the other's: see `references_for`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ from goldgate.spec import read_yaml, show
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = REPO_ROOT / "scripts" / "golden-tests"
+# The committed references: one directory per target below it (references/local, references/cloud).
+REFERENCES_DIR = GOLDEN_DIR / "references"
+_TARGET = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # fullmatch only: `$` would let a trailing newline through
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,123}\.png")
 _CONTENT_TYPE = re.compile(r"image/[a-z0-9.+-]{1,127}")
@@ -103,6 +108,18 @@ def shown_dir(path: Path) -> str:
     committed, and the same on every runner); elsewhere, its absolute path."""
     where = path.resolve()
     return where.relative_to(REPO_ROOT).as_posix() if where.is_relative_to(REPO_ROOT) else str(where)
+
+
+def references_for(directory: Path, target: str) -> Path:
+    """The references a run on `target` compares with (and `--update-references` writes): for the default,
+    REFERENCES_DIR, the target's own directory below it (a GPU's render is tens of dHash bits from the ComfyUI
+    emulator's, so one set would fail every run of the other target); any other directory (`--references-dir`) as
+    given."""
+    if directory.resolve() != REFERENCES_DIR.resolve():
+        return directory
+    if not _TARGET.fullmatch(target):
+        raise GoldgateError(f"{target!r} is not a target (local or cloud): it names no references directory")
+    return REFERENCES_DIR / target
 
 
 def load_cases(cases_dir: Path = GOLDEN_DIR / "cases", smoke_only: bool = False, *,
@@ -247,8 +264,8 @@ def _expectations(raw: Any, src: str) -> Expectations:
         raise CaseError(f"{src}: expect.content_type: expected an image media type, got {show(content_type)}")
     reference = raw.get("reference")
     if reference is not None and (not isinstance(reference, str) or not _REFERENCE.fullmatch(reference)):
-        raise CaseError(f"{src}: expect.reference: a PNG file name in references/ (no directories, at most "
-                        "128 characters)")
+        raise CaseError(f"{src}: expect.reference: a PNG file name in the target's references directory "
+                        "(references/local/, references/cloud/; no directories, at most 128 characters)")
     latency = raw.get("max_latency_s")
     if latency is not None and (not isinstance(latency, int | float) or isinstance(latency, bool)
                                 or not 0 < latency <= 86_400):

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from goldgate.errors import GoldgateError
+from goldgate.release.cases import REFERENCES_DIR, references_for, shown_dir
+from goldgate.release.report import ADD_A_CASE
 from goldgate.spec import Thresholds
 
 # A record (a golden report, a DR drill, a prune) this far ahead of our clock was dated by another machine (a CI runner
@@ -76,7 +78,7 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              references: Mapping[str, str | None] | None = None,
              ledger_keyed: bool = False, recorded_problem: str | None = None,
              definitions: Mapping[str, str] | None = None, suite_dir: str = "the golden suite",
-             retry_rejected: bool = False) -> GateDecision:
+             retry_rejected: bool = False, references_dir: str | None = None) -> GateDecision:
     """Check the report and STAGING against the thresholds; never raises on a malformed report.
 
     `recorded` is the ledger's entry for the golden run that wrote this very report (matched by the
@@ -98,7 +100,10 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     debugging one case) is not taken for the golden tests. `references` is the sha256 of each reference image the
     suite compares with, as the gate's checkout holds it (None for a file it lacks): the report must have compared
     with those very files, so a run against another directory (`golden --references-dir` holding the candidate's
-    own renders, which compares each render with itself) does not open the gate. `ledger_keyed` says a ledger key is
+    own renders, which compares each render with itself) does not open the gate; `references_dir` is the directory
+    they were read from, as the advice names it (by default, that of the report's target: references/<target>).
+    A full report that records the workflows its stack served (`workflows`) must have run a case of each
+    (`report_workflows_covered`): a workflow no case runs would reach PROD untested. `ledger_keyed` says a ledger key is
     in use; `recorded_problem` is then why `recorded` cannot be trusted (no MAC, or one that does not verify), None
     when its MAC verifies. `definitions` is the suite the promotion names (`suite_dir`, by default the checkout's
     scripts/golden-tests/cases): each case's id -> the digest of its definition. With it, the golden run recorded as
@@ -123,13 +128,20 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     passed = report.get("passed") is True and report.get("suite", "full") == "full"
     failures = report.get("failures")
     failures = failures if isinstance(failures, list) else []
+    suite_side = _suite_side_only(report, failures)
     cond("report_passed", passed,
          "the latest golden report passed" if passed else
          "the latest golden report did not pass" + (f" ({_failures(failures)})" if failures else "")
-         # A failed run calls for a fix and a new candidate, not another run of the same one (docs/RUNBOOK.md).
+         # A failed run calls for a fix and a new candidate, not another run of the same one (docs/RUNBOOK.md);
+         # unless all it lacked was on the suite's side (a case for a workflow, a reference): the image is not at fault.
          + ("" if report.get("suite", "full") != "full" or report.get("passed") is True else
+            f": the image is not at fault: {suite_side}, then run `goldgate golden {staging_stack}` on the same image"
+            if suite_side else
             f": fix the cause and deploy the fixed build to {staging_stack}, then run `goldgate golden "
             f"{staging_stack}` on it"))
+    workflows = report.get("workflows")
+    if report.get("suite", "full") == "full" and isinstance(workflows, Mapping):
+        cond("report_workflows_covered", *_workflows_covered(workflows, staging_stack))
     same_stack = report.get("stack") == staging_stack
     if definitions is not None and recorded is not None:
         cond("report_cases", *_ran_the_suite(recorded, definitions, suite_dir, staging_stack))
@@ -144,7 +156,7 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): a run over other cases is not the "
              f"golden suite; run `goldgate golden {staging_stack}` with every case")
     if references is not None:
-        cond("report_references_match", *_references_match(report, references, staging_stack))
+        cond("report_references_match", *_references_match(report, references, staging_stack, references_dir))
     cond("report_stack", same_stack, f"report is for stack {report.get('stack')!r}"
          + ("" if same_stack else f", expected {staging_stack!r}"))
     same = staging_image is not None and report.get("image") == staging_image
@@ -212,10 +224,15 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
         by_version: dict[str, list[str]] = {}
         for stack, v in other.items():
             by_version.setdefault(v, []).append(stack)
+        where = (" and ".join(f"stacks/Pulumi.{s}.yaml (goldgate:spec: workflow_version)" for s in workflow_versions)
+                 if report.get("target") == "cloud" else
+                 "stacks/local.yaml (" + ", ".join(f"stacks: {s}: workflow_version" for s in workflow_versions)
+                 + "; a running stack reads it at its start: `goldgate down <stack> && goldgate up <stack>`)")
         cond("report_workflow_version", not other,
              f"report is for workflow version {version!r}"
              + "".join(f", but {' and '.join(stacks)} declare{'s' if len(stacks) == 1 else ''} {v!r}"
-                       for v, stacks in by_version.items()))
+                       for v, stacks in by_version.items())
+             + (f": set workflow_version alike in {where}, then run `goldgate golden {staging_stack}`" if other else ""))
     fresh, freshness = report_freshness(report.get("finished_at"), now, thresholds.report_max_age_s,
                                         f"`goldgate golden {staging_stack}`")
     cond("report_fresh", fresh, freshness)
@@ -262,6 +279,44 @@ def _ran_the_suite(recorded: Mapping[str, Any], definitions: Mapping[str, str], 
     return True, f"{run} ran {every} of {suite_dir}"
 
 
+def _workflows_covered(workflows: Mapping[str, Any], stack: str) -> tuple[bool, str]:
+    """(passed, detail): did the run that wrote the report run a case of every workflow its stack served?"""
+    served, uncovered = workflows.get("served"), workflows.get("uncovered")
+    if not isinstance(served, list) or not isinstance(uncovered, list):
+        return False, (f"the golden run could not read the workflows {stack} serves ({str(workflows.get('error'))[:200]}"
+                       f"), so nothing shows a case ran each of them: run `goldgate golden {stack}` again")
+    if uncovered:
+        return False, (f"{stack} serves {len(uncovered)} workflow{'' if len(uncovered) == 1 else 's'} no golden case "
+                       f"ran ({_few([str(w) for w in uncovered])}), which would reach PROD untested: add a case for "
+                       f"each ({ADD_A_CASE}) with its reference, commit them, then run `goldgate golden {stack}`")
+    return True, f"a golden case ran each of the {len(served)} workflows {stack} serves"
+
+
+def _suite_side_only(report: Mapping[str, Any], failures: list[Any]) -> str | None:
+    """What to add to the suite, when every failure of a failed full report lies there rather than in the image: a
+    workflow no case runs, a case whose reference this target lacks (the first run on a target). None otherwise."""
+    if report.get("passed") is not False or not failures:
+        return None
+    workflows = report.get("workflows")
+    uncovered = workflows.get("uncovered") if isinstance(workflows, Mapping) else None
+    missing, lines = [], len(uncovered) if isinstance(uncovered, list) else 0
+    cases = report.get("cases")
+    for case in cases if isinstance(cases, list) else []:
+        checks = case.get("checks") if isinstance(case, Mapping) else None
+        failed = [c for c in checks if isinstance(c, Mapping) and c.get("passed") is not True] \
+            if isinstance(checks, list) else []
+        if failed and all(c.get("name") == "perceptual_hash" and str(c.get("detail")).startswith("no reference image")
+                          for c in failed):
+            missing.append(str(case.get("id")))
+            lines += len(failed)
+    if lines != len(failures):
+        return None
+    todo = [f"add a case for {_few([str(w) for w in uncovered])} (report_workflows_covered)"] if uncovered else []
+    if missing:
+        todo.append(f"create the missing reference of {_few(missing)} and commit it (report_references_match)")
+    return " and ".join(todo)
+
+
 def _failures(failures: list[Any]) -> str:
     """The first three failures of a report, and how many more it holds."""
     more = f"; and {len(failures) - 3} more in the report" if len(failures) > 3 else ""
@@ -285,7 +340,8 @@ def age_s(stamp: Any, now: datetime) -> float | None:
     return (now - when).total_seconds()
 
 
-def _references_match(report: dict[str, Any], references: Mapping[str, str | None], stack: str) -> tuple[bool, str]:
+def _references_match(report: dict[str, Any], references: Mapping[str, str | None], stack: str,
+                      references_dir: str | None = None) -> tuple[bool, str]:
     """(passed, detail): did the report's run compare each render with the reference the gate's checkout holds?"""
     again = f"run `goldgate golden {stack}` against the committed references"
     recorded = report.get("references")
@@ -310,10 +366,23 @@ def _references_match(report: dict[str, Any], references: Mapping[str, str | Non
                     f"({_few(unused)}): {'its case was' if len(unused) == 1 else 'their cases were'} not in that "
                     "run, or produced no image")
     if absent:
+        target = "cloud" if report.get("target") == "cloud" else "local"
+        on = "" if target == "local" else f" --target {target}"
         told.append(f"this checkout holds no reference image for {len(absent)} of the {len(references)} "
-                    f"({_few(absent)}): create {'it' if len(absent) == 1 else 'them'} with `goldgate golden {stack} "
-                    "--update-references`, check by eye and commit")
+                    f"({_few(absent)}) in {_target_references(target, references_dir)}: create "
+                    f"{'it' if len(absent) == 1 else 'them'} with `goldgate golden {stack} --update-references{on}` "
+                    f"(on the {target} target: each target has its own references), check by eye and commit")
     return False, f"{'; '.join(told)}; then {again}"
+
+
+def _target_references(target: str, references_dir: str | None) -> str:
+    """The references directory the gate read, as its advice names it: the one given, else the target's own."""
+    if references_dir:
+        return references_dir
+    try:
+        return shown_dir(references_for(REFERENCES_DIR, target))
+    except GoldgateError:
+        return shown_dir(REFERENCES_DIR)
 
 
 def report_freshness(finished_at: Any, now: datetime, max_age_s: float, rerun: str,

@@ -34,10 +34,11 @@ from goldgate.bounded_http import tls_context
 from goldgate.errors import GoldgateError
 from goldgate.logs import now_rfc3339
 from goldgate.release.cases import (
-    GOLDEN_DIR,
+    REFERENCES_DIR,
     GoldenCase,
     check_latency_limits,
     check_own_references,
+    references_for,
     shown_dir,
 )
 from goldgate.release.perceptual import ImageFacts, ImageUnreadable, color_distance, hamming, inspect_image
@@ -45,7 +46,7 @@ from goldgate.release.report import atomic_write, build_report
 from goldgate.spec import Thresholds
 
 TERMINAL = ("completed", "failed", "cancelled", "timed_out")
-REFERENCES_DIR = GOLDEN_DIR / "references"
+WORKFLOWS_READ_S = 30.0  # how long reading the stack's GET /api/workflows may take, each attempt
 _MAX_RESULT_BYTES = 200_000_000
 # How long one result image may take to arrive, whole: httpx's timeout is per read, so a server sending a few bytes
 # now and then would otherwise hold the case, and the run and its report, for ever.
@@ -118,8 +119,12 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
               concurrency: int = 8, poll_s: float = 0.25,
               progress: Callable[[str], None] | None = None,
               image_now: Callable[[], str | None] | None = None,
-              note_every_s: float = WAIT_NOTE_EVERY_S) -> dict[str, Any]:
-    """Run every case at once (bounded by `concurrency`); returns the report (see report.py)."""
+              note_every_s: float = WAIT_NOTE_EVERY_S, cover_workflows: bool = True) -> dict[str, Any]:
+    """Run every case at once (bounded by `concurrency`); returns the report (see report.py). `references_dir` left
+    at its default is the target's own (`references/<target>`, see cases.references_for). A full run also reads the
+    workflows the stack serves (GET /api/workflows, the image's own on either target) first: each must be run by a
+    case of `cases`, or the run fails naming it, since a workflow no case runs reaches PROD untested
+    (`cover_workflows=False` leaves that out: a run of one case that tests the runner itself, never the gate's)."""
     if not cases:
         raise GoldgateError("no golden cases to run")
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
@@ -128,11 +133,16 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
     # ceiling a case may only lower, and two cases sharing a reference would race to write it.
     check_own_references(cases)
     check_latency_limits(cases, target.thresholds.golden_case_latency_s, target.stack)
+    references_dir = references_for(references_dir, target.target)
     started, t0 = now_rfc3339(), time.monotonic()
     headers = {"authorization": f"Bearer {access.token}", "user-agent": "goldgate-golden/1"}
     stop = threading.Event()
     with httpx.Client(base_url=access.api_url, headers=headers, timeout=httpx.Timeout(30.0),
                       follow_redirects=False, verify=tls_context()) as client:
+        # Read before any case runs: what the stack serves while the run is bound to its image.
+        workflows = (workflow_coverage(cases, *served_workflows(client, stop)) if suite == "full" and cover_workflows
+                     else None)
+
         def one(case: GoldenCase) -> dict[str, Any]:
             result = run_case(client, access, case, target, references_dir=references_dir,
                               update_references=update_references, poll_s=poll_s, stop=stop,
@@ -158,9 +168,47 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
     image_after = image_now() if image_now else target.image
     report = build_report(target, access.api_url, results, started=started, finished=now_rfc3339(),
                           wall_time_s=wall, suite=suite, image_after=image_after,
-                          references_updated=update_references)
+                          references_updated=update_references, workflows=workflows)
     report["references"] = references_compared(results, references_dir)
     return report
+
+
+def served_workflows(client: httpx.Client, stop: threading.Event) -> tuple[list[str] | None, str | None]:
+    """(the ids of the workflows the stack serves, None), or (None, why they could not be read). A read that fails on
+    the way (no answer, a 5xx, a 429) is tried again, CREATE_ATTEMPTS times in all."""
+    why = ""
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            resp = _answer(client, "GET", "/api/workflows", time.monotonic() + WORKFLOWS_READ_S, WORKFLOWS_READ_S)
+        except httpx.TransportError as exc:
+            why = _one_line(exc)
+        except (httpx.HTTPError, GoldgateError) as exc:
+            return None, _one_line(exc)
+        else:
+            if resp.status_code == 200:
+                try:
+                    listed = _json(resp).get("workflows")
+                except GoldgateError as exc:
+                    return None, str(exc)
+                ids = [w.get("id") for w in listed if isinstance(w, dict)] if isinstance(listed, list) else None
+                if ids is None or not all(isinstance(i, str) and i for i in ids):
+                    return None, "it answered 200 without a list of workflows, each with its id"
+                return sorted({_printable(i[:64]) for i in ids}), None
+            why = f"it answered {resp.status_code}: {_api_error(resp)}"
+            if resp.status_code < 500 and resp.status_code != 429:
+                return None, why
+        if attempt < CREATE_ATTEMPTS:
+            _pause(stop, RETRY_BACKOFF_S * 2 ** (attempt - 1))
+    return None, f"{why} ({CREATE_ATTEMPTS} attempts)"
+
+
+def workflow_coverage(cases: list[GoldenCase], served: list[str] | None, why: str | None) -> dict[str, Any]:
+    """The report's `workflows`: what the stack serves and which of those no case of the run runs (`uncovered`);
+    when they could not be read, `error` says why (and the run fails: nothing shows every one was tested)."""
+    if served is None:
+        return {"served": None, "uncovered": None, "error": why}
+    run = {case.workflow for case in cases}
+    return {"served": served, "uncovered": [w for w in served if w not in run]}
 
 
 def references_compared(results: list[dict[str, Any]], references_dir: Path) -> dict[str, Any]:
@@ -215,7 +263,7 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
               f"job ran on {tag}" if isinstance(tag, str) and tag else "the job did not say which image ran it")
     if completed:
         _check_results(client, access, case, status.get("results") or [], check, out,
-                       _References(references_dir, update_references, target.stack), stop)
+                       _References(references_dir, update_references, target.stack, target.target), stop)
     return {**out, "checks": check.items, "passed": check.passed}
 
 
@@ -340,16 +388,21 @@ def _wait(client: httpx.Client, job_id: str, deadline: float, limit: float, poll
 
 @dataclass(frozen=True)
 class _References:
-    """Where a run's references are, whether it rewrites them, and the stack it runs on (its advice names both)."""
+    """Where a run's references are, whether it rewrites them, and the stack and target it runs on (its advice names
+    them)."""
 
     directory: Path
     update: bool
     stack: str
+    target: str = "local"
 
     def create_command(self) -> str:
-        """The command that writes a missing reference, as the operator would type it for this very run."""
-        command = f"goldgate golden {self.stack} --update-references"
-        if self.directory.resolve() == REFERENCES_DIR.resolve():
+        """The command that writes a missing reference, as the operator would type it for this very run: on the
+        cloud target with `--target cloud` (without it, the render would be another target's, written to its
+        references)."""
+        command = f"goldgate golden {self.stack} --update-references" + (
+            "" if self.target == "local" else f" --target {self.target}")
+        if self.directory.resolve() == references_for(REFERENCES_DIR, self.target).resolve():
             return command
         return f"{command} --references-dir {shlex.quote(str(self.directory))}"
 

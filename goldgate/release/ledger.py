@@ -89,11 +89,13 @@ RELEASE_EVENTS: dict[tuple[str, str | None, str | None], tuple[str, str]] = {
     ("promotion", "outcome", "promoted"): ("release.promoted", "info"),
     ("promotion", "outcome", "deploy_failed"): ("release.promotion_failed", "error"),
     ("promotion", "outcome", "smoke_failed"): ("release.promotion_failed", "error"),
+    ("promotion", "outcome", "smoke_not_run"): ("release.promotion_failed", "error"),
     ("promotion", "outcome", "interrupted"): ("release.promotion_interrupted", "warning"),
     ("rollback", "intent", None): ("release.rollback_started", "warning"),
     ("rollback", "outcome", "rolled_back"): ("release.rolled_back", "warning"),
     ("rollback", "outcome", "deploy_failed"): ("release.rollback_failed", "error"),
     ("rollback", "outcome", "smoke_failed"): ("release.rollback_failed", "error"),
+    ("rollback", "outcome", "smoke_not_run"): ("release.rollback_failed", "error"),
     ("rollback", "outcome", "interrupted"): ("release.rollback_interrupted", "error"),
 }
 RELEASE_RECORDED = ("release.recorded", "info")   # an entry of any other shape: logged all the same
@@ -480,7 +482,7 @@ def _summary(entry: Entry) -> str:
     where = f" on {entry.get('stack')}" if entry.get("stack") else ""
     failures, rolled = entry.get("failures"), entry.get("rollback")
     why = [c.get("detail") for c in _refused_by(entry)] or (failures[:3] if isinstance(failures, list) else [])
-    if entry.kind == "promotion" and entry.get("outcome") in ("deploy_failed", "smoke_failed"):
+    if entry.kind == "promotion" and entry.get("outcome") in ("deploy_failed", "smoke_failed", "smoke_not_run"):
         why.append(f"automatic rollback to {rolled.get('image')}: {rolled.get('outcome')}"
                    if isinstance(rolled, Mapping) else "no automatic rollback")
     return f"ledger #{entry.seq}: {what}{where}: {entry.get('image') or '-'}" + "".join(f"; {w}" for w in why)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.errors import GoldgateError
-from goldgate.release.cases import load_cases, shown_dir, suite_digests
+from goldgate.release.cases import load_cases, references_for, shown_dir, suite_digests
 from goldgate.release.deployers.base import Deployer, Progress
 from goldgate.release.gate import ErrorRate, GateDecision, PromotionRefused, evaluate
 from goldgate.release.history import last_verified, on_target, release_ids
@@ -30,12 +30,12 @@ from goldgate.release.rollback import (
     rollback_locked,
     telling_what_an_interrupt_left,
 )
-from goldgate.release.verification import DEFAULT_PATHS, GoldenPaths
+from goldgate.release.verification import DEFAULT_PATHS, GoldenPaths, check_runs_as_declared
 
 
 @dataclass(frozen=True)
 class PromotionOutcome:
-    outcome: str              # promoted | rolled_back | smoke_failed | deploy_failed
+    outcome: str              # promoted | rolled_back | smoke_failed | smoke_not_run | deploy_failed
     image: str
     release_id: str | None
     before: str | None
@@ -54,13 +54,21 @@ class PromotionOutcome:
     def message(self) -> str:
         if self.ok:
             return f"PROD now serves {self.image} (smoke passed)"
-        what = {"smoke_failed": "PROD smoke failed", "deploy_failed": "PROD deploy failed"}.get(
-            self.outcome, self.outcome)
+        what = {"smoke_failed": "PROD smoke failed", "deploy_failed": "PROD deploy failed",
+                "smoke_not_run": "PROD smoke did not run"}.get(self.outcome, self.outcome)
         if self.rollback is None:
             tail = "no earlier verified release to roll back to"
             todo = "fix the cause and promote a fixed build"
         elif self.rollback.ok:
             tail, todo = f"rolled back automatically to {self.rollback.image} (smoke passed)", ""
+        elif "smoke_not_run" in (self.outcome, self.rollback.outcome):
+            # Neither smoke run judged its release: "PROD's own fault" and --retry-rejected would send the operator
+            # after a verdict the ledger does not hold.
+            why = self.rollback.outcome.replace("_", " ") + (
+                ", for the same reason" if self.rollback.error == self.error else
+                f": {self.rollback.error}" if self.rollback.error else "")
+            tail = f"the automatic rollback to {self.rollback.image} was not verified either ({why})"
+            todo = ""
         else:  # PROD is on no verified release now: the operator has to act, and needs to be told how
             why = self.rollback.outcome.replace("_", " ") + (f": {self.rollback.error}" if self.rollback.error else "")
             tail = f"the automatic rollback to {self.rollback.image} failed too ({why})"
@@ -72,6 +80,9 @@ class PromotionOutcome:
         report = f" (smoke report {self.smoke_report})" if self.smoke_report and not self.smoke_passed else ""
         # None: no pin, or one that could not be read at the end (observed_pin), not an image named "None".
         pinned = self.prod_image or "no image goldgate could read"
+        if self.outcome == "smoke_not_run":
+            todo = (f"no smoke case ran, so nothing was judged of {self.image} (no ledger verdict against it): "
+                    "settle the cause above, then `goldgate promote` again")
         return f"{what} for {self.image}{report}{': ' + self.error if self.error else ''}; {tail}; PROD is " \
                f"pinned to {pinned}{': ' + todo if todo else ''}"
 
@@ -104,6 +115,8 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     ledger.require_key_if_signed("evaluate the gate")
     cases = None if cases_dir is None else load_cases(cases_dir)
     suite = None if cases is None else [case.id for case in cases]
+    # The default references are the target's own (references/<target>): those a golden run on it compares with.
+    references_dir = None if references_dir is None else references_for(references_dir, deployer.target)
     references = None if cases is None or references_dir is None else {
         case.reference_name: _sha256_or_none(references_dir / case.reference_name) for case in cases}
     report, sha = read_report(report_path)
@@ -142,7 +155,8 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
                     recorded_problem=None if run is None else run.mac_problem(),
                     definitions=None if cases is None else suite_digests(cases),
                     suite_dir="the golden suite" if cases_dir is None else shown_dir(cases_dir),
-                    retry_rejected=retry_rejected), report, sha
+                    retry_rejected=retry_rejected,
+                    references_dir=None if references_dir is None else shown_dir(references_dir)), report, sha
 
 
 def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path | None = None,
@@ -158,6 +172,9 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
     recorded or deployed); otherwise returns the outcome."""
     t0 = time.monotonic()
     _check_stacks(deployer, staging, prod)
+    # A PROD whose smoke run would refuse to run (its stacks file edited since it started) would take the digest
+    # and then fail to vouch for it: refused before the gate, the ledger or PROD changes.
+    check_runs_as_declared(deployer, prod, f"cannot promote to {prod}")
     report_path = report_path or paths.reports_dir / "latest.json"
     # Ctrl-C, or SIGTERM from a cancelled CI job, is followed by a line on what PROD was left on and what to run.
     told = telling_what_an_interrupt_left(deployer, ledger, prod, progress)

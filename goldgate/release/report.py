@@ -66,7 +66,10 @@ def latency_words(latency: Any, cases: int, wall_time_s: Any, sum_latency_s: Any
 
 def build_report(target: SuiteTarget, api_url: str, results: list[dict[str, Any]], *, started: str,
                  finished: str, wall_time_s: float, suite: str, image_after: str | None,
-                 references_updated: bool = False) -> dict[str, Any]:
+                 references_updated: bool = False, workflows: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`workflows` (a full run's, see golden.workflow_coverage): what the stack serves and which of those no case
+    ran; each such workflow fails the run (it would reach PROD untested), as does a stack whose workflows could not be
+    read. Not a run that rewrites the references: it opens no gate, and makes one new case's reference alone."""
     latencies = [r["latency_s"] for r in results if r.get("latency_s") is not None]
     summary = latency_summary(latencies)
     failures = [f"{r['id']}: {c['name']}: {c['detail']}" for r in results for c in r["checks"] if not c["passed"]]
@@ -79,6 +82,8 @@ def build_report(target: SuiteTarget, api_url: str, results: list[dict[str, Any]
                         "the report cannot vouch for either")
     if target.image is None:
         failures.append(f"stack {target.stack} has no pinned image; deploy one first")
+    if workflows is not None and not references_updated:
+        failures.extend(coverage_failures(workflows, target.stack))
     tags = sorted({r["worker_image_tag"] for r in results if r.get("worker_image_tag")})
     return {
         "schema": SCHEMA,
@@ -100,8 +105,23 @@ def build_report(target: SuiteTarget, api_url: str, results: list[dict[str, Any]
         "cases": results,
         "failures": failures,
         "references_updated": references_updated,
+        **({} if workflows is None else {"workflows": workflows}),
         "passed": not failures and all(r["passed"] for r in results),
     }
+
+
+ADD_A_CASE = '"To add a case" in scripts/golden-tests/README.md'
+
+
+def coverage_failures(workflows: dict[str, Any], stack: str) -> list[str]:
+    """A failure line for each workflow `stack` serves that no case of the run runs, or one saying they could not be
+    read (see build_report)."""
+    uncovered = workflows.get("uncovered")
+    if not isinstance(uncovered, list):
+        return [(f"the workflows {stack} serves could not be read (GET /api/workflows: {workflows.get('error')}), "
+                 "so nothing shows that a golden case runs each of them; run the golden tests again")]
+    return [(f"workflow {name}: {stack} serves it and no golden case runs it (a new workflow would reach PROD "
+             f"untested): add a case for it ({ADD_A_CASE})") for name in uncovered]
 
 
 def write_report(report: dict[str, Any], reports_dir: Path = REPORTS_DIR, latest: bool = True) -> Path:

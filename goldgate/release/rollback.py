@@ -39,7 +39,13 @@ from goldgate.release.interrupt import how, sigterm_interrupts
 from goldgate.release.ledger import Entry, Ledger
 from goldgate.release.lock import ReleaseLock
 from goldgate.release.report import check_reports_dir
-from goldgate.release.verification import DEFAULT_PATHS, GoldenPaths, run_golden
+from goldgate.release.verification import (
+    DEFAULT_PATHS,
+    GoldenPaths,
+    NothingRun,
+    check_runs_as_declared,
+    run_golden,
+)
 
 
 class RollbackFailed(GoldgateError):
@@ -52,7 +58,7 @@ class StalePin(GoldgateError):
 
 @dataclass(frozen=True)
 class RollbackOutcome:
-    outcome: str                  # rolled_back | smoke_failed | deploy_failed
+    outcome: str                  # rolled_back | smoke_failed | smoke_not_run | deploy_failed
     stack: str
     image: str
     release_id: str | None
@@ -82,6 +88,9 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
     told = telling_what_an_interrupt_left(deployer, ledger, stack, progress)   # Ctrl-C or SIGTERM: what it left
     with ReleaseLock(home, f"rollback {stack}"), told:
         ledger.require_key_if_signed(f"roll {stack} back")
+        # A stack whose smoke run would refuse to run (its stacks file edited since it started): refused before the
+        # ledger or the stack changes, with the command that applies the file.
+        check_runs_as_declared(deployer, stack, f"cannot roll {stack} back")
         check_pin_current(deployer, ledger, stack)
         reconcile(deployer, ledger, stack, progress)
         entries = on_target(ledger.entries(), deployer.target)
@@ -190,8 +199,10 @@ def rollback_locked(deployer: Deployer, ledger: Ledger, image: str, *, stack: st
 def deploy_and_smoke(deployer: Deployer, ledger: Ledger, stack: str, image: str, success: str, *, trigger: str,
                      progress: Progress, paths: GoldenPaths) -> tuple[str, str | None, str | None, bool]:
     """Pin `image` on `stack`, check the stack took it, smoke-test it. Returns (outcome, error, smoke report,
-    smoke passed); outcome is `success`, `deploy_failed` or `smoke_failed`. Any failure is an outcome, not an
-    exception: the caller has an intent in the ledger to close and perhaps a rollback to run."""
+    smoke passed); outcome is `success`, `deploy_failed`, `smoke_failed` or `smoke_not_run` (the smoke run refused
+    to start for a reason that is not the image's: no verdict on it). Any failure is an outcome, not an
+    exception: the caller has an intent in the ledger to close and perhaps a rollback to run. A rollback's smoke run
+    (`success` rolled_back) runs only the smoke cases whose workflow the release it went back to serves."""
     try:
         deployer.deploy(stack, image, progress)
         pinned = deployer.current_image(stack)
@@ -200,7 +211,10 @@ def deploy_and_smoke(deployer: Deployer, ledger: Ledger, stack: str, image: str,
     except Exception as exc:  # noqa: BLE001 -- whatever broke, the stack's pin must be recorded and restored
         return "deploy_failed", describe(exc), None, False
     try:
-        run = run_golden(deployer, stack, ledger, suite="smoke", paths=paths, trigger=trigger, progress=progress)
+        run = run_golden(deployer, stack, ledger, suite="smoke", paths=paths, trigger=trigger, progress=progress,
+                         served_only=success == "rolled_back")
+    except NothingRun as exc:   # no case ran: not a verdict on the image, and not verified either
+        return "smoke_not_run", describe(exc), None, False
     except Exception as exc:  # noqa: BLE001
         return "smoke_failed", describe(exc), None, False
     if not run.passed:

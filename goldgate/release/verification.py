@@ -8,7 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from goldgate.release.cases import GOLDEN_DIR, load_cases, shown_dir, suite_digests
+import httpx
+
+from goldgate.bounded_http import tls_context
+from goldgate.errors import StateError
+from goldgate.release.cases import GOLDEN_DIR, GoldenCase, load_cases, shown_dir, suite_digests
 from goldgate.release.deployers.base import Deployer, Progress
 from goldgate.release.golden import REFERENCES_DIR, SuiteTarget, run_suite
 from goldgate.release.ledger import Ledger
@@ -18,7 +22,9 @@ from goldgate.release.report_html import write_html
 
 @dataclass(frozen=True)
 class GoldenPaths:
-    """Where cases, references and reports live (the repo's scripts/golden-tests by default)."""
+    """Where cases, references and reports live (the repo's scripts/golden-tests by default). The default
+    `references_dir` holds one directory per target: a run compares with, and `--update-references` writes,
+    references/<its target> (cases.references_for); a directory given (`--references-dir`) is used as it is."""
 
     cases_dir: Path = GOLDEN_DIR / "cases"
     references_dir: Path = REFERENCES_DIR
@@ -26,6 +32,26 @@ class GoldenPaths:
 
 
 DEFAULT_PATHS = GoldenPaths()
+
+
+class NothingRun(StateError):
+    """A golden or smoke run that refused to start for a reason that is not the image's (the running stack is not
+    the one its stacks file declares; a rollback's release serves none of the smoke cases' workflows): no case ran,
+    nothing was recorded, and it is no verdict on the digest. A promotion or rollback records it as `smoke_not_run`."""
+
+
+class StackNotAsDeclared(NothingRun):
+    """The running stack serves other settings than its stacks file declares (it read the file at its start)."""
+
+
+def check_runs_as_declared(deployer: Deployer, stack: str, doing: str) -> None:
+    """Refuse, before anything is built, deployed or recorded, a stack whose golden and smoke runs would refuse to
+    run (`StackNotAsDeclared`); `doing` starts the sentence ("cannot promote to prod"). A deployer whose deploy
+    applies the stacks file (the cloud's `pulumi up`) has nothing to check."""
+    problem = getattr(deployer, "not_as_declared", None)
+    why = problem(stack) if callable(problem) else None
+    if why:
+        raise StackNotAsDeclared(f"{doing}: {why}; nothing was changed")
 
 
 @dataclass(frozen=True)
@@ -42,7 +68,12 @@ class GoldenRun:
 
 def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "full",
                paths: GoldenPaths = DEFAULT_PATHS, update_references: bool = False, trigger: str = "user",
-               progress: Progress = lambda _m: None, concurrency: int = 8, poll_s: float = 0.25) -> GoldenRun:
+               progress: Progress = lambda _m: None, concurrency: int = 8, poll_s: float = 0.25,
+               served_only: bool = False) -> GoldenRun:
+    """`served_only` (a rollback's smoke run): run only the cases whose workflow the stack serves now (its
+    GET /api/workflows, read once the run holds the stack), say which were left out and why, and raise NothingRun
+    when none is left: a release older than a smoke case's workflow is not failed by that case, nor verified
+    without any."""
     spec = deployer.spec(stack)
     cases = load_cases(paths.cases_dir, smoke_only=(suite == "smoke"),
                        stack_latency_s=spec.thresholds.golden_case_latency_s)
@@ -57,6 +88,9 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
     # and the ledger write would order the ledger as if the run had followed it.
     hold = access.hold(image, suite) if access.hold else contextlib.nullcontext()
     with hold:
+        skipped: dict[str, str] = {}
+        if served_only:
+            cases, skipped = _served_cases(cases, access, stack, image, progress)
         try:
             report = run_suite(cases, access, target, suite=suite,
                                references_dir=paths.references_dir, update_references=update_references,
@@ -86,5 +120,40 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
                       cases_dir=shown_dir(paths.cases_dir), suite_cases=suite_digests(cases),
                       mean_latency_s=lat["mean"], p95_latency_s=lat["p95"], wall_time_s=report["wall_time_s"],
                       references_updated=update_references, trigger=trigger, role=spec.role,
-                      failures=report["failures"][:20])
+                      failures=report["failures"][:20], **({"skipped_cases": skipped} if skipped else {}))
     return GoldenRun(report=report, path=path, html_path=html, sha256=sha)
+
+
+_MAX_WORKFLOWS_BYTES = 1_000_000
+
+
+def _served_cases(cases: list[GoldenCase], access: Any, stack: str, image: str | None,
+                  progress: Progress) -> tuple[list[GoldenCase], dict[str, str]]:
+    """The cases whose workflow `stack` serves (GET /api/workflows), and each case left out with why. A list that
+    cannot be read leaves every case in (each one then fails on its own if its workflow is missing), and says so."""
+    try:
+        with httpx.Client(base_url=access.api_url, timeout=httpx.Timeout(30.0), follow_redirects=False,
+                          verify=tls_context(),
+                          headers={"authorization": f"Bearer {access.token}", "user-agent": "goldgate-golden/1"}) as c:
+            answer = c.get("/api/workflows")
+        listed = answer.json().get("workflows") if answer.status_code == 200 and len(
+            answer.content) <= _MAX_WORKFLOWS_BYTES else None
+        served = {w.get("id") for w in listed if isinstance(w, dict)} if isinstance(listed, list) else None
+        why = f"it answered HTTP {answer.status_code}" if served is None else ""
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        served, why = None, f"{type(exc).__name__}: {exc}"
+    if served is None:
+        progress(f"could not read the workflows {stack} serves (GET /api/workflows: {why}): running every smoke case")
+        return cases, {}
+    kept = [case for case in cases if case.workflow in served]
+    skipped = {case.id: f"{image} on {stack} serves no workflow {case.workflow!r}" for case in cases
+               if case.workflow not in served}
+    for case_id, why in skipped.items():
+        progress(f"smoke case {case_id} left out: {why} (a release from before that workflow)")
+    if not kept:
+        shown = ", ".join(sorted(str(w) for w in served)) or "none"
+        raise NothingRun(f"none of the {len(cases)} smoke case(s) ran: the release serves none of their workflows "
+                         f"({', '.join(sorted({c.workflow for c in cases}))}; it serves {shown}), and a rollback "
+                         "without smoke evidence is not verified: add a `smoke: true` case for a workflow it serves, "
+                         "or roll back to another release with --to")
+    return kept, skipped

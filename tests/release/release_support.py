@@ -73,6 +73,9 @@ class StandInApi:
     trickle_s: float = 0.0  # if set, in-progress status answers are sent one byte per trickle_s
     trickles_finished: int = 0  # status answers trickled to their last byte (none, if the client gave up)
     results_as: Any = None  # if set, a completed status answers this as its `results` (a malformed answer)
+    # The ids GET /api/workflows lists: by default the workflows golden_suite's cases run (a full run fails on any
+    # workflow served that no case runs).
+    workflows: list[str] = field(default_factory=lambda: ["wf-a", "wf-b"])
 
     def render(self, workflow: str, inputs: dict[str, Any]) -> list[bytes]:
         if self.renders:
@@ -131,6 +134,11 @@ def _handler(api: StandInApi) -> type[BaseHTTPRequestHandler]:
             return self._json(202, {"job_id": job_id, "status": "queued", "trace_id": "0" * 32})
 
         def do_GET(self) -> None:
+            if self.path == "/api/workflows":
+                if self._authorized():
+                    self._json(200, {"workflows": [{"id": w, "version": f"{w}@1", "description": "", "parameters": []}
+                                                   for w in api.workflows]})
+                return None
             if self.path.startswith("/api/result/"):
                 key = self.path.removeprefix("/api/result/")
                 if not self._authorized():

@@ -24,7 +24,7 @@ def test_the_shipped_cases_load_and_have_a_smoke_subset() -> None:
     assert len(cases) >= 4 and 1 <= len(smoke) < len(cases)
     assert {c.workflow for c in cases} >= {"sdxl-txt2img", "flux-schnell-lora"}
     for c in cases:
-        assert (GOLDEN_DIR / "references" / c.reference_name).is_file(), f"{c.id} has no reference image"
+        assert (GOLDEN_DIR / "references" / "local" / c.reference_name).is_file(), f"{c.id} has no reference image"
 
 
 @pytest.mark.parametrize(("text", "words"), [

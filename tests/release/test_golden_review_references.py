@@ -102,4 +102,4 @@ def test_the_committed_references_dir_is_recorded_from_the_checkouts_root(tmp_pa
     root = golden_suite(tmp_path)
     with standin_api() as api:
         report = run(api.url, root, REFERENCES_DIR)  # compared (and failing) against the shipped references
-    assert report["references"]["dir"] == "scripts/golden-tests/references"
+    assert report["references"]["dir"] == "scripts/golden-tests/references/local"  # the local target's own

@@ -204,7 +204,7 @@ def test_a_render_with_the_right_shapes_but_wrong_colours_fails(golden_dir: Path
     def renders(workflow: str, inputs: dict) -> list[bytes]:
         return [_recolour(render_png(f"{workflow}:{inputs['prompt']}:{inputs['seed']}:0", 64, 64), how)]
 
-    with standin_api(StandInApi(renders=renders)) as api:
+    with standin_api(StandInApi(renders=renders, workflows=["wf-a"])) as api:   # the smoke case's workflow only
         report = run(api, golden_dir, smoke_only=True)
     [square] = report["cases"]
     assert square["images"][0]["hash_distance"] <= 4
@@ -219,7 +219,7 @@ def test_an_identical_render_in_another_encoding_passes_the_colour_check(golden_
         img.convert("RGBA").save(buf, "PNG", compress_level=0)  # same pixels, alpha channel, no compression
         return [buf.getvalue()]
 
-    with standin_api(StandInApi(renders=renders)) as api:
+    with standin_api(StandInApi(renders=renders, workflows=["wf-a"])) as api:   # the smoke case's workflow only
         report = run(api, golden_dir, smoke_only=True)
     assert report["passed"] is True, report["failures"]
     assert report["cases"][0]["images"][0]["color_distance"] == 0

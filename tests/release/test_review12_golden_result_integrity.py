@@ -44,7 +44,7 @@ def test_an_image_other_than_the_one_the_worker_stored_fails_the_case(tmp_path: 
     rendered = render_png("wf-a:p1:1:0", 64, 64)          # what the worker stored: it matches the reference
     rewritten = bytearray(rendered)
     rewritten[-2] ^= 0xFF                                  # same size: the end chunk's checksum, no pixel
-    with standin_api(StandInApi(image_tag=IMAGE)) as api:
+    with standin_api(StandInApi(image_tag=IMAGE, workflows=["wf-a"])) as api:   # the one case's workflow
         _served(api, bytes(rewritten), rendered)
         report = _run(root, api)
     assert report["passed"] is False
@@ -57,7 +57,7 @@ def test_an_image_other_than_the_one_the_worker_stored_fails_the_case(tmp_path: 
 def test_the_image_the_worker_stored_passes(tmp_path: Path) -> None:
     root = _one_case(tmp_path)
     rendered = render_png("wf-a:p1:1:0", 64, 64)
-    with standin_api(StandInApi(image_tag=IMAGE)) as api:
+    with standin_api(StandInApi(image_tag=IMAGE, workflows=["wf-a"])) as api:   # the one case's workflow
         _served(api, rendered, rendered)
         report = _run(root, api)
     assert report["passed"] is True, report["failures"]

@@ -24,8 +24,8 @@ def test_a_reference_this_checkout_lacks_is_not_matched_by_a_report_that_compare
     d = evaluate(compared, A, THR, ErrorRate(40, 0, "t"), now=NOW, recorded=RECORDED,
                  references={"square.png": SQUARE, "batch.png": None})
     assert failed(d) == ["report_references_match"]
-    assert ("this checkout holds no reference image for 1 of the 2 (batch.png): create it with `goldgate golden "
-            "staging --update-references`") in str(PromotionRefused(d))
+    assert ("this checkout holds no reference image for 1 of the 2 (batch.png) in scripts/golden-tests/references/local: "
+            "create it with `goldgate golden staging --update-references`") in str(PromotionRefused(d))
     whole = evaluate(compared, A, THR, ErrorRate(40, 0, "t"), now=NOW, recorded=RECORDED,
                      references={"square.png": SQUARE})
     assert whole.passed, failed(whole)

@@ -165,7 +165,7 @@ def test_a_result_on_another_origin_is_fetched_without_the_bearer_token(tmp_path
     try:
         url = f"http://127.0.0.1:{other.server_address[1]}/bucket/one.png"
         root = _one_case(tmp_path, "images: 1")
-        with standin_api(StandInApi(results_as=[{"url": url, "bytes": len(data)}])) as api:
+        with standin_api(StandInApi(results_as=[{"url": url, "bytes": len(data)}], workflows=["wf-a"])) as api:
             report = _run(api, root)
     finally:
         other.shutdown()
@@ -242,7 +242,7 @@ def test_a_status_that_writes_the_sha256_in_capitals_still_vouches_for_the_image
     root = _one_case(tmp_path, "images: 1")
     data = render_png("wf-a:p1:1:0", 64, 64)
     api = StandInApi(results_as=[{"key": "kept/one.png", "url": "/api/result/kept/one.png", "bytes": len(data),
-                                  "sha256": hashlib.sha256(data).hexdigest().upper()}])
+                                  "sha256": hashlib.sha256(data).hexdigest().upper()}], workflows=["wf-a"])
     api.objects["kept/one.png"] = data
     with standin_api(api) as api:
         report = _run(api, root)

@@ -73,7 +73,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         (suite / sub).mkdir()
     for case in CASES:
         shutil.copy(GOLDEN_DIR / "cases" / f"{case}.yaml", suite / "cases")
-        shutil.copy(GOLDEN_DIR / "references" / f"{case}.png", suite / "references")
+        shutil.copy(GOLDEN_DIR / "references" / "local" / f"{case}.png", suite / "references")
     platform = LocalPlatform(home)
     try:
         first = ensure_up(platform, "staging").image

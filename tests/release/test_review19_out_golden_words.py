@@ -31,8 +31,8 @@ class Stack:
     home: Path
     suite: Path
 
-    def args(self, *extra: str) -> list[str]:
-        return ["golden", "staging", "--home", str(self.home), "--cases-dir", str(self.suite / "cases"),
+    def args(self, *extra: str, cases: str = "cases") -> list[str]:
+        return ["golden", "staging", "--home", str(self.home), "--cases-dir", str(self.suite / cases),
                 "--references-dir", str(self.suite / "references"), "--reports-dir", str(self.suite / "reports"),
                 "--concurrency", "1", *extra]
 
@@ -41,10 +41,13 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("out-home")
     suite = tmp_path_factory.mktemp("out-suite")
-    for sub in ("cases", "references"):
+    for sub in ("cases", "covering", "references"):
         (suite / sub).mkdir()
     shutil.copy(GOLDEN_DIR / "cases" / "flux-fox.yaml", suite / "cases")
-    shutil.copy(GOLDEN_DIR / "references" / "flux-fox.png", suite / "references")
+    # A run that passes must run a case of each workflow the stack serves (flux-schnell-lora, sdxl-txt2img).
+    for case in ("flux-fox", "sdxl-defaults"):
+        shutil.copy(GOLDEN_DIR / "cases" / f"{case}.yaml", suite / "covering")
+        shutil.copy(GOLDEN_DIR / "references" / "local" / f"{case}.png", suite / "references")
     platform = LocalPlatform(home)
     try:
         ensure_up(platform, "staging")
@@ -71,17 +74,17 @@ def _summary(out: str) -> list[str]:
 
 def test_a_run_over_another_cases_dir_names_its_cases_not_the_full_suite(
         stack: Stack, capsys: pytest.CaptureFixture) -> None:
-    code, out, _ = invoke(capsys, *stack.args())
+    code, out, _ = invoke(capsys, *stack.args(cases="covering"))
     assert code == 0, out
     verdict, latency = _summary(out)
     assert "full suite" not in verdict, verdict
-    assert verdict.startswith(f"1 case of {(stack.suite / 'cases').resolve()} on staging ("), verdict
+    assert verdict.startswith(f"2 cases of {(stack.suite / 'covering').resolve()} on staging ("), verdict
     assert verdict.endswith("): PASSED"), verdict
     assert latency.startswith("latency p50 ") and latency.endswith(" s summed over cases"), latency
     # History's row for the run says so too (its PHASE column said "full").
     code, out, _ = invoke(capsys, "history", "--home", str(stack.home))
     row = next(line for line in out.splitlines() if " golden " in line)
-    assert f" 1 case of {(stack.suite / 'cases').resolve()} " in row and " full " not in row, out
+    assert f" 2 cases of {(stack.suite / 'covering').resolve()} " in row and " full " not in row, out
 
 
 def test_a_run_whose_every_case_got_401_prints_no_none_and_says_no_latency_was_measured(

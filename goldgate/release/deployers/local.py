@@ -18,6 +18,7 @@ from goldgate.release.error_rate import from_sqlite
 from goldgate.release.gate import ErrorRate
 from goldgate.release.golden import ApiAccess
 from goldgate.release.lock import StackLock
+from goldgate.release.verification import StackNotAsDeclared
 from goldgate.spec import StackSpec
 
 
@@ -78,21 +79,44 @@ class LocalDeployer:
                                  "says why and how to settle it; nothing was run")
             # The report takes its workflow version from the stacks file, which the running stack read at its start:
             # after an edit, a report would vouch for a version no case ran under, and the gate, comparing it with
-            # the same edited file, would let it through.
-            declared = self.platform.spec(stack).workflow_version
-            runs = getattr(status, "workflow_version", declared)
-            if isinstance(runs, str) and runs != declared:
-                raise StateError(f"not running the golden tests on {stack}: the stacks file declares workflow_version "
-                                 f"{declared!r} but the running stack serves {runs!r} (it read the file at its start); "
-                                 f"apply the edit with `goldgate down {stack} && goldgate up {stack}`, or undo it; "
-                                 "nothing was run")
+            # the same edited file, would let it through. No verdict on the image either way (`StackNotAsDeclared`):
+            # a promotion or rollback records its smoke run as not run, not as failed.
+            why = self._not_as_declared(stack, status)
+            if why:
+                raise StackNotAsDeclared(f"not running the golden tests on {stack}: {why}; nothing was run")
             yield
+
+    def not_as_declared(self, stack: str) -> str | None:
+        """Why a golden or smoke run on `stack` would refuse to run because the running stack is not the one its
+        stacks file declares (its workflow_version), with the command that applies the file; None when it is, or
+        the stack is down (its next start reads the file)."""
+        status = self.platform.status(stack)
+        return self._not_as_declared(stack, status) if status.running else None
+
+    def _not_as_declared(self, stack: str, status: Any) -> str | None:
+        declared = self.platform.spec(stack).workflow_version
+        runs = getattr(status, "workflow_version", declared)
+        if not isinstance(runs, str) or runs == declared:
+            return None
+        where = getattr(self.platform, "stacks_file", None)
+        shown = "the stacks file" if where is None else _shown(Path(where))
+        return (f"{shown}'s {stack} section declares workflow_version {declared!r} but the running stack serves {runs!r} "
+                f"(it read the file at its start); apply the edit with `goldgate down {stack} && goldgate up "
+                f"{stack}`, or undo it")
 
     def error_rate(self, stack: str, since: datetime) -> ErrorRate:
         return from_sqlite(self.platform.db_path(stack), stack, since)
 
     def ensure_up(self, stack: str, progress: Progress) -> None:
         self.platform.up(stack, progress=progress)
+
+
+def _shown(path: Path) -> str:
+    """The stacks file as the operator edits it: from the checkout's root when it is there."""
+    from goldgate.release.cases import REPO_ROOT
+
+    where = path.resolve()
+    return where.relative_to(REPO_ROOT).as_posix() if where.is_relative_to(REPO_ROOT) else str(path)
 
 
 def _jsonable(value: Any) -> Any:
