@@ -135,10 +135,8 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
     check_latency_limits(cases, target.thresholds.golden_case_latency_s, target.stack)
     references_dir = references_for(references_dir, target.target)
     started, t0 = now_rfc3339(), time.monotonic()
-    headers = {"authorization": f"Bearer {access.token}", "user-agent": "goldgate-golden/1"}
     stop = threading.Event()
-    with httpx.Client(base_url=access.api_url, headers=headers, timeout=httpx.Timeout(30.0),
-                      follow_redirects=False, verify=tls_context()) as client:
+    with api_client(access) as client:
         # Read before any case runs: what the stack serves while the run is bound to its image.
         workflows = (workflow_coverage(cases, *served_workflows(client, stop)) if suite == "full" and cover_workflows
                      else None)
@@ -171,6 +169,13 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
                           references_updated=update_references, workflows=workflows)
     report["references"] = references_compared(results, references_dir)
     return report
+
+
+def api_client(access: ApiAccess) -> httpx.Client:
+    """A client of the stack's public API, as the golden runner calls it (its token, no redirects followed)."""
+    headers = {"authorization": f"Bearer {access.token}", "user-agent": "goldgate-golden/1"}
+    return httpx.Client(base_url=access.api_url, headers=headers, timeout=httpx.Timeout(30.0),
+                        follow_redirects=False, verify=tls_context())
 
 
 def served_workflows(client: httpx.Client, stop: threading.Event) -> tuple[list[str] | None, str | None]:

@@ -4,17 +4,15 @@ through the public API, write the report (+ HTML) and record it in the ledger.""
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from goldgate.bounded_http import tls_context
 from goldgate.errors import StateError
 from goldgate.release.cases import GOLDEN_DIR, GoldenCase, load_cases, shown_dir, suite_digests
 from goldgate.release.deployers.base import Deployer, Progress
-from goldgate.release.golden import REFERENCES_DIR, SuiteTarget, run_suite
+from goldgate.release.golden import REFERENCES_DIR, SuiteTarget, api_client, run_suite, served_workflows
 from goldgate.release.ledger import Ledger
 from goldgate.release.report import REPORTS_DIR, check_reports_dir, report_sha256, write_report
 from goldgate.release.report_html import write_html
@@ -124,24 +122,13 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
     return GoldenRun(report=report, path=path, html_path=html, sha256=sha)
 
 
-_MAX_WORKFLOWS_BYTES = 1_000_000
-
-
 def _served_cases(cases: list[GoldenCase], access: Any, stack: str, image: str | None,
                   progress: Progress) -> tuple[list[GoldenCase], dict[str, str]]:
-    """The cases whose workflow `stack` serves (GET /api/workflows), and each case left out with why. A list that
-    cannot be read leaves every case in (each one then fails on its own if its workflow is missing), and says so."""
-    try:
-        with httpx.Client(base_url=access.api_url, timeout=httpx.Timeout(30.0), follow_redirects=False,
-                          verify=tls_context(),
-                          headers={"authorization": f"Bearer {access.token}", "user-agent": "goldgate-golden/1"}) as c:
-            answer = c.get("/api/workflows")
-        listed = answer.json().get("workflows") if answer.status_code == 200 and len(
-            answer.content) <= _MAX_WORKFLOWS_BYTES else None
-        served = {w.get("id") for w in listed if isinstance(w, dict)} if isinstance(listed, list) else None
-        why = f"it answered HTTP {answer.status_code}" if served is None else ""
-    except (httpx.HTTPError, ValueError, AttributeError) as exc:
-        served, why = None, f"{type(exc).__name__}: {exc}"
+    """The cases whose workflow `stack` serves (GET /api/workflows, read as a full golden run reads it), and each case
+    left out with why. A list that cannot be read leaves every case in (each one then fails on its own if its workflow
+    is missing), and says so."""
+    with api_client(access) as client:
+        served, why = served_workflows(client, threading.Event())
     if served is None:
         progress(f"could not read the workflows {stack} serves (GET /api/workflows: {why}): running every smoke case")
         return cases, {}
