@@ -188,12 +188,14 @@ def recent_worker_exits(emulator_log: Path, now_s: float | None = None,
     started: dict[Any, str] = {}
     exits: list[dict[str, Any]] = []
     ready: tuple[int, str] | None = None  # the newest `worker.ready` of a worker of `serving`: (its line's place, ts)
+    got_ready: set[Any] = set()  # the workers that got ready: a replacement's ready fixes none of their exits
     for place, line in enumerate(_lines(_read_regular(emulator_log, _LOG_TAIL_BYTES, True))):
         data = line.get("data") if isinstance(line.get("data"), dict) else {}
         if line.get("event") == "worker.started" and data.get("image"):
             started[data.get("worker")] = str(data["image"])
         if serving and line.get("event") == "worker.ready" and started.get(data.get("worker")) == serving:
             ready = (place, str(line.get("ts")))
+            got_ready.add(data.get("worker"))
         if line.get("event") != "worker.exited" or data.get("expected") is not False:
             continue
         when = _ts(line)
@@ -213,7 +215,10 @@ def recent_worker_exits(emulator_log: Path, now_s: float | None = None,
             e["past_by"] = "another_image"
         elif redeploy is not None and when < redeploy[0]:
             e["past_by"], e["past_since"] = "redeploy", redeploy[1]
-        elif ready is not None and place < ready[0]:  # the log's own order: one millisecond may hold both lines
+        # A later worker's ready fixes only the exits of workers that never got ready (the preflight it passed): one
+        # that got ready and then died (a crash in a job) is the image's problem still, however many replacements
+        # get ready after it. The log's own order: one millisecond may hold both lines.
+        elif ready is not None and place < ready[0] and e["worker"] not in got_ready:
             e["past_by"], e["past_since"] = "worker_ready", ready[1]
         e["past"] = e["past_by"] is not None
     kinds: dict[tuple[bool, bool], list[dict[str, Any]]] = {}  # current, past of the image served, of another

@@ -294,12 +294,14 @@ def _workflows_covered(workflows: Mapping[str, Any], stack: str) -> tuple[bool, 
 
 def _suite_side_only(report: Mapping[str, Any], failures: list[Any]) -> str | None:
     """What to add to the suite, when every failure of a failed full report lies there rather than in the image: a
-    workflow no case runs, a case whose reference this target lacks (the first run on a target). None otherwise."""
+    workflow no case runs, a case whose reference this target lacks (the first run on a target), the served workflows
+    that could not be read (a run again reads them). None otherwise."""
     if report.get("passed") is not False or not failures:
         return None
     workflows = report.get("workflows")
     uncovered = workflows.get("uncovered") if isinstance(workflows, Mapping) else None
-    missing, lines = [], len(uncovered) if isinstance(uncovered, list) else 0
+    unread = isinstance(workflows, Mapping) and not isinstance(uncovered, list)  # GET /api/workflows failed
+    missing, lines = [], len(uncovered) if isinstance(uncovered, list) else int(unread)
     cases = report.get("cases")
     for case in cases if isinstance(cases, list) else []:
         checks = case.get("checks") if isinstance(case, Mapping) else None
@@ -312,6 +314,8 @@ def _suite_side_only(report: Mapping[str, Any], failures: list[Any]) -> str | No
     if lines != len(failures):
         return None
     todo = [f"add a case for {_few([str(w) for w in uncovered])} (report_workflows_covered)"] if uncovered else []
+    if unread:
+        todo.append("let the stack answer GET /api/workflows (report_workflows_covered)")
     if missing:
         todo.append(f"create the missing reference of {_few(missing)} and commit it (report_references_match)")
     return " and ".join(todo)

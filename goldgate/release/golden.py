@@ -494,7 +494,10 @@ def _check_reference(case: GoldenCase, data: bytes, facts: ImageFacts, check: Ch
     except FileNotFoundError:
         # A new case is the usual cause: its reference is made by a run of that case alone, or the command would
         # rewrite every other case's reference too ("To add a case" in scripts/golden-tests/README.md).
-        alone = (f" (a new case: make its reference alone, adding `--cases-dir <a directory holding only "
+        # No reference at all in the directory: the first run on this target (docs/CLOUD.md), which makes them all.
+        first = not any(references_dir.glob("*.png"))
+        alone = (" (the first run on this target: no case has a reference yet; one run makes them all)" if first else
+                 f" (a new case: make its reference alone, adding `--cases-dir <a directory holding only "
                  f"{shlex.quote(case.source)}>` to the command; without it every case's reference is rewritten)"
                  if case.source else "")
         check("perceptual_hash", False, f"no reference image {ref_path.name} in {references_dir}{alone}; create it "

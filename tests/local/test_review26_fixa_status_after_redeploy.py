@@ -160,3 +160,24 @@ def test_a_ready_worker_or_a_redeploy_of_another_image_leaves_the_served_images_
     _redeployed(logs, other)
     now = _current(_status(logs, image))
     assert len(now) == 1 and "2 unexpected" in now[0], now
+
+
+def _worker_crashed_after_ready(logs: Path, worker: str, image: str) -> None:
+    """A worker that passed its preflight, got ready, took a job and died in it (a segfault: -11)."""
+    _worker_got_ready(logs, worker, image)
+    with (logs / "runpod-emulator.jsonl").open("a", encoding="utf-8") as stream:
+        EventLog(stream, "staging").warning("worker.exited", worker=worker, returncode=-11, expected=False,
+                                            worker_image_tag=image)
+
+
+def test_workers_that_got_ready_and_then_died_stay_current_however_many_replacements_get_ready(clock, broken) -> None:
+    # The review's case: an image that crashes in every job. The emulator starts a replacement after each exit and
+    # the replacement gets ready, so "every exit before the newest ready is past" showed a crash loop as past.
+    image, logs = broken
+    _worker_crashed_after_ready(logs, "w-1", image)
+    _worker_crashed_after_ready(logs, "w-2", image)
+    _worker_got_ready(logs, "w-3", image)
+    exits = recent_worker_exits(logs / "runpod-emulator.jsonl", serving=image)
+    assert [(e["worker"], e["returncode"], e["past"]) for e in exits] == [("w-1", -11, False), ("w-2", -11, False)]
+    now = _current(_status(logs, image))
+    assert len(now) == 1 and "2 unexpected" in now[0] and "newest: w-2, code -11" in now[0], now

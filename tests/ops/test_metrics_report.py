@@ -213,7 +213,7 @@ def _a_release_a_day(db, releases):
     from goldgate.migrations import apply_sqlite
 
     apply_sqlite(db)
-    tags = [f"ghcr.io/acme/worker@sha256:{hashlib.sha256(str(day).encode()).hexdigest()}" for day in range(releases)]
+    tags = [f"registry.example/acme/worker@sha256:{hashlib.sha256(str(day).encode()).hexdigest()}" for day in range(releases)]
     conn = sqlite3.connect(db)
     with conn:
         conn.executemany("INSERT INTO job_metrics (job_id, stack, status, runpod_queue_duration_ms, "

@@ -171,7 +171,7 @@ def _run_guard(tmp_path: Path, variables: dict[str, str]) -> tuple[int, str]:
                          ids="+".join)
 def test_the_build_job_stops_first_on_unset_registry_variables_naming_them(tmp_path: Path,
                                                                            unset: tuple[str, ...]) -> None:
-    variables = {key: value for key, value in (("IMAGE_REGISTRY", "ghcr.io"), ("IMAGE_REPOSITORY", "acme/worker"))
+    variables = {key: value for key, value in (("IMAGE_REGISTRY", "registry.example"), ("IMAGE_REPOSITORY", "acme/worker"))
                  if key not in unset}
     code, said = _run_guard(tmp_path, variables)
     assert code != 0
@@ -182,7 +182,7 @@ def test_the_build_job_stops_first_on_unset_registry_variables_naming_them(tmp_p
 
 
 def test_the_registry_check_passes_with_both_variables_set(tmp_path: Path) -> None:
-    assert _run_guard(tmp_path, {"IMAGE_REGISTRY": "ghcr.io", "IMAGE_REPOSITORY": "acme/worker"}) == (0, "")
+    assert _run_guard(tmp_path, {"IMAGE_REGISTRY": "registry.example", "IMAGE_REPOSITORY": "acme/worker"}) == (0, "")
 
 
 # --- the job token and the actions' default inputs --------------------------------------------------------------------

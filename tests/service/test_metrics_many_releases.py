@@ -19,7 +19,7 @@ from service.migrate import apply_sqlite
 
 
 def digest_tag(release: int) -> str:
-    return f"ghcr.io/acme/worker@sha256:{hashlib.sha256(str(release).encode()).hexdigest()}"
+    return f"registry.example/acme/worker@sha256:{hashlib.sha256(str(release).encode()).hexdigest()}"
 
 
 def database(rows: list[tuple]) -> sqlite3.Connection:

@@ -13,7 +13,7 @@ from service.migrate import apply_sqlite
 
 
 def digest_tag(release: int) -> str:
-    return f"ghcr.io/acme/worker@sha256:{hashlib.sha256(str(release).encode()).hexdigest()}"
+    return f"registry.example/acme/worker@sha256:{hashlib.sha256(str(release).encode()).hexdigest()}"
 
 
 def test_releases_come_in_the_order_they_first_ran_with_when_that_was():
