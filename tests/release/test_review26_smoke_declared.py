@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from release_support import TOKEN, StandInApi, _handler, invoke
+from serving import serving
 from test_gate_and_lock import failed
 
 import goldgate.commands.release as release_commands
@@ -79,16 +78,9 @@ def _serving_handler(api: ServingApi) -> type:
 @contextmanager
 def standin_api(api: ServingApi | StandInApi | None = None) -> Iterator[ServingApi]:
     served = api if isinstance(api, ServingApi) else ServingApi(image_tag=api.image_tag if api else A)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _serving_handler(served))
-    served.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_serving_handler(served)) as url:
+        served.url = url
         yield served
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 class Platform:
