@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -25,6 +25,17 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.server_close()
         thread.join(5)
 
+
+
+def wait_until(predicate: Callable[[], object], what: str, wait_s: float, why: str) -> None:
+    """Wait for predicate() to hold, up to `wait_s` (a bound on a wait, not a speed bound); fail naming `what` and
+    `why` it never came."""
+    pause = threading.Event()
+    for _ in range(int(wait_s / 0.05)):
+        if predicate():
+            return
+        pause.wait(0.05)
+    assert predicate(), f"gave up waiting for {what} after {wait_s:g} s: {why}"
 
 class EndlessBody:
     """A 127.0.0.1 server answering every request with `status` and a chunked body that goes on until the

@@ -15,6 +15,7 @@ import types
 from pathlib import Path
 
 import pytest
+from serving import wait_until
 from stackfiles import stacks_file
 
 from goldgate.local import stackhost
@@ -38,13 +39,7 @@ def _stand_in_popen(started: list[subprocess.Popen]):
 
 
 def _until(predicate, what: str) -> None:
-    """Wait for predicate() (a wait, not a speed bound: a loop that is never woken sleeps for an hour)."""
-    pause = threading.Event()
-    for _ in range(int(WAIT_S / 0.05)):
-        if predicate():
-            return
-        pause.wait(0.05)
-    assert predicate(), f"gave up waiting for {what} after {WAIT_S:g} s: the host's loop was not woken"
+    wait_until(predicate, what, WAIT_S, "the host's loop was not woken")
 
 
 def test_the_host_loop_wakes_for_down_a_deploy_and_its_services_death(home: Path, monkeypatch) -> None:

@@ -10,7 +10,6 @@ import socketserver
 import threading
 
 from goldgate.local import serving, stackhost
-from goldgate.local.comfyui import ComfyUIEmulator
 
 WAIT_S = 60.0  # a bound on waits for what must happen, never reached when it does
 
@@ -83,19 +82,3 @@ def test_the_object_store_server_stopped_twice_stops_quietly() -> None:
     server.stop()
     server.stop()  # as moto's own server allows
     assert server._thread is not None and not server._thread.is_alive()
-
-
-def test_an_idle_comfyui_emulator_never_wakes(monkeypatch, tmp_path) -> None:
-    """Each worker's ComfyUI emulator sleeps until a request comes: socketserver's own loop (the one its server had
-    before) woke every 0.5 s, which session 25's test, counting up to one wake in a second, let through."""
-    woke: list = []
-    monkeypatch.setattr(socketserver.BaseServer, "service_actions", lambda self: woke.append(self))
-    (tmp_path / "models").mkdir()
-    emulator = ComfyUIEmulator(tmp_path / "models").start()
-    try:
-        assert emulator.wait_listening(30)
-        threading.Event().wait(1.5)  # nothing to await: an idle server is watched for a while
-    finally:
-        emulator.stop()
-    mine = sum(1 for s in woke if s is emulator._server)
-    assert mine == 0, f"an idle ComfyUI emulator's server woke {mine} times in 1.5 s with no client"

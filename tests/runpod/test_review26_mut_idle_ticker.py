@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from serving import wait_until
 
 from goldgate.local.runpod import EmulatorConfig, RunPodEmulator
 from goldgate.local.runpod import emulator as emulator_module
@@ -29,12 +30,7 @@ def _never(image_ref: str, env: dict[str, str]) -> tuple[list[str], dict[str, st
 
 
 def _until(predicate, what: str) -> None:
-    pause = threading.Event()
-    for _ in range(int(WAIT_S / 0.05)):
-        if predicate():
-            return
-        pause.wait(0.05)
-    assert predicate(), f"gave up waiting for {what} after {WAIT_S:g} s: the idle ticker was not woken"
+    wait_until(predicate, what, WAIT_S, "the idle ticker was not woken")
 
 
 @pytest.fixture
