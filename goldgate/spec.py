@@ -792,6 +792,9 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
     """Validate one stack's mapping (a `stacks/local.yaml` entry or Pulumi's `goldgate:spec`)."""
     if not _NAME.fullmatch(name or ""):
         raise SpecError(f"{source}: stack name {name!r} must be lowercase letters, digits and dashes")
+    if name == "all":  # `goldgate up all` and `down all` mean every stack: a stack of that name could not be named
+        raise SpecError(f"{source}: a stack cannot be named 'all' (`goldgate up all` and `down all` mean every stack); "
+                        "give it another name")
     f = _Fields(raw, f"stacks.{name}" if target == "local" else "goldgate:spec", source)
     role = f.str("role", required=True, choices=ROLES)
     if name in ROLES and role != name:  # the release commands, guardrails and protections all go by the role

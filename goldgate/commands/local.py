@@ -53,9 +53,20 @@ def _no_serving_host(platform: LocalPlatform, stack: str) -> bool:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    status = ensure_up(_platform(args), args.stack)
-    emit(args, status.to_dict(), _render_status)
-    return 0
+    platform = _platform(args)
+    if args.stack != "all":
+        emit(args, ensure_up(platform, args.stack).to_dict(), _render_status)
+        return 0
+    # Every stack the stacks file names, as `down all` stops them: one that cannot start is named with the reason
+    # (as `status` names it), and the others are still brought up.
+    data: list[dict[str, Any]] = []
+    for stack in specs.local_stack_names(platform.stacks_file):
+        try:
+            data.append(ensure_up(platform, stack).to_dict())
+        except GoldgateError as exc:
+            data.append({"stack": stack, "running": None, "state": "not up", "error": str(exc)})
+    emit(args, data, _render_status)
+    return 1 if any("error" in s for s in data) else 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -149,7 +160,7 @@ def _render_status(data: Any) -> str:
     lines = []
     for s in rows:
         if "error" in s:
-            lines.append(f"{s['stack']}: {'up' if s.get('running') else 'unknown'}: {s['error']}")
+            lines.append(f"{s['stack']}: {s.get('state') or ('up' if s.get('running') else 'unknown')}: {s['error']}")
             continue
         lines.append(f"{s['stack']}: {'up' if s['running'] else 'down'}")
         if s.get("ended"):

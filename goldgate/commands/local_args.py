@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     def add(name: str, func: str, help_text: str) -> argparse.ArgumentParser:
         return add_command(sub, COMMANDS, name, func, help_text)
 
-    p = add("up", "cmd_up", "bring a local stack up in the background (idempotent)")
-    p.add_argument("stack", help="a stack in stacks/local.yaml: staging or prod")
+    p = add("up", "cmd_up", "bring a local stack (or `all`) up in the background (idempotent)")
+    p.add_argument("stack", help="a stack in stacks/local.yaml (staging, prod), or all")
     add_json_flag(p)
     p = add("down", "cmd_down", "stop a local stack (or `all`)")
     p.add_argument("stack", help="a stack in stacks/local.yaml (staging, prod), or all")
