@@ -879,7 +879,7 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     from goldgate.ops.polling_scan import scan_tree
     from goldgate.release.history import on_target
     from goldgate.release.ledger import Ledger
-    from goldgate.release.report import REPORTS_DIR, load_report
+    from goldgate.release.report import REPORTS_DIR, load_report_of
 
     the_spec = specs.load_local(stack, platform.stacks_file)  # an unknown stack is refused right away
     names = specs.local_stack_names(platform.stacks_file)
@@ -903,7 +903,7 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     # One state dir may hold cloud releases too (`--target cloud` from the same checkout): they are not this stack's.
     ledger, ledger_error = _attempt("ledger", lambda: tuple(on_target(Ledger(platform.home).entries(), "local")))
     golden_path = (reports_dir or REPORTS_DIR) / "latest.json"
-    golden, golden_error = _attempt("golden report", lambda: load_report(golden_path))
+    golden, golden_error = _attempt("golden report", lambda: load_report_of(golden_path, "local"))
     db_path = platform.db_path(stack)
     progress(f"reading job_metrics and jobs from {db_path}")
     metrics, metrics_error = _attempt("metrics", lambda: report_from_sqlite(db_path, stack))

@@ -506,7 +506,7 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
     from goldgate.release.build import manifest_sha256
     from goldgate.release.history import on_target
     from goldgate.release.ledger import Ledger
-    from goldgate.release.report import REPORTS_DIR, load_report
+    from goldgate.release.report import REPORTS_DIR, load_report_of
 
     the_spec, _ = load_cloud_stack(stack, stacks_dir)  # an unknown or invalid stack is refused right away
     account = cloudflare_account(the_spec)
@@ -557,7 +557,7 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
     # One state dir may hold local releases too (the README's first command): they are not the cloud's.
     ledger, ledger_error = _attempt("ledger", lambda: tuple(on_target(Ledger(home).entries(), "cloud")))
     golden_path = (reports_dir or REPORTS_DIR) / "latest.json"
-    golden, golden_error = _attempt("golden report", lambda: load_report(golden_path))
+    golden, golden_error = _attempt("golden report", lambda: load_report_of(golden_path, "cloud"))
     # The pinned image's lines judge its jobs since the ledger change that put it on this stack (as locally).
     window = serving_window(ledger, stack, the_spec.role, images.get(the_spec.role))
     windows = {window.image: window} if window else {}

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from goldgate.errors import GoldgateError
 from goldgate.release.cases import GOLDEN_DIR
+from goldgate.spec import show
 
 if TYPE_CHECKING:
     from goldgate.release.golden import SuiteTarget
@@ -167,6 +168,18 @@ def check_reports_dir(reports_dir: Path = REPORTS_DIR) -> None:
 
 def load_report(path: Path) -> dict[str, Any]:
     return read_report(path)[0]
+
+
+def load_report_of(path: Path, target: str) -> dict[str, Any]:
+    """The report at `path`, refused when it is another target's: the local and the cloud golden runs write the same
+    latest.json, and a local run's downloads are no evidence about the cloud's R2 (nor the reverse)."""
+    report = load_report(path)
+    ran_on = report.get("target")
+    if ran_on is not None and ran_on != target:
+        raise ReportError(f"{path} is a golden run on the {show(ran_on)} target (image {show(report.get('image'))}), "
+                          f"not the {target} target's: no {target} golden run to judge; "
+                          f"run `goldgate golden staging{' --target cloud' if target == 'cloud' else ''}`")
+    return report
 
 
 def read_report(path: Path) -> tuple[dict[str, Any], str]:

@@ -694,3 +694,20 @@ def test_cli_metrics_cloud_reads_job_metrics_from_d1(cloud, capsys, monkeypatch,
     monkeypatch.delenv("CLOUDFLARE_API_TOKEN")
     assert main(cloud.cli("metrics", "staging")) == 1
     assert capsys.readouterr().err.startswith("goldgate: error: CLOUDFLARE_API_TOKEN is not set")
+
+
+def test_a_local_golden_run_in_latest_json_is_no_evidence_for_the_cloud(cloud):
+    # The local and the cloud golden runs write the same latest.json: a local run's downloads said the cloud's
+    # "Result upload ... /api/result/:key" line passed ("golden run downloaded N result(s)").
+    path = cloud.reports_dir / "latest.json"
+    kept = path.read_text()
+    path.write_text(json.dumps({**json.loads(kept), "target": "local"}))
+    try:
+        results = cloud.results()
+    finally:
+        path.write_text(kept)
+    assert results["result_via_api"].status == checklist.FAIL
+    assert "no golden result downloads to show" in results["result_via_api"].evidence
+    for line in ("golden_against_staging", "golden_report_latest"):
+        assert results[line].status == checklist.FAIL, (line, results[line].evidence)
+        assert "is a golden run on the 'local' target" in results[line].evidence
