@@ -38,3 +38,7 @@ class D1OperationFailed(CloudflareError):
 
 class R2Error(GoldgateError):
     """An R2 (S3 API) call failed."""
+
+
+class R2Unreachable(R2Error):
+    """No answer from R2's endpoint at all (DNS, refused, timed out): nothing about the bucket or the keys."""

@@ -21,9 +21,10 @@ import urllib3
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from goldgate.bounded_http import format_seconds, transfer_deadline_s
-from goldgate.cloudflare.errors import R2Error
+from goldgate.cloudflare.errors import R2Error, R2Unreachable
 
 BACKUP_PREFIX = "backups/"
 SHA256_METADATA = "sha256"  # x-amz-meta-sha256: the hex sha256 of the whole object, as the writer computed it
@@ -231,6 +232,8 @@ class R2Admin:
             for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 out += [StoredObject(o["Key"], int(o["Size"]), str(o.get("ETag", "")).strip('"'))
                         for o in page.get("Contents", [])]
+        except BotoConnectionError as exc:   # refused, DNS, timed out: R2 never answered
+            raise R2Unreachable(f"listing {prefix} in bucket {self.bucket} failed: {exc}") from None
         except (ClientError, BotoCoreError) as exc:
             raise R2Error(f"listing {prefix} in bucket {self.bucket} failed: {exc}") from None
         return out

@@ -129,13 +129,20 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
     # A bucket in a jurisdiction (storage.jurisdiction: eu, fedramp) answers only at its jurisdiction's own host.
     r2 = R2Admin(args.r2_endpoint or r2_endpoint(account, spec.storage.jurisdiction),
                  args.bucket or spec.storage.backup_bucket,
-                 _env_secret("R2_ACCESS_KEY_ID", "R2 S3 credentials"),
-                 _env_secret("R2_SECRET_ACCESS_KEY", "R2 S3 credentials"))
+                 _env_secret("R2_ACCESS_KEY_ID", _backup_credential("access_key_id", args.stack)),
+                 _env_secret("R2_SECRET_ACCESS_KEY", _backup_credential("secret_access_key", args.stack)))
     _check_backup_bucket(r2, args.stack, named=args.bucket is not None)
     with api:
         return dr.run_cloud_drill(args.stack, D1Client(api, account), database_id, r2, home, progress,
                                   scratch_prefix=f"{spec.database.name}-drill",
                                   backup_retention_days=spec.storage.backup_retention_days)
+
+
+def _backup_credential(part: str, stack: str) -> str:
+    """Where the drill's R2 credential comes from: the backups bucket's own token, a stack output (not the workers'
+    `r2_*` one, which does not reach that bucket)."""
+    return (f"the backups bucket's S3 credentials: `pulumi stack output backup_r2_{part} --show-secrets "
+            f"--stack {stack}` (not the workers' r2_{part})")
 
 
 _R2_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")  # as a stack's storage.bucket
@@ -146,10 +153,13 @@ def _check_backup_bucket(r2: R2Admin, stack: str, *, named: bool) -> None:
     drill stores the backup only after the export, which blocks the database for as long as it runs, so a bucket
     not there yet (a stack upgraded to its own backups bucket, before `pulumi up`) or credentials that do not
     reach it (the workers' `r2_*` ones, given to the drill before) failed only then, every day."""
-    from goldgate.cloudflare.r2 import BACKUP_PREFIX, R2Error
+    from goldgate.cloudflare.r2 import BACKUP_PREFIX, R2Error, R2Unreachable
 
     try:
         r2.list(f"{BACKUP_PREFIX}{stack}/")
+    except R2Unreachable as exc:   # no answer at all: neither the bucket nor the keys are at fault
+        raise GoldgateError(f"{exc}; nothing was exported: R2 at {r2.endpoint_url} did not answer: check this "
+                            "machine's network (and --r2-endpoint, if given), then run the drill again") from None
     except R2Error as exc:
         fix = ("check --bucket, and that R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY are that bucket's" if named else
                f"it is the stack's storage.backup_bucket: `pulumi up --stack {stack}` creates it, and its "
@@ -171,15 +181,40 @@ def _check_r2_endpoint(url: str) -> None:
                             "https://<account id>.r2.cloudflarestorage.com)")
 
 
+def _render_backups(d: dict[str, Any]) -> str:
+    head = (f"{d['stack']}: {len(d['backups'])} backup(s) in {d['directory']}, newest first (pick the newest taken "
+            "BEFORE the damage: its jobs and last write tell)")
+    lines = [head]
+    for entry in d["backups"]:
+        if entry["problem"]:
+            lines.append(f"  {entry['backup']}: cannot be restored: {entry['problem']}")
+            continue
+        others = ", ".join(f"{t}={n}" for t, n in sorted(entry["rows"].items()) if t != "jobs")
+        lines.append(f"  {entry['backup']}: taken {entry['taken_at']}, jobs={entry['jobs']}, last write "
+                     f"{entry['last_write_at'] or '-'}, migration {entry['newest_migration'] or '-'} ({others})")
+    return "\n".join(lines)
+
+
 def cmd_dr_restore(args: argparse.Namespace) -> int:
     from goldgate.ops import dr
     from goldgate.ops.backup import load_manifest
 
+    platform = _platform(args)
+    if args.list:
+        if args.backup is not None:
+            raise GoldgateError("--list lists the backups and restores nothing: drop --backup, or --list")
+        platform.db_path(args.stack)  # an unknown stack is refused here
+        directory = platform.home / "backups" / args.stack
+        emit(args, {"stack": args.stack, "directory": str(directory), "backups": dr.list_backups(directory)},
+             _render_backups)
+        return 0
+    if args.backup is None:
+        raise GoldgateError(f"name the backup to restore, --backup <home>/backups/{args.stack}/<stamp>.sqlite (list "
+                            f"them with `goldgate dr-restore {args.stack} --list`)")
     backup = Path(args.backup)
     if backup.exists() and not backup.is_file():  # `.`, a directory or a FIFO: nothing to verify (or to wait on)
         raise GoldgateError(f"--backup {args.backup} is not a file: name a backup, <home>/backups/{args.stack}/"
                             "<stamp>.sqlite (its .manifest.json beside it)")
-    platform = _platform(args)
     target = platform.db_path(args.stack)  # an unknown stack is refused here, before its dir is made
     # A mistyped --backup, or one without its manifest, refused before the stack is held: holding it made the state
     # dir, the stack's dir and its lock files for a restore that never began. Read again under the hold.
@@ -196,11 +231,33 @@ def cmd_dr_restore(args: argparse.Namespace) -> int:
             raise StateError(f"stack {args.stack} is running (or starting); stop it first (`goldgate down "
                              f"{args.stack}`) so nothing writes while its database is replaced")
         with _pruning_held(platform.home, args.stack, f"`goldgate dr-restore {args.stack}`", "nothing was restored"):
-            kept = dr.restore_into_stack(backup, target, args.stack, args.from_stack)
-    say(escape_controls(f"{args.stack}: restored {args.backup} into {target} (verified)"))
-    if kept != target:
-        say(escape_controls(f"{args.stack}: the previous database is kept at {kept}"))
+            report = dr.restore_into_stack_report(backup, target, args.stack, args.from_stack)
+    for line in _restore_lines(args.stack, args.backup, report):
+        say(escape_controls(line))
     return 0
+
+
+def _restore_lines(stack: str, backup: str, report: Any) -> list[str]:
+    lines = [f"{stack}: restored {backup} into {report.target} (verified)"]
+    if report.kept is not None:
+        lines.append(f"{stack}: the previous database is kept at {report.kept}")
+    if report.journals_kept:
+        lines.append(f"{stack}: the deleted database's journal(s) were moved aside, not deleted: "
+                     + ", ".join(str(path) for path in report.journals_kept))
+    if report.lost_jobs:
+        ids = ", ".join(report.lost_job_ids) + (", ..." if report.lost_jobs > len(report.lost_job_ids) else "")
+        lines.append(f"{stack}: WARNING: {report.lost_jobs} job(s) of the replaced database are not in the backup "
+                     f"(created after it; their ids now answer 404): {ids}. They are still in {report.kept}: merge "
+                     "them back as docs/D1_DISASTER_RECOVERY.md says (\"Jobs the backup lacks\") before "
+                     f"`goldgate up {stack}`")
+    elif report.lost_reason:
+        lines.append(f"{stack}: the jobs of the replaced database were not compared with the backup's: "
+                     f"{report.lost_reason}")
+    if report.pending_migrations:
+        lines.append(f"{stack}: the backup predates {len(report.pending_migrations)} migration(s) that the next "
+                     f"`goldgate up {stack}` applies to it: {', '.join(report.pending_migrations)}. If one of them is "
+                     "what damaged the database, remove or revert it in migrations/ before `goldgate up`")
+    return lines
 
 
 # -- prune ----------------------------------------------------------------------------------------

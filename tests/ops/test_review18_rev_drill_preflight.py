@@ -69,3 +69,29 @@ def test_a_bucket_named_with_bucket_that_cannot_be_read_says_to_check_it(drill, 
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "no-such-drill-bucket" in err and "check --bucket" in err, err
     assert _exports(standin) == []
+
+
+def test_an_r2_endpoint_that_does_not_answer_is_named_as_such_not_as_a_missing_bucket(drill, capsys):
+    import socket
+
+    standin, argv = drill
+    with socket.socket() as closed:   # a port of this machine nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    argv[argv.index("--r2-endpoint") + 1] = dead
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"R2 at {dead} did not answer: check this machine's network" in err, err
+    assert "creates it" not in err and "backup_r2" not in err, err   # as it was: "pulumi up creates it", the keys
+    assert _exports(standin) == []
+
+
+@pytest.mark.parametrize("name, output", [("R2_ACCESS_KEY_ID", "backup_r2_access_key_id"),
+                                          ("R2_SECRET_ACCESS_KEY", "backup_r2_secret_access_key")])
+def test_a_missing_r2_credential_names_the_stack_output_it_comes_from(drill, capsys, monkeypatch, name, output):
+    standin, argv = drill
+    monkeypatch.delenv(name)
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{name} is not set" in err and f"`pulumi stack output {output} --show-secrets --stack staging`" in err, err
+    assert _exports(standin) == []
