@@ -46,6 +46,7 @@ class PromotionOutcome:
     rollback: RollbackOutcome | None
     duration_s: float
     error: str | None = None
+    unchanged: bool = False   # a deploy that failed before PROD's pin moved: nothing to roll back
 
     @property
     def ok(self) -> bool:
@@ -56,7 +57,10 @@ class PromotionOutcome:
             return f"PROD now serves {self.image} (smoke passed)"
         what = {"smoke_failed": "PROD smoke failed", "deploy_failed": "PROD deploy failed",
                 "smoke_not_run": "PROD smoke did not run"}.get(self.outcome, self.outcome)
-        if self.rollback is None:
+        if self.unchanged:
+            tail = "the deploy changed nothing, so nothing was rolled back"
+            todo = f"{self.image} was not judged: fix the cause above, then `goldgate promote` again"
+        elif self.rollback is None:
             tail = "no earlier verified release to roll back to"
             todo = "fix the cause and promote a fixed build"
         elif self.rollback.ok:
@@ -209,8 +213,14 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
                                                                      trigger=trigger, progress=progress,
                                                                      paths=paths)
         rolled: RollbackOutcome | None = None
+        # A deploy refused before PROD's pin moved (a RunPod key RunPod refuses, say): a rollback would only be
+        # refused the same way, and be recorded as a failed rollback of a PROD that never changed.
+        unchanged = outcome == "deploy_failed" and before is not None and observed_pin(deployer, prod) == before
         if outcome != "promoted":
             progress(f"{outcome.replace('_', ' ')} on {prod}: {error}")
+        if unchanged:
+            progress(f"{prod} still pins {was}: the deploy changed nothing, so nothing is rolled back")
+        elif outcome != "promoted":
             target = last_verified(on_target(ledger.entries(), deployer.target), exclude=image, stack=prod)
             fallback = target.image if target else (before if before and before != image
                                                     and not shipped_placeholder(before) else None)
@@ -228,7 +238,7 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
                       rollback=rolled.to_dict() if rolled else None, trigger=trigger)
     return PromotionOutcome(outcome=outcome, image=image, release_id=rid, before=before, prod_image=prod_image,
                             gate=decision, smoke_report=smoke_path, smoke_passed=smoke_passed, rollback=rolled,
-                            duration_s=time.monotonic() - t0, error=error)
+                            duration_s=time.monotonic() - t0, error=error, unchanged=unchanged)
 
 
 def _check_stacks(deployer: Deployer, staging: str, prod: str) -> None:

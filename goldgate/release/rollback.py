@@ -136,7 +136,11 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
 
 def _no_target(entries: list[Entry], stack: str, current: str | None) -> str:
     """Why there is no previous release, naming the one `goldgate history` lists as verified if there is one."""
+    from goldgate.release.promote import shipped_placeholder  # promote imports this module
+
     runs = current or "nothing yet"
+    if current and shipped_placeholder(current):   # as `promote` says it: no release ever ran there
+        runs = "nothing yet: it pins the shipped placeholder, before its first release"
     earlier = [r for r in verified_releases(entries, stack) if r.image != current]
     untrusted = [e for e in untrusted_verifications(entries, stack) if e.get("prod_image") != current]
     if not earlier and untrusted:   # a ledger key is in use, and the releases before it are not vouched for by it

@@ -6,7 +6,8 @@ spec stays the single source and `stacks/Pulumi.<stack>.yaml` records the pin), 
 outputs (`endpoint_id`, `api_url`), then wait until RunPod's `/releases` reports the new release
 on 100% of workers and the endpoint names the image. Rollback is the same call with an older digest.
 Before the pin, the stack's Cloudflare account has its workers.dev subdomain asked for
-(goldgate.cloudflare.workers): without one, `pulumi up` would fail halfway with error 10063.
+(goldgate.cloudflare.workers): without one, `pulumi up` would fail halfway with error 10063. So is RunPod asked,
+with the key that will watch the rollout, for the stack's endpoint: a key it refuses would be found only after `up`.
 Pulumi's own `stack history` keeps each update's config.
 """
 
@@ -19,7 +20,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from goldgate.release.deployers.base import DeployResult, Progress
 from goldgate.release.error_rate import from_api
 from goldgate.release.gate import ErrorRate
 from goldgate.release.golden import ApiAccess
-from goldgate.runpod import EndpointPatch
+from goldgate.runpod import EndpointPatch, RunPodAuthError, RunPodError, RunPodNotFound
 from goldgate.spec import STACKS_DIR, StackSpec, checked_cloudflare_api_base, is_digest_ref, load_pulumi
 
 IMAGE_KEY = "goldgate:spec.image"
@@ -129,6 +130,7 @@ class CloudDeployer:
                 raise CloudDeployFailed(f"not deploying {image} to {stack}: {exc}") from None
             progress(workflows.note)
             self._check_workers_dev(s, stack, image, progress)   # before the pin, as above
+            key = self._check_runpod_key(s, stack, image, progress)   # so is the key that watches the rollout
             before = self.current_image(stack)
             progress(f"pulumi: pin {IMAGE_KEY}={image} on stack {stack}")
             env = s.workspace.env_vars   # the pulumi CLI, so the program it runs, gets these
@@ -158,12 +160,20 @@ class CloudDeployer:
         endpoint_id = outputs.get("endpoint_id") or outputs.get("runpod_endpoint_id")
         if not endpoint_id:
             raise CloudDeployFailed(f"stack {stack} has no `endpoint_id` output; cannot watch the rollout")
-        api_key = self._secret(s, "RUNPOD_API_KEY", "goldgate:runpodApiKey")
         base = str(outputs.get("runpod_api_base") or self.spec(stack).cloud.runpod_api_base)  # type: ignore[union-attr]
-        with self._control_client(api_key, base.removesuffix("/").removesuffix("/v2")) as client:
-            restore_idle_workers(client, str(endpoint_id), self.spec(stack), progress)
-            rollout = wait_for_rollout(client, str(endpoint_id), image, timeout_s=self.settings.rollout_timeout_s,
-                                       poll_s=self.settings.rollout_poll_s, progress=progress)
+        try:
+            with self._control_client(key.value, base.removesuffix("/").removesuffix("/v2")) as client:
+                restore_idle_workers(client, str(endpoint_id), self.spec(stack), progress)
+                rollout = wait_for_rollout(client, str(endpoint_id), image, timeout_s=self.settings.rollout_timeout_s,
+                                           poll_s=self.settings.rollout_poll_s, progress=progress)
+        except RunPodError as exc:
+            # After `up`: the stack serves (or is rolling to) the image, and what failed is only the watch of it.
+            refused = (f"RunPod refused the RunPod API key from {key.source} (HTTP {exc.status}): {key.advice}"
+                       if isinstance(exc, RunPodAuthError) else _cut(str(exc), 400))
+            raise CloudDeployFailed(
+                f"pulumi up applied {image} to {stack} (its stack config pins it; was {before}), but its rollout on "
+                f"endpoint {endpoint_id} could not be watched: {refused}; once that is fixed, deploy {image} to "
+                f"{stack} again: pulumi finds nothing to change and the rollout is watched") from None
         return DeployResult(stack=stack, target=self.target, before=before, after=self.current_image(stack),
                             rollout={"endpoint_id": endpoint_id, **rollout})
 
@@ -264,11 +274,16 @@ class CloudDeployer:
 
     def _secret(self, s: Any, env_name: str, config_key: str) -> str:
         """`<ENV>_<STACK>` (e.g. GOLDGATE_API_TOKEN_STAGING), then `<ENV>`, then the stack's Pulumi secret."""
+        return self._sourced_secret(s, env_name, config_key).value
+
+    def _sourced_secret(self, s: Any, env_name: str, config_key: str) -> SourcedSecret:
         from pulumi import automation as auto
 
         for name in (f"{env_name}_{s.name.upper().replace('-', '_')}", env_name):
             if os.environ.get(name):
-                return _header_token(os.environ[name], name)
+                return SourcedSecret(_header_token(os.environ[name], name), f"the environment variable {name}",
+                                     f"{name} overrides the {config_key} secret of stack {s.name}: set it to the "
+                                     "current key, or unset it to use the stack's")
         try:
             value = s.get_config(config_key).value
         except auto.errors.CommandError:
@@ -276,7 +291,64 @@ class CloudDeployer:
         if not value:
             raise CloudDeployFailed(f"no {env_name} (or {env_name}_{s.name.upper()}) in the environment and no "
                                     f"{config_key} secret in the config of stack {s.name}")
-        return _header_token(str(value), f"the {config_key} secret of stack {s.name}")
+        where = f"the {config_key} secret of stack {s.name}"
+        return SourcedSecret(_header_token(str(value), where), where,
+                             f"set the current key there (`pulumi config set --secret {config_key} --stack "
+                             f"{s.name}`, the value piped in), or set {env_name}_{s.name.upper()} to it")
+
+    def _check_runpod_key(self, s: Any, stack: str, image: str, progress: Progress) -> SourcedSecret:
+        """The RunPod key that watches the rollout, and proof that RunPod takes it, before anything is changed: a
+        key RunPod refuses is found only after `pulumi up` otherwise, with the stack already serving the image
+        (and, on PROD, an automatic rollback that changes it again, unwatched). One authenticated read: the
+        stack's endpoint, when its outputs name one (a 404 is an answer under the key too), else the list of the
+        account's endpoints. A key RunPod refuses, or a control plane that cannot be asked, refuses the deploy."""
+        key = self._sourced_secret(s, "RUNPOD_API_KEY", "goldgate:runpodApiKey")
+        outputs = self._outputs(s)
+        endpoint_id = outputs.get("endpoint_id") or outputs.get("runpod_endpoint_id")
+        try:
+            base = str(outputs.get("runpod_api_base") or self.spec(stack).cloud.runpod_api_base)  # type: ignore[union-attr]
+        except (GoldgateError, AttributeError):
+            return key   # a spec the program refuses: `pulumi up` says why, before it declares anything
+        not_deploying = f"not deploying {image} to {stack}"
+        try:
+            with self._control_client(key.value, base.removesuffix("/").removesuffix("/v2")) as client:
+                if endpoint_id:
+                    try:
+                        client.get_endpoint(str(endpoint_id))
+                    except RunPodNotFound:
+                        progress(f"runpod: endpoint {endpoint_id} (stack {stack}'s output) is gone; pulumi up "
+                                 "will say what it does about it")
+                else:
+                    client.list_endpoints()
+        except RunPodAuthError as exc:
+            raise CloudDeployFailed(
+                f"{not_deploying}: RunPod refused the RunPod API key from {key.source} (HTTP {exc.status}); "
+                f"{key.advice}. Nothing was changed (no config pin, no pulumi up)") from None
+        except RunPodError as exc:
+            raise CloudDeployFailed(
+                f"{not_deploying}: cannot check the RunPod API key from {key.source} with RunPod's control plane "
+                f"({_cut(str(exc), 400)}); the rollout could not be watched either. Nothing was changed (no config "
+                "pin, no pulumi up): deploy again once RunPod answers") from None
+        progress(f"runpod: the control plane takes the RunPod API key from {key.source}")
+        return key
+
+    def _outputs(self, s: Any) -> dict[str, Any]:
+        """The stack's outputs as its last update left them; none for a stack never deployed (or unreadable)."""
+        from pulumi import automation as auto
+
+        try:
+            return {k: v.value for k, v in s.outputs().items()}
+        except auto.errors.CommandError:
+            return {}
+
+
+@dataclass(frozen=True)
+class SourcedSecret:
+    """A credential and where it came from: an error may name `source` (and give `advice`), never `value`."""
+
+    value: str = field(repr=False)
+    source: str
+    advice: str
 
 
 def _workers_dev_host(url: str | None) -> str | None:
