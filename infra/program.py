@@ -235,15 +235,42 @@ def placeholders_in(value: Any, where: str = "goldgate:spec") -> list[str]:
     return found
 
 
+def first_image_pending(spec: StackSpec) -> str | None:
+    """How the stack gets its first image, while `goldgate:spec.image` is still the shipped all-zero digest (else
+    None). A preview goes through, saying so: it shows what the stack declares before any release. An `up` is refused
+    with this: PROD's image comes only from `goldgate promote`, which pins a digest that passed the golden tests on
+    STAGING (never one pasted in by hand, which would skip that gate); STAGING's from `goldgate deploy`."""
+    image = spec.image or ""
+    if not image.endswith(_ZERO_DIGEST) or _PLACEHOLDER.search(image):
+        return None
+    if spec.role == "prod":
+        return ("a PROD stack's image is set only by `goldgate promote --target cloud`, which pins a digest that "
+                "passed the golden tests on STAGING and runs this `pulumi up` itself; never set it by hand "
+                "(docs/CLOUD.md, \"PROD\")")
+    return (f"its first image comes from `goldgate deploy {spec.name} --target cloud --image <repo@sha256:...>` (the "
+            f"ref `goldgate build --repo REPO` printed), which pins it and runs this `pulumi up` itself; or pin a digest "
+            f"you pushed with `pulumi config set --path goldgate:spec.image <repo@sha256:...> --stack {spec.name}` "
+            "(docs/CLOUD.md, \"Configure a stack\")")
+
+
 def preflight(spec: StackSpec, settings: ProgramSettings) -> None:
     """Refuse, before any resource is declared, a spec with placeholders, one the vendors or the API Worker would
     refuse once deployed, or one breaking a guardrail."""
     if spec.cloud is None or spec.image is None:
         raise SpecError(f"stack {spec.name}: a cloud stack needs goldgate:spec.cloud and goldgate:spec.image")
-    left = placeholders_in(spec)
+    first = first_image_pending(spec)
+    # The all-zero pin is not the operator's to fill in: goldgate's release sets it (first_image_pending).
+    left = [p for p in placeholders_in(spec) if not (first and p.startswith("goldgate:spec.image = "))]
     if left:
         raise SpecError(f"stack {spec.name}: the stack file still holds placeholders; replace them (docs/CLOUD.md):"
-                        "\n  - " + "\n  - ".join(left))
+                        "\n  - " + "\n  - ".join(left)
+                        + (f"\n(goldgate:spec.image's all-zero digest is not one of them: {first})" if first else ""))
+    if first and pulumi.runtime.is_dry_run():
+        pulumi.log.warn(f"stack {spec.name}: previewed with goldgate:spec.image still the all-zero digest the stack "
+                        f"file ships with; `pulumi up` refuses it: {first}")
+    elif first:
+        raise SpecError(f"stack {spec.name}: goldgate:spec.image is still the all-zero digest the stack file ships "
+                        f"with, which no worker can pull: {first}")
     check_exposure(spec)
     if spec.endpoint.scaler_type == "REQUEST_COUNT":  # the endpoint's provider check refuses it, but only mid-deploy
         raise SpecError(f"stack {spec.name}: goldgate:spec.endpoint.scaler_type REQUEST_COUNT cannot be deployed: "

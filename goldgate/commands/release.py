@@ -10,8 +10,11 @@ CI calls (.github/workflows/release.yml) against the cloud target.
 from __future__ import annotations
 
 import argparse
+import re
+import shlex
 import stat
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
@@ -27,7 +30,7 @@ from goldgate.commands.release_args import (
 from goldgate.errors import GoldgateError
 from goldgate.local.state import write_text_atomic
 from goldgate.release import build as builds
-from goldgate.release.cases import shown_dir
+from goldgate.release.cases import load_cases, references_for, shown_dir
 from goldgate.release.deployers import Deployer, for_target
 from goldgate.release.gate import PromotionRefused
 from goldgate.release.history import interrupted, on_target
@@ -221,8 +224,8 @@ def do_build(args: argparse.Namespace, ledger: Ledger) -> builds.BuildResult:
             client = docker.from_env()
             client.ping()
         except Exception as exc:  # noqa: BLE001 -- any failure to reach the engine is one actionable message
-            raise GoldgateError(f"cannot reach a Docker engine ({type(exc).__name__}: {exc}); set DOCKER_HOST "
-                                "or build for the local target with --engine local") from None
+            raise GoldgateError(f"cannot reach a Docker engine ({type(exc).__name__}: {exc}); "
+                                + _no_engine_advice(args)) from None
         result = builds.build_docker(client, context, args.repo, identity, dockerfile=args.dockerfile,
                                      progress=progress)
     else:
@@ -230,6 +233,16 @@ def do_build(args: argparse.Namespace, ledger: Ledger) -> builds.BuildResult:
         result = builds.build_local(context, _home(args), identity)
     ledger.append("build", **result.to_dict(), trigger=detect_trigger(args.trigger))
     return result
+
+
+def _no_engine_advice(args: argparse.Namespace) -> str:
+    """What to do when the docker build finds no engine, for the target in use: `--engine local` (the advice for
+    every target once) is refused on the cloud target, whose stacks need an image pushed where RunPod pulls it."""
+    if args.target == "cloud":
+        return (f"start it, or set DOCKER_HOST to one, then run this again: the cloud target needs the image pushed "
+                f"to {args.repo} for RunPod to pull (a local snapshot exists only on this machine)")
+    return ("start it or set DOCKER_HOST to one; or, for the local target, build a local snapshot instead: drop "
+            "--repo" + (" and --engine docker" if args.engine == "docker" else ""))
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -493,9 +506,10 @@ def cmd_release(args: argparse.Namespace) -> int:
     deployer = _deployer(args)
     _check_build(args)  # a build that would be refused fails before any stack is touched
     _check_release_stacks(deployer, args.staging, args.prod)
+    _check_stack_placeholders(deployer, args.staging, args.prod)
     _check_declared(deployer, args.target, args.staging, args.prod)
     ledger.require_key_if_signed(f"release to {args.prod}")   # refused now, not after the build and golden run
-    _paths(args)
+    _check_references(args, _paths(args))
     summary: dict[str, Any] = {"target": args.target, "home": str(home)}
     progress(f"release on the {args.target} target (state: {home})")
     t = time.monotonic()
@@ -554,6 +568,99 @@ def _check_release_stacks(deployer: Deployer, staging: str, prod: str) -> None:
     if deployer.spec(prod).role != "prod":
         raise GoldgateError(f"--prod {prod} is not a PROD stack (its role is {deployer.spec(prod).role}); "
                             "name the stack whose role is prod")
+
+
+# What infra/program.py refuses in a spec (`<PLACEHOLDER>`), and the shipped `secure: "<SET_WITH: ...>"` of a secret
+# no `pulumi config set --secret` has replaced (Pulumi cannot decrypt it).
+_SPEC_PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
+_SECRET_PLACEHOLDER = re.compile(r"\s*<[^<>]*>\s*")
+
+
+def _spec_placeholders(value: Any, where: str) -> list[str]:
+    if isinstance(value, str):
+        return [where] if _SPEC_PLACEHOLDER.search(value) else []
+    if isinstance(value, Mapping):
+        return [w for k, v in value.items() for w in _spec_placeholders(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [w for i, v in enumerate(value) for w in _spec_placeholders(v, f"{where}[{i}]")]
+    return []
+
+
+def _check_stack_placeholders(deployer: Deployer, staging: str, prod: str) -> None:
+    """A cloud stack file still holding the shipped placeholders: a secret never set (`secure: "<SET_WITH: ...>"`)
+    or a `<PLACEHOLDER>` in goldgate:spec, which `pulumi up` refuses: STAGING's at this release's deploy, after the
+    build and the push, PROD's at its promotion, after the golden run. The image is left out: the all-zero pin
+    is what the release replaces (STAGING's deploy, PROD's promotion). Each file's are listed on a line of their
+    own, before the one-line refusal."""
+    from goldgate.release.deployers.cloud import CloudDeployer
+
+    if not isinstance(deployer, CloudDeployer):
+        return
+    files: list[str] = []
+    for stack in (staging, prod):
+        path = deployer.settings.project_dir / specs.STACKS_DIR.name / f"Pulumi.{stack}.yaml"
+        doc = specs.read_yaml(path)   # read once already by spec(): readable, with a goldgate:spec
+        config = doc.get("config") if isinstance(doc, Mapping) else None
+        if not isinstance(config, Mapping):
+            continue
+        unset = [str(key) for key, value in config.items()
+                 if isinstance(value, Mapping) and isinstance(value.get("secure"), str)
+                 and _SECRET_PLACEHOLDER.fullmatch(value["secure"])]
+        spec = config.get("goldgate:spec")
+        left = [w for k, v in (spec.items() if isinstance(spec, Mapping) else ()) if k != "image"
+                for w in _spec_placeholders(v, f"goldgate:spec.{k}")]
+        if unset:
+            progress(f"{shown_dir(path)}: secret{'' if len(unset) == 1 else 's'} not set: {', '.join(unset)} (each: "
+                     f"printf %s \"$VALUE\" | pulumi config set --secret <key> --stack {stack})")
+        if left:
+            progress(f"{shown_dir(path)}: still a <PLACEHOLDER>: {', '.join(left)}")
+        if unset or left:
+            files.append(shown_dir(path))
+    if files:
+        raise GoldgateError(f"cannot release: {' and '.join(files)} still hold{'s' if len(files) == 1 else ''} "
+                            "placeholders (listed above), which `pulumi up` refuses: the release would fail at "
+                            "STAGING's deploy, after the build and the push, or at PROD's promotion; fill them in "
+                            "(docs/CLOUD.md, \"Configure a stack\", steps 2 and 3); nothing was built or changed")
+
+
+def _check_references(args: argparse.Namespace, paths: GoldenPaths) -> None:
+    """On the cloud target, a golden case with no reference image in references/cloud/: the release's golden run
+    on STAGING would fail it for certain, after the build, the push and the deploy (and GPU time for every case),
+    and PROD would stay as it is. `goldgate release` cannot make references (a person looks at each render
+    first): the first cloud release, which makes them all, is done by hand, and so is a case added since. The
+    commands are listed before the one-line refusal."""
+    if args.target != "cloud":
+        return   # the local references ship with the checkout, and a local run costs seconds
+    cases = load_cases(paths.cases_dir)
+    references = references_for(paths.references_dir, args.target)
+    missing = [c.id for c in cases if not (references / c.reference_name).is_file()]
+    if not missing:
+        return
+    first = len(missing) == len(cases)
+    given = "".join(f" --{option.replace('_', '-')} {shlex.quote(str(getattr(args, option)))}"
+                    for option in ("cases_dir", "references_dir") if getattr(args, option, None))
+    where = shown_dir(references)
+    alone = "" if first else " --cases-dir <a directory holding only the new case files>"
+    for step in (f"goldgate build --target cloud --repo {shlex.quote(args.repo or 'REPO')}   # prints REF",
+                 f"goldgate deploy {args.staging} --target cloud --image REF",
+                 f"goldgate golden {args.staging} --target cloud --update-references{given}{alone}",
+                 f"# look at every image it wrote in {where}, commit that directory alone, then:",
+                 f"goldgate golden {args.staging} --target cloud{given}",
+                 "goldgate promote --target cloud"):
+        progress(f"  {step}")
+    if first:
+        raise GoldgateError(
+            f"cannot release to the cloud yet: {where} holds no reference image for any of the {len(cases)} golden "
+            f"cases, so the golden run on {args.staging} would fail every one, after the build, the push and the "
+            "deploy. `goldgate release` makes no references; the first cloud release, by hand (the commands above; "
+            "docs/CLOUD.md, \"The first release by hand\"), makes them. Nothing was built or changed")
+    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    raise GoldgateError(
+        f"cannot release to the cloud: {where} holds no reference image for {len(missing)} of the {len(cases)} "
+        f"golden cases ({shown}), so the golden run on {args.staging} would fail "
+        f"{'it' if len(missing) == 1 else 'them'}, after the build, the push and the deploy. Make "
+        f"{'its reference' if len(missing) == 1 else 'theirs'} by hand, alone (the commands above; "
+        "scripts/golden-tests/README.md under \"References on the cloud target\"). Nothing was built or changed")
 
 
 def _declared_in(target: str, stack: str) -> str:

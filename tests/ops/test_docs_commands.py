@@ -22,7 +22,7 @@ PLACEHOLDERS = {
     "<D1 uuid>": "12345678-1234-1234-1234-123456789abc",
     "<job_id>": "0" * 32, "JOB": "0" * 32, "<stack>": "staging", " S": " staging", "<stamp>": "20261129T041110Z",
     "REF": "local/worker@sha256:" + "a" * 64, "DIGEST": "sha256:" + "a" * 64, "REPO": "registry/worker",
-    " F": " report.html", "...": "backup.sqlite", "staging | prod": "staging",
+    " F": " report.html", "...": "backup.sqlite", "staging | prod | all": "all", "staging | prod": "staging",
 }
 
 
