@@ -32,6 +32,8 @@ from service.recover import runpod_deadline_s
 # A rows-returning query: (sql, params) -> rows as dicts.
 Query = Callable[[str, Sequence[Any]], list[dict[str, Any]]]
 
+# Where a stack's lost or damaged database is restored from a backup.
+DR_DOC = "docs/D1_DISASTER_RECOVERY.md"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1_000
 UNFINISHED = ("queued", "in_progress")
@@ -117,6 +119,13 @@ def list_local(spec: StackSpec, path: Path, older_than_minutes: int, limit: int 
     started with after an edit of the stacks file: the fullness is judged by it, or a stack answering 429
     reads as not full."""
     if not path.is_file():
+        # What `goldgate up` leaves beside the database: the stack was brought up here, and its database is gone.
+        signs = [p.name for p in (path.parent / "state.json", path.parent / "logs") if p.exists()]
+        if signs:
+            raise GoldgateError(f"no database at {path}, though stack {spec.name} was brought up under this state dir "
+                                f"(its {' and '.join(signs)} are there): the database file was deleted or moved (a "
+                                f"running stack's service goes on writing to the file it opened, which no command can "
+                                f"read), and its jobs with it; restore it from a backup: {DR_DOC}")
         raise GoldgateError(f"no database at {path}: stack {spec.name} was never brought up under this state dir "
                             f"(--home, GOLDGATE_HOME), so no job of it can be stuck; check the state dir, or "
                             f"`goldgate up {spec.name}`")
@@ -135,8 +144,10 @@ def list_local(spec: StackSpec, path: Path, older_than_minutes: int, limit: int 
                      migrate=f"`goldgate up {spec.name}` applies the migrations", service_log=service_log,
                      served_cap=served_cap)
     except sqlite3.DatabaseError as exc:
-        raise GoldgateError(f"reading {path} failed ({exc}): it is not a goldgate database this goldgate can read; "
-                            f"`goldgate up {spec.name}` creates and migrates the stack's own") from None
+        raise GoldgateError(f"reading {path} failed ({exc}): the stack's database file is damaged or not a database "
+                            f"(overwritten, or cut short), so its jobs cannot be read; restore it from a backup with "
+                            f"the stack down (`goldgate down {spec.name}`, then `goldgate up {spec.name}`): "
+                            f"{DR_DOC}") from None
     finally:
         conn.close()
 
@@ -201,6 +212,11 @@ def _n(count: int, what: str) -> str:
     return f"{count} {what}{'' if count == 1 else 's'}"
 
 
+# Where a worker that exits at start (no models baked: preflight_failed) is treated: the runbook's first aid.
+FIRST_AID = ("no models baked (preflight_failed) is first aid: docs/RUNBOOK.md, \"No checkpoint models appear to "
+             "be available\"")
+
+
 def diagnose(health: Health, *, workers_max: int | None, gpu_pools: Sequence[str], stack: str,
              target: str) -> tuple[str, list[str]]:
     """(cause, lines): what an endpoint's /health counters and max workers say about why jobs wait.
@@ -234,7 +250,8 @@ def diagnose(health: Health, *, workers_max: int | None, gpu_pools: Sequence[str
         return "workers_unhealthy", [
             (f"{_n(unhealthy, 'worker')} unhealthy{also} and {up} up: workers fail at start, "
             f"so {waiting} wait for one that never comes"),
-            f"check {logs}; {image}; a start script that exits (no models baked) shows there"]
+            (f"check {logs}; {image}; a start script that exits shows there: {FIRST_AID}; each restart fails the "
+             "same way (a crash loop): raising endpoint.workers_max only adds workers that fail so")]
     if queued and not up and throttled:
         return "no_gpu_capacity", [
             (f"{waiting}, no worker up and {throttled} throttled: no GPU free in the endpoint's "
@@ -256,7 +273,7 @@ def diagnose(health: Health, *, workers_max: int | None, gpu_pools: Sequence[str
         return "busy", lines
     if unhealthy:
         return "workers_unhealthy", [
-            f"{_n(unhealthy, 'worker')} unhealthy (failing at start): check {logs}; {image}"]
+            f"{_n(unhealthy, 'worker')} unhealthy (failing at start): check {logs}; {image}; {FIRST_AID}"]
     if running:
         return "running", [
             (f"nothing queued, {_n(running, 'job')} in progress: a listed job may still run "

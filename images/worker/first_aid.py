@@ -42,6 +42,47 @@ def _search(file: str, roots: tuple[str, ...], folder: str) -> tuple[list[str], 
     return searched, found
 
 
+def in_subfolders(file: str, directories: list[str]) -> list[tuple[str, str]]:
+    """Where `file` sits in a subfolder of a loader directory, each as (its path, the name ComfyUI lists it by:
+    its path under that directory, `sdxl/<file>`): a workflow naming it `<file>` does not find it."""
+    if not file or "/" in file or "\\" in file:
+        return []
+    found = []
+    for directory in directories:
+        base = Path(directory)
+        try:
+            hits = sorted(p for p in base.rglob("*") if p.name == file and p.parent != base and p.is_file())
+        except OSError:
+            continue
+        found += [(str(p), p.relative_to(base).as_posix()) for p in hits]
+    return found
+
+
+def subfolder_hint(file: str, directories: list[str]) -> str | None:
+    """What to do about `file` found only in a subfolder of its loader's directories, or None."""
+    found = in_subfolders(file, directories)
+    if not found:
+        return None
+    path, name = found[0]
+    base = Path(path).parents[len(Path(name).parts) - 1]
+    more = f" (and at {', '.join(p for p, _ in found[1:])})" if found[1:] else ""
+    return (f"found in a subfolder: {path}{more}, which ComfyUI lists as {name!r} (a model's path under the loader "
+            f"directory): the workflow must name it {name!r}, or move the file up into {base}")
+
+
+def broken_links(paths: list[Path]) -> list[str]:
+    """Which of `paths` are symbolic links to nothing (a dangling link: ComfyUI lists no file there), each with
+    where it points."""
+    broken = []
+    for path in paths:
+        try:
+            if path.is_symlink() and not path.exists():
+                broken.append(f"{path} -> {os.readlink(path)}")
+        except OSError:
+            continue
+    return broken
+
+
 def _unlistable(directories: list[str]) -> list[str]:
     """Loader directories that exist but this worker's user cannot list: ComfyUI, run as the same user, lists
     nothing there, which reads as an empty folder."""
@@ -114,6 +155,13 @@ def _model_message(node_id: str, class_type: str, error: dict[str, Any], roots: 
                      f"or cannot read the file")
     if elsewhere:
         parts.append(f"found at {', '.join(elsewhere)}, a directory {class_type} does not read")
+    dangling = broken_links([Path(d) / file for d in searched])
+    if dangling:
+        parts.append(f"{', '.join(dangling)} is a broken symbolic link (it points to nothing): ComfyUI does not "
+                     "list it; link it to the model file, or put the file itself there")
+    nested = subfolder_hint(file, searched)
+    if nested:
+        parts.append(nested)
     blocked = _unlistable(searched)
     if blocked:
         parts.append(f"{', '.join(blocked)} cannot be listed by the worker's user (uid {os.geteuid()}), which "

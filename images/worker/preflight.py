@@ -8,6 +8,7 @@ finding goes into the report, which renders for a human and as JSON.
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .config import ConfigError, load_config
-from .first_aid import NO_CHECKPOINTS
+from .first_aid import NO_CHECKPOINTS, broken_links, subfolder_hint
 from .logs import WorkerLog
 from .manifest import (
     FOLDERS,
@@ -40,6 +41,8 @@ _NO_CHECKPOINTS_LINE = f"{NO_CHECKPOINTS}: the checkpoint loader folder is empty
 _LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 _SAFETENSORS = frozenset({".safetensors", ".sft"})
 MAX_SAFETENSORS_HEADER = 100_000_000  # the format's own bound on its JSON header
+# What the local target's image store bakes in each model's place: a sparse file of the manifest's size, all zeros.
+STAND_IN = "the local target's zero-filled stand-in (its image store bakes every model so)"
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,31 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _all_zeros(path: Path) -> bool:
+    """The file holds only zero bytes: no data at all in a sparse file (SEEK_DATA finds none, read nothing), else
+    read until a byte that is not zero (at once for a real model). Raises OSError."""
+    with path.open("rb") as f:
+        try:
+            os.lseek(f.fileno(), 0, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # no data past offset 0: one hole, zeros all through
+                return True
+            if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+        while chunk := f.read(8 << 20):
+            if chunk.count(0) != len(chunk):
+                return False
+    return True
+
+
+def _in_local_snapshot(root: Path) -> bool:
+    """`root` is the models/ of a local target's worker snapshot (goldgate/local/image_store.py: <images
+    dir>/<64 hex digest>/ holding worker/ and models/), whose every model is a zero-filled stand-in."""
+    parent = root.parent
+    return (root.name == "models" and len(parent.name) == 64 and all(c in "0123456789abcdef" for c in parent.name)
+            and _is_dir(parent / "worker"))
+
+
 def _safetensors_problem(path: Path, f: BinaryIO, head: bytes, size: int) -> str | None:
     """A .safetensors file starts with its JSON header's length (8 bytes, little-endian), then the header, which
     places every tensor: a file shorter than that describes is cut short. Zero-filled stand-ins (the local
@@ -187,11 +215,18 @@ def _check_model(entry: ModelEntry, roots: tuple[Path, ...], verify_sha256: bool
             return result("wrong_size", path, size, f"{path} is empty")
         if verify_sha256 and entry.sha256 is not None:
             try:
-                actual = _sha256(path)
+                zeros = size > 0 and _all_zeros(path)
+                actual = None if zeros else _sha256(path)
             except OSError as exc:
                 return result("unreadable", path, size, f"cannot read {path}: {exc.strerror}")
+            if zeros and _in_local_snapshot(root):
+                return result("ok", path, size, f"{path}, {size} bytes: {STAND_IN}; sha256 not checked: it "
+                              "is no model")
+            if zeros:
+                return result("sha256_mismatch", path, size, f"{path} is {size} zero bytes, not the model (a "
+                              "placeholder or a download that never wrote): bake the file itself from its source_url")
             if actual != entry.sha256:
-                return result("sha256_mismatch", path, size, f"{path} sha256 {actual[:16]}... differs from "
+                return result("sha256_mismatch", path, size, f"{path} sha256 {str(actual)[:16]}... differs from "
                               f"models.yaml {entry.sha256[:16]}... (a different file with the same name)")
         note = "" if entry.pinned else " (size/sha256 not pinned in models.yaml)"
         return result("ok", path, size, f"{path}, {size} bytes{note}")
@@ -199,6 +234,12 @@ def _check_model(entry: ModelEntry, roots: tuple[Path, ...], verify_sha256: bool
     elsewhere = [str(r / d / entry.file) for r in roots for d in _ALL_DIRS
                  if d != entry.directory and _is_file(r / d / entry.file)]
     hint = f"; found in another directory: {', '.join(elsewhere)}" if elsewhere else ""
+    dangling = broken_links([r / entry.directory / entry.file for r in roots])
+    if dangling:
+        hint += (f"; {', '.join(dangling)} is a broken symbolic link (it points to nothing): link it to the model "
+                 "file, or bake the file itself there")
+    nested = subfolder_hint(entry.file, [str(r / entry.directory) for r in roots])
+    hint += f"; {nested}" if nested else ""
     return result("missing", None, None, f"not found (searched {searched}){hint}")
 
 
@@ -268,6 +309,12 @@ def run_preflight(manifest_path: Path = DEFAULT_MANIFEST, workflows_dir: Path = 
             problems += list(consistency.errors)
             warnings += list(consistency.warnings)
             warnings += [f"{m} is in models.yaml but no workflow uses it" for m in consistency.unused_models]
+    stand_ins = [c for c in checks if c.status == "ok" and STAND_IN in c.message]
+    if stand_ins:
+        warnings.append(f"{len(stand_ins)} model file(s) are zero-filled stand-ins, as the local target's image store "
+                        "bakes every model: a stand-in's sha256 never matches, so it was not checked (a file there "
+                        "with other bytes is still hashed); a cloud image's models are checked inside it "
+                        "(`python -m goldgate_worker.preflight --verify-sha256`)")
     folders = sorted({ref.folder for w in workflows.values() for ref in model_references(w)})
     for folder in folders:
         count, blocked = _count_files(roots, FOLDERS[folder])

@@ -24,6 +24,11 @@ Behaviour chosen where RunPod's is undocumented (see also EmulatorConfig):
   but no process runs, so queued jobs stay IN_QUEUE. Set from EmulatorConfig, or flipped on the backend
   while it runs; once both are off the held workers start. A held worker no demand needs, or of an older
   release, is let go.
+- A worker whose process exits, or cannot start, before it ever asks for a job (a crash loop at start: no models
+  baked, preflight_failed) stays reported UNHEALTHY in /health and the workers list for
+  `failed_start_unhealthy_s` after its exit, or until a worker of the current release gets ready (at most
+  workers.max of them; they hold no slot, so the restarts go on). REST v2 names UNHEALTHY "failing health checks"
+  and says nothing of how long a worker that keeps exiting at start shows so.
 
 Registry credentials (/v2/registries); the spec fixes the shapes, these rules are unverified against
 RunPod and chosen so that code which passes here is also safe if RunPod is more lenient:
@@ -39,6 +44,7 @@ RunPod and chosen so that code which passes here is also safe if RunPod is more 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import secrets
 import threading
@@ -139,6 +145,8 @@ class EndpointRecord:
     run_times: deque[float] = field(default_factory=deque)
     op_times: dict[str, deque[float]] = field(default_factory=dict)  # the other rate-limited operations
     spawn_blocked_until: float = 0.0
+    # The workers that exited before they got ready, each with when (newest last): reported UNHEALTHY a while.
+    failed_starts: deque[tuple[WorkerRecord, float]] = field(default_factory=lambda: deque(maxlen=64))
 
     @property
     def latest(self) -> ReleaseRecord:
@@ -372,6 +380,18 @@ class RunPodBackend:
         return sorted((w for w in self.workers.values() if w.endpoint_id == endpoint_id),
                       key=lambda w: w.started_mono)
 
+    def failed_start_workers(self, ep: EndpointRecord) -> list[WorkerRecord]:
+        """The workers of `ep`'s current release that exited at start within `failed_start_unhealthy_s`, newest
+        first, at most workers.max: reported UNHEALTHY (each a copy, its status so), beside the live ones."""
+        since = self.clock() - self.config.failed_start_unhealthy_s
+        recent = [w for w, when in reversed(ep.failed_starts) if when >= since and w.version >= ep.version]
+        return recent[:max(0, int(ep.settings["workers"]["max"]))]
+
+    def _failed_start(self, w: WorkerRecord) -> None:
+        ep = self.endpoints.get(w.endpoint_id)
+        if ep is not None:
+            ep.failed_starts.append((dataclasses.replace(w, status="UNHEALTHY", job_ids=set()), self.clock()))
+
     def rollout(self, ep: EndpointRecord) -> dict[str, Any]:
         live = self.live_workers(ep.id)
         on_latest = sum(1 for w in live if w.version == ep.version)
@@ -558,7 +578,7 @@ class RunPodBackend:
         with self.lock:
             ep = self.endpoint(endpoint_id)
             in_progress = sum(1 for j in self.jobs.values() if j.endpoint_id == ep.id and j.status == "IN_PROGRESS")
-            live = [w for w in self.live_workers(ep.id)]
+            live = [*self.live_workers(ep.id), *self.failed_start_workers(ep)]
             return {
                 "jobs": {"completed": ep.completed, "failed": ep.failed, "inProgress": in_progress,
                          "inQueue": len(ep.queue), "retried": ep.retried},
@@ -582,6 +602,9 @@ class RunPodBackend:
             w.seen = True
             w.status = "RUNNING" if w.job_ids else "IDLE"
             w.idle_since = self.clock()
+            ep = self.endpoints.get(w.endpoint_id)
+            if ep is not None and w.version >= ep.version:  # it passed the start the others failed
+                ep.failed_starts.clear()
             self.on_event("worker.ready", worker=w.id, endpoint_id=w.endpoint_id,
                           cold_start_ms=int((self.clock() - w.started_mono) * 1000))
 
@@ -881,6 +904,7 @@ class RunPodBackend:
             ep = self.endpoints.get(w.endpoint_id)
             if not w.stopping and not w.seen and ep is not None:
                 ep.spawn_blocked_until = self.clock() + 5.0  # a worker that dies at boot: do not spin
+                self._failed_start(w)
             for job_id in list(w.job_ids):
                 job = self.jobs.get(job_id)
                 if job is None or job.status != "IN_PROGRESS":
@@ -900,8 +924,9 @@ class RunPodBackend:
         with self.lock:
             w = self.workers.pop(worker_id, None)
             ep = self.endpoints.get(w.endpoint_id) if w else None
-            if ep is not None:
+            if ep is not None and w is not None:
                 ep.spawn_blocked_until = self.clock() + 5.0
+                self._failed_start(w)
             self.on_event("worker.start_failed", worker=worker_id, reason=reason)
 
 

@@ -46,7 +46,13 @@ class EmulatorConfig:
     - no_gpu_capacity / workers_fail_at_start: test switches for RunPod's two reasons jobs sit IN_QUEUE with
       workers allocated: a new worker stays THROTTLED (no GPU free in the endpoint's pools) or UNHEALTHY (it
       fails at start), counted in /health and the workers summary, and runs nothing. The backend's attributes
-      of the same names flip them while the emulator runs; off (the default), workers start as before."""
+      of the same names flip them while the emulator runs; off (the default), workers start as before.
+    - failed_start_unhealthy_s: a worker whose process exits (or cannot start) before it ever asks for a job (an
+      image whose start script exits: no models baked, preflight_failed) is reported UNHEALTHY, REST v2's
+      "failing health checks", in /health and the workers list for this long after its exit, until a worker of
+      the endpoint's current release gets ready, at most workers.max of them. RunPod documents the state, not
+      how long it keeps showing a worker that keeps exiting at start: without it a crash loop read as workers
+      starting (or a busy endpoint) between its restarts."""
 
     api_key: str = ""
     host: str = "127.0.0.1"
@@ -82,6 +88,7 @@ class EmulatorConfig:
     gpu_type: str = "NVIDIA GeForce RTX 4090"
     no_gpu_capacity: bool = False
     workers_fail_at_start: bool = False
+    failed_start_unhealthy_s: float = 60.0
     faults: FaultConfig = field(default_factory=FaultConfig)
 
     def __post_init__(self) -> None:

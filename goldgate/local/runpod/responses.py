@@ -66,7 +66,7 @@ def releases(backend: RunPodBackend, ep: EndpointRecord) -> dict[str, Any]:
 
 
 def workers(backend: RunPodBackend, ep: EndpointRecord, gpu_type: str) -> dict[str, Any]:
-    live = backend.live_workers(ep.id)
+    live = [*backend.live_workers(ep.id), *backend.failed_start_workers(ep)]
     now = backend.clock()
     items = [{"id": w.id, "status": w.status, "isStale": w.version < ep.version, "version": w.version,
               "gpuCount": w.gpu_count, "image": w.image,
