@@ -159,10 +159,19 @@ class App:
             return ApiError(503, "database_busy", "the service's database is busy, so this request could not be "
                                                   "recorded; retry it shortly",
                             retry_after=str(DATABASE_BUSY_RETRY_AFTER_S)).to_response()
+        # The service's connection is the last handle on a deleted file: a copy of it is saved once, before a
+        # `goldgate down` closes it and every write since the last backup is lost (data.rescued names it).
+        rescue = getattr(self.db, "rescue_copy", None)
+        rescued, unsaved = rescue() if rescue is not None else (None, None)
+        kept = (f"a copy of the database it still has open is saved at {rescued}: restore from it "
+                "(docs/D1_DISASTER_RECOVERY.md, \"The database file was deleted\")" if rescued else
+                f"no copy of the database it still has open could be saved ({unsaved})" if unsaved else None)
         self.log.log("critical", "database.gone", reason="database_unavailable", error=error_field(exc),
                      message="the database file was deleted or replaced while the service ran: no write is taken "
                              "until the service is restarted on the database that should be there (local: "
-                             "`goldgate down <stack>` then `goldgate up <stack>`); docs/LOG_EVENTS.md, database.gone")
+                             "`goldgate down <stack>` then `goldgate up <stack>`); "
+                             + (f"{kept}; " if kept else "") + "docs/LOG_EVENTS.md, database.gone",
+                     data={"rescued": rescued, "rescue_error": unsaved} if rescue is not None else None)
         return ApiError(503, "database_unavailable", "the service cannot write to its database, so this request "
                                                      "could not be recorded; retry it later",
                         retry_after=str(STORAGE_FULL_RETRY_AFTER_S)).to_response()

@@ -192,6 +192,37 @@ class SqliteDatabase:
         self._file = _file_id(self.path)
         self._lock_wanted_since: dict[asyncio.AbstractEventLoop, float] = {}  # loop time a group found it taken
         self.last_write_refusal: WriteRefusal | None = None
+        self._rescue: tuple[str | None, str | None] | None = None  # (copy saved, why none was), once
+
+    def rescue_copy(self) -> tuple[str | None, str | None]:
+        """Once, when the database file was deleted or replaced under the service: a copy of the database this
+        connection still has open (the only handle left on a deleted file, with every write up to the refusal) saved
+        by SQLite's backup API beside the path, `<db>.rescued-<UTC stamp>`, never over an existing file. Answers
+        (its path, None), or (None, why it could not be saved); the same answer every time after the first. Once the
+        service stops, the deleted file is gone for good: restore from this copy."""
+        with self._lock:
+            if self._rescue is None:
+                self._rescue = self._save_rescue()
+            return self._rescue
+
+    def _save_rescue(self) -> tuple[str | None, str | None]:
+        target = f"{self.path}.rescued-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        try:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # never over a file there
+        except OSError as exc:
+            return None, f"{target}: {exc.strerror or exc}"
+        try:
+            copy = sqlite3.connect(target)
+            try:
+                self.conn.backup(copy)
+                copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file, as a backup is
+            finally:
+                copy.close()
+        except (sqlite3.Error, OSError) as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(target)
+            return None, f"{target}: {exc}"
+        return target, None
 
     def close(self) -> None:
         self._checkpointer.close()

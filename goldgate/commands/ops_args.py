@@ -142,7 +142,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add("dr-restore", "cmd_dr_restore", "restore a verified local backup over a stopped stack's database "
                                             "(the old database is kept beside it)")
     p.add_argument("stack", help="a local stack in stacks/local.yaml: staging or prod")
-    p.add_argument("--backup", required=True, help="<home>/backups/<stack>/<stamp>.sqlite (its manifest beside it)")
+    p.add_argument("--backup", help="<home>/backups/<stack>/<stamp>.sqlite (its manifest beside it)")
+    p.add_argument("--list", action="store_true",
+                   help="list the stack's backups, newest first, with the jobs and last write each holds; restore "
+                        "nothing (pick the newest taken before the damage)")
     p.add_argument("--from-stack", metavar="STACK",
                    help="restore a backup another stack took on purpose (e.g. PROD's into STAGING): the stack "
                         "its manifest names; without it such a backup is refused")

@@ -260,6 +260,7 @@ class PrunedBackups:
     failed: list[str]        # "<name> (<reason>)" of files that could not be removed
     kept_newest: str | None  # the newest backup, kept whatever its age
     refused: str | None = None  # why nothing was deleted (a clock far ahead), and what to do; None when pruned
+    kept_fuller: str | None = None  # why a backup due to go was kept: it holds more jobs than the newest one
 
 
 def prune_backups(directory: Path, retention_days: int, now: datetime) -> PrunedBackups:
@@ -267,6 +268,11 @@ def prune_backups(directory: Path, retention_days: int, now: datetime) -> Pruned
     its manifest, by the UTC stamp take_backup gave them), as R2's lifecycle rule expires `backups/` in the cloud;
     but never the newest backup that has its manifest, whatever its age: a stack whose drills stopped keeps the
     last one it can restore. Files named otherwise (an operator's copies) are left alone.
+
+    Nor, whatever its age, the backup due to go that holds the most jobs, when that is more than the newest backup
+    holds (manifests' row counts): jobs were lost (or deleted) since it was taken, and the newest backup, taken after
+    the loss, cannot bring them back. A drill run after a `DELETE` by mistake otherwise deleted the last backup that
+    held the rows. At most one backup is kept so; `kept_fuller` names it and why.
 
     Nothing is deleted when a backup due to go is followed by no other for more than `retention_days` +
     MAX_QUIET_DAYS (see clock_jump): a machine whose clock reads ten years ahead deleted every backup but the one it
@@ -283,6 +289,15 @@ def prune_backups(directory: Path, retention_days: int, now: datetime) -> Pruned
     taken = {stamp: when for stamp in found if (when := parse_stamp(stamp)) is not None}
     due = [stamp for stamp in sorted(taken) if stamp != newest and taken[stamp] < cutoff]
     jump = clock_jump(taken.values(), now, timedelta(days=retention_days + MAX_QUIET_DAYS)) if due else None
+    kept_fuller = None
+    fuller = _fullest_due(directory, [stamp for stamp in due if stamp in restorable], newest)
+    if fuller is not None:
+        stamp, jobs, newest_jobs = fuller
+        due = [other for other in due if other != stamp]
+        kept_fuller = (f"{stamp}.sqlite, taken more than {retention_days} days ago, was kept: it holds {jobs} jobs, "
+                       f"the newest backup ({newest}.sqlite) {newest_jobs}, so jobs were lost or deleted since it was "
+                       "taken and only it may still hold them. If they were deleted on purpose (`goldgate prune`), "
+                       f"delete it by hand from {directory} once no restore needs it")
     refused = None
     if jump is not None:  # those taken after the gap were stamped by the clock that reads now: they go as usual
         due = [stamp for stamp in due if taken[stamp] >= jump[1]]
@@ -302,7 +317,32 @@ def prune_backups(directory: Path, retention_days: int, now: datetime) -> Pruned
                     failed.append(f"{name} ({exc.strerror or exc})")
                     break  # its manifest stays with it
     return PrunedBackups(deleted=deleted, failed=failed, kept_newest=f"{newest}.sqlite" if newest else None,
-                         refused=refused)
+                         refused=refused, kept_fuller=kept_fuller)
+
+
+def backup_jobs(backup: Path) -> int | None:
+    """How many jobs the backup's manifest recorded; None when its manifest cannot be read."""
+    try:
+        jobs = load_manifest(backup).fingerprint.row_counts.get("jobs")
+    except (BackupRefused, OSError):
+        return None
+    return jobs if isinstance(jobs, int) else None
+
+
+def _fullest_due(directory: Path, due: list[str], newest: str | None) -> tuple[str, int, int] | None:
+    """(stamp, its jobs, the newest's jobs) of the backup among `due` holding the most jobs (the newest of equals),
+    when that is more than the newest backup holds; None otherwise, or when the newest's count is unknown."""
+    if newest is None or not due:
+        return None
+    newest_jobs = backup_jobs(directory / f"{newest}.sqlite")
+    if newest_jobs is None:
+        return None
+    best: tuple[str, int] | None = None
+    for stamp in due:  # oldest first: a later one holding as many replaces an earlier
+        jobs = backup_jobs(directory / f"{stamp}.sqlite")
+        if jobs is not None and jobs > newest_jobs and (best is None or jobs >= best[1]):
+            best = (stamp, jobs)
+    return (best[0], best[1], newest_jobs) if best is not None else None
 
 
 def _clock_refusal(directory: Path, retention_days: int, now: datetime, before: datetime, after: datetime) -> str:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from goldgate.cloudflare.d1 import D1Client, run_dump
 from goldgate.cloudflare.r2 import R2Admin
@@ -34,6 +35,7 @@ from goldgate.ops.backup import (
     BackupManifest,
     BackupRefused,
     RestoreFailed,
+    backup_jobs,
     clock_jump,
     create_private,
     iso,
@@ -178,7 +180,8 @@ def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _
         if not keep_backup:
             backup.unlink(missing_ok=True)
             backup.with_name(backup.name.replace(".sqlite", ".manifest.json")).unlink(missing_ok=True)
-        notes = _prune_old_backups(backup_dir, backup_retention_days, started, progress)
+        notes = _fewer_jobs_than_before(backup, manifest, progress)
+        notes += _prune_old_backups(backup_dir, backup_retention_days, started, progress)
         notes += _prune_old_records(home, stack, "local", backup_retention_days, started)
         drill = DrillResult(passed=True, finished_at=iso(clock()), notes=notes, **result)
     except (GoldgateError, OSError) as exc:
@@ -190,6 +193,24 @@ def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _
     return drill
 
 
+def _fewer_jobs_than_before(backup: Path, manifest: BackupManifest, progress: Progress) -> list[str]:
+    """A note when the new backup holds fewer jobs than the backup before it: rows were lost or deleted since, which
+    the drill's RPO cannot see. After a mistake, the backup to restore is the earlier one, not this."""
+    jobs = manifest.fingerprint.row_counts.get("jobs")
+    earlier = sorted(path for path in backup.parent.glob("*.sqlite")
+                     if path.name < backup.name and parse_stamp(path.name.removesuffix(".sqlite")) is not None)
+    if jobs is None or not earlier:
+        return []
+    before = backup_jobs(earlier[-1])
+    if before is None or before <= jobs:
+        return []
+    note = (f"this backup holds {jobs} jobs, the one before it ({earlier[-1].name}) {before}: jobs were deleted or "
+            "lost since (a `goldgate prune`, or a mistake). To undo a mistake, restore the earlier backup, not this "
+            "one (`goldgate dr-restore <stack> --list`)")
+    progress(note)
+    return [note]
+
+
 def _prune_old_backups(backup_dir: Path, days: int, now: datetime, progress: Progress) -> list[str]:
     """The prune after a passed drill; what it could not do is a note: the drill itself passed."""
     try:
@@ -199,6 +220,9 @@ def _prune_old_backups(backup_dir: Path, days: int, now: datetime, progress: Pro
     notes = []
     if pruned.refused:  # what a clock far ahead would have deleted is kept
         notes.append(pruned.refused)
+        progress(notes[-1])
+    if pruned.kept_fuller:  # the last backup holding jobs the newest lacks is kept, whatever its age
+        notes.append(pruned.kept_fuller)
         progress(notes[-1])
     if pruned.deleted:
         backups = sum(1 for name in pruned.deleted if name.endswith(".sqlite"))
@@ -259,14 +283,34 @@ def _verified(expected: Fingerprint) -> list[str]:
             + ["sha256 of the backup file", "SQLite integrity_check"])
 
 
+@dataclass(frozen=True)
+class RestoreReport:
+    """What a restore did beside replacing the database, for the operator to act on."""
+    target: Path
+    kept: Path | None                      # the previous database, copied aside (None: there was none)
+    journals_kept: list[Path] = field(default_factory=list)  # a deleted database's -wal/-shm, moved aside
+    pending_migrations: list[str] = field(default_factory=list)  # what the next `goldgate up` applies to it
+    lost_jobs: int | None = 0              # jobs of the replaced database the backup lacks (None: not compared)
+    lost_job_ids: list[str] = field(default_factory=list)  # the first few of them, oldest first
+    lost_reason: str | None = None         # why they were not compared
+
+
 def restore_into_stack(backup: Path, target: Path, stack: str, from_stack: str | None = None) -> Path:
+    """restore_into_stack_report, answering the kept copy of the previous database (or `target` when none)."""
+    report = restore_into_stack_report(backup, target, stack, from_stack)
+    return report.kept or target
+
+
+def restore_into_stack_report(backup: Path, target: Path, stack: str, from_stack: str | None = None) -> RestoreReport:
     """Restore a verified backup over stack `stack`'s stopped database; the old file is kept beside it.
 
     A backup another stack took (its manifest names the stack) is refused unless `from_stack` names
     that stack: restoring STAGING's jobs over PROD's is done on purpose or not at all.
     The backup is restored into a side file and verified first, then the old database is copied
     aside (with what its journal held), its journal files removed, then the copy takes its place: a failure
-    at any step leaves the stack's database as it was, or its journal's writes in the copy kept aside.
+    at any step leaves the stack's database as it was, or its journal's writes in the copy kept aside. The journals
+    of a database deleted by hand (its -wal may hold its last writes) are moved aside, never deleted.
+    The report names the jobs of the replaced database the backup lacks, and the migrations `goldgate up` will apply.
     """
     manifest = load_manifest(backup)
     _refuse_a_d1_export(backup, manifest)
@@ -279,12 +323,15 @@ def restore_into_stack(backup: Path, target: Path, stack: str, from_stack: str |
         raise RestoreFailed(f"cannot create {target.parent} ({exc.strerror or exc}); nothing was replaced") from None
     kept = None
     dropped = False
+    moved: list[Path] = []
     try:
         try:
             restore_backup(backup, manifest, staged)
             if target.exists():
                 kept = _keep_old_database(target)
-            dropped = _drop_old_journals(target)
+                dropped = _drop_old_journals(target)
+            else:  # deleted by hand: its journals are all that is left of it
+                moved = _move_orphaned_journals(target)
             os.replace(staged, target)
         except BaseException:  # refused, failed or interrupted before the swap: nothing staged or kept stays behind
             if staged.exists() or kept is None:  # (once staged is gone the swap is done: kept is the old database)
@@ -296,9 +343,50 @@ def restore_into_stack(backup: Path, target: Path, stack: str, from_stack: str |
         reason = (exc.strerror or exc) if isinstance(exc, OSError) else exc
         left = (f"it was left as it was, but for its journal, whose writes the copy {kept} holds" if dropped and kept
                 else "it was left as it was")
+        if moved:
+            left += f"; its journal(s) were moved aside to {', '.join(str(path) for path in moved)}"
         raise RestoreFailed(f"replacing {target} failed ({reason}); {left}: free space or fix the permissions of "
                             f"{target.parent} and run the restore again") from None
-    return kept or target
+    applied = set(manifest.fingerprint.schema_version)
+    pending = [m.name for m in discover_migrations() if m.name not in applied]
+    lost, lost_ids, why = _jobs_only_in(kept, target) if kept is not None else (0, [], None)
+    return RestoreReport(target=target, kept=kept, journals_kept=moved, pending_migrations=pending,
+                         lost_jobs=lost, lost_job_ids=lost_ids, lost_reason=why)
+
+
+def _jobs_only_in(kept: Path, restored: Path, first: int = 5) -> tuple[int | None, list[str], str | None]:
+    """How many jobs the previous database (its copy `kept`) holds that the restored one lacks, and the first
+    `first` ids, oldest first: jobs created after the backup, which the restore drops (clients get 404)."""
+    def uri(path: Path) -> str:
+        return "file:" + quote(str(path.resolve())) + "?immutable=1"
+
+    try:
+        conn = sqlite3.connect(uri(kept), uri=True)
+        try:
+            conn.execute("ATTACH DATABASE ? AS restored", (uri(restored),))
+            missing = "FROM main.jobs WHERE id NOT IN (SELECT id FROM restored.jobs)"
+            count = conn.execute(f"SELECT count(*) {missing}").fetchone()[0]
+            ids = [str(row[0]) for row in conn.execute(
+                f"SELECT id {missing} ORDER BY created_at, id LIMIT ?", (first,))]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:  # the previous database no longer readable (kept byte for byte), or has no jobs
+        return None, [], f"{kept} could not be read to compare ({exc})"
+    return int(count), ids, None
+
+
+def _move_orphaned_journals(target: Path) -> list[Path]:
+    """The -wal, -shm and -journal of a database file deleted by hand, moved to `<db>.before-restore-<stamp>-wal`
+    (and so on): the WAL holds its last writes, which a restore must not delete with nothing kept."""
+    stamp = utc_stamp()
+    moved = []
+    for suffix in ("-wal", "-journal", "-shm"):
+        side = Path(str(target) + suffix)
+        if side.exists():
+            aside = target.with_name(f"{target.name}.before-restore-{stamp}{suffix}")
+            os.replace(side, aside)
+            moved.append(aside)
+    return moved
 
 
 def _drop_old_journals(target: Path) -> bool:
@@ -313,6 +401,33 @@ def _drop_old_journals(target: Path) -> bool:
             side.unlink()
             dropped = True
     return dropped
+
+
+def list_backups(directory: Path) -> list[dict[str, Any]]:
+    """The local backups in `directory`, newest first, each with what its manifest recorded: when it was taken, its
+    jobs and the other tables' rows, the newest write it holds and its newest migration; `problem` when the manifest
+    cannot vouch for it. To pick the newest backup taken BEFORE a mistake: its jobs and last write tell."""
+    found = []
+    if directory.is_dir():
+        for path in directory.iterdir():
+            if path.name.endswith(".sqlite") and parse_stamp(path.name.removesuffix(".sqlite")) is not None:
+                found.append(path)
+    listed = []
+    for path in sorted(found, key=lambda p: p.name, reverse=True):
+        entry: dict[str, Any] = {"backup": str(path), "taken_at": None, "jobs": None, "rows": {},
+                                 "last_write_at": None, "newest_migration": None, "problem": None}
+        try:
+            manifest = load_manifest(path)
+        except BackupRefused as exc:
+            entry["problem"] = str(exc)
+        else:
+            version = manifest.fingerprint.schema_version
+            entry.update(taken_at=manifest.created_at, jobs=manifest.fingerprint.row_counts.get("jobs"),
+                         rows=dict(manifest.fingerprint.row_counts),
+                         last_write_at=manifest.fingerprint.last_write_at,
+                         newest_migration=version[-1] if version else None)
+        listed.append(entry)
+    return listed
 
 
 def _refuse_a_d1_export(backup: Path, manifest: BackupManifest) -> None:
