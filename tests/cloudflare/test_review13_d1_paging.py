@@ -9,26 +9,11 @@ from typing import Any
 
 import pytest
 
-from goldgate.cloudflare.api import CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.d1_standin import D1StandIn
 from goldgate.ops.fingerprint import D1Source, SqliteSource, table_checksum
 
-TOKEN = "cf-test-token-0123456789"
 PAGE = 50
-
-
-@pytest.fixture
-def standin():
-    with D1StandIn(TOKEN) as s:
-        yield s
-
-
-@pytest.fixture
-def d1(standin):
-    api = CloudflareApi(TOKEN, standin.api_base)
-    yield D1Client(api, standin.account_id, poll_interval_s=0.0)
-    api.close()
 
 
 def _vm_steps_per_query(standin: D1StandIn, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:

@@ -8,25 +8,8 @@ import json
 
 import pytest
 
-from goldgate.cloudflare.api import CloudflareApi
-from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.d1_standin import D1StandIn
 from goldgate.cloudflare.errors import CloudflareError
-
-TOKEN = "cf-room-token-0123456789abcdef"
-
-
-@pytest.fixture
-def standin():
-    with D1StandIn(TOKEN) as s:
-        yield s
-
-
-@pytest.fixture
-def d1(standin):
-    api = CloudflareApi(TOKEN, standin.api_base)
-    yield D1Client(api, standin.account_id, poll_interval_s=0.0)
-    api.close()
 
 
 def _sqlite_bytes(standin: D1StandIn, database_id: str) -> int:

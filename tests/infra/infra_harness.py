@@ -140,3 +140,34 @@ def unwrap(value: Any) -> Any:
 def is_wire_secret(value: Any) -> bool:
     return isinstance(value, dict) and value.get(SECRET_SIG) == "1b47061264138c4ac30d75fd1eb44270"
 
+
+
+def secret_lengths_the_program_and_worker_disagree_on(key: str, field: str, letter: str) -> list[int]:
+    """Each length from 1 to 39 of the stack secret `key` (a run of `letter`; the other secrets SECRETS') that the
+    program (`read_config` of a cloud STAGING) and the API worker (ServiceConfig, where it is `field`) do not both
+    accept or both refuse."""
+    from goldgate.errors import SpecError
+    from infra.program import read_config
+    from service.config import ConfigError, ServiceConfig
+
+    doc = filled_stack_file("staging")["config"]["goldgate:spec"]
+    base = {"stack": "staging", "api_token": SECRETS["goldgate:apiToken"],
+            "webhook_secret": SECRETS["goldgate:webhookSecret"], "runpod_api_key": "rp",
+            "runpod_endpoint_base": "https://api.runpod.ai/v2/ep", "public_base_url": "https://api.example.com"}
+    disagree = []
+    for length in range(1, 40):
+        value = letter * length
+        use_cloud("staging", doc, {**SECRETS, key: value})
+        try:
+            read_config("staging")
+            program_accepts = True
+        except SpecError:
+            program_accepts = False
+        try:
+            ServiceConfig.from_mapping({**base, field: value})
+            worker_accepts = True
+        except ConfigError:
+            worker_accepts = False
+        if program_accepts != worker_accepts:
+            disagree.append(length)
+    return disagree

@@ -22,6 +22,17 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform
 
 
 @pytest.fixture
+def own_platform(tmp_path: Path) -> Iterator[LocalPlatform]:
+    """A platform of the test's own over the shipped stacks as they are (the module's `platform` shares one, with a
+    short webhook retry delay): its home is tmp_path/home; STAGING is brought down afterwards."""
+    home = tmp_path / "home"
+    home.mkdir()
+    p = LocalPlatform(home, stacks_file(home))
+    yield p
+    p.down("staging")
+
+
+@pytest.fixture
 def home(tmp_path: Path) -> Iterator[Path]:
     """A state home of the test's own; every process that names it (hosts, workers) is gone afterwards."""
     home = tmp_path / "home"

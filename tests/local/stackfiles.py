@@ -1,12 +1,16 @@
-"""Stack files for local-target tests: the shipped stacks with test overrides."""
+"""Stack files and worker images for local-target tests: the shipped stacks with test overrides, and an image
+built from a changed copy of the worker tree."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import yaml
 
 from goldgate import spec as specs
+from goldgate.commands.local import WORKER_SOURCE
+from goldgate.local import image_store
 
 
 def stacks_file(tmp: Path, endpoint: dict | None = None, **overrides: dict) -> Path:
@@ -18,3 +22,12 @@ def stacks_file(tmp: Path, endpoint: dict | None = None, **overrides: dict) -> P
     path = tmp / "local.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
+
+
+def worker_variant(home: Path, tmp: Path, change: str = "a change to the worker tree makes a new image") -> str:
+    """A new image in `home`'s store: the worker tree copied under `tmp` with `change` written to its
+    CHANGELOG.local (a change to the worker tree makes a new image); its reference."""
+    source = tmp / "worker"
+    shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
+    (source / "CHANGELOG.local").write_text(f"{change}\n")
+    return image_store.build_local_image(source, home)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -17,7 +17,7 @@ import pytest
 import yaml
 from ci_policy import require
 from processes import processes_naming, wait_until
-from serving import serving
+from serving import JsonHandler, serving
 from stackfiles import stacks_file
 
 from goldgate.cli import main
@@ -94,7 +94,7 @@ time.sleep(600)
         f"`up` left the failed host running: {processes_naming(str(home))}"
 
 
-class _StandInService(BaseHTTPRequestHandler):
+class _StandInService(JsonHandler):
     """The public API's answers for one demo job, whose one result link is `result_url`."""
 
     result_url = ""
@@ -110,17 +110,6 @@ class _StandInService(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self._json(200, {"job_id": "a" * 32, "status": "queued"})
-
-    def _json(self, code: int, body: dict) -> None:
-        raw = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *_: object) -> None:
-        pass
 
 
 @pytest.fixture

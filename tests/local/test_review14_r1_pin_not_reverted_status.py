@@ -11,31 +11,23 @@ tests/local/test_review14_c2_deploy_disk_full.py does."""
 from __future__ import annotations
 
 import resource
-import shutil
 from pathlib import Path
 
 import pytest
 from processes import wait_until
+from stackfiles import worker_variant
 
-from goldgate.commands.local import WORKER_SOURCE, ensure_up
+from goldgate.commands.local import ensure_up
 from goldgate.errors import StateError
-from goldgate.local import image_store
 from goldgate.local.platform import LocalPlatform
 
 STACK = "staging"
 
 
-def _variant(home: Path, tmp: Path) -> str:
-    source = tmp / "worker"
-    shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
-    (source / "CHANGELOG.local").write_text("a change to the worker tree makes a new image\n")
-    return image_store.build_local_image(source, home)
-
-
 def test_status_says_the_host_could_not_start_the_pin_nor_put_it_back(home: Path, tmp_path: Path) -> None:
     platform = LocalPlatform(home)
     first = ensure_up(platform, STACK).image
-    second = _variant(home, tmp_path)
+    second = worker_variant(home, tmp_path)
     host = platform.require_running(STACK)["pid"]
     try:
         limits = resource.prlimit(host, resource.RLIMIT_FSIZE)

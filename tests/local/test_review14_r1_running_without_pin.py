@@ -5,30 +5,23 @@ stack has no pin, what its next start would run, and the command that pins the i
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from goldgate.commands.local import WORKER_SOURCE, ensure_up
-from goldgate.local import image_store
+from stackfiles import worker_variant
+
+from goldgate.commands.local import ensure_up
 from goldgate.local.platform import REPO, LocalPlatform
 from goldgate.local.state import StackDir
 
 STACK = "staging"
 
 
-def _variant(home: Path, tmp: Path) -> str:
-    source = tmp / "worker"
-    shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
-    (source / "CHANGELOG.local").write_text("a change to the worker tree makes a new image\n")
-    return image_store.build_local_image(source, home)
-
-
 def test_up_of_a_running_stack_with_no_pin_pins_nothing_and_status_says_so(home: Path, tmp_path: Path) -> None:
     platform = LocalPlatform(home)
     ensure_up(platform, STACK)
-    variant = _variant(home, tmp_path)
+    variant = worker_variant(home, tmp_path)
     d = StackDir(home, STACK)
     try:
         assert platform.deploy(STACK, variant).image == variant

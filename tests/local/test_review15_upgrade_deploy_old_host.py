@@ -12,27 +12,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-from stackfiles import stacks_file
 
 from goldgate.commands.local import ensure_up
 from goldgate.errors import StateError
 from goldgate.local.platform import LocalPlatform
 
 ADDED = "0005_job_run_policy.sql"
-
-
-@pytest.fixture()
-def platform(tmp_path: Path) -> Iterator[LocalPlatform]:
-    home = tmp_path / "home"
-    home.mkdir()
-    p = LocalPlatform(home, stacks_file(home))
-    yield p
-    p.down("staging")
 
 
 def _as_an_older_host_left_it(db: Path) -> None:
@@ -54,16 +42,16 @@ def _create(platform: LocalPlatform) -> httpx.Response:
                            json={"workflow_id": "sdxl-txt2img", "inputs": {"prompt": f"upgrade {time.time_ns()}"}})
 
 
-def test_a_deploy_onto_a_host_an_older_goldgate_started_is_refused_and_the_stack_keeps_taking_jobs(platform):
-    before = ensure_up(platform, "staging")
-    _as_an_older_host_left_it(platform.db_path("staging"))
+def test_a_deploy_onto_a_host_an_older_goldgate_started_is_refused_and_the_stack_keeps_taking_jobs(own_platform):
+    before = ensure_up(own_platform, "staging")
+    _as_an_older_host_left_it(own_platform.db_path("staging"))
 
     try:
-        platform.deploy("staging", before.image)
+        own_platform.deploy("staging", before.image)
     except StateError as refused:
         said = str(refused)
     else:
         said = "(deployed)"
 
     assert f"migrations not applied: {ADDED}" in said and "`goldgate down staging && goldgate up staging`" in said
-    assert _create(platform).status_code == 202
+    assert _create(own_platform).status_code == 202

@@ -8,11 +8,11 @@ import socketserver
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import uvicorn
+from serving import idle_service_config
 
 from goldgate.local import stackhost
 from goldgate.local.comfyui import ComfyUIEmulator
@@ -20,10 +20,8 @@ from goldgate.local.runpod import EmulatorConfig, RunPodEmulator
 from goldgate.local.runpod import emulator as emulator_module
 from goldgate.local.runpod.server import RunPodHTTPServer
 from goldgate.runpod import ControlPlaneClient, DataPlaneClient, EndpointConfig
-from service.config import ServiceConfig
 from service.local_server import start_in_thread
 
-REPO = Path(__file__).resolve().parents[2]
 API_KEY = "rp_test_key_0123456789abcdef"
 WATCH_S = 1.0  # how long an idle part is watched: the old loops woke 10 to 100 times in it
 
@@ -115,14 +113,7 @@ def _wait(predicate, timeout_s: float = 60.0) -> bool:
 def test_an_idle_service_does_not_tick_and_stops_at_once_when_told(monkeypatch, tmp_path) -> None:
     ticks: list = []
     monkeypatch.setattr(uvicorn.Server, "on_tick", _counting(ticks, uvicorn.Server.on_tick))
-    config = ServiceConfig.from_mapping({
-        "stack": "test", "api_token": "t" * 32, "webhook_secret": "w" * 32, "runpod_api_key": API_KEY,
-        "runpod_endpoint_base": "http://127.0.0.1:9/v2/ep-test", "public_base_url": "http://api.test",
-        "workflows_dir": str(REPO / "images" / "worker" / "workflows"), "gpu_type": "NVIDIA GeForce RTX 4090",
-        "gpu_count": 1, "worker_image_tag": "local/worker@sha256:" + "a" * 64, "workflow_version": "2026.11.0",
-        "db_path": str(tmp_path / "db.sqlite"), "apply_migrations_from": str(REPO / "migrations"),
-        "s3_endpoint_url": "http://127.0.0.1:9", "s3_bucket": "results", "s3_access_key_id": "key-id",
-        "s3_secret_access_key": "s" * 40})
+    config = idle_service_config(tmp_path)
     server = start_in_thread(config, log_sink=lambda line: None)
     try:
         _idle_for(WATCH_S)

@@ -7,28 +7,16 @@ nobody started since) keeps the older schema until a host of this goldgate start
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stackfiles import stacks_file
 
 from goldgate.errors import StateError
-from goldgate.local.platform import LocalPlatform
 from goldgate.migrations import MIGRATIONS_DIR, apply_sqlite
 from goldgate.ops.backup import take_backup
 from goldgate.ops.dr import restore_into_stack
 
 ADDED = "0002_idempotency_keys.sql"
-
-
-@pytest.fixture()
-def platform(tmp_path: Path) -> Iterator[LocalPlatform]:
-    home = tmp_path / "home"
-    home.mkdir()
-    p = LocalPlatform(home, stacks_file(home))
-    yield p
-    p.down("staging")
 
 
 def _as_before(db: Path) -> None:
@@ -47,23 +35,23 @@ def _applied(db: Path) -> set[str]:
         conn.close()
 
 
-def test_up_on_a_stack_an_older_host_still_serves_says_to_restart_it_and_the_restart_migrates(platform) -> None:
-    platform.up("staging")
-    db = platform.db_path("staging")
+def test_up_on_a_stack_an_older_host_still_serves_says_to_restart_it_and_the_restart_migrates(own_platform) -> None:
+    own_platform.up("staging")
+    db = own_platform.db_path("staging")
     _as_before(db)
     with pytest.raises(StateError) as refused:
-        platform.up("staging")
+        own_platform.up("staging")
     said = str(refused.value)
     assert f"migrations not applied: {ADDED}" in said and "\n" not in said
     assert "`goldgate down staging && goldgate up staging`" in said
     assert ADDED not in _applied(db)  # nothing migrated under the running host
-    platform.down("staging")
-    platform.up("staging")
+    own_platform.down("staging")
+    own_platform.up("staging")
     assert ADDED in _applied(db)
-    platform.up("staging")  # a migrated stack is simply up
+    own_platform.up("staging")  # a migrated stack is simply up
 
 
-def test_a_backup_taken_before_a_migration_restores_and_the_next_up_applies_it(platform, tmp_path) -> None:
+def test_a_backup_taken_before_a_migration_restores_and_the_next_up_applies_it(own_platform, tmp_path) -> None:
     before = tmp_path / "migrations-0001"
     before.mkdir()
     (before / "0001_init.sql").write_text((MIGRATIONS_DIR / "0001_init.sql").read_text())
@@ -76,9 +64,9 @@ def test_a_backup_taken_before_a_migration_restores_and_the_next_up_applies_it(p
                      "'2026-11-01T00:00:00.000Z')")
     conn.close()
     backup, _ = take_backup(old, tmp_path / "backups", "staging")
-    restore_into_stack(backup, platform.db_path("staging"), "staging")
-    platform.up("staging")
-    db = platform.db_path("staging")
+    restore_into_stack(backup, own_platform.db_path("staging"), "staging")
+    own_platform.up("staging")
+    db = own_platform.db_path("staging")
     assert ADDED in _applied(db)
     conn = sqlite3.connect(db)
     try:

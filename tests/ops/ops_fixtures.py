@@ -1,12 +1,18 @@
-"""Helpers for operations tests: a migrated stack database filled with jobs and metrics by plain SQL."""
+"""Helpers for operations tests: a migrated stack database filled with jobs and metrics by plain SQL, and a migrated
+D1 database on the loopback stand-in."""
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from goldgate.migrations import apply_sqlite
+from goldgate.cloudflare.api import CloudflareApi
+from goldgate.cloudflare.d1 import D1Client
+from goldgate.cloudflare.d1_standin import D1StandIn
+from goldgate.migrations import apply_sqlite, apply_with
 from goldgate.ops.polling_scan import scan_tree as real_scan_tree  # the real one, whatever a test patches
 
 OLD_TAG = "local/worker@sha256:" + "a" * 64
@@ -100,3 +106,16 @@ def scan_tree_once(root: Path) -> list[str]:
     if key not in _SCANS:
         _SCANS[key] = tuple(real_scan_tree(root))
     return list(_SCANS[key])
+
+
+@contextmanager
+def migrated_d1(token: str) -> Iterator[tuple[D1StandIn, D1Client, str]]:
+    """The D1 stand-in taking `token`, a client of it that never pauses between polls, and the id of a database
+    `goldgate-staging` with every migration applied."""
+    with D1StandIn(token) as standin:
+        api = CloudflareApi(token, standin.api_base)
+        d1 = D1Client(api, standin.account_id, poll_interval_s=0.0)
+        database = d1.create_database("goldgate-staging").uuid
+        apply_with(lambda sql, params: d1.query(database, sql, params))
+        yield standin, d1, database
+        api.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ops_fixtures import migrated_d1
 
 from goldgate import spec as specs
 from goldgate.cli import main
@@ -274,13 +275,8 @@ def test_cli_prune_refuses_bad_day_counts_with_one_line_and_exit_2(tmp_path, cap
 
 @pytest.fixture
 def cloud():
-    with D1StandIn(TOKEN) as standin:
-        api = CloudflareApi(TOKEN, standin.api_base)
-        d1 = D1Client(api, standin.account_id, poll_interval_s=0.0)
-        database = d1.create_database("goldgate-staging").uuid
-        apply_with(lambda sql, params: d1.query(database, sql, params))
-        yield standin, d1, database
-        api.close()
+    with migrated_d1(TOKEN) as cloud:
+        yield cloud
 
 
 def _d1_state(d1: D1Client, database: str) -> dict[str, set[str]]:

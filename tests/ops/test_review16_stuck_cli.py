@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ops_fixtures import migrated_d1
 
 from goldgate import spec as specs
 from goldgate.cli import main
@@ -18,7 +19,7 @@ from goldgate.cloudflare.api import CloudflareApi
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.cloudflare.d1_standin import D1StandIn
 from goldgate.local.platform import LocalPlatform
-from goldgate.migrations import MIGRATIONS_DIR, apply_sqlite, apply_with
+from goldgate.migrations import MIGRATIONS_DIR, apply_sqlite
 from goldgate.ops import stuck
 from service.jobs import iso_ms
 
@@ -208,13 +209,8 @@ def test_the_default_window_is_the_stacks_execution_timeout_and_help_says_so(cap
 
 @pytest.fixture
 def cloud():
-    with D1StandIn(TOKEN) as standin:
-        api = CloudflareApi(TOKEN, standin.api_base)
-        d1 = D1Client(api, standin.account_id, poll_interval_s=0.0)
-        database = d1.create_database("goldgate-staging").uuid
-        apply_with(lambda sql, params: d1.query(database, sql, params))
-        yield standin, d1, database
-        api.close()
+    with migrated_d1(TOKEN) as cloud:
+        yield cloud
 
 
 def _cloud_argv(standin, database: str, *extra: str) -> list[str]:

@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import socket
 import time
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
 import docker
 import pytest
-from serving import serving
+from serving import JsonHandler, serving
 from test_build_reuse import _context
 
 from goldgate.cli import main
@@ -27,7 +26,7 @@ BUILT = "sha256:" + "e" * 64
 SILENCE_S = 3          # what the engine stays silent for, against a client whose timeout is 1 s
 
 
-class Engine(BaseHTTPRequestHandler):
+class Engine(JsonHandler):
     """dockerd, as far as `build_docker` asks it. `tag_pushed`: the registry holds the tag already (as PUSHED).
     `silent`: the step whose stream pauses SILENCE_S mid-way, as a push does while the registry takes in a model
     layer. `drops`: the step whose connection breaks off (the engine restarted, the runner's socket went)."""
@@ -37,9 +36,6 @@ class Engine(BaseHTTPRequestHandler):
     silent: ClassVar[str] = ""
     drops: ClassVar[str] = ""
 
-    def log_message(self, *_args: Any) -> None:
-        pass
-
     def _body(self) -> None:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             while size := int(self.rfile.readline().split(b";")[0], 16):
@@ -47,14 +43,6 @@ class Engine(BaseHTTPRequestHandler):
             self.rfile.readline()
         else:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def _json(self, status: int, doc: Any) -> None:
-        body = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _stream(self, step: str, first: list[dict], rest: list[dict]) -> None:
         self.send_response(200)

@@ -329,6 +329,16 @@ class LedgerRig:
         return _bash(self.scripts[which], work, self._env(GOLDGATE_HOME=str(work / ".goldgate"), LEDGER_NOTE=note,
                                                           **env))
 
+    def save_after_another_jobs_save(self, saved: str, refused: str) -> subprocess.CompletedProcess[str]:
+        """Two jobs restore the ledger; the other job saves with `saved` as its ledger file, then this job's save
+        runs with `refused` as its own: what this save did (the tests hold that it refuses) is returned."""
+        this_job, other_job = self.job(), self.job()
+        assert self.run("restore", this_job).returncode == 0 and self.run("restore", other_job).returncode == 0
+        (other_job / ".goldgate" / "ledger.jsonl").write_text(saved)
+        assert self.run("save", other_job).returncode == 0
+        (this_job / ".goldgate" / "ledger.jsonl").write_text(refused)
+        return self.run("save", this_job)
+
     def job_env(self, run_id: str) -> dict[str, str]:
         """Who a job of run `run_id` is, as GitHub tells every step (attempt 1 of the promote job)."""
         return {"GITHUB_WORKFLOW": "release", "GITHUB_RUN_ID": run_id, "GITHUB_RUN_ATTEMPT": "1",
@@ -425,12 +435,7 @@ def test_a_ledger_branch_that_cannot_be_read_stops_the_job(rig: LedgerRig) -> No
 def test_a_save_never_drops_entries_another_writer_pushed(rig: LedgerRig) -> None:
     # Before: the save copied this job's file over the branch's, so entries pushed since this job's restore
     # (or all of them, after a restore that silently read nothing) were lost in a fast-forward commit.
-    first, second = rig.job(), rig.job()
-    assert rig.run("restore", first).returncode == 0 and rig.run("restore", second).returncode == 0
-    (first / ".goldgate" / "ledger.jsonl").write_text('{"n": 1}\n')
-    assert rig.run("save", first).returncode == 0
-    (second / ".goldgate" / "ledger.jsonl").write_text('{"n": "other"}\n')
-    proc = rig.run("save", second)
+    proc = rig.save_after_another_jobs_save(saved='{"n": 1}\n', refused='{"n": "other"}\n')
     assert proc.returncode != 0
     assert "ledger" in proc.stdout + proc.stderr
     assert rig.branch_ledger() == '{"n": 1}\n'

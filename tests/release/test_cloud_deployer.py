@@ -25,7 +25,7 @@ STANDIN = REPO / "tests" / "fixtures" / "release" / "pulumi_standin.py"
 A = "registry.example.com/acme/goldgate-worker@sha256:" + "a" * 64
 B = "registry.example.com/acme/goldgate-worker@sha256:" + "b" * 64
 KEY = "runpod-test-key"
-__all__ = ["KEY", "A", "B", "commands", "deployer", "emulator", "make_project"]  # shared with other deploy tests
+__all__ = ["KEY", "A", "B", "cloud_staging", "commands", "deployer", "emulator", "make_project"]  # shared with other deploy tests
 
 
 def _idle_worker(image: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
@@ -66,6 +66,23 @@ def make_project(tmp_path: Path, emulator: RunPodEmulator, monkeypatch: pytest.M
     monkeypatch.setenv("RUNPOD_API_KEY", KEY)
     monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return proj
+
+
+def cloud_staging(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, record: str) -> None:
+    """`project`'s STAGING made a cloud stack on PROD's cloud (its `cloud:` section), pinned to A, run by a `pulumi`
+    (under tmp_path/recording-pulumi) that runs the shell line `record` first, then answers as the stand-in does."""
+    doc = yaml.safe_load((project / "stacks" / "Pulumi.prod.yaml").read_text())
+    staging = yaml.safe_load((REPO / "stacks" / "Pulumi.staging.yaml").read_text())
+    staging["config"]["goldgate:spec"]["cloud"] = doc["config"]["goldgate:spec"]["cloud"]
+    staging["config"]["goldgate:spec"]["image"] = A
+    (project / "stacks" / "Pulumi.staging.yaml").write_text(yaml.safe_dump(staging, sort_keys=False))
+    root = tmp_path / "recording-pulumi"
+    (root / "bin").mkdir(parents=True)
+    wrapper = root / "bin" / "pulumi"
+    wrapper.write_text(f"#!/bin/sh\n{record}\nexec {sys.executable} {STANDIN} \"$@\"\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("GOLDGATE_PULUMI_ROOT", str(root))
+    monkeypatch.setenv("GOLDGATE_PROJECT_DIR", str(project))
 
 
 @pytest.fixture

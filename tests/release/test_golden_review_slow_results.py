@@ -8,13 +8,12 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 from release_support import TOKEN, golden_suite, render_png
-from serving import serving
+from serving import JsonHandler, serving
 
 from goldgate.release import golden
 from goldgate.release.cases import load_cases
@@ -30,18 +29,7 @@ def trickling_api(pause_s: float) -> Iterator[str]:
     """The job API's client routes; every job completes at once, and its result image trickles."""
     jobs: dict[str, dict[str, Any]] = {}
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *_: Any) -> None:
-            pass
-
-        def _json(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
             job_id = f"job-{len(jobs) + 1}"

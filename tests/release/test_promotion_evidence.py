@@ -117,8 +117,7 @@ def test_a_prod_deploy_that_dies_with_a_foreign_error_is_rolled_back_and_recorde
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {}, crash={B})
-        _staging_passes(target, ledger, paths, A)
-        assert promote(target, ledger, home, paths=paths).ok
+        _released(target, ledger, home, paths, A)
         _staging_passes(target, ledger, paths, B)
         outcome = promote(target, ledger, home, paths=paths)
     assert outcome.outcome == "deploy_failed" and "No such process" in (outcome.error or "")
@@ -137,8 +136,7 @@ def test_a_deploy_that_leaves_prod_on_the_old_image_is_not_recorded_as_verified(
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {})
-        _staging_passes(target, ledger, paths, A)
-        assert promote(target, ledger, home, paths=paths).ok
+        _released(target, ledger, home, paths, A)
         _staging_passes(target, ledger, paths, B)
         target.ignore.add(B)
         api.image_tag = A                     # PROD's workers still run A

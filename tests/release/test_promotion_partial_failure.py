@@ -146,6 +146,16 @@ def _broken_on(api: StandInApi, image: str) -> None:
     api.renders = renders
 
 
+def _smoke_fails_on_prod_from_now_on(api: StandInApi, target: Recorded, ledger: Ledger, home: Path,
+                                     paths: GoldenPaths) -> None:
+    """PROD on A (promoted), STAGING on B (its golden run passed); from now on B renders the wrong picture, so
+    the next promotion's smoke cases fail on PROD."""
+    _staging_passes(target, ledger, paths, A)
+    assert promote(target, ledger, home, paths=paths).ok
+    _staging_passes(target, ledger, paths, B)
+    _broken_on(api, B)
+
+
 def test_re_running_a_promotion_whose_smoke_failed_on_prod_does_not_put_the_digest_back(
         tmp_path: Path, paths: GoldenPaths) -> None:
     # "Re-run failed jobs" on the promote job: the STAGING report is still fresh and STAGING still runs B, so
@@ -154,10 +164,7 @@ def test_re_running_a_promotion_whose_smoke_failed_on_prod_does_not_put_the_dige
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Recorded(api, {})
-        _staging_passes(target, ledger, paths, A)
-        assert promote(target, ledger, home, paths=paths).ok
-        _staging_passes(target, ledger, paths, B)
-        _broken_on(api, B)
+        _smoke_fails_on_prod_from_now_on(api, target, ledger, home, paths)
         first = promote(target, ledger, home, paths=paths)
         assert first.outcome == "smoke_failed" and first.prod_image == A
         target.deploys.clear()
@@ -228,10 +235,7 @@ def test_a_promotion_whose_automatic_rollback_failed_too_tells_the_operator_to_r
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Recorded(api, {})
-        _staging_passes(target, ledger, paths, A)
-        assert promote(target, ledger, home, paths=paths).ok
-        _staging_passes(target, ledger, paths, B)
-        _broken_on(api, B)
+        _smoke_fails_on_prod_from_now_on(api, target, ledger, home, paths)
         target.crash.add(A)
         outcome = promote(target, ledger, home, paths=paths)
     assert outcome.outcome == "smoke_failed" and outcome.rollback is not None and not outcome.rollback.ok

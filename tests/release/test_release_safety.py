@@ -16,7 +16,7 @@ import pytest
 from release_support import TOKEN, StandInApi, standin_api
 from serving import serving
 from test_gate_and_lock import failed
-from test_promotion_evidence import Target, _released
+from test_promotion_evidence import Target, _released, _staging_passes
 
 from goldgate.errors import GoldgateError
 from goldgate.release.cases import CaseError
@@ -29,11 +29,6 @@ from goldgate.release.verification import GoldenPaths, run_golden
 
 A = "local/worker@sha256:" + "a" * 64
 B = "local/worker@sha256:" + "b" * 64
-
-
-def _staging_passes(target: Target, ledger: Ledger, paths: GoldenPaths, image: str) -> None:
-    target.deploy("staging", image, lambda _m: None)
-    assert run_golden(target, "staging", ledger, paths=paths, poll_s=0.01).passed
 
 
 def test_a_passing_report_that_a_later_run_on_the_same_image_failed_does_not_open_the_gate(
@@ -80,8 +75,7 @@ def test_a_promotion_without_smoke_cases_is_refused_before_prod_is_touched(tmp_p
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = Target(api, {})
-        _staging_passes(target, ledger, paths, A)
-        assert promote(target, ledger, home, paths=paths).ok
+        _released(target, ledger, home, paths, A)
         _staging_passes(target, ledger, paths, B)
         _no_smoke_cases(paths)
         deploys: list[str] = []
@@ -128,8 +122,7 @@ def test_a_smoke_run_on_another_image_than_the_candidate_does_not_verify_the_can
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = RepinnedByAnother(api, {})
-        _staging_passes(target, ledger, paths, A)
-        assert promote(target, ledger, home, paths=paths).ok
+        _released(target, ledger, home, paths, A)
         _staging_passes(target, ledger, paths, B)
         target.repin_after = B
         outcome = promote(target, ledger, home, paths=paths)

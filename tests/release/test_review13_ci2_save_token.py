@@ -8,15 +8,12 @@ environment before a command runs and hands it, as GH_TOKEN, to the save script 
 from __future__ import annotations
 
 import os
-import stat
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from release_support import invoke
 from test_ci_workflows import WORKFLOW_NAMES, _steps, _workflow
-from test_cloud_deployer import REPO, STANDIN, A, emulator, project  # noqa: F401 -- fixtures, used by name
+from test_cloud_deployer import A, cloud_staging, emulator, project  # noqa: F401 -- fixtures, used by name
 
 from goldgate.release.ledger import Ledger
 
@@ -25,26 +22,11 @@ JOB_TOKEN = "ghs_jobtoken0123456789abcdef"
 WORKFLOW_TOKEN = "${{ github.token }}"
 
 
-def _recording_pulumi(root: Path, log: Path) -> Path:
-    """A `pulumi` that writes down its whole environment on every run, then answers as the stand-in does."""
-    (root / "bin").mkdir(parents=True)
-    wrapper = root / "bin" / "pulumi"
-    wrapper.write_text(f"#!/bin/sh\n{{ env; echo '--- end of a run ---'; }} >> '{log}'\n"
-                       f"exec {sys.executable} {STANDIN} \"$@\"\n")
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    return root
-
-
 def test_pulumi_never_holds_the_save_token_and_the_save_script_gets_it_as_gh_token(
         capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, project: Path, tmp_path: Path) -> None:  # noqa: F811
-    doc = yaml.safe_load((project / "stacks" / "Pulumi.prod.yaml").read_text())
-    staging = yaml.safe_load((REPO / "stacks" / "Pulumi.staging.yaml").read_text())
-    staging["config"]["goldgate:spec"]["cloud"] = doc["config"]["goldgate:spec"]["cloud"]
-    staging["config"]["goldgate:spec"]["image"] = A
-    (project / "stacks" / "Pulumi.staging.yaml").write_text(yaml.safe_dump(staging, sort_keys=False))
     pulumi_saw, save_saw = tmp_path / "pulumi-env.txt", tmp_path / "save-env.txt"
-    monkeypatch.setenv("GOLDGATE_PULUMI_ROOT", str(_recording_pulumi(tmp_path / "recording-pulumi", pulumi_saw)))
-    monkeypatch.setenv("GOLDGATE_PROJECT_DIR", str(project))
+    # pulumi writes down its whole environment on every run
+    cloud_staging(project, tmp_path, monkeypatch, f"{{ env; echo '--- end of a run ---'; }} >> '{pulumi_saw}'")
     monkeypatch.delenv("GH_TOKEN", raising=False)
     monkeypatch.setenv(SAVE_TOKEN_ENV, JOB_TOKEN)
     # As LEDGER_SAVE does, the script refuses to run without GH_TOKEN; here it notes what it got instead of pushing.

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from release_support import StandInApi, standin_api
-from test_promotion_evidence import Target, _released, _staging_passes
+from test_promotion_evidence import _released, _staging_passes
+from test_promotion_partial_failure import Recorded
 
 from goldgate.errors import GoldgateError
 from goldgate.release.history import verified_releases
@@ -21,16 +22,6 @@ A = "local/worker@sha256:" + "a" * 64
 B = "local/worker@sha256:" + "b" * 64
 
 
-class Deploys(Target):
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
-        self.deploys: list[str] = []
-
-    def deploy(self, stack, image, progress):  # type: ignore[no-untyped-def]
-        self.deploys.append(f"{stack}={image}")
-        return super().deploy(stack, image, progress)
-
-
 @pytest.mark.parametrize(("staging", "prod", "words"), [
     ("staging", "staging", "cannot promote to staging: its role is staging, not prod"),
     ("prod", "prod", "cannot promote from prod: its role is prod"),
@@ -40,7 +31,7 @@ def test_promoting_to_a_stack_that_is_not_prod_or_from_prod_is_refused_before_an
     home = tmp_path / "home"
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
-        target = Deploys(api, {})
+        target = Recorded(api, {})
         _released(target, ledger, home, paths, A)
         _staging_passes(target, ledger, paths, B)
         before, target.deploys = len(ledger.entries()), []

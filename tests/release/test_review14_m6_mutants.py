@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import docker.errors
 import pytest
 from release_support import TOKEN, StandInApi, golden_suite, render_png, standin_api, write_case
+from serving import JsonHandler
 
 from goldgate.release import golden
 from goldgate.release.build import (
@@ -188,19 +189,8 @@ def test_a_result_past_the_runners_download_cap_is_refused_not_held(tmp_path: Pa
     assert _failed(report, "one") == {"image[0].fetch": "GoldgateError: result is larger than 300 bytes"}
 
 
-class _EndsAs(BaseHTTPRequestHandler):
+class _EndsAs(JsonHandler):
     """A stand-in API whose every job ends in the status named by the server's `final` attribute."""
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-    def _json(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))

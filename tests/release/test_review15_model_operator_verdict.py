@@ -18,6 +18,18 @@ from goldgate.release.rollback import rollback
 from goldgate.release.verification import GoldenPaths
 
 
+def _operators_rollback_lost_in_ci(api: StandInApi, target: LostDuringProdDeploy, ledger: Ledger, home: Path,
+                                   paths: GoldenPaths) -> None:
+    """A and B promoted; the operator's rollback off B loses its CI runner after `pulumi up` moved PROD to A, before
+    the outcome and the pin commit: PROD serves A, and main's stack file still pins B."""
+    _released(target, ledger, home, paths, A, B)
+    target.lose = [A]
+    with pytest.raises(RunnerLost):
+        rollback(target, ledger, home, paths=paths)
+    assert api.image_tag == A          # PROD serves A
+    target.pins["prod"] = B            # main's stack file: the pin commit never came
+
+
 def test_an_operators_rollback_lost_in_ci_keeps_the_digest_off_prod_though_mains_pin_still_names_it(
         tmp_path: Path, paths: GoldenPaths) -> None:
     # A and B promoted; the operator rolls PROD back off B and the CI runner is lost after `pulumi up` moved PROD to
@@ -28,12 +40,7 @@ def test_an_operators_rollback_lost_in_ci_keeps_the_digest_off_prod_though_mains
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = LostDuringProdDeploy(api, {})
-        _released(target, ledger, home, paths, A, B)
-        target.lose = [A]
-        with pytest.raises(RunnerLost):
-            rollback(target, ledger, home, paths=paths)
-        assert api.image_tag == A          # PROD serves A
-        target.pins["prod"] = B            # main's stack file: the pin commit never came
+        _operators_rollback_lost_in_ci(api, target, ledger, home, paths)
         target.deploys.clear()
         with pytest.raises(PromotionRefused, match=r"prod_verdict: .* an operator's rollback took prod off it"):
             promote(target, ledger, home, paths=paths)
@@ -51,11 +58,7 @@ def test_after_an_operators_rollback_lost_in_ci_a_failed_promotion_does_not_roll
     ledger = Ledger(home)
     with standin_api(StandInApi(image_tag=A)) as api:
         target = LostDuringProdDeploy(api, {})
-        _released(target, ledger, home, paths, A, B)
-        target.lose = [A]
-        with pytest.raises(RunnerLost):
-            rollback(target, ledger, home, paths=paths)
-        target.pins["prod"] = B            # main's stack file: the pin commit never came
+        _operators_rollback_lost_in_ci(api, target, ledger, home, paths)
         _staging_passes(target, ledger, paths, C)
         _broken_on(api, C)
         outcome = promote(target, ledger, home, paths=paths)

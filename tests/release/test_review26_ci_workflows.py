@@ -220,12 +220,7 @@ def test_cloud_md_says_which_actions_get_an_empty_token() -> None:
 def test_a_save_refused_after_another_jobs_save_says_to_re_run_the_job(rig: LedgerRig) -> None:  # noqa: F811
     # The build and staging jobs restore the ledger before they take the lock (held through a build, it would keep a
     # rollback waiting): a rollback's save in between makes theirs refuse, after STAGING was really deployed.
-    staging_job, rollback_job = rig.job(), rig.job()
-    assert rig.run("restore", staging_job).returncode == 0 and rig.run("restore", rollback_job).returncode == 0
-    (rollback_job / ".goldgate" / "ledger.jsonl").write_text('{"n": "rollback"}\n')
-    assert rig.run("save", rollback_job).returncode == 0
-    (staging_job / ".goldgate" / "ledger.jsonl").write_text('{"n": "deploy"}\n{"n": "golden"}\n')
-    proc = rig.run("save", staging_job)
+    proc = rig.save_after_another_jobs_save(saved='{"n": "rollback"}\n', refused='{"n": "deploy"}\n{"n": "golden"}\n')
     assert proc.returncode != 0
     said = " ".join((proc.stdout + proc.stderr).split())
     assert "another job (a rollback?) saved the ledger after this job restored it" in said, said

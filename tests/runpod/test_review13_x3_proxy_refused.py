@@ -6,8 +6,6 @@ the client trusts) behind an HTTP CONNECT proxy that refuses its first tunnels."
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
 import json
 import socket
 import ssl
@@ -20,33 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 from emulator_harness import API_KEY
+from serving import self_signed_cert
 
 from goldgate.runpod import DataPlaneClient, RetryPolicy, RunPodUnavailable
 
 FAST = RetryPolicy(attempts=3, backoff_s=0.01, max_backoff_s=0.02)
-
-
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    from cryptography import x509  # moto[server] depends on it
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 @dataclass
@@ -69,7 +45,7 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[Setup]:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_cert(tmp_path)
     runs: list[dict] = []
 
     class RunPod(BaseHTTPRequestHandler):

@@ -105,6 +105,20 @@ def _seconds_kept(stack, job_id: str, reason: str) -> float:
     return (datetime.fromisoformat(dropped) - datetime.fromisoformat(finished)).total_seconds()
 
 
+def _kept_until_dropped(stack, jobs, job_id: str, reason: str, what: str) -> float:
+    """Waits until /status no longer knows the job (`what` names that wait); the seconds its result was kept after
+    it finished, by the emulator's log (`_seconds_kept`)."""
+    def gone() -> bool:
+        try:
+            jobs.status(job_id)
+        except RunPodNotFound:
+            return True
+        return False
+
+    wait_for(gone, what)
+    return _seconds_kept(stack, job_id, reason)
+
+
 def test_finished_results_are_kept_only_for_the_retention_time(make_stack, receiver) -> None:
     stack = make_stack(result_retention_s=0.5)
     ep = stack.endpoint()
@@ -112,16 +126,7 @@ def test_finished_results_are_kept_only_for_the_retention_time(make_stack, recei
     job = jobs.run({"n": 1}, webhook=receiver.url)
     # Its webhook says it finished: polling /status for that could miss the 0.5 s it is kept on a loaded machine.
     assert wait_for(lambda: receiver.for_job(job.id), "the job to finish")[0].body["status"] == "COMPLETED"
-
-    def gone() -> bool:
-        try:
-            jobs.status(job.id)
-        except RunPodNotFound:
-            return True
-        return False
-
-    wait_for(gone, "the result to be dropped")
-    kept = _seconds_kept(stack, job.id, "result_retention_s")
+    kept = _kept_until_dropped(stack, jobs, job.id, "result_retention_s", "the result to be dropped")
     assert kept >= 0.5 - STAMP_SLACK_S, f"the result was dropped {kept:.3f} s after the job finished, not 0.5 s"
 
 
@@ -203,16 +208,7 @@ def test_runsync_results_are_kept_a_shorter_time_than_run_results(make_stack) ->
     assert synced.status == "COMPLETED"
     queued = stack.finished(jobs, jobs.run({"n": 2}).id)
     queued_done = time.monotonic()  # at or after the /run job finished
-
-    def gone() -> bool:
-        try:
-            jobs.status(synced.id)
-        except RunPodNotFound:
-            return True
-        return False
-
-    wait_for(gone, "the /runsync result to be dropped")
-    kept = _seconds_kept(stack, synced.id, "sync_result_retention_s")
+    kept = _kept_until_dropped(stack, jobs, synced.id, "sync_result_retention_s", "the /runsync result to be dropped")
     assert kept >= 0.5 - STAMP_SLACK_S, f"the /runsync result was dropped {kept:.3f} s after it finished, not 0.5 s"
     # Past the /runsync retention for the /run job too, by a few ticks: were it kept as briefly, it would be gone.
     time.sleep(max(0.0, queued_done + 0.5 + 0.3 - time.monotonic()))

@@ -11,6 +11,7 @@ import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from service.app import App, create_app
 from service.config import ServiceConfig
 from service.http import Request
 from service.httpx_transport import HttpxTransport
+from service.local_server import RunningServer, start_in_thread
 from service.migrate import apply_sqlite as service_apply_sqlite
 from service.runpod import HttpRunPodGateway
 from service.s3_store import S3ResultStore
@@ -169,6 +171,33 @@ def make_config(**overrides: Any) -> ServiceConfig:
            "s3_bucket": BUCKET, "s3_access_key_id": S3_KEY_ID, "s3_secret_access_key": S3_SECRET}
     raw.update(overrides)
     return ServiceConfig.from_mapping(raw)
+
+
+@contextmanager
+def edge_in_thread(tmp_path: Path, moto_endpoint: str, runpod_base: str, log_lines: LogCapture,
+                   **overrides: Any) -> Iterator[RunningServer]:
+    """The local server (its edge and the app) in a thread of this process, over a migrated tmp_path/db.sqlite,
+    moto's S3 and the RunPod at `runpod_base`, its log lines into `log_lines`; `overrides` change the config."""
+    config = make_config(runpod_endpoint_base=runpod_base, db_path=str(tmp_path / "db.sqlite"),
+                         s3_endpoint_url=moto_endpoint, apply_migrations_from=str(ROOT / "migrations"), **overrides)
+    server = start_in_thread(config, log_sink=log_lines.sink)
+    yield server
+    server.stop()
+
+
+def create_head(length: int) -> bytes:
+    """The head of an authorized POST /api/queue/create whose JSON body is `length` bytes long."""
+    return (b"POST /api/queue/create HTTP/1.1\r\nhost: x\r\nauthorization: Bearer " + API_TOKEN.encode()
+            + b"\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % length)
+
+
+def count_jobs(server: RunningServer) -> int:
+    """How many jobs the server's database holds."""
+    conn = sqlite3.connect(server.service.app.config.db_path)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+    finally:
+        conn.close()
 
 
 class Harness:

@@ -8,13 +8,12 @@ import http.client
 import json
 import select
 import socket
-import sqlite3
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from service_testkit import API_TOKEN, BUCKET, ROOT, make_config
+from service_testkit import API_TOKEN, BUCKET, count_jobs, create_head, edge_in_thread
 
 from service import local_server
 
@@ -23,16 +22,8 @@ _BODY = b'{"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "a lighthouse at 
 
 @pytest.fixture
 def edge(tmp_path, moto_endpoint, fake_runpod, log_lines) -> Iterator[local_server.RunningServer]:
-    config = make_config(runpod_endpoint_base=fake_runpod.base, db_path=str(tmp_path / "db.sqlite"),
-                         s3_endpoint_url=moto_endpoint, apply_migrations_from=str(ROOT / "migrations"))
-    server = local_server.start_in_thread(config, log_sink=log_lines.sink)
-    yield server
-    server.stop()
-
-
-def _create_head(length: int) -> bytes:
-    return (b"POST /api/queue/create HTTP/1.1\r\nhost: x\r\nauthorization: Bearer " + API_TOKEN.encode()
-            + b"\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % length)
+    with edge_in_thread(tmp_path, moto_endpoint, fake_runpod.base, log_lines) as server:
+        yield server
 
 
 def _answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
@@ -41,20 +32,12 @@ def _answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
 
 
-def _count_jobs(edge: local_server.RunningServer) -> int:
-    conn = sqlite3.connect(edge.service.app.config.db_path)
-    try:
-        return conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
-    finally:
-        conn.close()
-
-
 def test_a_body_trickled_below_the_minimum_rate_gets_a_408_long_before_the_body_deadline(edge, log_lines,
                                                                                       monkeypatch):
     monkeypatch.setattr(local_server, "BODY_GRACE_S", 0.5, raising=False)
     monkeypatch.setattr(local_server, "BODY_MIN_RATE_BPS", 1000, raising=False)
     with socket.create_connection(("127.0.0.1", edge.port), timeout=20) as sock:
-        sock.sendall(_create_head(len(_BODY)) + _BODY[:10])
+        sock.sendall(create_head(len(_BODY)) + _BODY[:10])
         # A byte every 0.1 s (10 bytes a second, a hundredth of the minimum), until the server answers. Without the
         # rule the whole body arrives after ~7 s and the job is created.
         answered = False
@@ -73,11 +56,11 @@ def test_a_body_trickled_below_the_minimum_rate_gets_a_408_long_before_the_body_
     refused = [json.loads(line) for line in log_lines if json.loads(line)["event"] == "service.server_log"]
     assert [(line["reason"], line["http"]["status"]) for line in refused] == [("body_too_slow", 408)]
     # nothing half-done: no job was written for the refused body, and the server still takes a whole one
-    assert _count_jobs(edge) == 0
+    assert count_jobs(edge) == 0
     created = httpx.post(edge.url + "/api/queue/create", content=_BODY, timeout=10,
                          headers={"authorization": f"Bearer {API_TOKEN}", "content-type": "application/json"})
     assert created.status_code == 202, created.text
-    assert _count_jobs(edge) == 1
+    assert count_jobs(edge) == 1
 
 
 def test_a_body_sent_in_pieces_above_the_minimum_rate_is_taken_past_the_grace(edge, monkeypatch):
@@ -87,13 +70,13 @@ def test_a_body_sent_in_pieces_above_the_minimum_rate_is_taken_past_the_grace(ed
     # pieces come 0.2 s apart: the body takes over a second, past the grace, at 50 times the minimum.
     body = _BODY[:-1] + b" " * (6000 - len(_BODY)) + b"}"
     with socket.create_connection(("127.0.0.1", edge.port), timeout=20) as sock:
-        sock.sendall(_create_head(len(body)))
+        sock.sendall(create_head(len(body)))
         for start in range(0, len(body), 1000):
             time.sleep(0.2)
             sock.sendall(body[start:start + 1000])
         status, _, answer = _answer(sock)
     assert status == 202, answer
-    assert _count_jobs(edge) == 1
+    assert count_jobs(edge) == 1
 
 
 def test_a_client_that_stops_reading_a_result_download_is_disconnected_and_its_task_freed(edge, log_lines, s3,

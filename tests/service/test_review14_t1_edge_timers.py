@@ -9,7 +9,6 @@ import io
 import json
 import select
 import socket
-import sqlite3
 import threading
 import time
 import uuid
@@ -18,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from service_testkit import API_TOKEN, BUCKET, ROOT, make_config
+from service_testkit import API_TOKEN, BUCKET, count_jobs, create_head, edge_in_thread
 
 from service import local_server
 
@@ -75,27 +74,15 @@ def held_runpod() -> Iterator[_HeldRunPod]:
 
 @pytest.fixture
 def held_edge(tmp_path, moto_endpoint, held_runpod, log_lines) -> Iterator[local_server.RunningServer]:
-    config = make_config(runpod_endpoint_base=held_runpod.base, db_path=str(tmp_path / "db.sqlite"),
-                         s3_endpoint_url=moto_endpoint, apply_migrations_from=str(ROOT / "migrations"))
-    server = local_server.start_in_thread(config, log_sink=log_lines.sink)
-    yield server
-    held_runpod.release.set()
-    server.stop()
+    with edge_in_thread(tmp_path, moto_endpoint, held_runpod.base, log_lines) as server:
+        yield server
+        held_runpod.release.set()
 
 
 @pytest.fixture
 def small_body_edge(tmp_path, moto_endpoint, fake_runpod, log_lines) -> Iterator[local_server.RunningServer]:
-    config = make_config(runpod_endpoint_base=fake_runpod.base, db_path=str(tmp_path / "db.sqlite"),
-                         s3_endpoint_url=moto_endpoint, apply_migrations_from=str(ROOT / "migrations"),
-                         max_body_bytes=100)
-    server = local_server.start_in_thread(config, log_sink=log_lines.sink)
-    yield server
-    server.stop()
-
-
-def _create_head(length: int) -> bytes:
-    return (b"POST /api/queue/create HTTP/1.1\r\nhost: x\r\nauthorization: Bearer " + API_TOKEN.encode()
-            + b"\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % length)
+    with edge_in_thread(tmp_path, moto_endpoint, fake_runpod.base, log_lines, max_body_bytes=100) as server:
+        yield server
 
 
 class _Unclosed(io.BufferedReader):
@@ -118,14 +105,6 @@ class _Connection:
         return reply.status, reply.read()
 
 
-def _count_jobs(edge: local_server.RunningServer) -> int:
-    conn = sqlite3.connect(edge.service.app.config.db_path)
-    try:
-        return conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
-    finally:
-        conn.close()
-
-
 def _refusals(log_lines) -> list[str]:
     return [line.get("reason") for line in map(json.loads, list(log_lines)) if line["event"] == "service.server_log"]
 
@@ -138,7 +117,7 @@ def test_a_pipelined_request_head_is_not_timed_out_while_the_answer_before_it_is
     with socket.create_connection(("127.0.0.1", held_edge.port), timeout=_WAIT_S) as sock:
         conn = _Connection(sock)
         # the first request whole, and the start of a second one's head behind it (pipelined)
-        sock.sendall(_create_head(len(_BODY)) + _BODY + b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        sock.sendall(create_head(len(_BODY)) + _BODY + b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
         assert held_runpod.entered.wait(_WAIT_S), "the first request never reached RunPod"
         # Five head deadlines' worth while the first request waits on RunPod: the server must neither answer nor
         # close the connection in that time.
@@ -149,7 +128,7 @@ def test_a_pipelined_request_head_is_not_timed_out_while_the_answer_before_it_is
         assert status == 202, body
         status, body = conn.answer()
         assert status == 200, body
-    assert _count_jobs(held_edge) == 1
+    assert count_jobs(held_edge) == 1
     assert _refusals(log_lines) == []
 
 
@@ -162,18 +141,18 @@ def test_a_pipelined_body_held_back_by_the_server_is_not_refused_as_too_slow(hel
     monkeypatch.setattr(local_server, "BODY_MIN_RATE_BPS", 1000, raising=False)
     with socket.create_connection(("127.0.0.1", held_edge.port), timeout=_WAIT_S) as sock:
         conn = _Connection(sock)
-        sock.sendall(_create_head(len(_BODY)) + _BODY)
+        sock.sendall(create_head(len(_BODY)) + _BODY)
         assert held_runpod.entered.wait(_WAIT_S), "the first request never reached RunPod"
         # The first request has its body and waits on RunPod; a second create's head and 10 bytes of its body
         # come now: the server queues it and stops reading.
-        sock.sendall(_create_head(len(_BODY)) + _BODY[:10])
+        sock.sendall(create_head(len(_BODY)) + _BODY[:10])
         # Five graces while the server reads nothing: no refusal, no close.
         assert not select.select([sock], [], [], 1.0)[0], "the server refused or closed while it was not reading"
         sock.sendall(_BODY[10:])  # the rest, waiting in the socket until the server reads again
         held_runpod.release.set()
         first, second = conn.answer(), conn.answer()
     assert [first[0], second[0]] == [202, 202], (first, second)
-    assert _count_jobs(held_edge) == 2
+    assert count_jobs(held_edge) == 2
     assert _refusals(log_lines) == []
 
 
@@ -189,14 +168,14 @@ def test_a_pipelined_body_is_not_refused_ahead_of_the_answer_owed_to_the_request
     with socket.create_connection(("127.0.0.1", held_edge.port), timeout=_WAIT_S) as sock:
         conn = _Connection(sock)
         # both heads at once, the second body's first 10 bytes behind them
-        sock.sendall(_create_head(len(_BODY)) + _BODY + _create_head(len(_BODY)) + _BODY[:10])
+        sock.sendall(create_head(len(_BODY)) + _BODY + create_head(len(_BODY)) + _BODY[:10])
         assert held_runpod.entered.wait(_WAIT_S), "the first request never reached RunPod"
         assert not select.select([sock], [], [], 1.0)[0], "the server answered before the first request's answer"
         sock.sendall(_BODY[10:])
         held_runpod.release.set()
         first, second = conn.answer(), conn.answer()
     assert [first[0], second[0]] == [202, 202], (first, second)
-    assert _count_jobs(held_edge) == 2
+    assert count_jobs(held_edge) == 2
     assert _refusals(log_lines) == []
 
 

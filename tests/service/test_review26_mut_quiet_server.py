@@ -13,26 +13,13 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from serving import idle_service_config
 
 from service import local_server
-from service.config import ServiceConfig
 from service.sockets import listening_socket
 
-REPO = Path(__file__).resolve().parents[2]
-API_KEY = "rp_test_key_0123456789abcdef"
 WATCH_S = 1.0  # uvicorn's own loop ticks 10 times in it
 WAIT_S = 60.0  # a bound on waits for what must happen, never reached when it does
-
-
-def _config(tmp_path: Path) -> ServiceConfig:
-    return ServiceConfig.from_mapping({
-        "stack": "test", "api_token": "t" * 32, "webhook_secret": "w" * 32, "runpod_api_key": API_KEY,
-        "runpod_endpoint_base": "http://127.0.0.1:9/v2/ep-test", "public_base_url": "http://api.test",
-        "workflows_dir": str(REPO / "images" / "worker" / "workflows"), "gpu_type": "NVIDIA GeForce RTX 4090",
-        "gpu_count": 1, "worker_image_tag": "local/worker@sha256:" + "a" * 64, "workflow_version": "2026.11.0",
-        "db_path": str(tmp_path / "db.sqlite"), "apply_migrations_from": str(REPO / "migrations"),
-        "s3_endpoint_url": "http://127.0.0.1:9", "s3_bucket": "results", "s3_access_key_id": "key-id",
-        "s3_secret_access_key": "s" * 40})
 
 
 def _recording(calls: list, fn):
@@ -75,7 +62,7 @@ def test_the_stack_service_process_sleeps_while_idle_and_ends_on_sigterm(tmp_pat
     driver = threading.Thread(target=drive, name="drive-service", daemon=True)
     driver.start()
     try:
-        local_server.serve(_config(tmp_path), str(port_file), log_sink=lambda line: None)
+        local_server.serve(idle_service_config(tmp_path), str(port_file), log_sink=lambda line: None)
     finally:
         served.set()
         driver.join(WAIT_S)

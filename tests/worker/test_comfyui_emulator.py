@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from worker_harness import WORKER_DIR, validate_log_lines
+from worker_harness import WORKER_DIR, post_json, validate_log_lines
 
 from goldgate.local.comfyui import ComfyUIEmulator
 from images.worker.comfy_client import ComfyClient, ComfyExecutionError, PromptRejected
@@ -28,17 +28,6 @@ def _get(url: str) -> tuple[int, bytes]:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
-
-
-def _post(url: str, body: Any) -> tuple[int, Any]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            raw = resp.read()
-            return resp.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def _graph(inputs: dict[str, Any], workflow: str = "sdxl-txt2img") -> dict[str, Any]:
@@ -68,7 +57,7 @@ def test_object_info_lists_the_model_files_really_present(comfy, models_dir: Pat
 def test_a_missing_model_is_rejected_with_comfyuis_value_not_in_list_shape(tmp_path: Path, comfy_factory):
     comfy = comfy_factory(tmp_path / "empty-models")
     assert comfy.wait_listening(10)
-    status, body = _post(comfy.url + "/prompt", {"prompt": _graph({"prompt": "x"})})
+    status, body = post_json(comfy.url + "/prompt", {"prompt": _graph({"prompt": "x"})})
     assert status == 400
     assert body["error"]["type"] == "prompt_outputs_failed_validation"
     assert body["error"]["message"] == "Prompt outputs failed validation"
@@ -91,24 +80,24 @@ def test_a_missing_model_is_rejected_with_comfyuis_value_not_in_list_shape(tmp_p
 def test_input_validation_errors_follow_comfyui(comfy, mutate, kind):
     graph = _graph({"prompt": "x"})
     mutate(graph)
-    status, body = _post(comfy.url + "/prompt", {"prompt": graph})
+    status, body = post_json(comfy.url + "/prompt", {"prompt": graph})
     assert status == 400
     assert [e["type"] for e in body["node_errors"]["3" if kind != "value_smaller_than_min" else "5"]["errors"]] == [kind]
 
 
 def test_prompt_level_errors_follow_comfyui(comfy):
-    assert _post(comfy.url + "/prompt", {"nope": 1}) == (400, {"error": {
+    assert post_json(comfy.url + "/prompt", {"nope": 1}) == (400, {"error": {
         "type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided", "extra_info": {}},
         "node_errors": {}})
-    status, body = _post(comfy.url + "/prompt", {"prompt": {"1": {"class_type": "Mystery", "inputs": {}}}})
+    status, body = post_json(comfy.url + "/prompt", {"prompt": {"1": {"class_type": "Mystery", "inputs": {}}}})
     assert status == 400 and body["error"]["type"] == "missing_node_type"
     graph = _graph({"prompt": "x"})
     del graph["9"]
-    assert _post(comfy.url + "/prompt", {"prompt": graph})[1]["error"]["type"] == "prompt_no_outputs"
+    assert post_json(comfy.url + "/prompt", {"prompt": graph})[1]["error"]["type"] == "prompt_no_outputs"
 
 
 def test_history_and_queue_have_comfyuis_shapes(comfy):
-    status, accepted = _post(comfy.url + "/prompt", {"prompt": _graph({"prompt": "x"}), "client_id": "c"})
+    status, accepted = post_json(comfy.url + "/prompt", {"prompt": _graph({"prompt": "x"}), "client_id": "c"})
     assert status == 200 and set(accepted) == {"prompt_id", "number", "node_errors"}
     ComfyClient(comfy.url, 0.02).wait_for_outputs(accepted["prompt_id"], 10)
     entry = json.loads(_get(f"{comfy.url}/history/{accepted['prompt_id']}")[1])[accepted["prompt_id"]]
@@ -169,7 +158,7 @@ def test_the_emulator_logs_schema_v1_lines(models_dir: Path, comfy_factory):
     stream = io.StringIO()
     comfy = comfy_factory(models_dir, log_stream=stream)
     assert comfy.wait_listening(10)
-    _post(comfy.url + "/prompt", {"prompt": _graph({"prompt": "x"})})
+    post_json(comfy.url + "/prompt", {"prompt": _graph({"prompt": "x"})})
 
     lines = validate_log_lines(stream.getvalue())
     assert {line["component"] for line in lines} == {"comfyui-emulator"}
@@ -192,12 +181,12 @@ def test_an_interrupt_naming_another_prompt_leaves_the_running_one_alone(models_
     # ComfyUI's POST /interrupt with {"prompt_id"} interrupts only when that prompt is the one running.
     comfy = comfy_factory(models_dir, render_delay_s=120)
     assert comfy.wait_listening(10)
-    status, accepted = _post(comfy.url + "/prompt", {"prompt": _graph({"prompt": "x"})})
+    status, accepted = post_json(comfy.url + "/prompt", {"prompt": _graph({"prompt": "x"})})
     assert status == 200 and _wait_running(comfy) == accepted["prompt_id"]
-    assert _post(comfy.url + "/interrupt", {"prompt_id": "some-other-prompt"}) == (200, None)
+    assert post_json(comfy.url + "/interrupt", {"prompt_id": "some-other-prompt"}) == (200, None)
     time.sleep(0.5)
     assert [item[1] for item in _running(comfy)] == [accepted["prompt_id"]]
-    assert _post(comfy.url + "/interrupt", {"prompt_id": accepted["prompt_id"]}) == (200, None)
+    assert post_json(comfy.url + "/interrupt", {"prompt_id": accepted["prompt_id"]}) == (200, None)
     with pytest.raises(ComfyExecutionError):
         ComfyClient(comfy.url, 0.02).wait_for_outputs(accepted["prompt_id"], 10)
 
@@ -209,7 +198,7 @@ def test_an_interrupted_prompt_is_reported_as_interrupted_not_as_a_failure_witho
     client = ComfyClient(comfy.url, 0.02)
     prompt_id = client.queue_prompt(_graph({"prompt": "x"}), "t")
     _wait_running(comfy)
-    _post(comfy.url + "/interrupt", {})
+    post_json(comfy.url + "/interrupt", {})
     with pytest.raises(ComfyExecutionError) as failed:
         client.wait_for_outputs(prompt_id, 10)
     assert f"ComfyUI interrupted prompt {prompt_id} at node 9 (SaveImage)" in str(failed.value)
@@ -226,7 +215,7 @@ def _two_outputs_one_invalid() -> dict[str, Any]:
 
 def test_a_prompt_with_one_invalid_output_is_accepted_with_its_node_errors(comfy):
     # ComfyUI runs the outputs that validate and answers 200 with node_errors for the ones it drops.
-    status, accepted = _post(comfy.url + "/prompt", {"prompt": _two_outputs_one_invalid()})
+    status, accepted = post_json(comfy.url + "/prompt", {"prompt": _two_outputs_one_invalid()})
     assert status == 200
     node = accepted["node_errors"]["13"]
     assert node["class_type"] == "EmptyLatentImage" and node["dependent_outputs"] == ["11"]

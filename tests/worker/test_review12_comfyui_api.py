@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker_harness import WORKER_DIR
+from worker_harness import WORKER_DIR, post_json
 
 from goldgate.local.comfyui import ComfyUIEmulator
 from goldgate.local.comfyui import backend as backend_module
@@ -21,17 +21,6 @@ from images.worker.comfy_client import ComfyClient
 from images.worker.workflows import build_graph, load_workflows, resolve_inputs
 
 WORKFLOWS = load_workflows(WORKER_DIR / "workflows")
-
-
-def _post(url: str, body: Any) -> tuple[int, Any]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            raw = resp.read()
-            return resp.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def _get(url: str) -> Any:
@@ -71,7 +60,7 @@ def test_every_sampler_and_scheduler_comfyui_offers_validates_and_renders(comfy:
 def test_an_unknown_sampler_is_still_value_not_in_list_with_comfyuis_long_list_text(comfy: ComfyUIEmulator) -> None:
     graph = _graph()
     graph["3"]["inputs"]["sampler_name"] = "magic"
-    status, body = _post(comfy.url + "/prompt", {"prompt": graph})
+    status, body = post_json(comfy.url + "/prompt", {"prompt": graph})
     assert status == 400
     [error] = body["node_errors"]["3"]["errors"]
     # ComfyUI does not echo a list longer than 20 choices back.
@@ -84,12 +73,12 @@ def test_a_prompt_queued_at_the_front_runs_before_those_waiting(models_dir: Path
     gate.mkdir()
     comfy = comfy_factory(models_dir, hold_dir=gate)
     assert comfy.wait_listening(10)
-    status, held = _post(comfy.url + "/prompt", {"prompt": _graph(1)})
+    status, held = post_json(comfy.url + "/prompt", {"prompt": _graph(1)})
     assert status == 200
     _wait(lambda: _get(comfy.url + "/queue")["queue_running"], "the first prompt to run")
-    status, waiting = _post(comfy.url + "/prompt", {"prompt": _graph(2)})
+    status, waiting = post_json(comfy.url + "/prompt", {"prompt": _graph(2)})
     assert status == 200
-    status, urgent = _post(comfy.url + "/prompt", {"prompt": _graph(3), "front": True})
+    status, urgent = post_json(comfy.url + "/prompt", {"prompt": _graph(3), "front": True})
     assert status == 200 and urgent["number"] < 0 < waiting["number"]
     (gate / "release").touch()
     ids = [held["prompt_id"], waiting["prompt_id"], urgent["prompt_id"]]
@@ -98,7 +87,7 @@ def test_a_prompt_queued_at_the_front_runs_before_those_waiting(models_dir: Path
 
 
 def test_a_prompt_id_of_another_json_type_is_kept_as_its_text(comfy: ComfyUIEmulator) -> None:
-    status, body = _post(comfy.url + "/prompt", {"prompt": _graph(), "prompt_id": 42})
+    status, body = post_json(comfy.url + "/prompt", {"prompt": _graph(), "prompt_id": 42})
     assert status == 200 and body["prompt_id"] == "42"
     entry = _wait(lambda: _get(comfy.url + "/history/42").get("42"), "the prompt's history entry")
     assert entry["status"]["status_str"] == "success"
@@ -114,7 +103,7 @@ def _flux_graph(text_encoder: dict[str, Any]) -> dict[str, Any]:
 def test_a_single_clip_loader_refuses_the_dual_only_types_as_comfyui_does(comfy: ComfyUIEmulator) -> None:
     # "flux" is a DualCLIPLoader type: ComfyUI answers a CLIPLoader with it 400, so the release must not pass locally.
     graph = _flux_graph({"class_type": "CLIPLoader", "inputs": {"clip_name": "clip_l.safetensors", "type": "flux"}})
-    status, body = _post(comfy.url + "/prompt", {"prompt": graph})
+    status, body = post_json(comfy.url + "/prompt", {"prompt": graph})
     assert status == 400 and body["error"]["type"] == "prompt_outputs_failed_validation"
     [error] = body["node_errors"]["11"]["errors"]
     assert error["type"] == "value_not_in_list" and error["details"].startswith("type: 'flux' not in [")
@@ -126,7 +115,7 @@ def test_a_single_clip_loader_refuses_the_dual_only_types_as_comfyui_does(comfy:
                                                 "clip_name2": "clip_l.safetensors", "type": "hidream"}},
 ])
 def test_the_clip_types_comfyui_offers_validate(comfy: ComfyUIEmulator, text_encoder: dict[str, Any]) -> None:
-    status, body = _post(comfy.url + "/prompt", {"prompt": _flux_graph(text_encoder)})
+    status, body = post_json(comfy.url + "/prompt", {"prompt": _flux_graph(text_encoder)})
     assert status == 200 and body["node_errors"] == {}, body
 
 
@@ -134,7 +123,7 @@ def test_a_link_naming_its_node_by_a_number_is_refused_as_comfyui_refuses_it(com
     # Node ids are the prompt's keys, strings: ComfyUI looks 4 up as a key, finds no node, and answers 400.
     graph = _graph()
     graph["3"]["inputs"]["model"] = [4, 0]
-    status, body = _post(comfy.url + "/prompt", {"prompt": graph})
+    status, body = post_json(comfy.url + "/prompt", {"prompt": graph})
     assert status == 400 and body["error"]["type"] == "prompt_outputs_failed_validation"
     assert "3" in body["node_errors"]
 

@@ -4,16 +4,12 @@ a name ComfyUI's loaders skip. Each must be named, not reported as fine or as a 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from worker_harness import WORKER_DIR, bake_models, job
+from worker_harness import WORKER_DIR, as_another_user, bake_models, job, open_tree
 
 from images.worker.comfy_client import PromptRejected
 from images.worker.first_aid import explain_rejection
@@ -26,7 +22,6 @@ LORA = "flux_realism_lora.safetensors"  # models.yaml pins neither its size nor 
 CHECKPOINT = "sd_xl_base_1.0.safetensors"
 LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
                b"oid sha256:31e35c80fc4829d14f90153f4c74cd59c90b779f6afe05a74cd6120b893f7e5b\nsize 6938078334\n")
-NOBODY = 65534
 
 
 def _safetensors(data_bytes: int = 64) -> bytes:
@@ -83,44 +78,14 @@ def test_a_web_page_saved_in_place_of_a_model_is_named(tmp_path: Path):
     assert "is not a safetensors file (it starts '<!DOCTYPE html>" in check.message, check.message
 
 
-@contextlib.contextmanager
-def _as_another_user() -> Iterator[None]:
-    """Runs the block as a user other than the files' owner, as the image's uid 10001 reads root's files. Root
-    reads any file whatever its mode, so as root the block runs with effective uid `nobody`."""
-    if os.geteuid() != 0:
-        yield
-        return
-    os.setegid(NOBODY)
-    os.seteuid(NOBODY)
-    try:
-        yield
-    finally:
-        os.seteuid(0)
-        os.setegid(0)
-
-
-@contextlib.contextmanager
-def _open_tree() -> Iterator[Path]:
-    """A directory every user may traverse (pytest's tmp_path is its owner's alone)."""
-    top = Path(tempfile.mkdtemp(prefix="goldgate-review12-"))
-    top.chmod(0o755)
-    try:
-        yield top
-    finally:
-        for path in (top, *top.rglob("*")):
-            with contextlib.suppress(OSError):
-                path.chmod(0o755 if path.is_dir() else 0o644)
-        shutil.rmtree(top)
-
-
 def test_a_model_the_worker_user_cannot_read_is_unreadable_not_ok():
     # COPY keeps a host file's mode: a root-owned 600 model is listed by ComfyUI, and the job that loads it fails.
-    with _open_tree() as top:
+    with open_tree() as top:
         models = bake_models(top / "models")
         for path in (models, *models.rglob("*")):
             path.chmod(0o755 if path.is_dir() else 0o644)
         (models / "vae" / "ae.safetensors").chmod(0o600 if os.geteuid() == 0 else 0o000)
-        with _as_another_user():
+        with as_another_user():
             report = run_preflight(MANIFEST, WORKFLOWS, [models])
     assert not report.ok
     check = _check(report, "ae.safetensors")
@@ -144,12 +109,12 @@ GRAPH = {"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": C
 def test_first_aid_names_a_checkpoint_folder_the_worker_user_cannot_list():
     # ComfyUI lists nothing in a folder it cannot read: "not in []", the same as an empty folder. Saying the model
     # was not baked sends the operator to rebuild an image that has it.
-    with _open_tree() as top:
+    with open_tree() as top:
         checkpoints = top / "checkpoints"
         checkpoints.mkdir()
         (checkpoints / CHECKPOINT).write_bytes(b"x")
         checkpoints.chmod(0o700 if os.geteuid() == 0 else 0o000)
-        with _as_another_user():
+        with as_another_user():
             message = explain_rejection(_rejected(CHECKPOINT), GRAPH, (str(top),))
     assert f"{checkpoints} cannot be listed by the worker's user" in message, message
     assert "make the directories 755" in message

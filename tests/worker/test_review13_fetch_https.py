@@ -4,9 +4,7 @@ TLS (a throwaway self-signed certificate the fetch trusts through SSL_CERT_FILE)
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import ipaddress
 import os
 import ssl
 import subprocess
@@ -18,33 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from serving import self_signed_cert
 from worker_harness import WORKER_DIR
 
 MODEL = b"lora bytes " * 2048
 MODEL_SHA256 = hashlib.sha256(MODEL).hexdigest()
-
-
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    from cryptography import x509  # installed with moto, a test dependency: never skipped
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 @dataclass
@@ -57,7 +33,7 @@ class Servers:
 
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[Servers]:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_cert(tmp_path)
     started: list[ThreadingHTTPServer] = []
     urls: dict[str, str] = {}
     seen_over_http: list[str] = []

@@ -5,42 +5,21 @@ not die with a PermissionError traceback that names neither."""
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from worker_harness import WORKER_DIR, bake_models
+from worker_harness import WORKER_DIR, as_another_user, bake_models, open_tree
 
 from images.worker.preflight import run_preflight
 
 MANIFEST = WORKER_DIR / "models.yaml"
 WORKFLOWS = WORKER_DIR / "workflows"
-NOBODY = 65534
-
-
-@contextlib.contextmanager
-def _as_another_user() -> Iterator[None]:
-    """Runs the block as a user other than the files' owner; as root (who reads anything) as `nobody`."""
-    if os.geteuid() != 0:
-        yield
-        return
-    os.setegid(NOBODY)
-    os.seteuid(NOBODY)
-    try:
-        yield
-    finally:
-        os.seteuid(0)
-        os.setegid(0)
 
 
 @contextlib.contextmanager
 def _tree(dir_mode: int, loader_dir: str | None) -> Iterator[Path]:
     """Baked models, files 644; every directory `dir_mode`, or only `loader_dir` when one is named."""
-    top = Path(tempfile.mkdtemp(prefix="goldgate-review13-"))
-    top.chmod(0o755)
-    try:
+    with open_tree() as top:
         models = bake_models(top / "models")
         for path in sorted((models, *models.rglob("*")), key=lambda p: len(p.parts), reverse=True):
             if path.is_dir():
@@ -48,15 +27,10 @@ def _tree(dir_mode: int, loader_dir: str | None) -> Iterator[Path]:
             else:
                 path.chmod(0o644)
         yield models
-    finally:
-        for path in (top, *top.rglob("*")):
-            with contextlib.suppress(OSError):
-                path.chmod(0o755 if path.is_dir() else 0o644)
-        shutil.rmtree(top)
 
 
 def test_a_loader_directory_the_worker_cannot_search_is_a_named_problem():
-    with _tree(0o644, "loras") as models, _as_another_user():
+    with _tree(0o644, "loras") as models, as_another_user():
         report = run_preflight(MANIFEST, WORKFLOWS, [models])
     assert not report.ok
     [problem] = [p for p in report.problems if p.startswith("loader folder loras:")]
@@ -66,7 +40,7 @@ def test_a_loader_directory_the_worker_cannot_search_is_a_named_problem():
 
 
 def test_a_tree_copied_with_chmod_644_is_reported_not_raised():
-    with _tree(0o644, None) as models, _as_another_user():
+    with _tree(0o644, None) as models, as_another_user():
         report = run_preflight(MANIFEST, WORKFLOWS, [models])
         text = report.render_text()
     assert not report.ok

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -339,8 +341,10 @@ def test_a_job_whose_second_image_is_unusable_leaves_nothing_in_the_store(comfy,
     assert _stored_keys(storage) == []
 
 
-def test_an_upload_failing_midway_removes_what_the_job_stored(comfy, models_dir, runtime_factory, storage):
-    runtime = runtime_factory(comfy.url, models_dir)
+@contextlib.contextmanager
+def _second_upload_failing(runtime) -> Iterator[None]:
+    """In the block, the runtime's S3 client fails the upload of a job's second image (.../1.png) as S3 does with an
+    InternalError; every other upload goes through."""
     client = runtime.store._client
     put = client.put_object
 
@@ -351,10 +355,18 @@ def test_an_upload_failing_midway_removes_what_the_job_stored(comfy, models_dir,
         return put(**kwargs)
 
     client.put_object = put_failing_on_the_second
-    out = run_job(job({"prompt": "a lighthouse", "batch_size": 2}), runtime)
+    try:
+        yield
+    finally:
+        client.put_object = put
+
+
+def test_an_upload_failing_midway_removes_what_the_job_stored(comfy, models_dir, runtime_factory, storage):
+    runtime = runtime_factory(comfy.url, models_dir)
+    with _second_upload_failing(runtime):
+        out = run_job(job({"prompt": "a lighthouse", "batch_size": 2}), runtime)
     assert out["error"].startswith("upload of results/job-1/1.png"), out
     assert _stored_keys(storage) == []
-    client.put_object = put
     retried = run_job(job({"prompt": "a lighthouse", "batch_size": 2}), runtime)
     assert "error" not in retried, retried
     assert _stored_keys(storage) == ["results/job-1/0.png", "results/job-1/1.png", "results/job-1/outcome.json"]
@@ -365,16 +377,7 @@ def test_an_image_stored_by_an_earlier_attempt_is_kept_when_this_one_fails(comfy
     # Only what this attempt created is removed: an identical object stored earlier stays.
     runtime = runtime_factory(comfy.url, models_dir)
     assert "error" not in run_job(job({"prompt": "a lighthouse", "batch_size": 2}), runtime)
-    client = runtime.store._client
-    put = client.put_object
-
-    def put_failing_on_the_second(**kwargs):
-        if kwargs["Key"].endswith("/1.png"):
-            raise ClientError({"Error": {"Code": "InternalError", "Message": "We encountered an internal error"}},
-                              "PutObject")
-        return put(**kwargs)
-
-    client.put_object = put_failing_on_the_second
-    out = run_job(job({"prompt": "a lighthouse", "batch_size": 2}), runtime)
+    with _second_upload_failing(runtime):
+        out = run_job(job({"prompt": "a lighthouse", "batch_size": 2}), runtime)
     assert out["error"].startswith("upload of results/job-1/1.png"), out
     assert _stored_keys(storage) == ["results/job-1/0.png", "results/job-1/1.png", "results/job-1/outcome.json"]

@@ -1,12 +1,18 @@
-"""Helpers for the worker tests: sparse model trees, schema-checked log capture, S3 client, job builder."""
+"""Helpers for the worker tests: sparse model trees, schema-checked log capture, S3 client, job builder, JSON posts,
+and model trees read as another user."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import shutil
+import tempfile
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,7 @@ SCHEMA = json.loads((REPO / "docs" / "logging-schema-v1.json").read_text())
 TRACE_ID = "0123456789abcdef0123456789abcdef"
 ACCESS_KEY = "AKIDGOLDGATETEST0001"
 SECRET_KEY = "s3cr3t-goldgate-test-value-never-logged"
+NOBODY = 65534
 
 
 def bake_models(root: Path, skip: tuple[str, ...] = (), manifest: Path = WORKER_DIR / "models.yaml") -> Path:
@@ -152,3 +159,46 @@ def send(handler: BaseHTTPRequestHandler, status: int, data: bytes, ctype: str, 
     handler.end_headers()
     handler.wfile.write(data)
     handler.close_connection = handler.close_connection or close
+
+
+def post_json(url: str, body: Any) -> tuple[int, Any]:
+    """POST `body` as JSON; the status and the parsed answer (None for an empty one), error statuses included."""
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@contextlib.contextmanager
+def as_another_user() -> Iterator[None]:
+    """Runs the block as a user other than the files' owner, as the image's uid 10001 reads root's files. Root
+    reads any file whatever its mode, so as root the block runs with effective uid `nobody`."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.setegid(NOBODY)
+    os.seteuid(NOBODY)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+@contextlib.contextmanager
+def open_tree() -> Iterator[Path]:
+    """A directory every user may traverse (pytest's tmp_path is its owner's alone); removed afterwards, whatever
+    modes the test left in it."""
+    top = Path(tempfile.mkdtemp(prefix="goldgate-worker-test-"))
+    top.chmod(0o755)
+    try:
+        yield top
+    finally:
+        for path in (top, *top.rglob("*")):
+            with contextlib.suppress(OSError):
+                path.chmod(0o755 if path.is_dir() else 0o644)
+        shutil.rmtree(top)
