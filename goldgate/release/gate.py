@@ -8,6 +8,7 @@ carry a valid MAC: a forged entry appended to the ledger branch (its hash chain 
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -347,7 +348,13 @@ def age_s(stamp: Any, now: datetime) -> float | None:
 def _references_match(report: dict[str, Any], references: Mapping[str, str | None], stack: str,
                       references_dir: str | None = None) -> tuple[bool, str]:
     """(passed, detail): did the report's run compare each render with the reference the gate's checkout holds?"""
-    again = f"run `goldgate golden {stack}` against the committed references"
+    # The directory given (--references-dir) goes into each command: without it, `golden` reads and writes the
+    # checkout's own references/<target>, not the directory this gate read.
+    target = "cloud" if report.get("target") == "cloud" else "local"
+    own = references_dir if references_dir and references_dir != _target_references(target, None) else None
+    given = f" --references-dir {shlex.quote(own)}" if own else ""
+    again = (f"run `goldgate golden {stack}{given}` against the references in {own}" if own
+             else f"run `goldgate golden {stack}` against the committed references")
     recorded = report.get("references")
     compared = recorded.get("sha256") if isinstance(recorded, Mapping) else None
     if not isinstance(compared, Mapping):
@@ -370,12 +377,12 @@ def _references_match(report: dict[str, Any], references: Mapping[str, str | Non
                     f"({_few(unused)}): {'its case was' if len(unused) == 1 else 'their cases were'} not in that "
                     "run, or produced no image")
     if absent:
-        target = "cloud" if report.get("target") == "cloud" else "local"
         on = "" if target == "local" else f" --target {target}"
         told.append(f"this checkout holds no reference image for {len(absent)} of the {len(references)} "
                     f"({_few(absent)}) in {_target_references(target, references_dir)}: create "
-                    f"{'it' if len(absent) == 1 else 'them'} with `goldgate golden {stack} --update-references{on}` "
-                    f"(on the {target} target: each target has its own references), check by eye and commit")
+                    f"{'it' if len(absent) == 1 else 'them'} with `goldgate golden {stack} --update-references{on}{given}` "
+                    f"(on the {target} target: each target has its own references), check by eye"
+                    f"{'' if own else ' and commit'}")
     return False, f"{'; '.join(told)}; then {again}"
 
 

@@ -28,5 +28,10 @@ def test_a_missing_reference_is_looked_for_in_the_references_dir_given(tmp_path:
     assert "report_references_match" in failed(decision)
     detail = {c.name: c.detail for c in decision.conditions}["report_references_match"]
     assert (f"this checkout holds no reference image for 1 of the 2 (square.png) in {paths.references_dir}: "
-            "create it with `goldgate golden staging --update-references`") in detail, detail
+            f"create it with `goldgate golden staging --update-references --references-dir {paths.references_dir}`"
+            ) in detail, detail
     assert "references/local" not in detail, detail
+    # and the run after it reads that directory too: without the flag, `golden` wrote the checkout's own references
+    assert (f"then run `goldgate golden staging --references-dir {paths.references_dir}` against the references in "
+            f"{paths.references_dir}") in detail, detail
+    assert "commit" not in detail, detail
