@@ -274,6 +274,13 @@ class R2Body:
             result = await self._next(size)
         return b"".join(chunks)
 
+    async def cancel(self) -> None:
+        """Let go of a body that will not be sent (a result whose size is not its job's): R2's read is cancelled."""
+        try:
+            await self.reader.cancel()
+        except JsException:  # R2 had already broken it off
+            pass
+
     def stream(self, on_cut: Callable[[StoreUnavailable], None]) -> Any:
         """The body for a Response: a pull source, not a Python loop writing into a stream, whose writes reject
         with `undefined` when the client goes away (a rejection Pyodide cannot turn into an exception: the

@@ -182,10 +182,12 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
         not_taken = refused or getattr(exc, "status", None) == 429
         key_freed = key is not None and not_taken and await _release_key(app, key, job.id, log)
         from_runpod = isinstance(exc, (RunPodRefused, RunPodUnavailable))
+        # The operator's line names RunPod's endpoint URL where the client's answer does not (RunPodUnavailable).
+        logged = f"RunPod could not be reached: {exc.logged}" if isinstance(exc, RunPodUnavailable) else reason
         log.error("job.submit_failed", status="failed" if marked else "queued",
                   reason="runpod_refused" if refused else "runpod_unavailable",
-                  message=reason,
-                  error={"type": type(exc).__name__, "message": reason} if from_runpod else error_field(exc))
+                  message=logged,
+                  error={"type": type(exc).__name__, "message": logged} if from_runpod else error_field(exc))
         if not from_runpod:
             raise
         # Without a key, a create RunPod may have taken (a timeout, a 5xx) is no invitation to send it again: the
@@ -360,12 +362,14 @@ async def result_object(app: App, request: Request, key: str) -> Response:
     head = request.method == "HEAD"
     if_none_match = request.header("if-none-match")
     body: Any = b""
+    checked: int | None = None  # the size found to be the job's
     try:
         if head or if_none_match is not None:
             # The store's HEAD: a HEAD, and a client's copy found current, never read the object body.
             meta = await app.store.head(key)
             if meta is None:
                 raise await _not_held(app, key)
+            checked = await _unchanged(app, key, meta.size)
             if if_none_match is not None and if_none_match_fails(if_none_match, entity_tag(meta.etag)):
                 return Response(304, b"", _validators(meta))
         if not head:
@@ -373,6 +377,12 @@ async def result_object(app: App, request: Request, key: str) -> Response:
             if found is None:
                 raise await _not_held(app, key)
             meta, body = found.meta, found.body
+            if meta.size != checked:
+                try:
+                    await _unchanged(app, key, meta.size)
+                except ApiError:
+                    await _release(body)
+                    raise
     except StoreUnavailable as exc:
         refused = ApiError(503, "store_unavailable", f"result store unreachable: {exc}; retry later")
         log_refusal(app.log.bind(**await job_context(app, key_job_id(key))), "result.refused", refused, "error")
@@ -385,6 +395,54 @@ async def result_object(app: App, request: Request, key: str) -> Response:
                                                           key.rsplit("/", 1)[-1]),
                "x-content-type-options": "nosniff", **_validators(meta)}
     return Response(200, body, headers, log=app.log.bind(job_id=key_job_id(key)))
+
+
+async def _unchanged(app: App, key: str, size: int) -> int:
+    """`size`, when it is the size the key's job recorded for it as it completed (the worker's upload, checked in
+    the store then), or the key's job recorded none (yet: a result is stored before its job's webhook lands; no job
+    row). Objects are create-only, so the one served must still be that size: else it was rewritten in the bucket,
+    is not the job's result, and the answer is a 409 (`_changed`). The store is asked first: a key it does not hold
+    is a 404 whatever the database says; for one it holds, a database that cannot be read is a 503 to retry, not a
+    result served unchecked. The size, never a hash: the body is streamed."""
+    try:
+        rows = await app.db.query("SELECT results_json FROM jobs WHERE id = ?", (key_job_id(key),))
+    except Exception as exc:  # noqa: BLE001 - any database failure: the check cannot be made now
+        refused = ApiError(503, "database_unavailable", f"the database could not be read to check result {key}: "
+                                                        f"{type(exc).__name__}; retry later")
+        log_refusal(app.log.bind(job_id=key_job_id(key)), "result.refused", refused, "error",
+                    error=error_field(exc))
+        raise refused from None
+    recorded = [r.get("bytes") for r in jobs.stored_results(rows[0]) if r.get("key") == key] if rows else []
+    # a bool is no size; a row from before sizes were kept has none
+    if recorded and type(recorded[0]) is int and recorded[0] != size:
+        raise await _changed(app, key, recorded[0], size)
+    return size
+
+
+async def _changed(app: App, key: str, recorded: int, stored: int) -> ApiError:
+    """The 409 for a result the bucket holds at another size than its job recorded: it was overwritten (or damaged)
+    in the bucket, and what is there now is not the job's result. Said once in the log (`result.changed`)."""
+    job_id = key_job_id(key)
+    message = (f"result {key} of job {job_id} has changed in the result store: it is {stored} bytes there, but the "
+               f"job recorded {recorded} bytes; it is not served. Run the job again for a new result")
+    app.log.bind(**await job_context(app, job_id)).error(
+        "result.changed", reason="result_changed", message=message,
+        data={"key": key, "recorded_bytes": recorded, "stored_bytes": stored})
+    return ApiError(409, "result_changed", message)
+
+
+async def _release(body: Any) -> None:
+    """Let go of a store's body that will not be sent: the local store's stream (an async generator whose first
+    chunk is already read: starting it reads nothing more, and closing it closes the store's connection), or
+    R2's (its reader is cancelled)."""
+    if hasattr(body, "aclose"):
+        try:
+            await body.__anext__()
+        except (StopAsyncIteration, StoreUnavailable):
+            pass
+        await body.aclose()
+    elif hasattr(body, "cancel"):
+        await body.cancel()
 
 
 async def _not_held(app: App, key: str) -> ApiError:

@@ -24,11 +24,13 @@ class RunPodRefused(Exception):
 
 class RunPodUnavailable(Exception):
     """RunPod could not be reached or answered nonsense; try again later. `status` is its HTTP status when it
-    answered one (a 5xx, or 429: rate limited, so the call was not taken), else None."""
+    answered one (a 5xx, or 429: rate limited, so the call was not taken), else None. The message is what an API
+    client may be told; `logged` is the operator's text, which may name RunPod's endpoint URL (its endpoint id)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, logged: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.logged = logged if logged is not None else message
 
 
 # The signature of a webhook URL (`...?job=<id>&sig=<hex>`): it lets anyone post that job's outcome.
@@ -68,7 +70,13 @@ class HttpRunPodGateway:
             reply = await self.transport.request(method, self.endpoint_base + path, self._headers, payload,
                                                  self.timeout_s)
         except TransportError as exc:
-            raise RunPodUnavailable(f"RunPod at {self.endpoint_base} is unreachable: {exc}") from None
+            # The endpoint's URL (with its id) goes to the log line only: this message reaches API clients (a 503's
+            # body, a failed job's `error`), and a transport's error may quote the URL it was given.
+            endpoint_id = self.endpoint_base.rsplit("/", 1)[-1]
+            told = str(exc).replace(self.endpoint_base, "RunPod's endpoint")
+            told = told.replace(endpoint_id, "<endpoint id>") if len(endpoint_id) >= 6 else told
+            raise RunPodUnavailable(f"RunPod is unreachable: {told}",
+                                    logged=f"RunPod at {self.endpoint_base} is unreachable: {exc}") from None
         if reply.status >= 300:
             # a peer may echo our request back: never let the key travel on into errors and logs
             detail = _detail(reply.body, self._api_key)

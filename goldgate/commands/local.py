@@ -7,6 +7,7 @@ import re
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 
@@ -284,11 +285,18 @@ class ApiClient:
 
     def download(self, url: str, key: str) -> bytes:
         """A result image's bytes from its signed link (`results[].url`); the link itself is never shown: its
-        signature is a credential for the image."""
+        signature is a credential for the image. The bearer token goes with it only to the API's own origin (as
+        the golden runner's fetch): a link naming another host is fetched without it."""
+        from goldgate.release.golden import same_origin  # only a download needs it: the CLI starts without it
+
+        absolute = urljoin(self.base.rstrip("/") + "/", url)
         try:
-            resp = self.http.get(url)
+            if same_origin(absolute, self.base):
+                resp = self.http.get(absolute)
+            else:
+                resp = httpx.get(absolute, timeout=self.http.timeout, verify=tls_context())
         except httpx.HTTPError as exc:
-            reason = str(exc).replace(url, "its link") or type(exc).__name__
+            reason = str(exc).replace(absolute, "its link").replace(url, "its link") or type(exc).__name__
             raise GoldgateError(f"cannot download result {key} from {self.base}: {reason}; is the stack still up? "
                                 "`goldgate status` says") from None
         if resp.status_code >= 400:

@@ -6,7 +6,8 @@ It runs, on 127.0.0.1 only:
     create-only writes with If-None-Match, stored Content-Type and size; durable: written through to
     the state dir and restored on the next start, goldgate.local.object_store; its lifecycle rule: an
     object under `results/` goes `storage.result_ttl_days` after its upload, at start and on an hourly
-    sweep while the stack runs),
+    sweep while the stack runs), behind goldgate.local.store_guard: only the stack's own clients get in (no web
+    page in a browser, no other Host, no moto control call, no other access key id),
   - the RunPod emulator (control plane, data plane, worker job URLs, webhooks) with the stack's
     endpoint, whose workers are processes running the pinned image's real handler,
   - the service (`python -m service.local_server`) over the stack's SQLite, as a child process,
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from http.server import HTTPServer
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,7 @@ from goldgate.local.state import (
     write_json_atomic,
     write_private,
 )
+from goldgate.local.store_guard import StoreGuard
 from goldgate.logs import JsonLogger
 from goldgate.migrations import MIGRATIONS_DIR, apply_sqlite
 from service.sockets import listening_socket
@@ -93,11 +96,18 @@ class _WokenWSGIServer(ThreadedWSGIServer, WokenOnShutdown, HTTPServer):
 
 
 class ObjectStoreServer(ThreadedMotoServer):
-    """moto's ThreadedMotoServer (its own `_server_entry`, as moto 5 writes it) serving on _WokenWSGIServer."""
+    """moto's ThreadedMotoServer (its own `_server_entry`, as moto 5 writes it) serving on _WokenWSGIServer, behind
+    goldgate.local.store_guard: no browser page, no other Host, no moto control call, and no credential but one of
+    `access_key_ids` (None: any) reaches moto's app."""
+
+    def __init__(self, ip_address: str = "127.0.0.1", port: int = 0, verbose: bool = False,
+                 access_key_ids: Iterable[str] | None = None) -> None:
+        super().__init__(ip_address=ip_address, port=port, verbose=verbose)
+        self.guard = StoreGuard(DomainDispatcherApplication(create_backend_app), access_key_ids)
 
     def _server_entry(self) -> None:
-        app = DomainDispatcherApplication(create_backend_app)
-        self._server = _WokenWSGIServer(self._ip_address, self._port, app, MotoRequestHandler)
+        self._server = _WokenWSGIServer(self._ip_address, self._port, self.guard, MotoRequestHandler)
+        self.guard.port = self._server.server_address[1]
         self._server_ready_event.set()
         self._server.serve_forever()
 
@@ -131,13 +141,17 @@ class LogStream:
         pass
 
 
-def create_bucket(host: str, port: int, bucket: str) -> None:
+def create_bucket(host: str, port: int, bucket: str, key_id: str) -> None:
     """Create `bucket` in the stack's object store: S3's CreateBucket, `PUT /<bucket>`. moto checks no signature (see
-    README: any local user can use the store), so the request is sent as it is: a boto3 client built for this one
-    call cost each host start about 0.1 s of CPU (it loads and parses botocore's S3 service model)."""
+    README), so the request is sent as it is, naming the stack's access key id as the store's door
+    (goldgate.local.store_guard) wants of every request: a boto3 client built for this one call cost each host start
+    about 0.1 s of CPU (it loads and parses botocore's S3 service model)."""
     conn = http.client.HTTPConnection(host, port, timeout=30)
+    credential = f"{key_id}/{time.strftime('%Y%m%d', time.gmtime())}/us-east-1/s3/aws4_request"
     try:
-        conn.request("PUT", f"/{bucket}", headers={"Content-Length": "0"})
+        conn.request("PUT", f"/{bucket}", headers={
+            "Content-Length": "0",
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host, Signature=0"})
         answer = conn.getresponse()
         body = answer.read(2000)
     finally:
@@ -200,11 +214,12 @@ class StackHost:
     def start_object_store(self) -> None:
         # moto's server logs every request through werkzeug in plain text; the stack's logs stay v1.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self.s3 = ObjectStoreServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.s3 = ObjectStoreServer(ip_address="127.0.0.1", port=0, verbose=False,
+                                    access_key_ids=[self.dir.secret("s3_access_key_id")])
         self.s3.start()
         host, port = self.s3.get_host_and_port()
         self.s3_url = f"http://{host}:{port}"
-        create_bucket(host, port, self.spec.storage.bucket)
+        create_bucket(host, port, self.spec.storage.bucket, self.dir.secret("s3_access_key_id"))
         # moto keeps objects in memory; the stack's D1 is a file: results must outlive the host as jobs do.
         bucket = self.spec.storage.bucket
         self.results = DurableBucket(self.dir.objects_dir / bucket, bucket, self.log,
@@ -212,6 +227,12 @@ class StackHost:
         self.results.attach()  # what expired while the stack was down is not put back
         self.result_sweeper = threading.Thread(target=self.expire_results, name="result-expiry", daemon=True)
         self.result_sweeper.start()
+
+    def s3_key_id(self) -> str:
+        """The stack's S3 access key id as its file says now, for a client the host starts: the store takes it."""
+        key_id = self.dir.secret("s3_access_key_id")
+        self.s3.guard.allow_key(key_id)
+        return key_id
 
     def expire_results(self) -> None:
         """The bucket's lifecycle rule while the stack runs: a result that reaches its ttl goes, as in R2."""
@@ -259,7 +280,7 @@ class StackHost:
             "WORKER_IMAGE_TAG": image or "",
             "R2_ENDPOINT_URL": self.s3_url,
             "R2_BUCKET": self.spec.storage.bucket,
-            "R2_ACCESS_KEY_ID": self.dir.secret("s3_access_key_id"),
+            "R2_ACCESS_KEY_ID": self.s3_key_id(),
             "R2_SECRET_ACCESS_KEY": self.dir.secret("s3_secret_access_key"),
             "GPU_TYPE": self.spec.endpoint.cost_gpu_type,
             "COMFY_EMULATOR_STARTUP_S": str(local.comfy_startup_s if local else 0.5),
@@ -307,7 +328,7 @@ class StackHost:
             "db_path": str(self.dir.db_path),
             "s3_endpoint_url": self.s3_url,
             "s3_bucket": sp.storage.bucket,
-            "s3_access_key_id": self.dir.secret("s3_access_key_id"),
+            "s3_access_key_id": self.s3_key_id(),
             "s3_secret_access_key": self.dir.secret("s3_secret_access_key"),
             # Read again for each service the host starts (`up`, and each deploy's new one): a rotation applies
             # with no stop. Left out when there is none: the service refuses an empty one.

@@ -577,6 +577,12 @@ def _read_reference(path: Path) -> bytes:
     return data
 
 
+def same_origin(url: str, api_url: str) -> bool:
+    """Whether `url` (absolute) is on the API's own origin: the bearer token goes only there, never to another host
+    a result URL names (a status answer is the API's word, but a URL in it is still where a credential would go)."""
+    return urlsplit(url)[:2] == urlsplit(api_url)[:2]
+
+
 def _fetch(client: httpx.Client, access: ApiAccess, item: dict[str, Any]) -> tuple[bytes, str]:
     url = item.get("url")
     key = item.get("key")
@@ -586,9 +592,7 @@ def _fetch(client: httpx.Client, access: ApiAccess, item: dict[str, Any]) -> tup
         absolute = urljoin(access.api_url.rstrip("/") + "/", f"/api/result/{key}")
     else:
         raise GoldgateError("result has neither url nor key")
-    # The bearer token only goes to our own API's origin, never to another host a URL names.
-    same_origin = urlsplit(absolute)[:2] == urlsplit(access.api_url)[:2]
-    opener = client.stream if same_origin else httpx.stream
+    opener = client.stream if same_origin(absolute, access.api_url) else httpx.stream
     deadline = time.monotonic() + RESULT_FETCH_S
     with opener("GET", absolute, timeout=min(30.0, RESULT_FETCH_S)) as resp:
         if resp.status_code != 200:

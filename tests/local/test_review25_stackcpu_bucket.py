@@ -33,7 +33,7 @@ def test_the_bucket_the_host_creates_is_the_one_a_signed_client_writes_to(moto_s
     # moto's backend is one per process, shared with every other test of this worker: a name of this test's own,
     # and nothing left in it (a later test's bucket of the stack's name must not find this test's object)
     bucket = f"goldgate-stackcpu-{uuid.uuid4().hex[:12]}"
-    stackhost.create_bucket(host, port, bucket)
+    stackhost.create_bucket(host, port, bucket, "0123456789abcdef0123")
     client = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
                           aws_access_key_id="0123456789abcdef0123", aws_secret_access_key="s" * 64,
                           config=BotoConfig(signature_version="s3v4"))
@@ -49,7 +49,7 @@ def test_the_bucket_the_host_creates_is_the_one_a_signed_client_writes_to(moto_s
 def test_a_bucket_the_store_refuses_stops_the_start_naming_it(moto_server) -> None:
     host, port = moto_server
     with pytest.raises(RuntimeError, match=r"refused to create the results bucket b1: HTTP 400 .*InvalidBucketName"):
-        stackhost.create_bucket(host, port, "b1")  # S3 names are 3 to 63 characters
+        stackhost.create_bucket(host, port, "b1", "0123456789abcdef0123")  # S3 names are 3 to 63 characters
 
 
 def test_the_object_store_server_sleeps_while_idle_and_its_stop_ends_its_thread(monkeypatch) -> None:
