@@ -168,8 +168,9 @@ class App:
                 f"no copy of the database it still has open could be saved ({unsaved})" if unsaved else None)
         self.log.log("critical", "database.gone", reason="database_unavailable", error=error_field(exc),
                      message="the database file was deleted or replaced while the service ran: no write is taken "
-                             "until the service is restarted on the database that should be there (local: "
-                             "`goldgate down <stack>` then `goldgate up <stack>`); "
+                             "until the database is restored and the service restarted on it (local: `goldgate down "
+                             "<stack>`, the saved copy moved into the database's place, then `goldgate up <stack>`, "
+                             "which refuses to start on a new, empty database); "
                              + (f"{kept}; " if kept else "") + "docs/LOG_EVENTS.md, database.gone",
                      data={"rescued": rescued, "rescue_error": unsaved} if rescue is not None else None)
         return ApiError(503, "database_unavailable", "the service cannot write to its database, so this request "

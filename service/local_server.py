@@ -90,6 +90,8 @@ def build_local(config: ServiceConfig, log_sink: Sink = stdout_sink) -> LocalSer
                            "workflows_dir") if not getattr(config, k)]
     if missing:
         raise ConfigError(f"the local server needs service config key(s): {', '.join(missing)}")
+    if not config.apply_migrations_from and not os.path.isfile(config.db_path):  # type: ignore[arg-type]
+        raise ConfigError(_UNMIGRATED.format(path=config.db_path, what="there is no database file"))
     db = _open_db(config.db_path)  # type: ignore[arg-type]
     if config.apply_migrations_from:
         conn = sqlite3.connect(config.db_path, isolation_level=None)  # type: ignore[arg-type]
@@ -97,6 +99,9 @@ def build_local(config: ServiceConfig, log_sink: Sink = stdout_sink) -> LocalSer
             apply_sqlite(conn, Path(config.apply_migrations_from))
         finally:
             conn.close()
+    elif not _migrated(db):
+        db.close()
+        raise ConfigError(_UNMIGRATED.format(path=config.db_path, what="the database has no migrations applied"))
     registry = Registry.from_dir(config.workflows_dir)  # type: ignore[arg-type]
     # Imported only once the config, the db and the workflows are taken: botocore and httpx cost about 0.5 s
     # of CPU to import, which a start refused for its config (exit 2) need not spend before saying why.
@@ -109,6 +114,22 @@ def build_local(config: ServiceConfig, log_sink: Sink = stdout_sink) -> LocalSer
     runpod = HttpRunPodGateway(transport, config.runpod_endpoint_base, config.runpod_api_key, config.runpod_timeout_s)
     app = create_app(config, db, store, runpod, registry=registry, log_sink=log_sink)
     return LocalService(app, AsgiService(app, on_shutdown=transport.aclose), db, app.log)
+
+
+# The host migrates the database before it starts the service (apply_migrations_from is for tests and tools): a
+# missing file, or one without goldgate's tables, is a database deleted or replaced under the stack. Served, every
+# create answered 500 `no such table`, and a new empty file took the place of the deleted one's jobs.
+_UNMIGRATED = ("service config db_path {path}: {what}, and the service serves only a migrated database (the host "
+               "migrates it before starting the service): refusing to serve on it; if it was deleted, see "
+               "docs/D1_DISASTER_RECOVERY.md, \"The database file was deleted\"")
+
+
+def _migrated(db: SqliteDatabase) -> bool:
+    try:
+        return bool(db.conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'd1_migrations'")
+                    .fetchall())
+    except sqlite3.Error:
+        return False
 
 
 def _open_db(path: str) -> SqliteDatabase:

@@ -116,8 +116,9 @@ def storage_refused(exc: BaseException, path: str) -> StorageFull | StorageBusy 
 
 def _gone(path: str, why: str) -> StorageGone:
     return StorageGone(f"the database file {path} was deleted or replaced while the service ran ({why}): nothing "
-                       "of this write was kept, and no write is taken until the service is restarted on the "
-                       "database that should be there (local: `goldgate down <stack>` and `goldgate up <stack>`)")
+                       "of this write was kept, and no write is taken until the database is restored and the "
+                       "service restarted on it (local: docs/D1_DISASTER_RECOVERY.md, \"The database file was "
+                       "deleted\")")
 
 
 def _file_id(path: str) -> tuple[int, int] | None:
@@ -181,6 +182,10 @@ class SqliteDatabase:
         # This connection never waits inside SQLite (see _begin_at_once): the busy timeout is set on it only for
         # what must wait (`_waiting`), a read meeting a rare lock or a write run alone after its group failed.
         self.conn.execute("PRAGMA busy_timeout = 0")
+        # A read now opens the WAL and its index on this connection, which keeps them for its life: a file deleted
+        # before the service's first write is still copied by rescue_copy (a connection that never read the file
+        # failed the copy with "disk I/O error", and the deleted file was lost at the next stop).
+        self.conn.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall()
         self._lock = threading.Lock()
         self._pending: dict[asyncio.AbstractEventLoop, list[_Write]] = {}
         self._commits = 0

@@ -382,6 +382,18 @@ def _write_probe(d: StackDir) -> str | None:
 _CREDENTIAL_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSPHRASE|CREDENTIAL|KEY", re.IGNORECASE)
 
 
+def _tables(path: Path) -> set[str] | None:
+    """The tables of the SQLite file at `path`; None when it cannot be read."""
+    # Imported here: goldgate.ops imports this package.
+    from goldgate.ops.fingerprint import connect_read_only
+
+    try:
+        with contextlib.closing(connect_read_only(path, timeout=5)) as db:
+            return {row[0] for row in db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    except sqlite3.Error:
+        return None
+
+
 def host_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment a stack host (and the service it starts) runs with: `goldgate up`'s, without the credentials
     an operator's shell holds for the clouds (CLOUDFLARE_API_TOKEN, PULUMI_CONFIG_PASSPHRASE, RUNPOD_API_KEY, AWS
@@ -440,16 +452,49 @@ class LocalPlatform:
 
         path = self._dir(stack).db_path
         if not path.is_file():
-            return []
-        try:
-            with contextlib.closing(connect_read_only(path, timeout=5)) as db:
-                applied = {row[0] for row in db.execute("SELECT name FROM d1_migrations")}
-        except sqlite3.Error:
+            return []  # none yet (a lost one is `lost_database`'s)
+        tables = _tables(path)
+        if tables is None:
             return []  # not a database goldgate can read: the command that opens it says so
+        applied: set[str] = set()
+        if "d1_migrations" in tables:
+            try:
+                with contextlib.closing(connect_read_only(path, timeout=5)) as db:
+                    applied = {row[0] for row in db.execute("SELECT name FROM d1_migrations")}
+            except sqlite3.Error:
+                return []
         return [m.name for m in discover_migrations() if m.name not in applied]
 
+    def lost_database(self, stack: str) -> str | None:
+        """Why the stack's database is lost, or None: its file is missing, or a new one without a table took its
+        place, though the stack has had a database (StackDir.ran_before). Started on anew, every job it held would be
+        gone without a word; a first start (no database ever) is no loss."""
+        d = self._dir(stack)
+        path = d.db_path
+        if path.is_file() and _tables(path) != set():
+            return None
+        if not d.ran_before():
+            return None
+        what = ("is missing" if not path.is_file()
+                else "has no tables (a new, empty file took the place of the one that was deleted)")
+        rescued = d.rescued_copies()
+        copies = (f"the copy the service saved of the deleted database: {', '.join(map(str, rescued))} (restore from "
+                  "the newest)" if rescued else "no copy the service saved of it (db.sqlite.rescued-*) is beside it")
+        running = ("; its running service still has the deleted file open and saves a copy of it at its first "
+                   "refused write (`database.gone`): keep it running until one is saved" if self._state(stack)
+                   and not rescued else "")
+        return (f"{stack}'s database {path} {what}, though the stack has run before: refusing to start its service "
+                f"on a new, empty database (every job would be lost){running}; {copies}; its backups: `goldgate "
+                f"dr-restore {stack} --list`; docs/D1_DISASTER_RECOVERY.md, \"The database file was deleted\". To "
+                f"start it on a new, empty database all the same: `touch {d.new_database_file}`, then `goldgate up "
+                f"{stack}`")
+
     def require_migrated(self, stack: str) -> Path:
-        """The stack's database path, refused while migrations of this checkout are missing from it."""
+        """The stack's database path, refused while it is lost (`lost_database`) or migrations of this checkout are
+        missing from it."""
+        lost = self.lost_database(stack)
+        if lost is not None:
+            raise StateError(lost)
         missing = self._missing_migrations(stack)
         if not missing:
             return self._dir(stack).db_path
@@ -594,6 +639,7 @@ class LocalPlatform:
             raise StateError(f"stack {stack} is already starting (host pid {starting}); wait for it and run "
                              f"`goldgate status {stack}`, or `goldgate down {stack}` to stop it")
         self._check_pin(stack, d)
+        self._refuse_lost_database(stack, d, progress)
         self._drop_unreadable_state(stack, d, progress)
         left = d.read_state()
         leftover = self._host_pid(stack, left)
@@ -633,6 +679,18 @@ class LocalPlatform:
                 progress(f"{stack}: interrupted; stopping the host it was starting (pid {proc.pid})")
                 self._stop_pid(proc.pid)
             raise
+
+    def _refuse_lost_database(self, stack: str, d: StackDir, progress: Progress) -> None:
+        """A stack whose database was lost is not started on a new, empty one unless asked by hand (the file
+        StackDir.new_database_file, which this removes)."""
+        lost = self.lost_database(stack)
+        if lost is None:
+            return
+        if not d.new_database_file.exists():
+            raise StateError(lost)
+        d.new_database_file.unlink()
+        progress(f"{stack}: starting on a new, empty database, as {d.new_database_file} asked: the jobs of the lost "
+                 "one are not in it")
 
     @staticmethod
     def _drop_unreadable_state(stack: str, d: StackDir, progress: Progress) -> None:

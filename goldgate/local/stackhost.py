@@ -546,6 +546,7 @@ class StackHost:
         signal.signal(signal.SIGHUP, lambda *_: self.wake_for(self.reload_requested))
         try:
             apply_sqlite(self.dir.db_path, MIGRATIONS_DIR)
+            self.dir.record_database()  # a missing file is a lost database from now on, never a first start
             self.start_object_store()
             self.start_runpod()
             image = self.dir.pinned_image()

@@ -577,6 +577,37 @@ class StackDir:
         return self.root / "db.sqlite"
 
     @property
+    def db_record(self) -> Path:
+        """Written by the host once it has created or migrated the stack's database: from then on, a missing
+        database file is one that was lost, never a stack's first start."""
+        return self.root / "database.json"
+
+    @property
+    def new_database_file(self) -> Path:
+        """Created by hand to start a stack whose database was lost on a new, empty one (the next `up` removes
+        it): without it, that start is refused."""
+        return self.root / "start-on-a-new-database"
+
+    def rescued_copies(self) -> list[Path]:
+        """The copies a service saved of its database when the file was deleted under it, oldest first."""
+        return sorted(p for p in self.root.glob(f"{self.db_path.name}.rescued-*") if p.is_file())
+
+    def backups(self) -> list[Path]:
+        return sorted((self.home / "backups" / self.stack).glob("*.sqlite"))
+
+    def ran_before(self) -> bool:
+        """Whether the stack has had a database: the host's record of it, or, in a home from before that record,
+        the service's log, a rescued copy or a backup."""
+        service_log = self.logs_dir / "service.jsonl"
+        return (self.db_record.is_file() or (service_log.is_file() and service_log.stat().st_size > 0)
+                or bool(self.rescued_copies()) or bool(self.backups()))
+
+    def record_database(self) -> None:
+        """The host's record that the stack's database exists (see db_record)."""
+        if not self.db_record.is_file():
+            write_json_atomic(self.db_record, {"db_path": str(self.db_path), "created_by": "goldgate up"})
+
+    @property
     def objects_dir(self) -> Path:
         return self.root / "objects"
 

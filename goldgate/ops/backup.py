@@ -172,8 +172,9 @@ def take_backup(source: Path, dest_dir: Path, stack: str,
     """Copy `source` with SQLite's online backup API while it may be in use; write the manifest. The directory is
     the owner's only, the backup and its manifest are 0600."""
     if not source.is_file():
-        raise BackupError(f"no database at {source}: bring the stack up once (`goldgate up {stack}`) or "
-                          "check the stack name")
+        raise BackupError(f"no database at {source}: check the stack name; a stack never brought up here has none "
+                          f"until `goldgate up {stack}`; one whose file was deleted is not started anew (`goldgate "
+                          "up` refuses): restore it, docs/D1_DISASTER_RECOVERY.md, \"The database file was deleted\"")
     private_dir(dest_dir)
     stamp = utc_stamp(clock())
     target = dest_dir / f"{stamp}.sqlite"

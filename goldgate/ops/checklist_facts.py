@@ -465,7 +465,9 @@ def read_peer_migrations(platform: Any, stacks: Iterable[str]) -> dict[str, Migr
 
 def read_job_facts(db_path: Path, windows: Mapping[str, ServingWindow] | None = None) -> JobFacts:
     if not db_path.is_file():
-        raise GoldgateError(f"no database at {db_path}; bring the stack up and run jobs")
+        raise GoldgateError(f"no database at {db_path}: a stack never brought up here has none until `goldgate up` "
+                            "and some jobs; one whose file was deleted is not started anew (`goldgate up` refuses): "
+                            "restore it, docs/D1_DISASTER_RECOVERY.md, \"The database file was deleted\"")
     conn = connect_read_only(db_path)
     try:
         facts, note = job_facts_from_rows(SqliteRows(conn, db_path), windows)

@@ -123,9 +123,11 @@ def list_local(spec: StackSpec, path: Path, older_than_minutes: int, limit: int 
         signs = [p.name for p in (path.parent / "state.json", path.parent / "logs") if p.exists()]
         if signs:
             raise GoldgateError(f"no database at {path}, though stack {spec.name} was brought up under this state dir "
-                                f"(its {' and '.join(signs)} are there): the database file was deleted or moved (a "
-                                f"running stack's service goes on writing to the file it opened, which no command can "
-                                f"read), and its jobs with it; restore it from a backup: {DR_DOC}")
+                                f"(its {' and '.join(signs)} are there): the database file was deleted or moved, and "
+                                f"its jobs with it (a running stack's service refuses writes from then on, and saves "
+                                f"a copy of the file it still has open, {path.name}.rescued-<stamp>, at the first "
+                                f"one); restore from that copy, or from a backup if none was saved: {DR_DOC}, \"The database file "
+                                "was deleted\"")
         raise GoldgateError(f"no database at {path}: stack {spec.name} was never brought up under this state dir "
                             f"(--home, GOLDGATE_HOME), so no job of it can be stuck; check the state dir, or "
                             f"`goldgate up {spec.name}`")
@@ -262,6 +264,11 @@ def diagnose(health: Health, *, workers_max: int | None, gpu_pools: Sequence[str
         return "starting", [
             (f"{waiting} and no worker up, none throttled or unhealthy (max workers "
             f"{workers_max}): RunPod has yet to start one (a cold start); if it stays so, {workers}")]
+    if queued and w("initializing") and not w("running") and not w("idle"):
+        return "starting", [
+            (f"{waiting} and {w('initializing')} initializing workers, none running or idle yet (max workers "
+             f"{workers_max}): the workers are starting (a cold start: RunPod loads the image and its models), and "
+             f"jobs run once one is ready; if they stay initializing, {workers}")]
     if queued:
         lines = [(f"{waiting} behind {w('running')} running, {w('idle')} idle and "
                  f"{w('initializing')} initializing workers (max workers {workers_max}): the endpoint is "
