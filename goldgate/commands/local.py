@@ -19,7 +19,7 @@ from goldgate.errors import GoldgateError, StateError
 from goldgate.files import make_dirs
 from goldgate.local import image_store
 from goldgate.local.platform import NO_MODELS_SECTION, LocalPlatform, StackStatus
-from goldgate.local.state import StackDir
+from goldgate.local.state import StackDir, default_home
 
 WORKER_SOURCE = Path(__file__).resolve().parents[2] / "images" / "worker"
 
@@ -259,13 +259,22 @@ def _note_missing_home(platform: LocalPlatform) -> None:
 
 
 class ApiClient:
-    """The public API of one running local stack, as a client would use it."""
+    """The public API of one running local stack, as a client would use it (`at`: any stack's, by its URL)."""
 
     def __init__(self, platform: LocalPlatform, stack: str, timeout_s: float = 30.0) -> None:
         state = platform.require_running(stack)
-        self.base = state["api_url"]
+        self._open(state["api_url"], platform.api_token(stack), timeout_s)
+
+    @classmethod
+    def at(cls, api_url: str, token: str, timeout_s: float = 30.0) -> ApiClient:
+        client = cls.__new__(cls)
+        client._open(api_url, token, timeout_s)
+        return client
+
+    def _open(self, api_url: str, token: str, timeout_s: float) -> None:
+        self.base = api_url
         self.http = httpx.Client(base_url=self.base, timeout=timeout_s, verify=tls_context(),
-                                 headers={"Authorization": f"Bearer {platform.api_token(stack)}"})
+                                 headers={"Authorization": f"Bearer {token}"})
 
     def close(self) -> None:
         self.http.close()
@@ -327,9 +336,27 @@ def _error_text(resp: httpx.Response, body: Any = None) -> str:
     return message or resp.text[:200]
 
 
+def stack_api(args: argparse.Namespace, stack: str) -> ApiClient:
+    """The API of `stack` on the command's target: a local stack's from its state (it must be up), a cloud stack's
+    from its Pulumi outputs (`api_url`) and token (GOLDGATE_API_TOKEN_<STACK>, GOLDGATE_API_TOKEN, or the stack's
+    goldgate:apiToken secret), as the golden runs reach it. Under GOLDGATE_TARGET=cloud, `recover` told the
+    operator to `goldgate up prod`: a local PROD, not the one whose job was stuck."""
+    if getattr(args, "target", "local") != "cloud":
+        return ApiClient(_platform(args), stack)
+    from goldgate.release.deployers import for_target
+    from goldgate.release.deployers.cloud import CloudDeployFailed
+
+    home = Path(args.home).resolve() if getattr(args, "home", None) else default_home()
+    try:
+        access = for_target("cloud", home).api_access(stack)
+    except CloudDeployFailed as exc:
+        raise GoldgateError(f"cannot reach the API of cloud stack {stack}: {exc}") from None
+    return ApiClient.at(access.api_url, access.token)
+
+
 def cmd_recover(args: argparse.Namespace) -> int:
     job_id = _job_id(args.job_id)  # before anything is read: it becomes a path segment of the URL
-    api = ApiClient(_platform(args), args.stack)
+    api = stack_api(args, args.stack)
     # The service checks the RunPod id: it goes in the body, never into the URL.
     body = {"json": {"runpod_job_id": args.runpod_job_id}} if args.runpod_job_id is not None else {}
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
 from goldgate.commands import add_command, path_to_create
 from goldgate.commands.output import add_json_flag
@@ -33,6 +34,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def add_api_target(p: argparse.ArgumentParser) -> None:
+    """--target for a command that calls a stack's API (recover, cancel): the cloud's is found by its Pulumi outputs."""
+    from goldgate.commands.release_args import TARGETS, _target
+
+    p.add_argument("--target", type=_target, choices=TARGETS, default=os.environ.get("GOLDGATE_TARGET", "local"),
+                   help="local (default: a stack running under --home) or cloud (its API: the stack's `api_url` "
+                        "Pulumi output and GOLDGATE_API_TOKEN[_<STACK>] or its goldgate:apiToken secret); env "
+                        "GOLDGATE_TARGET")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     def add(name: str, func: str, help_text: str) -> argparse.ArgumentParser:
         return add_command(sub, COMMANDS, name, func, help_text)
@@ -47,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(p)
     p = add("recover", "cmd_recover", "settle a job whose webhook never came: one RunPod /status call")
     p.add_argument("job_id", help="the job's id (32 hex), as POST /api/queue/create answered")
-    p.add_argument("--stack", required=True, help="the local stack that holds the job")
+    p.add_argument("--stack", required=True, help="the stack that holds the job")
+    add_api_target(p)
     p.add_argument("--runpod-job-id", help="RunPod's id for a job that has none recorded: the runpod_job_id of the "
                                            "job's job.runpod_id_unrecorded log line")
     add_json_flag(p)

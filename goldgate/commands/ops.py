@@ -464,13 +464,14 @@ def _cloud_stuck(args: argparse.Namespace) -> Any:
 # -- cancel ---------------------------------------------------------------------------------------
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    """`POST /api/cancel/<job_id>` on a running local stack, as a client sends it (service/cancel.py). Its
+    """`POST /api/cancel/<job_id>` on a running local stack or a cloud one (`--target cloud`), as a client sends
+    it (service/cancel.py). Its
     arguments are `goldgate recover`'s (the job, then --stack): the line `goldgate stuck` prints for a job
     is one word away."""
-    from goldgate.commands.local import ApiClient, _job_id
+    from goldgate.commands.local import _job_id, stack_api
 
     job_id = _job_id(args.job_id)  # before anything is read: it becomes a path segment of the URL
-    api = ApiClient(_platform(args), args.stack)
+    api = stack_api(args, args.stack)
     try:
         answer = api.call("POST", f"/api/cancel/{job_id}")
     finally:
@@ -502,6 +503,12 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         platform = _platform(args)
         report = metrics_report.report_from_sqlite(platform.db_path(args.stack), args.stack, args.since)
         report["pinned_image"] = _pinned_image(platform, args.stack)
+        report["error_rate_threshold"] = _error_rate_threshold(lambda: platform.spec(args.stack))
+    # --since is stored normalized (UTC, ms, Z): text order is time order
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if args.since and args.since > now:
+        progress(f"--since {args.since} is in the future (now {now}): no job was created after it yet, "
+                 "so the report counts 0 jobs")
     if out is not None:
         # A short name of its own: the report's name with a prefix and suffix could pass the file system's limit.
         tmp = out.with_name(f".goldgate-metrics.{os.getpid()}.tmp")
@@ -515,6 +522,15 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         progress(f"wrote {out}")
     emit(args, report, metrics_report.render_text)
     return 0
+
+
+def _error_rate_threshold(spec: Callable[[], Any]) -> float | None:
+    """The stack's thresholds.error_rate, for the text to flag a breach; None when its spec cannot be read (the
+    metrics are still worth reading)."""
+    try:
+        return float(spec().thresholds.error_rate)
+    except GoldgateError:
+        return None
 
 
 def _pinned_image(platform: LocalPlatform, stack: str) -> str | None:
@@ -569,7 +585,8 @@ def _cloud_metrics(args: argparse.Namespace) -> dict[str, Any]:
             d1, spec.database.name)
         progress(f"reading job_metrics from D1 {spec.database.name} ({database_id})")
         # The checkout's pin: what `goldgate rollback --target cloud` moves the stack off.
-        return {**report_from_d1(d1, database_id, args.stack, args.since), "pinned_image": pinned}
+        return {**report_from_d1(d1, database_id, args.stack, args.since), "pinned_image": pinned,
+                "error_rate_threshold": spec.thresholds.error_rate}
 
 
 # -- checklist ------------------------------------------------------------------------------------

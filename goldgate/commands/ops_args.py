@@ -9,6 +9,7 @@ import re
 from datetime import date
 
 from goldgate.commands import add_command, path_to_create
+from goldgate.commands.local_args import add_api_target
 from goldgate.commands.output import add_json_flag
 from goldgate.commands.release_args import TARGETS, _target
 
@@ -188,10 +189,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "and CLOUDFLARE_API_TOKEN (D1 Read), never printed")
     add_json_flag(p)
 
-    p = add("cancel", "cmd_cancel", "cancel a job on a local stack: one RunPod /cancel call stops its GPU "
-                                    "spend; a job that has ended is left as it is (POST /api/cancel/<job_id>)")
+    p = add("cancel", "cmd_cancel", "cancel a job: one RunPod /cancel call stops its GPU spend; a job that has "
+                                    "ended is left as it is (POST /api/cancel/<job_id>)")
     p.add_argument("job_id", help="the job's id (32 hex), as POST /api/queue/create answered")
-    p.add_argument("--stack", required=True, help="the local stack that holds the job (stacks/local.yaml)")
+    p.add_argument("--stack", required=True, help="the stack that holds the job")
+    add_api_target(p)
     add_json_flag(p)
 
     p = add("checklist", "cmd_checklist",

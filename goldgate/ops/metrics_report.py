@@ -2,7 +2,10 @@
 
 The figures come from `service.metrics` (P50/P95/P99 computed in SQL over `job_metrics`, the
 same code the API serves, with the releases in the order they first ran); this module adds what an
-operator compares releases by: cost per 1,000 images and the end-to-end latency histogram.
+operator compares releases by: cost per 1,000 images, cost per completed job, the cancelled jobs and the
+end-to-end latency histogram; `goldgate metrics` adds the stack's `thresholds.error_rate` (`error_rate_threshold`).
+Failed and cancelled jobs are inside every percentile and `cost_per_job_usd` (a release that fails fast and cheap
+looks faster and cheaper): compare the error rates first; `cost_per_completed_job_usd` leaves them out.
 The HTML page is self-contained (inline SVG and CSS, no scripts, no external assets).
 """
 
@@ -65,7 +68,8 @@ _TIMED = (f"e2e_ms BETWEEN {-service_metrics.DURATION_LIMIT_MS} AND {service_met
 
 
 async def _extras(db: Any, since: str | None) -> dict[str, Any]:
-    """Images per release (for cost per 1,000 images) and the e2e histogram."""
+    """Images and completed jobs' cost per release (for cost per 1,000 images and per completed job) and the e2e
+    histogram."""
     # A database not migrated to 0003 yet (D1 until the next `pulumi up`) has no images column.
     own = "m.images" if any(c["name"] == "images" for c in await db.query("PRAGMA table_info(job_metrics)")) else "NULL"
     # The row's own count (migration 0003) outlives a pruned job. A row written before it counts its job's
@@ -80,8 +84,11 @@ async def _extras(db: Any, since: str | None) -> dict[str, Any]:
     releases = await db.query(
         "SELECT tag, SUM(n) AS images, "
         # the images that have a cost: a job recovered from its stored outcome has images, but no cost
-        "SUM(CASE WHEN costed THEN n ELSE 0 END) AS costed_images "
-        f"FROM (SELECT m.worker_image_tag AS tag, m.cost_estimate_usd IS NOT NULL AS costed, {images} AS n "
+        "SUM(CASE WHEN costed THEN n ELSE 0 END) AS costed_images, "
+        # cost per completed job: failed and cancelled jobs' $0 or small cost left out
+        "SUM(CASE WHEN ok THEN cost END) AS ok_cost, COUNT(CASE WHEN ok THEN cost END) AS ok_costed "
+        "FROM (SELECT m.worker_image_tag AS tag, m.cost_estimate_usd IS NOT NULL AS costed, "
+        f"m.cost_estimate_usd AS cost, m.status = 'completed' AS ok, {images} AS n "
         "FROM job_metrics m WHERE (?1 IS NULL OR m.created_at >= ?1) LIMIT -1) GROUP BY tag", (since,))
     bounds = (await db.query(f"SELECT MIN(e2e_ms) AS lo, MAX(e2e_ms) AS hi FROM job_metrics WHERE {_TIMED}",
                              (since,)))[0]
@@ -97,10 +104,15 @@ async def _extras(db: Any, since: str | None) -> dict[str, Any]:
     return {"releases": releases, "histogram": histogram}
 
 
-def _with_image_costs(group: dict[str, Any], images: int | None, costed_images: int | None) -> dict[str, Any]:
-    """`images`: every image the group's jobs made; `costed_images`: those of its jobs that have a cost."""
+def _with_image_costs(group: dict[str, Any], images: int | None, costed_images: int | None,
+                      ok_cost: tuple[float | None, int] = (None, 0)) -> dict[str, Any]:
+    """`images`: every image the group's jobs made; `costed_images`: those of its jobs that have a cost;
+    `ok_cost`: (total cost, jobs with a cost) of its completed jobs."""
     total = group.get("cost_total_usd")
     group["images"] = images
+    # neither completed nor an error (failed or timed out): cancelled
+    group["cancelled"] = group["count"] - group["completed"] - group["errors"]
+    group["cost_per_completed_job_usd"] = ok_cost[0] / ok_cost[1] if ok_cost[0] is not None and ok_cost[1] else None
     # The API's mean (service.metrics: over the jobs with an estimate), as the cost per 1,000 images counts only
     # the images of those jobs: a job whose cost is unknown (recovered from its stored outcome) is not a $0 job.
     group["cost_per_job_usd"] = group.get("cost_mean_usd")
@@ -122,9 +134,13 @@ def build_report(db: Any, stack: str, since: str | None = None) -> dict[str, Any
         raise MetricsUnavailable(f"reading job_metrics failed ({exc})") from None
     images = {r["tag"]: int(r["images"] or 0) for r in extras["releases"]}
     costed = {r["tag"]: int(r["costed_images"] or 0) for r in extras["releases"]}
-    _with_image_costs(base["overall"], sum(images.values()), sum(costed.values()))
+    ok_cost = {r["tag"]: (r["ok_cost"], int(r["ok_costed"] or 0)) for r in extras["releases"]}
+    ok_total = [c for c, _ in ok_cost.values() if c is not None]
+    _with_image_costs(base["overall"], sum(images.values()), sum(costed.values()),
+                      (sum(ok_total) if ok_total else None, sum(n for _, n in ok_cost.values())))
     for group in base["by_worker_image_tag"]:
-        _with_image_costs(group, images.get(group["worker_image_tag"]), costed.get(group["worker_image_tag"]))
+        tag = group["worker_image_tag"]
+        _with_image_costs(group, images.get(tag), costed.get(tag), ok_cost.get(tag, (None, 0)))
     return {"stack": stack, **base, "histogram": extras["histogram"]}
 
 
@@ -162,18 +178,28 @@ def _when(first_seen: str | None) -> str:
     return first_seen[:16].replace("T", " ") if first_seen else "-"
 
 
-def _row(name: str, g: dict[str, Any]) -> dict[str, Any]:
+def _rate(rate: float | None, limit: float | None = None) -> str:
+    """`7.00%`, flagged `7.00% !` when above the stack's thresholds.error_rate."""
+    if rate is None:
+        return "-"
+    return f"{rate * 100:.2f}%" + (" !" if limit is not None and rate > limit else "")
+
+
+def _row(name: str, g: dict[str, Any], limit: float | None = None) -> dict[str, Any]:
     row = {"release": name, "first seen": _when(g.get("first_seen")), "jobs": g["count"],
-           "error_rate": "-" if g["error_rate"] is None else f"{g['error_rate'] * 100:.2f}%",
-           "cost/job": _usd(g.get("cost_per_job_usd")), "cost/1k img": _usd(g.get("cost_per_1000_images_usd"), 3)}
+           "failed": g.get("errors"), "cancelled": g.get("cancelled"), "error_rate": _rate(g["error_rate"], limit),
+           "spend": _usd(g.get("cost_total_usd"), 2), "cost/job": _usd(g.get("cost_per_job_usd")),
+           "cost/ok job": _usd(g.get("cost_per_completed_job_usd")),
+           "cost/1k img": _usd(g.get("cost_per_1000_images_usd"), 3)}
     for metric in ("queue_ms", "run_ms", "e2e_ms"):
         for p in ("p50", "p95", "p99"):
             row[f"{metric[:-3]} {p}"] = _ms(g[metric][p])
     return row
 
 
-COLUMNS = ["release", "first seen", "jobs", "error_rate", "queue p50", "queue p95", "queue p99", "run p50", "run p95",
-           "run p99", "e2e p50", "e2e p95", "e2e p99", "cost/job", "cost/1k img"]
+COLUMNS = ["release", "first seen", "jobs", "error_rate", "failed", "cancelled", "queue p50", "queue p95", "queue p99",
+           "run p50", "run p95", "run p99", "e2e p50", "e2e p95", "e2e p99", "spend", "cost/job", "cost/ok job",
+           "cost/1k img"]
 
 
 def pinned_now(report: dict[str, Any]) -> str:
@@ -184,14 +210,31 @@ def pinned_now(report: dict[str, Any]) -> str:
     return f"; pinned now: {short_tag(image)}" if image else ""
 
 
+def summary(report: dict[str, Any]) -> str:
+    """Every job by outcome, the spend, and the error rate against the stack's thresholds.error_rate (the one the
+    checklist and the alert judge by), for the first line: the table under it is one row per release."""
+    g, limit = report["overall"], report.get("error_rate_threshold")
+    text = (f"{g['count']} jobs: {g['completed']} completed, {g['errors']} failed or timed out, "
+            f"{g.get('cancelled', 0)} cancelled; spend {_usd(g.get('cost_total_usd'), 2)}; error rate "
+            f"{_rate(g['error_rate'])} (failed + timed out over every job)")
+    if limit is None:
+        return text + ", thresholds.error_rate unknown (the stack's spec could not be read)"
+    above = g["error_rate"] is not None and g["error_rate"] > limit
+    return text + f" {'ABOVE' if above else 'within'} thresholds.error_rate {_rate(limit)} (! marks a row above it)"
+
+
 def render_text(report: dict[str, Any]) -> str:
+    """The first line: the report's scope, its summary and the release pinned now; then one row for every job
+    (`all`) and one per release. Failed and cancelled jobs are inside every percentile and cost/job (compare
+    error rates first); cost/ok job is over completed jobs only."""
     from goldgate.commands.output import table
 
-    rows = [_row("all", report["overall"])]
-    rows += [_row(short_tag(g["worker_image_tag"]), g) for g in report["by_worker_image_tag"]]
+    limit = report.get("error_rate_threshold")
+    rows = [_row("all", report["overall"], limit)]
+    rows += [_row(short_tag(g["worker_image_tag"]), g, limit) for g in report["by_worker_image_tag"]]
     since = f" since {report['since']}" if report.get("since") else ""
     method = report["percentile_method"]
-    head = f"{report['stack']}: job metrics{since} (percentiles: {method}){pinned_now(report)}"
+    head = f"{report['stack']}: job metrics{since} (percentiles: {method}); {summary(report)}{pinned_now(report)}"
     return head + "\n" + table(rows, COLUMNS)
 
 
@@ -280,7 +323,9 @@ def render_html(report: dict[str, Any]) -> str:
                      for g in charted)
     grey = f'<span class="key"><i style="background:{EARLIER}"></i>{earlier} earlier releases</span>' if earlier else ""
     which = f"the newest {len(charted)} of {len(groups)} releases" if earlier else "releases"
-    rows = [_row("all", report["overall"])] + [_row(short_tag(g["worker_image_tag"]), g) for g in groups]
+    limit = report.get("error_rate_threshold")
+    rows = [_row("all", report["overall"], limit)] + [_row(short_tag(g["worker_image_tag"]), g, limit)
+                                                      for g in groups]
     head = "".join(f"<th>{_e(c)}</th>" for c in COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{_e(r[c])}</td>" for c in COLUMNS) + "</tr>" for r in rows)
     since = f" since {_e(report['since'])}" if report.get("since") else ""
@@ -300,6 +345,8 @@ margin-right: 6px; vertical-align: middle; }}
 <h1>goldgate metrics: {_e(report['stack'])}{since}</h1>
 <p>{report['overall']['count']} jobs; percentiles by {_e(report['percentile_method'])} over job_metrics\
 {_e(pinned_now(report))}.</p>
+<p>{_e(summary(report))}. Failed and cancelled jobs are inside every percentile and cost/job: compare the error
+rates first; cost/ok job is over completed jobs only.</p>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <h2>End-to-end latency histogram</h2><div>{legend}{grey}</div>
 {_histogram_svg(report, series)}
