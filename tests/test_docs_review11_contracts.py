@@ -77,7 +77,7 @@ def test_readme_gives_each_golden_script_the_checklist_names():
 def test_runbook_gives_the_release_id_as_goldgate_build_makes_it():
     from goldgate.release.build import ReleaseIdentity
 
-    found = re.search(r"release\s+id: the image's tag, `([^`]+)` \((\d+) hex each\)",
+    found = re.search(r"[Tt]he release id is `([^`]+)` \((\d+) hex each\)",
                       " ".join(_text("docs/RUNBOOK.md").split()))
     assert found, "docs/RUNBOOK.md, Rollback: say what a release id is"
     form, width = found.group(1), int(found.group(2))

@@ -364,7 +364,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
         error = None if args.json or result.get("status") == "completed" else _job_error(api, job_id)
     finally:
         api.close()
-    emit(args, result, lambda r: _recovered_line(job_id, r, error, args.stack))
+    emit(args, result, lambda r: _recovered_line(job_id, r, error, args.stack, getattr(args, "target", "local")))
     return 0
 
 
@@ -377,15 +377,16 @@ def _job_error(api: ApiClient, job_id: str) -> object:
         return None
 
 
-def _recovered_line(job_id: str, answer: dict, error: object, stack: str) -> str:
+def _recovered_line(job_id: str, answer: dict, error: object, stack: str, target: str = "local") -> str:
     line = f"{job_id}: {answer.get('status')} ({answer.get('reason', '')})"
     if answer.get("recovered_from") == "result_store":
         line += ", from the outcome its worker stored beside its images (RunPod no longer knows the job)"
     if answer.get("runpod_status") in ("IN_QUEUE", "IN_PROGRESS"):
         # "queued (duplicate)" read as "nothing found"; the operator came here believing a webhook was lost.
+        where = (f"`goldgate status {stack}` shows workers exiting at start (preflight_failed" if target == "local" else
+                 f"`goldgate stuck {stack} --cloud` reads the endpoint's /health (workers unhealthy")
         line += (f"\n  RunPod still has it {answer['runpod_status']}: no webhook was lost, the job has not ended. If no "
-                 f"worker takes it, `goldgate status {stack}` shows workers exiting at start (preflight_failed: "
-                 "docs/RUNBOOK.md, \"No checkpoint models appear to be available\")")
+                 f"worker takes it, {where}: docs/RUNBOOK.md, \"No checkpoint models appear to be available\")")
     return line + ("\n  error: " + "\n    ".join(str(error).splitlines()) if error else "")
 
 

@@ -37,9 +37,9 @@ from goldgate.release.history import interrupted, on_target
 from goldgate.release.ledger import KEY_ENV, Ledger, detect_trigger
 from goldgate.release.lock import ReleaseLock
 from goldgate.release.main_pins import STACKS, check_prod_file, pins_onto_main, read_stack_file
-from goldgate.release.promote import PromotionOutcome, check_gate, promote
+from goldgate.release.promote import PromotionOutcome, check_gate, previewed, promote
 from goldgate.release.report import latency_words
-from goldgate.release.rollback import rollback
+from goldgate.release.rollback import prod_state_warning, rollback
 from goldgate.release.verification import GoldenPaths, GoldenRun, check_runs_as_declared, run_golden
 
 
@@ -335,8 +335,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
         raise GoldgateError(f"--report {args.report} is a directory; name the golden report file in it, e.g. "
                             f"{report / 'latest.json'}")
     if args.check:
-        decision, _, _ = check_gate(deployer, ledger, report, expected_image=args.image, cases_dir=paths.cases_dir,
-                                    references_dir=paths.references_dir, retry_rejected=args.retry_rejected)
+        # Judged on the ledger as the promotion will read it: after it closes any change left open (none written).
+        decision, _, _ = check_gate(deployer, previewed(deployer, ledger), report, expected_image=args.image,
+                                    cases_dir=paths.cases_dir, references_dir=paths.references_dir,
+                                    retry_rejected=args.retry_rejected)
         emit(args, decision.to_dict(), lambda d: _render_promotion({"gate": d, "message": (
             "gate would pass" if d["passed"] else "gate would refuse")}))
         return 0 if decision.passed else 1
@@ -349,8 +351,12 @@ def cmd_promote(args: argparse.Namespace) -> int:
         # table, as `--check` prints it. The error line alone is cut to one terminal line, and with several
         # conditions failed that cut took whole conditions out of it: the runbook looks them up by name.
         refused = {"outcome": "refused", "ok": False, "gate": exc.decision.to_dict(), "message": str(exc)}
+        # PROD left on a release found broken there, or on a candidate no smoke run judged: "PROD unchanged" would
+        # read as all being well.
+        left = prod_state_warning(deployer, ledger, "prod")
+        unchanged = "PROD unchanged" if left is None else f"PROD not changed by it, but {left}"
         emit(args, refused, lambda d: _render_promotion({"gate": d["gate"], "message": (
-            "promotion refused, PROD unchanged: fix each FAILED condition above (docs/RUNBOOK.md, "
+            f"promotion refused, {unchanged}: fix each FAILED condition above (docs/RUNBOOK.md, "
             "A failed promotion, says how)")}))
         raise
     emit(args, outcome.to_dict(), _render_promotion)
@@ -368,7 +374,12 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _render_rollback(d: dict[str, Any], entries: list[Any]) -> str:
-    before, after = d["before"], d["prod_image"]
+    before, after, served = d["before"], d["prod_image"], d.get("served")
+    if served and served != before:   # the pin had moved (an interrupted deploy) but the host never took it
+        if served == after:
+            return (f"PROD redeployed {after}, which its host still served ({before} was pinned by an interrupted "
+                    "change and never served) (smoke passed)")
+        before = served
     if before == after:   # finishing an interrupted change, or retrying a failed rollback: "X -> X" said nothing
         return f"PROD redeployed {after}, which it already ran (smoke passed)"
     # `rollback --to` may name a release promoted after the one PROD ran: that is no step back.
@@ -420,7 +431,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         unfinished = "" if not open_intents else (
             f"\nunfinished: {', '.join(f'#{seq}' for seq in sorted(open_intents))} recorded an intent and no outcome "
             "(its command is still running, or was interrupted): the next `goldgate promote` or `goldgate rollback` "
-            "finishes an interrupted one")
+            "records an interrupted one as interrupted and says what PROD was left on; `goldgate rollback` undoes it")
         shown = f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}" if not older else (
             f"the newest {len(rows)} of {len(read)} entries ({older} older not shown: --limit N for more, --all for "
             "every one)")

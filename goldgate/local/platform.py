@@ -481,7 +481,9 @@ class LocalPlatform:
         copies = (f"the copy the service saved of the deleted database: {', '.join(map(str, rescued))} (restore from "
                   "the newest)" if rescued else "no copy the service saved of it (db.sqlite.rescued-*) is beside it")
         running = ("; its running service still has the deleted file open and saves a copy of it at its first "
-                   "refused write (`database.gone`): keep it running until one is saved" if self._state(stack)
+                   "refused write (`database.gone`): keep it running, and send it one write if no client does (any "
+                   "`POST /api/queue/create` with the API token: it answers 503 and saves the copy), or copy the "
+                   "open file from /proc/<service pid>/fd (the doc's fallback)" if self._state(stack)
                    and not rescued else "")
         return (f"{stack}'s database {path} {what}, though the stack has run before: refusing to start its service "
                 f"on a new, empty database (every job would be lost){running}; {copies}; its backups: `goldgate "
@@ -638,8 +640,8 @@ class LocalPlatform:
             # would share the database and overwrite its state file.
             raise StateError(f"stack {stack} is already starting (host pid {starting}); wait for it and run "
                              f"`goldgate status {stack}`, or `goldgate down {stack}` to stop it")
+        self._refuse_lost_database(stack, d, progress)   # before a first image is built for it
         self._check_pin(stack, d)
-        self._refuse_lost_database(stack, d, progress)
         self._drop_unreadable_state(stack, d, progress)
         left = d.read_state()
         leftover = self._host_pid(stack, left)
@@ -685,6 +687,11 @@ class LocalPlatform:
         StackDir.new_database_file, which this removes)."""
         lost = self.lost_database(stack)
         if lost is None:
+            # Left from a request the database never needed: kept, it would let the next loss start anew unasked
+            if d.new_database_file.exists():
+                d.new_database_file.unlink()
+                progress(f"{stack}: removed {d.new_database_file}: its database is there, so it is not started anew "
+                         "(the file asks for that only while the database is lost)")
             return
         if not d.new_database_file.exists():
             raise StateError(lost)
@@ -925,7 +932,9 @@ class LocalPlatform:
                     (f"{self._keep_served(stack, served)} puts the pin back on the image it serves, or " if served
                      else "") + f"once the cause is fixed {again} tries it again")
         if self._role(stack) == "prod":
-            advice = "run the interrupted `goldgate promote` or `goldgate rollback` again" + (
+            advice = ("run the interrupted `goldgate promote` (with `--retry-rejected` if it had it) or `goldgate "
+                      "rollback` again (a rollback that takes PROD off a candidate no smoke run judged is no verdict on "
+                      "it)") + (
                 f", or `goldgate rollback --to {served}` to keep what it serves" if served else "")
         else:
             advice = f"`goldgate deploy {stack} --image {pinned}` applies the pin" + (

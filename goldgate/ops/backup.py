@@ -264,7 +264,8 @@ class PrunedBackups:
     kept_fuller: str | None = None  # why a backup due to go was kept: it holds more jobs than the newest one
 
 
-def prune_backups(directory: Path, retention_days: int, now: datetime) -> PrunedBackups:
+def prune_backups(directory: Path, retention_days: int, now: datetime,
+                  pruned_at: datetime | None = None) -> PrunedBackups:
     """Delete the backups in `directory` taken more than `retention_days` before `now` (each `<stamp>.sqlite` with
     its manifest, by the UTC stamp take_backup gave them), as R2's lifecycle rule expires `backups/` in the cloud;
     but never the newest backup that has its manifest, whatever its age: a stack whose drills stopped keeps the
@@ -273,7 +274,9 @@ def prune_backups(directory: Path, retention_days: int, now: datetime) -> Pruned
     Nor, whatever its age, the backup due to go that holds the most jobs, when that is more than the newest backup
     holds (manifests' row counts): jobs were lost (or deleted) since it was taken, and the newest backup, taken after
     the loss, cannot bring them back. A drill run after a `DELETE` by mistake otherwise deleted the last backup that
-    held the rows. At most one backup is kept so; `kept_fuller` names it and why.
+    held the rows. At most one backup is kept so; `kept_fuller` names it and why. Not when the stack's last prune
+    (`pruned_at`, its record's time) ran after that backup was taken: a prune, on a schedule, deletes jobs every time,
+    and every drill would keep one backup more and say jobs were lost.
 
     Nothing is deleted when a backup due to go is followed by no other for more than `retention_days` +
     MAX_QUIET_DAYS (see clock_jump): a machine whose clock reads ten years ahead deleted every backup but the one it
@@ -292,6 +295,8 @@ def prune_backups(directory: Path, retention_days: int, now: datetime) -> Pruned
     jump = clock_jump(taken.values(), now, timedelta(days=retention_days + MAX_QUIET_DAYS)) if due else None
     kept_fuller = None
     fuller = _fullest_due(directory, [stamp for stamp in due if stamp in restorable], newest)
+    if fuller is not None and pruned_at is not None and pruned_at > taken[fuller[0]]:
+        fuller = None   # the jobs it holds more are the ones a prune deleted since
     if fuller is not None:
         stamp, jobs, newest_jobs = fuller
         due = [other for other in due if other != stamp]

@@ -181,7 +181,8 @@ def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _
             backup.unlink(missing_ok=True)
             backup.with_name(backup.name.replace(".sqlite", ".manifest.json")).unlink(missing_ok=True)
         notes = _fewer_jobs_than_before(backup, manifest, progress)
-        notes += _prune_old_backups(backup_dir, backup_retention_days, started, progress)
+        notes += _prune_old_backups(backup_dir, backup_retention_days, started, progress,
+                                    _last_prune_at(home, stack))
         notes += _prune_old_records(home, stack, "local", backup_retention_days, started)
         drill = DrillResult(passed=True, finished_at=iso(clock()), notes=notes, **result)
     except (GoldgateError, OSError) as exc:
@@ -211,10 +212,24 @@ def _fewer_jobs_than_before(backup: Path, manifest: BackupManifest, progress: Pr
     return [note]
 
 
-def _prune_old_backups(backup_dir: Path, days: int, now: datetime, progress: Progress) -> list[str]:
+def _last_prune_at(home: Path, stack: str) -> datetime | None:
+    """When the stack's database was last pruned (`goldgate prune`, or the host's cron), or None (never, or its
+    record cannot be read: then a fuller backup is kept, the safe side)."""
+    from goldgate.ops import retention
+
+    try:
+        record = retention.latest_prune(home, stack, "local")
+        at = datetime.fromisoformat(str(record["finished_at"])) if record else None
+    except (GoldgateError, OSError, KeyError, ValueError):
+        return None
+    return at if at is None or at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _prune_old_backups(backup_dir: Path, days: int, now: datetime, progress: Progress,
+                       pruned_at: datetime | None = None) -> list[str]:
     """The prune after a passed drill; what it could not do is a note: the drill itself passed."""
     try:
-        pruned = prune_backups(backup_dir, days, now)
+        pruned = prune_backups(backup_dir, days, now, pruned_at)
     except OSError as exc:  # the directory unreadable: nothing deleted
         return [f"backups older than {days} days were not looked for in {backup_dir} ({exc.strerror or exc})"]
     notes = []

@@ -122,8 +122,9 @@ def last_verified(entries: list[Entry], exclude: str | None = None, stack: str =
     return None
 
 
-def resolve(entries: list[Entry], to: str, stack: str = "prod") -> VerifiedRelease:
-    """Find the verified release `to` names: a full ref, `sha256:<hex>`, a hex prefix, or a release id."""
+def resolve(entries: list[Entry], to: str, stack: str = "prod", current: str | None = None) -> VerifiedRelease:
+    """Find the verified release `to` names: a full ref, `sha256:<hex>`, a hex prefix (7+), a release id, or the
+    image's tag (`<repo>:<release id>`). `current` (what `stack` runs) is left out of the releases a refusal lists."""
     to = to.strip()
     verified = verified_releases(entries, stack)
     matches = _named(verified, to)
@@ -143,16 +144,37 @@ def resolve(entries: list[Entry], to: str, stack: str = "prod") -> VerifiedRelea
         raise UnknownRelease("the ledger holds no verified release yet: nothing to roll back to "
                              "(a release becomes verified when a promotion's smoke cases pass on PROD)")
     if not matches:
-        known = ", ".join(f"{r.release_id or '-'} ({r.image})" for r in reversed(verified[-5:]))
-        raise UnknownRelease(f"{to!r} is not a verified release; only verified releases can be pinned on "
-                             f"PROD. Recent ones: {known}. See `goldgate history`.")
+        shown = [r for r in verified if r.image != current]
+        known = ", ".join(f"{r.release_id or '-'} ({r.image})" for r in reversed(shown[-5:]))
+        recent = f" Recent ones: {known}." if known else ""
+        raise UnknownRelease(f"{to!r} is not a verified release{_why_not(entries, to)}; only verified releases can "
+                             f"be pinned on PROD.{recent} See `goldgate history`.")
     return matches[-1]
+
+
+_SHORT_HEX = re.compile(r"^(sha256:)?[0-9a-f]{1,6}$")
+
+
+def _why_not(entries: list[Entry], to: str) -> str:
+    """Why `to` names no verified release, when that can be told: a digest prefix too short to name one, or a release
+    goldgate built that never passed its smoke cases on PROD."""
+    digest = to.rpartition("@")[2] if "@" in to else to
+    if _SHORT_HEX.match(digest.lower()):
+        return ": too short (give 7+ hex of its digest)"
+    built = {rid: image for image, rid in release_ids(entries).items()}
+    if to in built or to.rpartition(":")[2] in built and "@" not in to and ":" in to:
+        return ": built, never verified on PROD"
+    return ""
 
 
 def _named(releases: list[VerifiedRelease], to: str) -> list[VerifiedRelease]:
     """The releases `to` names: by full ref or release id, else by digest or a prefix of its hex (case-blind: a
     digest copied from a tool that prints it in capitals; the stored ones are lowercase)."""
     matches = [r for r in releases if to in (r.image, r.release_id)]
+    # The image's tag, as a build names it (`local/worker:<release id>`): the release of that id in that repository.
+    repo, colon, tag = to.rpartition(":")
+    if not matches and colon and "@" not in to and "/" not in tag:
+        matches = [r for r in releases if r.release_id == tag and r.image.rpartition("@")[0] == repo]
     # `goldgate history` shows each image as repo@sha256:<first 12 hex>: copied from there, it names the image too.
     repo, at, digest = to.rpartition("@")
     if not matches and _HEX.match((digest if at else to).lower()):

@@ -24,8 +24,10 @@ from goldgate.release.report import check_reports_dir, read_report
 from goldgate.release.rollback import (
     RollbackOutcome,
     check_pin_current,
+    check_stack_up,
     deploy_and_smoke,
     observed_pin,
+    pending_closeouts,
     reconcile,
     rollback_locked,
     telling_what_an_interrupt_left,
@@ -201,6 +203,8 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
                    stack_latency_s=deployer.spec(prod).thresholds.golden_case_latency_s)
         # So must the smoke report be writable: found unwritable after the smoke passed, PROD would roll back.
         check_reports_dir(paths.reports_dir)
+        # A local PROD that is not up would fail the deploy, recorded and logged as a failed promotion.
+        check_stack_up(deployer, prod, f"promote to {prod}")
         image = str(decision.image)
         before = deployer.current_image(prod)
         rid = release_ids(ledger.entries()).get(image)
@@ -239,6 +243,30 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
     return PromotionOutcome(outcome=outcome, image=image, release_id=rid, before=before, prod_image=prod_image,
                             gate=decision, smoke_report=smoke_path, smoke_passed=smoke_passed, rollback=rolled,
                             duration_s=time.monotonic() - t0, error=error, unchanged=unchanged)
+
+
+class _Previewed:
+    """A ledger as it will read once `reconcile` has closed the changes left open (nothing is written): `promote
+    --check` judges with it, so it says what the promotion's gate will say."""
+
+    def __init__(self, ledger: Ledger, closeouts: list[Entry]) -> None:
+        self._ledger, self._closeouts = ledger, closeouts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger, name)
+
+    def entries(self) -> list[Entry]:
+        return [*self._ledger.entries(), *self._closeouts]
+
+
+def previewed(deployer: Deployer, ledger: Ledger, prod: str = "prod") -> Ledger:
+    """`ledger` with the outcome lines the next promotion's `reconcile` would append for `prod`, none written."""
+    entries = ledger.entries()
+    seq = entries[-1].seq if entries else 0
+    ts = datetime.now(UTC).isoformat()
+    closeouts = [Entry(seq=seq + n, ts=ts, kind=item.kind, fields=fields, prev="", hash="")
+                 for n, (item, fields) in enumerate(pending_closeouts(deployer, ledger, prod), start=1)]
+    return ledger if not closeouts else _Previewed(ledger, closeouts)  # type: ignore[return-value]
 
 
 def _check_stacks(deployer: Deployer, staging: str, prod: str) -> None:

@@ -25,6 +25,7 @@ from goldgate.release.cases import load_cases
 from goldgate.release.deployers.base import Deployer, Progress
 from goldgate.release.history import (
     VERIFIED_OUTCOMES,
+    Interrupted,
     UnknownRelease,
     interrupted,
     last_verified,
@@ -68,6 +69,7 @@ class RollbackOutcome:
     smoke_passed: bool
     reason: str
     error: str | None = None
+    served: str | None = None     # what the stack's host served before it, where the target can say (local)
 
     @property
     def ok(self) -> bool:
@@ -98,7 +100,7 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         lost = _lost_change(entries, stack)
         aim = next((r for r in verified_releases(entries, stack) if r.image == _aim(lost)), None) if lost else None
         if to is not None:
-            target = resolve(entries, to, stack)
+            target = resolve(entries, to, stack, current)
         elif lost is not None and aim is not None:
             progress(f"{stack}'s last {lost.kind} (ledger #{lost.get('intent_seq')}) was interrupted; finishing it: "
                      f"{aim.image} is what it set out to leave running")
@@ -123,8 +125,16 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         load_cases(paths.cases_dir, smoke_only=True,
                    stack_latency_s=deployer.spec(stack).thresholds.golden_case_latency_s)
         check_reports_dir(paths.reports_dir)  # and its smoke report can be written
+        check_stack_up(deployer, stack, f"roll {stack} back")
+        # Taking the stack off a candidate no smoke run judged (or finishing a rollback cut short that was doing so)
+        # is no verdict on it: recorded so, the gate's prod_verdict does not read it as the operator's.
+        candidate = unjudged_candidate(entries, stack)
+        finishing = lost is not None and lost.kind == "rollback" and lost.get("reason") == UNJUDGED \
+            and target.image == _aim(lost)
+        off_unjudged = candidate is not None and candidate.get("image") != target.image
+        reason = UNJUDGED if off_unjudged or finishing else "manual"
         outcome = rollback_locked(deployer, ledger, target.image, stack=stack, trigger=trigger,
-                                  reason="manual", progress=progress, paths=paths)
+                                  reason=reason, progress=progress, paths=paths)
     if not outcome.ok:
         raise RollbackFailed(f"rollback of {stack} to {outcome.image} {outcome.outcome.replace('_', ' ')}"
                              f"{': ' + outcome.error if outcome.error else ''}; {stack} is pinned to "
@@ -181,9 +191,10 @@ def _aim(change: Entry) -> str | None:
 def rollback_locked(deployer: Deployer, ledger: Ledger, image: str, *, stack: str, trigger: str, reason: str,
                     progress: Progress, paths: GoldenPaths) -> RollbackOutcome:
     before = deployer.current_image(stack)
+    served = served_image(deployer, stack)   # what ran: an interrupted deploy may have moved the pin only
     rid = release_ids(ledger.entries()).get(image)
     intent = ledger.append("rollback", phase="intent", stack=stack, target=deployer.target, image=image,
-                           release_id=rid, before=before, reason=reason, trigger=trigger)
+                           release_id=rid, before=before, served=served, reason=reason, trigger=trigger)
     progress(f"rolling {stack} back to {image} ({reason})")
     outcome, error, smoke_path, smoke_passed = deploy_and_smoke(deployer, ledger, stack, image, "rolled_back",
                                                                 trigger=trigger, progress=progress, paths=paths)
@@ -191,13 +202,13 @@ def rollback_locked(deployer: Deployer, ledger: Ledger, image: str, *, stack: st
     # The verified release is the image the smoke cases passed on, as a promotion records it; `pinned` is what the
     # stack pins now, which a writer outside the lock may have changed since the smoke run.
     ledger.append("rollback", phase="outcome", intent_seq=intent.seq, stack=stack, target=deployer.target,
-                  image=image, release_id=rid, before=before, after=prod_image,
+                  image=image, release_id=rid, before=before, served=served, after=prod_image,
                   prod_image=image if outcome == "rolled_back" else None, pinned=prod_image, outcome=outcome,
                   smoke_report=smoke_path, smoke_passed=smoke_passed, error=error, trigger=trigger, reason=reason)
     progress(f"rollback of {stack}: {outcome} ({stack} pinned to {prod_image})")
     return RollbackOutcome(outcome=outcome, stack=stack, image=image, release_id=rid, before=before,
                            prod_image=prod_image, smoke_report=smoke_path, smoke_passed=smoke_passed,
-                           reason=reason, error=error)
+                           reason=reason, error=error, served=served)
 
 
 def deploy_and_smoke(deployer: Deployer, ledger: Ledger, stack: str, image: str, success: str, *, trigger: str,
@@ -229,6 +240,17 @@ def deploy_and_smoke(deployer: Deployer, ledger: Ledger, stack: str, image: str,
     return success, None, str(run.path), True
 
 
+def check_stack_up(deployer: Deployer, stack: str, doing: str) -> None:
+    """A local stack that is not up: refused before the ledger records a change or the stack is touched (its deploy
+    would fail, be recorded as a failed promotion or rollback, and be logged as one, which alerts)."""
+    platform = getattr(deployer, "platform", None)
+    status = getattr(platform, "status", None)
+    if deployer.target != "local" or status is None or status(stack).running:
+        return
+    raise GoldgateError(f"cannot {doing}, nothing was changed or recorded: {platform.not_up(stack)}, then run "
+                        "this again")
+
+
 def check_pin_current(deployer: Deployer, ledger: Ledger, stack: str) -> None:
     """Refuse a stack file older than the stack's last recorded change, before anything is recorded: a re-run of
     an earlier CI run would otherwise roll back to, or promote over, a release that was since replaced. Call
@@ -245,26 +267,110 @@ def check_pin_current(deployer: Deployer, ledger: Ledger, stack: str) -> None:
 
 def reconcile(deployer: Deployer, ledger: Ledger, stack: str, progress: Progress) -> int:
     """Close intents a crashed command left open, recording what `stack` runs now. Call under the lock."""
+    closeouts = pending_closeouts(deployer, ledger, stack)
+    if not closeouts:
+        return 0
+    for item, fields in closeouts:
+        ledger.append(item.kind, **fields)
+        progress(f"an earlier {item.kind} (ledger #{item.intent_seq}) was interrupted; {stack} is pinned to "
+                 f"{fields['pinned']}, recorded")
+    # Left on a release its smoke cases failed on (an automatic rollback cut short), or on a candidate no smoke run
+    # judged (a promotion cut short): a promotion's gate may now refuse and leave the stack as it is, so the operator
+    # must hear what it is left on, and what to run.
+    warning = prod_state_warning(deployer, ledger, stack)
+    if warning is not None:
+        progress(warning)
+    return len(closeouts)
+
+
+def pending_closeouts(deployer: Deployer, ledger: Ledger, stack: str) -> list[tuple[Interrupted, dict[str, Any]]]:
+    """The outcome lines `reconcile` would write now for the changes of `stack` left open (none written here): what
+    `promote --check` judges with, so that it judges as the promotion will."""
     open_intents = interrupted(on_target(ledger.entries(), deployer.target), stack)
     if not open_intents:
-        return 0
+        return []
     pinned = observed_pin(deployer, stack)
+    served = served_image(deployer, stack)
+    out = []
     for item in open_intents:
         # A rollback's reason goes with its outcome: an operator's verdict on the release it was leaving stands
         # even though the command did not finish.
         reason = {"reason": item.reason} if item.kind == "rollback" and item.reason is not None else {}
-        ledger.append(item.kind, phase="outcome", intent_seq=item.intent_seq, stack=stack, target=deployer.target,
-                      image=item.image, before=item.before, after=pinned, pinned=pinned, prod_image=None,
-                      outcome="interrupted", trigger="goldgate reconcile", **reason)
-        progress(f"an earlier {item.kind} (ledger #{item.intent_seq}) was interrupted; {stack} is pinned to "
-                 f"{pinned}, recorded")
-    # Left on a release its smoke cases failed on (an automatic rollback cut short): a promotion's gate now refuses
-    # that release and leaves the stack as it is, so the operator must hear that it is broken, and what to run.
-    failed = _smoke_failed(on_target(ledger.entries(), deployer.target), stack, pinned)
+        # `after` is what the stack ran when the change was closed: what its host serves where that can be read (a
+        # pin moved by a deploy cut short before the host took it is not what ran), else the pin.
+        out.append((item, {"phase": "outcome", "intent_seq": item.intent_seq, "stack": stack,
+                           "target": deployer.target, "image": item.image, "before": item.before,
+                           "after": served or pinned, "pinned": pinned, "served": served, "prod_image": None,
+                           "outcome": "interrupted", "trigger": "goldgate reconcile", **reason}))
+    return out
+
+
+def served_image(deployer: Deployer, stack: str) -> str | None:
+    """What `stack`'s host serves now, where the target can say (the local one, while the stack runs); None otherwise."""
+    platform = getattr(deployer, "platform", None)
+    if deployer.target != "local" or platform is None or not hasattr(platform, "status"):
+        return None
+    try:
+        status = platform.status(stack)
+    except Exception:  # noqa: BLE001 -- only a better word on what ran; the pin is recorded either way
+        return None
+    image = getattr(status, "image", None)
+    return image if getattr(status, "running", False) and isinstance(image, str) else None
+
+
+# A rollback that only takes the stack off a candidate no smoke run judged there (its promotion was interrupted
+# before its smoke run finished) is the operator finishing that change, not a verdict on the candidate: the gate's
+# prod_verdict reads only reason "manual" as the operator's verdict.
+UNJUDGED = "manual: finishing an interrupted promotion no smoke run judged"
+
+
+def unjudged_candidate(entries: list[Entry], stack: str) -> Entry | None:
+    """The intent of the last change of `stack` when it is a promotion that was interrupted (open, or closed as
+    interrupted) before any smoke run on `stack` judged its candidate: the stack may be pinned to, or serve, a release
+    nothing verified there. None otherwise."""
+    changes = [e for e in entries if e.kind in ("promotion", "rollback") and e.get("stack", "prod") == stack
+               and e.get("phase") in ("intent", "outcome") and e.authentic]
+    if not changes:
+        return None
+    last = changes[-1]
+    if last.kind != "promotion":
+        return None
+    if last.get("phase") == "outcome":
+        if last.get("outcome") != "interrupted":
+            return None
+        intent = next((e for e in changes if e.seq == last.get("intent_seq")), None)
+    else:
+        intent = last
+    if intent is None:
+        return None
+    judged = any(e.kind == "golden" and e.get("stack") == stack and e.get("suite") == "smoke"
+                 and e.get("image") == intent.get("image") and e.seq > intent.seq for e in entries)
+    return None if judged else intent
+
+
+def prod_state_warning(deployer: Deployer, ledger: Ledger, stack: str) -> str | None:
+    """A line saying `stack` is left on a release its smoke cases failed on, or on a candidate no smoke run judged
+    there, with the ways out; None when it is on neither."""
+    entries = on_target(ledger.entries(), deployer.target)
+    pinned = observed_pin(deployer, stack)
+    failed = _smoke_failed(entries, stack, pinned)
     if failed is not None:
-        progress(f"{stack} is pinned to {pinned}, whose {_run(failed)} failed there (ledger #{failed.seq}): `goldgate "
-                 f"rollback` takes {stack} off it")
-    return len(open_intents)
+        return (f"{stack} is pinned to {pinned}, whose {_run(failed)} failed there (ledger #{failed.seq}): `goldgate "
+                f"rollback` takes {stack} off it")
+    intent = unjudged_candidate(entries, stack)
+    if intent is None or pinned is None or pinned != intent.get("image"):
+        return None
+    served = served_image(deployer, stack)
+    serves = f" (its host still serves {served})" if served and served != pinned else ""
+    return (f"{stack} is pinned to {pinned}{serves}, which no smoke run judged there: its promotion (ledger "
+            f"#{intent.seq}) was interrupted; {_again(intent)} smokes it, or `goldgate rollback` puts back "
+            f"{intent.get('before') or 'the last verified release'} (not a verdict on it)")
+
+
+def _again(intent: Entry | None) -> str:
+    """The promote command that tries an interrupted promotion again: with --retry-rejected when it had it."""
+    retry = intent is not None and intent.get("retry_rejected") is True
+    return "`goldgate promote --retry-rejected`" if retry else "`goldgate promote`"
 
 
 @contextmanager
@@ -298,8 +404,13 @@ def left_behind(deployer: Deployer, ledger: Ledger, stack: str) -> str:
     failed = _smoke_failed(entries, stack, pinned)
     if failed is not None:
         return f"{change}; {stack} is pinned to {shown}, whose {_run(failed)} failed there (ledger #{failed.seq}): {back}"
-    again = "`goldgate promote` tries it again, or " if lost.kind == "promotion" else ""
-    return f"{change}; {stack} is pinned to {shown}; {again}{back}"
+    if lost.kind != "promotion":
+        return f"{change}; {stack} is pinned to {shown}; {back}"
+    intent = next((e for e in entries if e.seq == lost.intent_seq), None)
+    if unjudged_candidate(entries, stack) is None:   # its smoke run finished (passed) before the interrupt
+        return f"{change}; {stack} is pinned to {shown}; {_again(intent)} tries it again, or {back}"
+    return (f"{change} and no smoke run judged {lost.image} on {stack}; {stack} is pinned to {shown}; "
+            f"{_again(intent)} tries it again (and smokes it), or {back} (not a verdict on it)")
 
 
 def _smoke_failed(entries: list[Entry], stack: str, image: str | None) -> Entry | None:

@@ -73,3 +73,33 @@ def test_a_home_from_before_the_record_is_judged_by_its_service_log(home):
         platform.up("staging")
     assert "no copy the service saved" in str(caught.value) and "dr-restore staging --list" in str(caught.value)
     assert not d.db_path.exists()
+
+
+def test_a_fresh_start_asked_for_while_the_database_is_there_is_not_kept_for_a_later_loss(home):
+    # Left in place, the file switched off the refusal for good: the next loss started anew without a word.
+    platform = LocalPlatform(home, stacks_file(home))
+    d = StackDir(platform.home, "staging")
+    fresh = d.root / "start-on-a-new-database"
+    platform.up("staging")
+    platform.down("staging")
+    fresh.touch()                       # asked for while nothing was lost
+    platform.up("staging")
+    assert not fresh.exists()           # removed, said, and the database kept
+    platform.down("staging")
+    d.db_path.unlink()                  # the next loss is refused again
+    with pytest.raises(StateError):
+        platform.up("staging")
+    assert not d.db_path.exists()
+
+
+def test_a_running_stack_with_no_copy_yet_is_told_how_to_get_one(home):
+    platform = LocalPlatform(home, stacks_file(home))
+    platform.up("staging")
+    try:
+        StackDir(platform.home, "staging").db_path.unlink()   # no write since: no copy saved yet
+        with pytest.raises(StateError) as caught:
+            platform.up("staging")
+        message = str(caught.value)
+        assert "send it one write if no client does" in message and "/proc/<service pid>/fd" in message, message
+    finally:
+        platform.down("staging")

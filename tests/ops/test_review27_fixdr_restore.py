@@ -56,6 +56,26 @@ def test_a_drill_after_rows_were_deleted_keeps_the_last_backup_that_held_them(tm
     assert _count(good) == 40
 
 
+def test_jobs_a_prune_deleted_since_an_old_backup_do_not_keep_it(tmp_path, stack_db):
+    # The stack prunes on a schedule: every drill kept one backup past its retention and said jobs were lost.
+    import json
+
+    from goldgate.ops import retention
+
+    home = tmp_path / "home"
+    db = stack_db(LocalPlatform(home).db_path("staging"), jobs=40)
+    old = _old_good_backup(home, db)
+    _sql(db, "DELETE FROM job_metrics", "DELETE FROM webhook_deliveries", "DELETE FROM jobs")  # the prune's work
+    path = retention.record_path(home, "staging", "local")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"format": retention.PRUNE_FORMAT, "target": "local", "dry_run": False,
+                                "finished_at": (datetime.now(UTC) - timedelta(days=10)).isoformat()}))
+    result = run_local_drill("staging", db, home, backup_retention_days=90)
+    assert result.passed, result.error
+    assert not old.exists(), result.notes
+    assert not any("was kept" in note for note in result.notes), result.notes
+
+
 def test_an_old_backup_holding_no_more_jobs_than_the_newest_still_expires(tmp_path, stack_db):
     home = tmp_path / "home"
     db = stack_db(LocalPlatform(home).db_path("staging"), jobs=40)

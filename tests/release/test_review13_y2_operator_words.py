@@ -24,7 +24,8 @@ def test_history_says_the_next_promote_or_rollback_finishes_an_interrupted_chang
     code, out, _ = invoke(capsys, "history", "--home", str(tmp_path))
     assert code == 0
     assert (f"unfinished: #{lost.seq} recorded an intent and no outcome (its command is still running, or was "
-            "interrupted): the next `goldgate promote` or `goldgate rollback` finishes an interrupted one") in out, out
+            "interrupted): the next `goldgate promote` or `goldgate rollback` records an interrupted one as "
+            "interrupted and says what PROD was left on; `goldgate rollback` undoes it") in out, out
 
 
 def test_a_gate_check_with_retry_rejected_does_not_say_it_promoted(monkeypatch: pytest.MonkeyPatch,

@@ -75,8 +75,8 @@ def test_a_promotion_cancelled_by_sigterm_says_what_prod_was_left_on_and_the_nex
     assert (open_intent.kind, open_intent.image, open_intent.before) == ("promotion", B, A)
     said = job.stderr.strip().splitlines()[-1]
     assert said == (f"terminated (SIGTERM): the promotion of {B} on prod (ledger #{open_intent.intent_seq}) did not "
-                    f"finish; prod is pinned to {B}; `goldgate promote` tries it again, or `goldgate rollback` puts "
-                    f"back {A}")
+                    f"finish and no smoke run judged {B} on prod; prod is pinned to {B}; `goldgate promote` tries it "
+                    f"again (and smokes it), or `goldgate rollback` puts back {A} (not a verdict on it)")
     with standin_api(StandInApi(image_tag=B)) as api:          # the next job, on the state the cancelled one left
         target = Target(api, {"staging": B, "prod": B})
         notes: list[str] = []

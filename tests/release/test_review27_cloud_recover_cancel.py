@@ -69,3 +69,13 @@ def test_a_cloud_stack_whose_api_cannot_be_found_is_named(tmp_path: Path, monkey
     err = capsys.readouterr().err
     assert "cannot reach the API of cloud stack prod: the pulumi CLI is not installed" in err, err
     assert "goldgate up" not in err
+
+
+@pytest.mark.parametrize("target, hint", [("local", "`goldgate status prod` shows workers exiting at start"),
+                                          ("cloud", "`goldgate stuck prod --cloud` reads the endpoint's /health")])
+def test_a_job_runpod_still_holds_points_at_the_targets_own_view_of_its_workers(target: str, hint: str) -> None:
+    from goldgate.commands.local import _recovered_line
+
+    line = _recovered_line("0" * 32, {"status": "queued", "reason": "duplicate", "runpod_status": "IN_QUEUE"},
+                           None, "prod", target)
+    assert "RunPod still has it IN_QUEUE: no webhook was lost" in line and hint in line, line
