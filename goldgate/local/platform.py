@@ -500,6 +500,10 @@ class LocalPlatform:
         missing = self._missing_migrations(stack)
         if not missing:
             return self._dir(stack).db_path
+        path = self._dir(stack).db_path
+        if "d1_migrations" not in (_tables(path) or set()):   # no goldgate ever migrated it: it predates nothing
+            raise StateError(f"{stack}'s database {path} is not a migrated goldgate database (no d1_migrations "
+                             f"table): `goldgate up {stack}` creates and migrates the stack's own")
         lacks = f"{stack}'s database predates this goldgate (migrations not applied: {', '.join(missing)})"
         if self.host_pid(stack) is not None:
             raise StateError(f"{lacks}: its running host was started by an older goldgate; restart the stack to "

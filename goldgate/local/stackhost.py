@@ -231,7 +231,9 @@ class StackHost:
     def s3_key_id(self) -> str:
         """The stack's S3 access key id as its file says now, for a client the host starts: the store takes it."""
         key_id = self.dir.secret("s3_access_key_id")
-        self.s3.guard.allow_key(key_id)
+        store = getattr(self, "s3", None)   # None before the store started (a host's config made alone)
+        if store is not None:
+            store.guard.allow_key(key_id)
         return key_id
 
     def expire_results(self) -> None:

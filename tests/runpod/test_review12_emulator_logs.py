@@ -133,6 +133,8 @@ def test_the_comfyui_emulators_lines_name_the_workers_image(tmp_path: Path, monk
             urllib.request.urlopen(request, timeout=30)
         except urllib.error.HTTPError as exc:
             assert exc.code == 400  # no prompt: a logged refusal
+        # The line is written after the answer is sent: the client can read the answer first (a loaded CI machine)
+        wait_for(lambda: "http_request" in out.getvalue(), "the refusal's http_request line", timeout_s=30)
     lines = _lines(out.getvalue())
     assert {x["event"] for x in lines} >= {"comfyui_listening", "http_request"}
     assert {x["worker_image_tag"] for x in lines} == {IMG1} and {x["stack"] for x in lines} == {"staging"}
