@@ -168,6 +168,8 @@ def _render_status(data: Any) -> str:
             lines.append(f"  {'not stopped by down':<22} {s['ended']}")
         for key in ("api_url", "image", "workflow_version", "endpoint_id", "runpod_endpoint_base", "logs_dir"):
             lines.append(f"  {key:<22} {s.get(key) or '-'}")
+        if s.get("database_lost"):
+            lines.append(f"  {'DATABASE':<22} {s['database_lost']}")
         if s.get("pin_not_served"):
             lines.append(f"  {'pin':<22} {s['pin_not_served']}")
         if s.get("code_changed"):

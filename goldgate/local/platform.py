@@ -87,6 +87,9 @@ class StackStatus:
     # A running stack whose pin names another image than its host serves (`image` is the one it serves): a deploy,
     # promote or rollback moved the pin and ended before the host took it. What happened and what to run.
     pin_not_served: str | None = None
+    # The stack's database file is missing, or a new empty file took its place, though the stack has had one
+    # (lost_database): why, the rescued copy and backups. A running service answers every write 503 meanwhile.
+    database_lost: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -889,6 +892,7 @@ class LocalPlatform:
             code_changed=code_changed,
             ended=None if state else self._ended(stack, d),
             pin_not_served=self._pin_not_served(stack, d, state),
+            database_lost=self.lost_database(stack),
         )
 
     @staticmethod

@@ -103,3 +103,22 @@ def test_a_running_stack_with_no_copy_yet_is_told_how_to_get_one(home):
         assert "send it one write if no client does" in message and "/proc/<service pid>/fd" in message, message
     finally:
         platform.down("staging")
+
+
+def test_status_names_a_lost_database_while_the_stack_still_says_up(home, capsys, monkeypatch):
+    import argparse
+
+    from goldgate.commands import local as local_commands
+
+    platform = LocalPlatform(home, stacks_file(home))
+    platform.up("staging")
+    try:
+        StackDir(platform.home, "staging").db_path.unlink()
+        status = platform.status("staging")
+        assert status.running and status.database_lost and "goldgate dr-restore staging --list" in status.database_lost
+        monkeypatch.setattr(local_commands, "_platform", lambda _args: platform)
+        assert local_commands.cmd_status(argparse.Namespace(stack="staging", home=str(home), json=False)) == 0
+        out = capsys.readouterr().out
+        assert "  DATABASE" in out and "though the stack has run before" in out, out
+    finally:
+        platform.down("staging")
