@@ -231,7 +231,7 @@ def cmd_dr_restore(args: argparse.Namespace) -> int:
             raise StateError(f"stack {args.stack} is running (or starting); stop it first (`goldgate down "
                              f"{args.stack}`) so nothing writes while its database is replaced")
         with _pruning_held(platform.home, args.stack, f"`goldgate dr-restore {args.stack}`", "nothing was restored"):
-            report = dr.restore_into_stack_report(backup, target, args.stack, args.from_stack)
+            report = dr.restore_into_stack(backup, target, args.stack, args.from_stack)
     for line in _restore_lines(args.stack, args.backup, report):
         say(escape_controls(line))
     return 0

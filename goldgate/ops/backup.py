@@ -326,6 +326,15 @@ def prune_backups(directory: Path, retention_days: int, now: datetime,
                          refused=refused, kept_fuller=kept_fuller)
 
 
+def backup_files(directory: Path) -> list[Path]:
+    """The backups take_backup wrote in `directory` (`<stamp>.sqlite`), oldest first; none for a missing directory."""
+    if not directory.is_dir():
+        return []
+    return sorted((path for path in directory.iterdir() if (found := _BACKUP_FILE.fullmatch(path.name))
+                   and found.group(2) == "sqlite" and parse_stamp(found.group(1)) is not None),
+                  key=lambda path: path.name)
+
+
 def backup_jobs(backup: Path) -> int | None:
     """How many jobs the backup's manifest recorded; None when its manifest cannot be read."""
     try:

@@ -35,6 +35,7 @@ from goldgate.ops.backup import (
     BackupManifest,
     BackupRefused,
     RestoreFailed,
+    backup_files,
     backup_jobs,
     clock_jump,
     create_private,
@@ -198,8 +199,7 @@ def _fewer_jobs_than_before(backup: Path, manifest: BackupManifest, progress: Pr
     """A note when the new backup holds fewer jobs than the backup before it: rows were lost or deleted since, which
     the drill's RPO cannot see. After a mistake, the backup to restore is the earlier one, not this."""
     jobs = manifest.fingerprint.row_counts.get("jobs")
-    earlier = sorted(path for path in backup.parent.glob("*.sqlite")
-                     if path.name < backup.name and parse_stamp(path.name.removesuffix(".sqlite")) is not None)
+    earlier = [path for path in backup_files(backup.parent) if path.name < backup.name]
     if jobs is None or not earlier:
         return []
     before = backup_jobs(earlier[-1])
@@ -310,13 +310,7 @@ class RestoreReport:
     lost_reason: str | None = None         # why they were not compared
 
 
-def restore_into_stack(backup: Path, target: Path, stack: str, from_stack: str | None = None) -> Path:
-    """restore_into_stack_report, answering the kept copy of the previous database (or `target` when none)."""
-    report = restore_into_stack_report(backup, target, stack, from_stack)
-    return report.kept or target
-
-
-def restore_into_stack_report(backup: Path, target: Path, stack: str, from_stack: str | None = None) -> RestoreReport:
+def restore_into_stack(backup: Path, target: Path, stack: str, from_stack: str | None = None) -> RestoreReport:
     """Restore a verified backup over stack `stack`'s stopped database; the old file is kept beside it.
 
     A backup another stack took (its manifest names the stack) is refused unless `from_stack` names
@@ -422,13 +416,8 @@ def list_backups(directory: Path) -> list[dict[str, Any]]:
     """The local backups in `directory`, newest first, each with what its manifest recorded: when it was taken, its
     jobs and the other tables' rows, the newest write it holds and its newest migration; `problem` when the manifest
     cannot vouch for it. To pick the newest backup taken BEFORE a mistake: its jobs and last write tell."""
-    found = []
-    if directory.is_dir():
-        for path in directory.iterdir():
-            if path.name.endswith(".sqlite") and parse_stamp(path.name.removesuffix(".sqlite")) is not None:
-                found.append(path)
     listed = []
-    for path in sorted(found, key=lambda p: p.name, reverse=True):
+    for path in reversed(backup_files(directory)):
         entry: dict[str, Any] = {"backup": str(path), "taken_at": None, "jobs": None, "rows": {},
                                  "last_write_at": None, "newest_migration": None, "problem": None}
         try:

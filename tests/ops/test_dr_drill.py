@@ -125,8 +125,8 @@ def test_a_drill_without_a_database_is_recorded_as_failed(tmp_path):
 
 def test_restore_into_a_stack_replaces_its_database_and_keeps_the_old_one(backup, tmp_path, stack_db):
     live = stack_db(tmp_path / "live" / "db.sqlite", jobs=10)
-    kept = restore_into_stack(backup, live, "staging")
-    assert kept != live and kept.exists()
+    kept = restore_into_stack(backup, live, "staging").kept
+    assert kept is not None and kept != live and kept.exists()
     assert sqlite3.connect(live).execute("SELECT count(*) FROM jobs").fetchone()[0] == 2_000
     assert sqlite3.connect(kept).execute("SELECT count(*) FROM jobs").fetchone()[0] == 10
 
@@ -135,9 +135,9 @@ def test_restore_over_a_corrupt_database_replaces_it_and_keeps_the_corrupt_file(
     live = tmp_path / "live" / "db.sqlite"
     live.parent.mkdir()
     live.write_bytes(b"torn write, not a database " * 200)  # the reason an operator restores
-    kept = restore_into_stack(backup, live, "staging")
+    kept = restore_into_stack(backup, live, "staging").kept
     assert sqlite3.connect(live).execute("SELECT count(*) FROM jobs").fetchone()[0] == 2_000
-    assert kept != live and kept.read_bytes() == b"torn write, not a database " * 200
+    assert kept is not None and kept != live and kept.read_bytes() == b"torn write, not a database " * 200
 
 
 def test_restore_into_a_stack_never_brought_up_creates_its_database(backup, tmp_path, capsys):
