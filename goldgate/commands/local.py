@@ -170,6 +170,8 @@ def _render_status(data: Any) -> str:
             lines.append(f"  {key:<22} {s.get(key) or '-'}")
         if s.get("database_lost"):
             lines.append(f"  {'DATABASE':<22} {s['database_lost']}")
+        if s.get("smoke_failed"):
+            lines.append(f"  {'SMOKE FAILED':<22} {s['smoke_failed']}")
         if s.get("pin_not_served"):
             lines.append(f"  {'pin':<22} {s['pin_not_served']}")
         if s.get("code_changed"):

@@ -370,8 +370,10 @@ def cmd_stuck(args: argparse.Namespace) -> int:
         older = args.older_than if args.older_than is not None else stuck.default_older_than_minutes(spec)
         # Where the service logs a job whose RunPod id it failed to record (job.runpod_id_unrecorded).
         service_log = StackDir(platform.home, args.stack).logs_dir / "service.jsonl"
+        # A job created before the running host started went to an earlier host's RunPod, gone since: stuck at once.
         report = stuck.list_local(spec, path, older, args.limit, service_log=service_log,
-                                  served_cap=_served_cap(platform, args.stack))
+                                  served_cap=_served_cap(platform, args.stack),
+                                  host_started_s=platform.host_started_s(args.stack))
         report = dataclasses.replace(report, queue_diagnosis=_local_diagnosis(args, platform, spec))
     emit(args, report.to_dict(), stuck.render_text)
     return 1 if report.stuck else 0  # a cron alerts on it

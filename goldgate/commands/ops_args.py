@@ -171,7 +171,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = add("stuck", "cmd_stuck",
             "list the jobs queued or in progress longer than a job may run (their webhook never "
-            "came), oldest first, with the recover line for each; exit 1 when there is one "
+            "came) or, on a running local stack, since before its host started (its RunPod ended with the host "
+            "before), oldest first, with the recover line for each; exit 1 when there is one "
             "(see docs/RUNBOOK.md, A stuck job)")
     p.add_argument("stack", help="staging or prod (stacks/local.yaml; stacks/Pulumi.<stack>.yaml for the cloud)")
     p.add_argument("--older-than", type=_minutes, metavar="MINUTES",

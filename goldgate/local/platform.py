@@ -33,6 +33,7 @@ from goldgate.local.state import (
     StackDir,
     changed_code,
     default_home,
+    host_started_s,
     open_log,
     remove_stale_temps,
     spec_fingerprint,
@@ -90,6 +91,10 @@ class StackStatus:
     # The stack's database file is missing, or a new empty file took its place, though the stack has had one
     # (lost_database): why, the rescued copy and backups. A running service answers every write 503 meanwhile.
     database_lost: str | None = None
+    # PROD serves (or, when down, is pinned to) a release whose last golden run there, a smoke run as a rule, failed
+    # (the release ledger's, as promote and rollback judge it): what, and the rollback that takes PROD off it.
+    # None when it did not fail there, for a stack that is no PROD, or when the ledger cannot be read.
+    smoke_failed: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -229,6 +234,67 @@ def recent_worker_exits(emulator_log: Path, now_s: float | None = None,
         kinds.setdefault((e["past"], e["past_by"] == "another_image"), []).append(e)
     kept = [e for kind in kinds.values() for e in kind[-_EXITS_SHOWN:]]
     return [e for e in exits if any(e is k for k in kept)]
+
+
+_LEDGER_CHUNK = 1 << 20
+_LEDGER_MAX_LINE = 1_000_000  # as the ledger's own reader (goldgate.release.ledger): no entry of ours is longer
+
+
+def _lines_from_end(fd: int, size: int) -> Any:
+    """The lines of the open file `fd` (of `size` bytes), last first, read backwards a chunk at a time."""
+    end, rest = size, b""
+    while end > 0:
+        start = max(0, end - _LEDGER_CHUNK)
+        lines = (os.pread(fd, end - start, start) + rest).split(b"\n")
+        end = start
+        rest = lines.pop(0) if start > 0 else b""
+        if len(rest) > _LEDGER_MAX_LINE:  # no entry of ours: skipped, not gathered whole into memory
+            rest = b""
+        yield from reversed(lines)
+
+
+def last_golden_run(home: Path, stack: str, image: str) -> dict[str, Any] | None:
+    """The release ledger's last golden run (full or smoke) of `image` on the local `stack`, as promote and rollback
+    find it (goldgate.release.rollback: an entry of another target, or one whose MAC does not verify under
+    GOLDGATE_LEDGER_KEY, is not it), or None. Read from the end of <home>/ledger.jsonl back to it: `status` reads it
+    each time, and a ledger of years is tens of MB, which promote and rollback read and verify whole; an edited line
+    (its hash no longer its own) is passed over here, and refused by them. None too when the ledger cannot be read:
+    `status` answers all the same."""
+    from goldgate.release import ledger as ledger_file  # only `status` of a PROD needs it
+
+    try:
+        key = ledger_file.key_from_env()
+        fd = os.open(home / "ledger.jsonl", os.O_RDONLY | os.O_NONBLOCK)  # a FIFO in its place must not hang status
+    except (OSError, StateError):
+        return None
+    kind, where = b'"kind":"golden"', b'"stack":' + json.dumps(stack).encode()
+    named = b'"image":' + json.dumps(image).encode()
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        for raw in _lines_from_end(fd, info.st_size):
+            if kind not in raw or where not in raw or named not in raw:  # canonical JSON: no other spelling
+                continue
+            try:
+                line = json.loads(raw)
+            except (ValueError, RecursionError):
+                continue
+            if not isinstance(line, dict) or line.get("kind") != "golden" or line.get("stack") != stack \
+                    or line.get("image") != image or line.get("target", "local") != "local":
+                continue
+            body = {k: v for k, v in line.items() if k not in ("hash", "mac")}
+            if line.get("hash") != ledger_file._digest(body):
+                continue
+            mac = line.get("mac")
+            if key is not None and not (isinstance(mac, str) and mac == ledger_file._mac(key, body)):
+                continue
+            return line
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return None
 
 
 def _pid(value: Any) -> int | None:
@@ -802,6 +868,12 @@ class LocalPlatform:
         before it opens the database; before that, the `up` that started it names it in the up lock)."""
         return self._live_host(stack, self._dir(stack))
 
+    def host_started_s(self, stack: str) -> float | None:
+        """When the running stack's host started (its state.json's `started_at`, seconds since the epoch): a job
+        created before then went to an earlier host's RunPod, which ended with that host. None when the stack is down
+        or its host, started by an older goldgate, did not record it."""
+        return host_started_s(self._state(stack))
+
     def running_host(self, stack: str) -> int | None:
         """The live host of a stack this home has a dir for, whether or not the stacks file still names it (its
         section removed or renamed while it ran); None for a name that is no stack of this home."""
@@ -850,18 +922,23 @@ class LocalPlatform:
             return
         try:
             with contextlib.closing(connect_read_only(d.db_path, timeout=5)) as db:
-                rows = db.execute("SELECT id FROM jobs WHERE status IN ('queued', 'in_progress') AND "
-                                  "runpod_job_id IS NOT NULL ORDER BY created_at").fetchall()
+                rows = db.execute("SELECT id, runpod_job_id IS NULL FROM jobs WHERE status IN ('queued', "
+                                  "'in_progress') ORDER BY created_at").fetchall()
         except sqlite3.Error:
             return  # the report is advice; the stop itself succeeded
-        if not rows:
-            return
-        ids = [row[0] for row in rows]
-        shown = " ".join(ids[:MAX_NAMED_JOBS]) + (f" (and {len(ids) - MAX_NAMED_JOBS} more)"
-                                                 if len(ids) > MAX_NAMED_JOBS else "")
-        progress(f"{stack}: {len(ids)} job(s) {what}; the local RunPod's queue does not survive its stack's "
-                 f"stop, so no webhook will come for them. {when}`goldgate recover JOB --stack {stack}` settles "
-                 f"each: {shown}")
+        ids = [row[0] for row in rows if not row[1]]
+        unsent = len(rows) - len(ids)  # RunPod never took them, or their RunPod id was not recorded
+        # Once the stack is up again, `goldgate stuck` lists every one of them (created before its host started).
+        lists = f"`goldgate stuck {stack}` lists them, with what recover needs"
+        lost = "the local RunPod's queue does not survive its stack's stop, so no webhook will come for them"
+        if ids:
+            shown = " ".join(ids[:MAX_NAMED_JOBS]) + (f" (and {len(ids) - MAX_NAMED_JOBS} more)"
+                                                     if len(ids) > MAX_NAMED_JOBS else "")
+            progress(f"{stack}: {len(ids)} job(s) {what}; {lost}. {when}`goldgate recover JOB --stack {stack}` "
+                     f"settles each: {shown}" + (f"; and {unsent} more with no RunPod id recorded: {lists}"
+                                                if unsent else ""))
+        elif unsent:
+            progress(f"{stack}: {unsent} job(s) with no RunPod id recorded {what}; {lost}. {when}{lists}")
 
     def status(self, stack: str) -> StackStatus:
         d = self._dir(stack)
@@ -893,7 +970,23 @@ class LocalPlatform:
             ended=None if state else self._ended(stack, d),
             pin_not_served=self._pin_not_served(stack, d, state),
             database_lost=self.lost_database(stack),
+            smoke_failed=self._smoke_failed(stack, state.get("image"), "serves") if state else
+            self._smoke_failed(stack, d.pinned_image(), "is pinned to"),
         )
+
+    def _smoke_failed(self, stack: str, image: str | None, verb: str) -> str | None:
+        """Why PROD's image is one found broken there, in a sentence (as promote and rollback say it): its last golden
+        run on the stack, a smoke run as a rule, failed. None when it passed, never ran, or the stack is no PROD."""
+        if image is None or self._role(stack) != "prod":
+            return None
+        run = last_golden_run(self.home, stack, image)
+        if run is None or run.get("passed") is True:
+            return None
+        what = "smoke run" if run.get("suite") == "smoke" else "full golden run"
+        failures = run.get("failures")
+        first = f"; first failure: {str(failures[0])[:200]}" if isinstance(failures, list) and failures else ""
+        return (f"{stack} {verb} {image}, whose {what} failed there (ledger #{run.get('seq')}, {run.get('ts')}{first}): "
+                f"`goldgate rollback` takes {stack} off it (docs/RUNBOOK.md, Rollback)")
 
     @staticmethod
     def _served_workflow_version(d: StackDir, state: dict[str, Any]) -> str | None:

@@ -72,7 +72,7 @@ from goldgate.local.state import (
     write_private,
 )
 from goldgate.local.store_guard import StoreGuard
-from goldgate.logs import JsonLogger
+from goldgate.logs import JsonLogger, now_rfc3339
 from goldgate.migrations import MIGRATIONS_DIR, apply_sqlite
 from service.sockets import listening_socket
 
@@ -172,6 +172,10 @@ class StackHost:
         self.dir = StackDir(home, stack)
         self.dir.ensure()
         self.home = home
+        # When this host started (state.json's `started_at`), before its RunPod and service: a job created before it
+        # was sent to an earlier host's RunPod, which ended with that host, so no webhook will come for it (`goldgate
+        # stuck` lists it at once, not among the younger jobs that may simply be running).
+        self.started_at = now_rfc3339()
         self.spec = specs.load_local(stack, stacks_file)
         # An error's text may quote a config or a URL that carries a credential: the stack's are masked in every line.
         secrets = [self.dir.secret(name) for name in LOGGED_SECRETS]
@@ -446,6 +450,7 @@ class StackHost:
             "spec_fingerprint": spec_fingerprint(self.spec),  # `up` compares it with the stacks file's section
             "secrets_stamp": self.secrets_stamp,  # and this with the secret files a rotation edits
             "code": self.code,  # and `status` and `up` this with the checkout's code, after an upgrade
+            "started_at": self.started_at,
             **extra,
         })
 

@@ -1,8 +1,9 @@
 """The local target's state directory: where each stack keeps its secrets, pin, database and logs.
 
 Layout (`$GOLDGATE_HOME` or `./.goldgate`):
-    stacks/<stack>/state.json      ports, pids, endpoint id of the running stack (absent when down), and the code
-                                   its host runs (the sha256 of each source file, as it read them at its start)
+    stacks/<stack>/state.json      ports, pids, endpoint id of the running stack (absent when down), the code
+                                   its host runs (the sha256 of each source file, as it read them at its start),
+                                   and when that host started (`started_at`; a host of an older goldgate wrote none)
     stacks/<stack>/host.lock       held (flock) by the stack's host process for its whole life
     stacks/<stack>/up.lock         held (flock) by the `goldgate up` (or `down`, deploy, dr-restore) in progress; names it
     stacks/<stack>/secrets/        api_token, webhook_secret, runpod_api_key, s3_* (mode 0600); the operator's
@@ -37,6 +38,7 @@ import stat
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -156,6 +158,19 @@ def _source_sha256(path: Path) -> str | None:
     with os.fdopen(fd, "rb") as f:
         data = f.read(_MAX_SOURCE_BYTES + 1)
     return hashlib.sha256(data).hexdigest() if len(data) <= _MAX_SOURCE_BYTES else None
+
+
+def host_started_s(state: Any) -> float | None:
+    """When the host that wrote `state` (state.json's record) started, in seconds since the epoch: its `started_at`.
+    None when the record does not say (a host started by an older goldgate wrote none) or says something that is no
+    UTC time."""
+    value = state.get("started_at") if isinstance(state, dict) else None
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z", value):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:  # a date that does not exist (Feb 30)
+        return None
 
 
 def default_home() -> Path:

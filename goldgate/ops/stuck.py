@@ -1,5 +1,7 @@
 """`goldgate stuck`: the jobs still queued or in progress after the time a job may simply be running, read-only from
-a stack's local SQLite or its D1. The service never polls RunPod, so these wait for an operator's `recover`.
+a stack's local SQLite or its D1. The service never polls RunPod, so these wait for an operator's `recover`. On a
+running local stack, so does every job created before its host started: the RunPod it was sent to ended with the
+host before (the host records its start in state.json, `started_at`).
 
 Each job's deadline (after which no RunPod job can settle it, and `recover` records it failed) is the one
 service/recover.py computes, from the ttl and /run timeout the job was sent with.
@@ -55,6 +57,12 @@ class StuckJob:
     past_deadline: bool
     recover: str
     advice: str | None
+    # Created before the running local stack's host started: the RunPod that took it ended with the host before (its
+    # queue does not survive a stop or a crash), so no webhook will come, however young the job is.
+    before_host_start: bool = False
+    # The cloud's recover line without goldgate (curl to the API Worker's admin route, the token kept off the command
+    # line); None locally.
+    recover_by_hand: str | None = None
 
 
 # What the endpoint's counters say about why jobs wait (QueueDiagnosis.cause).
@@ -84,9 +92,11 @@ class StuckReport:
     now: str
     older_than_minutes: int
     created_before: str
-    stuck: int              # every job queued or in progress created before created_before
+    # every job queued or in progress created before created_before, or (locally) before the stack's running host
+    # started (host_started_at): its RunPod ended with the host before
+    stuck: int
     more: int               # of those, how many are not listed (--limit)
-    younger: int            # queued or in progress, but younger: it may simply be running
+    younger: int            # queued or in progress, but younger and sent to the running host's RunPod: may be running
     jobs: list[StuckJob]
     # The jobs that count against the stack's cap (api.max_jobs_in_flight) now, counted as a create counts them
     # (service/jobs.py: up to the cap; a job past its own lifetime no longer counts); None for a database from
@@ -99,6 +109,9 @@ class StuckReport:
     max_jobs_in_flight_after_restart: int | None = None
     # Why jobs may wait on RunPod (`goldgate stuck` fills it; None from list_local/list_cloud alone).
     queue_diagnosis: QueueDiagnosis | None = None
+    # When the running local stack's host started; None in the cloud, for a stack that is down, or for a host an
+    # older goldgate started (it recorded no start: its jobs are judged by the window alone, as before).
+    host_started_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,9 +124,13 @@ def default_older_than_minutes(spec: StackSpec) -> int:
 
 def list_local(spec: StackSpec, path: Path, older_than_minutes: int, limit: int = DEFAULT_LIMIT, *,
                service_log: Path | None = None, now_s: float | None = None,
-               served_cap: int | None = None) -> StuckReport:
+               served_cap: int | None = None, host_started_s: float | None = None) -> StuckReport:
     """The stack's own SQLite, opened read-only: the running service's writes go on, nothing here can
     change a row.
+
+    `host_started_s`: when the stack's running host started (state.json's `started_at`). A job created before it
+    was sent to the RunPod of a host that has ended since (`goldgate down` and `up`, or a crash and `up`), whose
+    queue went with it: it is stuck whatever its age, as `up` said when it started the host.
 
     `served_cap`: the api.max_jobs_in_flight the stack's running service enforces, which stays the one it
     started with after an edit of the stacks file: the fullness is judged by it, or a stack answering 429
@@ -144,7 +161,7 @@ def list_local(spec: StackSpec, path: Path, older_than_minutes: int, limit: int 
     try:
         return _list(query, spec, "local", older_than_minutes, limit, now_s, where=str(path),
                      migrate=f"`goldgate up {spec.name}` applies the migrations", service_log=service_log,
-                     served_cap=served_cap)
+                     served_cap=served_cap, host_started_s=host_started_s)
     except sqlite3.DatabaseError as exc:
         raise GoldgateError(f"reading {path} failed ({exc}): the stack's database file is damaged or not a database "
                             f"(overwritten, or cut short), so its jobs cannot be read; restore it from a backup with "
@@ -166,7 +183,7 @@ def list_cloud(spec: StackSpec, d1: D1Client, database_id: str, older_than_minut
 
 def _list(query: Query, spec: StackSpec, target: str, older_than_minutes: int, limit: int, now_s: float | None,
           *, where: str, migrate: str, service_log: Path | None = None,
-          served_cap: int | None = None) -> StuckReport:
+          served_cap: int | None = None, host_started_s: float | None = None) -> StuckReport:
     columns = {row["name"] for row in query("PRAGMA table_info(jobs)", ())}
     needed = {"id", "stack", "status", "created_at", "created_at_ms", "runpod_job_id"}
     if not needed <= columns:
@@ -177,15 +194,18 @@ def _list(query: Query, spec: StackSpec, target: str, older_than_minutes: int, l
     now = now_s if now_s is not None else float(
         query("SELECT (julianday('now') - 2440587.5) * 86400.0 AS now_s", ())[0]["now_s"])
     before = iso_ms(now - older_than_minutes * 60)
+    # A host start later than the clock reads now is a clock stepped back since: no job can be judged by it.
+    host_started = iso_ms(host_started_s) if host_started_s is not None and host_started_s <= now else None
+    cutoff = max(before, host_started or before)  # the same RFC 3339 form: compared as text, as SQL compares it
     policy = ", ".join(c if c in columns else f"NULL AS {c}" for c in _RUN_POLICY)
     # From the unfinished jobs' own index (migration 0007, jobs_in_flight), sorted after: each `+` keeps SQLite off
     # the created_at index, whose walk (to filter, or to skip the sort) read every older job's row to find the few
     # unfinished ones: the whole table when none is stuck (D1 bills each row read; a cron runs this often).
     rows = query(f"SELECT id, stack, status, created_at, created_at_ms, runpod_job_id, {policy} FROM jobs "
                  f"WHERE +created_at < ?1 AND status IN ({_UNFINISHED_SQL}) ORDER BY +created_at, +id LIMIT ?2",
-                 (before, limit))
+                 (cutoff, limit))
     counts = query(f"SELECT SUM(created_at < ?1) AS stuck, SUM(created_at >= ?1) AS younger FROM jobs "
-                   f"WHERE status IN ({_UNFINISHED_SQL})", (before,))[0]
+                   f"WHERE status IN ({_UNFINISHED_SQL})", (cutoff,))[0]
     stuck, younger = int(counts["stuck"] or 0), int(counts["younger"] or 0)
     if target == "cloud":
         other = next((r["stack"] for r in rows if r["stack"] != spec.name), None)
@@ -197,7 +217,7 @@ def _list(query: Query, spec: StackSpec, target: str, older_than_minutes: int, l
     def deadline_s(job: dict[str, Any]) -> float:
         return runpod_deadline_s(job, spec.endpoint.ttl_ms, ServiceConfig.runpod_timeout_s)
 
-    jobs = [_job(deadline_s, spec.name, target, row, now, service_log) for row in rows]
+    jobs = [_job(deadline_s, spec.name, target, row, now, service_log, host_started) for row in rows]
     cap = served_cap or spec.api.max_jobs_in_flight
     after_restart = spec.api.max_jobs_in_flight if cap != spec.api.max_jobs_in_flight else None
     in_flight = None
@@ -207,7 +227,7 @@ def _list(query: Query, spec: StackSpec, target: str, older_than_minutes: int, l
     return StuckReport(stack=spec.name, target=target, now=iso_ms(now), older_than_minutes=older_than_minutes,
                        created_before=before, stuck=stuck, more=max(0, stuck - len(jobs)), younger=younger,
                        jobs=jobs, in_flight=in_flight, max_jobs_in_flight=cap,
-                       max_jobs_in_flight_after_restart=after_restart)
+                       max_jobs_in_flight_after_restart=after_restart, host_started_at=host_started)
 
 
 def _n(count: int, what: str) -> str:
@@ -314,32 +334,51 @@ def not_read(line: str) -> QueueDiagnosis:
 
 
 def recover_line(job_id: str, stack: str, target: str) -> str:
+    """The command that recovers the job: `goldgate recover`, which in the cloud (`--target cloud`) finds the stack's
+    API by its `api_url` output and its token in GOLDGATE_API_TOKEN[_<STACK>] or the goldgate:apiToken secret."""
     if target == "local":
         return f"goldgate recover {job_id} --stack {stack}"
-    # The cloud's way (RUNBOOK, A stuck job): the admin route, its token kept off the command line.
+    return f"goldgate recover {job_id} --stack {stack} --target cloud"
+
+
+def recover_by_hand(job_id: str, stack: str) -> str:
+    """The cloud's recovery without goldgate (RUNBOOK, A stuck job): the API Worker's admin route, with the token
+    in $API_TOKEN (`api_token_line`), kept off the command line."""
     return (f"curl -sS -X POST -H @<(printf 'Authorization: Bearer %s\\n' \"$API_TOKEN\") "
             f"\"$(pulumi stack output api_url --stack {stack})/api/admin/recover/{job_id}\"")
 
 
+def api_token_line(stack: str) -> str:
+    return f"API_TOKEN=$(pulumi config get goldgate:apiToken --stack {stack})"
+
+
 def _job(deadline_of: Callable[[dict[str, Any]], float], stack: str, target: str, row: dict[str, Any], now: float,
-         service_log: Path | None) -> StuckJob:
+         service_log: Path | None, host_started: str | None = None) -> StuckJob:
     deadline_s = deadline_of(row)
     past = now >= deadline_s
     rid = row["runpod_job_id"]
+    earlier = host_started is not None and row["created_at"] < host_started
+    # What `up` said when it started the host (LocalPlatform._report_unsettled): the RunPod it went to is gone.
+    ended = (f"created before the stack's host started ({host_started}): the local RunPod it was sent to ended with "
+             "the host before, so no webhook will come")
     advice = None
     if past:
         advice = ("past its deadline: no RunPod job can settle it any more; recover records it failed (or completed, "
                   "from the outcome its worker stored)")
     elif rid is None:
         log = f"in {service_log}" if service_log is not None else "in the API Worker's logs"
-        flag = ("--runpod-job-id <id>" if target == "local"
-                else "-d '{\"runpod_job_id\":\"<id>\"}'")
         advice = (f"no RunPod id recorded: if recover answers not_submitted, find the job.runpod_id_unrecorded line "
-                  f"of this job {log} and recover again adding {flag}, its runpod_job_id (none: RunPod never took "
-                  f"it; recover from {iso_ms(deadline_s)} records it failed)")
+                  f"of this job {log} and recover again adding --runpod-job-id <id>, its runpod_job_id (none: RunPod "
+                  f"never took it; recover from {iso_ms(deadline_s)} records it failed)")
+        advice = f"{ended}; {advice}" if earlier else advice
+    elif earlier:
+        advice = (f"{ended}; recover settles it now (completed from the outcome its worker stored, else failed: the "
+                  "RunPod of this host has no such job)")
     return StuckJob(id=row["id"], status=row["status"], created_at=row["created_at"],
                     age_s=round(now - row["created_at_ms"] / 1000, 3), runpod_job_id=rid, deadline=iso_ms(deadline_s),
-                    past_deadline=past, recover=recover_line(row["id"], stack, target), advice=advice)
+                    past_deadline=past, recover=recover_line(row["id"], stack, target), advice=advice,
+                    before_host_start=earlier,
+                    recover_by_hand=recover_by_hand(row["id"], stack) if target == "cloud" else None)
 
 
 def age_text(seconds: float) -> str:
@@ -382,6 +421,9 @@ def _diagnosis_lines(d: dict[str, Any]) -> list[str]:
 
 def render_text(d: dict[str, Any]) -> str:
     window = f"queued or in progress for more than {d['older_than_minutes']} min"
+    started = d.get("host_started_at")
+    if started and started > d["created_before"]:  # the host's start lists more than the window does
+        window += f" or since before its host started ({started})"
     if not d["stuck"]:
         line = f"{d['stack']}: no job stuck ({d['target']}: none {window})"
         line += f"; {d['younger']} younger may simply be running" if d["younger"] else ""
@@ -390,8 +432,8 @@ def render_text(d: dict[str, Any]) -> str:
             "oldest first; recover each: docs/RUNBOOK.md, A stuck job)")
     lines = [head]
     if d["target"] == "cloud":
-        lines.append("  first: API_TOKEN=$(pulumi config get goldgate:apiToken --stack "
-                     f"{d['stack']})  # the stack's API token, kept off the command line")
+        lines.append("  each recover line finds the stack's API by its `api_url` Pulumi output, and its token in "
+                     f"GOLDGATE_API_TOKEN[_{d['stack'].upper().replace('-', '_')}] or the goldgate:apiToken secret")
     for job in d["jobs"]:
         deadline = ("PAST its deadline " if job["past_deadline"] else "deadline ") + job["deadline"]
         lines.append(f"  {job['id']}  {job['status']:<11}  created {job['created_at']} "
@@ -411,6 +453,9 @@ def render_text(d: dict[str, Any]) -> str:
             rest = (f"--limit {MAX_LIMIT}, the most: recover these, then run it again to list the next "
                     f"{MAX_LIMIT}")
         lines.append(f"  ... and {d['more']} more, not listed ({rest})")
+    if d["target"] == "cloud" and d["jobs"]:  # from a machine without goldgate: the first job's (each ends in its id)
+        lines.append(f"  from a machine without goldgate: {api_token_line(d['stack'])}  # kept off the command line")
+        lines.append(f"      {recover_by_hand(d['jobs'][0]['id'], d['stack'])}")
     if d["younger"]:
         lines.append(f"  {d['younger']} younger job{'s' if d['younger'] != 1 else ''} queued or in progress, not "
                      "listed: may simply be running")

@@ -228,7 +228,8 @@ def test_d1_lists_the_same_jobs_with_the_admin_routes_recover_line(cloud, tmp_pa
     data = json.loads(out)
     assert data["target"] == "cloud" and [j["id"] for j in data["jobs"]] == ["a" * 32, "b" * 32, "c" * 32, "d" * 32]
     assert [j["past_deadline"] for j in data["jobs"]] == [True, True, False, False]
-    assert data["jobs"][3]["recover"].endswith(
+    assert data["jobs"][3]["recover"] == f"goldgate recover {'d' * 32} --stack staging --target cloud"
+    assert data["jobs"][3]["recover_by_hand"].endswith(
         f"\"$(pulumi stack output api_url --stack staging)/api/admin/recover/{'d' * 32}\"")
     assert "runpod_job_id" in data["jobs"][2]["advice"] and TOKEN not in out
     sql = [r for r in standin.requests if "query" in str(r)]
