@@ -32,6 +32,7 @@ from goldgate.local.state import write_text_atomic
 from goldgate.release import build as builds
 from goldgate.release.cases import load_cases, references_for, shown_dir
 from goldgate.release.deployers import Deployer, for_target
+from goldgate.release.deployers.base import RolloutNotConfirmed
 from goldgate.release.gate import PromotionRefused
 from goldgate.release.history import interrupted, on_target
 from goldgate.release.ledger import KEY_ENV, Ledger, detect_trigger
@@ -39,7 +40,7 @@ from goldgate.release.lock import ReleaseLock
 from goldgate.release.main_pins import STACKS, check_prod_file, pins_onto_main, read_stack_file
 from goldgate.release.promote import PromotionOutcome, check_gate, previewed, promote
 from goldgate.release.report import latency_words
-from goldgate.release.rollback import prod_state_warning, rollback
+from goldgate.release.rollback import host_code_note, prod_state_warning, rollback
 from goldgate.release.verification import GoldenPaths, GoldenRun, check_runs_as_declared, run_golden
 
 
@@ -253,20 +254,34 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 # -- deploy ------------------------------------------------------------------------------------
 
-def do_deploy(deployer: Deployer, ledger: Ledger, stack: str, image: str, trigger: str) -> dict[str, Any]:
+def do_deploy(deployer: Deployer, ledger: Ledger, stack: str, image: str, trigger: str,
+              say_host_code: bool = False) -> dict[str, Any]:
+    """`say_host_code`: warn when the local stack's host runs older goldgate code than this checkout (`release` has
+    said so as it brought the stack up)."""
     role = deployer.spec(stack).role
     if role == "prod":
         raise GoldgateError(f"{stack} is a PROD stack: it takes an image only through `goldgate promote` "
                             "(after the golden gate) or `goldgate rollback`")
     if not specs.is_digest_ref(image):  # the command line's --image is refused as it is parsed; a caller's is here
         raise GoldgateError(not_a_digest_ref(image))
-    result = deployer.deploy(stack, image, progress)
+    note = host_code_note(deployer, stack, "this deploy") if say_host_code else None
+    if note is not None:
+        progress(f"warning: {note}")
+    try:
+        result = deployer.deploy(stack, image, progress)
+    except RolloutNotConfirmed as exc:
+        # The stack took the image and may serve it already: recorded as such, or the ledger would say it runs the
+        # image before, and the next gate, pin move or error-rate window would reason from that.
+        entry = ledger.append("deploy", **exc.result.to_dict(), image=image, rollout_confirmed=False,
+                              error=str(exc), trigger=trigger)
+        raise GoldgateError(f"{exc} (ledger #{entry.seq} records {stack} on it, its rollout not confirmed)") from None
     ledger.append("deploy", **result.to_dict(), image=image, trigger=trigger)
     return result.to_dict()
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    data = do_deploy(_deployer(args), Ledger(_home(args)), args.stack, args.image, detect_trigger(args.trigger))
+    data = do_deploy(_deployer(args), Ledger(_home(args)), args.stack, args.image, detect_trigger(args.trigger),
+                     say_host_code=True)
     emit(args, data, lambda d: f"{d['stack']}: {d['before'] or '(nothing)'} -> {d['after']}")
     return 0
 
@@ -455,6 +470,8 @@ def _outcome(entry: dict[str, Any]) -> str:
     """A promotion's or rollback's outcome as recorded; a golden run's `passed` as passed / FAILED."""
     if "outcome" in entry:
         return str(entry["outcome"])
+    if entry.get("kind") == "deploy" and entry.get("rollout_confirmed") is False:
+        return "rollout not confirmed"   # applied: the stack took the image, and serves it or is rolling to it
     passed = entry.get("passed")
     return "" if passed is None else ("passed" if passed else "FAILED")
 

@@ -79,7 +79,8 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              references: Mapping[str, str | None] | None = None,
              ledger_keyed: bool = False, recorded_problem: str | None = None,
              definitions: Mapping[str, str] | None = None, suite_dir: str = "the golden suite",
-             retry_rejected: bool = False, references_dir: str | None = None) -> GateDecision:
+             retry_rejected: bool = False, references_dir: str | None = None,
+             unconfirmed_deploy: Mapping[str, Any] | None = None) -> GateDecision:
     """Check the report and STAGING against the thresholds; never raises on a malformed report.
 
     `recorded` is the ledger's entry for the golden run that wrote this very report (matched by the
@@ -110,7 +111,9 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     scripts/golden-tests/cases): each case's id -> the digest of its definition. With it, the golden run recorded as
     `recorded` must have run every one of those cases as defined there: a run over part of the suite, or over a copy
     with a case's limits loosened, is not a pass of the suite; an entry that does not say (an older goldgate wrote
-    it) is refused, and one more `goldgate golden` run records it."""
+    it) is refused, and one more `goldgate golden` run records it. `unconfirmed_deploy` is STAGING's last deploy
+    before that golden run when it was of the report's digest and its rollout was not confirmed (`pulumi up` applied
+    it and the watch failed): the run's cases may have run on workers of the release before it."""
     now = now or datetime.now(UTC)
     conds: list[Condition] = []
 
@@ -196,6 +199,13 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
               f"on {staging_stack} for {report.get('image')}" if recorded is not None else
               "no golden run in the ledger wrote this report (it was edited, or comes from another state dir)")
              + f"; run `goldgate golden {staging_stack}`")
+    if unconfirmed_deploy is not None:
+        image = unconfirmed_deploy.get("after")
+        cond("staging_rollout", False,
+             f"the golden run{'' if recorded is None else ' (ledger #' + str(recorded.get('seq')) + ')'} followed "
+             f"{staging_stack}'s deploy of {image} (ledger #{unconfirmed_deploy.get('seq')}), whose rollout was not "
+             "confirmed: its cases may have run on workers of the release before; deploy "
+             f"{image} to {staging_stack} again (its rollout watched), then run `goldgate golden {staging_stack}`")
     if ledger_keyed:
         trusted = recorded is not None and recorded_problem is None
         cond("report_authenticated", trusted,

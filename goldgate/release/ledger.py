@@ -482,6 +482,8 @@ def _summary(entry: Entry) -> str:
     where = f" on {entry.get('stack')}" if entry.get("stack") else ""
     failures, rolled = entry.get("failures"), entry.get("rollback")
     why = [c.get("detail") for c in _refused_by(entry)] or (failures[:3] if isinstance(failures, list) else [])
+    if entry.get("rollout_confirmed") is False:   # the stack took the image; the watch of its rollout failed
+        why.insert(0, "applied, its rollout not confirmed")
     if entry.kind == "promotion" and entry.get("outcome") in ("deploy_failed", "smoke_failed", "smoke_not_run"):
         why.append(f"automatic rollback to {rolled.get('image')}: {rolled.get('outcome')}"
                    if isinstance(rolled, Mapping) else "no automatic rollback")

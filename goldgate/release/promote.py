@@ -26,6 +26,7 @@ from goldgate.release.rollback import (
     check_pin_current,
     check_stack_up,
     deploy_and_smoke,
+    host_code_note,
     observed_pin,
     pending_closeouts,
     reconcile,
@@ -49,6 +50,7 @@ class PromotionOutcome:
     duration_s: float
     error: str | None = None
     unchanged: bool = False   # a deploy that failed before PROD's pin moved: nothing to roll back
+    unconfirmed: bool = False  # PROD took the image (pulumi up applied it), but its rollout was not confirmed
 
     @property
     def ok(self) -> bool:
@@ -59,6 +61,8 @@ class PromotionOutcome:
             return f"PROD now serves {self.image} (smoke passed)"
         what = {"smoke_failed": "PROD smoke failed", "deploy_failed": "PROD deploy failed",
                 "smoke_not_run": "PROD smoke did not run"}.get(self.outcome, self.outcome)
+        if self.unconfirmed:   # PROD served it, or was rolling to it, until the rollback (if any) below
+            what = "PROD rollout not confirmed"
         if self.unchanged:
             tail = "the deploy changed nothing, so nothing was rolled back"
             todo = f"{self.image} was not judged: fix the cause above, then `goldgate promote` again"
@@ -75,6 +79,11 @@ class PromotionOutcome:
                 f": {self.rollback.error}" if self.rollback.error else "")
             tail = f"the automatic rollback to {self.rollback.image} was not verified either ({why})"
             todo = ""
+        elif self.rollback.rollout_confirmed is False:
+            # PROD took the release it went back to, unwatched: no fault of PROD's or of that release is known.
+            tail = f"the automatic rollback to {self.rollback.image} was applied, its rollout not confirmed either"
+            todo = (f"once RunPod's rollout can be watched again, `goldgate rollback --to {self.rollback.image}` "
+                    "finishes the rollback")
         else:  # PROD is on no verified release now: the operator has to act, and needs to be told how
             why = self.rollback.outcome.replace("_", " ") + (f": {self.rollback.error}" if self.rollback.error else "")
             tail = f"the automatic rollback to {self.rollback.image} failed too ({why})"
@@ -97,7 +106,8 @@ class PromotionOutcome:
                 "before": self.before, "prod_image": self.prod_image, "gate": self.gate.to_dict(),
                 "smoke_report": self.smoke_report, "smoke_passed": self.smoke_passed,
                 "rollback": self.rollback.to_dict() if self.rollback else None,
-                "duration_s": round(self.duration_s, 3), "error": self.error, "message": self.message()}
+                "duration_s": round(self.duration_s, 3), "error": self.error, "message": self.message(),
+                **({"applied": self.image, "rollout_confirmed": False} if self.unconfirmed else {})}
 
 
 # The all-zero digest the shipped stack files hold until a first release: no image was ever built with it.
@@ -162,7 +172,8 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
                     definitions=None if cases is None else suite_digests(cases),
                     suite_dir="the golden suite" if cases_dir is None else shown_dir(cases_dir),
                     retry_rejected=retry_rejected,
-                    references_dir=None if references_dir is None else shown_dir(references_dir)), report, sha
+                    references_dir=None if references_dir is None else shown_dir(references_dir),
+                    unconfirmed_deploy=_unconfirmed_before(entries, staging, report.get("image"), run)), report, sha
 
 
 def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path | None = None,
@@ -205,6 +216,9 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
         check_reports_dir(paths.reports_dir)
         # A local PROD that is not up would fail the deploy, recorded and logged as a failed promotion.
         check_stack_up(deployer, prod, f"promote to {prod}")
+        note = host_code_note(deployer, prod, "this promotion")
+        if note is not None:
+            progress(f"warning: {note}")
         image = str(decision.image)
         before = deployer.current_image(prod)
         rid = release_ids(ledger.entries()).get(image)
@@ -213,13 +227,15 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
                                gate=decision.to_dict(), trigger=trigger, **retried)
         was = "nothing: its first release" if not before or shipped_placeholder(before) else before
         progress(f"gate passed; promoting {image} to {prod} (was {was})")
+        deployed: dict[str, Any] = {}   # filled when PROD took the image but its rollout was not confirmed
         outcome, error, smoke_path, smoke_passed = deploy_and_smoke(deployer, ledger, prod, image, "promoted",
                                                                      trigger=trigger, progress=progress,
-                                                                     paths=paths)
+                                                                     paths=paths, deployed=deployed)
         rolled: RollbackOutcome | None = None
         # A deploy refused before PROD's pin moved (a RunPod key RunPod refuses, say): a rollback would only be
         # refused the same way, and be recorded as a failed rollback of a PROD that never changed.
-        unchanged = outcome == "deploy_failed" and before is not None and observed_pin(deployer, prod) == before
+        unchanged = outcome == "deploy_failed" and not deployed and before is not None \
+            and observed_pin(deployer, prod) == before
         if outcome != "promoted":
             progress(f"{outcome.replace('_', ' ')} on {prod}: {error}")
         if unchanged:
@@ -239,10 +255,11 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
                       image=image, release_id=rid, before=before, after=prod_image, pinned=prod_image,
                       prod_image=image if outcome == "promoted" else None, outcome=outcome,
                       smoke_report=smoke_path, smoke_passed=smoke_passed, error=error,
-                      rollback=rolled.to_dict() if rolled else None, trigger=trigger)
+                      rollback=rolled.to_dict() if rolled else None, trigger=trigger, **deployed)
     return PromotionOutcome(outcome=outcome, image=image, release_id=rid, before=before, prod_image=prod_image,
                             gate=decision, smoke_report=smoke_path, smoke_passed=smoke_passed, rollback=rolled,
-                            duration_s=time.monotonic() - t0, error=error, unchanged=unchanged)
+                            duration_s=time.monotonic() - t0, error=error, unchanged=unchanged,
+                            unconfirmed=bool(deployed))
 
 
 class _Previewed:
@@ -331,13 +348,32 @@ def _redeployed(entries: list[Entry], stack: str, pinned: str | None) -> dict[st
     return deploys[-1].to_dict() if pinned in earlier else None
 
 
+def _unconfirmed_before(entries: list[Entry], stack: str, image: Any, run: Entry | None) -> dict[str, Any] | None:
+    """`stack`'s last deploy before the golden run `run` (before now, with no run) when it was of `image` and its
+    rollout was not confirmed; None otherwise. Under a ledger key only authenticated deploys count: a confirmed
+    deploy appended without it would hide the unconfirmed one."""
+    deploys = [e for e in entries if e.kind == "deploy" and e.get("stack") == stack and e.authentic
+               and (run is None or e.seq < run.seq)]
+    last = deploys[-1] if deploys else None
+    if last is None or last.get("after") != image or last.get("rollout_confirmed") is not False:
+        return None
+    return last.to_dict()
+
+
 def _deployed_at(entries: list[Entry], stack: str, image: str | None) -> datetime | None:
     """When `image` was last deployed to `stack`, per the ledger: the error-rate window starts there. Only an
     authenticated deploy counts when a ledger key is in use: a forged later one would hide the failures before it."""
     if image is None:
         return None
-    for e in reversed(entries):
-        if e.kind == "deploy" and e.get("stack") == stack and e.get("after") == image and e.authentic:
+    deploys = [e for e in entries if e.kind == "deploy" and e.get("stack") == stack and e.authentic]
+    for n in range(len(deploys) - 1, -1, -1):
+        e = deploys[n]
+        if e.get("after") == image:
+            # A deploy whose rollout was not confirmed put the image there already (its redeploy only watched it):
+            # the window starts at the first of them.
+            while n > 0 and deploys[n - 1].get("after") == image and deploys[n - 1].get("rollout_confirmed") is False:
+                n -= 1
+            e = deploys[n]
             try:
                 when = datetime.fromisoformat(e.ts)
             except ValueError:

@@ -22,7 +22,7 @@ from typing import Any
 
 from goldgate.errors import GoldgateError, describe
 from goldgate.release.cases import load_cases
-from goldgate.release.deployers.base import Deployer, Progress
+from goldgate.release.deployers.base import Deployer, Progress, RolloutNotConfirmed
 from goldgate.release.history import (
     VERIFIED_OUTCOMES,
     Interrupted,
@@ -70,6 +70,7 @@ class RollbackOutcome:
     reason: str
     error: str | None = None
     served: str | None = None     # what the stack's host served before it, where the target can say (local)
+    rollout_confirmed: bool | None = None   # False: the stack took `image`, but its rollout was not confirmed
 
     @property
     def ok(self) -> bool:
@@ -126,6 +127,9 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
                    stack_latency_s=deployer.spec(stack).thresholds.golden_case_latency_s)
         check_reports_dir(paths.reports_dir)  # and its smoke report can be written
         check_stack_up(deployer, stack, f"roll {stack} back")
+        note = host_code_note(deployer, stack, "this rollback")
+        if note is not None:
+            progress(f"warning: {note}")
         # Taking the stack off a candidate no smoke run judged (or finishing a rollback cut short that was doing so)
         # is no verdict on it: recorded so, the gate's prod_verdict does not read it as the operator's.
         candidate = unjudged_candidate(entries, stack)
@@ -196,33 +200,46 @@ def rollback_locked(deployer: Deployer, ledger: Ledger, image: str, *, stack: st
     intent = ledger.append("rollback", phase="intent", stack=stack, target=deployer.target, image=image,
                            release_id=rid, before=before, served=served, reason=reason, trigger=trigger)
     progress(f"rolling {stack} back to {image} ({reason})")
+    deployed: dict[str, Any] = {}
     outcome, error, smoke_path, smoke_passed = deploy_and_smoke(deployer, ledger, stack, image, "rolled_back",
-                                                                trigger=trigger, progress=progress, paths=paths)
+                                                                trigger=trigger, progress=progress, paths=paths,
+                                                                deployed=deployed)
     prod_image = observed_pin(deployer, stack)
     # The verified release is the image the smoke cases passed on, as a promotion records it; `pinned` is what the
     # stack pins now, which a writer outside the lock may have changed since the smoke run.
     ledger.append("rollback", phase="outcome", intent_seq=intent.seq, stack=stack, target=deployer.target,
                   image=image, release_id=rid, before=before, served=served, after=prod_image,
                   prod_image=image if outcome == "rolled_back" else None, pinned=prod_image, outcome=outcome,
-                  smoke_report=smoke_path, smoke_passed=smoke_passed, error=error, trigger=trigger, reason=reason)
-    progress(f"rollback of {stack}: {outcome} ({stack} pinned to {prod_image})")
+                  smoke_report=smoke_path, smoke_passed=smoke_passed, error=error, trigger=trigger, reason=reason,
+                  **deployed)
+    unconfirmed = ", its rollout not confirmed" if deployed else ""
+    progress(f"rollback of {stack}: {outcome} ({stack} pinned to {prod_image}{unconfirmed})")
     return RollbackOutcome(outcome=outcome, stack=stack, image=image, release_id=rid, before=before,
                            prod_image=prod_image, smoke_report=smoke_path, smoke_passed=smoke_passed,
-                           reason=reason, error=error, served=served)
+                           reason=reason, error=error, served=served,
+                           rollout_confirmed=False if deployed else None)
 
 
 def deploy_and_smoke(deployer: Deployer, ledger: Ledger, stack: str, image: str, success: str, *, trigger: str,
-                     progress: Progress, paths: GoldenPaths) -> tuple[str, str | None, str | None, bool]:
+                     progress: Progress, paths: GoldenPaths,
+                     deployed: dict[str, Any] | None = None) -> tuple[str, str | None, str | None, bool]:
     """Pin `image` on `stack`, check the stack took it, smoke-test it. Returns (outcome, error, smoke report,
     smoke passed); outcome is `success`, `deploy_failed`, `smoke_failed` or `smoke_not_run` (the smoke run refused
     to start for a reason that is not the image's: no verdict on it). Any failure is an outcome, not an
     exception: the caller has an intent in the ledger to close and perhaps a rollback to run. A rollback's smoke run
-    (`success` rolled_back) runs only the smoke cases whose workflow the release it went back to serves."""
+    (`success` rolled_back) runs only the smoke cases whose workflow the release it went back to serves.
+    A deploy the target applied but whose rollout it could not confirm (RolloutNotConfirmed) is `deploy_failed` too,
+    and fills `deployed` with `applied` (the image the stack took) and `rollout_confirmed` False, for the caller's
+    outcome line: the stack serves, or is rolling to, that image."""
     try:
         deployer.deploy(stack, image, progress)
         pinned = deployer.current_image(stack)
         if pinned != image:  # the smoke cases would vouch for whatever the stack still runs
             raise GoldgateError(f"after the deploy {stack} runs {pinned}, not {image}")
+    except RolloutNotConfirmed as exc:
+        if deployed is not None:
+            deployed.update(applied=exc.result.after, rollout_confirmed=False)
+        return "deploy_failed", describe(exc), None, False
     except Exception as exc:  # noqa: BLE001 -- whatever broke, the stack's pin must be recorded and restored
         return "deploy_failed", describe(exc), None, False
     try:
@@ -249,6 +266,27 @@ def check_stack_up(deployer: Deployer, stack: str, doing: str) -> None:
         return
     raise GoldgateError(f"cannot {doing}, nothing was changed or recorded: {platform.not_up(stack)}, then run "
                         "this again")
+
+
+def host_code_note(deployer: Deployer, stack: str, doing: str) -> str | None:
+    """A line saying that `stack`'s running host runs older goldgate code than this checkout (as `up` and `status`
+    say it), and what `doing` (a deploy, a promotion, a rollback) changes of that; None when it runs this checkout's
+    code, the stack is down, or the target cannot tell (the cloud). A warning, never a refusal or a restart: the
+    deploy starts the stack's service afresh, on this checkout's code, and only the host (the stand-ins for RunPod
+    and R2, which a cloud release does not ship either) keeps the old; a restart would end the jobs in flight on
+    the stack, a choice left to the operator."""
+    platform = getattr(deployer, "platform", None)
+    code_changed = getattr(platform, "code_changed", None)
+    if deployer.target != "local" or code_changed is None:
+        return None
+    try:
+        said = code_changed(stack)
+    except Exception:  # noqa: BLE001 -- only a warning: the change goes on and says its own failures
+        return None
+    if not said:
+        return None
+    return (f"{stack}: {said}; {doing} starts {stack}'s service on this checkout's code, while its host (the local "
+            "RunPod and its webhooks, the result store) keeps running the old until that restart")
 
 
 def check_pin_current(deployer: Deployer, ledger: Ledger, stack: str) -> None:

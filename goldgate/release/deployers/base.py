@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from goldgate.errors import GoldgateError
 from goldgate.release.gate import ErrorRate
 from goldgate.release.golden import ApiAccess
 from goldgate.spec import StackSpec
@@ -27,6 +28,17 @@ class DeployResult:
     def to_dict(self) -> dict[str, Any]:
         return {"stack": self.stack, "target": self.target, "before": self.before, "after": self.after,
                 "rollout": self.rollout}
+
+
+class RolloutNotConfirmed(GoldgateError):
+    """The deploy applied `result.after` to the stack (the target took the pin: the cloud's `pulumi up` succeeded),
+    but its rollout could not be confirmed (the watch of it failed). The stack serves, or is rolling to, the new
+    image: what it ran before is no longer what it runs, and the caller records `result` as a deploy whose rollout was
+    not confirmed (`rollout["confirmed"]` False), never as one that did not happen."""
+
+    def __init__(self, message: str, result: DeployResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class Deployer(Protocol):

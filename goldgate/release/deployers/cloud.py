@@ -36,7 +36,7 @@ from goldgate.cloudflare.workers import (
 )
 from goldgate.errors import GoldgateError, SpecError
 from goldgate.release.deployers import image_workflows
-from goldgate.release.deployers.base import DeployResult, Progress
+from goldgate.release.deployers.base import DeployResult, Progress, RolloutNotConfirmed
 from goldgate.release.error_rate import from_api
 from goldgate.release.gate import ErrorRate
 from goldgate.release.golden import ApiAccess
@@ -56,6 +56,14 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 class CloudDeployFailed(GoldgateError):
     """Pulumi or RunPod did not complete the deploy; the stack config says what was pinned."""
+
+
+class CloudRolloutNotConfirmed(CloudDeployFailed, RolloutNotConfirmed):
+    """`pulumi up` applied the image, and the watch of its rollout on RunPod failed (`result` says what was applied)."""
+
+
+class RolloutTimedOut(CloudDeployFailed):
+    """The endpoint's rollout did not finish within the deploy's rollout timeout."""
 
 
 @dataclass(frozen=True)
@@ -156,10 +164,16 @@ class CloudDeployer:
                                         "back") from None
             finally:
                 env.pop(image_workflows.WORKFLOWS_ENV, None)
+        # From here on the stack serves (or is rolling to) `image`: a failure is of the watch alone, and says what
+        # was applied (RolloutNotConfirmed), so the ledger records what the stack runs, not what it ran before.
         outputs = {k: v.value for k, v in result.outputs.items()}
         endpoint_id = outputs.get("endpoint_id") or outputs.get("runpod_endpoint_id")
+        applied = f"pulumi up applied {image} to {stack} (its stack config pins it; was {before})"
+        again = (f"once that is fixed, deploy {image} to {stack} again: pulumi finds nothing to change and the "
+                 "rollout is watched")
         if not endpoint_id:
-            raise CloudDeployFailed(f"stack {stack} has no `endpoint_id` output; cannot watch the rollout")
+            raise self._unconfirmed(stack, image, before, None,
+                                    f"{applied}, but it has no `endpoint_id` output, so its rollout cannot be watched")
         base = str(outputs.get("runpod_api_base") or self.spec(stack).cloud.runpod_api_base)  # type: ignore[union-attr]
         try:
             with self._control_client(key.value, base.removesuffix("/").removesuffix("/v2")) as client:
@@ -167,15 +181,23 @@ class CloudDeployer:
                 rollout = wait_for_rollout(client, str(endpoint_id), image, timeout_s=self.settings.rollout_timeout_s,
                                            poll_s=self.settings.rollout_poll_s, progress=progress)
         except RunPodError as exc:
-            # After `up`: the stack serves (or is rolling to) the image, and what failed is only the watch of it.
             refused = (f"RunPod refused the RunPod API key from {key.source} (HTTP {exc.status}): {key.advice}"
                        if isinstance(exc, RunPodAuthError) else _cut(str(exc), 400))
-            raise CloudDeployFailed(
-                f"pulumi up applied {image} to {stack} (its stack config pins it; was {before}), but its rollout on "
-                f"endpoint {endpoint_id} could not be watched: {refused}; once that is fixed, deploy {image} to "
-                f"{stack} again: pulumi finds nothing to change and the rollout is watched") from None
+            raise self._unconfirmed(stack, image, before, str(endpoint_id),
+                                    f"{applied}, but its rollout on endpoint {endpoint_id} could not be watched: "
+                                    f"{refused}; {again}") from None
+        except RolloutTimedOut as exc:
+            raise self._unconfirmed(stack, image, before, str(endpoint_id), f"{applied}, but the {exc}; {again}") \
+                from None
         return DeployResult(stack=stack, target=self.target, before=before, after=self.current_image(stack),
-                            rollout={"endpoint_id": endpoint_id, **rollout})
+                            rollout={"endpoint_id": endpoint_id, "confirmed": True, **rollout})
+
+    def _unconfirmed(self, stack: str, image: str, before: str | None, endpoint_id: str | None,
+                     message: str) -> RolloutNotConfirmed:
+        """A deploy `pulumi up` applied whose rollout was not confirmed: what the stack runs now is `image`."""
+        return CloudRolloutNotConfirmed(message, DeployResult(
+            stack=stack, target=self.target, before=before, after=image,
+            rollout={"endpoint_id": endpoint_id, "confirmed": False}))
 
     def spec(self, stack: str) -> StackSpec:
         return load_pulumi(stack, self.settings.project_dir / STACKS_DIR.name)
@@ -409,8 +431,8 @@ def wait_for_rollout(client: Any, endpoint_id: str, image: str, *, timeout_s: fl
             return {"endpoint_version": history.endpoint_version, "release_id": latest.id if latest else None,
                     "workers_total": r.workers_total, "percent_on_latest": r.percent_on_latest}
         if time.monotonic() > deadline:
-            raise CloudDeployFailed(f"rollout of endpoint {endpoint_id} did not finish within {timeout_s:g} s "
-                                    f"({state}; endpoint image {endpoint.image}); the config pins {image}")
+            raise RolloutTimedOut(f"rollout of endpoint {endpoint_id} did not finish within {timeout_s:g} s "
+                                  f"({state}; endpoint image {endpoint.image}); the config pins {image}")
         time.sleep(poll_s)
 
 
