@@ -224,7 +224,7 @@ def grow_objects(stack_dir: Path, count: int, now: datetime) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])  # the first paragraph, whole
     parser.add_argument("--workdir", type=Path, required=True, help="where the home is made (GBs; removed at the end)")
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--log-jobs", type=int, help="the jobs the logs stand for (default: --jobs)")

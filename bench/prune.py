@@ -114,7 +114,7 @@ def _jobs(text: str) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])  # the first paragraph, whole
     parser.add_argument("--jobs", type=_jobs, default=200_000)
     parser.add_argument("--keep-days", type=int, default=30)
     parser.add_argument("--metrics-keep-days", type=int, default=30, help="0: keep the metrics (no deletion)")

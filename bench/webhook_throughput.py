@@ -570,7 +570,7 @@ def ratio_rounds(rounds: list[dict[str, dict]], top: str, bottom: str) -> tuple[
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])  # the first paragraph, whole
     parser.add_argument("--jobs", type=int, default=3000)
     parser.add_argument("--warmup-jobs", type=int, default=200)
     parser.add_argument("--procs", type=int, default=2)

@@ -110,7 +110,7 @@ def write(entries: list[str | Pin], hashes: dict[str, list[str]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])  # the first paragraph, whole
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if the hashes differ")
     parser.add_argument("--requirements", type=Path, default=REQUIREMENTS)
     args, pip_compile_args = parser.parse_known_args(argv)

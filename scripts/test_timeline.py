@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])  # the first paragraph, whole
     parser.add_argument("timeline", type=Path, help="the file GG_TEST_TIMELINE named")
     parser.add_argument("--last", type=int, default=15, help="how many of the last-ending files to show")
     args = parser.parse_args(argv)

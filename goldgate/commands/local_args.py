@@ -70,6 +70,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=_seconds, default=180.0, help="seconds to wait for each job (default 180)")
     add_json_flag(p)
     p = add("doctor", "cmd_doctor", "first aid: are the models every workflow needs where ComfyUI looks?")
+    p.description = ("first aid: are the models every workflow needs where ComfyUI looks? Bare, it checks this "
+                     "machine's /comfyui/models and /workspace/ComfyUI/models (the worker's MODEL_ROOTS default), as "
+                     "a worker image's preflight does: on a dev machine without them every model is MISSING. For a "
+                     "local stack's image run `goldgate doctor --stack staging` (or prod); --image checks a local "
+                     "image ref, --model-root other folders.")
     p.add_argument("--stack", help="check the image this local stack runs")
     p.add_argument("--image", help="check a local image ref")
     p.add_argument("--model-root", action="append", type=_model_roots,

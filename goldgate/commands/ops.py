@@ -232,6 +232,9 @@ def cmd_dr_restore(args: argparse.Namespace) -> int:
                              f"{args.stack}`) so nothing writes while its database is replaced")
         with _pruning_held(platform.home, args.stack, f"`goldgate dr-restore {args.stack}`", "nothing was restored"):
             report = dr.restore_into_stack(backup, target, args.stack, args.from_stack)
+    if args.json:
+        emit(args, {"backup": str(backup), **report.to_dict()}, str)
+        return 0
     for line in _restore_lines(args.stack, args.backup, report):
         say(escape_controls(line))
     return 0
@@ -244,7 +247,17 @@ def _restore_lines(stack: str, backup: str, report: Any) -> list[str]:
     if report.journals_kept:
         lines.append(f"{stack}: the deleted database's journal(s) were moved aside, not deleted: "
                      + ", ".join(str(path) for path in report.journals_kept))
-    if report.lost_jobs:
+    if report.lost_jobs and report.from_another_stack:
+        # Not jobs created after the backup: this stack's own, which a backup of another stack never held. Merged
+        # into the other stack's data, the two stacks' jobs would mix.
+        ids = ", ".join(report.lost_job_ids) + (", ..." if report.lost_jobs > len(report.lost_job_ids) else "")
+        other = report.backup_stack
+        lines.append(f"{stack}: {report.lost_jobs} job(s) of {stack}'s replaced database are {stack}'s own, not in "
+                     f"{other}'s backup (their ids now answer 404 on {stack}): {ids}. Restoring {other}'s data "
+                     f"replaced them, as --from-stack {other} asked; do not merge them into it (the two stacks' jobs "
+                     f"would mix). They are kept in {report.kept}; to put {stack}'s own jobs back, restore one of "
+                     f"{stack}'s backups (`goldgate dr-restore {stack} --list`)")
+    elif report.lost_jobs:
         ids = ", ".join(report.lost_job_ids) + (", ..." if report.lost_jobs > len(report.lost_job_ids) else "")
         lines.append(f"{stack}: WARNING: {report.lost_jobs} job(s) of the replaced database are not in the backup "
                      f"(created after it; their ids now answer 404): {ids}. They are still in {report.kept}: merge "

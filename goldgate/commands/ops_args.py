@@ -150,6 +150,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from-stack", metavar="STACK",
                    help="restore a backup another stack took on purpose (e.g. PROD's into STAGING): the stack "
                         "its manifest names; without it such a backup is refused")
+    p.add_argument("--json", action="store_true",
+                   help="print machine-readable JSON: with --list, each backup (its path, when taken, jobs and "
+                        "other rows, last write, newest migration, or why it cannot be restored); a restore, what "
+                        "it did (the database kept aside, the jobs the backup lacks, pending migrations)")
 
     p = add("prune", "cmd_prune",
             "delete terminal jobs (and their webhook deliveries) older than --keep-days, "

@@ -106,12 +106,15 @@ def _own_image(f: Facts) -> str | None:
     return f.images.get(role) if role else None
 
 
-def _serving(f: Facts, image: str, logs: bool = False) -> str:
+def _serving(f: Facts, image: str, logs: bool = False, startup: bool = False) -> str:
     """`image`, and since when its figures count (the ledger change that put it on the stack; the gatherer scoped
-    the figures to it): a fault the stack had before that change, now recovered, is not this release's."""
+    the figures to it): a fault the stack had before that change, now recovered, is not this release's.
+    `startup`: its `models_loaded` lines, counted since the switch to it (a redeploy of it keeps warm workers)."""
     facts = f.logs if logs else f.jobs
     window = facts.windows.get(image) if facts is not None else None
-    return f"{image} {window.to_words()}" if window else image
+    if window is None:
+        return image
+    return f"{image} {window.startup_words() if startup else window.to_words()}"
 
 
 # -- RunPod worker -------------------------------------------------------------------------------
@@ -932,10 +935,10 @@ def startup_log(f: Facts) -> Verdict:
         return FAIL, "the stack pins no image: no worker's start-up to judge"
     failed_starts = lg.preflight_failed_by_image.get(image, 0)
     loaded = lg.models_loaded_by_image.get(image, 0)
-    serving = _serving(f, image, logs=True)
+    serving = _serving(f, image, logs=True, startup=True)
     if failed_starts:
-        return FAIL, (f"{failed_starts} `preflight_failed` line(s) from workers of {serving}: they exit without "
-                      f"taking a job; {_preflight_command(f, image)} names the missing models")
+        return FAIL, (f"{failed_starts} `preflight_failed` line(s) from workers of {_serving(f, image, logs=True)}: "
+                      f"they exit without taking a job; {_preflight_command(f, image)} names the missing models")
     return _ok(loaded > 0, f"{loaded} `models_loaded` start-up line(s) from workers of {serving}",
                f"no `models_loaded` line from a worker of {serving} ({lg.models_loaded} in all, other images' and "
                "earlier ones included): the preflight did not confirm the pinned image's models")
@@ -1029,7 +1032,8 @@ def render_text(data: dict[str, Any]) -> str:
         if c["section"] != section:
             section = c["section"]
             lines.append(f"\n{section}")
-        lines.append(f"  [{marks[c['status']]}] {c['line']}")
+        # The line's id after its title (which keeps the seed checklist's words): the docs name lines by id.
+        lines.append(f"  [{marks[c['status']]}] {c['line']}  (id: {c['id']})")
         lines.append(f"         {c['evidence']}")
     n = data["counts"]
     verdict = "READY" if data["passed"] else "NOT READY"

@@ -62,9 +62,20 @@ class ServingWindow:
     image: str
     since: str      # as the service stores created_at (UTC, milliseconds, Z): text order is time order
     change: str     # the change in words: "promotion #16 at 2026-11-30T07:02:40.107Z"
+    # STAGING: the deploy that switched the stack TO `image`, when later deploys only redeployed it (each recorded
+    # `before` = `image`). Such a redeploy is no new RunPod release: the warm workers stay, and their start-up lines
+    # (`models_loaded`) come before `since`. None: `since`, the change itself switched to the image.
+    startup_since: str | None = None
+    startup_change: str | None = None
 
     def to_words(self) -> str:
         return f"since {self.change}"
+
+    def startup_words(self) -> str:
+        """Since when the image's start-up lines count: its workers started since the switch to it."""
+        if self.startup_change is None:
+            return self.to_words()
+        return f"since {self.startup_change} (then redeployed: {self.change})"
 
 
 @dataclass(frozen=True)
@@ -320,7 +331,31 @@ def serving_window(ledger: Iterable[Any] | None, stack: str, role: str | None,
         return None
     name = "retried promotion" if start.kind == "promotion" and start.get("retry_rejected") else start.kind
     outcome = f" ({change.get('outcome')} as #{change.seq})" if change is not start else ""
-    return ServingWindow(image=image, since=since, change=f"{name} #{start.seq} at {start.ts}{outcome}")
+    switch = _switched_to(entries, change, stack, image) if role != "prod" else change
+    startup_since = startup_change = None
+    if switch is not change:
+        try:
+            startup_since = normalize_since(switch.ts)
+        except MetricsError:
+            startup_since = None
+        startup_change = f"deploy #{switch.seq} at {switch.ts}" if startup_since else None
+    return ServingWindow(image=image, since=since, change=f"{name} #{start.seq} at {start.ts}{outcome}",
+                         startup_since=startup_since, startup_change=startup_change)
+
+
+def _switched_to(entries: list[Any], change: Any, stack: str, image: str) -> Any:
+    """The deploy of `stack` that last switched it to `image` from another image (or from none), `change` or one
+    before it: each deploy whose `before` is `image` redeployed what the stack already ran, so the one before it, if
+    it put `image` there (and is authentic), is the switch. A redeploy of the same image keeps RunPod's release and
+    its warm workers; a stack switched away and back, or pinned by hand between two deploys, started anew."""
+    switch = change
+    for entry in reversed(entries[:entries.index(change)]):
+        if entry.kind != "deploy" or entry.get("stack") != stack:
+            continue
+        if switch.get("before") != image or entry.get("after") != image or not entry.authentic:
+            break
+        switch = entry
+    return switch
 
 
 def _in_window(windows: Mapping[str, ServingWindow], tag: str = _TAG, created: str = "created_at") \
@@ -525,8 +560,13 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
             models_loaded += 1
         tag = str(line.get("worker_image_tag") or "")
         window = windows.get(tag)
+        # models_loaded: since the switch to the image (a warm worker kept across a redeploy of it still confirms
+        # its models); preflight_failed: since the newest change (a redeploy may follow the fix of a local snapshot).
+        since = None if window is None else window.since
+        if window is not None and line.get("event") == "models_loaded":
+            since = window.startup_since or window.since
         try:
-            before = window is not None and (normalize_since(line.get("ts")) or "") < window.since
+            before = since is not None and (normalize_since(line.get("ts")) or "") < since
         except MetricsError:
             before = True  # no readable time: not shown to be within the window
         if not before:

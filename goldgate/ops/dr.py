@@ -308,6 +308,22 @@ class RestoreReport:
     lost_jobs: int | None = 0              # jobs of the replaced database the backup lacks (None: not compared)
     lost_job_ids: list[str] = field(default_factory=list)  # the first few of them, oldest first
     lost_reason: str | None = None         # why they were not compared
+    stack: str = ""                        # the stack restored into
+    backup_stack: str = ""                 # the stack the backup was taken from (its manifest's; --from-stack)
+
+    @property
+    def from_another_stack(self) -> bool:
+        """A backup of another stack (`--from-stack`): the jobs it lacks are this stack's own, not jobs created
+        after it, and are not to be merged into the other stack's data."""
+        return bool(self.backup_stack) and self.backup_stack != self.stack
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stack": self.stack, "backup_stack": self.backup_stack, "target": str(self.target),
+                "kept": None if self.kept is None else str(self.kept),
+                "journals_kept": [str(path) for path in self.journals_kept],
+                "pending_migrations": list(self.pending_migrations), "lost_jobs": self.lost_jobs,
+                "lost_job_ids": list(self.lost_job_ids), "lost_reason": self.lost_reason,
+                "from_another_stack": self.from_another_stack}
 
 
 def restore_into_stack(backup: Path, target: Path, stack: str, from_stack: str | None = None) -> RestoreReport:
@@ -360,7 +376,8 @@ def restore_into_stack(backup: Path, target: Path, stack: str, from_stack: str |
     pending = [m.name for m in discover_migrations() if m.name not in applied]
     lost, lost_ids, why = _jobs_only_in(kept, target) if kept is not None else (0, [], None)
     return RestoreReport(target=target, kept=kept, journals_kept=moved, pending_migrations=pending,
-                         lost_jobs=lost, lost_job_ids=lost_ids, lost_reason=why)
+                         lost_jobs=lost, lost_job_ids=lost_ids, lost_reason=why, stack=stack,
+                         backup_stack=manifest.stack)
 
 
 def _jobs_only_in(kept: Path, restored: Path, first: int = 5) -> tuple[int | None, list[str], str | None]:

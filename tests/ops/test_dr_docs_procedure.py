@@ -25,11 +25,13 @@ def _local_procedure() -> list[list[str]]:
 
 
 def _as_written(argv: list[str], home: Path) -> list[str]:
-    """The document's command for this home: `.goldgate/` paths under it, `<stamp>` the backup the drill took."""
+    """The document's command for this home: `${GOLDGATE_HOME:-.goldgate}/` paths under it (as the shell expands
+    them with GOLDGATE_HOME set), `<stamp>` the backup the drill took."""
     out = []
     for arg in argv[1:]:
-        if arg.startswith(".goldgate/"):
-            arg = str(home / arg.removeprefix(".goldgate/"))
+        assert not arg.startswith(".goldgate/"), f"{arg}: a runnable command names ${{GOLDGATE_HOME:-.goldgate}}"
+        if arg.startswith("${GOLDGATE_HOME:-.goldgate}/"):
+            arg = str(home / arg.removeprefix("${GOLDGATE_HOME:-.goldgate}/"))
             if "<stamp>" in arg:
                 backups = sorted(Path(arg).parent.glob("*.sqlite"))
                 assert len(backups) == 1, backups
