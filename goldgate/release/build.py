@@ -41,6 +41,7 @@ _REPO = re.compile(rf"^{_COMPONENT}(:[0-9]+)?(/{_COMPONENT})+$|^{_COMPONENT}$")
 MAX_REPO_CHARS = 255
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 SOURCE_LABEL = "dev.goldgate.source-sha256"
+_LOCAL_REF = re.compile(r"^local/worker@sha256:([0-9a-f]{64})$")   # goldgate.local.image_store's references
 
 
 class BuildFailed(GoldgateError):
@@ -65,6 +66,9 @@ class ReleaseIdentity:
     # What the API Worker must serve beside the image (workflows_sha256): its own workflows, not the checkout's a
     # later `pulumi up` runs in. Empty when not known (an identity made by hand).
     workflows_sha256: str = ""
+    # Each workflow's `<id>@<version>` and the sha256 of what renders under it (render_sha256): what a later build
+    # compares its own with (reused_workflow_versions), without the image or its commit at hand. Empty when not known.
+    workflow_renders: tuple[tuple[str, str], ...] = ()
 
     @property
     def tag(self) -> str:
@@ -89,6 +93,8 @@ class BuildResult:
                 "workflow_version": self.identity.workflow_version, "git_commit": self.identity.git_commit,
                 "models_sha256": self.identity.models_sha256,
                 **({"workflows_sha256": self.identity.workflows_sha256} if self.identity.workflows_sha256 else {}),
+                **({"workflow_renders": dict(self.identity.workflow_renders)} if self.identity.workflow_renders
+                   else {}),
                 "target": self.target, "reused": self.reused}
 
 
@@ -119,10 +125,156 @@ def workflows_sha256(workflows_dir: Path) -> str:
     return digest.hexdigest()
 
 
+def reused_workflow_versions(context: Path, home: Path, target: str, project_dir: Path = REPO_ROOT,
+                             stack: str = "prod") -> list[str]:
+    """One line per workflow of `context/workflows` whose `<id>@<version>` PROD's image (the ledger's newest promotion
+    or rollback of `stack` on `target`) also ships, in another graph or other parameters: a graph edited without
+    raising its version. Jobs, logs and metrics name a workflow by `<id>@<version>` alone, so the two renders would
+    be one to them. Said, not refused: a team may keep the version of a change meant to be invisible, on purpose
+    (raising it fails the jobs that meet a worker of the other release while workers roll over).
+    PROD's workflows are read where they are at hand, without pulling an image: a local image's snapshot
+    (`<home>/images/<hex>/worker/workflows`: what changed, node by node); else what the image's build recorded in the
+    ledger, `workflow_renders` (a CI build's checkout need not hold PROD's commit); else, for an image built before
+    builds recorded it, its build commit's files read from git (deployers/image_workflows.py). Without a PROD image,
+    or any of these, there is nothing to compare: nothing is said."""
+    from goldgate.release.history import on_target
+    from goldgate.release.ledger import Ledger
+
+    here = _workflow_files(context / "workflows")
+    if not here:
+        return []
+    try:
+        entries = Ledger(home).entries()
+    except (GoldgateError, OSError):
+        return []   # the build's own ledger entry says what is wrong with the ledger
+    image = next((e.get("pinned") or e.get("after") for e in reversed(on_target(entries, target))
+                  if e.kind in ("promotion", "rollback") and e.get("phase") == "outcome"
+                  and e.get("stack", "prod") == stack and isinstance(e.get("pinned") or e.get("after"), str)), None)
+    if image is None:
+        return []
+    recorded = next((e.get("workflow_renders") for e in reversed(entries) if e.kind == "build"
+                     and e.get("image") == image and isinstance(e.get("workflow_renders"), dict)), None)
+    local = _LOCAL_REF.match(image)   # the local image store's: its snapshot is at hand, whatever it was built from
+    snapshot = Path(home) / "images" / local.group(1) / "worker" / "workflows" if local else None
+    theirs = _workflow_files(snapshot) if snapshot is not None and snapshot.is_dir() else None
+    if theirs is None and recorded is None:
+        theirs = _from_build_commit(project_dir, home, image)
+    lines = []
+    for wid, mine in sorted(here.items()):
+        version = mine.get("version")
+        if not isinstance(version, str):
+            continue   # a file the build's own checks refuse
+        prod = (theirs or {}).get(wid)
+        if prod is not None:
+            changed = _changes(prod, mine) if prod.get("version") == version else ""
+        elif theirs is None and recorded is not None and recorded.get(version) not in (None, render_sha256(mine)):
+            changed = "its graph or parameters"
+        else:
+            continue
+        if changed:
+            lines.append(f"workflow {wid} differs from the one PROD runs ({image}) in {changed}, under the same "
+                         f"version {version}: jobs, logs and metrics would take the two renders for one; "
+                         "raise its `version`, or ship the change as a new id (docs/RUNBOOK.md, \"Ship a new version "
+                         "of a workflow\")")
+    return lines
+
+
+def _from_build_commit(project_dir: Path, home: Path, image: str) -> dict[str, dict[str, Any]] | None:
+    """The workflow files `image` was built with, as the cloud deploy finds them (the checkout's when they are the
+    ones its build recorded, else its build commit's from git); None when they cannot be had."""
+    import tempfile
+
+    from goldgate.release.deployers.image_workflows import resolve
+
+    with tempfile.TemporaryDirectory(prefix="goldgate-prod-workflows-") as scratch:
+        try:
+            found = resolve(project_dir, home, image, Path(scratch))
+        except GoldgateError:
+            return None
+        return _workflow_files(found.directory) if found.directory is not None else None
+
+
+def _workflow_files(directory: Path) -> dict[str, dict[str, Any]]:
+    """The workflow files of `directory` as read (JSON objects with a string id), by id; unreadable ones are left to
+    the build's own checks."""
+    import json
+
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(body, dict) and isinstance(body.get("id"), str):
+            found[body["id"]] = body
+    return found
+
+
+def render_sha256(body: dict[str, Any]) -> str:
+    """sha256 of what renders under a workflow's `<id>@<version>` and what clients may send it: the file as read, but
+    its description and its nodes' `_meta` titles (ComfyUI ignores them), in one canonical form (spacing, key order
+    and 7 vs 7.0 aside)."""
+    import json
+
+    kept = {k: v for k, v in body.items() if k != "description"}
+    if isinstance(kept.get("graph"), dict):
+        kept["graph"] = {k: {f: v for f, v in n.items() if f != "_meta"} if isinstance(n, dict) else n
+                         for k, n in kept["graph"].items()}
+    text = json.dumps(_whole_floats_as_ints(kept), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _whole_floats_as_ints(value: Any) -> Any:
+    """7.0 as 7, at any depth: equal values (as Python compares them, and ComfyUI takes them) hash alike."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_floats_as_ints(v) for v in value]
+    return value
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """What a render or a client would see change between two files of one workflow, in words ("" for nothing):
+    its graph's nodes (their `_meta` titles aside: ComfyUI ignores them), its parameters, and any other field but
+    the description."""
+    def nodes(body: dict[str, Any]) -> dict[str, Any]:
+        graph = body.get("graph")
+        if not isinstance(graph, dict):
+            return {"": graph}
+        return {str(k): {f: v for f, v in n.items() if f != "_meta"} if isinstance(n, dict) else n
+                for k, n in graph.items()}
+
+    def params(body: dict[str, Any]) -> dict[str, Any]:
+        listed = body.get("parameters")
+        if not isinstance(listed, list):
+            return {"": listed}
+        return {str(p.get("name")) if isinstance(p, dict) else str(i): p for i, p in enumerate(listed)}
+
+    said = []
+    a, b = nodes(before), nodes(after)
+    if a != b:
+        ids = sorted((k for k in a.keys() | b.keys() if a.get(k) != b.get(k)), key=lambda k: (len(k), k))
+        said.append(f"its graph (node{'s' if len(ids) > 1 else ''} {', '.join(ids[:6])}{', ...' if len(ids) > 6 else ''})")
+    a, b = params(before), params(after)
+    if a != b or list(a) != list(b):
+        names = [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)] or ["their order"]
+        said.append(f"its parameters ({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})")
+    other = sorted(k for k in (before.keys() | after.keys()) - {"id", "version", "description", "graph", "parameters"}
+                   if before.get(k) != after.get(k))
+    if other:
+        said.append(f"its {', '.join(other)}")
+    return " and ".join(said)
+
+
 def identity_for(context: Path, workflow_version: str, commit: str | None = None) -> ReleaseIdentity:
     return ReleaseIdentity(workflow_version=workflow_version, git_commit=commit or git_commit(),
                            models_sha256=manifest_sha256(context),
-                           workflows_sha256=workflows_sha256(context / "workflows"))
+                           workflows_sha256=workflows_sha256(context / "workflows"),
+                           workflow_renders=tuple(sorted(
+                               (str(body.get("version")), render_sha256(body))
+                               for body in _workflow_files(context / "workflows").values())))
 
 
 def parse_push_stream(lines: Iterable[dict[str, Any]], progress: Callable[[str], None] | None = None) -> str:

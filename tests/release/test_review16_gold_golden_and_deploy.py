@@ -33,12 +33,16 @@ from goldgate.commands.local import WORKER_SOURCE, ensure_up
 from goldgate.local import image_store
 from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import StackDir
-from goldgate.release.cases import GOLDEN_DIR
+from goldgate.release.cases import GOLDEN_DIR, load_cases
 from goldgate.release.deployers.local import LocalDeployer
 from goldgate.release.ledger import Ledger
 from goldgate.release.verification import GoldenPaths, run_golden
 
-CASES = ("flux-fox", "sdxl-defaults")   # two of the shipped cases (flux-fox is a smoke case), run one at a time
+# Two of the shipped cases (flux-fox is a smoke case), and the first case of any other shipped workflow (a run must
+# cover each workflow the stack serves, a team's added one too), run one at a time.
+CASES = ("flux-fox", "sdxl-defaults")
+CASES += tuple(sorted({c.workflow: c.id for c in reversed(load_cases())
+                       if c.workflow not in ("flux-schnell-lora", "sdxl-txt2img")}.values()))
 
 
 @dataclass

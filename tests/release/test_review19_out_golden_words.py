@@ -22,7 +22,7 @@ from goldgate.commands.local import ensure_up
 from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import StackDir
 from goldgate.release import report as report_module
-from goldgate.release.cases import GOLDEN_DIR
+from goldgate.release.cases import GOLDEN_DIR, load_cases
 from goldgate.release.report_html import render
 
 
@@ -44,8 +44,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     for sub in ("cases", "covering", "references"):
         (suite / sub).mkdir()
     shutil.copy(GOLDEN_DIR / "cases" / "flux-fox.yaml", suite / "cases")
-    # A run that passes must run a case of each workflow the stack serves (flux-schnell-lora, sdxl-txt2img).
-    for case in ("flux-fox", "sdxl-defaults"):
+    # A run that passes must run a case of each workflow the stack serves (flux-schnell-lora, sdxl-txt2img, and the
+    # first case of any other shipped workflow: a team's added one).
+    others = {c.workflow: c.id for c in reversed(load_cases()) if c.workflow not in ("flux-schnell-lora", "sdxl-txt2img")}
+    for case in ("flux-fox", "sdxl-defaults", *others.values()):
         shutil.copy(GOLDEN_DIR / "cases" / f"{case}.yaml", suite / "covering")
         shutil.copy(GOLDEN_DIR / "references" / "local" / f"{case}.png", suite / "references")
     platform = LocalPlatform(home)
@@ -78,13 +80,14 @@ def test_a_run_over_another_cases_dir_names_its_cases_not_the_full_suite(
     assert code == 0, out
     verdict, latency = _summary(out)
     assert "full suite" not in verdict, verdict
-    assert verdict.startswith(f"2 cases of {(stack.suite / 'covering').resolve()} on staging ("), verdict
+    covering = len(list((stack.suite / "covering").glob("*.yaml")))
+    assert verdict.startswith(f"{covering} cases of {(stack.suite / 'covering').resolve()} on staging ("), verdict
     assert verdict.endswith("): PASSED"), verdict
     assert latency.startswith("latency p50 ") and latency.endswith(" s summed over cases"), latency
     # History's row for the run says so too (its PHASE column said "full").
     code, out, _ = invoke(capsys, "history", "--home", str(stack.home))
     row = next(line for line in out.splitlines() if " golden " in line)
-    assert f" 2 cases of {(stack.suite / 'covering').resolve()} " in row and " full " not in row, out
+    assert f" {covering} cases of {(stack.suite / 'covering').resolve()} " in row and " full " not in row, out
 
 
 def test_a_run_whose_every_case_got_401_prints_no_none_and_says_no_latency_was_measured(

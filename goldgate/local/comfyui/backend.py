@@ -65,6 +65,8 @@ HOLD_POLL_S = 0.05  # how often a prompt held by the render gate looks for its r
 # ComfyUI's MAXIMUM_HISTORY_SIZE: past it, each finished prompt drops the oldest entry (a worker that lives for
 # many jobs keeps a bounded history, and a client polling an old prompt gets {} as from ComfyUI).
 MAX_HISTORY = 10000
+# The input types a render follows up to the latent that sizes its image (EmptyLatentImage), through any node type.
+LATENT_PATH_TYPES = ("IMAGE", "LATENT")
 
 
 @dataclass(frozen=True)
@@ -565,15 +567,22 @@ class ComfyBackend:
                 self._upstream(prompt, str(value[0]), seen)
 
     def _latent(self, prompt: dict[str, Any], node_id: str) -> dict[str, Any]:
-        """The Empty*LatentImage feeding this node, following the first LATENT/IMAGE links."""
+        """The Empty*LatentImage feeding this node, following the first linked input its node type declares IMAGE
+        or LATENT (SaveImage's `images`, VAEDecode's `samples`, KSampler's `latent_image`; a node type added to
+        NODE_TYPES, such as WAS's `Image Blur` and its `image`, by its own declaration, whatever the input's name)."""
         node = prompt[node_id]
         if node["class_type"] in ("EmptyLatentImage", "EmptySD3LatentImage"):
             return node["inputs"]
-        for name in ("images", "samples", "latent_image"):
+        node_type = NODE_TYPES.get(node["class_type"])
+        for name, spec in node_type.required.items() if node_type is not None else ():
             link = node["inputs"].get(name)
-            if isinstance(link, list):
+            if spec and spec[0] in LATENT_PATH_TYPES and isinstance(link, list):
                 return self._latent(prompt, str(link[0]))
-        raise PromptInvalid(_error("exception_during_validation", "no latent image upstream", node_id), {})
+        raise PromptInvalid(_error(
+            "exception_during_validation",
+            f"no latent image upstream: the local target's ComfyUI emulator sizes an image by the EmptyLatentImage its "
+            f"IMAGE or LATENT inputs lead to, and node {node_id} ({node['class_type']}) has no such input linked "
+            "(its inputs as NODE_TYPES in goldgate/local/comfyui/backend.py declares them)", node_id), {})
 
     def render(self, prompt: dict[str, Any], save_node: str) -> list[bytes]:
         """Deterministic PNGs for one SaveImage node: same upstream values -> same bytes."""
