@@ -294,9 +294,10 @@ def prune_backups(directory: Path, retention_days: int, now: datetime,
     due = [stamp for stamp in sorted(taken) if stamp != newest and taken[stamp] < cutoff]
     jump = clock_jump(taken.values(), now, timedelta(days=retention_days + MAX_QUIET_DAYS)) if due else None
     kept_fuller = None
-    fuller = _fullest_due(directory, [stamp for stamp in due if stamp in restorable], newest)
-    if fuller is not None and pruned_at is not None and pruned_at > taken[fuller[0]]:
-        fuller = None   # the jobs it holds more are the ones a prune deleted since
+    # Only a backup taken since the last prune: the jobs an older one holds more are the ones a prune deleted since
+    # (a fuller one before the prune must not hide one after it that holds jobs a mistaken DELETE took).
+    fuller = _fullest_due(directory, [stamp for stamp in due if stamp in restorable
+                                      and (pruned_at is None or taken[stamp] >= pruned_at)], newest)
     if fuller is not None:
         stamp, jobs, newest_jobs = fuller
         due = [other for other in due if other != stamp]
