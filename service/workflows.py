@@ -82,6 +82,8 @@ def _check_value(param: Parameter, value: Any) -> Any:
     if param.type == "string":
         if not isinstance(value, str):
             raise bad(f"must be a string, got {_json_type(value)}")
+        if "\x00" in value:  # the worker refuses it (images/worker/workflows.py): refused here, before a job is billed
+            raise bad("contains a NUL character")
         measure: float = len(value)
         unit = " characters"
     elif param.type == "integer":
