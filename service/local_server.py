@@ -41,8 +41,10 @@ import sqlite3
 import stat
 import sys
 import threading
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from email.utils import formatdate
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -160,6 +162,8 @@ class _JsonRecords(logging.Handler):
 # loop/http "auto": uvloop and httptools when installed (uvicorn's standard extras, which runpod's fastapi[all]
 # brings), else asyncio/h11; the service itself serves over EdgeProtocol, httptools' protocol with the edge's rules.
 # ws "none": the API has no WebSocket route, and a Worker answers an Upgrade request as any other request.
+# date_header off: uvicorn refreshes its Date from a main loop that wakes 10 times a second; the service sends one
+# all the same, from EdgeProtocol (_date_field).
 UVICORN_SETTINGS: dict[str, Any] = {"log_config": None, "access_log": False, "lifespan": "on", "timeout_keep_alive": 30,
                                     "log_level": "warning", "server_header": False, "date_header": False,
                                     "loop": "auto", "http": "auto", "ws": "none"}
@@ -199,6 +203,23 @@ WRITE_STALL_S = 60.0
 STOP_GRACE_S = 1.0
 _UVICORN_REFUSAL = "Invalid HTTP request received."  # uvicorn's warning before it calls send_400_response
 _FIELD_LINE_OVERHEAD = len(": \r\n")
+
+# Every answer's Date (RFC 9110 6.6.1: a server with a clock sends one; a client judges its own clock's skew by it
+# before comparing url_expires_at or settle_by with it, and a Worker's edge sends one too). uvicorn's own comes from
+# its main loop, which QuietServer does not run: the edge keeps the field instead, formatted at most once per second
+# of the clock (by the first request in it), never per request. `_now` is the clock (tests set it).
+_now = time.time
+_date: tuple[int, tuple[bytes, bytes]] = (-1, (b"date", b""))
+
+
+def _date_field() -> tuple[bytes, bytes]:
+    """The Date field of this second, as one (name, value) pair shared by every answer in it."""
+    global _date
+    second = int(_now())
+    dated = _date
+    if dated[0] != second:
+        dated = _date = (second, (b"date", formatdate(second, usegmt=True).encode("ascii")))
+    return dated[1]
 
 
 class EdgeProtocol(HttpToolsProtocol):
@@ -328,9 +349,18 @@ class EdgeProtocol(HttpToolsProtocol):
             self._refusal = _head_too_large()
             raise self._refusal
 
+    def _date_current(self) -> None:
+        """Put this second's Date first in the server's default headers (what uvicorn sends with every answer)
+        when it is not there yet: a new list once a second, none per request."""
+        field = _date_field()
+        headers = self.server_state.default_headers
+        if not headers or headers[0] is not field:
+            self.server_state.default_headers = [field, *(h for h in headers if h[0] != b"date")]
+
     def on_headers_complete(self) -> None:
         self._head_started = False
         self._disarm_head_deadline()
+        self._date_current()  # the answer's headers are the cycle's copy of the default headers, taken below
         if self.parser.should_upgrade() and _declares_body(self.headers):
             # httptools skips the body of a request that offers an upgrade (the app got an empty body) and parses
             # that body as the next request: refuse it by name instead.
@@ -361,6 +391,7 @@ class EdgeProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         response = refusal.to_response()
+        self._date_current()
         lines = [f"HTTP/1.1 {refusal.status} {HTTPStatus(refusal.status).phrase}\r\n".encode()]
         lines += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
         lines += [f"{name}: {value}\r\n".encode("latin-1") for name, value in response.headers.items()]
@@ -493,8 +524,8 @@ def _uvicorn_config(service: LocalService) -> uvicorn.Config:
 
 class QuietServer(uvicorn.Server):
     """uvicorn's server, whose main loop sleeps until it is told to stop. uvicorn's wakes 10 times a second, for as
-    long as the service runs, to see `should_exit` and to refresh the Date header once a second (which this service
-    does not send: `date_header` off). Told to stop (`should_exit`, set from any thread), it wakes at once. With a
+    long as the service runs, to see `should_exit` and to refresh the Date header once a second (which EdgeProtocol
+    keeps instead: `date_header` off). Told to stop (`should_exit`, set from any thread), it wakes at once. With a
     setting that needs the ticks (a Date header, `limit_max_requests`, `callback_notify`), uvicorn's own loop runs."""
 
     def __init__(self, config: uvicorn.Config) -> None:

@@ -311,8 +311,10 @@ async def _job_status(app: App, job_id: str) -> Response:
     app.log.annotate(job_id=job_id, trace_id=job["trace_id"], workflow_version=job["workflow_version"],
                      worker_image_tag=job["worker_image_tag"])
     view = jobs.status_view(job)
+    now_s = app.clock()
     view["timings"]["settle_by"] = settle_by(job)
-    expires = result_url_expiry(int(app.clock()), app.config.signed_url_ttl_s)
+    view["settled"] = settled(job, view["timings"]["settle_by"], now_s)
+    expires = result_url_expiry(int(now_s), app.config.signed_url_ttl_s)
     view["results"] = [
         {"key": r["key"], "content_type": r["content_type"], "bytes": r["bytes"], "sha256": r.get("sha256"),
          "width": r.get("width"), "height": r.get("height"),
@@ -334,6 +336,25 @@ def settle_by(job: dict[str, Any]) -> str | None:
     if type(job.get("policy_ttl_ms")) is not int or type(job.get("run_timeout_ms")) is not int:  # a bool is no ttl
         return None
     return jobs.iso_ms((job["created_at_ms"] + lifetime_ms(job)) / 1000)
+
+
+def settled(job: dict[str, Any], settle_by_at: str | None, now_s: float) -> bool:
+    """Whether the job's status is its last (GET /api/status `settled`): nothing but an operator's act (a recovery,
+    or a RunPod /retry of its id, which the service never sends) changes it any more, so a client stops polling.
+    `completed` and `cancelled` are never replaced. A `failed` or `timed_out` job with a RunPod id holds RunPod's own
+    outcome: only a retried attempt's COMPLETED would replace it (transitions, "Conflicting terminal states"), and
+    RunPod retries only when told to. A `failed` job with no RunPod id holds the service's guess (RunPod did not
+    answer its /run, or a recovery past the job's lifetime), which RunPod's first outcome replaces: settled only
+    once `settle_by` has passed on the service's clock (or for a row that kept no lifetime, from before migration
+    0005). A job still queued or in progress is not settled: past settle_by it needs an operator."""
+    status = job["status"]
+    if status in ("completed", "cancelled"):
+        return True
+    if status not in ("failed", "timed_out"):
+        return False
+    if job["runpod_job_id"] is not None or settle_by_at is None:
+        return True
+    return now_s * 1000 >= job["created_at_ms"] + lifetime_ms(job)
 
 
 # A result URL's expiry is rounded up to a multiple of this, the max-age of a result's answer (_validators): the

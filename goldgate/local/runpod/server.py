@@ -371,9 +371,10 @@ class _HTTPHandler(BaseHTTPRequestHandler):
     server: RunPodHTTPServer
 
     def _serve(self) -> None:
-        length_text = self.headers.get("Content-Length") or "0"
+        lengths = {value.strip() for value in self.headers.get_all("Content-Length") or ()}
         try:
-            length = int(length_text)
+            # Two different lengths: whichever is taken, the rest of the body would be read as the next request.
+            length = int(lengths.pop() if lengths else "0") if len(lengths) <= 1 else -1
         except ValueError:
             length = -1
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -426,6 +427,12 @@ class _HTTPHandler(BaseHTTPRequestHandler):
 class RunPodHTTPServer(WokenOnShutdown, ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The listen backlog. socketserver's default of 5 overflowed under a burst of creates: the service opens up to
+    # 64 connections to RunPod at once (service/httpx_transport.py), and the connections the kernel's accept queue
+    # had no room for were dropped, so their POST /run failed with an unknown outcome (the service's 503
+    # runpod_unavailable, the job failed and its key held) for work RunPod never saw. The kernel caps it at
+    # net.core.somaxconn; the service's own socket asks for 2048 (service/sockets.py).
+    request_queue_size = 1024
 
     def __init__(self, host: str, port: int, app: RunPodApp) -> None:
         self.app = app
