@@ -63,6 +63,11 @@ MIN_PER_PAGE, MAX_PER_PAGE, DEFAULT_PER_PAGE = 10, 10_000, 100
 SERVE_CHUNK = 64 * 1024
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog of 5 drops connections a burst opens at once: a test's threads may open more.
+    request_queue_size = 128
+
+
 class D1ApiError(Exception):
     def __init__(self, status: int, code: int, message: str) -> None:
         super().__init__(message)
@@ -505,7 +510,7 @@ class D1StandIn:
         self.faults: list[_Fault] = []
         self.workers = WorkerScripts()
         handler = _handler_for(self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="d1-standin",
                                         daemon=True)
         self.backend.origin = self.origin

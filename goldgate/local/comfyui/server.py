@@ -300,6 +300,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(WokenOnShutdown, ThreadingHTTPServer):
+    # socketserver's listen backlog of 5 drops connections a burst opens at once (the local RunPod's did: every
+    # local HTTP server of goldgate asks for more).
+    request_queue_size = 128
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver prints a traceback to stderr when a handler raises (a client that hung up mid-reply,
         # most often); one v1 line says the same thing.
