@@ -218,6 +218,8 @@ def do_build(args: argparse.Namespace, ledger: Ledger) -> builds.BuildResult:
     engine, context, identity = _check_build(args)
     _warn_unbaked_models(context, args.dockerfile)
     _warn_workflows(context, local=engine != "docker")
+    for line in builds.reused_workflow_versions(context, _home(args), args.target):
+        progress(f"warning: {line}")
     if engine == "docker":
         try:
             import docker
@@ -293,15 +295,51 @@ def _render_golden(report: dict[str, Any], cases_dir: Path | None = None) -> str
              "failed checks": ", ".join(x["name"] for x in c["checks"] if not x["passed"]) or "-"}
             for c in report["cases"]]
     cases, passed = len(report["cases"]), sum(c["passed"] is True for c in report["cases"])
-    verdict = "PASSED" if report["passed"] else f"FAILED ({passed} of {cases} case{'' if cases == 1 else 's'} passed)"
+    verdict = "PASSED" if report["passed"] else \
+        f"FAILED ({passed} of {cases} case{'' if cases == 1 else 's'} passed{_beyond_cases(report)})"
     lines = [table(rows, ["case", "result", "latency_s", "failed checks"]), "",
              f"{_ran(report, cases_dir)} on {report['stack']} ({report['image']}): {verdict}",
              latency_words(report["latency_s"], cases, report["wall_time_s"], report["sum_latency_s"])]
     lines += [f"  failure: {f}" for f in report["failures"]]
     if report.get("references_updated"):  # its PASSED compared each render with itself: say what comes next
-        lines.append(f"references rewritten by this run: review each case's reference line above, commit "
-                     f"references/ on its own, then run `goldgate golden {report['stack']}`")
+        lines.append(_references_written(report))
     return "\n".join(lines)
+
+
+def _references_written(report: dict[str, Any]) -> str:
+    """What an `--update-references` run wrote, counted from its cases' `reference_updated` checks (the run's mode
+    alone said "rewritten" of a run that wrote none), and what comes next."""
+    checks = [x for c in report["cases"] for x in c["checks"] if x["name"] == "reference_updated"]
+    wrote = sum(x["passed"] is True for x in checks)
+    kept = len(checks) - wrote
+    left = f"; {kept} left as {'it was' if kept == 1 else 'they were'} (the reference lines above say why)" \
+        if kept else ""
+    if not wrote:
+        return f"no reference was written by this run{left}; the references are as they were"
+    return (f"{wrote} reference{' was' if wrote == 1 else 's were'} written by this run{left}: look at each one "
+            f"(the reference lines above), commit them on their own, then run `goldgate golden {report['stack']}`")
+
+
+def _beyond_cases(report: dict[str, Any]) -> str:
+    """What failed the run besides its cases (a served workflow no case runs, the mean latency, the image changing
+    during the run): with every case passed, "7 of 7 cases passed" alone read as a pass."""
+    return _failed_beyond(run_failures(report), all(c["passed"] is True for c in report["cases"]))
+
+
+def _failed_beyond(others: list[str], every_case_passed: bool) -> str:
+    """With every case passed, the failures that failed the run, each shortened to its first words (the failure lines
+    follow in full); with a case failed, nothing (its failures are listed, and "N of M passed" says it)."""
+    if not others or not every_case_passed:
+        return ""
+    more = f"; and {len(others) - 2} more" if len(others) > 2 else ""
+    return ", but the run failed: " + "; ".join(f.split(" (", 1)[0] for f in others[:2]) + more
+
+
+def run_failures(report: dict[str, Any]) -> list[str]:
+    """The failures of a golden report that are no case's: each case's are its failed checks."""
+    of_cases = {f"{c['id']}: {x['name']}: {x['detail']}" for c in report["cases"] for x in c["checks"]
+                if not x["passed"]}
+    return [f for f in report["failures"] if f not in of_cases]
 
 
 def _ran(report: dict[str, Any], cases_dir: Path | None) -> str:
@@ -309,6 +347,8 @@ def _ran(report: dict[str, Any], cases_dir: Path | None) -> str:
     directory holding one case read as the run the gate asks for."""
     cases = len(report["cases"])
     noun = f"case{'' if cases == 1 else 's'}"
+    if report.get("only_cases"):  # `--case`: the cases named, never the suite the gate asks for
+        return f"{cases}{' smoke' if report['suite'] == 'smoke' else ''} {noun} named with --case"
     if cases_dir is None or cases_dir.resolve() == GoldenPaths().cases_dir.resolve():
         return f"{report['suite']} suite ({cases} {noun})"
     smoke = " smoke" if report["suite"] == "smoke" else ""
@@ -316,6 +356,10 @@ def _ran(report: dict[str, Any], cases_dir: Path | None) -> str:
 
 
 def cmd_golden(args: argparse.Namespace) -> int:
+    if args.accept_changed and not args.update_references:
+        raise GoldgateError(f"--accept-changed {args.accept_changed[0]} goes with --update-references: it lets that "
+                            "run replace the case's reference although its render CHANGED beyond the case's limits; "
+                            "nothing was run")
     if args.update_references:
         progress("!!! --update-references: the images rendered now become the references every future golden "
                  "run is compared with. Do this only deliberately, after checking the images by eye, and "
@@ -328,7 +372,8 @@ def cmd_golden(args: argparse.Namespace) -> int:
     with ReleaseLock(_home(args), f"golden {args.stack}", kind="golden") if on_prod else nullcontext():
         run = run_golden(deployer, args.stack, Ledger(_home(args)), suite="smoke" if args.smoke else "full",
                          paths=_paths(args), update_references=args.update_references,
-                         trigger=detect_trigger(args.trigger), progress=progress, concurrency=args.concurrency)
+                         trigger=detect_trigger(args.trigger), progress=progress, concurrency=args.concurrency,
+                         only=args.only_cases or (), accept_changed=args.accept_changed)
     progress(f"report: {run.path} (html: {run.html_path})")
     emit(args, run.report, lambda report: _render_golden(report, _paths(args).cases_dir))
     return 0 if run.passed else 1
@@ -343,7 +388,37 @@ def _render_promotion(d: dict[str, Any]) -> str:
     return "\n".join(["gate:", *("  " + ln for ln in lines), d["message"]])
 
 
+class _Printed:
+    """Whether a command has printed its document yet (see _json_error)."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def emit(self, args: argparse.Namespace, data: Any, render: Any) -> None:
+        emit(args, data, render)
+        self.done = True
+
+
+def _json_error(args: argparse.Namespace, exc: GoldgateError, printed: _Printed) -> None:
+    """With --json, stdout holds one JSON document whatever happens: a command that fails before it has one to print
+    (the ledger key unset, a lock held, a stack file unreadable) prints `{"ok": false, "error": {"code", "message"}}`
+    (the service API's error shape), then fails as it would; CI's `promote --json | tee promotion.json` uploaded an
+    empty file. One printed already (a refusal's gate, a failed outcome) is not followed by a second."""
+    if getattr(args, "json", False) and not printed.done:
+        code = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+        emit(args, {"ok": False, "error": {"code": code, "message": str(exc)}}, str)
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
+    out = _Printed()
+    try:
+        return _promote(args, out)
+    except GoldgateError as exc:
+        _json_error(args, exc, out)
+        raise
+
+
+def _promote(args: argparse.Namespace, out: _Printed) -> int:
     deployer, ledger, paths = _deployer(args), Ledger(_home(args)), _paths(args)
     report = Path(args.report) if args.report else paths.reports_dir / "latest.json"
     if args.report and report.is_dir():  # the reports directory named for its report: no report is "unreadable"
@@ -354,7 +429,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
         decision, _, _ = check_gate(deployer, previewed(deployer, ledger), report, expected_image=args.image,
                                     cases_dir=paths.cases_dir, references_dir=paths.references_dir,
                                     retry_rejected=args.retry_rejected)
-        emit(args, decision.to_dict(), lambda d: _render_promotion({"gate": d, "message": (
+        out.emit(args, decision.to_dict(), lambda d: _render_promotion({"gate": d, "message": (
             "gate would pass" if d["passed"] else "gate would refuse")}))
         return 0 if decision.passed else 1
     try:
@@ -370,20 +445,25 @@ def cmd_promote(args: argparse.Namespace) -> int:
         # read as all being well.
         left = prod_state_warning(deployer, ledger, "prod")
         unchanged = "PROD unchanged" if left is None else f"PROD not changed by it, but {left}"
-        emit(args, refused, lambda d: _render_promotion({"gate": d["gate"], "message": (
+        out.emit(args, refused, lambda d: _render_promotion({"gate": d["gate"], "message": (
             f"promotion refused, {unchanged}: fix each FAILED condition above (docs/RUNBOOK.md, "
             "A failed promotion, says how)")}))
         raise
-    emit(args, outcome.to_dict(), _render_promotion)
+    out.emit(args, outcome.to_dict(), _render_promotion)
     if not outcome.ok:
         raise GoldgateError(outcome.message())
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    ledger = Ledger(_home(args))
-    outcome = rollback(_deployer(args), ledger, _home(args), to=args.to,
-                       trigger=detect_trigger(args.trigger), progress=progress, paths=_paths(args))
+    out = _Printed()
+    try:
+        ledger = Ledger(_home(args))
+        outcome = rollback(_deployer(args), ledger, _home(args), to=args.to,
+                           trigger=detect_trigger(args.trigger), progress=progress, paths=_paths(args))
+    except GoldgateError as exc:
+        _json_error(args, exc, out)
+        raise
     emit(args, outcome.to_dict(), lambda d: _render_rollback(d, ledger.entries()))
     return 0
 
@@ -460,6 +540,8 @@ def _suite_ran(entry: dict[str, Any]) -> str:
     """A golden run's suite as history shows it: one over another directory's cases (`--cases-dir`) is not the full
     suite the gate asks for, and says which cases it ran, as the run's own summary does."""
     suite, where, cases = entry.get("suite", ""), entry.get("cases_dir"), entry.get("cases")
+    if isinstance(entry.get("only_cases"), list) and isinstance(cases, int) and not isinstance(cases, bool):
+        return f"{cases}{' smoke' if suite == 'smoke' else ''} case{'' if cases == 1 else 's'} (--case)"
     if not isinstance(where, str) or not isinstance(cases, int) or isinstance(cases, bool) \
             or where == shown_dir(GoldenPaths().cases_dir):
         return str(suite)
@@ -559,7 +641,7 @@ def cmd_release(args: argparse.Namespace) -> int:
                          "cases": len(rep["cases"]), "cases_passed": sum(c["passed"] is True for c in rep["cases"]),
                          "latency_s": rep["latency_s"],
                          "wall_time_s": rep["wall_time_s"], "sum_latency_s": rep["sum_latency_s"],
-                         "failures": rep["failures"]}
+                         "failures": rep["failures"], "run_failures": run_failures(rep)}
     outcome: PromotionOutcome | None = None
     error: str | None = None
     if golden.passed:
@@ -668,7 +750,7 @@ def _check_references(args: argparse.Namespace, paths: GoldenPaths) -> None:
     given = "".join(f" --{option.replace('_', '-')} {shlex.quote(str(getattr(args, option)))}"
                     for option in ("cases_dir", "references_dir") if getattr(args, option, None))
     where = shown_dir(references)
-    alone = "" if first else " --cases-dir <a directory holding only the new case files>"
+    alone = "" if first else "".join(f" --case {case_id}" for case_id in missing)
     for step in (f"goldgate build --target cloud --repo {shlex.quote(args.repo or 'REPO')}   # prints REF",
                  f"goldgate deploy {args.staging} --target cloud --image REF",
                  f"goldgate golden {args.staging} --target cloud --update-references{given}{alone}",
@@ -717,8 +799,10 @@ def _render_release(s: dict[str, Any]) -> str:
     g = s["golden"]
     lat = g["latency_s"]
     cases = f"{g['cases']} case{'' if g['cases'] == 1 else 's'}"
-    # As `goldgate golden` says it: "FAILED: 6 cases" read as six failures when two of them had passed.
-    verdict = f"PASSED: {cases}" if g["passed"] else f"FAILED: {g['cases_passed']} of {cases} passed"
+    # As `goldgate golden` says it: "FAILED: 6 cases" read as six failures when two of them had passed; and with
+    # every case passed, what failed the run (a served workflow no case runs): "7 of 7 cases passed" read as a pass.
+    beyond = _failed_beyond(g.get("run_failures") or [], g["cases_passed"] == g["cases"])
+    verdict = f"PASSED: {cases}" if g["passed"] else f"FAILED: {g['cases_passed']} of {cases} passed{beyond}"
     lines = ["", "=== goldgate release ===",
              f"image        {s['image']}",
              f"release id   {s['release_id']}",

@@ -136,11 +136,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("stack", help="a stack in stacks/local.yaml (stacks/Pulumi.<stack>.yaml with --target cloud)")
     p.add_argument("--smoke", action="store_true", help="only the smoke cases (does not replace latest.json)")
     p.add_argument("--update-references", action="store_true",
-                   help="DELIBERATE USE ONLY: overwrite the reference images with this run's renders")
+                   help="DELIBERATE USE ONLY: write this run's renders as the reference images: a case's new "
+                        "reference, or one within the case's limits of its render; one CHANGED beyond them only for a "
+                        "case --accept-changed names")
+    p.add_argument("--case", dest="only_cases", action="append", metavar="CASE_ID",
+                   help="run only this case (repeatable), e.g. a new case, to make its reference alone with "
+                        "--update-references; such a run is not the golden suite and never becomes latest.json")
+    p.add_argument("--accept-changed", action="append", metavar="CASE_ID", default=[],
+                   help="with --update-references: replace this case's reference although its render CHANGED beyond "
+                        "the case's limits, after you looked at it (repeatable)")
     p.add_argument("--concurrency", type=_concurrency, default=8, help="golden cases run at once (1-256, default 8)")
     p = add("promote", "cmd_promote", "gate the latest STAGING golden report, pin its digest on PROD, smoke, "
                                       "roll back automatically on failure", golden_paths=True)
-    p.add_argument("--report", help="golden report to gate on (default reports/latest.json)")
+    p.add_argument("--report", help="golden report to gate on (default scripts/golden-tests/reports/latest.json, "
+                                    "or latest.json in --reports-dir)")
     p.add_argument("--check", action="store_true", help="only evaluate the gate; change nothing")
     p.add_argument("--image", type=_digest_ref, help="repo@sha256:<digest> you approve: refuse unless the report and "
                                                      "STAGING are for exactly it (CI passes the digest it built)")
@@ -150,7 +159,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "does this: a fault that shows only on PROD passes there")
     p = add("rollback", "cmd_rollback",
             "pin an earlier verified release on PROD, deploy, smoke", golden_paths=True)
-    p.add_argument("--to", help="digest, image ref or release id (default: the previous verified release)")
+    p.add_argument("--to", help="the verified release to pin: its release id, its digest (sha256:<64 hex>) or 7+ hex "
+                                "of it, its image ref (<repo>@sha256:<64 hex>) or tag (<repo>:<release id>) "
+                                "(default: the previous verified release; `goldgate history` lists them)")
     p = add("history", "cmd_history",
             "the release ledger: builds, deploys, golden runs, promotions, rollbacks", records=False)
     shown = p.add_mutually_exclusive_group()

@@ -30,7 +30,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
+import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -156,6 +158,64 @@ def load_cases(cases_dir: Path = GOLDEN_DIR / "cases", smoke_only: bool = False,
     if stack_latency_s is not None:
         check_latency_limits(cases, stack_latency_s)
     return sorted(cases, key=lambda c: c.id)
+
+
+def select_cases(cases: list[GoldenCase], ids: Iterable[str], where: str, smoke: bool = False) -> list[GoldenCase]:
+    """The cases `ids` names (`golden --case`), in the suite's order; a CaseError, before any job is sent, for an id
+    that names no case of `cases` (read from `where`; `smoke`: only its smoke cases were read)."""
+    wanted = list(dict.fromkeys(ids))
+    known = {case.id for case in cases}
+    unknown = [case_id for case_id in wanted if case_id not in known]
+    if unknown:
+        kind = "smoke case" if smoke else "case"
+        raise CaseError(f"--case {', '.join(show(u) for u in unknown[:5])}: no such {kind} in {where} (its "
+                        f"{kind}s: {', '.join(sorted(known)[:20])}{', ...' if len(known) > 20 else ''}); nothing was "
+                        "run")
+    return [case for case in cases if case.id in wanted]
+
+
+# How long `git status` may take to say which references are committed: a repository on a slow disk, never for ever.
+GIT_STATUS_S = 30.0
+
+
+def uncommitted_references(directory: Path, names: Iterable[str]) -> dict[str, str] | None:
+    """Which of the reference files `names` in `directory` git does not hold as committed: name -> how git sees it
+    (untracked, modified, ...); {} when git holds every one as committed; None when `directory` is in no git
+    checkout (an unpacked tarball), or git cannot say (not installed, a repository it refuses): nothing is then
+    known of commits. One `git status` call over those files alone."""
+    wanted = sorted(set(names))
+    if not wanted or not directory.is_dir():
+        return None if not wanted else {}
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(directory), "status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored",
+             "--", *(f":(literal){name}" for name in wanted)],
+            capture_output=True, timeout=GIT_STATUS_S, check=False, stdin=subprocess.DEVNULL,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    found: dict[str, str] = {}
+    records = proc.stdout.split(b"\0")
+    index = 0
+    while index < len(records):
+        record = records[index]
+        index += 1
+        if len(record) < 4:
+            continue
+        code, path = record[:2].decode("ascii", "replace"), record[3:].decode("utf-8", "replace")
+        if code[0] in "RC":
+            index += 1   # a rename or copy is followed by the path it came from
+        name = path.rsplit("/", 1)[-1]
+        if name in wanted:
+            found[name] = _GIT_STATES.get(code, f"not committed (git status {code.strip()})")
+    return found
+
+
+_GIT_STATES = {"??": "untracked", "!!": "untracked and ignored by .gitignore", " M": "modified",
+               "M ": "modified (staged, not committed)", "MM": "modified", "A ": "added, not committed",
+               "AM": "added, not committed", " T": "modified", " D": "deleted", "D ": "deleted"}
 
 
 def check_own_references(cases: Iterable[GoldenCase]) -> None:

@@ -9,13 +9,20 @@ carry a valid MAC: a forged entry appended to the ledger branch (its hash chain 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from goldgate.errors import GoldgateError
-from goldgate.release.cases import REFERENCES_DIR, references_for, shown_dir
+from goldgate.release.cases import (
+    REFERENCES_DIR,
+    REPO_ROOT,
+    references_for,
+    shown_dir,
+    uncommitted_references,
+)
 from goldgate.release.report import ADD_A_CASE
 from goldgate.spec import Thresholds
 
@@ -80,7 +87,9 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              ledger_keyed: bool = False, recorded_problem: str | None = None,
              definitions: Mapping[str, str] | None = None, suite_dir: str = "the golden suite",
              retry_rejected: bool = False, references_dir: str | None = None,
-             unconfirmed_deploy: Mapping[str, Any] | None = None) -> GateDecision:
+             unconfirmed_deploy: Mapping[str, Any] | None = None,
+             references_git: Callable[[Path, Collection[str]], Mapping[str, str] | None] = uncommitted_references,
+             ) -> GateDecision:
     """Check the report and STAGING against the thresholds; never raises on a malformed report.
 
     `recorded` is the ledger's entry for the golden run that wrote this very report (matched by the
@@ -104,6 +113,9 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     with those very files, so a run against another directory (`golden --references-dir` holding the candidate's
     own renders, which compares each render with itself) does not open the gate; `references_dir` is the directory
     they were read from, as the advice names it (by default, that of the report's target: references/<target>).
+    In a git checkout, each must also be committed as it is (`references_git`, one `git status` over them: a file
+    untracked or modified there passes this checkout's gate and is not what CI's checkout holds); outside git (an
+    unpacked tarball) they are named as the checkout's files.
     A full report that records the workflows its stack served (`workflows`) must have run a case of each
     (`report_workflows_covered`): a workflow no case runs would reach PROD untested. `ledger_keyed` says a ledger key is
     in use; `recorded_problem` is then why `recorded` cannot be trusted (no MAC, or one that does not verify), None
@@ -160,7 +172,8 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): a run over other cases is not the "
              f"golden suite; run `goldgate golden {staging_stack}` with every case")
     if references is not None:
-        cond("report_references_match", *_references_match(report, references, staging_stack, references_dir))
+        cond("report_references_match", *_references_match(report, references, staging_stack, references_dir,
+                                                           references_git))
     cond("report_stack", same_stack, f"report is for stack {report.get('stack')!r}"
          + ("" if same_stack else f", expected {staging_stack!r}"))
     same = staging_image is not None and report.get("image") == staging_image
@@ -215,8 +228,10 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     # Fail closed: every report goldgate writes says whether the run rewrote the references.
     rewrote = report.get("references_updated") is not False or (
         recorded is not None and recorded.get("references_updated") is True)
+    # Whether those references are committed is report_references_match's word, not this condition's.
     cond("report_references", not rewrote,
-         "the run compared each render with the committed references" if not rewrote else
+         "the run compared each render with the references, not with itself (no --update-references)"
+         if not rewrote else
          "the report comes from a `--update-references` run, which compares each render with itself; "
          f"run `goldgate golden {staging_stack}` without it")
     if rejected_by is not None:
@@ -356,7 +371,9 @@ def age_s(stamp: Any, now: datetime) -> float | None:
 
 
 def _references_match(report: dict[str, Any], references: Mapping[str, str | None], stack: str,
-                      references_dir: str | None = None) -> tuple[bool, str]:
+                      references_dir: str | None = None,
+                      references_git: Callable[[Path, Collection[str]], Mapping[str, str] | None] | None = None,
+                      ) -> tuple[bool, str]:
     """(passed, detail): did the report's run compare each render with the reference the gate's checkout holds?"""
     # The directory given (--references-dir) goes into each command: without it, `golden` reads and writes the
     # checkout's own references/<target>, not the directory this gate read.
@@ -371,7 +388,21 @@ def _references_match(report: dict[str, Any], references: Mapping[str, str | Non
         return False, f"the report does not say which references it compared with (an older goldgate wrote it): {again}"
     differ = sorted(name for name, sha in references.items() if sha is None or compared.get(name) != sha)
     if not differ:
-        return True, f"the report compared with the {len(references)} committed reference images"
+        # Committed, or only present? A file untracked or edited in this checkout opens this checkout's gate, and is
+        # not what a clone or CI's checkout holds: `promote --check` called it committed all the same.
+        if references_dir is None or references_git is None:   # not told where they were read from
+            return True, f"the report compared with the {len(references)} reference images of this checkout"
+        held = references_dir
+        states = references_git(Path(held) if Path(held).is_absolute() else REPO_ROOT / held, list(references))
+        if states is None:
+            return True, f"the report compared with the {len(references)} reference images in the checkout ({held})"
+        if not states:
+            return True, f"the report compared with the {len(references)} committed reference images"
+        shown = _few([f"{name} ({state})" for name, state in sorted(states.items())])
+        return False, (f"the report compared with the checkout's reference images, but git does not hold "
+                       f"{len(states)} of the {len(references)} as committed: {shown}; look at "
+                       f"{'it' if len(states) == 1 else 'each'}, commit {held} (a change of its own: CI's checkout "
+                       f"holds only what is committed), then run `goldgate golden {stack}`{given}")
     # Three causes, three remedies: a reference the checkout lacks is created and committed; one the report compared
     # nothing with was not rendered in that run; only the rest were compared with another directory's files.
     absent = [name for name in differ if references[name] is None]
@@ -390,8 +421,8 @@ def _references_match(report: dict[str, Any], references: Mapping[str, str | Non
         on = "" if target == "local" else f" --target {target}"
         told.append(f"this checkout holds no reference image for {len(absent)} of the {len(references)} "
                     f"({_few(absent)}) in {_target_references(target, references_dir)}: create "
-                    f"{'it' if len(absent) == 1 else 'them'} with `goldgate golden {stack} --update-references{on}{given}` "
-                    f"(on the {target} target: each target has its own references), check by eye"
+                    f"{'it' if len(absent) == 1 else 'them'} with `goldgate golden {stack} --update-references{on}"
+                    f"{given}` (on the {target} target: each target has its own references), check by eye"
                     f"{'' if own else ' and commit'}")
     return False, f"{'; '.join(told)}; then {again}"
 

@@ -20,7 +20,7 @@ import threading
 import time
 import unicodedata
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -34,6 +34,7 @@ from goldgate.bounded_http import tls_context
 from goldgate.errors import GoldgateError
 from goldgate.logs import now_rfc3339
 from goldgate.release.cases import (
+    GOLDEN_DIR,
     REFERENCES_DIR,
     GoldenCase,
     check_latency_limits,
@@ -119,9 +120,13 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
               concurrency: int = 8, poll_s: float = 0.25,
               progress: Callable[[str], None] | None = None,
               image_now: Callable[[], str | None] | None = None,
-              note_every_s: float = WAIT_NOTE_EVERY_S, cover_workflows: bool = True) -> dict[str, Any]:
+              note_every_s: float = WAIT_NOTE_EVERY_S, cover_workflows: bool = True,
+              accept_changed: Collection[str] = ()) -> dict[str, Any]:
     """Run every case at once (bounded by `concurrency`); returns the report (see report.py). `references_dir` left
-    at its default is the target's own (`references/<target>`, see cases.references_for). A full run also reads the
+    at its default is the target's own (`references/<target>`, see cases.references_for). `update_references` writes
+    a case's render to its reference when there was none or the one it replaces is within the case's limits; one
+    CHANGED beyond them is written only for a case `accept_changed` names (the operator looked at it), else the case
+    fails saying so: a render broken by a graph change is never blessed by accident. A full run also reads the
     workflows the stack serves (GET /api/workflows, the image's own on either target) first: each must be run by a
     case of `cases`, or the run fails naming it, since a workflow no case runs reaches PROD untested
     (`cover_workflows=False` leaves that out: a run of one case that tests the runner itself, never the gate's)."""
@@ -133,6 +138,14 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
     # ceiling a case may only lower, and two cases sharing a reference would race to write it.
     check_own_references(cases)
     check_latency_limits(cases, target.thresholds.golden_case_latency_s, target.stack)
+    accepted = frozenset(accept_changed)
+    if accepted and not update_references:
+        raise GoldgateError("--accept-changed goes with --update-references: it names a case whose reference that run "
+                            "may replace although the render CHANGED beyond the case's limits")
+    strays = sorted(accepted - {case.id for case in cases})
+    if strays:
+        raise GoldgateError(f"--accept-changed {', '.join(strays[:5])}: no case of this run has that id (its cases: "
+                            f"{', '.join(sorted(c.id for c in cases)[:20])}); nothing was run")
     references_dir = references_for(references_dir, target.target)
     started, t0 = now_rfc3339(), time.monotonic()
     stop = threading.Event()
@@ -144,7 +157,7 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
         def one(case: GoldenCase) -> dict[str, Any]:
             result = run_case(client, access, case, target, references_dir=references_dir,
                               update_references=update_references, poll_s=poll_s, stop=stop,
-                              note=progress, note_every_s=note_every_s)
+                              note=progress, note_every_s=note_every_s, accept_changed=accepted)
             if progress and not stop.is_set():
                 updated = [c["detail"] for c in result["checks"] if c["name"] == "reference_updated"]
                 # A case that failed before its job's final status has no latency to give ("FAIL in - s"): why.
@@ -233,7 +246,7 @@ def references_compared(results: list[dict[str, Any]], references_dir: Path) -> 
 def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: SuiteTarget, *,
              references_dir: Path, update_references: bool = False, poll_s: float = 0.25,
              stop: threading.Event | None = None, note: Callable[[str], None] | None = None,
-             note_every_s: float = WAIT_NOTE_EVERY_S) -> dict[str, Any]:
+             note_every_s: float = WAIT_NOTE_EVERY_S, accept_changed: Collection[str] = ()) -> dict[str, Any]:
     """Submit one case, wait for a terminal status, fetch and check every image; `stop` set ends it early. A job
     still unfinished is named on `note` every `note_every_s`, with how to recover it if its webhook was lost."""
     stop = stop or threading.Event()
@@ -268,7 +281,8 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
               f"job ran on {tag}" if isinstance(tag, str) and tag else "the job did not say which image ran it")
     if completed:
         _check_results(client, access, case, status.get("results") or [], check, out,
-                       _References(references_dir, update_references, target.stack, target.target), stop)
+                       _References(references_dir, update_references, target.stack, target.target,
+                                   frozenset(accept_changed)), stop)
     return {**out, "checks": check.items, "passed": check.passed}
 
 
@@ -400,13 +414,20 @@ class _References:
     update: bool
     stack: str
     target: str = "local"
+    accept_changed: frozenset[str] = frozenset()
 
-    def create_command(self) -> str:
+    def create_command(self, case: GoldenCase | None = None, accept: bool = False) -> str:
         """The command that writes a missing reference, as the operator would type it for this very run: on the
         cloud target with `--target cloud` (without it, the render would be another target's, written to its
-        references)."""
+        references). With `case`, for that case alone (`--case`, and `--cases-dir` when its file is not in the
+        checkout's cases/); `accept`: replacing its reference although it CHANGED beyond the case's limits."""
         command = f"goldgate golden {self.stack} --update-references" + (
             "" if self.target == "local" else f" --target {self.target}")
+        if case is not None:
+            where = Path(case.source).parent if case.source else None
+            if where is not None and where.resolve() != (GOLDEN_DIR / "cases").resolve():
+                command += f" --cases-dir {shlex.quote(str(where))}"
+            command += f" --case {case.id}" + (f" --accept-changed {case.id}" if accept else "")
         if self.directory.resolve() == references_for(REFERENCES_DIR, self.target).resolve():
             return command
         return f"{command} --references-dir {shlex.quote(str(self.directory))}"
@@ -488,20 +509,19 @@ def _check_reference(case: GoldenCase, data: bytes, facts: ImageFacts, check: Ch
     references_dir = references.directory
     ref_path = references_dir / case.reference_name
     if references.update:
-        _update_reference(case, ref_path, data, facts, check, facts_out)
+        _update_reference(case, ref_path, data, facts, check, facts_out, references)
     try:
         ref_bytes = _read_reference(ref_path)
     except FileNotFoundError:
-        # A new case is the usual cause: its reference is made by a run of that case alone, or the command would
-        # rewrite every other case's reference too ("To add a case" in scripts/golden-tests/README.md).
+        # A new case is the usual cause: its reference is made by a run of that case alone (`--case`), which runs
+        # and writes nothing else ("To add a case" in scripts/golden-tests/README.md).
         # No reference at all in the directory: the first run on this target (docs/CLOUD.md), which makes them all.
         first = not any(references_dir.glob("*.png"))
-        alone = (" (the first run on this target: no case has a reference yet; one run makes them all)" if first else
-                 f" (a new case: make its reference alone, adding `--cases-dir <a directory holding only "
-                 f"{shlex.quote(case.source)}>` to the command; without it every case's reference is rewritten)"
-                 if case.source else "")
+        alone = " (the first run on this target: no case has a reference yet; one run makes them all)" if first \
+            else " (a new case?)"
+        command = references.create_command(None if first else case)
         check("perceptual_hash", False, f"no reference image {ref_path.name} in {references_dir}{alone}; create it "
-                                        f"deliberately with `{references.create_command()}`")
+                                        f"deliberately with `{command}`")
         return
     except (OSError, ImageUnreadable) as exc:
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -528,13 +548,22 @@ def _check_reference(case: GoldenCase, data: bytes, facts: ImageFacts, check: Ch
 
 
 def _update_reference(case: GoldenCase, ref_path: Path, data: bytes, facts: ImageFacts, check: Check,
-                      facts_out: dict[str, Any]) -> None:
+                      facts_out: dict[str, Any], references: _References) -> None:
     # A render that failed a check already made (a stale worker image, wrong dimensions, too slow) would become
     # what every later run is compared with; the report fails the case either way, the reference stays as it was.
     if not check.passed:
         check("reference_updated", False, f"{ref_path.name} left as it was: this render failed the checks above")
         return
-    replaced = _replaced_reference(case, ref_path, facts, facts_out)
+    replaced, within = _replaced_reference(case, ref_path, facts, facts_out)
+    if not within and case.id not in references.accept_changed:
+        # A graph change that broke the render would otherwise become the reference with no one looking: the case
+        # is then compared with the reference as it was (and fails), and the operator names it to accept it.
+        check("reference_updated", False,
+              f"{ref_path.name} left as it was: {replaced}; look at this render (the run's HTML page) and, if it is "
+              f"right, replace the reference with `{references.create_command(case, accept=True)}`")
+        return
+    if not within:
+        replaced += " (accepted by --accept-changed)"
     try:
         ref_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(ref_path, data)
@@ -544,25 +573,30 @@ def _update_reference(case: GoldenCase, ref_path: Path, data: bytes, facts: Imag
     check("reference_updated", True, f"wrote {ref_path.name} ({replaced})")
 
 
-def _replaced_reference(case: GoldenCase, ref_path: Path, facts: ImageFacts, facts_out: dict[str, Any]) -> str:
-    """How far the reference about to be replaced is from the render replacing it. Once written, the render is
-    compared with itself, so this is the only word on which references really moved: the ones a reviewer must look
-    at before committing (on a GPU every render differs a little, so every file changes)."""
+def _replaced_reference(case: GoldenCase, ref_path: Path, facts: ImageFacts,
+                        facts_out: dict[str, Any]) -> tuple[str, bool]:
+    """How far the reference about to be replaced is from the render replacing it, and whether that is within the
+    case's limits (a new reference is). Once written, the render is compared with itself, so this is the only word on
+    which references really moved: the ones a reviewer must look at before committing (on a GPU every render differs
+    a little, so every file changes). One of another size is not within them; one that cannot be read is replaced as
+    a missing one is made (there is nothing known-good to keep)."""
     try:
         old_bytes = _read_reference(ref_path)
         old = inspect_image(old_bytes)
     except FileNotFoundError:
-        return "a new reference: there was none"
+        return "a new reference: there was none", True
     except (OSError, ImageUnreadable):
-        return "replacing one that could not be read"
+        return "replacing one that could not be read", True   # nothing known-good to keep, as with none at all
     distance, colors = hamming(facts.dhash, old.dhash), round(color_distance(facts, old), 2)
     facts_out["replaced_reference"] = {"sha256": hashlib.sha256(old_bytes).hexdigest(), "hash_distance": distance,
                                        "color_distance": colors}
     exp = case.expect
-    within = distance <= exp.max_hash_distance and colors <= exp.max_color_distance
+    same_size = (facts.width, facts.height) == (old.width, old.height)
+    within = distance <= exp.max_hash_distance and colors <= exp.max_color_distance and same_size
+    size = "" if same_size else f", {old.width}x{old.height} where this render is {facts.width}x{facts.height}"
     return (f"the one it replaces is dHash distance {distance} (max {exp.max_hash_distance}), mean colour difference "
-            f"{colors:g} (max {exp.max_color_distance}) from this render: "
-            + ("within the case's limits" if within else "CHANGED beyond the case's limits; check it by eye"))
+            f"{colors:g} (max {exp.max_color_distance}){size} from this render: "
+            + ("within the case's limits" if within else "CHANGED beyond the case's limits; check it by eye")), within
 
 
 def _read_reference(path: Path) -> bytes:

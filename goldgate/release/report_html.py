@@ -11,8 +11,10 @@ from typing import Any
 from goldgate.release.report import atomic_write, latency_words
 
 # An --update-references run passes by construction: a reader of its PASSED must see why it proves nothing.
-REWRITTEN = ("references rewritten by this run: each render was compared with itself; this report cannot open "
-             "the gate")
+# It says what the run may have done, not that it did: one may have written none (a render CHANGED beyond its case's
+# limits is left for the operator to accept by name), and the terminal summary counts them.
+REWRITTEN = ("an --update-references run: each render it wrote as a reference was compared with itself; this report "
+             "cannot open the gate")
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d232a;max-width:70rem}

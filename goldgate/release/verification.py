@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from goldgate.errors import StateError
-from goldgate.release.cases import GOLDEN_DIR, GoldenCase, load_cases, shown_dir, suite_digests
+from goldgate.release.cases import GOLDEN_DIR, GoldenCase, load_cases, select_cases, shown_dir, suite_digests
 from goldgate.release.deployers.base import Deployer, Progress
 from goldgate.release.golden import REFERENCES_DIR, SuiteTarget, api_client, run_suite, served_workflows
 from goldgate.release.ledger import Ledger
@@ -67,14 +68,19 @@ class GoldenRun:
 def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "full",
                paths: GoldenPaths = DEFAULT_PATHS, update_references: bool = False, trigger: str = "user",
                progress: Progress = lambda _m: None, concurrency: int = 8, poll_s: float = 0.25,
-               served_only: bool = False) -> GoldenRun:
+               served_only: bool = False, only: Collection[str] = (),
+               accept_changed: Collection[str] = ()) -> GoldenRun:
     """`served_only` (a rollback's smoke run): run only the cases whose workflow the stack serves now (its
     GET /api/workflows, read once the run holds the stack), say which were left out and why, and raise NothingRun
     when none is left: a release older than a smoke case's workflow is not failed by that case, nor verified
-    without any."""
+    without any. `only` (`golden --case`): run those cases of the suite alone; such a run is not the suite (it does
+    not check that a case runs each served workflow, and never becomes latest.json). `accept_changed`: see
+    golden.run_suite."""
     spec = deployer.spec(stack)
     cases = load_cases(paths.cases_dir, smoke_only=(suite == "smoke"),
                        stack_latency_s=spec.thresholds.golden_case_latency_s)
+    if only:
+        cases = select_cases(cases, only, shown_dir(paths.cases_dir), smoke=suite == "smoke")
     check_reports_dir(paths.reports_dir)  # a read-only checkout is found out before any case runs
     access = deployer.api_access(stack)
     image = deployer.current_image(stack)
@@ -93,7 +99,10 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
             report = run_suite(cases, access, target, suite=suite,
                                references_dir=paths.references_dir, update_references=update_references,
                                concurrency=concurrency, poll_s=poll_s, progress=progress,
-                               image_now=lambda: deployer.current_image(stack))
+                               image_now=lambda: deployer.current_image(stack), cover_workflows=not only,
+                               accept_changed=accept_changed)
+            if only:
+                report["only_cases"] = [case.id for case in cases]
         except KeyboardInterrupt:
             # What an operator who pressed Ctrl-C needs to know: the gate's evidence is untouched, and nothing
             # cancels the jobs RunPod already has (they finish, and are billed, on their own).
@@ -104,7 +113,7 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
             raise
         # Only a full, ordinary run on STAGING may become latest.json: that file is what the promotion gate reads, and
         # a run on PROD (or any other stack) would put a report there that the gate must refuse (`report_stack`).
-        latest = suite == "full" and not update_references and spec.role == "staging"
+        latest = suite == "full" and not update_references and spec.role == "staging" and not only
         path = write_report(report, paths.reports_dir, latest=latest)
         html = write_html(report, path)
         if latest:
@@ -118,7 +127,8 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
                       cases_dir=shown_dir(paths.cases_dir), suite_cases=suite_digests(cases),
                       mean_latency_s=lat["mean"], p95_latency_s=lat["p95"], wall_time_s=report["wall_time_s"],
                       references_updated=update_references, trigger=trigger, role=spec.role,
-                      failures=report["failures"][:20], **({"skipped_cases": skipped} if skipped else {}))
+                      failures=report["failures"][:20], **({"skipped_cases": skipped} if skipped else {}),
+                      **({"only_cases": report["only_cases"]} if only else {}))
     return GoldenRun(report=report, path=path, html_path=html, sha256=sha)
 
 

@@ -20,7 +20,8 @@ from goldgate.spec import Thresholds
 
 IMAGE = "local/worker@sha256:" + "a" * 64
 CATALOGUE = Path(__file__).resolve().parents[2] / "docs" / "LOG_EVENTS.md"
-REWRITTEN = "references rewritten by this run: each render was compared with itself; this report cannot open the gate"
+REWRITTEN = ("an --update-references run: each render it wrote as a reference was compared with itself; this report "
+             "cannot open the gate")
 
 
 def _run(tmp_path: Path, *, update_references: bool) -> dict[str, Any]:
@@ -57,10 +58,10 @@ def test_an_ordinary_runs_html_report_carries_no_warning(tmp_path: Path) -> None
 
 def test_the_terminal_summary_of_an_update_references_run_says_what_comes_next(tmp_path: Path) -> None:
     text = _render_golden(_run(tmp_path, update_references=True))
-    assert text.splitlines()[-1] == ("references rewritten by this run: review each case's reference line above, "
-                                     "commit references/ on its own, then run `goldgate golden staging`")
+    assert text.splitlines()[-1] == ("2 references were written by this run: look at each one (the reference lines "
+                                     "above), commit them on their own, then run `goldgate golden staging`")
     ordinary = _render_golden(_run(tmp_path / "again", update_references=False))
-    assert "references rewritten" not in ordinary
+    assert "written by this run" not in ordinary
 
 
 def _golden_failed_row() -> str:

@@ -35,14 +35,16 @@ def test_update_references_says_which_references_moved_and_by_how_much(tmp_path:
     with standin_api() as api:
         api.image_tag = IMAGE
         report = run_suite(load_cases(root / "cases"), ApiAccess(api.url, TOKEN), target, references_dir=refs,
-                           update_references=True, poll_s=0.01, progress=said.append)
+                           update_references=True, poll_s=0.01, progress=said.append,
+                           accept_changed=["square"])   # looked at: a reference CHANGED is written only when named
     updated = {c["id"]: next(x["detail"] for x in c["checks"] if x["name"] == "reference_updated")
                for c in report["cases"]}
     assert updated["batch"] == "wrote batch.png (a new reference: there was none)"
     assert updated["wide"] == ("wrote wide.png (the one it replaces is dHash distance 0 (max 8), mean colour "
                                "difference 0 (max 24) from this render: within the case's limits)")
     assert updated["square"].startswith("wrote square.png (the one it replaces is dHash distance ")
-    assert updated["square"].endswith(" from this render: CHANGED beyond the case's limits; check it by eye)")
+    assert updated["square"].endswith(" from this render: CHANGED beyond the case's limits; check it by eye "
+                                      "(accepted by --accept-changed))")
     square = next(c for c in report["cases"] if c["id"] == "square")
     moved = square["images"][0]["replaced_reference"]
     assert moved["hash_distance"] > 4 and moved["color_distance"] > 24

@@ -30,9 +30,9 @@ def test_the_missing_reference_advice_says_how_to_make_a_new_cases_reference_alo
     case_file = paths.cases_dir / f"{missing.stem}.yaml"  # the case whose reference it was
     assert case_file.is_file()
     # Before: only `goldgate golden staging --update-references ...`, which, typed as it reads, rewrites the
-    # reference of every case, not only the new one.
-    assert f"--cases-dir <a directory holding only {shlex.quote(str(case_file))}>" in detail, detail
-    assert "every case's reference is rewritten" in detail, detail
+    # reference of every case, not only the new one. Now the command runs that case alone (`--case`).
+    assert (f"`goldgate golden staging --update-references --cases-dir {shlex.quote(str(paths.cases_dir))} "
+            f"--case {missing.stem} --references-dir") in detail, detail
 
 
 def test_a_failed_jobs_error_keeps_its_end_in_the_report() -> None:
