@@ -210,7 +210,8 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              f"written by the golden run recorded as ledger #{recorded.get('seq')}" if ran else
              (f"the golden run that wrote this report (ledger #{recorded.get('seq')}) is not a passing full run "
               f"on {staging_stack} for {report.get('image')}" if recorded is not None else
-              "no golden run in the ledger wrote this report (it was edited, or comes from another state dir)")
+              "no golden run in the ledger wrote this report (it was edited, comes from another state dir, or a "
+              "git pull or checkout put back the tracked one)")
              + f"; run `goldgate golden {staging_stack}`")
     if unconfirmed_deploy is not None:
         image = unconfirmed_deploy.get("after")
