@@ -15,7 +15,7 @@ from typing import Any
 
 from goldgate.errors import GoldgateError
 from goldgate.release.cases import load_cases, references_for, shown_dir, suite_digests
-from goldgate.release.deployers.base import Deployer, Progress
+from goldgate.release.deployers.base import Deployer, Progress, ServedPin
 from goldgate.release.gate import ErrorRate, GateDecision, PromotionRefused, evaluate
 from goldgate.release.history import last_verified, on_target, release_ids
 from goldgate.release.ledger import Entry, Ledger
@@ -137,6 +137,11 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
         case.reference_name: _sha256_or_none(references_dir / case.reference_name) for case in cases}
     report, sha = read_report(report_path)
     staging_image = deployer.current_image(staging)
+    # A local STAGING whose host serves its pin runs that pin, whatever deploy the ledger recorded last: a deploy cut
+    # short by its host's crash, which `goldgate up` then completed on the pin, left no ledger entry, and is no
+    # checkout older than STAGING. The cloud's pin (a checkout's stack file) has no such witness: the ledger judges.
+    served = getattr(deployer, "served_pin", lambda _stack: None)(staging)
+    served = served if served is not None and served.image == staging_image else None
     staging_spec = deployer.spec(staging)
     thresholds = staging_spec.thresholds
     versions = {staging: staging_spec.workflow_version, prod: deployer.spec(prod).workflow_version}
@@ -156,8 +161,8 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     verdict = next((e for e in reversed(entries) if _rejected(e, prod, report.get("image"), reasons)
                     or _verified_on(e, prod, report.get("image"))), None)
     rejected = None if verdict is None or _verified_on(verdict, prod, report.get("image")) else verdict.to_dict()
-    since = _deployed_at(entries, staging, staging_image) or (now - timedelta(
-        seconds=thresholds.report_max_age_s))
+    since = _unrecorded_since(entries, staging, served) or _deployed_at(entries, staging, staging_image) or (
+        now - timedelta(seconds=thresholds.report_max_age_s))
     error_rate: ErrorRate | None
     try:
         error_rate = deployer.error_rate(staging, since)
@@ -165,7 +170,7 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
         error_rate = None
     return evaluate(report, staging_image, thresholds, error_rate, now=now, staging_stack=staging,
                     recorded=recorded, workflow_versions=versions, superseded_by=superseded,
-                    redeployed_by=_redeployed(entries, staging, staging_image),
+                    redeployed_by=None if served is not None else _redeployed(entries, staging, staging_image),
                     rejected_by=rejected, expected_image=expected_image, suite=suite,
                     references=references, ledger_keyed=ledger.keyed,
                     recorded_problem=None if run is None else run.mac_problem(),
@@ -346,6 +351,25 @@ def _redeployed(entries: list[Entry], stack: str, pinned: str | None) -> dict[st
         return None
     earlier = {e.get(key) for e in deploys for key in ("before", "after")}
     return deploys[-1].to_dict() if pinned in earlier else None
+
+
+def _unrecorded_since(entries: list[Entry], stack: str, served: ServedPin | None) -> datetime | None:
+    """When the pin `stack`'s host serves was written, if the ledger's last deploy to `stack` did not put it there (a
+    deploy cut short, completed by `goldgate up`): its error-rate window starts there, not at an earlier deploy of the
+    same image the ledger holds, which would count the jobs of the images in between (a pin that does not say when:
+    the last deploy, which came before it). None otherwise."""
+    if served is None:
+        return None
+    deploys = [e for e in entries if e.kind == "deploy" and e.get("stack") == stack and e.authentic]
+    if deploys and deploys[-1].get("after") == served.image:
+        return None
+    if served.pinned_at is not None or not deploys:
+        return served.pinned_at
+    try:
+        when = datetime.fromisoformat(deploys[-1].ts)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
 
 
 def _unconfirmed_before(entries: list[Entry], stack: str, image: Any, run: Entry | None) -> dict[str, Any] | None:

@@ -128,6 +128,10 @@ def test_a_hung_goldgate_step_is_stopped_before_its_job_and_the_lock_outlives_it
     wait_s = int(re.search(r"RELEASE_LOCK_WAIT_S:-(\d+)", _workflow(name)["env"]["RELEASE_LOCK"]).group(1))
     # The lock step gives up by itself after RELEASE_LOCK_WAIT_S, naming the holder: its timeout must not cut that short.
     assert lock.get("timeout-minutes", 0) * 60 > wait_s
+    # It outwaits the longest holder, release.yml's promote job: its promotion may run its step's whole timeout, then
+    # the pins and the ledger save (minutes). Before, an hour's wait failed a rollback dispatched during a promotion.
+    promotion = _step("release.yml", "promote", r"goldgate promote\b")["timeout-minutes"]
+    assert wait_s >= (promotion + 5) * 60, (wait_s, promotion)
     if job in ("promote", "rollback"):
         # Its rollouts (GOLDGATE_ROLLOUT_TIMEOUT_S, 30 minutes each) fit: promote may deploy twice (its rollback).
         assert step["timeout-minutes"] >= (70 if job == "promote" else 40)

@@ -36,7 +36,7 @@ from goldgate.cloudflare.workers import (
 )
 from goldgate.errors import GoldgateError, SpecError
 from goldgate.release.deployers import image_workflows
-from goldgate.release.deployers.base import DeployResult, Progress, RolloutNotConfirmed
+from goldgate.release.deployers.base import DeployResult, Progress, RolloutNotConfirmed, workers_kept
 from goldgate.release.error_rate import from_api
 from goldgate.release.gate import ErrorRate
 from goldgate.release.golden import ApiAccess
@@ -138,7 +138,8 @@ class CloudDeployer:
                 raise CloudDeployFailed(f"not deploying {image} to {stack}: {exc}") from None
             progress(workflows.note)
             self._check_workers_dev(s, stack, image, progress)   # before the pin, as above
-            key = self._check_runpod_key(s, stack, image, progress)   # so is the key that watches the rollout
+            # So is the key that watches the rollout; and the endpoint's release before, to tell one that makes none.
+            key, release = self._check_runpod_key(s, stack, image, progress)
             before = self.current_image(stack)
             progress(f"pulumi: pin {IMAGE_KEY}={image} on stack {stack}")
             env = s.workspace.env_vars   # the pulumi CLI, so the program it runs, gets these
@@ -189,8 +190,14 @@ class CloudDeployer:
         except RolloutTimedOut as exc:
             raise self._unconfirmed(stack, image, before, str(endpoint_id), f"{applied}, but the {exc}; {again}") \
                 from None
+        kept = release is not None and rollout.get("release_id") == release
+        if kept:
+            progress(workers_kept(stack, release, int(rollout.get("workers_total") or 0),
+                                  "RunPod starts fresh ones as it scales the idle ones away (the endpoint's idle "
+                                  "timeout), or for the next release (a change of the image or its env)"))
         return DeployResult(stack=stack, target=self.target, before=before, after=self.current_image(stack),
-                            rollout={"endpoint_id": endpoint_id, "confirmed": True, **rollout})
+                            rollout={"endpoint_id": endpoint_id, "confirmed": True, **rollout,
+                                     **({"new_release": False} if kept else {})})
 
     def _unconfirmed(self, stack: str, image: str, before: str | None, endpoint_id: str | None,
                      message: str) -> RolloutNotConfirmed:
@@ -318,20 +325,23 @@ class CloudDeployer:
                              f"set the current key there (`pulumi config set --secret {config_key} --stack "
                              f"{s.name}`, the value piped in), or set {env_name}_{s.name.upper()} to it")
 
-    def _check_runpod_key(self, s: Any, stack: str, image: str, progress: Progress) -> SourcedSecret:
+    def _check_runpod_key(self, s: Any, stack: str, image: str,
+                          progress: Progress) -> tuple[SourcedSecret, str | None]:
         """The RunPod key that watches the rollout, and proof that RunPod takes it, before anything is changed: a
         key RunPod refuses is found only after `pulumi up` otherwise, with the stack already serving the image
         (and, on PROD, an automatic rollback that changes it again, unwatched). One authenticated read: the
         stack's endpoint, when its outputs name one (a 404 is an answer under the key too), else the list of the
-        account's endpoints. A key RunPod refuses, or a control plane that cannot be asked, refuses the deploy."""
+        account's endpoints. A key RunPod refuses, or a control plane that cannot be asked, refuses the deploy.
+        Also returns the id of the endpoint's newest release, when it has one that can be read (None otherwise)."""
         key = self._sourced_secret(s, "RUNPOD_API_KEY", "goldgate:runpodApiKey")
         outputs = self._outputs(s)
         endpoint_id = outputs.get("endpoint_id") or outputs.get("runpod_endpoint_id")
         try:
             base = str(outputs.get("runpod_api_base") or self.spec(stack).cloud.runpod_api_base)  # type: ignore[union-attr]
         except (GoldgateError, AttributeError):
-            return key   # a spec the program refuses: `pulumi up` says why, before it declares anything
+            return key, None   # a spec the program refuses: `pulumi up` says why, before it declares anything
         not_deploying = f"not deploying {image} to {stack}"
+        release = None
         try:
             with self._control_client(key.value, base.removesuffix("/").removesuffix("/v2")) as client:
                 if endpoint_id:
@@ -340,6 +350,8 @@ class CloudDeployer:
                     except RunPodNotFound:
                         progress(f"runpod: endpoint {endpoint_id} (stack {stack}'s output) is gone; pulumi up "
                                  "will say what it does about it")
+                    else:
+                        release = _latest_release(client, str(endpoint_id))
                 else:
                     client.list_endpoints()
         except RunPodAuthError as exc:
@@ -352,7 +364,7 @@ class CloudDeployer:
                 f"({_cut(str(exc), 400)}); the rollout could not be watched either. Nothing was changed (no config "
                 "pin, no pulumi up): deploy again once RunPod answers") from None
         progress(f"runpod: the control plane takes the RunPod API key from {key.source}")
-        return key
+        return key, release
 
     def _outputs(self, s: Any) -> dict[str, Any]:
         """The stack's outputs as its last update left them; none for a stack never deployed (or unreadable)."""
@@ -392,6 +404,15 @@ def _header_token(value: str, name: str) -> str:
         raise CloudDeployFailed(f"{name} holds a space, a line break or a non-ASCII character inside it (or nothing "
                                 "but blanks): set it to the token alone")
     return token
+
+
+def _latest_release(client: Any, endpoint_id: str) -> str | None:
+    """The id of the endpoint's newest release; None when RunPod does not say (only a note depends on it)."""
+    try:
+        latest = client.list_releases(endpoint_id).latest
+    except RunPodError:
+        return None
+    return None if latest is None else latest.id
 
 
 def restore_idle_workers(client: Any, endpoint_id: str, spec: StackSpec, progress: Progress) -> None:

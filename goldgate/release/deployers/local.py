@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from goldgate.errors import StateError
-from goldgate.release.deployers.base import DeployResult, Progress
+from goldgate.errors import GoldgateError, StateError
+from goldgate.release.deployers.base import DeployResult, Progress, ServedPin, workers_kept
 from goldgate.release.error_rate import from_sqlite
 from goldgate.release.gate import ErrorRate
 from goldgate.release.golden import ApiAccess
@@ -36,15 +36,58 @@ class LocalDeployer:
     def current_image(self, stack: str) -> str | None:
         return self.platform.pinned_image(stack)
 
+    def served_pin(self, stack: str) -> ServedPin | None:
+        """The pin, when the running stack's host serves it: the stack's own record of what it runs (its state dir's
+        pin file, which no checkout holds an older copy of). None when the stack is down, its host serves another
+        image (a deploy under way, or one cut short before the host took the pin) or does not say what it serves."""
+        pinned = self.platform.pinned_image(stack)
+        status = self.platform.status(stack)
+        if pinned is None or not status.running or getattr(status, "image", None) != pinned:
+            return None
+        from goldgate.local.state import StackDir
+
+        try:
+            pin = StackDir(self.home, stack).read_pin()
+        except (OSError, StateError):
+            pin = None
+        return ServedPin(pinned, _when(pin.get("pinned_at") if isinstance(pin, dict) else None))
+
     def deploy(self, stack: str, image: str, progress: Progress) -> DeployResult:
         self.platform.spec(stack)  # an unknown stack is refused by name before a lock file is made for it
         with StackLock(self.home, self.target, stack, "deploy", f"a deploy of {image} to {stack}"):
             before = self.platform.pinned_image(stack)
+            started = datetime.now(UTC)
             status = self.platform.deploy(stack, image, progress=progress)
             after = self.platform.pinned_image(stack)
+            release = self._release_before(stack, status, started)
+        kept = release is not None
+        workers = getattr(status, "workers", None)
+        if kept:   # "rollout complete" alone read as fresh workers, which would have run their preflight again
+            progress(workers_kept(stack, str(release), len(workers or []),
+                                  f"`goldgate down {stack} && goldgate up {stack}` starts it with fresh ones"))
         return DeployResult(stack=stack, target=self.target, before=before, after=after,
                             rollout={"endpoint_id": getattr(status, "endpoint_id", None),
-                                     "workers": _jsonable(getattr(status, "workers", None))})
+                                     "workers": _jsonable(workers),
+                                     **({"new_release": False, "release_id": release} if kept else {})})
+
+    def _release_before(self, stack: str, status: Any, started: datetime) -> str | None:
+        """The id of the newest release of the stack's endpoint (the local RunPod's, on the machine's clock) when it
+        was made before `started`: the deploy that began then made none. None when it made one, or when that cannot
+        be read (a platform that keeps no RunPod). Read after the deploy only: a read before it would wait on a host
+        that hangs, before the pin moves."""
+        base, endpoint_id = getattr(status, "runpod_api_base", None), getattr(status, "endpoint_id", None)
+        if not isinstance(base, str) or not isinstance(endpoint_id, str):
+            return None
+        from goldgate.runpod import ControlPlaneClient
+
+        try:
+            with ControlPlaneClient(api_key=self.platform.runpod_api_key(stack),
+                                    base_url=base.removesuffix("/v2")) as client:
+                latest = client.list_releases(endpoint_id).latest
+        except (GoldgateError, OSError):   # RunPodError among them
+            return None
+        made = None if latest is None else _when(latest.created_at)
+        return latest.id if latest is not None and made is not None and made < started else None
 
     def spec(self, stack: str) -> StackSpec:
         return self.platform.spec(stack)
@@ -117,6 +160,17 @@ def _shown(path: Path) -> str:
 
     where = path.resolve()
     return where.relative_to(REPO_ROOT).as_posix() if where.is_relative_to(REPO_ROOT) else str(path)
+
+
+def _when(value: Any) -> datetime | None:
+    """A pin file's `pinned_at` (RFC 3339, UTC) as a time; None when it has none or it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
 
 
 def _jsonable(value: Any) -> Any:
