@@ -158,6 +158,11 @@ def staging_image_via_pipeline(f: Facts) -> Verdict:
     if not is_digest_ref(image):
         return FAIL, f"STAGING runs {image}, not pinned by digest"
     deploys = _entries(f, "deploy", stack="staging", image=image)
+    if deploys and deploys[-1].get("rollout_confirmed") is False:
+        # The stack took the image (pulumi up applied it), but whether its workers serve it was never seen: the gate
+        # refuses a golden run that followed such a deploy (staging_rollout) until a deploy confirms it.
+        return FAIL, (f"STAGING runs {image}, but its rollout was not confirmed (ledger #{deploys[-1].seq}): deploy "
+                      f"it again with {_deploy_staging(f, image)}")
     return _ok(bool(deploys), f"{image} deployed by the pipeline (ledger deploy #{deploys[-1].seq})" if deploys else "",
                f"STAGING runs {image} but the ledger records no deploy of it (pinned by hand?); "
                f"deploy it through {_deploy_staging(f, image)}")

@@ -62,9 +62,10 @@ class ServingWindow:
     image: str
     since: str      # as the service stores created_at (UTC, milliseconds, Z): text order is time order
     change: str     # the change in words: "promotion #16 at 2026-11-30T07:02:40.107Z"
-    # STAGING: the deploy that switched the stack TO `image`, when later deploys only redeployed it (each recorded
-    # `before` = `image`). Such a redeploy is no new RunPod release: the warm workers stay, and their start-up lines
-    # (`models_loaded`) come before `since`. None: `since`, the change itself switched to the image.
+    # The change that switched the stack TO `image` (STAGING: a deploy; PROD: a promotion's or rollback's intent),
+    # when later changes only deployed it again (a redeploy, a promotion of the image PROD runs, a rollback --to it).
+    # Such a change is no new RunPod release: the warm workers stay, and their start-up lines (`models_loaded`) come
+    # before `since`. None: `since`, the change itself switched to the image.
     startup_since: str | None = None
     startup_change: str | None = None
 
@@ -319,8 +320,7 @@ def serving_window(ledger: Iterable[Any] | None, stack: str, role: str | None,
             (e for e in entries if e.seq == change.get("intent_seq") and e.kind == change.kind
              and e.get("phase") == "intent" and e.authentic), change)
     else:
-        change = start = next((e for e in reversed(entries) if e.kind == "deploy" and e.get("stack") == stack
-                               and e.get("after") == image and e.authentic), None)
+        start, change = _deployed(entries, stack, image)
     if change is None or start is None:
         return None
     try:
@@ -329,18 +329,38 @@ def serving_window(ledger: Iterable[Any] | None, stack: str, role: str | None,
         return None
     if since is None:
         return None
-    name = "retried promotion" if start.kind == "promotion" and start.get("retry_rejected") else start.kind
-    outcome = f" ({change.get('outcome')} as #{change.seq})" if change is not start else ""
-    switch = _switched_to(entries, change, stack, image) if role != "prod" else change
+    outcome = "" if change is start else (f" (its rollout not confirmed; deployed again as #{change.seq})"
+                                          if change.kind == "deploy" else f" ({change.get('outcome')} as #{change.seq})")
+    switch = _prod_switched_to(entries, start, stack, image) if role == "prod" else \
+        _switched_to(entries, start, stack, image)
     startup_since = startup_change = None
-    if switch is not change:
+    if switch is not start:
         try:
             startup_since = normalize_since(switch.ts)
         except MetricsError:
             startup_since = None
-        startup_change = f"deploy #{switch.seq} at {switch.ts}" if startup_since else None
-    return ServingWindow(image=image, since=since, change=f"{name} #{start.seq} at {start.ts}{outcome}",
+        startup_change = f"{_change_name(switch)} #{switch.seq} at {switch.ts}" if startup_since else None
+    return ServingWindow(image=image, since=since, change=f"{_change_name(start)} #{start.seq} at {start.ts}{outcome}",
                          startup_since=startup_since, startup_change=startup_change)
+
+
+def _change_name(entry: Any) -> str:
+    return "retried promotion" if entry.kind == "promotion" and entry.get("retry_rejected") else entry.kind
+
+
+def _deployed(entries: list[Any], stack: str, image: str) -> tuple[Any, Any]:
+    """The deploy of `stack` the window of `image` starts at, as the gate's error rate starts it
+    (goldgate.release.promote._deployed_at), and the newest authentic deploy of `image`: the same one, unless the
+    deploys of `image` just before it were applied with their rollout not confirmed (the first of them put the image
+    there already; the later ones only deployed it again): then the first of those. (None, None): no deploy of it."""
+    deploys = [e for e in entries if e.kind == "deploy" and e.get("stack") == stack and e.authentic]
+    newest = next((i for i in range(len(deploys) - 1, -1, -1) if deploys[i].get("after") == image), None)
+    if newest is None:
+        return None, None
+    n = newest
+    while n > 0 and deploys[n - 1].get("after") == image and deploys[n - 1].get("rollout_confirmed") is False:
+        n -= 1
+    return deploys[n], deploys[newest]
 
 
 def _switched_to(entries: list[Any], change: Any, stack: str, image: str) -> Any:
@@ -355,6 +375,45 @@ def _switched_to(entries: list[Any], change: Any, stack: str, image: str) -> Any
         if switch.get("before") != image or entry.get("after") != image or not entry.authentic:
             break
         switch = entry
+    return switch
+
+
+def _prod_switched_to(entries: list[Any], start: Any, stack: str, image: str) -> Any:
+    """The promotion or rollback intent that last switched PROD (`stack`) to `image` from another image: `start` (the
+    intent of the change the window counts from) or one before it. Read back from `start` through PROD's changes:
+    while every entry shows `image` pinned (an outcome's `after`; an intent's `before`, and a rollback's `served`),
+    an intent that deployed `image` again kept RunPod's release and its warm workers; the one whose stack ran another
+    image is the switch. A failed promotion records its automatic rollback's intent and outcome between its own: the
+    rollback's intent (its stack then ran the candidate) is that switch, met before the promotion's intent. An intent
+    of another image is passed only when its deploy left the pin where it was (`deploy_failed`, nothing applied); any
+    other entry that does not show `image` pinned, or does not authenticate under the ledger key, ends the walk."""
+    def ran_image(intent: Any) -> bool:
+        return intent.get("before") == image and intent.get("served", image) in (image, None)
+
+    if not ran_image(start):
+        return start
+    outcomes = {(e.kind, e.get("intent_seq")): e for e in entries if e.kind in ("promotion", "rollback")
+                and e.get("phase") == "outcome" and e.get("stack", "prod") == stack and e.authentic}
+    switch = start
+    for entry in reversed(entries[:entries.index(start)]):
+        if entry.kind not in ("promotion", "rollback") or entry.get("stack", "prod") != stack \
+                or entry.get("phase") not in ("intent", "outcome"):
+            continue   # a refused promotion changed nothing; smoke runs and other stacks say nothing of the pin
+        if not entry.authentic:
+            break
+        if entry.get("phase") == "outcome":
+            if entry.get("after") != image:
+                break   # the stack ran another image then: the pin moved to `image` since, unrecorded
+            continue
+        if entry.get("image") == image:
+            switch = entry
+            if not ran_image(entry):
+                break
+            continue
+        done = outcomes.get((entry.kind, entry.seq))
+        if not (ran_image(entry) and done is not None and done.get("outcome") == "deploy_failed"
+                and not done.get("applied") and done.get("after") == image):
+            break
     return switch
 
 
