@@ -34,11 +34,16 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
   from RunPod replaces the guess, records the RunPod id, image, GPU, timings and cost, and
   rewrites the metrics row; from then on the job has a RunPod id and the rules above hold.
 - No RunPod outcome. A recovery of a job no RunPod job can settle any more (its ttl has passed
-  with no RunPod id recorded, or with one RunPod no longer knows) applies a FAILED delivery
-  without a RunPod id: nothing is known to have run, so the job and its metrics row name no
-  image, GPU, cost or end-to-end time; it adopts no id and replaces no earlier failure. It is a
-  guess too: a late delivery of RunPod's (a webhook retried at the deadline, or a recovery
-  naming the id) replaces it, as above.
+  with no RunPod id recorded, or with only an id the operator gave, or its worker's stored
+  outcome named, that RunPod no longer knows) applies a FAILED delivery without a RunPod id:
+  nothing is known to have run, so the job and its metrics row name no image, GPU, cost or
+  end-to-end time; it adopts no id and replaces no earlier failure. It is a guess too: a late
+  delivery of RunPod's (a webhook retried at the deadline, or a recovery naming the id)
+  replaces it, as above. A job whose recorded RunPod id RunPod no longer knows (and whose
+  worker stored no outcome) is another case: RunPod took it for the image pinned then, so its
+  FAILED delivery keeps that id, and the job and its metrics row name that image: RunPod forgets
+  a job whose ttl ran out unfinished, or half an hour after it ended with its webhook lost, most
+  often the image's doing (workers that crash or fail health checks, a failure no outcome kept).
   A job RunPod forgot whose worker stored its outcome (results/<job_id>/outcome.json) is
   recovered with a COMPLETED delivery of that output (`from_store`), checked like any other:
   RunPod's timings are unknown, so its run time and end-to-end time stay null and it adds no cost.

@@ -70,3 +70,19 @@ def test_no_warning_for_a_good_release_for_staging_or_without_a_ledger(home, cap
     assert _status(home, capsys)[0]["smoke_failed"] is None
     data, text = _status(home, capsys, "staging")
     assert data["smoke_failed"] is None and "SMOKE FAILED" not in text
+
+
+def test_a_release_that_passed_prod_before_is_not_sent_back_past_by_the_advice(home, capsys):
+    """A failed promotion whose automatic rollback's smoke failed too (a fault of PROD's own, the RUNBOOK's rehearsal)
+    leaves PROD on the earlier release with a failed smoke. That release passed there before: plain `goldgate
+    rollback` would take PROD back past it to an older one, so the line offers `rollback --to` it once the cause is
+    fixed (found by the session-28 upgrade journey)."""
+    ledger = Ledger(home)
+    StackDir(home, "prod").pin(GOOD, reason="promotion: smoke failed, its rollback's smoke failed")
+    passed = _golden(ledger, "prod", GOOD, passed=True)      # its own promotion's smoke
+    _golden(ledger, "prod", BROKEN, passed=False)            # the candidate's smoke
+    failed = _golden(ledger, "prod", GOOD, passed=False)     # the automatic rollback's smoke: PROD's fault
+
+    warning = _status(home, capsys)[0]["smoke_failed"]
+    assert f"ledger #{failed}" in warning and f"passed there before (ledger #{passed})" in warning, warning
+    assert f"`goldgate rollback --to {GOOD}`" in warning, warning

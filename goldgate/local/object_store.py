@@ -28,6 +28,7 @@ as a whole object.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -38,6 +39,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from werkzeug.exceptions import InternalServerError
+from werkzeug.wrappers import Response
 
 from goldgate.errors import StateError
 from goldgate.local.state import read_small_bytes, read_small_text
@@ -62,6 +66,7 @@ class DurableBucket:
         self._refusal_logged: datetime | None = None  # where the gap last named in the host log begins
         self._loss_lock = threading.Lock()  # two GETs finding the same body gone remove and log it once
         self._moto_delete: Any = None  # moto's own delete, set by attach: `_lost` removes the files itself
+        self._unwritable_refused = 0  # uploads refused since the last one saved: `object_store.unwritable` said once
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         name = hashlib.sha256(key.encode()).hexdigest()
@@ -83,6 +88,28 @@ class DurableBucket:
                     with contextlib.suppress(OSError):  # a part written before the disk filled is no object
                         tmp.unlink()
                     raise
+
+    def unwritable(self, key: str, exc: OSError) -> None:
+        """Say once per burst that the bucket's directory refuses writes (read-only, its permissions, a full disk):
+        every upload is answered 500 meanwhile, and each job whose upload fails fails. The burst ends with the next
+        object saved (`writable`)."""
+        with self._lock:
+            self._unwritable_refused += 1
+            if self._unwritable_refused > 1:
+                return
+        path = exc.filename if isinstance(exc.filename, str) else str(self.root)
+        code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        self.log.warning("object_store.unwritable", message=(
+            f"cannot save {key} to {path} ({code}: {exc.strerror or exc}): the local R2 stand-in answers each upload "
+            f"500 until its directory {self.root} takes writes again (its owner and mode, a read-only mount, free "
+            "space); each job whose upload fails fails. Logged once until an upload is saved again"),
+            data={"path": path, "errno": exc.errno, "errno_name": code, "key": key, "dir": str(self.root)})
+
+    def writable(self) -> None:
+        """An object was saved: a burst of refused writes (`unwritable`) is over, and the next refusal is said again."""
+        if self._unwritable_refused:
+            with self._lock:
+                self._unwritable_refused = 0
 
     def forget(self, key: str) -> None:
         body, meta = self._paths(key)
@@ -261,14 +288,19 @@ class DurableBucket:
             try:
                 durable.save(key_name, key.value, dict(key.metadata), key.last_modified)
                 _read_from_disk(key, durable._paths(key_name)[0])
-            except BaseException:
+            except BaseException as exc:
                 # Served only once it is on disk: the PUT fails (500), and the uploader's retry creates it anew.
                 # Held in memory, the retry of a create-only write was answered 412, which the worker takes for
                 # its own earlier write: the job completed, and its result was gone after the next restart.
                 # (goldgate's writers never overwrite, so no older object is lost with it.)
                 backend_delete(backend, durable.bucket, key_name)
-                durable.forget(key_name)
+                with contextlib.suppress(OSError):  # a directory that refuses the write may refuse the removal too
+                    durable.forget(key_name)
+                if isinstance(exc, OSError):  # the disk's answer: a 500 as R2 gives it, and one line, no traceback
+                    durable.unwritable(key_name, exc)
+                    raise StoreUnwritable() from exc
                 raise
+            durable.writable()
 
         def put_object(backend: Any, bucket_name: str, key_name: str, value: bytes, *args: Any,
                        **kwargs: Any) -> Any:
@@ -389,6 +421,17 @@ class SavedBody:
     def _check(self) -> None:
         if self.closed:  # as a closed file answers; moto's __getstate__ expects it of a deleted key
             raise ValueError("I/O operation on closed file.")
+
+
+class StoreUnwritable(InternalServerError):
+    """An upload the bucket's directory refused (`DurableBucket.unwritable` says why, once): answered as R2 answers a
+    write it failed, 500 InternalError in S3's XML, which the uploader retries; moto's app otherwise let the OSError
+    through, and Flask wrote its traceback to the host's stderr log for every refused upload."""
+
+    def get_response(self, environ: Any = None, scope: Any = None) -> Response:
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code><Message>We encountered an '
+                "internal error. Please try again.</Message></Error>")
+        return Response(body, status=500, content_type="application/xml")
 
 
 class BodyLost(OSError):

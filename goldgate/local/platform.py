@@ -7,6 +7,7 @@ stack runs in its own background host process (goldgate.local.stackhost) until `
 from __future__ import annotations
 
 import contextlib
+import hmac
 import itertools
 import json
 import os
@@ -253,7 +254,7 @@ def _lines_from_end(fd: int, size: int) -> Any:
         yield from reversed(lines)
 
 
-def last_golden_run(home: Path, stack: str, image: str) -> dict[str, Any] | None:
+def last_golden_run(home: Path, stack: str, image: str, *, passed: bool = False) -> dict[str, Any] | None:
     """The release ledger's last golden run (full or smoke) of `image` on the local `stack`, as promote and rollback
     find it (goldgate.release.rollback: an entry of another target, or one whose MAC does not verify under
     GOLDGATE_LEDGER_KEY, is not it), or None. Read from the end of <home>/ledger.jsonl back to it: `status` reads it
@@ -284,10 +285,13 @@ def last_golden_run(home: Path, stack: str, image: str) -> dict[str, Any] | None
                     or line.get("image") != image or line.get("target", "local") != "local":
                 continue
             body = {k: v for k, v in line.items() if k not in ("hash", "mac")}
-            if line.get("hash") != ledger_file._digest(body):
+            if line.get("hash") != ledger_file.entry_hash(body):
                 continue
             mac = line.get("mac")
-            if key is not None and not (isinstance(mac, str) and mac == ledger_file._mac(key, body)):
+            if key is not None and not (isinstance(mac, str) and hmac.compare_digest(  # as the ledger compares it
+                    mac.encode("utf-8", "surrogateescape"), ledger_file.entry_mac(key, body).encode())):
+                continue
+            if passed and line.get("passed") is not True:
                 continue
             return line
     except OSError:
@@ -796,7 +800,8 @@ class LocalPlatform:
         """Said by an `up` that starts a stack whose last host served another image than the pin: a deploy (promote,
         rollback) was interrupted after it moved the pin, or the host died while it redeployed. The stack now starts
         on an image it never served, which on PROD is one no smoke run verified there."""
-        if not isinstance(left, dict) or left.get("status") != "ready" or "image" not in left:
+        # "stopped": a host a signal stopped records the image it served too (StackHost.record_stop)
+        if not isinstance(left, dict) or left.get("status") not in ("ready", "stopped") or "image" not in left:
             return
         pinned, served = d.pinned_image(), left.get("image")
         if pinned is None or pinned == served:
@@ -874,6 +879,15 @@ class LocalPlatform:
         or its host, started by an older goldgate, did not record it."""
         return host_started_s(self._state(stack))
 
+    def host_ended(self, stack: str) -> bool:
+        """Whether the stack is down after a host of this home ran it (it recorded the database: StackDir.ran_before):
+        no RunPod runs for it then, so no job of it still queued or in progress can be running, nor end by a
+        webhook. False while a host runs or starts, and for a stack no host here ever ran."""
+        if not specs.is_stack_name(stack):
+            return False
+        d = StackDir(self.home, stack)
+        return d.ran_before() and self._live_host(stack, d) is None
+
     def running_host(self, stack: str) -> int | None:
         """The live host of a stack this home has a dir for, whether or not the stacks file still names it (its
         section removed or renamed while it ran); None for a name that is no stack of this home."""
@@ -915,25 +929,19 @@ class LocalPlatform:
         """Jobs RunPod took that had not settled when the stack stopped (down, or a host that died): the local
         RunPod's queue does not survive its host, so no webhook will ever come for them. Named, so the operator
         can settle each."""
-        # Imported here: goldgate.ops imports this package.
-        from goldgate.ops.fingerprint import connect_read_only
-
-        if not d.db_path.is_file():
-            return
-        try:
-            with contextlib.closing(connect_read_only(d.db_path, timeout=5)) as db:
-                rows = db.execute("SELECT id, runpod_job_id IS NULL FROM jobs WHERE status IN ('queued', "
-                                  "'in_progress') ORDER BY created_at").fetchall()
-        except sqlite3.Error:
+        unsettled = d.unsettled_jobs()
+        if unsettled is None:
             return  # the report is advice; the stop itself succeeded
-        ids = [row[0] for row in rows if not row[1]]
-        unsent = len(rows) - len(ids)  # RunPod never took them, or their RunPod id was not recorded
-        # Once the stack is up again, `goldgate stuck` lists every one of them (created before its host started).
+        # `unsent`: RunPod never took them, or their RunPod id was not recorded
+        ids, unsent = unsettled
+        # Once the stack is up again, `goldgate stuck` lists every one of them (created before its host started), as it
+        # does while the stack is down (no RunPod runs then).
         lists = f"`goldgate stuck {stack}` lists them, with what recover needs"
         lost = "the local RunPod's queue does not survive its stack's stop, so no webhook will come for them"
         if ids:
-            shown = " ".join(ids[:MAX_NAMED_JOBS]) + (f" (and {len(ids) - MAX_NAMED_JOBS} more)"
-                                                     if len(ids) > MAX_NAMED_JOBS else "")
+            more = len(ids) - MAX_NAMED_JOBS
+            shown = " ".join(ids[:MAX_NAMED_JOBS]) + (f" (and {more} more: `goldgate stuck {stack}` lists them)"
+                                                     if more > 0 else "")
             progress(f"{stack}: {len(ids)} job(s) {what}; {lost}. {when}`goldgate recover JOB --stack {stack}` "
                      f"settles each: {shown}" + (f"; and {unsent} more with no RunPod id recorded: {lists}"
                                                 if unsent else ""))
@@ -985,8 +993,13 @@ class LocalPlatform:
         what = "smoke run" if run.get("suite") == "smoke" else "full golden run"
         failures = run.get("failures")
         first = f"; first failure: {str(failures[0])[:200]}" if isinstance(failures, list) and failures else ""
-        return (f"{stack} {verb} {image}, whose {what} failed there (ledger #{run.get('seq')}, {run.get('ts')}{first}): "
-                f"`goldgate rollback` takes {stack} off it (docs/RUNBOOK.md, Rollback)")
+        said = f"{stack} {verb} {image}, whose {what} failed there (ledger #{run.get('seq')}, {run.get('ts')}{first})"
+        earlier = last_golden_run(self.home, stack, image, passed=True)
+        if earlier is not None:   # verified there before: the fault may be PROD's own, not the release's
+            return (f"{said}; it passed there before (ledger #{earlier.get('seq')}): once the cause on {stack} is "
+                    f"fixed, `goldgate rollback --to {image}` runs its smoke again; if the release is at fault, "
+                    f"`goldgate rollback` takes {stack} off it (docs/RUNBOOK.md, Rollback)")
+        return f"{said}: `goldgate rollback` takes {stack} off it (docs/RUNBOOK.md, Rollback)"
 
     @staticmethod
     def _served_workflow_version(d: StackDir, state: dict[str, Any]) -> str | None:
@@ -1065,7 +1078,31 @@ class LocalPlatform:
         if left.get("status") == "ready":
             return (f"its host (pid {left.get('pid')}) ended without `goldgate down` (killed, or it crashed: see "
                     f"{log}); jobs it had queued get no webhook: `goldgate up {stack}` starts it again and names them")
+        if left.get("status") == "stopped":
+            return self._stopped_by_signal(stack, left)
         return None
+
+    @staticmethod
+    def _stopped_by_signal(stack: str, left: dict[str, Any]) -> str:
+        """A host stopped by a signal goldgate did not send (a reboot, systemd, `kill`), as its last record says
+        (StackHost.record_stop): which signal, when, and the jobs it left that no webhook will settle."""
+        def count(name: str) -> int:
+            value = left.get(name)
+            return value if type(value) is int and value >= 0 else 0
+
+        unsettled, unsent = count("unsettled"), count("no_runpod_id")
+        named = left.get("job_ids")
+        ids = [i[:64] for i in named if isinstance(i, str)][:5] if isinstance(named, list) else []
+        signal_name, when = str(left.get("signal") or "a signal")[:16], str(left.get("stopped_at") or "?")[:40]
+        head = (f"its host (pid {left.get('pid')}) was stopped by a signal ({signal_name}, at {when}), not by "
+                f"`goldgate down` (a reboot, systemd, `kill`?)")
+        if unsettled + unsent == 0:
+            jobs = "no job was in flight" if left.get("jobs_read") is not False else "its jobs could not be read"
+            return f"{head}; {jobs}; `goldgate up {stack}` starts it again"
+        first = f" (first: {' '.join(ids)})" if ids else ""
+        return (f"{head}: {unsettled + unsent} job(s) were still queued or in progress{first} and get no webhook, its "
+                f"RunPod having ended with it; `goldgate stuck {stack}` lists them; `goldgate up {stack}` starts it "
+                "again, then recover each")
 
     def code_changed(self, stack: str) -> str | None:
         """Why the running stack's host runs other goldgate code than this checkout's, and what restarts it on this

@@ -15,7 +15,9 @@ It runs, on 127.0.0.1 only:
     `goldgate prune` would (goldgate.local.retention_cron).
 It writes `state.json` once everything answers, restarts the service and re-pins the endpoint's
 image on SIGHUP (what `pulumi up` does in the cloud: the Worker is redeployed with the new image
-tag and the endpoint gets an image PATCH), and stops everything on SIGTERM.
+tag and the endpoint gets an image PATCH), and stops everything on SIGTERM: after a SIGTERM `goldgate down` did not
+send (a reboot, systemd, `kill`), with a `stack.stopped` warning naming the jobs left in flight, and a "stopped"
+state.json that `goldgate status` explains.
 The host owns the service's listening socket and hands it to each service process it starts, so a
 redeploy refuses no connection, as a Worker deploy refuses none: the new service serves beside the
 old one before the old one is stopped (it finishes what it has in hand), and while a crashed service
@@ -88,6 +90,8 @@ RESULT_SWEEP_S = 3_600.0
 # The main loop's sleep where the service's exit does not wake it (no pidfd: not Linux), and its backstop where it does.
 LOOP_POLL_S = 0.2
 LOOP_BACKSTOP_S = 5.0
+# A stop by a signal goldgate did not send names at most this many of the jobs it left unsettled (`down` names 20 too).
+MAX_LOGGED_JOBS = 20
 
 
 class _WokenWSGIServer(ThreadedWSGIServer, WokenOnShutdown, HTTPServer):
@@ -213,6 +217,13 @@ class StackHost:
         # Whether state.json on disk is this host's last word: a "ready" one is removed when the host stops, but
         # not when its "failed" one could not be written over it (status then says the host ended, not "down").
         self.state_recorded = True
+        # The signal that stopped the host (SIGTERM, SIGINT), and who of goldgate asked for it when one did ("down",
+        # "up": StackDir.stop_asked_by, read as the loop ends, while the asker still holds the up lock and waits).
+        # A stop nobody of goldgate asked for (a reboot, systemd, `kill`) leaves its jobs in flight without their
+        # RunPod, and says so: a warning, and a state.json that `goldgate status` explains (`unasked_stop`).
+        self.stop_signal: str | None = None
+        self.stop_asked_by: str | None = None
+        self.ready = False  # it served: a start that failed says so in its own state ("failed") and line
 
     # -- object store -------------------------------------------------------------------------
     def start_object_store(self) -> None:
@@ -547,9 +558,13 @@ class StackHost:
 
         threading.Thread(target=wait, name=f"service-exit-{proc.pid}", daemon=True).start()
 
+    def stop_on_signal(self, name: str) -> None:
+        self.stop_signal = name
+        self.wake_for(self.stopping)
+
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, lambda *_: self.wake_for(self.stopping))
-        signal.signal(signal.SIGINT, lambda *_: self.wake_for(self.stopping))
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_on_signal("SIGTERM"))
+        signal.signal(signal.SIGINT, lambda *_: self.stop_on_signal("SIGINT"))
         signal.signal(signal.SIGHUP, lambda *_: self.wake_for(self.reload_requested))
         try:
             apply_sqlite(self.dir.db_path, MIGRATIONS_DIR)
@@ -563,10 +578,12 @@ class StackHost:
             self.code = code_record(list(sys.modules.values()))
             self.write_state(image)
             self.log.info("stack.ready", worker_image_tag=image)
+            self.ready = True
             self.start_retention()
             while True:
                 self.wake.clear()  # before the checks: what comes after them wakes the wait below
                 if self.stopping.is_set():
+                    self.stop_asked_by = self.dir.stop_asked_by()  # the asker waits for this host to end
                     break
                 if self.reload_requested.is_set():
                     self.reload_requested.clear()
@@ -608,6 +625,7 @@ class StackHost:
         if s3 is not None:
             s3.stop()
         self.lifeline.close()
+        unasked = self.unasked_stop()
         state = self.dir.state_file
         if state.exists() and self.state_recorded:
             try:
@@ -615,8 +633,41 @@ class StackHost:
             except ValueError:
                 current = {}
             if current.get("status") != "failed":
-                state.unlink(missing_ok=True)
-        self.log.info("stack.stopped")
+                self.record_stop(current, unasked)
+        if unasked is None:
+            self.log.info("stack.stopped")
+            return
+        ids, count = unasked["job_ids"], unasked["unsettled"] + unasked["no_runpod_id"]
+        stack = self.spec.name
+        jobs = (f"{count} job(s) still queued or in progress get no webhook: the local RunPod's queue ended with the "
+                f"host (first: {' '.join(ids[:5]) or 'none with a RunPod id'}); `goldgate up {stack}` names them, and "
+                f"`goldgate stuck {stack}` lists each with its recover line" if count else "no job was in flight")
+        self.log.warning("stack.stopped", message=f"stopped by {unasked['signal']}, not by `goldgate down {stack}` "
+                                                  f"(a reboot, systemd, `kill`?): {jobs}", data=unasked)
+
+    def unasked_stop(self) -> dict[str, Any] | None:
+        """What a stop by a signal goldgate did not send leaves behind (None for any other stop): the jobs still queued
+        or in progress once RunPod and the service have stopped (a job that ended in its worker's grace period was
+        settled by its webhook), which no webhook will settle now. `down` says the same of the stops it makes."""
+        if not self.ready or self.stop_signal is None or self.stop_asked_by is not None:
+            return None
+        unsettled = self.dir.unsettled_jobs()
+        ids, unsent = unsettled if unsettled is not None else ([], 0)
+        return {"signal": self.stop_signal, "stopped_at": now_rfc3339(), "unsettled": len(ids),
+                "job_ids": ids[:MAX_LOGGED_JOBS], "no_runpod_id": unsent, "jobs_read": unsettled is not None}
+
+    def record_stop(self, current: dict[str, Any], unasked: dict[str, Any] | None) -> None:
+        """The state file as the host leaves it: removed after a stop goldgate asked for (`down`); after one by a
+        signal from elsewhere, a "stopped" record, which `goldgate status` explains (LocalPlatform._ended) until the
+        next `up` or `down` removes it. A disk that has no room for it keeps the "ready" one: status then says the
+        host ended without `down`, which is true as well."""
+        if unasked is None:
+            self.dir.state_file.unlink(missing_ok=True)
+            return
+        record = {"status": "stopped", "pid": os.getpid(), "started_at": self.started_at,
+                  "image": current.get("image", self.image), **unasked}
+        with contextlib.suppress(OSError):
+            write_json_atomic(self.dir.state_file, record)
 
 
 def _positive_seconds(text: str) -> float:

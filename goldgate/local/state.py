@@ -3,7 +3,8 @@
 Layout (`$GOLDGATE_HOME` or `./.goldgate`):
     stacks/<stack>/state.json      ports, pids, endpoint id of the running stack (absent when down), the code
                                    its host runs (the sha256 of each source file, as it read them at its start),
-                                   and when that host started (`started_at`; a host of an older goldgate wrote none)
+                                   and when that host started (`started_at`; a host of an older goldgate wrote none);
+                                   after a stop by a signal `down` did not send, "stopped" with the jobs it left
     stacks/<stack>/host.lock       held (flock) by the stack's host process for its whole life
     stacks/<stack>/up.lock         held (flock) by the `goldgate up` (or `down`, deploy, dr-restore) in progress; names it
     stacks/<stack>/secrets/        api_token, webhook_secret, runpod_api_key, s3_* (mode 0600); the operator's
@@ -34,6 +35,7 @@ import json
 import os
 import re
 import secrets
+import sqlite3
 import stat
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -559,6 +561,46 @@ class StackDir:
         except (OSError, StateError):
             return None
         return int(words[2]) if len(words) == 3 and words[0] == "up" and words[2].isdigit() else None
+
+    def stop_asked_by(self) -> str | None:
+        """Who of goldgate asked the stack's host to stop, read by the host when a SIGTERM or SIGINT comes: "down" while
+        a `goldgate down` holds the up lock and waits for the host to end, "up" while an `up` holds it (it stops a host
+        that did not come up, or one a dead host left). None for a stop from outside goldgate (a reboot, systemd,
+        `kill`): its jobs in flight lost their RunPod without a word from `down`. Read from what the holder wrote
+        in the lock (`_take_up_lock`), trusted only while that holder lives: a killed holder leaves its words behind."""
+        try:
+            words = (read_small_text(self.up_lock_file, 64) or "").split()
+        except (OSError, StateError):
+            return None
+        if len(words) not in (2, 3) or words[0] not in ("down", "up") or not words[1].isdigit():
+            return None
+        pid = int(words[1])
+        if pid <= 1:  # 0 would ask after our own process group, 1 is init: no goldgate's
+            return None
+        try:
+            os.kill(pid, 0)
+        except PermissionError:  # alive, another user's
+            pass
+        except (OSError, OverflowError):  # gone (ProcessLookupError), or past the OS's range
+            return None
+        return words[0]
+
+    def unsettled_jobs(self) -> tuple[list[str], int] | None:
+        """The stack's jobs still queued or in progress, oldest first: (the ids of those RunPod took, the count of those
+        with no RunPod id recorded). None when the database cannot be read (no file yet, or damaged): the callers
+        (`down`, `up`, a host that stops) report it as advice, and the stop goes on all the same."""
+        from goldgate.ops.fingerprint import connect_read_only  # goldgate.ops imports this package
+
+        if not self.db_path.is_file():
+            return None
+        try:
+            with contextlib.closing(connect_read_only(self.db_path, timeout=5)) as db:
+                rows = db.execute("SELECT id, runpod_job_id IS NULL FROM jobs WHERE status IN ('queued', "
+                                  "'in_progress') ORDER BY created_at").fetchall()
+        except sqlite3.Error:
+            return None
+        ids = [row[0] for row in rows if not row[1]]
+        return ids, len(rows) - len(ids)
 
     def _up_lock_holder(self, fd: int) -> str:
         """Who holds the up lock, as its holder wrote it: "`goldgate down <stack>` (pid N)"."""

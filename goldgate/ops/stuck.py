@@ -1,7 +1,8 @@
 """`goldgate stuck`: the jobs still queued or in progress after the time a job may simply be running, read-only from
 a stack's local SQLite or its D1. The service never polls RunPod, so these wait for an operator's `recover`. On a
 running local stack, so does every job created before its host started: the RunPod it was sent to ended with the
-host before (the host records its start in state.json, `started_at`).
+host before (the host records its start in state.json, `started_at`); on a local stack that is down, so does every
+job: no RunPod runs for it at all.
 
 Each job's deadline (after which no RunPod job can settle it, and `recover` records it failed) is the one
 service/recover.py computes, from the ttl and /run timeout the job was sent with.
@@ -43,6 +44,8 @@ _UNFINISHED_SQL = ", ".join(f"'{s}'" for s in UNFINISHED)
 # Columns migration 0005 added: a database an older goldgate migrated lacks them until its next `up`/`pulumi up`,
 # and its jobs are then judged as recover judges such jobs, by the stack's current ttl and /run timeout.
 _RUN_POLICY = ("policy_ttl_ms", "run_timeout_ms")
+# Sorts after every created_at the service writes (RFC 3339, "2026-..."): the cutoff of a stack that is down.
+_AFTER_EVERY_JOB = "~"
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,9 @@ class StuckJob:
     past_deadline: bool
     recover: str
     advice: str | None
-    # Created before the running local stack's host started: the RunPod that took it ended with the host before (its
-    # queue does not survive a stop or a crash), so no webhook will come, however young the job is.
+    # Created before the running local stack's host started, or the local stack is down (no host runs: StuckReport's
+    # stack_down): the RunPod that took it ended with a host (its queue does not survive a stop or a crash), so no
+    # webhook will come, however young the job is.
     before_host_start: bool = False
     # The cloud's recover line without goldgate (curl to the API Worker's admin route, the token kept off the command
     # line); None locally.
@@ -112,6 +116,9 @@ class StuckReport:
     # When the running local stack's host started; None in the cloud, for a stack that is down, or for a host an
     # older goldgate started (it recorded no start: its jobs are judged by the window alone, as before).
     host_started_at: str | None = None
+    # The local stack is down after a host ran it: no RunPod runs for it, so every job queued or in progress is
+    # stuck (none may simply be running), and recover needs the stack up (`goldgate up`). False in the cloud.
+    stack_down: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,9 +131,14 @@ def default_older_than_minutes(spec: StackSpec) -> int:
 
 def list_local(spec: StackSpec, path: Path, older_than_minutes: int, limit: int = DEFAULT_LIMIT, *,
                service_log: Path | None = None, now_s: float | None = None,
-               served_cap: int | None = None, host_started_s: float | None = None) -> StuckReport:
+               served_cap: int | None = None, host_started_s: float | None = None,
+               stack_down: bool | None = None) -> StuckReport:
     """The stack's own SQLite, opened read-only: the running service's writes go on, nothing here can
     change a row.
+
+    `stack_down`: the stack is down after a host ran it, so no RunPod runs for it and every unfinished job is stuck
+    (`LocalPlatform.host_ended`). None: asked of the state dir the database is in, when it is the stack's own
+    (`<home>/stacks/<stack>/db.sqlite`); a database anywhere else is judged by the window alone.
 
     `host_started_s`: when the stack's running host started (state.json's `started_at`). A job created before it
     was sent to the RunPod of a host that has ended since (`goldgate down` and `up`, or a crash and `up`), whose
@@ -158,10 +170,13 @@ def list_local(spec: StackSpec, path: Path, older_than_minutes: int, limit: int 
     def query(sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         return [dict(row) for row in conn.execute(sql, tuple(params))]
 
+    if stack_down is None:
+        stack_down = _host_ended(spec.name, path)
     try:
         return _list(query, spec, "local", older_than_minutes, limit, now_s, where=str(path),
                      migrate=f"`goldgate up {spec.name}` applies the migrations", service_log=service_log,
-                     served_cap=served_cap, host_started_s=host_started_s)
+                     served_cap=served_cap, host_started_s=None if stack_down else host_started_s,
+                     stack_down=stack_down)
     except sqlite3.DatabaseError as exc:
         raise GoldgateError(f"reading {path} failed ({exc}): the stack's database file is damaged or not a database "
                             f"(overwritten, or cut short), so its jobs cannot be read; restore it from a backup with "
@@ -169,6 +184,21 @@ def list_local(spec: StackSpec, path: Path, older_than_minutes: int, limit: int 
                             f"{DR_DOC}") from None
     finally:
         conn.close()
+
+
+def _host_ended(stack: str, path: Path) -> bool:
+    """Whether `path` is the database of `stack` under a goldgate home whose host ran it and has ended."""
+    # Imported here, as the local target's own modules import goldgate.ops's.
+    from goldgate.local.platform import LocalPlatform
+    from goldgate.local.state import StackDir
+
+    where = path.parent.resolve() / path.name  # a link in the file's place is not followed out of its stack dir
+    if len(where.parents) < 3:
+        return False
+    home = where.parents[2]
+    if StackDir(home, stack).db_path != where:
+        return False
+    return LocalPlatform(home).host_ended(stack)
 
 
 def list_cloud(spec: StackSpec, d1: D1Client, database_id: str, older_than_minutes: int,
@@ -183,7 +213,8 @@ def list_cloud(spec: StackSpec, d1: D1Client, database_id: str, older_than_minut
 
 def _list(query: Query, spec: StackSpec, target: str, older_than_minutes: int, limit: int, now_s: float | None,
           *, where: str, migrate: str, service_log: Path | None = None,
-          served_cap: int | None = None, host_started_s: float | None = None) -> StuckReport:
+          served_cap: int | None = None, host_started_s: float | None = None,
+          stack_down: bool = False) -> StuckReport:
     columns = {row["name"] for row in query("PRAGMA table_info(jobs)", ())}
     needed = {"id", "stack", "status", "created_at", "created_at_ms", "runpod_job_id"}
     if not needed <= columns:
@@ -197,6 +228,8 @@ def _list(query: Query, spec: StackSpec, target: str, older_than_minutes: int, l
     # A host start later than the clock reads now is a clock stepped back since: no job can be judged by it.
     host_started = iso_ms(host_started_s) if host_started_s is not None and host_started_s <= now else None
     cutoff = max(before, host_started or before)  # the same RFC 3339 form: compared as text, as SQL compares it
+    if stack_down:  # no RunPod runs: every unfinished job is stuck, one created a second ago (or "later") too
+        cutoff = _AFTER_EVERY_JOB
     policy = ", ".join(c if c in columns else f"NULL AS {c}" for c in _RUN_POLICY)
     # From the unfinished jobs' own index (migration 0007, jobs_in_flight), sorted after: each `+` keeps SQLite off
     # the created_at index, whose walk (to filter, or to skip the sort) read every older job's row to find the few
@@ -217,7 +250,7 @@ def _list(query: Query, spec: StackSpec, target: str, older_than_minutes: int, l
     def deadline_s(job: dict[str, Any]) -> float:
         return runpod_deadline_s(job, spec.endpoint.ttl_ms, ServiceConfig.runpod_timeout_s)
 
-    jobs = [_job(deadline_s, spec.name, target, row, now, service_log, host_started) for row in rows]
+    jobs = [_job(deadline_s, spec.name, target, row, now, service_log, host_started, stack_down) for row in rows]
     cap = served_cap or spec.api.max_jobs_in_flight
     after_restart = spec.api.max_jobs_in_flight if cap != spec.api.max_jobs_in_flight else None
     in_flight = None
@@ -227,7 +260,8 @@ def _list(query: Query, spec: StackSpec, target: str, older_than_minutes: int, l
     return StuckReport(stack=spec.name, target=target, now=iso_ms(now), older_than_minutes=older_than_minutes,
                        created_before=before, stuck=stuck, more=max(0, stuck - len(jobs)), younger=younger,
                        jobs=jobs, in_flight=in_flight, max_jobs_in_flight=cap,
-                       max_jobs_in_flight_after_restart=after_restart, host_started_at=host_started)
+                       max_jobs_in_flight_after_restart=after_restart, host_started_at=host_started,
+                       stack_down=stack_down)
 
 
 def _n(count: int, what: str) -> str:
@@ -353,18 +387,22 @@ def api_token_line(stack: str) -> str:
 
 
 def _job(deadline_of: Callable[[dict[str, Any]], float], stack: str, target: str, row: dict[str, Any], now: float,
-         service_log: Path | None, host_started: str | None = None) -> StuckJob:
+         service_log: Path | None, host_started: str | None = None, stack_down: bool = False) -> StuckJob:
     deadline_s = deadline_of(row)
     past = now >= deadline_s
     rid = row["runpod_job_id"]
-    earlier = host_started is not None and row["created_at"] < host_started
+    earlier = stack_down or (host_started is not None and row["created_at"] < host_started)
     # What `up` said when it started the host (LocalPlatform._report_unsettled): the RunPod it went to is gone.
     ended = (f"created before the stack's host started ({host_started}): the local RunPod it was sent to ended with "
              "the host before, so no webhook will come")
+    if stack_down:  # what `down`, or a host stopped by a signal, said as it stopped
+        ended = (f"the stack is down: the local RunPod it was sent to ended with the stack's host, so no webhook will "
+                 f"come; `goldgate up {stack}` first (recover asks the stack's API)")
     advice = None
     if past:
         advice = ("past its deadline: no RunPod job can settle it any more; recover records it failed (or completed, "
                   "from the outcome its worker stored)")
+        advice = f"{ended}; {advice}" if stack_down else advice
     elif rid is None:
         log = f"in {service_log}" if service_log is not None else "in the API Worker's logs"
         advice = (f"no RunPod id recorded: if recover answers not_submitted, find the job.runpod_id_unrecorded line "
@@ -372,8 +410,9 @@ def _job(deadline_of: Callable[[dict[str, Any]], float], stack: str, target: str
                   f"never took it; recover from {iso_ms(deadline_s)} records it failed)")
         advice = f"{ended}; {advice}" if earlier else advice
     elif earlier:
-        advice = (f"{ended}; recover settles it now (completed from the outcome its worker stored, else failed: the "
-                  "RunPod of this host has no such job)")
+        when, which = ("then", "the new host") if stack_down else ("now", "this host")
+        advice = (f"{ended}; recover settles it {when} (completed from the outcome its worker stored, else failed: "
+                  f"the RunPod of {which} has no such job)")
     return StuckJob(id=row["id"], status=row["status"], created_at=row["created_at"],
                     age_s=round(now - row["created_at_ms"] / 1000, 3), runpod_job_id=rid, deadline=iso_ms(deadline_s),
                     past_deadline=past, recover=recover_line(row["id"], stack, target), advice=advice,
@@ -424,6 +463,9 @@ def render_text(d: dict[str, Any]) -> str:
     started = d.get("host_started_at")
     if started and started > d["created_before"]:  # the host's start lists more than the window does
         window += f" or since before its host started ({started})"
+    if d.get("stack_down"):  # no RunPod runs for it: no job may simply be running
+        window = ("queued or in progress while the stack is down: its RunPod ended with its host, so none can be "
+                  "running")
     if not d["stuck"]:
         line = f"{d['stack']}: no job stuck ({d['target']}: none {window})"
         line += f"; {d['younger']} younger may simply be running" if d["younger"] else ""

@@ -165,9 +165,6 @@ def entry_mac(key: bytes, body: Mapping[str, Any]) -> str:
     return hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
 
 
-# The names goldgate.local.platform.last_golden_run reads them by until it takes the public ones.
-_digest, _mac = entry_hash, entry_mac
-
 
 def key_from_env() -> bytes | None:
     """GOLDGATE_LEDGER_KEY as bytes (as the running command took it, else from the environment), None when unset

@@ -22,7 +22,7 @@ from goldgate.errors import GoldgateError
 from goldgate.release.cases import CaseError
 from goldgate.release.gate import PromotionRefused
 from goldgate.release.history import last_verified
-from goldgate.release.ledger import GENESIS, Ledger, LedgerTampered, _digest
+from goldgate.release.ledger import GENESIS, Ledger, LedgerTampered, entry_hash
 from goldgate.release.promote import check_gate, promote
 from goldgate.release.rollback import rollback
 from goldgate.release.verification import GoldenPaths, run_golden
@@ -171,7 +171,7 @@ def test_a_metrics_answer_within_bounds_is_read() -> None:
 def test_a_chained_ledger_line_without_its_time_or_kind_is_named_not_a_crash(tmp_path: Path, missing: str) -> None:
     body = {"seq": 1, "ts": "2026-11-28T12:00:00.000Z", "kind": "build", "prev": GENESIS, "image": A}
     del body[missing]
-    (tmp_path / "ledger.jsonl").write_text(json.dumps({**body, "hash": _digest(body)}) + "\n")
+    (tmp_path / "ledger.jsonl").write_text(json.dumps({**body, "hash": entry_hash(body)}) + "\n")
     with pytest.raises(LedgerTampered, match=r"ledger.jsonl:1: not a ledger entry"):
         Ledger(tmp_path).entries()
 
