@@ -9,6 +9,7 @@ Secrets are never part of the spec: they live in Pulumi secrets (cloud) or the s
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import ipaddress
 import math
@@ -1063,9 +1064,13 @@ def load_pulumi(name: str, directory: Path = STACKS_DIR) -> StackSpec:
     path = directory / f"Pulumi.{name}.yaml"
     doc = read_yaml(path)
     config = doc.get("config") if isinstance(doc, Mapping) else None
+    if isinstance(config, Mapping):
+        refuse_unknown_config_keys(config, path, name)
     if not isinstance(config, Mapping) or "goldgate:spec" not in config:
         raise SpecError(f"{path}: expected `config: goldgate:spec: {{...}}`")
-    plain = [key for key in SECRET_CONFIG_KEYS if _in_plain_text(config.get(f"goldgate:{key}"))]
+    # By the name each key is read under: `goldgate:config:apiToken` and a bare `apiToken` are goldgate:apiToken.
+    exposed = {_our_config_key(key) for key, value in config.items() if _in_plain_text(value)}
+    plain = [key for key in SECRET_CONFIG_KEYS if key in exposed]
     if plain:  # never the value: it is a credential, and now it is in a file that is committed
         raise SpecError(f"{path}: {', '.join('goldgate:' + k for k in plain)} "
                         f"{'is' if len(plain) == 1 else 'are'} stored in plain text in the stack file, which is "
@@ -1079,6 +1084,63 @@ def load_pulumi(name: str, directory: Path = STACKS_DIR) -> StackSpec:
 # only as `secure: <ciphertext>`, as `pulumi config set --secret` writes it.
 SECRET_CONFIG_KEYS = ("runpodApiKey", "webhookSecret", "apiToken", "cloudflareApiToken", "registryUsername",
                       "registryPassword", "webhookSecretPrevious")
+# The other keys of the namespace its readers take: the StackSpec, and the Pulumi program's plain settings
+# (infra/program.py, read_config). With SECRET_CONFIG_KEYS, every `goldgate:` key a stack file may hold; a test holds
+# the two lists to what the program reads (tests/infra/test_review28_inputfix_config_keys.py).
+SETTING_CONFIG_KEYS = ("spec", "cloudflareApiBase", "r2WritePermissionGroupId", "r2ReadPermissionGroupId")
+CONFIG_KEYS = SETTING_CONFIG_KEYS + SECRET_CONFIG_KEYS
+CONFIG_NAMESPACE = "goldgate"  # Pulumi.yaml's project name: a key given without a namespace is in it too
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
+
+
+def _our_config_key(key: Any) -> str | None:
+    """The name under `goldgate:` of a stack file's config key (`goldgate:<name>`, Pulumi's long form
+    `goldgate:config:<name>`, or a bare `<name>`, which Pulumi puts in the project's namespace), or None for a key
+    of another namespace (`runpod:`, `cloudflare:`, `aws:`: a provider's, not goldgate's to judge)."""
+    if not isinstance(key, str):
+        return None
+    namespace, colon, name = key.partition(":")
+    if not colon:
+        return key
+    if namespace != CONFIG_NAMESPACE:
+        return None
+    return name.removeprefix("config:")
+
+
+def _nearest_config_key(name: str) -> str | None:
+    """The known key `name` was most likely meant to be (case aside: `ApiToken` is `apiToken`), or None."""
+    lowered = {known.lower(): known for known in CONFIG_KEYS}
+    found = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.75)
+    return lowered[found[0]] if found else None
+
+
+def refuse_unknown_config_keys(config: Mapping[Any, Any], path: Path | str, stack: str) -> None:
+    """Refuse a `goldgate:` key nothing reads (a typo, a leftover), naming it and the key it is nearest to. Its value
+    is never shown: under a mistyped name a credential sits in the committed file in plain text, unread, which the
+    plain-text check of SECRET_CONFIG_KEYS (by their exact names) does not see."""
+    unknown = [key for key in config if _our_config_key(key) not in (None, *CONFIG_KEYS)]
+    if not unknown:
+        return
+    named, exposed, unmatched = [], [], False
+    for key in unknown:
+        shown = key if _PLAIN_KEY.fullmatch(key) else show(key)  # as the file spells it; bounded, if odd
+        nearest = _nearest_config_key(_our_config_key(key) or "")
+        unmatched = unmatched or nearest is None
+        named.append(shown + (f" (did you mean {CONFIG_NAMESPACE}:{nearest}?)" if nearest else ""))
+        value = config[key]
+        if nearest not in SETTING_CONFIG_KEYS and isinstance(value, str) and value.strip():  # perhaps a credential
+            exposed.append(shown)
+    one = len(unknown) == 1
+    listed = ", ".join(named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")
+    raise SpecError(
+        f"{path}: {listed} {'is not a key' if one else 'are not keys'} of goldgate's stack config: nothing reads "
+        f"{'it' if one else 'them'}"
+        + (f" (goldgate's keys: {', '.join(CONFIG_KEYS)})" if unmatched else "")
+        + f". Rename or remove {'it' if one else 'each'} (`pulumi config rm <key> --stack {stack}`, then `pulumi "
+        f"config set [--secret] {CONFIG_NAMESPACE}:<key> --stack {stack}`)"
+        + (f"; {', '.join(exposed[:5])} {'holds' if len(exposed) == 1 else 'hold'} a value in plain text: if it is a "
+           "credential, it is in a file that is committed, so rotate it if the file was shared or pushed"
+           if exposed else ""))
 
 
 def _in_plain_text(value: Any) -> bool:

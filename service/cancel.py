@@ -2,7 +2,7 @@
 /cancel call, whose answer is applied through the same transitions as a webhook (`source: cancel`), so a
 webhook that races it, or comes after it, is settled by the same rules; a CANCELLED answer is first completed
 by one /status read, for the job's run time and cost. A job that has ended is answered as it stands, with
-nothing called.
+nothing called. The request carries nothing but the job's id: a body other than none, `{}` or `null` is refused.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from service import jobs
-from service.http import ApiError, Request, Response, json_response
+from service.http import ApiError, Request, Response, json_response, parse_json_body
 from service.logs import Logger
 from service.ports import StoreUnavailable
 from service.recover import runpod_delivery
@@ -31,6 +31,7 @@ _SUBMIT_SLACK_MS = 60_000
 async def cancel_job(app: App, request: Request, job_id: str) -> Response:
     require_bearer(app, request)
     job_id = parse_job_id(job_id)
+    _refuse_a_body(request)
     job = await jobs.get(app.db, job_id)
     if job is None:
         raise ApiError(404, "unknown_job", f"no job {job_id}")
@@ -42,6 +43,19 @@ async def cancel_job(app: App, request: Request, job_id: str) -> Response:
         log_refusal(log, "job.cancel_failed", exc, "warning" if refused else "error",
                     runpod_job_id=job["runpod_job_id"])
         raise
+
+
+def _refuse_a_body(request: Request) -> None:
+    """A cancel takes no parameters: no body, or one that says nothing (`{}` or `null`, what a client library sends
+    for "no JSON"). Anything else (a reason, another job's id, text that is not JSON) is refused before the job is
+    read or RunPod called, as the recovery route refuses a body it does not take: the client learns that what it
+    sent is not taken, rather than have the job cancelled regardless."""
+    if not request.body:
+        return
+    body = parse_json_body(request)  # 400 invalid_json: not JSON
+    if body is not None and body != {}:
+        raise ApiError(400, "invalid_body", "a cancel takes no body (or {}): it cancels the job its path names, "
+                                            "nothing else; send the request without one")
 
 
 async def _cancel(app: App, job: dict[str, Any], log: Logger) -> Response:

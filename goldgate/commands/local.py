@@ -360,9 +360,10 @@ def stack_api(args: argparse.Namespace, stack: str) -> ApiClient:
 
 def cmd_recover(args: argparse.Namespace) -> int:
     job_id = _job_id(args.job_id)  # before anything is read: it becomes a path segment of the URL
+    runpod_job_id = _runpod_job_id(args.runpod_job_id) if args.runpod_job_id is not None else None
     api = stack_api(args, args.stack)
-    # The service checks the RunPod id: it goes in the body, never into the URL.
-    body = {"json": {"runpod_job_id": args.runpod_job_id}} if args.runpod_job_id is not None else {}
+    # It goes in the body, never into the URL; the service checks it again (its own rule, the one used here).
+    body = {"json": {"runpod_job_id": runpod_job_id}} if runpod_job_id is not None else {}
     try:
         result = api.call("POST", f"/api/admin/recover/{job_id}", **body)
         error = None if args.json or result.get("status") == "completed" else _job_error(api, job_id)
@@ -489,6 +490,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             "local stack's image run `goldgate doctor --stack staging`\n\n")
     emit(args, report.to_dict(), lambda _: hint + report.render())
     return 0 if report.ok else 1
+
+
+def _runpod_job_id(text: str) -> str:
+    """--runpod-job-id checked by the service's own rule (service/recover.py) before any stack is reached: a value it
+    refuses would otherwise come back as the service's 400, or as a 413 for the request's size when it is long."""
+    from service.recover import _RUNPOD_JOB_ID
+
+    if not _RUNPOD_JOB_ID.fullmatch(text):
+        raise GoldgateError(f"--runpod-job-id {text[:80]!r}{'…' if len(text) > 80 else ''} ({len(text)} characters) is "
+                            "not a RunPod job id: 1 to 128 letters, digits, '.', '_' or '-', the first a letter or "
+                            f"digit (the service's rule, {_RUNPOD_JOB_ID.pattern}), e.g. <uuid>-u1 as the "
+                            "job.runpod_id_unrecorded log line names it")
+    return text
 
 
 def _job_id(text: str) -> str:

@@ -61,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stack", required=True, help="the stack that holds the job")
     add_api_target(p)
     p.add_argument("--runpod-job-id", help="RunPod's id for a job that has none recorded: the runpod_job_id of the "
-                                           "job's job.runpod_id_unrecorded log line")
+                                           "job's job.runpod_id_unrecorded log line (e.g. <uuid>-u1: 1 to 128 "
+                                           "letters, digits, '.', '_' or '-', the first a letter or digit)")
     add_json_flag(p)
     p = add("demo", "cmd_demo", "bring up a stack and run one job per shipped workflow end to end")
     p.add_argument("--stack", default="staging", help="the local stack to run the jobs on (default staging)")

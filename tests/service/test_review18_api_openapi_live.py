@@ -690,8 +690,12 @@ def test_cancel_answers_and_refuses_as_documented(server: LocalServer, runpod: C
         "cancelled",
         "CANCELLED",
     )
-    again = call(server, "post", path, f"/api/cancel/{job_id}", {"ignored": True}).json()
+    again = call(server, "post", path, f"/api/cancel/{job_id}", {}).json()  # {} says nothing: taken as no body
     assert (again["cancelled"], again["reason"]) == (False, "already_ended")
+    for body, raw, code in [({"reason": "oops"}, None, "invalid_body"), (None, b'{"reason": "oops", not json',
+                                                                         "invalid_json")]:
+        reply = call(server, "post", path, f"/api/cancel/{job_id}", body, raw=raw)
+        assert (reply.status, reply.code) == (400, code), reply.body
     gone = create(server)["job_id"]
     runpod.jobs.pop(status_of(server, gone)["runpod_job_id"])
     reply = call(server, "post", path, f"/api/cancel/{gone}")
