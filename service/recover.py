@@ -40,7 +40,7 @@ async def recover_job(app: App, request: Request, job_id: str) -> Response:
 
 
 # RunPod's job ids (`<uuid>-u1`, `sync-<uuid>-e1`): it becomes a path segment of the /status call.
-_RUNPOD_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+RUNPOD_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def _given_runpod_id(request: Request) -> str | None:
@@ -53,9 +53,10 @@ def _given_runpod_id(request: Request) -> str | None:
         raise ApiError(400, "invalid_body", 'send no body, or {"runpod_job_id": "<RunPod job id>"} for a job '
                                             "whose RunPod id was not recorded")
     rid = body["runpod_job_id"]
-    if not isinstance(rid, str) or not _RUNPOD_JOB_ID.fullmatch(rid):
+    if not isinstance(rid, str) or not RUNPOD_JOB_ID.fullmatch(rid):
         raise ApiError(400, "invalid_runpod_job_id", f"runpod_job_id must be RunPod's job id (1 to 128 of A-Z a-z "
-                                                     f"0-9 . _ -, e.g. <uuid>-u1), got {str(rid)[:64]!r}",
+                                                     f"0-9 . _ -, the first a letter or digit, e.g. <uuid>-u1), got "
+                                                     f"{str(rid)[:64]!r}",
                        field="runpod_job_id")
     return rid
 
@@ -171,7 +172,7 @@ async def _stored_runpod_id(app: App, job_id: str) -> tuple[str | None, str]:
                                                  f"{exc}; retry later") from None
     if stored is None:
         return None, ""
-    if not _RUNPOD_JOB_ID.fullmatch(stored.runpod_job_id):
+    if not RUNPOD_JOB_ID.fullmatch(stored.runpod_job_id):
         return None, f"; the worker's outcome in the result store names no RunPod job id: {stored.runpod_job_id!r}"
     return stored.runpod_job_id, ""
 

@@ -12,7 +12,7 @@ import pytest
 
 from goldgate.cli import main
 from goldgate.commands import local
-from service.recover import _RUNPOD_JOB_ID
+from service.recover import RUNPOD_JOB_ID
 
 JOB = "0123456789abcdef0123456789abcdef"
 
@@ -53,13 +53,13 @@ def recover(tmp_path, capsys, runpod_job_id: str) -> tuple[int, str, str]:
                          ids=["100000-chars", "129-chars", "a-path", "dash-first", "a-space", "an-escape",
                               "a-query", "not-ascii"])
 def test_an_id_the_service_would_refuse_is_refused_with_its_rule_and_nothing_is_sent(tmp_path, capsys, api, rid):
-    assert not _RUNPOD_JOB_ID.fullmatch(rid)  # the service refuses it too
+    assert not RUNPOD_JOB_ID.fullmatch(rid)  # the service refuses it too
     code, out, err = recover(tmp_path, capsys, rid)
     assert code == 1 and out == "", (code, out, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert "is not a RunPod job id: 1 to 128 letters, digits, '.', '_' or '-', the first a letter or digit" in err
-    assert f"the service's rule, {_RUNPOD_JOB_ID.pattern}" in err
+    assert f"the service's rule, {RUNPOD_JOB_ID.pattern}" in err
     assert f"({len(rid)} characters)" in err
     assert len(err) < 600 and "\x1b" not in err
     assert api.calls == []
@@ -68,7 +68,7 @@ def test_an_id_the_service_would_refuse_is_refused_with_its_rule_and_nothing_is_
 @pytest.mark.parametrize("rid", ["9f1c2d3e-4b5a-6c7d-8e9f-0a1b2c3d4e5f-u1", "sync-9f1c2d3e-4b5a-6c7d-8e9f-0a1b2c3d4e5f-e1",
                                  "a" * 128, "A.b_c-1"])
 def test_an_id_the_service_takes_is_sent_in_the_body(tmp_path, capsys, api, rid):
-    assert _RUNPOD_JOB_ID.fullmatch(rid)
+    assert RUNPOD_JOB_ID.fullmatch(rid)
     code, _, err = recover(tmp_path, capsys, rid)
     assert code == 0, err
     assert api.calls[0] == ("POST", f"/api/admin/recover/{JOB}", {"json": {"runpod_job_id": rid}})

@@ -495,12 +495,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def _runpod_job_id(text: str) -> str:
     """--runpod-job-id checked by the service's own rule (service/recover.py) before any stack is reached: a value it
     refuses would otherwise come back as the service's 400, or as a 413 for the request's size when it is long."""
-    from service.recover import _RUNPOD_JOB_ID
+    from service.recover import RUNPOD_JOB_ID
 
-    if not _RUNPOD_JOB_ID.fullmatch(text):
+    if not RUNPOD_JOB_ID.fullmatch(text):
         raise GoldgateError(f"--runpod-job-id {text[:80]!r}{'…' if len(text) > 80 else ''} ({len(text)} characters) is "
                             "not a RunPod job id: 1 to 128 letters, digits, '.', '_' or '-', the first a letter or "
-                            f"digit (the service's rule, {_RUNPOD_JOB_ID.pattern}), e.g. <uuid>-u1 as the "
+                            f"digit (the service's rule, {RUNPOD_JOB_ID.pattern}), e.g. <uuid>-u1 as the "
                             "job.runpod_id_unrecorded log line names it")
     return text
 
