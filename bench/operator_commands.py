@@ -36,7 +36,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "ops")]
 
 from ops_fixtures import build_stack_db
 
-from goldgate.release.ledger import GENESIS, _digest
+from goldgate.release.ledger import GENESIS, entry_hash
 
 GOLDGATE = [str(ROOT / ".venv" / "bin" / "goldgate")]
 LIMIT_S, LIMIT_MB = 2.0, 200.0
@@ -168,7 +168,7 @@ def grow_ledger(home: Path, entries: int) -> int:
         seq += 1
         body = {k: v for k, v in fields.items() if k not in ("hash", "mac", "prev", "seq", "ts")}
         body.update(seq=seq, ts=ts, prev=prev)
-        line = {**body, "hash": _digest(body)}
+        line = {**body, "hash": entry_hash(body)}
         prev = line["hash"]
         lines.append(json.dumps(line, sort_keys=True, separators=(",", ":")))
 
