@@ -218,5 +218,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--since", type=_since, help="only jobs created at or after this time (ISO 8601, UTC if no offset)")
     p.add_argument("--html", metavar="FILE", type=path_to_create,
                    help="also write an HTML report with charts to FILE")
+    p.add_argument("--by-workflow-version", action="store_true",
+                   help="also group the jobs by workflow version (counts, error rate, cost, mean run and end-to-end "
+                        "time; a second table, `by_workflow_version` in --json): one more scan of every row")
     _add_cloud_flags(p, _METRICS_CLOUD_HELP)
     add_json_flag(p)

@@ -6,6 +6,9 @@ operator compares releases by: cost per 1,000 images, cost per completed job, th
 end-to-end latency histogram; `goldgate metrics` adds the stack's `thresholds.error_rate` (`error_rate_threshold`).
 Failed and cancelled jobs are inside every percentile and `cost_per_job_usd` (a release that fails fast and cheap
 looks faster and cheaper): compare the error rates first; `cost_per_completed_job_usd` leaves them out.
+When asked (`by_workflow_version`: `goldgate metrics --by-workflow-version`), the same figures per workflow version
+(`by_workflow_version`, a second table in the text), with mean run and end-to-end times in place of percentiles (see
+service.metrics); without it the report reads nothing per version and costs what it did before versions.
 The HTML page is self-contained (inline SVG and CSS, no scripts, no external assets).
 """
 
@@ -67,9 +70,9 @@ _TIMED = (f"e2e_ms BETWEEN {-service_metrics.DURATION_LIMIT_MS} AND {service_met
           "AND (?1 IS NULL OR created_at >= ?1)")
 
 
-async def _extras(db: Any, since: str | None) -> dict[str, Any]:
-    """Images and completed jobs' cost per release (for cost per 1,000 images and per completed job) and the e2e
-    histogram."""
+async def _extras(db: Any, since: str | None, by_workflow_version: bool = False) -> dict[str, Any]:
+    """Images and completed jobs' cost per release (and per workflow version when asked: one row per release and
+    version, which build_report sums) for cost per 1,000 images and per completed job, and the e2e histogram."""
     # A database not migrated to 0003 yet (D1 until the next `pulumi up`) has no images column.
     own = "m.images" if any(c["name"] == "images" for c in await db.query("PRAGMA table_info(job_metrics)")) else "NULL"
     # The row's own count (migration 0003) outlives a pruned job. A row written before it counts its job's
@@ -81,15 +84,19 @@ async def _extras(db: Any, since: str | None) -> dict[str, Any]:
     # Each row's count is worked out once, in a subquery SQLite does not flatten (its LIMIT, which limits nothing):
     # flattened, both sums below evaluated it, and a million rows written before 0003 looked their job up twice
     # each (seconds locally; on D1, near its 30 s limit per query).
+    # Asked for versions: one row per release and workflow version (build_report sums the rows of each); else
+    # one per release, as before versions.
+    named, picked, grouped = ((f"{service_metrics.version_name_sql('m.workflow_version')} AS version, ", "version, ",
+                               ", version") if by_workflow_version else ("", "", ""))
     releases = await db.query(
-        "SELECT tag, SUM(n) AS images, "
+        f"SELECT tag, {picked}SUM(n) AS images, "
         # the images that have a cost: a job recovered from its stored outcome has images, but no cost
         "SUM(CASE WHEN costed THEN n ELSE 0 END) AS costed_images, "
         # cost per completed job: failed and cancelled jobs' $0 or small cost left out
         "SUM(CASE WHEN ok THEN cost END) AS ok_cost, COUNT(CASE WHEN ok THEN cost END) AS ok_costed "
-        "FROM (SELECT m.worker_image_tag AS tag, m.cost_estimate_usd IS NOT NULL AS costed, "
+        f"FROM (SELECT m.worker_image_tag AS tag, {named}m.cost_estimate_usd IS NOT NULL AS costed, "
         f"m.cost_estimate_usd AS cost, m.status = 'completed' AS ok, {images} AS n "
-        "FROM job_metrics m WHERE (?1 IS NULL OR m.created_at >= ?1) LIMIT -1) GROUP BY tag", (since,))
+        f"FROM job_metrics m WHERE (?1 IS NULL OR m.created_at >= ?1) LIMIT -1) GROUP BY tag{grouped}", (since,))
     bounds = (await db.query(f"SELECT MIN(e2e_ms) AS lo, MAX(e2e_ms) AS hi FROM job_metrics WHERE {_TIMED}",
                              (since,)))[0]
     histogram: dict[str, Any] = {"bin_ms": None, "start_ms": None, "bins": []}
@@ -120,11 +127,11 @@ def _with_image_costs(group: dict[str, Any], images: int | None, costed_images: 
     return group
 
 
-def build_report(db: Any, stack: str, since: str | None = None) -> dict[str, Any]:
-    """The full report from a Database-port reader (SQLite or D1)."""
+def build_report(db: Any, stack: str, since: str | None = None, by_workflow_version: bool = False) -> dict[str, Any]:
+    """The full report from a Database-port reader (SQLite or D1); `by_workflow_version`: with the versions' group."""
     async def gather() -> tuple[dict[str, Any], dict[str, Any]]:
-        base = await service_metrics.compute(db, since)
-        return base, await _extras(db, base["since"])
+        base = await service_metrics.compute(db, since, by_workflow_version)
+        return base, await _extras(db, base["since"], by_workflow_version)
 
     try:
         base, extras = asyncio.run(gather())
@@ -132,28 +139,46 @@ def build_report(db: Any, stack: str, since: str | None = None) -> dict[str, Any
         raise MetricsUnavailable(str(exc)) from None
     except sqlite3.DatabaseError as exc:
         raise MetricsUnavailable(f"reading job_metrics failed ({exc})") from None
-    images = {r["tag"]: int(r["images"] or 0) for r in extras["releases"]}
-    costed = {r["tag"]: int(r["costed_images"] or 0) for r in extras["releases"]}
-    ok_cost = {r["tag"]: (r["ok_cost"], int(r["ok_costed"] or 0)) for r in extras["releases"]}
-    ok_total = [c for c, _ in ok_cost.values() if c is not None]
-    _with_image_costs(base["overall"], sum(images.values()), sum(costed.values()),
-                      (sum(ok_total) if ok_total else None, sum(n for _, n in ok_cost.values())))
+    everything = _summed(extras["releases"], None).get(None, (0, 0, (None, 0)))
+    _with_image_costs(base["overall"], *everything)
+    by_tag = _summed(extras["releases"], "tag")
     for group in base["by_worker_image_tag"]:
-        tag = group["worker_image_tag"]
-        _with_image_costs(group, images.get(tag), costed.get(tag), ok_cost.get(tag, (None, 0)))
+        images, costed, ok_cost = by_tag.get(group["worker_image_tag"], (None, None, (None, 0)))
+        _with_image_costs(group, images, costed, ok_cost)
+    if by_workflow_version:
+        by_version = _summed(extras["releases"], "version")
+        for group in base["by_workflow_version"]:
+            images, costed, ok_cost = by_version.get(group["workflow_version"], (None, None, (None, 0)))
+            _with_image_costs(group, images, costed, ok_cost)
     return {"stack": stack, **base, "histogram": extras["histogram"]}
 
 
-def report_from_sqlite(path: Path, stack: str, since: str | None = None) -> dict[str, Any]:
+def _summed(rows: list[dict[str, Any]], key: str | None) -> dict[Any, tuple[int, int, tuple[float | None, int]]]:
+    """The rows of `_extras` (per release, or per release and version) summed per `key` ("tag", "version", or None: all of them):
+    (images, costed images, (completed jobs' cost or None, completed jobs with a cost))."""
+    sums: dict[Any, list[Any]] = {}
+    for r in rows:
+        s = sums.setdefault(r[key] if key else None, [0, 0, None, 0])
+        s[0] += int(r["images"] or 0)
+        s[1] += int(r["costed_images"] or 0)
+        if r["ok_cost"] is not None:
+            s[2] = (s[2] or 0.0) + r["ok_cost"]
+        s[3] += int(r["ok_costed"] or 0)
+    return {k: (s[0], s[1], (s[2], s[3])) for k, s in sums.items()}
+
+
+def report_from_sqlite(path: Path, stack: str, since: str | None = None,
+                       by_workflow_version: bool = False) -> dict[str, Any]:
     conn = open_sqlite(path, stack)
     try:
-        return build_report(service_metrics.SqliteReader(conn), stack, since)
+        return build_report(service_metrics.SqliteReader(conn), stack, since, by_workflow_version)
     finally:
         conn.close()
 
 
-def report_from_d1(client: D1Client, database_id: str, stack: str, since: str | None = None) -> dict[str, Any]:
-    return build_report(_D1Reader(client, database_id), stack, since)
+def report_from_d1(client: D1Client, database_id: str, stack: str, since: str | None = None,
+                   by_workflow_version: bool = False) -> dict[str, Any]:
+    return build_report(_D1Reader(client, database_id), stack, since, by_workflow_version)
 
 
 # -- text ---------------------------------------------------------------------------------------
@@ -202,6 +227,20 @@ COLUMNS = ["release", "first seen", "jobs", "error_rate", "failed", "cancelled",
            "cost/1k img"]
 
 
+VERSION_COLUMNS = ["workflow version", "first seen", "jobs", "error_rate", "failed", "cancelled", "run mean",
+                   "e2e mean", "spend", "cost/job", "cost/ok job", "cost/1k img"]
+
+
+def _version_row(g: dict[str, Any], limit: float | None = None) -> dict[str, Any]:
+    """A workflow version's row: no percentiles (service.metrics computes none per version), the mean times."""
+    return {"workflow version": g["workflow_version"] or "(none)", "first seen": _when(g.get("first_seen")),
+            "jobs": g["count"], "failed": g.get("errors"), "cancelled": g.get("cancelled"),
+            "error_rate": _rate(g["error_rate"], limit), "run mean": _ms(g.get("run_ms_mean")),
+            "e2e mean": _ms(g.get("e2e_ms_mean")), "spend": _usd(g.get("cost_total_usd"), 2),
+            "cost/job": _usd(g.get("cost_per_job_usd")), "cost/ok job": _usd(g.get("cost_per_completed_job_usd")),
+            "cost/1k img": _usd(g.get("cost_per_1000_images_usd"), 3)}
+
+
 def pinned_now(report: dict[str, Any]) -> str:
     """The release the stack is pinned to now, in the rows' own short form, or "" when unknown. Each row
     covers every job its release ran, so after a rollback the release it took the stack off still reads
@@ -226,7 +265,9 @@ def summary(report: dict[str, Any]) -> str:
 def render_text(report: dict[str, Any]) -> str:
     """The first line: the report's scope, its summary and the release pinned now; then one row for every job
     (`all`) and one per release. Failed and cancelled jobs are inside every percentile and cost/job (compare
-    error rates first); cost/ok job is over completed jobs only."""
+    error rates first); cost/ok job is over completed jobs only. With the workflow versions' group (asked for) and
+    any job, a second table after a blank line: one row per version, with mean run and end-to-end times (no
+    percentiles)."""
     from goldgate.commands.output import table
 
     limit = report.get("error_rate_threshold")
@@ -235,7 +276,11 @@ def render_text(report: dict[str, Any]) -> str:
     since = f" since {report['since']}" if report.get("since") else ""
     method = report["percentile_method"]
     head = f"{report['stack']}: job metrics{since} (percentiles: {method}); {summary(report)}{pinned_now(report)}"
-    return head + "\n" + table(rows, COLUMNS)
+    text = head + "\n" + table(rows, COLUMNS)
+    versions = report.get("by_workflow_version") or []
+    if versions:
+        text += "\n\n" + table([_version_row(g, limit) for g in versions], VERSION_COLUMNS)
+    return text
 
 
 # -- HTML ---------------------------------------------------------------------------------------
