@@ -183,7 +183,8 @@ def status_view(job: dict[str, Any]) -> dict[str, Any]:
             "worker": worker_timings,
         },
         "gpu_type": job["gpu_type"],
-        "cost_estimate_usd": job["cost_estimate_usd"],
+        # a REAL column: D1 hands an integral one back as a JS number, which Pyodide makes an int (0, not 0.0)
+        "cost_estimate_usd": None if job["cost_estimate_usd"] is None else float(job["cost_estimate_usd"]),
     }
 
 

@@ -331,12 +331,21 @@ async def compute(db: Database, since: str | datetime | None = None,
     return report
 
 
+def _usd(value: float) -> float:
+    """A cost figure to 12 significant digits (far below a cent): SQLite's SUM() adds REALs compensated (Kahan-Babuska-
+    Neumaier) in newer releases, plainly in older ones, so D1 and an older local SQLite differ in the last bits, as
+    do two groups of the same rows summed in another order; and D1 hands an integral REAL back as an int (0, not
+    0.0). Both runtimes then answer the same number."""
+    return float(f"{float(value):.12g}")
+
+
 def _fill_summary(group: dict[str, Any], count: int, completed: int | None, errors: int | None,
                   cost_total: float | None, costed: int | None) -> None:
     if not count:
         return
     group.update(count=count, completed=completed or 0, errors=errors or 0, error_rate=(errors or 0) / count,
-                 cost_total_usd=cost_total, cost_mean_usd=(cost_total / costed) if costed else None)
+                 cost_total_usd=None if cost_total is None else _usd(cost_total),
+                 cost_mean_usd=_usd(cost_total / costed) if costed and cost_total is not None else None)
 
 
 class SqliteReader:

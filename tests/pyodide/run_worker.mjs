@@ -24,7 +24,7 @@ import { fileURLToPath } from "node:url";
 const HERE = dirname(fileURLToPath(import.meta.url));
 // argv: <upload.json> [<package dir under node_modules>: "pyodide" (Python 3.12) or "pyodide-py313"],
 // after `--probe PROBE.py` in that mode.
-const ARGS = process.argv[2] === "--probe" ? process.argv.slice(4) : process.argv.slice(2);
+const ARGS = ["--probe", "--serve"].includes(process.argv[2]) ? process.argv.slice(4) : process.argv.slice(2);
 const PYODIDE_DIR = join(HERE, "node_modules", ARGS[1] || "pyodide");
 const require = createRequire(import.meta.url);
 const { loadPyodide } = await import(join(PYODIDE_DIR, "pyodide.mjs"));
@@ -698,6 +698,83 @@ async function probe() {
   return { result: JSON.parse(result), printed, stderr: errors };
 }
 
-const MODES = { "--d1-probes": d1Probes, "--probe": probe };
+
+// `--serve PORT_FILE UPLOAD.json [PYODIDE]`: the upload served over HTTP on 127.0.0.1 (a free port), each request
+// handed to `Default.fetch` as workerd hands it (a WHATWG-parsed URL, a Fetch Headers, the body as a stream), with
+// the real `fetch` (RUNPOD_ENDPOINT_BASE must be reachable), the D1 and R2 stand-ins. A second port (written after
+// the first, space-separated) serves the harness: `PUT /r2/<key>` (content-type kept), `GET /printed?from=N`.
+// No Date is added (workerd's Response has none; Cloudflare's edge adds one): a client of this port sees only what
+// the Worker sets, plus Content-Length for a body of known length.
+async function serve() {
+  const { createServer } = await import("node:http");
+  const { Readable } = await import("node:stream");
+  const { writeFileSync } = await import("node:fs");
+  const upload = JSON.parse(readFileSync(ARGS[0], "utf8"));
+  const printed = [];
+  const errors = [];
+  const pyodide = await boot(upload, printed, errors);
+  const db = new D1Database(await initSqlJs(), upload.migrations);
+  const bucket = new R2Bucket();
+  const Default = pyodide.runPython(`from ${upload.bundle.main_module.replace(/\.py$/, "")} import Default\nDefault`);
+  const sdkRequest = pyodide.pyimport("workers").Request;
+  const waiting = [];
+  const worker = Default({ waitUntil: (promise) => { waiting.push(promise); }, passThroughOnException: () => {} },
+                         { ...upload.env, DB: db, RESULTS: bucket });
+  const base = upload.env.PUBLIC_BASE_URL;
+  const api = createServer(async (req, res) => {
+    res.sendDate = false;
+    try {
+      const headers = new Headers();
+      for (let i = 0; i < req.rawHeaders.length; i += 2) {
+        if (req.rawHeaders[i].toLowerCase() === "host") continue;
+        try { headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]); } catch { /* a value fetch refuses */ }
+      }
+      headers.set("host", new URL(base).host);
+      const hasBody = req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined;
+      const init = { method: req.method, headers };
+      if (hasBody && !["GET", "HEAD"].includes(req.method)) Object.assign(init, { body: Readable.toWeb(req), duplex: "half" });
+      else req.resume();
+      const request = new Request(new URL(req.url, base), init);
+      const wrapped = sdkRequest(request);
+      const reply = await worker.fetch(wrapped);
+      wrapped.destroy();
+      const response = reply.js_object;
+      reply.destroy();
+      const bytes = req.method === "HEAD" || response.body === null ? new Uint8Array()
+        : new Uint8Array(await response.arrayBuffer());
+      const out = {};
+      for (const [k, v] of response.headers) out[k] = v;
+      if (bytes.byteLength && out["content-length"] === undefined) out["content-length"] = String(bytes.byteLength);
+      res.writeHead(response.status, out);
+      res.end(Buffer.from(bytes));
+    } catch (error) {
+      printed.push(JSON.stringify({ harness_exception: String(error.stack ?? error) }));
+      res.writeHead(599, { "content-type": "text/plain" });
+      res.end(String(error.stack ?? error));
+    }
+  });
+  const admin = createServer(async (req, res) => {
+    const url = new URL(req.url, "http://admin");
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    if (req.method === "PUT" && url.pathname.startsWith("/r2/")) {
+      await bucket.put(decodeURIComponent(url.pathname.slice(4)), Buffer.concat(chunks),
+                       { httpMetadata: { contentType: req.headers["content-type"] } });
+      res.end("{}");
+    } else if (url.pathname === "/printed") {
+      res.end(JSON.stringify({ printed: printed.slice(Number(url.searchParams.get("from") || 0)), total: printed.length,
+                               stderr: errors }));
+    } else if (url.pathname === "/sql") {
+      res.end(JSON.stringify(db.rows(Buffer.concat(chunks).toString())));
+    } else { res.writeHead(404); res.end(); }
+  });
+  await new Promise((r) => api.listen(0, "127.0.0.1", 511, r));
+  await new Promise((r) => admin.listen(0, "127.0.0.1", 511, r));
+  writeFileSync(process.argv[3] + ".tmp", `${api.address().port} ${admin.address().port}`);
+  (await import("node:fs")).renameSync(process.argv[3] + ".tmp", process.argv[3]);
+  await new Promise(() => {}); // until killed
+}
+
+const MODES = { "--d1-probes": d1Probes, "--probe": probe, "--serve": serve };
 const summary = await (MODES[process.argv[2]] ?? main)();
 process.stdout.write(JSON.stringify(summary) + "\n");
