@@ -1086,7 +1086,7 @@ SECRET_CONFIG_KEYS = ("runpodApiKey", "webhookSecret", "apiToken", "cloudflareAp
                       "registryPassword", "webhookSecretPrevious")
 # The other keys of the namespace its readers take: the StackSpec, and the Pulumi program's plain settings
 # (infra/program.py, read_config). With SECRET_CONFIG_KEYS, every `goldgate:` key a stack file may hold; a test holds
-# the two lists to what the program reads (tests/infra/test_review28_inputfix_config_keys.py).
+# the two lists to what the program reads (tests/infra/test_review28_inputfix_config_keys_read.py).
 SETTING_CONFIG_KEYS = ("spec", "cloudflareApiBase", "r2WritePermissionGroupId", "r2ReadPermissionGroupId")
 CONFIG_KEYS = SETTING_CONFIG_KEYS + SECRET_CONFIG_KEYS
 CONFIG_NAMESPACE = "goldgate"  # Pulumi.yaml's project name: a key given without a namespace is in it too

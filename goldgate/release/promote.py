@@ -155,7 +155,9 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     superseded = None if recorded is None else next(
         (e.to_dict() for e in reversed(entries) if e.seq > recorded["seq"] and e.kind == "golden"
          and e.get("stack") == staging and e.get("image") == report.get("image")
-         and (e.get("suite") == "full" or (e.get("suite") == "smoke" and e.get("passed") is not True))), None)
+         # a later full run closes it, and so does any later run that failed; a run of named cases (`--case`,
+         # `only_cases`: one case looked into) that passed does not
+         and ((e.get("suite") == "full" and not e.get("only_cases")) or e.get("passed") is not True)), None)
     reasons = {e.seq: e.get("reason") for e in entries if e.kind == "rollback" and e.get("phase") == "intent"}
     # PROD's last verdict on the digest, whenever it came: a STAGING run after it cannot see a fault only PROD shows.
     verdict = next((e for e in reversed(entries) if _rejected(e, prod, report.get("image"), reasons)

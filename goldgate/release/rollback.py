@@ -119,7 +119,10 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
             if found is None:
                 raise UnknownRelease(_no_target(entries, stack, current))
             target = found
-        if target.image == current and not _attempt_failed(entries, stack, current) and lost is None:
+        # The release it runs again: only when the attempt that put it there failed, or was cut short, or its last
+        # smoke run there failed (a fault of PROD's own, once fixed: `status` offers this rollback then).
+        if target.image == current and not _attempt_failed(entries, stack, current) and lost is None \
+                and _smoke_failed(entries, stack, current) is None:
             raise GoldgateError(f"{stack} already runs {current}; nothing to roll back (name another release "
                                 "with --to)")
         # Smoke cases that cannot run (or would ask for more time than the stack allows): refused before PROD changes
