@@ -17,11 +17,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "release"))   # the release tests' in-process target
 
-from release_support import StandInApi, golden_suite, standin_api
-from test_promotion_evidence import A, B, Target, _released, _staging_passes
+from checklist_support import checklist_checks, released_locally
+from promotion_support import released
+from release_support import golden_suite
+from test_promotion_evidence import A, B, Target, _staging_passes
 
 from goldgate.cli import main
-from goldgate.local.platform import LocalPlatform
 from goldgate.ops import checklist
 from goldgate.ops.checklist_facts import Facts, read_log_facts, serving_window
 from goldgate.release.ledger import Entry, Ledger
@@ -40,18 +41,10 @@ def paths(tmp_path: Path) -> GoldenPaths:
 
 
 def test_a_promotion_of_the_image_prod_runs_leaves_the_startup_line_green(tmp_path, capsys):
-    home, reports = tmp_path / "home", tmp_path / "reports"
-    platform = LocalPlatform(home)
-    try:
-        assert main(["release", "--home", str(home), "--reports-dir", str(reports)]) == 0
+    with released_locally(tmp_path) as (home, reports, _):
         # STAGING still runs what PROD runs, its golden report fresh: the gate passes, PROD keeps its warm workers
         assert main(["promote", "--home", str(home), "--reports-dir", str(reports)]) == 0
-        capsys.readouterr()
-        main(["checklist", "prod", "--home", str(home), "--reports-dir", str(reports), "--json"])
-        lines = {c["id"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
-    finally:
-        for stack in ("staging", "prod"):
-            platform.down(stack)
+        lines = checklist_checks(capsys, "prod", home, reports)
     startup = lines["startup_log"]
     # Before: FAIL "no `models_loaded` line from a worker of <image> since promotion #8 ... (promoted as #10)".
     assert startup["status"] == "pass", startup["evidence"]
@@ -74,11 +67,8 @@ def _window(ledger: Ledger, image: str):
 
 def test_a_promotion_of_the_image_prod_runs_counts_start_up_lines_from_the_promotion_that_put_it_there(
         tmp_path: Path, paths: GoldenPaths) -> None:
-    home = tmp_path / "home"
-    ledger = Ledger(home)
-    with standin_api(StandInApi(image_tag=A)) as api:
-        target = Target(api, {})
-        _released(target, ledger, home, paths, A, B)
+    with released(tmp_path, paths, A, B) as r:
+        home, ledger, target = r.home, r.ledger, r.target
         assert promote(target, ledger, home, paths=paths).ok       # B again: STAGING still runs it
     first, again = _intents(ledger, "promotion")[1:]
     window = _window(ledger, B)
@@ -88,11 +78,8 @@ def test_a_promotion_of_the_image_prod_runs_counts_start_up_lines_from_the_promo
 
 def test_after_a_failed_promotion_the_switch_is_its_automatic_rollback_not_the_release_before(
         tmp_path: Path, paths: GoldenPaths) -> None:
-    home = tmp_path / "home"
-    ledger = Ledger(home)
-    with standin_api(StandInApi(image_tag=A)) as api:
-        target = Target(api, {}, crash={C})
-        _released(target, ledger, home, paths, A, B)
+    with released(tmp_path, paths, A, B, make=lambda api: Target(api, {}, crash={C})) as r:
+        home, ledger, target = r.home, r.ledger, r.target
         _staging_passes(target, ledger, paths, C)
         failed = promote(target, ledger, home, paths=paths)   # PROD took C, its host died: rolled back to B
         assert failed.outcome == "deploy_failed" and failed.rollback is not None and failed.rollback.ok
@@ -109,11 +96,8 @@ def test_after_a_failed_promotion_the_switch_is_its_automatic_rollback_not_the_r
 
 
 def test_a_promotion_whose_deploy_changed_nothing_is_passed_over(tmp_path: Path, paths: GoldenPaths) -> None:
-    home = tmp_path / "home"
-    ledger = Ledger(home)
-    with standin_api(StandInApi(image_tag=A)) as api:
-        target = Target(api, {})
-        _released(target, ledger, home, paths, A, B)
+    with released(tmp_path, paths, A, B) as r:
+        home, ledger, target = r.home, r.ledger, r.target
         target.refuse.add(C)
         _staging_passes(target, ledger, paths, C)
         refused = promote(target, ledger, home, paths=paths)   # refused before PROD's pin moved: nothing rolled back
@@ -126,11 +110,8 @@ def test_a_promotion_whose_deploy_changed_nothing_is_passed_over(tmp_path: Path,
 
 def test_a_rollback_to_the_image_prod_runs_counts_from_the_rollback_that_switched_to_it(
         tmp_path: Path, paths: GoldenPaths) -> None:
-    home = tmp_path / "home"
-    ledger = Ledger(home)
-    with standin_api(StandInApi(image_tag=A)) as api:
-        target = Target(api, {})
-        _released(target, ledger, home, paths, A, B)
+    with released(tmp_path, paths, A, B) as r:
+        home, ledger, target = r.home, r.ledger, r.target
         target.crash.add(A)
         with pytest.raises(RollbackFailed):
             rollback(target, ledger, home, to=A, paths=paths)     # PROD took A, the deploy then died

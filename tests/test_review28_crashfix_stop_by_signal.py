@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -21,37 +20,22 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "local"))  # the local-target test kit: stack files, process cleanup
 
 from ci_policy import needs
-from processes import kill_everything_naming, wait_until
-from stackfiles import stacks_file
+from processes import wait_until
+from stuck_support import insert_queued_job, own_home, stuck, up_staging
 
 from goldgate.cli import main
-from goldgate.commands.local import WORKER_SOURCE
-from goldgate.local import image_store
 from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import StackDir
-from service.jobs import iso_ms
 
 pytestmark = needs(Path("/proc/self").is_dir(), "/proc (the tests find processes through it)")
 
-_JOB = ("INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, runpod_job_id, "
-        "created_at, created_at_ms, updated_at, policy_ttl_ms, run_timeout_ms) "
-        "VALUES (?, 'staging', 'sdxl-txt2img', 'sdxl-txt2img@1.0.0', '{}', ?, 'queued', ?, ?, ?, ?, 3600000, 10000)")
 SENT = "a" * 32    # the host's RunPod took it (its id recorded): in flight when the host stops
 UNSENT = "b" * 32  # no RunPod id recorded
 
 
 def _insert(db: Path, job_id: str, runpod_job_id: str | None) -> None:
-    now = time.time()  # seconds old, far younger than the 10 min window: "may simply be running" while a host runs
-    with sqlite3.connect(db) as conn:
-        conn.execute(_JOB, (job_id, job_id, runpod_job_id, iso_ms(now), int(now * 1000), iso_ms(now)))
-    conn.close()
-
-
-def _stuck(home: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict | str]:
-    capsys.readouterr()
-    code = main(["stuck", "staging", "--home", str(home), "--no-runpod", *extra])
-    out = capsys.readouterr().out
-    return code, json.loads(out) if "--json" in extra else out
+    # seconds old, far younger than the 10 min window: "may simply be running" while a host runs
+    insert_queued_job(db, job_id, runpod_job_id, time.time())
 
 
 def _stopped_lines(home: Path) -> list[dict]:
@@ -69,16 +53,12 @@ def _stop_host(platform: LocalPlatform, sig: int) -> None:
 
 @pytest.fixture
 def platform(tmp_path: Path):
-    home = tmp_path / "home"
-    home.mkdir()
-    platform = LocalPlatform(home, stacks_file(home))
-    StackDir(home, "staging").pin(image_store.build_local_image(WORKER_SOURCE, home), reason="test")
-    try:
-        platform.up("staging", timeout_s=90)
-        yield platform
-    finally:
-        platform.down("staging")
-        kill_everything_naming(str(home))
+    with own_home(tmp_path) as home:
+        platform = up_staging(home)
+        try:
+            yield platform
+        finally:
+            platform.down("staging")
 
 
 def test_a_sigterm_with_jobs_in_flight_is_a_warning_status_explains_and_stuck_lists_them(platform, capsys):
@@ -104,12 +84,12 @@ def test_a_sigterm_with_jobs_in_flight_is_a_warning_status_explains_and_stuck_li
     assert "staging: down" in text and "not stopped by down" in text and "SIGTERM" in text, text
 
     # Down: no RunPod runs for the stack, so none of its jobs may simply be running.
-    code, report = _stuck(home, capsys, "--json")
+    code, report = stuck(home, capsys, "--json")
     assert code == 1, report
     assert (report["stuck"], report["younger"], report["stack_down"]) == (2, 0, True), report
     assert {j["id"] for j in report["jobs"]} == {SENT, UNSENT}
     assert all(j["before_host_start"] and "the stack is down" in j["advice"] for j in report["jobs"]), report
-    code, text = _stuck(home, capsys)
+    code, text = stuck(home, capsys)
     assert code == 1 and text.startswith("staging: 2 jobs stuck (local: queued or in progress while the stack is "
                                          "down"), text
     assert "may simply be running" not in text
@@ -122,7 +102,7 @@ def test_a_sigterm_with_jobs_in_flight_is_a_warning_status_explains_and_stuck_li
     platform.down("staging")
     assert [line["level"] for line in _stopped_lines(home)] == ["warning", "info"]
     assert platform.status("staging").ended is None
-    code, report = _stuck(home, capsys, "--json")  # down by `goldgate down`: the same, no RunPod runs
+    code, report = stuck(home, capsys, "--json")  # down by `goldgate down`: the same, no RunPod runs
     assert code == 1 and (report["stuck"], report["younger"]) == (2, 0), report
 
 
@@ -132,11 +112,11 @@ def test_after_a_kill_9_stuck_lists_every_job_and_up_points_past_the_20_ids_it_n
     ids = [f"{n:032x}" for n in range(1, 23)]  # 22 with a RunPod id: `up` names 20
     for n, job_id in enumerate(ids):
         _insert(db, job_id, f"rp-{n}")
-    code, report = _stuck(home, capsys, "--json")
+    code, report = stuck(home, capsys, "--json")
     assert code == 0 and report["younger"] == 22 and not report["stack_down"]  # a host runs: they may be running
     _stop_host(platform, signal.SIGKILL)
 
-    code, report = _stuck(home, capsys, "--json")
+    code, report = stuck(home, capsys, "--json")
     assert code == 1 and (report["stuck"], report["younger"], report["stack_down"]) == (22, 0, True), report
 
     said: list[str] = []
@@ -144,5 +124,5 @@ def test_after_a_kill_9_stuck_lists_every_job_and_up_points_past_the_20_ids_it_n
     [unsettled] = [s for s in said if "never settled" in s]
     assert " ".join(ids[:20]) in unsettled and ids[20] not in unsettled, unsettled
     assert "(and 2 more: `goldgate stuck staging` lists them)" in unsettled, unsettled
-    code, report = _stuck(home, capsys, "--json")  # and it does: created before the running host started
+    code, report = stuck(home, capsys, "--json")  # and it does: created before the running host started
     assert code == 1 and report["stuck"] == 22 and not report["stack_down"], report

@@ -12,8 +12,9 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from checklist_support import checklist_checks, released_locally
+
 from goldgate.cli import main
-from goldgate.local.platform import LocalPlatform
 from goldgate.logs import JsonLogger
 from goldgate.ops import checklist
 from goldgate.ops.checklist_facts import Facts, LogFacts, read_log_facts, serving_window
@@ -24,21 +25,12 @@ Y = "local/worker@sha256:" + "b" * 64
 
 
 def test_a_redeploy_of_the_image_staging_runs_leaves_the_startup_line_green(tmp_path, capsys):
-    home, reports = tmp_path / "home", tmp_path / "reports"
-    platform = LocalPlatform(home)
-    try:
-        assert main(["release", "--home", str(home), "--reports-dir", str(reports)]) == 0
+    with released_locally(tmp_path) as (home, reports, platform):
         image = platform.pinned_image("staging")
-        capsys.readouterr()
         # the RUNBOOK's secret rotation, step 3: the image it runs, again
         assert main(["deploy", "staging", "--image", image, "--home", str(home)]) == 0
         assert main(["golden", "staging", "--home", str(home), "--reports-dir", str(reports)]) == 0
-        capsys.readouterr()
-        main(["checklist", "staging", "--home", str(home), "--reports-dir", str(reports), "--json"])
-        lines = {c["id"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
-    finally:
-        for stack in ("staging", "prod"):
-            platform.down(stack)
+        lines = checklist_checks(capsys, "staging", home, reports)
     startup = lines["startup_log"]
     # Before: FAIL "no `models_loaded` line from a worker of <image> since deploy #7 ...".
     assert startup["status"] == "pass", startup["evidence"]

@@ -6,8 +6,6 @@ goldgate started) is judged by the window alone, as before."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -18,60 +16,32 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "local"))  # the local-target test kit: stack files, process cleanup
 
 from ci_policy import needs
-from processes import kill_everything_naming
-from stackfiles import stacks_file
+from stuck_support import insert_queued_job, own_home, stuck, up_staging
 
 from goldgate.cli import main
-from goldgate.commands.local import WORKER_SOURCE
-from goldgate.local import image_store
-from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import StackDir, write_json_atomic
-from service.jobs import iso_ms
 
 pytestmark = needs(Path("/proc/self").is_dir(), "/proc (the tests find processes through it)")
 
-_JOB = ("INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, runpod_job_id, "
-        "created_at, created_at_ms, updated_at, policy_ttl_ms, run_timeout_ms) "
-        "VALUES (?, 'staging', 'sdxl-txt2img', 'sdxl-txt2img@1.0.0', '{}', ?, 'queued', ?, ?, ?, ?, 3600000, 10000)")
 SENT = "a" * 32       # the last host's RunPod took it (its id recorded), then ended with that host
 UNSENT = "b" * 32     # the last host's service never recorded a RunPod id for it
 NEW = "c" * 32        # sent to the running host's RunPod: it may be running
 
 
-def _insert(db: Path, job_id: str, runpod_job_id: str | None, created_s: float) -> None:
-    with sqlite3.connect(db) as conn:
-        conn.execute(_JOB, (job_id, job_id, runpod_job_id, iso_ms(created_s), int(created_s * 1000),
-                            iso_ms(created_s)))
-    conn.close()
-
-
-def _stuck(home: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict | str]:
-    capsys.readouterr()
-    code = main(["stuck", "staging", "--home", str(home), "--no-runpod", *extra])
-    out = capsys.readouterr().out
-    return code, json.loads(out) if "--json" in extra else out
-
-
 @pytest.fixture
 def home(tmp_path: Path):
-    home = tmp_path / "home"
-    home.mkdir()
-    try:
+    with own_home(tmp_path) as home:
         yield home
-    finally:
-        kill_everything_naming(str(home))
 
 
 def test_jobs_of_the_hosts_before_are_stuck_at_once_with_the_line_up_gave(home, capsys):
-    platform = LocalPlatform(home, stacks_file(home))
-    StackDir(home, "staging").pin(image_store.build_local_image(WORKER_SOURCE, home), reason="test")
-    platform.up("staging", timeout_s=90)
+    platform = up_staging(home)
     try:
         platform.down("staging")
         db = StackDir(home, "staging").db_path
         # What a host that died left: two jobs a minute old, far younger than the 10 min window.
-        _insert(db, SENT, "old-host-rp-1", time.time() - 60)
-        _insert(db, UNSENT, None, time.time() - 30)
+        insert_queued_job(db, SENT, "old-host-rp-1", time.time() - 60)
+        insert_queued_job(db, UNSENT, None, time.time() - 30)
         said: list[str] = []
         platform.up("staging", said.append, timeout_s=90)
         unsettled = [line for line in said if "never settled" in line]
@@ -79,9 +49,9 @@ def test_jobs_of_the_hosts_before_are_stuck_at_once_with_the_line_up_gave(home, 
         assert f"`goldgate recover JOB --stack staging` settles each: {SENT}" in unsettled[0]
         # ... and the one with no RunPod id is not passed over in silence: stuck lists it
         assert "1 more with no RunPod id recorded: `goldgate stuck staging` lists them" in unsettled[0], unsettled
-        _insert(db, NEW, "new-host-rp-1", time.time())
+        insert_queued_job(db, NEW, "new-host-rp-1", time.time())
 
-        code, report = _stuck(home, capsys, "--json")
+        code, report = stuck(home, capsys, "--json")
         assert code == 1, report
         assert [j["id"] for j in report["jobs"]] == [SENT, UNSENT], report
         assert (report["stuck"], report["younger"]) == (2, 1)
@@ -94,7 +64,7 @@ def test_jobs_of_the_hosts_before_are_stuck_at_once_with_the_line_up_gave(home, 
         assert "no webhook will come" in by_id[SENT]["advice"] and "recover settles it now" in by_id[SENT]["advice"]
         assert "no webhook will come" in by_id[UNSENT]["advice"] and "--runpod-job-id" in by_id[UNSENT]["advice"]
 
-        code, text = _stuck(home, capsys)
+        code, text = stuck(home, capsys)
         assert code == 1 and text.startswith("staging: 2 jobs stuck (local: queued or in progress for more than "
                                              f"10 min or since before its host started ({started})"), text
         assert "1 younger job queued or in progress, not listed: may simply be running" in text
@@ -103,7 +73,7 @@ def test_jobs_of_the_hosts_before_are_stuck_at_once_with_the_line_up_gave(home, 
         capsys.readouterr()
         assert main(["recover", SENT, "--stack", "staging", "--home", str(home)]) == 0
         assert capsys.readouterr().out.startswith(f"{SENT}: failed")
-        code, report = _stuck(home, capsys, "--json")
+        code, report = stuck(home, capsys, "--json")
         assert [j["id"] for j in report["jobs"]] == [UNSENT] and report["younger"] == 1
 
         # A host an older goldgate started wrote no `started_at`: its jobs are judged by the window alone.
@@ -111,7 +81,7 @@ def test_jobs_of_the_hosts_before_are_stuck_at_once_with_the_line_up_gave(home, 
         state = d.read_state()
         del state["started_at"]
         write_json_atomic(d.state_file, state)
-        code, report = _stuck(home, capsys, "--json")
+        code, report = stuck(home, capsys, "--json")
         assert code == 0 and report["jobs"] == [] and report["younger"] == 2 and report["host_started_at"] is None
     finally:
         platform.down("staging")

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from metrics_support import fill_job_metrics
 
 from goldgate.cli import main
 from goldgate.local.platform import LocalPlatform
-from goldgate.migrations import apply_sqlite
 from service import metrics
 from service.ports import Statement
 from service.sqlite_database import SqliteDatabase
@@ -29,15 +28,7 @@ JOBS = [(V1, "completed", 3000, 4000, 0.002, 1, "2026-11-01T00:00:00.000Z"),
 
 def fill(db: Path) -> None:
     """The jobs (version, status, run_ms, e2e_ms, cost, images, created_at) in a migrated database at `db`."""
-    db.parent.mkdir(parents=True, exist_ok=True)
-    apply_sqlite(db)
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.executemany("INSERT INTO job_metrics (job_id, stack, workflow_version, status, runpod_run_duration_ms, "
-                         "e2e_ms, cost_estimate_usd, images, worker_image_tag, created_at) "
-                         "VALUES (?, 'staging', ?, ?, ?, ?, ?, ?, ?, ?)",
-                         [(f"j{i}", *job[:6], TAG, job[6]) for i, job in enumerate(JOBS)])
-    conn.close()
+    fill_job_metrics(db, JOBS, TAG)
 
 
 QUERY = metrics.SqliteReader.query  # the CLI's reads (read_many runs them one by one through it)

@@ -5,13 +5,12 @@ text prints a second table, one row per version."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
+from metrics_support import fill_job_metrics
 
 from goldgate.cli import main
 from goldgate.local.platform import LocalPlatform
-from goldgate.migrations import apply_sqlite
 
 V1, V2 = "sdxl-txt2img@1.0.0", "sdxl-txt2img-v2@2.0.0"
 TAG = "registry.example/acme/worker@sha256:" + "a" * 64
@@ -20,16 +19,7 @@ TAG = "registry.example/acme/worker@sha256:" + "a" * 64
 def stack(tmp_path, jobs):
     """jobs: (version, status, run_ms, e2e_ms, cost, images, created_at)."""
     home = tmp_path / "home"
-    db = LocalPlatform(home).db_path("staging")
-    db.parent.mkdir(parents=True, exist_ok=True)
-    apply_sqlite(db)
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.executemany("INSERT INTO job_metrics (job_id, stack, workflow_version, status, runpod_run_duration_ms, "
-                         "e2e_ms, cost_estimate_usd, images, worker_image_tag, created_at) "
-                         "VALUES (?, 'staging', ?, ?, ?, ?, ?, ?, ?, ?)",
-                         [(f"j{i}", *job[:6], TAG, job[6]) for i, job in enumerate(jobs)])
-    conn.close()
+    fill_job_metrics(LocalPlatform(home).db_path("staging"), jobs, TAG)
     return home
 
 

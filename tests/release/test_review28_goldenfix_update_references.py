@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageOps
-from release_support import StandInApi, invoke, render_png, standin_api
+from promotion_support import commands_on_stand_in
+from release_support import invoke, render_png
 from test_promotion_evidence import Target
 
-import goldgate.commands.release as release_commands
 from goldgate.release.ledger import Ledger
 from goldgate.release.verification import GoldenPaths
 
@@ -36,9 +36,7 @@ def _golden(capsys: pytest.CaptureFixture, home: Path, paths: GoldenPaths, *extr
 
 @pytest.fixture
 def target(monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
-    with standin_api(StandInApi(image_tag=A)) as api:
-        stacks = Target(api, {"staging": A, "prod": A})
-        monkeypatch.setattr(release_commands, "_deployer", lambda _args: stacks)
+    with commands_on_stand_in(monkeypatch) as stacks:
         yield stacks
 
 

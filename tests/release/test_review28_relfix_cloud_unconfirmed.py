@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cloud_support import cloud_staging_deployed
 from release_support import invoke
-from test_cloud_deployer import KEY, A, cloud_staging, emulator, project  # noqa: F401 -- fixtures, used by name
+from test_cloud_deployer import KEY, A, emulator, project  # noqa: F401 -- fixtures, used by name
 
 from goldgate.commands import release as release_commands
 from goldgate.local.runpod.emulator import RunPodEmulator
@@ -21,11 +22,7 @@ C = A.replace("a" * 64, "c" * 64)
 def test_a_cloud_staging_deploy_whose_watch_failed_after_up_is_recorded_as_taken_unconfirmed(
         capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, project: Path, tmp_path: Path,  # noqa: F811
         emulator: RunPodEmulator) -> None:  # noqa: F811
-    cloud_staging(project, tmp_path, monkeypatch, ":")
-    home = tmp_path / "home"
-    deploy = ("deploy", "staging", "--target", "cloud", "--home", str(home), "--image")
-    code, _, err = invoke(capsys, *deploy, A)
-    assert code == 0, err
+    home, deploy = cloud_staging_deployed(capsys, monkeypatch, project, tmp_path)
     shown = release_commands.progress
 
     def key_rotated_once_up_is_done(line: str) -> None:

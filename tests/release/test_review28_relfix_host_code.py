@@ -11,13 +11,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from release_support import StandInApi, invoke, standin_api
-from test_promotion_evidence import A, B, Target, _released, _staging_passes
+from promotion_support import released
+from release_support import invoke
+from test_promotion_evidence import A, B
 
 from goldgate.commands.local import ensure_up
 from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import StackDir, write_json_atomic
-from goldgate.release.ledger import Ledger
 from goldgate.release.promote import promote
 from goldgate.release.rollback import rollback
 from goldgate.release.verification import GoldenPaths
@@ -42,12 +42,8 @@ class OldHost:
 
 def test_promote_and_rollback_onto_a_host_running_older_code_say_so_and_go_on(tmp_path: Path,
                                                                               paths: GoldenPaths) -> None:
-    home = tmp_path / "home"
-    ledger = Ledger(home)
-    with standin_api(StandInApi(image_tag=A)) as api:
-        target = Target(api, {})
-        _released(target, ledger, home, paths, A)
-        _staging_passes(target, ledger, paths, B)
+    with released(tmp_path, paths, A, staging_passed=B) as r:
+        home, ledger, target = r.home, r.ledger, r.target
         target.platform = OldHost(target.pins)   # type: ignore[attr-defined]
         said: list[str] = []
         assert promote(target, ledger, home, paths=paths, progress=said.append).ok

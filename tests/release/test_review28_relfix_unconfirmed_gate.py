@@ -10,8 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from promotion_support import released
 from release_support import StandInApi, standin_api
-from test_promotion_evidence import A, B, Target, _released, _staging_passes
+from test_promotion_evidence import A, B, Target
 
 from goldgate.commands.release import do_deploy
 from goldgate.errors import GoldgateError
@@ -27,8 +28,8 @@ class Unwatched(Target):
     """A target whose deploy of an image in `unwatched` applies it (the stack takes and serves it) and then fails to
     confirm the rollout, as the cloud deployer does when the watch of RunPod's rollout fails after `pulumi up`."""
 
-    def __init__(self, api: StandInApi, pins: dict[str, str]) -> None:
-        super().__init__(api, pins)
+    def __init__(self, api: StandInApi, pins: dict[str, str] | None = None) -> None:
+        super().__init__(api, {} if pins is None else pins)
         self.unwatched: set[tuple[str, str]] = set()   # (stack, image)
         self.since: list[str] = []
 
@@ -79,12 +80,8 @@ def test_a_golden_run_on_an_unconfirmed_rollout_does_not_open_the_gate(tmp_path:
 
 def test_a_promotion_applied_and_unconfirmed_on_prod_rolls_back_and_records_both_steps(
         tmp_path: Path, paths: GoldenPaths) -> None:
-    home = tmp_path / "home"
-    ledger = Ledger(home)
-    with standin_api(StandInApi(image_tag=A)) as api:
-        target = Unwatched(api, {})
-        _released(target, ledger, home, paths, A)
-        _staging_passes(target, ledger, paths, B)
+    with released(tmp_path, paths, A, staging_passed=B, make=Unwatched) as r:
+        home, ledger, target = r.home, r.ledger, r.target
         target.unwatched.add(("prod", B))
         outcome = promote(target, ledger, home, paths=paths)
     assert outcome.outcome == "deploy_failed" and not outcome.unchanged
@@ -105,12 +102,8 @@ def test_a_promotion_applied_and_unconfirmed_on_prod_rolls_back_and_records_both
 
 def test_a_promotion_whose_automatic_rollback_is_unconfirmed_too_says_how_to_finish_it(
         tmp_path: Path, paths: GoldenPaths) -> None:
-    home = tmp_path / "home"
-    ledger = Ledger(home)
-    with standin_api(StandInApi(image_tag=A)) as api:
-        target = Unwatched(api, {})
-        _released(target, ledger, home, paths, A)
-        _staging_passes(target, ledger, paths, B)
+    with released(tmp_path, paths, A, staging_passed=B, make=Unwatched) as r:
+        home, ledger, target = r.home, r.ledger, r.target
         target.unwatched.update({("prod", B), ("prod", A)})   # RunPod's rollouts cannot be watched at all
         outcome = promote(target, ledger, home, paths=paths)
         assert outcome.rollback is not None and outcome.rollback.rollout_confirmed is False
@@ -129,11 +122,8 @@ def test_a_promotion_whose_automatic_rollback_is_unconfirmed_too_says_how_to_fin
 
 def test_a_rollback_applied_and_unconfirmed_is_recorded_so_and_finished_with_to(tmp_path: Path,
                                                                                paths: GoldenPaths) -> None:
-    home = tmp_path / "home"
-    ledger = Ledger(home)
-    with standin_api(StandInApi(image_tag=A)) as api:
-        target = Unwatched(api, {})
-        _released(target, ledger, home, paths, A, B)
+    with released(tmp_path, paths, A, B, make=Unwatched) as r:
+        home, ledger, target = r.home, r.ledger, r.target
         target.unwatched.add(("prod", A))
         with pytest.raises(RollbackFailed, match=rf"prod is pinned to {A} .*`goldgate rollback --to {A}`"):
             rollback(target, ledger, home, paths=paths)

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from release_support import StandInApi, invoke, standin_api
+from promotion_support import commands_on_stand_in
+from release_support import invoke
 from test_promotion_evidence import Target
 
-import goldgate.commands.release as release_commands
 from goldgate.release.verification import GoldenPaths
 
 A = "local/worker@sha256:" + "a" * 64
@@ -25,10 +25,7 @@ def _args(home: Path, paths: GoldenPaths) -> tuple[str, ...]:
 
 @pytest.fixture
 def target(monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
-    with standin_api(StandInApi(image_tag=A)) as api:
-        stacks = Target(api, {"staging": A, "prod": A})
-        stacks.standin = api  # type: ignore[attr-defined]
-        monkeypatch.setattr(release_commands, "_deployer", lambda _args: stacks)
+    with commands_on_stand_in(monkeypatch) as stacks:
         yield stacks
 
 
@@ -51,7 +48,7 @@ def test_a_failing_case_run_after_the_full_run_closes_it(
         capsys: pytest.CaptureFixture, tmp_path: Path, paths: GoldenPaths, target: Target) -> None:
     home = tmp_path / "home"
     assert invoke(capsys, "golden", "staging", *_args(home, paths))[0] == 0
-    target.standin.fail_workflows.add("wf-a")   # the jobs of the case's workflow fail
+    target.api.fail_workflows.add("wf-a")   # the jobs of the case's workflow fail
     code, out, _ = invoke(capsys, "golden", "staging", "--case", "square", *_args(home, paths))
     assert code != 0, out
     code, failed = _failed_conditions(capsys, home, paths)

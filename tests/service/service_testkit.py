@@ -9,9 +9,11 @@ import functools
 import json
 import re
 import shutil
+import socket
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.client import HTTPResponse
 from pathlib import Path
 from typing import Any
 
@@ -386,3 +388,13 @@ class LosesTheRunPodIdWrite:
         if sql.startswith("UPDATE jobs SET runpod_job_id"):
             raise sqlite3.OperationalError("D1_ERROR: Network connection lost.")
         return await self.db.execute(sql, params)
+
+
+def tls_hello_refused(port: int) -> HTTPResponse:
+    """What the local server's edge answers a TLS ClientHello sent to its plain HTTP port on 127.0.0.1 (a refusal it
+    writes itself, before the app sees any request): the response, its head read."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as tls:
+        tls.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        refused = HTTPResponse(tls)
+        refused.begin()
+    return refused

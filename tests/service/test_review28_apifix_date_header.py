@@ -10,7 +10,7 @@ import http.client
 import socket
 import time
 
-from service_testkit import API_TOKEN, edge_in_thread
+from service_testkit import API_TOKEN, edge_in_thread, tls_hello_refused
 
 from service import local_server
 
@@ -40,12 +40,9 @@ def test_every_answer_carries_the_date_of_its_second_once(tmp_path, moto_endpoin
         assert later.status == 404
         assert later.headers.get_all("Date") == [email.utils.formatdate(T0 + 61, usegmt=True)]
         # and a refusal the edge writes itself before the app sees the request
-        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as tls:
-            tls.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # a TLS ClientHello to the plain port
-            refused = http.client.HTTPResponse(tls)
-            refused.begin()
-            assert refused.status == 400
-            assert refused.headers.get_all("Date") == [email.utils.formatdate(T0 + 61, usegmt=True)]
+        refused = tls_hello_refused(server.port)   # a TLS ClientHello to the plain port
+        assert refused.status == 400
+        assert refused.headers.get_all("Date") == [email.utils.formatdate(T0 + 61, usegmt=True)]
 
 
 def test_the_local_server_process_sends_a_date_a_client_can_judge_its_clock_by(local_server):
