@@ -992,7 +992,7 @@ class LocalPlatform:
             return None
         what = "smoke run" if run.get("suite") == "smoke" else "full golden run"
         failures = run.get("failures")
-        first = f"; first failure: {str(failures[0])[:200]}" if isinstance(failures, list) and failures else ""
+        first = f"; first failure: {' '.join(str(failures[0]).split())[:200]}" if isinstance(failures, list) and failures else ""
         said = f"{stack} {verb} {image}, whose {what} failed there (ledger #{run.get('seq')}, {run.get('ts')}{first})"
         earlier = last_golden_run(self.home, stack, image, passed=True)
         if earlier is not None:   # verified there before: the fault may be PROD's own, not the release's

@@ -551,7 +551,7 @@ class StackDir:
             words = (read_small_text(self.up_lock_file, 64) or "").split()
         except (OSError, StateError):
             return None
-        return int(words[1]) if len(words) == 2 and words[0] == "deploy" and words[1].isdigit() else None
+        return int(words[1]) if len(words) == 2 and words[0] == "deploy" and words[1].isascii() and words[1].isdigit() else None
 
     def starting_host_pid(self) -> int | None:
         """The host the `up` in progress started (`note_starting_host`); it may be gone or the note stale: check
@@ -560,7 +560,7 @@ class StackDir:
             words = (read_small_text(self.up_lock_file, 64) or "").split()
         except (OSError, StateError):
             return None
-        return int(words[2]) if len(words) == 3 and words[0] == "up" and words[2].isdigit() else None
+        return int(words[2]) if len(words) == 3 and words[0] == "up" and words[2].isascii() and words[2].isdigit() else None
 
     def stop_asked_by(self) -> str | None:
         """Who of goldgate asked the stack's host to stop, read by the host when a SIGTERM or SIGINT comes: "down" while
@@ -572,7 +572,7 @@ class StackDir:
             words = (read_small_text(self.up_lock_file, 64) or "").split()
         except (OSError, StateError):
             return None
-        if len(words) not in (2, 3) or words[0] not in ("down", "up") or not words[1].isdigit():
+        if len(words) not in (2, 3) or words[0] not in ("down", "up") or not (words[1].isascii() and words[1].isdigit()):
             return None
         pid = int(words[1])
         if pid <= 1:  # 0 would ask after our own process group, 1 is init: no goldgate's
@@ -583,7 +583,25 @@ class StackDir:
             pass
         except (OSError, OverflowError):  # gone (ProcessLookupError), or past the OS's range
             return None
+        if not self._up_lock_held():  # words a killed holder left, its pid since reused: nobody asks
+            return None
         return words[0]
+
+    def _up_lock_held(self) -> bool:
+        """Whether someone holds the up lock (flock) now: the asker holds it while it waits for the host to end."""
+        try:
+            fd = os.open(self.up_lock_file, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)  # a lock taken here is released with it
+        return False
 
     def unsettled_jobs(self) -> tuple[list[str], int] | None:
         """The stack's jobs still queued or in progress, oldest first: (the ids of those RunPod took, the count of those
@@ -608,11 +626,11 @@ class StackDir:
             words = os.pread(fd, 64, 0).decode("ascii", errors="replace").split()
         except OSError:
             words = []
-        if len(words) == 2 and words[0] == "deploy" and words[1].isdigit():
+        if len(words) == 2 and words[0] == "deploy" and words[1].isascii() and words[1].isdigit():
             return f"a deploy to {self.stack} (pid {words[1]}: `goldgate deploy`, `promote`, `rollback` or `release`)"
-        if len(words) == 2 and words[0] == "restore" and words[1].isdigit():
+        if len(words) == 2 and words[0] == "restore" and words[1].isascii() and words[1].isdigit():
             return f"`goldgate dr-restore {self.stack}` (pid {words[1]})"
-        if len(words) in (2, 3) and words[0] in ("up", "down") and words[1].isdigit():
+        if len(words) in (2, 3) and words[0] in ("up", "down") and words[1].isascii() and words[1].isdigit():
             return f"`goldgate {words[0]} {self.stack}` (pid {words[1]})"
         return f"another `goldgate up` or `down` of {self.stack}"
 

@@ -180,36 +180,42 @@ GIT_STATUS_S = 30.0
 
 def uncommitted_references(directory: Path, names: Iterable[str]) -> dict[str, str] | None:
     """Which of the reference files `names` in `directory` git does not hold as committed: name -> how git sees it
-    (untracked, modified, ...); {} when git holds every one as committed; None when `directory` is in no git
-    checkout (an unpacked tarball), or git cannot say (not installed, a repository it refuses): nothing is then
-    known of commits. One `git status` call over those files alone."""
+    (untracked, modified); {} when HEAD holds every one as it is; None when `directory` is in no git checkout (an
+    unpacked tarball), or git cannot say (not installed, a repository it refuses): nothing is then known of commits.
+    Read from git's objects alone (`ls-tree HEAD`, `hash-object --no-filters`), never by `git status`: a status
+    runs what the repository's config names (core.fsmonitor, a .gitattributes clean filter), and --references-dir
+    may be in any repository."""
     wanted = sorted(set(names))
     if not wanted or not directory.is_dir():
         return None if not wanted else {}
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(directory), "status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored",
-             "--", *(f":(literal){name}" for name in wanted)],
-            capture_output=True, timeout=GIT_STATUS_S, check=False, stdin=subprocess.DEVNULL,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
-    except (OSError, subprocess.SubprocessError):
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+
+    def git(*args: str) -> bytes | None:
+        try:
+            proc = subprocess.run(["git", "-C", str(directory), *args], capture_output=True, timeout=GIT_STATUS_S,
+                                  check=False, stdin=subprocess.DEVNULL, env=env)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return proc.stdout if proc.returncode == 0 else None
+
+    if git("rev-parse", "--is-inside-work-tree") is None:
         return None
-    if proc.returncode != 0:
+    present = [name for name in wanted if (directory / name).is_file()]
+    listed = git("ls-tree", "-z", "HEAD", "--", *present) or b""   # none: no commit yet, so nothing is committed
+    hashed = git("hash-object", "--no-filters", "--", *present) if present else b""
+    if hashed is None:
         return None
+    committed = {}
+    for record in listed.split(b"\0"):
+        head, _, path = record.partition(b"\t")
+        if path:
+            committed[path.decode("utf-8", "replace").rsplit("/", 1)[-1]] = head.split()[-1].decode("ascii", "replace")
     found: dict[str, str] = {}
-    records = proc.stdout.split(b"\0")
-    index = 0
-    while index < len(records):
-        record = records[index]
-        index += 1
-        if len(record) < 4:
-            continue
-        code, path = record[:2].decode("ascii", "replace"), record[3:].decode("utf-8", "replace")
-        if code[0] in "RC":
-            index += 1   # a rename or copy is followed by the path it came from
-        name = path.rsplit("/", 1)[-1]
-        if name in wanted:
-            found[name] = _GIT_STATES.get(code, f"not committed (git status {code.strip()})")
+    for name, blob in zip(present, hashed.decode("ascii", "replace").split(), strict=False):
+        if name not in committed:
+            found[name] = "untracked"
+        elif committed[name] != blob:
+            found[name] = "modified"
     return found
 
 

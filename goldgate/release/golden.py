@@ -586,7 +586,8 @@ def _replaced_reference(case: GoldenCase, ref_path: Path, facts: ImageFacts,
     except FileNotFoundError:
         return "a new reference: there was none", True
     except (OSError, ImageUnreadable):
-        return "replacing one that could not be read", True   # nothing known-good to keep, as with none at all
+        # a committed file that no longer reads (a failed LFS or merge checkout, a disk fault) is named, as a CHANGED one
+        return "replacing one that could not be read (CHANGED beyond the case's limits; check it by eye)", False
     distance, colors = hamming(facts.dhash, old.dhash), round(color_distance(facts, old), 2)
     facts_out["replaced_reference"] = {"sha256": hashlib.sha256(old_bytes).hexdigest(), "hash_distance": distance,
                                        "color_distance": colors}

@@ -22,6 +22,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -159,7 +160,11 @@ class Local(Runtime):
         self.proc = subprocess.Popen([sys.executable, "-m", "service.local_server", "--config", str(cfg),
                                       "--port-file", str(port_file)], cwd=repo, env=env,
                                      stdout=self.log.open("wb"), stderr=(scratch / "local.err").open("wb"))
-        self.port = int(wait_for(lambda: port_file.exists() and port_file.read_text().strip(), "local port"))
+        try:
+            self.port = int(wait_for(lambda: port_file.exists() and port_file.read_text().strip(), "local port"))
+        except BaseException:  # run_both never got this runtime to stop: stop what it started here
+            self.stop()
+            raise
 
     def put_object(self, key: str, data: bytes, ctype: str) -> None:
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=data, ContentType=ctype)
@@ -175,7 +180,11 @@ class Local(Runtime):
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
         self.moto.stop()
 
 
@@ -199,7 +208,11 @@ class Cloud(Runtime):
         self.proc = subprocess.Popen(["node", str(repo / "tests" / "pyodide" / "run_worker.mjs"), "--serve",
                                       str(port_file), str(path), pyodide],
                                      stdout=(scratch / "cloud.out").open("wb"), stderr=(scratch / "cloud.err").open("wb"))
-        ports = wait_for(lambda: port_file.exists() and port_file.read_text().split(), "cloud ports", 300)
+        try:
+            ports = wait_for(lambda: port_file.exists() and port_file.read_text().split(), "cloud ports", 300)
+        except BaseException:  # run_both never got this runtime to stop: stop what it started here
+            self.stop()
+            raise
         self.port, self.admin = int(ports[0]), int(ports[1])
 
     def _admin(self, method: str, path: str, data: bytes | None = None, ctype: str = "") -> Any:
@@ -219,7 +232,11 @@ class Cloud(Runtime):
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 # ------------------------------------------------------------------ raw HTTP
@@ -568,7 +585,7 @@ def run_both(repo: Path, pyodide: str, scratch: Path) -> list[dict[str, Any]]:
         sys.path.insert(0, str(repo))
     scratch.mkdir(parents=True, exist_ok=True)
     for f in scratch.iterdir():
-        if f.is_file():
+        if f.is_symlink() or f.is_file():  # a link, dangling too: never written through
             f.unlink()
     fake = FakeRunPod()
     local = cloud = None
@@ -600,9 +617,10 @@ def main() -> int:
     ap.add_argument("--pyodide", default="pyodide", help="pyodide (0.27, Python 3.12: compatibility dates before "
                                                           "2025-09-29, the stacks' 2025-09-01) or pyodide-py313")
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--scratch", type=Path, default=Path("/tmp/h28/parity/run"))
+    ap.add_argument("--scratch", type=Path, default=None, help="(default: a new private temporary directory)")
     args = ap.parse_args()
-    report = run_both(args.repo, args.pyodide, args.scratch / args.pyodide)
+    scratch = args.scratch if args.scratch is not None else Path(tempfile.mkdtemp(prefix="goldgate-parity-"))
+    report = run_both(args.repo, args.pyodide, scratch / args.pyodide)
     for entry in report:
         print(f"{'DIFF' if entry['diffs'] else 'same'} {entry['label']}: {entry['local_status']} / "
               f"{entry['cloud_status']}")

@@ -1,7 +1,7 @@
 """`goldgate golden --update-references` leaves a reference of another size than the render as it was (a render
 whose size changed is a change beyond the case's limits, however alike the two look at hash size), and says both
-sizes: only `--accept-changed` replaces it. A reference that cannot be read as an image is replaced as a missing one
-is made: there is nothing known-good in it to keep."""
+sizes: only `--accept-changed` replaces it. Nor is a reference that cannot be read as an image (a copy cut short, a
+bad merge, a Git LFS pointer): the real reference may live elsewhere, so it too is replaced only when named."""
 
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ def target(monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
         yield stacks
 
 
-def _update(capsys: pytest.CaptureFixture, tmp_path: Path, paths: GoldenPaths) -> tuple[int, str, str]:
+def _update(capsys: pytest.CaptureFixture, tmp_path: Path, paths: GoldenPaths, *more: str) -> tuple[int, str, str]:
     return invoke(capsys, "golden", "staging", "--home", str(tmp_path / "home"), "--cases-dir", str(paths.cases_dir),
                   "--references-dir", str(paths.references_dir), "--reports-dir", str(paths.reports_dir),
-                  "--update-references")
+                  "--update-references", *more)
 
 
 def test_a_reference_of_another_size_is_not_replaced_unnamed(capsys: pytest.CaptureFixture, tmp_path: Path,
@@ -47,13 +47,16 @@ def test_a_reference_of_another_size_is_not_replaced_unnamed(capsys: pytest.Capt
     assert f", {width * 2}x{height * 2} where this render is {width}x{height} from this render" in out, out
 
 
-def test_a_reference_that_cannot_be_read_is_replaced_without_being_named(capsys: pytest.CaptureFixture,
-                                                                       tmp_path: Path, paths: GoldenPaths,
-                                                                       target: Target) -> None:
+def test_a_reference_that_cannot_be_read_is_replaced_only_when_named(capsys: pytest.CaptureFixture,
+                                                                     tmp_path: Path, paths: GoldenPaths,
+                                                                     target: Target) -> None:
     square = paths.references_dir / "square.png"
     square.write_bytes(b"not a png: cut short by a bad copy")
     code, out, err = _update(capsys, tmp_path, paths)
+    assert code == 1, (out, err)
+    assert square.read_bytes() == b"not a png: cut short by a bad copy"
+    assert "square.png left as it was" in out and "--accept-changed square" in out, out
+    code, out, err = _update(capsys, tmp_path, paths, "--case", "square", "--accept-changed", "square")
     assert code == 0, (out, err)
     with Image.open(square) as img:
         assert img.size[0] > 0
-    assert "left as it was" not in out, out

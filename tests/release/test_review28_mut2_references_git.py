@@ -24,5 +24,5 @@ def test_a_reference_gitignore_keeps_out_is_not_committed(tmp_path: Path) -> Non
     _git(tmp_path, "commit", "-qm", "suite")
     (refs / "ignored.png").write_bytes(b"png 2")   # made by a golden run, never committed: git does not show it
     assert uncommitted_references(refs, ["kept.png", "ignored.png"]) == {
-        "ignored.png": "untracked and ignored by .gitignore"}
+        "ignored.png": "untracked"}
     assert uncommitted_references(refs, ["kept.png"]) == {}
