@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from goldgate import spec as specs
-from goldgate.errors import StateError
+from goldgate.errors import GoldgateError, StateError
 from goldgate.local import image_store
 from goldgate.local.state import (
     SECRET_NAMES,
@@ -795,8 +795,7 @@ class LocalPlatform:
         remove_stale_temps(d.root, ("state.json", "pin.json"), STALE_TEMP_S)
         remove_stale_temps(d.secrets_dir, SECRET_FILES, STALE_TEMP_S)
 
-    @staticmethod
-    def _note_pin_never_served(stack: str, d: StackDir, left: Any, progress: Progress) -> None:
+    def _note_pin_never_served(self, stack: str, d: StackDir, left: Any, progress: Progress) -> None:
         """Said by an `up` that starts a stack whose last host served another image than the pin: a deploy (promote,
         rollback) was interrupted after it moved the pin, or the host died while it redeployed. The stack now starts
         on an image it never served, which on PROD is one no smoke run verified there."""
@@ -808,7 +807,9 @@ class LocalPlatform:
             return
         progress(f"{stack}: starting on its pin {pinned}, which its last host never served (it served "
                  f"{served or 'no image'}): a deploy, promote or rollback that moved the pin was interrupted, or the "
-                 "host died while it redeployed; `goldgate history` shows the last one")
+                 "host died while it redeployed (recorded nowhere: `goldgate history` shows the last recorded change"
+                 + ("" if self._role_or_none(stack) == "prod" else
+                    f"; `goldgate deploy {stack} --image {pinned}` records it, then `goldgate golden {stack}`") + ")")
 
     @staticmethod
     def _check_pin(stack: str, d: StackDir) -> None:
@@ -1173,6 +1174,13 @@ class LocalPlatform:
     def _role(self, stack: str) -> str:
         return specs.load_local(stack, self.stacks_file).role
 
+    def _role_or_none(self, stack: str) -> str | None:
+        """The stack's role for a message, or None when the stacks file cannot say now: the message is still said."""
+        try:
+            return self._role(stack)
+        except (GoldgateError, OSError):
+            return None
+
     def spec_changed_advice(self, stack: str) -> str:
         where = self.stacks_file
         shown = where.relative_to(REPO) if where.is_relative_to(REPO) else where
@@ -1239,12 +1247,12 @@ class LocalPlatform:
         try:
             os.kill(state["pid"], signal.SIGHUP)
         except ProcessLookupError:  # the host died since it was found running: the pin waits for the next `up`
-            raise self._stopped_while(stack, d, f"it was told to redeploy {image}") from None
+            raise self._stopped_while(stack, d, f"it was told to redeploy {image}", image) from None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             now = self._state(stack)
             if now is None:  # its host stopped (a failed redeploy ends it): no later look would find it ready
-                raise self._stopped_while(stack, d, f"it redeployed {image}")
+                raise self._stopped_while(stack, d, f"it redeployed {image}", image)
             if now.get("generation", 0) > state.get("generation", 0):
                 failed = now.get("redeploy_failed")
                 if isinstance(failed, dict) and failed.get("image") == image:
@@ -1274,12 +1282,18 @@ class LocalPlatform:
             return f"`goldgate rollback --to {served}`"
         return f"`goldgate deploy {stack} --image {served}`"
 
-    def _stopped_while(self, stack: str, d: StackDir, doing: str) -> StateError:
-        """The error for a host that stopped while `doing`: with the reason it gave, when it gave one."""
+    def _stopped_while(self, stack: str, d: StackDir, doing: str, image: str) -> StateError:
+        """The error for a host that stopped while `doing` (a redeploy of `image`, pinned already): with the reason it
+        gave, when it gave one. A STAGING `up` then starts on that pin with no deploy of it in the ledger (the
+        checklist's pipeline lines, and `history`, show none): a deploy of it records it, and a golden run follows."""
         state = d.read_state()
         why = state.get("error") if isinstance(state, dict) and state.get("status") == "failed" else None
-        return StateError(f"stack {stack} stopped while {doing}" + (f": {why}" if why else "") +
-                          f" (logs: {d.logs_dir}); `goldgate up {stack}` starts it again on its pinned image")
+        stopped = f"stack {stack} stopped while {doing}" + (f": {why}" if why else "") + f" (logs: {d.logs_dir}); "
+        if self._role_or_none(stack) == "prod":   # PROD's deploys are a promote's or a rollback's, which say what follows
+            return StateError(stopped + f"`goldgate up {stack}` starts it again on its pinned image")
+        return StateError(stopped + f"`goldgate up {stack}` starts it again on its pinned image ({image}), which no "
+                          f"deploy in the ledger put there: then `goldgate deploy {stack} --image {image}` records it, "
+                          f"and `goldgate golden {stack}` tests it")
 
     def wait_rollout(self, stack: str, progress: Progress = _quiet, timeout_s: float = 120.0) -> None:
         """Wait until the endpoint's newest release is on 100% of its workers."""

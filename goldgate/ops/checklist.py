@@ -163,6 +163,13 @@ def staging_image_via_pipeline(f: Facts) -> Verdict:
         # refuses a golden run that followed such a deploy (staging_rollout) until a deploy confirms it.
         return FAIL, (f"STAGING runs {image}, but its rollout was not confirmed (ledger #{deploys[-1].seq}): deploy "
                       f"it again with {_deploy_staging(f, image)}")
+    if not deploys and f.served.get("staging") == image:
+        # `up` pinned it unrecorded: the working tree's image at a first start, or a deploy whose host died as it
+        # redeployed (the pin moved, nothing recorded), which `up` completed. Not a pin by hand.
+        return FAIL, (f"STAGING runs {image}, which its host serves, but the ledger records no deploy of it: "
+                      f"`goldgate deploy staging --image {image}` records it, then `goldgate golden staging` tests it "
+                      "(an `up` pinned it: the working tree's image at a first start, or a deploy cut short, which "
+                      "it completed)")
     return _ok(bool(deploys), f"{image} deployed by the pipeline (ledger deploy #{deploys[-1].seq})" if deploys else "",
                f"STAGING runs {image} but the ledger records no deploy of it (pinned by hand?); "
                f"deploy it through {_deploy_staging(f, image)}")
@@ -557,6 +564,10 @@ def pipeline_complete(f: Facts) -> Verdict:
              "golden staging": _entries(f, "golden", stack="staging", image=image, passed=True),
              "promotion": _entries(f, "promotion", phase="outcome", image=image, outcome="promoted")}
     missing = [k for k, v in steps.items() if not v]
+    if "deploy staging" in missing and image and f.images.get("staging") == image:
+        # STAGING still runs it: a deploy cut short (completed by `goldgate up`) recorded none; a deploy of it does.
+        missing[missing.index("deploy staging")] = (f"deploy staging (STAGING runs it with no deploy recorded: "
+                                                    f"{_deploy_staging(f, image)} records one)")
     stuck = interrupted(list(f.ledger))
     if stuck:
         missing.append(f"interrupted {stuck[0].kind} #{stuck[0].intent_seq} (the next `goldgate promote` or `goldgate rollback` reconciles it first)")
@@ -571,6 +582,7 @@ def error_rate_ok(f: Facts) -> Verdict:
         s for s in f.specs.values() if s.name == f.stack)
     limit = spec.thresholds.error_rate if spec else 0.05
     image = _own_image(f)
+    forgotten = 0
     if image is None:  # nothing pinned to scope by: every job the stack ran
         group, window = f.metrics["overall"], "all jobs (no pinned image to judge by)"
     elif f.jobs is not None and image in f.jobs.windows:
@@ -581,6 +593,7 @@ def error_rate_ok(f: Facts) -> Verdict:
             return NA, f"no job has run on {_serving(f, image)} (the pinned image) yet"
         group = {"count": counts["count"], "error_rate": counts.get("errors", 0) / counts["count"]}
         window = f"jobs of {_serving(f, image)} (its jobs before that and earlier images not judged)"
+        forgotten = counts.get("forgotten", 0)
     else:
         # The gate judges the image it promotes; a release rolled back or replaced stays out of this one's rate.
         group = next((g for g in f.metrics.get("by_worker_image_tag") or () if g.get("worker_image_tag") == image),
@@ -591,8 +604,24 @@ def error_rate_ok(f: Facts) -> Verdict:
     rate = group["error_rate"]
     if rate is None:
         return NA, "no jobs yet"
+    way = f"; {_forgotten_way_out(f, image, forgotten)}" if forgotten and image else ""
     return _ok(rate <= limit, f"error rate {rate:.2%} <= {limit:.2%} over {group['count']} {window}",
-               f"error rate {rate:.2%} exceeds {limit:.2%} over {group['count']} {window}")
+               f"error rate {rate:.2%} exceeds {limit:.2%} over {group['count']} {window}{way}")
+
+
+def _forgotten_way_out(f: Facts, image: str, forgotten: int) -> str:
+    """One sentence: the jobs RunPod forgot across a host restart (recovered failed, their tag kept by design) count
+    against the image until a new window opens; how to open one on this stack."""
+    cloud = " --target cloud" if f.target == "cloud" else ""
+    if _own_role(f) == "prod":
+        opens = (f"a promotion of the image PROD runs opens a new window: `goldgate promote{cloud} --image {image}` "
+                 "(the gate lets it through while STAGING runs it with a passing golden report)")
+    else:
+        opens = (f"a deploy of the same image opens a new window: `goldgate deploy {f.stack}{cloud} --image {image}`, "
+                 f"then `goldgate golden {f.stack}{cloud}`")
+    return (f"{forgotten} of the failed jobs were recovered as forgotten by RunPod (\"RunPod has no record of job "
+            f"...\", as a restart of a local stack's host leaves its jobs in flight): if that, not the image, failed "
+            f"them, {opens}")
 
 
 def rollback_smoke(f: Facts) -> Verdict:
@@ -860,10 +889,17 @@ def all_jobs_have_images(f: Facts) -> Verdict:
     done = counts.get("completed", 0)
     unfinished = {s: counts.get(s, 0) for s in ("failed", "timed_out") if counts.get(s)}
     if unfinished:
+        forgotten = (j.metrics_by_image.get(image) or {}).get("forgotten", 0) if image else 0
         return FAIL, (f"{sum(unfinished.values())} of {sum(counts.values())} jobs {scope} did not complete ("
                       + ", ".join(f"{n} {s}" for s, n in unfinished.items()) + "): each one's `job.finished` "
                       "warning line in the stack's service log names the job and says why (docs/LOG_EVENTS.md; "
-                      "`GET /api/status/<job_id>` gives its `error`)")
+                      "`GET /api/status/<job_id>` gives its `error`)"
+                      + (f"; {_forgotten_way_out(f, image, forgotten)}" if image and forgotten else ""))
+    if image and not sum(counts.values()):
+        # As cold_start: right after a deploy (a same-image redeploy too) no job of its window has run yet.
+        cloud = " --target cloud" if f.target == "cloud" else ""
+        return NA, (f"no job has run on {_serving(f, image)} (the pinned image) yet: run "
+                    f"`goldgate golden {f.stack}{cloud}`")
     if not done:
         return FAIL, f"no completed job {scope}"
     without = j.completed_without_images_by_image.get(image, 0) if image else j.completed_without_images
@@ -944,6 +980,14 @@ def startup_log(f: Facts) -> Verdict:
     if failed_starts:
         return FAIL, (f"{failed_starts} `preflight_failed` line(s) from workers of {_serving(f, image, logs=True)}: "
                       f"they exit without taking a job; {_preflight_command(f, image)} names the missing models")
+    earlier = lg.models_loaded_before_by_image.get(image, 0)
+    if not loaded and earlier:
+        # The stack ran the image before the change the window counts from (unrecorded): that change kept its warm
+        # workers, which confirmed the models when they started; none has started since.
+        fresh = "" if f.target == "cloud" else (f"; `goldgate down {f.stack} && goldgate up {f.stack}` starts "
+                                                  "fresh ones")
+        return NA, (f"no worker of {serving} has started yet: the redeploy kept the warm workers that ran it before, "
+                    f"whose {earlier} `models_loaded` line(s) confirmed its models{fresh}")
     return _ok(loaded > 0, f"{loaded} `models_loaded` start-up line(s) from workers of {serving}",
                f"no `models_loaded` line from a worker of {serving} ({lg.models_loaded} in all, other images' and "
                "earlier ones included): the preflight did not confirm the pinned image's models")

@@ -68,6 +68,10 @@ class ServingWindow:
     # before `since`. None: `since`, the change itself switched to the image.
     startup_since: str | None = None
     startup_change: str | None = None
+    # The change the start-up lines count from found the stack running `image` already, put there by nothing the
+    # ledger recorded (a deploy cut short that `goldgate up` completed, then deployed again to record it): its warm
+    # workers may have started before it, and their `models_loaded` lines are the image's (LogFacts counts them).
+    held_before: bool = False
 
     def to_words(self) -> str:
         return f"since {self.change}"
@@ -111,7 +115,8 @@ class JobFacts:
     # submission ended ({id, created_at, error, refused}): whether POST /api/queue/create reaches RunPod now.
     submit_failures: int = 0
     last_submission: Mapping[str, Any] | None = None
-    # worker_image_tag -> {count, errors} of its job_metrics rows: the error rate of the pinned image in `windows`
+    # worker_image_tag -> {count, errors} of its job_metrics rows, and `forgotten` (when any: those RunPod had no record
+    # of when recovered): the error rate of the pinned image in `windows`
     # (only an image with a window has one here; without, the metrics report's all-time group is judged).
     metrics_by_image: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     # worker_image_tag -> the window its per-image figures above were counted over (its other rows left out).
@@ -133,6 +138,9 @@ class LogFacts:
     # judged; an older image's `models_loaded` says nothing of the image RunPod starts now.
     models_loaded_by_image: Mapping[str, int] = field(default_factory=dict)
     preflight_failed_by_image: Mapping[str, int] = field(default_factory=dict)
+    # worker_image_tag -> its `models_loaded` lines from before its window's start-up count began, for a window
+    # `held_before` (the stack ran the image already): warm workers a redeploy kept, started before the ledger said.
+    models_loaded_before_by_image: Mapping[str, int] = field(default_factory=dict)
     # worker_image_tag -> the window its start-up lines above were counted over (as JobFacts.windows).
     windows: Mapping[str, ServingWindow] = field(default_factory=dict)
     # What `lines` covers: the bytes read at the end of `files_judged` logs, of all `bytes_total` (see LOG_TAIL_BYTES).
@@ -216,6 +224,9 @@ class Facts:
     specs: Mapping[str, StackSpec] = field(default_factory=dict)        # role -> spec
     spec_errors: Mapping[str, str] = field(default_factory=dict)        # role -> why it did not load
     images: Mapping[str, str | None] = field(default_factory=dict)      # role -> pinned image
+    # local: role -> the image its running host serves (absent: down, or not said); a pin served with no deploy of it
+    # in the ledger is a deploy cut short that `goldgate up` completed, not a pin by hand
+    served: Mapping[str, str | None] = field(default_factory=dict)
     ledger: tuple[Any, ...] | None = None
     ledger_error: str | None = None
     golden: Mapping[str, Any] | None = None
@@ -291,6 +302,8 @@ _NOT_READY_LIKE = ("%not ready%", "%connection refused%", "%did not start%", "%w
 _COLD_FAILED = ("status IN ('failed', 'timed_out') AND ("
                 + " OR ".join("lower(error) LIKE ?" for _ in _NOT_READY_LIKE) + ")")
 _TAG = "coalesce(worker_image_tag, '')"
+# A job RunPod took and forgot (service/recover.py records it failed with this error, under the image's tag).
+FORGOTTEN_PREFIX = "RunPod has no record of job"
 # A job RunPod never took: service/jobs.py fail_submission marks its last transition so.
 _SUBMIT_FAILED = "last_delivery LIKE 'submit:%'"
 
@@ -341,7 +354,8 @@ def serving_window(ledger: Iterable[Any] | None, stack: str, role: str | None,
             startup_since = None
         startup_change = f"{_change_name(switch)} #{switch.seq} at {switch.ts}" if startup_since else None
     return ServingWindow(image=image, since=since, change=f"{_change_name(start)} #{start.seq} at {start.ts}{outcome}",
-                         startup_since=startup_since, startup_change=startup_change)
+                         startup_since=startup_since, startup_change=startup_change,
+                         held_before=switch.get("before") == image)
 
 
 def _change_name(entry: Any) -> str:
@@ -500,10 +514,15 @@ def job_facts_from_rows(db: Rows, windows: Mapping[str, ServingWindow] | None = 
             if r["mean_e2e"] is not None}
         # The error rate of each windowed image over its window, as service/metrics.py counts it: cancelled jobs
         # count, failed and timed_out ones are errors.
-        rates = {str(r["tag"]): {"count": r["n"], "errors": r["errors"] or 0} for r in db.all(
-            f"SELECT {_TAG} AS tag, count(*) AS n, sum(status IN ('failed', 'timed_out')) AS errors FROM job_metrics "
+        # `forgotten`: the failed ones RunPod had no record of when recovered (a host restart ends a local RunPod's
+        # jobs in flight; they keep the image's tag, docs/INTERFACES.md): the advice names a new window for them.
+        rates = {str(r["tag"]): {"count": r["n"], "errors": r["errors"] or 0,
+                                 **({"forgotten": r["forgotten"]} if r["forgotten"] else {})} for r in db.all(
+            f"SELECT {_TAG} AS tag, count(*) AS n, sum(status IN ('failed', 'timed_out')) AS errors, "
+            "sum(status = 'failed' AND EXISTS (SELECT 1 FROM jobs f WHERE f.id = job_metrics.job_id AND "
+            f"substr(f.error, 1, {len(FORGOTTEN_PREFIX)}) = ?)) AS forgotten FROM job_metrics "
             f"WHERE {_TAG} IN ({', '.join('?' for _ in windows)}) AND {scope} GROUP BY {_TAG}",
-            [*windows, *scoped])} if windows else {}
+            [FORGOTTEN_PREFIX, *windows, *scoped])} if windows else {}
     except GoldgateError as exc:
         m, missing, means, rates, metrics_note = {}, [], {}, {}, f"job_metrics unreadable: {exc}"
     facts = JobFacts(total=sum(by_status.values()), by_status=by_status, first_job_status=first.get("status"),
@@ -612,6 +631,7 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
     trace_missing: set[str] = set()
     context: dict[str, set[str]] = {}
     startup: dict[str, dict[str, int]] = {event: {} for event in _STARTUP_EVENTS}
+    earlier: dict[str, int] = {}
 
     def count_startup(line: dict[str, Any]) -> None:
         nonlocal models_loaded
@@ -630,6 +650,8 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
             before = True  # no readable time: not shown to be within the window
         if not before:
             startup[line["event"]][tag] = startup[line["event"]].get(tag, 0) + 1
+        elif window is not None and window.held_before and line.get("event") == "models_loaded":
+            earlier[tag] = earlier.get(tag, 0) + 1
 
     for path in sorted(sizes):
         name = path.relative_to(logs_dir)
@@ -675,7 +697,8 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
                     jobs_missing_trace=tuple(sorted(trace_missing)[:10]), jobs_without_context=tuple(without[:10]),
                     job_ids=len(context), models_loaded=models_loaded, unjudged=unjudged,
                     models_loaded_by_image=startup["models_loaded"],
-                    preflight_failed_by_image=startup["preflight_failed"], windows=windows,
+                    preflight_failed_by_image=startup["preflight_failed"], models_loaded_before_by_image=earlier,
+                    windows=windows,
                     files_judged=sum(1 for n in tails.values() if n), bytes_judged=sum(tails.values()),
                     bytes_total=sum(size for size, _ in sizes.values()))
 
@@ -990,11 +1013,15 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     spec_map: dict[str, StackSpec] = {}
     spec_errors: dict[str, str] = {}
     images: dict[str, str | None] = {}
+    served: dict[str, str | None] = {}
     for role, name in role_stack.items():
         if name is None:
             spec_errors[role] = f"stacks/local.yaml has no {role} stack"
             continue
         images[role] = platform.pinned_image(name)
+        running, _ = _attempt(f"{name} status", lambda n=name: platform.status(n))
+        if running is not None and getattr(running, "running", False):
+            served[role] = getattr(running, "image", None)
         got, err = _attempt(f"{name} spec", lambda n=name: platform.spec(n))
         if got:
             spec_map[role] = got
@@ -1048,6 +1075,7 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
             status.api_url, platform.api_token(stack), None if rotating else platform.webhook_secret(stack), db_path,
             no_replay=no_replay))
     return Facts(stack=stack, now=now or datetime.now(UTC), specs=spec_map, spec_errors=spec_errors, images=images,
+                 served=served,
                  ledger=ledger, ledger_error=ledger_error, golden=golden, golden_error=golden_error,
                  golden_path=str(golden_path), metrics=metrics, metrics_error=metrics_error, jobs=jobs,
                  jobs_error=jobs_error, consistency=consistency, consistency_error=consistency_error,

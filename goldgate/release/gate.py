@@ -278,9 +278,17 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
                                   f"`goldgate golden {staging_stack}` on the image it runs now (if one ran since, "
                                   "STAGING's job_metrics are not being written)")
     else:
-        cond("error_rate", error_rate.rate <= thresholds.error_rate,
+        ok_rate = error_rate.rate <= thresholds.error_rate
+        on = " --target cloud" if report.get("target") == "cloud" else ""
+        # A job a host restart left (a local RunPod's jobs in flight end with it), recovered failed "RunPod has no
+        # record of job ...", keeps the image's tag and counts here until a deploy opens a new window.
+        cond("error_rate", ok_rate,
              f"{error_rate.failed} of {error_rate.jobs} STAGING jobs failed since {error_rate.since} "
-             f"({error_rate.rate:.1%}, max {thresholds.error_rate:.1%})")
+             f"({error_rate.rate:.1%}, max {thresholds.error_rate:.1%})" + ("" if ok_rate else
+             f": `goldgate metrics {staging_stack}{on}` and each job's error say why; when the cause was not the image "
+             "(jobs a host restart left, recovered failed \"RunPod has no record of job ...\"), a deploy of the same "
+             f"image opens a new window: `goldgate deploy {staging_stack}{on} --image "
+             f"{staging_image or '<the image it runs>'}`, then `goldgate golden {staging_stack}{on}`"))
     return GateDecision(tuple(conds), staging_image if same and redeployed_by is None else None)
 
 
