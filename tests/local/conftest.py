@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from processes import kill_everything_naming
 from stackfiles import stacks_file
+from stuck_support import own_home
 
 from goldgate.local.platform import LocalPlatform
 
@@ -35,9 +35,5 @@ def own_platform(tmp_path: Path) -> Iterator[LocalPlatform]:
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[Path]:
     """A state home of the test's own; every process that names it (hosts, workers) is gone afterwards."""
-    home = tmp_path / "home"
-    home.mkdir()
-    try:
-        yield home
-    finally:
-        kill_everything_naming(str(home))
+    with own_home(tmp_path) as made:
+        yield made

@@ -10,13 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "local"))
 
 from ci_policy import needs
-from processes import kill_everything_naming
 from stackfiles import stacks_file
 
 from goldgate.commands.local import WORKER_SOURCE
@@ -28,16 +25,6 @@ from service.jobs import iso_ms
 pytestmark = needs(Path("/proc/self").is_dir(), "/proc (the tests find processes through it)")
 
 UNSENT = "d" * 32
-
-
-@pytest.fixture
-def home(tmp_path: Path):
-    home = tmp_path / "home"
-    home.mkdir()
-    try:
-        yield home
-    finally:
-        kill_everything_naming(str(home))
 
 
 def test_up_names_jobs_left_with_no_runpod_id_when_they_are_all_there_is(home):
