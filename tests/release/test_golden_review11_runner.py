@@ -124,7 +124,9 @@ def test_updating_a_reference_that_is_a_link_replaces_the_link_not_the_file_it_p
     ref.unlink()
     ref.symlink_to(elsewhere)
     with standin_api() as api:
-        run(api, root, update=True)
+        run(api, root, update=True)   # what it points to is no image: left as it was unless named
+        assert ref.is_symlink() and elsewhere.read_text() == "keep me\n"
+        run(api, root, update=True, accept_changed=["square"])
     assert elsewhere.read_text() == "keep me\n"
     assert not ref.is_symlink() and ref.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
