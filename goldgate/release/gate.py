@@ -366,17 +366,21 @@ def _few(names: list[str]) -> str:
     return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
 
 
-def age_s(stamp: Any, now: datetime) -> float | None:
-    """Seconds from an ISO timestamp with a zone to `now` (negative: in the future); None for anything else."""
+def aware_time(stamp: Any) -> datetime | None:
+    """An ISO timestamp with a zone (a ledger entry's or a pin's) as a time; None for anything else."""
     if not isinstance(stamp, str):
         return None
     try:
         when = datetime.fromisoformat(stamp)
     except ValueError:
         return None
-    if when.tzinfo is None:
-        return None
-    return (now - when).total_seconds()
+    return when if when.tzinfo is not None else None
+
+
+def age_s(stamp: Any, now: datetime) -> float | None:
+    """Seconds from an ISO timestamp with a zone to `now` (negative: in the future); None for anything else."""
+    when = aware_time(stamp)
+    return None if when is None else (now - when).total_seconds()
 
 
 def _references_match(report: dict[str, Any], references: Mapping[str, str | None], stack: str,

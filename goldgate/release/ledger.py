@@ -40,6 +40,7 @@ import io
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Mapping
@@ -594,3 +595,64 @@ def _entry(line: Mapping[str, Any], authentic: bool) -> Entry:
     return Entry(seq=int(line["seq"]), ts=str(line["ts"]), kind=str(line["kind"]), fields=fields,
                  prev=str(line["prev"]), hash=str(line["hash"]), mac=mac if isinstance(mac, str) else None,
                  authentic=authentic)
+
+
+_TAIL_CHUNK = 1 << 20
+
+
+def _lines_from_end(fd: int, size: int) -> Iterator[bytes]:
+    """The lines of the open file `fd` (of `size` bytes), last first, read backwards a chunk at a time."""
+    end, rest = size, b""
+    while end > 0:
+        start = max(0, end - _TAIL_CHUNK)
+        lines = (os.pread(fd, end - start, start) + rest).split(b"\n")
+        end = start
+        rest = lines.pop(0) if start > 0 else b""
+        if len(rest) > _MAX_LINE:  # no entry of ours: skipped, not gathered whole into memory
+            rest = b""
+        yield from reversed(lines)
+
+
+def last_golden_run(home: Path, stack: str, image: str, *, passed: bool = False) -> dict[str, Any] | None:
+    """The release ledger's last golden run (full or smoke) of `image` on the local `stack`, as promote and rollback
+    find it (rollback._smoke_failed: an entry of another target, or one whose MAC does not verify under
+    GOLDGATE_LEDGER_KEY, is not it), or None. Read from the end of <home>/ledger.jsonl back to it: `status` reads it
+    each time, and a ledger of years is tens of MB, which promote and rollback read and verify whole; an edited line
+    (its hash no longer its own) is passed over here, and refused by them. None too when the ledger cannot be read:
+    `status` answers all the same."""
+    try:
+        key = key_from_env()
+        fd = os.open(home / "ledger.jsonl", os.O_RDONLY | os.O_NONBLOCK)  # a FIFO in its place must not hang status
+    except (OSError, StateError):
+        return None
+    kind, where = b'"kind":"golden"', b'"stack":' + json.dumps(stack).encode()
+    named = b'"image":' + json.dumps(image).encode()
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        for raw in _lines_from_end(fd, info.st_size):
+            if kind not in raw or where not in raw or named not in raw:  # canonical JSON: no other spelling
+                continue
+            try:
+                line = json.loads(raw)
+            except (ValueError, RecursionError):
+                continue
+            if not isinstance(line, dict) or line.get("kind") != "golden" or line.get("stack") != stack \
+                    or line.get("image") != image or line.get("target", "local") != "local":
+                continue
+            body = {k: v for k, v in line.items() if k not in ("hash", "mac")}
+            if line.get("hash") != entry_hash(body):
+                continue
+            mac = line.get("mac")
+            if key is not None and not (isinstance(mac, str) and hmac.compare_digest(  # as the ledger compares it
+                    mac.encode("utf-8", "surrogateescape"), entry_mac(key, body).encode())):
+                continue
+            if passed and line.get("passed") is not True:
+                continue
+            return line
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return None

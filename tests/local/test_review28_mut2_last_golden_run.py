@@ -1,5 +1,5 @@
 """`goldgate status prod`'s SMOKE FAILED line reads the ledger's last golden run of PROD's image from the ledger's end
-(goldgate.local.platform.last_golden_run): the edges of that read. The newest run is the one, even when the older
+(goldgate.release.ledger.last_golden_run): the edges of that read. The newest run is the one, even when the older
 one is in the same chunk of the file; a run that straddles two chunks is found whole; a cloud run of the same image
 (a ledger both targets append to) is no verdict on the local PROD; a line edited after it was written (its hash no
 longer its own) or, with GOLDGATE_LEDGER_KEY set, one that carries no valid MAC, is passed over as promote and
@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from goldgate.local import platform as local_platform
-from goldgate.local.platform import last_golden_run
 from goldgate.release import ledger as ledger_file
-from goldgate.release.ledger import Ledger
+from goldgate.release.ledger import Ledger, last_golden_run
 
 IMAGE = "local/worker@sha256:" + "a" * 64
 KEY = "k" * 40
@@ -53,7 +51,7 @@ def test_the_newest_run_is_the_one_even_in_the_same_chunk(home):
 
 
 def test_a_run_across_two_chunks_of_the_file_is_read_whole(home, monkeypatch):
-    monkeypatch.setattr(local_platform, "_LEDGER_CHUNK", 4096)
+    monkeypatch.setattr(ledger_file, "_TAIL_CHUNK", 4096)
     ledger = Ledger(home)
     seq = _golden(ledger, passed=False)
     start = (home / "ledger.jsonl").stat().st_size

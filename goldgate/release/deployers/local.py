@@ -15,7 +15,7 @@ from typing import Any
 from goldgate.errors import GoldgateError, StateError
 from goldgate.release.deployers.base import DeployResult, Progress, ServedPin, workers_kept
 from goldgate.release.error_rate import from_sqlite
-from goldgate.release.gate import ErrorRate
+from goldgate.release.gate import ErrorRate, aware_time
 from goldgate.release.golden import ApiAccess
 from goldgate.release.lock import StackLock
 from goldgate.release.verification import StackNotAsDeclared
@@ -50,7 +50,7 @@ class LocalDeployer:
             pin = StackDir(self.home, stack).read_pin()
         except (OSError, StateError):
             pin = None
-        return ServedPin(pinned, _when(pin.get("pinned_at") if isinstance(pin, dict) else None))
+        return ServedPin(pinned, aware_time(pin.get("pinned_at") if isinstance(pin, dict) else None))
 
     def deploy(self, stack: str, image: str, progress: Progress) -> DeployResult:
         self.platform.spec(stack)  # an unknown stack is refused by name before a lock file is made for it
@@ -86,7 +86,7 @@ class LocalDeployer:
                 latest = client.list_releases(endpoint_id).latest
         except (GoldgateError, OSError):   # RunPodError among them
             return None
-        made = None if latest is None else _when(latest.created_at)
+        made = None if latest is None else aware_time(latest.created_at)
         return latest.id if latest is not None and made is not None and made < started else None
 
     def spec(self, stack: str) -> StackSpec:
@@ -162,15 +162,6 @@ def _shown(path: Path) -> str:
     return where.relative_to(REPO_ROOT).as_posix() if where.is_relative_to(REPO_ROOT) else str(path)
 
 
-def _when(value: Any) -> datetime | None:
-    """A pin file's `pinned_at` (RFC 3339, UTC) as a time; None when it has none or it is not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else None
 
 
 def _jsonable(value: Any) -> Any:
