@@ -123,11 +123,20 @@ class FakeRunPod:
 class Runtime:
     name = ""
     port = 0
+    proc: subprocess.Popen[bytes]
 
     def put_object(self, key: str, data: bytes, ctype: str) -> None: ...
     def lines_since(self, n: int) -> list[str]: ...
     def line_count(self) -> int: ...
-    def stop(self) -> None: ...
+
+    def stop(self) -> None:
+        """Stop the runtime's process: SIGTERM, then SIGKILL after 30 s."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 class Local(Runtime):
@@ -179,12 +188,7 @@ class Local(Runtime):
         return self._lines()[n:]
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        super().stop()
         self.moto.stop()
 
 
@@ -229,14 +233,6 @@ class Cloud(Runtime):
 
     def lines_since(self, n: int) -> list[str]:
         return self._admin("GET", f"/printed?from={n}")["printed"]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 # ------------------------------------------------------------------ raw HTTP
