@@ -7,8 +7,8 @@ end-to-end latency histogram; `goldgate metrics` adds the stack's `thresholds.er
 Failed and cancelled jobs are inside every percentile and `cost_per_job_usd` (a release that fails fast and cheap
 looks faster and cheaper): compare the error rates first; `cost_per_completed_job_usd` leaves them out.
 When asked (`by_workflow_version`: `goldgate metrics --by-workflow-version`), the same figures per workflow version
-(`by_workflow_version`, a second table in the text), with mean run and end-to-end times in place of percentiles (see
-service.metrics); without it the report reads nothing per version and costs what it did before versions.
+(`by_workflow_version`, a second table in the text and in the HTML), with mean run and end-to-end times in place of
+percentiles (see service.metrics); without it the report reads nothing per version and costs what it did before versions.
 The HTML page is self-contained (inline SVG and CSS, no scripts, no external assets).
 """
 
@@ -355,6 +355,21 @@ def _comparison_svg(groups: list[dict[str, Any]], colors: dict[Any, str]) -> str
     return "".join(parts)
 
 
+def _versions_html(report: dict[str, Any], limit: float | None) -> str:
+    """The workflow versions' table when the report has their group (asked for), as the text's second table: one
+    row per version, mean run and end-to-end times (no percentiles); "" without the group (the default report)."""
+    if "by_workflow_version" not in report:
+        return ""
+    versions = report["by_workflow_version"]
+    if not versions:
+        return "<h2>Workflow versions</h2>\n<p>No job in the report, so no workflow version.</p>\n"
+    head = "".join(f"<th>{_e(c)}</th>" for c in VERSION_COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{_e(r[c])}</td>" for c in VERSION_COLUMNS) + "</tr>"
+                   for r in (_version_row(g, limit) for g in versions))
+    return ("<h2>Workflow versions (in the order they first ran; mean times: no percentiles per version)</h2>\n"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n")
+
+
 def render_html(report: dict[str, Any]) -> str:
     groups = report["by_worker_image_tag"]
     charted = groups[-len(PALETTE):]  # groups are in first-seen order: these are the newest releases
@@ -373,6 +388,7 @@ def render_html(report: dict[str, Any]) -> str:
                                                       for g in groups]
     head = "".join(f"<th>{_e(c)}</th>" for c in COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{_e(r[c])}</td>" for c in COLUMNS) + "</tr>" for r in rows)
+    versions = _versions_html(report, limit)
     since = f" since {_e(report['since'])}" if report.get("since") else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -393,7 +409,7 @@ margin-right: 6px; vertical-align: middle; }}
 <p>{_e(summary(report))}. Failed and cancelled jobs are inside every percentile and cost/job: compare the error
 rates first; cost/ok job is over completed jobs only.</p>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-<h2>End-to-end latency histogram</h2><div>{legend}{grey}</div>
+{versions}<h2>End-to-end latency histogram</h2><div>{legend}{grey}</div>
 {_histogram_svg(report, series)}
 <h2>Latency percentiles by release ({which}, in the order they first ran)</h2><div>{legend}</div>
 {_comparison_svg(charted, colors)}
