@@ -7,11 +7,15 @@ data plane (`/v2/{endpoint}/run` ...), and the worker URLs the runpod SDK calls
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
+import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,6 +27,15 @@ from goldgate.local.runpod.openapi import component, schema_errors, spec
 from goldgate.local.serving import WokenOnShutdown
 
 MAX_BODY = 21 * 1024 * 1024
+# How long a client may take, as a front end bounds it (nginx: 60 s for a header block, 60 s between body reads):
+# a connection that begins no request within IDLE_TIMEOUT_S is closed; a request must arrive whole, header block and
+# body, within REQUEST_TIMEOUT_S of its first byte (a 408, and the connection closed); an answer the client has not
+# taken in full within WRITE_TIMEOUT_S is dropped with its connection. Without them a client that sent half a request,
+# or trickled it a byte at a time, held its connection and a server thread forever. A 20 MB body from a loopback
+# client takes well under a second. RunPod documents none of these.
+IDLE_TIMEOUT_S = 60.0
+REQUEST_TIMEOUT_S = 60.0
+WRITE_TIMEOUT_S = 60.0
 # The REST v2 collections (/v2/serverless, /v2/templates, ...): their errors are problem JSON, whether emulated or not.
 CONTROL_COLLECTIONS = frozenset(path.split("/")[2] for path in spec()["paths"])
 
@@ -167,9 +180,10 @@ class RunPodApp:
     def oversized(self, method: str, target: str, headers: dict[str, str], length: int) -> Reply:
         """A request whose body is over MAX_BODY, left unread. A worker's result that large is over every job's
         payload limit: it is refused as such, so its job fails as RunPod loses it, instead of running on until its
-        timeout. Anything else is a 413."""
+        timeout. Anything else is a 413 (from /run and /runsync, naming their limit)."""
         path = urlsplit(target).path.rstrip("/")
-        if method == "POST" and any(handler == self.job_done and pattern.fullmatch(path)
+        # /run and /runsync refuse it naming their own payload limit (10 MB, 20 MB), as they do a smaller one over it.
+        if method == "POST" and any(handler in (self.job_done, self.run, self.runsync) and pattern.fullmatch(path)
                                     for _, pattern, _, handler in self.routes):
             return self._dispatch(method, target, headers, b"", unread=length)
         return self.refuse(EmulatorError(413, "Payload Too Large",
@@ -284,7 +298,7 @@ class RunPodApp:
     # ---- data plane -----------------------------------------------------------------------------
 
     def run(self, req: Request) -> Reply:
-        job = self.backend.submit(req.params["eid"], req.json(), len(req.body))
+        job = self.backend.submit(req.params["eid"], req.json(), req.unread or len(req.body))
         with self.backend.lock:
             return Reply(200, responses.job_accepted(job))
 
@@ -295,7 +309,7 @@ class RunPodApp:
                 wait_s = min(300.0, max(1.0, int(req.query["wait"][0]) / 1000.0))
             except ValueError:
                 raise EmulatorError(400, "Bad Request", "wait must be an integer number of milliseconds") from None
-        job = self.backend.submit(req.params["eid"], req.json(), len(req.body), sync=True)
+        job = self.backend.submit(req.params["eid"], req.json(), req.unread or len(req.body), sync=True)
         job = self.backend.wait_terminal(req.params["eid"], job.id, wait_s)
         with self.backend.lock:
             return Reply(200, responses.job_status(job))
@@ -363,12 +377,87 @@ def is_control(path: str) -> bool:
     return len(parts) > 2 and parts[1] == "v2" and parts[2] in CONTROL_COLLECTIONS
 
 
+class _ClientReader(io.RawIOBase):
+    """A connection's reads, each under the time its request has left: IDLE_TIMEOUT_S for a request's first byte,
+    then REQUEST_TIMEOUT_S from that byte on (a socket timeout per read alone lets a trickle hold on forever)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+        self.deadline: float | None = None  # set by a request's first byte; None between requests
+        self.expired = False  # a read timed out with a request begun: it is owed a 408
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        begun = self.deadline is not None
+        left = self.deadline - time.monotonic() if self.deadline is not None else IDLE_TIMEOUT_S
+        try:
+            if left <= 0:
+                raise TimeoutError("the request did not arrive in time")
+            self._sock.settimeout(left)
+            n = self._sock.recv_into(buffer)
+        except TimeoutError:
+            self.expired = begun
+            raise
+        if n and not begun:
+            self.deadline = time.monotonic() + REQUEST_TIMEOUT_S
+        return n
+
+
 class _HTTPHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body are two writes: with Nagle on, the body of every answer on a kept-alive connection
     # (the SDK's job-done and ping, a client's status reads) waits for the client's delayed ACK, ~40 ms.
     disable_nagle_algorithm = True
     server: RunPodHTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self._reader = _ClientReader(self.connection)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self) -> None:
+        """One request, under the read deadlines; http.server closes a connection whose read timed out, silently:
+        a request that had begun is answered 408 first (one that never began, an idle connection, is not)."""
+        self._reader.deadline, self._reader.expired = None, False
+        # Nothing of the last request's: a 408 owed before this one's request line is in must not name that one.
+        self.command, self.path, self.request_version, self.requestline = "", "", "HTTP/1.1", ""
+        super().handle_one_request()
+        if self._reader.expired:
+            self._timed_out()
+
+    def _timed_out(self) -> None:
+        self._reader.expired = False
+        self.close_connection = True
+        try:
+            self._answer(self.server.app.refuse(EmulatorError(
+                408, "Request Timeout", f"the request did not arrive whole within {REQUEST_TIMEOUT_S:g} s of its "
+                                        "first byte: send the header block and the whole body at once"), self.path))
+        except OSError:  # the client is gone too, or takes no answer
+            pass
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What http.server refuses itself (a malformed request line, 414, 431, 505) in the emulator's wire
+        format, not its HTML page."""
+        self.close_connection = True
+        # A request line it could not parse leaves HTTP/0.9 set, whose answers have no status line or headers; a
+        # client that sent such a line speaks no HTTP/0.9 either, and is told why in an HTTP/1.1 answer.
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.1"
+        try:
+            title = HTTPStatus(code).phrase
+        except ValueError:
+            title = "Error"
+        self._answer(self.server.app.refuse(EmulatorError(int(code), title, message or title), self.path or "/"))
+
+    def __getattr__(self, name: str) -> Any:
+        # Every method reaches the route table (http.server answers the ones it has no do_ for with an HTML 501):
+        # a known path answers 405 with its Allow, an unknown one 404, in the JSON of its plane.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def _serve(self) -> None:
         lengths = {value.strip() for value in self.headers.get_all("Content-Length") or ()}
@@ -392,11 +481,18 @@ class _HTTPHandler(BaseHTTPRequestHandler):
             try:
                 reply = self._routed(length)
             except Exception as exc:  # noqa: BLE001 -- the emulator must answer, never drop the connection
+                if isinstance(exc, TimeoutError) and self._reader.expired:  # the body stopped coming
+                    self._timed_out()
+                    return
                 self.server.app.log.error("http.internal_error", path=urlsplit(self.path).path,
                                           error=f"{type(exc).__name__}: {exc}")
                 reply = self.server.app.refuse(EmulatorError(
                     500, "Internal Server Error", "internal emulator error; see the emulator log"), self.path)
+        self._answer(reply)
+
+    def _answer(self, reply: Reply) -> None:
         payload = b"" if reply.body is None or reply.status == 204 else json.dumps(reply.body).encode()
+        self.connection.settimeout(WRITE_TIMEOUT_S)
         self.send_response(reply.status)
         if self.close_connection:
             # Say so: a client that pools connections would otherwise send its next request into a closed one.
@@ -407,7 +503,7 @@ class _HTTPHandler(BaseHTTPRequestHandler):
         for k, v in reply.headers:
             self.send_header(k, v)
         self.end_headers()
-        if payload:
+        if payload and self.command != "HEAD":  # an answer to HEAD has no body, whatever its length says
             self.wfile.write(payload)
 
     def _routed(self, length: int) -> Reply:
@@ -418,7 +514,7 @@ class _HTTPHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         return self.server.app.handle(self.command, self.path, headers, body)
 
-    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
+    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = do_HEAD = do_OPTIONS = _serve
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # request lines could carry a webhook signature in a query; the app logs what matters
