@@ -88,6 +88,13 @@ _ZONE_RULE = "a Cloudflare zone id (32 lowercase hex digits, from the zone's Ove
 LOCATION_HINTS = ("wnam", "enam", "weur", "eeur", "apac", "oc")
 _DATA_CENTER_ID = re.compile(r"^[A-Z0-9]+(?:-[A-Z0-9]+)*$")
 _DATA_CENTER_RULE = "a RunPod data center id (upper-case letters, digits and hyphens, e.g. US-TX-3)"
+# A RunPod serverless GPU pool id, as GET /v2/catalog/gpus lists each GPU type's `pool` (ADA_24, AMPERE_80, ADA_48_PRO):
+# REST v2 places workers by pool. A GPU type id ("NVIDIA GeForce RTX 4090", what endpoint.cost_gpu_type names, and
+# what older RunPod APIs took) names no pool, and would reach RunPod only at `pulumi up`, after Cloudflare's resources.
+_GPU_POOL = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*$")
+_GPU_POOL_RULE = ("a RunPod GPU pool id (upper-case letters, digits and underscores, as GET /v2/catalog/gpus lists each "
+                  "GPU type's `pool`, e.g. ADA_24; a GPU type id, a card's name, names no pool: it belongs in "
+                  "endpoint.cost_gpu_type)")
 
 
 def is_digest_ref(image: str) -> bool:
@@ -720,7 +727,7 @@ def _endpoint(f: _Fields, stack: str) -> EndpointSpec:
         f.text("env", env[k], lambda _value, name=k: f"{name}: the value")  # may be a token: named, never quoted
     spec = EndpointSpec(
         name=f.str("name", default=f"goldgate-{stack}", pattern=_NAME),
-        gpu_pools=f.strs("gpu_pools", required=True),
+        gpu_pools=f.strs("gpu_pools", required=True, pattern=_GPU_POOL, rule=_GPU_POOL_RULE),
         cost_gpu_type=f.str("cost_gpu_type", default="NVIDIA GeForce RTX 4090"),
         gpu_count=f.num("gpu_count", 1, 1, 8, integer=True),
         workers_min=f.num("workers_min", 0, 0, 100, integer=True),
@@ -1080,14 +1087,25 @@ def load_pulumi(name: str, directory: Path = STACKS_DIR) -> StackSpec:
     return from_mapping(name, config["goldgate:spec"], "cloud", str(path))
 
 
-# The Pulumi config keys holding credentials (infra/program.py reads them as secrets); each belongs in the stack file
-# only as `secure: <ciphertext>`, as `pulumi config set --secret` writes it.
-SECRET_CONFIG_KEYS = ("runpodApiKey", "webhookSecret", "apiToken", "cloudflareApiToken", "registryUsername",
-                      "registryPassword", "webhookSecretPrevious")
-# The other keys of the namespace its readers take: the StackSpec, and the Pulumi program's plain settings
-# (infra/program.py, read_config). With SECRET_CONFIG_KEYS, every `goldgate:` key a stack file may hold; a test holds
-# the two lists to what the program reads (tests/infra/test_review28_inputfix_config_keys_read.py).
-SETTING_CONFIG_KEYS = ("spec", "cloudflareApiBase", "r2WritePermissionGroupId", "r2ReadPermissionGroupId")
+# Every `goldgate:` key of a stack file, named once: the Pulumi program (infra/program.py, read_config) reads each under
+# these names, and load_pulumi refuses any other. A test holds them to what the program reads
+# (tests/infra/test_review28_inputfix_config_keys_read.py).
+# The credentials every cloud stack sets, by the program's name for each; each belongs in the stack file only as
+# `secure: <ciphertext>`, as `pulumi config set --secret` writes it.
+STACK_SECRET_KEYS = {"runpod_api_key": "runpodApiKey", "webhook_secret": "webhookSecret", "api_token": "apiToken",
+                     "cloudflare_api_token": "cloudflareApiToken"}
+# Only with goldgate:spec.endpoint.manage_registry_credential: the private registry's login.
+REGISTRY_SECRET_KEYS = {"registry_username": "registryUsername", "registry_password": "registryPassword"}
+# Only while the webhook secret is rotated (docs/RUNBOOK.md): the one before it.
+PREVIOUS_WEBHOOK_SECRET_KEY = "webhookSecretPrevious"
+SECRET_CONFIG_KEYS = (*STACK_SECRET_KEYS.values(), *REGISTRY_SECRET_KEYS.values(), PREVIOUS_WEBHOOK_SECRET_KEY)
+# The other keys: the StackSpec, and the Pulumi program's plain settings.
+SPEC_CONFIG_KEY = "spec"
+CLOUDFLARE_API_BASE_CONFIG_KEY = "cloudflareApiBase"
+R2_WRITE_GROUP_CONFIG_KEY = "r2WritePermissionGroupId"
+R2_READ_GROUP_CONFIG_KEY = "r2ReadPermissionGroupId"
+SETTING_CONFIG_KEYS = (SPEC_CONFIG_KEY, CLOUDFLARE_API_BASE_CONFIG_KEY, R2_WRITE_GROUP_CONFIG_KEY,
+                       R2_READ_GROUP_CONFIG_KEY)
 CONFIG_KEYS = SETTING_CONFIG_KEYS + SECRET_CONFIG_KEYS
 CONFIG_NAMESPACE = "goldgate"  # Pulumi.yaml's project name: a key given without a namespace is in it too
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,80}")

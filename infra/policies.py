@@ -26,13 +26,13 @@ from pulumi_policy import (
 )
 
 from goldgate.errors import GoldgateError, SpecError
-from goldgate.spec import STACKS_DIR, StackSpec, is_digest_ref, load_pulumi, read_yaml
+from goldgate.spec import STACK_SECRET_KEYS, STACKS_DIR, StackSpec, is_digest_ref, load_pulumi, read_yaml
 from infra.names import StackNames
 
 RUNPOD_ENDPOINT_TYPE = "pulumi-python:dynamic/runpod:ServerlessEndpoint"
 D1_DATABASE_TYPE = "cloudflare:index/d1Database:D1Database"
 # The secrets no two stacks may share: the API's bearer token and the webhook signing key.
-PER_STACK_SECRETS = ("apiToken", "webhookSecret")
+PER_STACK_SECRETS = (STACK_SECRET_KEYS["api_token"], STACK_SECRET_KEYS["webhook_secret"])
 # Resource type -> the input holding its physical name (what Cloudflare / RunPod call it).
 PHYSICAL_NAME_INPUT = {
     RUNPOD_ENDPOINT_TYPE: "name",

@@ -18,6 +18,14 @@ import pulumi_cloudflare as cloudflare
 from goldgate.errors import SpecError
 from goldgate.migrations import MIGRATIONS_DIR
 from goldgate.spec import (
+    CLOUDFLARE_API_BASE_CONFIG_KEY,
+    CONFIG_NAMESPACE,
+    PREVIOUS_WEBHOOK_SECRET_KEY,
+    R2_READ_GROUP_CONFIG_KEY,
+    R2_WRITE_GROUP_CONFIG_KEY,
+    REGISTRY_SECRET_KEYS,
+    SPEC_CONFIG_KEY,
+    STACK_SECRET_KEYS,
     STACKS_DIR,
     StackSpec,
     checked_cloudflare_api_base,
@@ -40,20 +48,17 @@ from service.config import (
     previous_secret_problem,
 )
 
-CONFIG_NAMESPACE = "goldgate"
-SECRET_KEYS = {"runpod_api_key": "runpodApiKey", "webhook_secret": "webhookSecret", "api_token": "apiToken",
-               "cloudflare_api_token": "cloudflareApiToken"}
-# Only with goldgate:spec.endpoint.manage_registry_credential: the private registry's login.
-REGISTRY_SECRET_KEYS = {"registry_username": "registryUsername", "registry_password": "registryPassword"}
-# Only while the webhook secret is rotated (docs/RUNBOOK.md): the one before it, which the API Worker still accepts
-# for the webhooks of jobs in flight and the result URLs handed out. Unset (or blank): no binding at all.
-PREVIOUS_WEBHOOK_SECRET_KEY = "webhookSecretPrevious"
+# The config keys are goldgate.spec's (CONFIG_KEYS, which every stack file is held to): the four secrets every stack
+# sets, by StackSecrets field; the registry login (REGISTRY_SECRET_KEYS); and PREVIOUS_WEBHOOK_SECRET_KEY, set only
+# while the webhook secret is rotated (docs/RUNBOOK.md): the one before it, which the API Worker still accepts for the
+# webhooks of jobs in flight and the result URLs handed out. Unset (or blank): no binding at all.
+SECRET_KEYS = STACK_SECRET_KEYS
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
 _ZERO_DIGEST = "@sha256:" + "0" * 64
 # The API Worker refuses an API token or webhook secret shorter than SECRET_MIN_CHARS, or the two equal, at its
 # first request (service/config.py): refused here, before a deploy replaces a working Worker with one that answers
 # 500 to everything. Each by its service config key.
-API_SECRET_KEYS = {"api_token": "apiToken", "webhook_secret": "webhookSecret"}
+API_SECRET_KEYS = {field: SECRET_KEYS[field] for field in ("api_token", "webhook_secret")}
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,7 @@ class StackOutputs:
 def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
     """The running stack's spec, secrets and settings from `pulumi.Config('goldgate')`."""
     config = pulumi.Config(CONFIG_NAMESPACE)
-    spec = from_pulumi_config(stack, config.require_object("spec"))
+    spec = from_pulumi_config(stack, config.require_object(SPEC_CONFIG_KEY))
     missing = [key for key in SECRET_KEYS.values() if not (config.get(key) or "").strip()]
     if missing:
         raise SpecError(f"stack {stack}: secret(s) {', '.join(CONFIG_NAMESPACE + ':' + k for k in missing)} are not "
@@ -129,12 +134,12 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
     refuse_plain_secrets(stack, SECRET_KEYS.values())
     refuse_current_secrets(stack, config)
     previous = previous_webhook_secret(stack, config)
-    cloudflare_api_base = checked_cloudflare_api_base(config.get("cloudflareApiBase"), f"stack {stack}")
+    cloudflare_api_base = checked_cloudflare_api_base(config.get(CLOUDFLARE_API_BASE_CONFIG_KEY), f"stack {stack}")
     secrets = StackSecrets(**{field: config.require_secret(key) for field, key in SECRET_KEYS.items()},
                            **registry_secrets(stack, spec, config), webhook_secret_previous=previous)
     settings = ProgramSettings(
-        r2_write_permission_group_id=config.get("r2WritePermissionGroupId") or R2_BUCKET_ITEM_WRITE,
-        r2_read_permission_group_id=config.get("r2ReadPermissionGroupId") or R2_BUCKET_ITEM_READ,
+        r2_write_permission_group_id=config.get(R2_WRITE_GROUP_CONFIG_KEY) or R2_BUCKET_ITEM_WRITE,
+        r2_read_permission_group_id=config.get(R2_READ_GROUP_CONFIG_KEY) or R2_BUCKET_ITEM_READ,
         cloudflare_api_base=cloudflare_api_base, workflows_dir=image_workflows_dir(stack, spec.image))
     return spec, secrets, settings
 
@@ -142,7 +147,8 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
 def refuse_current_secrets(stack: str, config: pulumi.Config) -> None:
     """goldgate:apiToken and goldgate:webhookSecret, refused by their keys, never their values nor lengths, wherever
     the API Worker would refuse them at its first request (service/config.py's own rule)."""
-    problem = current_secrets_problem(config.get("apiToken") or "", config.get("webhookSecret") or "")
+    problem = current_secrets_problem(config.get(API_SECRET_KEYS["api_token"]) or "",
+                                      config.get(API_SECRET_KEYS["webhook_secret"]) or "")
     if problem is None:
         return
     keys, clause = problem
@@ -167,7 +173,8 @@ def previous_webhook_secret(stack: str, config: pulumi.Config) -> pulumi.Output[
     key = f"{CONFIG_NAMESPACE}:{PREVIOUS_WEBHOOK_SECRET_KEY}"
     refuse_plain_secrets(stack, [PREVIOUS_WEBHOOK_SECRET_KEY])
     out_of_rotation = f"or `pulumi config rm {key} --stack {stack}` if no rotation is under way"
-    problem = previous_secret_problem(value, config.get("webhookSecret") or "", config.get("apiToken") or "")
+    problem = previous_secret_problem(value, config.get(API_SECRET_KEYS["webhook_secret"]) or "",
+                                      config.get(API_SECRET_KEYS["api_token"]) or "")
     if problem == PREVIOUS_TOO_SHORT:  # never the value, nor its length
         raise SpecError(f"stack {stack}: {key} {problem}, which the API Worker refuses: it holds the webhook secret "
                         f"the stack used before ({CONFIG_NAMESPACE}:webhookSecret's old value), {out_of_rotation}")
