@@ -43,6 +43,12 @@ def _env_secret(name: str, what: str) -> str:
     return value
 
 
+def _on_cloud(args: argparse.Namespace) -> bool:
+    """A D1 command (dr-drill, prune, stuck) acting on the cloud: `--cloud`, or `--target cloud` (or GOLDGATE_TARGET)
+    as every other command names it."""
+    return bool(args.cloud) or args.target == "cloud"
+
+
 def _refuse_cloud_options(args: argparse.Namespace, options: tuple[str, ...], add: str) -> None:
     """Options only the cloud reads, given to a command acting on the local stack (--cloud or --target cloud
     forgotten): each was taken and ignored, and the local stack was drilled, checked or measured instead of the D1
@@ -59,13 +65,19 @@ def _refuse_cloud_options(args: argparse.Namespace, options: tuple[str, ...], ad
 def _render_drill(d: dict[str, Any]) -> str:
     verdict = "PASSED" if d["passed"] else "FAILED"
     lines = [f"{d['stack']}: DR drill ({d['target']}) {verdict}"]
+    # A DELETE or an UPDATE moves no newest write: the comparison with the backup before counts them
+    blind = ("; it sees no deleted or updated row: `since previous backup` counts them"
+             if d.get("changes_since_previous") else "")
     for key, label in (("backup_s", "backup time"), ("restore_s", "restore + verify time"),
                        ("rto_s", "RTO achieved"), ("rpo_s", "RPO achieved")):
         value = d.get(key)
         # RPO reads as data at risk; on a quiet database it is the idle time since the newest write the backup holds
-        said = "" if value is None or key != "rpo_s" else " (from the newest write the backup holds to the backup)"
+        said = ("" if value is None or key != "rpo_s"
+                else f" (from the newest write the backup holds to the backup{blind})")
         lines.append(f"  {label:<22} {'-' if value is None else f'{value:.2f} s'}{said}")
     lines.append(f"  {'last write covered':<22} {d.get('last_write_at') or '-'}")
+    if d.get("changes_since_previous"):
+        lines.append(f"  {'since previous backup':<22} {_render_changes(d['changes_since_previous'])}")
     backup = f"{d['backup']} ({d.get('backup_bytes') or 0} bytes)" if d.get("backup") else "- (none taken)"
     lines.append(f"  {'backup':<22} {backup}")
     rows = ", ".join(f"{t}={n}" for t, n in sorted((d.get("row_counts") or {}).items()))
@@ -79,14 +91,26 @@ def _render_drill(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _render_changes(changes: dict[str, Any]) -> str:
+    """The rows each table gained, lost and had changed since the backup before, compared row by row: what the RPO
+    figure (the age of the newest write) cannot see."""
+    parts = []
+    for table, c in sorted((changes.get("tables") or {}).items()):
+        if c["added"] or c["deleted"] or c["changed"]:
+            unstamped = f" ({c['unstamped']} with no *_at moved)" if c["unstamped"] else ""
+            parts.append(f"{table} +{c['added']} -{c['deleted']} ~{c['changed']}{unstamped}")
+    return f"{changes.get('previous')}: " + (", ".join(parts) or "no row added, deleted or changed")
+
+
 def cmd_dr_drill(args: argparse.Namespace) -> int:
     from goldgate.ops import dr
 
     platform = _platform(args)
-    if args.cloud:
+    if _on_cloud(args):
         result = _cloud_drill(args, platform.home)
     else:
-        _refuse_cloud_options(args, ("database_id", "account_id", "r2_endpoint", "bucket", "api_base"), "--cloud")
+        _refuse_cloud_options(args, ("database_id", "account_id", "r2_endpoint", "bucket", "api_base"),
+                              "--cloud (or --target cloud)")
         # The stack's own window: an operator who keeps a year of backups must not lose them to the default.
         retention = specs.load_local(args.stack, platform.stacks_file).storage.backup_retention_days
         path = platform.db_path(args.stack)
@@ -123,8 +147,8 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
                             f"goldgate:spec.cloud.cloudflare_account_id in stacks/Pulumi.{args.stack}.yaml or pass "
                             "--account-id")
     if not database_id:
-        raise GoldgateError("--database-id is required for --cloud (the D1 uuid: `pulumi stack output` or "
-                            "`wrangler d1 info`)")
+        raise GoldgateError("--database-id is required for the cloud (--cloud, --target cloud or "
+                            "GOLDGATE_TARGET=cloud): the D1 uuid (`pulumi stack output` or `wrangler d1 info`)")
     api = CloudflareApi(_env_secret("CLOUDFLARE_API_TOKEN", "an API token with D1 Edit"), api_base)
     # A bucket in a jurisdiction (storage.jurisdiction: eu, fedramp) answers only at its jurisdiction's own host.
     r2 = R2Admin(args.r2_endpoint or r2_endpoint(account, spec.storage.jurisdiction),
@@ -296,10 +320,11 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from goldgate.ops import retention
 
     platform = _platform(args)
-    if args.cloud:
+    if _on_cloud(args):
         report, database = _cloud_prune(args), args.database_id
     elif args.database_id or args.account_id:  # without --cloud the local stack's database would be pruned
-        raise GoldgateError("--database-id and --account-id name a D1 database: add --cloud to prune it")
+        raise GoldgateError("--database-id and --account-id name a D1 database: add --cloud (or --target cloud) to "
+                            "prune it")
     else:
         path = platform.require_migrated(args.stack)
         with (_pruning_held(platform.home, args.stack, f"`goldgate prune {args.stack}`", "nothing was pruned")
@@ -334,8 +359,8 @@ def _d1_target(args: argparse.Namespace, what: str, permission: str,
     # A path segment of the API: a pasted path or URL would address another resource.
     database_id = cloud_facts.checked_database_id(args.database_id)
     if not database_id:
-        raise GoldgateError("--database-id is required for --cloud (the D1 uuid: `pulumi stack output` or "
-                            "`wrangler d1 info`)")
+        raise GoldgateError("--database-id is required for the cloud (--cloud, --target cloud or "
+                            "GOLDGATE_TARGET=cloud): the D1 uuid (`pulumi stack output` or `wrangler d1 info`)")
     spec = specs.load_pulumi(args.stack)
     api_base = args.api_base or stack_cloudflare_api_base(args.stack, specs.STACKS_DIR)
     if check is not None:
@@ -373,10 +398,11 @@ def cmd_stuck(args: argparse.Namespace) -> int:
     from goldgate.ops import stuck
 
     platform = _platform(args)
-    if args.cloud:
+    if _on_cloud(args):
         report = _cloud_stuck(args)
     elif args.database_id or args.account_id:  # without --cloud the local stack's database would be listed
-        raise GoldgateError("--database-id and --account-id name a D1 database: add --cloud to list its stuck jobs")
+        raise GoldgateError("--database-id and --account-id name a D1 database: add --cloud (or --target cloud) to "
+                            "list its stuck jobs")
     else:
         spec = platform.spec(args.stack)  # an unknown stack is refused here, with the stacks this file has
         path = platform.require_migrated(args.stack)

@@ -116,8 +116,13 @@ def _add_cloud_flags(p: argparse.ArgumentParser, cloud_help: str) -> None:
 
 
 def add_d1_arguments(p: argparse.ArgumentParser, cloud_help: str) -> None:
-    """--cloud and how to reach the stack's D1 over Cloudflare's REST API (dr-drill and prune)."""
+    """--cloud (or --target cloud, as the other commands name it) and how to reach the stack's D1 over Cloudflare's
+    REST API (dr-drill, prune and stuck)."""
     p.add_argument("--cloud", action="store_true", help=cloud_help)
+    # The release commands' default too: GOLDGATE_TARGET=cloud makes every `--target` command act on the cloud.
+    p.add_argument("--target", type=_target, choices=TARGETS, default=os.environ.get("GOLDGATE_TARGET", "local"),
+                   help="local (default, or env GOLDGATE_TARGET): the local stack under --home; cloud: the same as "
+                        "--cloud")
     p.add_argument("--database-id", help="the D1 database uuid (cloud)")
     p.add_argument("--account-id", help="Cloudflare account id (default: the stack's Pulumi spec)")
     # Hidden, an override (tests point it at a stand-in): by default the stack file's goldgate:cloudflareApiBase.

@@ -203,7 +203,11 @@ def take_backup(source: Path, dest_dir: Path, stack: str,
             raise
     except sqlite3.Error as exc:
         partial.unlink(missing_ok=True)
-        raise BackupError(f"backing up {source} failed: {exc}") from None
+        # A damaged database: no backup of it can help, and the drill is not the way out. A backup from before is.
+        fix = (f": the stack's database is damaged; nothing was backed up. Restore {stack} from a backup taken "
+               f"before (`goldgate dr-restore {stack} --list`, docs/D1_DISASTER_RECOVERY.md, \"Local\")"
+               if unreadable_database(exc) else "")
+        raise BackupError(f"backing up {source} failed: {exc}{fix}") from None
     except BaseException:  # interrupted (Ctrl-C, the scheduler's stop): no copy the size of the database stays
         partial.unlink(missing_ok=True)
         raise

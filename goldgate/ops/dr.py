@@ -94,6 +94,9 @@ class DrillResult:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     database_id: str | None = None  # the D1 database a cloud drill exported
+    # A local drill: the rows added, deleted and changed since the backup before it, by primary key and content
+    # (_changes_since_previous); what the RPO figure, the age of the newest `*_at` value, cannot see.
+    changes_since_previous: dict[str, Any] | None = None
     format: str = DRILL_FORMAT
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,10 +181,13 @@ def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _
         outcome = restore_backup(backup, load_manifest(backup), scratch)
         result.update(restore_s=round(outcome.seconds, 3), rto_s=round(outcome.seconds, 3),
                       verified=_verified(manifest.fingerprint))
+        # Read before --discard-backup removes it: what changed since the backup before, row by row.
+        changes, changed = _changes_since_previous(backup, manifest, progress)
+        result["changes_since_previous"] = changes
         if not keep_backup:
             backup.unlink(missing_ok=True)
             backup.with_name(backup.name.replace(".sqlite", ".manifest.json")).unlink(missing_ok=True)
-        notes = _fewer_jobs_than_before(backup, manifest, progress)
+        notes = _fewer_jobs_than_before(backup, manifest, progress) + changed
         notes += _prune_old_backups(backup_dir, backup_retention_days, started, progress,
                                     _last_prune_at(home, stack))
         notes += _prune_old_records(home, stack, "local", backup_retention_days, started)
@@ -210,6 +216,90 @@ def _fewer_jobs_than_before(backup: Path, manifest: BackupManifest, progress: Pr
             "one (`goldgate dr-restore <stack> --list`)")
     progress(note)
     return [note]
+
+
+def _changes_since_previous(backup: Path, manifest: BackupManifest,
+                            progress: Progress) -> tuple[dict[str, Any] | None, list[str]]:
+    """The rows of each table added, deleted and changed since the backup before this one, compared row by row by
+    primary key and content, and a note when a job was deleted or a row changed with none of its `*_at` values moved.
+
+    The RPO figure is the age of the newest `*_at` value the backup holds: a DELETE leaves no such value, and an
+    UPDATE by hand moves none, so a backup of a damaged database reported a small RPO and the same row counts and
+    last write as the good one before it. A table whose checksum equals the earlier manifest's is not read again."""
+    earlier = [path for path in backup_files(backup.parent) if path.name < backup.name]
+    if not earlier:
+        return None, []
+    previous = earlier[-1]
+    try:
+        before = load_manifest(previous).fingerprint.checksums
+    except BackupRefused as exc:
+        return None, [f"this backup was not compared with the one before it ({previous.name}): {exc}"]
+    try:
+        tables_changed = _compare_backups(previous, backup, before, manifest.fingerprint.checksums)
+    except (sqlite3.Error, OSError) as exc:
+        why = f"this backup was not compared with the one before it ({previous.name}): it could not be read ({exc})"
+        return None, [why]
+    changes = {"previous": previous.name, "tables": tables_changed}
+    jobs = tables_changed.get("jobs", {})
+    deleted, unstamped = jobs.get("deleted", 0), jobs.get("unstamped", 0)
+    if not (deleted or unstamped):
+        return changes, []
+    what = []
+    if deleted:
+        what.append(f"{deleted} job(s) deleted")
+    if unstamped:
+        what.append(f"{unstamped} job(s) changed with none of their *_at values moved (the service moves "
+                    "updated_at with every change it makes: an UPDATE by hand?)")
+    pruned = " (a `goldgate prune` deletes finished jobs too)" if deleted else ""
+    note = (f"since the backup before this one ({previous.name}): {' and '.join(what)}, which the RPO figure cannot "
+            f"see{pruned}. To undo a mistake, restore that backup or an earlier one, not this one "
+            "(`goldgate dr-restore <stack> --list`)")
+    progress(note)
+    return changes, [note]
+
+
+def _compare_backups(earlier: Path, later: Path, earlier_sums: dict[str, str],
+                     later_sums: dict[str, str]) -> dict[str, dict[str, int]]:
+    """{table: {added, deleted, changed, unstamped}} from `earlier` to `later`, for each table both hold with the
+    same primary key; `unstamped` counts the changed rows none of whose `*_at` values moved. Only the columns both
+    hold are compared (a migration between them adds columns, which are no change to a row)."""
+    def uri(path: Path) -> str:
+        return "file:" + quote(str(path.resolve())) + "?immutable=1"
+
+    def ident(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    out: dict[str, dict[str, int]] = {}
+    conn = sqlite3.connect(uri(later), uri=True)
+    try:
+        conn.execute("ATTACH DATABASE ? AS earlier", (uri(earlier),))
+        for table in sorted(set(earlier_sums) & set(later_sums)):
+            if earlier_sums[table] == later_sums[table]:
+                out[table] = {"added": 0, "deleted": 0, "changed": 0, "unstamped": 0}
+                continue
+            t = ident(table)
+            new_info = conn.execute(f"PRAGMA main.table_info({t})").fetchall()
+            old_info = conn.execute(f"PRAGMA earlier.table_info({t})").fetchall()
+            pk = [row[1] for row in sorted((row for row in new_info if row[5]), key=lambda row: row[5])]
+            old_pk = [row[1] for row in sorted((row for row in old_info if row[5]), key=lambda row: row[5])]
+            if not pk or pk != old_pk:  # no key to match rows by: its checksum says it changed, no more
+                continue
+            old_columns = {row[1] for row in old_info}
+            common = [row[1] for row in new_info if row[1] in old_columns and row[1] not in pk]
+            same = " AND ".join(f"l.{ident(c)} = e.{ident(c)}" for c in pk)
+            lacks = "SELECT count(*) FROM {0}.{1} AS l WHERE NOT EXISTS (SELECT 1 FROM {2}.{1} AS e WHERE {3})"
+            added = conn.execute(lacks.format("main", t, "earlier", same)).fetchone()[0]
+            deleted = conn.execute(lacks.format("earlier", t, "main", same)).fetchone()[0]
+            differ = " OR ".join(f"l.{ident(c)} IS NOT e.{ident(c)}" for c in common) or "0"
+            stamps = " AND ".join(f"l.{ident(c)} IS e.{ident(c)}" for c in common if c.endswith("_at")) or "1"
+            changed, unstamped = conn.execute(
+                f"SELECT count(*), total(CASE WHEN {stamps} THEN 1 ELSE 0 END) FROM main.{t} AS l "
+                f"JOIN earlier.{t} AS e ON {same} WHERE {differ}").fetchone()
+            out[table] = {"added": int(added), "deleted": int(deleted), "changed": int(changed),
+                          "unstamped": int(unstamped)}
+    finally:
+        conn.close()
+    return out
 
 
 def _last_prune_at(home: Path, stack: str) -> datetime | None:
