@@ -2,7 +2,8 @@
 
 It polls /history rather than holding a websocket: one job at a time per worker makes polling
 cheap, and it needs nothing beyond the stdlib. A poll that fails in passing is retried until the job's
-bound; a wait that ends any other way withdraws the prompt, so no render outlives its job.
+bound; a wait that ends any other way withdraws the prompt, so no render outlives its job. While no entry
+comes, /queue is read now and then: a prompt in neither is lost (ComfyUI restarted), and the wait ends at once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ REQUEST_TIMEOUT_S = 30.0
 MIN_POLL_TIMEOUT_S = 1.0  # a poll at the job's bound still gets this long to answer
 MAX_POLL_BACKOFF_S = 2.0  # the longest pause between retries of a failing /history poll
 WITHDRAW_TIMEOUT_S = 5.0  # per request: a withdrawal must not keep a failed job from returning
+LOST_CHECK_INTERVAL_S = 1.0  # how often a wait asks ComfyUI's queue whether it still holds the prompt
 MAX_IMAGE_BYTES = 200 * 1024 * 1024
 # What loading a model file that is not the model raises in ComfyUI: safetensors on a Git LFS pointer or a web page
 # saved in its place (HeaderTooLarge), or on a cut-short download (MetadataIncompleteBuffer); torch.load on the same
@@ -70,6 +72,11 @@ class ComfyStuck(ComfyError):
     """A prompt the worker gave up on (its wait failed or ran out, or its POST /prompt answer was lost) still runs
     after its withdrawal: a node that does not stop holds this ComfyUI, and every later job would wait behind it.
     The worker asks to be replaced."""
+
+
+class ComfyLost(ComfyError):
+    """ComfyUI no longer knows a prompt it accepted: neither queued, running nor in its history (it restarted and
+    lost its queue, or another client deleted the prompt). Its history will never show it: the wait ends at once."""
 
 
 class ComfyCancelled(ComfyError):
@@ -258,14 +265,20 @@ class ComfyClient:
         deadline = time.monotonic() + timeout_s
         path = "/history/" + urllib.parse.quote(prompt_id, safe="")
         failures, last_failure = 0, ""
+        next_lost_check = time.monotonic()
         while True:
             try:
                 entry = self._poll_history(prompt_id, path, max(MIN_POLL_TIMEOUT_S, deadline - time.monotonic()))
                 failures = 0
             except _PollFailed as exc:
                 entry, failures, last_failure = None, failures + 1, str(exc)
-            if entry is not None:
+            if entry is not None and self._finished(entry):
                 return entry
+            if entry is None and not failures and time.monotonic() >= next_lost_check:
+                next_lost_check = time.monotonic() + LOST_CHECK_INTERVAL_S
+                entry = self._unless_lost(prompt_id, path, deadline)
+                if entry is not None:
+                    return entry
             left = deadline - time.monotonic()
             if left <= 0:
                 failing = (f"; its last {failures} /history polls failed (last: {last_failure})" if failures
@@ -279,9 +292,26 @@ class ComfyClient:
             except ComfyCancelled as exc:
                 raise ComfyCancelled(f"{exc}; the prompt was withdrawn from ComfyUI") from None
 
+    def _unless_lost(self, prompt_id: str, path: str, deadline: float) -> dict[str, Any] | None:
+        """Raises ComfyLost when ComfyUI's queue does not list the prompt and its history still has no entry for it;
+        the finished entry when the prompt finished meanwhile, None while it may still come (listed, or no answer)."""
+        if self._in_queue(prompt_id) is not False:
+            return None
+        # ComfyUI takes a prompt out of its queue and writes its history entry in one step (under one lock): a prompt
+        # that left the queue since the last poll has its entry now, unless ComfyUI lost it.
+        try:
+            entry = self._poll_history(prompt_id, path, max(MIN_POLL_TIMEOUT_S, deadline - time.monotonic()))
+        except _PollFailed:
+            return None
+        if entry is not None:
+            return entry if self._finished(entry) else None
+        raise ComfyLost(f"ComfyUI lost prompt {prompt_id}: it is neither queued, running nor in its history (ComfyUI "
+                        f"restarted and lost its queue, or another client of it deleted the prompt or cleared its "
+                        f"history); nothing was saved for this job: resubmit it")
+
     def _poll_history(self, prompt_id: str, path: str, timeout_s: float) -> dict[str, Any] | None:
-        """The prompt's history entry once it has finished, None while it has not; _PollFailed when the
-        poll got no usable answer in a way that may pass, ComfyError when the answer will not get better."""
+        """The prompt's history entry (finished or not: _finished tells), None while there is none; _PollFailed when
+        the poll got no usable answer in a way that may pass, ComfyError when the answer will not get better."""
         try:
             status, raw = self._request("GET", path, timeout_s=timeout_s)
         except ComfyDown as exc:
@@ -304,7 +334,7 @@ class ComfyClient:
             raise ComfyError(f"ComfyUI GET {path} answered HTTP 200 with a JSON {type(body).__name__}, not a "
                              f"JSON object; the prompt was withdrawn from ComfyUI")
         entry = body.get(prompt_id)
-        return entry if isinstance(entry, dict) and self._finished(entry) else None
+        return entry if isinstance(entry, dict) else None
 
     @staticmethod
     def _finished(entry: dict[str, Any]) -> bool:
@@ -358,22 +388,23 @@ class ComfyClient:
         # ComfyUI stops an interrupted render at its next step, not at once: wait (bounded) until its queue
         # no longer holds the prompt, so the worker's next job does not start behind it.
         deadline = time.monotonic() + WITHDRAW_TIMEOUT_S
-        while self._queued(prompt_id):
+        while self._in_queue(prompt_id) is True:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(min(0.05, self.poll_interval_s))
         return True
 
-    def _queued(self, prompt_id: str) -> bool:
-        """Whether ComfyUI's GET /queue still lists the prompt as running or pending (False when it cannot say)."""
+    def _in_queue(self, prompt_id: str) -> bool | None:
+        """Whether ComfyUI's GET /queue lists the prompt as running or pending; None when it cannot say."""
         try:
             status, raw = self._request("GET", "/queue", timeout_s=WITHDRAW_TIMEOUT_S)
             queue = json.loads(raw) if status == 200 else None
         except (ComfyError, ValueError):
-            return False
-        if not isinstance(queue, dict):
-            return False
-        items = [*(queue.get("queue_running") or []), *(queue.get("queue_pending") or [])]
+            return None
+        if not isinstance(queue, dict) or not all(isinstance(queue.get(k), list)
+                                                   for k in ("queue_running", "queue_pending")):
+            return None  # not ComfyUI's answer: it always lists both
+        items = [*queue["queue_running"], *queue["queue_pending"]]
         return any(isinstance(item, list) and len(item) > 1 and item[1] == prompt_id for item in items)
 
     def fetch_image(self, image: OutputImage) -> bytes:

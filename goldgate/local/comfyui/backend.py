@@ -652,6 +652,15 @@ class ComfyBackend:
             Path(path).write_bytes(data)
         return {"name": filename, "subfolder": subfolder, "type": kind}
 
+    def annotated(self, filename: str, kind: str) -> tuple[str, str]:
+        """ComfyUI's folder_paths.annotated_filepath, as /view reads a file name: one ending in "[output]", "[input]"
+        or "[temp]" (how the front end names an output, or an input it uploaded: "x.png [output]") is the name before
+        it, in that directory whatever `kind` says; (filename, kind) as they are otherwise."""
+        for annotation in self.dirs:
+            if filename.endswith(f"[{annotation}]"):
+                return filename[:-len(annotation) - 3], annotation  # ComfyUI cuts the space before it too
+        return filename, kind
+
     def view(self, filename: str, subfolder: str = "", kind: str = "output") -> tuple[int, bytes | None]:
         """(HTTP status, bytes) as ComfyUI's /view answers: 400 for an empty, absolute or '..' file name or an
         unknown type, 403 for a subfolder outside the directory, 404 for a file that is not there."""

@@ -98,12 +98,11 @@ class _Handler(BaseHTTPRequestHandler):
                 fields[name] = (part.get_filename(), part.get_payload(decode=True) or b"")
         return fields
 
-    def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            raise ValueError(f"body larger than {MAX_BODY_BYTES} bytes")
-        raw = self.rfile.read(length) if length else b""
-        return json.loads(raw) if raw else {}
+    @staticmethod
+    def _json_of(raw: bytes) -> Any:
+        """The body as aiohttp's request.json() reads it: one that is not JSON (an empty one too) raises, and
+        ComfyUI's routes let that escape as their 500, except /interrupt, which takes it as no body."""
+        return json.loads(raw.decode())
 
     def _answer(self, serve: Any) -> None:
         try:
@@ -154,13 +153,15 @@ class _Handler(BaseHTTPRequestHandler):
         if len(parts) == 2 and parts[0] == "models" and parts[1] in FOLDERS:  # ComfyUI: an unknown folder is a 404
             return self._json(200, self.backend.models(parts[1]))
         if parts == ["view"]:
-            status, data = self.backend.view(query["filename"][0], query.get("subfolder", [""])[0],
-                                             query.get("type", ["output"])[0]) if "filename" in query else (404, None)
+            if "filename" not in query:
+                return self._send(404, b"", "application/octet-stream")
+            filename, kind = self.backend.annotated(query["filename"][0], query.get("type", ["output"])[0])
+            status, data = self.backend.view(filename, query.get("subfolder", [""])[0], kind)
             if data is None:
                 return self._send(status, b"", "application/octet-stream")
             # ComfyUI: the type the file's extension names, except a page, script or style sheet, which is sent as a
             # download (never shown by the browser); the file's name in Content-Disposition.
-            name = Path(query["filename"][0]).name
+            name = Path(filename).name
             kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
             # aiohttp writes header values as UTF-8 (http.server would refuse a name beyond latin-1) and refuses a
             # control character in one: such a name is served without the header.
@@ -175,11 +176,23 @@ class _Handler(BaseHTTPRequestHandler):
             path = path[1:]
         if path == ["upload", "image"]:
             return self._upload_image()
-        try:
-            body = self._body()
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            return self._json(400, {"error": {"type": "invalid_json", "message": "Request body is not valid JSON",
-                                              "details": "", "extra_info": {}}, "node_errors": {}})
+        if int(self.headers.get("Content-Length") or 0) > MAX_BODY_BYTES:
+            self.close_connection = True  # the body is left unread; aiohttp refuses a body over its client_max_size
+            return self._send(413, f"Maximum request body size {MAX_BODY_BYTES} exceeded".encode(),
+                              "text/plain; charset=utf-8")
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if path == ["interrupt"]:
+            # ComfyUI: a body that is not JSON is no body, which interrupts whatever runs (a "global interrupt").
+            try:
+                body = self._json_of(raw)
+            except json.JSONDecodeError:
+                body = {}
+            prompt_id = body.get("prompt_id")
+            self.backend.interrupt(str(prompt_id) if prompt_id else None)
+            return self._send(200, b"", "text/plain")
+        if path not in (["prompt"], ["queue"], ["history"]):
+            return self._send(404, b"404: Not Found", "text/plain; charset=utf-8")
+        body = self._json_of(raw)  # ComfyUI catches nothing here: a body that is not JSON is its 500
         if path == ["prompt"]:
             if not isinstance(body, dict) or "prompt" not in body:
                 return self._json(400, responses.no_prompt())
@@ -197,23 +210,21 @@ class _Handler(BaseHTTPRequestHandler):
             except PromptInvalid as exc:
                 return self._json(400, responses.prompt_rejected(exc))
             return self._json(200, responses.prompt_accepted(prompt_id, number, node_errors))
-        if path == ["queue"] and isinstance(body, dict):
-            if body.get("clear"):
+        # /queue and /history as ComfyUI's: `in` and [] on whatever JSON came (a list without the key does nothing;
+        # a number, or a list naming the key, raises: its 500).
+        queue = path == ["queue"]
+        if "clear" in body and body["clear"]:  # noqa: RUF019 - any JSON, not only an object (no .get)
+            if queue:
                 self.backend.clear_queue()
-            if isinstance(body.get("delete"), list):
-                self.backend.delete_queued([str(x) for x in body["delete"]])
-            return self._send(200, b"", "text/plain")
-        if path == ["interrupt"]:
-            prompt_id = body.get("prompt_id") if isinstance(body, dict) else None
-            self.backend.interrupt(str(prompt_id) if prompt_id else None)
-            return self._send(200, b"", "text/plain")
-        if path == ["history"] and isinstance(body, dict):
-            if body.get("clear"):
+            else:
                 self.backend.clear_history()
-            if isinstance(body.get("delete"), list):
-                self.backend.clear_history([str(x) for x in body["delete"]])
-            return self._send(200, b"", "text/plain")
-        return self._send(404, b"404: Not Found", "text/plain; charset=utf-8")
+        if "delete" in body:
+            delete = [str(x) for x in body["delete"]]
+            if queue:
+                self.backend.delete_queued(delete)
+            else:
+                self.backend.clear_history(delete)
+        return self._send(200, b"", "text/plain")
 
     def _websocket(self, client_id: str) -> None:
         """ComfyUI's /ws: the socket of `clientId` (a fresh sid without one) hears the queue status and the
