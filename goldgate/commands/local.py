@@ -56,14 +56,14 @@ def _no_serving_host(platform: LocalPlatform, stack: str) -> bool:
 def cmd_up(args: argparse.Namespace) -> int:
     platform = _platform(args)
     if args.stack != "all":
-        emit(args, ensure_up(platform, args.stack).to_dict(), _render_status)
+        emit(args, _with_verdicts(platform, ensure_up(platform, args.stack)), _render_status)
         return 0
     # Every stack the stacks file names, as `down all` stops them: one that cannot start is named with the reason
     # (as `status` names it), and the others are still brought up.
     data: list[dict[str, Any]] = []
     for stack in specs.local_stack_names(platform.stacks_file):
         try:
-            data.append(ensure_up(platform, stack).to_dict())
+            data.append(_with_verdicts(platform, ensure_up(platform, stack)))
         except GoldgateError as exc:
             data.append({"stack": stack, "running": None, "state": "not up", "error": str(exc)})
     emit(args, data, _render_status)
@@ -172,6 +172,8 @@ def _render_status(data: Any) -> str:
             lines.append(f"  {'DATABASE':<22} {s['database_lost']}")
         if s.get("smoke_failed"):
             lines.append(f"  {'SMOKE FAILED':<22} {s['smoke_failed']}")
+        if s.get("unverified"):
+            lines.append(f"  {'UNVERIFIED':<22} {s['unverified']}")
         if s.get("pin_not_served"):
             lines.append(f"  {'pin':<22} {s['pin_not_served']}")
         if s.get("code_changed"):
@@ -239,19 +241,42 @@ def cmd_status(args: argparse.Namespace) -> int:
     platform = _platform(args)
     _note_missing_home(platform)
     if args.stack:
-        emit(args, platform.status(args.stack).to_dict(), _render_status)
+        emit(args, _with_verdicts(platform, platform.status(args.stack)), _render_status)
         return 0
     # Every stack: one whose state cannot be read is named with the reason, and the others are still shown.
     data: list[dict[str, Any]] = []
     for stack in specs.local_stack_names(platform.stacks_file):
         try:
-            data.append(platform.status(stack).to_dict())
+            data.append(_with_verdicts(platform, platform.status(stack)))
         except GoldgateError as exc:  # its state, or its section of the stacks file edited since it started
             data.append({"stack": stack, "running": None, "error": str(exc)})
     data += [{"stack": stack, "running": True, "error": _left_running(platform, stack, pid)}
              for stack, pid in _hosts_off_file(platform).items()]
     emit(args, data, _render_status)
     return 1 if any("error" in s for s in data) else 0
+
+
+def _with_verdicts(platform: LocalPlatform, status: StackStatus) -> dict[str, Any]:
+    """A stack's status with `unverified`: for a PROD, why the release it serves (or, down, is pinned to) is none a
+    promotion or rollback verified there, when it is not one and no SMOKE FAILED line already says what is wrong with
+    it (pinned by hand, a ledger that lost its entries, a promotion cut short): else None."""
+    data = status.to_dict()
+    data["unverified"] = None
+    image = data.get("image")
+    if not isinstance(image, str) or data.get("smoke_failed") or data.get("error"):
+        return data
+    try:
+        if specs.load_local(status.stack, platform.stacks_file).role != "prod":
+            return data
+        staging = next((name for name in specs.local_stack_names(platform.stacks_file)
+                        if specs.load_local(name, platform.stacks_file).role == "staging"), "staging")
+    except GoldgateError:   # its section edited away since it started: `status` names that elsewhere
+        return data
+    from goldgate.release.history import unverified_on_prod  # only `status` of a PROD reads the ledger
+
+    data["unverified"] = unverified_on_prod(platform.home, status.stack, image,
+                                            "serves" if data.get("running") else "is pinned to", staging)
+    return data
 
 
 def _note_missing_home(platform: LocalPlatform) -> None:

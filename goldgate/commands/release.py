@@ -10,6 +10,7 @@ CI calls (.github/workflows/release.yml) against the cloud target.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shlex
 import stat
@@ -39,7 +40,7 @@ from goldgate.release.ledger import KEY_ENV, Ledger, detect_trigger
 from goldgate.release.lock import ReleaseLock
 from goldgate.release.main_pins import STACKS, check_prod_file, pins_onto_main, read_stack_file
 from goldgate.release.promote import PromotionOutcome, check_gate, previewed, promote
-from goldgate.release.report import latency_words
+from goldgate.release.report import latency_words, read_report
 from goldgate.release.rollback import host_code_note, prod_state_warning, rollback
 from goldgate.release.verification import GoldenPaths, GoldenRun, check_runs_as_declared, run_golden
 
@@ -425,10 +426,14 @@ def _promote(args: argparse.Namespace, out: _Printed) -> int:
         raise GoldgateError(f"--report {args.report} is a directory; name the golden report file in it, e.g. "
                             f"{report / 'latest.json'}")
     if args.check:
+        read_report(report)  # one that cannot be read is refused before the gate takes a lock (nothing written)
         # Judged on the ledger as the promotion will read it: after it closes any change left open (none written).
-        decision, _, _ = check_gate(deployer, previewed(deployer, ledger), report, expected_image=args.image,
-                                    cases_dir=paths.cases_dir, references_dir=paths.references_dir,
-                                    retry_rejected=args.retry_rejected)
+        # And refused as it would be while a golden run of STAGING writes the newest evidence (the local target).
+        hold = getattr(deployer, "gate_hold", None)
+        with hold("staging") if callable(hold) else contextlib.nullcontext():
+            decision, _, _ = check_gate(deployer, previewed(deployer, ledger), report, expected_image=args.image,
+                                        cases_dir=paths.cases_dir, references_dir=paths.references_dir,
+                                        retry_rejected=args.retry_rejected)
         out.emit(args, decision.to_dict(), lambda d: _render_promotion({"gate": d, "message": (
             "gate would pass" if d["passed"] else "gate would refuse")}))
         return 0 if decision.passed else 1

@@ -102,9 +102,20 @@ def git_commit(repo: Path = REPO_ROOT) -> str:
     """The checked-out commit (full sha); `GITHUB_SHA`-free so it is the same in CI and locally."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
-                             timeout=30, check=True)
+                             timeout=30, check=False)
+    except FileNotFoundError:
+        raise BuildFailed(f"cannot read the git commit of {repo}: git is not installed (no `git` on PATH); "
+                          "install git (or put it on PATH)") from None
     except (OSError, subprocess.SubprocessError) as exc:
         raise BuildFailed(f"cannot read the git commit of {repo} ({exc}); build from a git checkout") from None
+    if out.returncode != 0:
+        from goldgate.release.cases import git_said, git_way_out  # only a build that fails here reads them
+
+        # "build from a git checkout" sent the owner of a checkout git refuses (another user's: "detected dubious
+        # ownership") looking for one: git's own words, and its way out.
+        said = git_said(out.stderr.encode(), out.returncode)
+        way = "build from a git checkout" if "not a git repository" in said else git_way_out(said, repo, repo)
+        raise BuildFailed(f"cannot read the git commit of {repo} ({said}); {way}")
     return out.stdout.strip()
 
 

@@ -178,10 +178,18 @@ def select_cases(cases: list[GoldenCase], ids: Iterable[str], where: str, smoke:
 GIT_STATUS_S = 30.0
 
 
+class GitUnreadable(GoldgateError):
+    """The reference images are in a git checkout, but git would not say what it holds of them: git refused the
+    repository (another user owns it: "detected dubious ownership"), is not installed, or failed. The message names
+    why and the way out; nothing is then known of commits, so "committed" must not be said."""
+
+
 def uncommitted_references(directory: Path, names: Iterable[str]) -> dict[str, str] | None:
     """Which of the reference files `names` in `directory` git does not hold as committed: name -> how git sees it
     (untracked, modified); {} when HEAD holds every one as it is; None when `directory` is in no git checkout (an
-    unpacked tarball), or git cannot say (not installed, a repository it refuses): nothing is then known of commits.
+    unpacked tarball: no `.git` above it, and git, where installed, finds no repository). A GitUnreadable when it
+    is in one and git cannot say (git not installed, a repository it refuses as another user's, a git that fails):
+    "nothing known" there is no pass, as CI's checkout may hold other files than this one.
     Read from git's objects alone (`ls-tree HEAD`, `hash-object --no-filters`), never by `git status`: a status
     runs what the repository's config names (core.fsmonitor, a .gitattributes clean filter), and --references-dir
     may be in any repository."""
@@ -189,22 +197,39 @@ def uncommitted_references(directory: Path, names: Iterable[str]) -> dict[str, s
     if not wanted or not directory.is_dir():
         return None if not wanted else {}
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+    refused: list[str] = []
 
     def git(*args: str) -> bytes | None:
         try:
             proc = subprocess.run(["git", "-C", str(directory), *args], capture_output=True, timeout=GIT_STATUS_S,
                                   check=False, stdin=subprocess.DEVNULL, env=env)
-        except (OSError, subprocess.SubprocessError):
+        except FileNotFoundError:
+            refused.append("git is not installed (no `git` on PATH)")
             return None
-        return proc.stdout if proc.returncode == 0 else None
+        except subprocess.TimeoutExpired:
+            refused.append(f"`git {args[0]}` did not answer within {GIT_STATUS_S:g} s")
+            return None
+        except (OSError, subprocess.SubprocessError) as exc:
+            refused.append(f"git could not be run ({type(exc).__name__}: {str(exc)[:200]})")
+            return None
+        if proc.returncode != 0:
+            refused.append(git_said(proc.stderr, proc.returncode))
+            return None
+        return proc.stdout
 
     if git("rev-parse", "--is-inside-work-tree") is None:
-        return None
+        checkout = _git_checkout_above(directory)
+        if checkout is None and "GIT_DIR" not in os.environ and refused and (
+                "not a git repository" in refused[0] or "not installed" in refused[0]):
+            return None   # no checkout: no .git above it, and git (where installed) found no repository either
+        raise GitUnreadable(_unreadable(directory, checkout, refused[0] if refused else "git failed"))
     present = [name for name in wanted if (directory / name).is_file()]
     listed = git("ls-tree", "-z", "HEAD", "--", *present) or b""   # none: no commit yet, so nothing is committed
+    refused.clear()
     hashed = git("hash-object", "--no-filters", "--", *present) if present else b""
     if hashed is None:
-        return None
+        raise GitUnreadable(_unreadable(directory, _git_checkout_above(directory),
+                                        refused[0] if refused else "git failed"))
     committed = {}
     for record in listed.split(b"\0"):
         head, _, path = record.partition(b"\t")
@@ -217,6 +242,40 @@ def uncommitted_references(directory: Path, names: Iterable[str]) -> dict[str, s
         elif committed[name] != blob:
             found[name] = "modified"
     return found
+
+
+def _git_checkout_above(directory: Path) -> Path | None:
+    """The nearest directory at or above `directory` holding a `.git` (a directory, or a worktree's file): where git
+    would find a repository, whether or not git can be run."""
+    for place in (directory.resolve(), *directory.resolve().parents):
+        if os.path.lexists(place / ".git"):
+            return place
+    return None
+
+
+def git_said(stderr: bytes, code: int) -> str:
+    """git's own refusal on one line: its first `fatal:`/`error:` line, else its first line, else its exit code."""
+    lines = [" ".join(line.split()) for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    said = next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[0] if lines else "")
+    return f"git said: {said[:300]}" if said else f"git exited {code}"
+
+
+def git_way_out(why: str, repo: Path, directory: Path) -> str:
+    """What to do when git would not read the repository at `repo` (`why`, as `git_said` words it), run in
+    `directory`: git's own way out for a repository another user owns, else what to fix."""
+    if "dubious ownership" in why:
+        return (f"run goldgate as the user who owns {repo}, or, if you trust that repository, "
+                f"`git config --global --add safe.directory {repo}` (git's own way out)")
+    if "not installed" in why:
+        return "install git (or put it on PATH)"
+    return f"`git -C {directory} status` shows what git makes of it: fix that"
+
+
+def _unreadable(directory: Path, checkout: Path | None, why: str) -> str:
+    """Why git cannot say what the checkout holds of the references in `directory`, and the way out."""
+    repo = checkout or directory
+    return (f"cannot tell whether the reference images in {directory} are committed: they are in a git checkout "
+            f"({repo}) and {why}; {git_way_out(why, repo, directory)}")
 
 
 _GIT_STATES = {"??": "untracked", "!!": "untracked and ignored by .gitignore", " M": "modified",

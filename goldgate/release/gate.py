@@ -19,6 +19,7 @@ from goldgate.errors import GoldgateError
 from goldgate.release.cases import (
     REFERENCES_DIR,
     REPO_ROOT,
+    GitUnreadable,
     references_for,
     shown_dir,
     uncommitted_references,
@@ -115,7 +116,8 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     they were read from, as the advice names it (by default, that of the report's target: references/<target>).
     In a git checkout, each must also be committed as it is (`references_git`, one `git status` over them: a file
     untracked or modified there passes this checkout's gate and is not what CI's checkout holds); outside git (an
-    unpacked tarball) they are named as the checkout's files.
+    unpacked tarball) they are named as the checkout's files; in a checkout git will not read (another user's, which git
+    refuses; no git installed), the condition fails, naming why and the way out.
     A full report that records the workflows its stack served (`workflows`) must have run a case of each
     (`report_workflows_covered`): a workflow no case runs would reach PROD untested. `ledger_keyed` says a ledger key is
     in use; `recorded_problem` is then why `recorded` cannot be trusted (no MAC, or one that does not verify), None
@@ -406,7 +408,10 @@ def _references_match(report: dict[str, Any], references: Mapping[str, str | Non
         if references_dir is None or references_git is None:   # not told where they were read from
             return True, f"the report compared with the {len(references)} reference images of this checkout"
         held = references_dir
-        states = references_git(Path(held) if Path(held).is_absolute() else REPO_ROOT / held, list(references))
+        try:
+            states = references_git(Path(held) if Path(held).is_absolute() else REPO_ROOT / held, list(references))
+        except GitUnreadable as exc:   # in a checkout git will not read: "not known" is no pass
+            return False, f"{exc}, then run `goldgate promote` again (the golden report stands)"
         if states is None:
             return True, f"the report compared with the {len(references)} reference images in the checkout ({held})"
         if not states:

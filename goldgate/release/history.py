@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from goldgate.errors import GoldgateError
-from goldgate.release.ledger import Entry
+from goldgate.release.ledger import Entry, last_golden_run, last_prod_change
+from goldgate.release.lock import describe_holder, release_lock_holder
 
 VERIFIED_OUTCOMES = ("promoted", "rolled_back")
 _LOCAL_IMAGE = "local/"   # the local image store's references (goldgate.local.image_store.REF_PREFIX)
@@ -214,3 +217,64 @@ def interrupted(entries: list[Entry], stack: str = "prod") -> list[Interrupted]:
             for e in entries
             if e.kind in ("promotion", "rollback") and e.get("phase") == "intent" and e.authentic
             and e.get("stack", "prod") == stack and e.seq not in finished]
+
+
+def unverified_on_prod(home: Path, stack: str, image: str, verb: str, staging: str = "staging") -> str | None:
+    """Why `image`, which the local PROD `stack` serves or is pinned to (`verb`: "serves", "is pinned to"), is no
+    release verified there, with the ways out, in a sentence for `goldgate status`; None when a promotion or rollback
+    recorded its smoke cases passing there with it. A release PROD took without that (a pin.json edited by hand, a
+    ledger that lost its entries, a promotion cut short before its smoke run judged it) is one no golden run may have
+    passed anywhere, and nothing else says so. Read from the ledger's end (`last_prod_change`): `status` runs often."""
+    said = f"{stack} {verb} {image}"
+    try:
+        if last_prod_change(home, stack, verifying=image) is not None:
+            return None
+        last = last_prod_change(home, stack)
+        newest = last_prod_change(home, stack, verifying="")
+        before = last.get("before") if last is not None else None
+        if isinstance(before, str) and last_prod_change(home, stack, verifying=before) is None:
+            before = None   # not a verified release: `rollback` goes to the newest one instead
+    except (OSError, GoldgateError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return (f"{said}, and the release ledger ({Path(home) / 'ledger.jsonl'}) cannot be read ({why[:200]}): "
+                f"nothing shows that a golden run passed for it and its smoke cases passed on {stack}")
+    back = (f"`goldgate rollback` puts back the last verified release ({newest.get('prod_image')}, ledger "
+            f"#{newest.get('seq')}; `goldgate history`)" if newest is not None else None)
+    if last is not None and last.get("kind") == "promotion" and last.get("image") == image and (
+            last.get("phase") == "intent" or last.get("outcome") == "interrupted"):
+        holder = release_lock_holder(home) if last.get("phase") == "intent" else None
+        if holder is not None and str(holder.get("purpose")).startswith("rollback"):   # closing it, as it starts
+            return (f"{said}, which no smoke run judged there: its promotion (ledger #{last.get('seq')}) did not "
+                    f"finish, and a rollback is under way ({describe_holder(holder)}): `goldgate status {stack}` "
+                    "again once it ends")
+        if holder is not None and holder.get("kind") != "golden":
+            return (f"{said}, which no smoke run has judged there yet: its promotion (ledger #{last.get('seq')}) is "
+                    f"under way ({describe_holder(holder)}); its smoke run decides whether {stack} keeps it: "
+                    "`goldgate history` shows how it ended")
+        retry = " --retry-rejected" if last.get("retry_rejected") is True else ""
+        seq = last.get("intent_seq", last.get("seq"))
+        undo = (f"`goldgate rollback` puts back {before}" if before else back) if before or back else None
+        return (f"{said}, which no promotion verified there: its promotion (ledger #{seq}) did not "
+                f"finish{_smoke_since(home, stack, image, seq)}; `goldgate promote{retry}` tries it again (and smokes "
+                "it)" + (f", or {undo} (not a verdict on it)" if undo else
+                         f"; the ledger holds no verified release of {stack} to roll back to"))
+    if last is not None and last.get("image") == image and last.get("phase") == "outcome":
+        how = f"its {last.get('kind')} (ledger #{last.get('seq')}) ended {str(last.get('outcome')).replace('_', ' ')}"
+    else:
+        how = ("no promotion or rollback in the ledger put it there (it was pinned outside goldgate, its pin.json "
+               "edited by hand, or the ledger lost its entries)")
+    gate = (f"take it through the gate: `goldgate deploy {staging} --image {image}`, `goldgate golden {staging}`, "
+            f"then `goldgate promote --image {image}`")
+    return (f"{said}, which no promotion or rollback verified there: {how}, so nothing shows a golden run on "
+            f"{staging} passed for it, nor its smoke cases on {stack}; "
+            + (f"{back}, or {gate}" if back else f"the ledger holds no verified release of {stack} to roll back to: "
+                                                  f"{gate}"))
+
+
+def _smoke_since(home: Path, stack: str, image: str, intent_seq: Any) -> str:
+    """", though its smoke run passed (ledger #n)" when one did after the promotion's intent (#`intent_seq`): cut
+    short after it."""
+    run = last_golden_run(home, stack, image, passed=True)
+    seq = run.get("seq") if run is not None else None
+    after = isinstance(seq, int) and isinstance(intent_seq, int) and seq > intent_seq
+    return f", though its smoke run passed (ledger #{seq})" if after else " before a smoke run judged it"

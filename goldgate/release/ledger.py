@@ -43,7 +43,7 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -354,32 +354,39 @@ class Ledger:
                 continue
             where = f"{self.path}:{number}"
             if len(raw) > _MAX_LINE:
-                raise LedgerTampered(f"{where}: line is longer than {_MAX_LINE} bytes; the ledger has been altered")
+                raise _tampered(f"{where}: line is longer than {_MAX_LINE} bytes; the ledger has been altered")
             try:
                 # Undecodable bytes become text that is not a valid entry, so the line is named.
                 line = json.loads(raw.decode("utf-8", "surrogateescape"))
             except (ValueError, RecursionError):  # not JSON, absurd numbers or nesting
-                raise LedgerTampered(f"{where}: not valid JSON; the ledger has been altered or truncated "
-                                     "(restore it from a backup; never edit it by hand)") from None
+                raise _tampered(f"{where}: not valid JSON; the ledger has been altered or truncated") from None
             if not isinstance(line, dict) or "hash" not in line or not isinstance(line.get("ts"), str) \
                     or line.get("kind") not in KINDS:
-                raise LedgerTampered(f"{where}: not a ledger entry")
+                raise _tampered(f"{where}: not a ledger entry")
             odd = _odd_field(line)
             if odd:
-                raise LedgerTampered(f"{where}: {odd}; goldgate never writes such an entry: the ledger has been altered")
+                raise _tampered(f"{where}: {odd}; goldgate never writes such an entry: the ledger has been altered")
             body = {k: v for k, v in line.items() if k not in ("hash", "mac")}
             if line.get("prev") != prev:
-                raise LedgerTampered(f"{where}: `prev` does not match the entry before it; "
-                                     "an entry was removed, reordered or inserted")
+                raise _tampered(f"{where}: `prev` does not match the entry before it; "
+                                "an entry was removed, reordered or inserted")
             if entry_hash(body) != line["hash"]:
-                raise LedgerTampered(f"{where}: hash mismatch; entry {line.get('seq')} was edited")
+                raise _tampered(f"{where}: hash mismatch; entry {line.get('seq')} was edited")
             if line.get("seq") != seq + 1:
-                raise LedgerTampered(f"{where}: sequence {line.get('seq')} follows {seq}")
+                raise _tampered(f"{where}: sequence {line.get('seq')} follows {seq}")
             # Compared as bytes: compare_digest refuses str holding non-ASCII (a forged "mac" would be a traceback).
             entry = _entry(line, self._key is None or (isinstance(line.get("mac"), str) and hmac.compare_digest(
                 line["mac"].encode("utf-8", "surrogateescape"), entry_mac(self._key, body).encode())))
             prev, seq = entry.hash, entry.seq
             yield entry
+
+
+def _tampered(what: str) -> LedgerTampered:
+    """A chain that does not verify, with the way out: every command that reads the ledger refuses until then."""
+    return LedgerTampered(f"{what}; never edit the ledger by hand: restore it from its backup (in CI, the "
+                          "release-ledger branch); with none, move it aside (`mv ledger.jsonl ledger.jsonl.broken` in "
+                          "the state dir): the next command starts a new, empty one, which holds no verified release "
+                          "until the next promotion")
 
 
 @dataclass(frozen=True)
@@ -620,26 +627,65 @@ def last_golden_run(home: Path, stack: str, image: str, *, passed: bool = False)
     each time, and a ledger of years is tens of MB, which promote and rollback read and verify whole; an edited line
     (its hash no longer its own) is passed over here, and refused by them. None too when the ledger cannot be read:
     `status` answers all the same."""
+    def wanted(line: dict[str, Any]) -> bool:
+        return line.get("kind") == "golden" and line.get("stack") == stack and line.get("image") == image \
+            and line.get("target", "local") == "local" and (not passed or line.get("passed") is True)
+
     try:
-        key = key_from_env()
-        fd = os.open(home / "ledger.jsonl", os.O_RDONLY | os.O_NONBLOCK)  # a FIFO in its place must not hang status
+        return _last_line(home, [b'"kind":"golden"', b'"stack":' + json.dumps(stack).encode(),
+                                 b'"image":' + json.dumps(image).encode()], wanted)
     except (OSError, StateError):
         return None
-    kind, where = b'"kind":"golden"', b'"stack":' + json.dumps(stack).encode()
-    named = b'"image":' + json.dumps(image).encode()
+
+
+_VERIFIED = ("promoted", "rolled_back")   # goldgate.release.history.VERIFIED_OUTCOMES, which imports this module
+
+
+def last_prod_change(home: Path, stack: str, *, verifying: str | None = None) -> dict[str, Any] | None:
+    """The release ledger's last line of a promotion or rollback of the local `stack` (an intent or an outcome), or
+    with `verifying`, its last outcome that verified that image there (its smoke cases passed with it, as
+    goldgate.release.history.verified_releases counts them; with "", of any image). Read from the end as
+    `last_golden_run` reads it, for `status`; None when there is none. Raises OSError or StateError when the ledger
+    cannot be read (a missing one is empty)."""
+    def wanted(line: dict[str, Any]) -> bool:
+        image = line.get("image")
+        local = line.get("target", "local" if isinstance(image, str) and image.startswith("local/") else None)
+        if line.get("kind") not in ("promotion", "rollback") or line.get("stack", "prod") != stack \
+                or local != "local" or line.get("phase") not in ("intent", "outcome"):
+            return False
+        if verifying is None:
+            return True
+        return line.get("phase") == "outcome" and line.get("outcome") in _VERIFIED \
+            and isinstance(line.get("prod_image"), str) and line.get("prod_image") == (verifying or line["prod_image"])
+
+    # Canonical JSON: a line without these bytes is none of them, and is not parsed (a ledger of years is tens of MB).
+    needles = [b'"phase":"'] if verifying is None else [b'"phase":"outcome"', b'"prod_image":"'] + (
+        [b'"prod_image":' + json.dumps(verifying).encode()] if verifying else [])
+    return _last_line(home, needles, wanted)
+
+
+def _last_line(home: Path, needles: list[bytes], wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    """The last intact line of <home>/ledger.jsonl that holds every one of `needles` (canonical JSON: no other
+    spelling) and that `wanted` takes, read from the end; an edited line (its hash no longer its own), or one whose MAC
+    does not verify under GOLDGATE_LEDGER_KEY, is passed over. None when there is none, or no ledger; OSError or
+    StateError when it cannot be read (a bad key, a FIFO or a directory in its place)."""
+    key = key_from_env()
+    try:
+        fd = os.open(home / "ledger.jsonl", os.O_RDONLY | os.O_NONBLOCK)  # a FIFO in its place must not hang status
+    except FileNotFoundError:
+        return None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            return None
+            raise StateError(f"{home / 'ledger.jsonl'} is not a regular file")
         for raw in _lines_from_end(fd, info.st_size):
-            if kind not in raw or where not in raw or named not in raw:  # canonical JSON: no other spelling
+            if not all(needle in raw for needle in needles):
                 continue
             try:
                 line = json.loads(raw)
             except (ValueError, RecursionError):
                 continue
-            if not isinstance(line, dict) or line.get("kind") != "golden" or line.get("stack") != stack \
-                    or line.get("image") != image or line.get("target", "local") != "local":
+            if not isinstance(line, dict) or not wanted(line):
                 continue
             body = {k: v for k, v in line.items() if k not in ("hash", "mac")}
             if line.get("hash") != entry_hash(body):
@@ -648,11 +694,7 @@ def last_golden_run(home: Path, stack: str, image: str, *, passed: bool = False)
             if key is not None and not (isinstance(mac, str) and hmac.compare_digest(  # as the ledger compares it
                     mac.encode("utf-8", "surrogateescape"), entry_mac(key, body).encode())):
                 continue
-            if passed and line.get("passed") is not True:
-                continue
             return line
-    except OSError:
-        return None
     finally:
         os.close(fd)
     return None

@@ -130,7 +130,8 @@ class StackLock(_Flock):
     """`with StackLock(home, "local", "staging", "golden", "a full golden run on staging"):` ... raises StackBusy
     while another golden run or deploy (`kind` "golden" or "deploy") of the same stack holds it. Held by each
     golden run for all its cases and by each deploy until its rollout completes; a promotion's deploy and then its
-    smoke run take it in turn, never nested."""
+    smoke run take it in turn, never nested. A promotion's gate holds STAGING's (`kind` "gate") while it reads its pin
+    and report: a golden run under way there is about to write the newest evidence for the image it tests."""
 
     role = "a stack lock"
 
@@ -140,7 +141,16 @@ class StackLock(_Flock):
 
     def _refusal(self, holder: dict[str, Any]) -> StateError:
         theirs = holder.get("kind")
-        if self.kind == "golden":
+        if self.kind == "gate":
+            why = ("its report will be the newest evidence for the image it tests, which the gate must judge, not the "
+                   "report before it" if theirs == "golden" else
+                   "the gate would judge the image the stack is leaving" if theirs == "deploy" else
+                   "another promotion's gate is reading it")
+            done = "nothing was promoted"
+        elif theirs == "gate":   # a promotion's gate reads the stack's pin and report: for a moment
+            why = "a promotion's gate is judging the image it runs (it takes a moment)"
+            done = "nothing was run" if self.kind == "golden" else "nothing was pinned"
+        elif self.kind == "golden":
             why = ("a golden run now would bind to an image its stack does not serve yet" if theirs == "deploy"
                    else "one golden run of a stack at a time (each measures latency, and each writes the report)")
             done = "nothing was run"
@@ -203,3 +213,32 @@ def _describe(holder: dict[str, Any], purpose: bool = True) -> str:
     said = [str(holder.get("purpose", "?"))] if purpose else []
     said += [f"pid {holder.get('pid', '?')}", f"since {holder.get('since', '?')}"]
     return ", ".join(said) + (f": `{command}`" if isinstance(command, str) and command else "")
+
+
+def release_lock_holder(home: Path, name: str = "release.lock") -> dict[str, Any] | None:
+    """Who holds the release lock now, as its holder wrote it (pid, purpose, kind, command, since), read without
+    taking the lock: a `status` that took it, even for a moment, would make a promotion started then refuse. None when
+    no live process is named there (the file is emptied as the lock is let go; a killed holder's pid is gone)."""
+    try:
+        fd = open_state_file(Path(home) / name, os.O_RDONLY, "the release lock")
+    except (OSError, StateError):
+        return None
+    try:
+        holder = _read_holder(fd)
+    finally:
+        os.close(fd)
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except PermissionError:   # another user's process: alive
+        pass
+    except OSError:
+        return None
+    return holder
+
+
+def describe_holder(holder: dict[str, Any]) -> str:
+    """A lock's holder in words, as a refusal names it: purpose, pid, since and command."""
+    return _describe(holder)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -206,9 +207,14 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
         ledger.require_key_if_signed(f"promote to {prod}")
         check_pin_current(deployer, ledger, prod)
         reconcile(deployer, ledger, prod, progress)
-        decision, _report, sha = check_gate(deployer, ledger, report_path, staging=staging, prod=prod, now=now,
-                                            expected_image=expected_image, cases_dir=paths.cases_dir,
-                                            references_dir=paths.references_dir, retry_rejected=retry_rejected)
+        # A golden run of STAGING under way writes the newest evidence for its image: gating on the report before it
+        # promoted a digest whose newest run was about to fail (the local target: `gate_hold`).
+        hold = getattr(deployer, "gate_hold", None)
+        read_report(report_path)  # one that cannot be read is refused before that lock is taken (nothing written)
+        with hold(staging) if callable(hold) else nullcontext():
+            decision, _report, sha = check_gate(deployer, ledger, report_path, staging=staging, prod=prod, now=now,
+                                                expected_image=expected_image, cases_dir=paths.cases_dir,
+                                                references_dir=paths.references_dir, retry_rejected=retry_rejected)
         retried = {"retry_rejected": True} if retry_rejected else {}
         if not decision.passed:
             ledger.append("promotion", phase="refused", stack=prod, target=deployer.target,

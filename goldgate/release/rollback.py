@@ -34,6 +34,7 @@ from goldgate.release.history import (
     resolve,
     stale_pin,
     untrusted_verifications,
+    unverified_on_prod,
     verified_releases,
 )
 from goldgate.release.interrupt import how, sigterm_interrupts
@@ -139,7 +140,8 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         finishing = lost is not None and lost.kind == "rollback" and lost.get("reason") == UNJUDGED \
             and target.image == _aim(lost)
         off_unjudged = candidate is not None and candidate.get("image") != target.image
-        reason = UNJUDGED if off_unjudged or finishing else "manual"
+        reason = UNJUDGED if off_unjudged or finishing else \
+            NEVER_JUDGED if _never_judged(entries, stack, current, target.image) else "manual"
         outcome = rollback_locked(deployer, ledger, target.image, stack=stack, trigger=trigger,
                                   reason=reason, progress=progress, paths=paths)
     if not outcome.ok:
@@ -170,6 +172,14 @@ def _no_target(entries: list[Entry], stack: str, current: str | None) -> str:
     return (f"no verified release to roll back to ({stack} runs {runs}): a rollback took {stack} off each of "
             f"the others since it was verified; the newest, {newest.release_id or '-'} "
             f"{newest.image}, can be pinned on purpose with `goldgate rollback --to {newest.release_id or newest.image}`")
+
+
+def _never_judged(entries: list[Entry], stack: str, current: str | None, target: str) -> bool:
+    """Is `current`, which `stack` pins and a rollback to `target` takes it off, a release nothing judged there: never
+    verified there, and no golden run (a smoke run as a rule) of it there either?"""
+    if current is None or current == target or any(r.image == current for r in verified_releases(entries, stack)):
+        return False
+    return not any(e.kind == "golden" and e.get("stack") == stack and e.get("image") == current for e in entries)
 
 
 def _attempt_failed(entries: list[Entry], stack: str, image: str) -> bool:
@@ -295,7 +305,13 @@ def host_code_note(deployer: Deployer, stack: str, doing: str) -> str | None:
 def check_pin_current(deployer: Deployer, ledger: Ledger, stack: str) -> None:
     """Refuse a stack file older than the stack's last recorded change, before anything is recorded: a re-run of
     an earlier CI run would otherwise roll back to, or promote over, a release that was since replaced. Call
-    under the lock, before `reconcile` (which would record the stale pin as what the stack runs)."""
+    under the lock, before `reconcile` (which would record the stale pin as what the stack runs).
+    A deployer whose pin is the stack's own record (the local one's `served_pin`: its state dir's pin.json, which no
+    checkout holds an older copy of) is never stale: a pin there that the last change did not leave was set outside
+    goldgate (pin.json edited by hand), and "start a new run from the newest main" left PROD wedged on it, with
+    `rollback` refused too; the change goes on from what the stack pins, and `status` names it UNVERIFIED."""
+    if callable(getattr(deployer, "served_pin", None)):
+        return
     pinned = deployer.current_image(stack)
     last = stale_pin(on_target(ledger.entries(), deployer.target), pinned, stack)
     if last is not None:
@@ -363,6 +379,9 @@ def served_image(deployer: Deployer, stack: str) -> str | None:
 # before its smoke run finished) is the operator finishing that change, not a verdict on the candidate: the gate's
 # prod_verdict reads only reason "manual" as the operator's verdict.
 UNJUDGED = "manual: finishing an interrupted promotion no smoke run judged"
+# Likewise one that takes it off a release nothing judged there at all (pinned by hand, or a ledger that lost its
+# entries: `status` calls it UNVERIFIED): a golden run on STAGING and `promote --image` it must stay possible after it.
+NEVER_JUDGED = "manual: off a release nothing judged there"
 
 
 def unjudged_candidate(entries: list[Entry], stack: str) -> Entry | None:
@@ -400,7 +419,12 @@ def prod_state_warning(deployer: Deployer, ledger: Ledger, stack: str) -> str | 
                 f"rollback` takes {stack} off it")
     intent = unjudged_candidate(entries, stack)
     if intent is None or pinned is None or pinned != intent.get("image"):
-        return None
+        # A local PROD's pin is its own record (`served_pin`): one no promotion or rollback verified there (pin.json
+        # edited by hand, a ledger that lost its entries) is said as `status` says it, UNVERIFIED, with its ways out.
+        if pinned is None or not callable(getattr(deployer, "served_pin", None)) \
+                or any(r.image == pinned for r in verified_releases(entries, stack)):
+            return None
+        return unverified_on_prod(Path(ledger.path).parent, stack, pinned, "is pinned to")
     served = served_image(deployer, stack)
     serves = f" (its host still serves {served})" if served and served != pinned else ""
     return (f"{stack} is pinned to {pinned}{serves}, which no smoke run judged there: its promotion (ledger "

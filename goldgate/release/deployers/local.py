@@ -129,6 +129,15 @@ class LocalDeployer:
                 raise StackNotAsDeclared(f"not running the golden tests on {stack}: {why}; nothing was run")
             yield
 
+    @contextmanager
+    def gate_hold(self, stack: str) -> Iterator[None]:
+        """Held by a promotion while its gate judges `stack` (STAGING): a golden run under way there would write the
+        newest evidence for the image it tests (the gate would judge the report before it, which "only the newest run
+        for a digest counts" rules out), and a deploy under way moves the pin the gate reads. Refused (StackBusy),
+        not waited for, as every lock of the release path."""
+        with StackLock(self.home, self.target, stack, "gate", f"a promotion's gate reading {stack}"):
+            yield
+
     def not_as_declared(self, stack: str) -> str | None:
         """Why a golden or smoke run on `stack` would refuse to run because the running stack is not the one its
         stacks file declares (its workflow_version), with the command that applies the file; None when it is, or
