@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
-from service.http import Request, resolve_path
+from service.http import Request, declares_over, resolve_path
 from service.ports import StoreUnavailable
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -47,7 +47,11 @@ class AsgiService:
         widened = False
         chunks: list[bytes] = []
         size = 0
-        more = True
+        # A client waiting for "100 Continue" before it sends a body over the limit is answered at once (the core's
+        # 413, or the refusal that comes before it): uvicorn sends that interim answer at the first receive(), which
+        # had the client upload the whole body in vain.
+        unread = _expects_over(scope, limit) and _expects_over(scope, self.app.body_limit(path, query_string))
+        more = not unread
         while more:
             if size > limit:
                 if widened:
@@ -73,7 +77,7 @@ class AsgiService:
         request = Request(scope["method"], path, query_string, headers, body_in)
         response = await self.app.handle(request)
         out_headers = [(k.encode("latin-1"), str(v).encode("latin-1")) for k, v in response.headers.items()]
-        if more:
+        if more or unread:
             out_headers.append((b"connection", b"close"))  # we did not read the whole body
         body = response.body
         if isinstance(body, (bytes, bytearray)):
@@ -106,6 +110,14 @@ class AsgiService:
             if hasattr(body, "aclose"):
                 await body.aclose()  # now, not when the garbage collector finds it: it closes the store's stream
         await send({"type": "http.response.body", "body": b""})
+
+
+def _expects_over(scope: dict[str, Any], limit: int) -> bool:
+    """Whether the request waits for "100 Continue" (RFC 9110 10.1.1) before sending a body declared over `limit`."""
+    fields = dict(scope.get("headers", []))  # the parser refuses a repeated Content-Length
+    expect = fields.get(b"expect")
+    return (expect is not None and expect.strip().lower() == b"100-continue"
+            and declares_over(fields.get(b"content-length", b"").decode("latin-1"), limit))
 
 
 async def _disconnected(receive: Receive) -> None:

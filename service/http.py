@@ -201,8 +201,37 @@ def _finite_float(text: str) -> float:
     return value
 
 
+class _DuplicateKey(ValueError):
+    """An object names one key twice. JSON leaves what that means open (RFC 8259 4: names SHOULD be unique; I-JSON,
+    RFC 7493, says MUST), and parsers part ways: Python's and JavaScript's keep the last value, others the first or
+    refuse it. A proxy or WAF in front of the API may read the value this service would not."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return value
+
+
+def _unique_object_without_lone_surrogates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """As _unique_object, each key's lone surrogates replaced first: "\\ud800" and "\\udc00" are one key then."""
+    return _unique_object([(k if k.isascii() else _LONE_SURROGATE.sub("\ufffd", k), v) for k, v in pairs])
+
+
 # One decoder for every request: json.loads with hooks would build a new one each call (on the webhook's hot path).
-_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float, object_pairs_hook=_unique_object)
+# For a body that escapes a surrogate (rare): its keys are compared as they are kept, lone surrogates replaced.
+_SURROGATE_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float,
+                                      object_pairs_hook=_unique_object_without_lone_surrogates)
 
 # A \uD800-\uDFFF escape; json.loads joins a proper pair into one character, so only lone halves stay.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -248,25 +277,38 @@ def nested_deeper_than(text: bytes, limit: int) -> bool:
     return False
 
 
+def _quoted(key: str) -> str:
+    """`key` as a JSON string, cut to 64 characters: what a refusal names."""
+    return json.dumps(key if len(key) <= 64 else key[:61] + "...", ensure_ascii=False)
+
+
 def parse_json_body(request: Request) -> Any:
     """The body as JSON, or a 400 that says what is wrong with it. NaN, Infinity and numbers beyond a
-    double are refused (no JSON reader could take them back); lone surrogates become U+FFFD."""
+    double are refused (no JSON reader could take them back), and so is an object naming a key twice (parsers
+    disagree on which value counts); lone surrogates become U+FFFD."""
     if not request.body:
         raise ApiError(400, "invalid_json", "request body is empty; send a JSON object")
     try:
         text = request.body.decode("utf-8")
         if nested_deeper_than(request.body, MAX_JSON_DEPTH):
             raise RecursionError
-        value = _DECODER.decode(text)
         if _SURROGATE_ESCAPE.search(request.body):
-            value = without_lone_surrogates(value)
+            value = without_lone_surrogates(_SURROGATE_DECODER.decode(text))
+        else:
+            value = _DECODER.decode(text)
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_json", "request body is not UTF-8 text; send a JSON object") from None
     except json.JSONDecodeError as exc:
+        if request.body.startswith(b"\xef\xbb\xbf"):  # RFC 8259 8.1: JSON text MUST NOT begin with one
+            raise ApiError(400, "invalid_json", "request body begins with a byte order mark (EF BB BF), which JSON "
+                                                "may not; send it without one") from None
         raise ApiError(400, "invalid_json", f"request body is not valid JSON ({exc.msg} at "
                                             f"line {exc.lineno} column {exc.colno})") from None
     except _NotJson as exc:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON ({exc})") from None
+    except _DuplicateKey as exc:
+        raise ApiError(400, "invalid_json", f"request body names the key {_quoted(exc.key)} twice in one object; "
+                                            "send each key once") from None
     except ValueError:  # the only other one: int() refuses numbers over sys.get_int_max_str_digits()
         raise ApiError(400, "invalid_json", f"request body holds a number with more than "
                                             f"{sys.get_int_max_str_digits()} digits") from None

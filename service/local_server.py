@@ -244,6 +244,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_unparsed = 0  # bytes received while the header block is incomplete
         self._head_started = False
         self._refusal: ApiError | None = None
+        self._deferred: ApiError | None = None  # a refusal waiting for the answers owed before it
         self._stopping = False  # the server was told to stop: the connection takes at most one more request
         self._stop_grace: asyncio.TimerHandle | None = None
 
@@ -301,6 +302,8 @@ class EdgeProtocol(HttpToolsProtocol):
                                  "was closed and the answer cut", data={"logger": "edge_protocol", "client": client})
 
     def data_received(self, data: bytes) -> None:
+        if self._deferred is not None:  # what follows a refused request is never read as a request
+            return
         if self._body_rate_check is not None:
             self._body_received += len(data)
         if self._head_deadline is None and (self.cycle is None or self.cycle.response_complete):
@@ -324,6 +327,30 @@ class EdgeProtocol(HttpToolsProtocol):
             # A body that did not come with its header block (most do: then the message is complete by now)
             self._body_deadline = self.loop.call_later(BODY_TIMEOUT_S, self._body_timed_out)
             self._measure_body_rate()
+
+    def eof_received(self) -> bool | None:
+        """The client closed its sending side (a half-close: `nc -N`, a client that shuts down its writes once the
+        request is out). uvicorn closed the connection there, so a request in hand was never answered: a create
+        made its job, and the client never learnt its id. Now a whole request is answered (and the connection closed
+        after it), a body cut short by the close is a 400 `body_unreadable` (the Worker's answer to a body it cannot
+        read to its end), and a header block cut short a 400 `bad_request`: each with its log line."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            if cycle.more_body and not cycle.response_started:
+                if self._queued(cycle):  # a refusal now would go out ahead of the answer owed to the one before
+                    return None
+                self._answer_refusal(ApiError(400, "body_unreadable", "the client closed its side of the connection "
+                                                                      "before the request body was whole (its "
+                                                                      "Content-Length, or its last chunk); send it "
+                                                                      "again whole"))
+                return None
+            if self._deferred is None:  # (a deferred refusal closes the connection once it is written)
+                cycle.keep_alive = False  # the last request the connection takes: answered, then closed
+            return True  # keep the connection open for its answer (asyncio stops reading it)
+        if self._head_started:
+            self._answer_refusal(ApiError(400, "bad_request", "the request is not valid HTTP/1.1 (the client "
+                                                              "closed its side before the header block ended)"))
+        return None
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -386,9 +413,16 @@ class EdgeProtocol(HttpToolsProtocol):
         self._answer_refusal(refusal or ApiError(400, "bad_request", f"the request is not valid HTTP/1.1{_parser_reason()}"))
 
     def _answer_refusal(self, refusal: ApiError) -> None:
-        """Answer `refusal` and close the connection: what follows on it cannot be read as a request."""
+        """Answer `refusal` and close the connection: what follows on it cannot be read as a request. A refusal of a
+        request pipelined behind one still being answered waits for that answer (on_response_complete): written at
+        once, it went out in the earlier request's place, and closing the connection lost that answer (a create's
+        client read the next request's 400 as its own, while its job was made and sent to RunPod)."""
         self._disarm_head_deadline()
         if self.transport.is_closing():
+            return
+        if self._answer_owed():
+            self._deferred = refusal
+            self.transport.pause_reading()
             return
         response = refusal.to_response()
         self._date_current()
@@ -404,6 +438,18 @@ class EdgeProtocol(HttpToolsProtocol):
                          http={"status": refusal.status}, data={"logger": "edge_protocol", "client": client})
         self.transport.write(b"".join(lines))
         self.transport.close()
+
+    def _answer_owed(self) -> bool:
+        """Whether a request read whole (its body too) is not answered yet: a refusal now is of a later request."""
+        cycle = self.cycle
+        return cycle is not None and not cycle.more_body and not cycle.response_complete
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        refusal = self._deferred
+        if refusal is not None and not self._answer_owed():  # the last answer owed before it is out
+            self._deferred = None
+            self._answer_refusal(refusal)
 
     def _arm_head_deadline(self) -> None:
         if self._head_deadline is None:
