@@ -119,11 +119,15 @@ def _with_image_costs(group: dict[str, Any], images: int | None, costed_images: 
     group["images"] = images
     # neither completed nor an error (failed or timed out): cancelled
     group["cancelled"] = group["count"] - group["completed"] - group["errors"]
-    group["cost_per_completed_job_usd"] = ok_cost[0] / ok_cost[1] if ok_cost[0] is not None and ok_cost[1] else None
+    # Divided here, after the SQL: rounded as the API rounds its sums and means (service.metrics._usd), so D1 and an
+    # older local SQLite give the same figure.
+    group["cost_per_completed_job_usd"] = (service_metrics._usd(ok_cost[0] / ok_cost[1])
+                                           if ok_cost[0] is not None and ok_cost[1] else None)
     # The API's mean (service.metrics: over the jobs with an estimate), as the cost per 1,000 images counts only
     # the images of those jobs: a job whose cost is unknown (recovered from its stored outcome) is not a $0 job.
     group["cost_per_job_usd"] = group.get("cost_mean_usd")
-    group["cost_per_1000_images_usd"] = (total / costed_images * 1000) if total is not None and costed_images else None
+    group["cost_per_1000_images_usd"] = (service_metrics._usd(total / costed_images * 1000)
+                                         if total is not None and costed_images else None)
     return group
 
 
