@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.errors import GoldgateError
-from goldgate.release.ledger import Entry, last_golden_run, last_prod_change
+from goldgate.release.ledger import KEY_ENV, Entry, key_from_env, last_golden_run, last_prod_change
 from goldgate.release.lock import describe_holder, release_lock_holder
 
 VERIFIED_OUTCOMES = ("promoted", "rolled_back")
@@ -234,6 +234,8 @@ def unverified_on_prod(home: Path, stack: str, image: str, verb: str, staging: s
         before = last.get("before") if last is not None else None
         if isinstance(before, str) and last_prod_change(home, stack, verifying=before) is None:
             before = None   # not a verified release: `rollback` goes to the newest one instead
+        # Under a ledger key, one that verified it without a MAC that verifies (recorded before the key was set)
+        unsigned = last_prod_change(home, stack, verifying=image, authentic=False) if key_from_env() else None
     except (OSError, GoldgateError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return (f"{said}, and the release ledger ({Path(home) / 'ledger.jsonl'}) cannot be read ({why[:200]}): "
@@ -258,17 +260,34 @@ def unverified_on_prod(home: Path, stack: str, image: str, verb: str, staging: s
                 f"finish{_smoke_since(home, stack, image, seq)}; `goldgate promote{retry}` tries it again (and smokes "
                 "it)" + (f", or {undo} (not a verdict on it)" if undo else
                          f"; the ledger holds no verified release of {stack} to roll back to"))
+    gate = (f"take it through the gate: `goldgate deploy {staging} --image {image}`, `goldgate golden {staging}`, "
+            f"then `goldgate promote --image {image}`")
+    if unsigned is not None and (last is None or _seq(last) < _seq(unsigned)):
+        # "No promotion put it there" was false: one did, and the key in use does not vouch for its line.
+        mac = unsigned.get("mac")
+        problem = (f"carries no MAC: it was recorded without {KEY_ENV} (before the key was set), or not by goldgate"
+                   if not isinstance(mac, str) else
+                   f"has a MAC that does not verify with {KEY_ENV}: it was forged, or recorded under another key")
+        return (f"{said}, which no promotion or rollback verified there under the ledger key: its "
+                f"{unsigned.get('kind')} (ledger #{unsigned.get('seq')}) verified it there, but {problem}; under the "
+                "key only a release verified with it counts (docs/RUNBOOK.md, Rollback); "
+                + (f"{back}, or {gate} with the key set" if back else
+                   f"the ledger holds no release of {stack} verified under the key to roll back to: {gate} with the "
+                   "key set"))
     if last is not None and last.get("image") == image and last.get("phase") == "outcome":
         how = f"its {last.get('kind')} (ledger #{last.get('seq')}) ended {str(last.get('outcome')).replace('_', ' ')}"
     else:
         how = ("no promotion or rollback in the ledger put it there (it was pinned outside goldgate, its pin.json "
                "edited by hand, or the ledger lost its entries)")
-    gate = (f"take it through the gate: `goldgate deploy {staging} --image {image}`, `goldgate golden {staging}`, "
-            f"then `goldgate promote --image {image}`")
     return (f"{said}, which no promotion or rollback verified there: {how}, so nothing shows a golden run on "
             f"{staging} passed for it, nor its smoke cases on {stack}; "
             + (f"{back}, or {gate}" if back else f"the ledger holds no verified release of {stack} to roll back to: "
                                                   f"{gate}"))
+
+
+def _seq(line: dict[str, Any]) -> int:
+    seq = line.get("seq")
+    return seq if isinstance(seq, int) else 0
 
 
 def _smoke_since(home: Path, stack: str, image: str, intent_seq: Any) -> str:

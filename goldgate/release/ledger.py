@@ -641,12 +641,14 @@ def last_golden_run(home: Path, stack: str, image: str, *, passed: bool = False)
 _VERIFIED = ("promoted", "rolled_back")   # goldgate.release.history.VERIFIED_OUTCOMES, which imports this module
 
 
-def last_prod_change(home: Path, stack: str, *, verifying: str | None = None) -> dict[str, Any] | None:
+def last_prod_change(home: Path, stack: str, *, verifying: str | None = None,
+                     authentic: bool = True) -> dict[str, Any] | None:
     """The release ledger's last line of a promotion or rollback of the local `stack` (an intent or an outcome), or
     with `verifying`, its last outcome that verified that image there (its smoke cases passed with it, as
     goldgate.release.history.verified_releases counts them; with "", of any image). Read from the end as
-    `last_golden_run` reads it, for `status`; None when there is none. Raises OSError or StateError when the ledger
-    cannot be read (a missing one is empty)."""
+    `last_golden_run` reads it, for `status`; None when there is none. With `authentic` False, a line whose MAC does
+    not verify under GOLDGATE_LEDGER_KEY (one recorded before the key was set) is taken too. Raises OSError or
+    StateError when the ledger cannot be read (a missing one is empty)."""
     def wanted(line: dict[str, Any]) -> bool:
         image = line.get("image")
         local = line.get("target", "local" if isinstance(image, str) and image.startswith("local/") else None)
@@ -661,15 +663,16 @@ def last_prod_change(home: Path, stack: str, *, verifying: str | None = None) ->
     # Canonical JSON: a line without these bytes is none of them, and is not parsed (a ledger of years is tens of MB).
     needles = [b'"phase":"'] if verifying is None else [b'"phase":"outcome"', b'"prod_image":"'] + (
         [b'"prod_image":' + json.dumps(verifying).encode()] if verifying else [])
-    return _last_line(home, needles, wanted)
+    return _last_line(home, needles, wanted, authentic)
 
 
-def _last_line(home: Path, needles: list[bytes], wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+def _last_line(home: Path, needles: list[bytes], wanted: Callable[[dict[str, Any]], bool],
+               authentic: bool = True) -> dict[str, Any] | None:
     """The last intact line of <home>/ledger.jsonl that holds every one of `needles` (canonical JSON: no other
-    spelling) and that `wanted` takes, read from the end; an edited line (its hash no longer its own), or one whose MAC
-    does not verify under GOLDGATE_LEDGER_KEY, is passed over. None when there is none, or no ledger; OSError or
-    StateError when it cannot be read (a bad key, a FIFO or a directory in its place)."""
-    key = key_from_env()
+    spelling) and that `wanted` takes, read from the end; an edited line (its hash no longer its own), or (`authentic`)
+    one whose MAC does not verify under GOLDGATE_LEDGER_KEY, is passed over. None when there is none, or no ledger;
+    OSError or StateError when it cannot be read (a bad key, a FIFO or a directory in its place)."""
+    key = key_from_env() if authentic else None
     try:
         fd = os.open(home / "ledger.jsonl", os.O_RDONLY | os.O_NONBLOCK)  # a FIFO in its place must not hang status
     except FileNotFoundError:
