@@ -144,7 +144,8 @@ def _cloud_drill(args: argparse.Namespace, home: Path) -> Any:
     account = args.account_id or (spec.cloud.cloudflare_account_id if spec.cloud else None)
     if not account or account.startswith("<"):
         raise GoldgateError(f"no Cloudflare account id for {args.stack}: set "
-                            f"goldgate:spec.cloud.cloudflare_account_id in stacks/Pulumi.{args.stack}.yaml or pass "
+                            f"{specs.CONFIG_NAMESPACE}:{specs.SPEC_CONFIG_KEY}.cloud.cloudflare_account_id in "
+                            f"stacks/Pulumi.{args.stack}.yaml or pass "
                             "--account-id")
     if not database_id:
         raise GoldgateError("--database-id is required for the cloud (--cloud, --target cloud or "
@@ -677,7 +678,7 @@ def _cloud_checklist(args: argparse.Namespace) -> int:
     return 1 if checklist.failed(results) else 0
 
 
-API_BASE_KEY = "goldgate:cloudflareApiBase"
+API_BASE_KEY = f"{specs.CONFIG_NAMESPACE}:{specs.CLOUDFLARE_API_BASE_CONFIG_KEY}"
 
 
 def stack_cloudflare_api_base(stack: str, stacks_dir: Path) -> str:

@@ -168,13 +168,17 @@ def _ts(line: dict[str, Any]) -> float | None:
 
 
 def _last_redeploy(host_log: Path, image: str) -> tuple[float, str] | None:
-    """When the stack's host last took `image` (`stack.redeployed`, or `stack.ready` when it started on it), from the
-    tail of its log: (time, its ts), or None."""
+    """When the stack's host last began to take `image` (`stack.redeployed`, or `stack.ready` when it started on it:
+    their `data.began_at`, the redeploy's or the host's start; the line's own ts when an older host wrote none), from
+    the tail of its log: (time, that ts), or None. Not the line's ts: the image's first workers start before it (the
+    endpoint takes the image first), and may already have died."""
     last = None
     for line in _lines(_read_regular(host_log, _LOG_TAIL_BYTES, True)):
         if line.get("event") in ("stack.redeployed", "stack.ready") and line.get("worker_image_tag") == image:
-            when = _ts(line)
-            last = (when, str(line["ts"])) if when is not None else last
+            data = line.get("data") if isinstance(line.get("data"), dict) else {}
+            began = {"ts": data["began_at"]} if isinstance(data.get("began_at"), str) else line
+            when = _ts(began)
+            last = (when, str(began["ts"])) if when is not None else last
     return last
 
 
@@ -187,10 +191,11 @@ def recent_worker_exits(emulator_log: Path, now_s: float | None = None,
     ("no_models", "preflight_failed" or None) and `models_present` how many model files its preflight found.
     `past` is true for an exit that is no longer the stack's problem, and `past_by` says why: "another_image" (it ran
     another image than `serving`, the one the stack serves now: a rollback away from a broken image), "redeploy" (it
-    came before the stack's host last took `serving`, in its `stack.redeployed` or `stack.ready` line: a rebuild of
-    the same digest, redeployed, after the runbook's first aid) or "worker_ready" (a later worker of `serving` got
-    ready for jobs: it passed the preflight the exit failed); `past_since` is the ts of that redeploy or that
-    worker's `worker.ready`. The exits of `serving` after both stay the stack's problem. At most five of each kind:
+    came before the stack's host last began to take `serving`, the `data.began_at` of its `stack.redeployed` or
+    `stack.ready` line, not the line's ts, which the first workers of `serving` may start and die before: a rebuild
+    of the same digest, redeployed, after the runbook's first aid) or "worker_ready" (a later worker of `serving` got
+    ready for jobs: it passed the preflight the exit failed); `past_since` is the time that redeploy began or the ts
+    of that worker's `worker.ready`. The exits of `serving` after both stay the stack's problem. At most five of each kind:
     current, past of `serving`, past of another image."""
     since = (time.time() if now_s is None else now_s) - WORKER_EXITS_WINDOW_S
     started: dict[Any, str] = {}
@@ -984,6 +989,9 @@ class LocalPlatform:
                     (f"{self._keep_served(stack, served)} puts the pin back on the image it serves, or " if served
                      else "") + f"once the cause is fixed {again} tries it again")
         if self._role(stack) == "prod":
+            outside = self._pinned_outside_goldgate(stack, d, pinned, served)
+            if outside is not None:
+                return outside
             advice = ("run the interrupted `goldgate promote` (with `--retry-rejected` if it had it) or `goldgate "
                       "rollback` again (a rollback that takes PROD off a candidate no smoke run judged is no verdict on "
                       "it)") + (
@@ -995,6 +1003,46 @@ class LocalPlatform:
                 "moved the pin and ended before the host took it (killed, or its host was hung); the stack serves "
                 f"{served or 'no image'} until one completes, and its next start (`goldgate down` and `up`, or a "
                 f"host that dies) runs the pin; {advice}")
+
+    def _pinned_outside_goldgate(self, stack: str, d: StackDir, pinned: str, served: Any) -> str | None:
+        """For a PROD whose pin names another image than its host serves: why, when no promotion or rollback in the
+        release ledger moved the pin to it (its pin.json edited by hand, or a ledger that lost its entries), in a
+        sentence with the ways out; None when the ledger's last change of it accounts for the pin (one cut short, or
+        under way), or cannot be read: a change cut short is said then. Nothing was interrupted, so "run the
+        interrupted `goldgate promote`" would send the operator after a command nobody ran."""
+        from goldgate.release.ledger import last_prod_change  # only `status` of a PROD reads the ledger
+
+        try:
+            last = last_prod_change(self.home, stack)
+            recorded = last is not None and pinned in (
+                (last.get("image") if last.get("phase") == "intent" or last.get("outcome") == "interrupted" else None),
+                last.get("pinned"), last.get("after"))
+            if recorded:
+                return None
+            # A release it serves that none verified has its own UNVERIFIED line, with its ways out (`goldgate status`)
+            kept = isinstance(served, str) and last_prod_change(self.home, stack, verifying=served) is not None
+            verified = last_prod_change(self.home, stack, verifying=pinned)
+        except (OSError, GoldgateError):
+            return None
+        staging = self._staging_name()
+        back = f"`goldgate rollback --to {served}` puts the pin back on the release it serves (and smokes it); " \
+            if kept else ""
+        what = (f"a release verified there before (ledger #{verified.get('seq')})" if verified is not None
+                else f"which no promotion verified on {stack}")
+        return (f"pinned to {pinned}, but its host serves {served or 'no image'}: no promotion or rollback in the "
+                f"release ledger moved the pin there (it was pinned outside goldgate: {d.pin_file} edited by hand, "
+                f"or the ledger lost its entries); its next start (`goldgate down` and `up`, or a host that dies) runs "
+                f"{pinned}, {what}; {back}to serve {pinned}, take it through the gate: "
+                f"`goldgate deploy {staging} --image {pinned}`, `goldgate golden {staging}`, then `goldgate promote "
+                f"--image {pinned}`")
+
+    def _staging_name(self) -> str:
+        """The stacks file's STAGING stack, which takes the candidates a promotion to PROD comes from."""
+        try:
+            return next((name for name in specs.local_stack_names(self.stacks_file)
+                         if specs.load_local(name, self.stacks_file).role == "staging"), "staging")
+        except (GoldgateError, OSError):
+            return "staging"
 
     def _ended(self, stack: str, d: StackDir) -> str | None:
         """Why a stack that is down went down, when `goldgate down` did not stop it: its state file outlives a host

@@ -37,6 +37,7 @@ import logging
 import os
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -473,6 +474,7 @@ class StackHost:
         from goldgate.local import runpod_embed as embed
 
         image, serving = self.dir.pinned_image(), self.image
+        began_at = now_rfc3339()  # the new image's workers may start, and die, before `stack.redeployed` says it
         if self.endpoint_id == embed.NOT_DEPLOYED:  # the first deploy creates the endpoint the service will name
             self.endpoint_id = embed.update_endpoint(self.runpod, self.spec, self.endpoint_id, image,
                                                      self.worker_env(image))
@@ -491,7 +493,8 @@ class StackHost:
         self.stop_service(old)
         self.generation += 1
         self.keep_state(image)
-        self.log.info("stack.redeployed", worker_image_tag=image, data={"generation": self.generation})
+        self.log.info("stack.redeployed", worker_image_tag=image,
+                      data={"generation": self.generation, "began_at": began_at})
 
     def redeploy_failed(self, image: str | None, serving: str | None, exc: Exception) -> None:
         """The new service could not serve: the old one serves on. The pin goes back and `state.json` says why, each
@@ -562,12 +565,29 @@ class StackHost:
         self.stop_signal = name
         self.wake_for(self.stopping)
 
+    def migrate(self) -> None:
+        """Apply the migrations to the stack's database. One SQLite cannot read (its file damaged, or no database)
+        names the way out, a verified backup restored over it: SQLite's words alone left the operator with none."""
+        try:
+            apply_sqlite(self.dir.db_path, MIGRATIONS_DIR)
+        except sqlite3.DatabaseError as exc:
+            code = getattr(exc, "sqlite_errorname", None) or ""  # None on an error raised by Python itself
+            if not (code.startswith("SQLITE_CORRUPT") or code == "SQLITE_NOTADB"):
+                raise  # locked, read-only, a bad migration: its own words say it
+            stack = self.spec.name
+            raise GoldgateError(
+                f"{type(exc).__name__}: {exc}: {stack}'s database {self.dir.db_path} is damaged (SQLite cannot read "
+                f"it); restore a verified backup over it: `goldgate dr-restore {stack} --list` lists the backups "
+                f"(pick the newest taken before the damage), `goldgate dr-restore {stack} --backup <file>` restores "
+                f"it (the damaged file is kept aside), then `goldgate up {stack}`; docs/D1_DISASTER_RECOVERY.md, "
+                '"Local"') from None
+
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_on_signal("SIGTERM"))
         signal.signal(signal.SIGINT, lambda *_: self.stop_on_signal("SIGINT"))
         signal.signal(signal.SIGHUP, lambda *_: self.wake_for(self.reload_requested))
         try:
-            apply_sqlite(self.dir.db_path, MIGRATIONS_DIR)
+            self.migrate()
             self.dir.record_database()  # a missing file is a lost database from now on, never a first start
             self.start_object_store()
             self.start_runpod()
@@ -577,7 +597,9 @@ class StackHost:
             # changes the files, not the code it runs until it restarts.
             self.code = code_record(list(sys.modules.values()))
             self.write_state(image)
-            self.log.info("stack.ready", worker_image_tag=image)
+            # `began_at`: when it began to take the image (its start): its first workers may start, and die, before
+            # this line (a PROD keeps one up from the endpoint's creation), and `goldgate status` shows theirs as now's.
+            self.log.info("stack.ready", worker_image_tag=image, data={"began_at": self.started_at})
             self.ready = True
             self.start_retention()
             while True:

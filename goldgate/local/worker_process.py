@@ -192,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snapshot", type=Path, required=True, help="a local image snapshot directory")
     args = parser.parse_args(argv)
     snapshot = args.snapshot.resolve()
-    context = {"stack": os.environ.get("STACK") or None, "worker_image_tag": os.environ.get("WORKER_IMAGE_TAG") or None}
+    # The stack's release version (the stacks file's `workflow_version`), as on the orchestrator's other lines.
+    context = {"stack": os.environ.get("STACK") or None, "worker_image_tag": os.environ.get("WORKER_IMAGE_TAG") or None,
+               "workflow_version": os.environ.get("WORKFLOW_VERSION") or None}
     credentials = _credentials()
     log = JsonLogger("orchestrator", secrets=credentials, **context)
     refusal = JsonLogger("orchestrator", sys.stderr, secrets=credentials, **context)

@@ -41,11 +41,25 @@ from goldgate.release.error_rate import from_api
 from goldgate.release.gate import ErrorRate
 from goldgate.release.golden import ApiAccess
 from goldgate.runpod import EndpointPatch, RunPodAuthError, RunPodError, RunPodNotFound
-from goldgate.spec import STACKS_DIR, StackSpec, checked_cloudflare_api_base, is_digest_ref, load_pulumi
+from goldgate.spec import (
+    CLOUDFLARE_API_BASE_CONFIG_KEY,
+    CONFIG_NAMESPACE,
+    SPEC_CONFIG_KEY,
+    STACK_SECRET_KEYS,
+    STACKS_DIR,
+    StackSpec,
+    checked_cloudflare_api_base,
+    is_digest_ref,
+    load_pulumi,
+)
 
-IMAGE_KEY = "goldgate:spec.image"
-CLOUDFLARE_TOKEN_KEY = "goldgate:cloudflareApiToken"     # what the program's Cloudflare provider takes
-CLOUDFLARE_API_BASE_KEY = "goldgate:cloudflareApiBase"
+# The stack config's keys, by goldgate.spec's names (the Pulumi program reads them by the same).
+IMAGE_KEY = f"{CONFIG_NAMESPACE}:{SPEC_CONFIG_KEY}.image"
+# what the program's Cloudflare provider takes
+CLOUDFLARE_TOKEN_KEY = f"{CONFIG_NAMESPACE}:{STACK_SECRET_KEYS['cloudflare_api_token']}"
+CLOUDFLARE_API_BASE_KEY = f"{CONFIG_NAMESPACE}:{CLOUDFLARE_API_BASE_CONFIG_KEY}"
+API_TOKEN_KEY = f"{CONFIG_NAMESPACE}:{STACK_SECRET_KEYS['api_token']}"
+RUNPOD_API_KEY_KEY = f"{CONFIG_NAMESPACE}:{STACK_SECRET_KEYS['runpod_api_key']}"
 _ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
 # The subdomain check is one small GET: a few seconds' bound and one retry, so an unreachable API delays the
 # deploy it cannot block by seconds, not minutes.
@@ -292,7 +306,7 @@ class CloudDeployer:
         api_url = outputs.get("api_url")
         if not api_url:
             raise CloudDeployFailed(f"stack {stack} has no `api_url` output; has it been deployed?")
-        return ApiAccess(api_url=str(api_url), token=self._secret(s, "GOLDGATE_API_TOKEN", "goldgate:apiToken"))
+        return ApiAccess(api_url=str(api_url), token=self._secret(s, "GOLDGATE_API_TOKEN", API_TOKEN_KEY))
 
     def error_rate(self, stack: str, since: datetime) -> ErrorRate:
         access = self.api_access(stack)
@@ -333,7 +347,7 @@ class CloudDeployer:
         stack's endpoint, when its outputs name one (a 404 is an answer under the key too), else the list of the
         account's endpoints. A key RunPod refuses, or a control plane that cannot be asked, refuses the deploy.
         Also returns the id of the endpoint's newest release, when it has one that can be read (None otherwise)."""
-        key = self._sourced_secret(s, "RUNPOD_API_KEY", "goldgate:runpodApiKey")
+        key = self._sourced_secret(s, "RUNPOD_API_KEY", RUNPOD_API_KEY_KEY)
         outputs = self._outputs(s)
         endpoint_id = outputs.get("endpoint_id") or outputs.get("runpod_endpoint_id")
         try:
@@ -504,7 +518,7 @@ _KNOWN_CAUSES = (
      ("the Cloudflare account has no workers.dev subdomain yet (error 10063): open Workers & Pages in the "
       "Cloudflare dashboard once, which registers one, then deploy again")),
     (re.compile(r'"code":\s*10000\b|\[code: 10000\]'),
-     ("Cloudflare refused the stack's API token (error 10000): check goldgate:cloudflareApiToken and the "
+     (f"Cloudflare refused the stack's API token (error 10000): check {CLOUDFLARE_TOKEN_KEY} and the "
       "permissions docs/CLOUD.md lists for it")),
 )
 
