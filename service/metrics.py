@@ -23,7 +23,9 @@ SQLite alike, one statement per duration.
 Error rate = (failed + timed_out) / count; cancelled jobs count but are not errors.
 Every row is in the percentiles and the mean cost whatever its status: failed and cancelled jobs, often short and
 $0, make a failing release look faster and cheaper (compare the error rates first). A job still queued or in
-progress (its webhook never came) has no row until it is recovered: it is in no figure (`goldgate stuck`).
+progress (its webhook never came) has no row until it is recovered: it is in no figure (`goldgate stuck`). Once a
+recovery settles it, its row has no e2e_ms (transitions.py: the time until the recovery is no latency): it counts in
+the counts, error rate and cost, but in no e2e percentile or mean.
 Rows are those with created_at (the job's creation, UTC RFC 3339) >= `since`, if given (any ISO 8601
 time; no zone = UTC; a fraction below the millisecond rounds up, as rows are stored to the ms).
 Groups: overall, and per worker_image_tag (a null tag is reported as null) in the order the tags first

@@ -424,15 +424,20 @@ async def _unchanged(app: App, key: str, size: int) -> int:
     row). Objects are create-only, so the one served must still be that size: else it was rewritten in the bucket,
     is not the job's result, and the answer is a 409 (`_changed`). The store is asked first: a key it does not hold
     is a 404 whatever the database says; for one it holds, a database that cannot be read is a 503 to retry, not a
-    result served unchecked. The size, never a hash: the body is streamed."""
+    result served unchecked. The size, never a hash: the body is streamed. The request's line is annotated with the
+    job's context when its row is there (a pruned job's is not: a job_id without its trace_id names nothing)."""
     try:
-        rows = await app.db.query("SELECT results_json FROM jobs WHERE id = ?", (key_job_id(key),))
+        rows = await app.db.query("SELECT results_json, trace_id, workflow_version, worker_image_tag FROM jobs "
+                                  "WHERE id = ?", (key_job_id(key),))
     except Exception as exc:  # noqa: BLE001 - any database failure: the check cannot be made now
         refused = ApiError(503, "database_unavailable", f"the database could not be read to check result {key}: "
                                                         f"{type(exc).__name__}; retry later")
         log_refusal(app.log.bind(job_id=key_job_id(key)), "result.refused", refused, "error",
                     error=error_field(exc))
         raise refused from None
+    if rows:  # the download's line names the job as a status read's does: a filter on its trace_id finds it
+        app.log.annotate(job_id=key_job_id(key), trace_id=rows[0]["trace_id"],
+                         workflow_version=rows[0]["workflow_version"], worker_image_tag=rows[0]["worker_image_tag"])
     recorded = [r.get("bytes") for r in jobs.stored_results(rows[0]) if r.get("key") == key] if rows else []
     # a bool is no size; a row from before sizes were kept has none
     if recorded and type(recorded[0]) is int and recorded[0] != size:
@@ -532,18 +537,27 @@ def _validators(meta: ObjectMeta) -> dict[str, str]:
 
 async def metrics_report(app: App, request: Request, **_: str) -> Response:
     """`?by=workflow_version` adds the workflow versions' group (one more statement, about as much work as the
-    rest of the report): only when asked. `by` takes that one value, once; anything else is refused before any read."""
+    rest of the report): only when asked. `by` takes that one value, once, and `since` one time; anything else is
+    refused before any read."""
     require_bearer(app, request)
-    by = parse_qs(request.query_string, keep_blank_values=True).get("by")
+    query = parse_qs(request.query_string, keep_blank_values=True)
+    by, since = query.get("by"), query.get("since")
     if by is not None and by != ["workflow_version"]:
-        shown = ", ".join(repr(value[:64]) for value in by[:3]) + (", ..." if len(by) > 3 else "")
-        raise ApiError(400, "invalid_query", f"by must be workflow_version, given once, or absent (got {shown})",
+        raise ApiError(400, "invalid_query", f"by must be workflow_version, given once, or absent (got {_shown(by)})",
                        field="by")
+    if since is not None and len(since) > 1:  # answering for the first would hide that the others were ignored
+        raise ApiError(400, "invalid_query", f"since must be given once, or absent (got {_shown(since)})",
+                       field="since")
     try:
-        report = await compute(app.db, request.query("since"), by_workflow_version=by is not None)
+        report = await compute(app.db, since[0] if since else None, by_workflow_version=by is not None)
     except MetricsError as exc:
         raise ApiError(400, "invalid_since", str(exc), field="since") from None
     return json_response(200, report)
+
+
+def _shown(values: list[str]) -> str:
+    """A query parameter's values as a refusal names them: the first three, each cut to 64 characters."""
+    return ", ".join(repr(value[:64]) for value in values[:3]) + (", ..." if len(values) > 3 else "")
 
 
 def result_path(key: str) -> str:

@@ -84,8 +84,10 @@ Semantics (RunPod retries, may repeat and may reorder deliveries):
   right): the age is then unknown, and RunPod's figures (its word is the bill's) are bounded by the longest a
   RunPod job for ours can live instead (its policy.ttl, as recover's deadline). A running job's executionTime (a
   recovery's /status answer) is how long it had run so far: a delivery ending the job without one leaves its run
-  time null. End-to-end time is the service's clock now less at creation; it is null (and the applied line's
-  `data.clock_suspect` says why) when that cannot be right: over a minute before the creation (less is two
+  time null. End-to-end time is the service's clock now less at creation. It is null for an outcome an operator's
+  recovery applied (`source` recover): RunPod's /status answer says that the job ended, not when, and the time
+  until the recovery (hours, for a webhook lost overnight) is no latency. It is null too (and the applied line's
+  `data.clock_suspect` says why) when it cannot be right: over a minute before the creation (less is two
   machines' clocks apart: 0), shorter than RunPod's own queue and run times, or longer than any RunPod job for ours
   lives. A step of the clock then costs the percentiles a value, never a 0 or a year that never happened. The job's
   `worker_image_tag` (and the log line's) is the image the worker reports in its output; without
@@ -257,17 +259,20 @@ def _decide(current: str, new: str) -> str:
     return "applied"
 
 
-def _e2e_ms(job: dict[str, Any], delivery: Delivery, now_s: float) -> tuple[int | None, dict[str, Any] | None]:
+def _e2e_ms(job: dict[str, Any], delivery: Delivery, now_s: float,
+            source: str) -> tuple[int | None, dict[str, Any] | None]:
     """A terminal job's end-to-end time, and, when the service's clock makes it impossible, None and why (for the
-    applied line's `data.clock_suspect`). None without a RunPod outcome, or with one read from the result store:
-    the time until an operator recovered the job is no latency, and would top every percentile.
+    applied line's `data.clock_suspect`). None without a RunPod outcome, with one read from the result store, or
+    with any an operator's recovery applied (`source` recover: RunPod's /status answer tells that the job ended, not
+    when): the time until an operator recovered the job (hours, for a webhook lost overnight) is no latency, and
+    would top every percentile of its release.
     Both ends are the service's wall clock, read by different requests (on Cloudflare, on different machines):
     no monotonic clock spans them. So a step of it between the two lands in the figure, and the impossible ones
     are dropped: the clock reads over a minute before the job's creation (it stepped back: the figure used to be
     recorded as 0; less is two machines' clocks apart, and counts as 0), the job is younger than RunPod's own
     queue and run times say it ran (stepped back by less), or older than any RunPod job for it can live (stepped
     ahead, or years ahead). A step that leaves it possible stays in it."""
-    if delivery.runpod_job_id is None or delivery.from_store:
+    if delivery.runpod_job_id is None or delivery.from_store or source == "recover":
         return None, None
     age = job_age_ms(job, now_s)
     # RunPod's figures as plausible_timings keeps them: ones longer than the job's age by this clock are taken for
@@ -373,19 +378,32 @@ def plausible_timings(job: dict[str, Any], delivery: Delivery, now_s: float) -> 
 
 @dataclass(frozen=True)
 class Figures:
-    """A delivery's times as the job records them: RunPod's queue and run ms (None where implausible), the
-    end-to-end ms of a terminal one, and why the service's clock left no e2e (`data.clock_suspect`). Worked out
+    """A delivery's figures as the job records them: RunPod's queue and run ms (None where implausible), the
+    end-to-end ms of a terminal one, why the service's clock left no e2e (`data.clock_suspect`), the GPU that ran
+    it and, for a terminal one, the job's cost estimate (every attempt's, see "Cost of a retried job"). Worked out
     once per applied delivery: the database write and the applied line carry the same figures."""
     queue_ms: int | None
     run_ms: int | None
     e2e_ms: int | None
     clock_suspect: dict[str, Any] | None
+    gpu_type: str | None = None
+    cost_estimate_usd: float | None = None
 
     @classmethod
-    def of(cls, job: dict[str, Any], delivery: Delivery, status: str, now_s: float) -> Figures:
+    def of(cls, job: dict[str, Any], delivery: Delivery, status: str, now_s: float, source: str,
+           pricing: Pricing) -> Figures:
         queue_ms, run_ms = plausible_timings(job, delivery, now_s)
-        e2e, suspect = _e2e_ms(job, delivery, now_s) if status in jobs.TERMINAL else (None, None)
-        return cls(queue_ms, run_ms, e2e, suspect)
+        terminal = status in jobs.TERMINAL
+        e2e, suspect = _e2e_ms(job, delivery, now_s, source) if terminal else (None, None)
+        output = delivery.output if isinstance(delivery.output, dict) else {}
+        gpu = output.get("gpu_type") if isinstance(output.get("gpu_type"), str) else None
+        gpu = ((gpu or pricing.gpu_type) or None) if delivery.runpod_job_id is not None else None
+        usd = cost.estimate_usd(run_ms, gpu, pricing.gpu_count, pricing.price_per_gpu_second) if terminal else None
+        if _replaces_a_completion(job):  # the same attempt again: priced once
+            usd = job["cost_estimate_usd"] if job["cost_estimate_usd"] is not None else usd
+        elif _replaces_runpods_outcome(job):  # the attempt RunPod ran after a /retry: it bills both
+            usd = cost.attempts_usd(job["cost_estimate_usd"], usd)
+        return cls(queue_ms, run_ms, e2e, suspect, gpu[:128] if gpu else None, usd)
 
 
 def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
@@ -399,18 +417,11 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
     status, error, results = checked
     now = jobs.iso_ms(now_s)
     output = delivery.output if isinstance(delivery.output, dict) else {}
-    ran = delivery.runpod_job_id is not None
-    tag = ran_by(job, output, pricing) if ran else None
-    gpu = output.get("gpu_type") if isinstance(output.get("gpu_type"), str) else None
-    gpu = (gpu or pricing.gpu_type) if ran else None
+    tag = ran_by(job, output, pricing) if delivery.runpod_job_id is not None else None
     terminal = status in jobs.TERMINAL
-    figures = figures or Figures.of(job, delivery, status, now_s)
+    figures = figures or Figures.of(job, delivery, status, now_s, source, pricing)
     e2e, queue_ms, run_ms = figures.e2e_ms, figures.queue_ms, figures.run_ms
-    usd = cost.estimate_usd(run_ms, gpu, pricing.gpu_count, pricing.price_per_gpu_second) if terminal else None
-    if _replaces_a_completion(job):  # the same attempt again: priced once
-        usd = job["cost_estimate_usd"] if job["cost_estimate_usd"] is not None else usd
-    elif _replaces_runpods_outcome(job):  # the attempt RunPod ran after a /retry: it bills both
-        usd = cost.attempts_usd(job["cost_estimate_usd"], usd)
+    gpu, usd = figures.gpu_type, figures.cost_estimate_usd
     timings = worker_timings_json(output)
     # The RunPod id is set only when the job has none yet (the webhook overtook our record of
     # /run's answer): naming the column otherwise would rewrite its index entry for nothing.
@@ -420,7 +431,7 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
             _UPDATE_ADOPTING if adopt else _UPDATE,
             (status, *((delivery.runpod_job_id,) if adopt else ()), fingerprint, error,
              _canonical(results) if results is not None else None, timings,
-             tag[:256] if tag else None, gpu[:128] if gpu else None,
+             tag[:256] if tag else None, gpu,
              queue_ms, run_ms, 0 if terminal else 1, e2e, usd,
              now if terminal else None, now, job["id"], job["version"],
              *((delivery.runpod_job_id,) if adopt else ()))),
@@ -499,7 +510,7 @@ class Transitions:
                 return await self._ignore(job, delivery, fingerprint, source, decision, log, now_s)
             if checked is None:
                 checked = await self._check_results(job_id, delivery)
-            figures = Figures.of(job, delivery, checked[0], now_s)
+            figures = Figures.of(job, delivery, checked[0], now_s, source, self.pricing)
             written, holder = await self._write(job, delivery, fingerprint, source, checked, now_s, figures)
             if written:
                 new_status = checked[0]
@@ -587,6 +598,9 @@ class Transitions:
             data["worker_timings_dropped"] = f"over {_MAX_WORKER_TIMINGS_CHARS} characters as JSON"
         if figures.clock_suspect is not None:
             data["clock_suspect"] = figures.clock_suspect
+        if terminal:  # the job's spend as its metrics row records it, so the logs alone can sum it
+            data["cost_estimate_usd"] = figures.cost_estimate_usd
+            data["gpu_type"] = figures.gpu_type
         fields: dict[str, Any] = {
             "reason": "applied", "status": status, "runpod_job_id": delivery.runpod_job_id,
             # the image that ran it, not the configured one

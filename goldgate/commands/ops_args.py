@@ -225,6 +225,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also write an HTML report with charts to FILE")
     p.add_argument("--by-workflow-version", action="store_true",
                    help="also group the jobs by workflow version (counts, error rate, cost, mean run and end-to-end "
-                        "time; a second table, `by_workflow_version` in --json): one more scan of every row")
+                        "time; a second table in the text and in --html, `by_workflow_version` in --json): one more "
+                        "scan of every row")
     _add_cloud_flags(p, _METRICS_CLOUD_HELP)
     add_json_flag(p)

@@ -426,13 +426,15 @@ def logs_schema(f: Facts) -> Verdict:
     lg = f.logs
     if lg is None:
         return FAIL, f.logs_error or "logs not read"
-    if not lg.lines:
+    if lg.lines <= lg.also_lines:  # the release commands' log alone says nothing of the stack's components
         return FAIL, "no log lines found under the stack's logs dir"
     # Past the cap lines are only counted: the evidence says how many were judged, never more.
     unjudged = (f"; {lg.unjudged} more lines past the first {lg.lines} were not judged" if lg.unjudged
                 else "") + lg.judged_words()
-    return _ok(not lg.invalid_count, f"{lg.lines} lines in {lg.files} files valid against logging-schema-v1"
-               + unjudged, f"{lg.invalid_count} invalid lines: " + "; ".join(lg.invalid) + unjudged)
+    with_also = f" (the stack's logs dir and {', '.join(lg.also_files)})" if lg.also_files else ""
+    return _ok(not lg.invalid_count, f"{lg.lines} lines in {lg.files} files{with_also} valid against "
+                                     "logging-schema-v1" + unjudged,
+               f"{lg.invalid_count} invalid lines: " + "; ".join(lg.invalid) + unjudged)
 
 
 def trace_fields(f: Facts) -> Verdict:
@@ -465,10 +467,13 @@ def durations_recorded(f: Facts) -> Verdict:
 def percentiles(f: Facts) -> Verdict:
     if f.metrics is None:
         return FAIL, f.metrics_error or "metrics not computed"
-    e2e = f.metrics["overall"]["e2e_ms"]
-    ok = f.metrics["overall"]["count"] > 0 and None not in (e2e["p50"], e2e["p95"], e2e["p99"])
-    return _ok(ok, f"job_metrics: {f.metrics['overall']['count']} rows; e2e P50/P95/P99 = "
-                   f"{e2e['p50']}/{e2e['p95']}/{e2e['p99']} ms (SQL)", "P50/P95/P99 not computable: no rows")
+    e2e, count = f.metrics["overall"]["e2e_ms"], f.metrics["overall"]["count"]
+    ok = count > 0 and None not in (e2e["p50"], e2e["p95"], e2e["p99"])
+    # A row without an end-to-end time (a job settled by a recovery, or whose clock stepped) is in no percentile.
+    return _ok(ok, f"job_metrics: {count} rows; e2e P50/P95/P99 = {e2e['p50']}/{e2e['p95']}/{e2e['p99']} ms (SQL)",
+               f"P50/P95/P99 not computable: none of the {count} job_metrics rows has an end-to-end time (a job "
+               "settled by `goldgate recover` or from its stored outcome has none): run jobs whose webhook comes"
+               if count else "P50/P95/P99 not computable: no rows")
 
 
 def cost_estimate(f: Facts) -> Verdict:

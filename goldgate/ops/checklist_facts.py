@@ -147,6 +147,9 @@ class LogFacts:
     files_judged: int = 0
     bytes_judged: int = 0
     bytes_total: int = 0
+    # The files judged from outside the stack's logs dir (read_log_facts' `also`), and how many of `lines` are theirs.
+    also_files: tuple[str, ...] = ()
+    also_lines: int = 0
 
     def judged_words(self) -> str:
         """What the judged lines are when not every line was read ("" when every one was): the newest of each log,
@@ -597,10 +600,11 @@ UNVERIFIED_JOB_CLAIMS = frozenset({"webhook.bad_signature"})
 
 
 def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
-                   windows: Mapping[str, ServingWindow] | None = None) -> LogFacts:
+                   windows: Mapping[str, ServingWindow] | None = None, also: Iterable[Path] = ()) -> LogFacts:
     """The newest lines of every log judged against the v1 schema (the end of each file, see LOG_TAIL_BYTES), and
     the start-up lines of the newest workers. `windows` scopes an image's start-up lines (models_loaded,
-    preflight_failed) to those since its window."""
+    preflight_failed) to those since its window. `also`: log files outside `logs_dir` judged with it (the release
+    commands' <home>/logs/release.jsonl), each named by its full path; one that does not exist is none."""
     from service.metrics import MetricsError, normalize_since
 
     windows = dict(windows or {})
@@ -609,6 +613,8 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
     # logger, prints, warnings and crashes into v1 lines. Only *.stderr.log is exempt: the crash output of a host
     # process (a Python traceback has no schema).
     sizes = _log_sizes(logs_dir)
+    for path in also:
+        sizes.update(_log_size(path))
     # The newest files (by when they were last written) get the byte budget; they are judged in name order.
     tails: dict[Path, int] = {}
     heads: dict[Path, int] = {}
@@ -627,7 +633,7 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
             heads[path] = min(LOG_HEAD_BYTES, size - tails[path], head_left)
             head_left -= heads[path]
     invalid: list[str] = []
-    invalid_count = lines = models_loaded = unjudged = 0
+    invalid_count = lines = models_loaded = unjudged = also_lines = 0
     trace_missing: set[str] = set()
     context: dict[str, set[str]] = {}
     startup: dict[str, dict[str, int]] = {event: {} for event in _STARTUP_EVENTS}
@@ -654,7 +660,8 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
             earlier[tag] = earlier.get(tag, 0) + 1
 
     for path in sorted(sizes):
-        name = path.relative_to(logs_dir)
+        inside = path.is_relative_to(logs_dir)
+        name = path.relative_to(logs_dir) if inside else path
         for line in _startup_lines(path, heads.get(path, 0), validator):
             count_startup(line)
         whole, window_lines = _log_tail(path, tails[path], sizes[path][0])
@@ -666,6 +673,7 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
                 unjudged += 1
                 continue
             lines += 1
+            also_lines += not inside
             try:
                 if text is None:
                     raise ValueError
@@ -700,7 +708,9 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
                     preflight_failed_by_image=startup["preflight_failed"], models_loaded_before_by_image=earlier,
                     windows=windows,
                     files_judged=sum(1 for n in tails.values() if n), bytes_judged=sum(tails.values()),
-                    bytes_total=sum(size for size, _ in sizes.values()))
+                    bytes_total=sum(size for size, _ in sizes.values()),
+                    also_files=tuple(str(path) for path in sorted(sizes) if not path.is_relative_to(logs_dir)),
+                    also_lines=also_lines)
 
 
 @functools.lru_cache(maxsize=4)
@@ -723,15 +733,18 @@ def _log_sizes(logs_dir: Path) -> dict[Path, tuple[int, float]]:
         return {}
     sizes = {}
     for path in logs_dir.rglob("*"):
-        if path.name.endswith(".stderr.log"):
-            continue
-        try:
-            info = path.stat()
-        except OSError:
-            continue
-        if stat.S_ISREG(info.st_mode):
-            sizes[path] = (info.st_size, info.st_mtime)
+        if not path.name.endswith(".stderr.log"):
+            sizes.update(_log_size(path))
     return sizes
+
+
+def _log_size(path: Path) -> dict[Path, tuple[int, float]]:
+    """{path: (its size, when it was last written)} for a regular file, else {}."""
+    try:
+        info = path.stat()
+    except OSError:
+        return {}
+    return {path: (info.st_size, info.st_mtime)} if stat.S_ISREG(info.st_mode) else {}
 
 
 def _read_span(path: Path, start: int, length: int) -> bytes:
@@ -1002,7 +1015,7 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     from goldgate.ops.metrics_report import report_from_sqlite
     from goldgate.ops.polling_scan import scan_tree
     from goldgate.release.history import on_target
-    from goldgate.release.ledger import Ledger
+    from goldgate.release.ledger import RELEASE_LOG, Ledger
     from goldgate.release.report import REPORTS_DIR, load_report_of
 
     the_spec = specs.load_local(stack, platform.stacks_file)  # an unknown stack is refused right away
@@ -1052,7 +1065,10 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     image_models, image_models_error = (None, f"{stack} has no pinned image") if not image else _attempt(
         "image models", lambda: read_image_models(platform.home, image))
     status = platform.status(stack)
-    logs, logs_error = _attempt("logs", lambda: read_log_facts(Path(status.logs_dir), windows=windows))
+    # The line claims schema v1 at every point: the release commands' own log (promotions, rollbacks, gate refusals,
+    # golden verdicts), which a team alerts on, is judged with the stack's.
+    logs, logs_error = _attempt("logs", lambda: read_log_facts(Path(status.logs_dir), windows=windows,
+                                                               also=(platform.home / RELEASE_LOG,)))
     drill, drill_error = _attempt("DR drill", lambda: dr.latest_drill(platform.home, stack, "local"))
     prune, prune_error = _attempt("prune record", lambda: retention.latest_prune(platform.home, stack, "local"))
     room, room_error = _attempt("the database's disk", lambda: read_disk_room(db_path))

@@ -505,7 +505,7 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
     from goldgate.ops.polling_scan import scan_tree
     from goldgate.release.build import manifest_sha256
     from goldgate.release.history import on_target
-    from goldgate.release.ledger import Ledger
+    from goldgate.release.ledger import RELEASE_LOG, Ledger
     from goldgate.release.report import REPORTS_DIR, load_report_of
 
     the_spec, _ = load_cloud_stack(stack, stacks_dir)  # an unknown or invalid stack is refused right away
@@ -610,7 +610,9 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
                                   "Worker's and the workers' JSON log lines (Workers Logs / Logpush, RunPod endpoint "
                                   "logs) into a directory and pass --logs-dir")
     else:
-        logs, logs_error = _attempt("logs", lambda: read_log_facts(logs_dir, windows=windows))
+        # The cloud release commands write <home>/logs/release.jsonl too: judged with the exported lines.
+        logs, logs_error = _attempt("logs", lambda: read_log_facts(logs_dir, windows=windows,
+                                                                   also=(home / RELEASE_LOG,)))
     drill, drill_error = _attempt("DR drill", lambda: dr.latest_drill(home, stack, "cloud"))
     if drill is None and drill_error is None:
         drill_error = (f"no cloud DR drill recorded for {stack} (a local drill is no evidence for D1); run "

@@ -1,6 +1,7 @@
 """Lines about a job that do not carry the job's context (trace_id, the job's workflow_version), so a dashboard
 filter on the job's trace_id misses them, are named in docs/LOG_EVENTS.md as such: a webhook whose signature fails
-names the job its URL claims but not its trace, and a result download names no job (its key does)."""
+names the job its URL claims but not its trace, and a result download names its job only while the job's row is there
+(test_review29_svc2_result_line.py)."""
 
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ def test_the_lines_without_the_jobs_trace_are_the_ones_the_catalogue_names(svc, 
     assert forged["job_id"] == job["job_id"] and forged["trace_id"] is None
     download = [line for line in _lines(log_lines, "http.request") if line["http"]["path"].startswith("/api/result/")]
     assert [(d["job_id"], d["trace_id"], d["http"]["path"]) for d in download] == [
-        (None, None, f"/api/result/{image['key']}")]
+        (job["job_id"], job["trace_id"], f"/api/result/{image['key']}")]
 
     listed = _exceptions()
     assert "`webhook.bad_signature`" in listed and "no `trace_id`" in listed
-    assert "/api/result/<key>" in listed and "names no job" in listed
+    assert "/api/result/<key>" in listed and "pruned job" in listed and "names none" in listed
