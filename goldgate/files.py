@@ -85,18 +85,23 @@ def lock_file(path: Path | str) -> int | None:
 def flock_holder(path: Path | str) -> int | None:
     """The pid of the process holding a flock on the file or directory at `path`, as the kernel lists it in
     /proc/locks (Linux); None when none does or it cannot be told. Advice for a refusal, never a reason for one."""
+    holders = flock_holders(path)
+    return holders[0] if holders else None
+
+
+def flock_holders(path: Path | str) -> list[int] | None:
+    """The pids of the processes holding a flock on the file or directory at `path`, as the kernel lists them in
+    /proc/locks (Linux; 0 for one it cannot name in this pid namespace), without taking it: [] when none holds it,
+    None when that cannot be told (no /proc/locks, or nothing at `path`)."""
     try:
         info = os.stat(path)
         wanted = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
         with open("/proc/locks", encoding="ascii", errors="replace") as locks:
-            for line in locks:
-                fields = line.split()
-                # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; a waiter's line has "->" after the number
-                if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == wanted and fields[4].isdigit():
-                    return int(fields[4])
+            # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; a waiter's line has "->" after the number
+            return [int(fields[4]) for fields in (line.split() for line in locks)
+                    if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == wanted and fields[4].isdigit()]
     except OSError:
-        pass
-    return None
+        return None
 
 
 # The most directories one make_dirs makes: a state path needing more is a mistake (an unset variable in a

@@ -16,7 +16,8 @@ The chain detects edits, not forgeries: whoever can write the file can append an
 GOLDGATE_LEDGER_KEY set (a CI secret), every entry appended also carries `mac`, an HMAC-SHA256 of its canonical form
 (which holds `prev`, so a MAC also pins everything before it) under that key, and each entry read says whether its MAC
 verifies (`Entry.authentic`). The gate and rollback trust only such entries for what they rely on; without the key
-every entry is taken as it is, as before. The key itself is never written or logged, and no process goldgate starts
+every entry is taken as it is, as before, but a ledger that holds a signed one is not decided on
+(`Ledger.require_key_if_signed`), nor read by `status` (`last_prod_change`). The key itself is never written or logged, and no process goldgate starts
 sees it: the CLI takes it out of the environment before a command runs (`secrets_taken_from_env`), so Pulumi and its
 provider plugins, docker, the save script and the local stacks inherit everything but the key.
 
@@ -608,15 +609,19 @@ _TAIL_CHUNK = 1 << 20
 
 
 def _lines_from_end(fd: int, size: int) -> Iterator[bytes]:
-    """The lines of the open file `fd` (of `size` bytes), last first, read backwards a chunk at a time."""
+    """The lines of the open file `fd` (of `size` bytes), last first, read backwards a chunk at a time. A line longer
+    than `_MAX_LINE` is no entry of ours (`Ledger` refuses the ledger for it): LedgerTampered as soon as that many
+    bytes go by without a newline. Skipping it instead read a sparse or binary file put in the ledger's place whole,
+    backwards, on every `status` (4 GiB: 11 s)."""
     end, rest = size, b""
     while end > 0:
         start = max(0, end - _TAIL_CHUNK)
         lines = (os.pread(fd, end - start, start) + rest).split(b"\n")
         end = start
         rest = lines.pop(0) if start > 0 else b""
-        if len(rest) > _MAX_LINE:  # no entry of ours: skipped, not gathered whole into memory
-            rest = b""
+        if len(rest) > _MAX_LINE or any(len(line) > _MAX_LINE for line in lines):
+            raise LedgerTampered(f"it holds a line longer than {_MAX_LINE} bytes, which goldgate never writes: it "
+                                 "has been altered (`goldgate history` names the line)")
         yield from reversed(lines)
 
 
@@ -648,7 +653,8 @@ def last_prod_change(home: Path, stack: str, *, verifying: str | None = None,
     goldgate.release.history.verified_releases counts them; with "", of any image). Read from the end as
     `last_golden_run` reads it, for `status`; None when there is none. With `authentic` False, a line whose MAC does
     not verify under GOLDGATE_LEDGER_KEY (one recorded before the key was set) is taken too. Raises OSError or
-    StateError when the ledger cannot be read (a missing one is empty)."""
+    StateError when the ledger cannot be read (a missing one is empty), and where promote and rollback would refuse
+    what the line says (`_last_line`'s `strict`): a line out of the chain, or a signed ledger read without its key."""
     def wanted(line: dict[str, Any]) -> bool:
         image = line.get("image")
         local = line.get("target", "local" if isinstance(image, str) and image.startswith("local/") else None)
@@ -663,41 +669,164 @@ def last_prod_change(home: Path, stack: str, *, verifying: str | None = None,
     # Canonical JSON: a line without these bytes is none of them, and is not parsed (a ledger of years is tens of MB).
     needles = [b'"phase":"'] if verifying is None else [b'"phase":"outcome"', b'"prod_image":"'] + (
         [b'"prod_image":' + json.dumps(verifying).encode()] if verifying else [])
-    return _last_line(home, needles, wanted, authentic)
+    return _last_line(home, needles, wanted, authentic, strict=True)
+
+
+_MAC_KEY = b'"mac":"'   # how a signed line (canonical JSON) holds its MAC
+# Ledgers this process read whole from the end in `strict` mode and found no signed line in, by path: (device, inode,
+# size, mtime) of the file then. `status` reads the ledger several times; an unsigned ledger is read whole once.
+_unsigned: dict[Path, tuple[int, int, int, int]] = {}
 
 
 def _last_line(home: Path, needles: list[bytes], wanted: Callable[[dict[str, Any]], bool],
-               authentic: bool = True) -> dict[str, Any] | None:
+               authentic: bool = True, strict: bool = False) -> dict[str, Any] | None:
     """The last intact line of <home>/ledger.jsonl that holds every one of `needles` (canonical JSON: no other
     spelling) and that `wanted` takes, read from the end; an edited line (its hash no longer its own), or (`authentic`)
     one whose MAC does not verify under GOLDGATE_LEDGER_KEY, is passed over. None when there is none, or no ledger;
-    OSError or StateError when it cannot be read (a bad key, a FIFO or a directory in its place)."""
+    OSError or StateError when it cannot be read (a bad key, a FIFO or a directory in its place, a line longer than
+    any entry).
+
+    `strict` (`status`'s UNVERIFIED line, which must believe no line that promote and rollback refuse): the line found
+    must sit in the chain, as `Ledger` checks it (its `prev` the hash of the entry before it, its seq one more, and the
+    entry after it chained to it): a line appended with its own hash right but not chained is LedgerTampered, not
+    believed. And without GOLDGATE_LEDGER_KEY, a ledger that holds a signed line is LedgerKeyMissing, as
+    `Ledger.require_key_if_signed` refuses it: without the key no line in it can be told from one added by hand (a
+    MAC copied or made up included)."""
     key = key_from_env() if authentic else None
+    unkeyed = strict and key_from_env() is None
+    path = home / "ledger.jsonl"
     try:
-        fd = os.open(home / "ledger.jsonl", os.O_RDONLY | os.O_NONBLOCK)  # a FIFO in its place must not hang status
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO in its place must not hang status
     except FileNotFoundError:
         return None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise StateError(f"{home / 'ledger.jsonl'} is not a regular file")
-        for raw in _lines_from_end(fd, info.st_size):
-            if not all(needle in raw for needle in needles):
+            raise StateError(f"{path} is not a regular file")
+        seen = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+        def lines() -> Iterator[bytes]:
+            for raw in _lines_from_end(fd, info.st_size):
+                if unkeyed and _MAC_KEY in raw:
+                    raise _signed_without_key(raw)
+                yield raw
+
+        read = lines()
+        after: bytes | None = None   # the line after the one at hand (read before it), None at the file's end
+        unended = False   # whether `after` is the file's last line with no newline after it yet
+        for number, raw in enumerate(read):
+            if not raw.strip():
                 continue
-            try:
-                line = json.loads(raw)
-            except (ValueError, RecursionError):
+            line = _line_taken(raw, needles, wanted, key)
+            if line is None:
+                after, unended = raw, number == 0   # the first one read is what follows the last newline
                 continue
-            if not isinstance(line, dict) or not wanted(line):
-                continue
-            body = {k: v for k, v in line.items() if k not in ("hash", "mac")}
-            if line.get("hash") != entry_hash(body):
-                continue
-            mac = line.get("mac")
-            if key is not None and not (isinstance(mac, str) and hmac.compare_digest(  # as the ledger compares it
-                    mac.encode("utf-8", "surrogateescape"), entry_mac(key, body).encode())):
-                continue
+            if strict:
+                _check_chained(line, next((r for r in read if r.strip()), None), after, unended)
+                if unkeyed and _unsigned.get(path) != seen:   # a signed line before it refuses the ledger too
+                    signed = _signed_line(fd, info.st_size)
+                    if signed is not None:
+                        raise _signed_without_key(signed)
+                    _unsigned[path] = seen
             return line
+        if unkeyed:
+            _unsigned[path] = seen
     finally:
         os.close(fd)
     return None
+
+
+def _line_taken(raw: bytes, needles: list[bytes], wanted: Callable[[dict[str, Any]], bool],
+                key: bytes | None) -> dict[str, Any] | None:
+    """The line `raw` parsed, when it holds every one of `needles`, `wanted` takes it, its hash is its own and (`key`)
+    its MAC verifies; else None."""
+    if not all(needle in raw for needle in needles):
+        return None
+    try:
+        line = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(line, dict) or not wanted(line):
+        return None
+    body = {k: v for k, v in line.items() if k not in ("hash", "mac")}
+    if line.get("hash") != entry_hash(body):
+        return None
+    mac = line.get("mac")
+    if key is not None and not (isinstance(mac, str) and hmac.compare_digest(  # as the ledger compares it
+            mac.encode("utf-8", "surrogateescape"), entry_mac(key, body).encode())):
+        return None
+    return line
+
+
+def _check_chained(line: dict[str, Any], before: bytes | None, after: bytes | None, after_unended: bool) -> None:
+    """LedgerTampered unless the entry `line` follows `before` (the line before it; None: it is the first) and `after`
+    (the line after it; None: it is the last) follows it. An unended last line that is no JSON yet is an append in
+    progress (`status` reads without the ledger's lock), not a break."""
+    what = f"ledger #{str(line.get('seq'))[:20]} ({str(line.get('kind'))[:20]})"
+    seq = line.get("seq")
+    if before is None:
+        chained = line.get("prev") == GENESIS and _follows(seq, 0)
+    else:
+        prior = _parsed(before)
+        chained = prior is not None and line.get("prev") == entry_hash(
+            {k: v for k, v in prior.items() if k not in ("hash", "mac")}) and _follows(seq, prior.get("seq"))
+    # The refusal's first 200 characters are what `status` shows: `goldgate history` names the line and the way out.
+    if not chained:
+        raise LedgerTampered(f"{what} does not follow the entry before it (its `prev` or `seq`): an entry was "
+                             "removed, reordered or inserted (`goldgate history` names it)")
+    if after is None:
+        return
+    following = _parsed(after)
+    if following is None and after_unended:
+        return
+    if following is None or following.get("prev") != line.get("hash") or not _follows(following.get("seq"), seq):
+        raise LedgerTampered(f"the entry after {what} does not follow it (its `prev` or `seq`): an entry was "
+                             "removed, reordered or inserted (`goldgate history` names it)")
+
+
+def _parsed(raw: bytes) -> dict[str, Any] | None:
+    try:
+        line = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return line if isinstance(line, dict) else None
+
+
+def _follows(seq: Any, prior: Any) -> bool:
+    return type(seq) is int and type(prior) is int and seq == prior + 1
+
+
+def _signed_line(fd: int, size: int) -> bytes | None:
+    """A line of the open ledger `fd` (of `size` bytes) that carries a MAC (as much of it as the chunk it was found in
+    holds), or None. Read backwards a chunk at a time as `_lines_from_end` reads, and as it does, LedgerTampered once
+    more than `_MAX_LINE` bytes go by without a newline; but not split into lines: this reads the whole ledger (tens
+    of MB after years), and a byte search of each chunk takes a third of the time."""
+    end, run, after = size, 0, b""   # run: the bytes before the newline last read; after: the next chunk's first bytes
+    while end > 0:
+        start = max(0, end - _TAIL_CHUNK)
+        data = os.pread(fd, end - start, start)
+        chunk = data + after   # a MAC's key across two chunks is found whole
+        found = chunk.find(_MAC_KEY)
+        if found >= 0:
+            ends = chunk.find(b"\n", found)
+            return chunk[chunk.rfind(b"\n", 0, found) + 1:ends if ends >= 0 else len(chunk)]
+        first, last = data.find(b"\n"), data.rfind(b"\n")
+        if last < 0:
+            run += len(data)
+        elif run + len(data) - last - 1 > _MAX_LINE or last - first - 1 > _MAX_LINE and max(
+                map(len, data[first + 1:last].split(b"\n"))) > _MAX_LINE:   # the line after its last newline, or within
+            run = _MAX_LINE + 1
+        else:
+            run = first   # the end of a line that began in the chunk before
+        if run > _MAX_LINE:
+            raise LedgerTampered(f"it holds a line longer than {_MAX_LINE} bytes, which goldgate never writes: it "
+                                 "has been altered (`goldgate history` names the line)")
+        after, end = data[:len(_MAC_KEY) - 1], start
+    return None
+
+
+def _signed_without_key(raw: bytes) -> LedgerKeyMissing:
+    seq = (_parsed(raw) or {}).get("seq")
+    which = f"ledger #{seq}" if type(seq) is int else "a line"
+    return LedgerKeyMissing(f"it is signed with a ledger key ({which} carries a MAC) but {KEY_ENV} is not set: "
+                            "without it a line added by hand would be believed; set it to the key CI signs with")

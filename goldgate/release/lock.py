@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from goldgate.errors import StateError
-from goldgate.files import NotARegularFile, make_dirs, open_regular
+from goldgate.files import NotARegularFile, flock_holders, make_dirs, open_regular
 from goldgate.logs import now_rfc3339
 
 LOCKS_DIR = "locks"   # under the state home: one StackLock file per target and stack
@@ -218,9 +218,12 @@ def _describe(holder: dict[str, Any], purpose: bool = True) -> str:
 def release_lock_holder(home: Path, name: str = "release.lock") -> dict[str, Any] | None:
     """Who holds the release lock now, as its holder wrote it (pid, purpose, kind, command, since), read without
     taking the lock: a `status` that took it, even for a moment, would make a promotion started then refuse. None when
-    no live process is named there (the file is emptied as the lock is let go; a killed holder's pid is gone)."""
+    nobody holds it. The file is emptied as the lock is let go, but a holder killed (kill -9, out of memory, a reboot)
+    leaves its pid there, and a live process of that pid proves nothing (pids are reused; pid 1 is always alive): the
+    flock decides, as the kernel lists it (/proc/locks). Where that cannot be told, a live process named there."""
+    path = Path(home) / name
     try:
-        fd = open_state_file(Path(home) / name, os.O_RDONLY, "the release lock")
+        fd = open_state_file(path, os.O_RDONLY, "the release lock")
     except (OSError, StateError):
         return None
     try:
@@ -230,6 +233,9 @@ def release_lock_holder(home: Path, name: str = "release.lock") -> dict[str, Any
     pid = holder.get("pid")
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or pid == os.getpid():
         return None
+    held = flock_holders(path)
+    if held is not None:
+        return holder if held else None
     try:
         os.kill(pid, 0)
     except PermissionError:   # another user's process: alive

@@ -20,6 +20,14 @@ from goldgate.release.ledger import Ledger
 
 A = "local/worker@sha256:" + "a" * 64
 B = "local/worker@sha256:" + "b" * 64
+LOCK_HOLDER = """
+import sys, time
+from pathlib import Path
+from goldgate.release.lock import ReleaseLock
+with ReleaseLock(Path(sys.argv[1]), "promote staging -> prod"):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
 
 
 def _promoted(ledger: Ledger, image: str, before: str | None = None) -> None:
@@ -101,11 +109,10 @@ def test_a_promotion_under_way_is_named_as_such(tmp_path: Path, capsys: pytest.C
     _promoted(ledger, A)
     ledger.append("promotion", phase="intent", stack="prod", target="local", image=B, before=A, trigger="test")
     StackDir(home, "prod").pin(B, reason="deploy")
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # A promotion's process: it holds the release lock (the flock, not only the file naming it) until killed.
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(home)], stdout=subprocess.PIPE, text=True)
     try:
-        (home / "release.lock").write_text(json.dumps({"pid": holder.pid, "purpose": "promote staging -> prod",
-                                                       "kind": "change", "command": "goldgate promote",
-                                                       "since": "2026-12-01T00:00:00Z"}))
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
         _, data = _status(home, capsys)
     finally:
         holder.kill()
