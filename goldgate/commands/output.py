@@ -23,7 +23,22 @@ def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> N
     if getattr(args, "json", False):
         say(json.dumps(_finite(data), indent=2, sort_keys=True, default=str, allow_nan=False))
     else:
-        say(_encodable(escape_controls(render(data), keep="\n\t"), sys.stdout))
+        # The render's own line breaks are kept; a value's are not: a newline inside one (a lock holder's purpose, a
+        # ledger reason, a name read from a file) would start a line the render never wrote, a fake status line.
+        say(_encodable(escape_controls(render(_one_line_values(data)), keep="\n\t"), sys.stdout))
+
+
+def _one_line_values(data: Any) -> Any:
+    """`data` with every string in it (keys too) escaped as one line: control characters as \\n, \\t, \\x1b."""
+    if isinstance(data, str):
+        return escape_controls(data)
+    if isinstance(data, Mapping):
+        return {_one_line_values(k): _one_line_values(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_one_line_values(v) for v in data]
+    if type(data) is tuple:  # a named tuple keeps its fields as they are
+        return tuple(_one_line_values(v) for v in data)
+    return data
 
 
 def say(text: str) -> None:

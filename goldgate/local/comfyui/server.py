@@ -9,15 +9,18 @@ Run alone: `python -m goldgate.local.comfyui.server --models DIR [--port N] [--s
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import mimetypes
 import os
 import queue
+import re
 import signal
 import socket
 import sys
 import tempfile
 import threading
+import time
 import urllib.parse
 import uuid
 from email.parser import BytesParser
@@ -42,6 +45,70 @@ MAX_WS_MESSAGE_BYTES = 1024 * 1024  # clients only ever send a ping or a close
 # What ComfyUI's /view sends as application/octet-stream whatever the file's extension says.
 DOWNLOAD_ONLY_TYPES = frozenset({"text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript",
                                  "text/css"})
+# How long a client may take. Real ComfyUI's aiohttp holds no thread per connection and closes one idle for its
+# keepalive_timeout (75 s); here each connection holds a thread, and without these a client that sent half a request,
+# or trickled it, held its thread forever (as the RunPod emulator's read deadlines, goldgate/local/runpod/server.py):
+# a connection that begins no request within IDLE_TIMEOUT_S is closed; a request must arrive whole, header block and
+# body, within REQUEST_TIMEOUT_S of its first byte (a 408, and the connection closed); an answer the client has not
+# taken within WRITE_TIMEOUT_S is dropped with its connection. An open /ws has no read deadline: it is quiet for as
+# long as the queue is.
+IDLE_TIMEOUT_S = 75.0
+REQUEST_TIMEOUT_S = 60.0
+WRITE_TIMEOUT_S = 60.0
+MAX_CHUNK_LINE_BYTES = 65536  # a chunk size or trailer line: http.server's bound on a header line
+MAX_TRAILER_LINES = 100  # http.server's bound on the header lines of a request
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+class _Refused(Exception):
+    """A request answered before (or instead of) its body is read, as aiohttp refuses it: a length it cannot trust, a
+    body over the limit. Its connection is closed: what is left of the body must not be read as the next request."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+class _ClientGone(Exception):
+    """The client closed its connection before the whole body came (aiohttp answers nothing then either)."""
+
+
+class _ClientReader(io.RawIOBase):
+    """A connection's reads, each under the time its request has left: IDLE_TIMEOUT_S for a request's first byte,
+    then REQUEST_TIMEOUT_S from that byte on (a socket timeout per read alone lets a trickle hold on forever). The
+    RunPod emulator's, goldgate/local/runpod/server.py, with an open-ended mode for a websocket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+        self.deadline: float | None = None  # set by a request's first byte; None between requests
+        self.expired = False  # a read timed out with a request begun: it is owed a 408
+        self.open_ended = False  # an open websocket: no deadline at all
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.open_ended:
+            while True:
+                try:
+                    return self._sock.recv_into(buffer)
+                except TimeoutError:
+                    continue  # the socket's timeout bounds the websocket's writes; its reads wait as long as it lives
+        begun = self.deadline is not None
+        left = self.deadline - time.monotonic() if self.deadline is not None else IDLE_TIMEOUT_S
+        try:
+            if left <= 0:
+                raise TimeoutError("the request did not arrive in time")
+            self._sock.settimeout(left)
+            n = self._sock.recv_into(buffer)
+        except TimeoutError:
+            self.expired = begun
+            raise
+        if n and not begun:
+            self.deadline = time.monotonic() + REQUEST_TIMEOUT_S
+        return n
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -55,16 +122,41 @@ class _Handler(BaseHTTPRequestHandler):
     def backend(self) -> ComfyBackend:
         return self.server.backend  # type: ignore[attr-defined]
 
+    def setup(self) -> None:
+        super().setup()
+        self._reader = _ClientReader(self.connection)
+        self.rfile = io.BufferedReader(self._reader)
+        self._length: int | None = 0
+
+    def handle_one_request(self) -> None:
+        """One request, under the read deadlines; http.server closes a connection whose read timed out, silently:
+        a request that had begun is answered 408 first (one that never began, an idle connection, is not)."""
+        self._reader.deadline, self._reader.expired = None, False
+        # Nothing of the last request's: a 408 owed before this one's request line is in must not name that one.
+        self.command, self.path, self.request_version, self.requestline = "", "", "HTTP/1.1", ""
+        super().handle_one_request()
+        if self._reader.expired:
+            self._reader.expired = False
+            self.close_connection = True
+            try:
+                self._send(408, b"408: Request Timeout", "text/plain; charset=utf-8")
+            except OSError:  # the client is gone too, or takes no answer
+                pass
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # requests are logged as JSON lines in _send
 
     def log_error(self, format: str, *args: Any) -> None:
         # http.server reports malformed requests (bad request line, oversized headers) here, in plain text
-        # on stderr by default; the emulator's output lands in worker logs, where every line is v1.
+        # on stderr by default; the emulator's output lands in worker logs, where every line is v1. A read that timed
+        # out is no error: an idle connection closed is routine, and a 408 owed is logged as it is sent.
+        if format.startswith("Request timed out"):
+            return
         logger: JsonLogger = self.server.logger  # type: ignore[attr-defined]
         logger.warning("http_protocol_error", message=(format % args)[:4000])
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.connection.settimeout(WRITE_TIMEOUT_S)
         self.send_response(status)
         if self.close_connection:
             # Say so: a client that pools connections would otherwise send its next request into a closed one.
@@ -84,10 +176,85 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, payload: Any) -> None:
         self._send(status, json.dumps(payload).encode(), "application/json; charset=utf-8")
 
-    def _form(self) -> dict[str, tuple[str | None, bytes]] | None:
+    def _framing(self) -> int | None:
+        """The body's length as the headers frame it, None for a chunked one; a length that cannot be trusted is
+        refused as aiohttp's parser (llhttp) refuses it, before routing: `Content-Length: -1` once read until the
+        client closed, and two lengths left the rest of the body to be read as the next request."""
+        lengths = self.headers.get_all("Content-Length") or []
+        codings = self.headers.get_all("Transfer-Encoding")
+        if len(lengths) > 1:  # aiohttp: even twice the same
+            raise _Refused(400, self._parse_error("Duplicate Content-Length", "Content-Length", lengths[-1]))
+        if codings is not None:
+            if lengths:
+                raise _Refused(400, self._parse_error("Content-Length can't be present with Transfer-Encoding",
+                                                      "Content-Length", lengths[0]))
+            if ",".join(codings).rsplit(",", 1)[-1].strip(" \t").lower() != "chunked":
+                raise _Refused(400, self._parse_error("Request has invalid `Transfer-Encoding`", "Transfer-Encoding",
+                                                      ", ".join(codings)))
+            return None
+        if not lengths:
+            return 0
+        value = lengths[0].strip(" \t")
+        if not (value.isascii() and value.isdigit()):  # a sign, a space, a list, a digit of another script
+            raise _Refused(400, self._parse_error("Invalid character in Content-Length", "Content-Length",
+                                                  lengths[0]))
+        if len(value.lstrip("0")) > 19:  # llhttp keeps it in 64 bits (and int() refuses over 4300 digits: a 500)
+            raise _Refused(400, self._parse_error("Content-Length overflow", "Content-Length", lengths[0]))
+        return int(value)
+
+    @staticmethod
+    def _parse_error(reason: str, name: str, value: str) -> str:
+        # aiohttp's answer to a request its parser refuses: the reason, then the header line it stopped at.
+        return f"{reason}:\n\n  {f'{name}: {value}'.encode('latin-1', 'backslashreplace')!r}"
+
+    def _body(self, limit: int, too_large: str) -> bytes:
+        """The request's body, at most `limit` bytes: a longer one is a 413 (`too_large`), left unread."""
+        if self._length is None:
+            return self._chunked(limit, too_large)
+        if self._length > limit:
+            raise _Refused(413, too_large)
+        raw = self.rfile.read(self._length) if self._length else b""
+        if len(raw) < self._length:
+            raise _ClientGone
+        return raw
+
+    def _chunked(self, limit: int, too_large: str) -> bytes:
+        """A Transfer-Encoding: chunked body, decoded as aiohttp decodes it (chunk extensions ignored, trailers
+        read and dropped); refused as soon as its chunk sizes pass `limit`, before their data is read."""
+        body = bytearray()
+        while True:
+            line = self._chunk_line()
+            size = line.split(b";", 1)[0].strip(b" \t")
+            if not _CHUNK_SIZE.fullmatch(size):
+                raise _Refused(400, f"Invalid character in chunk size:\n\n  {line[:200]!r}")
+            if not (length := int(size, 16)):
+                break
+            if len(body) + length > limit:
+                raise _Refused(413, too_large)
+            chunk = self.rfile.read(length + 2)
+            if len(chunk) < length + 2:
+                raise _ClientGone
+            if not chunk.endswith(b"\r\n"):
+                raise _Refused(400, "Expected CRLF after chunk data")
+            body += chunk[:-2]
+        for _ in range(MAX_TRAILER_LINES):
+            if not self._chunk_line():
+                return bytes(body)
+        raise _Refused(400, f"Too many trailer lines (more than {MAX_TRAILER_LINES})")
+
+    def _chunk_line(self) -> bytes:
+        line = self.rfile.readline(MAX_CHUNK_LINE_BYTES + 1)
+        if len(line) > MAX_CHUNK_LINE_BYTES:
+            raise _Refused(400, f"Chunk line too long (more than {MAX_CHUNK_LINE_BYTES} bytes)")
+        if not line.endswith(b"\n"):
+            raise _ClientGone
+        if not line.endswith(b"\r\n"):
+            raise _Refused(400, f"Expected CRLF at the end of a chunk line:\n\n  {line[:200]!r}")
+        return line[:-2]
+
+    def _form(self, raw: bytes) -> dict[str, tuple[str | None, bytes]] | None:
         """A multipart/form-data body as {field: (file name or None, bytes)}; None when it is not one."""
         content_type = self.headers.get("Content-Type") or ""
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
         if not message.is_multipart() or message.get_content_type() != "multipart/form-data":
             return None
@@ -106,9 +273,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, serve: Any) -> None:
         try:
+            self._length = self._framing()
+            if self.command != "POST" and self._length != 0:
+                self.close_connection = True  # its body is never read: it must not be taken for the next request
             serve()
+        except _Refused as exc:
+            self.close_connection = True
+            self._send(exc.status, exc.text.encode(), "text/plain; charset=utf-8")
+        except _ClientGone:
+            self.close_connection = True  # nothing to answer
         except (ConnectionError, TimeoutError):
-            raise  # the client is gone: nothing to answer
+            raise  # the client is gone (or too slow: a 408): nothing to answer here
         except Exception as exc:  # noqa: BLE001 - aiohttp answers an unhandled exception with a 500, never silence
             logger: JsonLogger = self.server.logger  # type: ignore[attr-defined]
             logger.error("http_handler_error", message=f"{self.command} {urllib.parse.urlsplit(self.path).path} "
@@ -176,11 +351,8 @@ class _Handler(BaseHTTPRequestHandler):
             path = path[1:]
         if path == ["upload", "image"]:
             return self._upload_image()
-        if int(self.headers.get("Content-Length") or 0) > MAX_BODY_BYTES:
-            self.close_connection = True  # the body is left unread; aiohttp refuses a body over its client_max_size
-            return self._send(413, f"Maximum request body size {MAX_BODY_BYTES} exceeded".encode(),
-                              "text/plain; charset=utf-8")
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        # aiohttp refuses a body over its client_max_size
+        raw = self._body(MAX_BODY_BYTES, f"Maximum request body size {MAX_BODY_BYTES} exceeded")
         if path == ["interrupt"]:
             # ComfyUI: a body that is not JSON is no body, which interrupts whatever runs (a "global interrupt").
             try:
@@ -232,12 +404,15 @@ class _Handler(BaseHTTPRequestHandler):
         key = self.headers.get("Sec-WebSocket-Key")
         if (self.headers.get("Upgrade") or "").lower() != "websocket" or not key:
             return self._send(400, b"400: Bad Request", "text/plain; charset=utf-8")  # aiohttp: no upgrade
+        self.connection.settimeout(WRITE_TIMEOUT_S)
         self.send_response(101)
         self.send_header("Upgrade", "websocket")
         self.send_header("Connection", "Upgrade")
         self.send_header("Sec-WebSocket-Accept", accept_key(key))
         self.end_headers()
         self.close_connection = True
+        # Long-lived by design: no read deadline while it is open (the pump's writes keep theirs).
+        self._reader.deadline, self._reader.open_ended = None, True
         sid = client_id or uuid.uuid4().hex
         inbox = self.backend.subscribe(sid)
         try:
@@ -291,10 +466,7 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client is gone
 
     def _upload_image(self) -> None:
-        if int(self.headers.get("Content-Length") or 0) > MAX_UPLOAD_BYTES:
-            self.close_connection = True  # the body is left unread
-            return self._send(413, b"413: Request Entity Too Large", "text/plain; charset=utf-8")
-        form = self._form() or {}
+        form = self._form(self._body(MAX_UPLOAD_BYTES, "413: Request Entity Too Large")) or {}
         filename, data = form.get("image", (None, b""))
         kind = form.get("type", (None, b"input"))[1].decode() or "input"
         if kind not in self.backend.dirs:
