@@ -337,12 +337,15 @@ class EdgeProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             if cycle.more_body and not cycle.response_started:
-                if self._queued(cycle):  # a refusal now would go out ahead of the answer owed to the one before
-                    return None
-                self._answer_refusal(ApiError(400, "body_unreadable", "the client closed its side of the connection "
-                                                                      "before the request body was whole (its "
-                                                                      "Content-Length, or its last chunk); send it "
-                                                                      "again whole"))
+                cut = ApiError(400, "body_unreadable", "the client closed its side of the connection before the "
+                                                       "request body was whole (its Content-Length, or its last "
+                                                       "chunk); send it again whole")
+                if self._queued(cycle):
+                    # Pipelined behind a request still being answered: its refusal goes out after that answer
+                    # (on_response_complete), and the connection stays open until then (closing it now lost both).
+                    self._deferred = cut
+                    return True
+                self._answer_refusal(cut)
                 return None
             if self._deferred is None:  # (a deferred refusal closes the connection once it is written)
                 cycle.keep_alive = False  # the last request the connection takes: answered, then closed
