@@ -1,4 +1,5 @@
-"""An HTTP server loop that sleeps while nobody calls: the local stack's emulators serve on it.
+"""The HTTP plumbing the local stack's emulators share: a server loop that sleeps while nobody calls, and a
+connection's reads under deadlines, so a client that sends half a request cannot hold a server thread forever.
 
 socketserver's `serve_forever(poll_interval)` wakes every `poll_interval` only to see whether `shutdown()` was called,
 so its owner had to choose between CPU and a slow stop: the RunPod emulator polled 20 times a second (0.05 s, or every
@@ -9,9 +10,11 @@ a stop is seen at once.
 
 from __future__ import annotations
 
+import io
 import selectors
 import socket
 import threading
+import time
 from typing import Any
 
 # What socketserver itself waits with: poll(2) where there is one.
@@ -63,3 +66,88 @@ class WokenOnShutdown:
         super().server_close()  # type: ignore[misc]
         self._wake_r.close()
         self._wake_w.close()
+
+
+class DeadlineReader(io.RawIOBase):
+    """A connection's reads, each under the time its request has left: `idle_s` for a request's first byte, then
+    `request_s` from that byte on (a socket timeout per read alone lets a trickle hold on forever). `open_end()`
+    lifts both for as long as the connection lives: an open websocket is quiet for as long as it has nothing to say."""
+
+    def __init__(self, sock: socket.socket, idle_s: float, request_s: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._idle_s, self._request_s = idle_s, request_s
+        self.deadline: float | None = None  # set by a request's first byte; None between requests
+        self.expired = False  # a read timed out with a request begun: it is owed a 408
+        self._open_ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def next_request(self) -> None:
+        """Between requests: the next one's deadline starts with its first byte."""
+        self.deadline, self.expired = None, False
+
+    def open_end(self) -> None:
+        self.deadline, self._open_ended = None, True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._open_ended:
+            while True:
+                try:
+                    return self._sock.recv_into(buffer)
+                except TimeoutError:
+                    continue  # the socket's timeout bounds the connection's writes; its reads wait as long as it lives
+        begun = self.deadline is not None
+        left = self.deadline - time.monotonic() if self.deadline is not None else self._idle_s
+        try:
+            if left <= 0:
+                raise TimeoutError("the request did not arrive in time")
+            self._sock.settimeout(left)
+            n = self._sock.recv_into(buffer)
+        except TimeoutError:
+            self.expired = begun
+            raise
+        if n and not begun:
+            self.deadline = time.monotonic() + self._request_s
+        return n
+
+
+class ReadDeadlines:
+    """A mixin for an http.server handler (before BaseHTTPRequestHandler in the bases): a connection that begins no
+    request within `idle_timeout_s` is closed, silently; a request must arrive whole, header block and body, within
+    `request_timeout_s` of its first byte, else `timed_out()` answers it (a 408, in the emulator's own wire format) and
+    the connection is closed. http.server alone closes a connection whose read timed out without a word. The handler
+    bounds its writes with `write_timeout_s` (`self.connection.settimeout(...)` before it answers)."""
+
+    idle_timeout_s: float
+    request_timeout_s: float
+    write_timeout_s: float
+    reader: DeadlineReader
+
+    def setup(self) -> None:
+        super().setup()  # type: ignore[misc]
+        self.reader = DeadlineReader(self.connection, self.idle_timeout_s,  # type: ignore[attr-defined]
+                                     self.request_timeout_s)
+        self.rfile = io.BufferedReader(self.reader)
+
+    def handle_one_request(self) -> None:
+        self.reader.next_request()
+        # Nothing of the last request's: a 408 owed before this one's request line is in must not name that one.
+        self.command, self.path, self.request_version, self.requestline = "", "", "HTTP/1.1", ""
+        super().handle_one_request()  # type: ignore[misc]
+        if self.reader.expired:
+            self.answer_timed_out()
+
+    def answer_timed_out(self) -> None:
+        """The request whose deadline passed gets `timed_out()`'s answer, and its connection is closed."""
+        self.reader.expired = False
+        self.close_connection = True
+        try:
+            self.timed_out()
+        except OSError:  # the client is gone too, or takes no answer
+            pass
+
+    def timed_out(self) -> None:
+        """Answers a request that did not arrive whole in time: each emulator's 408, as its vendor words it."""
+        raise NotImplementedError

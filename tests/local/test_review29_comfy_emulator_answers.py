@@ -7,28 +7,23 @@ ComfyUI-shaped 400 of a type ComfyUI never sends ("invalid_json"), or a 404, and
 from __future__ import annotations
 
 import http.client
-import io
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from comfy_support import comfyui, prompt_graph
+from serving import wait_until
 
 from goldgate.local.comfyui import ComfyUIEmulator
 
 
 @pytest.fixture
 def comfy(tmp_path: Path) -> Iterator[ComfyUIEmulator]:
-    models = tmp_path / "models"
-    (models / "checkpoints").mkdir(parents=True)
-    (models / "checkpoints" / "base.safetensors").write_bytes(b"x")
     # A render that lasts until something interrupts it (or the emulator stops).
-    emulator = ComfyUIEmulator(models, tmp_path / "out", render_delay_s=600, log_stream=io.StringIO()).start()
-    assert emulator.wait_listening(10)
-    yield emulator
-    emulator.stop()
+    with comfyui(tmp_path, render_delay_s=600) as emulator:
+        yield emulator
 
 
 def _request(comfy: ComfyUIEmulator, method: str, path: str, raw: bytes | None = None) -> tuple[int, str, bytes]:
@@ -41,45 +36,24 @@ def _request(comfy: ComfyUIEmulator, method: str, path: str, raw: bytes | None =
         conn.close()
 
 
-def _graph() -> dict[str, Any]:
-    return {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "base.safetensors"}},
-        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["4", 1]}},
-        "3": {"class_type": "KSampler", "inputs": {
-            "model": ["4", 0], "seed": 1, "steps": 1, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
-            "positive": ["6", 0], "negative": ["6", 0], "latent_image": ["5", 0], "denoise": 1.0}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "t"}},
-    }
-
-
-def _wait_for(probe: Any, what: str, timeout_s: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.05)
-    pytest.fail(f"the emulator never showed {what}")
-
-
 def test_an_interrupt_whose_body_is_not_json_interrupts_the_running_prompt(comfy: ComfyUIEmulator) -> None:
-    status, _, raw = _request(comfy, "POST", "/prompt", json.dumps({"prompt": _graph(), "client_id": "c"}).encode())
+    prompt = json.dumps({"prompt": prompt_graph(), "client_id": "c"}).encode()
+    status, _, raw = _request(comfy, "POST", "/prompt", prompt)
     assert status == 200, raw
     prompt_id = json.loads(raw)["prompt_id"]
 
     def running() -> bool:
         return bool(json.loads(_request(comfy, "GET", "/queue")[2])["queue_running"])
 
-    _wait_for(running, "the prompt running")
+    wait_until(running, "the prompt running", 20, "the emulator never began the prompt it took")
     status, _, raw = _request(comfy, "POST", "/interrupt", b"stop now")
     assert status == 200, raw
 
     def entry() -> dict[str, Any] | None:
         return json.loads(_request(comfy, "GET", f"/history/{prompt_id}")[2]).get(prompt_id)
 
-    finished = _wait_for(entry, "the interrupted prompt in its history")
+    wait_until(entry, "the interrupted prompt in its history", 20, "the interrupt did not end it")
+    finished = entry()
     assert finished["status"]["status_str"] == "error", finished["status"]
     assert "execution_interrupted" in [name for name, _ in finished["status"]["messages"]], finished["status"]
 
@@ -105,20 +79,16 @@ def test_queue_and_history_take_a_json_list_as_comfyui_does(comfy: ComfyUIEmulat
 def test_view_reads_a_name_annotated_with_its_directory_as_comfyui_does(tmp_path: Path) -> None:
     # The front end names an output, or an input it uploaded, "x.png [output]" / "x.png [input]": ComfyUI's /view
     # strips the annotation and reads that directory whatever `type` says (before: 404, or 400 for the type).
-    models = tmp_path / "models"
-    (models / "checkpoints").mkdir(parents=True)
-    (models / "checkpoints" / "base.safetensors").write_bytes(b"x")
-    emulator = ComfyUIEmulator(models, tmp_path / "out", log_stream=io.StringIO()).start()
-    try:
-        assert emulator.wait_listening(10)
-        status, _, raw = _request(emulator, "POST", "/prompt", json.dumps({"prompt": _graph()}).encode())
+    with comfyui(tmp_path) as emulator:
+        status, _, raw = _request(emulator, "POST", "/prompt", json.dumps({"prompt": prompt_graph()}).encode())
         assert status == 200, raw
         prompt_id = json.loads(raw)["prompt_id"]
 
         def entry() -> dict[str, Any] | None:
             return json.loads(_request(emulator, "GET", f"/history/{prompt_id}")[2]).get(prompt_id)
 
-        [image] = _wait_for(entry, "the prompt's history entry")["outputs"]["9"]["images"]
+        wait_until(entry, "the prompt's history entry", 20, "the prompt never finished")
+        [image] = entry()["outputs"]["9"]["images"]
         plain = _request(emulator, "GET", f"/view?filename={image['filename']}")
         for query in (f"filename={image['filename']}%20%5Boutput%5D&type=input",
                       f"filename={image['filename']}%20%5Boutput%5D&type=bogus"):
@@ -126,5 +96,3 @@ def test_view_reads_a_name_annotated_with_its_directory_as_comfyui_does(tmp_path
             assert (status, content_type, body) == (200, "image/png", plain[2]), query
         # annotated with another directory, the same name is not there
         assert _request(emulator, "GET", f"/view?filename={image['filename']}%20%5Btemp%5D")[0] == 404
-    finally:
-        emulator.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from prod_status_support import B, promoted
 
 from goldgate.cli import main
 from goldgate.commands.local import WORKER_SOURCE
@@ -18,25 +19,11 @@ from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import StackDir
 from goldgate.release.ledger import Ledger
 
-B = "local/worker@sha256:" + "b" * 64
-
-
-def _promoted(ledger: Ledger, image: str) -> None:
-    """What a promotion of `image` to PROD whose smoke cases passed leaves in the ledger."""
-    ledger.append("golden", stack="staging", target="local", image=image, suite="full", passed=True, role="staging",
-                  failures=[], trigger="test")
-    intent = ledger.append("promotion", phase="intent", stack="prod", target="local", image=image, before=None,
-                           trigger="test")
-    ledger.append("golden", stack="prod", target="local", image=image, suite="smoke", passed=True, role="prod",
-                  failures=[], trigger="test")
-    ledger.append("promotion", phase="outcome", intent_seq=intent.seq, stack="prod", target="local", image=image,
-                  before=None, after=image, pinned=image, prod_image=image, outcome="promoted", trigger="test")
-
 
 def _prod_serving_a_promoted_release(home: Path) -> tuple[LocalPlatform, str]:
     image = image_store.build_local_image(WORKER_SOURCE, home)
     StackDir(home, "prod").pin(image, reason="test: promoted")
-    _promoted(Ledger(home), image)
+    promoted(Ledger(home), image)
     platform = LocalPlatform(home)
     platform.up("prod")
     return platform, image

@@ -8,78 +8,29 @@ within the read deadlines (a 408); an open /ws is long-lived by design and keeps
 from __future__ import annotations
 
 import http.client
-import io
 import json
-import select
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import websockets.sync.client
+from comfy_support import comfyui, prompt_graph
+from raw_http import connect, one_answer, read_all, trickle
 
 from goldgate.local.comfyui import ComfyUIEmulator, server
 
 
 @pytest.fixture
 def comfy(tmp_path: Path) -> Iterator[ComfyUIEmulator]:
-    models = tmp_path / "models"
-    (models / "checkpoints").mkdir(parents=True)
-    (models / "checkpoints" / "base.safetensors").write_bytes(b"x")
-    emulator = ComfyUIEmulator(models, tmp_path / "out", log_stream=io.StringIO()).start()
-    assert emulator.wait_listening(10)
-    yield emulator
-    emulator.stop()
-
-
-def _graph() -> dict[str, Any]:
-    return {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "base.safetensors"}},
-        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["4", 1]}},
-        "3": {"class_type": "KSampler", "inputs": {
-            "model": ["4", 0], "seed": 1, "steps": 1, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
-            "positive": ["6", 0], "negative": ["6", 0], "latent_image": ["5", 0], "denoise": 1.0}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "t"}},
-    }
-
-
-def _connect(comfy: ComfyUIEmulator) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", comfy.port), timeout=10)
-
-
-def _read_all(sock: socket.socket) -> bytes:
-    """Everything until the emulator closes the connection (b"<<still open>>" appended if it never does)."""
-    answer = b""
-    try:
-        while chunk := sock.recv(65536):
-            answer += chunk
-    except TimeoutError:
-        return answer + b"<<still open>>"
-    except ConnectionResetError:
-        pass
-    return answer
-
-
-def _one_answer(sock: socket.socket) -> tuple[bytes, bytes]:
-    """The head and body of the next answer on a kept-alive connection."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(head.lower().split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head, body
+    with comfyui(tmp_path) as emulator:
+        yield emulator
 
 
 def _refused(comfy: ComfyUIEmulator, request: bytes) -> tuple[bytes, bytes]:
-    with _connect(comfy) as sock:
+    with connect(comfy.port) as sock:
         sock.sendall(request)
-        answer = _read_all(sock)
+        answer = read_all(sock)
     assert not answer.endswith(b"<<still open>>"), answer[:300]
     head, _, body = answer.partition(b"\r\n\r\n")
     return head, body
@@ -125,16 +76,16 @@ def _chunked(body: bytes, size: int = 100) -> bytes:
 
 
 def test_a_chunked_prompt_is_read_as_comfyui_reads_it_and_the_connection_goes_on(comfy: ComfyUIEmulator) -> None:
-    prompt = json.dumps({"prompt": _graph(), "client_id": "c1"}).encode()
-    with _connect(comfy) as sock:
+    prompt = json.dumps({"prompt": prompt_graph(), "client_id": "c1"}).encode()
+    with connect(comfy.port) as sock:
         sock.sendall(b"POST /prompt HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n" + _chunked(prompt))
-        head, body = _one_answer(sock)
+        head, body = one_answer(sock)
         assert head.startswith(b"HTTP/1.1 200 "), (head, body)
         accepted = json.loads(body)
         assert accepted["node_errors"] == {} and accepted["prompt_id"], accepted
         sock.sendall(b"GET /prompt HTTP/1.1\r\nHost: x\r\n\r\n")  # the same connection: no chunk taken for it
-        head, body = _one_answer(sock)
+        head, body = one_answer(sock)
     assert head.startswith(b"HTTP/1.1 200 "), head
     assert "exec_info" in json.loads(body)
 
@@ -143,10 +94,10 @@ def test_a_chunked_upload_is_stored(comfy: ComfyUIEmulator) -> None:
     boundary = b"b0undary"
     form = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="image"; filename="in.png"\r\n'
             b"Content-Type: image/png\r\n\r\n" + b"\x89PNG\r\n\x1a\n" + b"p" * 500 + b"\r\n--" + boundary + b"--\r\n")
-    with _connect(comfy) as sock:
+    with connect(comfy.port) as sock:
         sock.sendall(b"POST /upload/image HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary="
                      + boundary + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunked(form, 64))
-        head, body = _one_answer(sock)
+        head, body = one_answer(sock)
     assert head.startswith(b"HTTP/1.1 200 "), (head, body)
     assert json.loads(body)["name"] == "in.png"
     conn = http.client.HTTPConnection("127.0.0.1", comfy.port, timeout=10)
@@ -172,20 +123,20 @@ def test_a_chunked_body_over_the_limit_is_a_413_before_its_data_is_read(comfy: C
 
 def test_a_get_with_a_body_is_answered_once_and_its_body_never_read_as_a_request(comfy: ComfyUIEmulator) -> None:
     smuggled = b"POST /queue HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\n{\"clear\": true}"
-    with _connect(comfy) as sock:
+    with connect(comfy.port) as sock:
         sock.sendall(b"GET /queue HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(smuggled) + smuggled)
-        answer = _read_all(sock)
+        answer = read_all(sock)
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
     assert answer.count(b"HTTP/1.1 ") == 1 and not answer.endswith(b"<<still open>>"), answer
 
 
 def test_a_body_that_stops_arriving_gets_a_plain_408_and_its_connection_closed(
         comfy: ComfyUIEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(server, "REQUEST_TIMEOUT_S", 0.5, raising=False)
-    with _connect(comfy) as sock:
+    monkeypatch.setattr(server._Handler, "request_timeout_s", 0.5)
+    with connect(comfy.port) as sock:
         sock.sendall(b"POST /prompt HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 100\r\n\r\n" + b'{"prompt": {')
-        answer = _read_all(sock)
+        answer = read_all(sock)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:300]
     assert not answer.endswith(b"<<still open>>")
     head, _, body = answer.partition(b"\r\n\r\n")
@@ -197,18 +148,11 @@ def test_a_body_that_stops_arriving_gets_a_plain_408_and_its_connection_closed(
 def test_a_request_trickled_a_byte_at_a_time_is_cut_off_before_it_is_all_sent(
         comfy: ComfyUIEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each byte comes well within any per-read timeout: only a deadline for the whole request ends it."""
-    monkeypatch.setattr(server, "REQUEST_TIMEOUT_S", 0.5, raising=False)
+    monkeypatch.setattr(server._Handler, "request_timeout_s", 0.5)
     request = b"GET /system_stats HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 60 + b"\r\n\r\n"
-    sent = 0
-    with _connect(comfy) as sock:
-        try:
-            for sent in range(1, len(request) + 1):
-                sock.sendall(request[sent - 1:sent])
-                if select.select([sock], [], [], 0.1)[0]:  # the emulator answered, or closed
-                    break
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        answer = _read_all(sock)
+    with connect(comfy.port) as sock:
+        sent = trickle(sock, request)
+        answer = read_all(sock)
     assert sent < len(request), answer[:300]
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:300]
     assert not answer.endswith(b"<<still open>>")
@@ -216,22 +160,22 @@ def test_a_request_trickled_a_byte_at_a_time_is_cut_off_before_it_is_all_sent(
 
 def test_a_connection_that_begins_no_request_is_closed_without_an_answer(
         comfy: ComfyUIEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(server, "IDLE_TIMEOUT_S", 0.5, raising=False)
-    with _connect(comfy) as idle, _connect(comfy) as kept:
+    monkeypatch.setattr(server._Handler, "idle_timeout_s", 0.5)
+    with connect(comfy.port) as idle, connect(comfy.port) as kept:
         kept.sendall(b"GET /queue HTTP/1.1\r\nHost: x\r\n\r\n")
-        head, _ = _one_answer(kept)
+        head, _ = one_answer(kept)
         assert head.startswith(b"HTTP/1.1 200 "), head
-        assert _read_all(idle) == b""  # never began a request: closed, nothing said
-        assert _read_all(kept) == b""  # idle after its answer: the same
+        assert read_all(idle) == b""  # never began a request: closed, nothing said
+        assert read_all(kept) == b""  # idle after its answer: the same
 
 
 def test_requests_that_keep_to_the_deadlines_are_served_on_a_kept_alive_connection(
         comfy: ComfyUIEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(server, "REQUEST_TIMEOUT_S", 0.5, raising=False)
+    monkeypatch.setattr(server._Handler, "request_timeout_s", 0.5)
     conn = http.client.HTTPConnection("127.0.0.1", comfy.port, timeout=10)
     try:
         for _ in range(2):
-            conn.request("POST", "/prompt", json.dumps({"prompt": _graph()}), {"Content-Type": "application/json"})
+            conn.request("POST", "/prompt", json.dumps({"prompt": prompt_graph()}), {"Content-Type": "application/json"})
             answer = conn.getresponse()
             assert answer.status == 200 and "prompt_id" in json.loads(answer.read())
             time.sleep(1.0)  # idle between requests, past the request deadline: not counted against the next
@@ -242,14 +186,14 @@ def test_requests_that_keep_to_the_deadlines_are_served_on_a_kept_alive_connecti
 def test_an_open_websocket_is_not_cut_by_the_read_deadlines(comfy: ComfyUIEmulator,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """/ws is long-lived by design: quiet for longer than both deadlines, it still hears its prompt's events."""
-    monkeypatch.setattr(server, "IDLE_TIMEOUT_S", 0.3, raising=False)
-    monkeypatch.setattr(server, "REQUEST_TIMEOUT_S", 0.3, raising=False)
+    monkeypatch.setattr(server._Handler, "idle_timeout_s", 0.3)
+    monkeypatch.setattr(server._Handler, "request_timeout_s", 0.3)
     with websockets.sync.client.connect(f"ws://127.0.0.1:{comfy.port}/ws?clientId=w1", ping_interval=None) as ws:
         assert json.loads(ws.recv(timeout=30))["type"] == "status"
         time.sleep(1.5)  # five times either deadline, nothing sent either way
         conn = http.client.HTTPConnection("127.0.0.1", comfy.port, timeout=10)
         try:
-            conn.request("POST", "/prompt", json.dumps({"prompt": _graph(), "client_id": "w1"}),
+            conn.request("POST", "/prompt", json.dumps({"prompt": prompt_graph(), "client_id": "w1"}),
                          {"Content-Type": "application/json"})
             prompt_id = json.loads(conn.getresponse().read())["prompt_id"]
         finally:

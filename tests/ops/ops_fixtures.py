@@ -83,6 +83,16 @@ def build_stack_db(path: Path, jobs: int, stack: str = "staging", fail_every: in
     return path
 
 
+def run_sql(db: Path, *statements: str) -> None:
+    """Runs `statements` on the stack database `db` in one transaction: a change made by hand, as a mistake makes
+    one."""
+    conn = sqlite3.connect(db)
+    with conn:
+        for statement in statements:
+            conn.execute(statement)
+    conn.close()
+
+
 # -- the checklist's polling scan, once per content of the tree -------------------------------------------
 
 _SCANS: dict[tuple[str, str], tuple[str, ...]] = {}

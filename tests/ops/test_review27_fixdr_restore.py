@@ -10,20 +10,14 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ops_fixtures import run_sql
+
 from goldgate.cli import main
 from goldgate.local.platform import LocalPlatform
 from goldgate.ops.backup import take_backup
 from goldgate.ops.dr import run_local_drill
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "D1_DISASTER_RECOVERY.md"
-
-
-def _sql(db: Path, *statements: str) -> None:
-    conn = sqlite3.connect(db)
-    with conn:
-        for statement in statements:
-            conn.execute(statement)
-    conn.close()
 
 
 def _count(db: Path, sql: str = "SELECT count(*) FROM jobs") -> int:
@@ -44,7 +38,7 @@ def test_a_drill_after_rows_were_deleted_keeps_the_last_backup_that_held_them(tm
     home = tmp_path / "home"
     db = stack_db(LocalPlatform(home).db_path("staging"), jobs=40)
     good = _old_good_backup(home, db)
-    _sql(db, "DELETE FROM job_metrics", "DELETE FROM webhook_deliveries", "DELETE FROM jobs")  # the mistake
+    run_sql(db, "DELETE FROM job_metrics", "DELETE FROM webhook_deliveries", "DELETE FROM jobs")  # the mistake
     for day in range(2):  # the drill of the damaged database, and the next day's
         result = run_local_drill("staging", db, home, backup_retention_days=90)
         assert result.passed, result.error
@@ -65,7 +59,7 @@ def test_jobs_a_prune_deleted_since_an_old_backup_do_not_keep_it(tmp_path, stack
     home = tmp_path / "home"
     db = stack_db(LocalPlatform(home).db_path("staging"), jobs=40)
     old = _old_good_backup(home, db)
-    _sql(db, "DELETE FROM job_metrics", "DELETE FROM webhook_deliveries", "DELETE FROM jobs")  # the prune's work
+    run_sql(db, "DELETE FROM job_metrics", "DELETE FROM webhook_deliveries", "DELETE FROM jobs")  # the prune's work
     path = retention.record_path(home, "staging", "local")
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"format": retention.PRUNE_FORMAT, "target": "local", "dry_run": False,
@@ -89,7 +83,7 @@ def test_the_backups_are_listed_newest_first_with_the_jobs_each_holds(tmp_path, 
     home = tmp_path / "home"
     db = stack_db(LocalPlatform(home).db_path("staging"), jobs=40)
     good = _old_good_backup(home, db, days=2)
-    _sql(db, "DELETE FROM job_metrics", "DELETE FROM webhook_deliveries", "DELETE FROM jobs")
+    run_sql(db, "DELETE FROM job_metrics", "DELETE FROM webhook_deliveries", "DELETE FROM jobs")
     damaged = Path(run_local_drill("staging", db, home).backup)
     assert main(["dr-restore", "staging", "--home", str(home), "--list"]) == 0
     out = capsys.readouterr().out
@@ -107,7 +101,7 @@ def _restore(home: Path, backup: Path, capsys) -> str:
 def test_the_restore_names_the_migrations_the_next_up_applies_to_the_backup(tmp_path, stack_db, capsys):
     home = tmp_path / "home"
     older = stack_db(tmp_path / "older" / "db.sqlite", jobs=5)
-    _sql(older, "DELETE FROM d1_migrations WHERE name = '0008_delivery_source_cancel.sql'")  # taken before 0008
+    run_sql(older, "DELETE FROM d1_migrations WHERE name = '0008_delivery_source_cancel.sql'")  # taken before 0008
     backup, _ = take_backup(older, home / "backups" / "staging", "staging")
     stack_db(LocalPlatform(home).db_path("staging"), jobs=5)
     out = _restore(home, backup, capsys)
@@ -116,7 +110,7 @@ def test_the_restore_names_the_migrations_the_next_up_applies_to_the_backup(tmp_
 
 def _new_job(db: Path, job_id: str) -> None:
     """A job created (and completed) after the backup: a copy of the newest row under a new id."""
-    _sql(db, "CREATE TEMP TABLE one AS SELECT * FROM jobs ORDER BY created_at DESC LIMIT 1",
+    run_sql(db, "CREATE TEMP TABLE one AS SELECT * FROM jobs ORDER BY created_at DESC LIMIT 1",
          f"UPDATE one SET id = '{job_id}', created_at = '2027-01-01T00:00:00Z', status = 'completed'",
          "INSERT INTO jobs SELECT * FROM one",
          "CREATE TEMP TABLE metric AS SELECT * FROM job_metrics ORDER BY created_at DESC LIMIT 1",
@@ -141,7 +135,7 @@ def test_jobs_created_after_the_backup_are_named_and_the_doc_merges_them_back(tm
     new = ["aa" * 16, "bb" * 16]
     for job_id in new:
         _new_job(db, job_id)
-    _sql(db, "DELETE FROM job_metrics WHERE job_id IN (SELECT id FROM jobs ORDER BY created_at LIMIT 3)",
+    run_sql(db, "DELETE FROM job_metrics WHERE job_id IN (SELECT id FROM jobs ORDER BY created_at LIMIT 3)",
          "DELETE FROM webhook_deliveries WHERE job_id IN (SELECT id FROM jobs ORDER BY created_at LIMIT 3)",
          "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs ORDER BY created_at LIMIT 3)")
     out = _restore(home, backup, capsys)

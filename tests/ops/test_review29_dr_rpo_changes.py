@@ -7,22 +7,14 @@ and had changed, and says in a note when jobs were deleted or changed with none 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
+from ops_fixtures import run_sql
 
 from goldgate.cli import main
 from goldgate.local.platform import LocalPlatform
 from goldgate.ops.dr import run_local_drill
-
-
-def _sql(db: Path, *statements: str) -> None:
-    conn = sqlite3.connect(db)
-    with conn:
-        for statement in statements:
-            conn.execute(statement)
-    conn.close()
 
 
 def _drill(home: Path, capsys: pytest.CaptureFixture) -> dict:
@@ -40,7 +32,7 @@ def test_a_bad_update_that_moves_no_timestamp_is_seen_and_named(tmp_path, stack_
     db = stack_db(LocalPlatform(home).db_path("staging"), jobs=20)
     first = _drill(home, capsys)
     # The mistake: three finished jobs marked cancelled by hand; no count, no `*_at` value moves.
-    _sql(db, "UPDATE jobs SET status = 'cancelled' WHERE id IN (SELECT id FROM jobs ORDER BY id LIMIT 3)")
+    run_sql(db, "UPDATE jobs SET status = 'cancelled' WHERE id IN (SELECT id FROM jobs ORDER BY id LIMIT 3)")
     second = _drill(home, capsys)
     assert second["passed"] and second["row_counts"] == first["row_counts"]
     assert second["last_write_at"] == first["last_write_at"]   # what the RPO figure reads: unchanged
@@ -64,7 +56,7 @@ def test_deleted_jobs_are_named_though_new_jobs_keep_the_count_up(tmp_path, stac
     db = stack_db(LocalPlatform(home).db_path("staging"), jobs=20)
     first = _drill(home, capsys)
     # Two jobs deleted by mistake, three created since: the job count grows, so no "fewer jobs" note.
-    _sql(db, "DELETE FROM webhook_deliveries WHERE job_id IN (SELECT id FROM jobs ORDER BY id LIMIT 2)",
+    run_sql(db, "DELETE FROM webhook_deliveries WHERE job_id IN (SELECT id FROM jobs ORDER BY id LIMIT 2)",
          "DELETE FROM job_metrics WHERE job_id IN (SELECT id FROM jobs ORDER BY id LIMIT 2)",
          "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs ORDER BY id LIMIT 2)",
          *(f"INSERT INTO jobs SELECT '{n:032x}', stack, workflow_id, workflow_version, inputs_json, trace_id, status, "
@@ -87,7 +79,7 @@ def test_a_change_the_service_makes_is_counted_but_raises_no_alarm(tmp_path, sta
     first = run_local_drill("staging", db, home, backup_retention_days=90)
     assert first.passed and first.changes_since_previous is None  # no backup before the first
     # As the service changes a job: its updated_at moves with it.
-    _sql(db, "UPDATE jobs SET error = 'x', updated_at = '2026-12-31T00:00:00.000Z' "
+    run_sql(db, "UPDATE jobs SET error = 'x', updated_at = '2026-12-31T00:00:00.000Z' "
              "WHERE id = (SELECT id FROM jobs ORDER BY id LIMIT 1)")
     second = run_local_drill("staging", db, home, backup_retention_days=90)
     assert second.passed, second.error

@@ -10,30 +10,16 @@ import json
 from pathlib import Path
 
 import pytest
+from prod_status_support import A, B, promoted, status, unverified
 
 from goldgate.cli import main
 from goldgate.local.state import StackDir
 from goldgate.release.ledger import Ledger, entry_hash
 
-A = "local/worker@sha256:" + "a" * 64
-B = "local/worker@sha256:" + "b" * 64
-
 
 @pytest.fixture(autouse=True)
 def _no_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GOLDGATE_LEDGER_KEY", raising=False)
-
-
-def _promoted(ledger: Ledger, image: str) -> None:
-    """What a promotion of `image` to PROD whose smoke cases passed leaves in the ledger."""
-    ledger.append("golden", stack="staging", target="local", image=image, suite="full", passed=True, role="staging",
-                  failures=[], trigger="test")
-    intent = ledger.append("promotion", phase="intent", stack="prod", target="local", image=image, before=None,
-                           trigger="test")
-    ledger.append("golden", stack="prod", target="local", image=image, suite="smoke", passed=True, role="prod",
-                  failures=[], trigger="test")
-    ledger.append("promotion", phase="outcome", intent_seq=intent.seq, stack="prod", target="local", image=image,
-                  before=None, after=image, pinned=image, prod_image=image, outcome="promoted", trigger="test")
 
 
 def _line(seq: int, prev: str, image: str = B) -> bytes:
@@ -44,13 +30,6 @@ def _line(seq: int, prev: str, image: str = B) -> bytes:
     return json.dumps({**body, "hash": entry_hash(body)}, sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
-def _status(home: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, str | None]:
-    assert main(["status", "prod", "--home", str(home)]) == 0
-    text = capsys.readouterr().out
-    assert main(["status", "prod", "--home", str(home), "--json"]) == 0
-    return text, json.loads(capsys.readouterr().out)["unverified"]
-
-
 def _history_refuses(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["history", "--home", str(home)]) != 0
     assert "does not match the entry before it" in capsys.readouterr().err
@@ -59,12 +38,13 @@ def _history_refuses(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_line_appended_out_of_the_chain_does_not_hide_unverified(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
-    _promoted(Ledger(home), A)
+    promoted(Ledger(home), A)
     StackDir(home, "prod").pin(B, reason="by hand")
     with (home / "ledger.jsonl").open("ab") as ledger:
         ledger.write(_line(99, "x"))
     _history_refuses(home, capsys)
-    text, warning = _status(home, capsys)
+    text, data = status(home, capsys)
+    warning = data["unverified"]
     assert "UNVERIFIED" in text, text
     assert warning and warning.startswith(
         f"prod is pinned to {B}, and the release ledger ({home / 'ledger.jsonl'}) cannot be read (ledger #99 "
@@ -76,7 +56,7 @@ def test_a_line_slipped_in_between_two_entries_does_not_hide_unverified(tmp_path
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
     ledger = Ledger(home)
-    _promoted(ledger, A)
+    promoted(ledger, A)
     ledger.append("build", image=B, release_id="r-b", trigger="test")
     StackDir(home, "prod").pin(B, reason="by hand")
     path = home / "ledger.jsonl"
@@ -84,16 +64,17 @@ def test_a_line_slipped_in_between_two_entries_does_not_hide_unverified(tmp_path
     fourth = json.loads(lines[3])                # chained to #4, as #5 (the build) is
     path.write_bytes(b"".join(lines[:4]) + _line(5, fourth["hash"]) + lines[4])
     _history_refuses(home, capsys)
-    _, warning = _status(home, capsys)
+    warning = unverified(home, capsys)
     assert warning and "cannot be read (the entry after ledger #5 (promotion) does not follow it" in warning, warning
 
 
 def test_an_entry_being_appended_as_status_reads_is_no_break(tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
-    _promoted(Ledger(home), A)
+    promoted(Ledger(home), A)
     StackDir(home, "prod").pin(A, reason="deploy")
     with (home / "ledger.jsonl").open("ab") as ledger:
         ledger.write(b'{"after":"local/wor')           # half of the next line: its append is under way
-    text, warning = _status(home, capsys)
+    text, data = status(home, capsys)
+    warning = data["unverified"]
     assert warning is None and "UNVERIFIED" not in text, text

@@ -12,22 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from prod_status_support import A, B, promoted, promotion_under_way, unverified
 
-from goldgate.cli import main
 from goldgate.local.state import StackDir
 from goldgate.release import lock as lock_file
 from goldgate.release.ledger import Ledger
-
-A = "local/worker@sha256:" + "a" * 64
-B = "local/worker@sha256:" + "b" * 64
-HOLDER = """
-import sys, time
-from pathlib import Path
-from goldgate.release.lock import ReleaseLock
-with ReleaseLock(Path(sys.argv[1]), "promote staging -> prod"):
-    print("locked", flush=True)
-    time.sleep(60)
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -40,12 +29,7 @@ def home(tmp_path: Path) -> Path:
     """PROD pinned to B, whose promotion recorded its intent and no outcome (cut short, or under way)."""
     home = tmp_path / "home"
     ledger = Ledger(home)
-    intent = ledger.append("promotion", phase="intent", stack="prod", target="local", image=A, before=None,
-                           trigger="test")
-    ledger.append("golden", stack="prod", target="local", image=A, suite="smoke", passed=True, role="prod",
-                  failures=[], trigger="test")
-    ledger.append("promotion", phase="outcome", intent_seq=intent.seq, stack="prod", target="local", image=A,
-                  before=None, after=A, pinned=A, prod_image=A, outcome="promoted", trigger="test")
+    promoted(ledger, A)
     ledger.append("promotion", phase="intent", stack="prod", target="local", image=B, before=A, trigger="test")
     StackDir(home, "prod").pin(B, reason="deploy")
     return home
@@ -58,9 +42,7 @@ def _left_by_a_killed_promotion(home: Path, pid: int) -> None:
 
 
 def _unverified(home: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    capsys.readouterr()
-    assert main(["status", "prod", "--home", str(home), "--json"]) == 0
-    warning = json.loads(capsys.readouterr().out)["unverified"]
+    warning = unverified(home, capsys)
     assert warning, "no UNVERIFIED line"
     return warning
 
@@ -77,21 +59,16 @@ def test_a_live_pid_left_in_the_lock_file_is_no_promotion_under_way(home: Path, 
             other.kill()
             other.wait()
     assert "is under way" not in warning, warning
-    assert (f"its promotion (ledger #4) did not finish before a smoke run judged it; `goldgate promote` tries it "
+    assert (f"its promotion (ledger #5) did not finish before a smoke run judged it; `goldgate promote` tries it "
             f"again (and smokes it), or `goldgate rollback` puts back {A}") in warning, warning
 
 
 def test_the_promotion_that_holds_the_lock_is_under_way(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(home)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+    with promotion_under_way(home) as pid:
         warning = _unverified(home, capsys)
-    finally:
-        holder.kill()
-        holder.wait()
-    assert f"its promotion (ledger #4) is under way (promote staging -> prod, pid {holder.pid}" in warning, warning
+    assert f"its promotion (ledger #5) is under way (promote staging -> prod, pid {pid}" in warning, warning
     warning = _unverified(home, capsys)     # killed with -9: its pid stays in the file
-    assert json.loads((home / "release.lock").read_text())["pid"] == holder.pid
+    assert json.loads((home / "release.lock").read_text())["pid"] == pid
     assert "did not finish before a smoke run judged it" in warning, warning
 
 
@@ -99,4 +76,4 @@ def test_where_the_lock_cannot_be_seen_a_live_pid_named_there_is_believed(
         home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lock_file, "flock_holders", lambda path: None)   # no /proc/locks (not Linux)
     _left_by_a_killed_promotion(home, 1)
-    assert "its promotion (ledger #4) is under way (promote staging -> prod, pid 1" in _unverified(home, capsys)
+    assert "its promotion (ledger #5) is under way (promote staging -> prod, pid 1" in _unverified(home, capsys)

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from prod_status_support import A, B, promoted, status, unverified
 
 from goldgate.cli import main
 from goldgate.local.state import StackDir
@@ -19,25 +20,11 @@ from goldgate.release.ledger import Ledger
 
 KEY_ENV = "GOLDGATE_LEDGER_KEY"       # spelled out: the operator sets it by name
 KEY = "k" * 64
-A = "local/worker@sha256:" + "a" * 64
-B = "local/worker@sha256:" + "b" * 64
 
 
 @pytest.fixture(autouse=True)
 def _no_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(KEY_ENV, raising=False)
-
-
-def _promoted(ledger: Ledger, image: str, before: str | None = None) -> None:
-    """What a promotion of `image` to PROD whose smoke cases passed leaves in the ledger."""
-    ledger.append("golden", stack="staging", target="local", image=image, suite="full", passed=True, role="staging",
-                  failures=[], trigger="test")
-    intent = ledger.append("promotion", phase="intent", stack="prod", target="local", image=image, before=before,
-                           trigger="test")
-    ledger.append("golden", stack="prod", target="local", image=image, suite="smoke", passed=True, role="prod",
-                  failures=[], trigger="test")
-    ledger.append("promotion", phase="outcome", intent_seq=intent.seq, stack="prod", target="local", image=image,
-                  before=before, after=image, pinned=image, prod_image=image, outcome="promoted", trigger="test")
 
 
 def _forged_promotion(home: Path, image: str, mac: str | None = None) -> None:
@@ -54,13 +41,6 @@ def _forged_promotion(home: Path, image: str, mac: str | None = None) -> None:
         path.write_bytes(b"\n".join(lines) + b"\n")
 
 
-def _unverified(home: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, str | None]:
-    assert main(["status", "prod", "--home", str(home)]) == 0
-    text = capsys.readouterr().out
-    assert main(["status", "prod", "--home", str(home), "--json"]) == 0
-    return text, json.loads(capsys.readouterr().out)["unverified"]
-
-
 def _cannot_be_read(warning: str | None, home: Path) -> None:
     assert warning is not None, "a signed ledger read without its key was believed"
     assert warning.startswith(f"prod is pinned to {B}, and the release ledger ({home / 'ledger.jsonl'}) cannot be "
@@ -73,10 +53,11 @@ def _cannot_be_read(warning: str | None, home: Path) -> None:
 def test_a_promoted_line_added_without_the_key_does_not_hide_unverified(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], mac: str | None) -> None:
     home = tmp_path / "home"
-    _promoted(Ledger(home, key=KEY.encode()), A)
+    promoted(Ledger(home, key=KEY.encode()), A)
     StackDir(home, "prod").pin(B, reason="by hand")
     _forged_promotion(home, B, mac)
-    text, warning = _unverified(home, capsys)
+    text, data = status(home, capsys)
+    warning = data["unverified"]
     _cannot_be_read(warning, home)
     assert f"(ledger #{4 if mac is None else 5} carries a MAC)" in warning, warning   # the newest that does
     assert "UNVERIFIED" in text, text
@@ -91,40 +72,40 @@ def test_unsigned_lines_between_the_signed_ones_and_the_forged_one_change_nothin
     if chunk is not None:   # the ledger read from its end a few bytes at a time: a MAC across two reads is found
         monkeypatch.setattr(ledger_file, "_TAIL_CHUNK", chunk)
     home = tmp_path / "home"
-    _promoted(Ledger(home, key=KEY.encode()), A)
+    promoted(Ledger(home, key=KEY.encode()), A)
     keyless = Ledger(home, key=None)     # a build and a STAGING deploy may be recorded without the key
     keyless.append("build", image=B, release_id="r-b", trigger="test")
     keyless.append("deploy", stack="staging", target="local", image=B, before=A, after=B, trigger="test")
     StackDir(home, "prod").pin(B, reason="by hand")
     _forged_promotion(home, B)
-    _, warning = _unverified(home, capsys)
+    warning = unverified(home, capsys)
     _cannot_be_read(warning, home)
 
 
 def test_a_ledger_signed_after_status_read_it_unsigned_is_read_again(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
-    _promoted(Ledger(home, key=None), A)
+    promoted(Ledger(home, key=None), A)
     StackDir(home, "prod").pin(B, reason="by hand")
     _forged_promotion(home, B)
-    assert _unverified(home, capsys)[1] is None          # never signed: every entry is taken as it is, as before
+    assert unverified(home, capsys) is None          # never signed: every entry is taken as it is, as before
     Ledger(home, key=KEY.encode()).append("build", image=A, release_id="r-a", trigger="test")   # CI signs from now on
     _forged_promotion(home, B)
-    _cannot_be_read(_unverified(home, capsys)[1], home)
+    _cannot_be_read(unverified(home, capsys), home)
 
 
 def test_with_the_key_a_signed_ledger_reads_as_before(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
-    _promoted(Ledger(home, key=KEY.encode()), A)
+    promoted(Ledger(home, key=KEY.encode()), A)
     StackDir(home, "prod").pin(A, reason="deploy")
     monkeypatch.setenv(KEY_ENV, KEY)
-    assert _unverified(home, capsys)[1] is None
+    assert unverified(home, capsys) is None
     monkeypatch.delenv(KEY_ENV)
     StackDir(home, "prod").pin(B, reason="by hand")
     _forged_promotion(home, B)
     monkeypatch.setenv(KEY_ENV, KEY)
-    _, warning = _unverified(home, capsys)
+    warning = unverified(home, capsys)
     assert warning and warning.startswith(f"prod is pinned to {B}, which no promotion or rollback verified there "
                                           "under the ledger key: its promotion (ledger #5) verified it there, but "
                                           "carries no MAC"), warning

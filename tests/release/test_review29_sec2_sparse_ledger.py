@@ -6,18 +6,16 @@ without a newline, and says the ledger cannot be read."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
+from prod_status_support import A, promoted, unverified
 
 from goldgate.cli import main
 from goldgate.local.state import StackDir
 from goldgate.release import ledger as ledger_file
 from goldgate.release.ledger import Ledger
-
-A = "local/worker@sha256:" + "a" * 64
 
 
 @pytest.fixture(autouse=True)
@@ -25,33 +23,17 @@ def _no_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ledger_file.KEY_ENV, raising=False)
 
 
-def _promoted(ledger: Ledger, image: str) -> None:
-    """What a promotion of `image` to PROD whose smoke cases passed leaves in the ledger."""
-    intent = ledger.append("promotion", phase="intent", stack="prod", target="local", image=image, before=None,
-                           trigger="test")
-    ledger.append("golden", stack="prod", target="local", image=image, suite="smoke", passed=True, role="prod",
-                  failures=[], trigger="test")
-    ledger.append("promotion", phase="outcome", intent_seq=intent.seq, stack="prod", target="local", image=image,
-                  before=None, after=image, pinned=image, prod_image=image, outcome="promoted", trigger="test")
-
-
-def _unverified(home: Path, capsys: pytest.CaptureFixture[str]) -> str | None:
-    capsys.readouterr()
-    assert main(["status", "prod", "--home", str(home), "--json"]) == 0
-    return json.loads(capsys.readouterr().out)["unverified"]
-
-
 def test_a_sparse_hole_after_the_entries_is_a_ledger_status_cannot_read(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
-    _promoted(Ledger(home), A)
+    promoted(Ledger(home), A)
     StackDir(home, "prod").pin(A, reason="deploy")
     path = home / "ledger.jsonl"
-    assert _unverified(home, capsys) is None
+    assert unverified(home, capsys) is None
     os.truncate(path, path.stat().st_size + 64 * 1024 * 1024)     # `truncate -s +64M`: no disk, all zeros
     assert main(["history", "--home", str(home)]) != 0
     assert "line is longer than" in capsys.readouterr().err
-    warning = _unverified(home, capsys)
+    warning = unverified(home, capsys)
     assert warning and warning.startswith(
         f"prod is pinned to {A}, and the release ledger ({path}) cannot be read (it holds a line longer than "
         f"{ledger_file._MAX_LINE} bytes, which goldgate never writes: it has been altered"), warning
@@ -63,10 +45,10 @@ def test_a_line_longer_than_any_entry_between_entries_is_refused_too(
     monkeypatch.setattr(ledger_file, "_TAIL_CHUNK", 4096)
     home = tmp_path / "home"
     ledger = Ledger(home)
-    _promoted(ledger, A)
+    promoted(ledger, A)
     StackDir(home, "prod").pin(A, reason="deploy")
     path = home / "ledger.jsonl"
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(lines[0] + b"x" * 3000 + b"\n" + b"".join(lines[1:]))
-    warning = _unverified(home, capsys)
+    warning = unverified(home, capsys)
     assert warning and "cannot be read (it holds a line longer than 2000 bytes" in warning, warning

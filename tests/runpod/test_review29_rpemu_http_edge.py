@@ -7,33 +7,15 @@ from __future__ import annotations
 
 import http.client
 import json
-import select
 import socket
 import time
 
 from emulator_harness import API_KEY
+from raw_http import connect, one_answer, read_all, trickle
 
 from goldgate.local.runpod import server
 
 AUTH = b"Authorization: Bearer " + API_KEY.encode() + b"\r\n"
-
-
-def _connect(base_url: str) -> socket.socket:
-    host, port = base_url.removeprefix("http://").split(":")
-    return socket.create_connection((host, int(port)), timeout=20)
-
-
-def _read_all(sock: socket.socket) -> bytes:
-    """Everything until the emulator closes the connection (b"<<still open>>" appended if it never does)."""
-    answer = b""
-    try:
-        while chunk := sock.recv(65536):
-            answer += chunk
-    except TimeoutError:
-        return answer + b"<<still open>>"
-    except ConnectionResetError:
-        pass
-    return answer
 
 
 def _json_body(answer: bytes) -> dict:
@@ -41,13 +23,13 @@ def _json_body(answer: bytes) -> dict:
 
 
 def test_a_body_that_stops_arriving_gets_a_408_and_its_connection_closed(make_stack, monkeypatch) -> None:
-    monkeypatch.setattr(server, "REQUEST_TIMEOUT_S", 0.5, raising=False)
+    monkeypatch.setattr(server._HTTPHandler, "request_timeout_s", 0.5)
     stack = make_stack(no_gpu_capacity=True)  # no worker process: only the emulator's own connections
     ep = stack.endpoint()
-    with _connect(stack.emulator.base_url) as sock:
+    with connect(stack.emulator.base_url) as sock:
         sock.sendall(b"POST /v2/" + ep.id.encode() + b"/run HTTP/1.1\r\nHost: x\r\n" + AUTH
                      + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n" + b'{"input": {')
-        answer = _read_all(sock)
+        answer = read_all(sock)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:300]
     assert not answer.endswith(b"<<still open>>")
     assert b"Connection: close" in answer
@@ -59,46 +41,33 @@ def test_a_body_that_stops_arriving_gets_a_408_and_its_connection_closed(make_st
 
 def test_a_request_trickled_a_byte_at_a_time_is_cut_off_before_it_is_all_sent(make_stack, monkeypatch) -> None:
     """Each byte comes well within any per-read timeout: only a deadline for the whole request ends it."""
-    monkeypatch.setattr(server, "REQUEST_TIMEOUT_S", 0.5, raising=False)
+    monkeypatch.setattr(server._HTTPHandler, "request_timeout_s", 0.5)
     stack = make_stack(no_gpu_capacity=True)
     ep = stack.endpoint()
     request = (b"GET /v2/" + ep.id.encode() + b"/health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 60 + b"\r\n"
                + AUTH + b"\r\n")
-    sent = 0
-    answer = b""
-    with _connect(stack.emulator.base_url) as sock:
-        try:
-            for sent in range(1, len(request) + 1):
-                sock.sendall(request[sent - 1:sent])
-                if select.select([sock], [], [], 0.1)[0]:  # the emulator answered, or closed
-                    break
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        answer = _read_all(sock)
+    with connect(stack.emulator.base_url) as sock:
+        sent = trickle(sock, request)
+        answer = read_all(sock)
     assert sent < len(request), answer[:300]
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:300]
     assert not answer.endswith(b"<<still open>>")
 
 
 def test_a_connection_that_begins_no_request_is_closed_without_an_answer(make_stack, monkeypatch) -> None:
-    monkeypatch.setattr(server, "IDLE_TIMEOUT_S", 0.5, raising=False)
+    monkeypatch.setattr(server._HTTPHandler, "idle_timeout_s", 0.5)
     stack = make_stack(no_gpu_capacity=True)
     ep = stack.endpoint()
-    with _connect(stack.emulator.base_url) as idle, _connect(stack.emulator.base_url) as kept:
+    with connect(stack.emulator.base_url) as idle, connect(stack.emulator.base_url) as kept:
         kept.sendall(b"GET /v2/" + ep.id.encode() + b"/health HTTP/1.1\r\nHost: x\r\n" + AUTH + b"\r\n")
-        first = b""
-        while b"\r\n\r\n" not in first:
-            first += kept.recv(65536)
-        assert first.startswith(b"HTTP/1.1 200 "), first[:300]
-        length = int(first.lower().split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
-        while len(first.split(b"\r\n\r\n", 1)[1]) < length:
-            first += kept.recv(65536)
-        assert _read_all(idle) == b""  # never began a request: closed, nothing said
-        assert _read_all(kept) == b""  # idle after its answer: the same
+        head, _ = one_answer(kept)
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        assert read_all(idle) == b""  # never began a request: closed, nothing said
+        assert read_all(kept) == b""  # idle after its answer: the same
 
 
 def test_a_request_that_keeps_to_the_deadlines_is_served_on_a_kept_alive_connection(make_stack, monkeypatch) -> None:
-    monkeypatch.setattr(server, "REQUEST_TIMEOUT_S", 0.5, raising=False)
+    monkeypatch.setattr(server._HTTPHandler, "request_timeout_s", 0.5)
     stack = make_stack(no_gpu_capacity=True)
     ep = stack.endpoint()
     host, port = stack.emulator.base_url.removeprefix("http://").split(":")
@@ -152,9 +121,9 @@ def test_a_request_line_http_server_cannot_parse_is_answered_in_json_with_a_stat
     stack = make_stack(no_gpu_capacity=True)
     for request, status in ((b"GARBAGE\r\n\r\n", 400), (b"GET /v2/serverless HTTP/2.0\r\nHost: x\r\n\r\n", 505),
                             (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414)):
-        with _connect(stack.emulator.base_url) as sock:
+        with connect(stack.emulator.base_url) as sock:
             sock.sendall(request)
-            answer = _read_all(sock)
+            answer = read_all(sock)
         assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:300]
         assert b"Content-Type: application/json" in answer.split(b"\r\n\r\n", 1)[0]
         assert "error" in _json_body(answer)
@@ -167,10 +136,10 @@ def test_a_run_or_runsync_body_over_every_limit_is_refused_naming_that_operation
     ep = stack.endpoint()
     for operation, limit in (("run", stack.emulator.config.max_run_payload_bytes),
                              ("runsync", stack.emulator.config.max_runsync_payload_bytes)):
-        with _connect(stack.emulator.base_url) as sock:
+        with connect(stack.emulator.base_url) as sock:
             sock.sendall(b"POST /v2/" + ep.id.encode() + b"/" + operation.encode() + b" HTTP/1.1\r\nHost: x\r\n"
                          + AUTH + b"Content-Length: 23000000\r\n\r\n")  # not sent: refused unread
-            answer = _read_all(sock)
+            answer = read_all(sock)
         assert answer.startswith(b"HTTP/1.1 413 "), answer[:300]
         assert f"the limit for /{operation} is {limit} bytes" in _json_body(answer)["error"]
 
@@ -183,7 +152,7 @@ def test_an_answer_the_client_takes_none_of_is_dropped_with_its_connection(make_
     jobs = stack.jobs(ep.id)
     job = jobs.run({"blob": "x" * (9 * 1024 * 1024)})
     assert stack.finished(jobs, job.id).status == "COMPLETED"
-    monkeypatch.setattr(server, "WRITE_TIMEOUT_S", 0.5, raising=False)
+    monkeypatch.setattr(server._HTTPHandler, "write_timeout_s", 0.5)
     host, port = stack.emulator.base_url.removeprefix("http://").split(":")
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the answer cannot fit in the buffers
@@ -192,7 +161,7 @@ def test_an_answer_the_client_takes_none_of_is_dropped_with_its_connection(make_
         sock.sendall(b"GET /v2/" + ep.id.encode() + b"/status/" + job.id.encode() + b" HTTP/1.1\r\nHost: x\r\n"
                      + AUTH + b"\r\n")
         time.sleep(5)  # takes none of it, for ten times the write bound
-        answer = _read_all(sock)
+        answer = read_all(sock)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 "), head[:300]
     length = int(head.lower().split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])

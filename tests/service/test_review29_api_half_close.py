@@ -7,13 +7,11 @@ JSON 400 (`body_unreadable`, as the Worker answers a body it cannot read to its 
 
 from __future__ import annotations
 
-import http.client
-import io
 import json
-import socket
 from collections.abc import Iterator
 
 import pytest
+from raw_http import exchange
 from service_testkit import API_TOKEN, count_jobs, create_head, edge_in_thread
 
 from service.local_server import RunningServer
@@ -27,33 +25,9 @@ def edge(tmp_path, moto_endpoint, fake_runpod, log_lines) -> Iterator[RunningSer
         yield server
 
 
-class _Kept(io.BufferedReader):
-    """One reader for every answer on the connection: http.client closes its reader after each answer."""
-
-    def close(self) -> None:
-        pass
-
-
-class _Answers:
-    def __init__(self, data: bytes) -> None:
-        self.reader = _Kept(io.BytesIO(data))  # type: ignore[arg-type]
-
-    def makefile(self, mode: str) -> _Kept:
-        return self.reader
-
-
 def _half_closed(server: RunningServer, raw: bytes) -> list[tuple[int, dict[str, str], bytes]]:
     """Send `raw`, close the sending side, read until the server closes the connection: its answers, in order."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
-        sock.sendall(raw)
-        sock.shutdown(socket.SHUT_WR)
-        data = b"".join(iter(lambda: sock.recv(65536), b""))
-    answers, sent = [], _Answers(data)
-    while sent.reader.peek(1):
-        reply = http.client.HTTPResponse(sent)  # type: ignore[arg-type]
-        reply.begin()
-        answers.append((reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()))
-    return answers
+    return exchange(server.port, raw, half_close=True)
 
 
 def _edge_lines(log_lines) -> list[dict]:

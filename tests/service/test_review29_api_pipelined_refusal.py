@@ -7,13 +7,11 @@ EdgeProtocol)."""
 
 from __future__ import annotations
 
-import http.client
-import io
 import json
-import socket
 from collections.abc import Iterator
 
 import pytest
+from raw_http import exchange
 from service_testkit import count_jobs, create_head, edge_in_thread
 
 from service.local_server import RunningServer
@@ -27,32 +25,9 @@ def edge(tmp_path, moto_endpoint, fake_runpod, log_lines) -> Iterator[RunningSer
         yield server
 
 
-class _Kept(io.BufferedReader):
-    """One reader for every answer on the connection: http.client closes its reader after each answer."""
-
-    def close(self) -> None:
-        pass
-
-
-class _Answers:
-    def __init__(self, data: bytes) -> None:
-        self.reader = _Kept(io.BytesIO(data))  # type: ignore[arg-type]
-
-    def makefile(self, mode: str) -> _Kept:
-        return self.reader
-
-
 def _answers(server: RunningServer, raw: bytes) -> list[tuple[int, dict]]:
-    """Every answer to `raw`, in order, read until the server closes the connection."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
-        sock.sendall(raw)
-        data = b"".join(iter(lambda: sock.recv(65536), b""))
-    answers, sent = [], _Answers(data)
-    while sent.reader.peek(1):
-        reply = http.client.HTTPResponse(sent)  # type: ignore[arg-type]
-        reply.begin()
-        answers.append((reply.status, json.loads(reply.read())))
-    return answers
+    """Every answer to `raw` (its status and JSON body), in order, read until the server closes the connection."""
+    return [(status, json.loads(body)) for status, _, body in exchange(server.port, raw)]
 
 
 @pytest.mark.parametrize(("refused", "status", "code"), [

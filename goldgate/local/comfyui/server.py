@@ -9,7 +9,6 @@ Run alone: `python -m goldgate.local.comfyui.server --models DIR [--port N] [--s
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import mimetypes
 import os
@@ -20,7 +19,6 @@ import socket
 import sys
 import tempfile
 import threading
-import time
 import urllib.parse
 import uuid
 from email.parser import BytesParser
@@ -33,7 +31,7 @@ from websockets.frames import Opcode
 from websockets.protocol import Protocol, Side, State
 from websockets.utils import accept_key
 
-from goldgate.local.serving import WokenOnShutdown
+from goldgate.local.serving import ReadDeadlines, WokenOnShutdown
 from goldgate.logs import JsonLogger
 
 from . import responses
@@ -45,13 +43,13 @@ MAX_WS_MESSAGE_BYTES = 1024 * 1024  # clients only ever send a ping or a close
 # What ComfyUI's /view sends as application/octet-stream whatever the file's extension says.
 DOWNLOAD_ONLY_TYPES = frozenset({"text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript",
                                  "text/css"})
-# How long a client may take. Real ComfyUI's aiohttp holds no thread per connection and closes one idle for its
-# keepalive_timeout (75 s); here each connection holds a thread, and without these a client that sent half a request,
-# or trickled it, held its thread forever (as the RunPod emulator's read deadlines, goldgate/local/runpod/server.py):
-# a connection that begins no request within IDLE_TIMEOUT_S is closed; a request must arrive whole, header block and
-# body, within REQUEST_TIMEOUT_S of its first byte (a 408, and the connection closed); an answer the client has not
-# taken within WRITE_TIMEOUT_S is dropped with its connection. An open /ws has no read deadline: it is quiet for as
-# long as the queue is.
+# How long a client may take (_Handler's deadlines, as goldgate.local.serving.ReadDeadlines keeps them). Real
+# ComfyUI's aiohttp holds no thread per connection and closes one idle for its keepalive_timeout (75 s); here each
+# connection holds a thread, and without these a client that sent half a request, or trickled it, held its thread
+# forever: a connection that begins no request within IDLE_TIMEOUT_S is closed; a request must arrive whole, header
+# block and body, within REQUEST_TIMEOUT_S of its first byte (a 408, and the connection closed); an answer the client
+# has not taken within WRITE_TIMEOUT_S is dropped with its connection. An open /ws has no read deadline: it is quiet
+# for as long as the queue is.
 IDLE_TIMEOUT_S = 75.0
 REQUEST_TIMEOUT_S = 60.0
 WRITE_TIMEOUT_S = 60.0
@@ -74,46 +72,10 @@ class _ClientGone(Exception):
     """The client closed its connection before the whole body came (aiohttp answers nothing then either)."""
 
 
-class _ClientReader(io.RawIOBase):
-    """A connection's reads, each under the time its request has left: IDLE_TIMEOUT_S for a request's first byte,
-    then REQUEST_TIMEOUT_S from that byte on (a socket timeout per read alone lets a trickle hold on forever). The
-    RunPod emulator's, goldgate/local/runpod/server.py, with an open-ended mode for a websocket."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        super().__init__()
-        self._sock = sock
-        self.deadline: float | None = None  # set by a request's first byte; None between requests
-        self.expired = False  # a read timed out with a request begun: it is owed a 408
-        self.open_ended = False  # an open websocket: no deadline at all
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self.open_ended:
-            while True:
-                try:
-                    return self._sock.recv_into(buffer)
-                except TimeoutError:
-                    continue  # the socket's timeout bounds the websocket's writes; its reads wait as long as it lives
-        begun = self.deadline is not None
-        left = self.deadline - time.monotonic() if self.deadline is not None else IDLE_TIMEOUT_S
-        try:
-            if left <= 0:
-                raise TimeoutError("the request did not arrive in time")
-            self._sock.settimeout(left)
-            n = self._sock.recv_into(buffer)
-        except TimeoutError:
-            self.expired = begun
-            raise
-        if n and not begun:
-            self.deadline = time.monotonic() + REQUEST_TIMEOUT_S
-        return n
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(ReadDeadlines, BaseHTTPRequestHandler):
     server_version = "ComfyUI-emulator/1"
     protocol_version = "HTTP/1.1"
+    idle_timeout_s, request_timeout_s, write_timeout_s = IDLE_TIMEOUT_S, REQUEST_TIMEOUT_S, WRITE_TIMEOUT_S
     # Headers and body are two writes: with Nagle on, the body of every answer on a kept-alive connection
     # waits for the client's delayed ACK, ~40 ms (real ComfyUI's aiohttp sends without that delay).
     disable_nagle_algorithm = True
@@ -124,24 +86,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self._reader = _ClientReader(self.connection)
-        self.rfile = io.BufferedReader(self._reader)
         self._length: int | None = 0
 
-    def handle_one_request(self) -> None:
-        """One request, under the read deadlines; http.server closes a connection whose read timed out, silently:
-        a request that had begun is answered 408 first (one that never began, an idle connection, is not)."""
-        self._reader.deadline, self._reader.expired = None, False
-        # Nothing of the last request's: a 408 owed before this one's request line is in must not name that one.
-        self.command, self.path, self.request_version, self.requestline = "", "", "HTTP/1.1", ""
-        super().handle_one_request()
-        if self._reader.expired:
-            self._reader.expired = False
-            self.close_connection = True
-            try:
-                self._send(408, b"408: Request Timeout", "text/plain; charset=utf-8")
-            except OSError:  # the client is gone too, or takes no answer
-                pass
+    def timed_out(self) -> None:
+        self._send(408, b"408: Request Timeout", "text/plain; charset=utf-8")  # aiohttp's
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # requests are logged as JSON lines in _send
@@ -156,7 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
         logger.warning("http_protocol_error", message=(format % args)[:4000])
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        self.connection.settimeout(WRITE_TIMEOUT_S)
+        self.connection.settimeout(self.write_timeout_s)
         self.send_response(status)
         if self.close_connection:
             # Say so: a client that pools connections would otherwise send its next request into a closed one.
@@ -404,7 +352,7 @@ class _Handler(BaseHTTPRequestHandler):
         key = self.headers.get("Sec-WebSocket-Key")
         if (self.headers.get("Upgrade") or "").lower() != "websocket" or not key:
             return self._send(400, b"400: Bad Request", "text/plain; charset=utf-8")  # aiohttp: no upgrade
-        self.connection.settimeout(WRITE_TIMEOUT_S)
+        self.connection.settimeout(self.write_timeout_s)
         self.send_response(101)
         self.send_header("Upgrade", "websocket")
         self.send_header("Connection", "Upgrade")
@@ -412,7 +360,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.close_connection = True
         # Long-lived by design: no read deadline while it is open (the pump's writes keep theirs).
-        self._reader.deadline, self._reader.open_ended = None, True
+        self.reader.open_end()
         sid = client_id or uuid.uuid4().hex
         inbox = self.backend.subscribe(sid)
         try:

@@ -7,12 +7,9 @@ data plane (`/v2/{endpoint}/run` ...), and the worker URLs the runpod SDK calls
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
-import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -24,10 +21,11 @@ from goldgate.local.runpod import responses
 from goldgate.local.runpod.backend import EmulatorError, RunPodBackend
 from goldgate.local.runpod.eventlog import EventLog
 from goldgate.local.runpod.openapi import component, schema_errors, spec
-from goldgate.local.serving import WokenOnShutdown
+from goldgate.local.serving import ReadDeadlines, WokenOnShutdown
 
 MAX_BODY = 21 * 1024 * 1024
-# How long a client may take, as a front end bounds it (nginx: 60 s for a header block, 60 s between body reads):
+# How long a client may take (_HTTPHandler's deadlines, as goldgate.local.serving.ReadDeadlines keeps them), as a
+# front end bounds it (nginx: 60 s for a header block, 60 s between body reads):
 # a connection that begins no request within IDLE_TIMEOUT_S is closed; a request must arrive whole, header block and
 # body, within REQUEST_TIMEOUT_S of its first byte (a 408, and the connection closed); an answer the client has not
 # taken in full within WRITE_TIMEOUT_S is dropped with its connection. Without them a client that sent half a request,
@@ -377,66 +375,18 @@ def is_control(path: str) -> bool:
     return len(parts) > 2 and parts[1] == "v2" and parts[2] in CONTROL_COLLECTIONS
 
 
-class _ClientReader(io.RawIOBase):
-    """A connection's reads, each under the time its request has left: IDLE_TIMEOUT_S for a request's first byte,
-    then REQUEST_TIMEOUT_S from that byte on (a socket timeout per read alone lets a trickle hold on forever)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        super().__init__()
-        self._sock = sock
-        self.deadline: float | None = None  # set by a request's first byte; None between requests
-        self.expired = False  # a read timed out with a request begun: it is owed a 408
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        begun = self.deadline is not None
-        left = self.deadline - time.monotonic() if self.deadline is not None else IDLE_TIMEOUT_S
-        try:
-            if left <= 0:
-                raise TimeoutError("the request did not arrive in time")
-            self._sock.settimeout(left)
-            n = self._sock.recv_into(buffer)
-        except TimeoutError:
-            self.expired = begun
-            raise
-        if n and not begun:
-            self.deadline = time.monotonic() + REQUEST_TIMEOUT_S
-        return n
-
-
-class _HTTPHandler(BaseHTTPRequestHandler):
+class _HTTPHandler(ReadDeadlines, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    idle_timeout_s, request_timeout_s, write_timeout_s = IDLE_TIMEOUT_S, REQUEST_TIMEOUT_S, WRITE_TIMEOUT_S
     # Headers and body are two writes: with Nagle on, the body of every answer on a kept-alive connection
     # (the SDK's job-done and ping, a client's status reads) waits for the client's delayed ACK, ~40 ms.
     disable_nagle_algorithm = True
     server: RunPodHTTPServer
 
-    def setup(self) -> None:
-        super().setup()
-        self._reader = _ClientReader(self.connection)
-        self.rfile = io.BufferedReader(self._reader)
-
-    def handle_one_request(self) -> None:
-        """One request, under the read deadlines; http.server closes a connection whose read timed out, silently:
-        a request that had begun is answered 408 first (one that never began, an idle connection, is not)."""
-        self._reader.deadline, self._reader.expired = None, False
-        # Nothing of the last request's: a 408 owed before this one's request line is in must not name that one.
-        self.command, self.path, self.request_version, self.requestline = "", "", "HTTP/1.1", ""
-        super().handle_one_request()
-        if self._reader.expired:
-            self._timed_out()
-
-    def _timed_out(self) -> None:
-        self._reader.expired = False
-        self.close_connection = True
-        try:
-            self._answer(self.server.app.refuse(EmulatorError(
-                408, "Request Timeout", f"the request did not arrive whole within {REQUEST_TIMEOUT_S:g} s of its "
-                                        "first byte: send the header block and the whole body at once"), self.path))
-        except OSError:  # the client is gone too, or takes no answer
-            pass
+    def timed_out(self) -> None:
+        self._answer(self.server.app.refuse(EmulatorError(
+            408, "Request Timeout", f"the request did not arrive whole within {self.request_timeout_s:g} s of its "
+                                    "first byte: send the header block and the whole body at once"), self.path))
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """What http.server refuses itself (a malformed request line, 414, 431, 505) in the emulator's wire
@@ -481,8 +431,8 @@ class _HTTPHandler(BaseHTTPRequestHandler):
             try:
                 reply = self._routed(length)
             except Exception as exc:  # noqa: BLE001 -- the emulator must answer, never drop the connection
-                if isinstance(exc, TimeoutError) and self._reader.expired:  # the body stopped coming
-                    self._timed_out()
+                if isinstance(exc, TimeoutError) and self.reader.expired:  # the body stopped coming
+                    self.answer_timed_out()
                     return
                 self.server.app.log.error("http.internal_error", path=urlsplit(self.path).path,
                                           error=f"{type(exc).__name__}: {exc}")
@@ -492,7 +442,7 @@ class _HTTPHandler(BaseHTTPRequestHandler):
 
     def _answer(self, reply: Reply) -> None:
         payload = b"" if reply.body is None or reply.status == 204 else json.dumps(reply.body).encode()
-        self.connection.settimeout(WRITE_TIMEOUT_S)
+        self.connection.settimeout(self.write_timeout_s)
         self.send_response(reply.status)
         if self.close_connection:
             # Say so: a client that pools connections would otherwise send its next request into a closed one.
