@@ -20,11 +20,14 @@ from goldgate.release.ledger import Ledger
 A = "local/worker@sha256:" + "a" * 64
 B = "local/worker@sha256:" + "b" * 64
 
+# argv: the home, the purpose, the kind, then the command line the lock file names ("": this script's own).
 _LOCK_HOLDER = """
-import sys, time
+import shlex, sys, time
 from pathlib import Path
 from goldgate.release.lock import ReleaseLock
-with ReleaseLock(Path(sys.argv[1]), sys.argv[2]):
+home, purpose, kind, command = sys.argv[1:5]
+sys.argv = shlex.split(command) if command else sys.argv[:3]
+with ReleaseLock(Path(home), purpose, kind=kind):
     print("locked", flush=True)
     time.sleep(60)
 """
@@ -44,11 +47,14 @@ def promoted(ledger: Ledger, image: str, before: str | None = None) -> None:
 
 
 @contextmanager
-def promotion_under_way(home: Path, purpose: str = "promote staging -> prod") -> Iterator[int]:
-    """A promotion's process while the block lasts: it holds the release lock under `home` (the flock, and the file
-    naming it and its `purpose`), and is killed (-9) as the block ends. Yields its pid."""
-    holder = subprocess.Popen([sys.executable, "-c", _LOCK_HOLDER, str(home), purpose], stdout=subprocess.PIPE,
-                              text=True)
+def promotion_under_way(home: Path, purpose: str = "promote staging -> prod", kind: str = "change",
+                        command: str = "") -> Iterator[int]:
+    """A promotion's process while the block lasts: it holds the release lock under `home` as goldgate takes it (the
+    flock, and the file naming its pid, `purpose`, `kind` and command line: `command` when given), and is killed (-9)
+    as the block ends. Other holders: a rollback ("rollback prod", command="goldgate rollback"), a golden run of PROD
+    (kind="golden"). Yields its pid."""
+    holder = subprocess.Popen([sys.executable, "-c", _LOCK_HOLDER, str(home), purpose, kind, command],
+                              stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
         yield holder.pid

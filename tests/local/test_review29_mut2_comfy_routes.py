@@ -5,33 +5,21 @@ whatever JSON came, so a list naming the key raises into aiohttp's 500 as ComfyU
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from comfy_support import comfyui, prompt_graph
 
 from goldgate.local.comfyui import ComfyUIEmulator
 
 
-def _emulator(tmp_path: Path, render_delay_s: float) -> ComfyUIEmulator:
-    models = tmp_path / "models"
-    (models / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (models / "checkpoints" / "base.safetensors").write_bytes(b"x")
-    emulator = ComfyUIEmulator(models, tmp_path / f"out-{render_delay_s}", render_delay_s=render_delay_s,
-                               log_stream=io.StringIO()).start()
-    assert emulator.wait_listening(10)
-    return emulator
-
-
 @pytest.fixture
 def comfy(tmp_path: Path) -> Iterator[ComfyUIEmulator]:
-    emulator = _emulator(tmp_path, 0)
-    yield emulator
-    emulator.stop()
+    with comfyui(tmp_path) as emulator:
+        yield emulator
 
 
 def _request(comfy: ComfyUIEmulator, method: str, path: str, raw: bytes | None = None) -> tuple[int, bytes]:
@@ -44,21 +32,8 @@ def _request(comfy: ComfyUIEmulator, method: str, path: str, raw: bytes | None =
         conn.close()
 
 
-def _graph() -> dict[str, Any]:
-    return {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "base.safetensors"}},
-        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["4", 1]}},
-        "3": {"class_type": "KSampler", "inputs": {
-            "model": ["4", 0], "seed": 1, "steps": 1, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
-            "positive": ["6", 0], "negative": ["6", 0], "latent_image": ["5", 0], "denoise": 1.0}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "t"}},
-    }
-
-
 def _queue_prompt(comfy: ComfyUIEmulator) -> str:
-    status, raw = _request(comfy, "POST", "/prompt", json.dumps({"prompt": _graph()}).encode())
+    status, raw = _request(comfy, "POST", "/prompt", json.dumps({"prompt": prompt_graph()}).encode())
     assert status == 200, raw
     return json.loads(raw)["prompt_id"]
 
@@ -68,8 +43,7 @@ def test_a_post_to_a_path_comfyui_has_no_route_for_is_its_404(comfy: ComfyUIEmul
 
 
 def test_clear_on_history_clears_the_history_and_leaves_the_queue(tmp_path: Path) -> None:
-    done = _emulator(tmp_path, 0)
-    try:
+    with comfyui(tmp_path) as done:
         prompt_id = _queue_prompt(done)
         deadline = time.monotonic() + 20
         while not json.loads(_request(done, "GET", f"/history/{prompt_id}")[1]) and time.monotonic() < deadline:
@@ -77,17 +51,12 @@ def test_clear_on_history_clears_the_history_and_leaves_the_queue(tmp_path: Path
         assert json.loads(_request(done, "GET", "/history")[1]), "the prompt never finished"
         assert _request(done, "POST", "/history", b'{"clear": true}') == (200, b"")
         assert json.loads(_request(done, "GET", "/history")[1]) == {}
-    finally:
-        done.stop()
-    slow = _emulator(tmp_path, 600)
-    try:
+    with comfyui(tmp_path, render_delay_s=600) as slow:
         _queue_prompt(slow)
         _queue_prompt(slow)   # one running, one pending behind it
         assert _request(slow, "POST", "/history", b'{"clear": true}') == (200, b"")
         queue = json.loads(_request(slow, "GET", "/queue")[1])
         assert len(queue["queue_running"]) == 1 and len(queue["queue_pending"]) == 1, queue
-    finally:
-        slow.stop()
 
 
 @pytest.mark.parametrize("path", ["/queue", "/history"])

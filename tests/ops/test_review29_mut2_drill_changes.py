@@ -6,21 +6,13 @@ change, a column a migration added since is no change, and a backup before it th
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
+from ops_fixtures import run_sql
 
 from goldgate.cli import main
 from goldgate.local.platform import LocalPlatform
-
-
-def _sql(db: Path, *statements: str) -> None:
-    conn = sqlite3.connect(db)
-    with conn:
-        for statement in statements:
-            conn.execute(statement)
-    conn.close()
 
 
 def _drill(home: Path, capsys: pytest.CaptureFixture, *extra: str) -> dict:
@@ -44,8 +36,8 @@ def test_the_text_names_deleted_rows_and_changed_rows_with_no_stamp_moved(tmp_pa
     db = stack_db(LocalPlatform(home).db_path("staging"), jobs=20)
     _drill(home, capsys)
     # One job deleted, two given an error by hand (a NULL set: no `*_at` value moves).
-    _sql(db, *_DELETE_FIRST,
-         f"UPDATE jobs SET error = 'by hand' WHERE id IN {_FIRST_WITHOUT_ERROR.format(2)}")
+    run_sql(db, *_DELETE_FIRST,
+            f"UPDATE jobs SET error = 'by hand' WHERE id IN {_FIRST_WITHOUT_ERROR.format(2)}")
     assert main(["dr-drill", "staging", "--home", str(home)]) == 0
     out = capsys.readouterr().out
     [line] = [line for line in out.splitlines() if line.strip().startswith("since previous backup")]
@@ -56,7 +48,7 @@ def test_a_table_that_only_lost_rows_is_listed(tmp_path, stack_db, capsys) -> No
     home = tmp_path / "home"
     db = stack_db(LocalPlatform(home).db_path("staging"), jobs=20)
     _drill(home, capsys)
-    _sql(db, *_DELETE_FIRST)
+    run_sql(db, *_DELETE_FIRST)
     assert main(["dr-drill", "staging", "--home", str(home)]) == 0
     out = capsys.readouterr().out
     [line] = [line for line in out.splitlines() if line.strip().startswith("since previous backup")]
@@ -67,7 +59,7 @@ def test_a_value_set_where_there_was_none_is_a_change(tmp_path, stack_db, capsys
     home = tmp_path / "home"
     db = stack_db(LocalPlatform(home).db_path("staging"), jobs=10)
     _drill(home, capsys)
-    _sql(db, f"UPDATE jobs SET error = 'by hand' WHERE id IN {_FIRST_WITHOUT_ERROR.format(1)}")
+    run_sql(db, f"UPDATE jobs SET error = 'by hand' WHERE id IN {_FIRST_WITHOUT_ERROR.format(1)}")
     second = _drill(home, capsys)
     assert second["changes_since_previous"]["tables"]["jobs"] == {"added": 0, "deleted": 0, "changed": 1,
                                                                    "unstamped": 1}
@@ -79,9 +71,9 @@ def test_a_column_added_since_the_backup_before_is_no_change_and_the_rest_is_com
     home = tmp_path / "home"
     db = stack_db(LocalPlatform(home).db_path("staging"), jobs=10)
     _drill(home, capsys)
-    _sql(db, "ALTER TABLE job_metrics ADD COLUMN review29_note TEXT",
-         "UPDATE job_metrics SET review29_note = 'x'",
-         "DELETE FROM job_metrics WHERE job_id IN (SELECT job_id FROM job_metrics ORDER BY job_id LIMIT 1)")
+    run_sql(db, "ALTER TABLE job_metrics ADD COLUMN review29_note TEXT",
+            "UPDATE job_metrics SET review29_note = 'x'",
+            "DELETE FROM job_metrics WHERE job_id IN (SELECT job_id FROM job_metrics ORDER BY job_id LIMIT 1)")
     second = _drill(home, capsys)
     assert second["passed"], second
     assert second["changes_since_previous"]["tables"]["job_metrics"] == {"added": 0, "deleted": 1, "changed": 0,
@@ -95,7 +87,7 @@ def test_a_backup_before_that_cannot_be_read_is_named_and_the_drill_still_passes
     db = stack_db(LocalPlatform(home).db_path("staging"), jobs=10)
     first = _drill(home, capsys)
     Path(first["backup"]).write_bytes(b"not a database at all" * 100)
-    _sql(db, f"UPDATE jobs SET error = 'by hand' WHERE id IN {_FIRST_WITHOUT_ERROR.format(1)}")
+    run_sql(db, f"UPDATE jobs SET error = 'by hand' WHERE id IN {_FIRST_WITHOUT_ERROR.format(1)}")
     second = _drill(home, capsys)
     assert second["passed"], second
     assert second["changes_since_previous"] is None

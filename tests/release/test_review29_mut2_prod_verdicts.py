@@ -4,71 +4,36 @@ so; a tampered ledger's refusal names the way out."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from prod_status_support import A, B, promoted, promotion_under_way, status, unverified
 
 from goldgate.cli import main
 from goldgate.local.state import StackDir
 from goldgate.release.ledger import Ledger
 
-A = "local/worker@sha256:" + "a" * 64
-B = "local/worker@sha256:" + "b" * 64
 
-
-def _promoted(ledger: Ledger, image: str, before: str | None = None) -> None:
-    ledger.append("golden", stack="staging", target="local", image=image, suite="full", passed=True, role="staging",
-                  failures=[], trigger="test")
-    intent = ledger.append("promotion", phase="intent", stack="prod", target="local", image=image, before=before,
+def _promotion_of_b_begun(home: Path, before: str = A) -> int:
+    """PROD promoted to A, then a promotion of B (from `before`) that pinned it and wrote no outcome: the seq of its
+    intent."""
+    ledger = Ledger(home)
+    promoted(ledger, A)
+    intent = ledger.append("promotion", phase="intent", stack="prod", target="local", image=B, before=before,
                            trigger="test")
-    ledger.append("golden", stack="prod", target="local", image=image, suite="smoke", passed=True, role="prod",
-                  failures=[], trigger="test")
-    ledger.append("promotion", phase="outcome", intent_seq=intent.seq, stack="prod", target="local", image=image,
-                  before=before, after=image, pinned=image, prod_image=image, outcome="promoted", trigger="test")
-
-
-@contextmanager
-def _release_lock_held(home: Path, purpose: str, kind: str, command: str) -> Iterator[int]:
-    """Another process holding the release lock (its flock, and its record in the file, as goldgate writes them)."""
-    script = (
-        "import fcntl, json, os, sys, time\n"
-        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-        "os.ftruncate(fd, 0)\n"
-        "os.write(fd, json.dumps({'pid': os.getpid(), 'purpose': sys.argv[2], 'kind': sys.argv[3], "
-        "'command': sys.argv[4], 'since': '2026-12-01T00:00:00Z'}).encode())\n"
-        "print('held', flush=True)\n"
-        "time.sleep(60)\n")
-    home.mkdir(parents=True, exist_ok=True)
-    holder = subprocess.Popen([sys.executable, "-c", script, str(home / "release.lock"), purpose, kind, command],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        yield holder.pid
-    finally:
-        holder.kill()
-        holder.wait()
-
-
-def _status(home: Path, capsys: pytest.CaptureFixture[str]) -> dict:
-    assert main(["status", "prod", "--home", str(home), "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
+    StackDir(home, "prod").pin(B, reason="deploy")
+    return intent.seq
 
 
 def test_a_smoke_run_that_only_failed_is_not_said_to_have_passed_before(tmp_path: Path,
                                                                          capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
     ledger = Ledger(home)
-    _promoted(ledger, A)
+    promoted(ledger, A)
     failed = ledger.append("golden", stack="prod", target="local", image=B, suite="smoke", passed=False, role="prod",
                            failures=["case x: red"], trigger="test")
     StackDir(home, "prod").pin(B, reason="deploy")
-    said = _status(home, capsys)["smoke_failed"]
+    said = status(home, capsys)[1]["smoke_failed"]
     assert said.startswith(f"prod is pinned to {B}, whose smoke run failed there (ledger #{failed.seq}"), said
     assert "passed there before" not in said and said.endswith("`goldgate rollback` takes prod off it "
                                                                "(docs/RUNBOOK.md, Rollback)"), said
@@ -78,7 +43,7 @@ def test_a_promotion_cut_short_after_its_smoke_run_passed_says_so(tmp_path: Path
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
     ledger = Ledger(home)
-    _promoted(ledger, A)
+    promoted(ledger, A)
     ledger.append("golden", stack="staging", target="local", image=B, suite="full", passed=True, role="staging",
                   failures=[], trigger="test")
     intent = ledger.append("promotion", phase="intent", stack="prod", target="local", image=B, before=A,
@@ -86,7 +51,7 @@ def test_a_promotion_cut_short_after_its_smoke_run_passed_says_so(tmp_path: Path
     smoke = ledger.append("golden", stack="prod", target="local", image=B, suite="smoke", passed=True, role="prod",
                           failures=[], trigger="test")
     StackDir(home, "prod").pin(B, reason="deploy")   # then killed before its outcome was written
-    said = _status(home, capsys)["unverified"]
+    said = unverified(home, capsys)
     assert said == (
         f"prod is pinned to {B}, which no promotion verified there: its promotion (ledger #{intent.seq}) did not "
         f"finish, though its smoke run passed (ledger #{smoke.seq}); `goldgate promote --retry-rejected` tries it "
@@ -95,7 +60,7 @@ def test_a_promotion_cut_short_after_its_smoke_run_passed_says_so(tmp_path: Path
 
 def test_a_tampered_ledger_is_refused_with_the_way_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
-    _promoted(Ledger(home), A)
+    promoted(Ledger(home), A)
     path = home / "ledger.jsonl"
     lines = path.read_text().splitlines()
     lines[1] = lines[1].replace('"trigger":"test"', '"trigger":"edit"')
@@ -116,7 +81,7 @@ def test_up_says_unverified_as_status_does(tmp_path: Path, capsys: pytest.Captur
 
     monkeypatch.setattr(local, "ensure_up", lambda platform, stack: platform.status(stack))
     home = tmp_path / "home"
-    _promoted(Ledger(home), A)
+    promoted(Ledger(home), A)
     StackDir(home, "prod").pin(B, reason="by hand")
     assert main(["up", which, "--home", str(home)]) == 0
     out = capsys.readouterr().out
@@ -132,13 +97,9 @@ def test_a_promotion_cut_short_off_an_unverified_release_offers_the_last_verifie
     """The release PROD was on before the promotion (pinned by hand, never verified) is no release to roll back to:
     `rollback` would go to the newest verified one, and that one is named."""
     home = tmp_path / "home"
-    ledger = Ledger(home)
-    _promoted(ledger, A)
-    intent = ledger.append("promotion", phase="intent", stack="prod", target="local", image=B, before=X,
-                           trigger="test")
-    StackDir(home, "prod").pin(B, reason="deploy")
-    said = _status(home, capsys)["unverified"]
-    assert said.endswith(f"its promotion (ledger #{intent.seq}) did not finish before a smoke run judged it; "
+    intent = _promotion_of_b_begun(home, before=X)
+    said = unverified(home, capsys)
+    assert said.endswith(f"its promotion (ledger #{intent}) did not finish before a smoke run judged it; "
                          f"`goldgate promote` tries it again (and smokes it), or `goldgate rollback` puts back the "
                          f"last verified release ({A}, ledger #4; `goldgate history`) (not a verdict on it)"), said
     assert f"puts back {X}" not in said, said
@@ -147,16 +108,12 @@ def test_a_promotion_cut_short_off_an_unverified_release_offers_the_last_verifie
 def test_a_promotion_whose_outcome_says_interrupted_names_its_intent(tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
-    ledger = Ledger(home)
-    _promoted(ledger, A)
-    intent = ledger.append("promotion", phase="intent", stack="prod", target="local", image=B, before=A,
-                           trigger="test")
-    ledger.append("promotion", phase="outcome", intent_seq=intent.seq, stack="prod", target="local", image=B,
-                  before=A, after=B, pinned=B, prod_image=None, outcome="interrupted", trigger="test")
-    StackDir(home, "prod").pin(B, reason="deploy")
-    said = _status(home, capsys)["unverified"]
+    intent = _promotion_of_b_begun(home)
+    Ledger(home).append("promotion", phase="outcome", intent_seq=intent, stack="prod", target="local", image=B,
+                        before=A, after=B, pinned=B, prod_image=None, outcome="interrupted", trigger="test")
+    said = unverified(home, capsys)
     assert said == (
-        f"prod is pinned to {B}, which no promotion verified there: its promotion (ledger #{intent.seq}) did not "
+        f"prod is pinned to {B}, which no promotion verified there: its promotion (ledger #{intent}) did not "
         f"finish before a smoke run judged it; `goldgate promote` tries it again (and smokes it), or `goldgate "
         f"rollback` puts back {A} (not a verdict on it)"), said
 
@@ -164,26 +121,19 @@ def test_a_promotion_whose_outcome_says_interrupted_names_its_intent(tmp_path: P
 def test_a_golden_run_holding_the_release_lock_is_no_promotion_under_way(tmp_path: Path,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
-    ledger = Ledger(home)
-    _promoted(ledger, A)
-    ledger.append("promotion", phase="intent", stack="prod", target="local", image=B, before=A, trigger="test")
-    StackDir(home, "prod").pin(B, reason="deploy")
-    with _release_lock_held(home, "golden staging", "golden", "goldgate golden staging"):
-        said = _status(home, capsys)["unverified"]
+    _promotion_of_b_begun(home)
+    with promotion_under_way(home, "golden staging", kind="golden", command="goldgate golden staging"):
+        said = unverified(home, capsys)
     assert "did not finish before a smoke run judged it" in said and "under way" not in said, said
 
 
 def test_a_rollback_holding_the_release_lock_is_named_as_closing_the_promotion(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
-    ledger = Ledger(home)
-    _promoted(ledger, A)
-    intent = ledger.append("promotion", phase="intent", stack="prod", target="local", image=B, before=A,
-                           trigger="test")
-    StackDir(home, "prod").pin(B, reason="deploy")
-    with _release_lock_held(home, "rollback prod", "change", "goldgate rollback") as pid:
-        said = _status(home, capsys)["unverified"]
+    intent = _promotion_of_b_begun(home)
+    with promotion_under_way(home, "rollback prod", command="goldgate rollback") as pid:
+        said = unverified(home, capsys)
     assert said.startswith(f"prod is pinned to {B}, which no smoke run judged there: its promotion (ledger "
-                           f"#{intent.seq}) did not finish, and a rollback is under way (rollback prod, pid "
+                           f"#{intent}) did not finish, and a rollback is under way (rollback prod, pid "
                            f"{pid}"), said
     assert said.endswith("`goldgate status prod` again once it ends"), said
