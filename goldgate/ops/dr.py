@@ -60,6 +60,7 @@ from goldgate.ops.fingerprint import (
     tables,
 )
 from goldgate.spec import DEFAULT_BACKUP_RETENTION_DAYS, show
+from service.jobs import TERMINAL
 from service.sqltext import file_lines
 
 Progress = Callable[[str], None]
@@ -182,14 +183,14 @@ def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _
         result.update(restore_s=round(outcome.seconds, 3), rto_s=round(outcome.seconds, 3),
                       verified=_verified(manifest.fingerprint))
         # Read before --discard-backup removes it: what changed since the backup before, row by row.
-        changes, changed = _changes_since_previous(backup, manifest, progress)
+        pruned_at = _last_prune_at(home, stack)
+        changes, changed = _changes_since_previous(backup, manifest, progress, stack, pruned_at)
         result["changes_since_previous"] = changes
         if not keep_backup:
             backup.unlink(missing_ok=True)
             backup.with_name(backup.name.replace(".sqlite", ".manifest.json")).unlink(missing_ok=True)
-        notes = _fewer_jobs_than_before(backup, manifest, progress) + changed
-        notes += _prune_old_backups(backup_dir, backup_retention_days, started, progress,
-                                    _last_prune_at(home, stack))
+        notes = _fewer_jobs_than_before(backup, manifest, progress, stack) + changed
+        notes += _prune_old_backups(backup_dir, backup_retention_days, started, progress, pruned_at)
         notes += _prune_old_records(home, stack, "local", backup_retention_days, started)
         drill = DrillResult(passed=True, finished_at=iso(clock()), notes=notes, **result)
     except (GoldgateError, OSError) as exc:
@@ -201,7 +202,7 @@ def run_local_drill(stack: str, source: Path, home: Path, progress: Progress = _
     return drill
 
 
-def _fewer_jobs_than_before(backup: Path, manifest: BackupManifest, progress: Progress) -> list[str]:
+def _fewer_jobs_than_before(backup: Path, manifest: BackupManifest, progress: Progress, stack: str) -> list[str]:
     """A note when the new backup holds fewer jobs than the backup before it: rows were lost or deleted since, which
     the drill's RPO cannot see. After a mistake, the backup to restore is the earlier one, not this."""
     jobs = manifest.fingerprint.row_counts.get("jobs")
@@ -213,49 +214,90 @@ def _fewer_jobs_than_before(backup: Path, manifest: BackupManifest, progress: Pr
         return []
     note = (f"this backup holds {jobs} jobs, the one before it ({earlier[-1].name}) {before}: jobs were deleted or "
             "lost since (a `goldgate prune`, or a mistake). To undo a mistake, restore the earlier backup, not this "
-            "one (`goldgate dr-restore <stack> --list`)")
+            f"one (`goldgate dr-restore {stack} --list`)")
     progress(note)
     return [note]
 
 
-def _changes_since_previous(backup: Path, manifest: BackupManifest,
-                            progress: Progress) -> tuple[dict[str, Any] | None, list[str]]:
+def _changes_since_previous(backup: Path, manifest: BackupManifest, progress: Progress, stack: str,
+                            pruned_at: datetime | None = None) -> tuple[dict[str, Any] | None, list[str]]:
     """The rows of each table added, deleted and changed since the backup before this one, compared row by row by
     primary key and content, and a note when a job was deleted or a row changed with none of its `*_at` values moved.
 
     The RPO figure is the age of the newest `*_at` value the backup holds: a DELETE leaves no such value, and an
     UPDATE by hand moves none, so a backup of a damaged database reported a small RPO and the same row counts and
-    last write as the good one before it. A table whose checksum equals the earlier manifest's is not read again."""
+    last write as the good one before it. A table whose checksum equals the earlier manifest's is not read again.
+    A prune (`pruned_at`, `goldgate prune` or the host's cron) since the backup before deletes finished jobs: those
+    deletions are its, and only an unfinished job deleted (which no prune deletes) or a change by hand is named as a
+    possible mistake, with the backup to restore."""
     earlier = [path for path in backup_files(backup.parent) if path.name < backup.name]
     if not earlier:
         return None, []
     previous = earlier[-1]
     try:
-        before = load_manifest(previous).fingerprint.checksums
+        previous_manifest = load_manifest(previous)
     except BackupRefused as exc:
         return None, [f"this backup was not compared with the one before it ({previous.name}): {exc}"]
     try:
-        tables_changed = _compare_backups(previous, backup, before, manifest.fingerprint.checksums)
+        tables_changed = _compare_backups(previous, backup, previous_manifest.fingerprint.checksums,
+                                          manifest.fingerprint.checksums)
+        jobs = tables_changed.get("jobs", {})
+        deleted, unstamped = jobs.get("deleted", 0), jobs.get("unstamped", 0)
+        # A prune's record has whole seconds: one in the backup's own second counts as after it.
+        pruned_since = bool(deleted) and pruned_at is not None \
+            and pruned_at >= _aware(previous_manifest.created_at).replace(microsecond=0)
+        unfinished = _deleted_unfinished_jobs(previous, backup) if pruned_since else deleted
     except (sqlite3.Error, OSError) as exc:
         why = f"this backup was not compared with the one before it ({previous.name}): it could not be read ({exc})"
         return None, [why]
-    changes = {"previous": previous.name, "tables": tables_changed}
-    jobs = tables_changed.get("jobs", {})
-    deleted, unstamped = jobs.get("deleted", 0), jobs.get("unstamped", 0)
-    if not (deleted or unstamped):
-        return changes, []
+    changes: dict[str, Any] = {"previous": previous.name, "tables": tables_changed}
+    if pruned_since:
+        changes.update(pruned_at=iso(pruned_at), jobs_deleted_unfinished=unfinished)
+    if not (unfinished or unstamped):
+        if not deleted:
+            return changes, []
+        note = (f"since the backup before this one ({previous.name}): {deleted} finished job(s) deleted, as the "
+                f"prune at {iso(pruned_at)} does (it ran after that backup); no unfinished job was deleted and none "
+                "was changed by hand")
+        progress(note)
+        return changes, [note]
     what = []
-    if deleted:
-        what.append(f"{deleted} job(s) deleted")
+    if unfinished:
+        what.append(f"{unfinished} unfinished job(s) deleted, which no prune deletes" if pruned_since else
+                    f"{deleted} job(s) deleted (a `goldgate prune` deletes finished jobs too)")
     if unstamped:
         what.append(f"{unstamped} job(s) changed with none of their *_at values moved (the service moves "
                     "updated_at with every change it makes: an UPDATE by hand?)")
-    pruned = " (a `goldgate prune` deletes finished jobs too)" if deleted else ""
     note = (f"since the backup before this one ({previous.name}): {' and '.join(what)}, which the RPO figure cannot "
-            f"see{pruned}. To undo a mistake, restore that backup or an earlier one, not this one "
-            "(`goldgate dr-restore <stack> --list`)")
+            "see. To undo a mistake, restore that backup or an earlier one, not this one "
+            f"(`goldgate dr-restore {stack} --list`)")
     progress(note)
     return changes, [note]
+
+
+def _aware(text: str) -> datetime:
+    at = datetime.fromisoformat(text)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _immutable(path: Path) -> str:
+    """A backup file's URI for sqlite3, read as it is (no locks, no WAL: a backup is never written again)."""
+    return "file:" + quote(str(path.resolve())) + "?immutable=1"
+
+
+_TERMINAL_IN = ", ".join(f"'{status}'" for status in sorted(TERMINAL))
+
+
+def _deleted_unfinished_jobs(earlier: Path, later: Path) -> int:
+    """How many jobs `earlier` holds unfinished (queued or in progress) that `later` does not hold at all."""
+    conn = sqlite3.connect(_immutable(later), uri=True)
+    try:
+        conn.execute("ATTACH DATABASE ? AS earlier", (_immutable(earlier),))
+        return int(conn.execute(
+            f"SELECT count(*) FROM earlier.jobs AS e WHERE e.status NOT IN ({_TERMINAL_IN}) "
+            "AND NOT EXISTS (SELECT 1 FROM main.jobs AS l WHERE l.id = e.id)").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def _compare_backups(earlier: Path, later: Path, earlier_sums: dict[str, str],
@@ -263,8 +305,7 @@ def _compare_backups(earlier: Path, later: Path, earlier_sums: dict[str, str],
     """{table: {added, deleted, changed, unstamped}} from `earlier` to `later`, for each table both hold with the
     same primary key; `unstamped` counts the changed rows none of whose `*_at` values moved. Only the columns both
     hold are compared (a migration between them adds columns, which are no change to a row)."""
-    def uri(path: Path) -> str:
-        return "file:" + quote(str(path.resolve())) + "?immutable=1"
+    uri = _immutable
 
     def ident(name: str) -> str:
         return '"' + name.replace('"', '""') + '"'

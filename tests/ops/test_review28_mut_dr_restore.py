@@ -11,7 +11,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from test_review27_fixdr_restore import _count, _new_job, _old_good_backup, _restore, _sql
+from ops_fixtures import run_sql
+from test_review27_fixdr_restore import _count, _new_job, _old_good_backup, _restore
 
 from goldgate.cli import main
 from goldgate.local.platform import LocalPlatform
@@ -38,14 +39,14 @@ def test_the_fewer_jobs_note_compares_with_the_backup_just_before_not_the_oldest
     home = tmp_path / "home"
     db = stack_db(LocalPlatform(home).db_path("staging"), jobs=40)
     _old_good_backup(home, db, days=20)                       # 40 jobs, long ago
-    _sql(db, "DELETE FROM job_metrics", "DELETE FROM webhook_deliveries",
+    run_sql(db, "DELETE FROM job_metrics", "DELETE FROM webhook_deliveries",
          "DELETE FROM jobs WHERE id NOT IN (SELECT id FROM jobs ORDER BY created_at DESC LIMIT 10)")
     _old_good_backup(home, db, days=1)                        # 10 jobs: the prune went before this one
     result = run_local_drill("staging", db, home, backup_retention_days=90)
     assert result.passed, result.error
     assert _fewer_notes(result.notes) == [], result.notes      # 10 then, 10 now
     previous = Path(result.backup)
-    _sql(db, "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs ORDER BY created_at LIMIT 4)")
+    run_sql(db, "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs ORDER BY created_at LIMIT 4)")
     result = run_local_drill("staging", db, home, backup_retention_days=90)
     [note] = _fewer_notes(result.notes)
     assert f"holds 6 jobs, the one before it ({previous.name}) 10:" in note, note
@@ -76,7 +77,7 @@ def test_the_jobs_a_restore_drops_are_named_oldest_first_and_the_rest_counted(tm
     new = [f"{n:02d}" * 16 for n in range(7)]
     for n, job_id in enumerate(new):
         _new_job(db, job_id)
-        _sql(db, f"UPDATE jobs SET created_at = '2027-01-0{n + 1}T00:00:00Z' WHERE id = '{job_id}'")
+        run_sql(db, f"UPDATE jobs SET created_at = '2027-01-0{n + 1}T00:00:00Z' WHERE id = '{job_id}'")
     out = _restore(home, backup, capsys)
     [warning] = [line for line in out.splitlines() if "WARNING" in line]
     assert "7 job(s)" in warning
@@ -88,7 +89,7 @@ def test_a_prune_record_with_a_time_without_zone_still_lets_the_drill_prune(tmp_
     home = tmp_path / "home"
     db = stack_db(LocalPlatform(home).db_path("staging"), jobs=40)
     old = _old_good_backup(home, db)
-    _sql(db, "DELETE FROM job_metrics", "DELETE FROM webhook_deliveries", "DELETE FROM jobs")
+    run_sql(db, "DELETE FROM job_metrics", "DELETE FROM webhook_deliveries", "DELETE FROM jobs")
     path = retention.record_path(home, "staging", "local")
     path.parent.mkdir(parents=True)
     naive = (datetime.now(UTC) - timedelta(days=10)).replace(tzinfo=None).isoformat()  # UTC, written without zone
@@ -160,7 +161,7 @@ def test_a_prune_record_that_cannot_be_read_neither_fails_the_drill_nor_lets_the
         home = tmp_path / f"home{n}"
         db = stack_db(LocalPlatform(home).db_path("staging"), jobs=40)
         good = _old_good_backup(home, db)
-        _sql(db, "DELETE FROM job_metrics", "DELETE FROM webhook_deliveries", "DELETE FROM jobs")
+        run_sql(db, "DELETE FROM job_metrics", "DELETE FROM webhook_deliveries", "DELETE FROM jobs")
         _prune_record(home, text)  # damaged, another format's, and one without its finish time
         result = run_local_drill("staging", db, home, backup_retention_days=90)
         assert result.passed, (text, result.error)
