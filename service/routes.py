@@ -376,7 +376,15 @@ async def result_object(app: App, request: Request, key: str) -> Response:
     if signed == "previous":
         app.log.annotate_data(signed_with="previous")
     if signed is None:
-        if request.query("sig") is not None and request.header("authorization") is None:
+        exp, sig = request.query("exp"), request.query("sig")
+        if bool(exp) != bool(sig) and request.header("authorization") is None:
+            # Half a signed link: most often a shell that cut the URL at its '&' and ran `...?exp=N` alone. Say so,
+            # or the bearer answer below has the holder of a link that needs no token look for one.
+            raise ApiError(401, "unauthorized", "a signed result link needs both exp and sig; this one has only "
+                                                f"{'exp' if exp else 'sig'}: quote the whole URL in a shell (it "
+                                                "holds an '&'), or send 'Authorization: Bearer <api token>'",
+                           www_authenticate="Bearer")
+        if sig is not None and request.header("authorization") is None:
             raise ApiError(403, "url_expired_or_invalid", "this result URL has expired or is not valid; "
                                                           "ask GET /api/status for a fresh one")
         require_bearer(app, request)
