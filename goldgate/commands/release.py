@@ -477,8 +477,10 @@ def _render_rollback(d: dict[str, Any], entries: list[Any]) -> str:
     before, after, served = d["before"], d["prod_image"], d.get("served")
     if served and served != before:   # the pin had moved (an interrupted deploy) but the host never took it
         if served == after:
-            return (f"PROD redeployed {after}, which its host still served ({before} was pinned by an interrupted "
-                    "change and never served) (smoke passed)")
+            how = ("by hand, outside goldgate (no promotion or rollback in the ledger moved the pin there)"
+                   if d.get("pinned_outside_goldgate") else "by an interrupted change")
+            return (f"PROD redeployed {after}, which its host still served ({before} was pinned {how} and never "
+                    "served) (smoke passed)")
         before = served
     if before == after:   # finishing an interrupted change, or retrying a failed rollback: "X -> X" said nothing
         return f"PROD redeployed {after}, which it already ran (smoke passed)"

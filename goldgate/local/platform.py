@@ -51,6 +51,12 @@ STALE_TEMP_S = 60.0  # a temp file of a write this old is a killed writer's: a l
 SECRET_FILES = (*SECRET_NAMES, WEBHOOK_SECRET_PREVIOUS)
 
 
+# Why a PROD's pin names an image no promotion or rollback moved it to (`status`'s pin line, `up`'s note), with the
+# pin file's path: a hand edit, not a change that was interrupted.
+_PINNED_OUTSIDE = ("no promotion or rollback in the release ledger moved the pin there (it was pinned outside "
+                   "goldgate: {} edited by hand, or the ledger lost its entries)")
+
+
 def _quiet(_: str) -> None:
     pass
 
@@ -738,18 +744,37 @@ class LocalPlatform:
     def _note_pin_never_served(self, stack: str, d: StackDir, left: Any, progress: Progress) -> None:
         """Said by an `up` that starts a stack whose last host served another image than the pin: a deploy (promote,
         rollback) was interrupted after it moved the pin, or the host died while it redeployed. The stack now starts
-        on an image it never served, which on PROD is one no smoke run verified there."""
+        on an image it never served, which on PROD is one no smoke run verified there. On PROD the release ledger tells
+        a pin no promotion or rollback moved there (pin.json edited by hand) from one cut short, as `status`'s pin
+        line does: "was interrupted" sent the operator after a command nobody ran."""
         # "stopped": a host a signal stopped records the image it served too (StackHost.record_stop)
         if not isinstance(left, dict) or left.get("status") not in ("ready", "stopped") or "image" not in left:
             return
         pinned, served = d.pinned_image(), left.get("image")
         if pinned is None or pinned == served:
             return
+        if self._role_or_none(stack) == "prod" and self._pinned_by_hand(stack, pinned):
+            progress(f"{stack}: starting on its pin {pinned}, which its last host never served (it served "
+                     f"{served or 'no image'}): {_PINNED_OUTSIDE.format(d.pin_file)}; `goldgate status {stack}` says "
+                     "whether a promotion or rollback verified it there, and `goldgate history` shows the last "
+                     "recorded change")
+            return
         progress(f"{stack}: starting on its pin {pinned}, which its last host never served (it served "
                  f"{served or 'no image'}): a deploy, promote or rollback that moved the pin was interrupted, or the "
                  "host died while it redeployed (recorded nowhere: `goldgate history` shows the last recorded change"
                  + ("" if self._role_or_none(stack) == "prod" else
                     f"; `goldgate deploy {stack} --image {pinned}` records it, then `goldgate golden {stack}`") + ")")
+
+    def _pinned_by_hand(self, stack: str, pinned: str) -> bool:
+        """Whether no promotion or rollback in the release ledger moved `stack`'s pin to `pinned` (the ledger's last
+        change of it does not account for it): pinned outside goldgate. False when the ledger cannot be read."""
+        from goldgate.release.history import pin_accounted_for  # only a PROD's pin reads the ledger
+        from goldgate.release.ledger import last_prod_change
+
+        try:
+            return not pin_accounted_for(last_prod_change(self.home, stack), pinned)
+        except (OSError, GoldgateError):
+            return False
 
     @staticmethod
     def _check_pin(stack: str, d: StackDir) -> None:
@@ -925,13 +950,22 @@ class LocalPlatform:
 
     def _smoke_failed(self, stack: str, image: str | None, verb: str) -> str | None:
         """Why PROD's image is one found broken there, in a sentence (as promote and rollback say it): its last golden
-        run on the stack, a smoke run as a rule, failed. None when it passed, never ran, or the stack is no PROD."""
+        run on the stack, a smoke run as a rule, failed. None when it passed, never ran, or the stack is no PROD; and
+        when a promotion of it began after that run and was cut short (or is under way) before a smoke run judged it
+        again: the newest change speaks, in the UNVERIFIED line (`promote --retry-rejected` cut short by SIGTERM was
+        shown as the older run's failure, with the advice to roll back, and no word of the promotion to retry)."""
         if image is None or self._role(stack) != "prod":
             return None
-        from goldgate.release.ledger import last_golden_run  # only `status` of a PROD reads the ledger
+        from goldgate.release.history import promotion_cut_short  # only `status` of a PROD reads the ledger
+        from goldgate.release.ledger import last_golden_run, last_prod_change
 
         run = last_golden_run(self.home, stack, image)
         if run is None or run.get("passed") is True:
+            return None
+        try:
+            if promotion_cut_short(last_prod_change(self.home, stack), image, after=run.get("seq")):
+                return None
+        except (OSError, GoldgateError):   # read just now as strictly: changed since; the UNVERIFIED line says it
             return None
         what = "smoke run" if run.get("suite") == "smoke" else "full golden run"
         failures = run.get("failures")
@@ -1010,14 +1044,11 @@ class LocalPlatform:
         sentence with the ways out; None when the ledger's last change of it accounts for the pin (one cut short, or
         under way), or cannot be read: a change cut short is said then. Nothing was interrupted, so "run the
         interrupted `goldgate promote`" would send the operator after a command nobody ran."""
-        from goldgate.release.ledger import last_prod_change  # only `status` of a PROD reads the ledger
+        from goldgate.release.history import pin_accounted_for  # only `status` of a PROD reads the ledger
+        from goldgate.release.ledger import last_prod_change
 
         try:
-            last = last_prod_change(self.home, stack)
-            recorded = last is not None and pinned in (
-                (last.get("image") if last.get("phase") == "intent" or last.get("outcome") == "interrupted" else None),
-                last.get("pinned"), last.get("after"))
-            if recorded:
+            if pin_accounted_for(last_prod_change(self.home, stack), pinned):
                 return None
             # A release it serves that none verified has its own UNVERIFIED line, with its ways out (`goldgate status`)
             kept = isinstance(served, str) and last_prod_change(self.home, stack, verifying=served) is not None
@@ -1027,14 +1058,15 @@ class LocalPlatform:
         staging = self._staging_name()
         back = f"`goldgate rollback --to {served}` puts the pin back on the release it serves (and smokes it); " \
             if kept else ""
-        what = (f"a release verified there before (ledger #{verified.get('seq')})" if verified is not None
-                else f"which no promotion verified on {stack}")
-        return (f"pinned to {pinned}, but its host serves {served or 'no image'}: no promotion or rollback in the "
-                f"release ledger moved the pin there (it was pinned outside goldgate: {d.pin_file} edited by hand, "
-                f"or the ledger lost its entries); its next start (`goldgate down` and `up`, or a host that dies) runs "
-                f"{pinned}, {what}; {back}to serve {pinned}, take it through the gate: "
-                f"`goldgate deploy {staging} --image {pinned}`, `goldgate golden {staging}`, then `goldgate promote "
-                f"--image {pinned}`")
+        if verified is not None:   # a rollback to it runs its smoke there again, as `rollback --to` does for any
+            what = f"a release verified there before (ledger #{verified.get('seq')})"
+            serve = f"to serve {pinned}, `goldgate rollback --to {pinned}` deploys it (and smokes it)"
+        else:
+            what = f"which no promotion verified on {stack}"
+            serve = (f"to serve {pinned}, take it through the gate: `goldgate deploy {staging} --image {pinned}`, "
+                     f"`goldgate golden {staging}`, then `goldgate promote --image {pinned}`")
+        return (f"pinned to {pinned}, but its host serves {served or 'no image'}: {_PINNED_OUTSIDE.format(d.pin_file)}; "
+                f"its next start (`goldgate down` and `up`, or a host that dies) runs {pinned}, {what}; {back}{serve}")
 
     def _staging_name(self) -> str:
         """The stacks file's STAGING stack, which takes the candidates a promotion to PROD comes from."""

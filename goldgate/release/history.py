@@ -10,12 +10,20 @@ branch would otherwise become the target of the next rollback, the automatic one
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from goldgate.errors import GoldgateError
-from goldgate.release.ledger import KEY_ENV, Entry, key_from_env, last_golden_run, last_prod_change
+from goldgate.release.ledger import (
+    KEY_ENV,
+    Entry,
+    key_from_env,
+    last_golden_run,
+    last_prod_change,
+    read_last_golden_run,
+)
 from goldgate.release.lock import describe_holder, release_lock_holder
 
 VERIFIED_OUTCOMES = ("promoted", "rolled_back")
@@ -227,9 +235,17 @@ def unverified_on_prod(home: Path, stack: str, image: str, verb: str, staging: s
     passed anywhere, and nothing else says so. Read from the ledger's end (`last_prod_change`): `status` runs often."""
     said = f"{stack} {verb} {image}"
     try:
-        if last_prod_change(home, stack, verifying=image) is not None:
-            return None
+        # Read as the SMOKE FAILED line reads it, which says nothing when the ledger cannot be read: said here.
+        run = read_last_golden_run(home, stack, image)
+        verified = last_prod_change(home, stack, verifying=image)
         last = last_prod_change(home, stack)
+        # A smoke run of it that failed there before a promotion of it that was cut short (`promote --retry-rejected`
+        # killed before its smoke run): `status` leaves its SMOKE FAILED line out for the newest change, said here. It
+        # speaks even of a release verified there before that failure: its newest verdict there is the failure.
+        failed = run if run is not None and run.get("passed") is not True \
+            and promotion_cut_short(last, image, after=run.get("seq")) else None
+        if verified is not None and (failed is None or _seq(failed) < _seq(verified)):
+            return None
         newest = last_prod_change(home, stack, verifying="")
         before = last.get("before") if last is not None else None
         if isinstance(before, str) and last_prod_change(home, stack, verifying=before) is None:
@@ -242,8 +258,7 @@ def unverified_on_prod(home: Path, stack: str, image: str, verb: str, staging: s
                 f"nothing shows that a golden run passed for it and its smoke cases passed on {stack}")
     back = (f"`goldgate rollback` puts back the last verified release ({newest.get('prod_image')}, ledger "
             f"#{newest.get('seq')}; `goldgate history`)" if newest is not None else None)
-    if last is not None and last.get("kind") == "promotion" and last.get("image") == image and (
-            last.get("phase") == "intent" or last.get("outcome") == "interrupted"):
+    if last is not None and promotion_cut_short(last, image):
         holder = release_lock_holder(home) if last.get("phase") == "intent" else None
         if holder is not None and str(holder.get("purpose")).startswith("rollback"):   # closing it, as it starts
             return (f"{said}, which no smoke run judged there: its promotion (ledger #{last.get('seq')}) did not "
@@ -256,10 +271,16 @@ def unverified_on_prod(home: Path, stack: str, image: str, verb: str, staging: s
         retry = " --retry-rejected" if last.get("retry_rejected") is True else ""
         seq = last.get("intent_seq", last.get("seq"))
         undo = (f"`goldgate rollback` puts back {before}" if before else back) if before or back else None
-        return (f"{said}, which no promotion verified there: its promotion (ledger #{seq}) did not "
-                f"finish{_smoke_since(home, stack, image, seq)}; `goldgate promote{retry}` tries it again (and smokes "
-                "it)" + (f", or {undo} (not a verdict on it)" if undo else
-                         f"; the ledger holds no verified release of {stack} to roll back to"))
+        what = "smoke run" if failed is None or failed.get("suite") == "smoke" else "full golden run"
+        judged = (f", whose {what} there failed (ledger #{_seq(failed)}) after a {verified.get('kind')} verified it "
+                  f"there (ledger #{_seq(verified)})" if verified is not None and failed is not None else
+                  ", which no promotion verified there")
+        earlier = (f"; its {what} there before that promotion failed (ledger #{_seq(failed)})"
+                   if failed is not None and verified is None else "")
+        return (f"{said}{judged}: its promotion (ledger #{seq}) did not finish{_smoke_since(home, stack, image, seq)}"
+                f"{earlier}; `goldgate promote{retry}` tries it again (and smokes it)" + (
+                    f", or {undo} (not a verdict on it)" if undo else
+                    f"; the ledger holds no verified release of {stack} to roll back to"))
     gate = (f"take it through the gate: `goldgate deploy {staging} --image {image}`, `goldgate golden {staging}`, "
             f"then `goldgate promote --image {image}`")
     if unsigned is not None and (last is None or _seq(last) < _seq(unsigned)):
@@ -285,7 +306,29 @@ def unverified_on_prod(home: Path, stack: str, image: str, verb: str, staging: s
                                                   f"{gate}"))
 
 
-def _seq(line: dict[str, Any]) -> int:
+def promotion_cut_short(last: Mapping[str, Any] | None, image: str, *, after: Any = None) -> bool:
+    """Whether `last`, a stack's last promotion or rollback line in the ledger (`last_prod_change`), is a promotion of
+    `image` that did not finish (its intent still open: cut short, or under way; or closed as interrupted), and with
+    `after` (a ledger seq), one that began after that entry."""
+    if last is None or last.get("kind") != "promotion" or last.get("image") != image or not (
+            last.get("phase") == "intent" or last.get("outcome") == "interrupted"):
+        return False
+    began = last.get("seq") if last.get("phase") == "intent" else last.get("intent_seq")
+    return after is None or (isinstance(began, int) and isinstance(after, int) and began > after)
+
+
+def pin_accounted_for(last: Mapping[str, Any] | None, pinned: str) -> bool:
+    """Whether `last`, a stack's last promotion or rollback line in the ledger (an intent or an outcome, as
+    `last_prod_change` reads it), accounts for the pin `pinned`: the image of a change not finished (open, or closed
+    as interrupted), or what a finished one pinned or left. A pin it does not account for was set outside goldgate
+    (its pin.json edited by hand, or a ledger that lost its entries)."""
+    if last is None:
+        return False
+    cut_short = last.get("phase") == "intent" or last.get("outcome") == "interrupted"
+    return pinned in ((last.get("image") if cut_short else None), last.get("pinned"), last.get("after"))
+
+
+def _seq(line: Mapping[str, Any]) -> int:
     seq = line.get("seq")
     return seq if isinstance(seq, int) else 0
 
@@ -296,4 +339,4 @@ def _smoke_since(home: Path, stack: str, image: str, intent_seq: Any) -> str:
     run = last_golden_run(home, stack, image, passed=True)
     seq = run.get("seq") if run is not None else None
     after = isinstance(seq, int) and isinstance(intent_seq, int) and seq > intent_seq
-    return f", though its smoke run passed (ledger #{seq})" if after else " before a smoke run judged it"
+    return f", though its smoke run passed (ledger #{seq})" if after else ", cut short before any smoke run judged it"

@@ -630,17 +630,24 @@ def last_golden_run(home: Path, stack: str, image: str, *, passed: bool = False)
     find it (rollback._smoke_failed: an entry of another target, or one whose MAC does not verify under
     GOLDGATE_LEDGER_KEY, is not it), or None. Read from the end of <home>/ledger.jsonl back to it: `status` reads it
     each time, and a ledger of years is tens of MB, which promote and rollback read and verify whole; an edited line
-    (its hash no longer its own) is passed over here, and refused by them. None too when the ledger cannot be read:
-    `status` answers all the same."""
+    (its hash no longer its own) is passed over here, and refused by them. Read `strict`ly, as `last_prod_change`
+    reads: a line off the hash chain, or a signed ledger read without GOLDGATE_LEDGER_KEY, is not believed but makes
+    the ledger unreadable, as promote and rollback refuse it. None too when the ledger cannot be read: `status`
+    answers all the same, and its UNVERIFIED line says the ledger cannot be read (`read_last_golden_run`)."""
+    try:
+        return read_last_golden_run(home, stack, image, passed=passed)
+    except (OSError, StateError):
+        return None
+
+
+def read_last_golden_run(home: Path, stack: str, image: str, *, passed: bool = False) -> dict[str, Any] | None:
+    """`last_golden_run`, raising OSError or StateError when the ledger cannot be read, as `last_prod_change` does."""
     def wanted(line: dict[str, Any]) -> bool:
         return line.get("kind") == "golden" and line.get("stack") == stack and line.get("image") == image \
             and line.get("target", "local") == "local" and (not passed or line.get("passed") is True)
 
-    try:
-        return _last_line(home, [b'"kind":"golden"', b'"stack":' + json.dumps(stack).encode(),
-                                 b'"image":' + json.dumps(image).encode()], wanted)
-    except (OSError, StateError):
-        return None
+    return _last_line(home, [b'"kind":"golden"', b'"stack":' + json.dumps(stack).encode(),
+                             b'"image":' + json.dumps(image).encode()], wanted, strict=True)
 
 
 _VERIFIED = ("promoted", "rolled_back")   # goldgate.release.history.VERIFIED_OUTCOMES, which imports this module

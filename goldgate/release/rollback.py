@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from goldgate.release.history import (
     interrupted,
     last_verified,
     on_target,
+    pin_accounted_for,
     release_ids,
     resolve,
     stale_pin,
@@ -72,6 +73,9 @@ class RollbackOutcome:
     error: str | None = None
     served: str | None = None     # what the stack's host served before it, where the target can say (local)
     rollout_confirmed: bool | None = None   # False: the stack took `image`, but its rollout was not confirmed
+    # `before` was pinned outside goldgate (pin.json edited by hand: no promotion or rollback in the ledger moved the
+    # pin there) under a host that served `served`; not by an interrupted change
+    pinned_outside_goldgate: bool = False
 
     @property
     def ok(self) -> bool:
@@ -99,6 +103,11 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         reconcile(deployer, ledger, stack, progress)
         entries = on_target(ledger.entries(), deployer.target)
         current = deployer.current_image(stack)
+        # What the stack's host serves, where the target can say (local): a pin moved under it (pin.json edited by
+        # hand) names a release it does not run, and a rollback to either one is a change.
+        served = served_image(deployer, stack)
+        by_hand = served is not None and current is not None and served != current \
+            and not pin_accounted_for(_last_change(entries, stack), current)
         lost = _lost_change(entries, stack)
         aim = next((r for r in verified_releases(entries, stack) if r.image == _aim(lost)), None) if lost else None
         if to is not None:
@@ -121,9 +130,10 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
                 raise UnknownRelease(_no_target(entries, stack, current))
             target = found
         # The release it runs again: only when the attempt that put it there failed, or was cut short, or its last
-        # smoke run there failed (a fault of PROD's own, once fixed: `status` offers this rollback then).
-        if target.image == current and not _attempt_failed(entries, stack, current) and lost is None \
-                and _smoke_failed(entries, stack, current) is None:
+        # smoke run there failed (a fault of PROD's own, once fixed: `status` offers this rollback then), or its host
+        # serves another (pinned by hand: `status`'s pin line offers this rollback then).
+        if target.image == current and served in (None, current) and not _attempt_failed(entries, stack, current) \
+                and lost is None and _smoke_failed(entries, stack, current) is None:
             raise GoldgateError(f"{stack} already runs {current}; nothing to roll back (name another release "
                                 "with --to)")
         # Smoke cases that cannot run (or would ask for more time than the stack allows): refused before PROD changes
@@ -144,6 +154,8 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
             NEVER_JUDGED if _never_judged(entries, stack, current, target.image) else "manual"
         outcome = rollback_locked(deployer, ledger, target.image, stack=stack, trigger=trigger,
                                   reason=reason, progress=progress, paths=paths)
+        if by_hand:
+            outcome = replace(outcome, pinned_outside_goldgate=True)
     if not outcome.ok:
         raise RollbackFailed(f"rollback of {stack} to {outcome.image} {outcome.outcome.replace('_', ' ')}"
                              f"{': ' + outcome.error if outcome.error else ''}; {stack} is pinned to "
@@ -180,6 +192,14 @@ def _never_judged(entries: list[Entry], stack: str, current: str | None, target:
     if current is None or current == target or any(r.image == current for r in verified_releases(entries, stack)):
         return False
     return not any(e.kind == "golden" and e.get("stack") == stack and e.get("image") == current for e in entries)
+
+
+def _last_change(entries: list[Entry], stack: str) -> dict[str, Any] | None:
+    """The last promotion or rollback line of `stack` (an intent or an outcome), as `last_prod_change` finds it: under
+    a ledger key, an authenticated one."""
+    last = next((e for e in reversed(entries) if e.kind in ("promotion", "rollback") and e.authentic
+                 and e.get("stack", "prod") == stack and e.get("phase") in ("intent", "outcome")), None)
+    return None if last is None else last.to_dict()
 
 
 def _attempt_failed(entries: list[Entry], stack: str, image: str) -> bool:
@@ -414,10 +434,11 @@ def prod_state_warning(deployer: Deployer, ledger: Ledger, stack: str) -> str | 
     entries = on_target(ledger.entries(), deployer.target)
     pinned = observed_pin(deployer, stack)
     failed = _smoke_failed(entries, stack, pinned)
-    if failed is not None:
+    intent = unjudged_candidate(entries, stack)
+    # A promotion of it cut short after that run (`promote --retry-rejected`) is the newest change: it speaks.
+    if failed is not None and (intent is None or pinned != intent.get("image")):
         return (f"{stack} is pinned to {pinned}, whose {_run(failed)} failed there (ledger #{failed.seq}): `goldgate "
                 f"rollback` takes {stack} off it")
-    intent = unjudged_candidate(entries, stack)
     if intent is None or pinned is None or pinned != intent.get("image"):
         # A local PROD's pin is its own record (`served_pin`): one no promotion or rollback verified there (pin.json
         # edited by hand, a ledger that lost its entries) is said as `status` says it, UNVERIFIED, with its ways out.
@@ -428,8 +449,13 @@ def prod_state_warning(deployer: Deployer, ledger: Ledger, stack: str) -> str | 
     served = served_image(deployer, stack)
     serves = f" (its host still serves {served})" if served and served != pinned else ""
     return (f"{stack} is pinned to {pinned}{serves}, which no smoke run judged there: its promotion (ledger "
-            f"#{intent.seq}) was interrupted; {_again(intent)} smokes it, or `goldgate rollback` puts back "
-            f"{intent.get('before') or 'the last verified release'} (not a verdict on it)")
+            f"#{intent.seq}) was interrupted{_failed_before(failed)}; {_again(intent)} smokes it, or `goldgate "
+            f"rollback` puts back {intent.get('before') or 'the last verified release'} (not a verdict on it)")
+
+
+def _failed_before(failed: Entry | None) -> str:
+    """"; its smoke run there before that promotion failed (ledger #n)" for the golden run `failed` (None: "")."""
+    return "" if failed is None else f"; its {_run(failed)} there before that promotion failed (ledger #{failed.seq})"
 
 
 def _again(intent: Entry | None) -> str:
@@ -467,15 +493,18 @@ def left_behind(deployer: Deployer, ledger: Ledger, stack: str) -> str:
             else "`goldgate rollback --to <release>` pins a verified one (see `goldgate history`)")
     change = f"the {lost.kind} of {lost.image} on {stack} (ledger #{lost.intent_seq}) did not finish"
     failed = _smoke_failed(entries, stack, pinned)
-    if failed is not None:
+    # A promotion of the release it pins, cut short before a smoke run judged it, is newer than any run that failed
+    unjudged = lost.kind == "promotion" and unjudged_candidate(entries, stack) is not None
+    if failed is not None and not (unjudged and pinned == lost.image):
         return f"{change}; {stack} is pinned to {shown}, whose {_run(failed)} failed there (ledger #{failed.seq}): {back}"
     if lost.kind != "promotion":
         return f"{change}; {stack} is pinned to {shown}; {back}"
     intent = next((e for e in entries if e.seq == lost.intent_seq), None)
-    if unjudged_candidate(entries, stack) is None:   # its smoke run finished (passed) before the interrupt
+    if not unjudged:   # its smoke run finished (passed) before the interrupt
         return f"{change}; {stack} is pinned to {shown}; {_again(intent)} tries it again, or {back}"
-    return (f"{change} and no smoke run judged {lost.image} on {stack}; {stack} is pinned to {shown}; "
-            f"{_again(intent)} tries it again (and smokes it), or {back} (not a verdict on it)")
+    return (f"{change} and no smoke run judged {lost.image} on {stack}; {stack} is pinned to {shown}"
+            f"{_failed_before(failed)}; {_again(intent)} tries it again (and smokes it), or {back} (not a verdict on "
+            "it)")
 
 
 def _smoke_failed(entries: list[Entry], stack: str, image: str | None) -> Entry | None:

@@ -3,7 +3,9 @@
 one is in the same chunk of the file; a run that straddles two chunks is found whole; a cloud run of the same image
 (a ledger both targets append to) is no verdict on the local PROD; a line edited after it was written (its hash no
 longer its own) or, with GOLDGATE_LEDGER_KEY set, one that carries no valid MAC, is passed over as promote and
-rollback refuse it; and a full golden run's failure is called that, not a smoke run."""
+rollback refuse it, and a line off the hash chain, or a signed ledger read without the key, makes the ledger
+unreadable (None), as promote and rollback refuse it; and a full golden run's failure is called that, not a smoke
+run."""
 
 from __future__ import annotations
 
@@ -26,12 +28,13 @@ def _golden(ledger: Ledger, passed: bool, suite: str = "smoke", target: str = "l
 
 
 def _forge(home: Path, **changes: object) -> None:
-    """Append a copy of the ledger's last line with `changes`, its hash recomputed (no MAC): what an edit by hand
-    that knows the hash rule, but not the key, writes."""
+    """Append a copy of the ledger's last line with `changes`, chained to it and its hash recomputed (no MAC): what an
+    edit by hand that knows the hash rule, but not the key, writes."""
     path = home / "ledger.jsonl"
     last = json.loads(path.read_bytes().splitlines()[-1])
     body = {k: v for k, v in last.items() if k not in ("hash", "mac")}
-    body.update(changes, seq=last["seq"] + 1)
+    body.update(seq=last["seq"] + 1, prev=last["hash"])   # chained to the line before it, unless `changes` say not
+    body.update(changes)
     line = {**body, "hash": ledger_file.entry_hash(body)}
     with path.open("ab") as f:
         f.write((json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n").encode())
@@ -78,10 +81,18 @@ def test_an_edited_line_is_passed_over(home):
     seq = _golden(ledger, passed=False)
     path = home / "ledger.jsonl"
     last = json.loads(path.read_bytes().splitlines()[-1])
-    forged = {**last, "seq": seq + 1, "passed": True}   # its hash is the failed run's
+    # In the chain after the failed run (its prev and seq), but its hash is the failed run's: edited after it was written
+    forged = {**last, "seq": seq + 1, "prev": last["hash"], "passed": True}
     with path.open("ab") as f:
         f.write((json.dumps(forged, sort_keys=True, separators=(",", ":")) + "\n").encode())
     assert last_golden_run(home, "prod", IMAGE)["seq"] == seq
+
+
+def test_a_copy_appended_off_the_chain_makes_the_ledger_unreadable(home):
+    ledger = Ledger(home)
+    _golden(ledger, passed=False)
+    _forge(home, passed=True, failures=[], prev="0" * 64)   # its own hash right, its prev no entry's
+    assert last_golden_run(home, "prod", IMAGE) is None
 
 
 def test_with_the_ledger_key_a_line_without_its_mac_is_passed_over(home, monkeypatch):
@@ -91,7 +102,8 @@ def test_with_the_ledger_key_a_line_without_its_mac_is_passed_over(home, monkeyp
     _forge(home, passed=True, failures=[])
     assert last_golden_run(home, "prod", IMAGE)["seq"] == seq
     monkeypatch.delenv(ledger_file.KEY_ENV)
-    assert last_golden_run(home, "prod", IMAGE)["seq"] == seq + 1   # unkeyed, every entry is taken as it is
+    # Unkeyed, a signed ledger cannot tell a line added by hand from its own: unreadable, as promote refuses it
+    assert last_golden_run(home, "prod", IMAGE) is None
 
 
 def test_a_failed_full_run_is_called_a_full_golden_run(home, capsys):

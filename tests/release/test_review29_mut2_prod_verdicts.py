@@ -99,7 +99,7 @@ def test_a_promotion_cut_short_off_an_unverified_release_offers_the_last_verifie
     home = tmp_path / "home"
     intent = _promotion_of_b_begun(home, before=X)
     said = unverified(home, capsys)
-    assert said.endswith(f"its promotion (ledger #{intent}) did not finish before a smoke run judged it; "
+    assert said.endswith(f"its promotion (ledger #{intent}) did not finish, cut short before any smoke run judged it; "
                          f"`goldgate promote` tries it again (and smokes it), or `goldgate rollback` puts back the "
                          f"last verified release ({A}, ledger #4; `goldgate history`) (not a verdict on it)"), said
     assert f"puts back {X}" not in said, said
@@ -114,7 +114,7 @@ def test_a_promotion_whose_outcome_says_interrupted_names_its_intent(tmp_path: P
     said = unverified(home, capsys)
     assert said == (
         f"prod is pinned to {B}, which no promotion verified there: its promotion (ledger #{intent}) did not "
-        f"finish before a smoke run judged it; `goldgate promote` tries it again (and smokes it), or `goldgate "
+        f"finish, cut short before any smoke run judged it; `goldgate promote` tries it again (and smokes it), or `goldgate "
         f"rollback` puts back {A} (not a verdict on it)"), said
 
 
@@ -124,7 +124,7 @@ def test_a_golden_run_holding_the_release_lock_is_no_promotion_under_way(tmp_pat
     _promotion_of_b_begun(home)
     with promotion_under_way(home, "golden staging", kind="golden", command="goldgate golden staging"):
         said = unverified(home, capsys)
-    assert "did not finish before a smoke run judged it" in said and "under way" not in said, said
+    assert "did not finish, cut short before any smoke run judged it" in said and "under way" not in said, said
 
 
 def test_a_rollback_holding_the_release_lock_is_named_as_closing_the_promotion(

@@ -66,7 +66,7 @@ def test_a_promotion_cut_short_before_its_smoke_run_says_to_run_it_again(tmp_pat
     _, data = status(home, capsys)
     assert data["unverified"] == (
         f"prod is pinned to {B}, which no promotion verified there: its promotion (ledger #{intent.seq}) did not "
-        f"finish before a smoke run judged it; `goldgate promote` tries it again (and smokes it), or `goldgate "
+        f"finish, cut short before any smoke run judged it; `goldgate promote` tries it again (and smokes it), or `goldgate "
         f"rollback` puts back {A} (not a verdict on it)")
 
 
@@ -83,7 +83,7 @@ def test_a_promotion_under_way_is_named_as_such(tmp_path: Path, capsys: pytest.C
     assert warning and "which no smoke run has judged there yet: its promotion (ledger #5) is under way" in warning
     assert f"pid {pid}" in warning and "its smoke run decides" in warning, warning
     _, data = status(home, capsys)        # its holder gone (killed): cut short, as above
-    assert "did not finish before a smoke run judged it" in data["unverified"], data["unverified"]
+    assert "did not finish, cut short before any smoke run judged it" in data["unverified"], data["unverified"]
 
 
 def test_a_smoke_failure_is_told_once_not_also_as_unverified(tmp_path: Path,

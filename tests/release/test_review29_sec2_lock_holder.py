@@ -59,7 +59,7 @@ def test_a_live_pid_left_in_the_lock_file_is_no_promotion_under_way(home: Path, 
             other.kill()
             other.wait()
     assert "is under way" not in warning, warning
-    assert (f"its promotion (ledger #5) did not finish before a smoke run judged it; `goldgate promote` tries it "
+    assert (f"its promotion (ledger #5) did not finish, cut short before any smoke run judged it; `goldgate promote` tries it "
             f"again (and smokes it), or `goldgate rollback` puts back {A}") in warning, warning
 
 
@@ -69,7 +69,7 @@ def test_the_promotion_that_holds_the_lock_is_under_way(home: Path, capsys: pyte
     assert f"its promotion (ledger #5) is under way (promote staging -> prod, pid {pid}" in warning, warning
     warning = _unverified(home, capsys)     # killed with -9: its pid stays in the file
     assert json.loads((home / "release.lock").read_text())["pid"] == pid
-    assert "did not finish before a smoke run judged it" in warning, warning
+    assert "did not finish, cut short before any smoke run judged it" in warning, warning
 
 
 def test_where_the_lock_cannot_be_seen_a_live_pid_named_there_is_believed(
