@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from ci_policy import needs
 
 from goldgate.cli import main
 from goldgate.errors import GoldgateError
 from goldgate.release.cases import uncommitted_references
 
 GIT = shutil.which("git")
-pytestmark = pytest.mark.skipif(GIT is None, reason="git is not installed")
+pytestmark = needs(GIT is not None, "git")
 
 
 def _git(where: Path, *argv: str) -> None:

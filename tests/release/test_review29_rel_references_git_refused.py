@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from ci_policy import needs
 from release_support import StandInApi, standin_api
 from test_gate_and_lock import Stacks
 
@@ -105,7 +106,7 @@ def test_git_dir_naming_something_git_cannot_read_is_no_pass(tmp_path: Path, mon
     assert f"`git -C {refs} status` shows what git makes of it" in str(caught.value)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give the repository to another user")
+@needs(os.geteuid() == 0, "root (only root can give a repository to another user)")
 def test_a_repository_owned_by_another_user_is_named_with_gits_own_way_out(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     refs = repo / "refs"
