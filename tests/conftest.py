@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -17,6 +18,13 @@ import pytest
 # conftest, runs in the controller before it starts the xdist workers, so they inherit it.
 if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
     sys.dont_write_bytecode = False
+
+# Ctrl-C reaches the processes the tests start, and this one. A suite started in the background (`./.ci/run &`,
+# nohup) has SIGINT ignored, which every process it starts inherits across exec: the tests of Ctrl-C (an `up`, a
+# golden run, a command's exit status 130) then failed for the launching shell's reason. A handler here is reset to
+# the default at each exec, so the processes the tests start take Ctrl-C as a user's terminal gives it them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_configure(config: pytest.Config) -> None:
