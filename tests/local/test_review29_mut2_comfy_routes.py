@@ -52,11 +52,19 @@ def test_clear_on_history_clears_the_history_and_leaves_the_queue(tmp_path: Path
         assert _request(done, "POST", "/history", b'{"clear": true}') == (200, b"")
         assert json.loads(_request(done, "GET", "/history")[1]) == {}
     with comfyui(tmp_path, render_delay_s=600) as slow:
-        _queue_prompt(slow)
-        _queue_prompt(slow)   # one running, one pending behind it
+        prompts = {_queue_prompt(slow), _queue_prompt(slow)}   # one running, one pending behind it
+        deadline = time.monotonic() + 20
+        while _queued(slow) != prompts and time.monotonic() < deadline:   # the first one taken up meanwhile
+            time.sleep(0.05)
+        assert _queued(slow) == prompts
         assert _request(slow, "POST", "/history", b'{"clear": true}') == (200, b"")
-        queue = json.loads(_request(slow, "GET", "/queue")[1])
-        assert len(queue["queue_running"]) == 1 and len(queue["queue_pending"]) == 1, queue
+        assert _queued(slow) == prompts
+
+
+def _queued(comfy: ComfyUIEmulator) -> set[str]:
+    """The prompt ids GET /queue lists, running or pending."""
+    queue = json.loads(_request(comfy, "GET", "/queue")[1])
+    return {item[1] for item in queue["queue_running"] + queue["queue_pending"]}
 
 
 @pytest.mark.parametrize("path", ["/queue", "/history"])
