@@ -414,7 +414,7 @@ def _recovered_line(job_id: str, answer: dict, error: object, stack: str, target
     if answer.get("runpod_status") in ("IN_QUEUE", "IN_PROGRESS"):
         # "queued (duplicate)" read as "nothing found"; the operator came here believing a webhook was lost.
         where = (f"`goldgate status {stack}` shows workers exiting at start (preflight_failed" if target == "local" else
-                 f"`goldgate stuck {stack} --cloud` reads the endpoint's /health (workers unhealthy")
+                 f"`goldgate stuck {stack} --target cloud` reads the endpoint's /health (workers unhealthy")
         line += (f"\n  RunPod still has it {answer['runpod_status']}: no webhook was lost, the job has not ended. If no "
                  f"worker takes it, {where}: docs/RUNBOOK.md, \"No checkpoint models appear to be available\")")
     return line + ("\n  error: " + "\n    ".join(str(error).splitlines()) if error else "")

@@ -642,7 +642,7 @@ def rollback_smoke(f: Facts) -> Verdict:
 
 def _drill_command(f: Facts) -> str:
     # The cloud's evidence is a drill of D1: a plain `goldgate dr-drill` drills the local stack's SQLite instead.
-    extra = " --cloud --database-id <uuid>" if f.target == "cloud" else ""
+    extra = " --target cloud --database-id <uuid>" if f.target == "cloud" else ""
     return f"`goldgate dr-drill {f.stack}{extra}`"
 
 
@@ -775,7 +775,7 @@ def d1_retention(f: Facts) -> Verdict:
         return _deployed_retention(f, kept)
     declare = (f"set goldgate:spec.database.retention in stacks/Pulumi.{f.stack}.yaml (a Cron Trigger) and "
                f"`pulumi up --stack {f.stack}`, or run `goldgate prune "
-               f"{f.stack} --keep-days N --cloud --database-id <uuid>` regularly")
+               f"{f.stack} --keep-days N --target cloud --database-id <uuid>` regularly")
     if f.prune is None:
         return FAIL, (f"{f.prune_error}; {declare}" if f.prune_error else
                       f"D1 grows until its 10 GB cap refuses writes: no retention declared and no prune recorded; "
@@ -806,7 +806,7 @@ def _d1_room(f: Facts, room: DatabaseRoom) -> Verdict:
         return PASS, said
     uuid = room.database_id or "<uuid>"
     days = _prune_days(f)
-    prune = (f"`goldgate prune {f.stack} --keep-days {days} --cloud --database-id {uuid}` deletes the "
+    prune = (f"`goldgate prune {f.stack} --keep-days {days} --target cloud --database-id {uuid}` deletes the "
              f"finished jobs older than {days} days")
     keep = _keep_fewer(f, f"`pulumi up --stack {f.stack}`")
     if share >= D1_FAIL_SHARE:

@@ -616,14 +616,14 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
     drill, drill_error = _attempt("DR drill", lambda: dr.latest_drill(home, stack, "cloud"))
     if drill is None and drill_error is None:
         drill_error = (f"no cloud DR drill recorded for {stack} (a local drill is no evidence for D1); run "
-                       f"`goldgate dr-drill {stack} --cloud --database-id <uuid>`")
+                       f"`goldgate dr-drill {stack} --target cloud --database-id <uuid>`")
     elif drill is not None and database_id and drill.get("database_id") is not None \
             and str(drill.get("database_id")).lower() != database_id.lower():
         # `--database-id` is typed by hand, in either case: a drill of another database proves nothing about this
         # stack's (the prune record below is compared alike).
         drill, drill_error = None, (f"the last DR drill of {stack} exported D1 {show(drill.get('database_id'))}, not "
                                     f"{stack}'s database {database_id}: it is not evidence; run `goldgate dr-drill "
-                                    f"{stack} --cloud --database-id {database_id}`")
+                                    f"{stack} --target cloud --database-id {database_id}`")
     prune, prune_error = _attempt("prune record", lambda: retention.latest_prune(home, stack, "cloud"))
     if prune is not None and database_id and str(prune.get("database")).lower() != database_id.lower():
         prune, prune_error = None, (f"the last recorded prune of {stack} ran on D1 {show(prune.get('database'))}, not "

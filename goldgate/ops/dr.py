@@ -132,7 +132,7 @@ def latest_drill(home: Path, stack: str, target: str) -> dict[str, Any] | None:
     path = latest_path(home, stack, target)
     if not path.exists() and (drills_dir(home, stack) / "latest.json").exists():
         path = drills_dir(home, stack) / "latest.json"  # written before each target kept its own record
-    again = f"goldgate dr-drill {stack}" + (" --cloud --database-id <uuid>" if target == "cloud" else "")
+    again = f"goldgate dr-drill {stack}" + (" --target cloud --database-id <uuid>" if target == "cloud" else "")
     raw = read_record(path, MAX_DRILL_RECORD_BYTES, again)
     if raw is None:
         return None
@@ -586,7 +586,7 @@ def _refuse_a_d1_export(backup: Path, manifest: BackupManifest) -> None:
     """A cloud drill's backup (SQL text) is not corrupt, only not a local one: say what it is and where it goes."""
     if manifest.kind == "sqlite":
         return
-    what = ("a D1 export (SQL text, from `goldgate dr-drill --cloud`)" if manifest.kind == "d1-sql"
+    what = ("a D1 export (SQL text, from `goldgate dr-drill --target cloud`)" if manifest.kind == "d1-sql"
             else f"of kind {show(manifest.kind)}")
     raise BackupRefused(f"backup {backup.name} is {what}, not a local SQLite backup; nothing was replaced. dr-restore "
                         "restores <home>/backups/<stack>/<stamp>.sqlite; a D1 export is imported into a D1 "

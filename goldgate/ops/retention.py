@@ -335,7 +335,7 @@ def record(home: Path, report: PruneReport, database: str, finished_at: str) -> 
 def latest_prune(home: Path, stack: str, target: str) -> dict[str, Any] | None:
     """The last completed prune of a stack's database on `target`, or None; a damaged record is an error."""
     path = record_path(home, stack, target)
-    again = f"goldgate prune {stack} --keep-days N" + (" --cloud --database-id <uuid>" if target == "cloud" else "")
+    again = f"goldgate prune {stack} --keep-days N" + (" --target cloud --database-id <uuid>" if target == "cloud" else "")
     raw = read_record(path, MAX_PRUNE_RECORD_BYTES, again)
     if raw is None:
         return None
@@ -360,7 +360,7 @@ def render_text(d: dict[str, Any]) -> str:
         left = "would remain" if d["dry_run"] else "remain"
         lines.append(f"  {table:<20} {verb} {d['deleted'][table]}, {left} {d['remaining'][table]}")
     if d["unfinished_kept"]:
-        listed = f"goldgate stuck {d['stack']}" + (" --cloud --database-id <id>" if d["target"] == "cloud" else "")
+        listed = f"goldgate stuck {d['stack']}" + (" --target cloud --database-id <id>" if d["target"] == "cloud" else "")
         lines.append(f"  note: {d['unfinished_kept']} queued or in-progress jobs older than the cutoff were kept: "
                      f"they are stuck; `{listed}` lists them, each with the line that recovers it "
                      "(docs/RUNBOOK.md, A stuck job)")

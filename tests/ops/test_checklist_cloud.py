@@ -478,7 +478,7 @@ def test_a_local_drill_does_not_count_for_the_cloud(cloud):
     _drill(cloud.home, cloud.now, target="local")
     results = cloud.results()
     assert {i for i, r in results.items() if r.status == checklist.FAIL} == {"dr_drill"}
-    assert "--cloud" in results["dr_drill"].evidence
+    assert "--target cloud" in results["dr_drill"].evidence
 
 
 def test_a_stale_cloud_drill_advises_a_drill_of_d1_not_of_the_local_stack(cloud):
@@ -487,7 +487,7 @@ def test_a_stale_cloud_drill_advises_a_drill_of_d1_not_of_the_local_stack(cloud)
     _drill(cloud.home, cloud.now - timedelta(days=8))
     line = cloud.results()["dr_drill"]
     assert line.status == checklist.FAIL
-    assert line.evidence.endswith("run `goldgate dr-drill staging --cloud --database-id <uuid>`")
+    assert line.evidence.endswith("run `goldgate dr-drill staging --target cloud --database-id <uuid>`")
 
 
 def test_a_local_drill_after_the_cloud_drill_leaves_the_cloud_evidence_standing(cloud, stack_db, tmp_path):

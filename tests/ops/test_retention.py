@@ -314,7 +314,7 @@ def test_cli_cloud_prune_goes_through_the_rest_api(cloud, tmp_path, monkeypatch,
     assert TOKEN not in out
     assert _d1_state(d1, database)["jobs"] == ALL_JOBS - GONE
     # The stuck jobs it kept: `goldgate stuck` lists them, each with its recover line (the admin route on the cloud).
-    assert "`goldgate stuck staging --cloud --database-id <id>` lists them" in retention.render_text(json.loads(out))
+    assert "`goldgate stuck staging --target cloud --database-id <id>` lists them" in retention.render_text(json.loads(out))
 
 
 def test_cli_cloud_prune_refuses_a_database_id_that_is_not_a_uuid_before_any_call(cloud, tmp_path, monkeypatch,

@@ -36,7 +36,7 @@ def test_a_staging_drill_older_than_a_week_is_red_and_says_what_it_is_held_to(cl
     line = cloud.results("staging")["dr_drill"]
     assert line.status == checklist.FAIL
     assert "more than the 168 h docs/D1_DISASTER_RECOVERY.md allows for a cloud STAGING drill" in line.evidence
-    assert line.evidence.endswith("run `goldgate dr-drill staging --cloud --database-id <uuid>`")
+    assert line.evidence.endswith("run `goldgate dr-drill staging --target cloud --database-id <uuid>`")
 
 
 def test_prods_cloud_drill_is_still_the_daily_backup(cloud):  # noqa: F811
@@ -44,7 +44,7 @@ def test_prods_cloud_drill_is_still_the_daily_backup(cloud):  # noqa: F811
     line = cloud.results("prod")["dr_drill"]
     assert line.status == checklist.FAIL
     assert "more than the 25 h docs/D1_DISASTER_RECOVERY.md allows for a cloud PROD drill" in line.evidence
-    assert line.evidence.endswith("run `goldgate dr-drill prod --cloud --database-id <uuid>`")
+    assert line.evidence.endswith("run `goldgate dr-drill prod --target cloud --database-id <uuid>`")
 
 
 def test_the_docs_hold_only_prod_on_the_cloud_to_the_daily_drill():

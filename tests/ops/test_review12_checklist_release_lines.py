@@ -41,7 +41,7 @@ def test_a_cloud_drill_older_than_the_daily_rpo_allows_is_red(healthy):  # noqa:
     two_days = {**healthy.drill, "finished_at": (healthy.now - timedelta(days=2)).isoformat()}
     line = _line(dataclasses.replace(healthy, stack="prod", target="cloud", drill=two_days), "dr_drill")
     assert line.status == checklist.FAIL and "more than the 25 h" in line.evidence
-    assert "--cloud --database-id" in line.evidence
+    assert "--target cloud --database-id" in line.evidence
     # a local drill is a rehearsal: weekly
     assert _line(dataclasses.replace(healthy, drill=two_days), "dr_drill").status == checklist.PASS
 

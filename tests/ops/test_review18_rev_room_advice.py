@@ -78,7 +78,7 @@ def _prod(ttl_days: int, retention_spec: RetentionSpec | None) -> specs.StackSpe
 def test_the_cloud_prune_keeps_at_least_the_stacks_result_ttl():
     spec = _prod(TTL_DAYS, None)
     evidence = _cloud_line(spec)
-    days = int(re.search(r"`goldgate prune prod --keep-days (\d+) --cloud", evidence).group(1))
+    days = int(re.search(r"`goldgate prune prod --keep-days (\d+) --target cloud", evidence).group(1))
     retention.check_keep_days(spec, days, None)  # what `goldgate prune` refuses first; it raised for 30
     assert "set database.retention in stacks/Pulumi.prod.yaml" in evidence
 

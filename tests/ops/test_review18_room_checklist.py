@@ -40,7 +40,7 @@ def test_the_cloud_line_passes_warns_and_fails_as_d1_fills_toward_its_cap(cloud:
     warned = cloud.results()["database_room"]
     assert warned.status == checklist.WARN, warned.evidence
     assert "holds 8.20 GB of D1's 10.00 GB cap (82.0%), past 80%" in warned.evidence
-    assert f"`goldgate prune staging --keep-days 30 --cloud --database-id {uuid}`" in warned.evidence
+    assert f"`goldgate prune staging --keep-days 30 --target cloud --database-id {uuid}`" in warned.evidence
     assert "set database.retention in stacks/Pulumi.staging.yaml" in warned.evidence
     assert 'docs/RUNBOOK.md, "The database is full"' in warned.evidence
 

@@ -1,5 +1,5 @@
 """The checklist's DR drill line names the drill of the target it judges: on the cloud, the drill of the stack's
-D1 (`--cloud --database-id`), which the CLI takes as printed; a plain `goldgate dr-drill <stack>` drills the local
+D1 (`--target cloud --database-id`), which the CLI takes as printed; a plain `goldgate dr-drill <stack>` drills the local
 stack's SQLite and records no cloud evidence."""
 
 from __future__ import annotations
@@ -23,4 +23,5 @@ def test_no_drill_recorded_names_the_drill_of_the_target(target: str, cloud: boo
     assert command, evidence
     argv = command.group(1).replace("<uuid>", str(uuid.uuid4())).split()[1:]
     args = build_parser().parse_args(argv)
-    assert (args.stack, args.cloud, args.database_id is not None) == ("prod", cloud, cloud), evidence
+    on_cloud = args.cloud or args.target == "cloud"
+    assert (args.stack, on_cloud, args.database_id is not None) == ("prod", cloud, cloud), evidence

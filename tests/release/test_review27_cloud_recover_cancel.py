@@ -72,7 +72,7 @@ def test_a_cloud_stack_whose_api_cannot_be_found_is_named(tmp_path: Path, monkey
 
 
 @pytest.mark.parametrize("target, hint", [("local", "`goldgate status prod` shows workers exiting at start"),
-                                          ("cloud", "`goldgate stuck prod --cloud` reads the endpoint's /health")])
+                                          ("cloud", "`goldgate stuck prod --target cloud` reads the endpoint's /health")])
 def test_a_job_runpod_still_holds_points_at_the_targets_own_view_of_its_workers(target: str, hint: str) -> None:
     from goldgate.commands.local import _recovered_line
 
