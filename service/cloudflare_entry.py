@@ -86,11 +86,18 @@ def _py(value: Any) -> Any:
 # SQLite's errors ("D1_ERROR: <sqlite message>: SQLITE_<CODE>"). Anything else stays the error it was (a 500
 # naming it).
 D1_FULL = ("exceeded maximum db size", "sqlite_full", "database or disk is full")
-# The D1_ERRORs Cloudflare's "Debug D1" page lists as transient, its recommended action "Retry the operation": the
-# Durable Object that holds the database restarted (its code was updated, or it failed to start), or the network
-# to it was lost. D1 retries a read-only query itself; a write it leaves to the caller.
+# The D1_ERRORs of Cloudflare's "Debug D1" page that pass, lower-cased. Its recommended action "Retry the operation":
+# the Durable Object that holds the database restarted (its code was updated, or it failed to start, or an internal
+# error in its storage reset it: "... storage caused object to be reset"), the network to it was lost, or it could
+# not be reached ("Cannot resolve D1 DB due to transient issue on remote node."). Its "App action: ... send fewer
+# requests by spreading the load over time": "D1 DB is overloaded. Requests queued for too long." / "... Too many
+# requests queued." (the request was never run), and "D1 DB storage operation exceeded timeout which caused object
+# to be reset." (a long storage operation reset the object, which rejects every request pending on it). To a client
+# each is the 503 that says retry shortly, not the 500 of a bug. D1 retries a read-only query itself; a write it
+# leaves to the caller. (Its memory and CPU resets stay errors: a query's own cost causes them, and would again.)
 D1_TRANSIENT = ("d1 db reset because its code was updated", "storage caused object to be reset",
-                "network connection lost")
+                "network connection lost", "cannot resolve d1 db due to transient issue on remote node",
+                "d1 db is overloaded", "storage operation exceeded timeout which caused object to be reset")
 
 
 def _raise_if_full(exc: BaseException) -> None:
@@ -105,7 +112,8 @@ def _raise_if_full(exc: BaseException) -> None:
     if any(marker in lowered for marker in D1_TRANSIENT):
         # A lost connection may have lost the answer, not the write: the retry meets what was kept (a webhook's
         # fingerprint, a create's Idempotency-Key).
-        raise StorageBusy(f"D1 failed transiently ({message}), an error D1 says to retry") from exc
+        raise StorageBusy(f"D1 failed transiently ({message}), an error Cloudflare's Debug D1 page lists as passing: "
+                          "retry shortly") from exc
 
 
 class D1Database:

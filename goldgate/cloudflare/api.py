@@ -247,8 +247,12 @@ class CloudflareApi:
         codes = tuple(int(e["code"]) for e in errors if isinstance(e, dict) and isinstance(e.get("code"), int))
         return CloudflareRateLimited(
             f"{where} -> 429 after {attempts} attempt{'s' if attempts > 1 else ''}: the Cloudflare API rate limit "
-            "(1200 requests per 5 minutes per token) is exhausted; "
-            + (f"retry in {wait:.0f} s" if wait is not None else "wait a few minutes and retry"),
+            # Cloudflare's "Rate limits" page: 1,200 per five minutes per user, the dashboard's, API keys' and every
+            # user token's calls counted together (an account-owned token has its own); past it, every call is
+            # refused for five minutes. Another user token does not help.
+            "(1,200 requests per 5 minutes per user: the dashboard and all of the user's API tokens count together) "
+            "is exhausted, and Cloudflare refuses every call for five minutes; "
+            + (f"retry in {wait:.0f} s" if wait is not None else "wait five minutes and retry"),
             retry_after_s=wait, status=429, codes=codes)
 
     def _error(self, where: str, status: int, body: dict[str, Any], unsure: str = "") -> CloudflareError:

@@ -86,6 +86,24 @@ class D1PreparedStatement {
   }
 }
 
+// D1's per-query limits (developers.cloudflare.com/d1/platform/limits), which its SQLite enforces and sql.js's
+// does not (its builds allow 32,766 parameters and 1 GB values): 100 bound parameters, 100,000 bytes of SQL, and a
+// string or blob of at most 2,000,000 bytes (D1's 2 MB row; the local SQLite's limits, service/sqlite_database.py).
+// Past one, D1 fails the call as SQLite does, and a batch with it applies nothing.
+const D1_MAX_PARAMS = 100;
+const D1_MAX_SQL_BYTES = 100000;
+const D1_MAX_VALUE_BYTES = 2000000;
+
+function withinD1Limits(statement) {
+  if (Buffer.byteLength(statement.sql) > D1_MAX_SQL_BYTES) throw new Error("statement too long: SQLITE_TOOBIG");
+  if (statement.params.length > D1_MAX_PARAMS) throw new Error("too many SQL variables: SQLITE_ERROR");
+  for (const p of statement.params) {
+    const size = typeof p === "string" ? Buffer.byteLength(p) : Array.isArray(p) ? p.length
+      : p instanceof ArrayBuffer || ArrayBuffer.isView(p) ? p.byteLength : 0;
+    if (size > D1_MAX_VALUE_BYTES) throw new Error("string or blob too big: SQLITE_TOOBIG");
+  }
+}
+
 class D1Database {
   constructor(SQL, migrations) {
     this.sqlite = new SQL.Database();
@@ -141,6 +159,7 @@ class D1Database {
     const answers = [];
     this.sqlite.exec("SAVEPOINT d1_statement");
     try {
+      withinD1Limits(statement);
       for (const prepared of this.sqlite.iterateStatements(statement.sql)) {
         if (/^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b/i.test(prepared.getSQL())) {
           throw new Error("D1 does not support transaction statements; use batch()");
@@ -162,8 +181,10 @@ class D1Database {
     }
     const results = answers[0];
     const changes = this.totalChanges() - before;
+    // last_row_id is SQLite's last_insert_rowid(), as D1's meta documents it (it stays at the last INSERT's).
+    const lastRowId = this.sqlite.exec("SELECT last_insert_rowid()")[0].values[0][0];
     return { results, success: true, meta: { changes, changed_db: changes > 0, duration: 0, rows_written: changes,
-                                             rows_read: results.length, last_row_id: 0 } };
+                                             rows_read: results.length, last_row_id: lastRowId } };
   }
 
   totalChanges() {
@@ -686,6 +707,20 @@ async function d1Probes() {
     await probe("bind_boolean", () => db.prepare("SELECT ? AS v").bind(true).first("v")),
     // run() asks D1 for no rows (resultsFormat NONE) and hands back only success and meta.
     await probe("run_keys", () => db.prepare("SELECT 1 AS a").run().then((r) => Object.keys(r).sort())),
+    // D1's limits: 100 bound parameters, 100,000 bytes of SQL, 2,000,000 bytes a value; a batch over one applies
+    // nothing.
+    await probe("params_100", () => db.prepare(`SELECT ${Array(100).fill("?").join(" + ")} AS n`)
+      .bind(...Array(100).fill(1)).first("n")),
+    await probe("params_101", () => db.prepare(`SELECT ${Array(101).fill("?").join(" + ")} AS n`)
+      .bind(...Array(101).fill(1)).first("n")),
+    await probe("sql_too_long", () => db.prepare(`SELECT 1 AS a /* ${"x".repeat(100000)} */`).all()),
+    await probe("value_too_big", () => db.prepare("INSERT INTO t VALUES (7, ?)").bind("x".repeat(2000001)).run()),
+    await probe("batch_with_one_over", () => db.batch([db.prepare("INSERT INTO t VALUES (8, 'h')"),
+      db.prepare("INSERT INTO t VALUES (9, ?)").bind("x".repeat(2000001))])),
+    await probe("rows_after_refusals", count),
+    // meta.last_row_id is the inserted row's rowid, as D1 answers it.
+    await probe("insert_meta", () => db.prepare("INSERT INTO t (v) VALUES ('z')").run()
+      .then((r) => ({ changes: r.meta.changes, last_row_id: r.meta.last_row_id }))),
   ]);
 }
 
