@@ -107,7 +107,8 @@ def declares_over(content_length: str | None, limit: int) -> bool:
     return len(digits) > 18 or int(digits) > limit
 
 
-_HEADER_EXTRAS = {"allow": "allow", "www_authenticate": "www-authenticate", "retry_after": "retry-after"}
+_HEADER_EXTRAS = {"allow": "allow", "www_authenticate": "www-authenticate", "retry_after": "retry-after",
+                  "accept_encoding": "accept-encoding"}
 RETRY_AFTER_S = "5"
 
 
@@ -282,10 +283,23 @@ def _quoted(key: str) -> str:
     return json.dumps(key if len(key) <= 64 else key[:61] + "...", ensure_ascii=False)
 
 
+def check_content_encoding(request: Request) -> None:
+    """A 415 for a body sent with a content coding (RFC 9110 8.4, 15.5.16): the core decodes none. Read as it came,
+    a gzipped body was a 400 "not UTF-8 text", which sends its client looking for a fault in its JSON, and a plain
+    body labelled gzip was taken. `identity` is no coding."""
+    coding = request.header("content-encoding")
+    if coding is None or all(part.strip(" \t").lower() in ("", "identity") for part in coding.split(",")):
+        return
+    raise ApiError(415, "unsupported_content_encoding", f"request body has Content-Encoding {coding[:64]!r}, which "
+                                                        "this API does not decode; send the JSON uncompressed, "
+                                                        "without Content-Encoding", accept_encoding="identity")
+
+
 def parse_json_body(request: Request) -> Any:
-    """The body as JSON, or a 400 that says what is wrong with it. NaN, Infinity and numbers beyond a
-    double are refused (no JSON reader could take them back), and so is an object naming a key twice (parsers
-    disagree on which value counts); lone surrogates become U+FFFD."""
+    """The body as JSON, or a 400 that says what is wrong with it (a 415 for a body sent with a content coding).
+    NaN, Infinity and numbers beyond a double are refused (no JSON reader could take them back), and so is an
+    object naming a key twice (parsers disagree on which value counts); lone surrogates become U+FFFD."""
+    check_content_encoding(request)
     if not request.body:
         raise ApiError(400, "invalid_json", "request body is empty; send a JSON object")
     try:

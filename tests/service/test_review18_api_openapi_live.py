@@ -7,6 +7,7 @@ segments before sending)."""
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import socket
@@ -45,6 +46,19 @@ METHODS = ("get", "head", "post", "put", "patch", "delete", "options", "trace")
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 CREATE = {"workflow_id": "sdxl-txt2img", "inputs": {"prompt": "a lighthouse"}}
 PNG = b"\x89PNG\r\n\x1a\n fake image bytes"
+
+# Formats are checked as a generated client reads them: jsonschema checks "uri" only with a package this project
+# does not install, so it is an absolute http(s) URL here (ResultLink.url: the 202's relative Location is no uri).
+FORMATS = jsonschema.FormatChecker()
+
+
+@FORMATS.checks("uri")
+def _absolute_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and value.isascii() and " " not in value
+
 
 # (operation, status) of every answer checked, for the last test: each operation was seen succeed and refuse.
 SEEN: set[tuple[str, str, int]] = set()
@@ -140,7 +154,7 @@ def check(verb: str, path: str, reply: Reply) -> Reply:
         assert media in content, f"{where}: Content-Type {media!r} is not one of {sorted(content)}"
         if media == "application/json":
             schema = {"$ref": URI + "#" + _pointer([*base, "content", "application/json", "schema"])}
-            validator = jsonschema.Draft202012Validator(schema, registry=REGISTRY)
+            validator = jsonschema.Draft202012Validator(schema, registry=REGISTRY, format_checker=FORMATS)
             errors = sorted(validator.iter_errors(reply.json()), key=lambda e: list(e.absolute_path))
             assert not errors, (
                 f"{where}: body {reply.body[:400]!r}: {errors[0].message} at {list(errors[0].absolute_path)}"
@@ -725,6 +739,26 @@ def test_cancel_while_the_submission_is_in_flight_is_a_409_with_retry_after(
         runpod.release.set()
         submitting.join(30)
     check("post", "/api/queue/create", created[0])
+
+
+def test_a_compressed_body_is_a_documented_415_on_every_route_that_reads_one(server: LocalServer) -> None:
+    job_id = create(server)["job_id"]
+    coded = {"Content-Encoding": "gzip"}
+    sig = webhook_signature(WEBHOOK_SECRET, job_id)
+    for path, target, body, auth in [
+        ("/api/queue/create", "/api/queue/create", CREATE, True),
+        ("/api/cancel/{job_id}", f"/api/cancel/{job_id}", {}, True),
+        ("/api/admin/recover/{job_id}", f"/api/admin/recover/{job_id}", {"runpod_job_id": "r-1"}, True),
+        ("/api/runpod/webhook", f"/api/runpod/webhook?job={job_id}&sig={sig}", {"id": "r", "status": "FAILED"}, False),
+    ]:
+        raw = gzip.compress(json.dumps(body).encode())
+        reply = call(server, "post", path, target, raw=raw, headers=coded, auth=auth)
+        assert (reply.status, reply.code, reply.headers["accept-encoding"]) == (
+            415,
+            "unsupported_content_encoding",
+            "identity",
+        ), reply.body
+    assert status_of(server, job_id)["status"] == "queued"
 
 
 def test_the_servers_own_refusals_are_documented_json(server: LocalServer) -> None:
