@@ -544,7 +544,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         _refuse_cloud_options(args, ("stacks_dir", "database_id", "cloudflare_api_base"), "--target cloud")
         platform = _platform(args)
         report = metrics_report.report_from_sqlite(platform.db_path(args.stack), args.stack, args.since,
-                                                   args.by_workflow_version)
+                                                   args.by_workflow_version, args.spend)
         report["pinned_image"] = _pinned_image(platform, args.stack)
         report["error_rate_threshold"] = _error_rate_threshold(lambda: platform.spec(args.stack))
     # --since is stored normalized (UTC, ms, Z): text order is time order
@@ -628,7 +628,8 @@ def _cloud_metrics(args: argparse.Namespace) -> dict[str, Any]:
             d1, spec.database.name)
         progress(f"reading job_metrics from D1 {spec.database.name} ({database_id})")
         # The checkout's pin: what `goldgate rollback --target cloud` moves the stack off.
-        return {**report_from_d1(d1, database_id, args.stack, args.since, args.by_workflow_version),
+        return {**report_from_d1(d1, database_id, args.stack, args.since, args.by_workflow_version,
+                                  args.spend),
                 "pinned_image": pinned,
                 "error_rate_threshold": spec.thresholds.error_rate}
 

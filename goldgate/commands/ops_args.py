@@ -227,5 +227,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also group the jobs by workflow version (counts, error rate, cost, mean run and end-to-end "
                         "time; a second table in the text and in --html, `by_workflow_version` in --json): one more "
                         "scan of every row")
+    p.add_argument("--spend", action="store_true",
+                   help="also show where the money went, for a cost spike: the spend per GPU type (biggest first) "
+                        "and the 10 costliest jobs with their release, GPU and run time (text; `spend` in --json): "
+                        "two more scans of every row")
     _add_cloud_flags(p, _METRICS_CLOUD_HELP)
     add_json_flag(p)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import re
@@ -890,6 +891,34 @@ def read_image_models(home: Path, image: str) -> ImageModels:
 
 # -- the live probe ------------------------------------------------------------------------------
 
+_RESULT_RUNBOOK = 'docs/RUNBOOK.md, "A result the store no longer holds"'
+
+
+def _judged_result(recorded: dict[str, Any], got: Any) -> tuple[bool, str]:
+    """A result download against what its job recorded: status, type, size and, when the job recorded one, the
+    sha256, since an image damaged in the store at its own size is served whole and would pass on its size alone.
+    A refusal quotes the service's own code and message: they say which of the runbook's cases it is."""
+    ctype = got.headers.get("content-type", "").split(";")[0]
+    detail = (f"GET /api/result/{recorded['key']} -> {got.status_code}, {ctype}, {len(got.content)} bytes "
+              f"(recorded {recorded['content_type']}, {recorded['bytes']} bytes)")
+    if got.status_code != 200:
+        try:
+            error = got.json().get("error") or {}
+            said = f"{error.get('code')}: {error.get('message')}"
+        except (ValueError, AttributeError):
+            said = "no JSON error in the answer"
+        return False, f"{detail}; the service said {said} ({_RESULT_RUNBOOK})"
+    ok = ctype == recorded["content_type"] and len(got.content) == recorded["bytes"]
+    want = recorded.get("sha256")
+    if ok and isinstance(want, str) and want:
+        served = hashlib.sha256(got.content).hexdigest()
+        if served != want.lower():
+            return False, (f"{detail}; its sha256 {served[:12]}... is not the {want[:12]}... its job recorded: the "
+                           f"store holds other bytes at the same size, served as the image ({_RESULT_RUNBOOK})")
+        detail += ", sha256 as recorded"
+    return ok, detail
+
+
 def live_probe(api_url: str, api_token: str, webhook_secret: str | None, db_path: Path,
                no_replay: str = "") -> LiveFacts:
     """Re-POST a completed job's webhook, then an older state (IN_PROGRESS) of it, and see nothing change; read its
@@ -919,11 +948,7 @@ def live_probe(api_url: str, api_token: str, webhook_secret: str | None, db_path
             status_detail = f"GET /api/status/{job['id']} -> {status.status_code} status={_shown(view.get('status'))}"
             first = results[0]
             got = http.get(f"/api/result/{first['key']}", headers=headers)
-            ctype = got.headers.get("content-type", "").split(";")[0]
-            result_ok = (got.status_code == 200 and ctype == first["content_type"]
-                         and len(got.content) == first["bytes"])
-            result_detail = (f"GET /api/result/{first['key']} -> {got.status_code}, {ctype}, {len(got.content)} "
-                             f"bytes (recorded {first['content_type']}, {first['bytes']} bytes)")
+            result_ok, result_detail = _judged_result(first, got)
         except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
             return LiveFacts(False, f"the live probe failed: {exc}", False, "not reached", False, "not reached")
     return LiveFacts(replay_ok, replay_detail, status_ok, status_detail, result_ok, result_detail)

@@ -9,6 +9,8 @@ looks faster and cheaper): compare the error rates first; `cost_per_completed_jo
 When asked (`by_workflow_version`: `goldgate metrics --by-workflow-version`), the same figures per workflow version
 (`by_workflow_version`, a second table in the text and in the HTML), with mean run and end-to-end times in place of
 percentiles (see service.metrics); without it the report reads nothing per version and costs what it did before versions.
+When asked (`spend`: `goldgate metrics --spend`), where the money went, for a cost spike: the spend per GPU type and
+the costliest jobs (`spend` in the report: text and JSON).
 The HTML page is self-contained (inline SVG and CSS, no scripts, no external assets).
 """
 
@@ -111,6 +113,43 @@ async def _extras(db: Any, since: str | None, by_workflow_version: bool = False)
     return {"releases": releases, "histogram": histogram}
 
 
+# A cost or run time SQLite holds as a number; a damaged row's text or blob is no cost (it would sort above
+# every number and top the list).
+_NUMBER = "typeof({0}) IN ('integer', 'real')"
+COSTLIEST_JOBS = 10
+
+
+async def _spend(db: Any, since: str | None) -> dict[str, Any]:
+    """Where the spend went: per GPU type (jobs, errors, spend, mean run time), biggest spender first, and the
+    COSTLIEST_JOBS jobs with the highest cost estimate, each with its release and GPU: for a cost spike, which
+    GPU type and which jobs, without SQL. Two more scans of the rows (on D1, two more queries)."""
+    cost, run = _NUMBER.format("cost_estimate_usd"), _NUMBER.format("runpod_run_duration_ms")
+    gpus = await db.query(
+        "SELECT gpu_type, COUNT(*) AS jobs, "
+        "SUM(CASE WHEN status IN ('failed', 'timed_out') THEN 1 ELSE 0 END) AS errors, "
+        f"SUM(CASE WHEN {cost} THEN cost_estimate_usd END) AS spend, "
+        f"COUNT(CASE WHEN {cost} THEN 1 END) AS costed, "
+        f"AVG(CASE WHEN {run} THEN runpod_run_duration_ms END) AS run_mean "
+        "FROM job_metrics WHERE (?1 IS NULL OR created_at >= ?1) GROUP BY gpu_type "
+        "ORDER BY spend IS NULL, spend DESC, jobs DESC", (since,))
+    top = await db.query(
+        "SELECT job_id, worker_image_tag, workflow_version, gpu_type, status, created_at, cost_estimate_usd AS cost, "
+        f"CASE WHEN {run} THEN runpod_run_duration_ms END AS run_ms "
+        f"FROM job_metrics WHERE (?1 IS NULL OR created_at >= ?1) AND {cost} "
+        "ORDER BY cost_estimate_usd DESC, created_at LIMIT ?2", (since, COSTLIEST_JOBS))
+    return {
+        "by_gpu_type": [{"gpu_type": g["gpu_type"], "jobs": g["jobs"], "errors": g["errors"],
+                         "spend_usd": service_metrics._usd(g["spend"]) if g["spend"] is not None else None,
+                         "cost_per_job_usd": (service_metrics._usd(g["spend"] / g["costed"])
+                                              if g["spend"] is not None and g["costed"] else None),
+                         "run_ms_mean": round(g["run_mean"]) if g["run_mean"] is not None else None} for g in gpus],
+        "costliest_jobs": [{"job_id": j["job_id"], "worker_image_tag": j["worker_image_tag"],
+                            "workflow_version": j["workflow_version"], "gpu_type": j["gpu_type"],
+                            "status": j["status"], "run_ms": j["run_ms"], "cost_usd": j["cost"],
+                            "created_at": j["created_at"]} for j in top],
+    }
+
+
 def _with_image_costs(group: dict[str, Any], images: int | None, costed_images: int | None,
                       ok_cost: tuple[float | None, int] = (None, 0)) -> dict[str, Any]:
     """`images`: every image the group's jobs made; `costed_images`: those of its jobs that have a cost;
@@ -131,11 +170,16 @@ def _with_image_costs(group: dict[str, Any], images: int | None, costed_images: 
     return group
 
 
-def build_report(db: Any, stack: str, since: str | None = None, by_workflow_version: bool = False) -> dict[str, Any]:
-    """The full report from a Database-port reader (SQLite or D1); `by_workflow_version`: with the versions' group."""
+def build_report(db: Any, stack: str, since: str | None = None, by_workflow_version: bool = False,
+                 spend: bool = False) -> dict[str, Any]:
+    """The full report from a Database-port reader (SQLite or D1); `by_workflow_version`: with the versions' group;
+    `spend`: with the spend per GPU type and the costliest jobs."""
     async def gather() -> tuple[dict[str, Any], dict[str, Any]]:
         base = await service_metrics.compute(db, since, by_workflow_version)
-        return base, await _extras(db, base["since"], by_workflow_version)
+        extras = await _extras(db, base["since"], by_workflow_version)
+        if spend:
+            extras["spend"] = await _spend(db, base["since"])
+        return base, extras
 
     try:
         base, extras = asyncio.run(gather())
@@ -154,7 +198,10 @@ def build_report(db: Any, stack: str, since: str | None = None, by_workflow_vers
         for group in base["by_workflow_version"]:
             images, costed, ok_cost = by_version.get(group["workflow_version"], (None, None, (None, 0)))
             _with_image_costs(group, images, costed, ok_cost)
-    return {"stack": stack, **base, "histogram": extras["histogram"]}
+    report = {"stack": stack, **base, "histogram": extras["histogram"]}
+    if spend:
+        report["spend"] = extras["spend"]
+    return report
 
 
 def _summed(rows: list[dict[str, Any]], key: str | None) -> dict[Any, tuple[int, int, tuple[float | None, int]]]:
@@ -172,17 +219,17 @@ def _summed(rows: list[dict[str, Any]], key: str | None) -> dict[Any, tuple[int,
 
 
 def report_from_sqlite(path: Path, stack: str, since: str | None = None,
-                       by_workflow_version: bool = False) -> dict[str, Any]:
+                       by_workflow_version: bool = False, spend: bool = False) -> dict[str, Any]:
     conn = open_sqlite(path, stack)
     try:
-        return build_report(service_metrics.SqliteReader(conn), stack, since, by_workflow_version)
+        return build_report(service_metrics.SqliteReader(conn), stack, since, by_workflow_version, spend)
     finally:
         conn.close()
 
 
 def report_from_d1(client: D1Client, database_id: str, stack: str, since: str | None = None,
-                   by_workflow_version: bool = False) -> dict[str, Any]:
-    return build_report(_D1Reader(client, database_id), stack, since, by_workflow_version)
+                   by_workflow_version: bool = False, spend: bool = False) -> dict[str, Any]:
+    return build_report(_D1Reader(client, database_id), stack, since, by_workflow_version, spend)
 
 
 # -- text ---------------------------------------------------------------------------------------
@@ -284,7 +331,30 @@ def render_text(report: dict[str, Any]) -> str:
     versions = report.get("by_workflow_version") or []
     if versions:
         text += "\n\n" + table([_version_row(g, limit) for g in versions], VERSION_COLUMNS)
+    if "spend" in report:
+        text += "\n\n" + render_spend(report["spend"])
     return text
+
+
+GPU_COLUMNS = ["gpu type", "jobs", "failed", "run mean", "spend", "cost/job"]
+JOB_COLUMNS = ["job", "release", "gpu type", "status", "run", "cost", "created"]
+
+
+def render_spend(spend: dict[str, Any]) -> str:
+    """Spend per GPU type, biggest first, then the costliest jobs: `goldgate metrics --spend`."""
+    from goldgate.commands.output import table
+
+    gpus = [{"gpu type": g["gpu_type"] or "(none)", "jobs": g["jobs"], "failed": g["errors"],
+             "run mean": _ms(g["run_ms_mean"]), "spend": _usd(g["spend_usd"], 2),
+             "cost/job": _usd(g["cost_per_job_usd"])} for g in spend["by_gpu_type"]]
+    jobs = [{"job": j["job_id"], "release": short_tag(j["worker_image_tag"]), "gpu type": j["gpu_type"] or "(none)",
+             "status": j["status"], "run": _ms(j["run_ms"]), "cost": _usd(j["cost_usd"]),
+             "created": _when(j["created_at"])} for j in spend["costliest_jobs"]]
+    text = "spend by GPU type (biggest first)\n" + table(gpus, GPU_COLUMNS)
+    if not jobs:
+        return text + "\n\ncostliest jobs: none has a cost estimate"
+    return (text + f"\n\ncostliest jobs (the {len(jobs)} with the highest cost estimate; `GET /api/status/<job>` "
+            "and `grep <job> <logs>` tell the rest)\n" + table(jobs, JOB_COLUMNS))
 
 
 # -- HTML ---------------------------------------------------------------------------------------
