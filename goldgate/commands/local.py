@@ -14,7 +14,7 @@ import httpx
 from goldgate import spec as specs
 from goldgate.bounded_http import tls_context
 from goldgate.commands.local_args import register  # noqa: F401 -- the area's subcommands, listed here too
-from goldgate.commands.output import emit, progress, say, table
+from goldgate.commands.output import emit, escape_controls, one_line_values, progress, say, table
 from goldgate.errors import GoldgateError, StateError
 from goldgate.files import make_dirs
 from goldgate.local import image_store
@@ -76,7 +76,8 @@ def cmd_down(args: argparse.Namespace) -> int:
         # Run from another directory than the checkout that started the stacks: "down: prod, staging" here
         # told the operator they were down while they went on serving.
         _note_missing_home(platform)
-        say(f"down: nothing to stop: no state dir at {platform.home}")
+        # The path comes from the working directory or GOLDGATE_HOME: printed as one line, as `emit` prints values.
+        say(f"down: nothing to stop: no state dir at {escape_controls(str(platform.home))}")
         return 0
     if args.stack != "all":
         platform.down(args.stack, progress)  # a stack whose section left the stacks file is stopped all the same
@@ -409,6 +410,11 @@ def _job_error(api: ApiClient, job_id: str) -> object:
 
 def _recovered_line(job_id: str, answer: dict, error: object, stack: str, target: str = "local") -> str:
     line = f"{job_id}: {answer.get('status')} ({answer.get('reason', '')})"
+    from service.jobs import TERMINAL  # the service's own list of states a job ends in
+
+    if answer.get("reason") == "duplicate" and answer.get("status") in TERMINAL and answer.get("applied") is False:
+        # "completed (duplicate)" alone read as a failed recovery to whoever recovered a job that was fine.
+        line += ": it had already ended so (its webhook, or an earlier recover, settled it); nothing changed"
     if answer.get("recovered_from") == "result_store":
         line += ", from the outcome its worker stored beside its images (RunPod no longer knows the job)"
     if answer.get("runpod_status") in ("IN_QUEUE", "IN_PROGRESS"):
@@ -417,7 +423,9 @@ def _recovered_line(job_id: str, answer: dict, error: object, stack: str, target
                  f"`goldgate stuck {stack} --target cloud` reads the endpoint's /health (workers unhealthy")
         line += (f"\n  RunPod still has it {answer['runpod_status']}: no webhook was lost, the job has not ended. If no "
                  f"worker takes it, {where}: docs/RUNBOOK.md, \"No checkpoint models appear to be available\")")
-    return line + ("\n  error: " + "\n    ".join(str(error).splitlines()) if error else "")
+    # The error is the service's answer: its newlines printed as \n, as every value `emit` prints (a reason that
+    # spanned lines could write a line that reads as recover's own, the RunPod line above).
+    return line + (f"\n  error: {escape_controls(str(error))}" if error else "")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -455,13 +463,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
                          "files": files, "error": status.get("error")})
     finally:
         api.close()
-    summary = {"stack": args.stack, "jobs": rows, "seconds": round(time.monotonic() - started, 1),
+    summary = {"stack": args.stack, "jobs": rows, "results_dir": str(out_dir),
+               "seconds": round(time.monotonic() - started, 1),
                "all_completed": all(r["status"] == "completed" and r["images"] for r in rows)}
 
     def render(s: dict[str, Any]) -> str:
         head = table(s["jobs"], ["workflow", "job_id", "status", "e2e_ms", "images", "error"])
         verdict = "all jobs completed" if s["all_completed"] else "SOME JOBS DID NOT COMPLETE"
-        return f"{head}\n\n{verdict}; results in {out_dir} ({s['seconds']} s). " \
+        return f"{head}\n\n{verdict}; results in {s['results_dir']} ({s['seconds']} s). " \
                f"The stack keeps running: `goldgate status {s['stack']}`, `goldgate down {s['stack']}`."
 
     emit(args, summary, render)
@@ -513,7 +522,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     hint = ("" if args.image or args.stack or args.model_root or report.roots_present else
             f"no model root on this machine ({', '.join(roots)}): this checks a worker image's own folders; for a "
             "local stack's image run `goldgate doctor --stack staging`\n\n")
-    emit(args, report.to_dict(), lambda _: hint + report.render())
+    # The report renders itself from what it read on disk (file and link names, manifest values): from its one-line
+    # copy, as `emit` hands every render its data.
+    emit(args, report.to_dict(), lambda _: hint + one_line_values(report).render())
     return 0 if report.ok else 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -25,19 +26,25 @@ def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> N
     else:
         # The render's own line breaks are kept; a value's are not: a newline inside one (a lock holder's purpose, a
         # ledger reason, a name read from a file) would start a line the render never wrote, a fake status line.
-        say(_encodable(escape_controls(render(_one_line_values(data)), keep="\n\t"), sys.stdout))
+        say(_encodable(escape_controls(render(one_line_values(data)), keep="\n\t"), sys.stdout))
 
 
-def _one_line_values(data: Any) -> Any:
-    """`data` with every string in it (keys too) escaped as one line: control characters as \\n, \\t, \\x1b."""
+def one_line_values(data: Any) -> Any:
+    """`data` with every string in it (keys too) escaped as one line: control characters as \\n, \\t, \\x1b. A
+    render that prints anything but the data `emit` hands it (a report object, a path it holds) passes that through
+    here too, or a value's newline starts a line the render never wrote."""
     if isinstance(data, str):
         return escape_controls(data)
     if isinstance(data, Mapping):
-        return {_one_line_values(k): _one_line_values(v) for k, v in data.items()}
+        return {one_line_values(k): one_line_values(v) for k, v in data.items()}
     if isinstance(data, list):
-        return [_one_line_values(v) for v in data]
+        return [one_line_values(v) for v in data]
     if type(data) is tuple:  # a named tuple keeps its fields as they are
-        return tuple(_one_line_values(v) for v in data)
+        return tuple(one_line_values(v) for v in data)
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
+        # A copy of the same type (a report renders itself): its methods still work on the escaped fields.
+        return dataclasses.replace(data, **{f.name: one_line_values(getattr(data, f.name))
+                                            for f in dataclasses.fields(data) if f.init})
     return data
 
 

@@ -173,6 +173,22 @@ def _ts(line: dict[str, Any]) -> float | None:
         return None
 
 
+def _why_host_ended(log: Path, left: dict[str, Any]) -> str:
+    """What a host that ended without `goldgate down` left to read. Its stderr log (appended to by every start) has
+    a crash's traceback; a host killed by SIGKILL, the OOM killer or a reboot writes nothing, and "see <log>" sent the
+    operator to an empty file: then say that it holds nothing of this run, and why."""
+    started = _ts({"ts": left.get("started_at")})
+    try:
+        info = log.stat()
+    except OSError:
+        info = None
+    if info is not None and info.st_size > 0 and (started is None or info.st_mtime >= started):
+        return f"killed, or it crashed: see {log}"
+    since = f" since it started at {str(left.get('started_at'))[:40]}" if started is not None else ""
+    return (f"killed: nothing was written to {log}{since}, where a crash leaves its traceback; SIGKILL, the OOM "
+            "killer or a reboot ends a host without a word")
+
+
 def _last_redeploy(host_log: Path, image: str) -> tuple[float, str] | None:
     """When the stack's host last began to take `image` (`stack.redeployed`, or `stack.ready` when it started on it:
     their `data.began_at`, the redeploy's or the host's start; the line's own ts when an older host wrote none), from
@@ -1094,8 +1110,8 @@ class LocalPlatform:
             return (f"its last start failed: {str(left.get('error'))[:300]} (logs: {d.logs_dir}); fix that and run "
                     f"`goldgate up {stack}`")
         if left.get("status") == "ready":
-            return (f"its host (pid {left.get('pid')}) ended without `goldgate down` (killed, or it crashed: see "
-                    f"{log}); jobs it had queued get no webhook: `goldgate up {stack}` starts it again and names them")
+            return (f"its host (pid {left.get('pid')}) ended without `goldgate down` ({_why_host_ended(log, left)}); "
+                    f"jobs it had queued get no webhook: `goldgate up {stack}` starts it again and names them")
         if left.get("status") == "stopped":
             return self._stopped_by_signal(stack, left)
         return None

@@ -467,7 +467,7 @@ def test_recover_says_why_the_job_failed_and_never_fails_after_the_recovery_was_
     assert code == 0 and status_reads == [f"/api/status/{job_id}"]
     lines = out.splitlines()
     assert lines[0] == f"{job_id}: failed (applied)"
-    if status_read == "answers":  # every line of a multi-line reason indented under the job's
-        assert lines[1:] == ["  error: RunPod has no job rp-1", "    and its ttl has passed"]
+    if status_read == "answers":  # a multi-line reason on one line under the job's: it cannot fake a line of recover's
+        assert lines[1:] == ["  error: RunPod has no job rp-1\\nand its ttl has passed"]
     else:
         assert lines[1:] == []
