@@ -36,13 +36,21 @@ from goldgate.logs import now_rfc3339
 from goldgate.release.cases import (
     GOLDEN_DIR,
     REFERENCES_DIR,
+    REPO_ROOT,
     GoldenCase,
     check_latency_limits,
     check_own_references,
     references_for,
     shown_dir,
 )
-from goldgate.release.perceptual import ImageFacts, ImageUnreadable, color_distance, hamming, inspect_image
+from goldgate.release.perceptual import (
+    ImageFacts,
+    ImageUnreadable,
+    color_distance,
+    hamming,
+    inspect_image,
+    preview,
+)
 from goldgate.release.report import atomic_write, build_report
 from goldgate.spec import Thresholds
 
@@ -147,6 +155,9 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
         raise GoldgateError(f"--accept-changed {', '.join(strays[:5])}: no case of this run has that id (its cases: "
                             f"{', '.join(sorted(c.id for c in cases)[:20])}); nothing was run")
     references_dir = references_for(references_dir, target.target)
+    other_image = _not_the_checkouts_build(target) if update_references else None
+    if other_image and progress:
+        progress(f"warning: {other_image}")
     started, t0 = now_rfc3339(), time.monotonic()
     stop = threading.Event()
     with api_client(access) as client:
@@ -157,7 +168,8 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
         def one(case: GoldenCase) -> dict[str, Any]:
             result = run_case(client, access, case, target, references_dir=references_dir,
                               update_references=update_references, poll_s=poll_s, stop=stop,
-                              note=progress, note_every_s=note_every_s, accept_changed=accepted)
+                              note=progress, note_every_s=note_every_s, accept_changed=accepted,
+                              other_image=other_image, advise_replacing=suite == "full")
             if progress and not stop.is_set():
                 updated = [c["detail"] for c in result["checks"] if c["name"] == "reference_updated"]
                 # A case that failed before its job's final status has no latency to give ("FAIL in - s"): why.
@@ -189,6 +201,32 @@ def api_client(access: ApiAccess) -> httpx.Client:
     headers = {"authorization": f"Bearer {access.token}", "user-agent": "goldgate-golden/1"}
     return httpx.Client(base_url=access.api_url, headers=headers, timeout=httpx.Timeout(30.0),
                         follow_redirects=False, verify=tls_context())
+
+
+WORKER_SOURCE = REPO_ROOT / "images" / "worker"
+
+
+def _not_the_checkouts_build(target: SuiteTarget, source: Path = WORKER_SOURCE) -> str | None:
+    """Why references written now would be another image's renders than the checkout releases, or None: on the local
+    target a stack's image is the snapshot of an images/worker tree (its digest is the tree's), so a STAGING still on
+    an earlier build (the workflow edited since, not built and deployed again) is seen before its renders become the
+    references, which the checkout's own build then fails (a dHash distance, with no word of why). The cloud's image
+    digest is the registry's, which nothing here can compute from the checkout."""
+    # imported here, as build.py does: the local image store is the local target's, not every golden run's
+    from goldgate.local.image_store import REF_PREFIX, snapshot_digest
+
+    if target.target != "local" or not isinstance(target.image, str) or not target.image.startswith(REF_PREFIX):
+        return None
+    try:
+        built = REF_PREFIX + snapshot_digest(source) if (source / "handler.py").is_file() else None
+    except (OSError, GoldgateError):  # a tree the build would refuse: the build says why, not this warning
+        return None
+    if built is None or built == target.image:
+        return None
+    return (f"{target.stack} runs {target.image}, but this checkout's images/worker builds {built} (changed since "
+            f"that build): the references this run writes are renders of the image {target.stack} runs, not of the "
+            f"one the checkout releases; to make them from the checkout, `goldgate build` (it makes {built}), then "
+            f"`goldgate deploy {target.stack} --image {built}`, and run this again")
 
 
 def served_workflows(client: httpx.Client, stop: threading.Event) -> tuple[list[str] | None, str | None]:
@@ -246,9 +284,13 @@ def references_compared(results: list[dict[str, Any]], references_dir: Path) -> 
 def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: SuiteTarget, *,
              references_dir: Path, update_references: bool = False, poll_s: float = 0.25,
              stop: threading.Event | None = None, note: Callable[[str], None] | None = None,
-             note_every_s: float = WAIT_NOTE_EVERY_S, accept_changed: Collection[str] = ()) -> dict[str, Any]:
+             note_every_s: float = WAIT_NOTE_EVERY_S, accept_changed: Collection[str] = (),
+             other_image: str | None = None, advise_replacing: bool = True) -> dict[str, Any]:
     """Submit one case, wait for a terminal status, fetch and check every image; `stop` set ends it early. A job
-    still unfinished is named on `note` every `note_every_s`, with how to recover it if its webhook was lost."""
+    still unfinished is named on `note` every `note_every_s`, with how to recover it if its webhook was lost.
+    `other_image`: why the stack's image is not the checkout's build (a reference written is said to be its).
+    `advise_replacing`: a render unlike its reference names the command that replaces it (not in a smoke run: PROD's
+    render failing the reference STAGING's passed is PROD's fault, never the reference's)."""
     stop = stop or threading.Event()
     check = Check()
     ceiling = target.thresholds.golden_case_latency_s
@@ -282,7 +324,7 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
     if completed:
         _check_results(client, access, case, status.get("results") or [], check, out,
                        _References(references_dir, update_references, target.stack, target.target,
-                                   frozenset(accept_changed)), stop)
+                                   frozenset(accept_changed), other_image is not None, advise_replacing), stop)
     return {**out, "checks": check.items, "passed": check.passed}
 
 
@@ -415,6 +457,8 @@ class _References:
     stack: str
     target: str = "local"
     accept_changed: frozenset[str] = frozenset()
+    other_image: bool = False  # the stack's image is not the checkout's build (_not_the_checkouts_build)
+    advise_replacing: bool = True  # a failed comparison names the command that replaces the reference
 
     def create_command(self, case: GoldenCase | None = None, accept: bool = False) -> str:
         """The command that writes a missing reference, as the operator would type it for this very run: on the
@@ -536,15 +580,30 @@ def _check_reference(case: GoldenCase, data: bytes, facts: ImageFacts, check: Ch
         return
     # dHash and the colour thumbnail are made from the image shrunk to 9x8 and 8x8: a render at another size
     # (a workflow that lost its width/height input) would match a reference of the same picture at any size.
-    check("reference_dimensions", (facts.width, facts.height) == (ref.width, ref.height),
-          f"{facts.width}x{facts.height}, the reference {ref_path.name} is {ref.width}x{ref.height}")
     distance = hamming(facts.dhash, ref.dhash)
     colors = round(color_distance(facts, ref), 2)
     facts_out.update(hash_distance=distance, color_distance=colors)
-    check("perceptual_hash", distance <= case.expect.max_hash_distance,
-          f"dHash distance {distance} to {ref_path.name} (max {case.expect.max_hash_distance})")
-    check("color", colors <= case.expect.max_color_distance,
-          f"mean colour difference {colors:g} to {ref_path.name} (max {case.expect.max_color_distance})")
+    comparisons = [
+        ("reference_dimensions", (facts.width, facts.height) == (ref.width, ref.height),
+         f"{facts.width}x{facts.height}, the reference {ref_path.name} is {ref.width}x{ref.height}"),
+        ("perceptual_hash", distance <= case.expect.max_hash_distance,
+         f"dHash distance {distance} to {ref_path.name} (max {case.expect.max_hash_distance})"),
+        ("color", colors <= case.expect.max_color_distance,
+         f"mean colour difference {colors:g} to {ref_path.name} (max {case.expect.max_color_distance})")]
+    # a run rewriting references says what to do on its reference_updated line; a smoke run never advises it
+    advised = references.update or not references.advise_replacing
+    if not all(passed for _name, passed, _detail in comparisons):
+        _show_both(facts_out, data, ref_bytes)
+    for name, passed, detail in comparisons:
+        if not passed and not advised:
+            # The numbers alone leave the author guessing: a render changed on purpose (a new default, graph or
+            # model), one broken, or a reference made on another image (a stack not yet on the checkout's build).
+            advised = True
+            detail += (f"; look at this render and {ref_path.name} (the run's HTML page): if the change is "
+                       f"intended, replace the reference with `{references.create_command(case, accept=True)}` "
+                       "(on the stack running the build you release), commit it, and run the golden tests again; "
+                       "if not, the image renders this case wrong")
+        check(name, passed, detail)
 
 
 def _update_reference(case: GoldenCase, ref_path: Path, data: bytes, facts: ImageFacts, check: Check,
@@ -558,6 +617,10 @@ def _update_reference(case: GoldenCase, ref_path: Path, data: bytes, facts: Imag
     if not within and case.id not in references.accept_changed:
         # A graph change that broke the render would otherwise become the reference with no one looking: the case
         # is then compared with the reference as it was (and fails), and the operator names it to accept it.
+        try:
+            _show_both(facts_out, data, _read_reference(ref_path))
+        except (OSError, ImageUnreadable):
+            _show_both(facts_out, data, None)
         check("reference_updated", False,
               f"{ref_path.name} left as it was: {replaced}; look at this render (the run's HTML page) and, if it is "
               f"right, replace the reference with `{references.create_command(case, accept=True)}`")
@@ -570,7 +633,9 @@ def _update_reference(case: GoldenCase, ref_path: Path, data: bytes, facts: Imag
     except OSError as exc:
         check("reference_updated", False, f"cannot write {ref_path.name}: {exc.strerror or exc}")
         return
-    check("reference_updated", True, f"wrote {ref_path.name} ({replaced})")
+    stale = (f"; a render of {references.stack}'s image, which is not this checkout's build (the warning above)"
+             if references.other_image else "")
+    check("reference_updated", True, f"wrote {ref_path.name} ({replaced}){stale}")
 
 
 def _replaced_reference(case: GoldenCase, ref_path: Path, facts: ImageFacts,
@@ -598,6 +663,13 @@ def _replaced_reference(case: GoldenCase, ref_path: Path, facts: ImageFacts,
     return (f"the one it replaces is dHash distance {distance} (max {exp.max_hash_distance}), mean colour difference "
             f"{colors:g} (max {exp.max_color_distance}){size} from this render: "
             + ("within the case's limits" if within else "CHANGED beyond the case's limits; check it by eye")), within
+
+
+def _show_both(facts_out: dict[str, Any], render: bytes, reference: bytes | None) -> None:
+    """Previews of a render unlike its reference, for the run's HTML page: the advice is to look at both, and the
+    page showed only their numbers (the render's own URL needs the API's token, and expires)."""
+    facts_out["render_preview"] = preview(render)
+    facts_out["reference_preview"] = preview(reference) if reference is not None else None
 
 
 def _read_reference(path: Path) -> bytes:

@@ -5,6 +5,7 @@ shapes but lost, swapped or crushed colours is far from the reference in mean co
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ MAX_PIXELS = 64_000_000
 HASH_SIZE = 8
 HASH_BITS = HASH_SIZE * HASH_SIZE  # the largest dHash distance: every bit differs
 COLOR_MAX = 255  # the largest mean colour difference: black against white in every cell
+PREVIEW_SIZE = 256  # the longest side of a report's preview of a render or a reference
+PREVIEW_PREFIX = "data:image/jpeg;base64,"
 # What Pillow's decoders raise on a damaged file besides OSError: a broken PNG chunk mid-image is a SyntaxError.
 _DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, IndexError, TypeError, struct.error,
                   Image.DecompressionBombError)
@@ -87,3 +90,18 @@ def hamming(a: str, b: str) -> int:
     if len(a) != len(b):
         raise ValueError(f"hashes of different lengths: {len(a)} vs {len(b)}")
     return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def preview(data: bytes) -> str | None:
+    """A small JPEG of an encoded image as a data: URI, for the report's page to show the render and its reference
+    side by side (the page is self-contained, and the result's own URL needs the API's token or expires); None for
+    bytes that do not decode. Called only for images inspect_image has read, so within its pixel bound."""
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE))
+            out = io.BytesIO()
+            img.convert("RGB").save(out, "JPEG", quality=80)
+    except (UnidentifiedImageError, *_DECODE_ERRORS):
+        return None
+    return PREVIEW_PREFIX + base64.b64encode(out.getvalue()).decode("ascii")

@@ -8,6 +8,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from goldgate.release.perceptual import PREVIEW_PREFIX
 from goldgate.release.report import atomic_write, latency_words
 
 # An --update-references run passes by construction: a reader of its PASSED must see why it proves nothing.
@@ -113,11 +114,28 @@ def _case_row(case: dict[str, Any]) -> str:
     checks = "<br>".join(
         f'<span class="{"pass" if c.get("passed") else "fail"}">{"✓" if c.get("passed") else "✗"}</span> '
         f'{escape(str(c.get("name")))}: {escape(str(c.get("detail")))}' for c in case.get("checks") or [])
+    checks += "".join(_previews(image) for image in case.get("images") or [] if isinstance(image, dict))
     return (f"<tr><td>{escape(str(case.get('id')))}<br><small>{escape(str(case.get('workflow_id')))}"
             f"{' · smoke' if case.get('smoke') else ''}</small></td>"
             f"<td class={'pass' if ok else 'fail'}>{'pass' if ok else 'FAIL'}</td>"
             f"<td>{'-' if case.get('latency_s') is None else escape(str(case.get('latency_s'))) + ' s'}</td><td><code>{escape(_shown(case.get('job_id')))}</code></td>"
             f"<td>{checks}</td></tr>")
+
+
+_BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+
+
+def _previews(image: dict[str, Any]) -> str:
+    """The render and its reference side by side, where the run kept previews of them (a render unlike its
+    reference). Only a data: URI of base64 JPEG is shown: a report file is read from disk, and anything else in an
+    <img src> could point the page elsewhere."""
+    shown = []
+    for key, caption in (("render_preview", "this render"), ("reference_preview", f"reference {image.get('reference')}")):
+        src = image.get(key)
+        if isinstance(src, str) and src.startswith(PREVIEW_PREFIX) and set(src[len(PREVIEW_PREFIX):]) <= _BASE64:
+            shown.append(f'<figure style="display:inline-block;margin:.5rem 1rem 0 0"><img src="{src}" '
+                         f'alt="{escape(caption)}"><figcaption><small>{escape(caption)}</small></figcaption></figure>')
+    return "<br>" + "".join(shown) if shown else ""
 
 
 def write_html(report: dict[str, Any], json_path: Path) -> Path:

@@ -35,6 +35,13 @@ DAMAGED_MODEL_HINT = ("the model file it loads is not a whole model (a Git LFS p
                       "download in its place): the worker preflight (`goldgate doctor --stack <stack>`, or "
                       "`python -m goldgate_worker.preflight` inside the image) names the file; rebuild the image "
                       "from models.yaml")
+# ComfyUI's loader lists every name under its folder, a symbolic link whose target is gone included (folder_paths
+# walks with os.walk), so the prompt validates, and only the load finds nothing: folder_paths.get_full_path_or_raise
+# says this. The usual cause is a link into a network volume that is not attached.
+MODEL_GONE_HINT = ("ComfyUI listed the model file but cannot open it: a symbolic link in its place whose target is "
+                   "gone (a network volume not attached, a model moved), or a file removed since ComfyUI started: "
+                   "the worker preflight (`goldgate doctor --stack <stack>`, or `python -m goldgate_worker.preflight` "
+                   "inside the image) names the link; bake the file itself into the image from models.yaml")
 
 
 class ComfyError(RuntimeError):
@@ -358,6 +365,8 @@ class ComfyClient:
                     gpu_fault = "CUDA error:" in text and "out of memory" not in text
                     if any(signature in text for signature in DAMAGED_MODEL_ERRORS):
                         detail = f"{detail}; {DAMAGED_MODEL_HINT}"
+                    elif text.startswith("Model in folder '") and "' with filename '" in text:
+                        detail = f"{detail}; {MODEL_GONE_HINT}"
                 elif message[0] == "execution_interrupted":
                     raise ComfyExecutionError(
                         f"ComfyUI interrupted prompt {prompt_id} at node {info.get('node_id')} "

@@ -13,6 +13,7 @@ from typing import Any
 
 from .comfy_client import PromptRejected
 from .manifest import FOLDERS, LOADER_INPUTS, MODEL_EXTENSIONS, Manifest
+from .workflows import Workflow, shown
 
 NO_CHECKPOINTS = "No checkpoint models appear to be available"
 _BAKED = "the model was not baked into the image (rebuild it from models.yaml)"
@@ -50,10 +51,10 @@ def in_subfolders(file: str, directories: list[str]) -> list[tuple[str, str]]:
     found = []
     for directory in directories:
         base = Path(directory)
-        try:
-            hits = sorted(p for p in base.rglob("*") if p.name == file and p.parent != base and p.is_file())
-        except OSError:
-            continue
+        # Walked as ComfyUI's folder_paths.recursive_search walks it: into linked subfolders too (a folder linked in
+        # from elsewhere, `checkpoints/sdxl -> /mnt/sdxl`, lists as `sdxl/<file>`), which pathlib's rglob skips.
+        hits = sorted(Path(top) / file for top, _dirs, files in os.walk(base, followlinks=True)
+                      if file in files and Path(top) != base and (Path(top) / file).is_file())
         found += [(str(p), p.relative_to(base).as_posix()) for p in hits]
     return found
 
@@ -157,8 +158,8 @@ def _model_message(node_id: str, class_type: str, error: dict[str, Any], roots: 
         parts.append(f"found at {', '.join(elsewhere)}, a directory {class_type} does not read")
     dangling = broken_links([Path(d) / file for d in searched])
     if dangling:
-        parts.append(f"{', '.join(dangling)} is a broken symbolic link (it points to nothing): ComfyUI does not "
-                     "list it; link it to the model file, or put the file itself there")
+        parts.append(f"{', '.join(dangling)} is a broken symbolic link (it points to nothing): link it to the "
+                     "model file, or put the file itself there")
     nested = subfolder_hint(file, searched)
     if nested:
         parts.append(nested)
@@ -185,9 +186,43 @@ def _model_message(node_id: str, class_type: str, error: dict[str, Any], roots: 
     return "; ".join(parts)
 
 
+def _workflow_fault(node_id: str, error: dict[str, Any], graph: dict[str, Any], workflow: Workflow,
+                    values: dict[str, Any] | None) -> str | None:
+    """Where the input ComfyUI refused got its value, and what to change: a parameter (its value in this job, its
+    default) or the workflow's graph as shipped (a literal, a link). ComfyUI names only the node and the input, and
+    a workflow author who reads "Value 2 bigger than max of -1" still has to find which file and field set it."""
+    extra = error.get("extra_info") if isinstance(error.get("extra_info"), dict) else {}
+    input_name = extra.get("input_name")
+    node = graph.get(node_id) if isinstance(graph.get(node_id), dict) else None
+    if not isinstance(input_name, str) or node is None:
+        return None
+    inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
+    file = f"images/worker/workflows/{workflow.id}.json"
+    param = next((p for p in workflow.parameters if p.node == node_id and p.input == input_name), None)
+    if param is not None:
+        value = (values or {}).get(param.name, param.default)
+        source = "the workflow's default" if value == param.default else "this job's value"
+        return (f"input {input_name} is set by parameter {param.name!r} of {workflow.version} ({source}, "
+                f"{shown(value)}): the parameter lets through a value ComfyUI refuses; make its default, min, max "
+                f"and choices fit the input in {file} (`goldgate build` warns of such a parameter)")
+    if input_name not in inputs:
+        return (f"{workflow.version}'s graph gives node {node_id} no input {input_name}: add it in {file} (export "
+                f"the workflow from ComfyUI again, in API format)")
+    value = inputs[input_name]
+    if isinstance(value, list) and len(value) == 2 and isinstance(graph.get(value[0]), dict):
+        source = graph[value[0]].get("class_type")
+        return (f"{workflow.version}'s graph links node {node_id} input {input_name} to node {value[0]} output "
+                f"{value[1]} ({source}): link it to a node that gives what the input takes, in {file} (export the "
+                f"workflow from ComfyUI again, in API format)")
+    return (f"no parameter sets it: the value {shown(value)} is {workflow.version}'s graph as shipped; fix node "
+            f"{node_id} in {file}")
+
+
 def explain_rejection(rejected: PromptRejected, graph: dict[str, Any], roots: tuple[str, ...],
-                      manifest: Manifest | None = None) -> str:
-    """One line naming what ComfyUI refused and, for missing models, where to look and why."""
+                      manifest: Manifest | None = None, workflow: Workflow | None = None,
+                      values: dict[str, Any] | None = None) -> str:
+    """One line naming what ComfyUI refused and, for missing models, where to look and why; given the job's
+    `workflow` (and its resolved `values`), what in the workflow file set each other input refused."""
     lines: list[str] = []
     for node_id, node_error in sorted(rejected.node_errors.items()):
         if not isinstance(node_error, dict):
@@ -201,6 +236,9 @@ def explain_rejection(rejected: PromptRejected, graph: dict[str, Any], roots: tu
                 message = _model_message(node_id, class_type, error, roots, manifest)
             if message is None:
                 message = f"node {node_id} ({class_type}): {error.get('message')}: {error.get('details')}"
+                fault = _workflow_fault(node_id, error, graph, workflow, values) if workflow else None
+                if fault:
+                    message = f"{message} ({fault})"
             lines.append(message)
     if not lines:
         top = rejected.error

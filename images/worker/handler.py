@@ -190,8 +190,8 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float,
         prompt_id = runtime.comfy.queue_prompt(_saved_apart(job.graph, run_id), client_id=uuid.uuid4().hex,
                                                prompt_id=run_id)
     except PromptRejected as rejected:
-        raise _JobFailed(explain_rejection(rejected, job.graph, runtime.config.model_roots, runtime.manifest)) \
-            from None
+        raise _JobFailed(explain_rejection(rejected, job.graph, runtime.config.model_roots, runtime.manifest,
+                                           job.workflow, job.values)) from None
     timings["queue_ms"] = _ms(time.monotonic() - t)
     log.info("prompt_queued", data={"prompt_id": prompt_id})
 
