@@ -34,7 +34,7 @@ from goldgate.release import build as builds
 from goldgate.release.cases import load_cases, references_for, shown_dir
 from goldgate.release.deployers import Deployer, for_target
 from goldgate.release.deployers.base import RolloutNotConfirmed
-from goldgate.release.gate import PromotionRefused
+from goldgate.release.gate import PromotionRefused, suite_side_only
 from goldgate.release.history import interrupted, on_target
 from goldgate.release.ledger import KEY_ENV, Ledger, detect_trigger
 from goldgate.release.lock import ReleaseLock
@@ -370,7 +370,8 @@ def cmd_golden(args: argparse.Namespace) -> int:
     # them meanwhile would change the image under its cases, and a failed smoke run recorded for PROD is the ledger's
     # verdict against its image, which the gate then refuses to promote.
     on_prod = deployer.spec(args.stack).role == "prod"
-    with ReleaseLock(_home(args), f"golden {args.stack}", kind="golden") if on_prod else nullcontext():
+    with ReleaseLock(_home(args), f"golden {args.stack}", kind="golden",
+                     again=f"goldgate golden {args.stack}") if on_prod else nullcontext():
         run = run_golden(deployer, args.stack, Ledger(_home(args)), suite="smoke" if args.smoke else "full",
                          paths=_paths(args), update_references=args.update_references,
                          trigger=detect_trigger(args.trigger), progress=progress, concurrency=args.concurrency,
@@ -430,7 +431,7 @@ def _promote(args: argparse.Namespace, out: _Printed) -> int:
         # Judged on the ledger as the promotion will read it: after it closes any change left open (none written).
         # And refused as it would be while a golden run of STAGING writes the newest evidence (the local target).
         hold = getattr(deployer, "gate_hold", None)
-        with hold("staging") if callable(hold) else contextlib.nullcontext():
+        with hold("staging", check=True) if callable(hold) else contextlib.nullcontext():
             decision, _, _ = check_gate(deployer, previewed(deployer, ledger), report, expected_image=args.image,
                                         cases_dir=paths.cases_dir, references_dir=paths.references_dir,
                                         retry_rejected=args.retry_rejected)
@@ -476,6 +477,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def _render_rollback(d: dict[str, Any], entries: list[Any]) -> str:
     before, after, served = d["before"], d["prod_image"], d.get("served")
     if served and served != before:   # the pin had moved (an interrupted deploy) but the host never took it
+        if served == after and before is None:   # pin.json moved aside (a corrupt one, as its refusal advises)
+            return f"PROD redeployed {after}, which its host still served (it had no pin) (smoke passed)"
         if served == after:
             how = ("by hand, outside goldgate (no promotion or rollback in the ledger moved the pin there)"
                    if d.get("pinned_outside_goldgate") else "by an interrupted change")
@@ -662,7 +665,15 @@ def cmd_release(args: argparse.Namespace) -> int:
         except PromotionRefused as exc:
             error = str(exc)
     else:
-        error = f"golden suite failed on {args.staging}; {built.image} is not promoted and PROD is unchanged"
+        # What to do next, as the gate's report_passed says it: a failed run calls for a fix and a new build, unless
+        # all it lacked lies in the suite (a case for a served workflow, a reference), where the image is not at fault.
+        suite_side = suite_side_only(rep, rep["failures"] if isinstance(rep.get("failures"), list) else [])
+        on = "" if args.target == "local" else f" --target {args.target}"
+        then = (f"the image is not at fault: {suite_side}, then run `goldgate golden {args.staging}{on}` and "
+                f"`goldgate promote{on} --image {built.image}`" if suite_side else
+                "fix the cause (the failures above; the page shows each render beside its reference), then run "
+                f"`goldgate release{on}` again")
+        error = f"golden suite failed on {args.staging}; {built.image} is not promoted and PROD is unchanged: {then}"
     summary["prod_image"] = deployer.current_image(args.prod)
     summary["duration_s"] = round(time.monotonic() - t0, 2)
     summary["ok"] = error is None

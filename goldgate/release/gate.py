@@ -146,7 +146,7 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     passed = report.get("passed") is True and report.get("suite", "full") == "full"
     failures = report.get("failures")
     failures = failures if isinstance(failures, list) else []
-    suite_side = _suite_side_only(report, failures)
+    suite_side = suite_side_only(report, failures)
     cond("report_passed", passed,
          "the latest golden report passed" if passed else
          "the latest golden report did not pass" + (f" ({_failures(failures)})" if failures else "")
@@ -329,7 +329,7 @@ def _workflows_covered(workflows: Mapping[str, Any], stack: str) -> tuple[bool, 
     return True, f"a golden case ran each of the {len(served)} workflows {stack} serves"
 
 
-def _suite_side_only(report: Mapping[str, Any], failures: list[Any]) -> str | None:
+def suite_side_only(report: Mapping[str, Any], failures: list[Any]) -> str | None:
     """What to add to the suite, when every failure of a failed full report lies there rather than in the image: a
     workflow no case runs, a case whose reference this target lacks (the first run on a target), the served workflows
     that could not be read (a run again reads them). None otherwise."""

@@ -156,7 +156,8 @@ def resolve(entries: list[Entry], to: str, stack: str = "prod", current: str | N
                              "(a release becomes verified when a promotion's smoke cases pass on PROD)")
     if not matches:
         shown = [r for r in verified if r.image != current]
-        known = ", ".join(f"{r.release_id or '-'} ({r.image})" for r in reversed(shown[-5:]))
+        # A release no build in this ledger named (built in another state dir, or by CI) is its image alone: "- (ref)"
+        known = ", ".join(f"{r.release_id} ({r.image})" if r.release_id else r.image for r in reversed(shown[-5:]))
         recent = f" Recent ones: {known}." if known else ""
         raise UnknownRelease(f"{to!r} is not a verified release{_why_not(entries, to)}; only verified releases can "
                              f"be pinned on PROD.{recent} See `goldgate history`.")
@@ -239,11 +240,12 @@ def unverified_on_prod(home: Path, stack: str, image: str, verb: str, staging: s
         run = read_last_golden_run(home, stack, image)
         verified = last_prod_change(home, stack, verifying=image)
         last = last_prod_change(home, stack)
-        # A smoke run of it that failed there before a promotion of it that was cut short (`promote --retry-rejected`
+        # A smoke run of it that failed there before a promotion of it, or a rollback to it, that was cut short
+        # (`promote --retry-rejected`, or the `rollback --to` it that SMOKE FAILED offers once PROD's cause is fixed,
         # killed before its smoke run): `status` leaves its SMOKE FAILED line out for the newest change, said here. It
         # speaks even of a release verified there before that failure: its newest verdict there is the failure.
         failed = run if run is not None and run.get("passed") is not True \
-            and promotion_cut_short(last, image, after=run.get("seq")) else None
+            and change_cut_short(last, image, after=run.get("seq")) else None
         if verified is not None and (failed is None or _seq(failed) < _seq(verified)):
             return None
         newest = last_prod_change(home, stack, verifying="")
@@ -258,7 +260,9 @@ def unverified_on_prod(home: Path, stack: str, image: str, verb: str, staging: s
                 f"nothing shows that a golden run passed for it and its smoke cases passed on {stack}")
     back = (f"`goldgate rollback` puts back the last verified release ({newest.get('prod_image')}, ledger "
             f"#{newest.get('seq')}; `goldgate history`)" if newest is not None else None)
-    if last is not None and promotion_cut_short(last, image):
+    if last is not None and last.get("kind") == "rollback" and failed is not None:
+        return _rollback_cut_short(home, stack, said, last, failed, verified)
+    if last is not None and last.get("kind") == "promotion" and change_cut_short(last, image):
         holder = release_lock_holder(home) if last.get("phase") == "intent" else None
         if holder is not None and str(holder.get("purpose")).startswith("rollback"):   # closing it, as it starts
             return (f"{said}, which no smoke run judged there: its promotion (ledger #{last.get('seq')}) did not "
@@ -306,15 +310,40 @@ def unverified_on_prod(home: Path, stack: str, image: str, verb: str, staging: s
                                                   f"{gate}"))
 
 
-def promotion_cut_short(last: Mapping[str, Any] | None, image: str, *, after: Any = None) -> bool:
+def _rollback_cut_short(home: Path, stack: str, said: str, last: Mapping[str, Any], failed: Mapping[str, Any],
+                        verified: Mapping[str, Any] | None) -> str:
+    """`unverified_on_prod`'s sentence for a rollback to the image `stack` serves (`last`, its intent or its outcome
+    closed as interrupted) that did not finish, begun after that image's golden run there `failed`: the rollback the
+    SMOKE FAILED line offers once the cause on PROD is fixed (`rollback --to` it), cut short before its smoke run."""
+    seq = last.get("intent_seq", last.get("seq"))
+    what = "smoke run" if failed.get("suite") == "smoke" else "full golden run"
+    judged = (f", whose {what} there failed (ledger #{_seq(failed)}) after a {verified.get('kind')} verified it there "
+              f"(ledger #{_seq(verified)})" if verified is not None else
+              f", whose {what} there failed (ledger #{_seq(failed)})")
+    holder = release_lock_holder(home) if last.get("phase") == "intent" else None
+    if holder is not None and holder.get("kind") != "golden":
+        return (f"{said}{judged}: a rollback to it (ledger #{seq}) is under way ({describe_holder(holder)}); its smoke "
+                f"run decides whether {stack} keeps it: `goldgate status {stack}` again once it ends")
+    # `rollback` without --to finishes an interrupted rollback: it goes on to the release that one was rolling to.
+    return (f"{said}{judged}: the rollback to it (ledger #{seq}) did not finish, cut short before any smoke run judged "
+            f"it; `goldgate rollback` finishes it (and smokes it), or `goldgate rollback --to <release>` pins another "
+            "verified release (`goldgate history`)")
+
+
+def change_cut_short(last: Mapping[str, Any] | None, image: str, *, after: Any = None) -> bool:
     """Whether `last`, a stack's last promotion or rollback line in the ledger (`last_prod_change`), is a promotion of
-    `image` that did not finish (its intent still open: cut short, or under way; or closed as interrupted), and with
-    `after` (a ledger seq), one that began after that entry."""
-    if last is None or last.get("kind") != "promotion" or last.get("image") != image or not (
+    `image`, or a rollback to it, that did not finish (its intent still open: cut short, or under way; or closed as
+    interrupted), and with `after` (a ledger seq), one that began after that entry."""
+    if last is None or last.get("kind") not in ("promotion", "rollback") or last.get("image") != image or not (
             last.get("phase") == "intent" or last.get("outcome") == "interrupted"):
         return False
     began = last.get("seq") if last.get("phase") == "intent" else last.get("intent_seq")
     return after is None or (isinstance(began, int) and isinstance(after, int) and began > after)
+
+
+# The name `status`'s SMOKE FAILED line (goldgate.local.platform) imports, to leave that line out for a newer change
+# still open: a rollback to the image counts as a promotion of it does (its own line is `unverified_on_prod`'s).
+promotion_cut_short = change_cut_short
 
 
 def pin_accounted_for(last: Mapping[str, Any] | None, pinned: str) -> bool:

@@ -368,12 +368,13 @@ class Ledger:
             if odd:
                 raise _tampered(f"{where}: {odd}; goldgate never writes such an entry: the ledger has been altered")
             body = {k: v for k, v in line.items() if k not in ("hash", "mac")}
-            if line.get("prev") != prev:
+            broken = _chain_fault(line, prev, seq)
+            if broken == "prev":
                 raise _tampered(f"{where}: `prev` does not match the entry before it; "
                                 "an entry was removed, reordered or inserted")
             if entry_hash(body) != line["hash"]:
                 raise _tampered(f"{where}: hash mismatch; entry {line.get('seq')} was edited")
-            if line.get("seq") != seq + 1:
+            if broken == "seq":
                 raise _tampered(f"{where}: sequence {line.get('seq')} follows {seq}")
             # Compared as bytes: compare_digest refuses str holding non-ASCII (a forged "mac" would be a traceback).
             entry = _entry(line, self._key is None or (isinstance(line.get("mac"), str) and hmac.compare_digest(
@@ -772,11 +773,12 @@ def _check_chained(line: dict[str, Any], before: bytes | None, after: bytes | No
     what = f"ledger #{str(line.get('seq'))[:20]} ({str(line.get('kind'))[:20]})"
     seq = line.get("seq")
     if before is None:
-        chained = line.get("prev") == GENESIS and _follows(seq, 0)
+        chained = _chain_fault(line, GENESIS, 0) is None
     else:
+        # The line before is not verified here (only the one at hand is): its hash is computed, not read from it.
         prior = _parsed(before)
-        chained = prior is not None and line.get("prev") == entry_hash(
-            {k: v for k, v in prior.items() if k not in ("hash", "mac")}) and _follows(seq, prior.get("seq"))
+        chained = prior is not None and _chain_fault(line, entry_hash(
+            {k: v for k, v in prior.items() if k not in ("hash", "mac")}), prior.get("seq")) is None
     # The refusal's first 200 characters are what `status` shows: `goldgate history` names the line and the way out.
     if not chained:
         raise LedgerTampered(f"{what} does not follow the entry before it (its `prev` or `seq`): an entry was "
@@ -786,7 +788,8 @@ def _check_chained(line: dict[str, Any], before: bytes | None, after: bytes | No
     following = _parsed(after)
     if following is None and after_unended:
         return
-    if following is None or following.get("prev") != line.get("hash") or not _follows(following.get("seq"), seq):
+    # `line`'s own hash was checked by `_line_taken`: the one the line after must name.
+    if following is None or _chain_fault(following, line.get("hash"), seq) is not None:
         raise LedgerTampered(f"the entry after {what} does not follow it (its `prev` or `seq`): an entry was "
                              "removed, reordered or inserted (`goldgate history` names it)")
 
@@ -799,8 +802,15 @@ def _parsed(raw: bytes) -> dict[str, Any] | None:
     return line if isinstance(line, dict) else None
 
 
-def _follows(seq: Any, prior: Any) -> bool:
-    return type(seq) is int and type(prior) is int and seq == prior + 1
+def _chain_fault(line: Mapping[str, Any], prev_hash: Any, prev_seq: Any) -> str | None:
+    """The chain rule, for `Ledger._parse` (the whole ledger, in order) and `_check_chained` (one line read from the
+    end, as `status` reads): the entry `line` follows the entry whose hash is `prev_hash` and whose seq is `prev_seq`
+    (GENESIS and 0: `line` is the first) when its `prev` is that hash and its seq one more. Which of the two it breaks,
+    `prev` first ("prev" or "seq"), or None when it follows."""
+    if line.get("prev") != prev_hash:
+        return "prev"
+    seq = line.get("seq")
+    return None if type(seq) is int and type(prev_seq) is int and seq == prev_seq + 1 else "seq"
 
 
 def _signed_line(fd: int, size: int) -> bytes | None:

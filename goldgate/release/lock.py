@@ -84,25 +84,34 @@ class _Flock:
 
 
 class ReleaseLock(_Flock):
-    """`with ReleaseLock(home, "promote prod"):` ... raises ReleaseLocked if already held. `kind="golden"` is a golden
-    run of PROD: it keeps PROD's image still for its cases, as a promotion or rollback keeps it for its own."""
+    """`with ReleaseLock(home, "promote prod", again="goldgate promote"):` ... raises ReleaseLocked if already held.
+    `kind="golden"` is a golden run of PROD: it keeps PROD's image still for its cases, as a promotion or rollback keeps
+    it for its own. `again` is the command the refusal tells to run once the holder is done: the refused one."""
 
     role = "the release lock"
 
-    def __init__(self, home: Path, purpose: str, name: str = "release.lock", kind: str = "change") -> None:
+    def __init__(self, home: Path, purpose: str, name: str = "release.lock", kind: str = "change",
+                 again: str | None = None) -> None:
         super().__init__(Path(home) / name, purpose, kind)
+        self.again = again
 
     def _refusal(self, holder: dict[str, Any]) -> StateError:
         who = _describe(holder)
+        # Nothing was changed, and (where the caller named it) which command to run again: "try again" left the
+        # operator guessing whether the refused promotion or rollback had done part of its work.
+        then = _run_again(self.again)
         if holder.get("kind") == "golden":
             return ReleaseLocked(f"a golden run of PROD is running ({who}): a PROD change now would move the image "
-                                 f"under its cases; wait for it to finish and try again (lock: {self.path})")
+                                 f"under its cases; nothing was changed: wait for it to finish{then} "
+                                 f"(lock: {self.path})")
         if self.kind == "golden":
+            command = _typed(self.again)
             return ReleaseLocked(f"a promotion or rollback is running ({who}): a golden run of PROD now would test "
-                                 "an image on its way in or out, and its verdict would stay in the ledger; wait for "
-                                 f"it to finish and run the golden tests again (lock: {self.path})")
-        return ReleaseLocked(f"another promotion or rollback is running ({who}); one PROD change at a time: wait "
-                             f"for it to finish and try again (lock: {self.path})")
+                                 "an image on its way in or out, and its verdict would stay in the ledger; nothing was "
+                                 "run: wait for it to finish and run the golden tests again"
+                                 f"{f' (`{command}`)' if command else ''} (lock: {self.path})")
+        return ReleaseLocked(f"another promotion or rollback is running ({who}); one PROD change at a time, nothing "
+                             f"was changed: wait for it to finish{then} (lock: {self.path})")
 
 
 class LockHeld(StateError):
@@ -126,29 +135,39 @@ class HolderLock(_Flock):
         return LockHeld(f"{purpose} (pid {holder.get('pid', '?')})" if isinstance(purpose, str) else "another process")
 
 
+# The kinds of StackLock a promotion's gate takes on STAGING while it reads its pin and report: "gate" for a promotion,
+# "check" for `goldgate promote --check`, which judges the gate the same way and never promotes.
+GATE_KINDS = ("gate", "check")
+
+
 class StackLock(_Flock):
     """`with StackLock(home, "local", "staging", "golden", "a full golden run on staging"):` ... raises StackBusy
     while another golden run or deploy (`kind` "golden" or "deploy") of the same stack holds it. Held by each
     golden run for all its cases and by each deploy until its rollout completes; a promotion's deploy and then its
-    smoke run take it in turn, never nested. A promotion's gate holds STAGING's (`kind` "gate") while it reads its pin
-    and report: a golden run under way there is about to write the newest evidence for the image it tests."""
+    smoke run take it in turn, never nested. A promotion's gate holds STAGING's (`kind` "gate", or "check" for
+    `promote --check`) while it reads its pin and report: a golden run under way there is about to write the newest
+    evidence for the image it tests. `again` is the command a refusal tells to run once the holder is done."""
 
     role = "a stack lock"
 
-    def __init__(self, home: Path, target: str, stack: str, kind: str, purpose: str) -> None:
+    def __init__(self, home: Path, target: str, stack: str, kind: str, purpose: str, again: str | None = None) -> None:
         super().__init__(Path(home) / LOCKS_DIR / f"{target}-{stack}.lock", purpose, kind)
         self.stack = stack
+        self.again = again
 
     def _refusal(self, holder: dict[str, Any]) -> StateError:
         theirs = holder.get("kind")
-        if self.kind == "gate":
+        if self.kind in GATE_KINDS:
             why = ("its report will be the newest evidence for the image it tests, which the gate must judge, not the "
                    "report before it" if theirs == "golden" else
                    "the gate would judge the image the stack is leaving" if theirs == "deploy" else
+                   "a `promote --check` is reading it" if theirs == "check" else
                    "another promotion's gate is reading it")
-            done = "nothing was promoted"
-        elif theirs == "gate":   # a promotion's gate reads the stack's pin and report: for a moment
-            why = "a promotion's gate is judging the image it runs (it takes a moment)"
+            # A check never promotes: "nothing was promoted" read as if it might have.
+            done = "nothing was promoted" if self.kind == "gate" else "the gate was not judged"
+        elif theirs in GATE_KINDS:   # a promotion's gate reads the stack's pin and report: for a moment
+            judge = "a promotion's gate" if theirs == "gate" else "a `promote --check`"
+            why = f"{judge} is judging the image it runs (it takes a moment)"
             done = "nothing was run" if self.kind == "golden" else "nothing was pinned"
         elif self.kind == "golden":
             why = ("a golden run now would bind to an image its stack does not serve yet" if theirs == "deploy"
@@ -159,10 +178,11 @@ class StackLock(_Flock):
                    else "one deploy of a stack at a time")
             done = "nothing was pinned"
         what = holder.get("purpose") if isinstance(holder.get("purpose"), str) else "a golden run or deploy"
+        then = _run_again(self.again)
         # No lock path: a flock outlives no holder, so there is never a file to remove (the CLI cuts a line past
         # 600 characters in the middle, and three image refs and two paths come close).
         return StackBusy(f"{what} holds {self.stack} ({_describe(holder, purpose=False)}): {why}; {done}: wait for "
-                         "it to finish and try again")
+                         f"it to finish{then}")
 
 
 def open_state_file(path: Path, flags: int, role: str, then: str = "") -> int:
@@ -196,6 +216,22 @@ def _command() -> str:
     text = shlex.join([name, *argv[1:]])
     text = text if len(text) <= 200 else text[:199] + "…"
     return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def _typed(again: str | None) -> str | None:
+    """`again`, the refused command, as this process's command line gave it when it is that command (with its options:
+    `--reports-dir`, `--to`, `--json`), else as `again` names it (a promotion `goldgate release` runs is refused as a
+    promotion: running `promote` again does not rebuild). None without `again`."""
+    if not again:
+        return None
+    typed = _command()
+    return typed if typed == again or typed.startswith(again + " ") else again
+
+
+def _run_again(again: str | None) -> str:
+    """", then run `<command>` again" for a refusal (`_typed`), or " and try again" when the caller named none."""
+    command = _typed(again)
+    return f", then run `{command}` again" if command else " and try again"
 
 
 def _read_holder(fd: int) -> dict[str, Any]:

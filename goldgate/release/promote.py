@@ -203,7 +203,7 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
     report_path = report_path or paths.reports_dir / "latest.json"
     # Ctrl-C, or SIGTERM from a cancelled CI job, is followed by a line on what PROD was left on and what to run.
     told = telling_what_an_interrupt_left(deployer, ledger, prod, progress)
-    with ReleaseLock(home, f"promote {staging} -> {prod}"), told:
+    with ReleaseLock(home, f"promote {staging} -> {prod}", again="goldgate promote"), told:
         ledger.require_key_if_signed(f"promote to {prod}")
         check_pin_current(deployer, ledger, prod)
         reconcile(deployer, ledger, prod, progress)

@@ -14,6 +14,7 @@ commit, so the stack may run the change's image while main still pins the one be
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
@@ -27,6 +28,7 @@ from goldgate.release.history import (
     VERIFIED_OUTCOMES,
     Interrupted,
     UnknownRelease,
+    change_cut_short,
     interrupted,
     last_verified,
     on_target,
@@ -94,7 +96,8 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         raise UnknownRelease("--to is empty: name a digest, image ref or release id, or leave --to out for the "
                              "previous verified release")
     told = telling_what_an_interrupt_left(deployer, ledger, stack, progress)   # Ctrl-C or SIGTERM: what it left
-    with ReleaseLock(home, f"rollback {stack}"), told:
+    again = shlex.join(["goldgate", "rollback", *(["--to", to.strip()] if to is not None else [])])
+    with ReleaseLock(home, f"rollback {stack}", again=again), told:
         ledger.require_key_if_signed(f"roll {stack} back")
         # A stack whose smoke run would refuse to run (its stacks file edited since it started): refused before the
         # ledger or the stack changes, with the command that applies the file.
@@ -182,7 +185,7 @@ def _no_target(entries: list[Entry], stack: str, current: str | None) -> str:
         return f"no earlier verified release to roll back to ({stack} runs {runs}); see `goldgate history`"
     newest = earlier[-1]
     return (f"no verified release to roll back to ({stack} runs {runs}): a rollback took {stack} off each of "
-            f"the others since it was verified; the newest, {newest.release_id or '-'} "
+            f"the others since it was verified; the newest, {newest.release_id + ' ' if newest.release_id else ''}"
             f"{newest.image}, can be pinned on purpose with `goldgate rollback --to {newest.release_id or newest.image}`")
 
 
@@ -435,6 +438,14 @@ def prod_state_warning(deployer: Deployer, ledger: Ledger, stack: str) -> str | 
     pinned = observed_pin(deployer, stack)
     failed = _smoke_failed(entries, stack, pinned)
     intent = unjudged_candidate(entries, stack)
+    # A rollback to it cut short after that run (the `rollback --to` it that `status` offers once the cause on the
+    # stack is fixed) is the newest change: it speaks, and `goldgate rollback` goes on to finish it, not off it.
+    last = _last_change(entries, stack)
+    if failed is not None and last is not None and last.get("kind") == "rollback" \
+            and change_cut_short(last, str(pinned), after=failed.seq):
+        return (f"{stack} is pinned to {pinned}, which no smoke run judged there since its rollback to it (ledger "
+                f"#{last.get('intent_seq', last.get('seq'))}) was interrupted; its {_run(failed)} there before that "
+                f"rollback failed (ledger #{failed.seq}); {_FINISH}")
     # A promotion of it cut short after that run (`promote --retry-rejected`) is the newest change: it speaks.
     if failed is not None and (intent is None or pinned != intent.get("image")):
         return (f"{stack} is pinned to {pinned}, whose {_run(failed)} failed there (ledger #{failed.seq}): `goldgate "
@@ -451,6 +462,11 @@ def prod_state_warning(deployer: Deployer, ledger: Ledger, stack: str) -> str | 
     return (f"{stack} is pinned to {pinned}{serves}, which no smoke run judged there: its promotion (ledger "
             f"#{intent.seq}) was interrupted{_failed_before(failed)}; {_again(intent)} smokes it, or `goldgate "
             f"rollback` puts back {intent.get('before') or 'the last verified release'} (not a verdict on it)")
+
+
+# What to run after a rollback to a release cut short: `rollback` without --to goes on to the release it was rolling to.
+_FINISH = ("`goldgate rollback` finishes it (and smokes it), or `goldgate rollback --to <release>` pins another verified "
+           "release (see `goldgate history`)")
 
 
 def _failed_before(failed: Entry | None) -> str:
@@ -493,6 +509,11 @@ def left_behind(deployer: Deployer, ledger: Ledger, stack: str) -> str:
             else "`goldgate rollback --to <release>` pins a verified one (see `goldgate history`)")
     change = f"the {lost.kind} of {lost.image} on {stack} (ledger #{lost.intent_seq}) did not finish"
     failed = _smoke_failed(entries, stack, pinned)
+    if lost.kind == "rollback" and failed is not None and pinned == lost.image and failed.seq < lost.intent_seq:
+        # A rollback to the release it pins, begun after that release's run there failed, is the newer change: what
+        # `goldgate rollback` goes on to is that rollback, not "putting back" the release it is already on.
+        return (f"{change} and no smoke run judged {lost.image} on {stack} since it began; {stack} is pinned to "
+                f"{shown}; its {_run(failed)} there before that rollback failed (ledger #{failed.seq}); {_FINISH}")
     # A promotion of the release it pins, cut short before a smoke run judged it, is newer than any run that failed
     unjudged = lost.kind == "promotion" and unjudged_candidate(entries, stack) is not None
     if failed is not None and not (unjudged and pinned == lost.image):

@@ -200,7 +200,7 @@ def test_a_rollback_with_no_previous_release_names_the_verified_one_history_list
         with pytest.raises(GoldgateError) as refused:
             rollback(target, ledger, home, paths=paths)
         assert target.pins["prod"] == B
-        assert f"the newest, - {A}, can be pinned on purpose with `goldgate rollback --to {A}`" in str(refused.value)
+        assert f"the newest, {A}, can be pinned on purpose with `goldgate rollback --to {A}`" in str(refused.value)
         assert rollback(target, ledger, home, to=A, paths=paths).ok  # the command it gives works
     assert target.pins["prod"] == A
 

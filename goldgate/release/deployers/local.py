@@ -130,12 +130,19 @@ class LocalDeployer:
             yield
 
     @contextmanager
-    def gate_hold(self, stack: str) -> Iterator[None]:
+    def gate_hold(self, stack: str, *, check: bool = False) -> Iterator[None]:
         """Held by a promotion while its gate judges `stack` (STAGING): a golden run under way there would write the
         newest evidence for the image it tests (the gate would judge the report before it, which "only the newest run
         for a digest counts" rules out), and a deploy under way moves the pin the gate reads. Refused (StackBusy),
-        not waited for, as every lock of the release path."""
-        with StackLock(self.home, self.target, stack, "gate", f"a promotion's gate reading {stack}"):
+        not waited for, as every lock of the release path. `check`: held by `promote --check`, which judges the gate
+        as the promotion will and never promotes: its refusals say so, not "nothing was promoted"."""
+        if check:
+            lock = StackLock(self.home, self.target, stack, "check", f"a `promote --check` reading {stack}",
+                             again="goldgate promote --check")
+        else:
+            lock = StackLock(self.home, self.target, stack, "gate", f"a promotion's gate reading {stack}",
+                             again="goldgate promote")
+        with lock:
             yield
 
     def not_as_declared(self, stack: str) -> str | None:
