@@ -1098,6 +1098,14 @@ STACK_SECRET_KEYS = {"runpod_api_key": "runpodApiKey", "webhook_secret": "webhoo
 REGISTRY_SECRET_KEYS = {"registry_username": "registryUsername", "registry_password": "registryPassword"}
 # Only while the webhook secret is rotated (docs/RUNBOOK.md): the one before it.
 PREVIOUS_WEBHOOK_SECRET_KEY = "webhookSecretPrevious"
+# What each secret is set from (docs/CLOUD.md, "Configure a stack", step 3): a credential the operator holds is piped
+# in from a variable, so it stays off the command line and out of the shell history; the two keys the API checks
+# are made fresh.
+_SECRET_SOURCES = {"runpodApiKey": 'printf %s "$RUNPOD_API_KEY"',
+                   "cloudflareApiToken": 'printf %s "$CLOUDFLARE_API_TOKEN"',
+                   "webhookSecret": "openssl rand -hex 32", "apiToken": "openssl rand -hex 32",
+                   "registryUsername": 'printf %s "$REGISTRY_USER"',
+                   "registryPassword": 'printf %s "$REGISTRY_PASSWORD"'}
 SECRET_CONFIG_KEYS = (*STACK_SECRET_KEYS.values(), *REGISTRY_SECRET_KEYS.values(), PREVIOUS_WEBHOOK_SECRET_KEY)
 # The other keys: the StackSpec, and the Pulumi program's plain settings.
 SPEC_CONFIG_KEY = "spec"
@@ -1109,6 +1117,12 @@ SETTING_CONFIG_KEYS = (SPEC_CONFIG_KEY, CLOUDFLARE_API_BASE_CONFIG_KEY, R2_WRITE
 CONFIG_KEYS = SETTING_CONFIG_KEYS + SECRET_CONFIG_KEYS
 CONFIG_NAMESPACE = "goldgate"  # Pulumi.yaml's project name: a key given without a namespace is in it too
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
+
+
+def set_secret_command(key: str, stack: str) -> str:
+    """The whole command that stores the secret `key` (a name under `goldgate:`) encrypted in stack `stack`'s file."""
+    source = _SECRET_SOURCES.get(key, 'printf %s "$VALUE"')
+    return f"{source} | pulumi config set --secret {CONFIG_NAMESPACE}:{key} --stack {stack}"
 
 
 def _our_config_key(key: Any) -> str | None:

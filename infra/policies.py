@@ -7,7 +7,7 @@
   starts a server.
 
 Rules: PROD has no network volume; every stack's image is `repo@sha256:<64 hex>`; STAGING and
-PROD never share a resource name, id or API host; PROD's D1 is protected.
+PROD never share a resource name, id or API host; PROD's D1 and R2 buckets are protected.
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ from infra.names import StackNames
 
 RUNPOD_ENDPOINT_TYPE = "pulumi-python:dynamic/runpod:ServerlessEndpoint"
 D1_DATABASE_TYPE = "cloudflare:index/d1Database:D1Database"
+R2_BUCKET_TYPE = "cloudflare:index/r2Bucket:R2Bucket"
 # The secrets no two stacks may share: the API's bearer token and the webhook signing key.
 PER_STACK_SECRETS = (STACK_SECRET_KEYS["api_token"], STACK_SECRET_KEYS["webhook_secret"])
 # Resource type -> the input holding its physical name (what Cloudflare / RunPod call it).
 PHYSICAL_NAME_INPUT = {
     RUNPOD_ENDPOINT_TYPE: "name",
     D1_DATABASE_TYPE: "name",
-    "cloudflare:index/r2Bucket:R2Bucket": "name",
+    R2_BUCKET_TYPE: "name",
     "cloudflare:index/workersScript:WorkersScript": "scriptName",
     "cloudflare:index/apiToken:ApiToken": "name",
     "pulumi-python:dynamic/runpod:RegistryCredential": "name",
@@ -71,6 +72,14 @@ def database_protection_violations(stack: str, role: str, protected: bool) -> li
         return []
     return [(f"stack {stack} (PROD): the D1 database is not protected; set database.protect: true "
             "(replacing it deletes all jobs and metrics)")]
+
+
+def bucket_protection_violations(stack: str, role: str, bucket: str, protected: bool) -> list[str]:
+    """Replacing or deleting a PROD bucket loses the results clients still fetch, or the DR drill's D1 backups."""
+    if role != "prod" or protected:
+        return []
+    return [(f"stack {stack} (PROD): R2 bucket {bucket} is not protected; PROD's buckets (results and D1 backups) "
+             "must be declared with protect and retain_on_delete (infra/components/storage.py)")]
 
 
 def api_hosts(spec: StackSpec) -> dict[str, str]:
@@ -205,6 +214,15 @@ def _validate_d1_protected(args: ResourceValidationArgs, report: ReportViolation
         report(problem, None)
 
 
+def _validate_r2_protected(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != R2_BUCKET_TYPE:
+        return
+    stack = stack_of_urn(args.urn)
+    for problem in bucket_protection_violations(stack, role_of_stack(stack, _stacks_dir(args)),
+                                                str(args.props.get("name") or args.name), bool(args.opts.protect)):
+        report(problem, None)
+
+
 def _validate_share_nothing(args: StackValidationArgs, report: ReportViolation) -> None:
     directory = _stacks_dir(args)
     try:
@@ -240,8 +258,11 @@ PROD_NO_NETWORK_VOLUME = ResourceValidationPolicy(
 PROD_D1_PROTECTED = ResourceValidationPolicy(
     name="prod-d1-protected", enforcement_level=EnforcementLevel.MANDATORY, validate=_validate_d1_protected,
     description="PROD's D1 database is protected: Pulumi refuses to replace or delete it.")
+PROD_R2_PROTECTED = ResourceValidationPolicy(
+    name="prod-r2-protected", enforcement_level=EnforcementLevel.MANDATORY, validate=_validate_r2_protected,
+    description="PROD's R2 buckets (results, D1 backups) are protected: Pulumi refuses to replace or delete them.")
 STACKS_SHARE_NOTHING = StackValidationPolicy(
     name="stacks-share-nothing", enforcement_level=EnforcementLevel.MANDATORY, validate=_validate_share_nothing,
     description="STAGING and PROD never share a resource name or id.")
 
-POLICIES = [IMAGE_PINNED, PROD_NO_NETWORK_VOLUME, PROD_D1_PROTECTED, STACKS_SHARE_NOTHING]
+POLICIES = [IMAGE_PINNED, PROD_NO_NETWORK_VOLUME, PROD_D1_PROTECTED, PROD_R2_PROTECTED, STACKS_SHARE_NOTHING]

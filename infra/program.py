@@ -7,7 +7,7 @@ tests call it under Pulumi mocks. Guardrails run before any resource is declared
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from goldgate.spec import (
     StackSpec,
     checked_cloudflare_api_base,
     from_pulumi_config,
+    set_secret_command,
 )
 from infra.components import Api, ApiArgs, GpuEndpoint, GpuEndpointArgs, Storage, StorageArgs
 from infra.components.api import check_exposure
@@ -128,9 +129,7 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
     spec = from_pulumi_config(stack, config.require_object(SPEC_CONFIG_KEY))
     missing = [key for key in SECRET_KEYS.values() if not (config.get(key) or "").strip()]
     if missing:
-        raise SpecError(f"stack {stack}: secret(s) {', '.join(CONFIG_NAMESPACE + ':' + k for k in missing)} are not "
-                        "set (or empty): `pulumi config set --secret goldgate:<key> --stack " + stack +
-                        "` (docs/CLOUD.md)")
+        raise SpecError(unset_secrets_message(stack, missing))
     refuse_plain_secrets(stack, SECRET_KEYS.values())
     refuse_current_secrets(stack, config)
     previous = previous_webhook_secret(stack, config)
@@ -142,6 +141,17 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
         r2_read_permission_group_id=config.get(R2_READ_GROUP_CONFIG_KEY) or R2_BUCKET_ITEM_READ,
         cloudflare_api_base=cloudflare_api_base, workflows_dir=image_workflows_dir(stack, spec.image))
     return spec, secrets, settings
+
+
+def unset_secrets_message(stack: str, keys: Sequence[str]) -> str:
+    """The refusal of a stack whose secrets `keys` are unset, with the whole command that sets each. The stack files
+    ship without them: a `secure:` placeholder there is no ciphertext, and the Pulumi CLI, which decrypts every
+    `secure:` value before it starts the program, would fail on it with its own error, never reaching this one."""
+    one = len(keys) == 1
+    named = ", ".join(f"{CONFIG_NAMESPACE}:{key}" for key in keys)
+    return (f"stack {stack}: {'secret' if one else 'secrets'} {named} {'is' if one else 'are'} not set (or empty). "
+            f"Set {'it' if one else 'each'} encrypted, the value piped in (docs/CLOUD.md, \"Configure a stack\", "
+            "step 3):\n  " + "\n  ".join(set_secret_command(key, stack) for key in keys))
 
 
 def refuse_current_secrets(stack: str, config: pulumi.Config) -> None:
@@ -209,8 +219,9 @@ def registry_secrets(stack: str, spec: StackSpec, config: pulumi.Config) -> dict
     missing = [key for key in REGISTRY_SECRET_KEYS.values() if key not in given]
     if missing:
         raise SpecError(f"stack {stack}: goldgate:spec.endpoint.manage_registry_credential is true but "
-                        f"{', '.join(CONFIG_NAMESPACE + ':' + k for k in missing)} is not set: `pulumi config set "
-                        f"--secret {CONFIG_NAMESPACE}:<key> --stack {stack}` (docs/CLOUD.md)")
+                        f"{', '.join(CONFIG_NAMESPACE + ':' + k for k in missing)} is not set: set it encrypted, "
+                        "the value piped in (docs/CLOUD.md, \"Private registry\"):\n  "
+                        + "\n  ".join(set_secret_command(key, stack) for key in missing))
     refuse_plain_secrets(stack, given)
     return {field: config.require_secret(key) for field, key in REGISTRY_SECRET_KEYS.items()}
 

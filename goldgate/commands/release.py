@@ -698,8 +698,8 @@ def _check_release_stacks(deployer: Deployer, staging: str, prod: str) -> None:
                             "name the stack whose role is prod")
 
 
-# What infra/program.py refuses in a spec (`<PLACEHOLDER>`), and the shipped `secure: "<SET_WITH: ...>"` of a secret
-# no `pulumi config set --secret` has replaced (Pulumi cannot decrypt it).
+# What infra/program.py refuses in a spec (`<PLACEHOLDER>`), and a `secure: "<...>"` placeholder written in place of
+# a secret (the Pulumi CLI cannot decrypt it).
 _SPEC_PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
 _SECRET_PLACEHOLDER = re.compile(r"\s*<[^<>]*>\s*")
 
@@ -714,9 +714,18 @@ def _spec_placeholders(value: Any, where: str) -> list[str]:
     return []
 
 
+def _secret_given(value: Any) -> bool:
+    """Whether a stack file's config value is a secret set for real: `secure:` text that is no `<placeholder>`. A
+    plain value is not judged here (the program refuses a secret stored in plain text, naming it)."""
+    if isinstance(value, Mapping):
+        secure = value.get("secure")
+        return isinstance(secure, str) and bool(secure.strip()) and not _SECRET_PLACEHOLDER.fullmatch(secure)
+    return value is not None and bool(str(value).strip())
+
+
 def _check_stack_placeholders(deployer: Deployer, staging: str, prod: str) -> None:
-    """A cloud stack file still holding the shipped placeholders: a secret never set (`secure: "<SET_WITH: ...>"`)
-    or a `<PLACEHOLDER>` in goldgate:spec, which `pulumi up` refuses: STAGING's at this release's deploy, after the
+    """A cloud stack file not yet filled in: a secret never set (absent, as the files ship, empty, or a `secure:
+    "<...>"` placeholder) or a `<PLACEHOLDER>` in goldgate:spec, which `pulumi up` refuses: STAGING's at this release's deploy, after the
     build and the push, PROD's at its promotion, after the golden run. The image is left out: the all-zero pin
     is what the release replaces (STAGING's deploy, PROD's promotion). Each file's are listed on a line of their
     own, before the one-line refusal."""
@@ -731,22 +740,25 @@ def _check_stack_placeholders(deployer: Deployer, staging: str, prod: str) -> No
         config = doc.get("config") if isinstance(doc, Mapping) else None
         if not isinstance(config, Mapping):
             continue
-        unset = [str(key) for key, value in config.items()
-                 if isinstance(value, Mapping) and isinstance(value.get("secure"), str)
-                 and _SECRET_PLACEHOLDER.fullmatch(value["secure"])]
+        # A secret the stack file lacks (the shipped files carry none), holds empty, or holds as a placeholder
+        # (`secure: "<...>"`, which the Pulumi CLI fails to decrypt before the program runs).
+        given = {specs._our_config_key(key): value for key, value in config.items()}
+        unset = [key for key in specs.STACK_SECRET_KEYS.values() if not _secret_given(given.get(key))]
         spec = config.get("goldgate:spec")
         left = [w for k, v in (spec.items() if isinstance(spec, Mapping) else ()) if k != "image"
                 for w in _spec_placeholders(v, f"goldgate:spec.{k}")]
         if unset:
-            progress(f"{shown_dir(path)}: secret{'' if len(unset) == 1 else 's'} not set: {', '.join(unset)} (each: "
-                     f"printf %s \"$VALUE\" | pulumi config set --secret <key> --stack {stack})")
+            progress(f"{shown_dir(path)}: secret{'' if len(unset) == 1 else 's'} not set: "
+                     f"{', '.join(f'{specs.CONFIG_NAMESPACE}:{key}' for key in unset)}; set "
+                     f"{'it' if len(unset) == 1 else 'each'} encrypted, the value piped in:\n  "
+                     + "\n  ".join(specs.set_secret_command(key, stack) for key in unset))
         if left:
             progress(f"{shown_dir(path)}: still a <PLACEHOLDER>: {', '.join(left)}")
         if unset or left:
             files.append(shown_dir(path))
     if files:
-        raise GoldgateError(f"cannot release: {' and '.join(files)} still hold{'s' if len(files) == 1 else ''} "
-                            "placeholders (listed above), which `pulumi up` refuses: the release would fail at "
+        raise GoldgateError(f"cannot release: {' and '.join(files)} still lack{'s' if len(files) == 1 else ''} "
+                            "secrets or hold placeholders (listed above), which `pulumi up` refuses: the release would fail at "
                             "STAGING's deploy, after the build and the push, or at PROD's promotion; fill them in "
                             "(docs/CLOUD.md, \"Configure a stack\", steps 2 and 3); nothing was built or changed")
 

@@ -225,21 +225,27 @@ class Api(pulumi.ComponentResource):
             compatibility_date=spec.api.compatibility_date, compatibility_flags=COMPATIBILITY_FLAGS,
             bindings=bindings(args), files=files, observability=WORKERS_LOGS, opts=child)
         self.script_name = self.script.script_name
+        addresses: list[pulumi.Resource] = []   # where the API answers besides workers.dev
         if spec.api.custom_domain:
             self.custom_domain = cloudflare.WorkersCustomDomain(
                 names.logical("api-domain"), account_id=args.account_id, hostname=spec.api.custom_domain,
                 service=self.script.script_name, zone_id=spec.api.zone_id, opts=child)
+            addresses.append(self.custom_domain)
         if spec.api.route:
             self.route = cloudflare.WorkersRoute(
                 names.logical("api-route"), zone_id=spec.api.zone_id, pattern=spec.api.route,
                 script=self.script.script_name, opts=child)
+            addresses.append(self.route)
         # Declared on every stack, enabled only while the API is (or is kept) there: the provider's delete of
         # this resource leaves workers.dev as it is ("will not change it in the API"), so a stack that stopped
         # declaring it, on its switch to a custom domain or route, kept answering at workers.dev, outside the
-        # zone's WAF and Access rules. Preview URLs are never served.
+        # zone's WAF and Access rules. Preview URLs are never served. After the domain or route: nothing else
+        # orders them, and on the switch `pulumi up` ran both at once, so workers.dev could be turned off
+        # before the new address existed, leaving the API (clients, RunPod's webhooks) reachable nowhere.
         self.subdomain = cloudflare.WorkersScriptSubdomain(
             names.logical("api-workers-dev"), account_id=args.account_id, script_name=self.script.script_name,
-            enabled=on_workers_dev(spec), previews_enabled=False, opts=child)
+            enabled=on_workers_dev(spec), previews_enabled=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=addresses))
         if spec.database.retention is not None:
             self.cron = cloudflare.WorkersCronTrigger(
                 names.logical("api-retention"), account_id=args.account_id, script_name=self.script.script_name,

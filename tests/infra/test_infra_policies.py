@@ -113,7 +113,7 @@ def test_check_stacks_lists_every_violation_at_once():
 
 def test_policy_objects_are_mandatory_and_listed():
     assert {p.name for p in POLICIES} == {"image-digest-pinned", "prod-no-network-volume", "prod-d1-protected",
-                                          "stacks-share-nothing"}
+                                          "prod-r2-protected", "stacks-share-nothing"}
     assert all(p.enforcement_level.value == "mandatory" for p in POLICIES)
 
 

@@ -218,7 +218,7 @@ def test_missing_secret_is_named_with_the_command_to_set_it():
     doc = filled_stack_file("staging")["config"]["goldgate:spec"]
     secrets = {k: v for k, v in SECRETS.items() if k != "goldgate:webhookSecret"}
     use_cloud("staging", doc, secrets)
-    with pytest.raises(SpecError, match=r"goldgate:webhookSecret.*pulumi config set --secret"):
+    with pytest.raises(SpecError, match=r"(?s)goldgate:webhookSecret.*pulumi config set --secret"):
         read_config("staging")
 
 

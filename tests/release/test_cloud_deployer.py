@@ -184,6 +184,13 @@ def test_api_access_reads_the_output_and_the_token(project: Path, monkeypatch: p
         d.api_access("prod")
     assert "s3cr3t" not in str(refused.value)
     monkeypatch.delenv("GOLDGATE_API_TOKEN")
-    # The stack file's secret placeholder (what the stand-in "decrypts") is no token: refused, naming the secret.
-    with pytest.raises(CloudDeployFailed, match="the goldgate:apiToken secret of stack prod holds a space"):
+    # The stack files ship without the secret: refused, naming it.
+    with pytest.raises(CloudDeployFailed, match="no goldgate:apiToken secret in the config of stack prod"):
         d.api_access("prod")
+    path = project / "stacks" / "Pulumi.prod.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["goldgate:apiToken"] = {"secure": "standin:s3cr3t value"}   # set, and no token: refused, not shown
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(CloudDeployFailed, match="the goldgate:apiToken secret of stack prod holds a space") as refused:
+        d.api_access("prod")
+    assert "s3cr3t" not in str(refused.value)

@@ -55,9 +55,8 @@ def fill(project: Path) -> None:
         path = project / "stacks" / f"Pulumi.{stack}.yaml"
         doc = yaml.safe_load(path.read_text())
         config = doc["config"]
-        for key, value in config.items():
-            if isinstance(value, dict) and "secure" in value:
-                config[key] = {"secure": "v1:c2V0IGJ5IHB1bHVtaQ=="}
+        for key in ("runpodApiKey", "webhookSecret", "apiToken", "cloudflareApiToken"):  # step 3 adds each
+            config[f"goldgate:{key}"] = {"secure": "v1:c2V0IGJ5IHB1bHVtaQ=="}
         spec = config["goldgate:spec"]
         spec["cloud"]["cloudflare_account_id"] = "0123456789abcdef0123456789abcdef"
         spec["api"]["public_base_url"] = spec["api"]["public_base_url"].replace("<WORKERS_SUBDOMAIN>", "acme")
