@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import threading
 import time
 import urllib.error
@@ -32,7 +33,7 @@ MAX_IMAGE_BYTES = 200 * 1024 * 1024
 DAMAGED_MODEL_ERRORS = ("Error while deserializing header", "HeaderTooLarge", "MetadataIncompleteBuffer",
                         "invalid load key", "PytorchStreamReader failed")
 DAMAGED_MODEL_HINT = ("the model file it loads is not a whole model (a Git LFS pointer, a web page or a cut-short "
-                      "download in its place): the worker preflight (`goldgate doctor --stack <stack>`, or "
+                      "download in its place): the worker preflight (`{doctor}` on the local target, or "
                       "`python -m goldgate_worker.preflight` inside the image) names the file; rebuild the image "
                       "from models.yaml")
 # ComfyUI's loader lists every name under its folder, a symbolic link whose target is gone included (folder_paths
@@ -40,8 +41,17 @@ DAMAGED_MODEL_HINT = ("the model file it loads is not a whole model (a Git LFS p
 # says this. The usual cause is a link into a network volume that is not attached.
 MODEL_GONE_HINT = ("ComfyUI listed the model file but cannot open it: a symbolic link in its place whose target is "
                    "gone (a network volume not attached, a model moved), or a file removed since ComfyUI started: "
-                   "the worker preflight (`goldgate doctor --stack <stack>`, or `python -m goldgate_worker.preflight` "
+                   "the worker preflight (`{doctor}` on the local target, or `python -m goldgate_worker.preflight` "
                    "inside the image) names the link; bake the file itself into the image from models.yaml")
+# A stack name as goldgate's StackSpec allows one (goldgate/spec.py, _NAME; the worker imports nothing of goldgate):
+# only such a STACK goes into a command the operator pastes, any other (a worker started by hand) keeps the placeholder.
+_STACK_NAME = re.compile(r"[a-z][a-z0-9-]{1,40}")
+
+
+def doctor_command(stack: str | None) -> str:
+    """The doctor command that checks this worker's image, naming its stack (STACK) when the worker was told it:
+    a placeholder left in the advice is one more thing for an operator in an incident to look up."""
+    return f"goldgate doctor --stack {stack if stack and _STACK_NAME.fullmatch(stack) else '<stack>'}"
 
 
 class ComfyError(RuntimeError):
@@ -128,10 +138,12 @@ def process_exited(pid: int) -> bool:
 
 
 class ComfyClient:
-    def __init__(self, base_url: str, poll_interval_s: float = 0.2, pid: int | None = None) -> None:
+    def __init__(self, base_url: str, poll_interval_s: float = 0.2, pid: int | None = None,
+                 stack: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.poll_interval_s = poll_interval_s
         self.pid = pid  # ComfyUI's process, when this worker's start script launched it
+        self.stack = stack  # the worker's stack (STACK), named in the advice of a failed load
         self._answered = False  # ComfyUI has answered a request: a refused connection now means it died
 
     def _request(self, method: str, path: str, body: Any = None,
@@ -349,8 +361,7 @@ class ComfyClient:
         # Older ComfyUI wrote history entries without a status, only once the prompt was done.
         return not isinstance(status, dict) or bool(status.get("completed")) or status.get("status_str") == "error"
 
-    @staticmethod
-    def _images(prompt_id: str, entry: dict[str, Any]) -> list[OutputImage]:
+    def _images(self, prompt_id: str, entry: dict[str, Any]) -> list[OutputImage]:
         status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
         if status.get("status_str") == "error":
             detail, gpu_fault = "no detail", False
@@ -363,10 +374,11 @@ class ComfyClient:
                               f"{info.get('exception_type')}: {info.get('exception_message')}")
                     text = str(info.get("exception_message"))
                     gpu_fault = "CUDA error:" in text and "out of memory" not in text
+                    doctor = doctor_command(self.stack)
                     if any(signature in text for signature in DAMAGED_MODEL_ERRORS):
-                        detail = f"{detail}; {DAMAGED_MODEL_HINT}"
+                        detail = f"{detail}; {DAMAGED_MODEL_HINT.format(doctor=doctor)}"
                     elif text.startswith("Model in folder '") and "' with filename '" in text:
-                        detail = f"{detail}; {MODEL_GONE_HINT}"
+                        detail = f"{detail}; {MODEL_GONE_HINT.format(doctor=doctor)}"
                 elif message[0] == "execution_interrupted":
                     raise ComfyExecutionError(
                         f"ComfyUI interrupted prompt {prompt_id} at node {info.get('node_id')} "

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .comfy_client import PromptRejected
+from .comfy_client import PromptRejected, doctor_command
 from .manifest import FOLDERS, LOADER_INPUTS, MODEL_EXTENSIONS, Manifest
 from .workflows import Workflow, shown
 
@@ -131,7 +131,7 @@ def _listed(error: dict[str, Any]) -> list[Any] | None:
 
 
 def _model_message(node_id: str, class_type: str, error: dict[str, Any], roots: tuple[str, ...],
-                   manifest: Manifest | None) -> str | None:
+                   manifest: Manifest | None, stack: str | None = None) -> str | None:
     extra = error.get("extra_info") or {}
     input_name = extra.get("input_name")
     folder = LOADER_INPUTS.get(class_type, {}).get(input_name)
@@ -181,7 +181,7 @@ def _model_message(node_id: str, class_type: str, error: dict[str, Any], roots: 
     elif manifest is not None and not entries:
         parts.append("models.yaml does not list it, so no image bakes it")
     parts.append(likely_causes(class_type))
-    parts.append("run the worker preflight for a full report (`goldgate doctor --stack <stack>` on the local target, "
+    parts.append(f"run the worker preflight for a full report (`{doctor_command(stack)}` on the local target, "
                  "`python -m goldgate_worker.preflight` inside the image)")
     return "; ".join(parts)
 
@@ -220,9 +220,10 @@ def _workflow_fault(node_id: str, error: dict[str, Any], graph: dict[str, Any], 
 
 def explain_rejection(rejected: PromptRejected, graph: dict[str, Any], roots: tuple[str, ...],
                       manifest: Manifest | None = None, workflow: Workflow | None = None,
-                      values: dict[str, Any] | None = None) -> str:
-    """One line naming what ComfyUI refused and, for missing models, where to look and why; given the job's
-    `workflow` (and its resolved `values`), what in the workflow file set each other input refused."""
+                      values: dict[str, Any] | None = None, stack: str | None = None) -> str:
+    """One line naming what ComfyUI refused and, for missing models, where to look and why (the doctor command
+    naming the worker's `stack` when it knows it); given the job's `workflow` (and its resolved `values`), what in
+    the workflow file set each other input refused."""
     lines: list[str] = []
     for node_id, node_error in sorted(rejected.node_errors.items()):
         if not isinstance(node_error, dict):
@@ -233,7 +234,7 @@ def explain_rejection(rejected: PromptRejected, graph: dict[str, Any], roots: tu
                 continue
             message = None
             if error.get("type") == "value_not_in_list":
-                message = _model_message(node_id, class_type, error, roots, manifest)
+                message = _model_message(node_id, class_type, error, roots, manifest, stack)
             if message is None:
                 message = f"node {node_id} ({class_type}): {error.get('message')}: {error.get('details')}"
                 fault = _workflow_fault(node_id, error, graph, workflow, values) if workflow else None

@@ -72,7 +72,8 @@ def build_runtime(config: WorkerConfig, stream: IO[str] | None = None, package_d
     log = WorkerLog(stream, secrets=config.secrets(), stack=config.stack,
                     worker_image_tag=config.worker_image_tag, workflow_version=config.workflow_version)
     return WorkerRuntime(config=config, workflows=workflows, manifest=manifest,
-                         comfy=ComfyClient(config.comfy_url, poll_interval_s, pid=config.comfy_pid),
+                         comfy=ComfyClient(config.comfy_url, poll_interval_s, pid=config.comfy_pid,
+                                           stack=config.stack),
                          store=store or ResultStore(config.require_storage()), log=log)
 
 
@@ -191,7 +192,7 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float,
                                                prompt_id=run_id)
     except PromptRejected as rejected:
         raise _JobFailed(explain_rejection(rejected, job.graph, runtime.config.model_roots, runtime.manifest,
-                                           job.workflow, job.values)) from None
+                                           job.workflow, job.values, runtime.config.stack)) from None
     timings["queue_ms"] = _ms(time.monotonic() - t)
     log.info("prompt_queued", data={"prompt_id": prompt_id})
 

@@ -3,7 +3,9 @@ inputs and the events its /ws sockets hear.
 
 Validation follows ComfyUI's execution.validate_prompt/validate_inputs: the same error types,
 messages and `details` text (`ckpt_name: 'x' not in []`), with loader choices listed from the
-files really present under the models directory, exactly as ComfyUI's folder_paths does.
+files really present under the models directory, exactly as ComfyUI's folder_paths does (linked subfolders
+and broken links included). When a prompt runs, each loader it needs opens its file as ComfyUI's does: a
+listed name with no file behind it (a link whose target is gone) fails that loader, with ComfyUI's words.
 Execution renders a PNG whose size comes from the latent node and whose pixels come from every
 value upstream of the SaveImage node (seed, prompt, steps...), so mis-wired parameters show.
 Each output node is reported as one `executing` + `executed` pair (ComfyUI reports every node it runs).
@@ -32,10 +34,11 @@ from typing import Any
 
 from PIL import Image
 
-# ComfyUI folder_paths: folder name -> directories scanned (relative to the models dir).
+# ComfyUI folder_paths: folder name -> directories scanned (relative to the models dir), in its order: a loader opens
+# the file of the first directory that has it (get_full_path), so the order says which of two same-named files loads.
 FOLDERS: dict[str, tuple[str, ...]] = {
     "checkpoints": ("checkpoints",),
-    "diffusion_models": ("diffusion_models", "unet"),
+    "diffusion_models": ("unet", "diffusion_models"),
     "text_encoders": ("text_encoders", "clip"),
     "vae": ("vae",),
     "loras": ("loras",),
@@ -181,6 +184,42 @@ def _execution_error(task: _Task, node_id: str, executed: list[str], exc: Except
             "current_outputs": executed}
 
 
+class _LoaderFailed(Exception):
+    """A loader node failed at run time: ComfyUI reports the node that raised, not the output it was run for."""
+
+    def __init__(self, node_id: str, error: Exception) -> None:
+        super().__init__(str(error))
+        self.node_id = node_id
+        self.error = error
+
+
+def _opens_nothing(class_type: str, inputs: dict[str, Any]) -> bool:
+    """A LoRA loader at zero strength hands its inputs on without opening its file (nodes.py LoraLoader.load_lora;
+    LoraLoaderModelOnly calls it with strength_clip 0)."""
+    if class_type == "LoraLoader":
+        return inputs.get("strength_model") == 0 and inputs.get("strength_clip") == 0
+    return class_type == "LoraLoaderModelOnly" and inputs.get("strength_model") == 0
+
+
+def _dependencies_first(prompt: dict[str, Any], output: str) -> list[str]:
+    """The nodes `output` needs, each after the nodes its linked inputs come from (inputs in the node's order)."""
+    order: list[str] = []
+    seen: set[str] = set()
+    stack: list[tuple[str, bool]] = [(output, False)]
+    while stack:  # iterative: a prompt's chain of nodes may be longer than Python's recursion allows
+        node_id, expanded = stack.pop()
+        if expanded:
+            order.append(node_id)
+            continue
+        if node_id in seen:
+            continue
+        seen.add(node_id)
+        stack.append((node_id, True))
+        links = [str(v[0]) for v in (prompt[node_id].get("inputs") or {}).values() if isinstance(v, list)]
+        stack.extend((linked, False) for linked in reversed(links) if linked not in seen)
+    return order
+
+
 @dataclass
 class _Task:
     number: float  # the queue runs the lowest first: a prompt queued at the front has a negative one
@@ -229,16 +268,55 @@ class ComfyBackend:
 
     # -- models --------------------------------------------------------------------------------------
     def models(self, folder: str) -> list[str]:
-        """Files a loader lists, as ComfyUI's folder_paths.get_filename_list does (relative, sorted)."""
+        """Files a loader lists, as ComfyUI's folder_paths.get_filename_list does (relative, sorted). Its
+        recursive_search walks each directory with os.walk(followlinks=True), so it enters linked subfolders
+        (`checkpoints/sdxl -> /mnt/sdxl` lists `sdxl/<file>`), and keeps every entry that is not a directory: a
+        symbolic link whose target is gone is listed too, its prompt validates, and its loader fails when it runs
+        (`load_models`). pathlib's rglob entered no linked folder and `is_file` dropped the broken link."""
         names: set[str] = set()
         for directory in FOLDERS.get(folder, ()):
-            base = self.models_dir / directory
-            if not base.is_dir():
+            base = os.path.join(self.models_dir, directory)
+            if not os.path.isdir(base):
                 continue
-            for path in base.rglob("*"):
-                if path.is_file() and path.suffix.lower() in MODEL_EXTENSIONS:
-                    names.add(path.relative_to(base).as_posix())
+            for top, subdirs, files in os.walk(base, followlinks=True):
+                subdirs[:] = [d for d in subdirs if d != ".git"]  # recursive_search's excluded_dir_names
+                for name in files:
+                    relative = os.path.relpath(os.path.join(top, name), base)
+                    if os.path.splitext(relative)[1].lower() in MODEL_EXTENSIONS:
+                        names.add(relative)
         return sorted(names)
+
+    def model_path(self, folder: str, name: str) -> str | None:
+        """The file a loader opens for the listed `name`, as folder_paths.get_full_path finds it: in the first of the
+        folder's directories where it is a file (a link to one is followed); None when there is none: a link whose
+        target is gone (ComfyUI logs "exists but doesn't link anywhere, skipping" and looks on), a file removed."""
+        name = os.path.relpath(os.path.join("/", name), "/")
+        for directory in FOLDERS.get(folder, ()):
+            path = os.path.join(self.models_dir, directory, name)
+            if os.path.isfile(path):
+                return path
+        return None
+
+    def load_models(self, prompt: dict[str, Any], output: str) -> None:
+        """Run the loaders `output` depends on, as far as a render without a GPU can: each opens the file its model
+        input names (nodes.py: folder_paths.get_full_path_or_raise), dependencies first, as ComfyUI runs them. A
+        name ComfyUI listed but cannot open fails that loader with ComfyUI's FileNotFoundError (_LoaderFailed).
+        ComfyUI keeps the outputs of a node whose inputs did not change since the prompt before and does not run
+        it again; the emulator caches nothing (execution_cached is always empty), so each prompt opens its files."""
+        for node_id in _dependencies_first(prompt, output):
+            node = prompt[node_id]
+            inputs = node.get("inputs") or {}
+            if _opens_nothing(node["class_type"], inputs):
+                continue
+            for name, spec in NODE_TYPES[node["class_type"]].required.items():
+                if not (isinstance(spec[0], tuple) and spec[0][0] == "__models__"):
+                    continue
+                folder, filename = spec[0][1], str(inputs.get(name))
+                if self.model_path(folder, filename) is None:
+                    try:  # raised, so that its traceback is the loader's, as in ComfyUI's execution_error
+                        raise FileNotFoundError(f"Model in folder '{folder}' with filename '{filename}' not found.")
+                    except FileNotFoundError as exc:
+                        raise _LoaderFailed(node_id, exc) from None
 
     def resolved_inputs(self, node_type: NodeType) -> dict[str, tuple[Any, ...]]:
         resolved = {}
@@ -514,8 +592,14 @@ class ComfyBackend:
                 status = "success"
                 for node_id in task.outputs:
                     try:
+                        self.load_models(task.prompt, node_id)  # ComfyUI runs an output's loaders before it
                         self._executing(client, task.prompt_id, node_id)
                         outputs[node_id] = {"images": self._save_images(task.prompt, node_id)}
+                    except _LoaderFailed as failed:
+                        status = "error"
+                        self._message(messages, client, "execution_error",
+                                      _execution_error(task, failed.node_id, list(outputs), failed.error))
+                        break
                     except Exception as exc:  # noqa: BLE001 - ComfyUI reports a failing node and takes the next prompt
                         status = "error"
                         self._message(messages, client, "execution_error",
