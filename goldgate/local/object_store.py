@@ -17,12 +17,18 @@ its rules in the background) removes the ones that expire while the stack runs. 
 Nor does anything while this machine's clock reads far past the uploads (see `clock_refusal`): a clock ten years
 ahead deleted every result at `goldgate up`.
 
-A body file deleted or cut by hand (a disk cleanup, a crash) while its record stays is no object: R2 never
-holds half an object. When a read (at start, or a GET or HEAD while the stack runs) finds the body missing or not
-the size the object was stored with, the object is removed from the bucket and its files with it, and
-`object_store.body_lost` says so once; the bucket then answers 404 NoSuchKey for it, as R2 does for a key it does
-not hold. A GET used to answer 500 for a missing body, and a cut one was served, and put back at the next start,
-as a whole object.
+A body file that is no longer the bytes stored (deleted, cut short, appended to or written over outside goldgate: a
+disk cleanup, a crash, a hand edit, a disk error) while its record stays is no object: R2 never serves other bytes
+than it stored, nor half an object. Each record keeps the sha256 of the body saved with it, and a GET reads the
+whole body before it answers (moto builds its response in memory), so the bytes it serves are the bytes it hashed:
+one that does not match is refused before a header is sent, 404 NoSuchKey, as R2 answers for a key it does not
+hold (GET /api/result answers 404 result_missing for a job's result). A HEAD, a start and every other look compare
+the size (a stat; a start also the sha256 of what it reads back). The damaged body and what was stored and found
+(`damaged/<sha256 of key>-<time>.json`) are kept aside under the bucket's directory as evidence, out of the bucket,
+and `object_store.body_lost` says once what was found: the body missing, cut short, appended to, or other bytes.
+Before, a same-size edit was served as the object, and the store deleted the file it found damaged, reporting a
+body written over with more bytes as "deleted or cut". A record saved before records carried the sha256 is judged
+by its size only.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,6 +59,8 @@ from service.results import RESULTS_PREFIX  # the cloud results rule's prefix (b
 MAX_RECORD_BYTES = 1024 * 1024  # an object's key and metadata: S3 caps the key at 1 KiB, user metadata at 2 KiB
 MAX_OBJECT_BYTES = 5 * 1024**3  # R2's single PUT limit: no object the bucket took is bigger
 MAX_LOGGED_KEYS = 50  # an `object_store.expired` line names this many keys (a month of results can go at once)
+DAMAGED_DIR = "damaged"  # under the bucket's directory: damaged bodies kept as evidence, never read back as objects
+_HASH_CHUNK = 1 << 20
 
 
 class DurableBucket:
@@ -72,12 +81,14 @@ class DurableBucket:
         name = hashlib.sha256(key.encode()).hexdigest()
         return self.root / f"{name}.bin", self.root / f"{name}.json"
 
-    def save(self, key: str, value: bytes, metadata: dict[str, Any], uploaded: datetime) -> None:
-        """Keep the object on disk; `uploaded` is its Last-Modified (moto's naive UTC)."""
+    def save(self, key: str, value: bytes, metadata: dict[str, Any], uploaded: datetime) -> str:
+        """Keep the object on disk; `uploaded` is its Last-Modified (moto's naive UTC). Returns the body's sha256,
+        which its record keeps: every GET checks the body against it."""
         self.root.mkdir(parents=True, exist_ok=True)
         body, meta = self._paths(key)
+        digest = hashlib.sha256(value).hexdigest()
         record = {"key": key, "metadata": metadata, "uploaded": _naive_utc(uploaded).isoformat(),
-                  "bytes": len(value)}
+                  "bytes": len(value), "sha256": digest}
         with self._lock:
             for path, data in ((body, value), (meta, json.dumps(record).encode())):
                 tmp = path.with_suffix(path.suffix + ".tmp")
@@ -88,6 +99,7 @@ class DurableBucket:
                     with contextlib.suppress(OSError):  # a part written before the disk filled is no object
                         tmp.unlink()
                     raise
+        return digest
 
     def unwritable(self, key: str, exc: OSError) -> None:
         """Say once per burst that the bucket's directory refuses writes (read-only, its permissions, a full disk):
@@ -171,11 +183,12 @@ class DurableBucket:
 
     def saved(self, now: datetime | None = None) -> list[tuple[str, bytes, dict[str, Any], datetime]]:
         """Each saved object not expired by `now`: key, body, metadata and upload time."""
-        return [(key, body, metadata, uploaded) for key, body, metadata, uploaded, _ in self._saved(now)]
+        return [(key, body, metadata, uploaded) for key, body, metadata, uploaded, *_ in self._saved(now)]
 
     def _saved(self, now: datetime | None = None
-               ) -> Iterator[tuple[str, bytes, dict[str, Any], datetime, Path]]:
-        """`saved`, one object at a time (a start puts back each before it reads the next), with its body's file."""
+               ) -> Iterator[tuple[str, bytes, dict[str, Any], datetime, Path, str | None]]:
+        """`saved`, one object at a time (a start puts back each before it reads the next), with its body's file and
+        the sha256 its record keeps (None for a record from before records carried it)."""
         now = _naive_utc(now or datetime.now(UTC))
         records = list(self._records(report=True))
         gap = self.clock_refusal([(record["key"], uploaded) for _, record, uploaded in records], now)
@@ -188,46 +201,74 @@ class DurableBucket:
             except (OSError, StateError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 self._unreadable(meta, exc, "skipped")
                 continue
-            # A record saved before records carried the size shows only a missing body.
+            # A record saved before records carried the size shows only a missing body; one without the sha256,
+            # a body of another size.
             stored = record["bytes"] if type(record.get("bytes")) is int else None
-            if body is None or (stored is not None and len(body) != stored):
-                self._lost(record["key"], stored, None if body is None else len(body))
+            sha256 = record["sha256"] if _is_sha256(record.get("sha256")) else None
+            damage = Damage.of(body, stored, sha256)
+            if damage is not None:
+                self._lost(record["key"], damage, record)
                 continue
-            yield record["key"], body, metadata, uploaded, meta.with_suffix(".bin")
+            yield record["key"], body, metadata, uploaded, meta.with_suffix(".bin"), sha256
 
-    def _lost(self, key: str, stored: int | None, found: int | None) -> None:
-        """Remove the files of `key`, whose body is gone or cut, and say so: it is no object any more."""
+    def _lost(self, key: str, damage: Damage, record: dict[str, Any] | None = None) -> None:
+        """Take `key`, whose body is no longer what was stored, out of the bucket's files and say so: its body and
+        a record of what was stored and what was found are kept aside (`damaged/`) for an operator to inspect."""
         body, _ = self._paths(key)
-        what = "is missing" if found is None else f"has {found} bytes"
-        outcome = "its record was removed with it"
         try:
-            self.forget(key)
-        except OSError as exc:  # a directory in the body's place: the next start tries again
-            outcome = f"its files could not be removed ({type(exc).__name__}: {exc})"
+            kept = self._keep_aside(key, damage, record)
+            outcome = f"kept aside as evidence: {kept} (with {kept.with_suffix('.json').name}: what was stored and found)"
+        except OSError as exc:  # a directory that refuses the move: the next start finds it and tries again
+            kept = None
+            outcome = f"its files could not be kept aside ({type(exc).__name__}: {exc}) and are left where they are"
         self.log.warning("object_store.body_lost", message=(
-            f"{key}: its body {body} {what}"
-            + (f" (the object was stored with {stored} bytes)" if stored is not None else "")
-            + f", deleted or cut outside goldgate (a disk cleanup, a crash?); {outcome}. It is no object "
-            "any more: the bucket answers 404 for it, and GET /api/result 404 result_missing if a job recorded it "
-            "as its result. Run that job again for a new result"),
-            data={"key": key, "stored_bytes": stored, "found_bytes": found, "dir": str(self.root)})
+            f"{key}: its body {body} {damage.says()}; {outcome}. It is no object any more and is never served as "
+            "one: the bucket answers 404 for it, and GET /api/result 404 result_missing if a job recorded it as its "
+            "result. Run that job again for a new result; find what changes files under the stack's objects/ "
+            "(docs/RUNBOOK.md, \"A result the store no longer holds\"), then delete the kept files: nothing reads them"),
+            data={"key": key, "damage": damage.kind, "stored_bytes": damage.stored_bytes,
+                  "found_bytes": damage.found_bytes, "stored_sha256": damage.stored_sha256,
+                  "found_sha256": damage.found_sha256, "kept": None if kept is None else str(kept),
+                  "dir": str(self.root)})
 
-    def _body_lost(self, backend: Any, key_name: str, key: Any) -> bool:
-        """Whether the saved body of moto's `key` is gone or no longer its size; if so the object leaves the
-        bucket (and the disk), once, as R2 holds no object whose body is gone. A body moto wrote anew is in
-        memory."""
+    def _keep_aside(self, key: str, damage: Damage, record: dict[str, Any] | None) -> Path:
+        """Move the body of `key` (whatever is in its place) into `damaged/` under a name no later loss reuses, write
+        beside it what was stored and found, and remove the record last: the object is out of the bucket's files,
+        its evidence is not. Returns where the body is (or would be, when none was there)."""
+        body, meta = self._paths(key)
+        aside = self.root / DAMAGED_DIR
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        kept = aside / f"{body.stem}-{stamp}.bin"
+        with self._lock:
+            aside.mkdir(parents=True, exist_ok=True)
+            if record is None:
+                with contextlib.suppress(OSError, StateError, ValueError):
+                    record = json.loads(read_small_text(meta, MAX_RECORD_BYTES) or "null")
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(body, kept)
+            found = {"key": key, "found_at": datetime.now(UTC).isoformat(), **damage.to_dict(),
+                     "body": kept.name if damage.kind != "missing" else None, "record": record}
+            kept.with_suffix(".json").write_text(json.dumps(found, indent=1, default=str))
+            meta.unlink(missing_ok=True)
+        return kept
+
+    def _body_lost(self, backend: Any, key_name: str, key: Any, damage: Damage | None = None) -> bool:
+        """Whether the saved body of moto's `key` is gone or no longer its size (or, `damage` given, found damaged by
+        a read); if so the object leaves the bucket (its files kept aside), once, as R2 serves no object but the
+        one it stored. A body moto wrote anew is in memory."""
         saved = getattr(key, "_value_buffer", None)
         if not isinstance(saved, SavedBody) or saved.in_memory:
             return False
-        found = saved.found_size()
-        if found == key.size:
-            return False
+        if damage is None:
+            found = saved.found_size()
+            if found == key.size:
+                return False
         with self._loss_lock:
             bucket = backend.buckets.get(self.bucket)
             if bucket is None or bucket.keys.get(key_name) is not key:
                 return True  # another read removed it meanwhile, and said so
             self._moto_delete(backend, self.bucket, key_name)
-            self._lost(key_name, key.size, found)
+            self._lost(key_name, damage or Damage.found_in(saved.path, key.size, saved.sha256))
         return True
 
     def expire(self, now: datetime | None = None) -> list[str]:
@@ -261,6 +302,14 @@ class DurableBucket:
                 "dir": str(self.root)})
         return gone
 
+    def _damaged_on_read(self, backend: Any, key_name: str, key: Any) -> Callable[[Damage], None]:
+        """What a read of moto's `key` that found its body damaged calls: the object leaves the bucket (its files
+        kept aside), once."""
+        def damaged(damage: Damage) -> None:
+            self._body_lost(backend, key_name, key, damage)
+
+        return damaged
+
     def attach(self) -> None:
         """Put the saved objects back into the (new, empty) bucket, but for those expired while the stack was down,
         then keep every change on disk."""
@@ -275,19 +324,19 @@ class DurableBucket:
         self.expire(now)
         for backend in _backends():
             if self.bucket in backend.buckets:
-                for key, value, metadata, uploaded, body in self._saved(now):
+                for key, value, metadata, uploaded, body, sha256 in self._saved(now):
                     restored_key = backend_put(backend, self.bucket, key, value)
                     restored_key.set_metadata(metadata)
                     restored_key.last_modified = uploaded  # moto stamps the put: the restart's time, not R2's
-                    _read_from_disk(restored_key, body)
+                    _read_from_disk(restored_key, body, sha256, self._damaged_on_read(backend, key, restored_key))
                     restored += 1
         if restored:
             self.log.info("object_store.restored", data={"objects": restored, "dir": str(self.root)})
 
         def keep(backend: Any, key_name: str, key: Any) -> None:
             try:
-                durable.save(key_name, key.value, dict(key.metadata), key.last_modified)
-                _read_from_disk(key, durable._paths(key_name)[0])
+                digest = durable.save(key_name, key.value, dict(key.metadata), key.last_modified)
+                _read_from_disk(key, durable._paths(key_name)[0], digest, durable._damaged_on_read(backend, key_name, key))
             except BaseException as exc:
                 # Served only once it is on disk: the PUT fails (500), and the uploader's retry creates it anew.
                 # Held in memory, the retry of a create-only write was answered 412, which the worker takes for
@@ -334,13 +383,17 @@ class DurableBucket:
         S3Backend.get_object = get_object  # type: ignore[method-assign]
 
 
-def _read_from_disk(key: Any, body: Path) -> None:
+def _read_from_disk(key: Any, body: Path, sha256: str | None = None,
+                    damaged: Callable[[Damage], None] | None = None) -> None:
     """Serve moto's `key` from its saved body instead of moto's copy in memory: a stack kept every result it
     stored in the host's memory for `storage.result_ttl_days` (about 20 KB a job: 1.4 GB after a week of 10,000
     jobs a day, measured by bench/soak.py). The body on disk is the object as saved, and is never rewritten
-    while its key lives (writes are create-only; a new put is a new moto key)."""
+    while its key lives (writes are create-only; a new put is a new moto key). Its ETag (the MD5 moto computes
+    from the body the first time it is asked) is computed now, from the bytes uploaded: not later, from a file
+    that may no longer hold them."""
+    key.etag  # noqa: B018 - computed and cached by moto while the body is still the uploaded one
     with key.lock:
-        key._value_buffer = SavedBody(body, key.size)
+        key._value_buffer = SavedBody(body, key.size, sha256, damaged)
 
 
 class SavedBody:
@@ -348,11 +401,17 @@ class SavedBody:
     write, close), over the body saved on disk: nothing of it stays in memory between reads. Each read opens the
     file, so no descriptor is held per object. Should moto write the key's value anew, the written bytes are kept
     in memory from then on, as moto's own buffer keeps them. A body whose file is no longer `size` bytes is
-    not read at all (BodyLost): what is left of it is never answered as the object."""
+    not read at all (BodyLost): what is left of it is never answered as the object. A read of the whole body (every
+    GET's: moto answers from the bytes in memory) is checked against `sha256` too, on the very bytes it returns:
+    other bytes are never answered as the object either; `damaged` takes the object out of the bucket and the read
+    answers 404 NoSuchKey (moto's MissingKey), as R2 does for a key it does not hold."""
 
-    def __init__(self, path: Path, size: int) -> None:
+    def __init__(self, path: Path, size: int, sha256: str | None = None,
+                 damaged: Callable[[Damage], None] | None = None) -> None:
         self.path = path
         self.size = size
+        self.sha256 = sha256
+        self._damaged = damaged
         self._pos = 0
         self._written: io.BytesIO | None = None
         self.closed = False
@@ -390,7 +449,18 @@ class SavedBody:
         self._check()
         if self._written is not None:
             return self._written.read(size)
-        with self.path.open("rb") as f:
+        whole = self._pos == 0 and (size is None or size < 0)
+        try:
+            f = self.path.open("rb")
+        except FileNotFoundError:
+            if self._damaged is None:
+                raise
+            # Gone since the GET's look: another read kept it aside meanwhile (or a hand deleted it, and the next
+            # look says so). A 404, as the next GET gets, not a 500 to retry.
+            from moto.s3.exceptions import MissingKey
+
+            raise MissingKey() from None
+        with f:
             # Checked on the open file: one cut between the GET's look (_body_lost) and this read fails the
             # read (a 500 the reader retries, and the retry's look finds it gone), not a short body as whole.
             found = os.fstat(f.fileno()).st_size
@@ -398,6 +468,13 @@ class SavedBody:
                 raise BodyLost(f"{self.path} has {found} bytes, but the object was stored with {self.size}")
             f.seek(self._pos)
             data = f.read(-1 if size is None else size)
+        if whole and self.sha256 is not None and (digest := hashlib.sha256(data).hexdigest()) != self.sha256:
+            damage = Damage.of(data, self.size, self.sha256, digest)
+            if self._damaged is not None:
+                self._damaged(damage)
+            from moto.s3.exceptions import MissingKey  # moto's own 404 NoSuchKey, which its S3 layer answers
+
+            raise MissingKey()
         self._pos += len(data)
         return data
 
@@ -436,6 +513,81 @@ class StoreUnwritable(InternalServerError):
 
 class BodyLost(OSError):
     """A saved body's file changed size under a read: no longer the object it was stored as."""
+
+
+@dataclass(frozen=True)
+class Damage:
+    """What a saved body was found to be, against what was stored: `kind` "missing" (no file, or no regular file, in
+    its place), "cut_short" (fewer bytes than stored), "appended" (the bytes stored, then more) or "other_bytes"
+    (other bytes: more of them than stored, or as many with another sha256)."""
+
+    kind: str
+    stored_bytes: int | None
+    found_bytes: int | None
+    stored_sha256: str | None
+    found_sha256: str | None
+
+    @classmethod
+    def of(cls, body: bytes | None, stored: int | None, sha256: str | None,
+           digest: str | None = None) -> Damage | None:
+        """The damage of `body` (None: missing), or None when it is the object stored as far as the record tells."""
+        if body is None:
+            return cls("missing", stored, None, sha256, None)
+        digest = digest or hashlib.sha256(body).hexdigest()
+        if stored is not None and len(body) < stored:
+            kind = "cut_short"
+        elif stored is not None and len(body) > stored:
+            kind = ("appended" if sha256 is not None and hashlib.sha256(body[:stored]).hexdigest() == sha256
+                    else "other_bytes")
+        elif sha256 is not None and digest != sha256:
+            kind = "other_bytes"
+        else:
+            return None
+        return cls(kind, stored, len(body), sha256, digest)
+
+    @classmethod
+    def found_in(cls, path: Path, stored: int, sha256: str | None) -> Damage:
+        """The damage of the body file at `path`, which a look found missing or not `stored` bytes. Read in chunks:
+        the file may be far bigger than stored."""
+        try:
+            with path.open("rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise IsADirectoryError(str(path))
+                whole, head, found = hashlib.sha256(), hashlib.sha256(), 0
+                while chunk := f.read(_HASH_CHUNK):
+                    whole.update(chunk)
+                    if found < stored:
+                        head.update(chunk[:stored - found])
+                    found += len(chunk)
+        except OSError:  # gone, or a directory in its place
+            return cls("missing", stored, None, sha256, None)
+        kind = ("cut_short" if found < stored else
+                "appended" if found > stored and sha256 is not None and head.hexdigest() == sha256 else "other_bytes")
+        return cls(kind, stored, found, sha256, whole.hexdigest())
+
+    def says(self) -> str:
+        """What was found, for the log line."""
+        stored = f"the {self.stored_bytes} bytes stored" if self.stored_bytes is not None else "what was stored"
+        if self.kind == "missing":
+            return "is missing (deleted outside goldgate: a disk cleanup, a copy without it?)"
+        if self.kind == "cut_short":
+            return (f"is cut short: {self.found_bytes} bytes where {self.stored_bytes} were stored (a crash, a full "
+                    "disk, a partial copy?)")
+        if self.kind == "appended":
+            return (f"holds {stored} followed by {(self.found_bytes or 0) - (self.stored_bytes or 0)} more "
+                    "(appended to outside goldgate)")
+        was = f" with sha256 {self.stored_sha256}" if self.stored_sha256 else ""
+        return (f"holds other bytes than stored: {self.found_bytes} bytes with sha256 {self.found_sha256}, where "
+                f"{self.stored_bytes if self.stored_bytes is not None else 'some'} bytes{was} were stored (written "
+                "over outside goldgate, or a disk error)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"damage": self.kind, "stored_bytes": self.stored_bytes, "found_bytes": self.found_bytes,
+                "stored_sha256": self.stored_sha256, "found_sha256": self.found_sha256}
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def _naive_utc(value: datetime) -> datetime:

@@ -190,17 +190,24 @@ def _why_host_ended(log: Path, left: dict[str, Any]) -> str:
 
 
 def _last_redeploy(host_log: Path, image: str) -> tuple[float, str] | None:
-    """When the stack's host last began to take `image` (`stack.redeployed`, or `stack.ready` when it started on it:
-    their `data.began_at`, the redeploy's or the host's start; the line's own ts when an older host wrote none), from
-    the tail of its log: (time, that ts), or None. Not the line's ts: the image's first workers start before it (the
-    endpoint takes the image first), and may already have died."""
+    """When the stack's host last began to take `image` (`stack.redeployed`, or `stack.ready` when it started on it
+    after taking another: their `data.began_at`, the redeploy's or the host's start; the line's own ts when an older
+    host wrote none), from the tail of its log: (time, that ts), or None. Not the line's ts: the image's first workers
+    start before it (the endpoint takes the image first), and may already have died. A host that starts again on the
+    image it took last (`goldgate down && goldgate up`, a reboot) takes nothing new: the same image fails as before,
+    and its exits from before the restart stay its problem (status called them past, as after a redeploy)."""
     last = None
+    taken = None  # the image of the newest line that took one
     for line in _lines(_read_regular(host_log, _LOG_TAIL_BYTES, True)):
-        if line.get("event") in ("stack.redeployed", "stack.ready") and line.get("worker_image_tag") == image:
-            data = line.get("data") if isinstance(line.get("data"), dict) else {}
-            began = {"ts": data["began_at"]} if isinstance(data.get("began_at"), str) else line
-            when = _ts(began)
-            last = (when, str(began["ts"])) if when is not None else last
+        if line.get("event") not in ("stack.redeployed", "stack.ready"):
+            continue
+        took, taken = taken, line.get("worker_image_tag")
+        if taken != image or (line.get("event") == "stack.ready" and took == image):
+            continue
+        data = line.get("data") if isinstance(line.get("data"), dict) else {}
+        began = {"ts": data["began_at"]} if isinstance(data.get("began_at"), str) else line
+        when = _ts(began)
+        last = (when, str(began["ts"])) if when is not None else last
     return last
 
 
@@ -214,7 +221,7 @@ def recent_worker_exits(emulator_log: Path, now_s: float | None = None,
     `past` is true for an exit that is no longer the stack's problem, and `past_by` says why: "another_image" (it ran
     another image than `serving`, the one the stack serves now: a rollback away from a broken image), "redeploy" (it
     came before the stack's host last began to take `serving`, the `data.began_at` of its `stack.redeployed` or
-    `stack.ready` line, not the line's ts, which the first workers of `serving` may start and die before: a rebuild
+    `stack.ready` line (a start on the image it took last takes nothing new: `_last_redeploy`), not the line's ts, which the first workers of `serving` may start and die before: a rebuild
     of the same digest, redeployed, after the runbook's first aid) or "worker_ready" (a later worker of `serving` got
     ready for jobs: it passed the preflight the exit failed); `past_since` is the time that redeploy began or the ts
     of that worker's `worker.ready`. The exits of `serving` after both stay the stack's problem. At most five of each kind:

@@ -1,7 +1,8 @@
 """The local R2 when a result's body file is deleted or cut by hand (a disk cleanup, a crash) while its record
 stays: R2 never holds half an object, so neither does this store. The object is gone (404 NoSuchKey to GET and
 HEAD, as R2 answers for a key it does not hold), its record with it, and `object_store.body_lost` says so
-once. Before, a GET of a deleted body answered 500 (moto's traceback), a HEAD still answered 200 with the
+once (review 30: its files are kept aside under `damaged/`, out of the bucket, and a same-size edit is caught too:
+test_review30_store_damaged_bodies). Before, a GET of a deleted body answered 500 (moto's traceback), a HEAD still answered 200 with the
 stored size (so a job's COMPLETED check passed for an image that was gone), and a cut body was served, and put
 back at the next start, as a whole object.
 

@@ -45,7 +45,7 @@ def test_a_body_cut_to_another_size_than_its_record_says_is_lost(tmp_path: Path)
     [body] = tmp_path.glob("*.bin")
     body.write_bytes(BODY[:10])
     assert bucket.saved() == []
-    assert "object_store.body_lost" in log.getvalue() and "has 10 bytes (the object was stored with 68 bytes)" \
+    assert "object_store.body_lost" in log.getvalue() and "is cut short: 10 bytes where 68 were stored" \
         in log.getvalue()
 
 

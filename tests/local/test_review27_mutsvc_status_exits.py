@@ -1,9 +1,9 @@
 """`goldgate status`'s worker exits, held where a mutation audit (review 27) changed what status says and no test
-noticed: a host restarted on the image it serves (`stack.ready`) makes the exits before it past, as a redeploy does;
-the newest redeploy and the newest ready worker are the ones that count; the "earlier" line names the time of the
-redeploy or ready line that made the exits past; the past exits of the served image and of another image are kept
-five each; an exit line without its image takes it from its `worker.started` line; "1 model file", not "1 model
-files". The lines are written by the loggers that write them in a stack, on a clock a second apart."""
+noticed: a host started on the image it serves after another (`stack.ready`) makes the exits before it past, as a
+redeploy does; the newest redeploy and the newest ready worker are the ones that count; the "earlier" line names the
+time of the redeploy or ready line that made the exits past; the past exits of the served image and of another image
+are kept five each; an exit line without its image takes it from its `worker.started` line; "1 model file", not "1
+model files". The lines are written by the loggers that write them in a stack, on a clock a second apart."""
 
 from __future__ import annotations
 
@@ -84,10 +84,14 @@ def _lines(lines: list[str], label: str) -> list[str]:
     return [ln for ln in lines if ln.strip().startswith(label)]
 
 
-def test_exits_from_before_the_host_started_again_on_the_served_image_are_past(logs: Path) -> None:
-    # `goldgate down staging && goldgate up staging` after the runbook's first aid: the host logs `stack.ready`
+def test_exits_from_before_the_host_started_on_the_served_image_after_another_are_past(logs: Path) -> None:
+    # The host took another image (a rollback), then started on the served one again (a deploy while it was down):
+    # it took the image anew, as a redeploy does. A start on the image it took last does not (review 30:
+    # test_review30_store_restart_exits).
+    _host(logs, "stack.ready", SERVED)
     _died_at_start(logs, "w-0", SERVED)
     _died_at_start(logs, "w-1", SERVED)
+    _host(logs, "stack.redeployed", OTHER)
     ready = _host(logs, "stack.ready", SERVED)
     lines = _status(logs)
     assert _lines(lines, "worker exits") == [], lines
