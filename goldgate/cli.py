@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-import argparse
-import errno
-import importlib
-import os
 import sys
-import unicodedata
-from pathlib import Path
-from typing import NoReturn
 
-from goldgate.commands.output import to_devnull
-from goldgate.errors import GoldgateError
-from goldgate.release.interrupt import how, sigterm_interrupts
-from goldgate.release.ledger import secrets_taken_from_env
+# Ctrl-C in the first tenth of a second of a command, while Python loads this module and what it imports, printed a
+# traceback of import lines (`import json`, `import hashlib`) from the console script, where no handler of ours is:
+# said as every other interrupt is, with the exit code a shell gives it.
+try:
+    import argparse
+    import errno
+    import importlib
+    import os
+    import unicodedata
+    from pathlib import Path
+    from typing import IO, NoReturn
+
+    from goldgate.commands.output import encodable, say, to_devnull
+    from goldgate.errors import GoldgateError
+    from goldgate.release.interrupt import how, sigterm_interrupts
+    from goldgate.release.ledger import secrets_taken_from_env
+except KeyboardInterrupt:
+    if sys.stderr is not None:  # None: started with stderr closed (`2>&-`)
+        sys.stderr.write("goldgate: interrupted\n")
+    raise SystemExit(130) from None
 
 # Each module runs its area's commands (a command's `func(args) -> int`), and its arguments module,
 # `<module>_args`, registers their subcommands (`register(subparsers)`). The parser is built from the
@@ -43,6 +52,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        # argparse drops a failed write: `goldgate status --help > /dev/full` exited 0 with nothing written, or 120
+        # with "Exception ignored" when the buffered text failed at exit. --help and --version on stdout fail as any
+        # command's output does (a one-line error and 1; quietly when the reader left, `| head`). A usage error
+        # echoes the value given, written as stderr's reader can read it (ASCII under LC_ALL=C), as our errors are.
+        if message and file is sys.stdout:
+            say(message, end="")
+        else:
+            super()._print_message(encodable(message, file or sys.stderr) if message else message, file)
 
 
 def _text(text: str) -> str:
@@ -202,18 +221,22 @@ def main(argv: list[str] | None = None) -> int:
     # The ledger key and the save token reach the ledger, never a process the command starts (Pulumi and its plugins,
     # docker, the golden run): taken before anything else runs, so no import or check can start one that holds them.
     # SIGTERM (a cancelled CI job) ends a command as Ctrl-C does: what it was doing unwinds and says what it left.
-    with secrets_taken_from_env(), sigterm_interrupts():
-        return _main(argv)
+    try:
+        with secrets_taken_from_env(), sigterm_interrupts():
+            return _main(argv)
+    except KeyboardInterrupt as exc:  # outside _main's own handler: as the secrets are taken or given back
+        return _failed(f"goldgate: {how(exc)}", 143 if how(exc) != "interrupted" else 130)
 
 
 def _main(argv: list[str] | None) -> int:
     _reopen_closed_std_fds()
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:  # named with the usage of the command they were given to, not the top-level one
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        sub.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    args = argparse.Namespace()
     try:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # named with the usage of the command they were given to, not the top-level one
+            sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+            sub.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
         check_home(args)
         return int(args.func(args) or 0)
     except GoldgateError as exc:
@@ -235,7 +258,7 @@ def _main(argv: list[str] | None) -> int:
 def _failed(line: str, code: int = 1) -> int:
     """`line` on stderr, and the exit code: a failure stays one when stderr's reader has left (`2>&1 | head`)."""
     try:
-        print(line, file=sys.stderr, flush=True)
+        print(encodable(line, sys.stderr), file=sys.stderr, flush=True)
     except OSError:
         to_devnull(sys.stderr)
     return code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from goldgate.bounded_http import tls_context
 from goldgate.commands.local_args import register  # noqa: F401 -- the area's subcommands, listed here too
 from goldgate.commands.output import emit, escape_controls, one_line_values, progress, say, table
 from goldgate.errors import GoldgateError, StateError
-from goldgate.files import make_dirs
+from goldgate.files import NotARegularFile, make_dirs, open_regular
 from goldgate.local import image_store
 from goldgate.local.platform import NO_MODELS_SECTION, LocalPlatform, StackStatus
 from goldgate.local.state import StackDir, default_home
@@ -456,7 +457,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             for result in status.get("results") or []:
                 content = api.download(result["url"], result["key"])
                 target = out_dir / result["key"].replace("/", "_")
-                target.write_bytes(content)
+                _save_result(target, content)
                 files.append(str(target))
             rows.append({"workflow": wf["id"], "job_id": created["job_id"], "status": status["status"],
                          "e2e_ms": (status.get("timings") or {}).get("e2e_ms"), "images": len(files),
@@ -475,6 +476,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     emit(args, summary, render)
     return 0 if summary["all_completed"] else 1
+
+
+def _save_result(target: Path, content: bytes) -> None:
+    """A result image saved as a file of its own, 0644 less the umask: under umask 000 write_bytes made it 0666,
+    writable by every user, in a results directory make_dirs keeps from being so. A link or a named pipe in its
+    place (a --out directory others write to) is refused, not followed or waited on."""
+    try:
+        fd = open_regular(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, follow_symlinks=False)
+    except NotARegularFile as exc:
+        raise GoldgateError(f"cannot save a result to {target}: {exc.kind} is there, not a regular file; move it "
+                            "out of the way, or give --out another directory") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(content)
 
 
 def _demo_value(param: dict[str, Any]) -> Any:
