@@ -158,6 +158,7 @@ def _warn_workflows(context: Path, local: bool) -> None:
         raise GoldgateError(f"cannot build a worker image from {context}: {exc}") from None
     for workflow in workflows.values():
         _check_saves_an_image(workflow, context, NODE_TYPES.keys())
+        _check_link_types(workflow, context, NODE_TYPES)
         for param in workflow.parameters:
             literal = workflow.graph[param.node]["inputs"][param.input]
             # Values of one kind only (7 and 7.0 agree): a default of another type than the input's is said by
@@ -202,6 +203,22 @@ def _check_saves_an_image(workflow: Any, context: Path, known: Any) -> None:
     raise GoldgateError(f"workflow {workflow.id} ({where}) has no node that saves an image{preview}: every job of it "
                         "would fail (`Prompt has no outputs`, or no image saved); end its graph in a SaveImage node "
                         "fed by the decoded image (\"Add a workflow\", images/worker/README.md); nothing was built")
+
+
+def _check_link_types(workflow: Any, context: Path, node_types: Any) -> None:
+    """Refuse a graph with a link between core nodes whose types differ (VAEDecode's `vae` fed CheckpointLoader's
+    CLIP): ComfyUI refuses every job of it at validation ("Return type mismatch between linked nodes"), so the image
+    would ship a workflow no job can run. A refusal, not a warning as a parameter's spec is: a core node's output and
+    input types do not change between ComfyUI versions (only new inputs come), and a custom node is not judged."""
+    found = builds.link_type_mismatches(workflow.graph, node_types)
+    if not found:
+        return
+    where = workflow.path or context / "workflows" / f"{workflow.id}.json"
+    more = f" (and {len(found) - 2} more)" if len(found) > 2 else ""
+    # Kept short: the CLI cuts an error line over 600 characters in the middle.
+    raise GoldgateError(f"workflow {workflow.id} ({where}): {'; '.join(found[:2])}{more}: ComfyUI refuses every job of "
+                        "it (\"Return type mismatch between linked nodes\"); link each input to an output of its type; "
+                        "nothing was built")
 
 
 def _same_kind(a: Any, b: Any) -> bool:

@@ -24,7 +24,7 @@ import hashlib
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,6 +218,39 @@ def _workflow_files(directory: Path) -> dict[str, dict[str, Any]]:
             continue
         if isinstance(body, dict) and isinstance(body.get("id"), str):
             found[body["id"]] = body
+    return found
+
+
+def link_type_mismatches(graph: Mapping[str, Any], node_types: Mapping[str, Any]) -> list[str]:
+    """Each link of a ComfyUI API-format `graph` into an input of another type than the output it comes from, as
+    ComfyUI's validation refuses the whole prompt for it ("Return type mismatch between linked nodes"): a sentence
+    naming the node, its input, the type it takes, the node and output linked to and that output's type. Only links
+    between node types `node_types` knows (the ComfyUI emulator's NODE_TYPES: its `required` inputs, its `outputs`)
+    are judged: a custom node's types are not known here. A COMBO input (a list of choices, a model file name) takes
+    no link from these nodes' outputs in ComfyUI either."""
+    found = []
+    for node_id, node in graph.items():
+        node_type = node_types.get(node.get("class_type")) if isinstance(node.get("class_type"), str) else None
+        if node_type is None:
+            continue
+        for name, value in (node.get("inputs") or {}).items():
+            spec = node_type.required.get(name)
+            if not isinstance(value, list) or len(value) != 2 or not isinstance(value[0], str) or spec is None:
+                continue
+            source = graph.get(value[0])
+            source_class = source.get("class_type") if isinstance(source, dict) else None
+            source_type = node_types.get(source_class) if isinstance(source_class, str) else None
+            slot = value[1]
+            if source_type is None or not isinstance(slot, int) or isinstance(slot, bool):
+                continue
+            takes = spec[0] if isinstance(spec[0], str) else "COMBO"
+            what = f"node {node_id} ({node_type.name}) input {name!r} takes {takes}, but is linked to node {value[0]} " \
+                   f"({source_type.name}) output {slot}"
+            if not 0 <= slot < len(source_type.outputs):
+                outputs = ", ".join(source_type.outputs) or "none"
+                found.append(f"{what}, which {source_type.name} lacks (its outputs: {outputs})")
+            elif source_type.outputs[slot] not in takes.split(",") and "*" not in (takes, source_type.outputs[slot]):
+                found.append(f"{what}, a {source_type.outputs[slot]}")
     return found
 
 

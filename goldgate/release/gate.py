@@ -143,12 +143,18 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     else:
         cond("staging_image", staging_image is not None,
              f"STAGING runs {staging_image}" if staging_image else "STAGING has no image deployed")
-    passed = report.get("passed") is True and report.get("suite", "full") == "full"
+    # A run of the cases `golden --case` named is no run of the suite, even when it named every case: it did not check
+    # that a case runs each workflow the stack serves (its report has no `workflows`), so it cannot stand for the suite.
+    named = _named_cases(report) or (_named_cases(recorded) if recorded is not None else None)
+    passed = report.get("passed") is True and report.get("suite", "full") == "full" and named is None
     failures = report.get("failures")
     failures = failures if isinstance(failures, list) else []
     suite_side = suite_side_only(report, failures)
     cond("report_passed", passed,
          "the latest golden report passed" if passed else
+         f"the report is of a run of {named} named with `--case`, not of the golden suite (it never checks that a "
+         f"case runs each workflow {staging_stack} serves): run `goldgate golden {staging_stack}` without --case"
+         if named is not None else
          "the latest golden report did not pass" + (f" ({_failures(failures)})" if failures else "")
          # A failed run calls for a fix and a new candidate, not another run of the same one (docs/RUNBOOK.md);
          # unless all it lacked was on the suite's side (a case for a workflow, a reference): the image is not at fault.
@@ -190,6 +196,7 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
                                    f"; the approval is for {expected_image} only: deploy it to {staging_stack} and "
                                    f"run `goldgate golden {staging_stack}`, or approve what STAGING runs"))
     this_run = (recorded is not None and recorded.get("kind", "golden") == "golden" and recorded.get("suite") == "full"
+                and _named_cases(recorded) is None
                 and recorded.get("stack") == staging_stack and recorded.get("image") == report.get("image"))
     ran = this_run and recorded is not None and recorded.get("passed") is True
     # A full run that failed, recorded as failed: its report is the run's own, and report_passed says what it calls
@@ -292,6 +299,16 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              f"image opens a new window: `goldgate deploy {staging_stack}{on} --image "
              f"{staging_image or '<the image it runs>'}`, then `goldgate golden {staging_stack}{on}`"))
     return GateDecision(tuple(conds), staging_image if same and redeployed_by is None else None)
+
+
+def _named_cases(record: Mapping[str, Any]) -> str | None:
+    """"2 cases" when the report or ledger entry `record` is of a run of the cases `golden --case` named
+    (`only_cases`), else None."""
+    only = record.get("only_cases")
+    if only is None:
+        return None
+    count = len(only) if isinstance(only, list) else 0
+    return f"{count} case{'' if count == 1 else 's'}" if count else "some cases"
 
 
 def _ran_the_suite(recorded: Mapping[str, Any], definitions: Mapping[str, str], suite_dir: str,

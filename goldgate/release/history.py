@@ -19,6 +19,7 @@ from goldgate.errors import GoldgateError
 from goldgate.release.ledger import (
     KEY_ENV,
     Entry,
+    golden_run_named,
     key_from_env,
     last_golden_run,
     last_prod_change,
@@ -275,7 +276,7 @@ def unverified_on_prod(home: Path, stack: str, image: str, verb: str, staging: s
         retry = " --retry-rejected" if last.get("retry_rejected") is True else ""
         seq = last.get("intent_seq", last.get("seq"))
         undo = (f"`goldgate rollback` puts back {before}" if before else back) if before or back else None
-        what = "smoke run" if failed is None or failed.get("suite") == "smoke" else "full golden run"
+        what = "smoke run" if failed is None else golden_run_named(failed)
         judged = (f", whose {what} there failed (ledger #{_seq(failed)}) after a {verified.get('kind')} verified it "
                   f"there (ledger #{_seq(verified)})" if verified is not None and failed is not None else
                   ", which no promotion verified there")
@@ -316,7 +317,7 @@ def _rollback_cut_short(home: Path, stack: str, said: str, last: Mapping[str, An
     closed as interrupted) that did not finish, begun after that image's golden run there `failed`: the rollback the
     SMOKE FAILED line offers once the cause on PROD is fixed (`rollback --to` it), cut short before its smoke run."""
     seq = last.get("intent_seq", last.get("seq"))
-    what = "smoke run" if failed.get("suite") == "smoke" else "full golden run"
+    what = golden_run_named(failed)
     judged = (f", whose {what} there failed (ledger #{_seq(failed)}) after a {verified.get('kind')} verified it there "
               f"(ledger #{_seq(verified)})" if verified is not None else
               f", whose {what} there failed (ledger #{_seq(failed)})")

@@ -645,10 +645,29 @@ def read_last_golden_run(home: Path, stack: str, image: str, *, passed: bool = F
     """`last_golden_run`, raising OSError or StateError when the ledger cannot be read, as `last_prod_change` does."""
     def wanted(line: dict[str, Any]) -> bool:
         return line.get("kind") == "golden" and line.get("stack") == stack and line.get("image") == image \
-            and line.get("target", "local") == "local" and (not passed or line.get("passed") is True)
+            and line.get("target", "local") == "local" and (not passed or line.get("passed") is True) \
+            and judged_image(line)
 
     return _last_line(home, [b'"kind":"golden"', b'"stack":' + json.dumps(stack).encode(),
                              b'"image":' + json.dumps(image).encode()], wanted, strict=True)
+
+
+def judged_image(run: Mapping[str, Any] | Entry) -> bool:
+    """Whether the golden run `run` (a ledger entry) is a verdict on its image: any run that failed, and a passing run
+    of its whole suite (full or smoke). A run of the cases `golden --case` named that passed is not (one case looked
+    into): it neither clears a failed smoke run nor verifies the image, as promote's gate takes it."""
+    return run.get("passed") is not True or not run.get("only_cases")
+
+
+def golden_run_named(run: Mapping[str, Any] | Entry) -> str:
+    """A golden run as a sentence names it: "smoke run", "full golden run", or "run of 1 case named with --case"
+    (a failed one of those was called "full golden run")."""
+    only = run.get("only_cases")
+    if only:
+        count = len(only) if isinstance(only, list) else 0
+        smoke = " smoke" if run.get("suite") == "smoke" else ""
+        return f"run of {count}{smoke} case{'' if count == 1 else 's'} named with --case"
+    return "smoke run" if run.get("suite") == "smoke" else "full golden run"
 
 
 _VERIFIED = ("promoted", "rolled_back")   # goldgate.release.history.VERIFIED_OUTCOMES, which imports this module

@@ -26,13 +26,23 @@ padding:.3rem .5rem;text-align:left;vertical-align:top}th{background:#f6f8fa}cod
 """
 
 
+def _suite(report: dict[str, Any]) -> Any:
+    """The suite row: a run of the cases `golden --case` named says so (its `suite` is the one they were taken from),
+    as "full" alone read as the run the promotion gate asks for."""
+    only = report.get("only_cases")
+    if not isinstance(only, list) or not only:
+        return report.get("suite")
+    return (f"{len(only)} case{'' if len(only) == 1 else 's'} of the {report.get('suite')} suite named with --case "
+            f"({', '.join(str(c) for c in only[:10])}{', ...' if len(only) > 10 else ''}): not the suite")
+
+
 def render(report: dict[str, Any]) -> str:
     ok = report.get("passed") is True
     lat = report.get("latency_s") or {}
     thr = report.get("thresholds") or {}
     rows = [("stack", report.get("stack")), ("target", report.get("target")), ("api_url", report.get("api_url")),
             ("image", report.get("image")), ("worker_image_tag", report.get("worker_image_tag")),
-            ("workflow_version", report.get("workflow_version")), ("suite", report.get("suite")),
+            ("workflow_version", report.get("workflow_version")), ("suite", _suite(report)),
             ("started_at", report.get("started_at")), ("finished_at", report.get("finished_at")),
             ("latency", latency_words(lat, len(report.get("cases") or []), report.get("wall_time_s"),
                                       report.get("sum_latency_s"))),

@@ -41,7 +41,7 @@ from goldgate.release.history import (
     verified_releases,
 )
 from goldgate.release.interrupt import how, sigterm_interrupts
-from goldgate.release.ledger import Entry, Ledger
+from goldgate.release.ledger import Entry, Ledger, golden_run_named, judged_image
 from goldgate.release.lock import ReleaseLock
 from goldgate.release.report import check_reports_dir
 from goldgate.release.verification import (
@@ -529,15 +529,16 @@ def left_behind(deployer: Deployer, ledger: Ledger, stack: str) -> str:
 
 
 def _smoke_failed(entries: list[Entry], stack: str, image: str | None) -> Entry | None:
-    """The last golden run of `image` on `stack`, when it failed: the stack serves a release found broken there."""
+    """The last golden run of `image` on `stack`, when it failed: the stack serves a release found broken there. A
+    passing run of named cases (`golden --case`) after the failure is no verdict, and leaves the failure standing."""
     last = next((e for e in reversed(entries) if e.kind == "golden" and e.authentic and e.get("stack") == stack
-                 and e.get("image") == image), None) if image else None
+                 and e.get("image") == image and judged_image(e)), None) if image else None
     return last if last is not None and last.get("passed") is not True else None
 
 
 def _run(golden: Entry) -> str:
-    """"smoke run" or "full golden run", as the ledger's golden entry recorded it."""
-    return "smoke run" if golden.get("suite") == "smoke" else "full golden run"
+    """"smoke run", "full golden run" or "run of N case(s) named with --case", as the ledger's entry recorded it."""
+    return golden_run_named(golden)
 
 
 def observed_pin(deployer: Deployer, stack: str) -> str | None:

@@ -4,6 +4,7 @@ through the public API, write the report (+ HTML) and record it in the ledger.""
 from __future__ import annotations
 
 import contextlib
+import shlex
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -11,7 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.errors import StateError
-from goldgate.release.cases import GOLDEN_DIR, GoldenCase, load_cases, select_cases, shown_dir, suite_digests
+from goldgate.release.cases import (
+    GOLDEN_DIR,
+    REPO_ROOT,
+    GitUnreadable,
+    GoldenCase,
+    load_cases,
+    references_for,
+    select_cases,
+    shown_dir,
+    suite_digests,
+    uncommitted_references,
+)
 from goldgate.release.deployers.base import Deployer, Progress
 from goldgate.release.golden import REFERENCES_DIR, SuiteTarget, api_client, run_suite, served_workflows
 from goldgate.release.ledger import Ledger
@@ -79,12 +91,14 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
     spec = deployer.spec(stack)
     cases = load_cases(paths.cases_dir, smoke_only=(suite == "smoke"),
                        stack_latency_s=spec.thresholds.golden_case_latency_s)
+    of_suite = len(cases)
     if only:
         cases = select_cases(cases, only, shown_dir(paths.cases_dir), smoke=suite == "smoke")
     check_reports_dir(paths.reports_dir)  # a read-only checkout is found out before any case runs
     access = deployer.api_access(stack)
     image = deployer.current_image(stack)
-    progress(f"{suite} suite on {stack}: {len(cases)} case(s) against {access.api_url} (image {image})")
+    progress(f"{ran_what(suite, stack, len(cases), of_suite if only else None)} against {access.api_url} "
+             f"(image {image})")
     target = SuiteTarget(stack=stack, target=deployer.target, image=image,
                          workflow_version=spec.workflow_version, thresholds=spec.thresholds)
     # The deployer's hold (a golden run and a deploy of one stack exclude each other) is taken here rather than by
@@ -129,7 +143,49 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
                       references_updated=update_references, trigger=trigger, role=spec.role,
                       failures=report["failures"][:20], **({"skipped_cases": skipped} if skipped else {}),
                       **({"only_cases": report["only_cases"]} if only else {}))
+    # Said of the runs whose report a promotion gates on: one that rewrote the references is told to commit them by
+    # its own banner, and PROD's smoke runs are no evidence for the gate.
+    if not update_references and spec.role != "prod":
+        for line in uncommitted_warnings(report, references_for(paths.references_dir, deployer.target), stack):
+            progress(line)
     return GoldenRun(report=report, path=path, html_path=html, sha256=sha)
+
+
+def uncommitted_warnings(report: dict[str, Any], references_dir: Path, stack: str) -> list[str]:
+    """A warning line for each reference image the run compared with that git does not hold as committed (untracked,
+    or modified since its commit). The run stands (it compared with what is on disk), but `promote` refuses its report
+    for it, and a CI checkout has no such file: said here, when the file is at hand, rather than only at the gate.
+    Nothing outside a git checkout (an unpacked tarball); git unable to say is one line, as the gate will say it."""
+    compared = report.get("references")
+    names = sorted(compared.get("sha256") or {}) if isinstance(compared, dict) else []
+    if not names:
+        return []
+    try:
+        states = uncommitted_references(references_dir, names)
+    except GitUnreadable as exc:
+        return [f"warning: {exc}"]
+    lines = []
+    for name, state in sorted((states or {}).items()):
+        where = references_dir / name
+        inside = where.resolve().is_relative_to(REPO_ROOT)
+        add = (f"git add {shlex.quote(shown_dir(where))}" if inside else
+               f"git -C {shlex.quote(str(references_dir))} add {shlex.quote(name)}")
+        lines.append(f"warning: reference {shown_dir(where)} is {state} in git: this run on {stack} compared with it as "
+                     f"it is on disk, but `goldgate promote` refuses a report whose references are not committed (a "
+                     f"CI checkout holds only what is): look at it, then `{add}` and commit it"
+                     + (", or put back the committed one and run again" if state != "untracked" else ""))
+    return lines
+
+
+def ran_what(suite: str, stack: str, cases: int, of_suite: int | None = None) -> str:
+    """What a golden run runs, as its first line says it: "full suite on staging: 6 case(s)", or, for the cases
+    `golden --case` names (`of_suite`: how many cases the suite holds), "1 case named with --case on staging, of the
+    full suite's 6 (...)": "full suite on staging: 1 case(s)" read as the very run the promotion gate asks for."""
+    if of_suite is None:
+        return f"{suite} suite on {stack}: {cases} case(s)"
+    smoke = " smoke" if suite == "smoke" else ""
+    return (f"{cases}{smoke} case{'' if cases == 1 else 's'} named with --case on {stack}, of the {suite} suite's "
+            f"{of_suite} (not the suite: its report never becomes latest.json nor opens the promotion gate)")
 
 
 def _served_cases(cases: list[GoldenCase], access: Any, stack: str, image: str | None,
