@@ -35,8 +35,9 @@ GG_BENCH_PYSPY=out.txt records a py-spy profile (raw format) of the service duri
 
 Prints one JSON object: webhooks/s, p50/p99 latency (ms) and CPU per request of each process for each
 server (its median round by webhooks/s, the lower middle one of an even count, with every round's
-webhooks/s in `webhooks_per_s_rounds`), the ratios service/baseline (the target: >= 0.5), floor/baseline,
-floor_grouped/baseline and service/floor (each the median of its `*_rounds` list), each round's order,
+webhooks/s in `webhooks_per_s_rounds` and server CPU per request in `server_cpu_us_rounds`: compare servers
+by CPU per request when other work shares the machine), the ratios service/baseline (the target: >= 0.5),
+floor/baseline, floor_grouped/baseline and service/floor (each the median of its `*_rounds` list), each round's order,
 the parts (CPU microseconds per delivery) and parts_bound_ratio. It exits 1 when any round of the floors
 or the service saw an error or left a job unsettled.
 """
@@ -124,7 +125,8 @@ def serve_plain(handle: Any, port_file: str) -> None:
         await send({"type": "http.response.body", "body": payload})
 
     sock = listening_socket("127.0.0.1", 0)
-    # The service's own protocol (EdgeProtocol: its header limits and deadlines), so every server runs one stack.
+    # The service's own protocol (EdgeProtocol: its header limits and deadlines, one write per answer), so every
+    # server runs one stack.
     config = uvicorn.Config(app, **{**UVICORN_SETTINGS, "http": edge_protocol(Logger(lambda _line: None))})
     server = uvicorn.Server(config)
     Path(port_file).write_text(str(sock.getsockname()[1]))
@@ -557,9 +559,11 @@ def round_order(index: int, rounds: int) -> list[str]:
 
 def median_round(runs: list[dict]) -> dict:
     """The median run by webhooks_per_s (of an even count, the lower middle one: a round that happened),
-    with every round's webhooks_per_s in round order."""
+    with every round's webhooks_per_s and server CPU per request in round order."""
     middle = sorted(runs, key=lambda run: run["webhooks_per_s"])[(len(runs) - 1) // 2]
-    return {**middle, "webhooks_per_s_rounds": [run["webhooks_per_s"] for run in runs]}
+    # Every round's server CPU too: the machine's load moves it from round to round, and only all of them say how much.
+    return {**middle, "webhooks_per_s_rounds": [run["webhooks_per_s"] for run in runs],
+            "server_cpu_us_rounds": [run["cpu_us_per_request"]["server"] for run in runs]}
 
 
 def ratio_rounds(rounds: list[dict[str, dict]], top: str, bottom: str) -> tuple[float, list[float]]:

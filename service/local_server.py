@@ -222,6 +222,60 @@ def _date_field() -> tuple[bytes, bytes]:
     return dated[1]
 
 
+# The longest write _OneWritePerTurn holds back: an answer's head (its status line and fields) is a few hundred bytes.
+_HELD_WRITE_BYTES = 4096
+
+
+class _OneWritePerTurn:
+    """A connection's transport as EdgeProtocol and its requests' cycles write to it. uvicorn writes an answer in two
+    writes, its head (status line and fields) and then its body: two send(2) calls and two TCP segments, each waking
+    the client, on every request. A short write is held here until the next write, or until the event loop comes
+    round again (a stream's head, a HEAD answer's, 100 Continue), whichever is first: a whole answer leaves in one.
+    Bytes go out in the order written; close() sends what is held first, abort() drops it with the rest unsent."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif len(data) <= _HELD_WRITE_BYTES and not self._transport.is_closing():
+            self._held = bytes(data)
+            self._loop.call_soon(self._send_held)
+        else:
+            self._transport.write(data)
+
+    def writelines(self, lines: Any) -> None:
+        self.write(b"".join(lines))
+
+    def _send_held(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self._send_held()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:  # the rest (get_extra_info, pause_reading, ...) as the transport's own
+        return getattr(self._transport, name)
+
+
 class EdgeProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol (what http="auto" selects here), answering what it refuses before the app sees
     it in the API's JSON error shape with a log line saying why instead of plain text, refusing
@@ -249,7 +303,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._stop_grace: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(_OneWritePerTurn(transport, self.loop))  # type: ignore[arg-type]
         self._arm_head_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
