@@ -1,17 +1,17 @@
 """Build the worker image once and name it immutably.
 
-The tag is derived from what makes a release: `<workflow version>-g<git commit>-m<model manifest
-sha256[:12]>`. A tag is never re-pointed: before pushing, the registry is asked what the tag names
-now; if it names other content the build is refused. The image carries the sha256 of what the build is made from
-(the build context docker is sent, and the Dockerfile) as a label, so a rebuild of the same source (a CI re-run on a
-fresh runner, where the builder's timestamps make other bytes) takes the image already pushed under the tag instead of
-being refused; a tag that names an image built from other source is refused before the build (it would be after,
-and the build bakes many GB of models). The push stream is read to the end (the docker
-SDK does not raise on a failed push: an `error`/`errorDetail` line is the failure), and the digest
-comes from its final `aux` line. The push waits on the engine without a read timeout: the engine says nothing
-while the registry takes in a many-GB model layer, and a client that stops listening makes the engine give the push
-up. A connection to the engine that breaks during the build, the pull or the push is that step's one-line failure.
-The result is `repo@sha256:<digest>`, the only form a stack runs.
+The tag is derived from what makes a release: `<workflow version>-g<git commit>-m<model manifest sha256[:12]>`. A tag is
+never re-pointed: before pushing, the registry is asked what the tag names now; if it names other content the build is
+refused. The image carries the sha256 of what the build is made from (the build context docker is sent, and the
+Dockerfile) as a label, so a rebuild of the same source (a CI re-run on a fresh runner, where the builder's timestamps
+make other bytes) takes the image already pushed under the tag instead of being refused; a tag that names an image built
+from other source is refused before the build (it would be after, and the build bakes many GB of models). The build's
+output is said line by line as the engine sends it. The push stream is read to the end (the docker SDK does not raise on
+a failed push: an `error`/`errorDetail` line is the failure), and the digest comes from its final `aux` line. The push
+waits on the engine without a read timeout: the engine says nothing while the registry takes in a many-GB model layer,
+and a client that stops listening makes the engine give the push up. A connection to the engine that breaks during the
+build, the pull or the push is that step's one-line failure. The result is `repo@sha256:<digest>`, the only form a stack
+runs.
 
 Without Docker (the local target) the worker is snapshotted into the content-addressed local image
 store instead: `local/worker@sha256:<hex>`.
@@ -435,8 +435,7 @@ def build_docker(client: Any, context: Path, repo: str, identity: ReleaseIdentit
     if progress:
         progress(f"building {context} as {ref}")
     try:
-        image, _logs = client.images.build(path=str(context), dockerfile=dockerfile, tag=ref, labels=labels,
-                                          rm=True, pull=False)
+        image = _build_said(client, context, dockerfile, ref, labels, progress)
     except docker.errors.BuildError as exc:
         raise BuildFailed(f"docker build of {context} failed: {exc.msg}") from None
     except docker.errors.APIError as exc:
@@ -466,6 +465,37 @@ def build_docker(client: Any, context: Path, repo: str, identity: ReleaseIdentit
                          "registry did not confirm the image and nothing may be deployed from it: build "
                          "again") from None
     return BuildResult(f"{repo}@{digest}", tag, repo, digest, identity, "docker")
+
+
+def _build_said(client: Any, context: Path, dockerfile: str, ref: str, labels: dict[str, str],
+                progress: Callable[[str], None] | None) -> Any:
+    """The docker SDK's `images.build`, with each line of the build's output said (`build: ...`) as the engine sends it.
+    The SDK's call returns only once the build has ended: a worker build bakes tens of GB of models, and `goldgate build`
+    said nothing for the hour it took, nor, when a step failed, what that step had printed (a sha256 refused, pip's
+    reason): only the engine's "returned a non-zero code". Its BuildError and image lookup are kept."""
+    import docker.errors
+
+    log: list[Any] = []
+    image_id = None
+    for chunk in client.api.build(path=str(context), dockerfile=dockerfile, tag=ref, labels=labels, rm=True,
+                                  pull=False, decode=True):
+        log.append(chunk)
+        if not isinstance(chunk, dict):
+            continue
+        if "error" in chunk:
+            raise docker.errors.BuildError(chunk["error"], iter(log))
+        text = chunk.get("stream")
+        if isinstance(text, str):
+            # The SDK's own test for the image built (the classic builder's last line).
+            match = re.search(r"(^Successfully built |sha256:)([0-9a-f]+)$", text)
+            image_id = match.group(2) if match else image_id
+            if progress:
+                for line in text.splitlines():
+                    if line.strip():
+                        progress(f"build: {line.rstrip()}")
+    if image_id is None:
+        raise docker.errors.BuildError(log[-1] if log else "Unknown", iter(log))
+    return client.images.get(image_id)
 
 
 def _pushed_source(client: Any, image: str) -> str | None:

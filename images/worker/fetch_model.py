@@ -5,9 +5,12 @@ its own. It does what BuildKit's `ADD --checksum --chmod` would, under the class
 Stdlib only: the base image has python, not necessarily curl or wget.
 
 A failed attempt that may pass (a 5xx, a 429, a broken or cut-short download) is retried after 1, 2 and 4 s, or
-after the 429's Retry-After when that is longer. GOLDGATE_TEST_FETCH_RETRY_DELAYS_S (comma-separated seconds,
-e.g. `0,0,0`: one retry per delay) replaces those delays; only tests set it, so they need not wait out real
-back-off. The Dockerfile never sets it, and a build's RUN does not see the builder's environment.
+after the 429's Retry-After when that is longer. A retry resumes where the cut-short attempt ended (an HTTP range
+request, `If-Range` the first answer's strong ETag): a model of tens of GB cut near its end is not downloaded from
+its first byte again. A server that answers the range with the whole file, or another range, is read from the start.
+GOLDGATE_TEST_FETCH_RETRY_DELAYS_S (comma-separated seconds, e.g. `0,0,0`: one retry per delay) replaces those
+delays; only tests set it, so they need not wait out real back-off. The Dockerfile never sets it, and a build's RUN
+does not see the builder's environment.
 """
 
 from __future__ import annotations
@@ -99,42 +102,95 @@ def _nearest_existing(directory: Path) -> Path:
     return directory
 
 
+class _Progress:
+    """What the attempts so far have written: its byte count and running sha256, and the validator (a strong ETag)
+    that lets a retry ask for the rest only if the file is still the one those bytes came from."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.restart()
+
+    def restart(self) -> None:
+        self.out.seek(0)
+        self.out.truncate()
+        self.digest = hashlib.sha256()
+        self.got = 0
+        self.validator: str | None = None
+
+    def add(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        self.out.write(chunk)
+        self.got += len(chunk)
+
+
 def _download_with_retries(url: str, out: BinaryIO, retry_delays_s: tuple[float, ...]) -> str:
+    progress = _Progress(out)
     for delay in retry_delays_s:
         try:
-            return _download(url, out)
+            return _download(url, progress)
         except _Transient as exc:
             delay = max(delay, exc.retry_after)  # a rate-limited host refuses a retry that comes sooner
             print(f"fetch_model: {exc}; retrying in {delay:g} s", file=sys.stderr, flush=True)
             time.sleep(delay)
     try:
-        return _download(url, out)
+        return _download(url, progress)
     except _Transient as exc:
         raise FetchFailed(f"{exc} (gave up after {len(retry_delays_s) + 1} attempts)") from None
 
 
-def _download(url: str, out: BinaryIO) -> str:
-    out.seek(0)
-    out.truncate()  # a retry starts the file over
-    digest = hashlib.sha256()
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+def _download(url: str, progress: _Progress) -> str:
+    request = urllib.request.Request(url)
+    resuming = progress.got > 0 and progress.validator is not None
+    if resuming:
+        request.add_header("Range", f"bytes={progress.got}-")
+        request.add_header("If-Range", str(progress.validator))
+    else:
+        progress.restart()  # a retry without a validator starts the file over
     try:
-        with _OPENER.open(url, timeout=READ_TIMEOUT_S) as resp:
-            announced, got = resp.length, 0  # Content-Length, None when the server sent none
+        with _OPENER.open(request, timeout=READ_TIMEOUT_S) as resp:
+            announced = resp.length  # Content-Length, None when the server sent none
+            if resuming and resp.status == 206:
+                match = _CONTENT_RANGE.match(resp.headers.get("Content-Range") or "")
+                if not match or int(match.group(1)) != progress.got:
+                    asked = progress.got
+                    progress.restart()
+                    raise _Transient(f"GET {url} answered the range from byte {asked} with "
+                                     f"{resp.headers.get('Content-Range')!r}; starting over")
+                print(f"fetch_model: resuming {url} at byte {progress.got}", file=sys.stderr, flush=True)
+                if announced is not None:
+                    announced += progress.got
+            else:
+                progress.restart()  # a 200: the whole file (it changed, or the server takes no ranges)
+                etag = resp.headers.get("ETag") or ""
+                progress.validator = etag if etag.startswith('"') else None  # If-Range takes no weak ETag
             while chunk := resp.read(CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-                got += len(chunk)
+                progress.add(chunk)
     except urllib.error.HTTPError as exc:
         message = f"GET {url} answered {exc.code} {exc.reason}"
+        if resuming and exc.code == 416:  # a range it cannot serve: the file changed under it; start over
+            asked = progress.got
+            progress.restart()
+            raise _Transient(f"{message} to the range from byte {asked}; starting over") from None
         if exc.code >= 500 or exc.code == 429:
             raise _Transient(message, _retry_after(exc.headers.get("Retry-After"))) from None
+        if exc.code in (401, 403):
+            raise FetchFailed(f"{message}: the source wants credentials (on Hugging Face: a gated or private "
+                              "repository, or one that does not exist); check source_url in models.yaml. This build "
+                              "sends no token, and a token given with --build-arg is kept in the image's history "
+                              "(`docker history --no-trunc`) for anyone who pulls it: put the file where the build "
+                              "reads it without one (a mirror on the builder's network; the sha256 pin still checks "
+                              "it)") from None
         raise FetchFailed(f"{message}; check source_url in models.yaml") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         raise _Transient(f"GET {url} failed: {getattr(exc, 'reason', None) or exc}") from None
     # read(amt) ends quietly at a connection closed early: only the count shows the body was cut short.
-    if announced is not None and got != announced:
-        raise _Transient(f"GET {url} ended after {got} of the {announced} bytes its Content-Length announced")
-    return digest.hexdigest()
+    if announced is not None and progress.got != announced:
+        raise _Transient(f"GET {url} ended after {progress.got} of the {announced} bytes its Content-Length "
+                         "announced")
+    return progress.digest.hexdigest()
 
 
 def _retry_after(value: str | None) -> int:

@@ -35,9 +35,38 @@ cd "${APP_DIR:-/opt/goldgate}"
   --disable-auto-launch --disable-metadata) &
 # The handler reads it: a ComfyUI that exits while it loads fails the job at once, not after the readiness bound.
 export COMFY_PID=$!
-trap 'kill "$COMFY_PID" 2>/dev/null && wait "$COMFY_PID" 2>/dev/null || true' EXIT
+PREFLIGHT_PID=""
+# On any exit, stop what still runs and wait for it: in a container the first process's exit ends the rest with
+# SIGKILL, which tells ComfyUI nothing.
+stop_children() {
+  local pid
+  for pid in $PREFLIGHT_PID "$COMFY_PID"; do
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  done
+}
+trap stop_children EXIT
+# SIGTERM (RunPod stopping the worker, a scale-down during a cold start) before the handler runs: stop what runs, say
+# so, and exit 128 + the signal's number, as a process it ended would. Untrapped, bash exited all the same, but left
+# preflight running (orphaned outside a container, SIGKILLed with it inside) and no line said why the worker ended.
+stop_starting() {
+  echo "start.sh: $1 before the handler started: stopping ComfyUI and preflight; no job was taken." >&2
+  exit "$2"
+}
+trap 'stop_starting SIGTERM 143' TERM
+trap 'stop_starting SIGINT 130' INT
 
-if ! "$PYTHON" -m "$WORKER_PKG.preflight"; then
+# Runs "$@" in the background and waits for it: a trapped signal ends `wait` at once, where a command in the
+# foreground would hold the trap until it ended (preflight with --verify-sha256 reads tens of GB).
+run_stoppable() {
+  "$@" &
+  PREFLIGHT_PID=$!
+  local status=0
+  wait "$PREFLIGHT_PID" || status=$?
+  PREFLIGHT_PID=""
+  return "$status"
+}
+
+if ! run_stoppable "$PYTHON" -m "$WORKER_PKG.preflight"; then
   # The report names what is missing; it alone says "No checkpoint models appear to be available",
   # and only when the checkpoint folder is empty.
   echo "FATAL: worker preflight failed (see the report above): the image lacks, or misplaces, models its" \

@@ -29,6 +29,7 @@ from goldgate.release.build import (
 
 REPO = "127.0.0.1:5000/goldgate-worker"
 PUSHED = "sha256:" + "1" * 64
+BUILT = "e" * 12   # the short id the build stream's last line names
 
 
 def _engine(built: list[str], labels: dict[str, str] | None = None, pull_error: str | None = None,
@@ -49,6 +50,8 @@ def _engine(built: list[str], labels: dict[str, str] | None = None, pull_error: 
         return iter([{"status": f"Digest: {tag}"}])
 
     def get(image: str) -> Any:
+        if image == BUILT:
+            return SimpleNamespace(id="sha256:" + BUILT, attrs={"RepoDigests": []})
         if image not in pulled:
             raise docker.errors.ImageNotFound(f"No such image: {image}")
         return SimpleNamespace(labels=labels)
@@ -59,13 +62,13 @@ def _engine(built: list[str], labels: dict[str, str] | None = None, pull_error: 
             pass
         return get(image)
 
-    def build(**kwargs: Any) -> Any:
+    def api_build(**kwargs: Any) -> Any:   # the engine's build stream, as the classic builder ends it
         built.append(kwargs["labels"][SOURCE_LABEL])
-        return SimpleNamespace(id="sha256:" + "e" * 64, attrs={"RepoDigests": []}), iter(())
+        return iter([{"stream": "Step 1/1 : FROM scratch\n"}, {"stream": f"Successfully built {BUILT[:12]}\n"}])
 
-    return SimpleNamespace(api=SimpleNamespace(pull=api_pull),
+    return SimpleNamespace(api=SimpleNamespace(pull=api_pull, build=api_build),
                            images=SimpleNamespace(get_registry_data=lambda _ref: SimpleNamespace(id=PUSHED),
-                                                  pull=pull, get=get, build=build))
+                                                  pull=pull, get=get))
 
 
 def _context(tmp_path: Path) -> Path:
