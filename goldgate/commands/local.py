@@ -480,14 +480,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _save_result(target: Path, content: bytes) -> None:
     """A result image saved as a file of its own, 0644 less the umask: under umask 000 write_bytes made it 0666,
-    writable by every user, in a results directory make_dirs keeps from being so. A link or a named pipe in its
-    place (a --out directory others write to) is refused, not followed or waited on."""
+    writable by every user, in a results directory make_dirs keeps from being so. A file already there keeps its
+    mode through the write (O_TRUNC changes none), so one saved 0666 before stayed writable by every user: it loses
+    what a new file would not get (group and other write, execute, set-id bits) before it is emptied, and one whose
+    mode is not this user's to change is refused untouched. A link or a named pipe in its place (a --out directory
+    others write to) is refused, not followed or waited on."""
     try:
-        fd = open_regular(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, follow_symlinks=False)
+        fd = open_regular(target, os.O_WRONLY | os.O_CREAT, 0o644, follow_symlinks=False)
     except NotARegularFile as exc:
         raise GoldgateError(f"cannot save a result to {target}: {exc.kind} is there, not a regular file; move it "
                             "out of the way, or give --out another directory") from None
     with os.fdopen(fd, "wb") as fh:
+        mode = os.fstat(fd).st_mode & 0o7777
+        if mode & ~0o644:
+            try:
+                os.fchmod(fd, mode & 0o644)
+            except PermissionError:
+                raise GoldgateError(f"cannot save a result to {target}: a file of another user is there, mode "
+                                    f"{mode:04o} (more than a result is given: 0644) and not this user's to change; "
+                                    "nothing was written to it: remove it, or give --out another directory") from None
+        os.ftruncate(fd, 0)
         fh.write(content)
 
 

@@ -10,6 +10,7 @@ CI calls (.github/workflows/release.yml) against the cloud target.
 from __future__ import annotations
 
 import argparse
+import binascii
 import contextlib
 import re
 import shlex
@@ -732,12 +733,48 @@ def _spec_placeholders(value: Any, where: str) -> list[str]:
 
 
 def _secret_given(value: Any) -> bool:
-    """Whether a stack file's config value is a secret set for real: `secure:` text that is no `<placeholder>`. A
-    plain value is not judged here (the program refuses a secret stored in plain text, naming it)."""
+    """Whether a stack file's config value is a secret set at all: `secure:` text that is no `<placeholder>`. A
+    plain value is not judged here (the program refuses a secret stored in plain text, naming it), nor whether the
+    `secure:` text is ciphertext (`_ciphertext`)."""
     if isinstance(value, Mapping):
         secure = value.get("secure")
         return isinstance(secure, str) and bool(secure.strip()) and not _SECRET_PLACEHOLDER.fullmatch(secure)
     return value is not None and bool(str(value).strip())
+
+
+# How `pulumi config set --secret` writes a `secure:` value. The passphrase provider, and a cloud KMS provider
+# (awskms://, gcpkms://, azurekeyvault://, hashivault://, which encrypt each value with the stack's data key the same
+# way): `v1:<nonce>:<ciphertext>`, both standard base64, the AES-256-GCM nonce 12 bytes, the ciphertext at least
+# its 16-byte tag. Such a stack file carries `encryptionsalt:` (passphrase) or `encryptedkey:` (KMS). The Pulumi
+# Cloud provider (a stack file with neither): the service's ciphertext, standard base64.
+_HEX = re.compile(r"[0-9A-Fa-f]+")
+_GCM_NONCE_BYTES, _GCM_TAG_BYTES = 12, 16
+
+
+def _decoded(text: str) -> bytes | None:
+    """`text` as standard base64 (padded, nothing else in it), or None."""
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except ValueError:  # binascii.Error, and a character outside ASCII
+        return None
+
+
+def _ciphertext(secure: str, data_key: bool) -> bool:
+    """Whether `secure:` text has the shape of ciphertext the Pulumi CLI wrote (`data_key`: the stack file names a
+    passphrase or KMS provider, whose values are all `v1:`). Only the shape: a value copied from another stack is
+    ciphertext too, and the CLI's decryption says so. A secret pasted in by hand (`secure: "rpa_..."`, a hex token)
+    is not: it sits in plain text in the file, and the CLI fails to decrypt it at PROD's promotion, after the build,
+    the push and STAGING's golden run. A token that happens to be base64 passes on a Pulumi Cloud stack, but never a
+    hex one (`openssl rand -hex`), which no ciphertext of that length spells by chance."""
+    version, _, rest = secure.partition(":")
+    if version == "v1" and rest.count(":") == 1:
+        nonce, ciphertext = (_decoded(part) for part in rest.split(":"))
+        return (nonce is not None and len(nonce) == _GCM_NONCE_BYTES and ciphertext is not None
+                and len(ciphertext) >= _GCM_TAG_BYTES)
+    if data_key:
+        return False
+    decoded = _decoded(secure)
+    return decoded is not None and len(decoded) >= _GCM_TAG_BYTES and not _HEX.fullmatch(secure)
 
 
 def _check_stack_placeholders(deployer: Deployer, staging: str, prod: str) -> None:
@@ -761,21 +798,41 @@ def _check_stack_placeholders(deployer: Deployer, staging: str, prod: str) -> No
         # (`secure: "<...>"`, which the Pulumi CLI fails to decrypt before the program runs).
         given = {specs._our_config_key(key): value for key, value in config.items()}
         unset = [key for key in specs.STACK_SECRET_KEYS.values() if not _secret_given(given.get(key))]
+        # Set, but not as the CLI sets a secret: by hand, a secret's own value. Named by key, never shown.
+        data_key = any(doc.get(field) for field in ("encryptionsalt", "encryptedkey"))
+        pasted = [key for key, value in config.items() if isinstance(key, str) and isinstance(value, Mapping)
+                  and _secret_given(value) and not _ciphertext(value["secure"], data_key)]
         spec = config.get("goldgate:spec")
         left = [w for k, v in (spec.items() if isinstance(spec, Mapping) else ()) if k != "image"
                 for w in _spec_placeholders(v, f"goldgate:spec.{k}")]
+        # One progress line each (progress writes a newline in a message as `\n`): the commands copied one by one.
         if unset:
             progress(f"{shown_dir(path)}: secret{'' if len(unset) == 1 else 's'} not set: "
                      f"{', '.join(f'{specs.CONFIG_NAMESPACE}:{key}' for key in unset)}; set "
-                     f"{'it' if len(unset) == 1 else 'each'} encrypted, the value piped in:\n  "
-                     + "\n  ".join(specs.set_secret_command(key, stack) for key in unset))
+                     f"{'it' if len(unset) == 1 else 'each'} encrypted, the value piped in:")
+            for key in unset:
+                progress(f"  {specs.set_secret_command(key, stack)}")
+        if pasted:
+            one = len(pasted) == 1
+            progress(f"{shown_dir(path)}: `secure:` value{'' if one else 's'} that {'is' if one else 'are'} no "
+                     f"ciphertext this stack's Pulumi secrets provider writes (written in by hand?): "
+                     f"{', '.join(pasted)}. If "
+                     f"{'it is' if one else 'one is'} a real secret, it sits in plain text in this file (and in git's "
+                     "history, once committed): rotate it (a new key or token from its issuer, the old one revoked), "
+                     "then set the new one encrypted, the value piped in:")
+            for key in pasted:
+                name = specs._our_config_key(key)
+                progress("  " + (specs.set_secret_command(name, stack) if name in specs.SECRET_CONFIG_KEYS
+                                 else f'printf %s "$VALUE" | pulumi config set --secret {key} --stack {stack}'))
         if left:
             progress(f"{shown_dir(path)}: still a <PLACEHOLDER>: {', '.join(left)}")
-        if unset or left:
+        if unset or pasted or left:
             files.append(shown_dir(path))
     if files:
-        raise GoldgateError(f"cannot release: {' and '.join(files)} still lack{'s' if len(files) == 1 else ''} "
-                            "secrets or hold placeholders (listed above), which `pulumi up` refuses: the release would fail at "
+        s = "s" if len(files) == 1 else ""
+        raise GoldgateError(f"cannot release: {' and '.join(files)} still lack{s} secrets, hold{s} placeholders or "
+                            f"hold{s} secrets that are no ciphertext (listed above), which `pulumi up` refuses: the "
+                            "release would fail at "
                             "STAGING's deploy, after the build and the push, or at PROD's promotion; fill them in "
                             "(docs/CLOUD.md, \"Configure a stack\", steps 2 and 3); nothing was built or changed")
 

@@ -26,6 +26,8 @@ hold (GET /api/result answers 404 result_missing for a job's result). A HEAD, a 
 the size (a stat; a start also the sha256 of what it reads back). The damaged body and what was stored and found
 (`damaged/<sha256 of key>-<time>.json`) are kept aside under the bucket's directory as evidence, out of the bucket,
 and `object_store.body_lost` says once what was found: the body missing, cut short, appended to, or other bytes.
+A result's are deleted `storage.result_ttl_days` after they were found, as `expire` deletes results: kept aside,
+a copy of a result outlived the retention the cloud keeps to.
 Before, a same-size edit was served as the object, and the store deleted the file it found damaged, reporting a
 body written over with more bytes as "deleted or cut". A record saved before records carried the sha256 is judged
 by its size only.
@@ -51,6 +53,7 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.wrappers import Response
 
 from goldgate.errors import StateError
+from goldgate.files import open_regular
 from goldgate.local.state import read_small_bytes, read_small_text
 from goldgate.logs import JsonLogger
 from goldgate.ops.backup import MAX_QUIET_DAYS, clock_jump
@@ -215,40 +218,78 @@ class DurableBucket:
         """Take `key`, whose body is no longer what was stored, out of the bucket's files and say so: its body and
         a record of what was stored and what was found are kept aside (`damaged/`) for an operator to inspect."""
         body, _ = self._paths(key)
+        after = "find what changes files under the stack's objects/ (docs/RUNBOOK.md, \"A result the store no longer holds\")"
         try:
             kept = self._keep_aside(key, damage, record)
-            outcome = f"kept aside as evidence: {kept} (with {kept.with_suffix('.json').name}: what was stored and found)"
-        except OSError as exc:  # a directory that refuses the move: the next start finds it and tries again
+        except OSError as exc:  # a full disk, a directory that refuses the move: the next start tries again
             kept = None
             outcome = f"its files could not be kept aside ({type(exc).__name__}: {exc}) and are left where they are"
+        else:
+            if kept is None:
+                self._uploaded_again(key, body, damage)
+                return
+            outcome = f"kept aside as evidence: {kept} (with {kept.with_suffix('.json').name}: what was stored and found)"
+            # Out of the bucket, not out of its retention: a result's evidence goes as results do (_expire_damaged).
+            ends = (f", or they are deleted {self.result_ttl_days} days after they were found (storage.result_ttl_days)"
+                    if key.startswith(RESULTS_PREFIX) else "")
+            after = f"{after}, then delete the kept files: nothing reads them{ends}"
         self.log.warning("object_store.body_lost", message=(
             f"{key}: its body {body} {damage.says()}; {outcome}. It is no object any more and is never served as "
             "one: the bucket answers 404 for it, and GET /api/result 404 result_missing if a job recorded it as its "
-            "result. Run that job again for a new result; find what changes files under the stack's objects/ "
-            "(docs/RUNBOOK.md, \"A result the store no longer holds\"), then delete the kept files: nothing reads them"),
+            f"result. Run that job again for a new result; {after}"),
             data={"key": key, "damage": damage.kind, "stored_bytes": damage.stored_bytes,
                   "found_bytes": damage.found_bytes, "stored_sha256": damage.stored_sha256,
                   "found_sha256": damage.found_sha256, "kept": None if kept is None else str(kept),
                   "dir": str(self.root)})
 
-    def _keep_aside(self, key: str, damage: Damage, record: dict[str, Any] | None) -> Path:
-        """Move the body of `key` (whatever is in its place) into `damaged/` under a name no later loss reuses, write
-        beside it what was stored and found, and remove the record last: the object is out of the bucket's files,
-        its evidence is not. Returns where the body is (or would be, when none was there)."""
+    def _uploaded_again(self, key: str, body: Path, damage: Damage) -> None:
+        """Say that `key`, found damaged, was uploaded again before its files were kept aside: the damaged object
+        left the bucket (the read that found it answered 404), the new one stands, and no evidence is left (the
+        upload wrote its body over the damaged one)."""
+        self.log.warning("object_store.body_lost", message=(
+            f"{key}: its body {body} {damage.says()}; the object left the bucket (the read that found it answered "
+            "404), but the key was uploaded again before its files were kept aside: the new upload is whole and is "
+            "served, and nothing was kept aside (the upload wrote its body over the damaged one). Find what changes "
+            "files under the stack's objects/ (docs/RUNBOOK.md, \"A result the store no longer holds\")"),
+            data={"key": key, "damage": damage.kind, "stored_bytes": damage.stored_bytes,
+                  "found_bytes": damage.found_bytes, "stored_sha256": damage.stored_sha256,
+                  "found_sha256": damage.found_sha256, "kept": None, "dir": str(self.root)})
+
+    def _keep_aside(self, key: str, damage: Damage, record: dict[str, Any] | None) -> Path | None:
+        """Write into `damaged/` what was stored and found, move the body of `key` (whatever is in its place) beside
+        it under a name no later loss reuses, and remove the record last: the object is out of the bucket's files,
+        its evidence is not. Returns where the body is (or would be, when none was there); None, touching nothing,
+        when the key's files are whole again: uploaded anew since the read that found the damage (that read's 404
+        took the damaged object out of the bucket, and a create-only PUT then saved the new one).
+
+        The evidence goes first, whole (a temporary file renamed into place): a full disk that stops it leaves the
+        body and its record where they are, as the caller's line then says, for the next start to find again. The
+        body moved first, a failed write left the record of a body no longer there (reported "missing" at the next
+        start, with a second evidence file) and an evidence file cut short."""
         body, meta = self._paths(key)
         aside = self.root / DAMAGED_DIR
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         kept = aside / f"{body.stem}-{stamp}.bin"
-        with self._lock:
-            aside.mkdir(parents=True, exist_ok=True)
-            if record is None:
-                with contextlib.suppress(OSError, StateError, ValueError):
-                    record = json.loads(read_small_text(meta, MAX_RECORD_BYTES) or "null")
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(body, kept)
+        evidence = kept.with_suffix(".json")
+        with self._lock:  # save() writes under it too: what is read here is not half an upload
+            on_disk = None
+            with contextlib.suppress(OSError, StateError, ValueError):
+                on_disk = json.loads(read_small_text(meta, MAX_RECORD_BYTES) or "null")
+            if _whole(body, on_disk):
+                return None
+            record = record if record is not None else on_disk
             found = {"key": key, "found_at": datetime.now(UTC).isoformat(), **damage.to_dict(),
                      "body": kept.name if damage.kind != "missing" else None, "record": record}
-            kept.with_suffix(".json").write_text(json.dumps(found, indent=1, default=str))
+            aside.mkdir(parents=True, exist_ok=True)
+            _write_whole(evidence, json.dumps(found, indent=1, default=str).encode())
+            try:
+                os.replace(body, kept)
+            except FileNotFoundError:
+                pass  # missing: the evidence says so
+            except OSError:
+                with contextlib.suppress(OSError):  # nothing moved: no evidence of a keep-aside that did not happen
+                    evidence.unlink()
+                raise
             meta.unlink(missing_ok=True)
         return kept
 
@@ -273,7 +314,8 @@ class DurableBucket:
 
     def expire(self, now: datetime | None = None) -> list[str]:
         """Remove every object under `results/` that is `result_ttl_days` old by `now`: from the bucket (a later GET
-        answers 404, as R2's does once its lifecycle rule ran) and from the disk. Returns the keys it removed."""
+        answers 404, as R2's does once its lifecycle rule ran) and from the disk; and what was kept aside of a
+        damaged result `result_ttl_days` after it was found (`_expire_damaged`). Returns the keys it removed."""
         now = _naive_utc(now or datetime.now(UTC))
         gone: list[str] = []
         records = list(self._records(report=False))  # saved() names the unreadable ones at start
@@ -296,10 +338,51 @@ class DurableBucket:
                 self._unreadable(meta, exc, "expired, but its files could not be removed")
                 continue
             gone.append(key)
-        if gone:
+        kept_aside = self._expire_damaged([(record["key"], uploaded) for _, record, uploaded in records], now)
+        if gone or kept_aside:
             self.log.info("object_store.expired", data={
                 "objects": len(gone), "result_ttl_days": self.result_ttl_days, "keys": gone[:MAX_LOGGED_KEYS],
-                "dir": str(self.root)})
+                "dir": str(self.root), "damaged": len(kept_aside), "damaged_files": kept_aside[:MAX_LOGGED_KEYS]})
+        return gone
+
+    def _evidence(self) -> Iterator[tuple[Path, str | None, datetime]]:
+        """Each evidence file kept aside under `damaged/` (`_keep_aside`): its path, the key it names (None when it
+        cannot be read: one cut short by a full disk before the evidence was written whole) and when the damage was
+        found, as it says (else the file's mtime: it was written then)."""
+        aside = self.root / DAMAGED_DIR
+        for path in sorted(aside.glob("*.json")) if aside.is_dir() else []:
+            key = found = None
+            with contextlib.suppress(OSError, StateError, ValueError, KeyError, TypeError, AttributeError):
+                said = json.loads(read_small_text(path, 2 * MAX_RECORD_BYTES) or "null")  # the record, and more
+                key = said["key"] if isinstance(said["key"], str) else None
+                found = _naive_utc(datetime.fromisoformat(said["found_at"]))
+            if found is None:
+                try:
+                    found = datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None)
+                except OSError:
+                    continue
+            yield path, key, found
+
+    def _expire_damaged(self, uploads: list[tuple[str, datetime]], now: datetime) -> list[str]:
+        """Remove what was kept aside of a damaged result (its evidence and body) `result_ttl_days` after it was
+        found: out of the bucket is not out of its retention, and the cloud holds no copy of a result past it. One
+        whose key cannot be read is taken for a result's (the bucket holds results). Not while the clock is not
+        believed (`clock_refusal`, over the uploads and the times damage was found: the same clock wrote both).
+        Returns the evidence files' names."""
+        evidence = [(path, RESULTS_PREFIX if key is None else key, found) for path, key, found in self._evidence()]
+        gap = self.clock_refusal(uploads + [(key, found) for _, key, found in evidence], now)
+        gone = []
+        for path, key, found in evidence:
+            if not self._expired(key, found, now) or (gap is not None and found < gap[1]):
+                continue
+            try:
+                with self._lock:
+                    path.with_suffix(".bin").unlink(missing_ok=True)  # the body first: the evidence file finds it
+                    path.unlink(missing_ok=True)
+            except OSError as exc:  # a directory in a body's place
+                self._unreadable(path, exc, "expired, but the files kept aside could not be removed")
+                continue
+            gone.append(path.name)
         return gone
 
     def _damaged_on_read(self, backend: Any, key_name: str, key: Any) -> Callable[[Damage], None]:
@@ -584,6 +667,39 @@ class Damage:
     def to_dict(self) -> dict[str, Any]:
         return {"damage": self.kind, "stored_bytes": self.stored_bytes, "found_bytes": self.found_bytes,
                 "stored_sha256": self.stored_sha256, "found_sha256": self.found_sha256}
+
+
+def _whole(body: Path, record: Any) -> bool:
+    """Whether the file at `body` is the object `record` (a saved record, as read) says was stored: its size, then
+    its sha256, read in chunks (an object may be gigabytes). False for a record from before records carried the
+    sha256 (nothing to prove it by), and for anything but a regular file (opened without waiting: a named pipe in
+    its place would hang the reader)."""
+    if not isinstance(record, dict) or not _is_sha256(record.get("sha256")) or type(record.get("bytes")) is not int:
+        return False
+    try:
+        fd = open_regular(body, os.O_RDONLY)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as f:
+        if os.fstat(f.fileno()).st_size != record["bytes"]:
+            return False
+        digest = hashlib.sha256()
+        while chunk := f.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest() == record["sha256"]
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """`data` at `path`, all of it or nothing: written beside it and renamed into place, the part written before a
+    full disk stopped it removed."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def _is_sha256(value: Any) -> bool:

@@ -51,12 +51,34 @@ def in_subfolders(file: str, directories: list[str]) -> list[tuple[str, str]]:
     found = []
     for directory in directories:
         base = Path(directory)
-        # Walked as ComfyUI's folder_paths.recursive_search walks it: into linked subfolders too (a folder linked in
-        # from elsewhere, `checkpoints/sdxl -> /mnt/sdxl`, lists as `sdxl/<file>`), which pathlib's rglob skips.
-        hits = sorted(Path(top) / file for top, _dirs, files in os.walk(base, followlinks=True)
+        hits = sorted(Path(top) / file for top, files in _walk_once(base)
                       if file in files and Path(top) != base and (Path(top) / file).is_file())
         found += [(str(p), p.relative_to(base).as_posix()) for p in hits]
     return found
+
+
+def _walk_once(base: Path) -> list[tuple[str, list[str]]]:
+    """Each directory under `base` with the names in it, as ComfyUI's folder_paths.recursive_search walks them: into
+    linked subfolders too (a folder linked in from elsewhere, `checkpoints/sdxl -> /mnt/sdxl`, lists as
+    `sdxl/<file>`), which pathlib's rglob skips. But each real directory once, by the first path to it in name
+    order: two links back up the tree (`checkpoints/a -> .`, `checkpoints/b -> .`) made os.walk's walk double at
+    every level, 2**40 directories before the kernel's limit on links in a path stopped it, and the worker's first
+    aid hung. What the hint needs is one name a file is listed by, not every name a loop gives it."""
+    seen: set[tuple[int, int]] = set()
+    walked = []
+    for top, dirs, files in os.walk(base, followlinks=True):
+        try:
+            info = os.stat(top)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (info.st_dev, info.st_ino) in seen:
+            dirs[:] = []  # walked already, under another name: its names are known, and so is all below it
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        dirs.sort()  # the same first name every time, not the order the file system lists them in
+        walked.append((top, files))
+    return walked
 
 
 def subfolder_hint(file: str, directories: list[str]) -> str | None:
