@@ -10,7 +10,6 @@ migration edited later is refused by name, whatever state the Pulumi stack kept.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from goldgate.errors import GoldgateError
 from service import migrate as local_migrate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# The names `wrangler d1 migrations create` writes (case and hyphens kept), as the local runner reads them.
+_NAME = local_migrate.NAME
 
 # wrangler's DDL for its tracking table (wrangler/src/d1/migrations/helpers.ts), and goldgate's record of the text
 # each applied migration ran with, created by the runners (not a numbered migration: the record must exist before the
@@ -64,10 +64,8 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     for path in sorted(directory.glob("*.sql")):
         match = _NAME.match(path.name)
         if not match:
-            raise MigrationError(
-                f"migration file {path.name} does not follow wrangler naming NNNN_name.sql "
-                "(four digits, lowercase words)"
-            )
+            raise MigrationError(f"migration file {path.name} does not follow wrangler naming NNNN_name.sql as "
+                                 f"goldgate reads it ({local_migrate.NAME_RULE}): {local_migrate.RENAME_HINT}")
         expected = len(found) + 1
         if int(match.group(1)) != expected:
             raise MigrationError(f"migration {path.name} is out of sequence: expected number {expected:04d}")
@@ -127,7 +125,7 @@ def recorded_checksums(execute: Callable[[str, list], list[dict]]) -> dict[str, 
 
 def _record_sql(migration: Migration) -> str:
     """The statement recording the text of an applied migration (its d1_migrations row written already), as
-    literals: discover() allows only [a-z0-9_.] in a name, and a digest is hex."""
+    literals: discover() allows only [A-Za-z0-9_.-] in a name, and a digest is hex."""
     return (f"INSERT OR REPLACE INTO goldgate_migration_checksums (name, sha256, d1_migrations_id) "
             f"SELECT name, '{migration.sha256}', id FROM d1_migrations WHERE name = '{migration.name}'")
 

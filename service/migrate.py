@@ -21,7 +21,16 @@ from pathlib import Path
 from service.files import file_kind
 from service.sqltext import split_sql
 
-_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# wrangler applies every *.sql in the directory, named as `wrangler d1 migrations create` names them: a four-digit
+# number, `_`, and the message given, its spaces as `_`, its case and hyphens kept ("0009_Add_cancel-reason.sql"). A
+# name is written into d1_migrations as a SQL literal, by wrangler and by both runners: letters, digits, `_`, `-` and
+# `.` are taken as they are; a quote would end the literal (wrangler fails on it too), and other punctuation is refused
+# before anything runs. A wrangler name the runners refused could not be renamed away once wrangler had applied it
+# (the database records a name the checkout then lacks) short of editing d1_migrations by hand.
+NAME = re.compile(r"^(\d{4})_[A-Za-z0-9_.-]+\.sql$")
+NAME_RULE = "after the number and '_', only ASCII letters, digits, '_', '-' or '.'"
+RENAME_HINT = ("rename the file, and if wrangler applied it already, its row too (UPDATE d1_migrations SET name = "
+               "'<new name>' WHERE name = '<old name>')")
 TRACKING_TABLE_SQL = ("CREATE TABLE IF NOT EXISTS d1_migrations(id INTEGER PRIMARY KEY AUTOINCREMENT, "
                       "name TEXT UNIQUE, applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL)")
 # goldgate.migrations' table as it defines it (service/ does not import goldgate). A record holds for the
@@ -43,9 +52,10 @@ def migration_files(directory: Path) -> list[Path]:
         raise MigrationError(f"migrations directory {directory} does not exist")
     files = sorted(directory.glob("*.sql"))
     for number, path in enumerate(files, start=1):
-        match = _NAME.match(path.name)
+        match = NAME.match(path.name)
         if not match or int(match.group(1)) != number:
-            raise MigrationError(f"migration {path.name} must be named {number:04d}_<lowercase_words>.sql")
+            raise MigrationError(f"migration {path.name} must be named {number:04d}_<name>.sql ({NAME_RULE}): "
+                                 f"{RENAME_HINT}")
     return files
 
 
@@ -88,8 +98,8 @@ def _kind(path: Path) -> str:
 def split_statements(sql: str) -> list[str]:
     """A migration's statements, each without its closing ';', cut as SQLite reads them: two statements may share a
     line, and a line of a string literal or trigger body that begins with `--` is kept as written, not dropped as a
-    comment. The comment lines before a statement describe it and are left out; one inside it stays (wrangler sends
-    the file as it is)."""
+    comment. The comment lines before a statement describe it and are left out; one inside it stays. (wrangler
+    drops every comment before D1 runs a file: a table it created holds the same definition without them.)"""
     try:
         statements = split_sql(sql)
     except ValueError:

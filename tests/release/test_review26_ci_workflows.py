@@ -194,7 +194,7 @@ def test_the_registry_check_passes_with_both_variables_set(tmp_path: Path) -> No
 # Each action the workflows use, and the input through which it takes the job's token unless told otherwise (None: it
 # has none; upload-artifact and download-artifact reach this run's artifacts with the runner's own credentials, and
 # docker/login-action is given its password by name). A new action is added here once its inputs are read.
-TOKEN_INPUTS = {"actions/checkout": "token", "actions/setup-python": "token", "pulumi/actions": "github-token",
+TOKEN_INPUTS = {"actions/checkout": "token", "actions/setup-python": "token", "actions/setup-node": "token", "pulumi/actions": "github-token",
                 "actions/upload-artifact": None, "actions/download-artifact": None, "docker/login-action": None}
 # Those whose token default is their work: the checkout fetches this commit from origin (and keeps no token).
 TALK_TO_ORIGIN = {"actions/checkout"}
