@@ -403,6 +403,19 @@ def _check_writable(stack: str, d: StackDir) -> None:
                          f"`goldgate up {stack}` again")
 
 
+def _read_only_home(stack: str, d: StackDir) -> str:
+    """Why `up` does not start `stack` from a state dir this user cannot write, and what that means."""
+    try:
+        read_only = bool(os.statvfs(d.root).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    why = "on a read-only file system" if read_only else "not writable by this user"
+    return (f"cannot start stack {stack}: its state dir {d.root} is {why}. A stack keeps its state, database and logs "
+            f"there, so it starts only from a writable home; one that runs is read from here as it is (`goldgate "
+            f"status {stack}`, and `goldgate up {stack}` says it is up). Make the home writable, or set --home or "
+            f"GOLDGATE_HOME to a writable one, then run `goldgate up {stack}` again")
+
+
 def _write_probe(d: StackDir) -> str | None:
     """Why PROBE_BYTES cannot be written (and synced) in the stack's dir ("No space left on device"), or None."""
     probe = d.root / ".write-probe"
@@ -453,8 +466,8 @@ class LocalPlatform:
         self.stacks_file = stacks_file
 
     def _dir(self, stack: str) -> StackDir:
-        specs.load_local(stack, self.stacks_file)  # an unknown stack is refused with the stacks it knows
-        return StackDir(self.home, stack)
+        # An unknown stack is refused with the stacks it knows; the role picks the advice for a damaged pin.
+        return StackDir(self.home, stack, role=specs.load_local(stack, self.stacks_file).role)
 
     def _stoppable_dir(self, stack: str) -> StackDir:
         """The stack's dir for `down`, which needs nothing from the stack's section of the stacks file: a stack whose
@@ -468,7 +481,7 @@ class LocalPlatform:
 
     def spec(self, stack: str) -> StackSpec:
         base = specs.load_local(stack, self.stacks_file)
-        image = StackDir(self.home, stack).pinned_image()
+        image = StackDir(self.home, stack, role=base.role).pinned_image()
         return base.with_image(image) if image else base
 
     def pinned_image(self, stack: str) -> str | None:
@@ -686,6 +699,10 @@ class LocalPlatform:
             # would share the database and overwrite its state file.
             raise StateError(f"stack {stack} is already starting (host pid {starting}); wait for it and run "
                              f"`goldgate status {stack}`, or `goldgate down {stack}` to stop it")
+        if not os.access(d.root, os.W_OK):
+            # A home this user cannot write (`starting` took its lock read-only): a running stack was found up above;
+            # starting one writes its state, database and logs there, so it is refused now, before any step of it.
+            raise StateError(_read_only_home(stack, d))
         self._refuse_lost_database(stack, d, progress)   # before a first image is built for it
         self._check_pin(stack, d)
         self._drop_unreadable_state(stack, d, progress)
@@ -973,24 +990,26 @@ class LocalPlatform:
 
     def _smoke_failed(self, stack: str, image: str | None, verb: str) -> str | None:
         """Why PROD's image is one found broken there, in a sentence (as promote and rollback say it): its last golden
-        run on the stack, a smoke run as a rule, failed. None when it passed, never ran, or the stack is no PROD; and
-        when a promotion of it began after that run and was cut short (or is under way) before a smoke run judged it
-        again: the newest change speaks, in the UNVERIFIED line (`promote --retry-rejected` cut short by SIGTERM was
-        shown as the older run's failure, with the advice to roll back, and no word of the promotion to retry)."""
+        run on the stack that judged it (a smoke run as a rule; a passing `golden --case` run is none) failed, named
+        as the run it was (a failed `--case` run was called a "full golden run"). None when it passed, never ran, or
+        the stack is no PROD; and when a promotion of it, or a rollback to it, began after that run and was cut short
+        (or is under way) before a smoke run judged it again: the newest change speaks, in the UNVERIFIED line
+        (`promote --retry-rejected` cut short by SIGTERM was shown as the older run's failure, with the advice to
+        roll back, and no word of the promotion to retry; a `rollback --to` it cut short, likewise)."""
         if image is None or self._role(stack) != "prod":
             return None
-        from goldgate.release.history import promotion_cut_short  # only `status` of a PROD reads the ledger
-        from goldgate.release.ledger import last_golden_run, last_prod_change
+        from goldgate.release.history import change_cut_short  # only `status` of a PROD reads the ledger
+        from goldgate.release.ledger import golden_run_named, last_golden_run, last_prod_change
 
         run = last_golden_run(self.home, stack, image)
         if run is None or run.get("passed") is True:
             return None
         try:
-            if promotion_cut_short(last_prod_change(self.home, stack), image, after=run.get("seq")):
+            if change_cut_short(last_prod_change(self.home, stack), image, after=run.get("seq")):
                 return None
         except (OSError, GoldgateError):   # read just now as strictly: changed since; the UNVERIFIED line says it
             return None
-        what = "smoke run" if run.get("suite") == "smoke" else "full golden run"
+        what = golden_run_named(run)
         failures = run.get("failures")
         first = f"; first failure: {' '.join(str(failures[0]).split())[:200]}" if isinstance(failures, list) and failures else ""
         said = f"{stack} {verb} {image}, whose {what} failed there (ledger #{run.get('seq')}, {run.get('ts')}{first})"

@@ -39,7 +39,7 @@ import sqlite3
 import stat
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -376,17 +376,20 @@ def read_record(path: Path, max_bytes: int, again: str) -> Any | None:
 def _json_problem(exc: Exception) -> str:
     """Why a record is no JSON, in at most 46 characters: the parser's reason (cut) and where it stopped."""
     if isinstance(exc, json.JSONDecodeError):
-        reason = exc.msg if len(exc.msg) <= 28 else exc.msg[:27] + "…"
+        said = exc.msg.removesuffix(" at")   # "Invalid control character at": not "... at at char 14"
+        reason = said if len(said) <= 28 else said[:27] + "…"
         return f"{reason} at char {exc.pos}"
     return "nested too deep" if isinstance(exc, RecursionError) else str(exc)[:46]
 
 
 @dataclass(frozen=True)
 class StackDir:
-    """One stack's directory in the state home."""
+    """One stack's directory in the state home. `role` (staging or prod), when the one who made it read the stack's
+    spec: the advice for a damaged pin differs (PROD takes no `goldgate deploy`); not part of the value."""
 
     home: Path
     stack: str
+    role: str | None = field(default=None, compare=False)
 
     @property
     def root(self) -> Path:
@@ -438,9 +441,11 @@ class StackDir:
         then finds the stack up instead of racing a second host (which would lose the host lock and fail); an
         `up` run while a `down` stops the stack waits for it and then starts the stack anew, instead of taking
         the stopping stack for a running one. `waiting` is told once who it waits for. Yields False when the
-        wait ran out."""
+        wait ran out. A home this user cannot write (a read-only mount, another user's) has its lock taken all
+        the same (`_readable_up_lock`): `up` then finds a running stack up, and refuses to start one in its own
+        words."""
         make_dirs(self.root)
-        fd = self._lock_fd(self.up_lock_file)
+        fd = self._readable_up_lock()
         held = False
         try:
             deadline = time.monotonic() + timeout_s
@@ -458,6 +463,23 @@ class StackDir:
             if held:
                 self._left_up_lock(fd)
             os.close(fd)  # releases the lock; a killed `up` releases it the same way
+
+    def _readable_up_lock(self) -> int:
+        """The up lock's fd for `starting`, opened read-only when it cannot be opened for writing (a read-only file
+        system, or a lock file of another user's): flock needs no write access, so an `up` there still waits for
+        one that starts or stops the stack from a writable place, and then reads the stack as it is. It failed on
+        "Read-only file system (.../up.lock)" for a stack that was up, and `up` of a running stack writes nothing
+        (README: `goldgate up staging --json` is how a script reads a stack's URL). The first error stands when
+        there is no lock file to open (the stack was never brought up from this home)."""
+        try:
+            return self._lock_fd(self.up_lock_file)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            try:
+                return open_regular(self.up_lock_file, os.O_RDONLY, follow_symlinks=False)
+            except (OSError, NotARegularFile):
+                raise exc from None
 
     @contextlib.contextmanager
     def stopping(self) -> Iterator[None]:
@@ -865,12 +887,26 @@ class StackDir:
         # replace, and refused with this very advice while the file was in place. Short: `goldgate` cuts an error
         # line past 600 characters in the middle, where the advice is, and the path (the home's, any length) comes
         # first. With a home path of 120 characters the whole line still fits.
-        raise StateError(
-            f"{self.pin_file} is {what}: it named the image stack {self.stack} runs. `goldgate history` shows its "
-            f"last deploy, promotion or rollback. Move {self.pin_file.name} aside (no command reads past it), then "
-            f"pin that image again: `goldgate deploy {self.stack} --image <ref>` (STAGING) or `goldgate rollback "
-            f"--to <ref>` (PROD), with the stack up (if down, `goldgate up {self.stack}` first: STAGING starts on "
-            "the working tree's image, PROD on none)")
+        raise StateError(f"{self.pin_file} is {what}: it recorded the image {self.stack} runs. Move "
+                         f"{self.pin_file.name} aside (no command reads past it), then {self._pin_again()}")
+
+    def _pin_again(self) -> str:
+        """`read_pin`'s way back to the image a damaged pin recorded, for the stack's role. PROD takes an image only
+        through promote and rollback (`deploy prod` is refused whatever its pin), and a `rollback --to` a verified
+        release pins it on a PROD with no pin, serving it or nothing; `status` names the image the host serves once
+        the pin is aside, with the command that pins it."""
+        stack = self.stack
+        if self.role == "prod":
+            return ("pin that image again with `goldgate rollback --to <ref>` (PROD takes no `goldgate deploy`): "
+                    "`goldgate status` then names the image its host serves, `goldgate history` its last promotion "
+                    f"or rollback. If it is down, `goldgate up {stack}` first (it starts on no image)")
+        if self.role == "staging":
+            return (f"pin that image again with `goldgate deploy {stack} --image <ref>`: `goldgate status` then names "
+                    "the image its host serves, `goldgate history` its last deploy. If it is down, `goldgate up "
+                    f"{stack}` first (it starts on the working tree's image)")
+        return (f"pin that image again with the stack up: `goldgate deploy {stack} --image <ref>` for a STAGING "
+                "stack, `goldgate rollback --to <ref>` for PROD (which takes no `goldgate deploy`); `goldgate "
+                "history` shows its last deploy, promotion or rollback")
 
     def read_state(self) -> Any | None:
         """state.json's record, or None when there is none. An empty one is None too: a runtime record only, which a

@@ -17,6 +17,7 @@ from typing import Any
 from goldgate.cloudflare.d1 import MAX_DATABASE_BYTES
 from goldgate.ops.checklist_facts import DatabaseRoom, Facts, MigrationFacts
 from goldgate.release.gate import CLOCK_SKEW_S, age_s, report_freshness
+from goldgate.release.ledger import judged_image
 from goldgate.spec import RetentionSpec, is_digest_ref
 
 PASS, WARN, FAIL, NA = "pass", "warn", "fail", "n/a"
@@ -91,6 +92,18 @@ def _seconds(value: Any) -> str:
 
 def _entries(f: Facts, kind: str, **match: Any) -> list[Any]:
     return [e for e in f.ledger or () if e.kind == kind and all(e.get(k) == v for k, v in match.items())]
+
+
+_NOT_THE_SUITE = "a `golden --case` or `--smoke` run is not the suite"
+
+
+def _suite_passed_on_staging(f: Facts, **match: Any) -> list[Any]:
+    """The ledger's golden runs on STAGING that passed the whole suite (`suite` full, no `--case`): what "passed
+    golden on STAGING" means, as promote's gate takes it. A passing `golden --case` run looked into the cases it
+    named, and a `--smoke` run ran the smoke cases alone: neither is a verdict on the image, and counting them
+    called a release promoted on one case's pass (an older gate let such a report through) tested."""
+    return [e for e in _entries(f, "golden", stack="staging", passed=True, **match)
+            if e.get("suite") == "full" and judged_image(e)]
 
 
 def _own_role(f: Facts) -> str | None:
@@ -183,10 +196,11 @@ def golden_before_promote(f: Facts) -> Verdict:
     if not promoted:
         return NA, "no promotion recorded yet"
     bad = [e.seq for e in promoted if not ((intents.get(e.get("intent_seq")) or e).get("gate") or {}).get("passed")]
-    goldens = {e.get("image") for e in _entries(f, "golden", stack="staging", passed=True)}
+    goldens = {e.get("image") for e in _suite_passed_on_staging(f)}
     untested = [e.get("image") for e in promoted if e.get("image") not in goldens]
     problems = ([f"promotion(s) without a passing gate: ledger {_names(f'#{seq}' for seq in bad)}"] if bad else []) \
-        + ([f"image(s) promoted without a passing STAGING golden run: {_names(untested)}"] if untested else [])
+        + ([f"image(s) promoted without a passing full golden run on STAGING: {_names(untested)} ({_NOT_THE_SUITE})"]
+           if untested else [])
     return _ok(not bad and not untested, f"all {len(promoted)} promotions passed the golden gate on STAGING first",
                "; ".join(problems))
 
@@ -202,9 +216,9 @@ def prod_same_digest(f: Facts) -> Verdict:
     last = outcomes[-1] if outcomes else None
     if last is None or last.get("prod_image") != image:
         return FAIL, f"PROD runs {image}, which no promotion or rollback in the ledger put there"
-    tested = _entries(f, "golden", stack="staging", image=image, passed=True)
+    tested = _suite_passed_on_staging(f, image=image)
     return _ok(bool(tested), f"PROD runs {image}, promoted from STAGING (ledger #{last.seq}) where it passed golden",
-               f"PROD runs {image}, but STAGING never passed golden tests with it")
+               f"PROD runs {image}, but STAGING never passed the full golden suite with it ({_NOT_THE_SUITE})")
 
 
 def rollback_ready(f: Facts) -> Verdict:
@@ -566,9 +580,11 @@ def pipeline_complete(f: Facts) -> Verdict:
     image = promoted[-1].get("image")
     steps = {"build": _entries(f, "build", image=image), "deploy staging": _entries(f, "deploy", stack="staging",
                                                                                    image=image),
-             "golden staging": _entries(f, "golden", stack="staging", image=image, passed=True),
+             "golden staging": _suite_passed_on_staging(f, image=image),
              "promotion": _entries(f, "promotion", phase="outcome", image=image, outcome="promoted")}
     missing = [k for k, v in steps.items() if not v]
+    if "golden staging" in missing:   # a passing `--case` or `--smoke` run of it may stand in the ledger
+        missing[missing.index("golden staging")] = f"golden staging (a passing full run: {_NOT_THE_SUITE})"
     if "deploy staging" in missing and image and f.images.get("staging") == image:
         # STAGING still runs it: a deploy cut short (completed by `goldgate up`) recorded none; a deploy of it does.
         missing[missing.index("deploy staging")] = (f"deploy staging (STAGING runs it with no deploy recorded: "

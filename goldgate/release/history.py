@@ -342,11 +342,6 @@ def change_cut_short(last: Mapping[str, Any] | None, image: str, *, after: Any =
     return after is None or (isinstance(began, int) and isinstance(after, int) and began > after)
 
 
-# The name `status`'s SMOKE FAILED line (goldgate.local.platform) imports, to leave that line out for a newer change
-# still open: a rollback to the image counts as a promotion of it does (its own line is `unverified_on_prod`'s).
-promotion_cut_short = change_cut_short
-
-
 def pin_accounted_for(last: Mapping[str, Any] | None, pinned: str) -> bool:
     """Whether `last`, a stack's last promotion or rollback line in the ledger (an intent or an outcome, as
     `last_prod_change` reads it), accounts for the pin `pinned`: the image of a change not finished (open, or closed

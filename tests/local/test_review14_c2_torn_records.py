@@ -28,9 +28,9 @@ def test_an_empty_pin_is_refused_with_where_its_image_is_found_not_remove_it(hom
     done = _goldgate(home, "up", "prod")
     assert done.returncode == 1, done
     error = done.stderr.strip().splitlines()[-1]
-    assert error.startswith(f"goldgate: error: {d.pin_file} is empty: it named the image stack prod runs."), error
-    assert "`goldgate history`" in error and "`goldgate rollback --to <ref>` (PROD)" in error, error
-    assert "`goldgate deploy prod --image <ref>` (STAGING)" in error, error
+    assert error.startswith(f"goldgate: error: {d.pin_file} is empty: it recorded the image prod runs."), error
+    assert "`goldgate history`" in error and "`goldgate rollback --to <ref>` (PROD takes no `goldgate deploy`)" \
+        in error, error
     assert "remove it" not in error, error
     assert d.pin_file.exists()  # the record is the operator's to move, with the advice in hand
 

@@ -117,5 +117,5 @@ def test_promotions_without_evidence_are_named_by_ledger_number_and_image() -> N
               _Entry(2, "promotion", phase="outcome", outcome="promoted", intent_seq=1, image="img-a"))
     status, evidence = checklist.golden_before_promote(_facts(ledger=ledger))
     assert status == checklist.FAIL and not _raw(evidence), evidence
-    assert evidence == ("promotion(s) without a passing gate: ledger #2; image(s) promoted without a passing "
-                        "STAGING golden run: img-a")
+    assert evidence == ("promotion(s) without a passing gate: ledger #2; image(s) promoted without a passing full "
+                        "golden run on STAGING: img-a (a `golden --case` or `--smoke` run is not the suite)")
