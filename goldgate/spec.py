@@ -1098,6 +1098,8 @@ STACK_SECRET_KEYS = {"runpod_api_key": "runpodApiKey", "webhook_secret": "webhoo
 REGISTRY_SECRET_KEYS = {"registry_username": "registryUsername", "registry_password": "registryPassword"}
 # Only while the webhook secret is rotated (docs/RUNBOOK.md): the one before it.
 PREVIOUS_WEBHOOK_SECRET_KEY = "webhookSecretPrevious"
+# Only while the API token is rotated (docs/RUNBOOK.md): the one before it, which clients may still send.
+PREVIOUS_API_TOKEN_KEY = "apiTokenPrevious"
 # What each secret is set from (docs/CLOUD.md, "Configure a stack", step 3): a credential the operator holds is piped
 # in from a variable, so it stays off the command line and out of the shell history; the two keys the API checks
 # are made fresh.
@@ -1106,7 +1108,8 @@ _SECRET_SOURCES = {"runpodApiKey": 'printf %s "$RUNPOD_API_KEY"',
                    "webhookSecret": "openssl rand -hex 32", "apiToken": "openssl rand -hex 32",
                    "registryUsername": 'printf %s "$REGISTRY_USER"',
                    "registryPassword": 'printf %s "$REGISTRY_PASSWORD"'}
-SECRET_CONFIG_KEYS = (*STACK_SECRET_KEYS.values(), *REGISTRY_SECRET_KEYS.values(), PREVIOUS_WEBHOOK_SECRET_KEY)
+SECRET_CONFIG_KEYS = (*STACK_SECRET_KEYS.values(), *REGISTRY_SECRET_KEYS.values(), PREVIOUS_WEBHOOK_SECRET_KEY,
+                      PREVIOUS_API_TOKEN_KEY)
 # The other keys: the StackSpec, and the Pulumi program's plain settings.
 SPEC_CONFIG_KEY = "spec"
 CLOUDFLARE_API_BASE_CONFIG_KEY = "cloudflareApiBase"

@@ -20,6 +20,7 @@ from goldgate.migrations import MIGRATIONS_DIR
 from goldgate.spec import (
     CLOUDFLARE_API_BASE_CONFIG_KEY,
     CONFIG_NAMESPACE,
+    PREVIOUS_API_TOKEN_KEY,
     PREVIOUS_WEBHOOK_SECRET_KEY,
     R2_READ_GROUP_CONFIG_KEY,
     R2_WRITE_GROUP_CONFIG_KEY,
@@ -45,14 +46,18 @@ from service.config import (
     PREVIOUS_IS_API_TOKEN,
     PREVIOUS_IS_CURRENT,
     PREVIOUS_TOO_SHORT,
+    TOKEN_PREVIOUS_IS_CURRENT,
+    TOKEN_PREVIOUS_IS_WEBHOOK_SECRET,
     current_secrets_problem,
     previous_secret_problem,
+    previous_token_problem,
 )
 
 # The config keys are goldgate.spec's (CONFIG_KEYS, which every stack file is held to): the four secrets every stack
 # sets, by StackSecrets field; the registry login (REGISTRY_SECRET_KEYS); and PREVIOUS_WEBHOOK_SECRET_KEY, set only
 # while the webhook secret is rotated (docs/RUNBOOK.md): the one before it, which the API Worker still accepts for the
-# webhooks of jobs in flight and the result URLs handed out. Unset (or blank): no binding at all.
+# webhooks of jobs in flight and the result URLs handed out; PREVIOUS_API_TOKEN_KEY likewise while the API token is
+# rotated: the one before it, which clients still holding it may send. Unset (or blank): no binding at all.
 SECRET_KEYS = STACK_SECRET_KEYS
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
 _ZERO_DIGEST = "@sha256:" + "0" * 64
@@ -73,6 +78,7 @@ class StackSecrets:
     registry_username: pulumi.Input[str] | None = None  # set exactly when goldgate manages the registry credential
     registry_password: pulumi.Input[str] | None = None
     webhook_secret_previous: pulumi.Input[str] | None = None  # set only while the webhook secret is rotated
+    api_token_previous: pulumi.Input[str] | None = None  # set only while the API token is rotated
 
     def registry_login(self) -> RegistryLogin | None:
         if self.registry_username is None or self.registry_password is None:
@@ -133,9 +139,11 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
     refuse_plain_secrets(stack, SECRET_KEYS.values())
     refuse_current_secrets(stack, config)
     previous = previous_webhook_secret(stack, config)
+    previous_token = previous_api_token(stack, config)
     cloudflare_api_base = checked_cloudflare_api_base(config.get(CLOUDFLARE_API_BASE_CONFIG_KEY), f"stack {stack}")
     secrets = StackSecrets(**{field: config.require_secret(key) for field, key in SECRET_KEYS.items()},
-                           **registry_secrets(stack, spec, config), webhook_secret_previous=previous)
+                           **registry_secrets(stack, spec, config), webhook_secret_previous=previous,
+                           api_token_previous=previous_token)
     settings = ProgramSettings(
         r2_write_permission_group_id=config.get(R2_WRITE_GROUP_CONFIG_KEY) or R2_BUCKET_ITEM_WRITE,
         r2_read_permission_group_id=config.get(R2_READ_GROUP_CONFIG_KEY) or R2_BUCKET_ITEM_READ,
@@ -198,6 +206,34 @@ def previous_webhook_secret(stack: str, config: pulumi.Config) -> pulumi.Output[
                         "Worker refuses (a client holding the token could sign RunPod's outcomes and result URLs): "
                         f"{key} holds the webhook secret the stack used before, {out_of_rotation}")
     return config.require_secret(PREVIOUS_WEBHOOK_SECRET_KEY)
+
+
+def previous_api_token(stack: str, config: pulumi.Config) -> pulumi.Output[str] | None:
+    """goldgate:apiTokenPrevious when the API token is rotated (set, not blank), refused by its key, never its value,
+    wherever the API Worker would refuse it at its first request (service/config.py)."""
+    value = config.get(PREVIOUS_API_TOKEN_KEY)
+    if not (value or "").strip():  # `pulumi config rm` is the way out; a blank value is taken for the same
+        return None
+    key = f"{CONFIG_NAMESPACE}:{PREVIOUS_API_TOKEN_KEY}"
+    refuse_plain_secrets(stack, [PREVIOUS_API_TOKEN_KEY])
+    out_of_rotation = f"or `pulumi config rm {key} --stack {stack}` if no rotation is under way"
+    webhook_secrets = (config.get(API_SECRET_KEYS["webhook_secret"]) or "",
+                       config.get(PREVIOUS_WEBHOOK_SECRET_KEY) or "")
+    problem = previous_token_problem(value, config.get(API_SECRET_KEYS["api_token"]) or "", webhook_secrets)
+    if problem == PREVIOUS_TOO_SHORT:  # never the value, nor its length
+        raise SpecError(f"stack {stack}: {key} {problem}, which the API Worker refuses: it holds the API token the "
+                        f"stack used before ({CONFIG_NAMESPACE}:apiToken's old value), {out_of_rotation}")
+    if problem == TOKEN_PREVIOUS_IS_CURRENT:
+        raise SpecError(f"stack {stack}: {key} and {CONFIG_NAMESPACE}:apiToken hold the same value, which the API "
+                        f"Worker refuses: to rotate, set {key} to the old token and {CONFIG_NAMESPACE}:apiToken to a "
+                        f"new one (`openssl rand -hex 32 | pulumi config set --secret {CONFIG_NAMESPACE}:apiToken "
+                        f"--stack {stack}`), {out_of_rotation}")
+    if problem == TOKEN_PREVIOUS_IS_WEBHOOK_SECRET:
+        raise SpecError(f"stack {stack}: {key} holds the same value as {CONFIG_NAMESPACE}:webhookSecret or "
+                        f"{CONFIG_NAMESPACE}:{PREVIOUS_WEBHOOK_SECRET_KEY}, which the API Worker refuses (a client "
+                        f"holding the old token could sign RunPod's outcomes and result URLs): {key} holds the API "
+                        f"token the stack used before, {out_of_rotation}")
+    return config.require_secret(PREVIOUS_API_TOKEN_KEY)
 
 
 def registry_secrets(stack: str, spec: StackSpec, config: pulumi.Config) -> dict[str, pulumi.Output[str]]:
@@ -334,7 +370,7 @@ def run(spec: StackSpec, secrets: StackSecrets, settings: ProgramSettings = Prog
         spec=spec, names=names, account_id=account, bundle=bundle, database_id=storage.database_id,
         bucket_name=storage.bucket_name, endpoint_id=gpu.endpoint_id, endpoint_base=gpu.endpoint_base,
         runpod_api_key=secrets.runpod_api_key, webhook_secret=secrets.webhook_secret, api_token=secrets.api_token,
-        webhook_secret_previous=secrets.webhook_secret_previous),
+        webhook_secret_previous=secrets.webhook_secret_previous, api_token_previous=secrets.api_token_previous),
         # The API must not serve before its schema exists.
         opts=pulumi.ResourceOptions.merge(with_cf, pulumi.ResourceOptions(depends_on=[storage.migrations])))
     # Deleted first by `pulumi destroy`, which it stops while jobs are in flight (infra/runpod_drain_provider.py).

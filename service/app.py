@@ -248,7 +248,7 @@ def create_app(config: ServiceConfig, db: Database, store: ResultStore, runpod: 
             raise ValueError("no workflows: set workflows_dir in the service config or pass a Registry")
         registry = Registry.from_dir(config.workflows_dir)
     secrets = (config.api_token, config.webhook_secret, config.webhook_secret_previous or "", config.runpod_api_key,
-               config.s3_secret_access_key or "")
+               config.s3_secret_access_key or "", config.api_token_previous or "")
     log = Logger(log_sink, secrets=secrets, stack=config.stack, worker_image_tag=config.worker_image_tag,
                  workflow_version=config.workflow_version)
     return App(config, db, store, runpod, registry, log, clock)

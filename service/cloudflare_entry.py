@@ -2,11 +2,12 @@
 
 Bindings (infra/components/api.py): D1 `DB`, R2 `RESULTS`, secret_text `API_TOKEN`,
 `WEBHOOK_SECRET`, `RUNPOD_API_KEY`, `WEBHOOK_SECRET_PREVIOUS` (only while the webhook secret is
-rotated; absent or empty: none), and plain_text settings named after the ServiceConfig keys
-upper-cased (values are strings; numbers are parsed here). Workflows come from the generated
-top-level module `bundled_workflows` (`WORKFLOWS`: file name -> JSON text). The Worker never
-migrates D1 (Pulumi does) and never polls RunPod. Its Cron Trigger (declared only when the stack sets
-database.retention) calls `Default.scheduled`, which prunes D1 as `goldgate prune` does, a bounded part per run.
+rotated; absent or empty: none), `API_TOKEN_PREVIOUS` (only while the API token is rotated; the same),
+and plain_text settings named after the ServiceConfig keys upper-cased (values are strings; numbers are
+parsed here). Workflows come from the generated top-level module `bundled_workflows` (`WORKFLOWS`: file
+name -> JSON text). The Worker never migrates D1 (Pulumi does) and never polls RunPod. Its Cron Trigger
+(declared only when the stack sets database.retention) calls `Default.scheduled`, which prunes D1 as
+`goldgate prune` does, a bounded part per run.
 """
 
 from __future__ import annotations
@@ -574,7 +575,7 @@ async def prune_on_schedule(env: Any, now_s: float, cron: str) -> None:
                                   error={"type": type(exc).__name__, "message": str(exc)})
         raise
     log = Logger(stdout_sink, secrets=(config.api_token, config.webhook_secret, config.webhook_secret_previous or "",
-                                       config.runpod_api_key),
+                                       config.runpod_api_key, config.api_token_previous or ""),
                  stack=config.stack, worker_image_tag=config.worker_image_tag,
                  workflow_version=config.workflow_version)
     keep_days, metrics_keep_days = config.retention_keep_days, config.retention_metrics_keep_days

@@ -11,7 +11,7 @@ from typing import Any
 MAX_KEEP_DAYS = 3_650  # as `goldgate prune --keep-days`: ten years
 MAX_SIGNED_URL_TTL_S = 604_800  # as the spec's api.signed_url_ttl_s
 MAX_JOBS_IN_FLIGHT = 100_000  # as the spec's api.max_jobs_in_flight (goldgate.spec.MAX_JOBS_IN_FLIGHT)
-# The shortest api_token, webhook_secret and webhook_secret_previous the service takes; goldgate checks a stack's
+# The shortest api_token, webhook_secret and each previous one the service takes; goldgate checks a stack's
 # secrets against it (goldgate/local/state.py, infra/program.py) before the service would refuse them.
 SECRET_MIN_CHARS = 16
 # What previous_secret_problem finds, each said of the previous webhook secret: a caller names that secret (its
@@ -23,6 +23,11 @@ PREVIOUS_IS_API_TOKEN = "holds the same value as the API token"
 # them, a clause said of those secrets (a caller names each its own way, a file or a Pulumi key, before it).
 CURRENT_TOO_SHORT = f"shorter than {SECRET_MIN_CHARS} characters"
 CURRENT_ARE_EQUAL = "the same value"
+# What previous_token_problem finds, each said of the previous API token (a caller names it before the clause). It
+# shares PREVIOUS_TOO_SHORT's words; equal to a webhook secret (the current one or the previous one), any client that
+# still holds the old token could sign RunPod's outcomes and result URLs.
+TOKEN_PREVIOUS_IS_CURRENT = "holds the same value as the current API token"
+TOKEN_PREVIOUS_IS_WEBHOOK_SECRET = "holds the same value as a webhook secret"
 
 
 class ConfigError(ValueError):
@@ -39,6 +44,19 @@ def previous_secret_problem(previous: str, current: str, api_token: str) -> str 
         return PREVIOUS_IS_CURRENT
     if hmac.compare_digest(previous.encode(), api_token.encode()):
         return PREVIOUS_IS_API_TOKEN
+    return None
+
+
+def previous_token_problem(previous: str, api_token: str, webhook_secrets: tuple[str, ...]) -> str | None:
+    """Why the service refuses `previous` as the API token before `api_token` (PREVIOUS_TOO_SHORT or one of the
+    TOKEN_PREVIOUS_* clauses), or None when it takes it. `webhook_secrets`: the current webhook secret and, while it
+    is rotated too, the previous one. Never a value nor its length: both help a guesser."""
+    if len(previous) < SECRET_MIN_CHARS:
+        return PREVIOUS_TOO_SHORT
+    if hmac.compare_digest(previous.encode(), api_token.encode()):
+        return TOKEN_PREVIOUS_IS_CURRENT
+    if any(hmac.compare_digest(previous.encode(), secret.encode()) for secret in webhook_secrets if secret):
+        return TOKEN_PREVIOUS_IS_WEBHOOK_SECRET
     return None
 
 
@@ -67,6 +85,9 @@ class ServiceConfig:
     # While the webhook secret is rotated: the one before it, still accepted for the webhooks of jobs in flight
     # and the result URLs handed out (service/signing.py); new URLs are signed with webhook_secret only.
     webhook_secret_previous: str | None = field(default=None, repr=False)
+    # While the API token is rotated: the one before it, still accepted as a bearer token (service/signing.py) so
+    # clients move to the new one without a 401; a request that used it says so on its log line (data.token).
+    api_token_previous: str | None = field(default=None, repr=False)
     workflows_dir: str | None = None
     execution_timeout_ms: int = 600_000
     ttl_ms: int = 86_400_000
@@ -156,6 +177,19 @@ class ServiceConfig:
             raise ConfigError("service config api_token and webhook_secret must differ: give each its own random "
                               "value")
         self._check_previous_secret()
+        self._check_previous_token()
+
+    def _check_previous_token(self) -> None:
+        previous = self.api_token_previous
+        if previous is None:
+            return
+        if not previous:
+            raise ConfigError("service config api_token_previous is empty: leave the key out when no previous API "
+                              "token is in use")
+        problem = previous_token_problem(previous, self.api_token,
+                                         (self.webhook_secret, self.webhook_secret_previous or ""))
+        if problem is not None:
+            raise ConfigError(_PREVIOUS_TOKEN_REFUSED[problem])
 
     def _check_previous_secret(self) -> None:
         previous = self.webhook_secret_previous
@@ -190,6 +224,15 @@ _PREVIOUS_REFUSED = {
                          "webhook_secret_previous to the old secret and webhook_secret to a new random value",
     PREVIOUS_IS_API_TOKEN: "service config api_token and webhook_secret_previous must differ: give each its own "
                            "random value",
+}
+
+_PREVIOUS_TOKEN_REFUSED = {
+    PREVIOUS_TOO_SHORT: f"service config api_token_previous must be at least {SECRET_MIN_CHARS} characters, as "
+                        "api_token",
+    TOKEN_PREVIOUS_IS_CURRENT: "service config api_token_previous equals api_token: to rotate, set api_token_previous "
+                               "to the old token and api_token to a new random value",
+    TOKEN_PREVIOUS_IS_WEBHOOK_SECRET: "service config api_token_previous and webhook_secret (or "
+                                      "webhook_secret_previous) must differ: give each its own random value",
 }
 
 

@@ -9,7 +9,8 @@ Start it:
 docs/INTERFACES.md: `stack, api_token, webhook_secret, runpod_api_key, runpod_endpoint_base,
 public_base_url, workflows_dir, execution_timeout_ms, ttl_ms, max_body_bytes, signed_url_ttl_s,
 gpu_type, gpu_count, price_per_gpu_second, workflow_version, worker_image_tag`, optional
-`webhook_secret_previous` (only while the webhook secret is rotated) and, locally,
+`webhook_secret_previous` (only while the webhook secret is rotated), `api_token_previous` (only while the API
+token is rotated) and, locally,
 `host` (default 127.0.0.1), `port` (0 = pick a free port), `db_path`, `s3_endpoint_url`,
 `s3_bucket`, `s3_access_key_id`, `s3_secret_access_key`, and optional `apply_migrations_from`
 (a migrations/ directory applied to db_path at start; without it the db must be migrated).

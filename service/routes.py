@@ -33,7 +33,7 @@ from service.results import (
 from service.runpod import RunPodRefused, RunPodUnavailable
 from service.signing import (
     MAX_URL_TTL_S,
-    bearer_matches,
+    bearer_token_used,
     result_signature,
     webhook_signature,
 )
@@ -52,9 +52,12 @@ WEBHOOK_CHALLENGE = 'Signature realm="runpod-webhook", param="sig"'
 
 
 def require_bearer(app: App, request: Request) -> None:
-    if not bearer_matches(app.config.api_token, request.header("authorization")):
+    used = bearer_token_used(app.config.api_token, app.config.api_token_previous, request.header("authorization"))
+    if used is None:
         raise ApiError(401, "unauthorized", "missing or wrong bearer token; send 'Authorization: Bearer <api token>'",
                        www_authenticate="Bearer")
+    if used == "previous":  # the operator drops the previous token once no line says this any more
+        app.log.annotate_data(token="previous")
 
 
 def parse_job_id(raw: str) -> str:

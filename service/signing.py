@@ -17,6 +17,10 @@ one (`webhook_secret_previous`), a signature by either is accepted, so the webho
 the result URLs already handed out keep working. `signed_with` says which one signed, so the operator can
 see when the previous secret stops being used and drop it (docs/RUNBOOK.md). Every check compares in
 constant time, against both secrets whenever a previous one is set.
+
+The API token rotates the same way: while the config holds the previous token (`api_token_previous`), a bearer
+token equal to either is accepted, both compared every time, and `bearer_token_used` says which one it was. The
+API token signs nothing: the result URLs handed out are the webhook secret's, and outlive a token rotation.
 """
 
 from __future__ import annotations
@@ -100,9 +104,17 @@ def verify_result_signature(secret: str, key: str, exp: str | None, sig: str | N
     return result_signed_with(secret, None, key, exp, sig, now, max_ttl_s) is not None
 
 
-def bearer_matches(expected_token: str, authorization: str | None) -> bool:
+def bearer_token_used(current: str, previous: str | None, authorization: str | None) -> SignedWith | None:
+    """Which API token `authorization` (an Authorization header) carries: "current", "previous" (only while one is
+    set), or None (neither, or not a bearer token)."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 9110 section 11.1)
-        return False
+        return None
     # surrogatepass: a lone surrogate (no runtime hands one over, but the core is not to crash on it) is no token
-    return hmac.compare_digest(expected_token.encode(), token.strip().encode("utf-8", "surrogatepass"))
+    given = token.strip().encode("utf-8", "surrogatepass")
+    # Both comparisons run whichever matches: the answer's timing says nothing about which token was sent.
+    by_current = hmac.compare_digest(current.encode(), given)
+    by_previous = previous is not None and hmac.compare_digest(previous.encode(), given)
+    if by_current:
+        return "current"
+    return "previous" if by_previous else None

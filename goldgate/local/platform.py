@@ -27,6 +27,7 @@ from goldgate import spec as specs
 from goldgate.errors import GoldgateError, StateError
 from goldgate.local import image_store
 from goldgate.local.state import (
+    API_TOKEN_PREVIOUS,
     SECRET_NAMES,
     WEBHOOK_SECRET_PREVIOUS,
     EmptySecret,
@@ -48,7 +49,7 @@ Progress = Callable[[str], None]
 MAX_NAMED_JOBS = 20  # `down` names at most this many unsettled jobs
 FAILED_HOST_EXIT_S = 10.0  # how long `up` lets a host that reported `failed` take to stop on its own
 STALE_TEMP_S = 60.0  # a temp file of a write this old is a killed writer's: a live one renames it in milliseconds
-SECRET_FILES = (*SECRET_NAMES, WEBHOOK_SECRET_PREVIOUS)
+SECRET_FILES = (*SECRET_NAMES, WEBHOOK_SECRET_PREVIOUS, API_TOKEN_PREVIOUS)
 
 
 # Why a PROD's pin names an image no promotion or rollback moved it to (`status`'s pin line, `up`'s note), with the
@@ -1214,6 +1215,7 @@ class LocalPlatform:
         try:  # the files as the next service would take them: a stop now would leave the stack down on them
             d.current_secrets()
             d.webhook_secret_previous()
+            d.api_token_previous()
         except EmptySecret as exc:
             # The next start makes a new one (StackDir.ensure), so the restart is the fix, not what to avoid until
             # the file is fixed: `up` alone leaves a running stack as it is, and a deploy rereads the empty file.
@@ -1227,7 +1229,8 @@ class LocalPlatform:
         if self._role(stack) != "prod":  # PROD takes no `goldgate deploy`
             restart = f"`goldgate deploy {stack} --image <the image it runs>`, which stops no job, or {restart}"
         return (f"{stack}: one or more of its secret files (secrets/api_token, secrets/webhook_secret, "
-                "secrets/webhook_secret_previous) changed since its service started, which still uses the old ones; "
+                "secrets/webhook_secret_previous, secrets/api_token_previous) changed since its service started, "
+                "which still uses the old ones; "
                 f"apply them with {restart}")
 
     def _role(self, stack: str) -> str:

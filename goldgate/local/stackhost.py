@@ -65,6 +65,7 @@ from goldgate.local.retention_cron import (
 )
 from goldgate.local.serving import WokenOnShutdown
 from goldgate.local.state import (
+    API_TOKEN_PREVIOUS,
     WEBHOOK_SECRET_PREVIOUS,
     StackDir,
     code_record,
@@ -83,8 +84,9 @@ REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS_DIR = REPO / "images" / "worker" / "workflows"
 # The credentials the host's log lines must never carry (the S3 access key id is a name, not a secret).
 LOGGED_SECRETS = ("api_token", "webhook_secret", "s3_secret_access_key", "runpod_api_key")
-# ... and those the operator writes only at times (WEBHOOK_SECRET_PREVIOUS, while the webhook secret is rotated).
-LOGGED_OPTIONAL_SECRETS = (WEBHOOK_SECRET_PREVIOUS,)
+# ... and those the operator writes only at times (each previous one, while the webhook secret or the API token is
+# rotated).
+LOGGED_OPTIONAL_SECRETS = (WEBHOOK_SECRET_PREVIOUS, API_TOKEN_PREVIOUS)
 # How often the host expires results while it runs. R2 runs lifecycle rules in the background, typically within a
 # day of an object's expiry: hourly keeps a result's local life within an hour of its ttl.
 RESULT_SWEEP_S = 3_600.0
@@ -351,6 +353,7 @@ class StackHost:
             # Read again for each service the host starts (`up`, and each deploy's new one): a rotation applies
             # with no stop. Left out when there is none: the service refuses an empty one.
             **({"webhook_secret_previous": previous} if (previous := self.dir.webhook_secret_previous()) else {}),
+            **({"api_token_previous": token} if (token := self.dir.api_token_previous()) else {}),
         }
         # A secret this service reads for the first time (a rotation's previous one, written after the host
         # started) is masked in the host's own lines from now on too, as the service masks it in its own.

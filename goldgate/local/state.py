@@ -8,7 +8,8 @@ Layout (`$GOLDGATE_HOME` or `./.goldgate`):
     stacks/<stack>/host.lock       held (flock) by the stack's host process for its whole life
     stacks/<stack>/up.lock         held (flock) by the `goldgate up` (or `down`, deploy, dr-restore) in progress; names it
     stacks/<stack>/secrets/        api_token, webhook_secret, runpod_api_key, s3_* (mode 0600); the operator's
-                                   webhook_secret_previous only while the webhook secret is rotated
+                                   webhook_secret_previous only while the webhook secret is rotated,
+                                   api_token_previous only while the API token is rotated
     stacks/<stack>/pin.json        the image the stack runs (a digest ref), with who pinned it
     stacks/<stack>/db.sqlite       the stack's "D1"
     stacks/<stack>/logs/*.jsonl    component logs, schema v1
@@ -54,8 +55,11 @@ from service.config import (
     PREVIOUS_IS_API_TOKEN,
     PREVIOUS_IS_CURRENT,
     PREVIOUS_TOO_SHORT,
+    TOKEN_PREVIOUS_IS_CURRENT,
+    TOKEN_PREVIOUS_IS_WEBHOOK_SECRET,
     current_secrets_problem,
     previous_secret_problem,
+    previous_token_problem,
 )
 
 MAX_SECRET_BYTES = 4096  # a secret goldgate makes is 64 hex characters
@@ -66,12 +70,16 @@ SECRET_NAMES = ("api_token", "webhook_secret", "runpod_api_key", "s3_access_key_
 SECRET_WORDS = {"api_token": ("API token", "token"), "webhook_secret": ("webhook secret", "secret"),
                 "runpod_api_key": ("RunPod API key", "key"), "s3_access_key_id": ("S3 access key id", "key id"),
                 "s3_secret_access_key": ("S3 secret access key", "key"),
-                "webhook_secret_previous": ("previous webhook secret", "secret")}
+                "webhook_secret_previous": ("previous webhook secret", "secret"),
+                "api_token_previous": ("previous API token", "token")}
 # Written by the operator only while the webhook secret is rotated (docs/RUNBOOK.md): the old webhook secret, which
 # the service still accepts for the webhooks of jobs in flight and the result URLs handed out. Never made by `up`.
 WEBHOOK_SECRET_PREVIOUS = "webhook_secret_previous"
+# Written by the operator only while the API token is rotated: the old token, which the service still accepts from the
+# clients that hold it. Never made by `up`.
+API_TOKEN_PREVIOUS = "api_token_previous"
 # The files a rotation edits: a running stack's service keeps what it read until a deploy or a restart.
-ROTATED_SECRETS = ("api_token", "webhook_secret", WEBHOOK_SECRET_PREVIOUS)
+ROTATED_SECRETS = ("api_token", "webhook_secret", WEBHOOK_SECRET_PREVIOUS, API_TOKEN_PREVIOUS)
 # A worker log's life once its worker is gone: the fleet writes one per worker it ever starts, so a stack that runs
 # for months would otherwise fill its logs dir with them. Removed when the stack starts, and hourly while it runs (the
 # emulator's fleet, EmulatorConfig.worker_log_max_age_s).
@@ -753,9 +761,12 @@ class StackDir:
                 write_text_atomic(path, secrets.token_hex(32 if name != "s3_access_key_id" else 10), private=True)
             self.secret(name)  # one edited into what no credential is: refused by `up`, before a host starts
         self.current_secrets()  # as the service's own rules, before a host starts (its service would exit)
-        if self.webhook_secret_previous() is not None:  # refused here too: the service would not start on it
+        # Each refused here too: the service would not start on it.
+        previous = {WEBHOOK_SECRET_PREVIOUS: self.webhook_secret_previous(),
+                    API_TOKEN_PREVIOUS: self.api_token_previous()}
+        for name in (name for name, value in previous.items() if value is not None):
             # Written by hand, often with the umask's 0644: kept as private as the secrets goldgate writes.
-            fd = _open_regular(self.secret_file(WEBHOOK_SECRET_PREVIOUS), os.O_RDONLY, 0o600,
+            fd = _open_regular(self.secret_file(name), os.O_RDONLY, 0o600,
                                "not a goldgate file (it was not read)", f"goldgate up {self.stack}")
             try:
                 os.fchmod(fd, 0o600)
@@ -830,6 +841,30 @@ class StackDir:
             raise StateError(f"{path} {problem} ({self.secret_file('api_token')}), which the service refuses (a "
                              "client holding the token could sign RunPod's outcomes and result URLs): it holds the "
                              f"webhook secret the stack used before; {apply}")
+        return previous
+
+    def api_token_previous(self) -> str | None:
+        """The API token before the current one, while it is rotated; None when no rotation is under way. One the
+        service would refuse at its start (service/config.py) is refused here, by its file's name."""
+        previous = self.optional_secret(API_TOKEN_PREVIOUS)
+        if previous is None:
+            return None
+        path, current = self.secret_file(API_TOKEN_PREVIOUS), self.secret_file("api_token")
+        apply = (f"then `goldgate down {self.stack}` and `goldgate up {self.stack}` (or a deploy) apply it; delete "
+                 "the file if no rotation is under way")
+        webhook_secrets = (self.secret("webhook_secret"), self.optional_secret(WEBHOOK_SECRET_PREVIOUS) or "")
+        problem = previous_token_problem(previous, self.secret("api_token"), webhook_secrets)
+        if problem == PREVIOUS_TOO_SHORT:  # never the value, nor its length
+            raise StateError(f"{path} {problem}, which the service refuses: it holds the API token the stack used "
+                             f"before (what {current} held); {apply}")
+        if problem == TOKEN_PREVIOUS_IS_CURRENT:
+            raise StateError(f"{path} {problem} ({current}): to rotate, copy the old token into {path.name} and "
+                             f"write a new random one into {current.name} (`openssl rand -hex 32`); {apply}")
+        if problem == TOKEN_PREVIOUS_IS_WEBHOOK_SECRET:
+            raise StateError(f"{path} {problem} ({self.secret_file('webhook_secret')} or "
+                             f"{self.secret_file(WEBHOOK_SECRET_PREVIOUS)}), which the service refuses (a client "
+                             "holding the old token could sign RunPod's outcomes and result URLs): it holds the API "
+                             f"token the stack used before; {apply}")
         return previous
 
     def _read_secret(self, name: str, optional: bool) -> str | None:

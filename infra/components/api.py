@@ -180,6 +180,8 @@ class ApiArgs:
     api_token: pulumi.Input[str]
     # Only while the webhook secret is rotated: the old one, still accepted for what it signed (service/signing.py).
     webhook_secret_previous: pulumi.Input[str] | None = None
+    # Only while the API token is rotated: the old one, still accepted as a bearer token.
+    api_token_previous: pulumi.Input[str] | None = None
 
 
 def bindings(args: ApiArgs) -> list[cloudflare.WorkersScriptBindingArgs]:
@@ -195,6 +197,8 @@ def bindings(args: ApiArgs) -> list[cloudflare.WorkersScriptBindingArgs]:
         # Declared only during a rotation: the bindings list is the script's whole set, so once the key is removed,
         # the next `pulumi up` uploads the script without it and the old secret stops verifying anything.
         secret.append(("WEBHOOK_SECRET_PREVIOUS", args.webhook_secret_previous))
+    if args.api_token_previous is not None:  # as above: once the key is removed, the old token opens nothing
+        secret.append(("API_TOKEN_PREVIOUS", args.api_token_previous))
     for name, value in secret:
         out.append(b(type="secret_text", name=name, text=pulumi.Output.secret(value)))
     plain = {**settings_vars(args.spec), "RUNPOD_ENDPOINT_ID": args.endpoint_id,
