@@ -71,7 +71,7 @@ def test_the_runbooks_local_restore_block_brings_back_the_jobs_a_bad_write_delet
 
         # The runbook asks the reader to name the backup --list shows (the newest taken before the damage: here, the
         # newest); it never picks one blindly.
-        picked = sorted(p.name for p in (home / "backups" / "staging").glob("*.sqlite"))[-1]
+        picked = max(p.name for p in (home / "backups" / "staging").glob("*.sqlite"))
         env = {**os.environ, "GOLDGATE_HOME": str(home), "PICKED": picked,
                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         ran = subprocess.run(["bash", "-e", "-c", _local_restore_block()], env=env, capture_output=True, text=True,
