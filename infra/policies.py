@@ -7,7 +7,8 @@
   starts a server.
 
 Rules: PROD has no network volume; every stack's image is `repo@sha256:<64 hex>`; STAGING and
-PROD never share a resource name, id or API host; PROD's D1 and R2 buckets are protected.
+PROD never share a resource name, id or API host, nor an encrypted API token or webhook secret (the current
+ones or, during a rotation, the previous ones); PROD's D1 and R2 buckets are protected.
 """
 
 from __future__ import annotations
@@ -26,14 +27,26 @@ from pulumi_policy import (
 )
 
 from goldgate.errors import GoldgateError, SpecError
-from goldgate.spec import STACK_SECRET_KEYS, STACKS_DIR, StackSpec, is_digest_ref, load_pulumi, read_yaml
+from goldgate.spec import (
+    PREVIOUS_API_TOKEN_KEY,
+    PREVIOUS_WEBHOOK_SECRET_KEY,
+    STACK_SECRET_KEYS,
+    STACKS_DIR,
+    StackSpec,
+    is_digest_ref,
+    load_pulumi,
+    read_yaml,
+)
 from infra.names import StackNames
 
 RUNPOD_ENDPOINT_TYPE = "pulumi-python:dynamic/runpod:ServerlessEndpoint"
 D1_DATABASE_TYPE = "cloudflare:index/d1Database:D1Database"
 R2_BUCKET_TYPE = "cloudflare:index/r2Bucket:R2Bucket"
-# The secrets no two stacks may share: the API's bearer token and the webhook signing key.
-PER_STACK_SECRETS = (STACK_SECRET_KEYS["api_token"], STACK_SECRET_KEYS["webhook_secret"])
+# The secrets no two stacks may share: the API's bearer token and the webhook signing key, and, while either is
+# rotated, the one before it, which the API Worker still accepts as much as the current one: PROD's previous token
+# equal to STAGING's token lets every STAGING client call PROD. Each previous key, by what it held before.
+PREVIOUS_SECRETS = {PREVIOUS_API_TOKEN_KEY: "API token", PREVIOUS_WEBHOOK_SECRET_KEY: "webhook secret"}
+PER_STACK_SECRETS = (STACK_SECRET_KEYS["api_token"], STACK_SECRET_KEYS["webhook_secret"], *PREVIOUS_SECRETS)
 # Resource type -> the input holding its physical name (what Cloudflare / RunPod call it).
 PHYSICAL_NAME_INPUT = {
     RUNPOD_ENDPOINT_TYPE: "name",
@@ -124,12 +137,14 @@ def shared_identifier_violations(specs: Iterable[StackSpec]) -> list[str]:
 
 
 def copied_secret_violations(directory: Path = STACKS_DIR, stack: str | None = None) -> list[str]:
-    """No two stack files may hold the same encrypted API token or webhook secret (only pairs with `stack`, if given).
+    """No two stack files may hold the same encrypted secret of PER_STACK_SECRETS, under the same key or not (only
+    pairs with `stack`, if given).
 
-    Pulumi encrypts each value with a fresh nonce, so equal ciphertexts mean a copied stack file; with a passphrase
-    secrets provider (whose salt was copied along) the copy decrypts: STAGING's token would open PROD's API and its
-    key sign PROD's webhooks."""
-    holders: dict[tuple[str, str], list[str]] = {}
+    Pulumi encrypts each value with a fresh nonce, so equal ciphertexts mean a copied stack file (or a `secure:` line
+    copied from one into the other); with a passphrase secrets provider (whose salt was copied along) the copy
+    decrypts: STAGING's token would open PROD's API and its key sign PROD's webhooks, and so would STAGING's token
+    copied into PROD's apiTokenPrevious."""
+    holders: dict[str, list[tuple[str, str]]] = {}  # ciphertext -> each (stack, key) holding it, in file order
     for path in sorted(directory.glob("Pulumi.*.yaml")):
         doc = read_yaml(path)
         config = doc.get("config") if isinstance(doc, Mapping) else None
@@ -137,11 +152,34 @@ def copied_secret_violations(directory: Path = STACKS_DIR, stack: str | None = N
             value = config.get(f"goldgate:{key}") if isinstance(config, Mapping) else None
             cipher = value.get("secure") if isinstance(value, Mapping) else None
             if isinstance(cipher, str) and not cipher.startswith("<"):  # not unset, not the shipped placeholder
-                holders.setdefault((key, cipher), []).append(path.name[len("Pulumi."):-len(".yaml")])
-    return [f"stacks {' and '.join(stacks)} hold the same encrypted goldgate:{key} (a copied stack file), so they "
-            f"share its value: give each its own, `openssl rand -hex 32 | pulumi config set --secret goldgate:{key} "
-            f"--stack {stack or stacks[-1]}`"
-            for (key, _), stacks in holders.items() if len(stacks) > 1 and (stack is None or stack in stacks)]
+                holders.setdefault(cipher, []).append((path.name[len("Pulumi."):-len(".yaml")], key))
+    problems = []
+    for found in holders.values():
+        stacks = list(dict.fromkeys(name for name, _ in found))
+        if len(stacks) > 1 and (stack is None or stack in stacks):
+            problems.append(_copied_secret(found, stacks, stack))
+    return problems
+
+
+def _copied_secret(found: list[tuple[str, str]], stacks: list[str], stack: str | None) -> str:
+    """The violation for one ciphertext that `found` (stack, key) in several `stacks` hold, with one way out: a previous
+    key that holds it (removing it changes nothing for the stack's clients; in the stack being deployed first), or
+    else a new value in the stack being deployed (`stack`), or else in the last one."""
+    keys = list(dict.fromkeys(key for _, key in found))
+    mine = [holder for holder in found if stack is None or holder[0] == stack]
+    name, key = next((h for h in [*reversed(mine), *reversed(found)] if h[1] in PREVIOUS_SECRETS), mine[-1])
+    if key in PREVIOUS_SECRETS:
+        way_out = (f"goldgate:{key} holds the {PREVIOUS_SECRETS[key]} stack {name} itself used before, or "
+                   f"nothing: `pulumi config rm goldgate:{key} --stack {name}`")
+    else:
+        way_out = (f"give each its own, `openssl rand -hex 32 | pulumi config set --secret goldgate:{key} "
+                   f"--stack {name}`")
+    if len(keys) == 1 and key not in PREVIOUS_SECRETS:  # the same current key: a whole stack file copied
+        return (f"stacks {' and '.join(stacks)} hold the same encrypted goldgate:{key} (a copied stack "
+                f"file), so they share its value: {way_out}")
+    held = " and ".join(f"{holder}'s goldgate:{what}" for holder, what in found)
+    return (f"stacks {' and '.join(stacks)} share a secret (copied from one stack file into the other): {held} hold "
+            f"the same encrypted value, so one stack's API Worker accepts the other's secret: {way_out}")
 
 
 def spec_violations(spec: StackSpec) -> list[str]:
@@ -263,6 +301,6 @@ PROD_R2_PROTECTED = ResourceValidationPolicy(
     description="PROD's R2 buckets (results, D1 backups) are protected: Pulumi refuses to replace or delete them.")
 STACKS_SHARE_NOTHING = StackValidationPolicy(
     name="stacks-share-nothing", enforcement_level=EnforcementLevel.MANDATORY, validate=_validate_share_nothing,
-    description="STAGING and PROD never share a resource name or id.")
+    description="STAGING and PROD never share a resource name or id, nor an encrypted secret (current or previous).")
 
 POLICIES = [IMAGE_PINNED, PROD_NO_NETWORK_VOLUME, PROD_D1_PROTECTED, PROD_R2_PROTECTED, STACKS_SHARE_NOTHING]

@@ -6,6 +6,8 @@
 //        node run_worker.mjs --probe PROBE.py UPLOAD.json [PYODIDE]  (runs PROBE.py's Python, its last
 //          expression a JSON text, with the upload and the runtime's stand-ins importable; prints
 //          {"result": ..., "printed": [...], "stderr": [...]})
+//        node run_worker.mjs --token-rotation UPLOAD.json [PYODIDE]  (the API token's rotation: UPLOAD.json's env
+//          binds API_TOKEN_PREVIOUS; see tokenRotation)
 // Then it invokes `Default.scheduled` once, as a Cron Trigger does.
 // Prints one JSON summary on stdout: every request's status, headers and body, the RunPod calls,
 // the D1 calls each request made, and every line the Worker printed.
@@ -24,7 +26,8 @@ import { fileURLToPath } from "node:url";
 const HERE = dirname(fileURLToPath(import.meta.url));
 // argv: <upload.json> [<package dir under node_modules>: "pyodide" (Python 3.12) or "pyodide-py313"],
 // after `--probe PROBE.py` in that mode.
-const ARGS = ["--probe", "--serve"].includes(process.argv[2]) ? process.argv.slice(4) : process.argv.slice(2);
+const ARGS = ["--probe", "--serve"].includes(process.argv[2]) ? process.argv.slice(4)
+  : process.argv[2] === "--token-rotation" ? process.argv.slice(3) : process.argv.slice(2);
 const PYODIDE_DIR = join(HERE, "node_modules", ARGS[1] || "pyodide");
 const require = createRequire(import.meta.url);
 const { loadPyodide } = await import(join(PYODIDE_DIR, "pyodide.mjs"));
@@ -810,6 +813,72 @@ async function serve() {
   await new Promise(() => {}); // until killed
 }
 
-const MODES = { "--d1-probes": d1Probes, "--probe": probe, "--serve": serve };
+// `--token-rotation UPLOAD.json [PYODIDE]`: the API token rotated (docs/RUNBOOK.md) on the Worker. Two isolates of
+// the upload, each a fresh Pyodide (a deploy with other bindings starts new ones; the entry builds its App once per
+// isolate): "rotating", with the upload's env (API_TOKEN and API_TOKEN_PREVIOUS bound), and "previous_empty", with
+// API_TOKEN_PREVIOUS bound to "" (a secret whose value was cleared rather than removed), which counts as unset. In
+// each, a few requests, each with its status, JSON body and the lines the Worker printed for it.
+async function tokenRotation() {
+  const upload = JSON.parse(readFileSync(ARGS[0], "utf8"));
+  const { API_TOKEN: current, API_TOKEN_PREVIOUS: previous } = upload.env;
+  const neither = `${current}-not-a-token`;
+  const phases = {};
+  let versions;
+  for (const [phase, bound] of [["rotating", previous], ["previous_empty", ""]]) {
+    const printed = [];
+    const errors = [];
+    const pyodide = await boot(upload, printed, errors);
+    [versions] = JSON.parse(pyodide.runPython(
+      "import json, sys, pyodide; json.dumps([[pyodide.__version__, sys.version.split()[0]]])"));
+    const db = new D1Database(await initSqlJs(), upload.migrations);
+    const runpod = runpodFetch(upload.env.RUNPOD_ENDPOINT_BASE, upload.env.RUNPOD_API_KEY);
+    globalThis.fetch = runpod.fetch;
+    const Default = pyodide.runPython(`from ${upload.bundle.main_module.replace(/\.py$/, "")} import Default\nDefault`);
+    const sdkRequest = pyodide.pyimport("workers").Request;
+    const waiting = [];
+    const worker = Default({ waitUntil: (promise) => { waiting.push(promise); }, passThroughOnException: () => {} },
+                           { ...upload.env, API_TOKEN_PREVIOUS: bound, DB: db, RESULTS: new R2Bucket() });
+    const steps = [];
+    // `authorization`: the header's value, or null to send none.
+    const call = async (name, method, path, authorization, body) => {
+      const headers = authorization === null ? {} : { authorization };
+      if (body !== undefined) headers["content-type"] = "application/json";
+      const step = { name, method, path };
+      const from = printed.length;
+      try {
+        const wrapped = sdkRequest(new Request(new URL(path, upload.env.PUBLIC_BASE_URL), { method, headers, body }));
+        const reply = await worker.fetch(wrapped);
+        wrapped.destroy();
+        const response = reply.js_object;
+        reply.destroy();
+        step.status = response.status;
+        const text = await response.text();
+        step.json = text && (response.headers.get("content-type") ?? "").startsWith("application/json")
+          ? JSON.parse(text) : null;
+      } catch (error) {
+        step.exception = String(error.stack ?? error);
+      }
+      step.printed = printed.slice(from);
+      steps.push(step);
+    };
+    const create = JSON.stringify({ workflow_id: "sdxl-txt2img", inputs: { prompt: "a lighthouse at dusk" } });
+    if (phase === "rotating") {
+      await call("previous", "GET", "/api/workflows", `Bearer ${previous}`);
+      await call("previous_create", "POST", "/api/queue/create", `Bearer ${previous}`, create);
+    } else {
+      await call("old_previous", "GET", "/api/workflows", `Bearer ${previous}`);
+    }
+    await call("current", "GET", "/api/workflows", `Bearer ${current}`);
+    await call("current_create", "POST", "/api/queue/create", `Bearer ${current}`, create);
+    await call("neither", "GET", "/api/workflows", `Bearer ${neither}`);
+    await call("no_header", "GET", "/api/workflows", null);
+    await call("empty_bearer", "GET", "/api/workflows", "Bearer ");
+    await Promise.allSettled(waiting);
+    phases[phase] = { steps, printed, stderr: errors, runpod_calls: runpod.calls.length };
+  }
+  return { pyodide: versions[0], python: versions[1], phases };
+}
+
+const MODES = { "--d1-probes": d1Probes, "--probe": probe, "--serve": serve, "--token-rotation": tokenRotation };
 const summary = await (MODES[process.argv[2]] ?? main)();
 process.stdout.write(JSON.stringify(summary) + "\n");
