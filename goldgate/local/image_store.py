@@ -3,6 +3,12 @@
 A snapshot is what a Docker build would produce, without Docker: `worker/` (a copy of the worker
 package: code, models.yaml, workflows) and `models/` (each manifest file "baked" as a sparse file of
 the manifest's size under its loader directory). Same tree -> same digest; any change -> new digest.
+
+Neither build takes an editor's swap, lock or backup file (`.x.py.swp`, `.#x.py`, `x.py~`) or a tool's cache: each
+would make the same commit another image. Both refuse a file that docker would be sent (the worker's `.dockerignore`,
+`sent_paths`) and git does not track (`untracked_paths`): a stray `scratch.py` would be baked into the image under a
+release named after a commit without it. A tracked file with uncommitted edits is built as it is. The snapshot still
+holds the worker's other files (README.md): tests and operators make a new local image by changing one.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from goldgate.errors import StateError
@@ -38,11 +45,54 @@ class ImageStoreError(StateError):
     """A snapshot cannot be built or a reference does not name one; the message says what to do."""
 
 
+def dockerignore_patterns(context: Path) -> list[str]:
+    """The patterns of `context/.dockerignore`, read the way the docker SDK reads them for a build."""
+    path = context / ".dockerignore"
+    if not path.exists():
+        return []
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def sent_paths(context: Path, dockerfile: str = "Dockerfile") -> set[str]:
+    """Every path (files and folders, relative, `/`-separated) the docker SDK sends for a build of `context`: what its
+    `.dockerignore` leaves in, the Dockerfile and the `.dockerignore` itself."""
+    from docker.utils.build import exclude_paths
+
+    return set(exclude_paths(os.path.abspath(context), dockerignore_patterns(context), dockerfile=dockerfile))
+
+
+def untracked_paths(context: Path, names: Iterable[str]) -> list[str]:
+    """The files among `names` (relative to `context`) that git does not track: neither committed nor added. None
+    of them when `context` is not in a git checkout (a copied context: nothing to tell them apart by)."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--", "."], cwd=context, capture_output=True,
+                             timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if out.returncode != 0:
+        return []
+    tracked = {name.decode("utf-8", "surrogateescape") for name in out.stdout.split(b"\0") if name}
+    return sorted(name for name in names
+                  if name not in tracked and ((context / name).is_file() or (context / name).is_symlink()))
+
+
+def untracked_refusal(context: Path, names: list[str]) -> str:
+    """Why a build with `names` (untracked_paths) is refused, and what to do."""
+    shown = ", ".join(str(context / name) for name in names[:5]) + (f" and {len(names) - 5} more" if names[5:] else "")
+    them = "it" if len(names) == 1 else "them"
+    return (f"{shown}: not tracked by git, and the build would bake {them} into the worker image (its .dockerignore "
+            f"sends {them} to the build, and the Dockerfile copies every *.py and workflow into the goldgate_worker "
+            f"package) under a release named after a commit without {them}: `git add` what the worker needs, move "
+            f"the rest out of {context}; nothing was built")
+
+
 def _source_files(source_dir: Path) -> list[Path]:
     files = []
     for path in sorted(source_dir.rglob("*")):
         rel = path.relative_to(source_dir)
-        if any(part in _SKIP_DIRS or part.startswith(".") for part in rel.parts):
+        # Dotfiles cover caches and an editor's swap and lock files; `~` ends its backups.
+        if any(part in _SKIP_DIRS or part.startswith(".") or part.endswith("~") for part in rel.parts):
             continue
         if path.is_symlink():
             raise ImageStoreError(f"{path} is a symlink; a worker snapshot holds regular files only")
@@ -80,6 +130,11 @@ def build_local_image(source_dir: Path = Path("images/worker"), home: Path = Pat
     and returned, or failed on the files the other removed under it."""
     source_dir = Path(source_dir)
     _check_source(source_dir)
+    sent = sent_paths(source_dir) if (source_dir / ".dockerignore").is_file() else set()
+    stray = untracked_paths(source_dir, [name for p in _source_files(source_dir)
+                                         if (name := p.relative_to(source_dir).as_posix()) in sent])
+    if stray:
+        raise ImageStoreError(untracked_refusal(source_dir, stray))
     digest = snapshot_digest(source_dir)
     images = Path(home) / "images"
     final = images / digest

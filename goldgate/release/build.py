@@ -5,13 +5,14 @@ never re-pointed: before pushing, the registry is asked what the tag names now; 
 refused. The image carries the sha256 of what the build is made from (the build context docker is sent, and the
 Dockerfile) as a label, so a rebuild of the same source (a CI re-run on a fresh runner, where the builder's timestamps
 make other bytes) takes the image already pushed under the tag instead of being refused; a tag that names an image built
-from other source is refused before the build (it would be after, and the build bakes many GB of models). The build's
-output is said line by line as the engine sends it. The push stream is read to the end (the docker SDK does not raise on
-a failed push: an `error`/`errorDetail` line is the failure), and the digest comes from its final `aux` line. The push
-waits on the engine without a read timeout: the engine says nothing while the registry takes in a many-GB model layer,
-and a client that stops listening makes the engine give the push up. A connection to the engine that breaks during the
-build, the pull or the push is that step's one-line failure. The result is `repo@sha256:<digest>`, the only form a stack
-runs.
+from other source is refused before the build (it would be after, and the build bakes many GB of models). So is a build
+that would send docker a file git does not track (`check_tracked`): the image would hold what its commit does not. The
+build's output is said line by line as the engine sends it. The push stream is read to the end (the docker SDK does not
+raise on a failed push: an `error`/`errorDetail` line is the failure), and the digest comes from its final `aux` line.
+The push waits on the engine without a read timeout: the engine says nothing while the registry takes in a many-GB model
+layer, and a client that stops listening makes the engine give the push up. A connection to the engine that breaks
+during the build, the pull or the push is that step's one-line failure. The result is `repo@sha256:<digest>`, the only
+form a stack runs.
 
 Without Docker (the local target) the worker is snapshotted into the content-addressed local image
 store instead: `local/worker@sha256:<hex>`.
@@ -355,15 +356,14 @@ def source_sha256(context: Path, dockerfile: str = "Dockerfile") -> str:
     Dockerfile's path from the context, and its text when it lies outside the context; then every path of the
     context that `.dockerignore` leaves in, in path order, with a file's bytes or a symlink's target."""
     from docker.api.build import process_dockerfile
-    from docker.utils.build import exclude_paths
 
     root = os.path.abspath(context)
     try:
-        sent_as, outside_text = process_dockerfile(dockerfile, root)
+        _, outside_text = process_dockerfile(dockerfile, root)
         chosen = os.path.relpath(os.path.join(root, dockerfile), root)   # the same file however it is named
         digest = hashlib.sha256()
         _hash_item(digest, chosen.encode(), (outside_text or "").encode())
-        for name in sorted(exclude_paths(root, _dockerignore(context), dockerfile=sent_as)):
+        for name in sorted(_sent_paths(context, dockerfile)):
             path = context / name
             if path.is_symlink():
                 body = b"link:" + os.readlink(path).encode()
@@ -384,11 +384,36 @@ def _hash_item(digest: Any, name: bytes, body: bytes) -> None:
 
 def _dockerignore(context: Path) -> list[str]:
     """The patterns of `context/.dockerignore`, read the way the docker SDK reads them for a build."""
-    path = context / ".dockerignore"
-    if not path.exists():
-        return []
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    return [line for line in lines if line and not line.startswith("#")]
+    from goldgate.local.image_store import dockerignore_patterns
+
+    return dockerignore_patterns(context)
+
+
+def _sent_paths(context: Path, dockerfile: str) -> set[str]:
+    """The paths of `context` the docker SDK sends for a build with `dockerfile` (one outside the context is sent
+    under a name of the SDK's choosing, so it counts as the context's `Dockerfile` here)."""
+    from docker.api.build import process_dockerfile
+
+    from goldgate.local.image_store import sent_paths
+
+    sent_as, _ = process_dockerfile(dockerfile, os.path.abspath(context))
+    return sent_paths(context, sent_as or "Dockerfile")
+
+
+def check_tracked(context: Path, dockerfile: str = "Dockerfile") -> None:
+    """Refuse a build that would send docker a file git does not track (a stray `scratch.py` beside the worker's
+    code is copied into its package by `COPY *.py`): the image would hold what no commit holds, under a tag that
+    names a commit. A tracked file with uncommitted edits is built as it is; a context outside a git checkout is not
+    checked. The local image store applies the same rule (goldgate.local.image_store)."""
+    from goldgate.local.image_store import untracked_paths, untracked_refusal
+
+    try:
+        stray = untracked_paths(context, _sent_paths(context, dockerfile))
+    except OSError as exc:
+        raise BuildFailed(f"cannot read {exc.filename or context} to build it ({exc.strerror or exc}); check "
+                          "--context and --dockerfile (relative to the context)") from None
+    if stray:
+        raise BuildFailed(untracked_refusal(context, stray))
 
 
 def check_repo(repo: str) -> None:
@@ -410,6 +435,7 @@ def build_docker(client: Any, context: Path, repo: str, identity: ReleaseIdentit
     import docker.errors  # the SDK is only needed on the docker path
 
     check_repo(repo)
+    check_tracked(context, dockerfile)
     tag = identity.tag
     ref = f"{repo}:{tag}"
     source = source_sha256(context, dockerfile)

@@ -1,8 +1,14 @@
 """Bake one model into the worker image at build time: download it, check its sha256, make it readable.
 
-The Dockerfile runs `python fetch_model.py URL SHA256|- DEST` once per models.yaml entry, each in a layer of
-its own. It does what BuildKit's `ADD --checksum --chmod` would, under the classic builder goldgate drives.
+The Dockerfile runs `python fetch_model.py URL SHA256|- SIZE|- DEST` once per models.yaml entry, each in a layer of
+its own (`URL SHA256|- DEST`, the shape before SIZE, is still baked, with a warning that nothing bounds it). It does
+what BuildKit's `ADD --checksum --chmod` would, under the classic builder goldgate drives.
 Stdlib only: the base image has python, not necessarily curl or wget.
+
+SIZE (models.yaml's `size`, in bytes) bounds the download: an answer that announces another length is refused before
+its body is read, and the body is read no further than one byte past SIZE, so a wrong file fails at once rather than
+after tens of GB, and a server that never stops sending cannot fill the builder's disk. A file that ends short of
+SIZE fails too. The sha256 check still follows.
 
 A failed attempt that may pass (a 5xx, a 429, a broken or cut-short download) is retried after 1, 2 and 4 s, or
 after the 429's Retry-After when that is longer. A retry resumes where the cut-short attempt ended (an HTTP range
@@ -38,6 +44,7 @@ CHUNK = 8 * 1024 * 1024
 # the same layer digest, which the registry already holds, so the model is not pushed again.
 LAYER_MTIME = 0
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SIZE = re.compile(r"^[0-9]{1,20}$")
 
 
 class FetchFailed(Exception):
@@ -68,9 +75,11 @@ class _StayOnHttps(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_StayOnHttps)
 
 
-def fetch(url: str, sha256: str | None, dest: Path, retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S) -> str:
-    """Download `url` to `dest` (mode 644), refusing content whose sha256 is not `sha256`; a transient failure
-    is retried once after each of `retry_delays_s`. Returns the sha256."""
+def fetch(url: str, sha256: str | None, dest: Path, retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S,
+          size: int | None = None) -> str:
+    """Download `url` to `dest` (mode 644), refusing content whose sha256 is not `sha256` or whose length is not
+    `size` (read no further than one byte past it); a transient failure is retried once after each of
+    `retry_delays_s`. Returns the sha256."""
     anchor = _nearest_existing(dest.parent)
     stat = anchor.stat()
     anchor_times = (stat.st_atime_ns, stat.st_mtime_ns)
@@ -80,7 +89,7 @@ def fetch(url: str, sha256: str | None, dest: Path, retry_delays_s: tuple[float,
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            digest = _download_with_retries(url, out, retry_delays_s)
+            digest = _download_with_retries(url, out, retry_delays_s, _Expected(dest, size))
         if sha256 is not None and digest != sha256:
             raise FetchFailed(f"{url} has sha256 {digest}, models.yaml pins {sha256}: the source changed or the pin "
                               f"is wrong; nothing was written to {dest}")
@@ -102,12 +111,25 @@ def _nearest_existing(directory: Path) -> Path:
     return directory
 
 
+class _Expected:
+    """The model's file (its name is models.yaml's `file`) and the length models.yaml gives it (None: unknown)."""
+
+    def __init__(self, dest: Path, size: int | None) -> None:
+        self.dest, self.size = dest, size
+
+    def wrong_size(self, url: str, seen: str) -> FetchFailed:
+        return FetchFailed(f"{self.dest.name}: {url} {seen}, models.yaml gives it {self.size} bytes: the source "
+                           f"serves another file than the one pinned; check source_url and size in models.yaml; "
+                           f"nothing was written to {self.dest}")
+
+
 class _Progress:
     """What the attempts so far have written: its byte count and running sha256, and the validator (a strong ETag)
     that lets a retry ask for the rest only if the file is still the one those bytes came from."""
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: BinaryIO, expected: _Expected) -> None:
         self.out = out
+        self.expected = expected
         self.restart()
 
     def restart(self) -> None:
@@ -123,8 +145,8 @@ class _Progress:
         self.got += len(chunk)
 
 
-def _download_with_retries(url: str, out: BinaryIO, retry_delays_s: tuple[float, ...]) -> str:
-    progress = _Progress(out)
+def _download_with_retries(url: str, out: BinaryIO, retry_delays_s: tuple[float, ...], expected: _Expected) -> str:
+    progress = _Progress(out, expected)
     for delay in retry_delays_s:
         try:
             return _download(url, progress)
@@ -166,8 +188,15 @@ def _download(url: str, progress: _Progress) -> str:
                 progress.restart()  # a 200: the whole file (it changed, or the server takes no ranges)
                 etag = resp.headers.get("ETag") or ""
                 progress.validator = etag if etag.startswith('"') else None  # If-Range takes no weak ETag
-            while chunk := resp.read(CHUNK):
+            size = progress.expected.size
+            if size is not None and announced is not None and announced != size:
+                # Refused before its body is read: a wrong file of tens of GB is not downloaded to be refused.
+                raise progress.expected.wrong_size(url, f"announces {announced} bytes (Content-Length)")
+            # Never more than one byte past the size: enough to know the file is longer, however long it goes on.
+            while chunk := resp.read(CHUNK if size is None else min(CHUNK, size + 1 - progress.got)):
                 progress.add(chunk)
+                if size is not None and progress.got > size:
+                    raise progress.expected.wrong_size(url, f"sent more than that (stopped at {progress.got} bytes)")
     except urllib.error.HTTPError as exc:
         message = f"GET {url} answered {exc.code} {exc.reason}"
         if resuming and exc.code == 416:  # a range it cannot serve: the file changed under it; start over
@@ -190,6 +219,12 @@ def _download(url: str, progress: _Progress) -> str:
     if announced is not None and progress.got != announced:
         raise _Transient(f"GET {url} ended after {progress.got} of the {announced} bytes its Content-Length "
                          "announced")
+    size = progress.expected.size
+    if size is not None and progress.got < size:
+        if announced is None:   # no length announced: a connection closed early looks the same as the file's end
+            raise _Transient(f"GET {url} ended after {progress.got} of the {size} bytes models.yaml gives "
+                             f"{progress.expected.dest.name}")
+        raise progress.expected.wrong_size(url, f"is {progress.got} bytes long")
     return progress.digest.hexdigest()
 
 
@@ -217,19 +252,29 @@ def main(argv: list[str]) -> int:
               "comma-separated list of seconds >= 0 (e.g. 0,0,0); unset it for the built-in delays",
               file=sys.stderr)
         return 2
-    if len(argv) != 3 or not (argv[1] == "-" or _SHA256.match(argv[1])):
-        print("usage: fetch_model.py URL SHA256|- DEST (SHA256: 64 lowercase hex digits; '-' bakes the file "
-              "unverified)", file=sys.stderr)
+    unsized = len(argv) == 3   # the line shape before SIZE: still baked, and said to be unbounded
+    if unsized:
+        argv = [argv[0], argv[1], "-", argv[2]]
+    if (len(argv) != 4 or not (argv[1] == "-" or _SHA256.match(argv[1]))
+            or not (argv[2] == "-" or _SIZE.match(argv[2]))):
+        print("usage: fetch_model.py URL SHA256|- SIZE|- DEST (models.yaml's source_url, sha256 and size, and the "
+              "file to write; SHA256: 64 lowercase hex digits; SIZE: bytes; '-' leaves one unchecked)",
+              file=sys.stderr)
         return 2
-    url, pin, dest = argv[0], (None if argv[1] == "-" else argv[1]), Path(argv[2])
+    url, pin, dest = argv[0], (None if argv[1] == "-" else argv[1]), Path(argv[3])
+    size = None if argv[2] == "-" else int(argv[2])
+    if unsized:
+        print(f"fetch_model: warning: no SIZE given for {dest}: its download is not bounded (a wrong file is read "
+              "whole before its sha256 fails it; one that never ends fills the disk); give models.yaml's size: "
+              "fetch_model.py URL SHA256|- SIZE|- DEST", file=sys.stderr, flush=True)
     try:
-        digest = fetch(url, pin, dest, retry_delays_s)
+        digest = fetch(url, pin, dest, retry_delays_s, size)
     except FetchFailed as exc:
         print(f"fetch_model: {exc}", file=sys.stderr)
         return 1
     if pin is None:
-        print(f"fetch_model: UNPINNED {dest} baked unverified, sha256 {digest}: check it against its source and pin "
-              "it in models.yaml and the Dockerfile", file=sys.stderr)
+        print(f"fetch_model: UNPINNED {dest} baked unverified, sha256 {digest}, {dest.stat().st_size} bytes: check it "
+              "against its source and pin both in models.yaml and the Dockerfile", file=sys.stderr)
     else:
         print(f"fetch_model: {dest} sha256 {digest} verified")
     return 0

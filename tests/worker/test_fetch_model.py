@@ -56,12 +56,14 @@ TEST_DELAYS = "0,0,0"
 DELAYS_ENV = "GOLDGATE_TEST_FETCH_RETRY_DELAYS_S"
 
 
-def fetch(url: str, pin: str, dest: Path, delays: str | None = TEST_DELAYS) -> subprocess.CompletedProcess[str]:
-    """fetch_model.py run as the Dockerfile runs it; `delays` None leaves its built-in retry delays."""
+def fetch(url: str, pin: str, dest: Path, delays: str | None = TEST_DELAYS,
+          size: str = "-") -> subprocess.CompletedProcess[str]:
+    """fetch_model.py run as the Dockerfile runs it; `delays` None leaves its built-in retry delays; `size` "-" leaves
+    the length unchecked, as the Dockerfile's line does for a model models.yaml gives no size."""
     env = {k: v for k, v in os.environ.items() if k != DELAYS_ENV}
     if delays is not None:
         env[DELAYS_ENV] = delays
-    return subprocess.run([sys.executable, str(WORKER_DIR / "fetch_model.py"), url, pin, str(dest)],
+    return subprocess.run([sys.executable, str(WORKER_DIR / "fetch_model.py"), url, pin, size, str(dest)],
                           check=False, capture_output=True, text=True, timeout=120, env=env)
 
 

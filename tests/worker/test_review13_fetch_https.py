@@ -81,7 +81,7 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
 def fetch(servers: Servers, url: str, pin: str, dest: Path) -> subprocess.CompletedProcess[str]:
     """fetch_model.py as the Dockerfile runs it, trusting the test's certificate as the image trusts its CAs."""
     env = {**os.environ, "SSL_CERT_FILE": str(servers.cert), "GOLDGATE_TEST_FETCH_RETRY_DELAYS_S": "0"}
-    return subprocess.run([sys.executable, str(WORKER_DIR / "fetch_model.py"), url, pin, str(dest)],
+    return subprocess.run([sys.executable, str(WORKER_DIR / "fetch_model.py"), url, pin, "-", str(dest)],
                           check=False, capture_output=True, text=True, timeout=120, env=env)
 
 
