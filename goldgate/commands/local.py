@@ -158,6 +158,13 @@ def _left_running(platform: LocalPlatform, stack: str, pid: int) -> str:
             f"`goldgate down {stack}` stops it")
 
 
+# The label of PROD's row for its failed golden run (`smoke_failed`, kept as the --json key it always was), by the run
+# `failed_run` names: a failed `golden prod --case X` run was labelled SMOKE FAILED while its sentence said it was no
+# smoke run. A status from an older goldgate (no `failed_run`) keeps the old label.
+_FAILED_RUN_LABELS = {"smoke": "SMOKE FAILED", "case": "CASE RUN FAILED", "full": "FULL RUN FAILED",
+                      "unknown": "GOLDEN RUN FAILED"}
+
+
 def _render_status(data: Any) -> str:
     rows = data if isinstance(data, list) else [data]
     lines = []
@@ -173,7 +180,7 @@ def _render_status(data: Any) -> str:
         if s.get("database_lost"):
             lines.append(f"  {'DATABASE':<22} {s['database_lost']}")
         if s.get("smoke_failed"):
-            lines.append(f"  {'SMOKE FAILED':<22} {s['smoke_failed']}")
+            lines.append(f"  {_FAILED_RUN_LABELS.get(s.get('failed_run'), 'SMOKE FAILED'):<22} {s['smoke_failed']}")
         if s.get("unverified"):
             lines.append(f"  {'UNVERIFIED':<22} {s['unverified']}")
         if s.get("pin_not_served"):
@@ -265,6 +272,7 @@ def _with_verdicts(platform: LocalPlatform, status: StackStatus) -> dict[str, An
     data = status.to_dict()
     data["unverified"] = None
     image = data.get("image")
+    data["failed_run"] = _failed_run(platform, status.stack, image, data.get("smoke_failed"))
     if not isinstance(image, str) or data.get("smoke_failed") or data.get("error"):
         return data
     try:
@@ -279,6 +287,21 @@ def _with_verdicts(platform: LocalPlatform, status: StackStatus) -> dict[str, An
     data["unverified"] = unverified_on_prod(platform.home, status.stack, image,
                                             "serves" if data.get("running") else "is pinned to", staging)
     return data
+
+
+def _failed_run(platform: LocalPlatform, stack: str, image: Any, said: Any) -> str | None:
+    """Which kind of golden run PROD's `smoke_failed` sentence `said` is of: "smoke", "case" (`golden --case`) or
+    "full", for the row's label; None when there is no such sentence. The run is read again as the platform found it
+    (the ledger's last golden run that judged the image), and taken only if the sentence names it as that run, by its
+    ledger seq: a run recorded between the two reads leaves the kind unsaid ("unknown") rather than mislabelled."""
+    if not said or not isinstance(image, str):
+        return None
+    from goldgate.release.ledger import golden_run_named, last_golden_run  # only for a failed run on PROD
+
+    run = last_golden_run(platform.home, stack, image)
+    if run is None or f"whose {golden_run_named(run)} failed there (ledger #{run.get('seq')}," not in said:
+        return "unknown"
+    return "case" if run.get("only_cases") else "smoke" if run.get("suite") == "smoke" else "full"
 
 
 def _note_missing_home(platform: LocalPlatform) -> None:
@@ -441,7 +464,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         make_dirs(out_dir)
     except OSError as exc:
         api.close()
-        raise GoldgateError(f"cannot create the results directory {out_dir}: {exc.strerror or exc}") from None
+        # The default is under the state home, which may be read-only (a running stack is still served from there):
+        # the way out is a directory of the user's own, named with --out.
+        way = "give --out another directory" if args.out else \
+            "save the result images elsewhere with `--out DIR` (a directory you can write)"
+        raise GoldgateError(f"cannot create the results directory {out_dir}: {exc.strerror or exc}; nothing was "
+                            f"queued: {way}") from None
     rows = []
     try:
         workflows = api.call("GET", "/api/workflows")["workflows"]

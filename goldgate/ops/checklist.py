@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.cloudflare.d1 import MAX_DATABASE_BYTES
-from goldgate.ops.checklist_facts import DatabaseRoom, Facts, MigrationFacts
-from goldgate.release.gate import CLOCK_SKEW_S, age_s, report_freshness
+from goldgate.ops.checklist_facts import DatabaseRoom, Facts, GoldenSuite, MigrationFacts
+from goldgate.release.gate import CLOCK_SKEW_S, _ran_the_suite, age_s, report_freshness
 from goldgate.release.ledger import judged_image
 from goldgate.spec import RetentionSpec, is_digest_ref
 
@@ -98,12 +98,56 @@ _NOT_THE_SUITE = "a `golden --case` or `--smoke` run is not the suite"
 
 
 def _suite_passed_on_staging(f: Facts, **match: Any) -> list[Any]:
-    """The ledger's golden runs on STAGING that passed the whole suite (`suite` full, no `--case`): what "passed
-    golden on STAGING" means, as promote's gate takes it. A passing `golden --case` run looked into the cases it
-    named, and a `--smoke` run ran the smoke cases alone: neither is a verdict on the image, and counting them
-    called a release promoted on one case's pass (an older gate let such a report through) tested."""
-    return [e for e in _entries(f, "golden", stack="staging", passed=True, **match)
+    """The ledger's golden runs on STAGING that passed the whole suite (`suite` full, no `--case`, and every case of
+    the checkout's suite as it defines it): what "passed golden on STAGING" means, as promote's gate takes it. A
+    passing `golden --case` run looked into the cases it named, and a `--smoke` run ran the smoke cases alone: neither
+    is a verdict on the image, and counting them called a release promoted on one case's pass (an older gate let such
+    a report through) tested. A `golden --cases-dir <a subset>` run is recorded as suite "full" all the same: the
+    gate's own `report_cases` judgement (`_ran_the_suite`, over the case digests the run recorded) tells it apart.
+    These lines judge history, the gate judges now: a run of the checkout's own cases dir ran the suite as it stood
+    then (a case added or edited since would otherwise fail every past release; the gate asks the next promotion for
+    a new run), and an entry of an older goldgate, which recorded no case digests, is not called a subset on no
+    evidence."""
+    runs = [e for e in _entries(f, "golden", stack="staging", passed=True, **match)
             if e.get("suite") == "full" and judged_image(e)]
+    suite = f.golden_suite
+    if suite is None:   # facts that do not say what the suite is (not read): judged as before
+        return [] if f.golden_suite_error else runs
+    return [e for e in runs if e.get("suite_cases") is None or e.get("cases_dir") == suite.where
+            or _ran_suite(f, suite, e)[0]]
+
+
+def _not_the_suite(f: Facts, **match: Any) -> str:
+    """Why no passing golden run on STAGING (of `match`) counts as the suite, for the evidence: the gate's words on
+    the newest passing full run that did not run the checkout's suite (a `--cases-dir <a subset>` run), else that a
+    `--case` or `--smoke` run is not the suite; or why the suite could not be read."""
+    if f.golden_suite_error:
+        return f"the golden suite could not be read, so no run can be judged against it: {f.golden_suite_error}"
+    runs = [e for e in _entries(f, "golden", stack="staging", passed=True, **match)
+            if e.get("suite") == "full" and judged_image(e)]
+    if f.golden_suite is not None and runs:   # each refused by the gate's judgement: the newest one's words
+        return _ran_suite(f, f.golden_suite, runs[-1])[1]
+    return _NOT_THE_SUITE
+
+
+def _report_not_the_suite(f: Facts) -> str | None:
+    """Why the golden report read (latest.json) is no run of the checkout's suite, in the gate's words, when the
+    ledger's entry for it (matched by its sha256, as the gate finds it) says so: a `golden --cases-dir <a subset>`
+    run writes latest.json too. None when it ran the suite, or nothing says (no suite read, no entry for it)."""
+    if f.golden_suite is None or f.golden_sha256 is None:
+        return None
+    runs = [e for e in f.ledger or () if e.kind == "golden" and e.get("report_sha256") == f.golden_sha256]
+    if not runs:
+        return None
+    ran, detail = _ran_suite(f, f.golden_suite, runs[-1])
+    return None if ran else detail
+
+
+def _ran_suite(f: Facts, suite: GoldenSuite, run: Any) -> tuple[bool, str]:
+    """The gate's `report_cases` verdict (passed, detail) on the golden run `run` (a ledger entry), over `suite`."""
+    spec = f.specs.get("staging")
+    recorded = run.to_dict() if hasattr(run, "to_dict") else run   # the gate reads `seq` among the entry's fields
+    return _ran_the_suite(recorded, suite.definitions, suite.where, spec.name if spec is not None else "staging")
 
 
 def _own_role(f: Facts) -> str | None:
@@ -199,8 +243,8 @@ def golden_before_promote(f: Facts) -> Verdict:
     goldens = {e.get("image") for e in _suite_passed_on_staging(f)}
     untested = [e.get("image") for e in promoted if e.get("image") not in goldens]
     problems = ([f"promotion(s) without a passing gate: ledger {_names(f'#{seq}' for seq in bad)}"] if bad else []) \
-        + ([f"image(s) promoted without a passing full golden run on STAGING: {_names(untested)} ({_NOT_THE_SUITE})"]
-           if untested else [])
+        + ([(f"image(s) promoted without a passing full golden run on STAGING: {_names(untested)} "
+             f"({_not_the_suite(f, image=untested[-1])})")] if untested else [])
     return _ok(not bad and not untested, f"all {len(promoted)} promotions passed the golden gate on STAGING first",
                "; ".join(problems))
 
@@ -218,7 +262,8 @@ def prod_same_digest(f: Facts) -> Verdict:
         return FAIL, f"PROD runs {image}, which no promotion or rollback in the ledger put there"
     tested = _suite_passed_on_staging(f, image=image)
     return _ok(bool(tested), f"PROD runs {image}, promoted from STAGING (ledger #{last.seq}) where it passed golden",
-               f"PROD runs {image}, but STAGING never passed the full golden suite with it ({_NOT_THE_SUITE})")
+               f"PROD runs {image}, but STAGING never passed the full golden suite with it "
+               f"({_not_the_suite(f, image=image)})")
 
 
 def rollback_ready(f: Facts) -> Verdict:
@@ -584,7 +629,8 @@ def pipeline_complete(f: Facts) -> Verdict:
              "promotion": _entries(f, "promotion", phase="outcome", image=image, outcome="promoted")}
     missing = [k for k, v in steps.items() if not v]
     if "golden staging" in missing:   # a passing `--case` or `--smoke` run of it may stand in the ledger
-        missing[missing.index("golden staging")] = f"golden staging (a passing full run: {_NOT_THE_SUITE})"
+        missing[missing.index("golden staging")] = (f"golden staging (a passing full run: "
+                                                    f"{_not_the_suite(f, image=image)})")
     if "deploy staging" in missing and image and f.images.get("staging") == image:
         # STAGING still runs it: a deploy cut short (completed by `goldgate up`) recorded none; a deploy of it does.
         missing[missing.index("deploy staging")] = (f"deploy staging (STAGING runs it with no deploy recorded: "
@@ -957,6 +1003,10 @@ def golden_all_pass(f: Facts) -> Verdict:
     failures = f.golden.get("failures")
     failures = [str(x) for x in failures] if isinstance(failures, list) else []
     more = f"; and {len(failures) - 2} more failures in the report" if len(failures) > 2 else ""
+    subset = _report_not_the_suite(f)
+    if subset and f.golden.get("passed") is True and cases and not failed:
+        # Every case of the report passed, but a `--cases-dir <a subset>` run wrote it: the gate refuses it as well.
+        return FAIL, f"all {len(cases)} cases of the report passed, but {subset}"
     return _ok(f.golden.get("passed") is True and bool(cases) and not failed, f"all {len(cases)} golden cases passed",
                (f"golden report failed: cases {_names(failed)}" if failed else
                 "golden report failed" if cases else "golden report ran no case")

@@ -221,6 +221,16 @@ class WorkerCrons:
 
 
 @dataclass(frozen=True)
+class GoldenSuite:
+    """The golden suite a promotion names (the checkout's scripts/golden-tests/cases): each case's id -> the digest
+    of its definition (`cases.suite_digests`), and where it was read, as the gate's `report_cases` holds a golden run
+    to it. A `golden --cases-dir <subset>` run is recorded as suite "full" too: only this tells it from the suite."""
+
+    definitions: Mapping[str, str]
+    where: str
+
+
+@dataclass(frozen=True)
 class Facts:
     stack: str
     now: datetime
@@ -236,6 +246,10 @@ class Facts:
     golden: Mapping[str, Any] | None = None
     golden_error: str | None = None
     golden_path: str = ""
+    golden_sha256: str | None = None                                    # of the report read as `golden`
+    # The suite a golden run must have run to count as one (None: not read, as before: a run recorded as "full" does)
+    golden_suite: GoldenSuite | None = None
+    golden_suite_error: str | None = None
     metrics: Mapping[str, Any] | None = None
     metrics_error: str | None = None
     jobs: JobFacts | None = None
@@ -1026,6 +1040,16 @@ def _job_state(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:
 
 # -- gathering -----------------------------------------------------------------------------------
 
+def read_golden_suite() -> tuple[GoldenSuite | None, str | None]:
+    """The checkout's golden suite, as `goldgate promote` reads it for its gate (GoldenPaths' default cases_dir), or
+    why it cannot be read."""
+    from goldgate.release.cases import load_cases, shown_dir, suite_digests
+    from goldgate.release.verification import GoldenPaths
+
+    cases_dir = GoldenPaths().cases_dir
+    return _attempt("golden cases", lambda: GoldenSuite(suite_digests(load_cases(cases_dir)), shown_dir(cases_dir)))
+
+
 def _attempt(what: str, fn: Callable[[], Any]) -> tuple[Any, str | None]:
     try:
         return fn(), None
@@ -1041,7 +1065,7 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     from goldgate.ops.polling_scan import scan_tree
     from goldgate.release.history import on_target
     from goldgate.release.ledger import RELEASE_LOG, Ledger
-    from goldgate.release.report import REPORTS_DIR, load_report_of
+    from goldgate.release.report import REPORTS_DIR, load_report_of, report_sha256
 
     the_spec = specs.load_local(stack, platform.stacks_file)  # an unknown stack is refused right away
     names = specs.local_stack_names(platform.stacks_file)
@@ -1070,6 +1094,8 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     ledger, ledger_error = _attempt("ledger", lambda: tuple(on_target(Ledger(platform.home).entries(), "local")))
     golden_path = (reports_dir or REPORTS_DIR) / "latest.json"
     golden, golden_error = _attempt("golden report", lambda: load_report_of(golden_path, "local"))
+    golden_sha256, _ = _attempt("golden report", lambda: report_sha256(golden_path)) if golden else (None, None)
+    golden_suite, golden_suite_error = read_golden_suite()
     db_path = platform.db_path(stack)
     progress(f"reading job_metrics and jobs from {db_path}")
     metrics, metrics_error = _attempt("metrics", lambda: report_from_sqlite(db_path, stack))
@@ -1118,7 +1144,8 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     return Facts(stack=stack, now=now or datetime.now(UTC), specs=spec_map, spec_errors=spec_errors, images=images,
                  served=served,
                  ledger=ledger, ledger_error=ledger_error, golden=golden, golden_error=golden_error,
-                 golden_path=str(golden_path), metrics=metrics, metrics_error=metrics_error, jobs=jobs,
+                 golden_path=str(golden_path), golden_sha256=golden_sha256, golden_suite=golden_suite,
+                 golden_suite_error=golden_suite_error, metrics=metrics, metrics_error=metrics_error, jobs=jobs,
                  jobs_error=jobs_error, consistency=consistency, consistency_error=consistency_error,
                  dockerfile_problems=docker_problems, image_models=image_models,
                  image_models_error=image_models_error, model_roots=roots, logs=logs, logs_error=logs_error,

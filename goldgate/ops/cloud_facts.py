@@ -38,6 +38,7 @@ from goldgate.ops.checklist_facts import (
     WorkerCrons,
     job_facts_from_rows,
     migration_facts_from_rows,
+    read_golden_suite,
     read_log_facts,
     read_worker_facts,
     serving_window,
@@ -506,7 +507,7 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
     from goldgate.release.build import manifest_sha256
     from goldgate.release.history import on_target
     from goldgate.release.ledger import RELEASE_LOG, Ledger
-    from goldgate.release.report import REPORTS_DIR, load_report_of
+    from goldgate.release.report import REPORTS_DIR, load_report_of, report_sha256
 
     the_spec, _ = load_cloud_stack(stack, stacks_dir)  # an unknown or invalid stack is refused right away
     account = cloudflare_account(the_spec)
@@ -558,6 +559,9 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
     ledger, ledger_error = _attempt("ledger", lambda: tuple(on_target(Ledger(home).entries(), "cloud")))
     golden_path = (reports_dir or REPORTS_DIR) / "latest.json"
     golden, golden_error = _attempt("golden report", lambda: load_report_of(golden_path, "cloud"))
+    # As the local checklist: the gate's judgement of which suite the runs ran (a --cases-dir subset is not it).
+    golden_sha256, _ = _attempt("golden report", lambda: report_sha256(golden_path)) if golden else (None, None)
+    golden_suite, golden_suite_error = read_golden_suite()
     # The pinned image's lines judge its jobs since the ledger change that put it on this stack (as locally).
     window = serving_window(ledger, stack, the_spec.role, images.get(the_spec.role))
     windows = {window.image: window} if window else {}
@@ -630,7 +634,8 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
                                     f"{stack}'s database {database_id}: it is not evidence")
     facts = Facts(stack=stack, now=now or datetime.now(UTC), target="cloud", specs=spec_map, spec_errors=spec_errors, images=images,
                   ledger=ledger, ledger_error=ledger_error, golden=golden, golden_error=golden_error,
-                  golden_path=str(golden_path), metrics=metrics, metrics_error=metrics_error, jobs=jobs,
+                  golden_path=str(golden_path), golden_sha256=golden_sha256, golden_suite=golden_suite,
+                  golden_suite_error=golden_suite_error, metrics=metrics, metrics_error=metrics_error, jobs=jobs,
                   jobs_error=jobs_error, consistency=consistency, consistency_error=consistency_error,
                   dockerfile_problems=docker_problems, image_models=image_models,
                   image_models_error=image_models_error, model_roots=roots, logs=logs, logs_error=logs_error,
