@@ -7,7 +7,7 @@ tests call it under Pulumi mocks. Guardrails run before any resource is declared
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -185,55 +185,61 @@ def refuse_current_secrets(stack: str, config: pulumi.Config) -> None:
 def previous_webhook_secret(stack: str, config: pulumi.Config) -> pulumi.Output[str] | None:
     """goldgate:webhookSecretPrevious when a rotation is under way (set, not blank), refused by its key, never its
     value, wherever the API Worker would refuse it at its first request (service/config.py)."""
-    value = config.get(PREVIOUS_WEBHOOK_SECRET_KEY)
-    if not (value or "").strip():  # `pulumi config rm` is the way out; a blank value is taken for the same
-        return None
     key = f"{CONFIG_NAMESPACE}:{PREVIOUS_WEBHOOK_SECRET_KEY}"
-    refuse_plain_secrets(stack, [PREVIOUS_WEBHOOK_SECRET_KEY])
-    out_of_rotation = f"or `pulumi config rm {key} --stack {stack}` if no rotation is under way"
-    problem = previous_secret_problem(value, config.get(API_SECRET_KEYS["webhook_secret"]) or "",
-                                      config.get(API_SECRET_KEYS["api_token"]) or "")
-    if problem == PREVIOUS_TOO_SHORT:  # never the value, nor its length
-        raise SpecError(f"stack {stack}: {key} {problem}, which the API Worker refuses: it holds the webhook secret "
-                        f"the stack used before ({CONFIG_NAMESPACE}:webhookSecret's old value), {out_of_rotation}")
-    if problem == PREVIOUS_IS_CURRENT:
-        raise SpecError(f"stack {stack}: {key} and {CONFIG_NAMESPACE}:webhookSecret hold the same value, which the API "
-                        f"Worker refuses: to rotate, set {key} to the old secret and {CONFIG_NAMESPACE}:webhookSecret "
-                        f"to a new one (`openssl rand -hex 32 | pulumi config set --secret {CONFIG_NAMESPACE}:"
-                        f"webhookSecret --stack {stack}`), {out_of_rotation}")
-    if problem == PREVIOUS_IS_API_TOKEN:
-        raise SpecError(f"stack {stack}: {CONFIG_NAMESPACE}:apiToken and {key} hold the same value, which the API "
-                        "Worker refuses (a client holding the token could sign RunPod's outcomes and result URLs): "
-                        f"{key} holds the webhook secret the stack used before, {out_of_rotation}")
-    return config.require_secret(PREVIOUS_WEBHOOK_SECRET_KEY)
+    return _previous_secret(
+        stack, config, PREVIOUS_WEBHOOK_SECRET_KEY, "webhook_secret",
+        lambda value: previous_secret_problem(value, config.get(API_SECRET_KEYS["webhook_secret"]) or "",
+                                              config.get(API_SECRET_KEYS["api_token"]) or ""),
+        PREVIOUS_IS_CURRENT, PREVIOUS_IS_API_TOKEN, f"{CONFIG_NAMESPACE}:apiToken and {key} hold the same value",
+        "the token")
 
 
 def previous_api_token(stack: str, config: pulumi.Config) -> pulumi.Output[str] | None:
     """goldgate:apiTokenPrevious when the API token is rotated (set, not blank), refused by its key, never its value,
     wherever the API Worker would refuse it at its first request (service/config.py)."""
-    value = config.get(PREVIOUS_API_TOKEN_KEY)
+    def problem(value: str) -> str | None:
+        webhook_secrets = (config.get(API_SECRET_KEYS["webhook_secret"]) or "",
+                           config.get(PREVIOUS_WEBHOOK_SECRET_KEY) or "")
+        return previous_token_problem(value, config.get(API_SECRET_KEYS["api_token"]) or "", webhook_secrets)
+    key = f"{CONFIG_NAMESPACE}:{PREVIOUS_API_TOKEN_KEY}"
+    return _previous_secret(
+        stack, config, PREVIOUS_API_TOKEN_KEY, "api_token", problem, TOKEN_PREVIOUS_IS_CURRENT,
+        TOKEN_PREVIOUS_IS_WEBHOOK_SECRET, f"{key} holds the same value as {CONFIG_NAMESPACE}:webhookSecret or "
+        f"{CONFIG_NAMESPACE}:{PREVIOUS_WEBHOOK_SECRET_KEY}", "the old token")
+
+
+# What the refusals of a rotated secret call it, by the StackSecrets field of the secret it was before.
+_ROTATED_WORDS = {"webhook_secret": ("webhook secret", "secret"), "api_token": ("API token", "token")}
+
+
+def _previous_secret(stack: str, config: pulumi.Config, previous_key: str, current_field: str,
+                     problem_of: Callable[[str], str | None], is_current: str, is_other: str, other_clash: str,
+                     holder: str) -> pulumi.Output[str] | None:
+    """The rotated secret `previous_key` (the old value of `current_field`'s key) when set, not blank. `problem_of` is
+    the API Worker's own rule for it (service/config.py), whose clauses are PREVIOUS_TOO_SHORT, `is_current` and
+    `is_other` (`other_clash` says which secret of the other kind it equals, so `holder`, a client, could sign): each
+    is refused by its key, never its value."""
+    value = config.get(previous_key)
     if not (value or "").strip():  # `pulumi config rm` is the way out; a blank value is taken for the same
         return None
-    key = f"{CONFIG_NAMESPACE}:{PREVIOUS_API_TOKEN_KEY}"
-    refuse_plain_secrets(stack, [PREVIOUS_API_TOKEN_KEY])
+    key = f"{CONFIG_NAMESPACE}:{previous_key}"
+    refuse_plain_secrets(stack, [previous_key])
     out_of_rotation = f"or `pulumi config rm {key} --stack {stack}` if no rotation is under way"
-    webhook_secrets = (config.get(API_SECRET_KEYS["webhook_secret"]) or "",
-                       config.get(PREVIOUS_WEBHOOK_SECRET_KEY) or "")
-    problem = previous_token_problem(value, config.get(API_SECRET_KEYS["api_token"]) or "", webhook_secrets)
+    what, short = _ROTATED_WORDS[current_field]
+    current = f"{CONFIG_NAMESPACE}:{API_SECRET_KEYS[current_field]}"
+    problem = problem_of(value)
     if problem == PREVIOUS_TOO_SHORT:  # never the value, nor its length
-        raise SpecError(f"stack {stack}: {key} {problem}, which the API Worker refuses: it holds the API token the "
-                        f"stack used before ({CONFIG_NAMESPACE}:apiToken's old value), {out_of_rotation}")
-    if problem == TOKEN_PREVIOUS_IS_CURRENT:
-        raise SpecError(f"stack {stack}: {key} and {CONFIG_NAMESPACE}:apiToken hold the same value, which the API "
-                        f"Worker refuses: to rotate, set {key} to the old token and {CONFIG_NAMESPACE}:apiToken to a "
-                        f"new one (`openssl rand -hex 32 | pulumi config set --secret {CONFIG_NAMESPACE}:apiToken "
-                        f"--stack {stack}`), {out_of_rotation}")
-    if problem == TOKEN_PREVIOUS_IS_WEBHOOK_SECRET:
-        raise SpecError(f"stack {stack}: {key} holds the same value as {CONFIG_NAMESPACE}:webhookSecret or "
-                        f"{CONFIG_NAMESPACE}:{PREVIOUS_WEBHOOK_SECRET_KEY}, which the API Worker refuses (a client "
-                        f"holding the old token could sign RunPod's outcomes and result URLs): {key} holds the API "
-                        f"token the stack used before, {out_of_rotation}")
-    return config.require_secret(PREVIOUS_API_TOKEN_KEY)
+        raise SpecError(f"stack {stack}: {key} {problem}, which the API Worker refuses: it holds the {what} the "
+                        f"stack used before ({current}'s old value), {out_of_rotation}")
+    if problem == is_current:
+        raise SpecError(f"stack {stack}: {key} and {current} hold the same value, which the API Worker refuses: to "
+                        f"rotate, set {key} to the old {short} and {current} to a new one (`openssl rand -hex 32 | "
+                        f"pulumi config set --secret {current} --stack {stack}`), {out_of_rotation}")
+    if problem == is_other:
+        raise SpecError(f"stack {stack}: {other_clash}, which the API Worker refuses (a client holding {holder} could "
+                        f"sign RunPod's outcomes and result URLs): {key} holds the {what} the stack used before, "
+                        f"{out_of_rotation}")
+    return config.require_secret(previous_key)
 
 
 def registry_secrets(stack: str, spec: StackSpec, config: pulumi.Config) -> dict[str, pulumi.Output[str]]:

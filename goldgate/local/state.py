@@ -824,47 +824,45 @@ class StackDir:
     def webhook_secret_previous(self) -> str | None:
         """The webhook secret before the current one, while it is rotated; None when no rotation is under way.
         One the service would refuse at its start (service/config.py) is refused here, by its file's name."""
-        previous = self.optional_secret(WEBHOOK_SECRET_PREVIOUS)
-        if previous is None:
-            return None
-        path, current = self.secret_file(WEBHOOK_SECRET_PREVIOUS), self.secret_file("webhook_secret")
-        apply = (f"then `goldgate down {self.stack}` and `goldgate up {self.stack}` (or a deploy) apply it; delete "
-                 "the file if no rotation is under way")
-        problem = previous_secret_problem(previous, self.secret("webhook_secret"), self.secret("api_token"))
-        if problem == PREVIOUS_TOO_SHORT:  # never the value, nor its length
-            raise StateError(f"{path} {problem}, which the service refuses: it holds the webhook secret the stack "
-                             f"used before (what {current} held); {apply}")
-        if problem == PREVIOUS_IS_CURRENT:
-            raise StateError(f"{path} {problem} ({current}): to rotate, copy the old secret into {path.name} and "
-                             f"write a new random one into {current.name} (`openssl rand -hex 32`); {apply}")
-        if problem == PREVIOUS_IS_API_TOKEN:
-            raise StateError(f"{path} {problem} ({self.secret_file('api_token')}), which the service refuses (a "
-                             "client holding the token could sign RunPod's outcomes and result URLs): it holds the "
-                             f"webhook secret the stack used before; {apply}")
-        return previous
+        return self._previous_secret(
+            WEBHOOK_SECRET_PREVIOUS, "webhook_secret",
+            lambda previous: previous_secret_problem(previous, self.secret("webhook_secret"), self.secret("api_token")),
+            PREVIOUS_IS_CURRENT, PREVIOUS_IS_API_TOKEN, str(self.secret_file("api_token")), "the token")
 
     def api_token_previous(self) -> str | None:
         """The API token before the current one, while it is rotated; None when no rotation is under way. One the
         service would refuse at its start (service/config.py) is refused here, by its file's name."""
-        previous = self.optional_secret(API_TOKEN_PREVIOUS)
+        def problem(previous: str) -> str | None:
+            webhook_secrets = (self.secret("webhook_secret"), self.optional_secret(WEBHOOK_SECRET_PREVIOUS) or "")
+            return previous_token_problem(previous, self.secret("api_token"), webhook_secrets)
+        return self._previous_secret(
+            API_TOKEN_PREVIOUS, "api_token", problem, TOKEN_PREVIOUS_IS_CURRENT, TOKEN_PREVIOUS_IS_WEBHOOK_SECRET,
+            f"{self.secret_file('webhook_secret')} or {self.secret_file(WEBHOOK_SECRET_PREVIOUS)}", "the old token")
+
+    def _previous_secret(self, name: str, current_name: str, problem_of: Callable[[str], str | None],
+                         is_current: str, is_other: str, other_files: str, holder: str) -> str | None:
+        """The rotated secret `name` (what `current_name` held before), or None when no rotation is under way.
+        `problem_of` is the service's own rule for it (service/config.py), whose clauses are PREVIOUS_TOO_SHORT,
+        `is_current` and `is_other` (equal to a secret of the other kind, held in `other_files`, so `holder`, a
+        client, could sign): each is refused by the file's name, never its value, as the service would refuse it."""
+        previous = self.optional_secret(name)
         if previous is None:
             return None
-        path, current = self.secret_file(API_TOKEN_PREVIOUS), self.secret_file("api_token")
+        path, current = self.secret_file(name), self.secret_file(current_name)
+        what, short = SECRET_WORDS[current_name]
         apply = (f"then `goldgate down {self.stack}` and `goldgate up {self.stack}` (or a deploy) apply it; delete "
                  "the file if no rotation is under way")
-        webhook_secrets = (self.secret("webhook_secret"), self.optional_secret(WEBHOOK_SECRET_PREVIOUS) or "")
-        problem = previous_token_problem(previous, self.secret("api_token"), webhook_secrets)
+        problem = problem_of(previous)
         if problem == PREVIOUS_TOO_SHORT:  # never the value, nor its length
-            raise StateError(f"{path} {problem}, which the service refuses: it holds the API token the stack used "
+            raise StateError(f"{path} {problem}, which the service refuses: it holds the {what} the stack used "
                              f"before (what {current} held); {apply}")
-        if problem == TOKEN_PREVIOUS_IS_CURRENT:
-            raise StateError(f"{path} {problem} ({current}): to rotate, copy the old token into {path.name} and "
+        if problem == is_current:
+            raise StateError(f"{path} {problem} ({current}): to rotate, copy the old {short} into {path.name} and "
                              f"write a new random one into {current.name} (`openssl rand -hex 32`); {apply}")
-        if problem == TOKEN_PREVIOUS_IS_WEBHOOK_SECRET:
-            raise StateError(f"{path} {problem} ({self.secret_file('webhook_secret')} or "
-                             f"{self.secret_file(WEBHOOK_SECRET_PREVIOUS)}), which the service refuses (a client "
-                             "holding the old token could sign RunPod's outcomes and result URLs): it holds the API "
-                             f"token the stack used before; {apply}")
+        if problem == is_other:
+            raise StateError(f"{path} {problem} ({other_files}), which the service refuses (a client holding "
+                             f"{holder} could sign RunPod's outcomes and result URLs): it holds the {what} the stack "
+                             f"used before; {apply}")
         return previous
 
     def _read_secret(self, name: str, optional: bool) -> str | None:

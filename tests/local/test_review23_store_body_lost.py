@@ -14,43 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from store_child_support import child_script, lost_lines, run_child
 
-from goldgate.local import object_store
-
-SOURCE = Path(object_store.__file__).resolve().parents[2]  # the tree under test, for the child to import
 KEYS = [f"results/{i:032x}/0.png" for i in range(4)]
 GONE, CUT, KEPT, OTHER = KEYS
 BODY = b"\x89PNG" + bytes(8192)
 
-_CHILD = textwrap.dedent("""
-    import io, json, logging, sys
-    from pathlib import Path
-
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import ClientError
-    from moto.server import ThreadedMotoServer
-
-    from goldgate.local.object_store import DurableBucket
-    from goldgate.logs import JsonLogger
-
-    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
+_CHILD = child_script("""
     root, steps = Path(sys.argv[1]), json.loads(sys.argv[2])
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    s3 = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
-                      aws_access_key_id="k", aws_secret_access_key="s",
-                      config=Config(retries={"max_attempts": 1},
-                                    response_checksum_validation="when_required"))
-    s3.create_bucket(Bucket="results")
-    log = io.StringIO()
     DurableBucket(root, "results", JsonLogger("orchestrator", log), result_ttl_days=7).attach()
     report = []
     for op, key, *arg in steps:
@@ -75,17 +49,12 @@ _CHILD = textwrap.dedent("""
                 report.append([op, key, sorted(o["Key"] for o in listed)])
         except ClientError as exc:
             report.append([op, key, exc.response["Error"]["Code"]])
-    server.stop()
-    print(json.dumps({"report": report, "log": [json.loads(line) for line in log.getvalue().splitlines()]}))
 """)
 
 
 def _start(root: Path, steps: list[list[str]]) -> dict:
     """One start of the store over `root`, the steps run against it; what each answered and the host log."""
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(root), json.dumps(steps)], check=False,
-                          capture_output=True, text=True, timeout=120, cwd=SOURCE)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child(_CHILD, root, json.dumps(steps))
 
 
 def _files(root: Path, key: str) -> tuple[Path, Path]:
@@ -95,10 +64,6 @@ def _files(root: Path, key: str) -> tuple[Path, Path]:
 
 def _restored(log: list[dict]) -> list[int]:
     return [line["data"]["objects"] for line in log if line["event"] == "object_store.restored"]
-
-
-def _lost_lines(log: list[dict]) -> list[dict]:
-    return [line for line in log if line["event"] == "object_store.body_lost"]
 
 
 def test_a_body_deleted_or_cut_while_the_stack_runs_is_no_object_and_is_said_once(tmp_path: Path) -> None:
@@ -124,7 +89,7 @@ def test_a_body_deleted_or_cut_while_the_stack_runs_is_no_object_and_is_said_onc
     assert not _files(root, CUT)[0].exists() and not _files(root, CUT)[1].exists()  # its record went with it
     assert all(path.exists() for key in (KEPT, OTHER, GONE) for path in _files(root, key))
     # The next start puts back everything whole, and says nothing more of what was lost.
-    assert _lost_lines(restart["log"]) == []
+    assert lost_lines(restart["log"]) == []
     assert _restored(restart["log"]) == [3]
 
 
@@ -135,7 +100,7 @@ def test_each_lost_body_is_logged_once_with_its_key_and_sizes(tmp_path: Path) ->
                         ["get", GONE], ["get", GONE], ["head", GONE],
                         ["get", CUT], ["head", CUT], ["get", CUT]])
 
-    lines = _lost_lines(run["log"])
+    lines = lost_lines(run["log"])
     said = [(line["data"]["key"], line["data"]["stored_bytes"], line["data"]["found_bytes"]) for line in lines]
     assert said == [(GONE, len(BODY), None), (CUT, len(BODY), 100)]
     for line in lines:
@@ -156,12 +121,12 @@ def test_a_start_drops_a_body_deleted_or_cut_while_the_stack_was_down_and_puts_b
     assert answers["get", GONE] == "NoSuchKey" and answers["head", GONE] == "404"
     assert answers["get", CUT] == "NoSuchKey" and answers["head", CUT] == "404"  # was put back, 100 bytes
     assert answers["get", KEPT] == answers["get", OTHER] == len(BODY)
-    lines = _lost_lines(start["log"])
+    lines = lost_lines(start["log"])
     said = sorted((line["data"]["key"], line["data"]["found_bytes"]) for line in lines)
     assert said == [(GONE, None), (CUT, 100)]
     assert _restored(start["log"]) == [2]
     assert not any(path.exists() for key in (GONE, CUT) for path in _files(root, key))
-    assert _lost_lines(_start(root, [])["log"]) == []  # said once: the start after finds nothing more to say
+    assert lost_lines(_start(root, [])["log"]) == []  # said once: the start after finds nothing more to say
 
 
 def test_a_body_cut_under_a_read_is_not_read_as_the_object(tmp_path: Path) -> None:

@@ -7,52 +7,22 @@ model files". The lines are written by the loggers that write them in a stack, o
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
+from worker_exits_support import SERVED, died_at_start, labelled, status, ticking_logs
 
-from goldgate import logs as goldgate_logs
-from goldgate.commands.local import _render_status
-from goldgate.local.platform import NO_MODELS, recent_worker_exits
+from goldgate.local.platform import recent_worker_exits
 from goldgate.local.runpod.eventlog import EventLog
 from goldgate.logs import JsonLogger
 
-SERVED = "local/worker@sha256:" + "a" * 64
+__all__ = ["ticking_logs"]  # the `logs` fixture
+
 OTHER = "local/worker@sha256:" + "b" * 64
-
-
-@pytest.fixture()
-def logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A stack's logs dir; each log line a second after the one before, from ten minutes ago (inside 15 min)."""
-    start = datetime.now(UTC) - timedelta(minutes=10)
-    ticks = (start + timedelta(seconds=i) for i in itertools.count())
-    monkeypatch.setattr(goldgate_logs, "now_rfc3339",
-                        lambda: next(ticks).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
-    (tmp_path / "logs").mkdir()
-    yield tmp_path / "logs"
 
 
 def _emulator(logs: Path) -> EventLog:
     return EventLog((logs / "runpod-emulator.jsonl").open("a", encoding="utf-8"), "staging")
-
-
-def _died_at_start(logs: Path, worker: str, image: str, models: int = 5, worker_log: bool = True,
-                   image_on_exit: bool = True) -> None:
-    """The emulator starts a worker; its preflight logs preflight_failed (the runbook's words, `models` files
-    present); it exits 3."""
-    emulator = _emulator(logs)
-    emulator.info("worker.started", worker=worker, endpoint_id="ep1", image=image, pid=4242)
-    if worker_log:
-        with (logs / f"worker-{worker}.log").open("a", encoding="utf-8") as fh:
-            JsonLogger("worker", fh, stack="staging", workflow_version="2026.11.0", worker_image_tag=image).error(
-                "preflight_failed", message=f"{NO_MODELS}: the checkpoint loader folder is empty under every model "
-                                            "root", data={"models": [f"m{i}.safetensors" for i in range(models)]})
-    tag = {"worker_image_tag": image} if image_on_exit else {}
-    emulator.warning("worker.exited", worker=worker, returncode=3, expected=False, **tag)
 
 
 def _got_ready(logs: Path, worker: str, image: str) -> str:
@@ -74,64 +44,54 @@ def _last_ts(path: Path) -> str:
     return str(json.loads(path.read_text(encoding="utf-8").splitlines()[-1])["ts"])
 
 
-def _status(logs: Path, serving: str = SERVED) -> list[str]:
-    exits = recent_worker_exits(logs / "runpod-emulator.jsonl", serving=serving)
-    return _render_status({"stack": "staging", "running": True, "image": serving, "logs_dir": str(logs),
-                           "workers": [], "worker_exits": exits}).splitlines()
-
-
-def _lines(lines: list[str], label: str) -> list[str]:
-    return [ln for ln in lines if ln.strip().startswith(label)]
-
-
 def test_exits_from_before_the_host_started_on_the_served_image_after_another_are_past(logs: Path) -> None:
     # The host took another image (a rollback), then started on the served one again (a deploy while it was down):
     # it took the image anew, as a redeploy does. A start on the image it took last does not (review 30:
     # test_review30_store_restart_exits).
     _host(logs, "stack.ready", SERVED)
-    _died_at_start(logs, "w-0", SERVED)
-    _died_at_start(logs, "w-1", SERVED)
+    died_at_start(logs, "w-0", SERVED)
+    died_at_start(logs, "w-1", SERVED)
     _host(logs, "stack.redeployed", OTHER)
     ready = _host(logs, "stack.ready", SERVED)
-    lines = _status(logs)
-    assert _lines(lines, "worker exits") == [], lines
-    [earlier] = _lines(lines, "earlier worker exits")
+    lines = status(logs)
+    assert labelled(lines, "worker exits") == [], lines
+    [earlier] = labelled(lines, "earlier worker exits")
     assert f"2 in the last 15 min of {SERVED}, which staging serves, from before staging redeployed it ({ready})" \
         in earlier, earlier
 
 
 def test_the_newest_redeploy_of_the_served_image_is_the_one_that_makes_exits_past(logs: Path) -> None:
     _host(logs, "stack.redeployed", SERVED)
-    _died_at_start(logs, "w-0", SERVED)
-    _died_at_start(logs, "w-1", SERVED)
+    died_at_start(logs, "w-0", SERVED)
+    died_at_start(logs, "w-1", SERVED)
     again = _host(logs, "stack.redeployed", SERVED)
     exits = recent_worker_exits(logs / "runpod-emulator.jsonl", serving=SERVED)
     assert [(e["worker"], e["past_by"], e["past_since"]) for e in exits] == [
         ("w-0", "redeploy", again), ("w-1", "redeploy", again)]
-    assert _lines(_status(logs), "worker exits") == []
+    assert labelled(status(logs), "worker exits") == []
 
 
 def test_the_earlier_line_names_when_the_later_worker_got_ready_and_the_newest_ready_counts(logs: Path) -> None:
     _got_ready(logs, "w-a", SERVED)        # a worker that got ready: its image can pass the preflight
-    _died_at_start(logs, "w-0", SERVED)    # then one died at start (its snapshot broken by hand)
+    died_at_start(logs, "w-0", SERVED)     # then one died at start (its snapshot broken by hand)
     ready = _got_ready(logs, "w-b", SERVED)  # and the one after it got ready again (the snapshot mended)
     exits = recent_worker_exits(logs / "runpod-emulator.jsonl", serving=SERVED)
     assert [(e["worker"], e["past_by"], e["past_since"]) for e in exits] == [("w-0", "worker_ready", ready)]
-    lines = _status(logs)
-    assert _lines(lines, "worker exits") == [], lines
-    [earlier] = _lines(lines, "earlier worker exits")
+    lines = status(logs)
+    assert labelled(lines, "worker exits") == [], lines
+    [earlier] = labelled(lines, "earlier worker exits")
     assert f"from before a later worker of it passed its preflight and got ready for jobs ({ready})" in earlier
 
 
 def test_past_exits_of_the_served_image_and_of_another_image_are_kept_five_each(logs: Path) -> None:
     for i in range(5):
-        _died_at_start(logs, f"w-old-{i}", OTHER)  # the image a rollback took off
-    _died_at_start(logs, "w-0", SERVED)
-    _died_at_start(logs, "w-1", SERVED)
+        died_at_start(logs, f"w-old-{i}", OTHER)  # the image a rollback took off
+    died_at_start(logs, "w-0", SERVED)
+    died_at_start(logs, "w-1", SERVED)
     _host(logs, "stack.redeployed", SERVED)
-    lines = _status(logs)
-    assert _lines(lines, "worker exits") == [], lines
-    earlier = _lines(lines, "earlier worker exits")
+    lines = status(logs)
+    assert labelled(lines, "worker exits") == [], lines
+    earlier = labelled(lines, "earlier worker exits")
     assert len(earlier) == 2, lines
     assert any(f"2 in the last 15 min of {SERVED}, which staging serves" in ln for ln in earlier), earlier
     assert any(f"5+ in the last 15 min of {OTHER}, which staging no longer serves" in ln
@@ -140,23 +100,23 @@ def test_past_exits_of_the_served_image_and_of_another_image_are_kept_five_each(
 
 def test_an_exit_line_without_its_image_takes_it_from_the_workers_started_line(logs: Path) -> None:
     # no worker log (the worker died before writing one) and no image on the exit line: `worker.started` says it
-    _died_at_start(logs, "w-old", OTHER, worker_log=False, image_on_exit=False)
+    died_at_start(logs, "w-old", OTHER, worker_log=False, image_on_exit=False)
     [e] = recent_worker_exits(logs / "runpod-emulator.jsonl", serving=SERVED)
     assert (e["image"], e["past"], e["past_by"]) == (OTHER, True, "another_image")
-    lines = _status(logs)
-    assert _lines(lines, "worker exits") == [], lines
-    assert any(f"of {OTHER}, which staging no longer serves" in ln for ln in _lines(lines, "earlier worker exits"))
+    lines = status(logs)
+    assert labelled(lines, "worker exits") == [], lines
+    assert any(f"of {OTHER}, which staging no longer serves" in ln for ln in labelled(lines, "earlier worker exits"))
 
 
 def test_one_model_file_present_is_said_in_the_singular(logs: Path) -> None:
-    _died_at_start(logs, "w-0", SERVED, models=1)
-    [now] = _lines(_status(logs), "worker exits")
+    died_at_start(logs, "w-0", SERVED, models=1)
+    [now] = labelled(status(logs), "worker exits")
     assert "its checkpoint folder empty (1 model file present)" in now, now
 
 
 def test_an_exit_its_log_says_nothing_of_does_not_claim_the_worker_had_no_models(logs: Path) -> None:
     # no worker log: the hint names the runbook section for a preflight_failed exit, without claiming "no models"
-    _died_at_start(logs, "w-0", SERVED, worker_log=False)
-    [now] = _lines(_status(logs), "worker exits")
+    died_at_start(logs, "w-0", SERVED, worker_log=False)
+    [now] = labelled(status(logs), "worker exits")
     assert "a worker that exits at start with preflight_failed found models missing" in now, now
     assert "no models" not in now, now

@@ -17,43 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
-from goldgate.local import object_store
+from store_child_support import body_file, child_script, lost_lines, run_child
 
-SOURCE = Path(object_store.__file__).resolve().parents[2]  # the tree under test, for the child to import
 KEY = "results/" + "5" * 32 + "/0.png"
 BODY = b"\x89PNG" + bytes(range(256)) * 32
 SHA = hashlib.sha256(BODY).hexdigest()
 
-_CHILD = textwrap.dedent("""
-    import hashlib, io, json, logging, resource, signal, sys, threading
-    from pathlib import Path
-
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import ClientError
-    from moto.server import ThreadedMotoServer
-
-    from goldgate.local.object_store import DurableBucket
-    from goldgate.logs import JsonLogger
-
-    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
+_CHILD = child_script("""
+    import resource, signal, threading
     root, body, steps = Path(sys.argv[1]), bytes.fromhex(sys.argv[2]), json.loads(sys.argv[3])
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-
-    def client():
-        return boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
-                            aws_access_key_id="k", aws_secret_access_key="s",
-                            config=Config(retries={"max_attempts": 1}, response_checksum_validation="when_required"))
-
-    s3 = client()
-    s3.create_bucket(Bucket="results")
     # Holds a keep-aside at its start until the step "put_during_keep_aside" has uploaded the key again.
     entered, release = threading.Event(), threading.Event()
     if any(step[0] == "put_during_keep_aside" for step in steps):
@@ -65,7 +39,6 @@ _CHILD = textwrap.dedent("""
             return original(self, *args, **kwargs)
 
         DurableBucket._keep_aside = held
-    log = io.StringIO()
     DurableBucket(root, "results", JsonLogger("orchestrator", log), result_ttl_days=7).attach()
     report = []
 
@@ -99,24 +72,11 @@ _CHILD = textwrap.dedent("""
             release.set()
             reader.join(60)
             report.append(["get", first[0] if first else "no answer"])
-    server.stop()
-    print(json.dumps({"report": report, "log": [json.loads(line) for line in log.getvalue().splitlines()]}))
 """)
 
 
 def _start(root: Path, steps: list[list[str]]) -> dict:
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(root), BODY.hex(), json.dumps(steps)], check=False,
-                          capture_output=True, text=True, timeout=120, cwd=SOURCE)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _body(root: Path) -> Path:
-    return root / f"{hashlib.sha256(KEY.encode()).hexdigest()}.bin"
-
-
-def _lost(log: list[dict]) -> list[dict]:
-    return [line for line in log if line["event"] == "object_store.body_lost"]
+    return run_child(_CHILD, root, BODY.hex(), json.dumps(steps))
 
 
 def test_a_keep_aside_the_full_disk_stops_tells_the_truth_and_the_next_start_names_the_damage(tmp_path: Path) -> None:
@@ -126,22 +86,22 @@ def test_a_keep_aside_the_full_disk_stops_tells_the_truth_and_the_next_start_nam
     flipped[100] ^= 0xFF
 
     # The body fits under the limit (written first); the evidence record (some 600 bytes) does not.
-    run = _start(root, [["write", KEY, str(_body(root)), bytes(flipped).hex()], ["disk_full_after", KEY, "300"],
-                        ["get", KEY]])
+    run = _start(root, [["write", KEY, str(body_file(root, KEY)), bytes(flipped).hex()],
+                        ["disk_full_after", KEY, "300"], ["get", KEY]])
     assert run["report"] == [["get", "NoSuchKey"]], run["report"]
-    [line] = _lost(run["log"])
+    [line] = lost_lines(run["log"])
     if line["data"]["kept"] is None:
         # What the line says happened must be what is on disk: the body is where it was, for the next start to find.
         assert "left where they are" in line["message"], line["message"]
-        assert _body(root).is_file() and _body(root).read_bytes() == bytes(flipped), (
-            f"the line says the files are left where they are, but the body is gone from {_body(root)} "
+        assert body_file(root, KEY).is_file() and body_file(root, KEY).read_bytes() == bytes(flipped), (
+            f"the line says the files are left where they are, but the body is gone from {body_file(root, KEY)} "
             f"(it is in {sorted(p.name for p in (root / 'damaged').glob('*'))})")
     for evidence in (root / "damaged").glob("*.json"):
         json.loads(evidence.read_text())  # never an evidence file cut short by the full disk
 
     again = _start(root, [["get", KEY]])
     assert again["report"] == [["get", "NoSuchKey"]]
-    said = [(line["data"]["damage"], line["message"]) for line in _lost(again["log"])]
+    said = [(line["data"]["damage"], line["message"]) for line in lost_lines(again["log"])]
     # Before: [("missing", "... is missing (deleted outside goldgate: a disk cleanup, a copy without it?) ...")]
     assert all(damage != "missing" for damage, _ in said), said
 
@@ -152,7 +112,7 @@ def test_a_result_uploaded_again_while_its_damaged_copy_is_kept_aside_stays_stor
     flipped = bytearray(BODY)
     flipped[100] ^= 0xFF
 
-    run = _start(root, [["write", KEY, str(_body(root)), bytes(flipped).hex()], ["put_during_keep_aside", KEY],
+    run = _start(root, [["write", KEY, str(body_file(root, KEY)), bytes(flipped).hex()], ["put_during_keep_aside", KEY],
                         ["get", KEY]])
     put, first_get, later_get = run["report"]
     assert first_get == ["get", "NoSuchKey"], run["report"]   # the damaged copy is never served
@@ -160,6 +120,6 @@ def test_a_result_uploaded_again_while_its_damaged_copy_is_kept_aside_stays_stor
         # The uploader was told its object is stored: it is served, and kept across a start.
         assert later_get == ["get", SHA], run["report"]   # before: NoSuchKey, its body moved into damaged/
         # The line says what happened: the damaged object answered 404 and left, the new upload stands.
-        [line] = _lost(run["log"])
+        [line] = lost_lines(run["log"])
         assert line["data"]["kept"] is None and "uploaded again" in line["message"], line["message"]
         assert _start(root, [["get", KEY]])["report"] == [["get", SHA]]

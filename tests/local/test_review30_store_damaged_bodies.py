@@ -15,9 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import httpx
@@ -25,37 +22,14 @@ import pytest
 from ci_policy import needs
 from processes import wait_until
 from stackfiles import stacks_file
+from store_child_support import body_file, child_script, lost_lines, run_child
 
-from goldgate.local import object_store
-
-SOURCE = Path(object_store.__file__).resolve().parents[2]  # the tree under test, for the child to import
 KEYS = [f"results/{i:032x}/0.png" for i in range(4)]
 BODY = b"\x89PNG" + bytes(range(256)) * 32
 SHA = hashlib.sha256(BODY).hexdigest()
 
-_CHILD = textwrap.dedent("""
-    import hashlib, io, json, logging, sys
-    from pathlib import Path
-
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import ClientError
-    from moto.server import ThreadedMotoServer
-
-    from goldgate.local.object_store import DurableBucket
-    from goldgate.logs import JsonLogger
-
-    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
+_CHILD = child_script("""
     root, body, steps = Path(sys.argv[1]), bytes.fromhex(sys.argv[2]), json.loads(sys.argv[3])
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    s3 = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
-                      aws_access_key_id="k", aws_secret_access_key="s",
-                      config=Config(retries={"max_attempts": 1},
-                                    response_checksum_validation="when_required"))
-    s3.create_bucket(Bucket="results")
-    log = io.StringIO()
     DurableBucket(root, "results", JsonLogger("orchestrator", log), result_ttl_days=7).attach()
     report = []
     for op, key, *arg in steps:
@@ -79,21 +53,12 @@ _CHILD = textwrap.dedent("""
                 report.append([op, key, sorted(o["Key"] for o in listed)])
         except ClientError as exc:
             report.append([op, key, exc.response["Error"]["Code"]])
-    server.stop()
-    print(json.dumps({"report": report, "log": [json.loads(line) for line in log.getvalue().splitlines()]}))
 """)
 
 
 def _start(root: Path, steps: list[list[str]]) -> dict:
     """One start of the store over `root`, the steps run against it; what each answered and the host log."""
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(root), BODY.hex(), json.dumps(steps)], check=False,
-                          capture_output=True, text=True, timeout=120, cwd=SOURCE)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _body(root: Path, key: str) -> Path:
-    return root / f"{hashlib.sha256(key.encode()).hexdigest()}.bin"
+    return run_child(_CHILD, root, BODY.hex(), json.dumps(steps))
 
 
 def _flip(path: Path, at: int = 100) -> bytes:
@@ -101,10 +66,6 @@ def _flip(path: Path, at: int = 100) -> bytes:
     data[at] ^= 0xFF
     path.write_bytes(bytes(data))
     return bytes(data)
-
-
-def _lost(log: list[dict]) -> list[dict]:
-    return [line for line in log if line["event"] == "object_store.body_lost"]
 
 
 def _answers(report: list[list]) -> dict[tuple[str, str], list]:
@@ -128,7 +89,7 @@ def test_a_byte_flipped_at_the_same_size_is_never_served_and_the_evidence_is_kep
     root = tmp_path / "objects" / "results"
     flipped, whole = KEYS[0], KEYS[1]
     _start(root, [["put", flipped], ["put", whole]])
-    damaged = _flip(_body(root, flipped))
+    damaged = _flip(body_file(root, flipped))
 
     run = _start(root, [["head", flipped], ["get", flipped], ["get", flipped], ["head", flipped],
                         ["get", whole], ["list", ""]])
@@ -138,7 +99,7 @@ def test_a_byte_flipped_at_the_same_size_is_never_served_and_the_evidence_is_kep
     assert asked["get", flipped] == ["NoSuchKey", "NoSuchKey"], asked  # was 200, another sha256
     assert asked["head", flipped][-1] == "404"  # once refused, no longer held
     assert asked["get", whole] == [SHA] and asked["list", ""] == [[whole]]
-    [line] = _lost(run["log"])
+    [line] = lost_lines(run["log"])
     assert line["data"]["key"] == flipped and line["data"]["damage"] == "other_bytes", line
     assert line["data"]["stored_sha256"] == SHA
     assert line["data"]["found_sha256"] == hashlib.sha256(damaged).hexdigest()
@@ -146,10 +107,10 @@ def test_a_byte_flipped_at_the_same_size_is_never_served_and_the_evidence_is_kep
     record, body = _kept(root)[flipped]
     assert body == damaged and record["stored_sha256"] == SHA and record["damage"] == "other_bytes"
     assert record["record"]["key"] == flipped and record["record"]["bytes"] == len(BODY)
-    assert not _body(root, flipped).exists()  # out of the bucket's files: the next start does not put it back
+    assert not body_file(root, flipped).exists()  # out of the bucket's files: the next start does not put it back
     again = _start(root, [["get", flipped], ["get", whole]])
     assert _answers(again["report"]) == {("get", flipped): ["NoSuchKey"], ("get", whole): [SHA]}
-    assert _lost(again["log"]) == []
+    assert lost_lines(again["log"]) == []
 
 
 def test_a_body_written_over_with_more_bytes_is_said_to_be_other_bytes_not_deleted_or_cut(tmp_path: Path) -> None:
@@ -157,9 +118,9 @@ def test_a_body_written_over_with_more_bytes_is_said_to_be_other_bytes_not_delet
     root = tmp_path / "objects" / "results"
     key = KEYS[0]
     random = os.urandom(20000)
-    run = _start(root, [["put", key], ["write", key, str(_body(root, key)), random.hex()], ["get", key]])
+    run = _start(root, [["put", key], ["write", key, str(body_file(root, key)), random.hex()], ["get", key]])
     assert _answers(run["report"])["get", key] == ["NoSuchKey"]
-    [line] = _lost(run["log"])
+    [line] = lost_lines(run["log"])
     assert line["data"]["damage"] == "other_bytes" and line["data"]["found_bytes"] == 20000, line
     assert "deleted or cut" not in line["message"], line["message"]
     assert "20000 bytes with sha256 " + hashlib.sha256(random).hexdigest() in line["message"]
@@ -174,14 +135,14 @@ def test_while_the_stack_runs_the_line_says_what_was_found(tmp_path: Path, damag
     root = tmp_path / "objects" / "results"
     key = KEYS[2]
     _start(root, [["put", key]])
-    body = _body(root, key)
+    body = body_file(root, key)
     found = {"missing": None, "cut_short": BODY[:100], "appended": BODY + b"more",
              "other_bytes": os.urandom(len(BODY) + 1)}[damage]
     # Damaged by hand while the stack runs, after a GET served it whole
     damaging = ["unlink", key, str(body)] if found is None else ["write", key, str(body), found.hex()]
     run = _start(root, [["get", key], damaging, ["get", key], ["head", key]])
     assert _answers(run["report"]) == {("get", key): [SHA, "NoSuchKey"], ("head", key): ["404"]}, run["report"]
-    [line] = _lost(run["log"])
+    [line] = lost_lines(run["log"])
     assert line["data"]["damage"] == damage, line
     assert line["data"]["found_bytes"] == (None if found is None else len(found))
     says = {"missing": "is missing", "cut_short": f"is cut short: 100 bytes where {len(BODY)} were stored",
@@ -215,7 +176,7 @@ def test_on_a_stack_a_result_with_a_byte_flipped_answers_result_missing_and_is_k
         first = httpx.get(result["url"], timeout=30)
         assert first.status_code == 200 and hashlib.sha256(first.content).hexdigest() == result["sha256"]
         root = StackDir(home, stack).objects_dir / platform.spec(stack).storage.bucket
-        damaged = _flip(_body(root, result["key"]), at=len(first.content) // 2)
+        damaged = _flip(body_file(root, result["key"]), at=len(first.content) // 2)
 
         answer = httpx.get(result["url"], timeout=30)
         # Before: 200, and a body whose sha256 was not the job's

@@ -11,59 +11,29 @@ sys.path); the binding throws as a JS Error does under Pyodide (`JsException`)."
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from service_testkit import API_TOKEN, fake_runpod
-from test_review18_full_d1 import CREATE, AtItsSizeLimit, Worker, _lines
-from test_service_cloudflare_entry import _entry, make_env
+from d1_transient_support import AUTH, create_while_d1_throws, d1_entry, job_then_d1_throws
+from service_testkit import fake_runpod
+from test_review18_full_d1 import Worker, _lines
 
-__all__ = ["fake_runpod"]
+__all__ = ["d1_entry", "fake_runpod"]  # the `entry` and `fake_runpod` fixtures
 
-AUTH = {"authorization": f"Bearer {API_TOKEN}"}
 PASSING = ["D1_ERROR: Cannot resolve D1 DB due to transient issue on remote node.",
            "D1_ERROR: D1 DB is overloaded. Requests queued for too long.",
            "D1_ERROR: D1 DB is overloaded. Too many requests queued.",
            "D1_ERROR: D1 DB storage operation exceeded timeout which caused object to be reset."]
 
 
-@pytest.fixture
-def entry(monkeypatch: pytest.MonkeyPatch) -> Any:
-    yield from _entry(monkeypatch, with_jsnull=True)
-
-
 @pytest.mark.parametrize("error", PASSING)
 def test_a_create_d1_cannot_take_for_now_is_a_503_to_retry_and_healthz_says_so(entry, tmp_path, fake_runpod,
                                                                              capsys, log_lines, error):
-    env = make_env(tmp_path, fake_runpod.base)
-    d1 = env.DB
-    env.DB = AtItsSizeLimit(d1, error)
-    worker = Worker(entry, env)
-    status, body, headers = worker.call("POST", "/api/queue/create", CREATE, AUTH)
-    assert (status, body["error"]["code"]) == (503, "database_busy"), body
-    assert "retry it shortly" in body["error"]["message"] and headers["retry-after"] == "5"
-    assert fake_runpod.runs == [], "RunPod ran a job D1 did not record"
-    [line] = [line for line in _lines(capsys, log_lines) if line["event"] == "database.busy"]
-    assert error in line["error"]["message"], line
-
-    status, body, _ = worker.call("GET", "/healthz")
-    assert (status, body["error"]["code"]) == (503, "database_unavailable"), body
-
-    env.DB = d1  # D1 back: the client's retry is taken
-    worker = Worker(entry, env)
-    assert worker.call("POST", "/api/queue/create", CREATE, AUTH)[0] == 202
+    create_while_d1_throws(entry, tmp_path, fake_runpod, capsys, log_lines, error)
     _lines(capsys, log_lines)
 
 
 def test_a_webhook_while_d1_is_overloaded_is_a_503_runpod_sends_again(entry, tmp_path, fake_runpod, capsys,
                                                                       log_lines):
-    env = make_env(tmp_path, fake_runpod.base)
-    worker = Worker(entry, env)
-    job_id = worker.call("POST", "/api/queue/create", CREATE, AUTH)[1]["job_id"]
-    runpod_id = worker.call("GET", f"/api/status/{job_id}", headers=AUTH)[1]["runpod_job_id"]
-    d1 = env.DB
-    env.DB = AtItsSizeLimit(d1, PASSING[2])
-    worker = Worker(entry, env)
+    env, d1, worker, job_id, runpod_id = job_then_d1_throws(entry, tmp_path, fake_runpod, PASSING[2])
     delivery = {"id": runpod_id, "status": "FAILED", "error": "oom"}
     status, body, headers = worker.deliver(job_id, delivery)
     assert (status, body["error"]["code"], headers["retry-after"]) == (503, "database_busy", "5"), body

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+import rotation_support as rotation
 from service_testkit import API_TOKEN, RUNPOD_KEY, LocalServer, check_log_lines, make_config, s3_client
 from test_service_cloudflare_entry import Ctx, Fetch, JsRequest, entry, make_env  # noqa: F401 (entry is a fixture)
 
@@ -36,29 +36,12 @@ def _completed(rid: str, key: str, size: int) -> dict:
 
 
 def _lines(server: LocalServer) -> list[dict]:
-    raw = server.log_lines()
-    check_log_lines(raw, extra_forbidden=(OLD, NEW))
-    return [json.loads(line) for line in raw]
+    return rotation.lines_without(server, (OLD, NEW))
 
 
 def _request_line(lines: list[dict], path: str) -> dict:
     [line] = [x for x in lines if (x.get("http") or {}).get("path") == path]
     return line
-
-
-def _rid(server: LocalServer, job_id: str) -> str:
-    conn = sqlite3.connect(server.db_path)
-    try:
-        return conn.execute("SELECT runpod_job_id FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
-    finally:
-        conn.close()
-
-
-def _start(tmp_path, moto_endpoint: str, runpod_base: str, **secrets: str) -> LocalServer:
-    """The local server on the stack's one database: a restart with other secrets is a deploy."""
-    server = LocalServer(tmp_path, moto_endpoint, runpod_base, **secrets)
-    server.port_file.unlink(missing_ok=True)  # the last run's port: wait for this run's
-    return server.start()
 
 
 def _sig(secret: str, job_id: str) -> str:
@@ -74,7 +57,7 @@ def _result_sig(secret: str, url: str) -> str:
 def test_a_rotation_keeps_in_flight_webhooks_and_handed_out_result_urls_working_on_the_local_server(
         tmp_path, moto_endpoint, fake_runpod):
     s3 = s3_client(moto_endpoint)
-    before = _start(tmp_path, moto_endpoint, fake_runpod.base, webhook_secret=OLD)
+    before = rotation.start(tmp_path, moto_endpoint, fake_runpod.base, webhook_secret=OLD)
     try:
         with httpx.Client(base_url=before.url, headers=AUTH, timeout=10) as client:
             done, in_flight = (client.post("/api/queue/create", json=FLUX).json()["job_id"] for _ in range(2))
@@ -83,7 +66,7 @@ def test_a_rotation_keeps_in_flight_webhooks_and_handed_out_result_urls_working_
             image = b"\x89PNG done before the rotation"
             s3.put_object(Bucket="goldgate-results", Key=f"results/{done}/0.png", Body=image, ContentType="image/png")
             hook = client.post("/api/runpod/webhook", params=done_hook, headers={"authorization": ""},
-                               json=_completed(_rid(before, done), f"results/{done}/0.png", len(image)))
+                               json=_completed(rotation.runpod_id(before, done), f"results/{done}/0.png", len(image)))
             assert hook.json()["applied"] is True
             handed_out = client.get(f"/api/status/{done}").json()["results"][0]["url"]
         _lines(before)
@@ -91,7 +74,7 @@ def test_a_rotation_keeps_in_flight_webhooks_and_handed_out_result_urls_working_
         before.stop()
 
     # The operator rotates: previous = the old secret, a new current one; the server restarts on the same db.
-    during = _start(tmp_path, moto_endpoint, fake_runpod.base, webhook_secret=NEW, webhook_secret_previous=OLD)
+    during = rotation.start(tmp_path, moto_endpoint, fake_runpod.base, webhook_secret=NEW, webhook_secret_previous=OLD)
     try:
         with httpx.Client(base_url=during.url, headers=AUTH, timeout=10) as client:
             # RunPod delivers the in-flight job's outcome to the URL it was given before the rotation
@@ -99,7 +82,7 @@ def test_a_rotation_keeps_in_flight_webhooks_and_handed_out_result_urls_working_
             s3.put_object(Bucket="goldgate-results", Key=f"results/{in_flight}/0.png", Body=image,
                           ContentType="image/png")
             hook = client.post("/api/runpod/webhook", params=flight_hook, headers={"authorization": ""},
-                               json=_completed(_rid(during, in_flight), f"results/{in_flight}/0.png",
+                               json=_completed(rotation.runpod_id(during, in_flight), f"results/{in_flight}/0.png",
                                                len(image)))
             assert hook.status_code == 200 and hook.json() == {"applied": True, "reason": "applied",
                                                                 "status": "completed"}
@@ -113,7 +96,7 @@ def test_a_rotation_keeps_in_flight_webhooks_and_handed_out_result_urls_working_
             assert fresh_hook["job"] == fresh
             old_signed = client.post("/api/runpod/webhook", headers={"authorization": ""},
                                      params={"job": fresh, "sig": _sig(OLD, fresh)},
-                                     json={"id": _rid(during, fresh), "status": "IN_PROGRESS"})
+                                     json={"id": rotation.runpod_id(during, fresh), "status": "IN_PROGRESS"})
             assert old_signed.status_code == 200  # accepted while previous is set, but not what RunPod was given
             assert fresh_hook["sig"] == _sig(NEW, fresh)
             new_url = client.get(f"/api/status/{in_flight}").json()["results"][0]["url"]
@@ -131,7 +114,7 @@ def test_a_rotation_keeps_in_flight_webhooks_and_handed_out_result_urls_working_
         (path.path, "previous"), (urlsplit(new_url).path, None)]
 
     # Once the previous secret is dropped, what it signed is refused again.
-    after = _start(tmp_path, moto_endpoint, fake_runpod.base, webhook_secret=NEW)
+    after = rotation.start(tmp_path, moto_endpoint, fake_runpod.base, webhook_secret=NEW)
     try:
         with httpx.Client(base_url=after.url, timeout=10) as client:
             assert client.post("/api/runpod/webhook", params=flight_hook, json={}).status_code == 401
@@ -192,31 +175,18 @@ def test_a_previous_secret_that_cannot_be_one_is_refused_at_config_load_without_
 
 def test_the_local_server_refuses_to_start_on_a_previous_secret_equal_to_the_current_one(
         tmp_path, moto_endpoint, fake_runpod):
-    server = LocalServer(tmp_path, moto_endpoint, fake_runpod.base, webhook_secret=NEW, webhook_secret_previous=NEW)
-    with pytest.raises(AssertionError, match="exited 2"):
-        server.start()
-    server.stop()
-    lines = _lines(server)
-    [refused] = [x for x in lines if x["level"] == "error"]
-    assert refused["event"] == "service.bad_config"
+    refused = rotation.refused_start(tmp_path, moto_endpoint, fake_runpod.base, (OLD, NEW), webhook_secret=NEW,
+                            webhook_secret_previous=NEW)
     assert "webhook_secret_previous equals webhook_secret" in refused["message"]
 
 
 def test_the_worker_refuses_a_too_short_previous_secret_binding_and_ignores_an_empty_one(entry, tmp_path):  # noqa: F811
-    with pytest.raises(ConfigError, match="webhook_secret_previous must be at least 16"):
-        entry.config_from_env(make_env(tmp_path / "a", "http://127.0.0.1:9/v2/ep", WEBHOOK_SECRET_PREVIOUS="short"))
-    config = entry.config_from_env(make_env(tmp_path / "b", "http://127.0.0.1:9/v2/ep", WEBHOOK_SECRET_PREVIOUS=""))
-    assert config.webhook_secret_previous is None
+    rotation.check_previous_binding(entry, tmp_path, "WEBHOOK_SECRET_PREVIOUS")
     assert OLD not in repr(make_config(webhook_secret=NEW, webhook_secret_previous=OLD))
 
 
 def test_the_previous_secret_is_masked_if_it_slips_into_a_log_line(log_lines, tmp_path):
-    from service.app import create_app
-    from service.workflows import Registry
-
-    config = make_config(webhook_secret=NEW, webhook_secret_previous=OLD)
-    app = create_app(config, None, None, None, registry=Registry.from_dir(config.workflows_dir),
-                     log_sink=log_lines.sink)
-    app.log.warning("test.leak", message=f"the old secret was {OLD}", data={"k": RUNPOD_KEY})
-    assert OLD not in log_lines[-1] and "[redacted]" in log_lines[-1]
+    line = rotation.leaked_line(log_lines, f"the old secret was {OLD}",
+                                {"webhook_secret": NEW, "webhook_secret_previous": OLD}, data={"k": RUNPOD_KEY})
+    assert OLD not in line and "[redacted]" in line
     check_log_lines(log_lines, extra_forbidden=(OLD, NEW))

@@ -8,46 +8,24 @@ write is taken again."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from service_testkit import API_TOKEN
-from test_review18_full_d1 import CREATE, AtItsSizeLimit, Worker, _lines
-from test_service_cloudflare_entry import _entry, make_env
+from d1_transient_support import create_while_d1_throws, d1_entry, job_then_d1_throws
+from test_review18_full_d1 import _lines
 
-AUTH = {"authorization": f"Bearer {API_TOKEN}"}
+__all__ = ["d1_entry"]  # the `entry` fixture
+
 TRANSIENT = ["D1_ERROR: D1 DB reset because its code was updated.",
              "D1_ERROR: Internal error while starting up D1 DB storage caused object to be reset.",
              "D1_ERROR: Network connection lost."]
 
 
-@pytest.fixture
-def entry(monkeypatch: pytest.MonkeyPatch) -> Any:
-    yield from _entry(monkeypatch, with_jsnull=True)
-
-
 @pytest.mark.parametrize("error", TRANSIENT)
 def test_a_write_d1_says_to_retry_is_a_503_to_retry_shortly_and_healthz_says_so(entry, tmp_path, fake_runpod,
                                                                                capsys, log_lines, error):
-    env = make_env(tmp_path, fake_runpod.base)
-    d1 = env.DB
-    env.DB = AtItsSizeLimit(d1, error)
-    worker = Worker(entry, env)
-    status, body, headers = worker.call("POST", "/api/queue/create", CREATE, AUTH)
-    assert (status, body["error"]["code"]) == (503, "database_busy"), body
-    assert "retry it shortly" in body["error"]["message"] and headers["retry-after"] == "5"
-    assert fake_runpod.runs == [], "RunPod ran a job D1 did not record"
-    [line] = [line for line in _lines(capsys, log_lines) if line["event"] == "database.busy"]
-    assert error in line["error"]["message"] and "transient" in line["message"], line
-
-    status, body, _ = worker.call("GET", "/healthz")
-    assert (status, body["error"]["code"]) == (503, "database_unavailable"), body
-    assert "(database_busy)" in body["error"]["message"]
-
-    env.DB = d1  # D1 back: the client's retry is taken, and the health check clears
-    worker = Worker(entry, env)
-    assert worker.call("POST", "/api/queue/create", CREATE, AUTH)[0] == 202
-    assert worker.call("GET", "/healthz")[0] == 200
+    line, health, worker = create_while_d1_throws(entry, tmp_path, fake_runpod, capsys, log_lines, error)
+    assert "transient" in line["message"], line
+    assert "(database_busy)" in health["error"]["message"]
+    assert worker.call("GET", "/healthz")[0] == 200  # D1 back: the health check clears
     _lines(capsys, log_lines)
 
 
@@ -57,13 +35,7 @@ def test_a_webhook_d1_refuses_is_reported_by_healthz_too(entry, tmp_path, fake_r
                                                          code):
     """A webhook's outcome is written in one batch (as a create with an Idempotency-Key is): a refused batch was
     answered 503 but left /healthz at 200."""
-    env = make_env(tmp_path, fake_runpod.base)
-    worker = Worker(entry, env)
-    job_id = worker.call("POST", "/api/queue/create", CREATE, AUTH)[1]["job_id"]
-    runpod_id = worker.call("GET", f"/api/status/{job_id}", headers=AUTH)[1]["runpod_job_id"]
-    d1 = env.DB
-    env.DB = AtItsSizeLimit(d1, error)
-    worker = Worker(entry, env)
+    _, _, worker, job_id, runpod_id = job_then_d1_throws(entry, tmp_path, fake_runpod, error)
     status, body, _ = worker.deliver(job_id, {"id": runpod_id, "status": "FAILED", "error": "oom"})
     assert (status, body["error"]["code"]) == (503, code), body
     status, body, _ = worker.call("GET", "/healthz")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import rotation_support as rotation
 from service_testkit import API_TOKEN, WEBHOOK_SECRET, LocalServer, check_log_lines, make_config, s3_client
 from test_service_cloudflare_entry import Ctx, Fetch, JsRequest, entry, make_env  # noqa: F401 (entry is a fixture)
 
@@ -30,24 +30,7 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 def _lines(server: LocalServer) -> list[dict]:
-    raw = server.log_lines()
-    check_log_lines(raw, extra_forbidden=(OLD, NEW))
-    return [json.loads(line) for line in raw]
-
-
-def _start(tmp_path, moto_endpoint: str, runpod_base: str, **secrets: str) -> LocalServer:
-    """The local server on the stack's one database: a restart with other secrets is a deploy."""
-    server = LocalServer(tmp_path, moto_endpoint, runpod_base, **secrets)
-    server.port_file.unlink(missing_ok=True)  # the last run's port: wait for this run's
-    return server.start()
-
-
-def _rid(server: LocalServer, job_id: str) -> str:
-    conn = sqlite3.connect(server.db_path)
-    try:
-        return conn.execute("SELECT runpod_job_id FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
-    finally:
-        conn.close()
+    return rotation.lines_without(server, (OLD, NEW))
 
 
 def _token_of(lines: list[dict], path: str) -> list[str | None]:
@@ -58,14 +41,14 @@ def _token_of(lines: list[dict], path: str) -> list[str | None]:
 def test_a_rotation_serves_clients_holding_either_token_and_says_which_one_on_the_local_server(
         tmp_path, moto_endpoint, fake_runpod):
     s3 = s3_client(moto_endpoint)
-    before = _start(tmp_path, moto_endpoint, fake_runpod.base, api_token=OLD)
+    before = rotation.start(tmp_path, moto_endpoint, fake_runpod.base, api_token=OLD)
     try:
         with httpx.Client(base_url=before.url, timeout=10) as client:
             job = client.post("/api/queue/create", json=FLUX, headers=_bearer(OLD)).json()["job_id"]
             image = b"\x89PNG made before the rotation"
             s3.put_object(Bucket="goldgate-results", Key=f"results/{job}/0.png", Body=image, ContentType="image/png")
             webhook = urlsplit(fake_runpod.runs[-1]["webhook"])
-            done = {"id": _rid(before, job), "status": "COMPLETED", "delayTime": 5, "executionTime": 1500,
+            done = {"id": rotation.runpod_id(before, job), "status": "COMPLETED", "delayTime": 5, "executionTime": 1500,
                     "output": {"images": [{"key": f"results/{job}/0.png", "content_type": "image/png",
                                            "bytes": len(image)}]}}
             assert client.post(f"{webhook.path}?{webhook.query}", json=done).status_code == 200
@@ -75,7 +58,7 @@ def test_a_rotation_serves_clients_holding_either_token_and_says_which_one_on_th
         before.stop()
 
     # The operator rotates: previous = the old token, a new current one; the server restarts on the same db.
-    during = _start(tmp_path, moto_endpoint, fake_runpod.base, api_token=NEW, api_token_previous=OLD)
+    during = rotation.start(tmp_path, moto_endpoint, fake_runpod.base, api_token=NEW, api_token_previous=OLD)
     try:
         with httpx.Client(base_url=during.url, timeout=10) as client:
             # a client that has not moved yet is served on every route, and so is one that has
@@ -101,7 +84,7 @@ def test_a_rotation_serves_clients_holding_either_token_and_says_which_one_on_th
     assert created["event"] == "job.submitted" and created["job_id"]  # the handler's own event still names it
 
     # Once the previous token is dropped, it is refused again; the handed-out URL still opens.
-    after = _start(tmp_path, moto_endpoint, fake_runpod.base, api_token=NEW)
+    after = rotation.start(tmp_path, moto_endpoint, fake_runpod.base, api_token=NEW)
     try:
         with httpx.Client(base_url=after.url, timeout=10) as client:
             assert client.get(f"/api/status/{job}", headers=_bearer(OLD)).status_code == 401
@@ -132,10 +115,7 @@ def test_the_worker_takes_the_previous_token_binding_and_logs_its_use(
 
 
 def test_the_worker_refuses_a_too_short_previous_token_binding_and_ignores_an_empty_one(entry, tmp_path):  # noqa: F811
-    with pytest.raises(ConfigError, match="api_token_previous must be at least 16"):
-        entry.config_from_env(make_env(tmp_path / "a", "http://127.0.0.1:9/v2/ep", API_TOKEN_PREVIOUS="short"))
-    config = entry.config_from_env(make_env(tmp_path / "b", "http://127.0.0.1:9/v2/ep", API_TOKEN_PREVIOUS=""))
-    assert config.api_token_previous is None
+    rotation.check_previous_binding(entry, tmp_path, "API_TOKEN_PREVIOUS")
     assert OLD not in repr(make_config(api_token=NEW, api_token_previous=OLD))
 
 
@@ -154,12 +134,9 @@ def test_a_previous_token_that_cannot_be_one_is_refused_at_config_load_without_e
 
 def test_the_local_server_refuses_to_start_on_a_previous_token_equal_to_the_current_one(
         tmp_path, moto_endpoint, fake_runpod):
-    server = LocalServer(tmp_path, moto_endpoint, fake_runpod.base, api_token=NEW, api_token_previous=NEW)
-    with pytest.raises(AssertionError, match="exited 2"):
-        server.start()
-    server.stop()
-    [refused] = [x for x in _lines(server) if x["level"] == "error"]
-    assert refused["event"] == "service.bad_config" and "api_token_previous equals api_token" in refused["message"]
+    refused = rotation.refused_start(tmp_path, moto_endpoint, fake_runpod.base, (OLD, NEW), api_token=NEW,
+                            api_token_previous=NEW)
+    assert "api_token_previous equals api_token" in refused["message"]
 
 
 def test_both_tokens_are_compared_whichever_one_a_request_carries(monkeypatch):
@@ -178,12 +155,6 @@ def test_both_tokens_are_compared_whichever_one_a_request_carries(monkeypatch):
 
 
 def test_the_previous_token_is_masked_if_it_slips_into_a_log_line(log_lines):
-    from service.app import create_app
-    from service.workflows import Registry
-
-    config = make_config(api_token=NEW, api_token_previous=OLD)
-    app = create_app(config, None, None, None, registry=Registry.from_dir(config.workflows_dir),
-                     log_sink=log_lines.sink)
-    app.log.warning("test.leak", message=f"the old token was {OLD}")
-    assert OLD not in log_lines[-1] and "[redacted]" in log_lines[-1]
+    line = rotation.leaked_line(log_lines, f"the old token was {OLD}", {"api_token": NEW, "api_token_previous": OLD})
+    assert OLD not in line and "[redacted]" in line
     check_log_lines(log_lines, extra_forbidden=(OLD, NEW))
