@@ -69,6 +69,7 @@ def _dockerfile_line_the_runbook_gives() -> str:
     line = re.search(r"`(RUN python -B /opt/goldgate/fetch_model\.py [^`]+)`", text)
     assert line, "the section gives the Dockerfile line that bakes the model"
     return (line.group(1).replace("<source_url>", NEW_MODEL["source_url"]).replace("<sha256>", NEW_MODEL["sha256"])
+            .replace("<size>", str(NEW_MODEL["size"]))
             .replace("<directory>", NEW_MODEL["directory"]).replace("<file>", NEW_MODEL["file"]))
 
 

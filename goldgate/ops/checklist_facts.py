@@ -816,14 +816,15 @@ def _startup_lines(path: Path, budget: int, validator: Any) -> list[dict[str, An
     return found
 
 
-# `RUN python ... fetch_model.py URL SHA256|- PATH`: the worker's way of baking a model (images/worker/fetch_model.py).
+# `RUN python ... fetch_model.py URL SHA256|- SIZE|- PATH`: the worker's way of baking a model (images/worker/fetch_model.py).
 _FETCH_MODEL = re.compile(r"^\s*RUN\s+python\b.*?\bfetch_model\.py\s+(?P<args>.*?)\s*$")
 
 
 def dockerfile_problems(dockerfile: Path, manifest: Any) -> tuple[str, ...]:
     """Models baked by the Dockerfile, one layer per manifest entry (an ADD or COPY, or a RUN of the worker's
     fetch_model.py, whose last argument is the file it writes), and no volume. A fetch_model.py layer also names the
-    file's source URL and sha256 (`-`: unchecked), and both must be models.yaml's: the local snapshot bakes what
+    file's source URL, sha256 and size (`-`: unchecked), and all three must be models.yaml's (the size bounds the
+    download): the local snapshot bakes what
     models.yaml says, the cloud image what the Dockerfile fetches, so another URL ships another model than the one the
     golden runs tested, and another sha256 ships it unchecked or fails the build on the right file."""
     text = dockerfile.read_text(encoding="utf-8")
@@ -847,11 +848,12 @@ def dockerfile_problems(dockerfile: Path, manifest: Any) -> tuple[str, ...]:
 
 
 def _fetch_problems(model: Any, args_text: str, target: str) -> list[str]:
-    """How the Dockerfile's `fetch_model.py URL SHA256|- PATH` for `model` differs from its models.yaml entry."""
+    """How the Dockerfile's `fetch_model.py URL SHA256|- SIZE|- PATH` for `model` differs from its models.yaml
+    entry."""
     args = args_text.split()
-    if len(args) != 3:
-        return [f"the Dockerfile fetches {model.relative_path} with {args_text!r}, not `URL SHA256|- {target}`"]
-    url, sha256, _ = args
+    if len(args) != 4:
+        return [f"the Dockerfile fetches {model.relative_path} with {args_text!r}, not `URL SHA256|- SIZE|- {target}`"]
+    url, sha256, size, _ = args
     problems = []
     if url != model.source_url:
         problems.append(f"the Dockerfile fetches {model.relative_path} from {url}, models.yaml from "
@@ -860,6 +862,10 @@ def _fetch_problems(model: Any, args_text: str, target: str) -> list[str]:
         ours = "- (unchecked)" if sha256 == "-" else sha256
         problems.append(f"the Dockerfile checks {model.relative_path} against sha256 {ours}, models.yaml pins "
                         f"{model.sha256 or 'none (null)'}")
+    if size != ("-" if model.size is None else str(model.size)):
+        ours = "- (unchecked)" if size == "-" else f"{size} bytes"
+        theirs = "none (null)" if model.size is None else f"{model.size} bytes"
+        problems.append(f"the Dockerfile bounds {model.relative_path} at size {ours}, models.yaml gives {theirs}")
     return problems
 
 

@@ -64,8 +64,8 @@ def test_a_sha256_only_one_side_pins_is_a_problem(tmp_path: Path, which: str) ->
 
 
 def test_a_fetch_continued_over_lines_is_read_whole(tmp_path: Path) -> None:
-    url, sha256, target = _layer(PINNED).split()[-3:]
-    layer = f"RUN python -B /opt/goldgate/fetch_model.py \\\n    {url} \\\n    {ZEROS} \\\n    {target}"
+    url, sha256, size, target = _layer(PINNED).split()[-4:]
+    layer = f"RUN python -B /opt/goldgate/fetch_model.py \\\n    {url} \\\n    {ZEROS} \\\n    {size} \\\n    {target}"
     assert dockerfile_problems(_edited(tmp_path, PINNED, layer), MANIFEST) == (
         f"the Dockerfile checks {PINNED.relative_path} against sha256 {ZEROS}, models.yaml pins {sha256}",)
 
@@ -81,3 +81,12 @@ def test_the_checklist_fails_and_the_build_warns_on_a_layer_that_is_not_models_y
     assert status == checklist.FAIL and ZEROS in detail
     _warn_unbaked_models(dockerfile.parent, "Dockerfile")
     assert f"warning: the Dockerfile checks {PINNED.relative_path} against sha256 {ZEROS}" in capsys.readouterr().err
+
+
+def test_a_layer_bounding_the_model_at_another_size_is_a_problem(tmp_path: Path) -> None:
+    # fetch_model.py stops a download one byte past the layer's size: another size than models.yaml's fails the
+    # right file, or lets a wrong one run on.
+    layer = _layer(PINNED).replace(f" {PINNED.size} ", " 1 ")
+    assert layer != _layer(PINNED)
+    assert dockerfile_problems(_edited(tmp_path, PINNED, layer), MANIFEST) == (
+        f"the Dockerfile bounds {PINNED.relative_path} at size 1 bytes, models.yaml gives {PINNED.size} bytes",)

@@ -19,8 +19,9 @@ def test_a_fetch_layer_with_an_extra_argument_is_named_with_the_shape_expected(t
     layer = next(line for line in shipped.splitlines() if line.rstrip().endswith(target))
     assert "fetch_model.py" in layer
     args = layer.split("fetch_model.py", 1)[1].split()
+    assert len(args) == 4, "the shipped shape: URL SHA256|- SIZE|- DEST"
     extra = layer.replace(f" {args[0]} ", f" {args[0]} --retries=3 ", 1)
     (tmp_path / "Dockerfile").write_text(shipped.replace(layer, extra), encoding="utf-8")
     shown = " ".join([args[0], "--retries=3", *args[1:]])
-    said = f"the Dockerfile fetches {model.relative_path} with '{shown}', not `URL SHA256|- {target}`"
+    said = f"the Dockerfile fetches {model.relative_path} with '{shown}', not `URL SHA256|- SIZE|- {target}`"
     assert dockerfile_problems(tmp_path / "Dockerfile", MANIFEST) == (said,)

@@ -137,7 +137,7 @@ def test_a_different_source_under_a_pushed_tag_is_refused_on_a_fresh_engine_too(
 # -- the real worker Dockerfile under the classic builder ---------------------------------------------------
 
 MODEL = b"not really a checkpoint " * 2048
-FETCH = re.compile(r"^RUN python -B /opt/goldgate/fetch_model.py (\S+) (\S+) (\S+)$", re.MULTILINE)
+FETCH = re.compile(r"^RUN python -B /opt/goldgate/fetch_model.py (\S+) (\S+) (\S+) (\S+)$", re.MULTILINE)
 
 
 def _shared_libraries(binaries: list[Path]) -> set[Path]:
@@ -211,9 +211,9 @@ def _up_to_first_model(tmp_path: Path, url: str, pin: str | None) -> tuple[Path,
     text = (ctx / "Dockerfile").read_text()
     first = FETCH.search(text)
     assert first, "the worker Dockerfile bakes no model with fetch_model.py"
-    line = f"RUN python -B /opt/goldgate/fetch_model.py {url} {pin or first.group(2)} {first.group(3)}\n"
+    line = f"RUN python -B /opt/goldgate/fetch_model.py {url} {pin or first.group(2)} {len(MODEL)} {first.group(4)}\n"
     (ctx / "Dockerfile").write_text(text[:first.start()] + line)
-    return ctx, first.group(3)
+    return ctx, first.group(4)
 
 
 def test_the_worker_dockerfile_bakes_a_model_under_the_classic_builder(docker_client, base_image, model_url,

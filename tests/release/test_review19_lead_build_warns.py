@@ -49,7 +49,7 @@ def test_a_model_the_dockerfile_does_not_bake_is_named_at_the_build(tmp_path):
     assert "Add a model to the worker image" in warned[0]
 
     with (context / "Dockerfile").open("a") as fh:
-        fh.write(f"RUN python -B /opt/goldgate/fetch_model.py {NEW['source_url']} {NEW['sha256']} "
+        fh.write(f"RUN python -B /opt/goldgate/fetch_model.py {NEW['source_url']} {NEW['sha256']} {NEW['size']} "
                  f"/comfyui/models/checkpoints/{NEW['file']}\n")
     done = build(context, tmp_path / "home")
     assert done.returncode == 0 and "warning:" not in done.stderr, done.stderr

@@ -37,19 +37,24 @@ def _model_layers() -> list[int]:
     return [i for i, line in enumerate(INSTRUCTIONS) if line.startswith(FETCH)]
 
 
-def test_every_manifest_model_is_baked_with_its_checksum_into_its_loader_directory():
+def test_every_manifest_model_is_baked_with_its_checksum_and_size_into_its_loader_directory():
+    # `fetch_model.py URL SHA256|- SIZE|- DEST`: the size bounds the download (a wrong file stops at its first
+    # byte too many, not after tens of GB).
     baked = {}
     for i in _model_layers():
-        match = re.fullmatch(r"(https://\S+) ([0-9a-f]{64}|-) (/comfyui/models/\S+)", INSTRUCTIONS[i].removeprefix(FETCH))
+        match = re.fullmatch(r"(https://\S+) ([0-9a-f]{64}|-) ([0-9]+|-) (/comfyui/models/\S+)",
+                             INSTRUCTIONS[i].removeprefix(FETCH))
         assert match, INSTRUCTIONS[i]
-        baked[match.group(3)] = (None if match.group(2) == "-" else match.group(2), match.group(1))
+        baked[match.group(4)] = (None if match.group(2) == "-" else match.group(2), match.group(1),
+                                 None if match.group(3) == "-" else int(match.group(3)))
     manifest = load_manifest(WORKER_DIR / "models.yaml")
     assert len(baked) == len(_model_layers()), "one layer per model"
     assert set(baked) == {f"/comfyui/models/{m.relative_path}" for m in manifest.models}
     for model in manifest.models:
-        checksum, url = baked[f"/comfyui/models/{model.relative_path}"]
+        checksum, url, size = baked[f"/comfyui/models/{model.relative_path}"]
         assert url == model.source_url
         assert checksum == model.sha256, f"{model.file}: Dockerfile checksum must equal models.yaml sha256"
+        assert size == model.size, f"{model.file}: Dockerfile size must equal models.yaml size"
 
 
 def test_model_layers_come_before_dependencies_and_code():
