@@ -245,7 +245,7 @@ class _OneWritePerTurn:
         held = self._held
         if held is not None:
             self._held = None
-            self._transport.write(held + data)
+            self._transport.writelines((held, data))   # one send, without copying a large body onto the head
         elif len(data) <= _HELD_WRITE_BYTES and not self._transport.is_closing():
             self._held = bytes(data)
             self._loop.call_soon(self._send_held)

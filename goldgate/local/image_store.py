@@ -64,7 +64,8 @@ def sent_paths(context: Path, dockerfile: str = "Dockerfile") -> set[str]:
 
 def untracked_paths(context: Path, names: Iterable[str]) -> list[str]:
     """The files among `names` (relative to `context`) that git does not track: neither committed nor added. None
-    of them when `context` is not in a git checkout (a copied context: nothing to tell them apart by)."""
+    of them when `context` is not in a git checkout, or in one that tracks none of its files (a copied context:
+    nothing to tell them apart by)."""
     try:
         out = subprocess.run(["git", "ls-files", "-z", "--cached", "--", "."], cwd=context, capture_output=True,
                              timeout=60, check=False)
@@ -73,6 +74,10 @@ def untracked_paths(context: Path, names: Iterable[str]) -> list[str]:
     if out.returncode != 0:
         return []
     tracked = {name.decode("utf-8", "surrogateescape") for name in out.stdout.split(b"\0") if name}
+    if not tracked:
+        # A folder git tracks nothing of: a copy unpacked inside another checkout (a tarball in a home or monorepo
+        # under git), no worker source of that repository. As outside a checkout, nothing to tell strays apart by.
+        return []
     return sorted(name for name in names
                   if name not in tracked and ((context / name).is_file() or (context / name).is_symlink()))
 

@@ -145,7 +145,7 @@ async def _spend(db: Any, since: str | None) -> dict[str, Any]:
                          "run_ms_mean": round(g["run_mean"]) if g["run_mean"] is not None else None} for g in gpus],
         "costliest_jobs": [{"job_id": j["job_id"], "worker_image_tag": j["worker_image_tag"],
                             "workflow_version": j["workflow_version"], "gpu_type": j["gpu_type"],
-                            "status": j["status"], "run_ms": j["run_ms"], "cost_usd": j["cost"],
+                            "status": j["status"], "run_ms": j["run_ms"], "cost_usd": service_metrics._usd(j["cost"]),
                             "created_at": j["created_at"]} for j in top],
     }
 

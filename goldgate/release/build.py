@@ -382,13 +382,6 @@ def _hash_item(digest: Any, name: bytes, body: bytes) -> None:
     digest.update(b"%d:%s%d:%s" % (len(name), name, len(body), body))
 
 
-def _dockerignore(context: Path) -> list[str]:
-    """The patterns of `context/.dockerignore`, read the way the docker SDK reads them for a build."""
-    from goldgate.local.image_store import dockerignore_patterns
-
-    return dockerignore_patterns(context)
-
-
 def _sent_paths(context: Path, dockerfile: str) -> set[str]:
     """The paths of `context` the docker SDK sends for a build with `dockerfile` (one outside the context is sent
     under a name of the SDK's choosing, so it counts as the context's `Dockerfile` here)."""

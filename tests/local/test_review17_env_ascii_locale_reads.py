@@ -19,10 +19,10 @@ SCRIPT = textwrap.dedent("""
     from goldgate.local.runpod.openapi import SPEC_PATH, spec
     assert not SPEC_PATH.read_bytes().isascii()
     assert spec()["paths"]
-    from goldgate.release.build import _dockerignore
+    from goldgate.local.image_store import dockerignore_patterns
     ctx = Path(sys.argv[1])
     (ctx / ".dockerignore").write_text("# caf\\u00e9 notes\\n*.tmp\\n", encoding="utf-8")
-    assert _dockerignore(ctx) == ["*.tmp"], _dockerignore(ctx)
+    assert dockerignore_patterns(ctx) == ["*.tmp"], dockerignore_patterns(ctx)
     from goldgate.local.runpod.config import load_config
     try:
         load_config(ctx / "emulator.json")

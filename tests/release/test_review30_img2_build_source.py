@@ -94,3 +94,18 @@ def test_an_untracked_file_is_refused_by_both_builds_and_a_tracked_edit_is_not(c
     result = build_docker(_engine(built, labels={SOURCE_LABEL: source_sha256(checkout)}), checkout, REPO,
                           _identity(checkout))
     assert result.reused and built == []
+
+
+@needs(shutil.which("git") is not None, "git")
+def test_a_worker_unpacked_inside_another_checkout_that_tracks_none_of_it_builds(tmp_path: Path) -> None:
+    # goldgate from a tarball or `git archive`, unpacked in a home folder or monorepo that is itself under git: that
+    # repository tracks none of the worker's files, so none of them is a stray. Refusing all 20 of them ("`git add`
+    # what the worker needs") blocked every build, `goldgate up` and `goldgate demo` there.
+    outer = tmp_path / "home-under-git"
+    ctx = _worker_copy(outer)
+    _git(outer, "init", "-q")
+    ref = build_local_image(ctx, tmp_path / "home")
+    assert ref.endswith(snapshot_digest(ctx))
+    built: list[str] = []
+    result = build_docker(_engine(built, labels={SOURCE_LABEL: source_sha256(ctx)}), ctx, REPO, _identity(ctx))
+    assert result.reused and built == []   # judged on its source, not refused as untracked
