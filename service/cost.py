@@ -7,7 +7,7 @@ the vendor table below (USD per GPU-second, offline fallback). Unknown GPU and n
 price -> no estimate (None), never a guess.
 
 A job RunPod ran again after /retry is billed for every attempt: its estimate is the sum of the
-estimates of the attempts the service applied (transitions.py says which). An attempt without an
+estimates of the attempts the service applied (docs/WEBHOOK_SEMANTICS.md, "Cost of a retried job", says which). An attempt without an
 estimate adds nothing; the sum is None only when no attempt has one.
 """
 

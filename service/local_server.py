@@ -1,32 +1,8 @@
 """The local server: the service core under uvicorn, over SQLite (WAL, D1 rules) and an S3-protocol
 result store, calling RunPod (or its emulator) over httpx.
 
-Start it:
-
-    python -m service.local_server --config /path/to/service.json [--port-file /path/to/port]
-
-`service.json` (mode 0600: it holds secrets) is a JSON object with the ServiceConfig keys of
-docs/INTERFACES.md: `stack, api_token, webhook_secret, runpod_api_key, runpod_endpoint_base,
-public_base_url, workflows_dir, execution_timeout_ms, ttl_ms, max_body_bytes, signed_url_ttl_s,
-gpu_type, gpu_count, price_per_gpu_second, workflow_version, worker_image_tag`, optional
-`webhook_secret_previous` (only while the webhook secret is rotated), `api_token_previous` (only while the API
-token is rotated) and, locally,
-`host` (default 127.0.0.1), `port` (0 = pick a free port), `db_path`, `s3_endpoint_url`,
-`s3_bucket`, `s3_access_key_id`, `s3_secret_access_key`, and optional `apply_migrations_from`
-(a migrations/ directory applied to db_path at start; without it the db must be migrated).
-
-Once listening it writes one log line `service.listening` with `data.port` (and `data.host`) and,
-with --port-file, writes the port number to that file (atomically, once it serves).
-With --listen-fd N it serves on an inherited listening socket instead of binding host:port. Its
-owner (the local stack's host) keeps that socket open across restarts: while one server hands over
-to the next, connections wait in the socket's backlog and none is refused, as a Worker deploy
-refuses none.
-Every line on stdout is a goldgate.log.v1 JSON object, and every answer a JSON one: what uvicorn refuses before
-the app sees it too (EdgeProtocol), with the Worker's URL and header limits. SIGTERM/SIGINT stop it cleanly.
-Exit status 2 = bad config (the message says which key), 1 = could not start.
-
-In-process (the local platform, tests): `start_in_thread(config)` returns a RunningServer with
-`.port`, `.url` and `.stop()`; `build_local(config)` returns the ASGI app and its parts.
+How to start it, its config keys, what it writes once listening, its exit status and the in-process API
+(`start_in_thread`, `build_local`): docs/WEBHOOK_SEMANTICS.md, "The local server".
 """
 
 from __future__ import annotations

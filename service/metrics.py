@@ -1,49 +1,7 @@
 """Service metrics from `job_metrics`, computed in SQL: counts, error rate, cost, and P50/P95/P99.
 
-Percentile definition (nearest rank): over the n non-null values of a duration sorted
-ascending, P_p is the value at 1-based rank k = ceil(p * n / 100); no values -> null.
-In SQL, with no sort of the rows and no window over them (a year of daily releases made those
-take ~9 s over 1,000,000 rows): each tag's values are counted from the duration's covering index
-(tag, value); then a recursive CTE finds each tag's k-th value by halving a value interval
-[lo, hi) known to hold it, counting the rows of one half with an index range (SQLite steps the
-index in C). Which half is counted follows the rows: durations pile up low with a long tail of slow jobs, so
-the first count is of the upper half, and each later one of the half on the side that held fewer rows in the
-step before (the density's slope seldom turns within a few halvings). Over the bench's rows that steps about
-1.5 times a tag's rows for its three percentiles, where counting the half on the rank's side stepped 2.5 times.
-A report over every row carries no `since` condition at all, so no row pays for testing it. The overall
-P_p lies between the smallest and the largest per-tag P_p (fewer than k values lie below the smallest, at
-least k at or below the largest), so the same search runs across the tags inside that bracket only. The
-service writes whole milliseconds; a stored duration with a fraction (a hand-written REAL such as 1.5) counts
-as its whole milliseconds rounded down (floor: 1.5 -> 1, -0.5 -> -1), and one outside +-(2**62 - 1) ms
-(about 146 million years: an infinity, -2**63, a REAL beyond int64) or no number at all (text, blob) counts
-as no value, as NULL does. So every interval is whole milliseconds, its width fits in 64 bits, and the halving
-ends at an interval one value wide. Integer arithmetic throughout, standard SQLite SQL: runs on D1 and
-SQLite alike, one statement per duration.
-
-Error rate = (failed + timed_out) / count; cancelled jobs count but are not errors.
-Every row is in the percentiles and the mean cost whatever its status: failed and cancelled jobs, often short and
-$0, make a failing release look faster and cheaper (compare the error rates first). A job still queued or in
-progress (its webhook never came) has no row until it is recovered: it is in no figure (`goldgate stuck`). Once a
-recovery settles it, its row has no e2e_ms (transitions.py: the time until the recovery is no latency): it counts in
-the counts, error rate and cost, but in no e2e percentile or mean.
-Rows are those with created_at (the job's creation, UTC RFC 3339) >= `since`, if given (any ISO 8601
-time; no zone = UTC; a fraction below the millisecond rounds up, as rows are stored to the ms).
-Groups: overall, and per worker_image_tag (a null tag is reported as null) in the order the tags first
-ran: `first_seen` is the earliest created_at of the tag's rows (at or after `since`). A year of releases
-pinned by digest would otherwise come in the digests' random order.
-
-Per workflow_version, only when asked (`by_workflow_version`: the API's `?by=workflow_version`, the CLI's
-`--by-workflow-version`; the report without it runs the three percentile statements alone, as dashboards, the
-promote gate and cron need no versions): the stored `<workflow id>@<version>`, e.g. `sdxl-txt2img-v2@2.0.0` (null
-reported as null), in the same first-seen order: count, completed, errors, error rate, total and mean cost, and the MEAN e2e and run
-times, with no percentiles. No index leads with workflow_version (each index on job_metrics costs the webhook's
-commit a page), so the group is one scan of the table, grouped by small sorts (version_query): about as much CPU
-as the three percentile searches together (0.5 s over 1,000,000 rows), which it runs beside (one statement,
-read_many's first, so locally it takes the other core). Exact percentiles per
-version without an index would sort every row once per duration (about 2.4 s of CPU for e2e alone over
-1,000,000 rows, against the report's 1 s target). A mean is over the values the percentiles count (a number
-within +-(2**62 - 1) ms) as stored: a hand-written fraction counts as it is. queue_ms has none: the wait for a
-worker is the fleet's, not the workflow's.
+The percentile definition, the rows each figure counts, the groups and how the SQL finds them:
+docs/WEBHOOK_SEMANTICS.md, "Metrics report".
 """
 
 from __future__ import annotations

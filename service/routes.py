@@ -40,7 +40,10 @@ from service.signing import (
 from service.transitions import Delivery, lifetime_ms, parse_delivery
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from service.app import App
+    from service.workflows import Workflow
 
 # W3C Trace Context: version-traceid-parentid-flags, lowercase hex; a later version may append
 # "-<more>", version 00 may not; version ff, an all-zero trace id or parent id are invalid.
@@ -106,6 +109,27 @@ def _trace_id(request: Request) -> str:
 
 async def create_job(app: App, request: Request, **_: str) -> Response:
     require_bearer(app, request)
+    body = _create_body(request)
+    key = idempotency.parse(request.header("idempotency-key"), app.config.stack, body)
+    workflow = app.registry.get(body.get("workflow_id"))
+    inputs = workflow.validate_inputs(body.get("inputs", {}))
+    jobs.check_inputs_size(inputs)
+    job = _new_job(app, request, workflow, inputs)
+    log = app.log.bind(job_id=job.id, trace_id=job.trace_id, workflow_version=job.workflow_version)
+    holder = await _record_job(app, key, job, log)
+    if holder is not None:
+        return _replayed(app, holder)
+    log.info("job.created", status="queued", data={"workflow_id": workflow.id})
+    run_body = _run_body(app, job, workflow, inputs)
+    try:
+        reply = await app.runpod.run(run_body)
+    except (RunPodRefused, RunPodUnavailable, Exception) as exc:  # noqa: BLE001 - re-raised unless RunPod's
+        return await _submit_failed(app, job, key, log, exc)
+    return await _record_submission(app, job, reply, log)
+
+
+def _create_body(request: Request) -> dict[str, Any]:
+    """The create's JSON body, holding no field but workflow_id and inputs, or a 400 naming what is wrong."""
     body = parse_json_body(request)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "body must be a JSON object {\"workflow_id\": ..., \"inputs\": {...}}")
@@ -113,17 +137,23 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
     if extra:
         raise ApiError(400, "unknown_field", f"unknown field {extra[0][:64]!r}; send workflow_id and inputs",
                        field=extra[0][:64])
-    key = idempotency.parse(request.header("idempotency-key"), app.config.stack, body)
-    workflow = app.registry.get(body.get("workflow_id"))
-    inputs = workflow.validate_inputs(body.get("inputs", {}))
-    jobs.check_inputs_size(inputs)
+    return body
+
+
+def _new_job(app: App, request: Request, workflow: Workflow, inputs: dict[str, Any]) -> jobs.NewJob:
+    """The job row a create writes: the workflow's release, the client's trace, the stack's limits now."""
     now = app.clock()
-    job = jobs.NewJob(id=uuid.uuid4().hex, stack=app.config.stack, workflow_id=workflow.id,
-                      workflow_version=workflow.version, inputs=inputs, trace_id=_trace_id(request),
-                      created_at_s=now, worker_image_tag=app.config.worker_image_tag,
-                      policy_ttl_ms=app.config.ttl_ms, run_timeout_ms=math.ceil(app.config.runpod_timeout_s * 1000),
-                      max_in_flight=app.config.max_jobs_in_flight)
-    log = app.log.bind(job_id=job.id, trace_id=job.trace_id, workflow_version=job.workflow_version)
+    return jobs.NewJob(id=uuid.uuid4().hex, stack=app.config.stack, workflow_id=workflow.id,
+                       workflow_version=workflow.version, inputs=inputs, trace_id=_trace_id(request),
+                       created_at_s=now, worker_image_tag=app.config.worker_image_tag,
+                       policy_ttl_ms=app.config.ttl_ms, run_timeout_ms=math.ceil(app.config.runpod_timeout_s * 1000),
+                       max_in_flight=app.config.max_jobs_in_flight)
+
+
+async def _record_job(app: App, key: idempotency.IdempotencyKey | None, job: jobs.NewJob,
+                      log: Logger) -> idempotency.Holder | None:
+    """Write the job (under its Idempotency-Key, when sent): None when it is written, else the job the same key
+    and body created before, to answer with."""
     try:  # written before RunPod is called: nothing is ever lost
         if key is None:
             holder = None
@@ -133,7 +163,7 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
     except jobs.QueueFull as exc:  # nothing written, nothing sent: the client retries later
         app.log.bind(trace_id=job.trace_id, workflow_version=job.workflow_version).warning(
             "job.queue_full", reason="queue_full", message=exc.message,
-            data={"workflow_id": workflow.id, "max_jobs_in_flight": exc.cap})
+            data={"workflow_id": job.workflow_id, "max_jobs_in_flight": exc.cap})
         raise
     except ApiError:  # the key was used for another body: a refusal, not a failed write
         raise
@@ -141,75 +171,102 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
         log.error("job.create_failed", reason="database_write_failed", error=error_field(exc),
                   message="the job could not be recorded; it was not sent to RunPod")
         raise
-    if holder is not None:
-        # The replayed job's own release, not the one serving now: the replay is a line of that job's.
-        app.log.bind(job_id=holder.job_id, trace_id=holder.trace_id, workflow_version=holder.workflow_version,
-                     worker_image_tag=holder.worker_image_tag).info(
-            "job.create_replayed", status=holder.status, reason="idempotency_key_seen",
-            message="a create with the same Idempotency-Key and body was answered with its job")
-        return accepted(holder.job_id, holder.status, holder.trace_id, replayed=True)
-    log.info("job.created", status="queued", data={"workflow_id": workflow.id})
-    run_body = {
+    return holder
+
+
+def _replayed(app: App, holder: idempotency.Holder) -> Response:
+    # The replayed job's own release, not the one serving now: the replay is a line of that job's.
+    app.log.bind(job_id=holder.job_id, trace_id=holder.trace_id, workflow_version=holder.workflow_version,
+                 worker_image_tag=holder.worker_image_tag).info(
+        "job.create_replayed", status=holder.status, reason="idempotency_key_seen",
+        message="a create with the same Idempotency-Key and body was answered with its job")
+    return accepted(holder.job_id, holder.status, holder.trace_id, replayed=True)
+
+
+def _run_body(app: App, job: jobs.NewJob, workflow: Workflow, inputs: dict[str, Any]) -> dict[str, Any]:
+    """RunPod's /run request: the job's input, its signed webhook, and the policy it runs under."""
+    return {
         "input": {"workflow_id": workflow.id, "workflow_version": workflow.version, "inputs": inputs,
                   "job_id": job.id, "trace_id": job.trace_id, "result_prefix": f"results/{job.id}/"},
         "webhook": app.webhook_url(job.id),
         "policy": {"executionTimeout": app.config.execution_timeout_ms, "ttl": job.policy_ttl_ms},
     }
+
+
+async def _submit_failed(app: App, job: jobs.NewJob, key: idempotency.IdempotencyKey | None, log: Logger,
+                         exc: Exception) -> Response:
+    """The answer to a create whose /run call failed: RunPod's refusal or absence (a 502 or 503 saying whether the
+    job is marked failed and whether to submit it again), its webhook's record when that overtook the lost answer,
+    or `exc` itself re-raised when it did not come from RunPod."""
+    refused = isinstance(exc, RunPodRefused)
+    reason = (f"RunPod refused the job: {exc}" if refused else
+              f"RunPod could not be reached: {exc}" if isinstance(exc, RunPodUnavailable) else
+              f"submitting to RunPod failed: {type(exc).__name__}")
+    row, marked, unwritten = await _mark_submission_failed(app, job.id, reason, log)
+    if row is not None and row["runpod_job_id"] is not None:
+        # RunPod has the job after all: its webhook overtook this lost answer and recorded the id.
+        log.warning("job.submit_answer_lost", status=row["status"], runpod_job_id=row["runpod_job_id"],
+                    reason="webhook_overtook_run_answer", message=reason,
+                    error={"type": type(exc).__name__, "message": reason})
+        return accepted(job.id, row["status"], job.trace_id)
+    # RunPod did not take the job only when it said so (a refusal, or 429). A timeout or a 5xx may have
+    # reached it: the key stays with this job, so a retry with it answers this job (which RunPod's webhook
+    # completes if it took it) instead of running and billing the work twice.
+    not_taken = refused or getattr(exc, "status", None) == 429
+    key_freed = key is not None and not_taken and await _release_key(app, key, job.id, log)
+    from_runpod = isinstance(exc, (RunPodRefused, RunPodUnavailable))
+    # The operator's line names RunPod's endpoint URL where the client's answer does not (RunPodUnavailable).
+    logged = f"RunPod could not be reached: {exc.logged}" if isinstance(exc, RunPodUnavailable) else reason
+    log.error("job.submit_failed", status="failed" if marked else "queued",
+              reason="runpod_refused" if refused else "runpod_unavailable",
+              message=logged,
+              error={"type": type(exc).__name__, "message": logged} if from_runpod else error_field(exc))
+    if not from_runpod:
+        raise exc
+    again = _submit_again(job.id, key, not_taken, key_freed)
+    # No Retry-After when RunPod may have the job: the same request again would run and bill it twice.
+    raise ApiError(502 if refused else 503, "runpod_refused" if refused else "runpod_unavailable",
+                   f"{reason}; job {job.id} "
+                   + ("is marked failed" if marked else f"could not be marked failed (the service's database "
+                      f"{unwritten}): it stays queued until its lifetime passes")
+                   + f"; {again}", job_id=job.id,
+                   **({} if not_taken else {"retry_after": None})) from None
+
+
+async def _mark_submission_failed(app: App, job_id: str, reason: str,
+                                  log: Logger) -> tuple[dict[str, Any] | None, bool, str]:
+    """(the job's row, whether it is marked failed, and when it could not be: what of the database refused) after
+    marking a job failed whose /run call failed, unless a webhook recorded its RunPod id first."""
+    marked, unwritten = True, ""
     try:
-        reply = await app.runpod.run(run_body)
-    except (RunPodRefused, RunPodUnavailable, Exception) as exc:
-        refused = isinstance(exc, RunPodRefused)
-        reason = (f"RunPod refused the job: {exc}" if refused else
-                  f"RunPod could not be reached: {exc}" if isinstance(exc, RunPodUnavailable) else
-                  f"submitting to RunPod failed: {type(exc).__name__}")
-        marked, unwritten = True, ""
-        try:
-            row = await jobs.get(app.db, job.id)
-            if row is not None and row["runpod_job_id"] is None and not await jobs.fail_submission(
-                    app.db, row, reason, app.clock()):
-                row = await jobs.get(app.db, job.id)  # a webhook got there between the two reads
-        except (StorageFull, StorageBusy, StorageGone) as full:  # the job stays queued; the answer is RunPod's
-            log.annotate_data(not_marked_failed=error_field(full))  # on job.submit_failed's line
-            row, marked = None, False
-            unwritten = ("is full" if isinstance(full, StorageFull) else "is busy" if isinstance(full, StorageBusy)
-                         else "file was replaced")
-        if row is not None and row["runpod_job_id"] is not None:
-            # RunPod has the job after all: its webhook overtook this lost answer and recorded the id.
-            log.warning("job.submit_answer_lost", status=row["status"], runpod_job_id=row["runpod_job_id"],
-                        reason="webhook_overtook_run_answer", message=reason,
-                        error={"type": type(exc).__name__, "message": reason})
-            return accepted(job.id, row["status"], job.trace_id)
-        # RunPod did not take the job only when it said so (a refusal, or 429). A timeout or a 5xx may have
-        # reached it: the key stays with this job, so a retry with it answers this job (which RunPod's webhook
-        # completes if it took it) instead of running and billing the work twice.
-        not_taken = refused or getattr(exc, "status", None) == 429
-        key_freed = key is not None and not_taken and await _release_key(app, key, job.id, log)
-        from_runpod = isinstance(exc, (RunPodRefused, RunPodUnavailable))
-        # The operator's line names RunPod's endpoint URL where the client's answer does not (RunPodUnavailable).
-        logged = f"RunPod could not be reached: {exc.logged}" if isinstance(exc, RunPodUnavailable) else reason
-        log.error("job.submit_failed", status="failed" if marked else "queued",
-                  reason="runpod_refused" if refused else "runpod_unavailable",
-                  message=logged,
-                  error={"type": type(exc).__name__, "message": logged} if from_runpod else error_field(exc))
-        if not from_runpod:
-            raise
-        # Without a key, a create RunPod may have taken (a timeout, a 5xx) is no invitation to send it again: the
-        # same request would make a second job, which RunPod could run and bill as well.
-        again = ("submit it again later" if (key is None and not_taken) or key_freed else
-                 f"if RunPod took it after all, its webhook completes it: read GET /api/status/{job.id} before "
-                 "submitting again, which could run and bill the work twice (send an Idempotency-Key to make such "
-                 "a retry safe)" if key is None else
-                 "freeing its Idempotency-Key failed, so a retry with that key answers this failed job: submit it "
-                 "again later with a new key" if not_taken else
-                 "if RunPod took it after all, its webhook completes it; a retry with this Idempotency-Key answers "
-                 "this job: to submit anew, use a new key")
-        # No Retry-After when RunPod may have the job: the same request again would run and bill it twice.
-        raise ApiError(502 if refused else 503, "runpod_refused" if refused else "runpod_unavailable",
-                       f"{reason}; job {job.id} "
-                       + ("is marked failed" if marked else f"could not be marked failed (the service's database "
-                          f"{unwritten}): it stays queued until its lifetime passes")
-                       + f"; {again}", job_id=job.id,
-                       **({} if not_taken else {"retry_after": None})) from None
+        row = await jobs.get(app.db, job_id)
+        if row is not None and row["runpod_job_id"] is None and not await jobs.fail_submission(
+                app.db, row, reason, app.clock()):
+            row = await jobs.get(app.db, job_id)  # a webhook got there between the two reads
+    except (StorageFull, StorageBusy, StorageGone) as full:  # the job stays queued; the answer is RunPod's
+        log.annotate_data(not_marked_failed=error_field(full))  # on job.submit_failed's line
+        row, marked = None, False
+        unwritten = ("is full" if isinstance(full, StorageFull) else "is busy" if isinstance(full, StorageBusy)
+                     else "file was replaced")
+    return row, marked, unwritten
+
+
+def _submit_again(job_id: str, key: idempotency.IdempotencyKey | None, not_taken: bool, key_freed: bool) -> str:
+    """What a failed create's answer tells the client to do next."""
+    # Without a key, a create RunPod may have taken (a timeout, a 5xx) is no invitation to send it again: the
+    # same request would make a second job, which RunPod could run and bill as well.
+    return ("submit it again later" if (key is None and not_taken) or key_freed else
+            f"if RunPod took it after all, its webhook completes it: read GET /api/status/{job_id} before "
+            "submitting again, which could run and bill the work twice (send an Idempotency-Key to make such "
+            "a retry safe)" if key is None else
+            "freeing its Idempotency-Key failed, so a retry with that key answers this failed job: submit it "
+            "again later with a new key" if not_taken else
+            "if RunPod took it after all, its webhook completes it; a retry with this Idempotency-Key answers "
+            "this job: to submit anew, use a new key")
+
+
+async def _record_submission(app: App, job: jobs.NewJob, reply: Mapping[str, Any], log: Logger) -> Response:
+    """The 202 for a job RunPod took, once its RunPod id is recorded (or its webhook will record it)."""
     try:
         await jobs.record_runpod_id(app.db, job.id, reply["id"], app.clock())
     except Exception as exc:  # noqa: BLE001 - RunPod has the job: a 500 would have the client pay for it twice
@@ -345,8 +402,8 @@ def settled(job: dict[str, Any], settle_by_at: str | None, now_s: float) -> bool
     """Whether the job's status is its last (GET /api/status `settled`): nothing but an operator's act (a recovery,
     or a RunPod /retry of its id, which the service never sends) changes it any more, so a client stops polling.
     `completed` and `cancelled` are never replaced. A `failed` or `timed_out` job with a RunPod id holds RunPod's own
-    outcome: only a retried attempt's COMPLETED would replace it (transitions, "Conflicting terminal states"), and
-    RunPod retries only when told to. A `failed` job with no RunPod id holds the service's guess (RunPod did not
+    outcome: only a retried attempt's COMPLETED would replace it (docs/WEBHOOK_SEMANTICS.md, "Conflicting terminal
+    states"), and RunPod retries only when told to. A `failed` job with no RunPod id holds the service's guess (RunPod did not
     answer its /run, or a recovery past the job's lifetime), which RunPod's first outcome replaces: settled only
     once `settle_by` has passed on the service's clock (or for a row that kept no lifetime, from before migration
     0005). A job still queued or in progress is not settled: past settle_by it needs an operator."""
@@ -375,6 +432,29 @@ def result_url_expiry(now_s: int, ttl_s: int) -> int:
 
 async def result_object(app: App, request: Request, key: str) -> Response:
     key = parse_result_key(key)
+    _require_result_access(app, request, key)
+    try:
+        found = await _read_result(app, key, request.method == "HEAD", request.header("if-none-match"))
+    except StoreUnavailable as exc:
+        refused = ApiError(503, "store_unavailable", f"result store unreachable: {exc}; retry later")
+        log_refusal(app.log.bind(**await job_context(app, key_job_id(key))), "result.refused", refused, "error")
+        raise refused from None
+    if isinstance(found, Response):  # the client's copy is current: a 304
+        return found
+    meta, body = found
+    # Only an allowed image is shown inline. Anything else under results/ (a stray upload, an object rewritten
+    # in the bucket) would run as HTML or SVG on the API's own origin: it is only ever a download.
+    image = image_type(meta.content_type)
+    headers = {"content-type": image or "application/octet-stream", "content-length": str(meta.size),
+               "content-disposition": content_disposition("inline" if image else "attachment",
+                                                          key.rsplit("/", 1)[-1]),
+               "x-content-type-options": "nosniff", **_validators(meta)}
+    return Response(200, body, headers, log=app.log.bind(job_id=key_job_id(key)))
+
+
+def _require_result_access(app: App, request: Request, key: str) -> None:
+    """A valid signed link for `key` (exp and sig), or the bearer token; else a 401 or 403 saying which is
+    missing."""
     signed = app.result_signed_with(key, request.query("exp"), request.query("sig"))
     if signed == "previous":
         app.log.annotate_data(signed_with="previous")
@@ -391,42 +471,34 @@ async def result_object(app: App, request: Request, key: str) -> Response:
             raise ApiError(403, "url_expired_or_invalid", "this result URL has expired or is not valid; "
                                                           "ask GET /api/status for a fresh one")
         require_bearer(app, request)
-    head = request.method == "HEAD"
-    if_none_match = request.header("if-none-match")
+
+
+async def _read_result(app: App, key: str, head: bool,
+                       if_none_match: str | None) -> Response | tuple[ObjectMeta, Any]:
+    """The stored object's meta and body (no body for a HEAD), each size checked against its job's record, or the
+    304 when the client's copy is current."""
     body: Any = b""
     checked: int | None = None  # the size found to be the job's
-    try:
-        if head or if_none_match is not None:
-            # The store's HEAD: a HEAD, and a client's copy found current, never read the object body.
-            meta = await app.store.head(key)
-            if meta is None:
-                raise await _not_held(app, key)
-            checked = await _unchanged(app, key, meta.size)
-            if if_none_match is not None and if_none_match_fails(if_none_match, entity_tag(meta.etag)):
-                return Response(304, b"", _validators(meta))
-        if not head:
-            found = await app.store.get(key)
-            if found is None:
-                raise await _not_held(app, key)
-            meta, body = found.meta, found.body
-            if meta.size != checked:
-                try:
-                    await _unchanged(app, key, meta.size)
-                except ApiError:
-                    await _release(body)
-                    raise
-    except StoreUnavailable as exc:
-        refused = ApiError(503, "store_unavailable", f"result store unreachable: {exc}; retry later")
-        log_refusal(app.log.bind(**await job_context(app, key_job_id(key))), "result.refused", refused, "error")
-        raise refused from None
-    # Only an allowed image is shown inline. Anything else under results/ (a stray upload, an object rewritten
-    # in the bucket) would run as HTML or SVG on the API's own origin: it is only ever a download.
-    image = image_type(meta.content_type)
-    headers = {"content-type": image or "application/octet-stream", "content-length": str(meta.size),
-               "content-disposition": content_disposition("inline" if image else "attachment",
-                                                          key.rsplit("/", 1)[-1]),
-               "x-content-type-options": "nosniff", **_validators(meta)}
-    return Response(200, body, headers, log=app.log.bind(job_id=key_job_id(key)))
+    if head or if_none_match is not None:
+        # The store's HEAD: a HEAD, and a client's copy found current, never read the object body.
+        meta = await app.store.head(key)
+        if meta is None:
+            raise await _not_held(app, key)
+        checked = await _unchanged(app, key, meta.size)
+        if if_none_match is not None and if_none_match_fails(if_none_match, entity_tag(meta.etag)):
+            return Response(304, b"", _validators(meta))
+    if not head:
+        found = await app.store.get(key)
+        if found is None:
+            raise await _not_held(app, key)
+        meta, body = found.meta, found.body
+        if meta.size != checked:
+            try:
+                await _unchanged(app, key, meta.size)
+            except ApiError:
+                await _release(body)
+                raise
+    return meta, body
 
 
 async def _unchanged(app: App, key: str, size: int) -> int:

@@ -1,31 +1,8 @@
 """The Database port over a local SQLite file in WAL mode, with D1's rules (no BEGIN/COMMIT in SQL;
 `batch` is one transaction; D1's size limits) so code that passes here behaves the same on D1.
 
-Calls run inline on the event loop's thread, on one connection (they take microseconds; a lock
-serialises threads). Two things keep the write path cheap under load:
-
-- Group commit. Writes (`execute`, `batch`) queue up and are committed together, once the loop
-  has run every request that was ready, in one SQLite transaction: a commit costs a dozen page
-  writes whether it carries one webhook or ten. A caller's await returns only after its writes are
-  committed, so answering a client after `await db.batch(...)` is as safe as committing alone.
-- Checkpoints off the loop. SQLite would copy the WAL back into the database (two fsyncs) inside
-  whichever commit crosses its threshold, stalling every request for milliseconds; here a
-  checkpointer thread with its own connection does it, passively, when enough commits have piled up.
-- No waiting inside SQLite. A write lock another process holds (a prune, a shell) is tried again from the loop every
-  few milliseconds, up to the busy timeout: SQLite's own busy handler would sleep on the loop's thread, and every
-  request (reads, /healthz, downloads) waited with the write.
-
-Durability: WAL with `synchronous = NORMAL`, the standard setting for a local database: a
-committed transaction survives a crash of the process; an OS crash or power loss can roll back the
-transactions since the WAL was last synced (at each checkpoint) but never corrupts the file.
-RunPod retries any webhook it did not get a 200 for, so nothing it sent is lost either.
-
-A full disk (SQLITE_FULL, for the database file or its WAL alike) fails a write whole, as D1 at its size limit
-does: both are StorageFull to the core, which answers 503 `storage_full`. Reads go on.
-A write lock another process holds past the busy timeout (SQLITE_BUSY) is StorageBusy (503 `database_busy`); a
-database file deleted or replaced while the service runs is StorageGone (503 `database_unavailable`): its
-connection would go on writing to the old file, and every write answered from then on be lost at the next
-start. The last refusal is kept (`last_write_refusal`) until a write succeeds, for GET /healthz.
+Group commit, checkpoints off the loop, durability and the writes it refuses: docs/WEBHOOK_SEMANTICS.md,
+"The local database".
 """
 
 from __future__ import annotations

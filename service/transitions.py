@@ -1,104 +1,7 @@
 """The one transition function: applies a RunPod delivery (webhook or recovery /status) to a job.
 
-Semantics (RunPod retries, may repeat and may reorder deliveries):
-
-- Identity. A delivery's fingerprint is sha256 over the canonical JSON of (job id, RunPod id,
-  status, delayTime, executionTime, output, error). Every distinct
-  delivery is recorded once in `webhook_deliveries` (primary key = fingerprint) with its
-  outcome. A delivery whose fingerprint is already recorded is a `duplicate`: nothing changes
-  and nothing is recorded again. After a RunPod /retry (same RunPod id), the new attempt's
-  deliveries differ in timings/output and so get their own fingerprints.
-- Attempt. A delivery whose RunPod id differs from the job's recorded `runpod_job_id` is
-  refused (`runpod_id_mismatch`) and changes nothing. If the job has no RunPod id yet (the
-  webhook overtook our own record of the /run answer), the signed delivery's id is adopted,
-  unless another job holds it: one RunPod id is one job's. The adopting UPDATE itself carries
-  that condition (one statement is atomic, in D1 as in SQLite; D1 has no transaction around a
-  check and a write, and a unique index would fail the migration of a database already holding
-  a duplicate). A webhook that would adopt a held id changes nothing and is recorded ignored
-  (`runpod_job_taken`, logged naming the holder): RunPod retries any answer but a 200, and
-  which job the id belongs to is the operator's call. A recovery answers 409 instead, with
-  nothing recorded (`RunPodIdTaken`).
-- Order. queued < in_progress < terminal. A delivery ranking below the job's state is
-  `out_of_order` (ignored, logged as such); the same non-terminal state again is `no_change`, and
-  so is a COMPLETED for a job already completed (a recovery's /status answer, or a webhook that
-  differs from the first byte for byte: nothing follows a COMPLETED, so it is the same outcome),
-  and a CANCELLED for a job already cancelled (RunPod's webhook after a client's cancel: /retry
-  takes no CANCELLED job either).
-  A terminal state is never replaced by a non-terminal one.
-- Conflicting terminal states: the first terminal state wins (`terminal_conflict`), with one
-  exception: COMPLETED replaces FAILED or TIMED_OUT (`applied`), because RunPod's /retry only
-  accepts FAILED/TIMED_OUT jobs, so a later COMPLETED for the same id is the retried attempt
-  succeeding, while nothing can follow a COMPLETED. A job failed with no RunPod id recorded holds
-  our guess, not RunPod's word: marked failed because /run did not answer (a timeout: RunPod may
-  have taken it), or recorded failed past its deadline (below). The first terminal delivery
-  from RunPod replaces the guess, records the RunPod id, image, GPU, timings and cost, and
-  rewrites the metrics row; from then on the job has a RunPod id and the rules above hold.
-- No RunPod outcome. A recovery of a job no RunPod job can settle any more (its ttl has passed
-  with no RunPod id recorded, or with only an id the operator gave, or its worker's stored
-  outcome named, that RunPod no longer knows) applies a FAILED delivery without a RunPod id:
-  nothing is known to have run, so the job and its metrics row name no image, GPU, cost or
-  end-to-end time; it adopts no id and replaces no earlier failure. It is a guess too: a late
-  delivery of RunPod's (a webhook retried at the deadline, or a recovery naming the id)
-  replaces it, as above. A job whose recorded RunPod id RunPod no longer knows (and whose
-  worker stored no outcome) is another case: RunPod took it for the image pinned then, so its
-  FAILED delivery keeps that id, and the job and its metrics row name that image: RunPod forgets
-  a job whose ttl ran out unfinished, or half an hour after it ended with its webhook lost, most
-  often the image's doing (workers that crash or fail health checks, a failure no outcome kept).
-  A job RunPod forgot whose worker stored its outcome (results/<job_id>/outcome.json) is
-  recovered with a COMPLETED delivery of that output (`from_store`), checked like any other:
-  RunPod's timings are unknown, so its run time and end-to-end time stay null and it adds no cost.
-- Results. A COMPLETED delivery is checked against the store (each reported object exists,
-  its size equals the reported bytes, its Content-Type is an allowed image type and matches
-  the report); a mismatch makes the job `failed` with the reason. If the store cannot be
-  reached, nothing is recorded and the caller answers 503 so RunPod retries.
-  What is kept of the worker's output fits D1's 2,000,000-byte row (a refused write would be a
-  500 on every retry and a job that never settles): at most `results.MAX_IMAGES` images (more
-  fails the job, saying so), and its `timings` up to 16,384 characters as JSON (larger ones are
-  dropped, named in the applied line's `data.worker_timings_dropped`).
-- Metrics. Each terminal transition writes the job's `job_metrics` row in the same batch
-  (one D1 transaction) as the job update and the delivery record. The row's primary key is
-  the job id and the insert is `ON CONFLICT DO UPDATE`: it runs only when the job's UPDATE did (an applied
-  delivery: a COMPLETED replacing a failure, even one whose results are rejected again, or RunPod's outcome
-  replacing our guess), so a job has exactly one row, describing its final state, as the job's row does,
-  including `images`, the number of result images recorded (0 unless completed).
-- Cost of a retried job. RunPod bills every attempt. Each attempt's executionTime is read as its
-  own (a /retry removes the job's previous output; that it restarts the timings is not documented)
-  and priced once, and the attempts are summed: a delivery that replaces RunPod's own failure (the
-  job has a RunPod id) adds its attempt's estimate to the one recorded (`cost.attempts_usd`, in
-  the same compare-and-set UPDATE; the metrics row copies the sum). A COMPLETED replacing a COMPLETED of
-  RunPod's whose results were rejected (the job is failed; /retry takes no COMPLETED job) reports the same
-  attempt: it keeps the attempt's estimate (its own only when none was recorded). A duplicate adds nothing; our
-  guessed failure has no cost, so RunPod's outcome replacing it brings its own alone. Not counted: a delivery that is not applied (a second FAILED/TIMED_OUT, or an
-  earlier attempt's arriving after the COMPLETED, is a `terminal_conflict`, recorded by one INSERT
-  and nothing more; a new fingerprint alone does not prove another attempt, as a recovery's /status
-  answer need not match the webhook of the same attempt byte for byte), and an attempt whose
-  delivery never came; RunPod's invoice remains the record. Everything else (run and queue
-  durations, worker timings, e2e, image, GPU) describes the final attempt: a measurement it lacks
-  is null, not the replaced attempt's. The per-release cost attributes the sum to the final
-  attempt's image.
-- Timings. delayTime/executionTime are measurements, not state: one that is missing, not a
-  usable number of milliseconds (a numeric string is read as its number), or longer than the job
-  has existed (plus a minute) is recorded as null (no cost from it) and named in the applied line's
-  `data.unusable_runpod_timings`; the outcome itself is never refused for it. The job's age is the service's
-  clock now less its clock at creation; one that reads before the creation stepped back since (NTP, a VM put
-  right): the age is then unknown, and RunPod's figures (its word is the bill's) are bounded by the longest a
-  RunPod job for ours can live instead (its policy.ttl, as recover's deadline). A running job's executionTime (a
-  recovery's /status answer) is how long it had run so far: a delivery ending the job without one leaves its run
-  time null. End-to-end time is the service's clock now less at creation. It is null for an outcome an operator's
-  recovery applied (`source` recover): RunPod's /status answer says that the job ended, not when, and the time
-  until the recovery (hours, for a webhook lost overnight) is no latency. It is null too (and the applied line's
-  `data.clock_suspect` says why) when it cannot be right: over a minute before the creation (less is two
-  machines' clocks apart: 0), shorter than RunPod's own queue and run times, or longer than any RunPod job for ours
-  lives. A step of the clock then costs the percentiles a value, never a 0 or a year that never happened. The job's
-  `worker_image_tag` (and the log line's) is the image the worker reports in its output; without
-  a report, the job's own, else the stack's configured tag.
-- Concurrency. D1 has no BEGIN/COMMIT. Each transition reads the job, decides, and writes one
-  batch whose UPDATE is conditional on the version it read (compare-and-set); the delivery
-  and metrics inserts are conditional on that UPDATE having happened (`last_delivery` =
-  this fingerprint). A lost race re-reads and decides again, so concurrent duplicates resolve
-  to one `applied` and the rest `duplicate`. An adopting UPDATE refused because another job holds
-  the id is no race to retry: its batch ends with a read of that job, and the delivery is refused
-  as under Attempt.
+Its rules (identity, attempt, order, conflicting terminal states, no RunPod outcome, results, metrics, cost of a
+retried job, timings, concurrency): docs/WEBHOOK_SEMANTICS.md, "Deliveries".
 """
 
 from __future__ import annotations
@@ -141,7 +44,8 @@ _UPDATE_SET = ("status = ?, {adopt}version = version + 1, last_delivery = ?, err
                "cost_estimate_usd = ?, finished_at = ?, updated_at = ?")
 _UPDATE = f"UPDATE jobs SET {_UPDATE_SET.format(adopt='')} WHERE id = ? AND version = ?"
 # Adopts the delivery's RunPod id unless another job holds it (jobs_runpod_job_id): the check and the write are one
-# statement, so two adoptions of one id at once cannot both pass it.
+# statement, so two adoptions of one id at once cannot both pass it (D1 has no transaction around a check and a
+# write, and a unique index would fail the migration of a database already holding a duplicate).
 _UPDATE_ADOPTING = (f"UPDATE jobs SET {_UPDATE_SET.format(adopt='runpod_job_id = COALESCE(runpod_job_id, ?), ')} "
                     "WHERE id = ? AND version = ? "
                     "AND NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.runpod_job_id = ? AND o.id <> jobs.id)")
@@ -163,7 +67,7 @@ def _sha(text: str) -> str:
 
 @dataclass(frozen=True)
 class Delivery:
-    runpod_job_id: str | None  # None: no RunPod outcome (see "No RunPod outcome" above)
+    runpod_job_id: str | None  # None: no RunPod outcome (docs/WEBHOOK_SEMANTICS.md, "No RunPod outcome")
     runpod_status: str
     delay_time_ms: int | None
     execution_time_ms: int | None
@@ -380,8 +284,9 @@ def plausible_timings(job: dict[str, Any], delivery: Delivery, now_s: float) -> 
 class Figures:
     """A delivery's figures as the job records them: RunPod's queue and run ms (None where implausible), the
     end-to-end ms of a terminal one, why the service's clock left no e2e (`data.clock_suspect`), the GPU that ran
-    it and, for a terminal one, the job's cost estimate (every attempt's, see "Cost of a retried job"). Worked out
-    once per applied delivery: the database write and the applied line carry the same figures."""
+    it and, for a terminal one, the job's cost estimate (every attempt's: docs/WEBHOOK_SEMANTICS.md, "Cost of a
+    retried job"). Worked out once per applied delivery: the database write and the applied line carry the same
+    figures."""
     queue_ms: int | None
     run_ms: int | None
     e2e_ms: int | None
@@ -488,7 +393,7 @@ class Transitions:
     async def apply(self, job_id: str, delivery: Delivery, source: str, now_s: float) -> Outcome:
         fingerprint = delivery.fingerprint(job_id)
         checked: tuple[str, str | None, list[dict[str, Any]] | None] | None = None
-        for _ in range(_MAX_RACES):
+        for _ in range(_MAX_RACES):  # a lost compare-and-set re-reads the job and decides again
             rows = await self.db.query(READ_JOB, (fingerprint, job_id))
             if not rows:
                 raise ApiError(404, "unknown_job", f"no job {job_id}")

@@ -1,6 +1,6 @@
 """Webhook deliveries in any order, repeated, stale, for another RunPod id, with conflicting terminal states and
 a retried attempt's: after each one the job, its deliveries and its metrics row agree with a plain model of the
-rules in service/transitions.py's docstring (hypothesis draws the sequences)."""
+rules in docs/WEBHOOK_SEMANTICS.md, "Deliveries" (hypothesis draws the sequences)."""
 
 from __future__ import annotations
 

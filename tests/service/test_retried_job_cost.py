@@ -57,7 +57,7 @@ def test_repeated_deliveries_of_either_attempt_add_nothing(svc):
     svc.deliver(job_id, success)
     for payload in (failure, success, success, failure):
         assert svc.deliver(job_id, payload)[1]["reason"] == "duplicate"
-    # a FAILED arriving after the COMPLETED is ignored, and so is its cost (see transitions.py, "Cost")
+    # a FAILED arriving after the COMPLETED is ignored, and so is its cost (WEBHOOK_SEMANTICS.md, "Cost of a retried job")
     assert svc.deliver(job_id, _failed(rid, execution_ms=9000))[1]["reason"] == "terminal_conflict"
     assert _costs(svc, job_id) == (pytest.approx(FIRST + SECOND),) * 5
 

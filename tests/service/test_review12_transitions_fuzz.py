@@ -3,7 +3,7 @@ attempt (RunPod's /retry re-runs a job under the same id: the service learns of 
 deliveries, whose timings and output differ), by webhook or by an operator's recovery (RunPod's /status answer, or
 its 404 for a job it forgot), with result objects that are missing, of the wrong size or of the wrong type. After
 every step the job, its recorded deliveries, its metrics row and the step's log line agree with a model of the rules
-in service/transitions.py's docstring, written here from the documentation alone."""
+in docs/WEBHOOK_SEMANTICS.md, "Deliveries", written here from the documentation alone."""
 
 from __future__ import annotations
 

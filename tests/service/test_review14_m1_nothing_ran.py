@@ -1,5 +1,5 @@
-"""Review 14 (m1): a job recorded failed with no RunPod outcome names no GPU (service/transitions.py, "No RunPod
-outcome": nothing is known to have run, so neither the job nor its metrics row names image, GPU, cost or e2e)."""
+"""Review 14 (m1): a job recorded failed with no RunPod outcome names no GPU (docs/WEBHOOK_SEMANTICS.md, "No
+RunPod outcome": nothing is known to have run, so neither the job nor its metrics row names image, GPU, cost or e2e)."""
 
 from __future__ import annotations
 

@@ -164,7 +164,7 @@ def test_a_recovered_job_gets_the_same_metrics_row_as_a_webhook(svc):
             assert svc.call("POST", f"/api/admin/recover/{job['job_id']}")[0] == 200
         [m] = svc.rows("SELECT * FROM job_metrics WHERE job_id = ?", (job["job_id"],))
         rows.append({k: v for k, v in m.items() if k not in ("job_id", "created_at")})
-    # but its end-to-end time: the time until an operator's recovery is no latency (transitions.py, "Timings")
+    # but its end-to-end time: the time until an operator's recovery is no latency (WEBHOOK_SEMANTICS.md, "Timings")
     assert (rows[0].pop("e2e_ms"), rows[1].pop("e2e_ms")) == (5000, None)
     assert rows[0] == rows[1]
     assert rows[0]["worker_image_tag"] == RAN_TAG and rows[0]["cost_estimate_usd"] == pytest.approx(0.00031 * 3)
