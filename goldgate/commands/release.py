@@ -36,7 +36,7 @@ from goldgate.release.cases import load_cases, references_for, shown_dir
 from goldgate.release.deployers import Deployer, for_target
 from goldgate.release.deployers.base import RolloutNotConfirmed
 from goldgate.release.gate import PromotionRefused, suite_side_only
-from goldgate.release.history import interrupted, on_target
+from goldgate.release.history import entry_target, interrupted, on_target
 from goldgate.release.ledger import KEY_ENV, Ledger, detect_trigger
 from goldgate.release.lock import ReleaseLock
 from goldgate.release.main_pins import STACKS, check_prod_file, pins_onto_main, read_stack_file
@@ -67,6 +67,29 @@ def _paths(args: argparse.Namespace) -> GoldenPaths:
 
 def _deployer(args: argparse.Namespace) -> Deployer:
     return for_target(args.target, _home(args))
+
+
+# A command named in advice carries what it needs to run as written: the target (without it, the local one runs),
+# and the golden paths this one was given (another directory's report, cases or references is another run).
+def _on(target: str | None) -> str:
+    return "" if target in (None, "local") else f" --target {target}"
+
+
+def _given_paths(args: argparse.Namespace, options: tuple[str, ...] = ("cases_dir", "references_dir",
+                                                                       "reports_dir")) -> str:
+    return "".join(f" --{option.replace('_', '-')} {shlex.quote(str(getattr(args, option)))}"
+                   for option in options if getattr(args, option, None))
+
+
+def _release_again(args: argparse.Namespace) -> str:
+    """`goldgate release` as this one was run, but for the options that change nothing (--json, --trigger,
+    --concurrency): a cloud release needs its --target and --repo, and other stacks their names."""
+    defaults = {"context": str(builds.WORKER_DIR), "dockerfile": "Dockerfile", "staging": "staging", "prod": "prod",
+                "engine": "docker" if args.repo else "local"}   # the engine --repo implies goes without saying
+    given = "".join(f" --{option.replace('_', '-')} {shlex.quote(str(getattr(args, option)))}"
+                    for option in ("repo", "engine", "context", "dockerfile", "workflow_version", "staging", "prod")
+                    if getattr(args, option, None) and getattr(args, option) != defaults.get(option))
+    return f"goldgate release{_on(args.target)}{given}{_given_paths(args)}"
 
 
 # -- build -------------------------------------------------------------------------------------
@@ -281,8 +304,9 @@ def do_deploy(deployer: Deployer, ledger: Ledger, stack: str, image: str, trigge
     said so as it brought the stack up)."""
     role = deployer.spec(stack).role
     if role == "prod":
-        raise GoldgateError(f"{stack} is a PROD stack: it takes an image only through `goldgate promote` "
-                            "(after the golden gate) or `goldgate rollback`")
+        on = _on(getattr(deployer, "target", None))
+        raise GoldgateError(f"{stack} is a PROD stack: it takes an image only through `goldgate promote{on}` "
+                            f"(after the golden gate) or `goldgate rollback{on}`")
     if not specs.is_digest_ref(image):  # the command line's --image is refused as it is parsed; a caller's is here
         raise GoldgateError(not_a_digest_ref(image))
     note = host_code_note(deployer, stack, "this deploy") if say_host_code else None
@@ -309,7 +333,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 # -- golden ------------------------------------------------------------------------------------
 
-def _render_golden(report: dict[str, Any], cases_dir: Path | None = None) -> str:
+def _render_golden(report: dict[str, Any], cases_dir: Path | None = None, given: str = "") -> str:
+    """`given`: the options the run was given that its next run needs too (the golden paths)."""
     rows = [{"case": c["id"], "result": "pass" if c["passed"] else "FAIL", "latency_s": c["latency_s"],
              "failed checks": ", ".join(x["name"] for x in c["checks"] if not x["passed"]) or "-"}
             for c in report["cases"]]
@@ -321,11 +346,11 @@ def _render_golden(report: dict[str, Any], cases_dir: Path | None = None) -> str
              latency_words(report["latency_s"], cases, report["wall_time_s"], report["sum_latency_s"])]
     lines += [f"  failure: {f}" for f in report["failures"]]
     if report.get("references_updated"):  # its PASSED compared each render with itself: say what comes next
-        lines.append(_references_written(report))
+        lines.append(_references_written(report, given))
     return "\n".join(lines)
 
 
-def _references_written(report: dict[str, Any]) -> str:
+def _references_written(report: dict[str, Any], given: str = "") -> str:
     """What an `--update-references` run wrote, counted from its cases' `reference_updated` checks (the run's mode
     alone said "rewritten" of a run that wrote none), and what comes next."""
     checks = [x for c in report["cases"] for x in c["checks"] if x["name"] == "reference_updated"]
@@ -336,7 +361,8 @@ def _references_written(report: dict[str, Any]) -> str:
     if not wrote:
         return f"no reference was written by this run{left}; the references are as they were"
     return (f"{wrote} reference{' was' if wrote == 1 else 's were'} written by this run{left}: look at each one "
-            f"(the reference lines above), commit them on their own, then run `goldgate golden {report['stack']}`")
+            f"(the reference lines above), commit them on their own, then run `goldgate golden {report['stack']}"
+            f"{_on(report.get('target'))}{given}`")
 
 
 def _beyond_cases(report: dict[str, Any]) -> str:
@@ -389,13 +415,14 @@ def cmd_golden(args: argparse.Namespace) -> int:
     # verdict against its image, which the gate then refuses to promote.
     on_prod = deployer.spec(args.stack).role == "prod"
     with ReleaseLock(_home(args), f"golden {args.stack}", kind="golden",
-                     again=f"goldgate golden {args.stack}") if on_prod else nullcontext():
+                     again=f"goldgate golden {args.stack}{_on(args.target)}") if on_prod else nullcontext():
         run = run_golden(deployer, args.stack, Ledger(_home(args)), suite="smoke" if args.smoke else "full",
                          paths=_paths(args), update_references=args.update_references,
                          trigger=detect_trigger(args.trigger), progress=progress, concurrency=args.concurrency,
                          only=args.only_cases or (), accept_changed=args.accept_changed)
     progress(f"report: {run.path} (html: {run.html_path})")
-    emit(args, run.report, lambda report: _render_golden(report, _paths(args).cases_dir))
+    # The next run without --update-references, --case or --accept-changed: over the same paths.
+    emit(args, run.report, lambda report: _render_golden(report, _paths(args).cases_dir, _given_paths(args)))
     return 0 if run.passed else 1
 
 
@@ -543,6 +570,9 @@ def cmd_history(args: argparse.Namespace) -> int:
     # A PROD change whose command died before its outcome looks like any intent row: say it has none.
     stacks = {e.get("stack", "prod") for e in read if e.get("phase") == "intent" and isinstance(e.get("stack", ""), str)}
     open_intents = {i.intent_seq for stack in stacks for i in interrupted(read, stack)}
+    # The commands that finish them act on their target's stacks: named with it (the local target's otherwise).
+    targets = {args.target} if args.target else {entry_target(e) for e in read if e.seq in open_intents}
+    on = _on(targets.pop()) if len(targets) == 1 else ""
 
     def render(rows: list[dict[str, Any]]) -> str:
         # A golden run has no phase: its suite (full or smoke) goes there, so a PROD smoke run and a full run differ.
@@ -553,8 +583,9 @@ def cmd_history(args: argparse.Namespace) -> int:
                  "trigger": r.get("trigger", "")} for r in rows]
         unfinished = "" if not open_intents else (
             f"\nunfinished: {', '.join(f'#{seq}' for seq in sorted(open_intents))} recorded an intent and no outcome "
-            "(its command is still running, or was interrupted): the next `goldgate promote` or `goldgate rollback` "
-            "records an interrupted one as interrupted and says what PROD was left on; `goldgate rollback` undoes it")
+            f"(its command is still running, or was interrupted): the next `goldgate promote{on}` or `goldgate "
+            f"rollback{on}` records an interrupted one as interrupted and says what PROD was left on; `goldgate "
+            f"rollback{on}` undoes it")
         shown = f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}" if not older else (
             f"the newest {len(rows)} of {len(read)} entries ({older} older not shown: --limit N for more, --all for "
             "every one)")
@@ -686,11 +717,15 @@ def cmd_release(args: argparse.Namespace) -> int:
         # What to do next, as the gate's report_passed says it: a failed run calls for a fix and a new build, unless
         # all it lacked lies in the suite (a case for a served workflow, a reference), where the image is not at fault.
         suite_side = suite_side_only(rep, rep["failures"] if isinstance(rep.get("failures"), list) else [])
-        on = "" if args.target == "local" else f" --target {args.target}"
-        then = (f"the image is not at fault: {suite_side}, then run `goldgate golden {args.staging}{on}` and "
-                f"`goldgate promote{on} --image {built.image}`" if suite_side else
+        on, paths = _on(args.target), _given_paths(args)
+        # `goldgate promote` takes no stack names (it promotes from the stack named staging to the one named prod):
+        # a release over other stacks is run again instead.
+        promote_it = (f"`goldgate promote{on}{paths} --image {built.image}`"
+                      if (args.staging, args.prod) == ("staging", "prod") else f"`{_release_again(args)}`")
+        then = (f"the image is not at fault: {suite_side}, then run `goldgate golden {args.staging}{on}{paths}` "
+                f"and {promote_it}" if suite_side else
                 "fix the cause (the failures above; the page shows each render beside its reference), then run "
-                f"`goldgate release{on}` again")
+                f"`{_release_again(args)}` again")
         error = f"golden suite failed on {args.staging}; {built.image} is not promoted and PROD is unchanged: {then}"
     summary["prod_image"] = deployer.current_image(args.prod)
     summary["duration_s"] = round(time.monotonic() - t0, 2)
@@ -798,6 +833,12 @@ def _check_stack_placeholders(deployer: Deployer, staging: str, prod: str) -> No
         # (`secure: "<...>"`, which the Pulumi CLI fails to decrypt before the program runs).
         given = {specs._our_config_key(key): value for key, value in config.items()}
         unset = [key for key in specs.STACK_SECRET_KEYS.values() if not _secret_given(given.get(key))]
+        environments = _environments(doc)
+        if environments:
+            # The file imports Pulumi ESC environments, whose `pulumiConfig` may supply a secret the file lacks:
+            # only the CLI resolves those (`pulumi config get`, the value never shown), so only what it says is not
+            # set is refused. One the file holds as a placeholder stays refused: the CLI fails to decrypt it first.
+            unset = [key for key in unset if key in given or not _set_by_environment(deployer, stack, key, path)]
         # Set, but not as the CLI sets a secret: by hand, a secret's own value. Named by key, never shown.
         data_key = any(doc.get(field) for field in ("encryptionsalt", "encryptedkey"))
         pasted = [key for key, value in config.items() if isinstance(key, str) and isinstance(value, Mapping)
@@ -807,9 +848,14 @@ def _check_stack_placeholders(deployer: Deployer, staging: str, prod: str) -> No
                 for w in _spec_placeholders(v, f"goldgate:spec.{k}")]
         # One progress line each (progress writes a newline in a message as `\n`): the commands copied one by one.
         if unset:
-            progress(f"{shown_dir(path)}: secret{'' if len(unset) == 1 else 's'} not set: "
+            one_env = len(environments) == 1
+            imported, there = ("", "") if not environments else (
+                (f" in the file nor by the Pulumi ESC environment{'' if one_env else 's'} it imports "
+                 f"({', '.join(environments)})"),
+                f" (or in the `pulumiConfig` of {'that environment' if one_env else 'one of them'})")
+            progress(f"{shown_dir(path)}: secret{'' if len(unset) == 1 else 's'} not set{imported}: "
                      f"{', '.join(f'{specs.CONFIG_NAMESPACE}:{key}' for key in unset)}; set "
-                     f"{'it' if len(unset) == 1 else 'each'} encrypted, the value piped in:")
+                     f"{'it' if len(unset) == 1 else 'each'} encrypted, the value piped in{there}:")
             for key in unset:
                 progress(f"  {specs.set_secret_command(key, stack)}")
         if pasted:
@@ -837,6 +883,30 @@ def _check_stack_placeholders(deployer: Deployer, staging: str, prod: str) -> No
                             "(docs/CLOUD.md, \"Configure a stack\", steps 2 and 3); nothing was built or changed")
 
 
+def _environments(doc: Any) -> list[str]:
+    """The Pulumi ESC environments a stack file imports: its `environment:` list, or the `imports:` of an environment
+    defined in place (a mapping); an inline definition importing none is named as such."""
+    found = doc.get("environment") if isinstance(doc, Mapping) else None
+    if isinstance(found, Mapping):
+        imports = found.get("imports")
+        names = [str(name) for name in imports] if isinstance(imports, list) else []
+        return names or ["(its inline environment definition)"]
+    if isinstance(found, list):
+        return [str(name) for name in found]
+    return [str(found)] if isinstance(found, str) and found.strip() else []
+
+
+def _set_by_environment(deployer: Any, stack: str, key: str, path: Path) -> bool:
+    """Whether the Pulumi CLI resolves goldgate:`key` on `stack` (from an ESC environment). One it cannot ask about
+    (an environment it cannot open) is said and let through: `pulumi up` reports it, as before this check."""
+    name = f"{specs.CONFIG_NAMESPACE}:{key}"
+    state, why = deployer.config_resolved(stack, name)
+    if state is None:
+        progress(f"{shown_dir(path)}: {name} not checked: `pulumi config get {name} --stack {stack}` failed ({why})")
+        return True
+    return state
+
+
 def _check_references(args: argparse.Namespace, paths: GoldenPaths) -> None:
     """On the cloud target, a golden case with no reference image in references/cloud/: the release's golden run
     on STAGING would fail it for certain, after the build, the push and the deploy (and GPU time for every case),
@@ -855,12 +925,18 @@ def _check_references(args: argparse.Namespace, paths: GoldenPaths) -> None:
                     for option in ("cases_dir", "references_dir") if getattr(args, option, None))
     where = shown_dir(references)
     alone = "" if first else "".join(f" --case {case_id}" for case_id in missing)
-    for step in (f"goldgate build --target cloud --repo {shlex.quote(args.repo or 'REPO')}   # prints REF",
+    build = "".join(f" --{option} {shlex.quote(str(getattr(args, option)))}" for option in ("context", "dockerfile")
+                    if getattr(args, option, None) and getattr(args, option) != {"context": str(builds.WORKER_DIR),
+                                                                                "dockerfile": "Dockerfile"}[option])
+    if getattr(args, "workflow_version", None):
+        build += f" --workflow-version {shlex.quote(args.workflow_version)}"
+    reports = _given_paths(args, ("reports_dir",))   # where the golden run writes the report promote reads
+    for step in (f"goldgate build --target cloud --repo {shlex.quote(args.repo or 'REPO')}{build}   # prints REF",
                  f"goldgate deploy {args.staging} --target cloud --image REF",
                  f"goldgate golden {args.staging} --target cloud --update-references{given}{alone}",
                  f"# look at every image it wrote in {where}, commit that directory alone, then:",
-                 f"goldgate golden {args.staging} --target cloud{given}",
-                 "goldgate promote --target cloud"):
+                 f"goldgate golden {args.staging} --target cloud{given}{reports}",
+                 f"goldgate promote --target cloud{given}{reports} --image REF"):
         progress(f"  {step}")
     if first:
         raise GoldgateError(
@@ -899,6 +975,15 @@ def _check_declared(deployer: Deployer, target: str, staging: str, prod: str) ->
         check_runs_as_declared(deployer, stack, "cannot release")
 
 
+def _kept_serving(s: dict[str, Any]) -> str:
+    """A local release's stacks run on this machine until `goldgate down all`; a cloud one's are Pulumi's, which
+    that command never stops (it would say so of the local stacks alone)."""
+    if s.get("target", "local") == "local":
+        return "OK: STAGING and PROD keep serving until `goldgate down all`"
+    return (f"OK: STAGING and PROD keep serving it; `goldgate history --target {s['target']}` lists what each "
+            "ran")
+
+
 def _render_release(s: dict[str, Any]) -> str:
     g = s["golden"]
     lat = g["latency_s"]
@@ -923,6 +1008,5 @@ def _render_release(s: dict[str, Any]) -> str:
         lines.append(f"promotion    {promo['outcome']}: {promo['message']}")
     lines += [f"PROD runs    {s['prod_image'] or '(nothing)'}",
               f"duration     {s['duration_s']} s (stacks up {s['up_s']} s, build {s['build_s']} s)",
-              "result       " + ("OK: STAGING and PROD keep serving until `goldgate down all`" if s["ok"]
-                                 else f"FAILED: {s['error']}")]
+              "result       " + (_kept_serving(s) if s["ok"] else f"FAILED: {s['error']}")]
     return "\n".join(lines)

@@ -78,6 +78,9 @@ WEBHOOK_SECRET_PREVIOUS = "webhook_secret_previous"
 # Written by the operator only while the API token is rotated: the old token, which the service still accepts from the
 # clients that hold it. Never made by `up`.
 API_TOKEN_PREVIOUS = "api_token_previous"
+# What removing a rotated secret's file ends: the old value is no longer accepted, by whom it reaches.
+_ROTATION_ENDS = {WEBHOOK_SECRET_PREVIOUS: "webhooks of jobs sent before it and result URLs signed with it fail",
+                  API_TOKEN_PREVIOUS: "a client still sending it gets 401"}
 # The files a rotation edits: a running stack's service keeps what it read until a deploy or a restart.
 ROTATED_SECRETS = ("api_token", "webhook_secret", WEBHOOK_SECRET_PREVIOUS, API_TOKEN_PREVIOUS)
 # A worker log's life once its worker is gone: the fleet writes one per worker it ever starts, so a stack that runs
@@ -307,6 +310,17 @@ def _open_regular(path: Path, flags: int, mode: int, what: str, again: str | Non
 
 
 MAX_STATE_BYTES = 1024 * 1024  # state.json and pin.json are a few hundred bytes; anything this big is not one
+
+
+def _first_clause(message: str) -> str:
+    """A refusal's statement of what is wrong, without the advice after it: up to its first `; ` or `: ` outside
+    parentheses (a decode error's own `: ` sits inside them)."""
+    depth = 0
+    for i, ch in enumerate(message):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0 and message.startswith(("; ", ": "), i):
+            return message[:i]
+    return message
 
 
 def _run_again(again: str | None) -> str:
@@ -844,25 +858,34 @@ class StackDir:
         """The rotated secret `name` (what `current_name` held before), or None when no rotation is under way.
         `problem_of` is the service's own rule for it (service/config.py), whose clauses are PREVIOUS_TOO_SHORT,
         `is_current` and `is_other` (equal to a secret of the other kind, held in `other_files`, so `holder`, a
-        client, could sign): each is refused by the file's name, never its value, as the service would refuse it."""
-        previous = self.optional_secret(name)
+        client, could sign): each is refused by the file's name, never its value, as the service would refuse it.
+        A file that cannot be read as one (not a regular file, not UTF-8, empty, a space inside) is refused the
+        same way: `goldgate up` alone never fixes it (goldgate makes no such file), so the advice is to fix or
+        remove it, and what removing it ends."""
+        path, current = self.secret_file(name), self.secret_file(current_name)
+        short = SECRET_WORDS[current_name][1]
+        # Removing the file is the way out of a rotation, and it changes what the service accepts: said each time.
+        fix = (f"fix it (the old {short}, alone on one line) or remove it, then `goldgate down {self.stack}` and "
+               f"`goldgate up {self.stack}` (or a deploy) apply it; removing it ends the rotation: the previous "
+               f"{short} is no longer accepted ({_ROTATION_ENDS[name]})")
+        try:
+            previous = self.optional_secret(name)
+        except StateError as exc:
+            raise StateError(f"{_first_clause(str(exc))}: {fix}") from None
+        except OSError as exc:   # no permission: a file written by another user
+            raise StateError(f"{path} cannot be read ({describe(exc)}): {fix}") from None
         if previous is None:
             return None
-        path, current = self.secret_file(name), self.secret_file(current_name)
-        what, short = SECRET_WORDS[current_name]
-        apply = (f"then `goldgate down {self.stack}` and `goldgate up {self.stack}` (or a deploy) apply it; delete "
-                 "the file if no rotation is under way")
         problem = problem_of(previous)
         if problem == PREVIOUS_TOO_SHORT:  # never the value, nor its length
-            raise StateError(f"{path} {problem}, which the service refuses: it holds the {what} the stack used "
-                             f"before (what {current} held); {apply}")
+            raise StateError(f"{path} {problem}, which the service refuses: {fix}")
         if problem == is_current:
             raise StateError(f"{path} {problem} ({current}): to rotate, copy the old {short} into {path.name} and "
-                             f"write a new random one into {current.name} (`openssl rand -hex 32`); {apply}")
+                             f"write a new random one into {current.name} (`openssl rand -hex 32`); otherwise "
+                             f"{fix}")
         if problem == is_other:
             raise StateError(f"{path} {problem} ({other_files}), which the service refuses (a client holding "
-                             f"{holder} could sign RunPod's outcomes and result URLs): it holds the {what} the stack "
-                             f"used before; {apply}")
+                             f"{holder} could sign RunPod's outcomes and result URLs): {fix}")
         return previous
 
     def _read_secret(self, name: str, optional: bool) -> str | None:

@@ -17,6 +17,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "release"))  # the cloud deploy test kit
 
+from fixtures.release.pulumi_standin import encrypt
 from release_support import invoke
 from test_cloud_deployer import KEY, A, cloud_staging, emulator, make_project
 
@@ -71,7 +72,7 @@ def test_a_cloud_deploy_writes_no_secret_of_the_stack_config_anywhere(
     base, seen = cloudflare
     path = project / "stacks" / "Pulumi.staging.yaml"
     doc = yaml.safe_load(path.read_text())
-    doc["config"].update({key: {"secure": f"standin:{value}"} for key, value in SECRETS.items()})
+    doc["config"].update({key: {"secure": encrypt(value)} for key, value in SECRETS.items()})
     doc["config"]["goldgate:cloudflareApiBase"] = base
     doc["config"]["goldgate:spec"]["api"]["public_base_url"] = "https://goldgate-api-staging.example.workers.dev"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -49,8 +49,8 @@ def _refused(d: StackDir, text: str) -> str:
 
 
 @pytest.mark.parametrize(("text", "says"), [
-    ("", "is empty: write the previous webhook secret in it, or delete it"),
-    ("\n", "is empty: write the previous webhook secret in it, or delete it"),
+    ("", "is empty: fix it (the old secret, alone on one line) or remove it"),
+    ("\n", "is empty: fix it (the old secret, alone on one line) or remove it"),
     (OLD[:16] + " " + OLD[16:], "holds a character no previous webhook secret has"),
     (OLD[:15], "is shorter than 16 characters, which the service refuses"),
 ])

@@ -89,7 +89,7 @@ def test_up_makes_no_previous_token_and_one_written_by_hand_is_kept_private(home
 
 
 @pytest.mark.parametrize(("value", "says"), [
-    ("", "is empty: write the previous API token in it, or delete it"),
+    ("", "is empty: fix it (the old token, alone on one line) or remove it"),
     (OLD[:15], "is shorter than 16 characters, which the service refuses"),
     ("api_token", "holds the same value as the current API token"),
     ("webhook_secret", "holds the same value as a webhook secret"),

@@ -63,12 +63,21 @@ class LocalD1:
             'name = "goldgate-migrations-check"\ncompatibility_date = "2025-01-01"\n\n[[d1_databases]]\n'
             'binding = "DB"\ndatabase_name = "goldgate"\ndatabase_id = "00000000-0000-0000-0000-000000000000"\n'
             'migrations_dir = "migrations"\n')
-        home = root / "home"
+        home, tmp = root / "home", root / "tmp"
         home.mkdir()
-        # No account, no prompt (CI=true: wrangler's non-interactive mode), no metrics nor update check, logs here.
+        tmp.mkdir()
+        # No account, no prompt (CI=true: wrangler's non-interactive mode), no metrics nor error reports, and
+        # everything it writes under `root`: its config, logs, cache and dev registry under HOME; and the OS temp
+        # dir, where miniflare keeps a `miniflare-<hash>` directory it leaves behind and the update check its
+        # `update-check` cache. wrangler has no switch for that check (src/update-check.ts): the hidden banner
+        # skips the one every command makes, and TMPDIR keeps the others' (an error's hint, a warning's) inside.
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDFLARE_", "WRANGLER_", "CF_"))}
-        self.env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), CI="true", NO_COLOR="1",
-                        WRANGLER_SEND_METRICS="false", WRANGLER_HIDE_BANNER="true")
+        self.env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"),
+                        XDG_DATA_HOME=str(home / ".local" / "share"), TMPDIR=str(tmp), TMP=str(tmp), TEMP=str(tmp),
+                        CI="true", NO_COLOR="1", WRANGLER_SEND_METRICS="false", WRANGLER_SEND_ERROR_REPORTS="false",
+                        WRANGLER_HIDE_BANNER="true", WRANGLER_LOG_PATH=str(home / "wrangler-logs"),
+                        WRANGLER_CACHE_DIR=str(home / "wrangler-cache"),
+                        WRANGLER_REGISTRY_PATH=str(home / "wrangler-registry"))
 
     def add(self, migrations: list[Path]) -> None:
         for path in migrations:

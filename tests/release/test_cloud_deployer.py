@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fixtures.release.pulumi_standin import encrypt
 
 from goldgate.local.runpod.config import EmulatorConfig
 from goldgate.local.runpod.emulator import RunPodEmulator
@@ -189,7 +190,7 @@ def test_api_access_reads_the_output_and_the_token(project: Path, monkeypatch: p
         d.api_access("prod")
     path = project / "stacks" / "Pulumi.prod.yaml"
     doc = yaml.safe_load(path.read_text())
-    doc["config"]["goldgate:apiToken"] = {"secure": "standin:s3cr3t value"}   # set, and no token: refused, not shown
+    doc["config"]["goldgate:apiToken"] = {"secure": encrypt("s3cr3t value")}   # set, and no token: refused, not shown
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     with pytest.raises(CloudDeployFailed, match="the goldgate:apiToken secret of stack prod holds a space") as refused:
         d.api_access("prod")

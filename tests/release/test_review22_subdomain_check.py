@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from fixtures.release.cloudflare_standin import CloudflareStandIn
+from fixtures.release.pulumi_standin import encrypt
 from test_cloud_deployer import A, B, commands, deployer, emulator, make_project  # noqa: F401 -- emulator: a fixture
 
 from goldgate.local.runpod.emulator import RunPodEmulator
@@ -37,7 +38,7 @@ def project(tmp_path: Path, emulator: RunPodEmulator, cloudflare: CloudflareStan
             monkeypatch: pytest.MonkeyPatch) -> Path:
     """A prod stack on workers.dev whose Cloudflare token and API base are the stand-in's."""
     return make_project(tmp_path, emulator, monkeypatch,
-                        config={"goldgate:cloudflareApiToken": {"secure": f"standin:{CF_TOKEN}"},
+                        config={"goldgate:cloudflareApiToken": {"secure": encrypt(CF_TOKEN)},
                                 "goldgate:cloudflareApiBase": cloudflare.api_base},
                         cloud_account_id=ACCOUNT, public_base_url="https://goldgate-api-prod.acme.workers.dev")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fixtures.release.pulumi_standin import encrypt
 from release_support import StandInApi, standin_api
 from test_cloud_deployer import KEY, STANDIN, A, B, commands, deployer, emulator, make_project
 from test_promotion_evidence import Target
@@ -28,7 +29,7 @@ from goldgate.runpod import ControlPlaneClient
 __all__ = ["emulator"]   # the fixture, used by name
 
 OLD_KEY = "rp-old-key-5e1d7c"   # revoked at RunPod: the emulator takes only KEY
-STACK_SECRET = {"goldgate:runpodApiKey": {"secure": f"standin:{KEY}"}}
+STACK_SECRET = {"goldgate:runpodApiKey": {"secure": encrypt(KEY)}}
 UP = ["--non-interactive", "up"]
 
 
@@ -71,7 +72,7 @@ def test_a_stale_stack_secret_is_refused_before_the_first_up_naming_the_secret(
         project: Path, emulator: RunPodEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RUNPOD_API_KEY")
     doc = yaml.safe_load((project / "stacks" / "Pulumi.prod.yaml").read_text())
-    doc["config"]["goldgate:runpodApiKey"] = {"secure": f"standin:{OLD_KEY}"}
+    doc["config"]["goldgate:runpodApiKey"] = {"secure": encrypt(OLD_KEY)}
     (project / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     with pytest.raises(CloudDeployFailed, match=r"RunPod refused the RunPod API key from the goldgate:runpodApiKey secret of "
                                         r"stack prod \(HTTP 401\); set the current key there") as refused:

@@ -24,10 +24,11 @@ def test_a_release_failed_by_an_uncovered_workflow_names_the_suites_fix(monkeypa
     with standin_api(StandInApi(image_tag=A, workflows=["wf-a", "wf-b", "wf-new"])) as api:
         target = UpTarget(api, {})
         monkeypatch.setattr(release_commands, "_deployer", lambda _args: target)
-        code, _out, err = _release(capsys, home, paths)
+        code, out, _err = _release(capsys, home, paths)
     assert code == 1 and "prod" not in target.pins
     built = next(e for e in reversed(Ledger(home).entries()) if e.kind == "build").get("image")
-    last = err.rstrip().splitlines()[-1]
+    last = next(line for line in out.splitlines() if line.startswith("result "))   # in full: not cut as stderr's
     assert "the image is not at fault: add a case for wf-new" in last, last
-    assert last.endswith(f"then run `goldgate golden staging` and `goldgate promote --image {built}`"), last
+    given = f" --cases-dir {paths.cases_dir} --references-dir {paths.references_dir} --reports-dir {paths.reports_dir}"
+    assert last.endswith(f"then run `goldgate golden staging{given}` and `goldgate promote{given} --image {built}`"), last
     assert "goldgate release` again" not in last, last

@@ -27,6 +27,10 @@ def test_a_release_whose_golden_suite_failed_names_the_next_command(monkeypatch:
     assert code == 1 and "prod" not in target.pins
     built = next(e for e in reversed(Ledger(home).entries()) if e.kind == "build").get("image")
     said = (f"golden suite failed on staging; {built} is not promoted and PROD is unchanged: fix the cause (the "
-            "failures above; the page shows each render beside its reference), then run `goldgate release` again")
+            "failures above; the page shows each render beside its reference), then run `goldgate release "
+            f"--workflow-version 2026.11.0 --cases-dir {paths.cases_dir} --references-dir {paths.references_dir} "
+            f"--reports-dir {paths.reports_dir}` again")
     assert f"result       FAILED: {said}" in out.splitlines(), out
-    assert err.rstrip().endswith(said), err
+    # The error line says it too (cut in its middle past 600 characters, as every error line is).
+    assert err.rstrip().splitlines()[-1].startswith(f"goldgate: error: {said[:80]}"), err
+    assert err.rstrip().endswith("` again"), err

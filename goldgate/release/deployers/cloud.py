@@ -61,6 +61,8 @@ CLOUDFLARE_API_BASE_KEY = f"{CONFIG_NAMESPACE}:{CLOUDFLARE_API_BASE_CONFIG_KEY}"
 API_TOKEN_KEY = f"{CONFIG_NAMESPACE}:{STACK_SECRET_KEYS['api_token']}"
 RUNPOD_API_KEY_KEY = f"{CONFIG_NAMESPACE}:{STACK_SECRET_KEYS['runpod_api_key']}"
 _ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
+# How the Pulumi CLI's `config get` says a key has no value (in the stack file nor its environments).
+_NOT_SET = re.compile(r"configuration key '[^']*' not found for stack")
 # The subdomain check is one small GET: a few seconds' bound and one retry, so an unreachable API delays the
 # deploy it cannot block by seconds, not minutes.
 _SUBDOMAIN_TIMEOUT_S = 15.0
@@ -379,6 +381,21 @@ class CloudDeployer:
                 "pin, no pulumi up): deploy again once RunPod answers") from None
         progress(f"runpod: the control plane takes the RunPod API key from {key.source}")
         return key, release
+
+    def config_resolved(self, stack: str, key: str) -> tuple[bool | None, str]:
+        """Whether the Pulumi CLI finds a value for `key` on `stack` (`pulumi config get KEY --stack S`): the stack
+        file's, or one a Pulumi ESC environment the file imports supplies through its `pulumiConfig`, which only
+        the CLI resolves. Never the value: (True, ""); (False, why) when the CLI says the key is not set, or it is
+        blank; (None, the CLI's last line) when it could not answer (an environment it cannot open: `pulumi up`
+        reports that itself)."""
+        from pulumi import automation as auto
+
+        try:
+            value = self._stack(stack).get_config(key).value
+        except auto.errors.CommandError as exc:
+            said = _last_line(exc)
+            return (False, "not set") if _NOT_SET.search(said) else (None, said)
+        return (True, "") if str(value or "").strip() else (False, "empty")
 
     def _outputs(self, s: Any) -> dict[str, Any]:
         """The stack's outputs as its last update left them; none for a stack never deployed (or unreadable)."""
