@@ -31,19 +31,39 @@ except KeyboardInterrupt:
 # commands need (the HTTP client, the image library, the stack code), which no parse needs.
 COMMAND_MODULES = ("goldgate.commands.local", "goldgate.commands.release", "goldgate.commands.ops")
 
-# An error line longer than this is cut in the middle: the value that made it long (a pasted file, a
-# 10,000-character argument) is rarely the part an operator needs; the start and the advice at the end are.
+# An error line longer than this is cut: the value that made it long (a pasted file, a 10,000-character argument) is
+# rarely the part an operator needs; the start, the advice at the end and the commands it names (in backticks) are.
 MAX_ERROR_CHARS = 600
 
 
+def _cut(text: str, keep: int) -> str:
+    """`text` cut in its middle to about `keep` characters, saying how many went."""
+    return f"{text[:keep * 2 // 3]}…({len(text) - keep} characters cut)…{text[-(keep // 3):]}"
+
+
 def one_line(message: str, limit: int = MAX_ERROR_CHARS) -> str:
-    """`message` as one bounded terminal line: control characters escaped (no second line, no colours)."""
+    """`message` as one bounded terminal line: control characters escaped (no second line, no colours). A longer one
+    is cut in its prose, longest run first, keeping every `command` whole (a cut command cannot be copied and run);
+    only a line of commands alone is cut anywhere."""
     text = "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
                    for ch in message)
-    if len(text) > limit:
-        keep = limit - 40
-        text = f"{text[:keep * 2 // 3]}…({len(text) - keep} characters cut)…{text[-(keep // 3):]}"
-    return text
+    if len(text) <= limit:
+        return text
+    parts = text.split("`")   # the prose at even indexes, the commands between backticks at odd ones
+    if len(parts) % 2 == 1:
+        uncut = set(range(0, len(parts), 2))
+        while uncut and len("`".join(parts)) > limit:
+            longest = max(uncut, key=lambda i: len(parts[i]))
+            uncut.discard(longest)
+            over = len("`".join(parts)) - limit
+            # The cut's own words take up to 40 characters; a run too short to cover the excess keeps 60 of its own.
+            keep = max(len(parts[longest]) - over - 40, 60)
+            if keep + 40 < len(parts[longest]):
+                parts[longest] = _cut(parts[longest], keep)
+        shortened = "`".join(parts)
+        if len(shortened) <= limit:
+            return shortened
+    return _cut(text, limit - 40)
 
 
 class _Parser(argparse.ArgumentParser):
