@@ -272,9 +272,12 @@ def refuse_plain_secrets(stack: str, keys: Iterable[str]) -> None:
     """A secret set without `--secret` sits in plain text in stacks/Pulumi.<stack>.yaml, which is committed."""
     plain = [key for key in keys if not pulumi.runtime.is_config_secret(f"{CONFIG_NAMESPACE}:{key}")]
     if plain:
+        # The engine says a value is no secret, not where it came from: the stack file, or a Pulumi ESC environment's
+        # `pulumiConfig` (a value there is a secret only under `fn::secret`).
         raise SpecError(f"stack {stack}: {', '.join(CONFIG_NAMESPACE + ':' + k for k in plain)} is stored in plain "
-                        "text in the stack file: set it again with `pulumi config set --secret` (and rotate it "
-                        "if the file was shared)")
+                        "text, in the stack file or in a Pulumi ESC environment it imports: set it again with "
+                        "`pulumi config set --secret`, or in the environment under `fn::secret` (and rotate it if "
+                        "the file or the environment was shared)")
 
 
 def placeholders_in(value: Any, where: str = "goldgate:spec") -> list[str]:
