@@ -1,33 +1,12 @@
-"""A loopback stand-in for the D1 REST API, backed by SQLite, for tests and offline drills.
+"""A loopback stand-in for the D1 REST API (and the Worker settings goldgate reads), backed by SQLite, for
+tests and offline drills. Binds 127.0.0.1 only.
 
-Follows moto's split: `D1Backend` is the model (databases, bookmarks, export and import tasks),
-`D1StandIn` the wire format (the v4 envelope, the endpoints wrangler calls, signed URLs it serves
-itself). Binds 127.0.0.1 only. What it models: databases are SQLite in memory with foreign keys
-on; `/query` params are strings only (the API's documented type; they bind as TEXT); every committed
-write makes a new time-travel bookmark; the database list is paged as the v4
-API documents (`page` >= 1, `per_page` 10..10000, `result_info` {page, per_page, count,
-total_count}); `/raw` answers each statement's rows as {columns, rows} where `/query` gives objects;
-export answers `active` (HTTP 202, as the API answers a running task) for a few polls before `complete`
-(200) with a signed URL whose dump is written to a file and served in chunks, as R2 serves an object;
-import is init (upload_url) -> PUT (ETag = md5; the body is written to a file as it arrives) -> ingest ->
-poll, as the API documents it: init for a file already uploaded (same database, same etag) starts its
-import at once instead of asking for it again; ingest starts the import and answers at once, `active`
-(202) with the bookmark the database was at; the file runs in the background on a copy of the database,
-which takes its place only once the whole file ran (a failure leaves the database as it was), and poll
-reports `active` with the statements run so far, then `complete` (result {final_bookmark, num_queries,
-meta}) or `error` (with `error`, a string). A database being imported
-refuses queries, exports and restores (imports block the D1 for their duration). Restore returns the new
-bookmark and the previous one (to undo). Faults a test queues (`rate_limit`, `fail_with`) answer API
-requests before they reach the model, as Cloudflare's edge does: nothing behind them is applied; a
-download can be cut short (`cut_next_download_at`) or its signed URL expired (`signed_urls_expire`); an
-upload can be cut short (`cut_next_upload_at`: the connection drops part way and, as with R2, nothing is
-stored); `hold_imports` keeps imports from starting until the test sets it.
-A database's size (`file_size` of GET .../database/<id> and of the list, `meta.size_after` of
-/query) is its SQLite image's, page_count x page_size; `size_padding` (a test hook) adds bytes to
-what is reported, so a test can show a database near D1's 10 GB cap without writing gigabytes.
-Beside D1, the same origin serves what goldgate reads of a deployed API Worker (`WorkerScripts`): GET/PUT
-.../workers/scripts/<name>/schedules (its Cron Triggers) and GET .../settings (its bindings: a plain_text one
-carries its `text`, a secret_text one never does).
+Split as moto splits an emulator: `D1Backend` is the model (databases, time-travel bookmarks, export and
+import tasks), the route table and `_Handler` the wire format (the v4 envelope, signed URLs served as R2
+serves them). What it follows of D1 (developers.cloudflare.com/api/resources/d1/): every committed write makes
+a bookmark; export and import are polled tasks that answer 202 `active` while they run; an import blocks its
+database and takes effect only once the whole file ran. A fault a test queues answers before the model, as
+Cloudflare's edge does, so nothing behind it is applied.
 """
 
 from __future__ import annotations
@@ -180,7 +159,8 @@ class D1Backend:
         self.cut_next_download_at: int | None = None  # close the next export download after this many bytes
         self.cut_next_upload_at: int | None = None    # drop the next import upload after this many bytes
         self.signed_urls_expire = False               # answer signed export URLs as R2 does once expired
-        self.size_padding: dict[str, int] = {}        # database uuid -> bytes added to its reported size
+        # database uuid -> bytes added to its reported size: near D1's 10 GB cap without writing gigabytes
+        self.size_padding: dict[str, int] = {}
         self.origin = ""                               # where signed URLs point; set by the HTTP shell
         self._export_dir: Path | None = None
 
@@ -573,209 +553,286 @@ _SCRIPT_PATH = re.compile(r"^/client/v4/accounts/(?P<acct>[^/]+)/workers/scripts
                           r"(?P<what>schedules|settings)$")
 
 
-def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
-    backend = standin.backend
+# -- routes: each D1 endpoint over the backend, called under the backend's lock ------------------------
+_AccountRoute = Callable[[D1Backend, dict[str, Any], dict[str, str]], Any]
+_DatabaseRoute = Callable[[D1Backend, _Database, dict[str, Any], dict[str, str]], Any]
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *_: Any) -> None:  # quiet: tests read results, not access logs
-            pass
 
-        def _send(self, status: int, body: bytes, content_type: str = "application/json",
-                  headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body)
+def _create_database(backend: D1Backend, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+    return backend.db_json(backend.create(body.get("name")))
 
-        def _envelope(self, status: int, result: Any = None, errors: list[dict[str, Any]] | None = None) -> None:
-            body: dict[str, Any] = {"success": not errors, "errors": errors or [], "messages": []}
-            if isinstance(result, _Page):
-                body.update(result=result.result, result_info=result.info)
-            else:
-                body["result"] = result
-            self._send(status, json.dumps(body).encode())
 
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                raise D1ApiError(413, 7400, "request body too large")
-            return self.rfile.read(length) if length else b""
+def _list_databases(backend: D1Backend, body: dict[str, Any], query: dict[str, str]) -> _Page:
+    return backend.list_page(query)
 
-        def _dispatch(self, method: str) -> None:
-            url = urlsplit(self.path)
-            standin.requests.append((method, url.path))
-            try:
-                if url.path.startswith("/_signed/"):
-                    return self._signed(method, url.path)
-                fault = standin._next_fault()
-                if fault is not None:
-                    self._body()  # drain it: closing on an unread body can reset the connection
-                    return self._send(fault.status, fault.body, fault.headers.get("Content-Type", "text/html"),
-                                      {k: v for k, v in fault.headers.items() if k != "Content-Type"})
-                match = _DB_PATH.match(url.path) or _SCRIPT_PATH.match(url.path)
-                if not match:
-                    raise D1ApiError(404, 7003, "No route for the URI")
-                if self.headers.get("Authorization") != f"Bearer {standin.api_token}":
-                    raise D1ApiError(403, 10000, "Authentication error")
-                if match["acct"] != backend.account_id:
-                    raise D1ApiError(403, 10000, "Authentication error: not a member of this account")
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                raw = self._body()
-                try:
-                    body = json.loads(raw) if raw else {}
-                except ValueError:
-                    raise D1ApiError(400, 7400, "request body is not JSON") from None
-                with backend.lock:
-                    if match.re is _SCRIPT_PATH:
-                        result = standin.workers.call(method, match["script"], match["what"], body)
-                    else:
-                        result = self._route(method, match["db"], match["rest"] or "", body, query)
-                status = 200
-                if (match.re is _DB_PATH and match["rest"] == "/export" and isinstance(result, dict)
-                        and result.get("status") == "active"):
-                    status = 202  # the API: 202 "Polled successfully, task is currently running"
-                if isinstance(result, _ImportAnswer):
-                    if result.task.polls_left == 0:  # the answer depends on whether it ends meanwhile
-                        result.task.ended.wait(backend.import_wait_s)
-                    with backend.lock:
-                        result = backend.import_answer(result.task)
-                    status = 202 if result["status"] == "active" else 200  # 202: "task is currently running"
-                self._envelope(status, result)
-            except D1ApiError as exc:
-                self._envelope(exc.status, None, [{"code": exc.code, "message": exc.message}])
 
-        def _route(self, method: str, db_id: str | None, rest: str, body: Any, query: dict[str, str]) -> Any:
-            if not isinstance(body, dict):
-                raise D1ApiError(400, 7400, "request body must be a JSON object")
-            if db_id is None:
-                if method == "POST":
-                    return backend.db_json(backend.create(body.get("name")))
-                if method == "GET":
-                    return backend.list_page(query)
-                raise D1ApiError(405, 7400, "method not allowed")
-            db = backend.get(db_id)
-            if rest == "" and method == "GET":
-                return backend.db_json(db)
-            if rest == "" and method == "DELETE":
-                backend.delete(db_id)
-                return None
-            if rest in ("/query", "/raw", "/export", "/time_travel/restore") and method == "POST":
-                _refuse_while_importing(db)
-            if rest in ("/query", "/raw") and method == "POST":
-                sql, params = body.get("sql"), body.get("params") or []
-                # The API documents params as an array of strings, bound as TEXT: a number is refused here, so
-                # a client relying on D1 to keep it a number is caught before it meets the real service.
-                if not isinstance(sql, str) or not isinstance(params, list) or not all(
-                        isinstance(p, str) for p in params):
-                    raise D1ApiError(400, 7400, "sql must be a string and params an array of strings")
-                if rest == "/raw":
-                    return backend.execute(db, sql, params, raw=True)
-                return backend.execute(db, sql, params)
-            if rest == "/export" and method == "POST":
-                if body.get("output_format") != "polling":
-                    raise D1ApiError(400, 7400, "output_format must be 'polling'")
-                return backend.export(db, body.get("current_bookmark"))
-            if rest == "/import" and method == "POST":
-                return backend.import_action(db, body)
-            if rest == "/time_travel/bookmark" and method == "GET":
-                return {"bookmark": backend.bookmark_at(db, query.get("timestamp"))}
-            if rest == "/time_travel/restore" and method == "POST":
-                return backend.restore(db, query.get("bookmark"), query.get("timestamp"))
+def _get_database(backend: D1Backend, db: _Database, body: dict[str, Any], query: dict[str, str]) -> Any:
+    return backend.db_json(db)
+
+
+def _delete_database(backend: D1Backend, db: _Database, body: dict[str, Any], query: dict[str, str]) -> None:
+    backend.delete(db.uuid)
+
+
+def _run_query(backend: D1Backend, db: _Database, body: dict[str, Any], query: dict[str, str]) -> Any:
+    _refuse_while_importing(db)
+    return backend.execute(db, *_statement(body))
+
+
+def _run_raw(backend: D1Backend, db: _Database, body: dict[str, Any], query: dict[str, str]) -> Any:
+    _refuse_while_importing(db)
+    return backend.execute(db, *_statement(body), raw=True)
+
+
+def _statement(body: dict[str, Any]) -> tuple[str, list[str]]:
+    sql, params = body.get("sql"), body.get("params") or []
+    # The API documents params as an array of strings, bound as TEXT: a number is refused here, so a client
+    # relying on D1 to keep it a number is caught before it meets the real service.
+    if not isinstance(sql, str) or not isinstance(params, list) or not all(
+            isinstance(p, str) for p in params):
+        raise D1ApiError(400, 7400, "sql must be a string and params an array of strings")
+    return sql, params
+
+
+def _export(backend: D1Backend, db: _Database, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+    _refuse_while_importing(db)
+    if body.get("output_format") != "polling":
+        raise D1ApiError(400, 7400, "output_format must be 'polling'")
+    return backend.export(db, body.get("current_bookmark"))
+
+
+def _import_action(backend: D1Backend, db: _Database, body: dict[str, Any], query: dict[str, str]) -> Any:
+    return backend.import_action(db, body)
+
+
+def _get_bookmark(backend: D1Backend, db: _Database, body: dict[str, Any], query: dict[str, str]) -> Any:
+    return {"bookmark": backend.bookmark_at(db, query.get("timestamp"))}
+
+
+def _restore(backend: D1Backend, db: _Database, body: dict[str, Any], query: dict[str, str]) -> Any:
+    _refuse_while_importing(db)
+    return backend.restore(db, query.get("bookmark"), query.get("timestamp"))
+
+
+_ACCOUNT_ROUTES: dict[str, _AccountRoute] = {"POST": _create_database, "GET": _list_databases}
+_DATABASE_ROUTES: dict[tuple[str, str], _DatabaseRoute] = {
+    ("GET", ""): _get_database,
+    ("DELETE", ""): _delete_database,
+    ("POST", "/query"): _run_query,
+    ("POST", "/raw"): _run_raw,
+    ("POST", "/export"): _export,
+    ("POST", "/import"): _import_action,
+    ("GET", "/time_travel/bookmark"): _get_bookmark,
+    ("POST", "/time_travel/restore"): _restore,
+}
+
+
+def _route(backend: D1Backend, method: str, db_id: str | None, rest: str, body: Any,
+           query: dict[str, str]) -> Any:
+    if not isinstance(body, dict):
+        raise D1ApiError(400, 7400, "request body must be a JSON object")
+    if db_id is None:
+        on_account = _ACCOUNT_ROUTES.get(method)
+        if on_account is None:
+            raise D1ApiError(405, 7400, "method not allowed")
+        return on_account(backend, body, query)
+    db = backend.get(db_id)  # an unknown database is 404 7404 before an unknown route is 7003
+    on_database = _DATABASE_ROUTES.get((method, rest))
+    if on_database is None:
+        raise D1ApiError(404, 7003, "No route for the URI")
+    return on_database(backend, db, body, query)
+
+
+# -- the HTTP shell: auth, queued faults, the v4 envelope, and the signed URLs R2 would serve -------------
+class _Handler(BaseHTTPRequestHandler):
+    standin: D1StandIn  # set per stand-in by _handler_for
+
+    @property
+    def backend(self) -> D1Backend:
+        return self.standin.backend
+
+    def log_message(self, *_: Any) -> None:  # quiet: tests read results, not access logs
+        pass
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json",
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _envelope(self, status: int, result: Any = None, errors: list[dict[str, Any]] | None = None) -> None:
+        body: dict[str, Any] = {"success": not errors, "errors": errors or [], "messages": []}
+        if isinstance(result, _Page):
+            body.update(result=result.result, result_info=result.info)
+        else:
+            body["result"] = result
+        self._send(status, json.dumps(body).encode())
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            raise D1ApiError(413, 7400, "request body too large")
+        return self.rfile.read(length) if length else b""
+
+    def _json_body(self) -> Any:
+        raw = self._body()
+        try:
+            return json.loads(raw) if raw else {}
+        except ValueError:
+            raise D1ApiError(400, 7400, "request body is not JSON") from None
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        self.standin.requests.append((method, url.path))
+        try:
+            if url.path.startswith("/_signed/"):
+                return self._signed(method, url.path)
+            fault = self.standin._next_fault()
+            if fault is not None:
+                return self._send_fault(fault)
+            self._envelope(*self._api_call(method, url.path, url.query))
+        except D1ApiError as exc:
+            self._envelope(exc.status, None, [{"code": exc.code, "message": exc.message}])
+
+    def _send_fault(self, fault: _Fault) -> None:
+        self._body()  # drain it: closing on an unread body can reset the connection
+        self._send(fault.status, fault.body, fault.headers.get("Content-Type", "text/html"),
+                   {k: v for k, v in fault.headers.items() if k != "Content-Type"})
+
+    def _authorize(self, account_id: str) -> None:
+        if self.headers.get("Authorization") != f"Bearer {self.standin.api_token}":
+            raise D1ApiError(403, 10000, "Authentication error")
+        if account_id != self.backend.account_id:
+            raise D1ApiError(403, 10000, "Authentication error: not a member of this account")
+
+    def _api_call(self, method: str, path: str, query_string: str) -> tuple[int, Any]:
+        """The status and `result` of one API request."""
+        match = _DB_PATH.match(path) or _SCRIPT_PATH.match(path)
+        if not match:
             raise D1ApiError(404, 7003, "No route for the URI")
+        self._authorize(match["acct"])
+        query = {k: v[0] for k, v in parse_qs(query_string).items()}
+        body = self._json_body()
+        with self.backend.lock:
+            if match.re is _SCRIPT_PATH:
+                return 200, self.standin.workers.call(method, match["script"], match["what"], body)
+            result = _route(self.backend, method, match["db"], match["rest"] or "", body, query)
+        if isinstance(result, _ImportAnswer):
+            return self._import_status(result.task)
+        if match["rest"] == "/export" and isinstance(result, dict) and result.get("status") == "active":
+            return 202, result  # the API: 202 "Polled successfully, task is currently running"
+        return 200, result
 
-        def _signed(self, method: str, path: str) -> None:
-            # Signed URLs carry their own authority (R2 presigned), so no API token here.
-            kind, _, name = path[len("/_signed/"):].partition("/")
-            with backend.lock:
-                if kind == "exports" and method == "GET" and name in backend.signed:
-                    if backend.signed_urls_expire:
-                        return self._send(403, b"<Error><Code>AccessDenied</Code><Message>Request has expired"
-                                               b"</Message></Error>", "application/xml")
-                    cut, backend.cut_next_download_at = backend.cut_next_download_at, None
-                    exported = backend.signed[name]
-                else:
-                    exported = None
-                if kind == "imports" and method == "PUT":
-                    cut, backend.cut_next_upload_at = backend.cut_next_upload_at, None
-                    spool = backend.export_dir()
-            if exported is not None:
-                return self._serve_file(exported, cut)
+    def _import_status(self, task: _Import) -> tuple[int, dict[str, Any]]:
+        if task.polls_left == 0:  # the answer depends on whether it ends meanwhile
+            task.ended.wait(self.backend.import_wait_s)
+        with self.backend.lock:
+            result = self.backend.import_answer(task)
+        return (202 if result["status"] == "active" else 200), result  # 202: "task is currently running"
+
+    def _signed(self, method: str, path: str) -> None:
+        # Signed URLs carry their own authority (R2 presigned), so no API token here.
+        backend = self.backend
+        kind, _, name = path[len("/_signed/"):].partition("/")
+        with backend.lock:
+            if kind == "exports" and method == "GET" and name in backend.signed:
+                if backend.signed_urls_expire:
+                    return self._send(403, b"<Error><Code>AccessDenied</Code><Message>Request has expired"
+                                           b"</Message></Error>", "application/xml")
+                cut, backend.cut_next_download_at = backend.cut_next_download_at, None
+                exported = backend.signed[name]
+            else:
+                exported = None
             if kind == "imports" and method == "PUT":
-                return self._receive_upload(name, spool, cut)
-            self._send(404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
+                cut, backend.cut_next_upload_at = backend.cut_next_upload_at, None
+                spool = backend.export_dir()
+        if exported is not None:
+            return self._serve_file(exported, cut)
+        if kind == "imports" and method == "PUT":
+            return self._receive_upload(name, spool, cut)
+        self._send(404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
 
-        def _receive_upload(self, name: str, spool: Path, cut_at: int | None) -> None:
-            """Write the PUT body to a file as it arrives, hashing it; store it only once the whole announced
-            length is in, as R2 stores an object only when its upload completes."""
-            if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Length") is None:
-                self.close_connection = True
-                return self._send(411, b"<Error><Code>MissingContentLength</Code></Error>", "application/xml")
-            length = int(self.headers["Content-Length"])
-            if length > MAX_UPLOAD:
-                self.close_connection = True
-                return self._send(400, b"<Error><Code>EntityTooLarge</Code></Error>", "application/xml")
-            partial = spool / f"import-{secrets.token_hex(8)}.sql"
-            digest = hashlib.md5(usedforsecurity=False)
-            received = 0
-            try:
-                with partial.open("wb") as out:
-                    while received < length:
-                        want = min(SERVE_CHUNK, length - received)
-                        if cut_at is not None and received + want > cut_at:
-                            want = max(0, cut_at - received)
-                        chunk = self.rfile.read(want) if want else b""
-                        if not chunk:  # the client went away, or the test's fault cut it here
-                            self.close_connection = True
-                            partial.unlink(missing_ok=True)
-                            return None
-                        out.write(chunk)
-                        digest.update(chunk)
-                        received += len(chunk)
-            except OSError:
-                self.close_connection = True
-                partial.unlink(missing_ok=True)
-                return None
-            with backend.lock:
-                old = backend.uploads.get(name)
-                backend.uploads[name] = _Upload(partial, digest.hexdigest())
-            if old is not None:
-                old.path.unlink(missing_ok=True)
-            return self._send(200, b"", "text/plain", {"ETag": f'"{digest.hexdigest()}"'})
+    def _receive_upload(self, name: str, spool: Path, cut_at: int | None) -> None:
+        """Store the PUT body under `name` only once the whole announced length is in, as R2 stores an object
+        only when its upload completes."""
+        if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Length") is None:
+            self.close_connection = True
+            return self._send(411, b"<Error><Code>MissingContentLength</Code></Error>", "application/xml")
+        length = int(self.headers["Content-Length"])
+        if length > MAX_UPLOAD:
+            self.close_connection = True
+            return self._send(400, b"<Error><Code>EntityTooLarge</Code></Error>", "application/xml")
+        received = self._spool(spool / f"import-{secrets.token_hex(8)}.sql", length, cut_at)
+        if received is None:
+            return None
+        with self.backend.lock:
+            old = self.backend.uploads.get(name)
+            self.backend.uploads[name] = received
+        if old is not None:
+            old.path.unlink(missing_ok=True)
+        return self._send(200, b"", "text/plain", {"ETag": f'"{received.md5}"'})
 
-        def _serve_file(self, path: Path, cut_at: int | None) -> None:
-            """The whole length announced, then the body in chunks; `cut_at` drops the connection part way,
-            as a network failure mid-download does."""
-            size = path.stat().st_size
-            self.send_response(200)
-            self.send_header("Content-Type", "application/sql")
-            self.send_header("Content-Length", str(size))
-            self.end_headers()
-            sent = 0
-            with path.open("rb") as f:
-                while chunk := f.read(SERVE_CHUNK):
-                    if cut_at is not None and sent + len(chunk) > cut_at:
-                        self.wfile.write(chunk[:max(0, cut_at - sent)])
+    def _spool(self, partial: Path, length: int, cut_at: int | None) -> _Upload | None:
+        """Write the body to `partial` as it arrives, hashing it; None (and no file) when it ends short."""
+        digest = hashlib.md5(usedforsecurity=False)
+        received = 0
+        try:
+            with partial.open("wb") as out:
+                while received < length:
+                    want = min(SERVE_CHUNK, length - received)
+                    if cut_at is not None and received + want > cut_at:
+                        want = max(0, cut_at - received)
+                    chunk = self.rfile.read(want) if want else b""
+                    if not chunk:  # the client went away, or the test's fault cut it here
                         self.close_connection = True
-                        return
-                    self.wfile.write(chunk)
-                    sent += len(chunk)
+                        partial.unlink(missing_ok=True)
+                        return None
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+        except OSError:
+            self.close_connection = True
+            partial.unlink(missing_ok=True)
+            return None
+        return _Upload(partial, digest.hexdigest())
 
-        def do_GET(self) -> None:
-            self._dispatch("GET")
+    def _serve_file(self, path: Path, cut_at: int | None) -> None:
+        """The whole length announced, then the body in chunks; `cut_at` drops the connection part way,
+        as a network failure mid-download does."""
+        size = path.stat().st_size
+        self.send_response(200)
+        self.send_header("Content-Type", "application/sql")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        sent = 0
+        with path.open("rb") as f:
+            while chunk := f.read(SERVE_CHUNK):
+                if cut_at is not None and sent + len(chunk) > cut_at:
+                    self.wfile.write(chunk[:max(0, cut_at - sent)])
+                    self.close_connection = True
+                    return
+                self.wfile.write(chunk)
+                sent += len(chunk)
 
-        def do_POST(self) -> None:
-            self._dispatch("POST")
+    def do_GET(self) -> None:
+        self._dispatch("GET")
 
-        def do_PUT(self) -> None:
-            self._dispatch("PUT")
+    def do_POST(self) -> None:
+        self._dispatch("POST")
 
-        def do_DELETE(self) -> None:
-            self._dispatch("DELETE")
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
 
-    return Handler
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+
+def _handler_for(standin: D1StandIn) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (_Handler,), {"standin": standin})
 
 
 def _refuse_while_importing(db: _Database) -> None:

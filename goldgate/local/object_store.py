@@ -1,36 +1,20 @@
-"""The local R2's durability: every object the stack's bucket holds is also kept on disk, and put back when the
-stack comes up again.
+"""The local R2's durability: every object the stack's bucket holds is also kept on disk, and put back when
+the stack comes up again. moto's S3 server keeps objects in memory while the stack's "D1" outlives the host:
+without this a restart left `completed` jobs whose results answered 404.
 
-The object store is moto's S3 server, which keeps objects in memory; the stack's "D1" is a SQLite file that
-outlives the host. Without this, `goldgate down` / `up` (or a crashed host) kept every job `completed` while
-its result images were gone (404). R2 is durable; so is this: each stored object is written through to
-`stacks/<stack>/objects/<bucket>/` (`<sha256 of key>.bin` and, last, its `.json` with the key, metadata and upload
-time), and a deleted object's files are removed. Same process as the moto server (the stack host): the S3 backend's
-put and delete are wrapped for the one bucket, nothing else is touched. Once saved, an object's body is read from
-its file (`SavedBody`), so the host's memory does not grow with what the bucket holds. A restored object keeps its upload time as
-its Last-Modified, as R2 keeps it: not the time of the restart that put it back.
+Runs in the moto server's process (the stack host) and wraps the S3 backend's put, delete and get for the one
+bucket. An object is `<sha256 of key>.bin` and, written last, its `.json` record (key, metadata, upload time,
+size, sha256); once saved, its body is read from the file (`SavedBody`). A restored object keeps its upload
+time as Last-Modified, as R2 does.
 
-The cloud bucket's lifecycle rule (infra/components/storage.py) deletes each object under `results/`
-`storage.result_ttl_days` after its upload; so does this store, by the upload time its record keeps: an expired object
-is not put back at start and its files are removed, and `expire` (which the stack host runs periodically, as R2 runs
-its rules in the background) removes the ones that expire while the stack runs. Nothing outside `results/` expires.
-Nor does anything while this machine's clock reads far past the uploads (see `clock_refusal`): a clock ten years
-ahead deleted every result at `goldgate up`.
+Expiry follows the cloud bucket's lifecycle rule (infra/components/storage.py): objects under `results/` go
+`storage.result_ttl_days` after upload, at start and in `expire` (the host runs it as R2 runs its rules), and
+nothing while the clock reads far past the uploads (`clock_refusal`).
 
-A body file that is no longer the bytes stored (deleted, cut short, appended to or written over outside goldgate: a
-disk cleanup, a crash, a hand edit, a disk error) while its record stays is no object: R2 never serves other bytes
-than it stored, nor half an object. Each record keeps the sha256 of the body saved with it, and a GET reads the
-whole body before it answers (moto builds its response in memory), so the bytes it serves are the bytes it hashed:
-one that does not match is refused before a header is sent, 404 NoSuchKey, as R2 answers for a key it does not
-hold (GET /api/result answers 404 result_missing for a job's result). A HEAD, a start and every other look compare
-the size (a stat; a start also the sha256 of what it reads back). The damaged body and what was stored and found
-(`damaged/<sha256 of key>-<time>.json`) are kept aside under the bucket's directory as evidence, out of the bucket,
-and `object_store.body_lost` says once what was found: the body missing, cut short, appended to, or other bytes.
-A result's are deleted `storage.result_ttl_days` after they were found, as `expire` deletes results: kept aside,
-a copy of a result outlived the retention the cloud keeps to.
-Before, a same-size edit was served as the object, and the store deleted the file it found damaged, reporting a
-body written over with more bytes as "deleted or cut". A record saved before records carried the sha256 is judged
-by its size only.
+R2 serves only the bytes it stored, never half an object: a GET hashes the whole body before answering, and
+one that does not match its record is 404 NoSuchKey (HEAD and start compare the size; an older record without
+a sha256 is judged by its size only). A damaged body is kept aside under `damaged/` with its evidence, said
+once (`object_store.body_lost`), and a result's is deleted `result_ttl_days` after it was found.
 """
 
 from __future__ import annotations
@@ -401,10 +385,14 @@ class DurableBucket:
         backend_put, backend_delete = S3Backend.put_object, S3Backend.delete_object
         backend_get = S3Backend.get_object
         self._moto_delete = backend_delete
-        durable = self
-        restored = 0
         now = datetime.now(UTC)
         self.expire(now)
+        self._restore(backend_put, now)
+        self._write_through(S3Backend, backend_put, backend_delete, backend_get)
+
+    def _restore(self, backend_put: Callable[..., Any], now: datetime) -> None:
+        """Put each saved object not expired by `now` back into the bucket, served from its file."""
+        restored = 0
         for backend in _backends():
             if self.bucket in backend.buckets:
                 for key, value, metadata, uploaded, body, sha256 in self._saved(now):
@@ -416,23 +404,32 @@ class DurableBucket:
         if restored:
             self.log.info("object_store.restored", data={"objects": restored, "dir": str(self.root)})
 
-        def keep(backend: Any, key_name: str, key: Any) -> None:
-            try:
-                digest = durable.save(key_name, key.value, dict(key.metadata), key.last_modified)
-                _read_from_disk(key, durable._paths(key_name)[0], digest, durable._damaged_on_read(backend, key_name, key))
-            except BaseException as exc:
-                # Served only once it is on disk: the PUT fails (500), and the uploader's retry creates it anew.
-                # Held in memory, the retry of a create-only write was answered 412, which the worker takes for
-                # its own earlier write: the job completed, and its result was gone after the next restart.
-                # (goldgate's writers never overwrite, so no older object is lost with it.)
-                backend_delete(backend, durable.bucket, key_name)
-                with contextlib.suppress(OSError):  # a directory that refuses the write may refuse the removal too
-                    durable.forget(key_name)
-                if isinstance(exc, OSError):  # the disk's answer: a 500 as R2 gives it, and one line, no traceback
-                    durable.unwritable(key_name, exc)
-                    raise StoreUnwritable() from exc
-                raise
-            durable.writable()
+    def _keep(self, backend: Any, key_name: str, key: Any, backend_delete: Callable[..., Any]) -> None:
+        """Save an object moto just stored and serve it from its file; one the disk refuses leaves the
+        bucket."""
+        try:
+            digest = self.save(key_name, key.value, dict(key.metadata), key.last_modified)
+            damaged = self._damaged_on_read(backend, key_name, key)
+            _read_from_disk(key, self._paths(key_name)[0], digest, damaged)
+        except BaseException as exc:
+            # Served only once it is on disk: the PUT fails (500), and the uploader's retry creates it anew.
+            # Held in memory, the retry of a create-only write was answered 412, which the worker takes for
+            # its own earlier write: the job completed, and its result was gone after the next restart.
+            # (goldgate's writers never overwrite, so no older object is lost with it.)
+            backend_delete(backend, self.bucket, key_name)
+            # A directory that refuses the write may refuse the removal too.
+            with contextlib.suppress(OSError):
+                self.forget(key_name)
+            if isinstance(exc, OSError):  # the disk's answer: a 500 as R2 gives it, one line, no traceback
+                self.unwritable(key_name, exc)
+                raise StoreUnwritable() from exc
+            raise
+        self.writable()
+
+    def _write_through(self, s3_backend: Any, backend_put: Callable[..., Any],
+                       backend_delete: Callable[..., Any], backend_get: Callable[..., Any]) -> None:
+        """Wrap moto's put, delete and get for this bucket: a put saved, a delete forgotten, a get checked."""
+        durable = self
 
         def put_object(backend: Any, bucket_name: str, key_name: str, value: bytes, *args: Any,
                        **kwargs: Any) -> Any:
@@ -442,10 +439,10 @@ class DurableBucket:
 
                 def set_and_save(*a: Any, **kw: Any) -> None:  # the S3 layer sets Content-Type after the put
                     set_metadata(*a, **kw)
-                    keep(backend, key_name, key)
+                    durable._keep(backend, key_name, key, backend_delete)
 
                 key.set_metadata = set_and_save
-                keep(backend, key_name, key)
+                durable._keep(backend, key_name, key, backend_delete)
             return key
 
         def delete_object(backend: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
@@ -461,9 +458,9 @@ class DurableBucket:
                 return key
             return None if durable._body_lost(backend, key_name, key) else key
 
-        S3Backend.put_object = put_object  # type: ignore[method-assign]
-        S3Backend.delete_object = delete_object  # type: ignore[method-assign]
-        S3Backend.get_object = get_object  # type: ignore[method-assign]
+        s3_backend.put_object = put_object
+        s3_backend.delete_object = delete_object
+        s3_backend.get_object = get_object
 
 
 def _read_from_disk(key: Any, body: Path, sha256: str | None = None,

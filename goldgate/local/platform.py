@@ -679,21 +679,30 @@ class LocalPlatform:
     def _up(self, stack: str, d: StackDir, progress: Progress, timeout_s: float,
             result_sweep_s: float | None) -> StackStatus:
         if self._state(stack):
-            # A host applies the migrations when it starts: one started by an older goldgate keeps serving the
-            # older schema (and code) until it is restarted, so "already up" would hide the upgrade.
-            self.require_migrated(stack)
-            progress(f"{stack}: already up")
-            code_changed = self.code_changed(stack)
-            if code_changed is not None:  # the restart it names applies a changed stacks file too
-                progress(f"{stack}: {code_changed}")
-            elif self.spec_changed(stack):
-                progress(self.spec_changed_advice(stack))
-            if self.secrets_changed(stack):
-                progress(self.secrets_changed_advice(stack))
-            status = self.status(stack)
-            if status.pin_not_served:
-                progress(f"{stack}: {status.pin_not_served}")
-            return status
+            return self._already_up(stack, progress)
+        self._refuse_start(stack, d)
+        self._clear_last_run(stack, d, progress)
+        return self._start_host(stack, d, progress, timeout_s, result_sweep_s)
+
+    def _already_up(self, stack: str, progress: Progress) -> StackStatus:
+        """A running stack is left as it is; `up` says what a restart of it would change."""
+        # A host applies the migrations when it starts: one started by an older goldgate keeps serving the
+        # older schema (and code) until it is restarted, so "already up" would hide the upgrade.
+        self.require_migrated(stack)
+        progress(f"{stack}: already up")
+        code_changed = self.code_changed(stack)
+        if code_changed is not None:  # the restart it names applies a changed stacks file too
+            progress(f"{stack}: {code_changed}")
+        elif self.spec_changed(stack):
+            progress(self.spec_changed_advice(stack))
+        if self.secrets_changed(stack):
+            progress(self.secrets_changed_advice(stack))
+        status = self.status(stack)
+        if status.pin_not_served:
+            progress(f"{stack}: {status.pin_not_served}")
+        return status
+
+    def _refuse_start(self, stack: str, d: StackDir) -> None:
         starting = self._host_pid(stack, {"pid": d.host_lock_pid()})
         if starting is not None:
             # A host is alive but not ready: another `up` is starting it (or it is stopping). A second host
@@ -704,6 +713,10 @@ class LocalPlatform:
             # A home this user cannot write (`starting` took its lock read-only): a running stack was found up above;
             # starting one writes its state, database and logs there, so it is refused now, before any step of it.
             raise StateError(_read_only_home(stack, d))
+
+    def _clear_last_run(self, stack: str, d: StackDir, progress: Progress) -> None:
+        """Before a new host starts: what the last one left (its processes, temp files, state) is stopped or
+        removed, and what it left unsettled is said."""
         self._refuse_lost_database(stack, d, progress)   # before a first image is built for it
         self._check_pin(stack, d)
         self._drop_unreadable_state(stack, d, progress)
@@ -723,6 +736,9 @@ class LocalPlatform:
                                "Once it is up, ")
         self._note_pin_never_served(stack, d, left, progress)
         d.state_file.unlink(missing_ok=True)
+
+    def _start_host(self, stack: str, d: StackDir, progress: Progress, timeout_s: float,
+                    result_sweep_s: float | None) -> StackStatus:
         progress(f"{stack}: starting object store, RunPod emulator and API service")
         log = open_log(d.logs_dir / "stackhost.stderr.log", f"goldgate up {stack}")
         log_size = log.tell()

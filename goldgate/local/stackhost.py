@@ -1,30 +1,20 @@
-"""One local stack's host process: the R2 stand-in, the RunPod emulator and the API service.
+"""One local stack's host process, on 127.0.0.1 only: the R2 stand-in (goldgate.local.object_store behind
+goldgate.local.store_guard), the RunPod emulator with the stack's endpoint, the API service over the stack's
+SQLite as a child process, and, with `database.retention`, the stack's Cron Trigger
+(goldgate.local.retention_cron).
 
-`goldgate up <stack>` starts `python -m goldgate.local.stackhost --stack S --home H` detached.
-It runs, on 127.0.0.1 only:
-  - an S3-protocol object store (moto's server) holding the stack's results bucket (R2 semantics:
-    create-only writes with If-None-Match, stored Content-Type and size; durable: written through to
-    the state dir and restored on the next start, goldgate.local.object_store; its lifecycle rule: an
-    object under `results/` goes `storage.result_ttl_days` after its upload, at start and on an hourly
-    sweep while the stack runs), behind goldgate.local.store_guard: only the stack's own clients get in (no web
-    page in a browser, no other Host, no moto control call, no other access key id),
-  - the RunPod emulator (control plane, data plane, worker job URLs, webhooks) with the stack's
-    endpoint, whose workers are processes running the pinned image's real handler,
-  - the service (`python -m service.local_server`) over the stack's SQLite, as a child process,
-  - with `database.retention`, the stack's Cron Trigger: a thread that prunes the SQLite on its cron, as
-    `goldgate prune` would (goldgate.local.retention_cron).
-It writes `state.json` once everything answers, restarts the service and re-pins the endpoint's
-image on SIGHUP (what `pulumi up` does in the cloud: the Worker is redeployed with the new image
-tag and the endpoint gets an image PATCH), and stops everything on SIGTERM: after a SIGTERM `goldgate down` did not
-send (a reboot, systemd, `kill`), with a `stack.stopped` warning naming the jobs left in flight, and a "stopped"
-state.json that `goldgate status` explains.
-The host owns the service's listening socket and hands it to each service process it starts, so a
-redeploy refuses no connection, as a Worker deploy refuses none: the new service serves beside the
-old one before the old one is stopped (it finishes what it has in hand), and while a crashed service
-is restarted, connections wait in the socket's backlog. A webhook RunPod sends during a deploy is
-taken, not lost to retries that all land in a gap. (A request racing the old service's close of an
-idle kept-alive connection can still be reset, as with any HTTP server that stops; RunPod's retry
-delivers it to the new service.) A new service that cannot start changes nothing (`reload`).
+`goldgate up <stack>` starts `python -m goldgate.local.stackhost --stack S --home H` detached. It writes
+`state.json` once everything answers. SIGHUP restarts the service and re-pins the endpoint's image (what
+`pulumi up` does in the cloud). SIGTERM stops everything; one `goldgate down` did not send (a reboot, systemd,
+`kill`) also logs `stack.stopped` naming the jobs left in flight, and leaves a "stopped" state.json that
+`goldgate status` explains.
+
+The host owns the service's listening socket and hands it to each service it starts, so a redeploy refuses no
+connection, as a Worker deploy refuses none: the new service serves beside the old one before the old one
+stops, and a crashed service's connections wait in the backlog while it restarts, so a webhook sent meanwhile
+is taken, not lost to retries that all land in a gap. (A request racing the old service's close of an idle
+kept-alive connection can still be reset; RunPod's retry delivers it.) A new service that cannot start changes
+nothing (`reload`).
 """
 
 from __future__ import annotations

@@ -78,6 +78,19 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One request as `Transport.request` tries and retries it."""
+
+    method: str
+    path: str
+    where: str  # "METHOD url", as error messages name the call
+    kwargs: dict[str, Any]
+    deadline_s: float
+    redact: tuple[str, ...]
+    may_retry_failure: bool  # a 5xx or a failure in transit may be retried: the request is idempotent
+
+
 class Transport:
     """One httpx.Client with RunPod auth. `request` returns parsed JSON (or None for an empty body)."""
 
@@ -120,64 +133,78 @@ class Transport:
         even when the server echoes them back in a validation error. `wait_s`: how long the server may hold
         the call on purpose (/runsync), added to the call's deadline."""
         method = method.upper()
-        may_retry_failure = method in _IDEMPOTENT or self.retry.retry_unsafe
-        where = f"{method} {self.base_url}{path}"
+        kwargs: dict[str, Any] = {"json": json, "params": params}
+        if timeout_s is not None:
+            kwargs["timeout"] = timeout_s
+        call = _Call(method, path, f"{method} {self.base_url}{path}", kwargs, self.deadline_s + wait_s,
+                     redact, method in _IDEMPOTENT or self.retry.retry_unsafe)
         attempt = 0
         while True:
             attempt += 1
-            last = attempt >= self.retry.attempts
-            try:
-                kwargs: dict[str, Any] = {"json": json, "params": params}
-                if timeout_s is not None:
-                    kwargs["timeout"] = timeout_s
-                response, content = self._send(method, path, kwargs, self.deadline_s + wait_s)
-            except DeadlinePassed as exc:
-                # Not retried: a peer this slow is as slow the next time, and a POST may have been applied.
+            answer = self._attempt(call, attempt)
+            if answer is None:  # nothing came back, and another try may get through
+                self._sleep(self.retry.delay(attempt - 1))
+                continue
+            response, content = answer
+            wait = self._retry_wait(call, response, attempt)
+            if wait is not None:
+                self._sleep(wait)
+                continue
+            if not 200 <= response.status_code < 300:
+                raise self._error(response, content, call.where, attempt, call.redact)
+            return self._parse(response, content, call.where)
+
+    def _attempt(self, call: _Call, attempt: int) -> tuple[httpx.Response, bytes] | None:
+        """One try: the answer and its body, None when it failed in a way worth another try, or the error."""
+        last = attempt >= self.retry.attempts
+        where, redact = call.where, call.redact
+        try:
+            return self._send(call.method, call.path, call.kwargs, call.deadline_s)
+        except DeadlinePassed as exc:
+            # Not retried: a peer this slow is as slow the next time, and a POST may have been applied.
+            raise RunPodUnavailable(self._scrub(redact,
+                f"{where} did not answer in full within {format_seconds(exc.deadline_s)} ({exc.received} "
+                f"bytes of the answer had come): the {self.what}, or a proxy in between, is sending it too "
+                "slowly; the request may or may not have been applied: read the resource before retrying"),
+                status=exc.status) from None
+        except ResponseTooLarge as exc:
+            raise RunPodProtocolError(self._scrub(redact,
+                f"{where} answered {exc.status} with a body of more than {self.max_response_bytes} bytes; it "
+                "was not read further: that is no RunPod answer, check the base URL and any proxy in "
+                "between"), status=exc.status) from None
+        except httpx.DecodingError as exc:
+            raise RunPodProtocolError(self._scrub(redact,
+                f"{where} answered with a body that cannot be decoded ({exc}): that is no RunPod answer, "
+                "check the base URL and any proxy in between")) from None
+        except NOT_SENT as exc:
+            # No connection was opened (refused, no answer to it in time, none free in the pool, a proxy's
+            # CONNECT refused), so nothing was sent: even a POST is safe to retry.
+            if last:
                 raise RunPodUnavailable(self._scrub(redact,
-                    f"{where} did not answer in full within {format_seconds(exc.deadline_s)} ({exc.received} "
-                    f"bytes of the answer had come): the {self.what}, or a proxy in between, is sending it too "
-                    "slowly; the request may or may not have been applied: read the resource before retrying"),
-                    status=exc.status) from None
-            except ResponseTooLarge as exc:
-                raise RunPodProtocolError(self._scrub(redact,
-                    f"{where} answered {exc.status} with a body of more than {self.max_response_bytes} bytes; it "
-                    "was not read further: that is no RunPod answer, check the base URL and any proxy in "
-                    "between"), status=exc.status) from None
-            except httpx.DecodingError as exc:
-                raise RunPodProtocolError(self._scrub(redact,
-                    f"{where} answered with a body that cannot be decoded ({exc}): that is no RunPod answer, "
-                    "check the base URL and any proxy in between")) from None
-            except NOT_SENT as exc:
-                # No connection was opened (refused, no answer to it in time, none free in the pool, a proxy's
-                # CONNECT refused), so nothing was sent: even a POST is safe to retry.
-                if last:
-                    raise RunPodUnavailable(self._scrub(redact,
-                        f"cannot connect to the {self.what} at {self.base_url} ({type(exc).__name__}: {exc}) "
-                        f"after {attempt} attempts: check the base URL, any proxy in between and that the "
-                        "service (or local emulator) is running"))
-                self._sleep(self.retry.delay(attempt - 1))
-                continue
-            except httpx.TransportError as exc:
-                if last or not may_retry_failure:
-                    raise RunPodUnavailable(self._scrub(redact,
-                        f"{where} failed in transit ({type(exc).__name__}: {exc}) after {attempt} attempt(s); "
-                        "the request may or may not have been applied: read the resource before retrying"))
-                self._sleep(self.retry.delay(attempt - 1))
-                continue
-            status = response.status_code
-            if status == 429 and not last:
-                wait = retry_after_seconds(response.headers.get("Retry-After"))
-                if wait is None:
-                    wait = self.retry.delay(attempt - 1)
-                if wait <= self.retry.max_retry_after_s:
-                    self._sleep(wait)
-                    continue
-            elif status >= 500 and may_retry_failure and not last:
-                self._sleep(self.retry.delay(attempt - 1))
-                continue
-            if not 200 <= status < 300:
-                raise self._error(response, content, where, attempt, redact)
-            return self._parse(response, content, where)
+                    f"cannot connect to the {self.what} at {self.base_url} ({type(exc).__name__}: {exc}) "
+                    f"after {attempt} attempts: check the base URL, any proxy in between and that the "
+                    "service (or local emulator) is running"))
+            return None
+        except httpx.TransportError as exc:
+            if last or not call.may_retry_failure:
+                raise RunPodUnavailable(self._scrub(redact,
+                    f"{where} failed in transit ({type(exc).__name__}: {exc}) after {attempt} attempt(s); "
+                    "the request may or may not have been applied: read the resource before retrying"))
+            return None
+
+    def _retry_wait(self, call: _Call, response: httpx.Response, attempt: int) -> float | None:
+        """How long to wait before trying again after this answer, or None to take it as it is."""
+        last = attempt >= self.retry.attempts
+        status = response.status_code
+        if status == 429 and not last:
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if wait is None:
+                wait = self.retry.delay(attempt - 1)
+            if wait <= self.retry.max_retry_after_s:
+                return wait
+        elif status >= 500 and call.may_retry_failure and not last:
+            return self.retry.delay(attempt - 1)
+        return None
 
     def _send(self, method: str, path: str, kwargs: dict[str, Any], deadline_s: float
               ) -> tuple[httpx.Response, bytes]:

@@ -392,14 +392,6 @@ class RunPodBackend:
         if ep is not None:
             ep.failed_starts.append((dataclasses.replace(w, status="UNHEALTHY", job_ids=set()), self.clock()))
 
-    def rollout(self, ep: EndpointRecord) -> dict[str, Any]:
-        live = self.live_workers(ep.id)
-        on_latest = sum(1 for w in live if w.version == ep.version)
-        total = len(live)
-        percent = 0 if total == 0 else (on_latest * 100) // total  # the spec: 0 when there are no workers
-        return {"inProgress": on_latest < total, "workersOnLatest": on_latest, "workersTotal": total,
-                "percentOnLatest": percent}
-
     def snapshot(self) -> dict[str, Any]:
         """Endpoints, their releases and registry credentials (id and name) as JSON (jobs and workers do
         not survive a restart)."""

@@ -57,12 +57,21 @@ def releases(backend: RunPodBackend, ep: EndpointRecord) -> dict[str, Any]:
     live = backend.live_workers(ep.id)
     return {
         "endpointVersion": ep.version,
-        "rollout": backend.rollout(ep),
+        "rollout": rollout(backend, ep),
         "releases": [{"id": r.id, "version": r.version, "source": "MANUAL", "buildId": None,
                       "createdByUserId": None, "workerCount": sum(1 for w in live if w.version == r.version),
                       "createdAt": r.created_at, "diff": list(r.diff)}
                      for r in reversed(ep.releases)],
     }
+
+
+def rollout(backend: RunPodBackend, ep: EndpointRecord) -> dict[str, Any]:
+    live = backend.live_workers(ep.id)
+    on_latest = sum(1 for w in live if w.version == ep.version)
+    total = len(live)
+    percent = 0 if total == 0 else (on_latest * 100) // total  # the spec: 0 when there are no workers
+    return {"inProgress": on_latest < total, "workersOnLatest": on_latest, "workersTotal": total,
+            "percentOnLatest": percent}
 
 
 def workers(backend: RunPodBackend, ep: EndpointRecord, gpu_type: str) -> dict[str, Any]:
