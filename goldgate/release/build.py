@@ -6,7 +6,9 @@ refused. The image carries the sha256 of what the build is made from (the build 
 Dockerfile) as a label, so a rebuild of the same source (a CI re-run on a fresh runner, where the builder's timestamps
 make other bytes) takes the image already pushed under the tag instead of being refused; a tag that names an image built
 from other source is refused before the build (it would be after, and the build bakes many GB of models). So is a build
-that would send docker a file git does not track (`check_tracked`): the image would hold what its commit does not. The
+that would send docker a file git does not track (`check_tracked`): the image would hold what its commit does not; so
+is one whose custom_nodes.yaml is invalid or, once that file declares anything, whose workflows use a node type nobody
+provides (`check_node_types`), and a docker build whose Dockerfile never installs the nodes it lists. The
 build's output is said line by line as the engine sends it. The push stream is read to the end (the docker SDK does not
 raise on a failed push: an `error`/`errorDetail` line is the failure), and the digest comes from its final `aux` line.
 The push waits on the engine without a read timeout: the engine says nothing while the registry takes in a many-GB model
@@ -409,6 +411,64 @@ def check_tracked(context: Path, dockerfile: str = "Dockerfile") -> None:
         raise BuildFailed(untracked_refusal(context, stray))
 
 
+def check_node_types(context: Path) -> None:
+    """Refuse a build whose custom_nodes.yaml is not valid, and, once that file declares anything (a custom node entry
+    or `core_nodes`), a workflow node of a type nobody provides: not a ComfyUI node type goldgate knows (the emulator's
+    NODE_TYPES), nor one an entry's `nodes` or `core_nodes` lists. ComfyUI refuses every job of such a workflow
+    (`Node '<type>' not found`), and only on the GPU. A file that declares nothing refuses nothing: a checkout from
+    before custom_nodes.yaml (its Dockerfile installing nodes by hand) builds as it did, and goldgate cannot list every
+    node type of the base image's ComfyUI. A workflow file that does not load is left to the build's own checks."""
+    from goldgate.local.comfyui.backend import NODE_TYPES
+    from images.worker.custom_nodes import CustomNodesError, load_custom_nodes
+    from images.worker.workflows import WorkflowError, load_workflows
+
+    path = context / "custom_nodes.yaml"
+    try:
+        declared = load_custom_nodes(path)
+    except CustomNodesError as exc:
+        raise BuildFailed(f"cannot build a worker image from {context}: {exc}; nothing was built") from None
+    if not declared.declares_anything:
+        return
+    try:
+        workflows = load_workflows(context / "workflows")
+    except WorkflowError:
+        return
+    known = NODE_TYPES.keys() | set(declared.core_nodes)
+    found = []
+    for workflow in workflows.values():
+        where = workflow.path or context / "workflows" / f"{workflow.id}.json"
+        for node_id, node in workflow.graph.items():
+            node_type = node.get("class_type")
+            if isinstance(node_type, str) and node_type not in known and declared.provider(node_type) is None:
+                found.append(f"workflow {workflow.id} ({where}) node {node_id} has type {node_type!r}")
+    if found:
+        more = f" (and {len(found) - 2} more)" if len(found) > 2 else ""
+        # Kept short: the CLI cuts an error line over 600 characters in the middle.
+        raise BuildFailed(f"{'; '.join(found[:2])}{more}, which no entry of {path} provides: ComfyUI refuses every job "
+                          "of it (\"Node '<type>' not found\"); add the custom node that has it to custom_nodes.yaml "
+                          "(url, commit, `nodes`), or list it under `core_nodes` there if the image's ComfyUI has it; "
+                          "nothing was built")
+
+
+def check_custom_nodes_installed(context: Path, dockerfile: str = "Dockerfile") -> None:
+    """Refuse a docker build whose custom_nodes.yaml lists custom nodes that its Dockerfile never installs (a
+    Dockerfile from before custom_nodes.yaml, or one edited by hand): the image would lack them, and every job of a
+    workflow using them would fail on the GPU with `Node '<type>' not found`."""
+    from images.worker.custom_nodes import CustomNodesError, load_custom_nodes
+
+    try:
+        entries = load_custom_nodes(context / "custom_nodes.yaml").entries
+        path = context / dockerfile
+        text = path.read_text(encoding="utf-8", errors="replace") if entries and path.is_file() else None
+    except (CustomNodesError, OSError):
+        return   # check_node_types and the build itself say what is wrong with either file
+    if text is not None and "custom_nodes.py install" not in text:
+        raise BuildFailed(f"{context / 'custom_nodes.yaml'} lists {len(entries)} custom node(s) "
+                          f"({', '.join(e.name for e in entries[:5])}), but {path} never installs them (no "
+                          "`custom_nodes.py install` step): the image would lack them; restore the step from the "
+                          "shipped Dockerfile (after the model layers); nothing was built")
+
+
 def check_repo(repo: str) -> None:
     """Refuse a repository name docker would refuse, before any engine or registry is asked."""
     if len(repo) > MAX_REPO_CHARS or not _REPO.match(repo):
@@ -429,6 +489,8 @@ def build_docker(client: Any, context: Path, repo: str, identity: ReleaseIdentit
 
     check_repo(repo)
     check_tracked(context, dockerfile)
+    check_node_types(context)
+    check_custom_nodes_installed(context, dockerfile)
     tag = identity.tag
     ref = f"{repo}:{tag}"
     source = source_sha256(context, dockerfile)
@@ -591,6 +653,7 @@ def _no_read_timeout(api: Any) -> Iterator[None]:
 
 def build_local(source_dir: Path, home: Path, identity: ReleaseIdentity) -> BuildResult:
     """Snapshot the worker into the local content-addressed image store."""
+    check_node_types(source_dir)
     try:
         from goldgate.local.image_store import build_local_image
     except ImportError as exc:

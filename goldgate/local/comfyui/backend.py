@@ -11,7 +11,8 @@ value upstream of the SaveImage node (seed, prompt, steps...), so mis-wired para
 Each output node is reported as one `executing` + `executed` pair (ComfyUI reports every node it runs).
 It knows a fixed set of node types (NODE_TYPES, each with ComfyUI's own input specs): a prompt using
 any other gets ComfyUI's `missing_node_type` answer, its message followed by what the local target
-cannot emulate and what to do (`not_emulated`), since a real ComfyUI may have that node.
+cannot emulate and what to do (`not_emulated`), since a real ComfyUI may have that node; for a node type the image's
+custom_nodes.yaml declares, that the image installs it and which entry does (`not_runnable_custom`).
 """
 
 from __future__ import annotations
@@ -154,6 +155,16 @@ def not_emulated(class_type: str) -> str:
             f"images/worker/README.md). It emulates {', '.join(sorted(NODE_TYPES))}]")
 
 
+def not_runnable_custom(class_type: str, provider: str) -> str:
+    """What ComfyUI's "not found" means on the local target for a node type custom_nodes.yaml declares: the image
+    installs it, and a real ComfyUI there runs it, but this emulator runs no custom node's code (it cannot know what
+    the node computes, nor even its outputs, so it neither lists it in /object_info nor passes an image through it)."""
+    return (f"[local target: the image installs {class_type!r} with the custom node {provider} (custom_nodes.yaml), "
+            f"but the ComfyUI emulator runs no custom node's code: test this workflow on a cloud STAGING stack "
+            f"(--target cloud), or emulate the node type in NODE_TYPES, goldgate/local/comfyui/backend.py (\"Add a "
+            f"workflow\" in images/worker/README.md)]")
+
+
 class PromptInvalid(Exception):
     """ComfyUI's answer to a prompt that fails validation: `error` and `node_errors` as it sends them."""
 
@@ -245,8 +256,11 @@ class ComfyBackend:
 
     def __init__(self, models_dir: Path, output_dir: Path, input_dir: Path, temp_dir: Path,
                  render_delay_s: float = 0.0, interrupt_lag_s: float = 0.0,
-                 hold_dir: Path | None = None) -> None:
+                 hold_dir: Path | None = None, custom_nodes: dict[str, str] | None = None) -> None:
         self.models_dir = Path(models_dir)
+        # The image's custom node types (custom_nodes.yaml), each with the entry that installs it: refused as ComfyUI
+        # refuses a node it lacks, with the entry named (not_runnable_custom).
+        self.custom_nodes = dict(custom_nodes or {})
         self.output_dir = Path(output_dir)
         # ComfyUI's folder_paths.get_directory_by_type: where /upload/image writes and /view reads, per `type`.
         self.dirs = {"output": self.output_dir, "input": Path(input_dir), "temp": Path(temp_dir)}
@@ -417,9 +431,11 @@ class ComfyBackend:
                                            "Cannot execute because a node is missing the class_type property.",
                                            f"Node ID '#{node_id}'"), {})
             if node["class_type"] not in NODE_TYPES:
+                provider = self.custom_nodes.get(node["class_type"]) if isinstance(node["class_type"], str) else None
                 raise PromptInvalid(_error(
                     "missing_node_type", f"Node '{node['class_type']}' not found. The custom node may not be installed. "
-                    + not_emulated(node["class_type"]),
+                    + (not_runnable_custom(node["class_type"], provider) if provider is not None
+                       else not_emulated(node["class_type"])),
                     f"Node ID '#{node_id}'", {"node_id": node_id, "class_type": node["class_type"]}), {})
         outputs = [nid for nid, node in prompt.items() if NODE_TYPES[node["class_type"]].output_node]
         if not outputs:

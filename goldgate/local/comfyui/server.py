@@ -444,20 +444,34 @@ class _Server(WokenOnShutdown, ThreadingHTTPServer):
                             error={"type": type(exc).__name__, "message": str(exc)[:4000]})
 
 
+def _custom_node_types(models_dir: Path, path: Path | None) -> dict[str, str]:
+    """The node types the image's custom_nodes.yaml declares, each with its entry: `path`, else the one of the local
+    image's snapshot the models directory belongs to (`<snapshot>/models` beside `<snapshot>/worker`)."""
+    from images.worker.custom_nodes import CustomNodesError, load_custom_nodes
+
+    path = path if path is not None else models_dir.parent / "worker" / "custom_nodes.yaml"
+    try:
+        declared = load_custom_nodes(path)
+    except CustomNodesError:
+        return {}   # the build refuses such a file: no snapshot holds one; a hand-made directory runs as before
+    return {node_type: entry.described for entry in declared.entries for node_type in entry.nodes}
+
+
 class ComfyUIEmulator:
     """Start with `start()` (returns at once; listening begins after `startup_delay_s`), stop with `stop()`."""
 
     def __init__(self, models_dir: Path, output_dir: Path | None = None, port: int = 0,
                  startup_delay_s: float = 0.0, render_delay_s: float = 0.0, log_stream: IO[str] | None = None,
                  stack: str | None = None, interrupt_lag_s: float = 0.0, hold_dir: Path | None = None,
-                 worker_image_tag: str | None = None) -> None:
+                 worker_image_tag: str | None = None, custom_nodes_file: Path | None = None) -> None:
         self._tmp = None if output_dir else tempfile.TemporaryDirectory(prefix="comfyui-emulator-out-")
         self.output_dir = Path(output_dir) if output_dir else Path(self._tmp.name)  # type: ignore[union-attr]
         # Uploaded inputs and temp files live only as long as this emulator, like a worker container's.
         self._scratch = tempfile.TemporaryDirectory(prefix="comfyui-emulator-in-")
         scratch = Path(self._scratch.name)
         self.backend = ComfyBackend(Path(models_dir), self.output_dir, scratch / "input", scratch / "temp",
-                                    render_delay_s, interrupt_lag_s, hold_dir)
+                                    render_delay_s, interrupt_lag_s, hold_dir,
+                                    _custom_node_types(Path(models_dir), custom_nodes_file))
         self.startup_delay_s = startup_delay_s
         # It stands in for the ComfyUI inside a worker's container: its lines name the worker's image, which the
         # worker's environment gives (the endpoint's WORKER_IMAGE_TAG) when the caller does not.

@@ -1,0 +1,317 @@
+"""The custom node manifest (custom_nodes.yaml): each ComfyUI custom node the image installs, pinned to a commit, and
+its install at build time.
+
+The Dockerfile runs `python custom_nodes.py install custom_nodes.yaml /comfyui/custom_nodes` before the package is
+copied, so this file imports nothing of the package (PyYAML, which ComfyUI itself needs, is in the base image).
+`goldgate build` reads the node types each entry provides, and the local ComfyUI emulator names the entry of a node type
+it cannot run. A commit is pinned by its full sha1: a branch moves and a tag can be re-pointed, so either would bake
+whatever it names on the day of the build, and an abbreviated sha may become ambiguous as the repository grows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+try:
+    import yaml
+except ImportError:   # said by load_custom_nodes: the Dockerfile runs this before the worker's requirements
+    yaml = None  # type: ignore[assignment]
+
+MAX_MANIFEST_BYTES = 1_000_000
+MAX_SHOWN_CHARS = 120
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+# A folder under /comfyui/custom_nodes/: one path component, no dotfile (ComfyUI skips those), no `..`.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# Where a repository may come from. file:// is how tests (and a builder with a local mirror) serve one.
+_URL = re.compile(r"^(https://|ssh://|file://|git@[A-Za-z0-9.-]+:)\S+$")
+_ENTRY_KEYS = ("url", "commit", "name", "nodes")
+
+
+class CustomNodesError(ValueError):
+    """custom_nodes.yaml is not valid; the message names the entry and the field."""
+
+
+class InstallFailed(RuntimeError):
+    """A custom node did not install; the message names the entry and the step."""
+
+
+@dataclass(frozen=True)
+class CustomNode:
+    name: str                       # its folder under /comfyui/custom_nodes/
+    url: str
+    commit: str                     # 40 lowercase hex
+    nodes: tuple[str, ...] = ()     # the node types it provides, when the entry says (ComfyUI's class_type names)
+
+    @property
+    def described(self) -> str:
+        return f"{self.name} ({self.url} at {self.commit[:12]})"
+
+
+@dataclass(frozen=True)
+class CustomNodes:
+    entries: tuple[CustomNode, ...] = ()
+    # Node types the base image's ComfyUI has that goldgate does not emulate (a comfy_extras node such as FluxGuidance):
+    # `goldgate build` knows them without a custom node entry.
+    core_nodes: tuple[str, ...] = ()
+    path: Path | None = None
+
+    @property
+    def declares_anything(self) -> bool:
+        return bool(self.entries or self.core_nodes)
+
+    def provider(self, node_type: str) -> CustomNode | None:
+        return next((e for e in self.entries if node_type in e.nodes), None)
+
+
+def shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + f"... ({len(text)} characters)"
+
+
+def _commit(raw: Any, where: str) -> str:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raise CustomNodesError(f"{where}.commit was read as a number: quote it (commit: \"...\"), a full 40-hex sha")
+    if not isinstance(raw, str) or not raw:
+        raise CustomNodesError(f"{where}.commit must be the full 40-hex commit sha, got {shown(raw)}")
+    if _HEX.match(raw) and len(raw) == 40:
+        return raw.lower()
+    if _HEX.match(raw) and len(raw) < 40:
+        raise CustomNodesError(f"{where}.commit {shown(raw)} is an abbreviated sha: it may name another commit once "
+                               "the repository grows; write all 40 hex digits (`git rev-parse <sha>` in a clone)")
+    raise CustomNodesError(f"{where}.commit {shown(raw)} is not a commit sha but a branch or tag name: a branch moves "
+                           "and a tag can be re-pointed, so the image would hold whatever it names on the day of the "
+                           "build; pin the full 40-hex commit (`git ls-remote <url> <branch or tag>` prints it)")
+
+
+def _url(raw: Any, where: str) -> str:
+    if not isinstance(raw, str) or not _URL.match(raw):
+        raise CustomNodesError(f"{where}.url must be a git repository URL (https://, ssh://, git@host:path or "
+                               f"file://), got {shown(raw)}")
+    if re.match(r"^[a-z]+://[^/@]*@", raw) and not raw.startswith("ssh://"):
+        # A token in the URL would stay in the image's build history and in every log line naming the entry.
+        raise CustomNodesError(f"{where}.url carries credentials (user or token before `@`): the build history and "
+                               "its logs would keep them; serve a private node from a mirror the builder reads "
+                               "without one")
+    return raw
+
+
+def _default_name(url: str) -> str:
+    tail = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    return tail.removesuffix(".git")
+
+
+def _node_types(raw: Any, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(n, str) and n.strip() == n and n for n in raw):
+        raise CustomNodesError(f"{where} must be a list of node type names (ComfyUI's class_type, e.g. "
+                               f"\"Image Save\"), got {shown(raw)}")
+    if len(set(raw)) != len(raw):
+        raise CustomNodesError(f"{where} lists a node type twice: {shown(sorted(n for n in raw if raw.count(n) > 1))}")
+    return tuple(raw)
+
+
+def _entry(raw: Any, where: str) -> CustomNode:
+    if not isinstance(raw, dict):
+        raise CustomNodesError(f"{where} must be a mapping with url and commit (and optionally name, nodes)")
+    unknown = sorted(str(k) for k in raw if k not in _ENTRY_KEYS)
+    if unknown:
+        raise CustomNodesError(f"{where} has unknown field(s) {', '.join(unknown)} (an entry takes "
+                               f"{', '.join(_ENTRY_KEYS)}); a branch or tag goes nowhere: pin `commit`")
+    for key in ("url", "commit"):
+        if key not in raw:
+            raise CustomNodesError(f"{where} lacks {key!r}")
+    url = _url(raw["url"], where)
+    name = raw.get("name")
+    name = _default_name(url) if name is None else name
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise CustomNodesError(f"{where}.name must be a folder name (letters, digits, `.`, `_`, `-`, not starting with "
+                               f"a dot), got {shown(name)}{'' if 'name' in raw else ' (taken from the url: set name)'}")
+    where = f"{where} ({name})"
+    return CustomNode(name=name, url=url, commit=_commit(raw["commit"], where),
+                      nodes=_node_types(raw.get("nodes"), f"{where}.nodes"))
+
+
+def parse_custom_nodes(raw: Any, source: str = "<custom_nodes>", path: Path | None = None) -> CustomNodes:
+    if raw is None:
+        return CustomNodes(path=path)   # an empty file: nothing to install
+    if not isinstance(raw, dict) or raw.get("schema") != 1:
+        raise CustomNodesError(f"{source}: expected a mapping with `schema: 1` and a `custom_nodes` list")
+    unknown = sorted(str(k) for k in raw if k not in ("schema", "custom_nodes", "core_nodes"))
+    if unknown:
+        raise CustomNodesError(f"{source}: unknown top-level field(s) {', '.join(unknown)} (it takes schema, "
+                               "custom_nodes, core_nodes)")
+    listed = raw.get("custom_nodes")
+    if listed is None:
+        listed = []
+    if not isinstance(listed, list):
+        raise CustomNodesError(f"{source}: custom_nodes must be a list of entries, got {shown(listed)}")
+    entries = tuple(_entry(e, f"{source}: custom_nodes[{i}]") for i, e in enumerate(listed))
+    names: dict[str, CustomNode] = {}
+    provided: dict[str, CustomNode] = {}
+    for entry in entries:
+        # Folders differing only in case collide on a case-insensitive builder disk.
+        other = names.setdefault(entry.name.lower(), entry)
+        if other is not entry:
+            raise CustomNodesError(f"{source}: two entries install into custom_nodes/{entry.name} ({other.url} and "
+                                   f"{entry.url}); give one another `name`")
+        for node_type in entry.nodes:
+            first = provided.setdefault(node_type, entry)
+            if first is not entry:
+                # ComfyUI keeps whichever loads last: which code runs would depend on folder order.
+                raise CustomNodesError(f"{source}: node type {node_type!r} is listed by both {first.name} and "
+                                       f"{entry.name}; ComfyUI runs only one of them: keep one entry's")
+    core = _node_types(raw.get("core_nodes"), f"{source}: core_nodes")
+    both = sorted(set(core) & provided.keys())
+    if both:
+        raise CustomNodesError(f"{source}: {', '.join(map(repr, both))} listed both in core_nodes and by a custom "
+                               "node entry; keep one")
+    return CustomNodes(entries=entries, core_nodes=core, path=path)
+
+
+def load_custom_nodes(path: Path) -> CustomNodes:
+    """custom_nodes.yaml read and validated; a missing file declares nothing (a checkout from before it existed)."""
+    if yaml is None:
+        raise CustomNodesError(f"{path}: cannot be read: this python ({sys.executable}) has no PyYAML, which ComfyUI "
+                               "itself needs; is BASE_IMAGE a ComfyUI image?")
+    try:
+        if not path.exists():
+            return CustomNodes(path=path)
+        if not path.is_file():   # a FIFO would block the build for ever
+            raise CustomNodesError(f"{path}: not a regular file")
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise CustomNodesError(f"{path}: larger than {MAX_MANIFEST_BYTES} bytes")
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except CustomNodesError:
+        raise
+    except OSError as exc:
+        raise CustomNodesError(f"{path}: cannot read ({exc.strerror})") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise CustomNodesError(f"{path}: not valid YAML ({str(exc)[:300]})") from None
+    except (ValueError, RecursionError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0][:200]
+        raise CustomNodesError(f"{path}: not valid YAML ({type(exc).__name__}: {reason})") from None
+    return parse_custom_nodes(raw, str(path), path)
+
+
+# -- the install (the Dockerfile's step) ---------------------------------------------------------------------------
+
+Runner = Callable[..., subprocess.CompletedProcess]
+
+
+def _step(entry: CustomNode, what: str, argv: list[str], cwd: Path | None = None) -> str:
+    """Run one step of an entry's install; its failure is InstallFailed naming the entry, the step and its last words."""
+    # No prompt for a password (a private or mistyped URL): the build fails instead of waiting for ever.
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    try:
+        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        hint = f"; install {argv[0]} in the image before this step" if isinstance(exc, FileNotFoundError) else ""
+        raise InstallFailed(f"custom node {entry.described}: {what} could not run ({argv[0]}: {exc.strerror}){hint}") \
+            from None
+    if done.returncode != 0:
+        said = " | ".join(line.strip() for line in (done.stderr or done.stdout).strip().splitlines()[-6:])
+        raise InstallFailed(f"custom node {entry.described}: {what} failed (exit {done.returncode}): {said[:1500]}")
+    return done.stdout
+
+
+# What ComfyUI's GPU work is built on: the base image installs them matched to its CUDA, and a custom node's
+# requirements.txt that names another version (or an unpinned `torch` pip upgrades) would break every render.
+HELD_PACKAGES = ("torch", "torchvision", "torchaudio", "xformers")
+
+
+def held_versions() -> list[tuple[str, str]]:
+    """The installed version of each of HELD_PACKAGES (GOLDGATE_TEST_HELD_PACKAGES, comma-separated, replaces the
+    list: only tests set it, the Dockerfile never does)."""
+    from importlib import metadata
+
+    names = os.environ.get("GOLDGATE_TEST_HELD_PACKAGES")
+    held = []
+    for name in names.split(",") if names else HELD_PACKAGES:
+        try:
+            held.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            continue
+    return held
+
+
+def install_one(entry: CustomNode, dest: Path) -> None:
+    """Fetch `entry` at its commit into dest/<name>, check HEAD is that commit, install its requirements.txt."""
+    target = dest / entry.name
+    if target.exists():
+        raise InstallFailed(f"custom node {entry.described}: {target} exists already (the base image ships a folder "
+                            "of that name?); give the entry another `name`")
+    git = ["git", "-C", str(target)]
+    _step(entry, "git init", ["git", "init", "-q", str(target)])
+    _step(entry, "git remote add", [*git, "remote", "add", "origin", entry.url])
+    try:   # the commit alone, when the server gives a commit by its sha (GitHub, GitLab, git's protocol v2 do)
+        _step(entry, "fetch of the commit", [*git, "fetch", "-q", "--depth", "1", "origin", entry.commit])
+    except InstallFailed:   # else the whole history, which holds it if any branch or tag reaches it
+        _step(entry, "fetch", [*git, "fetch", "-q", "--tags", "origin"])
+        try:
+            _step(entry, "finding the commit", [*git, "cat-file", "-e", f"{entry.commit}^{{commit}}"])
+        except InstallFailed:
+            raise InstallFailed(f"custom node {entry.described}: the repository has no commit {entry.commit} (nor "
+                                "does any of its branches or tags reach it); check the sha in custom_nodes.yaml (a "
+                                "force-push may have dropped it)") from None
+    _step(entry, f"checkout of {entry.commit}", [*git, "-c", "advice.detachedHead=false", "checkout", "-q",
+                                                 "--detach", entry.commit])
+    head = _step(entry, "reading HEAD", [*git, "rev-parse", "HEAD"]).strip()
+    if head != entry.commit:
+        raise InstallFailed(f"custom node {entry.described}: HEAD is {head}, not the pinned {entry.commit}")
+    if (target / ".gitmodules").is_file():
+        _step(entry, "submodules", [*git, "submodule", "update", "--init", "--recursive"])
+    requirements = target / "requirements.txt"
+    if requirements.is_file():
+        held = held_versions()
+        handle, name = tempfile.mkstemp(prefix="custom-node-constraints-", suffix=".txt")
+        constraints = Path(name)
+        with os.fdopen(handle, "w") as out:
+            out.write("".join(f"{package}=={version}\n" for package, version in held))
+        what = "pip install -r requirements.txt" + (
+            f" (the base image's {', '.join(f'{n} {v}' for n, v in held)} held as they are: a requirement that "
+            "needs another version fails here instead of breaking ComfyUI's CUDA build)" if held else "")
+        try:
+            # From its folder, so a relative path in the file means what its authors meant.
+            _step(entry, what, [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--no-input",
+                                "-c", str(constraints), "-r", "requirements.txt"], cwd=target)
+        finally:
+            constraints.unlink()
+    # A clone under a builder's umask 077 would be unreadable to uid 10001, which runs ComfyUI.
+    _step(entry, "chmod", ["chmod", "-R", "a+rX,go-w", str(target)])
+
+
+def install(nodes: CustomNodes, dest: Path, say: Callable[[str], None] = print) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    if not nodes.entries:
+        say(f"custom_nodes: none to install ({nodes.path})")
+    for entry in nodes.entries:
+        say(f"custom_nodes: installing {entry.described} into {dest / entry.name}")
+        install_one(entry, dest)
+        say(f"custom_nodes: {entry.name} at {entry.commit}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3 or args[0] != "install":
+        print("usage: custom_nodes.py install CUSTOM_NODES_YAML DEST (e.g. /comfyui/custom_nodes)", file=sys.stderr)
+        return 2
+    try:
+        install(load_custom_nodes(Path(args[1])), Path(args[2]))
+    except (CustomNodesError, InstallFailed) as exc:
+        print(f"custom_nodes: FAILED: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
