@@ -282,6 +282,7 @@ def _missing_node_type(top: dict[str, Any]) -> str | None:
     extra = top.get("extra_info") if isinstance(top.get("extra_info"), dict) else {}
     class_type = extra.get("class_type") or message.partition("'")[2].rpartition("' not found")[0] or "?"
     return (f"this image's ComfyUI has no node type {str(class_type)[:100]!r}: if it comes from a custom node, "
-            "install that in the Dockerfile (cloned at a pinned commit into /comfyui/custom_nodes/, with its "
-            "Python requirements) and rebuild; else the workflow was exported from a newer ComfyUI than the "
-            "image's, or names a node by a title instead of its type")
+            "add that to images/worker/custom_nodes.yaml (its url, the full commit you tested, and the type under "
+            "`nodes`) and rebuild; if the entry is there, the image was built before it: build and release again; "
+            "else the workflow was exported from a newer ComfyUI than the image's, or names a node by a title "
+            "instead of its type")

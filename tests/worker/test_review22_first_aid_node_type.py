@@ -17,16 +17,16 @@ def _missing(message_tail: str = "") -> PromptRejected:
                            "details": "Node ID '#10'", "extra_info": {"node_id": "10", "class_type": "Image Save"}}, {})
 
 
-def test_a_missing_node_type_names_the_type_and_the_dockerfile_fix():
+def test_a_missing_node_type_names_the_type_and_the_custom_nodes_yaml_fix():
     line = explain_rejection(_missing(), GRAPH, ("/comfyui/models",))
     assert line.startswith("ComfyUI rejected the prompt: Node 'Image Save' not found.")
     assert "Node ID '#10'" in line
-    assert "no node type 'Image Save'" in line and "Dockerfile" in line and "/comfyui/custom_nodes/" in line
+    assert "no node type 'Image Save'" in line and "images/worker/custom_nodes.yaml" in line and "commit" in line
 
 
 def test_on_the_local_target_the_emulator_says_it_and_nothing_is_added():
     line = explain_rejection(_missing(" [local target: the ComfyUI emulator lacks 'Image Save' ...]"), GRAPH, ())
-    assert "[local target:" in line and "Dockerfile" not in line
+    assert "[local target:" in line and "custom_nodes.yaml" not in line
 
 
 def test_other_refusals_are_left_as_they_were():
