@@ -672,8 +672,20 @@ class _Handler(BaseHTTPRequestHandler):
             body["result"] = result
         self._send(status, json.dumps(body).encode())
 
+    def _content_length(self) -> int | None:
+        """The request's Content-Length, or None when it is no length (a word, a sign, several values): as an HTTP
+        server refuses such a request, the stand-in answers 400 and closes the connection, whose body it cannot
+        delimit."""
+        raw = (self.headers.get("Content-Length") or "0").strip()
+        if not raw.isascii() or not raw.isdigit():
+            self.close_connection = True
+            return None
+        return int(raw)
+
     def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self._content_length()
+        if length is None:
+            raise D1ApiError(400, 7400, "Content-Length is not a number of bytes")
         if length > MAX_BODY:
             raise D1ApiError(413, 7400, "request body too large")
         return self.rfile.read(length) if length else b""
@@ -762,7 +774,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Length") is None:
             self.close_connection = True
             return self._send(411, b"<Error><Code>MissingContentLength</Code></Error>", "application/xml")
-        length = int(self.headers["Content-Length"])
+        length = self._content_length()
+        if length is None:
+            return self._send(400, b"<Error><Code>InvalidArgument</Code></Error>", "application/xml")
         if length > MAX_UPLOAD:
             self.close_connection = True
             return self._send(400, b"<Error><Code>EntityTooLarge</Code></Error>", "application/xml")
