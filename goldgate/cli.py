@@ -43,24 +43,25 @@ def _cut(text: str, keep: int) -> str:
 
 def one_line(message: str, limit: int = MAX_ERROR_CHARS) -> str:
     """`message` as one bounded terminal line: control characters escaped (no second line, no colours). A longer one
-    is cut in its prose, longest run first, keeping every `command` whole (a cut command cannot be copied and run);
-    only a line of commands alone is cut anywhere."""
+    is cut in its prose, longest run first, keeping its first 200 characters (what failed) and every `command` whole
+    (a cut command cannot be copied and run); only a line that is all of those is cut anywhere."""
     text = "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
                    for ch in message)
     if len(text) <= limit:
         return text
     parts = text.split("`")   # the prose at even indexes, the commands between backticks at odd ones
     if len(parts) % 2 == 1:
+        head, parts[0] = parts[0][:200], parts[0][200:]
         uncut = set(range(0, len(parts), 2))
-        while uncut and len("`".join(parts)) > limit:
+        while uncut and len(head) + len("`".join(parts)) > limit:
             longest = max(uncut, key=lambda i: len(parts[i]))
             uncut.discard(longest)
-            over = len("`".join(parts)) - limit
+            over = len(head) + len("`".join(parts)) - limit
             # The cut's own words take up to 40 characters; a run too short to cover the excess keeps 60 of its own.
             keep = max(len(parts[longest]) - over - 40, 60)
             if keep + 40 < len(parts[longest]):
                 parts[longest] = _cut(parts[longest], keep)
-        shortened = "`".join(parts)
+        shortened = head + "`".join(parts)
         if len(shortened) <= limit:
             return shortened
     return _cut(text, limit - 40)
