@@ -4,11 +4,13 @@ A snapshot is what a Docker build would produce, without Docker: `worker/` (a co
 package: code, models.yaml, workflows) and `models/` (each manifest file "baked" as a sparse file of
 the manifest's size under its loader directory). Same tree -> same digest; any change -> new digest.
 
-Neither build takes an editor's swap, lock or backup file (`.x.py.swp`, `.#x.py`, `x.py~`) or a tool's cache: each
-would make the same commit another image. Both refuse a file that docker would be sent (the worker's `.dockerignore`,
-`sent_paths`) and git does not track (`untracked_paths`): a stray `scratch.py` would be baked into the image under a
-release named after a commit without it. A tracked file with uncommitted edits is built as it is. The snapshot still
-holds the worker's other files (README.md): tests and operators make a new local image by changing one.
+`worker/` holds exactly the files docker is sent for a build of the worker: what its `.dockerignore` leaves in (read by
+the docker SDK's own matcher, `sent_paths`), the Dockerfile and the `.dockerignore` itself. So an editor's swap, lock or
+backup file, a tool's cache, a notes file or a README edit is no new local image, as it is no new docker source label;
+a changed .py, workflow, models.yaml or Dockerfile is. The digest is the docker build's source label
+(goldgate.release.build.source_sha256) of the same tree: both targets name one source by one hash. Both builds refuse a
+file docker would be sent and git does not track (`untracked_paths`): a stray `scratch.py` would be baked into the image
+under a release named after a commit without it. A tracked file with uncommitted edits is built as it is.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from goldgate.errors import StateError
 from goldgate.files import NotARegularFile, flock_holder, lock_file, make_dirs
@@ -32,7 +35,6 @@ from images.worker.workflows import WorkflowError, load_workflows
 
 REF_PREFIX = "local/worker@sha256:"
 _REF = re.compile(r"^local/worker@sha256:([0-9a-f]{64})$")
-_SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 # A manifest entry whose size is not confirmed still needs a file for loaders to list.
 UNPINNED_PLACEHOLDER_BYTES = 1
 # A build's staging dir untouched this long is a killed build's (a build takes seconds): removed by the next build.
@@ -92,27 +94,59 @@ def untracked_refusal(context: Path, names: list[str]) -> str:
             f"the rest out of {context}; nothing was built")
 
 
-def _source_files(source_dir: Path) -> list[Path]:
-    files = []
-    for path in sorted(source_dir.rglob("*")):
-        rel = path.relative_to(source_dir)
-        # Dotfiles cover caches and an editor's swap and lock files; `~` ends its backups.
-        if any(part in _SKIP_DIRS or part.startswith(".") or part.endswith("~") for part in rel.parts):
+def _source_files(source_dir: Path) -> list[str]:
+    """The snapshot's content: every path (relative, `/`-separated, sorted) docker is sent for a build of
+    `source_dir`, regular files and the folders the SDK names. A worker without a `.dockerignore` is refused: docker would be
+    sent every file in it (caches, notes, the snapshot's own `__pycache__` once a worker ran it), so nothing would
+    say which files are the image."""
+    if not (source_dir / ".dockerignore").is_file():
+        raise ImageStoreError(f"{source_dir / '.dockerignore'} is missing: it names the files that make the worker "
+                              "image (docker is sent only those, and the local snapshot takes the same ones); restore "
+                              "it (`git checkout -- images/worker/.dockerignore` in a goldgate checkout); nothing was "
+                              "built")
+    names = []
+    for name in sorted(sent_paths(source_dir)):
+        mode = (source_dir / name).lstat().st_mode
+        if stat.S_ISLNK(mode):
+            raise ImageStoreError(f"{source_dir / name} is a symlink; a worker snapshot holds regular files only: "
+                                  "replace it by the file it points to")
+        # A named pipe, socket or device (a FIFO where the Dockerfile was) is no content: reading it would wait for
+        # ever. Left out of the snapshot and its digest, so the digest of such a tree is not docker's source label.
+        if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+            names.append(name)
+    return names
+
+
+def snapshot_digest(source_dir: Path) -> str:
+    """The docker build's source label of `source_dir` with its own Dockerfile (goldgate.release.build.source_sha256,
+    framed the same way): the Dockerfile's name, then each sent path with its bytes. Kept equal to it by
+    tests/local/test_review31_img31_snapshot_is_dockers.py; goldgate.local imports nothing of goldgate.release."""
+    h = hashlib.sha256()
+    _hash_item(h, b"Dockerfile", b"")
+    for name in _source_files(source_dir):
+        path = source_dir / name
+        _hash_item(h, name.encode(), b"file:" + path.read_bytes() if path.is_file() else b"dir:")
+    return h.hexdigest()
+
+
+def _earlier_snapshot_digest(snapshot: Path) -> str:
+    """The digest goldgate gave a snapshot before it took only what docker is sent: sha256 over each file's relative
+    path and content's sha256, in sorted order, every file but dotfiles, `~` backups, caches and .pyc."""
+    h = hashlib.sha256()
+    for path in sorted(snapshot.rglob("*")):
+        rel = path.relative_to(snapshot)
+        if any(part in ("__pycache__", ".pytest_cache", ".ruff_cache") or part.startswith(".") or part.endswith("~")
+               for part in rel.parts):
             continue
         if path.is_symlink():
             raise ImageStoreError(f"{path} is a symlink; a worker snapshot holds regular files only")
         if path.is_file() and path.suffix != ".pyc":
-            files.append(path)
-    return files
-
-
-def snapshot_digest(source_dir: Path) -> str:
-    """sha256 over every file's relative path and content, in sorted order."""
-    h = hashlib.sha256()
-    for path in _source_files(source_dir):
-        rel = path.relative_to(source_dir).as_posix()
-        h.update(f"{rel}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+            h.update(f"{rel.as_posix()}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
     return h.hexdigest()
+
+
+def _hash_item(digest: Any, name: bytes, body: bytes) -> None:
+    digest.update(b"%d:%s%d:%s" % (len(name), name, len(body), body))
 
 
 def _check_source(source_dir: Path) -> None:
@@ -135,9 +169,7 @@ def build_local_image(source_dir: Path = Path("images/worker"), home: Path = Pat
     and returned, or failed on the files the other removed under it."""
     source_dir = Path(source_dir)
     _check_source(source_dir)
-    sent = sent_paths(source_dir) if (source_dir / ".dockerignore").is_file() else set()
-    stray = untracked_paths(source_dir, [name for p in _source_files(source_dir)
-                                         if (name := p.relative_to(source_dir).as_posix()) in sent])
+    stray = untracked_paths(source_dir, _source_files(source_dir))
     if stray:
         raise ImageStoreError(untracked_refusal(source_dir, stray))
     digest = snapshot_digest(source_dir)
@@ -154,10 +186,13 @@ def build_local_image(source_dir: Path = Path("images/worker"), home: Path = Pat
         _remove_stale_builds(images)
         staging = Path(tempfile.mkdtemp(prefix=".build-", dir=images))
         try:
-            for path in _source_files(source_dir):
-                target = staging / "worker" / path.relative_to(source_dir)
+            for name in _source_files(source_dir):
+                target = staging / "worker" / name
+                if (source_dir / name).is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, target)
+                shutil.copyfile(source_dir / name, target)
             for rel, size in _baked_models(source_dir / "models.yaml").items():
                 target = staging / "models" / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -234,7 +269,10 @@ def resolve(ref: str, home: Path = Path(".goldgate")) -> Path:
     if not (path / "worker" / "handler.py").is_file() or not (path / "models").is_dir():
         raise ImageStoreError(f"no local worker image {ref} under {Path(home) / 'images'}; build it first "
                               f"(or point GOLDGATE_HOME at the state directory that holds it)")
-    actual = snapshot_digest(path / "worker")
+    # A snapshot without its .dockerignore is an earlier goldgate's (it took every file but dotfiles, and hashed them
+    # another way): checked the way it was made, so a stack pinned to it before an upgrade of goldgate runs on.
+    earlier = not (path / "worker" / ".dockerignore").is_file()
+    actual = _earlier_snapshot_digest(path / "worker") if earlier else snapshot_digest(path / "worker")
     if actual != match.group(1):
         # Running it would run code the digest does not name: what was tested is not what would run.
         raise ImageStoreError(f"local worker image {ref}: the content under {path / 'worker'} was changed after "
@@ -260,7 +298,8 @@ def _intact(snapshot: Path, digest: str) -> bool:
         models = snapshot / "models"
         found = {p.relative_to(models).as_posix(): p.stat().st_size for p in models.rglob("*") if p.is_file()}
         return found == _baked_models(snapshot / "worker" / "models.yaml")
-    except (FileNotFoundError, ManifestError):
+    except (FileNotFoundError, ManifestError, ImageStoreError):
+        # ImageStoreError: a snapshot without its .dockerignore (an earlier goldgate's, or one edited) is rebuilt.
         # Removed while it was read, models.yaml included (load_manifest says so as a ManifestError): another build,
         # holding the lock, is replacing an altered one; this one waits for the lock and looks again.
         return False

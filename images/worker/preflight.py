@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 from .config import ConfigError, load_config
 from .first_aid import NO_CHECKPOINTS, broken_links, subfolder_hint
-from .logs import WorkerLog
+from .logs import WorkerLog, error_field
 from .manifest import (
     FOLDERS,
     MODEL_EXTENSIONS,
@@ -355,18 +355,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model-roots", help="colon-separated roots (default: MODEL_ROOTS or the image's)")
     parser.add_argument("--verify-sha256", action="store_true", help="hash every file (slow on real models)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    # start.sh's way: RunPod's worker log is read as JSON lines, and the preflight_failed line names every problem the
+    # report for a reader would.
+    parser.add_argument("--log-only", action="store_true",
+                        help="write only the schema-v1 log lines, not the report for a reader")
     args = parser.parse_args(argv)
     try:
         config = load_config()
     except ConfigError as exc:
-        print(f"preflight: {exc}", file=sys.stderr)
+        if args.log_only:
+            WorkerLog(sys.stderr).error("worker_cannot_start", message=f"preflight: {exc}", error=error_field(exc))
+        else:
+            print(f"preflight: {exc}", file=sys.stderr)
         return 2
     roots = tuple(r for r in args.model_roots.split(":") if r) if args.model_roots else config.model_roots
     report = run_preflight(args.manifest, args.workflows, roots, args.verify_sha256)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
-        print(report.render_text(), file=sys.stderr)
+        if not args.log_only:
+            print(report.render_text(), file=sys.stderr)
         log_report(report, WorkerLog(secrets=config.secrets(), stack=config.stack,
                                      worker_image_tag=config.worker_image_tag,
                                      workflow_version=config.workflow_version))

@@ -4,14 +4,20 @@ The worker's own code logs through WorkerLog. Other writers share the process's 
 SDK's logger (plain `LEVEL  | message`, or RunPod's own JSON when RUNPOD_ENDPOINT_ID is set), bare print()s
 (the SDK's start banner, ...), and Python's own channels (warnings, logging, uncaught exceptions).
 `install` routes each into WorkerLog, so every line a worker writes is v1 and scrubbed of its secrets.
+
+ComfyUI is another process: start.sh pipes its output through `python -m <pkg>.sdk_logs comfyui-output`
+(`relay_comfyui_output`), which writes each of its lines as one `comfyui.output` line.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import logging
 import os
+import re
+import signal
 import sys
 import threading
 import traceback
@@ -20,6 +26,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import IO, Any
 
+from .config import ConfigError, load_config
 from .logs import SCHEMA, WorkerLog, error_field
 
 # The SDK's levels (rp_logger.LOG_LEVELS, plus TIP which it always prints) -> schema-v1 levels.
@@ -248,3 +255,96 @@ def install(log: WorkerLog) -> Callable[[], None]:
         sys.stdout, sys.stderr, warnings.showwarning, sys.excepthook, threading.excepthook = saved
 
     return undo
+
+
+# ComfyUI logs its records as bare messages (no level), so a line's level is read from its words: a traceback, an
+# exception's last line and ComfyUI's "!!! Exception during processing !!!" or "Error occurred when executing" are
+# errors, as is a line that says ERROR, CRITICAL or FATAL; one that says WARNING or WARN is a warning. Case matters:
+# "error" inside a word or a sentence ("0 errors") is not a fault.
+_COMFY_ERROR = re.compile(r"\b(ERROR|CRITICAL|FATAL)\b|^(Traceback \(most recent call last\)|!!! Exception|Error\b"
+                          r"|[A-Za-z_.]*(Error|Exception): )")
+_COMFY_WARNING = re.compile(r"\bWARN(ING)?\b")
+# Longest piece of one line in one event: the schema's `message` holds 4000 characters, and a longer line is cut into
+# pieces, not truncated (bytes: a UTF-8 character may be split between two pieces, and shows as U+FFFD in each).
+COMFY_PIECE_BYTES = 4000
+_LINE_ENDS = re.compile(rb"[\r\n]")
+
+
+def comfyui_output_level(line: str) -> str:
+    """The level of one line of ComfyUI's output: error, warning or info (see _COMFY_ERROR)."""
+    if _COMFY_ERROR.search(line):
+        return "error"
+    return "warning" if _COMFY_WARNING.search(line) else "info"
+
+
+def relay_comfyui_output(source: int, log: WorkerLog, fallback: IO[bytes] | None = None) -> None:
+    """Reads ComfyUI's output from the file descriptor `source` until end of file and writes each line as one
+    `comfyui.output` line (the text in `message`, masked of the worker's secrets).
+
+    It never stops reading before the end: a ComfyUI whose pipe nobody drains blocks once the pipe is full, and one
+    whose pipe nobody holds fails its next write. A line that cannot be written as v1 goes to `fallback` as it came.
+    `\r` ends a line too: a progress bar redraws itself with it, and one line would grow for the whole render.
+    """
+    pending = b""
+    while True:
+        try:
+            chunk = os.read(source, 65536)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = _LINE_ENDS.split(pending)
+        while len(pending) > COMFY_PIECE_BYTES:
+            lines.append(pending[:COMFY_PIECE_BYTES])
+            pending = pending[COMFY_PIECE_BYTES:]
+        for raw in lines:
+            _relay_line(raw, log, fallback)
+    _relay_line(pending, log, fallback)
+
+
+def _relay_line(raw: bytes, log: WorkerLog, fallback: IO[bytes] | None) -> None:
+    for start in range(0, len(raw), COMFY_PIECE_BYTES):
+        piece = raw[start:start + COMFY_PIECE_BYTES]
+        text = piece.decode("utf-8", "replace")
+        if not text.strip():
+            continue
+        try:
+            level = comfyui_output_level(text)
+            (log.error if level == "error" else log.warning if level == "warning" else log.info)(
+                "comfyui.output", message=text)
+        except Exception:  # noqa: BLE001 - a line is never dropped for a fault of the relay's own
+            if fallback is not None:
+                with contextlib.suppress(OSError):
+                    fallback.write(piece + b"\n")
+                    fallback.flush()
+
+
+def _relay_log() -> WorkerLog:
+    """The worker's context and secrets for the relay's lines, from the environment start.sh was given."""
+    env = os.environ
+    try:
+        secrets = load_config(env).secrets()
+    except ConfigError:  # a malformed setting is the handler's to report; the relay still masks the credentials
+        secrets = tuple(env.get(name, "") for name in ("R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "RUNPOD_AI_API_KEY"))
+    context = {name: (env.get(var) or "").strip() or None
+               for name, var in (("stack", "STACK"), ("workflow_version", "WORKFLOW_VERSION"),
+                                 ("worker_image_tag", "WORKER_IMAGE_TAG"))}
+    return WorkerLog(sys.stdout, secrets=secrets, **context)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["comfyui-output"]:
+        print("usage: python -m <worker package>.sdk_logs comfyui-output  (start.sh pipes ComfyUI's output into it)",
+              file=sys.stderr)
+        return 2
+    # It ends when ComfyUI closes the pipe, not when the container is told to stop: ComfyUI's last lines come after.
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
+    relay_comfyui_output(sys.stdin.fileno(), _relay_log(), sys.stdout.buffer)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -25,9 +25,11 @@ def stacks_file(tmp: Path, endpoint: dict | None = None, **overrides: dict) -> P
 
 
 def worker_variant(home: Path, tmp: Path, change: str = "a change to the worker tree makes a new image") -> str:
-    """A new image in `home`'s store: the worker tree copied under `tmp` with `change` written to its
-    CHANGELOG.local (a change to the worker tree makes a new image); its reference."""
+    """A new image in `home`'s store: the worker tree copied under `tmp` with `change` as a comment at the end of its
+    __init__.py (a change to a file docker is sent makes a new image; a notes file or a README edit does not); its
+    reference."""
     source = tmp / "worker"
     shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
-    (source / "CHANGELOG.local").write_text(f"{change}\n")
+    with (source / "__init__.py").open("a", encoding="utf-8") as code:
+        code.write(f"\n# {change}\n")
     return image_store.build_local_image(source, home)

@@ -98,7 +98,8 @@ def test_deploy_patches_the_same_endpoint_and_rolls_out(platform: LocalPlatform,
     before = ensure_up(platform, "staging")
     source = tmp_path / "worker"
     shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
-    (source / "CHANGELOG.local").write_text("a change to the worker tree makes a new image\n")
+    with (source / "__init__.py").open("a", encoding="utf-8") as code:
+        code.write("\n# a change to the worker tree makes a new image\n")
     candidate = image_store.build_local_image(source, platform.home)
     assert candidate != before.image
     # The stack is left serving the candidate, a working image: each test after this one takes what the stack
@@ -122,7 +123,8 @@ def test_a_deploy_refuses_no_connection_while_the_service_is_replaced(platform: 
     service_pid = json.loads(state_file.read_text())["service_pid"]
     source = tmp_path / "worker"
     shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
-    (source / "CHANGELOG.local").write_text("another release\n")
+    with (source / "__init__.py").open("a", encoding="utf-8") as code:
+        code.write("\n# another release\n")
     candidate = image_store.build_local_image(source, platform.home)
     answers: list[int] = []
     refused: list[str] = []
@@ -156,7 +158,8 @@ def test_a_deploy_whose_service_cannot_start_keeps_the_old_one_serving_and_says_
     before = ensure_up(platform, "staging")
     source = tmp_path / "worker"
     shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
-    (source / "CHANGELOG.local").write_text("a release altered after its build\n")
+    with (source / "__init__.py").open("a", encoding="utf-8") as code:
+        code.write("\n# a release altered after its build\n")
     candidate = image_store.build_local_image(source, platform.home)
     handler = image_store.resolve(candidate, platform.home) / "worker" / "handler.py"
     handler.write_text(handler.read_text() + "\n# altered after the build\n")  # what was built is not what would run
@@ -180,7 +183,8 @@ def test_a_host_that_cannot_start_the_service_on_a_new_image_keeps_the_old_one_s
     before = ensure_up(platform, "staging")
     source = tmp_path / "worker"
     shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
-    (source / "CHANGELOG.local").write_text("a release altered after its build, later\n")
+    with (source / "__init__.py").open("a", encoding="utf-8") as code:
+        code.write("\n# a release altered after its build, later\n")
     candidate = image_store.build_local_image(source, platform.home)
     handler = image_store.resolve(candidate, platform.home) / "worker" / "handler.py"
     handler.write_text(handler.read_text() + "\n# altered after the check\n")

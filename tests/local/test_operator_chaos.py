@@ -373,7 +373,8 @@ def test_a_deploy_while_jobs_run_lets_them_finish_on_the_old_image_and_new_jobs_
     old = platform.up("staging").image
     source = tmp_path / "worker"
     shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
-    (source / "CHANGELOG.local").write_text("a new release\n")
+    with (source / "__init__.py").open("a", encoding="utf-8") as code:
+        code.write("\n# a new release\n")
     new = image_store.build_local_image(source, platform.home)
     assert new != old
     runpod = _runpod(platform)

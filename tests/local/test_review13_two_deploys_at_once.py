@@ -24,7 +24,8 @@ from goldgate.local.state import StackDir
 def _variant(home: Path, tmp: Path) -> str:
     source = tmp / "worker"
     shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
-    (source / "CHANGELOG.local").write_text("a change to the worker tree makes a new image\n")
+    with (source / "__init__.py").open("a", encoding="utf-8") as code:
+        code.write("\n# a change to the worker tree makes a new image\n")
     return image_store.build_local_image(source, home)
 
 

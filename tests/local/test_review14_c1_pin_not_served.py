@@ -42,7 +42,9 @@ _KILLED_DEPLOY = textwrap.dedent("""
 def _variant(home: Path, tmp: Path, change: str) -> str:
     source = tmp / "worker"
     shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
-    (source / "CHANGELOG.local").write_text(f"{change}\n")  # a change to the worker tree makes a new image
+    # A change to a file docker is sent makes a new image (a notes file would not).
+    with (source / "__init__.py").open("a", encoding="utf-8") as code:
+        code.write(f"\n# {change}\n")
     return image_store.build_local_image(source, home)
 
 

@@ -39,7 +39,8 @@ def test_a_prod_deploy_on_a_full_disk_names_the_promote_or_rollback_to_run_again
     first = image_store.build_local_image(WORKER_SOURCE, home)
     source = tmp_path / "worker"
     shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
-    (source / "CHANGELOG.local").write_text("a change to the worker tree makes a new image\n")
+    with (source / "__init__.py").open("a", encoding="utf-8") as code:
+        code.write("\n# a change to the worker tree makes a new image\n")
     second = image_store.build_local_image(source, home)
     try:
         platform.up("prod")

@@ -35,11 +35,11 @@ def _runbook_steps_when_the_automatic_rollback_failed() -> list[str]:
 
 
 def _second_build(home: Path, tmp: Path) -> str:
-    """Another digest: the worker source with one more line in its README."""
+    """Another digest: the worker source with one more comment line in its code."""
     source = tmp / "worker"
     shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
-    with (source / "README.md").open("a") as readme:
-        readme.write("\nA second build.\n")
+    with (source / "__init__.py").open("a", encoding="utf-8") as code:
+        code.write("\n# A second build.\n")
     return image_store.build_local_image(source, home)
 
 

@@ -49,11 +49,11 @@ def _steps(section: str) -> tuple[list[str], str, list[str]]:
 
 
 def _earlier_build(home: Path, tmp: Path) -> str:
-    """The release PROD ran before: the worker source with one more line in its README."""
+    """The release PROD ran before: the worker source with one more comment line in its code."""
     source = tmp / "worker"
     shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
-    with (source / "README.md").open("a") as readme:
-        readme.write("\nThe earlier release.\n")
+    with (source / "__init__.py").open("a", encoding="utf-8") as code:
+        code.write("\n# The earlier release.\n")
     return image_store.build_local_image(source, home)
 
 

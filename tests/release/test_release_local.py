@@ -81,7 +81,8 @@ class Flow:
     def candidate(self, tmp: Path, name: str, condition: str | None) -> Path:
         src = tmp / name
         shutil.copytree(WORKER, src, ignore=shutil.ignore_patterns("__pycache__"))
-        (src / "RELEASE_NOTE.txt").write_text(f"candidate {name}\n")
+        with (src / "__init__.py").open("a", encoding="utf-8") as code:   # a file docker is sent: a new image
+            code.write(f"\n# candidate {name}\n")
         if condition:
             with open(src / "handler.py", "a") as fh:
                 fh.write(BROKEN.format(condition=condition))

@@ -83,7 +83,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         first = ensure_up(platform, "staging").image
         source = tmp_path_factory.mktemp("gold-variant") / "worker"
         shutil.copytree(WORKER_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
-        (source / "CHANGELOG.local").write_text("a change to the worker tree makes a new image\n")
+        with (source / "__init__.py").open("a", encoding="utf-8") as code:   # a file docker is sent: a new image
+            code.write("\n# a change to the worker tree makes a new image\n")
         variant = image_store.build_local_image(source, home)
         assert first and variant != first
         yield Stack(home, platform, LocalDeployer(home, platform), Ledger(home),

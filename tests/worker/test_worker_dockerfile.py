@@ -109,7 +109,7 @@ def test_the_start_script_runs_preflight_before_the_handler_and_fails_fast():
     assert "set -euo pipefail" in script
     comfy, preflight, handler = (script.index("main.py"), script.index(".preflight"), script.index(".handler"))
     assert comfy < preflight < handler
-    assert re.search(r"if ! .*\.preflight\"?; then.*?exit 1", script, re.DOTALL)
+    assert re.search(r"if ! .*\.preflight\"?( --log-only)?; then.*?exit 1", script, re.DOTALL)
     assert 'CMD ["/opt/goldgate/start.sh"]' in INSTRUCTIONS
 
 
