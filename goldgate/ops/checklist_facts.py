@@ -489,6 +489,35 @@ def job_facts_from_rows(db: Rows, windows: Mapping[str, ServingWindow] | None = 
         f"SELECT {_TAG} AS tag, count(*) AS n FROM jobs j WHERE status = 'completed' AND (results_json IS NULL "
         "OR results_json = '' OR (json_valid(results_json) AND (json_type(results_json) = 'null' "
         f"OR json_array_length(results_json) = 0))) AND {scope} GROUP BY {_TAG}", scoped)}
+    bad_by_image = _bad_results_by_image(db, windows, scope, scoped)
+    bad = [line for lines in bad_by_image.values() for line in lines]
+    applied = {r["runpod_status"]: r["n"] for r in db.all(
+        "SELECT runpod_status, count(*) AS n FROM webhook_deliveries WHERE source = 'webhook' AND applied = 1 "
+        "GROUP BY runpod_status")}
+    undelivered = db.one("SELECT count(*) AS n FROM jobs j WHERE status = 'completed' AND NOT EXISTS (SELECT 1 "
+                         "FROM webhook_deliveries d WHERE d.job_id = j.id AND d.applied = 1 "
+                         "AND d.runpod_status = 'COMPLETED')")
+    m, missing, means, rates, metrics_note = _metrics_figures(db, windows, scope, scoped)
+    facts = JobFacts(total=sum(by_status.values()), by_status=by_status, first_job_status=first.get("status"),
+                     cold_start_failures=cold.get("n") or 0,
+                     completed_without_images=sum(no_images_by_image.values()), bad_results=tuple(bad[:20]),
+                     completed_without_images_by_image=no_images_by_image,
+                     bad_results_by_image={tag: tuple(lines[:20]) for tag, lines in bad_by_image.items()},
+                     applied_webhooks=applied,
+                     completed_without_delivery=undelivered.get("n") or 0, metrics_completed=m.get("n") or 0,
+                     metrics_with_durations=m.get("timed") or 0, metrics_missing_cost=m.get("uncosted") or 0,
+                     metrics_unmeasured=m.get("unmeasured") or 0, missing_cost_jobs=tuple(missing),
+                     mean_e2e_ms=m.get("mean_e2e"), by_image_status=by_image, mean_e2e_ms_by_image=means,
+                     first_job_by_image=first_by_image, cold_start_by_image=cold_by_image,
+                     submit_failures=submit_failures.get("n") or 0, last_submission=last_submission or None,
+                     metrics_by_image=rates, windows=windows)
+    return facts, metrics_note
+
+
+def _bad_results_by_image(db: Rows, windows: Mapping[str, ServingWindow], scope: str,
+                          scoped: list[Any]) -> dict[str, list[str]]:
+    """tag -> each completed job's result that is not an image (or results_json that is not JSON), up to 20 of each
+    kind per image, within the image's window."""
     # The first 20 of each image: an older image's many bad results crowd out none of the pinned one's.
     not_json = db.all(f"SELECT tag, id FROM (SELECT {_TAG} AS tag, id, row_number() OVER (PARTITION BY {_TAG} "
                       "ORDER BY created_at, id) AS k FROM jobs WHERE status = 'completed' AND results_json IS NOT "
@@ -508,13 +537,13 @@ def job_facts_from_rows(db: Rows, windows: Mapping[str, ServingWindow] | None = 
     for r in bad_rows:
         bad_by_image.setdefault(str(r["tag"]), []).append(
             f"{r['job_id']}: {r['key']} content_type={_shown(r['content_type'])} bytes={_shown(r['bytes'])}")
-    bad = [line for lines in bad_by_image.values() for line in lines]
-    applied = {r["runpod_status"]: r["n"] for r in db.all(
-        "SELECT runpod_status, count(*) AS n FROM webhook_deliveries WHERE source = 'webhook' AND applied = 1 "
-        "GROUP BY runpod_status")}
-    undelivered = db.one("SELECT count(*) AS n FROM jobs j WHERE status = 'completed' AND NOT EXISTS (SELECT 1 "
-                         "FROM webhook_deliveries d WHERE d.job_id = j.id AND d.applied = 1 "
-                         "AND d.runpod_status = 'COMPLETED')")
+    return bad_by_image
+
+
+def _metrics_figures(db: Rows, windows: Mapping[str, ServingWindow], scope: str, scoped: list[Any]) -> tuple[
+        dict[str, Any], list[Any], dict[str, Any], dict[str, dict[str, Any]], str | None]:
+    """The job_metrics figures: (the stack-wide counts and mean, the newest jobs missing a cost, tag -> mean e2e,
+    tag -> the windowed image's error rate, a note when job_metrics cannot be read)."""
     metrics_note = None
     try:
         # A job without a run time has nothing to price (a recovery from the result store, or RunPod gave no
@@ -543,20 +572,7 @@ def job_facts_from_rows(db: Rows, windows: Mapping[str, ServingWindow] | None = 
             [FORGOTTEN_PREFIX, *windows, *scoped])} if windows else {}
     except GoldgateError as exc:
         m, missing, means, rates, metrics_note = {}, [], {}, {}, f"job_metrics unreadable: {exc}"
-    facts = JobFacts(total=sum(by_status.values()), by_status=by_status, first_job_status=first.get("status"),
-                     cold_start_failures=cold.get("n") or 0,
-                     completed_without_images=sum(no_images_by_image.values()), bad_results=tuple(bad[:20]),
-                     completed_without_images_by_image=no_images_by_image,
-                     bad_results_by_image={tag: tuple(lines[:20]) for tag, lines in bad_by_image.items()},
-                     applied_webhooks=applied,
-                     completed_without_delivery=undelivered.get("n") or 0, metrics_completed=m.get("n") or 0,
-                     metrics_with_durations=m.get("timed") or 0, metrics_missing_cost=m.get("uncosted") or 0,
-                     metrics_unmeasured=m.get("unmeasured") or 0, missing_cost_jobs=tuple(missing),
-                     mean_e2e_ms=m.get("mean_e2e"), by_image_status=by_image, mean_e2e_ms_by_image=means,
-                     first_job_by_image=first_by_image, cold_start_by_image=cold_by_image,
-                     submit_failures=submit_failures.get("n") or 0, last_submission=last_submission or None,
-                     metrics_by_image=rates, windows=windows)
-    return facts, metrics_note
+    return m, missing, means, rates, metrics_note
 
 
 def migration_facts_from_rows(db: Rows) -> MigrationFacts:
@@ -620,8 +636,6 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
     the start-up lines of the newest workers. `windows` scopes an image's start-up lines (models_loaded,
     preflight_failed) to those since its window. `also`: log files outside `logs_dir` judged with it (the release
     commands' <home>/logs/release.jsonl), each named by its full path; one that does not exist is none."""
-    from service.metrics import MetricsError, normalize_since
-
     windows = dict(windows or {})
     validator = _log_validator(schema_path)
     # Every log file is judged, worker process output (worker-*.log) included: the worker routes the runpod SDK's
@@ -630,23 +644,7 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
     sizes = _log_sizes(logs_dir)
     for path in also:
         sizes.update(_log_size(path))
-    # The newest files (by when they were last written) get the byte budget; they are judged in name order.
-    tails: dict[Path, int] = {}
-    heads: dict[Path, int] = {}
-    newest_first = sorted(sizes.items(), key=lambda kv: (-kv[1][1], str(kv[0])))
-    left = LOG_JUDGED_BYTES // 2
-    for path, (size, _) in newest_first:
-        tails[path] = min(size, LOG_TAIL_FLOOR_BYTES, left)
-        left -= tails[path]
-    left += LOG_JUDGED_BYTES - LOG_JUDGED_BYTES // 2
-    head_left = LOG_HEAD_TOTAL_BYTES
-    for path, (size, _) in newest_first:
-        more = min(size - tails[path], LOG_TAIL_BYTES - tails[path], left)
-        tails[path] += more
-        left -= more
-        if tails[path] < size and head_left:
-            heads[path] = min(LOG_HEAD_BYTES, size - tails[path], head_left)
-            head_left -= heads[path]
+    tails, heads = _log_budgets(sizes)
     invalid: list[str] = []
     invalid_count = lines = models_loaded = unjudged = also_lines = 0
     trace_missing: set[str] = set()
@@ -658,21 +656,7 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
         nonlocal models_loaded
         if line.get("event") == "models_loaded":
             models_loaded += 1
-        tag = str(line.get("worker_image_tag") or "")
-        window = windows.get(tag)
-        # models_loaded: since the switch to the image (a warm worker kept across a redeploy of it still confirms
-        # its models); preflight_failed: since the newest change (a redeploy may follow the fix of a local snapshot).
-        since = None if window is None else window.since
-        if window is not None and line.get("event") == "models_loaded":
-            since = window.startup_since or window.since
-        try:
-            before = since is not None and (normalize_since(line.get("ts")) or "") < since
-        except MetricsError:
-            before = True  # no readable time: not shown to be within the window
-        if not before:
-            startup[line["event"]][tag] = startup[line["event"]].get(tag, 0) + 1
-        elif window is not None and window.held_before and line.get("event") == "models_loaded":
-            earlier[tag] = earlier.get(tag, 0) + 1
+        _count_startup(line, windows, startup, earlier)
 
     for path in sorted(sizes):
         inside = path.is_relative_to(logs_dir)
@@ -689,14 +673,7 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
                 continue
             lines += 1
             also_lines += not inside
-            try:
-                if text is None:
-                    raise ValueError
-                line = json.loads(text)
-                errors = sorted(validator.iter_errors(line), key=lambda e: list(e.path))
-            except (ValueError, RecursionError):  # Recursion: nested too deep to parse
-                line, errors = None, ["not JSON" if text is not None else
-                                      f"longer than {MAX_LOG_LINE_CHARS} characters (not read)"]
+            line, errors = _judged_line(text, validator)
             if errors:
                 invalid_count += 1
                 if len(invalid) + len(pending) < 5:
@@ -726,6 +703,65 @@ def read_log_facts(logs_dir: Path, schema_path: Path = LOG_SCHEMA,
                     bytes_total=sum(size for size, _ in sizes.values()),
                     also_files=tuple(str(path) for path in sorted(sizes) if not path.is_relative_to(logs_dir)),
                     also_lines=also_lines)
+
+
+def _count_startup(line: Mapping[str, Any], windows: Mapping[str, ServingWindow],
+                   startup: dict[str, dict[str, int]], earlier: dict[str, int]) -> None:
+    """Count a worker's start-up line (models_loaded, preflight_failed) for its image in `startup` when it falls in
+    the image's window; a models_loaded line from before it, of an image the stack held before, in `earlier`."""
+    from service.metrics import MetricsError, normalize_since
+
+    tag = str(line.get("worker_image_tag") or "")
+    window = windows.get(tag)
+    # models_loaded: since the switch to the image (a warm worker kept across a redeploy of it still confirms
+    # its models); preflight_failed: since the newest change (a redeploy may follow the fix of a local snapshot).
+    since = None if window is None else window.since
+    if window is not None and line.get("event") == "models_loaded":
+        since = window.startup_since or window.since
+    try:
+        before = since is not None and (normalize_since(line.get("ts")) or "") < since
+    except MetricsError:
+        before = True  # no readable time: not shown to be within the window
+    if not before:
+        startup[line["event"]][tag] = startup[line["event"]].get(tag, 0) + 1
+    elif window is not None and window.held_before and line.get("event") == "models_loaded":
+        earlier[tag] = earlier.get(tag, 0) + 1
+
+
+def _log_budgets(sizes: Mapping[Path, tuple[int, float]]) -> tuple[dict[Path, int], dict[Path, int]]:
+    """How many bytes of each log's end (tails) and of its start (heads: the workers' start-up lines) are judged."""
+    # The newest files (by when they were last written) get the byte budget; they are judged in name order.
+    tails: dict[Path, int] = {}
+    heads: dict[Path, int] = {}
+    newest_first = sorted(sizes.items(), key=lambda kv: (-kv[1][1], str(kv[0])))
+    left = LOG_JUDGED_BYTES // 2
+    for path, (size, _) in newest_first:
+        tails[path] = min(size, LOG_TAIL_FLOOR_BYTES, left)
+        left -= tails[path]
+    left += LOG_JUDGED_BYTES - LOG_JUDGED_BYTES // 2
+    head_left = LOG_HEAD_TOTAL_BYTES
+    for path, (size, _) in newest_first:
+        more = min(size - tails[path], LOG_TAIL_BYTES - tails[path], left)
+        tails[path] += more
+        left -= more
+        if tails[path] < size and head_left:
+            heads[path] = min(LOG_HEAD_BYTES, size - tails[path], head_left)
+            head_left -= heads[path]
+    return tails, heads
+
+
+def _judged_line(text: str | None, validator: Any) -> tuple[Any, list[Any]]:
+    """A log line parsed, and its schema errors sorted by where they are (a line not read, or not JSON: one error
+    saying so)."""
+    try:
+        if text is None:
+            raise ValueError
+        line = json.loads(text)
+        errors = sorted(validator.iter_errors(line), key=lambda e: list(e.path))
+    except (ValueError, RecursionError):  # Recursion: nested too deep to parse
+        line, errors = None, ["not JSON" if text is not None else
+                              f"longer than {MAX_LOG_LINE_CHARS} characters (not read)"]
+    return line, errors
 
 
 @functools.lru_cache(maxsize=4)
@@ -1063,6 +1099,15 @@ def _attempt(what: str, fn: Callable[[], Any]) -> tuple[Any, str | None]:
         return None, f"{what}: {exc}"
 
 
+def attempt_worker_facts() -> tuple[Any, tuple[str, ...] | None, tuple[str, ...], str | None]:
+    """read_worker_facts(), and why it failed instead: (consistency, Dockerfile problems, model roots, error)."""
+    try:
+        consistency, docker_problems, roots = read_worker_facts()
+        return consistency, docker_problems, roots, None
+    except Exception as exc:  # noqa: BLE001 -- the worker's own loaders raise their own error types
+        return None, None, (), f"images/worker: {exc}"
+
+
 def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: bool = True,
                  now: datetime | None = None, reports_dir: Path | None = None) -> Facts:
     """Every fact for `goldgate checklist <stack>` on the local target."""
@@ -1074,27 +1119,8 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     from goldgate.release.report import REPORTS_DIR, load_report_of, report_sha256
 
     the_spec = specs.load_local(stack, platform.stacks_file)  # an unknown stack is refused right away
-    names = specs.local_stack_names(platform.stacks_file)
-    role_stack = {role: next((n for n in names if specs.load_local(n, platform.stacks_file).role == role), None)
-                  for role in specs.ROLES}
-    role_stack[the_spec.role] = stack
-    spec_map: dict[str, StackSpec] = {}
-    spec_errors: dict[str, str] = {}
-    images: dict[str, str | None] = {}
-    served: dict[str, str | None] = {}
-    for role, name in role_stack.items():
-        if name is None:
-            spec_errors[role] = f"stacks/local.yaml has no {role} stack"
-            continue
-        images[role] = platform.pinned_image(name)
-        running, _ = _attempt(f"{name} status", lambda n=name: platform.status(n))
-        if running is not None and getattr(running, "running", False):
-            served[role] = getattr(running, "image", None)
-        got, err = _attempt(f"{name} spec", lambda n=name: platform.spec(n))
-        if got:
-            spec_map[role] = got
-        else:
-            spec_errors[role] = err or "not loaded"
+    role_stack = _role_stacks(platform, stack, the_spec.role)
+    spec_map, spec_errors, images, served = _read_local_stacks(platform, role_stack)
     progress("reading the ledger and the golden report")
     # One state dir may hold cloud releases too (`--target cloud` from the same checkout): they are not this stack's.
     ledger, ledger_error = _attempt("ledger", lambda: tuple(on_target(Ledger(platform.home).entries(), "local")))
@@ -1113,11 +1139,7 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
         db_path, host_running=platform.host_pid(stack) is not None))
     peer_migrations = read_peer_migrations(platform, (n for n in role_stack.values() if n and n != stack))
     progress("checking workflows against models.yaml and the Dockerfile")
-    try:
-        consistency, docker_problems, roots = read_worker_facts()
-        consistency_error = None
-    except Exception as exc:  # noqa: BLE001 -- the worker's own loaders raise their own error types
-        consistency, docker_problems, roots, consistency_error = None, None, (), f"images/worker: {exc}"
+    consistency, docker_problems, roots, consistency_error = attempt_worker_facts()
     image = images.get(the_spec.role)
     image_models, image_models_error = (None, f"{stack} has no pinned image") if not image else _attempt(
         "image models", lambda: read_image_models(platform.home, image))
@@ -1129,24 +1151,7 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
     drill, drill_error = _attempt("DR drill", lambda: dr.latest_drill(platform.home, stack, "local"))
     prune, prune_error = _attempt("prune record", lambda: retention.latest_prune(platform.home, stack, "local"))
     room, room_error = _attempt("the database's disk", lambda: read_disk_room(db_path))
-    live_facts, live_reason = None, None
-    if not live:
-        live_reason = "--offline: live checks skipped"
-    elif not status.running or not status.api_url:
-        live_reason = f"stack {stack} is not running (`goldgate up {stack}`)"
-    else:
-        # During a rotation (secret files changed, service not restarted on them) the service holds the secret it
-        # read at its start, not the file's: a replay signed with the file's is refused 401, a fault of no one's.
-        # Status and result are still read; the replay waits for the rotation's step 3.
-        rotating = platform.secrets_changed(stack)
-        no_replay = (f"no webhook replayed: {platform.secrets_changed_advice(stack)} (step 3 of 'Rotate the "
-                     "webhook secret' in docs/RUNBOOK.md); the replay would be signed with the new secret, which "
-                     "the service does not hold yet") if rotating else ""
-        progress(f"reading a job's status and result from {status.api_url}" if rotating
-                 else f"replaying a webhook against {status.api_url}")
-        live_facts, live_reason = _attempt("live probe", lambda: live_probe(
-            status.api_url, platform.api_token(stack), None if rotating else platform.webhook_secret(stack), db_path,
-            no_replay=no_replay))
+    live_facts, live_reason = _probe_live(platform, stack, status, db_path, live, progress)
     return Facts(stack=stack, now=now or datetime.now(UTC), specs=spec_map, spec_errors=spec_errors, images=images,
                  served=served,
                  ledger=ledger, ledger_error=ledger_error, golden=golden, golden_error=golden_error,
@@ -1159,3 +1164,57 @@ def gather_local(platform: Any, stack: str, progress: Progress = _quiet, live: b
                  drill_error=drill_error, migrations=migrations, migrations_error=migrations_error,
                  peer_migrations=peer_migrations, prune=prune, prune_error=prune_error, room=room,
                  room_error=room_error)
+
+
+def _role_stacks(platform: Any, stack: str, role: str) -> dict[str, str | None]:
+    """role -> the local stack of that role (None for a role stacks/local.yaml has none of); `stack` for its own."""
+    names = specs.local_stack_names(platform.stacks_file)
+    role_stack = {r: next((n for n in names if specs.load_local(n, platform.stacks_file).role == r), None)
+                  for r in specs.ROLES}
+    role_stack[role] = stack
+    return role_stack
+
+
+def _read_local_stacks(platform: Any, role_stack: Mapping[str, str | None]) -> tuple[
+        dict[str, StackSpec], dict[str, str], dict[str, str | None], dict[str, str | None]]:
+    """Each role's stack as the platform holds it: (role -> spec, role -> why it could not be loaded, role -> the
+    image it pins, role -> the image its running host serves)."""
+    spec_map: dict[str, StackSpec] = {}
+    spec_errors: dict[str, str] = {}
+    images: dict[str, str | None] = {}
+    served: dict[str, str | None] = {}
+    for role, name in role_stack.items():
+        if name is None:
+            spec_errors[role] = f"stacks/local.yaml has no {role} stack"
+            continue
+        images[role] = platform.pinned_image(name)
+        running, _ = _attempt(f"{name} status", lambda n=name: platform.status(n))
+        if running is not None and getattr(running, "running", False):
+            served[role] = getattr(running, "image", None)
+        got, err = _attempt(f"{name} spec", lambda n=name: platform.spec(n))
+        if got:
+            spec_map[role] = got
+        else:
+            spec_errors[role] = err or "not loaded"
+    return spec_map, spec_errors, images, served
+
+
+def _probe_live(platform: Any, stack: str, status: Any, db_path: Path, live: bool,
+                progress: Progress) -> tuple[LiveFacts | None, str | None]:
+    """The live probe of a running stack (a job's status and result read back, a webhook replayed), or why none ran."""
+    if not live:
+        return None, "--offline: live checks skipped"
+    if not status.running or not status.api_url:
+        return None, f"stack {stack} is not running (`goldgate up {stack}`)"
+    # During a rotation (secret files changed, service not restarted on them) the service holds the secret it
+    # read at its start, not the file's: a replay signed with the file's is refused 401, a fault of no one's.
+    # Status and result are still read; the replay waits for the rotation's step 3.
+    rotating = platform.secrets_changed(stack)
+    no_replay = (f"no webhook replayed: {platform.secrets_changed_advice(stack)} (step 3 of 'Rotate the "
+                 "webhook secret' in docs/RUNBOOK.md); the replay would be signed with the new secret, which "
+                 "the service does not hold yet") if rotating else ""
+    progress(f"reading a job's status and result from {status.api_url}" if rotating
+             else f"replaying a webhook against {status.api_url}")
+    return _attempt("live probe", lambda: live_probe(
+        status.api_url, platform.api_token(stack), None if rotating else platform.webhook_secret(stack), db_path,
+        no_replay=no_replay))

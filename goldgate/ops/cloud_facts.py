@@ -35,12 +35,13 @@ from goldgate.ops.checklist_facts import (
     ImageModels,
     JobFacts,
     LiveFacts,
+    ServingWindow,
     WorkerCrons,
+    attempt_worker_facts,
     job_facts_from_rows,
     migration_facts_from_rows,
     read_golden_suite,
     read_log_facts,
-    read_worker_facts,
     serving_window,
 )
 from goldgate.runpod import ControlPlaneClient, DataPlaneClient, Endpoint
@@ -501,17 +502,61 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
                cloudflare_api_base: str = DEFAULT_API_BASE, database_id: str | None = None,
                progress: Progress = _quiet, now: datetime | None = None) -> CloudReading:
     """Every fact for `goldgate checklist <stack> --target cloud`, read-only."""
-    from goldgate.ops import dr, retention
-    from goldgate.ops.metrics_report import report_from_d1
     from goldgate.ops.polling_scan import scan_tree
     from goldgate.release.build import manifest_sha256
     from goldgate.release.history import on_target
-    from goldgate.release.ledger import RELEASE_LOG, Ledger
+    from goldgate.release.ledger import Ledger
     from goldgate.release.report import REPORTS_DIR, load_report_of, report_sha256
 
     the_spec, _ = load_cloud_stack(stack, stacks_dir)  # an unknown or invalid stack is refused right away
     account = cloudflare_account(the_spec)
     database_id = checked_database_id(database_id)
+    spec_map, spec_errors, images, endpoints, notes = _read_endpoints(stack, the_spec, credentials, stacks_dir,
+                                                                      progress)
+
+    progress("reading the ledger and the golden report")
+    # One state dir may hold local releases too (the README's first command): they are not the cloud's.
+    ledger, ledger_error = _attempt("ledger", lambda: tuple(on_target(Ledger(home).entries(), "cloud")))
+    golden_path = (reports_dir or REPORTS_DIR) / "latest.json"
+    golden, golden_error = _attempt("golden report", lambda: load_report_of(golden_path, "cloud"))
+    # As the local checklist: the gate's judgement of which suite the runs ran (a --cases-dir subset is not it).
+    golden_sha256, _ = _attempt("golden report", lambda: report_sha256(golden_path)) if golden else (None, None)
+    golden_suite, golden_suite_error = read_golden_suite()
+    # The pinned image's lines judge its jobs since the ledger change that put it on this stack (as locally).
+    window = serving_window(ledger, stack, the_spec.role, images.get(the_spec.role))
+    windows = {window.image: window} if window else {}
+
+    d1 = _read_d1(stack, the_spec, credentials, account, cloudflare_api_base, database_id, windows, golden,
+                  progress)
+    database_id = d1.database_id
+    notes.extend(d1.notes)
+
+    progress("checking workflows against models.yaml and the Dockerfile")
+    consistency, docker_problems, roots, consistency_error = attempt_worker_facts()
+    image_models, image_models_error = _attempt("image models", lambda: image_models_from_ledger(
+        ledger, images.get(the_spec.role), manifest_sha256(WORKER_DIR), _manifest_models()))
+    logs, logs_error = _read_cloud_logs(logs_dir, windows, home)
+    drill, drill_error = _cloud_drill(home, stack, database_id)
+    prune, prune_error = _cloud_prune(home, stack, database_id)
+    facts = Facts(stack=stack, now=now or datetime.now(UTC), target="cloud", specs=spec_map, spec_errors=spec_errors, images=images,
+                  ledger=ledger, ledger_error=ledger_error, golden=golden, golden_error=golden_error,
+                  golden_path=str(golden_path), golden_sha256=golden_sha256, golden_suite=golden_suite,
+                  golden_suite_error=golden_suite_error, metrics=d1.metrics, metrics_error=d1.metrics_error,
+                  jobs=d1.jobs, jobs_error=d1.jobs_error, consistency=consistency,
+                  consistency_error=consistency_error, dockerfile_problems=docker_problems, image_models=image_models,
+                  image_models_error=image_models_error, model_roots=roots, logs=logs, logs_error=logs_error,
+                  polling=tuple(scan_tree(SERVICE_DIR)), live=d1.live, live_reason=d1.live_reason, drill=drill,
+                  drill_error=drill_error, migrations=d1.migrations, migrations_error=d1.migrations_error,
+                  prune=prune, prune_error=prune_error, worker_crons=d1.worker_crons,
+                  worker_crons_error=d1.worker_crons_error, room=d1.room, room_error=d1.room_error)
+    return CloudReading(facts=facts, endpoints=endpoints, database_id=database_id, notes=tuple(notes))
+
+
+def _read_endpoints(stack: str, the_spec: StackSpec, credentials: CloudCredentials, stacks_dir: Path,
+                    progress: Progress) -> tuple[dict[str, StackSpec], dict[str, str], dict[str, str | None],
+                                                 dict[str, EndpointState], list[str]]:
+    """The RunPod endpoint of each role's stack: (role -> the spec as RunPod serves it, role -> why it could not be
+    judged, role -> the image it runs, role -> the endpoint, notes no checklist line judges)."""
     spec_map: dict[str, StackSpec] = {}
     spec_errors: dict[str, str] = {}
     images: dict[str, str | None] = {}
@@ -553,22 +598,39 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
             endpoints["prod"].endpoint_id:
         spec_errors["prod"] = f"STAGING and PROD resolve to the same RunPod endpoint {endpoints['prod'].endpoint_id}"
         spec_map.pop("prod", None)
+    return spec_map, spec_errors, images, endpoints, notes
 
-    progress("reading the ledger and the golden report")
-    # One state dir may hold local releases too (the README's first command): they are not the cloud's.
-    ledger, ledger_error = _attempt("ledger", lambda: tuple(on_target(Ledger(home).entries(), "cloud")))
-    golden_path = (reports_dir or REPORTS_DIR) / "latest.json"
-    golden, golden_error = _attempt("golden report", lambda: load_report_of(golden_path, "cloud"))
-    # As the local checklist: the gate's judgement of which suite the runs ran (a --cases-dir subset is not it).
-    golden_sha256, _ = _attempt("golden report", lambda: report_sha256(golden_path)) if golden else (None, None)
-    golden_suite, golden_suite_error = read_golden_suite()
-    # The pinned image's lines judge its jobs since the ledger change that put it on this stack (as locally).
-    window = serving_window(ledger, stack, the_spec.role, images.get(the_spec.role))
-    windows = {window.image: window} if window else {}
+
+@dataclass(frozen=True)
+class _D1Facts:
+    """What a cloud stack's D1 database and its Worker's Cron Triggers say, each fact with why it could not be read."""
+
+    database_id: str | None
+    metrics: Any
+    metrics_error: str | None
+    jobs: JobFacts | None
+    jobs_error: str | None
+    migrations: Any
+    migrations_error: str | None
+    room: DatabaseRoom | None
+    room_error: str | None
+    live: LiveFacts | None
+    live_reason: str | None
+    worker_crons: WorkerCrons | None
+    worker_crons_error: str | None
+    notes: tuple[str, ...]
+
+
+def _read_d1(stack: str, the_spec: StackSpec, credentials: CloudCredentials, account: str, cloudflare_api_base: str,
+             database_id: str | None, windows: Mapping[str, ServingWindow], golden: Any, progress: Progress) -> _D1Facts:
+    """The job figures, migrations, size and webhook evidence of the stack's D1 database (found by its name unless
+    given), and the Cron Triggers its Worker runs when the stack file declares retention."""
+    from goldgate.ops.metrics_report import report_from_d1
 
     metrics = jobs = live = migrations = worker_crons = room = None
     metrics_error = jobs_error = migrations_error = worker_crons_error = room_error = None
     live_reason = f"cloud target: D1 of {stack} not read"
+    notes: list[str] = []
     api = CloudflareApi(credentials.cloudflare_api_token, cloudflare_api_base)
     try:
         d1 = D1Client(api, account)
@@ -600,23 +662,28 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
                 api, account, the_spec))
     finally:
         api.close()
+    return _D1Facts(database_id=database_id, metrics=metrics, metrics_error=metrics_error, jobs=jobs,
+                    jobs_error=jobs_error, migrations=migrations, migrations_error=migrations_error, room=room,
+                    room_error=room_error, live=live, live_reason=live_reason, worker_crons=worker_crons,
+                    worker_crons_error=worker_crons_error, notes=tuple(notes))
 
-    progress("checking workflows against models.yaml and the Dockerfile")
-    try:
-        consistency, docker_problems, roots = read_worker_facts()
-        consistency_error = None
-    except Exception as exc:  # noqa: BLE001 -- the worker's own loaders raise their own error types
-        consistency, docker_problems, roots, consistency_error = None, None, (), f"images/worker: {exc}"
-    image_models, image_models_error = _attempt("image models", lambda: image_models_from_ledger(
-        ledger, images.get(the_spec.role), manifest_sha256(WORKER_DIR), _manifest_models()))
+
+def _read_cloud_logs(logs_dir: Path | None, windows: Mapping[str, ServingWindow], home: Path) -> tuple[Any, str | None]:
+    """The exported log lines judged with the release commands' own log, or why there are none to judge."""
+    from goldgate.release.ledger import RELEASE_LOG
+
     if logs_dir is None:
-        logs, logs_error = None, ("cloud logs are not readable through the RunPod or D1 APIs: export the API "
-                                  "Worker's and the workers' JSON log lines (Workers Logs / Logpush, RunPod endpoint "
-                                  "logs) into a directory and pass --logs-dir")
-    else:
-        # The cloud release commands write <home>/logs/release.jsonl too: judged with the exported lines.
-        logs, logs_error = _attempt("logs", lambda: read_log_facts(logs_dir, windows=windows,
-                                                                   also=(home / RELEASE_LOG,)))
+        return None, ("cloud logs are not readable through the RunPod or D1 APIs: export the API "
+                      "Worker's and the workers' JSON log lines (Workers Logs / Logpush, RunPod endpoint "
+                      "logs) into a directory and pass --logs-dir")
+    # The cloud release commands write <home>/logs/release.jsonl too: judged with the exported lines.
+    return _attempt("logs", lambda: read_log_facts(logs_dir, windows=windows, also=(home / RELEASE_LOG,)))
+
+
+def _cloud_drill(home: Path, stack: str, database_id: str | None) -> tuple[Any, str | None]:
+    """The last cloud DR drill of `stack`, when it exported this stack's database; else why there is no evidence."""
+    from goldgate.ops import dr
+
     drill, drill_error = _attempt("DR drill", lambda: dr.latest_drill(home, stack, "cloud"))
     if drill is None and drill_error is None:
         drill_error = (f"no cloud DR drill recorded for {stack} (a local drill is no evidence for D1); run "
@@ -624,26 +691,22 @@ def read_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_
     elif drill is not None and database_id and drill.get("database_id") is not None \
             and str(drill.get("database_id")).lower() != database_id.lower():
         # `--database-id` is typed by hand, in either case: a drill of another database proves nothing about this
-        # stack's (the prune record below is compared alike).
+        # stack's (the prune record is compared alike).
         drill, drill_error = None, (f"the last DR drill of {stack} exported D1 {show(drill.get('database_id'))}, not "
                                     f"{stack}'s database {database_id}: it is not evidence; run `goldgate dr-drill "
                                     f"{stack} --target cloud --database-id {database_id}`")
+    return drill, drill_error
+
+
+def _cloud_prune(home: Path, stack: str, database_id: str | None) -> tuple[Any, str | None]:
+    """The last recorded cloud prune of `stack`, when it ran on this stack's database; else why it is no evidence."""
+    from goldgate.ops import retention
+
     prune, prune_error = _attempt("prune record", lambda: retention.latest_prune(home, stack, "cloud"))
     if prune is not None and database_id and str(prune.get("database")).lower() != database_id.lower():
         prune, prune_error = None, (f"the last recorded prune of {stack} ran on D1 {show(prune.get('database'))}, not "
                                     f"{stack}'s database {database_id}: it is not evidence")
-    facts = Facts(stack=stack, now=now or datetime.now(UTC), target="cloud", specs=spec_map, spec_errors=spec_errors, images=images,
-                  ledger=ledger, ledger_error=ledger_error, golden=golden, golden_error=golden_error,
-                  golden_path=str(golden_path), golden_sha256=golden_sha256, golden_suite=golden_suite,
-                  golden_suite_error=golden_suite_error, metrics=metrics, metrics_error=metrics_error, jobs=jobs,
-                  jobs_error=jobs_error, consistency=consistency, consistency_error=consistency_error,
-                  dockerfile_problems=docker_problems, image_models=image_models,
-                  image_models_error=image_models_error, model_roots=roots, logs=logs, logs_error=logs_error,
-                  polling=tuple(scan_tree(SERVICE_DIR)), live=live, live_reason=live_reason, drill=drill,
-                  drill_error=drill_error, migrations=migrations, migrations_error=migrations_error, prune=prune,
-                  prune_error=prune_error, worker_crons=worker_crons, worker_crons_error=worker_crons_error,
-                  room=room, room_error=room_error)
-    return CloudReading(facts=facts, endpoints=endpoints, database_id=database_id, notes=tuple(notes))
+    return prune, prune_error
 
 
 def gather_cloud(stack: str, credentials: CloudCredentials, *, home: Path, stacks_dir: Path = STACKS_DIR,

@@ -129,20 +129,54 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     before that golden run when it was of the report's digest and its rollout was not confirmed (`pulumi up` applied
     it and the watch failed): the run's cases may have run on workers of the release before it."""
     now = now or datetime.now(UTC)
-    conds: list[Condition] = []
-
-    def cond(name: str, passed: bool, detail: str) -> None:
-        conds.append(Condition(name, bool(passed), detail))
-
+    pinned = staging_image
     if redeployed_by is not None:
-        cond("staging_image", False,
-             f"this checkout pins {staging_image} on {staging_stack}, but its last deploy (ledger "
-             f"#{redeployed_by.get('seq')}) put {redeployed_by.get('after')} there: the stack file is older than "
-             "STAGING (a re-run of an earlier CI run?); start a new run from the newest main")
         staging_image = redeployed_by.get("after")  # what STAGING runs, for the conditions below
-    else:
-        cond("staging_image", staging_image is not None,
-             f"STAGING runs {staging_image}" if staging_image else "STAGING has no image deployed")
+    digest = _report_digest(report, staging_image, staging_stack)
+    # In the order PromotionRefused names the failed ones; a check that does not apply here gives None.
+    checks = (
+        _staging_image(pinned, redeployed_by, staging_stack),
+        _report_passed(report, recorded, staging_stack),
+        _report_workflows_covered(report, staging_stack),
+        _report_cases(report, recorded, suite, definitions, suite_dir, staging_stack),
+        None if references is None else _cond("report_references_match", *_references_match(
+            report, references, staging_stack, references_dir, references_git)),
+        _report_stack(report, staging_stack),
+        digest,
+        _expected_image(report, expected_image, staging_image, staging_stack),
+        _report_recorded(report, recorded, superseded_by, staging_stack),
+        _staging_rollout(unconfirmed_deploy, recorded, staging_stack),
+        _report_authenticated(recorded, recorded_problem, staging_stack) if ledger_keyed else None,
+        _report_references(report, recorded, staging_stack),
+        _prod_verdict(report, rejected_by, retry_rejected, staging_stack),
+        _report_workflow_version(report, workflow_versions, staging_stack),
+        _cond("report_fresh", *report_freshness(report.get("finished_at"), now, thresholds.report_max_age_s,
+                                                f"`goldgate golden {staging_stack}`")),
+        _mean_latency(report, thresholds),
+        _error_rate(report, error_rate, thresholds, staging_image, staging_stack),
+    )
+    return GateDecision(tuple(c for c in checks if c is not None),
+                        staging_image if digest.passed and redeployed_by is None else None)
+
+
+def _cond(name: str, passed: Any, detail: str) -> Condition:
+    # Every condition is written `_cond("<name>", ...)`: the runbook's test reads their names from this file.
+    return Condition(name, bool(passed), detail)
+
+
+def _staging_image(pinned: str | None, redeployed_by: Mapping[str, Any] | None, stack: str) -> Condition:
+    """Does STAGING run an image, and is the one this checkout pins there what it runs now?"""
+    if redeployed_by is not None:
+        return _cond("staging_image", False,
+                     f"this checkout pins {pinned} on {stack}, but its last deploy (ledger "
+                     f"#{redeployed_by.get('seq')}) put {redeployed_by.get('after')} there: the stack file is older "
+                     "than STAGING (a re-run of an earlier CI run?); start a new run from the newest main")
+    return _cond("staging_image", pinned is not None,
+                 f"STAGING runs {pinned}" if pinned else "STAGING has no image deployed")
+
+
+def _report_passed(report: Mapping[str, Any], recorded: Mapping[str, Any] | None, stack: str) -> Condition:
+    """Did the golden report pass, as a run of the whole suite?"""
     # A run of the cases `golden --case` named is no run of the suite, even when it named every case: it did not check
     # that a case runs each workflow the stack serves (its report has no `workflows`), so it cannot stand for the suite.
     named = _named_cases(report) or (_named_cases(recorded) if recorded is not None else None)
@@ -150,54 +184,82 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     failures = report.get("failures")
     failures = failures if isinstance(failures, list) else []
     suite_side = suite_side_only(report, failures)
-    cond("report_passed", passed,
-         "the latest golden report passed" if passed else
-         f"the report is of a run of {named} named with `--case`, not of the golden suite (it never checks that a "
-         f"case runs each workflow {staging_stack} serves): run `goldgate golden {staging_stack}` without --case"
-         if named is not None else
-         "the latest golden report did not pass" + (f" ({_failures(failures)})" if failures else "")
-         # A failed run calls for a fix and a new candidate, not another run of the same one (docs/RUNBOOK.md);
-         # unless all it lacked was on the suite's side (a case for a workflow, a reference): the image is not at fault.
-         + ("" if report.get("suite", "full") != "full" or report.get("passed") is True else
-            f": the image is not at fault: {suite_side}, then run `goldgate golden {staging_stack}` on the same image"
-            if suite_side else
-            f": fix the cause and deploy the fixed build to {staging_stack}, then run `goldgate golden "
-            f"{staging_stack}` on it"))
+    return _cond("report_passed", passed,
+                 "the latest golden report passed" if passed else
+                 f"the report is of a run of {named} named with `--case`, not of the golden suite (it never checks "
+                 f"that a case runs each workflow {stack} serves): run `goldgate golden {stack}` without --case"
+                 if named is not None else
+                 "the latest golden report did not pass" + (f" ({_failures(failures)})" if failures else "")
+                 # A failed run calls for a fix and a new candidate, not another run of the same one (docs/RUNBOOK.md);
+                 # unless all it lacked was on the suite's side (a case for a workflow, a reference): the image is
+                 # not at fault.
+                 + ("" if report.get("suite", "full") != "full" or report.get("passed") is True else
+                    f": the image is not at fault: {suite_side}, then run `goldgate golden {stack}` on the same image"
+                    if suite_side else
+                    f": fix the cause and deploy the fixed build to {stack}, then run `goldgate golden "
+                    f"{stack}` on it"))
+
+
+def _report_workflows_covered(report: Mapping[str, Any], stack: str) -> Condition | None:
+    """Did a case run each workflow the stack served? Only a full report that recorded them can say."""
     workflows = report.get("workflows")
     if report.get("suite", "full") == "full" and isinstance(workflows, Mapping):
-        cond("report_workflows_covered", *_workflows_covered(workflows, staging_stack))
-    same_stack = report.get("stack") == staging_stack
+        return _cond("report_workflows_covered", *_workflows_covered(workflows, stack))
+    return None
+
+
+def _report_cases(report: Mapping[str, Any], recorded: Mapping[str, Any] | None, suite: Collection[str] | None,
+                  definitions: Mapping[str, str] | None, suite_dir: str, stack: str) -> Condition | None:
+    """Did the run cover every golden case: as the promotion's suite defines each (its recorded run's word), else by
+    the ids the report ran? None when the caller named no suite."""
     if definitions is not None and recorded is not None:
-        cond("report_cases", *_ran_the_suite(recorded, definitions, suite_dir, staging_stack))
-    elif suite is not None:
-        cases = report.get("cases")
-        ran_ids = {c.get("id") for c in cases if isinstance(c, Mapping) and isinstance(c.get("id"), str)} \
-            if isinstance(cases, list) else set()
-        missing = sorted(set(suite) - ran_ids)
-        cond("report_cases", not missing,
-             f"the report ran all {len(set(suite))} golden cases" if not missing else
-             f"the report ran {len(set(suite)) - len(missing)} of the {len(set(suite))} golden cases (missing: "
-             f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): a run over other cases is not the "
-             f"golden suite; run `goldgate golden {staging_stack}` with every case")
-    if references is not None:
-        cond("report_references_match", *_references_match(report, references, staging_stack, references_dir,
-                                                           references_git))
-    cond("report_stack", same_stack, f"report is for stack {report.get('stack')!r}"
-         + ("" if same_stack else f", expected {staging_stack!r}"))
+        return _cond("report_cases", *_ran_the_suite(recorded, definitions, suite_dir, stack))
+    if suite is None:
+        return None
+    cases = report.get("cases")
+    ran_ids = {c.get("id") for c in cases if isinstance(c, Mapping) and isinstance(c.get("id"), str)} \
+        if isinstance(cases, list) else set()
+    missing = sorted(set(suite) - ran_ids)
+    return _cond("report_cases", not missing,
+                 f"the report ran all {len(set(suite))} golden cases" if not missing else
+                 f"the report ran {len(set(suite)) - len(missing)} of the {len(set(suite))} golden cases (missing: "
+                 f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): a run over other cases is not the "
+                 f"golden suite; run `goldgate golden {stack}` with every case")
+
+
+def _report_stack(report: Mapping[str, Any], stack: str) -> Condition:
+    same_stack = report.get("stack") == stack
+    return _cond("report_stack", same_stack, f"report is for stack {report.get('stack')!r}"
+                 + ("" if same_stack else f", expected {stack!r}"))
+
+
+def _report_digest(report: Mapping[str, Any], staging_image: str | None, stack: str) -> Condition:
+    """Is the report for the digest STAGING runs now? Its pass makes that digest the decision's image."""
     same = staging_image is not None and report.get("image") == staging_image
-    cond("report_digest", same,
-         f"report is for {report.get('image')}" + ("" if same else f", but STAGING now runs {staging_image}; "
-                                                   f"run `goldgate golden {staging_stack}` for the image it runs"))
-    if expected_image is not None:
-        approved = report.get("image") == expected_image == staging_image
-        cond("expected_image", approved,
-             f"promoting only {expected_image}: the report is for {report.get('image')} and STAGING runs "
-             f"{staging_image}" + ("" if approved else
-                                   f"; the approval is for {expected_image} only: deploy it to {staging_stack} and "
-                                   f"run `goldgate golden {staging_stack}`, or approve what STAGING runs"))
+    return _cond("report_digest", same,
+                 f"report is for {report.get('image')}" + ("" if same else f", but STAGING now runs {staging_image}; "
+                                                           f"run `goldgate golden {stack}` for the image it runs"))
+
+
+def _expected_image(report: Mapping[str, Any], expected_image: str | None, staging_image: str | None,
+                    stack: str) -> Condition | None:
+    """Are the report and STAGING both for the digest the caller approved? None when it approved none."""
+    if expected_image is None:
+        return None
+    approved = report.get("image") == expected_image == staging_image
+    return _cond("expected_image", approved,
+                 f"promoting only {expected_image}: the report is for {report.get('image')} and STAGING runs "
+                 f"{staging_image}" + ("" if approved else
+                                       f"; the approval is for {expected_image} only: deploy it to {stack} and "
+                                       f"run `goldgate golden {stack}`, or approve what STAGING runs"))
+
+
+def _report_recorded(report: Mapping[str, Any], recorded: Mapping[str, Any] | None,
+                     superseded_by: Mapping[str, Any] | None, stack: str) -> Condition:
+    """Did a full golden run on STAGING for the report's digest write it, and is that run still the newest?"""
     this_run = (recorded is not None and recorded.get("kind", "golden") == "golden" and recorded.get("suite") == "full"
                 and _named_cases(recorded) is None
-                and recorded.get("stack") == staging_stack and recorded.get("image") == report.get("image"))
+                and recorded.get("stack") == stack and recorded.get("image") == report.get("image"))
     ran = this_run and recorded is not None and recorded.get("passed") is True
     # A full run that failed, recorded as failed: its report is the run's own, and report_passed says what it calls
     # for. Failing here too would repeat that, and a new golden run of the same image is not the remedy.
@@ -206,99 +268,130 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     if (ran or failed_run) and superseded_by is not None:
         outcome = "passed" if superseded_by.get("passed") is True else "did not pass"
         run = "smoke run" if superseded_by.get("suite") == "smoke" else "golden run"
-        cond("report_recorded", False,
-             f"a later {run} on {staging_stack} for {report.get('image')} (ledger #{superseded_by.get('seq')}) "
-             f"{outcome}; only the newest run for a digest counts: gate on its report, or run "
-             f"`goldgate golden {staging_stack}`")
-    elif failed_run and recorded is not None:
-        cond("report_recorded", True,
-             f"written by the golden run recorded as ledger #{recorded.get('seq')}, which did not pass (see "
-             "report_passed)")
-    else:
-        cond("report_recorded", ran,
-             f"written by the golden run recorded as ledger #{recorded.get('seq')}" if ran else
-             (f"the golden run that wrote this report (ledger #{recorded.get('seq')}) is not a passing full run "
-              f"on {staging_stack} for {report.get('image')}" if recorded is not None else
-              "no golden run in the ledger wrote this report (it was edited, comes from another state dir, or a "
-              "git pull or checkout put back the tracked one)")
-             + f"; run `goldgate golden {staging_stack}`")
-    if unconfirmed_deploy is not None:
-        image = unconfirmed_deploy.get("after")
-        cond("staging_rollout", False,
-             f"the golden run{'' if recorded is None else ' (ledger #' + str(recorded.get('seq')) + ')'} followed "
-             f"{staging_stack}'s deploy of {image} (ledger #{unconfirmed_deploy.get('seq')}), whose rollout was not "
-             "confirmed: its cases may have run on workers of the release before; deploy "
-             f"{image} to {staging_stack} again (its rollout watched), then run `goldgate golden {staging_stack}`")
-    if ledger_keyed:
-        trusted = recorded is not None and recorded_problem is None
-        cond("report_authenticated", trusted,
-             f"ledger #{recorded.get('seq')} carries a valid MAC" if trusted and recorded is not None else
-             (recorded_problem or "no ledger entry to authenticate") + "; only a golden run recorded under the ledger "
-             f"key qualifies a digest: run `goldgate golden {staging_stack}` with the key set")
+        return _cond("report_recorded", False,
+                     f"a later {run} on {stack} for {report.get('image')} (ledger #{superseded_by.get('seq')}) "
+                     f"{outcome}; only the newest run for a digest counts: gate on its report, or run "
+                     f"`goldgate golden {stack}`")
+    if failed_run and recorded is not None:
+        return _cond("report_recorded", True,
+                     f"written by the golden run recorded as ledger #{recorded.get('seq')}, which did not pass (see "
+                     "report_passed)")
+    return _cond("report_recorded", ran,
+                 f"written by the golden run recorded as ledger #{recorded.get('seq')}" if ran else
+                 (f"the golden run that wrote this report (ledger #{recorded.get('seq')}) is not a passing full run "
+                  f"on {stack} for {report.get('image')}" if recorded is not None else
+                  "no golden run in the ledger wrote this report (it was edited, comes from another state dir, or a "
+                  "git pull or checkout put back the tracked one)")
+                 + f"; run `goldgate golden {stack}`")
+
+
+def _staging_rollout(unconfirmed_deploy: Mapping[str, Any] | None, recorded: Mapping[str, Any] | None,
+                     stack: str) -> Condition | None:
+    """Fails when the golden run followed a deploy of its digest whose rollout was not confirmed; None otherwise."""
+    if unconfirmed_deploy is None:
+        return None
+    image = unconfirmed_deploy.get("after")
+    return _cond("staging_rollout", False,
+                 f"the golden run{'' if recorded is None else ' (ledger #' + str(recorded.get('seq')) + ')'} followed "
+                 f"{stack}'s deploy of {image} (ledger #{unconfirmed_deploy.get('seq')}), whose rollout was not "
+                 "confirmed: its cases may have run on workers of the release before; deploy "
+                 f"{image} to {stack} again (its rollout watched), then run `goldgate golden {stack}`")
+
+
+def _report_authenticated(recorded: Mapping[str, Any] | None, recorded_problem: str | None,
+                          stack: str) -> Condition:
+    """Does the golden run's ledger entry carry a MAC that verifies under the ledger key?"""
+    trusted = recorded is not None and recorded_problem is None
+    return _cond("report_authenticated", trusted,
+                 f"ledger #{recorded.get('seq')} carries a valid MAC" if trusted and recorded is not None else
+                 (recorded_problem or "no ledger entry to authenticate") + "; only a golden run recorded under the "
+                 f"ledger key qualifies a digest: run `goldgate golden {stack}` with the key set")
+
+
+def _report_references(report: Mapping[str, Any], recorded: Mapping[str, Any] | None, stack: str) -> Condition:
+    """Did the run compare each render with the references, rather than rewrite them (--update-references)?"""
     # Fail closed: every report goldgate writes says whether the run rewrote the references.
     rewrote = report.get("references_updated") is not False or (
         recorded is not None and recorded.get("references_updated") is True)
     # Whether those references are committed is report_references_match's word, not this condition's.
-    cond("report_references", not rewrote,
-         "the run compared each render with the references, not with itself (no --update-references)"
-         if not rewrote else
-         "the report comes from a `--update-references` run, which compares each render with itself; "
-         f"run `goldgate golden {staging_stack}` without it")
-    if rejected_by is not None:
-        verdict = ("its smoke cases failed there" if rejected_by.get("kind") in ("promotion", "golden") else
-                   f"an operator's rollback took {rejected_by.get('stack')} off it")
-        prod = rejected_by.get("stack")
-        found = f"{report.get('image')} went to {prod} and {verdict} (ledger #{rejected_by.get('seq')})"
-        # A fault that shows only on PROD passes every STAGING run: a later golden run there proves nothing about it.
-        cond("prod_verdict", retry_rejected,
-             f"{found}; the operator asked to retry it on {prod} (--retry-rejected)" if retry_rejected else
-             f"{found}; later golden runs on {staging_stack} do not outvote {prod}'s verdict: fix it and release a "
-             f"new build, or, once the cause on {prod} is fixed, `goldgate promote --retry-rejected`")
-    if workflow_versions:
-        version = report.get("workflow_version")
-        other = {stack: v for stack, v in workflow_versions.items() if v != version}
-        by_version: dict[str, list[str]] = {}
-        for stack, v in other.items():
-            by_version.setdefault(v, []).append(stack)
-        where = (" and ".join(f"stacks/Pulumi.{s}.yaml (goldgate:spec: workflow_version)" for s in workflow_versions)
-                 if report.get("target") == "cloud" else
-                 "stacks/local.yaml (" + ", ".join(f"stacks: {s}: workflow_version" for s in workflow_versions)
-                 + "; a running stack reads it at its start: `goldgate down <stack> && goldgate up <stack>`)")
-        cond("report_workflow_version", not other,
-             f"report is for workflow version {version!r}"
-             + "".join(f", but {' and '.join(stacks)} declare{'s' if len(stacks) == 1 else ''} {v!r}"
-                       for v, stacks in by_version.items())
-             + (f": set workflow_version alike in {where}, then run `goldgate golden {staging_stack}`" if other else ""))
-    fresh, freshness = report_freshness(report.get("finished_at"), now, thresholds.report_max_age_s,
-                                        f"`goldgate golden {staging_stack}`")
-    cond("report_fresh", fresh, freshness)
+    return _cond("report_references", not rewrote,
+                 "the run compared each render with the references, not with itself (no --update-references)"
+                 if not rewrote else
+                 "the report comes from a `--update-references` run, which compares each render with itself; "
+                 f"run `goldgate golden {stack}` without it")
+
+
+def _prod_verdict(report: Mapping[str, Any], rejected_by: Mapping[str, Any] | None, retry_rejected: bool,
+                  stack: str) -> Condition | None:
+    """Fails when PROD found the report's digest wanting, unless the operator asked to retry it; None when it did
+    not."""
+    if rejected_by is None:
+        return None
+    verdict = ("its smoke cases failed there" if rejected_by.get("kind") in ("promotion", "golden") else
+               f"an operator's rollback took {rejected_by.get('stack')} off it")
+    prod = rejected_by.get("stack")
+    found = f"{report.get('image')} went to {prod} and {verdict} (ledger #{rejected_by.get('seq')})"
+    # A fault that shows only on PROD passes every STAGING run: a later golden run there proves nothing about it.
+    return _cond("prod_verdict", retry_rejected,
+                 f"{found}; the operator asked to retry it on {prod} (--retry-rejected)" if retry_rejected else
+                 f"{found}; later golden runs on {stack} do not outvote {prod}'s verdict: fix it and release a "
+                 f"new build, or, once the cause on {prod} is fixed, `goldgate promote --retry-rejected`")
+
+
+def _report_workflow_version(report: Mapping[str, Any], workflow_versions: Mapping[str, str] | None,
+                             stack: str) -> Condition | None:
+    """Is the report for the workflow version every stack of the release declares? None when none were given."""
+    if not workflow_versions:
+        return None
+    version = report.get("workflow_version")
+    other = {name: v for name, v in workflow_versions.items() if v != version}
+    by_version: dict[str, list[str]] = {}
+    for name, v in other.items():
+        by_version.setdefault(v, []).append(name)
+    where = (" and ".join(f"stacks/Pulumi.{s}.yaml (goldgate:spec: workflow_version)" for s in workflow_versions)
+             if report.get("target") == "cloud" else
+             "stacks/local.yaml (" + ", ".join(f"stacks: {s}: workflow_version" for s in workflow_versions)
+             + "; a running stack reads it at its start: `goldgate down <stack> && goldgate up <stack>`)")
+    return _cond("report_workflow_version", not other,
+                 f"report is for workflow version {version!r}"
+                 + "".join(f", but {' and '.join(stacks)} declare{'s' if len(stacks) == 1 else ''} {v!r}"
+                           for v, stacks in by_version.items())
+                 + (f": set workflow_version alike in {where}, then run `goldgate golden {stack}`" if other else ""))
+
+
+def _mean_latency(report: Mapping[str, Any], thresholds: Thresholds) -> Condition:
     latency = report.get("latency_s")
     mean = latency.get("mean") if isinstance(latency, Mapping) else None
     ok_mean = isinstance(mean, int | float) and mean <= thresholds.golden_mean_latency_s
-    cond("mean_latency", ok_mean,
-         f"mean latency {mean} s (max {thresholds.golden_mean_latency_s:g} s)" if isinstance(mean, int | float) else
-         f"no mean latency: no case of the run reached a final status (max {thresholds.golden_mean_latency_s:g} s)")
+    return _cond("mean_latency", ok_mean,
+                 f"mean latency {mean} s (max {thresholds.golden_mean_latency_s:g} s)"
+                 if isinstance(mean, int | float) else
+                 f"no mean latency: no case of the run reached a final status (max "
+                 f"{thresholds.golden_mean_latency_s:g} s)")
+
+
+def _error_rate(report: Mapping[str, Any], error_rate: ErrorRate | None, thresholds: Thresholds,
+                staging_image: str | None, stack: str) -> Condition:
+    """Is STAGING's error rate since its image was deployed within the threshold, with jobs to judge it by?"""
     if error_rate is None:
-        cond("error_rate", False, "STAGING's error rate could not be read")
-    elif error_rate.jobs <= 0:
+        return _cond("error_rate", False, "STAGING's error rate could not be read")
+    if error_rate.jobs <= 0:
         # The golden run's own jobs fall in the window: none at all means the metrics are not there to judge.
-        cond("error_rate", False, f"no STAGING jobs recorded since {error_rate.since} (when STAGING's image was "
-                                  "deployed), not even a golden run's: the error rate has no evidence; run "
-                                  f"`goldgate golden {staging_stack}` on the image it runs now (if one ran since, "
-                                  "STAGING's job_metrics are not being written)")
-    else:
-        ok_rate = error_rate.rate <= thresholds.error_rate
-        on = " --target cloud" if report.get("target") == "cloud" else ""
-        # A job a host restart left (a local RunPod's jobs in flight end with it), recovered failed "RunPod has no
-        # record of job ...", keeps the image's tag and counts here until a deploy opens a new window.
-        cond("error_rate", ok_rate,
-             f"{error_rate.failed} of {error_rate.jobs} STAGING jobs failed since {error_rate.since} "
-             f"({error_rate.rate:.1%}, max {thresholds.error_rate:.1%})" + ("" if ok_rate else
-             f": `goldgate metrics {staging_stack}{on}` and each job's error say why; when the cause was not the image "
-             "(jobs a host restart left, recovered failed \"RunPod has no record of job ...\"), a deploy of the same "
-             f"image opens a new window: `goldgate deploy {staging_stack}{on} --image "
-             f"{staging_image or '<the image it runs>'}`, then `goldgate golden {staging_stack}{on}`"))
-    return GateDecision(tuple(conds), staging_image if same and redeployed_by is None else None)
+        return _cond("error_rate", False, f"no STAGING jobs recorded since {error_rate.since} (when STAGING's image "
+                                          "was deployed), not even a golden run's: the error rate has no evidence; "
+                                          f"run `goldgate golden {stack}` on the image it runs now (if one ran since, "
+                                          "STAGING's job_metrics are not being written)")
+    ok_rate = error_rate.rate <= thresholds.error_rate
+    on = " --target cloud" if report.get("target") == "cloud" else ""
+    # A job a host restart left (a local RunPod's jobs in flight end with it), recovered failed "RunPod has no
+    # record of job ...", keeps the image's tag and counts here until a deploy opens a new window.
+    return _cond("error_rate", ok_rate,
+                 f"{error_rate.failed} of {error_rate.jobs} STAGING jobs failed since {error_rate.since} "
+                 f"({error_rate.rate:.1%}, max {thresholds.error_rate:.1%})" + ("" if ok_rate else
+                 f": `goldgate metrics {stack}{on}` and each job's error say why; when the cause was not the image "
+                 "(jobs a host restart left, recovered failed \"RunPod has no record of job ...\"), a deploy of the same "
+                 f"image opens a new window: `goldgate deploy {stack}{on} --image "
+                 f"{staging_image or '<the image it runs>'}`, then `goldgate golden {stack}{on}`"))
 
 
 def _named_cases(record: Mapping[str, Any]) -> str | None:

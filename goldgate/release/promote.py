@@ -21,13 +21,12 @@ from goldgate.release.gate import ErrorRate, GateDecision, PromotionRefused, eva
 from goldgate.release.history import last_verified, on_target, release_ids
 from goldgate.release.ledger import Entry, Ledger
 from goldgate.release.lock import ReleaseLock
-from goldgate.release.report import check_reports_dir, read_report
+from goldgate.release.report import read_report
 from goldgate.release.rollback import (
     RollbackOutcome,
+    check_before_change,
     check_pin_current,
-    check_stack_up,
     deploy_and_smoke,
-    host_code_note,
     observed_pin,
     pending_closeouts,
     reconcile,
@@ -207,31 +206,13 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
         ledger.require_key_if_signed(f"promote to {prod}")
         check_pin_current(deployer, ledger, prod)
         reconcile(deployer, ledger, prod, progress)
-        # A golden run of STAGING under way writes the newest evidence for its image: gating on the report before it
-        # promoted a digest whose newest run was about to fail (the local target: `gate_hold`).
-        hold = getattr(deployer, "gate_hold", None)
-        read_report(report_path)  # one that cannot be read is refused before that lock is taken (nothing written)
-        with hold(staging) if callable(hold) else nullcontext():
-            decision, _report, sha = check_gate(deployer, ledger, report_path, staging=staging, prod=prod, now=now,
-                                                expected_image=expected_image, cases_dir=paths.cases_dir,
-                                                references_dir=paths.references_dir, retry_rejected=retry_rejected)
+        decision, sha = _pass_the_gate(deployer, ledger, report_path, staging=staging, prod=prod, now=now,
+                                       expected_image=expected_image, paths=paths, retry_rejected=retry_rejected,
+                                       trigger=trigger)
         retried = {"retry_rejected": True} if retry_rejected else {}
-        if not decision.passed:
-            ledger.append("promotion", phase="refused", stack=prod, target=deployer.target,
-                          image=deployer.current_image(staging), report=str(report_path), report_sha256=sha,
-                          gate=decision.to_dict(), trigger=trigger, **retried)
-            raise PromotionRefused(decision)
         # The smoke cases decide whether PROD keeps the candidate: cases that cannot run would fail the smoke
         # after PROD changed, and the automatic rollback's smoke too. Found out now, PROD is untouched.
-        load_cases(paths.cases_dir, smoke_only=True,
-                   stack_latency_s=deployer.spec(prod).thresholds.golden_case_latency_s)
-        # So must the smoke report be writable: found unwritable after the smoke passed, PROD would roll back.
-        check_reports_dir(paths.reports_dir)
-        # A local PROD that is not up would fail the deploy, recorded and logged as a failed promotion.
-        check_stack_up(deployer, prod, f"promote to {prod}")
-        note = host_code_note(deployer, prod, "this promotion")
-        if note is not None:
-            progress(f"warning: {note}")
+        check_before_change(deployer, prod, paths, progress, doing=f"promote to {prod}", change="this promotion")
         image = str(decision.image)
         before = deployer.current_image(prod)
         rid = release_ids(ledger.entries()).get(image)
@@ -244,23 +225,8 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
         outcome, error, smoke_path, smoke_passed = deploy_and_smoke(deployer, ledger, prod, image, "promoted",
                                                                      trigger=trigger, progress=progress,
                                                                      paths=paths, deployed=deployed)
-        rolled: RollbackOutcome | None = None
-        # A deploy refused before PROD's pin moved (a RunPod key RunPod refuses, say): a rollback would only be
-        # refused the same way, and be recorded as a failed rollback of a PROD that never changed.
-        unchanged = outcome == "deploy_failed" and not deployed and before is not None \
-            and observed_pin(deployer, prod) == before
-        if outcome != "promoted":
-            progress(f"{outcome.replace('_', ' ')} on {prod}: {error}")
-        if unchanged:
-            progress(f"{prod} still pins {was}: the deploy changed nothing, so nothing is rolled back")
-        elif outcome != "promoted":
-            target = last_verified(on_target(ledger.entries(), deployer.target), exclude=image, stack=prod)
-            fallback = target.image if target else (before if before and before != image
-                                                    and not shipped_placeholder(before) else None)
-            if fallback:
-                rolled = rollback_locked(deployer, ledger, fallback, stack=prod, trigger=trigger,
-                                         reason=f"automatic: promotion of {image} {outcome.replace('_', ' ')}",
-                                         progress=progress, paths=paths)
+        rolled, unchanged = _roll_back_a_failure(deployer, ledger, prod, image, before, was, outcome, error,
+                                                 deployed=deployed, trigger=trigger, progress=progress, paths=paths)
         # Read as a rollback reads it: a pin that cannot be read now is recorded as unknown; raising here would leave
         # the intent open, and the next command would record a promotion whose smoke passed as interrupted.
         prod_image = observed_pin(deployer, prod)
@@ -273,6 +239,53 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
                             gate=decision, smoke_report=smoke_path, smoke_passed=smoke_passed, rollback=rolled,
                             duration_s=time.monotonic() - t0, error=error, unchanged=unchanged,
                             unconfirmed=bool(deployed))
+
+
+def _pass_the_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging: str, prod: str,
+                   now: datetime | None, expected_image: str | None, paths: GoldenPaths, retry_rejected: bool,
+                   trigger: str) -> tuple[GateDecision, str]:
+    """The gate's decision that lets the promotion go on, and the sha256 of the report it read; a refusal is
+    recorded in the ledger and raised as PromotionRefused."""
+    # A golden run of STAGING under way writes the newest evidence for its image: gating on the report before it
+    # promoted a digest whose newest run was about to fail (the local target: `gate_hold`).
+    hold = getattr(deployer, "gate_hold", None)
+    read_report(report_path)  # one that cannot be read is refused before that lock is taken (nothing written)
+    with hold(staging) if callable(hold) else nullcontext():
+        decision, _report, sha = check_gate(deployer, ledger, report_path, staging=staging, prod=prod, now=now,
+                                            expected_image=expected_image, cases_dir=paths.cases_dir,
+                                            references_dir=paths.references_dir, retry_rejected=retry_rejected)
+    if not decision.passed:
+        retried = {"retry_rejected": True} if retry_rejected else {}
+        ledger.append("promotion", phase="refused", stack=prod, target=deployer.target,
+                      image=deployer.current_image(staging), report=str(report_path), report_sha256=sha,
+                      gate=decision.to_dict(), trigger=trigger, **retried)
+        raise PromotionRefused(decision)
+    return decision, sha
+
+
+def _roll_back_a_failure(deployer: Deployer, ledger: Ledger, prod: str, image: str, before: str | None, was: str,
+                         outcome: str, error: str | None, *, deployed: dict[str, Any], trigger: str,
+                         progress: Progress, paths: GoldenPaths) -> tuple[RollbackOutcome | None, bool]:
+    """After a promotion that did not end promoted, roll PROD back to the last verified release (else to the one it
+    ran before). Returns the rollback (None when none ran) and whether the deploy left PROD's pin unchanged."""
+    rolled: RollbackOutcome | None = None
+    # A deploy refused before PROD's pin moved (a RunPod key RunPod refuses, say): a rollback would only be
+    # refused the same way, and be recorded as a failed rollback of a PROD that never changed.
+    unchanged = outcome == "deploy_failed" and not deployed and before is not None \
+        and observed_pin(deployer, prod) == before
+    if outcome != "promoted":
+        progress(f"{outcome.replace('_', ' ')} on {prod}: {error}")
+    if unchanged:
+        progress(f"{prod} still pins {was}: the deploy changed nothing, so nothing is rolled back")
+    elif outcome != "promoted":
+        target = last_verified(on_target(ledger.entries(), deployer.target), exclude=image, stack=prod)
+        fallback = target.image if target else (before if before and before != image
+                                                and not shipped_placeholder(before) else None)
+        if fallback:
+            rolled = rollback_locked(deployer, ledger, fallback, stack=prod, trigger=trigger,
+                                     reason=f"automatic: promotion of {image} {outcome.replace('_', ' ')}",
+                                     progress=progress, paths=paths)
+    return rolled, unchanged
 
 
 class _Previewed:

@@ -28,6 +28,7 @@ from goldgate.release.history import (
     VERIFIED_OUTCOMES,
     Interrupted,
     UnknownRelease,
+    VerifiedRelease,
     change_cut_short,
     interrupted,
     last_verified,
@@ -112,51 +113,12 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         by_hand = served is not None and current is not None and served != current \
             and not pin_accounted_for(_last_change(entries, stack), current)
         lost = _lost_change(entries, stack)
-        aim = next((r for r in verified_releases(entries, stack) if r.image == _aim(lost)), None) if lost else None
-        if to is not None:
-            target = resolve(entries, to, stack, current)
-        elif lost is not None and aim is not None:
-            progress(f"{stack}'s last {lost.kind} (ledger #{lost.get('intent_seq')}) was interrupted; finishing it: "
-                     f"{aim.image} is what it set out to leave running")
-            target = aim
-        elif current is None and verified_releases(entries, stack):
-            # Unreadable, not empty: "the release before this one" would be the newest verified one, which is
-            # most likely what the stack still runs; redeploying it is no rollback.
-            # No pin at all says the same (a local PROD whose pin was removed, as advised for one no worker runs).
-            newest = verified_releases(entries, stack)[-1]
-            raise GoldgateError(f"cannot tell what {stack} runs now (no pin, or one that cannot be read); name the "
-                                f"release to roll back to with --to, e.g. the newest verified one: `goldgate rollback "
-                                f"--to {newest.release_id or newest.image}` (see `goldgate history`)")
-        else:
-            found = last_verified(entries, exclude=current, stack=stack)
-            if found is None:
-                raise UnknownRelease(_no_target(entries, stack, current))
-            target = found
-        # The release it runs again: only when the attempt that put it there failed, or was cut short, or its last
-        # smoke run there failed (a fault of PROD's own, once fixed: `status` offers this rollback then), or its host
-        # serves another (pinned by hand: `status`'s pin line offers this rollback then).
-        if target.image == current and served in (None, current) and not _attempt_failed(entries, stack, current) \
-                and lost is None and _smoke_failed(entries, stack, current) is None:
-            raise GoldgateError(f"{stack} already runs {current}; nothing to roll back (name another release "
-                                "with --to)")
-        # Smoke cases that cannot run (or would ask for more time than the stack allows): refused before PROD changes
-        load_cases(paths.cases_dir, smoke_only=True,
-                   stack_latency_s=deployer.spec(stack).thresholds.golden_case_latency_s)
-        check_reports_dir(paths.reports_dir)  # and its smoke report can be written
-        check_stack_up(deployer, stack, f"roll {stack} back")
-        note = host_code_note(deployer, stack, "this rollback")
-        if note is not None:
-            progress(f"warning: {note}")
-        # Taking the stack off a candidate no smoke run judged (or finishing a rollback cut short that was doing so)
-        # is no verdict on it: recorded so, the gate's prod_verdict does not read it as the operator's.
-        candidate = unjudged_candidate(entries, stack)
-        finishing = lost is not None and lost.kind == "rollback" and lost.get("reason") == UNJUDGED \
-            and target.image == _aim(lost)
-        off_unjudged = candidate is not None and candidate.get("image") != target.image
-        reason = UNJUDGED if off_unjudged or finishing else \
-            NEVER_JUDGED if _never_judged(entries, stack, current, target.image) else "manual"
+        target = _rollback_target(entries, stack, to, current, lost, progress)
+        _check_something_to_roll_back(entries, stack, target.image, current, served, lost)
+        check_before_change(deployer, stack, paths, progress, doing=f"roll {stack} back", change="this rollback")
         outcome = rollback_locked(deployer, ledger, target.image, stack=stack, trigger=trigger,
-                                  reason=reason, progress=progress, paths=paths)
+                                  reason=_rollback_reason(entries, stack, current, target.image, lost),
+                                  progress=progress, paths=paths)
         if by_hand:
             outcome = replace(outcome, pinned_outside_goldgate=True)
     if not outcome.ok:
@@ -166,6 +128,72 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
                              f"`goldgate rollback --to {outcome.image}`, or name another verified release with --to "
                              "(see `goldgate history`)")
     return outcome
+
+
+def _rollback_target(entries: list[Entry], stack: str, to: str | None, current: str | None, lost: Entry | None,
+                     progress: Progress) -> VerifiedRelease:
+    """The release to roll `stack` back to: the one named with --to; else the one an interrupted change set out to
+    leave running; else the last verified release before `current`. Raises when none can be named."""
+    aim = next((r for r in verified_releases(entries, stack) if r.image == _aim(lost)), None) if lost else None
+    if to is not None:
+        return resolve(entries, to, stack, current)
+    if lost is not None and aim is not None:
+        progress(f"{stack}'s last {lost.kind} (ledger #{lost.get('intent_seq')}) was interrupted; finishing it: "
+                 f"{aim.image} is what it set out to leave running")
+        return aim
+    if current is None and verified_releases(entries, stack):
+        # Unreadable, not empty: "the release before this one" would be the newest verified one, which is
+        # most likely what the stack still runs; redeploying it is no rollback.
+        # No pin at all says the same (a local PROD whose pin was removed, as advised for one no worker runs).
+        newest = verified_releases(entries, stack)[-1]
+        raise GoldgateError(f"cannot tell what {stack} runs now (no pin, or one that cannot be read); name the "
+                            f"release to roll back to with --to, e.g. the newest verified one: `goldgate rollback "
+                            f"--to {newest.release_id or newest.image}` (see `goldgate history`)")
+    found = last_verified(entries, exclude=current, stack=stack)
+    if found is None:
+        raise UnknownRelease(_no_target(entries, stack, current))
+    return found
+
+
+def _check_something_to_roll_back(entries: list[Entry], stack: str, image: str, current: str | None,
+                                  served: str | None, lost: Entry | None) -> None:
+    """Refuse a rollback to the release `stack` runs now, unless running it again is itself the remedy."""
+    # The release it runs again: only when the attempt that put it there failed, or was cut short, or its last
+    # smoke run there failed (a fault of PROD's own, once fixed: `status` offers this rollback then), or its host
+    # serves another (pinned by hand: `status`'s pin line offers this rollback then).
+    if image == current and served in (None, current) and not _attempt_failed(entries, stack, current) \
+            and lost is None and _smoke_failed(entries, stack, current) is None:
+        raise GoldgateError(f"{stack} already runs {current}; nothing to roll back (name another release "
+                            "with --to)")
+
+
+def _rollback_reason(entries: list[Entry], stack: str, current: str | None, image: str, lost: Entry | None) -> str:
+    """The reason the ledger records for an operator's rollback to `image`: whether it is a verdict on the release
+    it leaves."""
+    # Taking the stack off a candidate no smoke run judged (or finishing a rollback cut short that was doing so)
+    # is no verdict on it: recorded so, the gate's prod_verdict does not read it as the operator's.
+    candidate = unjudged_candidate(entries, stack)
+    finishing = lost is not None and lost.kind == "rollback" and lost.get("reason") == UNJUDGED \
+        and image == _aim(lost)
+    off_unjudged = candidate is not None and candidate.get("image") != image
+    return UNJUDGED if off_unjudged or finishing else \
+        NEVER_JUDGED if _never_judged(entries, stack, current, image) else "manual"
+
+
+def check_before_change(deployer: Deployer, stack: str, paths: GoldenPaths, progress: Progress, *, doing: str,
+                        change: str) -> None:
+    """What would fail only after `stack` changed, refused before it does: smoke cases that cannot run (or would ask
+    for more time than the stack allows), a smoke report that cannot be written, a local stack that is not up. Warns
+    when the stack's host runs older goldgate code (`change`: "this promotion", "this rollback")."""
+    load_cases(paths.cases_dir, smoke_only=True,
+               stack_latency_s=deployer.spec(stack).thresholds.golden_case_latency_s)
+    # Found unwritable after the smoke passed, the stack would be rolled back.
+    check_reports_dir(paths.reports_dir)
+    # A local stack that is not up would fail the deploy, recorded and logged as a failed change (which alerts).
+    check_stack_up(deployer, stack, doing)
+    note = host_code_note(deployer, stack, change)
+    if note is not None:
+        progress(f"warning: {note}")
 
 
 def _no_target(entries: list[Entry], stack: str, current: str | None) -> str:
