@@ -677,7 +677,8 @@ class _Handler(BaseHTTPRequestHandler):
         server refuses such a request, the stand-in answers 400 and closes the connection, whose body it cannot
         delimit."""
         raw = (self.headers.get("Content-Length") or "0").strip()
-        if not raw.isascii() or not raw.isdigit():
+        # 18 digits hold any length a body can have; more would reach int()'s limit on digits (4,300) and raise.
+        if not raw.isascii() or not raw.isdigit() or len(raw.lstrip("0")) > 18:
             self.close_connection = True
             return None
         return int(raw)
