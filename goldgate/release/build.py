@@ -417,7 +417,10 @@ def check_node_types(context: Path) -> None:
     NODE_TYPES), nor one an entry's `nodes` or `core_nodes` lists. ComfyUI refuses every job of such a workflow
     (`Node '<type>' not found`), and only on the GPU. A file that declares nothing refuses nothing: a checkout from
     before custom_nodes.yaml (its Dockerfile installing nodes by hand) builds as it did, and goldgate cannot list every
-    node type of the base image's ComfyUI. A workflow file that does not load is left to the build's own checks."""
+    node type of the base image's ComfyUI. A workflow file that does not load is left to the build's own checks. A type
+    that nearly matches one the file (or goldgate) knows is named with it: fixing a typo is likelier than a new entry."""
+    import difflib
+
     from goldgate.local.comfyui.backend import NODE_TYPES
     from images.worker.custom_nodes import CustomNodesError, load_custom_nodes
     from images.worker.workflows import WorkflowError, load_workflows
@@ -434,20 +437,29 @@ def check_node_types(context: Path) -> None:
     except WorkflowError:
         return
     known = NODE_TYPES.keys() | set(declared.core_nodes)
+    # Where each type the file (or goldgate) knows comes from, for the near miss of a mistyped one.
+    listed = {**dict.fromkeys(NODE_TYPES, "a ComfyUI node type goldgate knows"),
+              **dict.fromkeys(declared.core_nodes, "listed under core_nodes"),
+              **{t: f"listed by entry {e.name}" for e in declared.entries for t in e.nodes}}
     found = []
     for workflow in workflows.values():
         where = workflow.path or context / "workflows" / f"{workflow.id}.json"
         for node_id, node in workflow.graph.items():
             node_type = node.get("class_type")
             if isinstance(node_type, str) and node_type not in known and declared.provider(node_type) is None:
-                found.append(f"workflow {workflow.id} ({where}) node {node_id} has type {node_type!r}")
+                near = difflib.get_close_matches(node_type, listed, n=1)
+                hint = f" (did you mean {near[0]!r}, {listed[near[0]]}?)" if near else ""
+                found.append(f"workflow {workflow.id} ({where}) node {node_id} has type {node_type!r}{hint}")
     if found:
         more = f" (and {len(found) - 2} more)" if len(found) > 2 else ""
+        # An entry without `nodes` may be the one that has the type: only its `nodes` would tell the build so.
+        silent = [e.name for e in declared.entries if not e.nodes]
+        unlisted = "".join(f"; entry {name} lists no `nodes`: list the types it provides" for name in silent[:2])
         # Kept short: the CLI cuts an error line over 600 characters in the middle.
-        raise BuildFailed(f"{'; '.join(found[:2])}{more}, which no entry of {path} provides: ComfyUI refuses every job "
-                          "of it (\"Node '<type>' not found\"); add the custom node that has it to custom_nodes.yaml "
-                          "(url, commit, `nodes`), or list it under `core_nodes` there if the image's ComfyUI has it; "
-                          "nothing was built")
+        raise BuildFailed(f"{'; '.join(found[:2])}{more}, which no entry of {path} provides: ComfyUI refuses every "
+                          "job of it (\"Node '<type>' not found\"); add the custom node that has it to "
+                          "custom_nodes.yaml (url, commit, `nodes`), or list it under `core_nodes` if the image's "
+                          f"ComfyUI has it{unlisted}; nothing was built")
 
 
 def check_custom_nodes_installed(context: Path, dockerfile: str = "Dockerfile") -> None:

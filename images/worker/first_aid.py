@@ -274,8 +274,11 @@ def explain_rejection(rejected: PromptRejected, graph: dict[str, Any], roots: tu
 
 def _missing_node_type(top: dict[str, Any]) -> str | None:
     """What to do about ComfyUI's `missing_node_type` (a node type this image's ComfyUI does not have): the
-    usual cause is a custom node the workflow was made with and the Dockerfile does not install. On the local
-    target the ComfyUI emulator says itself what it cannot run, so nothing is added there."""
+    usual cause is a custom node the workflow was made with and the image does not install. When the image was built
+    with its entry, rebuilding changes nothing: ComfyUI goes on without a node that fails to import at start (a
+    missing dependency), printing `IMPORT FAILED` (the worker's `comfyui.output` lines), or the entry's `nodes` names
+    a type the node does not register. On the local target the ComfyUI emulator says itself what it cannot run, so
+    nothing is added there."""
     message = str(top.get("message") or "")
     if top.get("type") != "missing_node_type" or "[local target:" in message:
         return None
@@ -283,6 +286,8 @@ def _missing_node_type(top: dict[str, Any]) -> str | None:
     class_type = extra.get("class_type") or message.partition("'")[2].rpartition("' not found")[0] or "?"
     return (f"this image's ComfyUI has no node type {str(class_type)[:100]!r}: if it comes from a custom node, "
             "add that to images/worker/custom_nodes.yaml (its url, the full commit you tested, and the type under "
-            "`nodes`) and rebuild; if the entry is there, the image was built before it: build and release again; "
-            "else the workflow was exported from a newer ComfyUI than the image's, or names a node by a title "
-            "instead of its type")
+            "`nodes`) and rebuild; if the image was built with that entry, the node likely failed to import when "
+            "ComfyUI started (look for `IMPORT FAILED` in this worker's `comfyui.output` log lines: a missing "
+            "dependency, a lock without it), or `nodes` names a type the node does not register (its "
+            "NODE_CLASS_MAPPINGS keys); else the workflow was exported from a newer ComfyUI than the image's, or "
+            "names a node by a title instead of its type")

@@ -9,10 +9,13 @@ listed name with no file behind it (a link whose target is gone) fails that load
 Execution renders a PNG whose size comes from the latent node and whose pixels come from every
 value upstream of the SaveImage node (seed, prompt, steps...), so mis-wired parameters show.
 Each output node is reported as one `executing` + `executed` pair (ComfyUI reports every node it runs).
-It knows a fixed set of node types (NODE_TYPES, each with ComfyUI's own input specs): a prompt using
-any other gets ComfyUI's `missing_node_type` answer, its message followed by what the local target
-cannot emulate and what to do (`not_emulated`), since a real ComfyUI may have that node; for a node type the image's
-custom_nodes.yaml declares, that the image installs it and which entry does (`not_runnable_custom`).
+It knows a fixed set of node types (NODE_TYPES, each with ComfyUI's own input specs), and the custom node types the
+image's custom_nodes.yaml gives a stand-in (`emulate:`, goldgate.local.comfyui.stand_ins): those it lists, validates and
+runs as its own, each IMAGE or LATENT output handing on the node's first input of that type. A prompt using any other
+type gets ComfyUI's `missing_node_type` answer, its message followed by what the local target cannot emulate and what
+to do (`not_emulated`), since a real ComfyUI may have that node; for a node type the image's custom_nodes.yaml
+declares without a stand-in, that the image installs it, which entry does, and the `emulate:` way out
+(`not_runnable_custom`).
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class NodeType:
     required: dict[str, tuple[Any, ...]]
     outputs: tuple[str, ...]
     output_node: bool = False
+    python_module: str = "nodes"   # as /object_info says where a node comes from: custom_nodes.<folder> for a stand-in
 
 
 def _models(folder: str) -> tuple[Any, ...]:
@@ -150,19 +154,33 @@ def not_emulated(class_type: str) -> str:
     node a real ComfyUI may well run (a core node it lacks, a custom node the image installs) fails here. What to
     do comes first: a summary line may show only the start of a job's error."""
     return (f"[local target: the ComfyUI emulator lacks {class_type!r}, which a real ComfyUI may have (core, or a "
-            f"custom node the image installs): test this workflow on a cloud STAGING stack (--target cloud), or "
-            f"emulate the node type in NODE_TYPES, goldgate/local/comfyui/backend.py (\"Add a workflow\" in "
-            f"images/worker/README.md). It emulates {', '.join(sorted(NODE_TYPES))}]")
+            f"custom node the image installs): test this workflow on a cloud STAGING stack (--target cloud); for a "
+            f"custom node, list the type under its custom_nodes.yaml entry's `nodes` and give it a stand-in under "
+            f"`emulate:` there; for a core node, emulate it in NODE_TYPES, goldgate/local/comfyui/backend.py (\"Add "
+            f"a workflow\" in images/worker/README.md). It emulates {', '.join(sorted(NODE_TYPES))}]")
 
 
-def not_runnable_custom(class_type: str, provider: str) -> str:
-    """What ComfyUI's "not found" means on the local target for a node type custom_nodes.yaml declares: the image
-    installs it, and a real ComfyUI there runs it, but this emulator runs no custom node's code (it cannot know what
-    the node computes, nor even its outputs, so it neither lists it in /object_info nor passes an image through it)."""
+def not_runnable_custom(class_type: str, provider: str, refused: str | None = None) -> str:
+    """What ComfyUI's "not found" means on the local target for a node type custom_nodes.yaml declares without a
+    stand-in: the image installs it, and a real ComfyUI there runs it, but this emulator runs no custom node's code (it
+    cannot know what the node computes, nor even its outputs, so it neither lists it in /object_info nor passes an
+    image through it) until the entry declares the type's inputs and outputs under `emulate:`. `refused`: why the
+    entry's `emulate:` was refused, when it has one."""
+    way_out = (f"fix its stand-in: {refused}" if refused is not None else
+               f"give it a stand-in under `emulate:` in that entry, e.g. emulate: {{{class_type}: {{inputs: {{image: "
+               f"IMAGE}}, outputs: [IMAGE]}}}} (\"Add a workflow\" in images/worker/README.md)")
     return (f"[local target: the image installs {class_type!r} with the custom node {provider} (custom_nodes.yaml), "
             f"but the ComfyUI emulator runs no custom node's code: test this workflow on a cloud STAGING stack "
-            f"(--target cloud), or emulate the node type in NODE_TYPES, goldgate/local/comfyui/backend.py (\"Add a "
-            f"workflow\" in images/worker/README.md)]")
+            f"(--target cloud), or {way_out}]")
+
+
+@dataclass(frozen=True)
+class CustomNodeTypes:
+    """The image's custom node types (custom_nodes.yaml) as the emulator knows them."""
+
+    providers: dict[str, str] = field(default_factory=dict)      # node type -> the entry that installs it
+    stand_ins: dict[str, NodeType] = field(default_factory=dict)  # node type -> the stand-in its entry declares
+    refused: dict[str, str] = field(default_factory=dict)        # node type -> why its entry's `emulate` is refused
 
 
 class PromptInvalid(Exception):
@@ -256,11 +274,11 @@ class ComfyBackend:
 
     def __init__(self, models_dir: Path, output_dir: Path, input_dir: Path, temp_dir: Path,
                  render_delay_s: float = 0.0, interrupt_lag_s: float = 0.0,
-                 hold_dir: Path | None = None, custom_nodes: dict[str, str] | None = None) -> None:
+                 hold_dir: Path | None = None, custom_nodes: CustomNodeTypes | None = None) -> None:
         self.models_dir = Path(models_dir)
-        # The image's custom node types (custom_nodes.yaml), each with the entry that installs it: refused as ComfyUI
-        # refuses a node it lacks, with the entry named (not_runnable_custom).
-        self.custom_nodes = dict(custom_nodes or {})
+        # The image's custom node types (custom_nodes.yaml): one with a stand-in runs as a node type of its own; any
+        # other is refused as ComfyUI refuses a node it lacks, with its entry named (not_runnable_custom).
+        self.custom_nodes = custom_nodes or CustomNodeTypes()
         self.output_dir = Path(output_dir)
         # ComfyUI's folder_paths.get_directory_by_type: where /upload/image writes and /view reads, per `type`.
         self.dirs = {"output": self.output_dir, "input": Path(input_dir), "temp": Path(temp_dir)}
@@ -322,7 +340,7 @@ class ComfyBackend:
             inputs = node.get("inputs") or {}
             if _opens_nothing(node["class_type"], inputs):
                 continue
-            for name, spec in NODE_TYPES[node["class_type"]].required.items():
+            for name, spec in self._known(node).required.items():
                 if not (isinstance(spec[0], tuple) and spec[0][0] == "__models__"):
                     continue
                 folder, filename = spec[0][1], str(inputs.get(name))
@@ -331,6 +349,24 @@ class ComfyBackend:
                         raise FileNotFoundError(f"Model in folder '{folder}' with filename '{filename}' not found.")
                     except FileNotFoundError as exc:
                         raise _LoaderFailed(node_id, exc) from None
+
+    def node_type(self, class_type: Any) -> NodeType | None:
+        """The node type a prompt's `class_type` names: one of ComfyUI's this emulator runs, or a custom node's
+        stand-in; None for any other (ComfyUI's "not found"). An unhashable one raises TypeError, as ComfyUI's
+        lookup in NODE_CLASS_MAPPINGS does (its answer is a 500)."""
+        return NODE_TYPES.get(class_type) or self.custom_nodes.stand_ins.get(class_type)
+
+    @property
+    def node_types(self) -> dict[str, NodeType]:
+        """Every node type it lists in /object_info and runs: ComfyUI's own, then the stand-ins."""
+        return {**self.custom_nodes.stand_ins, **NODE_TYPES}
+
+    def _known(self, node: dict[str, Any]) -> NodeType:
+        """The node type of a node of a validated prompt (validate_prompt refuses one naming any other)."""
+        found = self.node_type(node["class_type"])
+        if found is None:
+            raise KeyError(node["class_type"])
+        return found
 
     def resolved_inputs(self, node_type: NodeType) -> dict[str, tuple[Any, ...]]:
         resolved = {}
@@ -346,7 +382,7 @@ class ComfyBackend:
         if node_id in validated:
             return validated[node_id]
         node = prompt[node_id]
-        node_type = NODE_TYPES[node["class_type"]]
+        node_type = self._known(node)
         inputs = node.get("inputs") or {}
         required = self.resolved_inputs(node_type)
         errors: list[dict[str, Any]] = []
@@ -367,7 +403,7 @@ class ComfyBackend:
                                          name, {"input_name": name, "input_config": info, "received_value": value}))
                     continue
                 linked = prompt[str(value[0])]
-                linked_type = NODE_TYPES[linked["class_type"]]
+                linked_type = self._known(linked)
                 received = linked_type.outputs[value[1]] if 0 <= value[1] < len(linked_type.outputs) else None
                 if received != type_input:
                     errors.append(_error("return_type_mismatch", "Return type mismatch between linked nodes",
@@ -430,14 +466,15 @@ class ComfyBackend:
                 raise PromptInvalid(_error("invalid_prompt",
                                            "Cannot execute because a node is missing the class_type property.",
                                            f"Node ID '#{node_id}'"), {})
-            if node["class_type"] not in NODE_TYPES:
-                provider = self.custom_nodes.get(node["class_type"]) if isinstance(node["class_type"], str) else None
+            if self.node_type(node["class_type"]) is None:
+                class_type = node["class_type"]
+                provider = self.custom_nodes.providers.get(class_type) if isinstance(class_type, str) else None
                 raise PromptInvalid(_error(
-                    "missing_node_type", f"Node '{node['class_type']}' not found. The custom node may not be installed. "
-                    + (not_runnable_custom(node["class_type"], provider) if provider is not None
-                       else not_emulated(node["class_type"])),
-                    f"Node ID '#{node_id}'", {"node_id": node_id, "class_type": node["class_type"]}), {})
-        outputs = [nid for nid, node in prompt.items() if NODE_TYPES[node["class_type"]].output_node]
+                    "missing_node_type", f"Node '{class_type}' not found. The custom node may not be installed. "
+                    + (not_runnable_custom(class_type, provider, self.custom_nodes.refused.get(class_type))
+                       if provider is not None else not_emulated(class_type)),
+                    f"Node ID '#{node_id}'", {"node_id": node_id, "class_type": class_type}), {})
+        outputs = [nid for nid, node in prompt.items() if self._known(node).output_node]
         if not outputs:
             raise PromptInvalid(_error("prompt_no_outputs", "Prompt has no outputs", ""), {})
         validated: dict[str, Any] = {}
@@ -666,23 +703,31 @@ class ComfyBackend:
             if isinstance(value, list):
                 self._upstream(prompt, str(value[0]), seen)
 
-    def _latent(self, prompt: dict[str, Any], node_id: str) -> dict[str, Any]:
-        """The Empty*LatentImage feeding this node, following the first linked input its node type declares IMAGE
-        or LATENT (SaveImage's `images`, VAEDecode's `samples`, KSampler's `latent_image`; a node type added to
-        NODE_TYPES, such as WAS's `Image Blur` and its `image`, by its own declaration, whatever the input's name)."""
+    def _latent(self, prompt: dict[str, Any], node_id: str, handed_on: str | None = None) -> dict[str, Any]:
+        """The Empty*LatentImage feeding this node, following the first linked input of the type of the output the
+        render came through (`handed_on`: a stand-in's IMAGE output hands on its first IMAGE input, whatever comes
+        before it), else the first its node type declares IMAGE or LATENT (SaveImage's `images`, VAEDecode's
+        `samples`, KSampler's `latent_image`; a node type added to NODE_TYPES, such as WAS's `Image Blur` and its
+        `image`, by its own declaration, whatever the input's name)."""
         node = prompt[node_id]
         if node["class_type"] in ("EmptyLatentImage", "EmptySD3LatentImage"):
             return node["inputs"]
-        node_type = NODE_TYPES.get(node["class_type"])
-        for name, spec in node_type.required.items() if node_type is not None else ():
-            link = node["inputs"].get(name)
-            if spec and spec[0] in LATENT_PATH_TYPES and isinstance(link, list):
-                return self._latent(prompt, str(link[0]))
+        node_type = self.node_type(node["class_type"])
+        linked = [(spec[0], node["inputs"].get(name)) for name, spec in node_type.required.items()
+                  if spec and spec[0] in LATENT_PATH_TYPES and isinstance(node["inputs"].get(name), list)
+                  ] if node_type is not None else []
+        chosen = next((found for found in linked if found[0] == handed_on), linked[0] if linked else None)
+        if chosen is not None:
+            kind, (source_id, slot) = chosen[0], chosen[1][:2]
+            source = self.node_type(prompt[str(source_id)]["class_type"])
+            output = source.outputs[slot] if source is not None and 0 <= slot < len(source.outputs) else kind
+            return self._latent(prompt, str(source_id), output)
         raise PromptInvalid(_error(
             "exception_during_validation",
             f"no latent image upstream: the local target's ComfyUI emulator sizes an image by the EmptyLatentImage its "
             f"IMAGE or LATENT inputs lead to, and node {node_id} ({node['class_type']}) has no such input linked "
-            "(its inputs as NODE_TYPES in goldgate/local/comfyui/backend.py declares them)", node_id), {})
+            "(its inputs as NODE_TYPES in goldgate/local/comfyui/backend.py, or its custom_nodes.yaml stand-in, "
+            "declares them)", node_id), {})
 
     def render(self, prompt: dict[str, Any], save_node: str) -> list[bytes]:
         """Deterministic PNGs for one SaveImage node: same upstream values -> same bytes."""

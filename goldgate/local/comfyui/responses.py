@@ -6,7 +6,7 @@ import platform
 import sys
 from typing import Any
 
-from .backend import NODE_TYPES, ComfyBackend, PromptInvalid
+from .backend import ComfyBackend, PromptInvalid
 
 COMFYUI_VERSION = "0.3.40-emulated"
 EMULATED_DEVICE = {"name": "cuda:0 Emulated GPU (goldgate ComfyUI emulator)", "type": "cuda", "index": 0,
@@ -27,19 +27,20 @@ def _jsonable(spec: tuple[Any, ...]) -> list[Any]:
 
 
 def node_info(backend: ComfyBackend, class_type: str) -> dict[str, Any]:
-    node = NODE_TYPES[class_type]
+    node = backend.node_types[class_type]
     required = {k: _jsonable(v) for k, v in backend.resolved_inputs(node).items()}
     return {"input": {"required": required, "optional": {}}, "input_order": {"required": list(required)},
             "output": list(node.outputs), "output_is_list": [False] * len(node.outputs),
             "output_name": list(node.outputs), "name": class_type, "display_name": class_type,
-            "description": "", "python_module": "nodes", "category": node.category,
+            "description": "", "python_module": node.python_module, "category": node.category,
             "output_node": node.output_node}
 
 
 def object_info(backend: ComfyBackend, class_type: str | None = None) -> dict[str, Any]:
+    known = backend.node_types   # ComfyUI's own, and the image's custom node types that have a stand-in
     if class_type is not None:
-        return {class_type: node_info(backend, class_type)} if class_type in NODE_TYPES else {}
-    return {name: node_info(backend, name) for name in NODE_TYPES}
+        return {class_type: node_info(backend, class_type)} if class_type in known else {}
+    return {name: node_info(backend, name) for name in known}
 
 
 def prompt_accepted(prompt_id: str, number: int, node_errors: dict[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,8 @@ from goldgate.local.serving import ReadDeadlines, WokenOnShutdown
 from goldgate.logs import JsonLogger
 
 from . import responses
-from .backend import FOLDERS, ComfyBackend, PromptInvalid
+from .backend import FOLDERS, ComfyBackend, CustomNodeTypes, PromptInvalid
+from .stand_ins import custom_node_types
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # ComfyUI's default --max-upload-size (MB)
@@ -444,17 +445,10 @@ class _Server(WokenOnShutdown, ThreadingHTTPServer):
                             error={"type": type(exc).__name__, "message": str(exc)[:4000]})
 
 
-def _custom_node_types(models_dir: Path, path: Path | None) -> dict[str, str]:
-    """The node types the image's custom_nodes.yaml declares, each with its entry: `path`, else the one of the local
-    image's snapshot the models directory belongs to (`<snapshot>/models` beside `<snapshot>/worker`)."""
-    from images.worker.custom_nodes import CustomNodesError, load_custom_nodes
-
-    path = path if path is not None else models_dir.parent / "worker" / "custom_nodes.yaml"
-    try:
-        declared = load_custom_nodes(path)
-    except CustomNodesError:
-        return {}   # the build refuses such a file: no snapshot holds one; a hand-made directory runs as before
-    return {node_type: entry.described for entry in declared.entries for node_type in entry.nodes}
+def _custom_node_types(models_dir: Path, path: Path | None) -> CustomNodeTypes:
+    """The image's custom node types and their stand-ins: `path`, else the custom_nodes.yaml of the local image's
+    snapshot the models directory belongs to (`<snapshot>/models` beside `<snapshot>/worker`)."""
+    return custom_node_types(path if path is not None else models_dir.parent / "worker" / "custom_nodes.yaml")
 
 
 class ComfyUIEmulator:
