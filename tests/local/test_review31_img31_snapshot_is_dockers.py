@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -85,7 +86,8 @@ def _earlier_snapshot(tmp_path: Path, home: Path) -> tuple[str, Path]:
     current = resolve(build_local_image(source, home), home)
     earlier = home / "images" / h.hexdigest()
     shutil.copytree(source, earlier / "worker", ignore=shutil.ignore_patterns(".*"))
-    shutil.copytree(current / "models", earlier / "models")
+    # Linked, not copied: the baked models are sparse files of their manifest sizes (GBs each once written out).
+    shutil.copytree(current / "models", earlier / "models", copy_function=os.link)
     return f"local/worker@sha256:{h.hexdigest()}", earlier
 
 
