@@ -79,7 +79,8 @@ def test_a_stack_that_stays_full_fails_the_case_saying_so_and_creates_nothing(
     error = report["cases"][0]["error"]
     assert report["passed"] is False
     assert "queue/create answered 429: queue_full" in error and "until too little of this case's limit, 3 s, was left" in error, error
-    assert len(stack.creates()) >= 3 and stack.jobs() == CAP and stack.runpod.runs == []
+    # Sent again at least once (about five times on a quiet machine: 0.5 s apart within 3 s; twice under heavy load).
+    assert len(stack.creates()) >= 2 and stack.jobs() == CAP and stack.runpod.runs == []
     assert time.monotonic() - started < 30
 
 
