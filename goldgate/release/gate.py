@@ -17,6 +17,7 @@ from typing import Any
 
 from goldgate.errors import GoldgateError
 from goldgate.release.cases import (
+    GOLDEN_DIR,
     REFERENCES_DIR,
     REPO_ROOT,
     GitUnreadable,
@@ -24,7 +25,7 @@ from goldgate.release.cases import (
     shown_dir,
     uncommitted_references,
 )
-from goldgate.release.report import ADD_A_CASE
+from goldgate.release.report import ADD_A_CASE, REPORTS_DIR
 from goldgate.spec import Thresholds
 
 # A record (a golden report, a DR drill, a prune) this far ahead of our clock was dated by another machine (a CI runner
@@ -40,6 +41,55 @@ class PromotionRefused(GoldgateError):
         super().__init__("promotion refused: " + "; ".join(
             f"{c.name}: {c.detail}" for c in decision.conditions if not c.passed))
         self.decision = decision
+
+
+@dataclass(frozen=True)
+class Commands:
+    """The goldgate commands advice names, each written to run as named: on the target the promotion acts on (without
+    `--target` a command acts on the local one) and, off the local target, with the golden paths the promotion was
+    given to the commands that read them (`golden`, `promote`, `rollback`; without them, the checkout's). The local
+    target's commands read as the docs and the runbook quote them."""
+
+    target: str = "local"
+    cases_dir: str | None = None
+    references_dir: str | None = None
+    reports_dir: str | None = None
+
+    @property
+    def on(self) -> str:
+        return "" if self.target == "local" else f" --target {self.target}"
+
+    def paths(self, references: bool = True) -> str:
+        """The golden paths given, as options (none on the local target); `references` False leaves out
+        --references-dir, for a caller that names the references directory itself."""
+        if self.target == "local":
+            return ""
+        given = (("cases-dir", self.cases_dir), ("references-dir", self.references_dir if references else None),
+                 ("reports-dir", self.reports_dir))
+        return "".join(f" --{option} {shlex.quote(value)}" for option, value in given if value)
+
+    def golden(self, stack: str, options: str = "") -> str:
+        return f"goldgate golden {stack}{options}{self.on}{self.paths()}"
+
+    def promote(self, options: str = "") -> str:
+        return f"goldgate promote{options}{self.on}{self.paths()}"
+
+    def rollback(self, options: str = "") -> str:
+        return f"goldgate rollback{options}{self.on}{self.paths()}"
+
+    def history(self) -> str:
+        return f"goldgate history{self.on}"
+
+
+def commands_for(target: str, *, cases_dir: Path | None = None, references_dir: Path | None = None,
+                 reports_dir: Path | None = None) -> Commands:
+    """The Commands of a promotion or rollback on `target` given these golden paths: each named only when it is not
+    the checkout's own (scripts/golden-tests/...), which a command reads without being told."""
+    def given(path: Path | None, default: Path) -> str | None:
+        return None if path is None or path.resolve() == default.resolve() else shown_dir(path)
+
+    return Commands(target, given(cases_dir, GOLDEN_DIR / "cases"), given(references_dir, REFERENCES_DIR),
+                    given(reports_dir, REPORTS_DIR))
 
 
 @dataclass(frozen=True)
@@ -90,7 +140,7 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
              retry_rejected: bool = False, references_dir: str | None = None,
              unconfirmed_deploy: Mapping[str, Any] | None = None,
              references_git: Callable[[Path, Collection[str]], Mapping[str, str] | None] = uncommitted_references,
-             ) -> GateDecision:
+             commands: Commands | None = None) -> GateDecision:
     """Check the report and STAGING against the thresholds; never raises on a malformed report.
 
     `recorded` is the ledger's entry for the golden run that wrote this very report (matched by the
@@ -127,33 +177,35 @@ def evaluate(report: dict[str, Any], staging_image: str | None, thresholds: Thre
     with a case's limits loosened, is not a pass of the suite; an entry that does not say (an older goldgate wrote
     it) is refused, and one more `goldgate golden` run records it. `unconfirmed_deploy` is STAGING's last deploy
     before that golden run when it was of the report's digest and its rollout was not confirmed (`pulumi up` applied
-    it and the watch failed): the run's cases may have run on workers of the release before it."""
+    it and the watch failed): the run's cases may have run on workers of the release before it. `commands` names the
+    commands the advice gives as they run on the promotion's target (by default, that of the report)."""
     now = now or datetime.now(UTC)
+    commands = commands or Commands("cloud" if report.get("target") == "cloud" else "local")
     pinned = staging_image
     if redeployed_by is not None:
         staging_image = redeployed_by.get("after")  # what STAGING runs, for the conditions below
-    digest = _report_digest(report, staging_image, staging_stack)
+    digest = _report_digest(report, staging_image, staging_stack, commands)
     # In the order PromotionRefused names the failed ones; a check that does not apply here gives None.
     checks = (
         _staging_image(pinned, redeployed_by, staging_stack),
-        _report_passed(report, recorded, staging_stack),
-        _report_workflows_covered(report, staging_stack),
-        _report_cases(report, recorded, suite, definitions, suite_dir, staging_stack),
+        _report_passed(report, recorded, staging_stack, commands),
+        _report_workflows_covered(report, staging_stack, commands),
+        _report_cases(report, recorded, suite, definitions, suite_dir, staging_stack, commands),
         None if references is None else _cond("report_references_match", *_references_match(
-            report, references, staging_stack, references_dir, references_git)),
+            report, references, staging_stack, references_dir, references_git, commands)),
         _report_stack(report, staging_stack),
         digest,
-        _expected_image(report, expected_image, staging_image, staging_stack),
-        _report_recorded(report, recorded, superseded_by, staging_stack),
-        _staging_rollout(unconfirmed_deploy, recorded, staging_stack),
-        _report_authenticated(recorded, recorded_problem, staging_stack) if ledger_keyed else None,
-        _report_references(report, recorded, staging_stack),
-        _prod_verdict(report, rejected_by, retry_rejected, staging_stack),
-        _report_workflow_version(report, workflow_versions, staging_stack),
+        _expected_image(report, expected_image, staging_image, staging_stack, commands),
+        _report_recorded(report, recorded, superseded_by, staging_stack, commands),
+        _staging_rollout(unconfirmed_deploy, recorded, staging_stack, commands),
+        _report_authenticated(recorded, recorded_problem, staging_stack, commands) if ledger_keyed else None,
+        _report_references(report, recorded, staging_stack, commands),
+        _prod_verdict(report, rejected_by, retry_rejected, staging_stack, commands),
+        _report_workflow_version(report, workflow_versions, staging_stack, commands),
         _cond("report_fresh", *report_freshness(report.get("finished_at"), now, thresholds.report_max_age_s,
-                                                f"`goldgate golden {staging_stack}`")),
+                                                f"`{commands.golden(staging_stack)}`")),
         _mean_latency(report, thresholds),
-        _error_rate(report, error_rate, thresholds, staging_image, staging_stack),
+        _error_rate(report, error_rate, thresholds, staging_image, staging_stack, commands),
     )
     return GateDecision(tuple(c for c in checks if c is not None),
                         staging_image if digest.passed and redeployed_by is None else None)
@@ -175,7 +227,8 @@ def _staging_image(pinned: str | None, redeployed_by: Mapping[str, Any] | None, 
                  f"STAGING runs {pinned}" if pinned else "STAGING has no image deployed")
 
 
-def _report_passed(report: Mapping[str, Any], recorded: Mapping[str, Any] | None, stack: str) -> Condition:
+def _report_passed(report: Mapping[str, Any], recorded: Mapping[str, Any] | None, stack: str,
+                   commands: Commands) -> Condition:
     """Did the golden report pass, as a run of the whole suite?"""
     # A run of the cases `golden --case` named is no run of the suite, even when it named every case: it did not check
     # that a case runs each workflow the stack serves (its report has no `workflows`), so it cannot stand for the suite.
@@ -187,33 +240,35 @@ def _report_passed(report: Mapping[str, Any], recorded: Mapping[str, Any] | None
     return _cond("report_passed", passed,
                  "the latest golden report passed" if passed else
                  f"the report is of a run of {named} named with `--case`, not of the golden suite (it never checks "
-                 f"that a case runs each workflow {stack} serves): run `goldgate golden {stack}` without --case"
+                 f"that a case runs each workflow {stack} serves): run `{commands.golden(stack)}` without --case"
                  if named is not None else
                  "the latest golden report did not pass" + (f" ({_failures(failures)})" if failures else "")
                  # A failed run calls for a fix and a new candidate, not another run of the same one (docs/RUNBOOK.md);
                  # unless all it lacked was on the suite's side (a case for a workflow, a reference): the image is
                  # not at fault.
                  + ("" if report.get("suite", "full") != "full" or report.get("passed") is True else
-                    f": the image is not at fault: {suite_side}, then run `goldgate golden {stack}` on the same image"
+                    f": the image is not at fault: {suite_side}, then run `{commands.golden(stack)}` on the same "
+                    "image"
                     if suite_side else
-                    f": fix the cause and deploy the fixed build to {stack}, then run `goldgate golden "
-                    f"{stack}` on it"))
+                    f": fix the cause and deploy the fixed build to {stack}, then run `{commands.golden(stack)}` "
+                    "on it"))
 
 
-def _report_workflows_covered(report: Mapping[str, Any], stack: str) -> Condition | None:
+def _report_workflows_covered(report: Mapping[str, Any], stack: str, commands: Commands) -> Condition | None:
     """Did a case run each workflow the stack served? Only a full report that recorded them can say."""
     workflows = report.get("workflows")
     if report.get("suite", "full") == "full" and isinstance(workflows, Mapping):
-        return _cond("report_workflows_covered", *_workflows_covered(workflows, stack))
+        return _cond("report_workflows_covered", *_workflows_covered(workflows, stack, commands))
     return None
 
 
 def _report_cases(report: Mapping[str, Any], recorded: Mapping[str, Any] | None, suite: Collection[str] | None,
-                  definitions: Mapping[str, str] | None, suite_dir: str, stack: str) -> Condition | None:
+                  definitions: Mapping[str, str] | None, suite_dir: str, stack: str,
+                  commands: Commands) -> Condition | None:
     """Did the run cover every golden case: as the promotion's suite defines each (its recorded run's word), else by
     the ids the report ran? None when the caller named no suite."""
     if definitions is not None and recorded is not None:
-        return _cond("report_cases", *_ran_the_suite(recorded, definitions, suite_dir, stack))
+        return _cond("report_cases", *_ran_the_suite(recorded, definitions, suite_dir, stack, commands))
     if suite is None:
         return None
     cases = report.get("cases")
@@ -224,7 +279,7 @@ def _report_cases(report: Mapping[str, Any], recorded: Mapping[str, Any] | None,
                  f"the report ran all {len(set(suite))} golden cases" if not missing else
                  f"the report ran {len(set(suite)) - len(missing)} of the {len(set(suite))} golden cases (missing: "
                  f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): a run over other cases is not the "
-                 f"golden suite; run `goldgate golden {stack}` with every case")
+                 f"golden suite; run `{commands.golden(stack)}` with every case")
 
 
 def _report_stack(report: Mapping[str, Any], stack: str) -> Condition:
@@ -233,16 +288,18 @@ def _report_stack(report: Mapping[str, Any], stack: str) -> Condition:
                  + ("" if same_stack else f", expected {stack!r}"))
 
 
-def _report_digest(report: Mapping[str, Any], staging_image: str | None, stack: str) -> Condition:
+def _report_digest(report: Mapping[str, Any], staging_image: str | None, stack: str,
+                   commands: Commands) -> Condition:
     """Is the report for the digest STAGING runs now? Its pass makes that digest the decision's image."""
     same = staging_image is not None and report.get("image") == staging_image
     return _cond("report_digest", same,
                  f"report is for {report.get('image')}" + ("" if same else f", but STAGING now runs {staging_image}; "
-                                                           f"run `goldgate golden {stack}` for the image it runs"))
+                                                           f"run `{commands.golden(stack)}` for the image it "
+                                                           "runs"))
 
 
 def _expected_image(report: Mapping[str, Any], expected_image: str | None, staging_image: str | None,
-                    stack: str) -> Condition | None:
+                    stack: str, commands: Commands) -> Condition | None:
     """Are the report and STAGING both for the digest the caller approved? None when it approved none."""
     if expected_image is None:
         return None
@@ -251,11 +308,11 @@ def _expected_image(report: Mapping[str, Any], expected_image: str | None, stagi
                  f"promoting only {expected_image}: the report is for {report.get('image')} and STAGING runs "
                  f"{staging_image}" + ("" if approved else
                                        f"; the approval is for {expected_image} only: deploy it to {stack} and "
-                                       f"run `goldgate golden {stack}`, or approve what STAGING runs"))
+                                       f"run `{commands.golden(stack)}`, or approve what STAGING runs"))
 
 
 def _report_recorded(report: Mapping[str, Any], recorded: Mapping[str, Any] | None,
-                     superseded_by: Mapping[str, Any] | None, stack: str) -> Condition:
+                     superseded_by: Mapping[str, Any] | None, stack: str, commands: Commands) -> Condition:
     """Did a full golden run on STAGING for the report's digest write it, and is that run still the newest?"""
     this_run = (recorded is not None and recorded.get("kind", "golden") == "golden" and recorded.get("suite") == "full"
                 and _named_cases(recorded) is None
@@ -271,7 +328,7 @@ def _report_recorded(report: Mapping[str, Any], recorded: Mapping[str, Any] | No
         return _cond("report_recorded", False,
                      f"a later {run} on {stack} for {report.get('image')} (ledger #{superseded_by.get('seq')}) "
                      f"{outcome}; only the newest run for a digest counts: gate on its report, or run "
-                     f"`goldgate golden {stack}`")
+                     f"`{commands.golden(stack)}`")
     if failed_run and recorded is not None:
         return _cond("report_recorded", True,
                      f"written by the golden run recorded as ledger #{recorded.get('seq')}, which did not pass (see "
@@ -282,11 +339,11 @@ def _report_recorded(report: Mapping[str, Any], recorded: Mapping[str, Any] | No
                   f"on {stack} for {report.get('image')}" if recorded is not None else
                   "no golden run in the ledger wrote this report (it was edited, comes from another state dir, or a "
                   "git pull or checkout put back the tracked one)")
-                 + f"; run `goldgate golden {stack}`")
+                 + f"; run `{commands.golden(stack)}`")
 
 
 def _staging_rollout(unconfirmed_deploy: Mapping[str, Any] | None, recorded: Mapping[str, Any] | None,
-                     stack: str) -> Condition | None:
+                     stack: str, commands: Commands) -> Condition | None:
     """Fails when the golden run followed a deploy of its digest whose rollout was not confirmed; None otherwise."""
     if unconfirmed_deploy is None:
         return None
@@ -295,20 +352,21 @@ def _staging_rollout(unconfirmed_deploy: Mapping[str, Any] | None, recorded: Map
                  f"the golden run{'' if recorded is None else ' (ledger #' + str(recorded.get('seq')) + ')'} followed "
                  f"{stack}'s deploy of {image} (ledger #{unconfirmed_deploy.get('seq')}), whose rollout was not "
                  "confirmed: its cases may have run on workers of the release before; deploy "
-                 f"{image} to {stack} again (its rollout watched), then run `goldgate golden {stack}`")
+                 f"{image} to {stack} again (its rollout watched), then run `{commands.golden(stack)}`")
 
 
 def _report_authenticated(recorded: Mapping[str, Any] | None, recorded_problem: str | None,
-                          stack: str) -> Condition:
+                          stack: str, commands: Commands) -> Condition:
     """Does the golden run's ledger entry carry a MAC that verifies under the ledger key?"""
     trusted = recorded is not None and recorded_problem is None
     return _cond("report_authenticated", trusted,
                  f"ledger #{recorded.get('seq')} carries a valid MAC" if trusted and recorded is not None else
                  (recorded_problem or "no ledger entry to authenticate") + "; only a golden run recorded under the "
-                 f"ledger key qualifies a digest: run `goldgate golden {stack}` with the key set")
+                 f"ledger key qualifies a digest: run `{commands.golden(stack)}` with the key set")
 
 
-def _report_references(report: Mapping[str, Any], recorded: Mapping[str, Any] | None, stack: str) -> Condition:
+def _report_references(report: Mapping[str, Any], recorded: Mapping[str, Any] | None, stack: str,
+                       commands: Commands) -> Condition:
     """Did the run compare each render with the references, rather than rewrite them (--update-references)?"""
     # Fail closed: every report goldgate writes says whether the run rewrote the references.
     rewrote = report.get("references_updated") is not False or (
@@ -318,11 +376,11 @@ def _report_references(report: Mapping[str, Any], recorded: Mapping[str, Any] | 
                  "the run compared each render with the references, not with itself (no --update-references)"
                  if not rewrote else
                  "the report comes from a `--update-references` run, which compares each render with itself; "
-                 f"run `goldgate golden {stack}` without it")
+                 f"run `{commands.golden(stack)}` without it")
 
 
 def _prod_verdict(report: Mapping[str, Any], rejected_by: Mapping[str, Any] | None, retry_rejected: bool,
-                  stack: str) -> Condition | None:
+                  stack: str, commands: Commands) -> Condition | None:
     """Fails when PROD found the report's digest wanting, unless the operator asked to retry it; None when it did
     not."""
     if rejected_by is None:
@@ -335,11 +393,11 @@ def _prod_verdict(report: Mapping[str, Any], rejected_by: Mapping[str, Any] | No
     return _cond("prod_verdict", retry_rejected,
                  f"{found}; the operator asked to retry it on {prod} (--retry-rejected)" if retry_rejected else
                  f"{found}; later golden runs on {stack} do not outvote {prod}'s verdict: fix it and release a "
-                 f"new build, or, once the cause on {prod} is fixed, `goldgate promote --retry-rejected`")
+                 f"new build, or, once the cause on {prod} is fixed, `{commands.promote(' --retry-rejected')}`")
 
 
 def _report_workflow_version(report: Mapping[str, Any], workflow_versions: Mapping[str, str] | None,
-                             stack: str) -> Condition | None:
+                             stack: str, commands: Commands) -> Condition | None:
     """Is the report for the workflow version every stack of the release declares? None when none were given."""
     if not workflow_versions:
         return None
@@ -349,14 +407,14 @@ def _report_workflow_version(report: Mapping[str, Any], workflow_versions: Mappi
     for name, v in other.items():
         by_version.setdefault(v, []).append(name)
     where = (" and ".join(f"stacks/Pulumi.{s}.yaml (goldgate:spec: workflow_version)" for s in workflow_versions)
-             if report.get("target") == "cloud" else
+             if commands.target == "cloud" else
              "stacks/local.yaml (" + ", ".join(f"stacks: {s}: workflow_version" for s in workflow_versions)
              + "; a running stack reads it at its start: `goldgate down <stack> && goldgate up <stack>`)")
     return _cond("report_workflow_version", not other,
                  f"report is for workflow version {version!r}"
                  + "".join(f", but {' and '.join(stacks)} declare{'s' if len(stacks) == 1 else ''} {v!r}"
                            for v, stacks in by_version.items())
-                 + (f": set workflow_version alike in {where}, then run `goldgate golden {stack}`" if other else ""))
+                 + (f": set workflow_version alike in {where}, then run `{commands.golden(stack)}`" if other else ""))
 
 
 def _mean_latency(report: Mapping[str, Any], thresholds: Thresholds) -> Condition:
@@ -371,7 +429,7 @@ def _mean_latency(report: Mapping[str, Any], thresholds: Thresholds) -> Conditio
 
 
 def _error_rate(report: Mapping[str, Any], error_rate: ErrorRate | None, thresholds: Thresholds,
-                staging_image: str | None, stack: str) -> Condition:
+                staging_image: str | None, stack: str, commands: Commands) -> Condition:
     """Is STAGING's error rate since its image was deployed within the threshold, with jobs to judge it by?"""
     if error_rate is None:
         return _cond("error_rate", False, "STAGING's error rate could not be read")
@@ -379,10 +437,10 @@ def _error_rate(report: Mapping[str, Any], error_rate: ErrorRate | None, thresho
         # The golden run's own jobs fall in the window: none at all means the metrics are not there to judge.
         return _cond("error_rate", False, f"no STAGING jobs recorded since {error_rate.since} (when STAGING's image "
                                           "was deployed), not even a golden run's: the error rate has no evidence; "
-                                          f"run `goldgate golden {stack}` on the image it runs now (if one ran since, "
+                                          f"run `{commands.golden(stack)}` on the image it runs now (if one ran since, "
                                           "STAGING's job_metrics are not being written)")
     ok_rate = error_rate.rate <= thresholds.error_rate
-    on = " --target cloud" if report.get("target") == "cloud" else ""
+    on = commands.on
     # A job a host restart left (a local RunPod's jobs in flight end with it), recovered failed "RunPod has no
     # record of job ...", keeps the image's tag and counts here until a deploy opens a new window.
     return _cond("error_rate", ok_rate,
@@ -391,7 +449,7 @@ def _error_rate(report: Mapping[str, Any], error_rate: ErrorRate | None, thresho
                  f": `goldgate metrics {stack}{on}` and each job's error say why; when the cause was not the image "
                  "(jobs a host restart left, recovered failed \"RunPod has no record of job ...\"), a deploy of the same "
                  f"image opens a new window: `goldgate deploy {stack}{on} --image "
-                 f"{staging_image or '<the image it runs>'}`, then `goldgate golden {stack}{on}`"))
+                 f"{staging_image or '<the image it runs>'}`, then `{commands.golden(stack)}`"))
 
 
 def _named_cases(record: Mapping[str, Any]) -> str | None:
@@ -405,11 +463,11 @@ def _named_cases(record: Mapping[str, Any]) -> str | None:
 
 
 def _ran_the_suite(recorded: Mapping[str, Any], definitions: Mapping[str, str], suite_dir: str,
-                   stack: str) -> tuple[bool, str]:
+                   stack: str, commands: Commands) -> tuple[bool, str]:
     """(passed, detail): did the golden run recorded as `recorded` run every case of the promotion's suite, each as
     that suite defines it?"""
     run = f"golden run #{recorded.get('seq')}"
-    again = f"run `goldgate golden {stack}` over every case of it"
+    again = f"run `{commands.golden(stack)}` over every case of it"
     ran = recorded.get("suite_cases")
     if not isinstance(ran, Mapping):
         return False, (f"{run} did not record which cases it ran (an older goldgate recorded it), so it cannot vouch "
@@ -426,16 +484,16 @@ def _ran_the_suite(recorded: Mapping[str, Any], definitions: Mapping[str, str], 
     return True, f"{run} ran {every} of {suite_dir}"
 
 
-def _workflows_covered(workflows: Mapping[str, Any], stack: str) -> tuple[bool, str]:
+def _workflows_covered(workflows: Mapping[str, Any], stack: str, commands: Commands) -> tuple[bool, str]:
     """(passed, detail): did the run that wrote the report run a case of every workflow its stack served?"""
     served, uncovered = workflows.get("served"), workflows.get("uncovered")
     if not isinstance(served, list) or not isinstance(uncovered, list):
         return False, (f"the golden run could not read the workflows {stack} serves ({str(workflows.get('error'))[:200]}"
-                       f"), so nothing shows a case ran each of them: run `goldgate golden {stack}` again")
+                       f"), so nothing shows a case ran each of them: run `{commands.golden(stack)}` again")
     if uncovered:
         return False, (f"{stack} serves {len(uncovered)} workflow{'' if len(uncovered) == 1 else 's'} no golden case "
                        f"ran ({_few([str(w) for w in uncovered])}), which would reach PROD untested: add a case for "
-                       f"each ({ADD_A_CASE}) with its reference, commit them, then run `goldgate golden {stack}`")
+                       f"each ({ADD_A_CASE}) with its reference, commit them, then run `{commands.golden(stack)}`")
     return True, f"a golden case ran each of the {len(served)} workflows {stack} serves"
 
 
@@ -498,15 +556,20 @@ def age_s(stamp: Any, now: datetime) -> float | None:
 def _references_match(report: dict[str, Any], references: Mapping[str, str | None], stack: str,
                       references_dir: str | None = None,
                       references_git: Callable[[Path, Collection[str]], Mapping[str, str] | None] | None = None,
-                      ) -> tuple[bool, str]:
+                      commands: Commands | None = None) -> tuple[bool, str]:
     """(passed, detail): did the report's run compare each render with the reference the gate's checkout holds?"""
+    commands = commands or Commands("cloud" if report.get("target") == "cloud" else "local")
+    target = commands.target
     # The directory given (--references-dir) goes into each command: without it, `golden` reads and writes the
-    # checkout's own references/<target>, not the directory this gate read.
-    target = "cloud" if report.get("target") == "cloud" else "local"
+    # checkout's own references/<target>, not the directory this gate read. The other paths given go too.
     own = references_dir if references_dir and references_dir != _target_references(target, None) else None
-    given = f" --references-dir {shlex.quote(own)}" if own else ""
-    again = (f"run `goldgate golden {stack}{given}` against the references in {own}" if own
-             else f"run `goldgate golden {stack}` against the committed references")
+    given = (f" --references-dir {shlex.quote(own)}" if own else "") + commands.paths(references=False)
+
+    def golden(options: str = "") -> str:
+        return f"goldgate golden {stack}{options}{commands.on}{given}"
+
+    again = (f"run `{golden()}` against the references in {own}" if own
+             else f"run `{golden()}` against the committed references")
     recorded = report.get("references")
     compared = recorded.get("sha256") if isinstance(recorded, Mapping) else None
     if not isinstance(compared, Mapping):
@@ -521,7 +584,7 @@ def _references_match(report: dict[str, Any], references: Mapping[str, str | Non
         try:
             states = references_git(Path(held) if Path(held).is_absolute() else REPO_ROOT / held, list(references))
         except GitUnreadable as exc:   # in a checkout git will not read: "not known" is no pass
-            return False, f"{exc}, then run `goldgate promote` again (the golden report stands)"
+            return False, f"{exc}, then run `{commands.promote()}` again (the golden report stands)"
         if states is None:
             return True, f"the report compared with the {len(references)} reference images in the checkout ({held})"
         if not states:
@@ -530,7 +593,7 @@ def _references_match(report: dict[str, Any], references: Mapping[str, str | Non
         return False, (f"the report compared with the checkout's reference images, but git does not hold "
                        f"{len(states)} of the {len(references)} as committed: {shown}; look at "
                        f"{'it' if len(states) == 1 else 'each'}, commit {held} (a change of its own: CI's checkout "
-                       f"holds only what is committed), then run `goldgate golden {stack}`{given}")
+                       f"holds only what is committed), then run `{golden()}`")
     # Three causes, three remedies: a reference the checkout lacks is created and committed; one the report compared
     # nothing with was not rendered in that run; only the rest were compared with another directory's files.
     absent = [name for name in differ if references[name] is None]
@@ -546,11 +609,10 @@ def _references_match(report: dict[str, Any], references: Mapping[str, str | Non
                     f"({_few(unused)}): {'its case was' if len(unused) == 1 else 'their cases were'} not in that "
                     "run, or produced no image")
     if absent:
-        on = "" if target == "local" else f" --target {target}"
         told.append(f"this checkout holds no reference image for {len(absent)} of the {len(references)} "
                     f"({_few(absent)}) in {_target_references(target, references_dir)}: create "
-                    f"{'it' if len(absent) == 1 else 'them'} with `goldgate golden {stack} --update-references{on}"
-                    f"{given}` (on the {target} target: each target has its own references), check by eye"
+                    f"{'it' if len(absent) == 1 else 'them'} with `{golden(' --update-references')}` (on the "
+                    f"{target} target: each target has its own references), check by eye"
                     f"{'' if own else ' and commit'}")
     return False, f"{'; '.join(told)}; then {again}"
 

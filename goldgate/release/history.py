@@ -134,9 +134,11 @@ def last_verified(entries: list[Entry], exclude: str | None = None, stack: str =
     return None
 
 
-def resolve(entries: list[Entry], to: str, stack: str = "prod", current: str | None = None) -> VerifiedRelease:
+def resolve(entries: list[Entry], to: str, stack: str = "prod", current: str | None = None, *,
+            on: str = "") -> VerifiedRelease:
     """Find the verified release `to` names: a full ref, `sha256:<hex>`, a hex prefix (7+), a release id, or the
-    image's tag (`<repo>:<release id>`). `current` (what `stack` runs) is left out of the releases a refusal lists."""
+    image's tag (`<repo>:<release id>`). `current` (what `stack` runs) is left out of the releases a refusal lists;
+    `on` is the `--target` option of the `history` command a refusal names (none on the local target)."""
     to = to.strip()
     verified = verified_releases(entries, stack)
     matches = _named(verified, to)
@@ -151,7 +153,7 @@ def resolve(entries: list[Entry], to: str, stack: str = "prod", current: str | N
         if named:
             entry = next(e for e in entries if e.seq == named[-1].seq)
             raise UnknownRelease(f"{to!r} is not a verified release: {entry.mac_problem()}; only a release verified "
-                                 "under the ledger key can be pinned on PROD (see `goldgate history`)")
+                                 f"under the ledger key can be pinned on PROD (see `goldgate history{on}`)")
     if not verified:
         raise UnknownRelease("the ledger holds no verified release yet: nothing to roll back to "
                              "(a release becomes verified when a promotion's smoke cases pass on PROD)")
@@ -161,7 +163,7 @@ def resolve(entries: list[Entry], to: str, stack: str = "prod", current: str | N
         known = ", ".join(f"{r.release_id} ({r.image})" if r.release_id else r.image for r in reversed(shown[-5:]))
         recent = f" Recent ones: {known}." if known else ""
         raise UnknownRelease(f"{to!r} is not a verified release{_why_not(entries, to)}; only verified releases can "
-                             f"be pinned on PROD.{recent} See `goldgate history`.")
+                             f"be pinned on PROD.{recent} See `goldgate history{on}`.")
     return matches[-1]
 
 

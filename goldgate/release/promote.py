@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 from goldgate.errors import GoldgateError
 from goldgate.release.cases import load_cases, references_for, shown_dir, suite_digests
 from goldgate.release.deployers.base import Deployer, Progress, ServedPin
-from goldgate.release.gate import ErrorRate, GateDecision, PromotionRefused, evaluate
+from goldgate.release.gate import Commands, ErrorRate, GateDecision, PromotionRefused, commands_for, evaluate
 from goldgate.release.history import last_verified, on_target, release_ids
 from goldgate.release.ledger import Entry, Ledger
 from goldgate.release.lock import ReleaseLock
@@ -51,6 +51,8 @@ class PromotionOutcome:
     error: str | None = None
     unchanged: bool = False   # a deploy that failed before PROD's pin moved: nothing to roll back
     unconfirmed: bool = False  # PROD took the image (pulumi up applied it), but its rollout was not confirmed
+    # How the message names the commands to run next: on the promotion's target, with the golden paths it was given.
+    commands: Commands = field(default_factory=Commands)
 
     @property
     def ok(self) -> bool:
@@ -63,9 +65,10 @@ class PromotionOutcome:
                 "smoke_not_run": "PROD smoke did not run"}.get(self.outcome, self.outcome)
         if self.unconfirmed:   # PROD served it, or was rolling to it, until the rollback (if any) below
             what = "PROD rollout not confirmed"
+        run = self.commands
         if self.unchanged:
             tail = "the deploy changed nothing, so nothing was rolled back"
-            todo = f"{self.image} was not judged: fix the cause above, then `goldgate promote` again"
+            todo = f"{self.image} was not judged: fix the cause above, then `{run.promote()}` again"
         elif self.rollback is None:
             tail = "no earlier verified release to roll back to"
             todo = "fix the cause and promote a fixed build"
@@ -82,22 +85,24 @@ class PromotionOutcome:
         elif self.rollback.rollout_confirmed is False:
             # PROD took the release it went back to, unwatched: no fault of PROD's or of that release is known.
             tail = f"the automatic rollback to {self.rollback.image} was applied, its rollout not confirmed either"
-            todo = (f"once RunPod's rollout can be watched again, `goldgate rollback --to {self.rollback.image}` "
+            todo = (f"once RunPod's rollout can be watched again, `{run.rollback(' --to ' + self.rollback.image)}` "
                     "finishes the rollback")
         else:  # PROD is on no verified release now: the operator has to act, and needs to be told how
             why = self.rollback.outcome.replace("_", " ") + (f": {self.rollback.error}" if self.rollback.error else "")
             tail = f"the automatic rollback to {self.rollback.image} failed too ({why})"
             # The release the rollback went back to passed its smoke on PROD before: that it fails now points at
             # PROD itself, not at the release before it (docs/RUNBOOK.md, "A failed promotion").
-            todo = (f"the fault is most likely PROD's own: fix it (the smoke errors, `goldgate status prod`), then "
-                    f"`goldgate rollback --to {self.rollback.image}` and `goldgate promote --retry-rejected`")
+            # `goldgate status` shows the local stacks only: a cloud PROD's workers are in RunPod's console.
+            where = "`goldgate status prod`" if run.target == "local" else "PROD's endpoint in RunPod's console"
+            todo = (f"the fault is most likely PROD's own: fix it (the smoke errors, {where}), then "
+                    f"`{run.rollback(' --to ' + self.rollback.image)}` and `{run.promote(' --retry-rejected')}`")
         # The smoke report the runbook says to read: the operator should not have to find it by its timestamp.
         report = f" (smoke report {self.smoke_report})" if self.smoke_report and not self.smoke_passed else ""
         # None: no pin, or one that could not be read at the end (observed_pin), not an image named "None".
         pinned = self.prod_image or "no image goldgate could read"
         if self.outcome == "smoke_not_run":
             todo = (f"no smoke case ran, so nothing was judged of {self.image} (no ledger verdict against it): "
-                    "settle the cause above, then `goldgate promote` again")
+                    f"settle the cause above, then `{run.promote()}` again")
         return f"{what} for {self.image}{report}{': ' + self.error if self.error else ''}; {tail}; PROD is " \
                f"pinned to {pinned}{': ' + todo if todo else ''}"
 
@@ -122,13 +127,17 @@ def shipped_placeholder(image: str) -> bool:
 def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging: str = "staging",
                prod: str = "prod", now: datetime | None = None, expected_image: str | None = None,
                cases_dir: Path | None = None, references_dir: Path | None = None,
-               retry_rejected: bool = False) -> tuple[GateDecision, dict[str, Any], str]:
+               retry_rejected: bool = False, reports_dir: Path | None = None,
+               ) -> tuple[GateDecision, dict[str, Any], str]:
     """Evaluate the gate for the report at `report_path` against what STAGING runs now, the workflow version
     `prod` declares, if given the digest the caller approved and, if given, the golden suite in `cases_dir` (the
     report must cover every case of it, and its golden run must have run each as `cases_dir` defines it); returns the
     decision, the report and the sha256 of the report as read. `retry_rejected` is the operator's word that a digest
-    PROD found wanting may go back there (`promote --retry-rejected`)."""
+    PROD found wanting may go back there (`promote --retry-rejected`). `reports_dir` is where the golden run writes
+    the report a promotion reads (by default, the directory of `report_path`): the advice names it with the commands."""
     ledger.require_key_if_signed("evaluate the gate")
+    commands = commands_for(deployer.target, cases_dir=cases_dir, references_dir=references_dir,
+                            reports_dir=report_path.parent if reports_dir is None else reports_dir)
     cases = None if cases_dir is None else load_cases(cases_dir)
     suite = None if cases is None else [case.id for case in cases]
     # The default references are the target's own (references/<target>): those a golden run on it compares with.
@@ -180,7 +189,8 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
                     suite_dir="the golden suite" if cases_dir is None else shown_dir(cases_dir),
                     retry_rejected=retry_rejected,
                     references_dir=None if references_dir is None else shown_dir(references_dir),
-                    unconfirmed_deploy=_unconfirmed_before(entries, staging, report.get("image"), run)), report, sha
+                    unconfirmed_deploy=_unconfirmed_before(entries, staging, report.get("image"), run),
+                    commands=commands), report, sha
 
 
 def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path | None = None,
@@ -200,12 +210,16 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
     # and then fail to vouch for it: refused before the gate, the ledger or PROD changes.
     check_runs_as_declared(deployer, prod, f"cannot promote to {prod}")
     report_path = report_path or paths.reports_dir / "latest.json"
+    # The commands the advice names, on this promotion's target: a cloud operator copying `goldgate promote` would act
+    # on the local stacks.
+    run = commands_for(deployer.target, cases_dir=paths.cases_dir, references_dir=paths.references_dir,
+                       reports_dir=paths.reports_dir)
     # Ctrl-C, or SIGTERM from a cancelled CI job, is followed by a line on what PROD was left on and what to run.
-    told = telling_what_an_interrupt_left(deployer, ledger, prod, progress)
-    with ReleaseLock(home, f"promote {staging} -> {prod}", again="goldgate promote"), told:
+    told = telling_what_an_interrupt_left(deployer, ledger, prod, progress, run)
+    with ReleaseLock(home, f"promote {staging} -> {prod}", again=run.promote()), told:
         ledger.require_key_if_signed(f"promote to {prod}")
         check_pin_current(deployer, ledger, prod)
-        reconcile(deployer, ledger, prod, progress)
+        reconcile(deployer, ledger, prod, progress, run)
         decision, sha = _pass_the_gate(deployer, ledger, report_path, staging=staging, prod=prod, now=now,
                                        expected_image=expected_image, paths=paths, retry_rejected=retry_rejected,
                                        trigger=trigger)
@@ -238,7 +252,7 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
     return PromotionOutcome(outcome=outcome, image=image, release_id=rid, before=before, prod_image=prod_image,
                             gate=decision, smoke_report=smoke_path, smoke_passed=smoke_passed, rollback=rolled,
                             duration_s=time.monotonic() - t0, error=error, unchanged=unchanged,
-                            unconfirmed=bool(deployed))
+                            unconfirmed=bool(deployed), commands=run)
 
 
 def _pass_the_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging: str, prod: str,
@@ -253,7 +267,8 @@ def _pass_the_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, sta
     with hold(staging) if callable(hold) else nullcontext():
         decision, _report, sha = check_gate(deployer, ledger, report_path, staging=staging, prod=prod, now=now,
                                             expected_image=expected_image, cases_dir=paths.cases_dir,
-                                            references_dir=paths.references_dir, retry_rejected=retry_rejected)
+                                            references_dir=paths.references_dir, retry_rejected=retry_rejected,
+                                            reports_dir=paths.reports_dir)
     if not decision.passed:
         retried = {"retry_rejected": True} if retry_rejected else {}
         ledger.append("promotion", phase="refused", stack=prod, target=deployer.target,

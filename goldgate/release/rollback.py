@@ -24,6 +24,7 @@ from typing import Any
 from goldgate.errors import GoldgateError, describe
 from goldgate.release.cases import load_cases
 from goldgate.release.deployers.base import Deployer, Progress, RolloutNotConfirmed
+from goldgate.release.gate import Commands, commands_for
 from goldgate.release.history import (
     VERIFIED_OUTCOMES,
     Interrupted,
@@ -96,15 +97,18 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         # An unset variable in `--to "$RELEASE"` must not quietly become "the previous release".
         raise UnknownRelease("--to is empty: name a digest, image ref or release id, or leave --to out for the "
                              "previous verified release")
-    told = telling_what_an_interrupt_left(deployer, ledger, stack, progress)   # Ctrl-C or SIGTERM: what it left
-    again = shlex.join(["goldgate", "rollback", *(["--to", to.strip()] if to is not None else [])])
+    # The commands the advice names, on this rollback's target (without --target they act on the local stacks).
+    run = commands_for(deployer.target, cases_dir=paths.cases_dir, references_dir=paths.references_dir,
+                       reports_dir=paths.reports_dir)
+    told = telling_what_an_interrupt_left(deployer, ledger, stack, progress, run)   # Ctrl-C or SIGTERM: what it left
+    again = run.rollback("" if to is None else f" --to {shlex.quote(to.strip())}")
     with ReleaseLock(home, f"rollback {stack}", again=again), told:
         ledger.require_key_if_signed(f"roll {stack} back")
         # A stack whose smoke run would refuse to run (its stacks file edited since it started): refused before the
         # ledger or the stack changes, with the command that applies the file.
         check_runs_as_declared(deployer, stack, f"cannot roll {stack} back")
         check_pin_current(deployer, ledger, stack)
-        reconcile(deployer, ledger, stack, progress)
+        reconcile(deployer, ledger, stack, progress, run)
         entries = on_target(ledger.entries(), deployer.target)
         current = deployer.current_image(stack)
         # What the stack's host serves, where the target can say (local): a pin moved under it (pin.json edited by
@@ -113,7 +117,7 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         by_hand = served is not None and current is not None and served != current \
             and not pin_accounted_for(_last_change(entries, stack), current)
         lost = _lost_change(entries, stack)
-        target = _rollback_target(entries, stack, to, current, lost, progress)
+        target = _rollback_target(entries, stack, to, current, lost, progress, run)
         _check_something_to_roll_back(entries, stack, target.image, current, served, lost)
         check_before_change(deployer, stack, paths, progress, doing=f"roll {stack} back", change="this rollback")
         outcome = rollback_locked(deployer, ledger, target.image, stack=stack, trigger=trigger,
@@ -125,18 +129,18 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         raise RollbackFailed(f"rollback of {stack} to {outcome.image} {outcome.outcome.replace('_', ' ')}"
                              f"{': ' + outcome.error if outcome.error else ''}; {stack} is pinned to "
                              f"{outcome.prod_image or 'no image goldgate could read'} (recorded in the ledger); once the cause is fixed, finish it with "
-                             f"`goldgate rollback --to {outcome.image}`, or name another verified release with --to "
-                             "(see `goldgate history`)")
+                             f"`{run.rollback(' --to ' + outcome.image)}`, or name another verified release with --to "
+                             f"(see `{run.history()}`)")
     return outcome
 
 
 def _rollback_target(entries: list[Entry], stack: str, to: str | None, current: str | None, lost: Entry | None,
-                     progress: Progress) -> VerifiedRelease:
+                     progress: Progress, run: Commands) -> VerifiedRelease:
     """The release to roll `stack` back to: the one named with --to; else the one an interrupted change set out to
     leave running; else the last verified release before `current`. Raises when none can be named."""
     aim = next((r for r in verified_releases(entries, stack) if r.image == _aim(lost)), None) if lost else None
     if to is not None:
-        return resolve(entries, to, stack, current)
+        return resolve(entries, to, stack, current, on=run.on)
     if lost is not None and aim is not None:
         progress(f"{stack}'s last {lost.kind} (ledger #{lost.get('intent_seq')}) was interrupted; finishing it: "
                  f"{aim.image} is what it set out to leave running")
@@ -147,11 +151,12 @@ def _rollback_target(entries: list[Entry], stack: str, to: str | None, current: 
         # No pin at all says the same (a local PROD whose pin was removed, as advised for one no worker runs).
         newest = verified_releases(entries, stack)[-1]
         raise GoldgateError(f"cannot tell what {stack} runs now (no pin, or one that cannot be read); name the "
-                            f"release to roll back to with --to, e.g. the newest verified one: `goldgate rollback "
-                            f"--to {newest.release_id or newest.image}` (see `goldgate history`)")
+                            f"release to roll back to with --to, e.g. the newest verified one: "
+                            f"`{run.rollback(' --to ' + (newest.release_id or newest.image))}` (see "
+                            f"`{run.history()}`)")
     found = last_verified(entries, exclude=current, stack=stack)
     if found is None:
-        raise UnknownRelease(_no_target(entries, stack, current))
+        raise UnknownRelease(_no_target(entries, stack, current, run))
     return found
 
 
@@ -196,7 +201,7 @@ def check_before_change(deployer: Deployer, stack: str, paths: GoldenPaths, prog
         progress(f"warning: {note}")
 
 
-def _no_target(entries: list[Entry], stack: str, current: str | None) -> str:
+def _no_target(entries: list[Entry], stack: str, current: str | None, run: Commands) -> str:
     """Why there is no previous release, naming the one `goldgate history` lists as verified if there is one."""
     from goldgate.release.promote import shipped_placeholder  # promote imports this module
 
@@ -208,13 +213,14 @@ def _no_target(entries: list[Entry], stack: str, current: str | None) -> str:
     if not earlier and untrusted:   # a ledger key is in use, and the releases before it are not vouched for by it
         return (f"no earlier verified release to roll back to ({stack} runs {runs}): "
                 f"{untrusted[-1].mac_problem()}, and only releases verified under the ledger key are rollback "
-                "targets; see `goldgate history`")
+                f"targets; see `{run.history()}`")
     if not earlier:
-        return f"no earlier verified release to roll back to ({stack} runs {runs}); see `goldgate history`"
+        return f"no earlier verified release to roll back to ({stack} runs {runs}); see `{run.history()}`"
     newest = earlier[-1]
     return (f"no verified release to roll back to ({stack} runs {runs}): a rollback took {stack} off each of "
             f"the others since it was verified; the newest, {newest.release_id + ' ' if newest.release_id else ''}"
-            f"{newest.image}, can be pinned on purpose with `goldgate rollback --to {newest.release_id or newest.image}`")
+            f"{newest.image}, can be pinned on purpose with "
+            f"`{run.rollback(' --to ' + (newest.release_id or newest.image))}`")
 
 
 def _never_judged(entries: list[Entry], stack: str, current: str | None, target: str) -> bool:
@@ -373,8 +379,10 @@ def check_pin_current(deployer: Deployer, ledger: Ledger, stack: str) -> None:
                        f"pins {pinned}, that change's pin commit never reached it: pin {left} there first)")
 
 
-def reconcile(deployer: Deployer, ledger: Ledger, stack: str, progress: Progress) -> int:
-    """Close intents a crashed command left open, recording what `stack` runs now. Call under the lock."""
+def reconcile(deployer: Deployer, ledger: Ledger, stack: str, progress: Progress,
+              commands: Commands | None = None) -> int:
+    """Close intents a crashed command left open, recording what `stack` runs now. Call under the lock. `commands`:
+    how its warning names the commands to run (by default, plainly on the deployer's target)."""
     closeouts = pending_closeouts(deployer, ledger, stack)
     if not closeouts:
         return 0
@@ -385,7 +393,7 @@ def reconcile(deployer: Deployer, ledger: Ledger, stack: str, progress: Progress
     # Left on a release its smoke cases failed on (an automatic rollback cut short), or on a candidate no smoke run
     # judged (a promotion cut short): a promotion's gate may now refuse and leave the stack as it is, so the operator
     # must hear what it is left on, and what to run.
-    warning = prod_state_warning(deployer, ledger, stack)
+    warning = prod_state_warning(deployer, ledger, stack, commands)
     if warning is not None:
         progress(warning)
     return len(closeouts)
@@ -459,9 +467,12 @@ def unjudged_candidate(entries: list[Entry], stack: str) -> Entry | None:
     return None if judged else intent
 
 
-def prod_state_warning(deployer: Deployer, ledger: Ledger, stack: str) -> str | None:
+def prod_state_warning(deployer: Deployer, ledger: Ledger, stack: str,
+                       commands: Commands | None = None) -> str | None:
     """A line saying `stack` is left on a release its smoke cases failed on, or on a candidate no smoke run judged
-    there, with the ways out; None when it is on neither."""
+    there, with the ways out (`commands`: how it names them; by default, plainly on the deployer's target); None when
+    it is on neither."""
+    run = commands or Commands(deployer.target)
     entries = on_target(ledger.entries(), deployer.target)
     pinned = observed_pin(deployer, stack)
     failed = _smoke_failed(entries, stack, pinned)
@@ -473,11 +484,11 @@ def prod_state_warning(deployer: Deployer, ledger: Ledger, stack: str) -> str | 
             and change_cut_short(last, str(pinned), after=failed.seq):
         return (f"{stack} is pinned to {pinned}, which no smoke run judged there since its rollback to it (ledger "
                 f"#{last.get('intent_seq', last.get('seq'))}) was interrupted; its {_run(failed)} there before that "
-                f"rollback failed (ledger #{failed.seq}); {_FINISH}")
+                f"rollback failed (ledger #{failed.seq}); {_finish(run)}")
     # A promotion of it cut short after that run (`promote --retry-rejected`) is the newest change: it speaks.
     if failed is not None and (intent is None or pinned != intent.get("image")):
-        return (f"{stack} is pinned to {pinned}, whose {_run(failed)} failed there (ledger #{failed.seq}): `goldgate "
-                f"rollback` takes {stack} off it")
+        return (f"{stack} is pinned to {pinned}, whose {_run(failed)} failed there (ledger #{failed.seq}): "
+                f"`{run.rollback()}` takes {stack} off it")
     if intent is None or pinned is None or pinned != intent.get("image"):
         # A local PROD's pin is its own record (`served_pin`): one no promotion or rollback verified there (pin.json
         # edited by hand, a ledger that lost its entries) is said as `status` says it, UNVERIFIED, with its ways out.
@@ -488,13 +499,15 @@ def prod_state_warning(deployer: Deployer, ledger: Ledger, stack: str) -> str | 
     served = served_image(deployer, stack)
     serves = f" (its host still serves {served})" if served and served != pinned else ""
     return (f"{stack} is pinned to {pinned}{serves}, which no smoke run judged there: its promotion (ledger "
-            f"#{intent.seq}) was interrupted{_failed_before(failed)}; {_again(intent)} smokes it, or `goldgate "
-            f"rollback` puts back {intent.get('before') or 'the last verified release'} (not a verdict on it)")
+            f"#{intent.seq}) was interrupted{_failed_before(failed)}; {_again(intent, run)} smokes it, or "
+            f"`{run.rollback()}` puts back {intent.get('before') or 'the last verified release'} (not a verdict on it)")
 
 
-# What to run after a rollback to a release cut short: `rollback` without --to goes on to the release it was rolling to.
-_FINISH = ("`goldgate rollback` finishes it (and smokes it), or `goldgate rollback --to <release>` pins another verified "
-           "release (see `goldgate history`)")
+def _finish(run: Commands) -> str:
+    """What to run after a rollback to a release cut short: `rollback` without --to goes on to the release it was
+    rolling to."""
+    return (f"`{run.rollback()}` finishes it (and smokes it), or `{run.rollback(' --to <release>')}` pins another "
+            f"verified release (see `{run.history()}`)")
 
 
 def _failed_before(failed: Entry | None) -> str:
@@ -502,15 +515,15 @@ def _failed_before(failed: Entry | None) -> str:
     return "" if failed is None else f"; its {_run(failed)} there before that promotion failed (ledger #{failed.seq})"
 
 
-def _again(intent: Entry | None) -> str:
+def _again(intent: Entry | None, run: Commands) -> str:
     """The promote command that tries an interrupted promotion again: with --retry-rejected when it had it."""
     retry = intent is not None and intent.get("retry_rejected") is True
-    return "`goldgate promote --retry-rejected`" if retry else "`goldgate promote`"
+    return f"`{run.promote(' --retry-rejected' if retry else '')}`"
 
 
 @contextmanager
 def telling_what_an_interrupt_left(deployer: Deployer, ledger: Ledger, stack: str,
-                                   progress: Progress) -> Iterator[None]:
+                                   progress: Progress, commands: Commands | None = None) -> Iterator[None]:
     """Around a promotion or rollback of `stack`: SIGTERM ends it as Ctrl-C does, and either one is followed by a
     line saying what the change left (`left_behind`) before the interrupt goes on to the caller."""
     with sigterm_interrupts():
@@ -518,30 +531,33 @@ def telling_what_an_interrupt_left(deployer: Deployer, ledger: Ledger, stack: st
             yield
         except KeyboardInterrupt as exc:
             with suppress(Exception):   # the interrupt is what the caller must see, whatever reading the state says
-                progress(f"{how(exc)}: {left_behind(deployer, ledger, stack)}")
+                progress(f"{how(exc)}: {left_behind(deployer, ledger, stack, commands)}")
             raise
 
 
-def left_behind(deployer: Deployer, ledger: Ledger, stack: str) -> str:
+def left_behind(deployer: Deployer, ledger: Ledger, stack: str, commands: Commands | None = None) -> str:
     """What an interrupted promotion or rollback left, in a line: the change the ledger holds open, what `stack`
-    pins now (a release its smoke cases failed on, said so) and the command that settles it."""
+    pins now (a release its smoke cases failed on, said so) and the command that settles it (`commands`: how it names
+    it; by default, plainly on the deployer's target)."""
+    run = commands or Commands(deployer.target)
     entries = on_target(ledger.entries(), deployer.target)
     pinned = observed_pin(deployer, stack)
     shown = pinned or "no image goldgate could read"
     open_intents = interrupted(entries, stack)
     if not open_intents:
-        return f"no change of {stack} is left open in the ledger; {stack} is pinned to {shown} (`goldgate history`)"
+        return f"no change of {stack} is left open in the ledger; {stack} is pinned to {shown} (`{run.history()}`)"
     lost = open_intents[-1]
     aim = lost.image if lost.kind == "rollback" else lost.before   # what `rollback` without --to goes on to (_aim)
-    back = (f"`goldgate rollback` puts back {aim}" if any(r.image == aim for r in verified_releases(entries, stack))
-            else "`goldgate rollback --to <release>` pins a verified one (see `goldgate history`)")
+    back = (f"`{run.rollback()}` puts back {aim}" if any(r.image == aim for r in verified_releases(entries, stack))
+            else f"`{run.rollback(' --to <release>')}` pins a verified one (see `{run.history()}`)")
     change = f"the {lost.kind} of {lost.image} on {stack} (ledger #{lost.intent_seq}) did not finish"
     failed = _smoke_failed(entries, stack, pinned)
     if lost.kind == "rollback" and failed is not None and pinned == lost.image and failed.seq < lost.intent_seq:
         # A rollback to the release it pins, begun after that release's run there failed, is the newer change: what
         # `goldgate rollback` goes on to is that rollback, not "putting back" the release it is already on.
         return (f"{change} and no smoke run judged {lost.image} on {stack} since it began; {stack} is pinned to "
-                f"{shown}; its {_run(failed)} there before that rollback failed (ledger #{failed.seq}); {_FINISH}")
+                f"{shown}; its {_run(failed)} there before that rollback failed (ledger #{failed.seq}); "
+                f"{_finish(run)}")
     # A promotion of the release it pins, cut short before a smoke run judged it, is newer than any run that failed
     unjudged = lost.kind == "promotion" and unjudged_candidate(entries, stack) is not None
     if failed is not None and not (unjudged and pinned == lost.image):
@@ -550,10 +566,10 @@ def left_behind(deployer: Deployer, ledger: Ledger, stack: str) -> str:
         return f"{change}; {stack} is pinned to {shown}; {back}"
     intent = next((e for e in entries if e.seq == lost.intent_seq), None)
     if not unjudged:   # its smoke run finished (passed) before the interrupt
-        return f"{change}; {stack} is pinned to {shown}; {_again(intent)} tries it again, or {back}"
+        return f"{change}; {stack} is pinned to {shown}; {_again(intent, run)} tries it again, or {back}"
     return (f"{change} and no smoke run judged {lost.image} on {stack}; {stack} is pinned to {shown}"
-            f"{_failed_before(failed)}; {_again(intent)} tries it again (and smokes it), or {back} (not a verdict on "
-            "it)")
+            f"{_failed_before(failed)}; {_again(intent, run)} tries it again (and smokes it), or {back} (not a verdict "
+            "on it)")
 
 
 def _smoke_failed(entries: list[Entry], stack: str, image: str | None) -> Entry | None:

@@ -55,11 +55,14 @@ def test_a_cloud_promotion_gates_on_the_cloud_references_and_a_local_one_on_the_
         refused = check_gate(cloud, ledger, first.path, cases_dir=paths.cases_dir, references_dir=root)[0]
         assert "report_references_match" in failed(refused)
         message = str(PromotionRefused(refused))
+        # Each command runs on the cloud target, with the golden paths the gate was given (review 31).
+        given = f" --cases-dir {paths.cases_dir.resolve()} --reports-dir {paths.reports_dir.resolve()}"
         assert (f"in {root / 'cloud'}: create them with `goldgate golden staging --update-references --target "
-                "cloud`") in message, message
+                f"cloud{given}`") in message, message
         # The first cloud run failed for want of references alone: no new build is asked for.
         assert ("the image is not at fault: create the missing reference of batch, square and commit it "
-                "(report_references_match), then run `goldgate golden staging` on the same image") in message, message
+                f"(report_references_match), then run `goldgate golden staging --target cloud{given}` on the same "
+                "image") in message, message
         assert run_golden(cloud, "staging", ledger, paths=paths, update_references=True, poll_s=0.01).passed
         run = run_golden(cloud, "staging", ledger, paths=paths, poll_s=0.01)
         decision = check_gate(cloud, ledger, run.path, cases_dir=paths.cases_dir, references_dir=root)[0]
