@@ -16,7 +16,7 @@ from typing import Any
 
 from goldgate.cloudflare.d1 import MAX_DATABASE_BYTES
 from goldgate.ops.checklist_facts import DatabaseRoom, Facts, GoldenSuite, MigrationFacts
-from goldgate.release.gate import CLOCK_SKEW_S, _ran_the_suite, age_s, report_freshness
+from goldgate.release.gate import CLOCK_SKEW_S, _ran_the_suite, age_s, commands_for, report_freshness
 from goldgate.release.ledger import judged_image
 from goldgate.spec import RetentionSpec, is_digest_ref
 
@@ -147,7 +147,8 @@ def _ran_suite(f: Facts, suite: GoldenSuite, run: Any) -> tuple[bool, str]:
     """The gate's `report_cases` verdict (passed, detail) on the golden run `run` (a ledger entry), over `suite`."""
     spec = f.specs.get("staging")
     recorded = run.to_dict() if hasattr(run, "to_dict") else run   # the gate reads `seq` among the entry's fields
-    return _ran_the_suite(recorded, suite.definitions, suite.where, spec.name if spec is not None else "staging")
+    return _ran_the_suite(recorded, suite.definitions, suite.where, spec.name if spec is not None else "staging",
+                          commands_for(f.target))
 
 
 def _own_role(f: Facts) -> str | None:
@@ -1064,6 +1065,29 @@ def startup_log(f: Facts) -> Verdict:
                "earlier ones included): the preflight did not confirm the pinned image's models")
 
 
+def custom_nodes_locked(f: Facts) -> Verdict:
+    """Each custom node's Python dependencies reach the image hash-checked. An entry without `requirements:` installs
+    the node's own requirements.txt unpinned: a compromised new upload of any of its dependencies runs in the worker.
+    As an unpinned model (models_match), PROD on the cloud must not run it; elsewhere it is named, as a warning (a
+    local stack's image runs no custom node's code: the ComfyUI emulator stands in for them)."""
+    cn = f.custom_node_locks
+    if cn.error:
+        return FAIL, cn.error
+    if not cn.unlocked:
+        if not cn.locked and not cn.no_requirements:
+            return PASS, f"{cn.path} declares no custom node"
+        return PASS, (f"every custom node's dependencies are hash-locked: {len(cn.locked)} install a lock of "
+                      f"images/worker/custom_nodes/ ({_names(cn.locked)}), {len(cn.no_requirements)} have none "
+                      f"({_names(cn.no_requirements)})")
+    described, command = cn.unlocked[0]
+    words = (f"{len(cn.unlocked)} custom node(s) of {cn.path} install their own requirements.txt without pins or "
+             f"hashes: {_names(d for d, _ in cn.unlocked)}; lock {described.split(' ', 1)[0]}: {command} (or "
+             "`requirements: none` when it has no requirements.txt)")
+    if _own_role(f) == "prod" and f.target == "cloud":
+        return FAIL, f"{words}; PROD must not run dependencies no hash checked"
+    return WARN, f"{words}; `goldgate checklist prod --target cloud` fails on it"
+
+
 def rebuild_with_models(f: Facts) -> Verdict:
     if f.dockerfile_problems is None:
         return FAIL, f.consistency_error or "the Dockerfile was not read"
@@ -1075,6 +1099,7 @@ S1, S2, S3, S4 = "RunPod Worker (Staging + Prod)", "Workflow / Models", "API / Q
 S5, S6, S7, S8 = "Observability", "Golden Tests", "Release Readiness", "Exit Criteria"
 S9 = 'Debug First Aid: "No checkpoint models appear to be available"'
 S10 = "Database upkeep (goldgate)"
+S11 = "Worker image supply chain (goldgate)"
 
 SEED_CHECKS: tuple[Check, ...] = (
     Check("staging_separate", S1, "STAGING endpoint created and configured separatelyจาก PROD", staging_separate),
@@ -1122,6 +1147,8 @@ CHECKS: tuple[Check, ...] = SEED_CHECKS + (
           d1_retention),
     Check("database_room", S10,
           "The database has room to grow (D1: under 80 % of its 10 GB; local: free disk)", database_room),
+    Check("custom_nodes_locked", S11, "Every custom node's Python dependencies are hash-locked "
+          "(images/worker/custom_nodes.yaml `requirements:`)", custom_nodes_locked),
 )
 
 

@@ -221,6 +221,36 @@ class WorkerCrons:
 
 
 @dataclass(frozen=True)
+class CustomNodeLocks:
+    """How each custom node of the checkout's images/worker/custom_nodes.yaml gets its Python dependencies: locked
+    (`requirements: custom_nodes/<file>.txt`, hash-checked), none (`requirements: none`), or unlocked (its own
+    requirements.txt, unpinned: each named with the command that makes its lock). `error`: the file, or a lock it
+    names, does not load (`goldgate build` refuses it too)."""
+
+    path: str
+    locked: tuple[str, ...] = ()        # entry names
+    no_requirements: tuple[str, ...] = ()
+    unlocked: tuple[tuple[str, str], ...] = ()   # (entry described, the command that makes its lock)
+    error: str | None = None
+
+
+def read_custom_node_locks(path: Path | None = None) -> CustomNodeLocks:
+    """The checkout's custom nodes and their dependency locks; never raises (a load failure is `error`)."""
+    from images.worker.custom_nodes import NO_REQUIREMENTS, CustomNodesError, load_custom_nodes, lock_command
+
+    path = path or WORKER_DIR / "custom_nodes.yaml"
+    try:
+        nodes = load_custom_nodes(path)
+    except CustomNodesError as exc:
+        return CustomNodeLocks(str(path), error=str(exc))
+    return CustomNodeLocks(
+        str(path),
+        locked=tuple(e.name for e in nodes.entries if e.requirements not in (None, NO_REQUIREMENTS)),
+        no_requirements=tuple(e.name for e in nodes.entries if e.requirements == NO_REQUIREMENTS),
+        unlocked=tuple((e.described, lock_command(e)) for e in nodes.entries if not e.locked))
+
+
+@dataclass(frozen=True)
 class GoldenSuite:
     """The golden suite a promotion names (the checkout's scripts/golden-tests/cases): each case's id -> the digest
     of its definition (`cases.suite_digests`), and where it was read, as the gate's `report_cases` holds a golden run
@@ -277,6 +307,9 @@ class Facts:
     worker_crons_error: str | None = None
     room: DatabaseRoom | None = None
     room_error: str | None = None
+    # Read from the checkout when the Facts are made, as the Dockerfile and models.yaml are: both targets' gatherers
+    # (and a test's Facts) judge the same images/worker without each having to name it.
+    custom_node_locks: CustomNodeLocks = field(default_factory=lambda: read_custom_node_locks())
 
 
 Progress = Callable[[str], None]

@@ -6,10 +6,21 @@ copied, so this file imports nothing of the package (PyYAML, which ComfyUI itsel
 `goldgate build` reads the node types each entry provides, and the local ComfyUI emulator names the entry of a node type
 it cannot run. A commit is pinned by its full sha1: a branch moves and a tag can be re-pointed, so either would bake
 whatever it names on the day of the build, and an abbreviated sha may become ambiguous as the repository grows.
+
+A node's Python dependencies are the other half of its supply chain. An entry's `requirements: custom_nodes/<file>.txt`
+names a hash-locked file kept beside custom_nodes.yaml (pip-compile --generate-hashes of the node's requirements),
+installed in pip's hash-checking mode, wheels only, instead of the node's own requirements.txt; `requirements: none`
+says the node has no requirements.txt (the install fails if it has one). An entry that says neither installs the node's
+own requirements.txt unpinned, as ComfyUI-Manager does, with a warning line: the production checklist refuses it for
+PROD (goldgate.ops.checklist, `custom_nodes_locked`). Our requirements.txt installs after the nodes, so a lock that pins
+a package at another version than requirements.txt (or than another lock) is refused when the file is read: the later
+install would replace the version the node was locked and tested with. `pip check` cannot stand in for that: a node is
+no installed distribution, so nothing declares what its code imports, and the base image's ComfyUI may fail it already.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -33,7 +44,14 @@ _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # Where a repository may come from. file:// is how tests (and a builder with a local mirror) serve one.
 _URL = re.compile(r"^(https://|ssh://|file://|git@[A-Za-z0-9.-]+:)\S+$")
-_ENTRY_KEYS = ("url", "commit", "name", "nodes")
+_ENTRY_KEYS = ("url", "commit", "name", "nodes", "requirements")
+# `requirements:` names a file of the custom_nodes/ folder beside custom_nodes.yaml: one path component, no traversal.
+_LOCK_PATH = re.compile(r"^custom_nodes/[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.txt$")
+NO_REQUIREMENTS = "none"
+MAX_LOCK_BYTES = 1_000_000
+# One pin of a lock: `name[extras]==version`, an optional environment marker after `;`.
+_PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*(?P<version>[^\s;*=]+)\s*(?:;.*)?$")
+_HASH_OPTION = re.compile(r"^--hash[= ](sha256|sha384|sha512):[0-9a-f]{64,128}$")
 
 
 class CustomNodesError(ValueError):
@@ -50,6 +68,16 @@ class CustomNode:
     url: str
     commit: str                     # 40 lowercase hex
     nodes: tuple[str, ...] = ()     # the node types it provides, when the entry says (ComfyUI's class_type names)
+    # `requirements:` as the entry gives it: "custom_nodes/<file>.txt", NO_REQUIREMENTS, or None (not said: the node's
+    # own requirements.txt, unlocked)
+    requirements: str | None = None
+    lock: Path | None = None        # the lock file, when the entry names one and the manifest was read from a file
+    pins: tuple[tuple[str, str], ...] = ()   # (normalized name, version) of every pin of the lock
+
+    @property
+    def locked(self) -> bool:
+        """Its dependencies reach the image checked: a hash-locked file, or none at all."""
+        return self.requirements is not None
 
     @property
     def described(self) -> str:
@@ -120,9 +148,124 @@ def _node_types(raw: Any, where: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
+def _requirements(raw: Any, where: str) -> str | None:
+    if raw is None or raw == NO_REQUIREMENTS:
+        return raw
+    if not isinstance(raw, str) or not _LOCK_PATH.fullmatch(raw):
+        raise CustomNodesError(f"{where}.requirements must be `custom_nodes/<file>.txt` (a hash-locked file of the "
+                               "custom_nodes/ folder beside custom_nodes.yaml) or `none` (the node has no "
+                               f"requirements.txt), got {shown(raw)}")
+    return raw
+
+
+def normalized(name: str) -> str:
+    """A package name as pip compares them (PEP 503): `Foo_Bar.baz` is `foo-bar-baz`."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(first line number, text) of each requirement line: `\\`-continued lines joined, comments and blanks dropped."""
+    lines: list[tuple[int, str]] = []
+    pending, start = "", 0
+    for number, line in enumerate(text.splitlines(), 1):
+        line = re.sub(r"(^|\s)#.*$", "", line)   # pip's rule: a `#` at the start or after a blank opens a comment
+        if not pending:
+            start = number
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        joined = (pending + line).strip()
+        pending = ""
+        if joined:
+            lines.append((start, joined))
+    if pending.strip():
+        lines.append((start, pending.strip()))
+    return lines
+
+
+def read_pins(path: Path, where: str) -> tuple[tuple[str, str], ...]:
+    """The pins of a hash-locked requirements file, each `name==version` with at least one `--hash`, and nothing
+    else: an option (`-r`, `-e`, `--index-url`, a path or URL) would make pip read what no hash here covers, or read
+    it from elsewhere. (normalized name, version) in the file's order."""
+    try:
+        if path.is_symlink() or not path.is_file():
+            raise CustomNodesError(f"{where}: {path} is not a regular file (`pip-compile --generate-hashes` writes it; "
+                                   "`git add` it beside custom_nodes.yaml)")
+        if path.stat().st_size > MAX_LOCK_BYTES:
+            raise CustomNodesError(f"{where}: {path} is larger than {MAX_LOCK_BYTES} bytes")
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CustomNodesError(f"{where}: cannot read {path} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise CustomNodesError(f"{where}: {path} is not UTF-8 text") from None
+    pins: dict[str, tuple[str, int]] = {}
+    for number, line in _logical_lines(text):
+        requirement, _, options = line.partition(" --")
+        options = ("--" + options).split() if options else []
+        pin = _PIN.match(requirement.strip())
+        if pin is None or requirement.lstrip().startswith("-"):
+            raise CustomNodesError(f"{where}: {path} line {number}: {shown(line)} is not an exact pin "
+                                   "(`name==version`) followed by its `--hash=sha256:...`; a lock holds pins and "
+                                   "their hashes only: regenerate it with `pip-compile --generate-hashes`")
+        # `--hash sha256:...` (a blank, not `=`) is two words: read them as one.
+        joined = " ".join(options).replace("--hash ", "--hash=").split()
+        bad = [o for o in joined if not _HASH_OPTION.match(o)]
+        if bad:
+            raise CustomNodesError(f"{where}: {path} line {number}: {shown(bad[0])} is not a `--hash=sha256:...`; a "
+                                   "lock holds pins and their hashes only (an index, a file or a URL named there "
+                                   "would be read unchecked): regenerate it with `pip-compile --generate-hashes "
+                                   "--no-emit-index-url --no-emit-find-links`")
+        if not joined:
+            raise CustomNodesError(f"{where}: {path} line {number} pins {requirement.strip()} without a hash: pip "
+                                   "would install whatever file the index holds for it; regenerate the file with "
+                                   "`pip-compile --generate-hashes`")
+        name = normalized(pin["name"])
+        if name in pins:
+            raise CustomNodesError(f"{where}: {path} pins {pin['name']} twice (lines {pins[name][1]} and {number}); "
+                                   "lock it for the image's Python alone, one pin per package")
+        pins[name] = (pin["version"], number)
+    if not pins:
+        raise CustomNodesError(f"{where}: {path} pins nothing; a node without requirements.txt takes "
+                               "`requirements: none` instead")
+    return tuple((name, version) for name, (version, _) in pins.items())
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:   # pip's own reading (1.0 is 1.0.0) where packaging is there, as it is beside pip in every image
+        from packaging.version import InvalidVersion, Version
+    except ImportError:
+        return a.lower() == b.lower()
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a.lower() == b.lower()
+
+
+def conflicting_pins(entries: tuple[CustomNode, ...], worker: tuple[tuple[str, str], ...] | None,
+                     worker_source: str = "requirements.txt") -> list[str]:
+    """Each package a node's lock pins at another version than our requirements.txt (which installs after the nodes,
+    so its version would replace the node's) or than an earlier node's lock (whose version the later install would
+    replace), naming both pins."""
+    theirs = dict(worker or ())
+    found = []
+    seen: dict[str, tuple[str, CustomNode]] = {}
+    for entry in entries:
+        for name, version in entry.pins:
+            if name in theirs and not _same_version(version, theirs[name]):
+                found.append(f"{entry.name}'s {entry.requirements} pins {name}=={version}, {worker_source} "
+                             f"{name}=={theirs[name]}")
+            earlier = seen.get(name)
+            if earlier is not None and not _same_version(version, earlier[0]):
+                found.append(f"{entry.name}'s {entry.requirements} pins {name}=={version}, {earlier[1].name}'s "
+                             f"{earlier[1].requirements} {name}=={earlier[0]}")
+            seen.setdefault(name, (version, entry))
+    return found
+
+
 def _entry(raw: Any, where: str) -> CustomNode:
     if not isinstance(raw, dict):
-        raise CustomNodesError(f"{where} must be a mapping with url and commit (and optionally name, nodes)")
+        raise CustomNodesError(f"{where} must be a mapping with url and commit (and optionally name, nodes, "
+                               "requirements)")
     unknown = sorted(str(k) for k in raw if k not in _ENTRY_KEYS)
     if unknown:
         raise CustomNodesError(f"{where} has unknown field(s) {', '.join(unknown)} (an entry takes "
@@ -138,10 +281,22 @@ def _entry(raw: Any, where: str) -> CustomNode:
                                f"a dot), got {shown(name)}{'' if 'name' in raw else ' (taken from the url: set name)'}")
     where = f"{where} ({name})"
     return CustomNode(name=name, url=url, commit=_commit(raw["commit"], where),
-                      nodes=_node_types(raw.get("nodes"), f"{where}.nodes"))
+                      nodes=_node_types(raw.get("nodes"), f"{where}.nodes"),
+                      requirements=_requirements(raw.get("requirements"), where))
 
 
-def parse_custom_nodes(raw: Any, source: str = "<custom_nodes>", path: Path | None = None) -> CustomNodes:
+def _with_lock(entry: CustomNode, folder: Path, where: str) -> CustomNode:
+    """The entry with its lock file read (relative to custom_nodes.yaml's folder), when it names one."""
+    if entry.requirements in (None, NO_REQUIREMENTS):
+        return entry
+    lock = folder / str(entry.requirements)
+    return dataclasses.replace(entry, lock=lock, pins=read_pins(lock, f"{where} ({entry.name}).requirements"))
+
+
+def parse_custom_nodes(raw: Any, source: str = "<custom_nodes>", path: Path | None = None,
+                       worker_requirements: Path | None = None) -> CustomNodes:
+    """The manifest validated; read from `path`, each entry's lock file is read too (relative to its folder), and
+    compared with `worker_requirements` (our requirements.txt, which installs after the nodes) when given."""
     if raw is None:
         return CustomNodes(path=path)   # an empty file: nothing to install
     if not isinstance(raw, dict) or raw.get("schema") != 1:
@@ -156,6 +311,8 @@ def parse_custom_nodes(raw: Any, source: str = "<custom_nodes>", path: Path | No
     if not isinstance(listed, list):
         raise CustomNodesError(f"{source}: custom_nodes must be a list of entries, got {shown(listed)}")
     entries = tuple(_entry(e, f"{source}: custom_nodes[{i}]") for i, e in enumerate(listed))
+    if path is not None:
+        entries = tuple(_with_lock(e, path.parent, f"{source}: custom_nodes[{i}]") for i, e in enumerate(entries))
     names: dict[str, CustomNode] = {}
     provided: dict[str, CustomNode] = {}
     for entry in entries:
@@ -175,11 +332,32 @@ def parse_custom_nodes(raw: Any, source: str = "<custom_nodes>", path: Path | No
     if both:
         raise CustomNodesError(f"{source}: {', '.join(map(repr, both))} listed both in core_nodes and by a custom "
                                "node entry; keep one")
+    worker = None
+    if worker_requirements is not None and any(e.pins for e in entries):
+        worker = read_pins(worker_requirements, f"{source}: the worker's requirements")
+    conflicts = conflicting_pins(entries, worker, worker_requirements.name if worker_requirements else "")
+    if conflicts:
+        more = f" (and {len(conflicts) - 2} more)" if len(conflicts) > 2 else ""
+        raise CustomNodesError(f"{source}: {'; '.join(conflicts[:2])}{more}: whichever installs later replaces the "
+                               "other's version (requirements.txt installs after every node, the nodes in their "
+                               "order), so a node would run with a version it was not locked and tested with; make "
+                               "the pins agree: re-lock the node against that version (`pip-compile "
+                               "--generate-hashes` with it pinned in the node's requirements), or change our pin in "
+                               "requirements.txt (scripts/lock_worker_requirements.py rewrites its hashes)")
     return CustomNodes(entries=entries, core_nodes=core, path=path)
 
 
-def load_custom_nodes(path: Path) -> CustomNodes:
-    """custom_nodes.yaml read and validated; a missing file declares nothing (a checkout from before it existed)."""
+_BESIDE = Path("requirements.txt")
+
+
+def load_custom_nodes(path: Path, worker_requirements: Path | None = _BESIDE) -> CustomNodes:
+    """custom_nodes.yaml read and validated, with the lock files its entries name; a missing file declares nothing (a
+    checkout from before it existed). Each lock's pins are compared with `worker_requirements`: by default the
+    requirements.txt beside the file when there is one (images/worker, as `goldgate build` reads it; in the image the
+    Dockerfile's `check-pins` step names it), None: not compared."""
+    if worker_requirements is _BESIDE:
+        beside = path.parent / "requirements.txt"
+        worker_requirements = beside if beside.is_file() else None
     if yaml is None:
         raise CustomNodesError(f"{path}: cannot be read: this python ({sys.executable}) has no PyYAML, which ComfyUI "
                                "itself needs; is BASE_IMAGE a ComfyUI image?")
@@ -200,7 +378,7 @@ def load_custom_nodes(path: Path) -> CustomNodes:
     except (ValueError, RecursionError, KeyError, IndexError, TypeError, AttributeError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0][:200]
         raise CustomNodesError(f"{path}: not valid YAML ({type(exc).__name__}: {reason})") from None
-    return parse_custom_nodes(raw, str(path), path)
+    return parse_custom_nodes(raw, str(path), path, worker_requirements)
 
 
 # -- the install (the Dockerfile's step) ---------------------------------------------------------------------------
@@ -244,8 +422,38 @@ def held_versions() -> list[tuple[str, str]]:
     return held
 
 
-def install_one(entry: CustomNode, dest: Path) -> None:
-    """Fetch `entry` at its commit into dest/<name>, check HEAD is that commit, install its requirements.txt."""
+def lock_command(entry: CustomNode) -> str:
+    """The command that makes `entry`'s hash-locked requirements, as the warning and the checklist give it."""
+    return (f"`pip-compile --generate-hashes --output-file images/worker/custom_nodes/{entry.name}.txt "
+            f"requirements.txt` in a clone of {entry.url} at {entry.commit}, then `requirements: "
+            f"custom_nodes/{entry.name}.txt` in its entry")
+
+
+def _pip_install(entry: CustomNode, target: Path, requirements: Path, locked: bool) -> None:
+    """pip-install a requirements file for `entry`, the base image's HELD_PACKAGES held at their versions."""
+    held = held_versions()
+    handle, name = tempfile.mkstemp(prefix="custom-node-constraints-", suffix=".txt")
+    constraints = Path(name)
+    with os.fdopen(handle, "w") as out:
+        out.write("".join(f"{package}=={version}\n" for package, version in held))
+    shown_file = entry.requirements if locked else "requirements.txt"
+    what = f"pip install -r {shown_file}" + (
+        f" (the base image's {', '.join(f'{n} {v}' for n, v in held)} held as they are: a requirement that "
+        "needs another version fails here instead of breaking ComfyUI's CUDA build)" if held else "")
+    # A lock installs in hash-checking mode (a file whose sha256 it does not list, or a dependency it does not pin,
+    # is refused) and from wheels only: building an sdist would fetch its build tools, which no hash covers.
+    checked = ["--require-hashes", "--only-binary=:all:"] if locked else []
+    try:
+        # From its folder, so a relative path in the node's own file means what its authors meant.
+        _step(entry, what, [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--no-input", *checked,
+                            "-c", str(constraints), "-r", str(requirements)], cwd=target)
+    finally:
+        constraints.unlink()
+
+
+def install_one(entry: CustomNode, dest: Path, say: Callable[[str], None] = print) -> None:
+    """Fetch `entry` at its commit into dest/<name>, check HEAD is that commit, install its dependencies: its lock
+    when the entry names one, else its own requirements.txt (with a warning: unlocked)."""
     target = dest / entry.name
     if target.exists():
         raise InstallFailed(f"custom node {entry.described}: {target} exists already (the base image ships a folder "
@@ -270,22 +478,26 @@ def install_one(entry: CustomNode, dest: Path) -> None:
         raise InstallFailed(f"custom node {entry.described}: HEAD is {head}, not the pinned {entry.commit}")
     if (target / ".gitmodules").is_file():
         _step(entry, "submodules", [*git, "submodule", "update", "--init", "--recursive"])
-    requirements = target / "requirements.txt"
-    if requirements.is_file():
-        held = held_versions()
-        handle, name = tempfile.mkstemp(prefix="custom-node-constraints-", suffix=".txt")
-        constraints = Path(name)
-        with os.fdopen(handle, "w") as out:
-            out.write("".join(f"{package}=={version}\n" for package, version in held))
-        what = "pip install -r requirements.txt" + (
-            f" (the base image's {', '.join(f'{n} {v}' for n, v in held)} held as they are: a requirement that "
-            "needs another version fails here instead of breaking ComfyUI's CUDA build)" if held else "")
-        try:
-            # From its folder, so a relative path in the file means what its authors meant.
-            _step(entry, what, [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--no-input",
-                                "-c", str(constraints), "-r", "requirements.txt"], cwd=target)
-        finally:
-            constraints.unlink()
+    own = target / "requirements.txt"
+    if entry.requirements == NO_REQUIREMENTS:
+        if own.exists():
+            raise InstallFailed(f"custom node {entry.described}: its entry says `requirements: none`, but the commit "
+                                f"has a requirements.txt; lock it: {lock_command(entry)}")
+    elif entry.requirements is not None:
+        if entry.lock is None:   # a manifest parsed from no file: no folder to find the lock in
+            raise InstallFailed(f"custom node {entry.described}: {entry.requirements} was not read")
+        _pip_install(entry, target, entry.lock.resolve(), locked=True)
+        if own.exists():
+            say(f"custom_nodes: {entry.name}: its own requirements.txt is not read: {entry.requirements} replaces it")
+    elif own.is_file():
+        # One line a build log reader finds: the first upload of each dependency pip resolves reaches the image
+        # unchecked. The production checklist refuses the entry for PROD (`custom_nodes_locked`).
+        say(f"custom_nodes: WARNING: {entry.name} installs its own requirements.txt without pins or hashes (whatever "
+            f"the index holds today reaches the image unchecked); lock it: {lock_command(entry)}")
+        _pip_install(entry, target, own, locked=False)
+    else:
+        say(f"custom_nodes: {entry.name} has no requirements.txt: `requirements: none` in its entry says so to the "
+            "production checklist (and fails the build if a later commit adds one)")
     # A clone under a builder's umask 077 would be unreadable to uid 10001, which runs ComfyUI.
     _step(entry, "chmod", ["chmod", "-R", "a+rX,go-w", str(target)])
 
@@ -296,17 +508,26 @@ def install(nodes: CustomNodes, dest: Path, say: Callable[[str], None] = print) 
         say(f"custom_nodes: none to install ({nodes.path})")
     for entry in nodes.entries:
         say(f"custom_nodes: installing {entry.described} into {dest / entry.name}")
-        install_one(entry, dest)
+        install_one(entry, dest, say)
         say(f"custom_nodes: {entry.name} at {entry.commit}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 3 or args[0] != "install":
-        print("usage: custom_nodes.py install CUSTOM_NODES_YAML DEST (e.g. /comfyui/custom_nodes)", file=sys.stderr)
+    if len(args) != 3 or args[0] not in ("install", "check-pins"):
+        print("usage: custom_nodes.py install CUSTOM_NODES_YAML DEST (e.g. /comfyui/custom_nodes)\n"
+              "       custom_nodes.py check-pins CUSTOM_NODES_YAML REQUIREMENTS_TXT (refuses a lock pinning a "
+              "package at another version)", file=sys.stderr)
         return 2
     try:
-        install(load_custom_nodes(Path(args[1])), Path(args[2]))
+        if args[0] == "check-pins":
+            # The Dockerfile's step before requirements.txt installs: a `docker build` run without goldgate (whose
+            # build reads the two files beside each other) refuses a conflicting pin too.
+            nodes = load_custom_nodes(Path(args[1]), worker_requirements=Path(args[2]))
+            print(f"custom_nodes: {sum(len(e.pins) for e in nodes.entries)} pin(s) of the custom nodes' locks "
+                  f"agree with {args[2]}")
+        else:
+            install(load_custom_nodes(Path(args[1])), Path(args[2]))
     except (CustomNodesError, InstallFailed) as exc:
         print(f"custom_nodes: FAILED: {exc}", file=sys.stderr)
         return 1

@@ -97,7 +97,7 @@ def _red(facts: Facts) -> set[str]:
 
 def test_every_seed_line_is_a_check_in_order():
     lines = [c.line for c in checklist.SEED_CHECKS]
-    assert len(lines) == 36 and len({c.id for c in checklist.CHECKS}) == len(checklist.CHECKS) == 39
+    assert len(lines) == 36 and len({c.id for c in checklist.CHECKS}) == len(checklist.CHECKS) == 40
     assert checklist.CHECKS[:36] == checklist.SEED_CHECKS  # goldgate's own lines come after the seed's
     if SEED.is_file():  # the seed lives beside the repository; compare word for word when it is there
         seed = re.findall(r"^- \[ \] (.+)$", SEED.read_text(encoding="utf-8"), re.MULTILINE)
@@ -244,7 +244,7 @@ def test_cli_on_an_empty_home_fails_with_evidence_and_json(tmp_path, capsys):
     assert "NOT READY" in text and "[FAIL]" in text
     assert main(["checklist", "staging", "--home", str(tmp_path), "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["passed"] is False and len(data["checks"]) == 39
+    assert data["passed"] is False and len(data["checks"]) == 40
     assert {c["status"] for c in data["checks"]} <= {"pass", "warn", "fail", "n/a"}
 
 

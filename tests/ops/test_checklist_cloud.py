@@ -618,7 +618,7 @@ def test_cli_checklist_cloud_passes_and_never_prints_a_secret(cloud, capsys, mon
     assert main([*argv, "--json"]) == 0
     out = capsys.readouterr()
     data = json.loads(out.out)
-    assert data["passed"] is True and data["target"] == "cloud" and len(data["checks"]) == 39
+    assert data["passed"] is True and data["target"] == "cloud" and len(data["checks"]) == 40
     assert set(data["cloud"]["endpoints"]) == {"staging", "prod"}
     assert main(argv) == 0
     text = capsys.readouterr()
