@@ -172,6 +172,7 @@ def _warn_workflows(context: Path, local: bool) -> None:
     node may save an image (said, not refused)."""
     from goldgate.local.comfyui.backend import NODE_TYPES
     from goldgate.local.comfyui.params import parameter_problems
+    from goldgate.local.comfyui.stand_ins import custom_node_types
     from images.worker.workflows import WorkflowError, load_workflows
 
     if not (context / "workflows").is_dir():
@@ -196,7 +197,9 @@ def _warn_workflows(context: Path, local: bool) -> None:
         for problem in parameter_problems(workflow):
             progress(f"warning: {problem} (ComfyUI checks node inputs only when a job runs; its spec here: "
                      "NODE_TYPES in goldgate/local/comfyui/backend.py)")
-        missing = sorted({str(node.get("class_type")) for node in workflow.graph.values()} - NODE_TYPES.keys())
+        # A custom node type with an `emulate:` stand-in in custom_nodes.yaml runs on a local stack too.
+        emulated = NODE_TYPES.keys() | custom_node_types(context / "custom_nodes.yaml").stand_ins.keys()
+        missing = sorted({str(node.get("class_type")) for node in workflow.graph.values()} - emulated)
         if local and missing:
             progress(f"warning: workflow {workflow.id} uses node types the local ComfyUI emulator does not run "
                      f"({', '.join(missing)}): its jobs and golden cases fail on a local stack; test it on a "
@@ -472,7 +475,7 @@ def _promote(args: argparse.Namespace, out: _Printed) -> int:
         raise GoldgateError(f"--report {args.report} is a directory; name the golden report file in it, e.g. "
                             f"{report / 'latest.json'}")
     if args.check:
-        read_report(report)  # one that cannot be read is refused before the gate takes a lock (nothing written)
+        read_report(report, _on(args.target))  # unreadable: refused before the gate takes a lock (nothing written)
         # Judged on the ledger as the promotion will read it: after it closes any change left open (none written).
         # And refused as it would be while a golden run of STAGING writes the newest evidence (the local target).
         hold = getattr(deployer, "gate_hold", None)

@@ -432,6 +432,11 @@ def check_node_types(context: Path) -> None:
         raise BuildFailed(f"cannot build a worker image from {context}: {exc}; nothing was built") from None
     if not declared.declares_anything:
         return
+    from goldgate.local.comfyui.stand_ins import custom_node_types
+
+    refused = custom_node_types(path).refused   # an `emulate:` stand-in the local target would refuse, said now
+    if refused:
+        raise BuildFailed(f"{next(iter(refused.values()))}; nothing was built")
     try:
         workflows = load_workflows(context / "workflows")
     except WorkflowError:

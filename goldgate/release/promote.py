@@ -144,7 +144,7 @@ def check_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, staging
     references_dir = None if references_dir is None else references_for(references_dir, deployer.target)
     references = None if cases is None or references_dir is None else {
         case.reference_name: _sha256_or_none(references_dir / case.reference_name) for case in cases}
-    report, sha = read_report(report_path)
+    report, sha = read_report(report_path, commands.on)
     staging_image = deployer.current_image(staging)
     # A local STAGING whose host serves its pin runs that pin, whatever deploy the ledger recorded last: a deploy cut
     # short by its host's crash, which `goldgate up` then completed on the pin, left no ledger entry, and is no
@@ -263,7 +263,8 @@ def _pass_the_gate(deployer: Deployer, ledger: Ledger, report_path: Path, *, sta
     # A golden run of STAGING under way writes the newest evidence for its image: gating on the report before it
     # promoted a digest whose newest run was about to fail (the local target: `gate_hold`).
     hold = getattr(deployer, "gate_hold", None)
-    read_report(report_path)  # one that cannot be read is refused before that lock is taken (nothing written)
+    # One that cannot be read is refused before that lock is taken (nothing written).
+    read_report(report_path, commands_for(deployer.target).on)
     with hold(staging) if callable(hold) else nullcontext():
         decision, _report, sha = check_gate(deployer, ledger, report_path, staging=staging, prod=prod, now=now,
                                             expected_image=expected_image, cases_dir=paths.cases_dir,

@@ -182,13 +182,14 @@ def load_report_of(path: Path, target: str) -> dict[str, Any]:
     return report
 
 
-def read_report(path: Path) -> tuple[dict[str, Any], str]:
-    """The report at `path` and the sha256 of the very bytes it was read from (what the ledger records)."""
+def read_report(path: Path, on: str = "") -> tuple[dict[str, Any], str]:
+    """The report at `path` and the sha256 of the very bytes it was read from (what the ledger records). `on`: the
+    target option the golden command its advice names needs (" --target cloud"; none for the local target)."""
     try:
         data = read_bounded(path)
         report = json.loads(data.decode("utf-8"))
     except (FileNotFoundError, NotADirectoryError):
-        raise ReportError(f"no golden report at {path}: {_why_missing(path)}") from None
+        raise ReportError(f"no golden report at {path}: {_why_missing(path, on)}") from None
     except IsADirectoryError:  # the reports directory given for its report
         raise ReportError(f"{path} is a directory, not a golden report: name the report file in it, e.g. "
                           f"{path / 'latest.json'}") from None
@@ -196,17 +197,17 @@ def read_report(path: Path) -> tuple[dict[str, Any], str]:
         # The system's words for an OSError: its str() names the file descriptor read from, not the file.
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {str(exc)[:200]}"
         raise ReportError(f"{path} is not a readable golden report ({why}); "
-                          "run `goldgate golden staging` again") from None
+                          f"run `goldgate golden staging{on}` again") from None
     if not isinstance(report, dict) or report.get("schema") != SCHEMA:
         raise ReportError(f"{path} is not a golden report (schema {SCHEMA} expected)")
     return report, hashlib.sha256(data).hexdigest()
 
 
-def _why_missing(path: Path) -> str:
+def _why_missing(path: Path, on: str = "") -> str:
     """Why there is no report at `path`. Where the golden runs write it by default, none has yet; a path the operator
     named (`--report`, `--reports-dir`) is named as it is, since a typo there is no missing golden run."""
     if Path(os.path.abspath(path)) == Path(os.path.abspath(REPORTS_DIR / "latest.json")):
-        return "run `goldgate golden staging` first"
+        return f"run `goldgate golden staging{on}` first"
     # The nearest of its directories that exists: what is wrong with the path given is just below it.
     missing, parent = path, path.parent
     while parent != parent.parent and not os.path.lexists(parent):
@@ -216,8 +217,8 @@ def _why_missing(path: Path) -> str:
     if missing != path:
         return f"directory {missing} does not exist (check the path given)"
     if path.name == "latest.json":  # a reports directory that exists: a golden run given it writes its latest.json
-        return (f"no such file (check the path given; `goldgate golden staging --reports-dir {parent}` writes "
-                "one there)")
+        return (f"no such file (check the path given; `goldgate golden staging{on} --reports-dir {parent}` "
+                "writes one there)")
     return "no such file (check the path given)"
 
 

@@ -20,14 +20,16 @@ no installed distribution, so nothing declares what its code imports, and the ba
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import re
+import reprlib
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,7 @@ _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # Where a repository may come from. file:// is how tests (and a builder with a local mirror) serve one.
 _URL = re.compile(r"^(https://|ssh://|file://|git@[A-Za-z0-9.-]+:)\S+$")
-_ENTRY_KEYS = ("url", "commit", "name", "nodes", "requirements")
+_ENTRY_KEYS = ("url", "commit", "name", "nodes", "requirements", "emulate")
 # `requirements:` names a file of the custom_nodes/ folder beside custom_nodes.yaml: one path component, no traversal.
 _LOCK_PATH = re.compile(r"^custom_nodes/[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.txt$")
 NO_REQUIREMENTS = "none"
@@ -73,6 +75,9 @@ class CustomNode:
     requirements: str | None = None
     lock: Path | None = None        # the lock file, when the entry names one and the manifest was read from a file
     pins: tuple[tuple[str, str], ...] = ()   # (normalized name, version) of every pin of the lock
+    # `emulate:` as the entry gives it: the local ComfyUI emulator's stand-ins for its node types, read and validated
+    # by goldgate.local.comfyui.stand_ins (the image never reads them)
+    emulate: Any = field(default=None, compare=False)
 
     @property
     def locked(self) -> bool:
@@ -100,9 +105,15 @@ class CustomNodes:
         return next((e for e in self.entries if node_type in e.nodes), None)
 
 
+# A bounded repr: a YAML alias bomb (a few hundred bytes naming one list a billion times over) is shown in a few
+# characters, where repr() would expand every alias first.
+_SHOWN = reprlib.Repr()   # its limits set one by one: Repr() takes them as arguments only from Python 3.12
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring, _SHOWN.maxother = 3, 6, 6, MAX_SHOWN_CHARS, 40
+
+
 def shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + f"... ({len(text)} characters)"
+    text = _SHOWN.repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "..."
 
 
 def _commit(raw: Any, where: str) -> str:
@@ -110,9 +121,9 @@ def _commit(raw: Any, where: str) -> str:
         raise CustomNodesError(f"{where}.commit was read as a number: quote it (commit: \"...\"), a full 40-hex sha")
     if not isinstance(raw, str) or not raw:
         raise CustomNodesError(f"{where}.commit must be the full 40-hex commit sha, got {shown(raw)}")
-    if _HEX.match(raw) and len(raw) == 40:
+    if _HEX.fullmatch(raw) and len(raw) == 40:
         return raw.lower()
-    if _HEX.match(raw) and len(raw) < 40:
+    if _HEX.fullmatch(raw) and len(raw) < 40:
         raise CustomNodesError(f"{where}.commit {shown(raw)} is an abbreviated sha: it may name another commit once "
                                "the repository grows; write all 40 hex digits (`git rev-parse <sha>` in a clone)")
     raise CustomNodesError(f"{where}.commit {shown(raw)} is not a commit sha but a branch or tag name: a branch moves "
@@ -121,7 +132,7 @@ def _commit(raw: Any, where: str) -> str:
 
 
 def _url(raw: Any, where: str) -> str:
-    if not isinstance(raw, str) or not _URL.match(raw):
+    if not isinstance(raw, str) or not _URL.fullmatch(raw):
         raise CustomNodesError(f"{where}.url must be a git repository URL (https://, ssh://, git@host:path or "
                                f"file://), got {shown(raw)}")
     if re.match(r"^[a-z]+://[^/@]*@", raw) and not raw.startswith("ssh://"):
@@ -143,8 +154,9 @@ def _node_types(raw: Any, where: str) -> tuple[str, ...]:
     if not isinstance(raw, list) or not all(isinstance(n, str) and n.strip() == n and n for n in raw):
         raise CustomNodesError(f"{where} must be a list of node type names (ComfyUI's class_type, e.g. "
                                f"\"Image Save\"), got {shown(raw)}")
-    if len(set(raw)) != len(raw):
-        raise CustomNodesError(f"{where} lists a node type twice: {shown(sorted(n for n in raw if raw.count(n) > 1))}")
+    twice = sorted(n for n, count in collections.Counter(raw).items() if count > 1)
+    if twice:
+        raise CustomNodesError(f"{where} lists a node type twice: {shown(twice)}")
     return tuple(raw)
 
 
@@ -276,13 +288,13 @@ def _entry(raw: Any, where: str) -> CustomNode:
     url = _url(raw["url"], where)
     name = raw.get("name")
     name = _default_name(url) if name is None else name
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise CustomNodesError(f"{where}.name must be a folder name (letters, digits, `.`, `_`, `-`, not starting with "
                                f"a dot), got {shown(name)}{'' if 'name' in raw else ' (taken from the url: set name)'}")
     where = f"{where} ({name})"
     return CustomNode(name=name, url=url, commit=_commit(raw["commit"], where),
                       nodes=_node_types(raw.get("nodes"), f"{where}.nodes"),
-                      requirements=_requirements(raw.get("requirements"), where))
+                      requirements=_requirements(raw.get("requirements"), where), emulate=raw.get("emulate"))
 
 
 def _with_lock(entry: CustomNode, folder: Path, where: str) -> CustomNode:
