@@ -16,6 +16,7 @@ under a release named after a commit without it. A tracked file with uncommitted
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -26,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from goldgate.errors import StateError
 from goldgate.files import NotARegularFile, flock_holder, lock_file, make_dirs
@@ -186,14 +187,15 @@ def build_local_image(source_dir: Path = Path("images/worker"), home: Path = Pat
         _remove_stale_builds(images)
         staging = Path(tempfile.mkdtemp(prefix=".build-", dir=images))
         try:
-            for name in _source_files(source_dir):
-                target = staging / "worker" / name
-                if (source_dir / name).is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source_dir / name, target)
-            for rel, size in _baked_models(source_dir / "models.yaml").items():
+            _copy_source(source_dir, staging / "worker")
+            # The copy is what the reference names: hashed as resolve will hash it. A file saved (or swapped) since
+            # the digest above was taken would give a reference whose snapshot holds other bytes, refused at the next
+            # deploy as "changed after the build"; and the checks above ran on what the digest names, not on it.
+            if snapshot_digest(staging / "worker") != digest:
+                raise ImageStoreError(f"a file of {source_dir} changed during the build (saved, added, removed or "
+                                      "swapped while it was copied): build again once it is as you want it; "
+                                      "nothing was built")
+            for rel, size in _baked_models(staging / "worker" / "models.yaml").items():
                 target = staging / "models" / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with target.open("wb") as f:
@@ -210,6 +212,96 @@ def build_local_image(source_dir: Path = Path("images/worker"), home: Path = Pat
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
     return REF_PREFIX + digest
+
+
+def _copy_source(source_dir: Path, worker: Path) -> None:
+    """Copies the files docker is sent for a build of `source_dir` into `worker`, each folder and file opened without
+    following a link (O_NOFOLLOW, relative to its opened folder): one swapped for a link since _source_files refused
+    links is not copied from wherever the link points (a key file, another tree), and a FIFO is not waited on."""
+    root = os.open(source_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in _source_files(source_dir):
+            target = worker / name
+            if (source_dir / name).is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = _open_below(root, name)
+            except OSError as exc:
+                raise ImageStoreError(f"{source_dir / name} changed during the build ({exc.strerror}: removed, or "
+                                      "replaced by a link or a folder, while it was copied); a worker snapshot "
+                                      "holds regular files only: build again; nothing was built") from None
+            with os.fdopen(fd, "rb") as src, target.open("xb") as dst:
+                _copy_file(src, dst)
+    finally:
+        os.close(root)
+
+
+def _open_below(root: int, name: str) -> int:
+    """`name` (relative, `/`-separated) under the folder `root` for reading, following no link on the way; refuses
+    (OSError) what is not a regular file."""
+    *folders, leaf = name.split("/")
+    fd = os.dup(root)
+    try:
+        for folder in folders:
+            inner = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        # O_NONBLOCK: a FIFO put there opens at once (and is refused below) instead of waiting for a writer.
+        leaf_fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(os.fstat(leaf_fd).st_mode):
+        os.close(leaf_fd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    return leaf_fd
+
+
+def _copy_file(src: IO[bytes], dst: IO[bytes]) -> None:
+    """One file's bytes, from the file opened for it (a seam for the tests: a save while a copy runs)."""
+    shutil.copyfileobj(src, dst)
+
+
+# Python's own caches: a local worker imports the snapshot's modules with bytecode writing on (as Python runs by
+# default), so a snapshot a worker ran holds `worker/__pycache__/*.pyc`. The digest names no .pyc (docker is sent
+# none), and Python loads a cached .pyc instead of its source (an "unchecked" one whatever the source holds): one
+# planted there would run code the reference does not name. resolve removes them before its check, and Python writes
+# them again from the checked source; refusing them instead would refuse every snapshot a worker ever ran.
+_BYTECODE_CACHE = "__pycache__"
+
+
+def _drop_bytecode_caches(worker: Path) -> None:
+    for top, folders, _files in os.walk(worker):
+        if _BYTECODE_CACHE in folders:
+            folders.remove(_BYTECODE_CACHE)
+            cache = Path(top) / _BYTECODE_CACHE
+            if cache.is_symlink() or not cache.is_dir():
+                cache.unlink()
+            else:
+                shutil.rmtree(cache)
+
+
+def _strays(snapshot: Path, earlier: bool) -> list[str]:
+    """What no build puts in `snapshot` and Python could load ahead of the checked source (caches aside): anything
+    beside `worker/` and `models/` (the snapshot's folder is first on a worker's import path, so a `yaml.py` there
+    is the `yaml` the worker imports), and in `worker/` any file the digest does not cover (a `logs/__init__.py` or
+    `logs.cpython-311-x86_64-linux-gnu.so` is imported instead of `logs.py`; a `.pyc` beside no source is imported
+    as that module). An earlier goldgate's snapshot hashes every file but dotfiles, backups and caches: of what it
+    leaves out, only a .pyc is importable."""
+    found = sorted(entry.name for entry in snapshot.iterdir() if entry.name not in ("worker", "models"))
+    worker = snapshot / "worker"
+    sent = set() if earlier else set(_source_files(worker))
+    for top, folders, files in os.walk(worker):
+        if _BYTECODE_CACHE in folders:
+            folders.remove(_BYTECODE_CACHE)
+        here = Path(top)
+        links = [folder for folder in folders if (here / folder).is_symlink()]  # os.walk lists, never enters them
+        for name in [*files, *links]:
+            rel = (here / name).relative_to(worker).as_posix()
+            if (name.endswith(".pyc") if earlier else rel not in sent):
+                found.append(f"worker/{rel}")
+    return found
 
 
 @contextlib.contextmanager
@@ -272,6 +364,18 @@ def resolve(ref: str, home: Path = Path(".goldgate")) -> Path:
     # A snapshot without its .dockerignore is an earlier goldgate's (it took every file but dotfiles, and hashed them
     # another way): checked the way it was made, so a stack pinned to it before an upgrade of goldgate runs on.
     earlier = not (path / "worker" / ".dockerignore").is_file()
+    try:
+        _drop_bytecode_caches(path / "worker")
+    except OSError as exc:
+        raise ImageStoreError(f"local worker image {ref}: cannot remove Python's caches under {path / 'worker'} "
+                              f"({exc}); a worker would load them instead of the checked source: give this user "
+                              "write access there, or rebuild the image") from None
+    strays = _strays(path, earlier)
+    if strays:
+        shown = ", ".join(strays[:5]) + (f" and {len(strays) - 5} more" if strays[5:] else "")
+        raise ImageStoreError(f"local worker image {ref}: {path} holds {shown}, which no build puts there and a worker "
+                              "could load instead of the code its reference names; rebuild it from the worker "
+                              "source (goldgate replaces the altered snapshot)")
     actual = _earlier_snapshot_digest(path / "worker") if earlier else snapshot_digest(path / "worker")
     if actual != match.group(1):
         # Running it would run code the digest does not name: what was tested is not what would run.
@@ -290,7 +394,7 @@ def _baked_models(models_yaml: Path) -> dict[str, int]:
 def _intact(snapshot: Path, digest: str) -> bool:
     try:
         if not ((snapshot / "worker" / "handler.py").is_file() and (snapshot / "models").is_dir()
-                and snapshot_digest(snapshot / "worker") == digest):
+                and snapshot_digest(snapshot / "worker") == digest and not _strays(snapshot, earlier=False)):
             return False
         # The digest names the worker package only: a baked model removed or cut short since the build (a worker
         # failing with "No checkpoint models appear to be available") must be rebuilt, not reused, when the runbook

@@ -22,7 +22,7 @@ import sys
 import threading
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import IO, Any
 
@@ -282,10 +282,18 @@ def relay_comfyui_output(source: int, log: WorkerLog, fallback: IO[bytes] | None
     `comfyui.output` line (the text in `message`, masked of the worker's secrets).
 
     It never stops reading before the end: a ComfyUI whose pipe nobody drains blocks once the pipe is full, and one
-    whose pipe nobody holds fails its next write. A line that cannot be written as v1 goes to `fallback` as it came.
+    whose pipe nobody holds fails its next write. A line that cannot be written as v1 goes to `fallback`, masked.
     `\r` ends a line too: a progress bar redraws itself with it, and one line would grow for the whole render.
+
+    The stream is masked before it is cut into lines and pieces: a secret cut in two (by a piece's end, or by a line
+    end inside a multi-line value) would escape the mask in both halves, and two consecutive lines would hold it
+    whole. The end of what was read is held back while it may be the start of a secret (`_secret_start`), until more
+    comes or the end of file: a secret split between two reads is masked too.
     """
-    pending = b""
+    # The logger's own secrets (logs.WorkerLog, of this package): the ones its scrub masks.
+    secrets = tuple(secret.encode("utf-8", "surrogateescape") for secret in log._secrets)
+    held = b""     # read, masked, and possibly the start of a secret the next read completes
+    pending = b""  # masked, not yet written: the current line's start
     while True:
         try:
             chunk = os.read(source, 65536)
@@ -293,17 +301,40 @@ def relay_comfyui_output(source: int, log: WorkerLog, fallback: IO[bytes] | None
             continue
         if not chunk:
             break
-        pending += chunk
+        masked = _mask(held + chunk, log)
+        keep = _secret_start(masked, secrets)
+        held = masked[len(masked) - keep:] if keep else b""
+        pending += masked[:len(masked) - keep]
         *lines, pending = _LINE_ENDS.split(pending)
         while len(pending) > COMFY_PIECE_BYTES:
             lines.append(pending[:COMFY_PIECE_BYTES])
             pending = pending[COMFY_PIECE_BYTES:]
         for raw in lines:
             _relay_line(raw, log, fallback)
-    _relay_line(pending, log, fallback)
+    for raw in _LINE_ENDS.split(pending + held):
+        _relay_line(raw, log, fallback)
+
+
+def _mask(data: bytes, log: WorkerLog) -> bytes:
+    """`data` with `log`'s secrets masked, every other byte as it was (surrogateescape keeps bytes that are no UTF-8)."""
+    return log.scrub(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+
+
+def _secret_start(data: bytes, secrets: tuple[bytes, ...]) -> int:
+    """The length of the longest end of `data` that begins one of `secrets` (0 when none does): what to hold back
+    until the next read says whether the secret follows. Shorter than the longest secret, and 0 for ordinary output,
+    so a line is not held up waiting for the next."""
+    longest = 0
+    for secret in secrets:
+        for size in range(min(len(secret) - 1, len(data)), longest, -1):
+            if data.endswith(secret[:size]):
+                longest = size
+                break
+    return longest
 
 
 def _relay_line(raw: bytes, log: WorkerLog, fallback: IO[bytes] | None) -> None:
+    """One line of ComfyUI's output, already masked, as `comfyui.output` lines of COMFY_PIECE_BYTES at most."""
     for start in range(0, len(raw), COMFY_PIECE_BYTES):
         piece = raw[start:start + COMFY_PIECE_BYTES]
         text = piece.decode("utf-8", "replace")
@@ -316,8 +347,30 @@ def _relay_line(raw: bytes, log: WorkerLog, fallback: IO[bytes] | None) -> None:
         except Exception:  # noqa: BLE001 - a line is never dropped for a fault of the relay's own
             if fallback is not None:
                 with contextlib.suppress(OSError):
-                    fallback.write(piece + b"\n")
+                    fallback.write(piece + b"\n")  # masked: the piece is cut from the masked stream
                     fallback.flush()
+
+
+# The variables start.sh removes from ComfyUI's environment (its CREDENTIAL_NAMES: every name that says credential):
+# the relay masks each one's value, not only the R2 and RunPod keys the handler reads. A value ComfyUI prints anyway
+# (a custom node read HF_TOKEN's token from its cache file, a config dump) is one the operator put there as a secret.
+_CREDENTIAL_NAME = re.compile(r"SECRET|TOKEN|KEY|PASSWORD|PASSPHRASE", re.IGNORECASE)
+# Shorter values ("1", "true", "yes") would mask ordinary words in every line, and no credential is that short.
+MIN_CREDENTIAL_CHARS = 6
+
+
+def credential_values(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The values of `env`'s credential variables (_CREDENTIAL_NAME), each line of a multi-line one too (a PEM key
+    printed line by line is masked line by line)."""
+    values: list[str] = []
+    for name, value in env.items():
+        if not _CREDENTIAL_NAME.search(name):
+            continue
+        for text in (value.strip(), *value.splitlines()):
+            text = text.strip()
+            if len(text) >= MIN_CREDENTIAL_CHARS and text not in values:
+                values.append(text)
+    return tuple(values)
 
 
 def _relay_log() -> WorkerLog:
@@ -326,11 +379,15 @@ def _relay_log() -> WorkerLog:
     try:
         secrets = load_config(env).secrets()
     except ConfigError:  # a malformed setting is the handler's to report; the relay still masks the credentials
-        secrets = tuple(env.get(name, "") for name in ("R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "RUNPOD_AI_API_KEY"))
-    context = {name: (env.get(var) or "").strip() or None
+        secrets = ()
+    # Bytes that are no UTF-8 (os.environ holds them as lone surrogates, which json.dumps writes as "\udcff", and a
+    # strict JSON reader refuses) become U+FFFD, as start.sh's own lines have them.
+    context = {name: (env.get(var) or "").encode("utf-8", "surrogateescape").decode("utf-8", "replace").strip() or None
                for name, var in (("stack", "STACK"), ("workflow_version", "WORKFLOW_VERSION"),
                                  ("worker_image_tag", "WORKER_IMAGE_TAG"))}
-    return WorkerLog(sys.stdout, secrets=secrets, **context)
+    # The longest first: a secret holding a shorter one is masked whole, not around the shorter one's mask.
+    every = sorted({*secrets, *credential_values(env)}, key=len, reverse=True)
+    return WorkerLog(sys.stdout, secrets=tuple(every), **context)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,10 +24,53 @@ json_quote() {
   done
   REPLY="\"$text\""
 }
+# utf8_cut TEXT LIMIT: REPLY = TEXT's first LIMIT characters, valid UTF-8 whatever bytes TEXT holds: a byte that starts
+# no valid UTF-8 character becomes U+FFFD, as python's decode(errors="replace") makes it. Read byte by byte in the C
+# locale, which every system has: the image sets no LANG, and in the C locale ${text:0:64} counts bytes and may cut a
+# character in two (an invalid line), while under a UTF-8 locale a byte that is no UTF-8 would go out as it is.
+utf8_cut() {
+  local LC_ALL=C
+  local text=$1 limit=$2 out="" i=0 chars=0 size lead next low high n j
+  if [[ "$text" != *[$'\x80'-$'\xff']* ]]; then  # ASCII (every line of start.sh's own): a byte is a character
+    REPLY=${text:0:limit}
+    return 0  # bare, a return in a trap's handler gives the status of the command the trap interrupted
+  fi
+  n=${#text}
+  while (( i < n && chars < limit )); do
+    printf -v lead '%d' "'${text:i:1}"
+    size=1 low=128 high=191
+    if (( lead >= 194 && lead <= 223 )); then size=2
+    elif (( lead >= 224 && lead <= 239 )); then size=3
+      (( lead == 224 )) && low=160       # no overlong form
+      (( lead == 237 )) && high=159      # no UTF-16 surrogate
+    elif (( lead >= 240 && lead <= 244 )); then size=4
+      (( lead == 240 )) && low=144
+      (( lead == 244 )) && high=143      # nothing above U+10FFFF
+    elif (( lead >= 128 )); then size=0  # a continuation byte alone, or a byte UTF-8 never uses
+    fi
+    j=1
+    while (( size > 1 && j < size )); do
+      next=-1
+      (( i + j < n )) && printf -v next '%d' "'${text:i+j:1}"
+      if (( next < low || next > high )); then size=0; break; fi
+      low=128 high=191
+      (( j++ ))
+    done
+    if (( size == 0 )); then
+      out+=$'\xef\xbf\xbd'
+      (( i += 1 ))
+    else
+      out+=${text:i:size}
+      (( i += size ))
+    fi
+    (( chars += 1 ))
+  done
+  REPLY=$out
+}
 # json_or_null NAME LIMIT: REPLY = the variable NAME's value (cut to LIMIT characters) quoted, or null when unset/empty.
 json_or_null() {
   local value="${!1:-}"
-  if [[ -z "$value" ]]; then REPLY=null; else json_quote "${value:0:$2}"; fi
+  if [[ -z "$value" ]]; then REPLY=null; else utf8_cut "$value" "$2"; json_quote "$REPLY"; fi
 }
 # log_event LEVEL EVENT MESSAGE [DATA-JSON]: one line on stderr. The context is the worker's (STACK, WORKFLOW_VERSION,
 # WORKER_IMAGE_TAG from the image and the endpoint); these lines name no job. DATA-JSON is built by the caller from
@@ -44,7 +87,7 @@ log_event() {
   json_or_null STACK 64; line+=",\"stack\":$REPLY,\"trace_id\":null,\"job_id\":null"
   json_or_null WORKFLOW_VERSION 64; line+=",\"workflow_version\":$REPLY"
   json_or_null WORKER_IMAGE_TAG 256; line+=",\"worker_image_tag\":$REPLY"
-  json_quote "${3:0:4000}"; line+=",\"message\":$REPLY,\"data\":${4:-null}}"
+  utf8_cut "$3" 4000; json_quote "$REPLY"; line+=",\"message\":$REPLY,\"data\":${4:-null}}"
   printf '%s\n' "$line" >&2 || true
 }
 
@@ -64,7 +107,8 @@ export COMFY_URL="${COMFY_URL:-http://127.0.0.1:8188}"
 # ComfyUI runs each workflow's nodes and needs no credential: the R2 keys and RunPod's worker key are the handler's.
 # A node that logs or sends its environment (or a crash report that dumps it) must find none, so ComfyUI starts
 # without every variable whose name says credential (as the RunPod emulator masks them: SECRET, TOKEN, KEY,
-# PASSWORD; PASSPHRASE too). Preflight and the handler keep the environment as it is.
+# PASSWORD; PASSPHRASE too). Preflight and the handler keep the environment as it is. The relay below masks the
+# value of each of these names in ComfyUI's output (sdk_logs._CREDENTIAL_NAME: keep the two lists the same).
 CREDENTIAL_NAMES=()
 for NAME in $(compgen -e); do
   case "${NAME^^}" in
@@ -78,7 +122,9 @@ cd "${APP_DIR:-/opt/goldgate}"
 # started, gone), so ComfyUI's last words (a crash's traceback) still come out after it was stopped. A relay that
 # cannot start (no python, a broken package) or that fails leaves the rest of the pipe to `cat`: plain lines, but
 # none lost, and ComfyUI neither blocks on a full pipe nobody reads nor fails writing to one nobody holds (bash's own
-# loop where the image has no `cat`).
+# loop where the image has no `cat`). That fallback masks nothing: a credential ComfyUI prints then comes out as it
+# is (the relay masks the value of every variable CREDENTIAL_NAMES names; `cat` has no way to), so a relay that does
+# not start is a broken image to fix, not a state to run in.
 relay_comfyui_output() {
   local line
   trap '' TERM INT HUP
