@@ -108,6 +108,8 @@ class WorkerFleet:
         env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
         env["TMPDIR"] = str(self.scratch_dir / action.worker_id)
         env["RUNPOD_LOG_LEVEL"] = "INFO"  # the SDK defaults to DEBUG; an endpoint's env may say otherwise
+        # The snapshot holds only what its digest covers: no bytecode cache written into it (resolve drops any).
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
         env.update(action.env)
         env.update(self.urls.env(action.endpoint_id, action.gpu_type or self.config.gpu_type))
         env.update({
