@@ -5,21 +5,11 @@ traceback on stderr, the very symptom the check was added to end. A length that 
 
 from __future__ import annotations
 
-import socket
+from test_review31_d1_standin_bad_length import _raw
 
 from goldgate.cloudflare.d1_standin import D1StandIn
 
 HUGE = "9" * 5000   # within http.server's 65536-byte header line, beyond int()'s 4300 digits
-
-
-def _raw(port: int, method: str, path: str, length: str) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        conn.sendall(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer tok\r\n"
-                     f"Content-Length: {length}\r\n\r\n".encode())
-        answer = b""
-        while chunk := conn.recv(65536):
-            answer += chunk
-    return answer
 
 
 def test_an_api_call_with_a_5000_digit_length_gets_an_answer() -> None:

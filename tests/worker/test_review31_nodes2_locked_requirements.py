@@ -9,7 +9,6 @@ repository, pip kept off the index (PIP_NO_INDEX, wheels from PIP_FIND_LINKS) an
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import os
@@ -18,12 +17,12 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
 from ci_policy import needs
+from custom_node_support import git, wheel
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = REPO / "images" / "worker"
@@ -33,25 +32,11 @@ PACKAGE = "tinydep-nodes2"
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid",
-                           "-c", "commit.gpgsign=false", *args], capture_output=True, text=True, check=True).stdout
+    return git(repo, *args)
 
 
 def _wheel(where: Path, version: str = "0.1") -> Path:
-    """A one-module wheel, built by hand: pip installs it offline, with no build step."""
-    where.mkdir(parents=True, exist_ok=True)
-    path = where / f"tinydep_nodes2-{version}-py3-none-any.whl"
-    info = f"tinydep_nodes2-{version}.dist-info"
-    files = {"tinydep_nodes2/__init__.py": f"VERSION = {version!r}\n".encode(),
-             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {PACKAGE}\nVersion: {version}\n".encode(),
-             f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = "".join(f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b'=').decode()},"
-                     f"{len(body)}\n" for name, body in files.items())
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, body in files.items():
-            archive.writestr(name, body)
-        archive.writestr(f"{info}/RECORD", record + f"{info}/RECORD,,\n")
-    return path
+    return wheel(where, PACKAGE, version, f"VERSION = {version!r}\n".encode())
 
 
 def _sdist(where: Path, version: str) -> Path:

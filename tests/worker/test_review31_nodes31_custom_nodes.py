@@ -6,19 +6,17 @@ The install runs here as the Dockerfile runs it, outside docker, on a custom nod
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
 from ci_policy import needs
+from custom_node_support import git, wheel
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = REPO / "images" / "worker"
@@ -27,24 +25,11 @@ HAVE_GIT = shutil.which("git") is not None
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid",
-                           "-c", "commit.gpgsign=false", *args], capture_output=True, text=True, check=True).stdout
+    return git(repo, *args)
 
 
 def _wheel(where: Path, version: str = "0.1") -> Path:
-    """A one-module wheel, built by hand: pip installs it offline, with no build step."""
-    path = where / f"tinydep_nodes31-{version}-py3-none-any.whl"
-    info = f"tinydep_nodes31-{version}.dist-info"
-    files = {"tinydep_nodes31/__init__.py": b"VALUE = 31\n",
-             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: tinydep-nodes31\nVersion: {version}\n".encode(),
-             f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = "".join(f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b'=').decode()},"
-                     f"{len(body)}\n" for name, body in files.items())
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, body in files.items():
-            archive.writestr(name, body)
-        archive.writestr(f"{info}/RECORD", record + f"{info}/RECORD,,\n")
-    return path
+    return wheel(where, "tinydep-nodes31", version, b"VALUE = 31\n")
 
 
 @pytest.fixture
