@@ -10,16 +10,9 @@ from pathlib import Path
 
 import pytest
 from ci_policy import needs
+from test_review31_img31_snapshot_is_dockers import _worker_copy
 
 from goldgate.local.image_store import ImageStoreError, build_local_image, resolve
-
-WORKER = Path(__file__).resolve().parents[2] / "images" / "worker"
-
-
-def _worker_copy(tmp_path: Path) -> Path:
-    source = tmp_path / "worker"
-    shutil.copytree(WORKER, source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    return source
 
 
 def test_a_symlinked_source_file_is_refused_by_name_and_nothing_is_built(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ worker never took a job."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -17,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_review12_start_script import _cleanup
 from test_worker_start_script import WAIT_S, _wait_for
 from worker_harness import REPO, WORKER_DIR, validate_log_lines
 
@@ -69,14 +69,6 @@ def _start(tmp_path: Path, comfy: str = COMFY_LINES, relay: str = RELAY) -> tupl
     return proc, events
 
 
-@contextlib.contextmanager
-def _cleanup(proc: subprocess.Popen):
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # the whole group has exited
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def _stop(proc: subprocess.Popen, events: Path) -> int:
