@@ -107,7 +107,15 @@ class CustomNodes:
 
 # A bounded repr: a YAML alias bomb (a few hundred bytes naming one list a billion times over) is shown in a few
 # characters, where repr() would expand every alias first.
-_SHOWN = reprlib.Repr()   # its limits set one by one: Repr() takes them as arguments only from Python 3.12
+class _Shown(reprlib.Repr):
+    """An integer too long to print (a YAML hex literal of thousands of digits) is named by its size: repr refuses it.
+    As workflows.shown's; this file runs alone in the image build, so it imports none of its package."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        return super().repr_int(x, level) if x.bit_length() <= 1_000 else f"<an integer of {x.bit_length()} bits>"
+
+
+_SHOWN = _Shown()   # its limits set one by one: Repr() takes them as arguments only from Python 3.12
 _SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring, _SHOWN.maxother = 3, 6, 6, MAX_SHOWN_CHARS, 40
 
 

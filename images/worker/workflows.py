@@ -10,6 +10,7 @@ import copy
 import json
 import math
 import re
+import reprlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,22 @@ def shown(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
     """repr(value), cut short: error messages name a hostile value without carrying all of it."""
     if isinstance(value, int) and value.bit_length() > 4 * limit:
         return f"<an integer of {value.bit_length()} bits>"  # repr() may even refuse one this long
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an integer inside it too long to print (a YAML hex literal of thousands of digits)
+        text = _BOUNDED.repr(value)
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+class _Bounded(reprlib.Repr):
+    """repr, cut by depth and length as it is made, an integer too long to print named by its size."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        return super().repr_int(x, level) if x.bit_length() <= 1_000 else f"<an integer of {x.bit_length()} bits>"
+
+
+_BOUNDED = _Bounded()
+_BOUNDED.maxlevel, _BOUNDED.maxstring, _BOUNDED.maxother = 3, MAX_SHOWN_CHARS, MAX_SHOWN_CHARS
 
 
 def _bound(value: float) -> str:

@@ -12,10 +12,11 @@ anyway; what the node really computes is compared by the cloud's golden run.
 from __future__ import annotations
 
 import difflib
-import reprlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from goldgate.spec import show
 
 from .backend import LATENT_PATH_TYPES, NODE_TYPES, CustomNodeTypes, NodeType
 
@@ -27,10 +28,6 @@ _VALUE_TYPES = ("INT", "FLOAT")
 _COMFY_TYPES = frozenset({"IMAGE", "LATENT", "MASK", "MODEL", "CLIP", "VAE", "CONDITIONING", "INT", "FLOAT", "STRING",
                           "BOOLEAN", "CONTROL_NET", "UPSCALE_MODEL", "CLIP_VISION", "CLIP_VISION_OUTPUT", "STYLE_MODEL",
                           "GLIGEN", "NOISE", "SAMPLER", "SIGMAS", "GUIDER", "AUDIO", "VIDEO"})
-# A value shown in an error: YAML aliases may make a few hundred bytes of file a structure whose full repr has billions
-# of characters, so the repr is cut by depth and length as it is made, not after.
-_SHOWN = reprlib.Repr()   # Python 3.11's takes no keywords
-_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring, _SHOWN.maxother = 2, 4, 4, 80, 80
 _SCALARS = (str, int, float, bool, type(None))
 EXAMPLE = "emulate: {TinyUpscale: {inputs: {image: IMAGE, scale_by: [FLOAT, {min: 1, max: 4}]}, outputs: [IMAGE]}}"
 
@@ -39,13 +36,9 @@ class StandInError(ValueError):
     """An entry's `emulate:` is not valid; the message names the entry, the node type and the field."""
 
 
-def _shown(value: Any) -> str:
-    return _SHOWN.repr(value)
-
-
 def _type_name(raw: Any, where: str) -> str:
     if not isinstance(raw, str) or not raw or raw.strip() != raw or len(raw) > MAX_NAME_CHARS:
-        raise StandInError(f"{where} must be a ComfyUI type name (IMAGE, LATENT, MASK, FLOAT, ...), got {_shown(raw)}")
+        raise StandInError(f"{where} must be a ComfyUI type name (IMAGE, LATENT, MASK, FLOAT, ...), got {show(raw)}")
     if raw != raw.upper() and raw.upper() in _COMFY_TYPES:
         raise StandInError(f"{where} is {raw!r}: ComfyUI's type names are upper case and compared exactly, so write "
                            f"{raw.upper()!r}")
@@ -55,19 +48,19 @@ def _type_name(raw: Any, where: str) -> str:
 def _options(raw: Any, kind: Any, where: str) -> dict[str, Any]:
     if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
         raise StandInError(f"{where} options must be a mapping such as {{min: 1, max: 4, default: 2}}, got "
-                           f"{_shown(raw)}")
+                           f"{show(raw)}")
     for key, value in raw.items():
         # What ComfyUI's options hold (min, default, tooltip, multiline...): served again by /object_info, where a
         # nested value made of YAML aliases would be written out in full.
         if not isinstance(value, _SCALARS) and not (isinstance(value, list) and all(isinstance(v, _SCALARS)
                                                                                   for v in value)):
             raise StandInError(f"{where} option {key!r} must be a number, a string, a boolean or a list of them, got "
-                               f"{_shown(value)}")
+                               f"{show(value)}")
     if kind in _VALUE_TYPES:
         for key in ("min", "max", "default", "step"):
             value = raw.get(key)
             if key in raw and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise StandInError(f"{where} {key} must be a number, got {_shown(value)}")
+                raise StandInError(f"{where} {key} must be a number, got {show(value)}")
         if "min" in raw and "max" in raw and raw["min"] > raw["max"]:
             raise StandInError(f"{where} has min {raw['min']} above max {raw['max']}")
     return dict(raw)
@@ -78,11 +71,11 @@ def _input(raw: Any, where: str) -> tuple[Any, ...]:
     spec = [raw] if isinstance(raw, str) else raw
     if not isinstance(spec, list) or len(spec) not in (1, 2):
         raise StandInError(f"{where} must be a type name (IMAGE) or [TYPE, {{options}}] as ComfyUI's /object_info "
-                           f"lists it, got {_shown(raw)}")
+                           f"lists it, got {show(raw)}")
     kind = spec[0]
     if isinstance(kind, list):   # a COMBO: the choices themselves, as /object_info lists them
         if not kind or not all(isinstance(c, (str, int, float)) and not isinstance(c, bool) for c in kind):
-            raise StandInError(f"{where} lists no choices, or one that is not a string or number: {_shown(kind)}")
+            raise StandInError(f"{where} lists no choices, or one that is not a string or number: {show(kind)}")
     else:
         kind = _type_name(kind, where)
     return (kind,) if len(spec) == 1 else (kind, _options(spec[1], kind, where))
@@ -99,12 +92,12 @@ def _stand_in(node_type: str, raw: Any, provider: str, where: str) -> NodeType:
                            "`outputs` (a list of types)")
     inputs = raw["inputs"] if raw["inputs"] is not None else {}
     if not isinstance(inputs, dict) or not all(isinstance(k, str) and k for k in inputs):
-        raise StandInError(f"{where}.inputs must map each input's name to its type, got {_shown(raw['inputs'])}")
+        raise StandInError(f"{where}.inputs must map each input's name to its type, got {show(raw['inputs'])}")
     required = {name: _input(spec, f"{where}.inputs.{name}") for name, spec in inputs.items()}
     outputs = raw["outputs"]
     if not isinstance(outputs, list) or not outputs:
         raise StandInError(f"{where}.outputs must list the node's output types in ComfyUI's order (e.g. [IMAGE]), got "
-                           f"{_shown(outputs)}; a node that saves or shows its result (an output node) has no stand-in: "
+                           f"{show(outputs)}; a node that saves or shows its result (an output node) has no stand-in: "
                            "save with SaveImage")
     types = tuple(_type_name(o, f"{where}.outputs[{i}]") for i, o in enumerate(outputs))
     for passed in LATENT_PATH_TYPES:
@@ -135,7 +128,7 @@ def stand_ins(entry: Mapping[str, Any], where: str = "custom_nodes.yaml entry") 
         if node_type not in nodes:
             near = difflib.get_close_matches(str(node_type), nodes, n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise StandInError(f"{where}: `emulate` has {_shown(node_type)}, which entry {provider}'s `nodes` does not "
+            raise StandInError(f"{where}: `emulate` has {show(node_type)}, which entry {provider}'s `nodes` does not "
                                f"list ({', '.join(map(repr, nodes))}){hint}: a stand-in is for a type the image "
                                "installs; list it under `nodes` too, or fix the name")
         if node_type in NODE_TYPES:
