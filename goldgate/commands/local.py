@@ -247,6 +247,8 @@ def _count(exits: list[dict[str, Any]]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if getattr(args, "target", "local") == "cloud":
+        raise GoldgateError(cloud_status_refusal(args.stack))
     platform = _platform(args)
     _note_missing_home(platform)
     if args.stack:
@@ -263,6 +265,17 @@ def cmd_status(args: argparse.Namespace) -> int:
              for stack, pid in _hosts_off_file(platform).items()]
     emit(args, data, _render_status)
     return 1 if any("error" in s for s in data) else 0
+
+
+def cloud_status_refusal(stack: str | None) -> str:
+    """Why `goldgate status --target cloud` answers nothing, and what to run instead. Status reads a local stack's host,
+    workers and their logs under --home; of a cloud stack RunPod's API gives the endpoint (its image against the pin,
+    its rollout, max workers, /health), which the cloud checklist reads and judges already, and no worker logs."""
+    name = stack if stack and re.fullmatch(r"[a-z][a-z0-9-]{1,40}", stack) else "<stack>"   # a stack file's names
+    return (f"`goldgate status` reads the local stacks only (their hosts, workers and worker logs under --home): for "
+            f"a cloud stack, `goldgate checklist {name} --target cloud` reads its endpoint (its image against the pin, "
+            "rollout, workers and /health), and RunPod's console holds its worker logs; for the local stacks give "
+            "--target local (or unset GOLDGATE_TARGET)")
 
 
 def _with_verdicts(platform: LocalPlatform, status: StackStatus) -> dict[str, Any]:

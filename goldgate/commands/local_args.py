@@ -44,6 +44,16 @@ def add_api_target(p: argparse.ArgumentParser) -> None:
                         "GOLDGATE_TARGET")
 
 
+def add_status_target(p: argparse.ArgumentParser) -> None:
+    """--target for `status`, taken as every command takes it (GOLDGATE_TARGET too), so that the cloud is refused in
+    words rather than answered with the local stacks."""
+    from goldgate.commands.release_args import TARGETS, _target
+
+    p.add_argument("--target", type=_target, choices=TARGETS, default=os.environ.get("GOLDGATE_TARGET", "local"),
+                   help="local only (default; env GOLDGATE_TARGET): the stacks under --home. For a cloud stack, "
+                        "`goldgate checklist <stack> --target cloud` reads its endpoint")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     def add(name: str, func: str, help_text: str) -> argparse.ArgumentParser:
         return add_command(sub, COMMANDS, name, func, help_text)
@@ -55,6 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("stack", help="a stack in stacks/local.yaml (staging, prod), or all")
     p = add("status", "cmd_status", "what each local stack runs")
     p.add_argument("stack", nargs="?", help="a stack in stacks/local.yaml (default: every stack)")
+    add_status_target(p)
     add_json_flag(p)
     p = add("recover", "cmd_recover", "settle a job whose webhook never came: one RunPod /status call")
     p.add_argument("job_id", help="the job's id (32 hex), as POST /api/queue/create answered")

@@ -277,6 +277,8 @@ def do_build(args: argparse.Namespace, ledger: Ledger) -> builds.BuildResult:
         result = builds.build_docker(client, context, args.repo, identity, dockerfile=args.dockerfile,
                                      progress=progress)
     else:
+        for line in builds.unlocked_custom_nodes(context):   # the docker build says so in its own log
+            progress(f"warning: {line}")
         progress(f"snapshotting {context} into the local image store")
         result = builds.build_local(context, _home(args), identity)
     ledger.append("build", **result.to_dict(), trigger=detect_trigger(args.trigger))

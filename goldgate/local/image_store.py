@@ -263,23 +263,79 @@ def _copy_file(src: IO[bytes], dst: IO[bytes]) -> None:
     shutil.copyfileobj(src, dst)
 
 
-# Python's own caches: a local worker imports the snapshot's modules with bytecode writing on (as Python runs by
-# default), so a snapshot a worker ran holds `worker/__pycache__/*.pyc`. The digest names no .pyc (docker is sent
-# none), and Python loads a cached .pyc instead of its source (an "unchecked" one whatever the source holds): one
-# planted there would run code the reference does not name. resolve removes them before its check, and Python writes
-# them again from the checked source; refusing them instead would refuse every snapshot a worker ever ran.
+# Python's own caches. Python loads a cached .pyc instead of its source (an "unchecked" one whatever the source holds)
+# and the digest names none (docker is sent none): one planted in a snapshot would run code the reference does not
+# name. resolve removes any it finds before its check; one it cannot remove (written by a worker run as another user,
+# in a read-only store) refuses the snapshot, while a folder emptied of its files holds nothing to load. Local workers
+# write none (the fleet sets PYTHONDONTWRITEBYTECODE), so a snapshot usually has none (an earlier goldgate's worker
+# wrote them), and resolve, which read-only commands call too (doctor, checklist), then writes nothing. Refusing every
+# cache instead would refuse every snapshot such a worker ran.
 _BYTECODE_CACHE = "__pycache__"
 
 
-def _drop_bytecode_caches(worker: Path) -> None:
+def _bytecode_caches(worker: Path) -> list[Path]:
+    """Every `__pycache__` folder (or link) under `worker`, found without entering them and without writing."""
+    found = []
     for top, folders, _files in os.walk(worker):
         if _BYTECODE_CACHE in folders:
             folders.remove(_BYTECODE_CACHE)
-            cache = Path(top) / _BYTECODE_CACHE
+            found.append(Path(top) / _BYTECODE_CACHE)
+    return found
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
+def _loadable(cache: Path) -> bool:
+    """Whether Python could load anything from `cache`: it is still there, and is a link or holds a file (or a link)
+    anywhere below it. A folder left empty (its files removed, itself not: its parent is read-only) holds nothing."""
+    if not os.path.lexists(cache):
+        return False
+    if cache.is_symlink() or not cache.is_dir():
+        return True
+    try:
+        for top, folders, files in os.walk(cache, onerror=_raise):
+            if files or any((Path(top) / folder).is_symlink() for folder in folders):
+                return True
+    except OSError:
+        return True   # not listable: Python may still open a .pyc by its name there, planted or not
+    return False
+
+
+def _drop_bytecode_caches(ref: str, worker: Path) -> None:
+    """Removes Python's caches under `worker` (only those there are: none, nothing is written). One that stays loadable
+    (a cache a worker run as another user wrote, a read-only store) refuses the snapshot, saying how to remove it."""
+    for cache in _bytecode_caches(worker):
+        why = "it is still there"
+        try:
             if cache.is_symlink() or not cache.is_dir():
                 cache.unlink()
             else:
                 shutil.rmtree(cache)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+        if _loadable(cache):
+            raise ImageStoreError(f"local worker image {ref}: {cache} holds Python bytecode this user cannot remove "
+                                  f"({why}), and a worker would load it instead of the source the reference names: "
+                                  f"remove that folder (`rm -r {cache}`, as {_owner(cache)}), then run this "
+                                  "again")
+
+
+def _owner(path: Path) -> str:
+    """Who may remove `path`: its owner, by name where the system has one, or root."""
+    try:
+        uid = path.lstat().st_uid
+    except OSError:
+        return "its owner or root"
+    if uid == 0:
+        return "root"
+    try:
+        import pwd
+
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid}) or root"
+    except (ImportError, KeyError):
+        return f"uid {uid} or root"
 
 
 def _strays(snapshot: Path, earlier: bool) -> list[str]:
@@ -364,12 +420,7 @@ def resolve(ref: str, home: Path = Path(".goldgate")) -> Path:
     # A snapshot without its .dockerignore is an earlier goldgate's (it took every file but dotfiles, and hashed them
     # another way): checked the way it was made, so a stack pinned to it before an upgrade of goldgate runs on.
     earlier = not (path / "worker" / ".dockerignore").is_file()
-    try:
-        _drop_bytecode_caches(path / "worker")
-    except OSError as exc:
-        raise ImageStoreError(f"local worker image {ref}: cannot remove Python's caches under {path / 'worker'} "
-                              f"({exc}); a worker would load them instead of the checked source: give this user "
-                              "write access there, or rebuild the image") from None
+    _drop_bytecode_caches(ref, path / "worker")
     strays = _strays(path, earlier)
     if strays:
         shown = ", ".join(strays[:5]) + (f" and {len(strays) - 5} more" if strays[5:] else "")

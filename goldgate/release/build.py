@@ -486,6 +486,23 @@ def check_custom_nodes_installed(context: Path, dockerfile: str = "Dockerfile") 
                           "shipped Dockerfile (after the model layers); nothing was built")
 
 
+def unlocked_custom_nodes(context: Path) -> list[str]:
+    """One warning line for each custom node of custom_nodes.yaml whose entry names no `requirements:`: the docker
+    build installs its own requirements.txt unpinned, and says so in its log (custom_nodes.py install); the local
+    build fetches no node, so it says so here, from the entry alone. A file that does not load warns of nothing:
+    check_node_types refuses it."""
+    from images.worker.custom_nodes import CustomNodesError, load_custom_nodes, lock_command
+
+    try:
+        entries = load_custom_nodes(context / "custom_nodes.yaml").entries
+    except (CustomNodesError, OSError):
+        return []
+    return [f"custom_nodes: {entry.name} installs its own requirements.txt without pins or hashes in the docker "
+            "image (whatever the index holds today reaches the image unchecked; `goldgate checklist prod --target "
+            f"cloud` fails on it); lock it: {lock_command(entry)}, or say `requirements: none` if it has no "
+            "requirements.txt" for entry in entries if not entry.locked]
+
+
 def check_repo(repo: str) -> None:
     """Refuse a repository name docker would refuse, before any engine or registry is asked."""
     if len(repo) > MAX_REPO_CHARS or not _REPO.match(repo):

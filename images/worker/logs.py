@@ -55,6 +55,12 @@ class WorkerLog:
             raise ValueError(f"not a log context field: {sorted(unknown)}")
         return WorkerLog(self._stream, self._secrets, **{**self._context, **context})
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values this logger masks (never empty ones): for a writer that masks a byte stream before it cuts it
+        into lines, and must hold back the end of a read that may be the start of one (sdk_logs' ComfyUI relay)."""
+        return self._secrets
+
     def scrub(self, text: str) -> str:
         """`text` with this logger's secrets masked, as every line it writes has them."""
         return _scrub(text, self._secrets)

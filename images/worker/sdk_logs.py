@@ -290,8 +290,8 @@ def relay_comfyui_output(source: int, log: WorkerLog, fallback: IO[bytes] | None
     whole. The end of what was read is held back while it may be the start of a secret (`_secret_start`), until more
     comes or the end of file: a secret split between two reads is masked too.
     """
-    # The logger's own secrets (logs.WorkerLog, of this package): the ones its scrub masks.
-    secrets = tuple(secret.encode("utf-8", "surrogateescape") for secret in log._secrets)
+    # The ones the logger's scrub masks.
+    secrets = tuple(secret.encode("utf-8", "surrogateescape") for secret in log.secrets)
     held = b""     # read, masked, and possibly the start of a secret the next read completes
     pending = b""  # masked, not yet written: the current line's start
     while True:
