@@ -92,8 +92,10 @@ class PromotionOutcome:
             tail = f"the automatic rollback to {self.rollback.image} failed too ({why})"
             # The release the rollback went back to passed its smoke on PROD before: that it fails now points at
             # PROD itself, not at the release before it (docs/RUNBOOK.md, "A failed promotion").
-            # `goldgate status` shows the local stacks only: a cloud PROD's workers are in RunPod's console.
-            where = "`goldgate status prod`" if run.target == "local" else "PROD's endpoint in RunPod's console"
+            # `goldgate status` reads the local stacks only: the cloud checklist reads a cloud PROD's endpoint, and its
+            # workers' logs are in RunPod's console.
+            where = ("`goldgate status prod`" if run.target == "local" else
+                     "`goldgate checklist prod --target cloud`, and the worker logs in RunPod's console")
             todo = (f"the fault is most likely PROD's own: fix it (the smoke errors, {where}), then "
                     f"`{run.rollback(' --to ' + self.rollback.image)}` and `{run.promote(' --retry-rejected')}`")
         # The smoke report the runbook says to read: the operator should not have to find it by its timestamp.
