@@ -25,6 +25,7 @@ from service.workflows import Registry
 Handler = Callable[..., Awaitable[Response]]
 
 WEBHOOK_PATH = "/api/runpod/webhook"
+INPUTS_PATH = "/api/inputs"
 _RUNPOD_RUN_LIMIT = 10 * 1024 * 1024  # RunPod refuses a larger /run body: no larger input can come back
 _WEBHOOK_ROOM = 1024 * 1024  # the outcome beside it: output (result keys, timings), error text, ids, the URL
 # A full database stays full until an operator makes room (prunes old jobs, frees disk): minutes, not seconds.
@@ -44,6 +45,7 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
     ("GET", re.compile(r"^/healthz$"), routes.health),
     ("GET", re.compile(r"^/api/workflows$"), routes.list_workflows),
     ("POST", re.compile(r"^/api/queue/create$"), routes.create_job),
+    ("POST", re.compile(f"^{INPUTS_PATH}$"), routes.upload_input),
     ("POST", re.compile(f"^{WEBHOOK_PATH}$"), routes.runpod_webhook),
     ("GET", re.compile(r"^/api/status/(?P<job_id>[^/]{1,200})$"), routes.job_status),
     ("GET", re.compile(r"^/api/result/(?P<key>.{1,1000})$"), routes.result_object),
@@ -80,14 +82,18 @@ class App:
     def least_body_limit(self) -> int:
         """The smallest body_limit of any request: a runtime may read this much before it asks body_limit.
         (A signed webhook's limit is the larger one, unless max_body_bytes is set above RunPod's /run limit.)"""
-        return min(self.config.max_body_bytes, self._webhook_body_limit)
+        return min(self.config.max_body_bytes, self._webhook_body_limit, self.config.max_input_bytes)
 
-    def body_limit(self, path: str, query_string: str) -> int:
-        """The most body bytes a request to `path` (raw) with `query_string` may carry; runtime adapters stop
-        reading past it. Only a signed webhook delivery gets the webhook's larger limit: an anonymous caller
-        cannot make the service read megabytes."""
-        if resolve_path(path) == WEBHOOK_PATH and self._signed_webhook_job(Request("POST", path, query_string)):
+    def body_limit(self, path: str, query_string: str, authorization: str | None = None) -> int:
+        """The most body bytes a request to `path` (raw) with `query_string` and `authorization` (its field) may
+        carry; runtime adapters stop reading past it. Only a signed webhook delivery gets the webhook's larger
+        limit, and only an image upload with the bearer token the upload's: an anonymous caller cannot make the
+        service read megabytes."""
+        resolved = resolve_path(path)
+        if resolved == WEBHOOK_PATH and self._signed_webhook_job(Request("POST", path, query_string)):
             return self._webhook_body_limit
+        if resolved == INPUTS_PATH and routes.bearer_holds(self, authorization):
+            return self.config.max_input_bytes
         return self.config.max_body_bytes
 
     def _signed_webhook_job(self, request: Request) -> str | None:
@@ -194,7 +200,8 @@ class App:
                         retry_after=str(STORAGE_FULL_RETRY_AFTER_S)).to_response()
 
     async def _dispatch(self, request: Request) -> Response:
-        if request.path != WEBHOOK_PATH:  # the webhook route checks its signature first, then its larger limit
+        # The webhook route checks its signature first, then its larger limit; an upload its token, then its own.
+        if request.path not in (WEBHOOK_PATH, INPUTS_PATH):
             await self.check_body_size(request)
         return await self._route(request)
 

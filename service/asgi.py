@@ -50,13 +50,15 @@ class AsgiService:
         # A client waiting for "100 Continue" before it sends a body over the limit is answered at once (the core's
         # 413, or the refusal that comes before it): uvicorn sends that interim answer at the first receive(), which
         # had the client upload the whole body in vain.
-        unread = _expects_over(scope, limit) and _expects_over(scope, self.app.body_limit(path, query_string))
+        authorization = _field(scope, b"authorization")  # an upload's limit is its token's
+        unread = _expects_over(scope, limit) and _expects_over(scope, self.app.body_limit(path, query_string,
+                                                                                          authorization))
         more = not unread
         while more:
             if size > limit:
                 if widened:
                     break
-                limit, widened = self.app.body_limit(path, query_string), True
+                limit, widened = self.app.body_limit(path, query_string, authorization), True
                 if size > limit:
                     break
             message = await receive()
@@ -110,6 +112,12 @@ class AsgiService:
             if hasattr(body, "aclose"):
                 await body.aclose()  # now, not when the garbage collector finds it: it closes the store's stream
         await send({"type": "http.response.body", "body": b""})
+
+
+def _field(scope: dict[str, Any], name: bytes) -> str | None:
+    """A request header's value as the core reads it (a repeated one comma-joined), or None."""
+    values = [v.decode("utf-8", "replace") for k, v in scope.get("headers", []) if k.lower() == name]
+    return ", ".join(values) if values else None
 
 
 def _expects_over(scope: dict[str, Any], limit: int) -> bool:

@@ -248,6 +248,17 @@ class R2ResultStore:
             raise ObjectTooLarge(f"{key} has more than {limit} bytes")
         return data
 
+    async def create(self, key: str, data: bytes, content_type: str, sha256: str) -> bool:
+        """R2's conditional put: `etagDoesNotMatch: "*"` writes only where no object is, and answers null when one
+        is. R2 checks the body it got against `sha256`."""
+        options = to_js({"httpMetadata": {"contentType": content_type}, "onlyIf": {"etagDoesNotMatch": "*"},
+                         "sha256": sha256}, dict_converter=_object_from_entries())
+        try:
+            written = await self.binding.put(key, _array_buffer(data), options)
+        except JsException as exc:
+            raise StoreUnavailable(f"R2 put {key} failed: {_js_message(exc)}") from None
+        return not _missing(written)
+
 
 class R2Body:
     """An R2 object's body (a ReadableStream) with its first chunk read. As a Response body (`stream`) the chunks
@@ -428,11 +439,12 @@ def build_app(env: Any, fetch: Any = None, abort_signal: Any = None, registry: R
     return create_app(config, D1Database(db), R2ResultStore(results), gateway, registry=registry, log_sink=stdout_sink)
 
 
-async def to_core_request(request: Any, body_limit: Callable[[str, str], int]) -> Request:
-    """`body_limit`: the App's ((path, query string) -> most body bytes a request to it may carry)."""
+async def to_core_request(request: Any, body_limit: Callable[[str, str, str | None], int]) -> Request:
+    """`body_limit`: the App's ((path, query string, Authorization field) -> most body bytes a request to it may
+    carry)."""
     url = urlsplit(str(request.url))
-    max_body_bytes = body_limit(url.path or "/", url.query)
     method, headers = _method(request), _headers(request)
+    max_body_bytes = body_limit(url.path or "/", url.query, headers.get("authorization"))
     body = b""
     if method not in ("GET", "HEAD"):
         if declares_over(headers.get("content-length"), max_body_bytes):

@@ -10,6 +10,7 @@ from typing import Any
 
 MAX_KEEP_DAYS = 3_650  # as `goldgate prune --keep-days`: ten years
 MAX_SIGNED_URL_TTL_S = 604_800  # as the spec's api.signed_url_ttl_s
+MAX_INPUT_BYTES = 20 * 1024 * 1024  # the most bytes of an input image the GPU worker reads (images/worker)
 MAX_JOBS_IN_FLIGHT = 100_000  # as the spec's api.max_jobs_in_flight (goldgate.spec.MAX_JOBS_IN_FLIGHT)
 # The shortest api_token, webhook_secret and each previous one the service takes; goldgate checks a stack's
 # secrets against it (goldgate/local/state.py, infra/program.py) before the service would refuse them.
@@ -92,6 +93,10 @@ class ServiceConfig:
     execution_timeout_ms: int = 600_000
     ttl_ms: int = 86_400_000
     max_body_bytes: int = 65_536
+    # POST /api/inputs: the most bytes an uploaded image may have (20 MiB), and the most pixels its header may give
+    # (4096 x 4096): a small file can decode to gigabytes on the GPU worker (a decompression bomb).
+    max_input_bytes: int = MAX_INPUT_BYTES
+    max_input_pixels: int = 4096 * 4096
     signed_url_ttl_s: int = 3600
     # The most jobs queued or running at RunPod at once: a create beyond it is answered 429 queue_full (jobs.py).
     max_jobs_in_flight: int = 1_000
@@ -142,9 +147,12 @@ class ServiceConfig:
 
     def check(self) -> None:
         for name in ("execution_timeout_ms", "ttl_ms", "max_body_bytes", "signed_url_ttl_s", "max_jobs_in_flight",
-                     "gpu_count"):
+                     "gpu_count", "max_input_bytes", "max_input_pixels"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"service config {name} must be a positive integer")
+        if self.max_input_bytes > MAX_INPUT_BYTES:  # the worker reads no larger input image (images/worker)
+            raise ConfigError(f"service config max_input_bytes must be at most {MAX_INPUT_BYTES} (20 MiB, what the "
+                              f"GPU worker reads of an input image), got {self.max_input_bytes}")
         if self.price_per_gpu_second is not None and not (
                 math.isfinite(self.price_per_gpu_second) and self.price_per_gpu_second >= 0):
             raise ConfigError("service config price_per_gpu_second must be a non-negative number")

@@ -101,6 +101,18 @@ async def insert_job(db: Database, key: IdempotencyKey, job: jobs.NewJob) -> Hol
                                                 "submitted and failed meanwhile; retry with the same key")
 
 
+async def held(db: Database, key: IdempotencyKey, now_s: float) -> Holder | None:
+    """The job the same key and body created within the window, read without claiming the key: what a create refused
+    for something that has changed since the first one (its input image deleted after the retention period) answers
+    instead, as that first create's replay would have."""
+    rows = await db.query(_HOLDER + " AND k.created_at_ms > ?",
+                          (key.scope, key.key, int(now_s * 1000) - WINDOW_S * 1000))
+    if not rows or rows[0]["request_sha256"] != key.request_sha256 or rows[0]["status"] is None:
+        return None
+    return Holder(rows[0]["job_id"], rows[0]["status"], rows[0]["trace_id"], rows[0]["workflow_version"],
+                  rows[0]["worker_image_tag"])
+
+
 async def release(db: Database, key: IdempotencyKey, job_id: str) -> None:
     """Free the key of a job RunPod never took, so that a retry with it submits a new job."""
     await db.execute("DELETE FROM idempotency_keys WHERE scope = ? AND idempotency_key = ? AND job_id = ?",

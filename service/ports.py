@@ -1,4 +1,5 @@
-"""The three ports the core talks through: Database (D1 semantics), ResultStore (R2), RunPod.
+"""The three ports the core talks through: Database (D1 semantics), ResultStore (R2: results, and input images),
+RunPod.
 
 Adapters: service/cloudflare_entry.py (D1, R2, fetch) and service/local_server.py (SQLite, S3, httpx).
 """
@@ -94,8 +95,8 @@ class WriteRefusal:
 
 
 class StoreUnavailable(Exception):
-    """The result store did not answer, or broke off mid-body; the caller should retry later (RunPod retries
-    webhooks)."""
+    """The result store did not answer, broke off mid-body, or refused a write; the caller should retry later
+    (RunPod retries webhooks)."""
 
 
 class ObjectTooLarge(Exception):
@@ -110,6 +111,12 @@ class ResultStore(Protocol):
     async def read_at_most(self, key: str, limit: int) -> bytes | None:
         """The object's bytes, None when there is no such object; ObjectTooLarge when it has more than `limit`
         bytes (what is over is never read). StoreUnavailable when the store does not answer or breaks off."""
+        ...
+
+    async def create(self, key: str, data: bytes, content_type: str, sha256: str) -> bool:
+        """Write `data` under `key` with its Content-Type, only if no object is there (create-only; R2's binding
+        checks the body it got against `sha256`, hex): True once written, False when the key was taken. StoreUnavailable when the
+        store does not answer or refuses the write."""
         ...
 
 

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import time
 import uuid
 from datetime import datetime
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qs, quote
 
 from service import idempotency, jobs
+from service import inputs as input_images
 from service.http import (
     ApiError,
     Request,
     Response,
+    check_content_encoding,
     content_disposition,
+    declares_over,
     entity_tag,
     if_none_match_fails,
     json_response,
@@ -52,6 +56,11 @@ _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f
 
 # The challenge of a webhook refused for its signature: the `sig` query parameter, HMAC-SHA256 of the job id.
 WEBHOOK_CHALLENGE = 'Signature realm="runpod-webhook", param="sig"'
+
+
+def bearer_holds(app: App, authorization: str | None) -> bool:
+    """Whether an Authorization field carries the API token (the current one, or the previous while it is rotated)."""
+    return bearer_token_used(app.config.api_token, app.config.api_token_previous, authorization) is not None
 
 
 def require_bearer(app: App, request: Request) -> None:
@@ -114,6 +123,14 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
     workflow = app.registry.get(body.get("workflow_id"))
     inputs = workflow.validate_inputs(body.get("inputs", {}))
     jobs.check_inputs_size(inputs)
+    try:
+        await _check_input_images(app, workflow, inputs)
+    except ApiError as refused:
+        # A retry of a create that was taken, made after its image expired: the job it made, as any replay.
+        holder = await idempotency.held(app.db, key, app.clock()) if key and refused.status == 400 else None
+        if holder is None:
+            raise
+        return _replayed(app, holder)
     job = _new_job(app, request, workflow, inputs)
     log = app.log.bind(job_id=job.id, trace_id=job.trace_id, workflow_version=job.workflow_version)
     holder = await _record_job(app, key, job, log)
@@ -138,6 +155,27 @@ def _create_body(request: Request) -> dict[str, Any]:
         raise ApiError(400, "unknown_field", f"unknown field {extra[0][:64]!r}; send workflow_id and inputs",
                        field=extra[0][:64])
     return body
+
+
+async def _check_input_images(app: App, workflow: Workflow, inputs: dict[str, Any]) -> None:
+    """A 400 `input_image_missing` naming the first image parameter whose key (its shape checked by the workflow)
+    the store does not hold: the worker would fail the job, billed, for it. A 503 when the store cannot be asked."""
+    for param in workflow.parameters:
+        key = inputs.get(param.name) if param.type == "image" else None
+        if key is None:
+            continue
+        try:
+            held = await app.store.head(key)
+        except StoreUnavailable as exc:
+            refused = ApiError(503, "store_unavailable", f"the input image store could not be reached to check "
+                                                         f"inputs.{param.name}: {exc}; retry later")
+            log_refusal(app.log, "job.create_failed", refused, "error")
+            raise refused from None
+        if held is None:
+            raise ApiError(400, "input_image_missing", f"inputs.{param.name}: no uploaded image {key}; upload it with "
+                                                       "POST /api/inputs first and send the key it answers (uploads "
+                                                       "are deleted after the stack's storage.result_ttl_days)",
+                           field=f"inputs.{param.name}")
 
 
 def _new_job(app: App, request: Request, workflow: Workflow, inputs: dict[str, Any]) -> jobs.NewJob:
@@ -297,6 +335,62 @@ async def _release_key(app: App, key: idempotency.IdempotencyKey, job_id: str, l
                     data={"idempotency_key_kept": error_field(exc)})
         return False
     return True
+
+
+async def upload_input(app: App, request: Request, **_: str) -> Response:
+    """POST /api/inputs: the body is one PNG, JPEG or WebP image, stored create-only under a new key for a job's
+    image parameter. Its header is read (never the pixels): the type it claims, its size within the stack's
+    max_input_pixels. 201 with its key, bytes, size and sha256."""
+    require_bearer(app, request)
+    check_content_encoding(request)
+    limit = app.config.max_input_bytes
+    if len(request.body) > limit or declares_over(request.header("content-length"), limit):
+        _refuse_input(app, ApiError(413, "body_too_large", f"the image is over the {limit}-byte limit of an "
+                                                           "upload; send a smaller file"))
+    claimed = input_images.media_type(request.header("content-type"))
+    if claimed not in input_images.EXTENSIONS:
+        given = f"Content-Type {request.header('content-type')[:64]!r}" if request.header("content-type") else \
+            "no Content-Type"
+        _refuse_input(app, ApiError(415, "unsupported_media_type", f"the upload has {given}; send the image's raw "
+                                                                   "bytes with Content-Type image/png, image/jpeg "
+                                                                   "or image/webp"))
+    if not request.body:
+        _refuse_input(app, ApiError(400, "empty_body", "request body is empty; send the image's raw bytes"))
+    try:
+        header = input_images.read_header(request.body, claimed)
+    except input_images.NotThatImage as exc:
+        _refuse_input(app, ApiError(400, "invalid_image", str(exc)))
+    if header.pixels > app.config.max_input_pixels:
+        _refuse_input(app, ApiError(400, "image_too_large", f"the image is {header.width}x{header.height} "
+                                                            f"({header.pixels} pixels), over the "
+                                                            f"{app.config.max_input_pixels}-pixel limit of an input "
+                                                            "image; scale it down and upload it again"))
+    return await _store_input(app, request.body, header)
+
+
+def _refuse_input(app: App, refused: ApiError) -> NoReturn:
+    log_refusal(app.log, "input.refused", refused, "error" if refused.status >= 500 else "warning")
+    raise refused
+
+
+async def _store_input(app: App, data: bytes, header: input_images.ImageHeader) -> Response:
+    digest = hashlib.sha256(data).hexdigest()
+    for _ in range(2):  # a new random key is never taken; a second one is for the impossible
+        key = f"{input_images.INPUTS_PREFIX}{uuid.uuid4().hex}.{input_images.EXTENSIONS[header.content_type]}"
+        try:
+            written = await app.store.create(key, data, header.content_type, digest)
+        except StoreUnavailable as exc:
+            _refuse_input(app, ApiError(503, "store_unavailable", f"the input image store could not take the "
+                                                                  f"upload: {exc}; retry later"))
+        if written:
+            break
+    else:
+        _refuse_input(app, ApiError(503, "store_unavailable", "the input image store had an object under each new "
+                                                              "key tried; retry later"))
+    stored = {"key": key, "content_type": header.content_type, "bytes": len(data), "width": header.width,
+              "height": header.height, "sha256": digest}
+    app.log.info("input.stored", data={k: v for k, v in stored.items() if k != "sha256"})
+    return json_response(201, stored)
 
 
 async def runpod_webhook(app: App, request: Request, **_: str) -> Response:

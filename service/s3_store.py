@@ -1,4 +1,5 @@
-"""The ResultStore port over an S3-protocol server (moto locally; R2 speaks the same) with boto3."""
+"""The ResultStore port over an S3-protocol server (moto locally; R2 speaks the same) with boto3: results are read,
+input images written create-only (IfNoneMatch)."""
 
 from __future__ import annotations
 
@@ -115,6 +116,21 @@ class S3ResultStore:
 
     async def read_at_most(self, key: str, limit: int) -> bytes | None:
         return await asyncio.to_thread(self._read_at_most, key, limit)
+
+    def _create(self, key: str, data: bytes, content_type: str) -> bool:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "412"):  # the key is taken
+                return False
+            raise StoreUnavailable(f"PUT {key} failed: {code}") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"PUT {key} failed: {type(exc).__name__}") from None
+        return True
+
+    async def create(self, key: str, data: bytes, content_type: str, sha256: str) -> bool:
+        return await asyncio.to_thread(self._create, key, data, content_type)
 
 
 def _meta(key: str, reply: dict[str, Any]) -> ObjectMeta:

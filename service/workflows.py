@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from service.http import ApiError
+from service.inputs import INPUT_KEY, INPUT_KEY_SHAPE
 
-_TYPES = ("string", "integer", "number", "boolean")
+_TYPES = ("string", "integer", "number", "boolean", "image")
+# What an image parameter never has: its value is an uploaded image's key, which no workflow file can know.
+_NOT_FOR_IMAGES = ("default", "min", "max", "choices")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -79,6 +82,14 @@ def _check_value(param: Parameter, value: Any) -> Any:
     def bad(message: str) -> ApiError:
         return ApiError(400, "invalid_input", f"{where} {message}", field=where)
 
+    if param.type == "image":
+        if not isinstance(value, str):
+            raise bad(f"must be the key of an uploaded image ({INPUT_KEY_SHAPE}, from POST /api/inputs), got "
+                      f"{_json_type(value)}")
+        if not INPUT_KEY.match(value):
+            raise bad(f"must be the key of an uploaded image, {INPUT_KEY_SHAPE}, as POST /api/inputs answers it; "
+                      f"got {_short(value)!r}")
+        return value
     if param.type == "string":
         if not isinstance(value, str):
             raise bad(f"must be a string, got {_json_type(value)}")
@@ -142,6 +153,14 @@ def parse_workflow(text: str, source: str) -> Workflow:
         where = f"{source}: parameters[{i}]"
         if not isinstance(p, dict) or not isinstance(p.get("name"), str) or p.get("type") not in _TYPES:
             raise WorkflowError(f"{where} needs a string name and a type in {', '.join(_TYPES)}")
+        if p["type"] == "image":
+            for name in _NOT_FOR_IMAGES:
+                if p.get(name) is not None:
+                    raise WorkflowError(f"{where}.{name} must be null for an image parameter: its value is the key "
+                                        "of an image uploaded with POST /api/inputs")
+            if p.get("required") is not True:   # as the worker's loader (images/worker/workflows.py) says
+                raise WorkflowError(f"{where}.required must be true for a parameter of type image: it has no "
+                                    "default, so a job without it would send the node no image at all")
         for bound in ("min", "max"):
             if p.get(bound) is not None and (isinstance(p[bound], bool) or not isinstance(p[bound], (int, float))):
                 raise WorkflowError(f"{where}.{bound} must be a number or null")

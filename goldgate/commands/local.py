@@ -488,7 +488,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         workflows = api.call("GET", "/api/workflows")["workflows"]
         jobs = []
         for wf in workflows:
-            inputs = {p["name"]: _demo_value(p) for p in wf["parameters"] if p["required"]}
+            inputs = {p["name"]: _demo_image(api) if p["type"] == "image" else _demo_value(p)
+                      for p in wf["parameters"] if p["required"]}
             created = api.call("POST", "/api/queue/create", json={"workflow_id": wf["id"], "inputs": inputs})
             progress(f"queued {wf['id']} as job {created['job_id']}")
             jobs.append((wf, created))
@@ -542,6 +543,19 @@ def _save_result(target: Path, content: bytes) -> None:
                                     "nothing was written to it: remove it, or give --out another directory") from None
         os.ftruncate(fd, 0)
         fh.write(content)
+
+
+def _demo_image(api: ApiClient) -> str:
+    """The key of an image uploaded for a workflow that takes one (a parameter of type image: `POST /api/inputs`, as a
+    client sends one): a 768x512 gradient, drawn here so that the demo needs no file of the checkout's."""
+    import io
+
+    from PIL import Image  # only a workflow that takes an image needs it: the CLI starts without it
+
+    picture = Image.linear_gradient("L").resize((768, 512)).convert("RGB")
+    body = io.BytesIO()
+    picture.save(body, format="PNG")
+    return api.call("POST", "/api/inputs", content=body.getvalue(), headers={"Content-Type": "image/png"})["key"]
 
 
 def _demo_value(param: dict[str, Any]) -> Any:

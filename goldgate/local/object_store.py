@@ -7,9 +7,9 @@ bucket. An object is `<sha256 of key>.bin` and, written last, its `.json` record
 size, sha256); once saved, its body is read from the file (`SavedBody`). A restored object keeps its upload
 time as Last-Modified, as R2 does.
 
-Expiry follows the cloud bucket's lifecycle rule (infra/components/storage.py): objects under `results/` go
-`storage.result_ttl_days` after upload, at start and in `expire` (the host runs it as R2 runs its rules), and
-nothing while the clock reads far past the uploads (`clock_refusal`).
+Expiry follows the cloud bucket's lifecycle rules (infra/components/storage.py): objects under `results/` and
+`inputs/` go `storage.result_ttl_days` after upload, at start and in `expire` (the host runs it as R2 runs its
+rules), and nothing while the clock reads far past the uploads (`clock_refusal`).
 
 R2 serves only the bytes it stored, never half an object: a GET hashes the whole body before answering, and
 one that does not match its record is 404 NoSuchKey (HEAD and start compare the size; an older record without
@@ -41,6 +41,7 @@ from goldgate.files import open_regular
 from goldgate.local.state import read_small_bytes, read_small_text
 from goldgate.logs import JsonLogger
 from goldgate.ops.backup import MAX_QUIET_DAYS, clock_jump
+from service.inputs import INPUTS_PREFIX  # the cloud inputs rule's prefix: uploads go as results do
 from service.results import RESULTS_PREFIX  # the cloud results rule's prefix (backups/ has a rule of its own)
 
 MAX_RECORD_BYTES = 1024 * 1024  # an object's key and metadata: S3 caps the key at 1 KiB, user metadata at 2 KiB
@@ -48,6 +49,7 @@ MAX_OBJECT_BYTES = 5 * 1024**3  # R2's single PUT limit: no object the bucket to
 MAX_LOGGED_KEYS = 50  # an `object_store.expired` line names this many keys (a month of results can go at once)
 DAMAGED_DIR = "damaged"  # under the bucket's directory: damaged bodies kept as evidence, never read back as objects
 _HASH_CHUNK = 1 << 20
+EXPIRING_PREFIXES = (RESULTS_PREFIX, INPUTS_PREFIX)
 
 
 class DurableBucket:
@@ -135,8 +137,9 @@ class DurableBucket:
         self.log.warning("object_store.unreadable", message=f"{meta}: {type(exc).__name__}: {exc}; {outcome}")
 
     def _expired(self, key: str, uploaded: datetime, now: datetime) -> bool:
-        """As R2's lifecycle rule deletes: a result object once `result_ttl_days` have passed since its upload."""
-        return key.startswith(RESULTS_PREFIX) and now - uploaded >= timedelta(days=self.result_ttl_days)
+        """As R2's lifecycle rules delete: a result object, or a client's uploaded input image, once
+        `result_ttl_days` have passed since its upload."""
+        return key.startswith(EXPIRING_PREFIXES) and now - uploaded >= timedelta(days=self.result_ttl_days)
 
     def clock_refusal(self, uploads: list[tuple[str, datetime]], now: datetime) -> tuple[datetime, datetime] | None:
         """The gap that makes `now` untrustworthy for expiry, or None. R2's rule runs on Cloudflare's clock; here it
@@ -297,7 +300,7 @@ class DurableBucket:
         return True
 
     def expire(self, now: datetime | None = None) -> list[str]:
-        """Remove every object under `results/` that is `result_ttl_days` old by `now`: from the bucket (a later GET
+        """Remove every object under `results/` or `inputs/` that is `result_ttl_days` old by `now`: from the bucket (a later GET
         answers 404, as R2's does once its lifecycle rule ran) and from the disk; and what was kept aside of a
         damaged result `result_ttl_days` after it was found (`_expire_damaged`). Returns the keys it removed."""
         now = _naive_utc(now or datetime.now(UTC))

@@ -19,6 +19,10 @@ must look like; `smoke: true` puts it in the subset run on PROD after a promotio
       max_color_distance: 24           # mean colour difference of 8x8 thumbnails (0..254: at 255 every one would)
       max_latency_s: 600               # at most, and by default, the stack's golden_case_latency_s
 
+An image parameter (`"type": "image"` in the workflow) takes a file of INPUTS_DIR (scripts/golden-tests/inputs/):
+`inputs: {image: {file: landscape-768x512.png}}`. The runner uploads it (POST /api/inputs) before it creates the job
+and sends the key the API answers; the report names the file and its sha256.
+
 Each case has a reference image of its own: `--update-references` writes every case's first render to its
 reference, so two cases naming one file would each overwrite the other's. Each target has its own references
 (`references/local/`, the ComfyUI emulator's renders; `references/cloud/`, a real GPU's), as one render is tens of
@@ -46,6 +50,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = REPO_ROOT / "scripts" / "golden-tests"
 # The committed references: one directory per target below it (references/local, references/cloud).
 REFERENCES_DIR = GOLDEN_DIR / "references"
+# The images cases send (`{file: <name>}`): the checkout's, whichever --cases-dir a run reads (a subset copied
+# elsewhere names the same files).
+INPUTS_DIR = GOLDEN_DIR / "inputs"
 _TARGET = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # fullmatch only: `$` would let a trailing newline through
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,123}\.png")
@@ -55,6 +62,10 @@ _CASE_KEYS = {"id", "workflow", "inputs", "expect", "smoke", "description"}
 _CASE_LIKE_SUFFIXES = (".yaml", ".yml", ".json")
 _EXPECT_KEYS = {"status", "images", "width", "height", "content_type", "min_bytes", "max_bytes",
                 "reference", "max_hash_distance", "max_color_distance", "max_latency_s"}
+# An input image: what the API's POST /api/inputs takes (its MAX_INPUT_BYTES, its three formats by their magic bytes).
+MAX_INPUT_BYTES = 20 * 1024 * 1024
+_INPUT_FORMATS = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
+_INPUT_FILE_KEYS = {"file"}
 
 
 class CaseError(GoldgateError):
@@ -78,6 +89,18 @@ class Expectations:
 
 
 @dataclass(frozen=True)
+class InputFile:
+    """An image a case sends (`inputs: {<parameter>: {file: <name>}}`), as it was read when the case was loaded: the
+    runner uploads the file and refuses it if its bytes are no longer these."""
+
+    name: str          # as the case gives it, relative to the inputs directory
+    path: Path
+    content_type: str  # from its magic bytes: what the upload's Content-Type says
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class GoldenCase:
     id: str
     workflow: str
@@ -85,6 +108,7 @@ class GoldenCase:
     expect: Expectations = Expectations()
     smoke: bool = False
     source: str = ""
+    input_files: Mapping[str, InputFile] = field(default_factory=dict)
 
     @property
     def reference_name(self) -> str:
@@ -94,8 +118,10 @@ class GoldenCase:
     def sha256(self) -> str:
         """The digest of what this case tests (workflow, inputs, expectations), not of its file: a comment, a
         description or `smoke` (which runs it on PROD too) changes nothing a golden run proves, a loosened limit does."""
-        definition = {"id": self.id, "workflow": self.workflow, "inputs": dict(self.inputs),
-                      "expect": asdict(self.expect)}
+        definition: dict[str, Any] = {"id": self.id, "workflow": self.workflow, "inputs": dict(self.inputs),
+                                      "expect": asdict(self.expect)}
+        if self.input_files:  # another image under the same file name is another case
+            definition["input_sha256"] = {name: f.sha256 for name, f in sorted(self.input_files.items())}
         return hashlib.sha256(json.dumps(definition, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -125,9 +151,10 @@ def references_for(directory: Path, target: str) -> Path:
 
 
 def load_cases(cases_dir: Path = GOLDEN_DIR / "cases", smoke_only: bool = False, *,
-               stack_latency_s: float | None = None) -> list[GoldenCase]:
+               stack_latency_s: float | None = None, inputs_dir: Path = INPUTS_DIR) -> list[GoldenCase]:
     """Every case in `cases_dir` (sorted by id), or only the smoke subset; with `stack_latency_s` (the stack's
-    golden_case_latency_s), a case asking for more time than that is refused too."""
+    golden_case_latency_s), a case asking for more time than that is refused too. Input images are read from
+    `inputs_dir`."""
     if not cases_dir.is_dir():
         raise CaseError(f"golden cases directory {cases_dir} does not exist")
     # A case saved as x.yml or x.json would never run, and the suite (the gate's too) would not miss it.
@@ -142,7 +169,7 @@ def load_cases(cases_dir: Path = GOLDEN_DIR / "cases", smoke_only: bool = False,
     odd = next((p for p in files if not p.is_file()), None)
     if odd is not None:
         raise CaseError(f"{odd}: not a regular file; a golden case is a YAML file (move it out of {cases_dir})")
-    cases = [load_case(p) for p in files]
+    cases = [load_case(p, inputs_dir) for p in files]
     if not cases:
         raise CaseError(f"no golden cases (*.yaml) in {cases_dir}")
     seen: dict[str, str] = {}
@@ -308,7 +335,8 @@ def check_latency_limits(cases: Iterable[GoldenCase], stack_latency_s: float, st
                             f"to at most {stack_latency_s:g} or raise the stack's limit")
 
 
-def load_case(path: Path) -> GoldenCase:
+def load_case(path: Path, inputs_dir: Path = INPUTS_DIR) -> GoldenCase:
+    """The case in `path`; the input images it names are files of `inputs_dir`."""
     src = str(path)
     raw = read_yaml(path, "golden case file", _MAX_CASE_FILE, CaseError)
     if not isinstance(raw, Mapping):
@@ -335,19 +363,75 @@ def load_case(path: Path) -> GoldenCase:
     inputs = {} if raw.get("inputs") is None else raw["inputs"]
     if not isinstance(inputs, Mapping) or not all(isinstance(k, str) for k in inputs):
         raise CaseError(f"{src}: inputs must be a mapping of parameter name to value")
+    files: dict[str, InputFile] = {}
     for name, value in inputs.items():
+        if isinstance(value, Mapping):
+            files[name] = input_file(value, f"{src}: inputs.{_names({name})}", inputs_dir)
+            continue
         # What a workflow parameter takes (a string, an integer, a number, true/false); anything else, a list,
         # NaN or a YAML alias bomb, would only fail later, in the job request.
         if not isinstance(value, str | int | float) or (isinstance(value, float) and not math.isfinite(value)):
-            raise CaseError(f"{src}: inputs.{_names({name})}: expected a string, a finite number or true/false, "
-                            f"got {show(value)}")
+            raise CaseError(f"{src}: inputs.{_names({name})}: expected a string, a finite number, true/false or "
+                            f"an image file ({{file: <name in inputs/>}}), got {show(value)}")
     smoke = raw.get("smoke", False)
     if not isinstance(smoke, bool):
         raise CaseError(f"{src}: smoke must be true or false")
     expect = _expectations({} if raw.get("expect") is None else raw["expect"], src)
     if not isinstance(raw.get("description", ""), str):
         raise CaseError(f"{src}: description must be text")
-    return GoldenCase(id=case_id, workflow=workflow, inputs=dict(inputs), smoke=smoke, source=src, expect=expect)
+    return GoldenCase(id=case_id, workflow=workflow, inputs={k: dict(v) if isinstance(v, Mapping) else v
+                                                             for k, v in inputs.items()},
+                      smoke=smoke, source=src, expect=expect, input_files=files)
+
+
+def input_file(value: Mapping[Any, Any], where: str, inputs_dir: Path) -> InputFile:
+    """The image file `value` ({file: <name>}) names in `inputs_dir`, read and checked; a CaseError starting with
+    `where` (the case file and field) for a path outside that directory, a missing file, or one that is not a PNG,
+    JPEG or WebP image of at most MAX_INPUT_BYTES (what POST /api/inputs would refuse, said before any job is sent)."""
+    unknown = set(value) - _INPUT_FILE_KEYS
+    name = value.get("file")
+    if unknown or not isinstance(name, str) or not name.strip():
+        raise CaseError(f"{where}: an image is given as {{file: <name>}}, a file in {inputs_dir}"
+                        + (f" (unknown field(s) {_names(unknown)})" if unknown else f", got {show(dict(value))}"))
+    relative = Path(name)
+    # Only a file of the inputs directory: a case must not upload (to the stack's bucket) whatever the runner's
+    # user can read, e.g. `../../../.ssh/id_ed25519`.
+    if relative.is_absolute() or ".." in relative.parts or "\\" in name:
+        raise CaseError(f"{where}: file {show(name)} is outside {inputs_dir}: name a file in that directory "
+                        "(a path relative to it, without `..`)")
+    file_path = inputs_dir / relative
+    try:
+        inside = file_path.resolve().is_relative_to(inputs_dir.resolve())
+    except (OSError, RuntimeError):   # a symbolic link loop
+        inside = False
+    if not inside:
+        raise CaseError(f"{where}: file {show(name)} leads outside {inputs_dir} (a symbolic link): put the image "
+                        "itself in that directory")
+    if not file_path.is_file():
+        what = "no such file" if not os.path.lexists(file_path) else "not a regular file"
+        raise CaseError(f"{where}: {what} {file_path}: put the image there (a PNG, JPEG or WebP file)")
+    try:
+        with file_path.open("rb") as fh:
+            data = fh.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        raise CaseError(f"{where}: cannot read {file_path} ({exc.strerror or exc})") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise CaseError(f"{where}: {file_path} is larger than {MAX_INPUT_BYTES} bytes, the most POST /api/inputs "
+                        "takes: make it smaller")
+    content_type = input_content_type(data)
+    if content_type is None:
+        raise CaseError(f"{where}: {file_path} is not a PNG, JPEG or WebP image (its first bytes are "
+                        f"{data[:8].hex() or 'none: it is empty'}): an image parameter takes one of those")
+    return InputFile(name=relative.as_posix(), path=file_path, content_type=content_type, bytes=len(data),
+                     sha256=hashlib.sha256(data).hexdigest())
+
+
+def input_content_type(data: bytes) -> str | None:
+    """The media type of an input image by its magic bytes (image/png, image/jpeg, image/webp), None if none."""
+    for magic, content_type in _INPUT_FORMATS:
+        if data.startswith(magic):
+            return content_type
+    return "image/webp" if data[:4] == b"RIFF" and data[8:12] == b"WEBP" else None
 
 
 def _names(keys: set[Any]) -> str:

@@ -1,5 +1,6 @@
 """Golden runner: runs cases concurrently against a stack through its public API only
-(POST /api/queue/create, GET /api/status/<id> until terminal, GET each result), checks each result
+(POST /api/inputs for each input image a case sends, POST /api/queue/create, GET /api/status/<id> until
+terminal, GET each result), checks each result
 against the case's expectations and its reference image, and returns a report bound to the image
 the stack ran. Polling *our* API for a job's status is the client's view; the service itself never
 polls RunPod.
@@ -15,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import shlex
 import threading
 import time
 import unicodedata
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -35,9 +37,11 @@ from goldgate.errors import GoldgateError
 from goldgate.logs import now_rfc3339
 from goldgate.release.cases import (
     GOLDEN_DIR,
+    INPUTS_DIR,
     REFERENCES_DIR,
     REPO_ROOT,
     GoldenCase,
+    InputFile,
     check_latency_limits,
     check_own_references,
     references_for,
@@ -51,7 +55,7 @@ from goldgate.release.perceptual import (
     inspect_image,
     preview,
 )
-from goldgate.release.report import atomic_write, build_report
+from goldgate.release.report import REPORTS_DIR, atomic_write, build_report
 from goldgate.spec import Thresholds
 
 TERMINAL = ("completed", "failed", "cancelled", "timed_out")
@@ -76,6 +80,8 @@ QUEUE_FULL_WAIT_S = (1.0, 60.0)
 # A create sent again after the wait needs this much of the case's time left to be answered: sent with less, it
 # timed out, and the case failed saying "ReadTimeout" rather than that the stack stayed full.
 QUEUE_FULL_MIN_LEFT_S = 1.0
+# The key POST /api/inputs answers for an uploaded input image: what queue/create takes for an image parameter.
+_INPUT_KEY = re.compile(r"inputs/[0-9a-f]{32}\.(png|jpg|webp)")
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,7 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
               progress: Callable[[str], None] | None = None,
               image_now: Callable[[], str | None] | None = None,
               note_every_s: float = WAIT_NOTE_EVERY_S, cover_workflows: bool = True,
-              accept_changed: Collection[str] = ()) -> dict[str, Any]:
+              accept_changed: Collection[str] = (), reports_dir: Path | None = None) -> dict[str, Any]:
     """Run every case at once (bounded by `concurrency`); returns the report (see report.py). `references_dir` left
     at its default is the target's own (`references/<target>`, see cases.references_for). `update_references` writes
     a case's render to its reference when there was none or the one it replaces is within the case's limits; one
@@ -137,7 +143,10 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
     fails saying so: a render broken by a graph change is never blessed by accident. A full run also reads the
     workflows the stack serves (GET /api/workflows, the image's own on either target) first: each must be run by a
     case of `cases`, or the run fails naming it, since a workflow no case runs reaches PROD untested
-    (`cover_workflows=False` leaves that out: a run of one case that tests the runner itself, never the gate's)."""
+    (`cover_workflows=False` leaves that out: a run of one case that tests the runner itself, never the gate's).
+    The same list gives each workflow's parameter types: a case giving an image parameter anything but a file
+    (`{file: <name>}`, uploaded before its job is created) fails without a job. `reports_dir`: where the run's report
+    goes (named in the commands its advice gives, when it is not the checkout's)."""
     if not cases:
         raise GoldgateError("no golden cases to run")
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
@@ -161,15 +170,19 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
     started, t0 = now_rfc3339(), time.monotonic()
     stop = threading.Event()
     with api_client(access) as client:
-        # Read before any case runs: what the stack serves while the run is bound to its image.
-        workflows = (workflow_coverage(cases, *served_workflows(client, stop)) if suite == "full" and cover_workflows
-                     else None)
+        # Read before any case runs: what the stack serves while the run is bound to its image. A run that does not
+        # check coverage reads it once, for the parameter types alone (not read: the service's 400s say it).
+        covering = suite == "full" and cover_workflows
+        listed, why = listed_workflows(client, stop, attempts=CREATE_ATTEMPTS if covering else 1)
+        workflows = workflow_coverage(cases, None if listed is None else sorted(listed), why) if covering else None
 
         def one(case: GoldenCase) -> dict[str, Any]:
             result = run_case(client, access, case, target, references_dir=references_dir,
                               update_references=update_references, poll_s=poll_s, stop=stop,
                               note=progress, note_every_s=note_every_s, accept_changed=accepted,
-                              other_image=other_image, advise_replacing=suite == "full")
+                              other_image=other_image, advise_replacing=suite == "full",
+                              parameters=None if listed is None else listed.get(case.workflow),
+                              reports_dir=reports_dir)
             if progress and not stop.is_set():
                 updated = [c["detail"] for c in result["checks"] if c["name"] == "reference_updated"]
                 # A case that failed before its job's final status has no latency to give ("FAIL in - s"): why.
@@ -232,8 +245,16 @@ def _not_the_checkouts_build(target: SuiteTarget, source: Path = WORKER_SOURCE) 
 def served_workflows(client: httpx.Client, stop: threading.Event) -> tuple[list[str] | None, str | None]:
     """(the ids of the workflows the stack serves, None), or (None, why they could not be read). A read that fails on
     the way (no answer, a 5xx, a 429) is tried again, CREATE_ATTEMPTS times in all."""
+    listed, why = listed_workflows(client, stop)
+    return (None, why) if listed is None else (sorted(listed), None)
+
+
+def listed_workflows(client: httpx.Client, stop: threading.Event,
+                     attempts: int = CREATE_ATTEMPTS) -> tuple[dict[str, dict[str, str]] | None, str | None]:
+    """({each workflow the stack serves: {its parameter: its type}}, None), or (None, why they could not be read). A
+    read that fails on the way (no answer, a 5xx, a 429) is tried again, `attempts` times in all."""
     why = ""
-    for attempt in range(1, CREATE_ATTEMPTS + 1):
+    for attempt in range(1, attempts + 1):
         try:
             resp = _answer(client, "GET", "/api/workflows", time.monotonic() + WORKFLOWS_READ_S, WORKFLOWS_READ_S)
         except httpx.TransportError as exc:
@@ -249,13 +270,22 @@ def served_workflows(client: httpx.Client, stop: threading.Event) -> tuple[list[
                 ids = [w.get("id") for w in listed if isinstance(w, dict)] if isinstance(listed, list) else None
                 if ids is None or not all(isinstance(i, str) and i for i in ids):
                     return None, "it answered 200 without a list of workflows, each with its id"
-                return sorted({_printable(i[:64]) for i in ids}), None
+                return {_printable(w["id"][:64]): _parameter_types(w.get("parameters"))
+                        for w in listed if isinstance(w, dict)}, None
             why = f"it answered {resp.status_code}: {_api_error(resp)}"
             if resp.status_code < 500 and resp.status_code != 429:
                 return None, why
-        if attempt < CREATE_ATTEMPTS:
+        if attempt < attempts:
             _pause(stop, RETRY_BACKOFF_S * 2 ** (attempt - 1))
-    return None, f"{why} ({CREATE_ATTEMPTS} attempts)"
+    return None, f"{why} ({attempts} attempt{'' if attempts == 1 else 's'})"
+
+
+def _parameter_types(parameters: Any) -> dict[str, str]:
+    """A listed workflow's parameters as {name: type}; entries that are not a parameter are left out."""
+    if not isinstance(parameters, list):
+        return {}
+    return {p["name"]: p["type"] for p in parameters
+            if isinstance(p, dict) and isinstance(p.get("name"), str) and isinstance(p.get("type"), str)}
 
 
 def workflow_coverage(cases: list[GoldenCase], served: list[str] | None, why: str | None) -> dict[str, Any]:
@@ -285,8 +315,10 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
              references_dir: Path, update_references: bool = False, poll_s: float = 0.25,
              stop: threading.Event | None = None, note: Callable[[str], None] | None = None,
              note_every_s: float = WAIT_NOTE_EVERY_S, accept_changed: Collection[str] = (),
-             other_image: str | None = None, advise_replacing: bool = True) -> dict[str, Any]:
-    """Submit one case, wait for a terminal status, fetch and check every image; `stop` set ends it early. A job
+             other_image: str | None = None, advise_replacing: bool = True,
+             parameters: Mapping[str, str] | None = None, reports_dir: Path | None = None) -> dict[str, Any]:
+    """Upload the case's input images, submit it, wait for a terminal status, fetch and check every image; `stop` set
+    ends it early. `parameters`: its workflow's parameter types as the stack lists them (None: not known). A job
     still unfinished is named on `note` every `note_every_s`, with how to recover it if its webhook was lost.
     `other_image`: why the stack's image is not the checkout's build (a reference written is said to be its).
     `advise_replacing`: a render unlike its reference names the command that replaces it (not in a smoke run: PROD's
@@ -298,10 +330,17 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
     out: dict[str, Any] = {"id": case.id, "workflow_id": case.workflow, "smoke": case.smoke, "job_id": None,
                            "status": None, "latency_s": None, "max_latency_s": limit,
                            "worker_image_tag": None, "workflow_version": None, "images": [], "error": None}
+    if case.input_files:
+        out["input_files"] = {}
+    wrong = _input_kinds(case, parameters)
+    if wrong:
+        out["error"] = wrong
+        check("inputs", False, wrong)
+        return {**out, "checks": check.items, "passed": False}
     t0 = time.monotonic()
     try:
         waiting = _WaitNotes(case.id, target, note, note_every_s)
-        status = _submit_and_wait(client, case, limit, poll_s, out, stop, waiting)
+        status = _submit_and_wait(client, case, limit, poll_s, out, stop, waiting, check)
     except (httpx.HTTPError, GoldgateError) as exc:
         out["error"] = _one_line(exc)
         check("completed", False, out["error"])
@@ -324,16 +363,96 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
     if completed:
         _check_results(client, access, case, status.get("results") or [], check, out,
                        _References(references_dir, update_references, target.stack, target.target,
-                                   frozenset(accept_changed), other_image is not None, advise_replacing), stop)
+                                   frozenset(accept_changed), other_image is not None, advise_replacing,
+                                   reports_dir), stop)
     return {**out, "checks": check.items, "passed": check.passed}
 
 
 def _submit_and_wait(client: httpx.Client, case: GoldenCase, limit: float, poll_s: float,
-                     out: dict[str, Any], stop: threading.Event, waiting: _WaitNotes) -> dict[str, Any]:
+                     out: dict[str, Any], stop: threading.Event, waiting: _WaitNotes,
+                     check: Check | None = None) -> dict[str, Any]:
     deadline = time.monotonic() + limit
-    job_id = _create(client, case, deadline, limit, stop)
+    inputs = dict(case.inputs)
+    for name, file in sorted(case.input_files.items()):
+        inputs[name] = _upload_input(client, name, file, deadline, limit, stop, out, check)
+    job_id = _create(client, case, deadline, limit, stop, inputs)
     out["job_id"] = job_id
     return _wait(client, job_id, deadline, limit, poll_s, stop, waiting)
+
+
+def _input_kinds(case: GoldenCase, parameters: Mapping[str, str] | None) -> str | None:
+    """Why the case gives a parameter of its workflow the wrong kind of value, or None: an image parameter takes a
+    file the run uploads, never a string (an uploaded key is deleted after the retention period, and a file name
+    would only be refused by the API), and a file goes only to an image parameter. None when the types are not
+    known (the stack's list of workflows was not read): the service's 400 names such a value then."""
+    if not parameters:
+        return None
+    for name in sorted(case.inputs):
+        kind = parameters.get(name)
+        if kind == "image" and name not in case.input_files:
+            return (f"{case.source}: inputs.{name}: {case.workflow}'s parameter {name} is an image: give it as "
+                    f"{{file: <name>}}, a PNG, JPEG or WebP file in {shown_dir(INPUTS_DIR)}/ that the run uploads (POST "
+                    f"/api/inputs) before it creates the job, not as {_printable(repr(case.inputs[name])[:80])}; "
+                    "no job was created")
+        if name in case.input_files and kind is not None and kind != "image":
+            return (f"{case.source}: inputs.{name}: a file is for an image parameter, and {case.workflow}'s "
+                    f"parameter {name} is of type {_printable(kind[:32])}: give it a value of that type; no job "
+                    "was created")
+    return None
+
+
+def _upload_input(client: httpx.Client, name: str, file: InputFile, deadline: float, limit: float,
+                  stop: threading.Event, out: dict[str, Any], check: Check | None) -> str:
+    """The key of the case's input image `name`, uploaded by POST /api/inputs (its Content-Type from its magic
+    bytes), recorded in the report's `input_files` by file and sha256. An upload whose answer is lost (no answer, a
+    5xx, a 429) is sent again: the same bytes uploaded twice are two objects, which the retention period deletes."""
+    try:
+        with file.path.open("rb") as fh:
+            data = fh.read(file.bytes + 1)
+    except OSError as exc:
+        raise GoldgateError(f"inputs.{name}: cannot read {file.path} ({exc.strerror or exc})") from None
+    sha = hashlib.sha256(data).hexdigest()
+    if sha != file.sha256:
+        raise GoldgateError(f"inputs.{name}: {file.path} changed since the cases were read (sha256 {sha[:16]}..., "
+                            f"was {file.sha256[:16]}...): run the golden tests again")
+    record: dict[str, Any] = {"file": shown_dir(file.path), "sha256": file.sha256, "bytes": file.bytes,
+                              "content_type": file.content_type, "key": None}
+    out.setdefault("input_files", {})[name] = record
+    attempt = 0
+    while True:
+        _pause(stop, 0)
+        try:
+            resp = _answer(client, "POST", "/api/inputs", deadline, limit, content=data,
+                           headers={"content-type": file.content_type})
+        except httpx.TransportError as exc:
+            lost = _one_line(exc)
+        else:
+            if resp.status_code < 500 and resp.status_code != 429:
+                break
+            lost = f"answered {resp.status_code}: {_api_error(resp)}"
+        attempt += 1
+        wait = RETRY_BACKOFF_S * 2 ** (attempt - 1)
+        if attempt == CREATE_ATTEMPTS or time.monotonic() + wait > deadline:
+            raise GoldgateError(f"inputs.{name}: POST /api/inputs of {file.name} {lost} ({attempt} attempt(s)); no "
+                                "job was created")
+        _pause(stop, wait)
+    if resp.status_code != 201:
+        raise GoldgateError(f"inputs.{name}: POST /api/inputs of {file.name} answered {resp.status_code}: "
+                            f"{_api_error(resp)}; no job was created")
+    answer = _json(resp)
+    key, stored = answer.get("key"), answer.get("sha256")
+    if not isinstance(key, str) or not _INPUT_KEY.fullmatch(key):
+        raise GoldgateError(f"inputs.{name}: POST /api/inputs answered 201 without a key of the form "
+                            f"inputs/<32 hex>.<png|jpg|webp> (got {_printable(repr(key)[:80])}); no job was created")
+    if isinstance(stored, str) and stored.lower() != file.sha256:
+        raise GoldgateError(f"inputs.{name}: the API stored {file.name} with sha256 {_printable(stored[:16])}..., the "
+                            f"file's is {file.sha256[:16]}...: it stored other bytes than were sent; no job was "
+                            "created")
+    record["key"] = key
+    if check is not None:
+        check(f"inputs.{name}", True, f"uploaded {record['file']} ({file.content_type}, {file.bytes} bytes, sha256 "
+                                      f"{file.sha256[:16]}...) as {key}")
+    return key
 
 
 def _pause(stop: threading.Event, seconds: float) -> None:
@@ -342,12 +461,13 @@ def _pause(stop: threading.Event, seconds: float) -> None:
         raise RunInterrupted("the golden run was interrupted")
 
 
-def _create(client: httpx.Client, case: GoldenCase, deadline: float, limit: float, stop: threading.Event) -> str:
+def _create(client: httpx.Client, case: GoldenCase, deadline: float, limit: float, stop: threading.Event,
+            inputs: Mapping[str, Any] | None = None) -> str:
     """The case's job id. A create whose outcome is unknown (no answer, or a 5xx other than 502/503), or that
     the service answers 409 idempotency_key_busy, is sent again with the same key, so the service answers the
     job the lost one made instead of a second. One answered 429 queue_full is sent again after its Retry-After,
-    until the case's limit."""
-    body = {"workflow_id": case.workflow, "inputs": dict(case.inputs)}
+    until the case's limit. `inputs`: the case's, with each input image's uploaded key in its place."""
+    body = {"workflow_id": case.workflow, "inputs": dict(case.inputs if inputs is None else inputs)}
     headers = {"idempotency-key": str(uuid.uuid4())}
     attempt = 0  # sends whose outcome was unknown (a 429 queue_full is an answer: nothing was written)
     while True:
@@ -459,12 +579,14 @@ class _References:
     accept_changed: frozenset[str] = frozenset()
     other_image: bool = False  # the stack's image is not the checkout's build (_not_the_checkouts_build)
     advise_replacing: bool = True  # a failed comparison names the command that replaces the reference
+    reports_dir: Path | None = None  # where the run's report goes (--reports-dir); None: the checkout's
 
     def create_command(self, case: GoldenCase | None = None, accept: bool = False) -> str:
         """The command that writes a missing reference, as the operator would type it for this very run: on the
         cloud target with `--target cloud` (without it, the render would be another target's, written to its
         references). With `case`, for that case alone (`--case`, and `--cases-dir` when its file is not in the
-        checkout's cases/); `accept`: replacing its reference although it CHANGED beyond the case's limits."""
+        checkout's cases/); `accept`: replacing its reference although it CHANGED beyond the case's limits. The
+        run's own `--references-dir` and `--reports-dir` are repeated, so its report lands where this run's did."""
         command = f"goldgate golden {self.stack} --update-references" + (
             "" if self.target == "local" else f" --target {self.target}")
         if case is not None:
@@ -472,9 +594,11 @@ class _References:
             if where is not None and where.resolve() != (GOLDEN_DIR / "cases").resolve():
                 command += f" --cases-dir {shlex.quote(str(where))}"
             command += f" --case {case.id}" + (f" --accept-changed {case.id}" if accept else "")
-        if self.directory.resolve() == references_for(REFERENCES_DIR, self.target).resolve():
-            return command
-        return f"{command} --references-dir {shlex.quote(str(self.directory))}"
+        if self.directory.resolve() != references_for(REFERENCES_DIR, self.target).resolve():
+            command += f" --references-dir {shlex.quote(str(self.directory))}"
+        if self.reports_dir is not None and self.reports_dir.resolve() != REPORTS_DIR.resolve():
+            command += f" --reports-dir {shlex.quote(str(self.reports_dir))}"
+        return command
 
 
 def _check_results(client: httpx.Client, access: ApiAccess, case: GoldenCase, results: Any, check: Check,

@@ -14,6 +14,7 @@ from typing import Any
 from goldgate.errors import StateError
 from goldgate.release.cases import (
     GOLDEN_DIR,
+    INPUTS_DIR,
     REPO_ROOT,
     GitUnreadable,
     GoldenCase,
@@ -40,6 +41,7 @@ class GoldenPaths:
     cases_dir: Path = GOLDEN_DIR / "cases"
     references_dir: Path = REFERENCES_DIR
     reports_dir: Path = REPORTS_DIR
+    inputs_dir: Path = INPUTS_DIR  # the images cases send (`{file: <name>}`)
 
 
 DEFAULT_PATHS = GoldenPaths()
@@ -90,7 +92,7 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
     golden.run_suite."""
     spec = deployer.spec(stack)
     cases = load_cases(paths.cases_dir, smoke_only=(suite == "smoke"),
-                       stack_latency_s=spec.thresholds.golden_case_latency_s)
+                       stack_latency_s=spec.thresholds.golden_case_latency_s, inputs_dir=paths.inputs_dir)
     of_suite = len(cases)
     if only:
         cases = select_cases(cases, only, shown_dir(paths.cases_dir), smoke=suite == "smoke")
@@ -114,7 +116,7 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
                                references_dir=paths.references_dir, update_references=update_references,
                                concurrency=concurrency, poll_s=poll_s, progress=progress,
                                image_now=lambda: deployer.current_image(stack), cover_workflows=not only,
-                               accept_changed=accept_changed)
+                               accept_changed=accept_changed, reports_dir=paths.reports_dir)
             if only:
                 report["only_cases"] = [case.id for case in cases]
         except KeyboardInterrupt:

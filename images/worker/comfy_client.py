@@ -1,7 +1,7 @@
-"""A small client for the ComfyUI HTTP API the worker needs: readiness, /prompt, /history, /view.
+"""A small client for the ComfyUI HTTP API the worker needs: readiness, /upload/image, /prompt, /history, /view.
 
 It polls /history rather than holding a websocket: one job at a time per worker makes polling
-cheap, and it needs nothing beyond the stdlib. A poll that fails in passing is retried until the job's
+cheap, and it needs nothing beyond the stdlib (and urllib3's multipart encoder, for an upload). A poll that fails in passing is retried until the job's
 bound; a wait that ends any other way withdraws the prompt, so no render outlives its job. While no entry
 comes, /queue is read now and then: a prompt in neither is lost (ComfyUI restarted), and the wait ends at once.
 """
@@ -20,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from urllib3 import encode_multipart_formdata
 
 REQUEST_TIMEOUT_S = 30.0
 MIN_POLL_TIMEOUT_S = 1.0  # a poll at the job's bound still gets this long to answer
@@ -147,10 +149,12 @@ class ComfyClient:
         self._answered = False  # ComfyUI has answered a request: a refused connection now means it died
 
     def _request(self, method: str, path: str, body: Any = None,
-                 timeout_s: float = REQUEST_TIMEOUT_S) -> tuple[int, bytes]:
-        data = json.dumps(body).encode() if body is not None else None
+                 timeout_s: float = REQUEST_TIMEOUT_S, raw: tuple[bytes, str] | None = None) -> tuple[int, bytes]:
+        """`body` is sent as JSON; `raw`, (bytes, Content-Type), as it is."""
+        data, content_type = raw if raw is not None else (json.dumps(body).encode() if body is not None else None,
+                                                          "application/json")
         req = urllib.request.Request(self.base_url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
+                                     headers={"Content-Type": content_type} if data else {})
         try:
             with urllib.request.urlopen(req, timeout=timeout_s) as resp:
                 self._answered = True
@@ -427,6 +431,22 @@ class ComfyClient:
             return None  # not ComfyUI's answer: it always lists both
         items = [*queue["queue_running"], *queue["queue_pending"]]
         return any(isinstance(item, list) and len(item) > 1 and item[1] == prompt_id for item in items)
+
+    def upload_image(self, name: str, data: bytes, content_type: str) -> str:
+        """Puts an input image into ComfyUI's input folder with its own POST /upload/image (replacing a file of that
+        name: a job's run again sends the same name); returns the name a LoadImage node loads it by."""
+        body, form_type = encode_multipart_formdata({"image": (name, data, content_type), "type": "input",
+                                                     "overwrite": "true"})
+        status, raw = self._request("POST", "/upload/image", raw=(body, form_type))
+        try:
+            answer = json.loads(raw) if status == 200 else None
+        except ValueError:
+            answer = None
+        stored = answer.get("name") if isinstance(answer, dict) else None
+        if not isinstance(stored, str) or not stored:
+            raise ComfyError(f"ComfyUI POST /upload/image of {name} answered HTTP {status}: {raw[:200]!r}")
+        subfolder = answer.get("subfolder")
+        return f"{subfolder}/{stored}" if isinstance(subfolder, str) and subfolder else stored
 
     def fetch_image(self, image: OutputImage) -> bytes:
         query = urllib.parse.urlencode({"filename": image.filename, "subfolder": image.subfolder, "type": image.type})

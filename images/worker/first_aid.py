@@ -221,6 +221,12 @@ def _workflow_fault(node_id: str, error: dict[str, Any], graph: dict[str, Any], 
     inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
     file = f"images/worker/workflows/{workflow.id}.json"
     param = next((p for p in workflow.parameters if p.node == node_id and p.input == input_name), None)
+    if param is not None and param.type == "image":
+        # The worker uploaded the file a moment before it queued the prompt: no value of the client's is at fault.
+        return (f"input {input_name} is set by image parameter {param.name!r} of {workflow.version}, whose input "
+                f"image ({shown((values or {}).get(param.name))}) the worker had just put into ComfyUI's input folder "
+                f"with POST /upload/image: something removed it before the prompt ran (another client of this "
+                f"ComfyUI), or ComfyUI loads from another input folder than it uploads to (its --input-directory)")
     if param is not None:
         value = (values or {}).get(param.name, param.default)
         source = "the workflow's default" if value == param.default else "this job's value"

@@ -171,6 +171,45 @@ def _discard_saved(output_dir: Path, run_id: str, log: WorkerLog) -> None:
                     data={"path": str(saved)})
 
 
+def _with_input_images(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, stop: threading.Event | None,
+                       uploaded: list[str]) -> dict[str, Any]:
+    """The job's graph with each image parameter's node input naming the file ComfyUI loads: the object the
+    parameter's key names, read from R2 and put into ComfyUI's input folder as `<job_id>-<parameter>.<ext>`. A run
+    again of the job sends the same name and replaces its own earlier file; another job's name is its own. The
+    graph the render id hashes keeps the keys: every run of the job is the same render. `uploaded` gets the names."""
+    graph = job.graph
+    for param in job.workflow.parameters:
+        if param.type != "image":
+            continue
+        key = job.values[param.name]
+        _stopped(stop, f"before its input image {key} was read; nothing was rendered")
+        image = runtime.store.read_input(key)
+        name = runtime.comfy.upload_image(f"{job.job_id}-{param.name}{image.suffix}", image.data, image.content_type)
+        uploaded.append(name)
+        graph = copy.deepcopy(graph) if graph is job.graph else graph
+        graph[param.node]["inputs"][param.input] = name
+        log.info("job.input_image.loaded", message=f"{key} ({len(image.data)} bytes) is ComfyUI's input {name}",
+                 data={"key": key, "bytes": len(image.data), "content_type": image.content_type,
+                       "comfy_name": name, "parameter": param.name})
+    return graph
+
+
+def _discard_inputs(input_dir: Path, names: list[str], log: WorkerLog) -> None:
+    """Removes the job's input images from ComfyUI's input folder (beside its output folder in the image), whatever
+    the job's outcome: ComfyUI deletes no upload, and a warm worker keeping each job's input fills its disk. Nothing
+    to do when that folder is not on this machine."""
+    for name in names:
+        path = input_dir / name
+        if not path.resolve().is_relative_to(input_dir.resolve()):
+            continue  # the name ComfyUI answered leads out of its input folder: nothing of the job's is there
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("outputs_not_removed", message=f"could not remove {path} (this job's input image in "
+                                                       f"ComfyUI's input folder: {exc.strerror}); it stays on the "
+                                                       f"worker's disk", data={"path": str(path)})
+
+
 def _left(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
@@ -185,17 +224,27 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float,
     timings["comfy_wait_ms"] = _ms(waited)
     log.info("comfy_ready", duration_ms=_ms(waited))
 
-    t = time.monotonic()
-    run_id = str(uuid.uuid4())  # names the prompt (ComfyUI takes it) and the folder its images are saved in
+    inputs: list[str] = []
     try:
-        prompt_id = runtime.comfy.queue_prompt(_saved_apart(job.graph, run_id), client_id=uuid.uuid4().hex,
-                                               prompt_id=run_id)
-    except PromptRejected as rejected:
-        raise _JobFailed(explain_rejection(rejected, job.graph, runtime.config.model_roots, runtime.manifest,
-                                           job.workflow, job.values, runtime.config.stack)) from None
-    timings["queue_ms"] = _ms(time.monotonic() - t)
-    log.info("prompt_queued", data={"prompt_id": prompt_id})
+        graph = _with_input_images(job, runtime, log, stop, inputs)
+        t = time.monotonic()
+        run_id = str(uuid.uuid4())  # names the prompt (ComfyUI takes it) and the folder its images are saved in
+        try:
+            prompt_id = runtime.comfy.queue_prompt(_saved_apart(graph, run_id), client_id=uuid.uuid4().hex,
+                                                   prompt_id=run_id)
+        except PromptRejected as rejected:
+            raise _JobFailed(explain_rejection(rejected, graph, runtime.config.model_roots, runtime.manifest,
+                                               job.workflow, job.values, runtime.config.stack)) from None
+        timings["queue_ms"] = _ms(time.monotonic() - t)
+        log.info("prompt_queued", data={"prompt_id": prompt_id})
+        return _finish(job, runtime, log, started, stop, created, timings, deadline, prompt_id, run_id)
+    finally:
+        _discard_inputs(Path(runtime.config.comfy_output_dir).parent / "input", inputs, log)
 
+
+def _finish(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float, stop: threading.Event | None,
+            created: list[str], timings: dict[str, int], deadline: float, prompt_id: str,
+            run_id: str) -> dict[str, Any]:
     t = time.monotonic()
     try:
         images = runtime.comfy.wait_for_outputs(prompt_id, _left(deadline), stop)

@@ -30,6 +30,28 @@ class StorageError(RuntimeError):
     """An upload failed or would have overwritten a different object; the message names the key."""
 
 
+class InputImageError(StorageError):
+    """A job's input image cannot be used: missing from the bucket, not an image type the worker takes, too large.
+    Running the job again changes nothing; the message names the key and what to do."""
+
+
+# What POST /api/inputs stores (docs/INTERFACES.md, "Input images"), and its size limit: the worker checks both again
+# on what it reads, since anyone holding the bucket's keys may have written the object.
+INPUT_CONTENT_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
+MAX_INPUT_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InputImage:
+    key: str
+    content_type: str
+    data: bytes = field(repr=False)
+
+    @property
+    def suffix(self) -> str:
+        return INPUT_CONTENT_TYPES[self.content_type]
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
@@ -94,6 +116,46 @@ class ResultStore:
                 return existing
         raise StorageError(f"upload of {key} to bucket {self.bucket} kept racing another write of the key "
                            f"({PUT_ATTEMPTS} attempts); retry the job")
+
+    def read_input(self, key: str, max_bytes: int | None = None) -> InputImage:
+        """The input image a client uploaded under `key`; InputImageError when it is missing, of another type or
+        larger than `max_bytes` (MAX_INPUT_BYTES; its declared size is checked before its body is read),
+        StorageError when the store fails."""
+        max_bytes = MAX_INPUT_BYTES if max_bytes is None else max_bytes
+        try:
+            obj = self._client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                raise InputImageError(f"input image {key} is not in bucket {self.bucket}: it was never uploaded "
+                                      f"there, or it was deleted after the retention period; upload it again with "
+                                      f"POST /api/inputs and resubmit the job with the new key") from None
+            raise StorageError(f"reading input image {key} from bucket {self.bucket} failed: "
+                               f"{_code(exc) or exc}") from None
+        except BotoCoreError as exc:
+            raise StorageError(f"reading input image {key} from bucket {self.bucket} failed: {exc}") from None
+        body = obj["Body"]
+        try:
+            content_type = str(obj.get("ContentType") or "").split(";")[0].strip().lower()
+            if content_type not in INPUT_CONTENT_TYPES:
+                raise InputImageError(f"input image {key} has Content-Type {content_type or 'none'!r}, not one of "
+                                      f"{', '.join(INPUT_CONTENT_TYPES)}: it was not stored by POST /api/inputs; "
+                                      f"upload the image with it and resubmit the job with the new key")
+            declared = obj.get("ContentLength")
+            if isinstance(declared, int) and declared > max_bytes:
+                raise InputImageError(f"input image {key} is {declared} bytes, over the worker's limit of "
+                                      f"{max_bytes}; upload a smaller image with POST /api/inputs")
+            data = body.read(max_bytes + 1)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise StorageError(f"reading input image {key} from bucket {self.bucket} failed: {exc}") from None
+        finally:
+            body.close()
+        if len(data) > max_bytes:
+            raise InputImageError(f"input image {key} is over the worker's limit of {max_bytes} bytes; upload a "
+                                  f"smaller image with POST /api/inputs")
+        if isinstance(declared, int) and len(data) < declared:
+            raise StorageError(f"reading input image {key} from bucket {self.bucket} was cut short: {len(data)} "
+                               f"of its {declared} bytes arrived")
+        return InputImage(key, content_type, data)
 
     def delete_created(self, keys: list[str]) -> list[str]:
         """Best effort: removes objects this job attempt created before it failed; returns the keys left."""

@@ -15,7 +15,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-PARAMETER_TYPES = ("string", "integer", "number", "boolean")
+PARAMETER_TYPES = ("string", "integer", "number", "boolean", "image")
+# An image parameter's value: the R2 key POST /api/inputs answered (docs/INTERFACES.md, "Input images"). The worker
+# fetches that object and hands ComfyUI the file; the key is all a job input ever carries of it.
+INPUT_KEY = re.compile(r"^inputs/[0-9a-f]{32}\.(png|jpg|webp)$")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_VERSION_CHARS = 64
 _VERSION = re.compile(r"^(?P<id>[a-z0-9][a-z0-9._-]{0,63})@(?P<semver>\d+\.\d+\.\d+)$")
@@ -114,6 +117,10 @@ def _check_value(param: Parameter, value: Any, where: str) -> Any:
             raise InputError(f"{where} must be a finite number")
     elif kind == "boolean" and not isinstance(value, bool):
         raise InputError(f"{where} must be true or false, got {type(value).__name__}")
+    elif kind == "image" and (not isinstance(value, str) or not INPUT_KEY.fullmatch(value)):
+        what = shown(value) if isinstance(value, str) else type(value).__name__
+        raise InputError(f"{where} must be the key of an uploaded input image (inputs/<32 hex>.png, .jpg or "
+                         f".webp, as POST /api/inputs answers it), got {what}")
     if kind in ("integer", "number"):
         if param.min is not None and value < param.min:
             raise InputError(f"{where} must be >= {_bound(param.min)}, got {shown(value)}")
@@ -169,6 +176,15 @@ def _parse_parameter(raw: Any, graph: dict[str, Any], where: str) -> Parameter:
                             f"({graph[node].get('class_type')})")
     if isinstance(graph[node]["inputs"][input_name], list):
         raise WorkflowError(f"{where} targets node {node} input {input_name!r}, which is a link, not a value")
+    if raw["type"] == "image":
+        # A client's upload is the only value an image parameter takes: no default, bound or list fits one.
+        for field in ("default", "min", "max", "choices"):
+            if raw[field] is not None:
+                raise WorkflowError(f"{where}.{field} must be null for a parameter of type image (its value is "
+                                    f"the key of the client's upload), got {shown(raw[field])}")
+        if not raw["required"]:
+            raise WorkflowError(f"{where}.required must be true for a parameter of type image: it has no default "
+                                f"to fall back on")
     param = Parameter(name=name, type=raw["type"], required=raw["required"], default=raw["default"],
                       min=_number_or_none(raw["min"], f"{where}.min"),
                       max=_number_or_none(raw["max"], f"{where}.max"),

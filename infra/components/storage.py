@@ -15,6 +15,7 @@ from goldgate.cloudflare.r2 import BACKUP_PREFIX, r2_endpoint
 from goldgate.spec import StackSpec
 from infra.d1_migrations_provider import DEFAULT_CLOUDFLARE_API, D1Migrations
 from infra.names import StackNames
+from service.inputs import INPUTS_PREFIX
 from service.results import RESULTS_PREFIX
 
 # Cloudflare's permission groups "Workers R2 Storage Bucket Item Write" / "... Item Read" (stable ids;
@@ -67,6 +68,8 @@ class Storage(pulumi.ComponentResource):
         # before they had a bucket of their own expire as before.
         self.bucket, self.lifecycle = _bucket(names.logical("results"), names.bucket, args, self, [
             _expire("expire-results", RESULTS_PREFIX, spec.storage.result_ttl_days),
+            # Clients' uploaded input images (POST /api/inputs) go as results do.
+            _expire("expire-inputs", INPUTS_PREFIX, spec.storage.result_ttl_days),
             _expire("expire-backups", BACKUP_PREFIX, spec.storage.backup_retention_days)])
         # The DR drill's D1 backups (`backups/<stack>/<stamp>.sql` and `.manifest.json`), in a bucket the workers'
         # token does not reach (StorageSpec), each pair kept the stack's backup window: without the rule a daily

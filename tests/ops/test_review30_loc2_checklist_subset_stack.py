@@ -18,7 +18,8 @@ from goldgate.commands.local import ensure_up
 from goldgate.local.platform import LocalPlatform
 from goldgate.release.cases import GOLDEN_DIR, load_cases
 
-SUBSET = ("flux-fox", "sdxl-defaults")   # a case of each shipped workflow: a run over them alone covers both
+# a case of each shipped workflow: a run over them alone covers them all
+SUBSET = ("flux-fox", "sdxl-defaults", "sdxl-img2img-landscape")
 
 
 @pytest.mark.usefixtures("scan_once")

@@ -58,7 +58,8 @@ def test_the_missing_reference_advice_names_the_stack_and_the_references_directo
     details = [check["detail"] for case in report["cases"] for check in case["checks"]
                if check["name"] == "perceptual_hash" and not check["passed"]]
     assert details
-    command = f"goldgate golden staging --update-references --references-dir {shlex.quote(str(paths.references_dir))}"
+    command = (f"goldgate golden staging --update-references --references-dir {shlex.quote(str(paths.references_dir))}"
+               f" --reports-dir {shlex.quote(str(paths.reports_dir))}")
     # Before: `goldgate golden <stack> --update-references`, which, typed as it reads, wrote the references into
     # scripts/golden-tests/references instead of the directory this run compares with.
     assert all(detail.endswith(f"create it deliberately with `{command}`") for detail in details), details

@@ -53,7 +53,8 @@ def test_a_reference_that_changed_beyond_its_limits_is_not_rewritten_until_the_o
     assert square.read_bytes() == broken_reference
     assert (paths.references_dir / "batch.png").is_file()   # the new reference is made
     accept = (f"goldgate golden staging --update-references --cases-dir {shlex.quote(str(paths.cases_dir))} "
-              f"--case square --accept-changed square --references-dir {shlex.quote(str(paths.references_dir))}")
+              f"--case square --accept-changed square --references-dir {shlex.quote(str(paths.references_dir))} "
+              f"--reports-dir {shlex.quote(str(paths.reports_dir))}")
     assert "square.png left as it was: the one it replaces is dHash distance " in out, out
     assert "CHANGED beyond the case's limits" in out and f"`{accept}`" in out, out
     assert "1 reference was written by this run; 1 left as it was" in out, out
@@ -81,7 +82,7 @@ def test_the_missing_reference_advice_is_a_command_that_makes_that_reference_alo
     [command] = [line.split("`")[1] for line in out.splitlines() if "no reference image batch.png" in line]
     assert command == (f"goldgate golden staging --update-references --cases-dir "
                        f"{shlex.quote(str(paths.cases_dir))} --case batch --references-dir "
-                       f"{shlex.quote(str(paths.references_dir))}")
+                       f"{shlex.quote(str(paths.references_dir))} --reports-dir {shlex.quote(str(paths.reports_dir))}")
     code, out, _err = _golden(capsys, home, paths, *shlex.split(command)[3:])
     assert code == 0, out
     assert (paths.references_dir / "batch.png").is_file()

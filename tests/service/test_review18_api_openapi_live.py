@@ -785,6 +785,32 @@ def test_the_servers_own_refusals_are_documented_json(server: LocalServer) -> No
     assert (twice.status, twice.code) == (400, "bad_request")
 
 
+def test_inputs_answers_and_refuses_as_documented(server: LocalServer, troubled: LocalServer) -> None:
+    png = PNG_HEADER + b"rest of the image"
+
+    def upload(target: LocalServer, data: bytes, content_type: str | None = "image/png", auth: bool = True) -> Reply:
+        headers = {"Content-Type": content_type} if content_type else {}
+        return call(target, "post", "/api/inputs", "/api/inputs", raw=data, headers=headers, auth=auth)
+
+    stored = upload(server, png)
+    assert stored.status == 201 and stored.json()["key"].startswith("inputs/")
+    assert upload(server, b"").status == 400
+    assert upload(server, b"GIF89a" + png).status == 400
+    assert upload(server, png, "text/plain").status == 415
+    assert upload(server, png, None).status == 415
+    assert upload(server, png, auth=False).status == 401
+    declared_over = [("Content-Length", str(20 * 1024 * 1024 + 1)), ("Expect", "100-continue")]  # answered unsent
+    over = send(server.port, "POST", "/api/inputs", None, {**AUTH, "Content-Type": "image/png"}, declared_over)
+    assert check("post", "/api/inputs", over).status == 413
+    assert call(server, "get", "/api/inputs", "/api/inputs").status == 405
+    assert upload(troubled, png).status == 503
+
+
+# A PNG's signature and its IHDR chunk: 640 x 480, 8-bit RGB (the service reads no further).
+PNG_HEADER = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x02\x80\x00\x00\x01\xe0\x08\x02\x00\x00\x00"
+              b"\x00\x00\x00\x00")
+
+
 def test_every_operation_was_seen_succeed_and_refuse() -> None:
     # The tests above ran in this worker first (pytest-xdist --dist loadfile keeps a file in one worker).
     if not SEEN:

@@ -6,8 +6,10 @@ messages and `details` text (`ckpt_name: 'x' not in []`), with loader choices li
 files really present under the models directory, exactly as ComfyUI's folder_paths does (linked subfolders
 and broken links included). When a prompt runs, each loader it needs opens its file as ComfyUI's does: a
 listed name with no file behind it (a link whose target is gone) fails that loader, with ComfyUI's words.
-Execution renders a PNG whose size comes from the latent node and whose pixels come from every
-value upstream of the SaveImage node (seed, prompt, steps...), so mis-wired parameters show.
+Execution renders a PNG whose size comes from the latent node (or, img2img, the image a LoadImage loads from the
+input folder /upload/image writes) and whose pixels come from every value upstream of the SaveImage node (seed,
+prompt, steps..., a loaded image's bytes), so mis-wired parameters and a wrong input image show. LoadImage's file is
+checked as its VALIDATE_INPUTS checks it (ComfyUI's `custom_validation_failed`), and opened when the prompt runs.
 Each output node is reported as one `executing` + `executed` pair (ComfyUI reports every node it runs).
 It knows a fixed set of node types (NODE_TYPES, each with ComfyUI's own input specs), and the custom node types the
 image's custom_nodes.yaml gives a stand-in (`emulate:`, goldgate.local.comfyui.stand_ins): those it lists, validates and
@@ -24,6 +26,7 @@ import copy
 import hashlib
 import io
 import json
+import mimetypes
 import os
 import queue
 import random
@@ -36,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 # ComfyUI folder_paths: folder name -> directories scanned (relative to the models dir), in its order: a loader opens
 # the file of the first directory that has it (get_full_path), so the order says which of two same-named files loads.
@@ -74,6 +77,9 @@ HOLD_POLL_S = 0.05  # how often a prompt held by the render gate looks for its r
 MAX_HISTORY = 10000
 # The input types a render follows up to the latent that sizes its image (EmptyLatentImage), through any node type.
 LATENT_PATH_TYPES = ("IMAGE", "LATENT")
+# LoadImage's `image` COMBO: the image files at the top of the input folder (nodes.py LoadImage.INPUT_TYPES lists
+# os.listdir(input) kept by folder_paths.filter_files_content_types), resolved when /object_info or a prompt asks.
+INPUT_IMAGES = ("__input_images__",)
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,9 @@ NODE_TYPES: dict[str, NodeType] = {n.name: n for n in (
         "end_at_step": ("INT", {"default": 10000, "min": 0, "max": 10000}),
         "return_with_leftover_noise": (["disable", "enable"],)}, ("LATENT",)),
     NodeType("VAEDecode", "latent", {"samples": ("LATENT",), "vae": ("VAE",)}, ("IMAGE",)),
+    NodeType("VAEEncode", "latent", {"pixels": ("IMAGE",), "vae": ("VAE",)}, ("LATENT",)),
+    # Its `image` is checked by its VALIDATE_INPUTS (the file exists), not against the list (_validate_node).
+    NodeType("LoadImage", "image", {"image": (INPUT_IMAGES, {"image_upload": True})}, ("IMAGE", "MASK")),
     NodeType("SaveImage", "image", {
         "images": ("IMAGE",), "filename_prefix": ("STRING", {"default": "ComfyUI"})}, (), output_node=True),
 )}
@@ -340,6 +349,9 @@ class ComfyBackend:
             inputs = node.get("inputs") or {}
             if _opens_nothing(node["class_type"], inputs):
                 continue
+            if node["class_type"] == "LoadImage":
+                self._loaded_image(node_id, inputs.get("image"))
+                continue
             for name, spec in self._known(node).required.items():
                 if not (isinstance(spec[0], tuple) and spec[0][0] == "__models__"):
                     continue
@@ -349,6 +361,40 @@ class ComfyBackend:
                         raise FileNotFoundError(f"Model in folder '{folder}' with filename '{filename}' not found.")
                     except FileNotFoundError as exc:
                         raise _LoaderFailed(node_id, exc) from None
+
+    # -- uploaded inputs -----------------------------------------------------------------------------
+    def input_images(self) -> list[str]:
+        """The files LoadImage lists: those at the top of the input folder whose name says image (mimetypes, as
+        folder_paths.filter_files_content_types reads it), sorted; an upload into a subfolder is not listed, yet
+        loads by its `subfolder/name`."""
+        root = self.dirs["input"]
+        names = [n for n in os.listdir(root) if os.path.isfile(os.path.join(root, n))]
+        return sorted(n for n in names if (mimetypes.guess_type(n)[0] or "").split("/")[0] == "image")
+
+    def input_image(self, name: str) -> Path | None:
+        """The file a LoadImage `image` names (folder_paths.get_annotated_filepath: "x.png [output]" is in the output
+        folder, a plain name in the input folder), None when nothing is there (exists_annotated_filepath). Unlike
+        ComfyUI, a name out of its folder ('../x') is nothing here: the emulator reads no file of the host's."""
+        name, kind = self.annotated(name, "input")  # a value that is no string raises, as in ComfyUI
+        root = os.path.abspath(self.dirs[kind])
+        path = os.path.abspath(os.path.join(root, name))
+        if os.path.commonpath((root, path)) != root or not os.path.exists(path):
+            return None
+        return Path(path)
+
+    def _loaded_image(self, node_id: str, name: Any) -> tuple[int, int, str]:
+        """What LoadImage.load_image reads of its file: its size (EXIF orientation applied) and its bytes' sha256
+        (its IS_CHANGED); a file that is gone or not an image fails the node (_LoaderFailed), as Image.open does."""
+        try:
+            path = self.input_image(name)
+            if path is None:
+                raise FileNotFoundError(f"[Errno 2] No such file or directory: {name!r}")
+            data = path.read_bytes()
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = ImageOps.exif_transpose(image).size
+        except Exception as exc:  # noqa: BLE001 - ComfyUI reports what the node raised
+            raise _LoaderFailed(node_id, exc) from None
+        return width, height, hashlib.sha256(data).hexdigest()
 
     def node_type(self, class_type: Any) -> NodeType | None:
         """The node type a prompt's `class_type` names: one of ComfyUI's this emulator runs, or a custom node's
@@ -373,6 +419,8 @@ class ComfyBackend:
         for name, spec in node_type.required.items():
             if isinstance(spec[0], tuple) and spec[0][0] == "__models__":
                 resolved[name] = (self.models(spec[0][1]),)
+            elif spec[0] == INPUT_IMAGES:
+                resolved[name] = (self.input_images(), *spec[1:])
             else:
                 resolved[name] = spec
         return resolved
@@ -414,6 +462,13 @@ class ComfyBackend:
                 ok, _ = self._validate_node(prompt, str(value[0]), validated)
                 if not ok:
                     valid = False
+                continue
+            if node_type.required[name][0] == INPUT_IMAGES:
+                # LoadImage's VALIDATE_INPUTS takes `image`: ComfyUI then skips the list check and asks it instead.
+                if self.input_image(value) is None:
+                    errors.append(_error("custom_validation_failed", "Custom validation failed for node",
+                                         f"{name} - Invalid image file: {value}",
+                                         {"input_name": name, "input_config": info, "received_value": value}))
                 continue
             error = self._check_value(name, value, info)
             if error is not None:
@@ -698,20 +753,27 @@ class ComfyBackend:
             return
         node = prompt[node_id]
         values = {k: v for k, v in sorted(node["inputs"].items()) if not isinstance(v, list)}
+        if node["class_type"] == "LoadImage":  # the file's bytes, not its name: another upload, another render
+            values["image"] = self._loaded_image(node_id, values.get("image"))[2]
         seen[node_id] = {"class_type": node["class_type"], "values": values}
         for value in node["inputs"].values():
             if isinstance(value, list):
                 self._upstream(prompt, str(value[0]), seen)
 
-    def _latent(self, prompt: dict[str, Any], node_id: str, handed_on: str | None = None) -> dict[str, Any]:
-        """The Empty*LatentImage feeding this node, following the first linked input of the type of the output the
-        render came through (`handed_on`: a stand-in's IMAGE output hands on its first IMAGE input, whatever comes
-        before it), else the first its node type declares IMAGE or LATENT (SaveImage's `images`, VAEDecode's
+    def _latent(self, prompt: dict[str, Any], node_id: str, handed_on: str | None = None,
+                latent: bool = False) -> dict[str, Any]:
+        """The Empty*LatentImage (or the LoadImage: its image's size, `exact` unless a `latent` came between) feeding
+        this node, following the first linked input of the type of the output the render came through (`handed_on`:
+        a stand-in's IMAGE output hands on its first IMAGE input, whatever comes before it), else the first its node type declares IMAGE or LATENT (SaveImage's `images`, VAEDecode's
         `samples`, KSampler's `latent_image`; a node type added to NODE_TYPES, such as WAS's `Image Blur` and its
         `image`, by its own declaration, whatever the input's name)."""
         node = prompt[node_id]
         if node["class_type"] in ("EmptyLatentImage", "EmptySD3LatentImage"):
             return node["inputs"]
+        if node["class_type"] == "LoadImage":  # img2img: the loaded image sizes the render
+            width, height, _ = self._loaded_image(node_id, node["inputs"].get("image"))
+            # through a latent (VAEEncode), cropped to a multiple of 8 as ComfyUI's VAE crops it; else as loaded
+            return {"width": width, "height": height, "batch_size": 1, "exact": not latent}
         node_type = self.node_type(node["class_type"])
         linked = [(spec[0], node["inputs"].get(name)) for name, spec in node_type.required.items()
                   if spec and spec[0] in LATENT_PATH_TYPES and isinstance(node["inputs"].get(name), list)
@@ -721,7 +783,7 @@ class ComfyBackend:
             kind, (source_id, slot) = chosen[0], chosen[1][:2]
             source = self.node_type(prompt[str(source_id)]["class_type"])
             output = source.outputs[slot] if source is not None and 0 <= slot < len(source.outputs) else kind
-            return self._latent(prompt, str(source_id), output)
+            return self._latent(prompt, str(source_id), output, latent or output == "LATENT")
         raise PromptInvalid(_error(
             "exception_during_validation",
             f"no latent image upstream: the local target's ComfyUI emulator sizes an image by the EmptyLatentImage its "
@@ -739,6 +801,8 @@ class ComfyBackend:
         latent = self._latent(prompt, save_node)
         # A latent pixel covers 8x8 image pixels: sizes round down to a multiple of 8, as in ComfyUI.
         width, height = max(8, int(latent["width"]) // 8 * 8), max(8, int(latent["height"]) // 8 * 8)
+        if latent.get("exact"):  # an image loaded and saved without a latent between
+            width, height = int(latent["width"]), int(latent["height"])
         images = []
         for index in range(int(latent.get("batch_size", 1))):
             seed = int.from_bytes(hashlib.sha256(f"{fingerprint}#{index}".encode()).digest()[:8], "big")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .backend import NODE_TYPES, NodeType
+from .backend import INPUT_IMAGES, NODE_TYPES, NodeType
 
 if TYPE_CHECKING:
     from images.worker.workflows import Parameter, Workflow
@@ -89,6 +89,12 @@ def _input_problems(param: Parameter, spec: tuple[Any, ...]) -> list[str]:
                             "by ComfyUI only when its job runs: write \"choices\", the files of models.yaml "
                             "it may load")
         return problems
+    if kind == INPUT_IMAGES:
+        # A string names a file already in ComfyUI's input folder (one the image ships); an image, a client's upload.
+        return _type_problem(param, ("image", "string"), "an image file LoadImage loads from ComfyUI's input folder")
+    if param.type == "image":
+        shown = kind if isinstance(kind, str) else "a COMBO"
+        return [f"type image, but the input is {shown}: an image parameter sets the image input of a LoadImage node"]
     if isinstance(kind, list):
         return _type_problem(param, _COMBO, "a COMBO") + _combo_problems(param, kind)
     if kind not in _FITS:
