@@ -137,7 +137,8 @@ def test_a_pushed_prod_image_is_compared_with_what_its_build_recorded(tmp_path: 
     home, context = tmp_path / "home", _context(tmp_path / "checkout")
     image = _pushed(home, context, "1" * 40)
     entry = next(e for e in Ledger(home).entries() if e.kind == "build")
-    assert sorted(entry.get("workflow_renders")) == ["flux-schnell-lora@1.0.0", "sdxl-txt2img@1.0.0"]
+    assert sorted(entry.get("workflow_renders")) == ["flux-schnell-lora@1.0.0", "sdxl-img2img@1.0.0",
+                                                     "sdxl-txt2img@1.0.0"]
     assert builds.reused_workflow_versions(context, home, "cloud", project_dir=tmp_path / "checkout") == []
     _edit(context, "sdxl-txt2img", lambda body: body["graph"]["3"]["inputs"].update(cfg=7))   # 7.0 as 7: no change
     assert builds.reused_workflow_versions(context, home, "cloud", project_dir=tmp_path / "checkout") == []

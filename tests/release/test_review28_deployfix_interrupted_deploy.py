@@ -39,7 +39,8 @@ from goldgate.release.cases import GOLDEN_DIR
 from goldgate.release.deployers.local import LocalDeployer
 from goldgate.release.ledger import Ledger
 
-CASES = ("flux-fox", "sdxl-defaults")   # a case of each shipped workflow: a full run of this suite covers both
+# a case of each shipped workflow: a full run of this suite covers them all
+CASES = ("flux-fox", "sdxl-defaults", "sdxl-img2img-landscape")
 
 
 @pytest.fixture
