@@ -339,8 +339,8 @@ async def _release_key(app: App, key: idempotency.IdempotencyKey, job_id: str, l
 
 async def upload_input(app: App, request: Request, **_: str) -> Response:
     """POST /api/inputs: the body is one PNG, JPEG or WebP image, stored create-only under a new key for a job's
-    image parameter. Its header is read (never the pixels): the type it claims, its size within the stack's
-    max_input_pixels. 201 with its key, bytes, size and sha256."""
+    image parameter. Its header and structure are read (never the pixels): the type it claims, one still picture
+    (service/inputs.py), its size within the stack's max_input_pixels. 201 with its key, bytes, size and sha256."""
     require_bearer(app, request)
     check_content_encoding(request)
     limit = app.config.max_input_bytes
@@ -361,10 +361,13 @@ async def upload_input(app: App, request: Request, **_: str) -> Response:
     except input_images.NotThatImage as exc:
         _refuse_input(app, ApiError(400, "invalid_image", str(exc)))
     if header.pixels > app.config.max_input_pixels:
-        _refuse_input(app, ApiError(400, "image_too_large", f"the image is {header.width}x{header.height} "
-                                                            f"({header.pixels} pixels), over the "
+        size = f"is {header.width}x{header.height} ({header.pixels} pixels)" if header.pictures == 1 else \
+            (f"holds {header.pictures} pictures (a multi-picture JPEG, each of which ComfyUI decodes; the first is "
+             f"{header.width}x{header.height}) of {header.pixels} pixels together")
+        _refuse_input(app, ApiError(400, "image_too_large", f"the image {size}, over the "
                                                             f"{app.config.max_input_pixels}-pixel limit of an input "
-                                                            "image; scale it down and upload it again"))
+                                                            "image; scale it down (a multi-picture JPEG: save its "
+                                                            "first picture alone) and upload it again"))
     return await _store_input(app, request.body, header)
 
 

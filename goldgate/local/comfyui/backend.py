@@ -9,7 +9,8 @@ listed name with no file behind it (a link whose target is gone) fails that load
 Execution renders a PNG whose size comes from the latent node (or, img2img, the image a LoadImage loads from the
 input folder /upload/image writes) and whose pixels come from every value upstream of the SaveImage node (seed,
 prompt, steps..., a loaded image's bytes), so mis-wired parameters and a wrong input image show. LoadImage's file is
-checked as its VALIDATE_INPUTS checks it (ComfyUI's `custom_validation_failed`), and opened when the prompt runs.
+checked as its VALIDATE_INPUTS checks it (ComfyUI's `custom_validation_failed`), and opened when the prompt runs: an
+animated file renders one image per frame, as ComfyUI batches them (a multi-picture JPEG its first picture alone).
 Each output node is reported as one `executing` + `executed` pair (ComfyUI reports every node it runs).
 It knows a fixed set of node types (NODE_TYPES, each with ComfyUI's own input specs), and the custom node types the
 image's custom_nodes.yaml gives a stand-in (`emulate:`, goldgate.local.comfyui.stand_ins): those it lists, validates and
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, ImageSequence
 
 # ComfyUI folder_paths: folder name -> directories scanned (relative to the models dir), in its order: a loader opens
 # the file of the first directory that has it (get_full_path), so the order says which of two same-named files loads.
@@ -382,19 +383,22 @@ class ComfyBackend:
             return None
         return Path(path)
 
-    def _loaded_image(self, node_id: str, name: Any) -> tuple[int, int, str]:
-        """What LoadImage.load_image reads of its file: its size (EXIF orientation applied) and its bytes' sha256
-        (its IS_CHANGED); a file that is gone or not an image fails the node (_LoaderFailed), as Image.open does."""
+    def _loaded_image(self, node_id: str, name: Any) -> tuple[int, int, str, int]:
+        """What LoadImage.load_image reads of its file: its size (EXIF orientation applied), its bytes' sha256 (its
+        IS_CHANGED) and how many images its IMAGE output batches: every frame (PIL.ImageSequence) of the first one's
+        size, but one for a multi-picture JPEG (MPO), of which ComfyUI keeps the first. A file that is gone or not an
+        image fails the node (_LoaderFailed), as Image.open does."""
         try:
             path = self.input_image(name)
             if path is None:
                 raise FileNotFoundError(f"[Errno 2] No such file or directory: {name!r}")
             data = path.read_bytes()
             with Image.open(io.BytesIO(data)) as image:
-                width, height = ImageOps.exif_transpose(image).size
+                sizes = [ImageOps.exif_transpose(frame).size for frame in ImageSequence.Iterator(image)]
+                batched = 1 if image.format == "MPO" else sum(size == sizes[0] for size in sizes)
         except Exception as exc:  # noqa: BLE001 - ComfyUI reports what the node raised
             raise _LoaderFailed(node_id, exc) from None
-        return width, height, hashlib.sha256(data).hexdigest()
+        return *sizes[0], hashlib.sha256(data).hexdigest(), batched
 
     def node_type(self, class_type: Any) -> NodeType | None:
         """The node type a prompt's `class_type` names: one of ComfyUI's this emulator runs, or a custom node's
@@ -771,9 +775,9 @@ class ComfyBackend:
         if node["class_type"] in ("EmptyLatentImage", "EmptySD3LatentImage"):
             return node["inputs"]
         if node["class_type"] == "LoadImage":  # img2img: the loaded image sizes the render
-            width, height, _ = self._loaded_image(node_id, node["inputs"].get("image"))
+            width, height, _, batched = self._loaded_image(node_id, node["inputs"].get("image"))
             # through a latent (VAEEncode), cropped to a multiple of 8 as ComfyUI's VAE crops it; else as loaded
-            return {"width": width, "height": height, "batch_size": 1, "exact": not latent}
+            return {"width": width, "height": height, "batch_size": batched, "exact": not latent}
         node_type = self.node_type(node["class_type"])
         linked = [(spec[0], node["inputs"].get(name)) for name, spec in node_type.required.items()
                   if spec and spec[0] in LATENT_PATH_TYPES and isinstance(node["inputs"].get(name), list)
