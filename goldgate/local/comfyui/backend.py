@@ -353,6 +353,9 @@ class ComfyBackend:
             if node["class_type"] == "LoadImage":
                 self._loaded_image(node_id, inputs.get("image"))
                 continue
+            if node["class_type"] == "VAEEncode":
+                self._encodable(prompt, node_id)
+                continue
             for name, spec in self._known(node).required.items():
                 if not (isinstance(spec[0], tuple) and spec[0][0] == "__models__"):
                     continue
@@ -362,6 +365,18 @@ class ComfyBackend:
                         raise FileNotFoundError(f"Model in folder '{folder}' with filename '{filename}' not found.")
                     except FileNotFoundError as exc:
                         raise _LoaderFailed(node_id, exc) from None
+
+    def _encodable(self, prompt: dict[str, Any], node_id: str) -> None:
+        """A VAEEncode crops its pixels to multiples of 8 (nodes.py vae_encode_crop_pixels): an image under 8 pixels
+        on a side leaves nothing to encode, and the node fails, as ComfyUI's VAE does on an empty tensor."""
+        size = self._latent(prompt, node_id)
+        width, height = int(size["width"]), int(size["height"])
+        if width < 8 or height < 8:
+            try:  # raised, so that its traceback is the node's, as in ComfyUI's execution_error
+                raise RuntimeError(f"cannot encode an image of {width}x{height} pixels: the VAE crops each side to a "
+                                   f"multiple of 8, which leaves {width // 8 * 8}x{height // 8 * 8}")
+            except RuntimeError as exc:
+                raise _LoaderFailed(node_id, exc) from None
 
     # -- uploaded inputs -----------------------------------------------------------------------------
     def input_images(self) -> list[str]:
