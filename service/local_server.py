@@ -19,7 +19,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
@@ -178,6 +178,18 @@ WRITE_STALL_S = 60.0
 # uvicorn closed such a connection at once, and the request was dropped unanswered; it now has this long to come,
 # and is answered with `Connection: close`. A connection that sends nothing in that time is closed.
 STOP_GRACE_S = 1.0
+# An answer given before the request was read to its end (a 413 or an anonymous upload's 401 at the body limit, a
+# refusal of its header block) closes the connection while the client may still be sending. A socket closed with
+# bytes unread, or with more coming, is reset by the kernel (RFC 1122 4.2.2.13): a client still writing its body
+# (Node's fetch, a browser) met the reset and never read the answer (`fetch failed`, ECONNRESET, 6 tries in 10). As
+# nginx (lingering_close) and Go's net/http do, the server now half-closes once the answer is out (its FIN follows
+# the answer) and reads and drops what still comes until the client closes its side too: for at most
+# LINGER_TIMEOUT_S without a byte, LINGER_TIME_S in all (nginx's lingering_timeout and lingering_time) and
+# LINGER_BYTES, more than the largest body any route reads (an input image, 20 MiB); then it is cut off. A client
+# refused for being slow (408) is not waited for, and a stop cuts a lingering connection at once.
+LINGER_TIMEOUT_S = 5.0
+LINGER_TIME_S = 30.0
+LINGER_BYTES = 32 * 1024 * 1024
 _UVICORN_REFUSAL = "Invalid HTTP request received."  # uvicorn's warning before it calls send_400_response
 _FIELD_LINE_OVERHEAD = len(": \r\n")
 
@@ -208,16 +220,23 @@ class _OneWritePerTurn:
     writes, its head (status line and fields) and then its body: two send(2) calls and two TCP segments, each waking
     the client, on every request. A short write is held here until the next write, or until the event loop comes
     round again (a stream's head, a HEAD answer's, 100 Continue), whichever is first: a whole answer leaves in one.
-    Bytes go out in the order written; close() sends what is held first, abort() drops it with the rest unsent."""
+    Bytes go out in the order written; close() sends what is held first, abort() drops it with the rest unsent.
+    Once closed it is closing to its writers, and takes no more bytes, also while `lingers` (asked at close())
+    keeps the socket reading what the client still sends."""
 
-    __slots__ = ("_held", "_loop", "_transport")
+    __slots__ = ("_closed", "_held", "_lingers", "_loop", "_transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop,
+                 lingers: Callable[[], bool]) -> None:
         self._transport = transport
         self._loop = loop
+        self._lingers = lingers
         self._held: bytes | None = None
+        self._closed = False
 
     def write(self, data: bytes) -> None:
+        if self._closed:
+            return  # (uvicorn writes nothing after it closes; a lingering socket has sent its FIN)
         held = self._held
         if held is not None:
             self._held = None
@@ -239,14 +258,19 @@ class _OneWritePerTurn:
                 self._transport.write(held)
 
     def is_closing(self) -> bool:
-        return self._transport.is_closing()
+        return self._closed or self._transport.is_closing()
 
     def close(self) -> None:
+        if self._closed:
+            return
         self._send_held()
-        self._transport.close()
+        self._closed = True
+        if self._transport.is_closing() or not self._lingers():
+            self._transport.close()
 
     def abort(self) -> None:
         self._held = None
+        self._closed = True
         self._transport.abort()
 
     def __getattr__(self, name: str) -> Any:  # the rest (get_extra_info, pause_reading, ...) as the transport's own
@@ -259,7 +283,8 @@ class EdgeProtocol(HttpToolsProtocol):
     a request line or header block over Cloudflare's limits (414, 431), and closing a connection whose header
     block (HEAD_TIMEOUT_S) or body (BODY_TIMEOUT_S, and BODY_MIN_RATE_BPS after BODY_GRACE_S) does not arrive in
     time (408, or silently when nothing of a request came), or whose client takes none of an answer for
-    WRITE_STALL_S."""
+    WRITE_STALL_S; and, answering before a request's body is all read, draining what the client still sends
+    before it closes (LINGER_TIMEOUT_S)."""
 
     log: Logger  # set by edge_protocol()
 
@@ -278,12 +303,24 @@ class EdgeProtocol(HttpToolsProtocol):
         self._deferred: ApiError | None = None  # a refusal waiting for the answers owed before it
         self._stopping = False  # the server was told to stop: the connection takes at most one more request
         self._stop_grace: asyncio.TimerHandle | None = None
+        self._socket: asyncio.Transport = None  # type: ignore[assignment]  # the transport under _OneWritePerTurn
+        self._message_open = False  # a request begun whose body (or header block) is not all read yet
+        self._eof = False  # the client closed its sending side
+        self._refused_slow = False  # a 408: a client too slow to wait for is not lingered for
+        self._linger_ends: float | None = None  # lingering (see LINGER_TIMEOUT_S) until this loop time at the latest
+        self._linger_last = 0.0  # loop time of the last bytes received while lingering
+        self._linger_bytes = 0
+        self._linger_check: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(_OneWritePerTurn(transport, self.loop))  # type: ignore[arg-type]
+        self._socket = transport
+        super().connection_made(_OneWritePerTurn(transport, self.loop, self._linger))  # type: ignore[arg-type]
         self._arm_head_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._linger_check is not None:
+            self._linger_check.cancel()
+            self._linger_check = None
         if self._stop_grace is not None:
             self._stop_grace.cancel()
             self._stop_grace = None
@@ -297,8 +334,12 @@ class EdgeProtocol(HttpToolsProtocol):
     def shutdown(self) -> None:
         """Called as the server stops. uvicorn closes a connection with no request in hand at once, dropping one
         whose bytes are on their way: it gets STOP_GRACE_S to come (a request begun has its head deadline), and is
-        answered with `Connection: close`. One in hand is answered so, as uvicorn does."""
+        answered with `Connection: close`. One in hand is answered so, as uvicorn does. One lingering after its
+        answer is cut at once: nothing is owed to it, and uvicorn waits for every connection to end."""
         self._stopping = True
+        if self._linger_ends is not None:
+            self._socket.abort()
+            return
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.keep_alive = False
         elif not self._head_started and self._stop_grace is None and not self.transport.is_closing():
@@ -333,6 +374,12 @@ class EdgeProtocol(HttpToolsProtocol):
                                  "was closed and the answer cut", data={"logger": "edge_protocol", "client": client})
 
     def data_received(self, data: bytes) -> None:
+        if self._linger_ends is not None:  # answered and half-closed: what still comes is read and dropped
+            self._linger_bytes += len(data)
+            self._linger_last = self.loop.time()
+            if self._linger_bytes > LINGER_BYTES:
+                self._socket.abort()
+            return
         if self._deferred is not None:  # what follows a refused request is never read as a request
             return
         if self._body_rate_check is not None:
@@ -365,6 +412,9 @@ class EdgeProtocol(HttpToolsProtocol):
         made its job, and the client never learnt its id. Now a whole request is answered (and the connection closed
         after it), a body cut short by the close is a 400 `body_unreadable` (the Worker's answer to a body it cannot
         read to its end), and a header block cut short a 400 `bad_request`: each with its log line."""
+        self._eof = True
+        if self._linger_ends is not None:
+            return None  # answered, and the client has closed too: the connection ends (what is written goes first)
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             if cycle.more_body and not cycle.response_started:
@@ -388,7 +438,7 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._head_started = True
+        self._head_started = self._message_open = True
         if self._stop_grace is not None:  # the request came: its head deadline guards it from here
             self._stop_grace.cancel()
             self._stop_grace = None
@@ -435,6 +485,7 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        self._message_open = False
         self._disarm_body_deadline()
 
     def _unsupported_upgrade_warning(self) -> None:
@@ -471,7 +522,43 @@ class EdgeProtocol(HttpToolsProtocol):
         self.log.warning("service.server_log", reason=refusal.code, message=refusal.message,
                          http={"status": refusal.status}, data={"logger": "edge_protocol", "client": client})
         self.transport.write(b"".join(lines))
+        self._refused_slow = refusal.status == 408
         self.transport.close()
+
+    def _linger(self) -> bool:
+        """Asked as the connection is closed: whether the client may still be sending (a request's header block or
+        body is not all read, or reading was paused with bytes waiting), and so the socket, half-closed once the
+        answer is out, lingers to read and drop what comes until the client closes too, within the bounds (see
+        LINGER_TIMEOUT_S). Else it is closed at once, as before: nothing is left to reset it."""
+        sock = self._socket
+        if (self._eof or self._stopping or self._refused_slow or not (self._message_open or self.flow.read_paused)
+                or not sock.can_write_eof()):
+            return False
+        self._disarm_head_deadline()
+        self._disarm_body_deadline()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:  # its task learns it as of a lost connection
+            cycle.disconnected = True
+            cycle.message_event.set()
+            self.flow.resume_writing()
+        sock.write_eof()  # the FIN goes after what is written
+        self.flow.resume_reading()
+        sock.resume_reading()  # also when a refusal paused it, waiting for the answers owed before it
+        self._linger_last = now = self.loop.time()
+        self._linger_ends = now + LINGER_TIME_S
+        self._linger_check = self.loop.call_later(min(LINGER_TIMEOUT_S, LINGER_TIME_S), self._linger_timed_out)
+        return True
+
+    def _linger_timed_out(self) -> None:
+        # One timer, set for when the client has been silent LINGER_TIMEOUT_S or the whole time is up, not one per read
+        self._linger_check = None
+        if self._linger_ends is None:
+            return
+        left = min(self._linger_last + LINGER_TIMEOUT_S, self._linger_ends) - self.loop.time()
+        if left > 0:
+            self._linger_check = self.loop.call_later(left, self._linger_timed_out)
+        else:
+            self._socket.abort()
 
     def _answer_owed(self) -> bool:
         """Whether a request read whole (its body too) is not answered yet: a refusal now is of a later request."""
@@ -707,9 +794,10 @@ def serve(config: ServiceConfig, port_file: str | None = None, log_sink: Sink = 
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
         if server.started:
+            # The line first: whoever waits for the port file (a test, the stack host) then finds it in the log
+            service.log.info("service.listening", data={"host": config.host, "port": port})
             if port_file:
                 _write_port_file(port_file, port)
-            service.log.info("service.listening", data={"host": config.host, "port": port})
         await task
 
     try:
