@@ -16,8 +16,10 @@ object as Pyodide's to_bytes() copies a Uint8Array out of JS memory: tracemalloc
 largest size, and for `--clients` at once in one isolate (an isolate serves concurrent requests), over the
 body's size and against the 128 MB limit. tracemalloc sees the Python heap only; the JS heap holds one more copy
 while R2's put runs (the ArrayBuffer _array_buffer fills), counted in `isolate_estimate_bytes` as the larger of
-the Python peak and the Python heap at the put plus that copy. Pyodide's wasm memory never shrinks: the Python
-peak stays the isolate's for its life. The interpreter's own footprint is not counted.
+the Python peak and the Python heap at the put plus that copy of each upload taken. Pyodide's wasm memory never
+shrinks: the Python peak stays the isolate's for its life. The interpreter's own footprint is not counted. The
+entry reads at most UPLOADS_AT_ONCE x max_input_bytes of uploads at once: those past it are answered 503 unread
+(`refused_busy`), and the copies are per upload taken. `--worker-only` runs this part alone.
 Header check: service.inputs.read_header alone on the same bytes (and hashlib.sha256 of them, the other pass
 over the body), microseconds per upload, and its share of the one-client p50.
 Rounds (`--rounds`, default 3): each run's figures are its median round's by uploads/s, with every round's in
@@ -25,9 +27,10 @@ Rounds (`--rounds`, default 3): each run's figures are its median round's by upl
 (9 of 20 MiB by default), the slowest. The default run took about 2 minutes on a 2-core machine (2026-12-02).
 
     .venv/bin/python bench/input_upload.py [--sizes 100000,2000000,20971520] [--clients 4] [--rounds 3]
-                                           [--volume-mb 200] [--json]
+                                           [--volume-mb 200] [--json] [--worker-only]
 
-Prints a table, or with --json one JSON object. Exits 1 when any upload was not answered 201.
+Prints a table, or with --json one JSON object. Exits 1 when any upload was not answered 201 (but for the
+Worker's 503s of uploads past its budget).
 """
 
 from __future__ import annotations
@@ -385,9 +388,9 @@ def worker_path(tmp: Path, data: bytes, warm: bytes, clients: int) -> dict[str, 
             sent.body = PyodideBody(body)
             return sent
 
-        async def uploads(n: int, body: bytes) -> list[int]:
+        async def uploads(n: int, body: bytes) -> list[tuple[int, dict]]:
             replies = await asyncio.gather(*(worker.fetch(request(body)) for _ in range(n)))
-            return [reply.status for reply in replies]
+            return [(reply.status, reply.headers) for reply in replies]
 
         loop = asyncio.new_event_loop()  # one, as an isolate's: the App built on it keeps it
 
@@ -398,15 +401,18 @@ def worker_path(tmp: Path, data: bytes, warm: bytes, clients: int) -> dict[str, 
             gc.collect()
             tracemalloc.reset_peak()
             before = tracemalloc.get_traced_memory()[0]
-            statuses = loop.run_until_complete(uploads(n, body))
+            replies = loop.run_until_complete(uploads(n, body))
             peak = tracemalloc.get_traced_memory()[1] - before
             at_put = max(env.RESULTS.traced_at_put, default=before) - before
+            taken = sum(status == 201 for status, _ in replies)
+            busy = sum(status == 503 and "retry-after" in headers for status, headers in replies)
             # At the put the JS heap holds one more copy of each body being put (its ArrayBuffer).
-            isolate = max(peak, at_put + n * len(body))
-            return {"uploads": n, "errors": sum(status != 201 for status in statuses),
-                    "python_peak_bytes": peak, "python_peak_copies_per_upload": round(peak / (n * len(body)), 2),
+            isolate = max(peak, at_put + taken * len(body))
+            each = max(1, taken) * len(body)
+            return {"uploads": n, "taken": taken, "refused_busy": busy, "errors": n - taken - busy,
+                    "python_peak_bytes": peak, "python_peak_copies_per_upload": round(peak / each, 2),
                     "python_at_put_bytes": at_put, "isolate_estimate_bytes": isolate,
-                    "isolate_estimate_copies_per_upload": round(isolate / (n * len(body)), 2),
+                    "isolate_estimate_copies_per_upload": round(isolate / each, 2),
                     "share_of_limit": round(isolate / WORKER_LIMIT_BYTES, 3)}
 
         tracemalloc.start()
@@ -467,6 +473,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=20, help="uploads of the smallest size before each round")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--keep", action="store_true", help="keep the databases and the service logs afterwards")
+    parser.add_argument("--worker-only", action="store_true",
+                        help="measure the Worker's entry alone (the largest size; no local server, no header check)")
     args = parser.parse_args()
     for name in ("rounds", "clients", "warmup", "max_uploads"):
         if getattr(args, name) < 1:
@@ -480,14 +488,17 @@ def main() -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(report, indent=2) if args.json else table(report))
-    failed = any(run["errors"] for run in report["local"]["runs"]) or report["worker"]["one"]["errors"] or \
-        (report["worker"]["concurrent"] or {}).get("errors")
+    failed = any(run["errors"] for run in report.get("local", {}).get("runs", [])) or \
+        report["worker"]["one"]["errors"] or (report["worker"]["concurrent"] or {}).get("errors")
     return 1 if failed else 0
 
 
 def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     made = [noise_png(size, seed) for seed, size in enumerate(args.sizes)]
     images = [data for data, _, _ in made]
+    if args.worker_only:
+        return {"sizes": [len(data) for data in images], "clients": args.clients,
+                "worker": worker_path(tmp, images[-1], images[0], args.clients)}
     counts = [min(args.max_uploads, max(2 * args.clients, int(args.volume_mb * 1e6 // len(data)))) for data in images]
     parts = [parts_cost(data, max(3, min(1000, int(2e8 // len(data))))) for data in images]
     worker = worker_path(tmp, images[-1], images[0], args.clients)
@@ -523,6 +534,8 @@ def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 
 def table(report: dict[str, Any]) -> str:
+    if "local" not in report:  # --worker-only
+        return "\n".join(_worker_lines(report["worker"]))
     lines = [(f"{'bytes':>10} {'clients':>7} {'uploads/s':>9} {'MB/s':>7} {'p50 ms':>8} {'p99 ms':>8} "
               f"{'server us':>10} {'s3 us':>9}  (CPU per upload; median of {report['rounds']} rounds)")]
     for run in report["local"]["runs"]:
@@ -536,19 +549,25 @@ def table(report: dict[str, Any]) -> str:
             clients = memory[run]["clients"]
             lines.append(f"  {run} ({clients} client{'s' if clients != 1 else ''}): peak RSS growth "
                          f"{memory[run]['growth_bytes_rounds']} = {memory[run]['copies_per_upload']} copies per upload")
-    worker = report["worker"]
-    for name in ("one", "concurrent"):
-        if worker[name]:
-            w = worker[name]
-            lines.append(f"Worker entry, {w['uploads']} x {worker['bytes']} bytes at once: Python peak "
-                         f"{w['python_peak_bytes']} ({w['python_peak_copies_per_upload']} copies per upload), isolate "
-                         f"estimate {w['isolate_estimate_bytes']} = {w['share_of_limit']:.0%} of "
-                         f"{worker['limit_bytes']}")
+    lines.extend(_worker_lines(report["worker"]))
     for part in report["header_check"]:
         lines.append(f"header check, {part['bytes']} bytes: read_header {part['read_header_us']} us "
                      f"({part['read_header_share_of_upload_p50']:.4%} of the one-client p50), "
                      f"sha256 {part['sha256_us']} us")
     return "\n".join(lines)
+
+
+def _worker_lines(worker: dict[str, Any]) -> list[str]:
+    lines = []
+    for name in ("one", "concurrent"):
+        if worker[name]:
+            w = worker[name]
+            busy = f", {w['refused_busy']} answered 503 unread (the upload budget)" if w["refused_busy"] else ""
+            lines.append(f"Worker entry, {w['uploads']} x {worker['bytes']} bytes at once{busy}: Python peak "
+                         f"{w['python_peak_bytes']} ({w['python_peak_copies_per_upload']} copies per upload taken), "
+                         f"isolate estimate {w['isolate_estimate_bytes']} = {w['share_of_limit']:.0%} of "
+                         f"{worker['limit_bytes']}")
+    return lines
 
 
 if __name__ == "__main__":

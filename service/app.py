@@ -89,12 +89,16 @@ class App:
         carry; runtime adapters stop reading past it. Only a signed webhook delivery gets the webhook's larger
         limit, and only an image upload with the bearer token the upload's: an anonymous caller cannot make the
         service read megabytes."""
-        resolved = resolve_path(path)
-        if resolved == WEBHOOK_PATH and self._signed_webhook_job(Request("POST", path, query_string)):
+        if resolve_path(path) == WEBHOOK_PATH and self._signed_webhook_job(Request("POST", path, query_string)):
             return self._webhook_body_limit
-        if resolved == INPUTS_PATH and routes.bearer_holds(self, authorization):
+        if self.is_upload(path, authorization):
             return self.config.max_input_bytes
         return self.config.max_body_bytes
+
+    def is_upload(self, path: str, authorization: str | None) -> bool:
+        """Whether a request to `path` (raw) with `authorization` (its field) is an image upload the bearer token
+        allows: the one request whose body may be max_input_bytes (the Worker bounds how many it reads at once)."""
+        return resolve_path(path) == INPUTS_PATH and routes.bearer_holds(self, authorization)
 
     def _signed_webhook_job(self, request: Request) -> str | None:
         """The job id of a webhook request whose signature holds, else None."""

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from service import retention
 from service.app import App, create_app
 from service.config import ConfigError, ServiceConfig
-from service.http import Request, Response, declares_over, json_response
+from service.http import ApiError, Request, Response, declares_over, json_response
 from service.logs import Logger, error_field, stdout_sink
 from service.ports import (
     HttpReply,
@@ -441,17 +441,77 @@ def build_app(env: Any, fetch: Any = None, abort_signal: Any = None, registry: R
 
 async def to_core_request(request: Any, body_limit: Callable[[str, str, str | None], int]) -> Request:
     """`body_limit`: the App's ((path, query string, Authorization field) -> most body bytes a request to it may
-    carry)."""
+    carry). A body declared over it is not read: the core refuses it with 413 by its Content-Length."""
     url = urlsplit(str(request.url))
     method, headers = _method(request), _headers(request)
     max_body_bytes = body_limit(url.path or "/", url.query, headers.get("authorization"))
-    body = b""
-    if method not in ("GET", "HEAD"):
-        if declares_over(headers.get("content-length"), max_body_bytes):
-            body = b"\0" * (max_body_bytes + 1)  # refused by the core with 413, without reading it
-        else:
-            body = await _read_body(request, max_body_bytes)
-    return Request(method, url.path or "/", url.query, headers, body)
+    body: bytes | bytearray = b""
+    declared = headers.get("content-length")
+    if method not in ("GET", "HEAD") and not declares_over(declared, max_body_bytes):
+        body = await _read_body(request, max_body_bytes, _length(declared))
+    return Request(method, url.path or "/", url.query, headers, body)  # a body read is its buffer, not a copy
+
+
+# Upload bytes one isolate reads at once, as multiples of max_input_bytes (the isolate's requests share its
+# 128 MB). An upload costs about twice its bytes at its peak: the body in Python, read into one buffer, and its
+# copy in JS memory that R2's put is handed (bench/input_upload.py: 1 upload of 20 MiB, 31% of 128 MB; 2 at once,
+# 63%; 3, 94%; 4, 125%). Two leave the interpreter and the isolate's other requests the rest.
+UPLOADS_AT_ONCE = 2
+# An upload of 20 MiB takes seconds to arrive: by then one of those being read has finished.
+UPLOADS_BUSY_RETRY_AFTER_S = 5
+
+
+class UploadBudget:
+    """The upload bytes this isolate reads and holds at once: taken before a body is read, given back when its
+    request ends (however it ends). One per isolate (a module global), shared by its concurrent requests."""
+
+    def __init__(self) -> None:
+        self.held = 0
+
+    def take(self, size: int, capacity: int) -> Callable[[], None] | None:
+        """A release of `size` bytes taken, or None (nothing taken) when they would hold more than `capacity`."""
+        if size and self.held + size > capacity:
+            return None
+        self.held += size
+        taken = [size]
+
+        def release() -> None:  # once: a second call gives back nothing
+            self.held -= taken.pop() if taken else 0
+
+        return release
+
+
+UPLOADS = UploadBudget()
+
+
+def _upload_bytes(app: App, request: Any) -> int:
+    """What a request takes of the upload budget before its body is read: an upload the bearer token allows (the
+    one request read up to max_input_bytes), its Content-Length, or max_input_bytes when it has none. Any other
+    request takes nothing: its body is read no further than max_body_bytes (64 KiB), or a signed webhook's."""
+    if _method(request) in ("GET", "HEAD") or _missing(request.body):
+        return 0
+    headers = _headers(request)
+    if not app.is_upload(urlsplit(str(request.url)).path or "/", headers.get("authorization")):
+        return 0
+    limit, declared = app.config.max_input_bytes, headers.get("content-length")
+    if declares_over(declared, limit):
+        return 0  # refused with 413, never read
+    length = _length(declared)
+    return limit if length is None else length
+
+
+def _uploads_busy(app: App, request: Any, size: int, capacity: int) -> Response:
+    """The 503 for an upload the budget has no room for: its body is not read, nothing is stored."""
+    refused = ApiError(503, "store_unavailable", f"this Worker instance is reading as many uploads as it holds at "
+                                                 f"once ({capacity} bytes, {UPLOADS_AT_ONCE} x max_input_bytes, "
+                                                 "within its 128 MB of memory); nothing was read or stored: send "
+                                                 "it again after Retry-After",
+                       retry_after=str(UPLOADS_BUSY_RETRY_AFTER_S))
+    app.log.warning("input.refused", reason="uploads_busy", message=refused.message,
+                    data={"declared_bytes": size, "held_bytes": UPLOADS.held, "budget_bytes": capacity},
+                    http={"method": _method(request)[:16], "path": (urlsplit(str(request.url)).path or "/")[:512],
+                          "status": 503})
+    return refused.to_response()
 
 
 def _method(request: Any) -> str:
@@ -477,28 +537,61 @@ def _headers(request: Any) -> dict[str, str]:
     return headers
 
 
-async def _read_body(request: Any, max_body_bytes: int) -> bytes:
-    """The body, read chunk by chunk from its ReadableStream (the SDK's Request and the JS one both
-    have `body`). A chunked upload has no Content-Length to refuse up front: stop just past the limit
-    (the core answers 413) instead of holding, say, 100 MB in an isolate limited to 128 MB."""
+class BodyLengthMismatch(Exception):
+    """A body that ran past its Content-Length or ended short of it (answered 400 `body_unreadable`)."""
+
+
+def _length(content_length: str | None) -> int | None:
+    """A Content-Length field's number (one declares_over let through), or None when there is none."""
+    return int(content_length) if content_length is not None and content_length.isascii() \
+        and content_length.isdigit() else None
+
+
+async def _read_body(request: Any, max_body_bytes: int, declared: int | None = None) -> bytes | bytearray:
+    """The body, read chunk by chunk from its ReadableStream (the SDK's Request and the JS one both have `body`),
+    into one buffer of its Content-Length (`declared`, at most the limit): the isolate holds the body once, not
+    its chunks and their join too. A chunked upload has no Content-Length to refuse up front: stop just past the
+    limit (the core answers 413) instead of holding, say, 100 MB in an isolate limited to 128 MB."""
     stream = request.body
     if _missing(stream):
         return b""
-    return await _read_stream(stream, max_body_bytes)  # over the limit: the core answers 413
+    if declared is None:
+        return await _read_stream(stream, max_body_bytes)  # over the limit: the core answers 413
+    return await _read_exactly(stream, declared)
 
 
-async def _read_stream(stream: Any, limit: int) -> bytes:
-    """A ReadableStream's bytes, read chunk by chunk up to just past `limit`: the rest is cancelled, never read."""
+async def _read_exactly(stream: Any, declared: int) -> bytearray:
+    """A ReadableStream's `declared` bytes, each chunk copied into one buffer of that size. More is cancelled
+    unread and, like fewer, raises BodyLengthMismatch."""
     reader = stream.getReader()
-    chunks: list[bytes] = []
+    body = bytearray(declared)
     size = 0
+    with memoryview(body) as view:
+        while not (result := await reader.read()).done:
+            chunk = _chunk_bytes(result.value)
+            if size + len(chunk) > declared:
+                await reader.cancel()
+                raise BodyLengthMismatch(f"the request body ran past the {declared} bytes its Content-Length "
+                                         "declares; send it again with its own length")
+            view[size:size + len(chunk)] = chunk
+            size += len(chunk)
+    if size < declared:
+        raise BodyLengthMismatch(f"the request body ended after {size} of the {declared} bytes its Content-Length "
+                                 "declares; send it again")
+    return body
+
+
+async def _read_stream(stream: Any, limit: int) -> bytearray:
+    """A ReadableStream's bytes, read chunk by chunk into one growing buffer up to just past `limit`: the rest is
+    cancelled, never read."""
+    reader = stream.getReader()
+    body = bytearray()
     while not (result := await reader.read()).done:
-        chunks.append(_chunk_bytes(result.value))
-        size += len(chunks[-1])
-        if size > limit:
+        body += _chunk_bytes(result.value)
+        if len(body) > limit:
             await reader.cancel()
             break
-    return b"".join(chunks)
+    return body
 
 
 def _chunk_size(value: Any) -> int:
@@ -634,18 +727,31 @@ class Default(WorkerEntrypoint):  # type: ignore[misc, valid-type]
             Logger(stdout_sink).error("service.misconfigured", reason="misconfigured", message=str(exc),
                                       error={"type": type(exc).__name__, "message": str(exc)})
             return to_workers_response(json_response(500, {"error": {"code": "misconfigured", "message": str(exc)}}))
+        size, capacity = _upload_bytes(app, request), UPLOADS_AT_ONCE * app.config.max_input_bytes
+        release = UPLOADS.take(size, capacity)
+        if release is None:
+            return to_workers_response(_uploads_busy(app, request, size, capacity))
+        work: asyncio.Future[Response] | None = None
         try:
-            core_request = await to_core_request(request, app.body_limit)
-        except Exception as exc:  # noqa: BLE001 - the client broke off mid-upload: answer and log on the schema
-            app.log.warning("http.body_unreadable", reason="body_unreadable", error=error_field(exc),
-                            http={"method": _method(request)[:16],
-                                  "path": (urlsplit(str(request.url)).path or "/")[:512], "status": 400})
-            return to_workers_response(json_response(400, {"error": {
-                "code": "body_unreadable", "message": "the request body could not be read to its end; send it again"}}))
-        if core_request.method == "POST":
-            return to_workers_response(await self._to_the_end(app.handle(core_request)))
-        response = await app.handle(core_request)
-        return to_workers_response(response, _cut_logger(app, core_request, response))
+            try:
+                core_request = await to_core_request(request, app.body_limit)
+            except Exception as exc:  # noqa: BLE001 - the client broke off mid-upload: answer and log on the schema
+                app.log.warning("http.body_unreadable", reason="body_unreadable", error=error_field(exc),
+                                http={"method": _method(request)[:16],
+                                      "path": (urlsplit(str(request.url)).path or "/")[:512], "status": 400})
+                return to_workers_response(json_response(400, {"error": {
+                    "code": "body_unreadable", "message": str(exc) if isinstance(exc, BodyLengthMismatch) else
+                    "the request body could not be read to its end; send it again"}}))
+            if core_request.method == "POST":
+                # The work may outlive this call (a client gone away): it gives the budget back when it ends.
+                work = asyncio.ensure_future(app.handle(core_request))
+                work.add_done_callback(lambda _: release())
+                return to_workers_response(await self._to_the_end(work))
+            response = await app.handle(core_request)
+            return to_workers_response(response, _cut_logger(app, core_request, response))
+        finally:
+            if work is None:
+                release()
 
     async def scheduled(self, controller: Any, env: Any = None, ctx: Any = None) -> None:
         """The Cron Trigger's entry. The runtime passes (controller, env, ctx); the bindings are `self.env`
