@@ -223,10 +223,14 @@ def _workflow_fault(node_id: str, error: dict[str, Any], graph: dict[str, Any], 
     param = next((p for p in workflow.parameters if p.node == node_id and p.input == input_name), None)
     if param is not None and param.type == "image":
         # The worker uploaded the file a moment before it queued the prompt: no value of the client's is at fault.
+        # ComfyUI's upload and LoadImage both use its one input directory (--input-directory moves both), so the
+        # file went after the upload, or the prompt reached another ComfyUI than the upload did.
         return (f"input {input_name} is set by image parameter {param.name!r} of {workflow.version}, whose input "
                 f"image ({shown((values or {}).get(param.name))}) the worker had just put into ComfyUI's input folder "
-                f"with POST /upload/image: something removed it before the prompt ran (another client of this "
-                f"ComfyUI), or ComfyUI loads from another input folder than it uploads to (its --input-directory)")
+                f"with POST /upload/image: the image and the job's values are not at fault, so send the job again; "
+                f"if it repeats, something removes files from ComfyUI's input folder (another client of this "
+                f"ComfyUI, a custom node), or the worker's COMFY_URL reaches more than one ComfyUI (the upload "
+                f"went to one, the prompt to another): point it at this worker's own ComfyUI")
     if param is not None:
         value = (values or {}).get(param.name, param.default)
         source = "the workflow's default" if value == param.default else "this job's value"
