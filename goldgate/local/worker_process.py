@@ -3,7 +3,8 @@ handler under the real `runpod` SDK loop (cloud mode when the RunPod emulator se
 
     python -m goldgate.local.worker_process --snapshot DIR [-- <runpod SDK args, e.g. --test_input JSON>]
 
-Environment: the worker's (docs/INTERFACES.md); COMFY_URL, MODEL_ROOTS and COMFY_OUTPUT_DIR are set here.
+Environment: the worker's (docs/INTERFACES.md); COMFY_URL, MODEL_ROOTS, COMFY_OUTPUT_DIR and COMFY_INPUT_DIR are
+set here (`image_env`).
 COMFY_EMULATOR_STARTUP_S plays a cold start (seconds before the emulator listens; default 0.2).
 COMFY_EMULATOR_RENDER_S plays a slow render (seconds each prompt takes; default 0): a drill's long job.
 COMFY_EMULATOR_HOLD_DIR (an existing directory) gates renders: each prompt renders on until the file
@@ -181,6 +182,14 @@ def import_runpod_sdk() -> None:
         cpuinfo.get_cpu_info = probe
 
 
+def image_env(emulator: ComfyUIEmulator, models_dir: Path) -> dict[str, str]:
+    """The worker image's own wiring pointed at the started `emulator`: its address, its models, and its output and
+    input folders, which the handler empties of each job's images. The emulator keeps the two folders apart (not
+    side by side as /comfyui/output and /comfyui/input are in the image), so each is named."""
+    return {"COMFY_URL": emulator.url, "MODEL_ROOTS": str(models_dir),
+            "COMFY_OUTPUT_DIR": str(emulator.output_dir), "COMFY_INPUT_DIR": str(emulator.backend.dirs["input"])}
+
+
 def main(argv: list[str] | None = None) -> int:
     lifeline.watch()  # first: a worker whose emulator is gone must not live on, even while it boots
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -212,9 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                                stack=context["stack"], worker_image_tag=context["worker_image_tag"], hold_dir=hold_dir)
     try:
         emulator.start()
-        os.environ["COMFY_URL"] = emulator.url
-        os.environ["MODEL_ROOTS"] = str(snapshot / "models")
-        os.environ["COMFY_OUTPUT_DIR"] = str(emulator.output_dir)  # so the handler removes each run's images
+        os.environ.update(image_env(emulator, snapshot / "models"))
         # No GPU and no RunPod host here: the SDK's fitness checks would kill the worker.
         os.environ.setdefault("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS", "true")
         os.environ.setdefault("RUNPOD_SKIP_GPU_CHECK", "true")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 DEFAULT_COMFY_URL = "http://127.0.0.1:8188"
 DEFAULT_MODEL_ROOTS = ("/comfyui/models", "/workspace/ComfyUI/models")
 DEFAULT_OUTPUT_DIR = "/comfyui/output"
+DEFAULT_INPUT_DIR = "/comfyui/input"
 DEFAULT_READY_TIMEOUT_S = 300.0
 DEFAULT_JOB_TIMEOUT_S = 600.0
 
@@ -41,6 +42,9 @@ class WorkerConfig:
     gpu_type: str | None
     # ComfyUI's output folder, where the worker removes each job's images once it has them.
     comfy_output_dir: str = DEFAULT_OUTPUT_DIR
+    # ComfyUI's input folder, where `/upload/image` puts a job's input images and the worker removes them. Its own
+    # setting: the local target's ComfyUI emulator keeps it apart from its output folder.
+    comfy_input_dir: str = DEFAULT_INPUT_DIR
     # The ComfyUI process start.sh launched (COMFY_PID): once it has exited, waiting for it to answer is futile.
     comfy_pid: int | None = None
     # RunPod puts its API key in every worker's environment; only ever read here to mask it.
@@ -120,6 +124,7 @@ def load_config(env: Mapping[str, str] | None = None) -> WorkerConfig:
         model_roots=roots,
         gpu_type=_optional(env, "GPU_TYPE"),
         comfy_output_dir=_optional(env, "COMFY_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR,
+        comfy_input_dir=_optional(env, "COMFY_INPUT_DIR") or DEFAULT_INPUT_DIR,
         comfy_pid=_pid(env, "COMFY_PID"),
         runpod_api_key=_optional(env, "RUNPOD_AI_API_KEY"),
     )

@@ -195,9 +195,9 @@ def _with_input_images(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, st
 
 
 def _discard_inputs(input_dir: Path, names: list[str], log: WorkerLog) -> None:
-    """Removes the job's input images from ComfyUI's input folder (beside its output folder in the image), whatever
-    the job's outcome: ComfyUI deletes no upload, and a warm worker keeping each job's input fills its disk. Nothing
-    to do when that folder is not on this machine."""
+    """Removes the job's input images from ComfyUI's input folder (COMFY_INPUT_DIR), whatever the job's outcome:
+    ComfyUI deletes no upload, and a warm worker keeping each job's input fills its disk. Nothing to do when that
+    folder is not on this machine."""
     for name in names:
         path = input_dir / name
         if not path.resolve().is_relative_to(input_dir.resolve()):
@@ -205,9 +205,9 @@ def _discard_inputs(input_dir: Path, names: list[str], log: WorkerLog) -> None:
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
-            log.warning("outputs_not_removed", message=f"could not remove {path} (this job's input image in "
-                                                       f"ComfyUI's input folder: {exc.strerror}); it stays on the "
-                                                       f"worker's disk", data={"path": str(path)})
+            log.warning("inputs_not_removed", message=f"could not remove {path} (this job's input image in "
+                                                      f"ComfyUI's input folder: {exc.strerror}); it stays on the "
+                                                      f"worker's disk", data={"path": str(path)})
 
 
 def _left(deadline: float) -> float:
@@ -239,7 +239,7 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float,
         log.info("prompt_queued", data={"prompt_id": prompt_id})
         return _finish(job, runtime, log, started, stop, created, timings, deadline, prompt_id, run_id)
     finally:
-        _discard_inputs(Path(runtime.config.comfy_output_dir).parent / "input", inputs, log)
+        _discard_inputs(Path(runtime.config.comfy_input_dir), inputs, log)
 
 
 def _finish(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float, stop: threading.Event | None,

@@ -45,8 +45,8 @@ def _bullet_for(phrase: str) -> str:
 
 @pytest.fixture
 def img2img(comfy: ComfyUIEmulator, models_dir: Path, runtime_factory: Callable[..., WorkerRuntime]) -> WorkerRuntime:
-    beside = comfy.backend.dirs["input"].parent / "output"
-    runtime = runtime_factory(comfy.url, models_dir, COMFY_OUTPUT_DIR=str(beside))
+    runtime = runtime_factory(comfy.url, models_dir, COMFY_OUTPUT_DIR=str(comfy.output_dir),
+                              COMFY_INPUT_DIR=str(comfy.backend.dirs["input"]))
     workflow = parse_workflow(copy.deepcopy(WORKFLOW))
     return dataclasses.replace(runtime, workflows={workflow.id: workflow})
 

@@ -86,7 +86,7 @@ def test_an_upload_answered_200_without_json_fails_naming_the_file(comfy: ComfyU
 
 def _through(proxy: _UploadAnswer, comfy: ComfyUIEmulator, models_dir: Path,
              runtime_factory: Callable[..., WorkerRuntime]) -> WorkerRuntime:
-    runtime = runtime_factory(proxy.url, models_dir, COMFY_OUTPUT_DIR=str(comfy.backend.dirs["input"].parent / "output"))
+    runtime = runtime_factory(proxy.url, models_dir, COMFY_INPUT_DIR=str(comfy.backend.dirs["input"]))
     workflow = parse_workflow(copy.deepcopy(WORKFLOW))
     return dataclasses.replace(runtime, workflows={workflow.id: workflow})
 
@@ -101,7 +101,7 @@ def test_an_input_comfyui_never_kept_is_no_warning_when_the_job_clears_its_input
     finally:
         proxy.stop()
     assert "Invalid image file: ghost.png" in output["error"]
-    assert "outputs_not_removed" not in logs.events()
+    assert not {"inputs_not_removed", "outputs_not_removed"} & set(logs.events())
 
 
 def test_an_input_that_cannot_be_removed_is_a_warning_and_the_job_still_says_what_failed(
@@ -115,7 +115,7 @@ def test_an_input_that_cannot_be_removed_is_a_warning_and_the_job_still_says_wha
     finally:
         proxy.stop()
     assert "LoadImage" in output["error"] and "Traceback" not in output["error"], output
-    [warning] = [line for line in logs.lines() if line["event"] == "outputs_not_removed"]
+    [warning] = [line for line in logs.lines() if line["event"] == "inputs_not_removed"]
     assert "held.png" in warning["message"] and "stays on the worker's disk" in warning["message"]
 
 

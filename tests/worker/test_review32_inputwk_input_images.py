@@ -62,10 +62,10 @@ def _png(width: int, height: int, colour: tuple[int, int, int]) -> bytes:
 
 @pytest.fixture
 def img2img(comfy: ComfyUIEmulator, models_dir: Path, runtime_factory: Callable[..., WorkerRuntime]) -> WorkerRuntime:
-    """A worker shipping the img2img workflow, its COMFY_OUTPUT_DIR beside the emulator's input folder (as
-    /comfyui/output is beside /comfyui/input in the image)."""
-    beside = comfy.backend.dirs["input"].parent / "output"
-    runtime = runtime_factory(comfy.url, models_dir, COMFY_OUTPUT_DIR=str(beside))
+    """A worker shipping the img2img workflow, its COMFY_OUTPUT_DIR and COMFY_INPUT_DIR the emulator's folders (as
+    goldgate.local.worker_process sets them)."""
+    runtime = runtime_factory(comfy.url, models_dir, COMFY_OUTPUT_DIR=str(comfy.output_dir),
+                              COMFY_INPUT_DIR=str(comfy.backend.dirs["input"]))
     workflow = parse_workflow(copy.deepcopy(WORKFLOW))
     return dataclasses.replace(runtime, workflows={workflow.id: workflow})
 
@@ -217,7 +217,7 @@ def test_a_name_comfyui_answers_out_of_its_input_folder_is_never_removed(
                                                       "type": "input"}).encode())
     try:
         runtime = runtime_factory(proxy.url, models_dir,
-                                  COMFY_OUTPUT_DIR=str(comfy.backend.dirs["input"].parent / "output"))
+                                  COMFY_INPUT_DIR=str(comfy.backend.dirs["input"]))
         workflow = parse_workflow(copy.deepcopy(WORKFLOW))
         runtime = dataclasses.replace(runtime, workflows={workflow.id: workflow})
         _put(storage, KEY_A, _png(96, 64, (1, 2, 3)))
