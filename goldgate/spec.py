@@ -57,9 +57,10 @@ REGISTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 RESERVED_ENV = frozenset({"WORKFLOW_VERSION", "WORKER_IMAGE_TAG", "STACK", "R2_ENDPOINT_URL", "R2_BUCKET",
                           "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "GPU_TYPE"})
 # The worker image's own wiring (start.sh and its Dockerfile set them): ComfyUI's address, where its models are baked,
-# its output folder, its process. The local target must set them for its emulator, so one given in endpoint.env would
-# pass locally and, in the cloud, point the worker at models or a ComfyUI that are not there.
-IMAGE_ENV = frozenset({"COMFY_URL", "MODEL_ROOTS", "COMFY_OUTPUT_DIR", "COMFY_PID"})
+# its output and input folders, its process. The local target must set them for its emulator, so one given in
+# endpoint.env would pass locally and, in the cloud, point the worker at models or a ComfyUI that are not there (or,
+# COMFY_INPUT_DIR, at a folder no upload lands in: the worker would never remove them and the disk would fill).
+IMAGE_ENV = frozenset({"COMFY_URL", "MODEL_ROOTS", "COMFY_OUTPUT_DIR", "COMFY_INPUT_DIR", "COMFY_PID"})
 SCALER_TYPES = ("QUEUE_DELAY", "REQUEST_COUNT")
 # RunPod's job ttl counts from submission, queue time included: beyond the execution timeout, a job must be able to
 # wait this long for a worker (a cold one pulls the image first) before RunPod may delete it.
@@ -68,6 +69,13 @@ ROLES = ("staging", "prod")
 # api.max_jobs_in_flight's ceiling, as service.config.MAX_JOBS_IN_FLIGHT: each create counts the jobs in flight up
 # to the cap (D1 bills every row read), so a cap far above what RunPod can run at once only costs.
 MAX_JOBS_IN_FLIGHT = 100_000
+# api.max_input_bytes's ceiling and default, as service.config.MAX_INPUT_BYTES: the GPU worker reads no larger input
+# image (images/worker/storage.py), so the service may take none larger either. Its floor: below it most images a
+# workflow takes are refused, and a limit given in KB or MiB by mistake (20000, 20) is caught.
+MAX_INPUT_BYTES = 20 * 1024 * 1024
+MIN_INPUT_BYTES = 65_536
+# api.max_input_pixels's default (4096 x 4096), as the service's: a small file can decode to gigabytes on the GPU.
+DEFAULT_INPUT_PIXELS = 4096 * 4096
 
 # Every text field: at most this long, and free of control characters (a newline or ESC in a hostname or URL
 # reaches the vendor's API, a log line or an HTTP header; U+202E and friends make a value read as another).
@@ -254,6 +262,9 @@ class ApiSpec:
     signed_url_ttl_s: int = 3_600
     # The most jobs queued or running at RunPod at once (service/jobs.py): a create over it is answered 429.
     max_jobs_in_flight: int = 1_000
+    # POST /api/inputs: the most bytes an uploaded image may have, and the most pixels its header may give.
+    max_input_bytes: int = MAX_INPUT_BYTES
+    max_input_pixels: int = DEFAULT_INPUT_PIXELS
     compatibility_date: str = "2025-09-01"
 
 
@@ -602,6 +613,20 @@ def _public_base_url(f: _Fields) -> str | None:
     return value
 
 
+def _max_input_bytes(f: _Fields) -> int:
+    """api.max_input_bytes: MIN_INPUT_BYTES to MAX_INPUT_BYTES, each bound refused with its reason."""
+    value = f.num("max_input_bytes", MAX_INPUT_BYTES, None, None, integer=True)
+    if value < MIN_INPUT_BYTES:
+        raise f._err("max_input_bytes", f"{show(value)} is below the minimum {MIN_INPUT_BYTES} (64 KiB): a smaller "
+                                        "limit refuses most images a workflow takes; give the limit in bytes "
+                                        f"(default and at most {MAX_INPUT_BYTES}, 20 MiB)")
+    if value > MAX_INPUT_BYTES:
+        raise f._err("max_input_bytes", f"{show(value)} is above the maximum {MAX_INPUT_BYTES} (20 MiB): the GPU "
+                                        "worker reads no larger input image, so a job given one would fail; use "
+                                        f"{MAX_INPUT_BYTES} or less")
+    return int(value)
+
+
 def _compatibility_date(f: _Fields) -> str:
     """The Worker's compatibility date: a real calendar date, not after today (Cloudflare refuses the upload)."""
     value = f.str("compatibility_date", default="2025-09-01", pattern=re.compile(r"^\d{4}-\d{2}-\d{2}$"))
@@ -837,6 +862,8 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
                   max_body_bytes=a.num("max_body_bytes", 65_536, 1_024, 1_000_000, integer=True),
                   signed_url_ttl_s=a.num("signed_url_ttl_s", 3_600, 60, 604_800, integer=True),
                   max_jobs_in_flight=a.num("max_jobs_in_flight", 1_000, 1, MAX_JOBS_IN_FLIGHT, integer=True),
+                  max_input_bytes=_max_input_bytes(a),
+                  max_input_pixels=a.num("max_input_pixels", DEFAULT_INPUT_PIXELS, 1, None, integer=True),
                   compatibility_date=_compatibility_date(a))
     a.done()
     t = f.sub("thresholds")

@@ -327,6 +327,8 @@ class StackHost:
             "max_body_bytes": sp.api.max_body_bytes,
             "signed_url_ttl_s": sp.api.signed_url_ttl_s,
             "max_jobs_in_flight": sp.api.max_jobs_in_flight,
+            "max_input_bytes": sp.api.max_input_bytes,
+            "max_input_pixels": sp.api.max_input_pixels,
             "result_ttl_days": sp.storage.result_ttl_days,
             "gpu_type": sp.endpoint.cost_gpu_type,
             "gpu_count": sp.endpoint.gpu_count,

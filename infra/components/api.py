@@ -151,6 +151,7 @@ def settings_vars(spec: StackSpec) -> dict[str, str]:
            "TTL_MS": str(ep.ttl_ms), "MAX_BODY_BYTES": str(spec.api.max_body_bytes),
            "SIGNED_URL_TTL_S": str(spec.api.signed_url_ttl_s),
            "MAX_JOBS_IN_FLIGHT": str(spec.api.max_jobs_in_flight), "GPU_TYPE": ep.cost_gpu_type,
+           "MAX_INPUT_BYTES": str(spec.api.max_input_bytes), "MAX_INPUT_PIXELS": str(spec.api.max_input_pixels),
            "GPU_COUNT": str(ep.gpu_count),
            # the bucket's lifecycle rule, told to the service: a 404 result_missing says expired or lost
            "RESULT_TTL_DAYS": str(spec.storage.result_ttl_days)}

@@ -152,6 +152,8 @@ CASES: dict[str, Case] = {
     "api.max_body_bytes": Case({"api.max_body_bytes": 100_000}, {SCRIPT: ["bindings.MAX_BODY_BYTES"]}),
     "api.signed_url_ttl_s": Case({"api.signed_url_ttl_s": 600}, {SCRIPT: ["bindings.SIGNED_URL_TTL_S"]}),
     "api.max_jobs_in_flight": Case({"api.max_jobs_in_flight": 50}, {SCRIPT: ["bindings.MAX_JOBS_IN_FLIGHT"]}),
+    "api.max_input_bytes": Case({"api.max_input_bytes": 1_048_576}, {SCRIPT: ["bindings.MAX_INPUT_BYTES"]}),
+    "api.max_input_pixels": Case({"api.max_input_pixels": 1024 * 1024}, {SCRIPT: ["bindings.MAX_INPUT_PIXELS"]}),
     "api.compatibility_date": Case({"api.compatibility_date": "2025-10-01"}, {SCRIPT: ["compatibilityDate"]}),
     # -- cloud ---------------------------------------------------------------------------------------------------
     "cloud.cloudflare_account_id": Case({"cloud.cloudflare_account_id": "f" * 32}, {

@@ -44,6 +44,8 @@ def test_shipped_local_stacks_are_separate_and_valid() -> None:
         # the image's own wiring: the local target overrides it, so it would pass locally and break the cloud
         (("endpoint", "env"), {"MODEL_ROOTS": "/opt/elsewhere/models"}, "MODEL_ROOTS is the worker image's own"),
         (("endpoint", "env"), {"COMFY_URL": "http://127.0.0.1:9"}, "COMFY_URL is the worker image's own"),
+        # where the worker removes each job's uploads from: one pointing elsewhere fills the worker's disk
+        (("endpoint", "env"), {"COMFY_INPUT_DIR": "/tmp/elsewhere"}, "COMFY_INPUT_DIR is the worker image's own"),
         (("endpoint", "env"), {"bad name": "x"}, "not a valid environment variable name"),
         (("endpoint", "scaler_type"), "FASTEST", "is not one of QUEUE_DELAY, REQUEST_COUNT"),
         (("image",), "repo/worker:latest", "is not pinned by digest"),
