@@ -84,21 +84,24 @@ class App:
         (A signed webhook's limit is the larger one, unless max_body_bytes is set above RunPod's /run limit.)"""
         return min(self.config.max_body_bytes, self._webhook_body_limit, self.config.max_input_bytes)
 
-    def body_limit(self, path: str, query_string: str, authorization: str | None = None) -> int:
-        """The most body bytes a request to `path` (raw) with `query_string` and `authorization` (its field) may
-        carry; runtime adapters stop reading past it. Only a signed webhook delivery gets the webhook's larger
+    def body_limit(self, path: str, query_string: str, authorization: str | None = None,
+                   method: str = "POST") -> int:
+        """The most body bytes a `method` request to `path` (raw) with `query_string` and `authorization` (its field)
+        may carry; runtime adapters stop reading past it. Only a signed webhook delivery gets the webhook's larger
         limit, and only an image upload with the bearer token the upload's: an anonymous caller cannot make the
-        service read megabytes."""
+        service read megabytes, nor the token's holder by another method than the upload's (answered 405)."""
         if resolve_path(path) == WEBHOOK_PATH and self._signed_webhook_job(Request("POST", path, query_string)):
             return self._webhook_body_limit
-        if self.is_upload(path, authorization):
+        if self.is_upload(method, path, authorization):
             return self.config.max_input_bytes
         return self.config.max_body_bytes
 
-    def is_upload(self, path: str, authorization: str | None) -> bool:
-        """Whether a request to `path` (raw) with `authorization` (its field) is an image upload the bearer token
-        allows: the one request whose body may be max_input_bytes (the Worker bounds how many it reads at once)."""
-        return resolve_path(path) == INPUTS_PATH and routes.bearer_holds(self, authorization)
+    def is_upload(self, method: str, path: str, authorization: str | None) -> bool:
+        """Whether a `method` request to `path` (raw) with `authorization` (its field) is an image upload the bearer
+        token allows: a POST, the one request whose body may be max_input_bytes (the Worker bounds how many it reads
+        at once). A PUT or GET there is refused with 405 whatever its body: reading megabytes of it first (on the
+        Worker, out of the uploads' budget) would be for nothing."""
+        return method == "POST" and resolve_path(path) == INPUTS_PATH and routes.bearer_holds(self, authorization)
 
     def _signed_webhook_job(self, request: Request) -> str | None:
         """The job id of a webhook request whose signature holds, else None."""

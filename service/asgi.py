@@ -50,15 +50,15 @@ class AsgiService:
         # A client waiting for "100 Continue" before it sends a body over the limit is answered at once (the core's
         # 413, or the refusal that comes before it): uvicorn sends that interim answer at the first receive(), which
         # had the client upload the whole body in vain.
-        authorization = _field(scope, b"authorization")  # an upload's limit is its token's
+        authorization, method = _field(scope, b"authorization"), scope["method"]  # an upload's limit is its token's
         unread = _expects_over(scope, limit) and _expects_over(scope, self.app.body_limit(path, query_string,
-                                                                                          authorization))
+                                                                                          authorization, method))
         more = not unread
         while more:
             if size > limit:
                 if widened:
                     break
-                limit, widened = self.app.body_limit(path, query_string, authorization), True
+                limit, widened = self.app.body_limit(path, query_string, authorization, method), True
                 if size > limit:
                     break
             message = await receive()

@@ -439,12 +439,12 @@ def build_app(env: Any, fetch: Any = None, abort_signal: Any = None, registry: R
     return create_app(config, D1Database(db), R2ResultStore(results), gateway, registry=registry, log_sink=stdout_sink)
 
 
-async def to_core_request(request: Any, body_limit: Callable[[str, str, str | None], int]) -> Request:
-    """`body_limit`: the App's ((path, query string, Authorization field) -> most body bytes a request to it may
-    carry). A body declared over it is not read: the core refuses it with 413 by its Content-Length."""
+async def to_core_request(request: Any, body_limit: Callable[[str, str, str | None, str], int]) -> Request:
+    """`body_limit`: the App's ((path, query string, Authorization field, method) -> most body bytes a request to it
+    may carry). A body declared over it is not read: the core refuses it with 413 by its Content-Length."""
     url = urlsplit(str(request.url))
     method, headers = _method(request), _headers(request)
-    max_body_bytes = body_limit(url.path or "/", url.query, headers.get("authorization"))
+    max_body_bytes = body_limit(url.path or "/", url.query, headers.get("authorization"), method)
     body: bytes | bytearray = b""
     declared = headers.get("content-length")
     if method not in ("GET", "HEAD") and not declares_over(declared, max_body_bytes):
@@ -488,10 +488,10 @@ def _upload_bytes(app: App, request: Any) -> int:
     """What a request takes of the upload budget before its body is read: an upload the bearer token allows (the
     one request read up to max_input_bytes), its Content-Length, or max_input_bytes when it has none. Any other
     request takes nothing: its body is read no further than max_body_bytes (64 KiB), or a signed webhook's."""
-    if _method(request) in ("GET", "HEAD") or _missing(request.body):
+    if _missing(request.body):
         return 0
     headers = _headers(request)
-    if not app.is_upload(urlsplit(str(request.url)).path or "/", headers.get("authorization")):
+    if not app.is_upload(_method(request), urlsplit(str(request.url)).path or "/", headers.get("authorization")):
         return 0
     limit, declared = app.config.max_input_bytes, headers.get("content-length")
     if declares_over(declared, limit):
@@ -501,12 +501,12 @@ def _upload_bytes(app: App, request: Any) -> int:
 
 
 def _uploads_busy(app: App, request: Any, size: int, capacity: int) -> Response:
-    """The 503 for an upload the budget has no room for: its body is not read, nothing is stored."""
-    refused = ApiError(503, "store_unavailable", f"this Worker instance is reading as many uploads as it holds at "
-                                                 f"once ({capacity} bytes, {UPLOADS_AT_ONCE} x max_input_bytes, "
-                                                 "within its 128 MB of memory); nothing was read or stored: send "
-                                                 "it again after Retry-After",
-                       retry_after=str(UPLOADS_BUSY_RETRY_AFTER_S))
+    """The 503 for an upload the budget has no room for: its body is not read, nothing is stored. Its own code, not
+    `store_unavailable`: R2 is fine, and a client (or an alert) that reads the code must not blame it."""
+    refused = ApiError(503, "uploads_busy", f"this Worker instance is reading as many uploads as it holds at once "
+                                            f"({capacity} bytes, {UPLOADS_AT_ONCE} x max_input_bytes, within its "
+                                            "128 MB of memory); nothing was read or stored: send it again after "
+                                            "Retry-After", retry_after=str(UPLOADS_BUSY_RETRY_AFTER_S))
     app.log.warning("input.refused", reason="uploads_busy", message=refused.message,
                     data={"declared_bytes": size, "held_bytes": UPLOADS.held, "budget_bytes": capacity},
                     http={"method": _method(request)[:16], "path": (urlsplit(str(request.url)).path or "/")[:512],

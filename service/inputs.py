@@ -111,23 +111,24 @@ def _png(data: bytes) -> list[tuple[int, int]]:
     if kind != b"IHDR" or length != 13:
         raise NotThatImage("the PNG's first chunk is not its IHDR header; the file is damaged")
     # The chunks up to the image data: an acTL among them makes it an APNG (Pillow reads no acTL after an IDAT).
-    # A body that ends before its IDAT decodes to nothing in Pillow, and has no frames either. No cap on the chunks:
-    # walking a crafted 20 MiB of 12-byte ones costs the upload about what hashing it does.
+    # A body that ends before its IDAT (a download cut off inside the metadata before it) opens in Pillow, which
+    # reads no further than the IDAT's header, but decodes to nothing, LOAD_TRUNCATED_IMAGES or not. No cap on the
+    # chunks: walking a crafted 20 MiB of 12-byte ones costs the upload about what hashing it does.
     pos = 8
-    try:
-        while True:
-            pos += 12 + length
+    while True:
+        pos += 12 + length
+        try:
             length, kind = struct.unpack_from(">I4s", data, pos)
-            if kind == b"IDAT":
-                break
-            if kind == b"IEND":
-                raise NotThatImage("the PNG ends before its image data (IDAT); the file is damaged")
-            if kind == b"acTL":
-                raise NotThatImage("the PNG is animated (APNG): ComfyUI's LoadImage would load every frame, a batch "
-                                   "of full-size images on the GPU; send one still frame, saved as a plain PNG")
-    except struct.error:
-        pass
-    return [(width, height)]
+        except struct.error:
+            raise NotThatImage(f"the PNG is cut short before its image data (IDAT): the body ends after {len(data)} "
+                               "bytes, among the chunks before it; send the whole file") from None
+        if kind == b"IDAT":
+            return [(width, height)]
+        if kind == b"IEND":
+            raise NotThatImage("the PNG ends before its image data (IDAT); the file is damaged")
+        if kind == b"acTL":
+            raise NotThatImage("the PNG is animated (APNG): ComfyUI's LoadImage would load every frame, a batch "
+                               "of full-size images on the GPU; send one still frame, saved as a plain PNG")
 
 
 def _jpeg(data: bytes) -> list[tuple[int, int]]:
@@ -195,8 +196,9 @@ def _jpeg_frame(data: bytes, pos: int) -> tuple[tuple[int, int], tuple[int, byte
             raise NotThatImage("the JPEG has no frame header (SOF) before its image data; the file is damaged")
         if marker == 0xDA:
             return size, mpf, _count_scans(data, pos)
-        if marker == 0xD9:  # no scan at all: Pillow decodes nothing, and nothing for long
-            return size, mpf, pos
+        if marker == 0xD9:  # no scan at all: Pillow opens it, then decodes nothing (LOAD_TRUNCATED_IMAGES or not)
+            raise NotThatImage("the JPEG ends (EOI) after its headers with no image data (no scan, SOS): it holds no "
+                               "picture; save the image again with any common tool and send that file")
         (length,) = struct.unpack_from(">H", data, pos)
         if length < 2:
             raise NotThatImage(f"the JPEG has a segment of length {length} (byte {pos}); the file is damaged")

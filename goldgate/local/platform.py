@@ -42,11 +42,13 @@ from goldgate.local.state import (
 )
 from goldgate.migrations import discover as discover_migrations
 from goldgate.runpod.control import ControlPlaneClient
+from goldgate.runpod.errors import RunPodError
 from goldgate.spec import StackSpec
 
 REPO = Path(__file__).resolve().parents[2]
 Progress = Callable[[str], None]
 MAX_NAMED_JOBS = 20  # `down` names at most this many unsettled jobs
+_NAMED_BUSY_JOBS = 2  # a deploy whose rollout busy workers hold names at most this many jobs in progress
 FAILED_HOST_EXIT_S = 10.0  # how long `up` lets a host that reported `failed` take to stop on its own
 STALE_TEMP_S = 60.0  # a temp file of a write this old is a killed writer's: a live one renames it in milliseconds
 SECRET_FILES = (*SECRET_NAMES, WEBHOOK_SECRET_PREVIOUS, API_TOKEN_PREVIOUS)
@@ -60,6 +62,18 @@ _PINNED_OUTSIDE = ("no promotion or rollback in the release ledger moved the pin
 
 def _quiet(_: str) -> None:
     pass
+
+
+class RolloutNotComplete(StateError):
+    """A deploy's stack took the image and its service serves it, but the endpoint's newest release did not reach
+    every worker in time (a worker of the release before busy with a long job, as a rule), or the rollout could not
+    be read: the deploy is applied, its rollout not confirmed. The message says why, from "its rollout"; `rollout`:
+    the last counts seen (workers_total, workers_on_latest, percent_on_latest), empty when none were."""
+
+    def __init__(self, message: str, endpoint_id: str | None, rollout: dict[str, int]) -> None:
+        super().__init__(message)
+        self.endpoint_id = endpoint_id
+        self.rollout = rollout
 
 
 @dataclass(frozen=True)
@@ -1374,16 +1388,59 @@ class LocalPlatform:
                           f"and `goldgate golden {stack}` tests it")
 
     def wait_rollout(self, stack: str, progress: Progress = _quiet, timeout_s: float = 120.0) -> None:
-        """Wait until the endpoint's newest release is on 100% of its workers."""
+        """Wait until the endpoint's newest release is on 100% of its workers. RolloutNotComplete when it is not within
+        `timeout_s`, or the local RunPod cannot be read: the stack serves the new release all the same."""
         state = self.require_running(stack)
+        endpoint_id = state["endpoint_id"]
         client = ControlPlaneClient(api_key=self.runpod_api_key(stack), base_url=state["runpod_api_base"].removesuffix("/v2"))
         deadline = time.monotonic() + timeout_s
+        rollout = None
         with client:
-            while time.monotonic() < deadline:
-                rollout = client.list_releases(state["endpoint_id"]).rollout
-                # RunPod reports 0% when there are no workers; then nothing runs an old release either.
-                if not rollout.in_progress and (rollout.workers_total == 0 or rollout.percent_on_latest >= 100):
-                    progress(f"{stack}: rollout complete")
-                    return
-                time.sleep(0.2)
-        raise StateError(f"{stack}: rollout did not reach 100% of workers within {timeout_s:.0f} s")
+            try:
+                while time.monotonic() < deadline:
+                    rollout = client.list_releases(endpoint_id).rollout
+                    # RunPod reports 0% when there are no workers; then nothing runs an old release either.
+                    if not rollout.in_progress and (rollout.workers_total == 0 or rollout.percent_on_latest >= 100):
+                        progress(f"{stack}: rollout complete")
+                        return
+                    time.sleep(0.2)
+                workers = client.list_workers(endpoint_id).workers
+            except RunPodError as exc:
+                raise RolloutNotComplete(f"its rollout could not be watched (its RunPod answered: {exc}): "
+                                         f"`goldgate status {stack}` shows its workers", endpoint_id, {}) from None
+        counts = {} if rollout is None else {"workers_total": rollout.workers_total,
+                                             "workers_on_latest": rollout.workers_on_latest,
+                                             "percent_on_latest": rollout.percent_on_latest}
+        raise RolloutNotComplete(self._rollout_held(stack, timeout_s, rollout, workers), endpoint_id, counts)
+
+    def _rollout_held(self, stack: str, timeout_s: float, rollout: Any, workers: Any) -> str:
+        """Why a rollout did not reach every worker, and what to do, in few words (the CLI cuts a line past 600
+        characters, and the caller's adds two image names): a worker of the release before keeps it while its job
+        runs (RunPod's rolling release replaces a worker once it is idle), so a long render holds the rollout."""
+        seen = "" if rollout is None else f" ({rollout.workers_on_latest} of {rollout.workers_total} on it)"
+        held = f"its rollout did not reach every worker within {timeout_s:.0f} s{seen}"
+        busy = [w.id for w in workers if w.is_stale and w.status == "RUNNING"]
+        if not busy:
+            return f"{held}: `goldgate status {stack}` shows its workers"
+        jobs = self._jobs_on(stack, busy)
+        more = f" and {len(jobs) - _NAMED_BUSY_JOBS} more" if len(jobs) > _NAMED_BUSY_JOBS else ""
+        named = f" ({', '.join(jobs[:_NAMED_BUSY_JOBS])}{more})" if jobs else ""
+        who = ("1 worker of the release before, busy with a job{}, takes it only when that ends" if len(busy) == 1
+               else f"{len(busy)} workers of the release before, busy with jobs{{}}, take it only when those end")
+        return (f"{held}: {who.format(named)}; wait, watching `goldgate status {stack}`; a stuck job holds it: "
+                f"`goldgate stuck {stack}` lists those, `goldgate recover JOB --stack {stack}` settles each")
+
+    def _jobs_on(self, stack: str, workers: list[str]) -> list[str]:
+        """The jobs `workers` run, by the ids `goldgate recover` takes, in the order they took them: from the tail of
+        the local RunPod's log, which says which job each worker took and which ended. Advice only: none when it
+        cannot be read."""
+        running: dict[str, tuple[Any, Any]] = {}   # RunPod job id -> (goldgate's job id, the worker that took it)
+        log = self._dir(stack).logs_dir / "runpod-emulator.jsonl"
+        for line in _lines(_read_regular(log, _LOG_TAIL_BYTES, True)):
+            data = line.get("data") if isinstance(line.get("data"), dict) else {}
+            runpod_id = str(line.get("runpod_job_id") or data.get("job"))
+            if line.get("event") == "job.started":
+                running[runpod_id] = (line.get("job_id"), data.get("worker"))
+            elif line.get("event") in ("job.finished", "job.requeued", "job.expired", "job.purged"):
+                running.pop(runpod_id, None)
+        return [str(job) for job, worker in running.values() if job and worker in workers]

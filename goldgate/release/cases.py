@@ -38,13 +38,15 @@ import os
 import re
 import subprocess
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from goldgate.errors import GoldgateError
 from goldgate.release.perceptual import COLOR_MAX, HASH_BITS, MAX_PIXELS
 from goldgate.spec import read_yaml, show
+from service.config import MAX_INPUT_BYTES, ServiceConfig
+from service.inputs import NotThatImage, read_header, sniffed_type
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = REPO_ROOT / "scripts" / "golden-tests"
@@ -62,9 +64,9 @@ _CASE_KEYS = {"id", "workflow", "inputs", "expect", "smoke", "description"}
 _CASE_LIKE_SUFFIXES = (".yaml", ".yml", ".json")
 _EXPECT_KEYS = {"status", "images", "width", "height", "content_type", "min_bytes", "max_bytes",
                 "reference", "max_hash_distance", "max_color_distance", "max_latency_s"}
-# An input image: what the API's POST /api/inputs takes (its MAX_INPUT_BYTES, its three formats by their magic bytes).
-MAX_INPUT_BYTES = 20 * 1024 * 1024
-_INPUT_FORMATS = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
+# An input image is checked as POST /api/inputs checks it (service.inputs), against its byte limit and the default
+# pixel limit of a stack's service (a stack may lower max_input_pixels; none raises it past the worker's reading).
+MAX_INPUT_PIXELS: int = next(f.default for f in fields(ServiceConfig) if f.name == "max_input_pixels")
 _INPUT_FILE_KEYS = {"file"}
 
 
@@ -109,6 +111,7 @@ class GoldenCase:
     smoke: bool = False
     source: str = ""
     input_files: Mapping[str, InputFile] = field(default_factory=dict)
+    inputs_dir: Path = INPUTS_DIR  # where its image files were read from (`{file: <name>}`)
 
     @property
     def reference_name(self) -> str:
@@ -381,13 +384,14 @@ def load_case(path: Path, inputs_dir: Path = INPUTS_DIR) -> GoldenCase:
         raise CaseError(f"{src}: description must be text")
     return GoldenCase(id=case_id, workflow=workflow, inputs={k: dict(v) if isinstance(v, Mapping) else v
                                                              for k, v in inputs.items()},
-                      smoke=smoke, source=src, expect=expect, input_files=files)
+                      smoke=smoke, source=src, expect=expect, input_files=files, inputs_dir=inputs_dir)
 
 
 def input_file(value: Mapping[Any, Any], where: str, inputs_dir: Path) -> InputFile:
     """The image file `value` ({file: <name>}) names in `inputs_dir`, read and checked; a CaseError starting with
-    `where` (the case file and field) for a path outside that directory, a missing file, or one that is not a PNG,
-    JPEG or WebP image of at most MAX_INPUT_BYTES (what POST /api/inputs would refuse, said before any job is sent)."""
+    `where` (the case file and field) for a path outside that directory, a missing file, or one POST /api/inputs
+    would refuse (said before any job is sent): not a PNG, JPEG or WebP image of at most MAX_INPUT_BYTES and
+    MAX_INPUT_PIXELS, or one cut short, damaged or animated (service.inputs.read_header)."""
     unknown = set(value) - _INPUT_FILE_KEYS
     name = value.get("file")
     if unknown or not isinstance(name, str) or not name.strip():
@@ -418,20 +422,21 @@ def input_file(value: Mapping[Any, Any], where: str, inputs_dir: Path) -> InputF
     if len(data) > MAX_INPUT_BYTES:
         raise CaseError(f"{where}: {file_path} is larger than {MAX_INPUT_BYTES} bytes, the most POST /api/inputs "
                         "takes: make it smaller")
-    content_type = input_content_type(data)
+    content_type = sniffed_type(data)
     if content_type is None:
         raise CaseError(f"{where}: {file_path} is not a PNG, JPEG or WebP image (its first bytes are "
                         f"{data[:8].hex() or 'none: it is empty'}): an image parameter takes one of those")
+    try:
+        header = read_header(data, content_type)
+    except NotThatImage as exc:  # cut short, damaged, animated: POST /api/inputs answers 400 invalid_image
+        raise CaseError(f"{where}: {file_path} would be refused by POST /api/inputs: {exc}") from None
+    if header.pixels > MAX_INPUT_PIXELS:
+        raise CaseError(f"{where}: {file_path} is {header.width}x{header.height}"
+                        + (f" ({header.pictures} pictures)" if header.pictures > 1 else "")
+                        + f", {header.pixels} pixels, more than the {MAX_INPUT_PIXELS} POST /api/inputs takes "
+                        "(max_input_pixels): make it smaller")
     return InputFile(name=relative.as_posix(), path=file_path, content_type=content_type, bytes=len(data),
                      sha256=hashlib.sha256(data).hexdigest())
-
-
-def input_content_type(data: bytes) -> str | None:
-    """The media type of an input image by its magic bytes (image/png, image/jpeg, image/webp), None if none."""
-    for magic, content_type in _INPUT_FORMATS:
-        if data.startswith(magic):
-            return content_type
-    return "image/webp" if data[:4] == b"RIFF" and data[8:12] == b"WEBP" else None
 
 
 def _names(keys: set[Any]) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import shlex
 import threading
 import time
@@ -33,11 +32,10 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from goldgate.bounded_http import tls_context
-from goldgate.errors import GoldgateError
+from goldgate.errors import GoldgateError, describe
 from goldgate.logs import now_rfc3339
 from goldgate.release.cases import (
     GOLDEN_DIR,
-    INPUTS_DIR,
     REFERENCES_DIR,
     REPO_ROOT,
     GoldenCase,
@@ -57,6 +55,7 @@ from goldgate.release.perceptual import (
 )
 from goldgate.release.report import REPORTS_DIR, atomic_write, build_report
 from goldgate.spec import Thresholds
+from service.inputs import INPUT_KEY
 
 TERMINAL = ("completed", "failed", "cancelled", "timed_out")
 WORKFLOWS_READ_S = 30.0  # how long reading the stack's GET /api/workflows may take, each attempt
@@ -80,8 +79,6 @@ QUEUE_FULL_WAIT_S = (1.0, 60.0)
 # A create sent again after the wait needs this much of the case's time left to be answered: sent with less, it
 # timed out, and the case failed saying "ReadTimeout" rather than that the stack stayed full.
 QUEUE_FULL_MIN_LEFT_S = 1.0
-# The key POST /api/inputs answers for an uploaded input image: what queue/create takes for an image parameter.
-_INPUT_KEY = re.compile(r"inputs/[0-9a-f]{32}\.(png|jpg|webp)")
 
 
 @dataclass(frozen=True)
@@ -343,7 +340,8 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
         status = _submit_and_wait(client, case, limit, poll_s, out, stop, waiting, check)
     except (httpx.HTTPError, GoldgateError) as exc:
         out["error"] = _one_line(exc)
-        check("completed", False, out["error"])
+        # Named for what failed: with no job id, its create (or an input's upload before it) was refused or lost.
+        check("completed" if out["job_id"] else "created", False, out["error"])
         return {**out, "checks": check.items, "passed": False}
     latency = time.monotonic() - t0
     out["latency_s"] = round(latency, 3)
@@ -391,8 +389,9 @@ def _input_kinds(case: GoldenCase, parameters: Mapping[str, str] | None) -> str 
         kind = parameters.get(name)
         if kind == "image" and name not in case.input_files:
             return (f"{case.source}: inputs.{name}: {case.workflow}'s parameter {name} is an image: give it as "
-                    f"{{file: <name>}}, a PNG, JPEG or WebP file in {shown_dir(INPUTS_DIR)}/ that the run uploads (POST "
-                    f"/api/inputs) before it creates the job, not as {_printable(repr(case.inputs[name])[:80])}; "
+                    f"{{file: <name>}}, a PNG, JPEG or WebP file in {shown_dir(case.inputs_dir)}/ that the run "
+                    f"uploads (POST /api/inputs) before it creates the job, not as "
+                    f"{_printable(repr(case.inputs[name])[:80])}; "
                     "no job was created")
         if name in case.input_files and kind is not None and kind != "image":
             return (f"{case.source}: inputs.{name}: a file is for an image parameter, and {case.workflow}'s "
@@ -441,7 +440,7 @@ def _upload_input(client: httpx.Client, name: str, file: InputFile, deadline: fl
                             f"{_api_error(resp)}; no job was created")
     answer = _json(resp)
     key, stored = answer.get("key"), answer.get("sha256")
-    if not isinstance(key, str) or not _INPUT_KEY.fullmatch(key):
+    if not isinstance(key, str) or not INPUT_KEY.match(key):  # what queue/create takes for an image parameter
         raise GoldgateError(f"inputs.{name}: POST /api/inputs answered 201 without a key of the form "
                             f"inputs/<32 hex>.<png|jpg|webp> (got {_printable(repr(key)[:80])}); no job was created")
     if isinstance(stored, str) and stored.lower() != file.sha256:
@@ -497,7 +496,10 @@ def _create(client: httpx.Client, case: GoldenCase, deadline: float, limit: floa
             raise GoldgateError(f"{lost} ({attempt} attempt(s), all with the same Idempotency-Key)")
         _pause(stop, wait)
     if resp.status_code != 202:
-        raise GoldgateError(f"queue/create answered {resp.status_code}: {_api_error(resp)}")
+        refused = f"queue/create answered {resp.status_code}: {_api_error(resp)}"
+        if _api_error(resp).startswith("unknown_workflow:"):
+            refused += f"; {_unserved(case.workflow)}"
+        raise GoldgateError(f"{refused}; no job was created")
     job_id = _json(resp).get("job_id")
     if not isinstance(job_id, str) or not job_id:
         raise GoldgateError("queue/create answered 202 without a job_id")
@@ -928,4 +930,16 @@ def _printable(text: str) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+    """An error as the CLI says it (goldgate's own in its words, any other with its type named), in one line."""
+    return (describe(exc).splitlines() or [type(exc).__name__])[0][:500]
+
+
+def _unserved(workflow: str) -> str:
+    """What to do about a case whose workflow the stack's image does not serve (queue/create's unknown_workflow): an
+    image from before the workflow was added, which a build of this checkout serves, when the checkout has it."""
+    shown = _printable(workflow[:64])
+    if (REPO_ROOT / "images" / "worker" / "workflows" / f"{workflow}.json").is_file():
+        return (f"the image the stack serves is from before workflow {shown} (a release from before that workflow): "
+                "a build of this checkout serves it (`goldgate build`, then deploy that build and run this again)")
+    return (f"no build of this checkout serves {shown} either (images/worker/workflows/ has no {shown}.json): fix "
+            "the case's workflow, or add the workflow")

@@ -188,7 +188,7 @@ def test_a_result_past_the_runners_download_cap_is_refused_not_held(tmp_path: Pa
     with standin_api() as api:
         report = _run(api, root)
     assert report["passed"] is False
-    assert _failed(report, "one") == {"image[0].fetch": "GoldgateError: result is larger than 300 bytes"}
+    assert _failed(report, "one") == {"image[0].fetch": "result is larger than 300 bytes"}
 
 
 class _EndsAs(JsonHandler):

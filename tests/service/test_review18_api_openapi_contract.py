@@ -11,7 +11,8 @@ annotation, a constructor or a callee's return annotation (`app.registry.get(...
 `Workflow` has `validate_inputs`). Codes raised inside a `try` whose handler catches them (ApiError,
 Exception, or that subclass) without a bare `raise` are not the caller's. To every route come the dispatcher's
 (405, 413, and 404 `not_found` for a path its pattern refuses) and the runtimes' edge refusals
-(local_server.py's ApiErrors, the `{"error": {"code": ...}}` answers built in app.py and cloudflare_entry.py).
+(local_server.py's ApiErrors, the `{"error": {"code": ...}}` answers built in app.py and cloudflare_entry.py);
+to the upload route, the Worker's refusal of an upload its isolate has no room to read (`worker_upload_codes`).
 A call on the Database port may raise StorageFull, which App.handle answers itself (its `except
 StorageFull`): a route whose handler lets such a call's error out gets those codes too (`storage_full_codes`).
 What a data-dependent condition rules out is listed in `UNREACHABLE`, each with its reason, and checked to be
@@ -453,7 +454,15 @@ def derived_codes(verb: str, path: str) -> set[tuple[int, str]]:
     dispatcher = INDEX.codes("service.app.App._dispatch")
     if "{" not in path:  # a literal path matched its pattern: no route-miss 404 for it
         dispatcher = dispatcher - {(404, "not_found")}
-    return codes | dispatcher | edge_codes()
+    return codes | dispatcher | edge_codes() | worker_upload_codes(verb, path)
+
+
+def worker_upload_codes(verb: str, path: str) -> set[tuple[int, str]]:
+    """What the Worker's entry answers, before the app, for an upload its isolate has no room to read
+    (cloudflare_entry._uploads_busy): only for a request App.is_upload holds, a POST to the upload route."""
+    if (verb, path) != ("post", service_app.INPUTS_PATH):
+        return set()
+    return INDEX.codes("service.cloudflare_entry._uploads_busy")
 
 
 OPERATIONS = sorted(document_operations())

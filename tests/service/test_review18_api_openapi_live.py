@@ -806,9 +806,11 @@ def test_inputs_answers_and_refuses_as_documented(server: LocalServer, troubled:
     assert upload(troubled, png).status == 503
 
 
-# A PNG's signature and its IHDR chunk: 640 x 480, 8-bit RGB (the service reads no further).
+# A PNG's signature, its IHDR chunk (640 x 480, 8-bit RGB; its CRC left zero: the service checks no CRC) and an
+# empty IDAT chunk. The service reads the chunks up to the image data (IDAT), never the pixels: a PNG that ends
+# before its IDAT is refused as cut short.
 PNG_HEADER = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x02\x80\x00\x00\x01\xe0\x08\x02\x00\x00\x00"
-              b"\x00\x00\x00\x00")
+              b"\x00\x00\x00\x00" b"\x00\x00\x00\x00IDAT\x35\xaf\x06\x1e")
 
 
 def test_every_operation_was_seen_succeed_and_refuse() -> None:

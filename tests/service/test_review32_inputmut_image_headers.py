@@ -15,9 +15,11 @@ from service.inputs import NotThatImage, read_header, sniffed_type
 
 
 def _png_with(kind: bytes, length: int, width: int, height: int) -> bytes:
+    """A PNG whose first chunk is `kind`, of `length`, holding an IHDR's fields, then an empty IDAT chunk (a PNG that
+    ends before its IDAT is refused as cut short, whatever its header says)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", length) + kind + ihdr
-            + struct.pack(">I", zlib.crc32(kind + ihdr)) + b"\0" * 64)
+            + struct.pack(">I", zlib.crc32(kind + ihdr)) + struct.pack(">I4sI", 0, b"IDAT", zlib.crc32(b"IDAT")))
 
 
 def _jpeg(width: int = 37, height: int = 21) -> bytes:

@@ -56,10 +56,12 @@ def image_bytes(content_type: str, width: int = 40, height: int = 24, seed: int 
 
 
 def png_claiming(width: int, height: int) -> bytes:
-    """A PNG's signature and IHDR chunk (CRC right) giving `width` x `height`, and nothing after it."""
+    """A PNG's signature, its IHDR chunk (CRC right) giving `width` x `height`, and an empty IDAT chunk: what the
+    service reads of an image (never its pixels), so it stands for one of that size. Without the IDAT it would be a
+    PNG cut short before its image data, refused whatever its size."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
-            + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)))
+            + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)) + struct.pack(">I4sI", 0, b"IDAT", zlib.crc32(b"IDAT")))
 
 
 @pytest.fixture
@@ -320,7 +322,7 @@ def test_a_png_claiming_100000_by_100000_is_refused_before_it_reaches_a_gpu(runt
 def test_an_upload_over_the_byte_limit_is_refused_413_and_nothing_is_stored(runtime: Any) -> None:
     data = png_claiming(64, 64) + b"\0" * SMALL_LIMIT
     _refused(runtime, upload(runtime, data, "image/png"), 413, "body_too_large", str(SMALL_LIMIT))
-    taken = png_claiming(64, 64) + b"\0" * (SMALL_LIMIT - 33)  # exactly at the limit
+    taken = png_claiming(64, 64) + b"\0" * (SMALL_LIMIT - len(png_claiming(64, 64)))  # exactly at the limit
     assert len(taken) == SMALL_LIMIT and upload(runtime, taken, "image/png").status == 201
 
 
@@ -523,7 +525,7 @@ def test_the_local_edge_takes_an_upload_up_to_20_mib_by_default_and_answers_one_
                 + b"\r\ncontent-type: image/png\r\nexpect: 100-continue\r\ncontent-length: %d\r\n\r\n")
         status, over = _raw(server.port, head % (20 * 1024 * 1024 + 1))  # answered before the body is sent
         assert status == 413 and b"20971520-byte limit" in over
-        big = png_claiming(64, 64) + b"\0" * (20 * 1024 * 1024 - 33)
+        big = png_claiming(64, 64) + b"\0" * (20 * 1024 * 1024 - len(png_claiming(64, 64)))
         reply = httpx.post(server.url + "/api/inputs", content=big, headers={**AUTH, "content-type": "image/png"},
                            timeout=60)
         assert reply.status_code == 201 and reply.json()["bytes"] == 20 * 1024 * 1024

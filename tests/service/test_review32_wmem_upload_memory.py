@@ -1,8 +1,8 @@
 """What an image upload (POST /api/inputs) costs the Worker's memory. An isolate has 128 MB and serves concurrent
 requests; an upload takes up to 20 MiB. The entry reads a body of known length into one buffer (Python holds it
 once, not its chunks and their join as well), and reads at most 2 x max_input_bytes of uploads at once: an upload
-past that is answered 503 with Retry-After without its body being read, and the budget is given back however an
-upload ends. Driven through `Default.fetch` over the stand-ins of the Workers runtime
+past that is answered 503 `uploads_busy` with Retry-After without its body being read, and the budget is given back
+however an upload ends. Driven through `Default.fetch` over the stand-ins of the Workers runtime
 (tests/service/test_service_cloudflare_entry.py)."""
 
 from __future__ import annotations
@@ -146,10 +146,11 @@ async def until_waiting(*bodies: ClientBody) -> None:
 
 
 async def refused_busy(isolate: Isolate) -> None:
-    """An upload now is answered 503 with Retry-After and its body is not read: the budget is full."""
+    """An upload now is answered 503 `uploads_busy` with Retry-After and its body is not read: the budget is full.
+    Not `store_unavailable`: R2 is fine, and a client matching codes would blame it."""
     probe = ClientBody(image_bytes("image/png"))
     status, body, headers = answer(await isolate.fetch(upload(probe, len(probe.view))))
-    assert (status, body.get("error", {}).get("code")) == (503, "store_unavailable"), body
+    assert (status, body.get("error", {}).get("code")) == (503, "uploads_busy"), body
     assert headers["retry-after"] == "5" and "Retry-After" in body["error"]["message"]
     assert "\n" not in body["error"]["message"] and "Traceback" not in body["error"]["message"]
     assert probe.pulled == 0, "the refused upload's body was read"

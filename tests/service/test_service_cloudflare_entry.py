@@ -712,7 +712,8 @@ def test_header_values_with_commas_reach_the_core_whole_through_the_sdk_request(
     worker = entry.Default(Ctx(), env)
     request = JsRequest("GET", "https://api.example/api/workflows", b"",
                         {"authorization": f"Bearer {token}", "accept": "application/json, */*;q=0.5"})
-    core = asyncio.run(entry.to_core_request(SdkRequest(request), lambda _path, _query, _authorization: 65536))
+    core = asyncio.run(entry.to_core_request(SdkRequest(request),
+                                            lambda _path, _query, _authorization, _method: 65536))
     assert core.header("authorization") == f"Bearer {token}"
     assert core.header("accept") == "application/json, */*;q=0.5"
     reply = asyncio.run(worker.fetch(SdkRequest(request)))

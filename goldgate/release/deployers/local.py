@@ -13,13 +13,24 @@ from pathlib import Path
 from typing import Any
 
 from goldgate.errors import GoldgateError, StateError
-from goldgate.release.deployers.base import DeployResult, Progress, ServedPin, workers_kept
+from goldgate.release.deployers.base import (
+    DeployResult,
+    Progress,
+    RolloutNotConfirmed,
+    ServedPin,
+    workers_kept,
+)
 from goldgate.release.error_rate import from_sqlite
 from goldgate.release.gate import ErrorRate, aware_time
 from goldgate.release.golden import ApiAccess
 from goldgate.release.lock import StackLock
 from goldgate.release.verification import StackNotAsDeclared
 from goldgate.spec import StackSpec
+
+
+class LocalRolloutNotConfirmed(StateError, RolloutNotConfirmed):
+    """The stack took the image and serves it, and its rollout did not reach every worker within the deploy's wait
+    (a worker of the release before busy with a long job) or could not be read (`result` says what was applied)."""
 
 
 class LocalDeployer:
@@ -53,11 +64,21 @@ class LocalDeployer:
         return ServedPin(pinned, aware_time(pin.get("pinned_at") if isinstance(pin, dict) else None))
 
     def deploy(self, stack: str, image: str, progress: Progress) -> DeployResult:
+        from goldgate.local.platform import RolloutNotComplete
+
         self.platform.spec(stack)  # an unknown stack is refused by name before a lock file is made for it
         with StackLock(self.home, self.target, stack, "deploy", f"a deploy of {image} to {stack}"):
             before = self.platform.pinned_image(stack)
             started = datetime.now(UTC)
-            status = self.platform.deploy(stack, image, progress=progress)
+            try:
+                status = self.platform.deploy(stack, image, progress=progress)
+            except RolloutNotComplete as exc:
+                # The stack serves `image` now: recorded as applied (as the cloud's `pulumi up` that applied it),
+                # or the ledger would say it runs what it ran before.
+                applied = DeployResult(stack=stack, target=self.target, before=before, after=image,
+                                       rollout={"endpoint_id": exc.endpoint_id, "confirmed": False, **exc.rollout})
+                raise LocalRolloutNotConfirmed(f"{stack} serves {image}, but {exc}; then deploy it again to "
+                                               "confirm the rollout", applied) from None
             after = self.platform.pinned_image(stack)
             release = self._release_before(stack, status, started)
         kept = release is not None
