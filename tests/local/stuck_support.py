@@ -4,6 +4,8 @@ tests of what `up`, `status` and `stuck` say of jobs a host left unsettled."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,3 +61,27 @@ def up_staging(home: Path) -> LocalPlatform:
     StackDir(home, "staging").pin(image_store.build_local_image(WORKER_SOURCE, home), reason="test")
     platform.up("staging", timeout_s=90)
     return platform
+
+
+def worker_pids(home: Path) -> list[int]:
+    """The pids of the local workers a stack under `home` runs (their command line names the home)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "goldgate.local.worker_process" in cmdline and str(home) in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def signal_all(pids: list[int], sig: signal.Signals) -> None:
+    """`sig` to each of `pids`, those gone skipped (SIGSTOP to hold a worker mid-job, SIGCONT to let it go)."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass

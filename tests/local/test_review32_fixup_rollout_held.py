@@ -5,7 +5,6 @@ do; the ledger records the deploy as applied, its rollout not confirmed, as it d
 from __future__ import annotations
 
 import functools
-import os
 import re
 import shutil
 import signal
@@ -14,35 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from stuck_support import own_home, up_staging
+from stuck_support import own_home, signal_all, up_staging, worker_pids
 
 from goldgate.cli import main
 from goldgate.commands.local import WORKER_SOURCE
 from goldgate.local import image_store
 from goldgate.local.platform import LocalPlatform
 from goldgate.release.ledger import Ledger
-
-
-def _worker_pids(home: Path) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "goldgate.local.worker_process" in cmdline and str(home) in cmdline:
-            pids.append(int(entry.name))
-    return pids
-
-
-def _signal(pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def _hold_a_worker(platform: LocalPlatform, home: Path, client: httpx.Client, renders: set[str]) -> list[int]:
@@ -61,12 +38,12 @@ def _hold_a_worker(platform: LocalPlatform, home: Path, client: httpx.Client, re
             assert created.status_code == 202, created.text
             renders.add(created.json()["job_id"])
         time.sleep(0.05 * (attempt % 4))
-        stopped = _worker_pids(home)
-        _signal(stopped, signal.SIGSTOP)
+        stopped = worker_pids(home)
+        signal_all(stopped, signal.SIGSTOP)
         time.sleep(1.0)
         if any(w.get("status") == "RUNNING" for w in platform.status("staging").workers or []):
             return stopped
-        _signal(stopped, signal.SIGCONT)
+        signal_all(stopped, signal.SIGCONT)
         time.sleep(1.0)
     raise AssertionError("no worker could be stopped with a job in flight")
 
@@ -93,7 +70,7 @@ def test_a_deploy_held_by_a_busy_worker_says_why_and_what_to_do_and_is_recorded_
             code = main(["deploy", "staging", "--image", candidate, "--home", str(home)])
             said = capsys.readouterr()
         finally:
-            _signal(stopped, signal.SIGCONT)
+            signal_all(stopped, signal.SIGCONT)
         deploys = [e for e in Ledger(home).entries() if e.kind == "deploy" and e.fields.get("image") == candidate]
     text = said.out + said.err
     assert code != 0

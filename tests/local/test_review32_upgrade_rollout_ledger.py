@@ -4,7 +4,6 @@ image, so the ledger must record the deploy (its rollout not confirmed), as the 
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 import signal
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from stuck_support import own_home, up_staging
+from stuck_support import own_home, signal_all, up_staging, worker_pids
 
 from goldgate.commands.local import WORKER_SOURCE
 from goldgate.commands.release import do_deploy
@@ -21,28 +20,6 @@ from goldgate.local import image_store
 from goldgate.local.platform import LocalPlatform
 from goldgate.release.deployers.local import LocalDeployer
 from goldgate.release.ledger import Ledger
-
-
-def _worker_pids(home: Path) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "goldgate.local.worker_process" in cmdline and str(home) in cmdline:
-            pids.append(int(entry.name))
-    return pids
-
-
-def _signal(pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def test_a_deploy_whose_rollout_a_busy_worker_holds_is_recorded_in_the_ledger(
@@ -75,12 +52,12 @@ def test_a_deploy_whose_rollout_a_busy_worker_holds_is_recorded_in_the_ledger(
                         created = client.post("/api/queue/create", json=big)
                         assert created.status_code == 202, created.text
                     time.sleep(0.05 * (attempt % 4))
-                    stopped = _worker_pids(home)
-                    _signal(stopped, signal.SIGSTOP)
+                    stopped = worker_pids(home)
+                    signal_all(stopped, signal.SIGSTOP)
                     time.sleep(1.0)
                     if any(w.get("status") == "RUNNING" for w in platform.status("staging").workers or []):
                         break
-                    _signal(stopped, signal.SIGCONT)
+                    signal_all(stopped, signal.SIGCONT)
                     time.sleep(1.0)
                 else:
                     raise AssertionError("no worker could be stopped with a job in flight")
@@ -93,4 +70,4 @@ def test_a_deploy_whose_rollout_a_busy_worker_holds_is_recorded_in_the_ledger(
                 assert deploys, (f"staging is pinned to {candidate} and serves it, yet the ledger records no deploy "
                                  "of it: `history` and the checklist's staging_image_pipeline disagree with the stack")
             finally:
-                _signal(stopped, signal.SIGCONT)
+                signal_all(stopped, signal.SIGCONT)

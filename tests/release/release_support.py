@@ -178,12 +178,19 @@ def _handler(api: StandInApi) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def standin_api(api: StandInApi | None = None) -> Iterator[StandInApi]:
     api = api or StandInApi()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
+    with serving(api, _handler(api)):
+        yield api
+
+
+@contextmanager
+def serving(api: StandInApi, handler: type[BaseHTTPRequestHandler]) -> Iterator[None]:
+    """`handler` (a stand-in API's, or a subclass of it) served on a free loopback port, its URL in `api.url`."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     api.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield api
+        yield
     finally:
         server.shutdown()
         server.server_close()

@@ -5,15 +5,13 @@ given to a parameter that takes no image, or changed since the cases were read, 
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from release_support import TOKEN
+from release_support import TOKEN, serving
 from test_review32_inputrel_golden_inputs import ImageApi, _image_handler, run, suite
 
 from goldgate.release.cases import load_cases
@@ -39,16 +37,8 @@ def scripted(api: ScriptedUploads) -> Iterator[ScriptedUploads]:
             api.events.append(f"upload {reply[0]}")
             return self._json(*reply)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    api.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(api, Handler):
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def _only_failure(report: dict[str, Any]) -> str:

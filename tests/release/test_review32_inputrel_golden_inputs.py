@@ -9,17 +9,15 @@ import hashlib
 import io
 import json
 import shlex
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
-from release_support import TOKEN, StandInApi, _handler, render_png, standin_api, write_case
+from release_support import TOKEN, StandInApi, _handler, render_png, serving, standin_api, write_case
 from test_promotion_evidence import Target
 
 from goldgate.release.cases import CaseError, load_case, load_cases
@@ -98,16 +96,8 @@ def _image_handler(api: ImageApi) -> type:
 @contextmanager
 def image_api(api: ImageApi | None = None) -> Iterator[ImageApi]:
     api = api or ImageApi()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _image_handler(api))
-    api.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(api, _image_handler(api)):
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def suite(root: Path, image_value: str = "{file: street.png}") -> Path:
