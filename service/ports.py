@@ -115,8 +115,8 @@ class ResultStore(Protocol):
 
     async def create(self, key: str, data: bytes, content_type: str, sha256: str) -> bool:
         """Write `data` under `key` with its Content-Type, only if no object is there (create-only; R2's binding
-        checks the body it got against `sha256`, hex): True once written, False when the key was taken. StoreUnavailable when the
-        store does not answer or refuses the write."""
+        checks the body it got against `sha256`, hex): True once written, False when the key was taken.
+        StoreUnavailable when the store does not answer or refuses the write."""
         ...
 
 

@@ -9,12 +9,12 @@ import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 from comfy_support import comfyui
 from PIL import Image
+from test_review32_inputwk_comfyui_inputs import _img2img
 
 from goldgate.local.comfyui import ComfyUIEmulator
 
@@ -33,20 +33,6 @@ def _saved(kind: str, frames: list[Image.Image]) -> bytes:
     out = io.BytesIO()
     frames[0].save(out, kind, save_all=True, append_images=frames[1:])
     return out.getvalue()
-
-
-def _img2img(image: str) -> dict[str, Any]:
-    return {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "base.safetensors"}},
-        "10": {"class_type": "LoadImage", "inputs": {"image": image}},
-        "11": {"class_type": "VAEEncode", "inputs": {"pixels": ["10", 0], "vae": ["4", 2]}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["4", 1]}},
-        "3": {"class_type": "KSampler", "inputs": {
-            "model": ["4", 0], "seed": 1, "steps": 1, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
-            "positive": ["6", 0], "negative": ["6", 0], "latent_image": ["11", 0], "denoise": 0.6}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "i2i"}},
-    }
 
 
 def _saved_images(comfy: ComfyUIEmulator, name: str, data: bytes) -> list[tuple[int, int]]:

@@ -16,6 +16,7 @@ import pytest
 from fake_runpod_plane import FakeRunPod
 from PIL import Image
 from service_testkit import BUCKET, RUNPOD_KEY, WORKFLOWS, Harness, make_config
+from test_review32_inputsvc_uploads import IMG2IMG
 
 from service.app import create_app
 from service.httpx_transport import HttpxTransport
@@ -23,18 +24,6 @@ from service.idempotency import WINDOW_S
 from service.runpod import HttpRunPodGateway
 from service.s3_store import S3ResultStore
 from service.sqlite_database import SqliteDatabase
-
-IMG2IMG = {
-    "id": "img2img", "version": "img2img@1.0.0", "description": "An image in, an image out.",
-    "parameters": [
-        {"name": "prompt", "type": "string", "required": True, "default": None, "min": 1, "max": 500,
-         "choices": None, "node": "6", "input": "text"},
-        {"name": "image", "type": "image", "required": True, "default": None, "min": None, "max": None,
-         "choices": None, "node": "10", "input": "image"},
-    ],
-    "graph": {"6": {"class_type": "CLIPTextEncode", "inputs": {"text": ""}},
-              "10": {"class_type": "LoadImage", "inputs": {"image": "placeholder.png"}}},
-}
 
 
 @pytest.fixture
