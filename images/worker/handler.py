@@ -227,6 +227,8 @@ def _run(job: JobInput, runtime: WorkerRuntime, log: WorkerLog, started: float,
     inputs: list[str] = []
     try:
         graph = _with_input_images(job, runtime, log, stop, inputs)
+        if inputs:  # a stop that came while an image was read or put into ComfyUI: queue nothing
+            _stopped(stop, f"while its input images loaded ({len(inputs)} put into ComfyUI); nothing was queued")
         t = time.monotonic()
         run_id = str(uuid.uuid4())  # names the prompt (ComfyUI takes it) and the folder its images are saved in
         try:
