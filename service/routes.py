@@ -126,9 +126,12 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
     try:
         await _check_input_images(app, workflow, inputs)
     except ApiError as refused:
-        # A retry of a create that was taken, made after its image expired: the job it made, as any replay.
-        holder = await idempotency.held(app.db, key, app.clock()) if key and refused.status == 400 else None
+        # A retry of a create that was taken, made after its image expired or while the store cannot be asked: the
+        # job it made, as any replay (the image was there when that job was taken).
+        holder = await idempotency.held(app.db, key, app.clock()) if key else None
         if holder is None:
+            if refused.status == 503:
+                log_refusal(app.log, "job.create_failed", refused, "error")
             raise
         return _replayed(app, holder)
     job = _new_job(app, request, workflow, inputs)
@@ -167,10 +170,8 @@ async def _check_input_images(app: App, workflow: Workflow, inputs: dict[str, An
         try:
             held = await app.store.head(key)
         except StoreUnavailable as exc:
-            refused = ApiError(503, "store_unavailable", f"the input image store could not be reached to check "
-                                                         f"inputs.{param.name}: {exc}; retry later")
-            log_refusal(app.log, "job.create_failed", refused, "error")
-            raise refused from None
+            raise ApiError(503, "store_unavailable", f"the input image store could not be reached to check "
+                                                     f"inputs.{param.name}: {exc}; retry later") from None
         if held is None:
             raise ApiError(400, "input_image_missing", f"inputs.{param.name}: no uploaded image {key}; upload it with "
                                                        "POST /api/inputs first and send the key it answers (uploads "
