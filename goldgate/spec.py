@@ -76,6 +76,12 @@ MAX_INPUT_BYTES = 20 * 1024 * 1024
 MIN_INPUT_BYTES = 65_536
 # api.max_input_pixels's default (4096 x 4096), as the service's: a small file can decode to gigabytes on the GPU.
 DEFAULT_INPUT_PIXELS = 4096 * 4096
+# api.rate_limits: the most creates and uploads an API token may send a minute (service/ratelimit.py). The defaults,
+# 10 of each a second (an image job is one of each), let a client queue a batch of hundreds at once and stop one stuck
+# in a loop; the ceiling is service.config.MAX_RATE_LIMIT_PER_MINUTE: above it a limit is a typo, not a choice.
+DEFAULT_CREATE_PER_MINUTE = 600
+DEFAULT_INPUTS_PER_MINUTE = 600
+MAX_RATE_LIMIT_PER_MINUTE = 100_000
 
 # Every text field: at most this long, and free of control characters (a newline or ESC in a hostname or URL
 # reaches the vendor's API, a log line or an HTTP header; U+202E and friends make a value read as another).
@@ -247,6 +253,16 @@ class DatabaseSpec:
 
 
 @dataclass(frozen=True)
+class RateLimitsSpec:
+    """api.rate_limits: per API token, a minute, counted per Cloudflare location (a soft limit); more are answered
+    429 rate_limited. Each route's Workers Rate Limiting binding gets a namespace id derived from the Worker's
+    script name (infra/components/api.py), so no stack sets one."""
+
+    create_per_minute: int = DEFAULT_CREATE_PER_MINUTE  # POST /api/queue/create
+    inputs_per_minute: int = DEFAULT_INPUTS_PER_MINUTE  # POST /api/inputs
+
+
+@dataclass(frozen=True)
 class ApiSpec:
     """The API Worker."""
 
@@ -266,6 +282,7 @@ class ApiSpec:
     max_input_bytes: int = MAX_INPUT_BYTES
     max_input_pixels: int = DEFAULT_INPUT_PIXELS
     compatibility_date: str = "2025-09-01"
+    rate_limits: RateLimitsSpec = RateLimitsSpec()
 
 
 @dataclass(frozen=True)
@@ -627,6 +644,27 @@ def _max_input_bytes(f: _Fields) -> int:
     return int(value)
 
 
+def _rate_limits(f: _Fields) -> RateLimitsSpec:
+    """api.rate_limits: each a whole number of requests a minute, 1 to MAX_RATE_LIMIT_PER_MINUTE; no limit is off."""
+    def per_minute(key: str, default: int, route: str) -> int:
+        value = f.num(key, default, None, None, integer=True)
+        if value < 1:
+            raise f._err(key, f"{show(value)} is below the minimum 1: it would refuse every {route}, and the limit "
+                              f"cannot be turned off; to lift it, set it higher (at most {MAX_RATE_LIMIT_PER_MINUTE}; "
+                              f"default {default})")
+        if value > MAX_RATE_LIMIT_PER_MINUTE:
+            raise f._err(key, f"{show(value)} is above the maximum {MAX_RATE_LIMIT_PER_MINUTE} requests a minute; "
+                              f"use {MAX_RATE_LIMIT_PER_MINUTE} or less (default {default})")
+        return int(value)
+
+    limits = RateLimitsSpec(create_per_minute=per_minute("create_per_minute", DEFAULT_CREATE_PER_MINUTE,
+                                                         "create (POST /api/queue/create)"),
+                            inputs_per_minute=per_minute("inputs_per_minute", DEFAULT_INPUTS_PER_MINUTE,
+                                                         "upload (POST /api/inputs)"))
+    f.done()
+    return limits
+
+
 def _compatibility_date(f: _Fields) -> str:
     """The Worker's compatibility date: a real calendar date, not after today (Cloudflare refuses the upload)."""
     value = f.str("compatibility_date", default="2025-09-01", pattern=re.compile(r"^\d{4}-\d{2}-\d{2}$"))
@@ -864,7 +902,7 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
                   max_jobs_in_flight=a.num("max_jobs_in_flight", 1_000, 1, MAX_JOBS_IN_FLIGHT, integer=True),
                   max_input_bytes=_max_input_bytes(a),
                   max_input_pixels=a.num("max_input_pixels", DEFAULT_INPUT_PIXELS, 1, None, integer=True),
-                  compatibility_date=_compatibility_date(a))
+                  compatibility_date=_compatibility_date(a), rate_limits=_rate_limits(a.sub("rate_limits")))
     a.done()
     t = f.sub("thresholds")
     thresholds = Thresholds(golden_mean_latency_s=t.num("golden_mean_latency_s", 360.0, 1, 86_400),

@@ -11,14 +11,22 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
-from service import cancel, jobs, recover, routes
+from service import cancel, jobs, ratelimit, recover, routes
 from service.config import ServiceConfig
 from service.http import ApiError, Request, Response, declares_over, json_response, resolve_path
 from service.logs import Logger, Sink, error_field, failure_logged, stdout_sink
-from service.ports import Database, ResultStore, RunPodGateway, StorageBusy, StorageFull, StorageGone
-from service.signing import SignedWith, result_signed_with, webhook_signed_with
+from service.ports import (
+    Database,
+    RateLimit,
+    ResultStore,
+    RunPodGateway,
+    StorageBusy,
+    StorageFull,
+    StorageGone,
+)
+from service.signing import SignedWith, bearer_token_used, result_signed_with, webhook_signed_with
 from service.transitions import Pricing, Transitions
 from service.workflows import Registry
 
@@ -61,7 +69,8 @@ _STATIC: dict[str, tuple[str, Handler]] = {
 
 class App:
     def __init__(self, config: ServiceConfig, db: Database, store: ResultStore, runpod: RunPodGateway,
-                 registry: Registry, log: Logger, clock: Callable[[], float] = time.time) -> None:
+                 registry: Registry, log: Logger, clock: Callable[[], float] = time.time,
+                 rate_limits: Mapping[str, RateLimit] | None = None) -> None:
         self.config = config
         self.db = db
         self.store = store
@@ -73,6 +82,12 @@ class App:
                                                           config.price_per_gpu_second, config.worker_image_tag), log)
         self._base = config.public_base_url.rstrip("/")
         self._webhook_body_limit = webhook_body_limit(config.max_body_bytes)
+        # Each limited route's limit (the config's), counted by the runtime's counter (the Worker's bindings), or
+        # in process when the runtime gives none. A route the config or the runtime gives no limit has none.
+        per_minute = {route: getattr(config, key) for route, key in ratelimit.CONFIG_KEYS.items()}
+        self.rate_limits = ratelimit.limits_in_process(per_minute, clock) if rate_limits is None else {
+            route: ratelimit.RouteLimit(route, per_minute[route], counter) for route, counter in rate_limits.items()
+            if per_minute.get(route) is not None}
 
     @property
     def max_body_bytes(self) -> int:
@@ -102,6 +117,54 @@ class App:
         at once). A PUT or GET there is refused with 405 whatever its body: reading megabytes of it first (on the
         Worker, out of the uploads' budget) would be for nothing."""
         return method == "POST" and resolve_path(path) == INPUTS_PATH and routes.bearer_holds(self, authorization)
+
+    async def within_rate(self, route: str, token: SignedWith) -> ApiError | None:
+        """Count a request to `route` (ratelimit.CREATE or INPUTS) made with the `token` API token: None while it is
+        within the route's limit (or the route has none), else the 429 to answer. A counter that fails (the
+        binding threw) lets the request through: the limit guards against a runaway client, and must not take the
+        API down with it; the request's line says so in `data.rate_limit_error`."""
+        limit = self.rate_limits.get(route)
+        if limit is None:
+            return None
+        return ratelimit.refusal(limit) if await self._counted(limit, token) is False else None
+
+    async def _counted(self, limit: ratelimit.RouteLimit, token: SignedWith) -> bool | None:
+        """Whether the request is within `limit` (it is counted), or None when the counter failed (said on the
+        request's line, `data.rate_limit_error`)."""
+        try:
+            return bool(await limit.counter.limit(ratelimit.rate_key(limit.route, token)))
+        except Exception as exc:  # noqa: BLE001 - any failure of the counter: the request goes through
+            self.log.annotate_data(rate_limit_error=error_field(exc))
+            return None
+
+    async def count_upload(self, method: str, path: str, authorization: str | None) -> Response | bool:
+        """For a runtime adapter, before it reads a request's body: an image upload the bearer token allows is
+        counted against its rate limit here, so that one over it is answered 429 (the Response returned, its
+        request's one line written) with nothing of its body read. True when the upload was counted and is within
+        its limit: the adapter hands the core the request with `rate_counted` set, so it is not counted twice.
+        False when nothing was counted (any other request, a route without a limit, or a counter that failed: the
+        core asks again, and its request's line says what failed)."""
+        if not self.is_upload(method, path, authorization):
+            return False
+        token = bearer_token_used(self.config.api_token, self.config.api_token_previous, authorization)
+        limit = self.rate_limits.get(ratelimit.INPUTS)
+        if token is None or limit is None:
+            return False
+        started = time.perf_counter()
+        with self.log.request_line() as note:
+            within = await self._counted(limit, token)
+            if within is not False:
+                return bool(within)
+            if token == "previous":
+                self.log.annotate_data(token="previous")
+            try:
+                routes.refuse_upload_over_rate(self, ratelimit.refusal(limit))
+            except ApiError as exc:
+                response = exc.to_response()
+        self.log.write_request_line(note, duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                                    http={"method": method[:16], "path": resolve_path(path)[:512],
+                                          "status": response.status})
+        return response
 
     def _signed_webhook_job(self, request: Request) -> str | None:
         """The job id of a webhook request whose signature holds, else None."""
@@ -254,9 +317,10 @@ def _without_body(response: Response) -> Response:
 
 def create_app(config: ServiceConfig, db: Database, store: ResultStore, runpod: RunPodGateway,
                registry: Registry | None = None, log_sink: Sink = stdout_sink,
-               clock: Callable[[], float] = time.time) -> App:
+               clock: Callable[[], float] = time.time, rate_limits: Mapping[str, RateLimit] | None = None) -> App:
     """The service over the given ports. The registry defaults to `config.workflows_dir`; log lines
-    go to `log_sink` (one JSON string per call), with the config's secrets masked as a last guard."""
+    go to `log_sink` (one JSON string per call), with the config's secrets masked as a last guard. `rate_limits`:
+    the runtime's counter of each limited route (ratelimit.CREATE, INPUTS); None counts them in process."""
     if registry is None:
         if not config.workflows_dir:
             raise ValueError("no workflows: set workflows_dir in the service config or pass a Registry")
@@ -265,4 +329,4 @@ def create_app(config: ServiceConfig, db: Database, store: ResultStore, runpod: 
                config.s3_secret_access_key or "", config.api_token_previous or "")
     log = Logger(log_sink, secrets=secrets, stack=config.stack, worker_image_tag=config.worker_image_tag,
                  workflow_version=config.workflow_version)
-    return App(config, db, store, runpod, registry, log, clock)
+    return App(config, db, store, runpod, registry, log, clock, rate_limits)

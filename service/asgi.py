@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
-from service.http import Request, declares_over, resolve_path
+from service.http import Request, Response, declares_over, resolve_path
 from service.ports import StoreUnavailable
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -51,8 +51,12 @@ class AsgiService:
         # 413, or the refusal that comes before it): uvicorn sends that interim answer at the first receive(), which
         # had the client upload the whole body in vain.
         authorization, method = _field(scope, b"authorization"), scope["method"]  # an upload's limit is its token's
-        unread = _expects_over(scope, limit) and _expects_over(scope, self.app.body_limit(path, query_string,
-                                                                                          authorization, method))
+        # An upload over its rate limit is answered before any of its body is read, as on the Worker.
+        counted = await self.app.count_upload(method, path, authorization)
+        over_rate = counted if isinstance(counted, Response) else None
+        unread = over_rate is not None or (
+            _expects_over(scope, limit) and _expects_over(scope, self.app.body_limit(path, query_string,
+                                                                                     authorization, method)))
         more = not unread
         while more:
             if size > limit:
@@ -76,8 +80,8 @@ class AsgiService:
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         # A GET or HEAD body has no meaning (RFC 9110 9.3.1); the Worker entry hands the core none, and so does this
         body_in = b"" if scope["method"] in ("GET", "HEAD") else b"".join(chunks)
-        request = Request(scope["method"], path, query_string, headers, body_in)
-        response = await self.app.handle(request)
+        request = Request(scope["method"], path, query_string, headers, body_in, rate_counted=counted is True)
+        response = over_rate or await self.app.handle(request)
         out_headers = [(k.encode("latin-1"), str(v).encode("latin-1")) for k, v in response.headers.items()]
         if more or unread:
             out_headers.append((b"connection", b"close"))  # we did not read the whole body

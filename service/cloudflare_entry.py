@@ -3,8 +3,10 @@
 Bindings (infra/components/api.py): D1 `DB`, R2 `RESULTS`, secret_text `API_TOKEN`,
 `WEBHOOK_SECRET`, `RUNPOD_API_KEY`, `WEBHOOK_SECRET_PREVIOUS` (only while the webhook secret is
 rotated; absent or empty: none), `API_TOKEN_PREVIOUS` (only while the API token is rotated; the same),
-and plain_text settings named after the ServiceConfig keys upper-cased (values are strings; numbers are
-parsed here). Workflows come from the generated top-level module `bundled_workflows` (`WORKFLOWS`: file
+plain_text settings named after the ServiceConfig keys upper-cased (values are strings; numbers are
+parsed here), and the Workers Rate Limiting bindings `RATE_LIMIT_CREATE` and `RATE_LIMIT_INPUTS` (type `ratelimit`:
+absent, as on a Worker deployed before them, the route has no limit and the isolate's first request logs
+`service.rate_limit_unbound`). Workflows come from the generated top-level module `bundled_workflows` (`WORKFLOWS`: file
 name -> JSON text). The Worker never migrates D1 (Pulumi does) and never polls RunPod. Its Cron Trigger
 (declared only when the stack sets database.retention) calls `Default.scheduled`, which prunes D1 as
 `goldgate prune` does, a bounded part per run.
@@ -20,7 +22,7 @@ from dataclasses import fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from service import retention
+from service import ratelimit, retention
 from service.app import App, create_app
 from service.config import ConfigError, ServiceConfig
 from service.http import ApiError, Request, Response, declares_over, json_response
@@ -68,6 +70,8 @@ except ImportError:
 
 DB_BINDING = "DB"
 RESULTS_BINDING = "RESULTS"
+# Each limited route's Workers Rate Limiting binding (infra/components/api.py declares them).
+RATE_LIMIT_BINDINGS = {ratelimit.CREATE: "RATE_LIMIT_CREATE", ratelimit.INPUTS: "RATE_LIMIT_INPUTS"}
 _LOCAL_ONLY = {"host", "port", "db_path", "s3_endpoint_url", "s3_bucket", "s3_access_key_id",
                "s3_secret_access_key", "apply_migrations_from", "workflows_dir"}
 
@@ -384,6 +388,19 @@ class FetchTransport:
         return HttpReply(int(reply.status), str(text).encode("utf-8"))
 
 
+class BindingRateLimit:
+    """The RateLimit port over a Workers Rate Limiting binding: `await limit({key})` answers `{success}`. The
+    options must reach it as a plain JS object: a Python dict converts to a JS Map by default, which has no `key`
+    property, so every request would count under one key, whatever its route or token."""
+
+    def __init__(self, binding: Any) -> None:
+        self.binding = binding
+
+    async def limit(self, key: str) -> bool:
+        outcome = await self.binding.limit(to_js({"key": key}, dict_converter=_object_from_entries()))
+        return bool(outcome.success)
+
+
 def _object_from_entries() -> Any:
     try:
         from js import Object
@@ -436,12 +453,37 @@ def build_app(env: Any, fetch: Any = None, abort_signal: Any = None, registry: R
         fetch, abort_signal = js_fetch, AbortSignal
     gateway = HttpRunPodGateway(FetchTransport(fetch, abort_signal), config.runpod_endpoint_base,
                                 config.runpod_api_key, config.runpod_timeout_s)
-    return create_app(config, D1Database(db), R2ResultStore(results), gateway, registry=registry, log_sink=stdout_sink)
+    limits, unbound = _rate_limits(env, config)
+    app = create_app(config, D1Database(db), R2ResultStore(results), gateway, registry=registry, log_sink=stdout_sink,
+                     rate_limits=limits)
+    if unbound:  # once per isolate: build_app runs on its first request
+        app.log.warning("service.rate_limit_unbound", reason="binding_missing", data={"bindings": unbound},
+                        message=f"Worker binding(s) {', '.join(unbound)} missing (a deploy from before the API's rate "
+                                "limits): those routes are served without a rate limit; `pulumi up` the stack to "
+                                "declare them")
+    return app
 
 
-async def to_core_request(request: Any, body_limit: Callable[[str, str, str | None, str], int]) -> Request:
+def _rate_limits(env: Any, config: ServiceConfig) -> tuple[dict[str, BindingRateLimit], list[str]]:
+    """Each route's counter over its binding, for the routes the config gives a limit; and the bindings missing."""
+    limits: dict[str, BindingRateLimit] = {}
+    unbound: list[str] = []
+    for route, name in RATE_LIMIT_BINDINGS.items():
+        if getattr(config, ratelimit.CONFIG_KEYS[route]) is None:
+            continue
+        binding = getattr(env, name, None)
+        if _missing(binding):
+            unbound.append(name)
+        else:
+            limits[route] = BindingRateLimit(binding)
+    return limits, unbound
+
+
+async def to_core_request(request: Any, body_limit: Callable[[str, str, str | None, str], int],
+                          rate_counted: bool = False) -> Request:
     """`body_limit`: the App's ((path, query string, Authorization field, method) -> most body bytes a request to it
-    may carry). A body declared over it is not read: the core refuses it with 413 by its Content-Length."""
+    may carry). A body declared over it is not read: the core refuses it with 413 by its Content-Length.
+    `rate_counted`: App.count_upload has counted the request (Request.rate_counted)."""
     url = urlsplit(str(request.url))
     method, headers = _method(request), _headers(request)
     max_body_bytes = body_limit(url.path or "/", url.query, headers.get("authorization"), method)
@@ -449,7 +491,8 @@ async def to_core_request(request: Any, body_limit: Callable[[str, str, str | No
     declared = headers.get("content-length")
     if method not in ("GET", "HEAD") and not declares_over(declared, max_body_bytes):
         body = await _read_body(request, max_body_bytes, _length(declared))
-    return Request(method, url.path or "/", url.query, headers, body)  # a body read is its buffer, not a copy
+    # a body read is its buffer, not a copy
+    return Request(method, url.path or "/", url.query, headers, body, rate_counted=rate_counted)
 
 
 # Upload bytes one isolate reads at once, as multiples of max_input_bytes (the isolate's requests share its
@@ -727,6 +770,11 @@ class Default(WorkerEntrypoint):  # type: ignore[misc, valid-type]
             Logger(stdout_sink).error("service.misconfigured", reason="misconfigured", message=str(exc),
                                       error={"type": type(exc).__name__, "message": str(exc)})
             return to_workers_response(json_response(500, {"error": {"code": "misconfigured", "message": str(exc)}}))
+        # An upload over its rate limit is answered before its body is read or takes any of the uploads' budget.
+        counted = await app.count_upload(_method(request), urlsplit(str(request.url)).path or "/",
+                                         _headers(request).get("authorization"))
+        if isinstance(counted, Response):
+            return to_workers_response(counted)
         size, capacity = _upload_bytes(app, request), UPLOADS_AT_ONCE * app.config.max_input_bytes
         release = UPLOADS.take(size, capacity)
         if release is None:
@@ -734,7 +782,7 @@ class Default(WorkerEntrypoint):  # type: ignore[misc, valid-type]
         work: asyncio.Future[Response] | None = None
         try:
             try:
-                core_request = await to_core_request(request, app.body_limit)
+                core_request = await to_core_request(request, app.body_limit, rate_counted=counted)
             except Exception as exc:  # noqa: BLE001 - the client broke off mid-upload: answer and log on the schema
                 app.log.warning("http.body_unreadable", reason="body_unreadable", error=error_field(exc),
                                 http={"method": _method(request)[:16],

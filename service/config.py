@@ -12,6 +12,7 @@ MAX_KEEP_DAYS = 3_650  # as `goldgate prune --keep-days`: ten years
 MAX_SIGNED_URL_TTL_S = 604_800  # as the spec's api.signed_url_ttl_s
 MAX_INPUT_BYTES = 20 * 1024 * 1024  # the most bytes of an input image the GPU worker reads (images/worker)
 MAX_JOBS_IN_FLIGHT = 100_000  # as the spec's api.max_jobs_in_flight (goldgate.spec.MAX_JOBS_IN_FLIGHT)
+MAX_RATE_LIMIT_PER_MINUTE = 100_000  # as the spec's api.rate_limits (service.ratelimit.MAX_PER_MINUTE)
 # The shortest api_token, webhook_secret and each previous one the service takes; goldgate checks a stack's
 # secrets against it (goldgate/local/state.py, infra/program.py) before the service would refuse them.
 SECRET_MIN_CHARS = 16
@@ -100,6 +101,10 @@ class ServiceConfig:
     signed_url_ttl_s: int = 3600
     # The most jobs queued or running at RunPod at once: a create beyond it is answered 429 queue_full (jobs.py).
     max_jobs_in_flight: int = 1_000
+    # The most creates, and uploads, an API token may send a minute: more are answered 429 rate_limited
+    # (service/ratelimit.py). None: no limit (a config from before the stack's api.rate_limits).
+    create_rate_limit_per_minute: int | None = None
+    inputs_rate_limit_per_minute: int | None = None
     gpu_type: str | None = None
     gpu_count: int = 1
     price_per_gpu_second: float | None = None
@@ -165,6 +170,11 @@ class ServiceConfig:
         if not (math.isfinite(self.runpod_timeout_s) and 0 < self.runpod_timeout_s <= 3600):
             raise ConfigError("service config runpod_timeout_s must be a number of seconds above 0 and at most 3600 "
                               "(how long a call to RunPod may take)")
+        for name in ("create_rate_limit_per_minute", "inputs_rate_limit_per_minute"):
+            limit = getattr(self, name)
+            if limit is not None and not 1 <= limit <= MAX_RATE_LIMIT_PER_MINUTE:
+                raise ConfigError(f"service config {name} must be 1..{MAX_RATE_LIMIT_PER_MINUTE} requests a minute "
+                                  f"(leave it out for no limit), got {limit}")
         self._check_retention()
         if self.result_ttl_days is not None and not 1 <= self.result_ttl_days <= MAX_KEEP_DAYS:
             raise ConfigError(f"service config result_ttl_days must be 1..{MAX_KEEP_DAYS} days (the stack's "

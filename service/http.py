@@ -59,6 +59,9 @@ class Request:
     query_string: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)  # lowercased names
     body: bytes = b""
+    # Set by a runtime adapter that had App.count_upload count this request against its rate limit before it read
+    # the body: the upload route does not count it again. Never from the wire.
+    rate_counted: bool = False
 
     @cached_property
     def _params(self) -> dict[str, list[str]]:

@@ -1,7 +1,8 @@
-"""The three ports the core talks through: Database (D1 semantics), ResultStore (R2: results, and input images),
-RunPod.
+"""The ports the core talks through: Database (D1 semantics), ResultStore (R2: results, and input images),
+RunPod, and RateLimit (the Workers Rate Limiting binding).
 
-Adapters: service/cloudflare_entry.py (D1, R2, fetch) and service/local_server.py (SQLite, S3, httpx).
+Adapters: service/cloudflare_entry.py (D1, R2, fetch, the rate limit bindings) and service/local_server.py (SQLite,
+S3, httpx; rate limits counted in process, service/ratelimit.py).
 """
 
 from __future__ import annotations
@@ -143,3 +144,12 @@ class RunPodGateway(Protocol):
     async def status(self, runpod_job_id: str) -> Mapping[str, Any]: ...
 
     async def cancel(self, runpod_job_id: str) -> Mapping[str, Any]: ...
+
+
+class RateLimit(Protocol):
+    """One route's rate limit: Cloudflare's Workers Rate Limiting binding in the Worker (`limit({key})`), a fixed
+    window in process locally (service/ratelimit.py)."""
+
+    async def limit(self, key: str) -> bool:
+        """Count one request under `key`: True while the key is within its limit this period, False over it."""
+        ...

@@ -12,7 +12,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qs, quote
 
-from service import idempotency, jobs
+from service import idempotency, jobs, ratelimit
 from service import inputs as input_images
 from service.http import (
     ApiError,
@@ -37,6 +37,7 @@ from service.results import (
 from service.runpod import RunPodRefused, RunPodUnavailable
 from service.signing import (
     MAX_URL_TTL_S,
+    SignedWith,
     bearer_token_used,
     result_signature,
     webhook_signature,
@@ -63,13 +64,15 @@ def bearer_holds(app: App, authorization: str | None) -> bool:
     return bearer_token_used(app.config.api_token, app.config.api_token_previous, authorization) is not None
 
 
-def require_bearer(app: App, request: Request) -> None:
+def require_bearer(app: App, request: Request) -> SignedWith:
+    """Which API token the request carries ("current", or "previous" while it is rotated); else a 401."""
     used = bearer_token_used(app.config.api_token, app.config.api_token_previous, request.header("authorization"))
     if used is None:
         raise ApiError(401, "unauthorized", "missing or wrong bearer token; send 'Authorization: Bearer <api token>'",
                        www_authenticate="Bearer")
     if used == "previous":  # the operator drops the previous token once no line says this any more
         app.log.annotate_data(token="previous")
+    return used
 
 
 def parse_job_id(raw: str) -> str:
@@ -117,7 +120,9 @@ def _trace_id(request: Request) -> str:
 
 
 async def create_job(app: App, request: Request, **_: str) -> Response:
-    require_bearer(app, request)
+    replayed = await _create_within_rate(app, request, require_bearer(app, request))
+    if replayed is not None:
+        return replayed
     body = _create_body(request)
     key = idempotency.parse(request.header("idempotency-key"), app.config.stack, body)
     workflow = app.registry.get(body.get("workflow_id"))
@@ -338,11 +343,50 @@ async def _release_key(app: App, key: idempotency.IdempotencyKey, job_id: str, l
     return True
 
 
+async def _create_within_rate(app: App, request: Request, token: SignedWith) -> Response | None:
+    """None when a create is within its token's rate limit (it is counted, before any other work). Over it, a
+    retry with the Idempotency-Key and body of a create that was taken is answered with that job, as any replay
+    (it makes no job and calls no RunPod); any other create is refused 429 `rate_limited`, nothing written."""
+    refused = await app.within_rate(ratelimit.CREATE, token)
+    if refused is None:
+        return None
+    holder = None
+    if request.header("idempotency-key") is not None:
+        try:
+            key = idempotency.parse(request.header("idempotency-key"), app.config.stack, _create_body(request))
+            holder = await idempotency.held(app.db, key, app.clock()) if key is not None else None
+        except Exception:  # noqa: BLE001 - a body or key that is no replay, or a database that cannot say: the 429
+            holder = None
+    if holder is not None:
+        return _replayed(app, holder)
+    limit = app.rate_limits[ratelimit.CREATE]
+    app.log.warning("job.rate_limited", reason="rate_limited", message=refused.message,
+                    data={"per_minute": limit.per_minute, "period_s": ratelimit.PERIOD_S})
+    raise refused
+
+
+async def upload_within_rate(app: App, token: SignedWith) -> None:
+    """Count an upload against its token's rate limit; over it, refuse it 429 `rate_limited`."""
+    refused = await app.within_rate(ratelimit.INPUTS, token)
+    if refused is not None:
+        refuse_upload_over_rate(app, refused)
+
+
+def refuse_upload_over_rate(app: App, refused: ApiError) -> NoReturn:
+    """Log an upload refused for its rate (input.refused) and raise `refused`: nothing of it is stored, and a runtime
+    adapter that counted it before reading its body (App.count_upload) read none of it."""
+    app.log.warning("input.refused", reason="rate_limited", message=refused.message,
+                    data={"per_minute": app.rate_limits[ratelimit.INPUTS].per_minute, "period_s": ratelimit.PERIOD_S})
+    raise refused
+
+
 async def upload_input(app: App, request: Request, **_: str) -> Response:
     """POST /api/inputs: the body is one PNG, JPEG or WebP image, stored create-only under a new key for a job's
     image parameter. Its header and structure are read (never the pixels): the type it claims, one still picture
     (service/inputs.py), its size within the stack's max_input_pixels. 201 with its key, bytes, size and sha256."""
-    require_bearer(app, request)
+    token = require_bearer(app, request)
+    if not request.rate_counted:  # a runtime adapter that counted it has not read its body: see App.count_upload
+        await upload_within_rate(app, token)
     check_content_encoding(request)
     limit = app.config.max_input_bytes
     if len(request.body) > limit or declares_over(request.header("content-length"), limit):

@@ -167,7 +167,8 @@ def _fields(cls: type) -> dict[str, dataclasses.Field]:
 def _setting_exists(key: str) -> bool:
     from goldgate import spec
 
-    nested = {(spec.DatabaseSpec, "retention"): spec.RetentionSpec, (spec.LocalSpec, "faults"): spec.Faults}
+    nested = {(spec.DatabaseSpec, "retention"): spec.RetentionSpec, (spec.LocalSpec, "faults"): spec.Faults,
+              (spec.ApiSpec, "rate_limits"): spec.RateLimitsSpec}
     head, *rest = key.split(".")
     cls = _spec_sections().get(head)
     if cls is None:

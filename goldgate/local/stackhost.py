@@ -329,6 +329,9 @@ class StackHost:
             "max_jobs_in_flight": sp.api.max_jobs_in_flight,
             "max_input_bytes": sp.api.max_input_bytes,
             "max_input_pixels": sp.api.max_input_pixels,
+            # counted in process, per window of a minute, as the Worker's rate limit bindings count per location
+            "create_rate_limit_per_minute": sp.api.rate_limits.create_per_minute,
+            "inputs_rate_limit_per_minute": sp.api.rate_limits.inputs_per_minute,
             "result_ttl_days": sp.storage.result_ttl_days,
             "gpu_type": sp.endpoint.cost_gpu_type,
             "gpu_count": sp.endpoint.gpu_count,

@@ -6,6 +6,7 @@ builds its config with one rule: `ServiceConfig.from_mapping({k.lower(): v for k
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -26,6 +27,10 @@ WORKERS_LOGS = cloudflare.WorkersScriptObservabilityArgs(
     logs=cloudflare.WorkersScriptObservabilityLogsArgs(enabled=True, invocation_logs=True, head_sampling_rate=1))
 DB_BINDING = "DB"
 RESULTS_BINDING = "RESULTS"
+# The Workers Rate Limiting binding of each limited route (service/cloudflare_entry.py RATE_LIMIT_BINDINGS), and the
+# StackSpec field its limit comes from.
+RATE_LIMIT_BINDINGS = {"RATE_LIMIT_CREATE": "create_per_minute", "RATE_LIMIT_INPUTS": "inputs_per_minute"}
+RATE_LIMIT_PERIOD_S = 60  # service.ratelimit.PERIOD_S: Cloudflare takes 10 or 60
 
 
 def api_url(spec: StackSpec) -> str:
@@ -143,6 +148,15 @@ def on_workers_dev(spec: StackSpec) -> bool:
     return _at_workers_dev(api_url(spec)) or kept_workers_dev(spec)
 
 
+def rate_limit_namespace_id(script_name: str, binding: str) -> str:
+    """The namespace id of a Worker's rate limit binding: a positive integer (as text) Cloudflare counts the binding's
+    keys under, shared by every Worker of the account that names it. Derived from the script name (unique within an
+    account: STAGING's and PROD's differ) and the binding, so no stack sets one and none shares another's counts;
+    nine digits, so it cannot meet the small ids (1001, ...) hand-written configs use."""
+    digest = hashlib.sha256(f"goldgate.ratelimit.v1:{script_name}:{binding}".encode()).digest()
+    return str(100_000_000 + int.from_bytes(digest[:8], "big") % 900_000_000)
+
+
 def settings_vars(spec: StackSpec) -> dict[str, str]:
     """The plain-text settings the service reads (never secrets)."""
     ep = spec.endpoint
@@ -153,6 +167,9 @@ def settings_vars(spec: StackSpec) -> dict[str, str]:
            "MAX_JOBS_IN_FLIGHT": str(spec.api.max_jobs_in_flight), "GPU_TYPE": ep.cost_gpu_type,
            "MAX_INPUT_BYTES": str(spec.api.max_input_bytes), "MAX_INPUT_PIXELS": str(spec.api.max_input_pixels),
            "GPU_COUNT": str(ep.gpu_count),
+           # what a 429 rate_limited names; the RATE_LIMIT_* bindings count (bindings())
+           "CREATE_RATE_LIMIT_PER_MINUTE": str(spec.api.rate_limits.create_per_minute),
+           "INPUTS_RATE_LIMIT_PER_MINUTE": str(spec.api.rate_limits.inputs_per_minute),
            # the bucket's lifecycle rule, told to the service: a 404 result_missing says expired or lost
            "RESULT_TTL_DAYS": str(spec.storage.result_ttl_days)}
     price = spec.price_per_gpu_second()
@@ -202,6 +219,12 @@ def bindings(args: ApiArgs) -> list[cloudflare.WorkersScriptBindingArgs]:
         secret.append(("API_TOKEN_PREVIOUS", args.api_token_previous))
     for name, value in secret:
         out.append(b(type="secret_text", name=name, text=pulumi.Output.secret(value)))
+    # Per API token and Cloudflare location, a minute (service/ratelimit.py).
+    limits = args.spec.api.rate_limits
+    out.extend(b(type="ratelimit", name=name, namespace_id=rate_limit_namespace_id(args.names.script, name),
+                 simple=cloudflare.WorkersScriptBindingSimpleArgs(limit=getattr(limits, field),
+                                                                  period=RATE_LIMIT_PERIOD_S))
+               for name, field in RATE_LIMIT_BINDINGS.items())
     plain = {**settings_vars(args.spec), "RUNPOD_ENDPOINT_ID": args.endpoint_id,
              "RUNPOD_ENDPOINT_BASE": args.endpoint_base}
     out.extend(b(type="plain_text", name=name, text=value) for name, value in sorted(plain.items()))

@@ -134,7 +134,9 @@ CASES: dict[str, Case] = {
     # workers.dev serves a Worker only at <script name>.<subdomain>.workers.dev: the URL follows the name
     "api.script_name": Case({"api.script_name": "goldgate-api-staging-two",
                              "api.public_base_url": "https://goldgate-api-staging-two.example.workers.dev"}, {
-        SCRIPT: ["bindings.PUBLIC_BASE_URL", "scriptName"], SUBDOMAIN: ["scriptName"]}),
+        # the rate limit bindings' namespace ids are derived from the script name (a namespace is the account's)
+        SCRIPT: ["bindings.PUBLIC_BASE_URL", "bindings.RATE_LIMIT_CREATE", "bindings.RATE_LIMIT_INPUTS",
+                 "scriptName"], SUBDOMAIN: ["scriptName"]}),
     "api.public_base_url": Case({"api.public_base_url": "https://goldgate-api-staging.other.workers.dev"}, {
         SCRIPT: ["bindings.PUBLIC_BASE_URL"]}),
     "api.route": Case({"api.route": "api-staging.example.com/*", "api.zone_id": ZONE}, {
@@ -154,6 +156,10 @@ CASES: dict[str, Case] = {
     "api.max_jobs_in_flight": Case({"api.max_jobs_in_flight": 50}, {SCRIPT: ["bindings.MAX_JOBS_IN_FLIGHT"]}),
     "api.max_input_bytes": Case({"api.max_input_bytes": 1_048_576}, {SCRIPT: ["bindings.MAX_INPUT_BYTES"]}),
     "api.max_input_pixels": Case({"api.max_input_pixels": 1024 * 1024}, {SCRIPT: ["bindings.MAX_INPUT_PIXELS"]}),
+    "api.rate_limits.create_per_minute": Case({"api.rate_limits": {"create_per_minute": 60}}, {
+        SCRIPT: ["bindings.CREATE_RATE_LIMIT_PER_MINUTE", "bindings.RATE_LIMIT_CREATE"]}),
+    "api.rate_limits.inputs_per_minute": Case({"api.rate_limits": {"inputs_per_minute": 12}}, {
+        SCRIPT: ["bindings.INPUTS_RATE_LIMIT_PER_MINUTE", "bindings.RATE_LIMIT_INPUTS"]}),
     "api.compatibility_date": Case({"api.compatibility_date": "2025-10-01"}, {SCRIPT: ["compatibilityDate"]}),
     # -- cloud ---------------------------------------------------------------------------------------------------
     "cloud.cloudflare_account_id": Case({"cloud.cloudflare_account_id": "f" * 32}, {
