@@ -283,6 +283,9 @@ class ApiSpec:
     max_input_pixels: int = DEFAULT_INPUT_PIXELS
     compatibility_date: str = "2025-09-01"
     rate_limits: RateLimitsSpec = RateLimitsSpec()
+    # Cloudflare's Smart Placement: run the Worker near what it calls (D1, RunPod) rather than near each caller. Every
+    # request makes several D1 round trips one after another; false keeps each request where it came in.
+    smart_placement: bool = True
 
 
 @dataclass(frozen=True)
@@ -902,7 +905,8 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
                   max_jobs_in_flight=a.num("max_jobs_in_flight", 1_000, 1, MAX_JOBS_IN_FLIGHT, integer=True),
                   max_input_bytes=_max_input_bytes(a),
                   max_input_pixels=a.num("max_input_pixels", DEFAULT_INPUT_PIXELS, 1, None, integer=True),
-                  compatibility_date=_compatibility_date(a), rate_limits=_rate_limits(a.sub("rate_limits")))
+                  compatibility_date=_compatibility_date(a), rate_limits=_rate_limits(a.sub("rate_limits")),
+                  smart_placement=a.bool("smart_placement", True))
     a.done()
     t = f.sub("thresholds")
     thresholds = Thresholds(golden_mean_latency_s=t.num("golden_mean_latency_s", 360.0, 1, 86_400),

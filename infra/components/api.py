@@ -31,6 +31,8 @@ RESULTS_BINDING = "RESULTS"
 # StackSpec field its limit comes from.
 RATE_LIMIT_BINDINGS = {"RATE_LIMIT_CREATE": "create_per_minute", "RATE_LIMIT_INPUTS": "inputs_per_minute"}
 RATE_LIMIT_PERIOD_S = 60  # service.ratelimit.PERIOD_S: Cloudflare takes 10 or 60
+# Smart Placement (api.smart_placement): Cloudflare runs the Worker where its calls to D1 and RunPod are quickest.
+SMART_PLACEMENT = cloudflare.WorkersScriptPlacementArgs(mode="smart")
 
 
 def api_url(spec: StackSpec) -> str:
@@ -251,7 +253,8 @@ class Api(pulumi.ComponentResource):
             names.logical("api"), account_id=args.account_id, script_name=names.script,
             main_module=args.bundle.main_module, content=args.bundle.main_content, content_type=PYTHON,
             compatibility_date=spec.api.compatibility_date, compatibility_flags=COMPATIBILITY_FLAGS,
-            bindings=bindings(args), files=files, observability=WORKERS_LOGS, opts=child)
+            bindings=bindings(args), files=files, observability=WORKERS_LOGS,
+            placement=SMART_PLACEMENT if spec.api.smart_placement else None, opts=child)
         self.script_name = self.script.script_name
         addresses: list[pulumi.Resource] = []   # where the API answers besides workers.dev
         if spec.api.custom_domain:

@@ -161,6 +161,7 @@ CASES: dict[str, Case] = {
     "api.rate_limits.inputs_per_minute": Case({"api.rate_limits": {"inputs_per_minute": 12}}, {
         SCRIPT: ["bindings.INPUTS_RATE_LIMIT_PER_MINUTE", "bindings.RATE_LIMIT_INPUTS"]}),
     "api.compatibility_date": Case({"api.compatibility_date": "2025-10-01"}, {SCRIPT: ["compatibilityDate"]}),
+    "api.smart_placement": Case({"api.smart_placement": False}, {SCRIPT: ["placement"]}),
     # -- cloud ---------------------------------------------------------------------------------------------------
     "cloud.cloudflare_account_id": Case({"cloud.cloudflare_account_id": "f" * 32}, {
         BUCKET: ["accountId"], LIFECYCLE: ["accountId"], TOKEN: ["policies"], D1: ["accountId"],
