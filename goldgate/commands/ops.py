@@ -509,9 +509,19 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     """`POST /api/cancel/<job_id>` on a running local stack or a cloud one (`--target cloud`), as a client sends
     it (service/cancel.py). Its
     arguments are `goldgate recover`'s (the job, then --stack): the line `goldgate stuck` prints for a job
-    is one word away."""
+    is one word away. With --all-queued or --all-active instead of a job: every such job (`_cancel_selection`)."""
     from goldgate.commands.local import _job_id, stack_api
 
+    given = [f"--{name.replace('_', '-')}" for name in _SELECTION_OPTIONS if getattr(args, name, None)]
+    if args.job_id is None:
+        if not (args.all_queued or args.all_active):
+            narrowing = f"{' and '.join(given)} narrow{'s' if len(given) == 1 else ''} a selection: " if given else ""
+            raise GoldgateError(f"{narrowing}name the job to cancel (`goldgate cancel <job_id> --stack "
+                                f"{args.stack}`), or select jobs with --all-queued or --all-active")
+        return _cancel_selection(args)
+    if given:
+        raise GoldgateError(f"a job id and {' and '.join(given)} both say which jobs to cancel: give the job id "
+                            "alone, or drop it to cancel a selection")
     job_id = _job_id(args.job_id)  # before anything is read: it becomes a path segment of the URL
     api = stack_api(args, args.stack)
     try:
@@ -520,6 +530,83 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         api.close()
     emit(args, answer, _cancelled_line)
     return 0
+
+
+# The options of a selection (--all-queued or --all-active), refused with a job id: each says which jobs to cancel.
+_SELECTION_OPTIONS = ("all_queued", "all_active", "workflow", "created_after", "created_before", "limit", "yes",
+                      "database_id", "account_id", "api_base")
+
+
+def _cancel_selection(args: argparse.Namespace) -> int:
+    """The jobs --all-queued or --all-active selects, read from the stack's database (its SQLite, or its D1 with
+    --target cloud) as `goldgate stuck` reads them; listed, or with --yes cancelled one by one through the stack's
+    API, as `goldgate cancel <job_id>` cancels one (goldgate.ops.bulk_cancel)."""
+    from goldgate.commands.local import stack_api
+    from goldgate.ops import bulk_cancel
+
+    selection = bulk_cancel.Selection(
+        bulk_cancel.ACTIVE if args.all_active else bulk_cancel.QUEUED, args.workflow, args.created_after,
+        args.created_before, args.limit or bulk_cancel.DEFAULT_LIMIT)
+    if (selection.created_after and selection.created_before
+            and selection.created_after >= selection.created_before):  # the same normalized form: text order
+        raise GoldgateError(f"--created-after {selection.created_after} is not before --created-before "
+                            f"{selection.created_before}: no job can be created in between")
+    target = "cloud" if args.target == "cloud" else "local"
+    if target == "cloud":
+        selected = _cloud_selection(args, selection)
+    else:
+        if args.database_id or args.account_id:  # without --target cloud the local stack's jobs would be cancelled
+            raise GoldgateError("--database-id and --account-id name a D1 database: add --target cloud to cancel "
+                                "its jobs")
+        platform = _platform(args)
+        platform.spec(args.stack)  # an unknown stack is refused here, with the stacks this file has
+        path = platform.require_migrated(args.stack)
+        selected = bulk_cancel.select_local(path, args.stack, selection)
+    command = _selection_command(args, selection)
+    if not args.yes or not selected.jobs:
+        preview = bulk_cancel.report(args.stack, target, selection, selected, command)
+        emit(args, preview.to_dict(), bulk_cancel.render_text)
+        return bulk_cancel.exit_code(preview)
+    api = stack_api(args, args.stack)  # refused here, before any cancel, when the stack is not up
+    suffix = " --target cloud" if target == "cloud" else ""
+    progress(f"cancelling {len(selected.jobs)} job(s) on {args.stack} through its API ({bulk_cancel.ORDER}), "
+             f"{bulk_cancel.Pace().concurrency} at a time; Ctrl-C stops the sending")
+    try:
+        results, interrupted, stopped = bulk_cancel.cancel_all(
+            selected.jobs, bulk_cancel.http_sender(api.http),
+            lambda job_id: f"goldgate cancel {job_id} --stack {args.stack}{suffix}", progress=progress)
+    finally:
+        api.close()
+    outcome = bulk_cancel.report(args.stack, target, selection, selected, command, results, interrupted, stopped)
+    emit(args, outcome.to_dict(), bulk_cancel.render_text)
+    if interrupted is not None:  # the codes a shell gives a process it ends, as every command's interrupt
+        return 130 if interrupted == "interrupted" else 143
+    return bulk_cancel.exit_code(outcome)
+
+
+def _cloud_selection(args: argparse.Namespace, selection: Any) -> Any:
+    from goldgate.cloudflare.api import CloudflareApi
+    from goldgate.cloudflare.d1 import D1Client
+    from goldgate.ops import bulk_cancel
+
+    d1 = _d1_target(args, "reading D1's jobs to cancel", "D1 Read")
+    with CloudflareApi(d1.token, d1.api_base) as api:
+        return bulk_cancel.select_cloud(D1Client(api, d1.account), d1.database_id, d1.spec.name, selection)
+
+
+def _selection_command(args: argparse.Namespace, selection: Any) -> str:
+    """The command that cancels this selection: the preview's line to run with --yes."""
+    import shlex
+
+    words = ["goldgate", "cancel", "--all-active" if args.all_active else "--all-queued", "--stack", args.stack]
+    for option, value in (("--workflow", selection.workflow_id), ("--created-after", selection.created_after),
+                          ("--created-before", selection.created_before), ("--limit", args.limit)):
+        if value is not None:
+            words += [option, str(value)]
+    if args.target == "cloud":
+        words += ["--target", "cloud", "--database-id", args.database_id]
+        words += ["--account-id", args.account_id] if args.account_id else []
+    return shlex.join([*words, "--yes"])
 
 
 def _cancelled_line(answer: dict[str, Any]) -> str:
