@@ -129,7 +129,10 @@ def serve_plain(handle: Any, port_file: str) -> None:
     # server runs one stack.
     config = uvicorn.Config(app, **{**UVICORN_SETTINGS, "http": edge_protocol(Logger(lambda _line: None))})
     server = uvicorn.Server(config)
-    Path(port_file).write_text(str(sock.getsockname()[1]))
+    # Written whole, then renamed into place: the bench waits for the file and reads it at once, and a file it
+    # could see created but not yet written would read as no port.
+    Path(f"{port_file}.tmp").write_text(str(sock.getsockname()[1]))
+    os.replace(f"{port_file}.tmp", port_file)
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:  # as service.local_server
         runner.run(server.serve(sockets=[sock]))
 
