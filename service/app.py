@@ -121,18 +121,20 @@ class App:
     async def within_rate(self, route: str, token: SignedWith) -> ApiError | None:
         """Count a request to `route` (ratelimit.CREATE or INPUTS) made with the `token` API token: None while it is
         within the route's limit (or the route has none), else the 429 to answer. A counter that fails (the
-        binding threw) lets the request through: the limit guards against a runaway client, and must not take the
-        API down with it; the request's line says so in `data.rate_limit_error`."""
+        binding threw, hung or answered neither true nor false) lets the request through: the limit guards against a
+        runaway client, and must not take the API down with it; the request's line says so in
+        `data.rate_limit_error`."""
         limit = self.rate_limits.get(route)
         if limit is None:
             return None
         return ratelimit.refusal(limit) if await self._counted(limit, token) is False else None
 
     async def _counted(self, limit: ratelimit.RouteLimit, token: SignedWith) -> bool | None:
-        """Whether the request is within `limit` (it is counted), or None when the counter failed (said on the
-        request's line, `data.rate_limit_error`)."""
+        """Whether the request is within `limit` (it is counted), or None when the counter failed: it threw, gave
+        no answer within ratelimit.COUNT_TIMEOUT_S, or another than true or false (said on the request's line,
+        `data.rate_limit_error`)."""
         try:
-            return bool(await limit.counter.limit(ratelimit.rate_key(limit.route, token)))
+            return await ratelimit.counted(limit, token)
         except Exception as exc:  # noqa: BLE001 - any failure of the counter: the request goes through
             self.log.annotate_data(rate_limit_error=error_field(exc))
             return None

@@ -398,7 +398,9 @@ class BindingRateLimit:
 
     async def limit(self, key: str) -> bool:
         outcome = await self.binding.limit(to_js({"key": key}, dict_converter=_object_from_entries()))
-        return bool(outcome.success)
+        # As the binding answered it: the core takes true or false and nothing else (ratelimit.counted), where
+        # bool() read a `success: null` as over the limit, and refused every request.
+        return outcome.success
 
 
 def _object_from_entries() -> Any:
@@ -458,21 +460,22 @@ def build_app(env: Any, fetch: Any = None, abort_signal: Any = None, registry: R
                      rate_limits=limits)
     if unbound:  # once per isolate: build_app runs on its first request
         app.log.warning("service.rate_limit_unbound", reason="binding_missing", data={"bindings": unbound},
-                        message=f"Worker binding(s) {', '.join(unbound)} missing (a deploy from before the API's rate "
-                                "limits): those routes are served without a rate limit; `pulumi up` the stack to "
-                                "declare them")
+                        message=f"Worker binding(s) {', '.join(unbound)} missing or not of type ratelimit (a deploy "
+                                "from before the API's rate limits, or another binding under that name): those routes "
+                                "are served without a rate limit; `pulumi up` the stack to declare them")
     return app
 
 
 def _rate_limits(env: Any, config: ServiceConfig) -> tuple[dict[str, BindingRateLimit], list[str]]:
-    """Each route's counter over its binding, for the routes the config gives a limit; and the bindings missing."""
+    """Each route's counter over its binding, for the routes the config gives a limit; and the bindings missing, or
+    with no `limit()` to call (another type of binding under the name): said once, not on every request's line."""
     limits: dict[str, BindingRateLimit] = {}
     unbound: list[str] = []
     for route, name in RATE_LIMIT_BINDINGS.items():
         if getattr(config, ratelimit.CONFIG_KEYS[route]) is None:
             continue
         binding = getattr(env, name, None)
-        if _missing(binding):
+        if _missing(binding) or not callable(getattr(binding, "limit", None)):
             unbound.append(name)
         else:
             limits[route] = BindingRateLimit(binding)

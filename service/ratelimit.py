@@ -11,6 +11,7 @@ binding (service/cloudflare_entry.py), per Cloudflare location and eventually co
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,14 @@ ROUTES = {CREATE: "POST /api/queue/create", INPUTS: "POST /api/inputs"}
 # Each route's ServiceConfig key, and the StackSpec field it comes from.
 CONFIG_KEYS = {CREATE: "create_rate_limit_per_minute", INPUTS: "inputs_rate_limit_per_minute"}
 SPEC_FIELDS = {CREATE: "api.rate_limits.create_per_minute", INPUTS: "api.rate_limits.inputs_per_minute"}
+# How long a request waits for its count. Cloudflare's binding answers from a counter cached on the machine the Worker
+# runs on, far within this; one that has not answered by then has failed (the request goes through, its line says
+# so), rather than holding every create and upload until the runtime gives up on it.
+COUNT_TIMEOUT_S = 1.0
+
+
+class CounterFailed(Exception):
+    """The counter of a route's limit did not answer true or false in time: the request is let through."""
 
 
 def rate_key(route: str, token: SignedWith) -> str:
@@ -46,10 +55,28 @@ class RouteLimit:
     counter: RateLimit
 
 
+async def counted(limit: RouteLimit, token: SignedWith) -> bool:
+    """Count one request to `limit`'s route made with `token`: True while within the limit, False over it. Raises
+    (CounterFailed, or what the counter raised) when the counter gives no answer within COUNT_TIMEOUT_S, or another
+    answer than true or false: a binding answering `success: null` must not refuse every request as over its
+    limit, nor a string "false" let them all through as within it."""
+    try:
+        async with asyncio.timeout(COUNT_TIMEOUT_S):
+            within = await limit.counter.limit(rate_key(limit.route, token))
+    except TimeoutError:
+        raise CounterFailed(f"the {ROUTES[limit.route]} rate limit did not answer within {COUNT_TIMEOUT_S:g} s") \
+            from None
+    if within is True or within is False:
+        return within
+    raise CounterFailed(f"the {ROUTES[limit.route]} rate limit answered {within!r:.100}, not true or false")
+
+
 class WindowRateLimit:
     """The RateLimit port in process: a fixed window of PERIOD_S per key, aligned to the clock's epoch, as
     Cloudflare's binding counts (and miniflare's stand-in of it). Safe across threads and tasks; its keys are the
-    routes times the two tokens, so it never grows."""
+    routes times the two tokens, so it never grows. A clock set back never starts a new budget: a step back into the
+    window before keeps counting in the current one, and a longer one (a clock fixed after running ahead) is followed
+    with the counts kept, which start again at its next window."""
 
     def __init__(self, per_minute: int, clock: Callable[[], float], period_s: int = PERIOD_S) -> None:
         self.per_minute, self.clock, self.period_s = per_minute, clock, period_s
@@ -60,8 +87,10 @@ class WindowRateLimit:
     async def limit(self, key: str) -> bool:
         window = int(self.clock() // self.period_s)
         with self._lock:
-            if window != self._window:
+            if self._window is None or window > self._window:
                 self._window, self._counts = window, {}
+            elif window < self._window - 1:
+                self._window = window
             taken = self._counts.get(key, 0)
             if taken >= self.per_minute:
                 return False
