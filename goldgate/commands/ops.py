@@ -574,7 +574,8 @@ def _cancel_selection(args: argparse.Namespace) -> int:
     try:
         results, interrupted, stopped = bulk_cancel.cancel_all(
             selected.jobs, bulk_cancel.http_sender(api.http),
-            lambda job_id: f"goldgate cancel {job_id} --stack {args.stack}{suffix}", progress=progress)
+            lambda job_id: f"goldgate cancel {job_id} --stack {args.stack}{suffix}", progress=progress,
+            recover_line=lambda job_id: f"goldgate recover {job_id} --stack {args.stack}{suffix}")
     finally:
         api.close()
     outcome = bulk_cancel.report(args.stack, target, selection, selected, command, results, interrupted, stopped)

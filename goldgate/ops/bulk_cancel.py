@@ -162,6 +162,14 @@ class Answer:
 
 
 Send = Callable[[str], Answer]
+# Refusals no cancel changes but a recovery settles (goldgate recover, as `goldgate stuck` lists them): RunPod has no
+# job under the id recorded (its ttl passed, or a local stack's stop ended its RunPod's queue), or no id was recorded.
+# Their retry line is the recovery's: the same cancel again would be refused the same way.
+SETTLED_BY_RECOVERY = frozenset({"unknown_runpod_job", "not_submitted"})
+# The service answers a job its database has already ended without calling RunPod (service/cancel.py): such a send
+# takes no place in RunPod's /cancel budget. Oldest first, the cancels meet the jobs the workers take from the same
+# end of the queue, so while the jobs are short many answers are these.
+_NO_RUNPOD_CALL = frozenset({"already_ended"})
 # Answers worth another try: RunPod unreachable or rate limited (503), RunPod's refusal or non-cancel (502), a proxy's.
 _RETRIED = frozenset({429, 500, 502, 503, 504})
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -246,8 +254,8 @@ class _Window:
         self.sent: deque[float] = deque()
         self.lock = threading.Lock()
 
-    def take(self, stop: threading.Event) -> bool:
-        """Wait for a slot; False when the run is stopped meanwhile."""
+    def take(self, stop: threading.Event) -> float | None:
+        """Wait for a slot: the moment it was taken, or None when the run is stopped meanwhile."""
         while True:
             with self.lock:
                 now = time.monotonic()
@@ -255,10 +263,16 @@ class _Window:
                     self.sent.popleft()
                 if len(self.sent) < self.limit:
                     self.sent.append(now)
-                    return True
+                    return now
                 wait_s = self.sent[0] + self.window_s - now
             if stop.wait(wait_s):
-                return False
+                return None
+
+    def give_back(self, taken: float) -> None:
+        """A slot taken at `taken` whose send made no RunPod call: the next send may have it."""
+        with self.lock:
+            if taken in self.sent:  # not yet out of the window
+                self.sent.remove(taken)
 
 
 @dataclass(frozen=True)
@@ -300,10 +314,12 @@ class BulkCancelReport:
 
 
 def cancel_all(jobs: Sequence[SelectedJob], send: Send, retry_line: Callable[[str], str], *, pace: Pace = Pace(),
-               progress: Callable[[str], None] = lambda _m: None) -> tuple[list[JobResult], str | None, str | None]:
+               progress: Callable[[str], None] = lambda _m: None,
+               recover_line: Callable[[str], str] | None = None) -> tuple[list[JobResult], str | None, str | None]:
     """Each job cancelled through `send`, `pace.concurrency` at a time, in the order given, a failing one retried and
     passed; Ctrl-C (or SIGTERM) stops the sending of more and returns what was answered so far. (results in the
-    order given, how it was interrupted or None, why it stopped otherwise or None)."""
+    order given, how it was interrupted or None, why it stopped otherwise or None). A failed job's line is
+    `retry_line`'s, or `recover_line`'s when only a recovery can settle it (SETTLED_BY_RECOVERY)."""
     stop = threading.Event()
     window = _Window(pace.per_window, pace.window_s)
     results: dict[str, JobResult] = {}
@@ -317,9 +333,12 @@ def cancel_all(jobs: Sequence[SelectedJob], send: Send, retry_line: Callable[[st
         answer: Answer | None = None
         attempt = 0
         for attempt in range(1, pace.attempts + 1):
-            if not window.take(stop):
+            taken = window.take(stop)
+            if taken is None:
                 break
             answer = send(job.id)
+            if answer.outcome == "ended" and answer.reason in _NO_RUNPOD_CALL:
+                window.give_back(taken)
             if answer.outcome == "fatal":
                 stopped.append(answer.message)
                 stop.set()
@@ -336,7 +355,12 @@ def cancel_all(jobs: Sequence[SelectedJob], send: Send, retry_line: Callable[[st
         if answer.outcome == "retry":
             tried = "once" if attempt == 1 else f"{attempt} times"
             message += f" (tried {tried})" if attempt == pace.attempts else f" (tried {tried}; stopped before trying again)"
-        return _result(job, outcome, answer, retry_line(job.id) if outcome == "failed" else None, attempt, message)
+        line = None
+        if outcome == "failed" and recover_line is not None and answer.reason in SETTLED_BY_RECOVERY:
+            line = recover_line(job.id)
+        elif outcome == "failed":
+            line = retry_line(job.id)
+        return _result(job, outcome, answer, line, attempt, message)
 
     def sender() -> None:
         while not stop.is_set():
@@ -430,10 +454,7 @@ def render_text(d: dict[str, Any]) -> str:
     if jobs and not d["acted"]:
         created = sorted(j["created_at"] for j in jobs)
         lines.append(f"  created {created[0]} to {created[-1]}")
-    for job in jobs:
-        if job["outcome"] == "failed":
-            lines.append(f"  FAILED {job['job_id']}: {job['message']}")
-            lines.append(f"      {job['retry']}")
+    lines += _failures(jobs)
     if d["stopped"]:
         lines.append(f"  stopped: {d['stopped']}")
     if d["interrupted"] or d["stopped"]:
@@ -447,3 +468,30 @@ def render_text(d: dict[str, Any]) -> str:
         lines.append(f"  nothing was cancelled: add --yes to cancel {'them' if d['selected'] != 1 else 'it'}: "
                      f"{d['command']}")
     return "\n".join(lines)
+
+
+_EACH = 3  # failures of one reason listed each with its message; more are told once, then one line a job
+
+
+def _failures(jobs: list[dict[str, Any]]) -> list[str]:
+    """The failed jobs, grouped by reason (a thousand of one reason is one explanation, not a thousand), each with
+    the line that settles it."""
+    by_reason: dict[str, list[dict[str, Any]]] = {}
+    for job in jobs:
+        if job["outcome"] == "failed":
+            by_reason.setdefault(str(job["reason"]), []).append(job)
+    lines = []
+    for reason, group in sorted(by_reason.items(), key=lambda item: -len(item[1])):
+        one = len(group) == 1
+        if len(group) > _EACH:
+            lines.append(f"  FAILED {len(group)} jobs ({reason}), e.g. {group[0]['job_id']}: {group[0]['message']}")
+        for job in group:
+            if len(group) <= _EACH:
+                lines.append(f"  FAILED {job['job_id']}: {job['message']}")
+            lines.append(f"      {job['retry']}")
+        if reason in SETTLED_BY_RECOVERY:
+            lines.append(f"  no cancel can settle {'it' if one else 'these'}: RunPod has no job under the id recorded, "
+                         f"or none is recorded; the database keeps {'it' if one else 'them'} unfinished (in flight) "
+                         f"until recovered: run {'its' if one else 'each'} line above "
+                         "(docs/RUNBOOK.md, \"A stuck job\")")
+    return lines
