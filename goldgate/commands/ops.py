@@ -569,7 +569,7 @@ def _cancel_selection(args: argparse.Namespace) -> int:
         return bulk_cancel.exit_code(preview)
     api = stack_api(args, args.stack)  # refused here, before any cancel, when the stack is not up
     suffix = " --target cloud" if target == "cloud" else ""
-    progress(f"cancelling {len(selected.jobs)} job(s) on {args.stack} through its API ({bulk_cancel.ORDER}), "
+    progress(f"cancelling {len(selected.jobs)} job(s) on {args.stack} through its API ({bulk_cancel.order(selection)}), "
              f"{bulk_cancel.Pace().concurrency} at a time; Ctrl-C stops the sending")
     try:
         results, interrupted, stopped = bulk_cancel.cancel_all(

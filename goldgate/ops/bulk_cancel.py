@@ -35,6 +35,8 @@ QUEUED, ACTIVE = ("queued",), ("queued", "in_progress")
 # What stops the most spend soonest: the jobs on a GPU now, then the oldest queued, which RunPod's FIFO queue hands to
 # the next free worker; the newest would be reached last by RunPod too.
 ORDER = "in progress first, then oldest first (the next a free worker would take)"
+ORDER_QUEUED = "oldest first (the next a free worker would take)"  # --all-queued selects none in progress
+
 # Outcomes of one job: cancelled (it is cancelled now), ended (it had ended otherwise: a webhook beat the cancel, or
 # RunPod had already finished it), failed (named, with the line to retry it), not_sent (interrupted or stopped before
 # it), selected (a preview: nothing was sent).
@@ -62,6 +64,11 @@ class Selection:
         if self.created_before is not None:
             parts.append(f"created before {self.created_before}")
         return ", ".join(parts)
+
+
+def order(selection: Selection) -> str:
+    """The order the selection's jobs are cancelled in, as said to the user."""
+    return ORDER if "in_progress" in selection.statuses else ORDER_QUEUED
 
 
 @dataclass(frozen=True)
@@ -416,7 +423,7 @@ def report(stack: str, target: str, selection: Selection, selected: Selected, co
     counts = Counter(j.outcome for j in jobs)
     by_workflow = dict(Counter(j.workflow_id for j in selected.jobs).most_common())
     return BulkCancelReport(
-        stack=stack, target=target, selection=asdict(selection), order=ORDER, matched=selected.matched,
+        stack=stack, target=target, selection=asdict(selection), order=order(selection), matched=selected.matched,
         selected=len(selected.jobs), left=max(0, selected.matched - len(selected.jobs)),
         by_workflow=by_workflow, acted=acted, command=command, cancelled=counts["cancelled"],
         ended=counts["ended"], failed=counts["failed"], not_sent=counts["not_sent"], interrupted=interrupted,

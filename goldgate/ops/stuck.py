@@ -273,6 +273,10 @@ FIRST_AID = ("no models baked (preflight_failed) is first aid: docs/RUNBOOK.md, 
              "be available\"")
 
 
+# Jobs queued per max worker past which `stuck` says the queue may be a runaway client's, not traffic to serve.
+RUNAWAY_QUEUE_PER_WORKER = 50
+
+
 def diagnose(health: Health, *, workers_max: int | None, gpu_pools: Sequence[str], stack: str,
              target: str) -> tuple[str, list[str]]:
     """(cause, lines): what an endpoint's /health counters and max workers say about why jobs wait.
@@ -331,6 +335,10 @@ def diagnose(health: Health, *, workers_max: int | None, gpu_pools: Sequence[str
         if throttled or unhealthy:
             lines.append(f"{throttled} more throttled (no GPU free in {pools}), {unhealthy} unhealthy "
                          f"(failing at start: {logs})")
+        if queued >= RUNAWAY_QUEUE_PER_WORKER * max(workers_max or 1, 1):
+            lines.append(f"a queue this long for {_n(workers_max or 1, 'worker')} may not be your traffic: a client "
+                         "stuck in a loop is stopped, not served with more workers (docs/RUNBOOK.md, \"A runaway "
+                         f"client: stop the spend\"; `goldgate cancel --all-queued --stack {stack}` lists its jobs)")
         return "busy", lines
     if unhealthy:
         return "workers_unhealthy", [
