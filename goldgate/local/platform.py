@@ -1213,11 +1213,23 @@ class LocalPlatform:
             shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
             what = (f"its host runs the goldgate code it started with, which this checkout has changed since ({shown}: "
                     "an upgrade, or an edit)")
+        if self._settings_differ(stack, state):
+            # Its services, each deploy's new one too, are configured from the section as the host read it: a
+            # setting an upgrade added (api.rate_limits, say) is not in force, whatever the deploy's code.
+            what += (", and keeps the settings it read then (this checkout reads its stacks file section otherwise: "
+                     "a setting the upgrade added, at its default, or an edit)")
         missing = self._missing_migrations(stack)
         if missing:
             what += f", on a database without this checkout's migrations {', '.join(missing)}"
         return (f"{what}; `goldgate down {stack} && goldgate up {stack}` runs this checkout's (the local RunPod's jobs "
                 "in flight end with it; `goldgate recover` settles them)")
+
+    def _settings_differ(self, stack: str, state: dict[str, Any]) -> bool:
+        """`_spec_changed` for the code line, which must be said even when the stacks file cannot be read now."""
+        try:
+            return self._spec_changed(stack, state)
+        except (GoldgateError, OSError):
+            return False
 
     def spec_changed(self, stack: str) -> bool:
         """Whether the running stack's section of the stacks file changed since its host started (it runs the old

@@ -355,8 +355,10 @@ def host_code_note(deployer: Deployer, stack: str, doing: str) -> str | None:
         return None
     if not said:
         return None
-    return (f"{stack}: {said}; {doing} starts {stack}'s service on this checkout's code, while its host (the local "
-            "RunPod and its webhooks, the result store) keeps running the old until that restart")
+    # The host configures each service it starts from the settings it read when it started, not the checkout's.
+    return (f"{stack}: {said}; {doing} starts {stack}'s service on this checkout's code, with the settings its host "
+            "read when it started, while its host (the local RunPod and its webhooks, the result store) keeps running "
+            "the old until that restart")
 
 
 def check_pin_current(deployer: Deployer, ledger: Ledger, stack: str) -> None:

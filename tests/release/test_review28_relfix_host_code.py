@@ -49,9 +49,10 @@ def test_promote_and_rollback_onto_a_host_running_older_code_say_so_and_go_on(tm
         assert promote(target, ledger, home, paths=paths, progress=said.append).ok
         assert rollback(target, ledger, home, paths=paths, progress=said.append).ok
     warned = [line for line in said if "older" in line or "code it started with" in line]
-    assert warned == [f"warning: prod: {OLD_HOST}; this {doing} starts prod's service on this checkout's code, while "
-                      "its host (the local RunPod and its webhooks, the result store) keeps running the old until that "
-                      "restart" for doing in ("promotion", "rollback")], said
+    assert warned == [f"warning: prod: {OLD_HOST}; this {doing} starts prod's service on this checkout's code, with "
+                      "the settings its host read when it started, while its host (the local RunPod and its webhooks, "
+                      "the result store) keeps running the old until that restart" for doing in ("promotion", "rollback")
+                      ], said
     assert said.index(warned[0]) < next(i for i, line in enumerate(said) if line.startswith("gate passed"))
     assert target.pins["prod"] == A
 
