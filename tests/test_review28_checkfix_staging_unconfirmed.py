@@ -97,8 +97,11 @@ def test_the_window_starts_where_the_gates_error_rate_starts(tmp_path: Path, pat
     assert _when(window.since) == _when(unconfirmed.ts)
     assert window.to_words() == (f"since deploy #{unconfirmed.seq} at {unconfirmed.ts} (its rollout not confirmed; "
                                  f"deployed again as #{again.seq})")
-    # that deploy switched STAGING from A to B: its workers' start-up lines count from it too
-    assert window.startup_since is None
+    # that deploy switched STAGING from A to B: its workers' start-up lines count from it too, from when it began
+    # (its rollout started B's workers before its entry was written)
+    assert window.startup_change is None
+    assert window.startup_since is not None and _when(window.startup_since) == _when(unconfirmed.get("started_at"))
+    assert _when(window.startup_since) <= _when(unconfirmed.ts)
 
 
 def test_log_events_says_what_the_deployed_line_of_an_unconfirmed_deploy_carries(tmp_path: Path) -> None:

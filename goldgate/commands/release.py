@@ -31,6 +31,7 @@ from goldgate.commands.release_args import (
 )
 from goldgate.errors import GoldgateError
 from goldgate.local.state import write_text_atomic
+from goldgate.logs import now_rfc3339
 from goldgate.release import build as builds
 from goldgate.release.cases import load_cases, references_for, shown_dir
 from goldgate.release.deployers import Deployer, for_target
@@ -317,15 +318,18 @@ def do_deploy(deployer: Deployer, ledger: Ledger, stack: str, image: str, trigge
     note = host_code_note(deployer, stack, "this deploy") if say_host_code else None
     if note is not None:
         progress(f"warning: {note}")
+    # The entry is written once the rollout is confirmed; the image's first workers start during the rollout, so
+    # their start-up lines (`models_loaded`: goldgate checklist's startup_log) are counted from this moment.
+    started_at = now_rfc3339()
     try:
         result = deployer.deploy(stack, image, progress)
     except RolloutNotConfirmed as exc:
         # The stack took the image and may serve it already: recorded as such, or the ledger would say it runs the
         # image before, and the next gate, pin move or error-rate window would reason from that.
         entry = ledger.append("deploy", **exc.result.to_dict(), image=image, rollout_confirmed=False,
-                              error=str(exc), trigger=trigger)
+                              error=str(exc), trigger=trigger, started_at=started_at)
         raise GoldgateError(f"{exc} (ledger #{entry.seq} records {stack} on it, its rollout not confirmed)") from None
-    ledger.append("deploy", **result.to_dict(), image=image, trigger=trigger)
+    ledger.append("deploy", **result.to_dict(), image=image, trigger=trigger, started_at=started_at)
     return result.to_dict()
 
 

@@ -398,12 +398,16 @@ def serving_window(ledger: Iterable[Any] | None, stack: str, role: str | None,
     switch = _prod_switched_to(entries, start, stack, image) if role == "prod" else \
         _switched_to(entries, start, stack, image)
     startup_since = startup_change = None
-    if switch is not start:
+    # A deploy's entry is written once its rollout is confirmed, and the image's first workers start during the
+    # rollout: their start-up lines count from when it began (`started_at`; an older ledger's deploys have none).
+    began = switch.get("started_at") if switch.kind == "deploy" and isinstance(switch.get("started_at"), str) else None
+    if switch is not start or began:
         try:
-            startup_since = normalize_since(switch.ts)
+            startup_since = normalize_since(began or switch.ts)
         except MetricsError:
             startup_since = None
-        startup_change = f"{_change_name(switch)} #{switch.seq} at {switch.ts}" if startup_since else None
+        if switch is not start and startup_since:
+            startup_change = f"{_change_name(switch)} #{switch.seq} at {switch.ts}"
     return ServingWindow(image=image, since=since, change=f"{_change_name(start)} #{start.seq} at {start.ts}{outcome}",
                          startup_since=startup_since, startup_change=startup_change,
                          held_before=switch.get("before") == image)
