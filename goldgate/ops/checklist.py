@@ -262,7 +262,8 @@ def prod_same_digest(f: Facts) -> Verdict:
     if last is None or last.get("prod_image") != image:
         return FAIL, f"PROD runs {image}, which no promotion or rollback in the ledger put there"
     tested = _suite_passed_on_staging(f, image=image)
-    return _ok(bool(tested), f"PROD runs {image}, promoted from STAGING (ledger #{last.seq}) where it passed golden",
+    put = "promoted from STAGING" if last.kind == "promotion" else "rolled back to"
+    return _ok(bool(tested), f"PROD runs {image}, {put} (ledger #{last.seq}); it passed golden on STAGING",
                f"PROD runs {image}, but STAGING never passed the full golden suite with it "
                f"({_not_the_suite(f, image=image)})")
 
