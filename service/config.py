@@ -12,7 +12,7 @@ MAX_KEEP_DAYS = 3_650  # as `goldgate prune --keep-days`: ten years
 MAX_SIGNED_URL_TTL_S = 604_800  # as the spec's api.signed_url_ttl_s
 MAX_INPUT_BYTES = 20 * 1024 * 1024  # the most bytes of an input image the GPU worker reads (images/worker)
 MAX_JOBS_IN_FLIGHT = 100_000  # as the spec's api.max_jobs_in_flight (goldgate.spec.MAX_JOBS_IN_FLIGHT)
-MAX_RATE_LIMIT_PER_MINUTE = 100_000  # as the spec's api.rate_limits (service.ratelimit.MAX_PER_MINUTE)
+MAX_RATE_LIMIT_PER_MINUTE = 100_000  # as the spec's api.rate_limits (goldgate.spec.MAX_RATE_LIMIT_PER_MINUTE)
 # The shortest api_token, webhook_secret and each previous one the service takes; goldgate checks a stack's
 # secrets against it (goldgate/local/state.py, infra/program.py) before the service would refuse them.
 SECRET_MIN_CHARS = 16

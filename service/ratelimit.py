@@ -16,7 +16,6 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from service.config import MAX_RATE_LIMIT_PER_MINUTE
 from service.http import ApiError
 from service.ports import RateLimit
 from service.signing import SignedWith
@@ -25,8 +24,6 @@ CREATE = "create"
 INPUTS = "inputs"
 # The binding's period: Cloudflare takes 10 or 60 seconds; the stack's limits are a number a minute.
 PERIOD_S = 60
-# The most a stack may set (goldgate.spec's api.rate_limits): beyond it the limit is a typo, not a choice.
-MAX_PER_MINUTE = MAX_RATE_LIMIT_PER_MINUTE
 ROUTES = {CREATE: "POST /api/queue/create", INPUTS: "POST /api/inputs"}
 # Each route's ServiceConfig key, and the StackSpec field it comes from.
 CONFIG_KEYS = {CREATE: "create_rate_limit_per_minute", INPUTS: "inputs_rate_limit_per_minute"}

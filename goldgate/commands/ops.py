@@ -513,15 +513,23 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     from goldgate.commands.local import _job_id, stack_api
 
     given = [f"--{name.replace('_', '-')}" for name in _SELECTION_OPTIONS if getattr(args, name, None)]
+    # --yes and the D1 to read from say nothing of which jobs: told apart, not as narrowing a selection.
+    acting = [f"--{name.replace('_', '-')}" for name in _SELECTION_ONLY if getattr(args, name, None)]
+    are = "is" if len(acting) == 1 else "are"
     if args.job_id is None:
         if not (args.all_queued or args.all_active):
-            narrowing = f"{' and '.join(given)} narrow{'s' if len(given) == 1 else ''} a selection: " if given else ""
-            raise GoldgateError(f"{narrowing}name the job to cancel (`goldgate cancel <job_id> --stack "
-                                f"{args.stack}`), or select jobs with --all-queued or --all-active")
+            said = ([f"{' and '.join(given)} narrow{'s' if len(given) == 1 else ''} a selection"] if given else []) \
+                + ([f"{' and '.join(acting)} {are} for a selection"] if acting else [])
+            raise GoldgateError(f"{'; '.join(said)}{': ' if said else ''}name the job to cancel (`goldgate cancel "
+                                f"<job_id> --stack {args.stack}`), or select jobs with --all-queued or --all-active")
         return _cancel_selection(args)
     if given:
         raise GoldgateError(f"a job id and {' and '.join(given)} both say which jobs to cancel: give the job id "
                             "alone, or drop it to cancel a selection")
+    if acting:
+        raise GoldgateError(f"{' and '.join(acting)} {are} for a selection (--all-queued or --all-active): "
+                            f"`goldgate cancel <job_id> --stack {args.stack}` cancels one job at once, without "
+                            f"{'it' if len(acting) == 1 else 'them'}")
     job_id = _job_id(args.job_id)  # before anything is read: it becomes a path segment of the URL
     api = stack_api(args, args.stack)
     try:
@@ -532,9 +540,10 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-# The options of a selection (--all-queued or --all-active), refused with a job id: each says which jobs to cancel.
-_SELECTION_OPTIONS = ("all_queued", "all_active", "workflow", "created_after", "created_before", "limit", "yes",
-                      "database_id", "account_id", "api_base")
+# The options of a selection (--all-queued or --all-active), refused with a job id: each says which jobs to cancel;
+# and those that only act on one (--yes) or say where its jobs are read from (the D1).
+_SELECTION_OPTIONS = ("all_queued", "all_active", "workflow", "created_after", "created_before", "limit")
+_SELECTION_ONLY = ("yes", "database_id", "account_id", "api_base")
 
 
 def _cancel_selection(args: argparse.Namespace) -> int:

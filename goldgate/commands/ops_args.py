@@ -56,9 +56,14 @@ def _minutes(text: str) -> int:
 def _limit(text: str) -> int:
     from goldgate.ops.stuck import MAX_LIMIT
 
+    return _count(text, MAX_LIMIT, "row")
+
+
+def _count(text: str, most: int, what: str) -> int:
+    """A whole number from 1 to `most`, or the usage error naming `what` it counts."""
     digits = text.strip()
-    if not (digits.isascii() and digits.isdecimal()) or len(digits) > 6 or not 1 <= int(digits) <= MAX_LIMIT:
-        raise argparse.ArgumentTypeError(f"{text[:64]!r} is not a row count from 1 to {MAX_LIMIT}")
+    if not (digits.isascii() and digits.isdecimal()) or len(digits) > 6 or not 1 <= int(digits) <= most:
+        raise argparse.ArgumentTypeError(f"{text[:64]!r} is not a {what} count from 1 to {most}")
     return int(digits)
 
 
@@ -80,10 +85,7 @@ DEFAULT_CANCEL_LIMIT, MAX_CANCEL_LIMIT = 2_000, 10_000
 
 
 def _cancel_limit(text: str) -> int:
-    digits = text.strip()
-    if not (digits.isascii() and digits.isdecimal()) or len(digits) > 6 or not 1 <= int(digits) <= MAX_CANCEL_LIMIT:
-        raise argparse.ArgumentTypeError(f"{text[:64]!r} is not a job count from 1 to {MAX_CANCEL_LIMIT}")
-    return int(digits)
+    return _count(text, MAX_CANCEL_LIMIT, "job")
 
 
 def _workflow(text: str) -> str:

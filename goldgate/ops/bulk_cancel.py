@@ -446,7 +446,7 @@ def render_text(d: dict[str, Any]) -> str:
     selection = d["selection"]
     what = Selection(tuple(selection["statuses"]), selection["workflow_id"], selection["created_after"],
                      selection["created_before"], selection["limit"]).describe()
-    if not d["matched"]:
+    if not d["selected"]:  # the count, read after the jobs, may find one a runaway queued in between
         return f"{d['stack']}: no job to cancel ({d['target']}: none {what})"
     lines = []
     if not d["acted"]:

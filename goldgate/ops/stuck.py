@@ -336,9 +336,14 @@ def diagnose(health: Health, *, workers_max: int | None, gpu_pools: Sequence[str
             lines.append(f"{throttled} more throttled (no GPU free in {pools}), {unhealthy} unhealthy "
                          f"(failing at start: {logs})")
         if queued >= RUNAWAY_QUEUE_PER_WORKER * max(workers_max or 1, 1):
-            lines.append(f"a queue this long for {_n(workers_max or 1, 'worker')} may not be your traffic: a client "
+            # The cloud's jobs are read from its D1, as `goldgate stuck --target cloud` read them: without these
+            # options the line would list the local stack's.
+            where = " --target cloud --database-id <D1 uuid>" if target == "cloud" else ""
+            few = f"for {_n(workers_max, 'worker')}" if workers_max else "for the endpoint's workers"
+            lines.append(f"a queue this long {few} may not be your traffic: a client "
                          "stuck in a loop is stopped, not served with more workers (docs/RUNBOOK.md, \"A runaway "
-                         f"client: stop the spend\"; `goldgate cancel --all-queued --stack {stack}` lists its jobs)")
+                         f"client: stop the spend\"; `goldgate cancel --all-queued --stack {stack}{where}` lists its "
+                         "jobs)")
         return "busy", lines
     if unhealthy:
         return "workers_unhealthy", [

@@ -17,6 +17,7 @@ from goldgate.errors import SpecError
 from goldgate.spec import StackSpec, show
 from infra.names import StackNames
 from infra.worker_bundle import PYTHON, WorkerBundle
+from service.ratelimit import PERIOD_S
 
 COMPATIBILITY_FLAGS = ["python_workers"]
 # Workers Logs keeps the service's v1 JSON lines, searchable in the dashboard for days (docs/LOG_EVENTS.md). A script
@@ -30,7 +31,6 @@ RESULTS_BINDING = "RESULTS"
 # The Workers Rate Limiting binding of each limited route (service/cloudflare_entry.py RATE_LIMIT_BINDINGS), and the
 # StackSpec field its limit comes from.
 RATE_LIMIT_BINDINGS = {"RATE_LIMIT_CREATE": "create_per_minute", "RATE_LIMIT_INPUTS": "inputs_per_minute"}
-RATE_LIMIT_PERIOD_S = 60  # service.ratelimit.PERIOD_S: Cloudflare takes 10 or 60
 # Smart Placement (api.smart_placement): Cloudflare runs the Worker where its calls to D1 and RunPod are quickest.
 SMART_PLACEMENT = cloudflare.WorkersScriptPlacementArgs(mode="smart")
 
@@ -221,11 +221,11 @@ def bindings(args: ApiArgs) -> list[cloudflare.WorkersScriptBindingArgs]:
         secret.append(("API_TOKEN_PREVIOUS", args.api_token_previous))
     for name, value in secret:
         out.append(b(type="secret_text", name=name, text=pulumi.Output.secret(value)))
-    # Per API token and Cloudflare location, a minute (service/ratelimit.py).
+    # Per API token and Cloudflare location, over the period a 429's Retry-After names (service/ratelimit.py).
     limits = args.spec.api.rate_limits
     out.extend(b(type="ratelimit", name=name, namespace_id=rate_limit_namespace_id(args.names.script, name),
                  simple=cloudflare.WorkersScriptBindingSimpleArgs(limit=getattr(limits, field),
-                                                                  period=RATE_LIMIT_PERIOD_S))
+                                                                  period=PERIOD_S))
                for name, field in RATE_LIMIT_BINDINGS.items())
     plain = {**settings_vars(args.spec), "RUNPOD_ENDPOINT_ID": args.endpoint_id,
              "RUNPOD_ENDPOINT_BASE": args.endpoint_base}

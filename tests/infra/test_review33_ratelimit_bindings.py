@@ -10,35 +10,16 @@ import dataclasses
 import re
 from typing import Any
 
-import pulumi
 import pytest
-from infra_harness import filled_stack_file, use_cloud
-from test_infra_program import _bindings, _settings
+from infra_harness import filled_stack_file
+from test_review32_fixspec_input_limits_bindings import _declare  # the stack declared: its Worker's bindings
 
 from infra.components.api import rate_limit_namespace_id
-from infra.program import read_config, run
 from service.cloudflare_entry import RATE_LIMIT_BINDINGS
 from service.config import ServiceConfig
 
 NAMES = ("RATE_LIMIT_CREATE", "RATE_LIMIT_INPUTS")
 SETTINGS = ("CREATE_RATE_LIMIT_PER_MINUTE", "INPUTS_RATE_LIMIT_PER_MINUTE")
-
-
-def _declare(stack: str, api: dict[str, Any], stacks_dir, tmp_path, bundle) -> dict[str, dict[str, Any]]:
-    """The stack declared under mocks with `api` set in its spec: the API Worker's bindings by name."""
-    doc = filled_stack_file(stack)["config"]["goldgate:spec"]
-    doc["api"].update(api)
-    cloud = use_cloud(stack, doc)
-    seen: dict[str, Any] = {}
-
-    @pulumi.runtime.test
-    def program():
-        spec, secrets, _ = read_config(stack)
-        out = run(spec, secrets, _settings(stacks_dir, tmp_path), bundle)
-        return out.api.script.id.apply(lambda _: seen.update(bindings=_bindings(cloud)))
-
-    program()
-    return seen["bindings"]
 
 
 def _limits(bindings: dict[str, dict[str, Any]]) -> dict[str, Any]:

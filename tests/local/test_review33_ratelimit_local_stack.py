@@ -7,39 +7,14 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import httpx
-import yaml
 from PIL import Image
 from stackfiles import stacks_file
+from test_review32_fixspec_input_limits_local import _host_config, _with_api  # STAGING's api block set
 
 from goldgate.local.platform import LocalPlatform
 from service.config import ServiceConfig
-
-
-def _with_rate_limits(home: Path, **limits: int) -> Path:
-    """The shipped local stacks (as the tests' stack file), STAGING's api block given `rate_limits`."""
-    path = stacks_file(home)
-    doc = yaml.safe_load(path.read_text())
-    doc["stacks"]["staging"]["api"]["rate_limits"] = limits
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def _host_config(home: Path, stacks: Path) -> dict[str, Any]:
-    """The config the local STAGING stack host writes for its service (no process started)."""
-    from goldgate.local.stackhost import StackHost
-
-    host = StackHost("staging", home, stacks)
-    # What `start()` sets before any service starts (the emulators' addresses); none is contacted here.
-    host.runpod, host.endpoint_id = SimpleNamespace(endpoint_base="http://127.0.0.1:9/v2"), "ep-test"
-    host.s3_url = "http://127.0.0.1:9"
-    try:
-        return host.service_config(None)
-    finally:
-        host.listener.close()
 
 
 def _png(seed: int) -> bytes:
@@ -49,7 +24,7 @@ def _png(seed: int) -> bytes:
 
 
 def test_the_stack_host_gives_its_service_the_stacks_rate_limits_and_their_defaults(home: Path) -> None:
-    config = _host_config(home, _with_rate_limits(home, create_per_minute=30, inputs_per_minute=4))
+    config = _host_config(home, _with_api(home, rate_limits={"create_per_minute": 30, "inputs_per_minute": 4}))
     assert (config["create_rate_limit_per_minute"], config["inputs_rate_limit_per_minute"]) == (30, 4)
     taken = ServiceConfig.from_mapping(config)
     assert (taken.create_rate_limit_per_minute, taken.inputs_rate_limit_per_minute) == (30, 4)
@@ -58,7 +33,7 @@ def test_the_stack_host_gives_its_service_the_stacks_rate_limits_and_their_defau
 
 
 def test_a_local_stack_answers_429_rate_limited_over_http_past_its_limits(home: Path) -> None:
-    platform = LocalPlatform(home, _with_rate_limits(home, create_per_minute=1, inputs_per_minute=1))
+    platform = LocalPlatform(home, _with_api(home, rate_limits={"create_per_minute": 1, "inputs_per_minute": 1}))
     platform.up("staging", timeout_s=90)
     try:
         status = platform.status("staging")

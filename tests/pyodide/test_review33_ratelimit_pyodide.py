@@ -8,16 +8,10 @@ JavaScript, with the binding's checks: options a plain object holding a string `
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
-from ci_policy import require
-from worker_upload import upload_input
-
-HERE = Path(__file__).resolve().parent
+from worker_upload import run_probe
 
 PROBE = r'''
 import json
@@ -61,17 +55,7 @@ json.dumps({"answers": answers, "seen": list(binding.seen)})
 
 @pytest.fixture(scope="module", params=["pyodide", "pyodide-py313"])
 def probed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    node = shutil.which("node")
-    require(node is not None, "node (runs Pyodide for tests/pyodide)")
-    require((HERE / "node_modules" / request.param / "pyodide.mjs").is_file(), "tests/pyodide's node_modules")
-    scratch = tmp_path_factory.mktemp("ratelimit")
-    (scratch / "upload.json").write_text(json.dumps(upload_input()))
-    (scratch / "probe.py").write_text(PROBE)
-    done = subprocess.run([node, str(HERE / "run_worker.mjs"), "--probe", str(scratch / "probe.py"),
-                           str(scratch / "upload.json"), request.param],
-                          capture_output=True, text=True, check=False, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)["result"]
+    return run_probe(PROBE, request.param, tmp_path_factory.mktemp("ratelimit"))
 
 
 def test_the_binding_is_asked_with_a_plain_object_holding_the_key(probed):

@@ -6,17 +6,10 @@ the request through within the bound; only `success: false` refuses it."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
-from ci_policy import require
-from worker_upload import upload_input
-
-HERE = Path(__file__).resolve().parent
+from worker_upload import run_probe
 
 PROBE = r'''
 import asyncio
@@ -77,17 +70,7 @@ json.dumps(answers)
 
 @pytest.fixture(scope="module", params=["pyodide", "pyodide-py313"])
 def probed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    node = shutil.which("node")
-    require(node is not None, "node (runs Pyodide for tests/pyodide)")
-    require((HERE / "node_modules" / request.param / "pyodide.mjs").is_file(), "tests/pyodide's node_modules")
-    scratch = tmp_path_factory.mktemp("rlsec")
-    (scratch / "upload.json").write_text(json.dumps(upload_input()))
-    (scratch / "probe.py").write_text(PROBE)
-    done = subprocess.run([node, str(HERE / "run_worker.mjs"), "--probe", str(scratch / "probe.py"),
-                           str(scratch / "upload.json"), request.param],
-                          capture_output=True, text=True, check=False, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)["result"]
+    return run_probe(PROBE, request.param, tmp_path_factory.mktemp("rlsec"))
 
 
 def test_a_binding_that_never_answers_lets_the_request_through_within_the_bound(probed):

@@ -8,6 +8,8 @@ runs the scenario by hand (from the repository root, with the venv's python).
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,24 @@ def upload_input(**overrides: str) -> dict[str, Any]:
         "migrations": [{"name": m.name, "sql": m.sql} for m in discover()],
         "env": bindings(**overrides),
     }
+
+
+def run_probe(probe: str, runtime: str, scratch: Path) -> Any:
+    """`probe`'s last expression (JSON text), run by run_worker.mjs under `runtime` (a Pyodide of node_modules:
+    "pyodide", "pyodide-py313") beside the Worker's upload; `scratch` an empty directory for its files."""
+    from ci_policy import require  # pytest's: this module also runs by hand, without tests/ on the path
+
+    node = shutil.which("node")
+    require(node is not None, "node (runs Pyodide for tests/pyodide)")
+    here = Path(__file__).resolve().parent
+    require((here / "node_modules" / runtime / "pyodide.mjs").is_file(), "tests/pyodide's node_modules")
+    (scratch / "upload.json").write_text(json.dumps(upload_input()))
+    (scratch / "probe.py").write_text(probe)
+    done = subprocess.run([node, str(here / "run_worker.mjs"), "--probe", str(scratch / "probe.py"),
+                           str(scratch / "upload.json"), runtime],
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)["result"]
 
 
 if __name__ == "__main__":
