@@ -24,7 +24,7 @@ import httpx
 
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.errors import GoldgateError
-from goldgate.ops.fingerprint import connect_read_only
+from goldgate.ops.fingerprint import open_stack_database
 from goldgate.release.interrupt import how
 from goldgate.spec import show
 
@@ -96,12 +96,7 @@ def select_local(path: Path, stack: str, selection: Selection) -> Selected:
     if not path.is_file():
         raise GoldgateError(f"no database at {path}: stack {stack} was never brought up under this state dir "
                             f"(--home, GOLDGATE_HOME), so it has no job to cancel; check the state dir")
-    try:
-        conn = connect_read_only(path, timeout=10)
-    except sqlite3.Error as exc:
-        raise GoldgateError(f"cannot open {path} read-only ({exc}); check the state dir (--home, GOLDGATE_HOME)") \
-            from None
-    conn.row_factory = sqlite3.Row
+    conn = open_stack_database(path)
     try:
         return _select(lambda sql, params: [dict(r) for r in conn.execute(sql, tuple(params))], stack, selection,
                        where=str(path), migrate=f"`goldgate up {stack}` applies the migrations")

@@ -55,6 +55,20 @@ def connect_read_only(path: Path, **kwargs: Any) -> sqlite3.Connection:
     return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, **kwargs)
 
 
+def open_stack_database(path: Path) -> sqlite3.Connection:
+    """A stack's own SQLite opened read-only (the running service's writes go on), its rows `sqlite3.Row`s, or a
+    one-line GoldgateError naming the state dir."""
+    from goldgate.errors import GoldgateError
+
+    try:
+        conn = connect_read_only(path, timeout=10)
+    except sqlite3.Error as exc:
+        raise GoldgateError(f"cannot open {path} read-only ({exc}); check the state dir (--home, GOLDGATE_HOME)") \
+            from None
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
 def _lenient_text(raw: bytes) -> str:
     """SQLite stores whatever bytes it is given as TEXT (a row written by hand with the sqlite3 shell, a CAST of a
     blob): a byte that is not UTF-8 made Python's default decoding fail, and with it every backup of the database.

@@ -25,7 +25,7 @@ from typing import Any
 
 from goldgate.cloudflare.d1 import D1Client
 from goldgate.errors import GoldgateError
-from goldgate.ops.fingerprint import connect_read_only
+from goldgate.ops.fingerprint import open_stack_database
 from goldgate.runpod.jobs import Health
 from goldgate.spec import StackSpec, show
 from service.config import ServiceConfig
@@ -160,12 +160,7 @@ def list_local(spec: StackSpec, path: Path, older_than_minutes: int, limit: int 
         raise GoldgateError(f"no database at {path}: stack {spec.name} was never brought up under this state dir "
                             f"(--home, GOLDGATE_HOME), so no job of it can be stuck; check the state dir, or "
                             f"`goldgate up {spec.name}`")
-    try:
-        conn = connect_read_only(path, timeout=10)
-    except sqlite3.Error as exc:
-        raise GoldgateError(f"cannot open {path} read-only ({exc}); check the state dir (--home, GOLDGATE_HOME)") \
-            from None
-    conn.row_factory = sqlite3.Row
+    conn = open_stack_database(path)
 
     def query(sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         return [dict(row) for row in conn.execute(sql, tuple(params))]

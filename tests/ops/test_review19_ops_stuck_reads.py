@@ -13,7 +13,7 @@ from typing import Any
 from ops_fixtures import build_stack_db
 
 from goldgate import spec as specs
-from goldgate.ops import stuck
+from goldgate.ops import fingerprint, stuck
 from service.jobs import iso_ms
 
 JOBS = 20_000
@@ -37,7 +37,7 @@ def _stack_db(tmp_path: Path, stuck_ages_s: tuple[float, ...]) -> Path:
 
 def _counting(monkeypatch: Any) -> list[int]:
     steps = [0]
-    real = stuck.connect_read_only
+    real = fingerprint.connect_read_only
 
     def connect(path: Path, **kwargs: Any) -> sqlite3.Connection:
         conn = real(path, **kwargs)
@@ -49,7 +49,7 @@ def _counting(monkeypatch: Any) -> list[int]:
         conn.set_progress_handler(tick, 1)
         return conn
 
-    monkeypatch.setattr(stuck, "connect_read_only", connect)
+    monkeypatch.setattr(fingerprint, "connect_read_only", connect)  # stuck opens through it
     return steps
 
 

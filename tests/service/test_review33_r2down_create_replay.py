@@ -6,51 +6,18 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_runpod_plane import FakeRunPod
 from PIL import Image
-from service_testkit import BUCKET, RUNPOD_KEY, WORKFLOWS, Harness, make_config
-from test_review32_inputsvc_uploads import IMG2IMG
+from service_testkit import Harness
+from test_review32_inputmut_expired_image_replay import _create, svc  # noqa: F401
 
-from service.app import create_app
-from service.httpx_transport import HttpxTransport
 from service.ports import StoreUnavailable
-from service.runpod import HttpRunPodGateway
-from service.s3_store import S3ResultStore
-from service.sqlite_database import SqliteDatabase
-
-
-@pytest.fixture
-def svc(tmp_path: Path, db_path: Path, moto_endpoint: str, fake_runpod: FakeRunPod, log_lines: Any, s3: Any,
-        _store_client: Any) -> Iterator[Harness]:
-    workflows = tmp_path / "workflows"
-    shutil.copytree(WORKFLOWS, workflows)
-    (workflows / "img2img.json").write_text(json.dumps(IMG2IMG))
-    config = make_config(runpod_endpoint_base=fake_runpod.base, db_path=str(db_path), s3_endpoint_url=moto_endpoint,
-                         workflows_dir=str(workflows))
-    db = SqliteDatabase(db_path)
-    transport = HttpxTransport()
-    gateway = HttpRunPodGateway(transport, fake_runpod.base, RUNPOD_KEY, timeout_s=5)
-    app = create_app(config, db, S3ResultStore(_store_client, BUCKET), gateway, log_sink=log_lines.sink)
-    harness = Harness(app, db, s3, fake_runpod, [0.0])
-    yield harness
-    harness.run(transport.aclose())
-    harness.loop.close()
-    db.close()
-
-
-def _create(svc: Harness, key: str, prompt: str, idempotency_key: str) -> tuple[int, Any, dict[str, str]]:
-    return svc.call("POST", "/api/queue/create", {"workflow_id": "img2img", "inputs": {"prompt": prompt, "image": key}},
-                    headers={"idempotency-key": idempotency_key})
 
 
 def test_a_create_retried_during_a_store_outage_is_answered_its_job_and_a_new_one_a_503(
-        svc: Harness, log_lines: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        svc: Harness, log_lines: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     out = io.BytesIO()
     Image.new("RGB", (16, 16), "teal").save(out, "PNG")
     status, upload, _ = svc.call("POST", "/api/inputs", raw=out.getvalue(), headers={"content-type": "image/png"})
