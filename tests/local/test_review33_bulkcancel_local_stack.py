@@ -45,10 +45,8 @@ STACK = "staging"
 SDXL, FLUX = "sdxl-txt2img", "flux-schnell-lora"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
-    """STAGING with one worker, held on the first job it takes: the jobs created after it stay queued."""
-    tmp = tmp_path_factory.mktemp("bulkcancel")
+def up_held_staging(tmp: Path) -> LocalPlatform:
+    """STAGING up with one worker, which holds the first job it takes (its prompt renders until interrupted)."""
     home, gate = tmp / "home", tmp / "gate"
     home.mkdir()
     gate.mkdir()  # its `release` file is never made: a prompt renders until it is interrupted
@@ -57,6 +55,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
                                                staging={"webhook_retry_delay_s": 0.5}))
     StackDir(home, STACK).pin(image_store.build_local_image(WORKER_SOURCE, home), reason="test")
     platform.up(STACK, timeout_s=90)
+    return platform
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
+    """STAGING with one worker, held on the first job it takes: the jobs created after it stay queued."""
+    platform = up_held_staging(tmp_path_factory.mktemp("bulkcancel"))
     try:
         held = _create(platform, SDXL, "the job the worker holds")
         rid = _view(platform, held)["runpod_job_id"]
@@ -65,12 +70,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
                              base_url=status.runpod_endpoint_base) as runpod:
             assert wait_until(lambda: runpod.status(rid).status == "IN_PROGRESS", 90), "no worker took the job"
         # The service learns a job runs from a recovery only (RunPod sends no webhook until a job ends)
-        assert main(["recover", held, "--stack", STACK, "--home", str(home)]) == 0
+        assert main(["recover", held, "--stack", STACK, "--home", str(platform.home)]) == 0
         assert _status(platform, held) == "in_progress"
         yield platform
     finally:
         platform.down(STACK)
-        kill_everything_naming(str(home))
+        kill_everything_naming(str(platform.home))
 
 
 def _api(platform: LocalPlatform) -> httpx.Client:

@@ -15,11 +15,9 @@ import httpx
 import pytest
 from ci_policy import needs
 from processes import kill_everything_naming
-from stackfiles import stacks_file
+from test_review33_bulkcancel_local_stack import up_held_staging
 
 from goldgate.cli import main
-from goldgate.commands.local import WORKER_SOURCE
-from goldgate.local import image_store
 from goldgate.local.platform import LocalPlatform
 from goldgate.local.state import StackDir
 
@@ -31,14 +29,7 @@ STACK = "staging"
 @pytest.fixture
 def restarted(tmp_path: Path) -> Iterator[tuple[LocalPlatform, list[str]]]:
     """STAGING whose one worker is held on its first job, 5 jobs created, then `down` and `up`: (platform, jobs)."""
-    home, gate = tmp_path / "home", tmp_path / "gate"
-    home.mkdir()
-    gate.mkdir()  # its `release` file is never made: a prompt renders until it is interrupted
-    platform = LocalPlatform(home, stacks_file(home, endpoint={"workers_max": 1,
-                                                               "env": {"COMFY_EMULATOR_HOLD_DIR": str(gate)}},
-                                               staging={"webhook_retry_delay_s": 0.5}))
-    StackDir(home, STACK).pin(image_store.build_local_image(WORKER_SOURCE, home), reason="test")
-    platform.up(STACK, timeout_s=90)
+    platform = up_held_staging(tmp_path)
     try:
         with httpx.Client(base_url=platform.status(STACK).api_url, timeout=30,
                           headers={"Authorization": f"Bearer {platform.api_token(STACK)}"}) as api:
@@ -53,7 +44,7 @@ def restarted(tmp_path: Path) -> Iterator[tuple[LocalPlatform, list[str]]]:
         yield platform, jobs
     finally:
         platform.down(STACK)
-        kill_everything_naming(str(home))
+        kill_everything_naming(str(platform.home))
 
 
 def _statuses(platform: LocalPlatform, ids: list[str]) -> dict[str, str]:
