@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -344,9 +345,12 @@ def test_ctrl_c_stops_the_sending_and_prints_what_was_done_so_far(stack, tmp_pat
                 proc.communicate()
     assert proc.returncode == 130, (out, err)
     assert "Traceback" not in err and "interrupted: no more cancels are sent" in err, err
-    assert out.startswith(f"{STACK}: 0 cancelled, 0 had already ended, 4 failed, of 6 jobs selected"), out
-    assert "(tried once; stopped before trying again)" in out
-    assert "  interrupted: 2 jobs not sent; run the command again to cancel them" in out
+    # The service logs a refusal before its answer reaches the command: the fourth may still be on its way at the
+    # Ctrl-C, and is then counted not sent. Either way every job is failed or not sent, and said so.
+    counted = re.match(rf"{STACK}: 0 cancelled, 0 had already ended, (\d) failed, of 6 jobs selected", out)
+    assert counted and int(counted.group(1)) in (3, 4), out
+    assert "stopped before trying again)" in out
+    assert f"  interrupted: {6 - int(counted.group(1))} jobs not sent; run the command again to cancel them" in out
     assert not [ln for ln in _service_lines(stack) if ln.get("job_id") in jobs[4:] and
                 ln.get("event", "").startswith("job.cancel")]
     assert _db_statuses(stack, jobs) == dict.fromkeys(jobs, "queued")
