@@ -11,7 +11,7 @@ from typing import Any
 import pulumi
 import pytest
 from infra_harness import filled_stack_file, use_cloud
-from test_infra_program import _bindings, _settings
+from test_infra_program import _settings
 
 from infra.program import read_config, run
 from service.config import ServiceConfig
@@ -19,8 +19,8 @@ from service.config import ServiceConfig
 NAMES = ("MAX_INPUT_BYTES", "MAX_INPUT_PIXELS")
 
 
-def _declare(stack: str, api: dict[str, Any], stacks_dir, tmp_path, bundle) -> dict[str, dict[str, Any]]:
-    """The stack declared under mocks with `api` set in its spec: the API Worker's bindings by name."""
+def declared_script(stack: str, api: dict[str, Any], stacks_dir, tmp_path, bundle) -> dict[str, Any]:
+    """The stack declared under mocks with `api` set in its spec: the API Worker script's inputs."""
     doc = filled_stack_file(stack)["config"]["goldgate:spec"]
     doc["api"].update(api)
     cloud = use_cloud(stack, doc)
@@ -30,10 +30,16 @@ def _declare(stack: str, api: dict[str, Any], stacks_dir, tmp_path, bundle) -> d
     def program():
         spec, secrets, _ = read_config(stack)
         out = run(spec, secrets, _settings(stacks_dir, tmp_path), bundle)
-        return out.api.script.id.apply(lambda _: seen.update(bindings=_bindings(cloud)))
+        return out.api.script.id.apply(
+            lambda _: seen.update(script=cloud.one("workersScript:WorkersScript").inputs))
 
     program()
-    return seen["bindings"]
+    return seen["script"]
+
+
+def _declare(stack: str, api: dict[str, Any], stacks_dir, tmp_path, bundle) -> dict[str, dict[str, Any]]:
+    """The stack declared under mocks with `api` set in its spec: the API Worker's bindings by name."""
+    return {b["name"]: b for b in declared_script(stack, api, stacks_dir, tmp_path, bundle)["bindings"]}
 
 
 def _plain(bindings: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -6,31 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import pulumi
 import pytest
-from infra_harness import filled_stack_file, use_cloud
-from test_infra_program import _settings
+from infra_harness import filled_stack_file
+from test_review32_fixspec_input_limits_bindings import declared_script
 
 from goldgate import spec as specs
 from goldgate.errors import GoldgateError
-from infra.program import read_config, run
 
 
 def _placement(stack: str, api: dict[str, Any], stacks_dir, tmp_path, bundle) -> Any:
-    doc = filled_stack_file(stack)["config"]["goldgate:spec"]
-    doc["api"].update(api)
-    cloud = use_cloud(stack, doc)
-    seen: dict[str, Any] = {}
-
-    @pulumi.runtime.test
-    def program():
-        spec, secrets, _ = read_config(stack)
-        out = run(spec, secrets, _settings(stacks_dir, tmp_path), bundle)
-        return out.api.script.id.apply(
-            lambda _: seen.update(placement=cloud.one("workersScript:WorkersScript").inputs.get("placement")))
-
-    program()
-    return seen["placement"]
+    return declared_script(stack, api, stacks_dir, tmp_path, bundle).get("placement")
 
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])
