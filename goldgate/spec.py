@@ -82,6 +82,9 @@ DEFAULT_INPUT_PIXELS = 4096 * 4096
 DEFAULT_CREATE_PER_MINUTE = 600
 DEFAULT_INPUTS_PER_MINUTE = 600
 MAX_RATE_LIMIT_PER_MINUTE = 100_000
+# api.daily_spend_limit_usd's ceiling (service.config.MAX_DAILY_SPEND_LIMIT_USD): above it a limit is a typo. No
+# default: an upgraded stack's traffic must not be refused at a number no one chose.
+MAX_DAILY_SPEND_LIMIT_USD = 1_000_000
 
 # Every text field: at most this long, and free of control characters (a newline or ESC in a hostname or URL
 # reaches the vendor's API, a log line or an HTTP header; U+202E and friends make a value read as another).
@@ -286,6 +289,9 @@ class ApiSpec:
     # Cloudflare's Smart Placement: run the Worker near what it calls (D1, RunPod) rather than near each caller. Every
     # request makes several D1 round trips one after another; false keeps each request where it came in.
     smart_placement: bool = True
+    # The most estimated GPU spend (USD) of the jobs that end on a UTC day: at or over it, a create is answered 429
+    # spend_limit_reached until the next 00:00 UTC (service/spend.py). None: no limit.
+    daily_spend_limit_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -647,6 +653,27 @@ def _max_input_bytes(f: _Fields) -> int:
     return int(value)
 
 
+def _daily_spend_limit(f: _Fields) -> float | None:
+    """api.daily_spend_limit_usd: a number of US dollars above 0 and at most MAX_DAILY_SPEND_LIMIT_USD; absent or
+    null, no limit (0 would refuse every create: leave the field out to have none)."""
+    key = "daily_spend_limit_usd"
+    value = f._get(key, False)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise f._err(key, f"expected a number of US dollars (e.g. 250), got {show(value)}; leave it out for no limit")
+    if not math.isfinite(value):
+        raise f._err(key, f"{show(value)} is no amount: give a number of US dollars above 0 and at most "
+                          f"{MAX_DAILY_SPEND_LIMIT_USD}, or leave it out for no limit")
+    if value <= 0:
+        raise f._err(key, f"{show(value)} is not above 0: it would refuse every create; give the most a day may "
+                          f"spend (US dollars, at most {MAX_DAILY_SPEND_LIMIT_USD}), or leave it out for no limit")
+    if value > MAX_DAILY_SPEND_LIMIT_USD:
+        raise f._err(key, f"{show(value)} is above the maximum {MAX_DAILY_SPEND_LIMIT_USD} US dollars a day; use "
+                          f"{MAX_DAILY_SPEND_LIMIT_USD} or less, or leave it out for no limit")
+    return float(value)
+
+
 def _rate_limits(f: _Fields) -> RateLimitsSpec:
     """api.rate_limits: each a whole number of requests a minute, 1 to MAX_RATE_LIMIT_PER_MINUTE; no limit is off."""
     def per_minute(key: str, default: int, route: str) -> int:
@@ -906,7 +933,8 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
                   max_input_bytes=_max_input_bytes(a),
                   max_input_pixels=a.num("max_input_pixels", DEFAULT_INPUT_PIXELS, 1, None, integer=True),
                   compatibility_date=_compatibility_date(a), rate_limits=_rate_limits(a.sub("rate_limits")),
-                  smart_placement=a.bool("smart_placement", True))
+                  smart_placement=a.bool("smart_placement", True),
+                  daily_spend_limit_usd=_daily_spend_limit(a))
     a.done()
     t = f.sub("thresholds")
     thresholds = Thresholds(golden_mean_latency_s=t.num("golden_mean_latency_s", 360.0, 1, 86_400),

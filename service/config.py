@@ -13,6 +13,7 @@ MAX_SIGNED_URL_TTL_S = 604_800  # as the spec's api.signed_url_ttl_s
 MAX_INPUT_BYTES = 20 * 1024 * 1024  # the most bytes of an input image the GPU worker reads (images/worker)
 MAX_JOBS_IN_FLIGHT = 100_000  # as the spec's api.max_jobs_in_flight (goldgate.spec.MAX_JOBS_IN_FLIGHT)
 MAX_RATE_LIMIT_PER_MINUTE = 100_000  # as the spec's api.rate_limits (goldgate.spec.MAX_RATE_LIMIT_PER_MINUTE)
+MAX_DAILY_SPEND_LIMIT_USD = 1_000_000  # as the spec's (goldgate.spec.MAX_DAILY_SPEND_LIMIT_USD)
 # The shortest api_token, webhook_secret and each previous one the service takes; goldgate checks a stack's
 # secrets against it (goldgate/local/state.py, infra/program.py) before the service would refuse them.
 SECRET_MIN_CHARS = 16
@@ -105,6 +106,9 @@ class ServiceConfig:
     # (service/ratelimit.py). None: no limit (a config from before the stack's api.rate_limits).
     create_rate_limit_per_minute: int | None = None
     inputs_rate_limit_per_minute: int | None = None
+    # The most estimated spend (USD) of the jobs that end on a UTC day: at or over it, a create is answered 429
+    # spend_limit_reached until the next 00:00 UTC (service/spend.py). None: no limit.
+    daily_spend_limit_usd: float | None = None
     gpu_type: str | None = None
     gpu_count: int = 1
     price_per_gpu_second: float | None = None
@@ -175,6 +179,10 @@ class ServiceConfig:
             if limit is not None and not 1 <= limit <= MAX_RATE_LIMIT_PER_MINUTE:
                 raise ConfigError(f"service config {name} must be 1..{MAX_RATE_LIMIT_PER_MINUTE} requests a minute "
                                   f"(leave it out for no limit), got {limit}")
+        limit = self.daily_spend_limit_usd
+        if limit is not None and not (math.isfinite(limit) and 0 < limit <= MAX_DAILY_SPEND_LIMIT_USD):
+            raise ConfigError(f"service config daily_spend_limit_usd must be a number of US dollars above 0 and at most "
+                              f"{MAX_DAILY_SPEND_LIMIT_USD} (leave it out for no limit), got {limit}")
         self._check_retention()
         if self.result_ttl_days is not None and not 1 <= self.result_ttl_days <= MAX_KEEP_DAYS:
             raise ConfigError(f"service config result_ttl_days must be 1..{MAX_KEEP_DAYS} days (the stack's "

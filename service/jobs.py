@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from service import spend
 from service.http import ApiError
 from service.logs import rfc3339_ms
 from service.ports import Database, Statement
@@ -143,7 +144,8 @@ async def record_runpod_id(db: Database, job_id: str, runpod_job_id: str, now_s:
 
 
 async def fail_submission(db: Database, job: dict[str, Any], reason: str, now_s: float) -> bool:
-    """Mark a job failed because RunPod never took it; one job_metrics row, like any terminal job.
+    """Mark a job failed because RunPod never took it; one job_metrics row, like any terminal job, counted in the
+    day's spend (no cost: a job RunPod never ran).
     No worker image ran it: its tag is cleared, so a RunPod outage does not count as the configured
     image's errors (RunPod's own outcome, should it have taken the job after all, names the image)."""
     marker = f"submit:{job['id']}"
@@ -153,6 +155,8 @@ async def fail_submission(db: Database, job: dict[str, Any], reason: str, now_s:
                   "e2e_ms = ?, worker_image_tag = NULL, finished_at = ?, updated_at = ? "
                   "WHERE id = ? AND status = 'queued' AND runpod_job_id IS NULL",
                   (reason, marker, e2e, iso_ms(now_s), iso_ms(now_s), job["id"])),
+        # the day's spend before the metrics row it counts (service/spend.py): the job, at no cost
+        spend.add_statement(job["id"], marker, now_s),
         # images: 0, as for any job that did not complete (NULL is a row from before migration 0003)
         Statement("INSERT OR IGNORE INTO job_metrics (job_id, stack, status, e2e_ms, workflow_version, "
                   "worker_image_tag, created_at, images) SELECT id, stack, 'failed', e2e_ms, workflow_version, "

@@ -146,9 +146,11 @@ class Logger:
         note.update(fields)  # the note ends with its line: no copy of it
         self.emit(level, event, note)
 
-    def log(self, level: str, event: str, **fields: Any) -> None:
+    def log(self, level: str, event: str, own_line: bool = False, **fields: Any) -> None:
+        """`own_line`: a line of its own even within a request, for an event an alert keys on that must not take the
+        name of the request's line from the event that names it (a webhook's `job.finished`)."""
         note = _NOTE.get()
-        if note is None:
+        if note is None or own_line:
             self.emit(level, event, {**{k: v for k, v in self.context.items() if v is not None}, **fields})
             return
         # Only a bound logger's context goes into the note: a root logger's is the defaults the

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from service import spend
 from service.ports import Database, Statement
 
 if TYPE_CHECKING:  # sqlite3 is not in the Worker runtime; only the CLI path below needs it
@@ -246,10 +247,12 @@ def _empty_group() -> dict[str, Any]:
 
 
 async def compute(db: Database, since: str | datetime | None = None,
-                  by_workflow_version: bool = False) -> dict[str, Any]:
+                  by_workflow_version: bool = False, today: tuple[float, float | None] | None = None) -> dict[str, Any]:
     """The metrics report over job_metrics rows created at or after `since` (all rows if None). The workflow
     versions' group (`by_workflow_version`, one more statement in the batch: about as much work as the three
-    percentile queries together) only when asked; without it the answer has no such key."""
+    percentile queries together) only when asked; without it the answer has no such key. `today` (now, the daily
+    spend limit): `daily_spend`, the day's spend the limit is judged by, read in the same batch (one primary-key
+    read; the API's answer has it, service/spend.py)."""
     bound = normalize_since(since)
     overall = _empty_group()
     by_tag: dict[Any, dict[str, Any]] = {}
@@ -260,7 +263,10 @@ async def compute(db: Database, since: str | datetime | None = None,
     statements = [Statement(sql, params) for _, sql in named]
     if by_workflow_version:  # its scan and sort first: read_many's workers take the longest statement first
         statements.insert(0, Statement(version_query(with_since=bound is not None), params))
+    if today is not None:
+        statements.append(spend.today_statement(today[0]))
     answers = await db.read_many(statements)
+    spent = spend.today(answers.pop(), *today).to_dict() if today is not None else None
     versions = answers.pop(0) if by_workflow_version else None
     for (name, _), rows in zip(named, answers, strict=True):
         for row in rows:
@@ -285,6 +291,8 @@ async def compute(db: Database, since: str | datetime | None = None,
         "by_worker_image_tag": [{"worker_image_tag": tag, "first_seen": first_seen.get(tag), **by_tag[tag]}
                                 for tag in tags],
     }
+    if spent is not None:
+        report["daily_spend"] = spent
     if versions is not None:
         report["by_workflow_version"] = [_version_group(row) for row in sorted(
             versions, key=lambda r: (r["first_seen"] or "", r["grp"] is None, r["grp"] or ""))]

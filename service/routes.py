@@ -12,7 +12,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qs, quote
 
-from service import idempotency, jobs, ratelimit
+from service import idempotency, jobs, ratelimit, spend
 from service import inputs as input_images
 from service.http import (
     ApiError,
@@ -121,6 +121,8 @@ def _trace_id(request: Request) -> str:
 
 async def create_job(app: App, request: Request, **_: str) -> Response:
     replayed = await _create_within_rate(app, request, require_bearer(app, request))
+    if replayed is None:
+        replayed = await _create_within_spend(app, request)
     if replayed is not None:
         return replayed
     body = _create_body(request)
@@ -350,18 +352,45 @@ async def _create_within_rate(app: App, request: Request, token: SignedWith) -> 
     refused = await app.within_rate(ratelimit.CREATE, token)
     if refused is None:
         return None
-    holder = None
-    if request.header("idempotency-key") is not None:
-        try:
-            key = idempotency.parse(request.header("idempotency-key"), app.config.stack, _create_body(request))
-            holder = await idempotency.held(app.db, key, app.clock()) if key is not None else None
-        except Exception:  # noqa: BLE001 - a body or key that is no replay, or a database that cannot say: the 429
-            holder = None
+    holder = await _replay_of_taken(app, request)
     if holder is not None:
         return _replayed(app, holder)
     limit = app.rate_limits[ratelimit.CREATE]
     app.log.warning("job.rate_limited", reason="rate_limited", message=refused.message,
                     data={"per_minute": limit.per_minute, "period_s": ratelimit.PERIOD_S})
+    raise refused
+
+
+async def _replay_of_taken(app: App, request: Request) -> idempotency.Holder | None:
+    """The job a refused create's Idempotency-Key and body made before (a retry of a create that was taken), else
+    None: a body or key that is no replay, or a database that cannot say, leaves the refusal as it is."""
+    if request.header("idempotency-key") is None:
+        return None
+    try:
+        key = idempotency.parse(request.header("idempotency-key"), app.config.stack, _create_body(request))
+        return await idempotency.held(app.db, key, app.clock()) if key is not None else None
+    except Exception:  # noqa: BLE001 - no replay: the refusal stands
+        return None
+
+
+async def _create_within_spend(app: App, request: Request) -> Response | None:
+    """None when the stack has no daily spend limit, or today's spend (one primary-key read) is under it. At or
+    over it, a retry of a create that was taken is answered with its job, as any replay; any other create is refused
+    429 `spend_limit_reached` until 00:00 UTC, nothing written and no RunPod call."""
+    limit = app.config.daily_spend_limit_usd
+    if limit is None:
+        return None
+    now = app.clock()
+    statement = spend.today_statement(now)
+    spent = spend.today(await app.db.query(statement.sql, statement.params), now, limit)
+    if spent.usd < limit:
+        return None
+    holder = await _replay_of_taken(app, request)
+    if holder is not None:
+        return _replayed(app, holder)
+    refused = spend.refusal(spent, now)
+    app.log.warning("job.spend_limit_reached", reason="spend_limit_reached", message=refused.message,
+                    data={**spent.to_dict(), "retry_after_s": int(refused.extra["retry_after"])})
     raise refused
 
 
@@ -774,7 +803,9 @@ async def metrics_report(app: App, request: Request, **_: str) -> Response:
         raise ApiError(400, "invalid_query", f"since must be given once, or absent (got {_shown(since)})",
                        field="since")
     try:
-        report = await compute(app.db, since[0] if since else None, by_workflow_version=by is not None)
+        # with today's spend against the daily limit, whatever `since` is: what a create is refused by
+        report = await compute(app.db, since[0] if since else None, by_workflow_version=by is not None,
+                               today=(app.clock(), app.config.daily_spend_limit_usd))
     except MetricsError as exc:
         raise ApiError(400, "invalid_since", str(exc), field="since") from None
     return json_response(200, report)

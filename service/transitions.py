@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from service import cost, jobs
+from service import cost, jobs, spend
 from service.http import ApiError
 from service.logs import Logger
 from service.ports import Database, ResultStore, Statement
@@ -49,6 +49,8 @@ _UPDATE = f"UPDATE jobs SET {_UPDATE_SET.format(adopt='')} WHERE id = ? AND vers
 _UPDATE_ADOPTING = (f"UPDATE jobs SET {_UPDATE_SET.format(adopt='runpod_job_id = COALESCE(runpod_job_id, ?), ')} "
                     "WHERE id = ? AND version = ? "
                     "AND NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.runpod_job_id = ? AND o.id <> jobs.id)")
+# A terminal batch's statements: the UPDATE, the delivery's record, the day's spend (RETURNING), the metrics row.
+_SPEND_AT = 2
 # Read in the adopting batch, after its UPDATE: the job holding the id when that UPDATE refused it.
 _HOLDER = "SELECT id FROM jobs WHERE runpod_job_id = ? AND id <> ? LIMIT 1"
 
@@ -316,7 +318,8 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
                      pricing: Pricing, figures: Figures | None = None) -> list[Statement]:
     """The one batch (one D1 transaction) that applies a delivery to `job` as read (READ_JOB):
     the compare-and-set UPDATE on its version, then, only if that UPDATE happened, the delivery's
-    record and, for a terminal state, the job's metrics row. `checked` = (status, error, results).
+    record and, for a terminal state, the job's metrics row and its cost added to the day's spend
+    (service/spend.py; its rows: the day's spend after it). `checked` = (status, error, results).
     An UPDATE that adopts the delivery's RunPod id also requires that no other job holds it, and the
     batch ends with a read of the job that does (none when the UPDATE happened)."""
     status, error, results = checked
@@ -348,6 +351,8 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
              job["id"], fingerprint)),
     ]
     if terminal:
+        # the day's spend first: it adds what the metrics row's write changes (service/spend.py)
+        statements.append(spend.add_statement(job["id"], fingerprint, now_s))
         statements.append(Statement(
             "INSERT INTO job_metrics (job_id, stack, status, runpod_queue_duration_ms, runpod_run_duration_ms, "
             "e2e_ms, worker_image_tag, workflow_version, gpu_type, cost_estimate_usd, created_at, images) "
@@ -364,6 +369,13 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
     if adopt:
         statements.append(Statement(_HOLDER, (delivery.runpod_job_id, job["id"])))
     return statements
+
+
+def spend_change(job: dict[str, Any], figures: Figures) -> spend.Added:
+    """What a terminal delivery applied to `job` as read (its compare-and-set held) adds to the day's spend: its cost
+    less what its metrics row held (the row copies the job's cost whenever it ends, so that is the job's cost as read
+    once it had ended). The crossing's figure; the SQL reads the same from the rows."""
+    return spend.added(figures.cost_estimate_usd, job["cost_estimate_usd"], job["status"] in jobs.TERMINAL)
 
 
 def adopts(job: dict[str, Any], delivery: Delivery) -> bool:
@@ -384,11 +396,13 @@ class RunPodIdTaken(ApiError):
 class Transitions:
     """Applies deliveries for one service instance (its DB, store, pricing and log)."""
 
-    def __init__(self, db: Database, store: ResultStore, pricing: Pricing, log: Logger) -> None:
+    def __init__(self, db: Database, store: ResultStore, pricing: Pricing, log: Logger,
+                 daily_spend_limit_usd: float | None = None) -> None:
         self.db = db
         self.store = store
         self.pricing = pricing
         self.log = log
+        self.daily_spend_limit_usd = daily_spend_limit_usd
 
     async def apply(self, job_id: str, delivery: Delivery, source: str, now_s: float) -> Outcome:
         fingerprint = delivery.fingerprint(job_id)
@@ -416,10 +430,13 @@ class Transitions:
             if checked is None:
                 checked = await self._check_results(job_id, delivery)
             figures = Figures.of(job, delivery, checked[0], now_s, source, self.pricing)
-            written, holder = await self._write(job, delivery, fingerprint, source, checked, now_s, figures)
+            written, holder, spent_after = await self._write(job, delivery, fingerprint, source, checked, now_s,
+                                                             figures)
             if written:
                 new_status = checked[0]
                 self._log_applied(log, job, delivery, new_status, checked[1], source, figures)
+                if spent_after is not None:
+                    self._log_crossing(log, spend_change(job, figures), spent_after, now_s)
                 return Outcome(True, "applied", new_status)
             if holder is not None:  # the id is another job's: deciding again would not change that
                 return await self._refuse_taken(job, delivery, fingerprint, source, holder, log, now_s)
@@ -441,15 +458,30 @@ class Transitions:
 
     async def _write(self, job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
                      checked: tuple[str, str | None, list[dict[str, Any]] | None], now_s: float,
-                     figures: Figures) -> tuple[bool, str | None]:
+                     figures: Figures) -> tuple[bool, str | None, float | None]:
         """(whether the compare-and-set UPDATE happened; if it would have adopted an id another job holds, that
-        job's id)."""
+        job's id; the day's spend after a terminal write)."""
         results = await self.db.batch(write_statements(job, delivery, fingerprint, source, checked, now_s,
                                                        self.pricing, figures))
         if results[0].changes == 1:
-            return True, None
+            spent = results[_SPEND_AT].rows if checked[0] in jobs.TERMINAL else []
+            return True, None, float(spent[0]["usd"]) if spent else None
         holders = results[-1].rows if adopts(job, delivery) else []
-        return False, holders[0]["id"] if holders else None
+        return False, holders[0]["id"] if holders else None, None
+
+    def _log_crossing(self, log: Logger, change: spend.Added, after_usd: float, now_s: float) -> None:
+        """`spend.limit_reached` when this job's ending took the day's spend to the limit: one line a day, for an alert
+        to key on (creates are refused from now until the day ends)."""
+        limit = self.daily_spend_limit_usd
+        if not spend.crossed(after_usd, change, limit):
+            return
+        day = spend.utc_day(now_s)
+        log.log("warning", "spend.limit_reached", own_line=True, reason="spend_limit_reached",
+                message=f"the jobs that ended on {day} (UTC) are estimated at {spend.dollars(after_usd)}, at or "
+                        f"over the daily spend limit of {spend.dollars(limit or 0)} ({spend.SPEC_FIELD}): creates "
+                        "are refused 429 spend_limit_reached until 00:00 UTC; jobs in flight go on "
+                        "(docs/RUNBOOK.md, \"Clients get 429 spend_limit_reached\")",
+                data={"day": day, "spend_usd": round(after_usd, 6), "limit_usd": limit})
 
     async def _refuse_taken(self, job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
                             holder: str, log: Logger, now_s: float) -> Outcome:

@@ -644,6 +644,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                                                    args.by_workflow_version, args.spend)
         report["pinned_image"] = _pinned_image(platform, args.stack)
         report["error_rate_threshold"] = _error_rate_threshold(lambda: platform.spec(args.stack))
+        _with_spend_limit(report, lambda: platform.spec(args.stack))
     # --since is stored normalized (UTC, ms, Z): text order is time order
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if args.since and args.since > now:
@@ -671,6 +672,17 @@ def _error_rate_threshold(spec: Callable[[], Any]) -> float | None:
         return float(spec().thresholds.error_rate)
     except GoldgateError:
         return None
+
+
+def _with_spend_limit(report: dict[str, Any], spec: Callable[[], Any]) -> None:
+    """Today's spend gets the stack's api.daily_spend_limit_usd (None: no limit); left unknown, as no limit, when the
+    spec cannot be read."""
+    if report.get("daily_spend") is None:
+        return
+    try:
+        report["daily_spend"]["limit_usd"] = spec().api.daily_spend_limit_usd
+    except GoldgateError:
+        report["daily_spend"]["limit_usd"] = None
 
 
 def _pinned_image(platform: LocalPlatform, stack: str) -> str | None:
@@ -725,10 +737,12 @@ def _cloud_metrics(args: argparse.Namespace) -> dict[str, Any]:
             d1, spec.database.name)
         progress(f"reading job_metrics from D1 {spec.database.name} ({database_id})")
         # The checkout's pin: what `goldgate rollback --target cloud` moves the stack off.
-        return {**report_from_d1(d1, database_id, args.stack, args.since, args.by_workflow_version,
-                                  args.spend),
-                "pinned_image": pinned,
-                "error_rate_threshold": spec.thresholds.error_rate}
+        report = {**report_from_d1(d1, database_id, args.stack, args.since, args.by_workflow_version,
+                                    args.spend),
+                  "pinned_image": pinned,
+                  "error_rate_threshold": spec.thresholds.error_rate}
+        _with_spend_limit(report, lambda: spec)
+        return report
 
 
 # -- checklist ------------------------------------------------------------------------------------

@@ -332,6 +332,8 @@ class StackHost:
             # counted in process, per window of a minute, as the Worker's rate limit bindings count per location
             "create_rate_limit_per_minute": sp.api.rate_limits.create_per_minute,
             "inputs_rate_limit_per_minute": sp.api.rate_limits.inputs_per_minute,
+            # None (no limit) is left out of the service config as any unset key
+            "daily_spend_limit_usd": sp.api.daily_spend_limit_usd,
             "result_ttl_days": sp.storage.result_ttl_days,
             "gpu_type": sp.endpoint.cost_gpu_type,
             "gpu_count": sp.endpoint.gpu_count,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import html
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from goldgate.cloudflare.d1 import D1Client
 from goldgate.errors import GoldgateError
 from goldgate.ops.fingerprint import connect_read_only
 from service import metrics as service_metrics
+from service import spend as service_spend
 from service.ports import Statement
 
 HISTOGRAM_BINS = 20
@@ -150,6 +152,16 @@ async def _spend(db: Any, since: str | None) -> dict[str, Any]:
     }
 
 
+async def _daily_spend(db: Any, now_s: float) -> dict[str, Any] | None:
+    """Today's (UTC) spend as the service counts it for api.daily_spend_limit_usd (the daily_spend row a create reads),
+    `limit_usd` None until the caller fills in the stack's; None for a database not migrated to 0009 yet (D1 until
+    the next `pulumi up`)."""
+    if not await db.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'daily_spend'"):
+        return None
+    today = service_spend.today_statement(now_s)
+    return service_spend.today(await db.query(today.sql, list(today.params)), now_s, None).to_dict()
+
+
 def _with_image_costs(group: dict[str, Any], images: int | None, costed_images: int | None,
                       ok_cost: tuple[float | None, int] = (None, 0)) -> dict[str, Any]:
     """`images`: every image the group's jobs made; `costed_images`: those of its jobs that have a cost;
@@ -177,6 +189,7 @@ def build_report(db: Any, stack: str, since: str | None = None, by_workflow_vers
     async def gather() -> tuple[dict[str, Any], dict[str, Any]]:
         base = await service_metrics.compute(db, since, by_workflow_version)
         extras = await _extras(db, base["since"], by_workflow_version)
+        extras["daily_spend"] = await _daily_spend(db, time.time())
         if spend:
             extras["spend"] = await _spend(db, base["since"])
         return base, extras
@@ -198,7 +211,7 @@ def build_report(db: Any, stack: str, since: str | None = None, by_workflow_vers
         for group in base["by_workflow_version"]:
             images, costed, ok_cost = by_version.get(group["workflow_version"], (None, None, (None, 0)))
             _with_image_costs(group, images, costed, ok_cost)
-    report = {"stack": stack, **base, "histogram": extras["histogram"]}
+    report = {"stack": stack, **base, "histogram": extras["histogram"], "daily_spend": extras["daily_spend"]}
     if spend:
         report["spend"] = extras["spend"]
     return report
@@ -313,6 +326,20 @@ def summary(report: dict[str, Any]) -> str:
     return text + f" {'ABOVE' if above else 'within'} thresholds.error_rate {_rate(limit)} (! marks a row above it)"
 
 
+def daily_spend_line(report: dict[str, Any]) -> str:
+    """Today's spend against api.daily_spend_limit_usd, whatever --since is: what creates are refused by."""
+    today = report.get("daily_spend")
+    if today is None:
+        return "today's spend: unknown (the database has no daily_spend table: migration 0009 not applied yet)"
+    limit = today.get("limit_usd")
+    text = f"today ({today['day']} UTC): spend {_usd(today['spend_usd'], 2)} over {today['jobs']} jobs ended, "
+    if limit is None:
+        return text + "no daily spend limit (api.daily_spend_limit_usd not set)"
+    over = today["spend_usd"] >= limit
+    return text + (f"daily spend limit {_usd(limit, 2)} (api.daily_spend_limit_usd)"
+                   + (": REACHED, creates are refused 429 spend_limit_reached until 00:00 UTC" if over else ""))
+
+
 def render_text(report: dict[str, Any]) -> str:
     """The first line: the report's scope, its summary and the release pinned now; then one row for every job
     (`all`) and one per release. Failed and cancelled jobs are inside every percentile and cost/job (compare
@@ -326,7 +353,8 @@ def render_text(report: dict[str, Any]) -> str:
     rows += [_row(short_tag(g["worker_image_tag"]), g, limit) for g in report["by_worker_image_tag"]]
     since = f" since {report['since']}" if report.get("since") else ""
     method = report["percentile_method"]
-    head = f"{report['stack']}: job metrics{since} (percentiles: {method}); {summary(report)}{pinned_now(report)}"
+    head = (f"{report['stack']}: job metrics{since} (percentiles: {method}); {summary(report)}; "
+            f"{daily_spend_line(report)}{pinned_now(report)}")
     text = head + "\n" + table(rows, COLUMNS)
     versions = report.get("by_workflow_version") or []
     if versions:

@@ -102,7 +102,8 @@ def test_creating_a_job_submits_it_to_runpod_with_the_signed_webhook(run):
 def test_the_completed_webhook_is_one_d1_batch_and_a_replay_changes_nothing(run):
     hook = step(run, "webhook")
     assert hook["status"] == 200 and hook["json"] == {"applied": True, "reason": "applied", "status": "completed"}
-    assert ops(hook) == [("all", 1), ("batch", 3)]  # read, then the transition as one transaction
+    # read, then the transition as one transaction: the job, the delivery, the day's spend, the metrics row
+    assert ops(hook) == [("all", 1), ("batch", 4)]
     assert hook["r2"] == [{"op": "head", "key": run["result_key"]}]  # the result was checked in R2
     again = step(run, "webhook_again")
     assert again["json"] == {"applied": False, "reason": "duplicate", "status": "completed"}
@@ -137,7 +138,7 @@ def test_status_and_metrics_report_the_job(run):
     assert metrics["status"] == 200, metrics.get("json")
     overall = metrics["json"]["overall"]
     assert overall["count"] == 1 and overall["completed"] == 1 and overall["run_ms"]["p50"] == 2500
-    assert ops(metrics) == [("batch", 3)]  # the report's three queries: one D1 round trip
+    assert ops(metrics) == [("batch", 4)]  # the report's three queries and today's spend: one D1 round trip
 
 
 def test_the_result_streams_from_r2_with_a_bearer_or_a_signed_url(run):

@@ -441,7 +441,7 @@ def damaged_requests(route: str) -> list[Request]:
 
 # --- the sweep --------------------------------------------------------------------------------------------------
 
-_WRITTEN = ("jobs", "webhook_deliveries", "job_metrics", "idempotency_keys", "retention_cursor")
+_WRITTEN = ("jobs", "webhook_deliveries", "job_metrics", "idempotency_keys", "retention_cursor", "daily_spend")
 
 
 def written_state(harness: Any) -> dict[str, Any]:

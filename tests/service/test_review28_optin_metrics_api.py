@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from service import metrics
+from service import metrics, spend
 
 V1, V2 = "sdxl-txt2img@1.0.0", "sdxl-txt2img-v2@2.0.0"
 
@@ -45,10 +45,11 @@ def batches(svc, db_path, monkeypatch) -> list[list[str]]:
 def test_the_default_answer_has_no_versions_and_runs_the_three_percentile_statements(svc, batches):
     status, body, _ = svc.call("GET", "/api/metrics")
     assert status == 200 and "by_workflow_version" not in body and body["overall"]["count"] == 3
-    assert batches == [[sql for _, sql in metrics.queries(with_since=False)]]
+    # and today's spend (review 34: service/spend.py), in the same batch
+    assert batches == [[*(sql for _, sql in metrics.queries(with_since=False)), spend.today_statement(0).sql]]
     status, body, _ = svc.call("GET", "/api/metrics", query="since=2026-11-02T00:00:00Z")
     assert status == 200 and "by_workflow_version" not in body and body["overall"]["count"] == 1
-    assert batches[1:] == [[sql for _, sql in metrics.queries(with_since=True)]]
+    assert batches[1:] == [[*(sql for _, sql in metrics.queries(with_since=True)), spend.today_statement(0).sql]]
 
 
 def test_by_workflow_version_adds_the_group_in_the_same_batch(svc, batches):
@@ -57,7 +58,7 @@ def test_by_workflow_version_adds_the_group_in_the_same_batch(svc, batches):
     assert [(g["workflow_version"], g["count"], g["errors"]) for g in body["by_workflow_version"]] == [
         (V1, 1, 1), (V2, 1, 0)]
     (batch,) = batches  # one D1 round trip still: the versions' statement and the three percentile ones
-    assert len(batch) == 4 and batch[1:] == [sql for _, sql in metrics.queries(with_since=True)]
+    assert len(batch) == 5 and batch[1:-1] == [sql for _, sql in metrics.queries(with_since=True)]
     default = svc.call("GET", "/api/metrics", query="since=2026-11-01T00:00:30Z")[1]
     assert {k: v for k, v in body.items() if k != "by_workflow_version"} == default
 

@@ -412,13 +412,15 @@ def test_the_worker_serves_the_job_path_over_d1_r2_and_fetch(entry, tmp_path, fa
                           {"id": rid, "status": "COMPLETED", "delayTime": 3, "executionTime": 1001,
                            "output": {"images": [{"key": key, "content_type": "image/png", "bytes": 9}]}})
         assert json.loads(hook.body) == {"applied": True, "reason": "applied", "status": "completed"}
-        assert ("batch", "3") in env.DB.calls  # the transition is one D1 batch
+        # the transition is one D1 batch: the job, the delivery, the day's spend, the metrics row (review 34)
+        assert ("batch", "4") in env.DB.calls
         status = json.loads((await call("GET", f"/api/status/{job_id}", headers=auth)).body)
         assert status["status"] == "completed" and status["cost_estimate_usd"] == 0.0005 * 2 * 2
         calls_before = len(env.DB.calls)
         metrics = json.loads((await call("GET", "/api/metrics", headers=auth)).body)
         assert metrics["overall"]["count"] == 1 and metrics["overall"]["run_ms"]["p50"] == 1001
-        assert env.DB.calls[calls_before:] == [("batch", "3")]  # the report's queries: one round trip
+        # the report's queries and today's spend: one round trip
+        assert env.DB.calls[calls_before:] == [("batch", "4")]
         result = await call("GET", f"/api/result/{key}", headers=auth)
         assert result.status == 200 and await result.body.read_all() == b"\x89PNG data"
         assert result.headers["content-type"] == "image/png" and result.headers["content-length"] == "9"
@@ -594,7 +596,7 @@ def test_on_a_pyodide_without_jsnull_the_worker_still_binds_null_and_uses_to_js(
         assert created.status == 202, created.body  # the insert binds NULLs (no RunPod id yet)
         metrics = await worker.fetch(JsRequest("GET", "https://api.example/api/metrics", b"", auth))
         assert metrics.status == 200, metrics.body  # `since` absent: bound as NULL
-        assert env.DB.calls[-1] == ("batch", "3")
+        assert env.DB.calls[-1] == ("batch", "4")  # the three percentile statements and today's spend
 
     asyncio.run(scenario())
     log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))

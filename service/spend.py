@@ -1,0 +1,120 @@
+"""The stack's daily spend limit (api.daily_spend_limit_usd): the estimated GPU spend of the jobs that ended on each
+UTC day, kept in `daily_spend` (migration 0009), and the 429 `spend_limit_reached` a create gets once today's has
+reached the limit.
+
+Every batch that writes a job's metrics row adds, just before it, the change that write makes (the job's cost less what
+its metrics row holds; the job itself when it has none yet) to the row of the day it is written on, by the service's
+clock (`add_statement`, the one builder): the days' sums are the metrics rows' by construction, whatever deliveries
+race. A create reads its day's spend with one primary-key read (`today_statement`). Only creates are refused: jobs in
+flight end and are counted, so a day may end over its limit by at most what the jobs in flight at the crossing spend
+(api.max_jobs_in_flight of them, each at most its execution timeout's cost). The crossing's batch logs `spend.limit_reached` once (Transitions).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from service.http import ApiError
+from service.ports import Statement
+
+DAY_S = 86_400
+SPEC_FIELD = "api.daily_spend_limit_usd"
+# Run right before the metrics row's write, on the same condition (the job's last_delivery is the batch's marker): the
+# day's row gets the job's cost (as the batch's UPDATE left it) less its metrics row's (a retried job's second attempt
+# adds its own cost, on the day RunPod's outcome for it came), and the job when it has no metrics row yet. Computed
+# from the rows, not from what the request read: a copy of a delivery whose compare-and-set lost to the copy applied
+# first still meets the condition, and its batch rewrites the same metrics row, so it adds 0 here. RETURNING: the
+# day's spend after it, for the crossing.
+_ADD = ("INSERT INTO daily_spend (day, usd, jobs) "
+        "SELECT ?, COALESCE(j.cost_estimate_usd, 0) - COALESCE(m.cost_estimate_usd, 0), m.job_id IS NULL "
+        "FROM jobs AS j LEFT JOIN job_metrics AS m ON m.job_id = j.id WHERE j.id = ? AND j.last_delivery = ? "
+        "ON CONFLICT (day) DO UPDATE SET usd = usd + excluded.usd, jobs = jobs + excluded.jobs RETURNING usd")
+_TODAY = "SELECT usd, jobs FROM daily_spend WHERE day = ?"
+
+
+def utc_day(now_s: float) -> str:
+    """The UTC day of `now_s` as daily_spend keys it: YYYY-MM-DD (the first ten characters of a stored timestamp)."""
+    return datetime.fromtimestamp(math.floor(now_s / DAY_S) * DAY_S, UTC).strftime("%Y-%m-%d")
+
+
+def seconds_until_next_day(now_s: float) -> int:
+    """Whole seconds from `now_s` until the next 00:00 UTC, at least 1 (a Retry-After of 0 would be a busy loop)."""
+    return max(1, math.ceil((math.floor(now_s / DAY_S) + 1) * DAY_S - now_s))
+
+
+@dataclass(frozen=True)
+class Added:
+    """What a job's metrics write adds to its day: `usd` its cost's change, `job` 1 when its metrics row is new."""
+
+    usd: float
+    job: int
+
+
+def added(new_usd: float | None, old_usd: float | None, was_ended: bool) -> Added:
+    """The change a job's metrics write makes, as the request that applied it knows it (for the crossing; the SQL
+    reads it from the rows): its cost now (`new_usd`, None adds 0) less what its metrics row held (`old_usd`, the
+    job's cost as read, when it had ended already: the row is replaced, the job counted before)."""
+    old = (old_usd or 0.0) if was_ended else 0.0
+    return Added((new_usd or 0.0) - old, 0 if was_ended else 1)
+
+
+def add_statement(job_id: str, marker: str, now_s: float) -> Statement:
+    """The one statement that adds a job's metrics write to its day's spend: in the batch that writes the metrics row,
+    right before it, on its condition (the job's last_delivery is `marker`). Its rows: the day's spend after it, or
+    none when the condition does not hold."""
+    return Statement(_ADD, (utc_day(now_s), job_id, marker))
+
+
+def today_statement(now_s: float) -> Statement:
+    """The day's row (usd, jobs) of `now_s`: one primary-key read; no row is a day nothing has ended in yet."""
+    return Statement(_TODAY, (utc_day(now_s),))
+
+
+@dataclass(frozen=True)
+class Today:
+    day: str
+    usd: float
+    jobs: int
+    limit_usd: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"day": self.day, "spend_usd": _usd(self.usd), "jobs": self.jobs, "limit_usd": self.limit_usd}
+
+
+def today(rows: list[dict[str, Any]], now_s: float, limit_usd: float | None) -> Today:
+    """Today's spend from `today_statement`'s rows."""
+    row = rows[0] if rows else {}
+    return Today(utc_day(now_s), float(row.get("usd") or 0.0), int(row.get("jobs") or 0), limit_usd)
+
+
+def dollars(value: float) -> str:
+    """An amount as a message shows it: cents from $10 on, else enough digits that a small test limit reads as
+    itself ($0.002, not $0.00)."""
+    return f"${value:,.2f}" if abs(value) >= 10 else f"${value:.6g}"
+
+
+def _usd(value: float) -> float:
+    """To 12 significant digits, as service.metrics rounds a sum: D1 and SQLite agree to far below a cent."""
+    return float(f"{float(value):.12g}")
+
+
+def crossed(after_usd: float, change: Added, limit_usd: float | None) -> bool:
+    """Whether the write that made the day's spend `after_usd` took it from under the limit to at or over it: only
+    that batch knows both totals, so one line a day says so (until the limit is raised above the spend)."""
+    return limit_usd is not None and change.usd > 0 and after_usd >= limit_usd > after_usd - change.usd
+
+
+def refusal(spent: Today, now_s: float) -> ApiError:
+    """The 429 of a create refused for the day's spend: what was spent, the limit, the field to raise, and when the
+    day resets (Retry-After: until then)."""
+    wait = seconds_until_next_day(now_s)
+    resets = datetime.fromtimestamp((math.floor(now_s / DAY_S) + 1) * DAY_S, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ApiError(429, "spend_limit_reached",
+                    f"the jobs that ended today ({spent.day}, UTC) are estimated at {dollars(spent.usd)}, at or over "
+                    f"the stack's daily spend limit of {dollars(spent.limit_usd or 0)} ({SPEC_FIELD}): this job was "
+                    f"not created; creates are taken again at {resets} (Retry-After, {wait} s), or once the limit is "
+                    "raised; jobs already queued or running go on and are counted",
+                    retry_after=str(wait))

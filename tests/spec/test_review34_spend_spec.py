@@ -1,0 +1,105 @@
+"""api.daily_spend_limit_usd in a stack file: the most estimated GPU spend (US dollars) of the jobs that end on a UTC
+day. Left out or null, no limit (the default: an upgraded stack's traffic is never refused at a number no one chose);
+given, a number above 0 and at most 1,000,000, taken as written. Anything else (0, a negative, NaN, infinity, a string,
+a boolean) is refused with one line naming the field. The service config refuses the same, and the API Worker's
+plain-text bindings carry it (tests/local/test_review34_spend_local_stack.py: the local stack host's service
+config)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from goldgate import spec as specs
+from goldgate.errors import SpecError
+from infra.components.api import settings_vars
+from service import config as service_config
+from service.config import ConfigError, ServiceConfig
+
+DIGEST = "registry.example.com/your-org/goldgate-worker@sha256:" + "a" * 64
+_ABSENT = object()
+
+
+def _local_file(tmp_path: Path, limit: Any) -> Path:
+    doc = yaml.safe_load(specs.LOCAL_STACKS_FILE.read_text())
+    if limit is not _ABSENT:
+        doc["stacks"]["staging"]["api"]["daily_spend_limit_usd"] = limit
+    path = tmp_path / "local.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _cloud(limit: Any) -> specs.StackSpec:
+    doc = copy.deepcopy(yaml.safe_load((specs.STACKS_DIR / "Pulumi.staging.yaml").read_text())["config"]
+                        ["goldgate:spec"])
+    doc["image"] = DIGEST
+    if limit is not _ABSENT:
+        doc["api"]["daily_spend_limit_usd"] = limit
+    return specs.from_pulumi_config("staging", doc)
+
+
+def _both(tmp_path: Path, limit: Any) -> list[specs.StackSpec]:
+    return [specs.load_local("staging", _local_file(tmp_path, limit)), _cloud(limit)]
+
+
+def test_the_shipped_stack_files_set_no_limit() -> None:
+    loaded = [specs.load_local(stack).api for stack in ("staging", "prod")]
+    loaded += [specs.load_pulumi(stack).api for stack in ("staging", "prod")]  # as shipped: the line commented out
+    assert [api.daily_spend_limit_usd for api in loaded] == [None] * 4
+
+
+@pytest.mark.parametrize("limit", [_ABSENT, None])
+def test_left_out_or_null_is_no_limit_and_no_worker_binding(tmp_path: Path, limit: Any) -> None:
+    for spec in _both(tmp_path, limit):
+        assert spec.api.daily_spend_limit_usd is None
+    assert "DAILY_SPEND_LIMIT_USD" not in settings_vars(_cloud(limit))
+
+
+@pytest.mark.parametrize("limit", [0.01, 1, 250, 99.5, 1_000_000])
+def test_limits_in_range_are_taken_as_written_and_reach_the_worker(tmp_path: Path, limit: float) -> None:
+    for spec in _both(tmp_path, limit):
+        assert spec.api.daily_spend_limit_usd == limit
+    assert float(settings_vars(_cloud(limit))["DAILY_SPEND_LIMIT_USD"]) == limit
+
+
+@pytest.mark.parametrize(("limit", "words"), [
+    (0, "not above 0"), (-5, "not above 0"), (-0.0, "not above 0"), (1_000_000.5, "above the maximum 1000000"),
+    (10**30, "above the maximum"), (float("nan"), "no amount"), (float("inf"), "no amount"),
+    (float("-inf"), "no amount"), ("250", "expected a number of US dollars"), (True, "expected a number"),
+    (False, "expected a number"), ([250], "expected a number"), ({"usd": 250}, "expected a number"),
+])
+def test_hostile_values_are_refused_naming_the_field(tmp_path: Path, limit: Any, words: str) -> None:
+    for load in (lambda: specs.load_local("staging", _local_file(tmp_path, limit)), lambda: _cloud(limit)):
+        with pytest.raises(SpecError) as caught:
+            load()
+        message = str(caught.value)
+        assert "api.daily_spend_limit_usd" in message and words in message, message
+        assert "\n" not in message
+
+
+def test_the_spec_and_the_service_agree_on_the_highest_limit() -> None:
+    assert specs.MAX_DAILY_SPEND_LIMIT_USD == service_config.MAX_DAILY_SPEND_LIMIT_USD
+
+
+def _config(**overrides: Any) -> ServiceConfig:
+    raw = {"stack": "s", "api_token": "t" * 20, "webhook_secret": "w" * 20, "runpod_api_key": "k",
+           "runpod_endpoint_base": "http://127.0.0.1:9/v2/ep", "public_base_url": "http://api.test", **overrides}
+    return ServiceConfig.from_mapping(raw)
+
+
+def test_the_service_config_takes_a_limit_and_none() -> None:
+    assert _config(daily_spend_limit_usd=12.5).daily_spend_limit_usd == 12.5
+    assert _config(daily_spend_limit_usd=None).daily_spend_limit_usd is None
+    assert _config().daily_spend_limit_usd is None
+
+
+@pytest.mark.parametrize("limit", [0, -1, math.nan, math.inf, 1_000_001, "5", True])
+def test_the_service_config_refuses_what_the_spec_refuses(limit: Any) -> None:
+    with pytest.raises(ConfigError, match="daily_spend_limit_usd must be"):
+        _config(daily_spend_limit_usd=limit)
+
