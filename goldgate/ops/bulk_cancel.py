@@ -333,12 +333,12 @@ def cancel_all(jobs: Sequence[SelectedJob], send: Send, retry_line: Callable[[st
 
     def one(job: SelectedJob) -> JobResult:
         answer: Answer | None = None
-        attempt = 0
+        sent = 0  # the sends made: a retry the stop caught waiting for its place in the window was not one
         for attempt in range(1, pace.attempts + 1):
             taken = window.take(stop)
             if taken is None:
                 break
-            answer = send(job.id)
+            answer, sent = send(job.id), attempt
             if answer.outcome == "ended" and answer.reason in _NO_RUNPOD_CALL:
                 window.give_back(taken)
             if answer.outcome == "fatal":
@@ -355,14 +355,14 @@ def cancel_all(jobs: Sequence[SelectedJob], send: Send, retry_line: Callable[[st
         outcome = answer.outcome if answer.outcome in ("cancelled", "ended") else "failed"
         message = answer.message
         if answer.outcome == "retry":
-            tried = "once" if attempt == 1 else f"{attempt} times"
-            message += f" (tried {tried})" if attempt == pace.attempts else f" (tried {tried}; stopped before trying again)"
+            tried = "once" if sent == 1 else f"{sent} times"
+            message += f" (tried {tried})" if sent == pace.attempts else f" (tried {tried}; stopped before trying again)"
         line = None
         if outcome == "failed" and recover_line is not None and answer.reason in SETTLED_BY_RECOVERY:
             line = recover_line(job.id)
         elif outcome == "failed":
             line = retry_line(job.id)
-        return _result(job, outcome, answer, line, attempt, message)
+        return _result(job, outcome, answer, line, sent, message)
 
     def sender() -> None:
         while not stop.is_set():
