@@ -397,6 +397,9 @@ def input_file(value: Mapping[Any, Any], where: str, inputs_dir: Path) -> InputF
     if unknown or not isinstance(name, str) or not name.strip():
         raise CaseError(f"{where}: an image is given as {{file: <name>}}, a file in {inputs_dir}"
                         + (f" (unknown field(s) {_names(unknown)})" if unknown else f", got {show(dict(value))}"))
+    if "\x00" in name:  # no file system names one: resolve() would raise ValueError, not say which case
+        raise CaseError(f"{where}: file {show(name)} holds a NUL character, which no file name can: name a file in "
+                        f"{inputs_dir}")
     relative = Path(name)
     # Only a file of the inputs directory: a case must not upload (to the stack's bucket) whatever the runner's
     # user can read, e.g. `../../../.ssh/id_ed25519`.
