@@ -29,7 +29,8 @@ except KeyboardInterrupt:
 # `<module>_args`, registers their subcommands (`register(subparsers)`). The parser is built from the
 # arguments modules alone: every `goldgate` process builds it, and the command modules import what their
 # commands need (the HTTP client, the image library, the stack code), which no parse needs.
-COMMAND_MODULES = ("goldgate.commands.local", "goldgate.commands.release", "goldgate.commands.ops")
+COMMAND_MODULES = ("goldgate.commands.local", "goldgate.commands.release", "goldgate.commands.ops",
+                   "goldgate.commands.clients")
 
 # An error line longer than this is cut: the value that made it long (a pasted file, a 10,000-character argument) is
 # rarely the part an operator needs; the start, the advice at the end and the commands it names (in backticks) are.

@@ -662,7 +662,8 @@ def _daily_spend_limit(f: _Fields) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise f._err(key, f"expected a number of US dollars (e.g. 250), got {show(value)}; leave it out for no limit")
-    if not math.isfinite(value):
+    # an int is finite, and one of a few hundred digits is no float: math.isfinite would raise OverflowError
+    if isinstance(value, float) and not math.isfinite(value):
         raise f._err(key, f"{show(value)} is no amount: give a number of US dollars above 0 and at most "
                           f"{MAX_DAILY_SPEND_LIMIT_USD}, or leave it out for no limit")
     if value <= 0:
@@ -1197,6 +1198,9 @@ REGISTRY_SECRET_KEYS = {"registry_username": "registryUsername", "registry_passw
 PREVIOUS_WEBHOOK_SECRET_KEY = "webhookSecretPrevious"
 # Only while the API token is rotated (docs/RUNBOOK.md): the one before it, which clients may still send.
 PREVIOUS_API_TOKEN_KEY = "apiTokenPrevious"
+# The named clients' tokens (service/clients.py): an object of client name -> token, each leaf encrypted, set with
+# `pulumi config set --secret --path 'goldgate:clientTokens.<name>'` (docs/RUNBOOK.md, "Add or revoke a client").
+CLIENT_TOKENS_KEY = "clientTokens"
 # What each secret is set from (docs/CLOUD.md, "Configure a stack", step 3): a credential the operator holds is piped
 # in from a variable, so it stays off the command line and out of the shell history; the two keys the API checks
 # are made fresh.
@@ -1206,7 +1210,7 @@ _SECRET_SOURCES = {"runpodApiKey": 'printf %s "$RUNPOD_API_KEY"',
                    "registryUsername": 'printf %s "$REGISTRY_USER"',
                    "registryPassword": 'printf %s "$REGISTRY_PASSWORD"'}
 SECRET_CONFIG_KEYS = (*STACK_SECRET_KEYS.values(), *REGISTRY_SECRET_KEYS.values(), PREVIOUS_WEBHOOK_SECRET_KEY,
-                      PREVIOUS_API_TOKEN_KEY)
+                      PREVIOUS_API_TOKEN_KEY, CLIENT_TOKENS_KEY)
 # The other keys: the StackSpec, and the Pulumi program's plain settings.
 SPEC_CONFIG_KEY = "spec"
 CLOUDFLARE_API_BASE_CONFIG_KEY = "cloudflareApiBase"
@@ -1279,6 +1283,9 @@ def _in_plain_text(value: Any) -> bool:
     """A config value given as itself rather than `{secure: <ciphertext>}`; an empty one holds nothing to leak."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return False
+    if isinstance(value, Mapping) and list(value) != ["secure"] and value:
+        # an object set with `--path` (goldgate:clientTokens): plain text where any of its leaves is
+        return any(_in_plain_text(leaf) for leaf in value.values())
     return not (isinstance(value, Mapping) and list(value) == ["secure"] and isinstance(value["secure"], str))
 
 

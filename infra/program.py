@@ -6,6 +6,8 @@ tests call it under Pulumi mocks. Guardrails run before any resource is declared
 
 from __future__ import annotations
 
+import hmac
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
@@ -15,9 +17,11 @@ from typing import Any
 import pulumi
 import pulumi_cloudflare as cloudflare
 
+from goldgate.bounded_http import bearer_token
 from goldgate.errors import SpecError
 from goldgate.migrations import MIGRATIONS_DIR
 from goldgate.spec import (
+    CLIENT_TOKENS_KEY,
     CLOUDFLARE_API_BASE_CONFIG_KEY,
     CONFIG_NAMESPACE,
     PREVIOUS_API_TOKEN_KEY,
@@ -41,6 +45,10 @@ from infra.d1_migrations_provider import DEFAULT_CLOUDFLARE_API, read_migrations
 from infra.names import StackNames
 from infra.policies import GuardrailError, check_stacks, copied_secret_violations, load_cloud_stacks
 from infra.worker_bundle import SERVICE_DIR, WORKFLOWS_DIR, WorkerBundle, collect, image_workflows_dir
+from service.clients import MAX_CLIENTS, token_hash
+from service.clients import NAME as CLIENT_NAME
+from service.clients import NAME_RULE as CLIENT_NAME_RULE
+from service.clients import TOKEN_MIN_CHARS as CLIENT_TOKEN_MIN_CHARS
 from service.config import (
     CURRENT_TOO_SHORT,
     PREVIOUS_IS_API_TOKEN,
@@ -79,6 +87,9 @@ class StackSecrets:
     registry_password: pulumi.Input[str] | None = None
     webhook_secret_previous: pulumi.Input[str] | None = None  # set only while the webhook secret is rotated
     api_token_previous: pulumi.Input[str] | None = None  # set only while the API token is rotated
+    # The named clients' hashes as the API Worker's CLIENT_TOKENS binding holds them (JSON {name: sha256 hex}), never a
+    # token; None: the stack names no client.
+    client_tokens: pulumi.Input[str] | None = None
 
     def registry_login(self) -> RegistryLogin | None:
         if self.registry_username is None or self.registry_password is None:
@@ -140,10 +151,11 @@ def read_config(stack: str) -> tuple[StackSpec, StackSecrets, ProgramSettings]:
     refuse_current_secrets(stack, config)
     previous = previous_webhook_secret(stack, config)
     previous_token = previous_api_token(stack, config)
+    clients = client_token_hashes(stack, config)
     cloudflare_api_base = checked_cloudflare_api_base(config.get(CLOUDFLARE_API_BASE_CONFIG_KEY), f"stack {stack}")
     secrets = StackSecrets(**{field: config.require_secret(key) for field, key in SECRET_KEYS.items()},
                            **registry_secrets(stack, spec, config), webhook_secret_previous=previous,
-                           api_token_previous=previous_token)
+                           api_token_previous=previous_token, client_tokens=clients)
     settings = ProgramSettings(
         r2_write_permission_group_id=config.get(R2_WRITE_GROUP_CONFIG_KEY) or R2_BUCKET_ITEM_WRITE,
         r2_read_permission_group_id=config.get(R2_READ_GROUP_CONFIG_KEY) or R2_BUCKET_ITEM_READ,
@@ -240,6 +252,56 @@ def _previous_secret(stack: str, config: pulumi.Config, previous_key: str, curre
                         f"sign RunPod's outcomes and result URLs): {key} holds the {what} the stack used before, "
                         f"{out_of_rotation}")
     return config.require_secret(previous_key)
+
+
+def client_token_hashes(stack: str, config: pulumi.Config) -> pulumi.Output[str] | None:
+    """goldgate:clientTokens (client name -> token) as the API Worker's CLIENT_TOKENS binding takes it: JSON of each
+    name -> the sha256 hex of its token, a secret. Refused before anything is declared, naming the client and never
+    its token: a bad name, a token shorter than 32 characters (or one no Authorization header carries), two clients
+    with one token, one equal to the API token or a webhook secret (current or previous), more than 100 clients.
+    None when it is unset or names no client: the Worker then has no such binding."""
+    raw = config.get(CLIENT_TOKENS_KEY)
+    if raw is None or not raw.strip():
+        return None
+    key = f"{CONFIG_NAMESPACE}:{CLIENT_TOKENS_KEY}"
+    refuse_plain_secrets(stack, [CLIENT_TOKENS_KEY])
+    how = f"`pulumi config set --secret --path '{key}.<name>' --stack {stack}`"
+    try:
+        tokens = json.loads(raw)
+    except ValueError:
+        tokens = None
+    if not isinstance(tokens, dict):
+        raise SpecError(f"stack {stack}: {key} must be an object of client name -> token: set each client with {how}")
+    if not tokens:
+        return None
+    if len(tokens) > MAX_CLIENTS:
+        raise SpecError(f"stack {stack}: {key} names {len(tokens)} clients; a stack takes at most {MAX_CLIENTS}: "
+                        f"remove those no longer used (`pulumi config rm --path '{key}.<name>' --stack {stack}`)")
+    operator = {f"{CONFIG_NAMESPACE}:{name}": config.get(name) or "" for name in (
+        API_SECRET_KEYS["api_token"], API_SECRET_KEYS["webhook_secret"], PREVIOUS_API_TOKEN_KEY,
+        PREVIOUS_WEBHOOK_SECRET_KEY)}
+    hashes: dict[str, str] = {}
+    for name, token in tokens.items():
+        if not CLIENT_NAME.match(name):
+            raise SpecError(f"stack {stack}: {key} names client {name[:40]!r}, which is not a client name "
+                            f"({CLIENT_NAME_RULE}): `pulumi config rm --path` it and set it under another name")
+        fix = (f"set a new one: `openssl rand -hex 32 | pulumi config set --secret --path '{key}.{name}' "
+               f"--stack {stack}`")
+        value = bearer_token(token) if isinstance(token, str) else None
+        if not value or len(value) < CLIENT_TOKEN_MIN_CHARS:  # never the value, nor its length
+            raise SpecError(f"stack {stack}: {key}.{name} is not a token of at least {CLIENT_TOKEN_MIN_CHARS} "
+                            f"characters on one line, which the API Worker would never match: {fix}")
+        for other, secret in operator.items():
+            if secret and hmac.compare_digest(value.encode(), secret.encode()):
+                raise SpecError(f"stack {stack}: {key}.{name} holds the same value as {other}: a client must have a "
+                                f"token of its own; {fix}")
+        digest = token_hash(value)
+        same = next((other for other, held in hashes.items() if held == digest), None)
+        if same is not None:
+            raise SpecError(f"stack {stack}: {key}.{name} and {key}.{same} hold the same token: give each client its "
+                            f"own; {fix}")
+        hashes[name] = digest
+    return pulumi.Output.secret(json.dumps(hashes, sort_keys=True))
 
 
 def registry_secrets(stack: str, spec: StackSpec, config: pulumi.Config) -> dict[str, pulumi.Output[str]]:
@@ -379,7 +441,8 @@ def run(spec: StackSpec, secrets: StackSecrets, settings: ProgramSettings = Prog
         spec=spec, names=names, account_id=account, bundle=bundle, database_id=storage.database_id,
         bucket_name=storage.bucket_name, endpoint_id=gpu.endpoint_id, endpoint_base=gpu.endpoint_base,
         runpod_api_key=secrets.runpod_api_key, webhook_secret=secrets.webhook_secret, api_token=secrets.api_token,
-        webhook_secret_previous=secrets.webhook_secret_previous, api_token_previous=secrets.api_token_previous),
+        webhook_secret_previous=secrets.webhook_secret_previous, api_token_previous=secrets.api_token_previous,
+        client_tokens=secrets.client_tokens),
         # The API must not serve before its schema exists.
         opts=pulumi.ResourceOptions.merge(with_cf, pulumi.ResourceOptions(depends_on=[storage.migrations])))
     # Deleted first by `pulumi destroy`, which it stops while jobs are in flight (infra/runpod_drain_provider.py).

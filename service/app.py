@@ -26,7 +26,7 @@ from service.ports import (
     StorageFull,
     StorageGone,
 )
-from service.signing import SignedWith, bearer_token_used, result_signed_with, webhook_signed_with
+from service.signing import SignedWith, bearer_caller, result_signed_with, webhook_signed_with
 from service.transitions import Pricing, Transitions
 from service.workflows import Registry
 
@@ -119,8 +119,15 @@ class App:
         Worker, out of the uploads' budget) would be for nothing."""
         return method == "POST" and resolve_path(path) == INPUTS_PATH and routes.bearer_holds(self, authorization)
 
-    async def within_rate(self, route: str, token: SignedWith) -> ApiError | None:
-        """Count a request to `route` (ratelimit.CREATE or INPUTS) made with the `token` API token: None while it is
+    def caller(self, authorization: str | None) -> str | None:
+        """Who an Authorization field authenticates: "current" or "previous" (the API token), "client:<name>" (a
+        named client's token), or None (signing.bearer_caller)."""
+        return bearer_caller(self.config.api_token, self.config.api_token_previous, self.config.client_tokens,
+                             authorization)
+
+    async def within_rate(self, route: str, token: str) -> ApiError | None:
+        """Count a request to `route` (ratelimit.CREATE or INPUTS) made by `token` (the API token, "current" or
+        "previous", or a named client, "client:<name>", each its own budget): None while it is
         within the route's limit (or the route has none), else the 429 to answer. A counter that fails (the
         binding threw, hung or answered neither true nor false) lets the request through: the limit guards against a
         runaway client, and must not take the API down with it; the request's line says so in
@@ -130,7 +137,7 @@ class App:
             return None
         return ratelimit.refusal(limit) if await self._counted(limit, token) is False else None
 
-    async def _counted(self, limit: ratelimit.RouteLimit, token: SignedWith) -> bool | None:
+    async def _counted(self, limit: ratelimit.RouteLimit, token: str) -> bool | None:
         """Whether the request is within `limit` (it is counted), or None when the counter failed: it threw, gave
         no answer within ratelimit.COUNT_TIMEOUT_S, or another than true or false (said on the request's line,
         `data.rate_limit_error`)."""
@@ -149,7 +156,7 @@ class App:
         core asks again, and its request's line says what failed)."""
         if not self.is_upload(method, path, authorization):
             return False
-        token = bearer_token_used(self.config.api_token, self.config.api_token_previous, authorization)
+        token = self.caller(authorization)
         limit = self.rate_limits.get(ratelimit.INPUTS)
         if token is None or limit is None:
             return False
@@ -158,8 +165,7 @@ class App:
             within = await self._counted(limit, token)
             if within is not False:
                 return bool(within)
-            if token == "previous":
-                self.log.annotate_data(token="previous")
+            routes.annotate_caller(self, token)
             try:
                 routes.refuse_upload_over_rate(self, ratelimit.refusal(limit))
             except ApiError as exc:

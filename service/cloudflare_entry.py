@@ -6,16 +6,20 @@ rotated; absent or empty: none), `API_TOKEN_PREVIOUS` (only while the API token 
 plain_text settings named after the ServiceConfig keys upper-cased (values are strings; numbers are
 parsed here), and the Workers Rate Limiting bindings `RATE_LIMIT_CREATE` and `RATE_LIMIT_INPUTS` (type `ratelimit`:
 absent, as on a Worker deployed before them, the route has no limit and the isolate's first request logs
-`service.rate_limit_unbound`). Workflows come from the generated top-level module `bundled_workflows` (`WORKFLOWS`: file
-name -> JSON text). The Worker never migrates D1 (Pulumi does) and never polls RunPod. Its Cron Trigger
-(declared only when the stack sets database.retention) calls `Default.scheduled`, which prunes D1 as
-`goldgate prune` does, a bounded part per run.
+`service.rate_limit_unbound`), and `CLIENT_TOKENS` (secret_text, only when the stack names clients: JSON of each
+client's name -> the sha256 hex of its token, service/clients.py; a bad one is said once an isolate,
+`service.client_tokens_refused`, and refuses every client token but not the API token). Workflows come from the
+generated top-level module `bundled_workflows` (`WORKFLOWS`: file name -> JSON text). The Worker never migrates D1
+(Pulumi does) and never polls RunPod. Its Cron Trigger (declared only when the stack sets database.retention) calls
+`Default.scheduled`, which prunes D1 as `goldgate prune` does, a bounded part per run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import fields
@@ -24,7 +28,8 @@ from urllib.parse import urlsplit
 
 from service import ratelimit, retention
 from service.app import App, create_app
-from service.config import ConfigError, ServiceConfig
+from service.clients import ClientTokensError, hashes_from_binding
+from service.config import MAX_DAILY_SPEND_LIMIT_USD, ConfigError, ServiceConfig, daily_spend_limit_ok
 from service.http import ApiError, Request, Response, declares_over, json_response
 from service.logs import Logger, error_field, stdout_sink
 from service.ports import (
@@ -71,9 +76,14 @@ except ImportError:
 DB_BINDING = "DB"
 RESULTS_BINDING = "RESULTS"
 # Each limited route's Workers Rate Limiting binding (infra/components/api.py declares them).
+# The stack's api.daily_spend_limit_usd (plain text): read apart from the other settings (spend_limit_from_env).
+SPEND_LIMIT_BINDING = "DAILY_SPEND_LIMIT_USD"
 RATE_LIMIT_BINDINGS = {ratelimit.CREATE: "RATE_LIMIT_CREATE", ratelimit.INPUTS: "RATE_LIMIT_INPUTS"}
 _LOCAL_ONLY = {"host", "port", "db_path", "s3_endpoint_url", "s3_bucket", "s3_access_key_id",
                "s3_secret_access_key", "apply_migrations_from", "workflows_dir"}
+# The named clients' hashes (service/clients.py): a secret_text of JSON {name: sha256 hex}, read apart from the config
+# (client_tokens_from_env) so that a bad one refuses the clients' tokens, never the operator's.
+CLIENT_TOKENS_BINDING = "CLIENT_TOKENS"
 
 
 def _missing(value: Any) -> bool:
@@ -415,7 +425,9 @@ def config_from_env(env: Any) -> ServiceConfig:
     """ServiceConfig from the Worker's bindings: each key upper-cased; numbers arrive as text."""
     raw: dict[str, Any] = {}
     for spec in fields(ServiceConfig):
-        if spec.name in _LOCAL_ONLY:
+        if spec.name in _LOCAL_ONLY or spec.name == "client_tokens":
+            continue
+        if spec.name == "daily_spend_limit_usd":  # spend_limit_from_env: a bad one sets the limit aside, not the Worker
             continue
         value = getattr(env, spec.name.upper(), None)
         if _missing(value) or value == "":
@@ -429,7 +441,30 @@ def config_from_env(env: Any) -> ServiceConfig:
         except (TypeError, ValueError):
             raise ConfigError(f"Worker binding {spec.name.upper()} must be a number, got {value!r}") from None
         raw[spec.name] = value
+    limit, _ = spend_limit_from_env(env)
+    if limit is not None:
+        raw["daily_spend_limit_usd"] = limit
     return ServiceConfig.from_mapping(raw)
+
+
+def spend_limit_from_env(env: Any) -> tuple[float | None, str | None]:
+    """The daily spend limit from the DAILY_SPEND_LIMIT_USD binding (None: absent, no limit), and why a binding that
+    holds no limit (hand-edited: empty, a typo, 0, over the maximum) was set aside. The Worker then serves with no
+    limit and says so once an isolate (`service.spend_limit_ignored`): refusing every request as misconfigured would
+    stop the creates and the webhooks of the jobs in flight too, whose outcomes would be lost while RunPod bills them."""
+    value = getattr(env, SPEND_LIMIT_BINDING, None)
+    if _missing(value):
+        return None, None
+    text = str(value)
+    try:
+        limit = float(text)
+    except ValueError:
+        limit = math.nan
+    if daily_spend_limit_ok(limit):
+        return limit, None
+    held = "empty" if not text.strip() else f"{text[:64]!r}"
+    return None, (f"Worker binding {SPEND_LIMIT_BINDING} is {held}, not a number of US dollars above 0 and at most "
+                  f"{MAX_DAILY_SPEND_LIMIT_USD}")
 
 
 def bundled_registry() -> Registry:
@@ -445,8 +480,23 @@ def _binding(env: Any, name: str, kind: str) -> Any:
     return value
 
 
+def client_tokens_from_env(env: Any) -> tuple[dict[str, str], str | None]:
+    """The named clients' hashes from the CLIENT_TOKENS binding (none when it is absent or empty), and why a bad one
+    was refused: then no client token is served, and the API token still is."""
+    value = getattr(env, CLIENT_TOKENS_BINDING, None)
+    if _missing(value) or value == "":
+        return {}, None
+    try:
+        return hashes_from_binding(str(value)), None
+    except ClientTokensError as exc:
+        return {}, str(exc)
+
+
 def build_app(env: Any, fetch: Any = None, abort_signal: Any = None, registry: Registry | None = None) -> App:
     config = config_from_env(env)
+    clients, refused = client_tokens_from_env(env)
+    if clients:
+        config = dataclasses.replace(config, client_tokens=clients)
     db, results = _binding(env, DB_BINDING, "D1 database"), _binding(env, RESULTS_BINDING, "R2 bucket")
     registry = registry or bundled_registry()
     if fetch is None:
@@ -456,8 +506,19 @@ def build_app(env: Any, fetch: Any = None, abort_signal: Any = None, registry: R
     gateway = HttpRunPodGateway(FetchTransport(fetch, abort_signal), config.runpod_endpoint_base,
                                 config.runpod_api_key, config.runpod_timeout_s)
     limits, unbound = _rate_limits(env, config)
+    _, ignored = spend_limit_from_env(env)
     app = create_app(config, D1Database(db), R2ResultStore(results), gateway, registry=registry, log_sink=stdout_sink,
                      rate_limits=limits)
+    if refused is not None:  # once per isolate, as below; never a hash
+        app.log.error("service.client_tokens_refused", reason="misconfigured", data={"binding": CLIENT_TOKENS_BINDING},
+                      message=f"{refused}: every client token is answered 401 until it is fixed (the API token is "
+                              "served); check goldgate:clientTokens and `pulumi up` the stack")
+    if ignored is not None:  # once per isolate, as below
+        value = getattr(env, SPEND_LIMIT_BINDING)
+        app.log.warning("service.spend_limit_ignored", reason="misconfigured",
+                        data={"binding": SPEND_LIMIT_BINDING, "value": str(value)[:64]},
+                        message=f"{ignored}: creates are served with no daily spend limit (api.daily_spend_limit_usd); "
+                                "set the stack's and `pulumi up` it, or delete the binding for none")
     if unbound:  # once per isolate: build_app runs on its first request
         app.log.warning("service.rate_limit_unbound", reason="binding_missing", data={"bindings": unbound},
                         message=f"Worker binding(s) {', '.join(unbound)} missing or not of type ratelimit (a deploy "

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from service.clients import ClientTokensError, checked_hashes
+
 MAX_KEEP_DAYS = 3_650  # as `goldgate prune --keep-days`: ten years
 MAX_SIGNED_URL_TTL_S = 604_800  # as the spec's api.signed_url_ttl_s
 MAX_INPUT_BYTES = 20 * 1024 * 1024  # the most bytes of an input image the GPU worker reads (images/worker)
@@ -77,6 +79,12 @@ def current_secrets_problem(api_token: str, webhook_secret: str) -> tuple[tuple[
     return None
 
 
+def daily_spend_limit_ok(limit: float) -> bool:
+    """Whether `limit` is a daily spend limit the service takes: US dollars above 0 and at most
+    MAX_DAILY_SPEND_LIMIT_USD (the Worker's binding is judged by it too, service/cloudflare_entry.py)."""
+    return math.isfinite(limit) and 0 < limit <= MAX_DAILY_SPEND_LIMIT_USD
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     stack: str
@@ -91,6 +99,9 @@ class ServiceConfig:
     # While the API token is rotated: the one before it, still accepted as a bearer token (service/signing.py) so
     # clients move to the new one without a 401; a request that used it says so on its log line (data.token).
     api_token_previous: str | None = field(default=None, repr=False)
+    # The named clients (service/clients.py): each client's name -> the sha256 (hex) of its token, never the token.
+    # None or empty: no client; the API token alone is served.
+    client_tokens: Mapping[str, str] | None = field(default=None, repr=False)
     workflows_dir: str | None = None
     execution_timeout_ms: int = 600_000
     ttl_ms: int = 86_400_000
@@ -145,6 +156,12 @@ class ServiceConfig:
         for name, spec in known.items():
             if name not in raw or raw[name] is None:
                 continue
+            if name == "client_tokens":  # the one key that is no scalar: a JSON object
+                try:
+                    values[name] = checked_hashes(raw[name], "service config client_tokens")
+                except ClientTokensError as exc:
+                    raise ConfigError(str(exc)) from None
+                continue
             values[name] = _coerce(name, spec.type, raw[name])
         missing = [n for n in ("stack", "api_token", "webhook_secret", "runpod_api_key",
                                "runpod_endpoint_base", "public_base_url") if not values.get(n)]
@@ -180,7 +197,7 @@ class ServiceConfig:
                 raise ConfigError(f"service config {name} must be 1..{MAX_RATE_LIMIT_PER_MINUTE} requests a minute "
                                   f"(leave it out for no limit), got {limit}")
         limit = self.daily_spend_limit_usd
-        if limit is not None and not (math.isfinite(limit) and 0 < limit <= MAX_DAILY_SPEND_LIMIT_USD):
+        if limit is not None and not daily_spend_limit_ok(limit):
             raise ConfigError(f"service config daily_spend_limit_usd must be a number of US dollars above 0 and at most "
                               f"{MAX_DAILY_SPEND_LIMIT_USD} (leave it out for no limit), got {limit}")
         self._check_retention()

@@ -37,6 +37,8 @@ class NewJob:
     # The stack's api.max_jobs_in_flight: the job is written only while fewer jobs are in flight (QueueFull).
     # None: no cap (a test's or a bench's own inserts).
     max_in_flight: int | None = None
+    # The named client whose token created it (service/clients.py); None: the API token (migration 0010).
+    client: str | None = None
 
 
 # A job is one D1 row, and D1 refuses a row over 2,000,000 bytes: its inputs get half of it; the rest is
@@ -56,8 +58,12 @@ def check_inputs_size(inputs: dict[str, Any]) -> None:
                                                 f"{MAX_INPUTS_JSON_BYTES}: send large data (e.g. images) by URL")
 
 
-_INSERT = ("INSERT INTO jobs (id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, "
-           "worker_image_tag, created_at, created_at_ms, updated_at, policy_ttl_ms, run_timeout_ms) ")
+_COLUMNS = ("id, stack, workflow_id, workflow_version, inputs_json, trace_id, status, worker_image_tag, created_at, "
+            "created_at_ms, updated_at, policy_ttl_ms, run_timeout_ms")
+_VALUES = "?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?"
+# A named client's job also records its client (migration 0010); the API token's insert stays the one it always was.
+_INSERTS = {False: (f"INSERT INTO jobs ({_COLUMNS}) ", _VALUES),
+            True: (f"INSERT INTO jobs ({_COLUMNS}, client) ", f"{_VALUES}, ?")}
 
 # The lifetime rule's bounds, one copy for both its forms (this SQL, transitions.lifetime_ms in Python). RunPod deletes
 # a job policy.ttl after it was sent (7 days at most: the bound for a job recorded before migration 0005, which kept
@@ -111,6 +117,8 @@ def insert_statement(job: NewJob, held_by: tuple[str, str] | None = None) -> Sta
     now_ms = int(job.created_at_s * 1000)
     params = (job.id, job.stack, job.workflow_id, job.workflow_version, _inputs_json(job.inputs), job.trace_id,
               job.worker_image_tag, now, now_ms, now, job.policy_ttl_ms, job.run_timeout_ms)
+    if job.client is not None:
+        params = (*params, job.client)
     conditions: list[str] = []
     if held_by is not None:
         conditions.append("EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = ? AND idempotency_key = ? "
@@ -119,10 +127,10 @@ def insert_statement(job: NewJob, held_by: tuple[str, str] | None = None) -> Sta
     if job.max_in_flight is not None:
         conditions.append(_ADMITTED)
         params = (*params, now_ms - MAX_LIFETIME_MS, now_ms, job.max_in_flight, job.max_in_flight)
+    insert, values = _INSERTS[job.client is not None]
     if not conditions:
-        return Statement(_INSERT + "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)", params)
-    return Statement(_INSERT + "SELECT ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ? WHERE " + " AND ".join(conditions),
-                     params)
+        return Statement(insert + f"VALUES ({values})", params)
+    return Statement(insert + f"SELECT {values} WHERE " + " AND ".join(conditions), params)
 
 
 async def insert(db: Database, job: NewJob) -> None:
@@ -176,6 +184,8 @@ def status_view(job: dict[str, Any]) -> dict[str, Any]:
         "workflow_version": job["workflow_version"],
         "worker_image_tag": job["worker_image_tag"],
         "trace_id": job["trace_id"],
+        # the named client that created it; null for the API token (and a database before migration 0010)
+        "client": job.get("client"),
         "runpod_job_id": job["runpod_job_id"],
         "error": job["error"],
         "timings": {

@@ -2,8 +2,9 @@
 POST /api/inputs (an image kept in R2 for storage.result_ttl_days). A client stuck in a retry loop is answered 429
 `rate_limited` instead of filling the queue or the bucket as fast as the Worker takes requests.
 
-A limit counts per API token used, the current one or the previous one while it is rotated (never the token's value):
-the API has one tenant, so the token is the client; a client's address would give a retry loop on many machines (or
+A limit counts per API token used, the current one or the previous one while it is rotated (never the token's value),
+and per named client (service/clients.py): each client's token is its own budget, so one client's retry loop never
+gets another's requests refused; a client's address would give a retry loop on many machines (or
 behind a NAT, many clients one budget) the wrong count. The Worker counts with Cloudflare's Workers Rate Limiting
 binding (service/cloudflare_entry.py), per Cloudflare location and eventually consistent: a soft limit. Locally,
 `WindowRateLimit` counts the same way in process.
@@ -38,8 +39,9 @@ class CounterFailed(Exception):
     """The counter of a route's limit did not answer true or false in time: the request is let through."""
 
 
-def rate_key(route: str, token: SignedWith) -> str:
-    """What a request is counted under: its route and which API token it carried ("current" or "previous")."""
+def rate_key(route: str, token: SignedWith | str) -> str:
+    """What a request is counted under: its route and which API token it carried ("current" or "previous"), or the
+    named client that sent it ("client:<name>", service/clients.py): each client its own budget."""
     return f"{route}:{token}"
 
 
@@ -52,7 +54,7 @@ class RouteLimit:
     counter: RateLimit
 
 
-async def counted(limit: RouteLimit, token: SignedWith) -> bool:
+async def counted(limit: RouteLimit, token: SignedWith | str) -> bool:
     """Count one request to `limit`'s route made with `token`: True while within the limit, False over it. Raises
     (CounterFailed, or what the counter raised) when the counter gives no answer within COUNT_TIMEOUT_S, or another
     answer than true or false: a binding answering `success: null` must not refuse every request as over its
@@ -71,9 +73,9 @@ async def counted(limit: RouteLimit, token: SignedWith) -> bool:
 class WindowRateLimit:
     """The RateLimit port in process: a fixed window of PERIOD_S per key, aligned to the clock's epoch, as
     Cloudflare's binding counts (and miniflare's stand-in of it). Safe across threads and tasks; its keys are the
-    routes times the two tokens, so it never grows. A clock set back never starts a new budget: a step back into the
-    window before keeps counting in the current one, and a longer one (a clock fixed after running ahead) is followed
-    with the counts kept, which start again at its next window."""
+    routes times the two tokens and the named clients (at most 100), so it never grows past that. A clock set back
+    never starts a new budget: a step back into the window before keeps counting in the current one, and a longer
+    one (a clock fixed after running ahead) is followed with the counts kept, which start again at its next window."""
 
     def __init__(self, per_minute: int, clock: Callable[[], float], period_s: int = PERIOD_S) -> None:
         self.per_minute, self.clock, self.period_s = per_minute, clock, period_s

@@ -36,9 +36,8 @@ from service.results import (
 )
 from service.runpod import RunPodRefused, RunPodUnavailable
 from service.signing import (
+    CLIENT_PREFIX,
     MAX_URL_TTL_S,
-    SignedWith,
-    bearer_token_used,
     result_signature,
     webhook_signature,
 )
@@ -60,19 +59,34 @@ WEBHOOK_CHALLENGE = 'Signature realm="runpod-webhook", param="sig"'
 
 
 def bearer_holds(app: App, authorization: str | None) -> bool:
-    """Whether an Authorization field carries the API token (the current one, or the previous while it is rotated)."""
-    return bearer_token_used(app.config.api_token, app.config.api_token_previous, authorization) is not None
+    """Whether an Authorization field carries the API token (the current one, or the previous while it is rotated)
+    or a named client's token."""
+    return app.caller(authorization) is not None
 
 
-def require_bearer(app: App, request: Request) -> SignedWith:
-    """Which API token the request carries ("current", or "previous" while it is rotated); else a 401."""
-    used = bearer_token_used(app.config.api_token, app.config.api_token_previous, request.header("authorization"))
+def require_bearer(app: App, request: Request) -> str:
+    """Who the request's bearer token is: "current" or "previous" (the API token, while it is rotated), or
+    "client:<name>" (a named client's token, service/clients.py); else a 401. A client's name goes on the request's
+    line (`data.client`), never its token."""
+    used = app.caller(request.header("authorization"))
     if used is None:
         raise ApiError(401, "unauthorized", "missing or wrong bearer token; send 'Authorization: Bearer <api token>'",
                        www_authenticate="Bearer")
+    annotate_caller(app, used)
+    return used
+
+
+def annotate_caller(app: App, used: str) -> None:
+    """Say on the request's line who sent it, when it is not the current API token."""
     if used == "previous":  # the operator drops the previous token once no line says this any more
         app.log.annotate_data(token="previous")
-    return used
+    elif used.startswith(CLIENT_PREFIX):
+        app.log.annotate_data(client=used.removeprefix(CLIENT_PREFIX))
+
+
+def client_of(used: str) -> str | None:
+    """The client's name of a caller require_bearer answered; None for the API token."""
+    return used.removeprefix(CLIENT_PREFIX) if used.startswith(CLIENT_PREFIX) else None
 
 
 def parse_job_id(raw: str) -> str:
@@ -120,7 +134,8 @@ def _trace_id(request: Request) -> str:
 
 
 async def create_job(app: App, request: Request, **_: str) -> Response:
-    replayed = await _create_within_rate(app, request, require_bearer(app, request))
+    caller = require_bearer(app, request)
+    replayed = await _create_within_rate(app, request, caller)
     if replayed is None:
         replayed = await _create_within_spend(app, request)
     if replayed is not None:
@@ -141,7 +156,7 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
                 log_refusal(app.log, "job.create_failed", refused, "error")
             raise
         return _replayed(app, holder)
-    job = _new_job(app, request, workflow, inputs)
+    job = _new_job(app, request, workflow, inputs, client_of(caller))
     log = app.log.bind(job_id=job.id, trace_id=job.trace_id, workflow_version=job.workflow_version)
     holder = await _record_job(app, key, job, log)
     if holder is not None:
@@ -186,14 +201,16 @@ async def _check_input_images(app: App, workflow: Workflow, inputs: dict[str, An
                            field=f"inputs.{param.name}")
 
 
-def _new_job(app: App, request: Request, workflow: Workflow, inputs: dict[str, Any]) -> jobs.NewJob:
-    """The job row a create writes: the workflow's release, the client's trace, the stack's limits now."""
+def _new_job(app: App, request: Request, workflow: Workflow, inputs: dict[str, Any],
+             client: str | None = None) -> jobs.NewJob:
+    """The job row a create writes: the workflow's release, the client's trace, the stack's limits now, and the
+    named client that created it (None: the API token)."""
     now = app.clock()
     return jobs.NewJob(id=uuid.uuid4().hex, stack=app.config.stack, workflow_id=workflow.id,
                        workflow_version=workflow.version, inputs=inputs, trace_id=_trace_id(request),
                        created_at_s=now, worker_image_tag=app.config.worker_image_tag,
                        policy_ttl_ms=app.config.ttl_ms, run_timeout_ms=math.ceil(app.config.runpod_timeout_s * 1000),
-                       max_in_flight=app.config.max_jobs_in_flight)
+                       max_in_flight=app.config.max_jobs_in_flight, client=client)
 
 
 async def _record_job(app: App, key: idempotency.IdempotencyKey | None, job: jobs.NewJob,
@@ -345,7 +362,7 @@ async def _release_key(app: App, key: idempotency.IdempotencyKey, job_id: str, l
     return True
 
 
-async def _create_within_rate(app: App, request: Request, token: SignedWith) -> Response | None:
+async def _create_within_rate(app: App, request: Request, token: str) -> Response | None:
     """None when a create is within its token's rate limit (it is counted, before any other work). Over it, a
     retry with the Idempotency-Key and body of a create that was taken is answered with that job, as any replay
     (it makes no job and calls no RunPod); any other create is refused 429 `rate_limited`, nothing written."""
@@ -394,7 +411,7 @@ async def _create_within_spend(app: App, request: Request) -> Response | None:
     raise refused
 
 
-async def upload_within_rate(app: App, token: SignedWith) -> None:
+async def upload_within_rate(app: App, token: str) -> None:
     """Count an upload against its token's rate limit; over it, refuse it 429 `rate_limited`."""
     refused = await app.within_rate(ratelimit.INPUTS, token)
     if refused is not None:

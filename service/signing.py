@@ -21,6 +21,7 @@ constant time, against both secrets whenever a previous one is set.
 The API token rotates the same way: while the config holds the previous token (`api_token_previous`), a bearer
 token equal to either is accepted, both compared every time, and `bearer_token_used` says which one it was. The
 API token signs nothing: the result URLs handed out are the webhook secret's, and outlive a token rotation.
+A bearer that is neither is looked for among the named clients' tokens (`bearer_caller`, service/clients.py).
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ import functools
 import hashlib
 import hmac
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Literal
 
+from service.clients import client_token_used
 from service.config import MAX_SIGNED_URL_TTL_S
 
 SignedWith = Literal["current", "previous"]
+# A caller served on a named client's token is "client:<name>": its rate limits' key, never an API token's.
+CLIENT_PREFIX = "client:"
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _DIGITS = re.compile(r"[0-9]{1,12}")  # not str.isdigit(): that takes '²', which int() refuses
@@ -104,14 +108,40 @@ def verify_result_signature(secret: str, key: str, exp: str | None, sig: str | N
     return result_signed_with(secret, None, key, exp, sig, now, max_ttl_s) is not None
 
 
-def bearer_token_used(current: str, previous: str | None, authorization: str | None) -> SignedWith | None:
-    """Which API token `authorization` (an Authorization header) carries: "current", "previous" (only while one is
-    set), or None (neither, or not a bearer token)."""
+def _bearer(authorization: str | None) -> bytes | None:
+    """The token of a bearer Authorization field, as bytes; None for another scheme or none."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 9110 section 11.1)
         return None
     # surrogatepass: a lone surrogate (no runtime hands one over, but the core is not to crash on it) is no token
-    given = token.strip().encode("utf-8", "surrogatepass")
+    return token.strip().encode("utf-8", "surrogatepass")
+
+
+def bearer_token_used(current: str, previous: str | None, authorization: str | None) -> SignedWith | None:
+    """Which API token `authorization` (an Authorization header) carries: "current", "previous" (only while one is
+    set), or None (neither, or not a bearer token)."""
+    given = _bearer(authorization)
+    if given is None:
+        return None
+    return _api_token_used(current, previous, given)
+
+
+def bearer_caller(current: str, previous: str | None, clients: Mapping[str, str] | None,
+                  authorization: str | None) -> str | None:
+    """Who `authorization` (an Authorization header) authenticates: "current" or "previous" (the API token, as
+    bearer_token_used), "client:<name>" (a named client's token, by its sha256 in `clients`, service/clients.py),
+    or None. A client's hashes are compared only for a bearer that is not the API token."""
+    given = _bearer(authorization)
+    if given is None:
+        return None
+    used = _api_token_used(current, previous, given)
+    if used is not None:
+        return used
+    name = client_token_used(clients or {}, given)
+    return None if name is None else CLIENT_PREFIX + name
+
+
+def _api_token_used(current: str, previous: str | None, given: bytes) -> SignedWith | None:
     # Both comparisons run whichever matches: the answer's timing says nothing about which token was sent.
     by_current = hmac.compare_digest(current.encode(), given)
     by_previous = previous is not None and hmac.compare_digest(previous.encode(), given)

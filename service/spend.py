@@ -45,22 +45,6 @@ def seconds_until_next_day(now_s: float) -> int:
     return max(1, math.ceil((math.floor(now_s / DAY_S) + 1) * DAY_S - now_s))
 
 
-@dataclass(frozen=True)
-class Added:
-    """What a job's metrics write adds to its day: `usd` its cost's change, `job` 1 when its metrics row is new."""
-
-    usd: float
-    job: int
-
-
-def added(new_usd: float | None, old_usd: float | None, was_ended: bool) -> Added:
-    """The change a job's metrics write makes, as the request that applied it knows it (for the crossing; the SQL
-    reads it from the rows): its cost now (`new_usd`, None adds 0) less what its metrics row held (`old_usd`, the
-    job's cost as read, when it had ended already: the row is replaced, the job counted before)."""
-    old = (old_usd or 0.0) if was_ended else 0.0
-    return Added((new_usd or 0.0) - old, 0 if was_ended else 1)
-
-
 def add_statement(job_id: str, marker: str, now_s: float) -> Statement:
     """The one statement that adds a job's metrics write to its day's spend: in the batch that writes the metrics row,
     right before it, on its condition (the job's last_delivery is `marker`). Its rows: the day's spend after it, or
@@ -101,10 +85,11 @@ def _usd(value: float) -> float:
     return float(f"{float(value):.12g}")
 
 
-def crossed(after_usd: float, change: Added, limit_usd: float | None) -> bool:
-    """Whether the write that made the day's spend `after_usd` took it from under the limit to at or over it: only
-    that batch knows both totals, so one line a day says so (until the limit is raised above the spend)."""
-    return limit_usd is not None and change.usd > 0 and after_usd >= limit_usd > after_usd - change.usd
+def crossed(before_usd: float, after_usd: float, limit_usd: float | None) -> bool:
+    """Whether the write that took the day's spend from `before_usd` to `after_usd` (the row as its batch read it
+    before and after its add) took it from under the limit to at or over it: only that batch knows both totals, so one
+    line a day says so (until the limit is raised above the spend)."""
+    return limit_usd is not None and before_usd < limit_usd <= after_usd
 
 
 def refusal(spent: Today, now_s: float) -> ApiError:

@@ -49,7 +49,8 @@ _UPDATE = f"UPDATE jobs SET {_UPDATE_SET.format(adopt='')} WHERE id = ? AND vers
 _UPDATE_ADOPTING = (f"UPDATE jobs SET {_UPDATE_SET.format(adopt='runpod_job_id = COALESCE(runpod_job_id, ?), ')} "
                     "WHERE id = ? AND version = ? "
                     "AND NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.runpod_job_id = ? AND o.id <> jobs.id)")
-# A terminal batch's statements: the UPDATE, the delivery's record, the day's spend (RETURNING), the metrics row.
+# A terminal batch's statements: the UPDATE, the delivery's record, with a daily spend limit the day's spend before the
+# add, the add (RETURNING the day's spend after it), the metrics row.
 _SPEND_AT = 2
 # Read in the adopting batch, after its UPDATE: the job holding the id when that UPDATE refused it.
 _HOLDER = "SELECT id FROM jobs WHERE runpod_job_id = ? AND id <> ? LIMIT 1"
@@ -315,11 +316,12 @@ class Figures:
 
 def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
                      checked: tuple[str, str | None, list[dict[str, Any]] | None], now_s: float,
-                     pricing: Pricing, figures: Figures | None = None) -> list[Statement]:
+                     pricing: Pricing, figures: Figures | None = None, spend_before: bool = False) -> list[Statement]:
     """The one batch (one D1 transaction) that applies a delivery to `job` as read (READ_JOB):
     the compare-and-set UPDATE on its version, then, only if that UPDATE happened, the delivery's
     record and, for a terminal state, the job's metrics row and its cost added to the day's spend
-    (service/spend.py; its rows: the day's spend after it). `checked` = (status, error, results).
+    (service/spend.py; its rows: the day's spend after it), which `spend_before` (a stack with a daily spend limit)
+    has read right before it, for the crossing. `checked` = (status, error, results).
     An UPDATE that adopts the delivery's RunPod id also requires that no other job holds it, and the
     batch ends with a read of the job that does (none when the UPDATE happened)."""
     status, error, results = checked
@@ -351,6 +353,10 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
              job["id"], fingerprint)),
     ]
     if terminal:
+        # The crossing is judged on the row as this batch read it before and after its add (one transaction): an
+        # "after less this job's cost" is a hair off in floating point, and logged the crossing again, or missed it.
+        if spend_before:
+            statements.append(spend.today_statement(now_s))
         # the day's spend first: it adds what the metrics row's write changes (service/spend.py)
         statements.append(spend.add_statement(job["id"], fingerprint, now_s))
         statements.append(Statement(
@@ -369,13 +375,6 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
     if adopt:
         statements.append(Statement(_HOLDER, (delivery.runpod_job_id, job["id"])))
     return statements
-
-
-def spend_change(job: dict[str, Any], figures: Figures) -> spend.Added:
-    """What a terminal delivery applied to `job` as read (its compare-and-set held) adds to the day's spend: its cost
-    less what its metrics row held (the row copies the job's cost whenever it ends, so that is the job's cost as read
-    once it had ended). The crossing's figure; the SQL reads the same from the rows."""
-    return spend.added(figures.cost_estimate_usd, job["cost_estimate_usd"], job["status"] in jobs.TERMINAL)
 
 
 def adopts(job: dict[str, Any], delivery: Delivery) -> bool:
@@ -430,13 +429,12 @@ class Transitions:
             if checked is None:
                 checked = await self._check_results(job_id, delivery)
             figures = Figures.of(job, delivery, checked[0], now_s, source, self.pricing)
-            written, holder, spent_after = await self._write(job, delivery, fingerprint, source, checked, now_s,
-                                                             figures)
+            written, holder, spent = await self._write(job, delivery, fingerprint, source, checked, now_s, figures)
             if written:
                 new_status = checked[0]
                 self._log_applied(log, job, delivery, new_status, checked[1], source, figures)
-                if spent_after is not None:
-                    self._log_crossing(log, spend_change(job, figures), spent_after, now_s)
+                if spent is not None:
+                    self._log_crossing(log, *spent, now_s)
                 return Outcome(True, "applied", new_status)
             if holder is not None:  # the id is another job's: deciding again would not change that
                 return await self._refuse_taken(job, delivery, fingerprint, source, holder, log, now_s)
@@ -458,22 +456,27 @@ class Transitions:
 
     async def _write(self, job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
                      checked: tuple[str, str | None, list[dict[str, Any]] | None], now_s: float,
-                     figures: Figures) -> tuple[bool, str | None, float | None]:
+                     figures: Figures) -> tuple[bool, str | None, tuple[float, float] | None]:
         """(whether the compare-and-set UPDATE happened; if it would have adopted an id another job holds, that
-        job's id; the day's spend after a terminal write)."""
+        job's id; with a daily spend limit, the day's spend before and after a terminal write's add)."""
+        limited = self.daily_spend_limit_usd is not None
         results = await self.db.batch(write_statements(job, delivery, fingerprint, source, checked, now_s,
-                                                       self.pricing, figures))
+                                                       self.pricing, figures, spend_before=limited))
         if results[0].changes == 1:
-            spent = results[_SPEND_AT].rows if checked[0] in jobs.TERMINAL else []
-            return True, None, float(spent[0]["usd"]) if spent else None
+            if not (limited and checked[0] in jobs.TERMINAL):
+                return True, None, None
+            before, after = results[_SPEND_AT].rows, results[_SPEND_AT + 1].rows
+            if not after:  # the add's condition did not hold: nothing added
+                return True, None, None
+            return True, None, (float(before[0]["usd"]) if before else 0.0, float(after[0]["usd"]))
         holders = results[-1].rows if adopts(job, delivery) else []
         return False, holders[0]["id"] if holders else None, None
 
-    def _log_crossing(self, log: Logger, change: spend.Added, after_usd: float, now_s: float) -> None:
+    def _log_crossing(self, log: Logger, before_usd: float, after_usd: float, now_s: float) -> None:
         """`spend.limit_reached` when this job's ending took the day's spend to the limit: one line a day, for an alert
         to key on (creates are refused from now until the day ends)."""
         limit = self.daily_spend_limit_usd
-        if not spend.crossed(after_usd, change, limit):
+        if not spend.crossed(before_usd, after_usd, limit):
             return
         day = spend.utc_day(now_s)
         log.log("warning", "spend.limit_reached", own_line=True, reason="spend_limit_reached",

@@ -59,7 +59,11 @@ SUBPARSERS = _subparsers()
 
 
 def _options(sub: argparse.ArgumentParser) -> set[str]:
-    return {o for a in sub._actions for o in a.option_strings}
+    options = {o for a in sub._actions for o in a.option_strings}
+    for action in sub._actions:  # a command with actions of its own (`client add|revoke|list`): theirs too
+        if isinstance(action, argparse._SubParsersAction):
+            options |= {o for child in action.choices.values() for o in _options(child)}
+    return options
 
 
 def _positionals(sub: argparse.ArgumentParser, required: bool = False) -> list[str]:

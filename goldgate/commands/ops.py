@@ -542,7 +542,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 # The options of a selection (--all-queued or --all-active), refused with a job id: each says which jobs to cancel;
 # and those that only act on one (--yes) or say where its jobs are read from (the D1).
-_SELECTION_OPTIONS = ("all_queued", "all_active", "workflow", "created_after", "created_before", "limit")
+_SELECTION_OPTIONS = ("all_queued", "all_active", "workflow", "client", "created_after", "created_before", "limit")
 _SELECTION_ONLY = ("yes", "database_id", "account_id", "api_base")
 
 
@@ -555,7 +555,7 @@ def _cancel_selection(args: argparse.Namespace) -> int:
 
     selection = bulk_cancel.Selection(
         bulk_cancel.ACTIVE if args.all_active else bulk_cancel.QUEUED, args.workflow, args.created_after,
-        args.created_before, args.limit or bulk_cancel.DEFAULT_LIMIT)
+        args.created_before, args.limit or bulk_cancel.DEFAULT_LIMIT, args.client)
     if (selection.created_after and selection.created_before
             and selection.created_after >= selection.created_before):  # the same normalized form: text order
         raise GoldgateError(f"--created-after {selection.created_after} is not before --created-before "
@@ -609,7 +609,8 @@ def _selection_command(args: argparse.Namespace, selection: Any) -> str:
     import shlex
 
     words = ["goldgate", "cancel", "--all-active" if args.all_active else "--all-queued", "--stack", args.stack]
-    for option, value in (("--workflow", selection.workflow_id), ("--created-after", selection.created_after),
+    for option, value in (("--client", selection.client), ("--workflow", selection.workflow_id),
+                          ("--created-after", selection.created_after),
                           ("--created-before", selection.created_before), ("--limit", args.limit)):
         if value is not None:
             words += [option, str(value)]
@@ -644,7 +645,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                                                    args.by_workflow_version, args.spend)
         report["pinned_image"] = _pinned_image(platform, args.stack)
         report["error_rate_threshold"] = _error_rate_threshold(lambda: platform.spec(args.stack))
-        _with_spend_limit(report, lambda: platform.spec(args.stack))
+        _with_spend_limit(report, lambda: _local_spend_limit(platform, args.stack))
     # --since is stored normalized (UTC, ms, Z): text order is time order
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if args.since and args.since > now:
@@ -674,15 +675,35 @@ def _error_rate_threshold(spec: Callable[[], Any]) -> float | None:
         return None
 
 
-def _with_spend_limit(report: dict[str, Any], spec: Callable[[], Any]) -> None:
-    """Today's spend gets the stack's api.daily_spend_limit_usd (None: no limit); left unknown, as no limit, when the
-    spec cannot be read."""
+def _with_spend_limit(report: dict[str, Any], limit: Callable[[], float | None]) -> None:
+    """Today's spend gets the api.daily_spend_limit_usd creates are refused by (None: no limit), and `limit_known`
+    false, the limit left out, when it cannot be read: "no limit" there would be a guess."""
     if report.get("daily_spend") is None:
         return
     try:
-        report["daily_spend"]["limit_usd"] = spec().api.daily_spend_limit_usd
+        report["daily_spend"]["limit_usd"] = limit()
+        report["daily_spend"]["limit_known"] = True
     except GoldgateError:
         report["daily_spend"]["limit_usd"] = None
+        report["daily_spend"]["limit_known"] = False
+
+
+def _local_spend_limit(platform: LocalPlatform, stack: str) -> float | None:
+    """The daily spend limit a local stack's creates are refused by: a running stack's is the one its service was
+    started with (`service.json`; an edit of the stacks file reaches it only at the next `down` and `up`, so the file
+    would show a limit nobody enforces, and hide the one that refuses clients); a stopped stack's, the stacks file's
+    (what `up` will start it with). A running stack's config that does not say is unknown (a GoldgateError)."""
+    if platform.running_host(stack) is None:
+        return platform.spec(stack).api.daily_spend_limit_usd
+    config = StackDir(platform.home, stack).service_config()
+    if config is None:
+        raise GoldgateError(f"the running {stack} stack's service config cannot be read")
+    limit = config.get("daily_spend_limit_usd")
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int | float):
+        raise GoldgateError(f"the running {stack} stack's service config has no number for daily_spend_limit_usd")
+    return float(limit)
 
 
 def _pinned_image(platform: LocalPlatform, stack: str) -> str | None:
@@ -741,7 +762,7 @@ def _cloud_metrics(args: argparse.Namespace) -> dict[str, Any]:
                                     args.spend),
                   "pinned_image": pinned,
                   "error_rate_threshold": spec.thresholds.error_rate}
-        _with_spend_limit(report, lambda: spec)
+        _with_spend_limit(report, lambda: spec.api.daily_spend_limit_usd)
         return report
 
 

@@ -88,6 +88,15 @@ def _cancel_limit(text: str) -> int:
     return _count(text, MAX_CANCEL_LIMIT, "job")
 
 
+def _client(text: str) -> str:
+    from service.clients import NAME, NAME_RULE
+
+    if not NAME.match(text):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a client name ({NAME_RULE}), as `goldgate client "
+                                         "list --stack <stack>` lists them")
+    return text
+
+
 def _workflow(text: str) -> str:
     value = text.strip()
     if not value or len(value) > 200 or not value.isprintable():
@@ -236,6 +245,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="as --all-queued, and first the jobs the database has in progress (those a recovery "
                             "saw running: until its webhook, a running job reads queued)")
     p.add_argument("--workflow", type=_workflow, metavar="ID", help="only the jobs of this workflow id")
+    p.add_argument("--client", type=_client, metavar="NAME",
+                   help="only the jobs this named client created (`goldgate client list`); the preview counts the "
+                        "selected jobs per client")
     p.add_argument("--created-after", type=_since, metavar="TIME",
                    help="only jobs created at or after TIME (ISO 8601, UTC if no offset)")
     p.add_argument("--created-before", type=_since, metavar="TIME",

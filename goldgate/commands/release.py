@@ -44,6 +44,7 @@ from goldgate.release.main_pins import STACKS, check_prod_file, pins_onto_main, 
 from goldgate.release.promote import PromotionOutcome, check_gate, previewed, promote
 from goldgate.release.report import latency_words, read_report
 from goldgate.release.rollback import host_code_note, prod_state_warning, rollback
+from goldgate.release.spend_limit import AtSpendLimit, check_within_spend_limit, spend_limit_refusal
 from goldgate.release.verification import GoldenPaths, GoldenRun, check_runs_as_declared, run_golden
 
 
@@ -489,9 +490,17 @@ def _promote(args: argparse.Namespace, out: _Printed) -> int:
             decision, _, _ = check_gate(deployer, previewed(deployer, ledger), report, expected_image=args.image,
                                         cases_dir=paths.cases_dir, references_dir=paths.references_dir,
                                         retry_rejected=args.retry_rejected)
-        out.emit(args, decision.to_dict(), lambda d: _render_promotion({"gate": d, "message": (
-            "gate would pass" if d["passed"] else "gate would refuse")}))
-        return 0 if decision.passed else 1
+        # The promotion refuses a PROD at its daily spend limit before it changes anything (its smoke run could not
+        # run): said here too, or `--check` would pass a promotion that is refused the next moment.
+        at_limit = spend_limit_refusal(deployer, "prod", progress, doing="promote to prod",
+                                       because=f"the promotion's smoke run could not run: prod would take "
+                                               f"{decision.image or 'the candidate'} unverified and be rolled back "
+                                               "for nothing")
+        checked = {**decision.to_dict(), **({"refused": at_limit} if at_limit else {})}
+        out.emit(args, checked, lambda d: _render_promotion({"gate": d, "message": (
+            ("gate would pass" if d["passed"] else "gate would refuse")
+            + (f"; and the promotion would be refused now: {d['refused']}" if d.get("refused") else ""))}))
+        return 0 if decision.passed and at_limit is None else 1
     try:
         outcome = promote(deployer, ledger, _home(args), report_path=report, trigger=detect_trigger(args.trigger),
                           progress=progress, paths=paths, expected_image=args.image,
@@ -695,6 +704,10 @@ def cmd_release(args: argparse.Namespace) -> int:
         for f in [pool.submit(deployer.ensure_up, s, progress) for s in (args.staging, args.prod)]:
             f.result()
     summary["up_s"] = round(time.monotonic() - t, 2)
+    # STAGING at its daily spend limit refuses every create: the golden run after the build and the deploy would
+    # judge nothing. Refused before anything is built or deployed (PROD's is checked by the promotion itself).
+    check_within_spend_limit(deployer, args.staging, progress, doing="release",
+                             because=f"the golden run on {args.staging} could not run, so nothing would be promoted")
     t = time.monotonic()
     built = do_build(args, ledger)
     summary.update(image=built.image, release_id=built.release_id, build_s=round(time.monotonic() - t, 2))
@@ -720,7 +733,7 @@ def cmd_release(args: argparse.Namespace) -> int:
                               paths=_paths(args), expected_image=built.image)  # what this release built, only
             summary["promotion"] = outcome.to_dict()
             error = None if outcome.ok else outcome.message()
-        except PromotionRefused as exc:
+        except (PromotionRefused, AtSpendLimit) as exc:
             error = str(exc)
     else:
         # What to do next, as the gate's report_passed says it: a failed run calls for a fix and a new build, unless

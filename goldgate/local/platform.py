@@ -26,6 +26,7 @@ from typing import Any
 from goldgate import spec as specs
 from goldgate.errors import GoldgateError, StateError
 from goldgate.local import image_store
+from goldgate.local.client_tokens import client_hashes
 from goldgate.local.state import (
     API_TOKEN_PREVIOUS,
     SECRET_NAMES,
@@ -1258,6 +1259,7 @@ class LocalPlatform:
             d.current_secrets()
             d.webhook_secret_previous()
             d.api_token_previous()
+            client_hashes(d)
         except EmptySecret as exc:
             # The next start makes a new one (StackDir.ensure), so the restart is the fix, not what to avoid until
             # the file is fixed: `up` alone leaves a running stack as it is, and a deploy rereads the empty file.
@@ -1271,7 +1273,8 @@ class LocalPlatform:
         if self._role(stack) != "prod":  # PROD takes no `goldgate deploy`
             restart = f"`goldgate deploy {stack} --image <the image it runs>`, which stops no job, or {restart}"
         return (f"{stack}: one or more of its secret files (secrets/api_token, secrets/webhook_secret, "
-                "secrets/webhook_secret_previous, secrets/api_token_previous) changed since its service started, "
+                "secrets/webhook_secret_previous, secrets/api_token_previous, secrets/clients/) changed since its "
+                "service started, "
                 "which still uses the old ones; "
                 f"apply them with {restart}")
 

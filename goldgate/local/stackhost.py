@@ -44,6 +44,7 @@ from werkzeug.serving import ThreadedWSGIServer
 from goldgate import spec as specs
 from goldgate.errors import GoldgateError, describe
 from goldgate.local import image_store
+from goldgate.local.client_tokens import client_hashes
 from goldgate.local.lifeline import Lifeline, exit_now
 from goldgate.local.object_store import DurableBucket
 from goldgate.local.retention_cron import (
@@ -351,6 +352,8 @@ class StackHost:
             # with no stop. Left out when there is none: the service refuses an empty one.
             **({"webhook_secret_previous": previous} if (previous := self.dir.webhook_secret_previous()) else {}),
             **({"api_token_previous": token} if (token := self.dir.api_token_previous()) else {}),
+            # the named clients' hashes, never their tokens (secrets/clients/, goldgate/local/client_tokens.py)
+            **({"client_tokens": hashes} if (hashes := client_hashes(self.dir)) else {}),
         }
         # A secret this service reads for the first time (a rotation's previous one, written after the host
         # started) is masked in the host's own lines from now on too, as the service masks it in its own.

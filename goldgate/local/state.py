@@ -9,7 +9,8 @@ Layout (`$GOLDGATE_HOME` or `./.goldgate`):
     stacks/<stack>/up.lock         held (flock) by the `goldgate up` (or `down`, deploy, dr-restore) in progress; names it
     stacks/<stack>/secrets/        api_token, webhook_secret, runpod_api_key, s3_* (mode 0600); the operator's
                                    webhook_secret_previous only while the webhook secret is rotated,
-                                   api_token_previous only while the API token is rotated
+                                   api_token_previous only while the API token is rotated; clients/<name>,
+                                   each named client's token (goldgate/local/client_tokens.py)
     stacks/<stack>/pin.json        the image the stack runs (a digest ref), with who pinned it
     stacks/<stack>/db.sqlite       the stack's "D1"
     stacks/<stack>/logs/*.jsonl    component logs, schema v1
@@ -787,10 +788,11 @@ class StackDir:
             finally:
                 os.close(fd)
 
-    def rotated_secrets_stamp(self) -> dict[str, list[int] | None]:
+    def rotated_secrets_stamp(self) -> dict[str, Any]:
         """Which version of each file a rotation edits is there (inode, mtime, size; None: no file), never what
-        it holds: the host records the one its service read, and `up` on a running stack says when they differ."""
-        stamp: dict[str, list[int] | None] = {}
+        it holds: the host records the one its service read, and `up` on a running stack says when they differ.
+        `clients`: the same of each named client's file (secrets/clients/, goldgate/local/client_tokens.py)."""
+        stamp: dict[str, Any] = {"clients": self._clients_stamp()}
         for name in ROTATED_SECRETS:
             try:
                 info = os.stat(self.secret_file(name))
@@ -798,6 +800,19 @@ class StackDir:
                 stamp[name] = None
             else:
                 stamp[name] = [info.st_ino, info.st_mtime_ns, info.st_size]
+        return stamp
+
+    def _clients_stamp(self) -> list[list[Any]]:
+        clients = self.secrets_dir / "clients"
+        try:
+            names = sorted(os.listdir(clients))
+        except OSError:  # none yet, or not a directory: the next start says so
+            return []
+        stamp: list[list[Any]] = []
+        for name in names:
+            with contextlib.suppress(OSError):
+                info = os.lstat(clients / name)
+                stamp.append([name, info.st_ino, info.st_mtime_ns, info.st_size])
         return stamp
 
     def secret(self, name: str) -> str:

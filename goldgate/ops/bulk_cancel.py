@@ -42,6 +42,8 @@ ORDER_QUEUED = "oldest first (the next a free worker would take)"  # --all-queue
 # it), selected (a preview: nothing was sent).
 OUTCOMES = ("cancelled", "ended", "failed", "not_sent", "selected")
 _TERMINAL = frozenset({"completed", "failed", "cancelled", "timed_out"})
+# What the per-client counts call the jobs the API token created (no client name has parentheses).
+API_TOKEN_JOBS = "(API token)"
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,12 @@ class Selection:
     created_after: str | None = None
     created_before: str | None = None
     limit: int = DEFAULT_LIMIT
+    client: str | None = None  # the named client that created them (jobs.client, migration 0010)
 
     def describe(self) -> str:
         parts = [" or ".join(s.replace("_", " ") for s in self.statuses)]
+        if self.client is not None:
+            parts.append(f"client {self.client}")
         if self.workflow_id is not None:
             parts.append(f"workflow {self.workflow_id}")
         if self.created_after is not None:
@@ -77,6 +82,7 @@ class SelectedJob:
     workflow_id: str
     status: str
     created_at: str
+    client: str | None = None  # None: the API token's (or a database from before migration 0010)
 
 
 @dataclass(frozen=True)
@@ -123,15 +129,19 @@ def _select(query: Query, stack: str, selection: Selection, *, where: str, migra
     conditions = ["status IN ('queued', 'in_progress')"]
     if selection.statuses == QUEUED:
         conditions.append("status = 'queued'")
+    if selection.client is not None and "client" not in columns:
+        raise GoldgateError(f"{where} has no jobs.client column (migration 0010), so no job there names its client: "
+                            f"{migrate}, or select without --client")
     params: list[Any] = []
-    for sql, value in (("workflow_id = ?", selection.workflow_id),
+    for sql, value in (("client = ?", selection.client), ("workflow_id = ?", selection.workflow_id),
                        ("created_at_ms >= ?", _ms(selection.created_after)),
                        ("created_at_ms < ?", _ms(selection.created_before))):
         if value is not None:
             params.append(value)
             conditions.append(sql.replace("?", f"?{len(params)}"))
     where_sql = " AND ".join(conditions)
-    rows = query(f"SELECT id, stack, workflow_id, status, created_at FROM jobs WHERE {where_sql} "
+    client = ", client" if "client" in columns else ""
+    rows = query(f"SELECT id, stack, workflow_id, status, created_at{client} FROM jobs WHERE {where_sql} "
                  f"ORDER BY status = 'in_progress' DESC, created_at_ms, id LIMIT ?{len(params) + 1}",
                  (*params, selection.limit))
     other = next((r["stack"] for r in rows if r["stack"] != stack), None)
@@ -139,7 +149,8 @@ def _select(query: Query, stack: str, selection: Selection, *, where: str, migra
         raise GoldgateError(f"{where} holds the jobs of stack {show(other)}, not of {stack}: check --database-id, "
                             "or cancel them as that stack")
     matched = int(query(f"SELECT COUNT(*) AS n FROM jobs WHERE {where_sql}", params)[0]["n"] or 0)
-    jobs = [SelectedJob(str(r["id"]), str(r["workflow_id"]), str(r["status"]), str(r["created_at"])) for r in rows]
+    jobs = [SelectedJob(str(r["id"]), str(r["workflow_id"]), str(r["status"]), str(r["created_at"]), r.get("client"))
+            for r in rows]
     return Selected(jobs, max(matched, len(jobs)))
 
 
@@ -310,6 +321,8 @@ class BulkCancelReport:
     interrupted: str | None = None   # "interrupted" (Ctrl-C) or "terminated (SIGTERM)": sending stopped there
     stopped: str | None = None       # why sending stopped early otherwise (a refused token)
     jobs: list[JobResult] = field(default_factory=list)
+    # the selected jobs per named client that created them, most first; the API token's under API_TOKEN_JOBS
+    by_client: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -422,7 +435,8 @@ def report(stack: str, target: str, selection: Selection, selected: Selected, co
         selected=len(selected.jobs), left=max(0, selected.matched - len(selected.jobs)),
         by_workflow=by_workflow, acted=acted, command=command, cancelled=counts["cancelled"],
         ended=counts["ended"], failed=counts["failed"], not_sent=counts["not_sent"], interrupted=interrupted,
-        stopped=stopped, jobs=jobs)
+        stopped=stopped, jobs=jobs,
+        by_client=dict(Counter(j.client or API_TOKEN_JOBS for j in selected.jobs).most_common()))
 
 
 def exit_code(r: BulkCancelReport) -> int:
@@ -440,7 +454,7 @@ def _n(count: int, what: str) -> str:
 def render_text(d: dict[str, Any]) -> str:
     selection = d["selection"]
     what = Selection(tuple(selection["statuses"]), selection["workflow_id"], selection["created_after"],
-                     selection["created_before"], selection["limit"]).describe()
+                     selection["created_before"], selection["limit"], selection.get("client")).describe()
     if not d["selected"]:  # the count, read after the jobs, may find one a runaway queued in between
         return f"{d['stack']}: no job to cancel ({d['target']}: none {what})"
     lines = []
@@ -452,6 +466,9 @@ def render_text(d: dict[str, Any]) -> str:
     width = max(len(w) for w in d["by_workflow"])
     for workflow, count in d["by_workflow"].items():
         lines.append(f"  {workflow:<{width}}  {count}")
+    clients = d.get("by_client") or {}
+    if set(clients) - {API_TOKEN_JOBS}:  # the clients' counts, once any selected job names its client
+        lines.append("  by client: " + ", ".join(f"{name} {count}" for name, count in clients.items()))
     jobs = d["jobs"]
     if jobs and not d["acted"]:
         created = sorted(j["created_at"] for j in jobs)

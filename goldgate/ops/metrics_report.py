@@ -332,11 +332,15 @@ def daily_spend_line(report: dict[str, Any]) -> str:
     if today is None:
         return "today's spend: unknown (the database has no daily_spend table: migration 0009 not applied yet)"
     limit = today.get("limit_usd")
-    text = f"today ({today['day']} UTC): spend {_usd(today['spend_usd'], 2)} over {today['jobs']} jobs ended, "
+    # as the 429's message shows them: a local stack's fractions of a cent and a small limit read as themselves
+    dollars = service_spend.dollars
+    text = f"today ({today['day']} UTC): spend {dollars(today['spend_usd'])} over {today['jobs']} job{'' if today['jobs'] == 1 else 's'} ended, "
+    if limit is None and today.get("limit_known") is False:
+        return text + "daily spend limit unknown (the stack's settings cannot be read)"
     if limit is None:
         return text + "no daily spend limit (api.daily_spend_limit_usd not set)"
     over = today["spend_usd"] >= limit
-    return text + (f"daily spend limit {_usd(limit, 2)} (api.daily_spend_limit_usd)"
+    return text + (f"daily spend limit {dollars(limit)} (api.daily_spend_limit_usd)"
                    + (": REACHED, creates are refused 429 spend_limit_reached until 00:00 UTC" if over else ""))
 
 

@@ -79,6 +79,11 @@ QUEUE_FULL_WAIT_S = (1.0, 60.0)
 # A create sent again after the wait needs this much of the case's time left to be answered: sent with less, it
 # timed out, and the case failed saying "ReadTimeout" rather than that the stack stayed full.
 QUEUE_FULL_MIN_LEFT_S = 1.0
+# A 429 spend_limit_reached (the stack's api.daily_spend_limit_usd reached: nothing was written) lasts until 00:00
+# UTC: waiting it out is no case's business, and failing the case blamed the image (a PROD smoke run at the limit
+# ended smoke_failed and its promotion rolled PROD back from a good image). The run is "not run" instead.
+SPEND_LIMIT_ADVICE = ("run it again after 00:00 UTC, or once api.daily_spend_limit_usd is raised and applied "
+                      "(docs/RUNBOOK.md, \"Clients get 429 spend_limit_reached\")")
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,34 @@ class SuiteTarget:
 
 class RunInterrupted(GoldgateError):
     """The run was interrupted (Ctrl-C): a case in flight stops at its next wait instead of running to its limit."""
+
+
+class SpendLimitReached(GoldgateError):
+    """The stack refused a case's create 429 spend_limit_reached: it is at its daily spend limit, so no case can be
+    judged there until 00:00 UTC. `run_suite` raises it once the cases already created have ended; it is no verdict
+    on the image (verification.run_golden makes it a NothingRun)."""
+
+
+class _SpendRefusal:
+    """The first spend_limit_reached refusal of a run, shared by its cases: once set, no case sends a create."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.message: str | None = None
+
+    def record(self, message: str) -> None:
+        with self._lock:
+            if self.message is None:
+                self.message = message
+
+    def check(self) -> None:
+        """Raise _NotSent when an earlier create of the run was refused for the spend limit."""
+        if self.message is not None:
+            raise _NotSent("not sent: an earlier create of this run was refused for the stack's daily spend limit")
+
+
+class _NotSent(GoldgateError):
+    """A case whose create was not sent, or was refused, because the stack is at its daily spend limit."""
 
 
 class Check:
@@ -166,6 +199,7 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
         progress(f"warning: {other_image}")
     started, t0 = now_rfc3339(), time.monotonic()
     stop = threading.Event()
+    spend = _SpendRefusal()
     with api_client(access) as client:
         # Read before any case runs: what the stack serves while the run is bound to its image. A run that does not
         # check coverage reads it once, for the parameter types alone (not read: the service's 400s say it).
@@ -179,8 +213,10 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
                               note=progress, note_every_s=note_every_s, accept_changed=accepted,
                               other_image=other_image, advise_replacing=suite == "full",
                               parameters=None if listed is None else listed.get(case.workflow),
-                              reports_dir=reports_dir)
-            if progress and not stop.is_set():
+                              reports_dir=reports_dir, spend=spend)
+            if progress and result.get("not_run"):
+                progress(f"{case.id}: not run ({result['not_run']})")
+            elif progress and not stop.is_set():
                 updated = [c["detail"] for c in result["checks"] if c["name"] == "reference_updated"]
                 # A case that failed before its job's final status has no latency to give ("FAIL in - s"): why.
                 took = (f"in {result['latency_s']} s" if result["latency_s"] is not None else
@@ -197,6 +233,8 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
                 # latency limit (10 minutes by default) while the operator waits for the prompt.
                 stop.set()
                 raise
+    if spend.message is not None:
+        raise SpendLimitReached(_spend_limit_message(spend.message, results, target, update_references))
     wall = time.monotonic() - t0
     image_after = image_now() if image_now else target.image
     report = build_report(target, access.api_url, results, started=started, finished=now_rfc3339(),
@@ -204,6 +242,22 @@ def run_suite(cases: list[GoldenCase], access: ApiAccess, target: SuiteTarget, *
                           references_updated=update_references, workflows=workflows)
     report["references"] = references_compared(results, references_dir)
     return report
+
+
+def _spend_limit_message(refused: str, results: list[dict[str, Any]], target: SuiteTarget,
+                         update_references: bool) -> str:
+    """Why a run met by the stack's daily spend limit judged nothing, quoting the service's refusal, with what the
+    cases already created did and what to do."""
+    created = [r for r in results if not r.get("not_run")]
+    passed = sum(r["passed"] is True for r in created)
+    ran = (f"; the {len(created)} created before it ran to their end ({passed} passed, {len(created) - passed} "
+           "failed), not recorded" if created else "")
+    rewritten = "; the references they rewrote stay rewritten" if update_references and created else ""
+    # What it means and what to do before the service's words: the CLI cuts a long error line in its middle, here
+    # the quote, which the line of the case it refused gave whole.
+    return (f"{target.stack}'s daily spend limit was reached: no report was written, and the run is no verdict on "
+            f"{target.image} ({len(results) - len(created)} of {len(results)} case(s) got no job, none sent after the "
+            f"first refusal{ran}{rewritten}); {SPEND_LIMIT_ADVICE}; queue/create answered 429 {refused}")
 
 
 def api_client(access: ApiAccess) -> httpx.Client:
@@ -313,10 +367,13 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
              stop: threading.Event | None = None, note: Callable[[str], None] | None = None,
              note_every_s: float = WAIT_NOTE_EVERY_S, accept_changed: Collection[str] = (),
              other_image: str | None = None, advise_replacing: bool = True,
-             parameters: Mapping[str, str] | None = None, reports_dir: Path | None = None) -> dict[str, Any]:
+             parameters: Mapping[str, str] | None = None, reports_dir: Path | None = None,
+             spend: _SpendRefusal | None = None) -> dict[str, Any]:
     """Upload the case's input images, submit it, wait for a terminal status, fetch and check every image; `stop` set
-    ends it early. `parameters`: its workflow's parameter types as the stack lists them (None: not known). A job
-    still unfinished is named on `note` every `note_every_s`, with how to recover it if its webhook was lost.
+    ends it early. `spend`: the run's first spend_limit_reached refusal; once there is one, the case sends no new
+    create and its result says `not_run`. `parameters`: its workflow's parameter types as the stack lists them (None:
+    not known). A job still unfinished is named on `note` every `note_every_s`, with how to recover it if its
+    webhook was lost.
     `other_image`: why the stack's image is not the checkout's build (a reference written is said to be its).
     `advise_replacing`: a render unlike its reference names the command that replaces it (not in a smoke run: PROD's
     render failing the reference STAGING's passed is PROD's fault, never the reference's)."""
@@ -335,9 +392,14 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
         check("inputs", False, wrong)
         return {**out, "checks": check.items, "passed": False}
     t0 = time.monotonic()
+    spend = spend or _SpendRefusal()
     try:
         waiting = _WaitNotes(case.id, target, note, note_every_s)
-        status = _submit_and_wait(client, case, limit, poll_s, out, stop, waiting, check)
+        status = _submit_and_wait(client, case, limit, poll_s, out, stop, waiting, check, spend)
+    except _NotSent as exc:
+        out["error"] = out["not_run"] = str(exc)
+        check("created", False, out["error"])
+        return {**out, "checks": check.items, "passed": False}
     except (httpx.HTTPError, GoldgateError) as exc:
         out["error"] = _one_line(exc)
         # Named for what failed: with no job id, its create (or an input's upload before it) was refused or lost.
@@ -368,12 +430,14 @@ def run_case(client: httpx.Client, access: ApiAccess, case: GoldenCase, target: 
 
 def _submit_and_wait(client: httpx.Client, case: GoldenCase, limit: float, poll_s: float,
                      out: dict[str, Any], stop: threading.Event, waiting: _WaitNotes,
-                     check: Check | None = None) -> dict[str, Any]:
+                     check: Check | None = None, spend: _SpendRefusal | None = None) -> dict[str, Any]:
     deadline = time.monotonic() + limit
+    spend = spend or _SpendRefusal()
+    spend.check()  # nothing is uploaded for a create that will not be sent
     inputs = dict(case.inputs)
     for name, file in sorted(case.input_files.items()):
         inputs[name] = _upload_input(client, name, file, deadline, limit, stop, out, check)
-    job_id = _create(client, case, deadline, limit, stop, inputs)
+    job_id = _create(client, case, deadline, limit, stop, inputs, spend)
     out["job_id"] = job_id
     return _wait(client, job_id, deadline, limit, poll_s, stop, waiting)
 
@@ -461,21 +525,31 @@ def _pause(stop: threading.Event, seconds: float) -> None:
 
 
 def _create(client: httpx.Client, case: GoldenCase, deadline: float, limit: float, stop: threading.Event,
-            inputs: Mapping[str, Any] | None = None) -> str:
+            inputs: Mapping[str, Any] | None = None, spend: _SpendRefusal | None = None) -> str:
     """The case's job id. A create whose outcome is unknown (no answer, or a 5xx other than 502/503), or that
     the service answers 409 idempotency_key_busy, is sent again with the same key, so the service answers the
     job the lost one made instead of a second. One answered 429 queue_full is sent again after its Retry-After,
-    until the case's limit. `inputs`: the case's, with each input image's uploaded key in its place."""
+    until the case's limit. One answered 429 spend_limit_reached is recorded in `spend` and raises _NotSent: no
+    create of the run is sent after it. `inputs`: the case's, with each input image's uploaded key in its place."""
+    spend = spend or _SpendRefusal()
     body = {"workflow_id": case.workflow, "inputs": dict(case.inputs if inputs is None else inputs)}
     headers = {"idempotency-key": str(uuid.uuid4())}
     attempt = 0  # sends whose outcome was unknown (a 429 queue_full is an answer: nothing was written)
     while True:
         _pause(stop, 0)  # a case the interrupted run had not sent yet is not sent (nor billed)
+        if attempt == 0:
+            # Nor a new create of a run the stack refused for its spend limit (a queue_full wait ends here too). One
+            # whose outcome is unknown is sent again all the same: if it was taken, its retry is answered its job.
+            spend.check()
         try:
             resp = _answer(client, "POST", "/api/queue/create", deadline, limit, json=body, headers=headers)
         except httpx.TransportError as exc:
             lost = _one_line(exc)
         else:
+            if resp.status_code == 429 and _api_error(resp).startswith("spend_limit_reached:"):
+                refused = _api_error(resp, SPEND_MESSAGE_CHARS)
+                spend.record(refused)
+                raise _NotSent(f"queue/create answered 429 {refused}; no job was created")
             if resp.status_code == 429 and _api_error(resp).startswith("queue_full:"):
                 wait = _retry_after_s(resp)
                 if time.monotonic() + wait + QUEUE_FULL_MIN_LEFT_S > deadline:
@@ -891,11 +965,15 @@ def _retry_after_s(resp: httpx.Response) -> float:
     return min(max(seconds, low), high) if math.isfinite(seconds) else high
 
 
-def _api_error(resp: httpx.Response) -> str:
+# The service's spend_limit_reached message is quoted whole (spend, limit, when creates are taken again): ~450 chars.
+SPEND_MESSAGE_CHARS = 800
+
+
+def _api_error(resp: httpx.Response, chars: int = 300) -> str:
     try:
         err = resp.json().get("error")
         if isinstance(err, dict):
-            return _printable(" ".join(f"{err.get('code')}: {err.get('message')}".split())[:300])
+            return _printable(" ".join(f"{err.get('code')}: {err.get('message')}".split())[:chars])
     except (ValueError, AttributeError):
         pass
     return _printable(resp.text[:200].replace("\n", " "))

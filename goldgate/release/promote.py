@@ -228,7 +228,9 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
         retried = {"retry_rejected": True} if retry_rejected else {}
         # The smoke cases decide whether PROD keeps the candidate: cases that cannot run would fail the smoke
         # after PROD changed, and the automatic rollback's smoke too. Found out now, PROD is untouched.
-        check_before_change(deployer, prod, paths, progress, doing=f"promote to {prod}", change="this promotion")
+        check_before_change(deployer, prod, paths, progress, doing=f"promote to {prod}", change="this promotion",
+                            at_limit=f"this promotion's smoke run could not run: {prod} would take "
+                                     f"{decision.image} unverified and be rolled back for nothing")
         image = str(decision.image)
         before = deployer.current_image(prod)
         rid = release_ids(ledger.entries()).get(image)

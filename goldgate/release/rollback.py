@@ -46,6 +46,7 @@ from goldgate.release.interrupt import how, sigterm_interrupts
 from goldgate.release.ledger import Entry, Ledger, golden_run_named, judged_image
 from goldgate.release.lock import ReleaseLock
 from goldgate.release.report import check_reports_dir
+from goldgate.release.spend_limit import check_within_spend_limit
 from goldgate.release.verification import (
     DEFAULT_PATHS,
     GoldenPaths,
@@ -119,7 +120,9 @@ def rollback(deployer: Deployer, ledger: Ledger, home: Path, *, to: str | None =
         lost = _lost_change(entries, stack)
         target = _rollback_target(entries, stack, to, current, lost, progress, run)
         _check_something_to_roll_back(entries, stack, target.image, current, served, lost)
-        check_before_change(deployer, stack, paths, progress, doing=f"roll {stack} back", change="this rollback")
+        check_before_change(deployer, stack, paths, progress, doing=f"roll {stack} back", change="this rollback",
+                            at_limit=f"this rollback's smoke run could not run: it would leave {stack} on "
+                                     f"{target.image} unverified")
         outcome = rollback_locked(deployer, ledger, target.image, stack=stack, trigger=trigger,
                                   reason=_rollback_reason(entries, stack, current, target.image, lost),
                                   progress=progress, paths=paths)
@@ -186,16 +189,20 @@ def _rollback_reason(entries: list[Entry], stack: str, current: str | None, imag
 
 
 def check_before_change(deployer: Deployer, stack: str, paths: GoldenPaths, progress: Progress, *, doing: str,
-                        change: str) -> None:
+                        change: str, at_limit: str) -> None:
     """What would fail only after `stack` changed, refused before it does: smoke cases that cannot run (or would ask
-    for more time than the stack allows), a smoke report that cannot be written, a local stack that is not up. Warns
-    when the stack's host runs older goldgate code (`change`: "this promotion", "this rollback")."""
+    for more time than the stack allows), a smoke report that cannot be written, a local stack that is not up, a
+    stack at its daily spend limit (`at_limit`: what that would cost the change; nothing recorded, as for the
+    others). Warns when the stack's host runs older goldgate code (`change`: "this promotion", "this rollback")."""
     load_cases(paths.cases_dir, smoke_only=True,
                stack_latency_s=deployer.spec(stack).thresholds.golden_case_latency_s)
     # Found unwritable after the smoke passed, the stack would be rolled back.
     check_reports_dir(paths.reports_dir)
     # A local stack that is not up would fail the deploy, recorded and logged as a failed change (which alerts).
     check_stack_up(deployer, stack, doing)
+    # Its smoke run's creates would be refused 429 spend_limit_reached until 00:00 UTC: the change would end with the
+    # stack on a release no smoke run judged (`smoke_not_run`), and a promotion would roll it back for nothing.
+    check_within_spend_limit(deployer, stack, progress, doing=doing, because=at_limit)
     note = host_code_note(deployer, stack, change)
     if note is not None:
         progress(f"warning: {note}")

@@ -26,7 +26,14 @@ from goldgate.release.cases import (
     uncommitted_references,
 )
 from goldgate.release.deployers.base import Deployer, Progress
-from goldgate.release.golden import REFERENCES_DIR, SuiteTarget, api_client, run_suite, served_workflows
+from goldgate.release.golden import (
+    REFERENCES_DIR,
+    SpendLimitReached,
+    SuiteTarget,
+    api_client,
+    run_suite,
+    served_workflows,
+)
 from goldgate.release.ledger import Ledger
 from goldgate.release.report import REPORTS_DIR, check_reports_dir, report_sha256, write_report
 from goldgate.release.report_html import write_html
@@ -49,12 +56,19 @@ DEFAULT_PATHS = GoldenPaths()
 
 class NothingRun(StateError):
     """A golden or smoke run that refused to start for a reason that is not the image's (the running stack is not
-    the one its stacks file declares; a rollback's release serves none of the smoke cases' workflows): no case ran,
-    nothing was recorded, and it is no verdict on the digest. A promotion or rollback records it as `smoke_not_run`."""
+    the one its stacks file declares; a rollback's release serves none of the smoke cases' workflows), or that the
+    stack stopped (at its daily spend limit): no case was judged, nothing was recorded (no report, no ledger entry),
+    and it is no verdict on the digest. A promotion or rollback records it as `smoke_not_run`."""
 
 
 class StackNotAsDeclared(NothingRun):
     """The running stack serves other settings than its stacks file declares (it read the file at its start)."""
+
+
+class StackAtSpendLimit(NothingRun):
+    """The stack answered a case's create 429 spend_limit_reached (its api.daily_spend_limit_usd reached): the cases
+    already created ran to their end, no other was sent, and no report was written. Such a run says nothing of the
+    image: a report failing it would blame the image on STAGING, a failed smoke run would roll PROD back from it."""
 
 
 def check_runs_as_declared(deployer: Deployer, stack: str, doing: str) -> None:
@@ -119,6 +133,10 @@ def run_golden(deployer: Deployer, stack: str, ledger: Ledger, *, suite: str = "
                                accept_changed=accept_changed, reports_dir=paths.reports_dir)
             if only:
                 report["only_cases"] = [case.id for case in cases]
+        except SpendLimitReached as exc:
+            # No report and no ledger entry, as for the other runs that judged nothing: latest.json (the gate's
+            # evidence) stays as it was, and no failed run of the image is recorded against it.
+            raise StackAtSpendLimit(str(exc)) from None
         except KeyboardInterrupt:
             # What an operator who pressed Ctrl-C needs to know: the gate's evidence is untouched, and nothing
             # cancels the jobs RunPod already has (they finish, and are billed, on their own).

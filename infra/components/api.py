@@ -204,6 +204,9 @@ class ApiArgs:
     webhook_secret_previous: pulumi.Input[str] | None = None
     # Only while the API token is rotated: the old one, still accepted as a bearer token.
     api_token_previous: pulumi.Input[str] | None = None
+    # Only when the stack names clients (goldgate:clientTokens): JSON of each client's name -> the sha256 hex of its
+    # token (service/clients.py); the Worker never holds a client's token.
+    client_tokens: pulumi.Input[str] | None = None
 
 
 def bindings(args: ApiArgs) -> list[cloudflare.WorkersScriptBindingArgs]:
@@ -221,6 +224,8 @@ def bindings(args: ApiArgs) -> list[cloudflare.WorkersScriptBindingArgs]:
         secret.append(("WEBHOOK_SECRET_PREVIOUS", args.webhook_secret_previous))
     if args.api_token_previous is not None:  # as above: once the key is removed, the old token opens nothing
         secret.append(("API_TOKEN_PREVIOUS", args.api_token_previous))
+    if args.client_tokens is not None:  # as above: once the last client is removed, no client token opens anything
+        secret.append(("CLIENT_TOKENS", args.client_tokens))
     for name, value in secret:
         out.append(b(type="secret_text", name=name, text=pulumi.Output.secret(value)))
     # Per API token and Cloudflare location, over the period a 429's Retry-After names (service/ratelimit.py).

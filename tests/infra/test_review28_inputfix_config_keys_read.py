@@ -21,6 +21,7 @@ from infra.program import read_config, run
 EVERY = {**SECRETS, "goldgate:registryUsername": "robot$puller", "goldgate:registryPassword": "pw-9b8c7d6e5f4a",
          "goldgate:webhookSecretPrevious": "whsec-previous-7c1d2e3f4a5b",
          "goldgate:apiTokenPrevious": "api-token-previous-3e5a7c9b",
+         "goldgate:clientTokens": json.dumps({"web-frontend": "client-token-web-frontend-0123456789abcdef"}),
          "goldgate:cloudflareApiBase": "https://api.cloudflare.com/client/v4",
          "goldgate:r2WritePermissionGroupId": "a" * 32, "goldgate:r2ReadPermissionGroupId": "b" * 32}
 SECRET_KEYS = [k for k in EVERY if k.removeprefix("goldgate:") in specs.SECRET_CONFIG_KEYS]

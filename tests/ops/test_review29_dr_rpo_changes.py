@@ -63,7 +63,7 @@ def test_deleted_jobs_are_named_though_new_jobs_keep_the_count_up(tmp_path, stac
            "runpod_job_id, version, last_delivery, error, results_json, worker_timings_json, worker_image_tag, "
            "gpu_type, runpod_queue_duration_ms, runpod_run_duration_ms, e2e_ms, cost_estimate_usd, "
            "'2026-12-31T00:00:00.000Z', created_at_ms, '2026-12-31T00:00:00.000Z', finished_at, policy_ttl_ms, "
-           "run_timeout_ms FROM jobs ORDER BY id DESC LIMIT 1" for n in range(3)))
+           "run_timeout_ms, client FROM jobs ORDER BY id DESC LIMIT 1" for n in range(3)))
     second = _drill(home, capsys)
     assert second["passed"] and second["row_counts"]["jobs"] == first["row_counts"]["jobs"] + 1
     assert not [n for n in second["notes"] if "jobs were deleted or lost since" in n]  # the count went up

@@ -33,7 +33,8 @@ def test_local_metrics_show_todays_spend_and_no_limit(tmp_path: Path, capsys) ->
     conn.close()
     assert main(["metrics", "staging", "--home", str(home), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["daily_spend"] == {"day": _today(), "spend_usd": 12.345, "jobs": 7, "limit_usd": None}
+    assert report["daily_spend"] == {"day": _today(), "spend_usd": 12.345, "jobs": 7, "limit_usd": None,
+                                     "limit_known": True}
     assert main(["metrics", "staging", "--home", str(home)]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert f"today ({_today()} UTC): spend $12.35 over 7 jobs ended, no daily spend limit" in first, first
@@ -54,7 +55,7 @@ def test_cloud_metrics_show_todays_spend_against_the_stack_files_limit(d1, tmp_p
     args = ["metrics", "staging", "--target", "cloud", "--stacks-dir", str(stacks), "--database-id", database,
             "--home", str(tmp_path / "home")]
     assert main([*args, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["daily_spend"] == {"day": _today(), "spend_usd": 251.5, "jobs": 40,
+    assert json.loads(capsys.readouterr().out)["daily_spend"] == {"day": _today(), "spend_usd": 251.5, "jobs": 40, "limit_known": True,
                                                                   "limit_usd": 250.0}
     assert main(args) == 0
     first = capsys.readouterr().out.splitlines()[0]

@@ -115,8 +115,9 @@ def test_a_retried_job_costs_both_attempts_over_d1_in_the_same_round_trips(entry
         completed = {"id": rid, "status": "COMPLETED", "delayTime": 3, "executionTime": 1001,
                      "output": {"images": [{"key": key, "content_type": "image/png", "bytes": 9}]}}
         assert (await call("POST", hook, completed))["status"] == "completed"
-        (read, _), batch = env.DB.calls[calls_before:]  # one read, then one batch of today's three statements
-        assert read == "all" and batch == ("batch", "3")
+        # one read, then one batch: the job's UPDATE, the delivery's record, the day's spend, the metrics row
+        (read, _), batch = env.DB.calls[calls_before:]
+        assert read == "all" and batch == ("batch", "4")
         status = await call("GET", f"/api/status/{job_id}", headers=auth)
         report = await call("GET", "/api/metrics", headers=auth)
         return status["cost_estimate_usd"], report["overall"]["cost_total_usd"]
