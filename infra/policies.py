@@ -28,6 +28,7 @@ from pulumi_policy import (
 
 from goldgate.errors import GoldgateError, SpecError
 from goldgate.spec import (
+    CLIENT_TOKENS_KEY,
     PREVIOUS_API_TOKEN_KEY,
     PREVIOUS_WEBHOOK_SECRET_KEY,
     STACK_SECRET_KEYS,
@@ -137,19 +138,18 @@ def shared_identifier_violations(specs: Iterable[StackSpec]) -> list[str]:
 
 
 def copied_secret_violations(directory: Path = STACKS_DIR, stack: str | None = None) -> list[str]:
-    """No two stack files may hold the same encrypted secret of PER_STACK_SECRETS, under the same key or not (only
-    pairs with `stack`, if given).
+    """No two stack files may hold the same encrypted secret of PER_STACK_SECRETS or a named client's token
+    (goldgate:clientTokens.<name>), under the same key or not (only pairs with `stack`, if given).
 
     Pulumi encrypts each value with a fresh nonce, so equal ciphertexts mean a copied stack file (or a `secure:` line
     copied from one into the other); with a passphrase secrets provider (whose salt was copied along) the copy
     decrypts: STAGING's token would open PROD's API and its key sign PROD's webhooks, and so would STAGING's token
-    copied into PROD's apiTokenPrevious."""
+    copied into PROD's apiTokenPrevious, or a client's token copied from one stack's clientTokens into the other's."""
     holders: dict[str, list[tuple[str, str]]] = {}  # ciphertext -> each (stack, key) holding it, in file order
     for path in sorted(directory.glob("Pulumi.*.yaml")):
         doc = read_yaml(path)
         config = doc.get("config") if isinstance(doc, Mapping) else None
-        for key in PER_STACK_SECRETS:
-            value = config.get(f"goldgate:{key}") if isinstance(config, Mapping) else None
+        for key, value in _secret_values(config if isinstance(config, Mapping) else {}):
             cipher = value.get("secure") if isinstance(value, Mapping) else None
             if isinstance(cipher, str) and not cipher.startswith("<"):  # not unset, not the shipped placeholder
                 holders.setdefault(cipher, []).append((path.name[len("Pulumi."):-len(".yaml")], key))
@@ -159,6 +159,18 @@ def copied_secret_violations(directory: Path = STACKS_DIR, stack: str | None = N
         if len(stacks) > 1 and (stack is None or stack in stacks):
             problems.append(_copied_secret(found, stacks, stack))
     return problems
+
+
+def _secret_values(config: Mapping[str, object]) -> list[tuple[str, object]]:
+    """Each per-stack secret of a stack file's config, by its key without the namespace: PER_STACK_SECRETS, then each
+    named client's (`clientTokens.<name>`, set with `--path`)."""
+    values = [(key, config.get(f"goldgate:{key}")) for key in PER_STACK_SECRETS]
+    clients = config.get(f"goldgate:{CLIENT_TOKENS_KEY}")
+    if isinstance(clients, Mapping) and list(clients) == ["secure"]:  # the whole object set as one secret
+        values.append((CLIENT_TOKENS_KEY, clients))
+    elif isinstance(clients, Mapping):
+        values += [(f"{CLIENT_TOKENS_KEY}.{name}", value) for name, value in clients.items()]
+    return values
 
 
 def _copied_secret(found: list[tuple[str, str]], stacks: list[str], stack: str | None) -> str:
@@ -172,7 +184,8 @@ def _copied_secret(found: list[tuple[str, str]], stacks: list[str], stack: str |
         way_out = (f"goldgate:{key} holds the {PREVIOUS_SECRETS[key]} stack {name} itself used before, or "
                    f"nothing: `pulumi config rm goldgate:{key} --stack {name}`")
     else:
-        way_out = (f"give each its own, `openssl rand -hex 32 | pulumi config set --secret goldgate:{key} "
+        path = " --path" if key.startswith(f"{CLIENT_TOKENS_KEY}.") else ""  # a client's token: one leaf of the object
+        way_out = (f"give each its own, `openssl rand -hex 32 | pulumi config set --secret{path} goldgate:{key} "
                    f"--stack {name}`")
     if len(keys) == 1 and key not in PREVIOUS_SECRETS:  # the same current key: a whole stack file copied
         return (f"stacks {' and '.join(stacks)} hold the same encrypted goldgate:{key} (a copied stack "

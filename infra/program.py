@@ -254,6 +254,12 @@ def _previous_secret(stack: str, config: pulumi.Config, previous_key: str, curre
     return config.require_secret(previous_key)
 
 
+# Cloudflare's limit on one Worker variable or secret (Workers platform limits, "Environment variable size": 5 KB),
+# kept a little under 5 KiB: JSON of {name: sha256 hex} takes 70 bytes and the name's a client, so a cloud stack takes
+# about 68 clients of 3-letter names and 49 of 32-letter ones, fewer than the service's 100.
+CLIENT_TOKENS_MAX_BYTES = 5_000
+
+
 def client_token_hashes(stack: str, config: pulumi.Config) -> pulumi.Output[str] | None:
     """goldgate:clientTokens (client name -> token) as the API Worker's CLIENT_TOKENS binding takes it: JSON of each
     name -> the sha256 hex of its token, a secret. Refused before anything is declared, naming the client and never
@@ -301,7 +307,14 @@ def client_token_hashes(stack: str, config: pulumi.Config) -> pulumi.Output[str]
             raise SpecError(f"stack {stack}: {key}.{name} and {key}.{same} hold the same token: give each client its "
                             f"own; {fix}")
         hashes[name] = digest
-    return pulumi.Output.secret(json.dumps(hashes, sort_keys=True))
+    text = json.dumps(hashes, sort_keys=True, separators=(",", ":"))
+    if len(text) > CLIENT_TOKENS_MAX_BYTES:  # Cloudflare would refuse the script's upload mid-deploy; ASCII: 1 byte each
+        fit = CLIENT_TOKENS_MAX_BYTES * len(hashes) // len(text)
+        raise SpecError(f"stack {stack}: {key} names {len(hashes)} clients, whose hashes make a {len(text):,}-byte "
+                        f"CLIENT_TOKENS binding, over the {CLIENT_TOKENS_MAX_BYTES:,} bytes Cloudflare takes in one "
+                        f"(about {fit} clients with names this long): remove those no longer used (`pulumi config rm "
+                        f"--path '{key}.<name>' --stack {stack}`) or give them shorter names")
+    return pulumi.Output.secret(text)
 
 
 def registry_secrets(stack: str, spec: StackSpec, config: pulumi.Config) -> dict[str, pulumi.Output[str]]:

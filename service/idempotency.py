@@ -3,7 +3,8 @@ and gets the same job back, not a second job (and a second RunPod bill).
 
 The same key with the same body within `WINDOW_S` answers the job it created (202, header
 `Idempotent-Replayed: true`); with another body it is a 422 `idempotency_key_reused`; a malformed key is a
-400. Keys are per scope (the stack, whose API token the client holds). The key row and its job are written
+400. Keys are per scope: the stack for its API token, and the stack and client for each named client's token
+(routes.idempotency_scope), so two clients' keys never meet. The key row and its job are written
 in one D1 batch, the job only if the key row names it, so two concurrent duplicates make one job: the
 primary key decides which (D1 has no interactive transactions). A submission RunPod never took releases
 its key, so a retry with that key submits again.

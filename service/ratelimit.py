@@ -106,7 +106,8 @@ def limits_in_process(per_minute: Mapping[str, int | None], clock: Callable[[], 
 def refusal(limit: RouteLimit) -> ApiError:
     """The 429 of a request over its route's limit: the route, the limit and the period, and what to do."""
     return ApiError(429, "rate_limited", f"{ROUTES[limit.route]} is limited to {limit.per_minute} requests a minute "
-                                         f"per API token (the stack's {SPEC_FIELDS[limit.route]}), and this token "
+                                         f"per token, the API token's and each named client's apart (the stack's "
+                                         f"{SPEC_FIELDS[limit.route]}), and this token "
                                          f"has made them: nothing was done; retry after Retry-After ({PERIOD_S} s) "
                                          "and send fewer requests",
                     retry_after=str(PERIOD_S))

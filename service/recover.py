@@ -14,7 +14,7 @@ from service import jobs
 from service.http import ApiError, Request, Response, parse_json_body
 from service.ports import StoreUnavailable
 from service.results import OutcomeUnusable, outcome_key, result_prefix, stored_outcome
-from service.routes import apply_delivery, job_context, log_refusal, parse_job_id, require_bearer
+from service.routes import apply_delivery, job_context, log_refusal, parse_job_id, require_operator
 from service.runpod import RunPodRefused, RunPodUnavailable
 from service.transitions import Delivery, RunPodIdTaken, parse_delivery
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 async def recover_job(app: App, request: Request, job_id: str) -> Response:
-    require_bearer(app, request)
+    require_operator(app, request)
     job_id = parse_job_id(job_id)
     given = _given_runpod_id(request)
     job = await jobs.get(app.db, job_id)

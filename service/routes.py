@@ -76,12 +76,31 @@ def require_bearer(app: App, request: Request) -> str:
     return used
 
 
+def require_operator(app: App, request: Request) -> str:
+    """As require_bearer, for an operator's route (every `/api/admin/*` one): the API token only. A named client's
+    token is answered 403 `operator_only` before anything is read: a recovery calls RunPod and may settle any job,
+    which is the operator's act (docs/RUNBOOK.md, "A stuck job"), never a client's."""
+    used = require_bearer(app, request)
+    if used.startswith(CLIENT_PREFIX):
+        raise ApiError(403, "operator_only", f"{request.method} {request.path[:80]} is an operator's "
+                       "route, served on the API token only, not on a client's token: ask the stack's operator")
+    return used
+
+
 def annotate_caller(app: App, used: str) -> None:
     """Say on the request's line who sent it, when it is not the current API token."""
     if used == "previous":  # the operator drops the previous token once no line says this any more
         app.log.annotate_data(token="previous")
     elif used.startswith(CLIENT_PREFIX):
         app.log.annotate_data(client=used.removeprefix(CLIENT_PREFIX))
+
+
+def idempotency_scope(app: App, used: str) -> str:
+    """Whose Idempotency-Keys a create's is among: the stack's for the API token (current or previous: one operator,
+    as before clients), each named client's its own, so that two clients numbering their creates alike never get
+    each other's job (or a 422 for a key only the other used)."""
+    client = client_of(used)
+    return app.config.stack if client is None else f"{app.config.stack} {CLIENT_PREFIX}{client}"
 
 
 def client_of(used: str) -> str | None:
@@ -137,11 +156,11 @@ async def create_job(app: App, request: Request, **_: str) -> Response:
     caller = require_bearer(app, request)
     replayed = await _create_within_rate(app, request, caller)
     if replayed is None:
-        replayed = await _create_within_spend(app, request)
+        replayed = await _create_within_spend(app, request, caller)
     if replayed is not None:
         return replayed
     body = _create_body(request)
-    key = idempotency.parse(request.header("idempotency-key"), app.config.stack, body)
+    key = idempotency.parse(request.header("idempotency-key"), idempotency_scope(app, caller), body)
     workflow = app.registry.get(body.get("workflow_id"))
     inputs = workflow.validate_inputs(body.get("inputs", {}))
     jobs.check_inputs_size(inputs)
@@ -369,7 +388,7 @@ async def _create_within_rate(app: App, request: Request, token: str) -> Respons
     refused = await app.within_rate(ratelimit.CREATE, token)
     if refused is None:
         return None
-    holder = await _replay_of_taken(app, request)
+    holder = await _replay_of_taken(app, request, token)
     if holder is not None:
         return _replayed(app, holder)
     limit = app.rate_limits[ratelimit.CREATE]
@@ -378,19 +397,21 @@ async def _create_within_rate(app: App, request: Request, token: str) -> Respons
     raise refused
 
 
-async def _replay_of_taken(app: App, request: Request) -> idempotency.Holder | None:
-    """The job a refused create's Idempotency-Key and body made before (a retry of a create that was taken), else
-    None: a body or key that is no replay, or a database that cannot say, leaves the refusal as it is."""
+async def _replay_of_taken(app: App, request: Request, caller: str) -> idempotency.Holder | None:
+    """The job a refused create's Idempotency-Key and body made before (a retry of a create that was taken, by the
+    same caller: idempotency_scope), else None: a body or key that is no replay, or a database that cannot say,
+    leaves the refusal as it is."""
     if request.header("idempotency-key") is None:
         return None
     try:
-        key = idempotency.parse(request.header("idempotency-key"), app.config.stack, _create_body(request))
+        key = idempotency.parse(request.header("idempotency-key"), idempotency_scope(app, caller),
+                                _create_body(request))
         return await idempotency.held(app.db, key, app.clock()) if key is not None else None
     except Exception:  # noqa: BLE001 - no replay: the refusal stands
         return None
 
 
-async def _create_within_spend(app: App, request: Request) -> Response | None:
+async def _create_within_spend(app: App, request: Request, caller: str) -> Response | None:
     """None when the stack has no daily spend limit, or today's spend (one primary-key read) is under it. At or
     over it, a retry of a create that was taken is answered with its job, as any replay; any other create is refused
     429 `spend_limit_reached` until 00:00 UTC, nothing written and no RunPod call."""
@@ -402,7 +423,7 @@ async def _create_within_spend(app: App, request: Request) -> Response | None:
     spent = spend.today(await app.db.query(statement.sql, statement.params), now, limit)
     if spent.usd < limit:
         return None
-    holder = await _replay_of_taken(app, request)
+    holder = await _replay_of_taken(app, request, caller)
     if holder is not None:
         return _replayed(app, holder)
     refused = spend.refusal(spent, now)

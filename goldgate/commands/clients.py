@@ -102,6 +102,10 @@ def _list_cloud(args: argparse.Namespace) -> int:
     doc: Any = specs.read_yaml(path)
     config = doc.get("config") if isinstance(doc, dict) else None
     clients = (config or {}).get(CONFIG_KEY) if isinstance(config, dict) else None
+    if isinstance(clients, dict) and list(clients) == ["secure"]:  # `pulumi config set --secret` of the whole object
+        raise GoldgateError(f"{path}: {CONFIG_KEY} is one encrypted object, whose client names only pulumi can read: "
+                            f"set each client apart, `pulumi config set --secret --path '{CONFIG_KEY}.<name>' --stack "
+                            f"{stack}`, so that each is revoked alone and listed here")
     if clients is not None and not isinstance(clients, dict):
         raise GoldgateError(f"{path}: {CONFIG_KEY} is not a mapping of client name to token: set each client with "
                             f"`pulumi config set --secret --path '{CONFIG_KEY}.<name>' --stack {stack}`")

@@ -6,6 +6,7 @@ token (docs/RUNBOOK.md, "Add or revoke a client").
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hmac
 import os
@@ -42,23 +43,34 @@ def check_name(name: str) -> str:
     return name
 
 
-def _entries(d: StackDir) -> list[str]:
-    """The names in the clients directory, each checked as a client name (a stray file is refused by its path)."""
+def _directory(d: StackDir) -> Path | None:
+    """The clients directory, None while there is none; refused when it is not a directory of its own: a symbolic
+    link would have goldgate read, and revoke remove, files wherever it points."""
     directory = clients_dir(d)
     try:
         info = os.lstat(directory)
     except FileNotFoundError:
-        return []
+        return None
     if not stat.S_ISDIR(info.st_mode):
         raise StateError(f"{directory} is not a directory (a symbolic link or a file): goldgate keeps one file per "
                          f"client there; move it away and add the clients again (`goldgate client add <name> --stack "
                          f"{d.stack}`)")
+    return directory
+
+
+def _entries(d: StackDir, at_most: bool = True) -> list[str]:
+    """The names in the clients directory, each checked as a client name (a stray file is refused by its path), and
+    no more than MAX_CLIENTS of them unless `at_most` is False: `list` shows every one, so that the operator can pick
+    those to revoke when two adds at once made one too many."""
+    directory = _directory(d)
+    if directory is None:
+        return []
     names = sorted(os.listdir(directory))
     for name in names:
         if not NAME.match(name):
             raise StateError(f"{directory / name} is not a client's file ({name[:40]!r} is no client name: "
                              f"{NAME_RULE}): move it out of {directory}")
-    if len(names) > MAX_CLIENTS:
+    if at_most and len(names) > MAX_CLIENTS:
         raise StateError(f"{directory} holds {len(names)} clients; a stack takes at most {MAX_CLIENTS}: revoke "
                          f"those no longer used (`goldgate client revoke <name> --stack {d.stack}`)")
     return names
@@ -73,6 +85,10 @@ def _read_token(d: StackDir, name: str) -> str:
     except NotARegularFile as exc:
         raise StateError(f"{path} is {exc.kind}, not a client's token file: {fix}") from None
     with os.fdopen(fd, "rb") as f:
+        # Copied in by hand, often with the umask's 0644: kept as private as the files goldgate writes.
+        if stat.S_IMODE(os.fstat(f.fileno()).st_mode) != 0o600:
+            with contextlib.suppress(PermissionError):  # another user's file: read as it is, as any secret
+                os.fchmod(f.fileno(), 0o600)
         raw = f.read(MAX_SECRET_BYTES + 1)
     try:
         token = bearer_token(raw.decode("utf-8")) if len(raw) <= MAX_SECRET_BYTES else None
@@ -87,7 +103,11 @@ def client_tokens(d: StackDir) -> dict[str, str]:
     """Each client's token, refused by its file's name (never its value) wherever the service must not take it: not
     a regular file (a symbolic link too), too short, two clients' the same, or one equal to the API token or a
     webhook secret (a client would then hold the operator's token, or could sign RunPod's outcomes)."""
-    tokens = {name: _read_token(d, name) for name in _entries(d)}
+    names = _entries(d)
+    if names:  # as `goldgate client add` makes it, whatever made it (another user's: left as it is)
+        with contextlib.suppress(PermissionError):
+            os.chmod(clients_dir(d), 0o700)
+    tokens = {name: _read_token(d, name) for name in names}
     operator = {"secrets/api_token": d.secret("api_token"), "secrets/webhook_secret": d.secret("webhook_secret"),
                 f"secrets/{API_TOKEN_PREVIOUS}": d.optional_secret(API_TOKEN_PREVIOUS) or "",
                 f"secrets/{WEBHOOK_SECRET_PREVIOUS}": d.optional_secret(WEBHOOK_SECRET_PREVIOUS) or ""}
@@ -135,6 +155,7 @@ def add_client(d: StackDir, name: str) -> str:
         raise StateError(f"client {name} already exists on stack {d.stack} ({path}): revoke it first") from None
     try:
         with os.fdopen(fd, "w", encoding="ascii") as f:
+            os.fchmod(f.fileno(), 0o600)  # whatever the umask took away from the mode asked for: the owner reads it
             f.write(token + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -147,6 +168,7 @@ def add_client(d: StackDir, name: str) -> str:
 def revoke_client(d: StackDir, name: str) -> Path:
     """Remove `name`'s file (whatever it is: a symbolic link is removed, never followed); the path removed."""
     check_name(name)
+    _directory(d)  # through a symbolic link, the file removed would be wherever it points
     path = clients_dir(d) / name
     try:
         info = os.lstat(path)
@@ -166,4 +188,4 @@ def revoke_client(d: StackDir, name: str) -> Path:
 
 def list_clients(d: StackDir) -> list[ClientFile]:
     """Each client's name and when its file was written (its token is never read here)."""
-    return [ClientFile(name, os.lstat(clients_dir(d) / name).st_mtime) for name in _entries(d)]
+    return [ClientFile(name, os.lstat(clients_dir(d) / name).st_mtime) for name in _entries(d, at_most=False)]
