@@ -89,6 +89,9 @@ class SelectedJob:
 class Selected:
     jobs: list[SelectedJob]
     matched: int                  # every job the selection matches; `jobs` holds the first `limit` of them
+    # With --client and nothing matched: whether any job of the database, ended or not, names that client (False:
+    # likely a misspelt name, which would otherwise read as a runaway with nothing left to cancel); else None.
+    client_seen: bool | None = None
 
 
 def epoch_ms(iso: str) -> int:
@@ -151,7 +154,11 @@ def _select(query: Query, stack: str, selection: Selection, *, where: str, migra
     matched = int(query(f"SELECT COUNT(*) AS n FROM jobs WHERE {where_sql}", params)[0]["n"] or 0)
     jobs = [SelectedJob(str(r["id"]), str(r["workflow_id"]), str(r["status"]), str(r["created_at"]), r.get("client"))
             for r in rows]
-    return Selected(jobs, max(matched, len(jobs)))
+    seen = None
+    if selection.client is not None and not jobs and not matched:
+        # a scan of jobs (no index on client): only when nothing matched, once per run
+        seen = bool(query("SELECT 1 AS seen FROM jobs WHERE client = ?1 LIMIT 1", (selection.client,)))
+    return Selected(jobs, max(matched, len(jobs)), seen)
 
 
 def _ms(iso: str | None) -> int | None:
@@ -323,6 +330,7 @@ class BulkCancelReport:
     jobs: list[JobResult] = field(default_factory=list)
     # the selected jobs per named client that created them, most first; the API token's under API_TOKEN_JOBS
     by_client: dict[str, int] = field(default_factory=dict)
+    client_seen: bool | None = None  # Selected.client_seen
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -436,7 +444,8 @@ def report(stack: str, target: str, selection: Selection, selected: Selected, co
         by_workflow=by_workflow, acted=acted, command=command, cancelled=counts["cancelled"],
         ended=counts["ended"], failed=counts["failed"], not_sent=counts["not_sent"], interrupted=interrupted,
         stopped=stopped, jobs=jobs,
-        by_client=dict(Counter(j.client or API_TOKEN_JOBS for j in selected.jobs).most_common()))
+        by_client=dict(Counter(j.client or API_TOKEN_JOBS for j in selected.jobs).most_common()),
+        client_seen=selected.client_seen)
 
 
 def exit_code(r: BulkCancelReport) -> int:
@@ -456,7 +465,11 @@ def render_text(d: dict[str, Any]) -> str:
     what = Selection(tuple(selection["statuses"]), selection["workflow_id"], selection["created_after"],
                      selection["created_before"], selection["limit"], selection.get("client")).describe()
     if not d["selected"]:  # the count, read after the jobs, may find one a runaway queued in between
-        return f"{d['stack']}: no job to cancel ({d['target']}: none {what})"
+        text = f"{d['stack']}: no job to cancel ({d['target']}: none {what})"
+        if d.get("client_seen") is False:
+            text += (f"; and no job there, ended or not, was created by client {selection['client']}: check the "
+                     "name against a request line's data.client")
+        return text
     lines = []
     if not d["acted"]:
         lines.append(f"{d['stack']}: {_n(d['selected'], 'job')} to cancel ({d['target']}: {what}), {d['order']}:")

@@ -67,6 +67,9 @@ class StuckJob:
     # The cloud's recover line without goldgate (curl to the API Worker's admin route, the token kept off the command
     # line); None locally.
     recover_by_hand: str | None = None
+    # The named client whose token created it (jobs.client, migration 0010): None for the API token's, or a database
+    # from before the column.
+    client: str | None = None
 
 
 # What the endpoint's counters say about why jobs wait (QueueDiagnosis.cause).
@@ -225,7 +228,7 @@ def _list(query: Query, spec: StackSpec, target: str, older_than_minutes: int, l
     cutoff = max(before, host_started or before)  # the same RFC 3339 form: compared as text, as SQL compares it
     if stack_down:  # no RunPod runs: every unfinished job is stuck, one created a second ago (or "later") too
         cutoff = _AFTER_EVERY_JOB
-    policy = ", ".join(c if c in columns else f"NULL AS {c}" for c in _RUN_POLICY)
+    policy = ", ".join(c if c in columns else f"NULL AS {c}" for c in (*_RUN_POLICY, "client"))
     # From the unfinished jobs' own index (migration 0007, jobs_in_flight), sorted after: each `+` keeps SQLite off
     # the created_at index, whose walk (to filter, or to skip the sort) read every older job's row to find the few
     # unfinished ones: the whole table when none is stuck (D1 bills each row read; a cron runs this often).
@@ -425,7 +428,8 @@ def _job(deadline_of: Callable[[dict[str, Any]], float], stack: str, target: str
                     age_s=round(now - row["created_at_ms"] / 1000, 3), runpod_job_id=rid, deadline=iso_ms(deadline_s),
                     past_deadline=past, recover=recover_line(row["id"], stack, target), advice=advice,
                     before_host_start=earlier,
-                    recover_by_hand=recover_by_hand(row["id"], stack) if target == "cloud" else None)
+                    recover_by_hand=recover_by_hand(row["id"], stack) if target == "cloud" else None,
+                    client=row.get("client"))
 
 
 def age_text(seconds: float) -> str:
@@ -486,8 +490,10 @@ def render_text(d: dict[str, Any]) -> str:
                      f"GOLDGATE_API_TOKEN[_{d['stack'].upper().replace('-', '_')}] or the goldgate:apiToken secret")
     for job in d["jobs"]:
         deadline = ("PAST its deadline " if job["past_deadline"] else "deadline ") + job["deadline"]
+        client = f"  client {job['client']}" if job.get("client") else ""
         lines.append(f"  {job['id']}  {job['status']:<11}  created {job['created_at']} "
-                     f"({age_text(job['age_s'])} ago)  runpod {job['runpod_job_id'] or '(none recorded)'}  {deadline}")
+                     f"({age_text(job['age_s'])} ago)  runpod {job['runpod_job_id'] or '(none recorded)'}  {deadline}"
+                     f"{client}")
         lines.append(f"      {job['recover']}")
         if job["advice"]:
             lines.append(f"      {job['advice']}")

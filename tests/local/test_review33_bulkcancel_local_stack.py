@@ -150,7 +150,7 @@ def test_a_runaway_is_listed_then_cancelled_with_one_command_and_nothing_else_is
     assert (done["acted"], done["cancelled"], done["ended"], done["failed"], done["not_sent"]) == (True, 4, 0, 0, 0)
     assert sorted(done) == sorted(["stack", "target", "selection", "order", "matched", "selected", "left",
                                    "by_workflow", "by_client", "acted", "command", "cancelled", "ended", "failed",
-                                   "not_sent",
+                                   "not_sent", "client_seen",
                                    "interrupted", "stopped", "jobs"])
     assert done["selection"] == {"statuses": ["queued"], "workflow_id": SDXL, "created_after": window,
                                  "created_before": None, "limit": 2000, "client": None}
