@@ -1,4 +1,4 @@
-"""Local-target commands: up, down, status, recover, demo, doctor."""
+"""Local-target commands: up, down, reload, status, recover, demo, doctor."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from goldgate.commands.output import emit, escape_controls, one_line_values, pro
 from goldgate.errors import GoldgateError, StateError
 from goldgate.files import NotARegularFile, make_dirs, open_regular
 from goldgate.local import image_store
-from goldgate.local.platform import NO_MODELS_SECTION, LocalPlatform, StackStatus
+from goldgate.local.platform import NO_MODELS_SECTION, LocalPlatform, Reloaded, StackStatus
 from goldgate.local.state import StackDir, default_home
 
 WORKER_SOURCE = Path(__file__).resolve().parents[2] / "images" / "worker"
@@ -99,6 +99,51 @@ def cmd_down(args: argparse.Namespace) -> int:
     if failed:
         raise StateError(f"not stopped: {'; '.join(failed)}")
     return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """`goldgate reload <stack>|all`: the stack's secret files and API settings applied to its running service
+    (LocalPlatform.reload). `all`: each stack the stacks file names that runs; one that is down is named as such,
+    one that refuses its files with why, and the others are still reloaded."""
+    platform = _platform(args)
+    if args.stack != "all":
+        emit(args, _reloaded(platform.reload(args.stack, progress)), _render_reloaded)
+        return 0
+    data: list[dict[str, Any]] = []
+    for stack in specs.local_stack_names(platform.stacks_file):
+        if platform.running_host(stack) is None:
+            data.append({"stack": stack, "reloaded": False, "state": "not up",
+                         "note": f"it reads its files at `goldgate up {stack}`"})
+            continue
+        try:
+            data.append(_reloaded(platform.reload(stack, progress)))
+        except GoldgateError as exc:
+            data.append({"stack": stack, "reloaded": False, "error": str(exc)})
+    emit(args, data, _render_reloaded)
+    return 1 if any("error" in s for s in data) or not any(s["reloaded"] for s in data) else 0
+
+
+def _reloaded(result: Reloaded) -> dict[str, Any]:
+    return {"reloaded": True, **result.to_dict()}
+
+
+def _render_reloaded(data: Any) -> str:
+    lines = []
+    for s in data if isinstance(data, list) else [data]:
+        stack = s["stack"]
+        if "error" in s:
+            lines.append(f"{stack}: NOT RELOADED: {s['error']}")
+        elif not s["reloaded"]:
+            lines.append(f"{stack}: not up ({s['note']})")
+        else:
+            applied = [*s["changed"], *s["settings_applied"]]
+            what = (f"applied {', '.join(applied)}" if applied else "no secret file nor API setting changed since its "
+                    "service started (it was started again on the same ones)")
+            lines.append(f"{stack}: reloaded: {what}; its service (pid {s['service_pid']}) took over with no job "
+                         "stopped")
+            if s.get("settings_not_applied"):
+                lines.append(s["settings_not_applied"])
+    return "\n".join(lines)
 
 
 def _stacks_to_stop(platform: LocalPlatform) -> list[str]:
@@ -189,7 +234,8 @@ def _render_status(data: Any) -> str:
             lines.append(f"  {'code':<22} {s['code_changed']}")
         if s.get("spec_changed"):
             lines.append(f"  {'settings':<22} its stacks file section changed since it started (it runs the old one); "
-                         f"`goldgate down {s['stack']} && goldgate up {s['stack']}` applies it")
+                         f"`goldgate down {s['stack']} && goldgate up {s['stack']}` applies it (`goldgate reload "
+                         f"{s['stack']}` its `api` settings alone, with no job stopped)")
         if s["workers"]:
             lines.append("  workers:")
             lines.append("    " + table(s["workers"], ["id", "status", "is_stale", "image"]).replace("\n", "\n    "))

@@ -1,4 +1,4 @@
-"""The arguments of the local-target commands (up, down, status, recover, demo, doctor); the commands
+"""The arguments of the local-target commands (up, down, reload, status, recover, demo, doctor); the commands
 themselves are in goldgate.commands.local, imported only when one runs."""
 
 from __future__ import annotations
@@ -63,6 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(p)
     p = add("down", "cmd_down", "stop a local stack (or `all`)")
     p.add_argument("stack", help="a stack in stacks/local.yaml (staging, prod), or all")
+    p = add("reload", "cmd_reload", "apply a running local stack's secret files and `api` settings (or `all`'s) to "
+                                    "its service: no job stops, no deploy, no ledger entry")
+    p.add_argument("stack", help="a stack in stacks/local.yaml (staging, prod), or all")
+    add_json_flag(p)
     p = add("status", "cmd_status", "what each local stack runs")
     p.add_argument("stack", nargs="?", help="a stack in stacks/local.yaml (default: every stack)")
     add_status_target(p)

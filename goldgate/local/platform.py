@@ -29,6 +29,7 @@ from goldgate.local import image_store
 from goldgate.local.client_tokens import client_hashes
 from goldgate.local.state import (
     API_TOKEN_PREVIOUS,
+    RELOAD_SIGNAL,
     SECRET_NAMES,
     WEBHOOK_SECRET_PREVIOUS,
     EmptySecret,
@@ -117,6 +118,23 @@ class StackStatus:
     # (the release ledger's, as promote and rollback judge it): what, and the rollback that takes PROD off it.
     # None when it did not fail there, for a stack that is no PROD, or when the ledger cannot be read.
     smoke_failed: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """What `goldgate reload` applied to a running stack: the secret files that differ from those its old service read
+    (each named with how, never a value; none: nothing changed), the stacks file's API settings that changed and were
+    applied (`api.<name>`), the new service's pid, and, when the stack's section changed beyond its API settings (the
+    endpoint's scaling, say), that a reload does not apply those (`settings_not_applied`: what does)."""
+
+    stack: str
+    changed: list[str]
+    settings_applied: list[str]
+    service_pid: int | None
+    settings_not_applied: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -1253,7 +1271,6 @@ class LocalPlatform:
 
     def secrets_changed_advice(self, stack: str) -> str:
         d = self._dir(stack)
-        restart = f"`goldgate down {stack} && goldgate up {stack}`"
         in_flight = "(the local RunPod's jobs in flight end with it; `goldgate recover` settles them)"
         try:  # the files as the next service would take them: a stop now would leave the stack down on them
             d.current_secrets()
@@ -1266,17 +1283,14 @@ class LocalPlatform:
             return (f"{stack}: its secret files changed since its service started, which still uses the old ones: "
                     f"{exc} {in_flight}")
         except StateError as exc:
-            before = f"`goldgate down {stack}`" + (" or a deploy" if self._role(stack) != "prod" else "")
+            before = f"`goldgate down {stack}` or `goldgate reload {stack}`"
             return (f"{stack}: its secret files changed since its service started, and the next start would refuse "
                     f"them: {exc}. The stack keeps serving on the old ones; fix the file before {before}")
-        restart = f"{restart} {in_flight}"
-        if self._role(stack) != "prod":  # PROD takes no `goldgate deploy`
-            restart = f"`goldgate deploy {stack} --image <the image it runs>`, which stops no job, or {restart}"
+        # A reload stops no job and writes no ledger entry, on PROD as on STAGING: the restart's cost is gone.
         return (f"{stack}: one or more of its secret files (secrets/api_token, secrets/webhook_secret, "
                 "secrets/webhook_secret_previous, secrets/api_token_previous, secrets/clients/) changed since its "
-                "service started, "
-                "which still uses the old ones; "
-                f"apply them with {restart}")
+                "service started, which still uses the old ones; apply them with `goldgate reload "
+                f"{stack}` (no job stops, no ledger entry)")
 
     def _role(self, stack: str) -> str:
         return specs.load_local(stack, self.stacks_file).role
@@ -1288,11 +1302,14 @@ class LocalPlatform:
         except (GoldgateError, OSError):
             return None
 
-    def spec_changed_advice(self, stack: str) -> str:
+    def _stacks_file_shown(self) -> Path:
         where = self.stacks_file
-        shown = where.relative_to(REPO) if where.is_relative_to(REPO) else where
-        return (f"{stack}: {shown} changed since it started; `goldgate down {stack} && goldgate up {stack}` "
-                "applies it")
+        return where.relative_to(REPO) if where.is_relative_to(REPO) else where
+
+    def spec_changed_advice(self, stack: str) -> str:
+        return (f"{stack}: {self._stacks_file_shown()} changed since it started; `goldgate down {stack} && goldgate up "
+                f"{stack}` applies it (`goldgate reload {stack}` applies its `api` settings alone, with no job "
+                "stopped)")
 
     def require_running(self, stack: str) -> dict[str, Any]:
         state = self._state(stack)
@@ -1306,6 +1323,84 @@ class LocalPlatform:
         where = "" if self.home.exists() else (f" (no state dir at {self.home}: if it runs, it was started from "
                                                "another directory; run goldgate there, or set GOLDGATE_HOME)")
         return StateError(f"stack {stack} is not up{where}; run `goldgate up {stack}`")
+
+    # -- reload ---------------------------------------------------------------------------------
+    def reload(self, stack: str, progress: Progress = _quiet, timeout_s: float = 120.0) -> Reloaded:
+        """Apply the stack's secret files, and its section's `api` settings (the service's alone), to its running
+        service (`goldgate reload`): the host starts a new service on them beside the old one, with the same image
+        and endpoint, and stops the old one once it has answered what it holds. RunPod's endpoint, workers, queue
+        and jobs in flight are untouched; no pin moves and no ledger entry is made: the endpoint's settings wait
+        for `down` and `up`, whole. Waits for the host's word in state.json, as a deploy does. A new service that
+        refuses the files changes nothing, and is a StateError naming the file."""
+        d = self._dir(stack)  # an unknown stack is refused with the stacks the file names
+        if not self._state(stack):
+            raise self._not_up_to_reload(stack)
+        # The new service runs this checkout's code, which may write a column a migration of its own adds.
+        self.require_migrated(stack)
+        with d.reloading() as holder:
+            if holder is not None:
+                raise StateError(f"{holder} holds stack {stack}: one deploy or reload at a time, and none while it "
+                                 f"starts or stops; nothing was applied. Wait for it, then run `goldgate reload "
+                                 f"{stack}` again")
+            return self._reload(stack, d, progress, timeout_s)
+
+    def _not_up_to_reload(self, stack: str) -> StateError:
+        return StateError(f"stack {stack} is not up, so there is nothing to reload: it reads its files at `goldgate "
+                          f"up {stack}`")
+
+    def _reload(self, stack: str, d: StackDir, progress: Progress, timeout_s: float) -> Reloaded:
+        state = self._state(stack)  # again, under the lock: the reload count to wait past is this one's
+        if state is None:
+            raise self._not_up_to_reload(stack)
+        asked = state.get("reload")
+        if not isinstance(asked, dict) or asked.get("signal") != RELOAD_SIGNAL.name:
+            # To a host that installed no handler the signal is the default's: it would end the host and every job.
+            raise StateError(f"{stack}'s host was started by an older goldgate, which takes no reload (the signal "
+                             f"would stop it); nothing was sent. `goldgate down {stack} && goldgate up {stack}` "
+                             "restarts it on this checkout (the local RunPod's jobs in flight end with it; `goldgate "
+                             f"recover` settles them), and from then on `goldgate reload {stack}` applies its files")
+        count = asked.get("count", 0)
+        progress(f"{stack}: starting a service on its secret files beside the one that serves")
+        try:
+            os.kill(state["pid"], RELOAD_SIGNAL)
+        except ProcessLookupError:
+            raise self._not_up_to_reload(stack) from None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            now = self._state(stack)
+            if now is None:
+                raise self._stopped_while_reloading(stack, d)
+            done = now.get("reload")
+            if isinstance(done, dict) and isinstance(done.get("count"), int) and done["count"] > count:
+                break
+            if time.monotonic() >= deadline:
+                raise StateError(f"{stack}'s host did not answer the reload within {timeout_s:.0f} s (logs: "
+                                 f"{d.logs_dir}; a host that cannot write its state, on a full disk, says nothing): "
+                                 f"`goldgate status {stack}` says what it serves, and `goldgate up {stack}` whether "
+                                 "its secret files are applied")
+            time.sleep(0.1)
+        if done.get("outcome") != "applied":
+            raise StateError(f"{stack} refused its secret files, so its service serves on with the ones it read "
+                             f"before and nothing changed: {done.get('error')}. Fix that, then run `goldgate reload "
+                             f"{stack}` again")
+        changed = [str(x) for x in done.get("changed") or []]
+        applied = [str(x) for x in done.get("settings") or []]
+        rest = None
+        if done.get("settings_unread"):
+            rest = (f"{stack}: its API settings were not reread ({done['settings_unread']}): the service keeps those "
+                    "it had; fix the stacks file, then run the reload again")
+        elif self._settings_differ(stack, now):  # the host recorded what it took: what differs still is not applied
+            rest = (f"{stack}: its section of {self._stacks_file_shown()} changed beyond the API settings a reload "
+                    "applies (the endpoint's, storage's, the database's or `local`): `goldgate down "
+                    f"{stack} && goldgate up {stack}` applies those (the local RunPod's jobs in flight end with it; "
+                    "`goldgate recover` settles them)")
+        return Reloaded(stack, changed, applied, _pid(now.get("service_pid")), rest)
+
+    def _stopped_while_reloading(self, stack: str, d: StackDir) -> StateError:
+        state = d.read_state()
+        why = state.get("error") if isinstance(state, dict) and state.get("status") == "failed" else None
+        return StateError(f"stack {stack} stopped while it reloaded its secret files" + (f": {why}" if why else "") +
+                          f" (logs: {d.logs_dir}); `goldgate up {stack}` starts it again, on its files as they are")
 
     # -- deploy ---------------------------------------------------------------------------------
     def deploy(self, stack: str, image: str, progress: Progress = _quiet, timeout_s: float = 120.0) -> StackStatus:

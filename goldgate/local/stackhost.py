@@ -5,9 +5,10 @@ SQLite as a child process, and, with `database.retention`, the stack's Cron Trig
 
 `goldgate up <stack>` starts `python -m goldgate.local.stackhost --stack S --home H` detached. It writes
 `state.json` once everything answers. SIGHUP restarts the service and re-pins the endpoint's image (what
-`pulumi up` does in the cloud). SIGTERM stops everything; one `goldgate down` did not send (a reboot, systemd,
-`kill`) also logs `stack.stopped` naming the jobs left in flight, and leaves a "stopped" state.json that
-`goldgate status` explains.
+`pulumi up` does in the cloud). SIGUSR1 (`goldgate reload`) starts a new service on the stack's secret files and
+its section's `api` settings, and touches nothing else: the endpoint, its workers and its jobs in flight go on as
+they were. SIGTERM stops everything; one `goldgate down` did not send (a reboot, systemd, `kill`) also logs
+`stack.stopped` naming the jobs left in flight, and leaves a "stopped" state.json that `goldgate status` explains.
 
 The host owns the service's listening socket and hands it to each service it starts, so a redeploy refuses no
 connection, as a Worker deploy refuses none: the new service serves beside the old one before the old one
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import http.client
 import json
 import logging
@@ -57,10 +59,12 @@ from goldgate.local.retention_cron import (
 from goldgate.local.serving import WokenOnShutdown
 from goldgate.local.state import (
     API_TOKEN_PREVIOUS,
+    RELOAD_SIGNAL,
     WEBHOOK_SECRET_PREVIOUS,
     StackDir,
     code_record,
     open_log,
+    secret_file_changes,
     spec_fingerprint,
     write_failure,
     write_json_atomic,
@@ -86,6 +90,11 @@ LOOP_POLL_S = 0.2
 LOOP_BACKSTOP_S = 5.0
 # A stop by a signal goldgate did not send names at most this many of the jobs it left unsettled (`down` names 20 too).
 MAX_LOGGED_JOBS = 20
+# The stacks file's settings a `goldgate reload` applies: the API service's alone (its config, `service_config`), as
+# `pulumi up` applies a Worker's vars with no job stopped. Every other setting (the endpoint's, storage's, the
+# database's, `local`) shapes the RunPod endpoint, its workers or the host's own loops, which a reload never touches.
+RELOADED_API_SETTINGS = ("max_body_bytes", "signed_url_ttl_s", "max_jobs_in_flight", "max_input_bytes",
+                         "max_input_pixels", "rate_limits", "daily_spend_limit_usd")
 
 
 class _WokenWSGIServer(ThreadedWSGIServer, WokenOnShutdown, HTTPServer):
@@ -174,6 +183,7 @@ class StackHost:
         # was sent to an earlier host's RunPod, which ended with that host, so no webhook will come for it (`goldgate
         # stuck` lists it at once, not among the younger jobs that may simply be running).
         self.started_at = now_rfc3339()
+        self.stacks_file = stacks_file
         self.spec = specs.load_local(stack, stacks_file)
         # An error's text may quote a config or a URL that carries a credential: the stack's are masked in every line.
         secrets = [self.dir.secret(name) for name in LOGGED_SECRETS]
@@ -197,6 +207,10 @@ class StackHost:
         self.wake = threading.Event()  # the main loop's: a signal, the service's exit (watch_exit)
         self.exits_watched = True
         self.reload_requested = threading.Event()
+        self.secrets_requested = threading.Event()  # `goldgate reload`: RELOAD_SIGNAL
+        # The last `goldgate reload`'s outcome, in every state.json (`reload`): `count` tells its caller the host
+        # answered it, and the key's presence that this host takes the signal at all.
+        self.last_reload: dict[str, Any] = {"signal": RELOAD_SIGNAL.name, "count": 0}
         self.result_sweep_s = result_sweep_s
         self.result_sweeper: threading.Thread | None = None
         # The retention cron's own stop: set first thing in `shutdown`, so a prune in hand ends before RunPod's
@@ -466,6 +480,7 @@ class StackHost:
             "secrets_stamp": self.secrets_stamp,  # and this with the secret files a rotation edits
             "code": self.code,  # and `status` and `up` this with the checkout's code, after an upgrade
             "started_at": self.started_at,
+            "reload": self.last_reload,
             **extra,
         })
 
@@ -498,6 +513,53 @@ class StackHost:
         self.keep_state(image)
         self.log.info("stack.redeployed", worker_image_tag=image,
                       data={"generation": self.generation, "began_at": began_at})
+
+    def reload_secrets(self) -> None:
+        """`goldgate reload`: a new service on the stack's secret files as they are now, and the stacks file's `api`
+        settings (RELOADED_API_SETTINGS), with the same image and endpoint, beside the old one on the same socket;
+        then the old one stops once the requests in its hands are answered. Nothing else moves: no pin, no PATCH
+        of the endpoint, no worker, no job. A new service that cannot start (a file refused, as a restart refuses
+        it) changes nothing: the old one serves on, on its settings, service.json is put back to its config, and
+        `state.json`'s `reload` says why for the command that waits."""
+        began_at, before, spec = now_rfc3339(), self.secrets_stamp, self.spec
+        record: dict[str, Any] = {"signal": RELOAD_SIGNAL.name, "count": self.last_reload["count"] + 1,
+                                  "began_at": began_at}
+        self.spec, settings, unread = self.api_settings_now()
+        try:
+            new = self.spawn_service(self.image)
+        except Exception as exc:  # noqa: BLE001 -- any reason the new service cannot serve keeps the old one
+            self.spec = spec
+            with contextlib.suppress(OSError):  # what the running service read, as `up` and `status` read it
+                write_private(self.config_path, self.serving_config)
+            error = write_failure(exc) if isinstance(exc, OSError) else describe(exc)
+            self.last_reload = {**record, "outcome": "refused", "error": error}
+            self.keep_state(self.image)
+            self.log.error("stack.reload_refused", worker_image_tag=self.image, message=error,
+                           error={"type": type(exc).__name__, "message": str(exc)},
+                           data={"config": str(self.config_path)})
+            return
+        old, self.service, self.serving_config = self.service, new, self.spawned_config
+        self.stop_service(old)
+        changed = secret_file_changes(before, self.secrets_stamp)
+        self.last_reload = {**record, "outcome": "applied", "changed": changed, "settings": settings,
+                            "settings_unread": unread}
+        self.keep_state(self.image)
+        self.log.info("stack.reloaded", worker_image_tag=self.image,
+                      data={"changed": changed, "settings": settings, "began_at": began_at})
+
+    def api_settings_now(self) -> tuple[specs.StackSpec, list[str], str | None]:
+        """The host's spec with the stacks file's `api` section as it reads now (what a reload applies), the
+        settings of RELOADED_API_SETTINGS that differ (`api.<name>`), and why the file could not be read (the
+        spec then stays as it is: a stacks file broken in an edit must not stop a revocation from applying)."""
+        try:
+            now = specs.load_local(self.spec.name, self.stacks_file)
+        except (GoldgateError, OSError) as exc:
+            return self.spec, [], describe(exc)
+        changed = [f"api.{name}" for name in RELOADED_API_SETTINGS
+                   if getattr(now.api, name) != getattr(self.spec.api, name)]
+        # The whole section is taken, its cloud-only keys too (no local process reads them): state.json's
+        # spec_fingerprint then says "changed" only for what a reload did not apply.
+        return dataclasses.replace(self.spec, api=now.api), changed, None
 
     def redeploy_failed(self, image: str | None, serving: str | None, exc: Exception) -> None:
         """The new service could not serve: the old one serves on. The pin goes back and `state.json` says why, each
@@ -589,6 +651,7 @@ class StackHost:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_on_signal("SIGTERM"))
         signal.signal(signal.SIGINT, lambda *_: self.stop_on_signal("SIGINT"))
         signal.signal(signal.SIGHUP, lambda *_: self.wake_for(self.reload_requested))
+        signal.signal(RELOAD_SIGNAL, lambda *_: self.wake_for(self.secrets_requested))
         try:
             self.migrate()
             self.dir.record_database()  # a missing file is a lost database from now on, never a first start
@@ -613,6 +676,9 @@ class StackHost:
                 if self.reload_requested.is_set():
                     self.reload_requested.clear()
                     self.reload()
+                if self.secrets_requested.is_set():
+                    self.secrets_requested.clear()
+                    self.reload_secrets()
                 if self.service and self.service.poll() is not None:
                     self.log.error("service.exited", data={"code": self.service.returncode})
                     self.restart_service()

@@ -6,7 +6,8 @@ Layout (`$GOLDGATE_HOME` or `./.goldgate`):
                                    and when that host started (`started_at`; a host of an older goldgate wrote none);
                                    after a stop by a signal `down` did not send, "stopped" with the jobs it left
     stacks/<stack>/host.lock       held (flock) by the stack's host process for its whole life
-    stacks/<stack>/up.lock         held (flock) by the `goldgate up` (or `down`, deploy, dr-restore) in progress; names it
+    stacks/<stack>/up.lock         held (flock) by the `goldgate up` (or `down`, deploy, reload, dr-restore) in
+                                   progress; names it
     stacks/<stack>/secrets/        api_token, webhook_secret, runpod_api_key, s3_* (mode 0600); the operator's
                                    webhook_secret_previous only while the webhook secret is rotated,
                                    api_token_previous only while the API token is rotated; clients/<name>,
@@ -37,6 +38,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import sqlite3
 import stat
 import time
@@ -82,8 +84,12 @@ API_TOKEN_PREVIOUS = "api_token_previous"
 # What removing a rotated secret's file ends: the old value is no longer accepted, by whom it reaches.
 _ROTATION_ENDS = {WEBHOOK_SECRET_PREVIOUS: "webhooks of jobs sent before it and result URLs signed with it fail",
                   API_TOKEN_PREVIOUS: "a client still sending it gets 401"}
-# The files a rotation edits: a running stack's service keeps what it read until a deploy or a restart.
+# The files a rotation edits: a running stack's service keeps what it read until a reload, a deploy or a restart.
 ROTATED_SECRETS = ("api_token", "webhook_secret", WEBHOOK_SECRET_PREVIOUS, API_TOKEN_PREVIOUS)
+# What `goldgate reload` sends the stack's host: a new service on the secret files beside the old one, nothing else.
+# Not SIGHUP, the deploy's: that one re-pins the endpoint's image and PATCHes its env, which a reload must never do.
+# A host that takes it says so in state.json (`reload.signal`): to a host of an older goldgate SIGUSR1 is death.
+RELOAD_SIGNAL = signal.SIGUSR1
 # A worker log's life once its worker is gone: the fleet writes one per worker it ever starts, so a stack that runs
 # for months would otherwise fill its logs dir with them. Removed when the stack starts, and hourly while it runs (the
 # emulator's fleet, EmulatorConfig.worker_log_max_age_s).
@@ -172,6 +178,31 @@ def _source_sha256(path: Path) -> str | None:
     with os.fdopen(fd, "rb") as f:
         data = f.read(_MAX_SOURCE_BYTES + 1)
     return hashlib.sha256(data).hexdigest() if len(data) <= _MAX_SOURCE_BYTES else None
+
+
+def secret_file_changes(before: Any, after: Any) -> list[str]:
+    """The secret files that differ between two `rotated_secrets_stamp`s, each named with how (added, removed,
+    changed; a client's file: added, revoked, replaced), never what it holds. A file the earlier stamp does not
+    name (a host of an older goldgate recorded fewer) is not compared."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return []
+    changed = []
+    for name in ROTATED_SECRETS:
+        if name in before and before.get(name) != after.get(name):
+            how = "added" if before.get(name) is None else "removed" if after.get(name) is None else "changed"
+            changed.append(f"secrets/{name} ({how})")
+
+    def clients(stamp: Mapping[str, Any]) -> dict[str, Any]:
+        rows = stamp.get("clients")
+        return {str(row[0]): row[1:] for row in rows if isinstance(row, list) and row} if isinstance(rows, list) else {}
+
+    if "clients" in before:
+        was, now = clients(before), clients(after)
+        for name in sorted(was.keys() | now.keys()):
+            if was.get(name) != now.get(name):
+                how = "added" if name not in was else "revoked" if name not in now else "replaced"
+                changed.append(f"secrets/clients/{name} ({how})")
+    return changed
 
 
 def host_started_s(state: Any) -> float | None:
@@ -544,6 +575,22 @@ class StackDir:
             os.close(fd)
 
     @contextlib.contextmanager
+    def reloading(self) -> Iterator[str | None]:
+        """Taken by `goldgate reload` for as long as it runs, without waiting, as a deploy takes it: yields None when
+        taken, else who holds the stack. A reload and a deploy at once would each start a service, and the one the
+        host started second would have stopped the first one's before its caller heard it serve."""
+        make_dirs(self.root)
+        fd = self._lock_fd(self.up_lock_file)
+        held = False
+        try:
+            held = self._take_up_lock(fd, "reload")
+            yield None if held else self._up_lock_holder(fd)
+        finally:
+            if held:
+                self._left_up_lock(fd)
+            os.close(fd)
+
+    @contextlib.contextmanager
     def restoring(self) -> Iterator[str | None]:
         """Taken by `goldgate dr-restore` while it replaces the stack's database, without waiting: yields None when
         taken, else who holds the stack (an `up`, a `down`, a deploy, or another restore). An `up` run meanwhile waits
@@ -675,6 +722,8 @@ class StackDir:
             return f"a deploy to {self.stack} (pid {words[1]}: `goldgate deploy`, `promote`, `rollback` or `release`)"
         if len(words) == 2 and words[0] == "restore" and words[1].isascii() and words[1].isdigit():
             return f"`goldgate dr-restore {self.stack}` (pid {words[1]})"
+        if len(words) == 2 and words[0] == "reload" and words[1].isascii() and words[1].isdigit():
+            return f"`goldgate reload {self.stack}` (pid {words[1]})"
         if len(words) in (2, 3) and words[0] in ("up", "down") and words[1].isascii() and words[1].isdigit():
             return f"`goldgate {words[0]} {self.stack}` (pid {words[1]})"
         return f"another `goldgate up` or `down` of {self.stack}"
@@ -839,7 +888,8 @@ class StackDir:
             return api_token, webhook_secret
         keys, clause = problem
         paths = [str(self.secret_file(key)) for key in keys]
-        apply = f"then `goldgate down {self.stack}` and `goldgate up {self.stack}` (or a deploy) apply it"
+        apply = (f"then `goldgate down {self.stack}` and `goldgate up {self.stack}` (or `goldgate reload "
+                 f"{self.stack}`, on a stack that runs) apply it")
         if clause == CURRENT_TOO_SHORT:
             one = len(paths) == 1
             raise StateError(f"{' and '.join(paths)} {'is' if one else 'are each'} {clause}, which the service "
@@ -881,8 +931,8 @@ class StackDir:
         short = SECRET_WORDS[current_name][1]
         # Removing the file is the way out of a rotation, and it changes what the service accepts: said each time.
         fix = (f"fix it (the old {short}, alone on one line) or remove it, then `goldgate down {self.stack}` and "
-               f"`goldgate up {self.stack}` (or a deploy) apply it; removing it ends the rotation: the previous "
-               f"{short} is no longer accepted ({_ROTATION_ENDS[name]})")
+               f"`goldgate up {self.stack}` (or `goldgate reload {self.stack}`) apply it; removing it ends the "
+               f"rotation: the previous {short} is no longer accepted ({_ROTATION_ENDS[name]})")
         try:
             previous = self.optional_secret(name)
         except StateError as exc:

@@ -56,7 +56,8 @@ def test_up_of_a_running_stack_whose_stacks_file_changed_says_a_restart_applies_
         said.clear()
         status = platform.up("prod", said.append)
         assert said == ["prod: already up",
-                        f"prod: {path} changed since it started; `goldgate down prod && goldgate up prod` applies it"]
+                        (f"prod: {path} changed since it started; `goldgate down prod && goldgate up prod` applies it "
+                         "(`goldgate reload prod` applies its `api` settings alone, with no job stopped)")]
         assert status.running and status.spec_changed
         shown = local._render_status(platform.status("prod").to_dict())
         assert "`goldgate down prod && goldgate up prod` applies it" in shown, shown

@@ -62,7 +62,7 @@ def test_a_rotated_webhook_secret_still_applies_the_webhook_of_a_job_in_flight(h
         platform.up(STACK, progress=said.append)  # a running stack is left as it is: it says what applies them
         assert said[0] == f"{STACK}: already up" and len(said) == 2, said
         assert "secret files (secrets/api_token, secrets/webhook_secret" in said[1]
-        assert f"goldgate deploy {STACK} --image <the image it runs>" in said[1]
+        assert f"goldgate reload {STACK}" in said[1]
         assert platform.deploy(STACK, image, timeout_s=120).image == image
         said.clear()
         platform.up(STACK, progress=said.append)

@@ -42,4 +42,4 @@ def test_files_the_service_takes_get_the_apply_advice(home: Path) -> None:
     d.secret_file("webhook_secret_previous").write_text(d.secret("webhook_secret"))
     d.secret_file("webhook_secret").write_text("0123456789abcdef0123456789abcdef")
     advice = platform.secrets_changed_advice("staging")
-    assert "apply them with `goldgate deploy staging --image <the image it runs>`" in advice
+    assert "apply them with `goldgate reload staging` (no job stops, no ledger entry)" in advice

@@ -49,11 +49,12 @@ def test_add_prints_the_token_alone_writes_it_private_and_says_how_to_apply_it(t
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for directory in (path.parent, path.parent.parent):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    assert "goldgate deploy staging" in err and "goldgate down staging && goldgate up staging" in err
-    assert token not in err
+    assert "`goldgate reload staging` (no job stops" in err and "goldgate deploy" not in err
+    assert "goldgate down staging && goldgate up staging" not in err and token not in err
 
     code, out, err = _run(capsys, tmp_path, "add", "mobile", "--stack", "prod")
-    assert code == 0 and "goldgate deploy" not in err and "goldgate down prod && goldgate up prod" in err
+    assert code == 0 and "goldgate deploy" not in err and "`goldgate reload prod` (no job stops" in err
+    assert "goldgate down prod && goldgate up prod" not in err
 
 
 def test_list_names_each_client_and_when_it_was_written_never_a_token(tmp_path, capsys):
@@ -72,7 +73,7 @@ def test_list_names_each_client_and_when_it_was_written_never_a_token(tmp_path, 
 def test_revoke_removes_the_file_and_says_how_to_apply_it(tmp_path, capsys):
     _run(capsys, tmp_path, "add", "alice", "--stack", "staging")
     code, out, err = _run(capsys, tmp_path, "revoke", "alice", "--stack", "staging")
-    assert code == 0 and out == "" and "401" in err and "goldgate deploy staging" in err
+    assert code == 0 and out == "" and "401" in err and "goldgate reload staging" in err
     assert not (_clients(tmp_path) / "alice").exists()
     code, _, err = _run(capsys, tmp_path, "revoke", "alice", "--stack", "staging")
     assert code == 1 and "has no client alice" in err

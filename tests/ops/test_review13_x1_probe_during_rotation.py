@@ -78,7 +78,7 @@ def test_the_probe_waits_for_a_half_applied_rotation_and_runs_once_it_is_applied
     idem = during["webhook_idempotent"]
     assert idem["status"] == "n/a", during
     assert "step 3 of 'Rotate the webhook secret' in docs/RUNBOOK.md" in idem["evidence"]
-    assert f"goldgate deploy {STACK} --image <the image it runs>" in idem["evidence"]
+    assert f"goldgate reload {STACK}" in idem["evidence"]
     assert "HTTP 401" not in idem["evidence"]
     # The status and the result are still read live (they need no webhook secret).
     assert during["status_completed"] == before["status_completed"], during
