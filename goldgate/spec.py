@@ -1177,11 +1177,13 @@ def load_pulumi(name: str, directory: Path = STACKS_DIR) -> StackSpec:
     exposed = {_our_config_key(key) for key, value in config.items() if _in_plain_text(value)}
     plain = [key for key in SECRET_CONFIG_KEYS if key in exposed]
     if plain:  # never the value: it is a credential, and now it is in a file that is committed
+        # a client's token is one leaf of goldgate:clientTokens: set without --path, it would replace every client
+        target = f"--path 'goldgate:{plain[0]}.<name>'" if plain[0] == CLIENT_TOKENS_KEY else f"goldgate:{plain[0]}"
         raise SpecError(f"{path}: {', '.join('goldgate:' + k for k in plain)} "
                         f"{'is' if len(plain) == 1 else 'are'} stored in plain text in the stack file, which is "
                         f"committed: set {'it' if len(plain) == 1 else 'each'} again with `pulumi config set --secret "
-                        f"goldgate:{plain[0]} --stack {name}` (which encrypts it) and rotate it if the file was "
-                        "shared or pushed")
+                        f"{target} --stack {name}` (which encrypts it) and rotate it if the file was shared or "
+                        "pushed")
     return from_mapping(name, config["goldgate:spec"], "cloud", str(path))
 
 
@@ -1283,8 +1285,9 @@ def _in_plain_text(value: Any) -> bool:
     """A config value given as itself rather than `{secure: <ciphertext>}`; an empty one holds nothing to leak."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return False
-    if isinstance(value, Mapping) and list(value) != ["secure"] and value:
-        # an object set with `--path` (goldgate:clientTokens): plain text where any of its leaves is
+    if isinstance(value, Mapping) and list(value) != ["secure"]:
+        # an object set with `--path` (goldgate:clientTokens): plain text where any of its leaves is; `{}` is what
+        # `pulumi config rm --path` leaves once its last leaf is removed
         return any(_in_plain_text(leaf) for leaf in value.values())
     return not (isinstance(value, Mapping) and list(value) == ["secure"] and isinstance(value["secure"], str))
 

@@ -270,16 +270,18 @@ def client_token_hashes(stack: str, config: pulumi.Config) -> pulumi.Output[str]
     if raw is None or not raw.strip():
         return None
     key = f"{CONFIG_NAMESPACE}:{CLIENT_TOKENS_KEY}"
-    refuse_plain_secrets(stack, [CLIENT_TOKENS_KEY])
     how = f"`pulumi config set --secret --path '{key}.<name>' --stack {stack}`"
     try:
         tokens = json.loads(raw)
     except ValueError:
         tokens = None
+    # `{}`, what `pulumi config rm --path` leaves once the last client is removed, holds no secure value, so pulumi
+    # hands it over as plain config: no client, and nothing to refuse as a secret in plain text
+    if tokens == {}:
+        return None
+    refuse_plain_secrets(stack, [CLIENT_TOKENS_KEY])
     if not isinstance(tokens, dict):
         raise SpecError(f"stack {stack}: {key} must be an object of client name -> token: set each client with {how}")
-    if not tokens:
-        return None
     if len(tokens) > MAX_CLIENTS:
         raise SpecError(f"stack {stack}: {key} names {len(tokens)} clients; a stack takes at most {MAX_CLIENTS}: "
                         f"remove those no longer used (`pulumi config rm --path '{key}.<name>' --stack {stack}`)")

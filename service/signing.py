@@ -19,9 +19,9 @@ see when the previous secret stops being used and drop it (docs/RUNBOOK.md). Eve
 constant time, against both secrets whenever a previous one is set.
 
 The API token rotates the same way: while the config holds the previous token (`api_token_previous`), a bearer
-token equal to either is accepted, both compared every time, and `bearer_token_used` says which one it was. The
+token equal to either is accepted, both compared every time, and `bearer_caller` says which one it was. The
 API token signs nothing: the result URLs handed out are the webhook secret's, and outlive a token rotation.
-A bearer that is neither is looked for among the named clients' tokens (`bearer_caller`, service/clients.py).
+A bearer that is neither is looked for among the named clients' tokens (service/clients.py).
 """
 
 from __future__ import annotations
@@ -117,19 +117,10 @@ def _bearer(authorization: str | None) -> bytes | None:
     return token.strip().encode("utf-8", "surrogatepass")
 
 
-def bearer_token_used(current: str, previous: str | None, authorization: str | None) -> SignedWith | None:
-    """Which API token `authorization` (an Authorization header) carries: "current", "previous" (only while one is
-    set), or None (neither, or not a bearer token)."""
-    given = _bearer(authorization)
-    if given is None:
-        return None
-    return _api_token_used(current, previous, given)
-
-
 def bearer_caller(current: str, previous: str | None, clients: Mapping[str, str] | None,
                   authorization: str | None) -> str | None:
-    """Who `authorization` (an Authorization header) authenticates: "current" or "previous" (the API token, as
-    bearer_token_used), "client:<name>" (a named client's token, by its sha256 in `clients`, service/clients.py),
+    """Who `authorization` (an Authorization header) authenticates: "current" or "previous" (the API token; the
+    previous one only while one is set), "client:<name>" (a named client's token, by its sha256 in `clients`, service/clients.py),
     or None. A client's hashes are compared only for a bearer that is not the API token."""
     given = _bearer(authorization)
     if given is None:

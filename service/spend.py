@@ -7,7 +7,8 @@ its metrics row holds; the job itself when it has none yet) to the row of the da
 clock (`add_statement`, the one builder): the days' sums are the metrics rows' by construction, whatever deliveries
 race. A create reads its day's spend with one primary-key read (`today_statement`). Only creates are refused: jobs in
 flight end and are counted, so a day may end over its limit by at most what the jobs in flight at the crossing spend
-(api.max_jobs_in_flight of them, each at most its execution timeout's cost). The crossing's batch logs `spend.limit_reached` once (Transitions).
+(api.max_jobs_in_flight of them, each at most its execution timeout's cost). The crossing's batch logs
+`spend.limit_reached` once (Transitions).
 """
 
 from __future__ import annotations

@@ -22,11 +22,11 @@ from goldgate.local.state import StackDir
 CONFIG_KEY = f"{specs.CONFIG_NAMESPACE}:clientTokens"
 
 
-def _stack_dir(args: argparse.Namespace) -> tuple[StackDir, str]:
-    """The local stack's directory, and its role (staging or prod), for a stack the stacks file names."""
+def _stack_dir(args: argparse.Namespace) -> StackDir:
+    """The local stack's directory, for a stack the stacks file names (a typo is refused, not given a directory)."""
     platform = LocalPlatform(Path(args.home) if getattr(args, "home", None) else None)
     role = specs.load_local(args.stack, platform.stacks_file).role
-    return StackDir(platform.home, args.stack, role), role
+    return StackDir(platform.home, args.stack, role)
 
 
 def _apply(stack: str) -> str:
@@ -65,7 +65,7 @@ def cmd_client_add(args: argparse.Namespace) -> int:
             f"pulumi up --stack {stack}\n"
             '# then hand "$TOKEN" to the client, as its bearer token')
         return 0
-    d, _ = _stack_dir(args)
+    d = _stack_dir(args)
     token = client_tokens.add_client(d, name)
     say(token)
     progress(f"client {name} added to stack {args.stack} ({client_tokens.clients_dir(d) / name}); its token is the "
@@ -81,7 +81,7 @@ def cmd_client_revoke(args: argparse.Namespace) -> int:
             f"pulumi up --stack {stack}\n"
             f"# from then on client {name}'s token is answered 401 unauthorized")
         return 0
-    d, _ = _stack_dir(args)
+    d = _stack_dir(args)
     path = client_tokens.revoke_client(d, name)
     progress(f"client {name} revoked on stack {args.stack} ({path} removed); its token is answered 401 once "
              f"applied: {_apply(args.stack)}")
@@ -91,7 +91,7 @@ def cmd_client_revoke(args: argparse.Namespace) -> int:
 def cmd_client_list(args: argparse.Namespace) -> int:
     if args.target == "cloud":
         return _list_cloud(args)
-    d, _ = _stack_dir(args)
+    d = _stack_dir(args)
     rows = [{"name": c.name, "written_at": _iso(c.written_at_s)} for c in client_tokens.list_clients(d)]
     emit(args, {"stack": args.stack, "clients": rows},
          lambda data: table(data["clients"], ["name", "written_at"]) if data["clients"] else

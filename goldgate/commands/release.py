@@ -41,7 +41,7 @@ from goldgate.release.history import entry_target, interrupted, on_target
 from goldgate.release.ledger import KEY_ENV, Ledger, detect_trigger
 from goldgate.release.lock import ReleaseLock
 from goldgate.release.main_pins import STACKS, check_prod_file, pins_onto_main, read_stack_file
-from goldgate.release.promote import PromotionOutcome, check_gate, previewed, promote
+from goldgate.release.promote import PromotionOutcome, check_gate, previewed, promote, smoke_at_limit
 from goldgate.release.report import latency_words, read_report
 from goldgate.release.rollback import host_code_note, prod_state_warning, rollback
 from goldgate.release.spend_limit import AtSpendLimit, check_within_spend_limit, spend_limit_refusal
@@ -493,9 +493,7 @@ def _promote(args: argparse.Namespace, out: _Printed) -> int:
         # The promotion refuses a PROD at its daily spend limit before it changes anything (its smoke run could not
         # run): said here too, or `--check` would pass a promotion that is refused the next moment.
         at_limit = spend_limit_refusal(deployer, "prod", progress, doing="promote to prod",
-                                       because=f"the promotion's smoke run could not run: prod would take "
-                                               f"{decision.image or 'the candidate'} unverified and be rolled back "
-                                               "for nothing")
+                                       because=smoke_at_limit("prod", decision.image))
         checked = {**decision.to_dict(), **({"refused": at_limit} if at_limit else {})}
         out.emit(args, checked, lambda d: _render_promotion({"gate": d, "message": (
             ("gate would pass" if d["passed"] else "gate would refuse")

@@ -1,7 +1,8 @@
 """A local stack's named client tokens: one file per client, `secrets/clients/<name>` (0600 in a 0700 directory),
 holding the token the client sends. The stack's service is given only each client's sha256 (service/clients.py);
-`goldgate client add|revoke|list` keep the files, and a deploy or a restart applies them as it applies a rotated API
-token (docs/RUNBOOK.md, "Add or revoke a client").
+`goldgate client add|revoke|list` keep the files, and `goldgate reload` applies them as it applies a rotated API
+token, without stopping a job (so does a deploy, or the next `up` of a stopped stack; docs/RUNBOOK.md, "Add or revoke
+a client").
 """
 
 from __future__ import annotations

@@ -228,11 +228,12 @@ def _list(query: Query, spec: StackSpec, target: str, older_than_minutes: int, l
     cutoff = max(before, host_started or before)  # the same RFC 3339 form: compared as text, as SQL compares it
     if stack_down:  # no RunPod runs: every unfinished job is stuck, one created a second ago (or "later") too
         cutoff = _AFTER_EVERY_JOB
-    policy = ", ".join(c if c in columns else f"NULL AS {c}" for c in (*_RUN_POLICY, "client"))
+    # the columns later migrations added (0005's run policy, 0010's client), NULL on a database without them yet
+    added = ", ".join(c if c in columns else f"NULL AS {c}" for c in (*_RUN_POLICY, "client"))
     # From the unfinished jobs' own index (migration 0007, jobs_in_flight), sorted after: each `+` keeps SQLite off
     # the created_at index, whose walk (to filter, or to skip the sort) read every older job's row to find the few
     # unfinished ones: the whole table when none is stuck (D1 bills each row read; a cron runs this often).
-    rows = query(f"SELECT id, stack, status, created_at, created_at_ms, runpod_job_id, {policy} FROM jobs "
+    rows = query(f"SELECT id, stack, status, created_at, created_at_ms, runpod_job_id, {added} FROM jobs "
                  f"WHERE +created_at < ?1 AND status IN ({_UNFINISHED_SQL}) ORDER BY +created_at, +id LIMIT ?2",
                  (cutoff, limit))
     counts = query(f"SELECT SUM(created_at < ?1) AS stuck, SUM(created_at >= ?1) AS younger FROM jobs "

@@ -121,6 +121,13 @@ class PromotionOutcome:
 _SHIPPED_PLACEHOLDER = "@sha256:" + "0" * 64
 
 
+def smoke_at_limit(prod: str, image: str | None) -> str:
+    """What a PROD at its daily spend limit would cost a promotion, in the refusal's words: one wording for the
+    promotion and for `promote --check`, which says the refusal before it is met."""
+    return (f"this promotion's smoke run could not run: {prod} would take {image or 'the candidate'} unverified and be "
+            "rolled back for nothing")
+
+
 def shipped_placeholder(image: str) -> bool:
     """Whether `image` is the stack file's placeholder pin, never a release: nothing for a rollback to go back to."""
     return image.endswith(_SHIPPED_PLACEHOLDER)
@@ -229,8 +236,7 @@ def promote(deployer: Deployer, ledger: Ledger, home: Path, *, report_path: Path
         # The smoke cases decide whether PROD keeps the candidate: cases that cannot run would fail the smoke
         # after PROD changed, and the automatic rollback's smoke too. Found out now, PROD is untouched.
         check_before_change(deployer, prod, paths, progress, doing=f"promote to {prod}", change="this promotion",
-                            at_limit=f"this promotion's smoke run could not run: {prod} would take "
-                                     f"{decision.image} unverified and be rolled back for nothing")
+                            at_limit=smoke_at_limit(prod, decision.image))
         image = str(decision.image)
         before = deployer.current_image(prod)
         rid = release_ids(ledger.entries()).get(image)

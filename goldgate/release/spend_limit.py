@@ -103,4 +103,3 @@ def check_within_spend_limit(deployer: Deployer, stack: str, progress: Progress,
     why = spend_limit_refusal(deployer, stack, progress, doing=doing, because=because)
     if why is not None:
         raise AtSpendLimit(why)
-

@@ -150,7 +150,7 @@ def test_both_tokens_are_compared_whichever_one_a_request_carries(monkeypatch):
     monkeypatch.setattr(signing.hmac, "compare_digest", counting)
     for sent, used in ((NEW, "current"), (OLD, "previous"), ("tok-Neither-000000000000", None)):
         compared.clear()
-        assert signing.bearer_token_used(NEW, OLD, f"Bearer {sent}") == used
+        assert signing.bearer_caller(NEW, OLD, None, f"Bearer {sent}") == used
         assert len(compared) == 2, sent  # the answer's timing does not say which token matched
 
 
