@@ -690,7 +690,7 @@ def _with_spend_limit(report: dict[str, Any], limit: Callable[[], float | None])
 
 def _local_spend_limit(platform: LocalPlatform, stack: str) -> float | None:
     """The daily spend limit a local stack's creates are refused by: a running stack's is the one its service was
-    started with (`service.json`; an edit of the stacks file reaches it only at `goldgate reload` or the next `down`
+    started or reloaded with (`service.json`; an edit of the stacks file reaches it only at `goldgate reload` or the next `down`
     and `up`, so the file would show a limit nobody enforces, and hide the one that refuses clients); a stopped
     stack's, the stacks file's (what `up` will start it with). A running stack's config that does not say is unknown
     (a GoldgateError)."""

@@ -310,6 +310,28 @@ def _pid(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 1 else None
 
 
+def reload_answered(done: Any, count: Any, sent: float) -> bool:
+    """Whether state.json's `reload` record (`done`) answers a `goldgate reload` that read `count` there and sent its
+    signal at `sent` (time.monotonic()): a reload the host counted since, and one that began after the signal. A
+    reload already in hand when the signal came (one sent by hand) read the files before the operator's edit: its
+    outcome ("no secret file changed", or applied where the edit is refused) is not this command's, whose own
+    comes next. A host that records no `began_monotonic` (of the commit that added reload) is taken at its count."""
+    if not isinstance(done, dict) or not isinstance(done.get("count"), int):
+        return False
+    began = done.get("began_monotonic")
+    if isinstance(began, bool) or not isinstance(began, int | float):
+        began = None
+    if not isinstance(count, int):  # a state.json edited by hand: the start time alone tells
+        return began is not None and began >= sent
+    if done["count"] <= count:
+        return False
+    if began is None:
+        return True
+    # Two reloads since the count was read: the second began once the first had ended, after that read and so
+    # after the operator's edit, whatever the clock says.
+    return began >= sent or done["count"] >= count + 2
+
+
 def _cmdline(pid: int) -> list[str] | None:
     """The process's argv, or None where the platform cannot tell (no /proc, no ps). Decoded as this process
     decodes its own paths (os.fsdecode): a home under a non-ASCII name then compares equal to `self.home`
@@ -1361,6 +1383,7 @@ class LocalPlatform:
                              f"recover` settles them), and from then on `goldgate reload {stack}` applies its files")
         count = asked.get("count", 0)
         progress(f"{stack}: starting a service on its secret files beside the one that serves")
+        sent = time.monotonic()
         try:
             os.kill(state["pid"], RELOAD_SIGNAL)
         except ProcessLookupError:
@@ -1371,7 +1394,7 @@ class LocalPlatform:
             if now is None:
                 raise self._stopped_while_reloading(stack, d)
             done = now.get("reload")
-            if isinstance(done, dict) and isinstance(done.get("count"), int) and done["count"] > count:
+            if reload_answered(done, count, sent):
                 break
             if time.monotonic() >= deadline:
                 raise StateError(f"{stack}'s host did not answer the reload within {timeout_s:.0f} s (logs: "

@@ -522,8 +522,11 @@ class StackHost:
         it) changes nothing: the old one serves on, on its settings, service.json is put back to its config, and
         `state.json`'s `reload` says why for the command that waits."""
         began_at, before, spec = now_rfc3339(), self.secrets_stamp, self.spec
+        # `began_monotonic` (the system's monotonic clock, which every process on the machine reads alike): a
+        # `goldgate reload` whose signal came while another reload was in hand (a SIGUSR1 sent by hand) waits for one
+        # that began after its signal, not for this one, which read the files before its edit (reload_answered).
         record: dict[str, Any] = {"signal": RELOAD_SIGNAL.name, "count": self.last_reload["count"] + 1,
-                                  "began_at": began_at}
+                                  "began_at": began_at, "began_monotonic": time.monotonic()}
         self.spec, settings, unread = self.api_settings_now()
         try:
             new = self.spawn_service(self.image)
@@ -539,6 +542,10 @@ class StackHost:
                            data={"config": str(self.config_path)})
             return
         old, self.service, self.serving_config = self.service, new, self.spawned_config
+        if old is not None and old.poll() is not None:
+            # It died as the reload was asked, and the new one replaced it before the loop saw it: its death is
+            # said as the loop says it (the loop's own check now finds the new one serving, and says nothing).
+            self.log.error("service.exited", data={"code": old.returncode})
         self.stop_service(old)
         changed = secret_file_changes(before, self.secrets_stamp)
         self.last_reload = {**record, "outcome": "applied", "changed": changed, "settings": settings,

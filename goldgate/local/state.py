@@ -6,8 +6,10 @@ Layout (`$GOLDGATE_HOME` or `./.goldgate`):
                                    and when that host started (`started_at`; a host of an older goldgate wrote none);
                                    after a stop by a signal `down` did not send, "stopped" with the jobs it left
     stacks/<stack>/host.lock       held (flock) by the stack's host process for its whole life
-    stacks/<stack>/up.lock         held (flock) by the `goldgate up` (or `down`, deploy, reload, dr-restore) in
-                                   progress; names it
+    stacks/<stack>/up.lock         held (flock) by the `goldgate up` (or `down`, deploy, reload, dr-restore)
+                                   in progress; names it
+    stacks/<stack>/stop.lock       held (flock) by a `goldgate down` while it stops the stack with up.lock held
+                                   by a deploy or reload in progress: the host reads its stop as asked
     stacks/<stack>/secrets/        api_token, webhook_secret, runpod_api_key, s3_* (mode 0600); the operator's
                                    webhook_secret_previous only while the webhook secret is rotated,
                                    api_token_previous only while the API token is rotated; clients/<name>,
@@ -548,14 +550,38 @@ class StackDir:
         except (OSError, StateError):  # a link or a pipe there is `up`'s to refuse; `down` stops the stack
             yield
             return
-        held = False
+        held, asked = False, None
         try:
             held = self._take_up_lock(fd, "down")
+            if not held:  # a deploy or a reload holds it: the host is told this stop is asked all the same
+                asked = self._ask_stop()
             yield
         finally:
             if held:
                 self._left_up_lock(fd)
             os.close(fd)
+            if asked is not None:
+                os.close(asked)
+
+    @property
+    def stop_lock_file(self) -> Path:
+        return self.root / "stop.lock"
+
+    def _ask_stop(self) -> int | None:
+        """The stop lock, taken by a `down` that cannot take the up lock (a deploy or a reload holds it while the
+        host is stopped under it): the host, reading who asked for its stop (`stop_asked_by`), found the reload's
+        words in the up lock and logged `down`'s stop as one from outside goldgate (a reboot, systemd, `kill`?).
+        Its fd, held until the stop is done; None when it cannot be taken (the stop goes on without it)."""
+        try:
+            fd = self._lock_fd(self.stop_lock_file, "the lock `down` holds the stack with beside a deploy or reload")
+        except (OSError, StateError):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another `down` holds it: its stop is asked too
+            os.close(fd)
+            return None
+        return fd
 
     @contextlib.contextmanager
     def deploying(self) -> Iterator[str | None]:
@@ -660,6 +686,8 @@ class StackDir:
         that did not come up, or one a dead host left). None for a stop from outside goldgate (a reboot, systemd,
         `kill`): its jobs in flight lost their RunPod without a word from `down`. Read from what the holder wrote
         in the lock (`_take_up_lock`), trusted only while that holder lives: a killed holder leaves its words behind."""
+        if self._lock_held(self.stop_lock_file):  # a `down` beside a deploy or reload that holds the up lock
+            return "down"
         try:
             words = (read_small_text(self.up_lock_file, 64) or "").split()
         except (OSError, StateError):
@@ -681,8 +709,12 @@ class StackDir:
 
     def _up_lock_held(self) -> bool:
         """Whether someone holds the up lock (flock) now: the asker holds it while it waits for the host to end."""
+        return self._lock_held(self.up_lock_file)
+
+    @staticmethod
+    def _lock_held(path: Path) -> bool:
         try:
-            fd = os.open(self.up_lock_file, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         except OSError:
             return False
         try:

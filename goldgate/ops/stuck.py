@@ -457,8 +457,7 @@ def _cap_line(d: dict[str, Any]) -> list[str]:
         return [line]
     stack = d["stack"]
     restart = (f"  the running stack keeps the cap it started with: its stacks file now says {later}, "
-               f"which applies only after `goldgate down {stack} && goldgate up {stack}` (its jobs in "
-               "flight end with the stop: recover each once it is up)")
+               f"which `goldgate reload {stack}` applies (no job stops)")
     return [line, restart]
 
 
