@@ -589,27 +589,25 @@ class StackDir:
         holds the stack (another deploy, or an `up` or `down`). Two deploys at once each pinned their image and
         SIGHUPed the host, which took whichever pin it read last; the other deploy still said its rollout
         completed, and the ledger recorded a deploy of an image the stack did not run."""
-        make_dirs(self.root)
-        fd = self._lock_fd(self.up_lock_file)
-        held = False
-        try:
-            held = self._take_up_lock(fd, "deploy")
-            yield None if held else self._up_lock_holder(fd)
-        finally:
-            if held:
-                self._left_up_lock(fd)
-            os.close(fd)
+        with self._up_lock_now("deploy") as holder:
+            yield holder
 
     @contextlib.contextmanager
     def reloading(self) -> Iterator[str | None]:
         """Taken by `goldgate reload` for as long as it runs, without waiting, as a deploy takes it: yields None when
         taken, else who holds the stack. A reload and a deploy at once would each start a service, and the one the
         host started second would have stopped the first one's before its caller heard it serve."""
+        with self._up_lock_now("reload") as holder:
+            yield holder
+
+    @contextlib.contextmanager
+    def _up_lock_now(self, what: str) -> Iterator[str | None]:
+        """The up lock taken for `what` without waiting: None when taken (and let go on leaving), else its holder."""
         make_dirs(self.root)
         fd = self._lock_fd(self.up_lock_file)
         held = False
         try:
-            held = self._take_up_lock(fd, "reload")
+            held = self._take_up_lock(fd, what)
             yield None if held else self._up_lock_holder(fd)
         finally:
             if held:
