@@ -307,7 +307,7 @@ def listed_workflows(client: httpx.Client, stop: threading.Event,
     why = ""
     for attempt in range(1, attempts + 1):
         try:
-            resp = _answer(client, "GET", "/api/workflows", time.monotonic() + WORKFLOWS_READ_S, WORKFLOWS_READ_S)
+            resp = bounded_answer(client, "GET", "/api/workflows", time.monotonic() + WORKFLOWS_READ_S, WORKFLOWS_READ_S)
         except httpx.TransportError as exc:
             why = _one_line(exc)
         except (httpx.HTTPError, GoldgateError) as exc:
@@ -315,7 +315,7 @@ def listed_workflows(client: httpx.Client, stop: threading.Event,
         else:
             if resp.status_code == 200:
                 try:
-                    listed = _json(resp).get("workflows")
+                    listed = answer_json(resp).get("workflows")
                 except GoldgateError as exc:
                     return None, str(exc)
                 ids = [w.get("id") for w in listed if isinstance(w, dict)] if isinstance(listed, list) else None
@@ -323,7 +323,7 @@ def listed_workflows(client: httpx.Client, stop: threading.Event,
                     return None, "it answered 200 without a list of workflows, each with its id"
                 return {_printable(w["id"][:64]): _parameter_types(w.get("parameters"))
                         for w in listed if isinstance(w, dict)}, None
-            why = f"it answered {resp.status_code}: {_api_error(resp)}"
+            why = f"it answered {resp.status_code}: {api_error_text(resp)}"
             if resp.status_code < 500 and resp.status_code != 429:
                 return None, why
         if attempt < attempts:
@@ -485,14 +485,14 @@ def _upload_input(client: httpx.Client, name: str, file: InputFile, deadline: fl
     while True:
         _pause(stop, 0)
         try:
-            resp = _answer(client, "POST", "/api/inputs", deadline, limit, content=data,
+            resp = bounded_answer(client, "POST", "/api/inputs", deadline, limit, content=data,
                            headers={"content-type": file.content_type})
         except httpx.TransportError as exc:
             lost = _one_line(exc)
         else:
             if resp.status_code < 500 and resp.status_code != 429:
                 break
-            lost = f"answered {resp.status_code}: {_api_error(resp)}"
+            lost = f"answered {resp.status_code}: {api_error_text(resp)}"
         attempt += 1
         wait = RETRY_BACKOFF_S * 2 ** (attempt - 1)
         if attempt == CREATE_ATTEMPTS or time.monotonic() + wait > deadline:
@@ -501,8 +501,8 @@ def _upload_input(client: httpx.Client, name: str, file: InputFile, deadline: fl
         _pause(stop, wait)
     if resp.status_code != 201:
         raise GoldgateError(f"inputs.{name}: POST /api/inputs of {file.name} answered {resp.status_code}: "
-                            f"{_api_error(resp)}; no job was created")
-    answer = _json(resp)
+                            f"{api_error_text(resp)}; no job was created")
+    answer = answer_json(resp)
     key, stored = answer.get("key"), answer.get("sha256")
     if not isinstance(key, str) or not INPUT_KEY.match(key):  # what queue/create takes for an image parameter
         raise GoldgateError(f"inputs.{name}: POST /api/inputs answered 201 without a key of the form "
@@ -542,39 +542,39 @@ def _create(client: httpx.Client, case: GoldenCase, deadline: float, limit: floa
             # whose outcome is unknown is sent again all the same: if it was taken, its retry is answered its job.
             spend.check()
         try:
-            resp = _answer(client, "POST", "/api/queue/create", deadline, limit, json=body, headers=headers)
+            resp = bounded_answer(client, "POST", "/api/queue/create", deadline, limit, json=body, headers=headers)
         except httpx.TransportError as exc:
             lost = _one_line(exc)
         else:
-            if resp.status_code == 429 and _api_error(resp).startswith("spend_limit_reached:"):
-                refused = _api_error(resp, SPEND_MESSAGE_CHARS)
+            if resp.status_code == 429 and api_error_text(resp).startswith("spend_limit_reached:"):
+                refused = api_error_text(resp, SPEND_MESSAGE_CHARS)
                 spend.record(refused)
                 raise _NotSent(f"queue/create answered 429 {refused}; no job was created")
-            if resp.status_code == 429 and _api_error(resp).startswith("queue_full:"):
+            if resp.status_code == 429 and api_error_text(resp).startswith("queue_full:"):
                 wait = _retry_after_s(resp)
                 if time.monotonic() + wait + QUEUE_FULL_MIN_LEFT_S > deadline:
-                    raise GoldgateError(f"queue/create answered 429: {_api_error(resp)} (the stack stayed full "
+                    raise GoldgateError(f"queue/create answered 429: {api_error_text(resp)} (the stack stayed full "
                                         f"until too little of this case's limit, {limit:g} s, was left to try "
                                         "again; no job was created for it)")
                 _pause(stop, wait)
                 continue  # not an attempt whose outcome is unknown: nothing was written
-            busy = resp.status_code == 409 and _api_error(resp).startswith("idempotency_key_busy:")
+            busy = resp.status_code == 409 and api_error_text(resp).startswith("idempotency_key_busy:")
             if not busy and (resp.status_code < 500 or resp.status_code in _CREATE_ANSWERED_5XX):
                 break
             # the outcome is unknown, or the service asks for a retry with the key (a request with it failed
             # while this one was being answered)
-            lost = f"queue/create answered {resp.status_code}: {_api_error(resp)}"
+            lost = f"queue/create answered {resp.status_code}: {api_error_text(resp)}"
         attempt += 1
         wait = RETRY_BACKOFF_S * 2 ** (attempt - 1)
         if attempt == CREATE_ATTEMPTS or time.monotonic() + wait > deadline:
             raise GoldgateError(f"{lost} ({attempt} attempt(s), all with the same Idempotency-Key)")
         _pause(stop, wait)
     if resp.status_code != 202:
-        refused = f"queue/create answered {resp.status_code}: {_api_error(resp)}"
-        if _api_error(resp).startswith("unknown_workflow:"):
+        refused = f"queue/create answered {resp.status_code}: {api_error_text(resp)}"
+        if api_error_text(resp).startswith("unknown_workflow:"):
             refused += f"; {_unserved(case.workflow)}"
         raise GoldgateError(f"{refused}; no job was created")
-    job_id = _json(resp).get("job_id")
+    job_id = answer_json(resp).get("job_id")
     if not isinstance(job_id, str) or not job_id:
         raise GoldgateError("queue/create answered 202 without a job_id")
     return job_id
@@ -613,7 +613,7 @@ def _wait(client: httpx.Client, job_id: str, deadline: float, limit: float, poll
     state, trouble, wait, cut_off = None, None, poll_s, False
     while True:
         try:
-            resp = _answer(client, "GET", f"/api/status/{job_id}", deadline, limit)
+            resp = bounded_answer(client, "GET", f"/api/status/{job_id}", deadline, limit)
         except httpx.TimeoutException as exc:
             # A poll cut off by the case's deadline tells nothing new: an earlier poll's failure stays the reason.
             cut_off = trouble is not None and time.monotonic() >= deadline
@@ -623,16 +623,16 @@ def _wait(client: httpx.Client, job_id: str, deadline: float, limit: float, poll
             trouble = _one_line(exc)
         else:
             if resp.status_code == 200:
-                status = _json(resp)
+                status = answer_json(resp)
                 if status.get("status") in TERMINAL:
                     return status
                 state, trouble = status.get("status"), None
                 if waiting is not None:
                     waiting(job_id, state, limit - (deadline - time.monotonic()), limit)
             elif resp.status_code >= 500 or resp.status_code == 429:
-                trouble = f"answered {resp.status_code}: {_api_error(resp)}"
+                trouble = f"answered {resp.status_code}: {api_error_text(resp)}"
             else:
-                raise GoldgateError(f"status/{job_id} answered {resp.status_code}: {_api_error(resp)}")
+                raise GoldgateError(f"status/{job_id} answered {resp.status_code}: {api_error_text(resp)}")
         wait = poll_s if trouble is None else min(MAX_POLL_BACKOFF_S, max(RETRY_BACKOFF_S, wait * 2))
         # After a failed poll, one that could only start past the limit is not made: the reason is this one.
         if time.monotonic() + (wait if trouble else 0.0) > deadline:
@@ -904,7 +904,7 @@ def _fetch(client: httpx.Client, access: ApiAccess, item: dict[str, Any]) -> tup
     with opener("GET", absolute, timeout=min(30.0, RESULT_FETCH_S)) as resp:
         if resp.status_code != 200:
             resp.read()
-            raise GoldgateError(f"GET result answered {resp.status_code}: {_api_error(resp)}")
+            raise GoldgateError(f"GET result answered {resp.status_code}: {api_error_text(resp)}")
         chunks, total = [], 0
         for chunk in resp.iter_bytes():
             total += len(chunk)
@@ -921,7 +921,7 @@ def _fetch(client: httpx.Client, access: ApiAccess, item: dict[str, Any]) -> tup
 _LATE_S = 1.0  # how long after a case's deadline the rest of an answer that has begun arriving is still read
 
 
-def _answer(client: httpx.Client, method: str, path: str, deadline: float, limit: float,
+def bounded_answer(client: httpx.Client, method: str, path: str, deadline: float, limit: float,
             **kwargs: Any) -> httpx.Response:
     """One call to our API, read whole but bounded: at most _MAX_JSON_BYTES, and given up at the case's
     deadline (httpx's timeout is per read, so a server sending a byte now and then would never time out)."""
@@ -943,7 +943,7 @@ def _answer(client: httpx.Client, method: str, path: str, deadline: float, limit
     return httpx.Response(resp.status_code, headers=headers, content=b"".join(chunks), request=resp.request)
 
 
-def _json(resp: httpx.Response) -> dict[str, Any]:
+def answer_json(resp: httpx.Response) -> dict[str, Any]:
     try:
         body = resp.json()
     except ValueError:
@@ -969,7 +969,7 @@ def _retry_after_s(resp: httpx.Response) -> float:
 SPEND_MESSAGE_CHARS = 800
 
 
-def _api_error(resp: httpx.Response, chars: int = 300) -> str:
+def api_error_text(resp: httpx.Response, chars: int = 300) -> str:
     try:
         err = resp.json().get("error")
         if isinstance(err, dict):

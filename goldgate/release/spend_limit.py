@@ -11,7 +11,13 @@ from typing import Any
 
 from goldgate.errors import GoldgateError, describe
 from goldgate.release.deployers.base import Deployer, Progress
-from goldgate.release.golden import SPEND_LIMIT_ADVICE, _answer, _api_error, _json, api_client
+from goldgate.release.golden import (
+    SPEND_LIMIT_ADVICE,
+    answer_json,
+    api_client,
+    api_error_text,
+    bounded_answer,
+)
 from service.spend import dollars
 
 METRICS_READ_S = 15.0  # how long the read of GET /api/metrics may take: a check, never a reason to wait long
@@ -50,14 +56,14 @@ def read_daily_spend(deployer: Deployer, stack: str) -> DailySpend | None:
         # job's metrics (`daily_spend` is today's whatever `since` is).
         since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         with api_client(access) as client:
-            resp = _answer(client, "GET", "/api/metrics", time.monotonic() + METRICS_READ_S, METRICS_READ_S,
+            resp = bounded_answer(client, "GET", "/api/metrics", time.monotonic() + METRICS_READ_S, METRICS_READ_S,
                            params={"since": since})
     except Exception as exc:  # noqa: BLE001 -- a check that cannot be made is said and skipped, never fatal
         raise SpendUnread((describe(exc).splitlines() or [type(exc).__name__])[0][:300]) from None
     if resp.status_code != 200:
-        raise SpendUnread(f"it answered {resp.status_code}: {_api_error(resp)}")
+        raise SpendUnread(f"it answered {resp.status_code}: {api_error_text(resp)}")
     try:
-        report = _json(resp)
+        report = answer_json(resp)
     except GoldgateError as exc:
         raise SpendUnread(str(exc)) from None
     if "daily_spend" not in report:

@@ -246,35 +246,35 @@ def test_an_api_trickling_its_answer_is_given_up_on_at_the_cases_latency_limit(t
 
 def test_a_compressed_api_answer_is_read_as_the_json_it_holds(tmp_path: Path) -> None:
     # Cloudflare compresses the Worker's answers for clients that accept it, as httpx does by default.
-    from goldgate.release.golden import _answer
+    from goldgate.release.golden import bounded_answer
 
     body = gzip.compress(json.dumps({"job_id": "j1", "status": "queued"}).encode())
     transport = httpx.MockTransport(lambda request: httpx.Response(
         202, headers={"content-type": "application/json", "content-encoding": "gzip"}, content=body))
     with httpx.Client(base_url="http://api.test", transport=transport) as client:
-        resp = _answer(client, "POST", "/api/queue/create", time.monotonic() + 30, 30, json={})
+        resp = bounded_answer(client, "POST", "/api/queue/create", time.monotonic() + 30, 30, json={})
     assert resp.status_code == 202 and resp.json() == {"job_id": "j1", "status": "queued"}
 
 
 def test_a_whole_answer_that_lands_just_past_the_limit_is_read_not_called_still_answering() -> None:
     # On a slow machine a poll's 500 may arrive a moment after the deadline: it is that answer, not a trickle.
-    from goldgate.release.golden import _answer
+    from goldgate.release.golden import bounded_answer
 
     transport = httpx.MockTransport(lambda request: httpx.Response(
         500, headers={"content-type": "application/json"}, content=b'{"error": {"code": "internal"}}'))
     with httpx.Client(base_url="http://api.test", transport=transport) as client:
-        resp = _answer(client, "GET", "/api/status/j1", time.monotonic() - 0.01, 1)
+        resp = bounded_answer(client, "GET", "/api/status/j1", time.monotonic() - 0.01, 1)
     assert resp.status_code == 500 and resp.json() == {"error": {"code": "internal"}}
 
 
 def test_a_whole_answer_in_several_chunks_just_past_the_limit_is_read_too() -> None:
     # Cloudflare sends streamed and compressed answers chunked: a few chunks in one write are one answer.
-    from goldgate.release.golden import _answer
+    from goldgate.release.golden import bounded_answer
 
     transport = httpx.MockTransport(lambda request: httpx.Response(
         500, headers={"content-type": "application/json"}, content=iter([b'{"error": ', b'{"code": "internal"}}'])))
     with httpx.Client(base_url="http://api.test", transport=transport) as client:
-        resp = _answer(client, "GET", "/api/status/j1", time.monotonic() - 0.01, 1)
+        resp = bounded_answer(client, "GET", "/api/status/j1", time.monotonic() - 0.01, 1)
     assert resp.status_code == 500 and resp.json() == {"error": {"code": "internal"}}
 
 
