@@ -117,10 +117,10 @@ def test_a_full_stack_is_shown_full_and_the_raised_cap_applies_as_the_runbook_sa
         assert _create(full_stack) == 429
         shown = _stuck(full_stack, capsys)
         assert full in shown, shown  # the stack still refuses every create: it must not read as having room
-        assert "`goldgate down staging && goldgate up staging`" in shown
+        assert "`goldgate reload staging` applies (no job stops)" in shown
 
         for argv in _local_apply(section):
             assert main([*argv, "--home", str(full_stack.home)]) == 0
-        assert _create(full_stack) == 202  # the job from before the restart, left unsettled, and this one
+        assert _create(full_stack) == 202  # the job from before the reload, still queued, and this one
         shown = _stuck(full_stack, capsys)
         assert "in flight: 2 of at most 3" in shown and "(FULL)" not in shown, shown  # the section's "over"
