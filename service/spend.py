@@ -41,9 +41,14 @@ def utc_day(now_s: float) -> str:
     return datetime.fromtimestamp(math.floor(now_s / DAY_S) * DAY_S, UTC).strftime("%Y-%m-%d")
 
 
+def next_day_s(now_s: float) -> int:
+    """The epoch second of the next 00:00 UTC after `now_s`: when a refused day's creates are taken again."""
+    return (math.floor(now_s / DAY_S) + 1) * DAY_S
+
+
 def seconds_until_next_day(now_s: float) -> int:
     """Whole seconds from `now_s` until the next 00:00 UTC, at least 1 (a Retry-After of 0 would be a busy loop)."""
-    return max(1, math.ceil((math.floor(now_s / DAY_S) + 1) * DAY_S - now_s))
+    return max(1, math.ceil(next_day_s(now_s) - now_s))
 
 
 def add_statement(job_id: str, marker: str, now_s: float) -> Statement:
@@ -97,7 +102,7 @@ def refusal(spent: Today, now_s: float) -> ApiError:
     """The 429 of a create refused for the day's spend: what was spent, the limit, the field to raise, and when the
     day resets (Retry-After: until then)."""
     wait = seconds_until_next_day(now_s)
-    resets = datetime.fromtimestamp((math.floor(now_s / DAY_S) + 1) * DAY_S, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    resets = datetime.fromtimestamp(next_day_s(now_s), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return ApiError(429, "spend_limit_reached",
                     f"the jobs that ended today ({spent.day}, UTC) are estimated at {dollars(spent.usd)}, at or over "
                     f"the stack's daily spend limit of {dollars(spent.limit_usd or 0)} ({SPEC_FIELD}): this job was "
