@@ -15,7 +15,15 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from service import cancel, jobs, ratelimit, recover, routes
 from service.config import ServiceConfig
-from service.http import ApiError, Request, Response, declares_over, json_response, resolve_path
+from service.http import (
+    ApiError,
+    Request,
+    Response,
+    declares_over,
+    json_response,
+    resolve_path,
+    traceparent_trace_id,
+)
 from service.logs import Logger, Sink, error_field, failure_logged, stdout_sink
 from service.ports import (
     Database,
@@ -147,13 +155,15 @@ class App:
             self.log.annotate_data(rate_limit_error=error_field(exc))
             return None
 
-    async def count_upload(self, method: str, path: str, authorization: str | None) -> Response | bool:
+    async def count_upload(self, method: str, path: str, authorization: str | None,
+                           traceparent: str | None = None) -> Response | bool:
         """For a runtime adapter, before it reads a request's body: an image upload the bearer token allows is
         counted against its rate limit here, so that one over it is answered 429 (the Response returned, its
-        request's one line written) with nothing of its body read. True when the upload was counted and is within
-        its limit: the adapter hands the core the request with `rate_counted` set, so it is not counted twice.
-        False when nothing was counted (any other request, a route without a limit, or a counter that failed: the
-        core asks again, and its request's line says what failed)."""
+        request's one line written, naming the trace of a valid `traceparent` field as `handle` does) with nothing
+        of its body read. True when the upload was counted and is within its limit: the adapter hands the core the
+        request with `rate_counted` set, so it is not counted twice. False when nothing was counted (any other
+        request, a route without a limit, or a counter that failed: the core asks again, and its request's line
+        says what failed)."""
         if not self.is_upload(method, path, authorization):
             return False
         token = self.caller(authorization)
@@ -165,6 +175,9 @@ class App:
             within = await self._counted(limit, token)
             if within is not False:
                 return bool(within)
+            trace_id = traceparent_trace_id(traceparent)
+            if trace_id is not None:
+                note["trace_id"] = trace_id
             routes.annotate_caller(self, token)
             try:
                 routes.refuse_upload_over_rate(self, ratelimit.refusal(limit))
@@ -206,6 +219,11 @@ class App:
         if path != request.path:
             request = dataclasses.replace(request, path=path)
         with self.log.request_line() as note:
+            # The caller's trace names the line whatever its answer: a refused request (a 400, 401, 413, 429) makes
+            # no job, and its line is how an operator joins the client's failed call to the client's own trace. A
+            # line about a job (a status read, a replayed create) takes that job's trace instead.
+            if request.client_trace_id is not None:
+                note["trace_id"] = request.client_trace_id
             try:
                 response = await self._dispatch(request)
             except ApiError as exc:

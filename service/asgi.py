@@ -52,7 +52,7 @@ class AsgiService:
         # had the client upload the whole body in vain.
         authorization, method = _field(scope, b"authorization"), scope["method"]  # an upload's limit is its token's
         # An upload over its rate limit is answered before any of its body is read, as on the Worker.
-        counted = await self.app.count_upload(method, path, authorization)
+        counted = await self.app.count_upload(method, path, authorization, _field(scope, b"traceparent"))
         over_rate = counted if isinstance(counted, Response) else None
         unread = over_rate is not None or (
             _expects_over(scope, limit) and _expects_over(scope, self.app.body_limit(path, query_string,

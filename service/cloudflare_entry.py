@@ -30,7 +30,7 @@ from service import ratelimit, retention
 from service.app import App, create_app
 from service.clients import ClientTokensError, hashes_from_binding
 from service.config import MAX_DAILY_SPEND_LIMIT_USD, ConfigError, ServiceConfig, daily_spend_limit_ok
-from service.http import ApiError, Request, Response, declares_over, json_response
+from service.http import ApiError, Request, Response, declares_over, json_response, traceparent_trace_id
 from service.logs import Logger, error_field, stdout_sink
 from service.ports import (
     HttpReply,
@@ -615,6 +615,7 @@ def _uploads_busy(app: App, request: Any, size: int, capacity: int) -> Response:
                                             "128 MB of memory); nothing was read or stored: send it again after "
                                             "Retry-After", retry_after=str(UPLOADS_BUSY_RETRY_AFTER_S))
     app.log.warning("input.refused", reason="uploads_busy", message=refused.message,
+                    trace_id=traceparent_trace_id(_headers(request).get("traceparent")),
                     data={"declared_bytes": size, "held_bytes": UPLOADS.held, "budget_bytes": capacity},
                     http={"method": _method(request)[:16], "path": (urlsplit(str(request.url)).path or "/")[:512],
                           "status": 503})
@@ -835,8 +836,9 @@ class Default(WorkerEntrypoint):  # type: ignore[misc, valid-type]
                                       error={"type": type(exc).__name__, "message": str(exc)})
             return to_workers_response(json_response(500, {"error": {"code": "misconfigured", "message": str(exc)}}))
         # An upload over its rate limit is answered before its body is read or takes any of the uploads' budget.
+        headers = _headers(request)
         counted = await app.count_upload(_method(request), urlsplit(str(request.url)).path or "/",
-                                         _headers(request).get("authorization"))
+                                         headers.get("authorization"), headers.get("traceparent"))
         if isinstance(counted, Response):
             return to_workers_response(counted)
         size, capacity = _upload_bytes(app, request), UPLOADS_AT_ONCE * app.config.max_input_bytes
@@ -849,6 +851,7 @@ class Default(WorkerEntrypoint):  # type: ignore[misc, valid-type]
                 core_request = await to_core_request(request, app.body_limit, rate_counted=counted)
             except Exception as exc:  # noqa: BLE001 - the client broke off mid-upload: answer and log on the schema
                 app.log.warning("http.body_unreadable", reason="body_unreadable", error=error_field(exc),
+                                trace_id=traceparent_trace_id(headers.get("traceparent")),
                                 http={"method": _method(request)[:16],
                                       "path": (urlsplit(str(request.url)).path or "/")[:512], "status": 400})
                 return to_workers_response(json_response(400, {"error": {

@@ -25,6 +25,21 @@ _SEPARATOR = re.compile(r"[/\\]")
 # and "|" stay raw; controls, space and non-ASCII never reach the app raw (the HTTP parser refuses them).
 _RAW_IN_PATH = re.compile(r'["<>`{}]')
 _PERCENT_ENCODED = {c: f"%{ord(c):02X}" for c in '"<>`{}'}
+# W3C Trace Context: version-traceid-parentid-flags, lowercase hex; a later version may append
+# "-<more>", version 00 may not; version ff, an all-zero trace id or parent id are invalid.
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$")
+
+
+def traceparent_trace_id(traceparent: str | None) -> str | None:
+    """The trace id of a valid W3C `traceparent` field, else None. Only these 32 hex digits, never the field's
+    own text, go into a job or a log line: the caller writes the field."""
+    match = _TRACEPARENT.match((traceparent or "").strip(" \t"))
+    if match is None:
+        return None
+    version, trace, parent, more = match.groups()
+    if version == "ff" or (version == "00" and more is not None) or trace == "0" * 32 or parent == "0" * 16:
+        return None
+    return trace
 
 
 def resolve_path(path: str) -> str:
@@ -83,6 +98,12 @@ class Request:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+    @cached_property
+    def client_trace_id(self) -> str | None:
+        """The trace id of the caller's valid W3C `traceparent`, or None (none sent, or an invalid one): a create's
+        job takes it, and every line the request writes names it, a refused request's too."""
+        return traceparent_trace_id(self.header("traceparent"))
 
 
 @dataclass(frozen=True)

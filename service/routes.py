@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import time
 import uuid
 from datetime import datetime
@@ -48,11 +47,6 @@ if TYPE_CHECKING:
 
     from service.app import App
     from service.workflows import Workflow
-
-# W3C Trace Context: version-traceid-parentid-flags, lowercase hex; a later version may append
-# "-<more>", version 00 may not; version ff, an all-zero trace id or parent id are invalid.
-_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$")
-
 
 # The challenge of a webhook refused for its signature: the `sig` query parameter, HMAC-SHA256 of the job id.
 WEBHOOK_CHALLENGE = 'Signature realm="runpod-webhook", param="sig"'
@@ -143,13 +137,8 @@ async def list_workflows(app: App, request: Request, **_: str) -> Response:
 
 
 def _trace_id(request: Request) -> str:
-    match = _TRACEPARENT.match((request.header("traceparent") or "").strip(" \t"))
-    if match:
-        version, trace, parent, more = match.groups()
-        if (version != "ff" and not (version == "00" and more is not None) and trace != "0" * 32
-                and parent != "0" * 16):
-            return trace
-    return uuid.uuid4().hex
+    """A new job's trace id: the caller's (its valid W3C traceparent, Request.client_trace_id), else a new one."""
+    return request.client_trace_id or uuid.uuid4().hex
 
 
 async def create_job(app: App, request: Request, **_: str) -> Response:
