@@ -31,6 +31,11 @@ _JPEG_HIERARCHICAL = frozenset((0xC5, 0xC6, 0xC7, 0xCD, 0xCE, 0xCF))
 # Markers that stand alone, without a length: TEM, RST0-RST7 (SOI is the file's first).
 _JPEG_BARE = frozenset((0x01, *range(0xD0, 0xD8)))
 _JPEG_FILL = re.compile(rb"\xff+")
+# The shortest side an input image may have. The shipped image workflow (sdxl-img2img) feeds its LoadImage straight
+# into a VAEEncode, no resize between, which crops each side to a multiple of 8 (Stable Diffusion's VAE encodes 8x8
+# blocks): a side under 8 leaves nothing to encode, and the job fails on the GPU, queued and billed. An upload is no
+# one workflow's, so this holds for all; the EXIF orientation ComfyUI applies swaps the sides, never shortens one.
+MIN_SIDE = 8
 _WEBP_ANIMATION = 0x02  # VP8X flags
 _MAX_DIMENSION = 2**31 - 1  # PNG's own limit
 # Real JPEGs have dozens of segments before their image data; walking millions of 4-byte ones would cost the Worker

@@ -439,7 +439,8 @@ def refuse_upload_over_rate(app: App, refused: ApiError) -> NoReturn:
 async def upload_input(app: App, request: Request, **_: str) -> Response:
     """POST /api/inputs: the body is one PNG, JPEG or WebP image, stored create-only under a new key for a job's
     image parameter. Its header and structure are read (never the pixels): the type it claims, one still picture
-    (service/inputs.py), its size within the stack's max_input_pixels. 201 with its key, bytes, size and sha256."""
+    (service/inputs.py), its size within the stack's max_input_pixels and each side at least inputs.MIN_SIDE. 201
+    with its key, bytes, size and sha256."""
     token = require_bearer(app, request)
     if not request.rate_counted:  # a runtime adapter that counted it has not read its body: see App.count_upload
         await upload_within_rate(app, token)
@@ -469,6 +470,12 @@ async def upload_input(app: App, request: Request, **_: str) -> Response:
                                                             f"{app.config.max_input_pixels}-pixel limit of an input "
                                                             "image; scale it down (a multi-picture JPEG: save its "
                                                             "first picture alone) and upload it again"))
+    if min(header.width, header.height) < input_images.MIN_SIDE:  # the first picture: the one ComfyUI keeps
+        _refuse_input(app, ApiError(400, "image_too_small", f"the image is {header.width}x{header.height}, under the "
+                                                            f"{input_images.MIN_SIDE}-pixel minimum of each side of "
+                                                            "an input image: ComfyUI's VAEEncode crops each side to a "
+                                                            "multiple of 8, which leaves nothing of it; scale it up "
+                                                            "and upload it again"))
     return await _store_input(app, request.body, header)
 
 

@@ -46,7 +46,7 @@ from goldgate.errors import GoldgateError
 from goldgate.release.perceptual import COLOR_MAX, HASH_BITS, MAX_PIXELS
 from goldgate.spec import read_yaml, show
 from service.config import MAX_INPUT_BYTES, ServiceConfig
-from service.inputs import NotThatImage, read_header, sniffed_type
+from service.inputs import MIN_SIDE, NotThatImage, read_header, sniffed_type
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = REPO_ROOT / "scripts" / "golden-tests"
@@ -391,7 +391,8 @@ def input_file(value: Mapping[Any, Any], where: str, inputs_dir: Path) -> InputF
     """The image file `value` ({file: <name>}) names in `inputs_dir`, read and checked; a CaseError starting with
     `where` (the case file and field) for a path outside that directory, a missing file, or one POST /api/inputs
     would refuse (said before any job is sent): not a PNG, JPEG or WebP image of at most MAX_INPUT_BYTES and
-    MAX_INPUT_PIXELS, or one cut short, damaged or animated (service.inputs.read_header)."""
+    MAX_INPUT_PIXELS with each side at least MIN_SIDE, or one cut short, damaged or animated
+    (service.inputs.read_header)."""
     unknown = set(value) - _INPUT_FILE_KEYS
     name = value.get("file")
     if unknown or not isinstance(name, str) or not name.strip():
@@ -438,6 +439,10 @@ def input_file(value: Mapping[Any, Any], where: str, inputs_dir: Path) -> InputF
                         + (f" ({header.pictures} pictures)" if header.pictures > 1 else "")
                         + f", {header.pixels} pixels, more than the {MAX_INPUT_PIXELS} POST /api/inputs takes "
                         "(max_input_pixels): make it smaller")
+    if min(header.width, header.height) < MIN_SIDE:
+        raise CaseError(f"{where}: {file_path} is {header.width}x{header.height}, under the {MIN_SIDE}-pixel minimum "
+                        "of each side POST /api/inputs takes (ComfyUI's VAEEncode would crop it to nothing): make it "
+                        "larger")
     return InputFile(name=relative.as_posix(), path=file_path, content_type=content_type, bytes=len(data),
                      sha256=hashlib.sha256(data).hexdigest())
 
