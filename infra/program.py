@@ -45,7 +45,8 @@ from infra.d1_migrations_provider import DEFAULT_CLOUDFLARE_API, read_migrations
 from infra.names import StackNames
 from infra.policies import GuardrailError, check_stacks, copied_secret_violations, load_cloud_stacks
 from infra.worker_bundle import SERVICE_DIR, WORKFLOWS_DIR, WorkerBundle, collect, image_workflows_dir
-from service.clients import MAX_CLIENTS, token_hash
+from service.clients import BINDINGS as CLIENT_TOKEN_BINDINGS
+from service.clients import MAX_CLIENTS, binding_parts, token_hash
 from service.clients import NAME as CLIENT_NAME
 from service.clients import NAME_RULE as CLIENT_NAME_RULE
 from service.clients import TOKEN_MIN_CHARS as CLIENT_TOKEN_MIN_CHARS
@@ -87,9 +88,9 @@ class StackSecrets:
     registry_password: pulumi.Input[str] | None = None
     webhook_secret_previous: pulumi.Input[str] | None = None  # set only while the webhook secret is rotated
     api_token_previous: pulumi.Input[str] | None = None  # set only while the API token is rotated
-    # The named clients' hashes as the API Worker's CLIENT_TOKENS binding holds them (JSON {name: sha256 hex}), never a
-    # token; None: the stack names no client.
-    client_tokens: pulumi.Input[str] | None = None
+    # The named clients' hashes as the API Worker's CLIENT_TOKENS bindings hold them (JSON {name: sha256 hex}, one
+    # part a binding: CLIENT_TOKENS, CLIENT_TOKENS_2, ...), never a token; None: the stack names no client.
+    client_tokens: Sequence[pulumi.Input[str]] | None = None
 
     def registry_login(self) -> RegistryLogin | None:
         if self.registry_username is None or self.registry_password is None:
@@ -255,17 +256,20 @@ def _previous_secret(stack: str, config: pulumi.Config, previous_key: str, curre
 
 
 # Cloudflare's limit on one Worker variable or secret (Workers platform limits, "Environment variable size": 5 KB),
-# kept a little under 5 KiB: JSON of {name: sha256 hex} takes 70 bytes and the name's a client, so a cloud stack takes
-# about 68 clients of 3-letter names and 49 of 32-letter ones, fewer than the service's 100.
+# kept a little under 5 KiB: JSON of {name: sha256 hex} takes 70 bytes and the name's a client, so one binding holds
+# about 68 clients of 3-letter names and 49 of 32-letter ones; the rest go on in CLIENT_TOKENS_2 and CLIENT_TOKENS_3
+# (service/clients.py BINDINGS), which hold the service's 100 clients whatever their names.
 CLIENT_TOKENS_MAX_BYTES = 5_000
 
 
-def client_token_hashes(stack: str, config: pulumi.Config) -> pulumi.Output[str] | None:
-    """goldgate:clientTokens (client name -> token) as the API Worker's CLIENT_TOKENS binding takes it: JSON of each
-    name -> the sha256 hex of its token, a secret. Refused before anything is declared, naming the client and never
-    its token: a bad name, a token shorter than 32 characters (or one no Authorization header carries), two clients
-    with one token, one equal to the API token or a webhook secret (current or previous), more than 100 clients.
-    None when it is unset or names no client: the Worker then has no such binding."""
+def client_token_hashes(stack: str, config: pulumi.Config) -> tuple[pulumi.Output[str], ...] | None:
+    """goldgate:clientTokens (client name -> token) as the API Worker's CLIENT_TOKENS bindings take it: JSON of each
+    name -> the sha256 hex of its token, split by name into parts of at most CLIENT_TOKENS_MAX_BYTES, each a secret
+    (clients that fit one make the one CLIENT_TOKENS binding they always did). Refused before anything is declared,
+    naming the client and never its token: a bad name, a token shorter than 32 characters (or one no Authorization
+    header carries), two clients with one token, one equal to the API token or a webhook secret (current or
+    previous), more than 100 clients. None when it is unset or names no client: the Worker then has no such
+    binding."""
     raw = config.get(CLIENT_TOKENS_KEY)
     if raw is None or not raw.strip():
         return None
@@ -309,14 +313,15 @@ def client_token_hashes(stack: str, config: pulumi.Config) -> pulumi.Output[str]
             raise SpecError(f"stack {stack}: {key}.{name} and {key}.{same} hold the same token: give each client its "
                             f"own; {fix}")
         hashes[name] = digest
-    text = json.dumps(hashes, sort_keys=True, separators=(",", ":"))
-    if len(text) > CLIENT_TOKENS_MAX_BYTES:  # Cloudflare would refuse the script's upload mid-deploy; ASCII: 1 byte each
-        fit = CLIENT_TOKENS_MAX_BYTES * len(hashes) // len(text)
-        raise SpecError(f"stack {stack}: {key} names {len(hashes)} clients, whose hashes make a {len(text):,}-byte "
-                        f"CLIENT_TOKENS binding, over the {CLIENT_TOKENS_MAX_BYTES:,} bytes Cloudflare takes in one "
-                        f"(about {fit} clients with names this long): remove those no longer used (`pulumi config rm "
-                        f"--path '{key}.<name>' --stack {stack}`) or give them shorter names")
-    return pulumi.Output.secret(text)
+    parts = binding_parts(hashes, CLIENT_TOKENS_MAX_BYTES)
+    # Cannot happen within MAX_CLIENTS (100 names of 32 characters make 3 parts): kept should either limit move, as
+    # Cloudflare would refuse the script's upload mid-deploy, and the Worker reads no part past the last binding.
+    if len(parts) > len(CLIENT_TOKEN_BINDINGS) or max(map(len, parts)) > CLIENT_TOKENS_MAX_BYTES:  # ASCII: 1 byte each
+        raise SpecError(f"stack {stack}: {key} names {len(hashes)} clients, whose hashes take {len(parts)} parts of "
+                        f"up to {CLIENT_TOKENS_MAX_BYTES:,} bytes, more than the {len(CLIENT_TOKEN_BINDINGS)} bindings "
+                        f"the API Worker reads ({', '.join(CLIENT_TOKEN_BINDINGS)}): remove those no longer used "
+                        f"(`pulumi config rm --path '{key}.<name>' --stack {stack}`) or give them shorter names")
+    return tuple(pulumi.Output.secret(part) for part in parts)
 
 
 def registry_secrets(stack: str, spec: StackSpec, config: pulumi.Config) -> dict[str, pulumi.Output[str]]:

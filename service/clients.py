@@ -28,6 +28,12 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 OPERATOR = ("current", "previous")
 
 
+# The Worker's secret_text bindings of the client hashes, in order. Cloudflare takes at most 5 KB in one (Workers
+# platform limits, "Environment variable size"), and 100 clients of 32-character names take 10,201 bytes of compact
+# JSON (102 a client): the hashes are split by name over as many as they need, 49 such clients to a binding, so three.
+BINDINGS = ("CLIENT_TOKENS", "CLIENT_TOKENS_2", "CLIENT_TOKENS_3")
+
+
 class ClientTokensError(ValueError):
     """The client hashes are not {name: 64 lowercase hex}: the message says what is wrong, never a hash."""
 
@@ -59,13 +65,52 @@ def checked_hashes(raw: Any, where: str) -> dict[str, str]:
     return hashes
 
 
-def hashes_from_binding(text: str) -> dict[str, str]:
-    """The Worker's CLIENT_TOKENS binding (JSON text) as checked_hashes takes it."""
+def hashes_from_binding(text: str, binding: str = BINDINGS[0]) -> dict[str, str]:
+    """One of the Worker's client bindings (JSON text) as checked_hashes takes it."""
     try:
         raw = json.loads(text)
     except (ValueError, RecursionError):
-        raise ClientTokensError("Worker binding CLIENT_TOKENS is not JSON") from None
-    return checked_hashes(raw, "Worker binding CLIENT_TOKENS")
+        raise ClientTokensError(f"Worker binding {binding} is not JSON") from None
+    return checked_hashes(raw, f"Worker binding {binding}")
+
+
+def hashes_from_bindings(texts: Mapping[str, str]) -> dict[str, str]:
+    """The client hashes of every client binding present (binding name -> its JSON text), as one set: each part is
+    checked as hashes_from_binding does, and a client named in two parts, two clients with one token or more than
+    MAX_CLIENTS in all refuse the whole set, as a bad single binding does."""
+    hashes: dict[str, str] = {}
+    held_by: dict[str, str] = {}
+    for binding, text in texts.items():
+        for name, digest in hashes_from_binding(text, binding).items():
+            if name in held_by:
+                raise ClientTokensError(f"Worker bindings {held_by[name]} and {binding} both name client {name}: "
+                                        "each client belongs in one")
+            held_by[name] = binding
+            hashes[name] = digest
+    if len(texts) < 2:
+        return hashes
+    where = f"Worker bindings {', '.join(texts)}"
+    if len(hashes) > MAX_CLIENTS:
+        raise ClientTokensError(f"{where} name {len(hashes)} clients in all; a stack takes at most {MAX_CLIENTS}")
+    return checked_hashes(hashes, where)  # two clients with one token, each in its own part
+
+
+def binding_parts(hashes: Mapping[str, str], max_bytes: int) -> list[str]:
+    """`hashes` as the Worker's client bindings hold them: compact JSON objects, filled one after the other in name
+    order up to `max_bytes` each. Split by name, the parts are the same for the same clients (no diff on an unchanged
+    stack), and clients that fit one binding make exactly the one binding of them all they made before the split.
+    No part is over max_bytes unless one client alone is (a name is at most 32 characters: 102 bytes)."""
+    parts: list[dict[str, str]] = []
+    for name in sorted(hashes):
+        if parts and len(_compact({**parts[-1], name: hashes[name]})) <= max_bytes:
+            parts[-1][name] = hashes[name]
+        else:
+            parts.append({name: hashes[name]})
+    return [_compact(part) for part in parts]
+
+
+def _compact(hashes: Mapping[str, str]) -> str:
+    return json.dumps(hashes, sort_keys=True, separators=(",", ":"))
 
 
 def client_token_used(hashes: Mapping[str, str], token: bytes) -> str | None:

@@ -7,7 +7,8 @@ plain_text settings named after the ServiceConfig keys upper-cased (values are s
 parsed here), and the Workers Rate Limiting bindings `RATE_LIMIT_CREATE` and `RATE_LIMIT_INPUTS` (type `ratelimit`:
 absent, as on a Worker deployed before them, the route has no limit and the isolate's first request logs
 `service.rate_limit_unbound`), and `CLIENT_TOKENS` (secret_text, only when the stack names clients: JSON of each
-client's name -> the sha256 hex of its token, service/clients.py; a bad one is said once an isolate,
+client's name -> the sha256 hex of its token, service/clients.py; the clients past the 5 KB Cloudflare takes in one
+go on, in name order, in `CLIENT_TOKENS_2` and `CLIENT_TOKENS_3`, all merged; a bad one is said once an isolate,
 `service.client_tokens_refused`, and refuses every client token but not the API token). Workflows come from the
 generated top-level module `bundled_workflows` (`WORKFLOWS`: file name -> JSON text). The Worker never migrates D1
 (Pulumi does) and never polls RunPod. Its Cron Trigger (declared only when the stack sets database.retention) calls
@@ -28,7 +29,8 @@ from urllib.parse import urlsplit
 
 from service import ratelimit, retention
 from service.app import App, create_app
-from service.clients import ClientTokensError, hashes_from_binding
+from service.clients import BINDINGS as CLIENT_TOKENS_BINDINGS
+from service.clients import ClientTokensError, hashes_from_bindings
 from service.config import MAX_DAILY_SPEND_LIMIT_USD, ConfigError, ServiceConfig, daily_spend_limit_ok
 from service.http import ApiError, Request, Response, declares_over, json_response, traceparent_trace_id
 from service.logs import Logger, error_field, stdout_sink
@@ -81,9 +83,10 @@ SPEND_LIMIT_BINDING = "DAILY_SPEND_LIMIT_USD"
 RATE_LIMIT_BINDINGS = {ratelimit.CREATE: "RATE_LIMIT_CREATE", ratelimit.INPUTS: "RATE_LIMIT_INPUTS"}
 _LOCAL_ONLY = {"host", "port", "db_path", "s3_endpoint_url", "s3_bucket", "s3_access_key_id",
                "s3_secret_access_key", "apply_migrations_from", "workflows_dir"}
-# The named clients' hashes (service/clients.py): a secret_text of JSON {name: sha256 hex}, read apart from the config
-# (client_tokens_from_env) so that a bad one refuses the clients' tokens, never the operator's.
-CLIENT_TOKENS_BINDING = "CLIENT_TOKENS"
+# The named clients' hashes (service/clients.py): secret_texts of JSON {name: sha256 hex}, the first and as many
+# more as the clients need (CLIENT_TOKENS_BINDINGS), read apart from the config (client_tokens_from_env) so that a bad one
+# refuses the clients' tokens, never the operator's.
+CLIENT_TOKENS_BINDING = CLIENT_TOKENS_BINDINGS[0]
 
 
 def _missing(value: Any) -> bool:
@@ -481,13 +484,18 @@ def _binding(env: Any, name: str, kind: str) -> Any:
 
 
 def client_tokens_from_env(env: Any) -> tuple[dict[str, str], str | None]:
-    """The named clients' hashes from the CLIENT_TOKENS binding (none when it is absent or empty), and why a bad one
-    was refused: then no client token is served, and the API token still is."""
-    value = getattr(env, CLIENT_TOKENS_BINDING, None)
-    if _missing(value) or value == "":
+    """The named clients' hashes from the CLIENT_TOKENS bindings present (none when all are absent or empty: a stack
+    of few clients has no CLIENT_TOKENS_2), and why a bad set was refused: then no client token is served, and the API
+    token still is."""
+    texts: dict[str, str] = {}
+    for name in CLIENT_TOKENS_BINDINGS:
+        value = getattr(env, name, None)
+        if not _missing(value) and value != "":
+            texts[name] = str(value)
+    if not texts:
         return {}, None
     try:
-        return hashes_from_binding(str(value)), None
+        return hashes_from_bindings(texts), None
     except ClientTokensError as exc:
         return {}, str(exc)
 

@@ -7,6 +7,7 @@ builds its config with one rule: `ServiceConfig.from_mapping({k.lower(): v for k
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ from goldgate.errors import SpecError
 from goldgate.spec import StackSpec, show
 from infra.names import StackNames
 from infra.worker_bundle import PYTHON, WorkerBundle
+from service.clients import BINDINGS as CLIENT_TOKEN_BINDINGS
 from service.ratelimit import PERIOD_S
 
 COMPATIBILITY_FLAGS = ["python_workers"]
@@ -205,8 +207,9 @@ class ApiArgs:
     # Only while the API token is rotated: the old one, still accepted as a bearer token.
     api_token_previous: pulumi.Input[str] | None = None
     # Only when the stack names clients (goldgate:clientTokens): JSON of each client's name -> the sha256 hex of its
-    # token (service/clients.py); the Worker never holds a client's token.
-    client_tokens: pulumi.Input[str] | None = None
+    # token (service/clients.py), in one part for each binding (CLIENT_TOKENS, CLIENT_TOKENS_2, ...) as Cloudflare
+    # takes at most 5 KB in one; the Worker never holds a client's token.
+    client_tokens: Sequence[pulumi.Input[str]] | None = None
 
 
 def bindings(args: ApiArgs) -> list[cloudflare.WorkersScriptBindingArgs]:
@@ -225,7 +228,9 @@ def bindings(args: ApiArgs) -> list[cloudflare.WorkersScriptBindingArgs]:
     if args.api_token_previous is not None:  # as above: once the key is removed, the old token opens nothing
         secret.append(("API_TOKEN_PREVIOUS", args.api_token_previous))
     if args.client_tokens is not None:  # as above: once the last client is removed, no client token opens anything
-        secret.append(("CLIENT_TOKENS", args.client_tokens))
+        # strict: a part past the last binding the Worker reads would drop clients (client_token_hashes refuses it)
+        parts = list(args.client_tokens)
+        secret.extend(zip(CLIENT_TOKEN_BINDINGS[:len(parts)], parts, strict=True))
     for name, value in secret:
         out.append(b(type="secret_text", name=name, text=pulumi.Output.secret(value)))
     # Per API token and Cloudflare location, over the period a 429's Retry-After names (service/ratelimit.py).
