@@ -3,6 +3,7 @@
 webhook that races it, or comes after it, is settled by the same rules; a CANCELLED answer is first completed
 by one /status read, for the job's run time and cost. A job that has ended is answered as it stands, with
 nothing called. The request carries nothing but the job's id: a body other than none, `{}` or `null` is refused.
+A named client cancels its own jobs only: another caller's is answered as a job there is not, nothing called.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from service.http import ApiError, Request, Response, json_response, parse_json_
 from service.logs import Logger
 from service.ports import StoreUnavailable
 from service.recover import runpod_delivery
-from service.routes import job_context, log_refusal, parse_job_id, require_bearer
+from service.routes import job_context, log_refusal, parse_job_id, require_bearer, unknown_job, visible_job
 from service.runpod import RunPodRefused, RunPodUnavailable
 from service.transitions import Delivery, Outcome
 
@@ -29,12 +30,12 @@ _SUBMIT_SLACK_MS = 60_000
 
 
 async def cancel_job(app: App, request: Request, job_id: str) -> Response:
-    require_bearer(app, request)
+    caller = require_bearer(app, request)
     job_id = parse_job_id(job_id)
     _refuse_a_body(request)
-    job = await jobs.get(app.db, job_id)
+    job = visible_job(caller, await jobs.get(app.db, job_id))  # another client's job is none of this one's
     if job is None:
-        raise ApiError(404, "unknown_job", f"no job {job_id}")
+        raise unknown_job(job_id)
     log = app.log.bind(**await job_context(app, job["id"], job))
     try:
         return await _cancel(app, job, log)

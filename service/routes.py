@@ -108,6 +108,22 @@ def parse_job_id(raw: str) -> str:
     return raw
 
 
+def unknown_job(job_id: str) -> ApiError:
+    """The 404 of a job id no job has, and a named client's answer for another caller's job: the same status, code
+    and message, so that a client cannot tell an id that exists from one that does not."""
+    return ApiError(404, "unknown_job", f"no job {job_id}")
+
+
+def visible_job(caller: str, job: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`job` (a row already read) when `caller` may see it, else None, as for a job there is not. The API token sees
+    every job (the operator's); a named client only the jobs its token created (jobs.client): its jobs may be another
+    team's or customer's neighbours on the same stack."""
+    client = client_of(caller)
+    if job is None or client is None:
+        return job
+    return job if job.get("client") == client else None
+
+
 # How long GET /healthz reports a write refused for a busy database (a lock another process held, a D1 restart).
 BUSY_REPORTED_S = 60
 
@@ -416,9 +432,10 @@ async def _create_within_spend(app: App, request: Request, caller: str) -> Respo
     if holder is not None:
         return _replayed(app, holder)
     refused = spend.refusal(spent, now)
+    # The line is the operator's: it keeps the amounts a client's answer leaves out (spend.client_refusal).
     app.log.warning("job.spend_limit_reached", reason="spend_limit_reached", message=refused.message,
                     data={**spent.to_dict(), "retry_after_s": int(refused.extra["retry_after"])})
-    raise refused
+    raise refused if client_of(caller) is None else spend.client_refusal(now)
 
 
 async def upload_within_rate(app: App, token: str) -> None:
@@ -560,19 +577,19 @@ async def apply_delivery(app: App, job_id: str, delivery: Delivery, source: str,
 
 
 async def job_status(app: App, request: Request, job_id: str) -> Response:
-    require_bearer(app, request)
+    caller = require_bearer(app, request)
     try:
-        return await _job_status(app, parse_job_id(job_id))
+        return await _job_status(app, parse_job_id(job_id), caller)
     except Exception as exc:
         if not isinstance(exc, ApiError) or exc.status >= 500:
             log_refusal(app.log.bind(**await job_context(app, job_id)), "job.status_failed", exc, "error")
         raise
 
 
-async def _job_status(app: App, job_id: str) -> Response:
-    job = await jobs.get(app.db, job_id)
+async def _job_status(app: App, job_id: str, caller: str) -> Response:
+    job = visible_job(caller, await jobs.get(app.db, job_id))  # the one read: its row says whose it is
     if job is None:
-        raise ApiError(404, "unknown_job", f"no job {job_id}")
+        raise unknown_job(job_id)
     app.log.annotate(job_id=job_id, trace_id=job["trace_id"], workflow_version=job["workflow_version"],
                      worker_image_tag=job["worker_image_tag"])
     view = jobs.status_view(job)
@@ -637,9 +654,13 @@ def result_url_expiry(now_s: int, ttl_s: int) -> int:
 
 async def result_object(app: App, request: Request, key: str) -> Response:
     key = parse_result_key(key)
-    _require_result_access(app, request, key)
+    caller = _require_result_access(app, request, key)
+    # A named client's bearer is served its own jobs' results only: its job's row is read before the store (the read
+    # the size check makes anyway, made first), and another caller's key is answered as one of no job's.
+    client = client_of(caller) if caller is not None else None
+    rows = await _own_result_row(app, key, client) if client is not None else None
     try:
-        found = await _read_result(app, key, request.method == "HEAD", request.header("if-none-match"))
+        found = await _read_result(app, key, request.method == "HEAD", request.header("if-none-match"), rows)
     except StoreUnavailable as exc:
         refused = ApiError(503, "store_unavailable", f"result store unreachable: {exc}; retry later")
         log_refusal(app.log.bind(**await job_context(app, key_job_id(key))), "result.refused", refused, "error")
@@ -657,9 +678,9 @@ async def result_object(app: App, request: Request, key: str) -> Response:
     return Response(200, body, headers, log=app.log.bind(job_id=key_job_id(key)))
 
 
-def _require_result_access(app: App, request: Request, key: str) -> None:
-    """A valid signed link for `key` (exp and sig), or the bearer token; else a 401 or 403 saying which is
-    missing."""
+def _require_result_access(app: App, request: Request, key: str) -> str | None:
+    """A valid signed link for `key` (exp and sig): None, whoever holds it may fetch it (that is what the link is
+    for); or the bearer token: who it is (require_bearer); else a 401 or 403 saying which is missing."""
     signed = app.result_signed_with(key, request.query("exp"), request.query("sig"))
     if signed == "previous":
         app.log.annotate_data(signed_with="previous")
@@ -675,13 +696,30 @@ def _require_result_access(app: App, request: Request, key: str) -> None:
         if sig is not None and request.header("authorization") is None:
             raise ApiError(403, "url_expired_or_invalid", "this result URL has expired or is not valid; "
                                                           "ask GET /api/status for a fresh one")
-        require_bearer(app, request)
+        return require_bearer(app, request)
+    return None
 
 
-async def _read_result(app: App, key: str, head: bool,
-                       if_none_match: str | None) -> Response | tuple[ObjectMeta, Any]:
-    """The stored object's meta and body (no body for a HEAD), each size checked against its job's record, or the
-    304 when the client's copy is current."""
+async def _own_result_row(app: App, key: str, client: str) -> list[dict[str, Any]]:
+    """The rows of `key`'s job (as _unchanged reads them) when `client` created it; else the 404 of a key no job
+    has, the store not asked: a client cannot tell another's result, or another's job, from none. A job row pruned
+    while its results are kept names no client: only the API token may fetch those."""
+    rows = await _result_job_rows(app, key, client=True)
+    if not rows or rows[0].get("client") != client:
+        raise _no_result(key)
+    return rows
+
+
+def _no_result(key: str) -> ApiError:
+    """The 404 for a key of no job the caller may know of (none ever, a pruned one, another client's)."""
+    return ApiError(404, "not_found", f"no result object {key} (results are deleted after the stack's "
+                                      "storage.result_ttl_days)")
+
+
+async def _read_result(app: App, key: str, head: bool, if_none_match: str | None,
+                       rows: list[dict[str, Any]] | None = None) -> Response | tuple[ObjectMeta, Any]:
+    """The stored object's meta and body (no body for a HEAD), each size checked against its job's record (`rows`,
+    when already read), or the 304 when the client's copy is current."""
     body: Any = b""
     checked: int | None = None  # the size found to be the job's
     if head or if_none_match is not None:
@@ -689,7 +727,7 @@ async def _read_result(app: App, key: str, head: bool,
         meta = await app.store.head(key)
         if meta is None:
             raise await _not_held(app, key)
-        checked = await _unchanged(app, key, meta.size)
+        checked = await _unchanged(app, key, meta.size, rows)
         if if_none_match is not None and if_none_match_fails(if_none_match, entity_tag(meta.etag)):
             return Response(304, b"", _validators(meta))
     if not head:
@@ -699,30 +737,25 @@ async def _read_result(app: App, key: str, head: bool,
         meta, body = found.meta, found.body
         if meta.size != checked:
             try:
-                await _unchanged(app, key, meta.size)
+                await _unchanged(app, key, meta.size, rows)
             except ApiError:
                 await _release(body)
                 raise
     return meta, body
 
 
-async def _unchanged(app: App, key: str, size: int) -> int:
+async def _unchanged(app: App, key: str, size: int, rows: list[dict[str, Any]] | None = None) -> int:
     """`size`, when it is the size the key's job recorded for it as it completed (the worker's upload, checked in
     the store then), or the key's job recorded none (yet: a result is stored before its job's webhook lands; no job
     row). Objects are create-only, so the one served must still be that size: else it was rewritten in the bucket,
-    is not the job's result, and the answer is a 409 (`_changed`). The store is asked first: a key it does not hold
-    is a 404 whatever the database says; for one it holds, a database that cannot be read is a 503 to retry, not a
+    is not the job's result, and the answer is a 409 (`_changed`). The store is asked first (but for a named client's
+    token, whose job's row is read first to check it is the client's): a key it does not hold is a 404 whatever the
+    database says; for one it holds, a database that cannot be read is a 503 to retry, not a
     result served unchecked. The size, never a hash: the body is streamed. The request's line is annotated with the
-    job's context when its row is there (a pruned job's is not: a job_id without its trace_id names nothing)."""
-    try:
-        rows = await app.db.query("SELECT results_json, trace_id, workflow_version, worker_image_tag FROM jobs "
-                                  "WHERE id = ?", (key_job_id(key),))
-    except Exception as exc:  # noqa: BLE001 - any database failure: the check cannot be made now
-        refused = ApiError(503, "database_unavailable", f"the database could not be read to check result {key}: "
-                                                        f"{type(exc).__name__}; retry later")
-        log_refusal(app.log.bind(job_id=key_job_id(key)), "result.refused", refused, "error",
-                    error=error_field(exc))
-        raise refused from None
+    job's context when its row is there (a pruned job's is not: a job_id without its trace_id names nothing).
+    `rows`: the job's rows when already read (_own_result_row), not read again."""
+    if rows is None:
+        rows = await _result_job_rows(app, key)
     if rows:  # the download's line names the job as a status read's does: a filter on its trace_id finds it
         app.log.annotate(job_id=key_job_id(key), trace_id=rows[0]["trace_id"],
                          workflow_version=rows[0]["workflow_version"], worker_image_tag=rows[0]["worker_image_tag"])
@@ -731,6 +764,21 @@ async def _unchanged(app: App, key: str, size: int) -> int:
     if recorded and type(recorded[0]) is int and recorded[0] != size:
         raise await _changed(app, key, recorded[0], size)
     return size
+
+
+async def _result_job_rows(app: App, key: str, client: bool = False) -> list[dict[str, Any]]:
+    """The row of `key`'s job that a result's answer is checked against (none: no such job, or a pruned one), with
+    its `client` when asked (migration 0010: asked only for a client's token, which exists only past it); a 503 to
+    retry when the database cannot be read."""
+    columns = "results_json, trace_id, workflow_version, worker_image_tag" + (", client" if client else "")
+    try:
+        return await app.db.query(f"SELECT {columns} FROM jobs WHERE id = ?", (key_job_id(key),))
+    except Exception as exc:  # noqa: BLE001 - any database failure: the check cannot be made now
+        refused = ApiError(503, "database_unavailable", f"the database could not be read to check result {key}: "
+                                                        f"{type(exc).__name__}; retry later")
+        log_refusal(app.log.bind(job_id=key_job_id(key)), "result.refused", refused, "error",
+                    error=error_field(exc))
+        raise refused from None
 
 
 async def _changed(app: App, key: str, recorded: int, stored: int) -> ApiError:
@@ -775,8 +823,7 @@ async def _not_held(app: App, key: str) -> ApiError:
         return ApiError(404, "not_found", f"no result object {key}: job {job_id} recorded no such result "
                                           f"(GET /api/status/{job_id} lists its keys)")
     if job is None or not recorded:  # no job row (pruned, or none ever), or the database failed the read
-        return ApiError(404, "not_found", f"no result object {key} (results are deleted after the stack's "
-                                          "storage.result_ttl_days)")
+        return _no_result(key)
     finished, ttl_days = job["finished_at"], app.config.result_ttl_days
     expired = _expired(finished, ttl_days, app.clock())
     kept = f"{ttl_days} day{'' if ttl_days == 1 else 's'}"
@@ -826,8 +873,9 @@ def _validators(meta: ObjectMeta) -> dict[str, str]:
 async def metrics_report(app: App, request: Request, **_: str) -> Response:
     """`?by=workflow_version` adds the workflow versions' group (one more statement, about as much work as the
     rest of the report): only when asked. `by` takes that one value, once, and `since` one time; anything else is
-    refused before any read."""
-    require_bearer(app, request)
+    refused before any read. The operator's only (require_operator): it shows the whole stack's spend, costs and
+    jobs, every client's together."""
+    require_operator(app, request)
     query = parse_qs(request.query_string, keep_blank_values=True)
     by, since = query.get("by"), query.get("since")
     if by is not None and by != ["workflow_version"]:

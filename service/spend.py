@@ -99,8 +99,8 @@ def crossed(before_usd: float, after_usd: float, limit_usd: float | None) -> boo
 
 
 def refusal(spent: Today, now_s: float) -> ApiError:
-    """The 429 of a create refused for the day's spend: what was spent, the limit, the field to raise, and when the
-    day resets (Retry-After: until then)."""
+    """The 429 of the API token's create refused for the day's spend, and the message of its line: what was spent, the
+    limit, the field to raise, and when the day resets (Retry-After: until then). A client's: client_refusal."""
     wait = seconds_until_next_day(now_s)
     resets = datetime.fromtimestamp(next_day_s(now_s), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return ApiError(429, "spend_limit_reached",
@@ -108,4 +108,17 @@ def refusal(spent: Today, now_s: float) -> ApiError:
                     f"the stack's daily spend limit of {dollars(spent.limit_usd or 0)} ({SPEC_FIELD}): this job was "
                     f"not created; creates are taken again at {resets} (Retry-After, {wait} s), or once the limit is "
                     "raised; jobs already queued or running go on and are counted",
+                    retry_after=str(wait))
+
+
+def client_refusal(now_s: float) -> ApiError:
+    """The 429 a named client's create gets for the day's spend: that the stack's limit is reached and when creates
+    are taken again (Retry-After as the operator's), without the amounts or the field to raise: the spend is every
+    client's together, and the limit the operator's (the line job.spend_limit_reached keeps both)."""
+    wait = seconds_until_next_day(now_s)
+    resets = datetime.fromtimestamp(next_day_s(now_s), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ApiError(429, "spend_limit_reached",
+                    f"the stack's daily spend limit is reached for today ({utc_day(now_s)}, UTC): this job was not "
+                    f"created; creates are taken again at {resets} (Retry-After, {wait} s), or once the stack's "
+                    "operator raises the limit; your jobs already queued or running go on",
                     retry_after=str(wait))
