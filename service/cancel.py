@@ -16,7 +16,14 @@ from service.http import ApiError, Request, Response, json_response, parse_json_
 from service.logs import Logger
 from service.ports import StoreUnavailable
 from service.recover import runpod_delivery
-from service.routes import job_context, log_refusal, parse_job_id, require_bearer, unknown_job, visible_job
+from service.routes import (
+    job_context,
+    log_refusal,
+    parse_job_id,
+    read_visible_job,
+    require_bearer,
+    unknown_job,
+)
 from service.runpod import RunPodRefused, RunPodUnavailable
 from service.transitions import Delivery, Outcome
 
@@ -33,7 +40,7 @@ async def cancel_job(app: App, request: Request, job_id: str) -> Response:
     caller = require_bearer(app, request)
     job_id = parse_job_id(job_id)
     _refuse_a_body(request)
-    job = visible_job(caller, await jobs.get(app.db, job_id))  # another client's job is none of this one's
+    job = await read_visible_job(app, caller, job_id)  # another client's job is none of this one's
     if job is None:
         raise unknown_job(job_id)
     log = app.log.bind(**await job_context(app, job["id"], job))

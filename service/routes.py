@@ -124,6 +124,17 @@ def visible_job(caller: str, job: dict[str, Any] | None) -> dict[str, Any] | Non
     return job if job.get("client") == client else None
 
 
+async def read_visible_job(app: App, caller: str, job_id: str) -> dict[str, Any] | None:
+    """The job `job_id` when `caller` may see it (visible_job), else None. A named client's read names the client, so
+    another's job comes back as the same empty read as a job there is not: none of its row leaves the database, and
+    the answer takes no longer for a big row (a job's inputs may be a megabyte) than for none."""
+    client = client_of(caller)
+    if client is None:
+        return await jobs.get(app.db, job_id)
+    rows = await app.db.query("SELECT * FROM jobs WHERE id = ? AND client = ?", (job_id, client))
+    return visible_job(caller, rows[0] if rows else None)
+
+
 # How long GET /healthz reports a write refused for a busy database (a lock another process held, a D1 restart).
 BUSY_REPORTED_S = 60
 
@@ -587,7 +598,7 @@ async def job_status(app: App, request: Request, job_id: str) -> Response:
 
 
 async def _job_status(app: App, job_id: str, caller: str) -> Response:
-    job = visible_job(caller, await jobs.get(app.db, job_id))  # the one read: its row says whose it is
+    job = await read_visible_job(app, caller, job_id)  # the one read, the caller's jobs only
     if job is None:
         raise unknown_job(job_id)
     app.log.annotate(job_id=job_id, trace_id=job["trace_id"], workflow_version=job["workflow_version"],
@@ -704,7 +715,7 @@ async def _own_result_row(app: App, key: str, client: str) -> list[dict[str, Any
     """The rows of `key`'s job (as _unchanged reads them) when `client` created it; else the 404 of a key no job
     has, the store not asked: a client cannot tell another's result, or another's job, from none. A job row pruned
     while its results are kept names no client: only the API token may fetch those."""
-    rows = await _result_job_rows(app, key, client=True)
+    rows = await _result_job_rows(app, key, client)
     if not rows or rows[0].get("client") != client:
         raise _no_result(key)
     return rows
@@ -766,13 +777,15 @@ async def _unchanged(app: App, key: str, size: int, rows: list[dict[str, Any]] |
     return size
 
 
-async def _result_job_rows(app: App, key: str, client: bool = False) -> list[dict[str, Any]]:
-    """The row of `key`'s job that a result's answer is checked against (none: no such job, or a pruned one), with
-    its `client` when asked (migration 0010: asked only for a client's token, which exists only past it); a 503 to
+async def _result_job_rows(app: App, key: str, client: str | None = None) -> list[dict[str, Any]]:
+    """The row of `key`'s job that a result's answer is checked against (none: no such job, or a pruned one); for a
+    named `client`, only when that client created it, with its `client` (migration 0010: asked only for a client's
+    token, which exists only past it), so another's row never leaves the database (read_visible_job); a 503 to
     retry when the database cannot be read."""
     columns = "results_json, trace_id, workflow_version, worker_image_tag" + (", client" if client else "")
+    mine, params = (" AND client = ?", (key_job_id(key), client)) if client else ("", (key_job_id(key),))
     try:
-        return await app.db.query(f"SELECT {columns} FROM jobs WHERE id = ?", (key_job_id(key),))
+        return await app.db.query(f"SELECT {columns} FROM jobs WHERE id = ?{mine}", params)
     except Exception as exc:  # noqa: BLE001 - any database failure: the check cannot be made now
         refused = ApiError(503, "database_unavailable", f"the database could not be read to check result {key}: "
                                                         f"{type(exc).__name__}; retry later")
