@@ -24,10 +24,6 @@ MAX_CLIENTS = 100
 # The shortest client token goldgate takes (the ones it makes are 43 characters of token_urlsafe(32)).
 TOKEN_MIN_CHARS = 32
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
-# What a request served on the API token (the current one or the previous one) is counted and logged as.
-OPERATOR = ("current", "previous")
-
-
 # The Worker's secret_text bindings of the client hashes, in order. Cloudflare takes at most 5 KB in one (Workers
 # platform limits, "Environment variable size"), and 100 clients of 32-character names take 10,201 bytes of compact
 # JSON (102 a client): the hashes are split by name over as many as they need, 49 such clients to a binding, so three.
