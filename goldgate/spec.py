@@ -292,6 +292,10 @@ class ApiSpec:
     # The most estimated GPU spend (USD) of the jobs that end on a UTC day: at or over it, a create is answered 429
     # spend_limit_reached until the next 00:00 UTC (service/spend.py). None: no limit.
     daily_spend_limit_usd: float | None = None
+    # Each named client's own most estimated GPU spend (USD) of its jobs that end on a UTC day, the same for every
+    # client: at or over it, that client's create is answered 429 client_spend_limit_reached until the next 00:00 UTC,
+    # while other clients and the API token are served (service/spend.py). None: no per-client limit.
+    client_daily_spend_limit_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -653,10 +657,10 @@ def _max_input_bytes(f: _Fields) -> int:
     return int(value)
 
 
-def _daily_spend_limit(f: _Fields) -> float | None:
-    """api.daily_spend_limit_usd: a number of US dollars above 0 and at most MAX_DAILY_SPEND_LIMIT_USD; absent or
-    null, no limit (0 would refuse every create: leave the field out to have none)."""
-    key = "daily_spend_limit_usd"
+def _daily_spend_limit(f: _Fields, key: str = "daily_spend_limit_usd") -> float | None:
+    """api.daily_spend_limit_usd, or api.client_daily_spend_limit_usd (`key`, each client's own): a number of US
+    dollars above 0 and at most MAX_DAILY_SPEND_LIMIT_USD; absent or null, no limit (0 would refuse every create:
+    leave the field out to have none)."""
     value = f._get(key, False)
     if value is None:
         return None
@@ -935,7 +939,8 @@ def from_mapping(name: str, raw: Any, target: str, source: str) -> StackSpec:
                   max_input_pixels=a.num("max_input_pixels", DEFAULT_INPUT_PIXELS, 1, None, integer=True),
                   compatibility_date=_compatibility_date(a), rate_limits=_rate_limits(a.sub("rate_limits")),
                   smart_placement=a.bool("smart_placement", True),
-                  daily_spend_limit_usd=_daily_spend_limit(a))
+                  daily_spend_limit_usd=_daily_spend_limit(a),
+                  client_daily_spend_limit_usd=_daily_spend_limit(a, "client_daily_spend_limit_usd"))
     a.done()
     t = f.sub("thresholds")
     thresholds = Thresholds(golden_mean_latency_s=t.num("golden_mean_latency_s", 360.0, 1, 86_400),

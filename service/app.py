@@ -88,7 +88,7 @@ class App:
         self.clock = clock
         self.transitions = Transitions(db, store, Pricing(config.gpu_type, config.gpu_count,
                                                           config.price_per_gpu_second, config.worker_image_tag), log,
-                                       config.daily_spend_limit_usd)
+                                       config.daily_spend_limit_usd, config.client_daily_spend_limit_usd)
         self._base = config.public_base_url.rstrip("/")
         self._webhook_body_limit = webhook_body_limit(config.max_body_bytes)
         # Each limited route's limit (the config's), counted by the runtime's counter (the Worker's bindings), or

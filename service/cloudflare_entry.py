@@ -80,6 +80,11 @@ RESULTS_BINDING = "RESULTS"
 # Each limited route's Workers Rate Limiting binding (infra/components/api.py declares them).
 # The stack's api.daily_spend_limit_usd (plain text): read apart from the other settings (spend_limit_from_env).
 SPEND_LIMIT_BINDING = "DAILY_SPEND_LIMIT_USD"
+# The stack's api.client_daily_spend_limit_usd (plain text): read alike, a bad one set aside alike.
+CLIENT_SPEND_LIMIT_BINDING = "CLIENT_DAILY_SPEND_LIMIT_USD"
+# Each spend limit's binding -> (its config key, its spec field), for spend_limit_from_env and its line.
+SPEND_LIMIT_BINDINGS = {SPEND_LIMIT_BINDING: ("daily_spend_limit_usd", "api.daily_spend_limit_usd"),
+                        CLIENT_SPEND_LIMIT_BINDING: ("client_daily_spend_limit_usd", "api.client_daily_spend_limit_usd")}
 RATE_LIMIT_BINDINGS = {ratelimit.CREATE: "RATE_LIMIT_CREATE", ratelimit.INPUTS: "RATE_LIMIT_INPUTS"}
 _LOCAL_ONLY = {"host", "port", "db_path", "s3_endpoint_url", "s3_bucket", "s3_access_key_id",
                "s3_secret_access_key", "apply_migrations_from", "workflows_dir"}
@@ -430,8 +435,8 @@ def config_from_env(env: Any) -> ServiceConfig:
     for spec in fields(ServiceConfig):
         if spec.name in _LOCAL_ONLY or spec.name == "client_tokens":
             continue
-        if spec.name == "daily_spend_limit_usd":  # spend_limit_from_env: a bad one sets the limit aside, not the Worker
-            continue
+        if spec.name in ("daily_spend_limit_usd", "client_daily_spend_limit_usd"):
+            continue  # spend_limit_from_env: a bad one sets the limit aside, not the Worker
         value = getattr(env, spec.name.upper(), None)
         if _missing(value) or value == "":
             continue
@@ -444,18 +449,20 @@ def config_from_env(env: Any) -> ServiceConfig:
         except (TypeError, ValueError):
             raise ConfigError(f"Worker binding {spec.name.upper()} must be a number, got {value!r}") from None
         raw[spec.name] = value
-    limit, _ = spend_limit_from_env(env)
-    if limit is not None:
-        raw["daily_spend_limit_usd"] = limit
+    for binding, (key, _) in SPEND_LIMIT_BINDINGS.items():
+        limit, _ = spend_limit_from_env(env, binding)
+        if limit is not None:
+            raw[key] = limit
     return ServiceConfig.from_mapping(raw)
 
 
-def spend_limit_from_env(env: Any) -> tuple[float | None, str | None]:
-    """The daily spend limit from the DAILY_SPEND_LIMIT_USD binding (None: absent, no limit), and why a binding that
+def spend_limit_from_env(env: Any, binding: str = SPEND_LIMIT_BINDING) -> tuple[float | None, str | None]:
+    """The daily spend limit from the DAILY_SPEND_LIMIT_USD binding, or another of SPEND_LIMIT_BINDINGS (the clients'
+    own, CLIENT_DAILY_SPEND_LIMIT_USD) (None: absent, no limit), and why a binding that
     holds no limit (hand-edited: empty, a typo, 0, over the maximum) was set aside. The Worker then serves with no
     limit and says so once an isolate (`service.spend_limit_ignored`): refusing every request as misconfigured would
     stop the creates and the webhooks of the jobs in flight too, whose outcomes would be lost while RunPod bills them."""
-    value = getattr(env, SPEND_LIMIT_BINDING, None)
+    value = getattr(env, binding, None)
     if _missing(value):
         return None, None
     text = str(value)
@@ -466,7 +473,7 @@ def spend_limit_from_env(env: Any) -> tuple[float | None, str | None]:
     if daily_spend_limit_ok(limit):
         return limit, None
     held = "empty" if not text.strip() else f"{text[:64]!r}"
-    return None, (f"Worker binding {SPEND_LIMIT_BINDING} is {held}, not a number of US dollars above 0 and at most "
+    return None, (f"Worker binding {binding} is {held}, not a number of US dollars above 0 and at most "
                   f"{MAX_DAILY_SPEND_LIMIT_USD}")
 
 
@@ -514,19 +521,21 @@ def build_app(env: Any, fetch: Any = None, abort_signal: Any = None, registry: R
     gateway = HttpRunPodGateway(FetchTransport(fetch, abort_signal), config.runpod_endpoint_base,
                                 config.runpod_api_key, config.runpod_timeout_s)
     limits, unbound = _rate_limits(env, config)
-    _, ignored = spend_limit_from_env(env)
+    ignored = {binding: spend_limit_from_env(env, binding)[1] for binding in SPEND_LIMIT_BINDINGS}
     app = create_app(config, D1Database(db), R2ResultStore(results), gateway, registry=registry, log_sink=stdout_sink,
                      rate_limits=limits)
     if refused is not None:  # once per isolate, as below; never a hash
         app.log.error("service.client_tokens_refused", reason="misconfigured", data={"binding": CLIENT_TOKENS_BINDING},
                       message=f"{refused}: every client token is answered 401 until it is fixed (the API token is "
                               "served); check goldgate:clientTokens and `pulumi up` the stack")
-    if ignored is not None:  # once per isolate, as below
-        value = getattr(env, SPEND_LIMIT_BINDING)
-        app.log.warning("service.spend_limit_ignored", reason="misconfigured",
-                        data={"binding": SPEND_LIMIT_BINDING, "value": str(value)[:64]},
-                        message=f"{ignored}: creates are served with no daily spend limit (api.daily_spend_limit_usd); "
-                                "set the stack's and `pulumi up` it, or delete the binding for none")
+    for binding, why in ignored.items():
+        if why is not None:  # once per isolate, as below; the binding says which limit is set aside
+            field = SPEND_LIMIT_BINDINGS[binding][1]
+            whose = "no daily spend limit" if binding == SPEND_LIMIT_BINDING else "no client's own daily spend limit"
+            app.log.warning("service.spend_limit_ignored", reason="misconfigured",
+                            data={"binding": binding, "value": str(getattr(env, binding))[:64]},
+                            message=f"{why}: creates are served with {whose} ({field}); set the stack's and "
+                                    "`pulumi up` it, or delete the binding for none")
     if unbound:  # once per isolate: build_app runs on its first request
         app.log.warning("service.rate_limit_unbound", reason="binding_missing", data={"bindings": unbound},
                         message=f"Worker binding(s) {', '.join(unbound)} missing or not of type ratelimit (a deploy "

@@ -120,6 +120,10 @@ class ServiceConfig:
     # The most estimated spend (USD) of the jobs that end on a UTC day: at or over it, a create is answered 429
     # spend_limit_reached until the next 00:00 UTC (service/spend.py). None: no limit.
     daily_spend_limit_usd: float | None = None
+    # Each named client's own most estimated spend (USD) of its jobs that end on a UTC day, the same for every client:
+    # at or over it, that client's create is answered 429 client_spend_limit_reached until the next 00:00 UTC, while
+    # other clients and the API token are served (service/spend.py). None: no per-client limit.
+    client_daily_spend_limit_usd: float | None = None
     gpu_type: str | None = None
     gpu_count: int = 1
     price_per_gpu_second: float | None = None
@@ -196,10 +200,11 @@ class ServiceConfig:
             if limit is not None and not 1 <= limit <= MAX_RATE_LIMIT_PER_MINUTE:
                 raise ConfigError(f"service config {name} must be 1..{MAX_RATE_LIMIT_PER_MINUTE} requests a minute "
                                   f"(leave it out for no limit), got {limit}")
-        limit = self.daily_spend_limit_usd
-        if limit is not None and not daily_spend_limit_ok(limit):
-            raise ConfigError(f"service config daily_spend_limit_usd must be a number of US dollars above 0 and at most "
-                              f"{MAX_DAILY_SPEND_LIMIT_USD} (leave it out for no limit), got {limit}")
+        for name in ("daily_spend_limit_usd", "client_daily_spend_limit_usd"):
+            limit = getattr(self, name)
+            if limit is not None and not daily_spend_limit_ok(limit):
+                raise ConfigError(f"service config {name} must be a number of US dollars above 0 and at most "
+                                  f"{MAX_DAILY_SPEND_LIMIT_USD} (leave it out for no limit), got {limit}")
         self._check_retention()
         if self.result_ttl_days is not None and not 1 <= self.result_ttl_days <= MAX_KEEP_DAYS:
             raise ConfigError(f"service config result_ttl_days must be 1..{MAX_KEEP_DAYS} days (the stack's "

@@ -247,12 +247,14 @@ def _empty_group() -> dict[str, Any]:
 
 
 async def compute(db: Database, since: str | datetime | None = None,
-                  by_workflow_version: bool = False, today: tuple[float, float | None] | None = None) -> dict[str, Any]:
+                  by_workflow_version: bool = False, today: tuple[float, float | None] | None = None,
+                  client_limit_usd: float | None = None) -> dict[str, Any]:
     """The metrics report over job_metrics rows created at or after `since` (all rows if None). The workflow
     versions' group (`by_workflow_version`, one more statement in the batch: about as much work as the three
     percentile queries together) only when asked; without it the answer has no such key. `today` (now, the daily
     spend limit): `daily_spend`, the day's spend the limit is judged by, read in the same batch (one primary-key
-    read; the API's answer has it, service/spend.py)."""
+    read; the API's answer has it, service/spend.py), with each named client's spend today (`clients`, biggest first, at
+    most spend.MAX_CLIENTS_SHOWN) and their own daily limit (`client_limit_usd`, api.client_daily_spend_limit_usd)."""
     bound = normalize_since(since)
     overall = _empty_group()
     by_tag: dict[Any, dict[str, Any]] = {}
@@ -265,8 +267,13 @@ async def compute(db: Database, since: str | datetime | None = None,
         statements.insert(0, Statement(version_query(with_since=bound is not None), params))
     if today is not None:
         statements.append(spend.today_statement(today[0]))
+        statements.append(spend.clients_today_statement(today[0]))
     answers = await db.read_many(statements)
-    spent = spend.today(answers.pop(), *today).to_dict() if today is not None else None
+    spent = None
+    if today is not None:
+        clients = spend.clients_today(answers.pop())
+        spent = {**spend.today(answers.pop(), *today).to_dict(), "client_limit_usd": client_limit_usd,
+                 "clients": clients}
     versions = answers.pop(0) if by_workflow_version else None
     for (name, _), rows in zip(named, answers, strict=True):
         for row in rows:

@@ -428,25 +428,40 @@ async def _replay_of_taken(app: App, request: Request, caller: str) -> idempoten
 
 
 async def _create_within_spend(app: App, request: Request, caller: str) -> Response | None:
-    """None when the stack has no daily spend limit, or today's spend (one primary-key read) is under it. At or
-    over it, a retry of a create that was taken is answered with its job, as any replay; any other create is refused
-    429 `spend_limit_reached` until 00:00 UTC, nothing written and no RunPod call."""
+    """None when the create is within the day's spend limits: the stack's (api.daily_spend_limit_usd) and, on a named
+    client's token, the client's own (api.client_daily_spend_limit_usd), each judged on its day's row, read together
+    in one statement. At or over either, a retry of a create that was taken is answered with its job, as any replay;
+    any other create is refused 429 until 00:00 UTC (`client_spend_limit_reached` for the client's own, checked first:
+    its own spending is what stopped it; else `spend_limit_reached`), nothing written and no RunPod call."""
     limit = app.config.daily_spend_limit_usd
-    if limit is None:
+    client = client_of(caller)
+    client_limit = app.config.client_daily_spend_limit_usd if client is not None else None
+    if limit is None and client_limit is None:
         return None
     now = app.clock()
-    statement = spend.today_statement(now)
-    spent = spend.today(await app.db.query(statement.sql, statement.params), now, limit)
-    if spent.usd < limit:
+    own: spend.Today | None = None
+    if client is None or client_limit is None:
+        statement = spend.today_statement(now)
+        spent = spend.today(await app.db.query(statement.sql, statement.params), now, limit)
+    else:
+        statement = spend.todays_statement(now, client)
+        spent, own = spend.todays(await app.db.query(statement.sql, statement.params), now, limit, client_limit)
+    own_over = own is not None and spend.client_over(own)
+    if not own_over and (limit is None or spent.usd < limit):
         return None
     holder = await _replay_of_taken(app, request, caller)
     if holder is not None:
         return _replayed(app, holder)
+    if own_over and own is not None and client is not None:  # (own is read for a client only)
+        refused = spend.own_refusal(client, own, now)
+        app.log.warning("job.client_spend_limit_reached", reason="client_spend_limit_reached", message=refused.message,
+                        data={**own.to_dict(), "client": client, "retry_after_s": int(refused.extra["retry_after"])})
+        raise refused
     refused = spend.refusal(spent, now)
     # The line is the operator's: it keeps the amounts a client's answer leaves out (spend.client_refusal).
     app.log.warning("job.spend_limit_reached", reason="spend_limit_reached", message=refused.message,
                     data={**spent.to_dict(), "retry_after_s": int(refused.extra["retry_after"])})
-    raise refused if client_of(caller) is None else spend.client_refusal(now)
+    raise refused if client is None else spend.client_refusal(now)
 
 
 async def upload_within_rate(app: App, token: str) -> None:
@@ -900,7 +915,8 @@ async def metrics_report(app: App, request: Request, **_: str) -> Response:
     try:
         # with today's spend against the daily limit, whatever `since` is: what a create is refused by
         report = await compute(app.db, since[0] if since else None, by_workflow_version=by is not None,
-                               today=(app.clock(), app.config.daily_spend_limit_usd))
+                               today=(app.clock(), app.config.daily_spend_limit_usd),
+                               client_limit_usd=app.config.client_daily_spend_limit_usd)
     except MetricsError as exc:
         raise ApiError(400, "invalid_since", str(exc), field="since") from None
     return json_response(200, report)

@@ -9,6 +9,12 @@ race. A create reads its day's spend with one primary-key read (`today_statement
 flight end and are counted, so a day may end over its limit by at most what the jobs in flight at the crossing spend
 (api.max_jobs_in_flight of them, each at most its execution timeout's cost). The crossing's batch logs
 `spend.limit_reached` once (Transitions).
+
+Each named client's own daily budget (api.client_daily_spend_limit_usd, the same for every client) is kept alike in
+`client_daily_spend` (migration 0011), a row a day and client, added in the same batch by `client_add_statement` for a
+job a client's token created (a job of the API token's costs no statement more); a create on a client's token reads
+its row with the stack's in one statement (`todays_statement`), and at or over the client's limit is refused 429
+`client_spend_limit_reached`: one runaway client stops itself, not every client.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from service.ports import Statement
 
 DAY_S = 86_400
 SPEC_FIELD = "api.daily_spend_limit_usd"
+CLIENT_SPEC_FIELD = "api.client_daily_spend_limit_usd"
 # Run right before the metrics row's write, on the same condition (the job's last_delivery is the batch's marker): the
 # day's row gets the job's cost (as the batch's UPDATE left it) less its metrics row's (a retried job's second attempt
 # adds its own cost, on the day RunPod's outcome for it came), and the job when it has no metrics row yet. Computed
@@ -34,6 +41,25 @@ _ADD = ("INSERT INTO daily_spend (day, usd, jobs) "
         "FROM jobs AS j LEFT JOIN job_metrics AS m ON m.job_id = j.id WHERE j.id = ? AND j.last_delivery = ? "
         "ON CONFLICT (day) DO UPDATE SET usd = usd + excluded.usd, jobs = jobs + excluded.jobs RETURNING usd")
 _TODAY = "SELECT usd, jobs FROM daily_spend WHERE day = ?"
+# As _ADD, to the row of the job's client: same condition, same change, so a duplicate delivery adds 0 here too. Built
+# only for a job read with a client (a job of the API token's has no row and costs no statement).
+_CLIENT_ADD = ("INSERT INTO client_daily_spend (day, client, usd, jobs) "
+               "SELECT ?, j.client, COALESCE(j.cost_estimate_usd, 0) - COALESCE(m.cost_estimate_usd, 0), "
+               "m.job_id IS NULL "
+               "FROM jobs AS j LEFT JOIN job_metrics AS m ON m.job_id = j.id "
+               "WHERE j.id = ? AND j.last_delivery = ? AND j.client IS NOT NULL "
+               "ON CONFLICT (day, client) DO UPDATE SET usd = usd + excluded.usd, jobs = jobs + excluded.jobs "
+               "RETURNING usd")
+_CLIENT_TODAY = "SELECT usd, jobs FROM client_daily_spend WHERE day = ? AND client = ?"
+# The day's row of the stack and of one client, in one statement (always one row: the day's, its sides null when
+# nothing ended yet): a client's create makes one round trip however many limits it is judged by.
+_TODAYS = ("SELECT s.usd, s.jobs, c.usd AS client_usd, c.jobs AS client_jobs FROM (SELECT ? AS day) AS d "
+           "LEFT JOIN daily_spend AS s ON s.day = d.day "
+           "LEFT JOIN client_daily_spend AS c ON c.day = d.day AND c.client = ?")
+# GET /api/metrics: the clients that spent today, biggest first (a bounded answer whatever the stack's clients).
+MAX_CLIENTS_SHOWN = 100
+_CLIENTS_TODAY = ("SELECT client, usd, jobs FROM client_daily_spend WHERE day = ? "
+                  f"ORDER BY usd DESC, client LIMIT {MAX_CLIENTS_SHOWN}")
 
 
 def utc_day(now_s: float) -> str:
@@ -63,6 +89,28 @@ def today_statement(now_s: float) -> Statement:
     return Statement(_TODAY, (utc_day(now_s),))
 
 
+def client_add_statement(job_id: str, marker: str, now_s: float) -> Statement:
+    """As add_statement, to the day's row of the job's client (client_daily_spend), right after it in the same batch,
+    for a job read with a client. Its rows: the client's day's spend after it, or none when the condition does not
+    hold."""
+    return Statement(_CLIENT_ADD, (utc_day(now_s), job_id, marker))
+
+
+def client_today_statement(now_s: float, client: str) -> Statement:
+    """The client's row (usd, jobs) of the day of `now_s`: one primary-key read."""
+    return Statement(_CLIENT_TODAY, (utc_day(now_s), client))
+
+
+def todays_statement(now_s: float, client: str) -> Statement:
+    """The day's row of the stack and the client's, as one statement (`todays` reads its row)."""
+    return Statement(_TODAYS, (utc_day(now_s), client))
+
+
+def clients_today_statement(now_s: float) -> Statement:
+    """The clients with a row today, biggest spend first, at most MAX_CLIENTS_SHOWN (`clients_today` reads them)."""
+    return Statement(_CLIENTS_TODAY, (utc_day(now_s),))
+
+
 @dataclass(frozen=True)
 class Today:
     day: str
@@ -78,6 +126,19 @@ def today(rows: list[dict[str, Any]], now_s: float, limit_usd: float | None) -> 
     """Today's spend from `today_statement`'s rows."""
     row = rows[0] if rows else {}
     return Today(utc_day(now_s), float(row.get("usd") or 0.0), int(row.get("jobs") or 0), limit_usd)
+
+
+def todays(rows: list[dict[str, Any]], now_s: float, limit_usd: float | None,
+           client_limit_usd: float | None) -> tuple[Today, Today]:
+    """The stack's and the client's spend today from `todays_statement`'s row."""
+    row = rows[0] if rows else {}
+    client = {"usd": row.get("client_usd"), "jobs": row.get("client_jobs")}
+    return today([row], now_s, limit_usd), today([client], now_s, client_limit_usd)
+
+
+def clients_today(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`clients_today_statement`'s rows as GET /api/metrics shows them."""
+    return [{"client": row["client"], "spend_usd": _usd(row["usd"]), "jobs": int(row["jobs"])} for row in rows]
 
 
 def dollars(value: float) -> str:
@@ -96,6 +157,11 @@ def crossed(before_usd: float, after_usd: float, limit_usd: float | None) -> boo
     before and after its add) took it from under the limit to at or over it: only that batch knows both totals, so one
     line a day says so (until the limit is raised above the spend)."""
     return limit_usd is not None and before_usd < limit_usd <= after_usd
+
+
+def client_over(spent: Today) -> bool:
+    """Whether a client's spend today is at or over its own limit (none: never)."""
+    return spent.limit_usd is not None and spent.usd >= spent.limit_usd
 
 
 def refusal(spent: Today, now_s: float) -> ApiError:
@@ -121,4 +187,19 @@ def client_refusal(now_s: float) -> ApiError:
                     f"the stack's daily spend limit is reached for today ({utc_day(now_s)}, UTC): this job was not "
                     f"created; creates are taken again at {resets} (Retry-After, {wait} s), or once the stack's "
                     "operator raises the limit; your jobs already queued or running go on",
+                    retry_after=str(wait))
+
+
+def own_refusal(client: str, spent: Today, now_s: float) -> ApiError:
+    """The 429 of a named client's create refused for its own spend today (api.client_daily_spend_limit_usd): its own
+    figures are its to see, so the message names its spend, the limit, and when the day resets (Retry-After: until
+    then). Other clients and the API token are served."""
+    wait = seconds_until_next_day(now_s)
+    resets = datetime.fromtimestamp(next_day_s(now_s), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ApiError(429, "client_spend_limit_reached",
+                    f"your own daily spend limit is reached: the jobs of client {client} that ended today "
+                    f"({spent.day}, UTC) are estimated at {dollars(spent.usd)}, at or over each client's daily spend "
+                    f"limit of {dollars(spent.limit_usd or 0)}: this job was not created; creates are taken again at "
+                    f"{resets} (Retry-After, {wait} s), or once the stack's operator raises the limit; your jobs "
+                    "already queued or running go on",
                     retry_after=str(wait))

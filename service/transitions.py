@@ -24,7 +24,7 @@ _RANK = {"queued": 0, "in_progress": 1, "completed": 2, "failed": 2, "cancelled"
 _MAX_RACES = 16
 # The job and whether this delivery was seen, in one round trip (D1 calls cross the network).
 READ_JOB = ("SELECT id, stack, status, version, last_delivery, runpod_job_id, trace_id, workflow_version, "
-             "worker_image_tag, created_at_ms, policy_ttl_ms, run_timeout_ms, cost_estimate_usd, "
+             "worker_image_tag, created_at_ms, policy_ttl_ms, run_timeout_ms, cost_estimate_usd, client, "
              "(SELECT d.runpod_status FROM webhook_deliveries AS d WHERE d.fingerprint = jobs.last_delivery) "
              "AS last_runpod_status, "
              "EXISTS (SELECT 1 FROM webhook_deliveries WHERE fingerprint = ?) AS seen FROM jobs WHERE id = ?")
@@ -50,7 +50,8 @@ _UPDATE_ADOPTING = (f"UPDATE jobs SET {_UPDATE_SET.format(adopt='runpod_job_id =
                     "WHERE id = ? AND version = ? "
                     "AND NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.runpod_job_id = ? AND o.id <> jobs.id)")
 # A terminal batch's statements: the UPDATE, the delivery's record, with a daily spend limit the day's spend before the
-# add, the add (RETURNING the day's spend after it), the metrics row.
+# add, the add (RETURNING the day's spend after it); for a job of a named client, with a client daily spend limit the
+# client's day's spend before its add, its add (RETURNING); then the metrics row.
 _SPEND_AT = 2
 # Read in the adopting batch, after its UPDATE: the job holding the id when that UPDATE refused it.
 _HOLDER = "SELECT id FROM jobs WHERE runpod_job_id = ? AND id <> ? LIMIT 1"
@@ -316,12 +317,15 @@ class Figures:
 
 def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
                      checked: tuple[str, str | None, list[dict[str, Any]] | None], now_s: float,
-                     pricing: Pricing, figures: Figures | None = None, spend_before: bool = False) -> list[Statement]:
+                     pricing: Pricing, figures: Figures | None = None, spend_before: bool = False,
+                     client_before: bool = False) -> list[Statement]:
     """The one batch (one D1 transaction) that applies a delivery to `job` as read (READ_JOB):
     the compare-and-set UPDATE on its version, then, only if that UPDATE happened, the delivery's
     record and, for a terminal state, the job's metrics row and its cost added to the day's spend
     (service/spend.py; its rows: the day's spend after it), which `spend_before` (a stack with a daily spend limit)
-    has read right before it, for the crossing. `checked` = (status, error, results).
+    has read right before it, for the crossing; for a job of a named client (job["client"]), its cost added to the
+    client's day too, read before it when `client_before` (a client daily spend limit). `checked` = (status, error,
+    results).
     An UPDATE that adopts the delivery's RunPod id also requires that no other job holds it, and the
     batch ends with a read of the job that does (none when the UPDATE happened)."""
     status, error, results = checked
@@ -359,6 +363,10 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
             statements.append(spend.today_statement(now_s))
         # the day's spend first: it adds what the metrics row's write changes (service/spend.py)
         statements.append(spend.add_statement(job["id"], fingerprint, now_s))
+        if job.get("client") is not None:  # the API token's jobs cost no statement more (bench/webhook_throughput.py)
+            if client_before:
+                statements.append(spend.client_today_statement(now_s, job["client"]))
+            statements.append(spend.client_add_statement(job["id"], fingerprint, now_s))
         statements.append(Statement(
             "INSERT INTO job_metrics (job_id, stack, status, runpod_queue_duration_ms, runpod_run_duration_ms, "
             "e2e_ms, worker_image_tag, workflow_version, gpu_type, cost_estimate_usd, created_at, images) "
@@ -375,6 +383,15 @@ def write_statements(job: dict[str, Any], delivery: Delivery, fingerprint: str, 
     if adopt:
         statements.append(Statement(_HOLDER, (delivery.runpod_job_id, job["id"])))
     return statements
+
+
+def _before_after(results: list[Any], at: int) -> tuple[float, float] | None:
+    """The spend a before-read (at `at`) and its add (right after it) saw, or None when the add's condition did not
+    hold (nothing added)."""
+    before, after = results[at].rows, results[at + 1].rows
+    if not after:
+        return None
+    return float(before[0]["usd"]) if before else 0.0, float(after[0]["usd"])
 
 
 def adopts(job: dict[str, Any], delivery: Delivery) -> bool:
@@ -396,12 +413,13 @@ class Transitions:
     """Applies deliveries for one service instance (its DB, store, pricing and log)."""
 
     def __init__(self, db: Database, store: ResultStore, pricing: Pricing, log: Logger,
-                 daily_spend_limit_usd: float | None = None) -> None:
+                 daily_spend_limit_usd: float | None = None, client_daily_spend_limit_usd: float | None = None) -> None:
         self.db = db
         self.store = store
         self.pricing = pricing
         self.log = log
         self.daily_spend_limit_usd = daily_spend_limit_usd
+        self.client_daily_spend_limit_usd = client_daily_spend_limit_usd
 
     async def apply(self, job_id: str, delivery: Delivery, source: str, now_s: float) -> Outcome:
         fingerprint = delivery.fingerprint(job_id)
@@ -429,12 +447,15 @@ class Transitions:
             if checked is None:
                 checked = await self._check_results(job_id, delivery)
             figures = Figures.of(job, delivery, checked[0], now_s, source, self.pricing)
-            written, holder, spent = await self._write(job, delivery, fingerprint, source, checked, now_s, figures)
+            written, holder, spent, client_spent = await self._write(job, delivery, fingerprint, source, checked,
+                                                                     now_s, figures)
             if written:
                 new_status = checked[0]
                 self._log_applied(log, job, delivery, new_status, checked[1], source, figures)
                 if spent is not None:
                     self._log_crossing(log, *spent, now_s)
+                if client_spent is not None:
+                    self._log_client_crossing(log, job["client"], *client_spent, now_s)
                 return Outcome(True, "applied", new_status)
             if holder is not None:  # the id is another job's: deciding again would not change that
                 return await self._refuse_taken(job, delivery, fingerprint, source, holder, log, now_s)
@@ -456,21 +477,41 @@ class Transitions:
 
     async def _write(self, job: dict[str, Any], delivery: Delivery, fingerprint: str, source: str,
                      checked: tuple[str, str | None, list[dict[str, Any]] | None], now_s: float,
-                     figures: Figures) -> tuple[bool, str | None, tuple[float, float] | None]:
+                     figures: Figures) -> tuple[bool, str | None, tuple[float, float] | None,
+                                                tuple[float, float] | None]:
         """(whether the compare-and-set UPDATE happened; if it would have adopted an id another job holds, that
-        job's id; with a daily spend limit, the day's spend before and after a terminal write's add)."""
+        job's id; with a daily spend limit, the day's spend before and after a terminal write's add; for a job of a
+        named client with a client daily spend limit, the client's day's spend before and after its add)."""
         limited = self.daily_spend_limit_usd is not None
+        client_limited = self.client_daily_spend_limit_usd is not None and job.get("client") is not None
         results = await self.db.batch(write_statements(job, delivery, fingerprint, source, checked, now_s,
-                                                       self.pricing, figures, spend_before=limited))
+                                                       self.pricing, figures, spend_before=limited,
+                                                       client_before=client_limited))
         if results[0].changes == 1:
-            if not (limited and checked[0] in jobs.TERMINAL):
-                return True, None, None
-            before, after = results[_SPEND_AT].rows, results[_SPEND_AT + 1].rows
-            if not after:  # the add's condition did not hold: nothing added
-                return True, None, None
-            return True, None, (float(before[0]["usd"]) if before else 0.0, float(after[0]["usd"]))
+            if checked[0] not in jobs.TERMINAL:
+                return True, None, None, None
+            at = _SPEND_AT + (1 if limited else 0) + 1  # after the day's add: the client's statements, if any
+            return (True, None, _before_after(results, _SPEND_AT) if limited else None,
+                    _before_after(results, at) if client_limited else None)
         holders = results[-1].rows if adopts(job, delivery) else []
-        return False, holders[0]["id"] if holders else None, None
+        return False, holders[0]["id"] if holders else None, None, None
+
+    def _log_client_crossing(self, log: Logger, client: str, before_usd: float, after_usd: float,
+                             now_s: float) -> None:
+        """`spend.client_limit_reached` when this job's ending took its client's day's spend to the client daily
+        spend limit: one line a day and client, for an alert to key on (that client's creates are refused from now
+        until the day ends; every other caller is served)."""
+        limit = self.client_daily_spend_limit_usd
+        if not spend.crossed(before_usd, after_usd, limit):
+            return
+        day = spend.utc_day(now_s)
+        log.log("warning", "spend.client_limit_reached", own_line=True, reason="client_spend_limit_reached",
+                message=f"the jobs of client {client} that ended on {day} (UTC) are estimated at "
+                        f"{spend.dollars(after_usd)}, at or over each client's daily spend limit of "
+                        f"{spend.dollars(limit or 0)} ({spend.CLIENT_SPEC_FIELD}): that client's creates are refused "
+                        "429 client_spend_limit_reached until 00:00 UTC; every other caller is served, and its jobs "
+                        "in flight go on (docs/RUNBOOK.md, \"A runaway client: stop the spend\")",
+                data={"client": client, "day": day, "spend_usd": round(after_usd, 6), "limit_usd": limit})
 
     def _log_crossing(self, log: Logger, before_usd: float, after_usd: float, now_s: float) -> None:
         """`spend.limit_reached` when this job's ending took the day's spend to the limit: one line a day, for an alert

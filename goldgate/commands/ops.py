@@ -645,7 +645,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                                                    args.by_workflow_version, args.spend)
         report["pinned_image"] = _pinned_image(platform, args.stack)
         report["error_rate_threshold"] = _error_rate_threshold(lambda: platform.spec(args.stack))
-        _with_spend_limit(report, lambda: _local_spend_limit(platform, args.stack))
+        _with_spend_limit(report, lambda: _local_spend_limit(platform, args.stack),
+                          lambda: _local_spend_limit(platform, args.stack, "client_daily_spend_limit_usd"))
     # --since is stored normalized (UTC, ms, Z): text order is time order
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if args.since and args.since > now:
@@ -675,35 +676,41 @@ def _error_rate_threshold(spec: Callable[[], Any]) -> float | None:
         return None
 
 
-def _with_spend_limit(report: dict[str, Any], limit: Callable[[], float | None]) -> None:
+def _with_spend_limit(report: dict[str, Any], limit: Callable[[], float | None],
+                      client_limit: Callable[[], float | None] | None = None) -> None:
     """Today's spend gets the api.daily_spend_limit_usd creates are refused by (None: no limit), and `limit_known`
-    false, the limit left out, when it cannot be read: "no limit" there would be a guess."""
+    false, the limit left out, when it cannot be read: "no limit" there would be a guess. Alike `client_limit_usd`
+    and `client_limit_known`, each named client's own (api.client_daily_spend_limit_usd)."""
     if report.get("daily_spend") is None:
         return
-    try:
-        report["daily_spend"]["limit_usd"] = limit()
-        report["daily_spend"]["limit_known"] = True
-    except GoldgateError:
-        report["daily_spend"]["limit_usd"] = None
-        report["daily_spend"]["limit_known"] = False
+    for prefix, read in (("limit", limit), ("client_limit", client_limit)):
+        if read is None:
+            continue
+        try:
+            report["daily_spend"][f"{prefix}_usd"] = read()
+            report["daily_spend"][f"{prefix}_known"] = True
+        except GoldgateError:
+            report["daily_spend"][f"{prefix}_usd"] = None
+            report["daily_spend"][f"{prefix}_known"] = False
 
 
-def _local_spend_limit(platform: LocalPlatform, stack: str) -> float | None:
-    """The daily spend limit a local stack's creates are refused by: a running stack's is the one its service was
+def _local_spend_limit(platform: LocalPlatform, stack: str, key: str = "daily_spend_limit_usd") -> float | None:
+    """The daily spend limit (`key`: the stack's, or client_daily_spend_limit_usd, each client's own) a local stack's
+    creates are refused by: a running stack's is the one its service was
     started or reloaded with (`service.json`; an edit of the stacks file reaches it only at `goldgate reload` or the next `down`
     and `up`, so the file would show a limit nobody enforces, and hide the one that refuses clients); a stopped
     stack's, the stacks file's (what `up` will start it with). A running stack's config that does not say is unknown
     (a GoldgateError)."""
     if platform.running_host(stack) is None:
-        return platform.spec(stack).api.daily_spend_limit_usd
+        return getattr(platform.spec(stack).api, key)
     config = StackDir(platform.home, stack).service_config()
     if config is None:
         raise GoldgateError(f"the running {stack} stack's service config cannot be read")
-    limit = config.get("daily_spend_limit_usd")
+    limit = config.get(key)
     if limit is None:
         return None
     if isinstance(limit, bool) or not isinstance(limit, int | float):
-        raise GoldgateError(f"the running {stack} stack's service config has no number for daily_spend_limit_usd")
+        raise GoldgateError(f"the running {stack} stack's service config has no number for {key}")
     return float(limit)
 
 
@@ -763,7 +770,8 @@ def _cloud_metrics(args: argparse.Namespace) -> dict[str, Any]:
                                     args.spend),
                   "pinned_image": pinned,
                   "error_rate_threshold": spec.thresholds.error_rate}
-        _with_spend_limit(report, lambda: spec.api.daily_spend_limit_usd)
+        _with_spend_limit(report, lambda: spec.api.daily_spend_limit_usd,
+                          lambda: spec.api.client_daily_spend_limit_usd)
         return report
 
 

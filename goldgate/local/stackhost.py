@@ -94,7 +94,7 @@ MAX_LOGGED_JOBS = 20
 # `pulumi up` applies a Worker's vars with no job stopped. Every other setting (the endpoint's, storage's, the
 # database's, `local`) shapes the RunPod endpoint, its workers or the host's own loops, which a reload never touches.
 RELOADED_API_SETTINGS = ("max_body_bytes", "signed_url_ttl_s", "max_jobs_in_flight", "max_input_bytes",
-                         "max_input_pixels", "rate_limits", "daily_spend_limit_usd")
+                         "max_input_pixels", "rate_limits", "daily_spend_limit_usd", "client_daily_spend_limit_usd")
 
 
 class _WokenWSGIServer(ThreadedWSGIServer, WokenOnShutdown, HTTPServer):
@@ -349,6 +349,7 @@ class StackHost:
             "inputs_rate_limit_per_minute": sp.api.rate_limits.inputs_per_minute,
             # None (no limit) is left out of the service config as any unset key
             "daily_spend_limit_usd": sp.api.daily_spend_limit_usd,
+            "client_daily_spend_limit_usd": sp.api.client_daily_spend_limit_usd,
             "result_ttl_days": sp.storage.result_ttl_days,
             "gpu_type": sp.endpoint.cost_gpu_type,
             "gpu_count": sp.endpoint.gpu_count,

@@ -155,11 +155,19 @@ async def _spend(db: Any, since: str | None) -> dict[str, Any]:
 async def _daily_spend(db: Any, now_s: float) -> dict[str, Any] | None:
     """Today's (UTC) spend as the service counts it for api.daily_spend_limit_usd (the daily_spend row a create reads),
     `limit_usd` None until the caller fills in the stack's; None for a database not migrated to 0009 yet (D1 until
-    the next `pulumi up`)."""
-    if not await db.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'daily_spend'"):
+    the next `pulumi up`). With each named client's spend today (`clients`, as GET /api/metrics has it: biggest
+    first, at most 100; None before migration 0011) and `client_limit_usd` (None until the caller fills it in)."""
+    tables = {row["name"] for row in await db.query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('daily_spend', 'client_daily_spend')")}
+    if "daily_spend" not in tables:
         return None
     today = service_spend.today_statement(now_s)
-    return service_spend.today(await db.query(today.sql, list(today.params)), now_s, None).to_dict()
+    spent = service_spend.today(await db.query(today.sql, list(today.params)), now_s, None).to_dict()
+    clients = None
+    if "client_daily_spend" in tables:
+        statement = service_spend.clients_today_statement(now_s)
+        clients = service_spend.clients_today(await db.query(statement.sql, list(statement.params)))
+    return {**spent, "client_limit_usd": None, "clients": clients}
 
 
 def _with_image_costs(group: dict[str, Any], images: int | None, costed_images: int | None,
@@ -344,6 +352,33 @@ def daily_spend_line(report: dict[str, Any]) -> str:
                    + (": REACHED, creates are refused 429 spend_limit_reached until 00:00 UTC" if over else ""))
 
 
+def client_spend_text(today: dict[str, Any] | None) -> str:
+    """Each named client's spend today against its own limit (api.client_daily_spend_limit_usd): what a client's
+    creates are refused by (`goldgate metrics --spend`)."""
+    if today is None or today.get("clients") is None:
+        return ("clients' spend today: unknown (the database has no client_daily_spend table: migration 0011 not "
+                "applied yet)")
+    limit = today.get("client_limit_usd")
+    dollars = service_spend.dollars
+    if limit is None and today.get("client_limit_known") is False:
+        head = "clients' spend today (each client's own daily spend limit unknown: the stack's settings cannot be read)"
+    elif limit is None:
+        head = "clients' spend today (no client's own daily spend limit: api.client_daily_spend_limit_usd not set)"
+    else:
+        head = (f"clients' spend today (each client's own daily spend limit {dollars(limit)}, "
+                "api.client_daily_spend_limit_usd)")
+    clients = today["clients"]
+    if not clients:
+        return head + ": none (no job of a named client ended today)"
+    lines = [head + ", biggest first:"]
+    for c in clients:
+        reached = limit is not None and c["spend_usd"] >= limit
+        lines.append(f"  {c['client']}: {dollars(c['spend_usd'])} over {c['jobs']} job{'' if c['jobs'] == 1 else 's'}"
+                     + (" REACHED, its creates are refused 429 client_spend_limit_reached until 00:00 UTC"
+                        if reached else ""))
+    return "\n".join(lines)
+
+
 def render_text(report: dict[str, Any]) -> str:
     """The first line: the report's scope, its summary and the release pinned now; then one row for every job
     (`all`) and one per release. Failed and cancelled jobs are inside every percentile and cost/job (compare
@@ -364,7 +399,7 @@ def render_text(report: dict[str, Any]) -> str:
     if versions:
         text += "\n\n" + table([_version_row(g, limit) for g in versions], VERSION_COLUMNS)
     if "spend" in report:
-        text += "\n\n" + render_spend(report["spend"])
+        text += "\n\n" + render_spend(report["spend"]) + "\n\n" + client_spend_text(report.get("daily_spend"))
     return text
 
 

@@ -181,6 +181,8 @@ def settings_vars(spec: StackSpec) -> dict[str, str]:
         out["PRICE_PER_GPU_SECOND"] = repr(float(price))
     if spec.api.daily_spend_limit_usd is not None:  # absent: no daily spend limit (service/spend.py)
         out["DAILY_SPEND_LIMIT_USD"] = repr(float(spec.api.daily_spend_limit_usd))
+    if spec.api.client_daily_spend_limit_usd is not None:  # absent: no client's own daily spend limit
+        out["CLIENT_DAILY_SPEND_LIMIT_USD"] = repr(float(spec.api.client_daily_spend_limit_usd))
     kept = spec.database.retention
     if kept is not None:  # read by the Worker's scheduled handler; absent: it prunes nothing
         out["RETENTION_KEEP_DAYS"] = str(kept.keep_days)

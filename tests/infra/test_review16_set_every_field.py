@@ -163,6 +163,8 @@ CASES: dict[str, Case] = {
     "api.compatibility_date": Case({"api.compatibility_date": "2025-10-01"}, {SCRIPT: ["compatibilityDate"]}),
     "api.smart_placement": Case({"api.smart_placement": False}, {SCRIPT: ["placement"]}),
     "api.daily_spend_limit_usd": Case({"api.daily_spend_limit_usd": 250}, {SCRIPT: ["bindings.DAILY_SPEND_LIMIT_USD"]}),
+    "api.client_daily_spend_limit_usd": Case({"api.client_daily_spend_limit_usd": 50}, {
+        SCRIPT: ["bindings.CLIENT_DAILY_SPEND_LIMIT_USD"]}),
     # -- cloud ---------------------------------------------------------------------------------------------------
     "cloud.cloudflare_account_id": Case({"cloud.cloudflare_account_id": "f" * 32}, {
         BUCKET: ["accountId"], LIFECYCLE: ["accountId"], TOKEN: ["policies"], D1: ["accountId"],

@@ -34,7 +34,8 @@ def test_local_metrics_show_todays_spend_and_no_limit(tmp_path: Path, capsys) ->
     assert main(["metrics", "staging", "--home", str(home), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["daily_spend"] == {"day": _today(), "spend_usd": 12.345, "jobs": 7, "limit_usd": None,
-                                     "limit_known": True}
+                                     "limit_known": True, "client_limit_usd": None, "client_limit_known": True,
+                                     "clients": []}
     assert main(["metrics", "staging", "--home", str(home)]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert f"today ({_today()} UTC): spend $12.35 over 7 jobs ended, no daily spend limit" in first, first
@@ -56,7 +57,8 @@ def test_cloud_metrics_show_todays_spend_against_the_stack_files_limit(d1, tmp_p
             "--home", str(tmp_path / "home")]
     assert main([*args, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["daily_spend"] == {"day": _today(), "spend_usd": 251.5, "jobs": 40, "limit_known": True,
-                                                                  "limit_usd": 250.0}
+                                                                  "limit_usd": 250.0, "client_limit_usd": None,
+                                                                  "client_limit_known": True, "clients": []}
     assert main(args) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert "spend $251.50 over 40 jobs ended, daily spend limit $250.00 (api.daily_spend_limit_usd): REACHED" in first

@@ -234,9 +234,11 @@ def test_the_metrics_report_shows_todays_spend_and_the_limit(stack) -> None:
     _finish(svc, _create(svc)[1]["job_id"])
     status, report, _ = svc.call("GET", "/api/metrics", query="since=2020-01-01T00:00:00Z")
     assert status == 200
-    assert report["daily_spend"] == {"day": DAY, "spend_usd": pytest.approx(JOB_USD), "jobs": 1, "limit_usd": LIMIT}
+    assert report["daily_spend"] == {"day": DAY, "spend_usd": pytest.approx(JOB_USD), "jobs": 1, "limit_usd": LIMIT,
+                                     "client_limit_usd": None, "clients": []}
     svc.clock[0] = START + 86_400
     assert svc.call("GET", "/api/metrics")[1]["daily_spend"] == {"day": "2027-01-16", "spend_usd": 0.0, "jobs": 0,
-                                                                 "limit_usd": LIMIT}
+                                                                 "limit_usd": LIMIT, "client_limit_usd": None,
+                                                                 "clients": []}
     unlimited = stack(daily_spend_limit_usd=None)
     assert unlimited.call("GET", "/api/metrics")[1]["daily_spend"]["limit_usd"] is None

@@ -419,8 +419,8 @@ def test_the_worker_serves_the_job_path_over_d1_r2_and_fetch(entry, tmp_path, fa
         calls_before = len(env.DB.calls)
         metrics = json.loads((await call("GET", "/api/metrics", headers=auth)).body)
         assert metrics["overall"]["count"] == 1 and metrics["overall"]["run_ms"]["p50"] == 1001
-        # the report's queries and today's spend: one round trip
-        assert env.DB.calls[calls_before:] == [("batch", "4")]
+        # the report's queries, today's spend and the clients' today: one round trip
+        assert env.DB.calls[calls_before:] == [("batch", "5")]
         result = await call("GET", f"/api/result/{key}", headers=auth)
         assert result.status == 200 and await result.body.read_all() == b"\x89PNG data"
         assert result.headers["content-type"] == "image/png" and result.headers["content-length"] == "9"
@@ -596,7 +596,7 @@ def test_on_a_pyodide_without_jsnull_the_worker_still_binds_null_and_uses_to_js(
         assert created.status == 202, created.body  # the insert binds NULLs (no RunPod id yet)
         metrics = await worker.fetch(JsRequest("GET", "https://api.example/api/metrics", b"", auth))
         assert metrics.status == 200, metrics.body  # `since` absent: bound as NULL
-        assert env.DB.calls[-1] == ("batch", "4")  # the three percentile statements and today's spend
+        assert env.DB.calls[-1] == ("batch", "5")  # the three percentile statements, today's spend, the clients' today
 
     asyncio.run(scenario())
     log_lines.extend(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
