@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,10 @@ def cmd_client_add(args: argparse.Namespace) -> int:
     d = _stack_dir(args)
     token = client_tokens.add_client(d, name)
     say(token)
-    progress(f"client {name} added to stack {args.stack} ({client_tokens.clients_dir(d) / name}); its token is the "
-             f"line above, shown once: hand it to the client. It is served once applied: {_apply(args.stack)}")
+    # Redirected (`> file`, as the RUNBOOK does to keep it off the screen), the token is in that file, not above.
+    where = "the line above" if sys.stdout.isatty() else "what this command wrote to its standard output"
+    progress(f"client {name} added to stack {args.stack} ({client_tokens.clients_dir(d) / name}); its token is "
+             f"{where}, shown once: hand it to the client. It is served once applied: {_apply(args.stack)}")
     return 0
 
 
