@@ -327,10 +327,19 @@ def diagnose(health: Health, *, workers_max: int | None, gpu_pools: Sequence[str
              f"{workers_max}): the workers are starting (a cold start: RunPod loads the image and its models), and "
              f"jobs run once one is ready; if they stay initializing, {workers}")]
     if queued:
-        lines = [(f"{waiting} behind {w('running')} running, {w('idle')} idle and "
-                 f"{w('initializing')} initializing workers (max workers {workers_max}): the endpoint is "
-                 "busy and jobs wait their turn; raise endpoint.workers_max in "
-                  f"{stack_file} for more at once")]
+        if w("idle"):
+            # A worker between jobs: the runpod SDK's worker loop asks for its next job about once a second, so a
+            # queue behind idle workers drains without more of them (and /health's count is one moment's).
+            lines = [(f"{waiting} behind {w('running')} running, {w('idle')} idle and {w('initializing')} "
+                      f"initializing workers (max workers {workers_max}): an idle worker takes a queued job within "
+                      "about a second (the runpod worker loop asks for one each second), so this queue is draining; "
+                      f"more workers (endpoint.workers_max in {stack_file}) help only if jobs still wait while no "
+                      "worker is idle")]
+        else:
+            lines = [(f"{waiting} behind {w('running')} running, {w('idle')} idle and "
+                     f"{w('initializing')} initializing workers (max workers {workers_max}): the endpoint is "
+                     "busy and jobs wait their turn; raise endpoint.workers_max in "
+                      f"{stack_file} for more at once")]
         if throttled or unhealthy:
             lines.append(f"{throttled} more throttled (no GPU free in {pools}), {unhealthy} unhealthy "
                          f"(failing at start: {logs})")
