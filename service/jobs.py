@@ -153,7 +153,7 @@ async def record_runpod_id(db: Database, job_id: str, runpod_job_id: str, now_s:
 
 async def fail_submission(db: Database, job: dict[str, Any], reason: str, now_s: float) -> bool:
     """Mark a job failed because RunPod never took it; one job_metrics row, like any terminal job, counted in the
-    day's spend (no cost: a job RunPod never ran).
+    day's spend and, for a named client's job, in its client's (no cost: a job RunPod never ran).
     No worker image ran it: its tag is cleared, so a RunPod outage does not count as the configured
     image's errors (RunPod's own outcome, should it have taken the job after all, names the image)."""
     marker = f"submit:{job['id']}"
@@ -165,6 +165,9 @@ async def fail_submission(db: Database, job: dict[str, Any], reason: str, now_s:
                   (reason, marker, e2e, iso_ms(now_s), iso_ms(now_s), job["id"])),
         # the day's spend before the metrics row it counts (service/spend.py): the job, at no cost
         spend.add_statement(job["id"], marker, now_s),
+        # and its client's day, as a transition's batch does: a later webhook of RunPod's (it took the job after all)
+        # adds its cost there without the job, which this counts
+        *([spend.client_add_statement(job["id"], marker, now_s)] if job.get("client") is not None else []),
         # images: 0, as for any job that did not complete (NULL is a row from before migration 0003)
         Statement("INSERT OR IGNORE INTO job_metrics (job_id, stack, status, e2e_ms, workflow_version, "
                   "worker_image_tag, created_at, images) SELECT id, stack, 'failed', e2e_ms, workflow_version, "

@@ -370,7 +370,11 @@ def client_spend_text(today: dict[str, Any] | None) -> str:
     clients = today["clients"]
     if not clients:
         return head + ": none (no job of a named client ended today)"
-    lines = [head + ", biggest first:"]
+    # the list is cut at MAX_CLIENTS_SHOWN (clients removed and added in one day can leave more rows than a stack's
+    # clients): a full list may not be all of them
+    shown = len(clients)
+    lines = [head + (f", the {shown} biggest first (the list stops at {shown}: more clients may have spent today):"
+                     if shown >= service_spend.MAX_CLIENTS_SHOWN else ", biggest first:")]
     for c in clients:
         reached = limit is not None and c["spend_usd"] >= limit
         lines.append(f"  {c['client']}: {dollars(c['spend_usd'])} over {c['jobs']} job{'' if c['jobs'] == 1 else 's'}"
