@@ -20,11 +20,10 @@ HUGE = "1" + "0" * 400  # fits YAML's integer and Python's, not a float
 def _local_file(tmp_path: Path, value: str) -> Path:
     """stacks/local.yaml as shipped, its staging stack given the limit as written (text, not a dumped value)."""
     text = specs.LOCAL_STACKS_FILE.read_text()
-    line = "api: {script_name: goldgate-api-staging}"
+    line = "      script_name: goldgate-api-staging\n"
     assert line in text
     path = tmp_path / "local.yaml"
-    path.write_text(text.replace(line, f"api: {{script_name: goldgate-api-staging, daily_spend_limit_usd: {value}}}",
-                                 1))
+    path.write_text(text.replace(line, f"{line}      daily_spend_limit_usd: {value}\n", 1))
     return path
 
 
