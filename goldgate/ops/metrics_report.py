@@ -263,6 +263,12 @@ def _usd(value: Any, digits: int = 5) -> str:
     return "-" if value is None else f"${value:.{digits}f}"
 
 
+def _total_usd(value: Any) -> str:
+    """A total as the first line shows it: as today's spend beside it is (cents from $10, else its own digits), so a
+    small stack's $0.00093 does not read as $0.00 next to today's $0.00093."""
+    return "-" if value is None else service_spend.dollars(value)
+
+
 def short_tag(tag: str | None) -> str:
     if not tag:
         return "(untagged)"
@@ -326,7 +332,7 @@ def summary(report: dict[str, Any]) -> str:
     checklist and the alert judge by), for the first line: the table under it is one row per release."""
     g, limit = report["overall"], report.get("error_rate_threshold")
     text = (f"{g['count']} jobs: {g['completed']} completed, {g['errors']} failed or timed out, "
-            f"{g.get('cancelled', 0)} cancelled; spend {_usd(g.get('cost_total_usd'), 2)}; error rate "
+            f"{g.get('cancelled', 0)} cancelled; spend {_total_usd(g.get('cost_total_usd'))}; error rate "
             f"{_rate(g['error_rate'])} (failed + timed out over every job)")
     if limit is None:
         return text + ", thresholds.error_rate unknown (the stack's spec could not be read)"
