@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from service import cancel, jobs, ratelimit, recover, routes
+from service import cancel, joblist, jobs, ratelimit, recover, routes
 from service.config import ServiceConfig
 from service.http import (
     ApiError,
@@ -68,6 +68,7 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
     ("POST", re.compile(r"^/api/admin/recover/(?P<job_id>[^/]{1,200})$"), recover.recover_job),
     ("POST", re.compile(r"^/api/cancel/(?P<job_id>[^/]{1,200})$"), cancel.cancel_job),
     ("GET", re.compile(r"^/api/metrics$"), routes.metrics_report),
+    ("GET", re.compile(r"^/api/jobs$"), joblist.list_jobs),
 )
 
 # Routes without parameters, by path (their patterns above are ^literal$).

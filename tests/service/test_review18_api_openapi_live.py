@@ -647,6 +647,20 @@ def test_metrics_answers_and_refuses_as_documented(server: LocalServer) -> None:
     assert call(server, "post", "/api/metrics", "/api/metrics", {}).status == 405
 
 
+def test_the_job_list_answers_and_refuses_as_documented(server: LocalServer) -> None:
+    created = {create(server)["job_id"] for _ in range(3)}
+    first = call(server, "get", "/api/jobs", "/api/jobs?limit=2").json()
+    assert len(first["jobs"]) == 2 and first["next_cursor"]
+    rest = call(server, "get", "/api/jobs", f"/api/jobs?limit=200&cursor={first['next_cursor']}").json()
+    assert created <= {job["job_id"] for job in first["jobs"] + rest["jobs"]} and rest["next_cursor"] is None
+    assert call(server, "get", "/api/jobs", "/api/jobs?status=queued,in_progress&client=alice").json()["jobs"] == []
+    bad = call(server, "get", "/api/jobs", "/api/jobs?limit=0")
+    assert (bad.status, bad.code, bad.json()["error"]["field"]) == (400, "invalid_query", "limit")
+    assert call(server, "head", "/api/jobs", "/api/jobs").status == 200
+    assert call(server, "get", "/api/jobs", "/api/jobs", auth=False).status == 401
+    assert call(server, "post", "/api/jobs", "/api/jobs", {}).status == 405
+
+
 def test_recover_answers_and_refuses_as_documented(server: LocalServer, runpod: ContractRunPod) -> None:
     path = "/api/admin/recover/{job_id}"
     job_id = create(server)["job_id"]

@@ -38,7 +38,8 @@ def test_starts_on_a_fresh_db_with_port_0_and_serves_the_job_path(local_server, 
                                                                                   "0004_retention_cursor.sql",
                                                                                   "0005_job_run_policy.sql",
                                                                                   "0006_job_metrics_covering_indexes.sql", "0007_jobs_in_flight_index.sql", "0008_delivery_source_cancel.sql",
-                                                                                  "0009_daily_spend.sql", "0010_job_client.sql", "0011_client_daily_spend.sql"]
+                                                                                  "0009_daily_spend.sql", "0010_job_client.sql", "0011_client_daily_spend.sql",
+                                                                                  "0012_job_list_indexes.sql"]
     with httpx.Client(base_url=local_server.url, headers=AUTH, timeout=10) as client:
         assert client.get("/healthz").json()["status"] == "ok"
         job = client.post("/api/queue/create", json={"workflow_id": "flux-schnell", "inputs": {"prompt": "p"}})

@@ -128,7 +128,8 @@ def test_migrations_runner_is_idempotent_and_compatible_with_wrangler_and_goldga
     assert apply_sqlite(conn, MIGRATIONS) == ["0001_init.sql", "0002_idempotency_keys.sql",
                                               "0003_job_metrics_images.sql", "0004_retention_cursor.sql",
                                               "0005_job_run_policy.sql", "0006_job_metrics_covering_indexes.sql", "0007_jobs_in_flight_index.sql", "0008_delivery_source_cancel.sql",
-                                              "0009_daily_spend.sql", "0010_job_client.sql", "0011_client_daily_spend.sql"]
+                                              "0009_daily_spend.sql", "0010_job_client.sql", "0011_client_daily_spend.sql",
+                                              "0012_job_list_indexes.sql"]
     assert apply_sqlite(conn, MIGRATIONS) == []
     cols = [r[1] for r in conn.execute("PRAGMA table_info(d1_migrations)")]
     assert cols == ["id", "name", "applied_at"]
