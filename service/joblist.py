@@ -4,7 +4,8 @@ job (or one client's). A page is a keyset read of migration 0012's indexes on (c
 
 A `status` filter is applied to the jobs a page read, not by an index: an index on status would be rewritten by every
 webhook's transition. So a filtered page may hold fewer than `limit` jobs, or none, while `next_cursor` still leads on;
-`created_after` bounds the walk itself (a job in flight was created within its lifetime, at most 7 days ago)."""
+`created_after` bounds the walk itself (a job in flight was created within its lifetime, jobs.MAX_LIFETIME_MS: 7 days
+and 70 minutes at most)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ _CURSOR_LABEL = b"goldgate.job-list-cursor.v1"  # domain separation: no other si
 _MAX_CURSOR = 256  # a cursor this service hands out is about 110 characters
 _MAX_TIME = 64
 _ABOVE_EVERY_TIME = "~"  # sorts after every stored created_at (they start with a digit)
+_BELOW_EVERY_TIME = ""  # sorts before every one
 
 
 @dataclass(frozen=True)
@@ -168,18 +170,19 @@ def _from_time(raw: str | None) -> str | None:
     if any(sep in head for sep in "Tt "):  # a space before the offset is a '+' the client left unencoded in its URL
         text = f"{head}+{tail}"
     try:
-        if len(raw) > _MAX_TIME:
+        # fromisoformat takes a trailing NUL (`...:00%00`), strip() tabs and Unicode spaces: printable ASCII only
+        if len(raw) > _MAX_TIME or not (raw.isascii() and raw.isprintable()):
             raise ValueError(raw)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        in_utc = (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-    except (ValueError, OverflowError):
+    except ValueError:
         raise _invalid("created_after", f"created_after must be an ISO 8601 time such as 2026-01-31T00:00:00Z "
                                         f"(UTC when it names no offset), got {_shown([raw])}") from None
-    # Rows are stored to the millisecond: the first one after `in_utc` is at its next whole millisecond.
+    # Rows are stored to the millisecond: the first one after the time is at its next whole millisecond.
     try:
+        in_utc = (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)).astimezone(UTC)
         first = in_utc + timedelta(microseconds=1000 - in_utc.microsecond % 1000)
-    except OverflowError:  # after 9999-12-31T23:59:59.999Z: no job is
-        return _ABOVE_EVERY_TIME
+    except OverflowError:  # a time in UTC before year 1 (0001-01-01T00:00:00+14:00): every job is after it; past 9999
+        return _BELOW_EVERY_TIME if (parsed.utcoffset() or timedelta(0)) > timedelta(0) else _ABOVE_EVERY_TIME
     return first.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -217,6 +220,8 @@ def read_cursor(cursor: str, listing: Listing, secrets: tuple[str, str | None]) 
         given = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
     except (binascii.Error, ValueError):
         raise refused from None
+    if _b64(position) != encoded or _b64(given) != sig:  # decoding forgives junk, '=' and unused bits: one spelling
+        raise refused
     current, previous = secrets
     by_current = hmac.compare_digest(_cursor_mac(current, listing.scope(), position), given)
     by_previous = previous is not None and hmac.compare_digest(_cursor_mac(previous, listing.scope(), position), given)
