@@ -55,6 +55,7 @@ def test_the_preview_of_every_queued_job_counts_them_per_client(db: Path) -> Non
 def test_a_database_without_the_client_column_is_refused_for_client_and_served_without(tmp_path: Path) -> None:
     path = build_stack_db(tmp_path / "db.sqlite", 4, stack=STACK)
     conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX jobs_client_created")  # migration 0012's, on the column: dropped with it
     conn.execute("ALTER TABLE jobs DROP COLUMN client")  # as a database before migration 0010
     conn.execute("UPDATE jobs SET status = 'queued'")
     conn.commit()

@@ -45,11 +45,12 @@ def batches(svc, db_path, monkeypatch) -> list[list[str]]:
 def test_the_default_answer_has_no_versions_and_runs_the_three_percentile_statements(svc, batches):
     status, body, _ = svc.call("GET", "/api/metrics")
     assert status == 200 and "by_workflow_version" not in body and body["overall"]["count"] == 3
-    # and today's spend (review 34: service/spend.py), in the same batch
-    assert batches == [[*(sql for _, sql in metrics.queries(with_since=False)), spend.today_statement(0).sql]]
+    # and today's spend (review 34: service/spend.py), and each client's (review 35), in the same batch
+    today = [spend.today_statement(0).sql, spend.clients_today_statement(0).sql]
+    assert batches == [[*(sql for _, sql in metrics.queries(with_since=False)), *today]]
     status, body, _ = svc.call("GET", "/api/metrics", query="since=2026-11-02T00:00:00Z")
     assert status == 200 and "by_workflow_version" not in body and body["overall"]["count"] == 1
-    assert batches[1:] == [[*(sql for _, sql in metrics.queries(with_since=True)), spend.today_statement(0).sql]]
+    assert batches[1:] == [[*(sql for _, sql in metrics.queries(with_since=True)), *today]]
 
 
 def test_by_workflow_version_adds_the_group_in_the_same_batch(svc, batches):
@@ -57,8 +58,8 @@ def test_by_workflow_version_adds_the_group_in_the_same_batch(svc, batches):
     assert status == 200, body
     assert [(g["workflow_version"], g["count"], g["errors"]) for g in body["by_workflow_version"]] == [
         (V1, 1, 1), (V2, 1, 0)]
-    (batch,) = batches  # one D1 round trip still: the versions' statement and the three percentile ones
-    assert len(batch) == 5 and batch[1:-1] == [sql for _, sql in metrics.queries(with_since=True)]
+    (batch,) = batches  # one D1 round trip still: the versions' statement, the three percentile ones and the spend
+    assert len(batch) == 6 and batch[1:-2] == [sql for _, sql in metrics.queries(with_since=True)]
     default = svc.call("GET", "/api/metrics", query="since=2026-11-01T00:00:30Z")[1]
     assert {k: v for k, v in body.items() if k != "by_workflow_version"} == default
 
