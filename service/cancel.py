@@ -17,6 +17,7 @@ from service.logs import Logger
 from service.ports import StoreUnavailable
 from service.recover import runpod_delivery
 from service.routes import (
+    client_of,
     job_context,
     log_refusal,
     parse_job_id,
@@ -45,7 +46,7 @@ async def cancel_job(app: App, request: Request, job_id: str) -> Response:
         raise unknown_job(job_id)
     log = app.log.bind(**await job_context(app, job["id"], job))
     try:
-        return await _cancel(app, job, log)
+        return await _cancel(app, job, log, client_of(caller) is None)
     except Exception as exc:
         refused = isinstance(exc, ApiError) and exc.status < 500
         log_refusal(log, "job.cancel_failed", exc, "warning" if refused else "error",
@@ -66,13 +67,19 @@ def _refuse_a_body(request: Request) -> None:
                                             "nothing else; send the request without one")
 
 
-async def _cancel(app: App, job: dict[str, Any], log: Logger) -> Response:
+def _recover(operator: bool, how: str) -> str:
+    """What to do when only a recovery settles the job: the operator's own words (`how`), or, to a named client, whose
+    act a recovery is (the recover route answers a client 403 operator_only)."""
+    return how if operator else "ask the stack's operator to recover the job, naming its job_id"
+
+
+async def _cancel(app: App, job: dict[str, Any], log: Logger, operator: bool = True) -> Response:
     job_id, rid, status = job["id"], job["runpod_job_id"], job["status"]
     if status in jobs.TERMINAL:  # idempotent: a second cancel, or one after the outcome, changes nothing
         return _skipped(log, job_id, status, "already_ended", None, rid,
                         f"job {job_id} had already ended ({status}): nothing was cancelled")
     if rid is None:
-        raise _not_submitted(app, job)
+        raise _not_submitted(app, job, operator)
     unchanged = f"job {job_id} is unchanged"
     try:
         reply = await app.runpod.cancel(rid)
@@ -82,8 +89,9 @@ async def _cancel(app: App, job: dict[str, Any], log: Logger) -> Response:
         if exc.status == 404:  # RunPod deleted it (its ttl, or 30 minutes after it ended): nothing runs
             raise ApiError(409, "unknown_runpod_job",
                            f"RunPod has no job {rid} any more (its ttl expired, or it ended over 30 minutes "
-                           f"ago): nothing of it runs; {unchanged}: settle it with a recovery (goldgate "
-                           "recover, POST /api/admin/recover/<job_id>)") from None
+                           f"ago): nothing of it runs; {unchanged}: "
+                           + _recover(operator, "settle it with a recovery (goldgate recover, POST "
+                                                "/api/admin/recover/<job_id>)")) from None
         raise ApiError(502, "runpod_refused", f"{exc}; {unchanged}") from None
     delivery = runpod_delivery(rid, reply, "cancel")
     if delivery.status not in jobs.TERMINAL:
@@ -98,7 +106,7 @@ async def _cancel(app: App, job: dict[str, Any], log: Logger) -> Response:
         return _skipped(log, job_id, status, "runpod_already_finished", delivery.runpod_status, rid,
                         f"RunPod had already finished job {job_id} ({delivery.runpod_status}) before the "
                         "cancel: nothing was cancelled; its webhook records the outcome (if it never comes, "
-                        "recover the job)")
+                        + _recover(operator, "recover the job") + ")")
     try:
         outcome = await app.transitions.apply(job_id, delivery, SOURCE, app.clock())
     except StoreUnavailable as exc:
@@ -162,7 +170,7 @@ def _skipped(log: Logger, job_id: str, status: str, reason: str, runpod_status: 
     return _answer(job_id, Outcome(False, reason, status), runpod_status, message)
 
 
-def _not_submitted(app: App, job: dict[str, Any]) -> ApiError:
+def _not_submitted(app: App, job: dict[str, Any], operator: bool = True) -> ApiError:
     """The 409 for a job with no RunPod id: its /run call still waits for RunPod's answer (retry shortly),
     or that answer, or the write of its id, was lost long ago (nothing here knows what to cancel)."""
     job_id = job["id"]
@@ -175,6 +183,7 @@ def _not_submitted(app: App, job: dict[str, Any]) -> ApiError:
                         "changed; cancel it again in a few seconds", retry_after="2")
     return ApiError(409, "not_submitted",
                     f"job {job_id} has no RunPod id recorded (status {job['status']}): RunPod never took it, "
-                    "or its id was lost; nothing changed. If a job.runpod_id_unrecorded log line names this "
-                    "job, cancel its runpod_job_id in RunPod's console, then recover the job (goldgate "
-                    "recover --runpod-job-id)")
+                    "or its id was lost; nothing changed; "
+                    + _recover(operator, "if a job.runpod_id_unrecorded log line names this job, cancel its "
+                                         "runpod_job_id in RunPod's console, then recover the job (goldgate recover "
+                                         "--runpod-job-id)"))
