@@ -1,4 +1,4 @@
-"""Operations commands: dr-drill, dr-restore, checklist, metrics, prune, stuck, cancel."""
+"""Operations commands: dr-drill, dr-restore, checklist, metrics, prune, stuck, cancel, jobs."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from goldgate import spec as specs
 from goldgate.bounded_http import bearer_token
+from goldgate.commands.jobs import cmd_jobs  # noqa: F401 -- `goldgate jobs`, in goldgate.commands.jobs
 from goldgate.commands.ops_args import register  # noqa: F401 -- the area's subcommands, listed here too
 from goldgate.commands.output import emit, escape_controls, progress, say
 from goldgate.errors import GoldgateError, SpecError, StateError

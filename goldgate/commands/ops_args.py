@@ -1,4 +1,4 @@
-"""The arguments of the operations commands (dr-drill, dr-restore, prune, stuck, cancel, checklist, metrics);
+"""The arguments of the operations commands (dr-drill, dr-restore, prune, stuck, cancel, jobs, checklist, metrics);
 the commands themselves are in goldgate.commands.ops, imported only when one runs."""
 
 from __future__ import annotations
@@ -86,6 +86,36 @@ DEFAULT_CANCEL_LIMIT, MAX_CANCEL_LIMIT = 2_000, 10_000
 
 def _cancel_limit(text: str) -> int:
     return _count(text, MAX_CANCEL_LIMIT, "job")
+
+
+# --limit of `goldgate jobs`: the jobs it shows, read from GET /api/jobs 200 at a time.
+DEFAULT_JOBS_LIMIT, MAX_JOBS_LIMIT = 50, 1_000
+
+
+def _jobs_limit(text: str) -> int:
+    return _count(text, MAX_JOBS_LIMIT, "job")
+
+
+def _statuses(text: str) -> str:
+    """--status of `goldgate jobs`: one or more of the service's job statuses, comma-separated, as GET /api/jobs
+    takes them; checked here so that a typo is a usage error, not a request."""
+    from service.jobs import STATUSES
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty or blank; give one or more job statuses, comma-separated")
+    named = [status.strip() for status in text.split(",")]
+    wrong = next((status for status in named if status not in STATUSES), None)
+    if wrong is not None:
+        raise argparse.ArgumentTypeError(f"{wrong[:64]!r} is not a job status: give one or more of "
+                                         f"{', '.join(STATUSES)}, comma-separated")
+    return ",".join(dict.fromkeys(named))
+
+
+def _after(text: str) -> str:
+    """--created-after of `goldgate jobs`: checked as --since is, and sent as given (the API reads it as --since is
+    read, and takes the jobs strictly after it: a time rounded to the millisecond here would skip one)."""
+    _since(text)
+    return text.strip()
 
 
 def _client(text: str) -> str:
@@ -262,6 +292,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--account-id", help="Cloudflare account id (default: the stack's Pulumi spec)")
     # Hidden, an override (tests point it at a stand-in): by default the stack file's goldgate:cloudflareApiBase.
     p.add_argument("--api-base", type=_api_base, default=None, help=argparse.SUPPRESS)
+    add_json_flag(p)
+
+    p = add("jobs", "cmd_jobs", "list a stack's jobs, newest first, through its API (GET /api/jobs with the API "
+                                "token): who created them, where each stands, when it ended")
+    p.add_argument("stack", help="staging or prod (a local stack under --home; with --target cloud, the Pulumi stack)")
+    p.add_argument("--status", type=_statuses, metavar="S[,S]",
+                   help="only jobs in these statuses (queued, in_progress, completed, failed, cancelled, timed_out), "
+                        "comma-separated")
+    p.add_argument("--client", type=_client, metavar="NAME",
+                   help="only the jobs this named client created (`goldgate client list`)")
+    p.add_argument("--created-after", type=_after, metavar="TIME",
+                   help="only jobs created after TIME (ISO 8601, UTC if no offset): it also bounds how far back the "
+                        "list is read")
+    p.add_argument("--limit", type=_jobs_limit, default=DEFAULT_JOBS_LIMIT, metavar="N",
+                   help=f"show at most N jobs (default {DEFAULT_JOBS_LIMIT}, at most {MAX_JOBS_LIMIT}); the list is "
+                        "read up to 200 at a time, 10,000 at most a run (with --status, only the jobs that match "
+                        "are shown)")
+    add_api_target(p)
     add_json_flag(p)
 
     p = add("checklist", "cmd_checklist",
