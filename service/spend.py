@@ -164,11 +164,15 @@ def client_over(spent: Today) -> bool:
     return spent.limit_usd is not None and spent.usd >= spent.limit_usd
 
 
+def _reset(now_s: float) -> tuple[int, str]:
+    """A refusal's Retry-After (whole seconds until 00:00 UTC) and that time as its message names it."""
+    return seconds_until_next_day(now_s), datetime.fromtimestamp(next_day_s(now_s), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def refusal(spent: Today, now_s: float) -> ApiError:
     """The 429 of the API token's create refused for the day's spend, and the message of its line: what was spent, the
     limit, the field to raise, and when the day resets (Retry-After: until then). A client's: client_refusal."""
-    wait = seconds_until_next_day(now_s)
-    resets = datetime.fromtimestamp(next_day_s(now_s), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    wait, resets = _reset(now_s)
     return ApiError(429, "spend_limit_reached",
                     f"the jobs that ended today ({spent.day}, UTC) are estimated at {dollars(spent.usd)}, at or over "
                     f"the stack's daily spend limit of {dollars(spent.limit_usd or 0)} ({SPEC_FIELD}): this job was "
@@ -181,8 +185,7 @@ def client_refusal(now_s: float) -> ApiError:
     """The 429 a named client's create gets for the day's spend: that the stack's limit is reached and when creates
     are taken again (Retry-After as the operator's), without the amounts or the field to raise: the spend is every
     client's together, and the limit the operator's (the line job.spend_limit_reached keeps both)."""
-    wait = seconds_until_next_day(now_s)
-    resets = datetime.fromtimestamp(next_day_s(now_s), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    wait, resets = _reset(now_s)
     return ApiError(429, "spend_limit_reached",
                     f"the stack's daily spend limit is reached for today ({utc_day(now_s)}, UTC): this job was not "
                     f"created; creates are taken again at {resets} (Retry-After, {wait} s), or once the stack's "
@@ -194,8 +197,7 @@ def own_refusal(client: str, spent: Today, now_s: float) -> ApiError:
     """The 429 of a named client's create refused for its own spend today (api.client_daily_spend_limit_usd): its own
     figures are its to see, so the message names its spend, the limit, and when the day resets (Retry-After: until
     then). Other clients and the API token are served."""
-    wait = seconds_until_next_day(now_s)
-    resets = datetime.fromtimestamp(next_day_s(now_s), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    wait, resets = _reset(now_s)
     return ApiError(429, "client_spend_limit_reached",
                     f"your own daily spend limit is reached: the jobs of client {client} that ended today "
                     f"({spent.day}, UTC) are estimated at {dollars(spent.usd)}, at or over each client's daily spend "
