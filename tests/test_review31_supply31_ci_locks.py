@@ -118,7 +118,8 @@ def test_ci_run_installs_the_locked_packages_hash_checked_before_the_readmes_tes
     repo = tmp_path / "repo"
     (repo / ".ci").mkdir(parents=True)
     (repo / "tests" / "pyodide").mkdir(parents=True)
-    for relative in (".ci/run", "README.md", "requirements-ci.txt", ".ci/requirements-test.txt"):
+    for relative in (".ci/run", "README.md", "requirements-ci.txt", ".ci/requirements-test.txt",
+                     ".ci/requirements-pip.txt"):
         if (REPO / relative).is_file():
             shutil.copy2(REPO / relative, repo / relative)
     stubs = tmp_path / "bin"
@@ -144,6 +145,15 @@ def test_ci_run_installs_the_locked_packages_hash_checked_before_the_readmes_tes
     # Both locks in one pip run: hash-checking mode then also refuses a dependency that neither pins.
     assert any("--require-hashes" in args and {("-r", "requirements-ci.txt"), ("-r", ".ci/requirements-test.txt")}
                <= set(itertools.pairwise(args)) for args in locked), locked
+    # pip itself before them, hash-checked: the venv's own pip refuses the locks' extras (.ci/requirements-pip.txt)
+    assert "--require-hashes" in locked[0] and ("-r", ".ci/requirements-pip.txt") in set(itertools.pairwise(locked[0]))
+
+
+@pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:DeprecationWarning")
+def test_pip_itself_is_one_exact_release_with_its_hashes_and_no_lock_pins_it_again() -> None:
+    pip_lock = _read(REPO / ".ci" / "requirements-pip.txt")
+    assert set(pip_lock) == {"pip"} and len(pip_lock["pip"][1]) == 2, pip_lock
+    assert "pip" not in {**_read(CI_LOCK), **_read(TEST_LOCK)}
 
 
 def test_the_test_workflow_installs_one_exact_node_release() -> None:
