@@ -31,7 +31,12 @@ BINDINGS = ("CLIENT_TOKENS", "CLIENT_TOKENS_2", "CLIENT_TOKENS_3")
 
 
 class ClientTokensError(ValueError):
-    """The client hashes are not {name: 64 lowercase hex}: the message says what is wrong, never a hash."""
+    """The client hashes are not {name: 64 lowercase hex}: the message says what is wrong, never a hash; `bindings`,
+    the Worker's client bindings at fault (none when the hashes came from elsewhere)."""
+
+    def __init__(self, message: str, bindings: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.bindings = bindings
 
 
 def token_hash(token: str) -> str:
@@ -66,8 +71,11 @@ def hashes_from_binding(text: str, binding: str = BINDINGS[0]) -> dict[str, str]
     try:
         raw = json.loads(text)
     except (ValueError, RecursionError):
-        raise ClientTokensError(f"Worker binding {binding} is not JSON") from None
-    return checked_hashes(raw, f"Worker binding {binding}")
+        raise ClientTokensError(f"Worker binding {binding} is not JSON", (binding,)) from None
+    try:
+        return checked_hashes(raw, f"Worker binding {binding}")
+    except ClientTokensError as exc:
+        raise ClientTokensError(str(exc), (binding,)) from None
 
 
 def hashes_from_bindings(texts: Mapping[str, str]) -> dict[str, str]:
@@ -80,15 +88,19 @@ def hashes_from_bindings(texts: Mapping[str, str]) -> dict[str, str]:
         for name, digest in hashes_from_binding(text, binding).items():
             if name in held_by:
                 raise ClientTokensError(f"Worker bindings {held_by[name]} and {binding} both name client {name}: "
-                                        "each client belongs in one")
+                                        "each client belongs in one", (held_by[name], binding))
             held_by[name] = binding
             hashes[name] = digest
     if len(texts) < 2:
         return hashes
-    where = f"Worker bindings {', '.join(texts)}"
+    where, present = f"Worker bindings {', '.join(texts)}", tuple(texts)
     if len(hashes) > MAX_CLIENTS:
-        raise ClientTokensError(f"{where} name {len(hashes)} clients in all; a stack takes at most {MAX_CLIENTS}")
-    return checked_hashes(hashes, where)  # two clients with one token, each in its own part
+        raise ClientTokensError(f"{where} name {len(hashes)} clients in all; a stack takes at most {MAX_CLIENTS}",
+                                present)
+    try:
+        return checked_hashes(hashes, where)  # two clients with one token, each in its own part
+    except ClientTokensError as exc:
+        raise ClientTokensError(str(exc), present) from None
 
 
 def binding_parts(hashes: Mapping[str, str], max_bytes: int) -> list[str]:

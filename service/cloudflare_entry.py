@@ -490,10 +490,10 @@ def _binding(env: Any, name: str, kind: str) -> Any:
     return value
 
 
-def client_tokens_from_env(env: Any) -> tuple[dict[str, str], str | None]:
+def client_tokens_from_env(env: Any) -> tuple[dict[str, str], ClientTokensError | None]:
     """The named clients' hashes from the CLIENT_TOKENS bindings present (none when all are absent or empty: a stack
-    of few clients has no CLIENT_TOKENS_2), and why a bad set was refused: then no client token is served, and the API
-    token still is."""
+    of few clients has no CLIENT_TOKENS_2), and why a bad set was refused, naming the bindings at fault: then no client
+    token is served, and the API token still is."""
     texts: dict[str, str] = {}
     for name in CLIENT_TOKENS_BINDINGS:
         value = getattr(env, name, None)
@@ -504,7 +504,7 @@ def client_tokens_from_env(env: Any) -> tuple[dict[str, str], str | None]:
     try:
         return hashes_from_bindings(texts), None
     except ClientTokensError as exc:
-        return {}, str(exc)
+        return {}, exc
 
 
 def build_app(env: Any, fetch: Any = None, abort_signal: Any = None, registry: Registry | None = None) -> App:
@@ -525,7 +525,8 @@ def build_app(env: Any, fetch: Any = None, abort_signal: Any = None, registry: R
     app = create_app(config, D1Database(db), R2ResultStore(results), gateway, registry=registry, log_sink=stdout_sink,
                      rate_limits=limits)
     if refused is not None:  # once per isolate, as below; never a hash
-        app.log.error("service.client_tokens_refused", reason="misconfigured", data={"binding": CLIENT_TOKENS_BINDING},
+        app.log.error("service.client_tokens_refused", reason="misconfigured",
+                      data={"binding": ", ".join(refused.bindings) or CLIENT_TOKENS_BINDING},
                       message=f"{refused}: every client token is answered 401 until it is fixed (the API token is "
                               "served); check goldgate:clientTokens and `pulumi up` the stack")
     for binding, why in ignored.items():

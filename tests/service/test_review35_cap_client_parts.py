@@ -60,26 +60,30 @@ def test_a_stack_of_few_clients_has_no_further_part_and_is_served_as_before(requ
         assert not [x for x in _lines(cloud) if x["event"] == "service.client_tokens_refused"]
 
 
-@pytest.mark.parametrize("parts, said", [
+# (the bindings, what the refusal line says, the bindings its data.binding names: the one to fix)
+@pytest.mark.parametrize("parts, said, at_fault", [
     ({"CLIENT_TOKENS": _part("alice", "bob"), "CLIENT_TOKENS_2": _part("bob")},
-     "Worker bindings CLIENT_TOKENS and CLIENT_TOKENS_2 both name client bob"),
-    ({"CLIENT_TOKENS": _part("alice"), "CLIENT_TOKENS_2": "not json"}, "Worker binding CLIENT_TOKENS_2 is not JSON"),
+     "Worker bindings CLIENT_TOKENS and CLIENT_TOKENS_2 both name client bob", "CLIENT_TOKENS, CLIENT_TOKENS_2"),
+    ({"CLIENT_TOKENS": _part("alice"), "CLIENT_TOKENS_2": "not json"}, "Worker binding CLIENT_TOKENS_2 is not JSON",
+     "CLIENT_TOKENS_2"),
     ({"CLIENT_TOKENS": _part("alice"), "CLIENT_TOKENS_3": json.dumps({"bob": BOB})},
-     "Worker binding CLIENT_TOKENS_3: client bob's entry is not the sha256 of its token"),
+     "Worker binding CLIENT_TOKENS_3: client bob's entry is not the sha256 of its token", "CLIENT_TOKENS_3"),
     ({"CLIENT_TOKENS": _part("alice"), "CLIENT_TOKENS_2": json.dumps({"bob": HASHES["alice"]})},
-     "two clients have the same token"),
+     "two clients have the same token", "CLIENT_TOKENS, CLIENT_TOKENS_2"),
     ({"CLIENT_TOKENS": json.dumps({f"a{n}": hashlib.sha256(f"a{n}".encode()).hexdigest() for n in range(60)}),
       "CLIENT_TOKENS_2": json.dumps({f"b{n}": hashlib.sha256(f"b{n}".encode()).hexdigest() for n in range(41)})},
-     "name 101 clients in all; a stack takes at most 100"),
+     "name 101 clients in all; a stack takes at most 100", "CLIENT_TOKENS, CLIENT_TOKENS_2"),
+    ({"CLIENT_TOKENS": "[]"}, "Worker binding CLIENT_TOKENS must be a JSON object", "CLIENT_TOKENS"),
 ])
 def test_parts_that_make_no_set_of_clients_refuse_every_client_and_serve_the_api_token(request, tmp_path, log_lines,
-                                                                                       parts, said):
+                                                                                       parts, said, at_fault):
     for cloud in _cloud(request, tmp_path, log_lines, **parts):
         assert _create(cloud, AUTH).status == 202
         assert _create(cloud, _bearer(ALICE)).status == 401
         assert cloud.call("GET", "/api/workflows", b"", _bearer(ALICE)).status == 401
         (refusal,) = [x for x in _lines(cloud) if x["event"] == "service.client_tokens_refused"]
         assert said in refusal["message"] and refusal["level"] == "error", refusal["message"]
+        assert refusal["data"]["binding"] == at_fault, refusal["data"]  # it said CLIENT_TOKENS whichever was at fault
         assert HASHES["alice"] not in json.dumps(refusal)
 
 
