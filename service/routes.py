@@ -71,9 +71,10 @@ def require_bearer(app: App, request: Request) -> str:
 
 
 def require_operator(app: App, request: Request) -> str:
-    """As require_bearer, for an operator's route (every `/api/admin/*` one): the API token only. A named client's
-    token is answered 403 `operator_only` before anything is read: a recovery calls RunPod and may settle any job,
-    which is the operator's act (docs/RUNBOOK.md, "A stuck job"), never a client's."""
+    """As require_bearer, for an operator's route (every `/api/admin/*` one, and GET /api/metrics): the API token
+    only. A named client's token is answered 403 `operator_only` before anything is read: a recovery calls RunPod and
+    may settle any job, which is the operator's act (docs/RUNBOOK.md, "A stuck job"), never a client's; the metrics
+    are every client's jobs, spend and costs together."""
     used = require_bearer(app, request)
     if used.startswith(CLIENT_PREFIX):
         raise ApiError(403, "operator_only", f"{request.method} {request.path[:80]} is an operator's "

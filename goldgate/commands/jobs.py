@@ -86,8 +86,9 @@ def render_text(data: dict[str, Any], stack: str, stopped_after: int | None) -> 
         last = (f"{shown} {noun} shown, newest first; stopped after reading {stopped_after} jobs of {stack}: "
                 "narrow with --created-after")
     elif data["more"]:
-        last = (f"{shown} {noun} shown, newest first; the list goes on: raise --limit (at most {MAX_JOBS_LIMIT}) or "
-                "narrow with --status, --client or --created-after")
+        raise_limit = f"raise --limit (at most {MAX_JOBS_LIMIT}) or " if shown < MAX_JOBS_LIMIT else ""
+        last = (f"{shown} {noun} shown, newest first; the list goes on: {raise_limit}narrow with --status, --client or "
+                "--created-after")
     else:
         last = f"{shown} {noun} shown, newest first; no more on {stack}" if shown else f"no job on {stack} matches"
     return (table(rows, COLUMNS) + "\n" if rows else "") + last

@@ -303,8 +303,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--client", type=_client, metavar="NAME",
                    help="only the jobs this named client created (`goldgate client list`)")
     p.add_argument("--created-after", type=_after, metavar="TIME",
-                   help="only jobs created after TIME (ISO 8601, UTC if no offset): it also bounds how far back the "
-                        "list is read")
+                   help="only jobs created after TIME (ISO 8601, UTC if no offset; strictly after, where `goldgate "
+                        "cancel --created-after` takes those at or after it): it also bounds how far back the list is "
+                        "read")
     p.add_argument("--limit", type=_jobs_limit, default=DEFAULT_JOBS_LIMIT, metavar="N",
                    help=f"show at most N jobs (default {DEFAULT_JOBS_LIMIT}, at most {MAX_JOBS_LIMIT}); the list is "
                         "read up to 200 at a time, 10,000 at most a run (with --status, only the jobs that match "

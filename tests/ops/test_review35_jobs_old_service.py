@@ -38,3 +38,14 @@ def test_another_refusal_is_left_as_it_came(monkeypatch, capsys, tmp_path) -> No
     assert main(["jobs", "staging", "--home", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "answered 401" in err and "predates" not in err, err
+
+
+def test_at_the_most_jobs_a_run_shows_the_list_going_on_does_not_advise_raising_limit() -> None:
+    from goldgate.commands.jobs import render_text
+
+    jobs = [{"job_id": f"{n:032x}", "status": "completed"} for n in range(1000)]
+    last = render_text({"jobs": jobs, "more": True}, "prod", None).splitlines()[-1]
+    assert last == ("1000 jobs shown, newest first; the list goes on: narrow with --status, --client or "
+                    "--created-after"), last
+    last = render_text({"jobs": jobs[:3], "more": True}, "prod", None).splitlines()[-1]
+    assert "raise --limit (at most 1000)" in last
